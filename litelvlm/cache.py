@@ -1,0 +1,57 @@
+"""A disk cache keyed by a config dict: each entry is one safetensors file, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .io import atomic_path
+
+
+def config_key(config: dict) -> str:
+    """A stable short hash of a JSON-serialisable config."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    """``$LITELVLM_CACHE`` or ``~/.cache/litelvlm``."""
+    return Path(os.environ.get("LITELVLM_CACHE", Path.home() / ".cache" / "litelvlm"))
+
+
+class TensorCache:
+    """Tensors stored per item under ``root/<namespace-key>/<item>.safetensors``."""
+
+    def __init__(self, root: str | os.PathLike, namespace: dict):
+        self.namespace = namespace
+        self.dir = Path(root) / config_key(namespace)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "namespace.json"
+        if not meta.exists():
+            with atomic_path(meta) as tmp:
+                tmp.write_text(json.dumps(namespace, indent=2, sort_keys=True, default=str))
+
+    def _path(self, item: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(item))
+        return self.dir / f"{safe}.safetensors"
+
+    def get(self, item: str) -> dict[str, torch.Tensor] | None:
+        """The cached tensors for ``item``, or None (a corrupt entry counts as a miss and is removed)."""
+        p = self._path(item)
+        if not p.exists():
+            return None
+        try:
+            return load_file(p)
+        except Exception:
+            p.unlink(missing_ok=True)
+            return None
+
+    def put(self, item: str, tensors: dict[str, torch.Tensor]) -> None:
+        """Store ``tensors`` for ``item`` atomically."""
+        with atomic_path(self._path(item)) as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))

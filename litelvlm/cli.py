@@ -1,0 +1,73 @@
+"""The ``litelvlm`` command: one argparse entry point with a subcommand per job.
+
+Each subcommand lives in its own module, which defines ``add_arguments(parser)`` and
+``run(args) -> int``. Modules are imported only when their subcommand runs (``--help``
+on the top level imports them all to list their options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .errors import LiteLVLMError
+
+#: subcommand name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("litelvlm.commands.demo", "run the main job on the bundled toy CLIP and synthetic scenes"),
+    "select": ("litelvlm.commands.select", "show which visual tokens a pruning method keeps for an image"),
+    "reversal": ("analysis.reversal", "study 1: CLIP similarity reversal over referent masks"),
+    "sink": ("analysis.attention_sink", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
+    "eval-grounding": ("analysis.grounding", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
+    "importance": ("analysis.importance", "correlate CLIP token ranks with the LLM's own token importance"),
+    "efficiency": ("analysis.efficiency", "FLOPs, prefill time, CUDA time and activation memory"),
+    "figures": ("analysis.figures", "regenerate every figure from result tables"),
+    "toy-data": ("litelvlm.toy.cli", "write a synthetic referring-segmentation set in REFER layout"),
+    "toy-train": ("litelvlm.toy.train", "train the bundled toy CLIP on synthetic scenes (CPU)"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, import just that subcommand's module."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="litelvlm", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"litelvlm {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if only is not None and name != only:
+            continue
+        mod = importlib.import_module(module)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn user errors into a message and exit status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = next((a for a in argv if a in COMMANDS), None)
+    parser = build_parser(only=only)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except LiteLVLMError as e:
+        print(f"litelvlm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"litelvlm {args.command}: interrupted; completed work is kept and a re-run resumes",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Dataclass-declared command-line arguments: one typed dataclass per subcommand, turned into argparse."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def arg(default: Any = dataclasses.MISSING, *, help: str = "", flag: str | None = None,
+        choices: list | None = None, nargs: str | None = None, metavar: str | None = None,
+        required: bool = False) -> Any:
+    """Declare a dataclass field as a command-line option, with help text and argparse extras."""
+    meta = {"help": help, "flag": flag, "choices": choices, "nargs": nargs, "metavar": metavar,
+            "required": required}
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(element type, is_list) for annotations such as ``int``, ``str | None`` and ``list[int]``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0])
+    if origin in (list, tuple):
+        return typing.get_args(tp)[0], True
+    return tp, False
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one option per field of ``cls`` (``field_name`` becomes ``--field-name``)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        tp, is_list = _base_type(hints[f.name])
+        kw: dict[str, Any] = {"dest": f.name, "help": meta.get("help", "")}
+        if f.default is not dataclasses.MISSING:
+            kw["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            kw["default"] = f.default_factory()
+        else:
+            kw["required"] = True
+        if meta.get("required"):
+            kw["required"] = True
+        if tp is bool and not is_list:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = tp
+            if is_list:
+                kw["nargs"] = meta.get("nargs") or "+"
+            elif meta.get("nargs"):
+                kw["nargs"] = meta["nargs"]
+            if meta.get("choices"):
+                kw["choices"] = meta["choices"]
+            if meta.get("metavar"):
+                kw["metavar"] = meta["metavar"]
+        if kw.get("default") is not None and "default" in kw and kw["help"] and not is_list:
+            kw["help"] += " (default: %(default)s)"
+        parser.add_argument(flag, **kw)
+
+
+def from_namespace(cls: type[T], ns: argparse.Namespace) -> T:
+    """Build the dataclass ``cls`` from a parsed namespace."""
+    return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)})
+
+
+def split_list(values: list[str] | str | None, typ: type = str) -> list:
+    """Accept ``a,b c`` style lists: split every element on commas and convert to ``typ``."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    out = []
+    for v in values:
+        out.extend(typ(x) for x in str(v).split(",") if x != "")
+    return out

@@ -1,0 +1,287 @@
+"""The CLIP backend interface and the traces it returns.
+
+A backend runs ONE vision forward pass and keeps every layer's hidden states; everything
+else LiteLVLM needs (patch tokens in the joint space, a layer's q/k/v, the CLS->patch
+attention row of any layer) is computed from those hidden states with the model's own
+modules, so no second forward pass and no full attention matrix is ever stored.
+
+Layer conventions (stable names, used everywhere in the project):
+
+* ``hidden_states[i]`` for ``i in 0..L``: 0 is the embedding output (after the pre-norm
+  where the model has one), ``i`` is the output of encoder block ``i-1``, ``L`` the last.
+* ``block`` ``b in 0..L-1`` is an encoder layer; its attention reads ``hidden_states[b]``.
+  Negative block and layer indices count from the end, as in Python.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import UnsupportedModelError
+
+#: Stable hook-point style names for the quantities a trace exposes.
+HOOK_POINTS = (
+    "vision.hidden_states.{layer}",
+    "vision.blocks.{block}.attn.qkv",
+    "vision.blocks.{block}.attn.cls_row",
+    "vision.projected.{layer}",
+    "text.hidden_states.{layer}",
+    "text.blocks.{block}.attn.pattern",
+    "text.blocks.{block}.attn.eos_row",
+    "text.text_embeds",
+)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The geometric part of a backend's image transform (what the mask must undergo too).
+
+    ``mode`` is ``"shortest"`` (resize the shortest side to ``resize``, then centre-crop
+    ``crop``), ``"squash"`` (resize both sides to ``crop``) or ``"longest"`` (resize the
+    longest side, then pad). ``pad_to_square`` is LLaVA's "pad" preprocessing, applied first.
+    ``crop_rounding`` names how the centre-crop offset is rounded: ``"floor"`` as in
+    transformers' image processors, ``"round"`` as in torchvision's ``CenterCrop``.
+    """
+
+    mode: str
+    resize: int
+    crop: tuple[int, int]
+    crop_rounding: str = "floor"
+    pad_to_square: bool = False
+
+
+@dataclass
+class VisionTrace:
+    """Everything one vision forward pass yields, for a batch of images."""
+
+    hidden_states: tuple[torch.Tensor, ...]
+    grid: tuple[int, int]
+    num_prefix_tokens: int
+    backend: ClipBackend = field(repr=False)
+
+    @property
+    def num_layers(self) -> int:
+        """L, the number of encoder blocks."""
+        return len(self.hidden_states) - 1
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def layer_index(self, layer: int) -> int:
+        """Normalise a (possibly negative) index into ``hidden_states``."""
+        n = len(self.hidden_states)
+        if not -n <= layer < n:
+            raise IndexError(f"layer {layer} out of range for {n} hidden states (0..{n - 1})")
+        return layer % n
+
+    def patches(self, layer: int = -2) -> torch.Tensor:
+        """Patch tokens (B, N, W) of ``hidden_states[layer]``, CLS excluded."""
+        return self.hidden_states[layer][:, self.num_prefix_tokens:]
+
+    def cls(self, layer: int = -2) -> torch.Tensor:
+        """The CLS token (B, W) of ``hidden_states[layer]``."""
+        self._need_cls()
+        return self.hidden_states[layer][:, 0]
+
+    def projected(self, layer: int = -2) -> torch.Tensor:
+        """Patch tokens of a layer mapped into the joint space: ``visual_projection(post_layernorm(h))``."""
+        return self.backend.project_patches(self.patches(layer))
+
+    def qkv(self, block: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v (B, S, W) of an encoder block, all heads concatenated, before scaling."""
+        b = block % self.num_layers
+        return self.backend.vision_qkv(b, self.hidden_states[b])
+
+    def cls_attention(self, block: int = -1) -> torch.Tensor:
+        """The CLS query's attention over the patches (B, H, N) in an encoder block."""
+        self._need_cls()
+        q, k, _ = self.qkv(block)
+        row = attention_rows(q[:, :1], k, self.backend.vision_heads)[:, :, 0]
+        return row[..., self.num_prefix_tokens:]
+
+    def _need_cls(self) -> None:
+        if self.num_prefix_tokens < 1:
+            raise UnsupportedModelError(
+                f"{self.backend.name} has no CLS token; CLS attention and the context score are "
+                "undefined for it (the similarity-based quantities still work)")
+
+
+@dataclass
+class TextTrace:
+    """Everything one batched text forward pass yields, for T texts."""
+
+    texts: list[str]
+    input_ids: torch.Tensor
+    eos_index: torch.Tensor
+    text_embeds: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None
+    truncated: list[bool]
+    backend: ClipBackend = field(repr=False)
+
+    @property
+    def num_layers(self) -> int:
+        return 0 if self.hidden_states is None else len(self.hidden_states) - 1
+
+    def _hs(self) -> tuple[torch.Tensor, ...]:
+        if self.hidden_states is None:
+            raise ValueError("this TextTrace was made with hidden_states=False")
+        return self.hidden_states
+
+    def qkv(self, block: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v (T, S, W) of a text encoder block."""
+        hs = self._hs()
+        b = block % (len(hs) - 1)
+        return self.backend.text_qkv(b, hs[b])
+
+    def attention(self, block: int) -> torch.Tensor:
+        """The full causal attention pattern (T, H, S, S) of a text block (texts are short)."""
+        q, k, _ = self.qkv(block)
+        return attention_rows(q, k, self.backend.text_heads, causal_offset=0)
+
+    def eos_attention(self, block: int) -> torch.Tensor:
+        """The [EOS] query's attention row (T, H, S) in a text block; keys after [EOS] get 0."""
+        q, k, _ = self.qkv(block)
+        idx = self.eos_index.to(q.device)
+        q_eos = q[torch.arange(q.shape[0], device=q.device), idx][:, None]
+        return attention_rows(q_eos, k, self.backend.text_heads, query_positions=idx[:, None])[:, :, 0]
+
+
+def attention_rows(q: torch.Tensor, k: torch.Tensor, num_heads: int, *,
+                   query_positions: torch.Tensor | None = None,
+                   causal_offset: int | None = None) -> torch.Tensor:
+    """Softmax attention (B, H, Q, S) of query rows ``q`` (B, Q, W) over keys ``k`` (B, S, W).
+
+    Causal masking: ``query_positions`` (B, Q) gives each query's position, or
+    ``causal_offset=0`` means query j sits at position j. Without either, no mask.
+    """
+    B, Q, W = q.shape
+    S = k.shape[1]
+    d = W // num_heads
+    qh = q.reshape(B, Q, num_heads, d).transpose(1, 2).float()
+    kh = k.reshape(B, S, num_heads, d).transpose(1, 2).float()
+    logits = qh @ kh.transpose(-1, -2) * d ** -0.5
+    if causal_offset is not None:
+        query_positions = (torch.arange(Q, device=q.device) + causal_offset)[None].expand(B, Q)
+    if query_positions is not None:
+        keys = torch.arange(S, device=q.device)
+        allowed = keys[None, None, :] <= query_positions[:, :, None]
+        logits = logits.masked_fill(~allowed[:, None], float("-inf"))
+    return logits.softmax(-1).to(q.dtype)
+
+
+class ClipBackend(abc.ABC):
+    """One small interface over transformers' ``CLIPModel`` and open_clip's ``CLIP``."""
+
+    name: str
+    backend: str
+    vision_heads: int
+    text_heads: int
+    geometry: Geometry
+    context_length: int
+
+    @property
+    @abc.abstractmethod
+    def grid(self) -> tuple[int, int]:
+        """Patch grid (rows, cols)."""
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    @abc.abstractmethod
+    def device(self) -> torch.device: ...
+
+    @property
+    @abc.abstractmethod
+    def dtype(self) -> torch.dtype: ...
+
+    @abc.abstractmethod
+    def modules(self) -> torch.nn.Module:
+        """The underlying model (for hashing, device moves and hooks)."""
+
+    @abc.abstractmethod
+    def preprocess(self, images: list[Image.Image], pad_to_square: bool = False) -> torch.Tensor:
+        """Pixel tensor (B, 3, H, W) through the model's own image transform."""
+
+    @abc.abstractmethod
+    def trace_image(self, pixel_values: torch.Tensor) -> VisionTrace:
+        """One vision forward pass, keeping every layer's hidden states."""
+
+    @abc.abstractmethod
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
+        """(input_ids, eos_index, truncated) for a batch of texts."""
+
+    @abc.abstractmethod
+    def _text_forward(self, input_ids: torch.Tensor, eos_index: torch.Tensor,
+                      hidden_states: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """(text_embeds, hidden_states) for one tokenised batch."""
+
+    @abc.abstractmethod
+    def project_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """``visual_projection(post_layernorm(patches))``."""
+
+    @abc.abstractmethod
+    def vision_qkv(self, block: int, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """q, k, v of vision block ``block`` given its input ``hidden``."""
+
+    @abc.abstractmethod
+    def text_qkv(self, block: int, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """q, k, v of text block ``block`` given its input ``hidden``."""
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str], batch_size: int = 256, hidden_states: bool = True,
+                    warn_truncation: bool = True) -> TextTrace:
+        """Tokenise and encode texts in batches; texts over the context are truncated with a warning."""
+        import warnings
+
+        ids_all, eos_all, emb_all, trunc_all = [], [], [], []
+        hs_all: list[list[torch.Tensor]] = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start:start + batch_size])
+            ids, eos, trunc = self.tokenize(chunk)
+            emb, hs = self._text_forward(ids.to(self.device), eos.to(self.device), hidden_states)
+            ids_all.append(ids)
+            eos_all.append(eos)
+            emb_all.append(emb)
+            trunc_all.extend(trunc)
+            if hs is not None:
+                hs_all.append(list(hs))
+        if warn_truncation and any(trunc_all):
+            n = sum(trunc_all)
+            first = texts[trunc_all.index(True)]
+            warnings.warn(f"{n} text(s) exceed the text encoder's context of {self.context_length} tokens "
+                          f"and were truncated (first: {first[:60]!r}...)", stacklevel=2)
+        width = max(i.shape[1] for i in ids_all)
+        ids = torch.cat([F.pad(i, (0, width - i.shape[1]), value=0) for i in ids_all])
+        hs = None
+        if hs_all:
+            hs = tuple(torch.cat([F.pad(b[layer], (0, 0, 0, width - b[layer].shape[1])) for b in hs_all])
+                       for layer in range(len(hs_all[0])))
+        return TextTrace(texts=list(texts), input_ids=ids, eos_index=torch.cat(eos_all),
+                         text_embeds=torch.cat(emb_all), hidden_states=hs, truncated=trunc_all,
+                         backend=self)
+
+    def weights_hash(self) -> str:
+        """SHA-256 (16 hex digits) over every parameter and buffer: keys caches to the exact weights."""
+        if getattr(self, "_weights_hash", None) is None:
+            h = hashlib.sha256()
+            for name, t in sorted(self.modules().state_dict().items()):
+                h.update(name.encode())
+                h.update(str(tuple(t.shape)).encode())
+                h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            self._weights_hash = h.hexdigest()[:16]
+        return self._weights_hash
+
+    def describe(self) -> dict:
+        """A JSON-able description for result ``config.json`` files and cache keys."""
+        return {"model": self.name, "backend": self.backend, "weights_hash": self.weights_hash(),
+                "grid": list(self.grid), "geometry": self.geometry.__dict__,
+                "dtype": str(self.dtype).replace("torch.", "")}

@@ -1,0 +1,144 @@
+"""transformers ``CLIPModel`` backend (default: ``openai/clip-vit-large-patch14-336``)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from PIL import Image
+
+from ..errors import LiteLVLMError, UnsupportedModelError
+from .base import ClipBackend, Geometry, VisionTrace
+
+DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
+
+
+def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """LLaVA's "pad" preprocessing: paste the image centred on a square of the mean colour."""
+    w, h = image.size
+    if w == h:
+        return image
+    side = max(w, h)
+    out = Image.new(image.mode, (side, side), background)
+    out.paste(image, ((side - w) // 2, (side - h) // 2))
+    return out
+
+
+def _offline_hint(name: str) -> str:
+    return (f"model {name!r} could not be loaded: it is not a local directory and is not in the "
+            "Hugging Face cache (no network here). Point --model at a local directory written by "
+            "save_pretrained (config.json, model.safetensors, tokenizer and preprocessor files), "
+            "or download it on a machine with network access first")
+
+
+class HFClip(ClipBackend):
+    """A transformers CLIP model with its tokenizer and image processor."""
+
+    backend = "hf"
+
+    def __init__(self, name: str = DEFAULT_HF_MODEL, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32):
+        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
+
+        self.name = str(name)
+        local = os.path.isdir(self.name)
+        if not local and os.path.sep in self.name and not os.path.exists(self.name):
+            raise LiteLVLMError(f"model directory {self.name!r} does not exist")
+        try:
+            config = AutoConfig.from_pretrained(self.name)
+        except OSError as e:
+            raise LiteLVLMError(_offline_hint(self.name)) from e
+        if config.model_type != "clip":
+            raise UnsupportedModelError(
+                f"{self.name!r} is a {config.model_type!r} model; the hf backend needs a CLIP model with a "
+                "CLS token and an [EOS]-pooled text tower (SigLIP-style models pool with an attention "
+                "head or the last token and have no CLS: LiteLVLM's context score is undefined for them)")
+        try:
+            self.model = CLIPModel.from_pretrained(self.name, dtype=dtype).to(device).eval().requires_grad_(False)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.name)
+            self.processor = AutoImageProcessor.from_pretrained(self.name)
+        except OSError as e:
+            raise LiteLVLMError(_offline_hint(self.name) + f" ({e})") from e
+        vc, tc = self.model.config.vision_config, self.model.config.text_config
+        self.vision_heads = vc.num_attention_heads
+        self.text_heads = tc.num_attention_heads
+        self.context_length = tc.max_position_embeddings
+        self._grid = (vc.image_size // vc.patch_size,) * 2
+        size = getattr(self.processor, "size", {}) or {}
+        crop = getattr(self.processor, "crop_size", {}) or {}
+        short = size.get("shortest_edge", vc.image_size) if isinstance(size, dict) else vc.image_size
+        crop_hw = (crop.get("height", vc.image_size), crop.get("width", vc.image_size))
+        mode = "shortest" if getattr(self.processor, "do_center_crop", True) else "squash"
+        # transformers' processors (slow and torchvision-backed) centre-crop at floor offsets.
+        self.geometry = Geometry(mode=mode, resize=int(short), crop=crop_hw, crop_rounding="floor")
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self._grid
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    def modules(self) -> torch.nn.Module:
+        return self.model
+
+    # -- vision -------------------------------------------------------------------------------
+    def preprocess(self, images: list[Image.Image], pad_to_square: bool = False) -> torch.Tensor:
+        images = [im.convert("RGB") for im in images]
+        if pad_to_square:
+            mean = tuple(int(255 * m) for m in self.processor.image_mean)
+            images = [expand2square(im, mean) for im in images]
+        out = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        return out.to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def trace_image(self, pixel_values: torch.Tensor) -> VisionTrace:
+        out = self.model.vision_model(pixel_values=pixel_values.to(self.device, self.dtype),
+                                      output_hidden_states=True)
+        return VisionTrace(hidden_states=tuple(out.hidden_states), grid=self.grid,
+                           num_prefix_tokens=1, backend=self)
+
+    def project_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        vm = self.model.vision_model
+        return self.model.visual_projection(vm.post_layernorm(patches))
+
+    def vision_qkv(self, block: int, hidden: torch.Tensor):
+        layer = self.model.vision_model.encoder.layers[block]
+        x = layer.layer_norm1(hidden)
+        a = layer.self_attn
+        return a.q_proj(x), a.k_proj(x), a.v_proj(x)
+
+    # -- text ---------------------------------------------------------------------------------
+    def tokenize(self, texts: list[str]):
+        full = self.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
+        truncated = [len(ids) > self.context_length for ids in full]
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.context_length,
+                             return_tensors="pt")
+        ids = enc["input_ids"]
+        eos_id = self.model.config.text_config.eos_token_id
+        if eos_id == 2:  # legacy configs: the EOS is the highest id in the sequence
+            eos = ids.argmax(-1)
+        else:
+            eos = (ids == eos_id).int().argmax(-1)
+        return ids, eos, truncated
+
+    def _text_forward(self, input_ids, eos_index, hidden_states):
+        mask = (torch.arange(input_ids.shape[1], device=input_ids.device)[None] <= eos_index[:, None]).long()
+        out = self.model.text_model(input_ids=input_ids, attention_mask=mask,
+                                    output_hidden_states=hidden_states)
+        pooled = out.last_hidden_state[torch.arange(input_ids.shape[0], device=input_ids.device), eos_index]
+        embeds = self.model.text_projection(pooled)
+        hs = tuple(out.hidden_states) if hidden_states else None
+        return embeds, hs
+
+    def text_qkv(self, block: int, hidden: torch.Tensor):
+        layer = self.model.text_model.encoder.layers[block]
+        x = layer.layer_norm1(hidden)
+        a = layer.self_attn
+        return a.q_proj(x), a.k_proj(x), a.v_proj(x)
