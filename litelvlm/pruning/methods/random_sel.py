@@ -1,0 +1,14 @@
+"""Random selection, seeded: the same seed and image give the same tokens."""
+
+from __future__ import annotations
+
+import torch
+
+from ..registry import Selection, SelectorInputs, register_selector
+
+
+@register_selector("random", description="K tokens drawn uniformly without replacement (seeded), raster order")
+def random_select(inputs: SelectorInputs, budget: int, *, seed: int | None = None) -> Selection:
+    g = torch.Generator().manual_seed(inputs.seed if seed is None else seed)
+    idx = torch.randperm(inputs.vision.num_patches, generator=g)[:budget]
+    return Selection(indices=torch.sort(idx).values.to(inputs.vision.hidden_states[0].device))
