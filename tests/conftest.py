@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny random CLIP models saved to disk, and the shared real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LITELVLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Keep the disk cache (random models, features) inside the test session."""
+    os.environ.setdefault("LITELVLM_CACHE", str(tmp_path_factory.mktemp("cache")))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests that need it skip with the reason when it is absent."""
+    if not (SHARED / "coco128_refer" / "instances.json").exists():
+        pytest.skip(f"real test data not found at {SHARED} (set LITELVLM_SHARED_DATA)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def coco128(shared_data) -> Path:
+    return shared_data / "coco128_refer"
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_clip_dir(tmp_path_factory) -> Path:
+    """A random tiny OpenAI-architecture CLIP written by ``save_pretrained`` (grid 4x4)."""
+    from litelvlm.clip.random_init import save_random_hf_clip
+
+    return save_random_hf_clip(tmp_path_factory.mktemp("tiny_hf_clip"), "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip_dir(tiny_hf_clip_dir, tmp_path_factory) -> Path:
+    """The SAME weights as ``tiny_hf_clip_dir``, converted to open_clip's layout (local-dir)."""
+    from safetensors.torch import load_file
+
+    from litelvlm.clip.convert import hf_to_open_clip
+    from litelvlm.clip.random_init import ARCHS, save_open_clip_dir
+
+    sd = load_file(str(tiny_hf_clip_dir / "model.safetensors"))
+    return save_open_clip_dir(tmp_path_factory.mktemp("tiny_open_clip"), ARCHS["tiny"], hf_to_open_clip(sd))
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_clip(tiny_hf_clip_dir):
+    from litelvlm.clip import load_clip
+
+    return load_clip(str(tiny_hf_clip_dir), "hf")
