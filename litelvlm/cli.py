@@ -47,14 +47,31 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_third_party(verbose: bool = False) -> None:
+    """Silence library progress bars and info logs that would drown the command's own output."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not verbose:
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn user errors into a message and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     only = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(only=only)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("litelvlm", "analysis"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    quiet_third_party(args.verbose)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

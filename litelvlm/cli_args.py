@@ -17,6 +17,8 @@ def arg(default: Any = dataclasses.MISSING, *, help: str = "", flag: str | None 
     """Declare a dataclass field as a command-line option, with help text and argparse extras."""
     meta = {"help": help, "flag": flag, "choices": choices, "nargs": nargs, "metavar": metavar,
             "required": required}
+    if default is dataclasses.MISSING:  # required on the command line; None when built in code
+        default, meta["required"] = None, True
     if isinstance(default, (list, dict, set)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -54,7 +56,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kw["action"] = argparse.BooleanOptionalAction
         else:
             kw["type"] = tp
-            if is_list:
+            if is_list and meta.get("nargs") == "append":
+                kw["action"] = "append"
+            elif is_list:
                 kw["nargs"] = meta.get("nargs") or "+"
             elif meta.get("nargs"):
                 kw["nargs"] = meta["nargs"]
@@ -62,7 +66,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
                 kw["choices"] = meta["choices"]
             if meta.get("metavar"):
                 kw["metavar"] = meta["metavar"]
-        if kw.get("default") is not None and "default" in kw and kw["help"] and not is_list:
+        if kw.get("required"):
+            kw.pop("default", None)
+        if kw.get("default") is not None and kw["help"] and not is_list:
             kw["help"] += " (default: %(default)s)"
         parser.add_argument(flag, **kw)
 

@@ -185,6 +185,8 @@ class ClipBackend(abc.ABC):
     text_heads: int
     geometry: Geometry
     context_length: int
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
 
     @property
     @abc.abstractmethod
@@ -279,6 +281,13 @@ class ClipBackend(abc.ABC):
                 h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
             self._weights_hash = h.hexdigest()[:16]
         return self._weights_hash
+
+    def to_display(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Undo the normalisation: (B, H, W, 3) floats in [0, 1] of what the model sees."""
+        mean = torch.tensor(self.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(self.image_std, dtype=torch.float32).view(1, 3, 1, 1)
+        x = pixel_values.detach().float().cpu() * std + mean
+        return x.clamp(0, 1).permute(0, 2, 3, 1)
 
     def describe(self) -> dict:
         """A JSON-able description for result ``config.json`` files and cache keys."""

@@ -41,24 +41,36 @@ class HFClip(ClipBackend):
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
 
         self.name = str(name)
-        local = os.path.isdir(self.name)
-        if not local and os.path.sep in self.name and not os.path.exists(self.name):
+        looks_local = self.name.startswith((".", "/", "~")) or os.path.sep * 2 in self.name
+        if looks_local and not os.path.isdir(os.path.expanduser(self.name)):
             raise LiteLVLMError(f"model directory {self.name!r} does not exist")
+        self.name = os.path.expanduser(self.name)
+        # The local folder or the Hugging Face cache first; the network only when allowed.
+        kw = {"local_files_only": True}
         try:
-            config = AutoConfig.from_pretrained(self.name)
-        except OSError as e:
-            raise LiteLVLMError(_offline_hint(self.name)) from e
+            config = AutoConfig.from_pretrained(self.name, **kw)
+        except OSError:
+            if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+                raise LiteLVLMError(_offline_hint(self.name)) from None
+            kw = {}
+            try:
+                config = AutoConfig.from_pretrained(self.name)
+            except OSError as e:
+                raise LiteLVLMError(_offline_hint(self.name)) from e
         if config.model_type != "clip":
             raise UnsupportedModelError(
                 f"{self.name!r} is a {config.model_type!r} model; the hf backend needs a CLIP model with a "
                 "CLS token and an [EOS]-pooled text tower (SigLIP-style models pool with an attention "
                 "head or the last token and have no CLS: LiteLVLM's context score is undefined for them)")
         try:
-            self.model = CLIPModel.from_pretrained(self.name, dtype=dtype).to(device).eval().requires_grad_(False)
-            self.tokenizer = AutoTokenizer.from_pretrained(self.name)
-            self.processor = AutoImageProcessor.from_pretrained(self.name)
+            self.model = CLIPModel.from_pretrained(self.name, dtype=dtype, **kw).to(device).eval()
+            self.model.requires_grad_(False)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.name, **kw)
+            self.processor = AutoImageProcessor.from_pretrained(self.name, **kw)
         except OSError as e:
             raise LiteLVLMError(_offline_hint(self.name) + f" ({e})") from e
+        self.image_mean = tuple(self.processor.image_mean)
+        self.image_std = tuple(self.processor.image_std)
         vc, tc = self.model.config.vision_config, self.model.config.text_config
         self.vision_heads = vc.num_attention_heads
         self.text_heads = tc.num_attention_heads

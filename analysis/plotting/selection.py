@@ -1,0 +1,39 @@
+"""Drawing a token selection on the image the model sees."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def kept_token_mask(indices, grid: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) boolean grid, True where a patch is kept."""
+    m = np.zeros(grid[0] * grid[1], dtype=bool)
+    m[np.asarray(indices, dtype=int)] = True
+    return m.reshape(grid)
+
+
+def plot_kept_tokens(image: np.ndarray, indices, grid: tuple[int, int], ax=None, title: str | None = None,
+                     dim: float = 0.25, order: bool = False):
+    """Show ``image`` (H, W, 3 in [0, 1]) with pruned patches dimmed; returns ``(fig, ax)``.
+
+    With ``order=True`` each kept patch is labelled with its position in the LLM input.
+    """
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(3.3, 3.3))
+    h, w = image.shape[:2]
+    keep = kept_token_mask(indices, grid)
+    ph, pw = h / grid[0], w / grid[1]
+    shade = np.kron(keep, np.ones((int(np.ceil(ph)), int(np.ceil(pw)))))[:h, :w]
+    ax.imshow(image * (dim + (1 - dim) * shade[..., None]))
+    if order:
+        for pos, idx in enumerate(np.asarray(indices, dtype=int)):
+            r, c = divmod(idx, grid[1])
+            ax.text((c + 0.5) * pw, (r + 0.5) * ph, str(pos), ha="center", va="center", fontsize=4, color="w")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return fig, ax

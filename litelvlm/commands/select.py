@@ -1,0 +1,115 @@
+"""``litelvlm select``: which visual tokens a method keeps for one image and its text(s).
+
+Indices are patch indices (0..N-1, raster order over the patch grid, CLS excluded), in
+the order the tokens would be fed to the LLM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+
+from ..cli_args import add_dataclass_arguments, arg, from_namespace
+from ..clip.hf import DEFAULT_HF_MODEL
+from ..errors import LiteLVLMError
+
+
+@dataclass
+class SelectArgs:
+    image: str = arg(help="image file", required=True)
+    text: list[str] = arg(None, help="a text query (repeat --text for several); methods that use "
+                                     "no text accept none", flag="--text", nargs="append")
+    budget: int = arg(help="number of visual tokens to keep, 1 <= K <= N", required=True)
+    model: str = arg(DEFAULT_HF_MODEL, help="CLIP model: hub id or local save_pretrained dir (hf); "
+                                            "ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
+                                            "or tiny-random[:SEED]")
+    method: str = arg("litelvlm", help="selection method (see --list-methods)")
+    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
+                       choices=["hf", "open_clip"])
+    seed: int = arg(0, help="seed for random methods")
+    raster: bool = arg(False, help="re-sort the kept indices into raster order")
+    pad: bool = arg(False, help="LLaVA-style pad-to-square preprocessing instead of the centre crop")
+    json: bool = arg(False, help="print {method, budget, grid, indices} as JSON")
+    save_overlay: str = arg(None, help="save a PNG of the image with the kept tokens highlighted")
+
+
+def add_arguments(parser) -> None:
+    add_dataclass_arguments(parser, SelectArgs)
+    parser.add_argument("--list-methods", action="store_true", help="list the methods and exit")
+
+
+def _load_image(path: str):
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise LiteLVLMError(f"image {path!r} does not exist")
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise LiteLVLMError(f"image {path!r} could not be read: {e}") from e
+
+
+def run(ns) -> int:
+    from ..pruning import SelectorInputs, available_methods, get_method, visual_features
+
+    if ns.list_methods:
+        for name in available_methods():
+            spec = get_method(name)
+            print(f"{name:14s} [{spec.kind}] {spec.description}")
+        return 0
+    a = from_namespace(SelectArgs, ns)
+    spec = get_method(a.method)  # unknown method -> error listing the known ones
+    if spec.kind != "clip" and a.method != "none":
+        raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs the grounding model; "
+                            f"CLIP-side methods: {', '.join(available_methods('clip'))}")
+    texts = a.text or []
+    if spec.needs_text and not texts:
+        raise LiteLVLMError(f"method {a.method!r} needs at least one --text")
+    if a.save_overlay and not a.save_overlay.lower().endswith(".png"):
+        raise LiteLVLMError(f"--save-overlay must name a .png file, got {a.save_overlay!r}")
+    image = _load_image(a.image)
+
+    from ..clip import load_clip
+    from ..pruning import check_budget
+
+    clip = load_clip(a.model, a.backend)
+    check_budget(a.budget, clip.num_patches)
+    pixels = clip.preprocess([image], pad_to_square=a.pad)
+    vision = clip.trace_image(pixels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = clip.encode_text(texts) if texts else None
+    for w in caught:
+        print(f"litelvlm select: warning: {w.message}", file=sys.stderr)
+    inputs = SelectorInputs(vision=vision, text=text, seed=a.seed)
+    options = {"raster": True} if a.raster and a.method in ("litelvlm", "litelvlm-ctx", "clip_topsim") else {}
+    _, sel = visual_features(inputs, a.method, a.budget, **options)
+    indices = [int(i) for i in sel.indices.tolist()]
+    if a.raster:
+        indices = sorted(indices)
+    result = {"method": a.method, "budget": a.budget, "grid": list(clip.grid), "indices": indices}
+    if a.save_overlay:
+        from analysis.plotting.selection import plot_kept_tokens
+
+        from ..io import atomic_path
+
+        fig, _ = plot_kept_tokens(clip.to_display(pixels)[0].numpy(), indices, clip.grid,
+                                  title=f"{a.method}, K={a.budget}")
+        with atomic_path(a.save_overlay) as tmp:
+            fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    if a.json:
+        print(json.dumps(result))
+    else:
+        n = clip.num_patches
+        print(f"{a.method}: kept {a.budget} of {n} tokens ({a.budget / n:.1%}) on a "
+              f"{clip.grid[0]}x{clip.grid[1]} grid, model {a.model} ({clip.backend})")
+        if sel.parts:
+            print("  parts: " + ", ".join(f"{k}={int(v.numel())}" for k, v in sel.parts.items()))
+        print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))
+        if a.save_overlay:
+            print(f"  overlay: {a.save_overlay}")
+    return 0
