@@ -1,0 +1,210 @@
+"""Token retention tables: which patches every CLIP-side method keeps at each budget.
+
+For each image and its referring expressions (all of them select together, as in the
+official multi-expression setting; ``text`` joins them with `` | ``), one row per kept token and (method, budget), naming the
+part of the method that chose it (LiteLVLM: ``similarity`` or ``context``; VisPruner:
+``important``/``diverse``; VisionZip: ``dominant``/``contextual``; others: ``kept``), plus
+a per-patch table of the scores behind the choice. The figure family ``retention`` draws
+them like the paper's animation. Run as ``python -m analysis.retention --help``.
+
+Outputs in ``--out``: ``retention.parquet`` (image_id, text, model, method, budget,
+position, patch, part), ``retention_scores.parquet`` (image_id, text, model, patch, row,
+col, similarity, context), ``images/<image_id>.png`` (the image as the model sees it,
+after resize and crop) and ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import atomic_path, write_json, write_parquet
+
+#: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
+BUDGETS = (576, 192, 64, 32)
+RESULT_FILES = ("retention.parquet", "retention_scores.parquet")
+SYNTHETIC_TEXTS = ["the red ball on the left", "the blue square"]
+
+
+@dataclass
+class RetentionArgs:
+    out: str = arg(help="output folder", required=True)
+    model: str = arg("tiny336-random", help="CLIP model (see `litelvlm select --help`)")
+    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
+    data: str = arg(None, help="a REFER-layout folder (images/, refs(unc).p); default: one synthetic image")
+    limit: int = arg(2, help="number of images to draw")
+    budgets: list[str] = arg(list(map(str, BUDGETS)), help="token budgets (clipped to the number of patches)")
+    methods: list[str] = arg(None, help="CLIP-side methods (default: all registered)")
+    seed: int = arg(0, help="seed for the random method")
+
+
+def synthetic_example(size: int = 336):
+    """A deterministic synthetic scene (PIL image) and its referring expressions."""
+    from PIL import Image, ImageDraw
+
+    y, x = np.mgrid[0:size, 0:size] / size
+    bg = np.stack([0.55 + 0.2 * x, 0.6 + 0.15 * y, 0.5 + 0.1 * (1 - x)], -1)
+    im = Image.fromarray((bg * 255).astype(np.uint8))
+    d = ImageDraw.Draw(im)
+    s = size / 336
+    d.ellipse([40 * s, 120 * s, 130 * s, 210 * s], fill=(210, 40, 40))
+    d.rectangle([200 * s, 60 * s, 300 * s, 160 * s], fill=(40, 80, 200))
+    d.polygon([(210 * s, 300 * s), (260 * s, 200 * s), (310 * s, 300 * s)], fill=(40, 160, 60))
+    return im, list(SYNTHETIC_TEXTS)
+
+
+def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3) -> list[tuple[str, Path, list[str]]]:
+    """The first ``limit`` images of a REFER-layout folder (val split first), each with up to
+    ``texts_per_image`` of its expressions: [(image_id, image path, [expression, ...])]."""
+    root = Path(root)
+    refs_path = root / "refs(unc).p"
+    if not refs_path.exists():
+        raise LiteLVLMError(f"--data {str(root)!r} has no 'refs(unc).p' (REFER layout expected)")
+    with open(refs_path, "rb") as f:
+        refs = pickle.load(f)
+    refs = sorted(refs, key=lambda r: (r.get("split") != "val", r["image_id"], r["ref_id"]))
+    by_image: dict[int, list] = {}
+    for r in refs:
+        by_image.setdefault(r["image_id"], []).append(r)
+    out = []
+    for image_id, rs in list(by_image.items())[:limit]:
+        name = rs[0]["file_name"]
+        img = root / "images" / name
+        if not img.exists():  # REFER names files <image>_<ann>.jpg; the image is <image>.jpg
+            img = root / "images" / ("_".join(Path(name).stem.split("_")[:-1]) + Path(name).suffix)
+        if not img.exists():
+            raise LiteLVLMError(f"image {str(img)!r} named by ref {rs[0]['ref_id']} does not exist")
+        out.append((str(image_id), img, [r["sentences"][0]["sent"] for r in rs[:texts_per_image]]))
+    return out
+
+
+def method_parts(method: str, sel, kept: np.ndarray) -> np.ndarray:
+    """The name of the part that chose each kept index (same order as ``kept``)."""
+    part = np.full(kept.shape, "kept", dtype=object)
+    if method in ("litelvlm", "litelvlm-ctx", "clip_topsim"):
+        union = sel.parts["similarity"].cpu().numpy()
+        part[:] = "context"
+        part[np.isin(kept, union)] = "similarity"
+        return part
+    for name, idx in sel.parts.items():
+        part[np.isin(kept, idx.cpu().numpy())] = name
+    return part
+
+
+def retention_tables(clip, examples, budgets, methods,
+                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """(kept-token table, per-patch score table, {image_id: display image}, metadata) for ``examples``."""
+    import torch
+
+    from litelvlm.pruning import SelectorInputs, context_scores, select, similarity
+
+    n = clip.num_patches
+    gr, gc = clip.grid
+    budgets = sorted({min(int(b), n) for b in budgets}, reverse=True)
+    rows, score_rows, images = [], [], {}
+    for image_id, image, image_texts in examples:
+        text = " | ".join(image_texts)
+        pixels = clip.preprocess([image])
+        with torch.no_grad():
+            vision = clip.trace_image(pixels)
+            texts = clip.encode_text(list(image_texts))
+        images[image_id] = clip.to_display(pixels)[0].numpy()
+        inputs = SelectorInputs(vision=vision, text=texts, seed=seed)
+        sim = similarity(inputs, layer=inputs.feature_layer).min(0).values.cpu().numpy()
+        ctx = context_scores(inputs).cpu().numpy()
+        score_rows.append(pd.DataFrame({
+            "image_id": image_id, "text": text, "model": clip.name, "patch": np.arange(n),
+            "row": np.arange(n) // gc, "col": np.arange(n) % gc,
+            "similarity": sim.astype(np.float64), "context": ctx.astype(np.float64)}))
+        for method in methods:
+            for k in budgets:
+                sel = select(method, inputs, k)
+                kept = sel.indices.cpu().numpy().astype(np.int64)
+                rows.append(pd.DataFrame({
+                    "image_id": image_id, "text": text, "model": clip.name, "method": method,
+                    "budget": k, "position": np.arange(kept.size), "patch": kept,
+                    "part": method_parts(method, sel, kept).astype(str)}))
+    meta = {"grid": [gr, gc], "num_patches": n, "budgets": budgets, "methods": list(methods)}
+    return pd.concat(rows, ignore_index=True), pd.concat(score_rows, ignore_index=True), images, meta
+
+
+def run_retention(a: RetentionArgs) -> Path:
+    """Compute and write the retention tables for ``a``; returns the output folder."""
+    from PIL import Image
+
+    from litelvlm.clip import load_clip
+    from litelvlm.pruning import available_methods, get_method
+
+    methods = split_list(a.methods) or available_methods("clip")
+    for m in methods:
+        if get_method(m).kind != "clip":
+            raise LiteLVLMError(f"--methods: {m!r} runs inside the LLM; retention draws CLIP-side methods: "
+                                f"{', '.join(available_methods('clip'))}")
+    budgets = split_list(a.budgets, int)
+    if not budgets or min(budgets) < 1:
+        raise LiteLVLMError(f"--budgets must be positive integers, got {a.budgets}")
+    if a.limit < 1:
+        raise LiteLVLMError(f"--limit must be >= 1, got {a.limit}")
+    if a.data:
+        examples = [(i, Image.open(p).convert("RGB"), t) for i, p, t in refer_examples(a.data, a.limit)]
+    else:
+        im, texts = synthetic_example()
+        examples = [("synthetic-0", im, texts)]
+    clip = load_clip(a.model, a.backend)
+    table, scores, images, meta = retention_tables(clip, examples, budgets, methods, a.seed)
+    out = Path(a.out)
+    for image_id, arr in images.items():
+        with atomic_path(out / "images" / f"{image_id}.png") as tmp:
+            Image.fromarray((arr * 255).round().astype(np.uint8)).save(tmp, format="png")
+    write_parquet(out / "retention_scores.parquet", scores)
+    write_parquet(out / "retention.parquet", table)
+    write_json(out / "config.json", {**asdict(a), **meta, "clip": clip.describe(),
+                                      "synthetic": a.data is None})
+    return out
+
+
+def load_retention(results_dir: str | Path) -> dict:
+    """The retention tables of a results folder: {"retention", "scores", "images", "config"}."""
+    import json
+
+    from PIL import Image
+
+    d = Path(results_dir)
+    missing = [f for f in RESULT_FILES if not (d / f).exists()]
+    if missing:
+        raise LiteLVLMError(f"no retention results in {str(d)!r} (missing {', '.join(missing)}); make them with "
+                            f"`python -m analysis.retention --out {d}`")
+    table = pd.read_parquet(d / "retention.parquet")
+    images = {}
+    for image_id in table["image_id"].unique():
+        with Image.open(d / "images" / f"{image_id}.png") as im:
+            images[image_id] = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+    config = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
+    return {"retention": table, "scores": pd.read_parquet(d / "retention_scores.parquet"), "images": images,
+            "config": config}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m analysis.retention``: write the retention tables."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.retention", description=__doc__.splitlines()[0])
+    add_dataclass_arguments(parser, RetentionArgs)
+    a = from_namespace(RetentionArgs, parser.parse_args(argv))
+    try:
+        out = run_retention(a)
+    except LiteLVLMError as e:
+        print(f"analysis.retention: error: {e}", file=sys.stderr)
+        return 2
+    print(f"retention tables written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
