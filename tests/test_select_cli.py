@@ -1,0 +1,89 @@
+"""``litelvlm select``: JSON contract, overlay, and clear errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from litelvlm.cli import main
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    p = tmp_path_factory.mktemp("img") / "scene.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (80, 120, 3), dtype=np.uint8)).save(p)
+    return str(p)
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_output_contract(capsys, tiny_hf_clip_dir, image):
+    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text", "a cup",
+                       "--text", "the dog", "--budget", "5", "--json")
+    assert code == 0
+    res = json.loads(out)
+    assert set(res) == {"method", "budget", "grid", "indices"}
+    assert res["method"] == "litelvlm" and res["budget"] == 5 and res["grid"] == [4, 4]
+    assert len(res["indices"]) == 5 and all(0 <= i < 16 for i in res["indices"])
+
+
+def test_both_backends_select_the_same_tokens(capsys, tiny_hf_clip_dir, tiny_open_clip_dir, image):
+    """Same weights through each backend's own preprocessing and tokenizer: the same tokens."""
+    outs = []
+    for model in (str(tiny_hf_clip_dir), f"local-dir:{tiny_open_clip_dir}"):
+        code, out, _ = run(capsys, "select", "--model", model, "--image", image, "--text", "a cup",
+                           "--budget", "6", "--method", "litelvlm", "--json")
+        assert code == 0
+        outs.append(json.loads(out)["indices"])
+    assert outs[0] == outs[1]
+
+
+def test_overlay_and_human_summary(capsys, tiny_hf_clip_dir, image, tmp_path):
+    png = tmp_path / "overlay.png"
+    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text", "a cup",
+                       "--budget", "4", "--method", "vispruner", "--save-overlay", str(png))
+    assert code == 0 and "kept 4 of 16" in out and png.stat().st_size > 0
+    assert Image.open(png).format == "PNG"
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--budget", "0"], "1 <= K <= 16"),
+    (["--budget", "17"], "1 <= K <= 16"),
+    (["--method", "nope"], "known methods"),
+])
+def test_bad_arguments_exit_2_without_writing(capsys, tiny_hf_clip_dir, image, tmp_path, extra, message):
+    png = tmp_path / "o.png"
+    argv = ["select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text", "x", "--budget", "3",
+            "--save-overlay", str(png), *extra]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not png.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_missing_and_unreadable_images(capsys, tiny_hf_clip_dir, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    for path, msg in ((tmp_path / "missing.jpg", "does not exist"), (bad, "could not be read")):
+        code, _, err = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", str(path),
+                           "--text", "x", "--budget", "3")
+        assert code == 2 and msg in err and str(path) in err
+
+
+def test_model_not_found_offline_names_it(capsys, image):
+    code, _, err = run(capsys, "select", "--model", "org/not-downloaded", "--image", image, "--text", "x",
+                       "--budget", "3")
+    assert code == 2 and "org/not-downloaded" in err and "save_pretrained" in err
+
+
+def test_long_text_warns_and_still_selects(capsys, tiny_hf_clip_dir, image):
+    code, out, err = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image,
+                         "--text", "word " * 120, "--budget", "3", "--json")
+    assert code == 0 and "truncated" in err and len(json.loads(out)["indices"]) == 3
