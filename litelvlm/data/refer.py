@@ -1,0 +1,207 @@
+"""REFER-format loading (RefCOCO, RefCOCO+, RefCOCOg) and plain COCO instances, one record per sentence.
+
+A REFER folder holds ``refs(<split_by>).p`` and ``instances.json`` (the official download
+keeps them in ``<root>/<dataset>/``; both layouts are accepted). Images come from a
+separate folder (COCO ``train2014`` for the official sets). Masks are decoded with
+pycocotools, and the polygon parts of one object are MERGED (a union), never summed: the
+original REFER code summed them, so overlapping parts came out with value 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import LiteLVLMError
+
+log = logging.getLogger(__name__)
+
+#: dataset -> the ``split_by`` values its official release provides
+SPLITS_BY: dict[str, tuple[str, ...]] = {
+    "refcoco": ("unc", "google"),
+    "refcoco+": ("unc",),
+    "refcocog": ("umd", "google"),
+}
+
+
+@dataclass(frozen=True)
+class ReferRecord:
+    """One referring sentence with its image and referent (ids as in the REFER files)."""
+
+    image_path: Path
+    image_id: int
+    ref_id: int
+    ann_id: int
+    sent_id: int
+    sentence: str
+    category: str
+    category_id: int
+    split: str
+    height: int
+    width: int
+    segmentation: Any = field(default=None, repr=False, compare=False)
+    bbox: tuple[float, float, float, float] | None = field(default=None, repr=False, compare=False)
+
+    def mask(self) -> np.ndarray:
+        """The referent mask (H, W) bool, decoded with pycocotools; polygon parts are merged."""
+        return decode_segmentation(self.segmentation, self.height, self.width)
+
+    def image(self) -> Image.Image:
+        """The image as RGB; raises :class:`LiteLVLMError` naming the path if missing or unreadable."""
+        return open_rgb(self.image_path)
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Open an image fully as RGB, or raise :class:`LiteLVLMError` naming the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise LiteLVLMError(f"image {str(path)!r} does not exist")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except Exception as e:  # PIL raises many types for truncated / corrupt files
+        raise LiteLVLMError(f"image {str(path)!r} could not be read: {e}") from e
+
+
+def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """Decode a COCO segmentation (polygon list, uncompressed or compressed RLE) to a bool mask.
+
+    Several polygons of one object are converted to RLEs and merged (union) with
+    ``pycocotools.mask.merge``, so overlapping parts stay 1.
+    """
+    from pycocotools import mask as mask_utils
+
+    if segmentation is None:
+        raise ValueError("record has no segmentation")
+    if isinstance(segmentation, list):
+        polys = [p for p in segmentation if len(p) >= 6]
+        if not polys:
+            return np.zeros((height, width), dtype=bool)
+        rles = mask_utils.frPyObjects(polys, height, width)
+        rle = mask_utils.merge(rles)
+    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    elif isinstance(segmentation, dict):
+        rle = dict(segmentation)
+        if isinstance(rle["counts"], str):
+            rle["counts"] = rle["counts"].encode()
+    else:
+        raise ValueError(f"unknown segmentation format {type(segmentation).__name__}")
+    m = mask_utils.decode(rle)
+    if m.ndim == 3:  # defensive: a list of RLEs that escaped merging
+        m = m.any(axis=2)
+    return m.astype(bool)
+
+
+def _find(folder: Path, name: str, dataset: str) -> Path:
+    for cand in (folder / name, folder / dataset / name):
+        if cand.is_file():
+            return cand
+    raise LiteLVLMError(f"{name!r} not found in --refer-dir {str(folder)!r} (nor in {str(folder / dataset)!r})")
+
+
+def _load_instances(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise LiteLVLMError(f"instances file {str(path)!r} could not be read: {e}") from e
+    for key in ("images", "annotations", "categories"):
+        if key not in data:
+            raise LiteLVLMError(f"instances file {str(path)!r} has no {key!r} list (not COCO instances format)")
+    return data
+
+
+def _image_dir(image_dir: str | Path | None, default: Path) -> Path:
+    folder = Path(image_dir) if image_dir is not None else default
+    if not folder.is_dir():
+        raise LiteLVLMError(f"image folder {str(folder)!r} does not exist")
+    return folder
+
+
+def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str = "refcoco",
+               split_by: str = "unc", split: str = "val") -> list[ReferRecord]:
+    """Load one REFER split as records, one per sentence, sorted by (image_id, ref_id, sent_id).
+
+    ``split="all"`` keeps every split. ``image_dir=None`` means ``<refer_dir>/images``.
+    """
+    refer_dir = Path(refer_dir)
+    if not refer_dir.is_dir():
+        raise LiteLVLMError(f"--refer-dir {str(refer_dir)!r} does not exist")
+    if dataset not in SPLITS_BY:
+        raise LiteLVLMError(f"unknown dataset {dataset!r}; choose one of {', '.join(SPLITS_BY)}")
+    if split_by not in SPLITS_BY[dataset]:
+        log.warning("%s is officially split by %s, not %r", dataset, "/".join(SPLITS_BY[dataset]), split_by)
+    refs_path = _find(refer_dir, f"refs({split_by}).p", dataset)
+    inst_path = _find(refer_dir, "instances.json", dataset)
+    images_root = _image_dir(image_dir, refer_dir / "images")
+    try:
+        with open(refs_path, "rb") as f:
+            refs = pickle.load(f)
+    except Exception as e:
+        raise LiteLVLMError(f"refs file {str(refs_path)!r} could not be unpickled: {e}") from e
+    data = _load_instances(inst_path)
+    images = {im["id"]: im for im in data["images"]}
+    anns = {a["id"]: a for a in data["annotations"]}
+    cats = {c["id"]: c["name"] for c in data["categories"]}
+    available = sorted({r["split"] for r in refs})
+    if split != "all" and split not in available:
+        raise LiteLVLMError(f"split {split!r} not in {str(refs_path)!r}; available: {', '.join(available)} or 'all'")
+    out = []
+    for ref in refs:
+        if split != "all" and ref["split"] != split:
+            continue
+        ann = anns.get(ref["ann_id"])
+        im = images.get(ref["image_id"])
+        if ann is None or im is None:
+            log.warning("ref %s names a missing annotation/image; skipped", ref.get("ref_id"))
+            continue
+        for s in ref["sentences"]:
+            out.append(ReferRecord(
+                image_path=images_root / im["file_name"], image_id=int(ref["image_id"]),
+                ref_id=int(ref["ref_id"]), ann_id=int(ref["ann_id"]), sent_id=int(s["sent_id"]),
+                sentence=str(s.get("sent", s.get("raw", ""))), category=cats.get(ref["category_id"], "?"),
+                category_id=int(ref["category_id"]), split=str(ref["split"]),
+                height=int(im["height"]), width=int(im["width"]),
+                segmentation=ann["segmentation"], bbox=tuple(ann.get("bbox", ())) or None))
+    out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
+    return out
+
+
+def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None,
+                        split: str = "val") -> list[ReferRecord]:
+    """Load a COCO instances file as records whose sentence is the category name.
+
+    ``ref_id`` and ``sent_id`` are the annotation id; crowd annotations are skipped.
+    ``image_dir=None`` means the ``images`` folder beside the JSON file.
+    """
+    path = Path(instances_json)
+    if not path.is_file():
+        raise LiteLVLMError(f"instances file {str(path)!r} does not exist")
+    data = _load_instances(path)
+    images_root = _image_dir(image_dir, path.parent / "images")
+    images = {im["id"]: im for im in data["images"]}
+    cats = {c["id"]: c["name"] for c in data["categories"]}
+    out = []
+    for a in data["annotations"]:
+        if a.get("iscrowd", 0):
+            continue
+        im = images.get(a["image_id"])
+        if im is None:
+            continue
+        name = cats.get(a["category_id"], "?")
+        out.append(ReferRecord(
+            image_path=images_root / im["file_name"], image_id=int(a["image_id"]), ref_id=int(a["id"]),
+            ann_id=int(a["id"]), sent_id=int(a["id"]), sentence=name, category=name,
+            category_id=int(a["category_id"]), split=split, height=int(im["height"]),
+            width=int(im["width"]), segmentation=a["segmentation"], bbox=tuple(a.get("bbox", ())) or None))
+    out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
+    return out
