@@ -1,0 +1,37 @@
+"""Build a GLaMM model of a named architecture with random weights (on CPU, a GPU, or ``meta``)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import LiteLVLMError
+from .config import GlammArch, get_arch, with_vocab
+from .model import GlammModel
+
+
+def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cpu",
+                dtype: torch.dtype = torch.float32, seed: int = 0,
+                vocab_size: int | None = None) -> GlammModel:
+    """A randomly initialised ``GlammModel`` (eval mode, no grads); ``device="meta"`` allocates nothing.
+
+    ``vocab_size`` overrides the architecture's (the tiny one takes its tokenizer's length).
+    """
+    a = get_arch(arch)
+    if vocab_size is not None:
+        a = with_vocab(a, vocab_size)
+    if a.vocab_size is None:
+        from .tokenizer import build_tiny_tokenizer
+
+        a = with_vocab(a, len(build_tiny_tokenizer()))
+    dev = torch.device(device)
+    if dev.type == "meta":
+        with torch.device("meta"):
+            model = GlammModel(a)
+        return model.to(dtype).eval().requires_grad_(False)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
+    torch.manual_seed(seed)
+    model = GlammModel(a).to(device=dev, dtype=dtype)
+    lm = model.language_model  # keep RoPE frequencies in float32 whatever the weights' dtype
+    lm.rotary_emb = type(lm.rotary_emb)(config=lm.config).to(dev)
+    return model.eval().requires_grad_(False)

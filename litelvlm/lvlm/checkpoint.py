@@ -1,0 +1,341 @@
+"""The released GLaMM-RefSeg checkpoint layout: key mapping, a loader, and a writer (for tests).
+
+Layout (``MBZUAI/GLaMM-RefSeg``): ``config.json``, ``pytorch_model.bin`` or
+``pytorch_model-0000i-of-0000n.bin`` + ``pytorch_model.bin.index.json`` (safetensors
+equivalents are accepted too), and the tokenizer files. Keys::
+
+    model.embed_tokens.*, model.layers.*, model.norm.*, lm_head.*       Llama LLM
+    model.mm_projector.{0,2}.*                                          2-layer GELU projector
+    model.grounding_encoder.{image_encoder,prompt_encoder,mask_decoder}.*   SAM (segment_anything names)
+    model.text_hidden_fcs.0.{0,2}.*                                     [SEG] projection
+
+There are no CLIP keys: the vision tower is ``openai/clip-vit-large-patch14-336`` (``--clip``).
+Stale buffers (``rotary_emb.inv_freq``) are dropped; any other missing or unexpected key is a
+``LiteLVLMError`` naming the keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..io import atomic_path
+from .config import ARCHS, GlammArch, get_arch, with_vocab
+
+#: (segment_anything key prefix, transformers SamModel key prefix); ``{a}``/``{b}`` are integers.
+#: Ordered most specific first; a template without a trailing dot must match the whole key.
+SAM_KEY_PAIRS: tuple[tuple[str, str], ...] = (
+    ("image_encoder.patch_embed.proj.", "vision_encoder.patch_embed.projection."),
+    ("image_encoder.blocks.{a}.norm{b}.", "vision_encoder.layers.{a}.layer_norm{b}."),
+    ("image_encoder.blocks.{a}.", "vision_encoder.layers.{a}."),
+    ("image_encoder.neck.0.", "vision_encoder.neck.conv1."),
+    ("image_encoder.neck.1.", "vision_encoder.neck.layer_norm1."),
+    ("image_encoder.neck.2.", "vision_encoder.neck.conv2."),
+    ("image_encoder.neck.3.", "vision_encoder.neck.layer_norm2."),
+    ("image_encoder.pos_embed", "vision_encoder.pos_embed"),
+    ("prompt_encoder.pe_layer.positional_encoding_gaussian_matrix",
+     "prompt_encoder.shared_embedding.positional_embedding"),
+    ("prompt_encoder.point_embeddings.", "prompt_encoder.point_embed."),
+    ("prompt_encoder.mask_downscaling.0.", "prompt_encoder.mask_embed.conv1."),
+    ("prompt_encoder.mask_downscaling.1.", "prompt_encoder.mask_embed.layer_norm1."),
+    ("prompt_encoder.mask_downscaling.3.", "prompt_encoder.mask_embed.conv2."),
+    ("prompt_encoder.mask_downscaling.4.", "prompt_encoder.mask_embed.layer_norm2."),
+    ("prompt_encoder.mask_downscaling.6.", "prompt_encoder.mask_embed.conv3."),
+    ("prompt_encoder.not_a_point_embed.", "prompt_encoder.not_a_point_embed."),
+    ("prompt_encoder.no_mask_embed.", "prompt_encoder.no_mask_embed."),
+    ("mask_decoder.transformer.layers.{a}.norm{b}.", "mask_decoder.transformer.layers.{a}.layer_norm{b}."),
+    ("mask_decoder.transformer.norm_final_attn.", "mask_decoder.transformer.layer_norm_final_attn."),
+    ("mask_decoder.transformer.", "mask_decoder.transformer."),
+    ("mask_decoder.output_upscaling.0.", "mask_decoder.upscale_conv1."),
+    ("mask_decoder.output_upscaling.1.", "mask_decoder.upscale_layer_norm."),
+    ("mask_decoder.output_upscaling.3.", "mask_decoder.upscale_conv2."),
+    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.0.", "mask_decoder.output_hypernetworks_mlps.{a}.proj_in."),
+    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.1.", "mask_decoder.output_hypernetworks_mlps.{a}.layers.0."),
+    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.2.", "mask_decoder.output_hypernetworks_mlps.{a}.proj_out."),
+    ("mask_decoder.iou_prediction_head.layers.0.", "mask_decoder.iou_prediction_head.proj_in."),
+    ("mask_decoder.iou_prediction_head.layers.1.", "mask_decoder.iou_prediction_head.layers.0."),
+    ("mask_decoder.iou_prediction_head.layers.2.", "mask_decoder.iou_prediction_head.proj_out."),
+    ("mask_decoder.iou_token.", "mask_decoder.iou_token."),
+    ("mask_decoder.mask_tokens.", "mask_decoder.mask_tokens."),
+)
+
+#: (GLaMM key prefix, GlammModel key prefix) outside SAM.
+GLAMM_KEY_PAIRS: tuple[tuple[str, str], ...] = (
+    ("model.embed_tokens.", "llava.model.language_model.embed_tokens."),
+    ("model.layers.", "llava.model.language_model.layers."),
+    ("model.norm.", "llava.model.language_model.norm."),
+    ("lm_head.", "llava.lm_head."),
+    ("model.mm_projector.0.", "llava.model.multi_modal_projector.linear_1."),
+    ("model.mm_projector.2.", "llava.model.multi_modal_projector.linear_2."),
+    ("model.text_hidden_fcs.", "text_hidden_fcs."),
+)
+SAM_PREFIX = "model.grounding_encoder."
+STALE_KEY = re.compile(r"(^|\.)rotary_emb\.inv_freq$|(^|\.)pixel_(mean|std)$")
+TIED_SAM_KEY = "sam.shared_image_embedding.positional_embedding"
+SAM_PE_KEY = "sam.prompt_encoder.shared_embedding.positional_embedding"
+
+
+def _template_regex(template: str) -> re.Pattern:
+    rx = re.escape(template).replace(r"\{a\}", r"(?P<a>\d+)").replace(r"\{b\}", r"(?P<b>\d+)")
+    return re.compile("^" + rx + ("" if template.endswith(".") else "$"))
+
+
+_SAM_FWD = [(_template_regex(o), h) for o, h in SAM_KEY_PAIRS]
+_SAM_INV = [(_template_regex(h), o) for o, h in SAM_KEY_PAIRS]
+
+
+def _convert(key: str, rules) -> str | None:
+    for rx, target in rules:
+        m = rx.match(key)
+        if m:
+            return target.format(**m.groupdict()) + key[m.end():]
+    return None
+
+
+def sam_key_to_hf(key: str) -> str | None:
+    """A segment_anything key (``image_encoder.blocks.0.norm1.weight``) as transformers' SamModel names it."""
+    return _convert(key, _SAM_FWD)
+
+
+def sam_key_from_hf(key: str) -> str | None:
+    """Inverse of ``sam_key_to_hf``."""
+    return _convert(key, _SAM_INV)
+
+
+def glamm_key_to_model(key: str) -> str | None:
+    """A GLaMM-RefSeg checkpoint key as ``GlammModel`` names it (None: not part of the layout)."""
+    if key.startswith(SAM_PREFIX):
+        sub = sam_key_to_hf(key[len(SAM_PREFIX):])
+        return None if sub is None else "sam." + sub
+    return _convert(key, [(_template_regex(g), m) for g, m in GLAMM_KEY_PAIRS])
+
+
+def model_key_to_glamm(key: str) -> str | None:
+    """A ``GlammModel`` key in the GLaMM layout (None for CLIP-tower and tied keys, which it lacks)."""
+    if key.startswith("llava.model.vision_tower.") or key == TIED_SAM_KEY:
+        return None
+    if key.startswith("sam."):
+        sub = sam_key_from_hf(key[4:])
+        return None if sub is None else SAM_PREFIX + sub
+    return _convert(key, [(_template_regex(m), g) for g, m in GLAMM_KEY_PAIRS])
+
+
+# -- config ----------------------------------------------------------------------------------
+def arch_from_config(cfg: dict, vocab_size: int) -> GlammArch:
+    """The ``GlammArch`` a GLaMM ``config.json`` describes (Llama sizes; SAM ViT-H unless the config
+    carries a ``litelvlm_arch`` entry, as the tiny test checkpoints do)."""
+    if "litelvlm_arch" in cfg:
+        d = dict(cfg["litelvlm_arch"])
+        d["sam_global_attn"] = tuple(d["sam_global_attn"])
+        return with_vocab(GlammArch(**d), vocab_size)
+    base = ARCHS["glamm-7b"]
+    try:
+        from dataclasses import replace
+
+        return replace(base, llm_hidden=cfg["hidden_size"], llm_layers=cfg["num_hidden_layers"],
+                       llm_intermediate=cfg["intermediate_size"], llm_heads=cfg["num_attention_heads"],
+                       llm_kv_heads=cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
+                       rms_norm_eps=cfg.get("rms_norm_eps", base.rms_norm_eps),
+                       rope_theta=cfg.get("rope_theta", base.rope_theta),
+                       max_positions=cfg.get("max_position_embeddings", base.max_positions),
+                       prompt_dim=cfg.get("out_dim", base.prompt_dim),
+                       feature_layer=cfg.get("mm_vision_select_layer", base.feature_layer),
+                       vocab_size=vocab_size)
+    except KeyError as e:
+        raise LiteLVLMError(f"config.json lacks the LLM size {e.args[0]!r}") from e
+
+
+# -- reading ---------------------------------------------------------------------------------
+def _weight_files(path: Path) -> list[Path]:
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).exists():
+            try:
+                files = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
+            except (ValueError, KeyError) as e:
+                raise LiteLVLMError(f"{path / index} is not a valid shard index ({e})") from e
+            missing = [f for f in files if not (path / f).exists()]
+            if missing:
+                raise LiteLVLMError(f"checkpoint shard(s) listed in {path / index} are missing: "
+                                    + ", ".join(str(path / f) for f in missing))
+            return [path / f for f in files]
+    for single in ("model.safetensors", "pytorch_model.bin"):
+        if (path / single).exists():
+            return [path / single]
+    raise LiteLVLMError(f"no checkpoint weights in {path}: expected pytorch_model.bin, pytorch_model.bin.index.json "
+                        "+ shards, model.safetensors or model.safetensors.index.json + shards")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint folder (safetensors or torch ``.bin``, sharded or not)."""
+    out: dict[str, torch.Tensor] = {}
+    for f in _weight_files(Path(path)):
+        try:
+            if f.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                sd = load_file(str(f))
+            else:
+                sd = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # corrupt or truncated file
+            raise LiteLVLMError(f"could not read checkpoint file {f}: {e}") from e
+        out.update(sd)
+    return out
+
+
+def convert_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """GLaMM-layout tensors renamed for ``GlammModel`` (stale keys dropped; unknown keys raise)."""
+    out, unexpected = {}, []
+    for k, v in sd.items():
+        if STALE_KEY.search(k):
+            continue
+        new = glamm_key_to_model(k)
+        if new is None:
+            unexpected.append(k)
+        else:
+            out[new] = v
+    if unexpected:
+        raise LiteLVLMError(f"unexpected key(s) in the GLaMM checkpoint: {_names(unexpected)}")
+    if SAM_PE_KEY in out:
+        out[TIED_SAM_KEY] = out[SAM_PE_KEY]
+    return out
+
+
+def _names(keys: list[str], n: int = 8) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" ... ({len(keys)} in all)" if len(keys) > n else "")
+
+
+def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the checkpoint") -> None:
+    """Load GLaMM-layout tensors into ``model`` strictly (except the CLIP tower, which comes from CLIP)."""
+    conv = convert_state_dict(sd)
+    expected = {k for k in model.state_dict() if not k.startswith("llava.model.vision_tower.")}
+    missing = sorted(expected - set(conv))
+    unexpected = sorted(set(conv) - expected)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing key(s): {_names([model_key_to_glamm(k) or k for k in missing])}")
+        if unexpected:
+            parts.append(f"unexpected key(s): {_names(unexpected)}")
+        raise LiteLVLMError(f"{where} does not have the GLaMM-RefSeg layout; " + "; ".join(parts))
+    own = model.state_dict()
+    bad = [f"{model_key_to_glamm(k) or k} {tuple(v.shape)} (expected {tuple(own[k].shape)})"
+           for k, v in conv.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        raise LiteLVLMError(f"{where}: tensor shapes do not match the architecture: {'; '.join(bad[:5])}")
+    model.load_state_dict(conv, strict=False)
+
+
+def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                          dtype: torch.dtype = torch.float32):
+    """(GlammModel, tokenizer) from a GLaMM-RefSeg folder; the CLIP tower stays random until shared."""
+    from .build import build_glamm
+    from .tokenizer import load_tokenizer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise LiteLVLMError(f"GLaMM checkpoint folder {path} does not exist")
+    cfg_file = path / "config.json"
+    if not cfg_file.exists():
+        raise LiteLVLMError(f"{cfg_file} is missing (a GLaMM checkpoint folder needs config.json)")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except ValueError as e:
+        raise LiteLVLMError(f"{cfg_file} is not valid JSON ({e})") from e
+    tokenizer = load_tokenizer(path)
+    sd = read_state_dict(path)
+    emb = sd.get("model.embed_tokens.weight")
+    if emb is None:
+        raise LiteLVLMError(f"the checkpoint in {path} has no model.embed_tokens.weight (missing key)")
+    if emb.shape[0] < len(tokenizer):
+        raise LiteLVLMError(f"the tokenizer in {path} has {len(tokenizer)} tokens but the embedding only "
+                            f"{emb.shape[0]} rows")
+    arch = arch_from_config(cfg, emb.shape[0])
+    model = build_glamm(arch, device="meta", dtype=dtype)
+    model = model.to_empty(device=device)
+    load_glamm_weights(model, {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()},
+                       where=str(path))
+    _reinit_buffers(model, device)
+    return model.eval().requires_grad_(False), tokenizer
+
+
+def _reinit_buffers(model, device) -> None:
+    """Rebuild the non-persistent buffers ``to_empty`` left uninitialised (RoPE frequencies; the CLIP
+    tower's position ids are replaced when the CLIP backend's tower is shared)."""
+    lm = model.language_model
+    lm.rotary_emb = type(lm.rotary_emb)(config=lm.config).to(device)  # float32 frequencies
+    emb = model.vision_tower.embeddings
+    if hasattr(emb, "position_ids"):
+        emb.position_ids = torch.arange(emb.position_ids.shape[-1], device=device)[None]
+
+
+# -- writing (tests, conversions) ----------------------------------------------------------------
+def glamm_state_dict(model) -> dict[str, torch.Tensor]:
+    """``GlammModel`` tensors renamed to the GLaMM-RefSeg layout (no CLIP keys)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        g = model_key_to_glamm(k)
+        if g is not None:
+            out[g] = v.detach().cpu().contiguous()
+    return out
+
+
+def save_glamm_checkpoint(model, tokenizer, path: str | Path, shards: int = 2, fmt: str = "bin",
+                          extra_config: dict | None = None, write_arch: bool = True) -> Path:
+    """Write ``model`` in the GLaMM-RefSeg layout (``fmt`` ``"bin"`` or ``"safetensors"``, ``shards`` files)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    sd = glamm_state_dict(model)
+    a = model.arch
+    keys = sorted(sd)
+    groups = [keys[i::shards] for i in range(shards)] if shards > 1 else [keys]
+    ext = "bin" if fmt == "bin" else "safetensors"
+    stem = "pytorch_model" if fmt == "bin" else "model"
+    weight_map = {}
+    for i, group in enumerate(groups):
+        name = f"{stem}-{i + 1:05d}-of-{len(groups):05d}.{ext}" if len(groups) > 1 else f"{stem}.{ext}"
+        part = {k: sd[k] for k in group}
+        with atomic_path(path / name) as tmp:
+            if fmt == "bin":
+                torch.save(part, tmp)
+            else:
+                from safetensors.torch import save_file
+
+                save_file(part, str(tmp))
+        weight_map.update({k: name for k in group})
+    if len(groups) > 1:
+        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in sd.values())},
+                 "weight_map": dict(sorted(weight_map.items()))}
+        with atomic_path(path / f"{stem}.{ext}.index.json") as tmp:
+            tmp.write_text(json.dumps(index, indent=2))
+    cfg = {"architectures": ["GLaMMForCausalLM"], "model_type": "llava", "hidden_size": a.llm_hidden,
+           "intermediate_size": a.llm_intermediate, "num_hidden_layers": a.llm_layers,
+           "num_attention_heads": a.llm_heads, "num_key_value_heads": a.llm_kv_heads,
+           "rms_norm_eps": a.rms_norm_eps, "rope_theta": a.rope_theta,
+           "max_position_embeddings": a.max_positions, "vocab_size": a.vocab_size, "hidden_act": "silu",
+           "mm_vision_tower": "openai/clip-vit-large-patch14-336", "mm_hidden_size": a.clip_arch.vision_width,
+           "mm_vision_select_layer": a.feature_layer, "mm_use_im_start_end": True, "out_dim": a.prompt_dim,
+           "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "torch_dtype": "float32"}
+    if write_arch:
+        cfg["litelvlm_arch"] = a.to_dict()
+    cfg.update(extra_config or {})
+    with atomic_path(path / "config.json") as tmp:
+        tmp.write_text(json.dumps(cfg, indent=2))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+def save_random_glamm(path: str | Path, arch: str = "tiny", seed: int = 0, shards: int = 2,
+                      fmt: str = "bin") -> Path:
+    """Build a random GLaMM of ``arch`` (tiny tokenizer) and write it in the GLaMM-RefSeg layout."""
+    from .build import build_glamm
+    from .tokenizer import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    a = get_arch(arch)
+    model = build_glamm(a, seed=seed, vocab_size=len(tok))
+    return save_glamm_checkpoint(model, tok, path, shards=shards, fmt=fmt)

@@ -1,0 +1,46 @@
+"""FastV (Chen et al., 2024) inside the LLM: after layer K-1, keep the visual tokens the last token
+attends to most; layers K.. run on the kept tokens with their ORIGINAL RoPE positions.
+
+Only the last token's attention row of layer K-1 is computed (``LLMContext.attention_rows``).
+The pruned sequence gets an explicit attention mask (see ``llm_attention.causal_mask``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..pruning import Selection, check_budget
+from ..pruning.registry import register_llm_method
+from .llm_attention import LLMContext, run_layers
+
+#: FastV's default filtering layer (K=2 in the paper).
+DEFAULT_LAYER = 2
+
+
+def fastv_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER) -> Selection:
+    """Top-``budget`` visual tokens by the last token's head-averaged attention at layer ``layer-1``."""
+    check_budget(budget, ctx.num_visual)
+    if not 1 <= layer <= ctx.num_layers:
+        raise LiteLVLMError(f"FastV layer K must be in 1..{ctx.num_layers}; got {layer}")
+    score = ctx.visual_attention(layer - 1, "last")
+    top = torch.topk(score, budget, sorted=True).indices
+    return Selection(indices=torch.sort(top).values, scores=score,
+                     parts={"prune_layer": torch.tensor(layer)})
+
+
+def run_pruned_from(ctx: LLMContext, kept: torch.Tensor, prune_layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(final normed hidden (1, S', h), kept sequence positions) when visual tokens outside ``kept``
+    are dropped before decoder layer ``prune_layer``."""
+    dev = ctx.embeds.device
+    s, n = ctx.image_start, ctx.num_visual
+    keep = torch.cat([torch.arange(s, device=dev), s + kept.to(dev).long(),
+                      torch.arange(s + n, ctx.seq_len, device=dev)])
+    hidden = ctx.hidden_before(prune_layer)[:, keep]
+    pos = keep[None]
+    hidden = run_layers(ctx.lm, hidden, pos, prune_layer, ctx.num_layers)
+    return ctx.lm.norm(hidden), keep
+
+
+register_llm_method("fastv", "FastV: drop visual tokens by the last token's attention at LLM layer K-1 "
+                    "(kept tokens keep their RoPE positions)", fastv_select)

@@ -1,0 +1,155 @@
+"""Running the Llama decoder layer by layer, attention-row capture, and the LLM-attention oracle.
+
+Attention rows are computed from a layer's own modules (``input_layernorm``, ``q_proj``,
+``k_proj``, RoPE via transformers' ``apply_rotary_pos_emb``) applied to the hidden states
+entering that layer, for the requested query rows only, so no layer's full attention
+matrix is ever materialised or stored, whatever attention implementation the model uses.
+
+``LLMContext`` is what an LLM-side method registered with
+``litelvlm.pruning.register_llm_method`` receives: ``fn(ctx, budget, **options) -> Selection``.
+A method that prunes inside the LLM (FastV) puts the layer in ``selection.parts["prune_layer"]``
+(a 0-d tensor); without it the selection is applied at the LLM input.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..pruning import Selection, check_budget
+from ..pruning import methods as _builtin_methods  # noqa: F401  (placeholders first; ours replace them)
+from ..pruning.registry import register_llm_method
+
+QUERY_KINDS = ("last", "text", "seg")
+
+
+def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor):
+    """The mask the decoder layers get: built by transformers from an EXPLICIT all-ones 2-D mask, so
+    non-contiguous ``position_ids`` (kept RoPE positions) are never taken for packed sequences."""
+    from transformers.masking_utils import create_causal_mask
+
+    ones = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+    return create_causal_mask(config=lm.config, inputs_embeds=hidden, attention_mask=ones,
+                              past_key_values=None, position_ids=position_ids)
+
+
+def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int = 0,
+               stop: int | None = None) -> torch.Tensor:
+    """Hidden states after decoder layers ``start..stop-1`` of ``lm`` (a ``LlamaModel``), no final norm."""
+    stop = len(lm.layers) if stop is None else stop
+    if start >= stop:
+        return hidden
+    mask = causal_mask(lm, hidden, position_ids)
+    pe = lm.rotary_emb(hidden, position_ids=position_ids)
+    for layer in lm.layers[start:stop]:
+        out = layer(hidden, attention_mask=mask, position_embeddings=pe, position_ids=position_ids,
+                    use_cache=False)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.Tensor,
+                      query_rows: torch.Tensor) -> torch.Tensor:
+    """Softmax attention (H, Q, S) of sequence rows ``query_rows`` in decoder layer ``layer``, given the
+    hidden states (1, S, h) entering it; causal by sequence index."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
+
+    block = lm.layers[layer]
+    attn = block.self_attn
+    x = block.input_layernorm(hidden)
+    d = attn.head_dim
+    q = attn.q_proj(x[:, query_rows]).view(1, len(query_rows), -1, d).transpose(1, 2)
+    k = attn.k_proj(x).view(1, x.shape[1], -1, d).transpose(1, 2)
+    cos, sin = lm.rotary_emb(hidden, position_ids=position_ids)
+    q, _ = apply_rotary_pos_emb(q, q, cos[:, query_rows], sin[:, query_rows])
+    k, _ = apply_rotary_pos_emb(k, k, cos, sin)
+    k = repeat_kv(k, attn.num_key_value_groups)
+    logits = (q.float() @ k.float().transpose(-1, -2)) * attn.scaling
+    keys = torch.arange(x.shape[1], device=x.device)
+    allowed = keys[None, :] <= query_rows.to(x.device)[:, None]
+    logits = logits.masked_fill(~allowed[None, None], float("-inf"))
+    return logits.softmax(-1)[0]
+
+
+class LLMContext:
+    """The unpruned sequence of one prepared image, with cached per-layer hidden states.
+
+    ``embeds`` (1, S, h) holds the N visual tokens at ``image_start``; ``seg_predictors`` are the
+    positions predicting each [SEG]; ``hidden_before(l)`` is what enters decoder layer ``l``.
+    """
+
+    def __init__(self, pipeline, prepared, visual_embeds: torch.Tensor):
+        from .prompts import image_offset, seg_predictor_positions
+
+        self.pipeline = pipeline
+        self.prepared = prepared
+        self.visual_embeds = visual_embeds
+        self.num_visual = int(visual_embeds.shape[0])
+        self.image_start = image_offset(prepared.input_ids)
+        self.embeds = pipeline.sequence_embeds(prepared.input_ids, visual_embeds)
+        self.seq_len = int(self.embeds.shape[1])
+        self.position_ids = torch.arange(self.seq_len, device=self.embeds.device)[None]
+        self.seg_predictors = seg_predictor_positions(prepared.input_ids, self.num_visual, pipeline.seg_token_id)
+        self._hidden: dict[int, torch.Tensor] = {0: self.embeds}
+
+    @property
+    def lm(self):
+        return self.pipeline.model.language_model
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.lm.layers)
+
+    def visual_slice(self) -> slice:
+        return slice(self.image_start, self.image_start + self.num_visual)
+
+    def hidden_before(self, layer: int) -> torch.Tensor:
+        """Hidden states (1, S, h) entering decoder layer ``layer`` (cached; computed from the nearest one)."""
+        if not 0 <= layer <= self.num_layers:
+            raise LiteLVLMError(f"layer must be in 0..{self.num_layers}; got {layer}")
+        if layer not in self._hidden:
+            start = max(k for k in self._hidden if k < layer)
+            self._hidden[layer] = run_layers(self.lm, self._hidden[start], self.position_ids, start, layer)
+        return self._hidden[layer]
+
+    def query_rows(self, queries: str | torch.Tensor) -> torch.Tensor:
+        """Sequence rows for a query kind: ``last`` (the last token), ``text`` (every text token after
+        the image), ``seg`` (the tokens predicting [SEG]); or explicit positions."""
+        if isinstance(queries, torch.Tensor):
+            return queries.long()
+        if queries == "last":
+            return torch.tensor([self.seq_len - 1])
+        if queries == "text":
+            return torch.arange(self.image_start + self.num_visual, self.seq_len)
+        if queries == "seg":
+            return self.seg_predictors.clone()
+        raise LiteLVLMError(f"unknown query kind {queries!r}; choose one of {', '.join(QUERY_KINDS)}")
+
+    def attention_rows(self, layer: int, queries: str | torch.Tensor = "last") -> torch.Tensor:
+        """Attention (H, Q, S) of the query rows in decoder layer ``layer`` (0-based)."""
+        if not 0 <= layer < self.num_layers:
+            raise LiteLVLMError(f"attention layer must be in 0..{self.num_layers - 1}; got {layer}")
+        rows = self.query_rows(queries).to(self.embeds.device)
+        return attention_rows_at(self.lm, layer, self.hidden_before(layer), self.position_ids, rows)
+
+    def visual_attention(self, layer: int, queries: str | torch.Tensor = "last") -> torch.Tensor:
+        """(N,) attention each visual token receives, averaged over heads and query rows."""
+        rows = self.attention_rows(layer, queries)
+        return rows[:, :, self.visual_slice()].mean(dim=(0, 1))
+
+
+def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = None,
+                         queries: str = "seg") -> Selection:
+    """Oracle: keep the ``budget`` visual tokens receiving the most attention (from ``queries`` at
+    decoder ``layer``, default the middle layer) in the unpruned LLM; they enter the LLM in raster order."""
+    check_budget(budget, ctx.num_visual)
+    layer = ctx.num_layers // 2 if layer is None else int(layer)
+    score = ctx.visual_attention(layer, queries)
+    top = torch.topk(score, budget, sorted=True).indices
+    return Selection(indices=torch.sort(top).values, scores=score,
+                     parts={"ranking": torch.argsort(score, descending=True, stable=True)})
+
+
+register_llm_method("llm-attention", "oracle: rank visual tokens by the attention they receive in the LLM "
+                    "(from the last token, all text tokens or the [SEG]-predicting tokens, at one layer)",
+                    llm_attention_select)

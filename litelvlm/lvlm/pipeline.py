@@ -1,0 +1,285 @@
+"""``GlammPipeline``: one image, its sentences, any pruning method and budget -> masks.
+
+Public API (used by the grounding evaluation, the importance study and the efficiency study)::
+
+    from litelvlm.lvlm import GlammPipeline
+    pipe = GlammPipeline.from_model_string("tiny-random:0")          # or a GLaMM-RefSeg folder,
+                                                                      # clip=..., sam=...
+    prep = pipe.prepare(image, ["the dog on the left"])              # CLIP trace + text trace,
+                                                                      # SAM embedding, prompt ids
+    vis = pipe.visual_tokens(prep)                                    # (N, h) projector outputs
+    out = pipe.ground(prep, "litelvlm", 64)                          # GroundingOutput
+    out.masks, out.mask_logits, out.seg_hidden, out.kept_indices
+    out = pipe.ground(prep, "none", visual_embeds=vis.requires_grad_())   # differentiable in vis
+    rows = pipe.attention_rows(prep, layers=[1, 15], queries="seg")  # {layer: (H, Q, S)}
+
+``prepare`` builds GLaMM's teacher-forced prompt: one (question, answer-with-[SEG]) turn per
+sentence (``turns`` overrides the templates); mask i belongs to the i-th [SEG].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..clip.base import TextTrace, VisionTrace
+from ..errors import LiteLVLMError
+from ..pruning import Selection, SelectorInputs
+from . import fastv as _fastv
+from . import llm_attention as _llm_attention
+from .prompts import (
+    IMAGE_PLACEHOLDER,
+    build_prompt,
+    image_offset,
+    seg_predictor_positions,
+    seg_turns,
+    tokenize_prompt,
+)
+from .prune import clip_side, resolve
+from .tokenizer import seg_token_id
+
+
+@dataclass
+class PreparedImage:
+    """Everything computed once per image: reused by every method and budget."""
+
+    image_size: tuple[int, int]              # original (H, W)
+    sentences: list[str]
+    input_ids: torch.Tensor                  # 1-D, one IMAGE_PLACEHOLDER
+    vision: VisionTrace                      # the one CLIP vision forward (336 centre crop)
+    text: TextTrace | None                   # CLIP text trace of the sentences (selectors)
+    sam_embeddings: torch.Tensor             # (1, C, h, w)
+    sam_reshaped_size: tuple[int, int]       # SAM input size before padding
+    feature_layer: int = -2
+    seed: int = 0
+
+    def selector_inputs(self) -> SelectorInputs:
+        return SelectorInputs(vision=self.vision, text=self.text, image_index=0,
+                              feature_layer=self.feature_layer, seed=self.seed)
+
+
+@dataclass
+class GroundingOutput:
+    """Masks for every [SEG] of the prompt, and what produced them."""
+
+    masks: torch.Tensor                      # (S, H, W) bool at the original size
+    mask_logits: torch.Tensor                # (S, H, W) float at the original size
+    low_res_logits: torch.Tensor             # (S, 1, 4h, 4w) mask-decoder output
+    seg_hidden: torch.Tensor                 # (S, h) final hidden states predicting each [SEG]
+    prompt_embeddings: torch.Tensor          # (S, prompt_dim) after text_hidden_fcs
+    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw
+    seg_positions: torch.Tensor              # positions of the [SEG]-predicting tokens in the run sequence
+    method: str
+    budget: int
+    prune_layer: int                         # 0: pruned at the LLM input
+    seq_len: int                             # length of the (pruned) sequence
+    selection: Selection | None = field(default=None, repr=False)
+
+
+def _random_model_dir(base: str, seed: int) -> Path:
+    from ..cache import default_cache_dir
+    from .checkpoint import save_random_glamm
+
+    root = default_cache_dir() / "random-models" / f"glamm-{base}-seed{seed}"
+    marker = root / ".complete"
+    if not marker.exists():
+        save_random_glamm(root, base, seed)
+        marker.touch()
+    return root
+
+
+class GlammPipeline:
+    """GLaMM (``GlammModel``) + tokenizer + CLIP backend + SAM image processor."""
+
+    def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm"):
+        from transformers import SamImageProcessor
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.clip = clip
+        self.name = name
+        self.seg_token_id = seg_token_id(tokenizer)
+        a = model.arch
+        s = a.sam_image_size
+        self.sam_processor = sam_processor or SamImageProcessor(
+            size={"longest_edge": s}, pad_size={"height": s, "width": s})
+        width = clip.modules().config.vision_config.hidden_size
+        if width != a.clip_arch.vision_width:
+            raise LiteLVLMError(f"CLIP {clip.name!r} has vision width {width}, but the GLaMM projector expects "
+                                f"{a.clip_arch.vision_width}")
+        if clip.num_patches != a.num_visual_tokens:
+            raise LiteLVLMError(f"CLIP {clip.name!r} has {clip.num_patches} patches; GLaMM expects "
+                                f"{a.num_visual_tokens}")
+        model.share_vision_tower(clip.modules())
+        self._visual_embeds_given = False
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_model_string(cls, model: str, clip: str | None = None, sam: str | None = None,
+                          device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> GlammPipeline:
+        """``tiny-random[:SEED]`` (a tiny random GLaMM written in the GLaMM-RefSeg layout and loaded
+        back), or a GLaMM-RefSeg folder with ``clip`` (default openai/clip-vit-large-patch14-336) and
+        ``sam`` (optional: a folder/id whose SamImageProcessor config to use)."""
+        from ..clip import DEFAULT_HF_MODEL, load_clip
+        from .checkpoint import load_glamm_checkpoint
+
+        base, _, seed = model.partition(":")
+        if base == "tiny-random":
+            seed_i = int(seed or 0)
+            path = _random_model_dir("tiny", seed_i)
+            clip = clip or f"tiny336-random:{seed_i}"
+        else:
+            path = Path(model)
+            clip = clip or DEFAULT_HF_MODEL
+        glamm, tok = load_glamm_checkpoint(path, device=device, dtype=dtype)
+        backend = load_clip(clip, "hf", device=device, dtype=dtype)
+        proc = None
+        if sam:
+            from transformers import SamImageProcessor
+
+            try:
+                proc = SamImageProcessor.from_pretrained(sam)
+            except OSError as e:
+                raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: {e}") from e
+        return cls(glamm, tok, backend, proc, name=model)
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.model.text_hidden_fcs[0][0].weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.text_hidden_fcs[0][0].weight.dtype
+
+    @property
+    def num_visual_tokens(self) -> int:
+        return self.model.arch.num_visual_tokens
+
+    def describe(self) -> dict:
+        """JSON-able description (result configs)."""
+        return {"model": self.name, "arch": self.model.arch.to_dict(), "clip": self.clip.describe(),
+                "seg_token_id": self.seg_token_id, "dtype": str(self.dtype).replace("torch.", "")}
+
+    # -- per image ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def prepare(self, image: Image.Image, sentences: list[str],
+                turns: list[tuple[str, str]] | None = None, seed: int = 0) -> PreparedImage:
+        """CLIP vision + text traces, SAM image embedding and the prompt ids for ``sentences``."""
+        if not sentences:
+            raise LiteLVLMError("prepare() needs at least one sentence")
+        image = image.convert("RGB")
+        turns = seg_turns(sentences) if turns is None else turns
+        ids = tokenize_prompt(self.tokenizer, build_prompt(turns))
+        n_seg = int((ids == self.seg_token_id).sum())
+        if n_seg != len(sentences):
+            raise LiteLVLMError(f"the prompt has {n_seg} [SEG] tokens for {len(sentences)} sentences")
+        pix = self.clip.preprocess([image])
+        vision = self.clip.trace_image(pix)
+        text = self.clip.encode_text(list(sentences), warn_truncation=False)
+        sam_in = self.sam_processor(images=image, return_tensors="pt")
+        sam_pix = sam_in["pixel_values"].to(self.device, self.dtype)
+        emb = self.model.sam.get_image_embeddings(sam_pix)
+        reshaped = tuple(int(x) for x in sam_in["reshaped_input_sizes"][0])
+        return PreparedImage(image_size=(image.height, image.width), sentences=list(sentences), input_ids=ids,
+                             vision=vision, text=text, sam_embeddings=emb, sam_reshaped_size=reshaped,
+                             feature_layer=self.model.arch.feature_layer, seed=seed)
+
+    def visual_tokens(self, prepared: PreparedImage) -> torch.Tensor:
+        """(N, h) projector outputs of the feature-layer patch tokens (CLS dropped), raster order."""
+        feats = prepared.vision.patches(prepared.feature_layer)[0]
+        return self.model.project(feats.to(self.dtype))
+
+    def sequence_embeds(self, input_ids: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        """(1, S, h) input embeddings: the text tokens' embeddings with ``visual`` at the placeholder."""
+        p = image_offset(input_ids)
+        text = torch.cat([input_ids[:p], input_ids[p + 1:]]).to(self.device)
+        emb = self.model.language_model.embed_tokens(text)
+        return torch.cat([emb[:p], visual.to(emb.dtype), emb[p:]])[None]
+
+    def _forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Final (normed) hidden states of the standard LlamaModel forward (explicit all-ones mask)."""
+        s = embeds.shape[1]
+        out = self.model.language_model(inputs_embeds=embeds,
+                                        position_ids=torch.arange(s, device=embeds.device)[None],
+                                        attention_mask=torch.ones(1, s, dtype=torch.long, device=embeds.device),
+                                        use_cache=False)
+        return out.last_hidden_state
+
+    def ground(self, prepared: PreparedImage, method: str = "none", budget: int | None = None,
+               visual_embeds: torch.Tensor | None = None, **options) -> GroundingOutput:
+        """Masks for every [SEG] with ``method`` keeping ``budget`` visual tokens (None: all N).
+
+        ``visual_embeds`` (N, h) replaces the projector outputs (e.g. a leaf tensor for captum);
+        the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation).
+        """
+        n = prepared.vision.num_patches
+        kind, budget = resolve(method, budget, n)
+        self._visual_embeds_given = visual_embeds is not None
+        full = visual_embeds
+        if full is not None and tuple(full.shape) != (n, self.model.arch.llm_hidden):
+            raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.model.arch.llm_hidden}); "
+                                f"got {tuple(full.shape)}")
+        prune_layer = 0
+        if method == "none":
+            full = self.visual_tokens(prepared) if full is None else full
+            sel = Selection(indices=torch.arange(n))
+            vis = full
+        elif kind == "clip":
+            vis, sel = clip_side(self, prepared, method, budget, full, **options)
+        else:
+            from ..pruning import get_method
+
+            full = self.visual_tokens(prepared) if full is None else full
+            ctx = _llm_attention.LLMContext(self, prepared, full)
+            sel = get_method(method).fn(ctx, budget, **options)
+            if len(sel) != budget:
+                raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
+            prune_layer = int(sel.parts.get("prune_layer", torch.tensor(0)))
+            if prune_layer == 0:
+                vis = (self.model.project(sel.features.to(self.dtype)) if sel.features is not None
+                       else full[sel.indices.to(full.device)])
+        if prune_layer == 0:
+            embeds = self.sequence_embeds(prepared.input_ids, vis)
+            final = self._forward(embeds)
+            pred = seg_predictor_positions(prepared.input_ids, int(vis.shape[0]), self.seg_token_id)
+        else:
+            final, keep = _fastv.run_pruned_from(ctx, sel.indices, prune_layer)
+            orig = ctx.seg_predictors.to(keep.device)
+            pred = torch.searchsorted(keep, orig)
+            if not torch.equal(keep[pred], orig):
+                raise AssertionError("a [SEG]-predicting token was pruned")
+        return self._masks(prepared, final, pred.to(final.device), method, budget, sel, prune_layer)
+
+    def _masks(self, prepared, final, pred, method, budget, sel, prune_layer) -> GroundingOutput:
+        seg_hidden = final[0, pred]
+        prompts = self.model.seg_prompts(seg_hidden)
+        low = self.model.decode_masks(prepared.sam_embeddings, prompts)
+        logits = self.sam_processor.post_process_masks(
+            [low.float()], [prepared.image_size], [prepared.sam_reshaped_size], binarize=False)[0][:, 0]
+        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
+                               prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
+                               method=method, budget=budget, prune_layer=prune_layer, seq_len=int(final.shape[1]),
+                               selection=sel)
+
+    # -- attention capture ----------------------------------------------------------------------
+    def context(self, prepared: PreparedImage, visual_embeds: torch.Tensor | None = None):
+        """An ``LLMContext`` over the unpruned sequence (hidden states per layer, attention rows)."""
+        full = self.visual_tokens(prepared) if visual_embeds is None else visual_embeds
+        return _llm_attention.LLMContext(self, prepared, full)
+
+    def attention_rows(self, prepared: PreparedImage, layers: list[int], queries: str | torch.Tensor = "last",
+                       visual_embeds: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM; only those rows are computed.
+
+        ``queries``: ``"last"``, ``"text"`` (text tokens after the image), ``"seg"`` (tokens predicting
+        [SEG]) or explicit sequence positions. Visual tokens occupy ``ctx.visual_slice()``.
+        """
+        ctx = self.context(prepared, visual_embeds)
+        return {int(layer): ctx.attention_rows(int(layer), queries) for layer in layers}
+
+
+__all__ = ["GlammPipeline", "GroundingOutput", "PreparedImage", "IMAGE_PLACEHOLDER"]
