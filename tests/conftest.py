@@ -59,3 +59,13 @@ def tiny_hf_clip(tiny_hf_clip_dir):
     from litelvlm.clip import load_clip
 
     return load_clip(str(tiny_hf_clip_dir), "hf")
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU tests skip, with the reason, where no CUDA device is present."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none present)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
