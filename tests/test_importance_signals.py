@@ -9,7 +9,7 @@ from scipy import stats
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from analysis.attribution.aggregate import area_bin, bootstrap_ci, summarize
+from analysis.attribution.aggregate import area_bins, bootstrap_ci, summarize
 from analysis.attribution.attention_rows import capture_attention_rows, find_attention_modules
 from analysis.attribution.correlation import compare, correlations, top_k, topk_jaccard
 from analysis.attribution.saliency import batched, mask_logit_target, seg_norm_target, token_attributions
@@ -244,7 +244,9 @@ def test_bootstrap_ci_over_images():
 
 
 def test_area_bins_and_summary():
-    assert area_bin([0.0, 0.01, 0.05, 0.5, 1.0]).tolist() == ["small", "small", "medium", "large", "large"]
+    bins = area_bins(np.array([0.0, 0.01, 0.05, 0.5, 1.0]))
+    codes = bins.codes.tolist()
+    assert codes[0] == codes[1] and codes == sorted(codes) and codes[-1] == codes[-2] and -1 not in codes
     import pandas as pd
 
     df = pd.DataFrame({"image_id": [1, 1, 2, 3], "layer": [0, 0, 0, 1], "pearson": [0.1, 0.3, 0.2, 0.4]})
