@@ -19,7 +19,7 @@ sentence (``turns`` overrides the templates); mask i belongs to the i-th [SEG].
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -169,24 +169,36 @@ class GlammPipeline:
     def prepare(self, image: Image.Image, sentences: list[str],
                 turns: list[tuple[str, str]] | None = None, seed: int = 0) -> PreparedImage:
         """CLIP vision + text traces, SAM image embedding and the prompt ids for ``sentences``."""
-        if not sentences:
-            raise LiteLVLMError("prepare() needs at least one sentence")
+        return self.with_sentences(self.prepare_image(image, seed=seed), sentences, turns)
+
+    @torch.no_grad()
+    def prepare_image(self, image: Image.Image, seed: int = 0) -> PreparedImage:
+        """The image part only (one CLIP vision forward, one SAM encoder forward); add text with
+        ``with_sentences`` (cheap, so one image serves many sentences)."""
         image = image.convert("RGB")
+        vision = self.clip.trace_image(self.clip.preprocess([image]))
+        sam_in = self.sam_processor(images=image, return_tensors="pt")
+        emb = self.model.sam.get_image_embeddings(sam_in["pixel_values"].to(self.device, self.dtype))
+        reshaped = tuple(int(x) for x in sam_in["reshaped_input_sizes"][0])
+        return PreparedImage(image_size=(image.height, image.width), sentences=[],
+                             input_ids=torch.empty(0, dtype=torch.long), vision=vision, text=None,
+                             sam_embeddings=emb, sam_reshaped_size=reshaped,
+                             feature_layer=self.model.arch.feature_layer, seed=seed)
+
+    @torch.no_grad()
+    def with_sentences(self, prepared: PreparedImage, sentences: list[str],
+                       turns: list[tuple[str, str]] | None = None) -> PreparedImage:
+        """``prepared`` with the CLIP text trace of ``sentences`` and the prompt (one [SEG] per sentence;
+        default one turn each with GLaMM's first templates; ``turns`` gives them explicitly)."""
+        if not sentences:
+            raise LiteLVLMError("at least one sentence is needed")
         turns = seg_turns(sentences) if turns is None else turns
         ids = tokenize_prompt(self.tokenizer, build_prompt(turns))
         n_seg = int((ids == self.seg_token_id).sum())
         if n_seg != len(sentences):
             raise LiteLVLMError(f"the prompt has {n_seg} [SEG] tokens for {len(sentences)} sentences")
-        pix = self.clip.preprocess([image])
-        vision = self.clip.trace_image(pix)
         text = self.clip.encode_text(list(sentences), warn_truncation=False)
-        sam_in = self.sam_processor(images=image, return_tensors="pt")
-        sam_pix = sam_in["pixel_values"].to(self.device, self.dtype)
-        emb = self.model.sam.get_image_embeddings(sam_pix)
-        reshaped = tuple(int(x) for x in sam_in["reshaped_input_sizes"][0])
-        return PreparedImage(image_size=(image.height, image.width), sentences=list(sentences), input_ids=ids,
-                             vision=vision, text=text, sam_embeddings=emb, sam_reshaped_size=reshaped,
-                             feature_layer=self.model.arch.feature_layer, seed=seed)
+        return replace(prepared, sentences=list(sentences), input_ids=ids, text=text)
 
     def visual_tokens(self, prepared: PreparedImage) -> torch.Tensor:
         """(N, h) projector outputs of the feature-layer patch tokens (CLS dropped), raster order."""

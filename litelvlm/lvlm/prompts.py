@@ -20,7 +20,7 @@ SYSTEM = ("A chat between a curious human and an artificial intelligence assista
 ROLES = ("USER", "ASSISTANT")
 
 #: The single-turn template of the per-expression protocol (GLaMM's first question/answer templates).
-DEFAULT_QUESTION = "Can you segment the {class_name} in this image?"
+DEFAULT_QUESTION = "Can you segment the {sent} in this image?"
 DEFAULT_ANSWER = "It is [SEG]."
 
 
@@ -38,8 +38,8 @@ def build_prompt(turns: list[tuple[str, str]], use_im_start_end: bool = True) ->
 
 def seg_turns(sentences: list[str], question: str = DEFAULT_QUESTION,
               answer: str = DEFAULT_ANSWER) -> list[tuple[str, str]]:
-    """One (question, answer) turn per sentence, the answer holding one ``[SEG]``."""
-    return [(question.format(class_name=s.lower()), answer) for s in sentences]
+    """One (question, answer) turn per sentence, the answer holding one ``[SEG]`` (``{sent}`` in the question)."""
+    return [(question.format(sent=s.strip().rstrip(".")), answer) for s in sentences]
 
 
 def tokenize_prompt(tokenizer, prompt: str) -> torch.Tensor:

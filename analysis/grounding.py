@@ -1,0 +1,309 @@
+"""``litelvlm eval-grounding``: RefCOCO/RefCOCO+/RefCOCOg referring segmentation per method and budget.
+
+Metrics (the official ones):
+
+* cIoU = total intersection / total union over all scored sentences of the split;
+* gIoU = mean per-sentence IoU, where an empty prediction on an empty target scores 1.
+
+Protocols:
+
+* ``per-expression``: every sentence alone, in a single-turn prompt with GLaMM's first
+  templates ("Can you segment the {sent} in this image?" / "It is [SEG]."); pruning uses
+  its own text.
+* ``official`` (GLaMM's evaluation): per image, at most ``--max-sentences`` (3) sentences are
+  sampled, each wrapped in a random question and answer template
+  (``litelvlm.data.templates``), all in ONE multi-turn prompt; the pruning is computed once
+  from all of the image's sampled sentences and shared by them. Randomness is seeded by
+  ``(--seed, image_id)``, so it does not depend on sharding, ``--limit`` or order.
+
+Masks are teacher-forced (the answers with [SEG] are part of the prompt), as in GLaMM.
+``none`` (no pruning) is evaluated once, at budget N. Outputs: ``OUT/grounding.parquet``
+(one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n),
+``OUT/skipped.csv`` (images that could not be read), ``OUT/config.json``.
+
+Work is written in chunks under ``OUT/parts/``; a re-run resumes from them. With
+``accelerate launch --num_processes P`` images are split across processes and merged by
+summing intersections and unions (never by averaging per-shard cIoU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("per-expression", "official")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ROW_COLUMNS = ["protocol", "method", "budget", "image_id", "ref_id", "ann_id", "sent_id", "sentence", "turn",
+               "intersection", "union", "iou", "pred_area", "gt_area", "seq_len", "prune_layer"]
+
+
+@dataclass
+class GroundingArgs:
+    """Options of ``litelvlm eval-grounding``."""
+
+    refer_dir: str = arg(help="REFER folder (refs(<split_by>).p, instances.json), e.g. ../shared/data/coco128_refer",
+                         required=True)
+    out: str = arg(help="output folder (grounding.parquet, summary.csv, config.json; resumable)", required=True)
+    model: str = arg("tiny-random:0", help="tiny-random[:SEED] or a GLaMM-RefSeg checkpoint folder")
+    clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
+                                      "or the matching tiny random CLIP for tiny-random")
+    sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
+                                     "come from the GLaMM checkpoint")
+    image_dir: str | None = arg(None, help="image folder (default: REFER_DIR/images)")
+    dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
+    split_by: str = arg("unc", help="REFER split_by (unc, google, umd)")
+    split: str = arg("val", help="split (val, testA, testB, test, ...)")
+    methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
+                                                        "(see `litelvlm select --help` for the list)")
+    budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K")
+    protocol: str = arg("per-expression", help="evaluation protocol", choices=list(PROTOCOLS))
+    max_sentences: int = arg(3, help="official protocol: sentences sampled per image")
+    limit: int | None = arg(None, help="evaluate only the first N images (sorted by image id)")
+    seed: int = arg(0, help="seed for templates, sampling and random selectors")
+    device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
+    dtype: str = arg("float32", help="model dtype", choices=list(DTYPES))
+    chunk: int = arg(8, help="images per resumable chunk written under OUT/parts")
+    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
+    attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
+    attention_queries: str = arg("seg", help="llm-attention: query rows", choices=["last", "text", "seg"])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_arguments(parser, GroundingArgs)
+
+
+# -- metrics ------------------------------------------------------------------------------------
+def mask_stats(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, float]:
+    """(intersection, union, IoU) of two boolean masks; an empty prediction on an empty target has IoU 1."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and target {gt.shape} differ in size")
+    inter = int(np.logical_and(pred, gt).sum())
+    union = int(np.logical_or(pred, gt).sum())
+    return inter, union, (inter / union if union else 1.0)
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """(method, budget, ciou, giou, n) with cIoU = sum(I) / sum(U) and gIoU = mean(IoU)."""
+    cols = ["method", "budget", "ciou", "giou", "n"]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    g = rows.groupby(["method", "budget"], sort=True)
+    out = g.agg(intersection=("intersection", "sum"), union=("union", "sum"), giou=("iou", "mean"),
+                n=("iou", "size")).reset_index()
+    out["ciou"] = np.where(out["union"] > 0, out["intersection"] / out["union"].where(out["union"] > 0, 1), 1.0)
+    return out[cols]
+
+
+def protocol_difference(per_expression: pd.DataFrame, official: pd.DataFrame) -> pd.DataFrame:
+    """Join two summaries on (method, budget): cIoU/gIoU of each protocol and official minus per-expression."""
+    m = per_expression.merge(official, on=["method", "budget"], suffixes=("_per_expression", "_official"))
+    m["delta_ciou"] = m["ciou_official"] - m["ciou_per_expression"]
+    m["delta_giou"] = m["giou_official"] - m["giou_per_expression"]
+    return m
+
+
+# -- the plan -----------------------------------------------------------------------------------
+def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple[str, int]]:
+    """(method, budget) pairs to run; ``none`` once at N; bad names and budgets are errors."""
+    from litelvlm.pruning import get_method
+
+    if not methods:
+        raise LiteLVLMError("--methods is empty")
+    if not budgets:
+        raise LiteLVLMError("--budgets is empty")
+    for b in budgets:
+        if not 1 <= b <= num_patches:
+            raise LiteLVLMError(f"--budgets: {b} is outside 1..{num_patches} (the model's visual tokens)")
+    out = []
+    for m in methods:
+        spec = get_method(m)
+        if spec.kind == "llm" and m != "none" and spec.fn is None:
+            raise LiteLVLMError(f"--methods: {m!r} is registered but not implemented yet")
+        out.extend([(m, num_patches)] if m == "none" else [(m, b) for b in budgets])
+    return list(dict.fromkeys(out))
+
+
+def official_turns(records: list, seed: int, image_id: int, max_sentences: int) -> tuple[list, list]:
+    """GLaMM's protocol for one image: (sampled records, (question, answer) turns), seeded by (seed, image)."""
+    from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS
+
+    rng = random.Random(f"official:{seed}:{image_id}")
+    picked = records if len(records) <= max_sentences else rng.sample(records, max_sentences)
+    picked = sorted(picked, key=lambda r: (r.ref_id, r.sent_id))
+    turns = [(rng.choice(SEG_QUESTIONS).format(sent=r.sentence.strip().rstrip(".")), rng.choice(ANSWER_LIST))
+             for r in picked]
+    return picked, turns
+
+
+def method_options(args: GroundingArgs, method: str) -> dict:
+    if method == "fastv":
+        return {"layer": args.fastv_layer}
+    if method == "llm-attention":
+        return {"layer": args.attention_layer, "queries": args.attention_queries}
+    return {}
+
+
+@torch.no_grad()
+def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
+    """Rows (one per scored sentence x method x budget) for one image's records."""
+    from litelvlm.lvlm.prompts import DEFAULT_ANSWER, DEFAULT_QUESTION
+
+    image_id = records[0].image_id
+    base = pipe.prepare_image(image, seed=args.seed)
+    if args.protocol == "official":
+        picked, turns = official_turns(records, args.seed, image_id, args.max_sentences)
+        groups = [(picked, turns)]
+    else:
+        groups = [([r], [(DEFAULT_QUESTION.format(sent=r.sentence.strip().rstrip(".")), DEFAULT_ANSWER)])
+                  for r in records]
+    rows = []
+    for recs, turns in groups:
+        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns)
+        gts = [r.mask() for r in recs]
+        for method, budget in pairs:
+            out = pipe.ground(prep, method, budget, **method_options(args, method))
+            masks = out.masks.cpu().numpy()
+            for turn, (r, gt) in enumerate(zip(recs, gts)):
+                inter, union, iou = mask_stats(masks[turn], gt)
+                rows.append({"protocol": args.protocol, "method": method, "budget": budget,
+                             "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
+                             "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
+                             "intersection": inter, "union": union, "iou": iou,
+                             "pred_area": int(masks[turn].sum()), "gt_area": int(gt.sum()),
+                             "seq_len": out.seq_len, "prune_layer": out.prune_layer})
+    return rows
+
+
+# -- resumable chunks ---------------------------------------------------------------------------
+def _done(parts: Path) -> tuple[set[int], list[Path]]:
+    """Image ids already finished (a chunk counts once its .json marker exists) and the chunk files."""
+    done, files = set(), []
+    for marker in sorted(parts.glob("chunk-*.json")):
+        info = json.loads(marker.read_text())
+        done.update(info["images"])
+        files.append(marker)
+    return done, files
+
+
+def _write_chunk(parts: Path, rows: list[dict], images: list[int], skipped: list[dict]) -> None:
+    name = f"chunk-{min(images):012d}-{max(images):012d}-{len(images)}"
+    write_parquet(parts / f"{name}.parquet", pd.DataFrame(rows, columns=ROW_COLUMNS))
+    write_json(parts / f"{name}.json", {"images": sorted(images), "skipped": skipped})
+
+
+def merge_parts(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(rows, summary, skipped) from every finished chunk; writes grounding.parquet, summary.csv, skipped.csv."""
+    parts = out / "parts"
+    _, markers = _done(parts)
+    frames, skipped = [], []
+    for marker in markers:
+        frames.append(pd.read_parquet(marker.with_suffix(".parquet")))
+        skipped.extend(json.loads(marker.read_text())["skipped"])
+    frames = [f for f in frames if not f.empty]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
+    rows = rows.sort_values(["method", "budget", "image_id", "ref_id", "sent_id"], kind="stable").reset_index(drop=True)
+    for c in ("budget", "image_id", "ref_id", "ann_id", "sent_id", "turn", "intersection", "union", "pred_area",
+              "gt_area", "seq_len", "prune_layer"):
+        rows[c] = rows[c].astype("int64")
+    rows["iou"] = rows["iou"].astype("float64")
+    summary = summarize(rows)
+    skipped_df = pd.DataFrame(sorted(skipped, key=lambda s: s["image_id"]), columns=["image_id", "path", "reason"])
+    write_parquet(out / "grounding.parquet", rows)
+    write_csv(out / "summary.csv", summary)
+    write_csv(out / "skipped.csv", skipped_df)
+    return rows, summary, skipped_df
+
+
+def _check_config(out: Path, config: dict) -> None:
+    path = out / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        if diff:
+            raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: {', '.join(diff)}); "
+                                "use another --out or delete it")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, resume, shard (accelerate) and merge."""
+    from accelerate import PartialState
+    from tqdm.auto import tqdm
+
+    from litelvlm.data.refer import load_refer
+    from litelvlm.lvlm import GlammPipeline
+
+    a = from_namespace(GroundingArgs, args)
+    methods = split_list(a.methods)
+    try:
+        budgets = split_list(a.budgets, int)
+    except ValueError as e:
+        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
+    if a.max_sentences < 1:
+        raise LiteLVLMError("--max-sentences must be >= 1")
+    if a.chunk < 1:
+        raise LiteLVLMError("--chunk must be >= 1")
+    records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
+    if not records:
+        raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
+    by_image: dict[int, list] = {}
+    for r in records:
+        by_image.setdefault(r.image_id, []).append(r)
+    image_ids = sorted(by_image)[: a.limit] if a.limit is not None else sorted(by_image)
+
+    state = PartialState(cpu=a.device == "cpu")
+    device = a.device if a.device == "cpu" or state.num_processes == 1 else state.device
+    pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device, dtype=DTYPES[a.dtype])
+    pairs = plan(methods, budgets, pipe.num_visual_tokens)
+
+    out = Path(a.out)
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
+    config.update(methods=methods, budgets=budgets, images=len(image_ids),
+                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id)
+    if state.is_main_process:
+        _check_config(out, config)
+        write_json(out / "config.json", config)
+    state.wait_for_everyone()
+    parts = out / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    done, _ = _done(parts)
+    mine = [i for i in image_ids[state.process_index::state.num_processes] if i not in done]
+    log.info("process %d/%d: %d image(s) to evaluate, %d already done", state.process_index,
+             state.num_processes, len(mine), len(done))
+    rows, chunk_images, skipped = [], [], []
+    for image_id in tqdm(mine, desc=f"eval-grounding[{state.process_index}]", disable=not state.is_main_process):
+        recs = by_image[image_id]
+        try:
+            image = recs[0].image()
+        except (LiteLVLMError, OSError) as e:
+            skipped.append({"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)})
+            log.warning("skipped image %s: %s", recs[0].image_path, e)
+        else:
+            rows.extend(evaluate_image(pipe, a, recs, image, pairs))
+        chunk_images.append(image_id)
+        if len(chunk_images) >= a.chunk:
+            _write_chunk(parts, rows, chunk_images, skipped)
+            rows, chunk_images, skipped = [], [], []
+    if chunk_images:
+        _write_chunk(parts, rows, chunk_images, skipped)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        rows_df, summary, skipped_df = merge_parts(out)
+        with atomic_path(out / "summary.txt") as tmp:
+            tmp.write_text(summary.to_string(index=False) + f"\nskipped images: {len(skipped_df)}\n")
+        print(summary.to_string(index=False))
+        print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
+    return 0
