@@ -79,17 +79,19 @@ class OpenClip(ClipBackend):
             raise LiteLVLMError(f"open_clip checkpoint {pretrained!r} does not exist")
         if arch.startswith("local-dir:") and not os.path.isdir(arch[len("local-dir:"):]):
             raise LiteLVLMError(f"open_clip model directory {arch[len('local-dir:'):]!r} does not exist")
+        if not arch.startswith(("local-dir:", "hf-hub:")) and arch not in open_clip.list_models():
+            near = [m for m in open_clip.list_models() if arch.lower()[:5] in m.lower()][:8]
+            raise LiteLVLMError(f"open_clip has no architecture {arch!r}"
+                                + (f"; similar: {', '.join(near)}" if near else "")
+                                + " (all: open_clip.list_models())")
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
             self.tokenizer = open_clip.get_tokenizer(arch)
-        except RuntimeError as e:
-            known = ", ".join(open_clip.list_models()[:8])
-            raise LiteLVLMError(f"open_clip could not create {self.name!r}: {e}. Known architectures "
-                                f"include {known}, ...; tags: open_clip.list_pretrained()") from e
-        except (OSError, ValueError) as e:
+        except (RuntimeError, OSError, ValueError) as e:
             raise LiteLVLMError(
                 f"open_clip model {self.name!r} could not be loaded offline ({e}). Point --model at "
-                "'ARCH:/path/to/checkpoint.pt' or 'local-dir:/path' (open_clip_config.json + weights)") from e
+                "'ARCH:/path/to/checkpoint.pt' or 'local-dir:/path' (open_clip_config.json + weights), "
+                "or fetch the weights on a machine with network access first") from e
         self.model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
         self.transform = preprocess
         visual = self.model.visual
