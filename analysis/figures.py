@@ -25,9 +25,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from analysis import plots
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 
@@ -76,21 +74,49 @@ class Family:
     description: str
     command: str
     requires: tuple[str, ...]
-    load: Callable[[Any, bool, Any], dict]
-    draw: Callable[[dict], dict]
+    subdir: str
+    make_smoke: Callable[[Path, str | None], None] | None = None
+    read: Callable[[Path], dict] | None = None
+    draw: Callable[[dict], dict] | None = None
     smoke_note: str = "tiny random-weight models"
     extra_imports: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def wired(self) -> bool:
+        """Whether ``litelvlm figures`` knows how to make, read and draw this family's results."""
+        return None not in (self.make_smoke, self.read, self.draw)
+
     def missing(self) -> list[str]:
-        """The modules this family needs that do not exist (yet)."""
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+        """Why this family cannot be drawn now: the modules it needs that do not exist (yet)."""
+        out = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if not self.wired:
+            out.append(f"its module analysis/families/{self.name}.py (loader and drawing)")
+        return out
 
     def check(self) -> None:
         """Raise a clear error when the family's inputs do not exist."""
         missing = self.missing()
         if missing:
             raise LiteLVLMError(f"figure family {self.name!r} needs {', '.join(missing)} "
-                                f"(the `{self.command}` results and plot functions), which are not available")
+                                f"(the `{self.command}` results and plot functions), which are not available yet")
+
+    def smoke_results(self, out_dir: str | os.PathLike, model: str | None = None) -> Path:
+        """Make this family's small smoke results in ``out_dir/<subdir>``; returns that folder."""
+        self.check()
+        d = Path(out_dir) / self.subdir
+        d.mkdir(parents=True, exist_ok=True)
+        self.make_smoke(d, model)
+        return d
+
+    def load(self, results_dir: str | os.PathLike | None, smoke: bool = False, model: str | None = None) -> dict:
+        """The result tables from ``results_dir``; with ``smoke`` and no folder, small ones made now."""
+        self.check()
+        if results_dir is not None:
+            return self.read(family_dir(results_dir, self.subdir))
+        if not smoke:
+            raise LiteLVLMError(f"figure family {self.name!r}: give --results DIR (or --smoke to make small results)")
+        with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
+            return self.read(self.smoke_results(tmp, model))
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:
@@ -98,42 +124,6 @@ class Family:
         self.check()
         tables = self.load(results_dir, smoke, model)
         return save_figures(self.draw(tables), out_dir, self.name)
-
-
-def _need_results(results_dir, smoke: bool, family: str) -> None:
-    if results_dir is None and not smoke:
-        raise LiteLVLMError(f"figure family {family!r}: give --results DIR (or --smoke to make small results)")
-
-
-# --------------------------------------------------------------------------- retention (3)
-
-def load_retention(results_dir, smoke: bool = False, model: str | None = None) -> dict:
-    """Retention tables from ``results_dir`` (``retention/`` inside it), or smoke ones made now."""
-    from analysis.retention import RetentionArgs, run_retention
-    from analysis.retention import load_retention as _load
-
-    _need_results(results_dir, smoke, "retention")
-    if results_dir is not None:
-        return _load(family_dir(results_dir, "retention"))
-    data = coco128_dir()
-    with tempfile.TemporaryDirectory(prefix="litelvlm-retention-") as tmp:
-        run_retention(RetentionArgs(out=tmp, model=model or SMOKE_MODEL, data=str(data) if data else None,
-                                    limit=1))
-        return _load(tmp)
-
-
-def draw_retention(tables: dict) -> dict:
-    """Input, similarity-aware and context-aware tokens, and the kept set per method and budget."""
-    table, images = tables["retention"], tables["images"]
-    grid = tuple(tables["config"]["grid"])
-    figs = {}
-    for i, image_id in enumerate(table["image_id"].unique()):
-        image = images[image_id]
-        figs[f"grid_{i}"], _ = plots.plot_retention_grid(image, table, grid, image_id=image_id)
-        for method in ("litelvlm", "litelvlm-ctx"):
-            figs[f"stages_{method}_{i}"], _ = plots.plot_retention_stages(
-                image, table, grid, method=method, budget=64, image_id=image_id)
-    return figs
 
 
 FAMILIES: dict[str, Family] = {}
@@ -147,12 +137,51 @@ def register(family: Family) -> Family:
 
 register(Family(
     name="retention", notebook="03_token_retention", title="Token retention",
-    description="Like the paper's animation: the input, the similarity-aware tokens, the context-aware "
-                "tokens, and the final kept set at 576/192/64/32 for every CLIP-side method side by side.",
-    command="python -m analysis.retention", requires=("analysis.retention", "analysis.plotting.retention"),
-    load=load_retention, draw=draw_retention,
-    smoke_note="the random-weight `tiny336-random` CLIP (24x24 grid) on one COCO-128 image with its "
-               "generated expressions (a synthetic scene when ../shared/data is absent)"))
+    description="", command="python -m analysis.retention", requires=("analysis.retention",),
+    subdir="retention"))
+register(Family(
+    name="reversal", notebook="01_similarity_reversal", title="Similarity reversal",
+    description="A gallery of images with similarity maps, referent contours and the lowest/highest-similarity "
+                "tokens; AUROC against vision layer, one line per CLIP model; reversal by mask area and category.",
+    command="litelvlm reversal", requires=("analysis.reversal", "analysis.plotting.clip_studies"), subdir="reversal"))
+register(Family(
+    name="sink", notebook="02_text_attention_sink", title="Text attention sink",
+    description="[EOS]->[SOS] against content tokens per layer and head, one example sentence drawn like the "
+                "project page's interactive view, and the sink ablation.",
+    command="litelvlm sink", requires=("analysis.attention_sink", "analysis.plotting.clip_studies"), subdir="sink"))
+register(Family(
+    name="grounding", notebook="04_grounding_vs_budget", title="Grounding against budget",
+    description="cIoU/gIoU per method and token budget, with the `official` and `per-expression` protocols.",
+    command="litelvlm eval-grounding", requires=("analysis.grounding", "analysis.plotting.grounding"),
+    subdir="grounding"))
+register(Family(
+    name="importance", notebook="05_importance_correlation", title="Importance correlation",
+    description="Correlation of CLIP token ranks with the LLM's token importance against LLM layer, top-k "
+                "overlap, and the oracle ablation.",
+    command="litelvlm importance", requires=("analysis.importance", "analysis.plotting.importance"),
+    subdir="importance"))
+register(Family(
+    name="efficiency", notebook="06_efficiency", title="Efficiency",
+    description="FLOPs, prefill time, CUDA time and memory per budget, with the paper's numbers and the "
+                "FLOPs-ideal limit drawn in.",
+    command="litelvlm efficiency", requires=("analysis.efficiency", "analysis.plotting.efficiency"),
+    subdir="efficiency"))
+
+
+def _load_family_modules() -> None:
+    """Import every module of :mod:`analysis.families`; each registers its (wired) family,
+    replacing the placeholder above. A new family needs a new module there, no edit here."""
+    import pkgutil
+
+    import analysis.families as fams
+
+    for info in sorted(pkgutil.iter_modules(fams.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{fams.__name__}.{info.name}")
+
+
+_load_family_modules()
+FAMILIES = dict(sorted(FAMILIES.items(), key=lambda kv: kv[1].notebook))
 
 
 # --------------------------------------------------------------------------- notebooks
@@ -229,6 +258,8 @@ def write_notebooks(notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> list[Path
 
     out = []
     for fam in FAMILIES.values():
+        if not fam.wired:
+            continue
         path = notebook_path(fam, notebook_dir)
         with atomic_path(path) as tmp:
             tmp.write_text(notebook_text(fam))
@@ -238,9 +269,10 @@ def write_notebooks(notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> list[Path
 
 def kernel_name() -> str:
     """A Jupyter kernel that runs this interpreter: registered (once) in a private folder on JUPYTER_PATH."""
+    import hashlib
     import json
 
-    name = "litelvlm-" + str(abs(hash(sys.executable)) % 10**8)
+    name = "litelvlm-" + hashlib.sha256(sys.executable.encode()).hexdigest()[:10]
     root = Path(tempfile.gettempdir()) / f"litelvlm-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}"
     spec_dir = root / "kernels" / name
     spec_dir.mkdir(parents=True, exist_ok=True)

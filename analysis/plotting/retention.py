@@ -71,12 +71,16 @@ def plot_token_parts(image: np.ndarray, grid: tuple[int, int], patches, parts=No
 
 
 def plot_retention_stages(image: np.ndarray, table: pd.DataFrame, grid: tuple[int, int],
-                          method: str = "litelvlm", budget: int = 64, image_id: str | None = None):
+                          method: str = "litelvlm", budget: int | None = None, image_id: str | None = None):
     """Input, similarity-aware tokens, context-aware tokens, final kept set for one method/budget.
 
-    ``table`` is the ``retention.parquet`` table; returns ``(fig, axes)``.
+    ``table`` is the ``retention.parquet`` table; ``budget`` defaults to 64 when the table has
+    it, else its middle budget. Returns ``(fig, axes)``.
     """
     apply_style()
+    if budget is None:
+        budgets = sorted(set(table["budget"]))
+        budget = 64 if 64 in budgets else budgets[len(budgets) // 2]
     sub = table[(table["method"] == method) & (table["budget"] == budget)]
     if image_id is not None:
         sub = sub[sub["image_id"] == image_id]

@@ -1,0 +1,30 @@
+"""CI runs every notebook top to bottom in smoke mode (papermill, this interpreter as the kernel)
+and checks that it writes the same bytes as ``litelvlm figures --smoke``."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis import figures
+from litelvlm.cli import main
+
+WIRED = [f for f in figures.FAMILIES.values() if f.wired and not f.missing()]
+
+
+@pytest.fixture(scope="module")
+def cli_figures(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_figures")
+    assert main(["figures", "--smoke", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("family", WIRED, ids=lambda f: f.name)
+def test_notebook_runs_in_smoke_mode_and_matches_the_command(family, cli_figures, tmp_path):
+    executed = tmp_path / f"{family.notebook}.ipynb"
+    paths = figures.execute_notebook(family, None, tmp_path / "figs", smoke=True, executed=executed)
+    assert paths, f"{family.notebook} wrote no figures"
+    expected = sorted(cli_figures.glob(f"{family.name}_*"))
+    assert [p.name for p in paths] == [p.name for p in expected]
+    for got, want in zip(paths, expected):
+        assert got.read_bytes() == want.read_bytes(), f"{got.name}: notebook and command differ"
+    assert b'"output_type": "error"' not in executed.read_bytes()
