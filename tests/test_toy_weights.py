@@ -1,0 +1,74 @@
+"""The shipped toy CLIP: packaged, loads through the public path (and converts to open_clip),
+and is demonstrably trained (held-out retrieval among same-scene candidates)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from litelvlm.clip import load_clip
+from litelvlm.toy import default_model_path
+from litelvlm.toy.scenes import make_scene
+from litelvlm.toy.train import HELDOUT_SEED, retrieval_accuracy, retrieval_items
+
+
+@pytest.fixture(scope="module")
+def toy_clip():
+    return load_clip(str(default_model_path()), "hf")
+
+
+def test_shipped_folder_is_complete_and_small():
+    path = default_model_path()
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "tokenizer_config.json",
+                 "MODEL_CARD.md", "training_curve.csv", "training_curve.png", "training_metrics.json"):
+        assert (path / name).is_file(), name
+    assert (path / "model.safetensors").stat().st_size < 10 * 2 ** 20
+    assert sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) < 15 * 2 ** 20
+    metrics = json.loads((path / "training_metrics.json").read_text())
+    assert metrics["heldout_top1_of_8"] >= 0.8
+    card = (path / "MODEL_CARD.md").read_text()
+    assert f"{metrics['heldout_top1_of_8']:.3f}" in card and "seed" in card
+
+
+def test_loads_through_the_public_path(toy_clip):
+    assert toy_clip.backend == "hf" and toy_clip.grid == (8, 8)
+    assert toy_clip.modules().config.vision_config.hidden_act == "quick_gelu"
+    scene = make_scene(HELDOUT_SEED, 0)
+    trace = toy_clip.trace_image(toy_clip.preprocess([scene.pil()]))
+    assert trace.patches(-2).shape[1] == 64 and trace.cls_attention(-1).shape[-1] == 64
+    text = toy_clip.encode_text(["the red circle", "the small blue square at the top left"])
+    assert text.text_embeds.shape[0] == 2 and torch.isfinite(text.text_embeds).all()
+    assert (text.input_ids[:, 0] == 49406).all()  # the real CLIP BPE tokenizer: <|startoftext|>
+
+
+def test_converts_to_open_clip_with_the_same_outputs(toy_clip, tmp_path):
+    from safetensors.torch import load_file
+
+    from litelvlm.clip.convert import hf_to_open_clip
+    from litelvlm.clip.random_init import ClipArch, save_open_clip_dir
+
+    cfg = toy_clip.modules().config
+    vc, tc = cfg.vision_config, cfg.text_config
+    arch = ClipArch(vc.image_size, vc.patch_size, vc.hidden_size, vc.num_hidden_layers, vc.num_attention_heads,
+                    tc.hidden_size, tc.num_hidden_layers, tc.num_attention_heads, cfg.projection_dim)
+    sd = {k: v.float() for k, v in load_file(str(default_model_path() / "model.safetensors")).items()}
+    oc = load_clip(f"local-dir:{save_open_clip_dir(tmp_path / 'oc', arch, hf_to_open_clip(sd))}", "open_clip")
+    texts = ["the green triangle", "the big star on the right"]
+    a = toy_clip.encode_text(texts, hidden_states=False).text_embeds
+    b = oc.encode_text(texts, hidden_states=False).text_embeds
+    assert torch.allclose(a, b, atol=1e-4)
+    img = make_scene(HELDOUT_SEED, 1).pil()
+    pa = toy_clip.trace_image(toy_clip.preprocess([img])).projected(-1)
+    pb = oc.trace_image(oc.preprocess([img])).projected(-1)
+    assert F.cosine_similarity(pa.flatten(), pb.flatten(), dim=0) > 0.99  # resize kernels differ slightly
+
+
+def test_heldout_retrieval_among_same_scene_candidates(toy_clip):
+    scenes = [make_scene(HELDOUT_SEED, i) for i in range(1000, 1080)]
+    items = retrieval_items(scenes, HELDOUT_SEED)
+    assert len(items) >= 60
+    acc = retrieval_accuracy(toy_clip, scenes, items)
+    assert acc >= 0.7, f"held-out top-1 of 8 on a subset: {acc:.3f}"
