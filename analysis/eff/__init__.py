@@ -1,0 +1,1 @@
+"""Efficiency study internals: architectures, FLOP counts, timing, memory and the comparison table."""

@@ -1,0 +1,96 @@
+"""Ratios against the unpruned baseline, the FLOPs-ideal limit, and the paper's numbers beside ours."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+#: The LiteLVLM paper's efficiency table (GLaMM-7B; baseline = 576 visual tokens, LiteLVLM at 192 / 64).
+PAPER = {
+    "prefill_ms": {576: 166.25, 192: 74.88, 64: 54.02},
+    "cuda_ms": {576: 340.89, 192: 265.83, 64: 237.35},
+    "activations_gb": {576: 0.81, 192: 0.35, 64: 0.21},
+    "flops_tb": {576: 4.66, 192: 2.11, 64: 1.27},
+}
+
+
+def paper_ratio(metric: str, budget: int) -> float:
+    """Baseline / pruned for one of the paper's metrics (NaN where the paper has no number)."""
+    vals = PAPER[metric]
+    return vals[576] / vals[budget] if budget in vals else float("nan")
+
+
+def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
+    """Add baseline/row ratios within each ``group`` (e.g. per attention implementation).
+
+    The baseline row is ``method == "none"``. Ratios: ``flops_ideal_speedup`` (LLM FLOPs),
+    ``e2e_flops_ideal_speedup``, ``prefill_speedup``, ``cuda_speedup``, ``e2e_speedup``,
+    ``e2e_cuda_speedup``, ``act_reduction``, ``e2e_act_reduction``, and how close the measured
+    prefill speedup comes to the FLOPs-ideal one (``prefill_frac_of_ideal``).
+    """
+    pairs = {
+        "flops_ideal_speedup": "llm_tflops_measured",
+        "e2e_flops_ideal_speedup": "e2e_tflops",
+        "prefill_speedup": "prefill_ms",
+        "cuda_speedup": "llm_cuda_ms",
+        "e2e_speedup": "e2e_ms",
+        "e2e_cuda_speedup": "e2e_cuda_ms",
+        "act_reduction": "llm_act_mb",
+        "e2e_act_reduction": "e2e_act_mb",
+        "meta_act_reduction": "llm_act_mb_meta",
+    }
+    out = []
+    for _, g in df.groupby(group, sort=False, dropna=False):
+        g = g.copy()
+        base = g[g["method"] == "none"]
+        for ratio, col in pairs.items():
+            if col not in g:
+                continue
+            b = float(base[col].iloc[0]) if len(base) else math.nan
+            g[ratio] = b / g[col]
+        if "prefill_speedup" in g:
+            g["prefill_frac_of_ideal"] = g["prefill_speedup"] / g["flops_ideal_speedup"]
+        if "e2e_speedup" in g:
+            g["e2e_frac_of_ideal"] = g["e2e_speedup"] / g["e2e_flops_ideal_speedup"]
+        if "selector_ms" in g and len(base):
+            g["selector_overhead_pct"] = 100 * (g["selector_ms"] + g["text_ms"]) / float(base["prefill_ms"].iloc[0])
+        out.append(g)
+    return pd.concat(out, ignore_index=True)
+
+
+def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64)) -> pd.DataFrame:
+    """One row per (attention, method, budget in ``budgets``): our ratios next to the paper's."""
+    rows = []
+    keep = df[df["budget"].isin(budgets) & (df["method"] != "none")]
+    for _, r in keep.iterrows():
+        b = int(r["budget"])
+        row = {"attn": r.get("attn"), "method": r["method"], "budget": b,
+               "flops_ratio": r.get("flops_ideal_speedup"),
+               "flops_ratio_paper": paper_ratio("flops_tb", b),
+               "paper_convention_tmacs": r.get("llm_tmacs_paper_convention"),
+               "paper_tb": PAPER["flops_tb"].get(b, math.nan),
+               "prefill_speedup": r.get("prefill_speedup", math.nan),
+               "prefill_speedup_paper": paper_ratio("prefill_ms", b),
+               "prefill_frac_of_ideal": r.get("prefill_frac_of_ideal", math.nan),
+               "cuda_speedup": r.get("e2e_cuda_speedup", math.nan),
+               "cuda_speedup_paper": paper_ratio("cuda_ms", b),
+               "act_reduction": r.get("act_reduction", r.get("meta_act_reduction", math.nan)),
+               "act_reduction_meta": r.get("meta_act_reduction", math.nan),
+               "act_reduction_paper": paper_ratio("activations_gb", b),
+               "selector_overhead_pct": r.get("selector_overhead_pct", math.nan)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
+    """A GitHub-flavoured markdown table (NaN shown as an em dash)."""
+    def fmt(v):
+        if isinstance(v, float):
+            return "—" if math.isnan(v) else floatfmt.format(v)
+        return str(v)
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"

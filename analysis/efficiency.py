@@ -1,0 +1,306 @@
+"""``litelvlm efficiency``: FLOPs (analytic and FlopCounterMode), prefill time, CUDA time and
+activation memory of GLaMM per pruning method and visual-token budget.
+
+FLOPs are always counted on the ``meta`` device (the full 7B model needs no memory); so is the
+activation memory of every LLM prefill (``llm_act_mb_meta``: bytes of the tensors a forward creates,
+at their peak). Without ``--flops-only`` every part is also built with random weights on
+``--device`` and timed (median wall time after warm-ups; summed CUDA kernel time on GPUs) and its
+peak activation memory measured, once per attention implementation in ``--attn``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from litelvlm.errors import LiteLVLMError
+
+from .eff.arch import ARCHS, get_arch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "random", "fastv"]
+DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+MB = 2 ** 20
+
+
+@dataclass
+class EfficiencyArgs:
+    out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
+    arch: str = arg("glamm-7b", choices=list(ARCHS),
+                    help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests)")
+    methods: list[str] = arg(DEFAULT_METHODS, help="methods (space or comma separated); 'none' is the baseline")
+    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K")
+    flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
+    device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
+    dtype: str | None = arg(None, choices=list(DTYPES),
+                            help="weights/activations dtype (default: bfloat16 on cuda and for --flops-only, "
+                                 "float32 for CPU timing)")
+    attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager is GLaMM's)")
+    text_tokens: int | None = arg(None, help="prompt text tokens around the visual ones (default: the arch's)")
+    fastv_layer: int = arg(2, help="FastV's pruning layer K")
+    warmup: int = arg(2, help="untimed warm-up calls before timing")
+    repeats: int = arg(5, help="timed calls; the median is reported")
+    figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_arguments(parser, EfficiencyArgs)
+
+
+def _validate(a: EfficiencyArgs):
+    from litelvlm.pruning import get_method
+
+    arch = get_arch(a.arch, a.text_tokens)
+    methods = split_list(a.methods)
+    try:
+        budgets = split_list(a.budgets, int)
+    except ValueError as e:
+        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
+    for m in methods:
+        spec = get_method(m)
+        if spec.kind == "llm" and m not in ("none", "fastv"):
+            raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
+    if not methods:
+        raise LiteLVLMError("--methods is empty")
+    n = arch.num_patches
+    bad = [b for b in budgets if not 1 <= b <= n]
+    if bad or not budgets:
+        raise LiteLVLMError(f"--budgets must lie in 1..{n} (the number of visual tokens); got {bad or budgets}")
+    if not 1 <= a.fastv_layer < arch.llm.layers:
+        raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.llm.layers - 1} for --arch {a.arch}")
+    attns = split_list(a.attn)
+    for at in attns:
+        if at not in ("eager", "sdpa"):
+            raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose eager and/or sdpa")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise LiteLVLMError("--device cuda: no CUDA device is visible (use --device cpu, or --flops-only)")
+    if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":
+        raise LiteLVLMError("timing the full-size glamm-7b on a CPU is not supported; use --arch scaled on a CPU, "
+                            "--device cuda, or --flops-only")
+    if a.warmup < 0 or a.repeats < 1:
+        raise LiteLVLMError("--warmup must be >= 0 and --repeats >= 1")
+    dtype = a.dtype or ("float32" if (a.device == "cpu" and not a.flops_only) else "bfloat16")
+    if a.device == "cpu" and not a.flops_only and dtype == "float16":
+        raise LiteLVLMError("--dtype float16 is not supported for CPU timing; use float32 or bfloat16")
+    return arch, methods, sorted(set(budgets), reverse=True), attns, dtype
+
+
+def _pairs(methods: list[str], budgets: list[int], n: int) -> list[tuple[str, int]]:
+    """(method, budget) rows: the baseline once at K = N, every other method at every budget."""
+    pairs = [("none", n)]
+    pairs += [(m, b) for m in methods if m != "none" for b in budgets]
+    return pairs
+
+
+def flops_rows(arch, pairs, attns, dtype, fastv_layer) -> pd.DataFrame:
+    """FLOPs (analytic, measured, conventions, end to end) and meta-device LLM activation memory."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from tqdm.auto import tqdm
+
+    from .eff.arch import build_llm
+    from .eff.flops import (
+        llm_flops_exact,
+        llm_inputs,
+        llm_macs_fastv_convention,
+        llm_macs_swiglu,
+        run_llm,
+        token_plan,
+    )
+    from .eff.memory import LiveTensorBytes
+    from .eff.pipeline import MetaModels, SelectorBench, constant_flops, needs_text, projector_flops
+
+    meta = MetaModels.build(arch, attns[0], dtype)
+    const = constant_flops(meta)
+    bench = SelectorBench(arch)
+    plans = {p: token_plan(arch, p[0], p[1], fastv_layer) for p in pairs}
+    llm: dict = {}
+    for attn in attns:
+        model = meta.llm if attn == attns[0] else build_llm(arch, "meta", dtype, attn)
+        for plan in tqdm(list(dict.fromkeys(plans.values())), desc=f"LLM on meta ({attn})", leave=False):
+            x = llm_inputs(arch, plan, "meta", dtype)
+            fc, mem = FlopCounterMode(display=False), LiveTensorBytes()
+            with torch.no_grad(), fc, mem:
+                out = run_llm(model, arch, plan, x)
+            kept = mem.live
+            del out
+            llm[attn, plan] = (int(fc.get_total_flops()), mem.peak, kept)
+    sel_flops = {p: bench.flops(*p) for p in tqdm(pairs, desc="selector FLOPs", leave=False)}
+    proj_flops: dict[int, int] = {}
+    rows = []
+    for attn in attns:
+        for (method, budget), plan in plans.items():
+            flops, peak, kept = llm[attn, plan]
+            vis_in = arch.num_patches if method in ("none", "fastv") else budget
+            text = const["text"] if needs_text(method) else 0
+            sel = sel_flops[method, budget]
+            if vis_in not in proj_flops:
+                proj_flops[vis_in] = projector_flops(meta, vis_in)
+            proj = proj_flops[vis_in]
+            analytic = llm_flops_exact(arch.llm, plan)
+            rows.append({
+                "arch": arch.name, "attn": attn, "method": method, "budget": budget,
+                "n_tokens": plan.n_tokens, "n_tokens_first_layers": plan.n_before, "prune_layer": plan.prune_layer,
+                "llm_tflops_analytic": analytic / 1e12, "llm_tflops_measured": flops / 1e12,
+                "llm_flops_rel_diff": flops / analytic - 1,
+                "llm_tmacs_fastv_convention": llm_macs_fastv_convention(arch.llm, plan) / 1e12,
+                "llm_tmacs_paper_convention": llm_macs_swiglu(arch.llm, plan) / 1e12,
+                "clip_tflops": const["clip"] / 1e12, "text_tflops": text / 1e12, "selector_tflops": sel / 1e12,
+                "projector_tflops": proj / 1e12, "sam_tflops": const["sam"] / 1e12,
+                "e2e_tflops": (const["clip"] + text + sel + proj + flops + const["sam"]) / 1e12,
+                "llm_act_mb_meta": peak / MB, "llm_kept_mb_meta": kept / MB, "meta_dtype": str(dtype)[6:],
+            })
+    return pd.DataFrame(rows)
+
+
+def timing_rows(arch, pairs, attns, device, dtype, fastv_layer, warmup, repeats) -> pd.DataFrame:
+    """Wall time, CUDA time and peak activation memory of every part on ``device``."""
+    from tqdm.auto import tqdm
+
+    from .eff.flops import token_plan
+    from .eff.memory import peak_activation_bytes
+    from .eff.pipeline import DevicePipeline, needs_text
+    from .eff.timing import cuda_time_ms, wall_time_ms
+
+    rows = []
+    for attn in attns:
+        pipe = DevicePipeline(arch, device, dtype, attn)
+
+        def wall(fn):
+            return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
+
+        clip_ms, text_ms, sam_ms = wall(pipe.run_clip), wall(pipe.run_text), wall(pipe.run_sam)
+        llm: dict = {}
+        for method, budget in tqdm(pairs, desc=f"timing ({attn})", leave=False):
+            plan = token_plan(arch, method, budget, fastv_layer)
+            if plan not in llm:
+                fn = lambda plan=plan: pipe.run_llm(plan)  # noqa: E731
+                llm[plan] = (wall(fn), cuda_time_ms(fn, device), peak_activation_bytes(fn, device)[0])
+            prefill, cuda, act = llm[plan]
+            e2e = lambda m=method, b=budget: pipe.run_e2e(m, b)  # noqa: E731
+            sel_ms = 0.0 if method in ("none", "fastv") else wall(lambda m=method, b=budget: pipe.run_select(m, b))
+            rows.append({
+                "attn": attn, "method": method, "budget": budget, "device": _device_name(device),
+                "dtype": str(dtype)[6:], "prefill_ms": prefill, "llm_cuda_ms": cuda, "llm_act_mb": act / MB,
+                "clip_ms": clip_ms, "text_ms": text_ms if needs_text(method) else 0.0, "selector_ms": sel_ms,
+                "sam_ms": sam_ms, "e2e_ms": wall(e2e), "e2e_cuda_ms": cuda_time_ms(e2e, device),
+                "e2e_act_mb": peak_activation_bytes(e2e, device)[0] / MB,
+            })
+        del pipe
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()
+    return pd.DataFrame(rows)
+
+
+def _device_name(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from litelvlm.io import atomic_path, write_csv, write_json
+
+    from .eff.compare import add_ratios, comparison_table, to_markdown
+    from .eff.flops import fit_paper_text_tokens
+
+    a = from_namespace(EfficiencyArgs, args)
+    arch, methods, budgets, attns, dtype_name = _validate(a)
+    dtype = DTYPES[dtype_name]
+    out = Path(a.out)
+    t0 = time.perf_counter()
+    pairs = _pairs(methods, budgets, arch.num_patches)
+    df = flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
+    log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
+    if not a.flops_only:
+        tm = timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats)
+        df = df.merge(tm, on=["attn", "method", "budget"], how="left")
+    else:
+        df["device"] = "meta (FLOPs and activation bytes only)"
+        df["dtype"] = dtype_name
+    df = add_ratios(df, ["attn"])
+    if "method" in df and "none" not in methods:
+        df = df[df["method"] != "none"].reset_index(drop=True)
+    cmp = comparison_table(df)
+    config = {
+        "command": "litelvlm efficiency " + " ".join(_argv(a)),
+        "arch": arch.to_dict(), "methods": methods, "budgets": budgets, "attn_implementations": attns,
+        "attn_note": "eager = the LLM attention of GLaMM (explicit softmax(QK^T)V); sdpa = "
+                     "torch.nn.functional.scaled_dot_product_attention",
+        "dtype": dtype_name, "device": _device_name(a.device) if not a.flops_only else "meta",
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__, "transformers": _version("transformers"), "python": platform.python_version(),
+        "flops_only": a.flops_only, "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
+        "flops_conventions": {
+            "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n)",
+            "llm_tmacs_fastv_convention": "L*(4nd^2 + 2n^2 d + 2ndm) multiply-accumulates (FastV paper)",
+            "llm_tmacs_paper_convention": "L*(4nd^2 + 2n^2 d + 3ndm) multiply-accumulates, no LM head",
+        },
+        "paper_flops_fit": fit_paper_text_tokens(arch.llm) if arch.name == "glamm-7b" else None,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    write_csv(out / "efficiency.csv", df)
+    write_csv(out / "comparison.csv", cmp)
+    with atomic_path(out / "comparison.md") as tmp:
+        tmp.write_text(to_markdown(cmp))
+    if a.figures:
+        _figures(df, out)
+    write_json(out / "config.json", config)
+    print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s")
+    return 0
+
+
+def _figures(df: pd.DataFrame, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from .plotting.efficiency import plot_flops_vs_budget, plot_memory_vs_budget, plot_prefill_vs_budget
+    from .style import save_figure
+
+    plots = [("efficiency_flops", plot_flops_vs_budget)]
+    if "prefill_ms" in df and df["prefill_ms"].notna().any():
+        plots.append(("efficiency_prefill", plot_prefill_vs_budget))
+    plots.append(("efficiency_memory", plot_memory_vs_budget))
+    for name, fn in plots:
+        fig, _ = fn(df)
+        save_figure(fig, out, name, formats=("png",))
+        plt.close(fig)
+
+
+def _argv(a: EfficiencyArgs) -> list[str]:
+    parts = ["--arch", a.arch, "--methods", *split_list(a.methods), "--budgets", *map(str, split_list(a.budgets))]
+    if a.flops_only:
+        parts.append("--flops-only")
+    else:
+        parts += ["--device", a.device, "--warmup", str(a.warmup), "--repeats", str(a.repeats)]
+    if a.dtype:
+        parts += ["--dtype", a.dtype]
+    parts += ["--attn", *split_list(a.attn)]
+    if a.text_tokens is not None:
+        parts += ["--text-tokens", str(a.text_tokens)]
+    if a.fastv_layer != 2:
+        parts += ["--fastv-layer", str(a.fastv_layer)]
+    if not a.figures:
+        parts.append("--no-figures")
+    return parts + ["--out", a.out]
+
+
+def _version(pkg: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return None
+
+
+__all__ = ["EfficiencyArgs", "add_arguments", "run", "flops_rows", "timing_rows"]
