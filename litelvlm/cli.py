@@ -1,8 +1,8 @@
 """The ``litelvlm`` command: one argparse entry point with a subcommand per job.
 
 Each subcommand lives in its own module, which defines ``add_arguments(parser)`` and
-``run(args) -> int``. Modules are imported only when their subcommand runs (``--help``
-on the top level imports them all to list their options).
+``run(args) -> int``. A module is imported only when its subcommand is named, so the
+top-level ``--help`` is instant and one subcommand's heavy imports never slow another.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The full parser; with ``only``, import just that subcommand's module."""
+    """The parser with every subcommand listed; only the ``only`` subcommand's module is imported
+    (its options added)."""
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="litelvlm", description=__doc__.splitlines()[0])
@@ -39,7 +40,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        if only is not None and name != only:
+        if name != only:
             continue
         mod = importlib.import_module(module)
         mod.add_arguments(p)
