@@ -197,14 +197,14 @@ def run(ns) -> int:
                       "share_reversed", "n_sentences")} for _, r in overall.iterrows()]
         shutil.copyfile(rev_dir / "summary.csv", out / "reversal_summary.csv")
 
-        sink = run_sink(work / "results" / "sink", common, out, figures)
+        sink, sink_ablation = run_sink(work / "results" / "sink", common, data / "images", out, figures)
 
         summary = {"model": model, "weights_hash": clip.weights_hash(), "grid": list(clip.grid),
                    "scenes": a.scenes, "sentences": len(records), "scene_seed": a.seed,
                    "selection_budget": int(sel_table["budget"].iloc[0]),
                    "selection_referent_kept_share": sel_table.groupby("method")["referent_kept_share"]
                    .mean().round(4).to_dict(),
-                   "reversal": reversal, "sink": sink, "figures": [str(p) for p in figures],
+                   "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation, "figures": [str(p) for p in figures],
                    "seconds": round(time.perf_counter() - t0, 1), "args": asdict(a)}
         write_json(out / "demo_summary.json", summary)
     finally:
@@ -214,23 +214,37 @@ def run(ns) -> int:
     return 0
 
 
-def run_sink(sink_dir: Path, common: list[str], out: Path, figures: list[Path]) -> dict:
-    """Study 2 through ``litelvlm sink``; returns its headline numbers."""
+def run_sink(sink_dir: Path, common: list[str], image_dir: Path, out: Path, figures: list[Path]
+             ) -> tuple[dict, list[dict]]:
+    """Study 2 through ``litelvlm sink``, with the sink ablation on the images; returns its headline
+    numbers and, per vision layer, the AUROC of reversed similarity for each text representation."""
     import pandas as pd
 
-    _cli(["sink", "--out", str(sink_dir), *common])
+    _cli(["sink", "--out", str(sink_dir), *common, "--image-dir", str(image_dir)])
     summary = pd.read_csv(sink_dir / "summary.csv")
     shutil.copyfile(sink_dir / "summary.csv", out / "sink_summary.csv")
-    return sink_headline(summary)
+    ablation: list[dict] = []
+    abl_path = sink_dir / "ablation_summary.csv"
+    if abl_path.exists():
+        abl = pd.read_csv(abl_path)
+        shutil.copyfile(abl_path, out / "sink_ablation_summary.csv")
+        abl = abl[abl["breakdown"] == "all"]
+        for layer, sub in abl.groupby("layer", sort=True):
+            row = {"layer": int(layer)}
+            row.update({str(v): float(x) for v, x in zip(sub["variant"], sub["auroc_reversed_mean"])})
+            if "original" in row:
+                ablation.append(row)
+    return sink_headline(summary), ablation
 
 
 def sink_headline(summary) -> dict:
-    """The share of the [EOS] query's attention on [SOS], averaged over the text blocks."""
-    cols = [c for c in summary.columns if "sos" in c.lower() and "share" in c.lower()]
-    if not cols:
-        return {"columns": list(summary.columns)}
-    col = cols[0]
-    return {"column": col, "mean": float(summary[col].mean()), "max": float(summary[col].max())}
+    """[EOS]'s attention share on [SOS] and on the content tokens, head-averaged, per text block and
+    averaged over blocks, with the uniform baseline 1/n beside them."""
+    per_layer = summary[summary["head"] == -1].sort_values("layer")
+    return {"sos_mean": float(per_layer["sos_mean"].mean()), "sos_max": float(per_layer["sos_mean"].max()),
+            "content_mean": float(per_layer["content_sum_mean"].mean()),
+            "uniform_mean": float(per_layer["uniform_mean"].mean()),
+            "per_layer_sos": [round(float(v), 4) for v in per_layer["sos_mean"]]}
 
 
 def _print_summary(s: dict, out: Path) -> None:
@@ -244,7 +258,11 @@ def _print_summary(s: dict, out: Path) -> None:
         print(f"  reversal, layer {r['layer']}: AUROC of reversed similarity {r['auroc_reversed_mean']:.3f} "
               f"[95% CI {r['auroc_reversed_ci_low']:.3f}, {r['auroc_reversed_ci_high']:.3f}] -> {verdict}")
     sink = s["sink"]
-    if "mean" in sink:
-        print(f"  sink: [EOS]->[SOS] attention share {sink['mean']:.3f} (mean over blocks; max {sink['max']:.3f})")
+    print(f"  sink: [EOS]->[SOS] attention share {sink['sos_mean']:.3f} (mean over text blocks; max "
+          f"{sink['sos_max']:.3f}; uniform 1/n {sink['uniform_mean']:.3f}; content tokens together "
+          f"{sink['content_mean']:.3f})")
+    for r in s.get("sink_ablation", []):
+        print(f"  sink ablation, layer {r['layer']}: AUROC_reversed {r['original']:.3f} original -> "
+              + ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("layer", "original")))
     print(f"  figures: {out}/ ({', '.join(Path(p).name for p in s['figures'])}); numbers: {out}/demo_summary.json")
     print(json.dumps({"figures_dir": str(out)}))

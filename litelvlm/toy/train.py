@@ -290,7 +290,7 @@ def train(a: ToyTrainArgs) -> dict:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         row = {"step": step + 1, "loss": float(loss.detach()), "lr": lr_at(step),
-               "logit_scale": float(model.logit_scale.exp()), "elapsed_s": time.time() - t0,
+               "logit_scale": float(model.logit_scale.detach().exp()), "elapsed_s": time.time() - t0,
                "heldout_top1_of_8": float("nan")}
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             row["heldout_top1_of_8"] = retrieval_accuracy_model(model, tokenizer, ev_pixels, ev_items)
