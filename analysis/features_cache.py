@@ -108,3 +108,28 @@ class VisionFeatureCache:
                 yield from flush()
         if pending:
             yield from flush()
+
+
+def cached_text_embeds(clip, texts: list[str], batch_size: int = 256, root: str | Path | None = None,
+                       enabled: bool = True) -> tuple[torch.Tensor, bool]:
+    """(T, D) float32 ``text_embeds`` of ``texts``, from the cache when this exact list was encoded before.
+
+    Keyed by model, backend, weights hash and dtype (the namespace) and a hash of the texts
+    (the item). Returns ``(embeddings, hit)``.
+    """
+    from litelvlm.cache import config_key
+
+    cache = None
+    if enabled:
+        d = clip.describe()
+        ns = {"kind": "text-embeds/v1", "model": d["model"], "backend": d["backend"],
+              "weights_hash": d["weights_hash"], "dtype": d["dtype"]}
+        cache = TensorCache(Path(root or default_cache_dir()) / "text-embeds", ns)
+        item = config_key({"texts": list(texts)})
+        hit = cache.get(item)
+        if hit is not None and hit["text_embeds"].shape[0] == len(texts):
+            return hit["text_embeds"], True
+    emb = clip.encode_text(texts, batch_size=batch_size, hidden_states=False).text_embeds.float().cpu()
+    if cache is not None:
+        cache.put(item, {"text_embeds": emb})
+    return emb, False

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
@@ -36,7 +35,7 @@ from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 
-from .features_cache import VisionFeatureCache
+from .features_cache import VisionFeatureCache, cached_text_embeds
 from .stats import area_bins, auroc, bootstrap_ci, length_bins, wilcoxon_vs
 
 log = logging.getLogger(__name__)
@@ -114,14 +113,16 @@ def reversal_metrics(s: np.ndarray, inside: np.ndarray, ks=DEFAULT_KS) -> dict[s
 
 
 def similarity_rows(text: torch.Tensor, patches: torch.Tensor, kind: str = "dot") -> np.ndarray:
-    """(T, N) similarity of text embeddings (T, D) with projected patches (N, D)."""
-    # float64 copies in fresh (aligned) memory: the result must not depend on whether the
-    # patches came from a batch view or a cache file (BLAS kernels vary with alignment).
-    t = text.detach().cpu().to(torch.float64, copy=True)
-    p = patches.detach().cpu().to(torch.float64, copy=True)
+    """(T, N) similarity of text embeddings (T, D) with projected patches (N, D), in float64."""
+    t = text.detach().cpu().numpy().astype(np.float64)
+    p = patches.detach().cpu().numpy().astype(np.float64)
     if kind == "cosine":
-        t, p = F.normalize(t, dim=-1), F.normalize(p, dim=-1)
-    return (t @ p.T).numpy()
+        t = t / np.maximum(np.linalg.norm(t, axis=-1, keepdims=True), 1e-12)
+        p = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+    # a plain (non-BLAS) contraction: the result does not depend on batch layout or memory
+    # alignment (BLAS kernels vary with both), so cached and fresh features give equal bytes,
+    # and it avoids BLAS call overhead on these small products.
+    return np.einsum("td,nd->tn", t, p, optimize=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,11 +343,12 @@ def run(args) -> int:
     layers = resolve_layers(a.layers, vision_num_layers(clip))
     prompts = prompts_for(records, a.text_template, a.seed)
     t0 = time.perf_counter()
-    emb = clip.encode_text(prompts, batch_size=a.text_batch_size, hidden_states=False).text_embeds.float().cpu()
+    emb, text_hit = cached_text_embeds(clip, prompts, a.text_batch_size, a.cache_dir, enabled=a.cache)
     df, counts = run_study(clip, records, {"original": emb}, layers, prompts=prompts, kind=a.similarity,
                            ks=a.ks, threshold=a.threshold, pad_to_square=a.pad_to_square,
                            cache_dir=a.cache_dir, use_cache=a.cache, batch_size=a.batch_size)
     elapsed = time.perf_counter() - t0
+    counts["text_cache_hit"] = text_hit
     if df.empty:
         raise LiteLVLMError(f"no sentence could be scored ({counts}); nothing written")
     df = df.drop(columns=["variant"])

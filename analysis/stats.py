@@ -105,7 +105,11 @@ def wilcoxon_vs(values: np.ndarray, groups: np.ndarray | None = None, reference:
     d = v - reference
     if np.count_nonzero(d) < 2:
         return float("nan"), float("nan"), int(len(d))
-    res = sps.wilcoxon(d, alternative=alternative, zero_method="wilcox")
+    nz = d[d != 0]
+    # exact null distribution for small samples without ties; the normal approximation
+    # otherwise (scipy's "auto" falls back to a slow permutation test on small tied samples)
+    method = "exact" if len(nz) <= 50 and len(np.unique(np.abs(nz))) == len(nz) else "approx"
+    res = sps.wilcoxon(d, alternative=alternative, zero_method="wilcox", method=method)
     return float(res.statistic), float(res.pvalue), int(len(d))
 
 
