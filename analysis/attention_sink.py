@@ -112,12 +112,15 @@ def eos_shares(trace) -> dict[str, np.ndarray]:
 
 
 def sink_table(clip, texts: list[str], meta: pd.DataFrame, batch_size: int = 256,
-               ablate_from: list[int] | None = None, progress: bool = True
-               ) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+               ablate_from: list[int] | None = None, progress: bool = True,
+               checks: dict | None = None) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
     """The sink rows (text x layer x head, ordered by text index) and, optionally, ablation embeddings.
 
     Texts are processed in length-sorted batches (less padding); ``meta`` (one row per text)
-    supplies the id columns. Returns ``(rows, {variant: (T, D) embeddings})``.
+    supplies the id columns. Returns ``(rows, {variant: (T, D) embeddings})``. With the
+    ablation, the text tower is also re-run from each ``ablate_from`` block with NOTHING
+    masked; the largest deviation from ``text_embeds`` goes to ``checks["consistency_max_abs_diff"]``
+    (it must be ~0: the re-run reproduces the model), and a deviation over 1e-3 relative fails.
     """
     order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
     parts: list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
@@ -130,7 +133,16 @@ def sink_table(clip, texts: list[str], meta: pd.DataFrame, batch_size: int = 256
                       np.asarray(trace.truncated)))
         if ablate_from is not None:
             variants.setdefault("original", []).append((np.asarray(idx), trace.text_embeds.float().cpu()))
+            ref = trace.text_embeds.float().cpu()
             for b in ablate_from:
+                same = rerun_text_tower(clip, trace, b, mask_sos=False)
+                diff = float((same - ref).abs().max())
+                scale = float(ref.abs().max()) or 1.0
+                if checks is not None:
+                    checks["consistency_max_abs_diff"] = max(checks.get("consistency_max_abs_diff", 0.0), diff)
+                if diff > 1e-3 * scale:
+                    raise RuntimeError(f"ablation consistency check failed: re-running text blocks >= {b} with "
+                                       f"nothing masked changes text_embeds by {diff:.3g} (scale {scale:.3g})")
                 variants.setdefault(f"sos_masked_from{b}", []).append(
                     (np.asarray(idx), rerun_text_tower(clip, trace, b, mask_sos=True)))
             variants.setdefault("content_mean", []).append((np.asarray(idx), content_mean_embeds(clip, trace)))
@@ -246,8 +258,9 @@ def run(args) -> int:
             raise LiteLVLMError(f"--ablate-from {b}: text blocks are 0..{n_text_layers - 1} for this model")
     layers = resolve_layers(a.layers, vision_num_layers(clip)) if ablation else []
     t0 = time.perf_counter()
+    checks: dict = {}
     df, embeds = sink_table(clip, texts, meta, a.text_batch_size,
-                            ablate_from=sorted(set(a.ablate_from)) if ablation else None)
+                            ablate_from=sorted(set(a.ablate_from)) if ablation else None, checks=checks)
     t_sink = time.perf_counter() - t0
     df.insert(0, "model", clip.name)
     out = Path(a.out)
@@ -260,6 +273,7 @@ def run(args) -> int:
                                        cache_dir=a.cache_dir, use_cache=a.cache, batch_size=a.batch_size,
                                        desc="ablation")
         counts["ablation"] = abl_counts
+        counts["ablation_consistency_max_abs_diff"] = checks.get("consistency_max_abs_diff")
         if abl_df.empty:
             log.warning("ablation: no sentence could be scored (%s)", abl_counts)
             abl_df = None

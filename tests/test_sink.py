@@ -1,0 +1,161 @@
+"""Study 2, the [EOS]->[SOS] attention sink and its ablation: shares, batching, consistency, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis.attention_sink import eos_shares, sink_table
+from analysis.text_ablation import content_mean_embeds, rerun_text_tower
+from litelvlm.cli import main
+
+TEXTS = ["the dog on the left", "man", "a very small red car parked next to the tall building", "",
+         "left zebra", "guy in blue shirt holding a racket"]
+
+
+@pytest.fixture(scope="module")
+def tiny_open_clip(tiny_open_clip_dir):
+    from litelvlm.clip import load_clip
+
+    return load_clip(f"local-dir:{tiny_open_clip_dir}", "open_clip")
+
+
+def test_eos_shares_match_transformers_attentions(tiny_hf_clip_dir, tiny_hf_clip):
+    """Independent: transformers' own eager attention probabilities (output_attentions)."""
+    from transformers import CLIPModel
+
+    ref_model = CLIPModel.from_pretrained(str(tiny_hf_clip_dir), attn_implementation="eager").eval()
+    trace = tiny_hf_clip.encode_text(TEXTS, hidden_states=True, warn_truncation=False)
+    got = eos_shares(trace)
+    ids = trace.input_ids
+    with torch.no_grad():
+        out = ref_model.text_model(input_ids=ids, attention_mask=(torch.arange(ids.shape[1])[None]
+                                   <= trace.eos_index[:, None]).long(), output_attentions=True)
+    for t, eos in enumerate(trace.eos_index.tolist()):
+        for b, att in enumerate(out.attentions):
+            row = att[t, :, eos].double().numpy()  # (H, S)
+            np.testing.assert_allclose(got["sos"][b, t], row[:, 0], atol=1e-5)
+            np.testing.assert_allclose(got["eos"][b, t], row[:, eos], atol=1e-5)
+            np.testing.assert_allclose(got["content_sum"][b, t], row[:, 1:eos].sum(1), atol=1e-5)
+            if eos > 1:
+                np.testing.assert_allclose(got["content_max"][b, t], row[:, 1:eos].max(1), atol=1e-5)
+            else:  # the empty text has no content token
+                assert np.isnan(got["content_max"][b, t]).all()
+            assert got["uniform"][b, t, 0] == pytest.approx(1 / (eos + 1))
+    total = got["sos"] + got["eos"] + got["content_sum"]
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)  # causal: [EOS] sees exactly [SOS], content, itself
+
+
+def test_sink_batches_without_per_sentence_loop(tiny_hf_clip, monkeypatch):
+    from litelvlm.clip.base import TextTrace
+
+    calls = []
+    orig = TextTrace.eos_attention
+
+    def counting(self, block):
+        calls.append(len(self.texts))
+        return orig(self, block)
+
+    monkeypatch.setattr(TextTrace, "eos_attention", counting)
+    meta = pd.DataFrame({"text_index": np.arange(len(TEXTS))})
+    big, _ = sink_table(tiny_hf_clip, TEXTS, meta, batch_size=4, progress=False)
+    L = 2
+    assert calls == [4] * L + [2] * L  # one call per block per batch, covering the whole batch
+    one, _ = sink_table(tiny_hf_clip, TEXTS, meta, batch_size=1, progress=False)
+    assert len(big) == len(TEXTS) * L * 2
+    for c in ("sos", "eos", "content_sum", "uniform"):
+        np.testing.assert_allclose(big[c], one[c], atol=1e-5)  # padding in a batch changes nothing
+    assert list(big["text_index"].unique()) == list(range(len(TEXTS)))
+
+
+@pytest.mark.parametrize("backend", ["hf", "open_clip"])
+def test_rerun_with_nothing_masked_reproduces_text_embeds(backend, tiny_hf_clip, tiny_open_clip):
+    clip = tiny_hf_clip if backend == "hf" else tiny_open_clip
+    texts = [t for t in TEXTS if t]
+    trace = clip.encode_text(texts, hidden_states=True, warn_truncation=False)
+    ref = trace.text_embeds.float()
+    for b in range(trace.num_layers + 1):
+        torch.testing.assert_close(rerun_text_tower(clip, trace, b, mask_sos=False), ref, atol=1e-5, rtol=1e-4)
+    masked = rerun_text_tower(clip, trace, 0, mask_sos=True)
+    assert (masked - ref).abs().max() > 1e-4
+    # masking from after the last block changes nothing
+    torch.testing.assert_close(rerun_text_tower(clip, trace, trace.num_layers, mask_sos=True), ref,
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_content_mean_against_manual(tiny_hf_clip):
+    trace = tiny_hf_clip.encode_text(TEXTS, hidden_states=True, warn_truncation=False)
+    got = content_mean_embeds(tiny_hf_clip, trace)
+    m = tiny_hf_clip.modules()
+    with torch.no_grad():
+        for t, eos in enumerate(trace.eos_index.tolist()):
+            if eos <= 1:
+                assert torch.isnan(got[t]).all()
+                continue
+            x = m.text_model.final_layer_norm(trace.hidden_states[-1][t, 1:eos]).mean(0)
+            torch.testing.assert_close(got[t], m.text_projection(x), atol=1e-5, rtol=1e-4)
+
+
+def test_sink_cli_on_refcoco_expressions(shared_data, tiny_hf_clip_dir, tmp_path):
+    exprs = shared_data / "refcoco_unc_expressions" / "val.json"
+    argv = ["sink", "--model", str(tiny_hf_clip_dir), "--expressions", str(exprs), "--limit", "40",
+            "--text-batch-size", "16"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    df = pd.read_parquet(tmp_path / "a" / "sink.parquet")
+    assert len(df) == 40 * 2 * 2
+    for c in ("text_index", "sentence", "layer", "head", "sos", "eos", "content_sum", "content_max", "uniform",
+              "n_tokens"):
+        assert c in df.columns
+    np.testing.assert_allclose(df["uniform"], 1 / df["n_tokens"])
+    np.testing.assert_allclose(df["sos"] + df["eos"] + df["content_sum"], 1.0, atol=1e-5)
+    summary = pd.read_csv(tmp_path / "a" / "summary.csv")
+    assert set(summary["head"]) == {-1, 0, 1} and {"sos_mean", "uniform_mean", "sos_ci_low"} <= set(summary)
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "a" / "sink.parquet").read_bytes() == (tmp_path / "b" / "sink.parquet").read_bytes()
+
+
+def test_sink_cli_ablation_on_coco128(coco128, tiny_hf_clip_dir, tmp_path):
+    out = tmp_path / "abl"
+    rc = main(["sink", "--model", str(tiny_hf_clip_dir), "--refer-dir", str(coco128), "--image-dir",
+               str(coco128 / "images"), "--limit", "30", "--ablate-from", "0", "1", "--layers", "all",
+               "--n-boot", "100", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+    assert rc == 0
+    abl = pd.read_parquet(out / "ablation.parquet")
+    assert set(abl["variant"]) == {"original", "sos_masked_from0", "sos_masked_from1", "content_mean"}
+    counts = abl.groupby("variant").size()
+    assert counts.nunique() == 1  # every variant scored on the same sentences and layers
+    summ = pd.read_csv(out / "ablation_summary.csv")
+    assert summ.loc[summ["variant"] != "original", "delta_vs_original"].notna().any()
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["counts"]["ablation_consistency_max_abs_diff"] < 1e-4
+    # the original variant is Study 1 itself: the same numbers as `litelvlm reversal`
+    rc = main(["reversal", "--model", str(tiny_hf_clip_dir), "--refer-dir", str(coco128), "--limit", "30",
+               "--layers", "all", "--n-boot", "100", "--cache-dir", str(tmp_path / "cache"),
+               "--out", str(tmp_path / "rev")])
+    rev = pd.read_parquet(tmp_path / "rev" / "reversal.parquet")
+    orig = abl[abl["variant"] == "original"].reset_index(drop=True)
+    np.testing.assert_allclose(orig["auroc_reversed"], rev["auroc_reversed"], atol=1e-6)
+
+
+@pytest.mark.parametrize("extra,match", [
+    ([], "give --expressions"),
+    (["--expressions", "X.json", "--refer-dir", "D"], "not both"),
+    (["--expressions", "/nonexistent/val.json"], "does not exist"),
+    (["--expressions", "EXPR", "--limit", "0"], "--limit"),
+    (["--refer-dir", "REFER", "--image-dir", "REFER/images", "--ablate-from", "9"], "--ablate-from 9"),
+])
+def test_sink_bad_arguments_exit_2(extra, match, tmp_path, tiny_hf_clip_dir, capsys, request):
+    from litelvlm.data.fixtures import write_tiny_refer
+
+    refer = write_tiny_refer(tmp_path / "r")
+    expr = tmp_path / "e.json"
+    expr.write_text(json.dumps({"items": [{"text": "a dog"}]}))
+    extra = [str(refer) + e[5:] if e.startswith("REFER") else str(expr) if e == "EXPR" else e for e in extra]
+    out = tmp_path / "out"
+    assert main(["sink", "--model", str(tiny_hf_clip_dir), *extra, "--out", str(out)]) == 2
+    assert match in capsys.readouterr().err
+    assert not out.exists()
