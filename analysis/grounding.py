@@ -73,6 +73,7 @@ class GroundingArgs:
     protocol: str = arg("per-expression", help="evaluation protocol", choices=list(PROTOCOLS))
     max_sentences: int = arg(3, help="official protocol: sentences sampled per image")
     limit: int | None = arg(None, help="evaluate only the first N images (sorted by image id)")
+    image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; before --limit)")
     seed: int = arg(0, help="seed for templates, sampling and random selectors")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
     dtype: str = arg("float32", help="model dtype", choices=list(DTYPES))
@@ -142,6 +143,7 @@ def official_turns(records: list, seed: int, image_id: int, max_sentences: int) 
     from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS
 
     rng = random.Random(f"official:{seed}:{image_id}")
+    records = sorted(records, key=lambda r: (r.ref_id, r.sent_id))  # independent of the loader's order
     picked = records if len(records) <= max_sentences else rng.sample(records, max_sentences)
     picked = sorted(picked, key=lambda r: (r.ref_id, r.sent_id))
     turns = [(rng.choice(SEG_QUESTIONS).format(sent=r.sentence.strip().rstrip(".")), rng.choice(ANSWER_LIST))
@@ -262,11 +264,24 @@ def run(args: argparse.Namespace) -> int:
     by_image: dict[int, list] = {}
     for r in records:
         by_image.setdefault(r.image_id, []).append(r)
-    image_ids = sorted(by_image)[: a.limit] if a.limit is not None else sorted(by_image)
+    image_ids = sorted(by_image)
+    if a.image_ids:
+        try:
+            wanted = set(split_list(a.image_ids, int))
+        except ValueError as e:
+            raise LiteLVLMError(f"--image-ids must be integers: {e}") from e
+        unknown = sorted(wanted - set(by_image))
+        if unknown:
+            raise LiteLVLMError(f"--image-ids: no sentences of split {a.split!r} for image(s) {unknown}")
+        image_ids = [i for i in image_ids if i in wanted]
+    if a.limit is not None:
+        image_ids = image_ids[: a.limit]
 
     state = PartialState(cpu=a.device == "cpu")
     device = a.device if a.device == "cpu" or state.num_processes == 1 else state.device
-    pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device, dtype=DTYPES[a.dtype])
+    with state.main_process_first():  # the main process writes any cached random model before the others read
+        pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device,
+                                               dtype=DTYPES[a.dtype])
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
 
     out = Path(a.out)

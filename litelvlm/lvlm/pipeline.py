@@ -19,6 +19,9 @@ sentence (``turns`` overrides the templates); mask i belongs to the i-th [SEG].
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -84,10 +87,22 @@ def _random_model_dir(base: str, seed: int) -> Path:
     from .checkpoint import save_random_glamm
 
     root = default_cache_dir() / "random-models" / f"glamm-{base}-seed{seed}"
-    marker = root / ".complete"
-    if not marker.exists():
-        save_random_glamm(root, base, seed)
-        marker.touch()
+    if (root / ".complete").exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:  # written aside and renamed into place: concurrent processes never read a half-written model
+        save_random_glamm(tmp, base, seed)
+        (tmp / ".complete").touch()
+        if root.exists() and not (root / ".complete").exists():  # a stale partial folder
+            shutil.rmtree(root, ignore_errors=True)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process finished first; its copy is identical
+            if not (root / ".complete").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 

@@ -1,0 +1,77 @@
+"""`litelvlm eval-grounding` end to end on COCO-128 (tiny random GLaMM, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from litelvlm.cli import main
+from litelvlm.pruning import available_methods, get_method
+
+#: Every registered method that is implemented (a placeholder without a function cannot run).
+METHODS = [m for m in available_methods() if m == "none" or get_method(m).fn is not None]
+
+
+@pytest.fixture(autouse=True)
+def _one_pipeline(monkeypatch):
+    """Load the tiny random GLaMM once per module (each run would otherwise load it again)."""
+    from litelvlm.lvlm import GlammPipeline
+
+    cache = _PIPES
+    real = GlammPipeline.from_model_string.__func__
+
+    def cached(cls, model, clip=None, sam=None, device="cpu", dtype=None):
+        key = (model, clip, sam, str(device), str(dtype))
+        if key not in cache:
+            cache[key] = real(cls, model, clip=clip, sam=sam, device=device, **({"dtype": dtype} if dtype else {}))
+        return cache[key]
+
+    monkeypatch.setattr(GlammPipeline, "from_model_string", classmethod(cached))
+
+
+_PIPES: dict = {}
+
+
+def _run(coco, out, *extra) -> int:
+    return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", "tiny-random:0",
+                 *map(str, extra)])
+
+
+def _check(out, methods, budgets, n_sentences):
+    rows = pd.read_parquet(out / "grounding.parquet")
+    summary = pd.read_csv(out / "summary.csv")
+    pairs = {(m, 576) for m in methods if m == "none"} | {(m, b) for m in methods if m != "none" for b in budgets}
+    assert set(zip(summary["method"], summary["budget"])) == pairs
+    assert (summary["n"] == n_sentences).all()
+    assert len(rows) == n_sentences * len(pairs)
+    assert rows["iou"].between(0, 1).all() and (rows["intersection"] <= rows["union"]).all()
+    for (m, b), g in rows.groupby(["method", "budget"]):
+        s = summary[(summary["method"] == m) & (summary["budget"] == b)].iloc[0]
+        assert s["ciou"] == pytest.approx(g["intersection"].sum() / g["union"].sum())
+        assert s["giou"] == pytest.approx(g["iou"].mean())
+    return rows, summary
+
+
+@pytest.mark.parametrize("budgets", [pytest.param([576, 192, 128, 64, 32], marks=pytest.mark.slow), [576, 8]])
+def test_every_method_official(coco128, tmp_path, budgets):
+    """Official protocol: one image, at most 3 sampled sentences in one prompt, every method and budget."""
+    assert _run(coco128, tmp_path, "--protocol", "official", "--limit", 1, "--methods", ",".join(METHODS),
+                "--budgets", ",".join(map(str, budgets))) == 0
+    rows, _ = _check(tmp_path, METHODS, budgets, 3)
+    assert set(rows["turn"]) == {0, 1, 2} and (rows["protocol"] == "official").all()
+    # pruning at the LLM input shortens the sequence by N - K; FastV prunes inside the LLM
+    r = rows[rows["method"] == "random"].groupby("budget")["seq_len"].first()
+    assert r[576] - r[min(budgets)] == 576 - min(budgets)
+    assert (rows.loc[rows["method"] == "fastv", "prune_layer"] == 2).all()
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["protocol"] == "official" and cfg["images"] == 1
+
+
+def test_every_method_per_expression(coco128, tmp_path):
+    budgets = [64, 16]
+    assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(METHODS),
+                "--budgets", ",".join(map(str, budgets))) == 0
+    rows, _ = _check(tmp_path, METHODS, budgets, 2)
+    assert (rows["turn"] == 0).all() and set(rows["image_id"]) == {34}

@@ -1,0 +1,106 @@
+"""`litelvlm eval-grounding`: seeded official protocol, resuming, unreadable images, bad arguments."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import analysis.grounding as grounding
+from litelvlm.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _one_pipeline(monkeypatch):
+    """Load the tiny random GLaMM once per module (each run would otherwise load it again)."""
+    from litelvlm.lvlm import GlammPipeline
+
+    cache = _PIPES
+    real = GlammPipeline.from_model_string.__func__
+
+    def cached(cls, model, clip=None, sam=None, device="cpu", dtype=None):
+        key = (model, clip, sam, str(device), str(dtype))
+        if key not in cache:
+            cache[key] = real(cls, model, clip=clip, sam=sam, device=device, **({"dtype": dtype} if dtype else {}))
+        return cache[key]
+
+    monkeypatch.setattr(GlammPipeline, "from_model_string", classmethod(cached))
+
+
+_PIPES: dict = {}
+
+
+def _run(coco, out, *extra) -> int:
+    return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", "tiny-random:0",
+                 *map(str, extra)])
+
+
+def test_official_is_deterministic(coco128, tmp_path):
+    args = ("--protocol", "official", "--limit", 1, "--methods", "none,litelvlm", "--budgets", 16)
+    assert _run(coco128, tmp_path / "a", *args) == 0
+    assert _run(coco128, tmp_path / "b", *args) == 0
+    a = pd.read_parquet(tmp_path / "a" / "grounding.parquet")
+    pd.testing.assert_frame_equal(a, pd.read_parquet(tmp_path / "b" / "grounding.parquet"))
+    assert (tmp_path / "a" / "summary.csv").read_text() == (tmp_path / "b" / "summary.csv").read_text()
+    assert _run(coco128, tmp_path / "c", *args[:-4], "--seed", 3, *args[-4:]) == 0
+    c = pd.read_parquet(tmp_path / "c" / "grounding.parquet")
+    assert set(c["sent_id"]) != set(a["sent_id"]) or list(c["sentence"]) != list(a["sentence"]) or \
+        not c["iou"].equals(a["iou"])
+
+
+def test_interrupted_run_resumes(coco128, tmp_path, monkeypatch):
+    args = ("--protocol", "official", "--image-ids", "34,71,81", "--chunk", 1, "--methods", "none")
+    assert _run(coco128, tmp_path / "full", *args) == 0
+    real = grounding.evaluate_image
+    calls = []
+
+    def flaky(pipe, a, records, image, pairs):
+        calls.append(records[0].image_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(pipe, a, records, image, pairs)
+
+    monkeypatch.setattr(grounding, "evaluate_image", flaky)
+    assert _run(coco128, tmp_path / "resumed", *args) == 130
+    assert len(list((tmp_path / "resumed" / "parts").glob("chunk-*.json"))) == 1
+    assert not (tmp_path / "resumed" / "grounding.parquet").exists()
+    monkeypatch.setattr(grounding, "evaluate_image", real)
+    seen = []
+    monkeypatch.setattr(grounding, "evaluate_image",
+                        lambda pipe, a, records, *r: seen.append(records[0].image_id) or real(pipe, a, records, *r))
+    assert _run(coco128, tmp_path / "resumed", *args) == 0
+    assert seen == calls[1:] + [i for i in seen if i not in calls]   # the finished image is not redone
+    assert len(seen) == 2 and calls[0] not in seen
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "full" / "grounding.parquet"),
+                                  pd.read_parquet(tmp_path / "resumed" / "grounding.parquet"))
+
+
+def test_changed_configuration_refused(coco128, tmp_path, capsys):
+    assert _run(coco128, tmp_path, "--limit", 1, "--methods", "none") == 0
+    assert _run(coco128, tmp_path, "--limit", 1, "--methods", "none", "--seed", 1) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_unreadable_image_skipped_and_counted(coco128, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for f in (coco128 / "images").iterdir():
+        (images / f.name).symlink_to(f)
+    bad = images / "COCO_train2014_000000000009.jpg"
+    bad.unlink()
+    bad.write_bytes(b"this is not a jpeg")
+    out = tmp_path / "out"
+    assert _run(coco128, out, "--image-dir", images, "--protocol", "official", "--limit", 2,
+                "--methods", "none") == 0
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert skipped["image_id"].tolist() == [9] and "COCO_train2014_000000000009.jpg" in skipped["path"][0]
+    rows = pd.read_parquet(out / "grounding.parquet")
+    assert set(rows["image_id"]) == {34}
+    assert "1 image(s) skipped" in capsys.readouterr().out
+    assert "skipped images: 1" in (out / "summary.txt").read_text()
+
+
+def test_bad_arguments(coco128, tmp_path, capsys):
+    assert _run(coco128, tmp_path / "a", "--budgets", 999, "--methods", "random") == 2
+    assert "999" in capsys.readouterr().err
+    assert _run(coco128, tmp_path / "b", "--image-ids", 1, "--methods", "none") == 2
+    assert "--image-ids" in capsys.readouterr().err
