@@ -23,7 +23,7 @@ import torch
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 
-from .eff.arch import ARCHS, get_arch
+from .eff.arch import ARCH_NAMES, get_arch
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ MB = 2 ** 20
 @dataclass
 class EfficiencyArgs:
     out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
-    arch: str = arg("glamm-7b", choices=list(ARCHS),
+    arch: str = arg("glamm-7b", choices=list(ARCH_NAMES),
                     help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests)")
     methods: list[str] = arg(DEFAULT_METHODS, help="methods (space or comma separated); 'none' is the baseline")
     budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K")
@@ -50,6 +50,10 @@ class EfficiencyArgs:
     fastv_layer: int = arg(2, help="FastV's pruning layer K")
     warmup: int = arg(2, help="untimed warm-up calls before timing")
     repeats: int = arg(5, help="timed calls; the median is reported")
+    e2e: str = arg("auto", choices=["auto", "chain", "parts"],
+                   help="end-to-end time: 'chain' times the whole CLIP->selector->LLM->SAM chain per row "
+                        "(also its CUDA time and memory); 'parts' sums the parts' medians (CPU-cheap); "
+                        "auto: chain on cuda, parts on cpu")
     figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
 
 
@@ -76,8 +80,8 @@ def _validate(a: EfficiencyArgs):
     bad = [b for b in budgets if not 1 <= b <= n]
     if bad or not budgets:
         raise LiteLVLMError(f"--budgets must lie in 1..{n} (the number of visual tokens); got {bad or budgets}")
-    if not 1 <= a.fastv_layer < arch.llm.layers:
-        raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.llm.layers - 1} for --arch {a.arch}")
+    if not 1 <= a.fastv_layer < arch.glamm.llm_layers:
+        raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.glamm.llm_layers - 1} for --arch {a.arch}")
     attns = split_list(a.attn)
     for at in attns:
         if at not in ("eager", "sdpa"):
@@ -107,7 +111,6 @@ def flops_rows(arch, pairs, attns, dtype, fastv_layer) -> pd.DataFrame:
     from torch.utils.flop_counter import FlopCounterMode
     from tqdm.auto import tqdm
 
-    from .eff.arch import build_llm
     from .eff.flops import (
         llm_flops_exact,
         llm_inputs,
@@ -125,7 +128,8 @@ def flops_rows(arch, pairs, attns, dtype, fastv_layer) -> pd.DataFrame:
     plans = {p: token_plan(arch, p[0], p[1], fastv_layer) for p in pairs}
     llm: dict = {}
     for attn in attns:
-        model = meta.llm if attn == attns[0] else build_llm(arch, "meta", dtype, attn)
+        model = meta.llm
+        model.set_attn_implementation(attn)  # same weights (none: meta), other attention kernel
         for plan in tqdm(list(dict.fromkeys(plans.values())), desc=f"LLM on meta ({attn})", leave=False):
             x = llm_inputs(arch, plan, "meta", dtype)
             fc, mem = FlopCounterMode(display=False), LiveTensorBytes()
@@ -146,14 +150,14 @@ def flops_rows(arch, pairs, attns, dtype, fastv_layer) -> pd.DataFrame:
             if vis_in not in proj_flops:
                 proj_flops[vis_in] = projector_flops(meta, vis_in)
             proj = proj_flops[vis_in]
-            analytic = llm_flops_exact(arch.llm, plan)
+            analytic = llm_flops_exact(arch.glamm, plan)
             rows.append({
                 "arch": arch.name, "attn": attn, "method": method, "budget": budget,
                 "n_tokens": plan.n_tokens, "n_tokens_first_layers": plan.n_before, "prune_layer": plan.prune_layer,
                 "llm_tflops_analytic": analytic / 1e12, "llm_tflops_measured": flops / 1e12,
                 "llm_flops_rel_diff": flops / analytic - 1,
-                "llm_tmacs_fastv_convention": llm_macs_fastv_convention(arch.llm, plan) / 1e12,
-                "llm_tmacs_paper_convention": llm_macs_swiglu(arch.llm, plan) / 1e12,
+                "llm_tmacs_fastv_convention": llm_macs_fastv_convention(arch.glamm, plan) / 1e12,
+                "llm_tmacs_paper_convention": llm_macs_swiglu(arch.glamm, plan) / 1e12,
                 "clip_tflops": const["clip"] / 1e12, "text_tflops": text / 1e12, "selector_tflops": sel / 1e12,
                 "projector_tflops": proj / 1e12, "sam_tflops": const["sam"] / 1e12,
                 "e2e_tflops": (const["clip"] + text + sel + proj + flops + const["sam"]) / 1e12,
@@ -162,42 +166,72 @@ def flops_rows(arch, pairs, attns, dtype, fastv_layer) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def timing_rows(arch, pairs, attns, device, dtype, fastv_layer, warmup, repeats) -> pd.DataFrame:
-    """Wall time, CUDA time and peak activation memory of every part on ``device``."""
+def timing_rows(arch, pairs, attns, device, dtype, fastv_layer, warmup, repeats, chain=True) -> pd.DataFrame:
+    """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention."""
+    from .eff.pipeline import DevicePipeline
+
+    frames = []
+    for attn in attns:
+        pipe = DevicePipeline(arch, device, dtype, attn)
+        try:
+            frames.append(_time_pipeline(pipe, pairs, fastv_layer, warmup, repeats, chain))
+        finally:
+            del pipe
+            if torch.device(device).type == "cuda":
+                torch.cuda.empty_cache()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _time_pipeline(pipe, pairs, fastv_layer: int, warmup: int, repeats: int, chain: bool) -> pd.DataFrame:
+    """Timing rows of one :class:`DevicePipeline` (one attention implementation).
+
+    Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens
+    share it); the selector is timed per (method, budget), and so is the end-to-end chain with its CUDA
+    time and memory when ``chain`` (else ``e2e_ms`` is the sum of the parts' medians, memory not measured).
+    """
     from tqdm.auto import tqdm
 
     from .eff.flops import token_plan
     from .eff.memory import peak_activation_bytes
-    from .eff.pipeline import DevicePipeline, needs_text
+    from .eff.pipeline import needs_text
     from .eff.timing import cuda_time_ms, wall_time_ms
 
+    device, arch = pipe.device, pipe.arch
+
+    def wall(fn) -> float:
+        return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
+
+    clip_ms, text_ms, sam_ms = wall(pipe.run_clip), wall(pipe.run_text), wall(pipe.run_sam)
+    llm: dict = {}
     rows = []
-    for attn in attns:
-        pipe = DevicePipeline(arch, device, dtype, attn)
+    for method, budget in tqdm(pairs, desc=f"timing ({pipe.attn})", leave=False):
+        plan = token_plan(arch, method, budget, fastv_layer)
+        if plan not in llm:
+            def prefill(plan=plan):
+                return pipe.run_llm(plan)
+            llm[plan] = (wall(prefill), cuda_time_ms(prefill, device), peak_activation_bytes(prefill, device)[0])
+        prefill_ms, cuda, act = llm[plan]
 
-        def wall(fn):
-            return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
+        def e2e(m=method, b=budget):
+            return pipe.run_e2e(m, b, fastv_layer)
 
-        clip_ms, text_ms, sam_ms = wall(pipe.run_clip), wall(pipe.run_text), wall(pipe.run_sam)
-        llm: dict = {}
-        for method, budget in tqdm(pairs, desc=f"timing ({attn})", leave=False):
-            plan = token_plan(arch, method, budget, fastv_layer)
-            if plan not in llm:
-                fn = lambda plan=plan: pipe.run_llm(plan)  # noqa: E731
-                llm[plan] = (wall(fn), cuda_time_ms(fn, device), peak_activation_bytes(fn, device)[0])
-            prefill, cuda, act = llm[plan]
-            e2e = lambda m=method, b=budget: pipe.run_e2e(m, b)  # noqa: E731
-            sel_ms = 0.0 if method in ("none", "fastv") else wall(lambda m=method, b=budget: pipe.run_select(m, b))
-            rows.append({
-                "attn": attn, "method": method, "budget": budget, "device": _device_name(device),
-                "dtype": str(dtype)[6:], "prefill_ms": prefill, "llm_cuda_ms": cuda, "llm_act_mb": act / MB,
-                "clip_ms": clip_ms, "text_ms": text_ms if needs_text(method) else 0.0, "selector_ms": sel_ms,
-                "sam_ms": sam_ms, "e2e_ms": wall(e2e), "e2e_cuda_ms": cuda_time_ms(e2e, device),
-                "e2e_act_mb": peak_activation_bytes(e2e, device)[0] / MB,
-            })
-        del pipe
-        if torch.device(device).type == "cuda":
-            torch.cuda.empty_cache()
+        def selection(m=method, b=budget):
+            return pipe.run_select(m, b)
+
+        sel_ms = 0.0 if method in ("none", "fastv") else wall(selection)
+        text = text_ms if needs_text(method) else 0.0
+        if chain:
+            e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
+            e2e_act = peak_activation_bytes(e2e, device)[0] / MB
+        else:
+            e2e_ms, e2e_cuda, e2e_act = clip_ms + text + sel_ms + prefill_ms + sam_ms, float("nan"), float("nan")
+        rows.append({
+            "attn": pipe.attn, "method": method, "budget": budget, "device": _device_name(device),
+            "dtype": str(pipe.dtype)[6:], "prefill_ms": prefill_ms, "llm_cuda_ms": cuda, "llm_act_mb": act / MB,
+            "clip_ms": clip_ms, "text_ms": text, "selector_ms": sel_ms, "sam_ms": sam_ms,
+            "e2e_ms": e2e_ms, "e2e_mode": "chain" if chain else "sum of parts", "e2e_cuda_ms": e2e_cuda,
+            "e2e_act_mb": e2e_act,
+        })
     return pd.DataFrame(rows)
 
 
@@ -223,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
     df = flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
-        tm = timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats)
+        chain = a.e2e == "chain" or (a.e2e == "auto" and a.device == "cuda")
+        tm = timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain)
         df = df.merge(tm, on=["attn", "method", "budget"], how="left")
     else:
         df["device"] = "meta (FLOPs and activation bytes only)"
@@ -246,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
             "llm_tmacs_fastv_convention": "L*(4nd^2 + 2n^2 d + 2ndm) multiply-accumulates (FastV paper)",
             "llm_tmacs_paper_convention": "L*(4nd^2 + 2n^2 d + 3ndm) multiply-accumulates, no LM head",
         },
-        "paper_flops_fit": fit_paper_text_tokens(arch.llm) if arch.name == "glamm-7b" else None,
+        "paper_flops_fit": fit_paper_text_tokens(arch.glamm) if arch.name == "glamm-7b" else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }
     write_csv(out / "efficiency.csv", df)
@@ -260,15 +295,37 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_efficiency(out: str | Path) -> dict:
+    """The tables of an ``efficiency`` output folder: ``efficiency`` and ``comparison`` (DataFrames), ``config``."""
+    import json
+
+    out = Path(out)
+    path = out / "efficiency.csv"
+    if not path.exists():
+        raise LiteLVLMError(f"{path} not found: run `litelvlm efficiency --out {out}` first")
+    tables = {"efficiency": pd.read_csv(path), "config": json.loads((out / "config.json").read_text())}
+    if (out / "comparison.csv").exists():
+        tables["comparison"] = pd.read_csv(out / "comparison.csv")
+    return tables
+
+
 def _figures(df: pd.DataFrame, out: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from .plotting.efficiency import plot_flops_vs_budget, plot_memory_vs_budget, plot_prefill_vs_budget
+    from .plotting.efficiency import (
+        has_cuda_time,
+        plot_cuda_time_vs_budget,
+        plot_flops_vs_budget,
+        plot_memory_vs_budget,
+        plot_prefill_vs_budget,
+    )
     from .style import save_figure
 
     plots = [("efficiency_flops", plot_flops_vs_budget)]
     if "prefill_ms" in df and df["prefill_ms"].notna().any():
         plots.append(("efficiency_prefill", plot_prefill_vs_budget))
+    if has_cuda_time(df):
+        plots.append(("efficiency_cuda", plot_cuda_time_vs_budget))
     plots.append(("efficiency_memory", plot_memory_vs_budget))
     for name, fn in plots:
         fig, _ = fn(df)
@@ -282,6 +339,8 @@ def _argv(a: EfficiencyArgs) -> list[str]:
         parts.append("--flops-only")
     else:
         parts += ["--device", a.device, "--warmup", str(a.warmup), "--repeats", str(a.repeats)]
+        if a.e2e != "auto":
+            parts += ["--e2e", a.e2e]
     if a.dtype:
         parts += ["--dtype", a.dtype]
     parts += ["--attn", *split_list(a.attn)]
@@ -303,4 +362,4 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-__all__ = ["EfficiencyArgs", "add_arguments", "run", "flops_rows", "timing_rows"]
+__all__ = ["EfficiencyArgs", "add_arguments", "flops_rows", "load_efficiency", "run", "timing_rows"]

@@ -1,79 +1,46 @@
-"""The architectures the efficiency study runs: GLaMM-7B sizes, a tiny one for tests, a scaled one for CPUs.
+"""The architectures the efficiency study runs, taken from the library's own definitions.
 
 GLaMM = CLIP ViT-L/14-336 (visual tokens) -> 2-layer GELU projector -> Llama-2-7B (Vicuna) LLM ->
-SAM ViT-H image encoder + mask decoder (the [SEG] token's hidden state is the prompt). Every part is
-built from the standard transformers classes with random weights, on any device (``meta`` needs no
-memory, so the full 7B model can be FLOP-counted anywhere).
+SAM ViT-H image encoder + mask decoder (the [SEG] token's hidden state is the prompt). The sizes are
+``litelvlm.lvlm.config.ARCHS`` (``glamm-7b``, ``tiny``) and ``litelvlm.clip.random_init.ARCHS``, and
+the transformers configs come from the same modules (``llama_config``, ``sam_config``, ``hf_config``),
+so the model counted here is the model the rest of the suite builds. The study only adds ``scaled``
+(the GLaMM family at CPU size, for timing ratios) and the prompt length around the visual tokens.
+Every part is built with random weights on any device (``meta`` needs no memory, so the full 7B model
+can be FLOP-counted anywhere).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
 
+from litelvlm.clip.random_init import ClipArch, hf_config
 from litelvlm.errors import LiteLVLMError
-
-
-@dataclass(frozen=True)
-class LlmSizes:
-    """A Llama decoder: width d, depth L, SwiGLU width m, heads, vocabulary V."""
-
-    hidden: int
-    layers: int
-    intermediate: int
-    heads: int
-    vocab: int
-
-
-@dataclass(frozen=True)
-class ClipSizes:
-    """A CLIP ViT (vision tower used for the visual tokens; text tower used by text-guided selectors)."""
-
-    image_size: int
-    patch_size: int
-    width: int
-    layers: int
-    heads: int
-    text_width: int
-    text_layers: int
-    text_heads: int
-    embed_dim: int
-
-
-@dataclass(frozen=True)
-class SamSizes:
-    """SAM's ViT image encoder (windowed attention with a few global blocks) and its mask decoder."""
-
-    image_size: int
-    width: int
-    layers: int
-    heads: int
-    global_blocks: tuple[int, ...]
-    window: int
-    out_channels: int = 256
-    patch_size: int = 16
+from litelvlm.lvlm.config import ARCHS as GLAMM_ARCHS
+from litelvlm.lvlm.config import GlammArch, llama_config, sam_config, with_vocab
 
 
 @dataclass(frozen=True)
 class EffArch:
-    """One GLaMM-shaped architecture and the prompt it is run with.
+    """One GLaMM architecture and the prompt it is run with.
 
-    ``text_tokens`` is the number of prompt tokens around the visual tokens, split into
-    ``prefix`` tokens before them (system prompt, ``USER:``) and the rest after them.
+    ``glamm`` holds every LLM and SAM size; ``clip`` is its CLIP tower (``glamm.clip_arch`` except for
+    ``scaled``, whose tower is scaled too). ``text_tokens`` is the number of prompt tokens around the
+    visual tokens, ``prefix_tokens`` of them before the visual tokens (system prompt, ``USER:``).
     """
 
     name: str
-    llm: LlmSizes
-    clip: ClipSizes
-    sam: SamSizes
+    glamm: GlammArch
+    clip: ClipArch
     text_tokens: int = 64
     prefix_tokens: int = 36
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def num_patches(self) -> int:
@@ -85,50 +52,60 @@ class EffArch:
         return self.text_tokens + visual
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"name": self.name, "glamm": self.glamm.to_dict(), "clip": asdict(self.clip),
+                "text_tokens": self.text_tokens, "prefix_tokens": self.prefix_tokens,
+                "description": self.description}
 
 
-#: Llama-2-7B / Vicuna-7B plus GLaMM's added tokens ([SEG], <p>, </p>, <bbox>, <im_start>, <im_end>, ...).
-GLAMM_VOCAB = 32006
+@functools.cache
+def _tiny_vocab() -> int:
+    from litelvlm.lvlm.tokenizer import build_tiny_tokenizer
 
-ARCHS: dict[str, EffArch] = {
-    "glamm-7b": EffArch(
-        "glamm-7b",
-        LlmSizes(hidden=4096, layers=32, intermediate=11008, heads=32, vocab=GLAMM_VOCAB),
-        ClipSizes(336, 14, 1024, 24, 16, 768, 12, 12, 768),
-        SamSizes(image_size=1024, width=1280, layers=32, heads=16, global_blocks=(7, 15, 23, 31), window=14),
-        description="GLaMM-7B: CLIP ViT-L/14-336, Llama-2-7B (Vicuna), SAM ViT-H"),
-    # Same family, CPU-sized: the LLM keeps Llama's m/d ratio and 64-wide heads but is 8x narrower and
-    # 8x shallower (attention's share of the FLOPs stays small, as at full size); the encoders shrink too.
-    "scaled": EffArch(
-        "scaled",
-        LlmSizes(hidden=512, layers=4, intermediate=1376, heads=8, vocab=4000),
-        ClipSizes(336, 14, 128, 6, 2, 64, 2, 2, 64),
-        SamSizes(image_size=512, width=128, layers=8, heads=2, global_blocks=(1, 3, 5, 7), window=8,
-                 out_channels=32),
-        description="GLaMM family scaled for CPU timing: LLM d=512 L=4 m=1376; CLIP width 128; SAM width 128"),
-    "tiny": EffArch(
-        "tiny",
-        LlmSizes(hidden=64, layers=3, intermediate=172, heads=2, vocab=256),
-        ClipSizes(336, 14, 32, 2, 2, 32, 2, 2, 24),
-        SamSizes(image_size=256, width=32, layers=2, heads=2, global_blocks=(1,), window=4, out_channels=16),
-        text_tokens=20, prefix_tokens=12,
-        description="tiny GLaMM-shaped model for tests (576 visual tokens, tiny widths)"),
+    return len(build_tiny_tokenizer())
+
+
+#: The GLaMM family at CPU size, for timing ratios: the LLM keeps Llama's m/d ratio and 64-wide heads
+#: but is 8x narrower and 8x shallower; CLIP keeps its 24x24 grid; SAM runs at 512 px.
+SCALED = GlammArch(
+    name="scaled", clip="tiny-336", llm_hidden=512, llm_layers=4, llm_intermediate=1376, llm_heads=8,
+    llm_kv_heads=8, vocab_size=4000, sam_hidden=128, sam_layers=8, sam_heads=2, sam_global_attn=(1, 3, 5, 7),
+    sam_window=8, sam_patch=16, sam_decoder_mlp=256, sam_decoder_heads=2, prompt_dim=32, sam_image_size=512,
+    sam_mask_input_channels=4, max_positions=2048)
+SCALED_CLIP = ClipArch(336, 14, 128, 6, 2, 64, 2, 2, 64)
+
+_DESCRIPTIONS = {
+    "glamm-7b": "GLaMM-7B (litelvlm.lvlm ARCHS['glamm-7b']): CLIP ViT-L/14-336, Llama-2-7B (Vicuna), SAM ViT-H",
+    "scaled": "GLaMM family scaled for CPU timing: LLM d=512 L=4 m=1376; CLIP width 128 (24x24 grid); "
+              "SAM width 128 at 512 px",
+    "tiny": "litelvlm.lvlm ARCHS['tiny'] (576 visual tokens, tiny widths), for tests",
 }
+#: (text tokens, of which before the image) per arch; glamm-7b's is GLaMM's segmentation prompt.
+_PROMPT = {"glamm-7b": (64, 36), "scaled": (64, 36), "tiny": (20, 12)}
+ARCH_NAMES = ("glamm-7b", "scaled", "tiny")
 
 
 def get_arch(name: str, text_tokens: int | None = None) -> EffArch:
     """The architecture ``name`` (optionally with another prompt length)."""
-    if name not in ARCHS:
-        raise LiteLVLMError(f"unknown --arch {name!r}; choose one of {', '.join(ARCHS)}")
-    a = ARCHS[name]
+    if name not in ARCH_NAMES:
+        raise LiteLVLMError(f"unknown --arch {name!r}; choose one of {', '.join(ARCH_NAMES)}")
+    if name == "scaled":
+        glamm, clip = SCALED, SCALED_CLIP
+    else:
+        glamm = GLAMM_ARCHS[name]
+        if glamm.vocab_size is None:  # the tiny LLM takes its tokenizer's length, as build_glamm does
+            glamm = with_vocab(glamm, _tiny_vocab())
+        clip = glamm.clip_arch
+    text, prefix = _PROMPT[name]
     if text_tokens is not None:
         if text_tokens < 2:
             raise LiteLVLMError(f"--text-tokens must be at least 2, got {text_tokens}")
-        from dataclasses import replace
+        text, prefix = text_tokens, min(prefix, text_tokens - 1)
+    return EffArch(name, glamm, clip, text, prefix, _DESCRIPTIONS[name])
 
-        a = replace(a, text_tokens=text_tokens, prefix_tokens=min(a.prefix_tokens, text_tokens - 1))
-    return a
+
+def with_sizes(arch: EffArch, **llm) -> EffArch:
+    """A copy of ``arch`` with some ``GlammArch`` fields replaced (e.g. ``llm_layers=2``)."""
+    return replace(arch, glamm=replace(arch.glamm, **llm))
 
 
 @contextlib.contextmanager
@@ -142,43 +119,16 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(prev)
 
 
-def llama_config(arch: EffArch, attn: str = "sdpa"):
-    """A transformers ``LlamaConfig`` with the arch's LLM sizes."""
-    from transformers import LlamaConfig
-
-    s = arch.llm
-    cfg = LlamaConfig(hidden_size=s.hidden, intermediate_size=s.intermediate, num_hidden_layers=s.layers,
-                      num_attention_heads=s.heads, num_key_value_heads=s.heads, vocab_size=s.vocab,
-                      max_position_embeddings=4096, rms_norm_eps=1e-5, tie_word_embeddings=False)
-    cfg._attn_implementation = attn
-    return cfg
-
-
 def build_llm(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,
               attn: str = "sdpa") -> nn.Module:
-    """A random ``LlamaForCausalLM`` of the arch's LLM sizes on ``device`` (``meta``: no memory)."""
+    """A random ``LlamaForCausalLM`` with GLaMM's LLM config on ``device`` (``meta``: no memory)."""
     from transformers import LlamaForCausalLM
 
+    cfg = llama_config(arch.glamm)
+    cfg._attn_implementation = attn
     with default_dtype(dtype), torch.device(device):
-        model = LlamaForCausalLM(llama_config(arch, attn))
+        model = LlamaForCausalLM(cfg)
     return model.eval().requires_grad_(False)
-
-
-def clip_config(arch: EffArch):
-    """A transformers ``CLIPConfig`` with the arch's CLIP sizes (quick_gelu, as OpenAI's)."""
-    from transformers import CLIPConfig
-
-    c = arch.clip
-    return CLIPConfig(
-        text_config=dict(hidden_size=c.text_width, intermediate_size=4 * c.text_width,
-                         num_hidden_layers=c.text_layers, num_attention_heads=c.text_heads,
-                         max_position_embeddings=77, vocab_size=49408, bos_token_id=49406,
-                         eos_token_id=49407, pad_token_id=49407, hidden_act="quick_gelu",
-                         projection_dim=c.embed_dim),
-        vision_config=dict(hidden_size=c.width, intermediate_size=4 * c.width, num_hidden_layers=c.layers,
-                           num_attention_heads=c.heads, image_size=c.image_size, patch_size=c.patch_size,
-                           hidden_act="quick_gelu", projection_dim=c.embed_dim),
-        projection_dim=c.embed_dim)
 
 
 def build_clip(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,
@@ -186,46 +136,31 @@ def build_clip(arch: EffArch, device: str | torch.device = "meta", dtype: torch.
     """A random transformers ``CLIPModel`` (vision + text tower) of the arch's CLIP sizes."""
     from transformers import CLIPModel
 
-    cfg = clip_config(arch)
+    cfg = hf_config(arch.clip)
     cfg._attn_implementation = attn
     with default_dtype(dtype), torch.device(device):
         model = CLIPModel(cfg)
     return model.eval().requires_grad_(False)
 
 
-def sam_config(arch: EffArch):
-    """A transformers ``SamConfig`` with the arch's SAM sizes."""
-    from transformers import SamConfig
-
-    s = arch.sam
-    vision = dict(hidden_size=s.width, num_hidden_layers=s.layers, num_attention_heads=s.heads,
-                  global_attn_indexes=list(s.global_blocks), window_size=s.window, image_size=s.image_size,
-                  patch_size=s.patch_size, output_channels=s.out_channels, mlp_dim=4 * s.width,
-                  num_pos_feats=s.out_channels // 2)
-    prompt = dict(hidden_size=s.out_channels, image_size=s.image_size, patch_size=s.patch_size)
-    decoder = dict(hidden_size=s.out_channels, mlp_dim=8 * s.out_channels, iou_head_hidden_dim=s.out_channels,
-                   num_attention_heads=8 if s.out_channels >= 64 else 2)
-    return SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
-
-
 def build_sam(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> nn.Module:
-    """A random transformers ``SamModel`` (image encoder, prompt encoder, mask decoder)."""
+    """A random transformers ``SamModel`` with GLaMM's SAM config (image encoder, prompts, mask decoder)."""
     from transformers import SamModel
 
     with default_dtype(dtype), torch.device(device):
-        model = SamModel(sam_config(arch))
+        model = SamModel(sam_config(arch.glamm))
     return model.eval().requires_grad_(False)
 
 
 class GlammHeads(nn.Module):
-    """GLaMM's two small adapters: the visual projector (mlp2x_gelu, CLIP width -> d) and the
-    [SEG] text projection (d -> d -> SAM prompt width, ReLU)."""
+    """GLaMM's two small adapters, shaped as in ``litelvlm.lvlm.model.GlammModel``: the visual projector
+    (mlp2x_gelu, CLIP width -> d) and the [SEG] projection (d -> d -> prompt width, ReLU)."""
 
     def __init__(self, arch: EffArch):
         super().__init__()
-        d = arch.llm.hidden
-        self.projector = nn.Sequential(nn.Linear(arch.clip.width, d), nn.GELU(), nn.Linear(d, d))
-        self.seg_fc = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, arch.sam.out_channels))
+        d = arch.glamm.llm_hidden
+        self.projector = nn.Sequential(nn.Linear(arch.clip.vision_width, d), nn.GELU(), nn.Linear(d, d))
+        self.seg_fc = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, arch.glamm.prompt_dim))
 
 
 def build_heads(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> GlammHeads:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .arch import EffArch, LlmSizes
+from litelvlm.lvlm.config import GlammArch
+
+from .arch import EffArch
 
 #: Methods whose pruning happens before the LLM (the LLM simply gets K visual tokens).
 PAPER_TFLOPS = {576: 4.66, 192: 2.11, 64: 1.27}
@@ -57,20 +59,20 @@ def _layers(plan: TokenPlan, layers: int) -> list[tuple[int, int]]:
     return [(k, plan.n_before), (layers - k, plan.n_after)] if k else [(layers, plan.n_after)]
 
 
-def llm_flops_exact(s: LlmSizes, plan: TokenPlan, lm_head: bool = True) -> int:
+def llm_flops_exact(s: GlammArch, plan: TokenPlan, lm_head: bool = True) -> int:
     """Exact FLOPs of a Llama/SwiGLU prefill (see the module docstring), FastV-aware."""
-    d, m, V = s.hidden, s.intermediate, s.vocab
-    total = sum(2 * c * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) for c, n in _layers(plan, s.layers))
+    d, m, V = s.llm_hidden, s.llm_intermediate, s.vocab_size
+    total = sum(2 * c * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) for c, n in _layers(plan, s.llm_layers))
     return total + (2 * plan.n_after * d * V if lm_head else 0)
 
 
-def llm_macs_fastv_convention(s: LlmSizes, plan: TokenPlan) -> int:
+def llm_macs_fastv_convention(s: GlammArch, plan: TokenPlan) -> int:
     """The FastV paper's count: multiply-accumulates, two-matrix FFN, no LM head."""
-    d, m = s.hidden, s.intermediate
-    return sum(c * (4 * n * d * d + 2 * n * n * d + 2 * n * d * m) for c, n in _layers(plan, s.layers))
+    d, m = s.llm_hidden, s.llm_intermediate
+    return sum(c * (4 * n * d * d + 2 * n * n * d + 2 * n * d * m) for c, n in _layers(plan, s.llm_layers))
 
 
-def llm_macs_swiglu(s: LlmSizes, plan: TokenPlan) -> int:
+def llm_macs_swiglu(s: GlammArch, plan: TokenPlan) -> int:
     """Multiply-accumulates with the three-matrix SwiGLU FFN, no LM head (the LiteLVLM paper's count)."""
     return llm_flops_exact(s, plan, lm_head=False) // 2
 
@@ -98,7 +100,7 @@ def run_llm(model: torch.nn.Module, arch: EffArch, plan: TokenPlan, inputs_embed
 
 def llm_inputs(arch: EffArch, plan: TokenPlan, device="meta", dtype=torch.float32, seed: int = 0) -> torch.Tensor:
     """(1, n_before, d) input embeddings (random values off ``meta``)."""
-    shape = (1, plan.n_before, arch.llm.hidden)
+    shape = (1, plan.n_before, arch.glamm.llm_hidden)
     if str(device) == "meta":
         return torch.empty(shape, device="meta", dtype=dtype)
     g = torch.Generator().manual_seed(seed)
@@ -111,7 +113,7 @@ def measure_llm_flops(model: torch.nn.Module, arch: EffArch, plan: TokenPlan) ->
     return count_flops(lambda: run_llm(model, arch, plan, x))
 
 
-def fit_paper_text_tokens(s: LlmSizes, paper: dict[int, float] | None = None, visual: int = 576) -> dict:
+def fit_paper_text_tokens(s: GlammArch, paper: dict[int, float] | None = None, visual: int = 576) -> dict:
     """For each convention, the sequence length n (and text tokens n - K) that reproduces each of the
     paper's FLOPs figures, plus the single best text-token count (least squares) and its errors."""
     from scipy.optimize import brentq, minimize_scalar
@@ -133,7 +135,7 @@ def fit_paper_text_tokens(s: LlmSizes, paper: dict[int, float] | None = None, vi
     out = {}
     for name, f in convs.items():
         g = cont(f)
-        ns = {k: brentq(lambda x, t=t: g(x) - t * 1e12, 1e-6, 1e6) for k, t in paper.items()}
+        ns = {k: brentq(lambda x, t=t, g=g: g(x) - t * 1e12, 1e-6, 1e6) for k, t in paper.items()}
         text = {k: ns[k] - k for k in paper}
 
         def sse(t, g=g):

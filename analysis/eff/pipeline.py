@@ -40,7 +40,7 @@ def sam_forward(sam: torch.nn.Module, heads, pixels: torch.Tensor, seg_hidden: t
 
 
 def sam_pixels(arch: EffArch, device, dtype) -> torch.Tensor:
-    size = arch.sam.image_size
+    size = arch.glamm.sam_image_size
     if str(device) == "meta":
         return torch.empty(1, 3, size, size, device="meta", dtype=dtype)
     return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device, dtype)
@@ -75,7 +75,7 @@ def constant_flops(m: MetaModels) -> dict[str, int]:
     clip_px = clip_pixels(a, "meta", dt)
     ids = torch.zeros(1, 16, dtype=torch.long, device="meta")
     backend = InMemoryClip(m.clip)
-    seg = torch.empty(1, a.llm.hidden, device="meta", dtype=dt)
+    seg = torch.empty(1, a.glamm.llm_hidden, device="meta", dtype=dt)
     return {
         "clip": count_flops(lambda: m.clip.vision_model(pixel_values=clip_px, output_hidden_states=True))[0],
         "text": count_flops(lambda: backend._text_forward(ids, torch.zeros(1, dtype=torch.long), False))[0],
@@ -84,7 +84,7 @@ def constant_flops(m: MetaModels) -> dict[str, int]:
 
 
 def projector_flops(m: MetaModels, visual: int) -> int:
-    x = torch.empty(1, visual, m.arch.clip.width, device="meta", dtype=m.llm.dtype)
+    x = torch.empty(1, visual, m.arch.clip.vision_width, device="meta", dtype=m.llm.dtype)
     return count_flops(lambda: m.heads.projector(x))[0]
 
 
@@ -162,17 +162,17 @@ class DevicePipeline:
 
     def run_sam(self, seg_hidden: torch.Tensor | None = None):
         if seg_hidden is None:
-            seg_hidden = torch.zeros(1, self.arch.llm.hidden, device=self.device, dtype=self.dtype)
+            seg_hidden = torch.zeros(1, self.arch.glamm.llm_hidden, device=self.device, dtype=self.dtype)
         return sam_forward(self.sam, self.heads, self.sam_px, seg_hidden)
 
-    def run_e2e(self, method: str, budget: int):
+    def run_e2e(self, method: str, budget: int, fastv_layer: int = 2):
         """The whole chain for one image and one query; returns the mask logits."""
         a = self.arch
         trace = self.run_clip()
         text = self.run_text() if needs_text(method) else None
         feats = self.run_select(method, budget, trace, text)
         vis = self.heads.projector(feats[None].to(self.dtype))
-        plan = token_plan(a, method, budget)
+        plan = token_plan(a, method, budget, fastv_layer)
         txt = self.llm_embeds(TokenPlan(a.text_tokens, a.text_tokens, 0))
         x = torch.cat([txt[:, :a.prefix_tokens], vis, txt[:, a.prefix_tokens:]], dim=1)
         out = run_llm(self.llm, a, plan, x)

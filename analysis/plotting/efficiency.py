@@ -1,5 +1,5 @@
-"""Efficiency figures: LLM FLOPs, prefill speedup and activation memory against the visual-token budget,
-with the paper's numbers and the FLOPs-ideal (or token-count-ideal) limit drawn in."""
+"""Efficiency figures: LLM FLOPs, prefill speedup, CUDA-time speedup and activation memory against the
+visual-token budget, with the paper's numbers (stars) and the FLOPs-ideal limit (dashed) drawn in."""
 
 from __future__ import annotations
 
@@ -51,21 +51,43 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     return fig, ax
 
 
-def plot_prefill_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
-    """Measured prefill speedup per method, the FLOPs-ideal speedup (dashed) and the paper's. Returns (fig, ax)."""
-    fig, ax, d, attn = _setup(ax, attn, df)
+def _ideal(ax, d: pd.DataFrame) -> None:
+    """The FLOPs-ideal speedup of CLIP-side pruning (baseline FLOPs / pruned FLOPs), dashed."""
     ideal = d[d["method"] != "fastv"].groupby("budget")["flops_ideal_speedup"].first()
     ax.plot(ideal.index, ideal.values, "k--", lw=1, label="FLOPs-ideal (CLIP-side pruning)")
+
+
+def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
+    fig, ax, d, attn = _setup(ax, attn, df)
+    _ideal(ax, d)
     for method, g in _methods(d):
-        ax.plot(g["budget"], g["prefill_speedup"], marker="o", ms=3, label=method)
-    pk = [k for k in PAPER["prefill_ms"] if k != 576]
-    ax.scatter(pk, [PAPER["prefill_ms"][576] / PAPER["prefill_ms"][k] for k in pk], **_PAPER_STYLE)
+        ax.plot(g["budget"], g[col], marker="o", ms=3, label=method)
+    pk = [k for k in PAPER[paper] if k != 576]
+    ax.scatter(pk, [PAPER[paper][576] / PAPER[paper][k] for k in pk], **_PAPER_STYLE)
     _budget_axis(ax, d)
-    ax.set_ylabel("prefill speedup vs 576 tokens")
+    ax.set_ylabel(ylabel)
     dev = d["device"].iloc[0] if "device" in d else ""
-    ax.set_title(f"LLM prefill speedup ({attn}, {dev})", fontsize=7)
+    ax.set_title(f"{title} ({attn}, {dev})", fontsize=7)
     ax.legend(fontsize=6)
     return fig, ax
+
+
+def plot_prefill_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
+    """Measured prefill speedup per method, the FLOPs-ideal speedup (dashed) and the paper's. Returns (fig, ax)."""
+    return _speedup_plot(df, ax, attn, "prefill_speedup", "prefill_ms", "prefill speedup vs 576 tokens",
+                         "LLM prefill speedup")
+
+
+def plot_cuda_time_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
+    """End-to-end CUDA-time speedup per method (GPU rows only), FLOPs-ideal and the paper's. Returns (fig, ax)."""
+    col = "e2e_cuda_speedup" if "e2e_cuda_speedup" in df and df["e2e_cuda_speedup"].notna().any() \
+        else "cuda_speedup"
+    return _speedup_plot(df, ax, attn, col, "cuda_ms", "CUDA-time speedup vs 576 tokens", "CUDA time")
+
+
+def has_cuda_time(df: pd.DataFrame) -> bool:
+    """Whether ``df`` holds CUDA-time measurements (GPU runs)."""
+    return any(c in df and df[c].notna().any() for c in ("e2e_cuda_ms", "llm_cuda_ms"))
 
 
 def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):

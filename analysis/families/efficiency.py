@@ -1,0 +1,49 @@
+"""Figure family 6, efficiency: FLOPs, prefill time, CUDA time and activation memory against the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis import plots
+from analysis.figures import Family, register
+
+
+def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
+    """Small efficiency results: FLOPs and meta-device memory of the tiny GLaMM (no timing, a few seconds)."""
+    from litelvlm.cli import main
+
+    rc = main(["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "fastv",
+               "--budgets", "576", "192", "64", "--attn", "eager", "--no-figures", "--out", str(out_dir)])
+    if rc:
+        raise RuntimeError(f"litelvlm efficiency exited with status {rc}")
+
+
+def read_efficiency(results_dir: Path) -> dict:
+    """The efficiency tables of a results folder."""
+    from analysis.efficiency import load_efficiency
+
+    return load_efficiency(results_dir)
+
+
+def draw_efficiency(tables: dict) -> dict:
+    """FLOPs, prefill and CUDA-time speedups and memory per method against the budget, per attention."""
+    df = tables["efficiency"]
+    figs = {}
+    for attn in df["attn"].unique():
+        figs[f"flops_{attn}"], _ = plots.plot_flops_vs_budget(df, attn=attn)
+        if "prefill_speedup" in df and df["prefill_speedup"].notna().any():
+            figs[f"prefill_{attn}"], _ = plots.plot_prefill_vs_budget(df, attn=attn)
+        if plots.has_cuda_time(df):
+            figs[f"cuda_{attn}"], _ = plots.plot_cuda_time_vs_budget(df, attn=attn)
+        figs[f"memory_{attn}"], _ = plots.plot_memory_vs_budget(df, attn=attn)
+    return figs
+
+
+register(Family(
+    name="efficiency", notebook="06_efficiency", title="Efficiency",
+    description="FLOPs, prefill time, CUDA time and memory per budget, with the paper's numbers and the "
+                "FLOPs-ideal limit drawn in.",
+    command="litelvlm efficiency", requires=("analysis.efficiency", "analysis.plotting.efficiency"),
+    subdir="efficiency", make_smoke=smoke_efficiency, read=read_efficiency, draw=draw_efficiency,
+    smoke_note="`litelvlm efficiency --arch tiny --flops-only` (the tiny GLaMM on the meta device: FLOPs and "
+               "activation bytes, no timing; timing needs a real run, see the README)"))

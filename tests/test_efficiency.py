@@ -1,0 +1,183 @@
+"""Efficiency study: analytic vs FlopCounterMode FLOPs, conventions, memory accounting, the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from analysis.eff.arch import build_llm, get_arch, with_sizes
+from analysis.eff.flops import (
+    PAPER_TFLOPS,
+    TokenPlan,
+    fit_paper_text_tokens,
+    llm_flops_exact,
+    llm_macs_fastv_convention,
+    llm_macs_swiglu,
+    measure_llm_flops,
+    token_plan,
+)
+from analysis.eff.memory import LiveTensorBytes, peak_activation_bytes
+from litelvlm.errors import LiteLVLMError
+
+METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "random", "fastv"]
+BUDGETS = [576, 192, 128, 64, 32]
+
+
+def test_arch_reuses_library_definitions():
+    from litelvlm.clip.random_init import ARCHS as CLIP_ARCHS
+    from litelvlm.lvlm.config import ARCHS as GLAMM_ARCHS
+
+    a = get_arch("glamm-7b")
+    assert a.glamm is GLAMM_ARCHS["glamm-7b"]
+    assert a.clip is CLIP_ARCHS["vit-l-14-336"]
+    assert a.num_patches == 576
+    tiny = get_arch("tiny")
+    assert tiny.glamm.llm_hidden == GLAMM_ARCHS["tiny"].llm_hidden and tiny.glamm.vocab_size > 0
+    with pytest.raises(LiteLVLMError, match="unknown --arch"):
+        get_arch("glamm-13b")
+
+
+@pytest.mark.parametrize("arch_name", ["tiny", "glamm-7b"])
+def test_analytic_flops_match_flop_counter_for_every_method_and_budget(arch_name):
+    # glamm-7b at its full widths (d=4096, m=11008, V=32007) with 4 of its 32 layers, to stay fast here;
+    # the all-32-layer model is checked by test_cli_flops_only_glamm7b_under_a_minute (slow)
+    arch = get_arch(arch_name)
+    if arch_name == "glamm-7b":
+        arch = with_sizes(arch, llm_layers=4)
+    model = build_llm(arch, "meta", torch.bfloat16, "eager")
+    plans = {(m, b): token_plan(arch, m, b) for m in METHODS for b in BUDGETS}
+    measured = {p: measure_llm_flops(model, arch, p)[0] for p in set(plans.values())}
+    for (method, budget), plan in plans.items():
+        analytic = llm_flops_exact(arch.glamm, plan)
+        assert measured[plan] == pytest.approx(analytic, rel=0.01), (method, budget)
+    # FastV: the first K=2 layers see all tokens, so it costs more than CLIP-side pruning at the same K
+    fv, cs = plans["fastv", 64], plans["litelvlm", 64]
+    assert fv.n_before == arch.n_tokens(576) and fv.n_after == cs.n_tokens == arch.n_tokens(64)
+    L = arch.glamm.llm_layers
+    full = llm_flops_exact(arch.glamm, plans["none", 576], lm_head=False)
+    pruned = llm_flops_exact(arch.glamm, cs, lm_head=False)
+    expect = 2 / L * full + (L - 2) / L * pruned + 2 * cs.n_tokens * arch.glamm.llm_hidden * arch.glamm.vocab_size
+    assert llm_flops_exact(arch.glamm, fv) == pytest.approx(expect, rel=1e-12)
+    assert measured[fv] > measured[cs]
+
+
+def test_conventions_and_the_papers_flops():
+    g = get_arch("glamm-7b").glamm
+    d, m, L = g.llm_hidden, g.llm_intermediate, g.llm_layers
+    n = 640
+    plan = TokenPlan(n, n, 0)
+    assert llm_macs_fastv_convention(g, plan) == L * (4 * n * d * d + 2 * n * n * d + 2 * n * d * m)
+    assert llm_macs_swiglu(g, plan) * 2 + 2 * n * d * g.vocab_size == llm_flops_exact(g, plan)
+    fit = fit_paper_text_tokens(g)
+    # the paper's 4.66 / 2.11 / 1.27 "TB" are SwiGLU multiply-accumulates without the LM head, with ~128
+    # text tokens: one prompt length explains all three numbers within 2%
+    best = fit["mac_swiglu"]
+    assert 110 <= best["best_text_tokens"] <= 145
+    for k, v in PAPER_TFLOPS.items():
+        assert best["tflops_at_best"][k] == pytest.approx(v, rel=0.02)
+    spread = max(best["text_tokens"].values()) - min(best["text_tokens"].values())
+    assert spread < 10
+    # the other conventions need very different prompt lengths per row: they do not fit
+    for conv in ("exact", "fastv"):
+        t = fit[conv]["text_tokens"]
+        assert max(t.values()) - min(t.values()) > 50, conv
+
+
+def test_live_tensor_bytes_known_answer():
+    for device in ("cpu", "meta"):
+        w = torch.empty(1000, device=device)  # exists before: like weights, never counted
+        with torch.no_grad(), LiveTensorBytes() as mem:
+            a = torch.empty(1000, dtype=torch.float32, device=device) + 1  # 4000 B temporary + 4000 B result
+            b = torch.zeros(250, dtype=torch.float64, device=device)       # 2000 B (the temporary is gone)
+            del a
+            c = w[:10]                                                     # a view of w: 0 B
+            d = torch.ones(100, dtype=torch.bfloat16, device=device)       # 200 B
+        assert mem.peak == 8000, device  # the temporary and the sum, at once
+        assert mem.live == 2200, device
+        del b, c, d
+
+
+def test_peak_activation_bytes_of_a_linear_excludes_weights():
+    lin = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(10, 64)
+    peak, kept = peak_activation_bytes(lambda: lin(x), "cpu")
+    assert peak == kept == 10 * 32 * 4  # only the output; weights (8 KiB) and inputs excluded
+
+
+def test_timing_median_and_cuda_time_off_gpu():
+    from analysis.eff.timing import cuda_time_ms, wall_time_ms
+
+    calls = []
+    t = wall_time_ms(lambda: calls.append(1), "cpu", warmup=2, repeats=3)
+    assert len(calls) == 5 and t["repeats"] == 3 and t["min"] <= t["median"] <= t["max"]
+    assert cuda_time_ms(lambda: None, "cpu") != cuda_time_ms(lambda: None, "cpu")  # NaN off CUDA
+
+
+def _cli(args, tmp_path):
+    from litelvlm.cli import main
+
+    return main(["efficiency", *args, "--out", str(tmp_path)])
+
+
+def test_cli_flops_only_tiny_columns_and_config(tmp_path):
+    rc = _cli(["--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "fastv", "--budgets", "576", "64",
+               "--attn", "sdpa", "--no-figures"], tmp_path)
+    assert rc == 0
+    df = pd.read_csv(tmp_path / "efficiency.csv")
+    for col in ("method", "budget", "n_tokens", "llm_tflops_analytic", "llm_tflops_measured", "e2e_tflops",
+                "llm_tmacs_fastv_convention", "llm_tmacs_paper_convention", "clip_tflops", "sam_tflops"):
+        assert col in df, col
+    assert (df["llm_flops_rel_diff"].abs() < 0.01).all()
+    assert set(df["method"]) == {"none", "litelvlm", "fastv"} and len(df) == 5
+    # CLIP and SAM don't shrink with pruning; end to end = the sum of the parts
+    assert df["clip_tflops"].nunique() == 1 and df["sam_tflops"].nunique() == 1
+    parts = df[["clip_tflops", "text_tflops", "selector_tflops", "projector_tflops", "llm_tflops_measured",
+                "sam_tflops"]].sum(axis=1)
+    assert (parts - df["e2e_tflops"]).abs().max() < 1e-12
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["torch"] == torch.__version__ and cfg["attn_implementations"] == ["sdpa"]
+    assert cfg["dtype"] == "bfloat16" and cfg["device"] == "meta" and "gpu" in cfg
+    assert cfg["command"].startswith("litelvlm efficiency --arch tiny")
+    cmp = pd.read_csv(tmp_path / "comparison.csv")
+    assert set(cmp["budget"]) == {64} and (cmp["flops_ratio_paper"] > 3.6).all()
+
+
+def test_cli_rejects_bad_arguments(tmp_path):
+    with pytest.raises(LiteLVLMError, match="--budgets"):
+        from analysis.efficiency import EfficiencyArgs, _validate
+
+        _validate(EfficiencyArgs(out=str(tmp_path), arch="tiny", budgets=["700"]))
+    from analysis.efficiency import EfficiencyArgs, _validate
+
+    with pytest.raises(LiteLVLMError, match="glamm-7b on a CPU"):
+        _validate(EfficiencyArgs(out=str(tmp_path), arch="glamm-7b", device="cpu"))
+    with pytest.raises(LiteLVLMError, match="oracle"):
+        _validate(EfficiencyArgs(out=str(tmp_path), arch="tiny", methods=["llm-attention"], flops_only=True))
+
+
+@pytest.mark.slow
+def test_cli_timing_tiny_on_cpu(tmp_path):
+    rc = _cli(["--arch", "tiny", "--methods", "none", "litelvlm", "--budgets", "576", "64", "--attn", "sdpa",
+               "--warmup", "0", "--repeats", "1", "--no-figures"], tmp_path)
+    assert rc == 0
+    df = pd.read_csv(tmp_path / "efficiency.csv")
+    assert (df["prefill_ms"] > 0).all() and (df["llm_act_mb"] > 0).all() and df["llm_cuda_ms"].isna().all()
+    base = df[df["method"] == "none"].iloc[0]
+    assert base["prefill_speedup"] == pytest.approx(1.0)
+    row = df[(df["method"] == "litelvlm") & (df["budget"] == 64)].iloc[0]
+    assert row["act_reduction"] > 2  # 84 vs 596 tokens
+
+
+@pytest.mark.slow
+def test_cli_flops_only_glamm7b_under_a_minute(tmp_path):
+    t0 = time.process_time()
+    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures"], tmp_path) == 0
+    cpu_s = time.process_time() - t0
+    df = pd.read_csv(tmp_path / "efficiency.csv")
+    assert len(df) == 2 * (1 + 7 * 5)
+    assert (df["llm_flops_rel_diff"].abs() < 0.01).all()
+    assert cpu_s < 60, f"{cpu_s:.1f} CPU seconds"
