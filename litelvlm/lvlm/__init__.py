@@ -5,7 +5,7 @@ Importing this package registers the LLM-side methods ``fastv`` and ``llm-attent
 ``build_glamm``, ``load_glamm_checkpoint``, ``save_glamm_checkpoint``, ``ARCHS``.
 """
 
-from . import fastv, llm_attention  # noqa: F401  (register the LLM-side methods)
+from . import fastv, llm_attention, saliency  # noqa: F401  (register the LLM-side methods)
 from .build import build_glamm
 from .checkpoint import load_glamm_checkpoint, save_glamm_checkpoint, save_random_glamm
 from .config import ARCHS, GlammArch, get_arch

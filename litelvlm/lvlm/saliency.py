@@ -1,0 +1,127 @@
+"""Differentiable grounding targets of the visual tokens, and the ``saliency`` oracle pruning method.
+
+:class:`GroundingTarget` maps a batch of visual token embeddings ``(B, N, h)`` (the projector
+output) through the unpruned LLM, the ``[SEG]`` projection and the SAM mask decoder to
+low-resolution mask logits ``(B, S, 4h', 4w')`` (one map per ``[SEG]``). Its targets:
+
+* ``mask``: the sum of the mask logits inside the mask predicted from the unperturbed tokens
+  (held fixed, so the target is smooth; an empty mask falls back to the whole map), summed
+  over the ``[SEG]`` tokens;
+* ``seg_norm``: the norm of the ``[SEG]`` prompt embeddings (``text_hidden_fcs`` output).
+
+The ``saliency`` method (registered with ``litelvlm.pruning``) is an ORACLE: it needs a full
+forward and backward pass of the unpruned model. It keeps the ``budget`` tokens with the
+largest attribution (captum ``Saliency`` by default: the gradient norm per token) and gives
+them to the LLM in raster order.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..pruning import Selection, check_budget
+from ..pruning import methods as _builtin_methods  # noqa: F401  (placeholders first; ours replace them)
+from ..pruning.registry import register_llm_method
+from .prompts import image_offset, seg_predictor_positions
+
+TARGETS = ("mask", "seg_norm")
+#: attribution name -> captum class name (scores per token: see ``token_scores``)
+ATTRIBUTIONS = {"saliency": "Saliency", "input_x_gradient": "InputXGradient",
+                "integrated_gradients": "IntegratedGradients"}
+
+
+class GroundingTarget:
+    """The unpruned GLaMM forward as a function of the visual tokens of one prepared image."""
+
+    def __init__(self, pipeline, prepared) -> None:
+        self.pipeline = pipeline
+        self.prepared = prepared
+        n = prepared.vision.num_patches
+        self.num_visual = n
+        self.seg_positions = seg_predictor_positions(prepared.input_ids, n, pipeline.seg_token_id)
+        with torch.no_grad():
+            vis = pipeline.visual_tokens(prepared)
+            self.reference_logits = self.mask_logits(vis[None])[0]          # (S, h4, w4)
+        ref = (self.reference_logits > 0).float()
+        empty = ref.flatten(1).sum(1) == 0
+        ref[empty] = 1.0
+        self.reference_mask = ref
+
+    def _final_hidden(self, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S_seq, h) final hidden states of the LLM for a batch of visual-token sets."""
+        pipe = self.pipeline
+        b = visual.shape[0]
+        ids = self.prepared.input_ids
+        p = image_offset(ids)
+        text = pipe.model.language_model.embed_tokens(torch.cat([ids[:p], ids[p + 1:]]).to(pipe.device))
+        seq = torch.cat([text[None, :p].expand(b, -1, -1), visual.to(text.dtype), text[None, p:].expand(b, -1, -1)], 1)
+        s = seq.shape[1]
+        out = pipe.model.language_model(inputs_embeds=seq, position_ids=torch.arange(s, device=seq.device)[None]
+                                        .expand(b, -1),
+                                        attention_mask=torch.ones(b, s, dtype=torch.long, device=seq.device),
+                                        use_cache=False)
+        return out.last_hidden_state
+
+    def prompts(self, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S, prompt_dim) ``[SEG]`` prompt embeddings."""
+        final = self._final_hidden(visual)
+        seg = final[:, self.seg_positions.to(final.device)]
+        return self.pipeline.model.seg_prompts(seg)
+
+    def mask_logits(self, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S, 4h', 4w') low-resolution mask logits of every ``[SEG]``."""
+        prompts = self.prompts(visual)
+        emb = self.prepared.sam_embeddings
+        return torch.stack([self.pipeline.model.decode_masks(emb, p)[:, 0] for p in prompts])
+
+    def __call__(self, visual: torch.Tensor, target: str = "mask") -> torch.Tensor:
+        """(B,) the target per batch element (``mask`` or ``seg_norm``)."""
+        if target == "mask":
+            logits = self.mask_logits(visual).float()
+            return (logits * self.reference_mask.to(logits.device)).flatten(1).sum(1)
+        if target == "seg_norm":
+            return self.prompts(visual).float().norm(dim=-1).sum(1)
+        raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of {', '.join(TARGETS)}")
+
+
+def token_scores(fn, x: torch.Tensor, attribution: str = "saliency", n_steps: int = 16,
+                 internal_batch_size: int = 4) -> torch.Tensor:
+    """(N,) per-token attribution of ``fn`` ((B, N, h) -> (B,)) at ``x`` (N, h) with captum.
+
+    ``saliency``: L2 norm over h of |grad|; ``input_x_gradient`` and ``integrated_gradients``
+    (mean-token baseline): the sum over h.
+    """
+    import captum.attr as ca
+
+    if attribution not in ATTRIBUTIONS:
+        raise LiteLVLMError(f"unknown attribution {attribution!r}; choose one of {', '.join(ATTRIBUTIONS)}")
+    inp = x.detach()[None].clone().requires_grad_(True)
+    with torch.enable_grad():
+        if attribution == "saliency":
+            return ca.Saliency(fn).attribute(inp, abs=True)[0].float().norm(dim=-1).detach()
+        if attribution == "input_x_gradient":
+            return ca.InputXGradient(fn).attribute(inp)[0].float().sum(-1).detach()
+        base = inp.detach().mean(1, keepdim=True).expand_as(inp).contiguous()
+        attr = ca.IntegratedGradients(fn).attribute(inp, baselines=base, n_steps=n_steps,
+                                                    internal_batch_size=internal_batch_size)
+        return attr[0].float().sum(-1).detach()
+
+
+def saliency_select(ctx, budget: int, *, attribution: str = "saliency", target: str = "mask",
+                    n_steps: int = 16, internal_batch_size: int = 4) -> Selection:
+    """Oracle: keep the ``budget`` visual tokens with the largest captum attribution of the grounding
+    ``target`` (``mask`` logits inside the predicted mask, or the ``seg_norm``) in the unpruned model."""
+    check_budget(budget, ctx.num_visual)
+    if target not in TARGETS:
+        raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of {', '.join(TARGETS)}")
+    gt = GroundingTarget(ctx.pipeline, ctx.prepared)
+    score = token_scores(lambda v: gt(v, target), ctx.visual_embeds, attribution, n_steps, internal_batch_size)
+    top = torch.topk(score, budget, sorted=True).indices
+    return Selection(indices=torch.sort(top).values.cpu(), scores=score.cpu(),
+                     parts={"ranking": torch.argsort(score, descending=True, stable=True).cpu()})
+
+
+register_llm_method("saliency", "oracle: rank visual tokens by captum gradient saliency of the predicted mask "
+                    "logits w.r.t. the visual tokens (a full forward and backward of the unpruned model)",
+                    saliency_select)
