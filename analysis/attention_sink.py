@@ -81,6 +81,8 @@ class SinkArgs:
     batch_size: int = arg(8, help="ablation: images per vision forward pass")
     n_boot: int = arg(1000, help="bootstrap replicates for the CIs")
     seed: int = arg(0, help="seed for the templates and the bootstrap")
+    examples: int = arg(4, help="write OUT/eos_attention_examples.parquet: the head-averaged [EOS] attention "
+                                "over the tokens, per layer, for the first N sentences")
     cache: bool = arg(True, help="use the per-image vision-feature cache (ablation)")
     cache_dir: str = arg(None, help="cache root (default: $LITELVLM_CACHE or ~/.cache/litelvlm)")
     device: str = arg("cpu", help="torch device")
@@ -170,6 +172,35 @@ def sink_table(clip, texts: list[str], meta: pd.DataFrame, batch_size: int = 256
             full[torch.as_tensor(idx)] = e
         embeds[name] = full
     return df, embeds
+
+
+def token_strings(clip, ids: list[int]) -> list[str]:
+    """Readable token strings for ``ids`` with the backend's tokenizer (BPE word ends stripped)."""
+    tok = clip.tokenizer
+    if hasattr(tok, "convert_ids_to_tokens"):
+        out = tok.convert_ids_to_tokens(ids)
+    else:
+        dec = getattr(tok, "decoder", {})
+        out = [dec.get(int(i), str(int(i))) for i in ids]
+    return [str(t).replace("</w>", "") for t in out]
+
+
+@torch.no_grad()
+def eos_attention_examples(clip, texts: list[str], n: int) -> pd.DataFrame:
+    """Per layer and token position, the head-averaged [EOS] attention of the first ``n`` texts."""
+    texts = texts[:n]
+    if not texts:
+        return pd.DataFrame()
+    trace = clip.encode_text(texts, batch_size=len(texts), hidden_states=True, warn_truncation=False)
+    rows = torch.stack([trace.eos_attention(b).float().mean(1) for b in range(trace.num_layers)])  # (L, T, S)
+    parts = []
+    for t, eos in enumerate(trace.eos_index.tolist()):
+        toks = token_strings(clip, trace.input_ids[t, :eos + 1].tolist())
+        for layer in range(trace.num_layers):
+            parts.append(pd.DataFrame({"text_index": t, "sentence": texts[t], "layer": layer,
+                                       "position": np.arange(eos + 1), "token": toks,
+                                       "attention": rows[layer, t, :eos + 1].double().numpy()}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def summarise_sink(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -280,7 +311,12 @@ def run(args) -> int:
         else:
             abl_df.insert(0, "model", clip.name)
             abl_sum = summarise_ablation(abl_df, a.ks, a.n_boot, a.seed)
+    if a.examples < 0:
+        raise LiteLVLMError(f"--examples must be >= 0, got {a.examples}")
+    examples = eos_attention_examples(clip, texts, a.examples)
     write_parquet(out / "sink.parquet", df)
+    if not examples.empty:
+        write_parquet(out / "eos_attention_examples.parquet", examples)
     write_csv(out / "summary.csv", summary)
     if abl_df is not None:
         write_parquet(out / "ablation.parquet", abl_df)

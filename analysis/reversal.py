@@ -72,6 +72,8 @@ class ReversalArgs:
     text_batch_size: int = arg(256, help="texts per text forward pass")
     n_boot: int = arg(1000, help="bootstrap replicates (over images) for the CIs in summary.csv")
     seed: int = arg(0, help="seed for the question templates and the bootstrap")
+    save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "
+                                 "first N scored sentences (every requested layer), for plots")
     cache: bool = arg(True, help="use the per-image vision-feature cache")
     cache_dir: str = arg(None, help="cache root (default: $LITELVLM_CACHE or ~/.cache/litelvlm)")
     device: str = arg("cpu", help="torch device")
@@ -198,11 +200,14 @@ def referent_coverage(records: list[ReferRecord], clip, pad_to_square: bool
 def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.Tensor], layers: list[int], *,
               prompts: list[str] | None = None, kind: str = "dot", ks=DEFAULT_KS, threshold: float = 0.5,
               pad_to_square: bool = False, cache_dir: str | None = None, use_cache: bool = True,
-              batch_size: int = 8, desc: str = "reversal") -> tuple[pd.DataFrame, dict]:
+              batch_size: int = 8, desc: str = "reversal", maps: list | None = None,
+              max_maps: int = 0) -> tuple[pd.DataFrame, dict]:
     """Study 1 over ``records`` for each text representation in ``text_variants`` (name -> (T, D)).
 
     Returns the rows (sorted by image, ref, sentence, layer, variant) and a counts dict
-    (sentences scored / excluded by reason, images skipped, cache hits and misses).
+    (sentences scored / excluded by reason, images skipped, cache hits and misses). With a
+    ``maps`` list, the per-patch similarities of the first ``max_maps`` scored sentences
+    (first variant) are appended to it as dict rows.
     """
     counts: Counter = Counter()
     cov = referent_coverage(records, clip, pad_to_square)
@@ -243,6 +248,14 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
                 for layer in layers:
                     s = similarity_rows(txt, entry[f"layer_{layer}"], kind)
                     m = reversal_metrics(s, inside, ks)
+                    if maps is not None and variant == next(iter(text_variants)):
+                        for j, i in enumerate(sel):
+                            if len({mp["sent_id"] for mp in maps} | {records[i].sent_id}) <= max_maps:
+                                maps.append({"image_id": records[i].image_id, "ann_id": records[i].ann_id,
+                                             "sent_id": records[i].sent_id, "sentence": records[i].sentence,
+                                             "layer": layer, "rows": int(c.coverage.shape[0]),
+                                             "cols": int(c.coverage.shape[1]), "similarity": s[j].tolist(),
+                                             "coverage": c.coverage.reshape(-1).tolist()})
                     part = pd.DataFrame({
                         "image_id": [records[i].image_id for i in sel],
                         "ref_id": [records[i].ref_id for i in sel],
@@ -342,11 +355,15 @@ def run(args) -> int:
     clip = load_clip(a.model, a.backend, device=a.device)
     layers = resolve_layers(a.layers, vision_num_layers(clip))
     prompts = prompts_for(records, a.text_template, a.seed)
+    if a.save_maps < 0:
+        raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
+    maps: list = []
     t0 = time.perf_counter()
     emb, text_hit = cached_text_embeds(clip, prompts, a.text_batch_size, a.cache_dir, enabled=a.cache)
     df, counts = run_study(clip, records, {"original": emb}, layers, prompts=prompts, kind=a.similarity,
                            ks=a.ks, threshold=a.threshold, pad_to_square=a.pad_to_square,
-                           cache_dir=a.cache_dir, use_cache=a.cache, batch_size=a.batch_size)
+                           cache_dir=a.cache_dir, use_cache=a.cache, batch_size=a.batch_size,
+                           maps=maps, max_maps=a.save_maps)
     elapsed = time.perf_counter() - t0
     counts["text_cache_hit"] = text_hit
     if df.empty:
@@ -357,6 +374,10 @@ def run(args) -> int:
     out = Path(a.out)
     write_parquet(out / "reversal.parquet", df)
     write_csv(out / "summary.csv", summary)
+    if maps:
+        mp = pd.DataFrame(maps).sort_values(["image_id", "sent_id", "layer"], kind="stable")
+        mp.insert(0, "model", clip.name)
+        write_parquet(out / "similarity_maps.parquet", mp.reset_index(drop=True))
     write_json(out / "config.json", {"command": "reversal", "args": asdict(a), "clip": clip.describe(),
                                      "layers": layers, "versions": versions(), "counts": counts,
                                      "seconds": round(elapsed, 3)})

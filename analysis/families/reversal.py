@@ -1,0 +1,95 @@
+"""Figure family 1, similarity reversal: similarity maps with the referent, AUROC per layer per model, breakdowns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis import plots
+from analysis.figures import SMOKE_MODEL, Family, coco128_dir, family_dir, register
+
+
+def _smoke_data(out_dir: Path) -> Path:
+    data = coco128_dir()
+    if data is None:
+        from litelvlm.data.fixtures import write_tiny_refer
+
+        data = write_tiny_refer(out_dir / "_data", sizes=((336, 448), (448, 336), (336, 336)))
+    return data
+
+
+def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
+    """Two random-weight 24x24 CLIPs (two seeds) on a few COCO-128 val sentences (or a tiny hand-made REFER folder)."""
+    from litelvlm.cli import main
+
+    data = _smoke_data(Path(out_dir))
+    models = [model] if model else [SMOKE_MODEL, f"{SMOKE_MODEL}:1"]
+    for i, m in enumerate(models):
+        rc = main(["reversal", "--model", m, "--refer-dir", str(data), "--split", "val", "--limit", "16",
+                   "--layers", "all", "--n-boot", "200", "--save-maps", "3" if i == 0 else "0",
+                   "--out", str(Path(out_dir) / f"run{i}")])
+        if rc:
+            raise RuntimeError(f"litelvlm reversal failed on {m} (status {rc})")
+
+
+def read_reversal(results_dir: Path) -> dict:
+    """Summaries of every run under the folder (one per model) and the similarity-map examples of the first."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from litelvlm.clip.base import Geometry
+    from litelvlm.data.geometry import transform_params
+    from litelvlm.data.refer import load_coco_instances, load_refer
+
+    root = family_dir(results_dir, "reversal")
+    runs = sorted(p.parent for p in root.rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
+    summaries = []
+    for run in runs:
+        cfg = json.loads((run / "config.json").read_text())
+        s = pd.read_csv(run / "summary.csv")
+        s.insert(0, "model", cfg["clip"]["model"])
+        summaries.append(s)
+    examples = []
+    for run in runs:
+        if not (run / "similarity_maps.parquet").exists():
+            continue
+        cfg = json.loads((run / "config.json").read_text())
+        a = cfg["args"]
+        recs = (load_refer(a["refer_dir"], a["image_dir"], a["dataset"], a["split_by"], a["split"])
+                if a["refer_dir"] else load_coco_instances(a["coco_instances"], a["image_dir"], a["split"]))
+        by_sent = {r.sent_id: r for r in recs}
+        maps = pd.read_parquet(run / "similarity_maps.parquet")
+        maps = maps[maps["layer"] == maps["layer"].max()]
+        geom = Geometry(**{**cfg["clip"]["geometry"], "crop": tuple(cfg["clip"]["geometry"]["crop"])})
+        for _, m in maps.iterrows():
+            r = by_sent[int(m["sent_id"])]
+            examples.append({"image": r.image(), "mask": r.mask(), "k": 32,
+                             "similarity": np.asarray(m["similarity"]).reshape(int(m["rows"]), int(m["cols"])),
+                             "params": transform_params(geom, r.height, r.width, a["pad_to_square"]),
+                             "title": f"{m['sentence']!r} (layer {int(m['layer'])})"})
+        break
+    return {"summary": pd.concat(summaries, ignore_index=True), "examples": examples}
+
+
+def draw_reversal(tables: dict) -> dict:
+    """Similarity maps with referent contours and the lowest/highest tokens; AUROC per layer; breakdowns."""
+    summary = tables["summary"]
+    figs = {}
+    for i, ex in enumerate(tables["examples"]):
+        figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
+                                                        k=ex["k"], title=ex["title"])
+    figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
+    figs["by_area"], _ = plots.plot_reversal_breakdown(summary, "area_bin")
+    figs["by_category"], _ = plots.plot_reversal_breakdown(summary, "category")
+    return figs
+
+
+register(Family(
+    name="reversal", notebook="01_similarity_reversal", title="Similarity reversal",
+    description="A gallery of images with similarity maps, referent contours and the lowest/highest-similarity "
+                "tokens; AUROC against vision layer, one line per CLIP model; reversal by mask area and category.",
+    command="litelvlm reversal", requires=("analysis.reversal", "analysis.plotting.clip_studies"), subdir="reversal",
+    make_smoke=smoke_reversal, read=read_reversal, draw=draw_reversal,
+    smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
+               "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)"))
