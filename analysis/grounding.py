@@ -117,6 +117,32 @@ def protocol_difference(per_expression: pd.DataFrame, official: pd.DataFrame) ->
     return m
 
 
+def load_grounding(results_dir: str | Path) -> dict:
+    """Tables of one ``eval-grounding --out`` folder, or of a folder holding one per protocol
+    (``per-expression/``, ``official/``): ``summary`` (with a ``protocol`` column), ``rows``,
+    ``difference`` (``protocol_difference``; empty unless both protocols are present), ``config``."""
+    root = Path(results_dir)
+    outs = [root / p for p in PROTOCOLS if (root / p / "summary.csv").exists()]
+    if not outs and (root / "summary.csv").exists():
+        outs = [root]
+    if not outs:
+        raise LiteLVLMError(f"no eval-grounding results (summary.csv) in {root} or its protocol subfolders")
+    summaries, rows, configs = [], [], {}
+    for d in outs:
+        cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
+        protocol = cfg.get("protocol", d.name if d.name in PROTOCOLS else "per-expression")
+        summaries.append(pd.read_csv(d / "summary.csv").assign(protocol=protocol))
+        if (d / "grounding.parquet").exists():
+            rows.append(pd.read_parquet(d / "grounding.parquet"))
+        configs[protocol] = cfg
+    summary = pd.concat(summaries, ignore_index=True)
+    by = {p: g.drop(columns="protocol") for p, g in summary.groupby("protocol")}
+    diff = (protocol_difference(by["per-expression"], by["official"]) if len(by) == 2
+            else pd.DataFrame(columns=["method", "budget", "delta_ciou", "delta_giou"]))
+    return {"summary": summary, "rows": pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(),
+            "difference": diff, "config": configs}
+
+
 # -- the plan -----------------------------------------------------------------------------------
 def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple[str, int]]:
     """(method, budget) pairs to run; ``none`` once at N; bad names and budgets are errors."""
@@ -242,13 +268,18 @@ def _check_config(out: Path, config: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, resume, shard (accelerate) and merge."""
+    return run_grounding(from_namespace(GroundingArgs, args))
+
+
+def run_grounding(a: GroundingArgs, pipe=None) -> int:
+    """``litelvlm eval-grounding`` with typed arguments; ``pipe`` (a ``GlammPipeline``) skips loading
+    ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
     from litelvlm.data.refer import load_refer
     from litelvlm.lvlm import GlammPipeline
 
-    a = from_namespace(GroundingArgs, args)
     methods = split_list(a.methods)
     try:
         budgets = split_list(a.budgets, int)
@@ -279,9 +310,10 @@ def run(args: argparse.Namespace) -> int:
 
     state = PartialState(cpu=a.device == "cpu")
     device = a.device if a.device == "cpu" or state.num_processes == 1 else state.device
-    with state.main_process_first():  # the main process writes any cached random model before the others read
-        pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device,
-                                               dtype=DTYPES[a.dtype])
+    if pipe is None:
+        with state.main_process_first():  # the main process writes any cached random model first
+            pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device,
+                                                   dtype=DTYPES[a.dtype])
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
 
     out = Path(a.out)

@@ -1,0 +1,112 @@
+"""Grounding figures: cIoU / gIoU against the visual-token budget, one line per method, the unpruned
+model as a reference line, and the ``official`` and ``per-expression`` protocols side by side."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from analysis.style import apply_style, figsize, method_colors
+
+__all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference"]
+
+_LABELS = {"ciou": "cIoU", "giou": "gIoU"}
+
+
+def _check(summary: pd.DataFrame, metric: str) -> None:
+    if metric not in _LABELS:
+        raise ValueError(f"metric must be one of {sorted(_LABELS)}; got {metric!r}")
+    missing = {"method", "budget", metric} - set(summary.columns)
+    if missing:
+        raise ValueError(f"summary lacks column(s) {sorted(missing)}")
+
+
+def _budget_axis(ax, budgets) -> None:
+    ticks = sorted(set(int(b) for b in budgets))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("visual tokens kept (K)")
+
+
+def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: str | None = None, ax=None,
+                       baseline: str = "none", colors: dict | None = None, legend: bool = True):
+    """``metric`` (ciou or giou) against budget, one line per method, ``baseline`` as a dashed line.
+
+    ``summary`` is ``summary.csv`` (optionally with a ``protocol`` column; ``protocol`` picks one).
+    Returns (fig, ax).
+    """
+    _check(summary, metric)
+    d = summary
+    if protocol is not None and "protocol" in d:
+        d = d[d["protocol"] == protocol]
+    if ax is None:
+        apply_style()
+        fig, ax = plt.subplots(figsize=figsize(1, 0.75), layout="constrained")
+    else:
+        fig = ax.figure
+    methods = sorted(m for m in d["method"].unique() if m != baseline)
+    colors = colors or method_colors(methods)
+    for m in methods:
+        g = d[d["method"] == m].sort_values("budget")
+        ax.plot(g["budget"], g[metric], marker="o", ms=3, lw=1.2, color=colors.get(m), label=m)
+    base = d[d["method"] == baseline]
+    if not base.empty:
+        ax.axhline(float(base[metric].iloc[0]), color="k", ls="--", lw=1,
+                   label=f"{baseline} (K={int(base['budget'].iloc[0])})")
+    if not d.empty:
+        _budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
+    ax.set_ylabel(_LABELS[metric])
+    ax.set_title(f"{_LABELS[metric]} against budget" + (f" ({protocol})" if protocol else ""))
+    if legend and (methods or not base.empty):
+        ax.legend(fontsize=6)
+    return fig, ax
+
+
+def plot_grounding_protocols(summary: pd.DataFrame, metric: str = "ciou", protocols: tuple[str, ...] = (
+        "per-expression", "official"), baseline: str = "none"):
+    """The protocols side by side (shared y axis), one panel each; ``summary`` has a ``protocol``
+    column. Returns (fig, axes)."""
+    _check(summary, metric)
+    if "protocol" not in summary:
+        raise ValueError("summary needs a 'protocol' column to compare protocols")
+    present = [p for p in protocols if (summary["protocol"] == p).any()] or list(summary["protocol"].unique())
+    apply_style()
+    fig, axes = plt.subplots(1, len(present), figsize=figsize(2, 0.38), sharey=True, layout="constrained",
+                             squeeze=False)
+    colors = method_colors(sorted(m for m in summary["method"].unique() if m != baseline))
+    for i, (ax, p) in enumerate(zip(axes[0], present)):
+        plot_iou_vs_budget(summary, metric, protocol=p, ax=ax, baseline=baseline, colors=colors,
+                           legend=i == len(present) - 1)
+        ax.set_title(p)
+        if i:
+            ax.set_ylabel("")
+    fig.suptitle(f"{_LABELS[metric]} against budget, by protocol", fontsize=8)
+    return fig, axes[0]
+
+
+def plot_protocol_difference(difference: pd.DataFrame, metric: str = "ciou", ax=None):
+    """``official`` minus ``per-expression`` (``protocol_difference``) against budget, per method.
+    Returns (fig, ax)."""
+    col = f"delta_{metric}"
+    if col not in difference:
+        raise ValueError(f"difference table lacks {col!r} (make it with analysis.grounding.protocol_difference)")
+    if ax is None:
+        apply_style()
+        fig, ax = plt.subplots(figsize=figsize(1, 0.75), layout="constrained")
+    else:
+        fig = ax.figure
+    methods = sorted(difference["method"].unique())
+    colors = method_colors(methods)
+    for m in methods:
+        g = difference[difference["method"] == m].sort_values("budget")
+        ax.plot(g["budget"], g[col], marker="o", ms=3, lw=1.2, color=colors[m], label=m)
+    ax.axhline(0.0, color="k", lw=0.8)
+    if not difference.empty:
+        _budget_axis(ax, difference["budget"])
+    ax.set_ylabel(f"Δ{_LABELS[metric]} (official − per-expression)")
+    ax.set_title("protocol difference")
+    if methods:
+        ax.legend(fontsize=6)
+    return fig, ax
