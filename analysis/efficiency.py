@@ -11,6 +11,7 @@ peak activation memory measured, once per attention implementation in ``--attn``
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import platform
 import time
@@ -54,6 +55,7 @@ class EfficiencyArgs:
                    help="end-to-end time: 'chain' times the whole CLIP->selector->LLM->SAM chain per row "
                         "(also its CUDA time and memory); 'parts' sums the parts' medians (CPU-cheap); "
                         "auto: chain on cuda, parts on cpu")
+    threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy machine")
     figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
 
 
@@ -91,6 +93,8 @@ def _validate(a: EfficiencyArgs):
     if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":
         raise LiteLVLMError("timing the full-size glamm-7b on a CPU is not supported; use --arch scaled on a CPU, "
                             "--device cuda, or --flops-only")
+    if a.threads is not None and a.threads < 1:
+        raise LiteLVLMError("--threads must be >= 1")
     if a.warmup < 0 or a.repeats < 1:
         raise LiteLVLMError("--warmup must be >= 0 and --repeats >= 1")
     dtype = a.dtype or ("float32" if (a.device == "cpu" and not a.flops_only) else "bfloat16")
@@ -186,7 +190,7 @@ def _time_pipeline(pipe, pairs, fastv_layer: int, warmup: int, repeats: int, cha
     """Timing rows of one :class:`DevicePipeline` (one attention implementation).
 
     Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens
-    share it); the selector is timed per (method, budget), and so is the end-to-end chain with its CUDA
+    share it), all plans round-robin (see ``interleaved_wall_ms``); the selector is timed per (method, budget), and so is the end-to-end chain with its CUDA
     time and memory when ``chain`` (else ``e2e_ms`` is the sum of the parts' medians, memory not measured).
     """
     from tqdm.auto import tqdm
@@ -194,7 +198,7 @@ def _time_pipeline(pipe, pairs, fastv_layer: int, warmup: int, repeats: int, cha
     from .eff.flops import token_plan
     from .eff.memory import peak_activation_bytes
     from .eff.pipeline import needs_text
-    from .eff.timing import cuda_time_ms, wall_time_ms
+    from .eff.timing import cuda_time_ms, interleaved_wall_ms, wall_time_ms
 
     device, arch = pipe.device, pipe.arch
 
@@ -202,15 +206,16 @@ def _time_pipeline(pipe, pairs, fastv_layer: int, warmup: int, repeats: int, cha
         return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
 
     clip_ms, text_ms, sam_ms = wall(pipe.run_clip), wall(pipe.run_text), wall(pipe.run_sam)
-    llm: dict = {}
+    plans = {token_plan(arch, m, b, fastv_layer): None for m, b in pairs}
+    prefill = {plan: functools.partial(pipe.run_llm, plan) for plan in plans}
+    log.info("timing %d LLM prefills round-robin (%s)", len(prefill), pipe.attn)
+    walls = interleaved_wall_ms(prefill, device, warmup=warmup, repeats=repeats)
+    llm = {plan: (walls[plan]["median"], walls[plan]["min"], cuda_time_ms(fn, device),
+                  peak_activation_bytes(fn, device)[0]) for plan, fn in prefill.items()}
     rows = []
     for method, budget in tqdm(pairs, desc=f"timing ({pipe.attn})", leave=False):
         plan = token_plan(arch, method, budget, fastv_layer)
-        if plan not in llm:
-            def prefill(plan=plan):
-                return pipe.run_llm(plan)
-            llm[plan] = (wall(prefill), cuda_time_ms(prefill, device), peak_activation_bytes(prefill, device)[0])
-        prefill_ms, cuda, act = llm[plan]
+        prefill_ms, prefill_min, cuda, act = llm[plan]
 
         def e2e(m=method, b=budget):
             return pipe.run_e2e(m, b, fastv_layer)
@@ -227,7 +232,8 @@ def _time_pipeline(pipe, pairs, fastv_layer: int, warmup: int, repeats: int, cha
             e2e_ms, e2e_cuda, e2e_act = clip_ms + text + sel_ms + prefill_ms + sam_ms, float("nan"), float("nan")
         rows.append({
             "attn": pipe.attn, "method": method, "budget": budget, "device": _device_name(device),
-            "dtype": str(pipe.dtype)[6:], "prefill_ms": prefill_ms, "llm_cuda_ms": cuda, "llm_act_mb": act / MB,
+            "dtype": str(pipe.dtype)[6:], "prefill_ms": prefill_ms, "prefill_min_ms": prefill_min,
+            "llm_cuda_ms": cuda, "llm_act_mb": act / MB,
             "clip_ms": clip_ms, "text_ms": text, "selector_ms": sel_ms, "sam_ms": sam_ms,
             "e2e_ms": e2e_ms, "e2e_mode": "chain" if chain else "sum of parts", "e2e_cuda_ms": e2e_cuda,
             "e2e_act_mb": e2e_act,
@@ -250,6 +256,9 @@ def run(args: argparse.Namespace) -> int:
 
     a = from_namespace(EfficiencyArgs, args)
     arch, methods, budgets, attns, dtype_name = _validate(a)
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
+    chain = a.e2e == "chain" or (a.e2e == "auto" and a.device == "cuda")
     dtype = DTYPES[dtype_name]
     out = Path(a.out)
     t0 = time.perf_counter()
@@ -257,7 +266,6 @@ def run(args: argparse.Namespace) -> int:
     df = flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
-        chain = a.e2e == "chain" or (a.e2e == "auto" and a.device == "cuda")
         tm = timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain)
         df = df.merge(tm, on=["attn", "method", "budget"], how="left")
     else:
@@ -276,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "transformers": _version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
+        "torch_threads": torch.get_num_threads(), "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
         "flops_conventions": {
             "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n)",
             "llm_tmacs_fastv_convention": "L*(4nd^2 + 2n^2 d + 2ndm) multiply-accumulates (FastV paper)",
@@ -339,6 +348,8 @@ def _argv(a: EfficiencyArgs) -> list[str]:
         parts.append("--flops-only")
     else:
         parts += ["--device", a.device, "--warmup", str(a.warmup), "--repeats", str(a.repeats)]
+        if a.threads is not None:
+            parts += ["--threads", str(a.threads)]
         if a.e2e != "auto":
             parts += ["--e2e", a.e2e]
     if a.dtype:

@@ -117,6 +117,16 @@ def test_timing_median_and_cuda_time_off_gpu():
     assert cuda_time_ms(lambda: None, "cpu") != cuda_time_ms(lambda: None, "cpu")  # NaN off CUDA
 
 
+def test_interleaved_wall_time_calls_round_robin():
+    from analysis.eff.timing import interleaved_wall_ms
+
+    order = []
+    t = interleaved_wall_ms({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, "cpu",
+                            warmup=1, repeats=2)
+    assert order == ["a", "b"] * 3
+    assert set(t) == {"a", "b"} and t["a"]["repeats"] == 2 and t["b"]["min"] <= t["b"]["median"]
+
+
 def _cli(args, tmp_path):
     from litelvlm.cli import main
 

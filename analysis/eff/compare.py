@@ -73,6 +73,8 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64)) -> 
                "prefill_speedup": r.get("prefill_speedup", math.nan),
                "prefill_speedup_paper": paper_ratio("prefill_ms", b),
                "prefill_frac_of_ideal": r.get("prefill_frac_of_ideal", math.nan),
+               "e2e_speedup": r.get("e2e_speedup", math.nan),
+               "e2e_flops_ideal_speedup": r.get("e2e_flops_ideal_speedup", math.nan),
                "cuda_speedup": r.get("e2e_cuda_speedup", math.nan),
                "cuda_speedup_paper": paper_ratio("cuda_ms", b),
                "act_reduction": r.get("act_reduction", r.get("meta_act_reduction", math.nan)),

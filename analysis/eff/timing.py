@@ -50,3 +50,24 @@ def cuda_time_ms(fn: Callable[[], object], device: str | torch.device = "cuda", 
             us = sum(e.self_device_time_total for e in prof.key_averages())
             totals.append(us / 1e3)
     return statistics.median(totals)
+
+
+def interleaved_wall_ms(fns: dict, device: str | torch.device = "cpu", *, warmup: int = 2,
+                        repeats: int = 5) -> dict:
+    """Wall time (ms) of every callable in ``fns``, timed round-robin: each round calls each one once, so
+    a slow spell of a shared machine hits all of them alike. Returns {key: {median, min, max, repeats}}."""
+    device = torch.device(device)
+    times: dict = {k: [] for k in fns}
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            for key, fn in fns.items():
+                _sync(device)
+                t0 = time.perf_counter()
+                out = fn()
+                _sync(device)
+                dt = (time.perf_counter() - t0) * 1e3
+                del out
+                if i >= warmup:
+                    times[key].append(dt)
+    return {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "repeats": repeats}
+            for k, v in times.items()}
