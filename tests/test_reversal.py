@@ -175,3 +175,36 @@ def test_bad_arguments_exit_2_and_write_nothing(extra, match, tmp_path, tiny_hf_
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_reversal_plots_return_fig_and_ax():
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from analysis import plots
+    from litelvlm.clip.base import Geometry
+    from litelvlm.data.geometry import transform_params
+
+    rows = []
+    for model in ("a", "b"):
+        for layer in (0, 1, 2):
+            for breakdown, group in (("all", "all"), ("area_bin", "[0,0.02)"), ("area_bin", "[0.02,0.05)"),
+                                     ("category", "dog"), ("category", "person")):
+                rows.append({"model": model, "breakdown": breakdown, "group": group, "layer": layer,
+                             "n_sentences": 5, "auroc_reversed_mean": 0.6, "auroc_reversed_ci_low": 0.5,
+                             "auroc_reversed_ci_high": 0.7})
+    summary = pd.DataFrame(rows)
+    fig, ax = plots.plot_auroc_by_layer(summary)
+    assert len(ax.get_lines()) == 3  # two models and the chance line
+    fig2, ax2 = plots.plot_reversal_breakdown(summary, "category")
+    assert [t.get_text() for t in ax2.get_xticklabels()] == ["dog", "person"]
+    img = Image.fromarray((np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8))
+    mask = np.zeros((60, 80), bool)
+    mask[10:40, 20:50] = True
+    params = transform_params(Geometry("shortest", 56, (56, 56)), 60, 80)
+    fig3, ax3 = plots.plot_similarity_map(img, mask, np.arange(16.0).reshape(4, 4), params, k=3)
+    assert len(ax3.collections) >= 2 and ax3.get_legend() is not None
+    view, mview = plots.model_input_view(img, mask, params)
+    assert view.shape == (56, 56, 3) and mview.any() and not mview.all()
+    for f in (fig, fig2, fig3):
+        plt.close(f)

@@ -159,3 +159,29 @@ def test_sink_bad_arguments_exit_2(extra, match, tmp_path, tiny_hf_clip_dir, cap
     assert main(["sink", "--model", str(tiny_hf_clip_dir), *extra, "--out", str(out)]) == 2
     assert match in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_sink_plots_and_examples(tiny_hf_clip):
+    import matplotlib.pyplot as plt
+
+    from analysis import plots
+    from analysis.attention_sink import eos_attention_examples, summarise_sink
+
+    ex = eos_attention_examples(tiny_hf_clip, TEXTS, 2)
+    sums = ex.groupby(["text_index", "layer"])["attention"].sum()
+    np.testing.assert_allclose(sums, 1.0, atol=1e-5)
+    assert ex[ex["text_index"] == 0]["token"].iloc[0].startswith("<|startoftext")
+    meta = pd.DataFrame({"text_index": np.arange(len(TEXTS))})
+    df, _ = sink_table(tiny_hf_clip, TEXTS, meta, batch_size=8, progress=False)
+    summary = summarise_sink(df, n_boot=50)
+    fig, ax = plots.plot_sink_heatmap(summary)
+    assert ax.images[0].get_array().shape == (2, 2)
+    fig2, ax2 = plots.plot_eos_attention_example(ex)
+    assert len(ax2.get_xticklabels()) == ex[ex["text_index"] == 0]["position"].nunique()
+    abl = pd.DataFrame([{"breakdown": "all", "variant": v, "layer": layer, "auroc_reversed_mean": 0.6,
+                         "auroc_reversed_ci_low": 0.55, "auroc_reversed_ci_high": 0.65}
+                        for v in ("original", "content_mean", "sos_masked_from0") for layer in (1, 2)])
+    fig3, ax3 = plots.plot_ablation_bars(abl)
+    assert len(ax3.patches) == 6
+    for f in (fig, fig2, fig3):
+        plt.close(f)
