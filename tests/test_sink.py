@@ -185,3 +185,14 @@ def test_sink_plots_and_examples(tiny_hf_clip):
     assert len(ax3.patches) == 6
     for f in (fig, fig2, fig3):
         plt.close(f)
+
+
+def test_open_clip_shares_equal_hf_on_the_same_weights(tiny_hf_clip, tiny_open_clip):
+    """The open_clip fixture holds the hf weights converted: both backends must see the same sink."""
+    texts = [t for t in TEXTS if t]
+    a = tiny_hf_clip.encode_text(texts, hidden_states=True, warn_truncation=False)
+    b = tiny_open_clip.encode_text(texts, hidden_states=True, warn_truncation=False)
+    assert a.eos_index.tolist() == b.eos_index.tolist()
+    sa, sb = eos_shares(a), eos_shares(b)
+    for c in ("sos", "eos", "content_sum", "content_max", "uniform"):
+        np.testing.assert_allclose(sa[c], sb[c], atol=1e-4)
