@@ -227,8 +227,9 @@ def merge_parts(out: Path, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.Dat
     return rows, summary
 
 
-def run_importance(a: ImportanceArgs) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Compute, resume and merge; returns (rows, summary)."""
+def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compute, resume and merge; returns (rows, summary). ``pipe``: an already loaded ``GlammPipeline``
+    for ``a.model`` (default: loaded here)."""
     from PIL import Image
     from tqdm.auto import tqdm
 
@@ -256,7 +257,9 @@ def run_importance(a: ImportanceArgs) -> tuple[pd.DataFrame, pd.DataFrame]:
         by_image.setdefault(r.image_id, []).append(r)
     image_ids = sorted(by_image)[: a.limit] if a.limit is not None else sorted(by_image)
     torch.manual_seed(a.seed)
-    pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=a.device, dtype=DTYPES[a.dtype])
+    if pipe is None:
+        pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=a.device,
+                                               dtype=DTYPES[a.dtype])
     opts = SignalOptions(target=a.target, ig_steps=a.ig_steps, internal_batch_size=a.internal_batch_size,
                          group=a.group, per_head=a.per_head)
 
