@@ -21,9 +21,11 @@ Masks are teacher-forced (the answers with [SEG] are part of the prompt), as in 
 (one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n),
 ``OUT/skipped.csv`` (images that could not be read), ``OUT/config.json``.
 
-Work is written in chunks under ``OUT/parts/``; a re-run resumes from them. With
-``accelerate launch --num_processes P`` images are split across processes and merged by
-summing intersections and unions (never by averaging per-shard cIoU).
+Work is written in chunks under ``OUT/parts/``; a re-run resumes from them. Launched on P
+processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli eval-grounding ...``
+on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
+where ``accelerate launch --cpu`` starts a single process) images are split across processes
+and merged by summing intersections and unions (never by averaging per-shard cIoU).
 """
 
 from __future__ import annotations
