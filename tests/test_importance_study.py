@@ -128,7 +128,7 @@ def test_saliency_oracle_keeps_its_top_tokens(pipe, prepared):
 def test_importance_command_end_to_end_and_resume(coco128, tmp_path, capsys):
     out = tmp_path / "imp"
     argv = ["importance", "--refer-dir", str(coco128), "--image-dir", str(coco128 / "images"), "--split", "val",
-            "--limit", "1", "--max-sentences", "2", "--signals", "attention,saliency,ablation", "--group", "8",
+            "--limit", "1", "--max-sentences", "2", "--signals", "attention,saliency,ablation", "--group", "12",
             "--n-boot", "50", "--out", str(out)]
     assert main(argv) == 0
     rows = pd.read_parquet(out / "importance.parquet")
@@ -157,9 +157,10 @@ def test_importance_command_end_to_end_and_resume(coco128, tmp_path, capsys):
 def test_saliency_in_eval_grounding(coco128, tmp_path):
     out = tmp_path / "eg"
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--split", "val", "--limit", "1",
+                 "--protocol", "official", "--max-sentences", "2",
                  "--methods", "litelvlm,llm-attention,saliency", "--budgets", "64", "--out", str(out)]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["method"]) == {"litelvlm", "llm-attention", "saliency"}
     s = summary.set_index("method")
-    assert s.loc["saliency", "n"] == s.loc["litelvlm", "n"] > 0
+    assert s.loc["saliency", "n"] == s.loc["litelvlm", "n"] == 2
     assert 0.0 <= s.loc["saliency", "ciou"] <= 1.0
