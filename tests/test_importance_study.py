@@ -128,22 +128,21 @@ def test_saliency_oracle_keeps_its_top_tokens(pipe, prepared):
 def test_importance_command_end_to_end_and_resume(coco128, tmp_path, capsys):
     out = tmp_path / "imp"
     argv = ["importance", "--refer-dir", str(coco128), "--image-dir", str(coco128 / "images"), "--split", "val",
-            "--limit", "1", "--max-sentences", "2", "--signals", "attention,saliency,ablation", "--group", "12",
+            "--limit", "1", "--max-sentences", "1", "--signals", "attention,input_x_gradient", "--group", "12",
             "--n-boot", "50", "--out", str(out)]
     assert main(argv) == 0
     rows = pd.read_parquet(out / "importance.parquet")
     for c in ["clip_signal", "llm_signal", "query", "layer", "head", "area_bin", *METRICS]:
         assert c in rows.columns
-    assert rows["sent_id"].nunique() == 2 and set(rows["clip_signal"]) == set(CLIP_SIGNALS)
-    assert set(rows["llm_signal"]) == {"attention", "saliency", "ablation"}
-    per_sentence = 3 * (4 * 3 * (4 + 1) + 2)            # clip signals x (attention rows + saliency + ablation)
-    assert len(rows) == 2 * per_sentence
+    assert rows["sent_id"].nunique() == 1 and set(rows["clip_signal"]) == set(CLIP_SIGNALS)
+    assert set(rows["llm_signal"]) == {"attention", "input_x_gradient"}
+    assert len(rows) == 3 * (4 * 3 * (4 + 1) + 1)       # clip signals x (attention rows + input_x_gradient)
     assert rows["spearman"].between(-1, 1).all() and rows["jaccard_64"].between(0, 1).all()
     summary = pd.read_csv(out / "summary.csv")
     assert {"all"} < set(summary["area_bin"]) and "spearman_mean" in summary.columns
     scores = pd.read_parquet(out / "token_scores.parquet")
     assert all(len(s) == 576 for s in scores["scores"])
-    assert json.loads((out / "config.json").read_text())["signals"] == ["attention", "saliency", "ablation"]
+    assert json.loads((out / "config.json").read_text())["signals"] == ["attention", "input_x_gradient"]
     assert len(list((out / "images").glob("*.png"))) == 1
     capsys.readouterr()
     assert main(argv) == 0                              # resumes: nothing left to do, same table
