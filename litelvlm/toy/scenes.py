@@ -273,6 +273,24 @@ def counterfactuals(scene: Scene, expr: Expression, rng: np.random.Generator, n:
     return out
 
 
+def one_attribute_counterfactuals(scene: Scene, expr: Expression) -> list[Expression]:
+    """Every expression that differs from ``expr`` in one attribute and describes NO object of
+    ``scene``, in a fixed order: another shape, another (or an added) colour, the other size and
+    another cell (the last two only where ``expr`` mentions them)."""
+    out: list[Expression] = []
+    for shape in SHAPES:
+        if shape != expr.shape:
+            out.append(Expression(shape, expr.colour, expr.size, expr.cell))
+    for colour in COLOURS:
+        if colour != expr.colour:
+            out.append(Expression(expr.shape, colour, expr.size, expr.cell))
+    if expr.size:
+        out.append(Expression(expr.shape, expr.colour, SIZES[1 - SIZES.index(expr.size)], expr.cell))
+    if expr.cell:
+        out += [Expression(expr.shape, expr.colour, expr.size, c) for c in CELLS if c != expr.cell]
+    return [e for e in dict.fromkeys(out) if not scene.is_true(e)]
+
+
 def codes_true(object_codes: np.ndarray, object_count: np.ndarray, expr_codes: np.ndarray) -> np.ndarray:
     """(B, T) bool: expression t describes some object of scene b.
 

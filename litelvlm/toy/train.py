@@ -28,7 +28,15 @@ import torch.nn.functional as F
 
 from ..cli_args import add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from .scenes import Scene, codes_true, counterfactuals, make_scene, sample_expression
+from .scenes import (
+    Scene,
+    codes_true,
+    counterfactuals,
+    make_scene,
+    one_attribute_counterfactuals,
+    referring_expressions,
+    sample_expression,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,30 +179,81 @@ def retrieval_accuracy(clip, scenes_full: list[Scene], items) -> float:
     return float(np.mean(hits))
 
 
-def _batch(rng, scenes, pixels_u8, a: ToyTrainArgs):
-    """Images, texts (positives first, then hard negatives), the owner image of each positive,
-    and the (B, T) truth table of every text on every image."""
-    idx = rng.choice(len(scenes), size=a.batch_size, replace=False)
-    pos, owner, negs = [], [], []
-    for b, i in enumerate(idx):
-        s = scenes[i]
-        targets = rng.permutation(len(s.objects))[:a.positives]
-        for t in targets:
-            e = sample_expression(s, int(t), rng)
-            pos.append(e)
-            owner.append(b)
-            negs.extend(counterfactuals(s, e, rng, a.hard_negatives))
-    texts = pos + negs
-    max_obj = max(len(scenes[i].objects) for i in idx)
-    obj = np.full((len(idx), max_obj, 4), -2)
-    count = np.zeros(len(idx), dtype=int)
-    for b, i in enumerate(idx):
-        c = scenes[i].object_codes()
-        obj[b, :len(c)] = c
-        count[b] = len(c)
-    truth = codes_true(obj, count, np.array([e.code() for e in texts]))  # (B, T)
-    return (normalise(pixels_u8[idx]), [e.text for e in texts], torch.tensor(owner),
-            torch.from_numpy(truth))
+class BatchSampler:
+    """Training batches, with the per-scene work cached: each scene's referring expressions per
+    object and each expression's one-attribute counterfactuals (false in that scene) are
+    computed once, and every distinct caption is tokenised once. A scene is drawn many times
+    during training, so this keeps the step time in the model rather than in Python."""
+
+    def __init__(self, scenes: list[Scene], pixels_u8: torch.Tensor, tokenizer, a: ToyTrainArgs):
+        self.scenes, self.pixels, self.tokenizer, self.a = scenes, pixels_u8, tokenizer, a
+        self._exprs: dict[tuple[int, int], list] = {}
+        self._cf: dict[tuple[int, object], list] = {}
+        self._ids: dict[str, list[int]] = {}
+        self._codes = [s.object_codes() for s in scenes]
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+
+    def expression(self, i: int, target: int, rng) -> object:
+        """A unique referring expression of object ``target`` in scene ``i`` (as ``sample_expression``)."""
+        key = (i, target)
+        if key not in self._exprs:
+            self._exprs[key] = referring_expressions(self.scenes[i], target)
+        exprs = self._exprs[key]
+        k = sum(x is not None for x in (exprs[0].colour, exprs[0].size, exprs[0].cell))
+        minimal = [e for e in exprs if sum(x is not None for x in (e.colour, e.size, e.cell)) == k]
+        pool = exprs if rng.random() < 0.3 else minimal
+        return pool[int(rng.integers(len(pool)))]
+
+    def negatives(self, i: int, expr, rng, n: int) -> list:
+        """``n`` same-scene hard negatives: one attribute changed, describing no object (topped up
+        with ``counterfactuals``' one-or-two-attribute changes when there are too few)."""
+        key = (i, expr)
+        if key not in self._cf:
+            self._cf[key] = one_attribute_counterfactuals(self.scenes[i], expr)
+        pool = self._cf[key]
+        if len(pool) >= n:
+            return [pool[j] for j in rng.choice(len(pool), size=n, replace=False)]
+        extra = [e for e in counterfactuals(self.scenes[i], expr, rng, n) if e not in pool]
+        return (list(pool) + extra)[:n]
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask) with every distinct text tokenised once."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._ids]
+        if new:
+            for t, ids in zip(new, self.tokenizer(new)["input_ids"]):
+                self._ids[t] = list(ids)
+        width = max(len(self._ids[t]) for t in texts)
+        ids = torch.full((len(texts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(texts), width), dtype=torch.long)
+        for r, t in enumerate(texts):
+            row = self._ids[t]
+            ids[r, :len(row)] = torch.tensor(row)
+            mask[r, :len(row)] = 1
+        return ids, mask
+
+    def __call__(self, rng):
+        """Images, (input_ids, attention_mask) of the texts (positives first, then hard negatives),
+        the owner image of each positive, and the (B, T) truth table of every text on every image."""
+        a = self.a
+        idx = rng.choice(len(self.scenes), size=a.batch_size, replace=False)
+        pos, owner, negs = [], [], []
+        for b, i in enumerate(idx):
+            targets = rng.permutation(len(self.scenes[i].objects))[:a.positives]
+            for t in targets:
+                e = self.expression(int(i), int(t), rng)
+                pos.append(e)
+                owner.append(b)
+                negs.extend(self.negatives(int(i), e, rng, a.hard_negatives))
+        texts = pos + negs
+        max_obj = max(len(self._codes[i]) for i in idx)
+        obj = np.full((len(idx), max_obj, 4), -2)
+        count = np.zeros(len(idx), dtype=int)
+        for b, i in enumerate(idx):
+            obj[b, :len(self._codes[i])] = self._codes[i]
+            count[b] = len(self._codes[i])
+        truth = codes_true(obj, count, np.array([e.code() for e in texts]))  # (B, T)
+        return (normalise(self.pixels[idx]), self.encode([e.text for e in texts]), torch.tensor(owner),
+                torch.from_numpy(truth))
 
 
 def contrastive_loss(logits: torch.Tensor, owner: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -274,14 +333,14 @@ def train(a: ToyTrainArgs) -> dict:
         return a.lr * 0.5 * (1 + math.cos(math.pi * p))
 
     rng = np.random.default_rng([a.seed, 0])
+    sampler = BatchSampler(scenes, pixels, tokenizer, a)
     rows = []
     bar = tqdm(range(a.steps), desc="toy-train", mininterval=10)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        px, texts, owner, truth = _batch(rng, scenes, pixels, a)
-        enc = tokenizer(texts, padding=True, return_tensors="pt")
-        out_ = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=px)
+        px, (ids, mask), owner, truth = sampler(rng)
+        out_ = model(input_ids=ids, attention_mask=mask, pixel_values=px)
         loss = contrastive_loss(out_.logits_per_image, owner, truth)
         opt.zero_grad(set_to_none=True)
         loss.backward()
