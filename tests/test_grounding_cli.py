@@ -54,7 +54,7 @@ def _check(out, methods, budgets, n_sentences):
     return rows, summary
 
 
-@pytest.mark.parametrize("budgets", [pytest.param([576, 192, 128, 64, 32], marks=pytest.mark.slow), [576, 8]])
+@pytest.mark.parametrize("budgets", [pytest.param([576, 192, 128, 64, 32], marks=pytest.mark.slow), [64, 8]])
 def test_every_method_official(coco128, tmp_path, budgets):
     """Official protocol: one image, at most 3 sampled sentences in one prompt, every method and budget."""
     assert _run(coco128, tmp_path, "--protocol", "official", "--limit", 1, "--methods", ",".join(METHODS),
@@ -63,14 +63,14 @@ def test_every_method_official(coco128, tmp_path, budgets):
     assert set(rows["turn"]) == {0, 1, 2} and (rows["protocol"] == "official").all()
     # pruning at the LLM input shortens the sequence by N - K; FastV prunes inside the LLM
     r = rows[rows["method"] == "random"].groupby("budget")["seq_len"].first()
-    assert r[576] - r[min(budgets)] == 576 - min(budgets)
+    assert r[max(budgets)] - r[min(budgets)] == max(budgets) - min(budgets)
     assert (rows.loc[rows["method"] == "fastv", "prune_layer"] == 2).all()
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["protocol"] == "official" and cfg["images"] == 1
 
 
 def test_every_method_per_expression(coco128, tmp_path):
-    budgets = [64, 16]
+    budgets = [16]
     assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(METHODS),
                 "--budgets", ",".join(map(str, budgets))) == 0
     rows, _ = _check(tmp_path, METHODS, budgets, 2)
