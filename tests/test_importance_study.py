@@ -163,3 +163,14 @@ def test_saliency_in_eval_grounding(coco128, tmp_path):
     s = summary.set_index("method")
     assert s.loc["saliency", "n"] == s.loc["litelvlm", "n"] == 2
     assert 0.0 <= s.loc["saliency", "ciou"] <= 1.0
+
+
+def test_hook_attention_rows_equal_the_llm_attention_oracle_scores(pipe, prepared):
+    from analysis.attribution.glamm_signals import attention_signals
+
+    rows = attention_signals(pipe, prepared, per_head=False)
+    ctx = pipe.context(prepared)
+    for q in QUERY_SETS:
+        for layer in (0, pipe.model.arch.llm_layers - 1):
+            torch.testing.assert_close(rows[SignalKey("attention", q, layer)], ctx.visual_attention(layer, q).float(),
+                                       atol=1e-7, rtol=1e-5)
