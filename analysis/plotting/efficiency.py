@@ -3,19 +3,16 @@ visual-token budget, with the paper's numbers (stars) and the FLOPs-ideal limit 
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..eff.compare import PAPER  # noqa: E402
+from ..eff.compare import PAPER
+from ..style import figure, method_colors
 
 _PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVLM)")
 
 
 def _setup(ax, attn: str | None, df: pd.DataFrame):
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(4.2, 3.0))
+    fig, ax = (ax.figure, ax) if ax is not None else figure(1, aspect=0.75)
     if attn is None and "attn" in df:
         attn = df["attn"].iloc[0]
     d = df[df["attn"] == attn] if attn is not None and "attn" in df else df
@@ -31,8 +28,11 @@ def _budget_axis(ax, d: pd.DataFrame) -> None:
 
 
 def _methods(d: pd.DataFrame):
-    for method, g in d[d["method"] != "none"].groupby("method", sort=True):
-        yield method, g.sort_values("budget")
+    """(method, rows sorted by budget, its fixed colour) for every pruning method."""
+    d = d[d["method"] != "none"]
+    colors = method_colors(sorted(d["method"].unique()))
+    for method, g in d.groupby("method", sort=True):
+        yield method, g.sort_values("budget"), colors[method]
 
 
 def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
@@ -40,8 +40,8 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     fig, ax, d, attn = _setup(ax, attn, df)
     base = float(d.loc[d["method"] == "none", "llm_tflops_measured"].iloc[0]) if (d["method"] == "none").any() \
         else float(d["llm_tflops_measured"].max())
-    for method, g in _methods(d):
-        ax.plot(g["budget"], g["llm_tflops_measured"] / base, marker="o", ms=3, label=method)
+    for method, g, color in _methods(d):
+        ax.plot(g["budget"], g["llm_tflops_measured"] / base, marker="o", ms=3, color=color, label=method)
     pk = [k for k in PAPER["flops_tb"] if k != 576]
     ax.scatter(pk, [PAPER["flops_tb"][k] / PAPER["flops_tb"][576] for k in pk], **_PAPER_STYLE)
     _budget_axis(ax, d)
@@ -60,8 +60,8 @@ def _ideal(ax, d: pd.DataFrame) -> None:
 def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
     fig, ax, d, attn = _setup(ax, attn, df)
     _ideal(ax, d)
-    for method, g in _methods(d):
-        ax.plot(g["budget"], g[col], marker="o", ms=3, label=method)
+    for method, g, color in _methods(d):
+        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method)
     pk = [k for k in PAPER[paper] if k != 576]
     ax.scatter(pk, [PAPER[paper][576] / PAPER[paper][k] for k in pk], **_PAPER_STYLE)
     _budget_axis(ax, d)
@@ -99,8 +99,8 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
         else float(d["n_tokens"].max())
     lim = d[d["method"] != "fastv"].groupby("budget")["n_tokens"].first()
     ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count limit")
-    for method, g in _methods(d):
-        ax.plot(g["budget"], g[col], marker="o", ms=3, label=method)
+    for method, g, color in _methods(d):
+        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method)
     pk = [k for k in PAPER["activations_gb"] if k != 576]
     ax.scatter(pk, [PAPER["activations_gb"][576] / PAPER["activations_gb"][k] for k in pk], **_PAPER_STYLE)
     _budget_axis(ax, d)
