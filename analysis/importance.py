@@ -189,7 +189,9 @@ def load_importance(out: str | Path) -> dict:
     scores_path = out / "token_scores.parquet"
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame()
     images = {int(p.stem): np.asarray(Image.open(p).convert("RGB")) for p in sorted((out / "images").glob("*.png"))}
-    tables = {"rows": pd.read_parquet(path), "summary": pd.read_csv(out / "summary.csv"), "scores": scores,
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False, na_values=[""])
+    summary["query"] = summary["query"].fillna("")       # signals without a query set
+    tables = {"rows": pd.read_parquet(path), "summary": summary, "scores": scores,
               "config": json.loads((out / "config.json").read_text()), "images": images}
     ablation = out / "ablation" / "summary.csv"
     if ablation.exists():
