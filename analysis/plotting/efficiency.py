@@ -92,13 +92,13 @@ def has_cuda_time(df: pd.DataFrame) -> bool:
 
 def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     """Activation-memory reduction per method (measured on the device where available, else on meta),
-    the token-count limit (dashed) and the paper's. Returns (fig, ax)."""
+    the token-count ratio (dashed; eager attention scales faster, with n²) and the paper's. Returns (fig, ax)."""
     fig, ax, d, attn = _setup(ax, attn, df)
     col = "act_reduction" if "act_reduction" in d and d["act_reduction"].notna().any() else "meta_act_reduction"
     base_n = float(d.loc[d["method"] == "none", "n_tokens"].iloc[0]) if (d["method"] == "none").any() \
         else float(d["n_tokens"].max())
     lim = d[d["method"] != "fastv"].groupby("budget")["n_tokens"].first()
-    ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count limit")
+    ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
     for method, g, color in _methods(d):
         ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method)
     pk = [k for k in PAPER["activations_gb"] if k != 576]
