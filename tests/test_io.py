@@ -1,0 +1,33 @@
+"""Atomic result files: complete or absent, never partial, with ordinary permissions."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+
+
+def test_failed_write_leaves_nothing_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "out" / "result.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("interrupted")
+    assert target.read_text().strip().startswith("{") and '"a": 1' in target.read_text()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]
+
+
+def test_results_get_the_usual_permissions_and_parquet_is_deterministic(tmp_path):
+    mask = os.umask(0)
+    os.umask(mask)
+    df = pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]})
+    write_parquet(tmp_path / "a.parquet", df)
+    write_parquet(tmp_path / "b.parquet", df)
+    write_csv(tmp_path / "c.csv", df)
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    for name in ("a.parquet", "c.csv"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask
