@@ -182,7 +182,6 @@ def test_cli_timing_tiny_on_cpu(tmp_path):
     assert row["act_reduction"] > 2  # 84 vs 596 tokens
 
 
-@pytest.mark.slow
 def test_cli_flops_only_glamm7b_under_a_minute(tmp_path):
     t0 = time.process_time()
     assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures"], tmp_path) == 0

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +30,6 @@ def _cmd(coco, out) -> list[str]:
             "--budgets", "16"]
 
 
-@pytest.mark.slow  # two process starts and model loads: about a minute on 2 shared cores
 def test_two_processes_equal_one(coco128, tmp_path):
     env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "ACCELERATE_DISABLE_RICH": "1"}
