@@ -40,6 +40,16 @@ from .scenes import (
 
 log = logging.getLogger(__name__)
 
+#: held-out top-1 of 8 that the bundled model is meant to reach
+TARGET_TOP1 = 0.80
+_NOT_MET = """
+The model is trained (well above chance on the check above) but it
+does not yet bind attributes to objects well enough to tell the true expression from
+same-scene counterfactuals at the target rate. From scratch on two CPU cores, the loss sits on
+a plateau for about 1,200 steps before it starts to fall; a longer run (more steps at the same
+learning rate; rates of 1e-3 and above stall) is the known way forward.
+"""
+
 #: scene seeds: training scenes, held-out evaluation scenes, demo scenes never overlap
 TRAIN_SEED = 1
 HELDOUT_SEED = 2
@@ -51,20 +61,20 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 class ToyTrainArgs:
     out: str = arg("toy-clip", help="output folder (save_pretrained layout)")
     seed: int = arg(0, help="seed for the model initialisation and the batch sampling")
-    steps: int = arg(600, help="optimisation steps")
-    batch_size: int = arg(128, help="scenes per batch")
+    steps: int = arg(2400, help="optimisation steps")
+    batch_size: int = arg(64, help="scenes per batch")
     positives: int = arg(2, help="referring expressions (of different objects) per image")
     hard_negatives: int = arg(3, help="same-scene counterfactual captions per positive")
-    lr: float = arg(1e-3, help="peak learning rate (AdamW, linear warm-up, cosine decay)")
-    warmup: int = arg(40, help="warm-up steps")
+    lr: float = arg(5e-4, help="peak learning rate (AdamW, linear warm-up, cosine decay; 1e-3 and above stall)")
+    warmup: int = arg(100, help="warm-up steps")
     weight_decay: float = arg(0.05, help="AdamW weight decay")
     train_scenes: int = arg(6000, help="number of pre-rendered training scenes")
     eval_scenes: int = arg(200, help="held-out scenes for the periodic retrieval check")
     final_eval_scenes: int = arg(1000, help="held-out scenes for the final retrieval check")
-    eval_every: int = arg(50, help="evaluate every N steps")
+    eval_every: int = arg(300, help="evaluate every N steps")
     render_size: int = arg(224, help="side of the rendered scenes (the demo data uses the same)")
-    image_size: int = arg(112, help="model input side")
-    patch_size: int = arg(14, help="ViT patch size")
+    image_size: int = arg(224, help="model input side (the scenes are rendered at 224)")
+    patch_size: int = arg(28, help="ViT patch size (224/28: an 8x8 grid at full resolution)")
     vision_width: int = arg(96, help="vision transformer width")
     vision_layers: int = arg(4, help="vision transformer layers")
     text_width: int = arg(64, help="text transformer width")
@@ -416,7 +426,7 @@ textured background (stripes, checkerboard, blobs or noise); big shapes overlap 
 their neighbours. Training scenes: seed {TRAIN_SEED}, indices 0..{a.train_scenes - 1}. Held-out scenes:
 seed {HELDOUT_SEED}. A caption is a unique referring expression of one object built from its
 attributes ("the small red triangle at the top left", "the blue circle"). Each image is also
-contrasted with {a.hard_negatives} same-scene counterfactual captions (one or two attributes
+contrasted with {a.hard_negatives} same-scene counterfactual captions (one attribute
 changed so that no object matches); in-batch captions true of another image are masked.
 
 ## Training
@@ -432,7 +442,8 @@ changed so that no object matches); in-batch captions true of another image are 
   image (the true one + 7 counterfactuals; chance 0.125), through `litelvlm.clip.load_clip(path, "hf")`:
   **{metrics['heldout_top1_of_8']:.3f}** on {metrics['heldout_items']} held-out scenes
 - final training loss (mean of the last 20 steps): {metrics['final_train_loss']:.3f}
-"""
+- the project's target for this check is {TARGET_TOP1:.2f}: **{'met' if metrics['heldout_top1_of_8'] >= TARGET_TOP1 else 'NOT met'}**.
+{'' if metrics['heldout_top1_of_8'] >= TARGET_TOP1 else _NOT_MET}"""
     with atomic_path(out / "MODEL_CARD.md") as tmp:
         tmp.write_text(text)
     with atomic_path(out / "training_metrics.json") as tmp:

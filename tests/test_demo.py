@@ -1,0 +1,42 @@
+"""``litelvlm demo``: the README's main job, on the bundled toy CLIP, offline and fast in smoke mode."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from litelvlm.cli import main
+
+
+def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--smoke", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "AUROC of reversed similarity" in printed and "[EOS]->[SOS]" in printed
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert summary["model"].endswith("weights") and summary["grid"] == [8, 8]
+    assert summary["scenes"] == 6 and summary["sentences"] > 6
+    for name in ("selection_overlay.png", "similarity_maps.png", "reversal_auroc.png"):
+        assert (out / name).stat().st_size > 1000, name
+    for r in summary["reversal"]:
+        assert 0.0 <= r["auroc_reversed_mean"] <= 1.0 and r["n_sentences"] > 0
+        assert r["auroc_reversed_ci_low"] <= r["auroc_reversed_mean"] <= r["auroc_reversed_ci_high"]
+    sink = summary["sink"]
+    assert 0.0 < sink["sos_mean"] < 1.0 and 0.0 < sink["content_mean"] < 1.0
+    assert all(0.0 <= v <= 1.0 for v in sink["per_layer_sos"])
+    # the sink ablation re-scores study 1 with other text representations, side by side
+    assert summary["sink_ablation"] and {"original", "content_mean"} <= set(summary["sink_ablation"][0])
+    shares = summary["selection_referent_kept_share"]
+    assert {"litelvlm", "clip_topsim", "random", "vispruner", "visionzip"} <= set(shares)
+    assert all(0.0 <= v <= 1.0 and not math.isnan(v) for v in shares.values())
+
+
+def test_demo_with_another_model_and_a_bad_one(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--smoke", "--model", "tiny-random:1", "--out", str(out)]) == 0
+    assert json.loads((out / "demo_summary.json").read_text())["grid"] == [4, 4]
+    bad = tmp_path / "bad"
+    assert main(["demo", "--smoke", "--model", str(tmp_path / "no-such-model"), "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-model" in err and "does not exist" in err
+    assert not bad.exists()
