@@ -160,3 +160,18 @@ def test_open_clip_without_class_token_refuses_cls_quantities(pair, pixels):
     trace.num_prefix_tokens = 0  # as for a pool_type='avg' tower without a class token
     with pytest.raises(UnsupportedModelError, match="no CLS token"):
         trace.cls_attention(-1)
+
+
+def test_length_sorted_batches_return_the_input_order(tiny_hf_clip):
+    """encode_text batches length-sorted texts; the trace must be in the input order, whatever the batch size."""
+    texts = ["the dog on the left near the big red car", "a", "two people standing", "cat", "x y z", "a man"]
+    one = tiny_hf_clip.encode_text(texts, batch_size=64)
+    many = tiny_hf_clip.encode_text(texts, batch_size=2)
+    assert many.texts == texts
+    assert torch.allclose(one.text_embeds, many.text_embeds, atol=1e-5)
+    assert torch.equal(one.eos_index, many.eos_index)
+    valid = torch.arange(one.input_ids.shape[1])[None] <= one.eos_index[:, None]  # padding may differ
+    assert torch.equal(one.input_ids[valid], many.input_ids[:, :one.input_ids.shape[1]][valid])
+    for i, text in enumerate(texts):  # each row is that text's own encoding
+        alone = tiny_hf_clip.encode_text([text])
+        assert torch.allclose(many.text_embeds[i], alone.text_embeds[0], atol=1e-5)
