@@ -61,6 +61,27 @@ def tiny_hf_clip(tiny_hf_clip_dir):
     return load_clip(str(tiny_hf_clip_dir), "hf")
 
 
+_GLAMM_PIPES: dict = {}
+
+
+@pytest.fixture
+def one_glamm_pipeline(monkeypatch):
+    """Load each tiny random GLaMM once per test session: ``GlammPipeline.from_model_string`` is
+    wrapped so that repeated CLI runs in a test module reuse the loaded pipeline."""
+    from litelvlm.lvlm import GlammPipeline
+
+    real = GlammPipeline.from_model_string.__func__
+
+    def cached(cls, model, clip=None, sam=None, device="cpu", dtype=None):
+        key = (model, clip, sam, str(device), str(dtype))
+        if key not in _GLAMM_PIPES:
+            _GLAMM_PIPES[key] = real(cls, model, clip=clip, sam=sam, device=device,
+                                     **({"dtype": dtype} if dtype else {}))
+        return _GLAMM_PIPES[key]
+
+    monkeypatch.setattr(GlammPipeline, "from_model_string", classmethod(cached))
+
+
 def pytest_collection_modifyitems(config, items):
     """GPU tests skip, with the reason, where no CUDA device is present."""
     if torch.cuda.is_available():

@@ -8,25 +8,7 @@ import pytest
 import analysis.grounding as grounding
 from litelvlm.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _one_pipeline(monkeypatch):
-    """Load the tiny random GLaMM once per module (each run would otherwise load it again)."""
-    from litelvlm.lvlm import GlammPipeline
-
-    cache = _PIPES
-    real = GlammPipeline.from_model_string.__func__
-
-    def cached(cls, model, clip=None, sam=None, device="cpu", dtype=None):
-        key = (model, clip, sam, str(device), str(dtype))
-        if key not in cache:
-            cache[key] = real(cls, model, clip=clip, sam=sam, device=device, **({"dtype": dtype} if dtype else {}))
-        return cache[key]
-
-    monkeypatch.setattr(GlammPipeline, "from_model_string", classmethod(cached))
-
-
-_PIPES: dict = {}
+pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 
 
 def _run(coco, out, *extra) -> int:
