@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.glamm_args import DTYPES, GlammDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
@@ -48,27 +49,14 @@ from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("per-expression", "official")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ROW_COLUMNS = ["protocol", "method", "budget", "image_id", "ref_id", "ann_id", "sent_id", "sentence", "turn",
                "intersection", "union", "iou", "pred_area", "gt_area", "seq_len", "prune_layer"]
 
 
 @dataclass
-class GroundingArgs:
+class GroundingArgs(GlammDataArgs):
     """Options of ``litelvlm eval-grounding``."""
 
-    refer_dir: str = arg(help="REFER folder (refs(<split_by>).p, instances.json), e.g. ../shared/data/coco128_refer",
-                         required=True)
-    out: str = arg(help="output folder (grounding.parquet, summary.csv, config.json; resumable)", required=True)
-    model: str = arg("tiny-random:0", help="tiny-random[:SEED] or a GLaMM-RefSeg checkpoint folder")
-    clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
-                                      "or the matching tiny random CLIP for tiny-random")
-    sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
-                                     "come from the GLaMM checkpoint")
-    image_dir: str | None = arg(None, help="image folder (default: REFER_DIR/images)")
-    dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
-    split_by: str = arg("unc", help="REFER split_by (unc, google, umd)")
-    split: str = arg("val", help="split (val, testA, testB, test, ...)")
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
                                                         "(see `litelvlm select --help` for the list)")
     budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K")

@@ -41,13 +41,13 @@ from analysis.attribution.glamm_signals import (
     clip_signals,
     llm_signals,
 )
+from analysis.glamm_args import DTYPES, GlammDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 #: The default LLM-side signals: all but layer_integrated_gradients (a second IG, opt-in), so that
 #: the default run stays fast on the tiny model. ``--signals all`` adds it.
 DEFAULT_SIGNALS = [s for s in LLM_SIGNALS if s != "layer_integrated_gradients"]
@@ -58,20 +58,9 @@ PAIR_COLUMNS = ["clip_signal", "llm_signal", "query", "layer", "head"]
 
 
 @dataclass
-class ImportanceArgs:
+class ImportanceArgs(GlammDataArgs):
     """Options of ``litelvlm importance``."""
 
-    refer_dir: str = arg(help="REFER folder (refs(<split_by>).p, instances.json), e.g. ../shared/data/coco128_refer",
-                         required=True)
-    out: str = arg(help="output folder (importance.parquet, summary.csv, config.json; resumable)", required=True)
-    model: str = arg("tiny-random:0", help="tiny-random[:SEED] or a GLaMM-RefSeg checkpoint folder")
-    clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
-                                      "or the matching tiny random CLIP for tiny-random")
-    sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder)")
-    image_dir: str | None = arg(None, help="image folder (default: REFER_DIR/images)")
-    dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
-    split_by: str = arg("unc", help="REFER split_by (unc, google, umd)")
-    split: str = arg("val", help="split (val, testA, testB, ...)")
     limit: int | None = arg(None, help="only the first N images (sorted by image id)")
     max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)")
     signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
