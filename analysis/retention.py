@@ -5,7 +5,7 @@ official multi-expression setting; ``text`` joins them with `` | ``), one row pe
 part of the method that chose it (LiteLVLM: ``similarity`` or ``context``; VisPruner:
 ``important``/``diverse``; VisionZip: ``dominant``/``contextual``; others: ``kept``), plus
 a per-patch table of the scores behind the choice. The figure family ``retention`` draws
-them like the paper's animation. Run as ``python -m analysis.retention --help``.
+them like the paper's animation. Run as ``litelvlm retention --help``.
 
 Outputs in ``--out``: ``retention.parquet`` (image_id, text, model, method, budget,
 position, patch, part), ``retention_scores.parquet`` (image_id, text, model, patch, row,
@@ -181,7 +181,7 @@ def load_retention(results_dir: str | Path) -> dict:
     missing = [f for f in RESULT_FILES if not (d / f).exists()]
     if missing:
         raise LiteLVLMError(f"no retention results in {str(d)!r} (missing {', '.join(missing)}); make them with "
-                            f"`python -m analysis.retention --out {d}`")
+                            f"`litelvlm retention --out {d}`")
     table = pd.read_parquet(d / "retention.parquet")
     images = {}
     for image_id in table["image_id"].unique():
@@ -192,18 +192,23 @@ def load_retention(results_dir: str | Path) -> dict:
             "config": config}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m analysis.retention``: write the retention tables."""
-    parser = argparse.ArgumentParser(prog="python -m analysis.retention", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``litelvlm retention``."""
     add_dataclass_arguments(parser, RetentionArgs)
-    a = from_namespace(RetentionArgs, parser.parse_args(argv))
-    try:
-        out = run_retention(a)
-    except LiteLVLMError as e:
-        print(f"analysis.retention: error: {e}", file=sys.stderr)
-        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """``litelvlm retention``: write the retention tables."""
+    out = run_retention(from_namespace(RetentionArgs, args))
     print(f"retention tables written to {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m analysis.retention`` is ``litelvlm retention``."""
+    from litelvlm.cli import main as cli_main
+
+    return cli_main(["retention", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("litelvlm.commands.select", "show which visual tokens a pruning method keeps for an image"),
     "reversal": ("analysis.reversal", "study 1: CLIP similarity reversal over referent masks"),
     "sink": ("analysis.attention_sink", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
+    "retention": ("analysis.retention", "which tokens each method keeps, stage by stage (the retention figures)"),
     "eval-grounding": ("analysis.grounding", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
     "importance": ("analysis.importance", "correlate CLIP token ranks with the LLM's own token importance"),
     "efficiency": ("analysis.efficiency", "FLOPs, prefill time, CUDA time and activation memory"),

@@ -21,7 +21,7 @@ def test_needs_results_or_smoke(capsys, tmp_path):
 def test_results_without_the_family_tables_name_the_missing_files(capsys, tmp_path):
     assert main(["figures", "--results", str(tmp_path), "--family", "retention", "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
-    assert "retention.parquet" in err and "python -m analysis.retention" in err
+    assert "retention.parquet" in err and "litelvlm retention" in err
     assert not (tmp_path / "f").exists()
 
 

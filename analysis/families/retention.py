@@ -42,7 +42,7 @@ register(Family(
     name="retention", notebook="03_token_retention", title="Token retention",
     description="Like the paper's animation: the input, the similarity-aware tokens, the context-aware "
                 "tokens, and the final kept set at 576/192/64/32 for every CLIP-side method side by side.",
-    command="python -m analysis.retention", requires=("analysis.retention", "analysis.plotting.retention"),
+    command="litelvlm retention", requires=("analysis.retention", "analysis.plotting.retention"),
     subdir="retention", make_smoke=smoke_retention, read=read_retention, draw=draw_retention,
     smoke_note="the random-weight `tiny336-random` CLIP (24x24 grid) on one COCO-128 image with its "
                "generated expressions (a synthetic scene when ../shared/data is absent)"))
