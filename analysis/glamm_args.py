@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from litelvlm.cli_args import arg
+from litelvlm.errors import LiteLVLMError
 
 #: ``--dtype`` names
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -28,3 +31,14 @@ class GlammDataArgs:
     dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
     split_by: str = arg("unc", help="REFER split_by (unc, google, umd)")
     split: str = arg("val", help="split (val, testA, testB, test, ...)")
+
+
+def check_out_config(out: Path, config: dict) -> None:
+    """Refuse to resume into ``out`` when its config.json records a different configuration."""
+    path = Path(out) / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        if diff:
+            raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: {', '.join(diff)}); "
+                                "use another --out or delete it")

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.glamm_args import DTYPES, GlammDataArgs
+from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
@@ -246,16 +246,6 @@ def merge_parts(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return rows, summary, skipped_df
 
 
-def _check_config(out: Path, config: dict) -> None:
-    path = out / "config.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-        if diff:
-            raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: {', '.join(diff)}); "
-                                "use another --out or delete it")
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate, resume, shard (accelerate) and merge."""
     return run_grounding(from_namespace(GroundingArgs, args))
@@ -311,7 +301,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id)
     if state.is_main_process:
-        _check_config(out, config)
+        check_out_config(out, config)
         write_json(out / "config.json", config)
     state.wait_for_everyone()
     parts = out / "parts"

@@ -41,7 +41,7 @@ from analysis.attribution.glamm_signals import (
     clip_signals,
     llm_signals,
 )
-from analysis.glamm_args import DTYPES, GlammDataArgs
+from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
@@ -189,16 +189,6 @@ def load_importance(out: str | Path) -> dict:
 
 
 # -- resumable parts ----------------------------------------------------------------------------
-def _check_config(out: Path, config: dict) -> None:
-    path = out / "config.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-        if diff:
-            raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: {', '.join(diff)}); "
-                                "use another --out or delete it")
-
-
 def merge_parts(out: Path, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write importance.parquet, token_scores.parquet and summary.csv from every finished image part."""
     parts = sorted((out / "parts").glob("image-*.json"))
@@ -260,7 +250,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
                   llm_layers=pipe.model.arch.llm_layers, llm_heads=pipe.model.arch.llm_heads,
                   num_visual_tokens=pipe.num_visual_tokens)
-    _check_config(out, config)
+    check_out_config(out, config)
     write_json(out / "config.json", config)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)

@@ -17,19 +17,7 @@ def _sync(device: torch.device) -> None:
 def wall_time_ms(fn: Callable[[], object], device: str | torch.device = "cpu", *, warmup: int = 2,
                  repeats: int = 5) -> dict[str, float]:
     """Median, min and max wall time (ms) of ``fn`` over ``repeats`` calls after ``warmup`` calls."""
-    device = torch.device(device)
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            out = fn()
-            _sync(device)
-            dt = (time.perf_counter() - t0) * 1e3
-            del out
-            if i >= warmup:
-                times.append(dt)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "repeats": repeats}
+    return interleaved_wall_ms({0: fn}, device, warmup=warmup, repeats=repeats)[0]
 
 
 def cuda_time_ms(fn: Callable[[], object], device: str | torch.device = "cuda", repeats: int = 3) -> float:
