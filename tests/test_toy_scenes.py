@@ -13,6 +13,7 @@ from litelvlm.toy.scenes import (
     make_scene,
     referring_expressions,
     sample_expression,
+    shape_mask,
 )
 
 SEEDS = [(0, i) for i in range(12)] + [(7, i) for i in range(12)]
@@ -114,3 +115,12 @@ def test_vectorised_truth_table_agrees_with_matches():
     table = codes_true(obj, np.array([len(s.objects) for s in scenes]), np.array([e.code() for e in exprs]))
     expected = np.array([[s.is_true(e) for e in exprs] for s in scenes])
     assert np.array_equal(table, expected)
+
+
+def test_a_square_never_looks_like_a_diamond():
+    """Squares are tilted by at most 15 degrees, so no rotation turns one into a diamond."""
+    diamond = shape_mask("diamond", (100, 100), 40, 0.0, 200)
+    for angle in np.linspace(0, 2 * np.pi, 25):
+        square = shape_mask("square", (100, 100), 40, float(angle), 200)
+        iou = (square & diamond).sum() / (square | diamond).sum()
+        assert iou < 0.75, f"angle {angle:.2f}: IoU {iou:.3f} with the diamond"

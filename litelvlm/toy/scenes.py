@@ -108,8 +108,9 @@ class Scene:
 
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
     if shape == "square":
+        # tilted by at most 15 degrees, so that a square never looks like a diamond
         k, r = 4, r * 1.2
-        angle = angle + np.pi / 4
+        angle = np.pi / 4 + np.deg2rad(15) * ((angle % (2 * np.pi)) / np.pi - 1)
     elif shape == "diamond":
         k, r = 4, r * 1.2
         angle = 0.0

@@ -64,8 +64,8 @@ class ToyTrainArgs:
     steps: int = arg(4500, help="optimisation steps")
     batch_size: int = arg(64, help="scenes per batch")
     positives: int = arg(2, help="referring expressions (of different objects) per image")
-    hard_negatives: int = arg(3, help="same-scene counterfactual captions per positive")
-    lr: float = arg(5e-4, help="peak learning rate (AdamW, linear warm-up, cosine decay; 1e-3 and above stall)")
+    hard_negatives: int = arg(7, help="same-scene counterfactual captions per positive")
+    lr: float = arg(5e-4, help="peak learning rate (AdamW, linear warm-up, cosine decay)")
     warmup: int = arg(100, help="warm-up steps")
     weight_decay: float = arg(0.05, help="AdamW weight decay")
     train_scenes: int = arg(6000, help="number of pre-rendered training scenes")
@@ -79,12 +79,25 @@ class ToyTrainArgs:
     vision_layers: int = arg(4, help="vision transformer layers")
     text_width: int = arg(64, help="text transformer width")
     text_layers: int = arg(3, help="text transformer layers")
-    embed_dim: int = arg(64, help="joint embedding size")
+    embed_dim: int = arg(256, help="joint embedding size")
+    attn_init: float = arg(4.0, help="scale of the vision tower's initial query and key projections relative to transformers' "
+                           "default (sharper attention at the start; at 1 the loss sits on a plateau for ~1,200 steps)")
     threads: int = arg(2, help="torch CPU threads")
 
 
 def add_arguments(parser) -> None:
     add_dataclass_arguments(parser, ToyTrainArgs)
+
+
+def sharpen_attention_init(model, factor: float) -> None:
+    """Multiply the vision tower's query and key projections by ``factor`` (an initialisation
+    choice: near-uniform attention at the start leaves the image embeddings almost identical)."""
+    if factor == 1.0:
+        return
+    with torch.no_grad():
+        for layer in model.vision_model.encoder.layers:
+            layer.self_attn.q_proj.weight.mul_(factor)
+            layer.self_attn.k_proj.weight.mul_(factor)
 
 
 def arch_of(a: ToyTrainArgs):
@@ -114,9 +127,11 @@ def render_pixels(scenes_images: list[np.ndarray], image_size: int) -> torch.Ten
 
 
 def normalise(pixels_u8: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1)
+    """uint8 (N, 3, H, W) -> float32 model input, OpenAI mean/std (in place on one float copy)."""
     std = torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
-    return (pixels_u8.float() / 255 - mean) / std
+    scale = 1.0 / (255.0 * std)
+    shift = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1) / std
+    return pixels_u8.float().mul_(scale).sub_(shift)
 
 
 def build_scenes(seed: int, n: int, render_size: int, image_size: int, desc: str):
@@ -330,6 +345,7 @@ def train(a: ToyTrainArgs) -> dict:
     t_data = time.time() - t0
     torch.manual_seed(a.seed)
     model = CLIPModel(hf_config(arch))
+    sharpen_attention_init(model, a.attn_init)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
