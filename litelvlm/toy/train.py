@@ -189,15 +189,20 @@ def retrieval_accuracy_model(model, tokenizer, pixels_u8: torch.Tensor, items) -
     return float(np.mean(hits))
 
 
+def _image_embeds(clip, scenes: list[Scene]) -> torch.Tensor:
+    """Unit image embeddings through a :class:`~litelvlm.clip.ClipBackend`: the projection of the
+    last layer's CLS token."""
+    trace = clip.trace_image(clip.preprocess([s.pil() for s in scenes]))
+    return F.normalize(clip.project_patches(trace.hidden_states[-1][:, :1])[:, 0].float(), dim=-1)
+
+
 def retrieval_accuracy(clip, scenes_full: list[Scene], items) -> float:
     """The same check through a loaded :class:`~litelvlm.clip.ClipBackend` (the public path):
     image embedding = projection of the last layer's CLS token, text = ``encode_text``."""
     hits = []
     for start in range(0, len(items), 64):
         chunk = items[start:start + 64]
-        px = clip.preprocess([scenes_full[i].pil() for i, _ in chunk])
-        trace = clip.trace_image(px)
-        img = F.normalize(clip.project_patches(trace.hidden_states[-1][:, :1])[:, 0].float(), dim=-1)
+        img = _image_embeds(clip, [scenes_full[i] for i, _ in chunk])
         texts = [t for _, cand in chunk for t in cand]
         txt = F.normalize(clip.encode_text(texts, hidden_states=False).text_embeds.float(), dim=-1)
         sims = torch.einsum("bd,bcd->bc", img, txt.view(len(chunk), -1, txt.shape[-1]))
@@ -213,8 +218,7 @@ def accuracy_by_attribute(clip, scenes_full: list[Scene], seed: int) -> dict[str
     hits: dict[str, list[bool]] = {}
     for start in range(0, len(scenes_full), 64):
         chunk = scenes_full[start:start + 64]
-        trace = clip.trace_image(clip.preprocess([s.pil() for s in chunk]))
-        img = F.normalize(clip.project_patches(trace.hidden_states[-1][:, :1])[:, 0].float(), dim=-1)
+        img = _image_embeds(clip, chunk)
         for k, s in enumerate(chunk):
             pos = sample_expression(s, int(rng.integers(len(s.objects))), rng)
             negs = one_attribute_counterfactuals(s, pos)
