@@ -51,3 +51,19 @@ def test_batch_sampler_positives_negatives_and_truth(tmp_path):
     assert torch.equal(ids, ids2) and torch.equal(owner, owner2) and torch.equal(truth, truth2)
     loss = contrastive_loss(torch.randn(6, n_pos * 4), owner, truth)
     assert torch.isfinite(loss) and loss > 0
+
+
+def test_sharpen_attention_init_scales_only_vision_queries_and_keys():
+    from transformers import CLIPModel
+
+    from litelvlm.clip.random_init import hf_config
+    from litelvlm.toy.train import arch_of, sharpen_attention_init
+
+    torch.manual_seed(0)
+    model = CLIPModel(hf_config(arch_of(ToyTrainArgs(vision_layers=1, text_layers=1, embed_dim=16))))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    sharpen_attention_init(model, 4.0)
+    for n, p in model.named_parameters():
+        scaled = n.startswith("vision_model.") and n.endswith(("q_proj.weight", "k_proj.weight"))
+        assert torch.equal(p, before[n] * 4.0 if scaled else before[n]), n
+    assert any(n.endswith("q_proj.weight") and n.startswith("vision_model.") for n in before)

@@ -219,14 +219,20 @@ def accuracy_by_attribute(clip, scenes_full: list[Scene], seed: int) -> dict[str
     for start in range(0, len(scenes_full), 64):
         chunk = scenes_full[start:start + 64]
         img = _image_embeds(clip, chunk)
+        groups = []  # (image row, true expression, its counterfactuals)
         for k, s in enumerate(chunk):
             pos = sample_expression(s, int(rng.integers(len(s.objects))), rng)
             negs = one_attribute_counterfactuals(s, pos)
-            if not negs:
-                continue
-            txt = F.normalize(clip.encode_text([pos.text] + [e.text for e in negs], hidden_states=False)
-                              .text_embeds.float(), dim=-1)
-            sims = (txt @ img[k]).tolist()
+            if negs:
+                groups.append((k, pos, negs))
+        if not groups:
+            continue
+        texts = [e.text for _, pos, negs in groups for e in [pos, *negs]]
+        txt = F.normalize(clip.encode_text(texts, hidden_states=False).text_embeds.float(), dim=-1)
+        row = 0
+        for k, pos, negs in groups:
+            sims = (txt[row:row + 1 + len(negs)] @ img[k]).tolist()
+            row += 1 + len(negs)
             for e, sim in zip(negs, sims[1:]):
                 changed = next(f for f in ("shape", "colour", "size", "cell") if getattr(e, f) != getattr(pos, f))
                 hits.setdefault(changed, []).append(sims[0] > sim)
@@ -438,8 +444,7 @@ def train(a: ToyTrainArgs) -> dict:
     acc = retrieval_accuracy(clip, final_scenes, items)
     by_attr = accuracy_by_attribute(clip, final_scenes[:500], HELDOUT_SEED)
     metrics = {"heldout_top1_of_8": acc, "heldout_items": len(items), "pairwise_by_attribute": by_attr,
-               "final_train_loss":
-               float(df["loss"].tail(20).mean()), "data_seconds": round(t_data, 1),
+               "final_train_loss": float(df["loss"].tail(20).mean()), "data_seconds": round(t_data, 1),
                "train_seconds": round(t_train, 1), "threads": a.threads,
                "weights_bytes": (out / "model.safetensors").stat().st_size}
     write_model_card(out, a, metrics)
