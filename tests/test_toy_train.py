@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from litelvlm.clip.random_init import write_clip_tokenizer
-from litelvlm.toy.scenes import make_scene, one_attribute_counterfactuals, referring_expressions
+from litelvlm.toy.scenes import Expression, make_scene, one_attribute_counterfactuals, referring_expressions
 from litelvlm.toy.train import BatchSampler, ToyTrainArgs, _strip, contrastive_loss, render_pixels
 
 
@@ -67,3 +67,77 @@ def test_sharpen_attention_init_scales_only_vision_queries_and_keys():
         scaled = n.startswith("vision_model.") and n.endswith(("q_proj.weight", "k_proj.weight"))
         assert torch.equal(p, before[n] * 4.0 if scaled else before[n]), n
     assert any(n.endswith("q_proj.weight") and n.startswith("vision_model.") for n in before)
+
+
+def test_sincos_position_init_encodes_row_and_column():
+    from transformers import CLIPModel
+
+    from litelvlm.clip.random_init import hf_config
+    from litelvlm.toy.train import arch_of, sincos_position_init
+
+    torch.manual_seed(0)
+    model = CLIPModel(hf_config(arch_of(ToyTrainArgs(image_size=112, patch_size=28, vision_layers=1,
+                                                     text_layers=1, embed_dim=16))))
+    sincos_position_init(model)
+    pe = model.vision_model.embeddings.position_embedding.weight.detach()
+    half = pe.shape[1] // 2
+    assert torch.equal(pe[0], torch.zeros_like(pe[0]))  # CLS
+    grid = pe[1:].view(4, 4, -1)
+    # the first half of the channels depends on the row only, the second half on the column only
+    assert torch.allclose(grid[:, :1, :half], grid[:, :, :half])
+    assert torch.allclose(grid[:1, :, half:], grid[:, :, half:])
+    assert len({tuple(r.round(decimals=4).tolist()) for r in pe[1:]}) == 16  # all positions distinct
+    assert model.vision_model.embeddings.position_embedding.weight.requires_grad
+
+
+def test_position_sampler_moves_only_the_cell_and_prefers_occupied_cells(tmp_path):
+    from litelvlm.toy.train import PositionSampler
+
+    full = [make_scene(7, i, 112) for i in range(8)]
+    scenes = [_strip(s) for s in full]
+    a = ToyTrainArgs(batch_size=4, positives=2, hard_negatives=3)
+    sampler = PositionSampler(scenes, render_pixels([s.image for s in full], 56),
+                              write_clip_tokenizer(tmp_path / "tok"), a, colour_p=1.0)
+    rng = np.random.default_rng(0)
+    for i, scene in enumerate(scenes):
+        occupied = {o.cell for o in scene.objects}
+        for t, obj in enumerate(scene.objects):
+            expr = sampler.expression(i, t, rng)
+            assert (expr.shape, expr.colour, expr.cell) == (obj.shape, obj.colour, obj.cell)
+            assert scene.refers_to(expr) == [t]
+            negs = sampler.negatives(i, expr, rng, 3)
+            assert len(negs) == 3 and not any(scene.is_true(e) for e in negs)
+            moved = [e for e in negs if (e.shape, e.colour, e.size) == (expr.shape, expr.colour, expr.size)]
+            free_occupied = [c for c in occupied - {expr.cell}
+                             if not scene.is_true(Expression(expr.shape, expr.colour, expr.size, c))]
+            # occupied cells come first: as many as there are (up to n) before any empty cell
+            assert [e.cell in occupied for e in moved][:len(free_occupied)] == [True] * min(3, len(free_occupied))
+    # a batch of it is a normal training batch: every positive true of its image, no negative true
+    px, (ids, _), owner, truth = sampler(np.random.default_rng(1))
+    n_pos = len(owner)
+    assert truth[owner, torch.arange(n_pos)].all()
+    assert not truth[owner.repeat_interleave(3), n_pos + torch.arange(n_pos * 3)].any()
+
+
+def test_toy_train_end_to_end_tiny(tmp_path):
+    """A few steps of the whole command (warm-up and position batches included) write a folder that
+    loads through the public path, with curve, metrics and card."""
+    import json
+
+    from litelvlm.clip import load_clip
+    from litelvlm.toy.train import train
+
+    a = ToyTrainArgs(out=str(tmp_path / "m"), steps=4, batch_size=4, hard_negatives=2, train_scenes=8,
+                     eval_scenes=6, final_eval_scenes=6, eval_every=2, image_size=56, patch_size=28,
+                     vision_width=32, vision_layers=1, text_width=32, text_layers=1, embed_dim=16,
+                     pos_init="sincos", position_warmup=2, warmup_scenes=4, position_mix=0.5, threads=1)
+    metrics = train(a)
+    out = tmp_path / "m"
+    assert 0.0 <= metrics["heldout_top1_of_8"] <= 1.0
+    assert json.loads((out / "training_metrics.json").read_text())["heldout_items"] == metrics["heldout_items"]
+    assert "--position-warmup 2" in (out / "MODEL_CARD.md").read_text()
+    assert (out / "training_curve.png").stat().st_size > 0
+    assert len((out / "training_curve.csv").read_text().splitlines()) == 1 + 4
+    assert not (out / ".tokenizer-tmp").exists()
+    clip = load_clip(str(out), "hf")
+    assert clip is not None

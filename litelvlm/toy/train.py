@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from ..cli_args import add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
 from .scenes import (
+    CELLS,
+    Expression,
     Scene,
     codes_true,
     counterfactuals,
@@ -54,6 +56,8 @@ embeddings nor captions that name the position more often changed that in short 
 #: scene seeds: training scenes, held-out evaluation scenes, demo scenes never overlap
 TRAIN_SEED = 1
 HELDOUT_SEED = 2
+#: one-object scenes of the position warm-up
+WARMUP_SEED = 3
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -83,6 +87,14 @@ class ToyTrainArgs:
     embed_dim: int = arg(256, help="joint embedding size")
     attn_init: float = arg(4.0, help="scale of the vision tower's initial query and key projections relative to transformers' "
                            "default (sharper attention at the start; at 1 the loss sits on a plateau for ~1,200 steps)")
+    pos_init: str = arg("learned", choices=["learned", "sincos"],
+                        help="vision position embeddings at the start: transformers' random init, or a fixed-scale "
+                             "2-D sin-cos grid (both are trained)")
+    position_warmup: int = arg(0, help="first N steps on one-object scenes, each caption ('the red circle at the top') "
+                                       "contrasted with the same caption at the other cells")
+    warmup_scenes: int = arg(2000, help="one-object scenes rendered for the position warm-up")
+    position_mix: float = arg(0.0, help="after the warm-up, share of steps whose captions name colour, shape and cell and "
+                                        "whose negatives are the same caption at other cells, occupied cells first")
     threads: int = arg(2, help="torch CPU threads")
 
 
@@ -99,6 +111,26 @@ def sharpen_attention_init(model, factor: float) -> None:
         for layer in model.vision_model.encoder.layers:
             layer.self_attn.q_proj.weight.mul_(factor)
             layer.self_attn.k_proj.weight.mul_(factor)
+
+
+def sincos_position_init(model) -> None:
+    """Overwrite the vision tower's position embeddings with a 2-D sin-cos grid (half the channels
+    encode the row, half the column; the CLS row is zero), as in MAE. The embeddings stay trainable."""
+    emb = model.vision_model.embeddings
+    weight = emb.position_embedding.weight
+    grid = int(round(math.sqrt(weight.shape[0] - 1)))
+    quarter = weight.shape[1] // 4
+    omega = 1.0 / (100.0 ** (torch.arange(quarter, dtype=torch.float32) / quarter))
+    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+
+    def enc(v: torch.Tensor) -> torch.Tensor:
+        angle = v.flatten()[:, None].float() * omega[None]
+        return torch.cat([angle.sin(), angle.cos()], 1)
+
+    table = torch.zeros_like(weight)
+    table[1:, :4 * quarter] = torch.cat([enc(rows), enc(cols)], 1)
+    with torch.no_grad():
+        weight.copy_(table)
 
 
 def arch_of(a: ToyTrainArgs):
@@ -316,6 +348,46 @@ class BatchSampler:
                 torch.from_numpy(truth))
 
 
+class PositionSampler(BatchSampler):
+    """Batches that teach position: each caption names the object's shape and cell (and its colour
+    with probability ``colour_p``, its size with ``size_p``), and its hard negatives are the same
+    caption at other cells where it is false, cells holding another object first (so that a
+    position must be bound to the object there, not only marked as occupied)."""
+
+    def __init__(self, scenes, pixels_u8, tokenizer, a: ToyTrainArgs, colour_p: float = 1.0, size_p: float = 0.0):
+        super().__init__(scenes, pixels_u8, tokenizer, a)
+        self.colour_p, self.size_p = colour_p, size_p
+
+    def expression(self, i: int, target: int, rng) -> Expression:
+        o = self.scenes[i].objects[target]
+        colour = o.colour if rng.random() < self.colour_p else None
+        size = o.size if rng.random() < self.size_p else None
+        return Expression(o.shape, colour, size, o.cell)
+
+    def negatives(self, i: int, expr, rng, n: int) -> list:
+        scene = self.scenes[i]
+        occupied = {o.cell for o in scene.objects}
+        moved = [dataclasses.replace(expr, cell=c) for c in CELLS if c != expr.cell]
+        moved = [e for e in moved if not scene.is_true(e)]
+        taken = [moved[j] for j in rng.permutation(len(moved))]
+        taken = [e for e in taken if e.cell in occupied] + [e for e in taken if e.cell not in occupied]
+        if len(taken) < n:
+            taken += [e for e in counterfactuals(scene, expr, rng, n) if e not in taken]
+        return taken[:n]
+
+
+def build_warmup_scenes(n: int, render_size: int, image_size: int):
+    """``n`` one-object scenes (seed ``WARMUP_SEED``) for the position warm-up."""
+    from tqdm.auto import tqdm
+
+    scenes, images = [], []
+    for i in tqdm(range(n), desc="warm-up scenes", leave=False, mininterval=5):
+        s = make_scene(WARMUP_SEED, i, render_size, n_objects=(1, 1))
+        images.append(s.image)
+        scenes.append(_strip(s))
+    return render_pixels(images, image_size), scenes
+
+
 def contrastive_loss(logits: torch.Tensor, owner: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE with several positives per image and false negatives masked.
 
@@ -367,6 +439,10 @@ def train(a: ToyTrainArgs) -> dict:
 
     if a.batch_size < 2 or a.steps < 1:
         raise LiteLVLMError("--batch-size must be >= 2 and --steps >= 1")
+    if not 0.0 <= a.position_mix <= 1.0:
+        raise LiteLVLMError(f"--position-mix must be in [0, 1], got {a.position_mix}")
+    if a.position_warmup < 0 or (a.position_warmup and a.warmup_scenes < a.batch_size):
+        raise LiteLVLMError("--position-warmup must be >= 0, and --warmup-scenes at least --batch-size when it is used")
     if a.image_size % a.patch_size:
         raise LiteLVLMError(f"--image-size {a.image_size} is not a multiple of --patch-size {a.patch_size}")
     out = Path(a.out)
@@ -377,10 +453,14 @@ def train(a: ToyTrainArgs) -> dict:
     pixels, scenes = build_scenes(TRAIN_SEED, a.train_scenes, a.render_size, a.image_size, "train scenes")
     ev_pixels, ev_scenes = build_scenes(HELDOUT_SEED, a.eval_scenes, a.render_size, a.image_size, "eval scenes")
     ev_items = retrieval_items(ev_scenes, HELDOUT_SEED)
+    if a.position_warmup:
+        warm_pixels, warm_scenes = build_warmup_scenes(a.warmup_scenes, a.render_size, a.image_size)
     t_data = time.time() - t0
     torch.manual_seed(a.seed)
     model = CLIPModel(hf_config(arch))
     sharpen_attention_init(model, a.attn_init)
+    if a.pos_init == "sincos":
+        sincos_position_init(model)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
@@ -395,12 +475,21 @@ def train(a: ToyTrainArgs) -> dict:
 
     rng = np.random.default_rng([a.seed, 0])
     sampler = BatchSampler(scenes, pixels, tokenizer, a)
+    warm = (PositionSampler(warm_scenes, warm_pixels, tokenizer, a, colour_p=0.5)
+            if a.position_warmup else None)
+    mix = PositionSampler(scenes, pixels, tokenizer, a, colour_p=1.0, size_p=0.3) if a.position_mix else None
     rows = []
     bar = tqdm(range(a.steps), desc="toy-train", mininterval=10)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        px, (ids, mask), owner, truth = sampler(rng)
+        if step < a.position_warmup:
+            batch = warm
+        elif mix is not None and rng.random() < a.position_mix:
+            batch = mix
+        else:
+            batch = sampler
+        px, (ids, mask), owner, truth = batch(rng)
         out_ = model(input_ids=ids, attention_mask=mask, pixel_values=px)
         loss = contrastive_loss(out_.logits_per_image, owner, truth)
         opt.zero_grad(set_to_none=True)
@@ -414,8 +503,8 @@ def train(a: ToyTrainArgs) -> dict:
                "heldout_top1_of_8": float("nan")}
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             row["heldout_top1_of_8"] = retrieval_accuracy_model(model, tokenizer, ev_pixels, ev_items)
-            bar.set_postfix(loss=f"{float(loss):.3f}", top1=f"{row['heldout_top1_of_8']:.3f}")
-            log.info("step %d loss %.3f held-out top-1 of 8 %.3f (%.0fs)", step + 1, float(loss),
+            bar.set_postfix(loss=f"{row['loss']:.3f}", top1=f"{row['heldout_top1_of_8']:.3f}")
+            log.info("step %d loss %.3f held-out top-1 of 8 %.3f (%.0fs)", step + 1, row["loss"],
                      row["heldout_top1_of_8"], row["elapsed_s"])
         rows.append(row)
     t_train = time.time() - t0 - t_data
