@@ -4,6 +4,7 @@ truth table that masks exactly the captions true of another image."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from litelvlm.clip.random_init import write_clip_tokenizer
@@ -129,7 +130,7 @@ def test_toy_train_end_to_end_tiny(tmp_path):
 
     a = ToyTrainArgs(out=str(tmp_path / "m"), steps=4, batch_size=4, hard_negatives=2, train_scenes=8,
                      eval_scenes=6, final_eval_scenes=6, eval_every=2, image_size=56, patch_size=28,
-                     vision_width=32, vision_layers=1, text_width=32, text_layers=1, embed_dim=16,
+                     vision_width=32, vision_layers=1, vision_heads=4, text_width=32, text_layers=1, embed_dim=16,
                      pos_init="sincos", position_warmup=2, warmup_scenes=4, position_mix=0.5, threads=1)
     metrics = train(a)
     out = tmp_path / "m"
@@ -140,4 +141,15 @@ def test_toy_train_end_to_end_tiny(tmp_path):
     assert len((out / "training_curve.csv").read_text().splitlines()) == 1 + 4
     assert not (out / ".tokenizer-tmp").exists()
     clip = load_clip(str(out), "hf")
-    assert clip is not None
+    assert clip.grid == (2, 2) and clip.modules().config.vision_config.num_attention_heads == 4
+
+
+def test_toy_train_rejects_bad_arguments_before_any_work(tmp_path):
+    from litelvlm.errors import LiteLVLMError
+    from litelvlm.toy.train import train
+
+    for bad, flag in (({"vision_heads": 5}, "--vision-heads"), ({"position_mix": 1.5}, "--position-mix"),
+                      ({"image_size": 100}, "--patch-size")):
+        with pytest.raises(LiteLVLMError, match=flag):
+            train(ToyTrainArgs(out=str(tmp_path / "m"), **bad))
+        assert not (tmp_path / "m").exists()

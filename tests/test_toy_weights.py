@@ -44,11 +44,13 @@ def test_shipped_folder_is_complete_and_small():
 
 
 def test_loads_through_the_public_path(toy_clip):
-    assert toy_clip.backend == "hf" and toy_clip.grid == (8, 8)
-    assert toy_clip.modules().config.vision_config.hidden_act == "quick_gelu"
+    vc = toy_clip.modules().config.vision_config
+    g = vc.image_size // vc.patch_size
+    assert toy_clip.backend == "hf" and toy_clip.grid == (g, g) and g >= 6
+    assert vc.hidden_act == "quick_gelu"
     scene = make_scene(HELDOUT_SEED, 0)
     trace = toy_clip.trace_image(toy_clip.preprocess([scene.pil()]))
-    assert trace.patches(-2).shape[1] == 64 and trace.cls_attention(-1).shape[-1] == 64
+    assert trace.patches(-2).shape[1] == g * g and trace.cls_attention(-1).shape[-1] == g * g
     text = toy_clip.encode_text(["the red circle", "the small blue square at the top left"])
     assert text.text_embeds.shape[0] == 2 and torch.isfinite(text.text_embeds).all()
     assert (text.input_ids[:, 0] == 49406).all()  # the real CLIP BPE tokenizer: <|startoftext|>

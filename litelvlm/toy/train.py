@@ -82,6 +82,8 @@ class ToyTrainArgs:
     patch_size: int = arg(28, help="ViT patch size (224/28: an 8x8 grid at full resolution)")
     vision_width: int = arg(96, help="vision transformer width")
     vision_layers: int = arg(4, help="vision transformer layers")
+    vision_heads: int = arg(0, help="vision attention heads (0: one per 32 channels); more heads let the CLS "
+                                    "token gather more regions separately")
     text_width: int = arg(64, help="text transformer width")
     text_layers: int = arg(3, help="text transformer layers")
     embed_dim: int = arg(256, help="joint embedding size")
@@ -138,7 +140,7 @@ def arch_of(a: ToyTrainArgs):
     from ..clip.random_init import ClipArch
 
     return ClipArch(image_size=a.image_size, patch_size=a.patch_size, vision_width=a.vision_width,
-                    vision_layers=a.vision_layers, vision_heads=max(1, a.vision_width // 32),
+                    vision_layers=a.vision_layers, vision_heads=a.vision_heads or max(1, a.vision_width // 32),
                     text_width=a.text_width, text_layers=a.text_layers, text_heads=max(1, a.text_width // 16),
                     embed_dim=a.embed_dim)
 
@@ -443,6 +445,8 @@ def train(a: ToyTrainArgs) -> dict:
         raise LiteLVLMError(f"--position-mix must be in [0, 1], got {a.position_mix}")
     if a.position_warmup < 0 or (a.position_warmup and a.warmup_scenes < a.batch_size):
         raise LiteLVLMError("--position-warmup must be >= 0, and --warmup-scenes at least --batch-size when it is used")
+    if a.vision_heads < 0 or (a.vision_heads and a.vision_width % a.vision_heads):
+        raise LiteLVLMError(f"--vision-heads {a.vision_heads} must divide --vision-width {a.vision_width}")
     if a.image_size % a.patch_size:
         raise LiteLVLMError(f"--image-size {a.image_size} is not a multiple of --patch-size {a.patch_size}")
     out = Path(a.out)
