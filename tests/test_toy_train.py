@@ -139,7 +139,7 @@ def test_toy_train_end_to_end_tiny(tmp_path):
     assert "--position-warmup 2" in (out / "MODEL_CARD.md").read_text()
     assert (out / "training_curve.png").stat().st_size > 0
     assert len((out / "training_curve.csv").read_text().splitlines()) == 1 + 4
-    assert not (out / ".tokenizer-tmp").exists()
+    assert not (out / ".tokenizer-tmp").exists() and not (tmp_path / ".m.partial").exists()
     clip = load_clip(str(out), "hf")
     assert clip.grid == (2, 2) and clip.modules().config.vision_config.num_attention_heads == 4
 
@@ -153,3 +153,20 @@ def test_toy_train_rejects_bad_arguments_before_any_work(tmp_path):
         with pytest.raises(LiteLVLMError, match=flag):
             train(ToyTrainArgs(out=str(tmp_path / "m"), **bad))
         assert not (tmp_path / "m").exists()
+
+
+def test_toy_train_interrupted_leaves_nothing_partial(tmp_path, monkeypatch):
+    from litelvlm.toy import train as toy_train
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+
+    def crash(a, work):
+        work.mkdir(parents=True)
+        (work / "model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(toy_train, "_train", crash)
+    with pytest.raises(KeyboardInterrupt):
+        toy_train.train(ToyTrainArgs(out=str(tmp_path / "m")))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["m", "notes.txt"]

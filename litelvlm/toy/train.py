@@ -431,13 +431,10 @@ def plot_curve(df):
 
 
 def train(a: ToyTrainArgs) -> dict:
-    """Train, save to ``a.out`` and return the final metrics."""
-    import pandas as pd
-    from tqdm.auto import tqdm
-    from transformers import CLIPImageProcessor, CLIPModel
-
-    from ..clip.random_init import hf_config, write_clip_tokenizer
-    from ..io import atomic_path, write_csv
+    """Train, save to ``a.out`` and return the final metrics. Everything is written to a hidden
+    folder beside ``a.out`` and moved into it only when complete, so a failed or interrupted run
+    leaves nothing partial (files of ``a.out`` that training does not write are kept)."""
+    import shutil
 
     if a.batch_size < 2 or a.steps < 1:
         raise LiteLVLMError("--batch-size must be >= 2 and --steps >= 1")
@@ -449,7 +446,29 @@ def train(a: ToyTrainArgs) -> dict:
         raise LiteLVLMError(f"--vision-heads {a.vision_heads} must divide --vision-width {a.vision_width}")
     if a.image_size % a.patch_size:
         raise LiteLVLMError(f"--image-size {a.image_size} is not a multiple of --patch-size {a.patch_size}")
-    out = Path(a.out)
+    final = Path(a.out)
+    work = final.parent / f".{final.name}.partial"
+    if work.exists():
+        shutil.rmtree(work)
+    try:
+        metrics = _train(a, work)
+        final.mkdir(parents=True, exist_ok=True)
+        for f in sorted(work.iterdir()):
+            os.replace(f, final / f.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return metrics
+
+
+def _train(a: ToyTrainArgs, out: Path) -> dict:
+    """The training run itself, writing the model folder to ``out``."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+    from transformers import CLIPImageProcessor, CLIPModel
+
+    from ..clip.random_init import hf_config, write_clip_tokenizer
+    from ..io import atomic_path, write_csv
+
     torch.set_num_threads(a.threads)
     t0 = time.time()
     arch = arch_of(a)
