@@ -283,7 +283,7 @@ class BatchSampler:
         self.scenes, self.pixels, self.tokenizer, self.a = scenes, pixels_u8, tokenizer, a
         self._exprs: dict[tuple[int, int], list] = {}
         self._cf: dict[tuple[int, object], list] = {}
-        self._ids: dict[str, list[int]] = {}
+        self._ids: dict[str, torch.Tensor] = {}
         self._codes = [s.object_codes() for s in scenes]
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
 
@@ -312,17 +312,16 @@ class BatchSampler:
 
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids, attention_mask) with every distinct text tokenised once."""
+        from torch.nn.utils.rnn import pad_sequence
+
         new = [t for t in dict.fromkeys(texts) if t not in self._ids]
         if new:
             for t, ids in zip(new, self.tokenizer(new)["input_ids"]):
-                self._ids[t] = list(ids)
-        width = max(len(self._ids[t]) for t in texts)
-        ids = torch.full((len(texts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(texts), width), dtype=torch.long)
-        for r, t in enumerate(texts):
-            row = self._ids[t]
-            ids[r, :len(row)] = torch.tensor(row)
-            mask[r, :len(row)] = 1
+                self._ids[t] = torch.tensor(ids, dtype=torch.long)
+        rows = [self._ids[t] for t in texts]
+        ids = pad_sequence(rows, batch_first=True, padding_value=self.pad_id)
+        lengths = torch.tensor([len(r) for r in rows])
+        mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).long()
         return ids, mask
 
     def __call__(self, rng):
