@@ -111,7 +111,7 @@ def pruned_masks(pipe, prepared, keep: torch.Tensor) -> torch.Tensor:
 
     with torch.no_grad():
         vis = pipe.visual_tokens(prepared)[keep.to(pipe.device)]
-        final = pipe._forward(pipe.sequence_embeds(prepared.input_ids, vis))
+        final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, vis))
         pred = seg_predictor_positions(prepared.input_ids, int(keep.numel()), pipe.seg_token_id)
         prompts = pipe.model.seg_prompts(final[0, pred.to(final.device)])
         low = pipe.model.decode_masks(prepared.sam_embeddings, prompts)

@@ -227,7 +227,7 @@ class GlammPipeline:
         emb = self.model.language_model.embed_tokens(text)
         return torch.cat([emb[:p], visual.to(emb.dtype), emb[p:]])[None]
 
-    def _forward(self, embeds: torch.Tensor) -> torch.Tensor:
+    def final_hidden(self, embeds: torch.Tensor) -> torch.Tensor:
         """Final (normed) hidden states of the standard LlamaModel forward (explicit all-ones mask)."""
         s = embeds.shape[1]
         out = self.model.language_model(inputs_embeds=embeds,
@@ -271,7 +271,7 @@ class GlammPipeline:
                        else full[sel.indices.to(full.device)])
         if prune_layer == 0:
             embeds = self.sequence_embeds(prepared.input_ids, vis)
-            final = self._forward(embeds)
+            final = self.final_hidden(embeds)
             pred = seg_predictor_positions(prepared.input_ids, int(vis.shape[0]), self.seg_token_id)
         else:
             final, keep = _fastv.run_pruned_from(ctx, sel.indices, prune_layer)
