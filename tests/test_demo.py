@@ -14,7 +14,11 @@ def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "AUROC of reversed similarity" in printed and "[EOS]->[SOS]" in printed
     summary = json.loads((out / "demo_summary.json").read_text())
-    assert summary["model"].endswith("weights") and summary["grid"] == [8, 8]
+    from litelvlm.toy import default_model_path
+
+    vc = json.loads((default_model_path() / "config.json").read_text())["vision_config"]
+    g = vc["image_size"] // vc["patch_size"]
+    assert summary["model"].endswith("weights") and summary["grid"] == [g, g]
     assert summary["scenes"] == 6 and summary["sentences"] > 6
     for name in ("selection_overlay.png", "similarity_maps.png", "reversal_auroc.png"):
         assert (out / name).stat().st_size > 1000, name

@@ -140,6 +140,7 @@ def test_toy_train_end_to_end_tiny(tmp_path):
     assert (out / "training_curve.png").stat().st_size > 0
     assert len((out / "training_curve.csv").read_text().splitlines()) == 1 + 4
     assert not (out / ".tokenizer-tmp").exists() and not (tmp_path / ".m.partial").exists()
+    assert all(f.stat().st_mode & 0o044 == 0o044 for f in out.iterdir())  # readable by all, like any result
     clip = load_clip(str(out), "hf")
     assert clip.grid == (2, 2) and clip.modules().config.vision_config.num_attention_heads == 4
 

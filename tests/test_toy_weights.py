@@ -80,13 +80,15 @@ def test_converts_to_open_clip_with_the_same_outputs(toy_clip, tmp_path):
 
 def test_heldout_retrieval_among_same_scene_candidates(toy_clip):
     """The shipped model is trained: on 200 held-out scenes it picks the true expression among 8
-    same-scene candidates far more often than chance (0.125; 4 binomial SDs above it is 0.22).
-    The project's target (TARGET_TOP1) is reported on the model card, not asserted here."""
+    same-scene candidates far more often than chance (0.125; 4 binomial SDs above it is 0.22),
+    and about as often as its card says (0.65 on 1,000 scenes; 0.45 is over 5 SDs below that, so
+    this fails only if the shipped weights are not the trained ones). The project's target
+    (TARGET_TOP1) is reported on the model card, not asserted here."""
     scenes = [make_scene(HELDOUT_SEED, i) for i in range(1000, 1200)]
     items = retrieval_items(scenes, HELDOUT_SEED)
     assert len(items) >= 190
     acc = retrieval_accuracy(toy_clip, scenes, items)
-    assert acc >= 0.22, f"held-out top-1 of 8 on a subset: {acc:.3f}"
+    assert acc >= 0.45, f"held-out top-1 of 8 on a subset: {acc:.3f}"
 
 
 def test_attribute_breakdown_shows_what_the_model_checks(toy_clip):
@@ -94,7 +96,7 @@ def test_attribute_breakdown_shows_what_the_model_checks(toy_clip):
     covers every attribute and finds colour learned (chance 0.5); the card reports it."""
     scenes = [make_scene(HELDOUT_SEED, i) for i in range(1200, 1264)]
     by_attr = accuracy_by_attribute(toy_clip, scenes, HELDOUT_SEED)
-    assert set(by_attr) == {"cell", "colour", "shape", "size"}
+    assert set(by_attr) == {"cell", "cell_empty", "cell_occupied", "colour", "shape", "size"}
     assert all(0.0 <= v <= 1.0 for v in by_attr.values())
     assert by_attr["colour"] >= 0.8, by_attr
     metrics = json.loads((default_model_path() / "training_metrics.json").read_text())
