@@ -54,6 +54,32 @@ def test_batch_sampler_positives_negatives_and_truth(tmp_path):
     assert torch.isfinite(loss) and loss > 0
 
 
+def test_clip_logits_equal_the_model_forward_with_repeated_captions(tmp_path):
+    """Encoding each distinct caption once gives CLIPModel's own logits and the same gradients."""
+    from transformers import CLIPModel
+
+    from litelvlm.clip.random_init import hf_config
+    from litelvlm.toy.train import arch_of, clip_logits
+
+    torch.manual_seed(0)
+    model = CLIPModel(hf_config(arch_of(ToyTrainArgs(image_size=56, patch_size=28, vision_layers=1,
+                                                     text_layers=1, text_width=32, embed_dim=16))))
+    tok = write_clip_tokenizer(tmp_path / "tok")
+    texts = ["the red circle", "the big blue star at the top", "the red circle", "the cross",
+             "the big blue star at the top", "the red circle"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    px = torch.randn(3, 3, 56, 56)
+    ref = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, pixel_values=px).logits_per_image
+    ref.square().sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    got = clip_logits(model, px, enc.input_ids, enc.attention_mask)
+    assert got.shape == (3, 6) and torch.allclose(got, ref, atol=1e-5)
+    got.square().sum().backward()
+    for n, g in grads.items():
+        assert torch.allclose(model.get_parameter(n).grad, g, atol=1e-4, rtol=1e-3), n
+
+
 def test_sharpen_attention_init_scales_only_vision_queries_and_keys():
     from transformers import CLIPModel
 
