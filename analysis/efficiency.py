@@ -249,6 +249,15 @@ def _device_name(device) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
+    prev = torch.get_num_threads()
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _run(args: argparse.Namespace) -> int:
     from litelvlm.io import atomic_path, write_csv, write_json
 
     from .eff.compare import add_ratios, comparison_table, to_markdown

@@ -19,7 +19,11 @@ def cli_figures(tmp_path_factory):
 
 
 @pytest.mark.parametrize("family", WIRED, ids=lambda f: f.name)
-def test_notebook_runs_in_smoke_mode_and_matches_the_command(family, cli_figures, tmp_path):
+def test_notebook_runs_in_smoke_mode_and_matches_the_command(family, cli_figures, tmp_path, monkeypatch):
+    import torch
+
+    # the kernel computes with as many threads as this process did (float sums depend on it)
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
     executed = tmp_path / f"{family.notebook}.ipynb"
     paths = figures.execute_notebook(family, None, tmp_path / "figs", smoke=True, executed=executed)
     assert paths, f"{family.notebook} wrote no figures"
