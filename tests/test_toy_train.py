@@ -158,7 +158,9 @@ def test_toy_train_end_to_end_tiny(tmp_path):
                      eval_scenes=6, final_eval_scenes=6, eval_every=2, image_size=56, patch_size=28,
                      vision_width=32, vision_layers=1, vision_heads=4, text_width=32, text_layers=1, embed_dim=16,
                      pos_init="sincos", position_warmup=2, warmup_scenes=4, position_mix=0.5, threads=1)
+    before = torch.get_num_threads()
     metrics = train(a)
+    assert torch.get_num_threads() == before  # --threads applies to the run only
     out = tmp_path / "m"
     assert 0.0 <= metrics["heldout_top1_of_8"] <= 1.0
     assert json.loads((out / "training_metrics.json").read_text())["heldout_items"] == metrics["heldout_items"]

@@ -21,7 +21,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (30, 170, 50), "blue": (30, 70, 230), "yellow": (240, 215, 30),
     "purple": (140, 50, 190), "orange": (250, 135, 20), "cyan": (30, 205, 215),
 }
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "hexagon")
+#: shapes chosen to stay distinct at a 32-pixel patch (a hexagon is hard to tell from a circle there)
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "cross")
 SIZES: tuple[str, ...] = ("small", "big")
 #: radius as a fraction of the image side, per size class (disjoint ranges: size words are unambiguous)
 SIZE_RADIUS: dict[str, tuple[float, float]] = {"small": (0.065, 0.09), "big": (0.14, 0.18)}
@@ -117,8 +118,14 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
     elif shape == "triangle":
         k, r = 3, r * 1.3
         angle = -np.pi / 2
-    elif shape == "hexagon":
-        k, r = 6, r * 1.05
+    elif shape == "cross":
+        # an upright plus sign (tilted by at most 15 degrees): arms of half-width 0.36 of its reach
+        reach, w = r * 1.25, r * 1.25 * 0.36
+        tilt = np.deg2rad(15) * ((angle % (2 * np.pi)) / np.pi - 1)
+        pts = np.array([(w, reach), (w, w), (reach, w), (reach, -w), (w, -w), (w, -reach),
+                        (-w, -reach), (-w, -w), (-reach, -w), (-reach, w), (-w, w), (-w, reach)])
+        c, s = np.cos(tilt), np.sin(tilt)
+        return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in pts]
     elif shape == "star":
         t = np.arange(10) * np.pi / 5 - np.pi / 2
         rr = np.where(np.arange(10) % 2 == 0, r * 1.3, r * 0.55)
