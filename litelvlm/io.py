@@ -20,6 +20,11 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def publish(path: str | os.PathLike) -> None:
+    """Give a result file the usual permissions (0666 less the umask); some writers make 0600 files."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
@@ -30,8 +35,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        if tmp.exists():  # mkstemp makes 0600 files; results get the usual permissions
-            os.chmod(tmp, 0o666 & ~_UMASK)
+        if tmp.exists():  # mkstemp makes 0600 files
+            publish(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -199,7 +199,7 @@ def run(ns) -> int:
 
         sink, sink_ablation = run_sink(work / "results" / "sink", common, data / "images", out, figures)
 
-        summary = {"model": model, "weights_hash": clip.weights_hash(), "grid": list(clip.grid),
+        summary = {"model": a.model or "litelvlm/toy/weights", "weights_hash": clip.weights_hash(), "grid": list(clip.grid),
                    "scenes": a.scenes, "sentences": len(records), "scene_seed": a.seed,
                    "selection_budget": int(sel_table["budget"].iloc[0]),
                    "selection_referent_kept_share": sel_table.groupby("method")["referent_kept_share"]

@@ -452,7 +452,7 @@ def train(a: ToyTrainArgs) -> dict:
     leaves nothing partial (files of ``a.out`` that training does not write are kept)."""
     import shutil
 
-    from ..io import _UMASK
+    from ..io import publish
 
     if a.batch_size < 2 or a.steps < 1:
         raise LiteLVLMError("--batch-size must be >= 2 and --steps >= 1")
@@ -473,7 +473,7 @@ def train(a: ToyTrainArgs) -> dict:
         metrics = _train(a, work)
         final.mkdir(parents=True, exist_ok=True)
         for f in sorted(work.iterdir()):
-            os.chmod(f, 0o666 & ~_UMASK)  # some writers make 0600 files; results get the usual permissions
+            publish(f)
             os.replace(f, final / f.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
