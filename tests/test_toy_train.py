@@ -54,6 +54,72 @@ def test_batch_sampler_positives_negatives_and_truth(tmp_path):
     assert torch.isfinite(loss) and loss > 0
 
 
+def test_binding_negatives_take_values_from_other_objects_first(tmp_path):
+    from litelvlm.toy.train import is_binding
+
+    full = [make_scene(7, i, 112) for i in range(10)]
+    scenes = [_strip(s) for s in full]
+    a = ToyTrainArgs(batch_size=4, positives=2, hard_negatives=4, binding_negatives=1.0)
+    sampler = BatchSampler(scenes, render_pixels([s.image for s in full], 56), write_clip_tokenizer(tmp_path / "tok"), a)
+    rng = np.random.default_rng(0)
+    seen_plain = 0
+    for i, scene in enumerate(scenes):
+        for t in range(len(scene.objects)):
+            expr = sampler.expression(i, t, rng)
+            pool = one_attribute_counterfactuals(scene, expr)
+            binding = [e for e in pool if is_binding(scene, expr, e)]
+            negs = sampler.negatives(i, expr, rng, 4)
+            assert len(negs) == len(set(negs)) == 4 and not any(scene.is_true(e) for e in negs)
+            k = min(4, len(binding))
+            assert all(e in binding for e in negs[:k])  # binding counterfactuals first, as many as asked
+            seen_plain += sum(e not in binding for e in negs)
+            for e in binding:  # the changed value is another object's
+                field = next(f for f in ("shape", "colour", "size", "cell") if getattr(e, f) != getattr(expr, f))
+                assert any(getattr(o, field) == getattr(e, field) for o in scene.objects)
+    assert seen_plain > 0  # topped up with the other counterfactuals where too few bind
+    # with share 0 the draw is the plain uniform one
+    plain = BatchSampler(scenes, sampler.pixels, sampler.tokenizer, ToyTrainArgs(hard_negatives=4))
+    expr = plain.expression(0, 0, np.random.default_rng(1))
+    pool = one_attribute_counterfactuals(scenes[0], expr)
+    want = [pool[j] for j in np.random.default_rng(2).choice(len(pool), size=4, replace=False)]
+    assert plain.negatives(0, expr, np.random.default_rng(2), 4) == want
+
+
+def test_build_scenes_same_in_worker_processes():
+    from litelvlm.toy.train import build_scenes, build_warmup_scenes
+
+    px0, sc0 = build_scenes(7, 70, 112, 56, "x")
+    px2, sc2 = build_scenes(7, 70, 112, 56, "x", workers=2)
+    assert px0.shape == (70, 3, 56, 56) and px0.dtype == torch.uint8 and torch.equal(px0, px2)
+    assert [s.object_codes().tolist() for s in sc0] == [s.object_codes().tolist() for s in sc2]
+    want = make_scene(7, 69, 112)
+    assert torch.equal(px0[69], render_pixels([want.image], 56)[0])
+    assert sc0[69].object_codes().tolist() == want.object_codes().tolist() and sc0[69].image.size == 0
+    _, warm = build_warmup_scenes(3, 112, 56, workers=1)
+    assert [len(s.objects) for s in warm] == [1, 1, 1]
+
+
+def test_training_loader_worker_gives_the_same_batches(tmp_path):
+    from litelvlm.toy.train import PositionSampler, training_loader
+
+    full = [make_scene(7, i, 112) for i in range(12)]
+    scenes = [_strip(s) for s in full]
+    pixels = render_pixels([s.image for s in full], 56)
+    tok = write_clip_tokenizer(tmp_path / "tok")
+    runs = []
+    for workers in (0, 1):
+        a = ToyTrainArgs(batch_size=4, positives=2, hard_negatives=3, steps=6, position_warmup=2,
+                         position_mix=0.5, binding_negatives=0.5, workers=workers)
+        loader = training_loader(a, BatchSampler(scenes, pixels, tok, a),
+                                 PositionSampler(scenes, pixels, tok, a, colour_p=0.5),
+                                 PositionSampler(scenes, pixels, tok, a, colour_p=1.0, size_p=0.3))
+        runs.append(list(loader))
+    assert len(runs[0]) == len(runs[1]) == 6
+    for (px0, (ids0, m0), o0, t0), (px1, (ids1, m1), o1, t1) in zip(*runs):
+        assert torch.equal(px0, px1) and torch.equal(ids0, ids1) and torch.equal(m0, m1)
+        assert torch.equal(o0, o1) and torch.equal(t0, t1)
+
+
 def test_clip_logits_equal_the_model_forward_with_repeated_captions(tmp_path):
     """Encoding each distinct caption once gives CLIPModel's own logits and the same gradients."""
     from transformers import CLIPModel
@@ -178,7 +244,8 @@ def test_toy_train_rejects_bad_arguments_before_any_work(tmp_path):
     from litelvlm.toy.train import train
 
     for bad, flag in (({"vision_heads": 5}, "--vision-heads"), ({"position_mix": 1.5}, "--position-mix"),
-                      ({"image_size": 100}, "--patch-size")):
+                      ({"image_size": 100}, "--patch-size"), ({"binding_negatives": -0.1}, "--binding-negatives"),
+                      ({"workers": 2}, "--workers")):
         with pytest.raises(LiteLVLMError, match=flag):
             train(ToyTrainArgs(out=str(tmp_path / "m"), **bad))
         assert not (tmp_path / "m").exists()

@@ -71,6 +71,9 @@ class ToyTrainArgs:
     batch_size: int = arg(64, help="scenes per batch")
     positives: int = arg(2, help="referring expressions (of different objects) per image")
     hard_negatives: int = arg(7, help="same-scene counterfactual captions per positive")
+    binding_negatives: float = arg(0.0, help="share of the hard negatives drawn first from binding counterfactuals: "
+                                             "the changed value (shape, colour, size or cell) belongs to another "
+                                             "object of the scene, so only binding it to its object tells them apart")
     lr: float = arg(5e-4, help="peak learning rate (AdamW, linear warm-up, cosine decay)")
     warmup: int = arg(100, help="warm-up steps")
     weight_decay: float = arg(0.05, help="AdamW weight decay")
@@ -99,6 +102,8 @@ class ToyTrainArgs:
     position_mix: float = arg(0.2, help="after the warm-up, share of steps whose captions name colour, shape and cell and "
                                         "whose negatives are the same caption at other cells, occupied cells first")
     threads: int = arg(2, help="torch CPU threads")
+    workers: int = arg(1, help="1: a worker process makes the next batches while the model trains, and scenes are "
+                               "rendered in --threads processes; 0: all in the training process (same model either way)")
 
 
 def add_arguments(parser) -> None:
@@ -170,16 +175,34 @@ def normalise(pixels_u8: torch.Tensor) -> torch.Tensor:
     return pixels_u8.float().mul_(scale).sub_(shift)
 
 
-def build_scenes(seed: int, n: int, render_size: int, image_size: int, desc: str):
-    """Render ``n`` scenes; returns (uint8 pixels at model resolution, attribute-only scenes)."""
+class _SceneRender(torch.utils.data.Dataset):
+    """Scene ``i`` of a set: its uint8 (3, s, s) pixels at model resolution and its attributes."""
+
+    def __init__(self, seed: int, render_size: int, image_size: int, n_objects: tuple[int, int]):
+        self.seed, self.render_size, self.image_size, self.n_objects = seed, render_size, image_size, n_objects
+
+    def __getitem__(self, i: int):
+        s = make_scene(self.seed, i, self.render_size, n_objects=self.n_objects)
+        return render_pixels([s.image], self.image_size)[0], _strip(s)
+
+
+def build_scenes(seed: int, n: int, render_size: int, image_size: int, desc: str, workers: int = 0,
+                 n_objects: tuple[int, int] = (3, 5)):
+    """Render scenes ``0..n-1`` of ``seed`` (in ``workers`` processes; the result does not depend on
+    how many); returns (uint8 pixels at model resolution, attribute-only scenes)."""
     from tqdm.auto import tqdm
 
-    scenes, images = [], []
-    for i in tqdm(range(n), desc=desc, leave=False, mininterval=5):
-        s = make_scene(seed, i, render_size)
-        images.append(s.image)
-        scenes.append(_strip(s))
-    return render_pixels(images, image_size), scenes
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(_SceneRender(seed, render_size, image_size, n_objects), range(n)),
+        batch_size=64, num_workers=workers, collate_fn=lambda b: (torch.stack([p for p, _ in b]), [s for _, s in b]),
+        multiprocessing_context="fork" if workers else None)
+    pixels, scenes = [], []
+    with tqdm(total=n, desc=desc, leave=False, mininterval=5) as bar:
+        for px, sc in loader:
+            pixels.append(px)
+            scenes.extend(sc)
+            bar.update(len(sc))
+    return torch.cat(pixels), scenes
 
 
 def retrieval_items(scenes: list[Scene], seed: int, candidates: int = 8) -> list[tuple[int, list[str]]]:
@@ -288,7 +311,7 @@ class BatchSampler:
     def __init__(self, scenes: list[Scene], pixels_u8: torch.Tensor, tokenizer, a: ToyTrainArgs):
         self.scenes, self.pixels, self.tokenizer, self.a = scenes, pixels_u8, tokenizer, a
         self._exprs: dict[tuple[int, int], list] = {}
-        self._cf: dict[tuple[int, object], list] = {}
+        self._cf: dict[tuple[int, object], tuple[list, list[int]]] = {}
         self._ids: dict[str, torch.Tensor] = {}
         self._codes = [s.object_codes() for s in scenes]
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
@@ -309,10 +332,14 @@ class BatchSampler:
         with ``counterfactuals``' one-or-two-attribute changes when there are too few)."""
         key = (i, expr)
         if key not in self._cf:
-            self._cf[key] = one_attribute_counterfactuals(self.scenes[i], expr)
-        pool = self._cf[key]
+            pool = one_attribute_counterfactuals(self.scenes[i], expr)
+            self._cf[key] = (pool, [j for j, e in enumerate(pool) if is_binding(self.scenes[i], expr, e)])
+        pool, binding = self._cf[key]
         if len(pool) >= n:
-            return [pool[j] for j in rng.choice(len(pool), size=n, replace=False)]
+            k = min(len(binding), int(round(self.a.binding_negatives * n)))
+            first = [binding[j] for j in rng.choice(len(binding), size=k, replace=False)] if k else []
+            rest = np.setdiff1d(np.arange(len(pool)), first)
+            return [pool[j] for j in first + list(rng.choice(rest, size=n - k, replace=False))]
         extra = [e for e in counterfactuals(self.scenes[i], expr, rng, n) if e not in pool]
         return (list(pool) + extra)[:n]
 
@@ -383,16 +410,49 @@ class PositionSampler(BatchSampler):
         return taken[:n]
 
 
-def build_warmup_scenes(n: int, render_size: int, image_size: int):
-    """``n`` one-object scenes (seed ``WARMUP_SEED``) for the position warm-up."""
-    from tqdm.auto import tqdm
+def is_binding(scene: Scene, expr: Expression, negative: Expression) -> bool:
+    """Whether ``negative`` (one attribute of ``expr`` changed) takes its new value from another
+    object of ``scene``: a shape, colour or size some object has, or a cell some object occupies."""
+    changed = next(f for f in ("shape", "colour", "size", "cell") if getattr(negative, f) != getattr(expr, f))
+    value = getattr(negative, changed)
+    return any(getattr(o, changed) == value for o in scene.objects)
 
-    scenes, images = [], []
-    for i in tqdm(range(n), desc="warm-up scenes", leave=False, mininterval=5):
-        s = make_scene(WARMUP_SEED, i, render_size, n_objects=(1, 1))
-        images.append(s.image)
-        scenes.append(_strip(s))
-    return render_pixels(images, image_size), scenes
+
+class TrainingBatches(torch.utils.data.IterableDataset):
+    """The ``a.steps`` training batches in order, all drawn from one generator seeded by ``a.seed``
+    (which sampler serves a step is drawn from it too): the position warm-up first, then the
+    position batches (share ``a.position_mix``) among the ordinary ones."""
+
+    def __init__(self, a: ToyTrainArgs, sampler: BatchSampler, warm: BatchSampler | None, mix: BatchSampler | None):
+        self.a, self.sampler, self.warm, self.mix = a, sampler, warm, mix
+
+    def __iter__(self):
+        a = self.a
+        rng = np.random.default_rng([a.seed, 0])
+        for step in range(a.steps):
+            if step < a.position_warmup:
+                batch = self.warm
+            elif self.mix is not None and rng.random() < a.position_mix:
+                batch = self.mix
+            else:
+                batch = self.sampler
+            yield batch(rng)
+
+
+def training_loader(a: ToyTrainArgs, sampler: BatchSampler, warm: BatchSampler | None,
+                    mix: BatchSampler | None) -> torch.utils.data.DataLoader:
+    """A ``DataLoader`` over :class:`TrainingBatches`; with ``a.workers`` = 1 the batches are made in
+    a worker process while the model trains (the same batches, in the same order, as with 0)."""
+    if a.workers not in (0, 1):
+        raise LiteLVLMError(f"--workers must be 0 or 1 (one worker keeps the batch order), got {a.workers}")
+    return torch.utils.data.DataLoader(TrainingBatches(a, sampler, warm, mix), batch_size=None,
+                                       num_workers=a.workers, prefetch_factor=4 if a.workers else None,
+                                       multiprocessing_context="fork" if a.workers else None)
+
+
+def build_warmup_scenes(n: int, render_size: int, image_size: int, workers: int = 0):
+    """``n`` one-object scenes (seed ``WARMUP_SEED``) for the position warm-up."""
+    return build_scenes(WARMUP_SEED, n, render_size, image_size, "warm-up scenes", workers, n_objects=(1, 1))
 
 
 def clip_logits(model, pixel_values: torch.Tensor, input_ids: torch.Tensor,
@@ -456,6 +516,10 @@ def train(a: ToyTrainArgs) -> dict:
 
     if a.batch_size < 2 or a.steps < 1:
         raise LiteLVLMError("--batch-size must be >= 2 and --steps >= 1")
+    if a.workers not in (0, 1):
+        raise LiteLVLMError(f"--workers must be 0 or 1 (one worker keeps the batch order), got {a.workers}")
+    if not 0.0 <= a.binding_negatives <= 1.0:
+        raise LiteLVLMError(f"--binding-negatives must be in [0, 1], got {a.binding_negatives}")
     if not 0.0 <= a.position_mix <= 1.0:
         raise LiteLVLMError(f"--position-mix must be in [0, 1], got {a.position_mix}")
     if a.position_warmup < 0 or (a.position_warmup and a.warmup_scenes < a.batch_size):
@@ -494,11 +558,13 @@ def _train(a: ToyTrainArgs, out: Path) -> dict:
     t0 = time.time()
     arch = arch_of(a)
     tokenizer = write_clip_tokenizer(out / ".tokenizer-tmp")
-    pixels, scenes = build_scenes(TRAIN_SEED, a.train_scenes, a.render_size, a.image_size, "train scenes")
-    ev_pixels, ev_scenes = build_scenes(HELDOUT_SEED, a.eval_scenes, a.render_size, a.image_size, "eval scenes")
+    render = a.threads if a.workers else 0  # scenes are rendered in as many processes as training threads
+    pixels, scenes = build_scenes(TRAIN_SEED, a.train_scenes, a.render_size, a.image_size, "train scenes", render)
+    ev_pixels, ev_scenes = build_scenes(HELDOUT_SEED, a.eval_scenes, a.render_size, a.image_size, "eval scenes",
+                                        render)
     ev_items = retrieval_items(ev_scenes, HELDOUT_SEED)
     if a.position_warmup:
-        warm_pixels, warm_scenes = build_warmup_scenes(a.warmup_scenes, a.render_size, a.image_size)
+        warm_pixels, warm_scenes = build_warmup_scenes(a.warmup_scenes, a.render_size, a.image_size, render)
     t_data = time.time() - t0
     torch.manual_seed(a.seed)
     model = CLIPModel(hf_config(arch))
@@ -517,23 +583,16 @@ def _train(a: ToyTrainArgs, out: Path) -> dict:
         p = (step - a.warmup) / max(1, a.steps - a.warmup)
         return a.lr * 0.5 * (1 + math.cos(math.pi * p))
 
-    rng = np.random.default_rng([a.seed, 0])
     sampler = BatchSampler(scenes, pixels, tokenizer, a)
     warm = (PositionSampler(warm_scenes, warm_pixels, tokenizer, a, colour_p=0.5)
             if a.position_warmup else None)
     mix = PositionSampler(scenes, pixels, tokenizer, a, colour_p=1.0, size_p=0.3) if a.position_mix else None
+    loader = training_loader(a, sampler, warm, mix)
     rows = []
-    bar = tqdm(range(a.steps), desc="toy-train", mininterval=10)
-    for step in bar:
+    bar = tqdm(zip(range(a.steps), loader), total=a.steps, desc="toy-train", mininterval=10)
+    for step, (px, (ids, mask), owner, truth) in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        if step < a.position_warmup:
-            batch = warm
-        elif mix is not None and rng.random() < a.position_mix:
-            batch = mix
-        else:
-            batch = sampler
-        px, (ids, mask), owner, truth = batch(rng)
         loss = contrastive_loss(clip_logits(model, px, ids, mask), owner, truth)
         opt.zero_grad(set_to_none=True)
         loss.backward()
