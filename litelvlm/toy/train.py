@@ -102,8 +102,8 @@ class ToyTrainArgs:
     position_mix: float = arg(0.2, help="after the warm-up, share of steps whose captions name colour, shape and cell and "
                                         "whose negatives are the same caption at other cells, occupied cells first")
     threads: int = arg(2, help="torch CPU threads")
-    workers: int = arg(1, help="1: a worker process makes the next batches while the model trains, and scenes are "
-                               "rendered in --threads processes; 0: all in the training process (same model either way)")
+    workers: int = arg(0, help="1: a worker process makes the next batches while the model trains (a gain only with "
+                               "cores to spare beyond --threads); 0: in the training process. Same batches either way")
 
 
 def add_arguments(parser) -> None:
@@ -558,7 +558,7 @@ def _train(a: ToyTrainArgs, out: Path) -> dict:
     t0 = time.time()
     arch = arch_of(a)
     tokenizer = write_clip_tokenizer(out / ".tokenizer-tmp")
-    render = a.threads if a.workers else 0  # scenes are rendered in as many processes as training threads
+    render = a.threads if a.threads > 1 else 0  # scenes are rendered in as many processes as training threads
     pixels, scenes = build_scenes(TRAIN_SEED, a.train_scenes, a.render_size, a.image_size, "train scenes", render)
     ev_pixels, ev_scenes = build_scenes(HELDOUT_SEED, a.eval_scenes, a.render_size, a.image_size, "eval scenes",
                                         render)
