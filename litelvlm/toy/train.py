@@ -439,12 +439,16 @@ class TrainingBatches(torch.utils.data.IterableDataset):
             yield batch(rng)
 
 
+def _check_workers(workers: int) -> None:
+    if workers not in (0, 1):
+        raise LiteLVLMError(f"--workers must be 0 or 1 (one worker keeps the batch order), got {workers}")
+
+
 def training_loader(a: ToyTrainArgs, sampler: BatchSampler, warm: BatchSampler | None,
                     mix: BatchSampler | None) -> torch.utils.data.DataLoader:
     """A ``DataLoader`` over :class:`TrainingBatches`; with ``a.workers`` = 1 the batches are made in
     a worker process while the model trains (the same batches, in the same order, as with 0)."""
-    if a.workers not in (0, 1):
-        raise LiteLVLMError(f"--workers must be 0 or 1 (one worker keeps the batch order), got {a.workers}")
+    _check_workers(a.workers)
     return torch.utils.data.DataLoader(TrainingBatches(a, sampler, warm, mix), batch_size=None,
                                        num_workers=a.workers, prefetch_factor=4 if a.workers else None,
                                        multiprocessing_context="fork" if a.workers else None)
@@ -516,8 +520,7 @@ def train(a: ToyTrainArgs) -> dict:
 
     if a.batch_size < 2 or a.steps < 1:
         raise LiteLVLMError("--batch-size must be >= 2 and --steps >= 1")
-    if a.workers not in (0, 1):
-        raise LiteLVLMError(f"--workers must be 0 or 1 (one worker keeps the batch order), got {a.workers}")
+    _check_workers(a.workers)
     if not 0.0 <= a.binding_negatives <= 1.0:
         raise LiteLVLMError(f"--binding-negatives must be in [0, 1], got {a.binding_negatives}")
     if not 0.0 <= a.position_mix <= 1.0:
