@@ -3,6 +3,8 @@ truth table that masks exactly the captions true of another image."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -97,6 +99,8 @@ def test_build_scenes_same_in_worker_processes():
     assert sc0[69].object_codes().tolist() == want.object_codes().tolist() and sc0[69].image.size == 0
     _, warm = build_warmup_scenes(3, 112, 56, workers=1)
     assert [len(s.objects) for s in warm] == [1, 1, 1]
+    _, warm2 = build_warmup_scenes(3, 112, 56, objects=2)
+    assert [len(s.objects) for s in warm2] == [2, 2, 2] and all(s.objects[0].cell != s.objects[1].cell for s in warm2)
 
 
 def test_training_loader_worker_gives_the_same_batches(tmp_path):
@@ -245,7 +249,7 @@ def test_toy_train_rejects_bad_arguments_before_any_work(tmp_path):
 
     for bad, flag in (({"vision_heads": 5}, "--vision-heads"), ({"position_mix": 1.5}, "--position-mix"),
                       ({"image_size": 100}, "--patch-size"), ({"binding_negatives": -0.1}, "--binding-negatives"),
-                      ({"workers": 2}, "--workers")):
+                      ({"workers": 2}, "--workers"), ({"warmup_objects": 0}, "--warmup-objects")):
         with pytest.raises(LiteLVLMError, match=flag):
             train(ToyTrainArgs(out=str(tmp_path / "m"), **bad))
         assert not (tmp_path / "m").exists()
@@ -266,3 +270,23 @@ def test_toy_train_interrupted_leaves_nothing_partial(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         toy_train.train(ToyTrainArgs(out=str(tmp_path / "m")))
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["m", "notes.txt"]
+
+
+def test_two_object_warmup_negatives_name_the_other_objects_cell_first(tmp_path):
+    from litelvlm.toy.train import PositionSampler, build_warmup_scenes
+
+    pixels, scenes = build_warmup_scenes(8, 112, 56, objects=2)
+    a = ToyTrainArgs(batch_size=4, positives=1, hard_negatives=3)
+    sampler = PositionSampler(scenes, pixels, write_clip_tokenizer(tmp_path / "tok"), a, colour_p=0.5)
+    rng = np.random.default_rng(0)
+    checked = 0
+    for i, scene in enumerate(scenes):
+        for t, obj in enumerate(scene.objects):
+            expr = sampler.expression(i, t, rng)
+            negs = sampler.negatives(i, expr, rng, 3)
+            other = scene.objects[1 - t]
+            if not scene.is_true(dataclasses.replace(expr, cell=other.cell)):
+                assert negs[0].cell == other.cell  # the binding negative comes first
+                checked += 1
+            assert not any(scene.is_true(e) for e in negs) and all(e.cell != obj.cell for e in negs)
+    assert checked >= 3

@@ -96,9 +96,11 @@ class ToyTrainArgs:
     pos_init: str = arg("sincos", choices=["learned", "sincos"],
                         help="vision position embeddings at the start: transformers' random init, or a fixed-scale "
                              "2-D sin-cos grid (both are trained)")
-    position_warmup: int = arg(400, help="first N steps on one-object scenes, each caption ('the red circle at the top') "
-                                       "contrasted with the same caption at the other cells")
-    warmup_scenes: int = arg(2000, help="one-object scenes rendered for the position warm-up")
+    position_warmup: int = arg(400, help="first N steps on --warmup-objects scenes, each caption ('the red circle at the "
+                                       "top') contrasted with the same caption at the other cells")
+    warmup_scenes: int = arg(2000, help="scenes rendered for the position warm-up")
+    warmup_objects: int = arg(1, help="objects per warm-up scene (2: the other object's cell is a negative, so the "
+                                      "warm-up already asks which object sits where)")
     position_mix: float = arg(0.2, help="after the warm-up, share of steps whose captions name colour, shape and cell and "
                                         "whose negatives are the same caption at other cells, occupied cells first")
     threads: int = arg(2, help="torch CPU threads")
@@ -454,9 +456,10 @@ def training_loader(a: ToyTrainArgs, sampler: BatchSampler, warm: BatchSampler |
                                        multiprocessing_context="fork" if a.workers else None)
 
 
-def build_warmup_scenes(n: int, render_size: int, image_size: int, workers: int = 0):
-    """``n`` one-object scenes (seed ``WARMUP_SEED``) for the position warm-up."""
-    return build_scenes(WARMUP_SEED, n, render_size, image_size, "warm-up scenes", workers, n_objects=(1, 1))
+def build_warmup_scenes(n: int, render_size: int, image_size: int, workers: int = 0, objects: int = 1):
+    """``n`` scenes of ``objects`` objects each (seed ``WARMUP_SEED``) for the position warm-up."""
+    return build_scenes(WARMUP_SEED, n, render_size, image_size, "warm-up scenes", workers,
+                        n_objects=(objects, objects))
 
 
 def clip_logits(model, pixel_values: torch.Tensor, input_ids: torch.Tensor,
@@ -523,6 +526,8 @@ def train(a: ToyTrainArgs) -> dict:
     _check_workers(a.workers)
     if not 0.0 <= a.binding_negatives <= 1.0:
         raise LiteLVLMError(f"--binding-negatives must be in [0, 1], got {a.binding_negatives}")
+    if not 1 <= a.warmup_objects <= len(CELLS):
+        raise LiteLVLMError(f"--warmup-objects must be between 1 and {len(CELLS)}, got {a.warmup_objects}")
     if not 0.0 <= a.position_mix <= 1.0:
         raise LiteLVLMError(f"--position-mix must be in [0, 1], got {a.position_mix}")
     if a.position_warmup < 0 or (a.position_warmup and a.warmup_scenes < a.batch_size):
@@ -567,7 +572,8 @@ def _train(a: ToyTrainArgs, out: Path) -> dict:
                                         render)
     ev_items = retrieval_items(ev_scenes, HELDOUT_SEED)
     if a.position_warmup:
-        warm_pixels, warm_scenes = build_warmup_scenes(a.warmup_scenes, a.render_size, a.image_size, render)
+        warm_pixels, warm_scenes = build_warmup_scenes(a.warmup_scenes, a.render_size, a.image_size, render,
+                                                       a.warmup_objects)
     t_data = time.time() - t0
     torch.manual_seed(a.seed)
     model = CLIPModel(hf_config(arch))
