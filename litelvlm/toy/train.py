@@ -180,16 +180,17 @@ def normalise(pixels_u8: torch.Tensor) -> torch.Tensor:
 class _SceneRender(torch.utils.data.Dataset):
     """Scene ``i`` of a set: its uint8 (3, s, s) pixels at model resolution and its attributes."""
 
-    def __init__(self, seed: int, render_size: int, image_size: int, n_objects: tuple[int, int]):
-        self.seed, self.render_size, self.image_size, self.n_objects = seed, render_size, image_size, n_objects
+    def __init__(self, seed: int, render_size: int, image_size: int, n_objects: tuple[int, int] | None):
+        self.seed, self.render_size, self.image_size = seed, render_size, image_size
+        self.kwargs = {} if n_objects is None else {"n_objects": n_objects}  # None: make_scene's own default
 
     def __getitem__(self, i: int):
-        s = make_scene(self.seed, i, self.render_size, n_objects=self.n_objects)
+        s = make_scene(self.seed, i, self.render_size, **self.kwargs)
         return render_pixels([s.image], self.image_size)[0], _strip(s)
 
 
 def build_scenes(seed: int, n: int, render_size: int, image_size: int, desc: str, workers: int = 0,
-                 n_objects: tuple[int, int] = (3, 5)):
+                 n_objects: tuple[int, int] | None = None):
     """Render scenes ``0..n-1`` of ``seed`` (in ``workers`` processes; the result does not depend on
     how many); returns (uint8 pixels at model resolution, attribute-only scenes)."""
     from tqdm.auto import tqdm
