@@ -249,7 +249,8 @@ def test_toy_train_rejects_bad_arguments_before_any_work(tmp_path):
 
     for bad, flag in (({"vision_heads": 5}, "--vision-heads"), ({"position_mix": 1.5}, "--position-mix"),
                       ({"image_size": 100}, "--patch-size"), ({"binding_negatives": -0.1}, "--binding-negatives"),
-                      ({"workers": 2}, "--workers"), ({"warmup_objects": 0}, "--warmup-objects")):
+                      ({"workers": 2}, "--workers"), ({"warmup_objects": 0}, "--warmup-objects"),
+                      ({"positives": 0}, "--positives")):
         with pytest.raises(LiteLVLMError, match=flag):
             train(ToyTrainArgs(out=str(tmp_path / "m"), **bad))
         assert not (tmp_path / "m").exists()
