@@ -3,6 +3,7 @@ truth table that masks exactly the captions true of another image."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -119,38 +120,63 @@ def test_training_loader_worker_gives_the_same_batches(tmp_path):
                                  PositionSampler(scenes, pixels, tok, a, colour_p=1.0, size_p=0.3))
         runs.append(list(loader))
     assert len(runs[0]) == len(runs[1]) == 6
-    for (px0, (ids0, m0), o0, t0), (px1, (ids1, m1), o1, t1) in zip(*runs):
-        assert torch.equal(px0, px1) and torch.equal(ids0, ids1) and torch.equal(m0, m1)
-        assert torch.equal(o0, o1) and torch.equal(t0, t1)
+    for b0, b1 in zip(*runs):
+        assert type(b0) is type(b1) and b0._fields == b1._fields
+        for f in b0._fields:
+            x0, x1 = (b0.text, b1.text) if f == "text" else ((getattr(b0, f),), (getattr(b1, f),))
+            assert all(torch.equal(u, v) for u, v in zip(x0, x1)), f
 
 
-def test_clip_logits_equal_the_model_forward_with_repeated_captions(tmp_path):
-    """Encoding each distinct caption once gives CLIPModel's own logits and the same gradients."""
-    from transformers import CLIPModel
+@pytest.mark.parametrize("buckets,attention", [(1, "sdpa"), (2, "eager"), (3, "eager"), (8, "sdpa")])
+def test_clip_logits_equal_the_model_forward_with_repeated_captions(tmp_path, buckets, attention):
+    """Encoding each distinct caption once, in length buckets, with either attention kernel, gives
+    CLIPModel's own logits (default kernel) and the same gradients."""
+    from transformers import AutoModel, CLIPModel
 
     from litelvlm.clip.random_init import hf_config
     from litelvlm.toy.train import arch_of, clip_logits
 
+    config = hf_config(arch_of(ToyTrainArgs(image_size=56, patch_size=28, vision_layers=1, text_layers=1,
+                                            text_width=32, embed_dim=16)))
     torch.manual_seed(0)
-    model = CLIPModel(hf_config(arch_of(ToyTrainArgs(image_size=56, patch_size=28, vision_layers=1,
-                                                     text_layers=1, text_width=32, embed_dim=16))))
+    model = CLIPModel(copy.deepcopy(config))
+    torch.manual_seed(0)
+    trained = AutoModel.from_config(copy.deepcopy(config), attn_implementation=attention)  # as toy-train does
+    assert trained.config._attn_implementation == attention and model.config._attn_implementation == "sdpa"
     tok = write_clip_tokenizer(tmp_path / "tok")
     texts = ["the red circle", "the big blue star at the top", "the red circle", "the cross",
-             "the big blue star at the top", "the red circle"]
+             "the big blue star at the top", "the red circle", "the small green square at the bottom left"]
     enc = tok(texts, padding=True, return_tensors="pt")
     px = torch.randn(3, 3, 56, 56)
     ref = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, pixel_values=px).logits_per_image
     ref.square().sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    model.zero_grad()
-    got = clip_logits(model, px, enc.input_ids, enc.attention_mask)
-    assert got.shape == (3, 6) and torch.allclose(got, ref, atol=1e-5)
+    got = clip_logits(trained, px, enc.input_ids, enc.attention_mask, buckets=buckets)
+    assert got.shape == (3, 7) and torch.allclose(got, ref, atol=1e-5)
     got.square().sum().backward()
     for n, g in grads.items():
-        assert torch.allclose(model.get_parameter(n).grad, g, atol=1e-4, rtol=1e-3), n
+        assert torch.allclose(trained.get_parameter(n).grad, g, atol=1e-4, rtol=1e-3), n
 
 
-def test_sharpen_attention_init_scales_only_vision_queries_and_keys():
+def test_sampler_token_table_grows_and_pads_each_batch_to_its_longest(tmp_path):
+    """Expressions are tokenised once into a growing table; a batch is padded only to its longest."""
+    full = [make_scene(7, i, 112) for i in range(4)]
+    tok = write_clip_tokenizer(tmp_path / "tok")
+    sampler = BatchSampler([_strip(s) for s in full], render_pixels([s.image for s in full], 56), tok,
+                           ToyTrainArgs())
+    short = [Expression("circle"), Expression("star", "red")]
+    longer = [Expression("cross", "blue", "small", (2, 2)), Expression("circle"), Expression("square", "red")]
+    for batch in (short, longer, short + longer):
+        ids, mask = sampler.encode(batch)
+        want = tok([e.text for e in batch])["input_ids"]
+        assert ids.shape == (len(batch), max(len(w) for w in want))
+        for r, m, w in zip(ids, mask, want):
+            assert r[m.bool()].tolist() == w and not m[len(w):].any()
+    assert list(sampler.rows(short + longer)) == [0, 1, 2, 0, 3]  # one row per distinct expression
+
+
+@pytest.mark.parametrize("tower", ["vision", "text"])
+def test_sharpen_attention_init_scales_only_that_towers_queries_and_keys(tower):
     from transformers import CLIPModel
 
     from litelvlm.clip.random_init import hf_config
@@ -159,11 +185,24 @@ def test_sharpen_attention_init_scales_only_vision_queries_and_keys():
     torch.manual_seed(0)
     model = CLIPModel(hf_config(arch_of(ToyTrainArgs(vision_layers=1, text_layers=1, embed_dim=16))))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    sharpen_attention_init(model, 4.0)
+    sharpen_attention_init(model, 4.0, tower)
     for n, p in model.named_parameters():
-        scaled = n.startswith("vision_model.") and n.endswith(("q_proj.weight", "k_proj.weight"))
+        scaled = n.startswith(f"{tower}_model.") and n.endswith(("q_proj.weight", "k_proj.weight"))
         assert torch.equal(p, before[n] * 4.0 if scaled else before[n]), n
-    assert any(n.endswith("q_proj.weight") and n.startswith("vision_model.") for n in before)
+    assert any(n.endswith("q_proj.weight") and n.startswith(f"{tower}_model.") for n in before)
+
+
+def test_interaction_share_is_zero_for_additive_codes_and_one_for_pure_interactions():
+    from litelvlm.toy.train import interaction_share
+
+    torch.manual_seed(0)
+    content, position = torch.randn(6, 1, 32), torch.randn(1, 9, 32)
+    assert interaction_share(content + position) < 1e-10
+    pure = torch.randn(6, 9, 32)
+    pure = pure - pure.mean(0, keepdim=True) - pure.mean(1, keepdim=True) + pure.mean((0, 1), keepdim=True)
+    assert abs(interaction_share(pure) - 1.0) < 1e-6
+    mixed = interaction_share(content + position + 0.3 * pure)
+    assert 0.0 < mixed < 0.5
 
 
 def test_sincos_position_init_encodes_row_and_column():
@@ -291,3 +330,4 @@ def test_two_object_warmup_negatives_name_the_other_objects_cell_first(tmp_path)
                 checked += 1
             assert not any(scene.is_true(e) for e in negs) and all(e.cell != obj.cell for e in negs)
     assert checked >= 3
+
