@@ -392,7 +392,9 @@ class BatchSampler:
         if len(pool) >= n:
             k = min(len(binding), int(round(self.a.binding_negatives * n)))
             first = [binding[j] for j in rng.choice(len(binding), size=k, replace=False)] if k else []
-            rest = np.setdiff1d(np.arange(len(pool)), first) if first else np.arange(len(pool))
+            keep = np.ones(len(pool), dtype=bool)
+            keep[first] = False
+            rest = np.flatnonzero(keep)  # the indices not drawn first, ascending (as np.setdiff1d gives them)
             return [pool[j] for j in first + list(rng.choice(rest, size=n - k, replace=False))]
         extra = [e for e in counterfactuals(self.scenes[i], expr, rng, n) if e not in pool]
         return (list(pool) + extra)[:n]
