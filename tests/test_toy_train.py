@@ -81,7 +81,7 @@ def test_binding_negatives_take_values_from_other_objects_first(tmp_path):
                 assert any(getattr(o, field) == getattr(e, field) for o in scene.objects)
     assert seen_plain > 0  # topped up with the other counterfactuals where too few bind
     # with share 0 the draw is the plain uniform one
-    plain = BatchSampler(scenes, sampler.pixels, sampler.tokenizer, ToyTrainArgs(hard_negatives=4))
+    plain = BatchSampler(scenes, sampler.pixels, sampler.tokenizer, ToyTrainArgs(hard_negatives=4, binding_negatives=0.0))
     expr = plain.expression(0, 0, np.random.default_rng(1))
     pool = one_attribute_counterfactuals(scenes[0], expr)
     want = [pool[j] for j in np.random.default_rng(2).choice(len(pool), size=4, replace=False)]

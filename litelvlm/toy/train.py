@@ -78,7 +78,7 @@ class ToyTrainArgs:
     positives: int = arg(3, help="referring expressions (of different objects) per image (a scene has 3-5 objects; "
                                      "3 instead of 2 costs ~8%% more per step and trains binding faster)")
     hard_negatives: int = arg(7, help="same-scene counterfactual captions per positive")
-    binding_negatives: float = arg(0.0, help="share of the hard negatives drawn first from binding counterfactuals: "
+    binding_negatives: float = arg(1.0, help="share of the hard negatives drawn first from binding counterfactuals: "
                                              "the changed value (shape, colour, size or cell) belongs to another "
                                              "object of the scene, so only binding it to its object tells them apart")
     lr: float = arg(5e-4, help="peak learning rate (AdamW, linear warm-up, cosine decay)")
@@ -778,7 +778,9 @@ their neighbours. Training scenes: seed {TRAIN_SEED}, indices 0..{a.train_scenes
 seed {HELDOUT_SEED}. A caption is a unique referring expression of one object built from its
 attributes ("the small red triangle at the top left", "the blue circle"). Each image is also
 contrasted with {a.hard_negatives} same-scene counterfactual captions (one attribute
-changed so that no object matches); in-batch captions true of another image are masked.
+changed so that no object matches; a share of {a.binding_negatives:g} drawn first from binding ones, whose
+changed value belongs to another object of the scene); in-batch captions true of another image
+are masked.
 
 ## Training
 - seed {a.seed}; {a.steps} steps of batch {a.batch_size}; AdamW (lr {a.lr}, warm-up {a.warmup}, cosine,
@@ -791,7 +793,8 @@ changed so that no object matches); in-batch captions true of another image are 
 ## Final metrics
 - held-out top-1 retrieval of the true expression among 8 candidates made from the same
   image (the true one + 7 counterfactuals; chance 0.125), through `litelvlm.clip.load_clip(path, "hf")`:
-  **{metrics['heldout_top1_of_8']:.3f}** on {metrics['heldout_items']} held-out scenes
+  **{metrics['heldout_top1_of_8']:.3f}** on {metrics['heldout_items']} held-out scenes (binomial standard error
+  {math.sqrt(metrics['heldout_top1_of_8'] * (1 - metrics['heldout_top1_of_8']) / metrics['heldout_items']):.3f})
 - which attributes it checks: the true expression against each of its one-attribute
   counterfactuals, by changed attribute (chance 0.5, 500 held-out scenes; `cell_occupied` and
   `cell_empty` split the position changes by whether the named cell holds another object):
