@@ -330,4 +330,3 @@ def test_two_object_warmup_negatives_name_the_other_objects_cell_first(tmp_path)
                 checked += 1
             assert not any(scene.is_true(e) for e in negs) and all(e.cell != obj.cell for e in negs)
     assert checked >= 3
-
