@@ -48,6 +48,9 @@ class ReferRecord:
     width: int
     segmentation: Any = field(default=None, repr=False, compare=False)
     bbox: tuple[float, float, float, float] | None = field(default=None, repr=False, compare=False)
+    #: position of the sentence in the REFER file (refs in file order, sentences in their ref's
+    #: order): the order GLaMM's evaluation lists an image's sentences in
+    order: int = field(default=0, repr=False, compare=False)
 
     def mask(self) -> np.ndarray:
         """The referent mask (H, W) bool, decoded with pycocotools; polygon parts are merged."""
@@ -156,7 +159,7 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
     if split != "all" and split not in available:
         raise LiteLVLMError(f"split {split!r} not in {str(refs_path)!r}; available: {', '.join(available)} or 'all'")
     out = []
-    for ref in refs:
+    for pos, ref in enumerate(refs):
         if split != "all" and ref["split"] != split:
             continue
         ann = anns.get(ref["ann_id"])
@@ -164,14 +167,15 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
         if ann is None or im is None:
             log.warning("ref %s names a missing annotation/image; skipped", ref.get("ref_id"))
             continue
-        for s in ref["sentences"]:
+        for j, s in enumerate(ref["sentences"]):
             out.append(ReferRecord(
                 image_path=images_root / im["file_name"], image_id=int(ref["image_id"]),
                 ref_id=int(ref["ref_id"]), ann_id=int(ref["ann_id"]), sent_id=int(s["sent_id"]),
                 sentence=str(s.get("sent", s.get("raw", ""))), category=cats.get(ref["category_id"], "?"),
                 category_id=int(ref["category_id"]), split=str(ref["split"]),
                 height=int(im["height"]), width=int(im["width"]),
-                segmentation=ann["segmentation"], bbox=tuple(ann.get("bbox", ())) or None))
+                segmentation=ann["segmentation"], bbox=tuple(ann.get("bbox", ())) or None,
+                order=pos * 10_000 + j))
     out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
     return out
 

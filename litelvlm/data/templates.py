@@ -1,18 +1,35 @@
-"""GLaMM's referring-segmentation question and answer templates (used to wrap referring expressions)."""
+"""GLaMM's referring-segmentation question and answer templates, as its RefCOCO evaluation uses them.
+
+Transcribed from ``dataset/utils/utils.py`` (``SEG_QUESTIONS``, ``ANSWER_LIST``) of the official
+code (sejong-rcv/LiteLVLM, = mbzuai-oryx/groundingLMM); the referring expression fills
+``{class_name}`` after ``strip()`` and ``lower()``, exactly as ``create_conversations`` does it.
+"""
 
 from __future__ import annotations
 
 import random
 
-#: GLaMM's referring-segmentation questions; ``{sent}`` is the referring expression.
+#: GLaMM's 16 referring-segmentation questions; ``{class_name}`` is the referring expression.
 SEG_QUESTIONS: list[str] = [
-    "Can you segment the {sent} in this image?",
-    "Please segment the {sent} in this image.",
-    "What is {sent} in this image? Please respond with segmentation mask.",
-    "What is {sent} in this image? Please output segmentation mask.",
+    "Can you segment the {class_name} in this image?",
+    "Please segment {class_name} in this image.",
+    "What is {class_name} in this image? Please respond with segmentation mask.",
+    "What is {class_name} in this image? Please output segmentation mask.",
+    "Can you segment the {class_name} in this image",
+    "Please segment {class_name} in this image",
+    "What is {class_name} in this image? Please respond with segmentation mask",
+    "What is {class_name} in this image? Please output segmentation mask",
+    "Could you provide a segmentation mask for the {class_name} in this image?",
+    "Please identify and segment the {class_name} in this image.",
+    "Where is the {class_name} in this picture? Please respond with a segmentation mask.",
+    "Can you highlight the {class_name} in this image with a segmentation mask?",
+    "Could you provide a segmentation mask for the {class_name} in this image",
+    "Please identify and segment the {class_name} in this image",
+    "Where is the {class_name} in this picture? Please respond with a segmentation mask",
+    "Can you highlight the {class_name} in this image with a segmentation mask",
 ]
 
-#: GLaMM's answers for a referring-segmentation question; ``[SEG]`` is the mask token.
+#: GLaMM's 5 answers to a referring-segmentation question; ``[SEG]`` is the mask token.
 ANSWER_LIST: list[str] = [
     "It is [SEG].",
     "Sure, [SEG].",
@@ -22,11 +39,16 @@ ANSWER_LIST: list[str] = [
 ]
 
 
+def format_question(template: str, sentence: str) -> str:
+    """``template`` filled with ``sentence.strip().lower()`` (GLaMM's ``create_conversations``)."""
+    return template.format(class_name=sentence.strip().lower())
+
+
 def wrap_question(sentence: str, key: int | str, seed: int = 0) -> str:
     """Wrap ``sentence`` in one of :data:`SEG_QUESTIONS`, chosen by (seed, key) alone.
 
-    The choice depends only on the seed and a per-sentence key (e.g. ``sent_id``), so it
-    does not change with ``--limit`` or the order in which sentences are processed.
+    For the CLIP studies' question-wrapped texts (this project's option, not a GLaMM protocol):
+    the choice depends only on the seed and a per-sentence key (e.g. ``sent_id``), so it does
+    not change with ``--limit`` or the order in which sentences are processed.
     """
-    template = random.Random(f"{seed}:{key}").choice(SEG_QUESTIONS)
-    return template.format(sent=sentence.strip().rstrip("."))
+    return format_question(random.Random(f"{seed}:{key}").choice(SEG_QUESTIONS), sentence)

@@ -10,47 +10,56 @@ from __future__ import annotations
 
 import torch
 
+from ..data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 from ..errors import LiteLVLMError
 
 IMAGE_TOKEN = "<image>"
 IMAGE_PLACEHOLDER = -200
 IM_START, IM_END = "<im_start>", "<im_end>"
+#: llava_v1's system line (``model/llava/conversation.py`` L355-364 of the official code).
 SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
           "The assistant gives helpful, detailed, and polite answers to the human's questions.")
 ROLES = ("USER", "ASSISTANT")
+#: GLaMM's image sentence before the first question (``RefCOCO_Segm_ds.py`` L40, ``begin_str``).
+BEGIN_STR = f"The {IMAGE_TOKEN} provides an overview of the picture.\n"
 
-#: The single-turn template of the per-expression protocol (GLaMM's first question/answer templates).
-DEFAULT_QUESTION = "Can you segment the {sent} in this image?"
-DEFAULT_ANSWER = "It is [SEG]."
+#: The single-turn template of the per-expression protocol: GLaMM's first question and answer.
+DEFAULT_QUESTION = SEG_QUESTIONS[0]
+DEFAULT_ANSWER = ANSWER_LIST[0]
 
 
 def build_prompt(turns: list[tuple[str, str]], use_im_start_end: bool = True) -> str:
-    """LLaVA-v1 conversation text: the image goes before the first question; answers end with ``</s>``."""
+    """GLaMM's RefCOCO prompt: llava_v1 (``SeparatorStyle.TWO``), :data:`BEGIN_STR` before the first
+    question, every answer closed by ``</s>``, ``<image>`` wrapped in ``<im_start>``/``<im_end>``."""
     if not turns:
         raise LiteLVLMError("a prompt needs at least one (question, answer) turn")
-    image = f"{IM_START}{IMAGE_TOKEN}{IM_END}" if use_im_start_end else IMAGE_TOKEN
     out = SYSTEM + " "
     for i, (q, a) in enumerate(turns):
-        q = f"{image}\n{q}" if i == 0 else q
+        q = BEGIN_STR + q if i == 0 else q
         out += f"{ROLES[0]}: {q} {ROLES[1]}: {a}</s>"
-    return out
+    return out.replace(IMAGE_TOKEN, f"{IM_START}{IMAGE_TOKEN}{IM_END}") if use_im_start_end else out
 
 
 def seg_turns(sentences: list[str], question: str = DEFAULT_QUESTION,
               answer: str = DEFAULT_ANSWER) -> list[tuple[str, str]]:
-    """One (question, answer) turn per sentence, the answer holding one ``[SEG]`` (``{sent}`` in the question)."""
-    return [(question.format(sent=s.strip().rstrip(".")), answer) for s in sentences]
+    """One (question, answer) turn per sentence (``{class_name}`` filled as GLaMM fills it)."""
+    return [(format_question(question, s), answer) for s in sentences]
 
 
-def tokenize_prompt(tokenizer, prompt: str) -> torch.Tensor:
-    """Token ids (1-D long) with ``IMAGE_PLACEHOLDER`` where ``<image>`` stood (LLaVA's tokenizer_image_token)."""
-    chunks = [tokenizer(c, add_special_tokens=True)["input_ids"] for c in prompt.split(IMAGE_TOKEN)]
+def tokenize_prompt(encoder, prompt: str) -> torch.Tensor:
+    """Token ids (1-D long) with ``IMAGE_PLACEHOLDER`` where ``<image>`` stood: LLaVA's
+    ``tokenizer_image_token`` (``model/llava/mm_utils.py`` L18-43) over a
+    :class:`~litelvlm.lvlm.tokenizer.PromptEncoder` (or any tokenizer: it is wrapped in one)."""
+    from .tokenizer import PromptEncoder, prompt_encoder
+
+    if not isinstance(encoder, PromptEncoder):
+        encoder = prompt_encoder(encoder)
+    chunks = [encoder.encode(c) for c in prompt.split(IMAGE_TOKEN)]
     if len(chunks) != 2:
         raise LiteLVLMError(f"a prompt needs exactly one {IMAGE_TOKEN}; got {len(chunks) - 1}")
-    bos = tokenizer.bos_token_id
-    ids = list(chunks[0])
-    rest = chunks[1][1:] if bos is not None and chunks[1][:1] == [bos] else chunks[1]
-    return torch.tensor(ids + [IMAGE_PLACEHOLDER] + rest, dtype=torch.long)
+    offset = 1 if chunks[0][:1] == [encoder.bos_id] and encoder.bos_id is not None else 0
+    ids = chunks[0] + [IMAGE_PLACEHOLDER] + chunks[1][offset:]
+    return torch.tensor(ids, dtype=torch.long)
 
 
 def image_offset(input_ids: torch.Tensor) -> int:

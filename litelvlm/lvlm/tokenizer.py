@@ -8,6 +8,7 @@ BOS added), wrapped in ``PreTrainedTokenizerFast`` and written with ``save_pretr
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -68,3 +69,79 @@ def load_tokenizer(path: str | Path):
         raise LiteLVLMError(f"could not load the tokenizer from {path}: {e}") from e
     seg_token_id(tok, f"the tokenizer in {path}")
     return tok
+
+
+#: The tokens a slow tokenizer never splits and never strips around (``AddedToken`` with
+#: lstrip = rstrip = False in GLaMM-RefSeg's ``tokenizer_config.json``).
+_NO_STRIP = ("<s>", "</s>", "<unk>")
+
+
+class PromptEncoder:
+    """Text -> ids exactly as GLaMM's pinned slow ``LlamaTokenizer`` (transformers 4.28) encodes it.
+
+    The text is split at the added tokens (``[SEG]``, ``<im_start>``, ...) and at ``<s>``,
+    ``</s>``, ``<unk>``; whitespace next to an added token is stripped (not next to the three
+    special ones); each remaining chunk is encoded on its own (sentencepiece adds its dummy
+    prefix ``▁`` to every chunk); BOS goes first. Current transformers keep the whitespace, so
+    ``It is [SEG].`` would end ``▁is ▁ [SEG] .`` instead of the official ``▁is [SEG] ▁.``.
+    """
+
+    def __init__(self, encode_chunk, added: dict[str, int], special: dict[str, int], bos_id: int | None):
+        self.encode_chunk = encode_chunk
+        self.added = dict(added)
+        self.special = dict(special)
+        self.bos_id = bos_id
+        tokens = sorted({**self.added, **self.special}, key=len, reverse=True)
+        self._split = re.compile("(" + "|".join(re.escape(t) for t in tokens) + ")") if tokens else None
+
+    def pieces(self, text: str) -> list[str]:
+        """The text cut at no-split tokens, whitespace stripped as transformers 4.28 ``tokenize`` does."""
+        parts = [p for p in (self._split.split(text) if self._split else [text]) if p]
+        for i, p in enumerate(parts):
+            if p in self.added:  # added tokens strip both neighbours; <s>, </s>, <unk> strip nothing
+                if i + 1 < len(parts) and parts[i + 1]:
+                    parts[i + 1] = parts[i + 1].lstrip()
+                if i > 0 and parts[i - 1]:
+                    parts[i - 1] = parts[i - 1].rstrip()
+        return [p for p in parts if p]
+
+    def encode(self, text: str, add_bos: bool = True) -> list[int]:
+        """Token ids of ``text`` (BOS first when ``add_bos``)."""
+        ids = [self.bos_id] if add_bos and self.bos_id is not None else []
+        for p in self.pieces(text):
+            tok = self.added.get(p, self.special.get(p))
+            ids.extend([tok] if tok is not None else self.encode_chunk(p))
+        return ids
+
+    __call__ = encode
+
+
+def _sentencepiece_file(tokenizer) -> Path | None:
+    for cand in (getattr(tokenizer, "vocab_file", None),
+                 Path(str(getattr(tokenizer, "name_or_path", "") or "")) / "tokenizer.model"):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return None
+
+
+def prompt_encoder(tokenizer) -> PromptEncoder:
+    """The :class:`PromptEncoder` of a loaded tokenizer: its sentencepiece model when the folder has
+    ``tokenizer.model`` (GLaMM-RefSeg's slow layout), else the tokenizer's own chunk encoding."""
+    vocab = tokenizer.get_vocab()
+    special = {t: vocab[t] for t in _NO_STRIP if t in vocab}
+    added = {t: i for t, i in tokenizer.get_added_vocab().items() if t not in special and t != tokenizer.pad_token}
+    spm_file = _sentencepiece_file(tokenizer)
+    if spm_file is not None:
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor(model_file=str(spm_file))
+        if sp.get_piece_size() > len(vocab):
+            raise LiteLVLMError(f"{spm_file} has {sp.get_piece_size()} pieces, more than the tokenizer's "
+                                f"{len(vocab)} tokens")
+
+        def encode_chunk(text: str) -> list[int]:
+            return list(sp.encode(text))
+    else:
+        def encode_chunk(text: str) -> list[int]:
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return PromptEncoder(encode_chunk, added, special, tokenizer.bos_token_id)
