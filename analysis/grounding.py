@@ -1,20 +1,22 @@
 """``litelvlm eval-grounding``: RefCOCO/RefCOCO+/RefCOCOg referring segmentation per method and budget.
 
-Metrics (the official ones):
+Metrics (``eval/referring_seg/infer_and_evaluate.py`` L387-437 of the official code):
 
-* cIoU = total intersection / total union over all scored sentences of the split;
-* gIoU = mean per-sentence IoU, where an empty prediction on an empty target scores 1.
+* cIoU = total intersection / (total union + 1e-10) over all scored sentences of the split;
+* gIoU = mean per-sentence intersection / (union + 1e-5), where an empty prediction on an empty
+  target scores 1.
 
 Protocols:
 
-* ``per-expression``: every sentence alone, in a single-turn prompt with GLaMM's first
-  templates ("Can you segment the {sent} in this image?" / "It is [SEG]."); pruning uses
-  its own text.
-* ``official`` (GLaMM's evaluation): per image, at most ``--max-sentences`` (3) sentences are
-  sampled, each wrapped in a random question and answer template
-  (``litelvlm.data.templates``), all in ONE multi-turn prompt; the pruning is computed once
-  from all of the image's sampled sentences and shared by them. Randomness is seeded by
-  ``(--seed, image_id)``, so it does not depend on sharding, ``--limit`` or order.
+* ``official`` (the default; GLaMM's evaluation, the protocol behind the paper's numbers): per
+  image, 3 of its sentences are sampled (all if fewer), each gets a random question of GLaMM's
+  16 and answer of its 5, all in ONE multi-turn prompt (``litelvlm.lvlm.protocol``, which
+  documents exactly what ``--seed`` fixes); LiteLVLM's CLIP embeds the formatted questions, so
+  the pruning is computed once from all of the image's sampled questions and shared by them.
+* ``per-expression`` (this project's addition): every sentence alone, in a single-turn prompt
+  with GLaMM's first question and answer ("Can you segment the {sentence} in this image?" /
+  "It is [SEG]."). With one text, LiteLVLM's K lowest-similarity tokens fill the whole budget
+  and no context token is kept: its context recovery acts only through the union of several texts.
 
 Masks are teacher-forced (the answers with [SEG] are part of the prompt), as in GLaMM.
 ``none`` (no pruning) is evaluated once, at budget N. Outputs: ``OUT/grounding.parquet``
@@ -33,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,13 +61,17 @@ class GroundingArgs(GlammDataArgs):
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
                                                         "(see `litelvlm select --help` for the list)")
     budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K")
-    protocol: str = arg("per-expression", help="evaluation protocol", choices=list(PROTOCOLS))
-    max_sentences: int = arg(3, help="official protocol: sentences sampled per image")
+    protocol: str = arg("official", help="evaluation protocol: official (GLaMM's) or per-expression "
+                                         "(this project's)", choices=list(PROTOCOLS))
+    max_sentences: int = arg(3, help="official protocol: sentences sampled per image (GLaMM: 3)")
+    clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
+                                          "or the bare expression", choices=["question", "expression"])
     limit: int | None = arg(None, help="evaluate only the first N images (sorted by image id)")
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; before --limit)")
     seed: int = arg(0, help="seed for templates, sampling and random selectors")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
-    dtype: str = arg("float32", help="model dtype", choices=list(DTYPES))
+    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint (as GLaMM's evaluation), "
+                                  "float32 for tiny-random", choices=["auto", *DTYPES])
     chunk: int = arg(8, help="images per resumable chunk written under OUT/parts")
     fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
     attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
@@ -78,24 +83,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- metrics ------------------------------------------------------------------------------------
+#: The official metric's epsilons (``infer_and_evaluate.py`` L420 and L433).
+GIOU_EPS, CIOU_EPS = 1e-5, 1e-10
+
+
 def mask_stats(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, float]:
-    """(intersection, union, IoU) of two boolean masks; an empty prediction on an empty target has IoU 1."""
+    """(intersection, union, IoU) of two boolean masks as the official evaluation scores them:
+    IoU = I / (U + 1e-5), and 1 for an empty prediction on an empty target."""
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and target {gt.shape} differ in size")
     inter = int(np.logical_and(pred, gt).sum())
     union = int(np.logical_or(pred, gt).sum())
-    return inter, union, (inter / union if union else 1.0)
+    return inter, union, (inter / (union + GIOU_EPS) if union else 1.0)
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """(method, budget, ciou, giou, n) with cIoU = sum(I) / sum(U) and gIoU = mean(IoU)."""
+    """(method, budget, ciou, giou, n) with cIoU = sum(I) / (sum(U) + 1e-10) and gIoU = mean(IoU)."""
     cols = ["method", "budget", "ciou", "giou", "n"]
     if rows.empty:
         return pd.DataFrame(columns=cols)
     g = rows.groupby(["method", "budget"], sort=True)
     out = g.agg(intersection=("intersection", "sum"), union=("union", "sum"), giou=("iou", "mean"),
                 n=("iou", "size")).reset_index()
-    out["ciou"] = np.where(out["union"] > 0, out["intersection"] / out["union"].where(out["union"] > 0, 1), 1.0)
+    out["ciou"] = out["intersection"] / (out["union"] + CIOU_EPS)
     return out[cols]
 
 
@@ -155,16 +165,12 @@ def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple
 
 
 def official_turns(records: list, seed: int, image_id: int, max_sentences: int) -> tuple[list, list]:
-    """GLaMM's protocol for one image: (sampled records, (question, answer) turns), seeded by (seed, image)."""
-    from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS
+    """GLaMM's protocol for one image: (sampled records in conversation order, (question, answer) turns)."""
+    from litelvlm.lvlm.protocol import sample_official
 
-    rng = random.Random(f"official:{seed}:{image_id}")
-    records = sorted(records, key=lambda r: (r.ref_id, r.sent_id))  # independent of the loader's order
-    picked = records if len(records) <= max_sentences else rng.sample(records, max_sentences)
-    picked = sorted(picked, key=lambda r: (r.ref_id, r.sent_id))
-    turns = [(rng.choice(SEG_QUESTIONS).format(sent=r.sentence.strip().rstrip(".")), rng.choice(ANSWER_LIST))
-             for r in picked]
-    return picked, turns
+    records = sorted(records, key=lambda r: r.order)  # REFER-file order, as GLaMM lists them
+    sample = sample_official([r.sentence for r in records], seed, image_id, max_sentences)
+    return [records[i] for i in sample.indices], sample.turns
 
 
 def method_options(args: GroundingArgs, method: str) -> dict:
@@ -178,7 +184,7 @@ def method_options(args: GroundingArgs, method: str) -> dict:
 @torch.no_grad()
 def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
     """Rows (one per scored sentence x method x budget) for one image's records."""
-    from litelvlm.lvlm.prompts import DEFAULT_ANSWER, DEFAULT_QUESTION
+    from litelvlm.lvlm.prompts import seg_turns
 
     image_id = records[0].image_id
     base = pipe.prepare_image(image, seed=args.seed)
@@ -186,11 +192,12 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
         picked, turns = official_turns(records, args.seed, image_id, args.max_sentences)
         groups = [(picked, turns)]
     else:
-        groups = [([r], [(DEFAULT_QUESTION.format(sent=r.sentence.strip().rstrip(".")), DEFAULT_ANSWER)])
-                  for r in records]
+        groups = [([r], seg_turns([r.sentence])) for r in records]
     rows = []
     for recs, turns in groups:
-        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns)
+        sentences = [r.sentence for r in recs]
+        clip_texts = [q for q, _ in turns] if args.clip_text == "question" else sentences
+        prep = pipe.with_sentences(base, sentences, turns, clip_texts=clip_texts)
         gts = [r.mask() for r in recs]
         for method, budget in pairs:
             out = pipe.ground(prep, method, budget, **method_options(args, method))
@@ -293,13 +300,14 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
     if pipe is None:
         with state.main_process_first():  # the main process writes any cached random model first
             pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device,
-                                                   dtype=DTYPES[a.dtype])
+                                                   dtype=None if a.dtype == "auto" else DTYPES[a.dtype])
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
 
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
-                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id)
+                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
+                  model_dtype=str(pipe.dtype).replace("torch.", ""))
     if state.is_main_process:
         check_out_config(out, config)
         write_json(out / "config.json", config)

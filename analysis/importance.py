@@ -97,10 +97,7 @@ def compare_signals(clip: dict, llm: dict) -> list[dict]:
 
 def sentence_signals(pipe, base, record, signals: list[str], opts: SignalOptions):
     """(prepared, clip signals, llm signals, IG deltas) of one REFER record alone."""
-    from litelvlm.lvlm.prompts import DEFAULT_ANSWER, DEFAULT_QUESTION
-
-    turns = [(DEFAULT_QUESTION.format(sent=record.sentence.strip().rstrip(".")), DEFAULT_ANSWER)]
-    prep = pipe.with_sentences(base, [record.sentence], turns)
+    prep = pipe.with_sentences(base, [record.sentence])  # GLaMM's first question and answer
     clip = clip_signals(prep)
     llm, deltas = llm_signals(pipe, prep, signals, opts)
     return prep, clip, llm, deltas

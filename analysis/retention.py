@@ -118,8 +118,8 @@ def retention_tables(clip, examples, budgets, methods,
             texts = clip.encode_text(list(image_texts))
         images[image_id] = clip.to_display(pixels)[0].numpy()
         inputs = SelectorInputs(vision=vision, text=texts, seed=seed)
-        sim = similarity(inputs, layer=inputs.feature_layer).min(0).values.cpu().numpy()
-        ctx = context_scores(inputs).cpu().numpy()
+        sim = similarity(inputs, layer=inputs.feature_layer).min(0).values.float().cpu().numpy()
+        ctx = context_scores(inputs).float().cpu().numpy()
         score_rows.append(pd.DataFrame({
             "image_id": image_id, "text": text, "model": clip.name, "patch": np.arange(n),
             "row": np.arange(n) // gc, "col": np.arange(n) % gc,

@@ -54,7 +54,7 @@ def test_every_method_official(coco128, tmp_path, budgets):
 
 def test_every_method_per_expression(coco128, tmp_path):
     budgets = [16]
-    assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(METHODS),
+    assert _run(coco128, tmp_path, "--protocol", "per-expression", "--image-ids", 34, "--methods", ",".join(METHODS),
                 "--budgets", ",".join(map(str, budgets))) == 0
     rows, _ = _check(tmp_path, METHODS, budgets, 2)
     assert (rows["turn"] == 0).all() and set(rows["image_id"]) == {34}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.grounding import mask_stats, official_turns, plan, protocol_difference, summarize
-from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS
+from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 from litelvlm.errors import LiteLVLMError
 
 
@@ -23,7 +23,7 @@ def _mask(h, w, cells):
 def test_mask_stats_by_hand():
     pred = _mask(4, 4, [(0, 0), (0, 1), (1, 0), (1, 1)])            # 4 pixels
     gt = _mask(4, 4, [(1, 1), (1, 2), (2, 1), (2, 2), (3, 3)])      # 5 pixels, overlap 1
-    assert mask_stats(pred, gt) == (1, 8, 1 / 8)
+    assert mask_stats(pred, gt) == (1, 8, 1 / (8 + 1e-5))          # the official epsilon
     empty = np.zeros((4, 4), bool)
     assert mask_stats(empty, empty) == (0, 0, 1.0)                  # empty on empty scores 1
     assert mask_stats(pred, empty) == (0, 4, 0.0)
@@ -66,21 +66,20 @@ def test_plan():
 
 
 def _recs(n):
-    return [SimpleNamespace(ref_id=i // 2, sent_id=i, sentence=f"thing {i}.") for i in range(n)]
+    return [SimpleNamespace(ref_id=i // 2, sent_id=i, order=i, sentence=f"Thing {i}. ") for i in range(n)]
 
 
 def test_official_turns_seeded():
     recs = _recs(7)
     a = official_turns(recs, seed=0, image_id=9, max_sentences=3)
-    assert a == official_turns(list(reversed(recs)), seed=0, image_id=9, max_sentences=3)  # order-free
-    assert a == official_turns(recs, seed=0, image_id=9, max_sentences=3)
+    assert a == official_turns(list(reversed(recs)), seed=0, image_id=9, max_sentences=3)  # REFER order
     picked, turns = a
-    assert len(picked) == 3 and [r.sent_id for r in picked] == sorted(r.sent_id for r in picked)
+    assert len(picked) == 3 and len({r.sent_id for r in picked}) == 3
     for r, (q, ans) in zip(picked, turns):
-        assert f"thing {r.sent_id}" in q and "." not in q.split("thing")[1][:4]
         assert ans in ANSWER_LIST and "[SEG]" in ans
-        assert any(q == t.format(sent=f"thing {r.sent_id}") for t in SEG_QUESTIONS)
+        assert any(q == format_question(t, r.sentence) for t in SEG_QUESTIONS)
+        assert f"thing {r.sent_id}." in q                          # strip().lower(), period kept
     others = {tuple(r.sent_id for r in official_turns(recs, s, 9, 3)[0]) for s in range(12)}
     assert len(others) > 1                                         # the seed changes the sample
     small = official_turns(_recs(2), 0, 9, 3)[0]
-    assert [r.sent_id for r in small] == [0, 1]                    # fewer than 3: all of them
+    assert [r.sent_id for r in small] == [0, 1]                    # fewer than 3: all of them, in order

@@ -109,6 +109,10 @@ def run(ns) -> int:
               f"{clip.grid[0]}x{clip.grid[1]} grid, model {a.model} ({clip.backend})")
         if sel.parts:
             print("  parts: " + ", ".join(f"{k}={int(v.numel())}" for k, v in sel.parts.items()))
+        if a.method == "litelvlm" and len(texts) == 1:
+            print("  note: with one text, LiteLVLM's K lowest-similarity tokens fill the whole budget and no "
+                  "context token is kept; its context recovery acts through the union of several texts "
+                  "(GLaMM's official protocol embeds up to 3 questions per image)")
         print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))
         if a.save_overlay:
             print(f"  overlay: {a.save_overlay}")

@@ -8,15 +8,38 @@ equivalents are accepted too), and the tokenizer files. Keys::
     model.mm_projector.{0,2}.*                                          2-layer GELU projector
     model.grounding_encoder.{image_encoder,prompt_encoder,mask_decoder}.*   SAM (segment_anything names)
     model.text_hidden_fcs.0.{0,2}.*                                     [SEG] projection
+    model.region_encoder.*                                              region encoder (ignored, see below)
 
-There are no CLIP keys: the vision tower is ``openai/clip-vit-large-patch14-336`` (``--clip``).
-Stale buffers (``rotary_emb.inv_freq``) are dropped; any other missing or unexpected key is a
-``LiteLVLMError`` naming the keys.
+GLaMM always builds the region encoder (``LlavaMetaModel.__init__``: ``self.region_encoder =
+MLVLROIQueryModule(embed_dims=1024, out_dims=4096, num_levels=4)``, groundingLMM
+``model/llava/llava_with_region_arch.py`` line 20) and its LoRA merge script saves every key but the
+vision tower's, so the released state dict holds the region encoder's 43 tensors (names built from
+``model/layers.py`` and mmcv's ``ConvModule``; ``{l}`` in 0..3, ``{f}`` in 0..4)::
+
+    model.region_encoder.mlvl_fuse.input_conv.{l}.{weight,bias}             Conv2d 1026 -> 1024, 1x1
+    model.region_encoder.mlvl_fuse.fuse_convs.{f}.conv.weight               mmcv ConvModule 3x3 (no bias)
+    model.region_encoder.mlvl_fuse.fuse_convs.{f}.gn.{weight,bias}          its GroupNorm(64, 1024)
+    model.region_encoder.roi_align.pconvs.{l}.{weight,bias}                 Conv2d 1024 -> 1024, 3x3
+    model.region_encoder.roi_align.pos_embedd.{0,2,3,5}.{weight,bias}       Linear, LayerNorm, Linear, LayerNorm
+    model.region_encoder.roi_align.flatten_linear.{weight,bias}             Linear 1024*14*14 -> 1024
+    model.region_encoder.roi_align.updims.{weight,bias}                     Linear 1024 -> 4096
+
+It only encodes ``<bbox>`` region prompts, which referring segmentation never has, so ``GlammModel``
+lacks it and every ``model.region_encoder.*`` tensor is dropped (counted and logged in one line).
+There are no CLIP keys: the vision tower is ``openai/clip-vit-large-patch14-336`` (``--clip``), and the
+merge script drops every key containing ``vision_tower`` (``scripts/merge_lora_weights.py`` lines
+75-79). A checkpoint saved with the tower loaded would hold ``model.vision_tower.vision_tower.*``
+(``CLIPVisionTower.vision_tower``, a CLIPVisionModel) and, with the LiteLVLM code's tower,
+``model.vision_tower.text_tower.*``; the official loader never reads them either (the tower is built
+with ``delay_load`` and reloaded from CLIP by ``initialize_vision_modules``), so they are dropped and
+counted the same way. Stale buffers (``rotary_emb.inv_freq``) are dropped; any other missing or
+unexpected key is a ``LiteLVLMError`` naming the keys.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -25,6 +48,8 @@ import torch
 from ..errors import LiteLVLMError
 from ..io import atomic_path
 from .config import ARCHS, GlammArch, get_arch, with_vocab
+
+log = logging.getLogger(__name__)
 
 #: (segment_anything key prefix, transformers SamModel key prefix); ``{a}``/``{b}`` are integers.
 #: Ordered most specific first; a template without a trailing dot must match the whole key.
@@ -75,6 +100,13 @@ GLAMM_KEY_PAIRS: tuple[tuple[str, str], ...] = (
 )
 SAM_PREFIX = "model.grounding_encoder."
 STALE_KEY = re.compile(r"(^|\.)rotary_emb\.inv_freq$|(^|\.)pixel_(mean|std)$")
+#: (checkpoint key prefix, what it is): GLaMM modules ``GlammModel`` does not have; their tensors are
+#: dropped and counted (see the module docstring).
+IGNORED_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("model.region_encoder.", "region encoder"),
+    ("model.vision_tower.vision_tower.", "CLIP vision tower"),
+    ("model.vision_tower.text_tower.", "CLIP text tower"),
+)
 TIED_SAM_KEY = "sam.shared_image_embedding.positional_embedding"
 SAM_PE_KEY = "sam.prompt_encoder.shared_embedding.positional_embedding"
 
@@ -186,10 +218,29 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def convert_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """GLaMM-layout tensors renamed for ``GlammModel`` (stale keys dropped; unknown keys raise)."""
-    out, unexpected = {}, []
+def split_ignored(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """(``sd`` without the tensors of ``IGNORED_PREFIXES``, {what: how many tensors were dropped})."""
+    kept, ignored = {}, {}
     for k, v in sd.items():
+        label = next((what for prefix, what in IGNORED_PREFIXES if k.startswith(prefix)), None)
+        if label is None:
+            kept[k] = v
+        else:
+            ignored[label] = ignored.get(label, 0) + 1
+    return kept, ignored
+
+
+def _report_ignored(ignored: dict[str, int], where: str) -> None:
+    if ignored:
+        log.info("%s: ignored %d checkpoint tensor(s) GlammModel has no use for (%s)", where,
+                 sum(ignored.values()), ", ".join(f"{what}: {n}" for what, n in ignored.items()))
+
+
+def convert_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """GLaMM-layout tensors renamed for ``GlammModel`` (stale keys and ``IGNORED_PREFIXES`` dropped;
+    unknown keys raise)."""
+    out, unexpected = {}, []
+    for k, v in split_ignored(sd)[0].items():
         if STALE_KEY.search(k):
             continue
         new = glamm_key_to_model(k)
@@ -209,8 +260,12 @@ def _names(keys: list[str], n: int = 8) -> str:
     return ", ".join(keys[:n]) + (f" ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
-def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the checkpoint") -> None:
-    """Load GLaMM-layout tensors into ``model`` strictly (except the CLIP tower, which comes from CLIP)."""
+def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the checkpoint") -> dict[str, int]:
+    """Load GLaMM-layout tensors into ``model`` strictly (except the CLIP tower, which comes from CLIP).
+
+    Returns {what: count} of the tensors dropped by ``IGNORED_PREFIXES`` (also logged in one line)."""
+    sd, ignored = split_ignored(sd)
+    _report_ignored(ignored, where)
     conv = convert_state_dict(sd)
     expected = {k for k in model.state_dict() if not k.startswith("llava.model.vision_tower.")}
     missing = sorted(expected - set(conv))
@@ -228,11 +283,15 @@ def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the che
     if bad:
         raise LiteLVLMError(f"{where}: tensor shapes do not match the architecture: {'; '.join(bad[:5])}")
     model.load_state_dict(conv, strict=False)
+    return ignored
 
 
 def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                           dtype: torch.dtype = torch.float32):
-    """(GlammModel, tokenizer) from a GLaMM-RefSeg folder; the CLIP tower stays random until shared."""
+    """(GlammModel, tokenizer) from a GLaMM-RefSeg folder; the CLIP tower stays random until shared.
+
+    The model's ``ignored_checkpoint_tensors`` is {what: count} of the checkpoint tensors dropped
+    (``IGNORED_PREFIXES``: the region encoder in the released checkpoint), logged in one INFO line."""
     from .build import build_glamm
     from .tokenizer import load_tokenizer
 
@@ -247,7 +306,8 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     except ValueError as e:
         raise LiteLVLMError(f"{cfg_file} is not valid JSON ({e})") from e
     tokenizer = load_tokenizer(path)
-    sd = read_state_dict(path)
+    sd, ignored = split_ignored(read_state_dict(path))  # before the dtype copy below
+    _report_ignored(ignored, str(path))
     emb = sd.get("model.embed_tokens.weight")
     if emb is None:
         raise LiteLVLMError(f"the checkpoint in {path} has no model.embed_tokens.weight (missing key)")
@@ -260,6 +320,7 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     load_glamm_weights(model, {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()},
                        where=str(path))
     _reinit_buffers(model, device)
+    model.ignored_checkpoint_tensors = ignored
     return model.eval().requires_grad_(False), tokenizer
 
 

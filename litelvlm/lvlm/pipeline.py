@@ -14,7 +14,11 @@ Public API (used by the grounding evaluation, the importance study and the effic
     rows = pipe.attention_rows(prep, layers=[1, 15], queries="seg")  # {layer: (H, Q, S)}
 
 ``prepare`` builds GLaMM's teacher-forced prompt: one (question, answer-with-[SEG]) turn per
-sentence (``turns`` overrides the templates); mask i belongs to the i-th [SEG].
+sentence (``turns`` overrides the templates); mask i belongs to the i-th [SEG]. The prompt ids are
+those of GLaMM's pinned slow tokenizer (``PromptEncoder``). CLIP-side selectors see the CLIP
+text embeddings of the turns' QUESTIONS, as the official ``CLIPVisionTower.forward`` embeds
+``questions_list[0]`` (``clip_text="question"``, the default); ``clip_text="expression"`` embeds
+the bare sentences instead (this project's option).
 """
 
 from __future__ import annotations
@@ -42,7 +46,11 @@ from .prompts import (
     tokenize_prompt,
 )
 from .prune import clip_side, resolve
-from .tokenizer import seg_token_id
+from .sam_preprocess import postprocess_masks, sam_inputs
+from .tokenizer import prompt_encoder, seg_token_id
+
+#: What LiteLVLM's CLIP text encoder embeds: the formatted questions (official) or the bare sentences.
+CLIP_TEXTS = ("question", "expression")
 
 
 @dataclass
@@ -109,18 +117,24 @@ def _random_model_dir(base: str, seed: int) -> Path:
 class GlammPipeline:
     """GLaMM (``GlammModel``) + tokenizer + CLIP backend + SAM image processor."""
 
-    def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm"):
-        from transformers import SamImageProcessor
-
+    def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm",
+                 clip_text: str = "question"):
+        if clip_text not in CLIP_TEXTS:
+            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
         self.model = model
         self.tokenizer = tokenizer
+        self.encoder = prompt_encoder(tokenizer)
+        self.clip_text = clip_text
         self.clip = clip
         self.name = name
         self.seg_token_id = seg_token_id(tokenizer)
         a = model.arch
         s = a.sam_image_size
-        self.sam_processor = sam_processor or SamImageProcessor(
-            size={"longest_edge": s}, pad_size={"height": s, "width": s})
+        #: None: GLaMM's own SAM pre- and post-processing (``sam_preprocess``); a transformers
+        #: ``SamImageProcessor`` instead is this project's option (it resizes differently: about one
+        #: uint8 level on some pixels)
+        self.sam_processor = sam_processor
+        self.sam_size = s
         width = clip.modules().config.vision_config.hidden_size
         if width != a.clip_arch.vision_width:
             raise LiteLVLMError(f"CLIP {clip.name!r} has vision width {width}, but the GLaMM projector expects "
@@ -134,14 +148,22 @@ class GlammPipeline:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_model_string(cls, model: str, clip: str | None = None, sam: str | None = None,
-                          device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> GlammPipeline:
+                          device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                          clip_text: str = "question") -> GlammPipeline:
         """``tiny-random[:SEED]`` (a tiny random GLaMM written in the GLaMM-RefSeg layout and loaded
         back), or a GLaMM-RefSeg folder with ``clip`` (default openai/clip-vit-large-patch14-336) and
-        ``sam`` (optional: a folder/id whose SamImageProcessor config to use)."""
+        ``sam`` (optional: a folder/id whose ``SamImageProcessor`` to use instead of GLaMM's own
+        preprocessing, which is the default).
+
+        ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
+        evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
+        ``tiny-random``."""
         from ..clip import DEFAULT_HF_MODEL, load_clip
         from .checkpoint import load_glamm_checkpoint
 
         base, _, seed = model.partition(":")
+        if dtype is None:
+            dtype = torch.float32 if base == "tiny-random" else torch.bfloat16
         if base == "tiny-random":
             seed_i = int(seed or 0)
             path = _random_model_dir("tiny", seed_i)
@@ -159,7 +181,7 @@ class GlammPipeline:
                 proc = SamImageProcessor.from_pretrained(sam)
             except OSError as e:
                 raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: {e}") from e
-        return cls(glamm, tok, backend, proc, name=model)
+        return cls(glamm, tok, backend, proc, name=model, clip_text=clip_text)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -177,7 +199,8 @@ class GlammPipeline:
     def describe(self) -> dict:
         """JSON-able description (result configs)."""
         return {"model": self.name, "arch": self.model.arch.to_dict(), "clip": self.clip.describe(),
-                "seg_token_id": self.seg_token_id, "dtype": str(self.dtype).replace("torch.", "")}
+                "seg_token_id": self.seg_token_id, "dtype": str(self.dtype).replace("torch.", ""),
+                "clip_text": self.clip_text}
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -192,9 +215,13 @@ class GlammPipeline:
         ``with_sentences`` (cheap, so one image serves many sentences)."""
         image = image.convert("RGB")
         vision = self.clip.trace_image(self.clip.preprocess([image]))
-        sam_in = self.sam_processor(images=image, return_tensors="pt")
-        emb = self.model.sam.get_image_embeddings(sam_in["pixel_values"].to(self.device, self.dtype))
-        reshaped = tuple(int(x) for x in sam_in["reshaped_input_sizes"][0])
+        if self.sam_processor is None:
+            pixel_values, reshaped = sam_inputs(image, self.sam_size)
+        else:
+            sam_in = self.sam_processor(images=image, return_tensors="pt")
+            pixel_values = sam_in["pixel_values"]
+            reshaped = tuple(int(x) for x in sam_in["reshaped_input_sizes"][0])
+        emb = self.model.sam.get_image_embeddings(pixel_values.to(self.device, self.dtype))
         return PreparedImage(image_size=(image.height, image.width), sentences=[],
                              input_ids=torch.empty(0, dtype=torch.long), vision=vision, text=None,
                              sam_embeddings=emb, sam_reshaped_size=reshaped,
@@ -202,17 +229,21 @@ class GlammPipeline:
 
     @torch.no_grad()
     def with_sentences(self, prepared: PreparedImage, sentences: list[str],
-                       turns: list[tuple[str, str]] | None = None) -> PreparedImage:
-        """``prepared`` with the CLIP text trace of ``sentences`` and the prompt (one [SEG] per sentence;
-        default one turn each with GLaMM's first templates; ``turns`` gives them explicitly)."""
+                       turns: list[tuple[str, str]] | None = None,
+                       clip_texts: list[str] | None = None) -> PreparedImage:
+        """``prepared`` with the prompt (one [SEG] per sentence; default one turn each with GLaMM's first
+        templates; ``turns`` gives them explicitly) and the CLIP text trace the selectors read
+        (``clip_texts``; default: the turns' questions, or the sentences if ``clip_text="expression"``)."""
         if not sentences:
             raise LiteLVLMError("at least one sentence is needed")
         turns = seg_turns(sentences) if turns is None else turns
-        ids = tokenize_prompt(self.tokenizer, build_prompt(turns))
+        ids = tokenize_prompt(self.encoder, build_prompt(turns))
         n_seg = int((ids == self.seg_token_id).sum())
         if n_seg != len(sentences):
             raise LiteLVLMError(f"the prompt has {n_seg} [SEG] tokens for {len(sentences)} sentences")
-        text = self.clip.encode_text(list(sentences), warn_truncation=False)
+        if clip_texts is None:
+            clip_texts = [q for q, _ in turns] if self.clip_text == "question" else list(sentences)
+        text = self.clip.encode_text(list(clip_texts), warn_truncation=False)
         return replace(prepared, sentences=list(sentences), input_ids=ids, text=text)
 
     def visual_tokens(self, prepared: PreparedImage) -> torch.Tensor:
@@ -285,9 +316,12 @@ class GlammPipeline:
         seg_hidden = final[0, pred]
         prompts = self.model.seg_prompts(seg_hidden)
         low = self.model.decode_masks(prepared.sam_embeddings, prompts)
-        logits = self.sam_processor.post_process_masks(
-            [low.float()], [prepared.image_size], [prepared.sam_reshaped_size], binarize=False)[0][:, 0]
-        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
+        if self.sam_processor is None:  # in the model's dtype, thresholded as GLaMM thresholds it
+            logits = postprocess_masks(low, prepared.sam_reshaped_size, prepared.image_size, self.sam_size)
+        else:
+            logits = self.sam_processor.post_process_masks(
+                [low.float()], [prepared.image_size], [prepared.sam_reshaped_size], binarize=False)[0][:, 0]
+        return GroundingOutput(masks=logits > 0, mask_logits=logits.float(), low_res_logits=low, seg_hidden=seg_hidden,
                                prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
                                method=method, budget=budget, prune_layer=prune_layer, seq_len=int(final.shape[1]),
                                selection=sel)

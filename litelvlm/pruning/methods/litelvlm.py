@@ -1,6 +1,7 @@
 """LiteLVLM: keep the tokens LEAST similar to each text's [EOS] embedding, fill with context tokens.
 
-Exactly the official semantics: with T texts, the K//T lowest-similarity tokens of every
+The official ``CLIPVisionTower.forward`` (sejong-rcv/LiteLVLM, ``clip_encoder.py`` L78-172; the
+equality is tested in ``tests/test_official_litelvlm_loop.py``): with T texts, the K//T lowest-similarity tokens of every
 text are taken and united (sorted ascending); the context ranking (descending) minus that
 union fills the rest; the LLM receives ``[context[:K - |union|], union]``.
 """
@@ -12,7 +13,8 @@ import torch
 from ..registry import Selection, SelectorInputs, register_selector
 from ..scores import context_scores, similarity
 
-#: LiteLVLM‡ (context-heavy): the share of the budget reserved for context tokens.
+#: LiteLVLM‡ (context-heavy): the share of the budget reserved for context tokens. NOT in the official
+#: code (neither its sources nor its compiled files): this project's reading of the paper.
 CONTEXT_HEAVY_RATIO = 0.5
 
 
@@ -61,7 +63,8 @@ def litelvlm(inputs: SelectorInputs, budget: int, **options) -> Selection:
 
 
 @register_selector("litelvlm-ctx", needs_text=True,
-                   description=f"LiteLVLM‡ (context-heavy): {CONTEXT_HEAVY_RATIO:.0%} of K to context tokens first")
+                   description=f"LiteLVLM‡ (context-heavy, this project's reading of the paper; not in the "
+                               f"official code): {CONTEXT_HEAVY_RATIO:.0%} of K to context tokens first")
 def litelvlm_ctx(inputs: SelectorInputs, budget: int, **options) -> Selection:
     options.setdefault("context_ratio", CONTEXT_HEAVY_RATIO)
     return litelvlm_select(inputs, budget, **options)

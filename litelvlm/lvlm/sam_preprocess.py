@@ -1,0 +1,66 @@
+"""SAM (grounding encoder) input preprocessing and mask post-processing exactly as GLaMM does them.
+
+The official referring-segmentation path (sejong-rcv/LiteLVLM = mbzuai-oryx/groundingLMM):
+
+* ``dataset/segm_datasets/RefCOCO_Segm_ds.py``: the uint8 RGB image goes through
+  ``ResizeLongestSide(1024).apply_image`` (``model/SAM/utils/transforms.py``: the longest side scaled
+  to 1024 with ``int(x + 0.5)`` rounding, resized by torchvision's ``resize`` on a PIL image, i.e.
+  PIL's antialiased bilinear filter), then ``grounding_enc_processor``: ``(x - mean) / std`` with
+  mean/std in 0-255 units on the uint8 tensor, zero-padded bottom-right to 1024 x 1024; the resized
+  (h, w) is kept as ``resize``.
+* ``model/GLaMM.py`` ``_generate_and_postprocess_masks`` calls ``model/SAM/modeling/sam.py``
+  ``postprocess_masks(low_res_masks, input_size=resize, original_size=label.shape)``: bilinear
+  (``align_corners=False``) to 1024 x 1024, crop to the resized (h, w), bilinear to the original size.
+
+``sam_inputs`` and ``postprocess_masks`` reproduce these bit for bit (``tests/test_sam_preprocess.py``
+checks them against a statement-by-statement transcription). transformers' ``SamImageProcessor``
+(5.x, torchvision backend) differs slightly: its antialiased bilinear resize of the uint8 tensor is
+off from PIL's by one level in a few pixels (|pixel_values| difference <= 1/57.12), and its 0-1
+rescale + ImageNet normalisation adds float rounding (~2e-7); its mask post-processing is the same.
+The one thing outside these functions is JPEG decoding: the official code reads files with OpenCV,
+we take a PIL image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+#: SAM's pixel mean and std in 0-255 units (``ReferSegmDataset.IMG_MEAN``/``IMG_STD``, ``Sam.pixel_mean``).
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(h, w) with the longest side scaled to ``long_side`` (``ResizeLongestSide.get_preprocess_shape``)."""
+    scale = long_side * 1.0 / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def sam_inputs(image: Image.Image, size: int = 1024) -> tuple[torch.Tensor, tuple[int, int]]:
+    """SAM pixel values ``(1, 3, size, size)`` float32 and the resized (h, w) before padding, as GLaMM's
+    dataset makes them: PIL bilinear resize of the uint8 RGB image (longest side ``size``), then
+    ``(x - PIXEL_MEAN) / PIXEL_STD`` and zero padding at the bottom and right."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    h, w = preprocess_shape(image.height, image.width, size)
+    resized = np.array(image.resize((w, h), Image.BILINEAR))  # what torchvision's resize does for PIL
+    x = torch.from_numpy(resized).permute(2, 0, 1).contiguous()  # uint8 (3, h, w)
+    mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(PIXEL_STD, dtype=torch.float32).view(-1, 1, 1)
+    x = (x - mean) / std
+    x = F.pad(x, (0, size - w, 0, size - h))
+    return x.unsqueeze(0), (h, w)
+
+
+def postprocess_masks(low_res_logits: torch.Tensor, reshaped: tuple[int, int], original_size: tuple[int, int],
+                      size: int = 1024) -> torch.Tensor:
+    """Mask logits ``(S, H, W)`` at the original image size from the decoder's ``(S, 1, h, w)`` low-res
+    logits (``Sam.postprocess_masks``: bilinear to ``size`` x ``size``, crop to ``reshaped``, bilinear
+    to ``original_size``; float32)."""
+    masks = F.interpolate(low_res_logits.float(), (size, size), mode="bilinear", align_corners=False)
+    masks = masks[..., : reshaped[0], : reshaped[1]]
+    masks = F.interpolate(masks, tuple(int(s) for s in original_size), mode="bilinear", align_corners=False)
+    return masks[:, 0]
