@@ -178,3 +178,39 @@ def test_split_ignored_only_takes_the_prefixes():
     assert set(convert_state_dict({k: sd[k] for k in ("model.region_encoder.roi_align.updims.bias",
                                                       "model.norm.weight")})) == {
         "llava.model.language_model.norm.weight"}
+
+
+def test_glamm_refseg_folder_with_slow_tokenizer_gives_native_masks(shared_data, tmp_path):
+    """The real checkpoint's shape: slow tokenizer folder (tokenizer.model, added_tokens.json, no
+    tokenizer.json), region-encoder keys in the shards; loads and gives the natively built masks."""
+    from PIL import Image
+
+    from litelvlm.clip import load_clip
+    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.lvlm.tokenizer import load_tokenizer
+
+    slow = shared_data / "glamm_refseg_tokenizer"
+    tok = load_tokenizer(slow)
+    model = build_glamm("tiny", seed=5, vocab_size=len(tok))
+    plain = save_glamm_checkpoint(model, tok, tmp_path / "plain", shards=2, fmt="bin")
+    for f in plain.glob("tokenizer*"):
+        f.unlink()
+    for f in ("special_tokens_map.json", "added_tokens.json", "chat_template.jinja"):
+        (plain / f).unlink(missing_ok=True)
+    for f in slow.iterdir():
+        shutil.copy(f, plain / f.name)
+    ck = _add_tensors(plain, tmp_path / "ck", _random(official_region_encoder_shapes()))
+    assert not (ck / "tokenizer.json").exists() and (ck / "tokenizer.model").exists()
+    clip = load_clip("tiny336-random:0", "hf")
+    loaded = GlammPipeline.from_model_string(str(ck), clip="tiny336-random:0")
+    assert loaded.dtype == torch.bfloat16  # a checkpoint runs in bfloat16 by default, as GLaMM's evaluation
+    loaded = GlammPipeline.from_model_string(str(ck), clip="tiny336-random:0", dtype=torch.float32)
+    assert loaded.model.ignored_checkpoint_tensors == {"region encoder": 43}
+    native = GlammPipeline(model, tok, clip)
+    image = Image.new("RGB", (80, 60), (20, 120, 200))
+    sents = ["the man in red", "dog on the left"]
+    pa, pb = native.prepare(image, sents), loaded.prepare(image, sents)
+    assert torch.equal(pa.input_ids, pb.input_ids) and int((pb.input_ids == 32004).sum()) == 2
+    for method, budget in [("none", None), ("litelvlm", 64)]:
+        oa, ob = native.ground(pa, method, budget), loaded.ground(pb, method, budget)
+        assert torch.equal(oa.masks, ob.masks) and torch.equal(oa.mask_logits, ob.mask_logits)
