@@ -137,20 +137,25 @@ def tiny_inputs(tiny_hf_clip):
 def test_every_clip_method_returns_k_distinct_valid_tokens(tiny_inputs, method, budget):
     feats, sel = visual_features(tiny_inputs, method, budget)
     idx = sel.indices.tolist()
-    assert len(idx) == budget == len(set(idx)) and all(0 <= i < 16 for i in idx)
+    cls = int(method == "visionzip")  # VisionZip passes the CLS token on, first, as index -1
+    assert idx[:cls] == [-1] * cls
+    idx = idx[cls:]
+    assert len(sel) == budget == len(set(idx)) + cls and all(0 <= i < 16 for i in idx)
     assert feats.shape == (budget, 48) and torch.isfinite(feats).all()
 
 
-def test_visionzip_merges_contextual_tokens_as_means(tiny_inputs):
-    feats, sel = visual_features(tiny_inputs, "visionzip", 8)
+def test_visionzip_keeps_cls_and_adds_merged_means_to_targets(tiny_inputs):
+    feats, sel = visual_features(tiny_inputs, "visionzip", 16)  # CLS + 13 patches dominant, 2 contextual
     patches = tiny_inputs.patches()
     dom = sel.parts["dominant"]
-    torch.testing.assert_close(feats[: dom.numel()], patches[dom])
-    # every merged token is a convex combination: within the per-dimension range of the patches
-    ctx = feats[dom.numel():]
-    assert (ctx <= patches.max(0).values + 1e-5).all() and (ctx >= patches.min(0).values - 1e-5).all()
-    full, _ = visual_features(tiny_inputs, "visionzip", 16)  # no room to merge: plain tokens
-    torch.testing.assert_close(torch.sort(full, dim=0).values, torch.sort(patches, dim=0).values)
+    assert dom[0] == -1 and dom.numel() == 14
+    torch.testing.assert_close(feats[0], tiny_inputs.vision.cls(-2)[0])
+    torch.testing.assert_close(feats[1:14], patches[dom[1:]])
+    # one patch is left over: it is added (as a mean of one) to the target it was assigned to
+    ctx = sel.parts["contextual"]
+    left = sorted(set(range(16)) - set(sel.indices.tolist()))
+    assert len(left) == 1 and ctx.numel() == 2
+    torch.testing.assert_close((feats[14:] - patches[ctx]).sum(0), patches[left[0]])
 
 
 def test_vispruner_keeps_the_top_attention_tokens(tiny_inputs):

@@ -115,9 +115,7 @@ def pruned_masks(pipe, prepared, keep: torch.Tensor) -> torch.Tensor:
         pred = seg_predictor_positions(prepared.input_ids, int(keep.numel()), pipe.seg_token_id)
         prompts = pipe.model.seg_prompts(final[0, pred.to(final.device)])
         low = pipe.model.decode_masks(prepared.sam_embeddings, prompts)
-        logits = pipe.sam_processor.post_process_masks([low.float()], [prepared.image_size],
-                                                       [prepared.sam_reshaped_size], binarize=False)[0][:, 0]
-    return logits > 0
+    return pipe.upscale_masks(prepared, low) > 0
 
 
 def ablation_signal(pipe, prepared, group: int) -> torch.Tensor:

@@ -31,6 +31,8 @@ def token_overlay(image: np.ndarray, grid: tuple[int, int], parts: dict[int, str
     keep = np.zeros(grid[0] * grid[1])
     color = np.zeros((grid[0] * grid[1], 3))
     for patch, part in parts.items():
+        if patch < 0:  # the CLS token (VisionZip) has no place on the grid
+            continue
         keep[patch] = 1.0
         color[patch] = colors.get(part, colors["kept"])
     keep, color = keep.reshape(grid), color.reshape(*grid, 3)

@@ -10,9 +10,10 @@ import numpy as np  # noqa: E402
 
 
 def kept_token_mask(indices, grid: tuple[int, int]) -> np.ndarray:
-    """(rows, cols) boolean grid, True where a patch is kept."""
+    """(rows, cols) boolean grid, True where a patch is kept (negative entries, VisionZip's CLS, are no patch)."""
     m = np.zeros(grid[0] * grid[1], dtype=bool)
-    m[np.asarray(indices, dtype=int)] = True
+    idx = np.asarray(indices, dtype=int)
+    m[idx[idx >= 0]] = True
     return m.reshape(grid)
 
 
@@ -30,6 +31,8 @@ def plot_kept_tokens(image: np.ndarray, indices, grid: tuple[int, int], ax=None,
     ax.imshow(image * (dim + (1 - dim) * shade[..., None]))
     if order:
         for pos, idx in enumerate(np.asarray(indices, dtype=int)):
+            if idx < 0:  # the CLS token (VisionZip) has no place on the grid
+                continue
             r, c = divmod(idx, grid[1])
             ax.text((c + 0.5) * pw, (r + 0.5) * ph, str(pos), ha="center", va="center", fontsize=4, color="w")
     ax.set_xticks([])

@@ -101,7 +101,7 @@ def selection_figure(clip, records, show: int, budget: float, seed: int):
             sel[m].append(kept)
             rows.append({"image_id": r.image_id, "ann_id": r.ann_id, "sentence": r.sentence, "method": m,
                          "budget": K, "n_patches": n, "n_inside": int(ins.sum()),
-                         "referent_kept_share": float(ins[kept].sum()) / max(1, int(ins.sum()))})
+                         "referent_kept_share": float(ins[kept[kept >= 0]].sum()) / max(1, int(ins.sum()))})
     fig, _ = plot_demo_selection_grid(images, captions, inside, sel, clip.grid)
     return fig, pd.DataFrame(rows), (picked, images, captions, inside)
 

@@ -81,7 +81,7 @@ class GroundingOutput:
     low_res_logits: torch.Tensor             # (S, 1, 4h, 4w) mask-decoder output
     seg_hidden: torch.Tensor                 # (S, h) final hidden states predicting each [SEG]
     prompt_embeddings: torch.Tensor          # (S, prompt_dim) after text_hidden_fcs
-    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw
+    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw (-1: CLS, VisionZip)
     seg_positions: torch.Tensor              # positions of the [SEG]-predicting tokens in the run sequence
     method: str
     budget: int
@@ -312,16 +312,20 @@ class GlammPipeline:
                 raise AssertionError("a [SEG]-predicting token was pruned")
         return self._masks(prepared, final, pred.to(final.device), method, budget, sel, prune_layer)
 
+    def upscale_masks(self, prepared: PreparedImage, low: torch.Tensor) -> torch.Tensor:
+        """(S, H, W) float32 mask logits at the original size from the decoder's (S, 1, h, w) logits
+        (GLaMM's ``postprocess_masks``; masks are ``logits > 0``)."""
+        if self.sam_processor is None:
+            return postprocess_masks(low, prepared.sam_reshaped_size, prepared.image_size, self.sam_size)
+        return self.sam_processor.post_process_masks(
+            [low.float()], [prepared.image_size], [prepared.sam_reshaped_size], binarize=False)[0][:, 0]
+
     def _masks(self, prepared, final, pred, method, budget, sel, prune_layer) -> GroundingOutput:
         seg_hidden = final[0, pred]
         prompts = self.model.seg_prompts(seg_hidden)
         low = self.model.decode_masks(prepared.sam_embeddings, prompts)
-        if self.sam_processor is None:  # in the model's dtype, thresholded as GLaMM thresholds it
-            logits = postprocess_masks(low, prepared.sam_reshaped_size, prepared.image_size, self.sam_size)
-        else:
-            logits = self.sam_processor.post_process_masks(
-                [low.float()], [prepared.image_size], [prepared.sam_reshaped_size], binarize=False)[0][:, 0]
-        return GroundingOutput(masks=logits > 0, mask_logits=logits.float(), low_res_logits=low, seg_hidden=seg_hidden,
+        logits = self.upscale_masks(prepared, low)
+        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
                                prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
                                method=method, budget=budget, prune_layer=prune_layer, seq_len=int(final.shape[1]),
                                selection=sel)

@@ -31,7 +31,8 @@ class SelectorInputs:
 class Selection:
     """A selector's output: patch indices in the order the LLM receives them.
 
-    ``features`` is set by methods that merge tokens (VisionZip); otherwise the LLM gets
+    ``features`` is set by methods that merge tokens (VisionZip, whose ``indices`` start with -1 for
+    the CLS token it passes on, as its official code does); otherwise the LLM gets
     the feature-layer patch tokens at ``indices``. ``scores`` is the per-patch score the
     method ranked by (N,), where it has one; ``parts`` names index subsets (e.g. the
     similarity-aware and context-aware sets of LiteLVLM).
