@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS
 from litelvlm.lvlm.prompts import IMAGE_PLACEHOLDER, build_prompt, seg_predictor_positions, tokenize_prompt
