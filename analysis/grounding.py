@@ -302,6 +302,10 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
             pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device,
                                                    dtype=None if a.dtype == "auto" else DTYPES[a.dtype])
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
+    if a.protocol == "per-expression" and any(m.startswith("litelvlm") for m in methods):
+        print("eval-grounding: note: with one text per prompt (per-expression), LiteLVLM's K lowest-similarity "
+              "tokens fill the whole budget and no context token is kept; the official protocol embeds up to "
+              f"{a.max_sentences} questions per image")
 
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
