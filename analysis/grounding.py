@@ -258,15 +258,8 @@ def run(args: argparse.Namespace) -> int:
     return run_grounding(from_namespace(GroundingArgs, args))
 
 
-def run_grounding(a: GroundingArgs, pipe=None) -> int:
-    """``litelvlm eval-grounding`` with typed arguments; ``pipe`` (a ``GlammPipeline``) skips loading
-    ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
-    from accelerate import PartialState
-    from tqdm.auto import tqdm
-
-    from litelvlm.data.refer import load_refer
-    from litelvlm.lvlm import GlammPipeline
-
+def _check_args(a: GroundingArgs) -> tuple[list[str], list[int]]:
+    """(methods, budgets) parsed; bad numeric options are errors."""
     methods = split_list(a.methods)
     try:
         budgets = split_list(a.budgets, int)
@@ -276,12 +269,11 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
         raise LiteLVLMError("--max-sentences must be >= 1")
     if a.chunk < 1:
         raise LiteLVLMError("--chunk must be >= 1")
-    records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
-    if not records:
-        raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
-    by_image: dict[int, list] = {}
-    for r in records:
-        by_image.setdefault(r.image_id, []).append(r)
+    return methods, budgets
+
+
+def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
+    """The image ids to evaluate: sorted, filtered by ``--image-ids``, cut by ``--limit``."""
     image_ids = sorted(by_image)
     if a.image_ids:
         try:
@@ -292,8 +284,26 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
         if unknown:
             raise LiteLVLMError(f"--image-ids: no sentences of split {a.split!r} for image(s) {unknown}")
         image_ids = [i for i in image_ids if i in wanted]
-    if a.limit is not None:
-        image_ids = image_ids[: a.limit]
+    return image_ids[: a.limit] if a.limit is not None else image_ids
+
+
+def run_grounding(a: GroundingArgs, pipe=None) -> int:
+    """``litelvlm eval-grounding`` with typed arguments; ``pipe`` (a ``GlammPipeline``) skips loading
+    ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
+    from accelerate import PartialState
+    from tqdm.auto import tqdm
+
+    from litelvlm.data.refer import load_refer
+    from litelvlm.lvlm import GlammPipeline
+
+    methods, budgets = _check_args(a)
+    records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
+    if not records:
+        raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
+    by_image: dict[int, list] = {}
+    for r in records:
+        by_image.setdefault(r.image_id, []).append(r)
+    image_ids = _image_ids(a, by_image)
 
     state = PartialState(cpu=a.device == "cpu")
     device = a.device if a.device == "cpu" or state.num_processes == 1 else state.device
