@@ -14,20 +14,26 @@ import sys
 
 from .errors import LiteLVLMError
 
-#: subcommand name -> (module, one-line help)
+#: The library's own subcommands: name -> (module, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("litelvlm.commands.demo", "run the main job on the bundled toy CLIP and synthetic scenes"),
     "select": ("litelvlm.commands.select", "show which visual tokens a pruning method keeps for an image"),
-    "reversal": ("analysis.reversal", "study 1: CLIP similarity reversal over referent masks"),
-    "sink": ("analysis.attention_sink", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
-    "retention": ("analysis.retention", "which tokens each method keeps, stage by stage (the retention figures)"),
-    "eval-grounding": ("analysis.grounding", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
-    "importance": ("analysis.importance", "correlate CLIP token ranks with the LLM's own token importance"),
-    "efficiency": ("analysis.efficiency", "FLOPs, prefill time, CUDA time and activation memory"),
-    "figures": ("analysis.figures", "regenerate every figure from result tables"),
     "toy-data": ("litelvlm.toy.cli", "write a synthetic referring-segmentation set in REFER layout"),
     "toy-train": ("litelvlm.toy.train", "train the bundled toy CLIP on synthetic scenes (CPU)"),
 }
+
+#: Packages add subcommands through this entry-point group: each entry is a dict like
+#: :data:`COMMANDS` (the studies declare theirs in ``pyproject.toml``).
+ENTRY_POINT_GROUP = "litelvlm.commands"
+
+
+def all_commands() -> dict[str, tuple[str, str]]:
+    """The library's subcommands and those that installed packages register (studies first)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, tuple[str, str]] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found.update(ep.load())
+    return {**found, **COMMANDS}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -39,7 +45,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"litelvlm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_) in COMMANDS.items():
+    for name, (module, help_) in all_commands().items():
         p = sub.add_parser(name, help=help_, description=help_)
         if name != only:
             continue
@@ -67,11 +73,11 @@ def quiet_third_party(verbose: bool = False) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn user errors into a message and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    only = next((a for a in argv if a in COMMANDS), None)
+    only = next((a for a in argv if a in all_commands()), None)
     parser = build_parser(only=only)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("litelvlm", "analysis"):
+    for name in {"litelvlm"} | {module.split(".")[0] for module, _ in all_commands().values()}:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     quiet_third_party(args.verbose)
     if not getattr(args, "command", None):

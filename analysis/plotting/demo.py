@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .selection import plot_kept_tokens  # noqa: E402
+from litelvlm.pruning.plot import plot_kept_tokens  # noqa: E402
 
 __all__ = ["plot_demo_selection_grid", "plot_demo_similarity_maps", "plot_demo_reversal_hist"]
 

@@ -93,7 +93,7 @@ def run(ns) -> int:
         indices = sorted(indices)
     result = {"method": a.method, "budget": a.budget, "grid": list(clip.grid), "indices": indices}
     if a.save_overlay:
-        from analysis.plotting.selection import plot_kept_tokens
+        from ..pruning.plot import plot_kept_tokens
 
         from ..io import atomic_path
 

@@ -1,4 +1,4 @@
-"""Drawing a token selection on the image the model sees."""
+"""Drawing a token selection on the image the model sees (returns ``(fig, ax)``)."""
 
 from __future__ import annotations
 

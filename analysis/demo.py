@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli_args import add_dataclass_arguments, arg, from_namespace
-from ..errors import LiteLVLMError
+from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace
+from litelvlm.errors import LiteLVLMError
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,13 @@ def resolve_model(model: str | None) -> str:
     """``--model`` or the bundled toy CLIP's folder."""
     if model:
         return model
-    from ..toy import default_model_path
+    from litelvlm.toy import default_model_path
 
     return str(default_model_path())
 
 
 def _cli(argv: list[str]) -> None:
-    from ..cli import main
+    from litelvlm.cli import main
 
     log.info("litelvlm %s", " ".join(argv))
     rc = main(argv)
@@ -75,8 +75,8 @@ def selection_figure(clip, records, show: int, budget: float, seed: int):
 
     from analysis.plotting.demo import plot_demo_selection_grid
 
-    from ..data.geometry import patch_coverage
-    from ..pruning import SelectorInputs, available_methods, get_method, visual_features
+    from litelvlm.data.geometry import patch_coverage
+    from litelvlm.pruning import SelectorInputs, available_methods, get_method, visual_features
 
     picked = _pick_records(records, show)
     n = clip.num_patches
@@ -133,7 +133,7 @@ def similarity_figure(clip, picked, images, captions, inside, layer: int):
 def _save(fig, out: Path, name: str) -> Path:
     import matplotlib.pyplot as plt
 
-    from ..io import atomic_path
+    from litelvlm.io import atomic_path
 
     path = out / f"{name}.png"
     with atomic_path(path) as tmp:
@@ -145,10 +145,10 @@ def _save(fig, out: Path, name: str) -> Path:
 def run(ns) -> int:
     import pandas as pd
 
-    from ..clip import load_clip
-    from ..data.refer import load_refer
-    from ..io import write_csv, write_json
-    from ..toy.refer_layout import write_refer
+    from litelvlm.clip import load_clip
+    from litelvlm.data.refer import load_refer
+    from litelvlm.io import write_csv, write_json
+    from litelvlm.toy.refer_layout import write_refer
 
     a = from_namespace(DemoArgs, ns)
     if a.smoke:

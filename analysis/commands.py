@@ -1,0 +1,19 @@
+"""The studies' subcommands of ``litelvlm``: name -> (module, one-line help).
+
+The library's ``litelvlm/cli.py`` never imports this package: it finds this table through the
+``litelvlm.commands`` entry-point group declared in ``pyproject.toml``. Each module defines
+``add_arguments(parser)`` and ``run(args) -> int`` and is imported only when its subcommand runs.
+"""
+
+from __future__ import annotations
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("analysis.demo", "run the main job on the bundled toy CLIP and synthetic scenes"),
+    "reversal": ("analysis.reversal", "study 1: CLIP similarity reversal over referent masks"),
+    "sink": ("analysis.attention_sink", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
+    "retention": ("analysis.retention", "which tokens each method keeps, stage by stage (the retention figures)"),
+    "eval-grounding": ("analysis.grounding", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
+    "importance": ("analysis.importance", "correlate CLIP token ranks with the LLM's own token importance"),
+    "efficiency": ("analysis.efficiency", "FLOPs, prefill time, CUDA time and activation memory"),
+    "figures": ("analysis.figures", "regenerate every figure from result tables"),
+}
