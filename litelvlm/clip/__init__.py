@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from .base import ClipBackend, Geometry, TextTrace, VisionTrace, attention_rows
+from .base import HOOK_POINTS, ClipBackend, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
 from .hf import DEFAULT_HF_MODEL, HFClip
 from .openclip import OpenClip
 
-__all__ = ["ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "load_clip",
+__all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
            "DEFAULT_HF_MODEL", "HFClip", "OpenClip", "resolve_random_model"]
 
 _RANDOM = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}

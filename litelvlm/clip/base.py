@@ -25,17 +25,37 @@ from PIL import Image
 
 from ..errors import UnsupportedModelError
 
-#: Stable hook-point style names for the quantities a trace exposes.
-HOOK_POINTS = (
-    "vision.hidden_states.{layer}",
-    "vision.blocks.{block}.attn.qkv",
-    "vision.blocks.{block}.attn.cls_row",
-    "vision.projected.{layer}",
-    "text.hidden_states.{layer}",
-    "text.blocks.{block}.attn.pattern",
-    "text.blocks.{block}.attn.eos_row",
-    "text.text_embeds",
-)
+#: Hook-point names of the quantities a trace exposes, and the trace method each one reads:
+#: ``hook_point(name, vision=..., text=...)`` resolves them (``{layer}``/``{block}`` are integers,
+#: negative ones counting from the end).
+HOOK_POINTS: dict[str, tuple[str, str]] = {
+    "vision.hidden_states.{layer}": ("vision", "hidden_state"),
+    "vision.blocks.{block}.attn.qkv": ("vision", "qkv"),
+    "vision.blocks.{block}.attn.cls_row": ("vision", "cls_attention"),
+    "vision.projected.{layer}": ("vision", "projected"),
+    "text.hidden_states.{layer}": ("text", "hidden_state"),
+    "text.blocks.{block}.attn.qkv": ("text", "qkv"),
+    "text.blocks.{block}.attn.pattern": ("text", "attention"),
+    "text.blocks.{block}.attn.eos_row": ("text", "eos_attention"),
+    "text.text_embeds": ("text", "text_embeds"),
+}
+
+
+def hook_point(name: str, vision: VisionTrace | None = None, text: TextTrace | None = None):
+    """The tensor (or q/k/v tuple) a :data:`HOOK_POINTS` name stands for, read from the given traces."""
+    import re
+
+    for template, (side, method) in HOOK_POINTS.items():
+        rx = "^" + re.escape(template).replace(r"\{layer\}", r"(-?\d+)").replace(r"\{block\}", r"(-?\d+)") + "$"
+        m = re.match(rx, name)
+        if m is None:
+            continue
+        trace = vision if side == "vision" else text
+        if trace is None:
+            raise ValueError(f"hook point {name!r} needs a {side} trace")
+        attr = getattr(trace, method)
+        return attr(*(int(g) for g in m.groups())) if callable(attr) else attr
+    raise KeyError(f"unknown hook point {name!r}; known: {', '.join(HOOK_POINTS)}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,10 @@ class VisionTrace:
         if not -n <= layer < n:
             raise IndexError(f"layer {layer} out of range for {n} hidden states (0..{n - 1})")
         return layer % n
+
+    def hidden_state(self, layer: int) -> torch.Tensor:
+        """``hidden_states[layer]`` (B, S, W), prefix tokens included (0: embeddings)."""
+        return self.hidden_states[self.layer_index(layer)]
 
     def patches(self, layer: int = -2) -> torch.Tensor:
         """Patch tokens (B, N, W) of ``hidden_states[layer]``, CLS excluded."""
@@ -133,6 +157,10 @@ class TextTrace:
         if self.hidden_states is None:
             raise ValueError("this TextTrace was made with hidden_states=False")
         return self.hidden_states
+
+    def hidden_state(self, layer: int) -> torch.Tensor:
+        """``hidden_states[layer]`` (T, S, W) of the text encoder (traces made with hidden states)."""
+        return self._hs()[layer]
 
     def qkv(self, block: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v (T, S, W) of a text encoder block."""
