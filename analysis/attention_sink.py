@@ -282,8 +282,7 @@ def run(args) -> int:
     texts, meta, records = _texts_and_meta(a)
     ablation = records is not None and a.image_dir is not None
     clip = load_clip(a.model, a.backend, device=a.device)
-    n_text_layers = len(clip.modules().text_model.encoder.layers) \
-        if hasattr(clip.modules(), "text_model") else len(clip._text.transformer.resblocks)
+    n_text_layers = clip.text_layers
     for b in a.ablate_from:
         if not 0 <= b < n_text_layers:
             raise LiteLVLMError(f"--ablate-from {b}: text blocks are 0..{n_text_layers - 1} for this model")

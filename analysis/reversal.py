@@ -132,10 +132,7 @@ def similarity_rows(text: torch.Tensor, patches: torch.Tensor, kind: str = "dot"
 # --------------------------------------------------------------------------------------------
 def vision_num_layers(clip) -> int:
     """L, the number of vision encoder blocks (hidden_states has L+1 entries)."""
-    model = clip.modules()
-    if hasattr(model, "vision_model"):
-        return len(model.vision_model.encoder.layers)
-    return len(model.visual.transformer.resblocks)
+    return clip.vision_layers
 
 
 def resolve_layers(spec: list[str] | None, num_layers: int) -> list[int]:

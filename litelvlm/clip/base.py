@@ -211,6 +211,8 @@ class ClipBackend(abc.ABC):
     backend: str
     vision_heads: int
     text_heads: int
+    vision_layers: int          # encoder blocks (hidden_states has one more entry)
+    text_layers: int
     geometry: Geometry
     context_length: int
     image_mean: tuple[float, float, float]

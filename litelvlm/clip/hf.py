@@ -74,6 +74,7 @@ class HFClip(ClipBackend):
         vc, tc = self.model.config.vision_config, self.model.config.text_config
         self.vision_heads = vc.num_attention_heads
         self.text_heads = tc.num_attention_heads
+        self.vision_layers, self.text_layers = vc.num_hidden_layers, tc.num_hidden_layers
         self.context_length = tc.max_position_embeddings
         self._grid = (vc.image_size // vc.patch_size,) * 2
         size = getattr(self.processor, "size", {}) or {}

@@ -108,6 +108,8 @@ class OpenClip(ClipBackend):
                                         "[EOS] (or last-token substitute) embedding")
         self.vision_heads = visual.transformer.resblocks[0].attn.num_heads
         self.text_heads = self._text.transformer.resblocks[0].attn.num_heads
+        self.vision_layers = len(visual.transformer.resblocks)
+        self.text_layers = len(self._text.transformer.resblocks)
         self.context_length = int(getattr(self.model, "context_length", 77))
         self.num_prefix = 0 if getattr(visual, "class_embedding", None) is None else 1
         gs = visual.grid_size
