@@ -44,17 +44,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from analysis.eff.timing import interleaved_wall_ms
     from litelvlm.clip.random_init import hf_config, write_clip_tokenizer
-    from litelvlm.toy.train import (
-        TRAIN_SEED,
-        BatchSampler,
-        ToyTrainArgs,
-        arch_of,
-        build_scenes,
-        clip_logits,
-        contrastive_loss,
-        sharpen_attention_init,
-        sincos_position_init,
-    )
+    from litelvlm.toy.loss import clip_logits, contrastive_loss
+    from litelvlm.toy.model import arch_of, sharpen_attention_init, sincos_position_init
+    from litelvlm.toy.options import ToyTrainArgs
+    from litelvlm.toy.samplers import BatchSampler
+    from litelvlm.toy.scene_sets import TRAIN_SEED, build_scenes
 
     torch.set_num_threads(args.threads)
     a = ToyTrainArgs(threads=args.threads)

@@ -11,8 +11,11 @@ import pytest
 import torch
 
 from litelvlm.clip.random_init import write_clip_tokenizer
+from litelvlm.toy.loss import contrastive_loss
+from litelvlm.toy.options import ToyTrainArgs
+from litelvlm.toy.samplers import BatchSampler
+from litelvlm.toy.scene_sets import _strip, render_pixels
 from litelvlm.toy.scenes import Expression, make_scene, one_attribute_counterfactuals, referring_expressions
-from litelvlm.toy.train import BatchSampler, ToyTrainArgs, _strip, contrastive_loss, render_pixels
 
 
 def test_one_attribute_counterfactuals_are_false_and_one_change_away():
@@ -58,7 +61,7 @@ def test_batch_sampler_positives_negatives_and_truth(tmp_path):
 
 
 def test_binding_negatives_take_values_from_other_objects_first(tmp_path):
-    from litelvlm.toy.train import is_binding
+    from litelvlm.toy.samplers import is_binding
 
     full = [make_scene(7, i, 112) for i in range(10)]
     scenes = [_strip(s) for s in full]
@@ -89,7 +92,7 @@ def test_binding_negatives_take_values_from_other_objects_first(tmp_path):
 
 
 def test_build_scenes_same_in_worker_processes():
-    from litelvlm.toy.train import build_scenes, build_warmup_scenes
+    from litelvlm.toy.scene_sets import build_scenes, build_warmup_scenes
 
     px0, sc0 = build_scenes(7, 70, 112, 56, "x")
     px2, sc2 = build_scenes(7, 70, 112, 56, "x", workers=2)
@@ -105,7 +108,7 @@ def test_build_scenes_same_in_worker_processes():
 
 
 def test_training_loader_worker_gives_the_same_batches(tmp_path):
-    from litelvlm.toy.train import PositionSampler, training_loader
+    from litelvlm.toy.samplers import PositionSampler, training_loader
 
     full = [make_scene(7, i, 112) for i in range(12)]
     scenes = [_strip(s) for s in full]
@@ -134,7 +137,8 @@ def test_clip_logits_equal_the_model_forward_with_repeated_captions(tmp_path, bu
     from transformers import AutoModel, CLIPModel
 
     from litelvlm.clip.random_init import hf_config
-    from litelvlm.toy.train import arch_of, clip_logits
+    from litelvlm.toy.loss import clip_logits
+    from litelvlm.toy.model import arch_of
 
     config = hf_config(arch_of(ToyTrainArgs(image_size=56, patch_size=28, vision_layers=1, text_layers=1,
                                             text_width=32, embed_dim=16)))
@@ -180,7 +184,7 @@ def test_sharpen_attention_init_scales_only_that_towers_queries_and_keys(tower):
     from transformers import CLIPModel
 
     from litelvlm.clip.random_init import hf_config
-    from litelvlm.toy.train import arch_of, sharpen_attention_init
+    from litelvlm.toy.model import arch_of, sharpen_attention_init
 
     torch.manual_seed(0)
     model = CLIPModel(hf_config(arch_of(ToyTrainArgs(vision_layers=1, text_layers=1, embed_dim=16))))
@@ -193,7 +197,7 @@ def test_sharpen_attention_init_scales_only_that_towers_queries_and_keys(tower):
 
 
 def test_interaction_share_is_zero_for_additive_codes_and_one_for_pure_interactions():
-    from litelvlm.toy.train import interaction_share
+    from litelvlm.toy.evaluation import interaction_share
 
     torch.manual_seed(0)
     content, position = torch.randn(6, 1, 32), torch.randn(1, 9, 32)
@@ -209,7 +213,7 @@ def test_sincos_position_init_encodes_row_and_column():
     from transformers import CLIPModel
 
     from litelvlm.clip.random_init import hf_config
-    from litelvlm.toy.train import arch_of, sincos_position_init
+    from litelvlm.toy.model import arch_of, sincos_position_init
 
     torch.manual_seed(0)
     model = CLIPModel(hf_config(arch_of(ToyTrainArgs(image_size=112, patch_size=28, vision_layers=1,
@@ -227,7 +231,7 @@ def test_sincos_position_init_encodes_row_and_column():
 
 
 def test_position_sampler_moves_only_the_cell_and_prefers_occupied_cells(tmp_path):
-    from litelvlm.toy.train import PositionSampler
+    from litelvlm.toy.samplers import PositionSampler
 
     full = [make_scene(7, i, 112) for i in range(8)]
     scenes = [_strip(s) for s in full]
@@ -313,7 +317,8 @@ def test_toy_train_interrupted_leaves_nothing_partial(tmp_path, monkeypatch):
 
 
 def test_two_object_warmup_negatives_name_the_other_objects_cell_first(tmp_path):
-    from litelvlm.toy.train import PositionSampler, build_warmup_scenes
+    from litelvlm.toy.samplers import PositionSampler
+    from litelvlm.toy.scene_sets import build_warmup_scenes
 
     pixels, scenes = build_warmup_scenes(8, 112, 56, objects=2)
     a = ToyTrainArgs(batch_size=4, positives=1, hard_negatives=3)

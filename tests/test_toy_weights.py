@@ -11,14 +11,10 @@ import torch.nn.functional as F
 
 from litelvlm.clip import load_clip
 from litelvlm.toy import default_model_path
+from litelvlm.toy.evaluation import accuracy_by_attribute, retrieval_accuracy, retrieval_items
+from litelvlm.toy.report import TARGET_TOP1
+from litelvlm.toy.scene_sets import HELDOUT_SEED
 from litelvlm.toy.scenes import make_scene
-from litelvlm.toy.train import (
-    HELDOUT_SEED,
-    TARGET_TOP1,
-    accuracy_by_attribute,
-    retrieval_accuracy,
-    retrieval_items,
-)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +104,7 @@ def test_attribute_breakdown_shows_what_the_model_checks(toy_clip):
 def test_text_binding_is_measured_and_recorded(toy_clip):
     """The card's text-binding figure (share of the text embeddings' variance that content and
     position, or content and size, do not explain additively) is what the shipped weights give."""
-    from litelvlm.toy.train import text_binding
+    from litelvlm.toy.evaluation import text_binding
 
     got = text_binding(toy_clip)
     metrics = json.loads((default_model_path() / "training_metrics.json").read_text())
