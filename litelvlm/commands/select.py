@@ -93,9 +93,8 @@ def run(ns) -> int:
         indices = sorted(indices)
     result = {"method": a.method, "budget": a.budget, "grid": list(clip.grid), "indices": indices}
     if a.save_overlay:
-        from ..pruning.plot import plot_kept_tokens
-
         from ..io import atomic_path
+        from ..pruning.plot import plot_kept_tokens
 
         fig, _ = plot_kept_tokens(clip.to_display(pixels)[0].numpy(), indices, clip.grid,
                                   title=f"{a.method}, K={a.budget}")

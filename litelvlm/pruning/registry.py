@@ -118,5 +118,12 @@ def select(method: str, inputs: SelectorInputs, budget: int, **options: Any) -> 
     return sel
 
 
+#: The unpruned baseline: all N visual tokens in raster order (no selection function).
+register_llm_method("none", "no pruning: all N visual tokens (the unpruned baseline)")
+
+
 def _ensure_loaded() -> None:
-    from . import methods  # noqa: F401  (registers the built-in selectors)
+    """Import the built-in methods once: the CLIP-side selectors and the LLM-side methods, each
+    registered by the module that implements it (no placeholders)."""
+    from .. import lvlm  # noqa: F401  (registers fastv, llm-attention, saliency, sparsevlm, dart)
+    from . import methods  # noqa: F401  (registers the CLIP-side selectors and divprune)
