@@ -87,3 +87,14 @@ def test_long_text_warns_and_still_selects(capsys, tiny_hf_clip_dir, image):
     code, out, err = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image,
                          "--text", "word " * 120, "--budget", "3", "--json")
     assert code == 0 and "truncated" in err and len(json.loads(out)["indices"]) == 3
+
+
+def test_list_methods_works_on_its_own(capsys):
+    from litelvlm.cli import main
+
+    assert main(["select", "--list-methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("litelvlm", "fastv", "tome", "dart", "divprune", "none"):
+        assert f"\n{name} " in "\n" + out
+    assert main(["select", "--text", "a dog"]) == 2
+    assert "--image and --budget required" in capsys.readouterr().err

@@ -19,10 +19,10 @@ from ..errors import LiteLVLMError
 
 @dataclass
 class SelectArgs:
-    image: str = arg(help="image file", required=True)
+    image: str = arg(None, help="image file (required unless --list-methods)")
     text: list[str] = arg(None, help="a text query (repeat --text for several); methods that use "
                                      "no text accept none", flag="--text", nargs="append")
-    budget: int = arg(help="number of visual tokens to keep, 1 <= K <= N", required=True)
+    budget: int = arg(None, help="number of visual tokens to keep, 1 <= K <= N (required unless --list-methods)")
     model: str = arg(DEFAULT_HF_MODEL, help="CLIP model: hub id or local save_pretrained dir (hf); "
                                             "ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
                                             "or tiny-random[:SEED]")
@@ -62,6 +62,9 @@ def run(ns) -> int:
             print(f"{name:14s} [{spec.kind}] {spec.description}")
         return 0
     a = from_namespace(SelectArgs, ns)
+    missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
+    if missing:
+        raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")
     spec = get_method(a.method)  # unknown method -> error listing the known ones
     if spec.kind != "clip" and a.method != "none":
         raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs the grounding model; "
