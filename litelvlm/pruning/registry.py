@@ -32,7 +32,8 @@ class Selection:
     """A selector's output: patch indices in the order the LLM receives them.
 
     ``features`` is set by methods that merge tokens (VisionZip, whose ``indices`` start with -1 for
-    the CLS token it passes on, as its official code does); otherwise the LLM gets
+    the CLS token it passes on; PruMerge, whose last index -2 is its token merging all pruned ones:
+    negative indices are no patch); otherwise the LLM gets
     the feature-layer patch tokens at ``indices``. ``scores`` is the per-patch score the
     method ranked by (N,), where it has one; ``parts`` names index subsets (e.g. the
     similarity-aware and context-aware sets of LiteLVLM).

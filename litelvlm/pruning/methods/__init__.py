@@ -1,3 +1,3 @@
 """Built-in selectors; importing this package registers them."""
 
-from . import divprune, litelvlm, random_sel, tome, topsim, visionzip, vispruner  # noqa: F401
+from . import divprune, litelvlm, prumerge, random_sel, tome, topsim, visionzip, vispruner  # noqa: F401
