@@ -81,7 +81,7 @@ class GroundingOutput:
     low_res_logits: torch.Tensor             # (S, 1, 4h, 4w) mask-decoder output
     seg_hidden: torch.Tensor                 # (S, h) final hidden states predicting each [SEG]
     prompt_embeddings: torch.Tensor          # (S, prompt_dim) after text_hidden_fcs
-    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw (-1: CLS, VisionZip)
+    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw (-1: CLS, -2: PruMerge extra)
     seg_positions: torch.Tensor              # positions of the [SEG]-predicting tokens in the run sequence
     method: str
     budget: int
@@ -294,7 +294,8 @@ class GlammPipeline:
             full = self.visual_tokens(prepared) if full is None else full
             ctx = _llm_attention.LLMContext(self, prepared, full)
             sel = get_method(method).fn(ctx, budget, **options)
-            if len(sel) != budget:
+            # a staged method (SparseVLM) keeps per-layer counts and recycled tokens, not K indices
+            if len(sel) != budget and "stage_layers" not in sel.parts:
                 raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
             prune_layer = int(sel.parts.get("prune_layer", torch.tensor(0)))
             if prune_layer == 0:
@@ -304,6 +305,10 @@ class GlammPipeline:
             embeds = self.sequence_embeds(prepared.input_ids, vis)
             final = self.final_hidden(embeds)
             pred = seg_predictor_positions(prepared.input_ids, int(vis.shape[0]), self.seg_token_id)
+        elif "stage_layers" in sel.parts:  # several pruning stages (SparseVLM): the method's own forward
+            from . import sparsevlm as _sparsevlm
+
+            final, pred = _sparsevlm.run(ctx, sel)
         else:
             final, keep = _fastv.run_pruned_from(ctx, sel.indices, prune_layer)
             orig = ctx.seg_predictors.to(keep.device)
