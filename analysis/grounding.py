@@ -23,7 +23,8 @@ Masks are teacher-forced (the answers with [SEG] are part of the prompt), as in 
 (one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n),
 ``OUT/skipped.csv`` (images that could not be read), ``OUT/config.json``.
 
-Work is written in chunks under ``OUT/parts/``; a re-run resumes from them. Launched on P
+Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.parts``); a re-run
+resumes from them. Launched on P
 processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli eval-grounding ...``
 on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
 where ``accelerate launch --cpu`` starts a single process) images are split across processes
@@ -43,6 +44,7 @@ import pandas as pd
 import torch
 
 from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
+from analysis.parts import PartStore
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
@@ -213,32 +215,12 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
     return rows
 
 
-# -- resumable chunks ---------------------------------------------------------------------------
-def _done(parts: Path) -> tuple[set[int], list[Path]]:
-    """Image ids already finished (a chunk counts once its .json marker exists) and the chunk files."""
-    done, files = set(), []
-    for marker in sorted(parts.glob("chunk-*.json")):
-        info = json.loads(marker.read_text())
-        done.update(info["images"])
-        files.append(marker)
-    return done, files
-
-
-def _write_chunk(parts: Path, rows: list[dict], images: list[int], skipped: list[dict]) -> None:
-    name = f"chunk-{min(images):012d}-{max(images):012d}-{len(images)}"
-    write_parquet(parts / f"{name}.parquet", pd.DataFrame(rows, columns=ROW_COLUMNS))
-    write_json(parts / f"{name}.json", {"images": sorted(images), "skipped": skipped})
-
-
+# -- resumable parts (analysis.parts) ---------------------------------------------------------------
 def merge_parts(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(rows, summary, skipped) from every finished chunk; writes grounding.parquet, summary.csv, skipped.csv."""
-    parts = out / "parts"
-    _, markers = _done(parts)
-    frames, skipped = [], []
-    for marker in markers:
-        frames.append(pd.read_parquet(marker.with_suffix(".parquet")))
-        skipped.extend(json.loads(marker.read_text())["skipped"])
-    frames = [f for f in frames if not f.empty]
+    """(rows, summary, skipped) from every finished part; writes grounding.parquet, summary.csv, skipped.csv."""
+    store = PartStore(out)
+    skipped = [s for _, info in store.markers() for s in info["skipped"]]
+    frames = [f for f in store.frames() if not f.empty]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
     rows = rows.sort_values(["method", "budget", "image_id", "ref_id", "sent_id"], kind="stable").reset_index(drop=True)
     for c in ("budget", "image_id", "ref_id", "ann_id", "sent_id", "turn", "intersection", "union", "pred_area",
@@ -326,9 +308,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
         check_out_config(out, config)
         write_json(out / "config.json", config)
     state.wait_for_everyone()
-    parts = out / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
-    done, _ = _done(parts)
+    store = PartStore(out)
+    done = store.done()
     mine = [i for i in image_ids[state.process_index::state.num_processes] if i not in done]
     log.info("process %d/%d: %d image(s) to evaluate, %d already done", state.process_index,
              state.num_processes, len(mine), len(done))
@@ -344,10 +325,10 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
             rows.extend(evaluate_image(pipe, a, recs, image, pairs))
         chunk_images.append(image_id)
         if len(chunk_images) >= a.chunk:
-            _write_chunk(parts, rows, chunk_images, skipped)
+            store.write(chunk_images, pd.DataFrame(rows, columns=ROW_COLUMNS), {"skipped": skipped})
             rows, chunk_images, skipped = [], [], []
     if chunk_images:
-        _write_chunk(parts, rows, chunk_images, skipped)
+        store.write(chunk_images, pd.DataFrame(rows, columns=ROW_COLUMNS), {"skipped": skipped})
     state.wait_for_everyone()
     if state.is_main_process:
         rows_df, summary, skipped_df = merge_parts(out)

@@ -16,7 +16,8 @@ layer x head), ``OUT/summary.csv`` (head-mean rows aggregated with 95% bootstrap
 images, by LLM layer and by mask-area bin, ``area_bin == "all"`` for every area),
 ``OUT/token_scores.parquet`` (the head-mean score vectors of the first ``--save-scores``
 sentences, for heat maps), ``OUT/images/`` (their CLIP input window), ``OUT/config.json``.
-Per-image results are written under ``OUT/parts/``; a re-run resumes from them.
+Per-image results are written as parts under ``OUT/parts/`` (``analysis.parts``); a re-run resumes
+from them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from analysis.attribution.glamm_signals import (
     llm_signals,
 )
 from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
+from analysis.parts import PartStore
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
@@ -188,15 +190,13 @@ def load_importance(out: str | Path) -> dict:
 # -- resumable parts ----------------------------------------------------------------------------
 def merge_parts(out: Path, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write importance.parquet, token_scores.parquet and summary.csv from every finished image part."""
-    parts = sorted((out / "parts").glob("image-*.json"))
-    frames = [pd.read_parquet(p.with_suffix(".parquet")) for p in parts]
-    frames = [f for f in frames if not f.empty]
+    store = PartStore(out)
+    frames = [f for f in store.frames() if not f.empty]
     if not frames:
-        raise LiteLVLMError(f"no sentence could be scored (see {out / 'parts'}; all images skipped?)")
+        raise LiteLVLMError(f"no sentence could be scored (see {store.folder}; all images skipped?)")
     rows = finish_rows(pd.concat(frames, ignore_index=True))
     rows = rows.sort_values(["image_id", "ref_id", "sent_id"] + PAIR_COLUMNS, kind="stable").reset_index(drop=True)
-    score_files = [p.with_name(p.stem + "-scores.parquet") for p in parts]
-    score_frames = [pd.read_parquet(p) for p in score_files if p.exists()]
+    score_frames = store.frames("scores")
     if score_frames:
         write_parquet(out / "token_scores.parquet", pd.concat(score_frames, ignore_index=True))
     summary = summary_table(rows, n_boot=n_boot, seed=seed)
@@ -249,11 +249,10 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                   num_visual_tokens=pipe.num_visual_tokens)
     check_out_config(out, config)
     write_json(out / "config.json", config)
-    parts = out / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
+    store = PartStore(out)
     (out / "images").mkdir(exist_ok=True)
-    done = {int(p.stem.split("-")[1]) for p in parts.glob("image-*.json")}
-    kept = sum(json.loads(p.read_text()).get("scored_kept", 0) for p in parts.glob("image-*.json"))
+    done = store.done()
+    kept = sum(info.get("scored_kept", 0) for _, info in store.markers())
     todo = [i for i in image_ids if i not in done]
     log.info("%d image(s) to score, %d already done", len(todo), len(done & set(image_ids)))
     for image_id in tqdm(todo, desc="importance"):
@@ -275,11 +274,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                 kept += len({s["sent_id"] for s in scores})
                 info["scored_kept"] = len({s["sent_id"] for s in scores})
         info.update(seconds=time.perf_counter() - t0, ig_delta_max=deltas)
-        name = parts / f"image-{image_id:012d}"
-        write_parquet(name.with_suffix(".parquet"), pd.DataFrame(rows))
-        if scores:
-            write_parquet(name.with_name(name.name + "-scores.parquet"), pd.DataFrame(scores))
-        write_json(name.with_suffix(".json"), info)     # the marker: written last
+        store.write([image_id], pd.DataFrame(rows), info, {"scores": pd.DataFrame(scores)} if scores else None)
     return merge_parts(out, a.n_boot, a.seed)
 
 

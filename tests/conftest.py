@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread per xdist worker (two workers on two cores); two when the suite runs in one process.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LITELVLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -59,6 +60,33 @@ def tiny_hf_clip(tiny_hf_clip_dir):
     from litelvlm.clip import load_clip
 
     return load_clip(str(tiny_hf_clip_dir), "hf")
+
+
+@pytest.fixture(scope="session")
+def smoke_figures(tmp_path_factory):
+    """``build(name)``: the folder of ``litelvlm figures --smoke --family NAME``, made once per test
+    session. The folder is shared by the xdist workers: the first to ask makes it under a file lock
+    (in a temporary folder, then ``os.replace``), the others wait for it and reuse it."""
+    import tempfile
+
+    from filelock import FileLock
+
+    from litelvlm.cli import main
+
+    base = tmp_path_factory.getbasetemp()  # under xdist: <session basetemp>/popen-gwN
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "smoke_figures"
+    shared.mkdir(exist_ok=True)
+
+    def build(name: str) -> Path:
+        out = shared / name
+        with FileLock(str(shared / f"{name}.lock")):
+            if not out.is_dir():
+                tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=shared))
+                assert main(["figures", "--smoke", "--family", name, "--out", str(tmp)]) == 0
+                os.replace(tmp, out)
+        return out
+
+    return build
 
 
 _GLAMM_PIPES: dict = {}

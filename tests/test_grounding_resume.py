@@ -43,7 +43,7 @@ def test_interrupted_run_resumes(coco128, tmp_path, monkeypatch):
 
     monkeypatch.setattr(grounding, "evaluate_image", flaky)
     assert _run(coco128, tmp_path / "resumed", *args) == 130
-    assert len(list((tmp_path / "resumed" / "parts").glob("chunk-*.json"))) == 1
+    assert len(list((tmp_path / "resumed" / "parts").glob("part-*.json"))) == 1
     assert not (tmp_path / "resumed" / "grounding.parquet").exists()
     monkeypatch.setattr(grounding, "evaluate_image", real)
     seen = []

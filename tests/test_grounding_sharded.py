@@ -43,7 +43,7 @@ def test_two_processes_equal_one(coco128, tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     # each process wrote its own chunks (images 34, 81 on rank 0; 71 on rank 1)
-    parts = sorted(p.name for p in (tmp_path / "two" / "parts").glob("chunk-*.json"))
+    parts = sorted(p.name for p in (tmp_path / "two" / "parts").glob("part-*.json"))
     assert len(parts) == 3
     rows_one = pd.read_parquet(tmp_path / "one" / "grounding.parquet")
     rows_two = pd.read_parquet(tmp_path / "two" / "grounding.parquet")
