@@ -38,9 +38,11 @@ from analysis.attribution.correlation import DEFAULT_KS, compare
 from analysis.attribution.glamm_signals import (
     CLIP_SIGNALS,
     LLM_SIGNALS,
+    METHOD_SIGNALS,
     SignalOptions,
     clip_signals,
     llm_signals,
+    method_signals,
 )
 from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
 from analysis.parts import PartStore
@@ -67,6 +69,8 @@ class ImportanceArgs(GlammDataArgs):
     max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)")
     signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
                                                    f"({', '.join(LLM_SIGNALS)}; or all)")
+    method_signals: list[str] = arg([], help="also compare these methods' per-token ranking scores with the "
+                                             f"LLM signals, as CLIP-side signals method:NAME ({', '.join(METHOD_SIGNALS)})")
     target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
                                    "prompt-embedding norm", choices=["mask", "seg_norm"])
     ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients")
@@ -97,10 +101,10 @@ def compare_signals(clip: dict, llm: dict) -> list[dict]:
     return rows
 
 
-def sentence_signals(pipe, base, record, signals: list[str], opts: SignalOptions):
+def sentence_signals(pipe, base, record, signals: list[str], opts: SignalOptions, methods: tuple[str, ...] = ()):
     """(prepared, clip signals, llm signals, IG deltas) of one REFER record alone."""
     prep = pipe.with_sentences(base, [record.sentence])  # GLaMM's first question and answer
-    clip = clip_signals(prep)
+    clip = {**clip_signals(prep), **method_signals(pipe, prep, methods)}
     llm, deltas = llm_signals(pipe, prep, signals, opts)
     return prep, clip, llm, deltas
 
@@ -122,7 +126,7 @@ def evaluate_image(pipe, a: ImportanceArgs, records: list, image, opts: SignalOp
     base = pipe.prepare_image(image, seed=a.seed)
     rows, scores, deltas = [], [], {}
     for i, r in enumerate(records):
-        prep, clip, llm, d = sentence_signals(pipe, base, r, signals, opts)
+        prep, clip, llm, d = sentence_signals(pipe, base, r, signals, opts, tuple(split_list(a.method_signals)))
         for k, v in d.items():
             deltas[k] = max(deltas.get(k, 0.0), v)
         gt = r.mask()
@@ -222,6 +226,10 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     bad = [s for s in signals if s not in LLM_SIGNALS]
     if bad:
         raise LiteLVLMError(f"--signals: unknown {', '.join(bad)}; choose from {', '.join(LLM_SIGNALS)}")
+    bad = [m for m in split_list(a.method_signals) if m not in METHOD_SIGNALS]
+    if bad:
+        raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "
+                            f"choose from {', '.join(METHOD_SIGNALS)}")
     for name in ("ig_steps", "internal_batch_size", "group"):
         if getattr(a, name) < 1:
             raise LiteLVLMError(f"--{name.replace('_', '-')} must be >= 1")

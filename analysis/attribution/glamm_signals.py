@@ -24,6 +24,11 @@ from analysis.attribution.sensitivity import ablation_importance, mask_iou
 from litelvlm.errors import LiteLVLMError
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
+#: Registered methods whose per-token ranking score (``Selection.scores``, N values) can be compared as
+#: a signal ``method:<name>`` (``--method-signals``): the CLS attention of VisPruner, VisionZip and
+#: PruMerge(+), FastV's last-token attention and DART's key norms. ToMe, DivPrune, SparseVLM and
+#: random rank no single per-token score (merges, greedy diversity, staged rater attention).
+METHOD_SIGNALS = ("vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
 LLM_SIGNALS = ("attention", *GRADIENT_SIGNALS, "ablation")
 QUERY_SETS = ("seg", "last", "text")
@@ -57,6 +62,23 @@ def clip_signals(prepared) -> dict[SignalKey, torch.Tensor]:
     sim = similarity(inputs, layer=inputs.feature_layer)[0].float().cpu()
     return {SignalKey("clip_rev_sim"): -sim, SignalKey("clip_context"): context_scores(inputs).float().cpu(),
             SignalKey("clip_topsim"): sim}
+
+
+def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, torch.Tensor]:
+    """``method:<name>``: the (N,) score each method in :data:`METHOD_SIGNALS` ranks the visual tokens by."""
+    from litelvlm.pruning import get_method, select
+
+    n = prepared.vision.num_patches
+    out: dict[SignalKey, torch.Tensor] = {}
+    for m in methods:
+        spec = get_method(m)
+        with torch.no_grad():
+            sel = (select(m, prepared.selector_inputs(), n) if spec.kind == "clip"
+                   else spec.fn(pipe.context(prepared), n))
+        if sel.scores is None or sel.scores.numel() != n:
+            raise LiteLVLMError(f"method {m!r} has no per-token score to compare")
+        out[SignalKey(f"method:{m}")] = sel.scores.detach().float().cpu().reshape(n)
+    return out
 
 
 def attention_signals(pipe, prepared, per_head: bool = True) -> dict[SignalKey, torch.Tensor]:
