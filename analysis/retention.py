@@ -16,6 +16,7 @@ after resize and crop) and ``config.json``.
 from __future__ import annotations
 
 import argparse
+import logging
 import pickle
 import sys
 from dataclasses import asdict, dataclass
@@ -27,6 +28,8 @@ import pandas as pd
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_json, write_parquet
+
+log = logging.getLogger(__name__)
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
 BUDGETS = (576, 192, 64, 32)
@@ -136,6 +139,26 @@ def retention_tables(clip, examples, budgets, methods,
     return pd.concat(rows, ignore_index=True), pd.concat(score_rows, ignore_index=True), images, meta
 
 
+def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
+    """``methods`` without those this backend cannot run (e.g. ToMe on open_clip), each skip logged."""
+    from PIL import Image
+
+    from litelvlm.errors import UnsupportedModelError
+    from litelvlm.pruning import SelectorInputs, select
+
+    probe = SelectorInputs(vision=clip.trace_image(clip.preprocess([Image.new("RGB", (32, 32))])),
+                           text=clip.encode_text(texts[:1], hidden_states=False))
+    keep = []
+    for m in methods:
+        try:
+            select(m, probe, 1)
+        except UnsupportedModelError as e:
+            log.info("retention: skipping %s (%s)", m, e)
+            continue
+        keep.append(m)
+    return keep
+
+
 def run_retention(a: RetentionArgs) -> Path:
     """Compute and write the retention tables for ``a``; returns the output folder."""
     from PIL import Image
@@ -159,6 +182,8 @@ def run_retention(a: RetentionArgs) -> Path:
         im, texts = synthetic_example()
         examples = [("synthetic-0", im, texts)]
     clip = load_clip(a.model, a.backend)
+    if not split_list(a.methods):  # the default: every CLIP-side method this backend supports
+        methods = supported_methods(clip, methods, examples[0][2])
     table, scores, images, meta = retention_tables(clip, examples, budgets, methods, a.seed)
     out = Path(a.out)
     for image_id, arr in images.items():
