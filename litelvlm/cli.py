@@ -8,6 +8,7 @@ top-level ``--help`` is instant and one subcommand's heavy imports never slow an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
@@ -51,6 +52,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         mod = importlib.import_module(module)
         mod.add_arguments(p)
+        with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --threads
+            p.add_argument("--threads", type=int, default=None,
+                           help="torch CPU threads (default: 1 for tiny/toy models, else the physical cores)")
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -84,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        from .threads import default_threads, torch_threads
+
+        hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")  # None: the bundled toy CLIP
+        n = args.threads if getattr(args, "threads", None) is not None else default_threads(hint)
+        with torch_threads(n):
+            return int(args._run(args) or 0)
     except LiteLVLMError as e:
         print(f"litelvlm {args.command}: error: {e}", file=sys.stderr)
         return 2
