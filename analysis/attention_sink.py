@@ -130,7 +130,7 @@ def sink_table(clip, texts: list[str], meta: pd.DataFrame, batch_size: int = 256
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     for idx in tqdm(batches, desc="sink", unit="batch", disable=not progress):
         trace = clip.encode_text([texts[i] for i in idx], batch_size=len(idx), hidden_states=True,
-                                 warn_truncation=False)
+                                 warn_truncation=False, eos_rows=True)
         parts.append((np.asarray(idx), eos_shares(trace), trace.eos_index.numpy() + 1,
                       np.asarray(trace.truncated)))
         if ablate_from is not None:
@@ -191,7 +191,8 @@ def eos_attention_examples(clip, texts: list[str], n: int) -> pd.DataFrame:
     texts = texts[:n]
     if not texts:
         return pd.DataFrame()
-    trace = clip.encode_text(texts, batch_size=len(texts), hidden_states=True, warn_truncation=False)
+    trace = clip.encode_text(texts, batch_size=len(texts), hidden_states=True, warn_truncation=False,
+                             eos_rows=True)
     rows = torch.stack([trace.eos_attention(b).float().mean(1) for b in range(trace.num_layers)])  # (L, T, S)
     parts = []
     for t, eos in enumerate(trace.eos_index.tolist()):

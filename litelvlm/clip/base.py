@@ -16,6 +16,7 @@ Layer conventions (stable names, used everywhere in the project):
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 
@@ -148,6 +149,8 @@ class TextTrace:
     hidden_states: tuple[torch.Tensor, ...] | None
     truncated: list[bool]
     backend: ClipBackend = field(repr=False)
+    #: per block, the [EOS] rows (T, H, S) captured during the forward pass (``encode_text(eos_rows=True)``)
+    eos_rows: tuple[torch.Tensor, ...] | None = field(default=None, repr=False)
 
     @property
     def num_layers(self) -> int:
@@ -175,10 +178,41 @@ class TextTrace:
 
     def eos_attention(self, block: int) -> torch.Tensor:
         """The [EOS] query's attention row (T, H, S) in a text block; keys after [EOS] get 0."""
+        if self.eos_rows is not None:
+            return self.eos_rows[block]
         q, k, _ = self.qkv(block)
         idx = self.eos_index.to(q.device)
         q_eos = q[torch.arange(q.shape[0], device=q.device), idx][:, None]
         return attention_rows(q_eos, k, self.backend.text_heads, query_positions=idx[:, None])[:, :, 0]
+
+
+@contextlib.contextmanager
+def _eos_row_capture(backend, eos: torch.Tensor, wanted: bool):
+    """Yields a list that fills, during one text forward, with each block's [EOS] rows (B, H, S):
+    forward hooks on the q/k projections; the row is computed as soon as the keys exist."""
+    mods = backend.text_attention_projections() if wanted else None
+    if mods is None:  # not wanted, or no separate projections (open_clip): eos_attention recomputes
+        yield None
+        return
+    rows: list[torch.Tensor] = []
+    state: dict = {}
+    handles = []
+
+    def on_q(_m, _i, out):
+        state["q"] = out
+
+    def on_k(_m, _i, out):
+        b = torch.arange(out.shape[0], device=out.device)
+        q_eos = state.pop("q")[b, eos][:, None]
+        rows.append(attention_rows(q_eos, out, backend.text_heads, query_positions=eos[:, None])[:, :, 0])
+
+    try:
+        for q_proj, k_proj in mods:
+            handles += [q_proj.register_forward_hook(on_q), k_proj.register_forward_hook(on_k)]
+        yield rows
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def attention_rows(q: torch.Tensor, k: torch.Tensor, num_heads: int, *,
@@ -269,12 +303,18 @@ class ClipBackend(abc.ABC):
         """q, k, v of text block ``block`` given its input ``hidden``."""
 
     @torch.no_grad()
+    def text_attention_projections(self) -> list[tuple[torch.nn.Module, torch.nn.Module]] | None:
+        """(q_proj, k_proj) modules of every text block, in order, for capturing [EOS] rows during the
+        forward pass; None when the tower has no separate projection modules (then they are recomputed)."""
+        return None
+
     def encode_text(self, texts: list[str], batch_size: int = 256, hidden_states: bool = True,
-                    warn_truncation: bool = True) -> TextTrace:
+                    warn_truncation: bool = True, eos_rows: bool = False) -> TextTrace:
         """Tokenise and encode texts in batches; texts over the context are truncated with a warning.
 
         Batches are formed from the texts sorted by length (less padding, so faster); the
-        returned trace is in the input order.
+        returned trace is in the input order. ``eos_rows`` also keeps every block's [EOS]
+        attention row, computed from the q/k projections of the forward pass itself.
         """
         import warnings
 
@@ -283,10 +323,14 @@ class ClipBackend(abc.ABC):
             else list(range(len(texts)))
         ids_all, eos_all, emb_all, trunc_all = [], [], [], []
         hs_all: list[list[torch.Tensor]] = []
+        rows_all: list[list[torch.Tensor]] = []
         for start in range(0, len(texts), batch_size):
             chunk = [texts[i] for i in order[start:start + batch_size]]
             ids, eos, trunc = self.tokenize(chunk)
-            emb, hs = self._text_forward(ids.to(self.device), eos.to(self.device), hidden_states)
+            with _eos_row_capture(self, eos.to(self.device), eos_rows) as rows:
+                emb, hs = self._text_forward(ids.to(self.device), eos.to(self.device), hidden_states)
+            if rows is not None:
+                rows_all.append(rows)
             ids_all.append(ids)
             eos_all.append(eos)
             emb_all.append(emb)
@@ -308,9 +352,13 @@ class ClipBackend(abc.ABC):
             hs = tuple(torch.cat([F.pad(b[layer], (0, 0, 0, width - b[layer].shape[1])) for b in hs_all])[
                 inverse.to(hs_all[0][layer].device)] for layer in range(len(hs_all[0])))
         emb = torch.cat(emb_all)
+        rows = None
+        if rows_all:
+            rows = tuple(torch.cat([F.pad(b[layer], (0, width - b[layer].shape[-1])) for b in rows_all])[
+                inverse.to(rows_all[0][layer].device)] for layer in range(len(rows_all[0])))
         return TextTrace(texts=texts, input_ids=ids, eos_index=torch.cat(eos_all)[inverse],
                          text_embeds=emb[inverse.to(emb.device)], hidden_states=hs, truncated=truncated,
-                         backend=self)
+                         backend=self, eos_rows=rows)
 
     def weights_hash(self) -> str:
         """SHA-256 (16 hex digits) over every parameter and buffer: keys caches to the exact weights."""

@@ -150,6 +150,9 @@ class HFClip(ClipBackend):
         hs = tuple(out.hidden_states) if hidden_states else None
         return embeds, hs
 
+    def text_attention_projections(self):
+        return [(layer.self_attn.q_proj, layer.self_attn.k_proj) for layer in self.model.text_model.encoder.layers]
+
     def text_qkv(self, block: int, hidden: torch.Tensor):
         layer = self.model.text_model.encoder.layers[block]
         x = layer.layer_norm1(hidden)
