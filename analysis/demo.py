@@ -74,7 +74,6 @@ def selection_figure(clip, records, show: int, budget: float, seed: int):
     import pandas as pd
 
     from analysis.plotting.demo import plot_demo_selection_grid
-
     from litelvlm.data.geometry import patch_coverage
     from litelvlm.pruning import SelectorInputs, available_methods, get_method, visual_features
 

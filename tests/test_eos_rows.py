@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-
 TEXTS = ["a red square on the left", "dog", "the second cup from the right of the table", "two"]
 
 

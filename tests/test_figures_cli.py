@@ -1,11 +1,15 @@
-"""``litelvlm figures``: argument errors, family skipping, and the files it writes."""
+"""``litelvlm figures``: argument errors, family skipping, the summary, and the files it writes."""
 
 from __future__ import annotations
 
 import pytest
 
-from analysis import figures
+import analysis.families as families
+from analysis.families import FAMILIES
+from analysis.families.family import Family
 from litelvlm.cli import main
+
+NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency"]
 
 
 def test_needs_results_or_smoke(capsys, tmp_path):
@@ -21,33 +25,69 @@ def test_needs_results_or_smoke(capsys, tmp_path):
 def test_results_without_the_family_tables_name_the_missing_files(capsys, tmp_path):
     assert main(["figures", "--results", str(tmp_path), "--family", "retention", "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
-    assert "retention.parquet" in err and "litelvlm retention" in err
+    assert "retention.parquet" in err and f"litelvlm retention --out {tmp_path / 'retention'}" in err
     assert not (tmp_path / "f").exists()
 
 
 def test_list_names_every_family(capsys):
     assert main(["figures", "--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("reversal", "sink", "retention", "grounding", "importance", "efficiency"):
+    for name in NOTEBOOK_ORDER:
         assert name in out
-    assert list(figures.FAMILIES) == ["reversal", "sink", "retention", "grounding", "importance", "efficiency"]
+    assert list(FAMILIES) == NOTEBOOK_ORDER
+
+
+def test_each_family_is_registered_once_from_its_own_module_in_notebook_order():
+    assert [f.notebook for f in FAMILIES.values()] == sorted(f.notebook for f in FAMILIES.values())
+    for name, fam in FAMILIES.items():
+        module = getattr(families, name)
+        assert module.FAMILY is fam and fam.name == name
+        for fn in (fam.make_smoke, fam.read, fam.draw):
+            assert fn.__module__ == f"analysis.families.{name}", fn
+    assert not hasattr(families, "register")
+
+
+def _ghost() -> Family:
+    def nothing(*args):
+        raise AssertionError("a family whose modules are missing is never made, read or drawn")
+
+    return Family(name="ghost", notebook="99_ghost", title="Ghost", description="", command="litelvlm ghost",
+                  requires=("analysis.no_such_module",), subdir="ghost", make_smoke=nothing, read=nothing,
+                  draw=nothing, results_files=("ghost.csv",), make_results="litelvlm ghost --out {out}")
 
 
 def test_unavailable_family_is_skipped_in_smoke_and_an_error_when_asked_for(monkeypatch, capsys, tmp_path):
-    ghost = figures.Family(name="ghost", notebook="99_ghost", title="Ghost", description="", command="litelvlm ghost",
-                           requires=("analysis.no_such_module",), subdir="ghost")
-    monkeypatch.setattr(figures, "FAMILIES", {"ghost": ghost})
+    monkeypatch.setattr(families, "FAMILIES", {"ghost": _ghost()})
     assert main(["figures", "--smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "skipping ghost: needs analysis.no_such_module" in out and "not wired" not in out
+    assert out.splitlines()[-1] == "figures: skipped 1: ghost (needs analysis.no_such_module)"
     assert main(["figures", "--smoke", "--family", "ghost", "--out", str(tmp_path)]) == 2
     assert "analysis.no_such_module" in capsys.readouterr().err
     assert main(["figures", "--results", str(tmp_path), "--out", str(tmp_path)]) == 2  # not smoke: an error
     assert not list(tmp_path.glob("*.p*"))
 
 
-def test_results_route_equals_the_family_function(tmp_path, capsys):
-    fam = figures.FAMILIES["retention"]
+def test_empty_results_skip_every_family_with_one_line_naming_its_folder_and_command(capsys, tmp_path):
+    assert main(["figures", "--results", str(tmp_path), "--out", str(tmp_path / "f")]) == 2
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    skips = [line for line in lines if line.startswith("figures: skipping")]
+    assert len(skips) == len(FAMILIES)
+    for line, fam in zip(skips, FAMILIES.values()):
+        assert line.startswith(f"figures: skipping {fam.name}: no results in {tmp_path};")
+        assert fam.make_results.format(out=tmp_path / fam.subdir) in line
+        assert f"litelvlm figures --smoke --family {fam.name}" in line
+    assert "litelvlm sink --out " + str(tmp_path / "sink") in captured.out
+    assert "--protocol per-expression --out " + str(tmp_path / "grounding" / "per-expression") in captured.out
+    assert lines[-2] == f"figures: wrote 0 files to {tmp_path / 'f'} from 0 families (none)"
+    assert lines[-1].startswith(f"figures: skipped {len(FAMILIES)}: reversal (no results in {tmp_path})")
+    assert "holds no results of any figure family" in captured.err
+    assert not (tmp_path / "f").exists()
+
+
+def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_path, capsys):
+    fam = FAMILIES["retention"]
     results = tmp_path / "results"
     fam.smoke_results(results, model="tiny-random")
     assert main(["figures", "--results", str(results), "--family", "retention", "--out", str(tmp_path / "a")]) == 0
@@ -56,6 +96,17 @@ def test_results_route_equals_the_family_function(tmp_path, capsys):
     for p in paths:
         assert (tmp_path / "a" / p.name).read_bytes() == p.read_bytes(), p.name
     assert "wrote" in capsys.readouterr().out
+    # without --family: draws the families it has results for, one line per skipped one, then a summary
+    assert main(["figures", "--results", str(results), "--out", str(tmp_path / "c")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    others = [n for n in FAMILIES if n != "retention"]
+    assert [line.split(":")[1].split()[-1] for line in lines if "skipping" in line] == others
+    assert lines[-2] == f"figures: wrote {len(paths)} files to {tmp_path / 'c'} from 1 families (retention)"
+    assert lines[-1] == f"figures: skipped {len(others)}: " + "; ".join(
+        f"{n} (no results in {results})" for n in others)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(p.name for p in paths)
+    for p in paths:
+        assert (tmp_path / "c" / p.name).read_bytes() == p.read_bytes(), p.name
 
 
 @pytest.mark.parametrize("bad", ["--results-typo"])

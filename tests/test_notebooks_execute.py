@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from analysis import figures
-from litelvlm.cli import main
+from analysis.families import FAMILIES
+from analysis.notebook_run import execute_notebook
 
-WIRED = [f for f in figures.FAMILIES.values() if f.wired and not f.missing()]
-
-
-@pytest.fixture(scope="module")
-def cli_figures(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli_figures")
-    assert main(["figures", "--smoke", "--out", str(out)]) == 0
-    return out
+READY = [f for f in FAMILIES.values() if not f.missing()]
 
 
-@pytest.mark.parametrize("family", WIRED, ids=lambda f: f.name)
-def test_notebook_runs_in_smoke_mode_and_matches_the_command(family, cli_figures, tmp_path, monkeypatch):
+@pytest.mark.parametrize("family", READY, ids=lambda f: f.name)
+def test_notebook_runs_in_smoke_mode_and_matches_the_command(family, smoke_figures, tmp_path, monkeypatch):
     import torch
 
+    cli_figures = smoke_figures(family.name)  # `litelvlm figures --smoke --family NAME`, once per test session
     # the kernel computes with as many threads as this process did (float sums depend on it)
     monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
     executed = tmp_path / f"{family.notebook}.ipynb"
-    paths = figures.execute_notebook(family, None, tmp_path / "figs", smoke=True, executed=executed)
+    paths = execute_notebook(family, None, tmp_path / "figs", smoke=True, executed=executed)
     assert paths, f"{family.notebook} wrote no figures"
     expected = sorted(cli_figures.glob(f"{family.name}_*"))
     assert [p.name for p in paths] == [p.name for p in expected]

@@ -1,4 +1,5 @@
-"""Committed notebooks: outputs stripped, a ``parameters`` cell, and generated from analysis/figures.py."""
+"""Committed notebooks: outputs stripped, a ``parameters`` cell, and generated from the family modules
+(``analysis/families/``) by ``analysis/notebook_gen.py``."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from analysis import figures
+from analysis import notebook_gen
+from analysis.families import FAMILIES
 
-NOTEBOOKS = sorted(figures.NOTEBOOK_DIR.glob("*.ipynb"))
-WIRED = [f for f in figures.FAMILIES.values() if f.wired]
+NOTEBOOKS = sorted(notebook_gen.NOTEBOOK_DIR.glob("*.ipynb"))
 
 
-def test_every_wired_family_has_its_notebook_and_no_stray_ones():
-    assert {figures.notebook_path(f) for f in WIRED} <= set(NOTEBOOKS)
-    known = {figures.notebook_path(f) for f in figures.FAMILIES.values()}
-    assert set(NOTEBOOKS) <= known, "a notebook without a figure family in analysis/figures.py"
+def test_every_family_has_its_notebook_and_no_stray_ones():
+    known = {notebook_gen.notebook_path(f) for f in FAMILIES.values()}
+    assert known == set(NOTEBOOKS), "a family without its notebook, or a notebook without a family in analysis.families"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -38,16 +38,16 @@ def test_parameters_cell_sets_results_model_smoke(path: Path):
     assert {"RESULTS", "MODEL", "SMOKE", "OUT"} <= names
 
 
-@pytest.mark.parametrize("family", WIRED, ids=lambda f: f.name)
+@pytest.mark.parametrize("family", FAMILIES.values(), ids=lambda f: f.name)
 def test_committed_notebook_is_the_generated_one(family):
-    committed = figures.notebook_path(family).read_text()
-    assert committed == figures.notebook_text(family), (
-        f"{family.notebook}.ipynb differs from analysis/figures.py; run `litelvlm figures --write-notebooks`")
+    committed = notebook_gen.notebook_path(family).read_text()
+    assert committed == notebook_gen.notebook_text(family), (
+        f"{family.notebook}.ipynb differs from {family.draw.__module__}; run `litelvlm figures --write-notebooks`")
 
 
-@pytest.mark.parametrize("family", WIRED, ids=lambda f: f.name)
+@pytest.mark.parametrize("family", FAMILIES.values(), ids=lambda f: f.name)
 def test_notebook_body_only_calls_plot_functions(family):
-    body = figures.draw_body(family.draw)
+    body = notebook_gen.draw_body(family.draw)
     calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(body)) if isinstance(n, ast.Call)}
     assert any(c.startswith("plots.") for c in calls)
     assert not [n for n in ast.walk(ast.parse(body)) if isinstance(n, (ast.Import, ast.ImportFrom))]
@@ -59,4 +59,4 @@ def test_draw_body_drops_docstring_and_return():
         figs = {"a": tables}  # a comment survives
         return figs
 
-    assert figures.draw_body(draw) == 'figs = {"a": tables}  # a comment survives\n'
+    assert notebook_gen.draw_body(draw) == 'figs = {"a": tables}  # a comment survives\n'

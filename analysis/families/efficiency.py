@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import plots
-from analysis.figures import Family, register
+from analysis.families.family import Family
 
 
 def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
@@ -39,11 +39,14 @@ def draw_efficiency(tables: dict) -> dict:
     return figs
 
 
-register(Family(
+#: the figure family, registered in :data:`analysis.families.FAMILIES`
+FAMILY = Family(
     name="efficiency", notebook="06_efficiency", title="Efficiency",
     description="FLOPs, prefill time, CUDA time and memory per budget, with the paper's numbers and the "
                 "FLOPs-ideal limit drawn in.",
     command="litelvlm efficiency", requires=("analysis.efficiency", "analysis.plotting.efficiency"),
     subdir="efficiency", make_smoke=smoke_efficiency, read=read_efficiency, draw=draw_efficiency,
     smoke_note="`litelvlm efficiency --arch tiny --flops-only` (the tiny GLaMM on the meta device: FLOPs and "
-               "activation bytes, no timing; timing needs a real run, see the README)"))
+               "activation bytes, no timing; timing needs a real run, see the README)",
+    results_files=("efficiency.csv",),
+    make_results="litelvlm efficiency --out {out}")

@@ -6,7 +6,8 @@ import tempfile
 from pathlib import Path
 
 from analysis import plots
-from analysis.figures import Family, coco128_dir, register
+from analysis.families.family import Family
+from analysis.families.smoke_inputs import coco128_dir
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
 SMOKE_METHODS = "none,litelvlm,random,fastv"
@@ -54,7 +55,8 @@ def draw_grounding(tables: dict) -> dict:
     return figs
 
 
-register(Family(
+#: the figure family, registered in :data:`analysis.families.FAMILIES`
+FAMILY = Family(
     name="grounding", notebook="04_grounding_vs_budget", title="Grounding against budget",
     description="cIoU and gIoU against the visual-token budget, one line per method with the unpruned model "
                 "as a dashed reference, for the `per-expression` and `official` protocols side by side, and "
@@ -64,4 +66,7 @@ register(Family(
     subdir="grounding", make_smoke=smoke_grounding, read=read_grounding, draw=draw_grounding,
     smoke_note="the random-weight `tiny-random` GLaMM (tiny 24x24 CLIP, tiny SAM) on one COCO-128 image with "
                "two generated expressions (a synthetic REFER folder when ../shared/data is absent); the "
-               "numbers mean nothing"))
+               "numbers mean nothing",
+    results_files=("grounding.parquet", "per-expression/grounding.parquet", "official/grounding.parquet"),
+    make_results="litelvlm eval-grounding --protocol per-expression --out {out}/per-expression "
+                 "(and --protocol official --out {out}/official)")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import plots
-from analysis.figures import Family, coco128_dir, register
+from analysis.families.family import Family
+from analysis.families.smoke_inputs import coco128_dir
 
 
 def smoke_importance(out_dir: Path, model: str | None = None) -> None:
@@ -66,7 +67,8 @@ def draw_importance(tables: dict) -> dict:
     return figs
 
 
-register(Family(
+#: the figure family, registered in :data:`analysis.families.FAMILIES`
+FAMILY = Family(
     name="importance", notebook="05_importance_correlation", title="Importance correlation",
     description="Correlation of CLIP token ranks (-s, context, +s) with the LLM's token importance (attention "
                 "rows per layer, captum attributions, group ablation) against LLM layer; one sentence's "
@@ -76,4 +78,7 @@ register(Family(
     requires=("analysis.importance", "analysis.plotting.importance"), subdir="importance",
     make_smoke=smoke_importance, read=read_importance, draw=draw_importance,
     smoke_note="the random-weight `tiny-random` GLaMM on one COCO-128 image (two sentences; a synthetic REFER "
-               "folder when ../shared/data is absent), so every number is meaningless: it only shows the layout"))
+               "folder when ../shared/data is absent), so every number is meaningless: it only shows the layout",
+    results_files=("importance.parquet",),
+    make_results="litelvlm importance --out {out} "
+                 "(and litelvlm eval-grounding --out {out}/ablation for the oracle ablation)")

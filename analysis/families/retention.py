@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import plots
-from analysis.figures import SMOKE_MODEL, Family, coco128_dir, register
+from analysis.families.family import Family
+from analysis.families.smoke_inputs import SMOKE_MODEL, coco128_dir
 
 
 def smoke_retention(out_dir: Path, model: str | None = None) -> None:
@@ -38,13 +39,14 @@ def draw_retention(tables: dict) -> dict:
     return figs
 
 
-register(Family(
+#: the figure family, registered in :data:`analysis.families.FAMILIES`
+FAMILY = Family(
     name="retention", notebook="03_token_retention", title="Token retention",
     description="Like the paper's animation: the input, the similarity-aware tokens, the context-aware "
                 "tokens, and the final kept set at 576/192/64/32 for every CLIP-side method side by side.",
     command="litelvlm retention", requires=("analysis.retention", "analysis.plotting.retention"),
     subdir="retention", make_smoke=smoke_retention, read=read_retention, draw=draw_retention,
     smoke_note="the random-weight `tiny336-random` CLIP (24x24 grid) on one COCO-128 image with its "
-               "generated expressions (a synthetic scene when ../shared/data is absent)"))
-
-
+               "generated expressions (a synthetic scene when ../shared/data is absent)",
+    results_files=("retention.parquet",),
+    make_results="litelvlm retention --out {out}")

@@ -5,23 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import plots
-from analysis.figures import SMOKE_MODEL, Family, coco128_dir, family_dir, register
-
-
-def _smoke_data(out_dir: Path) -> Path:
-    data = coco128_dir()
-    if data is None:
-        from litelvlm.data.fixtures import write_tiny_refer
-
-        data = write_tiny_refer(out_dir / "_data", sizes=((336, 448), (448, 336), (336, 336)))
-    return data
+from analysis.families.family import Family, family_dir
+from analysis.families.smoke_inputs import SMOKE_MODEL, refer_data
 
 
 def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
     """Two random-weight 24x24 CLIPs (two seeds) on a few COCO-128 val sentences (or a tiny hand-made REFER folder)."""
     from litelvlm.cli import main
 
-    data = _smoke_data(Path(out_dir))
+    data = refer_data(Path(out_dir))
     models = [model] if model else [SMOKE_MODEL, f"{SMOKE_MODEL}:1"]
     for i, m in enumerate(models):
         rc = main(["reversal", "--model", m, "--refer-dir", str(data), "--split", "val", "--limit", "16",
@@ -85,11 +77,14 @@ def draw_reversal(tables: dict) -> dict:
     return figs
 
 
-register(Family(
+#: the figure family, registered in :data:`analysis.families.FAMILIES`
+FAMILY = Family(
     name="reversal", notebook="01_similarity_reversal", title="Similarity reversal",
     description="A gallery of images with similarity maps, referent contours and the lowest/highest-similarity "
                 "tokens; AUROC against vision layer, one line per CLIP model; reversal by mask area and category.",
     command="litelvlm reversal", requires=("analysis.reversal", "analysis.plotting.clip_studies"), subdir="reversal",
     make_smoke=smoke_reversal, read=read_reversal, draw=draw_reversal,
     smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
-               "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)"))
+               "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)",
+    results_files=("**/reversal.parquet",),
+    make_results="litelvlm reversal --model MODEL --out {out}/MODEL (one run per CLIP model)")

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import plots
-from analysis.figures import SMOKE_MODEL, Family, family_dir, register
+from analysis.families.family import Family, family_dir
+from analysis.families.smoke_inputs import SMOKE_MODEL, refer_data
 
 
 def smoke_sink(out_dir: Path, model: str | None = None) -> None:
     """The random-weight 24x24 CLIP on a few COCO-128 val sentences, with the ablation on their images."""
-    from analysis.families.reversal import _smoke_data
     from litelvlm.cli import main
 
-    data = _smoke_data(Path(out_dir))
+    data = refer_data(Path(out_dir))
     rc = main(["sink", "--model", model or SMOKE_MODEL, "--refer-dir", str(data), "--image-dir",
                str(data / "images"), "--split", "val", "--limit", "16", "--ablate-from", "0", "1",
                "--n-boot", "200", "--examples", "2", "--out", str(out_dir)])
@@ -47,11 +47,14 @@ def draw_sink(tables: dict) -> dict:
     return figs
 
 
-register(Family(
+#: the figure family, registered in :data:`analysis.families.FAMILIES`
+FAMILY = Family(
     name="sink", notebook="02_text_attention_sink", title="Text attention sink",
     description="[EOS]->[SOS] against content tokens per layer and head, one example sentence drawn like the "
                 "project page's interactive view, and the sink ablation.",
     command="litelvlm sink", requires=("analysis.attention_sink", "analysis.plotting.clip_studies"), subdir="sink",
     make_smoke=smoke_sink, read=read_sink, draw=draw_sink,
     smoke_note="the random-weight `tiny336-random` CLIP on 16 COCO-128 val sentences, with the ablation on "
-               "their images (a tiny hand-made REFER folder when ../shared/data is absent)"))
+               "their images (a tiny hand-made REFER folder when ../shared/data is absent)",
+    results_files=("sink.parquet",),
+    make_results="litelvlm sink --out {out}")
