@@ -19,6 +19,7 @@ import abc
 import contextlib
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -360,16 +361,46 @@ class ClipBackend(abc.ABC):
                          text_embeds=emb[inverse.to(emb.device)], hidden_states=hs, truncated=truncated,
                          backend=self, eos_rows=rows)
 
+    def weight_files(self) -> list[Path]:
+        """The local files the weights were loaded from ([] when unknown, e.g. a hub id)."""
+        return []
+
     def weights_hash(self) -> str:
-        """SHA-256 (16 hex digits) over every parameter and buffer: keys caches to the exact weights."""
+        """SHA-256 (16 hex digits) over every parameter and buffer: keys caches to the exact weights.
+
+        Hashing a full-size model takes seconds, so the value is cached under the litelvlm cache
+        folder, keyed by the weight files' paths, sizes and modification times (and the dtype and
+        backend): a changed file is hashed afresh.
+        """
         if getattr(self, "_weights_hash", None) is None:
+            memo = self._weights_hash_memo()
+            if memo is not None and memo.exists():
+                self._weights_hash = memo.read_text().strip()
+                return self._weights_hash
             h = hashlib.sha256()
             for name, t in sorted(self.modules().state_dict().items()):
                 h.update(name.encode())
                 h.update(str(tuple(t.shape)).encode())
                 h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
             self._weights_hash = h.hexdigest()[:16]
+            if memo is not None:
+                with contextlib.suppress(OSError):  # a read-only cache only costs the next run the hash
+                    from ..io import atomic_path
+
+                    memo.parent.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(memo) as tmp:
+                        tmp.write_text(self._weights_hash + "\n")
         return self._weights_hash
+
+    def _weights_hash_memo(self) -> Path | None:
+        files = self.weight_files()
+        if not files:
+            return None
+        from ..cache import config_key, default_cache_dir
+
+        stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        key = config_key({"files": stats, "dtype": str(self.dtype), "backend": self.backend})
+        return default_cache_dir() / "weights-hash" / f"{key}.txt"
 
     def to_display(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Undo the normalisation: (B, H, W, 3) floats in [0, 1] of what the model sees."""

@@ -150,6 +150,14 @@ class HFClip(ClipBackend):
         hs = tuple(out.hidden_states) if hidden_states else None
         return embeds, hs
 
+    def weight_files(self) -> list:
+        from pathlib import Path
+
+        folder = Path(self.name)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
+
     def text_attention_projections(self):
         return [(layer.self_attn.q_proj, layer.self_attn.k_proj) for layer in self.model.text_model.encoder.layers]
 

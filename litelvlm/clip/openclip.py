@@ -136,6 +136,15 @@ class OpenClip(ClipBackend):
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
+    def weight_files(self) -> list:
+        from pathlib import Path
+
+        arch, pretrained = parse_open_clip_name(self.name)
+        if arch.startswith("local-dir:"):
+            folder = Path(arch[len("local-dir:"):])
+            return sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".json"))
+        return [Path(pretrained)] if pretrained and Path(pretrained).is_file() else []
+
     def modules(self) -> torch.nn.Module:
         return self.model
 
