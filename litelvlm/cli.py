@@ -55,7 +55,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --threads
             p.add_argument("--threads", type=int, default=None,
                            help="torch CPU threads (default: 1 for tiny/toy models, else the physical cores)")
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _parser=p)
     return parser
 
 
@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     only = next((a for a in argv if a in all_commands()), None)
     parser = build_parser(only=only)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported under the subcommand's own usage line (exit 2)
+        (getattr(args, "_parser", None) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in {"litelvlm"} | {module.split(".")[0] for module, _ in all_commands().values()}:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -98,3 +98,13 @@ def test_list_methods_works_on_its_own(capsys):
         assert f"\n{name} " in "\n" + out
     assert main(["select", "--text", "a dog"]) == 2
     assert "--image and --budget required" in capsys.readouterr().err
+
+
+def test_unknown_option_is_reported_under_the_subcommand_usage(capsys):
+    from litelvlm.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["select", "--list-methods", "--bogus"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: litelvlm select" in err and "unrecognized arguments: --bogus" in err

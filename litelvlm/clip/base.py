@@ -303,12 +303,12 @@ class ClipBackend(abc.ABC):
     def text_qkv(self, block: int, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """q, k, v of text block ``block`` given its input ``hidden``."""
 
-    @torch.no_grad()
     def text_attention_projections(self) -> list[tuple[torch.nn.Module, torch.nn.Module]] | None:
         """(q_proj, k_proj) modules of every text block, in order, for capturing [EOS] rows during the
         forward pass; None when the tower has no separate projection modules (then they are recomputed)."""
         return None
 
+    @torch.no_grad()
     def encode_text(self, texts: list[str], batch_size: int = 256, hidden_states: bool = True,
                     warn_truncation: bool = True, eos_rows: bool = False) -> TextTrace:
         """Tokenise and encode texts in batches; texts over the context are truncated with a warning.
