@@ -1,17 +1,19 @@
 """``litelvlm efficiency``: FLOPs (analytic and FlopCounterMode), prefill time, CUDA time and
 activation memory of GLaMM per pruning method and visual-token budget.
 
-FLOPs are always counted on the ``meta`` device (the full 7B model needs no memory); so is the
-activation memory of every LLM prefill (``llm_act_mb_meta``: bytes of the tensors a forward creates,
-at their peak). Without ``--flops-only`` every part is also built with random weights on
-``--device`` and timed (median wall time after warm-ups; summed CUDA kernel time on GPUs) and its
-peak activation memory measured, once per attention implementation in ``--attn``.
+What is measured is the library's pipeline (``litelvlm.lvlm.GlammPipeline``, the one
+``eval-grounding`` runs) with random weights, built from the ``litelvlm.lvlm.config.ARCHS`` preset
+of ``--arch``, in the parts of ``analysis.eff.parts``. FLOPs are always counted on the ``meta``
+device (the full 7B model needs no memory; ``analysis.eff.count``); so is the activation memory of
+every LLM prefill (``llm_act_mb_meta``: bytes of the tensors a forward creates, at their peak).
+Without ``--flops-only`` every part is also run with random weights on ``--device`` and timed
+(median wall time after warm-ups; summed CUDA kernel time on GPUs) and its peak activation memory
+measured, once per attention implementation in ``--attn`` (``analysis.eff.measure``).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import platform
 import time
@@ -25,13 +27,14 @@ from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, spli
 from litelvlm.errors import LiteLVLMError
 
 from .eff.arch import ARCH_NAMES, get_arch
+from .eff.count import flops_rows
+from .eff.measure import device_name, timing_rows
+from .glamm_args import DTYPES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "random", "fastv"]
 DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-MB = 2 ** 20
 
 
 @dataclass
@@ -110,144 +113,6 @@ def _pairs(methods: list[str], budgets: list[int], n: int) -> list[tuple[str, in
     return pairs
 
 
-def flops_rows(arch, pairs, attns, dtype, fastv_layer) -> pd.DataFrame:
-    """FLOPs (analytic, measured, conventions, end to end) and meta-device LLM activation memory."""
-    from torch.utils.flop_counter import FlopCounterMode
-    from tqdm.auto import tqdm
-
-    from .eff.flops import (
-        llm_flops_exact,
-        llm_inputs,
-        llm_macs_fastv_convention,
-        llm_macs_swiglu,
-        run_llm,
-        token_plan,
-    )
-    from .eff.memory import LiveTensorBytes
-    from .eff.pipeline import MetaModels, SelectorBench, constant_flops, needs_text, projector_flops
-
-    meta = MetaModels.build(arch, attns[0], dtype)
-    const = constant_flops(meta)
-    bench = SelectorBench(arch)
-    plans = {p: token_plan(arch, p[0], p[1], fastv_layer) for p in pairs}
-    llm: dict = {}
-    for attn in attns:
-        model = meta.llm
-        model.set_attn_implementation(attn)  # same weights (none: meta), other attention kernel
-        for plan in tqdm(list(dict.fromkeys(plans.values())), desc=f"LLM on meta ({attn})", leave=False):
-            x = llm_inputs(arch, plan, "meta", dtype)
-            fc, mem = FlopCounterMode(display=False), LiveTensorBytes()
-            with torch.no_grad(), fc, mem:
-                out = run_llm(model, arch, plan, x)
-            kept = mem.live
-            del out
-            llm[attn, plan] = (int(fc.get_total_flops()), mem.peak, kept)
-    sel_flops = {p: bench.flops(*p) for p in tqdm(pairs, desc="selector FLOPs", leave=False)}
-    proj_flops: dict[int, int] = {}
-    rows = []
-    for attn in attns:
-        for (method, budget), plan in plans.items():
-            flops, peak, kept = llm[attn, plan]
-            vis_in = arch.num_patches if method in ("none", "fastv") else budget
-            text = const["text"] if needs_text(method) else 0
-            sel = sel_flops[method, budget]
-            if vis_in not in proj_flops:
-                proj_flops[vis_in] = projector_flops(meta, vis_in)
-            proj = proj_flops[vis_in]
-            analytic = llm_flops_exact(arch.glamm, plan)
-            rows.append({
-                "arch": arch.name, "attn": attn, "method": method, "budget": budget,
-                "n_tokens": plan.n_tokens, "n_tokens_first_layers": plan.n_before, "prune_layer": plan.prune_layer,
-                "llm_tflops_analytic": analytic / 1e12, "llm_tflops_measured": flops / 1e12,
-                "llm_flops_rel_diff": flops / analytic - 1,
-                "llm_tmacs_fastv_convention": llm_macs_fastv_convention(arch.glamm, plan) / 1e12,
-                "llm_tmacs_paper_convention": llm_macs_swiglu(arch.glamm, plan) / 1e12,
-                "clip_tflops": const["clip"] / 1e12, "text_tflops": text / 1e12, "selector_tflops": sel / 1e12,
-                "projector_tflops": proj / 1e12, "sam_tflops": const["sam"] / 1e12,
-                "e2e_tflops": (const["clip"] + text + sel + proj + flops + const["sam"]) / 1e12,
-                "llm_act_mb_meta": peak / MB, "llm_kept_mb_meta": kept / MB, "meta_dtype": str(dtype)[6:],
-            })
-    return pd.DataFrame(rows)
-
-
-def timing_rows(arch, pairs, attns, device, dtype, fastv_layer, warmup, repeats, chain=True) -> pd.DataFrame:
-    """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention."""
-    from .eff.pipeline import DevicePipeline
-
-    frames = []
-    for attn in attns:
-        pipe = DevicePipeline(arch, device, dtype, attn)
-        try:
-            frames.append(_time_pipeline(pipe, pairs, fastv_layer, warmup, repeats, chain))
-        finally:
-            del pipe
-            if torch.device(device).type == "cuda":
-                torch.cuda.empty_cache()
-    return pd.concat(frames, ignore_index=True)
-
-
-def _time_pipeline(pipe, pairs, fastv_layer: int, warmup: int, repeats: int, chain: bool) -> pd.DataFrame:
-    """Timing rows of one :class:`DevicePipeline` (one attention implementation).
-
-    Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens
-    share it), all plans round-robin (see ``interleaved_wall_ms``); the selector is timed per (method, budget), and so is the end-to-end chain with its CUDA
-    time and memory when ``chain`` (else ``e2e_ms`` is the sum of the parts' medians, memory not measured).
-    """
-    from tqdm.auto import tqdm
-
-    from .eff.flops import token_plan
-    from .eff.memory import peak_activation_bytes
-    from .eff.pipeline import needs_text
-    from .eff.timing import cuda_time_ms, interleaved_wall_ms, wall_time_ms
-
-    device, arch = pipe.device, pipe.arch
-
-    def wall(fn) -> float:
-        return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
-
-    clip_ms, text_ms, sam_ms = wall(pipe.run_clip), wall(pipe.run_text), wall(pipe.run_sam)
-    plans = {token_plan(arch, m, b, fastv_layer): None for m, b in pairs}
-    prefill = {plan: functools.partial(pipe.run_llm, plan) for plan in plans}
-    log.info("timing %d LLM prefills round-robin (%s)", len(prefill), pipe.attn)
-    walls = interleaved_wall_ms(prefill, device, warmup=warmup, repeats=repeats)
-    llm = {plan: (walls[plan]["median"], walls[plan]["min"], cuda_time_ms(fn, device),
-                  peak_activation_bytes(fn, device)[0]) for plan, fn in prefill.items()}
-    rows = []
-    for method, budget in tqdm(pairs, desc=f"timing ({pipe.attn})", leave=False):
-        plan = token_plan(arch, method, budget, fastv_layer)
-        prefill_ms, prefill_min, cuda, act = llm[plan]
-
-        def e2e(m=method, b=budget):
-            return pipe.run_e2e(m, b, fastv_layer)
-
-        def selection(m=method, b=budget):
-            return pipe.run_select(m, b)
-
-        sel_ms = 0.0 if method in ("none", "fastv") else wall(selection)
-        text = text_ms if needs_text(method) else 0.0
-        if chain:
-            e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
-            e2e_act = peak_activation_bytes(e2e, device)[0] / MB
-        else:
-            e2e_ms, e2e_cuda, e2e_act = clip_ms + text + sel_ms + prefill_ms + sam_ms, float("nan"), float("nan")
-        rows.append({
-            "attn": pipe.attn, "method": method, "budget": budget, "device": _device_name(device),
-            "dtype": str(pipe.dtype)[6:], "prefill_ms": prefill_ms, "prefill_min_ms": prefill_min,
-            "llm_cuda_ms": cuda, "llm_act_mb": act / MB,
-            "clip_ms": clip_ms, "text_ms": text, "selector_ms": sel_ms, "sam_ms": sam_ms,
-            "e2e_ms": e2e_ms, "e2e_mode": "chain" if chain else "sum of parts", "e2e_cuda_ms": e2e_cuda,
-            "e2e_act_mb": e2e_act,
-        })
-    return pd.DataFrame(rows)
-
-
-def _device_name(device) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
 def run(args: argparse.Namespace) -> int:
     """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
     prev = torch.get_num_threads()
@@ -289,7 +154,7 @@ def _run(args: argparse.Namespace) -> int:
         "arch": arch.to_dict(), "methods": methods, "budgets": budgets, "attn_implementations": attns,
         "attn_note": "eager = the LLM attention of GLaMM (explicit softmax(QK^T)V); sdpa = "
                      "torch.nn.functional.scaled_dot_product_attention",
-        "dtype": dtype_name, "device": _device_name(a.device) if not a.flops_only else "meta",
+        "dtype": dtype_name, "device": device_name(a.device) if not a.flops_only else "meta",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "transformers": _version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,

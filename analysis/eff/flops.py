@@ -10,7 +10,11 @@ Conventions (n tokens, Llama with d, L, m, V):
 * ``mac_swiglu``: L·(4·n·d² + 2·n²·d + 3·n·d·m) multiply-accumulates (no LM head), i.e. half the
   exact count without the head. The LiteLVLM paper's 4.66 / 2.11 / 1.27 "TB" follow this one.
 
-With FastV, layers ``0..K-1`` see n tokens and layers ``K..L-1`` the pruned n'.
+One token schedule per method (:class:`TokenPlan`: the visual tokens each LLM layer sees, as stages
+``[(first_layer, visual_tokens), ...]``) drives both the analytic count here and the prefill the
+study runs (``analysis.eff.parts``): ``none`` is [(0, N)], CLIP-side methods [(0, K)], FastV
+[(0, N), (K_layer, K)]; a method pruning at several LLM layers (SparseVLM: 576 tokens in layers
+0-2, then fewer from layers 3, 7 and 16) is a longer list.
 """
 
 from __future__ import annotations
@@ -21,55 +25,78 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.config import GlammArch
 
 from .arch import EffArch
 
-#: Methods whose pruning happens before the LLM (the LLM simply gets K visual tokens).
+#: The LiteLVLM paper's LLM FLOPs ("TB") at 576 / 192 / 64 visual tokens.
 PAPER_TFLOPS = {576: 4.66, 192: 2.11, 64: 1.27}
 
 
 @dataclass(frozen=True)
 class TokenPlan:
-    """How many tokens each LLM layer sees: ``n_before`` for layers < ``prune_layer``, then ``n_after``."""
+    """How many tokens each LLM layer sees: ``text_tokens`` text tokens at every layer, and the visual
+    tokens of ``stages`` = ((first_layer, visual_tokens), ...): from ``first_layer`` on (up to the next
+    stage's first layer) the layers see ``visual_tokens``. The first stage starts at layer 0."""
 
-    n_before: int
-    n_after: int
-    prune_layer: int  # 0 when pruning happens before the LLM (or there is none)
+    text_tokens: int
+    stages: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        firsts = [first for first, _ in self.stages]
+        if not firsts or firsts[0] != 0 or any(b <= a for a, b in zip(firsts, firsts[1:])):
+            raise LiteLVLMError(f"token stages must start at layer 0 with increasing layers; got {self.stages}")
+
+    @classmethod
+    def uniform(cls, n: int) -> TokenPlan:
+        """Every layer sees ``n`` tokens (counted as text: the count does not tell them apart)."""
+        return cls(n, ((0, 0),))
+
+    @property
+    def n_before(self) -> int:
+        """Tokens entering the LLM (the first layers)."""
+        return self.text_tokens + self.stages[0][1]
 
     @property
     def n_tokens(self) -> int:
         """Tokens at the LLM output (what the LM head and the final hidden states see)."""
-        return self.n_after
+        return self.text_tokens + self.stages[-1][1]
+
+    @property
+    def prune_layer(self) -> int:
+        """The first layer that sees fewer tokens than the input (0: pruned before the LLM, or not at all)."""
+        return self.stages[1][0] if len(self.stages) > 1 else 0
+
+    def layers(self, num_layers: int) -> list[tuple[int, int]]:
+        """[(count of layers, tokens)] per stage, for an LLM of ``num_layers`` layers."""
+        if self.stages[-1][0] >= num_layers:
+            raise LiteLVLMError(f"token stages {self.stages} need more than {num_layers} LLM layers")
+        ends = [first for first, _ in self.stages[1:]] + [num_layers]
+        return [(end - first, self.text_tokens + visual) for (first, visual), end in zip(self.stages, ends)]
 
 
 def token_plan(arch: EffArch, method: str, budget: int, fastv_layer: int = 2) -> TokenPlan:
-    """The LLM's token counts for ``method`` at visual budget ``budget``."""
-    n_full = arch.n_tokens(arch.num_patches)
+    """The token schedule of ``method`` at visual budget ``budget``."""
+    n = arch.num_patches
     if method == "none":
-        return TokenPlan(n_full, n_full, 0)
+        return TokenPlan(arch.text_tokens, ((0, n),))
     if method == "fastv":
-        return TokenPlan(n_full, arch.n_tokens(budget), fastv_layer)
-    return TokenPlan(arch.n_tokens(budget), arch.n_tokens(budget), 0)
-
-
-def _layers(plan: TokenPlan, layers: int) -> list[tuple[int, int]]:
-    """[(count of layers, tokens)]."""
-    k = plan.prune_layer
-    return [(k, plan.n_before), (layers - k, plan.n_after)] if k else [(layers, plan.n_after)]
+        return TokenPlan(arch.text_tokens, ((0, n), (fastv_layer, budget)))
+    return TokenPlan(arch.text_tokens, ((0, budget),))
 
 
 def llm_flops_exact(s: GlammArch, plan: TokenPlan, lm_head: bool = True) -> int:
-    """Exact FLOPs of a Llama/SwiGLU prefill (see the module docstring), FastV-aware."""
+    """Exact FLOPs of a Llama/SwiGLU prefill with the token schedule ``plan`` (see the module docstring)."""
     d, m, V = s.llm_hidden, s.llm_intermediate, s.vocab_size
-    total = sum(2 * c * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) for c, n in _layers(plan, s.llm_layers))
-    return total + (2 * plan.n_after * d * V if lm_head else 0)
+    total = sum(2 * c * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) for c, n in plan.layers(s.llm_layers))
+    return total + (2 * plan.n_tokens * d * V if lm_head else 0)
 
 
 def llm_macs_fastv_convention(s: GlammArch, plan: TokenPlan) -> int:
     """The FastV paper's count: multiply-accumulates, two-matrix FFN, no LM head."""
     d, m = s.llm_hidden, s.llm_intermediate
-    return sum(c * (4 * n * d * d + 2 * n * n * d + 2 * n * d * m) for c, n in _layers(plan, s.llm_layers))
+    return sum(c * (4 * n * d * d + 2 * n * n * d + 2 * n * d * m) for c, n in plan.layers(s.llm_layers))
 
 
 def llm_macs_swiglu(s: GlammArch, plan: TokenPlan) -> int:
@@ -85,34 +112,6 @@ def count_flops(fn: Callable[[], object]) -> tuple[int, dict[str, int]]:
     return int(fc.get_total_flops()), {str(k): int(v) for k, v in fc.get_flop_counts().get("Global", {}).items()}
 
 
-def run_llm(model: torch.nn.Module, arch: EffArch, plan: TokenPlan, inputs_embeds: torch.Tensor,
-            fastv_layer: int = 2):
-    """One GLaMM-style prefill (KV cache, all hidden states, logits at every position), FastV when planned."""
-    from .fastv import fastv_pruning
-
-    kwargs = dict(inputs_embeds=inputs_embeds, use_cache=True, output_hidden_states=True)
-    if plan.prune_layer:
-        with fastv_pruning(model, vis_start=arch.prefix_tokens, num_visual=arch.num_patches,
-                           keep=plan.n_after - arch.text_tokens, layer=plan.prune_layer):
-            return model(**kwargs)
-    return model(**kwargs)
-
-
-def llm_inputs(arch: EffArch, plan: TokenPlan, device="meta", dtype=torch.float32, seed: int = 0) -> torch.Tensor:
-    """(1, n_before, d) input embeddings (random values off ``meta``)."""
-    shape = (1, plan.n_before, arch.glamm.llm_hidden)
-    if str(device) == "meta":
-        return torch.empty(shape, device="meta", dtype=dtype)
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(shape, generator=g) * 0.02).to(device, dtype)
-
-
-def measure_llm_flops(model: torch.nn.Module, arch: EffArch, plan: TokenPlan) -> tuple[int, dict[str, int]]:
-    """FlopCounterMode's count of one LLM prefill (``model`` may live on ``meta``)."""
-    x = llm_inputs(arch, plan, device=model.device, dtype=model.dtype)
-    return count_flops(lambda: run_llm(model, arch, plan, x))
-
-
 def fit_paper_text_tokens(s: GlammArch, paper: dict[int, float] | None = None, visual: int = 576) -> dict:
     """For each convention, the sequence length n (and text tokens n - K) that reproduces each of the
     paper's FLOPs figures, plus the single best text-token count (least squares) and its errors."""
@@ -120,10 +119,10 @@ def fit_paper_text_tokens(s: GlammArch, paper: dict[int, float] | None = None, v
 
     paper = paper or PAPER_TFLOPS
     convs: dict[str, Callable[[int], float]] = {
-        "exact": lambda n: llm_flops_exact(s, TokenPlan(n, n, 0)),
-        "exact_no_head": lambda n: llm_flops_exact(s, TokenPlan(n, n, 0), lm_head=False),
-        "fastv": lambda n: llm_macs_fastv_convention(s, TokenPlan(n, n, 0)),
-        "mac_swiglu": lambda n: llm_macs_swiglu(s, TokenPlan(n, n, 0)),
+        "exact": lambda n: llm_flops_exact(s, TokenPlan.uniform(n)),
+        "exact_no_head": lambda n: llm_flops_exact(s, TokenPlan.uniform(n), lm_head=False),
+        "fastv": lambda n: llm_macs_fastv_convention(s, TokenPlan.uniform(n)),
+        "mac_swiglu": lambda n: llm_macs_swiglu(s, TokenPlan.uniform(n)),
     }
 
     def cont(f):  # the counts are polynomials in n: evaluate on reals via exact integer fit

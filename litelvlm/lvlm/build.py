@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from ..errors import LiteLVLMError
@@ -9,12 +12,26 @@ from .config import GlammArch, get_arch, with_vocab
 from .model import GlammModel
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Temporarily set torch's default dtype (modules are created directly in ``dtype``)."""
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(prev)
+
+
 def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cpu",
                 dtype: torch.dtype = torch.float32, seed: int = 0,
-                vocab_size: int | None = None) -> GlammModel:
+                vocab_size: int | None = None, init_on_device: bool = False) -> GlammModel:
     """A randomly initialised ``GlammModel`` (eval mode, no grads); ``device="meta"`` allocates nothing.
 
     ``vocab_size`` overrides the architecture's (the tiny one takes its tokenizer's length).
+    By default the modules are created on the CPU in float32 and then moved; ``init_on_device``
+    creates them directly on ``device`` in ``dtype`` (torch's initialisation runs there: the
+    full-size model on a GPU in seconds, never a float32 copy on the CPU; other random values).
     """
     a = get_arch(arch)
     if vocab_size is not None:
@@ -31,7 +48,11 @@ def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cp
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
     torch.manual_seed(seed)
-    model = GlammModel(a).to(device=dev, dtype=dtype)
+    if init_on_device:
+        with _default_dtype(dtype), dev:
+            model = GlammModel(a)
+    else:
+        model = GlammModel(a).to(device=dev, dtype=dtype)
     lm = model.language_model  # keep RoPE frequencies in float32 whatever the weights' dtype
     lm.rotary_emb = type(lm.rotary_emb)(config=lm.config).to(dev)
     return model.eval().requires_grad_(False)

@@ -1,10 +1,14 @@
-"""Named GLaMM architectures (``"glamm-7b"``, ``"tiny"``) as typed dataclasses, and their transformers configs.
+"""Named GLaMM architectures (``"glamm-7b"``, ``"scaled"``, ``"tiny"``) as typed dataclasses, and
+their transformers configs.
 
 ``glamm-7b`` is the released GLaMM-RefSeg: CLIP ViT-L/14-336 vision tower, a
 Llama-2-7B-shaped LLM (d=4096, 32 layers, MLP 11008, 32 heads, vocabulary 32000 plus
 GLaMM's added tokens), a 2-layer GELU MLP projector, SAM ViT-H and the 256-d ``[SEG]``
-projection. ``tiny`` keeps every structural feature (24x24 CLIP grid = 576 visual tokens,
-SAM at 1024 px, the same key layout) at widths that run on a laptop CPU.
+projection. ``scaled`` is the same family at CPU size, for timing ratios (the efficiency
+study): the LLM keeps Llama's m/d ratio and 64-wide heads but is 8x narrower and 8x
+shallower; CLIP keeps its 24x24 grid (width 128); SAM runs at 512 px. ``tiny`` keeps every
+structural feature (24x24 CLIP grid = 576 visual tokens, SAM at 1024 px, the same key
+layout) at widths that run on a laptop CPU.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class GlammArch:
     """Every size that defines a GLaMM model (LLM, CLIP tower, SAM, [SEG] projection)."""
 
     name: str
-    clip: str                      # key of litelvlm.clip.random_init.ARCHS
+    clip: str | ClipArch           # key of litelvlm.clip.random_init.ARCHS, or the tower's sizes
     llm_hidden: int
     llm_layers: int
     llm_intermediate: int
@@ -48,9 +52,13 @@ class GlammArch:
     max_positions: int = 4096
     feature_layer: int = -2
 
+    def __post_init__(self) -> None:
+        if isinstance(self.clip, dict):  # read back from to_dict() (a checkpoint's litelvlm_arch)
+            object.__setattr__(self, "clip", ClipArch(**self.clip))
+
     @property
     def clip_arch(self) -> ClipArch:
-        return CLIP_ARCHS[self.clip]
+        return self.clip if isinstance(self.clip, ClipArch) else CLIP_ARCHS[self.clip]
 
     @property
     def num_visual_tokens(self) -> int:
@@ -69,6 +77,11 @@ ARCHS: dict[str, GlammArch] = {
         llm_heads=32, llm_kv_heads=32, vocab_size=32000 + len(ADDED_TOKENS),
         sam_hidden=1280, sam_layers=32, sam_heads=16, sam_global_attn=(7, 15, 23, 31), sam_window=14,
         sam_patch=16, sam_decoder_mlp=2048, sam_decoder_heads=8),
+    "scaled": GlammArch(
+        name="scaled", clip=ClipArch(336, 14, 128, 6, 2, 64, 2, 2, 64), llm_hidden=512, llm_layers=4,
+        llm_intermediate=1376, llm_heads=8, llm_kv_heads=8, vocab_size=4000, sam_hidden=128, sam_layers=8,
+        sam_heads=2, sam_global_attn=(1, 3, 5, 7), sam_window=8, sam_patch=16, sam_decoder_mlp=256,
+        sam_decoder_heads=2, prompt_dim=32, sam_image_size=512, sam_mask_input_channels=4, max_positions=2048),
     "tiny": GlammArch(
         name="tiny", clip="tiny-336", llm_hidden=64, llm_layers=4, llm_intermediate=128, llm_heads=4,
         llm_kv_heads=4, vocab_size=None, sam_hidden=32, sam_layers=2, sam_heads=2, sam_global_attn=(1,),
