@@ -35,8 +35,8 @@ from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 
+from .attribution.correlation import DEFAULT_KS
 from .reversal import (
-    DEFAULT_KS,
     check_common,
     load_records,
     prompts_for,

@@ -28,12 +28,14 @@ from litelvlm.errors import LiteLVLMError
 
 from .eff.arch import ARCH_NAMES, get_arch
 from .eff.count import flops_rows
+from .eff.flops import LLM_PRUNERS
 from .eff.measure import device_name, timing_rows
 from .glamm_args import DTYPES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "random", "fastv"]
+DEFAULT_METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "prumerge", "prumerge+",
+                   "tome", "random", "divprune", "fastv", "dart", "sparsevlm"]
 DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
 
 
@@ -77,7 +79,7 @@ def _validate(a: EfficiencyArgs):
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
     for m in methods:
         spec = get_method(m)
-        if spec.kind == "llm" and m not in ("none", "fastv"):
+        if spec.kind == "llm" and m not in ("none", *LLM_PRUNERS):
             raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
     if not methods:
         raise LiteLVLMError("--methods is empty")

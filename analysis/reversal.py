@@ -35,12 +35,11 @@ from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 
+from .attribution.correlation import DEFAULT_KS
 from .features_cache import VisionFeatureCache, cached_text_embeds
 from .stats import area_bins, auroc, bootstrap_ci, length_bins, wilcoxon_vs
 
 log = logging.getLogger(__name__)
-
-DEFAULT_KS: tuple[int, ...] = (32, 64, 128, 192)
 
 
 @dataclass

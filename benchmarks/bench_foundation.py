@@ -1,9 +1,10 @@
 """Foundation benchmark: tracing overhead, selection cost and batched text encoding (printed ratios).
 
 Full-size ViT-L/14-336 CLIP (the LLaVA-1.5 / GLaMM tower) with random weights, on the CPU.
-All ratios are measured in one run, interleaved, with medians over repeats.
+Every ratio is measured in one run from paired, interleaved A/B timings (``paired.py``): the
+median over pairs with its min-max spread; a missed target is printed as MISSED.
 
-    python benchmarks/bench_foundation.py [--repeats 5] [--one-at-a-time-sample 512] [--full]
+    python benchmarks/bench_foundation.py [--repeats 5] [--one-at-a-time-sample 512]
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import random
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -23,19 +23,11 @@ from litelvlm.clip import load_clip
 from litelvlm.clip.random_init import save_random_hf_clip
 from litelvlm.pruning import SelectorInputs, select
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paired import paired_ratios, report  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPRESSIONS = ROOT.parent / "shared" / "data" / "refcoco_unc_expressions" / "val.json"
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs (one warm-up first)."""
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def main() -> int:
@@ -43,8 +35,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--texts-per-image", type=int, default=3)
     ap.add_argument("--one-at-a-time-sample", type=int, default=512,
-                    help="time one-at-a-time encoding on this many expressions and extrapolate")
-    ap.add_argument("--full", action="store_true", help="encode all expressions one at a time too")
+                    help="real expressions encoded one at a time and batched, per pair")
     ap.add_argument("--batch-size", type=int, default=256)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -83,43 +74,34 @@ def main() -> int:
         with torch.no_grad():
             select("litelvlm", inp, 192)
 
-    # interleave the measurements so load changes hit all of them alike
-    t_plain, t_traced, t_vision, t_sel = [], [], [], []
-    for _ in range(args.repeats):
-        t_plain.append(timed(plain, 1))
-        t_traced.append(timed(traced, 1))
-        t_vision.append(timed(vision_only, 1))
-        t_sel.append(timed(selection_only, 3))
-    p, tr, v, s = (statistics.median(x) for x in (t_plain, t_traced, t_vision, t_sel))
-
-    result = {"plain_vision_plus_text_s": p, "traced_plus_selection_s": tr, "trace_ratio": tr / p,
-              "vision_forward_s": v, "selection_s": s, "selection_share_of_vision": s / v,
+    # paired, interleaved: each ratio comes from one A/B pair timed back to back
+    trace = paired_ratios(traced, plain, args.repeats)
+    share = paired_ratios(selection_only, vision_only, args.repeats)
+    result = {"trace_ratio_median": statistics.median(trace), "trace_ratios": trace,
+              "selection_share_median": statistics.median(share), "selection_shares": share,
               "torch_threads": torch.get_num_threads()}
-
+    lines = [report("trace overhead, (traced + selection) / (plain vision + text)", trace, 1.10, False),
+             report("selection / vision forward", share, 0.03, False)]
     if EXPRESSIONS.exists():
         items = json.loads(EXPRESSIONS.read_text())["items"]
-        all_texts = [it["text"] for it in items]
-        t0 = time.perf_counter()
-        clip.encode_text(all_texts, batch_size=args.batch_size, hidden_states=False, warn_truncation=False)
-        t_batched = time.perf_counter() - t0
-        sample = all_texts if args.full else random.Random(0).sample(all_texts, args.one_at_a_time_sample)
-        t0 = time.perf_counter()
-        for text in sample:
-            clip.encode_text([text], hidden_states=False, warn_truncation=False)
-        t_single = (time.perf_counter() - t0) * len(all_texts) / len(sample)
-        result.update({"n_expressions": len(all_texts), "batched_s": t_batched,
-                       "one_at_a_time_s": t_single, "one_at_a_time_extrapolated": not args.full,
-                       "batch_speedup": t_single / t_batched})
+        sample = random.Random(0).sample([it["text"] for it in items], args.one_at_a_time_sample)
+
+        def one_at_a_time():
+            for text in sample:
+                clip.encode_text([text], hidden_states=False, warn_truncation=False)
+
+        def batched():
+            clip.encode_text(sample, batch_size=args.batch_size, hidden_states=False, warn_truncation=False)
+
+        speed = paired_ratios(one_at_a_time, batched, max(3, args.repeats // 2), warmup=0)
+        result.update({"n_texts": len(sample), "batch_speedup_median": statistics.median(speed),
+                       "batch_speedups": speed})
+        lines.append(report(f"batched text encoding speed-up over one at a time ({len(sample)} real RefCOCO "
+                            "val expressions)", speed, 5.0))
     else:
         print(f"(skipping text throughput: {EXPRESSIONS} not found)", file=sys.stderr)
-
     print(json.dumps(result, indent=2))
-    print(f"trace ratio (traced + selection) / (plain vision + text): {result['trace_ratio']:.3f}  (target <= 1.10)")
-    print(f"selection / vision forward: {result['selection_share_of_vision']:.2%}  (target <= 3%)")
-    if "batch_speedup" in result:
-        note = " (one-at-a-time extrapolated from a sample)" if result["one_at_a_time_extrapolated"] else ""
-        print(f"batched text encoding speed-up over one at a time, {result['n_expressions']} val expressions: "
-              f"{result['batch_speedup']:.1f}x{note}  (target >= 5x)")
+    print("\n".join(lines))
     return 0
 
 

@@ -4,7 +4,7 @@ Prints, for a tiny and a mid-size random Llama (GLaMM-shaped sequence: a short p
 576 visual tokens, a text suffix), the activation peak of
 
 * a plain forward (sdpa attention),
-* the same forward with :func:`analysis.attribution.attention_rows.capture_attention_rows`
+* the same forward with :func:`litelvlm.lvlm.attention_rows.capture_attention_rows`
   recording the rows of the [SEG]-predicting token, the last token and all text tokens onto
   the visual keys in EVERY layer,
 * ``output_attentions=True`` (eager attention: every layer's full (H, S, S) matrix),
@@ -22,8 +22,9 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from analysis.attribution.attention_rows import capture_attention_rows
-from analysis.attribution.memory import peak_memory
+from analysis.glamm_args import DTYPES
+from litelvlm.lvlm.attention_rows import capture_attention_rows
+from litelvlm.memory import peak_memory
 
 #: name -> (layers, width, heads, intermediate)
 CONFIGS = {
@@ -99,11 +100,11 @@ def run_config(name: str, device: torch.device, dtype: torch.dtype, repeats: int
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--dtype", default="float32", choices=list(DTYPES))
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args(argv)
-    device, dtype = torch.device(a.device), getattr(torch, a.dtype)
+    device, dtype = torch.device(a.device), DTYPES[a.dtype]
     ok = True
     print(f"device={device} dtype={a.dtype} sequence={PREFIX}+{VISUAL}+{SUFFIX}; activation peaks in MiB "
           "(tracked = live tensors created by the forward; allocator = CUDA max_memory_allocated)")

@@ -65,11 +65,14 @@ def test_token_plan_stages():
     assert token_plan(arch, "none", 576) == TokenPlan(t, ((0, 576),))
     assert token_plan(arch, "litelvlm", 64) == TokenPlan(t, ((0, 64),))
     fv = token_plan(arch, "fastv", 64, fastv_layer=3)
-    assert fv == TokenPlan(t, ((0, 576), (3, 64)))
+    assert fv == TokenPlan(t, ((0, 576), (3, 64)), "fastv", 64)
     assert (fv.n_before, fv.n_tokens, fv.prune_layer) == (t + 576, t + 64, 3)
     assert fv.layers(32) == [(3, t + 576), (29, t + 64)]
+    assert token_plan(arch, "dart", 128) == TokenPlan(t, ((0, 576), (2, 128)), "dart", 128)
+    assert token_plan(arch, "divprune", 64) == TokenPlan(t, ((0, 64),), "divprune", 64)
     # several pruning stages (SparseVLM at K=192: 576 visual tokens in layers 0-2, then 309, 204, 113)
     sparse = TokenPlan(t, ((0, 576), (3, 309), (7, 204), (16, 113)))
+    assert token_plan(arch, "sparsevlm", 192) == TokenPlan(t, sparse.stages, "sparsevlm", 192)
     assert sparse.layers(32) == [(3, t + 576), (4, t + 309), (9, t + 204), (16, t + 113)]
     g = arch.glamm
     by_stage = sum(llm_flops_exact(g, TokenPlan(t, ((0, v),)), lm_head=False) // 32 * c
@@ -278,7 +281,35 @@ def test_cli_timing_tiny_on_cpu(tmp_path):
 
 
 def test_cli_flops_only_glamm7b(tmp_path):
-    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures"], tmp_path) == 0
+    methods = "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"  # ToMe: the slow test
+    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", methods], tmp_path) == 0
     df = pd.read_csv(tmp_path / "efficiency.csv")
-    assert len(df) == 2 * (1 + 7 * 5)
+    assert len(df) == 2 * (1 + 8 * 5)
     check_measured_column(df, arch_name="glamm-7b")
+
+
+def test_every_pruning_method_is_counted_on_its_own_schedule(tmp_path):
+    """FLOPs-only on the tiny GLaMM for the whole comparison set: the LLM-side methods on their stages."""
+    from litelvlm.cli import main
+
+    out = tmp_path / "eff"
+    assert main(["efficiency", "--arch", "tiny", "--flops-only", "--no-figures", "--attn", "sdpa", "--budgets", "64",
+                 "--methods", "none,litelvlm,prumerge,prumerge+,tome,divprune,fastv,dart,sparsevlm",
+                 "--out", str(out)]) == 0
+    df = pd.read_csv(out / "efficiency.csv").set_index("method")
+    first = df.loc["none", "n_tokens"]
+    assert (df.loc[["fastv", "dart", "sparsevlm"], "n_tokens_first_layers"] == first).all()
+    assert (df.loc[["fastv", "dart", "sparsevlm"], "prune_layer"] > 0).all()
+    assert df.loc["divprune", "prune_layer"] == 0 and df.loc["divprune", "selector_tflops"] > 0
+    assert df.loc["sparsevlm", "n_tokens"] < df.loc["none", "n_tokens"]
+    rel = (df["llm_tflops_measured"] / df["llm_tflops_analytic"] - 1).drop("fastv")
+    assert rel.abs().max() < 1e-2
+
+
+@pytest.mark.slow
+def test_cli_flops_only_glamm7b_tome(tmp_path):
+    """ToMe's selector FLOPs re-run the full-size vision blocks on real tensors (minutes on a CPU)."""
+    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", "tome", "--budgets", "64"],
+                tmp_path) == 0
+    df = pd.read_csv(tmp_path / "efficiency.csv")
+    assert (df["selector_tflops"] > 0).all()

@@ -10,10 +10,10 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from analysis.attribution.aggregate import area_bins, bootstrap_ci, summarize
-from analysis.attribution.attention_rows import capture_attention_rows, find_attention_modules
 from analysis.attribution.correlation import compare, correlations, top_k, topk_jaccard
-from analysis.attribution.saliency import batched, mask_logit_target, seg_norm_target, token_attributions
 from analysis.attribution.sensitivity import ablation_importance, mask_iou, spatial_groups
+from litelvlm.lvlm.attention_rows import capture_attention_rows, find_attention_modules
+from litelvlm.lvlm.attribution import batched, mask_logit_target, seg_norm_target, token_attributions
 
 
 def tiny_llama(layers: int = 3, heads: int = 4, kv: int = 2, width: int = 32, seed: int = 0) -> LlamaForCausalLM:

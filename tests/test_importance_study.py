@@ -20,9 +20,9 @@ from analysis.attribution.glamm_signals import (
     clip_signals,
     llm_signals,
 )
-from analysis.attribution.saliency import token_attributions
 from analysis.importance import METRICS, compare_signals
 from litelvlm.cli import main
+from litelvlm.lvlm.attribution import token_attributions
 
 
 @pytest.fixture(scope="module")
@@ -98,31 +98,41 @@ def test_compare_signals_matches_scipy_and_planted_signal_gives_one():
 
 
 def test_planted_target_is_recovered_by_the_saliency_oracle_scores():
-    from litelvlm.lvlm.saliency import token_scores
-
     torch.manual_seed(0)
     n, h = 576, 16
     w = torch.rand(n) + 0.1                    # planted importance
     u = torch.randn(h)
     x = torch.randn(n, h)
-    scores = token_scores(lambda v: (w * (v @ u)).sum(-1), x, "saliency")
+    scores = token_attributions(lambda v: (w * (v @ u)).sum(-1), x, "saliency").scores
     # the gradient of token i is w_i * u, so its norm is w_i * |u|: the planted ranking exactly
     torch.testing.assert_close(scores, w * u.norm(), rtol=1e-5, atol=1e-6)
     assert stats.spearmanr(scores.numpy(), w.numpy()).statistic == pytest.approx(1.0)
 
 
 def test_saliency_oracle_keeps_its_top_tokens(pipe, prepared):
-    from litelvlm.lvlm.saliency import GroundingTarget, token_scores
+    from litelvlm.lvlm.saliency import GroundingTarget
 
     with torch.no_grad():
         out = pipe.ground(prepared, "saliency", 32)
     assert out.masks.shape[0] == 1 and len(out.kept_indices) == 32
     assert torch.equal(out.kept_indices, torch.sort(out.kept_indices).values)       # raster order
     gt = GroundingTarget(pipe, prepared)
-    scores = token_scores(gt, pipe.visual_tokens(prepared).detach(), "saliency")
+    scores = token_attributions(gt, pipe.visual_tokens(prepared).detach(), "saliency").scores
     assert set(out.kept_indices.tolist()) == set(torch.topk(scores, 32).indices.tolist())
     with pytest.raises(Exception, match="unknown saliency target"):
         pipe.ground(prepared, "saliency", 32, target="nope")
+    with pytest.raises(Exception, match="unknown attribution 'layer_integrated_gradients'"):
+        pipe.ground(prepared, "saliency", 32, attribution="layer_integrated_gradients")
+
+
+def test_merging_method_refuses_given_visual_embeds(pipe, prepared):
+    vis = pipe.visual_tokens(prepared).detach()
+    with torch.no_grad():
+        with pytest.raises(Exception, match="merges CLIP features"):
+            pipe.ground(prepared, "visionzip", 32, visual_embeds=vis)
+        assert len(pipe.ground(prepared, "visionzip", 32).kept_indices) == 32      # not given: projected
+        assert torch.equal(pipe.ground(prepared, "litelvlm", 32, visual_embeds=vis).masks,
+                           pipe.ground(prepared, "litelvlm", 32).masks)
 
 
 def test_importance_command_end_to_end_and_resume(coco128, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """Token-importance signals inside the LVLM and their agreement with CLIP-side rankings.
 
-``correlation`` (per-sentence rank statistics), ``attention_rows`` (hook-based capture of
-the attention that chosen queries pay to the visual tokens), ``saliency`` (captum
-gradient attributions w.r.t. the visual token embeddings), ``sensitivity`` (mask-IoU drop
-when spatial token groups are removed) and ``aggregate`` (bootstrap summaries).
+``correlation`` (per-sentence rank statistics), ``glamm_signals`` (every signal on a
+``GlammPipeline``: attention rows captured with ``litelvlm.lvlm.attention_rows``, captum
+attributions from ``litelvlm.lvlm.attribution``), ``sensitivity`` (mask-IoU drop when spatial
+token groups are removed), ``aggregate`` (bootstrap summaries) and ``memory`` (peak memory).
 """

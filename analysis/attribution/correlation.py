@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-#: The top-k overlaps reported by default (GLaMM has 576 visual tokens).
+#: The default k of every top-k statistic: the Jaccard overlaps here, the lowest/highest-k inside shares of
+#: ``analysis.reversal`` and the sink ablation (GLaMM and LLaVA-1.5 have 576 visual tokens).
 DEFAULT_KS: tuple[int, ...] = (32, 64, 128, 192)
 
 

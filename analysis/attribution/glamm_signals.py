@@ -5,9 +5,9 @@ A signal is one score per visual token (``N``, raster order), keyed by :class:`S
 apply, ``head`` -1 is the mean over heads). CLIP side: ``clip_rev_sim`` (-s, LiteLVLM's
 ranking), ``clip_context`` (LiteLVLM's context score), ``clip_topsim`` (+s). LLM side:
 ``attention`` (rows of the ``seg``/``last``/``text`` queries onto the visual keys, every
-layer, per head and head mean, captured with hooks in one forward), the captum
-attributions (``saliency``, ``input_x_gradient``, ``integrated_gradients``,
-``layer_integrated_gradients``) and ``ablation`` (mask-IoU drop per spatial token group).
+layer, per head and head mean, captured with hooks in one forward:
+``litelvlm.lvlm.attention_rows``), the captum attributions of ``litelvlm.lvlm.attribution``
+(``saliency``, ``input_x_gradient``, ``integrated_gradients``, ``layer_integrated_gradients``) and ``ablation`` (mask-IoU drop per spatial token group).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import NamedTuple
 
 import torch
 
-from analysis.attribution.attention_rows import capture_attention_rows
-from analysis.attribution.saliency import token_attributions
 from analysis.attribution.sensitivity import ablation_importance, mask_iou
 from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm.attention_rows import capture_attention_rows
+from litelvlm.lvlm.attribution import token_attributions
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 #: Registered methods whose per-token ranking score (``Selection.scores``, N values) can be compared as
@@ -111,19 +111,18 @@ def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) 
     gt = GroundingTarget(pipe, prepared)
     vis = pipe.visual_tokens(prepared).detach()
     out, deltas = {}, {}
-    with torch.enable_grad():
-        for name in names:
-            if name == "layer_integrated_gradients":
-                feats = prepared.vision.patches(prepared.feature_layer)[0].to(pipe.dtype).detach()
-                res = token_attributions(lambda f: gt(pipe.model.project(f), opts.target), feats, name,
-                                         n_steps=opts.ig_steps, internal_batch_size=opts.internal_batch_size,
-                                         layer=pipe.model.projector)
-            else:
-                res = token_attributions(lambda v: gt(v, opts.target), vis, name, n_steps=opts.ig_steps,
-                                         internal_batch_size=opts.internal_batch_size)
-            out[SignalKey(name)] = res.scores.float().cpu()
-            if res.delta is not None:
-                deltas[name] = res.delta
+    for name in names:
+        if name == "layer_integrated_gradients":
+            feats = prepared.vision.patches(prepared.feature_layer)[0].to(pipe.dtype).detach()
+            res = token_attributions(lambda f: gt(pipe.model.project(f), opts.target), feats, name,
+                                     n_steps=opts.ig_steps, internal_batch_size=opts.internal_batch_size,
+                                     layer=pipe.model.projector)
+        else:
+            res = token_attributions(lambda v: gt(v, opts.target), vis, name, n_steps=opts.ig_steps,
+                                     internal_batch_size=opts.internal_batch_size)
+        out[SignalKey(name)] = res.scores.float().cpu()
+        if res.delta is not None:
+            deltas[name] = res.delta
     return out, deltas
 
 

@@ -42,6 +42,9 @@ class TokenPlan:
 
     text_tokens: int
     stages: tuple[tuple[int, int], ...]
+    #: the LLM-side method that realises a multi-stage plan, and its budget ("" / 0: none needed)
+    method: str = ""
+    budget: int = 0
 
     def __post_init__(self) -> None:
         firsts = [first for first, _ in self.stages]
@@ -76,14 +79,31 @@ class TokenPlan:
         return [(end - first, self.text_tokens + visual) for (first, visual), end in zip(self.stages, ends)]
 
 
+#: LLM-side methods with a cost to measure (the oracles ``llm-attention`` and ``saliency`` have none).
+LLM_PRUNERS = ("fastv", "dart", "sparsevlm", "divprune")
+
+
 def token_plan(arch: EffArch, method: str, budget: int, fastv_layer: int = 2) -> TokenPlan:
-    """The token schedule of ``method`` at visual budget ``budget``."""
-    n = arch.num_patches
+    """The token schedule of ``method`` at visual budget ``budget``: CLIP-side methods and DivPrune feed
+    K tokens to layer 0; FastV and DART prune once inside the LLM; SparseVLM at its official layers."""
+    n, t = arch.num_patches, arch.text_tokens
     if method == "none":
-        return TokenPlan(arch.text_tokens, ((0, n),))
+        return TokenPlan(t, ((0, n),))
     if method == "fastv":
-        return TokenPlan(arch.text_tokens, ((0, n), (fastv_layer, budget)))
-    return TokenPlan(arch.text_tokens, ((0, budget),))
+        return TokenPlan(t, ((0, n), (fastv_layer, budget)), "fastv", budget)
+    if method == "dart":
+        from litelvlm.lvlm.dart import DEFAULT_LAYER
+
+        return TokenPlan(t, ((0, n), (DEFAULT_LAYER, budget)), "dart", budget)
+    if method == "sparsevlm":
+        from litelvlm.lvlm.sparsevlm import token_schedule
+
+        per_layer = token_schedule(budget, n, arch.glamm.llm_layers)
+        stages = tuple((i, v) for i, v in enumerate(per_layer) if i == 0 or v != per_layer[i - 1])
+        return TokenPlan(t, stages, "sparsevlm", budget)
+    if method == "divprune":  # selected on the LLM input embeddings, then K tokens from layer 0
+        return TokenPlan(t, ((0, budget),), "divprune", budget)
+    return TokenPlan(t, ((0, budget),))
 
 
 def llm_flops_exact(s: GlammArch, plan: TokenPlan, lm_head: bool = True) -> int:

@@ -19,7 +19,7 @@ from litelvlm.pruning import Selection, SelectorInputs, select
 
 from .arch import EffArch
 from .build import SENTENCE, InMemoryHFClip, build_clip_model
-from .flops import count_flops
+from .flops import LLM_PRUNERS, count_flops
 
 #: Length of the CLIP text the selectors see in :class:`SelectorBench` (what the pipeline's question is).
 QUERY_TOKENS = 16
@@ -38,12 +38,16 @@ class MetaScalars(TorchDispatchMode):
 
 
 def materialize_selector_modules(model: torch.nn.Module, device: str | torch.device = "cpu",
-                                 seed: int = 0) -> torch.nn.Module:
+                                 seed: int = 0, all_layers: bool = False) -> torch.nn.Module:
     """Give real random tensors to the modules selectors use (last two vision blocks, post-layernorm,
-    visual projection) of a ``meta`` CLIPModel; everything else stays on ``meta``."""
+    visual projection; every vision block with ``all_layers``, for ToMe, which re-runs them) of a
+    ``meta`` CLIPModel; everything else stays on ``meta``."""
     g = torch.Generator().manual_seed(seed)
     vm = model.vision_model
-    for mod in [*vm.encoder.layers[-2:], vm.post_layernorm, model.visual_projection]:
+    blocks = list(vm.encoder.layers) if all_layers else list(vm.encoder.layers[-2:])
+    for mod in [*blocks, vm.post_layernorm, model.visual_projection]:
+        if all(p.device.type != "meta" for p in mod.parameters()):
+            continue  # already real
         mod.to_empty(device=device)
         for name, p in mod.named_parameters():
             if name.endswith("bias"):
@@ -59,6 +63,7 @@ class SelectorBench:
     """Runs CLIP-side selectors on a synthetic trace with the arch's true CLIP shapes (real tensors)."""
 
     def __init__(self, arch: EffArch, device: str | torch.device = "cpu", seed: int = 0):
+        self.llm_hidden, self.device, self.seed = arch.glamm.llm_hidden, device, seed
         model = materialize_selector_modules(build_clip_model(arch, "meta"), device, seed)
         self.backend = InMemoryHFClip(model, f"{arch.name}-clip")
         cfg = model.config.vision_config
@@ -83,7 +88,15 @@ class SelectorBench:
 
     def run(self, method: str, budget: int) -> tuple[int, Selection | None]:
         """(FLOPs of the selection, the selection); (0, None) for ``none`` and FastV, whose cost is in the LLM."""
-        if method in ("none", "fastv"):
+        if method == "tome":  # ToMe re-runs the vision blocks before the feature layer
+            materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
+        if method == "divprune":  # its selection on the (N, h) LLM input embeddings, before the LLM
+            from litelvlm.pruning.methods.divprune import divprune_select
+
+            g = torch.Generator().manual_seed(0)
+            embeds = torch.randn(self.backend.num_patches, self.llm_hidden, generator=g)
+            return count_flops(lambda: divprune_select(embeds, budget))[0], None
+        if method in ("none", *LLM_PRUNERS):  # FastV, DART, SparseVLM: their scoring is inside the prefill
             return 0, None
         out: dict[str, Selection] = {}
         flops = count_flops(lambda: out.setdefault("selection", self.select(method, budget)))[0]

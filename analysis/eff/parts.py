@@ -39,7 +39,7 @@ from .flops import TokenPlan
 
 def needs_text(method: str) -> bool:
     """Whether ``method`` reads the CLIP text trace (LiteLVLM and its variants)."""
-    return method not in ("none", "fastv") and get_method(method).needs_text
+    return method != "none" and get_method(method).needs_text
 
 
 class PipelineParts:
@@ -84,24 +84,54 @@ class PipelineParts:
         feats = self.prepared.vision.patches(self.prepared.feature_layer)[0][:rows]
         return self.pipe.model.project(feats.to(self.pipe.dtype))
 
-    def run_prefill(self, plan: TokenPlan, llm_method: str = "fastv") -> torch.Tensor:
+    def run_prefill(self, plan: TokenPlan) -> torch.Tensor:
         """Next-token logits (1, S', V) of the LLM forward with the token schedule ``plan``: one stage is
-        the LLM on that many visual tokens (``none``, CLIP-side methods); two stages run the LLM-side
-        ``llm_method`` with ``layer`` = the second stage's first layer, keeping its visual tokens."""
+        the LLM on that many visual tokens (``none``, CLIP-side methods, DivPrune); more stages run the
+        plan's LLM-side method inside the LLM (FastV and DART at their layer, SparseVLM's stages)."""
         pipe, prepared = self.pipe, self.prepared
         if plan.text_tokens != self.arch.text_tokens:
             raise LiteLVLMError(f"the plan has {plan.text_tokens} text tokens, the prompt {self.arch.text_tokens}")
-        if len(plan.stages) == 1:
-            final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, self.visual[: plan.stages[0][1]]))
-        elif len(plan.stages) == 2 and plan.n_before == self.arch.n_tokens(self.arch.num_patches):
-            (_, (layer, budget)) = plan.stages
+        if pipe.device.type == "meta" and plan.method in ("divprune", "dart", "sparsevlm"):
+            return pipe.model.llava.lm_head(self._staged_stand_in(plan))
+        if plan.method == "divprune":  # its selection on the projector outputs, then K tokens
             ctx = LLMContext(pipe, prepared, self.visual)
-            sel = get_method(llm_method).fn(ctx, budget, layer=layer)
+            kept = self.visual[get_method("divprune").fn(ctx, plan.budget).indices.to(self.visual.device)]
+            final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, kept))
+        elif len(plan.stages) == 1:
+            final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, self.visual[: plan.stages[0][1]]))
+        elif plan.method == "sparsevlm":
+            from litelvlm.lvlm import sparsevlm
+
+            ctx = LLMContext(pipe, prepared, self.visual)
+            final = sparsevlm.run(ctx, get_method("sparsevlm").fn(ctx, plan.budget))[0]
+        elif plan.method in ("fastv", "dart") and len(plan.stages) == 2:
+            layer = plan.stages[1][0]
+            ctx = LLMContext(pipe, prepared, self.visual)
+            sel = get_method(plan.method).fn(ctx, plan.budget, layer=layer)
             final = run_pruned_from(ctx, sel.indices, layer)[0]
         else:
-            raise LiteLVLMError(f"no prefill for the token stages {plan.stages} (one stage, or all N tokens "
-                                "and then one pruning layer)")
+            raise LiteLVLMError(f"no prefill for the token stages {plan.stages} of method {plan.method!r}")
         return pipe.model.llava.lm_head(final)
+
+    def _staged_stand_in(self, plan: TokenPlan) -> torch.Tensor:
+        """Final hidden states of an LLM forward with ``plan``'s token counts, keeping the FIRST visual tokens
+        at each stage: a data-dependent selection (DivPrune's greedy order, DART's pivots, SparseVLM's
+        clustering) cannot run on the meta device, and which tokens are kept does not change the FLOPs."""
+        from litelvlm.lvlm.llm_attention import run_layers
+
+        ctx = LLMContext(self.pipe, self.prepared, self.visual)
+        s, n = ctx.image_start, ctx.num_visual
+        keep = torch.cat([torch.arange(s), s + torch.arange(plan.stages[0][1]), torch.arange(s + n, ctx.seq_len)])
+        hidden, pos = ctx.embeds[:, keep], keep[None]
+        ends = [first for first, _ in plan.stages[1:]] + [ctx.num_layers]
+        prev = plan.stages[0][1]
+        for (first, visual), end in zip(plan.stages, ends):
+            if first:  # prune to ``visual`` tokens before this stage (recycled tokens count as visual)
+                idx = torch.cat([torch.arange(s), s + torch.arange(visual), torch.arange(s + prev, hidden.shape[1])])
+                hidden, pos = hidden[:, idx], pos[:, idx]
+            hidden = run_layers(ctx.lm, hidden, pos.to(hidden.device), first, end)
+            prev = visual
+        return ctx.lm.norm(hidden)
 
     def run_sam(self) -> torch.Tensor:
         """Mask logits at the image size: SAM's image encoder, then ``ground``'s mask decoding of one [SEG]."""

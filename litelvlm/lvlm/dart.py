@@ -59,9 +59,10 @@ Deviations from the official code:
    tokens" are all tokens after the image in GLaMM's teacher-forced prompt (question and
    answers with [SEG]), as the official code takes all tokens after the image in its prompt.
    Text tokens are never pruned, so the [SEG]-predicting positions always survive.
-4. The keys are recomputed from layer K-1's own modules (``input_layernorm``, ``k_proj``, RoPE,
-   ``repeat_kv``) on the hidden states entering it, for the rows from the image on; only these
-   (S', H*d) keys and the hidden states entering layer K are used, never attention matrices.
+4. The keys are recomputed from layer K-1's own modules (``input_layernorm``, then
+   ``attention_rows.rotated_keys``: ``k_proj``, RoPE, ``repeat_kv``) on the hidden states entering
+   it, for the rows from the image on; only these (S', H*d) keys and the hidden states entering
+   layer K are used, never attention matrices.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ import torch.nn.functional as F
 from ..errors import LiteLVLMError
 from ..pruning import Selection, check_budget
 from ..pruning.registry import register_llm_method
+from .attention_rows import rotated_keys
 from .llm_attention import LLMContext
 
 #: ``--pruned_layer 2`` in every ``scripts/v1_5/eval/*.sh``: pruning before decoder layer 2.
@@ -84,16 +86,11 @@ PIVOT_TEXT_TOKENS = 4
 def key_states(ctx: LLMContext, layer: int) -> torch.Tensor:
     """(S - image_start, H*d) keys of decoder layer ``layer`` (RoPE applied, ``repeat_kv``, heads
     concatenated) for the visual tokens and the text after them, as DART's ``any_states``."""
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
-
     s = ctx.image_start
     hidden = ctx.hidden_before(layer)
-    attn = ctx.lm.layers[layer].self_attn
     x = ctx.lm.layers[layer].input_layernorm(hidden[:, s:])
-    k = attn.k_proj(x).view(1, x.shape[1], -1, attn.head_dim).transpose(1, 2)
     cos, sin = ctx.lm.rotary_emb(hidden, position_ids=ctx.position_ids)
-    _, k = apply_rotary_pos_emb(k, k, cos[:, s:], sin[:, s:])
-    k = repeat_kv(k, attn.num_key_value_groups)
+    k = rotated_keys(ctx.lm.layers[layer].self_attn, x, cos[:, s:], sin[:, s:])
     return k.permute(0, 2, 1, 3).reshape(x.shape[1], -1)
 
 

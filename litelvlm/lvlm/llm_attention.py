@@ -1,7 +1,7 @@
 """Running the Llama decoder layer by layer, attention-row capture, and the LLM-attention oracle.
 
-Attention rows are computed from a layer's own modules (``input_layernorm``, ``q_proj``,
-``k_proj``, RoPE via transformers' ``apply_rotary_pos_emb``) applied to the hidden states
+Attention rows are computed from a layer's own modules (``input_layernorm``, then
+``attention_rows.rows_from_hidden``: ``q_proj``, ``k_proj``, RoPE) applied to the hidden states
 entering that layer, for the requested query rows only, so no layer's full attention
 matrix is ever materialised or stored, whatever attention implementation the model uses.
 
@@ -19,6 +19,7 @@ from ..errors import LiteLVLMError
 from ..pruning import Selection, check_budget
 from ..pruning import methods as _builtin_methods  # noqa: F401  (placeholders first; ours replace them)
 from ..pruning.registry import register_llm_method
+from .attention_rows import rows_from_hidden
 
 QUERY_KINDS = ("last", "text", "seg")
 
@@ -51,24 +52,10 @@ def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int 
 def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.Tensor,
                       query_rows: torch.Tensor) -> torch.Tensor:
     """Softmax attention (H, Q, S) of sequence rows ``query_rows`` in decoder layer ``layer``, given the
-    hidden states (1, S, h) entering it; causal by sequence index."""
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
-
+    hidden states (1, S, h) entering it; causal by sequence index (``attention_rows.rows_from_hidden``)."""
     block = lm.layers[layer]
-    attn = block.self_attn
-    x = block.input_layernorm(hidden)
-    d = attn.head_dim
-    q = attn.q_proj(x[:, query_rows]).view(1, len(query_rows), -1, d).transpose(1, 2)
-    k = attn.k_proj(x).view(1, x.shape[1], -1, d).transpose(1, 2)
-    cos, sin = lm.rotary_emb(hidden, position_ids=position_ids)
-    q, _ = apply_rotary_pos_emb(q, q, cos[:, query_rows], sin[:, query_rows])
-    k, _ = apply_rotary_pos_emb(k, k, cos, sin)
-    k = repeat_kv(k, attn.num_key_value_groups)
-    logits = (q.float() @ k.float().transpose(-1, -2)) * attn.scaling
-    keys = torch.arange(x.shape[1], device=x.device)
-    allowed = keys[None, :] <= query_rows.to(x.device)[:, None]
-    logits = logits.masked_fill(~allowed[None, None], float("-inf"))
-    return logits.softmax(-1)[0]
+    pe = lm.rotary_emb(hidden, position_ids=position_ids)
+    return rows_from_hidden(block.self_attn, block.input_layernorm(hidden), pe, None, query_rows)[0]
 
 
 class LLMContext:

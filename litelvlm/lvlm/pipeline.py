@@ -143,7 +143,6 @@ class GlammPipeline:
             raise LiteLVLMError(f"CLIP {clip.name!r} has {clip.num_patches} patches; GLaMM expects "
                                 f"{a.num_visual_tokens}")
         model.share_vision_tower(clip.modules())
-        self._visual_embeds_given = False
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -276,7 +275,6 @@ class GlammPipeline:
         """
         n = prepared.vision.num_patches
         kind, budget = resolve(method, budget, n)
-        self._visual_embeds_given = visual_embeds is not None
         full = visual_embeds
         if full is not None and tuple(full.shape) != (n, self.model.arch.llm_hidden):
             raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.model.arch.llm_hidden}); "
@@ -287,7 +285,8 @@ class GlammPipeline:
             sel = Selection(indices=torch.arange(n))
             vis = full
         elif kind == "clip":
-            vis, sel = clip_side(self, prepared, method, budget, full, **options)
+            vis, sel = clip_side(self, prepared, method, budget, full,
+                                 visual_embeds_given=visual_embeds is not None, **options)
         else:
             from ..pruning import get_method
 

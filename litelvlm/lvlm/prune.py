@@ -16,13 +16,14 @@ from ..errors import LiteLVLMError
 from ..pruning import Selection, check_budget, get_method, select
 
 
-def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None,
-              **options) -> tuple[torch.Tensor, Selection]:
+def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *,
+              visual_embeds_given: bool = False, **options) -> tuple[torch.Tensor, Selection]:
     """(K, h) LLM inputs and the selection of a CLIP-side method; ``full`` are the (N, h) projector
-    outputs to gather from (None: computed here)."""
+    outputs to gather from (None: computed here). ``visual_embeds_given``: ``full`` was given by the
+    caller (to differentiate w.r.t. it), so a method that merges CLIP features is refused."""
     sel = select(method, prepared.selector_inputs(), budget, **options)
     if sel.features is not None:  # merged tokens (VisionZip): project the merged CLIP features
-        if full is not None and pipeline._visual_embeds_given:
+        if full is not None and visual_embeds_given:
             raise LiteLVLMError(f"method {method!r} merges CLIP features, so its LLM inputs are not rows of "
                                 "the given visual_embeds; differentiate w.r.t. the CLIP features instead")
         return pipeline.model.project(sel.features.to(pipeline.dtype)), sel

@@ -9,10 +9,13 @@ low-resolution mask logits ``(B, S, 4h', 4w')`` (one map per ``[SEG]``). Its tar
   over the ``[SEG]`` tokens;
 * ``seg_norm``: the norm of the ``[SEG]`` prompt embeddings (``text_hidden_fcs`` output).
 
+The targets are ``attribution.mask_logit_target`` and ``attribution.seg_norm_target`` over
+:meth:`GroundingTarget.mask_logits` and :meth:`GroundingTarget.prompts`.
+
 The ``saliency`` method (registered with ``litelvlm.pruning``) is an ORACLE: it needs a full
 forward and backward pass of the unpruned model. It keeps the ``budget`` tokens with the
-largest attribution (captum ``Saliency`` by default: the gradient norm per token) and gives
-them to the LLM in raster order.
+largest attribution (``attribution.token_attributions``; captum ``Saliency`` by default: the
+gradient norm per token) and gives them to the LLM in raster order.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from ..errors import LiteLVLMError
 from ..pruning import Selection, check_budget
 from ..pruning import methods as _builtin_methods  # noqa: F401  (placeholders first; ours replace them)
 from ..pruning.registry import register_llm_method
+from .attribution import mask_logit_target, nonempty_mask, seg_norm_target, token_attributions
 from .prompts import image_offset, seg_predictor_positions
 
 TARGETS = ("mask", "seg_norm")
-#: attribution name -> captum class name (scores per token: see ``token_scores``)
-ATTRIBUTIONS = {"saliency": "Saliency", "input_x_gradient": "InputXGradient",
-                "integrated_gradients": "IntegratedGradients"}
+#: the attributions the oracle ranks by (``attribution.METHODS``; per-token scores as there)
+ATTRIBUTIONS = ("saliency", "input_x_gradient", "integrated_gradients")
 
 
 class GroundingTarget:
@@ -43,10 +46,9 @@ class GroundingTarget:
         with torch.no_grad():
             vis = pipeline.visual_tokens(prepared)
             self.reference_logits = self.mask_logits(vis[None])[0]          # (S, h4, w4)
-        ref = (self.reference_logits > 0).float()
-        empty = ref.flatten(1).sum(1) == 0
-        ref[empty] = 1.0
-        self.reference_mask = ref
+        self.reference_mask = nonempty_mask(self.reference_logits > 0)     # an empty map: the whole map
+        self.targets = {"mask": mask_logit_target(self.mask_logits, self.reference_mask),
+                        "seg_norm": seg_norm_target(self.prompts)}
 
     def _final_hidden(self, visual: torch.Tensor) -> torch.Tensor:
         """(B, S_seq, h) final hidden states of the LLM for a batch of visual-token sets."""
@@ -76,36 +78,10 @@ class GroundingTarget:
         return torch.stack([self.pipeline.model.decode_masks(emb, p)[:, 0] for p in prompts])
 
     def __call__(self, visual: torch.Tensor, target: str = "mask") -> torch.Tensor:
-        """(B,) the target per batch element (``mask`` or ``seg_norm``)."""
-        if target == "mask":
-            logits = self.mask_logits(visual).float()
-            return (logits * self.reference_mask.to(logits.device)).flatten(1).sum(1)
-        if target == "seg_norm":
-            return self.prompts(visual).float().norm(dim=-1).sum(1)
-        raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of {', '.join(TARGETS)}")
-
-
-def token_scores(fn, x: torch.Tensor, attribution: str = "saliency", n_steps: int = 16,
-                 internal_batch_size: int = 4) -> torch.Tensor:
-    """(N,) per-token attribution of ``fn`` ((B, N, h) -> (B,)) at ``x`` (N, h) with captum.
-
-    ``saliency``: L2 norm over h of |grad|; ``input_x_gradient`` and ``integrated_gradients``
-    (mean-token baseline): the sum over h.
-    """
-    import captum.attr as ca
-
-    if attribution not in ATTRIBUTIONS:
-        raise LiteLVLMError(f"unknown attribution {attribution!r}; choose one of {', '.join(ATTRIBUTIONS)}")
-    inp = x.detach()[None].clone().requires_grad_(True)
-    with torch.enable_grad():
-        if attribution == "saliency":
-            return ca.Saliency(fn).attribute(inp, abs=True)[0].float().norm(dim=-1).detach()
-        if attribution == "input_x_gradient":
-            return ca.InputXGradient(fn).attribute(inp)[0].float().sum(-1).detach()
-        base = inp.detach().mean(1, keepdim=True).expand_as(inp).contiguous()
-        attr = ca.IntegratedGradients(fn).attribute(inp, baselines=base, n_steps=n_steps,
-                                                    internal_batch_size=internal_batch_size)
-        return attr[0].float().sum(-1).detach()
+        """(B,) the target per batch element (``mask`` or ``seg_norm``, summed over the ``[SEG]`` tokens)."""
+        if target not in self.targets:
+            raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of {', '.join(TARGETS)}")
+        return self.targets[target](visual)
 
 
 def saliency_select(ctx, budget: int, *, attribution: str = "saliency", target: str = "mask",
@@ -115,8 +91,11 @@ def saliency_select(ctx, budget: int, *, attribution: str = "saliency", target: 
     check_budget(budget, ctx.num_visual)
     if target not in TARGETS:
         raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of {', '.join(TARGETS)}")
+    if attribution not in ATTRIBUTIONS:
+        raise LiteLVLMError(f"unknown attribution {attribution!r}; choose one of {', '.join(ATTRIBUTIONS)}")
     gt = GroundingTarget(ctx.pipeline, ctx.prepared)
-    score = token_scores(lambda v: gt(v, target), ctx.visual_embeds, attribution, n_steps, internal_batch_size)
+    score = token_attributions(lambda v: gt(v, target), ctx.visual_embeds, attribution, n_steps=n_steps,
+                               internal_batch_size=internal_batch_size, convergence_delta=False).scores
     top = torch.topk(score, budget, sorted=True).indices
     return Selection(indices=torch.sort(top).values.cpu(), scores=score.cpu(),
                      parts={"ranking": torch.argsort(score, descending=True, stable=True).cpu()})

@@ -1,11 +1,16 @@
-"""Capture only the attention rows of chosen queries onto the visual-token keys, with hooks.
+"""Attention rows of chosen queries in a Llama-family decoder layer, recomputed from its own modules.
 
-A forward pre-hook on a decoder layer's self-attention module recomputes, with the module's
-own projections and rotary embedding, the queries of the chosen positions and all keys, and
-keeps the softmax rows restricted to the visual-token key positions: ``(B, H, V)`` per query
-set and layer. The forward itself is untouched (any attention implementation, sdpa or
-flash included), and no ``(S, S)`` attention matrix is ever formed. Works for Llama-family
-attention modules (``q_proj``, ``k_proj``, ``head_dim``, ``scaling``, rotary
+:func:`rows_from_hidden` recomputes, with a self-attention module's own projections, rotary
+embedding, scaling and mask, the softmax rows of the chosen query positions from the hidden
+states the module receives (after ``input_layernorm``): only those ``Q`` rows, never an
+``(S, S)`` matrix, whatever attention implementation the model uses (eager, sdpa, flash). The
+logits are formed and the softmax taken in at least float32. :func:`rotated_keys` are the keys
+it uses (RoPE applied, repeated over the query groups).
+
+:func:`capture_attention_rows` runs it from forward pre-hooks during ONE prefill forward and keeps
+the rows restricted to the given key positions (the visual tokens): :class:`AttentionRows`,
+``(B, H, V)`` per query set and layer. Works for Llama-family attention modules (``q_proj``,
+``k_proj``, ``head_dim``, ``scaling``, ``num_key_value_groups``, rotary
 ``position_embeddings``); hooks are removed when the ``with`` block ends, even on error.
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -58,35 +63,48 @@ class AttentionRows:
         return torch.stack([self.rows[layer][query_set] for layer in self.layers])
 
 
-def _rotary(module: nn.Module):
+def rotary_fn(module: nn.Module) -> Callable:
+    """The ``apply_rotary_pos_emb`` of the modelling file that defines ``module`` (Llama's for Llama)."""
     fn = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb", None)
     if fn is None:
         raise ValueError(f"{type(module).__name__}: its module has no apply_rotary_pos_emb")
     return fn
 
 
-def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
-                     attention_mask: torch.Tensor | None, query_positions: torch.Tensor,
-                     key_positions: torch.Tensor) -> torch.Tensor:
-    """(B, H, Q, V) softmax attention of ``query_positions`` onto ``key_positions`` for one layer.
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
-    Recomputes what the module's forward computes for those rows: the same projections,
-    rotary embedding, scaling and mask (causal when ``attention_mask`` is None).
-    """
-    rope = _rotary(module)
-    B, S, _ = hidden.shape
+
+def rotated_keys(module: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """(B, H, S, d) keys of ``x`` (B, S, h) in ``module``: ``k_proj``, RoPE (``cos``/``sin`` of these S
+    rows) and, with grouped-query attention, repeated to every query head (as ``repeat_kv``)."""
+    B, S, _ = x.shape
     d = module.head_dim
-    qp = query_positions.to(hidden.device)
-    kp = key_positions.to(hidden.device)
-    q = module.q_proj(hidden[:, qp]).view(B, qp.numel(), -1, d).transpose(1, 2)
-    k = module.k_proj(hidden).view(B, S, -1, d).transpose(1, 2)
-    cos, sin = position_embeddings
-    q, _ = rope(q, q, cos[:, qp], sin[:, qp])
-    _, k = rope(k, k, cos, sin)
+    k = module.k_proj(x).view(B, S, -1, d).transpose(1, 2)
+    _, k = rotary_fn(module)(k, k, cos, sin)
     groups = module.num_key_value_groups
     if groups > 1:
         k = k[:, :, None].expand(B, k.shape[1], groups, S, d).reshape(B, -1, S, d)
-    logits = torch.matmul(q, k.transpose(2, 3)) * module.scaling
+    return k
+
+
+def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
+                     attention_mask: torch.Tensor | None, query_positions: torch.Tensor,
+                     key_positions: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, H, Q, V) softmax attention of ``query_positions`` onto ``key_positions`` (None: all S keys).
+
+    ``hidden`` (B, S, h) is what the attention module receives. Recomputes what its forward
+    computes for those rows: the same projections, rotary embedding, scaling and mask (a 4-D
+    bool or additive mask, or causal by sequence index when ``attention_mask`` is None); the
+    logits and the softmax in at least float32.
+    """
+    B, S, _ = hidden.shape
+    qp = query_positions.to(hidden.device)
+    q = module.q_proj(hidden[:, qp]).view(B, qp.numel(), -1, module.head_dim).transpose(1, 2)
+    cos, sin = position_embeddings
+    q, _ = rotary_fn(module)(q, q, cos[:, qp], sin[:, qp])
+    k = rotated_keys(module, hidden, cos, sin)
+    logits = torch.matmul(_at_least_float32(q), _at_least_float32(k).transpose(2, 3)) * module.scaling
     del k
     if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 4:
         m = attention_mask[:, :, qp, :S]
@@ -94,8 +112,26 @@ def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embedding
     else:
         allowed = torch.arange(S, device=hidden.device)[None, :] <= qp[:, None]
         logits = logits.masked_fill(~allowed, float("-inf"))
-    probs = torch.softmax(logits.float(), dim=-1)
-    return probs[..., kp]
+    probs = torch.softmax(logits, dim=-1)
+    return probs if key_positions is None else probs[..., key_positions.to(hidden.device)]
+
+
+def _query_sets(query_sets: Mapping[str, Sequence[int] | torch.Tensor]) -> dict[str, torch.Tensor]:
+    qsets = {name: torch.as_tensor(list(p) if not isinstance(p, torch.Tensor) else p, dtype=torch.long).reshape(-1)
+             for name, p in query_sets.items()}
+    if any(v.numel() == 0 for v in qsets.values()):
+        raise ValueError(f"empty query set in {sorted(qsets)}")
+    return qsets
+
+
+def _hook_inputs(args: tuple, kwargs: dict) -> tuple[torch.Tensor, tuple, torch.Tensor | None]:
+    """(hidden states, position embeddings, attention mask) of one attention-module call."""
+    hidden = args[0] if args else kwargs["hidden_states"]
+    pe = kwargs.get("position_embeddings", args[1] if len(args) > 1 else None)
+    mask = kwargs.get("attention_mask", args[2] if len(args) > 2 else None)
+    if pe is None:
+        raise ValueError("attention module called without position_embeddings")
+    return hidden, pe, mask
 
 
 @contextlib.contextmanager
@@ -117,10 +153,7 @@ def capture_attention_rows(model: nn.Module, query_sets: Mapping[str, Sequence[i
     for i in (layers or []):
         if not -n <= i < n:
             raise IndexError(f"layer {i} out of range for {n} decoder layers")
-    qsets = {name: torch.as_tensor(list(p) if not isinstance(p, torch.Tensor) else p, dtype=torch.long).reshape(-1)
-             for name, p in query_sets.items()}
-    if any(v.numel() == 0 for v in qsets.values()):
-        raise ValueError(f"empty query set in {sorted(qsets)}")
+    qsets = _query_sets(query_sets)
     union, inverse = torch.unique(torch.cat(list(qsets.values())), return_inverse=True)
     splits = torch.split(inverse, [v.numel() for v in qsets.values()])
     kp = torch.as_tensor(key_positions, dtype=torch.long).reshape(-1)
@@ -128,11 +161,7 @@ def capture_attention_rows(model: nn.Module, query_sets: Mapping[str, Sequence[i
 
     def make_hook(layer: int):
         def hook(module, args, kwargs):
-            hidden = args[0] if args else kwargs["hidden_states"]
-            pe = kwargs.get("position_embeddings", args[1] if len(args) > 1 else None)
-            mask = kwargs.get("attention_mask", args[2] if len(args) > 2 else None)
-            if pe is None:
-                raise ValueError("attention module called without position_embeddings")
+            hidden, pe, mask = _hook_inputs(args, kwargs)
             S = hidden.shape[1]
             if int(union.max()) >= S or int(kp.max()) >= S:
                 raise ValueError(f"query/key positions exceed the sequence length {S}; capture needs one "
@@ -140,7 +169,7 @@ def capture_attention_rows(model: nn.Module, query_sets: Mapping[str, Sequence[i
             with torch.no_grad():
                 rows = rows_from_hidden(module, hidden.detach(), pe, mask, union, kp)  # (B, H, Q, V)
                 out = {}
-                for (name, _), idx in zip(qsets.items(), splits):
+                for name, idx in zip(qsets, splits):
                     r = rows[:, :, idx.to(rows.device)].mean(2)
                     out[name] = r.cpu() if to_cpu else r
             store.rows[layer] = out
