@@ -62,9 +62,9 @@ class PipelineParts:
 
     def projector_rows(self, selection) -> int:
         """How many rows ``ground`` projects after ``selection`` (None: no CLIP-side selection)."""
-        if selection is not None and selection.features is not None:
-            return int(selection.features.shape[0])
-        return self.arch.num_patches
+        if selection is None:
+            return self.arch.num_patches
+        return int(selection.features.shape[0]) if selection.features is not None else len(selection)
 
     # -- parts ----------------------------------------------------------------------------------
     def run_clip(self):

@@ -27,7 +27,9 @@ def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
             raise LiteLVLMError(f"method {method!r} merges CLIP features, so its LLM inputs are not rows of "
                                 "the given visual_embeds; differentiate w.r.t. the CLIP features instead")
         return pipeline.model.project(sel.features.to(pipeline.dtype)), sel
-    full = pipeline.visual_tokens(prepared) if full is None else full
+    if full is None:  # the official order: gather the kept CLIP features, then the projector on K rows
+        feats = prepared.vision.patches(prepared.feature_layer)[0]
+        return pipeline.model.project(feats[sel.indices.to(feats.device)].to(pipeline.dtype)), sel
     return full[sel.indices.to(full.device)], sel
 
 
