@@ -332,3 +332,7 @@ def run(args) -> int:
           f"in {t_sink:.1f}s; ablation {'done' if abl_df is not None else 'not run (needs --image-dir)'}; "
           f"wrote {out}")
     return 0
+
+
+#: this study's options (``analysis.study.Study``)
+ARGS = SinkArgs

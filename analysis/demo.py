@@ -265,3 +265,7 @@ def _print_summary(s: dict, out: Path) -> None:
               + ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("layer", "original")))
     print(f"  figures: {out}/ ({', '.join(Path(p).name for p in s['figures'])}); numbers: {out}/demo_summary.json")
     print(json.dumps({"figures_dir": str(out)}))
+
+
+#: this study's options (``analysis.study.Study``)
+ARGS = DemoArgs

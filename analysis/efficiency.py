@@ -250,3 +250,7 @@ def _version(pkg: str) -> str | None:
 
 
 __all__ = ["EfficiencyArgs", "add_arguments", "flops_rows", "load_efficiency", "run", "timing_rows"]
+
+
+#: this study's options (``analysis.study.Study``)
+ARGS = EfficiencyArgs

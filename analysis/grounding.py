@@ -337,3 +337,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
         print(summary.to_string(index=False))
         print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
     return 0
+
+
+#: this study's options (``analysis.study.Study``)
+ARGS = GroundingArgs

@@ -297,3 +297,7 @@ def run(args: argparse.Namespace) -> int:
         print(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"{rows['sent_id'].nunique()} sentence(s), {len(rows)} rows -> {a.out}")
     return 0
+
+
+#: this study's options (``analysis.study.Study``)
+ARGS = ImportanceArgs

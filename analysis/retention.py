@@ -238,3 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+#: this study's options (``analysis.study.Study``)
+ARGS = RetentionArgs

@@ -387,3 +387,7 @@ def run(args) -> int:
           f"{counts.get('images_scored', 0)} images; excluded {excluded or 'none'}; "
           f"cache {counts['cache_hits']} hits / {counts['cache_misses']} misses; wrote {out}")
     return 0
+
+
+#: this study's options (``analysis.study.Study``)
+ARGS = ReversalArgs
