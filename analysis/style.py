@@ -62,6 +62,15 @@ def palette(n: int | None = None) -> list[tuple[float, float, float]]:
     return sns.color_palette(PALETTE, n)
 
 
+#: Legend names of methods that need a word of warning wherever a user meets them.
+METHOD_LABELS = {"litelvlm-ctx": "litelvlm-ctx (‡, not in the official code)"}
+
+
+def method_label(method: str) -> str:
+    """The legend name of ``method`` (LiteLVLM‡ is marked as this project's reading of the paper)."""
+    return METHOD_LABELS.get(method, method)
+
+
 def method_colors(methods: Iterable[str]) -> dict[str, tuple[float, float, float]]:
     """A fixed colour per method name, in the order given."""
     methods = list(dict.fromkeys(methods))

@@ -12,7 +12,8 @@ def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
     """Small efficiency results: FLOPs and meta-device memory of the tiny GLaMM (no timing, a few seconds)."""
     from litelvlm.cli import main
 
-    rc = main(["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "fastv",
+    rc = main(["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "prumerge", "tome", "divprune",
+               "fastv", "dart", "sparsevlm",
                "--budgets", "576", "192", "64", "--attn", "eager", "--no-figures", "--out", str(out_dir)])
     if rc:
         raise RuntimeError(f"litelvlm efficiency exited with status {rc}")

@@ -10,7 +10,7 @@ from analysis.families.family import Family
 from analysis.families.smoke_inputs import coco128_dir
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
-SMOKE_METHODS = "none,litelvlm,random,fastv"
+SMOKE_METHODS = "none,litelvlm,random,visionzip,prumerge,fastv,dart,sparsevlm"
 SMOKE_BUDGETS = "144,36"
 
 

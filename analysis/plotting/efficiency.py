@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..eff.compare import PAPER
-from ..style import figure, method_colors
+from ..style import figure, method_colors, method_label
 
 _PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVLM)")
 
@@ -41,7 +41,7 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     base = float(d.loc[d["method"] == "none", "llm_tflops_measured"].iloc[0]) if (d["method"] == "none").any() \
         else float(d["llm_tflops_measured"].max())
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g["llm_tflops_measured"] / base, marker="o", ms=3, color=color, label=method)
+        ax.plot(g["budget"], g["llm_tflops_measured"] / base, marker="o", ms=3, color=color, label=method_label(method))
     pk = [k for k in PAPER["flops_tb"] if k != 576]
     ax.scatter(pk, [PAPER["flops_tb"][k] / PAPER["flops_tb"][576] for k in pk], **_PAPER_STYLE)
     _budget_axis(ax, d)
@@ -61,7 +61,7 @@ def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
     fig, ax, d, attn = _setup(ax, attn, df)
     _ideal(ax, d)
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method)
+        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method_label(method))
     pk = [k for k in PAPER[paper] if k != 576]
     ax.scatter(pk, [PAPER[paper][576] / PAPER[paper][k] for k in pk], **_PAPER_STYLE)
     _budget_axis(ax, d)
@@ -100,7 +100,7 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     lim = d[d["method"] != "fastv"].groupby("budget")["n_tokens"].first()
     ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method)
+        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method_label(method))
     pk = [k for k in PAPER["activations_gb"] if k != 576]
     ax.scatter(pk, [PAPER["activations_gb"][576] / PAPER["activations_gb"][k] for k in pk], **_PAPER_STYLE)
     _budget_axis(ax, d)

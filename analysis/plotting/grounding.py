@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis.style import apply_style, figsize, method_colors
+from analysis.style import apply_style, figsize, method_colors, method_label
 
 __all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference"]
 
@@ -50,7 +50,7 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
     colors = colors or method_colors(methods)
     for m in methods:
         g = d[d["method"] == m].sort_values("budget")
-        ax.plot(g["budget"], g[metric], marker="o", ms=3, lw=1.2, color=colors.get(m), label=m)
+        ax.plot(g["budget"], g[metric], marker="o", ms=3, lw=1.2, color=colors.get(m), label=method_label(m))
     base = d[d["method"] == baseline]
     if not base.empty:
         ax.axhline(float(base[metric].iloc[0]), color="k", ls="--", lw=1,
@@ -101,7 +101,7 @@ def plot_protocol_difference(difference: pd.DataFrame, metric: str = "ciou", ax=
     colors = method_colors(methods)
     for m in methods:
         g = difference[difference["method"] == m].sort_values("budget")
-        ax.plot(g["budget"], g[col], marker="o", ms=3, lw=1.2, color=colors[m], label=m)
+        ax.plot(g["budget"], g[col], marker="o", ms=3, lw=1.2, color=colors[m], label=method_label(m))
     ax.axhline(0.0, color="k", lw=0.8)
     if not difference.empty:
         _budget_axis(ax, difference["budget"])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from analysis.style import apply_style, figsize, palette
+from analysis.style import apply_style, figsize, method_label, palette
 
 __all__ = ["PART_ORDER", "part_colors", "token_overlay", "plot_token_parts", "plot_retention_stages",
            "plot_retention_grid"]
@@ -104,7 +104,7 @@ def plot_retention_stages(image: np.ndarray, table: pd.DataFrame, grid: tuple[in
         plot_token_parts(image, grid, rows["patch"], rows["part"], ax=ax,
                          title=f"{_PART_LABELS.get(part, part)} ({len(rows)})")
     plot_token_parts(image, grid, sub["patch"], sub["part"], ax=axes[3], title=f"kept: {len(sub)} tokens")
-    fig.suptitle(f"{method}, K={budget}: \u201c{text}\u201d")
+    fig.suptitle(f"{method_label(method)}, K={budget}: \u201c{text}\u201d")
     _legend(fig, sub["part"])
     return fig, axes
 
