@@ -86,6 +86,8 @@ class SinkArgs:
     cache: bool = arg(True, help="use the per-image vision-feature cache (ablation)")
     cache_dir: str = arg(None, help="cache root (default: $LITELVLM_CACHE or ~/.cache/litelvlm)")
     device: str = arg("cpu", help="torch device")
+    dtype: str = arg("float32", help="CLIP dtype: bfloat16 runs about 2x faster on a CPU (its effect on AUROC "
+                                     "and the sink shares is bounded in the tests)", choices=["float32", "bfloat16"])
 
 
 def add_arguments(parser) -> None:
@@ -282,7 +284,7 @@ def run(args) -> int:
     check_common(a)
     texts, meta, records = _texts_and_meta(a)
     ablation = records is not None and a.image_dir is not None
-    clip = load_clip(a.model, a.backend, device=a.device)
+    clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype))
     n_text_layers = clip.text_layers
     for b in a.ablate_from:
         if not 0 <= b < n_text_layers:
