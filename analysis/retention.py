@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import pickle
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_json, write_parquet
 
@@ -71,9 +71,7 @@ def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3) -> li
     refs_path = root / "refs(unc).p"
     if not refs_path.exists():
         raise LiteLVLMError(f"--data {str(root)!r} has no 'refs(unc).p' (REFER layout expected)")
-    with open(refs_path, "rb") as f:
-        refs = pickle.load(f)
-    refs = sorted(refs, key=lambda r: (r.get("split") != "val", r["image_id"], r["ref_id"]))
+    refs = sorted(load_refs(refs_path), key=lambda r: (r.get("split") != "val", r["image_id"], r["ref_id"]))
     by_image: dict[int, list] = {}
     for r in refs:
         by_image.setdefault(r["image_id"], []).append(r)

@@ -130,6 +130,28 @@ def _image_dir(image_dir: str | Path | None, default: Path) -> Path:
     return folder
 
 
+class _BuiltinsOnly(pickle.Unpickler):
+    """An unpickler that builds plain containers and scalars only: the REFER files hold nothing else,
+    and a class or function reference in a pickle is how a crafted file runs code."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}; a REFER refs file holds only built-in "
+                                     "types (lists, dicts, strings, numbers), so it was not loaded")
+
+
+def load_refs(path: str | Path) -> list[dict]:
+    """The refs list of a REFER ``refs(<split_by>).p`` file, loaded with a restricted unpickler; a
+    truncated, malformed or code-carrying file is a ``LiteLVLMError`` naming it."""
+    try:
+        with open(path, "rb") as f:
+            refs = _BuiltinsOnly(f).load()
+    except Exception as e:  # truncated, not a pickle, or refused by find_class
+        raise LiteLVLMError(f"refs file {str(path)!r} could not be loaded: {e}") from e
+    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+        raise LiteLVLMError(f"refs file {str(path)!r} does not hold a list of refs (dicts)")
+    return refs
+
+
 def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str = "refcoco",
                split_by: str = "unc", split: str = "val") -> list[ReferRecord]:
     """Load one REFER split as records, one per sentence, sorted by (image_id, ref_id, sent_id).
@@ -146,11 +168,7 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
     refs_path = _find(refer_dir, f"refs({split_by}).p", dataset)
     inst_path = _find(refer_dir, "instances.json", dataset)
     images_root = _image_dir(image_dir, refer_dir / "images")
-    try:
-        with open(refs_path, "rb") as f:
-            refs = pickle.load(f)
-    except Exception as e:
-        raise LiteLVLMError(f"refs file {str(refs_path)!r} could not be unpickled: {e}") from e
+    refs = load_refs(refs_path)
     data = _load_instances(inst_path)
     images = {im["id"]: im for im in data["images"]}
     anns = {a["id"]: a for a in data["annotations"]}
