@@ -68,8 +68,8 @@ class SinkArgs:
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
     split: str = arg("val", help="REFER split or 'all'")
     text_template: str = arg("plain", help="'plain' or 'glamm' (seeded GLaMM question)", choices=["plain", "glamm"])
-    limit: int = arg(None, help="only the first N sentences")
-    text_batch_size: int = arg(256, help="texts per text forward pass")
+    limit: int = arg(None, help="only the first N sentences", minimum=1)
+    text_batch_size: int = arg(256, help="texts per text forward pass", minimum=1)
     ablate_from: list[int] = arg([0], help="ablation: mask [SOS] for the [EOS] query in every text block "
                                            ">= this (one variant per value)", metavar="BLOCK")
     layers: list[str] = arg(None, help="ablation: vision layers as for reversal (default: L-1 and L)",
@@ -78,7 +78,7 @@ class SinkArgs:
     ks: list[int] = arg(list(DEFAULT_KS), help="ablation: k values", metavar="K")
     threshold: float = arg(0.5, help="ablation: inside threshold on mask coverage")
     pad_to_square: bool = arg(False, help="ablation: pad-to-square preprocessing")
-    batch_size: int = arg(8, help="ablation: images per vision forward pass")
+    batch_size: int = arg(8, help="ablation: images per vision forward pass", minimum=1)
     n_boot: int = arg(1000, help="bootstrap replicates for the CIs")
     seed: int = arg(0, help="seed for the templates and the bootstrap")
     examples: int = arg(4, help="write OUT/eos_attention_examples.parquet: the head-averaged [EOS] attention "

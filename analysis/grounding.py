@@ -65,16 +65,16 @@ class GroundingArgs(GlammDataArgs):
     budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K")
     protocol: str = arg("official", help="evaluation protocol: official (GLaMM's) or per-expression "
                                          "(this project's)", choices=list(PROTOCOLS))
-    max_sentences: int = arg(3, help="official protocol: sentences sampled per image (GLaMM: 3)")
+    max_sentences: int = arg(3, help="official protocol: sentences sampled per image (GLaMM: 3)", minimum=1)
     clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
                                           "or the bare expression", choices=["question", "expression"])
-    limit: int | None = arg(None, help="evaluate only the first N images (sorted by image id)")
+    limit: int | None = arg(None, help="evaluate only the first N images (sorted by image id)", minimum=1)
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; before --limit)")
     seed: int = arg(0, help="seed for templates, sampling and random selectors")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
     dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint (as GLaMM's evaluation), "
                                   "float32 for tiny-random", choices=["auto", *DTYPES])
-    chunk: int = arg(8, help="images per resumable chunk written under OUT/parts")
+    chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
     fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
     attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
     attention_queries: str = arg("seg", help="llm-attention: query rows", choices=["last", "text", "seg"])

@@ -65,8 +65,8 @@ PAIR_COLUMNS = ["clip_signal", "llm_signal", "query", "layer", "head"]
 class ImportanceArgs(GlammDataArgs):
     """Options of ``litelvlm importance``."""
 
-    limit: int | None = arg(None, help="only the first N images (sorted by image id)")
-    max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)")
+    limit: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1)
+    max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)", minimum=1)
     signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
                                                    f"({', '.join(LLM_SIGNALS)}; or all)")
     method_signals: list[str] = arg([], help="also compare these methods' per-token ranking scores with the "
@@ -74,7 +74,7 @@ class ImportanceArgs(GlammDataArgs):
     target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
                                    "prompt-embedding norm", choices=["mask", "seg_norm"])
     ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients")
-    internal_batch_size: int = arg(4, help="IG steps evaluated at once (bounds memory)")
+    internal_batch_size: int = arg(4, help="IG steps evaluated at once (bounds memory)", minimum=1)
     group: int = arg(4, help="ablation: remove group x group spatial token blocks")
     per_head: bool = arg(True, help="also compare every attention head (not only the head mean)")
     save_scores: int = arg(8, help="keep the head-mean score vectors of the first N sentences (heat maps)")

@@ -43,7 +43,7 @@ class RetentionArgs:
     model: str = arg("tiny336-random", help="CLIP model (see `litelvlm select --help`)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     data: str = arg(None, help="a REFER-layout folder (images/, refs(unc).p); default: one synthetic image")
-    limit: int = arg(2, help="number of images to draw")
+    limit: int = arg(2, help="number of images to draw", minimum=1)
     budgets: list[str] = arg(list(map(str, BUDGETS)), help="token budgets (clipped to the number of patches)")
     methods: list[str] = arg(None, help="CLIP-side methods (default: all registered)")
     seed: int = arg(0, help="seed for the random method")

@@ -66,9 +66,9 @@ class ReversalArgs:
     ks: list[int] = arg(list(DEFAULT_KS), help="k values for the lowest/highest-k inside shares", metavar="K")
     threshold: float = arg(0.5, help="a patch is inside the referent when its mask coverage >= this")
     pad_to_square: bool = arg(False, help="LLaVA-style pad-to-square before the model's transform")
-    limit: int = arg(None, help="only the first N sentences (sorted by image, ref, sentence id)")
-    batch_size: int = arg(8, help="images per vision forward pass")
-    text_batch_size: int = arg(256, help="texts per text forward pass")
+    limit: int = arg(None, help="only the first N sentences (sorted by image, ref, sentence id)", minimum=1)
+    batch_size: int = arg(8, help="images per vision forward pass", minimum=1)
+    text_batch_size: int = arg(256, help="texts per text forward pass", minimum=1)
     n_boot: int = arg(1000, help="bootstrap replicates (over images) for the CIs in summary.csv")
     seed: int = arg(0, help="seed for the question templates and the bootstrap")
     save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "

@@ -13,10 +13,11 @@ T = TypeVar("T")
 
 def arg(default: Any = dataclasses.MISSING, *, help: str = "", flag: str | None = None,
         choices: list | None = None, nargs: str | None = None, metavar: str | None = None,
-        required: bool = False) -> Any:
-    """Declare a dataclass field as a command-line option, with help text and argparse extras."""
+        required: bool = False, minimum: float | None = None) -> Any:
+    """Declare a dataclass field as a command-line option, with help text and argparse extras;
+    ``minimum`` makes a smaller number a usage error (exit 2) at parse time, before any work."""
     meta = {"help": help, "flag": flag, "choices": choices, "nargs": nargs, "metavar": metavar,
-            "required": required}
+            "required": required, "minimum": minimum}
     if default is dataclasses.MISSING:  # required on the command line; None when built in code
         default, meta["required"] = None, True
     if isinstance(default, (list, dict, set)):
@@ -34,6 +35,18 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
     if origin in (list, tuple):
         return typing.get_args(tp)[0], True
     return tp, False
+
+
+def _at_least(tp: type, minimum: float):
+    """An argparse type: ``tp(text)``, refused below ``minimum``."""
+    def convert(text: str):
+        value = tp(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text}")
+        return value
+
+    convert.__name__ = tp.__name__
+    return convert
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -55,7 +68,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if tp is bool and not is_list:
             kw["action"] = argparse.BooleanOptionalAction
         else:
-            kw["type"] = tp
+            kw["type"] = tp if meta.get("minimum") is None else _at_least(tp, meta["minimum"])
             if is_list and meta.get("nargs") == "append":
                 kw["action"] = "append"
             elif is_list:
