@@ -79,9 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     only = next((a for a in argv if a in all_commands()), None)
     parser = build_parser(only=only)
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # reported under the subcommand's own usage line (exit 2)
-        (getattr(args, "_parser", None) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:  # usage errors (exit 2) and --help/--version (exit 0) come back as a return code
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported under the subcommand's own usage line
+            (getattr(args, "_parser", None) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as e:
+        return int(e.code or 0)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in {"litelvlm"} | {module.split(".")[0] for module, _ in all_commands().values()}:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
