@@ -74,6 +74,22 @@ def quiet_third_party(verbose: bool = False) -> None:
             pass
 
 
+def check_common_options(args: argparse.Namespace) -> None:
+    """The checks every subcommand shares, before any work: ``--out`` must be a folder (or not exist
+    yet) and ``--device cuda`` needs a GPU."""
+    import os
+
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and os.path.exists(out) and not os.path.isdir(out):
+        raise LiteLVLMError(f"--out {out!r} exists and is not a folder")
+    device = getattr(args, "device", None)
+    if isinstance(device, str) and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise LiteLVLMError(f"--device {device}: no CUDA device is available on this machine")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn user errors into a message and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -96,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         from .threads import default_threads, torch_threads
 
         hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")  # None: the bundled toy CLIP
+        check_common_options(args)
         n = args.threads if getattr(args, "threads", None) is not None else default_threads(hint)
         with torch_threads(n):
             return int(args._run(args) or 0)
