@@ -28,13 +28,14 @@ class Study(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-#: subcommand -> (study module, figure family or None)
-STUDIES: dict[str, tuple[str, str | None]] = {
-    "reversal": ("analysis.reversal", "reversal"),
-    "sink": ("analysis.attention_sink", "sink"),
-    "retention": ("analysis.retention", "retention"),
-    "eval-grounding": ("analysis.grounding", "grounding"),
-    "importance": ("analysis.importance", "importance"),
-    "efficiency": ("analysis.efficiency", "efficiency"),
-    "demo": ("analysis.demo", None),
+#: study subcommand -> its figure family (None: it draws its own); the module is the subcommand's
+#: entry in ``analysis.commands.COMMANDS``
+STUDIES: dict[str, str | None] = {
+    "reversal": "reversal",
+    "sink": "sink",
+    "retention": "retention",
+    "eval-grounding": "grounding",
+    "importance": "importance",
+    "efficiency": "efficiency",
+    "demo": None,
 }

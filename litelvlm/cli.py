@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import logging
 import sys
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 ENTRY_POINT_GROUP = "litelvlm.commands"
 
 
+@functools.lru_cache(maxsize=1)
 def all_commands() -> dict[str, tuple[str, str]]:
     """The library's subcommands and those that installed packages register (studies first)."""
     from importlib.metadata import entry_points
