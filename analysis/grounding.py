@@ -197,9 +197,7 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
         groups = [([r], seg_turns([r.sentence])) for r in records]
     rows = []
     for recs, turns in groups:
-        sentences = [r.sentence for r in recs]
-        clip_texts = [q for q, _ in turns] if args.clip_text == "question" else sentences
-        prep = pipe.with_sentences(base, sentences, turns, clip_texts=clip_texts)
+        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text)
         gts = [r.mask() for r in recs]
         for method, budget in pairs:
             out = pipe.ground(prep, method, budget, **method_options(args, method))

@@ -128,3 +128,18 @@ def test_kept_tokens_equal_the_official_clip_vision_tower(loop, coco128, budget)
         assert ours.tolist() == ref.tolist(), f"image {image_id}, K={budget}"
         checked += 1
     assert checked == 4
+
+
+def test_clip_text_option_per_call(loop):
+    from PIL import Image
+
+    from litelvlm.errors import LiteLVLMError
+
+    pipe, _ = loop
+    base = pipe.prepare_image(Image.new("RGB", (40, 30), (10, 200, 90)))
+    sents = ["The dog on the left.", "a cup"]
+    assert pipe.with_sentences(base, sents).text.texts == [
+        "Can you segment the the dog on the left. in this image?", "Can you segment the a cup in this image?"]
+    assert pipe.with_sentences(base, sents, clip_text="expression").text.texts == sents
+    with pytest.raises(LiteLVLMError, match="clip_text"):
+        pipe.with_sentences(base, sents, clip_text="caption")

@@ -229,10 +229,11 @@ class GlammPipeline:
     @torch.no_grad()
     def with_sentences(self, prepared: PreparedImage, sentences: list[str],
                        turns: list[tuple[str, str]] | None = None,
-                       clip_texts: list[str] | None = None) -> PreparedImage:
+                       clip_texts: list[str] | None = None, clip_text: str | None = None) -> PreparedImage:
         """``prepared`` with the prompt (one [SEG] per sentence; default one turn each with GLaMM's first
         templates; ``turns`` gives them explicitly) and the CLIP text trace the selectors read
-        (``clip_texts``; default: the turns' questions, or the sentences if ``clip_text="expression"``)."""
+        (``clip_texts``; default: the turns' questions, or the sentences if ``clip_text`` (this call's, else
+        the pipeline's) is ``"expression"``)."""
         if not sentences:
             raise LiteLVLMError("at least one sentence is needed")
         turns = seg_turns(sentences) if turns is None else turns
@@ -240,8 +241,11 @@ class GlammPipeline:
         n_seg = int((ids == self.seg_token_id).sum())
         if n_seg != len(sentences):
             raise LiteLVLMError(f"the prompt has {n_seg} [SEG] tokens for {len(sentences)} sentences")
+        clip_text = self.clip_text if clip_text is None else clip_text
+        if clip_text not in CLIP_TEXTS:
+            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
         if clip_texts is None:
-            clip_texts = [q for q, _ in turns] if self.clip_text == "question" else list(sentences)
+            clip_texts = [q for q, _ in turns] if clip_text == "question" else list(sentences)
         text = self.clip.encode_text(list(clip_texts), warn_truncation=False)
         return replace(prepared, sentences=list(sentences), input_ids=ids, text=text)
 
