@@ -12,7 +12,8 @@ from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm import GlammPipeline, build_glamm, load_glamm_checkpoint, save_glamm_checkpoint
-from litelvlm.lvlm.checkpoint import glamm_state_dict, read_state_dict
+from litelvlm.lvlm.checkpoint import read_state_dict
+from litelvlm.lvlm.checkpoint_writer import glamm_state_dict
 from litelvlm.lvlm.tokenizer import build_tiny_tokenizer
 
 #: Keys as the released checkpoint names them (segment_anything / LLaVA / GLaMM module names).

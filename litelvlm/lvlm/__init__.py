@@ -7,7 +7,8 @@ Importing this package registers the LLM-side methods (``fastv``, ``dart``, ``sp
 
 from . import dart, fastv, llm_attention, saliency, sparsevlm  # noqa: F401  (register the LLM-side methods)
 from .build import build_glamm
-from .checkpoint import load_glamm_checkpoint, save_glamm_checkpoint, save_random_glamm
+from .checkpoint import load_glamm_checkpoint
+from .checkpoint_writer import save_glamm_checkpoint, save_random_glamm
 from .config import ARCHS, GlammArch, get_arch
 from .llm_attention import LLMContext
 from .model import GlammModel

@@ -1,4 +1,9 @@
-"""The released GLaMM-RefSeg checkpoint layout: key mapping, a loader, and a writer (for tests).
+"""The released GLaMM-RefSeg checkpoint layout: key mapping and the loader (the writer is
+:mod:`litelvlm.lvlm.checkpoint_writer`).
+
+Loading costs one copy of the weights in the target dtype: tensors are read one at a time (files
+memory-mapped, converted as they are read) and become the parameters of a ``meta``-built model, so the
+full-size GLaMM loads in bfloat16 within about 16 GB.
 
 Layout (``MBZUAI/GLaMM-RefSeg``): ``config.json``, ``pytorch_model.bin`` or
 ``pytorch_model-0000i-of-0000n.bin`` + ``pytorch_model.bin.index.json`` (safetensors
@@ -46,8 +51,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..io import atomic_path
-from .config import ARCHS, GlammArch, get_arch, with_vocab
+from .config import ARCHS, GlammArch, with_vocab
 
 log = logging.getLogger(__name__)
 
@@ -201,20 +205,33 @@ def _weight_files(path: Path) -> list[Path]:
                         "+ shards, model.safetensors or model.safetensors.index.json + shards")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a checkpoint folder (safetensors or torch ``.bin``, sharded or not)."""
+def _read_file(f: Path, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """One weight file's tensors, floating ones converted to ``dtype``, one tensor at a time: the file
+    is memory-mapped, so a float32 file becomes a bfloat16 model without a float32 copy in memory.
+    Every tensor is a copy in memory (the model never holds pages of a file that may change later)."""
+    def conv(t: torch.Tensor) -> torch.Tensor:
+        if dtype is not None and t.is_floating_point():
+            return t.to(dtype, copy=True)
+        return t.clone()
+
+    if f.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(f), framework="pt", device="cpu") as fh:
+            return {k: conv(fh.get_slice(k)[:]) for k in fh.keys()}  # noqa: SIM118 (no __iter__)
+    sd = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+    return {k: conv(sd.pop(k)) for k in list(sd)}
+
+
+def read_state_dict(path: str | Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint folder (safetensors or torch ``.bin``, sharded or not); with
+    ``dtype``, floating tensors are converted as they are read (peak memory: the converted model)."""
     out: dict[str, torch.Tensor] = {}
     for f in _weight_files(Path(path)):
         try:
-            if f.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                sd = load_file(str(f))
-            else:
-                sd = torch.load(f, map_location="cpu", weights_only=True)
+            out.update(_read_file(f, dtype))
         except Exception as e:  # corrupt or truncated file
             raise LiteLVLMError(f"could not read checkpoint file {f}: {e}") from e
-        out.update(sd)
     return out
 
 
@@ -260,8 +277,10 @@ def _names(keys: list[str], n: int = 8) -> str:
     return ", ".join(keys[:n]) + (f" ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
-def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the checkpoint") -> dict[str, int]:
-    """Load GLaMM-layout tensors into ``model`` strictly (except the CLIP tower, which comes from CLIP).
+def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the checkpoint",
+                       assign: bool = False) -> dict[str, int]:
+    """Load GLaMM-layout tensors into ``model`` strictly (except the CLIP tower, which comes from CLIP);
+    ``assign``: the tensors become the parameters (a ``meta`` model, no copy).
 
     Returns {what: count} of the tensors dropped by ``IGNORED_PREFIXES`` (also logged in one line)."""
     sd, ignored = split_ignored(sd)
@@ -282,7 +301,7 @@ def load_glamm_weights(model, sd: dict[str, torch.Tensor], where: str = "the che
            for k, v in conv.items() if tuple(v.shape) != tuple(own[k].shape)]
     if bad:
         raise LiteLVLMError(f"{where}: tensor shapes do not match the architecture: {'; '.join(bad[:5])}")
-    model.load_state_dict(conv, strict=False)
+    model.load_state_dict(conv, strict=False, assign=assign)
     return ignored
 
 
@@ -306,7 +325,7 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     except ValueError as e:
         raise LiteLVLMError(f"{cfg_file} is not valid JSON ({e})") from e
     tokenizer = load_tokenizer(path)
-    sd, ignored = split_ignored(read_state_dict(path))  # before the dtype copy below
+    sd, ignored = split_ignored(read_state_dict(path, dtype))
     _report_ignored(ignored, str(path))
     emb = sd.get("model.embed_tokens.weight")
     if emb is None:
@@ -316,12 +335,21 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                             f"{emb.shape[0]} rows")
     arch = arch_from_config(cfg, emb.shape[0])
     model = build_glamm(arch, device="meta", dtype=dtype)
-    model = model.to_empty(device=device)
-    load_glamm_weights(model, {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()},
-                       where=str(path))
-    _reinit_buffers(model, device)
+    # the checkpoint's tensors become the model's (moved to ``device``): one copy of the weights
+    load_glamm_weights(model, {k: v.to(device) for k, v in sd.items()}, where=str(path), assign=True)
+    del sd
+    _materialize_rest(model, device)
     model.ignored_checkpoint_tensors = ignored
     return model.eval().requires_grad_(False), tokenizer
+
+
+def _materialize_rest(model, device) -> None:
+    """Give storage on ``device`` to what the checkpoint does not hold (the CLIP tower, replaced when a
+    CLIP backend's tower is shared) and rebuild the non-persistent buffers (RoPE frequencies, position ids)."""
+    for module in model.modules():
+        if any(t.is_meta for t in (*module.parameters(recurse=False), *module.buffers(recurse=False))):
+            module.to_empty(device=device, recurse=False)
+    _reinit_buffers(model, device)
 
 
 def _reinit_buffers(model, device) -> None:
@@ -332,71 +360,3 @@ def _reinit_buffers(model, device) -> None:
     emb = model.vision_tower.embeddings
     if hasattr(emb, "position_ids"):
         emb.position_ids = torch.arange(emb.position_ids.shape[-1], device=device)[None]
-
-
-# -- writing (tests, conversions) ----------------------------------------------------------------
-def glamm_state_dict(model) -> dict[str, torch.Tensor]:
-    """``GlammModel`` tensors renamed to the GLaMM-RefSeg layout (no CLIP keys)."""
-    out = {}
-    for k, v in model.state_dict().items():
-        g = model_key_to_glamm(k)
-        if g is not None:
-            out[g] = v.detach().cpu().contiguous()
-    return out
-
-
-def save_glamm_checkpoint(model, tokenizer, path: str | Path, shards: int = 2, fmt: str = "bin",
-                          extra_config: dict | None = None, write_arch: bool = True) -> Path:
-    """Write ``model`` in the GLaMM-RefSeg layout (``fmt`` ``"bin"`` or ``"safetensors"``, ``shards`` files)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    sd = glamm_state_dict(model)
-    a = model.arch
-    keys = sorted(sd)
-    groups = [keys[i::shards] for i in range(shards)] if shards > 1 else [keys]
-    ext = "bin" if fmt == "bin" else "safetensors"
-    stem = "pytorch_model" if fmt == "bin" else "model"
-    weight_map = {}
-    for i, group in enumerate(groups):
-        name = f"{stem}-{i + 1:05d}-of-{len(groups):05d}.{ext}" if len(groups) > 1 else f"{stem}.{ext}"
-        part = {k: sd[k] for k in group}
-        with atomic_path(path / name) as tmp:
-            if fmt == "bin":
-                torch.save(part, tmp)
-            else:
-                from safetensors.torch import save_file
-
-                save_file(part, str(tmp))
-        weight_map.update({k: name for k in group})
-    if len(groups) > 1:
-        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in sd.values())},
-                 "weight_map": dict(sorted(weight_map.items()))}
-        with atomic_path(path / f"{stem}.{ext}.index.json") as tmp:
-            tmp.write_text(json.dumps(index, indent=2))
-    cfg = {"architectures": ["GLaMMForCausalLM"], "model_type": "llava", "hidden_size": a.llm_hidden,
-           "intermediate_size": a.llm_intermediate, "num_hidden_layers": a.llm_layers,
-           "num_attention_heads": a.llm_heads, "num_key_value_heads": a.llm_kv_heads,
-           "rms_norm_eps": a.rms_norm_eps, "rope_theta": a.rope_theta,
-           "max_position_embeddings": a.max_positions, "vocab_size": a.vocab_size, "hidden_act": "silu",
-           "mm_vision_tower": "openai/clip-vit-large-patch14-336", "mm_hidden_size": a.clip_arch.vision_width,
-           "mm_vision_select_layer": a.feature_layer, "mm_use_im_start_end": True, "out_dim": a.prompt_dim,
-           "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "torch_dtype": "float32"}
-    if write_arch:
-        cfg["litelvlm_arch"] = a.to_dict()
-    cfg.update(extra_config or {})
-    with atomic_path(path / "config.json") as tmp:
-        tmp.write_text(json.dumps(cfg, indent=2))
-    tokenizer.save_pretrained(str(path))
-    return path
-
-
-def save_random_glamm(path: str | Path, arch: str = "tiny", seed: int = 0, shards: int = 2,
-                      fmt: str = "bin") -> Path:
-    """Build a random GLaMM of ``arch`` (tiny tokenizer) and write it in the GLaMM-RefSeg layout."""
-    from .build import build_glamm
-    from .tokenizer import build_tiny_tokenizer
-
-    tok = build_tiny_tokenizer()
-    a = get_arch(arch)
-    model = build_glamm(a, seed=seed, vocab_size=len(tok))
-    return save_glamm_checkpoint(model, tok, path, shards=shards, fmt=fmt)
