@@ -90,17 +90,31 @@ class GroundingOutput:
     selection: Selection | None = field(default=None, repr=False)
 
 
-def _random_model_dir(base: str, seed: int) -> Path:
+#: Random-model strings: ``<name>-random[:SEED]`` -> the ``ARCHS`` preset it builds.
+RANDOM_MODELS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
+
+
+def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) -> Path:
+    """The random GLaMM of preset ``base`` in the GLaMM-RefSeg layout, written once to the cache folder
+    (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``)."""
     from ..cache import default_cache_dir
-    from .checkpoint import save_random_glamm
+    from .checkpoint_writer import save_random_glamm
 
     root = default_cache_dir() / "random-models" / f"glamm-{base}-seed{seed}"
     if (root / ".complete").exists():
         return root
+    full = base != "tiny"
+    if full and tokenizer_dir is None:
+        raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder to write its checkpoint "
+                            "(e.g. --tokenizer ../shared/data/glamm_refseg_tokenizer)")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:  # written aside and renamed into place: concurrent processes never read a half-written model
-        save_random_glamm(tmp, base, seed)
+        if full:
+            save_random_glamm(tmp, base, seed, fmt="safetensors", dtype=torch.bfloat16, tokenizer_dir=tokenizer_dir,
+                              max_shard_bytes=2 << 30)
+        else:
+            save_random_glamm(tmp, base, seed)
         (tmp / ".complete").touch()
         if root.exists() and not (root / ".complete").exists():  # a stale partial folder
             shutil.rmtree(root, ignore_errors=True)
@@ -148,11 +162,12 @@ class GlammPipeline:
     @classmethod
     def from_model_string(cls, model: str, clip: str | None = None, sam: str | None = None,
                           device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                          clip_text: str = "question") -> GlammPipeline:
-        """``tiny-random[:SEED]`` (a tiny random GLaMM written in the GLaMM-RefSeg layout and loaded
-        back), or a GLaMM-RefSeg folder with ``clip`` (default openai/clip-vit-large-patch14-336) and
-        ``sam`` (optional: a folder/id whose ``SamImageProcessor`` to use instead of GLaMM's own
-        preprocessing, which is the default).
+                          clip_text: str = "question", tokenizer: str | None = None) -> GlammPipeline:
+        """``tiny-random[:SEED]`` / ``glamm-7b-random[:SEED]`` (a random GLaMM of that size written in the
+        GLaMM-RefSeg layout and loaded back; the full size needs ``tokenizer``, a slow GLaMM-RefSeg
+        tokenizer folder, and gets ``vit-l-14-336-random:SEED`` as CLIP), or a GLaMM-RefSeg folder with
+        ``clip`` (default openai/clip-vit-large-patch14-336) and ``sam`` (optional: a folder/id whose
+        ``SamImageProcessor`` to use instead of GLaMM's own preprocessing, which is the default).
 
         ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
@@ -163,10 +178,12 @@ class GlammPipeline:
         base, _, seed = model.partition(":")
         if dtype is None:
             dtype = torch.float32 if base == "tiny-random" else torch.bfloat16
-        if base == "tiny-random":
+        if base in RANDOM_MODELS:
+            if not (seed or "0").isdigit():
+                raise LiteLVLMError(f"model {model!r}: the seed after ':' must be a whole number")
             seed_i = int(seed or 0)
-            path = _random_model_dir("tiny", seed_i)
-            clip = clip or f"tiny336-random:{seed_i}"
+            path = _random_model_dir(RANDOM_MODELS[base], seed_i, tokenizer)
+            clip = clip or (f"tiny336-random:{seed_i}" if base == "tiny-random" else f"vit-l-14-336-random:{seed_i}")
         else:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL
