@@ -15,5 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-grounding": ("analysis.grounding", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
     "importance": ("analysis.importance", "correlate CLIP token ranks with the LLM's own token importance"),
     "efficiency": ("analysis.efficiency", "FLOPs, prefill time, CUDA time and activation memory"),
+    "validate": ("analysis.validate", "one real image through the full pruned GLaMM: every method and budget, "
+                                      "tokens, [SEG] positions, masks, time and memory, with checks"),
     "figures": ("analysis.figures", "regenerate every figure from result tables"),
 }

@@ -37,5 +37,6 @@ STUDIES: dict[str, str | None] = {
     "eval-grounding": "grounding",
     "importance": "importance",
     "efficiency": "efficiency",
+    "validate": None,
     "demo": None,
 }

@@ -1,0 +1,136 @@
+"""``litelvlm validate``: the full pruned GLaMM on one real image, every method and budget, with checks.
+
+The CI version runs the tiny random GLaMM; the full-size one (GLaMM-7B + SAM-H + CLIP-L in bfloat16,
+about 17 GB of memory and an hour on 2 CPU cores) is ``slow``-marked and its report is committed under
+``results/validate/``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from litelvlm.cli import main
+
+METHODS = "litelvlm,vispruner,visionzip,fastv,sparsevlm,divprune"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(coco128, tmp_path_factory):
+    out = tmp_path_factory.mktemp("validate") / "out"
+    argv = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", METHODS,
+            "--budgets", "576,64", "--threads", "1"]
+    assert main(argv) == 0
+    return out, argv
+
+
+def test_tiny_validate_writes_table_report_and_passes_checks(tiny_run):
+    out, _ = tiny_run
+    rows = pd.read_parquet(out / "validate.parquet")
+    assert list(rows["method"].unique()) == ["none", *sorted(METHODS.split(","))]
+    assert len(rows) == 1 + 6 * 2
+    assert rows["text_ids_equal"].all()
+    assert (rows["mask_dtype"] == "bool").all() and rows["mask_shape"].nunique() == 1
+    assert (rows["seg_positions"].str.split().str.len() == 3).all()  # GLaMM samples 3 sentences
+    # CLIP-side methods hand the LLM K tokens; FastV gets all 576 and keeps K after its layer
+    lite = rows.set_index(["method", "budget"])
+    assert lite.loc[("litelvlm", 64), "visual_tokens_input"] == 64
+    assert lite.loc[("fastv", 64), "visual_tokens_input"] == 576 and lite.loc[("fastv", 64), "visual_tokens_kept"] == 64
+    assert (rows["prefill_ms"] > 0).all() and (rows["llm_activation_mb"] > 0).all()
+    checks = pd.read_csv(out / "checks.csv")
+    assert len(checks) == 5 and checks["passed"].all()
+    ratios = pd.read_csv(out / "ratios.csv")
+    assert set(ratios["budget"]) == {576, 64}
+    # the paper's numbers sit on LiteLVLM's rows only
+    assert ratios.loc[ratios["method"] != "litelvlm", "paper_prefill_speedup"].isna().all()
+    assert ratios.loc[(ratios["method"] == "litelvlm") & (ratios["budget"] == 64), "paper_prefill_speedup"].iloc[0] \
+        == pytest.approx(166.25 / 54.02)
+    report = (out / "report.md").read_text()
+    assert "RANDOM WEIGHTS (tiny-random:0)" in report and "PASS: no method changes the text tokens" in report
+
+
+def test_validate_resumes_from_its_parts(tiny_run, capsys):
+    out, argv = tiny_run
+    before = (out / "validate.parquet").read_bytes()
+    assert main(argv) == 0  # every (method, budget) is done: nothing is measured again
+    assert (out / "validate.parquet").read_bytes() == before
+
+
+def test_checks_name_the_failing_runs():
+    from analysis.validate_report import checks
+
+    base = {"budget": 4, "keeps_all_in_order": True, "text_ids_equal": True, "masks_equal_none": True,
+            "max_logit_diff_none": 0.0, "mask_shape": "2x3x5", "mask_dtype": "bool", "seg_positions": "7 9"}
+    rows = pd.DataFrame([{**base, "method": "none"},
+                         {**base, "method": "a", "text_ids_equal": False},
+                         {**base, "method": "b", "max_logit_diff_none": 0.5},
+                         {**base, "method": "c", "budget": 2, "keeps_all_in_order": False,
+                          "masks_equal_none": False, "seg_positions": "7"}])
+    got = checks(rows, n=4, sentences=2, image_size=(3, 5))
+    assert got["no method changes the text tokens"] == ["a@4"]
+    assert got["methods keeping all 4 tokens in order equal none"] == ["b@4"]
+    assert got["one [SEG] position per sentence"] == ["c@2"]
+    assert got["none is deterministic (equals the reference run)"] == []
+
+
+def test_full_size_random_model_needs_the_tokenizer_folder(coco128, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["validate", "--model", "glamm-7b-random", "--refer-dir", str(coco128), "--out", str(out)]) == 2
+    assert "needs the slow GLaMM-RefSeg tokenizer folder" in capsys.readouterr().err
+
+
+def test_random_checkpoint_with_a_real_tokenizer_folder_loads_back_in_bf16(shared_data, tmp_path):
+    """The full-size writer's path on the tiny arch: the real slow tokenizer folder copied, bfloat16 built
+    directly, size-cut shards, a ``litelvlm_random`` note; loading converts nothing and equals the model."""
+    from litelvlm.lvlm import load_glamm_checkpoint
+    from litelvlm.lvlm.checkpoint import read_state_dict
+    from litelvlm.lvlm.checkpoint_writer import save_random_glamm
+
+    tok_dir = shared_data / "glamm_refseg_tokenizer"
+    path = save_random_glamm(tmp_path / "ck", "tiny", seed=3, fmt="safetensors", dtype=torch.bfloat16,
+                             tokenizer_dir=tok_dir, max_shard_bytes=1 << 20)
+    shards = sorted(p.name for p in path.glob("model-*.safetensors"))
+    assert len(shards) > 2 and (path / "model.safetensors.index.json").exists()
+    assert (path / "tokenizer.model").read_bytes() == (tok_dir / "tokenizer.model").read_bytes()
+    sd = read_state_dict(path)
+    assert {t.dtype for t in sd.values() if t.is_floating_point()} == {torch.bfloat16}
+    model, tok = load_glamm_checkpoint(path, dtype=torch.bfloat16)
+    assert tok.convert_tokens_to_ids("[SEG]") == 32004
+    emb = model.language_model.embed_tokens.weight
+    assert emb.shape[0] == len(tok) and torch.equal(emb, sd["model.embed_tokens.weight"])
+    assert not any(t.is_meta for t in model.parameters()) and not any(t.is_meta for t in model.buffers())
+
+
+def test_shard_groups_cut_by_size():
+    from litelvlm.lvlm.checkpoint_writer import shard_groups
+
+    sd = {k: torch.zeros(n) for k, n in {"a": 10, "b": 10, "c": 30, "d": 5}.items()}  # float32: 4 bytes each
+    assert shard_groups(sd, max_shard_bytes=80) == [["a", "b"], ["c"], ["d"]]
+    assert shard_groups(sd, shards=2) == [["a", "c"], ["b", "d"]]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) < 22 * 2**30,
+                    reason="the full-size random GLaMM needs about 17 GB of memory")
+def test_full_size_validate_one_method(coco128, shared_data, tmp_path):
+    out = tmp_path / "out"
+    assert main(["validate", "--model", "glamm-7b-random", "--tokenizer", str(shared_data / "glamm_refseg_tokenizer"),
+                 "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm", "--budgets", "192"]) == 0
+    rows = pd.read_parquet(out / "validate.parquet")
+    assert rows["visual_tokens_input"].tolist() == [576, 192]
+    assert pd.read_csv(out / "checks.csv")["passed"].all()
+
+
+def test_repeats_interleave_and_grow_the_same_folder(coco128, tmp_path):
+    out = tmp_path / "out"
+    base = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--threads", "1", "--budgets", "64"]
+    assert main([*base, "--methods", "litelvlm", "--repeats", "2"]) == 0
+    rows = pd.read_parquet(out / "validate.parquet")
+    assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "litelvlm": 2}
+    assert main([*base, "--methods", "fastv"]) == 0  # other methods: their rows join the table
+    rows = pd.read_parquet(out / "validate.parquet")
+    assert rows["method"].tolist() == ["none", "fastv", "litelvlm"]
+    assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "fastv": 1, "litelvlm": 2}
