@@ -7,10 +7,11 @@ import json
 import os
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
-
 from .io import atomic_path
+from .lazy import lazy_module
+
+torch = lazy_module("torch")
+_safetensors = lazy_module("safetensors.torch")
 
 
 def config_key(config: dict) -> str:
@@ -46,7 +47,7 @@ class TensorCache:
         if not p.exists():
             return None
         try:
-            return load_file(p)
+            return _safetensors.load_file(p)
         except Exception:
             p.unlink(missing_ok=True)
             return None
@@ -54,4 +55,4 @@ class TensorCache:
     def put(self, item: str, tensors: dict[str, torch.Tensor]) -> None:
         """Store ``tensors`` for ``item`` atomically."""
         with atomic_path(self._path(item)) as tmp:
-            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+            _safetensors.save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))

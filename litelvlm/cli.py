@@ -20,7 +20,7 @@ from .errors import LiteLVLMError
 COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("litelvlm.commands.select", "show which visual tokens a pruning method keeps for an image"),
     "toy-data": ("litelvlm.toy.cli", "write a synthetic referring-segmentation set in REFER layout"),
-    "toy-train": ("litelvlm.toy.train", "train the bundled toy CLIP on synthetic scenes (CPU)"),
+    "toy-train": ("litelvlm.toy.options", "train the bundled toy CLIP on synthetic scenes (CPU)"),
 }
 
 #: Packages add subcommands through this entry-point group: each entry is a dict like
@@ -62,28 +62,64 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def quiet_third_party(verbose: bool = False) -> None:
-    """Silence library progress bars and info logs that would drown the command's own output."""
+    """Silence library progress bars and info logs that would drown the command's own output
+    (through the environment while transformers is not imported: importing it costs seconds)."""
     import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    if not verbose:
-        try:
-            from transformers.utils import logging as hf_logging
+    if verbose:
+        return
+    if "transformers" not in sys.modules:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is imported
+        return
+    from transformers.utils import logging as hf_logging
 
-            hf_logging.set_verbosity_error()
-            hf_logging.disable_progress_bar()
-        except ImportError:
-            pass
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+#: Options naming folders a subcommand writes into, and options naming one file it writes.
+OUTPUT_FOLDERS = ("out", "work_dir", "cache_dir")
+OUTPUT_FILES = ("save_overlay",)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_writable(dest: str, path: str, folder: bool) -> None:
+    """Raise unless ``path`` can be written: a folder (or a file, ``folder=False``) that exists and is
+    writable, or a new one under a writable existing folder."""
+    import os
+
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise LiteLVLMError(f"{_flag(dest)} {path!r} exists and is not a folder")
+    if not folder and os.path.isdir(path):
+        raise LiteLVLMError(f"{_flag(dest)} {path!r} is a folder; give a file name")
+    probe = os.path.abspath(os.path.expanduser(path))
+    if not folder or not os.path.isdir(probe):  # a new folder or any file: its nearest existing folder
+        probe = os.path.dirname(probe)
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise LiteLVLMError(f"{_flag(dest)} {path!r}: {probe!r} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LiteLVLMError(f"{_flag(dest)} {path!r}: folder {probe!r} is not writable")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line (a library's multi-line error text joined with spaces)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def check_common_options(args: argparse.Namespace) -> None:
-    """The checks every subcommand shares, before any work: ``--out`` must be a folder (or not exist
-    yet) and ``--device cuda`` needs a GPU."""
-    import os
-
-    out = getattr(args, "out", None)
-    if isinstance(out, str) and os.path.exists(out) and not os.path.isdir(out):
-        raise LiteLVLMError(f"--out {out!r} exists and is not a folder")
+    """The checks every subcommand shares, before any work: output folders (``--out``, ...) and files
+    (``--save-overlay``) must be writable where they are, and ``--device cuda`` needs a GPU."""
+    listing = getattr(args, "list", False) is True or getattr(args, "list_methods", False) is True
+    for dest in () if listing else OUTPUT_FOLDERS + OUTPUT_FILES:  # a listing writes nothing
+        path = getattr(args, dest, None)
+        if isinstance(path, str) and path:
+            _check_writable(dest, path, folder=dest in OUTPUT_FOLDERS)
     device = getattr(args, "device", None)
     if isinstance(device, str) and device.startswith("cuda"):
         import torch
@@ -119,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch_threads(n):
             return int(args._run(args) or 0)
     except LiteLVLMError as e:
-        print(f"litelvlm {args.command}: error: {e}", file=sys.stderr)
+        print(f"litelvlm {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"litelvlm {args.command}: interrupted; completed work is kept and a re-run resumes",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import types
 import typing
 from typing import Any, TypeVar
@@ -13,11 +14,15 @@ T = TypeVar("T")
 
 def arg(default: Any = dataclasses.MISSING, *, help: str = "", flag: str | None = None,
         choices: list | None = None, nargs: str | None = None, metavar: str | None = None,
-        required: bool = False, minimum: float | None = None) -> Any:
+        required: bool = False, minimum: float | None = None, deprecated: tuple[str, ...] = (),
+        each: type | None = None) -> Any:
     """Declare a dataclass field as a command-line option, with help text and argparse extras;
-    ``minimum`` makes a smaller number a usage error (exit 2) at parse time, before any work."""
+    ``minimum`` makes a smaller number a usage error (exit 2) at parse time, before any work;
+    ``deprecated``: old flags still accepted (hidden from --help, a warning once per run);
+    ``each`` (a type): for a list of strings such as ``--budgets 576,192 64``, every comma-separated
+    item must convert with it (and be >= ``minimum``) at parse time; the values stay as typed."""
     meta = {"help": help, "flag": flag, "choices": choices, "nargs": nargs, "metavar": metavar,
-            "required": required, "minimum": minimum}
+            "required": required, "minimum": minimum, "deprecated": tuple(deprecated), "each": each}
     if default is dataclasses.MISSING:  # required on the command line; None when built in code
         default, meta["required"] = None, True
     if isinstance(default, (list, dict, set)):
@@ -49,6 +54,48 @@ def _at_least(tp: type, minimum: float):
     return convert
 
 
+def _items_of(tp: type, minimum: float | None):
+    """An argparse type for one token of a comma-separated list: each item must convert with ``tp``
+    (and be >= ``minimum``); the token itself is kept as typed (the command splits it)."""
+    def check(text: str) -> str:
+        for item in (x for x in text.split(",") if x != ""):
+            try:
+                value = tp(item)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"invalid {tp.__name__.replace('_', ' ')} value: {item!r}") from None
+            if minimum is not None and value < minimum:
+                raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {item}")
+        return text
+
+    check.__name__ = f"{tp.__name__} list"
+    return check
+
+
+class DeprecatedFlag(argparse.Action):
+    """A hidden old name of an option: stores into the option's field and warns once on stderr."""
+
+    def __init__(self, option_strings, dest, canonical: str = "", **kw):
+        self.canonical = canonical
+        self.warned = False
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if not self.warned:
+            self.warned = True
+            print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.canonical} "
+                  "(same meaning)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_flags(cls: type) -> dict[str, str]:
+    """``{old flag: current flag}`` for the fields of the options dataclass ``cls``."""
+    res = {}
+    for f in dataclasses.fields(cls):
+        for old in f.metadata.get("deprecated", ()):
+            res[old] = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+    return res
+
+
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one option per field of ``cls`` (``field_name`` becomes ``--field-name``)."""
     hints = typing.get_type_hints(cls)
@@ -68,7 +115,10 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if tp is bool and not is_list:
             kw["action"] = argparse.BooleanOptionalAction
         else:
-            kw["type"] = tp if meta.get("minimum") is None else _at_least(tp, meta["minimum"])
+            if meta.get("each") is not None:
+                kw["type"] = _items_of(meta["each"], meta.get("minimum"))
+            else:
+                kw["type"] = tp if meta.get("minimum") is None else _at_least(tp, meta["minimum"])
             if is_list and meta.get("nargs") == "append":
                 kw["action"] = "append"
             elif is_list:
@@ -84,6 +134,10 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if kw.get("default") is not None and kw["help"] and not is_list:
             kw["help"] += " (default: %(default)s)"
         parser.add_argument(flag, **kw)
+        for old in meta.get("deprecated", ()):
+            extra = {k: v for k, v in kw.items() if k in ("type", "nargs", "choices", "metavar")}
+            parser.add_argument(old, dest=f.name, action=DeprecatedFlag, canonical=flag,
+                                default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
 
 
 def from_namespace(cls: type[T], ns: argparse.Namespace) -> T:

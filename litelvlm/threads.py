@@ -5,14 +5,22 @@ matrices are too small to split, and a second thread only fights the other proce
 shared machine (measured 13-25x slower on 2 busy cores). Full-size models use torch's own
 default, the number of physical cores. ``litelvlm COMMAND --threads N`` overrides both; the
 count a run used is recorded in its ``config.json`` (``torch_threads``).
+
+Setting the count does not import torch: when torch is not imported yet, the count goes into
+``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, which torch reads when it is first imported, so a
+command that fails on a bad argument never pays torch's import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 
 from .errors import LiteLVLMError
+
+_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def is_small_model(model: str | None) -> bool:
@@ -23,20 +31,32 @@ def is_small_model(model: str | None) -> bool:
     return name.startswith("tiny") or "toy" in name
 
 
-def default_threads(model: str | None) -> int:
-    """1 for a small model, else torch's default (the physical cores)."""
-    import torch
-
-    return 1 if is_small_model(model) else torch.get_num_threads()
+def default_threads(model: str | None) -> int | None:
+    """1 for a small model, else None (torch's default: the physical cores)."""
+    return 1 if is_small_model(model) else None
 
 
 @contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[int]:
-    """Within the block torch uses ``n`` intra-op threads (None: unchanged); restored afterwards."""
-    import torch
-
+def torch_threads(n: int | None) -> Iterator[int | None]:
+    """Within the block torch uses ``n`` intra-op threads (None: unchanged); restored afterwards.
+    Yields the count in force (None when torch is not imported and ``n`` is None)."""
     if n is not None and n < 1:
         raise LiteLVLMError(f"--threads must be >= 1; got {n}")
+    if "torch" not in sys.modules:  # torch will read the count from the environment when imported
+        saved = {k: os.environ.get(k) for k in _ENV}
+        try:
+            if n is not None:
+                os.environ.update({k: str(n) for k in _ENV})
+            yield n
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        return
+    import torch
+
     prev = torch.get_num_threads()
     try:
         if n is not None:

@@ -7,23 +7,31 @@ import pytest
 
 from litelvlm.cli import main
 
+#: (command, option, bad value, the smallest accepted value)
 CASES = [
-    ("eval-grounding", "--limit", "-40"), ("eval-grounding", "--limit", "0"), ("eval-grounding", "--chunk", "0"),
-    ("eval-grounding", "--max-sentences", "0"),
-    ("importance", "--limit", "-1"), ("importance", "--max-sentences", "0"), ("importance", "--internal-batch-size", "0"),
-    ("reversal", "--limit", "-40"), ("reversal", "--batch-size", "0"), ("reversal", "--text-batch-size", "0"),
-    ("sink", "--limit", "0"), ("sink", "--batch-size", "0"),
-    ("retention", "--limit", "-2"),
+    ("eval-grounding", "--limit-images", "-40", 1), ("eval-grounding", "--limit-images", "0", 1),
+    ("eval-grounding", "--chunk", "0", 1), ("eval-grounding", "--max-sentences", "0", 1),
+    ("eval-grounding", "--budgets", "0", 1),
+    ("importance", "--limit-images", "-1", 1), ("importance", "--max-sentences", "0", 1),
+    ("importance", "--internal-batch-size", "0", 1),
+    ("reversal", "--limit-sentences", "-40", 1), ("reversal", "--batch-size", "0", 1),
+    ("reversal", "--text-batch-size", "0", 1),
+    ("sink", "--limit-sentences", "0", 1), ("sink", "--batch-size", "0", 1),
+    ("retention", "--limit-images", "-2", 1), ("retention", "--budgets", "64,0", 1),
+    ("validate", "--budgets", "0", 1), ("efficiency", "--budgets", "0", 1),
+    ("demo", "--scenes", "1", 2), ("demo", "--show", "0", 1),
+    ("toy-data", "--scenes", "0", 1), ("toy-data", "--size", "0", 32), ("toy-data", "--sentences", "0", 1),
+    ("toy-train", "--steps", "0", 1), ("toy-train", "--batch-size", "1", 2), ("toy-train", "--eval-every", "0", 1),
 ]
 
 
-@pytest.mark.parametrize("command,option,value", CASES)
-def test_bad_count_is_a_usage_error(tmp_path, capsys, command, option, value):
+@pytest.mark.parametrize("command,option,value,least", CASES)
+def test_bad_count_is_a_usage_error(tmp_path, capsys, command, option, value, least):
     out = tmp_path / "out"
     argv = [command, "--out", str(out), option, value]
-    if command in ("eval-grounding", "importance"):
+    if command in ("eval-grounding", "importance", "validate"):
         argv += ["--refer-dir", str(tmp_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"argument {option}: must be >= 1, got {value}" in err and f"usage: litelvlm {command}" in err
-    assert not out.exists()
+    assert f"argument {option}: must be >= {least}, got {value.split(',')[-1]}" in err, err
+    assert f"usage: litelvlm {command}" in err and not out.exists()

@@ -8,35 +8,61 @@ Model strings:
   ``local-dir:/path`` or ``hf-hub:org/name``;
 * ``tiny-random[:SEED]`` / ``vit-l-14-336-random[:SEED]``: a random model of that
   architecture, written to the cache folder and loaded back through the real path.
+
+Importing this package is cheap: the backends (torch, transformers, open_clip) are imported
+when a model is loaded or one of their names is first used. A model that cannot be loaded (a
+missing or empty folder, a config without ``model_type``, truncated weights, a checkpoint of
+another architecture, an unknown name) is a :class:`~litelvlm.errors.LiteLVLMError` naming it.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from ..errors import LiteLVLMError
-from .base import HOOK_POINTS, ClipBackend, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
-from .hf import DEFAULT_HF_MODEL, HFClip
-from .openclip import OpenClip
+
+#: The default CLIP model of the hf backend (LLaVA-1.5's and GLaMM's vision tower).
+DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
 
 __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
-           "DEFAULT_HF_MODEL", "HFClip", "OpenClip", "resolve_random_model"]
+           "DEFAULT_HF_MODEL", "HFClip", "OpenClip", "resolve_random_model", "parse_random_seed"]
+
+#: Names imported from a backend module on first use (PEP 562).
+_LAZY = {"HOOK_POINTS": "base", "ClipBackend": "base", "Geometry": "base", "TextTrace": "base", "VisionTrace": "base",
+         "attention_rows": "base", "hook_point": "base", "HFClip": "hf", "OpenClip": "openclip"}
 
 _RANDOM = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
 
 
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def parse_random_seed(model: str) -> int:
+    """The SEED of ``<arch>-random[:SEED]`` (0 when absent); anything but a whole number is an error."""
+    seed = model.partition(":")[2]
+    if not (seed or "0").isdigit():
+        raise LiteLVLMError(f"model {model!r}: the seed after ':' must be a whole number, got {seed!r}")
+    return int(seed or 0)
+
+
 def resolve_random_model(model: str, backend: str) -> str | None:
     """For ``<arch>-random[:SEED]`` strings, write (once) and return the random model's path."""
-    base, _, seed = model.partition(":")
+    base = model.partition(":")[0]
     if base not in _RANDOM:
         return None
     from ..cache import default_cache_dir
     from .random_init import save_random_hf_clip, save_random_open_clip
 
-    seed_i = int(seed or 0)
+    seed_i = parse_random_seed(model)
     root = default_cache_dir() / "random-models" / f"{base}-{backend}-seed{seed_i}"
     marker = root / ".complete"
     if not marker.exists():
@@ -48,27 +74,74 @@ def resolve_random_model(model: str, backend: str) -> str | None:
     return str(root) if backend == "hf" else f"local-dir:{root}"
 
 
+def _backend_for(model: str) -> str:
+    """open_clip for open_clip-style strings (``local-dir:``, ``hf-hub:``, ``ARCH:TAG``, a folder with
+    ``open_clip_config.json``), hf for everything else."""
+    if model.startswith(("local-dir:", "hf-hub:")) or (
+            os.path.isdir(model) and (Path(model) / "open_clip_config.json").exists()):
+        return "open_clip"
+    if ":" in model and not model.split(":")[0].endswith("-random") and "/" not in model.split(":")[0]:
+        return "open_clip"
+    return "hf"
+
+
+def _check_folder(model: str, backend: str) -> None:
+    """Refuse, before any import, a model folder that cannot hold a model: empty, or (hf) without
+    ``config.json``, or a ``config.json`` without ``model_type``."""
+    import json
+
+    folder = model[len("local-dir:"):] if model.startswith("local-dir:") else model
+    if not os.path.isdir(folder):
+        return
+    if not any(Path(folder).iterdir()):
+        raise LiteLVLMError(f"model folder {folder!r} is empty")
+    if backend != "hf":
+        return
+    cfg = Path(folder) / "config.json"
+    if not cfg.is_file():
+        raise LiteLVLMError(f"model folder {folder!r} has no config.json (a save_pretrained folder is expected)")
+    try:
+        config = json.loads(cfg.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise LiteLVLMError(f"model {folder!r}: {cfg} is not valid JSON ({e})") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise LiteLVLMError(f"model {folder!r}: {cfg} has no 'model_type' (not a transformers model folder)")
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, shortened (loader errors can list hundreds of keys)."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0].strip()
+    return (text[:limit] + " ...") if len(text) > limit else text
+
+
 def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
-              device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> ClipBackend:
-    """Load a CLIP model through transformers (``backend="hf"``) or open_clip (``"open_clip"``).
+              device: Any = "cpu", dtype: Any = None) -> Any:
+    """Load a CLIP model (a :class:`ClipBackend`) through transformers (``backend="hf"``) or open_clip
+    (``"open_clip"``); ``dtype`` defaults to float32.
 
     Without ``backend``, open_clip-style strings (``local-dir:``, ``ARCH:TAG``, a folder with
     ``open_clip_config.json``) go to open_clip and everything else to transformers.
     """
-    if backend is None:
-        if model.startswith(("local-dir:", "hf-hub:")) or (
-                os.path.isdir(model) and (Path(model) / "open_clip_config.json").exists()):
-            backend = "open_clip"
-        elif ":" in model and not model.split(":")[0].endswith("-random") and "/" not in model.split(":")[0]:
-            backend = "open_clip"
-        else:
-            backend = "hf"
+    backend = backend or _backend_for(model)
     if backend not in ("hf", "open_clip"):
         raise LiteLVLMError(f"unknown backend {backend!r}; choose 'hf' or 'open_clip'")
+    if model.partition(":")[0] in _RANDOM:
+        parse_random_seed(model)  # a bad seed is refused before anything is written
+    import torch
+
     resolved = resolve_random_model(model, backend) or model
+    _check_folder(resolved, backend)
     if backend == "open_clip" and os.path.isdir(resolved):
         resolved = f"local-dir:{resolved}"
-    cls = HFClip if backend == "hf" else OpenClip
-    clip = cls(resolved, device=device, dtype=dtype)
+    cls = __getattr__("HFClip" if backend == "hf" else "OpenClip")
+    try:
+        clip = cls(resolved, device=device, dtype=torch.float32 if dtype is None else dtype)
+    except LiteLVLMError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the loaders' errors for broken weights vary by library
+        # A truncated safetensors file (SafetensorError), a checkpoint of another architecture
+        # (RuntimeError, AssertionError), ...: one line naming the model; -v logs the traceback.
+        logging.getLogger(__name__).debug("loading %r failed", model, exc_info=True)
+        raise LiteLVLMError(f"CLIP model {model!r} could not be loaded: {type(e).__name__}: {_one_line(e)}") from e
     clip.name = model
     return clip

@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError, UnsupportedModelError
+from . import DEFAULT_HF_MODEL
 from .base import ClipBackend, Geometry, VisionTrace
 
-DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
+__all__ = ["DEFAULT_HF_MODEL", "HFClip", "expand2square"]
 
 
 def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
@@ -24,11 +25,29 @@ def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image
     return out
 
 
-def _offline_hint(name: str) -> str:
-    return (f"model {name!r} could not be loaded: it is not a local directory and is not in the "
-            "Hugging Face cache (no network here). Point --model at a local directory written by "
-            "save_pretrained (config.json, model.safetensors, tokenizer and preprocessor files), "
-            "or download it on a machine with network access first")
+def _offline_hint(name: str, reachable: bool = False) -> str:
+    where = ("is not a model on the Hugging Face hub either" if reachable else
+             "and the Hugging Face hub cannot be reached from here")
+    return (f"model {name!r} could not be loaded: it is not a local directory, is not in the Hugging Face "
+            f"cache {where}. Point --model at a local directory written by save_pretrained (config.json, "
+            "model.safetensors, tokenizer and preprocessor files), or download it on a machine with "
+            "network access first")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all (a failed name lookup returns at once); without it
+    the hub client would retry for about 30 s before giving up."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 class HFClip(ClipBackend):
@@ -49,14 +68,16 @@ class HFClip(ClipBackend):
         kw = {"local_files_only": True}
         try:
             config = AutoConfig.from_pretrained(self.name, **kw)
-        except OSError:
-            if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        except OSError as e:
+            if os.path.isdir(self.name):
+                raise LiteLVLMError(f"model folder {self.name!r} could not be read: {e}") from None
+            if not hub_reachable():
                 raise LiteLVLMError(_offline_hint(self.name)) from None
             kw = {}
             try:
                 config = AutoConfig.from_pretrained(self.name)
             except OSError as e:
-                raise LiteLVLMError(_offline_hint(self.name)) from e
+                raise LiteLVLMError(_offline_hint(self.name, reachable=True)) from e
         if config.model_type != "clip":
             raise UnsupportedModelError(
                 f"{self.name!r} is a {config.model_type!r} model; the hf backend needs a CLIP model with a "

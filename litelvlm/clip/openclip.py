@@ -30,6 +30,23 @@ def parse_open_clip_name(name: str) -> tuple[str, str | None]:
 
 
 @contextlib.contextmanager
+def _quiet_root_logger():
+    """Within the block, ERROR records that open_clip logs through the root logger are dropped (it
+    logs the error it then raises; the raised one is reported). Its warnings still show."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and "open_clip" in record.pathname)
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+@contextlib.contextmanager
 def _capture(modules_in: list[tuple[torch.nn.Module, bool]], batch_first: bool):
     """Record the input (pre-hook) or output of each module, in NLD layout; hooks always removed."""
     store: list[torch.Tensor | None] = [None] * len(modules_in)
@@ -85,7 +102,8 @@ class OpenClip(ClipBackend):
                                 + (f"; similar: {', '.join(near)}" if near else "")
                                 + " (all: open_clip.list_models())")
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
+            with _quiet_root_logger():  # open_clip logs the error it then raises: one message is enough
+                model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
             self.tokenizer = open_clip.get_tokenizer(arch)
         except (RuntimeError, OSError, ValueError) as e:
             raise LiteLVLMError(

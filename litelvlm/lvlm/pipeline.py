@@ -172,16 +172,14 @@ class GlammPipeline:
         ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
         ``tiny-random``."""
-        from ..clip import DEFAULT_HF_MODEL, load_clip
+        from ..clip import DEFAULT_HF_MODEL, load_clip, parse_random_seed
         from .checkpoint import load_glamm_checkpoint
 
-        base, _, seed = model.partition(":")
+        base = model.partition(":")[0]
         if dtype is None:
             dtype = torch.float32 if base == "tiny-random" else torch.bfloat16
         if base in RANDOM_MODELS:
-            if not (seed or "0").isdigit():
-                raise LiteLVLMError(f"model {model!r}: the seed after ':' must be a whole number")
-            seed_i = int(seed or 0)
+            seed_i = parse_random_seed(model)
             path = _random_model_dir(RANDOM_MODELS[base], seed_i, tokenizer)
             clip = clip or (f"tiny336-random:{seed_i}" if base == "tiny-random" else f"vit-l-14-336-random:{seed_i}")
         else:

@@ -1,10 +1,15 @@
-"""The options of ``litelvlm toy-train`` (:class:`ToyTrainArgs`) and their checks."""
+"""``litelvlm toy-train``: its options (:class:`ToyTrainArgs`), their checks and the entry point.
+
+This module is what the command line imports to parse the options: it is light (no torch), so a
+bad option is refused at once; the training itself (:mod:`litelvlm.toy.train`) is imported by
+:func:`run` after the checks.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cli_args import arg
+from ..cli_args import add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
 from .scenes import CELLS
 
@@ -15,8 +20,8 @@ class ToyTrainArgs:
 
     out: str = arg("toy-clip", help="output folder (save_pretrained layout)")
     seed: int = arg(0, help="seed for the model initialisation and the batch sampling")
-    steps: int = arg(4800, help="optimisation steps")
-    batch_size: int = arg(64, help="scenes per batch")
+    steps: int = arg(4800, help="optimisation steps", minimum=1)
+    batch_size: int = arg(64, help="scenes per batch", minimum=2)
     positives: int = arg(3, help="referring expressions (of different objects) per image (a scene has 3-5 objects; "
                                      "3 instead of 2 costs ~8%% more per step and trains binding faster)")
     hard_negatives: int = arg(7, help="same-scene counterfactual captions per positive")
@@ -24,12 +29,12 @@ class ToyTrainArgs:
                                              "the changed value (shape, colour, size or cell) belongs to another "
                                              "object of the scene, so only binding it to its object tells them apart")
     lr: float = arg(5e-4, help="peak learning rate (AdamW, linear warm-up, cosine decay)")
-    warmup: int = arg(100, help="warm-up steps")
+    warmup: int = arg(100, help="warm-up steps", minimum=0)
     weight_decay: float = arg(0.05, help="AdamW weight decay")
-    train_scenes: int = arg(15000, help="number of pre-rendered training scenes")
-    eval_scenes: int = arg(200, help="held-out scenes for the periodic retrieval check")
-    final_eval_scenes: int = arg(1000, help="held-out scenes for the final retrieval check")
-    eval_every: int = arg(500, help="evaluate every N steps")
+    train_scenes: int = arg(15000, help="number of pre-rendered training scenes", minimum=1)
+    eval_scenes: int = arg(200, help="held-out scenes for the periodic retrieval check", minimum=1)
+    final_eval_scenes: int = arg(1000, help="held-out scenes for the final retrieval check", minimum=1)
+    eval_every: int = arg(500, help="evaluate every N steps", minimum=1)
     render_size: int = arg(224, help="side of the rendered scenes (the demo data uses the same)")
     image_size: int = arg(192, help="model input side (the scenes are rendered at --render-size and resized)")
     patch_size: int = arg(32, help="ViT patch size (192/32: a 6x6 grid, so each cell of the 3x3 layout is 2x2 patches)")
@@ -57,7 +62,7 @@ class ToyTrainArgs:
                          help="attention kernel while training (the same function; with 37 vision and ~11 text "
                               "tokens and heads of 8-16 channels, eager is ~20%% faster on a CPU than sdpa). "
                               "The saved model loads with transformers' default either way")
-    threads: int = arg(2, help="torch CPU threads")
+    threads: int = arg(2, help="torch CPU threads", minimum=1)
     workers: int = arg(0, help="1: a worker process makes the next batches while the model trains (a gain only with "
                                "cores to spare beyond --threads); 0: in the training process. Same batches either way")
 
@@ -87,3 +92,16 @@ def check_args(a: ToyTrainArgs) -> None:
         raise LiteLVLMError(f"--vision-heads {a.vision_heads} must divide --vision-width {a.vision_width}")
     if a.image_size % a.patch_size:
         raise LiteLVLMError(f"--image-size {a.image_size} is not a multiple of --patch-size {a.patch_size}")
+
+
+def add_arguments(parser) -> None:
+    """Add the ``toy-train`` options (one per :class:`ToyTrainArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, ToyTrainArgs)
+
+
+def run(ns) -> int:
+    """Entry point of ``litelvlm toy-train``: check the options, then import torch and train."""
+    check_args(from_namespace(ToyTrainArgs, ns))
+    from .train import run as train_run
+
+    return train_run(ns)

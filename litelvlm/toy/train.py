@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..cli_args import add_dataclass_arguments, from_namespace
+from ..cli_args import from_namespace
 from .evaluation import (
     accuracy_by_attribute,
     retrieval_accuracy,
@@ -42,11 +42,6 @@ from .scene_sets import HELDOUT_SEED, TRAIN_SEED, build_scenes, build_warmup_sce
 from .scenes import make_scene
 
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser) -> None:
-    """Add the ``toy-train`` options (one per :class:`ToyTrainArgs` field) to ``parser``."""
-    add_dataclass_arguments(parser, ToyTrainArgs)
 
 
 def train(a: ToyTrainArgs) -> dict:

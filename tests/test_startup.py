@@ -1,0 +1,59 @@
+"""A bad argument fails before the heavy imports: every subcommand returns 2 without importing torch
+(nor transformers, open_clip, pandas, scipy, matplotlib or captum), checked in a fresh interpreter.
+Parsing imports only the subcommand's module, whose top-level imports are light; the output-folder
+and thread checks run before the subcommand does. No timing is asserted (see docs/testing.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from litelvlm.cli import all_commands
+
+HEAVY = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", "captum")
+
+#: one bad value of an option each subcommand has (refused at parse time)
+BAD_ARGUMENT = {
+    "reversal": ["--limit-sentences", "0"], "sink": ["--ablate-from", "1.5"], "retention": ["--budgets", "64,1.5"],
+    "eval-grounding": ["--budgets", "0"], "importance": ["--group", "x"], "efficiency": ["--arch", "nope"],
+    "validate": ["--repeats", "0"], "demo": ["--scenes", "0"], "figures": ["--threads", "1.5"],
+    "select": ["--budget", "1.5"], "toy-data": ["--size", "0"], "toy-train": ["--steps", "0"],
+}
+
+CODE = """
+import json, sys
+from litelvlm.cli import main
+rc = main(json.loads(sys.argv[1]))
+print(json.dumps({"rc": rc, "heavy": sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)}))
+"""
+
+
+def _run(argv: list[str]) -> dict:
+    done = subprocess.run([sys.executable, "-c", CODE, json.dumps(argv), json.dumps(HEAVY)],
+                          capture_output=True, text=True, timeout=120)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_subcommand_has_a_case():
+    assert set(BAD_ARGUMENT) == set(all_commands())
+
+
+@pytest.mark.parametrize("command", sorted(BAD_ARGUMENT))
+def test_a_bad_argument_fails_before_the_heavy_imports(command, tmp_path):
+    result = _run([command, *BAD_ARGUMENT[command], "--out", str(tmp_path / "out")])
+    assert result == {"rc": 2, "heavy": []}
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["reversal", "sink", "retention", "eval-grounding", "importance", "demo"])
+def test_a_usage_error_after_parsing_needs_no_torch_either(command, tmp_path):
+    a_file = tmp_path / "a-file"  # --out that is a file: check_common_options, before the subcommand runs
+    a_file.write_text("keep me")
+    argv = [command, "--out", str(a_file), "--model", "tiny-random"]
+    if command in ("eval-grounding", "importance"):
+        argv += ["--refer-dir", str(tmp_path)]
+    assert _run(argv) == {"rc": 2, "heavy": []}
+    assert a_file.read_text() == "keep me"
