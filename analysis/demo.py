@@ -26,6 +26,9 @@ from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace
 from litelvlm.errors import LiteLVLMError
 
 log = logging.getLogger(__name__)
+#: where the demo writes by default: an untracked folder of the working directory, never the
+#: committed figures/demo/ of a checkout
+DEFAULT_OUT = "litelvlm-demo"
 
 
 @dataclass
@@ -34,12 +37,15 @@ class DemoArgs:
                                 "folder, local-dir:PATH (open_clip), a hub id in the local cache, or "
                                 "tiny-random[:SEED]")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
-    out: str = arg("figures/demo", help="folder for the figures and demo_summary.json")
+    out: str = arg(DEFAULT_OUT, help="folder for the figures and demo_summary.json (the default is a new "
+                                     "folder in the working directory; the committed figures/demo/ is "
+                                     "remade only with --out figures/demo)")
     work_dir: str = arg(None, help="folder for the synthetic set and the result tables "
                                    "(default: a temporary folder, removed at the end)")
-    scenes: int = arg(48, help="synthetic scenes (images) for the two studies")
-    show: int = arg(3, help="scenes shown in the token-selection and similarity figures")
-    budget: float = arg(0.25, help="share of the visual tokens kept in the selection figure")
+    scenes: int = arg(48, help="synthetic scenes (images) for the two studies", minimum=2)
+    show: int = arg(3, help="scenes shown in the token-selection and similarity figures", minimum=1)
+    budget_share: float = arg(0.25, help="share of the visual tokens kept in the selection figure, in (0, 1] "
+                                         "(`select --budget` is a count)", deprecated=("--budget",))
     n_boot: int = arg(1000, help="bootstrap replicates for the confidence intervals")
     seed: int = arg(3, help="scene seed (the toy CLIP was trained on seed 1 and checked on seed 2)")
     smoke: bool = arg(False, help="tiny and fast (for CI): 6 scenes, 2 shown, 100 bootstrap replicates")
@@ -100,7 +106,8 @@ def selection_figure(clip, records, show: int, budget: float, seed: int):
             sel[m].append(kept)
             rows.append({"image_id": r.image_id, "ann_id": r.ann_id, "sentence": r.sentence, "method": m,
                          "budget": K, "n_patches": n, "n_inside": int(ins.sum()),
-                         "referent_kept_share": float(ins[kept[kept >= 0]].sum()) / max(1, int(ins.sum()))})
+                         "referent_kept_share": (float(ins[kept[kept >= 0]].sum()) / int(ins.sum())
+                                                 if ins.any() else float("nan"))})
     fig, _ = plot_demo_selection_grid(images, captions, inside, sel, clip.grid)
     return fig, pd.DataFrame(rows), (picked, images, captions, inside)
 
@@ -129,10 +136,22 @@ def similarity_figure(clip, picked, images, captions, inside, layer: int):
     return fig
 
 
-def _save(fig, out: Path, name: str) -> Path:
+def selection_headline(table) -> dict:
+    """The share of referent patches each method kept, averaged over the scorable shown scenes (those
+    with at least one referent patch on the grid), with their count ``n`` and the scenes shown."""
+    scorable = table[table["n_inside"] > 0]
+    shares = scorable.groupby("method")["referent_kept_share"].mean().round(4).to_dict()
+    return {"referent_kept_share": shares, "scenes_scorable": int(scorable["image_id"].nunique()),
+            "scenes_shown": int(table["image_id"].nunique())}
+
+
+def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
     import matplotlib.pyplot as plt
 
+    from analysis.style import weights_footnote
     from litelvlm.io import atomic_path
+
+    weights_footnote(fig, model)
 
     path = out / f"{name}.png"
     with atomic_path(path) as tmp:
@@ -142,11 +161,10 @@ def _save(fig, out: Path, name: str) -> Path:
 
 
 def run(ns) -> int:
-    import pandas as pd
-
     from litelvlm.clip import load_clip
     from litelvlm.data.refer import load_refer
     from litelvlm.io import write_csv, write_json
+    from litelvlm.provenance import weights_banner, weights_kind
     from litelvlm.toy.refer_layout import write_refer
 
     a = from_namespace(DemoArgs, ns)
@@ -154,8 +172,10 @@ def run(ns) -> int:
         a.scenes, a.show, a.n_boot = min(a.scenes, 6), min(a.show, 2), min(a.n_boot, 100)
     if a.scenes < 2 or a.show < 1:
         raise LiteLVLMError("--scenes must be >= 2 and --show >= 1")
-    if not 0 < a.budget <= 1:
-        raise LiteLVLMError(f"--budget is a share of the tokens in (0, 1], got {a.budget}")
+    if not 0 < a.budget_share <= 1:
+        raise LiteLVLMError(f"--budget-share is a share of the tokens in (0, 1], got {a.budget_share}")
+    import pandas as pd
+
     model = resolve_model(a.model)
     out = Path(a.out)
     if out.exists() and not out.is_dir():
@@ -171,11 +191,11 @@ def run(ns) -> int:
         print(f"demo: {len(records)} referring expressions on {a.scenes} synthetic scenes; model {model}")
 
         figures: list[Path] = []
-        fig, sel_table, shown = selection_figure(clip, records, a.show, a.budget, a.seed)
-        figures.append(_save(fig, out, "selection_overlay"))
+        fig, sel_table, shown = selection_figure(clip, records, a.show, a.budget_share, a.seed)
+        figures.append(_save(fig, out, "selection_overlay", model))
         write_csv(out / "selection.csv", sel_table)
         feature_layer = clip.trace_image(clip.preprocess([records[0].image()])).num_layers - 1
-        figures.append(_save(similarity_figure(clip, *shown, layer=feature_layer), out, "similarity_maps"))
+        figures.append(_save(similarity_figure(clip, *shown, layer=feature_layer), out, "similarity_maps", model))
 
         n = clip.num_patches
         ks = sorted({max(1, n // 8), max(1, n // 4), max(1, n // 2)})
@@ -189,7 +209,7 @@ def run(ns) -> int:
         rev_summary = pd.read_csv(rev_dir / "summary.csv")
         from analysis.plotting.demo import plot_demo_reversal_hist
 
-        figures.append(_save(plot_demo_reversal_hist(rev)[0], out, "reversal_auroc"))
+        figures.append(_save(plot_demo_reversal_hist(rev)[0], out, "reversal_auroc", model))
         overall = rev_summary[rev_summary["breakdown"] == "all"].sort_values("layer")
         reversal = [{k: (float(r[k]) if k != "layer" else int(r[k])) for k in
                      ("layer", "auroc_reversed_mean", "auroc_reversed_ci_low", "auroc_reversed_ci_high",
@@ -198,18 +218,21 @@ def run(ns) -> int:
 
         sink, sink_ablation = run_sink(work / "results" / "sink", common, data / "images", out, figures)
 
-        summary = {"model": a.model or "litelvlm/toy/weights", "weights_hash": clip.weights_hash(), "grid": list(clip.grid),
+        headline = selection_headline(sel_table)
+        summary = {"model": a.model or "litelvlm/toy/weights", "weights": weights_kind(model),
+                   "weights_hash": clip.weights_hash(), "grid": list(clip.grid),
                    "scenes": a.scenes, "sentences": len(records), "scene_seed": a.seed,
                    "selection_budget": int(sel_table["budget"].iloc[0]),
-                   "selection_referent_kept_share": sel_table.groupby("method")["referent_kept_share"]
-                   .mean().round(4).to_dict(),
+                   "selection_referent_kept_share": headline["referent_kept_share"],
+                   "selection_scenes_scorable": headline["scenes_scorable"],
+                   "selection_scenes_shown": headline["scenes_shown"],
                    "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation, "figures": [str(p) for p in figures],
                    "seconds": round(time.perf_counter() - t0, 1), "args": asdict(a)}
         write_json(out / "demo_summary.json", summary)
     finally:
         if tmp_work:
             shutil.rmtree(work, ignore_errors=True)
-    _print_summary(summary, out)
+    _print_summary(summary, out, weights_banner(model))
     return 0
 
 
@@ -246,11 +269,19 @@ def sink_headline(summary) -> dict:
             "per_layer_sos": [round(float(v), 4) for v in per_layer["sos_mean"]]}
 
 
-def _print_summary(s: dict, out: Path) -> None:
+def _print_summary(s: dict, out: Path, banner: str | None = None) -> None:
     print(f"\nlitelvlm demo: {s['sentences']} expressions on {s['scenes']} scenes, model {s['model']} "
           f"(grid {s['grid'][0]}x{s['grid'][1]}), {s['seconds']:.0f} s")
-    print(f"  token selection (K={s['selection_budget']}): share of referent patches kept: " +
-          ", ".join(f"{m} {v:.0%}" for m, v in s["selection_referent_kept_share"].items()))
+    if banner:
+        print(f"  {banner}")
+    n, shown = s["selection_scenes_scorable"], s["selection_scenes_shown"]
+    if n:
+        print(f"  token selection (K={s['selection_budget']}): share of referent patches kept, mean over the "
+              f"n={n} of {shown} shown scenes with a referent patch: " +
+              ", ".join(f"{m} {v:.0%}" for m, v in s["selection_referent_kept_share"].items()))
+    else:
+        print(f"  token selection (K={s['selection_budget']}): none of the {shown} shown scenes has a referent "
+              "patch (>= 50% inside the mask); nothing to score")
     for r in s["reversal"]:
         verdict = "reversed (referent ranked LOW)" if r["auroc_reversed_ci_low"] > 0.5 else (
             "not reversed (referent ranked HIGH)" if r["auroc_reversed_ci_high"] < 0.5 else "no clear direction")

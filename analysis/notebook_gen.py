@@ -22,6 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 
 
+#: the cell after loading: a banner (markdown) when the results were made from random or toy weights
+BANNER_CELL = ("from IPython.display import Markdown\n"
+               "from litelvlm.provenance import weights_banner\n\n"
+               "banner = weights_banner(*tables[MODELS_KEY])\n"
+               "if banner:  # results of random or toy weights: the figures below are not findings\n"
+               '    display(Markdown(f"> **⚠ {banner}**"))')
+
+
 def draw_body(fn: Callable) -> str:
     """The source of ``fn``'s body without its docstring and final ``return``, dedented."""
     src = textwrap.dedent(inspect.getsource(fn))
@@ -63,14 +71,15 @@ def make_notebook(family: Family):
         new_code_cell("from IPython.display import Image, display\n\n"
                       "from analysis import plots\n"
                       "from analysis.families import FAMILIES\n"
-                      "from analysis.families.family import save_figures\n"
+                      "from analysis.families.family import MODELS_KEY, save_figures\n"
                       + "".join(f"{line}\n" for line in family.extra_imports)
                       + f'\nfamily = FAMILIES["{family.name}"]\n'
                       "family.check()\n"
                       "tables = family.load(RESULTS, SMOKE, MODEL)\n"
                       "sorted(tables)"),
+        new_code_cell(BANNER_CELL, metadata={"tags": ["weights-banner"]}),
         new_code_cell(draw_body(family.draw)
-                      + f'paths = save_figures(figs, OUT, "{family.name}")\n'
+                      + f'paths = save_figures(figs, OUT, "{family.name}", tables[MODELS_KEY])\n'
                       "[str(p) for p in paths]"),
         new_code_cell('for p in paths:\n    if p.suffix == ".png":\n        display(Image(filename=str(p)))'),
     ]

@@ -93,6 +93,45 @@ def figure(columns: int = 1, aspect: float = 0.75, nrows: int = 1, ncols: int = 
     return plt.subplots(nrows, ncols, **kwargs)
 
 
+#: colour and size of the footnote that marks a figure made from random or toy weights
+FOOTNOTE_COLOR = "#b2182b"
+FOOTNOTE_SIZE = 6
+
+
+def weights_footnote(fig, *models: str | None) -> str | None:
+    """Write the weights banner of ``models`` (:func:`litelvlm.provenance.weights_banner`) under ``fig``
+    as a footnote; returns it, or None (nothing drawn) when every model has real weights."""
+    import textwrap
+
+    from litelvlm.provenance import weights_banner
+
+    banner = weights_banner(*models)
+    if banner is None:
+        return None
+    text = "\n".join(textwrap.wrap(banner, max(40, int(fig.get_figwidth() * 17))))  # fits the width
+    style = {"ha": "left", "va": "top", "fontsize": FOOTNOTE_SIZE, "color": FOOTNOTE_COLOR, "fontweight": "bold",
+             "gid": "weights-footnote"}
+    if not hasattr(fig.canvas, "get_renderer"):  # a closed or canvas-less figure: give it one to measure with
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()  # lay the figure out, then put the note under everything drawn
+    renderer = fig.canvas.get_renderer()
+    box = fig.get_tightbbox(renderer)
+    if box is None:
+        fig.text(0.01, 0.0, text, **style)
+        return banner
+    x = max(box.x0 / fig.get_figwidth(), 0.0)
+    lowest = min((leg.get_window_extent(renderer).y0 / fig.dpi for leg in fig.legends), default=float("inf"))
+    if lowest <= box.y0 + 1e-6:
+        # a figure legend at the bottom is anchored to the saved area's bottom edge, which a note
+        # below would move: the note goes above everything instead
+        fig.text(x, max(box.y1 / fig.get_figheight(), 1.0) + 0.005, text, **{**style, "va": "bottom"})
+    else:
+        fig.text(x, min(box.y0 / fig.get_figheight(), 0.0) - 0.01, text, **style)
+    return banner
+
+
 def save_figure(fig, out_dir: str | os.PathLike, name: str, formats: Iterable[str] = FORMATS,
                 close: bool = True) -> list[Path]:
     """Write ``fig`` as ``out_dir/name.pdf`` and ``.png`` (atomically, reproducible bytes); return the paths."""

@@ -8,11 +8,14 @@ import math
 from litelvlm.cli import main
 
 
-def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--smoke", "--out", str(out)]) == 0
+def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out is a new folder of the working directory
+    assert main(["demo", "--smoke"]) == 0
+    out = tmp_path / "litelvlm-demo"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["litelvlm-demo"]
     printed = capsys.readouterr().out
     assert "AUROC of reversed similarity" in printed and "[EOS]->[SOS]" in printed
+    assert "TOY WEIGHTS (the bundled toy CLIP" in printed  # the numbers say which weights made them
     summary = json.loads((out / "demo_summary.json").read_text())
     from litelvlm.toy import default_model_path
 
@@ -34,6 +37,20 @@ def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys):
     shares = summary["selection_referent_kept_share"]
     assert {"litelvlm", "clip_topsim", "random", "vispruner", "visionzip"} <= set(shares)
     assert all(0.0 <= v <= 1.0 and not math.isnan(v) for v in shares.values())
+    n, shown = summary["selection_scenes_scorable"], summary["selection_scenes_shown"]
+    assert summary["weights"] == "toy" and 0 < n <= shown == 2
+    assert f"mean over the n={n} of {shown} shown scenes with a referent patch" in printed
+
+
+def test_the_selection_headline_counts_only_scorable_scenes():
+    import pandas as pd
+
+    from analysis.demo import selection_headline
+
+    table = pd.DataFrame({"image_id": [1, 1, 2, 2, 3, 3], "method": ["a", "b"] * 3, "n_inside": [4, 4, 2, 2, 0, 0],
+                          "referent_kept_share": [0.5, 1.0, 1.0, 0.0, float("nan"), float("nan")]})
+    h = selection_headline(table)
+    assert h == {"referent_kept_share": {"a": 0.75, "b": 0.5}, "scenes_scorable": 2, "scenes_shown": 3}
 
 
 def test_demo_with_another_model_and_a_bad_one(tmp_path, capsys):

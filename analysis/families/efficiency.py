@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis import plots
 from analysis.families.family import Family
+from litelvlm.lazy import lazy_module
+
+plots = lazy_module("analysis.plots")  # matplotlib: imported when a figure is drawn
 
 
 def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:

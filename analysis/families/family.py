@@ -26,14 +26,43 @@ def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
     return d / sub if (d / sub).is_dir() else d
 
 
-def save_figures(figs: dict, out_dir: str | os.PathLike, family: str) -> list[Path]:
-    """Save ``{name: figure}`` as ``out_dir/<family>_<name>.pdf`` and ``.png``; returns the paths."""
-    from analysis.style import save_figure
+def save_figures(figs: dict, out_dir: str | os.PathLike, family: str, models=()) -> list[Path]:
+    """Save ``{name: figure}`` as ``out_dir/<family>_<name>.pdf`` and ``.png``, each with a footnote when
+    ``models`` (those that made the results) have random or toy weights; returns the paths."""
+    from analysis.style import save_figure, weights_footnote
 
     paths: list[Path] = []
     for name, fig in figs.items():
+        weights_footnote(fig, *models)
         paths += save_figure(fig, out_dir, f"{family}_{name}")
     return paths
+
+
+#: the key under which :meth:`Family.load` adds the model strings of the results to their tables
+MODELS_KEY = "weights_models"
+
+
+def results_models(folder: str | os.PathLike) -> list[str | None]:
+    """The model strings recorded in the ``config.json`` files of a results folder (and its
+    subfolders): ``model`` and a ``clip`` string, at the top level or under ``args``."""
+    from analysis.parts import read_json
+
+    models: list[str | None] = []
+    for path in sorted(Path(folder).rglob("config.json")):
+        try:
+            cfg = read_json(path)
+        except LiteLVLMError:
+            continue
+        if not isinstance(cfg, dict):
+            continue
+        for part in (cfg, cfg.get("args")):
+            if not isinstance(part, dict) or "model" not in part:
+                continue
+            for key in ("model", "clip"):
+                value = part.get(key)
+                if (value is None and key == "model") or isinstance(value, str):
+                    models.append(value)
+    return list(dict.fromkeys(models))
 
 
 @dataclass(frozen=True)
@@ -104,17 +133,20 @@ class Family:
         return d
 
     def load(self, results_dir: str | os.PathLike | None, smoke: bool = False, model: str | None = None) -> dict:
-        """The result tables from ``results_dir``; with ``smoke`` and no folder, small ones made now."""
+        """The result tables from ``results_dir``; with ``smoke`` and no folder, small ones made now;
+        under ``MODELS_KEY`` the model strings that made them (:func:`results_models`)."""
         self.check()
         if results_dir is not None:
-            return self.read(self.results_folder(results_dir))
+            folder = self.results_folder(results_dir)
+            return {**self.read(folder), MODELS_KEY: results_models(folder)}
         if not smoke:
             raise LiteLVLMError(f"figure family {self.name!r}: give --results DIR (or --smoke to make small results)")
         with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
-            return self.read(self.smoke_results(tmp, model))
+            folder = self.smoke_results(tmp, model)
+            return {**self.read(folder), MODELS_KEY: results_models(folder)}
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:
         """Load, draw and save this family's figures; returns the written paths."""
         tables = self.load(results_dir, smoke, model)
-        return save_figures(self.draw(tables), out_dir, self.name)
+        return save_figures(self.draw(tables), out_dir, self.name, tables[MODELS_KEY])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from analysis import plots
 from analysis.families.family import Family
 from analysis.families.smoke_inputs import coco128_dir
+from litelvlm.lazy import lazy_module
+
+plots = lazy_module("analysis.plots")  # matplotlib: imported when a figure is drawn
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
 SMOKE_METHODS = "none,litelvlm,random,visionzip,prumerge,fastv,dart,sparsevlm"
@@ -26,7 +28,7 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
         from litelvlm.data.fixtures import write_tiny_refer
 
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
-        pick = {"limit": 1}
+        pick = {"limit_images": 1}
     model = model or "tiny-random:0"
     pipe = GlammPipeline.from_model_string(model)  # one model for both protocols
     for protocol in ("per-expression", "official"):

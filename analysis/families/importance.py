@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis import plots
 from analysis.families.family import Family
 from analysis.families.smoke_inputs import coco128_dir
+from litelvlm.lazy import lazy_module
+
+plots = lazy_module("analysis.plots")  # matplotlib: imported when a figure is drawn
 
 
 def smoke_importance(out_dir: Path, model: str | None = None) -> None:
@@ -27,7 +29,7 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
         data = write_tiny_refer(out_dir / "refer")
     model = model or "tiny-random:0"
     pipe = GlammPipeline.from_model_string(model)
-    run_importance(ImportanceArgs(refer_dir=str(data), out=str(out_dir), model=model, limit=1, max_sentences=1,
+    run_importance(ImportanceArgs(refer_dir=str(data), out=str(out_dir), model=model, limit_images=1, max_sentences=1,
                                   signals=["attention", "saliency", "ablation"], group=12,
                                   save_scores=1, n_boot=200), pipe=pipe)
     records = [r for r in load_refer(data, None, "refcoco", "unc", "val")]
@@ -46,7 +48,44 @@ def read_importance(results_dir: Path) -> dict:
     """The importance tables of a results folder (and ``ablation/summary.csv`` of eval-grounding, if present)."""
     from analysis.importance import load_importance
 
-    return load_importance(results_dir)
+    tables = load_importance(results_dir)
+    tables["referents"] = referent_windows(results_dir, tables)
+    return tables
+
+
+def referent_windows(results_dir: Path, tables: dict) -> dict:
+    """Per sentence of ``scores``, its referent's mask in the CLIP input window (the centred square
+    crop, resized to the window image); empty when the REFER data cannot be reached."""
+    import numpy as np
+    from PIL import Image
+
+    from analysis.study import resolve_config_path
+    from litelvlm.data.refer import load_refer
+    from litelvlm.errors import LiteLVLMError
+
+    scores, cfg = tables.get("scores"), tables.get("config") or {}
+    if scores is None or scores.empty:
+        return {}
+    try:
+        refer_dir = resolve_config_path(cfg, "refer_dir", results_dir)
+        image_dir = resolve_config_path(cfg, "image_dir", results_dir)
+        records = load_refer(refer_dir, image_dir, cfg.get("dataset", "refcoco"), cfg.get("split_by", "unc"),
+                             cfg.get("split", "val"))
+    except (LiteLVLMError, OSError, KeyError, TypeError, ValueError):
+        return {}
+    by_sent = {r.sent_id: r for r in records}
+    out = {}
+    for sent_id, image_id in scores[["sent_id", "image_id"]].drop_duplicates().itertuples(index=False):
+        r, window = by_sent.get(int(sent_id)), tables["images"].get(int(image_id))
+        if r is None or window is None:
+            continue
+        mask = np.asarray(r.mask(), dtype=np.uint8)
+        h, w = mask.shape
+        side = min(h, w)
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        crop = Image.fromarray(mask[y0:y0 + side, x0:x0 + side] * 255)
+        out[int(sent_id)] = np.asarray(crop.resize((window.shape[1], window.shape[0]), Image.NEAREST)) > 127
+    return out
 
 
 def draw_importance(tables: dict) -> dict:
@@ -61,7 +100,8 @@ def draw_importance(tables: dict) -> dict:
         image_id = int(scores["image_id"].iloc[0])
         figs["scatter"], _ = plots.plot_importance_scatter(scores, sent_id)
         if image_id in tables["images"]:
-            figs["heatmaps"], _ = plots.plot_signal_heatmaps(tables["images"][image_id], scores, sent_id)
+            figs["heatmaps"], _ = plots.plot_signal_heatmaps(tables["images"][image_id], scores, sent_id,
+                                                             referent=tables["referents"].get(sent_id))
     if "ablation" in tables:
         figs["oracle_ablation"], _ = plots.plot_oracle_ablation(tables["ablation"])
     return figs

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis import plots
 from analysis.families.family import Family
 from analysis.families.smoke_inputs import SMOKE_MODEL, coco128_dir
+from litelvlm.lazy import lazy_module
+
+plots = lazy_module("analysis.plots")  # matplotlib: imported when a figure is drawn
 
 
 def smoke_retention(out_dir: Path, model: str | None = None) -> None:
@@ -14,8 +16,8 @@ def smoke_retention(out_dir: Path, model: str | None = None) -> None:
     from analysis.retention import RetentionArgs, run_retention
 
     data = coco128_dir()
-    run_retention(RetentionArgs(out=str(out_dir), model=model or SMOKE_MODEL, data=str(data) if data else None,
-                                limit=1))
+    run_retention(RetentionArgs(out=str(out_dir), model=model or SMOKE_MODEL, refer_dir=str(data) if data else None,
+                                limit_images=1))
 
 
 def read_retention(results_dir: Path) -> dict:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis import plots
 from analysis.families.family import Family, family_dir
 from analysis.families.smoke_inputs import SMOKE_MODEL, refer_data
+from litelvlm.lazy import lazy_module
+
+plots = lazy_module("analysis.plots")  # matplotlib: imported when a figure is drawn
 
 
 def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
@@ -16,7 +18,7 @@ def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
     data = refer_data(Path(out_dir))
     models = [model] if model else [SMOKE_MODEL, f"{SMOKE_MODEL}:1"]
     for i, m in enumerate(models):
-        rc = main(["reversal", "--model", m, "--refer-dir", str(data), "--split", "val", "--limit", "16",
+        rc = main(["reversal", "--model", m, "--refer-dir", str(data), "--split", "val", "--limit-sentences", "16",
                    "--layers", "all", "--n-boot", "200", "--save-maps", "3" if i == 0 else "0",
                    "--out", str(Path(out_dir) / f"run{i}")])
         if rc:
@@ -25,11 +27,12 @@ def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
 
 def read_reversal(results_dir: Path) -> dict:
     """Summaries of every run under the folder (one per model) and the similarity-map examples of the first."""
-    import json
 
     import numpy as np
     import pandas as pd
 
+    from analysis.parts import read_json
+    from analysis.study import resolve_config_path
     from litelvlm.clip.base import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer
@@ -38,7 +41,7 @@ def read_reversal(results_dir: Path) -> dict:
     runs = sorted(p.parent for p in root.rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
     summaries = []
     for run in runs:
-        cfg = json.loads((run / "config.json").read_text())
+        cfg = read_json(run / "config.json")
         s = pd.read_csv(run / "summary.csv")
         s.insert(0, "model", cfg["clip"]["model"])
         summaries.append(s)
@@ -46,10 +49,12 @@ def read_reversal(results_dir: Path) -> dict:
     for run in runs:
         if not (run / "similarity_maps.parquet").exists():
             continue
-        cfg = json.loads((run / "config.json").read_text())
+        cfg = read_json(run / "config.json")
         a = cfg["args"]
-        recs = (load_refer(a["refer_dir"], a["image_dir"], a["dataset"], a["split_by"], a["split"])
-                if a["refer_dir"] else load_coco_instances(a["coco_instances"], a["image_dir"], a["split"]))
+        refer_dir, image_dir, coco = (resolve_config_path(cfg, k, run) for k in ("refer_dir", "image_dir",
+                                                                                  "coco_instances"))
+        recs = (load_refer(refer_dir, image_dir, a["dataset"], a["split_by"], a["split"])
+                if refer_dir else load_coco_instances(coco, image_dir, a["split"]))
         by_sent = {r.sent_id: r for r in recs}
         maps = pd.read_parquet(run / "similarity_maps.parquet")
         maps = maps[maps["layer"] == maps["layer"].max()]

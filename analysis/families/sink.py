@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis import plots
 from analysis.families.family import Family, family_dir
 from analysis.families.smoke_inputs import SMOKE_MODEL, refer_data
+from litelvlm.lazy import lazy_module
+
+plots = lazy_module("analysis.plots")  # matplotlib: imported when a figure is drawn
 
 
 def smoke_sink(out_dir: Path, model: str | None = None) -> None:
@@ -15,7 +17,7 @@ def smoke_sink(out_dir: Path, model: str | None = None) -> None:
 
     data = refer_data(Path(out_dir))
     rc = main(["sink", "--model", model or SMOKE_MODEL, "--refer-dir", str(data), "--image-dir",
-               str(data / "images"), "--split", "val", "--limit", "16", "--ablate-from", "0", "1",
+               str(data / "images"), "--split", "val", "--limit-sentences", "16", "--ablate-from", "0", "1",
                "--n-boot", "200", "--examples", "2", "--out", str(out_dir)])
     if rc:
         raise RuntimeError(f"litelvlm sink failed (status {rc})")

@@ -172,5 +172,7 @@ def plot_ablation_bars(summary: pd.DataFrame, ax=None, value: str = "auroc_rever
     ax.set_xlabel("vision layer")
     ax.set_ylabel("AUROC of -s for the referent")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize="x-small", loc="lower right")
+    # beside the axes, never over the bars (they reach any height up to 1)
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              title="text representation", title_fontsize="x-small")
     return fig, ax

@@ -8,32 +8,77 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from litelvlm.pruning.plot import plot_kept_tokens  # noqa: E402
 
-__all__ = ["plot_demo_selection_grid", "plot_demo_similarity_maps", "plot_demo_reversal_hist"]
+__all__ = ["plot_demo_selection_grid", "plot_demo_similarity_maps", "plot_demo_reversal_hist", "outline_patches"]
+
+#: the referent outline: white with a black edge, visible on bright (kept) and dimmed (dropped) patches
+_OUTLINE = {"color": "white", "lw": 1.3,
+            "path_effects": [patheffects.withStroke(linewidth=2.4, foreground="black")]}
+
+
+def outline_patches(ax, inside: np.ndarray, grid: tuple[int, int], size: tuple[float, float] | None = None,
+                    **style) -> None:
+    """Draw the outline of the union of the grid patches where ``inside`` (N,) is True on ``ax``:
+    in pixels of an image of ``size`` (h, w), or in grid units (one patch = 1, centred) without it."""
+    cells = np.asarray(inside, dtype=bool).reshape(grid)
+    ph, pw = (size[0] / grid[0], size[1] / grid[1]) if size else (1.0, 1.0)
+    off = -0.5  # imshow puts pixel (or cell) i at i, its edges at i -/+ 0.5
+    padded = np.pad(cells, 1)
+    segments = []
+    for r, c in zip(*np.nonzero(cells)):
+        x0, y0, x1, y1 = c * pw + off, r * ph + off, (c + 1) * pw + off, (r + 1) * ph + off
+        pr, pc = r + 1, c + 1
+        if not padded[pr - 1, pc]:
+            segments.append([(x0, y0), (x1, y0)])
+        if not padded[pr + 1, pc]:
+            segments.append([(x0, y1), (x1, y1)])
+        if not padded[pr, pc - 1]:
+            segments.append([(x0, y0), (x0, y1)])
+        if not padded[pr, pc + 1]:
+            segments.append([(x1, y0), (x1, y1)])
+    if segments:
+        ax.add_collection(LineCollection(segments, capstyle="round", **{**_OUTLINE, **style}), autolim=False)
 
 
 def plot_demo_selection_grid(images: list[np.ndarray], captions: list[str], inside: list[np.ndarray],
                              selections: dict[str, list[np.ndarray]], grid: tuple[int, int]):
-    """Rows = scenes, columns = the referent's patches then each method's kept tokens; returns ``(fig, ax)``.
+    """Rows = scenes, columns = the image with its referent outlined, then each method's kept tokens
+    (bright) and dropped tokens (dimmed), the referent outlined again; returns ``(fig, ax)``.
 
-    ``inside[r]`` is the (N,) bool referent mask on the grid; ``selections[method][r]`` the kept
-    patch indices. Each title gives the share of the referent's patches the method kept.
+    ``inside[r]`` is the (N,) bool referent mask on the grid (patches at least half inside the
+    referent's mask); ``selections[method][r]`` the kept patch indices. Each title gives the share of
+    the referent's patches the method kept; a scene without a referent patch is not scored.
     """
     methods = list(selections)
     rows, cols = len(images), 1 + len(methods)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows + 0.4), squeeze=False)
     for r, (img, cap, ins) in enumerate(zip(images, captions, inside)):
-        plot_kept_tokens(img, np.flatnonzero(ins), grid, ax=axes[r, 0])
-        axes[r, 0].set_title(f'"{cap}"', fontsize=6.5)
+        size = img.shape[:2]
+        plot_kept_tokens(img, np.arange(ins.size), grid, ax=axes[r, 0])
+        outline_patches(axes[r, 0], ins, grid, size)
+        note = "" if ins.any() else "\n(no patch >= 50% inside: not scored)"
+        axes[r, 0].set_title(f'"{cap}"{note}', fontsize=6.5)
         for c, m in enumerate(methods, start=1):
             kept = np.asarray(selections[m][r], dtype=int)
-            recall = float(ins[kept].sum()) / max(1, int(ins.sum()))
+            kept = kept[kept >= 0]
             plot_kept_tokens(img, kept, grid, ax=axes[r, c])
-            axes[r, c].set_title(f"{m}\nreferent kept {recall:.0%}", fontsize=6.5)
-    axes[0, 0].set_ylabel("referent (mask)", fontsize=7)
-    fig.tight_layout()
+            outline_patches(axes[r, c], ins, grid, size)
+            share = (f"referent kept {float(ins[kept].sum()) / int(ins.sum()):.0%}" if ins.any()
+                     else "referent: not scored")
+            axes[r, c].set_title(f"{m}\n{share}", fontsize=6.5)
+    axes[0, 0].set_ylabel("image, referent outlined", fontsize=7)
+    handles = [Patch(facecolor="0.85", edgecolor="0.5", label="kept token (shown bright)"),
+               Patch(facecolor="0.2", edgecolor="0.5", label="dropped token (dimmed)"),
+               Line2D([], [], label="referent: patches >= 50% inside its mask", **_OUTLINE)]
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, 1.0))
     return fig, axes
 
 
@@ -44,18 +89,15 @@ def plot_demo_similarity_maps(images: list[np.ndarray], captions: list[str], sim
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.4), squeeze=False)
     for i, (img, cap, s, ins) in enumerate(zip(images, captions, sims, inside)):
         axes[0, i].imshow(img)
-        h, w = img.shape[:2]
-        ph, pw = h / grid[0], w / grid[1]
-        for idx in np.flatnonzero(ins):
-            rr, cc = divmod(int(idx), grid[1])
-            axes[0, i].add_patch(plt.Rectangle((cc * pw, rr * ph), pw, ph, fill=False, ec="w", lw=0.6))
+        outline_patches(axes[0, i], ins, grid, img.shape[:2])
         axes[0, i].set_title(f'"{cap}"', fontsize=6.5)
         im = axes[1, i].imshow(np.asarray(s).reshape(grid), cmap="viridis")
-        for idx in np.flatnonzero(ins):
-            rr, cc = divmod(int(idx), grid[1])
-            axes[1, i].add_patch(plt.Rectangle((cc - 0.5, rr - 0.5), 1, 1, fill=False, ec="r", lw=0.6))
-        fig.colorbar(im, ax=axes[1, i], fraction=0.046, pad=0.02).ax.tick_params(labelsize=5)
-        axes[1, i].set_title(f"patch-text similarity, layer {layer}\n(red: referent)", fontsize=6.5)
+        outline_patches(axes[1, i], ins, grid)
+        cbar = fig.colorbar(im, ax=axes[1, i], fraction=0.046, pad=0.02)
+        cbar.ax.tick_params(labelsize=5)
+        cbar.set_label("patch·text dot product\n(joint space; no unit)", fontsize=5.5)
+        where = "outlined: referent" if np.any(ins) else "no patch >= 50% inside the referent"
+        axes[1, i].set_title(f"patch-text similarity, layer {layer}\n({where})", fontsize=6.5)
         for ax in axes[:, i]:
             ax.set_xticks([])
             ax.set_yticks([])

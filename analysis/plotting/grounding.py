@@ -77,11 +77,16 @@ def plot_grounding_protocols(summary: pd.DataFrame, metric: str = "ciou", protoc
                              squeeze=False)
     colors = method_colors(sorted(m for m in summary["method"].unique() if m != baseline))
     for i, (ax, p) in enumerate(zip(axes[0], present)):
-        plot_iou_vs_budget(summary, metric, protocol=p, ax=ax, baseline=baseline, colors=colors,
-                           legend=i == len(present) - 1)
+        plot_iou_vs_budget(summary, metric, protocol=p, ax=ax, baseline=baseline, colors=colors, legend=False)
         ax.set_title(p)
         if i:
             ax.set_ylabel("")
+    handles: dict = {}  # one legend for both panels, outside them: every method of either panel once
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside right center", fontsize=6)
     fig.suptitle(f"{_LABELS[metric]} against budget, by protocol", fontsize=8)
     return fig, axes[0]
 

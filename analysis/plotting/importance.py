@@ -99,11 +99,13 @@ def plot_overlap_vs_k(summary: pd.DataFrame, clip_signal: str = "clip_rev_sim", 
 
 
 def plot_signal_heatmaps(image: np.ndarray, scores: pd.DataFrame, sent_id: int | None = None,
-                         signals: list[tuple[str, str, int]] | None = None, alpha: float = 0.6):
+                         signals: list[tuple[str, str, int]] | None = None, alpha: float = 0.6,
+                         referent: np.ndarray | None = None):
     """Side-by-side heat maps of one sentence's signals over the CLIP input window ``image``.
 
     ``signals``: (name, query, layer) triples; default: every CLIP signal, attention of each query set at
-    the last layer, and every other LLM signal present. Each map is min-max scaled.
+    the last layer, and every other LLM signal present. Each map is min-max scaled (one colourbar);
+    ``referent``, the referent's mask over the window (H, W bool), is outlined on every map.
     """
     sent_id = int(scores["sent_id"].iloc[0]) if sent_id is None else sent_id
     one = scores[scores["sent_id"] == sent_id]
@@ -128,14 +130,24 @@ def plot_signal_heatmaps(image: np.ndarray, scores: pd.DataFrame, sent_id: int |
         v = np.asarray(r["scores"], float).reshape(grid)
         v = (v - v.min()) / (np.ptp(v) or 1.0)
         ax.imshow(image)
-        ax.imshow(v, extent=(0, w, h, 0), cmap="magma", alpha=alpha, interpolation="nearest")
+        mappable = ax.imshow(v, extent=(0, w, h, 0), cmap="magma", alpha=alpha, interpolation="nearest",
+                             vmin=0.0, vmax=1.0)
+        if referent is not None and np.asarray(referent).any():
+            ax.contour(np.asarray(referent, float), levels=[0.5], colors="cyan", linewidths=0.9)
         ax.set_title(_label(query, layer, name), fontsize=6)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    fig.suptitle(f"{one['sentence'].iloc[0][:60]!r}", fontsize=7)
+    if n:
+        cbar = fig.colorbar(mappable, ax=axes, shrink=0.8, pad=0.01)
+        cbar.set_label("score, min-max scaled per map\n(0 = lowest, 1 = highest token; no unit)", fontsize=6)
+        cbar.ax.tick_params(labelsize=5)
+    title = f"{one['sentence'].iloc[0][:60]!r}"
+    if referent is not None and np.asarray(referent).any():
+        title += " (cyan: referent)"
+    fig.suptitle(title, fontsize=7)
     return fig, axes
 
 

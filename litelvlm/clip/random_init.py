@@ -108,7 +108,9 @@ def save_random_hf_clip(path: str | Path, arch: str = "tiny", seed: int = 0) -> 
     a = ARCHS[arch]
     path = Path(path)
     torch.manual_seed(seed)
-    model = CLIPModel(hf_config(a)).eval()
+    config = hf_config(a)
+    config.litelvlm_random = {"arch": arch, "seed": seed}  # in config.json: these weights are random
+    model = CLIPModel(config).eval()
     model.save_pretrained(path)
     write_clip_tokenizer(path)
     CLIPImageProcessor(size={"shortest_edge": a.image_size},
