@@ -14,11 +14,12 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import torch
-
 from litelvlm.cache import TensorCache, default_cache_dir
 from litelvlm.data.refer import open_rgb
 from litelvlm.errors import LiteLVLMError
+from litelvlm.lazy import lazy_module, no_grad
+
+torch = lazy_module("torch")
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,13 @@ class VisionFeatureCache:
 
     @staticmethod
     def item_key(image_id: int, image_path: str | Path) -> str:
-        """One entry per image: its id and file name."""
-        return f"{image_id}-{Path(image_path).name}"
+        """One entry per image file: its id, file name, size and modification time (a replaced or
+        repaired file is a new entry; an unreadable one is never a hit)."""
+        try:
+            st = Path(image_path).stat()
+        except OSError:
+            return f"{image_id}-{Path(image_path).name}-missing"
+        return f"{image_id}-{Path(image_path).name}-{st.st_size}-{st.st_mtime_ns}"
 
     def get(self, image_id: int, image_path: str | Path) -> dict[str, torch.Tensor] | None:
         """The cached entry (``layer_<l>`` tensors and ``size``) or None."""
@@ -57,7 +63,7 @@ class VisionFeatureCache:
             return None
         return self.cache.get(self.item_key(image_id, image_path))
 
-    @torch.no_grad()
+    @no_grad
     def compute(self, paths: list[Path]) -> list[dict[str, torch.Tensor]]:
         """Run the vision tower on a batch of image files (raises LiteLVLMError for an unreadable one)."""
         images = [open_rgb(p) for p in paths]
@@ -94,7 +100,7 @@ class VisionFeatureCache:
             return out
 
         for image_id, path in items:
-            hit = self.get(image_id, path)
+            hit = self.get(image_id, path) if Path(path).is_file() else None
             if hit is not None:
                 self.hits += 1
                 # keep the original order: finish pending misses first

@@ -14,7 +14,14 @@ A study module (``analysis/<study>.py``) defines:
 from __future__ import annotations
 
 import argparse
-from typing import Protocol, runtime_checkable
+import contextlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from litelvlm.errors import LiteLVLMError
 
 
 @runtime_checkable
@@ -40,3 +47,173 @@ STUDIES: dict[str, str | None] = {
     "validate": None,
     "demo": None,
 }
+
+
+# -- the results folder a run owns ------------------------------------------------------------------
+#: options holding paths: config.json keeps them as typed and, under ``paths``, portably
+PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data")
+#: config keys never compared when a run resumes into a folder
+NOT_COMPARED = ("torch_threads", "paths", *PATH_OPTIONS)
+LOCK_NAME = ".lock"
+
+
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def portable_paths(options: dict, out: str | Path) -> dict:
+    """``{option: {"typed", "absolute", "from_results"}}`` for every path option that is set, so that
+    a results folder opens from any working directory, or after being moved next to its data."""
+    res = {}
+    out_abs = Path(os.path.abspath(out))
+    for key in PATH_OPTIONS:
+        value = options.get(key)
+        if value in (None, ""):
+            continue
+        absolute = os.path.abspath(value)
+        res[key] = {"typed": str(value), "absolute": absolute,
+                    "from_results": os.path.relpath(absolute, out_abs)}
+    return res
+
+
+def resolve_config_path(config: dict, key: str, results_dir: str | Path) -> str | None:
+    """A path option of a results folder's config.json, resolved: as typed (from the working
+    directory), then absolute, then relative to the results folder; the first that exists."""
+    entry = (config.get("paths") or {}).get(key)
+    typed = (config.get("args") or config).get(key)
+    if entry is None:
+        if typed in (None, "") or os.path.isabs(typed) or os.path.exists(typed):
+            return typed
+        beside = Path(results_dir) / typed
+        return str(beside) if beside.exists() else typed
+    for candidate in (entry["typed"], entry["absolute"], str(Path(results_dir) / entry["from_results"])):
+        if os.path.exists(candidate):
+            return candidate
+    return entry["typed"]
+
+
+#: options renamed since older results folders were written: old name -> the names that replaced it
+#: (``--limit`` counted images in some studies and sentences in others)
+RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",), "limit": ("limit_images", "limit_sentences")}
+
+
+def current_names(old: dict, new: dict) -> dict:
+    """An older config's options (``old``) under the names the current config (``new``) uses."""
+    res = dict(old)
+    for name, successors in RENAMED_OPTIONS.items():
+        target = next((s for s in successors if s in new), None)
+        if name in res and name not in new and target is not None and target not in res:
+            res[target] = res.pop(name)
+    if isinstance(res.get("paths"), dict):
+        res["paths"] = current_names(res["paths"], new.get("paths") or {})
+    return res
+
+
+def grows(old: Any, new: Any) -> bool:
+    """A ``--limit``-like option grows (or stays): None is everything."""
+    return new is None or (old is not None and new >= old)
+
+
+def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[Any, Any], bool]] | None = None,
+                 ignore: tuple[str, ...] = ()) -> dict | None:
+    """Refuse to resume into ``out`` when its config.json records an incompatible configuration (the
+    message names the options). Keys in ``growable`` may change when their test passes (a larger
+    ``--limit``); path options are compared by their absolute paths. Returns the old config."""
+    from analysis.parts import read_json
+
+    path = Path(out) / "config.json"
+    if not path.exists():
+        return None
+    old = read_json(path)
+    if not isinstance(old, dict):
+        raise LiteLVLMError(f"{path} is not a config.json of this project")
+    old = current_names(old, config)
+    skip = set(NOT_COMPARED) | set(ignore)
+    diff = [k for k in sorted(set(old) | set(config)) if k not in skip and old.get(k) != config.get(k)
+            and not (k in (growable or {}) and growable[k](old.get(k), config.get(k)))]
+    abs_old = {k: v["absolute"] for k, v in (old.get("paths") or {}).items()}
+    abs_new = {k: v["absolute"] for k, v in (config.get("paths") or {}).items()}
+    if "paths" in old:
+        diff += [k for k in sorted(set(abs_old) | set(abs_new)) if abs_old.get(k) != abs_new.get(k)]
+    else:  # a folder written before paths were stored portably: compare them as typed
+        diff += [k for k in PATH_OPTIONS if k not in ignore and old.get(k) != config.get(k)]
+    if diff:
+        raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: "
+                            f"{', '.join(_option(k) for k in diff)}); use another --out or delete it")
+    return old
+
+
+class RunFolder:
+    """The ``--out`` folder of one run, as a context manager: an exclusive lock (a second run on
+    the same folder fails at once), stale temporary files of a killed run removed, and, when the
+    run fails with a LiteLVLMError, every file it created removed again (nothing new left behind).
+
+    ``owned``: optional outputs of the study (file names in the folder); :meth:`drop_stale` removes
+    those the current run does not write, so figures never draw the tables of an older run.
+    """
+
+    def __init__(self, out: str | Path, owned: tuple[str, ...] = ()):
+        self.out = Path(out)
+        self.owned = owned
+        self._fd: int | None = None
+        self._existed = self.out.exists()
+        self._before: set[Path] = set()
+
+    def __enter__(self) -> RunFolder:
+        import fcntl
+
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.out / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o666)
+        except OSError as e:
+            raise LiteLVLMError(f"--out {str(self.out)!r}: cannot write there ({e.strerror})") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise LiteLVLMError(f"--out {str(self.out)!r} is in use by another run (locked); wait for it to "
+                                "finish or use another --out") from None
+        for tmp in self.out.rglob(".*.tmp"):  # left by a killed run: nobody else writes here now
+            tmp.unlink(missing_ok=True)
+        self._before = set(self.out.rglob("*"))
+        return self
+
+    def drop_stale(self, written: set[str] | list[str]) -> list[str]:
+        """Remove the owned optional outputs that this run does not write; returns their names."""
+        gone = [n for n in self.owned if n not in set(written) and (self.out / n).exists()]
+        for n in gone:
+            (self.out / n).unlink()
+        return gone
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if kind is not None and issubclass(kind, LiteLVLMError):
+                self._remove_new()
+            elif kind is not None and not self._existed and {p.name for p in self.out.iterdir()} <= {LOCK_NAME}:
+                shutil.rmtree(self.out, ignore_errors=True)   # interrupted before it wrote anything
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _remove_new(self) -> None:
+        if not self._existed:
+            shutil.rmtree(self.out, ignore_errors=True)
+            return
+        new = sorted(set(self.out.rglob("*")) - self._before, key=lambda p: len(p.parts), reverse=True)
+        for p in new:
+            if p.is_dir():
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+            else:
+                p.unlink(missing_ok=True)
+        if not any(p.name != LOCK_NAME for p in self.out.iterdir()) and LOCK_NAME not in {p.name for p in self._before}:
+            (self.out / LOCK_NAME).unlink(missing_ok=True)
+
+
+def torch_thread_count() -> int:
+    """The torch intra-op thread count of this run (``litelvlm.threads`` decides it), for config.json."""
+    import torch
+
+    return torch.get_num_threads()
