@@ -20,18 +20,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-import torch
-
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.lazy import lazy_module
 
 from .eff.arch import ARCH_NAMES, get_arch
-from .eff.count import flops_rows
-from .eff.flops import LLM_PRUNERS
-from .eff.measure import device_name, timing_rows
 from .glamm_args import DTYPES
 
+pd = lazy_module("pandas")
+torch = lazy_module("torch")
+_count = lazy_module("analysis.eff.count")  # these three import torch and litelvlm.lvlm
+_flops = lazy_module("analysis.eff.flops")
+_measure = lazy_module("analysis.eff.measure")
 log = logging.getLogger(__name__)
 
 DEFAULT_METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "prumerge", "prumerge+",
@@ -45,7 +45,7 @@ class EfficiencyArgs:
     arch: str = arg("glamm-7b", choices=list(ARCH_NAMES),
                     help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests)")
     methods: list[str] = arg(DEFAULT_METHODS, help="methods (space or comma separated); 'none' is the baseline")
-    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K")
+    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K", each=int, minimum=1)
     flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
     device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
     dtype: str | None = arg(None, choices=list(DTYPES),
@@ -79,7 +79,7 @@ def _validate(a: EfficiencyArgs):
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
     for m in methods:
         spec = get_method(m)
-        if spec.kind == "llm" and m not in ("none", *LLM_PRUNERS):
+        if spec.kind == "llm" and m not in ("none", *_flops.LLM_PRUNERS):
             raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
     if not methods:
         raise LiteLVLMError("--methods is empty")
@@ -139,10 +139,10 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(a.out)
     t0 = time.perf_counter()
     pairs = _pairs(methods, budgets, arch.num_patches)
-    df = flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
+    df = _count.flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
-        tm = timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain)
+        tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain)
         df = df.merge(tm, on=["attn", "method", "budget"], how="left")
     else:
         df["device"] = "meta (FLOPs and activation bytes only)"
@@ -150,13 +150,13 @@ def _run(args: argparse.Namespace) -> int:
     df = add_ratios(df, ["attn"])
     if "method" in df and "none" not in methods:
         df = df[df["method"] != "none"].reset_index(drop=True)
-    cmp = comparison_table(df)
+    cmp = comparison_table(df, fastv_layer=a.fastv_layer)
     config = {
         "command": "litelvlm efficiency " + " ".join(_argv(a)),
         "arch": arch.to_dict(), "methods": methods, "budgets": budgets, "attn_implementations": attns,
         "attn_note": "eager = the LLM attention of GLaMM (explicit softmax(QK^T)V); sdpa = "
                      "torch.nn.functional.scaled_dot_product_attention",
-        "dtype": dtype_name, "device": device_name(a.device) if not a.flops_only else "meta",
+        "dtype": dtype_name, "device": _measure.device_name(a.device) if not a.flops_only else "meta",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "transformers": _version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
@@ -249,7 +249,7 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-__all__ = ["EfficiencyArgs", "add_arguments", "flops_rows", "load_efficiency", "run", "timing_rows"]
+__all__ = ["EfficiencyArgs", "add_arguments", "load_efficiency", "run"]
 
 
 #: this study's options (``analysis.study.Study``)

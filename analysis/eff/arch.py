@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
-from litelvlm.clip.random_init import ClipArch
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm.config import ARCHS as GLAMM_ARCHS
-from litelvlm.lvlm.config import GlammArch, with_vocab
+
+if TYPE_CHECKING:  # litelvlm.lvlm imports torch and transformers: only when an arch is built
+    from litelvlm.clip.random_init import ClipArch
+    from litelvlm.lvlm.config import GlammArch
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class EffArch:
 
     name: str
     glamm: GlammArch
-    text_tokens: int = 64
+    text_tokens: int = 129
     prefix_tokens: int = 36
     description: str = ""
 
@@ -59,9 +61,19 @@ _DESCRIPTIONS = {
               "SAM width 128 at 512 px",
     "tiny": "litelvlm.lvlm ARCHS['tiny'] (576 visual tokens, tiny widths), for tests",
 }
-#: (text tokens, of which before the image) per arch; glamm-7b's is GLaMM's segmentation prompt.
-_PROMPT = {"glamm-7b": (64, 36), "scaled": (64, 36), "tiny": (20, 12)}
-ARCH_NAMES = tuple(name for name in GLAMM_ARCHS if name in _PROMPT)
+#: Text tokens of GLaMM's official referring-segmentation prompt (``litelvlm.lvlm.protocol.official_prompt``
+#: with the GLaMM-RefSeg tokenizer, the ``<image>`` placeholder not counted): the median over the 1,500
+#: RefCOCO val images with GLaMM's 3 sampled sentences (seed 0; mean 128.9, range 89-162; 1 sentence
+#: would give 72, 2 give 101). The paper's 4.66 / 2.11 / 1.27 TMACs imply 124-131 (3 sentences); with
+#: 129 the count gives 4.70 / 2.11 / 1.26. ``tests/test_efficiency.py`` recomputes both.
+OFFICIAL_PROMPT_TOKENS = 129
+#: of which before the image (system prompt, ``USER:``, ``<im_start>``)
+OFFICIAL_PREFIX_TOKENS = 36
+#: (text tokens, of which before the image) per arch; glamm-7b's and scaled's are the official prompt's.
+_PROMPT = {"glamm-7b": (OFFICIAL_PROMPT_TOKENS, OFFICIAL_PREFIX_TOKENS),
+           "scaled": (OFFICIAL_PROMPT_TOKENS, OFFICIAL_PREFIX_TOKENS), "tiny": (20, 12)}
+#: the presets of ``litelvlm.lvlm.config.ARCHS`` the study runs (those with a prompt length here)
+ARCH_NAMES = tuple(_PROMPT)
 
 
 @functools.cache
@@ -75,6 +87,9 @@ def get_arch(name: str, text_tokens: int | None = None) -> EffArch:
     """The architecture ``name`` (optionally with another prompt length)."""
     if name not in ARCH_NAMES:
         raise LiteLVLMError(f"unknown --arch {name!r}; choose one of {', '.join(ARCH_NAMES)}")
+    from litelvlm.lvlm.config import ARCHS as GLAMM_ARCHS
+    from litelvlm.lvlm.config import with_vocab
+
     glamm = GLAMM_ARCHS[name]
     if glamm.vocab_size is None:  # the tiny LLM takes its tokenizer's length, as build_glamm does
         glamm = with_vocab(glamm, _tiny_vocab())

@@ -15,6 +15,19 @@ PAPER = {
 }
 
 
+#: Methods whose efficiency numbers are in ``PAPER``: only LiteLVLM's. The paper's own FastV and
+#: VisPruner numbers could not be read from an available text of arXiv 2605.13178, so those rows'
+#: paper columns stay empty (never LiteLVLM's ratios beside another method).
+PAPER_METHODS = ("litelvlm",)
+#: FastV's setting in the paper: not found in the available text (K and R unknown).
+PAPER_FASTV_SETTING = "not found in the available paper text"
+
+
+def fastv_setting(budget: int, fastv_layer: int, visual: int = 576) -> str:
+    """FastV's (K, R) as run here: prune at layer K down to ``budget`` visual tokens, R = share pruned."""
+    return f"K={fastv_layer}, R={1 - budget / visual:.1%} (budget-matched: {budget} of {visual} kept)"
+
+
 def paper_ratio(metric: str, budget: int) -> float:
     """Baseline / pruned for one of the paper's metrics (NaN where the paper has no number)."""
     vals = PAPER[metric]
@@ -59,28 +72,41 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64)) -> pd.DataFrame:
-    """One row per (attention, method, budget in ``budgets``): our ratios next to the paper's."""
+def _paper(ours: bool, metric: str, budget: int) -> float:
+    return paper_ratio(metric, budget) if ours else math.nan
+
+
+def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
+                     fastv_layer: int | None = None) -> pd.DataFrame:
+    """One row per (attention, method, budget in ``budgets``): our ratios next to the paper's.
+
+    The paper columns hold the paper's numbers for that row's method (NaN where the paper's number
+    is not available); FastV rows state their (K, R) setting when ``fastv_layer`` is given.
+    """
     rows = []
     keep = df[df["budget"].isin(budgets) & (df["method"] != "none")]
     for _, r in keep.iterrows():
         b = int(r["budget"])
+        ours = r["method"] in PAPER_METHODS
         row = {"attn": r.get("attn"), "method": r["method"], "budget": b,
                "flops_ratio": r.get("flops_ideal_speedup"),
-               "flops_ratio_paper": paper_ratio("flops_tb", b),
+               "flops_ratio_paper": _paper(ours, "flops_tb", b),
                "paper_convention_tmacs": r.get("llm_tmacs_paper_convention"),
-               "paper_tb": PAPER["flops_tb"].get(b, math.nan),
+               "paper_tb": PAPER["flops_tb"].get(b, math.nan) if ours else math.nan,
                "prefill_speedup": r.get("prefill_speedup", math.nan),
-               "prefill_speedup_paper": paper_ratio("prefill_ms", b),
+               "prefill_speedup_paper": _paper(ours, "prefill_ms", b),
                "prefill_frac_of_ideal": r.get("prefill_frac_of_ideal", math.nan),
                "e2e_speedup": r.get("e2e_speedup", math.nan),
                "e2e_flops_ideal_speedup": r.get("e2e_flops_ideal_speedup", math.nan),
                "cuda_speedup": r.get("e2e_cuda_speedup", math.nan),
-               "cuda_speedup_paper": paper_ratio("cuda_ms", b),
+               "cuda_speedup_paper": _paper(ours, "cuda_ms", b),
                "act_reduction": r.get("act_reduction", r.get("meta_act_reduction", math.nan)),
                "act_reduction_meta": r.get("meta_act_reduction", math.nan),
-               "act_reduction_paper": paper_ratio("activations_gb", b),
+               "act_reduction_paper": _paper(ours, "activations_gb", b),
                "selector_overhead_pct": r.get("selector_overhead_pct", math.nan)}
+        if fastv_layer is not None:
+            row["setting"] = fastv_setting(b, fastv_layer) if r["method"] == "fastv" else ""
+            row["setting_paper"] = PAPER_FASTV_SETTING if r["method"] == "fastv" else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
