@@ -24,20 +24,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace
-from litelvlm.clip.hf import DEFAULT_HF_MODEL
+from litelvlm.clip import DEFAULT_HF_MODEL
 from litelvlm.data.expressions import load_expressions
 from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
+from litelvlm.lazy import lazy_module, no_grad
+from litelvlm.provenance import mark_weights, weights_banner
 
 from .attribution.correlation import DEFAULT_KS
 from .reversal import (
     check_common,
+    int_or_all,
     load_records,
     prompts_for,
     resolve_layers,
@@ -47,8 +48,11 @@ from .reversal import (
     vision_num_layers,
 )
 from .stats import bootstrap_ci, wilcoxon_paired
+from .study import RunFolder, portable_paths, torch_thread_count
 from .text_ablation import content_mean_embeds, rerun_text_tower
 
+pd = lazy_module("pandas")
+torch = lazy_module("torch")
 log = logging.getLogger(__name__)
 
 SINK_COLUMNS = ("sos", "eos", "content_sum", "content_max", "uniform")
@@ -61,19 +65,20 @@ class SinkArgs:
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     expressions: str = arg(None, help="a text-only expressions JSON ({'items': [{'text': ...}]}), "
                                       "e.g. refcoco_unc_expressions/val.json")
-    refer_dir: str = arg(None, help="a REFER folder instead of --expressions")
-    image_dir: str = arg(None, help="image folder: with --refer-dir, also run the ablation on images")
+    refer_dir: str = arg(None, help="a REFER folder instead of --expressions (also runs the ablation on its images)")
+    image_dir: str = arg(None, help="image folder of the ablation (default: <refer-dir>/images, "
+                                    "or images/ beside --coco-instances)")
     coco_instances: str = arg(None, help="a plain COCO instances JSON instead of --refer-dir")
     dataset: str = arg("refcoco", help="REFER dataset", choices=["refcoco", "refcoco+", "refcocog"])
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
     split: str = arg("val", help="REFER split or 'all'")
     text_template: str = arg("plain", help="'plain' or 'glamm' (seeded GLaMM question)", choices=["plain", "glamm"])
-    limit: int = arg(None, help="only the first N sentences", minimum=1)
+    limit_sentences: int = arg(None, help="only the first N sentences", minimum=1, deprecated=("--limit",))
     text_batch_size: int = arg(256, help="texts per text forward pass", minimum=1)
     ablate_from: list[int] = arg([0], help="ablation: mask [SOS] for the [EOS] query in every text block "
                                            ">= this (one variant per value)", metavar="BLOCK")
     layers: list[str] = arg(None, help="ablation: vision layers as for reversal (default: L-1 and L)",
-                            metavar="LAYER")
+                            metavar="LAYER", each=int_or_all)
     similarity: str = arg("dot", help="ablation: patch-text similarity", choices=["dot", "cosine"])
     ks: list[int] = arg(list(DEFAULT_KS), help="ablation: k values", metavar="K")
     threshold: float = arg(0.5, help="ablation: inside threshold on mask coverage")
@@ -94,7 +99,7 @@ def add_arguments(parser) -> None:
     add_dataclass_arguments(parser, SinkArgs)
 
 
-@torch.no_grad()
+@no_grad
 def eos_shares(trace) -> dict[str, np.ndarray]:
     """(L, T, H) arrays: [EOS]'s attention share on [SOS], itself, content sum / max, and 1/n.
 
@@ -187,7 +192,7 @@ def token_strings(clip, ids: list[int]) -> list[str]:
     return [str(t).replace("</w>", "") for t in out]
 
 
-@torch.no_grad()
+@no_grad
 def eos_attention_examples(clip, texts: list[str], n: int) -> pd.DataFrame:
     """Per layer and token position, the head-averaged [EOS] attention of the first ``n`` texts."""
     texts = texts[:n]
@@ -251,10 +256,10 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
         raise LiteLVLMError("give either --expressions or --refer-dir/--coco-instances, not both")
     if a.expressions:
         exprs = load_expressions(a.expressions)
-        if a.limit is not None:
-            if a.limit < 1:
-                raise LiteLVLMError(f"--limit must be >= 1, got {a.limit}")
-            exprs = exprs[:a.limit]
+        if a.limit_sentences is not None:
+            if a.limit_sentences < 1:
+                raise LiteLVLMError(f"--limit-sentences must be >= 1, got {a.limit_sentences}")
+            exprs = exprs[:a.limit_sentences]
         if not exprs:
             raise LiteLVLMError(f"{a.expressions!r} holds no expressions")
         texts = [e.text for e in exprs]
@@ -283,13 +288,29 @@ def run(args) -> int:
     a = from_namespace(SinkArgs, args)
     check_common(a)
     texts, meta, records = _texts_and_meta(a)
-    ablation = records is not None and a.image_dir is not None
+    ablation = records is not None  # the images of --refer-dir (or --image-dir); --expressions has none
     clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype))
     n_text_layers = clip.text_layers
     for b in a.ablate_from:
         if not 0 <= b < n_text_layers:
             raise LiteLVLMError(f"--ablate-from {b}: text blocks are 0..{n_text_layers - 1} for this model")
     layers = resolve_layers(a.layers, vision_num_layers(clip)) if ablation else []
+    if a.examples < 0:
+        raise LiteLVLMError(f"--examples must be >= 0, got {a.examples}")
+    with RunFolder(a.out, owned=OPTIONAL_OUTPUTS) as folder:
+        return _run_locked(a, clip, texts, meta, records, layers, folder)
+
+
+#: why a run has no ablation (printed in the summary line and kept in config.json)
+ABLATION_SKIPPED = "skipped: --expressions holds texts only (give --refer-dir or --coco-instances for images)"
+#: outputs only some runs write: a run that does not write them removes those of an older run
+OPTIONAL_OUTPUTS = ("eos_attention_examples.parquet", "ablation.parquet", "ablation_summary.csv")
+
+
+def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records: list | None,
+                layers: list[int], folder: RunFolder) -> int:
+    """Compute and write the results of a validated run while its ``--out`` folder is locked."""
+    ablation = bool(layers)
     t0 = time.perf_counter()
     checks: dict = {}
     df, embeds = sink_table(clip, texts, meta, a.text_batch_size,
@@ -308,31 +329,42 @@ def run(args) -> int:
         counts["ablation"] = abl_counts
         counts["ablation_consistency_max_abs_diff"] = checks.get("consistency_max_abs_diff")
         if abl_df.empty:
+            if abl_counts.get("images_skipped_unreadable"):
+                raise LiteLVLMError(f"ablation: no image could be read ({abl_counts['images_skipped_unreadable']} "
+                                    "unreadable); nothing written")
             log.warning("ablation: no sentence could be scored (%s)", abl_counts)
+            counts["ablation_skipped"] = "skipped: no sentence could be scored (no referent patch inside)"
             abl_df = None
         else:
             abl_df.insert(0, "model", clip.name)
             abl_sum = summarise_ablation(abl_df, a.ks, a.n_boot, a.seed)
-    if a.examples < 0:
-        raise LiteLVLMError(f"--examples must be >= 0, got {a.examples}")
+    else:
+        counts["ablation_skipped"] = ABLATION_SKIPPED
     examples = eos_attention_examples(clip, texts, a.examples)
     write_parquet(out / "sink.parquet", df)
+    written = []
     if not examples.empty:
         write_parquet(out / "eos_attention_examples.parquet", examples)
-    write_csv(out / "summary.csv", summary)
+        written.append("eos_attention_examples.parquet")
+    write_csv(out / "summary.csv", mark_weights(summary, clip.name))
     if abl_df is not None:
         write_parquet(out / "ablation.parquet", abl_df)
-        write_csv(out / "ablation_summary.csv", abl_sum)
+        write_csv(out / "ablation_summary.csv", mark_weights(abl_sum, clip.name))
+        written += ["ablation.parquet", "ablation_summary.csv"]
+    folder.drop_stale(written)
     write_json(out / "config.json", {"command": "sink", "args": asdict(a), "clip": clip.describe(),
                                      "vision_layers": layers, "versions": versions(), "counts": counts,
-                                     "seconds_sink": round(t_sink, 3)})
+                                     "seconds_sink": round(t_sink, 3), "paths": portable_paths(asdict(a), out),
+                                     "torch_threads": torch_thread_count()})
     per_layer = summary[summary["head"] == -1]
     for _, r in per_layer.iterrows():
         log.info("text layer %d: [EOS]->[SOS] %.3f (uniform %.3f), ->itself %.3f, ->content %.3f",
                  r["layer"], r["sos_mean"], r["uniform_mean"], r["eos_mean"], r["content_sum_mean"])
     print(f"sink: {len(texts)} sentences x {df['layer'].nunique()} layers x {df['head'].nunique()} heads "
-          f"in {t_sink:.1f}s; ablation {'done' if abl_df is not None else 'not run (needs --image-dir)'}; "
+          f"in {t_sink:.1f}s; ablation {'done' if abl_df is not None else counts.get('ablation_skipped', 'not run')}; "
           f"wrote {out}")
+    if banner := weights_banner(clip.name):
+        print(banner)
     return 0
 
 

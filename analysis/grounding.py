@@ -34,21 +34,24 @@ and merged by summing intersections and unions (never by averaging per-shard cIo
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
-from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
-from analysis.parts import PartStore
+from analysis.glamm_args import DTYPES, GlammDataArgs
+from analysis.parts import PartStore, read_json, read_parquet
+from analysis.study import RunFolder, check_config, portable_paths, torch_thread_count
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.lazy import lazy_module, no_grad
+from litelvlm.provenance import mark_weights, weights_banner
 
+pd = lazy_module("pandas")
+torch = lazy_module("torch")
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("per-expression", "official")
@@ -62,14 +65,16 @@ class GroundingArgs(GlammDataArgs):
 
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
                                                         "(see `litelvlm select --help` for the list)")
-    budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K")
+    budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K", each=int, minimum=1)
     protocol: str = arg("official", help="evaluation protocol: official (GLaMM's) or per-expression "
                                          "(this project's)", choices=list(PROTOCOLS))
     max_sentences: int = arg(3, help="official protocol: sentences sampled per image (GLaMM: 3)", minimum=1)
     clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
                                           "or the bare expression", choices=["question", "expression"])
-    limit: int | None = arg(None, help="evaluate only the first N images (sorted by image id)", minimum=1)
-    image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; before --limit)")
+    limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
+                                   deprecated=("--limit",))
+    image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "
+                                        "before --limit-images)", each=int)
     seed: int = arg(0, help="seed for templates, sampling and random selectors")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
     dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint (as GLaMM's evaluation), "
@@ -131,11 +136,11 @@ def load_grounding(results_dir: str | Path) -> dict:
         raise LiteLVLMError(f"no eval-grounding results (summary.csv) in {root} or its protocol subfolders")
     summaries, rows, configs = [], [], {}
     for d in outs:
-        cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
+        cfg = read_json(d / "config.json") if (d / "config.json").exists() else {}
         protocol = cfg.get("protocol", d.name if d.name in PROTOCOLS else "per-expression")
         summaries.append(pd.read_csv(d / "summary.csv").assign(protocol=protocol))
         if (d / "grounding.parquet").exists():
-            rows.append(pd.read_parquet(d / "grounding.parquet"))
+            rows.append(read_parquet(d / "grounding.parquet"))
         configs[protocol] = cfg
     summary = pd.concat(summaries, ignore_index=True)
     by = {p: g.drop(columns="protocol") for p, g in summary.groupby("protocol")}
@@ -183,7 +188,7 @@ def method_options(args: GroundingArgs, method: str) -> dict:
     return {}
 
 
-@torch.no_grad()
+@no_grad
 def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
     """Rows (one per scored sentence x method x budget) for one image's records."""
     from litelvlm.lvlm.prompts import seg_turns
@@ -214,23 +219,45 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
 
 
 # -- resumable parts (analysis.parts) ---------------------------------------------------------------
-def merge_parts(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(rows, summary, skipped) from every finished part; writes grounding.parquet, summary.csv, skipped.csv."""
+def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple[str, int]] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(rows, summary, skipped) from every finished part, restricted to ``image_ids`` and ``pairs``
+    when given (a run may reuse parts of a larger one); writes grounding.parquet, summary.csv, skipped.csv."""
     store = PartStore(out)
-    skipped = [s for _, info in store.markers() for s in info["skipped"]]
+    wanted = None if image_ids is None else set(image_ids)
+    skipped = [s for s in store.skipped() if wanted is None or int(s["image_id"]) in wanted]
     frames = [f for f in store.frames() if not f.empty]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
+    if wanted is not None:
+        rows = rows[rows["image_id"].isin(wanted)]
+    if pairs is not None:
+        keys = pd.MultiIndex.from_frame(rows[["method", "budget"]].astype({"budget": "int64"}))
+        rows = rows[keys.isin(pd.MultiIndex.from_tuples(pairs, names=["method", "budget"]))]
+    rows = rows.drop_duplicates(["protocol", "method", "budget", "image_id", "ref_id", "sent_id", "turn"])
     rows = rows.sort_values(["method", "budget", "image_id", "ref_id", "sent_id"], kind="stable").reset_index(drop=True)
     for c in ("budget", "image_id", "ref_id", "ann_id", "sent_id", "turn", "intersection", "union", "pred_area",
               "gt_area", "seq_len", "prune_layer"):
         rows[c] = rows[c].astype("int64")
     rows["iou"] = rows["iou"].astype("float64")
-    summary = summarize(rows)
-    skipped_df = pd.DataFrame(sorted(skipped, key=lambda s: s["image_id"]), columns=["image_id", "path", "reason"])
+    if rows.empty and skipped:
+        raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
+                            f"{skipped[0]['reason']}); nothing written")
+    cfg = read_json_if(out / "config.json") or {}
+    summary = mark_weights(summarize(rows), cfg.get("model"), cfg.get("clip"))
+    skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
     write_parquet(out / "grounding.parquet", rows)
     write_csv(out / "summary.csv", summary)
     write_csv(out / "skipped.csv", skipped_df)
     return rows, summary, skipped_df
+
+
+def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
+    """FastV's and llm-attention's layers must exist in the model (checked before anything is written)."""
+    n = pipe.model.arch.llm_layers
+    if "fastv" in methods and not 1 <= a.fastv_layer <= n:
+        raise LiteLVLMError(f"--fastv-layer {a.fastv_layer}: FastV's K must be in 1..{n} for this model")
+    if "llm-attention" in methods and a.attention_layer is not None and not 0 <= a.attention_layer < n:
+        raise LiteLVLMError(f"--attention-layer {a.attention_layer}: decoder layers are 0..{n - 1} for this model")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -253,7 +280,7 @@ def _check_args(a: GroundingArgs) -> tuple[list[str], list[int]]:
 
 
 def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
-    """The image ids to evaluate: sorted, filtered by ``--image-ids``, cut by ``--limit``."""
+    """The image ids to evaluate: sorted, filtered by ``--image-ids``, cut by ``--limit-images``."""
     image_ids = sorted(by_image)
     if a.image_ids:
         try:
@@ -264,14 +291,13 @@ def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
         if unknown:
             raise LiteLVLMError(f"--image-ids: no sentences of split {a.split!r} for image(s) {unknown}")
         image_ids = [i for i in image_ids if i in wanted]
-    return image_ids[: a.limit] if a.limit is not None else image_ids
+    return image_ids[: a.limit_images] if a.limit_images is not None else image_ids
 
 
 def run_grounding(a: GroundingArgs, pipe=None) -> int:
     """``litelvlm eval-grounding`` with typed arguments; ``pipe`` (a ``GlammPipeline``) skips loading
     ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
     from accelerate import PartialState
-    from tqdm.auto import tqdm
 
     from litelvlm.data.refer import load_refer
     from litelvlm.lvlm import GlammPipeline
@@ -297,22 +323,67 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
               "tokens fill the whole budget and no context token is kept; the official protocol embeds up to "
               f"{a.max_sentences} questions per image")
 
+    _check_layers(a, methods, pipe)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
-                  model_dtype=str(pipe.dtype).replace("torch.", ""))
-    if state.is_main_process:
-        check_out_config(out, config)
-        write_json(out / "config.json", config)
-    state.wait_for_everyone()
-    store = PartStore(out)
-    done = store.done()
-    mine = [i for i in image_ids[state.process_index::state.num_processes] if i not in done]
-    log.info("process %d/%d: %d image(s) to evaluate, %d already done", state.process_index,
-             state.num_processes, len(mine), len(done))
+                  model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
+                  torch_threads=torch_thread_count())
+    folder = RunFolder(out) if state.is_main_process else contextlib.nullcontext()
+    with folder:
+        old = None
+        if state.is_main_process:
+            old = check_config(out, config, growable=GROWABLE)
+            PartStore(out).verify()
+            write_json(out / "config.json", config)
+        state.wait_for_everyone()
+        store = PartStore(out)
+        old = old or read_json_if(out / "config.json")
+        legacy = plan(old["methods"], old["budgets"], pipe.num_visual_tokens) if old else pairs
+        mine = image_ids[state.process_index::state.num_processes]
+        work = store.missing(mine, pairs, legacy)
+        log.info("process %d/%d: %d image(s) to evaluate", state.process_index, state.num_processes,
+                 sum(len(ids) for _, ids in work))
+        for todo_pairs, ids in work:
+            _evaluate(pipe, a, store, by_image, ids, todo_pairs, state)
+        state.wait_for_everyone()
+        if state.is_main_process:
+            rows_df, summary, skipped_df = merge_parts(out, image_ids, pairs)
+            with atomic_path(out / "summary.txt") as tmp:
+                tmp.write_text(summary.to_string(index=False) + f"\nskipped images: {len(skipped_df)}\n")
+            print(summary.to_string(index=False))
+            print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
+            if banner := weights_banner(a.model, a.clip):
+                print(banner)
+    return 0
+
+
+#: options a run may change and still reuse the finished parts of its folder (results are restricted
+#: to the current selection, so a grown run equals a fresh one)
+GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets")}
+
+
+def read_json_if(path: Path) -> dict | None:
+    """The JSON at ``path`` or None when it does not exist."""
+    return read_json(path) if path.exists() else None
+
+
+def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],
+              pairs: list[tuple[str, int]], state) -> None:
+    """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images; unreadable images are listed
+    in the part as skipped (not done: the next run tries them again)."""
+    from tqdm.auto import tqdm
+
     rows, chunk_images, skipped = [], [], []
-    for image_id in tqdm(mine, desc=f"eval-grounding[{state.process_index}]", disable=not state.is_main_process):
+
+    def flush():
+        done = sorted(set(chunk_images) - {s["image_id"] for s in skipped})
+        store.write(done, pd.DataFrame(rows, columns=ROW_COLUMNS),
+                    {"skipped": list(skipped), "keys": [list(p) for p in pairs]}, tried=chunk_images)
+        rows.clear(), chunk_images.clear(), skipped.clear()
+
+    for image_id in tqdm(ids, desc=f"eval-grounding[{state.process_index}]", disable=not state.is_main_process):
         recs = by_image[image_id]
         try:
             image = recs[0].image()
@@ -323,18 +394,9 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
             rows.extend(evaluate_image(pipe, a, recs, image, pairs))
         chunk_images.append(image_id)
         if len(chunk_images) >= a.chunk:
-            store.write(chunk_images, pd.DataFrame(rows, columns=ROW_COLUMNS), {"skipped": skipped})
-            rows, chunk_images, skipped = [], [], []
+            flush()
     if chunk_images:
-        store.write(chunk_images, pd.DataFrame(rows, columns=ROW_COLUMNS), {"skipped": skipped})
-    state.wait_for_everyone()
-    if state.is_main_process:
-        rows_df, summary, skipped_df = merge_parts(out)
-        with atomic_path(out / "summary.txt") as tmp:
-            tmp.write_text(summary.to_string(index=False) + f"\nskipped images: {len(skipped_df)}\n")
-        print(summary.to_string(index=False))
-        print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
-    return 0
+        flush()
 
 
 #: this study's options (``analysis.study.Study``)

@@ -23,15 +23,12 @@ from them.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
 from analysis.attribution.aggregate import area_bins, summarize
 from analysis.attribution.correlation import DEFAULT_KS, compare
@@ -44,12 +41,17 @@ from analysis.attribution.glamm_signals import (
     llm_signals,
     method_signals,
 )
-from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
-from analysis.parts import PartStore
+from analysis.glamm_args import DTYPES, GlammDataArgs
+from analysis.parts import PartStore, read_json, read_parquet
+from analysis.study import RunFolder, check_config, portable_paths, torch_thread_count
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.lazy import lazy_module
+from litelvlm.provenance import mark_weights, weights_banner
 
+pd = lazy_module("pandas")
+torch = lazy_module("torch")
 log = logging.getLogger(__name__)
 
 #: The default LLM-side signals: all but layer_integrated_gradients (a second IG, opt-in), so that
@@ -65,7 +67,8 @@ PAIR_COLUMNS = ["clip_signal", "llm_signal", "query", "layer", "head"]
 class ImportanceArgs(GlammDataArgs):
     """Options of ``litelvlm importance``."""
 
-    limit: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1)
+    limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
+                                   deprecated=("--limit",))
     max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)", minimum=1)
     signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
                                                    f"({', '.join(LLM_SIGNALS)}; or all)")
@@ -179,12 +182,12 @@ def load_importance(out: str | Path) -> dict:
     if not path.exists():
         raise LiteLVLMError(f"{path} not found: run `litelvlm importance --out {out}` first")
     scores_path = out / "token_scores.parquet"
-    scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame()
+    scores = read_parquet(scores_path) if scores_path.exists() else pd.DataFrame()
     images = {int(p.stem): np.asarray(Image.open(p).convert("RGB")) for p in sorted((out / "images").glob("*.png"))}
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False, na_values=[""])
     summary["query"] = summary["query"].fillna("")       # signals without a query set
-    tables = {"rows": pd.read_parquet(path), "summary": summary, "scores": scores,
-              "config": json.loads((out / "config.json").read_text()), "images": images}
+    tables = {"rows": read_parquet(path), "summary": summary, "scores": scores,
+              "config": read_json(out / "config.json"), "images": images}
     ablation = out / "ablation" / "summary.csv"
     if ablation.exists():
         tables["ablation"] = pd.read_csv(ablation)
@@ -192,27 +195,75 @@ def load_importance(out: str | Path) -> dict:
 
 
 # -- resumable parts ----------------------------------------------------------------------------
-def merge_parts(out: Path, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write importance.parquet, token_scores.parquet and summary.csv from every finished image part."""
+def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write importance.parquet, token_scores.parquet and summary.csv from every finished image part
+    (restricted to ``image_ids`` when given: a run may reuse the parts of a larger one)."""
     store = PartStore(out)
-    frames = [f for f in store.frames() if not f.empty]
+    wanted = None if image_ids is None else set(image_ids)
+
+    def select(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        frames = [f for f in frames if not f.empty]
+        return frames if wanted is None else [f[f["image_id"].isin(wanted)] for f in frames]
+
+    frames = [f for f in select(store.frames()) if not f.empty]
     if not frames:
-        raise LiteLVLMError(f"no sentence could be scored (see {store.folder}; all images skipped?)")
+        skipped = store.skipped()
+        if skipped:
+            raise LiteLVLMError(f"no image could be read ({len(skipped)} unreadable, e.g. {skipped[0]['path']}); "
+                                "nothing written")
+        raise LiteLVLMError("no sentence could be scored; nothing written")
     rows = finish_rows(pd.concat(frames, ignore_index=True))
     rows = rows.sort_values(["image_id", "ref_id", "sent_id"] + PAIR_COLUMNS, kind="stable").reset_index(drop=True)
-    score_frames = store.frames("scores")
+    score_frames = [f for f in select(store.frames("scores")) if not f.empty]
     if score_frames:
-        write_parquet(out / "token_scores.parquet", pd.concat(score_frames, ignore_index=True))
-    summary = summary_table(rows, n_boot=n_boot, seed=seed)
+        scores = pd.concat(score_frames, ignore_index=True)
+        write_parquet(out / "token_scores.parquet", scores)
+        for png in (out / "images").glob("*.png"):  # heat-map images of parts outside this selection
+            if int(png.stem) not in set(scores["image_id"]):
+                png.unlink()
+    cfg = read_json(out / "config.json") if (out / "config.json").exists() else {}
+    summary = mark_weights(summary_table(rows, n_boot=n_boot, seed=seed), cfg.get("model"), cfg.get("clip"))
     write_parquet(out / "importance.parquet", rows)
     write_csv(out / "summary.csv", summary)
     return rows, summary
 
 
+#: options a run may change and still reuse its folder's finished parts (a larger --limit-images)
+GROWABLE = {"limit_images": lambda old, new: True, "images": lambda old, new: True}
+
+
+def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: list, opts: SignalOptions,
+                 signals: list[str], kept: int) -> int:
+    """Score one image's sentences and write its part (an unreadable image: a part that lists it as
+    skipped, not done). Returns the number of sentences whose scores were kept."""
+    from PIL import Image
+
+    image_id = recs[0].image_id
+    t0 = time.perf_counter()
+    info: dict = {"image_id": image_id, "sentences": len(recs)}
+    try:
+        image = recs[0].image()
+    except (LiteLVLMError, OSError) as e:
+        log.warning("skipped image %s: %s", recs[0].image_path, e)
+        info.update(skipped=[{"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)}],
+                    sentences=0, seconds=time.perf_counter() - t0, ig_delta_max={})
+        store.write([], pd.DataFrame(), info, tried=[image_id])
+        return 0
+    rows, scores, deltas = evaluate_image(pipe, a, recs, image, opts, signals, max(0, a.save_scores - kept))
+    n_kept = len({s["sent_id"] for s in scores})
+    if scores:
+        with atomic_path(out / "images" / f"{image_id}.png") as tmp:
+            Image.fromarray(clip_window(pipe, image)).save(tmp, format="PNG")
+        info["scored_kept"] = n_kept
+    info.update(seconds=time.perf_counter() - t0, ig_delta_max=deltas)
+    store.write([image_id], pd.DataFrame(rows), info, {"scores": pd.DataFrame(scores)} if scores else None)
+    return n_kept
+
+
 def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compute, resume and merge; returns (rows, summary). ``pipe``: an already loaded ``GlammPipeline``
     for ``a.model`` (default: loaded here)."""
-    from PIL import Image
     from tqdm.auto import tqdm
 
     from litelvlm.data.refer import load_refer
@@ -241,7 +292,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     by_image: dict[int, list] = {}
     for r in records:
         by_image.setdefault(r.image_id, []).append(r)
-    image_ids = sorted(by_image)[: a.limit] if a.limit is not None else sorted(by_image)
+    image_ids = sorted(by_image)[: a.limit_images] if a.limit_images is not None else sorted(by_image)
     torch.manual_seed(a.seed)
     if pipe is None:
         pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=a.device,
@@ -254,36 +305,22 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     config.update(signals=signals, clip_signals=list(CLIP_SIGNALS), images=len(image_ids), ks=list(DEFAULT_KS),
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
                   llm_layers=pipe.model.arch.llm_layers, llm_heads=pipe.model.arch.llm_heads,
-                  num_visual_tokens=pipe.num_visual_tokens)
-    check_out_config(out, config)
-    write_json(out / "config.json", config)
-    store = PartStore(out)
-    (out / "images").mkdir(exist_ok=True)
-    done = store.done()
-    kept = sum(info.get("scored_kept", 0) for _, info in store.markers())
-    todo = [i for i in image_ids if i not in done]
-    log.info("%d image(s) to score, %d already done", len(todo), len(done & set(image_ids)))
-    for image_id in tqdm(todo, desc="importance"):
-        recs = sorted(by_image[image_id], key=lambda r: (r.ref_id, r.sent_id))[: a.max_sentences]
-        t0 = time.perf_counter()
-        info: dict = {"image_id": image_id, "sentences": len(recs)}
-        try:
-            image = recs[0].image()
-        except (LiteLVLMError, OSError) as e:
-            log.warning("skipped image %s: %s", recs[0].image_path, e)
-            info.update(skipped=str(e), sentences=0)
-            rows, scores, deltas = [], [], {}
-        else:
-            keep = max(0, a.save_scores - kept)
-            rows, scores, deltas = evaluate_image(pipe, a, recs, image, opts, signals, keep)
-            if scores:
-                with atomic_path(out / "images" / f"{image_id}.png") as tmp:
-                    Image.fromarray(clip_window(pipe, image)).save(tmp, format="PNG")
-                kept += len({s["sent_id"] for s in scores})
-                info["scored_kept"] = len({s["sent_id"] for s in scores})
-        info.update(seconds=time.perf_counter() - t0, ig_delta_max=deltas)
-        store.write([image_id], pd.DataFrame(rows), info, {"scores": pd.DataFrame(scores)} if scores else None)
-    return merge_parts(out, a.n_boot, a.seed)
+                  num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
+                  torch_threads=torch_thread_count())
+    with RunFolder(out):
+        check_config(out, config, growable=GROWABLE)
+        store = PartStore(out)
+        store.verify()
+        write_json(out / "config.json", config)
+        (out / "images").mkdir(exist_ok=True)
+        done = store.done()
+        kept = sum(info.get("scored_kept", 0) for _, info in store.markers())
+        todo = [i for i in image_ids if i not in done]
+        log.info("%d image(s) to score, %d already done", len(todo), len(done & set(image_ids)))
+        for image_id in tqdm(todo, desc="importance"):
+            recs = sorted(by_image[image_id], key=lambda r: (r.ref_id, r.sent_id))[: a.max_sentences]
+            kept += _score_image(pipe, a, store, out, recs, opts, signals, kept)
+        return merge_parts(out, a.n_boot, a.seed, image_ids)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -296,6 +333,8 @@ def run(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 160, "display.max_rows", 60):
         print(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"{rows['sent_id'].nunique()} sentence(s), {len(rows)} rows -> {a.out}")
+    if banner := weights_banner(a.model, a.clip):
+        print(banner)
     return 0
 
 

@@ -22,13 +22,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_json, write_parquet
+from litelvlm.lazy import lazy_module
+from litelvlm.provenance import weights_banner
 
+from .study import RunFolder, portable_paths, torch_thread_count
+
+pd = lazy_module("pandas")
 log = logging.getLogger(__name__)
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
@@ -42,9 +46,13 @@ class RetentionArgs:
     out: str = arg(help="output folder", required=True)
     model: str = arg("tiny336-random", help="CLIP model (see `litelvlm select --help`)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
-    data: str = arg(None, help="a REFER-layout folder (images/, refs(unc).p); default: one synthetic image")
-    limit: int = arg(2, help="number of images to draw", minimum=1)
-    budgets: list[str] = arg(list(map(str, BUDGETS)), help="token budgets (clipped to the number of patches)")
+    refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
+                         deprecated=("--data",))
+    image_dir: str = arg(None, help="image folder (default: <refer-dir>/images)")
+    limit_images: int = arg(2, help="only the first N images (val split first, by image id)", minimum=1,
+                            deprecated=("--limit",))
+    budgets: list[str] = arg(list(map(str, BUDGETS)), help="token budgets (clipped to the number of patches)", each=int,
+                               minimum=1)
     methods: list[str] = arg(None, help="CLIP-side methods (default: all registered)")
     seed: int = arg(0, help="seed for the random method")
 
@@ -64,23 +72,28 @@ def synthetic_example(size: int = 336):
     return im, list(SYNTHETIC_TEXTS)
 
 
-def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3) -> list[tuple[str, Path, list[str]]]:
+def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3,
+                   image_dir: str | Path | None = None) -> list[tuple[str, Path, list[str]]]:
     """The first ``limit`` images of a REFER-layout folder (val split first), each with up to
-    ``texts_per_image`` of its expressions: [(image_id, image path, [expression, ...])]."""
+    ``texts_per_image`` of its expressions: [(image_id, image path, [expression, ...])]; images are
+    read from ``image_dir`` (default: ``<root>/images``)."""
     root = Path(root)
     refs_path = root / "refs(unc).p"
     if not refs_path.exists():
-        raise LiteLVLMError(f"--data {str(root)!r} has no 'refs(unc).p' (REFER layout expected)")
+        raise LiteLVLMError(f"--refer-dir {str(root)!r} has no 'refs(unc).p' (REFER layout expected)")
     refs = sorted(load_refs(refs_path), key=lambda r: (r.get("split") != "val", r["image_id"], r["ref_id"]))
+    images_root = Path(image_dir) if image_dir is not None else root / "images"
+    if not images_root.is_dir():
+        raise LiteLVLMError(f"image folder {str(images_root)!r} does not exist")
     by_image: dict[int, list] = {}
     for r in refs:
         by_image.setdefault(r["image_id"], []).append(r)
     out = []
     for image_id, rs in list(by_image.items())[:limit]:
         name = rs[0]["file_name"]
-        img = root / "images" / name
+        img = images_root / name
         if not img.exists():  # REFER names files <image>_<ann>.jpg; the image is <image>.jpg
-            img = root / "images" / ("_".join(Path(name).stem.split("_")[:-1]) + Path(name).suffix)
+            img = images_root / ("_".join(Path(name).stem.split("_")[:-1]) + Path(name).suffix)
         if not img.exists():
             raise LiteLVLMError(f"image {str(img)!r} named by ref {rs[0]['ref_id']} does not exist")
         out.append((str(image_id), img, [r["sentences"][0]["sent"] for r in rs[:texts_per_image]]))
@@ -172,46 +185,73 @@ def run_retention(a: RetentionArgs) -> Path:
     budgets = split_list(a.budgets, int)
     if not budgets or min(budgets) < 1:
         raise LiteLVLMError(f"--budgets must be positive integers, got {a.budgets}")
-    if a.limit < 1:
-        raise LiteLVLMError(f"--limit must be >= 1, got {a.limit}")
-    if a.data:
-        examples = [(i, Image.open(p).convert("RGB"), t) for i, p, t in refer_examples(a.data, a.limit)]
+    if a.limit_images < 1:
+        raise LiteLVLMError(f"--limit-images must be >= 1, got {a.limit_images}")
+    if a.image_dir and not a.refer_dir:
+        raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
+    skipped: list[dict] = []
+    if a.refer_dir:
+        examples = readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped)
     else:
         im, texts = synthetic_example()
         examples = [("synthetic-0", im, texts)]
     clip = load_clip(a.model, a.backend)
     if not split_list(a.methods):  # the default: every CLIP-side method this backend supports
         methods = supported_methods(clip, methods, examples[0][2])
-    table, scores, images, meta = retention_tables(clip, examples, budgets, methods, a.seed)
     out = Path(a.out)
-    for image_id, arr in images.items():
-        with atomic_path(out / "images" / f"{image_id}.png") as tmp:
-            Image.fromarray((arr * 255).round().astype(np.uint8)).save(tmp, format="png")
-    write_parquet(out / "retention_scores.parquet", scores)
-    write_parquet(out / "retention.parquet", table)
-    write_json(out / "config.json", {**asdict(a), **meta, "clip": clip.describe(),
-                                      "synthetic": a.data is None})
+    with RunFolder(out):
+        table, scores, images, meta = retention_tables(clip, examples, budgets, methods, a.seed)
+        for png in (out / "images").glob("*.png"):  # images of an older run with other examples
+            if png.stem not in images:
+                png.unlink()
+        for image_id, arr in images.items():
+            with atomic_path(out / "images" / f"{image_id}.png") as tmp:
+                Image.fromarray((arr * 255).round().astype(np.uint8)).save(tmp, format="png")
+        write_parquet(out / "retention_scores.parquet", scores)
+        write_parquet(out / "retention.parquet", table)
+        write_json(out / "config.json", {**asdict(a), **meta, "clip": clip.describe(), "synthetic": a.refer_dir is None,
+                                          "skipped": skipped, "paths": portable_paths(asdict(a), out),
+                                          "torch_threads": torch_thread_count()})
+    return out
+
+
+def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict]) -> list:
+    """(image_id, RGB image, texts) of the examples whose image opens; the others are logged and
+    appended to ``skipped``; none readable is an error."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for image_id, path, texts in examples:
+        try:
+            with Image.open(path) as im:
+                out.append((image_id, im.convert("RGB"), texts))
+        except (UnidentifiedImageError, OSError) as e:
+            log.warning("skipped image %s: %s", path, e)
+            skipped.append({"image_id": image_id, "path": str(path), "reason": str(e)})
+    if not out:
+        raise LiteLVLMError(f"no image could be read ({len(skipped)} unreadable, e.g. {skipped[0]['path']}); "
+                            "nothing written")
     return out
 
 
 def load_retention(results_dir: str | Path) -> dict:
     """The retention tables of a results folder: {"retention", "scores", "images", "config"}."""
-    import json
-
     from PIL import Image
+
+    from .parts import read_json, read_parquet
 
     d = Path(results_dir)
     missing = [f for f in RESULT_FILES if not (d / f).exists()]
     if missing:
         raise LiteLVLMError(f"no retention results in {str(d)!r} (missing {', '.join(missing)}); make them with "
                             f"`litelvlm retention --out {d}`")
-    table = pd.read_parquet(d / "retention.parquet")
+    table = read_parquet(d / "retention.parquet")
     images = {}
     for image_id in table["image_id"].unique():
         with Image.open(d / "images" / f"{image_id}.png") as im:
             images[image_id] = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
-    config = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
-    return {"retention": table, "scores": pd.read_parquet(d / "retention_scores.parquet"), "images": images,
+    config = read_json(d / "config.json") if (d / "config.json").exists() else {}
+    return {"retention": table, "scores": read_parquet(d / "retention_scores.parquet"), "images": images,
             "config": config}
 
 
@@ -222,8 +262,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``litelvlm retention``: write the retention tables."""
-    out = run_retention(from_namespace(RetentionArgs, args))
+    a = from_namespace(RetentionArgs, args)
+    out = run_retention(a)
     print(f"retention tables written to {out}")
+    if banner := weights_banner(a.model):
+        print(banner)
     return 0
 
 

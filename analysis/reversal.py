@@ -23,23 +23,31 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
-from litelvlm.clip.hf import DEFAULT_HF_MODEL
+from litelvlm.clip import DEFAULT_HF_MODEL
 from litelvlm.data.geometry import PatchCoverage, patch_coverage
 from litelvlm.data.refer import ReferRecord, load_coco_instances, load_refer
 from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
+from litelvlm.lazy import lazy_module
+from litelvlm.provenance import mark_weights, weights_banner
 
 from .attribution.correlation import DEFAULT_KS
 from .features_cache import VisionFeatureCache, cached_text_embeds
 from .stats import area_bins, auroc, bootstrap_ci, length_bins, wilcoxon_vs
+from .study import RunFolder, portable_paths, torch_thread_count
 
+pd = lazy_module("pandas")
+torch = lazy_module("torch")
 log = logging.getLogger(__name__)
+
+
+def int_or_all(text: str) -> int | str:
+    """One ``--layers`` item, checked at parse time: an integer or ``all`` (the range needs the model)."""
+    return text if text.lower() == "all" else int(text)
 
 
 @dataclass
@@ -50,7 +58,8 @@ class ReversalArgs:
                                             "tiny336-random, vit-l-14-336-random")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="folder with refs(<split-by>).p and instances.json (or <dir>/<dataset>/)")
-    image_dir: str = arg(None, help="image folder (COCO train2014 for RefCOCO; default: <refer-dir>/images)")
+    image_dir: str = arg(None, help="image folder (COCO train2014 for RefCOCO; default: <refer-dir>/images, "
+                                    "or images/ beside --coco-instances)")
     coco_instances: str = arg(None, help="a plain COCO instances JSON instead of --refer-dir "
                                          "(the category name is the phrase)")
     dataset: str = arg("refcoco", help="REFER dataset", choices=["refcoco", "refcoco+", "refcocog"])
@@ -58,7 +67,7 @@ class ReversalArgs:
     split: str = arg("val", help="split name (val, testA, testB, test, train) or 'all'")
     layers: list[str] = arg(None, help="vision layers: non-negative indices into hidden_states "
                                        "(0 = embeddings, L = last), or 'all' (default: L-1 and L)",
-                            metavar="LAYER")
+                            metavar="LAYER", each=int_or_all)
     similarity: str = arg("dot", help="patch-text similarity", choices=["dot", "cosine"])
     text_template: str = arg("plain", help="'plain': the sentence as given; 'glamm': wrapped in a GLaMM "
                                            "referring-segmentation question chosen by --seed",
@@ -66,7 +75,8 @@ class ReversalArgs:
     ks: list[int] = arg(list(DEFAULT_KS), help="k values for the lowest/highest-k inside shares", metavar="K")
     threshold: float = arg(0.5, help="a patch is inside the referent when its mask coverage >= this")
     pad_to_square: bool = arg(False, help="LLaVA-style pad-to-square before the model's transform")
-    limit: int = arg(None, help="only the first N sentences (sorted by image, ref, sentence id)", minimum=1)
+    limit_sentences: int = arg(None, help="only the first N sentences (sorted by image, ref, sentence id)",
+                               minimum=1, deprecated=("--limit",))
     batch_size: int = arg(8, help="images per vision forward pass", minimum=1)
     text_batch_size: int = arg(256, help="texts per text forward pass", minimum=1)
     n_boot: int = arg(1000, help="bootstrap replicates (over images) for the CIs in summary.csv")
@@ -157,19 +167,19 @@ def resolve_layers(spec: list[str] | None, num_layers: int) -> list[int]:
 
 
 def load_records(args) -> list[ReferRecord]:
-    """Records from ``--refer-dir`` or ``--coco-instances``, cut to ``--limit``."""
+    """Records from ``--refer-dir`` or ``--coco-instances``, cut to ``--limit-sentences``."""
     if bool(args.refer_dir) == bool(args.coco_instances):
         raise LiteLVLMError("give exactly one of --refer-dir or --coco-instances")
     if args.refer_dir:
         recs = load_refer(args.refer_dir, args.image_dir, args.dataset, args.split_by, args.split)
     else:
         recs = load_coco_instances(args.coco_instances, args.image_dir, args.split)
-    if args.limit is not None:
-        if args.limit < 1:
-            raise LiteLVLMError(f"--limit must be >= 1, got {args.limit}")
-        recs = recs[:args.limit]
+    if args.limit_sentences is not None:
+        if args.limit_sentences < 1:
+            raise LiteLVLMError(f"--limit-sentences must be >= 1, got {args.limit_sentences}")
+        recs = recs[:args.limit_sentences]
     if not recs:
-        raise LiteLVLMError("no sentences to process (check --split / --limit)")
+        raise LiteLVLMError("no sentences to process (check --split / --limit-sentences)")
     return recs
 
 
@@ -355,6 +365,17 @@ def run(args) -> int:
     prompts = prompts_for(records, a.text_template, a.seed)
     if a.save_maps < 0:
         raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
+    with RunFolder(a.out, owned=OPTIONAL_OUTPUTS) as folder:
+        return _run_locked(a, clip, records, layers, prompts, folder)
+
+
+#: outputs only some runs write: a run that does not write them removes those of an older run
+OPTIONAL_OUTPUTS = ("similarity_maps.parquet",)
+
+
+def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[int], prompts: list[str],
+                folder: RunFolder) -> int:
+    """Compute and write the results of a validated run while its ``--out`` folder is locked."""
     maps: list = []
     t0 = time.perf_counter()
     emb, text_hit = cached_text_embeds(clip, prompts, a.text_batch_size, a.cache_dir, enabled=a.cache)
@@ -364,6 +385,9 @@ def run(args) -> int:
                            maps=maps, max_maps=a.save_maps)
     elapsed = time.perf_counter() - t0
     counts["text_cache_hit"] = text_hit
+    if df.empty and counts.get("images_skipped_unreadable") and not counts.get("images_scored"):
+        raise LiteLVLMError(f"no image could be read ({counts['images_skipped_unreadable']} unreadable); "
+                            "nothing written")
     if df.empty:
         raise LiteLVLMError(f"no sentence could be scored ({counts}); nothing written")
     df = df.drop(columns=["variant"])
@@ -371,14 +395,16 @@ def run(args) -> int:
     summary = summarise_reversal(df, a.ks, a.n_boot, a.seed)
     out = Path(a.out)
     write_parquet(out / "reversal.parquet", df)
-    write_csv(out / "summary.csv", summary)
+    write_csv(out / "summary.csv", mark_weights(summary, clip.name))
     if maps:
         mp = pd.DataFrame(maps).sort_values(["image_id", "sent_id", "layer"], kind="stable")
         mp.insert(0, "model", clip.name)
         write_parquet(out / "similarity_maps.parquet", mp.reset_index(drop=True))
+    folder.drop_stale(["similarity_maps.parquet"] if maps else [])
     write_json(out / "config.json", {"command": "reversal", "args": asdict(a), "clip": clip.describe(),
                                      "layers": layers, "versions": versions(), "counts": counts,
-                                     "seconds": round(elapsed, 3)})
+                                     "seconds": round(elapsed, 3), "paths": portable_paths(asdict(a), out),
+                                     "torch_threads": torch_thread_count()})
     overall = summary[summary["breakdown"] == "all"]
     for _, r in overall.iterrows():
         log.info("layer %d: AUROC_reversed %.3f [%.3f, %.3f], reversed in %.0f%% of %d sentences",
@@ -388,6 +414,8 @@ def run(args) -> int:
     print(f"reversal: {counts.get('sentences_scored', 0)} of {len(records)} sentences scored on "
           f"{counts.get('images_scored', 0)} images; excluded {excluded or 'none'}; "
           f"cache {counts['cache_hits']} hits / {counts['cache_misses']} misses; wrote {out}")
+    if banner := weights_banner(clip.name):
+        print(banner)
     return 0
 
 

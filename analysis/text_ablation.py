@@ -12,9 +12,14 @@ No model code is patched: the layer modules are called directly with an explicit
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from litelvlm.clip.base import TextTrace
+from litelvlm.lazy import lazy_module, no_grad
+
+if TYPE_CHECKING:
+    from litelvlm.clip.base import TextTrace
+
+torch = lazy_module("torch")
 
 
 def _parts(clip):
@@ -46,7 +51,7 @@ def _additive_mask(eos: torch.Tensor, seq: int, mask_sos: bool, dtype: torch.dty
     return torch.zeros(T, seq, seq, dtype=dtype).masked_fill(blocked, float("-inf"))
 
 
-@torch.no_grad()
+@no_grad
 def rerun_text_tower(clip, trace: TextTrace, from_block: int, mask_sos: bool = True) -> torch.Tensor:
     """(T, D) text embeddings re-computed from ``hidden_states[from_block]`` with [SOS] masked for [EOS]."""
     blocks, norm, project, batch_first, kind = _parts(clip)
@@ -77,7 +82,7 @@ def rerun_text_tower(clip, trace: TextTrace, from_block: int, mask_sos: bool = T
     return project(pooled).float().cpu()
 
 
-@torch.no_grad()
+@no_grad
 def content_mean_embeds(clip, trace: TextTrace) -> torch.Tensor:
     """(T, D) projection of the mean final-normed hidden state over the content tokens (1..eos-1).
 

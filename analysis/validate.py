@@ -23,13 +23,13 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
+from litelvlm.lazy import lazy_module
 
+pd = lazy_module("pandas")
 log = logging.getLogger(__name__)
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
@@ -43,7 +43,7 @@ class ValidateArgs(GlammDataArgs):
     tokenizer: str | None = arg(None, help="glamm-7b-random: the slow GLaMM-RefSeg tokenizer folder its checkpoint "
                                            "ships (e.g. ../shared/data/glamm_refseg_tokenizer)")
     methods: list[str] = arg([], help="methods (default: every registered method)")
-    budgets: list[str] = arg(list(BUDGETS), help="visual-token budgets K")
+    budgets: list[str] = arg(list(BUDGETS), help="visual-token budgets K", each=int, minimum=1)
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3)", minimum=1)
     seed: int = arg(0, help="seed of the official sampling and the random selector")

@@ -107,12 +107,6 @@ def _machine(pipe) -> str:
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
 
-def _weights_note(model: str) -> str | None:
-    if model.split(":")[0].endswith("-random"):
-        return f"RANDOM WEIGHTS ({model}): the times, memory and checks are real; masks and scores mean nothing"
-    return None
-
-
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> list[str]:
     """Write validate.csv, checks.csv, ratios.csv and report.md; return the failed checks' names."""
     from analysis.eff.compare import to_markdown
@@ -127,7 +121,11 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> list[st
             "prefill_ms", "e2e_ms", "peak_rss_gib", "llm_activation_mb", "activation_mb"]
     rat = ["method", "budget", "prefill_speedup", "act_reduction", "flops_ideal_speedup", "frac_of_ideal",
            "selection_share", "paper_prefill_speedup", "paper_act_reduction"]
-    note = _weights_note(a.model)
+    from litelvlm.provenance import weights_banner
+
+    note = weights_banner(a.model, a.clip)
+    if note:  # what a random-weight validation does show
+        note += " (the token counts, positions, shapes, checks, time and memory are the architecture's)"
     lines = [f"# Validation: {a.model} on {pipe.device}", "",
              *([f"> **{note}**", ""] if note else []),
              f"Machine: {_machine(pipe)}. Model dtype {str(pipe.dtype)[6:]}. "

@@ -106,3 +106,36 @@ def test_unknown_option_is_reported_under_the_subcommand_usage(capsys):
     assert main(["select", "--list-methods", "--bogus"]) == 2
     err = capsys.readouterr().err
     assert "usage: litelvlm select" in err and "unrecognized arguments: --bogus" in err
+
+
+@pytest.mark.parametrize("method", ["litelvlm", "visionzip", "vispruner"])
+def test_summary_says_what_each_part_supplied(capsys, tiny_hf_clip_dir, image, method):
+    """``kept: a=x, b=y`` counts the kept tokens per part (summing to K), not the size of each part
+    (LiteLVLM's context part is a ranking of every patch)."""
+    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text", "a cup",
+                       "--text", "the dog", "--budget", "5", "--method", method)
+    assert code == 0 and "parts:" not in out
+    line = next(s.strip() for s in out.splitlines() if s.strip().startswith("kept:"))
+    counts = {k: int(v) for k, v in (kv.split("=") for kv in line[len("kept: "):].split(", "))}
+    assert sum(counts.values()) == 5
+    expected = {"litelvlm": ["similarity", "context"], "visionzip": ["dominant", "contextual"],
+                "vispruner": ["important", "diverse"]}[method]
+    assert list(counts) == expected
+
+
+def test_kept_per_part_rules():
+    import torch
+
+    from litelvlm.commands.select import kept_per_part
+
+    # LiteLVLM: the context part ranks every patch; kept indices in the similarity union count there
+    parts = {"similarity": torch.tensor([3, 7]), "context": torch.arange(16)}
+    assert kept_per_part([5, 3, 7], parts) == {"similarity": 2, "context": 1}
+    assert kept_per_part([3, 7], parts) == {"similarity": 2, "context": 0}
+    # VisionZip keeps CLS (-1) in its dominant part; PruMerge's merged token (-2) is in no part
+    assert kept_per_part([-1, 2, 9], {"dominant": torch.tensor([-1, 2]), "contextual": torch.tensor([9])}) \
+        == {"dominant": 2, "contextual": 1}
+    assert kept_per_part([1, -2], {"outliers": torch.tensor([1]), "pruned": torch.tensor([4, 5])}) \
+        == {"outliers": 1, "pruned": 0, "merged": 1}
+    # parts that are no index sets (ToMe's merge map, DivPrune's pick order): no breakdown
+    assert kept_per_part([0, 1], {"assignment": torch.tensor([0, 1, 1]), "size": torch.tensor([1, 2])}) == {}

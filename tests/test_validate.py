@@ -134,3 +134,13 @@ def test_repeats_interleave_and_grow_the_same_folder(coco128, tmp_path):
     rows = pd.read_parquet(out / "validate.parquet")
     assert rows["method"].tolist() == ["none", "fastv", "litelvlm"]
     assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "fastv": 1, "litelvlm": 2}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tiny_validate_on_cuda(coco128, tmp_path):
+    out = tmp_path / "out"
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--device", "cuda",
+                 "--methods", "litelvlm,fastv", "--budgets", "64"]) == 0
+    assert pd.read_csv(out / "checks.csv")["passed"].all()
+    assert "on cuda" in (out / "report.md").read_text()

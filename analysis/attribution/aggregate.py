@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pandas as pd
-
 from analysis.stats import AREA_BIN_EDGES, area_bins, bootstrap_ci
+from litelvlm.lazy import lazy_module
+
+pd = lazy_module("pandas")
 
 __all__ = ["AREA_BIN_EDGES", "area_bins", "bootstrap_ci", "summarize"]
 

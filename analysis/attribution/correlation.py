@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-from scipy import stats
+
+from litelvlm.lazy import lazy_module
+
+torch = lazy_module("torch")
+stats = lazy_module("scipy.stats")
 
 #: The default k of every top-k statistic: the Jaccard overlaps here, the lowest/highest-k inside shares of
 #: ``analysis.reversal`` and the sink ablation (GLaMM and LLaVA-1.5 have 576 visual tokens).

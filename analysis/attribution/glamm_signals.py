@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import torch
-
-from analysis.attribution.sensitivity import ablation_importance, mask_iou
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm.attention_rows import capture_attention_rows
-from litelvlm.lvlm.attribution import token_attributions
+from litelvlm.lazy import lazy_module
+
+torch = lazy_module("torch")
+sensitivity = lazy_module("analysis.attribution.sensitivity")  # captum
+attention_rows = lazy_module("litelvlm.lvlm.attention_rows")
+attribution = lazy_module("litelvlm.lvlm.attribution")
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 #: Registered methods whose per-token ranking score (``Selection.scores``, N values) can be compared as
@@ -88,7 +89,7 @@ def attention_signals(pipe, prepared, per_head: bool = True) -> dict[SignalKey, 
     sl = ctx.visual_slice()
     sets = {q: ctx.query_rows(q) for q in QUERY_SETS}
     lm = pipe.model.language_model
-    with torch.no_grad(), capture_attention_rows(lm, sets, torch.arange(sl.start, sl.stop)) as rows:
+    with torch.no_grad(), attention_rows.capture_attention_rows(lm, sets, torch.arange(sl.start, sl.stop)) as rows:
         s = ctx.seq_len
         lm(inputs_embeds=ctx.embeds, position_ids=ctx.position_ids,
            attention_mask=torch.ones(1, s, dtype=torch.long, device=ctx.embeds.device), use_cache=False)
@@ -114,11 +115,11 @@ def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) 
     for name in names:
         if name == "layer_integrated_gradients":
             feats = prepared.vision.patches(prepared.feature_layer)[0].to(pipe.dtype).detach()
-            res = token_attributions(lambda f: gt(pipe.model.project(f), opts.target), feats, name,
+            res = attribution.token_attributions(lambda f: gt(pipe.model.project(f), opts.target), feats, name,
                                      n_steps=opts.ig_steps, internal_batch_size=opts.internal_batch_size,
                                      layer=pipe.model.projector)
         else:
-            res = token_attributions(lambda v: gt(v, opts.target), vis, name, n_steps=opts.ig_steps,
+            res = attribution.token_attributions(lambda v: gt(v, opts.target), vis, name, n_steps=opts.ig_steps,
                                      internal_batch_size=opts.internal_batch_size)
         out[SignalKey(name)] = res.scores.float().cpu()
         if res.delta is not None:
@@ -147,10 +148,10 @@ def ablation_signal(pipe, prepared, group: int) -> torch.Tensor:
     def iou(keep: torch.Tensor) -> float:
         idx = torch.nonzero(keep).reshape(-1)
         if idx.numel() == 0:
-            return mask_iou(torch.zeros_like(full), full)
-        return mask_iou(pruned_masks(pipe, prepared, idx)[0], full)
+            return sensitivity.mask_iou(torch.zeros_like(full), full)
+        return sensitivity.mask_iou(pruned_masks(pipe, prepared, idx)[0], full)
 
-    return ablation_importance(iou, prepared.vision.grid, group=group)
+    return sensitivity.ablation_importance(iou, prepared.vision.grid, group=group)
 
 
 def llm_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],

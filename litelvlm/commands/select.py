@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 from ..cli_args import add_dataclass_arguments, arg, from_namespace
-from ..clip.hf import DEFAULT_HF_MODEL
+from ..clip import DEFAULT_HF_MODEL
 from ..errors import LiteLVLMError
 
 
@@ -39,6 +39,25 @@ class SelectArgs:
 def add_arguments(parser) -> None:
     add_dataclass_arguments(parser, SelectArgs)
     parser.add_argument("--list-methods", action="store_true", help="list the methods and exit")
+
+
+#: ``Selection.parts`` entries that are not sets of token indices (a pick order, a merge map, counts)
+NOT_INDEX_SETS = ("order", "assignment", "size", "schedule")
+#: kept entries that are no patch (see :class:`litelvlm.pruning.registry.Selection`)
+NON_PATCH = {-1: "cls", -2: "merged"}
+
+
+def kept_per_part(indices: list[int], parts: dict) -> dict[str, int]:
+    """How many of the kept ``indices`` each part of a selection supplied: an index counts for the
+    first part that holds it (LiteLVLM: similarity before the context ranking); empty without parts."""
+    sets = {k: {int(i) for i in v.flatten().tolist()} for k, v in parts.items() if k not in NOT_INDEX_SETS}
+    if not sets:
+        return {}
+    counts = dict.fromkeys(sets, 0)
+    for i in indices:
+        name = next((k for k, s in sets.items() if i in s), NON_PATCH.get(i, "other"))
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _load_image(path: str):
@@ -109,8 +128,8 @@ def run(ns) -> int:
         n = clip.num_patches
         print(f"{a.method}: kept {a.budget} of {n} tokens ({a.budget / n:.1%}) on a "
               f"{clip.grid[0]}x{clip.grid[1]} grid, model {a.model} ({clip.backend})")
-        if sel.parts:
-            print("  parts: " + ", ".join(f"{k}={int(v.numel())}" for k, v in sel.parts.items()))
+        if kept := kept_per_part(indices, sel.parts):
+            print("  kept: " + ", ".join(f"{k}={v}" for k, v in kept.items()))
         if a.method == "litelvlm" and len(texts) == 1:
             print("  note: with one text, LiteLVLM's K lowest-similarity tokens fill the whole budget and no "
                   "context token is kept; its context recovery acts through the union of several texts "
