@@ -150,6 +150,33 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
     return row
 
 
+REFERENCE_FILE = "reference.safetensors"
+
+
+def save_reference(out: Path, reference: dict) -> None:
+    """Keep the reference call's text ids, masks and mask logits, so that a resumed run (a full-size run
+    spans hours) checks against them without calling ``none`` again."""
+    import torch
+    from safetensors.torch import save_file
+
+    from litelvlm.io import atomic_path
+
+    with atomic_path(out / REFERENCE_FILE) as tmp:
+        save_file({"ids": reference["_ids"].contiguous(), "masks": reference["_masks"].to(torch.uint8),
+                   "logits": reference["_logits"].contiguous()}, str(tmp))
+
+
+def load_reference(out: Path) -> dict | None:
+    """The reference kept by :func:`save_reference` (None: there is none yet)."""
+    from safetensors.torch import load_file
+
+    path = out / REFERENCE_FILE
+    if not path.exists():
+        return None
+    t = load_file(str(path))
+    return {"_ids": t["ids"], "_masks": t["masks"].bool(), "_logits": t["logits"]}
+
+
 #: Columns that are the median over repeated calls (the rest are the same in every call, or the last call's).
 TIMES = ("prefill_ms", "e2e_ms", "selection_ms")
 
@@ -203,9 +230,12 @@ def run_validate(a: ValidateArgs) -> int:
              "image_size": list(prep.image_size), "model": pipe.describe()}
     store = PartStore(out)
     done = store.done()
-    # the checks' reference, also the warm-up: every measured row (``none`` included) is a later call
-    reference = measure_pair(pipe, prep, "none", pipe.num_visual_tokens, {}, None)
     todo = [(m, b) for m, b in pairs if part_id(m, b) not in done]
+    reference = load_reference(out) if todo else None
+    if todo and reference is None:
+        # the checks' reference, also the warm-up: every measured row (``none`` included) is a later call
+        reference = measure_pair(pipe, prep, "none", pipe.num_visual_tokens, {}, None)
+        save_reference(out, reference)
     log.info("%d of %d runs to measure (%d done)", len(todo), len(pairs), len(pairs) - len(todo))
     if a.repeats == 1:  # each run is kept as it finishes
         for method, budget in tqdm(todo, desc="validate"):

@@ -1,8 +1,8 @@
 """``litelvlm validate``: the full pruned GLaMM on one real image, every method and budget, with checks.
 
 The CI version runs the tiny random GLaMM; the full-size one (GLaMM-7B + SAM-H + CLIP-L in bfloat16,
-about 17 GB of memory and an hour on 2 CPU cores) is ``slow``-marked and its report is committed under
-``results/validate/``.
+about 17 GB of memory and hours on a 2-core CPU without native bfloat16) is ``slow``-marked; what a
+full-size run produced is committed under ``results/validate/``.
 """
 
 from __future__ import annotations
@@ -130,10 +130,13 @@ def test_repeats_interleave_and_grow_the_same_folder(coco128, tmp_path):
     assert main([*base, "--methods", "litelvlm", "--repeats", "2"]) == 0
     rows = pd.read_parquet(out / "validate.parquet")
     assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "litelvlm": 2}
-    assert main([*base, "--methods", "fastv"]) == 0  # other methods: their rows join the table
+    assert (out / "reference.safetensors").exists()  # the checks' reference, kept for resumed runs
+    assert main([*base, "--methods", "fastv"]) == 0  # other methods: their rows join the table (checked
+    # against the kept reference: the text ids and masks of none)
     rows = pd.read_parquet(out / "validate.parquet")
     assert rows["method"].tolist() == ["none", "fastv", "litelvlm"]
     assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "fastv": 1, "litelvlm": 2}
+    assert rows["text_ids_equal"].all() and pd.read_csv(out / "checks.csv")["passed"].all()
 
 
 @pytest.mark.gpu
