@@ -263,8 +263,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``litelvlm retention``: write the retention tables."""
     a = from_namespace(RetentionArgs, args)
+    from .parts import read_json
+
     out = run_retention(a)
-    print(f"retention tables written to {out}")
+    skipped = read_json(Path(out) / "config.json").get("skipped", [])
+    print(f"retention tables written to {out}; {len(skipped)} image(s) skipped as unreadable")
     if banner := weights_banner(a.model):
         print(banner)
     return 0

@@ -196,6 +196,7 @@ def test_retention_skips_and_counts_an_image_that_is_not_an_image(toy_refer, tmp
     config = json.loads((out / "config.json").read_text())
     assert [s["path"] for s in config["skipped"]] == [str(broken)]
     assert len(list((out / "images").glob("*.png"))) == 1
+    assert "1 image(s) skipped as unreadable" in capsys.readouterr().out
     for f in (refer / "images").iterdir():  # none readable: an error, nothing written
         f.write_text("not an image")
     out2 = tmp_path / "out2"
