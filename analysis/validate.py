@@ -126,7 +126,6 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
         sel_ms = float("nan")
         if spec.kind == "clip":
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
-    ids = torch.cat(rec.embedded_ids) if rec.embedded_ids else torch.empty(0, dtype=torch.long)
     text_tokens = int(len(prep.input_ids) - 1)
     masks = out.masks.cpu()
     row = {"method": method, "budget": budget, "kind": spec.kind, "prune_layer": out.prune_layer,
@@ -139,7 +138,7 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
            "selection_ms": sel_ms, "peak_rss_gib": rec.peak_rss / 2**30,
            "activation_mb": rec.activation_bytes / 2**20, "llm_activation_mb": rec.llm_activation_bytes / 2**20,
            "repeats": 1}
-    first_ids = rec.embedded_ids[0] if rec.embedded_ids else ids
+    first_ids = rec.embedded_ids if rec.embedded_ids is not None else torch.empty(0, dtype=torch.long)
     if reference is None:
         row.update(text_ids_equal=True, masks_equal_none=True, max_logit_diff_none=0.0)
         row["_ids"], row["_masks"], row["_logits"] = first_ids, masks, out.mask_logits.float().cpu()

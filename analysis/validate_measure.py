@@ -3,7 +3,7 @@
 :class:`RunProbe` hooks the LLM's embedding, first decoder layer and final norm of the pipeline's model
 (forward hooks, removed in ``finally``) and records, for one call:
 
-* the token ids the LLM embedded (text tokens: the check that no method changes them);
+* the token ids of the call's first LLM embedding (the text tokens: the check that no method changes them);
 * the sequence length at the LLM input (text tokens + the visual tokens the LLM received);
 * prefill time: from the first decoder layer's start to the final norm's end (every LLM forward of the
   call: a method that prunes inside the LLM runs its layers in pieces, all of which count);
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -67,7 +67,7 @@ class PeakRSS:
 class RunRecord:
     """One probed call."""
 
-    embedded_ids: list[torch.Tensor] = field(default_factory=list)
+    embedded_ids: torch.Tensor | None = None     # the first embedding call's ids
     llm_input_len: int | None = None
     prefill_start: float | None = None
     prefill_end: float | None = None
@@ -114,7 +114,8 @@ class RunProbe:
         return time.perf_counter()
 
     def _on_embed(self, module, args) -> None:
-        self.record.embedded_ids.append(args[0].detach().cpu().reshape(-1))
+        if self.record.embedded_ids is None:
+            self.record.embedded_ids = args[0].detach().cpu().reshape(-1)
 
     def _on_first_layer(self, module, args, kwargs) -> None:
         hidden = args[0] if args else kwargs["hidden_states"]
