@@ -330,13 +330,12 @@ def summarise_reversal(df: pd.DataFrame, ks=DEFAULT_KS, n_boot: int = 1000, seed
 
 
 def versions() -> dict:
-    """Library versions for config.json."""
-    import open_clip
-    import transformers
+    """Library versions for config.json (read from the installed distributions: nothing is imported)."""
+    from importlib.metadata import version
 
     import litelvlm
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "open_clip": open_clip.__version__,
+            "transformers": version("transformers"), "open_clip": version("open_clip_torch"),
             "numpy": np.__version__, "pandas": pd.__version__, "litelvlm": litelvlm.__version__}
 
 
@@ -360,7 +359,8 @@ def run(args) -> int:
     a = from_namespace(ReversalArgs, args)
     check_common(a)
     records = load_records(a)
-    clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype))
+    # deferred: a rerun whose vision features and text embeddings are all cached never loads the model
+    clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype), defer=True)
     layers = resolve_layers(a.layers, vision_num_layers(clip))
     prompts = prompts_for(records, a.text_template, a.seed)
     if a.save_maps < 0:

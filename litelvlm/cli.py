@@ -161,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"litelvlm {args.command}: interrupted; completed work is kept and a re-run resumes",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`litelvlm select --list-methods | head`): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

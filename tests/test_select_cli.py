@@ -100,6 +100,20 @@ def test_list_methods_works_on_its_own(capsys):
     assert "--image and --budget required" in capsys.readouterr().err
 
 
+def test_a_reader_that_goes_away_is_not_an_error():
+    """``litelvlm select --list-methods | head -1``: the closed pipe ends the command quietly, status 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from litelvlm.cli import main; "
+                             "sys.exit(main(['select', '--list-methods']))"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before anything is printed (the command imports torch first)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
 def test_unknown_option_is_reported_under_the_subcommand_usage(capsys):
     from litelvlm.cli import main
 

@@ -29,11 +29,12 @@ from ..errors import LiteLVLMError
 DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
 
 __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
-           "DEFAULT_HF_MODEL", "HFClip", "OpenClip", "resolve_random_model", "parse_random_seed"]
+           "DEFAULT_HF_MODEL", "DeferredClip", "HFClip", "OpenClip", "resolve_random_model", "parse_random_seed"]
 
 #: Names imported from a backend module on first use (PEP 562).
 _LAZY = {"HOOK_POINTS": "base", "ClipBackend": "base", "Geometry": "base", "TextTrace": "base", "VisionTrace": "base",
-         "attention_rows": "base", "hook_point": "base", "HFClip": "hf", "OpenClip": "openclip"}
+         "attention_rows": "base", "hook_point": "base", "HFClip": "hf", "OpenClip": "openclip",
+         "DeferredClip": "deferred"}
 
 _RANDOM = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
 
@@ -60,12 +61,13 @@ def resolve_random_model(model: str, backend: str) -> str | None:
     if base not in _RANDOM:
         return None
     from ..cache import default_cache_dir
-    from .random_init import save_random_hf_clip, save_random_open_clip
 
     seed_i = parse_random_seed(model)
     root = default_cache_dir() / "random-models" / f"{base}-{backend}-seed{seed_i}"
     marker = root / ".complete"
     if not marker.exists():
+        from .random_init import save_random_hf_clip, save_random_open_clip
+
         if backend == "hf":
             save_random_hf_clip(root, _RANDOM[base], seed_i)
         else:
@@ -115,12 +117,14 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
 
 
 def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
-              device: Any = "cpu", dtype: Any = None) -> Any:
+              device: Any = "cpu", dtype: Any = None, defer: bool = False) -> Any:
     """Load a CLIP model (a :class:`ClipBackend`) through transformers (``backend="hf"``) or open_clip
     (``"open_clip"``); ``dtype`` defaults to float32.
 
     Without ``backend``, open_clip-style strings (``local-dir:``, ``ARCH:TAG``, a folder with
-    ``open_clip_config.json``) go to open_clip and everything else to transformers.
+    ``open_clip_config.json``) go to open_clip and everything else to transformers. With ``defer``,
+    a model with local files that was loaded this way before comes back as a
+    :class:`~litelvlm.clip.deferred.DeferredClip`, loaded on first use (see that module).
     """
     backend = backend or _backend_for(model)
     if backend not in ("hf", "open_clip"):
@@ -133,9 +137,18 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
     _check_folder(resolved, backend)
     if backend == "open_clip" and os.path.isdir(resolved):
         resolved = f"local-dir:{resolved}"
+    dtype = torch.float32 if dtype is None else dtype
+    saved = None
+    if defer:
+        from .deferred import DeferredClip, description_path, read_description
+
+        saved = description_path(model, resolved, backend, dtype)
+        record = read_description(saved) if saved is not None else None
+        if record is not None:
+            return DeferredClip(model, backend, device, dtype, record, saved)
     cls = __getattr__("HFClip" if backend == "hf" else "OpenClip")
     try:
-        clip = cls(resolved, device=device, dtype=torch.float32 if dtype is None else dtype)
+        clip = cls(resolved, device=device, dtype=dtype)
     except LiteLVLMError:
         raise
     except Exception as e:  # noqa: BLE001 - the loaders' errors for broken weights vary by library
@@ -144,4 +157,8 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
         logging.getLogger(__name__).debug("loading %r failed", model, exc_info=True)
         raise LiteLVLMError(f"CLIP model {model!r} could not be loaded: {type(e).__name__}: {_one_line(e)}") from e
     clip.name = model
+    if saved is not None:
+        from .deferred import save_description
+
+        save_description(clip, saved)
     return clip

@@ -174,8 +174,10 @@ class HFClip(ClipBackend):
     def weight_files(self) -> list:
         from pathlib import Path
 
-        folder = Path(self.name)
-        if not folder.is_dir():
+        from .deferred import hub_snapshot_dir
+
+        folder = Path(self.name) if Path(self.name).is_dir() else hub_snapshot_dir(self.name)
+        if folder is None:
             return []
         return sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
 

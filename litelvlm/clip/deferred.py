@@ -1,0 +1,172 @@
+"""Deferred CLIP loading: a study whose results are all cached never loads the model.
+
+Loading a CLIP model means importing transformers' (or open_clip's) modelling code, which on a
+small CPU takes longer than a warm study's own work. What a study needs before its first cache
+miss is only the model's *description*: ``describe()`` (the cache namespace), the layer counts
+and the preprocessing geometry. The first time a model is loaded with ``defer=True``, that
+description is saved to ``<cache>/clip-descriptions/<key>.json``. The key covers the model
+string, backend and dtype, the installed transformers/open_clip versions and every local file of
+the model (path, size, modification time), so a changed file or library is a new key. Later calls
+return a :class:`DeferredClip` built from it; the first use of anything else (preprocessing, a
+forward pass, the tokenizer) loads the model, which must then describe itself exactly as saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import LiteLVLMError
+
+#: the saved attributes besides ``describe()`` (everything a study reads before its first forward)
+DESCRIBED = ("vision_layers", "text_layers", "vision_heads", "text_heads", "context_length")
+
+#: bump when the saved description's layout changes
+DESCRIPTION_VERSION = 1
+
+
+def hub_snapshot_dir(repo_id: str) -> Path | None:
+    """The local snapshot folder of a Hugging Face hub id already in the cache (no network), or None."""
+    if os.path.isdir(repo_id) or repo_id.count("/") != 1:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - an invalid repo id is simply not cached
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def model_files(resolved: str, backend: str) -> list[Path]:
+    """The local files a resolved model string loads from ([] when they are not known here)."""
+    if backend == "hf":
+        folder = Path(resolved) if os.path.isdir(resolved) else hub_snapshot_dir(resolved)
+    elif resolved.startswith("local-dir:"):
+        folder = Path(resolved[len("local-dir:"):])
+    else:
+        path = resolved.partition(":")[2]
+        return [Path(path)] if path and Path(path).is_file() else []
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("transformers", "open_clip_torch", "torch"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+def description_path(model: str, resolved: str, backend: str, dtype: Any) -> Path | None:
+    """Where the description of this model, backend and dtype is saved (None: no local files)."""
+    files = model_files(resolved, backend)
+    if not files:
+        return None
+    from ..cache import config_key, default_cache_dir
+
+    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    key = config_key({"v": DESCRIPTION_VERSION, "model": model, "backend": backend, "dtype": str(dtype),
+                      "files": stats, "versions": _library_versions()})
+    return default_cache_dir() / "clip-descriptions" / f"{key}.json"
+
+
+def save_description(clip: Any, path: Path) -> None:
+    """Save a loaded backend's description at ``path`` (a read-only cache is skipped silently)."""
+    import contextlib
+
+    from ..io import atomic_path
+
+    record = {"v": DESCRIPTION_VERSION, "describe": clip.describe(),
+              **{k: getattr(clip, k) for k in DESCRIBED}}
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists): how descriptions are compared."""
+    return json.loads(json.dumps(value))
+
+
+def read_description(path: Path) -> dict | None:
+    """A saved description, or None when absent or unreadable."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("v") != DESCRIPTION_VERSION or "describe" not in record:
+        return None
+    return record
+
+
+class DeferredClip:
+    """A CLIP model that is loaded on first use; until then it answers from its saved description.
+
+    ``name``, ``backend``, ``describe()``, ``weights_hash()``, ``grid``, ``geometry`` and the
+    layer/head counts need no model; any other attribute loads it (:meth:`load`) and is read from it.
+    """
+
+    def __init__(self, model: str, backend: str, device: Any, dtype: Any, record: dict, path: Path):
+        from .base import Geometry
+
+        self._args = (model, backend, device, dtype)
+        self._path = path
+        self._described = record["describe"]
+        self._loaded = None
+        self.name = model
+        self.backend = backend
+        self.grid = tuple(self._described["grid"])
+        geometry = dict(self._described["geometry"])
+        geometry["crop"] = tuple(geometry["crop"])
+        self.geometry = Geometry(**geometry)
+        for k in DESCRIBED:
+            setattr(self, k, record[k])
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model itself has been loaded."""
+        return self._loaded is not None
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def describe(self) -> dict:
+        """The saved ``describe()`` of this model (the loaded model's, as JSON holds it; checked on load)."""
+        return as_json(self._described)
+
+    def weights_hash(self) -> str:
+        return self._described["weights_hash"]
+
+    def load(self) -> Any:
+        """The loaded backend (loaded once); its description must equal the saved one."""
+        if self._loaded is None:
+            from . import load_clip
+
+            model, backend, device, dtype = self._args
+            clip = load_clip(model, backend, device=device, dtype=dtype)
+            if as_json(clip.describe()) != self._described:
+                self._path.unlink(missing_ok=True)
+                raise LiteLVLMError(
+                    f"CLIP model {model!r} no longer matches its saved description {str(self._path)!r} "
+                    "(removed now; run the command again)")
+            self._loaded = clip
+        return self._loaded
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_loaded", "_args", "_path", "_described"):
+            raise AttributeError(name)
+        return getattr(self.load(), name)
+
+    def __repr__(self) -> str:
+        return f"DeferredClip({self.name!r}, backend={self.backend!r}, loaded={self.loaded})"
