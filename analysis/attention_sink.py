@@ -34,6 +34,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.lazy import lazy_module, no_grad
 from litelvlm.provenance import mark_weights, weights_banner
+from litelvlm.versions import run_versions
 
 from .attribution.correlation import DEFAULT_KS
 from .reversal import (
@@ -44,7 +45,6 @@ from .reversal import (
     resolve_layers,
     run_study,
     summarise_reversal,
-    versions,
     vision_num_layers,
 )
 from .stats import bootstrap_ci, wilcoxon_paired
@@ -353,7 +353,7 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
         written += ["ablation.parquet", "ablation_summary.csv"]
     folder.drop_stale(written)
     write_json(out / "config.json", {"command": "sink", "args": asdict(a), "clip": clip.describe(),
-                                     "vision_layers": layers, "versions": versions(), "counts": counts,
+                                     "vision_layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds_sink": round(t_sink, 3), "paths": portable_paths(asdict(a), out),
                                      "torch_threads": torch_thread_count()})
     per_layer = summary[summary["head"] == -1]

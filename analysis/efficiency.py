@@ -23,6 +23,7 @@ from pathlib import Path
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lazy import lazy_module
+from litelvlm.versions import dist_version
 
 from .eff.arch import ARCH_NAMES, get_arch
 from .glamm_args import DTYPES
@@ -158,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
                      "torch.nn.functional.scaled_dot_product_attention",
         "dtype": dtype_name, "device": _measure.device_name(a.device) if not a.flops_only else "meta",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__, "transformers": _version("transformers"), "python": platform.python_version(),
+        "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
         "torch_threads": torch.get_num_threads(), "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
         "flops_conventions": {
@@ -238,15 +239,6 @@ def _argv(a: EfficiencyArgs) -> list[str]:
     if not a.figures:
         parts.append("--no-figures")
     return parts + ["--out", a.out]
-
-
-def _version(pkg: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return None
 
 
 __all__ = ["EfficiencyArgs", "add_arguments", "load_efficiency", "run"]

@@ -16,7 +16,6 @@ Outputs ``OUT/reversal.parquet`` (one row per sentence x layer), ``OUT/summary.c
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -34,6 +33,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.lazy import lazy_module
 from litelvlm.provenance import mark_weights, weights_banner
+from litelvlm.versions import run_versions
 
 from .attribution.correlation import DEFAULT_KS
 from .features_cache import VisionFeatureCache, cached_text_embeds
@@ -329,16 +329,6 @@ def summarise_reversal(df: pd.DataFrame, ks=DEFAULT_KS, n_boot: int = 1000, seed
     return res[cols + [c for c in res.columns if c not in cols]]
 
 
-def versions() -> dict:
-    """Library versions for config.json (read from the installed distributions: nothing is imported)."""
-    from importlib.metadata import version
-
-    import litelvlm
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": version("transformers"), "open_clip": version("open_clip_torch"),
-            "numpy": np.__version__, "pandas": pd.__version__, "litelvlm": litelvlm.__version__}
-
-
 def check_common(args) -> None:
     """Argument checks shared by the two studies (exit 2 on failure)."""
     if any(k < 1 for k in args.ks):
@@ -402,7 +392,7 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
         write_parquet(out / "similarity_maps.parquet", mp.reset_index(drop=True))
     folder.drop_stale(["similarity_maps.parquet"] if maps else [])
     write_json(out / "config.json", {"command": "reversal", "args": asdict(a), "clip": clip.describe(),
-                                     "layers": layers, "versions": versions(), "counts": counts,
+                                     "layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds": round(elapsed, 3), "paths": portable_paths(asdict(a), out),
                                      "torch_threads": torch_thread_count()})
     overall = summary[summary["breakdown"] == "all"]

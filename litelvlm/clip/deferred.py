@@ -54,28 +54,18 @@ def model_files(resolved: str, backend: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file())
 
 
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("transformers", "open_clip_torch", "torch"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = "absent"
-    return out
-
-
 def description_path(model: str, resolved: str, backend: str, dtype: Any) -> Path | None:
     """Where the description of this model, backend and dtype is saved (None: no local files)."""
     files = model_files(resolved, backend)
     if not files:
         return None
     from ..cache import config_key, default_cache_dir
+    from ..versions import dist_version
 
     stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     key = config_key({"v": DESCRIPTION_VERSION, "model": model, "backend": backend, "dtype": str(dtype),
-                      "files": stats, "versions": _library_versions()})
+                      "files": stats,
+                      "versions": {d: dist_version(d) for d in ("torch", "transformers", "open_clip_torch")}})
     return default_cache_dir() / "clip-descriptions" / f"{key}.json"
 
 
