@@ -27,7 +27,7 @@ CLIP_CASES = ["empty folder", "no model_type", "truncated safetensors", "open_cl
               "bad seed", "unknown name"]
 GLAMM_CASES = ["empty folder", "no model_type", "truncated safetensors", "a CLIP folder", "bad seed",
                "unknown name"]
-SAM_CASES = ["empty folder", "unknown folder"]
+SAM_CASES = ["empty folder", "unknown folder", "unknown hub name"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,8 @@ def bad_models(tmp_path_factory, tiny_hf_clip_dir, tiny_open_clip_dir) -> dict[s
                  "unknown name": "no-such-clip-model"},
         "glamm": {**shared, "truncated safetensors": str(glamm), "a CLIP folder": str(tiny_hf_clip_dir),
                   "unknown name": "no-such-glamm-model"},
-        "sam": {"empty folder": str(root / "empty"), "unknown folder": str(root / "no-such-folder")},
+        "sam": {"empty folder": str(root / "empty"), "unknown folder": str(root / "no-such-folder"),
+                "unknown hub name": "no-such-org/no-such-sam"},
     }
 
 
@@ -203,3 +204,26 @@ def test_retention_skips_and_counts_an_image_that_is_not_an_image(toy_refer, tmp
     assert main(["retention", "--model", "tiny-random", "--refer-dir", str(refer), "--limit-images", "2",
                  "--budgets", "4", "--methods", "random", "--out", str(out2)]) == 2
     assert "no image could be read" in capsys.readouterr().err and not out2.exists()
+
+
+def test_an_unknown_sam_name_is_refused_without_asking_an_unreachable_hub(monkeypatch):
+    """Without the offline switch and without a hub that answers, ``--sam`` is looked up in the local
+    cache only (the hub client would retry for about 30 s), and the error says where it looked."""
+    import transformers
+
+    from litelvlm.errors import LiteLVLMError
+    from litelvlm.lvlm import pipeline
+
+    calls = []
+    real = transformers.SamImageProcessor.from_pretrained
+
+    def spy(name, **kw):
+        calls.append(kw)
+        return real(name, **kw)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("litelvlm.clip.hf.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(transformers.SamImageProcessor, "from_pretrained", spy)
+    with pytest.raises(LiteLVLMError, match="not in the local Hugging Face cache"):
+        pipeline._sam_processor("no-such-org/no-such-sam")
+    assert calls == [{"local_files_only": True}]

@@ -185,16 +185,9 @@ class GlammPipeline:
         else:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL
+        proc = _sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
         glamm, tok = load_glamm_checkpoint(path, device=device, dtype=dtype)
         backend = load_clip(clip, "hf", device=device, dtype=dtype)
-        proc = None
-        if sam:
-            from transformers import SamImageProcessor
-
-            try:
-                proc = SamImageProcessor.from_pretrained(sam)
-            except OSError as e:
-                raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: {e}") from e
         return cls(glamm, tok, backend, proc, name=model, clip_text=clip_text)
 
     # -- properties ---------------------------------------------------------------------------
@@ -371,3 +364,25 @@ class GlammPipeline:
 
 
 __all__ = ["GlammPipeline", "GroundingOutput", "PreparedImage", "IMAGE_PLACEHOLDER"]
+
+
+def _sam_processor(sam: str):
+    """transformers' ``SamImageProcessor`` from a folder or a hub id: the local cache first, the hub
+    only when it answers (otherwise the hub client retries for about 30 s before failing)."""
+    import os
+
+    from transformers import SamImageProcessor
+
+    from ..clip.hf import hub_reachable
+
+    try:
+        return SamImageProcessor.from_pretrained(sam, local_files_only=True)
+    except OSError as e:
+        if os.path.isdir(sam) or not hub_reachable():
+            raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: not a folder with "
+                                "preprocessor_config.json, and not in the local Hugging Face cache "
+                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+    try:
+        return SamImageProcessor.from_pretrained(sam)
+    except OSError as e:
+        raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: {e}") from e
