@@ -74,7 +74,9 @@ def test_key_follows_files_dtype_and_model_string(cache, tiny_hf_clip_dir, tmp_p
     st = pre.stat()
     os.utime(pre, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert not isinstance(load_clip(str(folder), "hf", defer=True), DeferredClip)
-    assert len(_descriptions(cache)) == 3
+    # another string for the same folder is another model string, so another description
+    assert not isinstance(load_clip(str(folder) + os.sep, "hf", defer=True), DeferredClip)
+    assert len(_descriptions(cache)) == 4
 
 
 def test_a_description_that_does_not_match_is_removed_with_a_clear_error(cache, tiny_hf_clip_dir):
@@ -108,7 +110,8 @@ def test_a_hub_id_in_the_local_cache_has_files_and_a_description(tiny_hf_clip_di
     (hub / "models--someorg--tiny-clip" / "refs" / "main").write_text("0123abc")
     code = (
         "from litelvlm.clip import load_clip, DeferredClip\n"
-        "from litelvlm.clip.deferred import as_json, hub_snapshot_dir\n"
+        "from litelvlm.clip.deferred import as_json\n"
+        "from litelvlm.clip.files import hub_snapshot_dir\n"
         "a = load_clip('someorg/tiny-clip', 'hf', defer=True)\n"
         "b = load_clip('someorg/tiny-clip', 'hf', defer=True)\n"
         "print(hub_snapshot_dir('someorg/tiny-clip'), len(a.weight_files()), isinstance(b, DeferredClip),"

@@ -26,3 +26,17 @@ def test_hash_is_memoised_by_file_stats(tiny_hf_clip_dir, tmp_path, monkeypatch)
         assert len(list((tmp_path / "cache" / "weights-hash").glob("*.txt"))) == 2
     finally:
         os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("backend", ["hf", "open_clip"])
+def test_a_random_model_string_is_memoised_too(backend, tmp_path, monkeypatch):
+    """``tiny336-random`` is the model's name; its files are those of the folder it resolves to."""
+    from litelvlm.clip import load_clip
+
+    monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
+    first = load_clip("tiny-random", backend)
+    assert first.name == "tiny-random" and first.weight_files()
+    h = first.weights_hash()
+    second = load_clip("tiny-random", backend)
+    monkeypatch.setattr(second, "modules", lambda: pytest.fail("the hash was recomputed"))
+    assert second.weights_hash() == h

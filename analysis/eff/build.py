@@ -54,7 +54,7 @@ class InMemoryHFClip(HFClip):
 
         vc, tc = model.config.vision_config, model.config.text_config
         size = vc.image_size
-        self.name = name
+        self.name = self.source = name
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = clip_tokenizer()
         self.processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})

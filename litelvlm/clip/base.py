@@ -243,6 +243,7 @@ class ClipBackend(abc.ABC):
     """One small interface over transformers' ``CLIPModel`` and open_clip's ``CLIP``."""
 
     name: str
+    source: str                 # the resolved model string the files come from (``name`` may be an alias)
     backend: str
     vision_heads: int
     text_heads: int
@@ -362,8 +363,10 @@ class ClipBackend(abc.ABC):
                          backend=self, eos_rows=rows)
 
     def weight_files(self) -> list[Path]:
-        """The local files the weights were loaded from ([] when unknown, e.g. a hub id)."""
-        return []
+        """The local files the weights were loaded from ([] when unknown, e.g. a hub id not in the cache)."""
+        from .files import model_files
+
+        return [p for p in model_files(self.source, self.backend) if p.suffix in (".safetensors", ".bin", ".pt", ".json")]
 
     def weights_hash(self) -> str:
         """SHA-256 (16 hex digits) over every parameter and buffer: keys caches to the exact weights.

@@ -14,44 +14,17 @@ forward pass, the tokenizer) loads the model, which must then describe itself ex
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import LiteLVLMError
+from .files import model_files
 
 #: the saved attributes besides ``describe()`` (everything a study reads before its first forward)
 DESCRIBED = ("vision_layers", "text_layers", "vision_heads", "text_heads", "context_length")
 
 #: bump when the saved description's layout changes
 DESCRIPTION_VERSION = 1
-
-
-def hub_snapshot_dir(repo_id: str) -> Path | None:
-    """The local snapshot folder of a Hugging Face hub id already in the cache (no network), or None."""
-    if os.path.isdir(repo_id) or repo_id.count("/") != 1:
-        return None
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # noqa: BLE001 - an invalid repo id is simply not cached
-        return None
-    return Path(found).parent if isinstance(found, str) else None
-
-
-def model_files(resolved: str, backend: str) -> list[Path]:
-    """The local files a resolved model string loads from ([] when they are not known here)."""
-    if backend == "hf":
-        folder = Path(resolved) if os.path.isdir(resolved) else hub_snapshot_dir(resolved)
-    elif resolved.startswith("local-dir:"):
-        folder = Path(resolved[len("local-dir:"):])
-    else:
-        path = resolved.partition(":")[2]
-        return [Path(path)] if path and Path(path).is_file() else []
-    if folder is None or not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file())
 
 
 def description_path(model: str, resolved: str, backend: str, dtype: Any) -> Path | None:

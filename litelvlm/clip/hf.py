@@ -63,7 +63,7 @@ class HFClip(ClipBackend):
         looks_local = self.name.startswith((".", "/", "~")) or os.path.sep * 2 in self.name
         if looks_local and not os.path.isdir(os.path.expanduser(self.name)):
             raise LiteLVLMError(f"model directory {self.name!r} does not exist")
-        self.name = os.path.expanduser(self.name)
+        self.name = self.source = os.path.expanduser(self.name)
         # The local folder or the Hugging Face cache first; the network only when allowed.
         kw = {"local_files_only": True}
         try:
@@ -170,16 +170,6 @@ class HFClip(ClipBackend):
         embeds = self.model.text_projection(pooled)
         hs = tuple(out.hidden_states) if hidden_states else None
         return embeds, hs
-
-    def weight_files(self) -> list:
-        from pathlib import Path
-
-        from .deferred import hub_snapshot_dir
-
-        folder = Path(self.name) if Path(self.name).is_dir() else hub_snapshot_dir(self.name)
-        if folder is None:
-            return []
-        return sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
 
     def text_attention_projections(self):
         return [(layer.self_attn.q_proj, layer.self_attn.k_proj) for layer in self.model.text_model.encoder.layers]

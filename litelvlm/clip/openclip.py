@@ -90,7 +90,7 @@ class OpenClip(ClipBackend):
     def __init__(self, name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         import open_clip
 
-        self.name = str(name)
+        self.name = self.source = str(name)
         arch, pretrained = parse_open_clip_name(self.name)
         if pretrained and os.path.sep in pretrained and not os.path.exists(pretrained):
             raise LiteLVLMError(f"open_clip checkpoint {pretrained!r} does not exist")
@@ -153,15 +153,6 @@ class OpenClip(ClipBackend):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
-
-    def weight_files(self) -> list:
-        from pathlib import Path
-
-        arch, pretrained = parse_open_clip_name(self.name)
-        if arch.startswith("local-dir:"):
-            folder = Path(arch[len("local-dir:"):])
-            return sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".json"))
-        return [Path(pretrained)] if pretrained and Path(pretrained).is_file() else []
 
     def modules(self) -> torch.nn.Module:
         return self.model

@@ -381,7 +381,7 @@ def _sam_processor(sam: str):
         if os.path.isdir(sam) or not hub_reachable():
             raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: not a folder with "
                                 "preprocessor_config.json, and not in the local Hugging Face cache "
-                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+                                f"({e})") from e
     try:
         return SamImageProcessor.from_pretrained(sam)
     except OSError as e:
