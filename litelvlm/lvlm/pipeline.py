@@ -37,6 +37,7 @@ from ..errors import LiteLVLMError
 from ..pruning import Selection, SelectorInputs
 from . import fastv as _fastv
 from . import llm_attention as _llm_attention
+from .numerics import Numerics
 from .prompts import (
     IMAGE_PLACEHOLDER,
     build_prompt,
@@ -132,13 +133,15 @@ class GlammPipeline:
     """GLaMM (``GlammModel``) + tokenizer + CLIP backend + SAM image processor."""
 
     def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm",
-                 clip_text: str = "question"):
+                 clip_text: str = "question", numerics: Numerics | None = None):
         if clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.encoder = prompt_encoder(tokenizer)
         self.clip_text = clip_text
+        #: attention kernels, CLIP preprocessing and scoring precision (default: the official stack)
+        self.numerics = Numerics.official() if numerics is None else numerics
         self.clip = clip
         self.name = name
         self.seg_token_id = seg_token_id(tokenizer)
@@ -162,7 +165,8 @@ class GlammPipeline:
     @classmethod
     def from_model_string(cls, model: str, clip: str | None = None, sam: str | None = None,
                           device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                          clip_text: str = "question", tokenizer: str | None = None) -> GlammPipeline:
+                          clip_text: str = "question", tokenizer: str | None = None,
+                          numerics: Numerics | None = None) -> GlammPipeline:
         """``tiny-random[:SEED]`` / ``glamm-7b-random[:SEED]`` (a random GLaMM of that size written in the
         GLaMM-RefSeg layout and loaded back; the full size needs ``tokenizer``, a slow GLaMM-RefSeg
         tokenizer folder, and gets ``vit-l-14-336-random:SEED`` as CLIP), or a GLaMM-RefSeg folder with
@@ -188,7 +192,7 @@ class GlammPipeline:
         proc = _sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
         glamm, tok = load_glamm_checkpoint(path, device=device, dtype=dtype)
         backend = load_clip(clip, "hf", device=device, dtype=dtype)
-        return cls(glamm, tok, backend, proc, name=model, clip_text=clip_text)
+        return cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -207,7 +211,7 @@ class GlammPipeline:
         """JSON-able description (result configs)."""
         return {"model": self.name, "arch": self.model.arch.to_dict(), "clip": self.clip.describe(),
                 "seg_token_id": self.seg_token_id, "dtype": str(self.dtype).replace("torch.", ""),
-                "clip_text": self.clip_text}
+                "clip_text": self.clip_text, "numerics": self.numerics.to_dict()}
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,61 @@
+"""How the GLaMM pipeline computes: attention kernels, CLIP image preprocessing, scoring precision.
+
+The official evaluation (sejong-rcv/LiteLVLM @5896153 on transformers 4.28.0.dev0 / torch 1.13)
+runs eager attention in LLaMA, CLIP and SAM, resizes CLIP's input with PIL, and scores the
+in-LLM methods (FastV, SparseVLM, DART) in the model's dtype. ``Numerics.official()`` is that
+stack and the default of ``--protocol official``; ``Numerics.project()`` is what this project
+ran before (transformers' SDPA, its torchvision-backed CLIP processor, float32 scoring), kept as
+the default of ``--protocol per-expression`` so that protocol's results do not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import LiteLVLMError
+
+#: ``--attn``: attention kernels of the LLM, CLIP (vision and text) and SAM.
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
+#: ``--clip-preprocess``: ``official`` = the transformers 4.28 PIL path; ``transformers`` = the installed
+#: transformers' default ``CLIPImageProcessor`` (torchvision-backed in transformers 5).
+CLIP_PREPROCESSING = ("official", "transformers")
+#: ``--score-dtype``: precision of the in-LLM methods' scores: ``model`` (the official: the model's
+#: dtype, e.g. bfloat16 attention probabilities) or ``float32`` (this project's earlier choice).
+SCORE_DTYPES = ("model", "float32")
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """Kernel, preprocessing and scoring-precision choices of one pipeline."""
+
+    attn: str = "eager"
+    clip_preprocess: str = "official"
+    score_dtype: str = "model"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("attn", self.attn, ATTN_IMPLEMENTATIONS),
+                                     ("clip_preprocess", self.clip_preprocess, CLIP_PREPROCESSING),
+                                     ("score_dtype", self.score_dtype, SCORE_DTYPES)):
+            if value not in allowed:
+                raise LiteLVLMError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+    @classmethod
+    def official(cls) -> Numerics:
+        """The official stack: eager attention, the 4.28 PIL preprocessing, scores in the model's dtype."""
+        return cls("eager", "official", "model")
+
+    @classmethod
+    def project(cls) -> Numerics:
+        """This project's earlier numerics: SDPA, transformers' processor, float32 scores."""
+        return cls("sdpa", "transformers", "float32")
+
+    @classmethod
+    def for_protocol(cls, protocol: str, **overrides: str | None) -> Numerics:
+        """The default of ``protocol`` (``official`` or ``per-expression``), with non-None ``overrides``."""
+        base = cls.official() if protocol == "official" else cls.project()
+        d = asdict(base)
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
