@@ -194,6 +194,9 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
     from litelvlm.lvlm.prompts import seg_turns
 
     image_id = records[0].image_id
+    if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
+        raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width x "
+                            f"height) but its annotations are for {records[0].width} x {records[0].height}")
     base = pipe.prepare_image(image, seed=args.seed)
     if args.protocol == "official":
         picked, turns = official_turns(records, args.seed, image_id, args.max_sentences)

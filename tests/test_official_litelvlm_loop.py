@@ -123,7 +123,8 @@ def test_kept_tokens_equal_the_official_clip_vision_tower(loop, coco128, budget)
         assert prep.text.texts == sample.questions  # LiteLVLM embeds the formatted questions
         ours = pipe.ground(prep, "litelvlm", budget).kept_indices
         with torch.no_grad():
-            ref = _official_keep(vision_tower, text_tower, text_tokenizer, pipe.clip.preprocess([image]),
+            pixels = pipe.clip.preprocess([image], processor=pipe.numerics.clip_preprocess)
+            ref = _official_keep(vision_tower, text_tower, text_tokenizer, pixels,
                                  sample.questions, budget)
         assert ours.tolist() == ref.tolist(), f"image {image_id}, K={budget}"
         checked += 1

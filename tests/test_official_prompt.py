@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS
+from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 from litelvlm.lvlm.prompts import IMAGE_PLACEHOLDER, build_prompt, seg_predictor_positions, tokenize_prompt
 from litelvlm.lvlm.protocol import image_seed, official_prompt, sample_official
 from litelvlm.lvlm.tokenizer import load_tokenizer, prompt_encoder
@@ -89,10 +89,15 @@ def test_seg_predicting_positions_equal_glamms_mask(num_visual):
 
 # -- 2. the official protocol ---------------------------------------------------------------------
 def _official_sample(sents: list[str], s: int):
-    """``ReferSegmDataset.__getitem__`` L141-157 and ``create_conversations`` L106-114
-    (dataset/segm_datasets/RefCOCO_Segm_ds.py), with the global generators seeded by ``s``."""
+    """``ReferSegmDataset.__getitem__`` L127-169 and ``create_conversations`` L106-114
+    (dataset/segm_datasets/RefCOCO_Segm_ds.py), with the global generators seeded by ``s``; the
+    evaluation builds the dataset with one ``refer_segm_data`` and ``validation=True``
+    (eval/referring_seg/infer_and_evaluate.py L336-337), so L134 draws nothing."""
     np.random.seed(s)
     random.seed(s)
+    refer_seg_ds_list = ["refcoco"]
+    dataset_idx = random.randint(0, len(refer_seg_ds_list) - 1)  # L128
+    assert refer_seg_ds_list[dataset_idx] == "refcoco"
     num_classes_per_sample = 3
     if len(sents) >= num_classes_per_sample:
         sampled_inds = np.random.choice(list(range(len(sents))), size=num_classes_per_sample, replace=False)
@@ -109,7 +114,7 @@ def _official_sample(sents: list[str], s: int):
     return [int(i) for i in sampled_inds], sampled_sents, questions, answers
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 12])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 12])
 def test_protocol_sample_equals_the_official_draws(n):
     sents = [f" The Thing number {i}. " for i in range(n)]
     for seed in range(3):
@@ -117,6 +122,21 @@ def test_protocol_sample_equals_the_official_draws(n):
             ours = sample_official(sents, seed, image_id)
             idx, picked, questions, answers = _official_sample(sents, image_seed(seed, image_id))
             assert (ours.indices, ours.sentences, ours.questions, ours.answers) == (idx, picked, questions, answers)
+
+
+def test_protocol_sample_consumes_the_dataset_draw_first():
+    """L128's ``randint(0, 0)`` advances Python's generator before the questions are drawn: without
+    it the same seed would give other questions and answers."""
+    sents = [f"thing {i}" for i in range(5)]
+    changed = 0
+    for image_id in range(20):
+        ours = sample_official(sents, 0, image_id)
+        rng = random.Random(image_seed(0, image_id))
+        without = []
+        for i in ours.indices:
+            without.append((format_question(rng.choice(SEG_QUESTIONS), sents[i]), rng.choice(ANSWER_LIST)))
+        changed += ours.turns != without
+    assert changed == 20
 
 
 def test_official_prompt_is_inspectable(glamm_tokenizer):

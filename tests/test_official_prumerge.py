@@ -398,7 +398,8 @@ def prepared(loop, coco128):
     pipe, tower = loop
     image = Image.open(sorted((coco128 / "images").glob("*.jpg"))[0]).convert("RGB")
     with torch.no_grad():
-        official_inputs = official_hooked_forward(tower, pipe.clip.preprocess([image]), block=-1)
+        pixels = pipe.clip.preprocess([image], processor=pipe.numerics.clip_preprocess)
+        official_inputs = official_hooked_forward(tower, pixels, block=-1)
     return pipe.prepare(image, ["the object on the left"]), official_inputs
 
 

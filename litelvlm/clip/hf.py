@@ -11,7 +11,12 @@ from ..errors import LiteLVLMError, UnsupportedModelError
 from . import DEFAULT_HF_MODEL
 from .base import ClipBackend, Geometry, VisionTrace
 
-__all__ = ["DEFAULT_HF_MODEL", "HFClip", "expand2square"]
+__all__ = ["DEFAULT_HF_MODEL", "HFClip", "PREPROCESSORS", "expand2square"]
+
+#: ``HFClip.preprocess(processor=...)``: ``official`` = the transformers 4.28 PIL path (resize with PIL
+#: bicubic, floor-offset centre crop, float32 rescale and normalisation); ``transformers`` = the loaded
+#: processor.
+PREPROCESSORS = ("official", "transformers")
 
 
 def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
@@ -123,13 +128,30 @@ class HFClip(ClipBackend):
         return self.model
 
     # -- vision -------------------------------------------------------------------------------
-    def preprocess(self, images: list[Image.Image], pad_to_square: bool = False) -> torch.Tensor:
+    def preprocess(self, images: list[Image.Image], pad_to_square: bool = False,
+                   processor: str = "transformers") -> torch.Tensor:
+        """Pixel tensor (B, 3, H, W). ``processor="official"``: the PIL-backed ``CLIPImageProcessorPil``,
+        bit-identical to the official transformers 4.28 ``CLIPImageProcessor``; ``"transformers"``: the
+        loaded processor (torchvision-backed in transformers 5)."""
+        if processor not in PREPROCESSORS:
+            raise LiteLVLMError(f"CLIP preprocessing must be one of {', '.join(PREPROCESSORS)}; got {processor!r}")
         images = [im.convert("RGB") for im in images]
         if pad_to_square:
             mean = tuple(int(255 * m) for m in self.processor.image_mean)
             images = [expand2square(im, mean) for im in images]
-        out = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        proc = self.pil_processor if processor == "official" else self.processor
+        out = proc(images=images, return_tensors="pt")["pixel_values"]
         return out.to(self.device, self.dtype)
+
+    @property
+    def pil_processor(self):
+        """The loaded processor's settings on transformers' PIL backend (made once, on first use)."""
+        if getattr(self, "_pil_processor", None) is None:
+            from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+            settings = {k: v for k, v in self.processor.to_dict().items() if k != "image_processor_type"}
+            self._pil_processor = CLIPImageProcessorPil(**settings)
+        return self._pil_processor
 
     @torch.no_grad()
     def trace_image(self, pixel_values: torch.Tensor) -> VisionTrace:

@@ -56,19 +56,49 @@ class ReferRecord:
         """The referent mask (H, W) bool, decoded with pycocotools; polygon parts are merged."""
         return decode_segmentation(self.segmentation, self.height, self.width)
 
-    def image(self) -> Image.Image:
-        """The image as RGB; raises :class:`LiteLVLMError` naming the path if missing or unreadable."""
-        return open_rgb(self.image_path)
+    def image(self, exif_transpose: bool = True) -> Image.Image:
+        """The image as RGB (see :func:`open_rgb`); raises :class:`LiteLVLMError` naming the path if
+        it is missing or unreadable, or if its size is not the annotations' (``width`` x ``height``)."""
+        im = open_rgb(self.image_path, exif_transpose)
+        if im.size != (self.width, self.height):
+            tag = exif_orientation(self.image_path)
+            why = (f"; its EXIF orientation tag is {tag}, which the decoding "
+                   f"{'applied' if exif_transpose else 'ignored'}" if tag not in (None, 1) else "")
+            raise LiteLVLMError(f"image {str(self.image_path)!r} decodes to {im.width} x {im.height} (width x height) "
+                                f"but its annotations are for {self.width} x {self.height}{why}: its masks would "
+                                "not fit its predictions")
+        return im
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Open an image fully as RGB, or raise :class:`LiteLVLMError` naming the path."""
+#: The EXIF tag that says how a camera was held (1 = as stored; 2-8 = mirrored and/or rotated).
+EXIF_ORIENTATION = 0x0112
+
+
+def exif_orientation(path: str | Path) -> int | None:
+    """The EXIF orientation tag of an image file (None without one or if unreadable)."""
+    try:
+        with Image.open(path) as im:
+            return im.getexif().get(EXIF_ORIENTATION)
+    except Exception:  # any unreadable file simply has no tag to report
+        return None
+
+
+def open_rgb(path: str | Path, exif_transpose: bool = True) -> Image.Image:
+    """Open an image fully as RGB, or raise :class:`LiteLVLMError` naming the path.
+
+    ``exif_transpose`` (default) turns the image as its EXIF orientation tag says, as the official
+    ``cv2.imread`` does; ``False`` keeps the stored pixel layout (``PIL.Image.open`` alone).
+    """
+    from PIL import ImageOps
+
     path = Path(path)
     if not path.is_file():
         raise LiteLVLMError(f"image {str(path)!r} does not exist")
     try:
         with Image.open(path) as im:
             im.load()
+            if exif_transpose:
+                im = ImageOps.exif_transpose(im)
             return im.convert("RGB")
     except Exception as e:  # PIL raises many types for truncated / corrupt files
         raise LiteLVLMError(f"image {str(path)!r} could not be read: {e}") from e

@@ -225,7 +225,7 @@ class GlammPipeline:
         """The image part only (one CLIP vision forward, one SAM encoder forward); add text with
         ``with_sentences`` (cheap, so one image serves many sentences)."""
         image = image.convert("RGB")
-        vision = self.clip.trace_image(self.clip.preprocess([image]))
+        vision = self.clip.trace_image(self.clip.preprocess([image], processor=self.numerics.clip_preprocess))
         if self.sam_processor is None:
             pixel_values, reshaped = sam_inputs(image, self.sam_size)
         else:

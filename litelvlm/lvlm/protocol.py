@@ -4,6 +4,9 @@ What the official evaluation does per image (sejong-rcv/LiteLVLM @5896153,
 ``dataset/segm_datasets/RefCOCO_Segm_ds.py`` L127-169 and L106-125,
 ``eval/referring_seg/infer_and_evaluate.py`` L108-178 and L387-428):
 
+0. ``random.randint(0, len(refer_seg_ds_list) - 1)`` picks the dataset (L128): with the one
+   dataset of an evaluation that is ``randint(0, 0)``, which still advances Python's generator
+   (``getrandbits(1)`` until it returns 0), before any question is drawn;
 1. every sentence (``sent``) of every ref of the image is listed, refs in REFER-file order and
    sentences in their ref's order;
 2. with 3 or more sentences, ``np.random.choice(range(n), size=3, replace=False)`` picks 3 (in
@@ -18,9 +21,11 @@ What the official evaluation does per image (sejong-rcv/LiteLVLM @5896153,
 The official code draws from the unseeded global generators of its data-loader workers, so its
 sample changes from run to run. Here both generators are seeded per image: numpy
 ``RandomState(s)`` draws step 2 and Python ``random.Random(s)`` step 3, with
-``s = crc32(f"{seed}:{image_id}")``. The seed fixes which sentences are evaluated, their order in
-the conversation, and each one's question and answer; the result does not depend on ``--limit``,
-sharding or the order in which images are processed.
+``s = crc32(f"{seed}:{image_id}")``. Python's generator makes step 0's draw first, as the official
+one does (the evaluation's ``validation=True``, infer_and_evaluate.py L336, skips the image draw
+of L134), so generators in the same state give the official draws. The seed fixes which sentences
+are evaluated, their order in the conversation, and each one's question and answer; the result
+does not depend on ``--limit``, sharding or the order in which images are processed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from .prompts import build_prompt, seg_predictor_positions, tokenize_prompt
 
 #: Sentences sampled per image by GLaMM's dataset (``num_classes_per_sample``).
 OFFICIAL_MAX_SENTENCES = 3
+#: Datasets in the evaluation's ``refer_segm_data`` (one: ``refcoco``, ``refcoco+`` or ``refcocog``).
+OFFICIAL_NUM_DATASETS = 1
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,13 @@ def sample_official(sentences: list[str], seed: int, image_id: int,
                     max_sentences: int = OFFICIAL_MAX_SENTENCES) -> OfficialSample:
     """GLaMM's per-image sample of ``sentences`` (in REFER order) with its questions and answers."""
     s = image_seed(seed, image_id)
+    rng = random.Random(s)
+    rng.randint(0, OFFICIAL_NUM_DATASETS - 1)  # the dataset pick of __getitem__ L128 (one dataset)
     if len(sentences) >= max_sentences:
         picked = np.random.RandomState(s).choice(list(range(len(sentences))), size=max_sentences,
                                                  replace=False).tolist()
     else:
         picked = list(range(len(sentences)))
-    rng = random.Random(s)
     questions, answers = [], []
     for i in picked:
         questions.append(format_question(rng.choice(SEG_QUESTIONS), sentences[i]))
