@@ -83,6 +83,10 @@ class GroundingArgs(GlammDataArgs):
     fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
     attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
     attention_queries: str = arg("seg", help="llm-attention: query rows", choices=["last", "text", "seg"])
+    gt_parts: str | None = arg(None, help="ground truth of a multi-polygon referent: sum (the official REFER "
+                                          "code: overlapping parts count 2 and are scored as the official metric "
+                                          "does) or union; default: sum under --protocol official, union under "
+                                          "per-expression", choices=["sum", "union"])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,12 +99,21 @@ GIOU_EPS, CIOU_EPS = 1e-5, 1e-10
 
 
 def mask_stats(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, float]:
-    """(intersection, union, IoU) of two boolean masks as the official evaluation scores them:
-    IoU = I / (U + 1e-5), and 1 for an empty prediction on an empty target."""
+    """(intersection, union, IoU) of a boolean prediction and a target as the official evaluation scores
+    them: IoU = I / (U + 1e-5), and 1 for an empty prediction on an empty target. A boolean target is a
+    plain mask; an integer target holds part counts (``mask(parts="sum")``), scored as
+    ``intersectionAndUnionGPU`` (sejong-rcv/LiteLVLM @5896153 ``tools/utils.py`` L92-104) does with
+    ``histc`` over [0, 1]: a pixel counted 2 or more is never target nor intersection, but a predicted
+    foreground pixel there still counts in the union."""
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and target {gt.shape} differ in size")
-    inter = int(np.logical_and(pred, gt).sum())
-    union = int(np.logical_or(pred, gt).sum())
+    if gt.dtype == bool:
+        inter = int(np.logical_and(pred, gt).sum())
+        union = int(np.logical_or(pred, gt).sum())
+    else:
+        target = gt == 1
+        inter = int(np.logical_and(pred, target).sum())
+        union = int(pred.sum()) + int(target.sum()) - inter
     return inter, union, (inter / (union + GIOU_EPS) if union else 1.0)
 
 
@@ -180,6 +193,11 @@ def official_turns(records: list, seed: int, image_id: int, max_sentences: int) 
     return [records[i] for i in sample.indices], sample.turns
 
 
+def gt_parts(args: GroundingArgs) -> str:
+    """How a referent's polygon parts become its target: ``--gt-parts``, else the protocol's default."""
+    return args.gt_parts or ("sum" if args.protocol == "official" else "union")
+
+
 def method_options(args: GroundingArgs, method: str) -> dict:
     if method == "fastv":
         return {"layer": args.fastv_layer}
@@ -206,7 +224,7 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
     rows = []
     for recs, turns in groups:
         prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text)
-        gts = [r.mask() for r in recs]
+        gts = [r.mask(gt_parts(args)) for r in recs]
         for method, budget in pairs:
             out = pipe.ground(prep, method, budget, **method_options(args, method))
             masks = out.masks.cpu().numpy()
@@ -216,7 +234,7 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
                              "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
                              "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
                              "intersection": inter, "union": union, "iou": iou,
-                             "pred_area": int(masks[turn].sum()), "gt_area": int(gt.sum()),
+                             "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
                              "seq_len": out.seq_len, "prune_layer": out.prune_layer})
     return rows
 

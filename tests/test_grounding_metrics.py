@@ -83,3 +83,69 @@ def test_official_turns_seeded():
     assert len(others) > 1                                         # the seed changes the sample
     small = official_turns(_recs(2), 0, 9, 3)[0]
     assert [r.sent_id for r in small] == [0, 1]                    # fewer than 3: all of them, in order
+
+
+# -- ground truth of multi-polygon referents: the official REFER sum and its scoring ------------------------
+def _official_intersection_and_union(output, target, k=2, ignore_index=255):
+    """``intersectionAndUnionGPU``: sejong-rcv/LiteLVLM @5896153, ``tools/utils.py`` L92-104 (transcribed)."""
+    import torch
+
+    output = output.view(-1)
+    target = target.view(-1)
+    output[target == ignore_index] = ignore_index
+    intersection = output[output == target]
+    area_intersection = torch.histc(intersection, bins=k, min=0, max=k - 1)
+    area_output = torch.histc(output, bins=k, min=0, max=k - 1)
+    area_target = torch.histc(target, bins=k, min=0, max=k - 1)
+    return area_intersection, area_output + area_target - area_intersection, area_target
+
+
+def _official_get_mask(segmentation, height, width):
+    """REFER ``getMask``: sejong-rcv/LiteLVLM @5896153, ``dataset/utils/refcoco_refer.py`` L312-320 (polygons)."""
+    from pycocotools import mask
+
+    rle = mask.frPyObjects(segmentation, height, width)
+    m = mask.decode(rle)
+    m = np.sum(m, axis=2)
+    return m.astype(np.uint8)
+
+
+OVERLAPPING = [[2, 2, 14, 2, 14, 14, 2, 14], [8, 8, 20, 8, 20, 20, 8, 20], [30, 2, 36, 2, 36, 8, 30, 8]]
+
+
+def test_sum_parts_equal_the_official_get_mask():
+    from litelvlm.data.refer import decode_segmentation
+
+    summed = decode_segmentation(OVERLAPPING, 24, 40, parts="sum")
+    assert summed.dtype == np.uint8 and summed.max() == 2  # the two squares overlap
+    assert np.array_equal(summed, _official_get_mask(OVERLAPPING, 24, 40))
+    union = decode_segmentation(OVERLAPPING, 24, 40)
+    assert union.dtype == bool and np.array_equal(union, summed > 0)
+    with pytest.raises(ValueError, match="parts must be one of"):
+        decode_segmentation(OVERLAPPING, 24, 40, parts="max")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mask_stats_on_part_counts_equal_the_official_metric(seed):
+    """Class 1 of the official intersection/union: a pixel counted 2 is neither target nor intersection,
+    but predicted foreground there is in the union (a false positive); a bool target is unchanged."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    gt = rng.choice([0, 1, 2, 3], size=(17, 23), p=[0.5, 0.3, 0.15, 0.05]).astype(np.uint8)
+    pred = rng.random((17, 23)) < 0.4
+    inter, union, _ = mask_stats(pred, gt)
+    # the official call passes int tensors on CUDA; CPU histc needs floats (the values are small integers)
+    oi, ou, _ = _official_intersection_and_union(torch.from_numpy(pred.astype(np.float32)),
+                                                 torch.from_numpy(gt.astype(np.float32)))
+    assert (inter, union) == (int(oi[1]), int(ou[1]))
+    assert (mask_stats(pred, gt > 0)[0], mask_stats(pred, gt > 0)[1]) == (
+        int(np.logical_and(pred, gt > 0).sum()), int(np.logical_or(pred, gt > 0).sum()))
+
+
+def test_gt_parts_default_follows_the_protocol():
+    from analysis.grounding import gt_parts
+
+    assert gt_parts(SimpleNamespace(gt_parts=None, protocol="official")) == "sum"
+    assert gt_parts(SimpleNamespace(gt_parts=None, protocol="per-expression")) == "union"
+    assert gt_parts(SimpleNamespace(gt_parts="union", protocol="official")) == "union"

@@ -52,9 +52,10 @@ class ReferRecord:
     #: order): the order GLaMM's evaluation lists an image's sentences in
     order: int = field(default=0, repr=False, compare=False)
 
-    def mask(self) -> np.ndarray:
-        """The referent mask (H, W) bool, decoded with pycocotools; polygon parts are merged."""
-        return decode_segmentation(self.segmentation, self.height, self.width)
+    def mask(self, parts: str = "union") -> np.ndarray:
+        """The referent mask (H, W), decoded with pycocotools: bool with the polygon parts merged
+        (``parts="union"``), or uint8 part counts as the official REFER code sums them (``"sum"``)."""
+        return decode_segmentation(self.segmentation, self.height, self.width, parts)
 
     def image(self, exif_transpose: bool = True) -> Image.Image:
         """The image as RGB (see :func:`open_rgb`); raises :class:`LiteLVLMError` naming the path if
@@ -104,21 +105,31 @@ def open_rgb(path: str | Path, exif_transpose: bool = True) -> Image.Image:
         raise LiteLVLMError(f"image {str(path)!r} could not be read: {e}") from e
 
 
-def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """Decode a COCO segmentation (polygon list, uncompressed or compressed RLE) to a bool mask.
+#: How the polygon parts of one object become a mask: ``union`` (this project's: overlapping parts stay
+#: 1) or ``sum`` (the official REFER ``getMask``: part counts, so overlaps are 2).
+MASK_PARTS = ("union", "sum")
 
-    Several polygons of one object are converted to RLEs and merged (union) with
-    ``pycocotools.mask.merge``, so overlapping parts stay 1.
+
+def decode_segmentation(segmentation: Any, height: int, width: int, parts: str = "union") -> np.ndarray:
+    """Decode a COCO segmentation (polygon list, uncompressed or compressed RLE) to an (H, W) mask.
+
+    ``parts="union"``: a bool mask, the polygons merged with ``pycocotools.mask.merge`` (overlapping
+    parts stay 1). ``parts="sum"``: uint8 part counts, as sejong-rcv/LiteLVLM @5896153
+    ``dataset/utils/refcoco_refer.py`` L312-320 (``getMask``) sums the decoded parts.
     """
     from pycocotools import mask as mask_utils
 
+    if parts not in MASK_PARTS:
+        raise ValueError(f"parts must be one of {', '.join(MASK_PARTS)}; got {parts!r}")
     if segmentation is None:
         raise ValueError("record has no segmentation")
     if isinstance(segmentation, list):
         polys = [p for p in segmentation if len(p) >= 6]
         if not polys:
-            return np.zeros((height, width), dtype=bool)
+            return np.zeros((height, width), dtype=bool if parts == "union" else np.uint8)
         rles = mask_utils.frPyObjects(polys, height, width)
+        if parts == "sum":
+            return mask_utils.decode(rles).sum(axis=2).astype(np.uint8)
         rle = mask_utils.merge(rles)
     elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
         rle = mask_utils.frPyObjects(segmentation, height, width)
@@ -130,8 +141,8 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
         raise ValueError(f"unknown segmentation format {type(segmentation).__name__}")
     m = mask_utils.decode(rle)
     if m.ndim == 3:  # defensive: a list of RLEs that escaped merging
-        m = m.any(axis=2)
-    return m.astype(bool)
+        m = m.sum(axis=2) if parts == "sum" else m.any(axis=2)
+    return m.astype(bool) if parts == "union" else m.astype(np.uint8)
 
 
 def _find(folder: Path, name: str, dataset: str) -> Path:
