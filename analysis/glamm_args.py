@@ -49,6 +49,24 @@ class GlammDataArgs:
     dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
     split: str = arg("val", help="split (val, testA, testB, test, ...)")
+    attn: str | None = arg(None, help="attention kernels of the LLM, CLIP and SAM: eager (the official stack's) or "
+                                      "sdpa (faster); default: the study's numerics (see --protocol)",
+                           choices=["eager", "sdpa"])
+    clip_preprocess: str | None = arg(None, help="CLIP image preprocessing: official (transformers 4.28's PIL path) "
+                                                 "or transformers (the installed default); default: the study's",
+                                      choices=["official", "transformers"])
+    score_dtype: str | None = arg(None, help="precision of FastV's, SparseVLM's and DART's scores: model (the "
+                                             "official: the model's dtype) or float32; default: the study's",
+                                  choices=["model", "float32"])
+
+
+def study_numerics(args: GlammDataArgs, protocol: str):
+    """The pipeline's ``Numerics``: the official stack under ``protocol="official"``, the project's earlier
+    numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` overriding."""
+    from litelvlm.lvlm.numerics import Numerics
+
+    return Numerics.for_protocol(protocol, attn=args.attn, clip_preprocess=args.clip_preprocess,
+                                 score_dtype=args.score_dtype)
 
 
 def check_out_config(out: Path, config: dict) -> None:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.glamm_args import DTYPES, GlammDataArgs
+from analysis.glamm_args import DTYPES, GlammDataArgs, study_numerics
 from analysis.parts import PartStore, read_json, read_parquet
 from analysis.study import RunFolder, check_config, portable_paths, torch_thread_count
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
@@ -337,7 +337,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
     if pipe is None:
         with state.main_process_first():  # the main process writes any cached random model first
             pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device,
-                                                   dtype=None if a.dtype == "auto" else DTYPES[a.dtype])
+                                                   dtype=None if a.dtype == "auto" else DTYPES[a.dtype],
+                                                   numerics=study_numerics(a, a.protocol))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
     if a.protocol == "per-expression" and any(m.startswith("litelvlm") for m in methods):
         print("eval-grounding: note: with one text per prompt (per-expression), LiteLVLM's K lowest-similarity "
@@ -350,7 +351,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count())
+                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict())
     folder = RunFolder(out) if state.is_main_process else contextlib.nullcontext()
     with folder:
         old = None

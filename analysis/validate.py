@@ -23,7 +23,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config
+from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config, study_numerics
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
@@ -211,7 +211,8 @@ def run_validate(a: ValidateArgs) -> int:
     with PeakRSS() as load_rss:
         pipe, load_ms = timed_ms(lambda: GlammPipeline.from_model_string(
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
-            dtype=None if a.dtype == "auto" else DTYPES[a.dtype]), torch.device("cpu"))
+            dtype=None if a.dtype == "auto" else DTYPES[a.dtype], numerics=study_numerics(a, "official")),
+            torch.device("cpu"))
     pairs = _plan(a, pipe.num_visual_tokens)
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats")}

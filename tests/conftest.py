@@ -100,10 +100,10 @@ def one_glamm_pipeline(monkeypatch):
 
     real = GlammPipeline.from_model_string.__func__
 
-    def cached(cls, model, clip=None, sam=None, device="cpu", dtype=None):
-        key = (model, clip, sam, str(device), str(dtype))
+    def cached(cls, model, clip=None, sam=None, device="cpu", dtype=None, numerics=None):
+        key = (model, clip, sam, str(device), str(dtype), numerics)
         if key not in _GLAMM_PIPES:
-            _GLAMM_PIPES[key] = real(cls, model, clip=clip, sam=sam, device=device,
+            _GLAMM_PIPES[key] = real(cls, model, clip=clip, sam=sam, device=device, numerics=numerics,
                                      **({"dtype": dtype} if dtype else {}))
         return _GLAMM_PIPES[key]
 

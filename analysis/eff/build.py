@@ -83,9 +83,14 @@ def build_clip_model(arch: EffArch, device: str | torch.device = "meta",
 
 
 def set_attention(pipe: GlammPipeline, attn: str) -> None:
-    """Use attention implementation ``attn`` (``eager``: GLaMM's; ``sdpa``) in the LLM and CLIP (same weights)."""
-    pipe.model.llava.set_attn_implementation(attn)
-    pipe.clip.model.set_attn_implementation(attn)
+    """Use attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``) in the LLM, CLIP and
+    SAM (same weights)."""
+    from dataclasses import replace
+
+    from litelvlm.lvlm.numerics import set_attention as set_attn
+
+    set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model)
+    pipe.numerics = replace(pipe.numerics, attn=attn)
 
 
 def build_pipeline(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,

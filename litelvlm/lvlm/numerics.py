@@ -59,3 +59,20 @@ class Numerics:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def set_attention(attn: str, *models) -> None:
+    """Switch every transformers model in ``models`` (GLaMM's LLaVA and SAM, the CLIP backend's model)
+    to attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``)."""
+    if attn not in ATTN_IMPLEMENTATIONS:
+        raise LiteLVLMError(f"attn must be one of {', '.join(ATTN_IMPLEMENTATIONS)}; got {attn!r}")
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # SamModel's sub-configs without a sub-model warn on every switch
+    try:
+        for model in models:
+            if model is not None and getattr(model.config, "_attn_implementation", None) != attn:
+                model.set_attn_implementation(attn)
+    finally:
+        logging.set_verbosity(verbosity)

@@ -37,7 +37,7 @@ from ..errors import LiteLVLMError
 from ..pruning import Selection, SelectorInputs
 from . import fastv as _fastv
 from . import llm_attention as _llm_attention
-from .numerics import Numerics
+from .numerics import Numerics, set_attention
 from .prompts import (
     IMAGE_PLACEHOLDER,
     build_prompt,
@@ -160,6 +160,7 @@ class GlammPipeline:
             raise LiteLVLMError(f"CLIP {clip.name!r} has {clip.num_patches} patches; GLaMM expects "
                                 f"{a.num_visual_tokens}")
         model.share_vision_tower(clip.modules())
+        set_attention(self.numerics.attn, model.llava, model.sam, clip.modules())
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
