@@ -83,13 +83,17 @@ def loop(request):
     dtype = getattr(torch, request.param)
     pipe = GlammPipeline.from_model_string("tiny-random:0", dtype=dtype)
     folder = resolve_random_model("tiny336-random:0", "hf")
-    towers = (CLIPVisionModelWithProjection.from_pretrained(folder, dtype=dtype).eval(),
-              CLIPTextModelWithProjection.from_pretrained(folder, dtype=dtype).eval(),
+    # the official stack (transformers 4.28) runs CLIP with eager attention, as the pipeline's official numerics do
+    towers = (CLIPVisionModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation="eager").eval(),
+              CLIPTextModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation="eager").eval(),
               AutoTokenizer.from_pretrained(folder))
     return pipe, towers
 
 
-def test_clip_preprocessing_is_the_official_processor(loop, coco128):
+def test_transformers_preprocessing_is_the_installed_processor(loop, coco128):
+    """``processor="transformers"`` (the per-expression default) is the installed transformers' default
+    ``CLIPImageProcessor``; the official path is tested against transformers 4.28 in
+    ``tests/test_official_clip_preprocess.py``."""
     import numpy as np
     from PIL import Image
     from transformers import CLIPImageProcessor
@@ -100,7 +104,7 @@ def test_clip_preprocessing_is_the_official_processor(loop, coco128):
     image = Image.open(sorted((coco128 / "images").glob("*.jpg"))[0]).convert("RGB")
     official = CLIPImageProcessor.from_pretrained(resolve_random_model("tiny336-random:0", "hf"))
     ref = official.preprocess(np.asarray(image), return_tensors="pt")["pixel_values"]
-    ours = pipe.clip.preprocess([image]).cpu()
+    ours = pipe.clip.preprocess([image], processor="transformers").cpu()
     # the official batch is cast to bfloat16 in infer_and_evaluate.py L399-400 (our CLIP dtype here)
     torch.testing.assert_close(ours, ref.to(ours.dtype), rtol=0, atol=0)
 

@@ -425,3 +425,123 @@ def test_pruned_glamm_pipeline_adaptive_is_official(loop, prepared, method, plus
     out = pipe.ground(prep, method, adaptive_budget(prep.selector_inputs(), plus), adaptive=True)
     assert out.kept_indices.tolist() == idx.tolist() + [EXTRA_INDEX]
     torch.testing.assert_close(out.selection.features, expected, atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Adaptive counts from none to all: a CLS attention row built so that the IQR outliers are known
+# ----------------------------------------------------------------------------------------------
+
+class DesignedTower:
+    """A backend whose last block's q/k give a chosen CLS attention row: the CLS query is e_0, key j has
+    ``logit_j * sqrt(C)`` in dimension 0 (so ``softmax(q . k / sqrt(C))`` over patches is ``softmax(logits)``)
+    and noise elsewhere (distinct key cosines for the merge, no near-ties in its top-32). Patches with logit 0 share one attention
+    (Q1 = Q3, IQR = 0): exactly the patches with a positive logit are outliers."""
+
+    name = "designed-cls-attention"
+    vision_heads = 1
+
+    def __init__(self, outliers: list[int], width: int = WIDTH, grid: int = GRID, dtype=torch.float32):
+        g = torch.Generator().manual_seed(len(outliers))
+        n = grid * grid
+        logits = torch.zeros(1 + n)
+        logits[0] = 4.0  # the CLS key
+        for rank, j in enumerate(outliers):
+            logits[1 + j] = 6.0 - 2.0 * rank / max(1, len(outliers))  # distinct, descending by rank
+        self.grid, self.width = grid, width
+        self.k = torch.randn(1, 1 + n, width, generator=g) * 5.0  # as large as dimension 0: distinct cosines
+        self.k[..., 0] = logits * width ** 0.5
+        self.q = torch.randn(1, 1 + n, width, generator=g)
+        self.q[0, 0] = 0
+        self.q[0, 0, 0] = 1.0
+        self.q, self.k = self.q.to(dtype), self.k.to(dtype)
+        self.hidden_states = tuple((torch.randn(1, 1 + n, width, generator=g)).to(dtype) for _ in range(LAYERS + 1))
+
+    def vision_qkv(self, block, hidden):
+        return self.q, self.k, self.k
+
+    def trace(self) -> VisionTrace:
+        return VisionTrace(hidden_states=self.hidden_states, grid=(self.grid, self.grid), num_prefix_tokens=1,
+                           backend=self)
+
+
+#: outlier sets: none, one, many (step_length 14: samples every 4th patch), nearly all (step 1: all but
+#: patch 575 sampled; 576 tokens), all (575 is an outlier: the official code hands the LLM 577 tokens)
+DESIGNS = {"none": [], "one": [300], "many": list(range(5, 576, 14))[:40],
+           "large": list(range(0, 480, 4)), "all": list(range(0, 480, 4))[:-1] + [575]}
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+@pytest.mark.parametrize("plus", [False, True])
+def test_adaptive_counts_none_to_all(design, plus):
+    t = DesignedTower(DESIGNS[design])
+    inputs = SelectorInputs(t.trace())
+    hs = t.hidden_states
+    attn = prumerge_adaptive(inputs).scores
+    assert sorted(attn.topk(len(DESIGNS[design])).indices.tolist()) == sorted(DESIGNS[design])
+    if plus and design == "none":  # deviation 2: the official int(1 / 0.0) raises
+        with pytest.raises(ZeroDivisionError):
+            official(hs, t.q, t.k, True)
+        assert prumerge_adaptive(inputs, plus=True).indices.tolist() == [0, 192, 384, EXTRA_INDEX]
+        return
+    expected, idx = official(hs, t.q, t.k, plus)
+    sel = prumerge_adaptive(inputs, plus)
+    assert sel.indices.tolist() == idx.tolist() + [EXTRA_INDEX]
+    torch.testing.assert_close(sel.features, expected, atol=1e-5, rtol=0)
+    assert len(sel) == adaptive_budget(inputs, plus)
+    assert len(sel.parts["outliers"]) == len(DESIGNS[design])
+    method = "prumerge+" if plus else "prumerge"
+    assert select(method, inputs, len(sel), adaptive=True).indices.tolist() == sel.indices.tolist()
+    if plus and design == "all":  # every patch kept, and the extra token (an empty sum: zeros)
+        assert len(sel) == 577 and sorted(idx.tolist()) == list(range(576))
+        assert not sel.features[-1].any()
+    if plus and design == "large":
+        assert len(sel) == 576 and 575 not in idx.tolist()
+
+
+def test_budget_n_plus_one_only_for_the_adaptive_selection():
+    """K = N + 1 is the official adaptive PruMerge+ with every patch kept; other methods and the
+    fixed-budget extension refuse it."""
+    inputs = SelectorInputs(DesignedTower(DESIGNS["one"]).trace())
+    with pytest.raises(LiteLVLMError, match="577"):
+        select("prumerge+", inputs, 577)
+    with pytest.raises(LiteLVLMError, match="1 <= K <= 576 "):
+        select("visionzip", inputs, 577)
+    with pytest.raises(LiteLVLMError, match="adaptive_budget"):
+        select("prumerge+", inputs, 577, adaptive=True)
+
+
+def test_pruned_glamm_pipeline_577_tokens(loop, prepared):
+    """The official adaptive PruMerge+ keeping all 576 patches hands the LLM 577 tokens; the pipeline runs
+    it (kept_indices end with -2), on a designed trace of the pipeline's CLIP width."""
+    import dataclasses
+
+    pipe, _ = loop
+    prep, _ = prepared
+    t = DesignedTower(DESIGNS["all"], width=prep.vision.hidden_states[0].shape[-1])
+    prep = dataclasses.replace(prep, vision=t.trace())
+    expected, idx = official(t.hidden_states, t.q, t.k, True)
+    out = pipe.ground(prep, "prumerge+", 577, adaptive=True)
+    assert out.kept_indices.tolist() == idx.tolist() + [EXTRA_INDEX] and len(out.kept_indices) == 577
+    torch.testing.assert_close(out.selection.features, expected, atol=1e-5, rtol=0)
+    assert out.masks.shape[0] == 1 and torch.isfinite(out.mask_logits).all()
+    with pytest.raises(LiteLVLMError, match="577"):
+        pipe.ground(prep, "prumerge+", 577)  # fixed-budget mode: at most N
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fixed_prumerge_every_budget_small_grid(dtype):
+    """K = 1..64 on an 8x8 grid: ``prumerge`` at K is the official non-adaptive branch with
+    ``int(N * ratio) = K - 1`` (K = 1: only the extra token); same kept tokens in float32 and bfloat16,
+    merged features in float32 (in bfloat16 many cluster similarities tie exactly and ``topk`` over
+    the project's candidate row, which holds the token itself at -inf, may break them otherwise)."""
+    t = RandomTower(0, grid=8, dtype=dtype)
+    inputs = t.inputs()
+    hs, q, k = t.hidden_states, *t.official_qk()
+    for budget in range(1, 65):
+        ratio = (budget - 1) / 64
+        assert int(64 * ratio) == budget - 1
+        expected, idx = official(hs, q, k, False, if_adaptive=False, reduction_ratio=ratio)
+        sel = select("prumerge", inputs, budget)
+        assert sel.indices.tolist() == idx.tolist() + [EXTRA_INDEX], budget
+        if dtype == torch.float32:  # bfloat16: exact ties among cluster similarities (deviation 4)
+            torch.testing.assert_close(sel.features, expected, atol=1e-5, rtol=0)

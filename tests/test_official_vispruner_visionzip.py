@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from litelvlm.clip.base import VisionTrace
-from litelvlm.pruning import SelectorInputs, select, visual_features
+from litelvlm.pruning import SelectorInputs, scores, select, visual_features
 from litelvlm.pruning.methods.visionzip import CLS_INDEX, split_budget
 
 VISPRUNER_COMMIT = "aefa01adc7c7ce6334e880c88225e90cede760d1"
@@ -399,3 +399,141 @@ def test_half_precision_matches_official():
         expected, sources = official_visionzip(hs, attns, metric, *split_budget(budget))
         assert sel.indices.tolist() == sources.tolist() and feats.dtype == torch.float16
         torch.testing.assert_close(feats, expected[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Every budget 1..N: a transformers CLIPVisionModel (8x8 grid, eager attention) and the 576-patch tower
+# ----------------------------------------------------------------------------------------------
+
+class HFTower:
+    """A random transformers CLIP vision tower as a CLIP backend. The official inputs are its hidden
+    states and, for block -2, :func:`official_clip_attention` on the block's own modules: the
+    transformers 4.x eager statements the official code ran (transformers 5's eager kernel scales
+    after the product and softmaxes in float32, which rounds otherwise for a head size of 12)."""
+
+    name = "random-clip-8x8"
+
+    def __init__(self, grid: int = 8, dtype: torch.dtype = torch.float32, seed: int = 0):
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        torch.manual_seed(seed)
+        cfg = CLIPVisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+                               image_size=14 * grid, patch_size=14)
+        self.model = CLIPVisionModelWithProjection(cfg).eval().to(dtype)  # has .vision_model in v5
+        for layer in self.model.vision_model.encoder.layers:  # peaked CLS rows, as CLIP's
+            layer.self_attn.q_proj.weight.data.mul_(4.0)
+        self.vision_heads, self.grid = 4, grid
+        pixels = torch.randn(1, 3, 14 * grid, 14 * grid, generator=torch.Generator().manual_seed(seed)).to(dtype)
+        with torch.no_grad():
+            out = self.model(pixel_values=pixels, output_hidden_states=True)
+            self.hidden_states = tuple(out.hidden_states)
+            self.attentions, self.metric = official_attentions(self.model.vision_model.encoder.layers,
+                                                               self.hidden_states)
+
+    @torch.no_grad()
+    def vision_qkv(self, block, hidden):
+        layer = self.model.vision_model.encoder.layers[block]
+        x = layer.layer_norm1(hidden)
+        a = layer.self_attn
+        return a.q_proj(x), a.k_proj(x), a.v_proj(x)
+
+    def inputs(self) -> SelectorInputs:
+        return SelectorInputs(VisionTrace(hidden_states=self.hidden_states, grid=(self.grid, self.grid),
+                                          num_prefix_tokens=1, backend=self))
+
+
+def official_attentions(layers, hidden_states):
+    """``attentions`` (only block -2's entry computed; never read elsewhere) and VisionZip's ``metric``."""
+    block = len(layers) - 2
+    layer = layers[block]
+    w, metric = official_clip_attention(layer.self_attn, layer.layer_norm1(hidden_states[block]))
+    return tuple(w if b == block else None for b in range(len(layers))), metric
+
+
+@functools.cache
+def hf_tower(dtype: torch.dtype = torch.float32) -> HFTower:
+    return HFTower(dtype=dtype)
+
+
+def check_visionzip_budget(inputs, hs, attns, metric, budget, atol=1e-5):
+    """The project at K against the official forward; K <= 3 (C = 0: the official ``R // C`` divides by
+    zero) against the documented fallback: the official dominant tokens only."""
+    dominant, contextual = split_budget(budget)
+    feats, sel = visual_features(inputs, "visionzip", budget)
+    if contextual == 0:
+        with pytest.raises(ZeroDivisionError):
+            official_visionzip(hs, attns, metric, dominant, contextual)
+        top = attns[-2][0, :, 0, 1:].sum(0).topk(dominant - 1).indices.sort().values
+        assert sel.indices.tolist() == [CLS_INDEX] + top.tolist()
+        torch.testing.assert_close(feats, torch.cat([hs[-2][0, :1], hs[-2][0, 1:][top]]), atol=0, rtol=0)
+        return
+    expected, sources = official_visionzip(hs, attns, metric, dominant, contextual)
+    assert sel.indices.tolist() == sources.tolist(), budget
+    torch.testing.assert_close(feats, expected[0], atol=atol, rtol=0)
+
+
+def check_vispruner_budget(inputs, hs, attns, budget):
+    """The project at K against the official code; where the official code raises (odd residual,
+    ``expand`` to a negative size) or silently returns K - 1 tokens (odd residual with
+    ``R // 2 - r == 0``), against the documented extension (``odd_fix``)."""
+    sel = select("vispruner", inputs, budget)
+    try:
+        expected = official_vispruner(hs, attns, budget, 0.5)
+    except (IndexError, RuntimeError):
+        expected = None
+    if expected is not None and len(expected) == budget:
+        assert sel.indices.tolist() == expected.tolist(), budget
+        return "official"
+    fixed = official_vispruner(hs, attns, budget, 0.5, odd_fix=True)
+    assert sel.indices.tolist() == fixed.tolist() and len(fixed) == budget, budget
+    if expected is not None:  # the official silent drop: one token fewer, all of them kept here
+        assert set(expected.tolist()) < set(fixed.tolist())
+    return "fallback"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_every_budget_small_grid(dtype):
+    """K = 1..64 on a transformers CLIP tower (head size 12: the order of scaling matters)."""
+    t = hf_tower(dtype)
+    inputs, hs, attns = t.inputs(), t.hidden_states, t.attentions
+    assert torch.equal(scores.eager_cls_attention(inputs, -2), attns[-2][0, :, 0, 1:])  # bit-identical
+    kinds = set()
+    for budget in range(1, 65):
+        check_visionzip_budget(inputs, hs, attns, t.metric, budget)
+        kinds.add(check_vispruner_budget(inputs, hs, attns, budget))
+    assert kinds == {"official", "fallback"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_every_budget_576_patches(dtype):
+    """K = 1..576 on LLaVA-1.5's grid (the random 3-block tower above)."""
+    _, inputs, (hs, attns, metric) = make_tower(0, dtype)
+    inputs = SelectorInputs(make_tower(0, dtype)[0].trace())  # the project's own attention, not the rows given
+    for budget in range(1, 577):
+        check_visionzip_budget(inputs, hs, attns, metric, budget)
+        check_vispruner_budget(inputs, hs, attns, budget)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_every_budget_vit_l_14_336_random(coco128, dtype):
+    """K = 1..576 on ``vit-l-14-336-random`` (24 blocks) and a real image, the official attention statements
+    on its modules as the official input. With the earlier one-row float32 attention (``attention="project"``)
+    VisionZip left the official code at K = 379 on this image (a near-tie at the top-k boundary)."""
+    from PIL import Image
+
+    from litelvlm.clip import load_clip
+
+    clip = load_clip("vit-l-14-336-random", dtype=dtype)
+    pixels = clip.preprocess([Image.open(coco128 / "images" / "COCO_train2014_000000000025.jpg")])
+    with torch.no_grad():
+        hs = tuple(clip.model.vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states)
+        attns, metric = official_attentions(clip.model.vision_model.encoder.layers, hs)
+    inputs = SelectorInputs(clip.trace_image(pixels))
+    for budget in range(1, 577):
+        check_visionzip_budget(inputs, hs, attns, metric, budget, atol=1e-5 if dtype == torch.float32 else 1e-2)
+        check_vispruner_budget(inputs, hs, attns, budget)
+    if dtype == torch.float32:
+        before = visual_features(inputs, "visionzip", 379, attention="project")[1].indices
+        assert before.tolist() != official_visionzip(hs, attns, metric, *split_budget(379))[1].tolist()

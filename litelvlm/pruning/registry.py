@@ -54,25 +54,27 @@ SelectorFn = Callable[..., Selection]
 @dataclass(frozen=True)
 class SelectorSpec:
     """A registered method: ``kind`` is ``"clip"`` (runs before the LLM on CLIP traces) or
-    ``"llm"`` (runs inside the LLM; the grounding pipeline provides it)."""
+    ``"llm"`` (runs inside the LLM; the grounding pipeline provides it). ``extra_tokens``: tokens the
+    method may add to the N patches (PruMerge's merged token), so its budget may reach N + extra_tokens."""
 
     name: str
     fn: SelectorFn | None
     kind: str
     needs_text: bool
     description: str
+    extra_tokens: int = 0
 
 
 _REGISTRY: dict[str, SelectorSpec] = {}
 
 
 def register_selector(name: str, *, kind: str = "clip", needs_text: bool = False,
-                      description: str = "") -> Callable[[SelectorFn], SelectorFn]:
+                      description: str = "", extra_tokens: int = 0) -> Callable[[SelectorFn], SelectorFn]:
     """Decorator: register ``fn(inputs: SelectorInputs, budget: int, **options) -> Selection``."""
 
     def deco(fn: SelectorFn) -> SelectorFn:
         _REGISTRY[name] = SelectorSpec(name, fn, kind, needs_text, description or (fn.__doc__ or "").strip()
-                                       .split("\n")[0])
+                                       .split("\n")[0], extra_tokens)
         return fn
 
     return deco
@@ -97,17 +99,19 @@ def get_method(name: str) -> SelectorSpec:
     return _REGISTRY[name]
 
 
-def check_budget(budget: int, num_patches: int) -> int:
-    """Validate 1 <= K <= N."""
-    if not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= num_patches:
-        raise LiteLVLMError(f"budget must satisfy 1 <= K <= {num_patches} (the number of patches); got {budget}")
+def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
+    """Validate 1 <= K <= N (+ ``extra_tokens``, for a method that adds tokens to the patches)."""
+    top = num_patches + extra_tokens
+    if not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= top:
+        what = "the number of patches" if not extra_tokens else f"{num_patches} patches + {extra_tokens} extra"
+        raise LiteLVLMError(f"budget must satisfy 1 <= K <= {top} ({what}); got {budget}")
     return budget
 
 
 def select(method: str, inputs: SelectorInputs, budget: int, **options: Any) -> Selection:
     """Run a registered CLIP-side selector with budget checks."""
     spec = get_method(method)
-    check_budget(budget, inputs.vision.num_patches)
+    check_budget(budget, inputs.vision.num_patches, spec.extra_tokens)
     if spec.kind != "clip" or spec.fn is None:
         raise LiteLVLMError(f"method {method!r} runs inside the LLM; use the grounding pipeline "
                             "(litelvlm.lvlm) to apply it")

@@ -28,7 +28,8 @@ A statement-level port of the official code, 42Shawn/LLaVA-PruMerge at commit
 
 The budget is ADAPTIVE: the number of outliers depends on the image. ``prumerge_adaptive`` (or
 the registered selectors with ``budget=None``) returns the official selection;
-``adaptive_budget`` says its size, and ``select(name, inputs, adaptive_budget(inputs, plus),
+``adaptive_budget`` says its size (up to N + 1: PruMerge+'s outliers and samples can cover all N
+patches, and the official code then hands the LLM N + 1 tokens; so can the project), and ``select(name, inputs, adaptive_budget(inputs, plus),
 adaptive=True)`` runs it through the registry and the grounding pipeline.
 
 Fixed-budget mode (``select(name, inputs, K)``; NOT in the official code): K - 1 patch tokens
@@ -68,8 +69,9 @@ LLaVA-1.5's 576 patches, except where it would crash, or in exact ties, item 4):
 3. One image at a time: the official IQR statistics are over the whole batch (flattened); in
    LLaVA's evaluation the batch is one image.
 4. Rounding and ties: arithmetic runs in the trace's dtype (the official code runs in the vision
-   tower's, fp16 in LLaVA's evaluation); only the CLS row of the attention is computed, and the
-   cluster similarities of all kept tokens are one matrix product with the token's own column
+   tower's, fp16 in LLaVA's evaluation), and the attention is the official full (S, S) product
+   (``attention="official"``, the default; ``"project"``: the earlier one-row product, which rounds
+   differently); the cluster similarities of all kept tokens are one matrix product with the token's own column
    set to -inf instead of one product per token over a list without it. Exact ties in ``topk``
    fall as torch breaks them, which may differ from the official per-token call.
 """
@@ -84,6 +86,7 @@ import torch.nn.functional as F
 
 from ...errors import LiteLVLMError
 from ..registry import Selection, SelectorInputs, register_selector
+from ..scores import check_attention_mode
 
 #: The entry of ``Selection.indices`` that stands for the extra token (all pruned patches merged).
 EXTRA_INDEX = -2
@@ -95,8 +98,13 @@ CLUSTER_SIZE = 32
 TOP_SHARE = 0.25
 
 
-def cls_attention(inputs: SelectorInputs, block: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N,) ``cls_attn`` = softmax(q_cls . k / sqrt(C)) over all keys, patch columns; and (N, C) patch keys."""
+def cls_attention(inputs: SelectorInputs, block: int = -1,
+                  attention: str = "official") -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) ``cls_attn`` = softmax(q_cls . k / sqrt(C)) over all keys, patch columns; and (N, C) patch keys.
+
+    ``attention="official"``: the full (S, S) product and softmax, row 0 (L100-103), as the official
+    code; ``"project"``: the earlier one-row product (rounds differently: ties at the IQR bound or a
+    top-k boundary may fall otherwise)."""
     vision = inputs.vision
     if vision.num_prefix_tokens != 1:
         vision.cls(0)  # raises the "no CLS token" error where there is none
@@ -104,7 +112,8 @@ def cls_attention(inputs: SelectorInputs, block: int = -1) -> tuple[torch.Tensor
     q, k, _ = vision.qkv(block)
     q, k = q[inputs.image_index], k[inputs.image_index]
     width = inputs.patches().shape[-1]  # C of image_features
-    attn = torch.softmax((q[:1] @ k.T) * width ** -0.5, dim=-1)
+    rows = q if check_attention_mode(attention) == "official" else q[:1]
+    attn = torch.softmax((rows @ k.T) * width ** -0.5, dim=-1)
     return attn[0, 1:], k[1:]
 
 
@@ -161,9 +170,9 @@ def _selection(inputs: SelectorInputs, attn: torch.Tensor, keys: torch.Tensor, t
 
 
 def prumerge_adaptive(inputs: SelectorInputs, plus: bool = False, *, attention_block: int = -1,
-                      cluster_size: int = CLUSTER_SIZE) -> Selection:
+                      cluster_size: int = CLUSTER_SIZE, attention: str = "official") -> Selection:
     """The official adaptive selection: IQR outliers (+ PruMerge+'s samples), merged, + the extra token."""
-    attn, keys = cls_attention(inputs, attention_block)
+    attn, keys = cls_attention(inputs, attention_block, attention)
     n = attn.shape[0]
     ratio = outlier_ratio(attn)
     top = torch.topk(attn, int(n * ratio), largest=True).indices
@@ -171,9 +180,10 @@ def prumerge_adaptive(inputs: SelectorInputs, plus: bool = False, *, attention_b
     return _selection(inputs, attn, keys, top, spatial, cluster_size)
 
 
-def adaptive_budget(inputs: SelectorInputs, plus: bool = False, *, attention_block: int = -1) -> int:
-    """K of the official adaptive selection for this image (outliers [+ samples] + 1)."""
-    attn, _ = cls_attention(inputs, attention_block)
+def adaptive_budget(inputs: SelectorInputs, plus: bool = False, *, attention_block: int = -1,
+                    attention: str = "official") -> int:
+    """K of the official adaptive selection for this image (outliers [+ samples] + 1; up to N + 1)."""
+    attn, _ = cls_attention(inputs, attention_block, attention)
     n = attn.shape[0]
     ratio = outlier_ratio(attn)
     count = int(n * ratio)
@@ -183,9 +193,10 @@ def adaptive_budget(inputs: SelectorInputs, plus: bool = False, *, attention_blo
 
 
 def prumerge_fixed(inputs: SelectorInputs, budget: int, plus: bool = False, *, top_share: float = TOP_SHARE,
-                   attention_block: int = -1, cluster_size: int = CLUSTER_SIZE) -> Selection:
+                   attention_block: int = -1, cluster_size: int = CLUSTER_SIZE,
+                   attention: str = "official") -> Selection:
     """The fixed-budget extension (not official): K - 1 attention-ranked [+ even] patches, merged, + extra."""
-    attn, keys = cls_attention(inputs, attention_block)
+    attn, keys = cls_attention(inputs, attention_block, attention)
     n = attn.shape[0]
     if not 1 <= budget <= n:
         raise LiteLVLMError(f"budget must satisfy 1 <= K <= {n}; got {budget}")
@@ -212,19 +223,20 @@ def _run(inputs: SelectorInputs, budget: int | None, plus: bool, adaptive: bool 
     return sel
 
 
-@register_selector("prumerge", description="PruMerge: [CLS]-attention IQR outliers + key-similarity merge "
+@register_selector("prumerge", extra_tokens=1, description="PruMerge: [CLS]-attention IQR outliers + key-similarity merge "
                    "(adaptive K; fixed K: top K-1)")
 def prumerge(inputs: SelectorInputs, budget: int | None = None, *, adaptive: bool | None = None,
-             attention_block: int = -1, cluster_size: int = CLUSTER_SIZE) -> Selection:
+             attention_block: int = -1, cluster_size: int = CLUSTER_SIZE, attention: str = "official") -> Selection:
     """PruMerge: official adaptive selection when ``budget`` is None (or ``adaptive=True``), else K tokens."""
-    return _run(inputs, budget, False, adaptive, attention_block=attention_block, cluster_size=cluster_size)
+    return _run(inputs, budget, False, adaptive, attention_block=attention_block, cluster_size=cluster_size,
+                attention=attention)
 
 
-@register_selector("prumerge+", description="PruMerge+: PruMerge + spatially uniform samples "
+@register_selector("prumerge+", extra_tokens=1, description="PruMerge+: PruMerge + spatially uniform samples "
                    "(adaptive K; fixed K: top 1/4 + even samples)")
 def prumerge_plus(inputs: SelectorInputs, budget: int | None = None, *, adaptive: bool | None = None,
                   top_share: float = TOP_SHARE, attention_block: int = -1,
-                  cluster_size: int = CLUSTER_SIZE) -> Selection:
+                  cluster_size: int = CLUSTER_SIZE, attention: str = "official") -> Selection:
     """PruMerge+: official adaptive selection when ``budget`` is None (or ``adaptive=True``), else K tokens."""
     return _run(inputs, budget, True, adaptive, top_share=top_share, attention_block=attention_block,
-                cluster_size=cluster_size)
+                cluster_size=cluster_size, attention=attention)

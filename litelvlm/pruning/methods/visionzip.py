@@ -45,11 +45,14 @@ Deviations from the official code:
 2. The hidden states, metric and attention come from the block/layer given by
    ``inputs.feature_layer`` (default -2, the official hard-coded value; the attention and
    key block is the one that outputs that layer, -2 for layer -2).
-3. Arithmetic runs in the trace's dtype, as the official code runs in the vision tower's
-   (fp16 in LLaVA's evaluation); the CLS attention row comes from the project's attention
-   (softmax in float32, then cast), so near-equal attentions at the top-k boundary may be
-   ranked differently than with transformers' kernel. Ties in ``topk``/``argmax`` are
-   broken as torch breaks them, as in the official code.
+3. None in the arithmetic: it runs in the trace's dtype, as the official code runs in the
+   vision tower's (fp16 in LLaVA's evaluation, bf16 in GLaMM's), and the CLS attention is
+   computed by the official statements (``attention="official"``, the default:
+   :func:`~litelvlm.pruning.scores.eager_cls_attention`, the full ``bmm`` and softmax in that
+   dtype), so ties in ``topk``/``argmax`` fall as in the official code on the same device.
+   ``attention="project"`` is the earlier computation (one float32 row, cast): it rounds
+   differently and so can swap two near-equal attentions at the top-k boundary, which shifts
+   every later contextual target (e.g. K = 379 on a real image with ``vit-l-14-336-random``).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from __future__ import annotations
 import torch
 
 from ..registry import Selection, SelectorInputs, register_selector
+from ..scores import cls_attention_rows
 
 #: The official dominant share: 54 of 64 tokens (108/128, 162/192).
 DOMINANT_SHARE = 54 / 64
@@ -73,7 +77,7 @@ def split_budget(budget: int, dominant_share: float = DOMINANT_SHARE) -> tuple[i
 
 @register_selector("visionzip", description="VisionZip: dominant [CLS]-attention tokens + merged contextual tokens")
 def visionzip(inputs: SelectorInputs, budget: int, *, dominant_share: float = DOMINANT_SHARE,
-              attention_block: int | None = None) -> Selection:
+              attention_block: int | None = None, attention: str = "official") -> Selection:
     vision = inputs.vision
     if vision.num_prefix_tokens != 1:
         vision.cls(0)  # raises the "no CLS token" error where there is none
@@ -90,7 +94,7 @@ def visionzip(inputs: SelectorInputs, budget: int, *, dominant_share: float = DO
     device = hidden.device
 
     # dominant: CLS + the top D-1 patches by head-summed CLS attention, in sequence order
-    attn = vision.cls_attention(attention_block)[inputs.image_index].sum(0)  # (N,)
+    attn = cls_attention_rows(inputs, attention_block, attention).sum(0)  # (N,)
     top = attn.topk(n_dom - 1).indices
     is_dom = torch.zeros(n, dtype=torch.bool, device=device)
     is_dom[top] = True

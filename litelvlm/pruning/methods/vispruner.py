@@ -43,15 +43,14 @@ the LLaVA-1.5 grid, N = 576, except where it would crash or lose a token):
    raises (it only works for a size of -1, where it removes all of A). Here at most
    ``len(A)`` tokens are removed per round (all of A, as the official code does in its
    -1 case) and the loop goes on until ``T_div`` tokens remain.
-3. Rounding: the arithmetic runs in the trace's dtype, as the official code runs in the
-   vision tower's (fp16 in LLaVA's evaluation), and the sorts are the same calls
-   (``argsort(descending=True)``, not stable), so ties fall the same way on the same
-   device. But the CLS attention row comes from the project's attention (softmax in
-   float32, then cast), not from transformers' kernel, so near-equal attentions may be
-   ordered differently. Because A and B alternate along the descending-attention order,
-   swapping two adjacent residual tokens swaps their sets: the selection is sensitive to
-   such rounding (tests/test_official_vispruner_visionzip.py feeds both sides the same
-   attention rows for this reason).
+3. None in the rounding: the arithmetic runs in the trace's dtype, as the official code runs
+   in the vision tower's (fp16 in LLaVA's evaluation), the CLS attention is computed by
+   transformers' eager statements (``attention="official"``, the default:
+   :func:`~litelvlm.pruning.scores.eager_cls_attention`), and the sorts are the same calls
+   (``argsort(descending=True)``, not stable), so ties fall the same way on the same device.
+   ``attention="project"`` is the earlier computation (one float32 row, cast). Because A and
+   B alternate along the descending-attention order, swapping two near-equal attentions
+   swaps their sets: the selection is sensitive to such rounding.
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ from __future__ import annotations
 import torch
 
 from ..registry import Selection, SelectorInputs, register_selector
+from ..scores import cls_attention_rows
 
 #: Tokens removed per round of duplicate removal (``min(8, R - T_div)`` in the official loop).
 STEP = 8
@@ -88,13 +88,13 @@ def remove_duplicates(features: torch.Tensor, residual: torch.Tensor, keep: int,
 
 @register_selector("vispruner", description="VisPruner: [CLS]-attention important tokens + diverse tokens")
 def vispruner(inputs: SelectorInputs, budget: int, *, important_ratio: float = 0.5,
-              attention_block: int | None = None, step: int = STEP) -> Selection:
+              attention_block: int | None = None, step: int = STEP, attention: str = "official") -> Selection:
     if attention_block is None:  # attentions[select_layer]: the block whose output are the features
         attention_block = inputs.vision.layer_index(inputs.feature_layer) - 1
         if attention_block < 0:
             raise ValueError(f"feature layer {inputs.feature_layer} is the embedding output; "
                              "VisPruner needs the attention of the block that produced it")
-    attn = inputs.vision.cls_attention(attention_block)[inputs.image_index].mean(0)
+    attn = cls_attention_rows(inputs, attention_block, attention).mean(0)
     n_imp = int(budget * important_ratio)
     n_div = budget - n_imp
     order = attn.argsort(descending=True)
