@@ -9,6 +9,9 @@ last official commit 5a19452fc173017191c247848673e0bde755695a) of
 4 image + 4 text pivots, ``max_num_trunction`` 128). ``layer_outputs[-2]`` of the official
 decoder layer is the attention's ``key_states`` after RoPE and ``repeat_kv`` (L578, L621,
 L912, L993): here captured from transformers' eager attention of the same layer.
+
+DART ranks by key L1 norms and cosine similarities, in the model's dtype in the official code and
+here (bfloat16 in the GLaMM runs): the comparisons run in float32 and bfloat16.
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ def prep(pipe):
 # Official code, transcribed
 # ----------------------------------------------------------------------------------------------
 
-def official_get_retained_image_token(config, last_layer_state, any_states):
+def official_get_retained_image_token(config, last_layer_state, any_states, counts=None):
     """``DART.get_retained_image_token``, modeling_llama_self.py L397-449 (verbatim but for the
-    LLaVA-NeXT branch L413-417, ``config.text_length`` is None for LLaVA-1.5)."""
+    LLaVA-NeXT branch L413-417, ``config.text_length`` is None for LLaVA-1.5). ``counts`` (picks per
+    pivot in processing order) is this project's deviation 1 for budgets the official code cannot keep;
+    None is the official ``TOKEN_TOPK`` for every pivot."""
     DART_config = config.DART_config
     image_token_start_index = DART_config['image_token_start_index']
     image_token_length = DART_config['image_token_length']
@@ -67,7 +72,9 @@ def official_get_retained_image_token(config, last_layer_state, any_states):
     indices_set = set(image_indices + query_indices)
     valid_indices = set(range(image_token_start_index, image_token_start_index + image_token_length)) - set(image_indices)
     valid_indices_list = list(valid_indices)
-    for item in list(indices_set):
+    for i, item in enumerate(list(indices_set)):
+        if counts is not None:  # deviation 1
+            TOKEN_TOPK = counts[i]
         valid_vectors = last_layer_state[0][valid_indices_list, :]
         cos_sim = -torch.nn.functional.cosine_similarity(last_layer_state[0][item, :], valid_vectors, dim=-1)
         top_k_indices = cos_sim.topk(TOKEN_TOPK).indices
@@ -280,3 +287,78 @@ def test_pruned_glamm_on_a_real_image(pipe, real, budget):
     assert torch.isfinite(out.mask_logits).all()
     if budget == ctx.num_visual:  # nothing pruned: the unpruned run
         torch.testing.assert_close(out.seg_hidden, full.seg_hidden, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# bfloat16 and every budget
+# ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+def typed(request):
+    """The tiny GLaMM with the official numerics in each dtype, a prepared image and its context."""
+    from PIL import Image
+
+    from litelvlm.lvlm import GlammPipeline
+
+    p = GlammPipeline.from_model_string("tiny-random:0", dtype=getattr(torch, request.param))
+    g = torch.Generator().manual_seed(11)
+    image = Image.fromarray((torch.rand(72, 100, 3, generator=g) * 255).to(torch.uint8).numpy())
+    prepared = p.prepare(image, ["the dog on the left", "a red cup"])
+    return p, prepared, p.context(prepared)
+
+
+def _official_inputs(pipe, ctx, K, monkeypatch):
+    """(last_layer_state, any_states) the official loop hands ``get_retained_image_token`` at layer K."""
+    seen, official = [], official_get_retained_image_token
+
+    def spy(config, last_layer_state, any_states):
+        seen.append((last_layer_state, any_states))
+        return official(config, last_layer_state, any_states)
+
+    monkeypatch.setitem(globals(), "official_get_retained_image_token", spy)
+    run_official(pipe, ctx, dart_config(ctx, K=K), monkeypatch)
+    assert len(seen) == 1 and seen[0][0].dtype == pipe.dtype
+    return seen[0]
+
+
+@pytest.mark.parametrize("K,budgets", [(2, "spread"), pytest.param(2, "every", marks=pytest.mark.slow),
+                                       pytest.param(1, "every", marks=pytest.mark.slow)])
+def test_budgets_equal_the_official_selection(typed, monkeypatch, K, budgets):
+    """Every budget 1..N (``every``, slow; ``spread``: every K = 4 + 8t, every 9th other, the edges): the
+    official selection (``max_num_trunction = K - 4``) where the official code can keep K tokens
+    (K = 4 + 8t), and the documented spreading of the picks (deviation 1) elsewhere."""
+    pipe, _, ctx = typed
+    state, keys = _official_inputs(pipe, ctx, K, monkeypatch)
+    n = ctx.num_visual
+    ks = range(1, n + 1) if budgets == "every" else sorted({1, 2, 3, 5, n - 1, n, *range(4, n + 1, 8),
+                                                             *range(6, n, 9)})
+    with torch.no_grad():
+        ours_state = ctx.lm.norm(ctx.hidden_before(K))
+        torch.testing.assert_close(ours_state, state, rtol=0, atol=0)
+        for budget in ks:
+            sel = dart_module.dart_select(ctx, budget, layer=K)
+            if budget < 4:  # only the top-K visual pivots (deviation 1)
+                norms = torch.norm(keys.permute(0, 2, 1, 3).reshape(ctx.seq_len, -1)[ctx.image_start:][:n], p=1, dim=-1)
+                assert sel.indices.tolist() == sorted(norms.topk(budget).indices.tolist())
+                continue
+            cfg = dart_config(ctx, K=K, max_num_trunction=budget - 4)
+            exact = (budget - 4) % 8 == 0
+            counts = None if exact else dart_module.pivot_counts(budget - 4, 8)
+            if exact:
+                assert official_kept(cfg) == budget
+            ref = official_get_retained_image_token(SimpleNamespace(DART_config=cfg, text_length=None), state, keys,
+                                                    counts)
+            assert sel.indices.tolist() == sorted((ref - ctx.image_start).tolist()), f"K={budget}"
+
+
+@pytest.mark.parametrize("max_num_trunction", [128, 8, 560])
+def test_dart_equals_the_official_loop_in_each_dtype(typed, monkeypatch, max_num_trunction):
+    pipe, prepared, ctx = typed
+    cfg = dart_config(ctx, max_num_trunction=max_num_trunction)
+    budget = official_kept(cfg)
+    ours = pipe.ground(prepared, "dart", budget)
+    keep, final = run_official(pipe, ctx, cfg, monkeypatch)
+    kept_visual = keep[(keep >= ctx.image_start) & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
+    assert ours.kept_indices.tolist() == kept_visual.tolist()
+    tol = 1e-4 if pipe.dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(ours.seg_hidden, final[0, ours.seg_positions], rtol=tol, atol=tol)

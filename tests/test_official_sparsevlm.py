@@ -18,6 +18,11 @@ The official code targets transformers 4.37: ``rotary_emb(value_states, seq_len)
 through the transcribed SDPA path (the official model uses it in every layer), so the reference is
 independent of the project's ``run_layers``. Bookkeeping the official code does not have
 (original index of each visual row, for comparing kept indices) is marked ``# bookkeeping``.
+
+The transcription computes in the model's dtype, as the official code does (bfloat16 in the GLaMM
+runs); the pipelines here use the official numerics (``score_dtype="model"``), so the comparisons in
+bfloat16 check that the rater rows, their head and rater means and the ``topk`` are taken in
+bfloat16 as the official ``utils.py`` L95-116 and ``score.py`` L27-32 take them.
 """
 
 from __future__ import annotations
@@ -362,3 +367,98 @@ def test_pipeline_budgets_on_a_real_image(pipe, coco128):
         assert out.seq_len == base.seq_len - 576 + last
         assert out.selection.parts["stage_visual"][-1] == last
         assert len(out.kept_indices) <= last and torch.all(out.kept_indices.diff() > 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The official precision (bfloat16) and every budget
+# ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+def spread(request, image):
+    """The tiny GLaMM (4 layers: stages 0/1/2) in each dtype, its token embeddings and q/k projections
+    scaled by 8 so that, in bfloat16 too, there are raters (``m_v_t`` above its mean) and the rater
+    scores spread (about 200 distinct bfloat16 values over 576 tokens instead of 4)."""
+    from litelvlm.lvlm import GlammPipeline
+
+    p = GlammPipeline.from_model_string("tiny-random:0", dtype=getattr(torch, request.param))
+    assert p.numerics.score_dtype == "model"
+    with torch.no_grad():
+        p.model.language_model.embed_tokens.weight.mul_(8)
+        for layer in p.model.language_model.layers:
+            layer.self_attn.q_proj.weight.mul_(8)
+            layer.self_attn.k_proj.weight.mul_(8)
+    prep = p.prepare(image, SENTENCES)
+    ctx = p.context(prep)
+    assert len(sv.text_raters(ctx.embeds, ctx.image_start, ctx.num_visual)) > 1
+    return p, prep, ctx
+
+
+def _stages_equal_official(pipe, prep, ctx, budget):
+    """Every stage's kept tokens and visual counts equal the transcription's with ``stage_counts(budget)``:
+    the official schedule at 192/128/96/64, the documented scaling (deviation 2) elsewhere."""
+    with torch.no_grad():
+        sel = sv.sparsevlm_select(pipe.context(prep), budget)
+        if budget == ctx.num_visual:  # no pruning (the official code has no such budget)
+            assert sel.indices.tolist() == list(range(budget)) and "stage_layers" not in sel.parts
+            return
+        _, kept, counts = official_sparse_forward(ctx.lm, ctx.embeds, ctx.image_start, ctx.num_visual,
+                                                  list(sv.stage_counts(budget)), [0, 1, 2])
+    for i, ref in enumerate(kept):
+        assert sel.parts[f"stage{i}_kept"].tolist() == ref.tolist(), f"K={budget}, stage {i}"
+    assert sel.parts["stage_visual"].tolist() == counts == sv.token_schedule(budget, ctx.num_visual, 4,
+                                                                             (0, 1, 2))[1:4], f"K={budget}"
+
+
+@pytest.mark.parametrize("budgets", ["official", "spread"])
+def test_budgets_equal_the_official_stages(spread, budgets):
+    """The official budgets and a spread of the others (every 13th, the edges) in each dtype; the slow
+    test below takes every budget."""
+    pipe, prep, ctx = spread
+    n = ctx.num_visual
+    ks = sorted(sv.SPARSE_TOKEN_DICT) if budgets == "official" else sorted({1, 2, 3, n - 1, n, *range(5, n, 13)})
+    for budget in ks:
+        _stages_equal_official(pipe, prep, ctx, budget)
+
+
+@pytest.mark.slow
+def test_every_budget_equals_the_official_stages(spread):
+    pipe, prep, ctx = spread
+    for budget in range(1, ctx.num_visual + 1):
+        _stages_equal_official(pipe, prep, ctx, budget)
+
+
+@pytest.mark.parametrize("budget", [192, 64, 5])
+def test_official_loop_at_the_official_precision(spread, budget):
+    """Kept tokens, counts and [SEG] states of the whole staged forward (the layers between the stages
+    run on transformers' kernels here, on the transcribed SDPA there: bfloat16 rounding apart)."""
+    pipe, prep, _ = spread
+    out = pipe.ground(prep, "sparsevlm", budget)
+    ctx = pipe.context(prep)
+    with torch.no_grad():
+        final, kept, counts = official_sparse_forward(ctx.lm, ctx.embeds, ctx.image_start, ctx.num_visual,
+                                                      list(sv.stage_counts(budget)), [0, 1, 2])
+    assert out.kept_indices.tolist() == kept[-1].tolist()
+    assert out.selection.parts["stage_visual"].tolist() == counts and out.seq_len == final.shape[1]
+    tol = 1e-4 if pipe.dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(out.seg_hidden, final[0, out.seg_positions], rtol=tol, atol=tol)
+
+
+def test_float32_scores_are_the_earlier_computation(spread):
+    """``score_dtype="float32"``: the rater rows and their means in float32 (``--protocol per-expression``)."""
+    from dataclasses import replace as dc_replace
+
+    from litelvlm.lvlm.llm_attention import attention_rows_at
+
+    pipe, prep, ctx = spread
+    old = pipe.numerics
+    pipe.numerics = dc_replace(old, score_dtype="float32")
+    try:
+        with torch.no_grad():
+            sel = sv.sparsevlm_select(pipe.context(prep), 64)
+            rows = attention_rows_at(ctx.lm, 0, ctx.embeds, ctx.position_ids,
+                                     sel.parts["raters"] + ctx.image_start + ctx.num_visual)
+    finally:
+        pipe.numerics = old
+    assert rows.dtype == torch.float32
+    expected = rows.mean(0)[:, ctx.image_start:ctx.image_start + ctx.num_visual].mean(0)
+    assert torch.equal(sel.scores, expected)

@@ -3,8 +3,9 @@
 :func:`rows_from_hidden` recomputes, with a self-attention module's own projections, rotary
 embedding, scaling and mask, the softmax rows of the chosen query positions from the hidden
 states the module receives (after ``input_layernorm``): only those ``Q`` rows, never an
-``(S, S)`` matrix, whatever attention implementation the model uses (eager, sdpa, flash). The
-logits are formed and the softmax taken in at least float32. :func:`rotated_keys` are the keys
+``(S, S)`` matrix, whatever attention implementation the model uses (eager, sdpa, flash). By
+default the logits are formed and the softmax taken in at least float32; ``kernel=`` reproduces the
+official in-LLM methods' own precision instead (:data:`ROW_KERNELS`). :func:`rotated_keys` are the keys
 it uses (RoPE applied, repeated over the query groups).
 
 :func:`capture_attention_rows` runs it from forward pre-hooks during ONE prefill forward and keeps
@@ -17,6 +18,7 @@ the rows restricted to the given key positions (the visual tokens): :class:`Atte
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,15 +90,48 @@ def rotated_keys(module: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
     return k
 
 
+#: How :func:`rows_from_hidden` forms the probabilities: ``float32`` (logits and softmax in at least
+#: float32), ``llama-4.28`` (transformers 4.28's eager ``LlamaAttention``, the official FastV/GLaMM stack:
+#: logits in the model dtype divided by sqrt(d), masked with the dtype's minimum, float32 softmax cast
+#: back), ``sparsevlm`` (SparseVLMs' ``utils.scaled_dot_product_attention``: logits in the model dtype
+#: times 1/sqrt(d), -inf mask, softmax in the model dtype).
+ROW_KERNELS = ("float32", "llama-4.28", "sparsevlm")
+
+
+def _probabilities(q: torch.Tensor, k: torch.Tensor, module: nn.Module, allowed: torch.Tensor | None,
+                   additive: torch.Tensor | None, kernel: str) -> torch.Tensor:
+    """Softmax rows of ``q`` (B, H, Q, d) against ``k`` (B, H, S, d), computed as ``kernel`` does."""
+    if kernel == "float32":
+        logits = torch.matmul(_at_least_float32(q), _at_least_float32(k).transpose(2, 3)) * module.scaling
+        fill = float("-inf")
+    elif kernel == "llama-4.28":
+        logits = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(module.head_dim)
+        fill = torch.finfo(logits.dtype).min
+    elif kernel == "sparsevlm":
+        logits = torch.matmul(q, k.transpose(2, 3)) * (1 / math.sqrt(q.size(-1)))
+        fill = float("-inf")
+    else:
+        raise ValueError(f"kernel must be one of {', '.join(ROW_KERNELS)}; got {kernel!r}")
+    if additive is not None:
+        logits = logits + additive
+        if kernel == "llama-4.28":
+            logits = torch.max(logits, torch.tensor(fill, dtype=logits.dtype, device=logits.device))
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, fill)
+    if kernel == "llama-4.28":
+        return torch.softmax(logits, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.softmax(logits, dim=-1)
+
+
 def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
                      attention_mask: torch.Tensor | None, query_positions: torch.Tensor,
-                     key_positions: torch.Tensor | None = None) -> torch.Tensor:
+                     key_positions: torch.Tensor | None = None, kernel: str = "float32") -> torch.Tensor:
     """(B, H, Q, V) softmax attention of ``query_positions`` onto ``key_positions`` (None: all S keys).
 
     ``hidden`` (B, S, h) is what the attention module receives. Recomputes what its forward
     computes for those rows: the same projections, rotary embedding, scaling and mask (a 4-D
     bool or additive mask, or causal by sequence index when ``attention_mask`` is None); the
-    logits and the softmax in at least float32.
+    logits and the softmax as ``kernel`` (:data:`ROW_KERNELS`; default: in at least float32).
     """
     B, S, _ = hidden.shape
     qp = query_positions.to(hidden.device)
@@ -104,15 +139,14 @@ def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embedding
     cos, sin = position_embeddings
     q, _ = rotary_fn(module)(q, q, cos[:, qp], sin[:, qp])
     k = rotated_keys(module, hidden, cos, sin)
-    logits = torch.matmul(_at_least_float32(q), _at_least_float32(k).transpose(2, 3)) * module.scaling
-    del k
+    allowed = additive = None
     if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 4:
         m = attention_mask[:, :, qp, :S]
-        logits = logits.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else logits + m
+        allowed, additive = (m, None) if m.dtype == torch.bool else (None, m)
     else:
         allowed = torch.arange(S, device=hidden.device)[None, :] <= qp[:, None]
-        logits = logits.masked_fill(~allowed, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
+    probs = _probabilities(q, k, module, allowed, additive, kernel)
+    del k
     return probs if key_positions is None else probs[..., key_positions.to(hidden.device)]
 
 

@@ -63,6 +63,9 @@ Deviations from the official code:
    ``attention_rows.rotated_keys``: ``k_proj``, RoPE, ``repeat_kv``) on the hidden states entering
    it, for the rows from the image on; only these (S', H*d) keys and the hidden states entering
    layer K are used, never attention matrices.
+
+Precision: the key norms and cosine similarities are computed in the model's dtype (bfloat16 for
+GLaMM), as the official code does, whatever ``score_dtype`` (DART uses no attention probabilities).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """FastV (Chen et al., 2024) inside the LLM: after layer K-1, keep the visual tokens the last token
 attends to most; layers K.. run on the kept tokens with their ORIGINAL RoPE positions.
 
-Only the last token's attention row of layer K-1 is computed (``LLMContext.attention_rows``).
+Only the last token's attention row of layer K-1 is computed (``LLMContext.attention_rows``). With
+``score_dtype="model"`` (``--protocol official``) it is computed as the official stack does
+(transformers 4.28's eager ``LlamaAttention``: model-dtype logits, float32 softmax cast to the model
+dtype), then averaged over heads and ranked in the model dtype (bfloat16 for GLaMM); with ``float32``
+the row and its mean are float32.
 The pruned sequence gets an explicit attention mask (see ``llm_attention.causal_mask``).
 """
 
@@ -23,9 +27,10 @@ def fastv_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER) ->
     check_budget(budget, ctx.num_visual)
     if not 1 <= layer <= ctx.num_layers:
         raise LiteLVLMError(f"FastV layer K must be in 1..{ctx.num_layers}; got {layer}")
-    score = ctx.visual_attention(layer - 1, "last")
+    kernel = "llama-4.28" if ctx.score_dtype == "model" else "float32"
+    score = ctx.visual_attention(layer - 1, "last", kernel)
     top = torch.topk(score, budget, sorted=True).indices
-    return Selection(indices=torch.sort(top).values, scores=score,
+    return Selection(indices=torch.sort(top).values, scores=score.float(),
                      parts={"prune_layer": torch.tensor(layer)})
 
 

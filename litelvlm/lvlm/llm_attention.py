@@ -50,12 +50,14 @@ def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int 
 
 
 def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.Tensor,
-                      query_rows: torch.Tensor) -> torch.Tensor:
+                      query_rows: torch.Tensor, kernel: str = "float32") -> torch.Tensor:
     """Softmax attention (H, Q, S) of sequence rows ``query_rows`` in decoder layer ``layer``, given the
-    hidden states (1, S, h) entering it; causal by sequence index (``attention_rows.rows_from_hidden``)."""
+    hidden states (1, S, h) entering it; causal by sequence index (``attention_rows.rows_from_hidden``,
+    probabilities computed as ``kernel``)."""
     block = lm.layers[layer]
     pe = lm.rotary_emb(hidden, position_ids=position_ids)
-    return rows_from_hidden(block.self_attn, block.input_layernorm(hidden), pe, None, query_rows)[0]
+    return rows_from_hidden(block.self_attn, block.input_layernorm(hidden), pe, None, query_rows,
+                            kernel=kernel)[0]
 
 
 class LLMContext:
@@ -78,6 +80,9 @@ class LLMContext:
         self.position_ids = torch.arange(self.seq_len, device=self.embeds.device)[None]
         self.seg_predictors = seg_predictor_positions(prepared.input_ids, self.num_visual, pipeline.seg_token_id)
         self._hidden: dict[int, torch.Tensor] = {0: self.embeds}
+        numerics = getattr(pipeline, "numerics", None)
+        #: ``model``: FastV and SparseVLM score as their official code (the model's dtype); ``float32``.
+        self.score_dtype = "float32" if numerics is None else numerics.score_dtype
 
     @property
     def lm(self):
@@ -112,17 +117,23 @@ class LLMContext:
             return self.seg_predictors.clone()
         raise LiteLVLMError(f"unknown query kind {queries!r}; choose one of {', '.join(QUERY_KINDS)}")
 
-    def attention_rows(self, layer: int, queries: str | torch.Tensor = "last") -> torch.Tensor:
-        """Attention (H, Q, S) of the query rows in decoder layer ``layer`` (0-based)."""
+    def attention_rows(self, layer: int, queries: str | torch.Tensor = "last",
+                       kernel: str = "float32") -> torch.Tensor:
+        """Attention (H, Q, S) of the query rows in decoder layer ``layer`` (0-based), computed as ``kernel``
+        (``attention_rows.ROW_KERNELS``)."""
         if not 0 <= layer < self.num_layers:
             raise LiteLVLMError(f"attention layer must be in 0..{self.num_layers - 1}; got {layer}")
         rows = self.query_rows(queries).to(self.embeds.device)
-        return attention_rows_at(self.lm, layer, self.hidden_before(layer), self.position_ids, rows)
+        return attention_rows_at(self.lm, layer, self.hidden_before(layer), self.position_ids, rows, kernel)
 
-    def visual_attention(self, layer: int, queries: str | torch.Tensor = "last") -> torch.Tensor:
-        """(N,) attention each visual token receives, averaged over heads and query rows."""
-        rows = self.attention_rows(layer, queries)
-        return rows[:, :, self.visual_slice()].mean(dim=(0, 1))
+    def visual_attention(self, layer: int, queries: str | torch.Tensor = "last",
+                         kernel: str = "float32") -> torch.Tensor:
+        """(N,) attention each visual token receives, averaged over heads and query rows. With a
+        model-dtype ``kernel``, in that dtype: the mean over heads first (FastV's ``torch.mean(attn, dim=1)``)."""
+        rows = self.attention_rows(layer, queries, kernel)
+        if kernel == "float32":
+            return rows[:, :, self.visual_slice()].mean(dim=(0, 1))
+        return rows.mean(0)[:, self.visual_slice()].mean(0)
 
 
 def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = None,

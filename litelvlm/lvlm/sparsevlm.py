@@ -51,9 +51,10 @@ Deviations from the official code:
    (e.g. 32 -> 33/15/8). ``counts=`` gives a schedule explicitly.
 3. Layers: (2, 6, 15) assume a 32-layer LLM (every LLaVA-1.5-7B/GLaMM-7B); an LLM with L
    layers uses ``round(l * L / 32)`` (the tiny 4-layer GLaMM: 0, 1, 2). ``layers=`` overrides.
-4. Precision: the rater rows are computed from the layer's own modules with a float32 softmax
-   (the official SDPA path computes the whole matrix in the model dtype, fp16 for LLaVA);
-   identical in float32, near-ties may fall differently in half precision.
+4. Precision: with ``score_dtype="model"`` (``--protocol official``) the rater rows are computed
+   as the official ``utils.py`` L95-116 does (logits, softmax, means over heads and raters and
+   ``topk`` in the model dtype: bfloat16 for GLaMM), only for the rater rows; with ``float32`` (this
+   project's earlier choice, ``--protocol per-expression``) the logits and softmax are float32.
 5. No rater (all ``m_v_t`` equal, e.g. a single text token): the official mean over an empty
    set is NaN; here every text token rates.
 
@@ -204,13 +205,14 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
         raise LiteLVLMError("a [SEG]-predicting token lies before the end of the image")
     dev = ctx.embeds.device
     raters = text_raters(ctx.embeds, s, n)
+    kernel = "sparsevlm" if ctx.score_dtype == "model" else "float32"
     labels = torch.arange(n, device=dev)  # original visual index of each current visual row, -1: recycled
     hidden, pos, v_num, start = None, ctx.position_ids, n, 0
     kept, visual, recycled, first_scores = [], [], [], None
     for stage, (layer, count) in enumerate(zip(layers, counts)):
         h_in = ctx.hidden_before(layer) if stage == 0 else run_layers(lm, hidden, pos, start, layer)
         t_start = s + v_num
-        rows = attention_rows_at(lm, layer, h_in, pos, raters.to(dev) + t_start)
+        rows = attention_rows_at(lm, layer, h_in, pos, raters.to(dev) + t_start, kernel)
         score = rows.mean(0)[:, s:t_start].mean(0)  # heads, then raters (score.py L27-32)
         first_scores = score if first_scores is None else first_scores
         keep_n = min(int(count), v_num - 1)
@@ -248,7 +250,7 @@ def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | 
              "stage_counts": torch.tensor(counts), "stage_visual": torch.tensor(run_.visual),
              "stage_recycled": torch.tensor(run_.recycled), "raters": run_.raters}
     parts.update({f"stage{i}_kept": k for i, k in enumerate(run_.kept)})
-    sel = Selection(indices=run_.kept[-1], scores=run_.scores, parts=parts)
+    sel = Selection(indices=run_.kept[-1], scores=run_.scores.float(), parts=parts)
     _RUNS[ctx] = (sel, run_)
     return sel
 
