@@ -4,7 +4,7 @@ The images of ``--refer-dir`` go through GLaMM's official protocol (3 sampled se
 twice, with the official numerics and with one choice switched (``--switch attn=sdpa``,
 ``clip_preprocess=transformers`` or ``score_dtype=float32``), on the same random weights. Printed per
 method and budget: the share of images whose kept tokens are identical, the mean Jaccard overlap of
-the kept sets, the share of mask pixels that flip, and the largest change of a sentence's IoU.
+the kept sets (NaN where both keep no original token, e.g. SparseVLM keeping only recycled ones), the share of mask pixels that flip, and the largest change of a sentence's IoU.
 
     python benchmarks/measure_numerics.py --refer-dir ../shared/data/coco128_refer --limit-images 6 \\
         --dtype bfloat16 --switch attn=sdpa
@@ -63,7 +63,7 @@ def main() -> None:
             mx, my = x.masks.cpu().numpy(), y.masks.cpu().numpy()
             d_iou = max(abs(mask_stats(mx[t], g)[2] - mask_stats(my[t], g)[2]) for t, g in enumerate(gts))
             rows.append({"method": key[0], "budget": key[1], "image_id": image_id, "same_tokens": kx == ky,
-                         "jaccard": len(kx & ky) / len(kx | ky), "pixels_flipped": float((mx != my).mean()),
+                         "jaccard": len(kx & ky) / len(kx | ky) if kx | ky else float("nan"), "pixels_flipped": float((mx != my).mean()),
                          "max_abs_d_iou": d_iou})
     df = pd.DataFrame(rows)
     table = df.groupby(["method", "budget"]).agg(same_tokens=("same_tokens", "mean"), jaccard=("jaccard", "mean"),
