@@ -60,6 +60,17 @@ def ideal_speedup(arch, text_tokens: int, method: str, budget: int) -> float:
     return base / llm_flops_exact(arch, token_plan(eff, method, budget), lm_head=False)
 
 
+def paper_definitions(arch, text_tokens: int, method: str, budget: int) -> tuple[float, float]:
+    """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.eff.paper``:
+    the authors' compiled loop, bfloat16 element size)."""
+    from analysis.eff.arch import EffArch
+    from analysis.eff.flops import token_plan
+    from analysis.eff.paper import paper_row
+
+    row = paper_row(arch, token_plan(EffArch(arch.name, arch, text_tokens, 1), method, budget))
+    return row["paper_tflops"], row["paper_activation_gib"]
+
+
 def ratios(rows: pd.DataFrame, arch) -> pd.DataFrame:
     """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's."""
     from analysis.eff.compare import paper_ratio
@@ -72,6 +83,12 @@ def ratios(rows: pd.DataFrame, arch) -> pd.DataFrame:
     out["e2e_act_reduction"] = base["activation_mb"] / out["activation_mb"]
     text = int(base["text_tokens"])
     out["flops_ideal_speedup"] = [ideal_speedup(arch, text, m, int(b)) for m, b in zip(out["method"], out["budget"])]
+    base_def = paper_definitions(arch, text, "none", arch.num_visual_tokens)
+    defs = [paper_definitions(arch, text, m, int(b)) for m, b in zip(out["method"], out["budget"])]
+    out["paper_def_tflops"] = [t for t, _ in defs]
+    out["paper_def_activation_gib"] = [g for _, g in defs]
+    out["paper_def_flops_speedup"] = base_def[0] / out["paper_def_tflops"]
+    out["paper_def_act_reduction"] = base_def[1] / out["paper_def_activation_gib"]
     out["frac_of_ideal"] = out["prefill_speedup"] / out["flops_ideal_speedup"]
     out["selection_share"] = out["selection_ms"] / out["prefill_ms"]
     lite = out["method"] == "litelvlm"  # the paper's table is LiteLVLM's; other rows get none of its numbers
@@ -90,8 +107,9 @@ def target_lines(r: pd.DataFrame, budget: int = 192) -> list[str]:
     x = sel.iloc[0]
     items = [("prefill speedup", x["prefill_speedup"], f">= {TARGETS['prefill_speedup']}x",
               x["prefill_speedup"] >= TARGETS["prefill_speedup"]),
-             ("activation reduction", x["act_reduction"], f">= {TARGETS['act_reduction']}x",
-              x["act_reduction"] >= TARGETS["act_reduction"]),
+             ("activation reduction (the paper's definition: storing activation, sum of n(2d+m)x2 bytes)",
+              x["paper_def_act_reduction"], f">= {TARGETS['act_reduction']}x",
+              x["paper_def_act_reduction"] >= TARGETS["act_reduction"]),
              ("share of the FLOPs-ideal speedup", x["frac_of_ideal"], f">= {TARGETS['frac_of_ideal']:.0%}",
               x["frac_of_ideal"] >= TARGETS["frac_of_ideal"]),
              ("selection time / prefill", x["selection_share"], f"< {TARGETS['selection_share']:.0%}",
@@ -119,8 +137,9 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> list[st
                                                 for k, v in result.items()]))
     keep = ["method", "budget", "visual_tokens_input", "visual_tokens_kept", "seg_positions", "mask_shape",
             "prefill_ms", "e2e_ms", "peak_rss_gib", "llm_activation_mb", "activation_mb"]
-    rat = ["method", "budget", "prefill_speedup", "act_reduction", "flops_ideal_speedup", "frac_of_ideal",
-           "selection_share", "paper_prefill_speedup", "paper_act_reduction"]
+    rat = ["method", "budget", "prefill_speedup", "act_reduction", "paper_def_act_reduction", "flops_ideal_speedup",
+           "paper_def_flops_speedup", "frac_of_ideal", "selection_share", "paper_prefill_speedup",
+           "paper_act_reduction"]
     from litelvlm.provenance import weights_banner
 
     note = weights_banner(a.model, a.clip)
@@ -144,7 +163,11 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> list[st
              "(for LLM-side methods everything they run inside the LLM, oracles' extra passes included). "
              "Activation memory: the peak of the tensors a call creates (on CUDA: the allocator's peak), for the LLM "
              "span (``llm_activation_mb``, above the level at its start: the ratios use it) and for the whole call "
-             "(``activation_mb``). The paper's columns are its LiteLVLM figures, on LiteLVLM's rows only.",
+             "(``activation_mb``): this project's measured quantities (``act_reduction``). ``paper_def_*`` are the paper's "
+             "definitions, as the authors' compiled GLaMM code computes them (``analysis.eff.paper``): storing "
+             "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm, FastV's "
+             "pruning layer counted at the full length; the activation target uses it. The paper's columns "
+             "(``paper_prefill_speedup``, ``paper_act_reduction``) are its LiteLVLM figures, on LiteLVLM's rows only.",
              "", "## Ratios against none", "", to_markdown(r[rat]), "", "## Every run", "", to_markdown(rows[keep]), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))

@@ -19,8 +19,9 @@ PAPER = {
 #: VisPruner numbers could not be read from an available text of arXiv 2605.13178, so those rows'
 #: paper columns stay empty (never LiteLVLM's ratios beside another method).
 PAPER_METHODS = ("litelvlm",)
-#: FastV's setting in the paper: not found in the available text (K and R unknown).
-PAPER_FASTV_SETTING = "not found in the available paper text"
+#: FastV's setting in the authors' compiled GLaMM port (``modeling_llama_fastv`` ``LlamaModel.__init__``
+#: L576-581): prune at layer 2, keep ``fast_v_attention_rank`` (192 by default) of 576 visual tokens.
+PAPER_FASTV_SETTING = "K=2, kept = attention rank (192 of 576 by default; compiled GLaMM port)"
 
 
 def fastv_setting(budget: int, fastv_layer: int, visual: int = 576) -> str:
@@ -52,6 +53,8 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
         "act_reduction": "llm_act_mb",
         "e2e_act_reduction": "e2e_act_mb",
         "meta_act_reduction": "llm_act_mb_meta",
+        "paper_flops_speedup": "paper_tflops",          # the paper's definitions (analysis.eff.paper)
+        "paper_act_reduction": "paper_activation_gib",
     }
     out = []
     for _, g in df.groupby(group, sort=False, dropna=False):
@@ -90,6 +93,8 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
         ours = r["method"] in PAPER_METHODS
         row = {"attn": r.get("attn"), "method": r["method"], "budget": b,
                "flops_ratio": r.get("flops_ideal_speedup"),
+               "paper_def_tflops": r.get("paper_tflops", math.nan),
+               "paper_def_flops_ratio": r.get("paper_flops_speedup", math.nan),
                "flops_ratio_paper": _paper(ours, "flops_tb", b),
                "paper_convention_tmacs": r.get("llm_tmacs_paper_convention"),
                "paper_tb": PAPER["flops_tb"].get(b, math.nan) if ours else math.nan,
@@ -102,6 +107,8 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
                "cuda_speedup_paper": _paper(ours, "cuda_ms", b),
                "act_reduction": r.get("act_reduction", r.get("meta_act_reduction", math.nan)),
                "act_reduction_meta": r.get("meta_act_reduction", math.nan),
+               "paper_def_activation_gib": r.get("paper_activation_gib", math.nan),
+               "paper_def_act_reduction": r.get("paper_act_reduction", math.nan),
                "act_reduction_paper": _paper(ours, "activations_gb", b),
                "selector_overhead_pct": r.get("selector_overhead_pct", math.nan)}
         if fastv_layer is not None:

@@ -28,6 +28,7 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
     from .build import build_pipeline, set_attention
     from .flops import count_flops, llm_flops_exact, llm_macs_fastv_convention, llm_macs_swiglu, token_plan
     from .meta import MetaScalars, SelectorBench
+    from .paper import paper_row
     from .parts import needs_text
 
     with MetaScalars():
@@ -56,7 +57,7 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
                     proj_flops[vis_in] = count_flops(lambda n=vis_in: parts.run_projector(n))[0]
             proj = proj_flops[vis_in]
             analytic = llm_flops_exact(arch.glamm, plan)
-            rows.append({
+            rows.append({**paper_row(arch.glamm, plan),
                 "arch": arch.name, "attn": attn, "method": method, "budget": budget,
                 "n_tokens": plan.n_tokens, "n_tokens_first_layers": plan.n_before, "prune_layer": plan.prune_layer,
                 "llm_tflops_analytic": analytic / 1e12, "llm_tflops_measured": flops / 1e12,
