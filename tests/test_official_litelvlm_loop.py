@@ -148,3 +148,26 @@ def test_clip_text_option_per_call(loop):
     assert pipe.with_sentences(base, sents, clip_text="expression").text.texts == sents
     with pytest.raises(LiteLVLMError, match="clip_text"):
         pipe.with_sentences(base, sents, clip_text="caption")
+
+
+def test_every_budget_equals_the_official_loop(loop, coco128):
+    """Every budget 1..N (N = 576) on one real image with 3 sampled questions, through the selector the
+    pipeline calls: the kept indices and their order equal the official loop's, float32 and bfloat16."""
+    from litelvlm.data import load_refer
+    from litelvlm.pruning import select
+
+    pipe, (vision_tower, text_tower, text_tokenizer) = loop
+    records = load_refer(coco128, None, split="val")
+    image_id = min(r.image_id for r in records)
+    recs = sorted([r for r in records if r.image_id == image_id], key=lambda r: r.order)
+    sample = sample_official([r.sentence for r in recs], 0, image_id)
+    image = recs[0].image()
+    prep = pipe.with_sentences(pipe.prepare_image(image), sample.sentences, sample.turns)
+    n = prep.vision.num_patches
+    with torch.no_grad():
+        pixels = pipe.clip.preprocess([image], processor=pipe.numerics.clip_preprocess)
+        for budget in range(1, n + 1):
+            ours = select("litelvlm", prep.selector_inputs(), budget).indices
+            ref = _official_keep(vision_tower, text_tower, text_tokenizer, pixels, sample.questions, budget)
+            assert ours.tolist() == ref.tolist(), f"K={budget}"
+    assert len(sample.questions) == 3 and n == 576
