@@ -459,3 +459,20 @@ def test_tome_in_the_glamm_pipeline(coco128):
             torch.testing.assert_close(out.seg_hidden, final[0, out.seg_positions])
             assert torch.isfinite(out.mask_logits).all()
     torch.testing.assert_close(pipe.ground(prep, "tome", 576).seg_hidden, full.seg_hidden)
+
+
+#: Budgets 1..576 sampled for the default suite (every budget in the slow test below).
+SAMPLED_BUDGETS = sorted({1, 2, 3, 17, 575, *range(5, 577, 61)})
+
+
+@pytest.mark.parametrize("budget", SAMPLED_BUDGETS)
+def test_tome_matches_official_at_sampled_budgets(budget):
+    """5 blocks before the feature layer; the budgets beyond ToMe's half-per-block cap (K < 18) merge in rounds."""
+    check_against_official(inputs_for(6), budget, rounds=576 > budget * 2 ** 5)
+
+
+@pytest.mark.slow
+def test_tome_matches_official_at_every_budget():
+    inputs = inputs_for(6)
+    for budget in range(1, 577):
+        check_against_official(inputs, budget, rounds=576 > budget * 2 ** 5)
