@@ -150,6 +150,9 @@ def sam_config(arch: GlammArch):
                   num_pos_feats=arch.prompt_dim // 2, mlp_dim=4 * arch.sam_hidden)
     prompt = dict(hidden_size=arch.prompt_dim, image_size=arch.sam_image_size, patch_size=arch.sam_patch,
                   mask_input_channels=arch.sam_mask_input_channels)
+    # layer_norm_eps: SAM's two-way blocks use nn.LayerNorm's default 1e-5 (model/SAM/modeling/transformer.py
+    # lines 134-144); transformers' SamMaskDecoderConfig defaults to 1e-6 (it sets only those eight norms)
     decoder = dict(hidden_size=arch.prompt_dim, mlp_dim=arch.sam_decoder_mlp,
-                   num_attention_heads=arch.sam_decoder_heads, iou_head_hidden_dim=arch.prompt_dim)
+                   num_attention_heads=arch.sam_decoder_heads, iou_head_hidden_dim=arch.prompt_dim,
+                   layer_norm_eps=1e-5)
     return SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)

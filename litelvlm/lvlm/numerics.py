@@ -74,5 +74,33 @@ def set_attention(attn: str, *models) -> None:
         for model in models:
             if model is not None and getattr(model.config, "_attn_implementation", None) != attn:
                 model.set_attn_implementation(attn)
+            if model is not None:
+                _sam_vision_attention(model, attn)
     finally:
         logging.set_verbosity(verbosity)
+
+
+def _sam_vision_attention(model, attn: str) -> None:
+    """transformers' ``SamModel`` picks its image encoder's attention class when it is built
+    (``SAM_VISION_ATTENTION_CLASSES[config._attn_implementation]``), so ``set_attn_implementation`` only
+    reaches the mask decoder. Give each ViT layer a new attention module of ``attn``'s class, built on the
+    meta device, that holds the old module's parameters (the same tensors: no copy, no change of weights)."""
+    encoder = getattr(model, "vision_encoder", None)
+    layers = getattr(encoder, "layers", None)
+    if layers is None:
+        return
+    import torch
+    from transformers.models.sam.modeling_sam import SAM_VISION_ATTENTION_CLASSES
+
+    cls = SAM_VISION_ATTENTION_CLASSES[attn]
+    for layer in layers:
+        old = layer.attn
+        if type(old) is cls:
+            continue
+        with torch.device("meta"):
+            new = cls(encoder.config, layer.window_size)
+        for name, child in old.named_children():
+            setattr(new, name, child)
+        for name, param in old.named_parameters(recurse=False):
+            setattr(new, name, param)
+        layer.attn = new.train(old.training)
