@@ -128,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from litelvlm.io import atomic_path, write_csv, write_json
 
-    from .eff.compare import add_ratios, comparison_table, to_markdown
+    from .eff.compare import add_ratios, comparison_table, paper_summary, to_markdown
     from .eff.flops import fit_paper_text_tokens
+    from .eff.paper import DEFINITIONS as PAPER_DEFINITIONS
 
     a = from_namespace(EfficiencyArgs, args)
     arch, methods, budgets, attns, dtype_name = _validate(a)
@@ -167,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
             "llm_tmacs_fastv_convention": "L*(4nd^2 + 2n^2 d + 2ndm) multiply-accumulates (FastV paper)",
             "llm_tmacs_paper_convention": "L*(4nd^2 + 2n^2 d + 3ndm) multiply-accumulates, no LM head",
         },
+        "paper_definitions": PAPER_DEFINITIONS,
         "paper_flops_fit": fit_paper_text_tokens(arch.glamm) if arch.name == "glamm-7b" else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -177,6 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     if a.figures:
         _figures(df, out)
     write_json(out / "config.json", config)
+    print(paper_summary(df))
     print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s")
     return 0
 

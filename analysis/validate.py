@@ -135,6 +135,7 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
            "mask_shape": "x".join(map(str, masks.shape)), "mask_dtype": str(masks.dtype).replace("torch.", ""),
            "keeps_all_in_order": bool(torch.equal(out.kept_indices.cpu(), torch.arange(pipe.num_visual_tokens))),
            "mask_pixels": int(masks.sum()), "prefill_ms": rec.prefill_ms, "e2e_ms": rec.e2e_ms,
+           "paper_prefill_ms": rec.paper_prefill_ms, "cuda_time_reading_ms": rec.cuda_time_reading_ms,
            "selection_ms": sel_ms, "peak_rss_gib": rec.peak_rss / 2**30,
            "activation_mb": rec.activation_bytes / 2**20, "llm_activation_mb": rec.llm_activation_bytes / 2**20,
            "repeats": 1}
@@ -177,7 +178,7 @@ def load_reference(out: Path) -> dict | None:
 
 
 #: Columns that are the median over repeated calls (the rest are the same in every call, or the last call's).
-TIMES = ("prefill_ms", "e2e_ms", "selection_ms")
+TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms")
 
 
 def median_row(rows: list[dict]) -> dict:
@@ -253,7 +254,8 @@ def run_validate(a: ValidateArgs) -> int:
     rows["repeats"] = rows["repeats"].fillna(1).astype("int64") if "repeats" in rows else 1
     rows = rows.sort_values(["method", "budget"], key=_run_order, kind="stable").reset_index(drop=True)
     write_parquet(out / "validate.parquet", rows)
-    failed = write_report(out, rows, setup, a, pipe)
+    failed, lines = write_report(out, rows, setup, a, pipe)
+    print("\n".join(lines))
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0
 

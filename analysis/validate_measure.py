@@ -7,6 +7,10 @@
 * the sequence length at the LLM input (text tokens + the visual tokens the LLM received);
 * prefill time: from the first decoder layer's start to the final norm's end (every LLM forward of the
   call: a method that prunes inside the LLM runs its layers in pieces, all of which count);
+* the paper's prefill time (``paper_prefill_ms``): the decoder-layer loop only, as the authors' compiled
+  code times it (:class:`analysis.eff.layer_timer.LayerLoopTimer`: CUDA events on a GPU);
+* this project's reading of the paper's "CUDA time" (``cuda_time_reading_ms``): the whole call, timed the
+  same way (CUDA events on a GPU, ``perf_counter`` on a CPU);
 * peak resident memory of the process during the call (sampled every 5 ms, ``/proc/self/statm``);
 * stored activation memory: the peak of the tensors the call creates (``litelvlm.memory.LiveTensorBytes``;
   on CUDA the caching allocator's peak above the level before the call), for the whole call and for the
@@ -75,6 +79,8 @@ class RunRecord:
     peak_rss: int = 0
     activation_bytes: int = 0
     llm_activation_bytes: int = 0
+    paper_prefill_ms: float = float("nan")
+    cuda_time_reading_ms: float = float("nan")
 
     @property
     def prefill_ms(self) -> float:
@@ -138,8 +144,12 @@ class RunProbe:
         handles = [lm.embed_tokens.register_forward_pre_hook(self._on_embed),
                    lm.layers[0].register_forward_pre_hook(self._on_first_layer, with_kwargs=True),
                    lm.norm.register_forward_hook(self._on_norm)]
+        from analysis.eff.layer_timer import LayerLoopTimer
+
         try:
-            out, rec = self._measured(fn)
+            with LayerLoopTimer(lm.layers, self.pipe.device) as loop:
+                out, rec = self._measured(fn)
+            rec.paper_prefill_ms = loop.ms if loop.forwards else float("nan")
         finally:
             for h in handles:
                 h.remove()
@@ -156,12 +166,18 @@ class RunProbe:
         self._outer_peak = 0
         with PeakRSS() as rss:
             t0 = self._now()
+            if self.cuda:  # the official timer's way (CUDA events), around the whole call
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
             if tracker is None:
                 out = fn()
             else:
                 with tracker:
                     out = fn()
+            if self.cuda:
+                end.record()
             rec.e2e_ms = (self._now() - t0) * 1e3
+        rec.cuda_time_reading_ms = start.elapsed_time(end) if self.cuda else rec.e2e_ms
         rec.peak_rss = rss.peak
         # the whole call's peak: the larger of the peak before the LLM span reset it and the one after
         peak = max(self._outer_peak, self._span_peak())

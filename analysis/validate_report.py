@@ -7,7 +7,8 @@ Checks (each a column of ``checks.csv`` and a line of ``report.md``):
 * no method changes the text tokens: the ids the LLM embeds equal ``none``'s;
 * every mask is bool, one per sampled sentence, at the image's size; one [SEG] position per sentence.
 
-Ratios (``ratios.csv``): prefill speedup and activation-memory reduction of every method at each budget
+Ratios (``ratios.csv``): prefill speedup (the paper's definition, the decoder-layer loop, and this project's),
+this project's reading of the paper's "CUDA time" and activation-memory reduction of every method at each budget
 against ``none``, beside the FLOPs-ideal prefill speedup of what runs (``analysis.eff.flops``, no LM head)
 and the paper's LiteLVLM figures (GLaMM-7B on a GPU: prefill 166 -> 75 -> 54 ms, activations
 0.81 -> 0.35 -> 0.21 GB at 576 / 192 / 64).
@@ -25,7 +26,8 @@ from litelvlm.io import atomic_path, write_csv
 ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "visual_tokens_input",
                "visual_tokens_kept", "keeps_all_in_order", "text_tokens", "seq_len", "seg_positions", "mask_shape",
                "mask_dtype", "mask_pixels", "prefill_ms", "e2e_ms", "selection_ms", "peak_rss_gib", "activation_mb",
-               "llm_activation_mb", "text_ids_equal", "masks_equal_none", "max_logit_diff_none", "repeats"]
+               "llm_activation_mb", "text_ids_equal", "masks_equal_none", "max_logit_diff_none", "repeats",
+               "paper_prefill_ms", "cuda_time_reading_ms"]
 
 #: Targets for LiteLVLM at 192 tokens against 576 (prefill speedup, activation reduction, share of the
 #: FLOPs-ideal speedup reached, selection time as a share of prefill).
@@ -62,7 +64,7 @@ def ideal_speedup(arch, text_tokens: int, method: str, budget: int) -> float:
 
 def paper_definitions(arch, text_tokens: int, method: str, budget: int) -> tuple[float, float]:
     """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.eff.paper``:
-    the authors' compiled loop, bfloat16 element size)."""
+    the authors' compiled loop, bfloat16 element size; the ratios do not depend on it)."""
     from analysis.eff.arch import EffArch
     from analysis.eff.flops import token_plan
     from analysis.eff.paper import paper_row
@@ -77,8 +79,11 @@ def ratios(rows: pd.DataFrame, arch) -> pd.DataFrame:
 
     base = rows[rows["method"] == "none"].iloc[0]
     out = rows[rows["method"] != "none"][["method", "budget", "prefill_ms", "llm_activation_mb", "activation_mb",
-                                          "selection_ms"]].copy()
+                                          "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms"]].copy()
     out["prefill_speedup"] = base["prefill_ms"] / out["prefill_ms"]
+    # the paper's prefill time (the decoder-layer loop only) and this project's reading of its "CUDA time"
+    out["paper_def_prefill_speedup"] = base["paper_prefill_ms"] / out["paper_prefill_ms"]
+    out["cuda_time_reading_speedup"] = base["cuda_time_reading_ms"] / out["cuda_time_reading_ms"]
     out["act_reduction"] = base["llm_activation_mb"] / out["llm_activation_mb"]
     out["e2e_act_reduction"] = base["activation_mb"] / out["activation_mb"]
     text = int(base["text_tokens"])
@@ -96,6 +101,8 @@ def ratios(rows: pd.DataFrame, arch) -> pd.DataFrame:
                                     for b, x in zip(out["budget"], lite)]
     out["paper_act_reduction"] = [paper_ratio("activations_gb", int(b)) if x else float("nan")
                                   for b, x in zip(out["budget"], lite)]
+    out["paper_cuda_speedup"] = [paper_ratio("cuda_ms", int(b)) if x else float("nan")
+                                 for b, x in zip(out["budget"], lite)]
     return out.reset_index(drop=True)
 
 
@@ -105,8 +112,8 @@ def target_lines(r: pd.DataFrame, budget: int = 192) -> list[str]:
     if sel.empty:
         return [f"- LiteLVLM at {budget} was not run: no targets checked"]
     x = sel.iloc[0]
-    items = [("prefill speedup", x["prefill_speedup"], f">= {TARGETS['prefill_speedup']}x",
-              x["prefill_speedup"] >= TARGETS["prefill_speedup"]),
+    items = [("prefill speedup (the paper's definition: the decoder-layer loop only)", x["paper_def_prefill_speedup"],
+              f">= {TARGETS['prefill_speedup']}x", x["paper_def_prefill_speedup"] >= TARGETS["prefill_speedup"]),
              ("activation reduction (the paper's definition: storing activation, sum of n(2d+m)x2 bytes)",
               x["paper_def_act_reduction"], f">= {TARGETS['act_reduction']}x",
               x["paper_def_act_reduction"] >= TARGETS["act_reduction"]),
@@ -125,8 +132,20 @@ def _machine(pipe) -> str:
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
 
-def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> list[str]:
-    """Write validate.csv, checks.csv, ratios.csv and report.md; return the failed checks' names."""
+def screen_lines(r: pd.DataFrame) -> list[str]:
+    """LiteLVLM's ratios against ``none`` on the paper's definitions, named as such, for the terminal."""
+    lines = []
+    for x in r[r["method"] == "litelvlm"].itertuples():
+        lines.append(f"litelvlm@{x.budget} vs none, on the paper's definitions: prefill (decoder-layer loop) "
+                     f"{x.paper_def_prefill_speedup:.2f}x, storing activation {x.paper_def_act_reduction:.2f}x lower, "
+                     f"FLOPs {x.paper_def_flops_speedup:.2f}x fewer; CUDA time (this project's reading) "
+                     f"{x.cuda_time_reading_speedup:.2f}x")
+    return lines
+
+
+def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[list[str], list[str]]:
+    """Write validate.csv, checks.csv, ratios.csv and report.md; return the failed checks' names and the lines
+    for the terminal (:func:`screen_lines`)."""
     from analysis.eff.compare import to_markdown
     n = pipe.num_visual_tokens
     result = checks(rows, n, len(setup["sentences"]), tuple(setup["image_size"]))
@@ -136,10 +155,12 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> list[st
     write_csv(out / "checks.csv", pd.DataFrame([{"check": k, "passed": not v, "failing": " ".join(v)}
                                                 for k, v in result.items()]))
     keep = ["method", "budget", "visual_tokens_input", "visual_tokens_kept", "seg_positions", "mask_shape",
-            "prefill_ms", "e2e_ms", "peak_rss_gib", "llm_activation_mb", "activation_mb"]
-    rat = ["method", "budget", "prefill_speedup", "act_reduction", "paper_def_act_reduction", "flops_ideal_speedup",
+            "prefill_ms", "paper_prefill_ms", "e2e_ms", "cuda_time_reading_ms", "peak_rss_gib", "llm_activation_mb",
+            "activation_mb"]
+    rat = ["method", "budget", "paper_def_prefill_speedup", "prefill_speedup", "cuda_time_reading_speedup",
+           "act_reduction", "paper_def_act_reduction", "flops_ideal_speedup",
            "paper_def_flops_speedup", "frac_of_ideal", "selection_share", "paper_prefill_speedup",
-           "paper_act_reduction"]
+           "paper_cuda_speedup", "paper_act_reduction"]
     from litelvlm.provenance import weights_banner
 
     note = weights_banner(a.model, a.clip)
@@ -159,8 +180,13 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> list[st
              "", *target_lines(r), "",
              f"Times are the median of {int(rows['repeats'].max())} call(s) per run (interleaved), after a warm-up call "
              "(``none``); on the CPU they are CPU ratios, not the "
-             "paper's GPU milliseconds. Prefill spans the first LLM layer's start to the final norm's end "
+             "paper's GPU milliseconds. ``paper_prefill_ms`` is the paper's prefill time, as the authors' compiled code "
+             "times it: the decoder-layer loop only (first layer's start to last layer's end; CUDA events on a GPU); "
+             "the prefill target uses it. ``prefill_ms`` (this project's) spans the first LLM layer's start to the "
+             "final norm's end "
              "(for LLM-side methods everything they run inside the LLM, oracles' extra passes included). "
+             "``cuda_time_reading_ms`` is this project's reading of the paper's \"CUDA time\" (defined in no "
+             "released file): the whole call (CLIP, selection, LLM, SAM), timed the same way. "
              "Activation memory: the peak of the tensors a call creates (on CUDA: the allocator's peak), for the LLM "
              "span (``llm_activation_mb``, above the level at its start: the ratios use it) and for the whole call "
              "(``activation_mb``): this project's measured quantities (``act_reduction``). ``paper_def_*`` are the paper's "
@@ -171,4 +197,4 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> list[st
              "", "## Ratios against none", "", to_markdown(r[rat]), "", "## Every run", "", to_markdown(rows[keep]), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
-    return [k for k, v in result.items() if v]
+    return [k for k, v in result.items() if v], screen_lines(r)

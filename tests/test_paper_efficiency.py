@@ -138,5 +138,5 @@ def test_validate_and_efficiency_report_the_paper_definitions():
     tiny = get_arch("tiny")
     df = flops_rows(tiny, [("none", tiny.num_patches), ("fastv", 8), ("litelvlm", 8)], ["sdpa"], torch.float32, 2)
     for r in df.itertuples():
-        expected = paper_row(tiny.glamm, token_plan(tiny, r.method, r.budget, 2))
+        expected = paper_row(tiny.glamm, token_plan(tiny, r.method, r.budget, 2), element_size=4)  # float32
         assert (r.paper_tflops, r.paper_activation_gib) == (expected["paper_tflops"], expected["paper_activation_gib"])

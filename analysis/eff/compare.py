@@ -55,6 +55,8 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
         "meta_act_reduction": "llm_act_mb_meta",
         "paper_flops_speedup": "paper_tflops",          # the paper's definitions (analysis.eff.paper)
         "paper_act_reduction": "paper_activation_gib",
+        "paper_def_prefill_speedup": "paper_prefill_ms",  # the decoder-layer loop only (analysis.eff.layer_timer)
+        "cuda_time_reading_speedup": "cuda_time_reading_ms",  # this project's reading of the paper's CUDA time
     }
     out = []
     for _, g in df.groupby(group, sort=False, dropna=False):
@@ -100,10 +102,12 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
                "paper_tb": PAPER["flops_tb"].get(b, math.nan) if ours else math.nan,
                "prefill_speedup": r.get("prefill_speedup", math.nan),
                "prefill_speedup_paper": _paper(ours, "prefill_ms", b),
+               "paper_def_prefill_speedup": r.get("paper_def_prefill_speedup", math.nan),
                "prefill_frac_of_ideal": r.get("prefill_frac_of_ideal", math.nan),
                "e2e_speedup": r.get("e2e_speedup", math.nan),
                "e2e_flops_ideal_speedup": r.get("e2e_flops_ideal_speedup", math.nan),
                "cuda_speedup": r.get("e2e_cuda_speedup", math.nan),
+               "cuda_time_reading_speedup": r.get("cuda_time_reading_speedup", math.nan),
                "cuda_speedup_paper": _paper(ours, "cuda_ms", b),
                "act_reduction": r.get("act_reduction", r.get("meta_act_reduction", math.nan)),
                "act_reduction_meta": r.get("meta_act_reduction", math.nan),
@@ -116,6 +120,22 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
             row["setting_paper"] = PAPER_FASTV_SETTING if r["method"] == "fastv" else ""
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: The paper's quantities (columns of ``efficiency.csv``) under the names the terminal gives them.
+PAPER_NAMES = {"paper_tflops": "TFLOPs (paper)", "paper_activation_gib": "storing act. GiB (paper)",
+               "paper_prefill_ms": "prefill ms (paper: layer loop)",
+               "cuda_time_reading_ms": "CUDA time ms (our reading)"}
+
+
+def paper_summary(df: pd.DataFrame) -> str:
+    """The rows' quantities on the paper's definitions (``analysis.eff.paper``), named as such, for the terminal;
+    columns a run did not measure are left out."""
+    cols = [c for c in PAPER_NAMES if c in df and df[c].notna().any()]
+    keys = [c for c in ("attn", "method", "budget") if c in df]
+    table = df[keys + cols].rename(columns=PAPER_NAMES).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return ("On the paper's definitions (the authors' compiled GLaMM code; CUDA time: this project's reading, "
+            "defined in no released file):\n" + table)
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:

@@ -57,7 +57,7 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
                     proj_flops[vis_in] = count_flops(lambda n=vis_in: parts.run_projector(n))[0]
             proj = proj_flops[vis_in]
             analytic = llm_flops_exact(arch.glamm, plan)
-            rows.append({**paper_row(arch.glamm, plan),
+            rows.append({**paper_row(arch.glamm, plan, dtype.itemsize),
                 "arch": arch.name, "attn": attn, "method": method, "budget": budget,
                 "n_tokens": plan.n_tokens, "n_tokens_first_layers": plan.n_before, "prune_layer": plan.prune_layer,
                 "llm_tflops_analytic": analytic / 1e12, "llm_tflops_measured": flops / 1e12,

@@ -65,7 +65,21 @@ def paper_activation_bytes(s: GlammArch, plan: TokenPlan, element_size: int = OF
     return sum(n * (2 * d + m) * element_size for n in counted_layer_tokens(s, plan))
 
 
-def paper_row(s: GlammArch, plan: TokenPlan) -> dict:
-    """The paper's quantities of one token schedule, named as the paper's."""
+def paper_row(s: GlammArch, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT_SIZE) -> dict:
+    """The paper's quantities of one token schedule, named as the paper's (``element_size``: bytes of the
+    activations' dtype, ``hidden_states.element_size()`` in the official code)."""
     return {"paper_tflops": paper_flops(s, plan) / 1e12,
-            "paper_activation_gib": paper_activation_bytes(s, plan) / 2 ** 30}
+            "paper_activation_gib": paper_activation_bytes(s, plan, element_size) / 2 ** 30}
+
+
+#: The paper's definitions, for a run's ``config.json`` and reports.
+DEFINITIONS = {
+    "paper_tflops": "sum over decoder layers of 4nd^2 + 2n^2d + 3ndm, n = tokens entering the layer-loop iteration "
+                    "(FastV's pruning layer at the full n), no LM head, x 1e-12 (modeling_llama_fastv L699-703)",
+    "paper_activation_gib": "sum over decoder layers of n(2d + m) x element size of the dtype, / 2^30 "
+                            "(modeling_llama_fastv L706-707, L862-863): analytic, not a measured peak",
+    "paper_prefill_ms": "time of the decoder-layer loop only (CUDA events on a GPU, perf_counter on a CPU; "
+                        "modeling_llama_fastv L693-699, L850-855)",
+    "cuda_time_reading_ms": "this project's reading of the paper's CUDA time (defined in no released file): the "
+                            "whole pipeline (CLIP, selection, LLM prefill, SAM), timed the same way",
+}
