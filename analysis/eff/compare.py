@@ -122,20 +122,34 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
     return pd.DataFrame(rows)
 
 
-#: The paper's quantities (columns of ``efficiency.csv``) under the names the terminal gives them.
-PAPER_NAMES = {"paper_tflops": "TFLOPs (paper)", "paper_activation_gib": "storing act. GiB (paper)",
-               "paper_prefill_ms": "prefill ms (paper: layer loop)",
-               "cuda_time_reading_ms": "CUDA time ms (our reading)"}
+#: The paper's quantities (columns of ``efficiency.csv``) under the names the terminal gives them, and the
+#: key of the paper's own LiteLVLM numbers in :data:`PAPER`.
+PAPER_NAMES = {"paper_tflops": ("TFLOPs (paper's definition)", "flops_tb"),
+               "paper_activation_gib": ("storing activation GiB (paper's definition)", "activations_gb"),
+               "paper_prefill_ms": ("prefill ms (paper's definition: decoder-layer loop)", "prefill_ms"),
+               "cuda_time_reading_ms": ("CUDA time ms (this project's reading: whole pipeline)", "cuda_ms")}
 
 
 def paper_summary(df: pd.DataFrame) -> str:
-    """The rows' quantities on the paper's definitions (``analysis.eff.paper``), named as such, for the terminal;
-    columns a run did not measure are left out."""
-    cols = [c for c in PAPER_NAMES if c in df and df[c].notna().any()]
-    keys = [c for c in ("attn", "method", "budget") if c in df]
-    table = df[keys + cols].rename(columns=PAPER_NAMES).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    """The rows' quantities on the paper's definitions (``analysis.eff.paper``), named as such, for the terminal:
+    one methods x budgets table per quantity (per attention kernel for the timed ones), unmeasured ones left
+    out; the paper's own LiteLVLM numbers as a last row only beside full-size (``glamm-7b``) rows."""
+    full_size = "arch" in df and (df["arch"] == "glamm-7b").all()
+    blocks = []
+    for col, (name, paper_key) in PAPER_NAMES.items():
+        if col not in df or df[col].isna().all():
+            continue
+        timed = col.endswith("_ms") and "attn" in df
+        for attn, g in (df.groupby("attn", sort=False) if timed else [(None, df)]):
+            table = g.pivot_table(index="method", columns="budget", values=col, aggfunc="first", sort=False)
+            if full_size:
+                table.loc["the paper's own: litelvlm"] = pd.Series(PAPER[paper_key])
+            table = table[sorted(table.columns, reverse=True)]
+            table.columns.name, table.index.name = "K", None
+            blocks.append(f"{name}{f', {attn}' if attn else ''}:\n"
+                          + table.to_string(float_format=lambda v: f"{v:.4g}", na_rep=""))
     return ("On the paper's definitions (the authors' compiled GLaMM code; CUDA time: this project's reading, "
-            "defined in no released file):\n" + table)
+            "defined in no released file):\n" + "\n".join(blocks))
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
