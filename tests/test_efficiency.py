@@ -378,3 +378,43 @@ def test_official_prompt_length_gives_the_papers_flops():
     # the 64-token default used before flattered the ratios (5.10x at 64 against the paper's 3.67x)
     short = {b: llm_macs_swiglu(g, TokenPlan.uniform(64 + b)) for b in (576, 64)}
     assert short[576] / short[64] > 1.3 * PAPER_TFLOPS[576] / PAPER_TFLOPS[64]
+
+
+@pytest.fixture(scope="module")
+def glamm7b_rows():
+    from analysis.eff.compare import add_ratios
+    from analysis.eff.count import flops_rows
+
+    arch = get_arch("glamm-7b")
+    pairs = [("none", 576)] + [(m, b) for m in ("litelvlm", "fastv") for b in (192, 64)]
+    return add_ratios(flops_rows(arch, pairs, ["sdpa"], torch.bfloat16, 2), ["attn"])
+
+
+@pytest.mark.parametrize("plot", ["plot_flops_vs_budget", "plot_memory_vs_budget"])
+def test_efficiency_figures_paper_stars_and_legend(plot, glamm7b_rows):
+    """Our rows on the paper's definitions; the paper's stars at its budgets beside full-size rows only;
+    the legend outside the axes (a frameless legend inside would put a star handle among the data)."""
+    import matplotlib.pyplot as plt
+
+    from analysis.plotting import efficiency as figs
+
+    full = glamm7b_rows
+    fig, ax = getattr(figs, plot)(full)
+    stars = [c.get_offsets().tolist() for c in ax.collections]
+    assert len(stars) == 1 and sorted(x for x, _ in stars[0]) == [64, 192]
+    from analysis.style import method_label
+
+    lite = next(line for line in ax.get_lines() if line.get_label() == method_label("litelvlm"))
+    col = "paper_tflops" if plot == "plot_flops_vs_budget" else "paper_act_reduction"
+    rows = full[full["method"] == "litelvlm"].sort_values("budget")
+    base = float(full.loc[full["method"] == "none", "paper_tflops"].iloc[0])
+    expect = rows[col] / base if col == "paper_tflops" else rows[col]
+    assert list(lite.get_ydata()) == pytest.approx(list(expect))
+    fig.canvas.draw()
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1
+    plt.close(fig)
+    tiny = full.assign(arch="tiny")
+    fig, ax = getattr(figs, plot)(tiny)
+    assert not ax.collections  # no 7B star on a smaller model's curves
+    plt.close(fig)

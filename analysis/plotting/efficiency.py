@@ -18,7 +18,7 @@ _PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVL
 
 
 def _setup(ax, attn: str | None, df: pd.DataFrame):
-    fig, ax = (ax.figure, ax) if ax is not None else figure(1, aspect=0.75)
+    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)  # room for the legend on the right
     if attn is None and "attn" in df:
         attn = df["attn"].iloc[0]
     d = df[df["attn"] == attn] if attn is not None and "attn" in df else df
@@ -41,6 +41,26 @@ def _methods(d: pd.DataFrame):
         yield method, g.sort_values("budget"), colors[method]
 
 
+def _emphasis(method: str) -> dict:
+    """LiteLVLM's line drawn thicker and on top: methods whose counts equal its own would hide it otherwise."""
+    return {"lw": 2.2, "zorder": 4} if method == "litelvlm" else {"lw": 1.2, "zorder": 3}
+
+
+def _paper_stars(ax, d: pd.DataFrame, key: str, invert: bool = False) -> None:
+    """The paper's LiteLVLM ratios (GLaMM-7B) as stars, only beside full-size rows (``arch == "glamm-7b"``):
+    baseline / pruned, or pruned / baseline with ``invert``."""
+    if "arch" not in d or not (d["arch"] == "glamm-7b").all():
+        return
+    vals = PAPER[key]
+    pk = [k for k in vals if k != 576]
+    ax.scatter(pk, [(vals[k] / vals[576]) if invert else (vals[576] / vals[k]) for k in pk], **_PAPER_STYLE)
+
+
+def _legend(ax) -> None:
+    """The legend outside the axes, on the right: its paper-star handle is never read as a data point."""
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
 def _pick(d: pd.DataFrame, *cols: str) -> str:
     """The first of ``cols`` that ``d`` holds with a number in it (else the last)."""
     return next((c for c in cols if c in d and d[c].notna().any()), cols[-1])
@@ -54,13 +74,12 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     base = float(d.loc[d["method"] == "none", col].iloc[0]) if (d["method"] == "none").any() \
         else float(d[col].max())
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col] / base, marker="o", ms=3, color=color, label=method_label(method))
-    pk = [k for k in PAPER["flops_tb"] if k != 576]
-    ax.scatter(pk, [PAPER["flops_tb"][k] / PAPER["flops_tb"][576] for k in pk], **_PAPER_STYLE)
+        ax.plot(g["budget"], g[col] / base, marker="o", ms=3, color=color, label=method_label(method), **_emphasis(method))
+    _paper_stars(ax, d, "flops_tb", invert=True)
     _budget_axis(ax, d)
     ax.set_ylabel("LLM FLOPs / baseline" + (" (paper's count)" if col == "paper_tflops" else ""))
     ax.set_title(f"LLM prefill FLOPs ({d['arch'].iloc[0] if 'arch' in d else ''})")
-    ax.legend(fontsize=6)
+    _legend(ax)
     return fig, ax
 
 
@@ -75,14 +94,13 @@ def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
     fig, ax, d, attn = _setup(ax, attn, df)
     _ideal(ax, d)
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method_label(method))
-    pk = [k for k in PAPER[paper] if k != 576]
-    ax.scatter(pk, [PAPER[paper][576] / PAPER[paper][k] for k in pk], **_PAPER_STYLE)
+        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method_label(method), **_emphasis(method))
+    _paper_stars(ax, d, paper)
     _budget_axis(ax, d)
     ax.set_ylabel(ylabel)
     dev = d["device"].iloc[0] if "device" in d else ""
     ax.set_title(f"{title} ({attn}, {dev})", fontsize=7)
-    ax.legend(fontsize=6)
+    _legend(ax)
     return fig, ax
 
 
@@ -117,13 +135,12 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     lim = d[d["method"] != "fastv"].groupby("budget")["n_tokens"].first()
     ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method_label(method))
-    pk = [k for k in PAPER["activations_gb"] if k != 576]
-    ax.scatter(pk, [PAPER["activations_gb"][576] / PAPER["activations_gb"][k] for k in pk], **_PAPER_STYLE)
+        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method_label(method), **_emphasis(method))
+    _paper_stars(ax, d, "activations_gb")
     _budget_axis(ax, d)
     ax.set_ylabel("activation memory reduction")
     src = {"paper_act_reduction": "paper's storing activation", "act_reduction": "measured"}.get(col,
                                                                                                  "meta-device count")
     ax.set_title(f"LLM activation memory ({attn}, {src})", fontsize=7)
-    ax.legend(fontsize=6)
+    _legend(ax)
     return fig, ax
