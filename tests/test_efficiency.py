@@ -294,7 +294,7 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
     # the terminal names the paper's quantities as the paper's, and the CUDA time as this project's reading
     screen = capsys.readouterr().out
     assert "On the paper's definitions" in screen and "prefill ms (paper's definition: decoder-layer loop)" in screen
-    assert "CUDA time ms (this project's reading: whole pipeline)" in screen
+    assert "whole-pipeline wall time ms (a CPU run: this project's reading of the CUDA time, not CUDA)" in screen
     assert "the paper's own" not in screen  # the paper's 7B numbers only beside full-size rows
 
 

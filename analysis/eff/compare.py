@@ -146,6 +146,8 @@ def paper_summary(df: pd.DataFrame) -> str:
                 table.loc["the paper's own: litelvlm"] = pd.Series(PAPER[paper_key])
             table = table[sorted(table.columns, reverse=True)]
             table.columns.name, table.index.name = "K", None
+            if col == "cuda_time_reading_ms" and g["device"].astype(str).str.startswith("CPU").all():
+                name = "whole-pipeline wall time ms (a CPU run: this project's reading of the CUDA time, not CUDA)"
             blocks.append(f"{name}{f', {attn}' if attn else ''}:\n"
                           + table.to_string(float_format=lambda v: f"{v:.4g}", na_rep=""))
     return ("On the paper's definitions (the authors' compiled GLaMM code; CUDA time: this project's reading, "

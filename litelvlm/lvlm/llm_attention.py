@@ -30,8 +30,9 @@ def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor):
     from transformers.masking_utils import create_causal_mask
 
     ones = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-    return create_causal_mask(config=lm.config, inputs_embeds=hidden, attention_mask=ones,
-                              past_key_values=None, position_ids=position_ids)
+    # the cache (none) is passed by position: transformers 5 renames that argument (``past_key_values`` ->
+    # ``cache``; the old name warns and goes in 5.40)
+    return create_causal_mask(lm.config, hidden, ones, None, position_ids=position_ids)
 
 
 def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int = 0,
