@@ -177,9 +177,7 @@ def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple
             raise LiteLVLMError(f"--budgets: {b} is outside 1..{num_patches} (the model's visual tokens)")
     out = []
     for m in methods:
-        spec = get_method(m)
-        if spec.kind == "llm" and m != "none" and spec.fn is None:
-            raise LiteLVLMError(f"--methods: {m!r} is registered but not implemented yet")
+        get_method(m)  # an unknown name is an error naming the known ones
         out.extend([(m, num_patches)] if m == "none" else [(m, b) for b in budgets])
     return list(dict.fromkeys(out))
 
@@ -198,12 +196,11 @@ def gt_parts(args: GroundingArgs) -> str:
     return args.gt_parts or ("sum" if args.protocol == "official" else "union")
 
 
-def method_options(args: GroundingArgs, method: str) -> dict:
-    if method == "fastv":
-        return {"layer": args.fastv_layer}
-    if method == "llm-attention":
-        return {"layer": args.attention_layer, "queries": args.attention_queries}
-    return {}
+def method_options(args, method: str) -> dict:
+    """``ground``'s options for ``method`` from a study's arguments (the method's own mapping)."""
+    from litelvlm.methods import get_method
+
+    return get_method(method).options_from(args)
 
 
 @no_grad

@@ -108,8 +108,6 @@ def _run_order(col: pd.Series) -> pd.Series:
     return -col.astype(int)
 
 
-def _options(a: ValidateArgs, method: str) -> dict:
-    return {"layer": a.fastv_layer} if method == "fastv" else {}
 
 
 def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference: dict | None) -> dict:
@@ -201,7 +199,7 @@ def run_validate(a: ValidateArgs) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from analysis.grounding import official_turns
+    from analysis.grounding import method_options, official_turns
     from analysis.parts import PartStore
     from analysis.validate_measure import PeakRSS, timed_ms
     from analysis.validate_report import ROW_COLUMNS, write_report
@@ -240,13 +238,13 @@ def run_validate(a: ValidateArgs) -> int:
     log.info("%d of %d runs to measure (%d done)", len(todo), len(pairs), len(pairs) - len(todo))
     if a.repeats == 1:  # each run is kept as it finishes
         for method, budget in tqdm(todo, desc="validate"):
-            row = measure_pair(pipe, prep, method, budget, _options(a, method), reference)
+            row = measure_pair(pipe, prep, method, budget, method_options(a, method), reference)
             store.write([part_id(method, budget)], pd.DataFrame([{k: row[k] for k in ROW_COLUMNS}]))
     elif todo:  # rounds over every pair (A B C A B C ...), then the median per pair
         calls = {p: [] for p in todo}
         for _ in tqdm(range(a.repeats), desc=f"validate ({len(todo)} runs per round)"):
             for method, budget in todo:
-                calls[(method, budget)].append(measure_pair(pipe, prep, method, budget, _options(a, method), reference))
+                calls[(method, budget)].append(measure_pair(pipe, prep, method, budget, method_options(a, method), reference))
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs)]))
     frames = [f for f in store.frames() if not f.empty]

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm import divprune as dp
 from litelvlm.pruning import get_method, select
-from litelvlm.pruning.methods import divprune as dp  # registers "divprune"
 
 DIVPRUNE_COMMIT = "799e2d950aa01ba7860907f5a6d86061f885dca6"
 
@@ -199,7 +199,7 @@ def test_edge_budgets_and_registration():
     with pytest.raises(LiteLVLMError, match="1 <= K"):
         dp.divprune_select(torch.randn(6, 8), 0)
     spec = get_method("divprune")
-    assert spec.kind == "llm" and spec.fn is dp.divprune
+    assert spec.stage == "llm-input" and spec.select is dp.divprune
 
 
 # ----------------------------------------------------------------------------------------------

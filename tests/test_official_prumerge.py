@@ -261,7 +261,7 @@ def test_adaptive_matches_official(seed, plus):
 
 @pytest.mark.parametrize("method,plus", [("prumerge", False), ("prumerge+", True)])
 def test_registry_adaptive_mode(method, plus):
-    from litelvlm.pruning.registry import get_method
+    from litelvlm.methods import get_method
 
     _, inputs, _ = make_tower(0)
     expected, idx = official_on_tower(0, plus)
@@ -269,7 +269,7 @@ def test_registry_adaptive_mode(method, plus):
     sel = select(method, inputs, budget, adaptive=True)
     assert sel.indices[:-1].tolist() == idx.tolist()
     torch.testing.assert_close(sel.features, expected, atol=1e-5, rtol=1e-5)
-    assert get_method(method).fn(inputs).indices.tolist() == sel.indices.tolist()  # budget=None: adaptive
+    assert get_method(method).select(inputs).indices.tolist() == sel.indices.tolist()  # budget=None: adaptive
     with pytest.raises(LiteLVLMError, match="adaptive_budget"):
         select(method, inputs, budget + 1, adaptive=True)
 

@@ -344,9 +344,15 @@ def test_schedule():
 
 
 def test_run_recomputes_equal(pipe, prep):
-    """The pipeline reuses the selection's forward; recomputing from the selection's schedule gives the same."""
+    """The selection returns its forward (``llm_output``), which the method's forward hands the pipeline;
+    recomputing from the selection's schedule gives the same."""
+    from dataclasses import replace
+
     out = pipe.ground(prep, "sparsevlm", 64)
-    final, seg = sv.run(pipe.context(prep), out.selection)
+    ctx = pipe.context(prep)
+    assert sv.staged_forward(ctx, out.selection) is out.selection.llm_output
+    assert torch.equal(out.selection.llm_output[1], out.seg_positions)
+    final, seg = sv.staged_forward(ctx, replace(out.selection, llm_output=None))
     assert torch.equal(seg, out.seg_positions)
     torch.testing.assert_close(final[0, seg], out.seg_hidden, rtol=0, atol=0)
 

@@ -74,8 +74,8 @@ def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, to
     for m in methods:
         spec = get_method(m)
         with torch.no_grad():
-            sel = (select(m, prepared.selector_inputs(), n) if spec.kind == "clip"
-                   else spec.fn(pipe.context(prepared), n))
+            sel = (select(m, prepared.selector_inputs(), n) if spec.stage == "clip"
+                   else spec.select(pipe.context(prepared), n))
         if sel.scores is None or sel.scores.numel() != n:
             raise LiteLVLMError(f"method {m!r} has no per-token score to compare")
         out[SignalKey(f"method:{m}")] = sel.scores.detach().float().cpu().reshape(n)

@@ -91,7 +91,7 @@ class SelectorBench:
         if method == "tome":  # ToMe re-runs the vision blocks before the feature layer
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
         if method == "divprune":  # its selection on the (N, h) LLM input embeddings, before the LLM
-            from litelvlm.pruning.methods.divprune import divprune_select
+            from litelvlm.lvlm.divprune import divprune_select
 
             g = torch.Generator().manual_seed(0)
             embeds = torch.randn(self.backend.num_patches, self.llm_hidden, generator=g)

@@ -39,7 +39,7 @@ from .flops import TokenPlan
 
 def needs_text(method: str) -> bool:
     """Whether ``method`` reads the CLIP text trace (LiteLVLM and its variants)."""
-    return method != "none" and get_method(method).needs_text
+    return get_method(method).needs_text
 
 
 class PipelineParts:
@@ -58,7 +58,7 @@ class PipelineParts:
 
     def options(self, method: str) -> dict:
         """``ground``'s options for ``method`` (FastV's layer, as ``eval-grounding --fastv-layer`` passes it)."""
-        return {"layer": self.fastv_layer} if method == "fastv" else {}
+        return get_method(method).options_from(self)
 
     def projector_rows(self, selection) -> int:
         """How many rows ``ground`` projects after ``selection`` (None: no CLIP-side selection)."""
@@ -95,20 +95,18 @@ class PipelineParts:
             return pipe.model.llava.lm_head(self._staged_stand_in(plan))
         if plan.method == "divprune":  # its selection on the projector outputs, then K tokens
             ctx = LLMContext(pipe, prepared, self.visual)
-            kept = self.visual[get_method("divprune").fn(ctx, plan.budget).indices.to(self.visual.device)]
+            kept = self.visual[get_method("divprune").select(ctx, plan.budget).indices.to(self.visual.device)]
             final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, kept))
         elif len(plan.stages) == 1:
             final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, self.visual[: plan.stages[0][1]]))
-        elif plan.method == "sparsevlm":
-            from litelvlm.lvlm import sparsevlm
-
+        elif get_method(plan.method).forward is not None:  # the method's own forward inside the LLM
+            spec = get_method(plan.method)
             ctx = LLMContext(pipe, prepared, self.visual)
-            final = sparsevlm.run(ctx, get_method("sparsevlm").fn(ctx, plan.budget))[0]
-        elif plan.method in ("fastv", "dart") and len(plan.stages) == 2:
-            layer = plan.stages[1][0]
-            ctx = LLMContext(pipe, prepared, self.visual)
-            sel = get_method(plan.method).fn(ctx, plan.budget, layer=layer)
-            final = run_pruned_from(ctx, sel.indices, layer)[0]
+            layer = {"layer": plan.stages[1][0]} if spec.stage == "llm-layer" else {}  # FastV's and DART's K
+            sel = spec.select(ctx, plan.budget, **layer)
+            # one pruning layer: the pruned forward alone (the method's forward also checks the [SEG] rows,
+            # with torch.equal, which the meta device of the FLOPs count cannot run)
+            final = (run_pruned_from(ctx, sel.indices, layer["layer"]) if layer else spec.forward(ctx, sel))[0]
         else:
             raise LiteLVLMError(f"no prefill for the token stages {plan.stages} of method {plan.method!r}")
         return pipe.model.llava.lm_head(final)

@@ -43,7 +43,7 @@ def add_arguments(parser) -> None:
 
 #: ``Selection.parts`` entries that are not sets of token indices (a pick order, a merge map, counts)
 NOT_INDEX_SETS = ("order", "assignment", "size", "schedule")
-#: kept entries that are no patch (see :class:`litelvlm.pruning.registry.Selection`)
+#: kept entries that are no patch (see :class:`litelvlm.pruning.selection.Selection`)
 NON_PATCH = {-1: "cls", -2: "merged"}
 
 
@@ -73,19 +73,20 @@ def _load_image(path: str):
 
 
 def run(ns) -> int:
+    from ..methods import describe, method_names
+
+    if ns.list_methods:  # from the registry's table alone: no method module, no torch
+        for name in method_names():
+            print(f"{name:14s} {describe(name)}")
+        return 0
     from ..pruning import SelectorInputs, available_methods, get_method, visual_features
 
-    if ns.list_methods:
-        for name in available_methods():
-            spec = get_method(name)
-            print(f"{name:14s} [{spec.kind}] {spec.description}")
-        return 0
     a = from_namespace(SelectArgs, ns)
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")
     spec = get_method(a.method)  # unknown method -> error listing the known ones
-    if spec.kind != "clip" and a.method != "none":
+    if spec.stage != "clip":
         raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs the grounding model; "
                             f"CLIP-side methods: {', '.join(available_methods('clip'))}")
     texts = a.text or []

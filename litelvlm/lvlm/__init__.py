@@ -1,11 +1,10 @@
 """The GLaMM pixel-grounding model on current transformers, with token pruning in the loop.
 
-Importing this package registers the LLM-side methods (``fastv``, ``dart``, ``sparsevlm``, ``llm-attention``,
-``saliency``) with ``litelvlm.pruning``. Main entry points: ``GlammPipeline`` (see ``litelvlm.lvlm.pipeline``),
+The methods that act with the LLM (``none``, ``divprune``, ``fastv``, ``dart``, ``sparsevlm``, ``llm-attention``,
+``saliency``) are declared in their modules here and named in :mod:`litelvlm.methods`. Main entry points: ``GlammPipeline`` (see ``litelvlm.lvlm.pipeline``),
 ``build_glamm``, ``load_glamm_checkpoint``, ``save_glamm_checkpoint``, ``ARCHS``.
 """
 
-from . import dart, fastv, llm_attention, saliency, sparsevlm  # noqa: F401  (register the LLM-side methods)
 from .build import build_glamm
 from .checkpoint import load_glamm_checkpoint
 from .checkpoint_writer import save_glamm_checkpoint, save_random_glamm

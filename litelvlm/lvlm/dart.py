@@ -74,9 +74,10 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LiteLVLMError
-from ..pruning import Selection, check_budget
-from ..pruning.registry import register_llm_method
+from ..method import Method
+from ..pruning.selection import Selection, check_budget
 from .attention_rows import rotated_keys
+from .fastv import pruned_forward
 from .llm_attention import LLMContext
 
 #: ``--pruned_layer 2`` in every ``scripts/v1_5/eval/*.sh``: pruning before decoder layer 2.
@@ -157,5 +158,4 @@ def dart_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER, piv
                             "text_pivots": out["text_pivots"], "pivot_order": out["order"]})
 
 
-register_llm_method("dart", "DART: after LLM layer K-1, keep pivot tokens (largest key L1 norm) and the visual "
-                    "tokens least similar to them (kept tokens keep their RoPE positions)", dart_select)
+DART = Method("llm-layer", dart_select, forward=pruned_forward)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..pruning import Selection, check_budget
-from ..pruning.registry import register_llm_method
+from ..method import Method, Option
+from ..pruning.selection import Selection, check_budget
 from .llm_attention import LLMContext, run_layers
 
 #: FastV's default filtering layer (K=2 in the paper).
@@ -47,5 +47,15 @@ def run_pruned_from(ctx: LLMContext, kept: torch.Tensor, prune_layer: int) -> tu
     return ctx.lm.norm(hidden), keep
 
 
-register_llm_method("fastv", "FastV: drop visual tokens by the last token's attention at LLM layer K-1 "
-                    "(kept tokens keep their RoPE positions)", fastv_select)
+def pruned_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
+    """(final normed hidden (1, S', h), rows predicting each [SEG]) when the visual tokens outside
+    ``sel.indices`` are dropped before decoder layer ``sel.parts["prune_layer"]`` (FastV, DART)."""
+    final, keep = run_pruned_from(ctx, sel.indices, int(sel.parts["prune_layer"]))
+    orig = ctx.seg_predictors.to(keep.device)
+    pred = torch.searchsorted(keep, orig)
+    if not torch.equal(keep[pred], orig):
+        raise AssertionError("a [SEG]-predicting token was pruned")
+    return final, pred
+
+
+FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, options=(Option("layer", "fastv_layer"),))

@@ -5,20 +5,21 @@ Attention rows are computed from a layer's own modules (``input_layernorm``, the
 entering that layer, for the requested query rows only, so no layer's full attention
 matrix is ever materialised or stored, whatever attention implementation the model uses.
 
-``LLMContext`` is what an LLM-side method registered with
-``litelvlm.pruning.register_llm_method`` receives: ``fn(ctx, budget, **options) -> Selection``.
+``LLMContext`` is what the ``select`` of a method acting with the LLM (stages ``llm-*`` of
+:mod:`litelvlm.method`) receives: ``select(ctx, budget, **options) -> Selection``.
 A method that prunes inside the LLM (FastV) puts the layer in ``selection.parts["prune_layer"]``
 (a 0-d tensor); without it the selection is applied at the LLM input.
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..errors import LiteLVLMError
-from ..pruning import Selection, check_budget
-from ..pruning import methods as _builtin_methods  # noqa: F401  (placeholders first; ours replace them)
-from ..pruning.registry import register_llm_method
+from ..method import Method, Option
+from ..pruning.selection import Selection, check_budget
 from .attention_rows import rows_from_hidden
 
 QUERY_KINDS = ("last", "text", "seg")
@@ -76,14 +77,19 @@ class LLMContext:
         self.visual_embeds = visual_embeds
         self.num_visual = int(visual_embeds.shape[0])
         self.image_start = image_offset(prepared.input_ids)
-        self.embeds = pipeline.sequence_embeds(prepared.input_ids, visual_embeds)
-        self.seq_len = int(self.embeds.shape[1])
-        self.position_ids = torch.arange(self.seq_len, device=self.embeds.device)[None]
+        self.seq_len = int(len(prepared.input_ids)) - 1 + self.num_visual  # the placeholder becomes N tokens
+        self.position_ids = torch.arange(self.seq_len, device=pipeline.device)[None]
         self.seg_predictors = seg_predictor_positions(prepared.input_ids, self.num_visual, pipeline.seg_token_id)
-        self._hidden: dict[int, torch.Tensor] = {0: self.embeds}
+        self._hidden: dict[int, torch.Tensor] = {}
         numerics = getattr(pipeline, "numerics", None)
         #: ``model``: FastV and SparseVLM score as their official code (the model's dtype); ``float32``.
         self.score_dtype = "float32" if numerics is None else numerics.score_dtype
+
+    # the sequence is embedded on first use: a method that reads none of it (``none``) costs nothing
+    @functools.cached_property
+    def embeds(self) -> torch.Tensor:
+        """(1, S, h) input embeddings of the unpruned sequence."""
+        return self.pipeline.sequence_embeds(self.prepared.input_ids, self.visual_embeds)
 
     @property
     def lm(self):
@@ -100,6 +106,8 @@ class LLMContext:
         """Hidden states (1, S, h) entering decoder layer ``layer`` (cached; computed from the nearest one)."""
         if not 0 <= layer <= self.num_layers:
             raise LiteLVLMError(f"layer must be in 0..{self.num_layers}; got {layer}")
+        if not self._hidden:
+            self._hidden[0] = self.embeds
         if layer not in self._hidden:
             start = max(k for k in self._hidden if k < layer)
             self._hidden[layer] = run_layers(self.lm, self._hidden[start], self.position_ids, start, layer)
@@ -149,6 +157,5 @@ def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = No
                      parts={"ranking": torch.argsort(score, descending=True, stable=True)})
 
 
-register_llm_method("llm-attention", "oracle: rank visual tokens by the attention they receive in the LLM "
-                    "(from the last token, all text tokens or the [SEG]-predicting tokens, at one layer)",
-                    llm_attention_select)
+LLM_ATTENTION = Method("llm-input", llm_attention_select,
+                       options=(Option("layer", "attention_layer"), Option("queries", "attention_queries")))

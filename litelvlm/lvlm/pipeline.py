@@ -34,8 +34,8 @@ from PIL import Image
 
 from ..clip.base import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
+from ..methods import get_method
 from ..pruning import Selection, SelectorInputs
-from . import fastv as _fastv
 from . import llm_attention as _llm_attention
 from .numerics import Numerics, set_attention
 from .prompts import (
@@ -291,46 +291,33 @@ class GlammPipeline:
         the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation).
         """
         n = prepared.vision.num_patches
-        kind, budget = resolve(method, budget, n)
+        spec = get_method(method)
+        budget = resolve(spec, budget, n)
         full = visual_embeds
         if full is not None and tuple(full.shape) != (n, self.model.arch.llm_hidden):
             raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.model.arch.llm_hidden}); "
                                 f"got {tuple(full.shape)}")
-        prune_layer = 0
-        if method == "none":
-            full = self.visual_tokens(prepared) if full is None else full
-            sel = Selection(indices=torch.arange(n))
-            vis = full
-        elif kind == "clip":
+        llm_output = None
+        if spec.stage == "clip":
             vis, sel = clip_side(self, prepared, method, budget, full,
                                  visual_embeds_given=visual_embeds is not None, **options)
         else:
-            from ..pruning import get_method
-
             full = self.visual_tokens(prepared) if full is None else full
             ctx = _llm_attention.LLMContext(self, prepared, full)
-            sel = get_method(method).fn(ctx, budget, **options)
-            # a staged method (SparseVLM) keeps per-layer counts and recycled tokens, not K indices
-            if len(sel) != budget and "stage_layers" not in sel.parts:
-                raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
-            prune_layer = int(sel.parts.get("prune_layer", torch.tensor(0)))
-            if prune_layer == 0:
+            sel = spec.select(ctx, budget, **options)
+            llm_output = None if spec.forward is None else spec.forward(ctx, sel)
+            if llm_output is None:  # applied at the LLM input
+                if len(sel) != budget:
+                    raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
                 vis = (self.model.project(sel.features.to(self.dtype)) if sel.features is not None
-                       else full[sel.indices.to(full.device)])
-        if prune_layer == 0:
+                       else full if _keeps_all(sel, n) else full[sel.indices.to(full.device)])
+        if llm_output is None:
             embeds = self.sequence_embeds(prepared.input_ids, vis)
             final = self.final_hidden(embeds)
             pred = seg_predictor_positions(prepared.input_ids, int(vis.shape[0]), self.seg_token_id)
-        elif "stage_layers" in sel.parts:  # several pruning stages (SparseVLM): the method's own forward
-            from . import sparsevlm as _sparsevlm
-
-            final, pred = _sparsevlm.run(ctx, sel)
         else:
-            final, keep = _fastv.run_pruned_from(ctx, sel.indices, prune_layer)
-            orig = ctx.seg_predictors.to(keep.device)
-            pred = torch.searchsorted(keep, orig)
-            if not torch.equal(keep[pred], orig):
-                raise AssertionError("a [SEG]-predicting token was pruned")
+            final, pred = llm_output
+        prune_layer = int(sel.parts.get("prune_layer", torch.tensor(0)))
         return self._masks(prepared, final, pred.to(final.device), method, budget, sel, prune_layer)
 
     def upscale_masks(self, prepared: PreparedImage, low: torch.Tensor) -> torch.Tensor:
@@ -369,6 +356,12 @@ class GlammPipeline:
 
 
 __all__ = ["GlammPipeline", "GroundingOutput", "PreparedImage", "IMAGE_PLACEHOLDER"]
+
+
+def _keeps_all(sel: Selection, n: int) -> bool:
+    """Whether ``sel`` keeps all N tokens in raster order (then the LLM input is the projector outputs as
+    they are: no gathered copy)."""
+    return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))
 
 
 def _sam_processor(sam: str):

@@ -1,11 +1,11 @@
 """Pruning in the loop: which visual tokens the LLM receives for a method and a budget.
 
-* ``none``: all N projector outputs in raster order.
-* CLIP-side selectors (``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
-  trace of the one vision forward, then the projector outputs at the selected indices (or
-  the projection of the selection's merged features, for VisionZip).
-* LLM-side methods (``fastv``, ``llm-attention``, ``saliency``): the registered function gets an
-  ``LLMContext`` and returns a ``Selection``; ``parts["prune_layer"]`` says where it applies.
+* CLIP-side methods (stage ``clip``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
+  trace of the one vision forward, then the projector outputs at the selected indices (or the
+  projection of the selection's merged features, for VisionZip): :func:`clip_side`.
+* Methods that act with the LLM (stages ``llm-*``, e.g. ``none``, ``fastv``, ``sparsevlm``): their
+  ``select`` gets an ``LLMContext``; their ``forward``, if any, runs the LLM on what they kept
+  (``GlammPipeline.ground``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..pruning import Selection, check_budget, get_method, select
+from ..method import Method
+from ..pruning import Selection, check_budget, select
 
 #: CLIP-side methods with an ``attention`` option (``official`` / ``project``, see litelvlm.pruning.scores).
 CLS_ATTENTION_METHODS = ("visionzip", "vispruner", "prumerge", "prumerge+")
@@ -42,13 +43,8 @@ def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
     return full[sel.indices.to(full.device)], sel
 
 
-def resolve(method: str, budget: int | None, num_patches: int) -> tuple[str, int]:
-    """Validate the method name and budget (``None``: all N tokens; N + 1 for PruMerge's extra token)."""
-    spec = get_method(method)
+def resolve(spec: Method, budget: int | None, num_patches: int) -> int:
+    """The budget of a call of ``spec`` (``None``: all N tokens), checked: 1..N (N + 1 for PruMerge's extra token)."""
     budget = num_patches if budget is None else budget
     check_budget(budget, num_patches, spec.extra_tokens)
-    if method == "none" and budget != num_patches:
-        raise LiteLVLMError(f"method 'none' keeps all {num_patches} tokens; got budget {budget}")
-    if spec.kind == "llm" and method != "none" and spec.fn is None:
-        raise LiteLVLMError(f"method {method!r} is registered but not implemented yet")
-    return spec.kind, budget
+    return budget

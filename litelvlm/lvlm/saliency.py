@@ -12,7 +12,7 @@ low-resolution mask logits ``(B, S, 4h', 4w')`` (one map per ``[SEG]``). Its tar
 The targets are ``attribution.mask_logit_target`` and ``attribution.seg_norm_target`` over
 :meth:`GroundingTarget.mask_logits` and :meth:`GroundingTarget.prompts`.
 
-The ``saliency`` method (registered with ``litelvlm.pruning``) is an ORACLE: it needs a full
+The ``saliency`` method (``SALIENCY``, named in :mod:`litelvlm.methods`) is an ORACLE: it needs a full
 forward and backward pass of the unpruned model. It keeps the ``budget`` tokens with the
 largest attribution (``attribution.token_attributions``; captum ``Saliency`` by default: the
 gradient norm per token) and gives them to the LLM in raster order.
@@ -23,9 +23,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..pruning import Selection, check_budget
-from ..pruning import methods as _builtin_methods  # noqa: F401  (placeholders first; ours replace them)
-from ..pruning.registry import register_llm_method
+from ..method import Method
+from ..pruning.selection import Selection, check_budget
 from .attribution import mask_logit_target, nonempty_mask, seg_norm_target, token_attributions
 from .prompts import image_offset, seg_predictor_positions
 
@@ -101,6 +100,4 @@ def saliency_select(ctx, budget: int, *, attribution: str = "saliency", target: 
                      parts={"ranking": torch.argsort(score, descending=True, stable=True).cpu()})
 
 
-register_llm_method("saliency", "oracle: rank visual tokens by captum gradient saliency of the predicted mask "
-                    "logits w.r.t. the visual tokens (a full forward and backward of the unpruned model)",
-                    saliency_select)
+SALIENCY = Method("llm-input", saliency_select)

@@ -34,8 +34,8 @@ So for K = 192 on LLaVA-1.5 / GLaMM-7B the visual tokens entering the 32 layers 
 0-2), 309 (3-6), 204 (7-15) and 113 (16-31): the counts plus the recycled tokens, the same for
 every image (``token_schedule``).
 
-The pipeline (``GlammPipeline.ground``) sees ``parts["stage_layers"]`` and calls ``run``, which
-returns this forward's final hidden states (computed once, in ``sparsevlm_select``).
+The selection carries this forward's final hidden states (``Selection.llm_output``, computed once, in
+``sparsevlm_select``); the method's ``forward`` (``staged_forward``) returns them to the pipeline.
 ``indices`` are the original visual tokens that reach the last layer, in sequence order (the
 recycled tokens, which follow them, are counted in ``parts["stage_recycled"]``).
 
@@ -65,14 +65,13 @@ selected heads, no recycling, kept positions). Batch size 1, as the official ``B
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import LiteLVLMError
-from ..pruning import Selection, check_budget
-from ..pruning.registry import register_llm_method
+from ..method import Method
+from ..pruning.selection import Selection, check_budget
 from .llm_attention import LLMContext, attention_rows_at, run_layers
 
 #: ``LlamaDynamicvitModel(pruning_loc=[2, 6, 15])``: the decoder layers whose outputs are pruned.
@@ -234,9 +233,6 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
                         visual=visual, recycled=recycled, scores=first_scores, raters=raters)
 
 
-_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | None = None,
                      counts: tuple[int, ...] | None = None) -> Selection:
     """SparseVLM's staged pruning with recycling; K = N is no pruning (see the module docstring)."""
@@ -250,22 +246,20 @@ def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | 
              "stage_counts": torch.tensor(counts), "stage_visual": torch.tensor(run_.visual),
              "stage_recycled": torch.tensor(run_.recycled), "raters": run_.raters}
     parts.update({f"stage{i}_kept": k for i, k in enumerate(run_.kept)})
-    sel = Selection(indices=run_.kept[-1], scores=run_.scores.float(), parts=parts)
-    _RUNS[ctx] = (sel, run_)
-    return sel
+    return Selection(indices=run_.kept[-1], scores=run_.scores.float(), parts=parts,
+                     llm_output=(run_.final, run_.seg_positions))
 
 
-def run(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
-    """(final normed hidden (1, S', h), rows predicting each [SEG]) of the forward that made ``sel``."""
-    made = _RUNS.pop(ctx, None)
-    if made is not None and made[0] is sel:
-        run_ = made[1]
-    else:  # recomputed from the selection's schedule (deterministic)
-        run_ = sparsevlm_forward(ctx, tuple(sel.parts["stage_layers"].tolist()),
-                                 tuple(sel.parts["stage_counts"].tolist()))
+def staged_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(final normed hidden (1, S', h), rows predicting each [SEG]) of the staged forward that made ``sel``
+    (returned with it; recomputed from its schedule, deterministically, for a selection without it); None
+    when ``sel`` prunes nothing inside the LLM (K = N: the LLM runs on all N tokens at its input)."""
+    if sel.llm_output is not None:
+        return sel.llm_output
+    if "stage_layers" not in sel.parts:
+        return None
+    run_ = sparsevlm_forward(ctx, tuple(sel.parts["stage_layers"].tolist()), tuple(sel.parts["stage_counts"].tolist()))
     return run_.final, run_.seg_positions
 
 
-register_llm_method("sparsevlm", "SparseVLM (v1.5): text raters' attention drops visual tokens after LLM layers "
-                    "2/6/15 with the official per-budget counts; 30% of the dropped recycled as DPC-KNN "
-                    "cluster means; positions renumbered", sparsevlm_select)
+SPARSEVLM = Method("llm-stages", sparsevlm_select, forward=staged_forward)

@@ -1,19 +1,12 @@
-"""Token selectors, registered by name: ``select("litelvlm", inputs, K)``."""
+"""CLIP-side token selection: what a selector reads and returns, and ``select("litelvlm", inputs, K)``.
 
+The methods themselves are named in :mod:`litelvlm.methods`; each is declared where it acts.
+"""
+
+from ..methods import available_methods, get_method
 from .features import visual_features
-from .registry import (
-    Selection,
-    SelectorInputs,
-    SelectorSpec,
-    available_methods,
-    check_budget,
-    get_method,
-    register_llm_method,
-    register_selector,
-    select,
-)
 from .scores import cls_attention_mean, context_scores, similarity
+from .selection import Selection, SelectorInputs, check_budget, select
 
-__all__ = ["Selection", "SelectorInputs", "SelectorSpec", "available_methods", "check_budget", "get_method",
-           "register_llm_method", "register_selector", "select", "visual_features", "similarity",
-           "context_scores", "cls_attention_mean"]
+__all__ = ["Selection", "SelectorInputs", "available_methods", "check_budget", "get_method", "select",
+           "visual_features", "similarity", "context_scores", "cls_attention_mean"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .registry import Selection, SelectorInputs, check_budget, select
+from .selection import Selection, SelectorInputs, check_budget, select
 
 
 def visual_features(inputs: SelectorInputs, method: str = "none", budget: int | None = None,

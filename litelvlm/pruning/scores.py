@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import SelectorInputs
+from .selection import SelectorInputs
 
 
 def similarity(inputs: SelectorInputs, layer: int = -2, kind: str = "dot") -> torch.Tensor:

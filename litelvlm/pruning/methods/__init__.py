@@ -1,3 +1,2 @@
-"""Built-in selectors; importing this package registers them."""
-
-from . import divprune, litelvlm, prumerge, random_sel, tome, topsim, visionzip, vispruner  # noqa: F401
+"""The CLIP-side methods, one module each; each declares its :class:`~litelvlm.method.Method`, named in
+:mod:`litelvlm.methods`."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import Selection, SelectorInputs, register_selector
+from ...method import Method
 from ..scores import context_scores, similarity
+from ..selection import Selection, SelectorInputs
 
 #: LiteLVLM‡ (context-heavy): the share of the budget reserved for context tokens. NOT in the official
 #: code (neither its sources nor its compiled files): this project's reading of the paper.
@@ -56,15 +57,13 @@ def litelvlm_select(inputs: SelectorInputs, budget: int, *, per_query: bool = Fa
     return Selection(indices=order, scores=score, parts={"similarity": union, "context": context_order})
 
 
-@register_selector("litelvlm", needs_text=True,
-                   description="LiteLVLM: lowest CLIP similarity to the text [EOS] + context tokens")
 def litelvlm(inputs: SelectorInputs, budget: int, **options) -> Selection:
     return litelvlm_select(inputs, budget, **options)
 
 
-@register_selector("litelvlm-ctx", needs_text=True,
-                   description=f"LiteLVLM‡ (context-heavy, this project's reading of the paper; not in the "
-                               f"official code): {CONTEXT_HEAVY_RATIO:.0%} of K to context tokens first")
 def litelvlm_ctx(inputs: SelectorInputs, budget: int, **options) -> Selection:
     options.setdefault("context_ratio", CONTEXT_HEAVY_RATIO)
     return litelvlm_select(inputs, budget, **options)
+
+LITELVLM = Method("clip", litelvlm, needs_text=True)
+LITELVLM_CTX = Method("clip", litelvlm_ctx, needs_text=True)

@@ -48,7 +48,7 @@ are kept and the extra token makes K.
   two counts agree) is not used.
 * Both: the same merge and extra token; for K = 1 only the extra token (all patches merged).
 
-Representation in :class:`~litelvlm.pruning.registry.Selection`: ``features`` are the rows the
+Representation in :class:`~litelvlm.pruning.selection.Selection`: ``features`` are the rows the
 projector receives, in the official order; ``indices`` name their sources: the kept patches,
 then :data:`EXTRA_INDEX` (-2, not a patch) for the extra token; consumers that index patch
 arrays drop it (``indices[indices >= 0]``). ``parts``: ``"outliers"`` (the attention-ranked
@@ -85,8 +85,9 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import LiteLVLMError
-from ..registry import Selection, SelectorInputs, register_selector
+from ...method import Method
 from ..scores import check_attention_mode
+from ..selection import Selection, SelectorInputs
 
 #: The entry of ``Selection.indices`` that stands for the extra token (all pruned patches merged).
 EXTRA_INDEX = -2
@@ -223,8 +224,6 @@ def _run(inputs: SelectorInputs, budget: int | None, plus: bool, adaptive: bool 
     return sel
 
 
-@register_selector("prumerge", extra_tokens=1, description="PruMerge: [CLS]-attention IQR outliers + key-similarity merge "
-                   "(adaptive K; fixed K: top K-1)")
 def prumerge(inputs: SelectorInputs, budget: int | None = None, *, adaptive: bool | None = None,
              attention_block: int = -1, cluster_size: int = CLUSTER_SIZE, attention: str = "official") -> Selection:
     """PruMerge: official adaptive selection when ``budget`` is None (or ``adaptive=True``), else K tokens."""
@@ -232,11 +231,12 @@ def prumerge(inputs: SelectorInputs, budget: int | None = None, *, adaptive: boo
                 attention=attention)
 
 
-@register_selector("prumerge+", extra_tokens=1, description="PruMerge+: PruMerge + spatially uniform samples "
-                   "(adaptive K; fixed K: top 1/4 + even samples)")
 def prumerge_plus(inputs: SelectorInputs, budget: int | None = None, *, adaptive: bool | None = None,
                   top_share: float = TOP_SHARE, attention_block: int = -1,
                   cluster_size: int = CLUSTER_SIZE, attention: str = "official") -> Selection:
     """PruMerge+: official adaptive selection when ``budget`` is None (or ``adaptive=True``), else K tokens."""
     return _run(inputs, budget, True, adaptive, top_share=top_share, attention_block=attention_block,
                 cluster_size=cluster_size, attention=attention)
+
+PRUMERGE = Method("clip", prumerge, extra_tokens=1)
+PRUMERGE_PLUS = Method("clip", prumerge_plus, extra_tokens=1)

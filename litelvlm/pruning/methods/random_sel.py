@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import Selection, SelectorInputs, register_selector
+from ...method import Method
+from ..selection import Selection, SelectorInputs
 
 
-@register_selector("random", description="K tokens drawn uniformly without replacement (seeded), raster order")
 def random_select(inputs: SelectorInputs, budget: int, *, seed: int | None = None) -> Selection:
     g = torch.Generator().manual_seed(inputs.seed if seed is None else seed)
     idx = torch.randperm(inputs.vision.num_patches, generator=g)[:budget]
     return Selection(indices=torch.sort(idx).values.to(inputs.vision.hidden_states[0].device))
+
+RANDOM = Method("clip", random_select)

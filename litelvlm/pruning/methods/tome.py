@@ -40,7 +40,7 @@ half the patches of a block (L44); where the constant schedule would ask more of
 (small K: 576 -> 8 gives 26 x 19, 25, 25, 16, 8) that block merges the most it can and the rest
 moves to the blocks before it. ``schedule=[r_0, r_1, ...]`` overrides it (ToMe's list form).
 
-Representation in :class:`~litelvlm.pruning.registry.Selection`: ``features`` (K, W) are the
+Representation in :class:`~litelvlm.pruning.selection.Selection`: ``features`` (K, W) are the
 feature-layer tokens after merging (the block output of size-weighted averages), CLS dropped, in
 the order ToMe leaves them: each merge puts the unmerged A tokens (position order) before the B
 tokens, so the order is a deterministic shuffle, not raster order. The LLM receives them in this
@@ -78,7 +78,8 @@ import torch
 from torch import nn
 
 from ...errors import LiteLVLMError, UnsupportedModelError
-from ..registry import Selection, SelectorInputs, register_selector
+from ...method import Method
+from ..selection import Selection, SelectorInputs
 
 
 def merge_schedule(num_patches: int, budget: int, num_blocks: int) -> list[int]:
@@ -240,7 +241,6 @@ def _check_schedule(schedule: list[int], num_blocks: int, merges: int) -> list[i
     return schedule + [0] * (num_blocks - len(schedule))  # parse_r's zero padding
 
 
-@register_selector("tome", description="ToMe: bipartite soft matching + size-weighted merging in the CLIP blocks")
 def tome(inputs: SelectorInputs, budget: int, *, schedule: list[int] | None = None,
          prop_attn: bool = True) -> Selection:
     """ToMe merging in the vision blocks before the feature layer, to K patch tokens."""
@@ -269,3 +269,5 @@ def tome(inputs: SelectorInputs, budget: int, *, schedule: list[int] | None = No
     return Selection(indices=state.rep[1:] - 1, features=state.x[0, 1:],
                      parts={"assignment": assignment, "size": torch.bincount(assignment, minlength=budget),
                             "schedule": torch.tensor(sched)})
+
+TOME = Method("clip", tome)

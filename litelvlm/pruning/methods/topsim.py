@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from ..registry import Selection, SelectorInputs, register_selector
+from ...method import Method
+from ..selection import Selection, SelectorInputs
 from .litelvlm import litelvlm_select
 
 
-@register_selector("clip_topsim", needs_text=True,
-                   description="highest CLIP similarity to the text [EOS] (not reversed) + context tokens")
 def clip_topsim(inputs: SelectorInputs, budget: int, **options) -> Selection:
     """The same union-then-context procedure as LiteLVLM, on the K//T HIGHEST-similarity tokens."""
     options["largest"] = True
     return litelvlm_select(inputs, budget, **options)
+
+CLIP_TOPSIM = Method("clip", clip_topsim, needs_text=True)

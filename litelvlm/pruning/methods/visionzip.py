@@ -27,7 +27,7 @@ A statement-level port of the official code, dvlab-research/VisionZip at commit
   - the LLM receives ``cat[dominant, contextual]`` (contextual in target order) through
     the projector (``visionzip/llava_arch.py`` L31-35, L135).
 
-Representation in :class:`~litelvlm.pruning.registry.Selection` (budget K = D + C):
+Representation in :class:`~litelvlm.pruning.selection.Selection` (budget K = D + C):
 ``features`` (K, W) are exactly the K rows the LLM receives, CLS first; ``indices`` (K,)
 name their sources in the same order: :data:`CLS_INDEX` (-1) for the CLS token, then the
 dominant patches (raster order), then each contextual token's target patch. The CLS
@@ -59,8 +59,9 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import Selection, SelectorInputs, register_selector
+from ...method import Method
 from ..scores import cls_attention_rows
+from ..selection import Selection, SelectorInputs
 
 #: The official dominant share: 54 of 64 tokens (108/128, 162/192).
 DOMINANT_SHARE = 54 / 64
@@ -75,7 +76,6 @@ def split_budget(budget: int, dominant_share: float = DOMINANT_SHARE) -> tuple[i
     return n_dom, budget - n_dom
 
 
-@register_selector("visionzip", description="VisionZip: dominant [CLS]-attention tokens + merged contextual tokens")
 def visionzip(inputs: SelectorInputs, budget: int, *, dominant_share: float = DOMINANT_SHARE,
               attention_block: int | None = None, attention: str = "official") -> Selection:
     vision = inputs.vision
@@ -126,3 +126,5 @@ def visionzip(inputs: SelectorInputs, budget: int, *, dominant_share: float = DO
     idx = torch.cat([cls, dominant, targets])
     return Selection(indices=idx, features=torch.cat(out), scores=attn,
                      parts={"dominant": torch.cat([cls, dominant]), "contextual": targets})
+
+VISIONZIP = Method("clip", visionzip)

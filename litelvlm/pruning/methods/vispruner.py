@@ -57,8 +57,9 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import Selection, SelectorInputs, register_selector
+from ...method import Method
 from ..scores import cls_attention_rows
+from ..selection import Selection, SelectorInputs
 
 #: Tokens removed per round of duplicate removal (``min(8, R - T_div)`` in the official loop).
 STEP = 8
@@ -86,7 +87,6 @@ def remove_duplicates(features: torch.Tensor, residual: torch.Tensor, keep: int,
     return residual
 
 
-@register_selector("vispruner", description="VisPruner: [CLS]-attention important tokens + diverse tokens")
 def vispruner(inputs: SelectorInputs, budget: int, *, important_ratio: float = 0.5,
               attention_block: int | None = None, step: int = STEP, attention: str = "official") -> Selection:
     if attention_block is None:  # attentions[select_layer]: the block whose output are the features
@@ -105,3 +105,5 @@ def vispruner(inputs: SelectorInputs, budget: int, *, important_ratio: float = 0
         diverse = residual[:0]
     idx = torch.sort(torch.cat([important, diverse])).values  # the LLM gets them through a mask: raster order
     return Selection(indices=idx, scores=attn, parts={"important": important, "diverse": diverse})
+
+VISPRUNER = Method("clip", vispruner)

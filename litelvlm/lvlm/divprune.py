@@ -26,12 +26,11 @@ A statement-level port of the official code, vbdi/divprune at commit
     distance of each token to the selected set); ``argmax`` returns the first maximal index
     on ties.
 
-The selector therefore needs the projector outputs, which a CLIP trace does not have: it is
-registered with :func:`~litelvlm.pruning.registry.register_llm_method` (kind ``"llm"``) and
-reads ``ctx.visual_embeds`` of the pipeline's ``LLMContext``: the (N, h) rows the LLM would
-receive (GLaMM's projector outputs of the feature-layer patches, or the caller's
-``visual_embeds``). It returns no ``prune_layer``, so the pipeline applies it at the LLM input
-(layer 0), as the official code does. :func:`divprune_select` runs it on any (N, h) tensor.
+The selector therefore needs the projector outputs, which a CLIP trace does not have: its stage is
+``llm-input`` (:mod:`litelvlm.method`), and it reads ``ctx.visual_embeds`` of the pipeline's
+``LLMContext``: the (N, h) rows the LLM would receive (GLaMM's projector outputs of the feature-layer
+patches, or the caller's ``visual_embeds``). The pipeline applies it at the LLM input (layer 0), as the
+official code does. :func:`divprune_select` runs it on any (N, h) tensor.
 
 Deviations from the official code:
 
@@ -65,10 +64,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..registry import Selection, check_budget, register_llm_method
+from ..method import Method
+from ..pruning.selection import Selection, check_budget
 
 if TYPE_CHECKING:
-    from ...lvlm.llm_attention import LLMContext
+    from .llm_attention import LLMContext
 
 #: The official retained ratio (``SUBSET_RATIO`` in run_Divprune.sh).
 RATIO = 0.098
@@ -119,5 +119,4 @@ def divprune(ctx: LLMContext, budget: int) -> Selection:
     return divprune_select(ctx.visual_embeds, budget)
 
 
-register_llm_method("divprune", "DivPrune: greedy max-min cosine-diverse visual tokens, measured on the LLM "
-                    "input embeddings (projector outputs), applied at the LLM input", divprune)
+DIVPRUNE = Method("llm-input", divprune)

@@ -1,0 +1,72 @@
+"""The contract of a visual-token pruning method: one small module declares one :class:`Method`.
+
+A method says where it acts (:data:`STAGES`), whether it reads text, which options it takes and which
+command-line flags feed them, how it selects, and, when it acts inside the LLM, how the LLM runs on
+what it kept. The pipeline, the studies and the commands ask the method; none of them names one. The
+registry (:mod:`litelvlm.methods`) gives each method its name and one-line description.
+
+This module imports nothing heavy: the registry and the command-line layer read it before torch loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+#: Where a method acts, and what its ``select`` receives.
+STAGES = {
+    "clip": "on CLIP's visual tokens, before the LLM: select(SelectorInputs, K) -> Selection",
+    "llm-input": "chosen with the LLM (or its input embeddings), applied at the LLM input: "
+                 "select(LLMContext, K) -> Selection",
+    "llm-layer": "inside the LLM, from one decoder layer on: select(LLMContext, K) -> Selection, then "
+                 "forward(LLMContext, Selection)",
+    "llm-stages": "inside the LLM, over several stages: select(LLMContext, K) -> Selection, then "
+                  "forward(LLMContext, Selection)",
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A method option fed by a study's command-line argument: ``select(..., <name>=args.<dest>)``;
+    ``None`` values are not passed (the method's own default applies)."""
+
+    name: str
+    dest: str
+
+
+@dataclass(frozen=True)
+class Method:
+    """A pruning method. ``select`` picks the kept tokens; ``forward`` (methods inside the LLM) returns the
+    final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection;
+    ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K may reach
+    N + extra_tokens. ``name`` and ``description`` come from the registry's table."""
+
+    stage: str
+    select: Callable[..., Any]
+    forward: Callable[..., tuple] | None = None
+    needs_text: bool = False
+    extra_tokens: int = 0
+    options: tuple[Option, ...] = ()
+    name: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {self.stage!r}")
+        if (self.forward is None) != (self.stage in ("clip", "llm-input")):
+            raise ValueError(f"stage {self.stage!r}: a forward is {'needed' if self.forward is None else 'not used'}")
+
+    @property
+    def kind(self) -> str:
+        """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model)."""
+        return "clip" if self.stage == "clip" else "llm"
+
+    def options_from(self, args: Any) -> dict:
+        """This method's keyword options from a study's arguments (fields named by each :class:`Option`)."""
+        out = {}
+        for opt in self.options:
+            value = getattr(args, opt.dest, None)
+            if value is not None:
+                out[opt.name] = value
+        return out

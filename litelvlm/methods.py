@@ -1,0 +1,92 @@
+"""Every pruning method by name: a table ``name -> ("module:attribute", one-line description)`` that imports
+nothing until a method is asked for, so listing the names loads no torch. ``get_method(name)`` imports the
+module that declares the method (a :class:`~litelvlm.method.Method`) and names it.
+
+A new method is one module that declares its ``Method`` and one line here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import replace
+
+from .errors import LiteLVLMError
+from .method import Method
+
+_CLIP = "litelvlm.pruning.methods."
+_LLM = "litelvlm.lvlm."
+
+#: name -> (where its Method is declared, what it does)
+TABLE: dict[str, tuple[str, str]] = {
+    "none": (_LLM + "none:NONE", "no pruning: all N visual tokens (the unpruned baseline)"),
+    "litelvlm": (_CLIP + "litelvlm:LITELVLM", "LiteLVLM: lowest CLIP similarity to the text [EOS] + context tokens"),
+    "litelvlm-ctx": (_CLIP + "litelvlm:LITELVLM_CTX",
+                     "LiteLVLM‡ (context-heavy, this project's reading of the paper; not in the official code): "
+                     "50% of K to context tokens first"),
+    "clip_topsim": (_CLIP + "topsim:CLIP_TOPSIM",
+                    "highest CLIP similarity to the text [EOS] (not reversed) + context tokens"),
+    "random": (_CLIP + "random_sel:RANDOM", "K tokens drawn uniformly without replacement (seeded), raster order"),
+    "vispruner": (_CLIP + "vispruner:VISPRUNER", "VisPruner: [CLS]-attention important tokens + diverse tokens"),
+    "visionzip": (_CLIP + "visionzip:VISIONZIP",
+                  "VisionZip: dominant [CLS]-attention tokens + merged contextual tokens"),
+    "prumerge": (_CLIP + "prumerge:PRUMERGE",
+                 "PruMerge: [CLS]-attention IQR outliers + key-similarity merge (adaptive K; fixed K: top K-1)"),
+    "prumerge+": (_CLIP + "prumerge:PRUMERGE_PLUS", "PruMerge+: PruMerge + spatially uniform samples "
+                  "(adaptive K; fixed K: top 1/4 + even samples)"),
+    "tome": (_CLIP + "tome:TOME", "ToMe: bipartite soft matching + size-weighted merging in the CLIP blocks"),
+    "divprune": (_LLM + "divprune:DIVPRUNE", "DivPrune: greedy max-min cosine-diverse visual tokens, measured on "
+                 "the LLM input embeddings (projector outputs), applied at the LLM input"),
+    "fastv": (_LLM + "fastv:FASTV", "FastV: drop visual tokens by the last token's attention at LLM layer K-1 "
+              "(kept tokens keep their RoPE positions)"),
+    "dart": (_LLM + "dart:DART", "DART: after LLM layer K-1, keep pivot tokens (largest key L1 norm) and the visual "
+             "tokens least similar to them (kept tokens keep their RoPE positions)"),
+    "sparsevlm": (_LLM + "sparsevlm:SPARSEVLM", "SparseVLM (v1.5): text raters' attention drops visual tokens after "
+                  "LLM layers 2/6/15 with the official per-budget counts; 30% of the dropped recycled as DPC-KNN "
+                  "cluster means; positions renumbered"),
+    "llm-attention": (_LLM + "llm_attention:LLM_ATTENTION", "oracle: rank visual tokens by the attention they "
+                      "receive in the LLM (from the last token, all text tokens or the [SEG]-predicting tokens, at "
+                      "one layer)"),
+    "saliency": (_LLM + "saliency:SALIENCY", "oracle: rank visual tokens by captum gradient saliency of the "
+                 "predicted mask logits w.r.t. the visual tokens (a full forward and backward of the unpruned model)"),
+}
+
+_LOADED: dict[str, Method] = {}
+
+
+def method_names() -> list[str]:
+    """Every registered name, sorted (imports nothing)."""
+    return sorted(TABLE)
+
+
+def describe(name: str) -> str:
+    """The one-line description of ``name`` (imports nothing)."""
+    return TABLE[_known(name)][1]
+
+
+def _known(name: str) -> str:
+    if name not in TABLE:
+        close = difflib.get_close_matches(name, TABLE, n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise LiteLVLMError(f"unknown method {name!r}{hint}; known methods: {', '.join(method_names())}")
+    return name
+
+
+def get_method(name: str) -> Method:
+    """The :class:`Method` registered as ``name`` (its module imported on first use); an unknown name is an
+    error that suggests the closest names and lists the known ones."""
+    if name not in _LOADED:
+        target, description = TABLE[_known(name)]
+        module, attr = target.split(":")
+        method = getattr(importlib.import_module(module), attr)
+        if not isinstance(method, Method):
+            raise TypeError(f"{target} is not a litelvlm.method.Method")
+        _LOADED[name] = replace(method, name=name, description=description)
+    return _LOADED[name]
+
+
+def available_methods(kind: str | None = None) -> list[str]:
+    """Registered names (optionally only those of ``kind``, ``clip`` or ``llm``: imports their modules), sorted."""
+    if kind is None:
+        return method_names()
+    return [n for n in method_names() if get_method(n).kind == kind]

@@ -1,0 +1,77 @@
+"""What a selector reads and returns (:class:`SelectorInputs`, :class:`Selection`), the budget rule, and
+``select``: a CLIP-side method by name (the names are :mod:`litelvlm.methods`'s)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..clip.base import TextTrace, VisionTrace
+from ..errors import LiteLVLMError
+
+
+@dataclass
+class SelectorInputs:
+    """What a CLIP-side selector may read: one image's vision trace and its texts' trace."""
+
+    vision: VisionTrace
+    text: TextTrace | None = None
+    image_index: int = 0
+    feature_layer: int = -2
+    seed: int = 0
+
+    def patches(self, layer: int | None = None) -> torch.Tensor:
+        """(N, W) patch tokens of this image at ``layer`` (default: the LLM's feature layer)."""
+        return self.vision.patches(self.feature_layer if layer is None else layer)[self.image_index]
+
+
+@dataclass
+class Selection:
+    """A selector's output: patch indices in the order the LLM receives them.
+
+    ``features`` is set by methods that merge tokens (VisionZip, whose ``indices`` start with -1 for
+    the CLS token it passes on; PruMerge, whose last index -2 is its token merging all pruned ones:
+    negative indices are no patch); otherwise the LLM gets
+    the feature-layer patch tokens at ``indices``. ``scores`` is the per-patch score the
+    method ranked by (N,), where it has one; ``parts`` names index subsets (e.g. the
+    similarity-aware and context-aware sets of LiteLVLM). ``llm_output`` is the (final normed hidden
+    states, rows predicting each [SEG]) of the LLM forward that made the selection, for a method that
+    runs the LLM to select (SparseVLM): its ``forward`` returns them instead of running the LLM again.
+    """
+
+    indices: torch.Tensor
+    features: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+    llm_output: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return int(self.indices.numel())
+
+
+def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
+    """Validate 1 <= K <= N (+ ``extra_tokens``, for a method that adds tokens to the patches)."""
+    top = num_patches + extra_tokens
+    if not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= top:
+        what = "the number of patches" if not extra_tokens else f"{num_patches} patches + {extra_tokens} extra"
+        raise LiteLVLMError(f"budget must satisfy 1 <= K <= {top} ({what}); got {budget}")
+    return budget
+
+
+def select(method: str, inputs: SelectorInputs, budget: int, **options: Any) -> Selection:
+    """Run a CLIP-side method (stage ``clip``) by name, with budget checks."""
+    from ..methods import get_method
+
+    spec = get_method(method)
+    check_budget(budget, inputs.vision.num_patches, spec.extra_tokens)
+    if spec.stage != "clip":
+        raise LiteLVLMError(f"method {method!r} runs inside the LLM; use the grounding pipeline "
+                            "(litelvlm.lvlm) to apply it")
+    if spec.needs_text and (inputs.text is None or len(inputs.text.texts) == 0):
+        raise LiteLVLMError(f"method {method!r} needs at least one text")
+    sel = spec.select(inputs, budget, **options)
+    if sel.indices.numel() != budget:
+        raise AssertionError(f"{method} returned {sel.indices.numel()} tokens for budget {budget}")
+    return sel
