@@ -80,7 +80,7 @@ def _validate(a: EfficiencyArgs):
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
     for m in methods:
         spec = get_method(m)
-        if spec.kind == "llm" and m not in ("none", *_flops.LLM_PRUNERS):
+        if spec.oracle:
             raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
     if not methods:
         raise LiteLVLMError("--methods is empty")

@@ -176,9 +176,8 @@ def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple
         if not 1 <= b <= num_patches:
             raise LiteLVLMError(f"--budgets: {b} is outside 1..{num_patches} (the model's visual tokens)")
     out = []
-    for m in methods:
-        get_method(m)  # an unknown name is an error naming the known ones
-        out.extend([(m, num_patches)] if m == "none" else [(m, b) for b in budgets])
+    for m in methods:  # an unknown name is an error naming the known ones; the baseline runs once, at K = N
+        out.extend([(m, num_patches)] if get_method(m).baseline else [(m, b) for b in budgets])
     return list(dict.fromkeys(out))
 
 

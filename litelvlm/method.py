@@ -26,6 +26,11 @@ STAGES = {
 }
 
 
+def at_input(budget: int, num_visual: int, num_layers: int, **options) -> tuple[tuple[int, int], ...]:
+    """The token schedule of a method that prunes before the LLM: K visual tokens from layer 0."""
+    return ((0, budget),)
+
+
 @dataclass(frozen=True)
 class Option:
     """A method option fed by a study's command-line argument: ``select(..., <name>=args.<dest>)``;
@@ -40,7 +45,10 @@ class Method:
     """A pruning method. ``select`` picks the kept tokens; ``forward`` (methods inside the LLM) returns the
     final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection;
     ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K may reach
-    N + extra_tokens. ``name`` and ``description`` come from the registry's table."""
+    N + extra_tokens. ``schedule(K, N, num_layers, **options)`` gives the visual tokens the LLM's layers
+    see, ``((first_layer, visual_tokens), ...)``, for the FLOPs and activation counts. ``baseline``: the
+    method keeps every token (one run at K = N, whatever the budgets). ``oracle``: an analysis oracle
+    that reads the unpruned model's internals (its extra passes are no pruning cost to measure). ``name`` and ``description`` come from the registry's table."""
 
     stage: str
     select: Callable[..., Any]
@@ -48,6 +56,9 @@ class Method:
     needs_text: bool = False
     extra_tokens: int = 0
     options: tuple[Option, ...] = ()
+    schedule: Callable[..., tuple[tuple[int, int], ...]] = at_input
+    baseline: bool = False
+    oracle: bool = False
     name: str = ""
     description: str = ""
 

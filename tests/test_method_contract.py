@@ -24,7 +24,13 @@ def test_every_table_entry_is_a_method():
         assert m.stage in STAGES and callable(m.select)
         assert (m.forward is not None) == (m.stage in ("llm-layer", "llm-stages")), name
         assert m.kind == ("clip" if m.stage == "clip" else "llm")
+        stages = m.schedule(64, 576, 32, **({"layer": 3} if m.options and m.options[0].name == "layer" else {}))
+        assert stages[0][0] == 0 and all(a[0] < b[0] for a, b in zip(stages, stages[1:])), (name, stages)
+        assert stages[0][1] == (576 if m.stage in ("llm-layer", "llm-stages") else 64), (name, stages)
     assert available_methods("clip") == sorted(n for n in TABLE if get_method(n).stage == "clip")
+    assert [n for n in TABLE if get_method(n).baseline] == ["none"]
+    assert sorted(n for n in TABLE if get_method(n).oracle) == ["llm-attention", "saliency"]
+    assert get_method("fastv").schedule(64, 576, 32, layer=3) == ((0, 576), (3, 64))
     assert {"none", "fastv", "sparsevlm", "divprune"} <= set(available_methods("llm"))
 
 

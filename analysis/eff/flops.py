@@ -79,31 +79,22 @@ class TokenPlan:
         return [(end - first, self.text_tokens + visual) for (first, visual), end in zip(self.stages, ends)]
 
 
-#: LLM-side methods with a cost to measure (the oracles ``llm-attention`` and ``saliency`` have none).
-LLM_PRUNERS = ("fastv", "dart", "sparsevlm", "divprune")
-
-
 def token_plan(arch: EffArch, method: str, budget: int, fastv_layer: int = 2) -> TokenPlan:
-    """The token schedule of ``method`` at visual budget ``budget``: CLIP-side methods and DivPrune feed
-    K tokens to layer 0; FastV and DART prune once inside the LLM; SparseVLM at its official layers."""
-    n, t = arch.num_patches, arch.text_tokens
-    if method == "none":
-        return TokenPlan(t, ((0, n),))
-    if method == "fastv":
-        return TokenPlan(t, ((0, n), (fastv_layer, budget)), "fastv", budget)
-    if method == "dart":
-        from litelvlm.lvlm.dart import DEFAULT_LAYER
+    """The token schedule of ``method`` at visual budget ``budget``, as the method declares it
+    (``Method.schedule``; ``fastv_layer`` feeds the methods whose option ``--fastv-layer`` sets): CLIP-side
+    methods and DivPrune feed K tokens to layer 0, FastV and DART prune once inside the LLM, SparseVLM at its
+    official layers. The plan names the method when the method itself must run to realise it (its selection
+    happens with the LLM), not for CLIP-side methods or the unpruned baseline."""
+    from types import SimpleNamespace
 
-        return TokenPlan(t, ((0, n), (DEFAULT_LAYER, budget)), "dart", budget)
-    if method == "sparsevlm":
-        from litelvlm.lvlm.sparsevlm import token_schedule
+    from litelvlm.methods import get_method
 
-        per_layer = token_schedule(budget, n, arch.glamm.llm_layers)
-        stages = tuple((i, v) for i, v in enumerate(per_layer) if i == 0 or v != per_layer[i - 1])
-        return TokenPlan(t, stages, "sparsevlm", budget)
-    if method == "divprune":  # selected on the LLM input embeddings, then K tokens from layer 0
-        return TokenPlan(t, ((0, budget),), "divprune", budget)
-    return TokenPlan(t, ((0, budget),))
+    spec = get_method(method)
+    budget = arch.num_patches if spec.baseline else budget
+    options = spec.options_from(SimpleNamespace(fastv_layer=fastv_layer))
+    stages = tuple(spec.schedule(budget, arch.num_patches, arch.glamm.llm_layers, **options))
+    runs = spec.stage != "clip" and not spec.baseline
+    return TokenPlan(arch.text_tokens, stages, method if runs else "", budget if runs else 0)
 
 
 def llm_flops_exact(s: GlammArch, plan: TokenPlan, lm_head: bool = True) -> int:

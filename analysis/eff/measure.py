@@ -59,8 +59,9 @@ def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]]
     from tqdm.auto import tqdm
 
     from litelvlm.memory import peak_activation_bytes
+    from litelvlm.methods import get_method
 
-    from .flops import LLM_PRUNERS, token_plan
+    from .flops import token_plan
     from .layer_timer import LayerLoopTimer, llm_layers
     from .parts import needs_text
     from .timing import cuda_time_ms, interleaved_wall_ms, wall_time_ms
@@ -98,7 +99,7 @@ def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]]
         def selection(m=method, b=budget):
             return parts.run_select(m, b)
 
-        sel_ms = 0.0 if method in ("none", *LLM_PRUNERS) else wall(selection)  # LLM-side: inside the prefill
+        sel_ms = 0.0 if get_method(method).stage != "clip" else wall(selection)  # LLM-side: inside the prefill
         text = text_ms if needs_text(method) else 0.0
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)

@@ -15,11 +15,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from litelvlm.clip.base import TextTrace, VisionTrace
+from litelvlm.methods import get_method
 from litelvlm.pruning import Selection, SelectorInputs, select
 
 from .arch import EffArch
 from .build import SENTENCE, InMemoryHFClip, build_clip_model
-from .flops import LLM_PRUNERS, count_flops
+from .flops import count_flops
 
 #: Length of the CLIP text the selectors see in :class:`SelectorBench` (what the pipeline's question is).
 QUERY_TOKENS = 16
@@ -96,7 +97,7 @@ class SelectorBench:
             g = torch.Generator().manual_seed(0)
             embeds = torch.randn(self.backend.num_patches, self.llm_hidden, generator=g)
             return count_flops(lambda: divprune_select(embeds, budget))[0], None
-        if method in ("none", *LLM_PRUNERS):  # FastV, DART, SparseVLM: their scoring is inside the prefill
+        if get_method(method).stage != "clip":  # none, FastV, DART, SparseVLM: their cost is in the prefill
             return 0, None
         out: dict[str, Selection] = {}
         flops = count_flops(lambda: out.setdefault("selection", self.select(method, budget)))[0]

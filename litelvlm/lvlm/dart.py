@@ -77,7 +77,7 @@ from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
 from .attention_rows import rotated_keys
-from .fastv import pruned_forward
+from .fastv import pruned_at_layer, pruned_forward
 from .llm_attention import LLMContext
 
 #: ``--pruned_layer 2`` in every ``scripts/v1_5/eval/*.sh``: pruning before decoder layer 2.
@@ -158,4 +158,9 @@ def dart_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER, piv
                             "text_pivots": out["text_pivots"], "pivot_order": out["order"]})
 
 
-DART = Method("llm-layer", dart_select, forward=pruned_forward)
+def dart_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int = DEFAULT_LAYER):
+    """N visual tokens up to layer K-1, K from DART's layer on (FastV's mechanism)."""
+    return pruned_at_layer(budget, num_visual, num_layers, layer=layer)
+
+
+DART = Method("llm-layer", dart_select, forward=pruned_forward, schedule=dart_schedule)

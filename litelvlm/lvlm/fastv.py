@@ -58,4 +58,10 @@ def pruned_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch
     return final, pred
 
 
-FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, options=(Option("layer", "fastv_layer"),))
+def pruned_at_layer(budget: int, num_visual: int, num_layers: int, *, layer: int = DEFAULT_LAYER):
+    """Token schedule of one pruning inside the LLM: N visual tokens up to layer K-1, K from layer ``layer``."""
+    return ((0, num_visual), (layer, budget))
+
+
+FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, options=(Option("layer", "fastv_layer"),),
+               schedule=pruned_at_layer)

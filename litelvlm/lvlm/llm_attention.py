@@ -157,5 +157,5 @@ def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = No
                      parts={"ranking": torch.argsort(score, descending=True, stable=True)})
 
 
-LLM_ATTENTION = Method("llm-input", llm_attention_select,
+LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True,
                        options=(Option("layer", "attention_layer"), Option("queries", "attention_queries")))

@@ -17,4 +17,4 @@ def keep_all(ctx: LLMContext, budget: int) -> Selection:
     return Selection(indices=torch.arange(ctx.num_visual))
 
 
-NONE = Method("llm-input", keep_all)
+NONE = Method("llm-input", keep_all, baseline=True)

@@ -100,4 +100,4 @@ def saliency_select(ctx, budget: int, *, attribution: str = "saliency", target: 
                      parts={"ranking": torch.argsort(score, descending=True, stable=True).cpu()})
 
 
-SALIENCY = Method("llm-input", saliency_select)
+SALIENCY = Method("llm-input", saliency_select, oracle=True)

@@ -262,4 +262,10 @@ def staged_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch
     return run_.final, run_.seg_positions
 
 
-SPARSEVLM = Method("llm-stages", sparsevlm_select, forward=staged_forward)
+def stages(budget: int, num_visual: int, num_layers: int) -> tuple[tuple[int, int], ...]:
+    """:func:`token_schedule` as ``((first_layer, visual_tokens), ...)``: a stage starts where the count changes."""
+    per_layer = token_schedule(budget, num_visual, num_layers)
+    return tuple((i, v) for i, v in enumerate(per_layer) if i == 0 or v != per_layer[i - 1])
+
+
+SPARSEVLM = Method("llm-stages", sparsevlm_select, forward=staged_forward, schedule=stages)
