@@ -62,13 +62,12 @@ def palette(n: int | None = None) -> list[tuple[float, float, float]]:
     return sns.color_palette(PALETTE, n)
 
 
-#: Legend names of methods that need a word of warning wherever a user meets them.
-METHOD_LABELS = {"litelvlm-ctx": "litelvlm-ctx (‡, not in the official code)"}
-
-
 def method_label(method: str) -> str:
-    """The legend name of ``method`` (LiteLVLM‡ is marked as this project's reading of the paper)."""
-    return METHOD_LABELS.get(method, method)
+    """The legend name of ``method``: a method of this project's own (its registry description carries ‡,
+    e.g. LiteLVLM‡, this project's reading of the paper) is marked as not in the official code."""
+    from litelvlm.methods import TABLE
+
+    return f"{method} (‡, not in the official code)" if method in TABLE and "‡" in TABLE[method][1] else method
 
 
 def method_colors(methods: Iterable[str]) -> dict[str, tuple[float, float, float]]:

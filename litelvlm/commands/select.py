@@ -76,8 +76,9 @@ def run(ns) -> int:
     from ..methods import describe, method_names
 
     if ns.list_methods:  # from the registry's table alone: no method module, no torch
+        width = max(map(len, method_names()))
         for name in method_names():
-            print(f"{name:14s} {describe(name)}")
+            print(f"{name:{width}s}  {describe(name)}")
         return 0
     from ..pruning import SelectorInputs, available_methods, get_method, visual_features
 
