@@ -24,6 +24,9 @@ TABLE: dict[str, tuple[str, str]] = {
     "litelvlm-ctx": (_CLIP + "litelvlm:LITELVLM_CTX",
                      "LiteLVLM‡ (context-heavy, this project's reading of the paper; not in the official code): "
                      "50% of K to context tokens first"),
+    "litelvlm-context": (_CLIP + "context_only:LITELVLM_CONTEXT",
+                         "LiteLVLM's context ranking alone (‡ this project's ablation; not in the official code): "
+                         "the K tokens of highest context score, no text"),
     "clip_topsim": (_CLIP + "topsim:CLIP_TOPSIM",
                     "highest CLIP similarity to the text [EOS] (not reversed) + context tokens"),
     "random": (_CLIP + "random_sel:RANDOM", "K tokens drawn uniformly without replacement (seeded), raster order"),
