@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.glamm_args import DTYPES, GlammDataArgs, study_numerics
+from analysis.glamm_runs import method_options, official_turns, plan
 from analysis.parts import PartStore, read_json, read_parquet
 from analysis.study import RunFolder, check_config, portable_paths, torch_thread_count
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
@@ -163,43 +164,9 @@ def load_grounding(results_dir: str | Path) -> dict:
             "difference": diff, "config": configs}
 
 
-# -- the plan -----------------------------------------------------------------------------------
-def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple[str, int]]:
-    """(method, budget) pairs to run; ``none`` once at N; bad names and budgets are errors."""
-    from litelvlm.pruning import get_method
-
-    if not methods:
-        raise LiteLVLMError("--methods is empty")
-    if not budgets:
-        raise LiteLVLMError("--budgets is empty")
-    for b in budgets:
-        if not 1 <= b <= num_patches:
-            raise LiteLVLMError(f"--budgets: {b} is outside 1..{num_patches} (the model's visual tokens)")
-    out = []
-    for m in methods:  # an unknown name is an error naming the known ones; the baseline runs once, at K = N
-        out.extend([(m, num_patches)] if get_method(m).baseline else [(m, b) for b in budgets])
-    return list(dict.fromkeys(out))
-
-
-def official_turns(records: list, seed: int, image_id: int, max_sentences: int) -> tuple[list, list]:
-    """GLaMM's protocol for one image: (sampled records in conversation order, (question, answer) turns)."""
-    from litelvlm.lvlm.protocol import sample_official
-
-    records = sorted(records, key=lambda r: r.order)  # REFER-file order, as GLaMM lists them
-    sample = sample_official([r.sentence for r in records], seed, image_id, max_sentences)
-    return [records[i] for i in sample.indices], sample.turns
-
-
 def gt_parts(args: GroundingArgs) -> str:
     """How a referent's polygon parts become its target: ``--gt-parts``, else the protocol's default."""
     return args.gt_parts or ("sum" if args.protocol == "official" else "union")
-
-
-def method_options(args, method: str) -> dict:
-    """``ground``'s options for ``method`` from a study's arguments (the method's own mapping)."""
-    from litelvlm.methods import get_method
-
-    return get_method(method).options_from(args)
 
 
 @no_grad

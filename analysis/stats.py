@@ -138,19 +138,3 @@ def length_bins(n_words: np.ndarray, edges: tuple[int, ...] = LENGTH_BIN_EDGES) 
     return pd.Categorical(pd.cut(np.asarray(n_words, float), bins=list(edges), right=False, labels=labels),
                           ordered=True)
 
-
-def summarise(df: pd.DataFrame, value: str, by: list[str], group: str = "image_id", n_boot: int = 1000,
-              seed: int = 0, reference: float | None = None) -> pd.DataFrame:
-    """Per ``by`` cell: n, n_groups, mean with bootstrap CI over ``group``, and optional Wilcoxon vs ``reference``."""
-    rows = []
-    for key, sub in df.groupby(by, sort=True, observed=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        mean, lo, hi = bootstrap_ci(sub[value].to_numpy(), sub[group].to_numpy(), n_boot, seed)
-        row = dict(zip(by, key))
-        row.update({"n": int(sub[value].notna().sum()), "n_groups": int(sub[group].nunique()),
-                    f"{value}_mean": mean, f"{value}_ci_low": lo, f"{value}_ci_high": hi})
-        if reference is not None:
-            stat, p, _ = wilcoxon_vs(sub[value].to_numpy(), sub[group].to_numpy(), reference)
-            row.update({"wilcoxon_stat": stat, "wilcoxon_p": p})
-        rows.append(row)
-    return pd.DataFrame(rows)

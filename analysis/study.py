@@ -109,11 +109,6 @@ def current_names(old: dict, new: dict) -> dict:
     return res
 
 
-def grows(old: Any, new: Any) -> bool:
-    """A ``--limit``-like option grows (or stays): None is everything."""
-    return new is None or (old is not None and new >= old)
-
-
 def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[Any, Any], bool]] | None = None,
                  ignore: tuple[str, ...] = ()) -> dict | None:
     """Refuse to resume into ``out`` when its config.json records an incompatible configuration (the

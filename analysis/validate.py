@@ -3,7 +3,7 @@
 The model is loaded through the real loading path (a GLaMM-RefSeg folder, or ``glamm-7b-random`` /
 ``tiny-random``: a random model of that size written once in the GLaMM-RefSeg layout and loaded back).
 One image of ``--refer-dir`` and its sentences go through GLaMM's official protocol (3 sampled
-sentences, GLaMM's questions and answers, one multi-turn prompt, ``analysis.grounding.official_turns``);
+sentences, GLaMM's questions and answers, one multi-turn prompt, ``analysis.glamm_runs.official_turns``);
 the image's CLIP and SAM forwards run once; then ``GlammPipeline.ground`` runs for every (method,
 budget) and :mod:`analysis.validate_measure` records the visual tokens the LLM received, the [SEG]
 positions, the mask shape and dtype, prefill and end-to-end time, peak resident memory and stored
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(a: ValidateArgs, num_patches: int) -> list[tuple[str, int]]:
-    from analysis.grounding import plan
+    from analysis.glamm_runs import plan
     from litelvlm.pruning import available_methods
 
     methods = split_list(a.methods) or [m for m in available_methods() if m != "none"]
@@ -199,7 +199,7 @@ def run_validate(a: ValidateArgs) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from analysis.grounding import method_options, official_turns
+    from analysis.glamm_runs import method_options, official_turns
     from analysis.parts import PartStore
     from analysis.validate_measure import PeakRSS, timed_ms
     from analysis.validate_report import ROW_COLUMNS, write_report

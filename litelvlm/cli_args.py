@@ -87,15 +87,6 @@ class DeprecatedFlag(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def deprecated_flags(cls: type) -> dict[str, str]:
-    """``{old flag: current flag}`` for the fields of the options dataclass ``cls``."""
-    res = {}
-    for f in dataclasses.fields(cls):
-        for old in f.metadata.get("deprecated", ()):
-            res[old] = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-    return res
-
-
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one option per field of ``cls`` (``field_name`` becomes ``--field-name``)."""
     hints = typing.get_type_hints(cls)

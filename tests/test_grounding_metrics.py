@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.grounding import mask_stats, official_turns, plan, protocol_difference, summarize
+from analysis.glamm_runs import official_turns, plan
+from analysis.grounding import mask_stats, protocol_difference, summarize
 from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 from litelvlm.errors import LiteLVLMError
 

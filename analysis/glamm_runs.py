@@ -1,0 +1,36 @@
+"""What every study of the GLaMM pipeline shares: which (method, budget) runs to make, each method's options
+from the study's arguments, and the official protocol's sentences and turns for one image."""
+
+from __future__ import annotations
+
+from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import get_method
+
+
+def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple[str, int]]:
+    """(method, budget) pairs to run; the baseline (``none``) once at N; bad names and budgets are errors."""
+    if not methods:
+        raise LiteLVLMError("--methods is empty")
+    if not budgets:
+        raise LiteLVLMError("--budgets is empty")
+    for b in budgets:
+        if not 1 <= b <= num_patches:
+            raise LiteLVLMError(f"--budgets: {b} is outside 1..{num_patches} (the model's visual tokens)")
+    out = []
+    for m in methods:  # an unknown name is an error naming the known ones; the baseline runs once, at K = N
+        out.extend([(m, num_patches)] if get_method(m).baseline else [(m, b) for b in budgets])
+    return list(dict.fromkeys(out))
+
+
+def official_turns(records: list, seed: int, image_id: int, max_sentences: int) -> tuple[list, list]:
+    """GLaMM's protocol for one image: (sampled records in conversation order, (question, answer) turns)."""
+    from litelvlm.lvlm.protocol import sample_official
+
+    records = sorted(records, key=lambda r: r.order)  # REFER-file order, as GLaMM lists them
+    sample = sample_official([r.sentence for r in records], seed, image_id, max_sentences)
+    return [records[i] for i in sample.indices], sample.turns
+
+
+def method_options(args, method: str) -> dict:
+    """``ground``'s options for ``method`` from a study's arguments (the method's own mapping)."""
+    return get_method(method).options_from(args)
