@@ -24,12 +24,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from .model_spec import ModelSpec
+
 WeightsKind = Literal["real", "random", "toy"]
 #: the order in which several models of one run decide its mark (the least real wins)
 _RANK = {"real": 0, "toy": 1, "random": 2}
 #: GLaMM architectures that exist with trained weights (a ``litelvlm_arch`` of any other is random)
 _REAL_ARCHS = ("glamm-7b",)
-_PREFIXES = ("local-dir:",)
 
 __all__ = ["WeightsKind", "weights_kind", "weights_banner", "run_weights_kind", "mark_weights"]
 
@@ -71,16 +72,10 @@ def weights_kind(model: str | os.PathLike | None) -> WeightsKind:
     """``"real"``, ``"random"`` or ``"toy"``: what kind of weights the model string ``model`` loads."""
     if model is None:
         return "real"
-    text = str(model)
-    for prefix in _PREFIXES:
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-    if os.path.isdir(text):
-        return _folder_kind(Path(text))
-    base = text.partition(":")[0]
-    if base.endswith("-random") or base.startswith("random-"):
-        return "random"
-    return "real"
+    spec = ModelSpec.parse(str(model))
+    if os.path.isdir(spec.folder):
+        return _folder_kind(Path(spec.folder))
+    return "random" if spec.is_random else "real"
 
 
 def run_weights_kind(models: Iterable[str | os.PathLike | None]) -> WeightsKind:

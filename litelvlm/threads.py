@@ -19,16 +19,14 @@ import sys
 from collections.abc import Iterator
 
 from .errors import LiteLVLMError
+from .model_spec import ModelSpec
 
 _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def is_small_model(model: str | None) -> bool:
     """True for the bundled toy CLIP (``None``) and ``tiny*`` model strings (random or toy weights)."""
-    if model is None:
-        return True
-    name = str(model).rsplit("/", 1)[-1].lower()
-    return name.startswith("tiny") or "toy" in name
+    return model is None or ModelSpec.parse(model).is_small
 
 
 def default_threads(model: str | None) -> int | None:

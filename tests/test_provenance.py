@@ -26,10 +26,9 @@ def test_model_strings(model, kind):
 
 
 def test_every_random_name_of_the_library_is_random():
-    from litelvlm.clip import _RANDOM
-    from litelvlm.lvlm.pipeline import RANDOM_MODELS
+    from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_GLAMMS
 
-    for name in [*_RANDOM, *RANDOM_MODELS]:
+    for name in [*RANDOM_CLIPS, *RANDOM_GLAMMS]:
         assert weights_kind(name) == weights_kind(f"{name}:7") == "random", name
 
 

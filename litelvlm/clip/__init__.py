@@ -24,20 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LiteLVLMError
+from ..model_spec import ModelSpec
 
 #: The default CLIP model of the hf backend (LLaVA-1.5's and GLaMM's vision tower).
 DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
 
 __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
-           "DEFAULT_HF_MODEL", "DeferredClip", "HFClip", "OpenClip", "resolve_random_model", "parse_random_seed"]
+           "DEFAULT_HF_MODEL", "DeferredClip", "HFClip", "OpenClip", "resolve_random_model"]
 
 #: Names imported from a backend module on first use (PEP 562).
 _LAZY = {"HOOK_POINTS": "base", "ClipBackend": "base", "Geometry": "base", "TextTrace": "base", "VisionTrace": "base",
          "attention_rows": "base", "hook_point": "base", "HFClip": "hf", "OpenClip": "openclip",
          "DeferredClip": "deferred"}
-
-_RANDOM = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
-
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
@@ -47,31 +45,23 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def parse_random_seed(model: str) -> int:
-    """The SEED of ``<arch>-random[:SEED]`` (0 when absent); anything but a whole number is an error."""
-    seed = model.partition(":")[2]
-    if not (seed or "0").isdigit():
-        raise LiteLVLMError(f"model {model!r}: the seed after ':' must be a whole number, got {seed!r}")
-    return int(seed or 0)
-
-
 def resolve_random_model(model: str, backend: str) -> str | None:
     """For ``<arch>-random[:SEED]`` strings, write (once) and return the random model's path."""
-    base = model.partition(":")[0]
-    if base not in _RANDOM:
+    spec = ModelSpec.parse(model)
+    if spec.random_clip is None:
         return None
     from ..cache import default_cache_dir
 
-    seed_i = parse_random_seed(model)
-    root = default_cache_dir() / "random-models" / f"{base}-{backend}-seed{seed_i}"
+    seed_i = spec.random_seed()
+    root = default_cache_dir() / "random-models" / f"{spec.name}-{backend}-seed{seed_i}"
     marker = root / ".complete"
     if not marker.exists():
         from .random_init import save_random_hf_clip, save_random_open_clip
 
         if backend == "hf":
-            save_random_hf_clip(root, _RANDOM[base], seed_i)
+            save_random_hf_clip(root, spec.random_clip, seed_i)
         else:
-            save_random_open_clip(root, _RANDOM[base], seed_i)
+            save_random_open_clip(root, spec.random_clip, seed_i)
         marker.touch()
     return str(root) if backend == "hf" else f"local-dir:{root}"
 
@@ -79,10 +69,8 @@ def resolve_random_model(model: str, backend: str) -> str | None:
 def _backend_for(model: str) -> str:
     """open_clip for open_clip-style strings (``local-dir:``, ``hf-hub:``, ``ARCH:TAG``, a folder with
     ``open_clip_config.json``), hf for everything else."""
-    if model.startswith(("local-dir:", "hf-hub:")) or (
+    if ModelSpec.parse(model).open_clip_style or (
             os.path.isdir(model) and (Path(model) / "open_clip_config.json").exists()):
-        return "open_clip"
-    if ":" in model and not model.split(":")[0].endswith("-random") and "/" not in model.split(":")[0]:
         return "open_clip"
     return "hf"
 
@@ -92,7 +80,7 @@ def _check_folder(model: str, backend: str) -> None:
     ``config.json``, or a ``config.json`` without ``model_type``."""
     import json
 
-    folder = model[len("local-dir:"):] if model.startswith("local-dir:") else model
+    folder = ModelSpec.parse(model).folder
     if not os.path.isdir(folder):
         return
     if not any(Path(folder).iterdir()):
@@ -129,8 +117,9 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
     backend = backend or _backend_for(model)
     if backend not in ("hf", "open_clip"):
         raise LiteLVLMError(f"unknown backend {backend!r}; choose 'hf' or 'open_clip'")
-    if model.partition(":")[0] in _RANDOM:
-        parse_random_seed(model)  # a bad seed is refused before anything is written
+    spec = ModelSpec.parse(model)
+    if spec.random_clip is not None:
+        spec.random_seed()  # a bad seed is refused before anything is written
     import torch
 
     resolved = resolve_random_model(model, backend) or model

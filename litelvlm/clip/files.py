@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..model_spec import ModelSpec
+
 
 def hub_snapshot_dir(repo_id: str) -> Path | None:
     """The local snapshot folder of a Hugging Face hub id already in the cache (no network), or None."""
@@ -24,10 +26,10 @@ def model_files(source: str, backend: str) -> list[Path]:
     id; open_clip: ``local-dir:``) or an open_clip ``ARCH:/path`` checkpoint; [] when not known here."""
     if backend == "hf":
         folder = Path(source) if os.path.isdir(source) else hub_snapshot_dir(source)
-    elif source.startswith("local-dir:"):
-        folder = Path(source[len("local-dir:"):])
+    elif (spec := ModelSpec.parse(source)).local_dir is not None:
+        folder = Path(spec.local_dir)
     else:
-        path = source.partition(":")[2]
+        path = spec.rest
         return [Path(path)] if path and Path(path).is_file() else []
     if folder is None or not folder.is_dir():
         return []

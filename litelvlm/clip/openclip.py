@@ -15,18 +15,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import LiteLVLMError, UnsupportedModelError
+from ..model_spec import OPEN_CLIP_PREFIXES, ModelSpec
 from .base import ClipBackend, Geometry, VisionTrace
 from .hf import expand2square
-
-
-def parse_open_clip_name(name: str) -> tuple[str, str | None]:
-    """Split ``ARCH:TAG_OR_PATH`` into (model_name, pretrained); schema names pass through whole."""
-    if name.startswith(("local-dir:", "hf-hub:")):
-        return name, None
-    if ":" in name:
-        arch, pretrained = name.split(":", 1)
-        return arch, pretrained or None
-    return name, None
 
 
 @contextlib.contextmanager
@@ -91,12 +82,13 @@ class OpenClip(ClipBackend):
         import open_clip
 
         self.name = self.source = str(name)
-        arch, pretrained = parse_open_clip_name(self.name)
+        spec = ModelSpec.parse(self.name)
+        arch, pretrained = spec.open_clip_name
         if pretrained and os.path.sep in pretrained and not os.path.exists(pretrained):
             raise LiteLVLMError(f"open_clip checkpoint {pretrained!r} does not exist")
-        if arch.startswith("local-dir:") and not os.path.isdir(arch[len("local-dir:"):]):
-            raise LiteLVLMError(f"open_clip model directory {arch[len('local-dir:'):]!r} does not exist")
-        if not arch.startswith(("local-dir:", "hf-hub:")) and arch not in open_clip.list_models():
+        if spec.local_dir is not None and not os.path.isdir(spec.local_dir):
+            raise LiteLVLMError(f"open_clip model directory {spec.local_dir!r} does not exist")
+        if not arch.startswith(OPEN_CLIP_PREFIXES) and arch not in open_clip.list_models():
             near = [m for m in open_clip.list_models() if arch.lower()[:5] in m.lower()][:8]
             raise LiteLVLMError(f"open_clip has no architecture {arch!r}"
                                 + (f"; similar: {', '.join(near)}" if near else "")

@@ -91,10 +91,6 @@ class GroundingOutput:
     selection: Selection | None = field(default=None, repr=False)
 
 
-#: Random-model strings: ``<name>-random[:SEED]`` -> the ``ARCHS`` preset it builds.
-RANDOM_MODELS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
-
-
 def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) -> Path:
     """The random GLaMM of preset ``base`` in the GLaMM-RefSeg layout, written once to the cache folder
     (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``)."""
@@ -177,16 +173,17 @@ class GlammPipeline:
         ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
         ``tiny-random``."""
-        from ..clip import DEFAULT_HF_MODEL, load_clip, parse_random_seed
+        from ..clip import DEFAULT_HF_MODEL, load_clip
+        from ..model_spec import ModelSpec
         from .checkpoint import load_glamm_checkpoint
 
-        base = model.partition(":")[0]
+        spec = ModelSpec.parse(model)
         if dtype is None:
-            dtype = torch.float32 if base == "tiny-random" else torch.bfloat16
-        if base in RANDOM_MODELS:
-            seed_i = parse_random_seed(model)
-            path = _random_model_dir(RANDOM_MODELS[base], seed_i, tokenizer)
-            clip = clip or (f"tiny336-random:{seed_i}" if base == "tiny-random" else f"vit-l-14-336-random:{seed_i}")
+            dtype = torch.float32 if spec.random_glamm == "tiny" else torch.bfloat16
+        if spec.random_glamm is not None:
+            seed_i = spec.random_seed()
+            path = _random_model_dir(spec.random_glamm, seed_i, tokenizer)
+            clip = clip or (f"tiny336-random:{seed_i}" if spec.random_glamm == "tiny" else f"vit-l-14-336-random:{seed_i}")
         else:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL

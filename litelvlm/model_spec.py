@@ -1,0 +1,95 @@
+"""The model-string language, read in one place (as open_clip's ``parse_model_name`` reads its own).
+
+A model string is one of:
+
+* ``<name>-random[:SEED]``: random weights of an architecture, written to the cache and loaded back
+  through the real path (CLIP towers: :data:`RANDOM_CLIPS`; GLaMMs: :data:`RANDOM_GLAMMS`);
+* an open_clip string: ``ARCH:TAG``, ``ARCH:/path/ckpt.pt``, ``local-dir:/path`` or ``hf-hub:org/name``;
+* a hub id or a local folder (transformers' ``save_pretrained`` layout, or a GLaMM-RefSeg checkpoint).
+
+This module imports nothing heavy; what a string names on disk (a folder's files and markers) is read by
+the code that loads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import LiteLVLMError
+
+#: Random CLIP towers: ``<name>-random`` -> the ``litelvlm.clip.random_init`` preset it builds.
+RANDOM_CLIPS = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
+#: Random GLaMMs: ``<name>-random`` -> the ``litelvlm.lvlm.ARCHS`` preset it builds.
+RANDOM_GLAMMS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
+#: Prefixes that make a string an open_clip one.
+OPEN_CLIP_PREFIXES = ("local-dir:", "hf-hub:")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model string, read: ``name`` is the part before the first ``:`` (the whole string without one),
+    ``rest`` the part after it (a seed, an open_clip tag or checkpoint path, a ``local-dir:`` folder)."""
+
+    text: str
+    name: str
+    rest: str
+
+    @classmethod
+    def parse(cls, model: str) -> ModelSpec:
+        """Read ``model`` (any string; what it names is not looked up)."""
+        text = str(model)
+        name, _, rest = text.partition(":")
+        return cls(text, name, rest)
+
+    @property
+    def is_random(self) -> bool:
+        """A random-weights name (``<arch>-random[:SEED]``, or the in-memory ``random-<arch>`` models)."""
+        return self.name.endswith("-random") or self.name.startswith("random-")
+
+    @property
+    def random_clip(self) -> str | None:
+        """The random CLIP preset this string builds, if it names one."""
+        return RANDOM_CLIPS.get(self.name)
+
+    @property
+    def random_glamm(self) -> str | None:
+        """The random GLaMM preset this string builds, if it names one."""
+        return RANDOM_GLAMMS.get(self.name)
+
+    def random_seed(self) -> int:
+        """The SEED of ``<name>-random[:SEED]`` (0 when absent); anything but a whole number is an error."""
+        if not (self.rest or "0").isdigit():
+            raise LiteLVLMError(f"model {self.text!r}: the seed after ':' must be a whole number, got {self.rest!r}")
+        return int(self.rest or 0)
+
+    @property
+    def local_dir(self) -> str | None:
+        """The folder of a ``local-dir:`` string."""
+        return self.rest if self.name == "local-dir" else None
+
+    @property
+    def folder(self) -> str:
+        """The path the string names, if it is a folder: the ``local-dir:`` folder, else the string itself."""
+        return self.text if self.local_dir is None else self.local_dir
+
+    @property
+    def open_clip_style(self) -> bool:
+        """``local-dir:``, ``hf-hub:`` or ``ARCH:TAG`` / ``ARCH:/path`` (a ``:`` after a name that is neither a
+        random model nor a path). A folder with ``open_clip_config.json`` is open_clip's too: the loader looks."""
+        if self.text.startswith(OPEN_CLIP_PREFIXES):
+            return True
+        return ":" in self.text and not self.name.endswith("-random") and "/" not in self.name
+
+    @property
+    def open_clip_name(self) -> tuple[str, str | None]:
+        """(model name, pretrained) as ``open_clip.create_model_and_transforms`` takes them: ``ARCH:TAG_OR_PATH``
+        is split at its first ``:``; ``local-dir:`` and ``hf-hub:`` strings pass through whole."""
+        if self.text.startswith(OPEN_CLIP_PREFIXES) or ":" not in self.text:
+            return self.text, None
+        return self.name, self.rest or None
+
+    @property
+    def is_small(self) -> bool:
+        """A small model by its name (``tiny*`` or a toy model): such models run fastest on one thread."""
+        last = self.text.rsplit("/", 1)[-1].lower()
+        return last.startswith("tiny") or "toy" in last
