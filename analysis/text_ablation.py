@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from litelvlm.lazy import lazy_module, no_grad
 
 if TYPE_CHECKING:
-    from litelvlm.clip.base import TextTrace
+    from litelvlm.clip.traces import TextTrace
 
 torch = lazy_module("torch")
 

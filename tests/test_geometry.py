@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from litelvlm.clip.base import Geometry
+from litelvlm.clip.traces import Geometry
 from litelvlm.data.geometry import patch_coverage, transform_params
 
 

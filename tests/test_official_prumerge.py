@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from litelvlm.clip.base import VisionTrace
+from litelvlm.clip.traces import VisionTrace
 from litelvlm.errors import LiteLVLMError
 from litelvlm.pruning import SelectorInputs, select
 from litelvlm.pruning.methods.prumerge import EXTRA_INDEX, adaptive_budget, prumerge_adaptive

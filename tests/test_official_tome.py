@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from litelvlm.clip.base import VisionTrace
+from litelvlm.clip.traces import VisionTrace
 from litelvlm.pruning import SelectorInputs, select, visual_features
 from litelvlm.pruning.methods.tome import ToMeState, merge_schedule, tome_block
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from litelvlm.clip.base import VisionTrace
+from litelvlm.clip.traces import VisionTrace
 from litelvlm.pruning import SelectorInputs, scores, select, visual_features
 from litelvlm.pruning.methods.visionzip import CLS_INDEX, split_budget
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from litelvlm.clip.base import TextTrace, VisionTrace
+from litelvlm.clip.traces import TextTrace, VisionTrace
 from litelvlm.errors import LiteLVLMError
 from litelvlm.pruning import (
     SelectorInputs,

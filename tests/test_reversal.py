@@ -182,7 +182,7 @@ def test_reversal_plots_return_fig_and_ax():
     from PIL import Image
 
     from analysis import plots
-    from litelvlm.clip.base import Geometry
+    from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
 
     rows = []

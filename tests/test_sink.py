@@ -51,7 +51,7 @@ def test_eos_shares_match_transformers_attentions(tiny_hf_clip_dir, tiny_hf_clip
 
 
 def test_sink_batches_without_per_sentence_loop(tiny_hf_clip, monkeypatch):
-    from litelvlm.clip.base import TextTrace
+    from litelvlm.clip.traces import TextTrace
 
     calls = []
     orig = TextTrace.eos_attention

@@ -18,8 +18,8 @@ from dataclasses import replace
 import torch
 from PIL import Image
 
-from litelvlm.clip.base import Geometry
 from litelvlm.clip.hf import HFClip
+from litelvlm.clip.traces import Geometry
 from litelvlm.lvlm import GlammPipeline, PreparedImage, build_glamm
 from litelvlm.lvlm.prompts import IMAGE_PLACEHOLDER
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from litelvlm.clip.base import TextTrace, VisionTrace
+from litelvlm.clip.traces import TextTrace, VisionTrace
 from litelvlm.methods import get_method
 from litelvlm.pruning import Selection, SelectorInputs, select
 

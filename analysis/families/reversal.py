@@ -33,7 +33,7 @@ def read_reversal(results_dir: Path) -> dict:
 
     from analysis.parts import read_json
     from analysis.study import resolve_config_path
-    from litelvlm.clip.base import Geometry
+    from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer
 

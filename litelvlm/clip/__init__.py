@@ -33,8 +33,8 @@ __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace",
            "DEFAULT_HF_MODEL", "DeferredClip", "HFClip", "OpenClip", "resolve_random_model"]
 
 #: Names imported from a backend module on first use (PEP 562).
-_LAZY = {"HOOK_POINTS": "base", "ClipBackend": "base", "Geometry": "base", "TextTrace": "base", "VisionTrace": "base",
-         "attention_rows": "base", "hook_point": "base", "HFClip": "hf", "OpenClip": "openclip",
+_LAZY = {"HOOK_POINTS": "traces", "ClipBackend": "base", "Geometry": "traces", "TextTrace": "traces",
+         "VisionTrace": "traces", "attention_rows": "traces", "hook_point": "traces", "HFClip": "hf", "OpenClip": "openclip",
          "DeferredClip": "deferred"}
 
 def __getattr__(name: str) -> Any:

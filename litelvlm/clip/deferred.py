@@ -80,7 +80,7 @@ class DeferredClip:
     """
 
     def __init__(self, model: str, backend: str, device: Any, dtype: Any, record: dict, path: Path):
-        from .base import Geometry
+        from .traces import Geometry
 
         self._args = (model, backend, device, dtype)
         self._path = path

@@ -9,7 +9,8 @@ from PIL import Image
 
 from ..errors import LiteLVLMError, UnsupportedModelError
 from . import DEFAULT_HF_MODEL
-from .base import ClipBackend, Geometry, VisionTrace
+from .base import ClipBackend
+from .traces import Geometry, VisionTrace
 
 __all__ = ["DEFAULT_HF_MODEL", "HFClip", "PREPROCESSORS", "expand2square"]
 

@@ -16,8 +16,9 @@ from PIL import Image
 
 from ..errors import LiteLVLMError, UnsupportedModelError
 from ..model_spec import OPEN_CLIP_PREFIXES, ModelSpec
-from .base import ClipBackend, Geometry, VisionTrace
+from .base import ClipBackend
 from .hf import expand2square
+from .traces import Geometry, VisionTrace
 
 
 @contextlib.contextmanager

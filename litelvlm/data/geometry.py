@@ -1,6 +1,6 @@
 """Referent masks on the model's patch grid, through EXACTLY the geometric transform applied to the image.
 
-The transform is described by a backend's :class:`~litelvlm.clip.base.Geometry`:
+The transform is described by a backend's :class:`~litelvlm.clip.traces.Geometry`:
 
 1. optional LLaVA "pad" (``pad_to_square``): the image is pasted centred on a square of
    side ``max(H, W)`` at offset ``((side - W) // 2, (side - H) // 2)``;

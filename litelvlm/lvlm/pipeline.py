@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..clip.base import TextTrace, VisionTrace
+from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..methods import get_method
 from ..pruning import Selection, SelectorInputs

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..clip.base import TextTrace, VisionTrace
+from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 
 
