@@ -30,7 +30,7 @@ from litelvlm.io import atomic_path, write_json, write_parquet
 from litelvlm.lazy import lazy_module
 from litelvlm.provenance import weights_banner
 
-from .study import RunFolder, portable_paths, torch_thread_count
+from .study import RunFolder, check_same_model, portable_paths, torch_thread_count
 
 pd = lazy_module("pandas")
 log = logging.getLogger(__name__)
@@ -189,6 +189,7 @@ def run_retention(a: RetentionArgs) -> Path:
         raise LiteLVLMError(f"--limit-images must be >= 1, got {a.limit_images}")
     if a.image_dir and not a.refer_dir:
         raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
+    check_same_model(a.out, a.model, a.backend)
     skipped: list[dict] = []
     if a.refer_dir:
         examples = readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped)

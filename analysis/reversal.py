@@ -38,7 +38,7 @@ from litelvlm.versions import run_versions
 from .attribution.correlation import DEFAULT_KS
 from .features_cache import VisionFeatureCache, cached_text_embeds
 from .stats import area_bins, auroc, bootstrap_ci, length_bins, wilcoxon_vs
-from .study import RunFolder, portable_paths, torch_thread_count
+from .study import RunFolder, check_same_model, portable_paths, torch_thread_count
 
 pd = lazy_module("pandas")
 torch = lazy_module("torch")
@@ -340,6 +340,7 @@ def check_common(args) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise LiteLVLMError(f"--out {str(out)!r} exists and is not a folder")
+    check_same_model(out, args.model, args.backend)
 
 
 def run(args) -> int:

@@ -138,6 +138,27 @@ def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[An
     return old
 
 
+def check_same_model(out: str | Path, model: str | None, backend: str | None = None) -> None:
+    """Refuse to write into ``out`` when its config.json records results of another model (``--model``, or the
+    same string through another ``--backend``): a study that recomputes all its tables (``reversal``, ``sink``,
+    ``retention``) would otherwise replace that model's results without a word."""
+    from analysis.parts import read_json
+
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        return
+    old = read_json(path)
+    if not isinstance(old, dict):
+        raise LiteLVLMError(f"{path} is not a config.json of this project")
+    args = old["args"] if isinstance(old.get("args"), dict) else old
+    diff = [flag for flag, key, new in (("--model", "model", model), ("--backend", "backend", backend))
+            if key in args and args[key] != new]
+    if diff:
+        raise LiteLVLMError(f"{out} holds results of model {args.get('model')!r}"
+                            + (f" (backend {args.get('backend')!r})" if "--backend" in diff else "")
+                            + f" (differs in: {', '.join(diff)}); use another --out or delete it")
+
+
 class RunFolder:
     """The ``--out`` folder of one run, as a context manager: an exclusive lock (a second run on
     the same folder fails at once), stale temporary files of a killed run removed, and, when the
