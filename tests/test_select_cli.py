@@ -153,3 +153,22 @@ def test_kept_per_part_rules():
         == {"outliers": 1, "pruned": 0, "merged": 1}
     # parts that are no index sets (ToMe's merge map, DivPrune's pick order): no breakdown
     assert kept_per_part([0, 1], {"assignment": torch.tensor([0, 1, 1]), "size": torch.tensor([1, 2])}) == {}
+
+
+def test_summary_and_overlay_name_the_weights_the_query_and_non_patch_indices(capsys, image, tmp_path, monkeypatch):
+    """A random model's summary ends with the RANDOM WEIGHTS line, a -1 in the kept indices is explained, and
+    the overlay carries the query and the weights."""
+    from litelvlm.pruning import plot
+
+    figs = []
+    real = plot.plot_kept_tokens
+    monkeypatch.setattr(plot, "plot_kept_tokens", lambda *a, **k: figs.append(real(*a, **k)) or figs[-1])
+    png = tmp_path / "kept.png"
+    code, out, _ = run(capsys, "select", "--model", "tiny336-random", "--image", image, "--text", "the red cup",
+                       "--budget", "8", "--method", "visionzip", "--save-overlay", str(png))
+    assert code == 0 and png.stat().st_size > 0
+    lines = out.splitlines()
+    assert "  -1: the [CLS] token (VisionZip passes it on) (patch indices are 0..575, raster order)" in lines
+    assert lines[-1].startswith("RANDOM WEIGHTS (tiny336-random)")
+    fig, ax = figs[0]
+    assert '"the red cup"' in ax.get_title() and any(t.get_text().startswith("RANDOM WEIGHTS") for t in fig.texts)

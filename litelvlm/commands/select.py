@@ -45,6 +45,9 @@ def add_arguments(parser) -> None:
 NOT_INDEX_SETS = ("order", "assignment", "size", "schedule")
 #: kept entries that are no patch (see :class:`litelvlm.pruning.selection.Selection`)
 NON_PATCH = {-1: "cls", -2: "merged"}
+#: what a negative index in a selection stands for, as the summary explains it
+NON_PATCH_MEANING = {-1: "the [CLS] token (VisionZip passes it on)",
+                     -2: "one token merging all pruned ones (PruMerge)"}
 
 
 def kept_per_part(indices: list[int], parts: dict) -> dict[str, int]:
@@ -116,27 +119,47 @@ def run(ns) -> int:
     if a.raster:
         indices = sorted(indices)
     result = {"method": a.method, "budget": a.budget, "grid": list(clip.grid), "indices": indices}
-    if a.save_overlay:
-        from ..io import atomic_path
-        from ..pruning.plot import plot_kept_tokens
+    from ..provenance import weights_banner
 
-        fig, _ = plot_kept_tokens(clip.to_display(pixels)[0].numpy(), indices, clip.grid,
-                                  title=f"{a.method}, K={a.budget}")
-        with atomic_path(a.save_overlay) as tmp:
-            fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    banner = weights_banner(a.model)
+    if a.save_overlay:
+        _save_overlay(a, clip, pixels, indices, texts, banner)
     if a.json:
         print(json.dumps(result))
     else:
-        n = clip.num_patches
-        print(f"{a.method}: kept {a.budget} of {n} tokens ({a.budget / n:.1%}) on a "
-              f"{clip.grid[0]}x{clip.grid[1]} grid, model {a.model} ({clip.backend})")
-        if kept := kept_per_part(indices, sel.parts):
-            print("  kept: " + ", ".join(f"{k}={v}" for k, v in kept.items()))
-        if a.method == "litelvlm" and len(texts) == 1:
-            print("  note: with one text, LiteLVLM's K lowest-similarity tokens fill the whole budget and no "
-                  "context token is kept; its context recovery acts through the union of several texts "
-                  "(GLaMM's official protocol embeds up to 3 questions per image)")
-        print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))
-        if a.save_overlay:
-            print(f"  overlay: {a.save_overlay}")
+        _print_summary(a, clip, sel, indices, texts, banner)
     return 0
+
+
+def _save_overlay(a: SelectArgs, clip, pixels, indices: list[int], texts: list[str], banner: str | None) -> None:
+    """The image with the kept tokens, titled with the method, K and the query, the weights named under it."""
+    from ..io import atomic_path
+    from ..pruning.plot import plot_kept_tokens
+
+    query = "; ".join(texts)
+    fig, _ = plot_kept_tokens(clip.to_display(pixels)[0].numpy(), indices, clip.grid,
+                              title=f"{a.method}, K={a.budget}" + (f'\n"{query}"' if query else ""))
+    if banner:  # the weights that made the picture, under it
+        fig.text(0.5, 0.0, banner, ha="center", va="top", fontsize=6, color="#b2182b", wrap=True)
+    with atomic_path(a.save_overlay) as tmp:
+        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+
+
+def _print_summary(a: SelectArgs, clip, sel, indices: list[int], texts: list[str], banner: str | None) -> None:
+    """What was kept, what each part of the method supplied, what a negative index stands for, and the weights."""
+    n = clip.num_patches
+    print(f"{a.method}: kept {a.budget} of {n} tokens ({a.budget / n:.1%}) on a "
+          f"{clip.grid[0]}x{clip.grid[1]} grid, model {a.model} ({clip.backend})")
+    if kept := kept_per_part(indices, sel.parts):
+        print("  kept: " + ", ".join(f"{k}={v}" for k, v in kept.items()))
+    if a.method == "litelvlm" and len(texts) == 1:
+        print("  note: with one text, LiteLVLM's K lowest-similarity tokens fill the whole budget and no "
+              "context token is kept; its context recovery acts through the union of several texts "
+              "(GLaMM's official protocol embeds up to 3 questions per image)")
+    print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))
+    for i in sorted({i for i in indices if i < 0}, reverse=True):
+        print(f"  {i}: {NON_PATCH_MEANING.get(i, 'no patch')} (patch indices are 0..{n - 1}, raster order)")
+    if a.save_overlay:
+        print(f"  overlay: {a.save_overlay}")
+    if banner:
+        print(banner)
