@@ -43,12 +43,14 @@ class Option:
 @dataclass(frozen=True)
 class Method:
     """A pruning method. ``select`` picks the kept tokens; ``forward`` (methods inside the LLM) returns the
-    final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection;
-    ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K may reach
+    final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection, or None when
+    the selection prunes nothing inside the LLM (the pipeline then feeds it at the LLM input, e.g.
+    SparseVLM at K = N); ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K may reach
     N + extra_tokens. ``schedule(K, N, num_layers, **options)`` gives the visual tokens the LLM's layers
     see, ``((first_layer, visual_tokens), ...)``, for the FLOPs and activation counts. ``baseline``: the
     method keeps every token (one run at K = N, whatever the budgets). ``oracle``: an analysis oracle
-    that reads the unpruned model's internals (its extra passes are no pruning cost to measure). ``name`` and ``description`` come from the registry's table."""
+    that reads the unpruned model's internals (its extra passes are no pruning cost to measure). ``name``
+    and ``description`` come from the registry's table."""
 
     stage: str
     select: Callable[..., Any]
