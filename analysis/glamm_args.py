@@ -58,6 +58,12 @@ class GlammDataArgs:
     score_dtype: str | None = arg(None, help="precision of FastV's, SparseVLM's and DART's scores: model (the "
                                              "official: the model's dtype) or float32; default: the study's",
                                   choices=["model", "float32"])
+    quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 (4-bit "
+                                     "NF4, double quantization); vision, CLIP text tower, SAM, projector and "
+                                     "heads keep --dtype (docs/quantization.md)", choices=["none", "int8", "nf4"])
+    quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; LISA's "
+                                                     "and VideoGLaMM's) or torchao (int8 weight-only)",
+                                choices=["bitsandbytes", "torchao"])
 
 
 def study_numerics(args: GlammDataArgs, protocol: str):
@@ -67,6 +73,14 @@ def study_numerics(args: GlammDataArgs, protocol: str):
 
     return Numerics.for_protocol(protocol, attn=args.attn, clip_preprocess=args.clip_preprocess,
                                  score_dtype=args.score_dtype)
+
+
+def quantize_kwargs(args: GlammDataArgs) -> dict[str, str]:
+    """``GlammPipeline.from_model_string``'s quantization arguments from the options."""
+    from litelvlm.lvlm.quantize import check_quantize
+
+    check_quantize(args.quantize, args.quantize_backend)
+    return {"quantize": args.quantize, "quantize_backend": args.quantize_backend}
 
 
 def check_out_config(out: Path, config: dict) -> None:

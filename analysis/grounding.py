@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.glamm_args import DTYPES, GlammDataArgs, study_numerics
+from analysis.glamm_args import DTYPES, GlammDataArgs, quantize_kwargs, study_numerics
 from analysis.glamm_runs import method_options, official_turns, plan
 from analysis.parts import PartStore, read_json, read_parquet
 from analysis.study import RunFolder, check_config, portable_paths, torch_thread_count
@@ -301,7 +301,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
         with state.main_process_first():  # the main process writes any cached random model first
             pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device,
                                                    dtype=None if a.dtype == "auto" else DTYPES[a.dtype],
-                                                   numerics=study_numerics(a, a.protocol))
+                                                   numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
     if a.protocol == "per-expression" and any(m.startswith("litelvlm") for m in methods):
         print("eval-grounding: note: with one text per prompt (per-expression), LiteLVLM's K lowest-similarity "

@@ -41,7 +41,7 @@ from analysis.attribution.glamm_signals import (
     llm_signals,
     method_signals,
 )
-from analysis.glamm_args import DTYPES, GlammDataArgs, study_numerics
+from analysis.glamm_args import DTYPES, GlammDataArgs, quantize_kwargs, study_numerics
 from analysis.parts import PartStore, read_json, read_parquet
 from analysis.study import RunFolder, check_config, portable_paths, torch_thread_count
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
@@ -296,7 +296,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     torch.manual_seed(a.seed)
     if pipe is None:
         pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=a.device,
-                                               dtype=DTYPES[a.dtype], numerics=study_numerics(a, "per-expression"))
+                                               dtype=DTYPES[a.dtype], numerics=study_numerics(a, "per-expression"), **quantize_kwargs(a))
     opts = SignalOptions(target=a.target, ig_steps=a.ig_steps, internal_batch_size=a.internal_batch_size,
                          group=a.group, per_head=a.per_head)
 

@@ -97,9 +97,17 @@ def resolve_config_path(config: dict, key: str, results_dir: str | Path) -> str 
 RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",), "limit": ("limit_images", "limit_sentences")}
 
 
+#: options added since older results folders were written: name -> the value those results were computed with
+ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes"}
+
+
 def current_names(old: dict, new: dict) -> dict:
-    """An older config's options (``old``) under the names the current config (``new``) uses."""
+    """An older config's options (``old``) under the names the current config (``new``) uses (options added
+    since take the value the older results had)."""
     res = dict(old)
+    for name, value in ADDED_OPTIONS.items():
+        if name in new and name not in res:
+            res[name] = value
     for name, successors in RENAMED_OPTIONS.items():
         target = next((s for s in successors if s in new), None)
         if name in res and name not in new and target is not None and target not in res:

@@ -23,7 +23,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config, study_numerics
+from analysis.glamm_args import DTYPES, GlammDataArgs, check_out_config, quantize_kwargs, study_numerics
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
@@ -204,13 +204,14 @@ def run_validate(a: ValidateArgs) -> int:
     from analysis.validate_measure import PeakRSS, timed_ms
     from analysis.validate_report import ROW_COLUMNS, write_report
     from litelvlm.lvlm import GlammPipeline
+    from litelvlm.memory import storage_bytes
 
     recs, image = _pick_image(a)
     out = Path(a.out)
     with PeakRSS() as load_rss:
         pipe, load_ms = timed_ms(lambda: GlammPipeline.from_model_string(
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
-            dtype=None if a.dtype == "auto" else DTYPES[a.dtype], numerics=study_numerics(a, "official")),
+            dtype=None if a.dtype == "auto" else DTYPES[a.dtype], numerics=study_numerics(a, "official"), **quantize_kwargs(a)),
             torch.device("cpu"))
     pairs = _plan(a, pipe.num_visual_tokens)
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
@@ -226,7 +227,9 @@ def run_validate(a: ValidateArgs) -> int:
     setup = {"load_ms": load_ms, "load_peak_rss_gib": load_rss.peak / 2**30, "prepare_image_ms": prep_ms,
              "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns],
              "prompt_tokens": int(len(prep.input_ids)), "image": str(recs[0].image_path),
-             "image_size": list(prep.image_size), "model": pipe.describe()}
+             "image_size": list(prep.image_size), "model": pipe.describe(),
+             "weights_mb": {"glamm": storage_bytes(pipe.model) / 2**20,
+                            "glamm_and_clip": storage_bytes(pipe.model, pipe.clip.modules()) / 2**20}}
     store = PartStore(out)
     done = store.done()
     todo = [(m, b) for m, b in pairs if part_id(m, b) not in done]

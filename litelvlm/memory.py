@@ -10,7 +10,9 @@ allocates internally is invisible to it; on CUDA the caching allocator's own pea
 
 * :func:`peak_activation_bytes`: one figure per device (allocator on CUDA, tracker elsewhere) and
   the bytes the result still holds, under ``torch.no_grad`` (the efficiency study);
-* :func:`peak_memory`: both figures, gradients allowed (the attribution benchmarks).
+* :func:`peak_memory`: both figures, gradients allowed (the attribution benchmarks);
+* :func:`storage_bytes`: the bytes a model's weights take (parameters, buffers, and the tensors inside
+  quantized weights: bitsandbytes' scales and quantization states, torchao's tensor subclasses).
 """
 
 from __future__ import annotations
@@ -105,4 +107,37 @@ def peak_memory(fn: Callable[[], Any], device: torch.device | str = "cpu") -> di
     return out
 
 
-__all__ = ["LiveTensorBytes", "peak_activation_bytes", "peak_memory"]
+def _leaves(obj: Any, depth: int = 0):
+    """The plain tensors behind ``obj``: a tensor subclass's inner tensors (``__tensor_flatten__``), a
+    bitsandbytes weight's scales (``SCB``) and quantization state (absmax, code, nested state)."""
+    if depth > 4 or obj is None:
+        return
+    if isinstance(obj, torch.Tensor):
+        flatten = getattr(type(obj), "__tensor_flatten__", None)
+        if flatten is not None and type(obj) not in (torch.Tensor, torch.nn.Parameter):
+            inner, _ = obj.__tensor_flatten__()
+            for name in inner:
+                yield from _leaves(getattr(obj, name), depth + 1)
+            return
+        yield obj
+        for name in ("SCB", "quant_state"):
+            yield from _leaves(getattr(obj, name, None), depth + 1)
+    elif hasattr(obj, "absmax"):  # a bitsandbytes QuantState
+        for value in vars(obj).values():
+            if isinstance(value, torch.Tensor) or hasattr(value, "absmax"):
+                yield from _leaves(value, depth + 1)
+
+
+def storage_bytes(*modules: torch.nn.Module) -> int:
+    """Bytes of the storages behind the modules' parameters and buffers, each storage counted once, quantized
+    weights by what they really hold (``get_memory_footprint`` misreads tensor subclasses); ``meta`` tensors
+    count the bytes they would take."""
+    seen: dict[int, int] = {}
+    for t in (t for m in modules for t in (*m.parameters(), *m.buffers())):
+        for leaf in _leaves(t):
+            st = leaf.untyped_storage()
+            seen[st._cdata] = int(st.nbytes())
+    return sum(seen.values())
+
+
+__all__ = ["LiveTensorBytes", "peak_activation_bytes", "peak_memory", "storage_bytes"]

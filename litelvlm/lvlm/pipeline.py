@@ -141,6 +141,8 @@ class GlammPipeline:
         self.clip = clip
         self.name = name
         self.seg_token_id = seg_token_id(tokenizer)
+        #: how the LLM's weights were quantized (``QuantReport``), None when they were not
+        self.quantization = None
         a = model.arch
         s = a.sam_image_size
         #: None: GLaMM's own SAM pre- and post-processing (``sam_preprocess``); a transformers
@@ -163,7 +165,8 @@ class GlammPipeline:
     def from_model_string(cls, model: str, clip: str | None = None, sam: str | None = None,
                           device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                           clip_text: str = "question", tokenizer: str | None = None,
-                          numerics: Numerics | None = None) -> GlammPipeline:
+                          numerics: Numerics | None = None, quantize: str = "none",
+                          quantize_backend: str = "bitsandbytes") -> GlammPipeline:
         """``tiny-random[:SEED]`` / ``glamm-7b-random[:SEED]`` (a random GLaMM of that size written in the
         GLaMM-RefSeg layout and loaded back; the full size needs ``tokenizer``, a slow GLaMM-RefSeg
         tokenizer folder, and gets ``vit-l-14-336-random:SEED`` as CLIP), or a GLaMM-RefSeg folder with
@@ -172,11 +175,14 @@ class GlammPipeline:
 
         ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
-        ``tiny-random``."""
+        ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.lvlm.quantize`) quantizes the LLM's
+        decoder layers with ``quantize_backend`` as they move to ``device``."""
         from ..clip import DEFAULT_HF_MODEL, load_clip
         from ..model_spec import ModelSpec
         from .checkpoint import load_glamm_checkpoint
+        from .quantize import check_quantize, quantize_glamm
 
+        check_quantize(quantize, quantize_backend)
         spec = ModelSpec.parse(model)
         if dtype is None:
             dtype = torch.float32 if spec.random_glamm == "tiny" else torch.bfloat16
@@ -188,9 +194,12 @@ class GlammPipeline:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL
         proc = _sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
-        glamm, tok = load_glamm_checkpoint(path, device=device, dtype=dtype)
+        glamm, tok = load_glamm_checkpoint(path, device="cpu" if quantize != "none" else device, dtype=dtype)
+        quant = quantize_glamm(glamm, quantize, quantize_backend, device) if quantize != "none" else None
         backend = load_clip(clip, "hf", device=device, dtype=dtype)
-        return cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)
+        pipe = cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)
+        pipe.quantization = quant
+        return pipe
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -209,7 +218,8 @@ class GlammPipeline:
         """JSON-able description (result configs)."""
         return {"model": self.name, "arch": self.model.arch.to_dict(), "clip": self.clip.describe(),
                 "seg_token_id": self.seg_token_id, "dtype": str(self.dtype).replace("torch.", ""),
-                "clip_text": self.clip_text, "numerics": self.numerics.to_dict()}
+                "clip_text": self.clip_text, "numerics": self.numerics.to_dict(),
+                **({"quantization": self.quantization.to_dict()} if self.quantization else {})}
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()

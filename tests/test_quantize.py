@@ -1,0 +1,155 @@
+"""``--quantize``: which modules are quantized (types asserted), finite results, masks against the unquantized
+model, storage bytes, option errors, and the memory claims' judging (``analysis.validate_memory``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm.quantize import QUANTIZED_PREFIX, check_quantize, quantize_glamm, quantized_linears
+from litelvlm.memory import storage_bytes
+
+bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes not installed (pip install 'litelvlm[quantize]')")
+
+SENTENCES = ["the dog on the left", "a red car"]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from litelvlm.lvlm import GlammPipeline
+
+    return GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16)
+
+
+@pytest.fixture(scope="module")
+def image():
+    g = torch.Generator().manual_seed(0)
+    return Image.fromarray(torch.randint(0, 256, (37, 53, 3), generator=g, dtype=torch.uint8).numpy())
+
+
+def _quantized(pipe, mode: str, backend: str = "bitsandbytes"):
+    q = copy.copy(pipe)
+    q.model = copy.deepcopy(pipe.model)
+    q.quantization = quantize_glamm(q.model, mode, backend, "cpu")
+    return q
+
+
+def _expected_type(mode: str, backend: str) -> type:
+    if backend == "torchao":
+        return nn.Linear
+    return bnb.nn.Linear8bitLt if mode == "int8" else bnb.nn.Linear4bit
+
+
+@pytest.mark.parametrize("mode,backend", [("int8", "bitsandbytes"), ("nf4", "bitsandbytes"), ("int8", "torchao")])
+def test_only_decoder_linears_are_quantized(pipe, mode, backend):
+    if backend == "torchao":
+        pytest.importorskip("torchao", reason="torchao not installed (pip install 'litelvlm[quantize]')")
+    before = {n for n, _ in quantized_linears(pipe.model)}
+    assert len(before) == pipe.model.arch.llm_layers * 7  # q, k, v, o, gate, up, down per layer
+    q = _quantized(pipe, mode, backend)
+    assert q.quantization.quantized == len(before) and q.quantization.kept == ()
+    for name, m in q.model.named_modules():
+        if name in before:
+            assert type(m) is _expected_type(mode, backend), name
+            w = m.weight
+            if backend == "torchao":
+                assert type(w).__name__ == "Int8Tensor", name
+            else:
+                assert w.dtype == (torch.int8 if mode == "int8" else torch.uint8), name
+        elif isinstance(m, nn.Linear):  # the towers, SAM, projector, text_hidden_fcs, lm_head
+            assert not name.startswith(QUANTIZED_PREFIX), name
+            assert type(m) is nn.Linear and m.weight.dtype == torch.bfloat16, name
+    for part in ("vision_tower", "projector"):
+        assert all(type(m) is nn.Linear for m in getattr(q.model, part).modules() if isinstance(m, nn.Linear))
+    assert type(q.model.llava.lm_head) is nn.Linear and type(q.model.text_hidden_fcs[0][0]) is nn.Linear
+    assert all(type(m) is nn.Linear for m in q.clip.modules().text_model.modules() if isinstance(m, nn.Linear))
+
+
+@pytest.mark.parametrize("mode,min_iou", [("int8", 0.9), ("nf4", 0.9)])
+def test_quantized_masks_finite_and_close_to_unquantized(pipe, image, mode, min_iou):
+    prep = pipe.prepare(image, SENTENCES)
+    q = _quantized(pipe, mode)
+    with torch.no_grad():
+        ref = pipe.ground(prep, "none")
+        for method, budget in (("none", None), ("litelvlm", 8)):
+            out = q.ground(prep, method, budget)
+            assert torch.isfinite(out.mask_logits).all() and torch.isfinite(out.seg_hidden.float()).all()
+            assert out.masks.shape == ref.masks.shape and out.masks.dtype == torch.bool
+        out = q.ground(prep, "none")
+    inter = (out.masks & ref.masks).sum().item()
+    union = (out.masks | ref.masks).sum().item()
+    iou = inter / union if union else 1.0
+    assert iou >= min_iou, f"{mode}: mask IoU with the unquantized model {iou:.3f}"
+
+
+def test_storage_bytes_counts_quantized_weights(pipe):
+    lin = nn.Linear(64, 32)
+    assert storage_bytes(lin) == (64 * 32 + 32) * 4
+    shared = nn.Sequential(lin, lin)  # one storage counted once
+    assert storage_bytes(shared) == storage_bytes(lin)
+    with torch.device("meta"):
+        assert storage_bytes(nn.Linear(64, 32)) == (64 * 32 + 32) * 4
+    full = storage_bytes(pipe.model)
+    linear_bytes = sum(m.weight.numel() * 2 for _, m in quantized_linears(pipe.model))
+    int8 = storage_bytes(_quantized(pipe, "int8").model)
+    nf4 = storage_bytes(_quantized(pipe, "nf4").model)
+    # int8: 1 byte per weight plus one float32 scale per output row; nf4: half a byte plus block scales
+    assert full - linear_bytes / 2 * 1.2 < int8 < full - linear_bytes / 2 * 0.8
+    assert nf4 < int8 and full - linear_bytes * 0.75 <= nf4
+
+
+def test_option_errors():
+    with pytest.raises(LiteLVLMError, match="--quantize 'int4'"):
+        check_quantize("int4")
+    with pytest.raises(LiteLVLMError, match="torchao serves --quantize int8 only"):
+        check_quantize("nf4", "torchao")
+    with pytest.raises(LiteLVLMError, match="--quantize-backend"):
+        check_quantize("int8", "quanto")
+
+
+def test_validate_quantized_tiny(coco128, tmp_path):
+    from litelvlm.cli import main
+
+    out = tmp_path / "v"
+    argv = ["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
+            "--budgets", "576", "32", "--quantize", "int8"]
+    assert main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["quantize"] == "int8" and cfg["quantize_backend"] == "bitsandbytes"
+    mem = pd.read_csv(out / "memory.csv")
+    assert set(mem["quantize"]) == {"int8"} and (mem["peak_mb"] > mem["weights_mb"]).all()
+    report = (out / "report.md").read_text()
+    assert "quantized to int8 with bitsandbytes" in report
+    # the same folder refuses another precision, naming the option
+    assert main([*argv[:-2], "--quantize", "nf4"]) == 2
+
+
+def test_folders_written_before_quantize_resume(tmp_path):
+    from analysis.study import check_config
+
+    (tmp_path / "config.json").write_text(json.dumps({"model": "tiny-random:0"}))
+    check_config(tmp_path, {"model": "tiny-random:0", "quantize": "none", "quantize_backend": "bitsandbytes"})
+    with pytest.raises(LiteLVLMError, match="--quantize"):
+        check_config(tmp_path, {"model": "tiny-random:0", "quantize": "int8", "quantize_backend": "bitsandbytes"})
+
+
+def test_memory_claims_judging():
+    from analysis.validate_memory import memory_claims
+
+    rows = []
+    for q, w in (("none", 15000.0), ("int8", 9000.0)):
+        for method, budget, act in (("none", 576, 200.0), ("litelvlm", 192, 60.0), ("litelvlm", 32, 50.0)):
+            rows.append({"quantize": q, "method": method, "budget": budget, "weights_mb": w, "peak_mb": w + act})
+    claims = memory_claims(pd.DataFrame(rows)).set_index(["claim", "quantize"])["verdict"]
+    assert claims[("pruning alone, LiteLVLM at 192", "none")] == "MET"  # 140 of 15200 MB: 0.9%
+    assert claims[("pruning alone, LiteLVLM at 192", "int8")] == "no claim"  # the paper's claim is unquantized
+    assert claims[("8-bit weights, all tokens", "int8")] == "MET"  # 9200 against 15200: 39.5% lower
+    missing = memory_claims(pd.DataFrame(rows[:3]))
+    assert (missing.set_index("claim").loc["8-bit weights, all tokens", "verdict"]) == "not measured"
