@@ -152,16 +152,33 @@ def screen_lines(r: pd.DataFrame, arch: str = FULL_SIZE, banner: str | None = No
     return lines
 
 
+def memory_note(setup: dict, a, pipe) -> str:
+    """The memory section's text: the weights' storage and what ``peak_mb`` adds up."""
+    w = setup["weights_mb"]
+    q = pipe.quantization
+    how = (f"the LLM's {q.quantized} decoder linear layers quantized to {q.mode} with {q.backend} {q.version}"
+           + (f", {len(q.kept)} kept in {str(pipe.dtype)[6:]}" if q.kept else "")) if q else "not quantized"
+    return (f"Weights ({how}): GLaMM {w['glamm']:.0f} MB, with CLIP (text tower included) "
+            f"{w['glamm_and_clip']:.0f} MB: storage bytes of parameters, buffers and quantization states. "
+            "``peak_mb`` = those weights + the call's activation peak (``activation_mb``): the whole model's "
+            "memory during one call. ``paper_def_activation_gib`` is the paper's analytic storing activation. "
+            "MB here are MiB (2^20 bytes).")
+
+
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[list[str], list[str]]:
     """Write validate.csv, checks.csv, ratios.csv and report.md; return the failed checks' names and the lines
     for the terminal (:func:`screen_lines`)."""
     from analysis.eff.compare import to_markdown
+    from analysis.validate_memory import memory_frame
+
     n = pipe.num_visual_tokens
     result = checks(rows, n, len(setup["sentences"]), tuple(setup["image_size"]))
     r = ratios(rows, pipe.model.arch)
     arch = pipe.model.arch.name
     write_csv(out / "validate.csv", rows)
     write_csv(out / "ratios.csv", r)
+    mem = memory_frame(rows, r, setup["weights_mb"]["glamm_and_clip"], a.quantize)
+    write_csv(out / "memory.csv", mem)
     write_csv(out / "checks.csv", pd.DataFrame([{"check": k, "passed": not v, "failing": " ".join(v)}
                                                 for k, v in result.items()]))
     keep = ["method", "budget", "visual_tokens_input", "visual_tokens_kept", "seg_positions", "mask_shape",
@@ -204,7 +221,9 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[l
              "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm, FastV's "
              "pruning layer counted at the full length; the activation target uses it. The paper's columns "
              "(``paper_prefill_speedup``, ``paper_act_reduction``) are its LiteLVLM figures, on LiteLVLM's rows only.",
-             "", "## Ratios against none", "", to_markdown(r[rat]), "", "## Every run", "", to_markdown(rows[keep]), ""]
+             "", "## Ratios against none", "", to_markdown(r[rat]), "",
+             "## Memory", "", memory_note(setup, a, pipe), "", to_markdown(mem), "",
+             "## Every run", "", to_markdown(rows[keep]), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
     screen = screen_lines(r, arch, weights_banner(a.model, a.clip))
