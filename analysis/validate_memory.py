@@ -24,11 +24,14 @@ COLUMNS = ["quantize", "method", "budget", "weights_mb", "activation_mb", "llm_a
            "paper_def_activation_gib"]
 
 
-def memory_frame(rows: pd.DataFrame, ratios: pd.DataFrame, weights_mb: float, quantize: str) -> pd.DataFrame:
+def memory_frame(rows: pd.DataFrame, ratios: pd.DataFrame, weights_mb: float, quantize: str,
+                 none_paper_gib: float | None = None) -> pd.DataFrame:
     """Per (method, budget): weights, activation peaks, their sum (``peak_mb``) and the paper's analytic
-    storing activation (``paper_def_activation_gib``)."""
+    storing activation (``paper_def_activation_gib``; ``none_paper_gib`` for ``none``, which ``ratios`` lacks)."""
     m = rows[["method", "budget", "activation_mb", "llm_activation_mb"]].merge(
         ratios[["method", "budget", "paper_def_activation_gib"]], on=["method", "budget"], how="left")
+    if none_paper_gib is not None:
+        m.loc[m["method"] == "none", "paper_def_activation_gib"] = none_paper_gib
     m.insert(0, "quantize", quantize)
     m.insert(3, "weights_mb", float(weights_mb))
     m["peak_mb"] = m["weights_mb"] + m["activation_mb"]

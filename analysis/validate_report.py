@@ -177,7 +177,9 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[l
     arch = pipe.model.arch.name
     write_csv(out / "validate.csv", rows)
     write_csv(out / "ratios.csv", r)
-    mem = memory_frame(rows, r, setup["weights_mb"]["glamm_and_clip"], a.quantize)
+    base = rows[rows["method"] == "none"].iloc[0]
+    mem = memory_frame(rows, r, setup["weights_mb"]["glamm_and_clip"], a.quantize,
+                       paper_definitions(pipe.model.arch, int(base["text_tokens"]), "none", n)[1])
     write_csv(out / "memory.csv", mem)
     write_csv(out / "checks.csv", pd.DataFrame([{"check": k, "passed": not v, "failing": " ".join(v)}
                                                 for k, v in result.items()]))

@@ -69,6 +69,9 @@ def quiet_third_party(verbose: bool = False) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if verbose:
         return
+    # torchao (the --quantize extra), which transformers imports whenever it is installed, registers enums
+    # that torch's pytree warns about once each: noise unrelated to the command
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     if "transformers" not in sys.modules:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is imported
         return
