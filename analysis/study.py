@@ -98,7 +98,7 @@ RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",), "limit": 
 
 
 #: options added since older results folders were written: name -> the value those results were computed with
-ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes"}
+ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes", "layer_dtype": "model"}
 
 
 def current_names(old: dict, new: dict) -> dict:

@@ -101,11 +101,11 @@ def one_glamm_pipeline(monkeypatch):
     real = GlammPipeline.from_model_string.__func__
 
     def cached(cls, model, clip=None, sam=None, device="cpu", dtype=None, numerics=None, quantize="none",
-               quantize_backend="bitsandbytes"):
-        key = (model, clip, sam, str(device), str(dtype), numerics, quantize, quantize_backend)
+               quantize_backend="bitsandbytes", layer_dtype="model"):
+        key = (model, clip, sam, str(device), str(dtype), numerics, quantize, quantize_backend, layer_dtype)
         if key not in _GLAMM_PIPES:
             _GLAMM_PIPES[key] = real(cls, model, clip=clip, sam=sam, device=device, numerics=numerics,
-                                     quantize=quantize, quantize_backend=quantize_backend,
+                                     quantize=quantize, quantize_backend=quantize_backend, layer_dtype=layer_dtype,
                                      **({"dtype": dtype} if dtype else {}))
         return _GLAMM_PIPES[key]
 

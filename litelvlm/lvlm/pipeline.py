@@ -143,6 +143,8 @@ class GlammPipeline:
         self.seg_token_id = seg_token_id(tokenizer)
         #: how the LLM's weights were quantized (``QuantReport``), None when they were not
         self.quantization = None
+        #: hooks that run the decoder layers in float32 (``layer_dtype="float32"``), empty otherwise
+        self.layer_hooks: list = []
         a = model.arch
         s = a.sam_image_size
         #: None: GLaMM's own SAM pre- and post-processing (``sam_preprocess``); a transformers
@@ -166,7 +168,7 @@ class GlammPipeline:
                           device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                           clip_text: str = "question", tokenizer: str | None = None,
                           numerics: Numerics | None = None, quantize: str = "none",
-                          quantize_backend: str = "bitsandbytes") -> GlammPipeline:
+                          quantize_backend: str = "bitsandbytes", layer_dtype: str = "model") -> GlammPipeline:
         """``tiny-random[:SEED]`` / ``glamm-7b-random[:SEED]`` (a random GLaMM of that size written in the
         GLaMM-RefSeg layout and loaded back; the full size needs ``tokenizer``, a slow GLaMM-RefSeg
         tokenizer folder, and gets ``vit-l-14-336-random:SEED`` as CLIP), or a GLaMM-RefSeg folder with
@@ -176,13 +178,20 @@ class GlammPipeline:
         ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
         ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.lvlm.quantize`) quantizes the LLM's
-        decoder layers with ``quantize_backend`` as they move to ``device``."""
+        decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
+        decoder layer in float32, its weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`)."""
         from ..clip import DEFAULT_HF_MODEL, load_clip
         from ..model_spec import ModelSpec
         from .checkpoint import load_glamm_checkpoint
         from .quantize import check_quantize, quantize_glamm
+        from .upcast import LAYER_DTYPES, upcast_layers
 
         check_quantize(quantize, quantize_backend)
+        if layer_dtype not in LAYER_DTYPES:
+            raise LiteLVLMError(f"--layer-dtype {layer_dtype!r}: choose one of {', '.join(LAYER_DTYPES)}")
+        if layer_dtype != "model" and quantize != "none":
+            raise LiteLVLMError("--layer-dtype float32 upcasts the decoder layers' weights, which --quantize "
+                                f"{quantize} replaces: use one of them")
         spec = ModelSpec.parse(model)
         if dtype is None:
             dtype = torch.float32 if spec.random_glamm == "tiny" else torch.bfloat16
@@ -199,6 +208,8 @@ class GlammPipeline:
         backend = load_clip(clip, "hf", device=device, dtype=dtype)
         pipe = cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)
         pipe.quantization = quant
+        if layer_dtype == "float32":
+            pipe.layer_hooks = upcast_layers(glamm.language_model.layers)
         return pipe
 
     # -- properties ---------------------------------------------------------------------------
@@ -219,7 +230,8 @@ class GlammPipeline:
         return {"model": self.name, "arch": self.model.arch.to_dict(), "clip": self.clip.describe(),
                 "seg_token_id": self.seg_token_id, "dtype": str(self.dtype).replace("torch.", ""),
                 "clip_text": self.clip_text, "numerics": self.numerics.to_dict(),
-                **({"quantization": self.quantization.to_dict()} if self.quantization else {})}
+                **({"quantization": self.quantization.to_dict()} if self.quantization else {}),
+                **({"layer_dtype": "float32"} if self.layer_hooks else {})}
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()
