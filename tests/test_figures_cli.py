@@ -9,7 +9,7 @@ from analysis.families import FAMILIES
 from analysis.families.family import Family
 from litelvlm.cli import main
 
-NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency"]
+NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "quantization"]
 
 
 def test_needs_results_or_smoke(capsys, tmp_path):

@@ -7,7 +7,7 @@ A new family: a module here defining ``FAMILY``, one line in :data:`FAMILIES`, t
 
 from __future__ import annotations
 
-from analysis.families import efficiency, grounding, importance, retention, reversal, sink
+from analysis.families import efficiency, grounding, importance, quantization, retention, reversal, sink
 from analysis.families.family import Family
 
 #: every figure family by name, in notebook order (``notebooks/01_...`` first)
@@ -18,4 +18,5 @@ FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
     grounding.FAMILY,  # 04_grounding_vs_budget
     importance.FAMILY,  # 05_importance_correlation
     efficiency.FAMILY,  # 06_efficiency
+    quantization.FAMILY,  # 07_quantization
 )}
