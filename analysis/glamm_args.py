@@ -82,7 +82,7 @@ def study_numerics(args: GlammDataArgs, protocol: str):
 
 def quantize_kwargs(args: GlammDataArgs) -> dict[str, str]:
     """``GlammPipeline.from_model_string``'s quantization and layer-arithmetic arguments from the options."""
-    from litelvlm.lvlm.quantize import check_quantize
+    from litelvlm.quantize import check_quantize
 
     check_quantize(args.quantize, args.quantize_backend)
     return {"quantize": args.quantize, "quantize_backend": args.quantize_backend, "layer_dtype": args.layer_dtype}

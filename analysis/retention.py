@@ -26,7 +26,7 @@ import numpy as np
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import atomic_path, write_json, write_parquet
+from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.lazy import lazy_module
 from litelvlm.provenance import weights_banner
 
@@ -55,6 +55,13 @@ class RetentionArgs:
                                minimum=1)
     methods: list[str] = arg(None, help="CLIP-side methods (default: all registered)")
     seed: int = arg(0, help="seed for the random method")
+    dtype: str = arg("float32", help="CLIP's dtype (GLaMM runs its CLIP in bfloat16)", choices=["float32", "bfloat16"])
+    quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or nf4 "
+                                     "(this project's option, to ask whether quantization changes what is kept)",
+                        choices=["none", "int8", "nf4"])
+    quantize_backend: str = arg("bitsandbytes", help="library of --quantize", choices=["bitsandbytes", "torchao"])
+    compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
+                                     "unquantized run): writes overlap.csv, the share of kept tokens both keep")
 
 
 def synthetic_example(size: int = 336):
@@ -196,7 +203,18 @@ def run_retention(a: RetentionArgs) -> Path:
     else:
         im, texts = synthetic_example()
         examples = [("synthetic-0", im, texts)]
-    clip = load_clip(a.model, a.backend)
+    if a.compare_to and not (Path(a.compare_to) / "retention.parquet").exists():
+        raise LiteLVLMError(f"--compare-to {a.compare_to!r} holds no retention.parquet")
+    import torch
+
+    clip = load_clip(a.model, a.backend, dtype=None if a.dtype == "float32" else getattr(torch, a.dtype))
+    if a.quantize != "none":
+        from litelvlm.quantize import quantize_clip
+
+        if clip.backend != "hf":
+            raise LiteLVLMError("--quantize quantizes a transformers CLIP (--backend hf); open_clip's attention "
+                                "keeps its projections outside nn.Linear")
+        quantize_clip(clip.modules(), a.quantize, a.quantize_backend, clip.device)
     if not split_list(a.methods):  # the default: every CLIP-side method this backend supports
         methods = supported_methods(clip, methods, examples[0][2])
     out = Path(a.out)
@@ -213,7 +231,23 @@ def run_retention(a: RetentionArgs) -> Path:
         write_json(out / "config.json", {**asdict(a), **meta, "clip": clip.describe(), "synthetic": a.refer_dir is None,
                                           "skipped": skipped, "paths": portable_paths(asdict(a), out),
                                           "torch_threads": torch_thread_count()})
+        if a.compare_to:
+            from .parts import read_parquet
+
+            write_csv(out / "overlap.csv", kept_overlap(read_parquet(Path(a.compare_to) / "retention.parquet"), table))
     return out
+
+
+def kept_overlap(ref: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """Per (image, method, budget) present in both retention tables: tokens kept by each and the share of
+    ``other``'s kept tokens that ``ref`` keeps too."""
+    keys = ["image_id", "method", "budget"]
+    a = ref.groupby(keys)["patch"].agg(frozenset).rename("ref")
+    b = other.groupby(keys)["patch"].agg(frozenset).rename("other")
+    both = pd.concat([a, b], axis=1, join="inner").reset_index()
+    both["kept"] = both["other"].map(len)
+    both["overlap"] = [len(x & y) / max(len(y), 1) for x, y in zip(both["ref"], both["other"])]
+    return both[[*keys, "kept", "overlap"]].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict]) -> list:
@@ -269,6 +303,9 @@ def run(args: argparse.Namespace) -> int:
     out = run_retention(a)
     skipped = read_json(Path(out) / "config.json").get("skipped", [])
     print(f"retention tables written to {out}; {len(skipped)} image(s) skipped as unreadable")
+    if a.compare_to:
+        ov = pd.read_csv(Path(out) / "overlap.csv").groupby(["method", "budget"])["overlap"].mean().unstack()
+        print(f"kept tokens shared with {a.compare_to} (mean over images; overlap.csv):\n{ov.round(3).to_string()}")
     if banner := weights_banner(a.model):
         print(banner)
     return 0

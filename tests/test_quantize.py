@@ -13,8 +13,8 @@ from PIL import Image
 from torch import nn
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm.quantize import QUANTIZED_PREFIX, check_quantize, quantize_glamm, quantized_linears
 from litelvlm.memory import storage_bytes
+from litelvlm.quantize import QUANTIZED_PREFIX, check_quantize, quantize_glamm, quantized_linears
 
 bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes not installed (pip install 'litelvlm[quantize]')")
 
@@ -153,3 +153,37 @@ def test_memory_claims_judging():
     assert claims[("8-bit weights, all tokens", "int8")] == "MET"  # 9200 against 15200: 39.5% lower
     missing = memory_claims(pd.DataFrame(rows[:3]))
     assert (missing.set_index("claim").loc["8-bit weights, all tokens", "verdict"]) == "not measured"
+
+
+def test_quantize_clip_encoder_layers_only():
+    from litelvlm.clip import load_clip
+    from litelvlm.quantize import CLIP_PREFIXES, quantize_clip
+
+    clip = load_clip("tiny336-random:0", "hf", dtype=torch.bfloat16)
+    model = clip.modules()
+    names = {n for n, _ in quantized_linears(model, CLIP_PREFIXES)}
+    report = quantize_clip(model, "int8")
+    assert report.quantized == len(names) > 0
+    for name, m in model.named_modules():
+        if name in names:
+            assert type(m) is bnb.nn.Linear8bitLt, name
+        elif isinstance(m, nn.Linear):  # the projections
+            assert type(m) is nn.Linear and m.weight.dtype == torch.bfloat16, name
+    assert type(model.visual_projection) is nn.Linear and type(model.text_projection) is nn.Linear
+
+
+def test_retention_quantized_clip_overlap(tmp_path, capsys):
+    from litelvlm.cli import main
+
+    base = ["retention", "--dtype", "bfloat16", "--budgets", "64", "16", "--methods", "litelvlm,random"]
+    assert main([*base, "--out", str(tmp_path / "bf16")]) == 0
+    assert main([*base, "--out", str(tmp_path / "int8"), "--quantize", "int8",
+                 "--compare-to", str(tmp_path / "bf16")]) == 0
+    assert "kept tokens shared with" in capsys.readouterr().out
+    ov = pd.read_csv(tmp_path / "int8" / "overlap.csv")
+    assert set(ov["method"]) == {"litelvlm", "random"} and set(ov["budget"]) == {64, 16}
+    assert ov["overlap"].between(0, 1).all() and (ov.loc[ov["method"] == "random", "overlap"] == 1).all()
+    cfg = json.loads((tmp_path / "int8" / "config.json").read_text())
+    assert cfg["quantize"] == "int8" and cfg["dtype"] == "bfloat16"
+    assert main([*base, "--out", str(tmp_path / "x"), "--compare-to", str(tmp_path / "nope")]) == 2
+    assert "holds no retention.parquet" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -177,13 +177,13 @@ class GlammPipeline:
 
         ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
-        ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.lvlm.quantize`) quantizes the LLM's
+        ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.quantize`) quantizes the LLM's
         decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
         decoder layer in float32, its weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`)."""
         from ..clip import DEFAULT_HF_MODEL, load_clip
         from ..model_spec import ModelSpec
+        from ..quantize import check_quantize, quantize_glamm
         from .checkpoint import load_glamm_checkpoint
-        from .quantize import check_quantize, quantize_glamm
         from .upcast import LAYER_DTYPES, upcast_layers
 
         check_quantize(quantize, quantize_backend)

@@ -1,4 +1,6 @@
-"""Weight quantization of GLaMM's LLM: bitsandbytes 8-bit (LLM.int8()) or 4-bit NF4, torchao int8 weight-only.
+"""Weight quantization of chosen ``nn.Linear`` layers: bitsandbytes 8-bit (LLM.int8()) or 4-bit NF4, torchao
+int8 weight-only. GLaMM's LLM decoder layers (:func:`quantize_glamm`), and CLIP's encoder layers
+(:func:`quantize_clip`, this project's option for asking whether quantization changes what LiteLVLM keeps).
 
 What the GLaMM/LISA family's users know: LISA's ``chat.py`` (dvlab-research/LISA, commit 3cb2d43,
 lines 88-116) and VideoGLaMM's ``chat.py`` (mbzuai-oryx/VideoGLaMM, commit 6b15b1e, lines 155-177)
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..errors import LiteLVLMError
+from .errors import LiteLVLMError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,9 @@ QUANTIZE_MODES = ("none", "int8", "nf4")
 QUANTIZE_BACKENDS = ("bitsandbytes", "torchao")
 #: the module paths (in ``GlammModel``) whose ``nn.Linear`` layers are quantized; nothing else is
 QUANTIZED_PREFIX = "llava.model.language_model.layers."
+#: the same for a transformers ``CLIPModel``: the vision and text encoder layers (embeddings, the final
+#: norms and the projections keep their dtype)
+CLIP_PREFIXES = ("vision_model.encoder.layers.", "text_model.encoder.layers.")
 #: bitsandbytes' 4-bit block: a layer whose input size is not a multiple of it runs slower kernels (and
 #: keeps the model's dtype if bitsandbytes fails to quantize it)
 NF4_BLOCK = 64
@@ -81,10 +86,10 @@ def _import(backend: str):
     return lib
 
 
-def quantized_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """(path, layer) of every ``nn.Linear`` under :data:`QUANTIZED_PREFIX`: the layers quantization replaces."""
-    return [(n, m) for n, m in model.named_modules()
-            if n.startswith(QUANTIZED_PREFIX) and type(m) is nn.Linear]
+def quantized_linears(model: nn.Module, prefixes: tuple[str, ...] = (QUANTIZED_PREFIX,)) -> list[tuple[str, nn.Linear]]:
+    """(path, layer) of every ``nn.Linear`` under ``prefixes`` (default: GLaMM's decoder layers): the layers
+    quantization replaces."""
+    return [(n, m) for n, m in model.named_modules() if n.startswith(prefixes) and type(m) is nn.Linear]
 
 
 def _set(model: nn.Module, path: str, module: nn.Module) -> None:
@@ -114,20 +119,34 @@ def quantize_glamm(model: nn.Module, mode: str, backend: str = "bitsandbytes",
                    device: str | torch.device | None = None) -> QuantReport:
     """Quantize the decoder layers' ``nn.Linear`` weights of ``model`` (a ``GlammModel``) in place and move
     the whole model to ``device`` (default: where it is). ``mode="none"`` only moves it."""
+    return quantize_linears(model, (QUANTIZED_PREFIX,), mode, backend, device)
+
+
+def quantize_clip(model: nn.Module, mode: str, backend: str = "bitsandbytes",
+                  device: str | torch.device | None = None) -> QuantReport:
+    """Quantize the encoder layers of a transformers ``CLIPModel`` (vision and text, :data:`CLIP_PREFIXES`)
+    in place; the embeddings, final norms and projections keep their dtype."""
+    return quantize_linears(model, CLIP_PREFIXES, mode, backend, device)
+
+
+def quantize_linears(model: nn.Module, prefixes: tuple[str, ...], mode: str, backend: str = "bitsandbytes",
+                     device: str | torch.device | None = None) -> QuantReport:
+    """Quantize every ``nn.Linear`` under ``prefixes`` in ``model`` in place and move the whole model to
+    ``device`` (default: where it is). ``mode="none"`` only moves it."""
     check_quantize(mode, backend)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if mode == "none":
         model.to(device)
         return QuantReport(mode, "", 0)
     lib = _import(backend)
-    layers = quantized_linears(model)
+    layers = quantized_linears(model, prefixes)
     kept: list[str] = []
     if backend == "torchao":
         from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
         model.to(device)
         quantize_(model, Int8WeightOnlyConfig(), filter_fn=lambda m, fqn: (
-            type(m) is nn.Linear and fqn.startswith(QUANTIZED_PREFIX)))
+            type(m) is nn.Linear and fqn.startswith(prefixes)))
     else:
         odd = [n for n, m in layers if mode == "nf4" and m.in_features % NF4_BLOCK]
         if odd:  # bitsandbytes 0.50 quantizes them and warns of a slower kernel; older releases may fail
@@ -144,9 +163,9 @@ def quantize_glamm(model: nn.Module, mode: str, backend: str = "bitsandbytes",
                 log.warning("nf4: %s keeps the model's dtype (bitsandbytes: %s)", name, e)
         model.to(device)  # everything else (bitsandbytes' layers are there already)
     n = len(layers) - len(kept)
-    log.info("quantized %d decoder linear layers to %s with %s %s", n, mode, backend, lib.__version__)
+    log.info("quantized %d linear layers to %s with %s %s", n, mode, backend, lib.__version__)
     return QuantReport(mode, backend, n, tuple(kept), str(lib.__version__))
 
 
-__all__ = ["NF4_BLOCK", "QUANTIZED_PREFIX", "QUANTIZE_BACKENDS", "QUANTIZE_MODES", "QuantReport",
-           "check_quantize", "quantize_glamm", "quantized_linears"]
+__all__ = ["CLIP_PREFIXES", "NF4_BLOCK", "QUANTIZED_PREFIX", "QUANTIZE_BACKENDS", "QUANTIZE_MODES", "QuantReport",
+           "check_quantize", "quantize_clip", "quantize_glamm", "quantize_linears", "quantized_linears"]
