@@ -12,7 +12,6 @@ folder with real weights, ``local-dir:...`` for open_clip, ``tiny-random``...).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -295,7 +294,6 @@ def _print_summary(s: dict, out: Path, banner: str | None = None) -> None:
         print(f"  sink ablation, layer {r['layer']}: AUROC_reversed {r['original']:.3f} original -> "
               + ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("layer", "original")))
     print(f"  figures: {out}/ ({', '.join(Path(p).name for p in s['figures'])}); numbers: {out}/demo_summary.json")
-    print(json.dumps({"figures_dir": str(out)}))
 
 
 #: this study's options (``analysis.study.Study``)

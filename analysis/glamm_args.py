@@ -39,7 +39,7 @@ class GlammDataArgs:
 
     refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. ../shared/data/coco128_refer",
                          required=True)
-    out: str = arg(help="output folder (result tables, summary.csv, config.json; resumable)", required=True)
+    out: str = arg(help="output folder (the result tables and config.json; resumable)", required=True)
     model: str = arg("tiny-random:0", help="tiny-random[:SEED] or a GLaMM-RefSeg checkpoint folder")
     clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
                                       "or the matching tiny random CLIP for tiny-random")

@@ -65,7 +65,7 @@ class GroundingArgs(GlammDataArgs):
     """Options of ``litelvlm eval-grounding``."""
 
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
-                                                        "(see `litelvlm select --help` for the list)")
+                                                        "(the list: `litelvlm select --list-methods`)")
     budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K", each=int, minimum=1)
     protocol: str = arg("official", help="evaluation protocol: official (GLaMM's) or per-expression "
                                          "(this project's)", choices=list(PROTOCOLS))

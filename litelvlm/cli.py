@@ -54,6 +54,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         mod = importlib.import_module(module)
         mod.add_arguments(p)
+        with contextlib.suppress(argparse.ArgumentError):  # -v also after the subcommand
+            p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                           help="log debug messages (also accepted before the subcommand)")
         with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --threads
             p.add_argument("--threads", type=int, default=None,
                            help="torch CPU threads (default: 1 for tiny/toy models, else the physical cores)")

@@ -30,3 +30,16 @@ def test_cuda_without_a_gpu_is_refused(command, tmp_path, capsys):
         argv += ["--refer-dir", str(tmp_path)]
     assert main(argv) == 2
     assert "no CUDA device" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_verbose_is_accepted_after_the_subcommand_too(capsys):
+    import logging
+
+    from litelvlm.cli import main
+
+    for argv in (["-v", "select", "--list-methods"], ["select", "--list-methods", "-v"]):
+        assert main(argv) == 0, argv
+        assert logging.getLogger("litelvlm").level == logging.DEBUG, argv
+    assert main(["select", "--list-methods"]) == 0
+    assert logging.getLogger("litelvlm").level == logging.INFO
+    assert "litelvlm" in capsys.readouterr().out

@@ -16,6 +16,7 @@ def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert "AUROC of reversed similarity" in printed and "[EOS]->[SOS]" in printed
     assert "TOY WEIGHTS (the bundled toy CLIP" in printed  # the numbers say which weights made them
+    assert "figures_dir" not in printed and printed.rstrip().splitlines()[-1].startswith("  figures:")
     summary = json.loads((out / "demo_summary.json").read_text())
     from litelvlm.toy import default_model_path
 

@@ -104,6 +104,9 @@ def test_targets_use_the_papers_definitions():
     lines = target_lines(r)
     assert lines[0].startswith("- prefill speedup (the paper's definition: the decoder-layer loop only): 2.25")
     assert lines[0].endswith("**MET**") and "storing activation" in lines[1] and lines[1].endswith("**MISSED**")
+    # each value in its target's unit: ratios with x, shares in percent
+    assert ": 2.25x (target >= 2.2x)" in lines[0] and ": 95.0% (target >= 90%)" in lines[2]
+    assert ": 1.0% (target < 2%)" in lines[3]
     assert target_lines(r, arch="scaled") == ["- not judged: the targets are the paper's glamm-7b figures, and this "
                                               "model is the `scaled` architecture (its ratios are shown below, for "
                                               "the mechanism only)"]
