@@ -363,9 +363,27 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
     print(f"sink: {len(texts)} sentences x {df['layer'].nunique()} layers x {df['head'].nunique()} heads "
           f"in {t_sink:.1f}s; ablation {'done' if abl_df is not None else counts.get('ablation_skipped', 'not run')}; "
           f"wrote {out}")
+    if abl_df is not None:
+        print(ablation_lines(abl_sum))
     if banner := weights_banner(clip.name):
         print(banner)
     return 0
+
+
+def ablation_lines(abl_sum: pd.DataFrame) -> str:
+    """The ablation's result for the terminal: per vision layer, the mean reversed AUROC (95% CI) of each text
+    variant, over all sentences, and its paired change against the original text."""
+    rows = abl_sum[abl_sum["breakdown"] == "all"]
+    lines = ["ablation: AUROC of reversed similarity (mean, 95% CI) per vision layer and text variant "
+             "(ablation_summary.csv):"]
+    for layer, g in rows.groupby("layer", sort=True):
+        parts = []
+        for _, r in g.sort_values("variant", key=lambda v: v != "original", kind="stable").iterrows():
+            delta = "" if pd.isna(r["delta_vs_original"]) else f", {r['delta_vs_original']:+.3f} vs original"
+            parts.append(f"{r['variant']} {r['auroc_reversed_mean']:.3f} [{r['auroc_reversed_ci_low']:.3f}, "
+                         f"{r['auroc_reversed_ci_high']:.3f}]{delta}")
+        lines.append(f"  layer {layer}: " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 #: this study's options (``analysis.study.Study``)

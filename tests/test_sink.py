@@ -118,12 +118,17 @@ def test_sink_cli_on_refcoco_expressions(shared_data, tiny_hf_clip_dir, tmp_path
     assert (tmp_path / "a" / "sink.parquet").read_bytes() == (tmp_path / "b" / "sink.parquet").read_bytes()
 
 
-def test_sink_cli_ablation_on_coco128(coco128, tiny_hf_clip_dir, tmp_path):
+def test_sink_cli_ablation_on_coco128(coco128, tiny_hf_clip_dir, tmp_path, capsys):
     out = tmp_path / "abl"
     rc = main(["sink", "--model", str(tiny_hf_clip_dir), "--refer-dir", str(coco128), "--image-dir",
                str(coco128 / "images"), "--limit", "30", "--ablate-from", "0", "1", "--layers", "all",
                "--n-boot", "100", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
     assert rc == 0
+    printed = capsys.readouterr().out  # the ablation's result on screen: one line per vision layer
+    assert "ablation: AUROC of reversed similarity" in printed
+    layer_lines = [ln for ln in printed.splitlines() if ln.startswith("  layer ")]
+    assert layer_lines and all("original" in ln and "sos_masked_from1" in ln and "vs original" in ln
+                               for ln in layer_lines)
     abl = pd.read_parquet(out / "ablation.parquet")
     assert set(abl["variant"]) == {"original", "sos_masked_from0", "sos_masked_from1", "content_mean"}
     counts = abl.groupby("variant").size()
