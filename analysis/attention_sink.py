@@ -47,7 +47,7 @@ from .reversal import (
     summarise_reversal,
     vision_num_layers,
 )
-from .stats import bootstrap_ci, wilcoxon_paired
+from .stats import bootstrap_ci, ci_text, wilcoxon_paired
 from .study import RunFolder, portable_paths, torch_thread_count
 from .text_ablation import content_mean_embeds, rerun_text_tower
 
@@ -380,8 +380,8 @@ def ablation_lines(abl_sum: pd.DataFrame) -> str:
         parts = []
         for _, r in g.sort_values("variant", key=lambda v: v != "original", kind="stable").iterrows():
             delta = "" if pd.isna(r["delta_vs_original"]) else f", {r['delta_vs_original']:+.3f} vs original"
-            parts.append(f"{r['variant']} {r['auroc_reversed_mean']:.3f} [{r['auroc_reversed_ci_low']:.3f}, "
-                         f"{r['auroc_reversed_ci_high']:.3f}]{delta}")
+            ci = ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"])
+            parts.append(f"{r['variant']} {r['auroc_reversed_mean']:.3f} {ci}{delta}")
         lines.append(f"  layer {layer}: " + "; ".join(parts))
     return "\n".join(lines)
 

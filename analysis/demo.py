@@ -269,6 +269,8 @@ def sink_headline(summary) -> dict:
 
 
 def _print_summary(s: dict, out: Path, banner: str | None = None) -> None:
+    from analysis.stats import ci_text
+
     print(f"\nlitelvlm demo: {s['sentences']} expressions on {s['scenes']} scenes, model {s['model']} "
           f"(grid {s['grid'][0]}x{s['grid'][1]}), {s['seconds']:.0f} s")
     if banner:
@@ -285,7 +287,7 @@ def _print_summary(s: dict, out: Path, banner: str | None = None) -> None:
         verdict = "reversed (referent ranked LOW)" if r["auroc_reversed_ci_low"] > 0.5 else (
             "not reversed (referent ranked HIGH)" if r["auroc_reversed_ci_high"] < 0.5 else "no clear direction")
         print(f"  reversal, layer {r['layer']}: AUROC of reversed similarity {r['auroc_reversed_mean']:.3f} "
-              f"[95% CI {r['auroc_reversed_ci_low']:.3f}, {r['auroc_reversed_ci_high']:.3f}] -> {verdict}")
+              f"{ci_text(r['auroc_reversed_ci_low'], r['auroc_reversed_ci_high'], '95% CI ')} -> {verdict}")
     sink = s["sink"]
     print(f"  sink: [EOS]->[SOS] attention share {sink['sos_mean']:.3f} (mean over text blocks; max "
           f"{sink['sos_max']:.3f}; uniform 1/n {sink['uniform_mean']:.3f}; content tokens together "

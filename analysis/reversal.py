@@ -37,7 +37,7 @@ from litelvlm.versions import run_versions
 
 from .attribution.correlation import DEFAULT_KS
 from .features_cache import VisionFeatureCache, cached_text_embeds
-from .stats import area_bins, auroc, bootstrap_ci, length_bins, wilcoxon_vs
+from .stats import area_bins, auroc, bootstrap_ci, ci_text, length_bins, wilcoxon_vs
 from .study import RunFolder, check_same_model, portable_paths, torch_thread_count
 
 pd = lazy_module("pandas")
@@ -398,8 +398,8 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
                                      "torch_threads": torch_thread_count()})
     overall = summary[summary["breakdown"] == "all"]
     for _, r in overall.iterrows():
-        log.info("layer %d: AUROC_reversed %.3f [%.3f, %.3f], reversed in %.0f%% of %d sentences",
-                 r["layer"], r["auroc_reversed_mean"], r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"],
+        log.info("layer %d: AUROC_reversed %.3f %s, reversed in %.0f%% of %d sentences",
+                 r["layer"], r["auroc_reversed_mean"], ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"]),
                  100 * r["share_reversed"], r["n_sentences"])
     excluded = {k: v for k, v in counts.items() if k.startswith("excluded_")}
     print(f"reversal: {counts.get('sentences_scored', 0)} of {len(records)} sentences scored on "

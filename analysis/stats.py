@@ -67,6 +67,14 @@ def group_means(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.
     return sums / np.maximum(counts, 1), counts
 
 
+def ci_text(low: float, high: float, prefix: str = "") -> str:
+    """``[low, high]`` for the terminal, or why there is no interval: :func:`bootstrap_ci` gives NaN bounds
+    when fewer than 2 images (groups) carry the rows."""
+    if np.isnan(low) or np.isnan(high):
+        return "[no CI: fewer than 2 images]"
+    return f"[{prefix}{low:.3f}, {high:.3f}]"
+
+
 def bootstrap_ci(values: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 1000,
                  seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): the row mean and a percentile bootstrap CI, resampling ``groups`` (images).

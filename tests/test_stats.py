@@ -89,3 +89,11 @@ def test_bins():
     labels = area_bins(np.array([0.0, 0.019, 0.02, 0.5, 1.0])).astype(str)
     assert list(labels) == ["[0,0.02)", "[0,0.02)", "[0.02,0.05)", "[0.4,1)", "[0.4,1)"]
     assert list(length_bins(np.array([1, 2, 3, 7, 8, 40])).astype(str)) == ["1-2", "1-2", "3-4", "5-7", "8+", "8+"]
+
+
+def test_ci_text_explains_a_missing_interval():
+    from analysis.stats import bootstrap_ci, ci_text
+
+    mean, lo, hi = bootstrap_ci(np.array([0.6, 0.7]), groups=np.array([1, 1]))  # one image
+    assert mean == pytest.approx(0.65) and ci_text(lo, hi) == "[no CI: fewer than 2 images]"
+    assert ci_text(0.5, 0.75, "95% CI ") == "[95% CI 0.500, 0.750]"
