@@ -38,11 +38,20 @@ def add_arguments(parser) -> None:
                         help="regenerate notebooks/ from the family functions and exit")
 
 
-def list_families() -> None:
-    """Print every family, its notebook and whether it can be drawn."""
+def list_families(results: str | None = None) -> None:
+    """Print every family, its notebook and what it can draw: its code's availability and, with ``results``,
+    whether that folder holds its results (without it, nothing is known of any results)."""
     for fam in families.FAMILIES.values():
         missing = fam.missing()
-        state = "ready" if not missing else "not available: needs " + ", ".join(missing)
+        if missing:
+            state = "not available: needs " + ", ".join(missing)
+        elif results is None:
+            state = "code ready; give --results DIR to look for results, or --smoke"
+        elif not Path(results).is_dir():
+            raise LiteLVLMError(f"--results {results!r} is not a folder")
+        else:
+            found = fam.find_results(results)
+            state = f"results in {found}" if found is not None else f"no results in {results}"
         print(f"{fam.name:12s} notebooks/{fam.notebook}.ipynb  [{state}]  {fam.title}")
 
 
@@ -96,7 +105,7 @@ def summary(drawn: dict[str, list[Path]], skipped: dict[str, str], out: str) -> 
 def run(ns) -> int:
     """``litelvlm figures``: list, regenerate the notebooks, or draw the selected families."""
     if ns.list:
-        list_families()
+        list_families(ns.results)
         return 0
     if ns.write_notebooks:
         from analysis.notebook_gen import write_notebooks

@@ -29,12 +29,19 @@ def test_results_without_the_family_tables_name_the_missing_files(capsys, tmp_pa
     assert not (tmp_path / "f").exists()
 
 
-def test_list_names_every_family(capsys):
+def test_list_names_every_family(capsys, tmp_path):
     assert main(["figures", "--list"]) == 0
     out = capsys.readouterr().out
     for name in NOTEBOOK_ORDER:
         assert name in out
     assert list(FAMILIES) == NOTEBOOK_ORDER
+    assert "[ready]" not in out and "give --results DIR" in out  # no results looked at: none claimed
+    (tmp_path / "validate" / "none").mkdir(parents=True)
+    (tmp_path / "validate" / "none" / "memory.csv").write_text("quantize\n")
+    assert main(["figures", "--list", "--results", str(tmp_path)]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert f"[results in {tmp_path / 'validate'}]" in lines["quantization"]
+    assert f"[no results in {tmp_path}]" in lines["reversal"]
 
 
 def test_each_family_is_registered_once_from_its_own_module_in_notebook_order():
