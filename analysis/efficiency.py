@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,11 @@ def _run(args: argparse.Namespace) -> int:
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
         tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain)
+        if a.device == "cpu":
+            from litelvlm.threads import busy_warning
+
+            if busy := busy_warning():
+                print(f"efficiency: warning: {busy}", file=sys.stderr)
         df = df.merge(tm, on=["attn", "method", "budget"], how="left")
     else:
         df["device"] = "meta (FLOPs and activation bytes only)"

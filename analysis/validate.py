@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -250,6 +251,12 @@ def run_validate(a: ValidateArgs) -> int:
                 calls[(method, budget)].append(measure_pair(pipe, prep, method, budget, method_options(a, method), reference))
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs)]))
+    if todo and pipe.device.type == "cpu":
+        from litelvlm.threads import busy_warning
+
+        if busy := busy_warning():
+            setup["busy"] = busy
+            print(f"validate: warning: {busy}", file=sys.stderr)
     frames = [f for f in store.frames() if not f.empty]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
     rows["repeats"] = rows["repeats"].fillna(1).astype("int64") if "repeats" in rows else 1

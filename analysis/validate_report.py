@@ -199,6 +199,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[l
         note += " (the token counts, positions, shapes, checks, time and memory are the architecture's)"
     lines = [f"# Validation: {a.model} on {pipe.device}", "",
              *([f"> **{note}**", ""] if note else []),
+             *([f"> **Warning: {setup['busy']}.**", ""] if setup.get("busy") else []),
              f"Machine: {_machine(pipe)}. Model dtype {str(pipe.dtype)[6:]}. "
              f"Loaded in {setup['load_ms'] / 1e3:.1f} s (peak RSS {setup['load_peak_rss_gib']:.1f} GiB); "
              f"CLIP + SAM image forwards {setup['prepare_image_ms'] / 1e3:.1f} s.", "",

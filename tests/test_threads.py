@@ -34,3 +34,24 @@ def test_cli_applies_the_count_for_the_run(monkeypatch, argv, expected):
     prev = torch.get_num_threads()
     assert main(["select", "--list-methods", *argv]) == 0
     assert seen == [expected] and torch.get_num_threads() == prev
+
+
+def test_busy_warning_only_above_the_thread_count():
+    from litelvlm.threads import busy_warning
+
+    assert busy_warning(threads=2, load=2.4) is None
+    msg = busy_warning(threads=2, load=5.0)
+    assert msg is not None and "1-minute load 5.0 above 2 thread(s)" in msg and "unreliable" in msg
+
+
+def test_validate_reports_a_busy_machine(coco128, tmp_path, monkeypatch, capsys):
+    import os
+
+    from litelvlm.cli import main
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    out = tmp_path / "v"
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
+                 "--budgets", "32"]) == 0
+    assert "validate: warning: the machine was busy while timing" in capsys.readouterr().err
+    assert "> **Warning: the machine was busy while timing" in (out / "report.md").read_text()
