@@ -48,7 +48,7 @@ from .reversal import (
     vision_num_layers,
 )
 from .stats import bootstrap_ci, ci_text, wilcoxon_paired
-from .study import RunFolder, portable_paths, torch_thread_count
+from .study import RunFolder, portable_paths, run_record, torch_thread_count
 from .text_ablation import content_mean_embeds, rerun_text_tower
 
 pd = lazy_module("pandas")
@@ -355,7 +355,7 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
     write_json(out / "config.json", {"command": "sink", "args": asdict(a), "clip": clip.describe(),
                                      "vision_layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds_sink": round(t_sink, 3), "paths": portable_paths(asdict(a), out),
-                                     "torch_threads": torch_thread_count()})
+                                     "torch_threads": torch_thread_count(), "run": run_record()})
     per_layer = summary[summary["head"] == -1]
     for _, r in per_layer.iterrows():
         log.info("text layer %d: [EOS]->[SOS] %.3f (uniform %.3f), ->itself %.3f, ->content %.3f",

@@ -159,6 +159,8 @@ def _run(args: argparse.Namespace) -> int:
     if "method" in df and "none" not in methods:
         df = df[df["method"] != "none"].reset_index(drop=True)
     cmp = comparison_table(df, fastv_layer=a.fastv_layer)
+    from analysis.study import run_record
+
     config = {
         "command": "litelvlm efficiency " + " ".join(_argv(a)),
         "arch": arch.to_dict(), "methods": methods, "budgets": budgets, "attn_implementations": attns,
@@ -177,6 +179,7 @@ def _run(args: argparse.Namespace) -> int:
         "paper_definitions": PAPER_DEFINITIONS,
         "paper_flops_fit": fit_paper_text_tokens(arch.glamm) if arch.name == "glamm-7b" else None,
         "seconds": round(time.perf_counter() - t0, 1),
+        "run": run_record(),
     }
     write_csv(out / "efficiency.csv", df)
     write_csv(out / "comparison.csv", cmp)

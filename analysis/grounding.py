@@ -44,7 +44,7 @@ import numpy as np
 from analysis.glamm_args import DTYPES, GlammDataArgs, quantize_kwargs, study_numerics
 from analysis.glamm_runs import method_options, official_turns, plan
 from analysis.parts import PartStore, read_json, read_parquet
-from analysis.study import RunFolder, check_config, portable_paths, torch_thread_count
+from analysis.study import RunFolder, check_config, portable_paths, run_record, torch_thread_count
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
@@ -314,7 +314,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict())
+                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record())
     folder = RunFolder(out) if state.is_main_process else contextlib.nullcontext()
     with folder:
         old = None

@@ -43,7 +43,7 @@ from analysis.attribution.glamm_signals import (
 )
 from analysis.glamm_args import DTYPES, GlammDataArgs, quantize_kwargs, study_numerics
 from analysis.parts import PartStore, read_json, read_parquet
-from analysis.study import RunFolder, check_config, portable_paths, torch_thread_count
+from analysis.study import RunFolder, check_config, portable_paths, run_record, torch_thread_count
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
@@ -306,7 +306,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
                   llm_layers=pipe.model.arch.llm_layers, llm_heads=pipe.model.arch.llm_heads,
                   num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count())
+                  torch_threads=torch_thread_count(), run=run_record())
     with RunFolder(out):
         check_config(out, config, growable=GROWABLE)
         store = PartStore(out)

@@ -30,7 +30,7 @@ from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.lazy import lazy_module
 from litelvlm.provenance import weights_banner
 
-from .study import RunFolder, check_same_model, portable_paths, torch_thread_count
+from .study import RunFolder, check_same_model, portable_paths, run_record, torch_thread_count
 
 pd = lazy_module("pandas")
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def run_retention(a: RetentionArgs) -> Path:
         write_parquet(out / "retention.parquet", table)
         write_json(out / "config.json", {**asdict(a), **meta, "clip": clip.describe(), "synthetic": a.refer_dir is None,
                                           "skipped": skipped, "paths": portable_paths(asdict(a), out),
-                                          "torch_threads": torch_thread_count()})
+                                          "torch_threads": torch_thread_count(), "run": run_record()})
         if a.compare_to:
             from .parts import read_parquet
 

@@ -38,7 +38,7 @@ from litelvlm.versions import run_versions
 from .attribution.correlation import DEFAULT_KS
 from .features_cache import VisionFeatureCache, cached_text_embeds
 from .stats import area_bins, auroc, bootstrap_ci, ci_text, length_bins, wilcoxon_vs
-from .study import RunFolder, check_same_model, portable_paths, torch_thread_count
+from .study import RunFolder, check_same_model, portable_paths, run_record, torch_thread_count
 
 pd = lazy_module("pandas")
 torch = lazy_module("torch")
@@ -395,7 +395,7 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
     write_json(out / "config.json", {"command": "reversal", "args": asdict(a), "clip": clip.describe(),
                                      "layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds": round(elapsed, 3), "paths": portable_paths(asdict(a), out),
-                                     "torch_threads": torch_thread_count()})
+                                     "torch_threads": torch_thread_count(), "run": run_record()})
     overall = summary[summary["breakdown"] == "all"]
     for _, r in overall.iterrows():
         log.info("layer %d: AUROC_reversed %.3f %s, reversed in %.0f%% of %d sentences",

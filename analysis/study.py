@@ -53,7 +53,7 @@ STUDIES: dict[str, str | None] = {
 #: options holding paths: config.json keeps them as typed and, under ``paths``, portably
 PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data")
 #: config keys never compared when a run resumes into a folder
-NOT_COMPARED = ("torch_threads", "paths", *PATH_OPTIONS)
+NOT_COMPARED = ("torch_threads", "paths", "run", *PATH_OPTIONS)
 LOCK_NAME = ".lock"
 
 
@@ -234,6 +234,41 @@ class RunFolder:
                 p.unlink(missing_ok=True)
         if not any(p.name != LOCK_NAME for p in self.out.iterdir()) and LOCK_NAME not in {p.name for p in self._before}:
             (self.out / LOCK_NAME).unlink(missing_ok=True)
+
+
+def git_commit(root: str | Path | None = None) -> str | None:
+    """The commit of the checkout this project runs from (``+dirty`` with uncommitted changes to tracked
+    files); None for an installed copy or where git is missing."""
+    import subprocess
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def run_record() -> dict:
+    """The provenance record every study's config.json keeps under ``run`` (never compared on resume: it
+    describes the latest run): the command line, the start time (UTC), the library versions, the
+    project's version and git commit, the torch thread count, and when the record was written (UTC)."""
+    import datetime
+    import shlex
+
+    from litelvlm import __version__, cli
+    from litelvlm.versions import run_versions
+
+    argv = cli.CURRENT_ARGV
+    return {"command": None if argv is None else "litelvlm " + shlex.join(argv),
+            "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "litelvlm": __version__, "git_commit": git_commit(), "versions": run_versions(),
+            "torch_threads": torch_thread_count()}
 
 
 def torch_thread_count() -> int:

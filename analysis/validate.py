@@ -217,6 +217,9 @@ def run_validate(a: ValidateArgs) -> int:
     pairs = _plan(a, pipe.num_visual_tokens)
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats")}
+    from analysis.study import portable_paths, run_record, torch_thread_count
+
+    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
     config.update(image_id=recs[0].image_id, model_dtype=str(pipe.dtype)[6:],
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id)
     check_out_config(out, config)

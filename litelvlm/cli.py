@@ -84,6 +84,9 @@ def quiet_third_party(verbose: bool = False) -> None:
     hf_logging.disable_progress_bar()
 
 
+#: the arguments of the command running now (``litelvlm <CURRENT_ARGV>``); None when a study runs from Python
+CURRENT_ARGV: list[str] | None = None
+
 #: Options naming folders a subcommand writes into, and options naming one file it writes.
 OUTPUT_FOLDERS = ("out", "work_dir", "cache_dir")
 OUTPUT_FILES = ("save_overlay",)
@@ -137,6 +140,8 @@ def check_common_options(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn user errors into a message and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    global CURRENT_ARGV
+    CURRENT_ARGV = argv  # the results folders' provenance records name the command (analysis.study.run_record)
     only = next((a for a in argv if a in all_commands()), None)
     parser = build_parser(only=only)
     try:  # usage errors (exit 2) and --help/--version (exit 0) come back as a return code
