@@ -70,10 +70,38 @@ def method_label(method: str) -> str:
     return f"{method} (‡, not in the official code)" if method in TABLE and "‡" in TABLE[method][1] else method
 
 
+#: Every method's place in the style grid, fixed for good: a method keeps its colour and marker in every
+#: figure whatever else is drawn. A new method is appended here; one not listed gets a slot from its name.
+METHOD_ORDER = ("litelvlm", "litelvlm-ctx", "litelvlm-context", "clip_topsim", "random", "vispruner", "visionzip",
+                "prumerge", "prumerge+", "tome", "divprune", "fastv", "dart", "sparsevlm", "llm-attention",
+                "saliency", "none")
+#: markers of the style grid (one per row of 10 colours, shifted so no two slots below 100 share a pair)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+#: LiteLVLM, the method this project is about: black, thicker, drawn on top
+LITELVLM_STYLE = {"color": (0.0, 0.0, 0.0), "marker": "o", "lw": 2.2, "zorder": 4}
+
+
+def _slot(method: str) -> int:
+    if method in METHOD_ORDER:
+        return METHOD_ORDER.index(method)
+    import zlib
+
+    return len(METHOD_ORDER) + zlib.crc32(method.encode()) % (100 - len(METHOD_ORDER))
+
+
+def method_style(method: str) -> dict:
+    """The fixed line style of ``method`` in every figure: ``color``, ``marker``, ``lw`` and ``zorder`` (LiteLVLM
+    black and thicker; every other slot below 100 a distinct colour and marker pair)."""
+    if method == "litelvlm":
+        return dict(LITELVLM_STYLE)
+    i = _slot(method)
+    colors = palette(10)
+    return {"color": colors[i % 10], "marker": MARKERS[(i // 10 + i) % len(MARKERS)], "lw": 1.2, "zorder": 3}
+
+
 def method_colors(methods: Iterable[str]) -> dict[str, tuple[float, float, float]]:
-    """A fixed colour per method name, in the order given."""
-    methods = list(dict.fromkeys(methods))
-    return dict(zip(methods, palette(max(len(methods), 1))))
+    """The fixed colour of each method (:func:`method_style`), the same in every figure."""
+    return {m: method_style(m)["color"] for m in dict.fromkeys(methods)}
 
 
 def figsize(columns: int = 1, aspect: float = 0.75, height: float | None = None) -> tuple[float, float]:

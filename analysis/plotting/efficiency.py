@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..eff.compare import PAPER
-from ..style import figure, method_colors, method_label
+from ..style import figure, method_colors, method_label, method_style
 
 _PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVLM)")
 
@@ -39,11 +39,6 @@ def _methods(d: pd.DataFrame):
     colors = method_colors(sorted(d["method"].unique()))
     for method, g in d.groupby("method", sort=True):
         yield method, g.sort_values("budget"), colors[method]
-
-
-def _emphasis(method: str) -> dict:
-    """LiteLVLM's line drawn thicker and on top: methods whose counts equal its own would hide it otherwise."""
-    return {"lw": 2.2, "zorder": 4} if method == "litelvlm" else {"lw": 1.2, "zorder": 3}
 
 
 def _paper_stars(ax, d: pd.DataFrame, key: str, invert: bool = False) -> None:
@@ -74,7 +69,7 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     base = float(d.loc[d["method"] == "none", col].iloc[0]) if (d["method"] == "none").any() \
         else float(d[col].max())
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col] / base, marker="o", ms=3, color=color, label=method_label(method), **_emphasis(method))
+        ax.plot(g["budget"], g[col] / base, ms=3, label=method_label(method), **{**method_style(method), "color": color})
     _paper_stars(ax, d, "flops_tb", invert=True)
     _budget_axis(ax, d)
     ax.set_ylabel("LLM FLOPs / baseline" + (" (paper's count)" if col == "paper_tflops" else ""))
@@ -94,7 +89,7 @@ def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
     fig, ax, d, attn = _setup(ax, attn, df)
     _ideal(ax, d)
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method_label(method), **_emphasis(method))
+        ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
     _paper_stars(ax, d, paper)
     _budget_axis(ax, d)
     ax.set_ylabel(ylabel)
@@ -135,7 +130,7 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     lim = d[d["method"] != "fastv"].groupby("budget")["n_tokens"].first()
     ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
     for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col], marker="o", ms=3, color=color, label=method_label(method), **_emphasis(method))
+        ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
     _paper_stars(ax, d, "activations_gb")
     _budget_axis(ax, d)
     ax.set_ylabel("activation memory reduction")

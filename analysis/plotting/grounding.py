@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis.style import apply_style, figsize, method_colors, method_label
+from analysis.style import apply_style, figsize, method_colors, method_label, method_style
 
 __all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference"]
 
@@ -43,14 +43,14 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
         d = d[d["protocol"] == protocol]
     if ax is None:
         apply_style()
-        fig, ax = plt.subplots(figsize=figsize(1, 0.75), layout="constrained")
+        fig, ax = plt.subplots(figsize=figsize(2, 0.4), layout="constrained")  # room for the legend outside
     else:
         fig = ax.figure
     methods = sorted(m for m in d["method"].unique() if m != baseline)
     colors = colors or method_colors(methods)
     for m in methods:
         g = d[d["method"] == m].sort_values("budget")
-        ax.plot(g["budget"], g[metric], marker="o", ms=3, lw=1.2, color=colors.get(m), label=method_label(m))
+        ax.plot(g["budget"], g[metric], ms=3, label=method_label(m), **{**method_style(m), "color": colors[m]})
     base = d[d["method"] == baseline]
     if not base.empty:
         ax.axhline(float(base[metric].iloc[0]), color="k", ls="--", lw=1,
@@ -59,8 +59,9 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
         _budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
     ax.set_ylabel(_LABELS[metric])
     ax.set_title(f"{_LABELS[metric]} against budget" + (f" ({protocol})" if protocol else ""))
-    if legend and (methods or not base.empty):
-        ax.legend(fontsize=6)
+    if legend and (methods or not base.empty):  # outside the axes: it never covers a line
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  ncol=1 if len(ax.get_lines()) <= 12 else 2)
     return fig, ax
 
 
@@ -99,19 +100,19 @@ def plot_protocol_difference(difference: pd.DataFrame, metric: str = "ciou", ax=
         raise ValueError(f"difference table lacks {col!r} (make it with analysis.grounding.protocol_difference)")
     if ax is None:
         apply_style()
-        fig, ax = plt.subplots(figsize=figsize(1, 0.75), layout="constrained")
+        fig, ax = plt.subplots(figsize=figsize(2, 0.4), layout="constrained")  # room for the legend outside
     else:
         fig = ax.figure
     methods = sorted(difference["method"].unique())
-    colors = method_colors(methods)
     for m in methods:
         g = difference[difference["method"] == m].sort_values("budget")
-        ax.plot(g["budget"], g[col], marker="o", ms=3, lw=1.2, color=colors[m], label=method_label(m))
+        ax.plot(g["budget"], g[col], ms=3, label=method_label(m), **method_style(m))
     ax.axhline(0.0, color="k", lw=0.8)
     if not difference.empty:
         _budget_axis(ax, difference["budget"])
     ax.set_ylabel(f"Δ{_LABELS[metric]} (official − per-expression)")
     ax.set_title("protocol difference")
     if methods:
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  ncol=1 if len(ax.get_lines()) <= 12 else 2)
     return fig, ax

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.style import figsize, figure, method_colors, palette
+from analysis.style import figsize, figure, method_style, palette
 
 __all__ = ["plot_importance_by_layer", "plot_importance_scatter", "plot_overlap_vs_k", "plot_signal_heatmaps",
            "plot_oracle_ablation"]
@@ -83,7 +83,8 @@ def plot_overlap_vs_k(summary: pd.DataFrame, clip_signal: str = "clip_rev_sim", 
         at = int(g["layer"].max()) if layer is None or name != "attention" else layer
         for _, row in g[g["layer"] == at].iterrows():
             lines.append((_label(query if isinstance(query, str) else "", at, name), row))
-    colors = method_colors([lab for lab, _ in lines])
+    labels = list(dict.fromkeys(lab for lab, _ in lines))  # LLM signals, not methods: the palette in order
+    colors = dict(zip(labels, palette(max(len(labels), 1))))
     for lab, row in lines:
         m = [row[f"jaccard_{k}_mean"] for k in ks]
         lo = [row[f"jaccard_{k}_lo"] for k in ks]
@@ -159,11 +160,10 @@ def plot_oracle_ablation(grounding_summary: pd.DataFrame, metric: str = "ciou", 
     fig = ax.figure
     s = grounding_summary
     methods = [m for m in s["method"].unique() if m != "none"]
-    colors = method_colors(methods)
     for m in methods:
         g = s[s["method"] == m].sort_values("budget")
-        ax.plot(g["budget"], g[metric], "--" if m in ORACLES else "-", marker="o", ms=3, color=colors[m],
-                label=m + (" (oracle)" if m in ORACLES else ""))
+        ax.plot(g["budget"], g[metric], "--" if m in ORACLES else "-", ms=3, label=m + (" (oracle)" if m in ORACLES else ""),
+                **method_style(m))
     if (s["method"] == "none").any():
         ax.axhline(float(s.loc[s["method"] == "none", metric].iloc[0]), color="0.3", lw=0.8, ls=":",
                    label="none (all tokens)")
