@@ -64,8 +64,9 @@ class GlammDataArgs:
     quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; LISA's "
                                                      "and VideoGLaMM's) or torchao (int8 weight-only)",
                                 choices=["bitsandbytes", "torchao"])
-    layer_dtype: str = arg("model", help="arithmetic of the LLM's decoder layers: model (--dtype, the official) "
-                                         "or float32 (weights stay in --dtype, each layer upcast while it runs: "
+    layer_dtype: str = arg("model", help="arithmetic of the LLM's decoder layers and SAM's image-encoder layers: "
+                                         "model (--dtype, the official) or float32 (weights stay in --dtype, each "
+                                         "layer upcast while it runs: "
                                          "several times faster on a CPU without native bfloat16; this "
                                          "project's option, results differ at bfloat16 rounding)",
                            choices=["model", "float32"])

@@ -73,7 +73,14 @@ def test_pipeline_option_and_refusals():
     from litelvlm.lvlm import GlammPipeline
 
     p = GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16, layer_dtype="float32")
-    assert len(p.layer_hooks) == 2 * p.model.arch.llm_layers and p.describe()["layer_dtype"] == "float32"
+    assert len(p.layer_hooks) == 2 * (p.model.arch.llm_layers + p.model.arch.sam_layers)
+    assert p.describe()["layer_dtype"] == "float32"
+    g = torch.Generator().manual_seed(2)
+    image = Image.fromarray(torch.randint(0, 256, (33, 47, 3), generator=g, dtype=torch.uint8).numpy())
+    with torch.no_grad():
+        out = p.ground(p.prepare(image, ["the cat"]), "litelvlm", 8)  # SAM's encoder layers upcast as well
+    assert torch.isfinite(out.mask_logits).all()
+    assert all(q.dtype == torch.bfloat16 for q in p.model.sam.vision_encoder.parameters())
     with pytest.raises(LiteLVLMError, match="--layer-dtype 'float16'"):
         GlammPipeline.from_model_string("tiny-random:0", layer_dtype="float16")
     with pytest.raises(LiteLVLMError, match="use one of them"):

@@ -179,19 +179,15 @@ class GlammPipeline:
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
         ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.quantize`) quantizes the LLM's
         decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
-        decoder layer in float32, its weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`)."""
+        LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`)."""
         from ..clip import DEFAULT_HF_MODEL, load_clip
         from ..model_spec import ModelSpec
         from ..quantize import check_quantize, quantize_glamm
         from .checkpoint import load_glamm_checkpoint
-        from .upcast import LAYER_DTYPES, upcast_layers
+        from .upcast import check_layer_dtype, upcast_glamm
 
         check_quantize(quantize, quantize_backend)
-        if layer_dtype not in LAYER_DTYPES:
-            raise LiteLVLMError(f"--layer-dtype {layer_dtype!r}: choose one of {', '.join(LAYER_DTYPES)}")
-        if layer_dtype != "model" and quantize != "none":
-            raise LiteLVLMError("--layer-dtype float32 upcasts the decoder layers' weights, which --quantize "
-                                f"{quantize} replaces: use one of them")
+        check_layer_dtype(layer_dtype, quantize)
         spec = ModelSpec.parse(model)
         if dtype is None:
             dtype = torch.float32 if spec.random_glamm == "tiny" else torch.bfloat16
@@ -209,7 +205,7 @@ class GlammPipeline:
         pipe = cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)
         pipe.quantization = quant
         if layer_dtype == "float32":
-            pipe.layer_hooks = upcast_layers(glamm.language_model.layers)
+            pipe.layer_hooks = upcast_glamm(glamm)
         return pipe
 
     # -- properties ---------------------------------------------------------------------------

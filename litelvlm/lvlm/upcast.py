@@ -1,5 +1,5 @@
-"""Float32 arithmetic in the LLM's decoder layers, weights kept in bfloat16 (this project's option, for CPUs
-without native bfloat16).
+"""Float32 arithmetic in the LLM's decoder layers and SAM's image-encoder layers, weights kept in bfloat16
+(this project's option, for CPUs without native bfloat16).
 
 A CPU with only AVX2 emulates bfloat16 matrix products: one 706x4096 by 4096x11008 product took 2.3 s
 there against 0.39 s when its operands are cast to float32 first (docs/quantization.md). With
@@ -63,4 +63,21 @@ def upcast_layers(layers: nn.ModuleList) -> list[RemovableHandle]:
     return handles
 
 
-__all__ = ["LAYER_DTYPES", "upcast_layers"]
+def check_layer_dtype(layer_dtype: str, quantize: str = "none") -> None:
+    """Refuse an unknown ``--layer-dtype``, or float32 layers with quantized weights (nothing to upcast)."""
+    from ..errors import LiteLVLMError
+
+    if layer_dtype not in LAYER_DTYPES:
+        raise LiteLVLMError(f"--layer-dtype {layer_dtype!r}: choose one of {', '.join(LAYER_DTYPES)}")
+    if layer_dtype != "model" and quantize != "none":
+        raise LiteLVLMError("--layer-dtype float32 upcasts the decoder layers' weights, which --quantize "
+                            f"{quantize} replaces: use one of them")
+
+
+def upcast_glamm(model: nn.Module) -> list[RemovableHandle]:
+    """:func:`upcast_layers` on a ``GlammModel``'s LLM decoder layers and SAM image-encoder layers (the two
+    big bfloat16 workloads; CLIP, whose ranks pick the tokens, keeps its dtype)."""
+    return upcast_layers(model.language_model.layers) + upcast_layers(model.sam.vision_encoder.layers)
+
+
+__all__ = ["LAYER_DTYPES", "check_layer_dtype", "upcast_glamm", "upcast_layers"]
