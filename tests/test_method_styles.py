@@ -60,3 +60,24 @@ def test_legend_with_every_method_stays_outside_the_axes(kind):
                line.get_marker()) for line in ax.get_lines() if not line.get_label().startswith("_")}
     assert len(styles) >= len([m for m in TABLE if m != "none"]) - 1
     plt.close(fig)
+
+
+@pytest.mark.parametrize("groups", [5, 40, 80])
+def test_breakdown_labels_never_overlap(groups):
+    """``reversal_by_category`` with COCO's many categories: no two group labels overlap."""
+    import matplotlib.pyplot as plt
+
+    from analysis.plotting.clip_studies import plot_reversal_breakdown
+
+    name = "cat {}" if groups <= 12 else "category number {}"  # short labels stay vertical, rotated
+    rows = [{"breakdown": "category", "group": name.format(i), "layer": 23, "n_sentences": 3 + i,
+             "auroc_reversed_mean": 0.3 + 0.005 * i, "auroc_reversed_ci_low": 0.25, "auroc_reversed_ci_high": 0.9}
+            for i in range(groups)]
+    fig, ax = plot_reversal_breakdown(pd.DataFrame(rows), "category")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    ticks = ax.get_yticklabels() if groups > 12 else ax.get_xticklabels()
+    boxes = [t.get_window_extent(r) for t in ticks if t.get_text()]
+    assert len(boxes) == groups
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), "labels overlap"
+    plt.close(fig)

@@ -14,6 +14,10 @@ __all__ = ["model_input_view", "plot_similarity_map", "plot_auroc_by_layer", "pl
            "plot_sink_heatmap", "plot_eos_attention_example", "plot_ablation_bars"]
 
 
+#: groups drawn as vertical bars; more become horizontal bars, one label per line
+MAX_VERTICAL_BARS = 12
+
+
 def _ax(ax, size=(1, 0.75)):
     apply_style()
     if ax is None:
@@ -94,9 +98,10 @@ def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", 
                             ax=None, value: str = "auroc_reversed", model: str | None = None):
     """AUROC_reversed by group of ``breakdown`` (area_bin, category, length_bin, split) at one layer, with CIs.
 
-    With several models in ``summary``, ``model`` picks one (default: the first).
+    With several models in ``summary``, ``model`` picks one (default: the first). More than
+    :data:`MAX_VERTICAL_BARS` groups (COCO's 80 categories) are drawn as horizontal bars on a figure as tall as
+    they need, so no two labels overlap.
     """
-    fig, ax = _ax(ax)
     d = summary[summary["breakdown"] == breakdown]
     if "model" in d and d["model"].nunique() > 1:
         d = d[d["model"] == (model or d["model"].iloc[0])]
@@ -104,18 +109,37 @@ def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", 
     d = d[d["layer"] == layer]
     if breakdown == "category":
         d = d.sort_values(f"{value}_mean", ascending=False)
+    horizontal = len(d) > MAX_VERTICAL_BARS
+    if horizontal and ax is None:  # one line of text per group: 0.13 in each
+        apply_style()
+        fig, ax = plt.subplots(figsize=figsize(1, height=0.8 + 0.13 * len(d)), layout="constrained")
+    fig, ax = _ax(ax)
     x = np.arange(len(d))
     mean = d[f"{value}_mean"].to_numpy()
-    err = np.abs(np.stack([mean - d[f"{value}_ci_low"].to_numpy(), d[f"{value}_ci_high"].to_numpy() - mean]))
-    ax.bar(x, mean, color=palette(1)[0], yerr=np.nan_to_num(err), capsize=2)
+    err = np.nan_to_num(np.abs(np.stack([mean - d[f"{value}_ci_low"].to_numpy(),
+                                         d[f"{value}_ci_high"].to_numpy() - mean])))
+    label = f"AUROC of -s (layer {layer})"
+    name = {"area_bin": "mask area (fraction of the image)", "length_bin": "sentence length (words)"}.get(
+        breakdown, breakdown)
+    if horizontal:
+        ax.barh(x, mean, color=palette(1)[0], xerr=err, capsize=1.5, height=0.7)
+        for xi, n in zip(x, d["n_sentences"]):
+            ax.text(0.02, xi, str(n), ha="left", va="center", fontsize="xx-small", color="white")
+        ax.axvline(0.5, color="grey", ls="--", lw=1)
+        ax.set_yticks(x, d["group"], fontsize="x-small")
+        ax.invert_yaxis()  # the highest first, as in the vertical layout
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(label)
+        ax.set_ylabel(name)
+        return fig, ax
+    ax.bar(x, mean, color=palette(1)[0], yerr=err, capsize=2)
     for xi, n in zip(x, d["n_sentences"]):
         ax.text(xi, 0.02, str(n), ha="center", va="bottom", fontsize="xx-small", color="white")
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     ax.set_xticks(x, d["group"], rotation=45 if len(d) > 4 else 0, ha="right" if len(d) > 4 else "center")
     ax.set_ylim(0, 1)
-    ax.set_xlabel({"area_bin": "mask area (fraction of the image)", "length_bin": "sentence length (words)"}
-                  .get(breakdown, breakdown))
-    ax.set_ylabel(f"AUROC of -s (layer {layer})")
+    ax.set_xlabel(name)
+    ax.set_ylabel(label)
     return fig, ax
 
 
