@@ -208,3 +208,24 @@ def test_reversal_plots_return_fig_and_ax():
     assert view.shape == (56, 56, 3) and mview.any() and not mview.all()
     for f in (fig, fig2, fig3):
         plt.close(f)
+
+
+def test_figures_keep_two_runs_of_one_model_apart(coco128, tmp_path):
+    """Two reversal runs of the same model with other options: one legend entry and one breakdown each."""
+    import matplotlib.pyplot as plt
+
+    from analysis.families.reversal import draw_reversal, read_reversal
+    from litelvlm.cli import main as cli_main
+
+    tree = tmp_path / "tree" / "reversal"
+    for name, sim in (("dot", "dot"), ("cosine", "cosine")):
+        assert cli_main(["reversal", "--model", "tiny336-random", "--refer-dir", str(coco128), "--limit-sentences", "8",
+                         "--n-boot", "10", "--no-cache", "--similarity", sim, "--out", str(tree / name)]) == 0
+    tables = read_reversal(tmp_path / "tree")
+    assert sorted(tables["summary"]["model"].unique()) == ["tiny336-random (cosine)", "tiny336-random (dot)"]
+    figs = draw_reversal(tables)
+    assert {"by_area", "by_area_2", "by_category", "by_category_2"} <= set(figs)
+    labels = figs["auroc_by_layer"].axes[0].get_legend_handles_labels()[1]
+    assert labels == ["tiny336-random (cosine)", "tiny336-random (dot)", "chance"]
+    for fig in figs.values():
+        plt.close(fig)

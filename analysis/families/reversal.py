@@ -39,11 +39,11 @@ def read_reversal(results_dir: Path) -> dict:
 
     root = family_dir(results_dir, "reversal")
     runs = sorted(p.parent for p in root.rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
+    models = [read_json(run / "config.json")["clip"]["model"] for run in runs]
     summaries = []
-    for run in runs:
-        cfg = read_json(run / "config.json")
+    for run, model in zip(runs, models):  # one label per run: a model run twice is told apart by its folder
         s = pd.read_csv(run / "summary.csv")
-        s.insert(0, "model", cfg["clip"]["model"])
+        s.insert(0, "model", f"{model} ({run.relative_to(root)})" if models.count(model) > 1 else model)
         summaries.append(s)
     examples = []
     for run in runs:
@@ -77,8 +77,13 @@ def draw_reversal(tables: dict) -> dict:
         figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
                                                         k=ex["k"], title=ex["title"])
     figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
-    figs["by_area"], _ = plots.plot_reversal_breakdown(summary, "area_bin")
-    figs["by_category"], _ = plots.plot_reversal_breakdown(summary, "category")
+    runs = list(dict.fromkeys(summary["model"]))
+    for i, run in enumerate(runs):  # every run's breakdowns (none dropped); the first keeps the plain names
+        for breakdown, name in (("area_bin", "by_area"), ("category", "by_category")):
+            key = name if i == 0 else f"{name}_{i + 1}"
+            figs[key], ax = plots.plot_reversal_breakdown(summary, breakdown, model=run)
+            if len(runs) > 1:
+                ax.set_title(run, fontsize="small")
     return figs
 
 
