@@ -104,6 +104,16 @@ def method_colors(methods: Iterable[str]) -> dict[str, tuple[float, float, float
     return {m: method_style(m)["color"] for m in dict.fromkeys(methods)}
 
 
+def budget_axis(ax, budgets: Iterable) -> None:
+    """The x axis of every plot against the token budget: log2 scale, the budgets as its only ticks."""
+    ticks = sorted({int(b) for b in budgets})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("visual tokens kept (K)")
+
+
 def figsize(columns: int = 1, aspect: float = 0.75, height: float | None = None) -> tuple[float, float]:
     """(width, height) in inches for a figure spanning ``columns`` (1 or 2) paper columns."""
     if columns not in (1, 2):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..eff.compare import PAPER
-from ..style import figure, method_colors, method_label, method_style
+from ..style import budget_axis, figure, method_colors, method_label, method_style
 
 _PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVLM)")
 
@@ -23,14 +23,6 @@ def _setup(ax, attn: str | None, df: pd.DataFrame):
         attn = df["attn"].iloc[0]
     d = df[df["attn"] == attn] if attn is not None and "attn" in df else df
     return fig, ax, d, attn
-
-
-def _budget_axis(ax, d: pd.DataFrame) -> None:
-    ax.set_xscale("log", base=2)
-    ticks = sorted(d["budget"].unique())
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([str(t) for t in ticks])
-    ax.set_xlabel("visual tokens kept (K)")
 
 
 def _methods(d: pd.DataFrame):
@@ -71,7 +63,7 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     for method, g, color in _methods(d):
         ax.plot(g["budget"], g[col] / base, ms=3, label=method_label(method), **{**method_style(method), "color": color})
     _paper_stars(ax, d, "flops_tb", invert=True)
-    _budget_axis(ax, d)
+    budget_axis(ax, d["budget"])
     ax.set_ylabel("LLM FLOPs / baseline" + (" (paper's count)" if col == "paper_tflops" else ""))
     ax.set_title(f"LLM prefill FLOPs ({d['arch'].iloc[0] if 'arch' in d else ''})")
     _legend(ax)
@@ -91,7 +83,7 @@ def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
     for method, g, color in _methods(d):
         ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
     _paper_stars(ax, d, paper)
-    _budget_axis(ax, d)
+    budget_axis(ax, d["budget"])
     ax.set_ylabel(ylabel)
     dev = d["device"].iloc[0] if "device" in d else ""
     ax.set_title(f"{title} ({attn}, {dev})", fontsize=7)
@@ -132,7 +124,7 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     for method, g, color in _methods(d):
         ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
     _paper_stars(ax, d, "activations_gb")
-    _budget_axis(ax, d)
+    budget_axis(ax, d["budget"])
     ax.set_ylabel("activation memory reduction")
     src = {"paper_act_reduction": "paper's storing activation", "act_reduction": "measured"}.get(col,
                                                                                                  "meta-device count")

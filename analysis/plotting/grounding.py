@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis.style import apply_style, figsize, method_colors, method_label, method_style
+from analysis.style import apply_style, budget_axis, figsize, method_colors, method_label, method_style
 
 __all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference"]
 
@@ -19,15 +19,6 @@ def _check(summary: pd.DataFrame, metric: str) -> None:
     missing = {"method", "budget", metric} - set(summary.columns)
     if missing:
         raise ValueError(f"summary lacks column(s) {sorted(missing)}")
-
-
-def _budget_axis(ax, budgets) -> None:
-    ticks = sorted(set(int(b) for b in budgets))
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([str(t) for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("visual tokens kept (K)")
 
 
 def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: str | None = None, ax=None,
@@ -56,7 +47,7 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
         ax.axhline(float(base[metric].iloc[0]), color="k", ls="--", lw=1,
                    label=f"{baseline} (K={int(base['budget'].iloc[0])})")
     if not d.empty:
-        _budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
+        budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
     ax.set_ylabel(_LABELS[metric])
     ax.set_title(f"{_LABELS[metric]} against budget" + (f" ({protocol})" if protocol else ""))
     if legend and (methods or not base.empty):  # outside the axes: it never covers a line
@@ -109,7 +100,7 @@ def plot_protocol_difference(difference: pd.DataFrame, metric: str = "ciou", ax=
         ax.plot(g["budget"], g[col], ms=3, label=method_label(m), **method_style(m))
     ax.axhline(0.0, color="k", lw=0.8)
     if not difference.empty:
-        _budget_axis(ax, difference["budget"])
+        budget_axis(ax, difference["budget"])
     ax.set_ylabel(f"Δ{_LABELS[metric]} (official − per-expression)")
     ax.set_title("protocol difference")
     if methods:

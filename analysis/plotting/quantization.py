@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..style import figure, palette
+from ..style import budget_axis, figure, palette
 
 #: precisions in drawing order, with their legend names
 PRECISIONS = {"none": "bf16 (not quantized)", "int8": "int8 decoder layers", "nf4": "nf4 decoder layers"}
@@ -17,14 +17,6 @@ PRECISIONS = {"none": "bf16 (not quantized)", "int8": "int8 decoder layers", "nf
 def _precisions(d: pd.DataFrame) -> list[str]:
     found = list(d["quantize"].unique())
     return [q for q in PRECISIONS if q in found] + sorted(q for q in found if q not in PRECISIONS)
-
-
-def _budget_axis(ax, d: pd.DataFrame) -> None:
-    ax.set_xscale("log", base=2)
-    ticks = sorted(d["budget"].unique())
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([str(t) for t in ticks])
-    ax.set_xlabel("visual tokens kept (K)")
 
 
 def _by_precision(ax, d: pd.DataFrame, y: str, scale: float = 1.0, method: str = "litelvlm") -> None:
@@ -36,45 +28,37 @@ def _by_precision(ax, d: pd.DataFrame, y: str, scale: float = 1.0, method: str =
         base = d[(d["quantize"] == q) & (d["method"] == "none")]
         ax.scatter(base["budget"], base[y] * scale, marker="o", facecolors="none", edgecolors=colors[q], s=60,
                    zorder=5)
-    _budget_axis(ax, d)
+    budget_axis(ax, d["budget"])
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=7,
               title=f"{method} (open: none, all tokens)", title_fontsize=7)
 
 
-def _device(d: pd.DataFrame, device: str | None) -> tuple[pd.DataFrame, str]:
-    device = device if device is not None else str(d["device"].iloc[0])
-    return d[d["device"] == device], device
+def _panel(table: pd.DataFrame, device: str | None, ax, column: str, ylabel: str, title: str, scale: float = 1.0):
+    """One device's rows of ``table``: ``column`` (times ``scale``) against the budget, one line per precision."""
+    device = device if device is not None else str(table["device"].iloc[0])
+    d = table[table["device"] == device]
+    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)
+    _by_precision(ax, d, column, scale=scale)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title} by precision and budget ({device})")
+    return fig, ax
 
 
 def plot_memory_vs_precision(mem: pd.DataFrame, device: str | None = None, ax=None):
-    """Whole-model memory during a call (weights + activation peak, GiB) against the budget, per precision."""
-    d, device = _device(mem, device)
-    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)
-    gib = d["peak_mb"].max() >= 1024  # GiB at full size, MiB for small models
-    _by_precision(ax, d, "peak_mb", scale=1 / 1024 if gib else 1.0)
-    ax.set_ylabel(f"whole-model memory ({'GiB' if gib else 'MiB'})")
-    ax.set_title(f"Memory by precision and budget ({device})")
-    return fig, ax
+    """Whole-model memory during a call (weights + activation peak) against the budget, per precision."""
+    gib = mem["peak_mb"].max() >= 1024  # GiB at full size, MiB for small models
+    return _panel(mem, device, ax, "peak_mb", f"whole-model memory ({'GiB' if gib else 'MiB'})", "Memory",
+                  scale=1 / 1024 if gib else 1.0)
 
 
 def plot_activation_vs_precision(mem: pd.DataFrame, device: str | None = None, ax=None):
     """The LLM span's activation peak (MiB) against the budget, per precision."""
-    d, device = _device(mem, device)
-    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)
-    _by_precision(ax, d, "llm_activation_mb")
-    ax.set_ylabel("LLM activation peak (MiB)")
-    ax.set_title(f"Activation by precision and budget ({device})")
-    return fig, ax
+    return _panel(mem, device, ax, "llm_activation_mb", "LLM activation peak (MiB)", "Activation")
 
 
 def plot_prefill_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=None):
     """The paper's prefill time (the decoder-layer loop, ms) against the budget, per precision."""
-    d, device = _device(rows, device)
-    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)
-    _by_precision(ax, d, "paper_prefill_ms")
-    ax.set_ylabel("prefill, decoder-layer loop (ms)")
-    ax.set_title(f"Prefill by precision and budget ({device})")
-    return fig, ax
+    return _panel(rows, device, ax, "paper_prefill_ms", "prefill, decoder-layer loop (ms)", "Prefill")
 
 
 __all__ = ["PRECISIONS", "plot_activation_vs_precision", "plot_memory_vs_precision", "plot_prefill_vs_precision"]
