@@ -187,3 +187,17 @@ def test_retention_quantized_clip_overlap(tmp_path, capsys):
     assert cfg["quantize"] == "int8" and cfg["dtype"] == "bfloat16"
     assert main([*base, "--out", str(tmp_path / "x"), "--compare-to", str(tmp_path / "nope")]) == 2
     assert "holds no retention.parquet" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["int8", "nf4"])
+def test_quantized_tiny_validate_on_cuda(mode, coco128, tmp_path):
+    from litelvlm.cli import main
+
+    out = tmp_path / mode
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--device", "cuda", "--quantize", mode,
+                 "--methods", "litelvlm,fastv", "--budgets", "576", "64"]) == 0
+    assert pd.read_csv(out / "checks.csv")["passed"].all()
+    mem = pd.read_csv(out / "memory.csv")
+    assert (mem["quantize"] == mode).all() and (mem["peak_mb"] > mem["weights_mb"]).all()
