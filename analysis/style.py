@@ -169,6 +169,19 @@ def weights_footnote(fig, *models: str | None) -> str | None:
     return banner
 
 
+#: the gid of a figure that carries the note of the weights behind its own data (:func:`label_weights`):
+#: ``save_figures`` then adds no note of the whole results tree
+LABELLED_GID = "weights-labelled"
+
+
+def label_weights(fig, *models: str | None) -> str | None:
+    """:func:`weights_footnote` for the models that made THIS figure's data (one run of a tree holding
+    several), and mark the figure so that no note of the whole tree is added when it is saved."""
+    banner = weights_footnote(fig, *models)
+    fig.set_gid(LABELLED_GID)
+    return banner
+
+
 def save_figure(fig, out_dir: str | os.PathLike, name: str, formats: Iterable[str] = FORMATS,
                 close: bool = True) -> list[Path]:
     """Write ``fig`` as ``out_dir/name.pdf`` and ``.png`` (atomically, reproducible bytes); return the paths."""

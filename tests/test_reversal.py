@@ -229,3 +229,31 @@ def test_figures_keep_two_runs_of_one_model_apart(coco128, tmp_path):
     assert labels == ["tiny336-random (cosine)", "tiny336-random (dot)", "chance"]
     for fig in figs.values():
         plt.close(fig)
+
+
+def test_each_figure_notes_the_weights_of_its_own_data(coco128, tmp_path):
+    """A tree of two models: each per-run figure names its own model, and saving adds no second note."""
+    import matplotlib.pyplot as plt
+
+    from analysis.families.family import save_figures
+    from analysis.families.reversal import draw_reversal, read_reversal
+    from litelvlm.cli import main as cli_main
+
+    tree = tmp_path / "tree" / "reversal"
+    for i, model in enumerate(("tiny336-random", "tiny336-random:1")):
+        assert cli_main(["reversal", "--model", model, "--refer-dir", str(coco128), "--limit-sentences", "8",
+                         "--n-boot", "10", "--no-cache", "--save-maps", "1" if i == 0 else "0",
+                         "--out", str(tree / f"run{i}")]) == 0
+    figs = draw_reversal(read_reversal(tmp_path / "tree"))
+
+    def notes(fig) -> list[str]:
+        return [t.get_text().replace("\n", " ") for t in fig.texts if t.get_gid() == "weights-footnote"]
+
+    assert notes(figs["by_category_2"]) == ["RANDOM WEIGHTS (tiny336-random:1): numbers exercise the pipeline, "
+                                            "they are not findings"]
+    assert "tiny336-random:1" not in notes(figs["by_category"])[0] and "tiny336-random" in notes(figs["map_0"])[0]
+    save_figures(figs, tmp_path / "figs", "reversal", ["tiny336-random", "tiny336-random:1"])
+    assert all(len(notes(f)) == 1 for f in figs.values())  # the tree's note only where none was written
+    assert notes(figs["auroc_by_layer"])[0].startswith("RANDOM WEIGHTS (")  # both runs: the tree's note
+    for fig in figs.values():
+        plt.close(fig)

@@ -28,12 +28,14 @@ def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
 
 def save_figures(figs: dict, out_dir: str | os.PathLike, family: str, models=()) -> list[Path]:
     """Save ``{name: figure}`` as ``out_dir/<family>_<name>.pdf`` and ``.png``, each with a footnote when
-    ``models`` (those that made the results) have random or toy weights; returns the paths."""
-    from analysis.style import save_figure, weights_footnote
+    ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
+    its own data's weights (``analysis.style.label_weights``); returns the paths."""
+    from analysis.style import LABELLED_GID, save_figure, weights_footnote
 
     paths: list[Path] = []
     for name, fig in figs.items():
-        weights_footnote(fig, *models)
+        if fig.get_gid() != LABELLED_GID:  # a figure labelled with its own data's weights keeps that note
+            weights_footnote(fig, *models)
         paths += save_figure(fig, out_dir, f"{family}_{name}")
     return paths
 

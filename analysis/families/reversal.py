@@ -44,6 +44,7 @@ def read_reversal(results_dir: Path) -> dict:
     for run, model in zip(runs, models):  # one label per run: a model run twice is told apart by its folder
         s = pd.read_csv(run / "summary.csv")
         s.insert(0, "model", f"{model} ({run.relative_to(root)})" if models.count(model) > 1 else model)
+        s.insert(1, "weights_model", model)  # the model string itself, for the figure's weights note
         summaries.append(s)
     examples = []
     for run in runs:
@@ -64,24 +65,28 @@ def read_reversal(results_dir: Path) -> dict:
             examples.append({"image": r.image(), "mask": r.mask(), "k": 32,
                              "similarity": np.asarray(m["similarity"]).reshape(int(m["rows"]), int(m["cols"])),
                              "params": transform_params(geom, r.height, r.width, a["pad_to_square"]),
-                             "title": f"{m['sentence']!r} (layer {int(m['layer'])})"})
+                             "title": f"{m['sentence']!r} (layer {int(m['layer'])})", "model": cfg["clip"]["model"]})
         break
     return {"summary": pd.concat(summaries, ignore_index=True), "examples": examples}
 
 
 def draw_reversal(tables: dict) -> dict:
     """Similarity maps with referent contours and the lowest/highest tokens; AUROC per layer; breakdowns."""
+    from analysis.style import label_weights
+
     summary = tables["summary"]
     figs = {}
-    for i, ex in enumerate(tables["examples"]):
+    for i, ex in enumerate(tables["examples"]):  # each figure notes the weights of its own run
         figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
                                                         k=ex["k"], title=ex["title"])
+        label_weights(figs[f"map_{i}"], ex["model"])
     figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
     runs = list(dict.fromkeys(summary["model"]))
     for i, run in enumerate(runs):  # every run's breakdowns (none dropped); the first keeps the plain names
         for breakdown, name in (("area_bin", "by_area"), ("category", "by_category")):
             key = name if i == 0 else f"{name}_{i + 1}"
             figs[key], ax = plots.plot_reversal_breakdown(summary, breakdown, model=run)
+            label_weights(figs[key], summary.loc[summary["model"] == run, "weights_model"].iloc[0])
             if len(runs) > 1:
                 ax.set_title(run, fontsize="small")
     return figs
