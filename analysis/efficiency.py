@@ -134,6 +134,12 @@ def _run(args: argparse.Namespace) -> int:
     from .eff.paper import DEFINITIONS as PAPER_DEFINITIONS
 
     a = from_namespace(EfficiencyArgs, args)
+    if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":  # the defaults: nothing to refuse
+        from dataclasses import replace
+
+        print("efficiency: the full-size glamm-7b is not timed on a CPU; counting its FLOPs and activation bytes "
+              "only (as --flops-only). Time it with --device cuda, or on a CPU with --arch scaled.", file=sys.stderr)
+        a = replace(a, flops_only=True)
     arch, methods, budgets, attns, dtype_name = _validate(a)
     if a.threads is not None:
         torch.set_num_threads(a.threads)

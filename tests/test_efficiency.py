@@ -418,3 +418,14 @@ def test_efficiency_figures_paper_stars_and_legend(plot, glamm7b_rows):
     fig, ax = getattr(figs, plot)(tiny)
     assert not ax.collections  # no 7B star on a smaller model's curves
     plt.close(fig)
+
+
+def test_the_default_command_counts_instead_of_refusing(tmp_path, capsys):
+    """`litelvlm efficiency` with its defaults (glamm-7b, cpu) counts FLOPs and memory, saying why it does not time."""
+    from litelvlm.cli import main
+
+    assert main(["efficiency", "--methods", "none", "litelvlm", "--budgets", "576", "192", "--no-figures",
+                 "--out", str(tmp_path / "e")]) == 0
+    assert "not timed on a CPU; counting its FLOPs" in capsys.readouterr().err
+    df = pd.read_csv(tmp_path / "e" / "efficiency.csv")
+    assert set(df["method"]) == {"none", "litelvlm"} and df["llm_tflops_analytic"].notna().all()
