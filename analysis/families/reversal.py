@@ -72,21 +72,19 @@ def read_reversal(results_dir: Path) -> dict:
 
 def draw_reversal(tables: dict) -> dict:
     """Similarity maps with referent contours and the lowest/highest tokens; AUROC per layer; breakdowns."""
-    from analysis.style import label_weights
-
     summary = tables["summary"]
     figs = {}
     for i, ex in enumerate(tables["examples"]):  # each figure notes the weights of its own run
         figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
                                                         k=ex["k"], title=ex["title"])
-        label_weights(figs[f"map_{i}"], ex["model"])
+        plots.label_weights(figs[f"map_{i}"], ex["model"])
     figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
     runs = list(dict.fromkeys(summary["model"]))
     for i, run in enumerate(runs):  # every run's breakdowns (none dropped); the first keeps the plain names
         for breakdown, name in (("area_bin", "by_area"), ("category", "by_category")):
             key = name if i == 0 else f"{name}_{i + 1}"
             figs[key], ax = plots.plot_reversal_breakdown(summary, breakdown, model=run)
-            label_weights(figs[key], summary.loc[summary["model"] == run, "weights_model"].iloc[0])
+            plots.label_weights(figs[key], summary.loc[summary["model"] == run, "weights_model"].iloc[0])
             if len(runs) > 1:
                 ax.set_title(run, fontsize="small")
     return figs
