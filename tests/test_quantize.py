@@ -201,3 +201,32 @@ def test_quantized_tiny_validate_on_cuda(mode, coco128, tmp_path):
     assert pd.read_csv(out / "checks.csv")["passed"].all()
     mem = pd.read_csv(out / "memory.csv")
     assert (mem["quantize"] == mode).all() and (mem["peak_mb"] > mem["weights_mb"]).all()
+
+
+def test_settings_are_those_of_lisas_bitsandbytes_config():
+    """LISA's chat.py (dvlab-research/LISA, commit 3cb2d43, chat.py lines 88-116), transcribed:
+    ``BitsAndBytesConfig(llm_int8_skip_modules=["visual_model"], load_in_8bit=True)`` and
+    ``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16, bnb_4bit_use_double_quant=True,
+    bnb_4bit_quant_type="nf4", llm_int8_skip_modules=["visual_model"])``; our layers carry the same settings
+    (the compute dtype is --dtype here, a listed deviation)."""
+    from transformers import BitsAndBytesConfig
+
+    from litelvlm.quantize import INT8_THRESHOLD, NF4_BLOCK
+
+    c8 = BitsAndBytesConfig(llm_int8_skip_modules=["visual_model"], load_in_8bit=True)
+    c4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16, bnb_4bit_use_double_quant=True,
+                            bnb_4bit_quant_type="nf4", llm_int8_skip_modules=["visual_model"])
+    # one linear layer at GLaMM's path llava.model.language_model.layers.0
+    stack = nn.ModuleDict({"layers": nn.ModuleList([nn.Linear(128, 64)])})
+    model = nn.ModuleDict({"llava": nn.ModuleDict({"model": nn.ModuleDict({"language_model": stack})})})
+    q8 = copy.deepcopy(model)
+    quantize_glamm(q8, "int8")
+    l8 = q8["llava"]["model"]["language_model"]["layers"][0]
+    assert l8.state.threshold == c8.llm_int8_threshold == INT8_THRESHOLD
+    assert l8.state.has_fp16_weights is c8.llm_int8_has_fp16_weight is False
+    q4 = copy.deepcopy(model)
+    quantize_glamm(q4, "nf4")
+    w4 = q4["llava"]["model"]["language_model"]["layers"][0].weight
+    assert w4.quant_type == c4.bnb_4bit_quant_type == "nf4"
+    assert w4.compress_statistics is c4.bnb_4bit_use_double_quant is True
+    assert w4.blocksize == NF4_BLOCK and w4.quant_state.nested  # double quantization: nested absmax
