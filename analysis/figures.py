@@ -124,6 +124,8 @@ def run(ns) -> int:
         if reason is not None:
             skipped[name] = reason
             continue
+        if a.results is not None:  # which runs the figures come from
+            print(f"figures: {name}: read {', '.join(str(r) for r in fam.result_runs(a.results))}")
         drawn[name] = draw(fam, a)
         print(f"figures: {name}: " + ", ".join(str(p) for p in drawn[name]))
     print(summary(drawn, skipped, a.out))

@@ -98,11 +98,12 @@ def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_
     results = tmp_path / "results"
     fam.smoke_results(results, model="tiny-random")
     assert main(["figures", "--results", str(results), "--family", "retention", "--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert f"figures: retention: read {results / 'retention'}\n" in printed and "wrote" in printed  # the runs read
     paths = fam(results / "retention", tmp_path / "b")  # one command's --out works too
     assert paths and {p.suffix for p in paths} == {".pdf", ".png"}
     for p in paths:
         assert (tmp_path / "a" / p.name).read_bytes() == p.read_bytes(), p.name
-    assert "wrote" in capsys.readouterr().out
     # without --family: draws the families it has results for, one line per skipped one, then a summary
     assert main(["figures", "--results", str(results), "--out", str(tmp_path / "c")]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -110,6 +110,11 @@ class Family:
         d = family_dir(results_dir, self.subdir)
         return d if any(next(d.glob(pattern), None) is not None for pattern in self.results_files) else None
 
+    def result_runs(self, results_dir: str | os.PathLike) -> list[Path]:
+        """The folders under this family's results folder that hold one of its result files (the runs drawn)."""
+        d = self.results_folder(results_dir)
+        return sorted({p.parent for pattern in self.results_files for p in d.glob(pattern)})
+
     def results_hint(self, results_dir: str | os.PathLike) -> str:
         """Where and how to make this family's missing results for ``results_dir``."""
         d = Path(results_dir)
