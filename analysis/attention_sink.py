@@ -91,7 +91,9 @@ class SinkArgs:
     cache: bool = arg(True, help="use the per-image vision-feature cache (ablation)")
     cache_dir: str = arg(None, help="cache root (default: $LITELVLM_CACHE or ~/.cache/litelvlm)")
     device: str = arg("cpu", help="torch device")
-    dtype: str = arg("float32", help="CLIP dtype: bfloat16 is about 2x faster on a CPU with native bfloat16 (avx512_bf16, amx) and about 6-7x slower on an AVX2-only CPU, which emulates it (its effect on AUROC "
+    dtype: str = arg("float32", help="CLIP dtype: bfloat16 is about 2x faster on a CPU with native bfloat16 "
+                                     "(avx512_bf16, amx) and about 6-7x slower on an AVX2-only CPU, which "
+                                     "emulates it (its effect on AUROC "
                                      "and the sink shares is bounded in the tests)", choices=["float32", "bfloat16"])
 
 

@@ -44,7 +44,9 @@ SYNTHETIC_TEXTS = ["the red ball on the left", "the blue square"]
 @dataclass
 class RetentionArgs:
     out: str = arg(help="output folder", required=True)
-    model: str = arg("tiny336-random", help="CLIP model: an hf id or folder, an open_clip string, or a random one such as tiny336-random or vit-l-14-336-random (see `litelvlm select --help`)")
+    model: str = arg("tiny336-random", help="CLIP model: an hf id or folder, an open_clip string, or a random "
+                                            "one such as tiny336-random or vit-l-14-336-random (see `litelvlm "
+                                            "select --help`)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
                          deprecated=("--data",))
