@@ -27,12 +27,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace
-from litelvlm.clip import DEFAULT_HF_MODEL
 from litelvlm.data.expressions import load_expressions
 from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.lazy import lazy_module, no_grad
+from litelvlm.model_spec import DEFAULT_HF_MODEL
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
 

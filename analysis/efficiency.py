@@ -2,7 +2,7 @@
 activation memory of GLaMM per pruning method and visual-token budget.
 
 What is measured is the library's pipeline (``litelvlm.lvlm.GlammPipeline``, the one
-``eval-grounding`` runs) with random weights, built from the ``litelvlm.lvlm.config.ARCHS`` preset
+``eval-grounding`` runs) with random weights, built from the ``litelvlm.glamm.config.ARCHS`` preset
 of ``--arch``, in the parts of ``analysis.eff.parts``. FLOPs are always counted on the ``meta``
 device (the full 7B model needs no memory; ``analysis.eff.count``); so is the activation memory of
 every LLM prefill (``llm_act_mb_meta``: bytes of the tensors a forward creates, at their peak).

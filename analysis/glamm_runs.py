@@ -24,7 +24,7 @@ def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple
 
 def official_turns(records: list, seed: int, image_id: int, max_sentences: int) -> tuple[list, list]:
     """GLaMM's protocol for one image: (sampled records in conversation order, (question, answer) turns)."""
-    from litelvlm.lvlm.protocol import sample_official
+    from litelvlm.glamm.protocol import sample_official
 
     records = sorted(records, key=lambda r: r.order)  # REFER-file order, as GLaMM lists them
     sample = sample_official([r.sentence for r in records], seed, image_id, max_sentences)

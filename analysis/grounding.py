@@ -10,7 +10,7 @@ Protocols:
 
 * ``official`` (the default; GLaMM's evaluation, the protocol behind the paper's numbers): per
   image, 3 of its sentences are sampled (all if fewer), each gets a random question of GLaMM's
-  16 and answer of its 5, all in ONE multi-turn prompt (``litelvlm.lvlm.protocol``, which
+  16 and answer of its 5, all in ONE multi-turn prompt (``litelvlm.glamm.protocol``, which
   documents exactly what ``--seed`` fixes); LiteLVLM's CLIP embeds the formatted questions, so
   the pruning is computed once from all of the image's sampled questions and shared by them.
 * ``per-expression`` (this project's addition): every sentence alone, in a single-turn prompt
@@ -172,7 +172,7 @@ def gt_parts(args: GroundingArgs) -> str:
 @no_grad
 def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
     """Rows (one per scored sentence x method x budget) for one image's records."""
-    from litelvlm.lvlm.prompts import seg_turns
+    from litelvlm.glamm.prompts import seg_turns
 
     image_id = records[0].image_id
     if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
@@ -284,7 +284,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
     from accelerate import PartialState
 
     from litelvlm.data.refer import load_refer
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     methods, budgets = _check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)

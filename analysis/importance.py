@@ -267,7 +267,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     from tqdm.auto import tqdm
 
     from litelvlm.data.refer import load_refer
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     signals = split_list(a.signals)
     if signals == ["all"]:

@@ -25,13 +25,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
-from litelvlm.clip import DEFAULT_HF_MODEL
 from litelvlm.data.geometry import PatchCoverage, patch_coverage
 from litelvlm.data.refer import ReferRecord, load_coco_instances, load_refer
 from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.lazy import lazy_module
+from litelvlm.model_spec import DEFAULT_HF_MODEL
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
 

@@ -204,7 +204,7 @@ def run_validate(a: ValidateArgs) -> int:
     from analysis.parts import PartStore
     from analysis.validate_measure import PeakRSS, timed_ms
     from analysis.validate_report import ROW_COLUMNS, write_report
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
     from litelvlm.memory import storage_bytes
 
     recs, image = _pick_image(a)

@@ -139,7 +139,7 @@ class RunProbe:
 
     def probe(self, fn) -> tuple[object, RunRecord]:
         """(``fn()``, its record); hooks are removed afterwards whatever happens."""
-        lm = self.pipe.model.language_model
+        lm = self.pipe.language_model
         self.record = RunRecord()
         handles = [lm.embed_tokens.register_forward_pre_hook(self._on_embed),
                    lm.layers[0].register_forward_pre_hook(self._on_first_layer, with_kwargs=True),

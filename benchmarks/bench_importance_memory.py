@@ -32,7 +32,7 @@ from paired import paired_ratios, report  # noqa: E402
 
 #: name -> (layers, width, heads, intermediate)
 CONFIGS = {
-    "tiny": (4, 64, 4, 128),          # the tiny GLaMM arch's LLM (litelvlm.lvlm.config "tiny")
+    "tiny": (4, 64, 4, 128),          # the tiny GLaMM arch's LLM (litelvlm.glamm.config "tiny")
     "mid": (8, 1024, 16, 2816),
 }
 PREFIX, VISUAL, SUFFIX = 35, 576, 40

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding
 
-    from litelvlm.lvlm.config import get_arch, llava_config
+    from litelvlm.glamm.config import get_arch, llava_config
     from litelvlm.lvlm.upcast import upcast_layers
 
     torch.set_num_threads(a.threads)

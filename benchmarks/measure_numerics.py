@@ -26,7 +26,7 @@ def main() -> None:
     from analysis.glamm_runs import official_turns
     from analysis.grounding import mask_stats
     from litelvlm.data.refer import load_refer
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
     from litelvlm.lvlm.numerics import Numerics
     from litelvlm.provenance import weights_banner
 

@@ -6,12 +6,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .io import atomic_path
-from .lazy import lazy_module
 
-torch = lazy_module("torch")
-_safetensors = lazy_module("safetensors.torch")
+if TYPE_CHECKING:
+    import torch
 
 
 def config_key(config: dict) -> str:
@@ -47,7 +47,9 @@ class TensorCache:
         if not p.exists():
             return None
         try:
-            return _safetensors.load_file(p)
+            from safetensors.torch import load_file
+
+            return load_file(p)
         except Exception:
             p.unlink(missing_ok=True)
             return None
@@ -55,4 +57,6 @@ class TensorCache:
     def put(self, item: str, tensors: dict[str, torch.Tensor]) -> None:
         """Store ``tensors`` for ``item`` atomically."""
         with atomic_path(self._path(item)) as tmp:
-            _safetensors.save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 from .errors import LiteLVLMError
 
+#: The default CLIP model of the hf backend (LLaVA-1.5's and GLaMM's vision tower).
+DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
 #: Random CLIP towers: ``<name>-random`` -> the ``litelvlm.clip.random_init`` preset it builds.
 RANDOM_CLIPS = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
-#: Random GLaMMs: ``<name>-random`` -> the ``litelvlm.lvlm.ARCHS`` preset it builds.
+#: Random GLaMMs: ``<name>-random`` -> the ``litelvlm.glamm.ARCHS`` preset it builds.
 RANDOM_GLAMMS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
 #: Prefixes that make a string an open_clip one.
 OPEN_CLIP_PREFIXES = ("local-dir:", "hf-hub:")

@@ -96,7 +96,7 @@ _GLAMM_PIPES: dict = {}
 def one_glamm_pipeline(monkeypatch):
     """Load each tiny random GLaMM once per test session: ``GlammPipeline.from_model_string`` is
     wrapped so that repeated CLI runs in a test module reuse the loaded pipeline."""
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     real = GlammPipeline.from_model_string.__func__
 

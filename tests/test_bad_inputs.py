@@ -41,7 +41,7 @@ def toy_refer(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bad_models(tmp_path_factory, tiny_hf_clip_dir, tiny_open_clip_dir) -> dict[str, dict[str, str]]:
     """{"clip": {case: model string}, "glamm": {...}, "sam": {...}}: models that cannot be loaded."""
-    from litelvlm.lvlm.checkpoint_writer import save_random_glamm
+    from litelvlm.glamm.checkpoint_writer import save_random_glamm
 
     root = tmp_path_factory.mktemp("bad_models")
     (root / "empty").mkdir()
@@ -212,7 +212,7 @@ def test_an_unknown_sam_name_is_refused_without_asking_an_unreachable_hub(monkey
     import transformers
 
     from litelvlm.errors import LiteLVLMError
-    from litelvlm.lvlm import pipeline
+    from litelvlm.glamm import pipeline
 
     calls = []
     real = transformers.SamImageProcessor.from_pretrained

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import build_glamm, load_glamm_checkpoint, save_glamm_checkpoint
-from litelvlm.lvlm.checkpoint import convert_state_dict, split_ignored
-from litelvlm.lvlm.tokenizer import build_tiny_tokenizer
+from litelvlm.glamm import build_glamm, load_glamm_checkpoint, save_glamm_checkpoint
+from litelvlm.glamm.checkpoint import convert_state_dict, split_ignored
+from litelvlm.glamm.tokenizer import build_tiny_tokenizer
 
 OFFICIAL = "mbzuai-oryx/groundingLMM e74865f207d02c8cbb54795758b855acd6bb51bb"
 N_REGION_TENSORS = 43
@@ -98,7 +98,7 @@ def _add_tensors(src, dst, extra: dict[str, torch.Tensor]):
 
 
 def _checkpoint_records(caplog):
-    return [r for r in caplog.records if r.name == "litelvlm.lvlm.checkpoint"]
+    return [r for r in caplog.records if r.name == "litelvlm.glamm.checkpoint"]
 
 
 def test_official_names():
@@ -186,8 +186,8 @@ def test_glamm_refseg_folder_with_slow_tokenizer_gives_native_masks(shared_data,
     from PIL import Image
 
     from litelvlm.clip import load_clip
-    from litelvlm.lvlm import GlammPipeline
-    from litelvlm.lvlm.tokenizer import load_tokenizer
+    from litelvlm.glamm import GlammPipeline
+    from litelvlm.glamm.tokenizer import load_tokenizer
 
     slow = shared_data / "glamm_refseg_tokenizer"
     tok = load_tokenizer(slow)

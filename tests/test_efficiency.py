@@ -46,7 +46,7 @@ def assert_measured_matches_analytic(arch, plan: TokenPlan, measured: float, wha
 
 def test_arch_reuses_library_definitions():
     from litelvlm.clip.random_init import ARCHS as CLIP_ARCHS
-    from litelvlm.lvlm.config import ARCHS as GLAMM_ARCHS
+    from litelvlm.glamm.config import ARCHS as GLAMM_ARCHS
 
     a = get_arch("glamm-7b")
     assert a.glamm is GLAMM_ARCHS["glamm-7b"]
@@ -338,9 +338,9 @@ def test_cli_flops_only_glamm7b_tome(tmp_path):
 
 def _official_prompt_token_counts(shared) -> list[int]:
     """Text tokens of the official prompt (seed 0) for every RefCOCO val image."""
-    from litelvlm.lvlm.prompts import IMAGE_PLACEHOLDER
-    from litelvlm.lvlm.protocol import official_prompt
-    from litelvlm.lvlm.tokenizer import load_tokenizer
+    from litelvlm.glamm.prompts import IMAGE_PLACEHOLDER
+    from litelvlm.glamm.protocol import official_prompt
+    from litelvlm.glamm.tokenizer import load_tokenizer
 
     tok = load_tokenizer(shared / "glamm_refseg_tokenizer")
     by_image: dict[str, list[str]] = {}

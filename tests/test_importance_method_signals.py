@@ -14,7 +14,7 @@ from litelvlm.cli import main
 def pipe_and_prep(tmp_path_factory):
     from litelvlm.data.fixtures import write_tiny_refer
     from litelvlm.data.refer import load_refer
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     pipe = GlammPipeline.from_model_string("tiny-random:0")
     d = write_tiny_refer(tmp_path_factory.mktemp("refer"), sizes=((120, 160),))

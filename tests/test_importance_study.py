@@ -27,7 +27,7 @@ from litelvlm.lvlm.attribution import token_attributions
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     return GlammPipeline.from_model_string("tiny-random:0")
 

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import GlammPipeline, build_glamm, load_glamm_checkpoint, save_glamm_checkpoint
-from litelvlm.lvlm.checkpoint import read_state_dict
-from litelvlm.lvlm.checkpoint_writer import glamm_state_dict
-from litelvlm.lvlm.tokenizer import build_tiny_tokenizer
+from litelvlm.glamm import GlammPipeline, build_glamm, load_glamm_checkpoint, save_glamm_checkpoint
+from litelvlm.glamm.checkpoint import read_state_dict
+from litelvlm.glamm.checkpoint_writer import glamm_state_dict
+from litelvlm.glamm.tokenizer import build_tiny_tokenizer
 
 #: Keys as the released checkpoint names them (segment_anything / LLaVA / GLaMM module names).
 GLAMM_PREFIXES = ("model.embed_tokens.", "model.layers.", "model.norm.", "lm_head.", "model.mm_projector.0.",

@@ -11,10 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import GlammPipeline, LLMContext
-from litelvlm.lvlm.fastv import run_pruned_from
-from litelvlm.lvlm.llm_attention import QUERY_KINDS, causal_mask
-from litelvlm.lvlm.prompts import (
+from litelvlm.glamm import GlammPipeline
+from litelvlm.glamm.prompts import (
     build_prompt,
     expand_image,
     image_offset,
@@ -22,6 +20,9 @@ from litelvlm.lvlm.prompts import (
     seg_turns,
     tokenize_prompt,
 )
+from litelvlm.lvlm import LLMContext
+from litelvlm.lvlm.fastv import run_pruned_from
+from litelvlm.lvlm.llm_attention import QUERY_KINDS, causal_mask
 
 SENTENCES = ["the dog on the left", "red car", "the biggest person near the table"]
 
@@ -61,7 +62,7 @@ def test_unpruned_matches_model_forward(pipe, prep):
     want = (seq == pipe.seg_token_id).nonzero().flatten() - 1
     assert torch.equal(out.seg_positions.cpu(), want)
     assert out.masks.shape == (len(SENTENCES), 150, 220) and out.seq_len == len(seq)
-    ref = pipe.model.language_model(inputs_embeds=pipe.sequence_embeds(prep.input_ids, pipe.visual_tokens(prep)))
+    ref = pipe.model.language_model(inputs_embeds=pipe.sequence_embeds(prep, pipe.visual_tokens(prep)))
     torch.testing.assert_close(out.seg_hidden, ref.last_hidden_state[0, want], rtol=1e-5, atol=1e-5)
 
 
@@ -187,7 +188,7 @@ def test_llm_attention_oracle(pipe, prep, eager_attn, queries):
     assert torch.equal(out.kept_indices.cpu(), want)
     assert out.prune_layer == 0 and out.seq_len == ctx.seq_len - ctx.num_visual + budget
     # pruned at the LLM input: same as feeding exactly those projector outputs
-    embeds = pipe.sequence_embeds(prep.input_ids, pipe.visual_tokens(prep)[want])
+    embeds = pipe.sequence_embeds(prep, pipe.visual_tokens(prep)[want])
     ref = pipe.model.language_model(inputs_embeds=embeds).last_hidden_state[0, out.seg_positions]
     torch.testing.assert_close(out.seg_hidden, ref, rtol=1e-5, atol=1e-5)
 

@@ -140,7 +140,11 @@ def test_no_import_circle_across_packages():
 
     circles = sorted(p for p in edges if p in reach(p))
     assert not circles, {p: sorted(edges[p]) for p in circles}
-    # the walk sees the real arrows: GLaMM's methods use the selection types, the selectors CLIP's traces,
-    # and the circle of earlier versions (the registry imported litelvlm.lvlm to register its methods) is gone
-    assert {"litelvlm.pruning", "litelvlm.clip"} <= edges["litelvlm.lvlm"] and "litelvlm.clip" in edges["litelvlm.pruning"]
+    # the walk sees the real arrows: the LLM-side methods use the selection types, the selectors CLIP's traces,
+    # the GLaMM family the shared LLM layer, CLIP and the selectors; the circle of earlier versions (the registry
+    # imported litelvlm.lvlm to register its methods) is gone, and nothing shared reaches a family's package
+    assert "litelvlm.pruning" in edges["litelvlm.lvlm"] and "litelvlm.clip" in edges["litelvlm.pruning"]
+    assert {"litelvlm.lvlm", "litelvlm.clip", "litelvlm.pruning"} <= edges["litelvlm.glamm"]
     assert "litelvlm.lvlm" not in reach("litelvlm.pruning")
+    for shared in ("litelvlm.lvlm", "litelvlm.pruning", "litelvlm.clip", "litelvlm.methods", "litelvlm.families"):
+        assert "litelvlm.glamm" not in reach(shared), shared

@@ -36,7 +36,7 @@ def _implementations(pipe) -> set[str]:
 
 @pytest.fixture(scope="module")
 def pipes():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     eager = GlammPipeline.from_model_string("tiny-random:0")
     sdpa = GlammPipeline.from_model_string("tiny-random:0", numerics=Numerics(attn="sdpa"))

@@ -116,7 +116,7 @@ def test_transformers_path_is_the_loaded_processor_unchanged(clip336):
 
 
 def test_pipeline_prepares_images_with_its_numerics_preprocessing():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     pipe = GlammPipeline.from_model_string("tiny-random:0")
     assert pipe.numerics.clip_preprocess == "official"

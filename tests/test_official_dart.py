@@ -29,7 +29,7 @@ DART_COMMIT = "9fee9fa199d591cf91891ad468ab52c754de9bf5"
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     return GlammPipeline.from_model_string("tiny-random:0")
 
@@ -298,7 +298,7 @@ def typed(request):
     """The tiny GLaMM with the official numerics in each dtype, a prepared image and its context."""
     from PIL import Image
 
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     p = GlammPipeline.from_model_string("tiny-random:0", dtype=getattr(torch, request.param))
     g = torch.Generator().manual_seed(11)

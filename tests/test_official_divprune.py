@@ -208,7 +208,7 @@ def test_edge_budgets_and_registration():
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     return GlammPipeline.from_model_string("tiny-random:0")
 
@@ -223,11 +223,11 @@ def prep(pipe, coco128):
 
 
 def test_pipeline_budgets_match_official(pipe, prep):
-    from litelvlm.lvlm.prompts import image_offset
+    from litelvlm.glamm.prompts import image_offset
 
     with torch.no_grad():
         full = pipe.visual_tokens(prep)
-        embeds = pipe.sequence_embeds(prep.input_ids, full)
+        embeds = pipe.sequence_embeds(prep, full)
         base = pipe.ground(prep, "none")
         start = image_offset(prep.input_ids)
         for budget in (576, 192, 128, 64):
@@ -236,7 +236,7 @@ def test_pipeline_budgets_match_official(pipe, prep):
             assert out.kept_indices.tolist() == (keep[start:start + budget] - start).tolist()
             assert out.prune_layer == 0 and out.seq_len == embeds.shape[1] - (N - budget)
             if budget == 64:  # the official pruned sequence through the same LLM
-                final = pipe.final_hidden(pruned)
+                final = pipe.final_hidden(pruned, torch.arange(pruned.shape[1])[None])
                 torch.testing.assert_close(out.seg_hidden, final[0, out.seg_positions], atol=1e-5, rtol=1e-5)
             assert out.masks.shape == base.masks.shape
             if budget == N:

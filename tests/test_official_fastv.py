@@ -27,7 +27,7 @@ import torch
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     return GlammPipeline.from_model_string("tiny-random:0")
 
@@ -145,7 +145,7 @@ def official_case(request):
     """(pipeline with the official numerics, prepared image, its context) in each dtype."""
     from PIL import Image
 
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     p = GlammPipeline.from_model_string("tiny-random:0", dtype=getattr(torch, request.param))
     assert p.numerics.score_dtype == "model" and p.numerics.attn == "eager"

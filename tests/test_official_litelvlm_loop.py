@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from litelvlm.lvlm.protocol import sample_official
+from litelvlm.glamm.protocol import sample_official
 
 
 def _official_keep(vision_tower, text_tower, text_tokenizer, images, questions, num_retain_tokens,
@@ -78,7 +78,7 @@ def loop(request):
     from transformers import AutoTokenizer, CLIPTextModelWithProjection, CLIPVisionModelWithProjection
 
     from litelvlm.clip import resolve_random_model
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     dtype = getattr(torch, request.param)
     pipe = GlammPipeline.from_model_string("tiny-random:0", dtype=dtype)

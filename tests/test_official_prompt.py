@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
-from litelvlm.lvlm.prompts import IMAGE_PLACEHOLDER, build_prompt, seg_predictor_positions, tokenize_prompt
-from litelvlm.lvlm.protocol import image_seed, official_prompt, sample_official
-from litelvlm.lvlm.tokenizer import load_tokenizer, prompt_encoder
+from litelvlm.glamm.prompts import IMAGE_PLACEHOLDER, build_prompt, seg_predictor_positions, tokenize_prompt
+from litelvlm.glamm.protocol import image_seed, official_prompt, sample_official
+from litelvlm.glamm.tokenizer import load_tokenizer, prompt_encoder
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "official_prompt_ids.json").read_text())
 
@@ -50,7 +50,7 @@ def test_token_ids_equal_transformers_428_on_the_real_vocabulary(glamm_tokenizer
 
 
 def test_seg_id_is_read_from_the_tokenizer(glamm_tokenizer):
-    from litelvlm.lvlm.tokenizer import seg_token_id
+    from litelvlm.glamm.tokenizer import seg_token_id
 
     assert seg_token_id(glamm_tokenizer) == GOLDEN["seg_token_id"] == 32004
     assert glamm_tokenizer.pad_token == glamm_tokenizer.unk_token == "<unk>"

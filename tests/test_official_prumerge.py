@@ -384,7 +384,7 @@ def loop():
     from transformers import CLIPVisionModelWithProjection
 
     from litelvlm.clip import resolve_random_model
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     pipe = GlammPipeline.from_model_string("tiny-random:0")
     tower = CLIPVisionModelWithProjection.from_pretrained(resolve_random_model("tiny336-random:0", "hf")).eval()

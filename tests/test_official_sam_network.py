@@ -7,7 +7,7 @@ GLaMM's modules are transcribed in ``tests/official_sam.py`` (sejong-rcv/LiteLVL
 architectures, and called as ``model/GLaMM.py`` L230-242 calls them (each ``[SEG]`` embedding the only
 sparse prompt through ``text_embeds``, no mask, ``multimask_output=False``). The weights are random
 (relative position tables included, which SAM initialises to zero), written with GLaMM's key names and
-loaded into the project's model with the loader's own mapping (``litelvlm.lvlm.checkpoint.sam_key_to_hf``,
+loaded into the project's model with the loader's own mapping (``litelvlm.glamm.checkpoint.sam_key_to_hf``,
 strict).
 
 Tolerances: float32 1e-5 (measured: at most 1.1e-6 on image embeddings of scale 2-2.6 and 4.2e-6 on mask
@@ -28,9 +28,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import official_sam as off  # noqa: E402
 
-from litelvlm.lvlm.build import build_glamm  # noqa: E402
-from litelvlm.lvlm.checkpoint import sam_key_to_hf  # noqa: E402
-from litelvlm.lvlm.config import get_arch  # noqa: E402
+from litelvlm.glamm.build import build_glamm  # noqa: E402
+from litelvlm.glamm.checkpoint import sam_key_to_hf  # noqa: E402
+from litelvlm.glamm.config import get_arch  # noqa: E402
 from litelvlm.lvlm.numerics import set_attention  # noqa: E402
 
 
@@ -142,10 +142,10 @@ BF16 = {"emb": 0.03, "decoder": 0.03, "low": 0.04, "flips": 1e-2}
 def _checkpoint_pair(arch, path):
     """GLaMM's SAM with random weights, written under the released checkpoint's names
     (``model.grounding_encoder.*``, beside a random LLM's tensors) and read back by ``load_glamm_checkpoint``."""
-    from litelvlm.lvlm import load_glamm_checkpoint, save_glamm_checkpoint
-    from litelvlm.lvlm.checkpoint import SAM_PREFIX
-    from litelvlm.lvlm.checkpoint_writer import glamm_state_dict
-    from litelvlm.lvlm.tokenizer import build_tiny_tokenizer
+    from litelvlm.glamm import load_glamm_checkpoint, save_glamm_checkpoint
+    from litelvlm.glamm.checkpoint import SAM_PREFIX
+    from litelvlm.glamm.checkpoint_writer import glamm_state_dict
+    from litelvlm.glamm.tokenizer import build_tiny_tokenizer
 
     torch.manual_seed(0)
     ref = official_sam(arch)  # torch's default init for matrices: unit-scale activations and logits
@@ -179,7 +179,7 @@ def _end_to_end(ref, model, image, arch, dtype, bounds):
     import numpy as np
     from test_sam_preprocess import official_grounding_enc_image, official_postprocess_masks
 
-    from litelvlm.lvlm.sam_preprocess import postprocess_masks, sam_inputs
+    from litelvlm.glamm.sam_preprocess import postprocess_masks, sam_inputs
 
     size, orig = arch.sam_image_size, (image.height, image.width)
     x_ref, resize = official_grounding_enc_image(np.asarray(image), size)

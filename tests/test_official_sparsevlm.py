@@ -248,7 +248,7 @@ def official_sparse_forward(lm, inputs_embeds, pre_prompt_length, image_shape, s
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     return GlammPipeline.from_model_string("tiny-random:0")
 
@@ -258,7 +258,7 @@ def pipe32(pipe):
     """The tiny GLaMM with a 32-layer LLM (random, seed 1), so the official layers 2/6/15 apply as they
     are. Its q/k projections are scaled by 8: the rater scores then spread (std/mean about 0.4 instead
     of 0.006), so the top-k is decided by the attention, not by float32 rounding."""
-    from litelvlm.lvlm import GlammPipeline, build_glamm
+    from litelvlm.glamm import GlammPipeline, build_glamm
 
     model = build_glamm(replace(pipe.model.arch, llm_layers=32), seed=1)
     for layer in model.language_model.layers:
@@ -384,7 +384,7 @@ def spread(request, image):
     """The tiny GLaMM (4 layers: stages 0/1/2) in each dtype, its token embeddings and q/k projections
     scaled by 8 so that, in bfloat16 too, there are raters (``m_v_t`` above its mean) and the rater
     scores spread (about 200 distinct bfloat16 values over 576 tokens instead of 4)."""
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     p = GlammPipeline.from_model_string("tiny-random:0", dtype=getattr(torch, request.param))
     assert p.numerics.score_dtype == "model"

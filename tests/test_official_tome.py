@@ -439,7 +439,7 @@ def test_tome_matches_official_vit_l(budget):
 def test_tome_in_the_glamm_pipeline(coco128):
     from PIL import Image
 
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     pipe = GlammPipeline.from_model_string("tiny-random:0")
     image = Image.open(sorted((coco128 / "images").iterdir())[0])
@@ -455,7 +455,8 @@ def test_tome_in_the_glamm_pipeline(coco128):
         if budget < 576:
             assert sel.features.shape == (budget, 32)  # the LLM receives the merged tokens, ToMe's order
             with torch.no_grad():
-                final = pipe.final_hidden(pipe.sequence_embeds(prep.input_ids, pipe.model.project(sel.features)))
+                emb = pipe.sequence_embeds(prep, pipe.model.project(sel.features))
+                final = pipe.final_hidden(emb, torch.arange(emb.shape[1])[None])
             torch.testing.assert_close(out.seg_hidden, final[0, out.seg_positions])
             assert torch.isfinite(out.mask_logits).all()
     torch.testing.assert_close(pipe.ground(prep, "tome", 576).seg_hidden, full.seg_hidden)

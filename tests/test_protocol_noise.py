@@ -1,4 +1,4 @@
-"""The official protocol's sampling noise (``litelvlm.lvlm.protocol_noise``): counts on the real RefCOCO
+"""The official protocol's sampling noise (``litelvlm.glamm.protocol_noise``): counts on the real RefCOCO
 expressions, and the variance formula against an exhaustive enumeration."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from litelvlm.lvlm.protocol_noise import giou_run_sd, sampled_sentences
+from litelvlm.glamm.protocol_noise import giou_run_sd, sampled_sentences
 
 
 def test_variance_formula_matches_enumeration():

@@ -23,7 +23,7 @@ SENTENCES = ["the dog on the left", "a red car"]
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     return GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16)
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from litelvlm.lvlm.sam_preprocess import postprocess_masks, preprocess_shape, sam_inputs
+from litelvlm.glamm.sam_preprocess import postprocess_masks, preprocess_shape, sam_inputs
 
 OFFICIAL = "sejong-rcv/LiteLVLM @ 5896153d8aa8ed4a2f862f4a27826140b2502a48"
 

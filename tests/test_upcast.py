@@ -12,7 +12,7 @@ from litelvlm.lvlm.upcast import upcast_layers
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     return GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16)
 
@@ -70,7 +70,7 @@ def test_weights_restored_when_a_layer_fails(pipe):
 
 
 def test_pipeline_option_and_refusals():
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     p = GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16, layer_dtype="float32")
     assert len(p.layer_hooks) == 2 * (p.model.arch.llm_layers + p.model.arch.sam_layers)

@@ -121,9 +121,9 @@ def test_full_size_random_model_needs_the_tokenizer_folder(coco128, tmp_path, ca
 def test_random_checkpoint_with_a_real_tokenizer_folder_loads_back_in_bf16(shared_data, tmp_path):
     """The full-size writer's path on the tiny arch: the real slow tokenizer folder copied, bfloat16 built
     directly, size-cut shards, a ``litelvlm_random`` note; loading converts nothing and equals the model."""
-    from litelvlm.lvlm import load_glamm_checkpoint
-    from litelvlm.lvlm.checkpoint import read_state_dict
-    from litelvlm.lvlm.checkpoint_writer import save_random_glamm
+    from litelvlm.glamm import load_glamm_checkpoint
+    from litelvlm.glamm.checkpoint import read_state_dict
+    from litelvlm.glamm.checkpoint_writer import save_random_glamm
 
     tok_dir = shared_data / "glamm_refseg_tokenizer"
     path = save_random_glamm(tmp_path / "ck", "tiny", seed=3, fmt="safetensors", dtype=torch.bfloat16,
@@ -141,7 +141,7 @@ def test_random_checkpoint_with_a_real_tokenizer_folder_loads_back_in_bf16(share
 
 
 def test_shard_groups_cut_by_size():
-    from litelvlm.lvlm.checkpoint_writer import shard_groups
+    from litelvlm.glamm.checkpoint_writer import shard_groups
 
     sd = {k: torch.zeros(n) for k, n in {"a": 10, "b": 10, "c": 30, "d": 5}.items()}  # float32: 4 bytes each
     assert shard_groups(sd, max_shard_bytes=80) == [["a", "b"], ["c"], ["d"]]

@@ -88,7 +88,7 @@ def attention_signals(pipe, prepared, per_head: bool = True) -> dict[SignalKey, 
     ctx = pipe.context(prepared)
     sl = ctx.visual_slice()
     sets = {q: ctx.query_rows(q) for q in QUERY_SETS}
-    lm = pipe.model.language_model
+    lm = pipe.language_model
     with torch.no_grad(), attention_rows.capture_attention_rows(lm, sets, torch.arange(sl.start, sl.stop)) as rows:
         s = ctx.seq_len
         lm(inputs_embeds=ctx.embeds, position_ids=ctx.position_ids,
@@ -129,14 +129,10 @@ def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) 
 
 def pruned_masks(pipe, prepared, keep: torch.Tensor) -> torch.Tensor:
     """(S, H, W) bool masks with only the visual tokens ``keep`` (sorted indices) in the LLM."""
-    from litelvlm.lvlm.prompts import seg_predictor_positions
-
     with torch.no_grad():
-        vis = pipe.visual_tokens(prepared)[keep.to(pipe.device)]
-        final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, vis))
-        pred = seg_predictor_positions(prepared.input_ids, int(keep.numel()), pipe.seg_token_id)
-        prompts = pipe.model.seg_prompts(final[0, pred.to(final.device)])
-        low = pipe.model.decode_masks(prepared.sam_embeddings, prompts)
+        final, layout = pipe.run_llm(prepared, pipe.visual_tokens(prepared)[keep.to(pipe.device)])
+        prompts = pipe.seg_prompts(final[0, layout.seg_predictors.to(final.device)])
+        low = pipe.decode_masks(prepared, prompts)
     return pipe.upscale_masks(prepared, low) > 0
 
 

@@ -2,7 +2,7 @@
 
 GLaMM = CLIP ViT-L/14-336 (visual tokens) -> 2-layer GELU projector -> Llama-2-7B (Vicuna) LLM ->
 SAM ViT-H image encoder + mask decoder (the [SEG] token's hidden state is the prompt). Every size
-is a preset of ``litelvlm.lvlm.config.ARCHS`` (``glamm-7b``, ``scaled``, ``tiny``), and the models
+is a preset of ``litelvlm.glamm.config.ARCHS`` (``glamm-7b``, ``scaled``, ``tiny``), and the models
 are built by ``litelvlm.lvlm`` (see ``analysis.eff.build``), so the model counted and timed here is
 the model ``eval-grounding`` runs. The study only adds the prompt length around the visual tokens.
 """
@@ -17,7 +17,7 @@ from litelvlm.errors import LiteLVLMError
 
 if TYPE_CHECKING:  # litelvlm.lvlm imports torch and transformers: only when an arch is built
     from litelvlm.clip.random_init import ClipArch
-    from litelvlm.lvlm.config import GlammArch
+    from litelvlm.glamm.config import GlammArch
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ _DESCRIPTIONS = {
               "SAM width 128 at 512 px",
     "tiny": "litelvlm.lvlm ARCHS['tiny'] (576 visual tokens, tiny widths), for tests",
 }
-#: Text tokens of GLaMM's official referring-segmentation prompt (``litelvlm.lvlm.protocol.official_prompt``
+#: Text tokens of GLaMM's official referring-segmentation prompt (``litelvlm.glamm.protocol.official_prompt``
 #: with the GLaMM-RefSeg tokenizer, the ``<image>`` placeholder not counted): the median over the 1,500
 #: RefCOCO val images with GLaMM's 3 sampled sentences (seed 0; mean 128.9, range 89-162; 1 sentence
 #: would give 72, 2 give 101). The paper's 4.66 / 2.11 / 1.27 TMACs imply 124-131 (3 sentences); with
@@ -72,13 +72,13 @@ OFFICIAL_PREFIX_TOKENS = 36
 #: (text tokens, of which before the image) per arch; glamm-7b's and scaled's are the official prompt's.
 _PROMPT = {"glamm-7b": (OFFICIAL_PROMPT_TOKENS, OFFICIAL_PREFIX_TOKENS),
            "scaled": (OFFICIAL_PROMPT_TOKENS, OFFICIAL_PREFIX_TOKENS), "tiny": (20, 12)}
-#: the presets of ``litelvlm.lvlm.config.ARCHS`` the study runs (those with a prompt length here)
+#: the presets of ``litelvlm.glamm.config.ARCHS`` the study runs (those with a prompt length here)
 ARCH_NAMES = tuple(_PROMPT)
 
 
 @functools.cache
 def _tiny_vocab() -> int:
-    from litelvlm.lvlm.tokenizer import build_tiny_tokenizer
+    from litelvlm.glamm.tokenizer import build_tiny_tokenizer
 
     return len(build_tiny_tokenizer())
 
@@ -87,8 +87,8 @@ def get_arch(name: str, text_tokens: int | None = None) -> EffArch:
     """The architecture ``name`` (optionally with another prompt length)."""
     if name not in ARCH_NAMES:
         raise LiteLVLMError(f"unknown --arch {name!r}; choose one of {', '.join(ARCH_NAMES)}")
-    from litelvlm.lvlm.config import ARCHS as GLAMM_ARCHS
-    from litelvlm.lvlm.config import with_vocab
+    from litelvlm.glamm.config import ARCHS as GLAMM_ARCHS
+    from litelvlm.glamm.config import with_vocab
 
     glamm = GLAMM_ARCHS[name]
     if glamm.vocab_size is None:  # the tiny LLM takes its tokenizer's length, as build_glamm does

@@ -20,8 +20,8 @@ from PIL import Image
 
 from litelvlm.clip.hf import HFClip
 from litelvlm.clip.traces import Geometry
-from litelvlm.lvlm import GlammPipeline, PreparedImage, build_glamm
-from litelvlm.lvlm.prompts import IMAGE_PLACEHOLDER
+from litelvlm.glamm import GlammPipeline, PreparedImage, build_glamm
+from litelvlm.glamm.prompts import IMAGE_PLACEHOLDER
 
 from .arch import EffArch
 
@@ -96,7 +96,7 @@ def set_attention(pipe: GlammPipeline, attn: str) -> None:
 def build_pipeline(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,
                    attn: str = "sdpa", seed: int = 0) -> GlammPipeline:
     """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, LLM/CLIP attention ``attn``."""
-    from litelvlm.lvlm.tokenizer import build_tiny_tokenizer
+    from litelvlm.glamm.tokenizer import build_tiny_tokenizer
 
     model = build_glamm(arch.glamm, device, dtype, seed=seed, init_on_device=True)
     torch.manual_seed(seed + 1)

@@ -26,7 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm.config import GlammArch
+from litelvlm.glamm.config import GlammArch
 
 from .arch import EffArch
 

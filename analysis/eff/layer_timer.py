@@ -79,4 +79,4 @@ class LayerLoopTimer:
 
 def llm_layers(pipe):
     """The decoder-layer list of a :class:`~litelvlm.lvlm.GlammPipeline`'s LLM."""
-    return pipe.model.language_model.layers
+    return pipe.language_model.layers

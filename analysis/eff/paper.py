@@ -31,7 +31,7 @@ like FastV but whose GLaMM port the authors did not ship.
 
 from __future__ import annotations
 
-from litelvlm.lvlm.config import GlammArch
+from litelvlm.glamm.config import GlammArch
 
 from .flops import TokenPlan
 

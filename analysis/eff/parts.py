@@ -26,10 +26,10 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import GlammPipeline
+from litelvlm.glamm import GlammPipeline
+from litelvlm.glamm.sam_preprocess import sam_inputs
 from litelvlm.lvlm.fastv import run_pruned_from
 from litelvlm.lvlm.llm_attention import LLMContext
-from litelvlm.lvlm.sam_preprocess import sam_inputs
 from litelvlm.pruning import get_method, select
 
 from .arch import EffArch
@@ -96,9 +96,9 @@ class PipelineParts:
         if plan.method == "divprune":  # its selection on the projector outputs, then K tokens
             ctx = LLMContext(pipe, prepared, self.visual)
             kept = self.visual[get_method("divprune").select(ctx, plan.budget).indices.to(self.visual.device)]
-            final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, kept))
+            final = pipe.run_llm(prepared, kept)[0]
         elif len(plan.stages) == 1:
-            final = pipe.final_hidden(pipe.sequence_embeds(prepared.input_ids, self.visual[: plan.stages[0][1]]))
+            final = pipe.run_llm(prepared, self.visual[: plan.stages[0][1]])[0]
         elif get_method(plan.method).forward is not None:  # the method's own forward inside the LLM
             spec = get_method(plan.method)
             ctx = LLMContext(pipe, prepared, self.visual)

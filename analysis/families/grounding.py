@@ -20,7 +20,7 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     """Both protocols on one COCO-128 image (two expressions) with the tiny random GLaMM
     (a synthetic REFER folder when ../shared/data is absent)."""
     from analysis.grounding import GroundingArgs, run_grounding
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
 
     data = coco128_dir()
     pick = {"image_ids": ["34"]}

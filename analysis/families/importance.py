@@ -19,8 +19,8 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     from analysis.grounding import GroundingArgs, evaluate_image, summarize
     from analysis.importance import ImportanceArgs, run_importance
     from litelvlm.data.refer import load_refer
+    from litelvlm.glamm import GlammPipeline
     from litelvlm.io import write_csv
-    from litelvlm.lvlm import GlammPipeline
 
     data = coco128_dir()
     if data is None:

@@ -9,40 +9,27 @@ Model strings:
 * ``tiny-random[:SEED]`` / ``vit-l-14-336-random[:SEED]``: a random model of that
   architecture, written to the cache folder and loaded back through the real path.
 
-Importing this package is cheap: the backends (torch, transformers, open_clip) are imported
-when a model is loaded or one of their names is first used. A model that cannot be loaded (a
+Importing this package imports torch; the backends (transformers: ``litelvlm.clip.hf.HFClip``,
+open_clip: ``litelvlm.clip.openclip.OpenClip``) are imported when a model of theirs is loaded. A model that cannot be loaded (a
 missing or empty folder, a config without ``model_type``, truncated weights, a checkpoint of
 another architecture, an unknown name) is a :class:`~litelvlm.errors.LiteLVLMError` naming it.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import LiteLVLMError
-from ..model_spec import ModelSpec
-
-#: The default CLIP model of the hf backend (LLaVA-1.5's and GLaMM's vision tower).
-DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
+from ..model_spec import DEFAULT_HF_MODEL, ModelSpec
+from .base import ClipBackend
+from .deferred import DeferredClip
+from .traces import HOOK_POINTS, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
 
 __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
-           "DEFAULT_HF_MODEL", "DeferredClip", "HFClip", "OpenClip", "resolve_random_model"]
-
-#: Names imported from a backend module on first use (PEP 562).
-_LAZY = {"HOOK_POINTS": "traces", "ClipBackend": "base", "Geometry": "traces", "TextTrace": "traces",
-         "VisionTrace": "traces", "attention_rows": "traces", "hook_point": "traces", "HFClip": "hf", "OpenClip": "openclip",
-         "DeferredClip": "deferred"}
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+           "DEFAULT_HF_MODEL", "DeferredClip", "resolve_random_model"]
 
 
 def resolve_random_model(model: str, backend: str) -> str | None:
@@ -129,13 +116,16 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
     dtype = torch.float32 if dtype is None else dtype
     saved = None
     if defer:
-        from .deferred import DeferredClip, description_path, read_description
+        from .deferred import description_path, read_description
 
         saved = description_path(model, resolved, backend, dtype)
         record = read_description(saved) if saved is not None else None
         if record is not None:
             return DeferredClip(model, backend, device, dtype, record, saved)
-    cls = __getattr__("HFClip" if backend == "hf" else "OpenClip")
+    if backend == "hf":
+        from .hf import HFClip as cls
+    else:
+        from .openclip import OpenClip as cls
     try:
         clip = cls(resolved, device=device, dtype=dtype)
     except LiteLVLMError:

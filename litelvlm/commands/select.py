@@ -13,8 +13,8 @@ import warnings
 from dataclasses import dataclass
 
 from ..cli_args import add_dataclass_arguments, arg, from_namespace
-from ..clip import DEFAULT_HF_MODEL
 from ..errors import LiteLVLMError
+from ..model_spec import DEFAULT_HF_MODEL
 
 
 @dataclass

@@ -1,17 +1,17 @@
-"""The GLaMM pixel-grounding model on current transformers, with token pruning in the loop.
+"""What every model family shares: the family contract, the LLM run layer by layer, and the methods that
+act with the LLM.
 
-The methods that act with the LLM (``none``, ``divprune``, ``fastv``, ``dart``, ``sparsevlm``, ``llm-attention``,
-``saliency``) are declared in their modules here and named in :mod:`litelvlm.methods`. Main entry points: ``GlammPipeline`` (see ``litelvlm.lvlm.pipeline``),
-``build_glamm``, ``load_glamm_checkpoint``, ``save_glamm_checkpoint``, ``ARCHS``.
+* :mod:`litelvlm.lvlm.family`: ``GroundingPipeline`` (the contract a family's pipeline implements),
+  ``SequenceLayout``, ``GroundingOutput``;
+* :mod:`litelvlm.lvlm.llm_attention`: ``LLMContext`` (what an LLM-side method's ``select`` receives),
+  layer-by-layer runs and attention rows;
+* the methods that act with the LLM (``none``, ``divprune``, ``fastv``, ``dart``, ``sparsevlm``,
+  ``llm-attention``, ``saliency``), each declared in its module here and named in :mod:`litelvlm.methods`.
+
+The families themselves are packages of their own (``litelvlm.glamm``), named in :mod:`litelvlm.families`.
 """
 
-from .build import build_glamm
-from .checkpoint import load_glamm_checkpoint
-from .checkpoint_writer import save_glamm_checkpoint, save_random_glamm
-from .config import ARCHS, GlammArch, get_arch
+from .family import GroundingOutput, GroundingPipeline, SequenceLayout
 from .llm_attention import LLMContext
-from .model import GlammModel
-from .pipeline import GlammPipeline, GroundingOutput, PreparedImage
 
-__all__ = ["ARCHS", "GlammArch", "GlammModel", "GlammPipeline", "GroundingOutput", "LLMContext", "PreparedImage",
-           "build_glamm", "get_arch", "load_glamm_checkpoint", "save_glamm_checkpoint", "save_random_glamm"]
+__all__ = ["GroundingOutput", "GroundingPipeline", "LLMContext", "SequenceLayout"]

@@ -42,7 +42,7 @@ def run_pruned_from(ctx: LLMContext, kept: torch.Tensor, prune_layer: int) -> tu
     keep = torch.cat([torch.arange(s, device=dev), s + kept.to(dev).long(),
                       torch.arange(s + n, ctx.seq_len, device=dev)])
     hidden = ctx.hidden_before(prune_layer)[:, keep]
-    pos = keep[None]
+    pos = ctx.positions(keep)
     hidden = run_layers(ctx.lm, hidden, pos, prune_layer, ctx.num_layers)
     return ctx.lm.norm(hidden), keep
 

@@ -1,4 +1,4 @@
-"""Running the Llama decoder layer by layer, attention-row capture, and the LLM-attention oracle.
+"""Running a family's LLM decoder layer by layer, attention-row capture, and the LLM-attention oracle.
 
 Attention rows are computed from a layer's own modules (``input_layernorm``, then
 ``attention_rows.rows_from_hidden``: ``q_proj``, ``k_proj``, RoPE) applied to the hidden states
@@ -38,7 +38,8 @@ def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor):
 
 def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int = 0,
                stop: int | None = None) -> torch.Tensor:
-    """Hidden states after decoder layers ``start..stop-1`` of ``lm`` (a ``LlamaModel``), no final norm."""
+    """Hidden states after decoder layers ``start..stop-1`` of ``lm`` (the family's decoder stack, e.g.
+    GLaMM's ``LlamaModel``), no final norm."""
     stop = len(lm.layers) if stop is None else stop
     if start >= stop:
         return hidden
@@ -70,16 +71,16 @@ class LLMContext:
     """
 
     def __init__(self, pipeline, prepared, visual_embeds: torch.Tensor):
-        from .prompts import image_offset, seg_predictor_positions
-
         self.pipeline = pipeline
         self.prepared = prepared
         self.visual_embeds = visual_embeds
         self.num_visual = int(visual_embeds.shape[0])
-        self.image_start = image_offset(prepared.input_ids)
-        self.seq_len = int(len(prepared.input_ids)) - 1 + self.num_visual  # the placeholder becomes N tokens
-        self.position_ids = torch.arange(self.seq_len, device=pipeline.device)[None]
-        self.seg_predictors = seg_predictor_positions(prepared.input_ids, self.num_visual, pipeline.seg_token_id)
+        #: where the visual tokens sit, the rows predicting each [SEG] and the positions (the family's)
+        self.layout = pipeline.layout(prepared, self.num_visual)
+        self.image_start = self.layout.image_start
+        self.seq_len = self.layout.seq_len
+        self.position_ids = self.layout.position_ids
+        self.seg_predictors = self.layout.seg_predictors
         self._hidden: dict[int, torch.Tensor] = {}
         numerics = getattr(pipeline, "numerics", None)
         #: ``model``: FastV and SparseVLM score as their official code (the model's dtype); ``float32``.
@@ -89,15 +90,19 @@ class LLMContext:
     @functools.cached_property
     def embeds(self) -> torch.Tensor:
         """(1, S, h) input embeddings of the unpruned sequence."""
-        return self.pipeline.sequence_embeds(self.prepared.input_ids, self.visual_embeds)
+        return self.pipeline.sequence_embeds(self.prepared, self.visual_embeds)
 
     @property
     def lm(self):
-        return self.pipeline.model.language_model
+        return self.pipeline.language_model
 
     @property
     def num_layers(self) -> int:
         return len(self.lm.layers)
+
+    def positions(self, keep: torch.Tensor) -> torch.Tensor:
+        """The original RoPE positions of the sequence rows ``keep`` (pruned tokens keep theirs)."""
+        return self.layout.positions(keep)
 
     def visual_slice(self) -> slice:
         return slice(self.image_start, self.image_start + self.num_visual)

@@ -26,7 +26,6 @@ from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
 from .attribution import mask_logit_target, nonempty_mask, seg_norm_target, token_attributions
-from .prompts import image_offset, seg_predictor_positions
 
 TARGETS = ("mask", "seg_norm")
 #: the attributions the oracle ranks by (``attribution.METHODS``; per-token scores as there)
@@ -34,14 +33,16 @@ ATTRIBUTIONS = ("saliency", "input_x_gradient", "integrated_gradients")
 
 
 class GroundingTarget:
-    """The unpruned GLaMM forward as a function of the visual tokens of one prepared image."""
+    """The unpruned grounding forward of a family's pipeline as a function of the visual tokens of one
+    prepared input."""
 
     def __init__(self, pipeline, prepared) -> None:
         self.pipeline = pipeline
         self.prepared = prepared
-        n = prepared.vision.num_patches
+        n = pipeline.num_visual(prepared)
         self.num_visual = n
-        self.seg_positions = seg_predictor_positions(prepared.input_ids, n, pipeline.seg_token_id)
+        self.layout = pipeline.layout(prepared, n)
+        self.seg_positions = self.layout.seg_predictors
         with torch.no_grad():
             vis = pipeline.visual_tokens(prepared)
             self.reference_logits = self.mask_logits(vis[None])[0]          # (S, h4, w4)
@@ -52,29 +53,18 @@ class GroundingTarget:
     def _final_hidden(self, visual: torch.Tensor) -> torch.Tensor:
         """(B, S_seq, h) final hidden states of the LLM for a batch of visual-token sets."""
         pipe = self.pipeline
-        b = visual.shape[0]
-        ids = self.prepared.input_ids
-        p = image_offset(ids)
-        text = pipe.model.language_model.embed_tokens(torch.cat([ids[:p], ids[p + 1:]]).to(pipe.device))
-        seq = torch.cat([text[None, :p].expand(b, -1, -1), visual.to(text.dtype), text[None, p:].expand(b, -1, -1)], 1)
-        s = seq.shape[1]
-        out = pipe.model.language_model(inputs_embeds=seq, position_ids=torch.arange(s, device=seq.device)[None]
-                                        .expand(b, -1),
-                                        attention_mask=torch.ones(b, s, dtype=torch.long, device=seq.device),
-                                        use_cache=False)
-        return out.last_hidden_state
+        return pipe.final_hidden(pipe.sequence_embeds(self.prepared, visual), self.layout.position_ids)
 
     def prompts(self, visual: torch.Tensor) -> torch.Tensor:
         """(B, S, prompt_dim) ``[SEG]`` prompt embeddings."""
         final = self._final_hidden(visual)
         seg = final[:, self.seg_positions.to(final.device)]
-        return self.pipeline.model.seg_prompts(seg)
+        return self.pipeline.seg_prompts(seg)
 
     def mask_logits(self, visual: torch.Tensor) -> torch.Tensor:
         """(B, S, 4h', 4w') low-resolution mask logits of every ``[SEG]``."""
         prompts = self.prompts(visual)
-        emb = self.prepared.sam_embeddings
-        return torch.stack([self.pipeline.model.decode_masks(emb, p)[:, 0] for p in prompts])
+        return torch.stack([self.pipeline.decode_masks(self.prepared, p)[:, 0] for p in prompts])
 
     def __call__(self, visual: torch.Tensor, target: str = "mask") -> torch.Tensor:
         """(B,) the target per batch element (``mask`` or ``seg_norm``, summed over the ``[SEG]`` tokens)."""

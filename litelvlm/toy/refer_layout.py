@@ -41,6 +41,19 @@ def _bbox(mask: np.ndarray) -> list[float]:
     return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
 
 
+def _check_refer_args(out: Path, n_scenes: int, sentences_per_object: int, overwrite: bool) -> None:
+    """Refuse bad counts, and an ``out`` that holds something (unless ``overwrite``) or is not a REFER folder."""
+    if n_scenes < 1:
+        raise LiteLVLMError(f"the number of scenes must be >= 1, got {n_scenes}")
+    if sentences_per_object < 1:
+        raise LiteLVLMError(f"sentences per object must be >= 1, got {sentences_per_object}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise LiteLVLMError(f"output folder {str(out)!r} exists and is not empty (use --overwrite)")
+        if not (out / "refs(unc).p").exists() and any(out.iterdir()):
+            raise LiteLVLMError(f"refusing to overwrite {str(out)!r}: it does not look like a REFER folder")
+
+
 def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEED, size: int = 224,
                 split: str = "val", sentences_per_object: int = 2, overwrite: bool = False) -> Path:
     """Render ``n_scenes`` scenes and write them as a REFER folder at ``out``; returns it.
@@ -53,15 +66,7 @@ def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEE
     from tqdm.auto import tqdm
 
     out = Path(out)
-    if n_scenes < 1:
-        raise LiteLVLMError(f"the number of scenes must be >= 1, got {n_scenes}")
-    if sentences_per_object < 1:
-        raise LiteLVLMError(f"sentences per object must be >= 1, got {sentences_per_object}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise LiteLVLMError(f"output folder {str(out)!r} exists and is not empty (use --overwrite)")
-        if not (out / "refs(unc).p").exists() and any(out.iterdir()):
-            raise LiteLVLMError(f"refusing to overwrite {str(out)!r}: it does not look like a REFER folder")
+    _check_refer_args(out, n_scenes, sentences_per_object, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

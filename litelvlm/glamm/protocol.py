@@ -15,7 +15,7 @@ What the official evaluation does per image (sejong-rcv/LiteLVLM @5896153,
    ``random.choice(ANSWER_LIST)`` (Python's ``random``); the sentence fills the question after
    ``strip().lower()``;
 4. ONE multi-turn llava_v1 conversation holds all turns, the first question preceded by
-   :data:`~litelvlm.lvlm.prompts.BEGIN_STR`; all masks come from one forward pass;
+   :data:`~litelvlm.glamm.prompts.BEGIN_STR`; all masks come from one forward pass;
 5. LiteLVLM's CLIP text encoder embeds the formatted questions (not the bare sentences).
 
 The official code draws from the unseeded global generators of its data-loader workers, so its

@@ -49,7 +49,7 @@ def seg_turns(sentences: list[str], question: str = DEFAULT_QUESTION,
 def tokenize_prompt(encoder, prompt: str) -> torch.Tensor:
     """Token ids (1-D long) with ``IMAGE_PLACEHOLDER`` where ``<image>`` stood: LLaVA's
     ``tokenizer_image_token`` (``model/llava/mm_utils.py`` L18-43) over a
-    :class:`~litelvlm.lvlm.tokenizer.PromptEncoder` (or any tokenizer: it is wrapped in one)."""
+    :class:`~litelvlm.glamm.tokenizer.PromptEncoder` (or any tokenizer: it is wrapped in one)."""
     from .tokenizer import PromptEncoder, prompt_encoder
 
     if not isinstance(encoder, PromptEncoder):

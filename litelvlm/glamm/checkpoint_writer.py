@@ -1,6 +1,6 @@
 """Writing a ``GlammModel`` in the released GLaMM-RefSeg checkpoint layout (random models, conversions).
 
-The reader, the key mapping and the layout are in :mod:`litelvlm.lvlm.checkpoint`. Shards are cut by
+The reader, the key mapping and the layout are in :mod:`litelvlm.glamm.checkpoint`. Shards are cut by
 size (``max_shard_bytes``, as ``save_pretrained`` does) and written one at a time straight from the
 model's tensors, so writing a full-size model costs no second copy of it in memory.
 """

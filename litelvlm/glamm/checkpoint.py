@@ -1,5 +1,5 @@
 """The released GLaMM-RefSeg checkpoint layout: key mapping and the loader (the writer is
-:mod:`litelvlm.lvlm.checkpoint_writer`).
+:mod:`litelvlm.glamm.checkpoint_writer`).
 
 Loading costs one copy of the weights in the target dtype: tensors are read one at a time (files
 memory-mapped, converted as they are read) and become the parameters of a ``meta``-built model, so the

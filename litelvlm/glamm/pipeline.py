@@ -2,7 +2,7 @@
 
 Public API (used by the grounding evaluation, the importance study and the efficiency study)::
 
-    from litelvlm.lvlm import GlammPipeline
+    from litelvlm.glamm import GlammPipeline
     pipe = GlammPipeline.from_model_string("tiny-random:0")          # or a GLaMM-RefSeg folder,
                                                                       # clip=..., sam=...
     prep = pipe.prepare(image, ["the dog on the left"])              # CLIP trace + text trace,
@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -34,10 +34,9 @@ from PIL import Image
 
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
-from ..methods import get_method
+from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
+from ..lvlm.numerics import Numerics, set_attention
 from ..pruning import Selection, SelectorInputs
-from . import llm_attention as _llm_attention
-from .numerics import Numerics, set_attention
 from .prompts import (
     IMAGE_PLACEHOLDER,
     build_prompt,
@@ -46,7 +45,6 @@ from .prompts import (
     seg_turns,
     tokenize_prompt,
 )
-from .prune import clip_side, resolve
 from .sam_preprocess import postprocess_masks, sam_inputs
 from .tokenizer import prompt_encoder, seg_token_id
 
@@ -71,24 +69,6 @@ class PreparedImage:
     def selector_inputs(self) -> SelectorInputs:
         return SelectorInputs(vision=self.vision, text=self.text, image_index=0,
                               feature_layer=self.feature_layer, seed=self.seed)
-
-
-@dataclass
-class GroundingOutput:
-    """Masks for every [SEG] of the prompt, and what produced them."""
-
-    masks: torch.Tensor                      # (S, H, W) bool at the original size
-    mask_logits: torch.Tensor                # (S, H, W) float at the original size
-    low_res_logits: torch.Tensor             # (S, 1, 4h, 4w) mask-decoder output
-    seg_hidden: torch.Tensor                 # (S, h) final hidden states predicting each [SEG]
-    prompt_embeddings: torch.Tensor          # (S, prompt_dim) after text_hidden_fcs
-    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw (-1: CLS, -2: PruMerge extra)
-    seg_positions: torch.Tensor              # positions of the [SEG]-predicting tokens in the run sequence
-    method: str
-    budget: int
-    prune_layer: int                         # 0: pruned at the LLM input
-    seq_len: int                             # length of the (pruned) sequence
-    selection: Selection | None = field(default=None, repr=False)
 
 
 def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) -> Path:
@@ -125,8 +105,10 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) ->
     return root
 
 
-class GlammPipeline:
-    """GLaMM (``GlammModel``) + tokenizer + CLIP backend + SAM image processor."""
+class GlammPipeline(GroundingPipeline):
+    """GLaMM (``GlammModel``) + tokenizer + CLIP backend + SAM image processor: the ``glamm`` family."""
+
+    family = "glamm"
 
     def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm",
                  clip_text: str = "question", numerics: Numerics | None = None):
@@ -181,10 +163,10 @@ class GlammPipeline:
         decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
         LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`)."""
         from ..clip import DEFAULT_HF_MODEL, load_clip
+        from ..lvlm.upcast import check_layer_dtype, upcast_glamm
         from ..model_spec import ModelSpec
         from ..quantize import check_quantize, quantize_glamm
         from .checkpoint import load_glamm_checkpoint
-        from .upcast import check_layer_dtype, upcast_glamm
 
         check_quantize(quantize, quantize_backend)
         check_layer_dtype(layer_dtype, quantize)
@@ -218,8 +200,20 @@ class GlammPipeline:
         return self.model.text_hidden_fcs[0][0].weight.dtype
 
     @property
+    def language_model(self):
+        return self.model.language_model
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.arch.llm_hidden
+
+    @property
     def num_visual_tokens(self) -> int:
+        """N for every image: GLaMM's fixed grid of CLIP patches."""
         return self.model.arch.num_visual_tokens
+
+    def num_visual(self, prepared: PreparedImage) -> int:
+        return prepared.vision.num_patches
 
     def describe(self) -> dict:
         """JSON-able description (result configs)."""
@@ -282,58 +276,42 @@ class GlammPipeline:
         feats = prepared.vision.patches(prepared.feature_layer)[0]
         return self.model.project(feats.to(self.dtype))
 
-    def sequence_embeds(self, input_ids: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        """(1, S, h) input embeddings: the text tokens' embeddings with ``visual`` at the placeholder."""
-        p = image_offset(input_ids)
-        text = torch.cat([input_ids[:p], input_ids[p + 1:]]).to(self.device)
-        emb = self.model.language_model.embed_tokens(text)
-        return torch.cat([emb[:p], visual.to(emb.dtype), emb[p:]])[None]
+    def sequence_embeds(self, prepared: PreparedImage, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S, h) input embeddings: the text tokens' embeddings with ``visual`` ((K, h) or (B, K, h)) at the
+        placeholder."""
+        ids = prepared.input_ids
+        p = image_offset(ids)
+        emb = self.language_model.embed_tokens(torch.cat([ids[:p], ids[p + 1:]]).to(self.device))
+        if visual.dim() == 2:
+            return torch.cat([emb[:p], visual.to(emb.dtype), emb[p:]])[None]
+        b = visual.shape[0]
+        return torch.cat([emb[None, :p].expand(b, -1, -1), visual.to(emb.dtype), emb[None, p:].expand(b, -1, -1)], 1)
 
-    def final_hidden(self, embeds: torch.Tensor) -> torch.Tensor:
-        """Final (normed) hidden states of the standard LlamaModel forward (explicit all-ones mask)."""
-        s = embeds.shape[1]
-        out = self.model.language_model(inputs_embeds=embeds,
-                                        position_ids=torch.arange(s, device=embeds.device)[None],
-                                        attention_mask=torch.ones(1, s, dtype=torch.long, device=embeds.device),
-                                        use_cache=False)
-        return out.last_hidden_state
+    def layout(self, prepared: PreparedImage, num_visual: int) -> SequenceLayout:
+        """The N visual tokens replace the prompt's one placeholder; positions 0..S-1 (1-D RoPE)."""
+        ids = prepared.input_ids
+        seq_len = int(len(ids)) - 1 + num_visual
+        return SequenceLayout(image_start=image_offset(ids), num_visual=num_visual, seq_len=seq_len,
+                              seg_predictors=seg_predictor_positions(ids, num_visual, self.seg_token_id),
+                              position_ids=torch.arange(seq_len, device=self.device)[None])
 
-    def ground(self, prepared: PreparedImage, method: str = "none", budget: int | None = None,
-               visual_embeds: torch.Tensor | None = None, **options) -> GroundingOutput:
-        """Masks for every [SEG] with ``method`` keeping ``budget`` visual tokens (None: all N).
+    def selection_tokens(self, prepared: PreparedImage, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
+        """Merged CLIP features (VisionZip) through the projector; kept rows of ``full``; with no ``full``, the
+        official order: gather the kept CLIP features, then the projector on K rows."""
+        if sel.features is not None:
+            return self.model.project(sel.features.to(self.dtype))
+        if full is None:
+            feats = prepared.vision.patches(prepared.feature_layer)[0]
+            return self.model.project(feats[sel.indices.to(feats.device)].to(self.dtype))
+        return full[sel.indices.to(full.device)]
 
-        ``visual_embeds`` (N, h) replaces the projector outputs (e.g. a leaf tensor for captum);
-        the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation).
-        """
-        n = prepared.vision.num_patches
-        spec = get_method(method)
-        budget = resolve(spec, budget, n)
-        full = visual_embeds
-        if full is not None and tuple(full.shape) != (n, self.model.arch.llm_hidden):
-            raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.model.arch.llm_hidden}); "
-                                f"got {tuple(full.shape)}")
-        llm_output = None
-        if spec.stage == "clip":
-            vis, sel = clip_side(self, prepared, method, budget, full,
-                                 visual_embeds_given=visual_embeds is not None, **options)
-        else:
-            full = self.visual_tokens(prepared) if full is None else full
-            ctx = _llm_attention.LLMContext(self, prepared, full)
-            sel = spec.select(ctx, budget, **options)
-            llm_output = None if spec.forward is None else spec.forward(ctx, sel)
-            if llm_output is None:  # applied at the LLM input
-                if len(sel) != budget:
-                    raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
-                vis = (self.model.project(sel.features.to(self.dtype)) if sel.features is not None
-                       else full if _keeps_all(sel, n) else full[sel.indices.to(full.device)])
-        if llm_output is None:
-            embeds = self.sequence_embeds(prepared.input_ids, vis)
-            final = self.final_hidden(embeds)
-            pred = seg_predictor_positions(prepared.input_ids, int(vis.shape[0]), self.seg_token_id)
-        else:
-            final, pred = llm_output
-        prune_layer = int(sel.parts.get("prune_layer", torch.tensor(0)))
-        return self._masks(prepared, final, pred.to(final.device), method, budget, sel, prune_layer)
+    def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
+        """GLaMM's ``text_hidden_fcs`` on the [SEG] hidden states."""
+        return self.model.seg_prompts(seg_hidden)
+
+    def decode_masks(self, prepared: PreparedImage, prompts: torch.Tensor) -> torch.Tensor:
+        """SAM's mask decoder on the image embedding of ``prepare_image``."""
+        return self.model.decode_masks(prepared.sam_embeddings, prompts)
 
     def upscale_masks(self, prepared: PreparedImage, low: torch.Tensor) -> torch.Tensor:
         """(S, H, W) float32 mask logits at the original size from the decoder's (S, 1, h, w) logits
@@ -343,40 +321,8 @@ class GlammPipeline:
         return self.sam_processor.post_process_masks(
             [low.float()], [prepared.image_size], [prepared.sam_reshaped_size], binarize=False)[0][:, 0]
 
-    def _masks(self, prepared, final, pred, method, budget, sel, prune_layer) -> GroundingOutput:
-        seg_hidden = final[0, pred]
-        prompts = self.model.seg_prompts(seg_hidden)
-        low = self.model.decode_masks(prepared.sam_embeddings, prompts)
-        logits = self.upscale_masks(prepared, low)
-        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
-                               prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
-                               method=method, budget=budget, prune_layer=prune_layer, seq_len=int(final.shape[1]),
-                               selection=sel)
-
-    # -- attention capture ----------------------------------------------------------------------
-    def context(self, prepared: PreparedImage, visual_embeds: torch.Tensor | None = None):
-        """An ``LLMContext`` over the unpruned sequence (hidden states per layer, attention rows)."""
-        full = self.visual_tokens(prepared) if visual_embeds is None else visual_embeds
-        return _llm_attention.LLMContext(self, prepared, full)
-
-    def attention_rows(self, prepared: PreparedImage, layers: list[int], queries: str | torch.Tensor = "last",
-                       visual_embeds: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
-        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM; only those rows are computed.
-
-        ``queries``: ``"last"``, ``"text"`` (text tokens after the image), ``"seg"`` (tokens predicting
-        [SEG]) or explicit sequence positions. Visual tokens occupy ``ctx.visual_slice()``.
-        """
-        ctx = self.context(prepared, visual_embeds)
-        return {int(layer): ctx.attention_rows(int(layer), queries) for layer in layers}
-
 
 __all__ = ["GlammPipeline", "GroundingOutput", "PreparedImage", "IMAGE_PLACEHOLDER"]
-
-
-def _keeps_all(sel: Selection, n: int) -> bool:
-    """Whether ``sel`` keeps all N tokens in raster order (then the LLM input is the projector outputs as
-    they are: no gathered copy)."""
-    return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))
 
 
 def _sam_processor(sam: str):

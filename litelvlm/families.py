@@ -1,0 +1,93 @@
+"""Every model family by name: a table ``name -> ("module:attribute", description, random presets,
+checkpoint architectures)`` that imports nothing until a family is asked for.
+
+``load_pipeline(model, ...)`` reads the model string once (:class:`~litelvlm.model_spec.ModelSpec`), finds
+its family (a random preset's name, or the ``architectures`` of a checkpoint folder's ``config.json``)
+and returns that family's pipeline (a :class:`~litelvlm.lvlm.family.GroundingPipeline`). A new family is
+one package whose pipeline implements that contract and one line here (CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LiteLVLMError
+from .model_spec import RANDOM_GLAMMS, ModelSpec
+
+
+@dataclass(frozen=True)
+class FamilyEntry:
+    """One family: where its pipeline class is, what it is, the random presets it builds (model-string
+    names) and the ``architectures`` its checkpoints' ``config.json`` declares."""
+
+    target: str
+    description: str
+    random_names: tuple[str, ...]
+    architectures: tuple[str, ...]
+
+
+#: name -> its entry
+TABLE: dict[str, FamilyEntry] = {
+    "glamm": FamilyEntry("litelvlm.glamm.pipeline:GlammPipeline",
+                         "GLaMM (LLaVA-1.5 7B + CLIP ViT-L/14-336 + SAM ViT-H), the paper's model",
+                         tuple(RANDOM_GLAMMS), ("GLaMMForCausalLM",)),
+}
+
+
+def family_names() -> list[str]:
+    """Every registered family, sorted (imports nothing)."""
+    return sorted(TABLE)
+
+
+def _known(name: str) -> FamilyEntry:
+    if name not in TABLE:
+        close = difflib.get_close_matches(name, TABLE, n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise LiteLVLMError(f"unknown model family {name!r}{hint}; known families: {', '.join(family_names())}")
+    return TABLE[name]
+
+
+def get_family(name: str) -> type:
+    """The pipeline class of family ``name`` (its package imported on first use)."""
+    module, attr = _known(name).target.split(":")
+    cls = getattr(importlib.import_module(module), attr)
+    from .lvlm.family import GroundingPipeline
+
+    if not (isinstance(cls, type) and issubclass(cls, GroundingPipeline)):
+        raise TypeError(f"{_known(name).target} is not a litelvlm.lvlm.family.GroundingPipeline")
+    return cls
+
+
+def family_of(model: str) -> str:
+    """The family a model string names: a random preset by its name, a folder by its ``config.json``'s
+    ``architectures`` (imports nothing)."""
+    spec = ModelSpec.parse(model)
+    for name, entry in TABLE.items():
+        if spec.name in entry.random_names:
+            return name
+    config = Path(spec.folder) / "config.json"
+    if not config.is_file():
+        presets = sorted(n for e in TABLE.values() for n in e.random_names)
+        raise LiteLVLMError(f"model {model!r}: not a folder with config.json, nor a random preset "
+                            f"({', '.join(p + '[:SEED]' for p in presets)})")
+    try:
+        declared = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, ValueError) as e:
+        raise LiteLVLMError(f"model {model!r}: cannot read {config}: {e}") from e
+    for name, entry in TABLE.items():
+        if set(declared) & set(entry.architectures):
+            return name
+    known = sorted(a for e in TABLE.values() for a in e.architectures)
+    raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}; no family reads them "
+                        f"(known: {', '.join(known)})")
+
+
+def load_pipeline(model: str, **options: Any):
+    """The pipeline of ``model`` (any model string of a registered family), loaded with the family's
+    ``from_model_string(model, **options)``."""
+    return get_family(family_of(model)).from_model_string(model, **options)

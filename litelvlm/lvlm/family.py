@@ -1,0 +1,236 @@
+"""The contract of a model family: what a pixel-grounding LVLM gives the pruning methods and the studies.
+
+A family is one package (``litelvlm/glamm`` today) whose pipeline subclasses :class:`GroundingPipeline`
+and is named in :mod:`litelvlm.families`. The methods (:mod:`litelvlm.method`) and the studies ask only
+what this class declares, so a second family runs every method and study without a change to them.
+
+The contract is written from what two families need, not from one:
+
+* GLaMM (LLaVA-1.5 + SAM): a fixed 24x24 grid of CLIP patches with a [CLS], projected by an MLP; one
+  image placeholder in the prompt; 1-D RoPE (``position_ids`` of shape (1, S)); SAM's mask decoder.
+* Qwen2.5-VL (UniPixel): a native-resolution ViT with window attention, no [CLS] and no text tower,
+  whose 2x2-merged tokens enter the LLM (their number depends on the image); 3-D M-RoPE positions of
+  shape (3, 1, S) that are not ``arange(S)``; SAM 2's mask decoder.
+
+Hence: the number of visual tokens is asked per prepared input (:meth:`GroundingPipeline.num_visual`);
+where they sit, which rows predict each [SEG] and their positions come as one :class:`SequenceLayout`;
+positions are indexed on their last axis only (``position_ids[..., keep]``), which serves both shapes;
+the LLM is a decoder stack run layer by layer (``language_model.layers``, ``.norm``, ``.rotary_emb``,
+``.config``, ``.embed_tokens``: :mod:`litelvlm.lvlm.llm_attention`); the CLIP-side methods read the
+CLIP trace ``prepared.selector_inputs()`` and the family maps their selection onto its own visual
+tokens (:meth:`GroundingPipeline.selection_tokens`), so a family whose vision tower is not CLIP pairs
+an external CLIP with a map from CLIP's grid to its tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..methods import get_method
+from ..pruning import Selection
+from .llm_attention import LLMContext
+from .prune import clip_side, resolve
+
+
+@dataclass(frozen=True)
+class SequenceLayout:
+    """Where the visual tokens sit in one prompt's LLM sequence, and its RoPE positions."""
+
+    image_start: int                 # sequence index of the first visual token
+    num_visual: int                  # visual tokens in the sequence
+    seq_len: int                     # length of the whole sequence
+    seg_predictors: torch.Tensor     # sequence indices of the tokens predicting each [SEG]
+    position_ids: torch.Tensor       # (1, S) for 1-D RoPE, (3, 1, S) for M-RoPE; the last axis is the sequence
+
+    def positions(self, keep: torch.Tensor) -> torch.Tensor:
+        """The original positions of the sequence rows ``keep`` (what pruned tokens keep: FastV, DART)."""
+        return self.position_ids[..., keep.to(self.position_ids.device)]
+
+
+@dataclass
+class GroundingOutput:
+    """Masks for every [SEG] of the prompt, and what produced them."""
+
+    masks: torch.Tensor                      # (S, H, W) bool at the original size
+    mask_logits: torch.Tensor                # (S, H, W) float at the original size
+    low_res_logits: torch.Tensor             # (S, 1, h, w) mask-decoder output
+    seg_hidden: torch.Tensor                 # (S, h) final hidden states predicting each [SEG]
+    prompt_embeddings: torch.Tensor          # (S, prompt_dim) the mask decoder's prompts
+    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw (-1: CLS, -2: PruMerge extra)
+    seg_positions: torch.Tensor              # positions of the [SEG]-predicting tokens in the run sequence
+    method: str
+    budget: int
+    prune_layer: int                         # 0: pruned at the LLM input
+    seq_len: int                             # length of the (pruned) sequence
+    selection: Selection | None = field(default=None, repr=False)
+
+
+class GroundingPipeline:
+    """A family's pipeline: one image, its sentences, any method and budget -> masks.
+
+    A family implements the methods that raise ``NotImplementedError`` here (and sets ``name``,
+    ``numerics``, ``quantization``, ``layer_hooks``); :meth:`ground`, :meth:`final_hidden`,
+    :meth:`context` and :meth:`attention_rows` are the same for every family.
+    """
+
+    #: the family's name in :mod:`litelvlm.families`
+    family: str = ""
+    name: str = ""
+    numerics: Any = None
+    #: how the LLM's weights were quantized (``QuantReport``), None when they were not
+    quantization: Any = None
+    #: hooks that run layers in float32 (``layer_dtype="float32"``), empty otherwise
+    layer_hooks: list | tuple = ()
+
+    # -- what a family provides ------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> torch.dtype:
+        raise NotImplementedError
+
+    @property
+    def language_model(self):
+        """The LLM's decoder stack (``layers``, ``norm``, ``rotary_emb``, ``config``, ``embed_tokens``)."""
+        raise NotImplementedError
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the LLM's hidden states (and of the visual tokens it receives)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """JSON-able description (result configs)."""
+        raise NotImplementedError
+
+    def prepare_image(self, image, seed: int = 0):
+        """The per-image work (vision forwards, the mask decoder's image embedding), reused by every
+        method and budget; ``with_sentences`` adds the prompt."""
+        raise NotImplementedError
+
+    def with_sentences(self, prepared, sentences: list[str], turns=None, **options):
+        """``prepared`` with the prompt for ``sentences`` (one [SEG] each) and the CLIP text trace."""
+        raise NotImplementedError
+
+    def num_visual(self, prepared) -> int:
+        """N: the visual tokens the LLM receives for this input, unpruned."""
+        raise NotImplementedError
+
+    def visual_tokens(self, prepared) -> torch.Tensor:
+        """(N, h) the visual tokens in the LLM's input space, in the family's sequence order."""
+        raise NotImplementedError
+
+    def selection_tokens(self, prepared, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
+        """(K, h) the LLM inputs of a selection: merged features (``sel.features``) projected, or the kept
+        tokens (gathered from ``full``, the (N, h) visual tokens, or computed when it is None)."""
+        raise NotImplementedError
+
+    def layout(self, prepared, num_visual: int) -> SequenceLayout:
+        """The sequence of ``prepared``'s prompt with ``num_visual`` visual tokens."""
+        raise NotImplementedError
+
+    def sequence_embeds(self, prepared, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S, h) input embeddings: the prompt's text embeddings with ``visual`` ((K, h) or (B, K, h)) at the
+        image's place."""
+        raise NotImplementedError
+
+    def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
+        """The mask decoder's prompts from the final hidden states predicting each [SEG]."""
+        raise NotImplementedError
+
+    def decode_masks(self, prepared, prompts: torch.Tensor) -> torch.Tensor:
+        """(S, 1, h, w) low-resolution mask logits for the prompts."""
+        raise NotImplementedError
+
+    def upscale_masks(self, prepared, low: torch.Tensor) -> torch.Tensor:
+        """(S, H, W) float32 mask logits at the original image size (masks are ``logits > 0``)."""
+        raise NotImplementedError
+
+    # -- the same for every family -----------------------------------------------------------------
+    def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit
+        all-ones attention mask and ``position_ids`` (one sequence's: expanded to the batch)."""
+        b, s = embeds.shape[:2]
+        pos = position_ids.to(embeds.device)
+        pos = pos.expand(*pos.shape[:-2], b, pos.shape[-1]) if b > 1 else pos
+        out = self.language_model(inputs_embeds=embeds, position_ids=pos,
+                                  attention_mask=torch.ones(b, s, dtype=torch.long, device=embeds.device),
+                                  use_cache=False)
+        return out.last_hidden_state
+
+    def run_llm(self, prepared, visual: torch.Tensor) -> tuple[torch.Tensor, SequenceLayout]:
+        """(final normed hidden states (1, S, h), the sequence's layout) of the LLM's standard forward with the
+        visual tokens ``visual`` (K, h) at the image's place."""
+        layout = self.layout(prepared, int(visual.shape[0]))
+        return self.final_hidden(self.sequence_embeds(prepared, visual), layout.position_ids), layout
+
+    def ground(self, prepared, method: str = "none", budget: int | None = None,
+               visual_embeds: torch.Tensor | None = None, **options) -> GroundingOutput:
+        """Masks for every [SEG] with ``method`` keeping ``budget`` visual tokens (None: all N).
+
+        ``visual_embeds`` (N, h) replaces the family's visual tokens (e.g. a leaf tensor for captum);
+        the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation).
+        """
+        n = self.num_visual(prepared)
+        spec = get_method(method)
+        budget = resolve(spec, budget, n)
+        full = visual_embeds
+        if full is not None and tuple(full.shape) != (n, self.hidden_size):
+            raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); got {tuple(full.shape)}")
+        llm_output = None
+        if spec.stage == "clip":
+            vis, sel = clip_side(self, prepared, method, budget, full,
+                                 visual_embeds_given=visual_embeds is not None, **options)
+        else:
+            full = self.visual_tokens(prepared) if full is None else full
+            ctx = LLMContext(self, prepared, full)
+            sel = spec.select(ctx, budget, **options)
+            llm_output = None if spec.forward is None else spec.forward(ctx, sel)
+            if llm_output is None:  # applied at the LLM input
+                if len(sel) != budget:
+                    raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
+                vis = full if sel.features is None and _keeps_all(sel, n) else self.selection_tokens(prepared, sel, full)
+        if llm_output is None:
+            final, layout = self.run_llm(prepared, vis)
+            pred = layout.seg_predictors
+        else:
+            final, pred = llm_output
+        prune_layer = int(sel.parts.get("prune_layer", torch.tensor(0)))
+        return self._masks(prepared, final, pred.to(final.device), method, budget, sel, prune_layer)
+
+    def _masks(self, prepared, final, pred, method, budget, sel, prune_layer) -> GroundingOutput:
+        seg_hidden = final[0, pred]
+        prompts = self.seg_prompts(seg_hidden)
+        low = self.decode_masks(prepared, prompts)
+        logits = self.upscale_masks(prepared, low)
+        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
+                               prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
+                               method=method, budget=budget, prune_layer=prune_layer, seq_len=int(final.shape[1]),
+                               selection=sel)
+
+    def context(self, prepared, visual_embeds: torch.Tensor | None = None) -> LLMContext:
+        """An ``LLMContext`` over the unpruned sequence (hidden states per layer, attention rows)."""
+        full = self.visual_tokens(prepared) if visual_embeds is None else visual_embeds
+        return LLMContext(self, prepared, full)
+
+    def attention_rows(self, prepared, layers: list[int], queries: str | torch.Tensor = "last",
+                       visual_embeds: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM; only those rows are computed.
+
+        ``queries``: ``"last"``, ``"text"`` (text tokens after the image), ``"seg"`` (tokens predicting
+        [SEG]) or explicit sequence positions. Visual tokens occupy ``ctx.visual_slice()``.
+        """
+        ctx = self.context(prepared, visual_embeds)
+        return {int(layer): ctx.attention_rows(int(layer), queries) for layer in layers}
+
+
+def _keeps_all(sel: Selection, n: int) -> bool:
+    """Whether ``sel`` keeps all N tokens in raster order (then the LLM input is the visual tokens as they
+    are: no gathered copy)."""
+    return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))

@@ -1,0 +1,132 @@
+"""The model-family contract (``litelvlm.lvlm.family``) and the family registry (``litelvlm.families``).
+
+The shared layer (the LLM-side methods, ``LLMContext``, the CLIP-side path) may ask a pipeline only what
+the contract declares; GLaMM implements all of it; the registry finds a family from a model string
+without importing torch; a family with 3-D positions indexes them on the sequence axis.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from litelvlm.errors import LiteLVLMError
+from litelvlm.families import TABLE, family_names, family_of, get_family, load_pipeline
+from litelvlm.glamm import GlammPipeline
+from litelvlm.lvlm.family import GroundingPipeline, SequenceLayout
+
+SHARED = Path(__file__).resolve().parents[1] / "litelvlm" / "lvlm"
+
+
+@pytest.fixture(scope="module")
+def tiny_glamm_pipeline() -> GlammPipeline:
+    return GlammPipeline.from_model_string("tiny-random:0")
+
+
+def _contract() -> set[str]:
+    return {n for n in vars(GroundingPipeline) if not n.startswith("__")}
+
+
+def _required() -> list[str]:
+    """The members a family must provide (the base raises NotImplementedError for them)."""
+    out = []
+    for name, member in vars(GroundingPipeline).items():
+        fn = member.fget if isinstance(member, property) else member
+        if callable(fn) and "raise NotImplementedError" in inspect.getsource(fn):
+            out.append(name)
+    return out
+
+
+def test_glamm_implements_the_whole_contract():
+    required = _required()
+    assert {"layout", "sequence_embeds", "selection_tokens", "num_visual", "language_model", "decode_masks"} <= set(required)
+    for name in required:
+        assert vars(GlammPipeline).get(name) is not None, f"GlammPipeline does not implement {name}"
+    assert issubclass(GlammPipeline, GroundingPipeline) and GlammPipeline.family == "glamm"
+    assert get_family("glamm") is GlammPipeline
+
+
+def test_the_shared_layer_asks_pipelines_only_the_contract():
+    """Every ``pipeline.X`` / ``pipe.X`` read in ``litelvlm/lvlm`` (the shared layer) names a contract member:
+    no method reaches into one family's model (``pipeline.model...``) or prompt."""
+    contract = _contract() | {"numerics"}
+    seen = set()
+    for path in SHARED.glob("*.py"):
+        for name in re.findall(r"\b(?:pipeline|pipe)\.(\w+)", path.read_text()):
+            seen.add(name)
+            assert name in contract, f"{path.name} reads pipeline.{name}, which the family contract does not declare"
+    assert {"layout", "sequence_embeds", "language_model"} <= seen  # the scan sees the real reads
+
+
+def test_family_of_reads_presets_and_checkpoint_folders(tmp_path):
+    assert family_of("tiny-random") == family_of("glamm-7b-random:3") == "glamm"
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": ["GLaMMForCausalLM"], "model_type": "llava"}))
+    assert family_of(str(folder)) == "glamm"
+    (folder / "config.json").write_text(json.dumps({"architectures": ["SomethingElse"]}))
+    with pytest.raises(LiteLVLMError, match="SomethingElse.*no family reads them.*GLaMMForCausalLM"):
+        family_of(str(folder))
+    with pytest.raises(LiteLVLMError, match="not a folder with config.json.*tiny-random"):
+        load_pipeline(str(tmp_path / "missing"))
+    with pytest.raises(LiteLVLMError, match="did you mean 'glamm'"):
+        get_family("glam")
+
+
+def test_every_family_entry_is_a_pipeline():
+    assert family_names() == sorted(TABLE)
+    for name in family_names():
+        cls = get_family(name)
+        assert issubclass(cls, GroundingPipeline) and cls.family == name
+        assert TABLE[name].architectures and TABLE[name].random_names
+
+
+def test_the_registry_imports_no_torch():
+    code = ("import sys; from litelvlm.families import family_of, family_names; "
+            "assert family_of('tiny-random') == 'glamm' and family_names() == ['glamm']; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_load_pipeline_is_the_family_loader(tiny_glamm_pipeline):
+    pipe = load_pipeline("tiny-random:0")
+    assert type(pipe) is GlammPipeline and pipe.describe()["arch"] == tiny_glamm_pipeline.describe()["arch"]
+
+
+def test_layout_positions_serve_1d_and_3d_rope():
+    """Kept rows keep their positions on the LAST axis: (1, S) for 1-D RoPE (GLaMM), (3, 1, S) for M-RoPE."""
+    keep = torch.tensor([0, 2, 5])
+    one = SequenceLayout(0, 4, 8, torch.tensor([7]), torch.arange(8)[None])
+    assert one.positions(keep).tolist() == [[0, 2, 5]]
+    three = SequenceLayout(0, 4, 8, torch.tensor([7]), torch.stack([torch.arange(8), torch.arange(8) * 2,
+                                                                    torch.arange(8) * 3])[:, None])
+    assert three.positions(keep).shape == (3, 1, 3) and three.positions(keep)[2, 0].tolist() == [0, 6, 15]
+
+
+def test_glamm_layout_is_its_prompt(tiny_glamm_pipeline):
+    """The layout GLaMM gives the shared layer: N tokens replace the one placeholder, positions 0..S-1,
+    the [SEG] predictors one row before each [SEG] (checked against the sequence the pipeline embeds)."""
+    from PIL import Image
+
+    from litelvlm.glamm.prompts import image_offset
+
+    pipe = tiny_glamm_pipeline
+    prep = pipe.prepare(Image.new("RGB", (40, 30), (90, 20, 200)), ["a", "the b"])
+    n = pipe.num_visual(prep)
+    for k in (1, 7, n):
+        lay = pipe.layout(prep, k)
+        emb = pipe.sequence_embeds(prep, pipe.visual_tokens(prep)[:k])
+        assert emb.shape[:2] == (1, lay.seq_len) and lay.image_start == image_offset(prep.input_ids)
+        assert torch.equal(lay.position_ids, torch.arange(lay.seq_len)[None])
+        ids = torch.cat([prep.input_ids[:lay.image_start], torch.full((k,), -1), prep.input_ids[lay.image_start + 1:]])
+        assert torch.equal(ids[lay.seg_predictors + 1], torch.full((2,), pipe.seg_token_id))
+    batch = pipe.sequence_embeds(prep, pipe.visual_tokens(prep)[None].expand(3, -1, -1))
+    assert batch.shape[0] == 3 and torch.equal(batch[2], pipe.sequence_embeds(prep, pipe.visual_tokens(prep))[0])
