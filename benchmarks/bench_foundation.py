@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPRESSIONS = ROOT.parent / "shared" / "data" / "refcoco_unc_expressions" / "val.json"
 
 
-def main() -> int:
+def main() -> int:  # long by design: one linear benchmark script (options, setup, timed rounds, report)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--texts-per-image", type=int, default=3)

@@ -118,6 +118,12 @@ class GroundingPipeline:
         """``prepared`` with the prompt for ``sentences`` (one [SEG] each) and the CLIP text trace."""
         raise NotImplementedError
 
+    @property
+    def num_visual_tokens(self) -> int | None:
+        """N for every input when the family's grid is fixed (GLaMM: 576), None when N depends on the image
+        (then the studies ask :meth:`num_visual` per prepared input)."""
+        return None
+
     def num_visual(self, prepared) -> int:
         """N: the visual tokens the LLM receives for this input, unpruned."""
         raise NotImplementedError
