@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.attribution.glamm_signals import METHOD_SIGNALS, SignalKey, method_signals
+from analysis.importance.glamm_signals import METHOD_SIGNALS, SignalKey, method_signals
 from litelvlm.cli import main
 
 
