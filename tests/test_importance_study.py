@@ -13,7 +13,6 @@ from scipy import stats
 
 from analysis.importance.compute import METRICS, compare_signals
 from analysis.importance.glamm_signals import (
-    CLIP_SIGNALS,
     GRADIENT_SIGNALS,
     QUERY_SETS,
     SignalKey,
@@ -21,6 +20,7 @@ from analysis.importance.glamm_signals import (
     clip_signals,
     llm_signals,
 )
+from analysis.importance.options import CLIP_SIGNALS
 from litelvlm.cli import main
 from litelvlm.lvlm.attribution import token_attributions
 

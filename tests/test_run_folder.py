@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.common.parts import PartStore, read_json, read_parquet
-from analysis.common.study import RunFolder, check_config, portable_paths, resolve_config_path
+from analysis.common.parts import PartStore, read_parquet
+from analysis.common.study import RunFolder, check_config, portable_paths, read_json, resolve_config_path
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 

@@ -14,12 +14,11 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import torch
+
 from litelvlm.cache import TensorCache, default_cache_dir
 from litelvlm.data.refer import open_rgb
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lazy import lazy_module, no_grad
-
-torch = lazy_module("torch")
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class VisionFeatureCache:
             return None
         return self.cache.get(self.item_key(image_id, image_path))
 
-    @no_grad
+    @torch.no_grad()
     def compute(self, paths: list[Path]) -> list[dict[str, torch.Tensor]]:
         """Run the vision tower on a batch of image files (raises LiteLVLMError for an unreadable one)."""
         images = [open_rgb(p) for p in paths]

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from litelvlm.cli_args import arg
 
-
-class _Dtypes(Mapping):
-    """``--dtype`` name -> torch dtype; torch is imported at the first lookup, not to list the names."""
-
-    names = ("float32", "bfloat16", "float16")
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self.names:
-            raise KeyError(name)
-        import torch
-
-        return getattr(torch, name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-
-#: ``--dtype`` names
-DTYPES: Mapping[str, Any] = _Dtypes()
+#: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 
 
 @dataclass

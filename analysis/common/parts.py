@@ -13,29 +13,18 @@ part: :meth:`PartStore.verify` removes it (with a warning) and the run recompute
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
+import pandas as pd
+
+from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
-from litelvlm.lazy import lazy_module
-
-pd = lazy_module("pandas")
 
 log = logging.getLogger(__name__)
 
 PREFIX = "part-"
-
-
-def read_json(path: str | Path) -> Any:
-    """The JSON content of ``path``; a truncated or garbled file is a LiteLVLMError naming it."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LiteLVLMError(f"{path} is not valid JSON (truncated or partial copy?): {e}") from None
 
 
 def read_parquet(path: str | Path, **kw) -> pd.DataFrame:

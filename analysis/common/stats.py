@@ -13,11 +13,8 @@ Conventions used throughout the project:
 from __future__ import annotations
 
 import numpy as np
-
-from litelvlm.lazy import lazy_module
-
-pd = lazy_module("pandas")
-sps = lazy_module("scipy.stats")
+import pandas as pd
+from scipy import stats as sps
 
 #: default mask-area bins (fraction of the image area), right-open; labels e.g. "[0.00,0.02)"
 AREA_BIN_EDGES: tuple[float, ...] = (0.0, 0.02, 0.05, 0.10, 0.20, 0.40, 1.0001)

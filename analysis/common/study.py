@@ -1,20 +1,24 @@
-"""The anatomy every study shares, as a protocol its module satisfies (checked by the tests).
+"""The anatomy every study shares, as a protocol its options module satisfies (checked by the tests).
 
-A study module (``analysis/<study>.py``) defines:
+A study is a package ``analysis/<study>/`` whose light ``options`` module (no torch, no pandas: a bad
+option is refused at once) defines:
 
 * ``ARGS``: its options dataclass (fields made with ``litelvlm.cli_args.arg``; one per command-line
   option, the same name meaning the same thing in every study);
-* ``add_arguments(parser)`` and ``run(args) -> int``: the ``litelvlm`` subcommand;
+* ``add_arguments(parser)`` and ``run(args) -> int``: the ``litelvlm`` subcommand, and the one way to run
+  the study from code: ``run`` takes the dataclass (the command line's namespace is turned into one by
+  :func:`as_args`), checks it, then imports the study's heavy ``compute`` module and runs it;
 * its results on disk: tables written atomically, ``config.json`` with its options, and, where it
   resumes, finished parts in the one format of :mod:`analysis.common.parts`;
-* its figures: one family in ``analysis/families/<name>.py`` whose ``read`` loads the results and
-  whose ``draw`` plots them.
+* its figures: one family in ``analysis/<study>/family.py`` whose ``read`` loads the results and
+  whose ``draw`` plots them with ``analysis/<study>/plots.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -24,9 +28,18 @@ from typing import Any, Protocol, runtime_checkable
 from litelvlm.errors import LiteLVLMError
 
 
+def read_json(path: str | Path) -> Any:
+    """The JSON content of ``path``; a truncated or garbled file is a LiteLVLMError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LiteLVLMError(f"{path} is not valid JSON (truncated or partial copy?): {e}") from None
+
+
 @runtime_checkable
 class Study(Protocol):
-    """What ``analysis/<study>.py`` provides."""
+    """What ``analysis/<study>/options.py`` provides."""
 
     ARGS: type
 
@@ -134,8 +147,6 @@ def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[An
     """Refuse to resume into ``out`` when its config.json records an incompatible configuration (the
     message names the options). Keys in ``growable`` may change when their test passes (a larger
     ``--limit``); path options are compared by their absolute paths. Returns the old config."""
-    from analysis.common.parts import read_json
-
     path = Path(out) / "config.json"
     if not path.exists():
         return None
@@ -162,8 +173,6 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
     """Refuse to write into ``out`` when its config.json records results of another model (``--model``, or the
     same string through another ``--backend``): a study that recomputes all its tables (``reversal``, ``sink``,
     ``retention``) would otherwise replace that model's results without a word."""
-    from analysis.common.parts import read_json
-
     path = Path(out) / "config.json"
     if not path.is_file():
         return

@@ -16,45 +16,15 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace
+from analysis.demo.options import DemoArgs
 from litelvlm.errors import LiteLVLMError
 
 log = logging.getLogger(__name__)
-#: where the demo writes by default: an untracked folder of the working directory, never the
-#: committed figures/demo/ of a checkout
-DEFAULT_OUT = "litelvlm-demo"
-
-
-@dataclass
-class DemoArgs:
-    model: str = arg(None, help="CLIP model (default: the bundled toy CLIP); a local save_pretrained "
-                                "folder, local-dir:PATH (open_clip), a hub id in the local cache, or "
-                                "tiny-random[:SEED]")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
-    out: str = arg(DEFAULT_OUT, help="folder for the figures and demo_summary.json (the default is a new "
-                                     "folder in the working directory; the committed figures/demo/ is "
-                                     "remade only with --out figures/demo)")
-    work_dir: str = arg(None, help="folder for the synthetic set and the result tables "
-                                   "(default: a temporary folder, removed at the end)")
-    scenes: int = arg(48, help="synthetic scenes (images) for the two studies", minimum=2)
-    show: int = arg(3, help="scenes shown in the token-selection and similarity figures", minimum=1)
-    budget_share: float = arg(0.25, help="share of the visual tokens kept in the selection figure, in (0, 1] "
-                                         "(`select --budget` is a count)", deprecated=("--budget",))
-    n_boot: int = arg(1000, help="bootstrap replicates for the confidence intervals")
-    seed: int = arg(3, help="scene seed (the toy CLIP was trained on seed 1 and checked on seed 2)")
-    smoke: bool = arg(False, help="tiny and fast (for CI): 6 scenes, 2 shown, 100 bootstrap replicates")
-    device: str = arg("cpu", help="torch device")
-
-
-def add_arguments(parser) -> None:
-    add_dataclass_arguments(parser, DemoArgs)
-
-
 def resolve_model(model: str | None) -> str:
     """``--model`` or the bundled toy CLIP's folder."""
     if model:
@@ -159,21 +129,15 @@ def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
     return path
 
 
-def run(ns) -> int:
+def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data, both studies, figures, summary
+    """Run the demo with checked options (:func:`analysis.demo.options.run` checks them)."""
+    import pandas as pd
+
     from litelvlm.clip import load_clip
     from litelvlm.data.refer import load_refer
     from litelvlm.io import write_csv, write_json
     from litelvlm.provenance import weights_banner, weights_kind
     from litelvlm.toy.refer_layout import write_refer
-
-    a = from_namespace(DemoArgs, ns)
-    if a.smoke:
-        a.scenes, a.show, a.n_boot = min(a.scenes, 6), min(a.show, 2), min(a.n_boot, 100)
-    if a.scenes < 2 or a.show < 1:
-        raise LiteLVLMError("--scenes must be >= 2 and --show >= 1")
-    if not 0 < a.budget_share <= 1:
-        raise LiteLVLMError(f"--budget-share is a share of the tokens in (0, 1], got {a.budget_share}")
-    import pandas as pd
 
     model = resolve_model(a.model)
     out = Path(a.out)
@@ -297,6 +261,3 @@ def _print_summary(s: dict, out: Path, banner: str | None = None) -> None:
               + ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("layer", "original")))
     print(f"  figures: {out}/ ({', '.join(Path(p).name for p in s['figures'])}); numbers: {out}/demo_summary.json")
 
-
-#: this study's options (``analysis.common.study.Study``)
-ARGS = DemoArgs

@@ -13,64 +13,31 @@ measured, once per attention implementation in ``--attn`` (``analysis.efficiency
 
 from __future__ import annotations
 
-import argparse
 import logging
 import platform
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common.glamm_args import DTYPES
-from analysis.efficiency.arch import ARCH_NAMES, get_arch
-from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+import pandas as pd
+import torch
+
+from analysis.efficiency import count as _count
+from analysis.efficiency import measure as _measure
+from analysis.efficiency.arch import get_arch
+from analysis.efficiency.options import EfficiencyArgs, check_args
+from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lazy import lazy_module
 from litelvlm.versions import dist_version
 
-pd = lazy_module("pandas")
-torch = lazy_module("torch")
-_count = lazy_module("analysis.efficiency.count")  # these three import torch and litelvlm.lvlm
-_flops = lazy_module("analysis.efficiency.flops")
-_measure = lazy_module("analysis.efficiency.measure")
 log = logging.getLogger(__name__)
 
-DEFAULT_METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "prumerge", "prumerge+",
-                   "tome", "random", "divprune", "fastv", "dart", "sparsevlm"]
-DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
-
-
-@dataclass
-class EfficiencyArgs:
-    out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
-    arch: str = arg("glamm-7b", choices=list(ARCH_NAMES),
-                    help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests)")
-    methods: list[str] = arg(DEFAULT_METHODS, help="methods (space or comma separated); 'none' is the baseline")
-    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K", each=int, minimum=1)
-    flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
-    device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
-    dtype: str | None = arg(None, choices=list(DTYPES),
-                            help="weights/activations dtype (default: bfloat16 on cuda and for --flops-only, "
-                                 "float32 for CPU timing)")
-    attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager is GLaMM's)")
-    text_tokens: int | None = arg(None, help="prompt text tokens around the visual ones (default: the arch's)")
-    fastv_layer: int = arg(2, help="FastV's pruning layer K")
-    warmup: int = arg(2, help="untimed warm-up calls before timing")
-    repeats: int = arg(5, help="timed calls; the median is reported")
-    e2e: str = arg("auto", choices=["auto", "chain", "parts"],
-                   help="end-to-end time: 'chain' times the whole CLIP->selector->LLM->SAM chain per row "
-                        "(also its CUDA time and memory); 'parts' sums the parts' medians (CPU-cheap); "
-                        "auto: chain on cuda, parts on cpu")
-    threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy machine")
-    figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_arguments(parser, EfficiencyArgs)
-
-
 def _validate(a: EfficiencyArgs):
+    """(arch, methods, budgets, attns, dtype name) of ``a``: the checks of
+    :func:`analysis.efficiency.options.check_args`, then those that need the methods, the arch and torch."""
     from litelvlm.pruning import get_method
+
+    check_args(a)
 
     arch = get_arch(a.arch, a.text_tokens)
     methods = split_list(a.methods)
@@ -82,8 +49,6 @@ def _validate(a: EfficiencyArgs):
         spec = get_method(m)
         if spec.oracle:
             raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
-    if not methods:
-        raise LiteLVLMError("--methods is empty")
     n = arch.num_patches
     bad = [b for b in budgets if not 1 <= b <= n]
     if bad or not budgets:
@@ -91,18 +56,11 @@ def _validate(a: EfficiencyArgs):
     if not 1 <= a.fastv_layer < arch.glamm.llm_layers:
         raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.glamm.llm_layers - 1} for --arch {a.arch}")
     attns = split_list(a.attn)
-    for at in attns:
-        if at not in ("eager", "sdpa"):
-            raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose eager and/or sdpa")
     if a.device == "cuda" and not torch.cuda.is_available():
         raise LiteLVLMError("--device cuda: no CUDA device is visible (use --device cpu, or --flops-only)")
     if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":
         raise LiteLVLMError("timing the full-size glamm-7b on a CPU is not supported; use --arch scaled on a CPU, "
                             "--device cuda, or --flops-only")
-    if a.threads is not None and a.threads < 1:
-        raise LiteLVLMError("--threads must be >= 1")
-    if a.warmup < 0 or a.repeats < 1:
-        raise LiteLVLMError("--warmup must be >= 0 and --repeats >= 1")
     dtype = a.dtype or ("float32" if (a.device == "cpu" and not a.flops_only) else "bfloat16")
     if a.device == "cpu" and not a.flops_only and dtype == "float16":
         raise LiteLVLMError("--dtype float16 is not supported for CPU timing; use float32 or bfloat16")
@@ -116,22 +74,21 @@ def _pairs(methods: list[str], budgets: list[int], n: int) -> list[tuple[str, in
     return pairs
 
 
-def run(args: argparse.Namespace) -> int:
+def run_efficiency(a: EfficiencyArgs) -> int:
     """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
     prev = torch.get_num_threads()
     try:
-        return _run(args)
+        return _run(a)
     finally:
         torch.set_num_threads(prev)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
     from analysis.efficiency.compare import add_ratios, comparison_table, paper_summary, to_markdown
     from analysis.efficiency.flops import fit_paper_text_tokens
     from analysis.efficiency.paper import DEFINITIONS as PAPER_DEFINITIONS
     from litelvlm.io import atomic_path, write_csv, write_json
 
-    a = from_namespace(EfficiencyArgs, args)
     if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":  # the defaults: nothing to refuse
         from dataclasses import replace
 
@@ -142,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     if a.threads is not None:
         torch.set_num_threads(a.threads)
     chain = a.e2e == "chain" or (a.e2e == "auto" and a.device == "cuda")
-    dtype = DTYPES[dtype_name]
+    dtype = getattr(torch, dtype_name)
     out = Path(a.out)
     t0 = time.perf_counter()
     pairs = _pairs(methods, budgets, arch.num_patches)
@@ -257,8 +214,4 @@ def _argv(a: EfficiencyArgs) -> list[str]:
     return parts + ["--out", a.out]
 
 
-__all__ = ["EfficiencyArgs", "add_arguments", "load_efficiency", "run"]
 
-
-#: this study's options (``analysis.common.study.Study``)
-ARGS = EfficiencyArgs

@@ -47,7 +47,7 @@ def timing_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], d
 
 
 def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]], warmup: int, repeats: int,
-                   chain: bool) -> pd.DataFrame:
+                   chain: bool) -> pd.DataFrame:  # > 60 lines: one interleaved timing loop: splitting it would split its rounds
     """Timing rows of one :class:`~analysis.efficiency.parts.PipelineParts` with attention ``attn``.
 
     Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens

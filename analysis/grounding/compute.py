@@ -33,65 +33,36 @@ and merged by summing intersections and unions (never by averaging per-shard cIo
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 
-from analysis.common.glamm_args import DTYPES, GlammDataArgs, quantize_kwargs, study_numerics
+from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import method_options, official_turns, plan
-from analysis.common.parts import PartStore, read_json, read_parquet
-from analysis.common.study import RunFolder, check_config, portable_paths, run_record, torch_thread_count
-from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from analysis.common.parts import PartStore, read_parquet
+from analysis.common.study import (
+    RunFolder,
+    check_config,
+    portable_paths,
+    read_json,
+    run_record,
+    torch_thread_count,
+)
+from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
+from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
-from litelvlm.lazy import lazy_module, no_grad
 from litelvlm.provenance import mark_weights, weights_banner
 
-pd = lazy_module("pandas")
-torch = lazy_module("torch")
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("per-expression", "official")
 ROW_COLUMNS = ["protocol", "method", "budget", "image_id", "ref_id", "ann_id", "sent_id", "sentence", "turn",
                "intersection", "union", "iou", "pred_area", "gt_area", "seq_len", "prune_layer"]
-
-
-@dataclass
-class GroundingArgs(GlammDataArgs):
-    """Options of ``litelvlm eval-grounding``."""
-
-    methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
-                                                        "(the list: `litelvlm select --list-methods`)")
-    budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K", each=int, minimum=1)
-    protocol: str = arg("official", help="evaluation protocol: official (GLaMM's) or per-expression "
-                                         "(this project's)", choices=list(PROTOCOLS))
-    max_sentences: int = arg(3, help="official protocol: sentences sampled per image (GLaMM: 3)", minimum=1)
-    clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
-                                          "or the bare expression", choices=["question", "expression"])
-    limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
-                                   deprecated=("--limit",))
-    image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "
-                                        "before --limit-images)", each=int)
-    seed: int = arg(0, help="seed for templates, sampling and random selectors")
-    device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
-    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint (as GLaMM's evaluation), "
-                                  "float32 for tiny-random", choices=["auto", *DTYPES])
-    chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
-    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
-    attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
-    attention_queries: str = arg("seg", help="llm-attention: query rows", choices=["last", "text", "seg"])
-    gt_parts: str | None = arg(None, help="ground truth of a multi-polygon referent: sum (the official REFER "
-                                          "code: overlapping parts count 2 and are scored as the official metric "
-                                          "does) or union; default: sum under --protocol official, union under "
-                                          "per-expression", choices=["sum", "union"])
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_arguments(parser, GroundingArgs)
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -169,7 +140,7 @@ def gt_parts(args: GroundingArgs) -> str:
     return args.gt_parts or ("sum" if args.protocol == "official" else "union")
 
 
-@no_grad
+@torch.no_grad()
 def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
     """Rows (one per scored sentence x method x budget) for one image's records."""
     from litelvlm.lvlm.prompts import seg_turns
@@ -244,25 +215,6 @@ def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
         raise LiteLVLMError(f"--attention-layer {a.attention_layer}: decoder layers are 0..{n - 1} for this model")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Evaluate, resume, shard (accelerate) and merge."""
-    return run_grounding(from_namespace(GroundingArgs, args))
-
-
-def _check_args(a: GroundingArgs) -> tuple[list[str], list[int]]:
-    """(methods, budgets) parsed; bad numeric options are errors."""
-    methods = split_list(a.methods)
-    try:
-        budgets = split_list(a.budgets, int)
-    except ValueError as e:
-        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    if a.max_sentences < 1:
-        raise LiteLVLMError("--max-sentences must be >= 1")
-    if a.chunk < 1:
-        raise LiteLVLMError("--chunk must be >= 1")
-    return methods, budgets
-
-
 def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
     """The image ids to evaluate: sorted, filtered by ``--image-ids``, cut by ``--limit-images``."""
     image_ids = sorted(by_image)
@@ -278,15 +230,15 @@ def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
     return image_ids[: a.limit_images] if a.limit_images is not None else image_ids
 
 
-def run_grounding(a: GroundingArgs, pipe=None) -> int:
-    """``litelvlm eval-grounding`` with typed arguments; ``pipe`` (a ``GlammPipeline``) skips loading
+def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
+    """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point); ``pipe`` (a ``GlammPipeline``) skips loading
     ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
     from accelerate import PartialState
 
     from litelvlm.data.refer import load_refer
     from litelvlm.lvlm import GlammPipeline
 
-    methods, budgets = _check_args(a)
+    methods, budgets = check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:
         raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
@@ -300,7 +252,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:
     if pipe is None:
         with state.main_process_first():  # the main process writes any cached random model first
             pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=device,
-                                                   dtype=None if a.dtype == "auto" else DTYPES[a.dtype],
+                                                   dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                                                    numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
     if a.protocol == "per-expression" and any(m.startswith("litelvlm") for m in methods):

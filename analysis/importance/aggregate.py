@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from analysis.common.stats import AREA_BIN_EDGES, area_bins, bootstrap_ci
-from litelvlm.lazy import lazy_module
+import pandas as pd
 
-pd = lazy_module("pandas")
+from analysis.common.stats import AREA_BIN_EDGES, area_bins, bootstrap_ci
 
 __all__ = ["AREA_BIN_EDGES", "area_bins", "bootstrap_ci", "summarize"]
 

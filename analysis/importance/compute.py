@@ -22,77 +22,48 @@ from them.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 
 from analysis.common.defaults import DEFAULT_KS
-from analysis.common.glamm_args import DTYPES, GlammDataArgs, quantize_kwargs, study_numerics
-from analysis.common.parts import PartStore, read_json, read_parquet
-from analysis.common.study import RunFolder, check_config, portable_paths, run_record, torch_thread_count
+from analysis.common.glamm_args import quantize_kwargs, study_numerics
+from analysis.common.parts import PartStore, read_parquet
+from analysis.common.study import (
+    RunFolder,
+    check_config,
+    portable_paths,
+    read_json,
+    run_record,
+    torch_thread_count,
+)
 from analysis.importance.aggregate import area_bins, summarize
 from analysis.importance.correlation import compare
 from analysis.importance.glamm_signals import (
-    CLIP_SIGNALS,
-    LLM_SIGNALS,
-    METHOD_SIGNALS,
     SignalOptions,
     clip_signals,
     llm_signals,
     method_signals,
 )
-from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args
+from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
-from litelvlm.lazy import lazy_module
 from litelvlm.provenance import mark_weights, weights_banner
 
-pd = lazy_module("pandas")
-torch = lazy_module("torch")
 log = logging.getLogger(__name__)
 
-#: The default LLM-side signals: all but layer_integrated_gradients (a second IG, opt-in), so that
-#: the default run stays fast on the tiny model. ``--signals all`` adds it.
-DEFAULT_SIGNALS = [s for s in LLM_SIGNALS if s != "layer_integrated_gradients"]
 METRICS = ["pearson", "spearman", "kendall", *[f"jaccard_{k}" for k in DEFAULT_KS]]
 ID_COLUMNS = ["image_id", "ref_id", "ann_id", "sent_id", "sentence", "area_fraction", "area_bin",
               "pred_area_fraction"]
 PAIR_COLUMNS = ["clip_signal", "llm_signal", "query", "layer", "head"]
 
 
-@dataclass
-class ImportanceArgs(GlammDataArgs):
-    """Options of ``litelvlm importance``."""
-
-    limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
-                                   deprecated=("--limit",))
-    max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)", minimum=1)
-    signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
-                                                   f"({', '.join(LLM_SIGNALS)}; or all)")
-    method_signals: list[str] = arg([], help="also compare these methods' per-token ranking scores with the "
-                                             f"LLM signals, as CLIP-side signals method:NAME ({', '.join(METHOD_SIGNALS)})")
-    target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
-                                   "prompt-embedding norm", choices=["mask", "seg_norm"])
-    ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients")
-    internal_batch_size: int = arg(4, help="IG steps evaluated at once (bounds memory)", minimum=1)
-    group: int = arg(4, help="ablation: remove group x group spatial token blocks")
-    per_head: bool = arg(True, help="also compare every attention head (not only the head mean)")
-    save_scores: int = arg(8, help="keep the head-mean score vectors of the first N sentences (heat maps)")
-    n_boot: int = arg(1000, help="bootstrap resamples (over images) for summary.csv")
-    seed: int = arg(0, help="seed (bootstrap; torch)")
-    device: str = arg("cpu", help="torch device")
-    dtype: str = arg("float32", help="model dtype", choices=list(DTYPES))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_arguments(parser, ImportanceArgs)
-
-
-# -- one sentence -------------------------------------------------------------------------------
 def compare_signals(clip: dict, llm: dict) -> list[dict]:
     """One row (pair columns + metrics) per CLIP-side x LLM-side signal pair."""
     rows = []
@@ -270,23 +241,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     from litelvlm.data.refer import load_refer
     from litelvlm.lvlm import GlammPipeline
 
-    signals = split_list(a.signals)
-    if signals == ["all"]:
-        signals = list(LLM_SIGNALS)
-    if not signals:
-        raise LiteLVLMError("--signals is empty")
-    bad = [s for s in signals if s not in LLM_SIGNALS]
-    if bad:
-        raise LiteLVLMError(f"--signals: unknown {', '.join(bad)}; choose from {', '.join(LLM_SIGNALS)}")
-    bad = [m for m in split_list(a.method_signals) if m not in METHOD_SIGNALS]
-    if bad:
-        raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "
-                            f"choose from {', '.join(METHOD_SIGNALS)}")
-    for name in ("ig_steps", "internal_batch_size", "group"):
-        if getattr(a, name) < 1:
-            raise LiteLVLMError(f"--{name.replace('_', '-')} must be >= 1")
-    if a.max_sentences is not None and a.max_sentences < 1:
-        raise LiteLVLMError("--max-sentences must be >= 1")
+    signals = check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:
         raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
@@ -297,7 +252,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     torch.manual_seed(a.seed)
     if pipe is None:
         pipe = GlammPipeline.from_model_string(a.model, clip=a.clip, sam=a.sam, device=a.device,
-                                               dtype=DTYPES[a.dtype], numerics=study_numerics(a, "per-expression"), **quantize_kwargs(a))
+                                               dtype=getattr(torch, a.dtype), numerics=study_numerics(a, "per-expression"), **quantize_kwargs(a))
     opts = SignalOptions(target=a.target, ig_steps=a.ig_steps, internal_batch_size=a.internal_batch_size,
                          group=a.group, per_head=a.per_head)
 
@@ -324,9 +279,8 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
         return merge_parts(out, a.n_boot, a.seed, image_ids)
 
 
-def run(args: argparse.Namespace) -> int:
-    """The ``litelvlm importance`` command."""
-    a = from_namespace(ImportanceArgs, args)
+def run_and_report(a: ImportanceArgs) -> int:
+    """The ``litelvlm importance`` command with checked options: run, then print the head of the summary."""
     rows, summary = run_importance(a)
     hm = summary[(summary["area_bin"] == "all")]
     cols = ["clip_signal", "llm_signal", "query", "layer", "n_sentences", "spearman_mean", "spearman_lo",
@@ -338,6 +292,3 @@ def run(args: argparse.Namespace) -> int:
         print(banner)
     return 0
 
-
-#: this study's options (``analysis.common.study.Study``)
-ARGS = ImportanceArgs

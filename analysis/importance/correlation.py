@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+from scipy import stats
 
 from analysis.common.defaults import DEFAULT_KS
-from litelvlm.lazy import lazy_module
-
-torch = lazy_module("torch")
-stats = lazy_module("scipy.stats")
-
 
 
 def _as_numpy(x: np.ndarray | torch.Tensor | Sequence[float]) -> np.ndarray:

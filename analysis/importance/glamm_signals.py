@@ -16,22 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import torch
+
+from analysis.importance import sensitivity
+from analysis.importance.options import GRADIENT_SIGNALS, LLM_SIGNALS
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lazy import lazy_module
+from litelvlm.lvlm import attention_rows, attribution
 
-torch = lazy_module("torch")
-sensitivity = lazy_module("analysis.importance.sensitivity")  # captum
-attention_rows = lazy_module("litelvlm.lvlm.attention_rows")
-attribution = lazy_module("litelvlm.lvlm.attribution")
-
-CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
-#: Registered methods whose per-token ranking score (``Selection.scores``, N values) can be compared as
-#: a signal ``method:<name>`` (``--method-signals``): the CLS attention of VisPruner, VisionZip and
-#: PruMerge(+), FastV's last-token attention and DART's key norms. ToMe, DivPrune, SparseVLM and
-#: random rank no single per-token score (merges, greedy diversity, staged rater attention).
-METHOD_SIGNALS = ("vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart")
-GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
-LLM_SIGNALS = ("attention", *GRADIENT_SIGNALS, "ablation")
 QUERY_SETS = ("seg", "last", "text")
 
 

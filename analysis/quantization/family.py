@@ -39,7 +39,7 @@ def read_quantization(results_dir: Path) -> dict:
     each with the folder's ``device``, ``model`` and ``quantize``."""
     import pandas as pd
 
-    from analysis.common.parts import read_json
+    from analysis.common.study import read_json
 
     mem, rows = [], []
     for path in sorted(Path(results_dir).rglob("memory.csv")):

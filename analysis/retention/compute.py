@@ -15,54 +15,25 @@ after resize and crop) and ``config.json``.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from analysis.common.study import RunFolder, check_same_model, portable_paths, run_record, torch_thread_count
-from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
+from analysis.retention.options import RetentionArgs
+from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
-from litelvlm.lazy import lazy_module
 from litelvlm.provenance import weights_banner
 
-pd = lazy_module("pandas")
 log = logging.getLogger(__name__)
 
-#: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
-BUDGETS = (576, 192, 64, 32)
 RESULT_FILES = ("retention.parquet", "retention_scores.parquet")
 SYNTHETIC_TEXTS = ["the red ball on the left", "the blue square"]
-
-
-@dataclass
-class RetentionArgs:
-    out: str = arg(help="output folder", required=True)
-    model: str = arg("tiny336-random", help="CLIP model: an hf id or folder, an open_clip string, or a random "
-                                            "one such as tiny336-random or vit-l-14-336-random (see `litelvlm "
-                                            "select --help`)")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
-    refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
-                         deprecated=("--data",))
-    image_dir: str = arg(None, help="image folder (default: <refer-dir>/images)")
-    limit_images: int = arg(2, help="only the first N images (val split first, by image id)", minimum=1,
-                            deprecated=("--limit",))
-    budgets: list[str] = arg(list(map(str, BUDGETS)), help="token budgets (clipped to the number of patches)", each=int,
-                               minimum=1)
-    methods: list[str] = arg(None, help="CLIP-side methods (default: all registered)")
-    seed: int = arg(0, help="seed for the random method")
-    dtype: str = arg("float32", help="CLIP's dtype (GLaMM runs its CLIP in bfloat16)", choices=["float32", "bfloat16"])
-    quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or nf4 "
-                                     "(this project's option, to ask whether quantization changes what is kept)",
-                        choices=["none", "int8", "nf4"])
-    quantize_backend: str = arg("bitsandbytes", help="library of --quantize", choices=["bitsandbytes", "torchao"])
-    compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
-                                     "unquantized run): writes overlap.csv, the share of kept tokens both keep")
 
 
 def synthetic_example(size: int = 336):
@@ -179,7 +150,8 @@ def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
 
 
 def run_retention(a: RetentionArgs) -> Path:
-    """Compute and write the retention tables for ``a``; returns the output folder."""
+    """Compute and write the retention tables for ``a`` (checked: :func:`analysis.retention.options.check_args`);
+    returns the output folder."""
     from PIL import Image
 
     from litelvlm.clip import load_clip
@@ -191,13 +163,6 @@ def run_retention(a: RetentionArgs) -> Path:
             raise LiteLVLMError(f"--methods: {m!r} runs inside the LLM; retention draws CLIP-side methods: "
                                 f"{', '.join(available_methods('clip'))}")
     budgets = split_list(a.budgets, int)
-    if not budgets or min(budgets) < 1:
-        raise LiteLVLMError(f"--budgets must be positive integers, got {a.budgets}")
-    if a.limit_images < 1:
-        raise LiteLVLMError(f"--limit-images must be >= 1, got {a.limit_images}")
-    if a.image_dir and not a.refer_dir:
-        raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
-    check_same_model(a.out, a.model, a.backend)
     skipped: list[dict] = []
     if a.refer_dir:
         examples = readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped)
@@ -274,7 +239,8 @@ def load_retention(results_dir: str | Path) -> dict:
     """The retention tables of a results folder: {"retention", "scores", "images", "config"}."""
     from PIL import Image
 
-    from analysis.common.parts import read_json, read_parquet
+    from analysis.common.parts import read_parquet
+    from analysis.common.study import read_json
 
     d = Path(results_dir)
     missing = [f for f in RESULT_FILES if not (d / f).exists()]
@@ -291,15 +257,9 @@ def load_retention(results_dir: str | Path) -> dict:
             "config": config}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``litelvlm retention``."""
-    add_dataclass_arguments(parser, RetentionArgs)
-
-
-def run(args: argparse.Namespace) -> int:
-    """``litelvlm retention``: write the retention tables."""
-    a = from_namespace(RetentionArgs, args)
-    from analysis.common.parts import read_json
+def run_and_report(a: RetentionArgs) -> int:
+    """``litelvlm retention`` with checked options: write the retention tables and print what was done."""
+    from analysis.common.study import read_json
 
     out = run_retention(a)
     skipped = read_json(Path(out) / "config.json").get("skipped", [])
@@ -310,18 +270,3 @@ def run(args: argparse.Namespace) -> int:
     if banner := weights_banner(a.model):
         print(banner)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m analysis.retention.compute`` is ``litelvlm retention``."""
-    from litelvlm.cli import main as cli_main
-
-    return cli_main(["retention", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-#: this study's options (``analysis.common.study.Study``)
-ARGS = RetentionArgs

@@ -18,81 +18,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.features_cache import VisionFeatureCache, cached_text_embeds
 from analysis.common.stats import area_bins, auroc, bootstrap_ci, ci_text, length_bins, wilcoxon_vs
-from analysis.common.study import RunFolder, check_same_model, portable_paths, run_record, torch_thread_count
-from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
-from litelvlm.clip import DEFAULT_HF_MODEL
+from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
+from analysis.reversal.options import ReversalArgs
+from litelvlm.cli_args import split_list
 from litelvlm.data.geometry import PatchCoverage, patch_coverage
 from litelvlm.data.refer import ReferRecord, load_coco_instances, load_refer
 from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
-from litelvlm.lazy import lazy_module
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
 
-pd = lazy_module("pandas")
-torch = lazy_module("torch")
 log = logging.getLogger(__name__)
-
-
-def int_or_all(text: str) -> int | str:
-    """One ``--layers`` item, checked at parse time: an integer or ``all`` (the range needs the model)."""
-    return text if text.lower() == "all" else int(text)
-
-
-@dataclass
-class ReversalArgs:
-    out: str = arg(help="output folder (reversal.parquet, summary.csv, config.json)", required=True)
-    model: str = arg(DEFAULT_HF_MODEL, help="CLIP model: hub id or local dir (hf); ARCH:TAG, ARCH:/ckpt.pt "
-                                            "or local-dir:PATH (open_clip); or tiny-random[:SEED], "
-                                            "tiny336-random, vit-l-14-336-random")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
-    refer_dir: str = arg(None, help="folder with refs(<split-by>).p and instances.json (or <dir>/<dataset>/)")
-    image_dir: str = arg(None, help="image folder (COCO train2014 for RefCOCO; default: <refer-dir>/images, "
-                                    "or images/ beside --coco-instances)")
-    coco_instances: str = arg(None, help="a plain COCO instances JSON instead of --refer-dir "
-                                         "(the category name is the phrase)")
-    dataset: str = arg("refcoco", help="REFER dataset", choices=["refcoco", "refcoco+", "refcocog"])
-    split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
-    split: str = arg("val", help="split name (val, testA, testB, test, train) or 'all'")
-    layers: list[str] = arg(None, help="vision layers: non-negative indices into hidden_states "
-                                       "(0 = embeddings, L = last), or 'all' (default: L-1 and L)",
-                            metavar="LAYER", each=int_or_all)
-    similarity: str = arg("dot", help="patch-text similarity", choices=["dot", "cosine"])
-    text_template: str = arg("plain", help="'plain': the sentence as given; 'glamm': wrapped in a GLaMM "
-                                           "referring-segmentation question chosen by --seed",
-                             choices=["plain", "glamm"])
-    ks: list[int] = arg(list(DEFAULT_KS), help="k values for the lowest/highest-k inside shares", metavar="K")
-    threshold: float = arg(0.5, help="a patch is inside the referent when its mask coverage >= this")
-    pad_to_square: bool = arg(False, help="LLaVA-style pad-to-square before the model's transform")
-    limit_sentences: int = arg(None, help="only the first N sentences (sorted by image, ref, sentence id)",
-                               minimum=1, deprecated=("--limit",))
-    batch_size: int = arg(8, help="images per vision forward pass", minimum=1)
-    text_batch_size: int = arg(256, help="texts per text forward pass", minimum=1)
-    n_boot: int = arg(1000, help="bootstrap replicates (over images) for the CIs in summary.csv")
-    seed: int = arg(0, help="seed for the question templates and the bootstrap")
-    save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "
-                                 "first N scored sentences (every requested layer), for plots")
-    cache: bool = arg(True, help="use the per-image vision-feature cache")
-    cache_dir: str = arg(None, help="cache root (default: $LITELVLM_CACHE or ~/.cache/litelvlm)")
-    device: str = arg("cpu", help="torch device")
-    dtype: str = arg("float32", help="CLIP dtype: bfloat16 is about 2x faster on a CPU with native bfloat16 "
-                                     "(avx512_bf16, amx) and about 6-7x slower on an AVX2-only CPU, which "
-                                     "emulates it (its effect on AUROC "
-                                     "and the sink shares is bounded in the tests)", choices=["float32", "bfloat16"])
-
-
-def add_arguments(parser) -> None:
-    add_dataclass_arguments(parser, ReversalArgs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +158,7 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
               prompts: list[str] | None = None, kind: str = "dot", ks=DEFAULT_KS, threshold: float = 0.5,
               pad_to_square: bool = False, cache_dir: str | None = None, use_cache: bool = True,
               batch_size: int = 8, desc: str = "reversal", maps: list | None = None,
-              max_maps: int = 0) -> tuple[pd.DataFrame, dict]:
+              max_maps: int = 0) -> tuple[pd.DataFrame, dict]:  # > 60 lines: one batched pass over images; its loop state is shared
     """Study 1 over ``records`` for each text representation in ``text_variants`` (name -> (T, D)).
 
     Returns the rows (sorted by image, ref, sentence, layer, variant) and a counts dict
@@ -330,33 +278,15 @@ def summarise_reversal(df: pd.DataFrame, ks=DEFAULT_KS, n_boot: int = 1000, seed
     return res[cols + [c for c in res.columns if c not in cols]]
 
 
-def check_common(args) -> None:
-    """Argument checks shared by the two studies (exit 2 on failure)."""
-    if any(k < 1 for k in args.ks):
-        raise LiteLVLMError(f"--ks must be positive, got {args.ks}")
-    if not 0 < args.threshold <= 1:
-        raise LiteLVLMError(f"--threshold must be in (0, 1], got {args.threshold}")
-    if args.batch_size < 1 or args.text_batch_size < 1:
-        raise LiteLVLMError("--batch-size and --text-batch-size must be >= 1")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise LiteLVLMError(f"--out {str(out)!r} exists and is not a folder")
-    check_same_model(out, args.model, args.backend)
-
-
-def run(args) -> int:
-    """Entry point of ``litelvlm reversal``."""
+def run_reversal(a: ReversalArgs) -> int:
+    """Run ``litelvlm reversal`` with checked options (:func:`analysis.reversal.options.run` checks them)."""
     from litelvlm.clip import load_clip
 
-    a = from_namespace(ReversalArgs, args)
-    check_common(a)
     records = load_records(a)
     # deferred: a rerun whose vision features and text embeddings are all cached never loads the model
     clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype), defer=True)
     layers = resolve_layers(a.layers, vision_num_layers(clip))
     prompts = prompts_for(records, a.text_template, a.seed)
-    if a.save_maps < 0:
-        raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
     with RunFolder(a.out, owned=OPTIONAL_OUTPUTS) as folder:
         return _run_locked(a, clip, records, layers, prompts, folder)
 
@@ -410,6 +340,3 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
         print(banner)
     return 0
 
-
-#: this study's options (``analysis.common.study.Study``)
-ARGS = ReversalArgs

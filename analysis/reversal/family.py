@@ -30,8 +30,7 @@ def read_reversal(results_dir: Path) -> dict:
     import numpy as np
     import pandas as pd
 
-    from analysis.common.parts import read_json
-    from analysis.common.study import resolve_config_path
+    from analysis.common.study import read_json, resolve_config_path
     from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer

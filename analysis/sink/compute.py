@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from analysis.common.defaults import DEFAULT_KS
 from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
 from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
 from analysis.reversal.compute import (
-    check_common,
-    int_or_all,
     load_records,
     prompts_for,
     resolve_layers,
@@ -39,68 +38,21 @@ from analysis.reversal.compute import (
     summarise_reversal,
     vision_num_layers,
 )
+from analysis.sink.options import SinkArgs
 from analysis.sink.text_ablation import content_mean_embeds, rerun_text_tower
-from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace
-from litelvlm.clip import DEFAULT_HF_MODEL
 from litelvlm.data.expressions import load_expressions
 from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
-from litelvlm.lazy import lazy_module, no_grad
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
 
-pd = lazy_module("pandas")
-torch = lazy_module("torch")
 log = logging.getLogger(__name__)
 
 SINK_COLUMNS = ("sos", "eos", "content_sum", "content_max", "uniform")
 
 
-@dataclass
-class SinkArgs:
-    out: str = arg(help="output folder (sink.parquet, summary.csv, config.json)", required=True)
-    model: str = arg(DEFAULT_HF_MODEL, help="CLIP model (as for litelvlm reversal)")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
-    expressions: str = arg(None, help="a text-only expressions JSON ({'items': [{'text': ...}]}), "
-                                      "e.g. refcoco_unc_expressions/val.json")
-    refer_dir: str = arg(None, help="a REFER folder instead of --expressions (also runs the ablation on its images)")
-    image_dir: str = arg(None, help="image folder of the ablation (default: <refer-dir>/images, "
-                                    "or images/ beside --coco-instances)")
-    coco_instances: str = arg(None, help="a plain COCO instances JSON instead of --refer-dir")
-    dataset: str = arg("refcoco", help="REFER dataset", choices=["refcoco", "refcoco+", "refcocog"])
-    split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
-    split: str = arg("val", help="REFER split or 'all'")
-    text_template: str = arg("plain", help="'plain' or 'glamm' (seeded GLaMM question)", choices=["plain", "glamm"])
-    limit_sentences: int = arg(None, help="only the first N sentences", minimum=1, deprecated=("--limit",))
-    text_batch_size: int = arg(256, help="texts per text forward pass", minimum=1)
-    ablate_from: list[int] = arg([0], help="ablation: mask [SOS] for the [EOS] query in every text block "
-                                           ">= this (one variant per value)", metavar="BLOCK")
-    layers: list[str] = arg(None, help="ablation: vision layers as for reversal (default: L-1 and L)",
-                            metavar="LAYER", each=int_or_all)
-    similarity: str = arg("dot", help="ablation: patch-text similarity", choices=["dot", "cosine"])
-    ks: list[int] = arg(list(DEFAULT_KS), help="ablation: k values", metavar="K")
-    threshold: float = arg(0.5, help="ablation: inside threshold on mask coverage")
-    pad_to_square: bool = arg(False, help="ablation: pad-to-square preprocessing")
-    batch_size: int = arg(8, help="ablation: images per vision forward pass", minimum=1)
-    n_boot: int = arg(1000, help="bootstrap replicates for the CIs")
-    seed: int = arg(0, help="seed for the templates and the bootstrap")
-    examples: int = arg(4, help="write OUT/eos_attention_examples.parquet: the head-averaged [EOS] attention "
-                                "over the tokens, per layer, for the first N sentences")
-    cache: bool = arg(True, help="use the per-image vision-feature cache (ablation)")
-    cache_dir: str = arg(None, help="cache root (default: $LITELVLM_CACHE or ~/.cache/litelvlm)")
-    device: str = arg("cpu", help="torch device")
-    dtype: str = arg("float32", help="CLIP dtype: bfloat16 is about 2x faster on a CPU with native bfloat16 "
-                                     "(avx512_bf16, amx) and about 6-7x slower on an AVX2-only CPU, which "
-                                     "emulates it (its effect on AUROC "
-                                     "and the sink shares is bounded in the tests)", choices=["float32", "bfloat16"])
-
-
-def add_arguments(parser) -> None:
-    add_dataclass_arguments(parser, SinkArgs)
-
-
-@no_grad
+@torch.no_grad()
 def eos_shares(trace) -> dict[str, np.ndarray]:
     """(L, T, H) arrays: [EOS]'s attention share on [SOS], itself, content sum / max, and 1/n.
 
@@ -193,7 +145,7 @@ def token_strings(clip, ids: list[int]) -> list[str]:
     return [str(t).replace("</w>", "") for t in out]
 
 
-@no_grad
+@torch.no_grad()
 def eos_attention_examples(clip, texts: list[str], n: int) -> pd.DataFrame:
     """Per layer and token position, the head-averaged [EOS] attention of the first ``n`` texts."""
     texts = texts[:n]
@@ -253,8 +205,6 @@ def summarise_ablation(df: pd.DataFrame, ks, n_boot: int, seed: int) -> pd.DataF
 
 def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
     """(texts, meta rows, records or None) from --expressions or a REFER / COCO source."""
-    if a.expressions and (a.refer_dir or a.coco_instances):
-        raise LiteLVLMError("give either --expressions or --refer-dir/--coco-instances, not both")
     if a.expressions:
         exprs = load_expressions(a.expressions)
         if a.limit_sentences is not None:
@@ -271,8 +221,6 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
                              "image": [e.image for e in exprs], "sentence": [e.text for e in exprs],
                              "text": texts})
         return texts, meta, None
-    if not (a.refer_dir or a.coco_instances):
-        raise LiteLVLMError("give --expressions FILE.json or --refer-dir D (or --coco-instances FILE)")
     recs = load_records(a)
     texts = prompts_for(recs, a.text_template, a.seed)
     meta = pd.DataFrame({"text_index": np.arange(len(recs), dtype=np.int64),
@@ -282,12 +230,10 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
     return texts, meta, recs
 
 
-def run(args) -> int:
-    """Entry point of ``litelvlm sink``."""
+def run_sink(a: SinkArgs) -> int:
+    """Run ``litelvlm sink`` with checked options (:func:`analysis.sink.options.run` checks them)."""
     from litelvlm.clip import load_clip
 
-    a = from_namespace(SinkArgs, args)
-    check_common(a)
     texts, meta, records = _texts_and_meta(a)
     ablation = records is not None  # the images of --refer-dir (or --image-dir); --expressions has none
     clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype))
@@ -296,8 +242,6 @@ def run(args) -> int:
         if not 0 <= b < n_text_layers:
             raise LiteLVLMError(f"--ablate-from {b}: text blocks are 0..{n_text_layers - 1} for this model")
     layers = resolve_layers(a.layers, vision_num_layers(clip)) if ablation else []
-    if a.examples < 0:
-        raise LiteLVLMError(f"--examples must be >= 0, got {a.examples}")
     with RunFolder(a.out, owned=OPTIONAL_OUTPUTS) as folder:
         return _run_locked(a, clip, texts, meta, records, layers, folder)
 
@@ -309,7 +253,7 @@ OPTIONAL_OUTPUTS = ("eos_attention_examples.parquet", "ablation.parquet", "ablat
 
 
 def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records: list | None,
-                layers: list[int], folder: RunFolder) -> int:
+                layers: list[int], folder: RunFolder) -> int:  # > 60 lines: the writes of one locked run, in order
     """Compute and write the results of a validated run while its ``--out`` folder is locked."""
     ablation = bool(layers)
     t0 = time.perf_counter()
@@ -386,6 +330,3 @@ def ablation_lines(abl_sum: pd.DataFrame) -> str:
         lines.append(f"  layer {layer}: " + "; ".join(parts))
     return "\n".join(lines)
 
-
-#: this study's options (``analysis.common.study.Study``)
-ARGS = SinkArgs

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from litelvlm.lazy import lazy_module, no_grad
-
 if TYPE_CHECKING:
     from litelvlm.clip.traces import TextTrace
 
-torch = lazy_module("torch")
+import torch
 
 
 def _parts(clip):
@@ -51,7 +49,7 @@ def _additive_mask(eos: torch.Tensor, seq: int, mask_sos: bool, dtype: torch.dty
     return torch.zeros(T, seq, seq, dtype=dtype).masked_fill(blocked, float("-inf"))
 
 
-@no_grad
+@torch.no_grad()
 def rerun_text_tower(clip, trace: TextTrace, from_block: int, mask_sos: bool = True) -> torch.Tensor:
     """(T, D) text embeddings re-computed from ``hidden_states[from_block]`` with [SOS] masked for [EOS]."""
     blocks, norm, project, batch_first, kind = _parts(clip)
@@ -82,7 +80,7 @@ def rerun_text_tower(clip, trace: TextTrace, from_block: int, mask_sos: bool = T
     return project(pooled).float().cpu()
 
 
-@no_grad
+@torch.no_grad()
 def content_mean_embeds(clip, trace: TextTrace) -> torch.Tensor:
     """(T, D) projection of the mean final-normed hidden state over the content tokens (1..eos-1).
 

@@ -17,59 +17,25 @@ with other methods or budgets adds their rows to the same table.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.common.glamm_args import (
-    DTYPES,
-    GlammDataArgs,
     check_out_config,
     quantize_kwargs,
     study_numerics,
 )
-from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from analysis.validate.options import ValidateArgs
+from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
-from litelvlm.lazy import lazy_module
 
-pd = lazy_module("pandas")
 log = logging.getLogger(__name__)
-
-#: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
-BUDGETS = ("576", "192", "128", "64")
-
-
-@dataclass
-class ValidateArgs(GlammDataArgs):
-    """Options of ``litelvlm validate``."""
-
-    tokenizer: str | None = arg(None, help="glamm-7b-random: the slow GLaMM-RefSeg tokenizer folder its checkpoint "
-                                           "ships (e.g. ../shared/data/glamm_refseg_tokenizer)")
-    methods: list[str] = arg([], help="methods (default: every registered method)")
-    budgets: list[str] = arg(list(BUDGETS), help="visual-token budgets K", each=int, minimum=1)
-    image_id: int | None = arg(None, help="the image (default: the split's first image id)")
-    max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3)", minimum=1)
-    seed: int = arg(0, help="seed of the official sampling and the random selector")
-    device: str = arg("cpu", help="torch device (cuda: the GPU validation, CUDA-synchronised times)")
-    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint or glamm-7b-random (GLaMM's "
-                                  "evaluation), float32 for tiny-random", choices=["auto", *DTYPES])
-    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
-    repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their median",
-                       minimum=1)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_arguments(parser, ValidateArgs)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Validate (resumable) and write the table and report."""
-    return run_validate(from_namespace(ValidateArgs, args))
-
 
 def _plan(a: ValidateArgs, num_patches: int) -> list[tuple[str, int]]:
     from analysis.common.glamm_runs import plan
@@ -201,8 +167,8 @@ def median_row(rows: list[dict]) -> dict:
     return out
 
 
-def run_validate(a: ValidateArgs) -> int:
-    """``litelvlm validate`` with typed arguments."""
+def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in order: load, measure, check, write
+    """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -218,7 +184,7 @@ def run_validate(a: ValidateArgs) -> int:
     with PeakRSS() as load_rss:
         pipe, load_ms = timed_ms(lambda: GlammPipeline.from_model_string(
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
-            dtype=None if a.dtype == "auto" else DTYPES[a.dtype], numerics=study_numerics(a, "official"), **quantize_kwargs(a)),
+            dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"), **quantize_kwargs(a)),
             torch.device("cpu"))
     pairs = _plan(a, pipe.num_visual_tokens)
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
@@ -276,6 +242,3 @@ def run_validate(a: ValidateArgs) -> int:
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0
 
-
-#: this study's options (``analysis.common.study.Study``)
-ARGS = ValidateArgs

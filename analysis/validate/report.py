@@ -167,7 +167,7 @@ def memory_note(setup: dict, a, pipe) -> str:
             "MB here are MiB (2^20 bytes).")
 
 
-def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[list[str], list[str]]:
+def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
     """Write validate.csv, checks.csv, ratios.csv and report.md; return the failed checks' names and the lines
     for the terminal (:func:`screen_lines`)."""
     from analysis.efficiency.compare import to_markdown
