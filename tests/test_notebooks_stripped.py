@@ -8,16 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
-from analysis.figures.command.registry import FAMILIES
 
-from analysis.figures.command import notebook_gen
+from analysis.figures import notebook_gen
+from analysis.figures.registry import FAMILIES
 
 NOTEBOOKS = sorted(notebook_gen.NOTEBOOK_DIR.glob("*.ipynb"))
 
 
 def test_every_family_has_its_notebook_and_no_stray_ones():
     known = {notebook_gen.notebook_path(f) for f in FAMILIES.values()}
-    assert known == set(NOTEBOOKS), "a family without its notebook, or a notebook without a family in analysis.figures.command.registry"
+    assert known == set(NOTEBOOKS), "a family without its notebook, or a notebook without a family in analysis.figures.registry"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
