@@ -8,14 +8,14 @@ The library's ``litelvlm/cli.py`` never imports this package: it finds this tabl
 from __future__ import annotations
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("analysis.demo", "run the main job on the bundled toy CLIP and synthetic scenes"),
-    "reversal": ("analysis.reversal", "study 1: CLIP similarity reversal over referent masks"),
-    "sink": ("analysis.attention_sink", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
-    "retention": ("analysis.retention", "which tokens each method keeps, stage by stage (the retention figures)"),
-    "eval-grounding": ("analysis.grounding", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
-    "importance": ("analysis.importance", "correlate CLIP token ranks with the LLM's own token importance"),
-    "efficiency": ("analysis.efficiency", "FLOPs, prefill time, CUDA time and activation memory"),
-    "validate": ("analysis.validate", "one real image through the full pruned GLaMM: every method and budget, "
+    "demo": ("analysis.demo.options", "run the main job on the bundled toy CLIP and synthetic scenes"),
+    "reversal": ("analysis.reversal.options", "study 1: CLIP similarity reversal over referent masks"),
+    "sink": ("analysis.sink.options", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
+    "retention": ("analysis.retention.options", "which tokens each method keeps, stage by stage (the retention figures)"),
+    "eval-grounding": ("analysis.grounding.options", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
+    "importance": ("analysis.importance.options", "correlate CLIP token ranks with the LLM's own token importance"),
+    "efficiency": ("analysis.efficiency.options", "FLOPs, prefill time, CUDA time and activation memory"),
+    "validate": ("analysis.validate.options", "one real image through the full pruned GLaMM: every method and budget, "
                                       "tokens, [SEG] positions, masks, time and memory, with checks"),
-    "figures": ("analysis.figures", "regenerate every figure from result tables"),
+    "figures": ("analysis.figures.options", "regenerate every figure from result tables"),
 }

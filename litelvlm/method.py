@@ -49,8 +49,11 @@ class Method:
     N + extra_tokens. ``schedule(K, N, num_layers, **options)`` gives the visual tokens the LLM's layers
     see, ``((first_layer, visual_tokens), ...)``, for the FLOPs and activation counts. ``baseline``: the
     method keeps every token (one run at K = N, whatever the budgets). ``oracle``: an analysis oracle
-    that reads the unpruned model's internals (its extra passes are no pruning cost to measure). ``name``
-    and ``description`` come from the registry's table."""
+    that reads the unpruned model's internals (its extra passes are no pruning cost to measure). ``host_sync``:
+    the selection reads tensor values in Python (greedy picks, sets, clustering), so it cannot run on the
+    ``meta`` device of the FLOPs count and waits for the device on a GPU. ``reruns_clip``: the selection runs
+    CLIP's vision blocks again (ToMe), not only the trace. ``name`` and ``description`` come from the
+    registry's table."""
 
     stage: str
     select: Callable[..., Any]
@@ -61,6 +64,8 @@ class Method:
     schedule: Callable[..., tuple[tuple[int, int], ...]] = at_input
     baseline: bool = False
     oracle: bool = False
+    host_sync: bool = False
+    reruns_clip: bool = False
     name: str = ""
     description: str = ""
 

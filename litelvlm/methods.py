@@ -14,12 +14,16 @@ from dataclasses import replace
 from .errors import LiteLVLMError
 from .method import Method
 
+#: the unpruned baseline (the one method with ``baseline=True``): every N visual tokens, raster order; the
+#: studies form their ratios against it
+BASELINE = "none"
+
 _CLIP = "litelvlm.pruning.methods."
 _LLM = "litelvlm.lvlm."
 
 #: name -> (where its Method is declared, what it does)
 TABLE: dict[str, tuple[str, str]] = {
-    "none": (_LLM + "none:NONE", "no pruning: all N visual tokens (the unpruned baseline)"),
+    BASELINE: (_LLM + "none:NONE", "no pruning: all N visual tokens (the unpruned baseline)"),
     "litelvlm": (_CLIP + "litelvlm:LITELVLM", "LiteLVLM: lowest CLIP similarity to the text [EOS] + context tokens"),
     "litelvlm-ctx": (_CLIP + "litelvlm:LITELVLM_CTX",
                      "LiteLVLM‡ (context-heavy, this project's reading of the paper; not in the official code): "

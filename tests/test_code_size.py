@@ -1,5 +1,5 @@
 """Small rooms: no module of the project over 400 lines, no function over 60 lines unless a comment on its
-``def`` line says why (CONTRIBUTING.md)."""
+signature says why (CONTRIBUTING.md)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def test_no_function_over_60_lines_without_a_reason():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 size = node.end_lineno - node.lineno + 1
                 if size > MAX_FUNCTION:
-                    if "#" in lines[node.lineno - 1]:
+                    signature = lines[node.lineno - 1: node.body[0].lineno - 1]  # the def, up to its body
+                    if any("#" in line for line in signature):
                         excused += 1
                     else:
                         long[f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"] = size

@@ -46,7 +46,7 @@ def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys, monkeypatch):
 def test_the_selection_headline_counts_only_scorable_scenes():
     import pandas as pd
 
-    from analysis.demo import selection_headline
+    from analysis.demo.compute import selection_headline
 
     table = pd.DataFrame({"image_id": [1, 1, 2, 2, 3, 3], "method": ["a", "b"] * 3, "n_inside": [4, 4, 2, 2, 0, 0],
                           "referent_kept_share": [0.5, 1.0, 1.0, 0.0, float("nan"), float("nan")]})

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.eff.arch import OFFICIAL_PREFIX_TOKENS, OFFICIAL_PROMPT_TOKENS, get_arch, with_sizes
-from analysis.eff.flops import (
+from analysis.efficiency.arch import OFFICIAL_PREFIX_TOKENS, OFFICIAL_PROMPT_TOKENS, get_arch, with_sizes
+from analysis.efficiency.flops import (
     PAPER_TFLOPS,
     TokenPlan,
     count_flops,
@@ -90,9 +90,9 @@ def test_token_plan_stages():
 @pytest.fixture(scope="module")
 def meta_parts():
     """The tiny and the 4-layer glamm-7b pipelines on meta, with their parts."""
-    from analysis.eff.build import build_pipeline
-    from analysis.eff.meta import MetaScalars
-    from analysis.eff.parts import PipelineParts
+    from analysis.efficiency.build import build_pipeline
+    from analysis.efficiency.meta import MetaScalars
+    from analysis.efficiency.parts import PipelineParts
 
     out = {}
     for name in ("tiny", "glamm-7b"):
@@ -108,7 +108,7 @@ def meta_parts():
 def test_analytic_flops_match_flop_counter_for_every_method_and_budget(arch_name, meta_parts):
     # glamm-7b at its full widths (d=4096, m=11008, V=32007) with 4 of its 32 layers, to stay fast here;
     # the all-32-layer model is checked by test_cli_flops_only_glamm7b
-    from analysis.eff.meta import MetaScalars
+    from analysis.efficiency.meta import MetaScalars
 
     parts = meta_parts[arch_name]
     arch = parts.arch
@@ -132,9 +132,9 @@ def test_prefill_is_grounds_llm_forward():
     # the study's prefill runs the LLM as GlammPipeline.ground does (FastV: the library's), on the
     # pipeline built from the preset: its logits at the [SEG]-predicting rows are the LM head of the
     # hidden states ground returns
-    from analysis.eff.build import build_pipeline
-    from analysis.eff.meta import QUERY_TOKENS
-    from analysis.eff.parts import PipelineParts
+    from analysis.efficiency.build import build_pipeline
+    from analysis.efficiency.meta import QUERY_TOKENS
+    from analysis.efficiency.parts import PipelineParts
 
     arch = get_arch("tiny")
     parts = PipelineParts(build_pipeline(arch, "cpu", torch.float32, "eager"), arch)
@@ -195,7 +195,7 @@ def test_peak_activation_bytes_of_a_linear_excludes_weights():
 
 
 def test_timing_median_and_cuda_time_off_gpu():
-    from analysis.eff.timing import cuda_time_ms, wall_time_ms
+    from analysis.efficiency.timing import cuda_time_ms, wall_time_ms
 
     calls = []
     t = wall_time_ms(lambda: calls.append(1), "cpu", warmup=2, repeats=3)
@@ -204,7 +204,7 @@ def test_timing_median_and_cuda_time_off_gpu():
 
 
 def test_interleaved_wall_time_calls_round_robin():
-    from analysis.eff.timing import interleaved_wall_ms
+    from analysis.efficiency.timing import interleaved_wall_ms
 
     order = []
     t = interleaved_wall_ms({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, "cpu",
@@ -264,10 +264,10 @@ def test_cli_flops_only_tiny_columns_and_config(tmp_path):
 
 def test_cli_rejects_bad_arguments(tmp_path):
     with pytest.raises(LiteLVLMError, match="--budgets"):
-        from analysis.efficiency import EfficiencyArgs, _validate
+        from analysis.efficiency.compute import EfficiencyArgs, _validate
 
         _validate(EfficiencyArgs(out=str(tmp_path), arch="tiny", budgets=["700"]))
-    from analysis.efficiency import EfficiencyArgs, _validate
+    from analysis.efficiency.compute import EfficiencyArgs, _validate
 
     with pytest.raises(LiteLVLMError, match="glamm-7b on a CPU"):
         _validate(EfficiencyArgs(out=str(tmp_path), arch="glamm-7b", device="cpu"))
@@ -382,8 +382,8 @@ def test_official_prompt_length_gives_the_papers_flops():
 
 @pytest.fixture(scope="module")
 def glamm7b_rows():
-    from analysis.eff.compare import add_ratios
-    from analysis.eff.count import flops_rows
+    from analysis.efficiency.compare import add_ratios
+    from analysis.efficiency.count import flops_rows
 
     arch = get_arch("glamm-7b")
     pairs = [("none", 576)] + [(m, b) for m in ("litelvlm", "fastv") for b in (192, 64)]
@@ -396,13 +396,13 @@ def test_efficiency_figures_paper_stars_and_legend(plot, glamm7b_rows):
     the legend outside the axes (a frameless legend inside would put a star handle among the data)."""
     import matplotlib.pyplot as plt
 
-    from analysis.plotting import efficiency as figs
+    from analysis.efficiency import plots as figs
 
     full = glamm7b_rows
     fig, ax = getattr(figs, plot)(full)
     stars = [c.get_offsets().tolist() for c in ax.collections]
     assert len(stars) == 1 and sorted(x for x, _ in stars[0]) == [64, 192]
-    from analysis.style import method_label
+    from analysis.common.style import method_label
 
     lite = next(line for line in ax.get_lines() if line.get_label() == method_label("litelvlm"))
     col = "paper_tflops" if plot == "plot_flops_vs_budget" else "paper_act_reduction"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import analysis.families as families
-from analysis.families import FAMILIES
-from analysis.families.family import Family
+import analysis.figures.registry as families
+from analysis.figures.family import Family
+from analysis.figures.registry import FAMILIES
 from litelvlm.cli import main
 
 NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "quantization"]
@@ -50,7 +50,7 @@ def test_each_family_is_registered_once_from_its_own_module_in_notebook_order():
         module = getattr(families, name)
         assert module.FAMILY is fam and fam.name == name
         for fn in (fam.make_smoke, fam.read, fam.draw):
-            assert fn.__module__ == f"analysis.families.{name}", fn
+            assert fn.__module__ == f"analysis.{name}.family", fn
     assert not hasattr(families, "register")
 
 

@@ -6,8 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from analysis.plotting.retention import plot_retention_grid, plot_retention_stages, token_overlay
-from analysis.retention import (
+from analysis.retention.compute import (
     RetentionArgs,
     load_retention,
     refer_examples,
@@ -15,6 +14,7 @@ from analysis.retention import (
     run_retention,
     synthetic_example,
 )
+from analysis.retention.plots import plot_retention_grid, plot_retention_stages, token_overlay
 from litelvlm.errors import LiteLVLMError
 
 METHODS = ["litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner", "visionzip"]

@@ -11,11 +11,11 @@ import matplotlib
 import pytest
 import seaborn as sns
 
-from analysis import style
+from analysis.common import style
 
 SCRIPT = """
 import sys
-from analysis.style import figure, save_figure
+from analysis.common.style import figure, save_figure
 fig, ax = figure(1)
 ax.plot([0, 1, 2], [2, 0, 1], label="litelvlm")
 ax.set_title("K=64 \\u2192 cIoU")

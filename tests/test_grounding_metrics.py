@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.glamm_runs import official_turns, plan
-from analysis.grounding import mask_stats, protocol_difference, summarize
+from analysis.common.glamm_runs import official_turns, plan
+from analysis.grounding.compute import mask_stats, protocol_difference, summarize
 from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 from litelvlm.errors import LiteLVLMError
 
@@ -145,7 +145,7 @@ def test_mask_stats_on_part_counts_equal_the_official_metric(seed):
 
 
 def test_gt_parts_default_follows_the_protocol():
-    from analysis.grounding import gt_parts
+    from analysis.grounding.compute import gt_parts
 
     assert gt_parts(SimpleNamespace(gt_parts=None, protocol="official")) == "sum"
     assert gt_parts(SimpleNamespace(gt_parts=None, protocol="per-expression")) == "union"

@@ -6,8 +6,8 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from analysis.grounding import load_grounding
-from analysis.plotting.grounding import plot_grounding_protocols, plot_iou_vs_budget, plot_protocol_difference
+from analysis.grounding.compute import load_grounding
+from analysis.grounding.plots import plot_grounding_protocols, plot_iou_vs_budget, plot_protocol_difference
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json
 

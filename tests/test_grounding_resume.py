@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import analysis.grounding as grounding
+import analysis.grounding.compute as grounding
 from litelvlm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_run_folder import study_args
 
-import analysis.grounding as grounding
-import analysis.importance as importance
+import analysis.grounding.compute as grounding
+import analysis.importance.compute as importance
 from litelvlm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.attribution.glamm_signals import METHOD_SIGNALS, SignalKey, method_signals
+from analysis.importance.glamm_signals import SignalKey, method_signals
+from analysis.importance.options import METHOD_SIGNALS
 from litelvlm.cli import main
 
 

@@ -11,8 +11,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from analysis import plots  # noqa: E402
-from analysis.importance import METRICS, summary_table  # noqa: E402
+from analysis.importance import plots  # noqa: E402
+from analysis.importance.compute import METRICS, summary_table  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from scipy import stats
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from analysis.attribution.aggregate import area_bins, bootstrap_ci, summarize
-from analysis.attribution.correlation import compare, correlations, top_k, topk_jaccard
-from analysis.attribution.sensitivity import ablation_importance, mask_iou, spatial_groups
+from analysis.importance.aggregate import area_bins, bootstrap_ci, summarize
+from analysis.importance.correlation import compare, correlations, top_k, topk_jaccard
+from analysis.importance.sensitivity import ablation_importance, mask_iou, spatial_groups
 from litelvlm.lvlm.attention_rows import capture_attention_rows, find_attention_modules
 from litelvlm.lvlm.attribution import batched, mask_logit_target, seg_norm_target, token_attributions
 

@@ -148,3 +148,12 @@ def test_no_import_circle_across_packages():
     assert "litelvlm.lvlm" not in reach("litelvlm.pruning")
     for shared in ("litelvlm.lvlm", "litelvlm.pruning", "litelvlm.clip", "litelvlm.methods", "litelvlm.families"):
         assert "litelvlm.glamm" not in reach(shared), shared
+
+
+def test_the_baseline_is_the_one_baseline_method():
+    """The studies form their ratios against ``litelvlm.methods.BASELINE``: the one method declared with
+    ``baseline=True``, keeping all N tokens in raster order."""
+    from litelvlm.methods import BASELINE, get_method, method_names
+
+    assert [n for n in method_names() if get_method(n).baseline] == [BASELINE]
+    assert get_method(BASELINE).stage == "llm-input" and not get_method(BASELINE).oracle

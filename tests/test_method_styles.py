@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from analysis.style import METHOD_ORDER, method_colors, method_style  # noqa: E402
+from analysis.common.style import METHOD_ORDER, method_colors, method_style  # noqa: E402
 from litelvlm.methods import TABLE  # noqa: E402
 
 
@@ -39,11 +39,11 @@ def test_legend_with_every_method_stays_outside_the_axes(kind):
     import matplotlib.pyplot as plt
 
     if kind == "grounding":
-        from analysis.plotting.grounding import plot_iou_vs_budget
+        from analysis.grounding.plots import plot_iou_vs_budget
 
         fig, ax = plot_iou_vs_budget(_summary(), "ciou")
     else:
-        from analysis.plotting.efficiency import plot_flops_vs_budget
+        from analysis.efficiency.plots import plot_flops_vs_budget
 
         df = _summary().rename(columns={"ciou": "paper_tflops"}).assign(attn="eager", arch="tiny")
         fig, ax = plot_flops_vs_budget(df)
@@ -67,7 +67,7 @@ def test_breakdown_labels_never_overlap(groups):
     """``reversal_by_category`` with COCO's many categories: no two group labels overlap."""
     import matplotlib.pyplot as plt
 
-    from analysis.plotting.clip_studies import plot_reversal_breakdown
+    from analysis.reversal.plots import plot_reversal_breakdown
 
     name = "cat {}" if groups <= 12 else "category number {}"  # short labels stay vertical, rotated
     rows = [{"breakdown": "category", "group": name.format(i), "layer": 23, "n_sentences": 3 + i,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.families import FAMILIES
-from analysis.notebook_run import execute_notebook
+from analysis.figures.notebook_run import execute_notebook
+from analysis.figures.registry import FAMILIES
 
 READY = [f for f in FAMILIES.values() if not f.missing()]
 

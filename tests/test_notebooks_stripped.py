@@ -1,5 +1,5 @@
 """Committed notebooks: outputs stripped, a ``parameters`` cell, and generated from the family modules
-(``analysis/families/``) by ``analysis/notebook_gen.py``."""
+(``analysis/<study>/family.py``) by ``analysis/figures/notebook_gen.py``."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from analysis import notebook_gen
-from analysis.families import FAMILIES
+from analysis.figures import notebook_gen
+from analysis.figures.registry import FAMILIES
 
 NOTEBOOKS = sorted(notebook_gen.NOTEBOOK_DIR.glob("*.ipynb"))
 
 
 def test_every_family_has_its_notebook_and_no_stray_ones():
     known = {notebook_gen.notebook_path(f) for f in FAMILIES.values()}
-    assert known == set(NOTEBOOKS), "a family without its notebook, or a notebook without a family in analysis.families"
+    assert known == set(NOTEBOOKS), "a family without its notebook, or a notebook without a family in analysis.figures.registry"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

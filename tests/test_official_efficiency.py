@@ -1,4 +1,4 @@
-"""The paper's efficiency counters, read from the authors' compiled code, against ``analysis.eff.paper``.
+"""The paper's efficiency counters, read from the authors' compiled code, against ``analysis.efficiency.paper``.
 
 Source: sejong-rcv/LiteLVLM @5896153 ships the code that printed the paper's efficiency table only compiled
 (CPython 3.10, no .py source), read here with ``marshal`` + ``dis`` (code objects keep source lines):
@@ -32,9 +32,14 @@ from pathlib import Path
 
 import pytest
 
-from analysis.eff.arch import get_arch
-from analysis.eff.flops import token_plan
-from analysis.eff.paper import OFFICIAL_TEXT_TOKENS, counted_layer_tokens, paper_activation_bytes, paper_flops
+from analysis.efficiency.arch import get_arch
+from analysis.efficiency.flops import token_plan
+from analysis.efficiency.paper import (
+    OFFICIAL_TEXT_TOKENS,
+    counted_layer_tokens,
+    paper_activation_bytes,
+    paper_flops,
+)
 from litelvlm.lvlm.sparsevlm import token_schedule
 
 PYC = "model/llava/model/language_model/__pycache__/"
@@ -282,8 +287,8 @@ def test_layer_loop_timer_spans_the_decoder_layers_only(monkeypatch):
     summed over forwards longer than one token; embedding and norm (L865) outside."""
     import torch
 
-    from analysis.eff import layer_timer
-    from analysis.eff.layer_timer import LayerLoopTimer
+    from analysis.efficiency import layer_timer
+    from analysis.efficiency.layer_timer import LayerLoopTimer
 
     clock = _Clock()
     monkeypatch.setattr(layer_timer, "time", clock)

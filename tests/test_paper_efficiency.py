@@ -1,4 +1,4 @@
-"""The paper's efficiency quantities (``analysis.eff.paper``) against transcriptions of the authors' compiled
+"""The paper's efficiency quantities (``analysis.efficiency.paper``) against transcriptions of the authors' compiled
 loops, and the paper's FLOPs and activation figures reproduced from the formulas.
 
 Source: sejong-rcv/LiteLVLM @5896153, compiled CPython 3.10 files (no source released), read with
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.eff.arch import get_arch
-from analysis.eff.flops import token_plan
-from analysis.eff.paper import (
+from analysis.efficiency.arch import get_arch
+from analysis.efficiency.flops import token_plan
+from analysis.efficiency.paper import (
     OFFICIAL_TEXT_TOKENS,
     counted_layer_tokens,
     paper_activation_bytes,
@@ -127,9 +127,9 @@ def test_validate_and_efficiency_report_the_paper_definitions():
     """``validate``'s ratios and ``efficiency``'s rows carry the paper's quantities, named as the paper's."""
     import torch
 
-    from analysis.eff.count import flops_rows
-    from analysis.eff.paper import paper_row
-    from analysis.validate_report import paper_definitions
+    from analysis.efficiency.count import flops_rows
+    from analysis.efficiency.paper import paper_row
+    from analysis.validate.report import paper_definitions
 
     big = get_arch("glamm-7b", OFFICIAL_TEXT_TOKENS)
     none = paper_definitions(big.glamm, OFFICIAL_TEXT_TOKENS, "none", 576)

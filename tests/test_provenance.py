@@ -88,7 +88,7 @@ def test_a_study_on_random_weights_prints_the_banner_and_marks_summary_csv(coco1
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == weights_banner("tiny336-random:0")
     assert set(pd.read_csv(out / "summary.csv")["weights"]) == {"random"}
-    from analysis.families.family import results_models
+    from analysis.figures.family import results_models
 
     assert results_models(out) == ["tiny336-random:0"]
 
@@ -103,8 +103,8 @@ def test_a_figure_of_random_weights_carries_the_footnote(tmp_path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
-    from analysis import plots
-    from analysis.families.family import save_figures
+    from analysis.figures.family import save_figures
+    from analysis.grounding import plots
 
     fig, _ = plots.plot_iou_vs_budget(_summary(), "ciou", protocol="official")
     paths = save_figures({"ciou": fig}, tmp_path, "grounding", ["tiny-random:0", None])
@@ -126,9 +126,9 @@ def test_a_figure_of_random_weights_carries_the_footnote(tmp_path):
 
 
 def test_the_notebook_banner_cell():
-    from analysis.families import FAMILIES
-    from analysis.families.family import MODELS_KEY
-    from analysis.notebook_gen import BANNER_CELL, make_notebook
+    from analysis.figures.family import MODELS_KEY
+    from analysis.figures.notebook_gen import BANNER_CELL, make_notebook
+    from analysis.figures.registry import FAMILIES
 
     for fam in FAMILIES.values():
         sources = [c["source"] for c in make_notebook(fam).cells]

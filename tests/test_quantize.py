@@ -1,5 +1,5 @@
 """``--quantize``: which modules are quantized (types asserted), finite results, masks against the unquantized
-model, storage bytes, option errors, and the memory claims' judging (``analysis.validate_memory``)."""
+model, storage bytes, option errors, and the memory claims' judging (``analysis.validate.memory``)."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def test_validate_quantized_tiny(coco128, tmp_path):
 
 
 def test_folders_written_before_quantize_resume(tmp_path):
-    from analysis.study import check_config
+    from analysis.common.study import check_config
 
     (tmp_path / "config.json").write_text(json.dumps({"model": "tiny-random:0"}))
     check_config(tmp_path, {"model": "tiny-random:0", "quantize": "none", "quantize_backend": "bitsandbytes"})
@@ -141,7 +141,7 @@ def test_folders_written_before_quantize_resume(tmp_path):
 
 
 def test_memory_claims_judging():
-    from analysis.validate_memory import memory_claims
+    from analysis.validate.memory import memory_claims
 
     rows = []
     for q, w in (("none", 15000.0), ("int8", 9000.0)):

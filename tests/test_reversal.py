@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.features_cache import VisionFeatureCache
-from analysis.reversal import resolve_layers, reversal_metrics, similarity_rows
+from analysis.common.features_cache import VisionFeatureCache
+from analysis.reversal.compute import resolve_layers, reversal_metrics, similarity_rows
 from litelvlm.cli import main
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.errors import LiteLVLMError
@@ -181,7 +181,7 @@ def test_reversal_plots_return_fig_and_ax():
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from analysis import plots
+    from analysis.reversal import plots
     from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
 
@@ -214,7 +214,7 @@ def test_figures_keep_two_runs_of_one_model_apart(coco128, tmp_path):
     """Two reversal runs of the same model with other options: one legend entry and one breakdown each."""
     import matplotlib.pyplot as plt
 
-    from analysis.families.reversal import draw_reversal, read_reversal
+    from analysis.reversal.family import draw_reversal, read_reversal
     from litelvlm.cli import main as cli_main
 
     tree = tmp_path / "tree" / "reversal"
@@ -235,8 +235,8 @@ def test_each_figure_notes_the_weights_of_its_own_data(coco128, tmp_path):
     """A tree of two models: each per-run figure names its own model, and saving adds no second note."""
     import matplotlib.pyplot as plt
 
-    from analysis.families.family import save_figures
-    from analysis.families.reversal import draw_reversal, read_reversal
+    from analysis.figures.family import save_figures
+    from analysis.reversal.family import draw_reversal, read_reversal
     from litelvlm.cli import main as cli_main
 
     tree = tmp_path / "tree" / "reversal"

@@ -1,4 +1,4 @@
-"""A run owns its ``--out`` folder (analysis.study.RunFolder, analysis.parts), on every resumable study:
+"""A run owns its ``--out`` folder (analysis.common.study.RunFolder, analysis.common.parts), on every resumable study:
 a lock against a second run, stale temporary files removed, nothing left behind on an error, all
 images unreadable an error, unreadable images retried, truncated files named or recomputed, stale
 optional outputs removed, the thread count recorded, and paths that work from any directory."""
@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.parts import PartStore, read_json, read_parquet
-from analysis.study import RunFolder, check_config, portable_paths, resolve_config_path
+from analysis.common.parts import PartStore, read_parquet
+from analysis.common.study import RunFolder, check_config, portable_paths, read_json, resolve_config_path
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 
@@ -39,7 +39,7 @@ def study_args(study: str, data: Path, out: Path, images: Path | None = None) ->
 
 def retention_data_option() -> str:
     """``--refer-dir`` (the shared vocabulary) or, in older versions, ``--data``."""
-    from analysis.retention import RetentionArgs
+    from analysis.retention.compute import RetentionArgs
 
     return "--refer-dir" if "refer_dir" in RetentionArgs.__dataclass_fields__ else "--data"
 
@@ -144,7 +144,7 @@ def test_truncated_part_is_recomputed_and_truncated_config_named(coco128, tmp_pa
     assert main(study_args("eval-grounding", coco128, out)) == 2
     err = capsys.readouterr().err
     assert "config.json" in err and "not valid JSON" in err
-    from analysis.grounding import load_grounding
+    from analysis.grounding.compute import load_grounding
 
     with pytest.raises(LiteLVLMError, match="config.json"):
         load_grounding(out)
@@ -255,7 +255,7 @@ def test_importance_thread_count_bound(coco128, tmp_path):
     digit (measured <= 1.2e-7); rank statistics stay equal unless two scores are within that of a tie."""
     import numpy as np
 
-    from analysis.importance import ImportanceArgs, run_importance
+    from analysis.importance.compute import ImportanceArgs, run_importance
     from litelvlm.threads import torch_threads
 
     limit = "limit_images" if "limit_images" in ImportanceArgs.__dataclass_fields__ else "limit"

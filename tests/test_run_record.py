@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from analysis.study import git_commit, run_record
+from analysis.common.study import git_commit, run_record
 from litelvlm import __version__
 from litelvlm.cli import main
 

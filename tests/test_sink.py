@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.attention_sink import eos_shares, sink_table
-from analysis.text_ablation import content_mean_embeds, rerun_text_tower
+from analysis.sink.compute import eos_shares, sink_table
+from analysis.sink.text_ablation import content_mean_embeds, rerun_text_tower
 from litelvlm.cli import main
 
 TEXTS = ["the dog on the left", "man", "a very small red car parked next to the tall building", "",
@@ -169,8 +169,8 @@ def test_sink_bad_arguments_exit_2(extra, match, tmp_path, tiny_hf_clip_dir, cap
 def test_sink_plots_and_examples(tiny_hf_clip):
     import matplotlib.pyplot as plt
 
-    from analysis import plots
-    from analysis.attention_sink import eos_attention_examples, summarise_sink
+    from analysis.sink import plots
+    from analysis.sink.compute import eos_attention_examples, summarise_sink
 
     ex = eos_attention_examples(tiny_hf_clip, TEXTS, 2)
     sums = ex.groupby(["text_index", "layer"])["attention"].sum()

@@ -57,3 +57,36 @@ def test_a_usage_error_after_parsing_needs_no_torch_either(command, tmp_path):
         argv += ["--refer-dir", str(tmp_path)]
     assert _run(argv) == {"rc": 2, "heavy": []}
     assert a_file.read_text() == "keep me"
+
+
+#: one bad value each study refuses in its light ``options.check_args`` (after parsing, before torch)
+BAD_AFTER_PARSING = {
+    "reversal": ["--save-maps", "-1"], "sink": ["--examples", "-1", "--expressions", "x.json"],
+    "retention": ["--image-dir", "images"], "importance": ["--signals", "nope", "--refer-dir", "."],
+    "efficiency": ["--attn", "flash"], "demo": ["--budget-share", "2"], "figures": [],
+}
+
+
+@pytest.mark.parametrize("command", sorted(BAD_AFTER_PARSING))
+def test_a_bad_combination_is_refused_by_the_light_options_module(command, tmp_path):
+    result = _run([command, *BAD_AFTER_PARSING[command], "--out", str(tmp_path / "out")])
+    assert result == {"rc": 2, "heavy": []}
+    assert not (tmp_path / "out").exists()
+
+
+IMPORTS = """
+import importlib, json, sys
+from analysis.commands import COMMANDS
+for module, _ in COMMANDS.values():
+    importlib.import_module(module)
+    importlib.import_module(module.rsplit(".", 1)[0])  # the study package exports its options and run
+print(json.dumps(sorted(m for m in json.loads(sys.argv[1]) if m in sys.modules)))
+"""
+
+
+def test_every_study_options_module_and_package_is_light():
+    """Each subcommand's module (a study's ``options``) and its package import nothing heavy."""
+    done = subprocess.run([sys.executable, "-c", IMPORTS, json.dumps(HEAVY)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

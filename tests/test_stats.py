@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from analysis.stats import area_bins, auroc, auroc_bruteforce, bootstrap_ci, length_bins, wilcoxon_vs
+from analysis.common.stats import area_bins, auroc, auroc_bruteforce, bootstrap_ci, length_bins, wilcoxon_vs
 
 
 def pairwise_auroc(scores, labels) -> float:
@@ -92,7 +92,7 @@ def test_bins():
 
 
 def test_ci_text_explains_a_missing_interval():
-    from analysis.stats import bootstrap_ci, ci_text
+    from analysis.common.stats import bootstrap_ci, ci_text
 
     mean, lo, hi = bootstrap_ci(np.array([0.6, 0.7]), groups=np.array([1, 1]))  # one image
     assert mean == pytest.approx(0.65) and ci_text(lo, hi) == "[no CI: fewer than 2 images]"

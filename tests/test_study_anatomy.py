@@ -1,4 +1,4 @@
-"""Every study has the same anatomy (analysis.study): options dataclass, subcommand, figure family."""
+"""Every study has the same anatomy (analysis.common.study): options dataclass, subcommand, figure family."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import importlib
 
 import pytest
 
-from analysis.study import STUDIES, Study
+from analysis.common.study import STUDIES, Study
 
 
 @pytest.mark.parametrize("command", sorted(STUDIES))
 def test_study_module_has_the_shared_anatomy(command):
     from analysis.commands import COMMANDS
-    from analysis.families import FAMILIES
+    from analysis.figures.registry import FAMILIES
 
     family = STUDIES[command]
     module_name = COMMANDS[command][0]

@@ -78,7 +78,7 @@ def test_validate_resumes_from_its_parts(tiny_run, capsys):
 
 
 def test_checks_name_the_failing_runs():
-    from analysis.validate_report import checks
+    from analysis.validate.report import checks
 
     base = {"budget": 4, "keeps_all_in_order": True, "text_ids_equal": True, "masks_equal_none": True,
             "max_logit_diff_none": 0.0, "mask_shape": "2x3x5", "mask_dtype": "bool", "seg_positions": "7 9"}
@@ -96,7 +96,7 @@ def test_checks_name_the_failing_runs():
 
 def test_targets_use_the_papers_definitions():
     """The prefill and activation targets (the paper's 2.2x and 2.3x) are judged on the paper's definitions."""
-    from analysis.validate_report import target_lines
+    from analysis.validate.report import target_lines
 
     r = pd.DataFrame([{"method": "litelvlm", "budget": 192, "prefill_speedup": 1.5, "paper_def_prefill_speedup": 2.25,
                        "act_reduction": 1.2, "paper_def_act_reduction": 2.2, "frac_of_ideal": 0.95,

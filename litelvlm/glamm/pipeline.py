@@ -225,12 +225,6 @@ class GlammPipeline(GroundingPipeline):
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()
-    def prepare(self, image: Image.Image, sentences: list[str],
-                turns: list[tuple[str, str]] | None = None, seed: int = 0) -> PreparedImage:
-        """CLIP vision + text traces, SAM image embedding and the prompt ids for ``sentences``."""
-        return self.with_sentences(self.prepare_image(image, seed=seed), sentences, turns)
-
-    @torch.no_grad()
     def prepare_image(self, image: Image.Image, seed: int = 0) -> PreparedImage:
         """The image part only (one CLIP vision forward, one SAM encoder forward); add text with
         ``with_sentences`` (cheap, so one image serves many sentences)."""

@@ -119,4 +119,4 @@ def divprune(ctx: LLMContext, budget: int) -> Selection:
     return divprune_select(ctx.visual_embeds, budget)
 
 
-DIVPRUNE = Method("llm-input", divprune)
+DIVPRUNE = Method("llm-input", divprune, host_sync=True)

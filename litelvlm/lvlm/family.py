@@ -159,6 +159,11 @@ class GroundingPipeline:
         raise NotImplementedError
 
     # -- the same for every family -----------------------------------------------------------------
+    @torch.no_grad()
+    def prepare(self, image, sentences: list[str], turns=None, seed: int = 0):
+        """``prepare_image`` then ``with_sentences``: everything one image and its sentences need."""
+        return self.with_sentences(self.prepare_image(image, seed=seed), sentences, turns)
+
     def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit
         all-ones attention mask and ``position_ids`` (one sequence's: expanded to the batch)."""

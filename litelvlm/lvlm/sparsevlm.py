@@ -271,4 +271,5 @@ def stages(budget: int, num_visual: int, num_layers: int) -> tuple[tuple[int, in
     return tuple((i, v) for i, v in enumerate(per_layer) if i == 0 or v != per_layer[i - 1])
 
 
-SPARSEVLM = Method("llm-stages", sparsevlm_select, forward=staged_forward, schedule=stages)
+SPARSEVLM = Method("llm-stages", sparsevlm_select, forward=staged_forward, schedule=stages,
+                   host_sync=True)

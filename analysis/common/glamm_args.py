@@ -1,0 +1,74 @@
+"""Command-line options shared by the studies that run the GLaMM pipeline (``eval-grounding``, ``importance``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from litelvlm.cli_args import arg
+
+#: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class GlammDataArgs:
+    """The model (a GLaMM-RefSeg folder with its CLIP and SAM sources) and the REFER data a study reads."""
+
+    refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. ../shared/data/coco128_refer",
+                         required=True)
+    out: str = arg(help="output folder (the result tables and config.json; resumable)", required=True)
+    model: str = arg("tiny-random:0", help="tiny-random[:SEED] or a GLaMM-RefSeg checkpoint folder")
+    clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
+                                      "or the matching tiny random CLIP for tiny-random")
+    sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
+                                     "come from the GLaMM checkpoint")
+    image_dir: str | None = arg(None, help="image folder (default: <refer-dir>/images)")
+    dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
+    split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
+    split: str = arg("val", help="split (val, testA, testB, test, ...)")
+    attn: str | None = arg(None, help="attention kernels of the LLM, CLIP and SAM: eager (the official stack's) or "
+                                      "sdpa (faster); default: the study's numerics (see --protocol)",
+                           choices=["eager", "sdpa"])
+    clip_preprocess: str | None = arg(None, help="CLIP image preprocessing: official (transformers 4.28's PIL path) "
+                                                 "or transformers (the installed default); default: the study's",
+                                      choices=["official", "transformers"])
+    score_dtype: str | None = arg(None, help="precision of FastV's, SparseVLM's and DART's scores: model (the "
+                                             "official: the model's dtype) or float32; default: the study's",
+                                  choices=["model", "float32"])
+    quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 (4-bit "
+                                     "NF4, double quantization); vision, CLIP text tower, SAM, projector and "
+                                     "heads keep --dtype (docs/quantization.md)", choices=["none", "int8", "nf4"])
+    quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; LISA's "
+                                                     "and VideoGLaMM's) or torchao (int8 weight-only)",
+                                choices=["bitsandbytes", "torchao"])
+    layer_dtype: str = arg("model", help="arithmetic of the LLM's decoder layers and SAM's image-encoder layers: "
+                                         "model (--dtype, the official) or float32 (weights stay in --dtype, each "
+                                         "layer upcast while it runs: "
+                                         "several times faster on a CPU without native bfloat16; this "
+                                         "project's option, results differ at bfloat16 rounding)",
+                           choices=["model", "float32"])
+
+
+def study_numerics(args: GlammDataArgs, protocol: str):
+    """The pipeline's ``Numerics``: the official stack under ``protocol="official"``, the project's earlier
+    numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` overriding."""
+    from litelvlm.lvlm.numerics import Numerics
+
+    return Numerics.for_protocol(protocol, attn=args.attn, clip_preprocess=args.clip_preprocess,
+                                 score_dtype=args.score_dtype)
+
+
+def quantize_kwargs(args: GlammDataArgs) -> dict[str, str]:
+    """``GlammPipeline.from_model_string``'s quantization and layer-arithmetic arguments from the options."""
+    from litelvlm.quantize import check_quantize
+
+    check_quantize(args.quantize, args.quantize_backend)
+    return {"quantize": args.quantize, "quantize_backend": args.quantize_backend, "layer_dtype": args.layer_dtype}
+
+
+def check_out_config(out: Path, config: dict) -> None:
+    """Refuse to resume into ``out`` when its config.json records a different configuration."""
+    from analysis.common.study import check_config
+
+    check_config(out, config)

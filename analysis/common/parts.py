@@ -1,0 +1,144 @@
+"""Resumable work: the one format every study writes its finished parts in (``OUT/parts/``).
+
+A part covers one or more ids (images): ``part-<first>-<last>-<n>.parquet`` holds its rows, named
+side tables go to ``part-...-<table>.parquet``, and ``part-...json``, the marker, is written LAST
+(atomically) with the ids it covers and whatever the study records about them. A part counts as
+finished once its marker exists, so an interrupted run resumes from the finished parts; a re-run
+computes only the ids no marker covers. Ids a part tried but could not do (an unreadable image)
+are listed under ``skipped`` and not under ``ids``: the next run retries them.
+
+A marker that does not parse, or whose tables are truncated (a partial copy), is not a finished
+part: :meth:`PartStore.verify` removes it (with a warning) and the run recomputes those ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.common.study import read_json
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+PREFIX = "part-"
+
+
+def read_parquet(path: str | Path, **kw) -> pd.DataFrame:
+    """``pd.read_parquet(path)``; a truncated or garbled file is a LiteLVLMError naming it."""
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path, **kw)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise LiteLVLMError(f"{path} is not a readable parquet table (truncated or partial copy?): {e}") from None
+
+
+def _parquet_ok(path: Path) -> bool:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except (pa.ArrowException, OSError):
+        return False
+    return True
+
+
+class PartStore:
+    """The finished parts of one ``--out`` folder."""
+
+    def __init__(self, out: str | Path):
+        self.folder = Path(out) / "parts"
+
+    def markers(self) -> list[tuple[Path, dict]]:
+        """(marker path, marker content) of every finished part, in file-name order."""
+        if not self.folder.is_dir():
+            return []
+        return [(p, read_json(p)) for p in sorted(self.folder.glob(f"{PREFIX}*.json"))]
+
+    def _tables(self, marker: Path) -> list[Path]:
+        return sorted(self.folder.glob(f"{marker.stem}.parquet")) + \
+            sorted(self.folder.glob(f"{marker.stem}-*.parquet"))
+
+    def verify(self) -> list[Path]:
+        """Remove every marker that does not parse or whose tables are unreadable (a partial copy):
+        its ids are computed again. Returns the removed markers."""
+        bad = []
+        for p in sorted(self.folder.glob(f"{PREFIX}*.json")) if self.folder.is_dir() else []:
+            try:
+                info = read_json(p)
+                ok = isinstance(info, dict) and isinstance(info.get("ids"), list)
+            except LiteLVLMError:
+                ok = False
+            ok = ok and all(_parquet_ok(t) for t in self._tables(p))
+            if not ok:
+                log.warning("part %s is truncated or unreadable; its images are computed again", p)
+                for t in self._tables(p):
+                    t.unlink()
+                p.unlink()
+                bad.append(p)
+        return bad
+
+    def done(self) -> set[int]:
+        """Ids covered by finished parts."""
+        return {int(i) for _, info in self.markers() for i in info["ids"]}
+
+    def skipped(self) -> list[dict]:
+        """The ``skipped`` entries of every part whose id no finished part covers, one per id."""
+        done = self.done()
+        out: dict[int, dict] = {}
+        for _, info in self.markers():
+            for s in info.get("skipped", []):
+                if int(s["image_id"]) not in done:
+                    out[int(s["image_id"])] = s
+        return [out[i] for i in sorted(out)]
+
+    def missing(self, ids: list[int], keys: list[tuple], legacy: list[tuple]) -> list[tuple[list[tuple], list[int]]]:
+        """The work left for ``ids`` x ``keys`` (e.g. method/budget pairs) as (keys, ids) groups: ids no
+        part covers get every key, finished ids only the keys no part holds yet (recorded under
+        ``keys`` in the marker; a marker without them holds ``legacy``)."""
+        covered: dict[int, set] = {}
+        for _, info in self.markers():
+            held = {tuple(k) for k in info.get("keys", legacy)}
+            for i in info["ids"]:
+                covered.setdefault(int(i), set()).update(held)
+        groups: dict[tuple, list[int]] = {}
+        for i in ids:
+            todo = tuple(k for k in keys if tuple(k) not in covered.get(int(i), set()))
+            if todo:
+                groups.setdefault(todo, []).append(i)
+        return [(list(k), i) for k, i in groups.items()]
+
+    def write(self, ids: list[int], rows: pd.DataFrame, info: dict | None = None,
+              tables: dict[str, pd.DataFrame] | None = None, tried: list[int] | None = None) -> Path:
+        """Write one finished part covering ``ids``; the marker goes last. Returns the marker path.
+
+        ``tried`` (default ``ids``): every id the part attempted, ids plus skipped ones; names the part.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ids = sorted(int(i) for i in ids)
+        tried = sorted({int(i) for i in (tried if tried is not None else ids)} | set(ids))
+        stem = f"{PREFIX}{tried[0]:012d}-{tried[-1]:012d}-{len(tried)}"
+        n = 1
+        while (self.folder / f"{stem}.json").exists():  # a part of another run with the same name
+            n += 1
+            stem = f"{PREFIX}{tried[0]:012d}-{tried[-1]:012d}-{len(tried)}.{n}"
+        write_parquet(self.folder / f"{stem}.parquet", rows)
+        for name, table in (tables or {}).items():
+            write_parquet(self.folder / f"{stem}-{name}.parquet", table)
+        marker = self.folder / f"{stem}.json"
+        write_json(marker, {"ids": ids, **(info or {})})
+        return marker
+
+    def frames(self, table: str | None = None) -> list[pd.DataFrame]:
+        """The rows (or the side table ``table``) of every finished part that has them."""
+        out = []
+        for marker, _ in self.markers():
+            path = marker.with_suffix(".parquet") if table is None else marker.with_name(f"{marker.stem}-{table}.parquet")
+            if path.exists():
+                out.append(read_parquet(path))
+        return out

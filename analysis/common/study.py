@@ -1,0 +1,299 @@
+"""The anatomy every study shares, as a protocol its options module satisfies (checked by the tests).
+
+A study is a package ``analysis/<study>/`` whose light ``options`` module (no torch, no pandas: a bad
+option is refused at once) defines:
+
+* ``ARGS``: its options dataclass (fields made with ``litelvlm.cli_args.arg``; one per command-line
+  option, the same name meaning the same thing in every study);
+* ``add_arguments(parser)`` and ``run(args) -> int``: the ``litelvlm`` subcommand, and the one way to run
+  the study from code: ``run`` takes the dataclass (the command line's namespace is turned into one by
+  :func:`as_args`), checks it, then imports the study's heavy ``compute`` module and runs it;
+* its results on disk: tables written atomically, ``config.json`` with its options, and, where it
+  resumes, finished parts in the one format of :mod:`analysis.common.parts`;
+* its figures: one family in ``analysis/<study>/family.py`` whose ``read`` loads the results and
+  whose ``draw`` plots them with ``analysis/<study>/plots.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from litelvlm.errors import LiteLVLMError
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON content of ``path``; a truncated or garbled file is a LiteLVLMError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LiteLVLMError(f"{path} is not valid JSON (truncated or partial copy?): {e}") from None
+
+
+@runtime_checkable
+class Study(Protocol):
+    """What ``analysis/<study>/options.py`` provides."""
+
+    ARGS: type
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+#: study subcommand -> its figure family (None: it draws its own); the module is the subcommand's
+#: entry in ``analysis.commands.COMMANDS``
+STUDIES: dict[str, str | None] = {
+    "reversal": "reversal",
+    "sink": "sink",
+    "retention": "retention",
+    "eval-grounding": "grounding",
+    "importance": "importance",
+    "efficiency": "efficiency",
+    "validate": None,
+    "demo": None,
+}
+
+
+def as_args(cls: type, args: Any) -> Any:
+    """``args`` as the options dataclass ``cls``: itself when it is one (a run from code), else built from
+    the argparse namespace of the command line (``litelvlm.cli`` calls ``run`` with one)."""
+    if isinstance(args, cls):
+        return args
+    if not isinstance(args, argparse.Namespace):
+        raise TypeError(f"expected {cls.__name__} or an argparse.Namespace, got {type(args).__name__}")
+    from litelvlm.cli_args import from_namespace
+
+    return from_namespace(cls, args)
+
+
+# -- the results folder a run owns ------------------------------------------------------------------
+#: options holding paths: config.json keeps them as typed and, under ``paths``, portably
+PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data")
+#: config keys never compared when a run resumes into a folder
+NOT_COMPARED = ("torch_threads", "paths", "run", *PATH_OPTIONS)
+LOCK_NAME = ".lock"
+
+
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def portable_paths(options: dict, out: str | Path) -> dict:
+    """``{option: {"typed", "absolute", "from_results"}}`` for every path option that is set, so that
+    a results folder opens from any working directory, or after being moved next to its data."""
+    res = {}
+    out_abs = Path(os.path.abspath(out))
+    for key in PATH_OPTIONS:
+        value = options.get(key)
+        if value in (None, ""):
+            continue
+        absolute = os.path.abspath(value)
+        res[key] = {"typed": str(value), "absolute": absolute,
+                    "from_results": os.path.relpath(absolute, out_abs)}
+    return res
+
+
+def resolve_config_path(config: dict, key: str, results_dir: str | Path) -> str | None:
+    """A path option of a results folder's config.json, resolved: as typed (from the working
+    directory), then absolute, then relative to the results folder; the first that exists."""
+    entry = (config.get("paths") or {}).get(key)
+    typed = (config.get("args") or config).get(key)
+    if entry is None:
+        if typed in (None, "") or os.path.isabs(typed) or os.path.exists(typed):
+            return typed
+        beside = Path(results_dir) / typed
+        return str(beside) if beside.exists() else typed
+    for candidate in (entry["typed"], entry["absolute"], str(Path(results_dir) / entry["from_results"])):
+        if os.path.exists(candidate):
+            return candidate
+    return entry["typed"]
+
+
+#: options renamed since older results folders were written: old name -> the names that replaced it
+#: (``--limit`` counted images in some studies and sentences in others)
+RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",), "limit": ("limit_images", "limit_sentences")}
+
+
+#: options added since older results folders were written: name -> the value those results were computed with
+ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes", "layer_dtype": "model"}
+
+
+def current_names(old: dict, new: dict) -> dict:
+    """An older config's options (``old``) under the names the current config (``new``) uses (options added
+    since take the value the older results had)."""
+    res = dict(old)
+    for name, value in ADDED_OPTIONS.items():
+        if name in new and name not in res:
+            res[name] = value
+    for name, successors in RENAMED_OPTIONS.items():
+        target = next((s for s in successors if s in new), None)
+        if name in res and name not in new and target is not None and target not in res:
+            res[target] = res.pop(name)
+    if isinstance(res.get("paths"), dict):
+        res["paths"] = current_names(res["paths"], new.get("paths") or {})
+    return res
+
+
+def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[Any, Any], bool]] | None = None,
+                 ignore: tuple[str, ...] = ()) -> dict | None:
+    """Refuse to resume into ``out`` when its config.json records an incompatible configuration (the
+    message names the options). Keys in ``growable`` may change when their test passes (a larger
+    ``--limit``); path options are compared by their absolute paths. Returns the old config."""
+    path = Path(out) / "config.json"
+    if not path.exists():
+        return None
+    old = read_json(path)
+    if not isinstance(old, dict):
+        raise LiteLVLMError(f"{path} is not a config.json of this project")
+    old = current_names(old, config)
+    skip = set(NOT_COMPARED) | set(ignore)
+    diff = [k for k in sorted(set(old) | set(config)) if k not in skip and old.get(k) != config.get(k)
+            and not (k in (growable or {}) and growable[k](old.get(k), config.get(k)))]
+    abs_old = {k: v["absolute"] for k, v in (old.get("paths") or {}).items()}
+    abs_new = {k: v["absolute"] for k, v in (config.get("paths") or {}).items()}
+    if "paths" in old:
+        diff += [k for k in sorted(set(abs_old) | set(abs_new)) if abs_old.get(k) != abs_new.get(k)]
+    else:  # a folder written before paths were stored portably: compare them as typed
+        diff += [k for k in PATH_OPTIONS if k not in ignore and old.get(k) != config.get(k)]
+    if diff:
+        raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: "
+                            f"{', '.join(_option(k) for k in diff)}); use another --out or delete it")
+    return old
+
+
+def check_same_model(out: str | Path, model: str | None, backend: str | None = None) -> None:
+    """Refuse to write into ``out`` when its config.json records results of another model (``--model``, or the
+    same string through another ``--backend``): a study that recomputes all its tables (``reversal``, ``sink``,
+    ``retention``) would otherwise replace that model's results without a word."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        return
+    old = read_json(path)
+    if not isinstance(old, dict):
+        raise LiteLVLMError(f"{path} is not a config.json of this project")
+    args = old["args"] if isinstance(old.get("args"), dict) else old
+    diff = [flag for flag, key, new in (("--model", "model", model), ("--backend", "backend", backend))
+            if key in args and args[key] != new]
+    if diff:
+        raise LiteLVLMError(f"{out} holds results of model {args.get('model')!r}"
+                            + (f" (backend {args.get('backend')!r})" if "--backend" in diff else "")
+                            + f" (differs in: {', '.join(diff)}); use another --out or delete it")
+
+
+class RunFolder:
+    """The ``--out`` folder of one run, as a context manager: an exclusive lock (a second run on
+    the same folder fails at once), stale temporary files of a killed run removed, and, when the
+    run fails with a LiteLVLMError, every file it created removed again (nothing new left behind).
+
+    ``owned``: optional outputs of the study (file names in the folder); :meth:`drop_stale` removes
+    those the current run does not write, so figures never draw the tables of an older run.
+    """
+
+    def __init__(self, out: str | Path, owned: tuple[str, ...] = ()):
+        self.out = Path(out)
+        self.owned = owned
+        self._fd: int | None = None
+        self._existed = self.out.exists()
+        self._before: set[Path] = set()
+
+    def __enter__(self) -> RunFolder:
+        import fcntl
+
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.out / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o666)
+        except OSError as e:
+            raise LiteLVLMError(f"--out {str(self.out)!r}: cannot write there ({e.strerror})") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise LiteLVLMError(f"--out {str(self.out)!r} is in use by another run (locked); wait for it to "
+                                "finish or use another --out") from None
+        for tmp in self.out.rglob(".*.tmp"):  # left by a killed run: nobody else writes here now
+            tmp.unlink(missing_ok=True)
+        self._before = set(self.out.rglob("*"))
+        return self
+
+    def drop_stale(self, written: set[str] | list[str]) -> list[str]:
+        """Remove the owned optional outputs that this run does not write; returns their names."""
+        gone = [n for n in self.owned if n not in set(written) and (self.out / n).exists()]
+        for n in gone:
+            (self.out / n).unlink()
+        return gone
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if kind is not None and issubclass(kind, LiteLVLMError):
+                self._remove_new()
+            elif kind is not None and not self._existed and {p.name for p in self.out.iterdir()} <= {LOCK_NAME}:
+                shutil.rmtree(self.out, ignore_errors=True)   # interrupted before it wrote anything
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _remove_new(self) -> None:
+        if not self._existed:
+            shutil.rmtree(self.out, ignore_errors=True)
+            return
+        new = sorted(set(self.out.rglob("*")) - self._before, key=lambda p: len(p.parts), reverse=True)
+        for p in new:
+            if p.is_dir():
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+            else:
+                p.unlink(missing_ok=True)
+        if not any(p.name != LOCK_NAME for p in self.out.iterdir()) and LOCK_NAME not in {p.name for p in self._before}:
+            (self.out / LOCK_NAME).unlink(missing_ok=True)
+
+
+def git_commit(root: str | Path | None = None) -> str | None:
+    """The commit of the checkout this project runs from (``+dirty`` with uncommitted changes to tracked
+    files); None for an installed copy or where git is missing."""
+    import subprocess
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def run_record() -> dict:
+    """The provenance record every study's config.json keeps under ``run`` (never compared on resume: it
+    describes the latest run): the command line, the start time (UTC), the library versions, the
+    project's version and git commit, the torch thread count, and when the record was written (UTC)."""
+    import datetime
+    import shlex
+
+    from litelvlm import __version__, cli
+    from litelvlm.versions import run_versions
+
+    argv = cli.CURRENT_ARGV
+    return {"command": None if argv is None else "litelvlm " + shlex.join(argv),
+            "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "litelvlm": __version__, "git_commit": git_commit(), "versions": run_versions(),
+            "torch_threads": torch_thread_count()}
+
+
+def torch_thread_count() -> int:
+    """The torch intra-op thread count of this run (``litelvlm.threads`` decides it), for config.json."""
+    import torch
+
+    return torch.get_num_threads()

@@ -1,0 +1,208 @@
+"""The figure style of every plot in the project, in one place.
+
+seaborn ``paper`` context, the colour-blind palette, TrueType (Type 42) fonts in PDF and
+PS output, sizes that fit one and two paper columns, and :func:`save_figure`, which writes
+a PDF and a PNG whose bytes depend only on the figure: no creation date, no software
+version stamp. ``SOURCE_DATE_EPOCH`` is honoured by matplotlib as well, but the dates are
+dropped altogether here so that the same results give the same bytes on any day.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+from litelvlm.io import atomic_path
+
+#: Widths in inches of a one-column and a two-column figure (ICML/NeurIPS-style layouts).
+ONE_COLUMN = 3.25
+TWO_COLUMN = 6.75
+#: Raster resolution of the PNG copies.
+PNG_DPI = 200
+#: The palette every plot draws from (seaborn's colour-blind-safe qualitative palette).
+PALETTE = "colorblind"
+#: Metadata written into every PDF/PNG: fixed, date-free, version-free.
+PDF_METADATA = {"Creator": "litelvlm", "Producer": "litelvlm", "CreationDate": None, "ModDate": None}
+PNG_METADATA = {"Software": "litelvlm"}
+FORMATS = ("pdf", "png")
+
+_RC = {
+    "pdf.fonttype": 42,  # TrueType, editable text in PDFs; no Type 3 fonts
+    "ps.fonttype": 42,
+    "svg.hashsalt": "litelvlm",  # stable SVG ids if anyone saves SVG
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],  # ships with matplotlib: identical glyphs everywhere
+    "savefig.dpi": PNG_DPI,
+    "figure.dpi": 100,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "image.cmap": "viridis",
+    "legend.frameon": False,
+}
+
+
+def apply_style() -> None:
+    """Set the project's matplotlib/seaborn style globally (idempotent).
+
+    Starts from matplotlib's defaults, so a notebook kernel (inline backend rc) and a
+    script draw the same figure.
+    """
+    matplotlib.rcdefaults()
+    sns.set_theme(context="paper", style="ticks", palette=PALETTE, rc=_RC)
+    matplotlib.rcParams.update(_RC)
+
+
+def palette(n: int | None = None) -> list[tuple[float, float, float]]:
+    """The colour-blind palette (``n`` colours; seaborn cycles it when ``n`` exceeds its 10)."""
+    return sns.color_palette(PALETTE, n)
+
+
+def method_label(method: str) -> str:
+    """The legend name of ``method``: a method of this project's own (its registry description carries ‡,
+    e.g. LiteLVLM‡, this project's reading of the paper) is marked as not in the official code."""
+    from litelvlm.methods import TABLE
+
+    return f"{method} (‡, not in the official code)" if method in TABLE and "‡" in TABLE[method][1] else method
+
+
+#: Every method's place in the style grid, fixed for good: a method keeps its colour and marker in every
+#: figure whatever else is drawn. A new method is appended here; one not listed gets a slot from its name.
+METHOD_ORDER = ("litelvlm", "litelvlm-ctx", "litelvlm-context", "clip_topsim", "random", "vispruner", "visionzip",
+                "prumerge", "prumerge+", "tome", "divprune", "fastv", "dart", "sparsevlm", "llm-attention",
+                "saliency", "none")
+#: markers of the style grid (one per row of 10 colours, shifted so no two slots below 100 share a pair)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+#: LiteLVLM, the method this project is about: black, thicker, drawn on top
+LITELVLM_STYLE = {"color": (0.0, 0.0, 0.0), "marker": "o", "lw": 2.2, "zorder": 4}
+
+
+def _slot(method: str) -> int:
+    if method in METHOD_ORDER:
+        return METHOD_ORDER.index(method)
+    import zlib
+
+    return len(METHOD_ORDER) + zlib.crc32(method.encode()) % (100 - len(METHOD_ORDER))
+
+
+def method_style(method: str) -> dict:
+    """The fixed line style of ``method`` in every figure: ``color``, ``marker``, ``lw`` and ``zorder`` (LiteLVLM
+    black and thicker; every other slot below 100 a distinct colour and marker pair)."""
+    if method == "litelvlm":
+        return dict(LITELVLM_STYLE)
+    i = _slot(method)
+    colors = palette(10)
+    return {"color": colors[i % 10], "marker": MARKERS[(i // 10 + i) % len(MARKERS)], "lw": 1.2, "zorder": 3}
+
+
+def method_colors(methods: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """The fixed colour of each method (:func:`method_style`), the same in every figure."""
+    return {m: method_style(m)["color"] for m in dict.fromkeys(methods)}
+
+
+def budget_axis(ax, budgets: Iterable) -> None:
+    """The x axis of every plot against the token budget: log2 scale, the budgets as its only ticks."""
+    ticks = sorted({int(b) for b in budgets})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("visual tokens kept (K)")
+
+
+def figsize(columns: int = 1, aspect: float = 0.75, height: float | None = None) -> tuple[float, float]:
+    """(width, height) in inches for a figure spanning ``columns`` (1 or 2) paper columns."""
+    if columns not in (1, 2):
+        raise ValueError(f"columns must be 1 or 2, got {columns}")
+    width = ONE_COLUMN if columns == 1 else TWO_COLUMN
+    return width, (height if height is not None else width * aspect)
+
+
+def figure(columns: int = 1, aspect: float = 0.75, nrows: int = 1, ncols: int = 1, **kwargs):
+    """``plt.subplots`` in the project style and a column-fitting size; returns ``(fig, axes)``."""
+    apply_style()
+    kwargs.setdefault("figsize", figsize(columns, aspect))
+    kwargs.setdefault("layout", "constrained")
+    return plt.subplots(nrows, ncols, **kwargs)
+
+
+def fig_ax(ax=None, size: tuple[float, float] = (1, 0.75)):
+    """``(ax.figure, ax)``, or a new figure in the project style (``size``: columns, aspect) and its axes."""
+    apply_style()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize(*size), layout="constrained")
+    return ax.figure, ax
+
+
+#: colour and size of the footnote that marks a figure made from random or toy weights
+FOOTNOTE_COLOR = "#b2182b"
+FOOTNOTE_SIZE = 6
+
+
+def weights_footnote(fig, *models: str | None) -> str | None:
+    """Write the weights banner of ``models`` (:func:`litelvlm.provenance.weights_banner`) under ``fig``
+    as a footnote; returns it, or None (nothing drawn) when every model has real weights."""
+    import textwrap
+
+    from litelvlm.provenance import weights_banner
+
+    banner = weights_banner(*models)
+    if banner is None:
+        return None
+    text = "\n".join(textwrap.wrap(banner, max(40, int(fig.get_figwidth() * 17))))  # fits the width
+    style = {"ha": "left", "va": "top", "fontsize": FOOTNOTE_SIZE, "color": FOOTNOTE_COLOR, "fontweight": "bold",
+             "gid": "weights-footnote"}
+    if not hasattr(fig.canvas, "get_renderer"):  # a closed or canvas-less figure: give it one to measure with
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()  # lay the figure out, then put the note under everything drawn
+    renderer = fig.canvas.get_renderer()
+    box = fig.get_tightbbox(renderer)
+    if box is None:
+        fig.text(0.01, 0.0, text, **style)
+        return banner
+    x = max(box.x0 / fig.get_figwidth(), 0.0)
+    lowest = min((leg.get_window_extent(renderer).y0 / fig.dpi for leg in fig.legends), default=float("inf"))
+    if lowest <= box.y0 + 1e-6:
+        # a figure legend at the bottom is anchored to the saved area's bottom edge, which a note
+        # below would move: the note goes above everything instead
+        fig.text(x, max(box.y1 / fig.get_figheight(), 1.0) + 0.005, text, **{**style, "va": "bottom"})
+    else:
+        fig.text(x, min(box.y0 / fig.get_figheight(), 0.0) - 0.01, text, **style)
+    return banner
+
+
+#: the gid of a figure that carries the note of the weights behind its own data (:func:`label_weights`):
+#: ``save_figures`` then adds no note of the whole results tree
+LABELLED_GID = "weights-labelled"
+
+
+def label_weights(fig, *models: str | None) -> str | None:
+    """:func:`weights_footnote` for the models that made THIS figure's data (one run of a tree holding
+    several), and mark the figure so that no note of the whole tree is added when it is saved."""
+    banner = weights_footnote(fig, *models)
+    fig.set_gid(LABELLED_GID)
+    return banner
+
+
+def save_figure(fig, out_dir: str | os.PathLike, name: str, formats: Iterable[str] = FORMATS,
+                close: bool = True) -> list[Path]:
+    """Write ``fig`` as ``out_dir/name.pdf`` and ``.png`` (atomically, reproducible bytes); return the paths."""
+    out_dir = Path(out_dir)
+    paths = []
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ValueError(f"unsupported figure format {fmt!r}; use one of {FORMATS}")
+        path = out_dir / f"{name}.{fmt}"
+        meta = PDF_METADATA if fmt == "pdf" else PNG_METADATA
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=PNG_DPI, metadata=dict(meta), bbox_inches="tight", pad_inches=0.02)
+        paths.append(path)
+    if close:
+        plt.close(fig)
+    return paths

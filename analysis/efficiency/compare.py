@@ -1,0 +1,169 @@
+"""Ratios against the unpruned baseline, the FLOPs-ideal limit, and the paper's numbers beside ours."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from litelvlm.methods import BASELINE
+
+#: The LiteLVLM paper's efficiency table (GLaMM-7B; baseline = 576 visual tokens, LiteLVLM at 192 / 64).
+PAPER = {
+    "prefill_ms": {576: 166.25, 192: 74.88, 64: 54.02},
+    "cuda_ms": {576: 340.89, 192: 265.83, 64: 237.35},
+    "activations_gb": {576: 0.81, 192: 0.35, 64: 0.21},
+    "flops_tb": {576: 4.66, 192: 2.11, 64: 1.27},
+}
+
+
+#: Methods whose efficiency numbers are in ``PAPER``: only LiteLVLM's. The paper's own FastV and
+#: VisPruner numbers could not be read from an available text of arXiv 2605.13178, so those rows'
+#: paper columns stay empty (never LiteLVLM's ratios beside another method).
+PAPER_METHODS = ("litelvlm",)
+#: FastV's setting in the authors' compiled GLaMM port (``modeling_llama_fastv`` ``LlamaModel.__init__``
+#: L576-581): prune at layer 2, keep ``fast_v_attention_rank`` (192 by default) of 576 visual tokens.
+PAPER_FASTV_SETTING = "K=2, kept = attention rank (192 of 576 by default; compiled GLaMM port)"
+
+
+def fastv_setting(budget: int, fastv_layer: int, visual: int = 576) -> str:
+    """FastV's (K, R) as run here: prune at layer K down to ``budget`` visual tokens, R = share pruned."""
+    return f"K={fastv_layer}, R={1 - budget / visual:.1%} (budget-matched: {budget} of {visual} kept)"
+
+
+def paper_ratio(metric: str, budget: int) -> float:
+    """Baseline / pruned for one of the paper's metrics (NaN where the paper has no number)."""
+    vals = PAPER[metric]
+    return vals[576] / vals[budget] if budget in vals else float("nan")
+
+
+def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
+    """Add baseline/row ratios within each ``group`` (e.g. per attention implementation).
+
+    The baseline row is ``method == BASELINE`` (``none``). Ratios: ``flops_ideal_speedup`` (LLM FLOPs),
+    ``e2e_flops_ideal_speedup``, ``prefill_speedup``, ``cuda_speedup``, ``e2e_speedup``,
+    ``e2e_cuda_speedup``, ``act_reduction``, ``e2e_act_reduction``, and how close the measured
+    prefill speedup comes to the FLOPs-ideal one (``prefill_frac_of_ideal``).
+    """
+    pairs = {
+        "flops_ideal_speedup": "llm_tflops_measured",
+        "e2e_flops_ideal_speedup": "e2e_tflops",
+        "prefill_speedup": "prefill_ms",
+        "cuda_speedup": "llm_cuda_ms",
+        "e2e_speedup": "e2e_ms",
+        "e2e_cuda_speedup": "e2e_cuda_ms",
+        "act_reduction": "llm_act_mb",
+        "e2e_act_reduction": "e2e_act_mb",
+        "meta_act_reduction": "llm_act_mb_meta",
+        "paper_flops_speedup": "paper_tflops",          # the paper's definitions (analysis.efficiency.paper)
+        "paper_act_reduction": "paper_activation_gib",
+        "paper_def_prefill_speedup": "paper_prefill_ms",  # the decoder-layer loop only (analysis.efficiency.layer_timer)
+        "cuda_time_reading_speedup": "cuda_time_reading_ms",  # this project's reading of the paper's CUDA time
+    }
+    out = []
+    for _, g in df.groupby(group, sort=False, dropna=False):
+        g = g.copy()
+        base = g[g["method"] == BASELINE]
+        for ratio, col in pairs.items():
+            if col not in g:
+                continue
+            b = float(base[col].iloc[0]) if len(base) else math.nan
+            g[ratio] = b / g[col]
+        if "prefill_speedup" in g:
+            g["prefill_frac_of_ideal"] = g["prefill_speedup"] / g["flops_ideal_speedup"]
+        if "e2e_speedup" in g:
+            g["e2e_frac_of_ideal"] = g["e2e_speedup"] / g["e2e_flops_ideal_speedup"]
+        if "selector_ms" in g and len(base):
+            g["selector_overhead_pct"] = 100 * (g["selector_ms"] + g["text_ms"]) / float(base["prefill_ms"].iloc[0])
+        out.append(g)
+    return pd.concat(out, ignore_index=True)
+
+
+def _paper(ours: bool, metric: str, budget: int) -> float:
+    return paper_ratio(metric, budget) if ours else math.nan
+
+
+def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
+                     fastv_layer: int | None = None) -> pd.DataFrame:
+    """One row per (attention, method, budget in ``budgets``): our ratios next to the paper's.
+
+    The paper columns hold the paper's numbers for that row's method (NaN where the paper's number
+    is not available); FastV rows state their (K, R) setting when ``fastv_layer`` is given.
+    """
+    rows = []
+    keep = df[df["budget"].isin(budgets) & (df["method"] != BASELINE)]
+    for _, r in keep.iterrows():
+        b = int(r["budget"])
+        ours = r["method"] in PAPER_METHODS
+        row = {"attn": r.get("attn"), "method": r["method"], "budget": b,
+               "flops_ratio": r.get("flops_ideal_speedup"),
+               "paper_def_tflops": r.get("paper_tflops", math.nan),
+               "paper_def_flops_ratio": r.get("paper_flops_speedup", math.nan),
+               "flops_ratio_paper": _paper(ours, "flops_tb", b),
+               "paper_convention_tmacs": r.get("llm_tmacs_paper_convention"),
+               "paper_tb": PAPER["flops_tb"].get(b, math.nan) if ours else math.nan,
+               "prefill_speedup": r.get("prefill_speedup", math.nan),
+               "prefill_speedup_paper": _paper(ours, "prefill_ms", b),
+               "paper_def_prefill_speedup": r.get("paper_def_prefill_speedup", math.nan),
+               "prefill_frac_of_ideal": r.get("prefill_frac_of_ideal", math.nan),
+               "e2e_speedup": r.get("e2e_speedup", math.nan),
+               "e2e_flops_ideal_speedup": r.get("e2e_flops_ideal_speedup", math.nan),
+               "cuda_speedup": r.get("e2e_cuda_speedup", math.nan),
+               "cuda_time_reading_speedup": r.get("cuda_time_reading_speedup", math.nan),
+               "cuda_speedup_paper": _paper(ours, "cuda_ms", b),
+               "act_reduction": r.get("act_reduction", r.get("meta_act_reduction", math.nan)),
+               "act_reduction_meta": r.get("meta_act_reduction", math.nan),
+               "paper_def_activation_gib": r.get("paper_activation_gib", math.nan),
+               "paper_def_act_reduction": r.get("paper_act_reduction", math.nan),
+               "act_reduction_paper": _paper(ours, "activations_gb", b),
+               "selector_overhead_pct": r.get("selector_overhead_pct", math.nan)}
+        if fastv_layer is not None:
+            row["setting"] = fastv_setting(b, fastv_layer) if r["method"] == "fastv" else ""
+            row["setting_paper"] = PAPER_FASTV_SETTING if r["method"] == "fastv" else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+#: The paper's quantities (columns of ``efficiency.csv``) under the names the terminal gives them, and the
+#: key of the paper's own LiteLVLM numbers in :data:`PAPER`.
+PAPER_NAMES = {"paper_tflops": ("TFLOPs (paper's definition)", "flops_tb"),
+               "paper_activation_gib": ("storing activation GiB (paper's definition)", "activations_gb"),
+               "paper_prefill_ms": ("prefill ms (paper's definition: decoder-layer loop)", "prefill_ms"),
+               "cuda_time_reading_ms": ("CUDA time ms (this project's reading: whole pipeline)", "cuda_ms")}
+
+
+def paper_summary(df: pd.DataFrame) -> str:
+    """The rows' quantities on the paper's definitions (``analysis.efficiency.paper``), named as such, for the terminal:
+    one methods x budgets table per quantity (per attention kernel for the timed ones), unmeasured ones left
+    out; the paper's own LiteLVLM numbers as a last row only beside full-size (``glamm-7b``) rows."""
+    full_size = "arch" in df and (df["arch"] == "glamm-7b").all()
+    blocks = []
+    for col, (name, paper_key) in PAPER_NAMES.items():
+        if col not in df or df[col].isna().all():
+            continue
+        timed = col.endswith("_ms") and "attn" in df
+        for attn, g in (df.groupby("attn", sort=False) if timed else [(None, df)]):
+            table = g.pivot_table(index="method", columns="budget", values=col, aggfunc="first", sort=False)
+            if full_size:
+                table.loc["the paper's own: litelvlm"] = pd.Series(PAPER[paper_key])
+            table = table[sorted(table.columns, reverse=True)]
+            table.columns.name, table.index.name = "K", None
+            if col == "cuda_time_reading_ms" and g["device"].astype(str).str.startswith("CPU").all():
+                name = "whole-pipeline wall time ms (a CPU run: this project's reading of the CUDA time, not CUDA)"
+            blocks.append(f"{name}{f', {attn}' if attn else ''}:\n"
+                          + table.to_string(float_format=lambda v: f"{v:.4g}", na_rep=""))
+    return ("On the paper's definitions (the authors' compiled GLaMM code; CUDA time: this project's reading, "
+            "defined in no released file):\n" + "\n".join(blocks))
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
+    """A GitHub-flavoured markdown table (NaN shown as an em dash)."""
+    def fmt(v):
+        if isinstance(v, float):
+            return "—" if math.isnan(v) else floatfmt.format(v)
+        return str(v)
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,218 @@
+"""``litelvlm efficiency``: FLOPs (analytic and FlopCounterMode), prefill time, CUDA time and
+activation memory of GLaMM per pruning method and visual-token budget.
+
+What is measured is the library's pipeline (``litelvlm.lvlm.GlammPipeline``, the one
+``eval-grounding`` runs) with random weights, built from the ``litelvlm.glamm.config.ARCHS`` preset
+of ``--arch``, in the parts of ``analysis.efficiency.parts``. FLOPs are always counted on the ``meta``
+device (the full 7B model needs no memory; ``analysis.efficiency.count``); so is the activation memory of
+every LLM prefill (``llm_act_mb_meta``: bytes of the tensors a forward creates, at their peak).
+Without ``--flops-only`` every part is also run with random weights on ``--device`` and timed
+(median wall time after warm-ups; summed CUDA kernel time on GPUs) and its peak activation memory
+measured, once per attention implementation in ``--attn`` (``analysis.efficiency.measure``).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from analysis.efficiency import count as _count
+from analysis.efficiency import measure as _measure
+from analysis.efficiency.arch import get_arch
+from analysis.efficiency.options import EfficiencyArgs, check_args
+from litelvlm.cli_args import split_list
+from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import BASELINE
+from litelvlm.versions import dist_version
+
+log = logging.getLogger(__name__)
+
+def _validate(a: EfficiencyArgs):
+    """(arch, methods, budgets, attns, dtype name) of ``a``: the checks of
+    :func:`analysis.efficiency.options.check_args`, then those that need the methods, the arch and torch."""
+    from litelvlm.pruning import get_method
+
+    check_args(a)
+
+    arch = get_arch(a.arch, a.text_tokens)
+    methods = split_list(a.methods)
+    try:
+        budgets = split_list(a.budgets, int)
+    except ValueError as e:
+        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
+    for m in methods:
+        spec = get_method(m)
+        if spec.oracle:
+            raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
+    n = arch.num_patches
+    bad = [b for b in budgets if not 1 <= b <= n]
+    if bad or not budgets:
+        raise LiteLVLMError(f"--budgets must lie in 1..{n} (the number of visual tokens); got {bad or budgets}")
+    if not 1 <= a.fastv_layer < arch.glamm.llm_layers:
+        raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.glamm.llm_layers - 1} for --arch {a.arch}")
+    attns = split_list(a.attn)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise LiteLVLMError("--device cuda: no CUDA device is visible (use --device cpu, or --flops-only)")
+    if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":
+        raise LiteLVLMError("timing the full-size glamm-7b on a CPU is not supported; use --arch scaled on a CPU, "
+                            "--device cuda, or --flops-only")
+    dtype = a.dtype or ("float32" if (a.device == "cpu" and not a.flops_only) else "bfloat16")
+    if a.device == "cpu" and not a.flops_only and dtype == "float16":
+        raise LiteLVLMError("--dtype float16 is not supported for CPU timing; use float32 or bfloat16")
+    return arch, methods, sorted(set(budgets), reverse=True), attns, dtype
+
+
+def _pairs(methods: list[str], budgets: list[int], n: int) -> list[tuple[str, int]]:
+    """(method, budget) rows: the baseline once at K = N, every other method at every budget."""
+    pairs = [(BASELINE, n)]
+    pairs += [(m, b) for m in methods if m != BASELINE for b in budgets]
+    return pairs
+
+
+def run_efficiency(a: EfficiencyArgs) -> int:
+    """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
+    prev = torch.get_num_threads()
+    try:
+        return _run(a)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
+    from analysis.efficiency.compare import add_ratios, comparison_table, paper_summary, to_markdown
+    from analysis.efficiency.flops import fit_paper_text_tokens
+    from analysis.efficiency.paper import DEFINITIONS as PAPER_DEFINITIONS
+    from litelvlm.io import atomic_path, write_csv, write_json
+
+    if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":  # the defaults: nothing to refuse
+        from dataclasses import replace
+
+        print("efficiency: the full-size glamm-7b is not timed on a CPU; counting its FLOPs and activation bytes "
+              "only (as --flops-only). Time it with --device cuda, or on a CPU with --arch scaled.", file=sys.stderr)
+        a = replace(a, flops_only=True)
+    arch, methods, budgets, attns, dtype_name = _validate(a)
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
+    chain = a.e2e == "chain" or (a.e2e == "auto" and a.device == "cuda")
+    dtype = getattr(torch, dtype_name)
+    out = Path(a.out)
+    t0 = time.perf_counter()
+    pairs = _pairs(methods, budgets, arch.num_patches)
+    df = _count.flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
+    log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
+    if not a.flops_only:
+        tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain)
+        if a.device == "cpu":
+            from litelvlm.threads import busy_warning
+
+            if busy := busy_warning():
+                print(f"efficiency: warning: {busy}", file=sys.stderr)
+        df = df.merge(tm, on=["attn", "method", "budget"], how="left")
+    else:
+        df["device"] = "meta (FLOPs and activation bytes only)"
+        df["dtype"] = dtype_name
+    df = add_ratios(df, ["attn"])
+    if "method" in df and BASELINE not in methods:
+        df = df[df["method"] != BASELINE].reset_index(drop=True)
+    cmp = comparison_table(df, fastv_layer=a.fastv_layer)
+    from analysis.common.study import run_record
+
+    config = {
+        "command": "litelvlm efficiency " + " ".join(_argv(a)),
+        "arch": arch.to_dict(), "methods": methods, "budgets": budgets, "attn_implementations": attns,
+        "attn_note": "eager = the LLM attention of GLaMM (explicit softmax(QK^T)V); sdpa = "
+                     "torch.nn.functional.scaled_dot_product_attention",
+        "dtype": dtype_name, "device": _measure.device_name(a.device) if not a.flops_only else "meta",
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
+        "flops_only": a.flops_only, "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
+        "torch_threads": torch.get_num_threads(), "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
+        "flops_conventions": {
+            "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n)",
+            "llm_tmacs_fastv_convention": "L*(4nd^2 + 2n^2 d + 2ndm) multiply-accumulates (FastV paper)",
+            "llm_tmacs_paper_convention": "L*(4nd^2 + 2n^2 d + 3ndm) multiply-accumulates, no LM head",
+        },
+        "paper_definitions": PAPER_DEFINITIONS,
+        "paper_flops_fit": fit_paper_text_tokens(arch.glamm) if arch.name == "glamm-7b" else None,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "run": run_record(),
+    }
+    write_csv(out / "efficiency.csv", df)
+    write_csv(out / "comparison.csv", cmp)
+    with atomic_path(out / "comparison.md") as tmp:
+        tmp.write_text(to_markdown(cmp))
+    if a.figures:
+        _figures(df, out)
+    write_json(out / "config.json", config)
+    print(paper_summary(df))
+    print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s")
+    return 0
+
+
+def load_efficiency(out: str | Path) -> dict:
+    """The tables of an ``efficiency`` output folder: ``efficiency`` and ``comparison`` (DataFrames), ``config``."""
+    import json
+
+    out = Path(out)
+    path = out / "efficiency.csv"
+    if not path.exists():
+        raise LiteLVLMError(f"{path} not found: run `litelvlm efficiency --out {out}` first")
+    tables = {"efficiency": pd.read_csv(path), "config": json.loads((out / "config.json").read_text())}
+    if (out / "comparison.csv").exists():
+        tables["comparison"] = pd.read_csv(out / "comparison.csv")
+    return tables
+
+
+def _figures(df: pd.DataFrame, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from analysis.common.style import save_figure
+    from analysis.efficiency.plots import (
+        has_cuda_time,
+        plot_cuda_time_vs_budget,
+        plot_flops_vs_budget,
+        plot_memory_vs_budget,
+        plot_prefill_vs_budget,
+    )
+
+    plots = [("efficiency_flops", plot_flops_vs_budget)]
+    if "prefill_ms" in df and df["prefill_ms"].notna().any():
+        plots.append(("efficiency_prefill", plot_prefill_vs_budget))
+    if has_cuda_time(df):
+        plots.append(("efficiency_cuda", plot_cuda_time_vs_budget))
+    plots.append(("efficiency_memory", plot_memory_vs_budget))
+    for name, fn in plots:
+        fig, _ = fn(df)
+        save_figure(fig, out, name, formats=("png",))
+        plt.close(fig)
+
+
+def _argv(a: EfficiencyArgs) -> list[str]:
+    parts = ["--arch", a.arch, "--methods", *split_list(a.methods), "--budgets", *map(str, split_list(a.budgets))]
+    if a.flops_only:
+        parts.append("--flops-only")
+    else:
+        parts += ["--device", a.device, "--warmup", str(a.warmup), "--repeats", str(a.repeats)]
+        if a.threads is not None:
+            parts += ["--threads", str(a.threads)]
+        if a.e2e != "auto":
+            parts += ["--e2e", a.e2e]
+    if a.dtype:
+        parts += ["--dtype", a.dtype]
+    parts += ["--attn", *split_list(a.attn)]
+    if a.text_tokens is not None:
+        parts += ["--text-tokens", str(a.text_tokens)]
+    if a.fastv_layer != 2:
+        parts += ["--fastv-layer", str(a.fastv_layer)]
+    if not a.figures:
+        parts.append("--no-figures")
+    return parts + ["--out", a.out]
+
+
+

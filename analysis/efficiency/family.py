@@ -1,0 +1,54 @@
+"""Figure family 6, efficiency: FLOPs, prefill time, CUDA time and activation memory against the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis.efficiency import plots
+from analysis.figures.family import Family
+
+
+def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
+    """Small efficiency results: FLOPs and meta-device memory of the tiny GLaMM (no timing, a few seconds)."""
+    from litelvlm.cli import main
+
+    rc = main(["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "prumerge", "tome", "divprune",
+               "fastv", "dart", "sparsevlm",
+               "--budgets", "576", "192", "64", "--attn", "eager", "--no-figures", "--out", str(out_dir)])
+    if rc:
+        raise RuntimeError(f"litelvlm efficiency exited with status {rc}")
+
+
+def read_efficiency(results_dir: Path) -> dict:
+    """The efficiency tables of a results folder."""
+    from analysis.efficiency.compute import load_efficiency
+
+    return load_efficiency(results_dir)
+
+
+def draw_efficiency(tables: dict) -> dict:
+    """FLOPs, prefill and CUDA-time speedups and memory per method against the budget, per attention."""
+    df = tables["efficiency"]
+    figs = {}
+    for attn in df["attn"].unique():
+        figs[f"flops_{attn}"], _ = plots.plot_flops_vs_budget(df, attn=attn)
+        if "prefill_speedup" in df and df["prefill_speedup"].notna().any():
+            figs[f"prefill_{attn}"], _ = plots.plot_prefill_vs_budget(df, attn=attn)
+        if plots.has_cuda_time(df):
+            figs[f"cuda_{attn}"], _ = plots.plot_cuda_time_vs_budget(df, attn=attn)
+        figs[f"memory_{attn}"], _ = plots.plot_memory_vs_budget(df, attn=attn)
+    return figs
+
+
+#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
+FAMILY = Family(
+    name="efficiency", notebook="06_efficiency", title="Efficiency",
+    description="FLOPs, prefill time, CUDA time and memory per budget on the paper's definitions (its compiled "
+                "loop's FLOPs and storing activation, the decoder-layer-loop prefill; CUDA time in this project's "
+                "reading), with the paper's numbers and the FLOPs-ideal limit drawn in.",
+    command="litelvlm efficiency", requires=("analysis.efficiency.compute", "analysis.efficiency.plots"),
+    subdir="efficiency", make_smoke=smoke_efficiency, read=read_efficiency, draw=draw_efficiency,
+    smoke_note="`litelvlm efficiency --arch tiny --flops-only` (the tiny GLaMM on the meta device: FLOPs and "
+               "activation bytes, no timing; timing needs a real run, see the README)",
+    results_files=("efficiency.csv",),
+    make_results="litelvlm efficiency --out {out}")

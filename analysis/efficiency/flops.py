@@ -1,0 +1,158 @@
+"""FLOPs of the GLaMM pipeline per method and budget: the analytic count and FlopCounterMode's.
+
+Conventions (n tokens, Llama with d, L, m, V):
+
+* ``exact``: 2·L·(4·n·d² + 2·n²·d + 3·n·d·m) + 2·n·d·V floating-point operations (a multiply-add
+  is 2; q/k/v/o projections, the two attention matmuls over the full n×n score matrix, SwiGLU's three
+  matrices, the LM head on every position). FlopCounterMode counts exactly this.
+* ``fastv``: the FastV paper's L·(4·n·d² + 2·n²·d + 2·n·d·m): multiply-accumulates, a two-matrix FFN,
+  no LM head.
+* ``mac_swiglu``: L·(4·n·d² + 2·n²·d + 3·n·d·m) multiply-accumulates (no LM head), i.e. half the
+  exact count without the head. The LiteLVLM paper's 4.66 / 2.11 / 1.27 "TB" follow this one.
+
+One token schedule per method (:class:`TokenPlan`: the visual tokens each LLM layer sees, as stages
+``[(first_layer, visual_tokens), ...]``) drives both the analytic count here and the prefill the
+study runs (``analysis.efficiency.parts``): ``none`` is [(0, N)], CLIP-side methods [(0, K)], FastV
+[(0, N), (K_layer, K)]; a method pruning at several LLM layers (SparseVLM: 576 tokens in layers
+0-2, then fewer from layers 3, 7 and 16) is a longer list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from analysis.efficiency.arch import EffArch
+from litelvlm.errors import LiteLVLMError
+from litelvlm.glamm.config import GlammArch
+
+#: The LiteLVLM paper's LLM FLOPs ("TB") at 576 / 192 / 64 visual tokens.
+PAPER_TFLOPS = {576: 4.66, 192: 2.11, 64: 1.27}
+
+
+@dataclass(frozen=True)
+class TokenPlan:
+    """How many tokens each LLM layer sees: ``text_tokens`` text tokens at every layer, and the visual
+    tokens of ``stages`` = ((first_layer, visual_tokens), ...): from ``first_layer`` on (up to the next
+    stage's first layer) the layers see ``visual_tokens``. The first stage starts at layer 0."""
+
+    text_tokens: int
+    stages: tuple[tuple[int, int], ...]
+    #: the LLM-side method that realises a multi-stage plan, and its budget ("" / 0: none needed)
+    method: str = ""
+    budget: int = 0
+
+    def __post_init__(self) -> None:
+        firsts = [first for first, _ in self.stages]
+        if not firsts or firsts[0] != 0 or any(b <= a for a, b in zip(firsts, firsts[1:])):
+            raise LiteLVLMError(f"token stages must start at layer 0 with increasing layers; got {self.stages}")
+
+    @classmethod
+    def uniform(cls, n: int) -> TokenPlan:
+        """Every layer sees ``n`` tokens (counted as text: the count does not tell them apart)."""
+        return cls(n, ((0, 0),))
+
+    @property
+    def n_before(self) -> int:
+        """Tokens entering the LLM (the first layers)."""
+        return self.text_tokens + self.stages[0][1]
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens at the LLM output (what the LM head and the final hidden states see)."""
+        return self.text_tokens + self.stages[-1][1]
+
+    @property
+    def prune_layer(self) -> int:
+        """The first layer that sees fewer tokens than the input (0: pruned before the LLM, or not at all)."""
+        return self.stages[1][0] if len(self.stages) > 1 else 0
+
+    def layers(self, num_layers: int) -> list[tuple[int, int]]:
+        """[(count of layers, tokens)] per stage, for an LLM of ``num_layers`` layers."""
+        if self.stages[-1][0] >= num_layers:
+            raise LiteLVLMError(f"token stages {self.stages} need more than {num_layers} LLM layers")
+        ends = [first for first, _ in self.stages[1:]] + [num_layers]
+        return [(end - first, self.text_tokens + visual) for (first, visual), end in zip(self.stages, ends)]
+
+
+def token_plan(arch: EffArch, method: str, budget: int, fastv_layer: int = 2) -> TokenPlan:
+    """The token schedule of ``method`` at visual budget ``budget``, as the method declares it
+    (``Method.schedule``; ``fastv_layer`` feeds the methods whose option ``--fastv-layer`` sets): CLIP-side
+    methods and DivPrune feed K tokens to layer 0, FastV and DART prune once inside the LLM, SparseVLM at its
+    official layers. The plan names the method when the method itself must run to realise it (its selection
+    happens with the LLM), not for CLIP-side methods or the unpruned baseline."""
+    from types import SimpleNamespace
+
+    from litelvlm.methods import get_method
+
+    spec = get_method(method)
+    budget = arch.num_patches if spec.baseline else budget
+    options = spec.options_from(SimpleNamespace(fastv_layer=fastv_layer))
+    stages = tuple(spec.schedule(budget, arch.num_patches, arch.glamm.llm_layers, **options))
+    runs = spec.stage != "clip" and not spec.baseline
+    return TokenPlan(arch.text_tokens, stages, method if runs else "", budget if runs else 0)
+
+
+def llm_flops_exact(s: GlammArch, plan: TokenPlan, lm_head: bool = True) -> int:
+    """Exact FLOPs of a Llama/SwiGLU prefill with the token schedule ``plan`` (see the module docstring)."""
+    d, m, V = s.llm_hidden, s.llm_intermediate, s.vocab_size
+    total = sum(2 * c * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) for c, n in plan.layers(s.llm_layers))
+    return total + (2 * plan.n_tokens * d * V if lm_head else 0)
+
+
+def llm_macs_fastv_convention(s: GlammArch, plan: TokenPlan) -> int:
+    """The FastV paper's count: multiply-accumulates, two-matrix FFN, no LM head."""
+    d, m = s.llm_hidden, s.llm_intermediate
+    return sum(c * (4 * n * d * d + 2 * n * n * d + 2 * n * d * m) for c, n in plan.layers(s.llm_layers))
+
+
+def llm_macs_swiglu(s: GlammArch, plan: TokenPlan) -> int:
+    """Multiply-accumulates with the three-matrix SwiGLU FFN, no LM head (the LiteLVLM paper's count)."""
+    return llm_flops_exact(s, plan, lm_head=False) // 2
+
+
+def count_flops(fn: Callable[[], object]) -> tuple[int, dict[str, int]]:
+    """Run ``fn`` under FlopCounterMode: (total FLOPs, FLOPs per aten op)."""
+    fc = FlopCounterMode(display=False)
+    with torch.no_grad(), fc:
+        fn()
+    return int(fc.get_total_flops()), {str(k): int(v) for k, v in fc.get_flop_counts().get("Global", {}).items()}
+
+
+def fit_paper_text_tokens(s: GlammArch, paper: dict[int, float] | None = None, visual: int = 576) -> dict:
+    """For each convention, the sequence length n (and text tokens n - K) that reproduces each of the
+    paper's FLOPs figures, plus the single best text-token count (least squares) and its errors."""
+    from scipy.optimize import brentq, minimize_scalar
+
+    paper = paper or PAPER_TFLOPS
+    convs: dict[str, Callable[[int], float]] = {
+        "exact": lambda n: llm_flops_exact(s, TokenPlan.uniform(n)),
+        "exact_no_head": lambda n: llm_flops_exact(s, TokenPlan.uniform(n), lm_head=False),
+        "fastv": lambda n: llm_macs_fastv_convention(s, TokenPlan.uniform(n)),
+        "mac_swiglu": lambda n: llm_macs_swiglu(s, TokenPlan.uniform(n)),
+    }
+
+    def cont(f):  # the counts are polynomials in n: evaluate on reals via exact integer fit
+        a0, a1, a2 = f(0), f(1), f(2)
+        c2 = (a2 - 2 * a1 + a0) / 2
+        c1 = a1 - a0 - c2
+        return lambda x: c2 * x * x + c1 * x + a0
+
+    out = {}
+    for name, f in convs.items():
+        g = cont(f)
+        ns = {k: brentq(lambda x, t=t, g=g: g(x) - t * 1e12, 1e-6, 1e6) for k, t in paper.items()}
+        text = {k: ns[k] - k for k in paper}
+
+        def sse(t, g=g):
+            return sum((g(k + t) / 1e12 - v) ** 2 for k, v in paper.items())
+
+        best = minimize_scalar(sse, bounds=(0, 2000), method="bounded").x
+        out[name] = {"n": {int(k): round(v, 1) for k, v in ns.items()},
+                     "text_tokens": {int(k): round(v, 1) for k, v in text.items()},
+                     "best_text_tokens": round(float(best), 1),
+                     "tflops_at_best": {int(k): round(g(k + best) / 1e12, 3) for k in paper}}
+    return out

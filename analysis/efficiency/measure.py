@@ -1,0 +1,124 @@
+"""The timing rows of ``litelvlm efficiency``: wall time, CUDA time and activation memory on a device.
+
+One random-weight pipeline (:func:`~analysis.efficiency.build.build_pipeline`) per run, its LLM and CLIP
+attention switched per ``--attn`` value; the parts of :class:`~analysis.efficiency.parts.PipelineParts` are
+timed (median wall time after warm-ups, LLM prefills round-robin; summed CUDA kernel time on GPUs)
+and their peak activation memory measured (:func:`litelvlm.memory.peak_activation_bytes`). Beside them,
+the paper's prefill time (``paper_prefill_ms``: the decoder-layer loop only, timed during the same calls,
+:class:`~analysis.efficiency.layer_timer.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
+(``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import platform
+import statistics
+
+import pandas as pd
+import torch
+
+from analysis.efficiency.arch import EffArch
+from analysis.efficiency.count import MB
+from analysis.efficiency.parts import PipelineParts
+
+log = logging.getLogger("analysis.efficiency.compute")
+
+
+def timing_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], device: str | torch.device,
+                dtype: torch.dtype, fastv_layer: int, warmup: int, repeats: int, chain: bool = True) -> pd.DataFrame:
+    """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention
+    implementation (one pipeline, the same weights, its LLM and CLIP attention switched)."""
+    from analysis.efficiency.build import build_pipeline, set_attention
+
+    pipe = build_pipeline(arch, device, dtype, attns[0])
+    parts, frames = None, []
+    try:
+        parts = PipelineParts(pipe, arch, fastv_layer)
+        for attn in attns:
+            set_attention(pipe, attn)
+            frames.append(_time_pipeline(parts, attn, pairs, warmup, repeats, chain))
+    finally:
+        del parts, pipe
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]], warmup: int, repeats: int,
+                   chain: bool) -> pd.DataFrame:  # > 60 lines: one interleaved timing loop: splitting it would split its rounds
+    """Timing rows of one :class:`~analysis.efficiency.parts.PipelineParts` with attention ``attn``.
+
+    Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens
+    share it), all plans round-robin (see ``interleaved_wall_ms``); the selector is timed per (method,
+    budget), and so is the end-to-end chain (``GlammPipeline.ground`` after the per-image steps) with its
+    CUDA time and memory when ``chain`` (else ``e2e_ms`` is the sum of the parts' medians, memory not
+    measured).
+    """
+    from tqdm.auto import tqdm
+
+    from analysis.efficiency.flops import token_plan
+    from analysis.efficiency.layer_timer import LayerLoopTimer, llm_layers
+    from analysis.efficiency.parts import needs_text
+    from analysis.efficiency.timing import cuda_time_ms, interleaved_wall_ms, wall_time_ms
+    from litelvlm.memory import peak_activation_bytes
+    from litelvlm.methods import get_method
+
+    device, arch, fastv_layer = parts.pipe.device, parts.arch, parts.fastv_layer
+
+    def wall(fn) -> float:
+        return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
+
+    clip_ms, text_ms, sam_ms = wall(parts.run_clip), wall(parts.run_text), wall(parts.run_sam)
+    plans = {token_plan(arch, m, b, fastv_layer): None for m, b in pairs}
+    prefill = {plan: functools.partial(parts.run_prefill, plan) for plan in plans}
+    loops: dict = {plan: [] for plan in plans}  # the paper's prefill time of each timed call (layer loop only)
+
+    def looped(plan):
+        with LayerLoopTimer(llm_layers(parts.pipe), device) as t:
+            out = prefill[plan]()
+        loops[plan].append(t.ms)
+        return out
+
+    log.info("timing %d LLM prefills round-robin (%s)", len(prefill), attn)
+    walls = interleaved_wall_ms({plan: functools.partial(looped, plan) for plan in plans}, device,
+                                warmup=warmup, repeats=repeats)
+    paper_ms = {plan: statistics.median(v[warmup:]) for plan, v in loops.items()}
+    llm = {plan: (walls[plan]["median"], walls[plan]["min"], cuda_time_ms(fn, device),
+                  peak_activation_bytes(fn, device)[0]) for plan, fn in prefill.items()}
+    rows = []
+    for method, budget in tqdm(pairs, desc=f"timing ({attn})", leave=False):
+        plan = token_plan(arch, method, budget, fastv_layer)
+        prefill_ms, prefill_min, cuda, act = llm[plan]
+
+        def e2e(m=method, b=budget):
+            return parts.run_e2e(m, b)
+
+        def selection(m=method, b=budget):
+            return parts.run_select(m, b)
+
+        sel_ms = 0.0 if get_method(method).stage != "clip" else wall(selection)  # LLM-side: inside the prefill
+        text = text_ms if needs_text(method) else 0.0
+        if chain:
+            e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
+            e2e_act = peak_activation_bytes(e2e, device)[0] / MB
+        else:
+            e2e_ms, e2e_cuda, e2e_act = clip_ms + text + sel_ms + prefill_ms + sam_ms, float("nan"), float("nan")
+        rows.append({
+            "attn": attn, "method": method, "budget": budget, "device": device_name(device),
+            "dtype": str(parts.pipe.dtype)[6:], "prefill_ms": prefill_ms, "prefill_min_ms": prefill_min,
+            "llm_cuda_ms": cuda, "llm_act_mb": act / MB, "paper_prefill_ms": paper_ms[plan],
+            "clip_ms": clip_ms, "text_ms": text, "selector_ms": sel_ms, "sam_ms": sam_ms,
+            "e2e_ms": e2e_ms, "e2e_mode": "chain" if chain else "sum of parts", "e2e_cuda_ms": e2e_cuda,
+            "e2e_act_mb": e2e_act, "cuda_time_reading_ms": e2e_ms,
+        })
+    return pd.DataFrame(rows)
+
+
+def device_name(device) -> str:
+    """The device in words (GPU name; CPU model and torch threads)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

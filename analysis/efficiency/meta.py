@@ -1,0 +1,105 @@
+"""Running the pipeline on the ``meta`` device for counting, and the selectors on true shapes.
+
+On ``meta`` nothing is computed, so the few places where transformers reads a value back
+(``bool(mask.all())``: "is the all-ones attention mask all ones?", to skip building a causal mask)
+cannot run; :class:`MetaScalars` answers them. Selection is data dependent (top-k, merging), so
+:class:`SelectorBench` runs the CLIP-side selectors on real tensors of the arch's true shapes: random
+hidden states for every CLIP layer and real random weights in only the modules selectors read (the
+last two vision blocks, the post-layernorm and the projection) of a ``meta`` CLIP, behind the same
+``HFClip`` backend the pipeline uses.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from analysis.efficiency.arch import EffArch
+from analysis.efficiency.build import SENTENCE, InMemoryHFClip, build_clip_model
+from analysis.efficiency.flops import count_flops
+from litelvlm.clip.traces import TextTrace, VisionTrace
+from litelvlm.methods import get_method
+from litelvlm.pruning import Selection, SelectorInputs, select
+
+#: Length of the CLIP text the selectors see in :class:`SelectorBench` (what the pipeline's question is).
+QUERY_TOKENS = 16
+
+
+class MetaScalars(TorchDispatchMode):
+    """Within the block, a boolean read back from a ``meta`` tensor is ``True`` (the checks transformers
+    makes on the all-ones attention masks the pipeline builds); any other read-back is an error."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default and args[0].device.type == "meta":
+            if args[0].dtype != torch.bool:
+                raise RuntimeError(f"a {args[0].dtype} value was read back from a meta tensor")
+            return True
+        return func(*args, **(kwargs or {}))
+
+
+def materialize_selector_modules(model: torch.nn.Module, device: str | torch.device = "cpu",
+                                 seed: int = 0, all_layers: bool = False) -> torch.nn.Module:
+    """Give real random tensors to the modules selectors use (last two vision blocks, post-layernorm,
+    visual projection; every vision block with ``all_layers``, for ToMe, which re-runs them) of a
+    ``meta`` CLIPModel; everything else stays on ``meta``."""
+    g = torch.Generator().manual_seed(seed)
+    vm = model.vision_model
+    blocks = list(vm.encoder.layers) if all_layers else list(vm.encoder.layers[-2:])
+    for mod in [*blocks, vm.post_layernorm, model.visual_projection]:
+        if all(p.device.type != "meta" for p in mod.parameters()):
+            continue  # already real
+        mod.to_empty(device=device)
+        for name, p in mod.named_parameters():
+            if name.endswith("bias"):
+                p.data.zero_()
+            elif p.dim() == 1:
+                p.data.fill_(1.0)
+            else:
+                p.data.copy_(torch.randn(p.shape, generator=g) * 0.02)
+    return model
+
+
+class SelectorBench:
+    """Runs CLIP-side selectors on a synthetic trace with the arch's true CLIP shapes (real tensors)."""
+
+    def __init__(self, arch: EffArch, device: str | torch.device = "cpu", seed: int = 0):
+        self.llm_hidden, self.device, self.seed = arch.glamm.llm_hidden, device, seed
+        model = materialize_selector_modules(build_clip_model(arch, "meta"), device, seed)
+        self.backend = InMemoryHFClip(model, f"{arch.name}-clip")
+        cfg = model.config.vision_config
+        g = torch.Generator().manual_seed(seed)
+        n = self.backend.num_patches + 1
+        hs = tuple(torch.randn(1, n, cfg.hidden_size, generator=g).to(device, torch.float32)
+                   for _ in range(cfg.num_hidden_layers + 1))
+        self.trace = VisionTrace(hidden_states=hs, grid=self.backend.grid, num_prefix_tokens=1, backend=self.backend)
+        g = torch.Generator().manual_seed(seed + 1)
+        emb = torch.randn(1, arch.clip.embed_dim, generator=g).to(device)
+        self.text = TextTrace(texts=[SENTENCE], input_ids=torch.zeros(1, QUERY_TOKENS, dtype=torch.long),
+                              eos_index=torch.tensor([QUERY_TOKENS - 1]), text_embeds=emb, hidden_states=None,
+                              truncated=[False], backend=self.backend)
+
+    def inputs(self) -> SelectorInputs:
+        """The selectors' inputs: the synthetic vision trace and the one-text trace."""
+        return SelectorInputs(self.trace, self.text)
+
+    def select(self, method: str, budget: int) -> Selection:
+        """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first)."""
+        return select(method, self.inputs(), budget)
+
+    def run(self, method: str, budget: int) -> tuple[int, Selection | None]:
+        """(FLOPs of the selection, the selection); (0, None) for ``none`` and FastV, whose cost is in the LLM."""
+        spec = get_method(method)
+        if spec.reruns_clip:  # ToMe re-runs the vision blocks before the feature layer
+            materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
+        if spec.stage == "llm-input" and not spec.baseline:  # chosen from the (N, h) LLM input embeddings (DivPrune)
+            g = torch.Generator().manual_seed(0)
+            embeds = torch.randn(self.backend.num_patches, self.llm_hidden, generator=g)
+            inputs = SimpleNamespace(visual_embeds=embeds, num_visual=int(embeds.shape[0]))
+            return count_flops(lambda: spec.select(inputs, budget))[0], None
+        if spec.stage != "clip":  # none, FastV, DART, SparseVLM: their cost is in the prefill
+            return 0, None
+        out: dict[str, Selection] = {}
+        flops = count_flops(lambda: out.setdefault("selection", self.select(method, budget)))[0]
+        return flops, out["selection"]

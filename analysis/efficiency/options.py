@@ -1,0 +1,84 @@
+"""``litelvlm efficiency``: its options (:class:`EfficiencyArgs`), their checks and the entry point.
+
+Light (no torch): a bad option is refused at once; :func:`run` imports the measurement
+(:mod:`analysis.efficiency.compute`), which checks what needs the methods and the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from analysis.common.glamm_args import DTYPES
+from analysis.common.study import as_args
+from analysis.efficiency.arch import ARCH_NAMES
+from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.errors import LiteLVLMError
+
+DEFAULT_METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "prumerge", "prumerge+",
+                   "tome", "random", "divprune", "fastv", "dart", "sparsevlm"]
+DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
+
+
+
+@dataclass
+class EfficiencyArgs:
+    """The options of one ``efficiency`` run."""
+
+    out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
+    arch: str = arg("glamm-7b", choices=list(ARCH_NAMES),
+                    help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests)")
+    methods: list[str] = arg(DEFAULT_METHODS, help="methods (space or comma separated); 'none' is the baseline")
+    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K", each=int, minimum=1)
+    flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
+    device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
+    dtype: str | None = arg(None, choices=list(DTYPES),
+                            help="weights/activations dtype (default: bfloat16 on cuda and for --flops-only, "
+                                 "float32 for CPU timing)")
+    attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager is GLaMM's)")
+    text_tokens: int | None = arg(None, help="prompt text tokens around the visual ones (default: the arch's)")
+    fastv_layer: int = arg(2, help="FastV's pruning layer K")
+    warmup: int = arg(2, help="untimed warm-up calls before timing")
+    repeats: int = arg(5, help="timed calls; the median is reported")
+    e2e: str = arg("auto", choices=["auto", "chain", "parts"],
+                   help="end-to-end time: 'chain' times the whole CLIP->selector->LLM->SAM chain per row "
+                        "(also its CUDA time and memory); 'parts' sums the parts' medians (CPU-cheap); "
+                        "auto: chain on cuda, parts on cpu")
+    threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy machine")
+    figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``efficiency`` options (one per :class:`EfficiencyArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, EfficiencyArgs)
+
+
+def check_args(a: EfficiencyArgs) -> None:
+    """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before torch)."""
+    try:
+        split_list(a.budgets, int)
+    except ValueError as e:
+        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
+    if not split_list(a.methods):
+        raise LiteLVLMError("--methods is empty")
+    for at in split_list(a.attn):
+        if at not in ("eager", "sdpa"):
+            raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose eager and/or sdpa")
+    if a.threads is not None and a.threads < 1:
+        raise LiteLVLMError("--threads must be >= 1")
+    if a.warmup < 0 or a.repeats < 1:
+        raise LiteLVLMError("--warmup must be >= 0 and --repeats >= 1")
+
+
+def run(args: EfficiencyArgs | argparse.Namespace) -> int:
+    """Run the study: check the options, then import torch and measure. From code:
+    ``run(EfficiencyArgs(out=..., flops_only=True))``; the command line passes its parsed namespace."""
+    a = as_args(EfficiencyArgs, args)
+    check_args(a)
+    from analysis.efficiency.compute import run_efficiency
+
+    return run_efficiency(a)
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = EfficiencyArgs

@@ -1,0 +1,134 @@
+"""Efficiency figures: LLM FLOPs, prefill speedup, CUDA-time speedup and activation memory against the
+visual-token budget, with the paper's numbers (stars) and the FLOPs-ideal limit (dashed) drawn in.
+
+Every panel that sets our rows beside the paper's stars uses the paper's definitions (the authors' compiled
+code, ``analysis.efficiency.paper`` / ``analysis.efficiency.layer_timer``) where the table has them: FLOPs = ``paper_tflops``,
+prefill = ``paper_prefill_ms`` (the decoder-layer loop), activation = ``paper_activation_gib`` (storing
+activation); the CUDA-time panel is this project's reading (``cuda_time_reading_ms``: the whole pipeline).
+Tables written before those columns existed fall back to this project's measured columns."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.common.style import budget_axis, figure, method_colors, method_label, method_style
+from analysis.efficiency.compare import PAPER
+from litelvlm.methods import BASELINE
+
+_PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVLM)")
+
+
+def _setup(ax, attn: str | None, df: pd.DataFrame):
+    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)  # room for the legend on the right
+    if attn is None and "attn" in df:
+        attn = df["attn"].iloc[0]
+    d = df[df["attn"] == attn] if attn is not None and "attn" in df else df
+    return fig, ax, d, attn
+
+
+def _methods(d: pd.DataFrame):
+    """(method, rows sorted by budget, its fixed colour) for every pruning method."""
+    d = d[d["method"] != BASELINE]
+    colors = method_colors(sorted(d["method"].unique()))
+    for method, g in d.groupby("method", sort=True):
+        yield method, g.sort_values("budget"), colors[method]
+
+
+def _paper_stars(ax, d: pd.DataFrame, key: str, invert: bool = False) -> None:
+    """The paper's LiteLVLM ratios (GLaMM-7B) as stars, only beside full-size rows (``arch == "glamm-7b"``):
+    baseline / pruned, or pruned / baseline with ``invert``."""
+    if "arch" not in d or not (d["arch"] == "glamm-7b").all():
+        return
+    vals = PAPER[key]
+    pk = [k for k in vals if k != 576]
+    ax.scatter(pk, [(vals[k] / vals[576]) if invert else (vals[576] / vals[k]) for k in pk], **_PAPER_STYLE)
+
+
+def _legend(ax) -> None:
+    """The legend outside the axes, on the right: its paper-star handle is never read as a data point."""
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _pick(d: pd.DataFrame, *cols: str) -> str:
+    """The first of ``cols`` that ``d`` holds with a number in it (else the last)."""
+    return next((c for c in cols if c in d and d[c].notna().any()), cols[-1])
+
+
+def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
+    """LLM FLOPs (the paper's definition) relative to the 576-token baseline, per method; paper's ratios as
+    stars. Returns (fig, ax)."""
+    fig, ax, d, attn = _setup(ax, attn, df)
+    col = _pick(d, "paper_tflops", "llm_tflops_measured")
+    base = float(d.loc[d["method"] == BASELINE, col].iloc[0]) if (d["method"] == BASELINE).any() \
+        else float(d[col].max())
+    for method, g, color in _methods(d):
+        ax.plot(g["budget"], g[col] / base, ms=3, label=method_label(method), **{**method_style(method), "color": color})
+    _paper_stars(ax, d, "flops_tb", invert=True)
+    budget_axis(ax, d["budget"])
+    ax.set_ylabel("LLM FLOPs / baseline" + (" (paper's count)" if col == "paper_tflops" else ""))
+    ax.set_title(f"LLM prefill FLOPs ({d['arch'].iloc[0] if 'arch' in d else ''})")
+    _legend(ax)
+    return fig, ax
+
+
+def _ideal(ax, d: pd.DataFrame) -> None:
+    """The FLOPs-ideal speedup of CLIP-side pruning (baseline FLOPs / pruned FLOPs), dashed."""
+    col = _pick(d, "paper_flops_speedup", "flops_ideal_speedup")
+    ideal = d[d["method"] != "fastv"].groupby("budget")[col].first()
+    ax.plot(ideal.index, ideal.values, "k--", lw=1, label="FLOPs-ideal (CLIP-side pruning)")
+
+
+def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
+    fig, ax, d, attn = _setup(ax, attn, df)
+    _ideal(ax, d)
+    for method, g, color in _methods(d):
+        ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
+    _paper_stars(ax, d, paper)
+    budget_axis(ax, d["budget"])
+    ax.set_ylabel(ylabel)
+    dev = d["device"].iloc[0] if "device" in d else ""
+    ax.set_title(f"{title} ({attn}, {dev})", fontsize=7)
+    _legend(ax)
+    return fig, ax
+
+
+def plot_prefill_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
+    """Prefill speedup per method (the paper's definition: the decoder-layer loop), the FLOPs-ideal speedup
+    (dashed) and the paper's. Returns (fig, ax)."""
+    col = _pick(df, "paper_def_prefill_speedup", "prefill_speedup")
+    title = "LLM prefill speedup" + (" (decoder-layer loop)" if col == "paper_def_prefill_speedup" else "")
+    return _speedup_plot(df, ax, attn, col, "prefill_ms", "prefill speedup vs 576 tokens", title)
+
+
+def plot_cuda_time_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
+    """CUDA-time speedup per method (GPU rows only; this project's reading of the paper's CUDA time: the whole
+    pipeline), FLOPs-ideal and the paper's. Returns (fig, ax)."""
+    col = _pick(df, "cuda_time_reading_speedup", "e2e_cuda_speedup", "cuda_speedup")
+    return _speedup_plot(df, ax, attn, col, "cuda_ms", "CUDA-time speedup vs 576 tokens",
+                         "CUDA time (this project's reading: whole pipeline)")
+
+
+def has_cuda_time(df: pd.DataFrame) -> bool:
+    """Whether ``df`` holds CUDA-time measurements (GPU runs)."""
+    return any(c in df and df[c].notna().any() for c in ("e2e_cuda_ms", "llm_cuda_ms"))
+
+
+def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
+    """Activation-memory reduction per method (the paper's storing activation where the table has it, else
+    measured on the device, else on meta), the token-count ratio (dashed) and the paper's. Returns (fig, ax)."""
+    fig, ax, d, attn = _setup(ax, attn, df)
+    col = _pick(d, "paper_act_reduction", "act_reduction", "meta_act_reduction")
+    base_n = float(d.loc[d["method"] == BASELINE, "n_tokens"].iloc[0]) if (d["method"] == BASELINE).any() \
+        else float(d["n_tokens"].max())
+    lim = d[d["method"] != "fastv"].groupby("budget")["n_tokens"].first()
+    ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
+    for method, g, color in _methods(d):
+        ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
+    _paper_stars(ax, d, "activations_gb")
+    budget_axis(ax, d["budget"])
+    ax.set_ylabel("activation memory reduction")
+    src = {"paper_act_reduction": "paper's storing activation", "act_reduction": "measured"}.get(col,
+                                                                                                 "meta-device count")
+    ax.set_title(f"LLM activation memory ({attn}, {src})", fontsize=7)
+    _legend(ax)
+    return fig, ax

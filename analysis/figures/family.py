@@ -1,0 +1,159 @@
+"""A figure family: where its results come from (``make_smoke``, ``read``), how they are drawn
+(``draw``: the plot functions of its study's ``plots`` module, and ``analysis.common.style``) and which notebook shows it.
+
+``family(results_dir, out_dir, smoke)`` loads the family's result tables, draws them and saves
+every figure as PDF and PNG into ``out_dir``. With ``smoke`` and no results folder, the family
+first makes its own small results (tiny or bundled models, a few samples) in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from litelvlm.errors import LiteLVLMError
+
+
+def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
+    """``results_dir/sub`` when it exists (a results tree), else ``results_dir`` (one command's --out)."""
+    d = Path(results_dir)
+    if not d.is_dir():
+        raise LiteLVLMError(f"--results {str(d)!r} is not a folder")
+    return d / sub if (d / sub).is_dir() else d
+
+
+def save_figures(figs: dict, out_dir: str | os.PathLike, family: str, models=()) -> list[Path]:
+    """Save ``{name: figure}`` as ``out_dir/<family>_<name>.pdf`` and ``.png``, each with a footnote when
+    ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
+    its own data's weights (``analysis.common.style.label_weights``); returns the paths."""
+    from analysis.common.style import LABELLED_GID, save_figure, weights_footnote
+
+    paths: list[Path] = []
+    for name, fig in figs.items():
+        if fig.get_gid() != LABELLED_GID:  # a figure labelled with its own data's weights keeps that note
+            weights_footnote(fig, *models)
+        paths += save_figure(fig, out_dir, f"{family}_{name}")
+    return paths
+
+
+#: the key under which :meth:`Family.load` adds the model strings of the results to their tables
+MODELS_KEY = "weights_models"
+
+
+def results_models(folder: str | os.PathLike) -> list[str | None]:
+    """The model strings recorded in the ``config.json`` files of a results folder (and its
+    subfolders): ``model`` and a ``clip`` string, at the top level or under ``args``."""
+    from analysis.common.study import read_json
+
+    models: list[str | None] = []
+    for path in sorted(Path(folder).rglob("config.json")):
+        try:
+            cfg = read_json(path)
+        except LiteLVLMError:
+            continue
+        if not isinstance(cfg, dict):
+            continue
+        for part in (cfg, cfg.get("args")):
+            if not isinstance(part, dict) or "model" not in part:
+                continue
+            for key in ("model", "clip"):
+                value = part.get(key)
+                if (value is None and key == "model") or isinstance(value, str):
+                    models.append(value)
+    return list(dict.fromkeys(models))
+
+
+@dataclass(frozen=True)
+class Family:
+    """A figure family: its results, its drawing, its notebook (``notebooks/<notebook>.ipynb``)."""
+
+    name: str
+    notebook: str
+    title: str
+    description: str
+    #: the command(s) whose results the family draws, as shown in messages and the notebook
+    command: str
+    #: modules the family needs (its study and its plot functions)
+    requires: tuple[str, ...]
+    #: the family's folder in a results tree (``results/<subdir>``)
+    subdir: str
+    #: ``make_smoke(folder, model)`` writes small results into ``folder``
+    make_smoke: Callable[[Path, str | None], None]
+    #: ``read(folder)`` returns the result tables of a results folder
+    read: Callable[[Path], dict]
+    #: ``draw(tables)`` returns ``{name: figure}``; its body is copied verbatim into the notebook
+    draw: Callable[[dict], dict]
+    #: globs (relative to the family's folder) of which any one marks a folder holding its results
+    results_files: tuple[str, ...]
+    #: how to make the results into ``{out}`` (a command line with an ``{out}`` placeholder)
+    make_results: str
+    smoke_note: str = "tiny random-weight models"
+    extra_imports: tuple[str, ...] = field(default_factory=tuple)
+
+    def missing(self) -> list[str]:
+        """Why this family cannot be drawn now: the modules it needs that do not exist (yet)."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def check(self) -> None:
+        """Raise a clear error when the family's inputs do not exist."""
+        missing = self.missing()
+        if missing:
+            raise LiteLVLMError(f"figure family {self.name!r} needs {', '.join(missing)} "
+                                f"(the `{self.command}` results and plot functions), which are not available yet")
+
+    def find_results(self, results_dir: str | os.PathLike) -> Path | None:
+        """This family's folder in ``results_dir`` (a results tree or one command's --out), None if it has none."""
+        d = family_dir(results_dir, self.subdir)
+        return d if any(next(d.glob(pattern), None) is not None for pattern in self.results_files) else None
+
+    def result_runs(self, results_dir: str | os.PathLike) -> list[Path]:
+        """The folders under this family's results folder that hold one of its result files (the runs drawn)."""
+        d = self.results_folder(results_dir)
+        return sorted({p.parent for pattern in self.results_files for p in d.glob(pattern)})
+
+    def results_hint(self, results_dir: str | os.PathLike) -> str:
+        """Where and how to make this family's missing results for ``results_dir``."""
+        d = Path(results_dir)
+        target = d if d.name == self.subdir else d / self.subdir
+        return (f"make them with `{self.make_results.format(out=target)}`, or small ones with "
+                f"`litelvlm figures --smoke --family {self.name}`")
+
+    def results_folder(self, results_dir: str | os.PathLike) -> Path:
+        """:meth:`find_results`, or an error naming the files looked for and how to make them."""
+        found = self.find_results(results_dir)
+        if found is None:
+            d = family_dir(results_dir, self.subdir)
+            raise LiteLVLMError(f"no {self.name} results in {str(d)!r} (none of {', '.join(self.results_files)}); "
+                                + self.results_hint(results_dir))
+        return found
+
+    def smoke_results(self, out_dir: str | os.PathLike, model: str | None = None) -> Path:
+        """Make this family's small smoke results in ``out_dir/<subdir>``; returns that folder."""
+        self.check()
+        d = Path(out_dir) / self.subdir
+        d.mkdir(parents=True, exist_ok=True)
+        self.make_smoke(d, model)
+        return d
+
+    def load(self, results_dir: str | os.PathLike | None, smoke: bool = False, model: str | None = None) -> dict:
+        """The result tables from ``results_dir``; with ``smoke`` and no folder, small ones made now;
+        under ``MODELS_KEY`` the model strings that made them (:func:`results_models`)."""
+        self.check()
+        if results_dir is not None:
+            folder = self.results_folder(results_dir)
+            return {**self.read(folder), MODELS_KEY: results_models(folder)}
+        if not smoke:
+            raise LiteLVLMError(f"figure family {self.name!r}: give --results DIR (or --smoke to make small results)")
+        with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
+            folder = self.smoke_results(tmp, model)
+            return {**self.read(folder), MODELS_KEY: results_models(folder)}
+
+    def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
+                 model: str | None = None) -> list[Path]:
+        """Load, draw and save this family's figures; returns the written paths."""
+        tables = self.load(results_dir, smoke, model)
+        return save_figures(self.draw(tables), out_dir, self.name, tables[MODELS_KEY])

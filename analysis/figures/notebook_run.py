@@ -1,0 +1,53 @@
+"""Running a figure family's notebook top to bottom through a Jupyter kernel (papermill), with
+this interpreter as the kernel: the route of ``litelvlm figures --via-notebooks`` and of the
+test that checks the notebooks write the same files as the command."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from analysis.figures.family import Family
+from analysis.figures.notebook_gen import NOTEBOOK_DIR, notebook_path
+from litelvlm.errors import LiteLVLMError
+
+
+def kernel_name() -> str:
+    """A Jupyter kernel that runs this interpreter: registered (once) in a private folder on JUPYTER_PATH."""
+    import hashlib
+    import json
+
+    name = "litelvlm-" + hashlib.sha256(sys.executable.encode()).hexdigest()[:10]
+    root = Path(tempfile.gettempdir()) / f"litelvlm-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    spec_dir = root / "kernels" / name
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"litelvlm ({sys.executable})", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    paths = os.environ.get("JUPYTER_PATH", "")
+    if str(root) not in paths.split(os.pathsep):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(root), paths) if p)
+    return name
+
+
+def execute_notebook(family: Family, results_dir, out_dir, smoke: bool, model: str | None = None,
+                     notebook_dir: str | os.PathLike = NOTEBOOK_DIR, executed: str | os.PathLike | None = None,
+                     timeout: int = 600) -> list[Path]:
+    """Run ``family``'s notebook with papermill (this interpreter as kernel); returns the written figures."""
+    import papermill
+
+    nb = notebook_path(family, notebook_dir)
+    if not nb.exists():
+        raise LiteLVLMError(f"notebook {str(nb)!r} does not exist; run `litelvlm figures --write-notebooks`")
+    out_dir = Path(out_dir).resolve()
+    before = {p: p.stat().st_mtime_ns for p in out_dir.glob(f"{family.name}_*")} if out_dir.exists() else {}
+    params = {"RESULTS": None if results_dir is None else str(Path(results_dir).resolve()),
+              "MODEL": model, "SMOKE": bool(smoke), "OUT": str(out_dir)}
+    with tempfile.TemporaryDirectory() as tmp:
+        papermill.execute_notebook(str(nb), str(executed or Path(tmp) / nb.name), parameters=params,
+                                   kernel_name=kernel_name(), cwd=str(nb.parent), progress_bar=False,
+                                   execution_timeout=timeout)
+    return sorted(p for p in out_dir.glob(f"{family.name}_*")
+                  if p.suffix in (".pdf", ".png") and before.get(p) != p.stat().st_mtime_ns)

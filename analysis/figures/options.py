@@ -1,0 +1,63 @@
+"""``litelvlm figures``: its options (:class:`FiguresArgs`) and the entry point.
+
+Light (no matplotlib, no study module): a bad option is refused at once; :func:`run` imports
+:mod:`analysis.figures.command` (the families and their plots) after the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.common.study import as_args
+from litelvlm.cli_args import add_dataclass_arguments, arg
+from litelvlm.errors import LiteLVLMError
+
+
+@dataclass
+class FiguresArgs:
+    results: str = arg(None, help="results folder: one subfolder per family (retention/, reversal/, ...) "
+                                  "or one command's --out")
+    smoke: bool = arg(False, help="without --results, make small results with tiny/bundled models first")
+    out: str = arg("figures", help="folder for the PDF and PNG files")
+    family: list[str] = arg(None, help="only these families (default: all)", metavar="NAME")
+    model: str = arg(None, help="model for smoke results (default: each family's tiny model)")
+    via_notebooks: bool = arg(False, help="execute the notebooks with papermill instead of calling the "
+                                          "family functions (same files)")
+
+
+def add_arguments(parser) -> None:
+    """The options of ``litelvlm figures``."""
+    add_dataclass_arguments(parser, FiguresArgs)
+    parser.add_argument("--list", action="store_true", help="list the figure families and exit")
+    parser.add_argument("--write-notebooks", action="store_true",
+                        help="regenerate notebooks/ from the family functions and exit")
+
+
+def check_args(a: FiguresArgs) -> None:
+    """Raise naming the first invalid option, before anything is imported or written."""
+    if a.results is None and not a.smoke:
+        raise LiteLVLMError("give --results DIR, or --smoke to make small results with tiny models")
+    if a.results is not None and not Path(a.results).is_dir():
+        raise LiteLVLMError(f"--results {a.results!r} is not a folder")
+
+
+def run(args: FiguresArgs | argparse.Namespace) -> int:
+    """``litelvlm figures``: list the families, regenerate the notebooks, or draw the selected families."""
+    if getattr(args, "list", False):
+        from analysis.figures.command import list_families
+
+        list_families(args.results)
+        return 0
+    if getattr(args, "write_notebooks", False):
+        from analysis.figures.notebook_gen import write_notebooks
+
+        for p in write_notebooks():
+            print(f"wrote {p}")
+        return 0
+    a = as_args(FiguresArgs, args)
+    check_args(a)
+    from analysis.figures.command import run_figures
+
+    return run_figures(a)

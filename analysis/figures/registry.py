@@ -1,0 +1,29 @@
+"""The figure families, one module each in its study's package (``analysis/<study>/family.py``: its
+smoke-results maker, loader and drawing, and its :class:`~analysis.figures.family.Family`),
+registered here once, in notebook order.
+
+A new family: ``analysis/<study>/family.py`` defining ``FAMILY``, one line in :data:`FAMILIES`, then
+``litelvlm figures --write-notebooks`` for its notebook.
+"""
+
+from __future__ import annotations
+
+from analysis.efficiency import family as efficiency
+from analysis.figures.family import Family
+from analysis.grounding import family as grounding
+from analysis.importance import family as importance
+from analysis.quantization import family as quantization
+from analysis.retention import family as retention
+from analysis.reversal import family as reversal
+from analysis.sink import family as sink
+
+#: every figure family by name, in notebook order (``notebooks/01_...`` first)
+FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
+    reversal.FAMILY,  # 01_similarity_reversal
+    sink.FAMILY,  # 02_text_attention_sink
+    retention.FAMILY,  # 03_token_retention
+    grounding.FAMILY,  # 04_grounding_vs_budget
+    importance.FAMILY,  # 05_importance_correlation
+    efficiency.FAMILY,  # 06_efficiency
+    quantization.FAMILY,  # 07_quantization
+)}

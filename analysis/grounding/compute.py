@@ -1,0 +1,340 @@
+"""``litelvlm eval-grounding``: RefCOCO/RefCOCO+/RefCOCOg referring segmentation per method and budget.
+
+Metrics (``eval/referring_seg/infer_and_evaluate.py`` L387-437 of the official code):
+
+* cIoU = total intersection / (total union + 1e-10) over all scored sentences of the split;
+* gIoU = mean per-sentence intersection / (union + 1e-5), where an empty prediction on an empty
+  target scores 1.
+
+Protocols:
+
+* ``official`` (the default; GLaMM's evaluation, the protocol behind the paper's numbers): per
+  image, 3 of its sentences are sampled (all if fewer), each gets a random question of GLaMM's
+  16 and answer of its 5, all in ONE multi-turn prompt (``litelvlm.glamm.protocol``, which
+  documents exactly what ``--seed`` fixes); LiteLVLM's CLIP embeds the formatted questions, so
+  the pruning is computed once from all of the image's sampled questions and shared by them.
+* ``per-expression`` (this project's addition): every sentence alone, in a single-turn prompt
+  with GLaMM's first question and answer ("Can you segment the {sentence} in this image?" /
+  "It is [SEG]."). With one text, LiteLVLM's K lowest-similarity tokens fill the whole budget
+  and no context token is kept: its context recovery acts only through the union of several texts.
+
+Masks are teacher-forced (the answers with [SEG] are part of the prompt), as in GLaMM.
+``none`` (no pruning) is evaluated once, at budget N. Outputs: ``OUT/grounding.parquet``
+(one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n),
+``OUT/skipped.csv`` (images that could not be read), ``OUT/config.json``.
+
+Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.common.parts``); a re-run
+resumes from them. Launched on P
+processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli eval-grounding ...``
+on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
+where ``accelerate launch --cpu`` starts a single process) images are split across processes
+and merged by summing intersections and unions (never by averaging per-shard cIoU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis.common.glamm_args import quantize_kwargs, study_numerics
+from analysis.common.glamm_runs import method_options, official_turns, plan
+from analysis.common.parts import PartStore, read_parquet
+from analysis.common.study import (
+    RunFolder,
+    check_config,
+    portable_paths,
+    read_json,
+    run_record,
+    torch_thread_count,
+)
+from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
+from litelvlm.cli_args import split_list
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.provenance import mark_weights, weights_banner
+
+log = logging.getLogger(__name__)
+
+ROW_COLUMNS = ["protocol", "method", "budget", "image_id", "ref_id", "ann_id", "sent_id", "sentence", "turn",
+               "intersection", "union", "iou", "pred_area", "gt_area", "seq_len", "prune_layer"]
+
+
+# -- metrics ------------------------------------------------------------------------------------
+#: The official metric's epsilons (``infer_and_evaluate.py`` L420 and L433).
+GIOU_EPS, CIOU_EPS = 1e-5, 1e-10
+
+
+def mask_stats(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, float]:
+    """(intersection, union, IoU) of a boolean prediction and a target as the official evaluation scores
+    them: IoU = I / (U + 1e-5), and 1 for an empty prediction on an empty target. A boolean target is a
+    plain mask; an integer target holds part counts (``mask(parts="sum")``), scored as
+    ``intersectionAndUnionGPU`` (sejong-rcv/LiteLVLM @5896153 ``tools/utils.py`` L92-104) does with
+    ``histc`` over [0, 1]: a pixel counted 2 or more is never target nor intersection, but a predicted
+    foreground pixel there still counts in the union."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and target {gt.shape} differ in size")
+    if gt.dtype == bool:
+        inter = int(np.logical_and(pred, gt).sum())
+        union = int(np.logical_or(pred, gt).sum())
+    else:
+        target = gt == 1
+        inter = int(np.logical_and(pred, target).sum())
+        union = int(pred.sum()) + int(target.sum()) - inter
+    return inter, union, (inter / (union + GIOU_EPS) if union else 1.0)
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """(method, budget, ciou, giou, n) with cIoU = sum(I) / (sum(U) + 1e-10) and gIoU = mean(IoU)."""
+    cols = ["method", "budget", "ciou", "giou", "n"]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    g = rows.groupby(["method", "budget"], sort=True)
+    out = g.agg(intersection=("intersection", "sum"), union=("union", "sum"), giou=("iou", "mean"),
+                n=("iou", "size")).reset_index()
+    out["ciou"] = out["intersection"] / (out["union"] + CIOU_EPS)
+    return out[cols]
+
+
+def protocol_difference(per_expression: pd.DataFrame, official: pd.DataFrame) -> pd.DataFrame:
+    """Join two summaries on (method, budget): cIoU/gIoU of each protocol and official minus per-expression."""
+    m = per_expression.merge(official, on=["method", "budget"], suffixes=("_per_expression", "_official"))
+    m["delta_ciou"] = m["ciou_official"] - m["ciou_per_expression"]
+    m["delta_giou"] = m["giou_official"] - m["giou_per_expression"]
+    return m
+
+
+def load_grounding(results_dir: str | Path) -> dict:
+    """Tables of one ``eval-grounding --out`` folder, or of a folder holding one per protocol
+    (``per-expression/``, ``official/``): ``summary`` (with a ``protocol`` column), ``rows``,
+    ``difference`` (``protocol_difference``; empty unless both protocols are present), ``config``."""
+    root = Path(results_dir)
+    outs = [root / p for p in PROTOCOLS if (root / p / "summary.csv").exists()]
+    if not outs and (root / "summary.csv").exists():
+        outs = [root]
+    if not outs:
+        raise LiteLVLMError(f"no eval-grounding results (summary.csv) in {root} or its protocol subfolders")
+    summaries, rows, configs = [], [], {}
+    for d in outs:
+        cfg = read_json(d / "config.json") if (d / "config.json").exists() else {}
+        protocol = cfg.get("protocol", d.name if d.name in PROTOCOLS else "per-expression")
+        summaries.append(pd.read_csv(d / "summary.csv").assign(protocol=protocol))
+        if (d / "grounding.parquet").exists():
+            rows.append(read_parquet(d / "grounding.parquet"))
+        configs[protocol] = cfg
+    summary = pd.concat(summaries, ignore_index=True)
+    by = {p: g.drop(columns="protocol") for p, g in summary.groupby("protocol")}
+    diff = (protocol_difference(by["per-expression"], by["official"]) if len(by) == 2
+            else pd.DataFrame(columns=["method", "budget", "delta_ciou", "delta_giou"]))
+    return {"summary": summary, "rows": pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(),
+            "difference": diff, "config": configs}
+
+
+def gt_parts(args: GroundingArgs) -> str:
+    """How a referent's polygon parts become its target: ``--gt-parts``, else the protocol's default."""
+    return args.gt_parts or ("sum" if args.protocol == "official" else "union")
+
+
+@torch.no_grad()
+def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
+    """Rows (one per scored sentence x method x budget) for one image's records."""
+    from litelvlm.glamm.prompts import seg_turns
+
+    image_id = records[0].image_id
+    if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
+        raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width x "
+                            f"height) but its annotations are for {records[0].width} x {records[0].height}")
+    base = pipe.prepare_image(image, seed=args.seed)
+    if args.protocol == "official":
+        picked, turns = official_turns(records, args.seed, image_id, args.max_sentences)
+        groups = [(picked, turns)]
+    else:
+        groups = [([r], seg_turns([r.sentence])) for r in records]
+    rows = []
+    for recs, turns in groups:
+        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text)
+        gts = [r.mask(gt_parts(args)) for r in recs]
+        for method, budget in pairs:
+            out = pipe.ground(prep, method, budget, **method_options(args, method))
+            masks = out.masks.cpu().numpy()
+            for turn, (r, gt) in enumerate(zip(recs, gts)):
+                inter, union, iou = mask_stats(masks[turn], gt)
+                rows.append({"protocol": args.protocol, "method": method, "budget": budget,
+                             "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
+                             "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
+                             "intersection": inter, "union": union, "iou": iou,
+                             "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
+                             "seq_len": out.seq_len, "prune_layer": out.prune_layer})
+    return rows
+
+
+# -- resumable parts (analysis.common.parts) ---------------------------------------------------------------
+def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple[str, int]] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(rows, summary, skipped) from every finished part, restricted to ``image_ids`` and ``pairs``
+    when given (a run may reuse parts of a larger one); writes grounding.parquet, summary.csv, skipped.csv."""
+    store = PartStore(out)
+    wanted = None if image_ids is None else set(image_ids)
+    skipped = [s for s in store.skipped() if wanted is None or int(s["image_id"]) in wanted]
+    frames = [f for f in store.frames() if not f.empty]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
+    if wanted is not None:
+        rows = rows[rows["image_id"].isin(wanted)]
+    if pairs is not None:
+        keys = pd.MultiIndex.from_frame(rows[["method", "budget"]].astype({"budget": "int64"}))
+        rows = rows[keys.isin(pd.MultiIndex.from_tuples(pairs, names=["method", "budget"]))]
+    rows = rows.drop_duplicates(["protocol", "method", "budget", "image_id", "ref_id", "sent_id", "turn"])
+    rows = rows.sort_values(["method", "budget", "image_id", "ref_id", "sent_id"], kind="stable").reset_index(drop=True)
+    for c in ("budget", "image_id", "ref_id", "ann_id", "sent_id", "turn", "intersection", "union", "pred_area",
+              "gt_area", "seq_len", "prune_layer"):
+        rows[c] = rows[c].astype("int64")
+    rows["iou"] = rows["iou"].astype("float64")
+    if rows.empty and skipped:
+        raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
+                            f"{skipped[0]['reason']}); nothing written")
+    cfg = read_json_if(out / "config.json") or {}
+    summary = mark_weights(summarize(rows), cfg.get("model"), cfg.get("clip"))
+    skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
+    write_parquet(out / "grounding.parquet", rows)
+    write_csv(out / "summary.csv", summary)
+    write_csv(out / "skipped.csv", skipped_df)
+    return rows, summary, skipped_df
+
+
+def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
+    """FastV's and llm-attention's layers must exist in the model (checked before anything is written)."""
+    n = pipe.model.arch.llm_layers
+    if "fastv" in methods and not 1 <= a.fastv_layer <= n:
+        raise LiteLVLMError(f"--fastv-layer {a.fastv_layer}: FastV's K must be in 1..{n} for this model")
+    if "llm-attention" in methods and a.attention_layer is not None and not 0 <= a.attention_layer < n:
+        raise LiteLVLMError(f"--attention-layer {a.attention_layer}: decoder layers are 0..{n - 1} for this model")
+
+
+def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
+    """The image ids to evaluate: sorted, filtered by ``--image-ids``, cut by ``--limit-images``."""
+    image_ids = sorted(by_image)
+    if a.image_ids:
+        try:
+            wanted = set(split_list(a.image_ids, int))
+        except ValueError as e:
+            raise LiteLVLMError(f"--image-ids must be integers: {e}") from e
+        unknown = sorted(wanted - set(by_image))
+        if unknown:
+            raise LiteLVLMError(f"--image-ids: no sentences of split {a.split!r} for image(s) {unknown}")
+        image_ids = [i for i in image_ids if i in wanted]
+    return image_ids[: a.limit_images] if a.limit_images is not None else image_ids
+
+
+def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
+    """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point); ``pipe`` (a family's pipeline) skips loading
+    ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
+    from accelerate import PartialState
+
+    from litelvlm.data.refer import load_refer
+    from litelvlm.families import load_pipeline
+
+    methods, budgets = check_args(a)
+    records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
+    if not records:
+        raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
+    by_image: dict[int, list] = {}
+    for r in records:
+        by_image.setdefault(r.image_id, []).append(r)
+    image_ids = _image_ids(a, by_image)
+
+    state = PartialState(cpu=a.device == "cpu")
+    device = a.device if a.device == "cpu" or state.num_processes == 1 else state.device
+    if pipe is None:
+        with state.main_process_first():  # the main process writes any cached random model first
+            pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
+                                 dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
+                                 numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
+    pairs = plan(methods, budgets, pipe.num_visual_tokens)
+    if a.protocol == "per-expression" and any(m.startswith("litelvlm") for m in methods):
+        print("eval-grounding: note: with one text per prompt (per-expression), LiteLVLM's K lowest-similarity "
+              "tokens fill the whole budget and no context token is kept; the official protocol embeds up to "
+              f"{a.max_sentences} questions per image")
+
+    _check_layers(a, methods, pipe)
+    out = Path(a.out)
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
+    config.update(methods=methods, budgets=budgets, images=len(image_ids),
+                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
+                  model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
+                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record())
+    folder = RunFolder(out) if state.is_main_process else contextlib.nullcontext()
+    with folder:
+        old = None
+        if state.is_main_process:
+            old = check_config(out, config, growable=GROWABLE)
+            PartStore(out).verify()
+            write_json(out / "config.json", config)
+        state.wait_for_everyone()
+        store = PartStore(out)
+        old = old or read_json_if(out / "config.json")
+        legacy = plan(old["methods"], old["budgets"], pipe.num_visual_tokens) if old else pairs
+        mine = image_ids[state.process_index::state.num_processes]
+        work = store.missing(mine, pairs, legacy)
+        log.info("process %d/%d: %d image(s) to evaluate", state.process_index, state.num_processes,
+                 sum(len(ids) for _, ids in work))
+        for todo_pairs, ids in work:
+            _evaluate(pipe, a, store, by_image, ids, todo_pairs, state)
+        state.wait_for_everyone()
+        if state.is_main_process:
+            rows_df, summary, skipped_df = merge_parts(out, image_ids, pairs)
+            with atomic_path(out / "summary.txt") as tmp:
+                tmp.write_text(summary.to_string(index=False) + f"\nskipped images: {len(skipped_df)}\n")
+            print(summary.to_string(index=False))
+            print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
+            if banner := weights_banner(a.model, a.clip):
+                print(banner)
+    return 0
+
+
+#: options a run may change and still reuse the finished parts of its folder (results are restricted
+#: to the current selection, so a grown run equals a fresh one)
+GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets")}
+
+
+def read_json_if(path: Path) -> dict | None:
+    """The JSON at ``path`` or None when it does not exist."""
+    return read_json(path) if path.exists() else None
+
+
+def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],
+              pairs: list[tuple[str, int]], state) -> None:
+    """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images; unreadable images are listed
+    in the part as skipped (not done: the next run tries them again)."""
+    from tqdm.auto import tqdm
+
+    rows, chunk_images, skipped = [], [], []
+
+    def flush():
+        done = sorted(set(chunk_images) - {s["image_id"] for s in skipped})
+        store.write(done, pd.DataFrame(rows, columns=ROW_COLUMNS),
+                    {"skipped": list(skipped), "keys": [list(p) for p in pairs]}, tried=chunk_images)
+        rows.clear(), chunk_images.clear(), skipped.clear()
+
+    for image_id in tqdm(ids, desc=f"eval-grounding[{state.process_index}]", disable=not state.is_main_process):
+        recs = by_image[image_id]
+        try:
+            image = recs[0].image()
+        except (LiteLVLMError, OSError) as e:
+            skipped.append({"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)})
+            log.warning("skipped image %s: %s", recs[0].image_path, e)
+        else:
+            rows.extend(evaluate_image(pipe, a, recs, image, pairs))
+        chunk_images.append(image_id)
+        if len(chunk_images) >= a.chunk:
+            flush()
+    if chunk_images:
+        flush()
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = GroundingArgs

@@ -1,0 +1,80 @@
+"""``litelvlm eval-grounding``: its options (:class:`GroundingArgs`), their checks and the entry point.
+
+Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the evaluation
+(:mod:`analysis.grounding.compute`) after the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from analysis.common.glamm_args import DTYPES, GlammDataArgs
+from analysis.common.study import as_args
+from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.errors import LiteLVLMError
+
+PROTOCOLS = ("per-expression", "official")
+
+
+@dataclass
+class GroundingArgs(GlammDataArgs):
+    """Options of ``litelvlm eval-grounding``."""
+
+    methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
+                                                        "(the list: `litelvlm select --list-methods`)")
+    budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K", each=int, minimum=1)
+    protocol: str = arg("official", help="evaluation protocol: official (GLaMM's) or per-expression "
+                                         "(this project's)", choices=list(PROTOCOLS))
+    max_sentences: int = arg(3, help="official protocol: sentences sampled per image (GLaMM: 3)", minimum=1)
+    clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
+                                          "or the bare expression", choices=["question", "expression"])
+    limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
+                                   deprecated=("--limit",))
+    image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "
+                                        "before --limit-images)", each=int)
+    seed: int = arg(0, help="seed for templates, sampling and random selectors")
+    device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
+    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint (as GLaMM's evaluation), "
+                                  "float32 for tiny-random", choices=["auto", *DTYPES])
+    chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
+    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
+    attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
+    attention_queries: str = arg("seg", help="llm-attention: query rows", choices=["last", "text", "seg"])
+    gt_parts: str | None = arg(None, help="ground truth of a multi-polygon referent: sum (the official REFER "
+                                          "code: overlapping parts count 2 and are scored as the official metric "
+                                          "does) or union; default: sum under --protocol official, union under "
+                                          "per-expression", choices=["sum", "union"])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``eval-grounding`` options (one per :class:`GroundingArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, GroundingArgs)
+
+
+def check_args(a: GroundingArgs) -> tuple[list[str], list[int]]:
+    """(methods, budgets) parsed; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it."""
+    methods = split_list(a.methods)
+    try:
+        budgets = split_list(a.budgets, int)
+    except ValueError as e:
+        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
+    if a.max_sentences < 1:
+        raise LiteLVLMError("--max-sentences must be >= 1")
+    if a.chunk < 1:
+        raise LiteLVLMError("--chunk must be >= 1")
+    return methods, budgets
+
+
+def run(args: GroundingArgs | argparse.Namespace) -> int:
+    """Evaluate, resume, shard (accelerate) and merge: check the options, then import torch and run.
+    From code: ``run(GroundingArgs(refer_dir=..., out=...))``; the command line passes its namespace."""
+    a = as_args(GroundingArgs, args)
+    check_args(a)
+    from analysis.grounding.compute import run_grounding
+
+    return run_grounding(a)
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = GroundingArgs

@@ -1,0 +1,110 @@
+"""Grounding figures: cIoU / gIoU against the visual-token budget, one line per method, the unpruned
+model as a reference line, and the ``official`` and ``per-expression`` protocols side by side."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from analysis.common.style import apply_style, budget_axis, figsize, method_colors, method_label, method_style
+from litelvlm.methods import BASELINE
+
+__all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference"]
+
+_LABELS = {"ciou": "cIoU", "giou": "gIoU"}
+
+
+def _check(summary: pd.DataFrame, metric: str) -> None:
+    if metric not in _LABELS:
+        raise ValueError(f"metric must be one of {sorted(_LABELS)}; got {metric!r}")
+    missing = {"method", "budget", metric} - set(summary.columns)
+    if missing:
+        raise ValueError(f"summary lacks column(s) {sorted(missing)}")
+
+
+def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: str | None = None, ax=None,
+                       baseline: str = BASELINE, colors: dict | None = None, legend: bool = True):
+    """``metric`` (ciou or giou) against budget, one line per method, ``baseline`` as a dashed line.
+
+    ``summary`` is ``summary.csv`` (optionally with a ``protocol`` column; ``protocol`` picks one).
+    Returns (fig, ax).
+    """
+    _check(summary, metric)
+    d = summary
+    if protocol is not None and "protocol" in d:
+        d = d[d["protocol"] == protocol]
+    if ax is None:
+        apply_style()
+        fig, ax = plt.subplots(figsize=figsize(2, 0.4), layout="constrained")  # room for the legend outside
+    else:
+        fig = ax.figure
+    methods = sorted(m for m in d["method"].unique() if m != baseline)
+    colors = colors or method_colors(methods)
+    for m in methods:
+        g = d[d["method"] == m].sort_values("budget")
+        ax.plot(g["budget"], g[metric], ms=3, label=method_label(m), **{**method_style(m), "color": colors[m]})
+    base = d[d["method"] == baseline]
+    if not base.empty:
+        ax.axhline(float(base[metric].iloc[0]), color="k", ls="--", lw=1,
+                   label=f"{baseline} (K={int(base['budget'].iloc[0])})")
+    if not d.empty:
+        budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
+    ax.set_ylabel(_LABELS[metric])
+    ax.set_title(f"{_LABELS[metric]} against budget" + (f" ({protocol})" if protocol else ""))
+    if legend and (methods or not base.empty):  # outside the axes: it never covers a line
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  ncol=1 if len(ax.get_lines()) <= 12 else 2)
+    return fig, ax
+
+
+def plot_grounding_protocols(summary: pd.DataFrame, metric: str = "ciou", protocols: tuple[str, ...] = (
+        "per-expression", "official"), baseline: str = BASELINE):
+    """The protocols side by side (shared y axis), one panel each; ``summary`` has a ``protocol``
+    column. Returns (fig, axes)."""
+    _check(summary, metric)
+    if "protocol" not in summary:
+        raise ValueError("summary needs a 'protocol' column to compare protocols")
+    present = [p for p in protocols if (summary["protocol"] == p).any()] or list(summary["protocol"].unique())
+    apply_style()
+    fig, axes = plt.subplots(1, len(present), figsize=figsize(2, 0.38), sharey=True, layout="constrained",
+                             squeeze=False)
+    colors = method_colors(sorted(m for m in summary["method"].unique() if m != baseline))
+    for i, (ax, p) in enumerate(zip(axes[0], present)):
+        plot_iou_vs_budget(summary, metric, protocol=p, ax=ax, baseline=baseline, colors=colors, legend=False)
+        ax.set_title(p)
+        if i:
+            ax.set_ylabel("")
+    handles: dict = {}  # one legend for both panels, outside them: every method of either panel once
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside right center", fontsize=6)
+    fig.suptitle(f"{_LABELS[metric]} against budget, by protocol", fontsize=8)
+    return fig, axes[0]
+
+
+def plot_protocol_difference(difference: pd.DataFrame, metric: str = "ciou", ax=None):
+    """``official`` minus ``per-expression`` (``protocol_difference``) against budget, per method.
+    Returns (fig, ax)."""
+    col = f"delta_{metric}"
+    if col not in difference:
+        raise ValueError(f"difference table lacks {col!r} (make it with analysis.grounding.compute.protocol_difference)")
+    if ax is None:
+        apply_style()
+        fig, ax = plt.subplots(figsize=figsize(2, 0.4), layout="constrained")  # room for the legend outside
+    else:
+        fig = ax.figure
+    methods = sorted(difference["method"].unique())
+    for m in methods:
+        g = difference[difference["method"] == m].sort_values("budget")
+        ax.plot(g["budget"], g[col], ms=3, label=method_label(m), **method_style(m))
+    ax.axhline(0.0, color="k", lw=0.8)
+    if not difference.empty:
+        budget_axis(ax, difference["budget"])
+    ax.set_ylabel(f"Δ{_LABELS[metric]} (official − per-expression)")
+    ax.set_title("protocol difference")
+    if methods:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  ncol=1 if len(ax.get_lines()) <= 12 else 2)
+    return fig, ax

@@ -1,0 +1,11 @@
+"""``litelvlm importance``: CLIP's token ranks against the LLM's own token importance.
+
+``options`` (light: :class:`ImportanceArgs`, :func:`run`), ``compute`` (the study), ``glamm_signals``
+(every signal on a ``GlammPipeline``), ``correlation`` (rank statistics), ``sensitivity`` (mask-IoU drop of
+removed token groups), ``aggregate`` (bootstrap summaries), ``family`` and ``plots`` (its figures).
+From code: ``from analysis.importance import ImportanceArgs, run``.
+"""
+
+from analysis.importance.options import ImportanceArgs, run
+
+__all__ = ["ImportanceArgs", "run"]

@@ -1,0 +1,294 @@
+"""``litelvlm importance``: do the tokens reversed CLIP similarity keeps match the LVLM's own token importance?
+
+For every sentence (scored alone, in GLaMM's single-turn prompt, teacher-forced as in
+``eval-grounding``), one score per visual token from each signal
+(:mod:`analysis.importance.glamm_signals`):
+
+* CLIP side: ``clip_rev_sim`` (-s, LiteLVLM's ranking), ``clip_context``, ``clip_topsim`` (+s);
+* LLM side: ``attention`` (per layer, head mean and per head, from the ``seg``/``last``/``text``
+  queries), ``saliency``, ``input_x_gradient``, ``integrated_gradients``,
+  ``layer_integrated_gradients`` (captum, w.r.t. the projector output; target ``mask`` or
+  ``seg_norm``) and ``ablation`` (captum FeatureAblation: IoU drop per spatial token group).
+
+Every CLIP-side signal is compared with every LLM-side one (Pearson, Spearman, Kendall,
+top-k Jaccard). Outputs: ``OUT/importance.parquet`` (one row per sentence x signal pair x
+layer x head), ``OUT/summary.csv`` (head-mean rows aggregated with 95% bootstrap CIs over
+images, by LLM layer and by mask-area bin, ``area_bin == "all"`` for every area),
+``OUT/token_scores.parquet`` (the head-mean score vectors of the first ``--save-scores``
+sentences, for heat maps), ``OUT/images/`` (their CLIP input window), ``OUT/config.json``.
+Per-image results are written as parts under ``OUT/parts/`` (``analysis.common.parts``); a re-run resumes
+from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis.common.defaults import DEFAULT_KS
+from analysis.common.glamm_args import quantize_kwargs, study_numerics
+from analysis.common.parts import PartStore, read_parquet
+from analysis.common.study import (
+    RunFolder,
+    check_config,
+    portable_paths,
+    read_json,
+    run_record,
+    torch_thread_count,
+)
+from analysis.importance.aggregate import area_bins, summarize
+from analysis.importance.correlation import compare
+from analysis.importance.glamm_signals import (
+    SignalOptions,
+    clip_signals,
+    llm_signals,
+    method_signals,
+)
+from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args
+from litelvlm.cli_args import split_list
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.provenance import mark_weights, weights_banner
+
+log = logging.getLogger(__name__)
+
+METRICS = ["pearson", "spearman", "kendall", *[f"jaccard_{k}" for k in DEFAULT_KS]]
+ID_COLUMNS = ["image_id", "ref_id", "ann_id", "sent_id", "sentence", "area_fraction", "area_bin",
+              "pred_area_fraction"]
+PAIR_COLUMNS = ["clip_signal", "llm_signal", "query", "layer", "head"]
+
+
+def compare_signals(clip: dict, llm: dict) -> list[dict]:
+    """One row (pair columns + metrics) per CLIP-side x LLM-side signal pair."""
+    rows = []
+    for ck, cv in clip.items():
+        for lk, lv in llm.items():
+            row = {"clip_signal": ck.name, "llm_signal": lk.name, "query": lk.query, "layer": lk.layer,
+                   "head": lk.head}
+            row.update(compare(cv, lv, DEFAULT_KS))
+            rows.append(row)
+    return rows
+
+
+def sentence_signals(pipe, base, record, signals: list[str], opts: SignalOptions, methods: tuple[str, ...] = ()):
+    """(prepared, clip signals, llm signals, IG deltas) of one REFER record alone."""
+    prep = pipe.with_sentences(base, [record.sentence])  # GLaMM's first question and answer
+    clip = {**clip_signals(prep), **method_signals(pipe, prep, methods)}
+    llm, deltas = llm_signals(pipe, prep, signals, opts)
+    return prep, clip, llm, deltas
+
+
+def clip_window(pipe, image) -> np.ndarray:
+    """The part of ``image`` CLIP sees (its centre crop), as an RGB array at the CLIP input size."""
+    from litelvlm.data.geometry import transform_params
+
+    tp = transform_params(pipe.clip.geometry, image.height, image.width)
+    (y0, y1), (x0, x1) = tp.to_original(np.array([0, tp.out[0]]), np.array([0, tp.out[1]]))
+    return np.asarray(image.convert("RGB").crop((x0, y0, x1, y1)).resize((tp.out[1], tp.out[0])))
+
+
+def evaluate_image(pipe, a: ImportanceArgs, records: list, image, opts: SignalOptions, signals: list[str],
+                   keep_scores: int) -> tuple[list[dict], list[dict], dict[str, float]]:
+    """(comparison rows, token-score rows of the first ``keep_scores`` sentences, IG deltas) for one image."""
+    from analysis.importance.glamm_signals import pruned_masks
+
+    base = pipe.prepare_image(image, seed=a.seed)
+    rows, scores, deltas = [], [], {}
+    for i, r in enumerate(records):
+        prep, clip, llm, d = sentence_signals(pipe, base, r, signals, opts, tuple(split_list(a.method_signals)))
+        for k, v in d.items():
+            deltas[k] = max(deltas.get(k, 0.0), v)
+        gt = r.mask()
+        pred = pruned_masks(pipe, prep, torch.arange(prep.vision.num_patches))[0]
+        ids = {"image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id, "sent_id": r.sent_id,
+               "sentence": r.sentence, "area_fraction": float(gt.mean()),
+               "pred_area_fraction": float(pred.float().mean())}
+        for row in compare_signals(clip, llm):
+            rows.append({**ids, **row})
+        if i < keep_scores:
+            for k, v in {**clip, **llm}.items():
+                if k.head == -1:
+                    scores.append({"image_id": r.image_id, "sent_id": r.sent_id, "sentence": r.sentence,
+                                   "signal": k.name, "query": k.query, "layer": k.layer,
+                                   "grid_h": prep.vision.grid[0], "grid_w": prep.vision.grid[1],
+                                   "scores": v.numpy().astype(np.float32)})
+    return rows, scores, deltas
+
+
+# -- tables -------------------------------------------------------------------------------------
+def finish_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Typed comparison rows with the mask-area bin."""
+    rows = rows.copy()
+    for c in ("image_id", "ref_id", "ann_id", "sent_id", "layer", "head"):
+        rows[c] = rows[c].astype("int64")
+    rows["area_bin"] = area_bins(rows["area_fraction"].to_numpy()).astype(str)
+    return rows[ID_COLUMNS + PAIR_COLUMNS + METRICS]
+
+
+def summary_table(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Head-mean rows aggregated over sentences (95% bootstrap CI over images): by pair and LLM layer,
+    for all areas (``area_bin == "all"``) and per mask-area bin."""
+    by = ["clip_signal", "llm_signal", "query", "layer"]
+    hm = rows[rows["head"] == -1]
+    if hm.empty:
+        return pd.DataFrame(columns=by + ["area_bin", "n_sentences", "n_images"])
+    overall = summarize(hm, by, METRICS, n_boot=n_boot, seed=seed).assign(area_bin="all")
+    per_bin = summarize(hm, by + ["area_bin"], METRICS, n_boot=n_boot, seed=seed)
+    out = pd.concat([overall, per_bin], ignore_index=True)
+    cols = by + ["area_bin"] + [c for c in out.columns if c not in by + ["area_bin"]]
+    return out[cols]
+
+
+def load_importance(out: str | Path) -> dict:
+    """The tables of an importance results folder: ``rows``, ``summary``, ``scores``, ``config``, ``images``."""
+    from PIL import Image
+
+    out = Path(out)
+    path = out / "importance.parquet"
+    if not path.exists():
+        raise LiteLVLMError(f"{path} not found: run `litelvlm importance --out {out}` first")
+    scores_path = out / "token_scores.parquet"
+    scores = read_parquet(scores_path) if scores_path.exists() else pd.DataFrame()
+    images = {int(p.stem): np.asarray(Image.open(p).convert("RGB")) for p in sorted((out / "images").glob("*.png"))}
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False, na_values=[""])
+    summary["query"] = summary["query"].fillna("")       # signals without a query set
+    tables = {"rows": read_parquet(path), "summary": summary, "scores": scores,
+              "config": read_json(out / "config.json"), "images": images}
+    ablation = out / "ablation" / "summary.csv"
+    if ablation.exists():
+        tables["ablation"] = pd.read_csv(ablation)
+    return tables
+
+
+# -- resumable parts ----------------------------------------------------------------------------
+def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write importance.parquet, token_scores.parquet and summary.csv from every finished image part
+    (restricted to ``image_ids`` when given: a run may reuse the parts of a larger one)."""
+    store = PartStore(out)
+    wanted = None if image_ids is None else set(image_ids)
+
+    def select(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        frames = [f for f in frames if not f.empty]
+        return frames if wanted is None else [f[f["image_id"].isin(wanted)] for f in frames]
+
+    frames = [f for f in select(store.frames()) if not f.empty]
+    if not frames:
+        skipped = store.skipped()
+        if skipped:
+            raise LiteLVLMError(f"no image could be read ({len(skipped)} unreadable, e.g. {skipped[0]['path']}); "
+                                "nothing written")
+        raise LiteLVLMError("no sentence could be scored; nothing written")
+    rows = finish_rows(pd.concat(frames, ignore_index=True))
+    rows = rows.sort_values(["image_id", "ref_id", "sent_id"] + PAIR_COLUMNS, kind="stable").reset_index(drop=True)
+    score_frames = [f for f in select(store.frames("scores")) if not f.empty]
+    if score_frames:
+        scores = pd.concat(score_frames, ignore_index=True)
+        write_parquet(out / "token_scores.parquet", scores)
+        for png in (out / "images").glob("*.png"):  # heat-map images of parts outside this selection
+            if int(png.stem) not in set(scores["image_id"]):
+                png.unlink()
+    cfg = read_json(out / "config.json") if (out / "config.json").exists() else {}
+    summary = mark_weights(summary_table(rows, n_boot=n_boot, seed=seed), cfg.get("model"), cfg.get("clip"))
+    write_parquet(out / "importance.parquet", rows)
+    write_csv(out / "summary.csv", summary)
+    return rows, summary
+
+
+#: options a run may change and still reuse its folder's finished parts (a larger --limit-images)
+GROWABLE = {"limit_images": lambda old, new: True, "images": lambda old, new: True}
+
+
+def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: list, opts: SignalOptions,
+                 signals: list[str], kept: int) -> int:
+    """Score one image's sentences and write its part (an unreadable image: a part that lists it as
+    skipped, not done). Returns the number of sentences whose scores were kept."""
+    from PIL import Image
+
+    image_id = recs[0].image_id
+    t0 = time.perf_counter()
+    info: dict = {"image_id": image_id, "sentences": len(recs)}
+    try:
+        image = recs[0].image()
+    except (LiteLVLMError, OSError) as e:
+        log.warning("skipped image %s: %s", recs[0].image_path, e)
+        info.update(skipped=[{"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)}],
+                    sentences=0, seconds=time.perf_counter() - t0, ig_delta_max={})
+        store.write([], pd.DataFrame(), info, tried=[image_id])
+        return 0
+    rows, scores, deltas = evaluate_image(pipe, a, recs, image, opts, signals, max(0, a.save_scores - kept))
+    n_kept = len({s["sent_id"] for s in scores})
+    if scores:
+        with atomic_path(out / "images" / f"{image_id}.png") as tmp:
+            Image.fromarray(clip_window(pipe, image)).save(tmp, format="PNG")
+        info["scored_kept"] = n_kept
+    info.update(seconds=time.perf_counter() - t0, ig_delta_max=deltas)
+    store.write([image_id], pd.DataFrame(rows), info, {"scores": pd.DataFrame(scores)} if scores else None)
+    return n_kept
+
+
+def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compute, resume and merge; returns (rows, summary). ``pipe``: an already loaded pipeline
+    for ``a.model`` (default: loaded here)."""
+    from tqdm.auto import tqdm
+
+    from litelvlm.data.refer import load_refer
+    from litelvlm.families import load_pipeline
+
+    signals = check_args(a)
+    records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
+    if not records:
+        raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
+    by_image: dict[int, list] = {}
+    for r in records:
+        by_image.setdefault(r.image_id, []).append(r)
+    image_ids = sorted(by_image)[: a.limit_images] if a.limit_images is not None else sorted(by_image)
+    torch.manual_seed(a.seed)
+    if pipe is None:
+        pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=a.device,
+                             dtype=getattr(torch, a.dtype), numerics=study_numerics(a, "per-expression"), **quantize_kwargs(a))
+    opts = SignalOptions(target=a.target, ig_steps=a.ig_steps, internal_batch_size=a.internal_batch_size,
+                         group=a.group, per_head=a.per_head)
+
+    out = Path(a.out)
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "save_scores", "n_boot")}
+    config.update(signals=signals, clip_signals=list(CLIP_SIGNALS), images=len(image_ids), ks=list(DEFAULT_KS),
+                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
+                  llm_layers=pipe.model.arch.llm_layers, llm_heads=pipe.model.arch.llm_heads,
+                  num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
+                  torch_threads=torch_thread_count(), run=run_record())
+    with RunFolder(out):
+        check_config(out, config, growable=GROWABLE)
+        store = PartStore(out)
+        store.verify()
+        write_json(out / "config.json", config)
+        (out / "images").mkdir(exist_ok=True)
+        done = store.done()
+        kept = sum(info.get("scored_kept", 0) for _, info in store.markers())
+        todo = [i for i in image_ids if i not in done]
+        log.info("%d image(s) to score, %d already done", len(todo), len(done & set(image_ids)))
+        for image_id in tqdm(todo, desc="importance"):
+            recs = sorted(by_image[image_id], key=lambda r: (r.ref_id, r.sent_id))[: a.max_sentences]
+            kept += _score_image(pipe, a, store, out, recs, opts, signals, kept)
+        return merge_parts(out, a.n_boot, a.seed, image_ids)
+
+
+def run_and_report(a: ImportanceArgs) -> int:
+    """The ``litelvlm importance`` command with checked options: run, then print the head of the summary."""
+    rows, summary = run_importance(a)
+    hm = summary[(summary["area_bin"] == "all")]
+    cols = ["clip_signal", "llm_signal", "query", "layer", "n_sentences", "spearman_mean", "spearman_lo",
+            "spearman_hi", "jaccard_64_mean"]
+    with pd.option_context("display.width", 160, "display.max_rows", 60):
+        print(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"{rows['sent_id'].nunique()} sentence(s), {len(rows)} rows -> {a.out}")
+    if banner := weights_banner(a.model, a.clip):
+        print(banner)
+    return 0
+

@@ -1,0 +1,161 @@
+"""Every per-token importance signal of one sentence on a ``GlammPipeline``: CLIP side and LLM side.
+
+A signal is one score per visual token (``N``, raster order), keyed by :class:`SignalKey`
+(``name``, ``query``, ``layer``, ``head``; ``layer``/``head`` are -1 where they do not
+apply, ``head`` -1 is the mean over heads). CLIP side: ``clip_rev_sim`` (-s, LiteLVLM's
+ranking), ``clip_context`` (LiteLVLM's context score), ``clip_topsim`` (+s). LLM side:
+``attention`` (rows of the ``seg``/``last``/``text`` queries onto the visual keys, every
+layer, per head and head mean, captured with hooks in one forward:
+``litelvlm.lvlm.attention_rows``), the captum attributions of ``litelvlm.lvlm.attribution``
+(``saliency``, ``input_x_gradient``, ``integrated_gradients``, ``layer_integrated_gradients``) and ``ablation`` (mask-IoU drop per spatial token group).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from analysis.importance import sensitivity
+from analysis.importance.options import GRADIENT_SIGNALS, LLM_SIGNALS
+from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm import attention_rows, attribution
+
+QUERY_SETS = ("seg", "last", "text")
+
+
+class SignalKey(NamedTuple):
+    """Which signal a score vector is: name, query set (or ""), LLM layer (-1: none), head (-1: mean)."""
+
+    name: str
+    query: str = ""
+    layer: int = -1
+    head: int = -1
+
+
+@dataclass
+class SignalOptions:
+    """Settings of the LLM-side signals."""
+
+    target: str = "mask"            # "mask" (mask logits inside the predicted mask) or "seg_norm"
+    ig_steps: int = 16
+    internal_batch_size: int = 4
+    group: int = 4                  # ablation: group x group spatial token blocks
+    per_head: bool = True
+
+
+def clip_signals(prepared) -> dict[SignalKey, torch.Tensor]:
+    """The three CLIP-side scores of the (single) sentence of ``prepared``."""
+    from litelvlm.pruning.scores import context_scores, similarity
+
+    inputs = prepared.selector_inputs()
+    sim = similarity(inputs, layer=inputs.feature_layer)[0].float().cpu()
+    return {SignalKey("clip_rev_sim"): -sim, SignalKey("clip_context"): context_scores(inputs).float().cpu(),
+            SignalKey("clip_topsim"): sim}
+
+
+def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, torch.Tensor]:
+    """``method:<name>``: the (N,) score each method in :data:`METHOD_SIGNALS` ranks the visual tokens by."""
+    from litelvlm.pruning import get_method, select
+
+    n = prepared.vision.num_patches
+    out: dict[SignalKey, torch.Tensor] = {}
+    for m in methods:
+        spec = get_method(m)
+        with torch.no_grad():
+            sel = (select(m, prepared.selector_inputs(), n) if spec.stage == "clip"
+                   else spec.select(pipe.context(prepared), n))
+        if sel.scores is None or sel.scores.numel() != n:
+            raise LiteLVLMError(f"method {m!r} has no per-token score to compare")
+        out[SignalKey(f"method:{m}")] = sel.scores.detach().float().cpu().reshape(n)
+    return out
+
+
+def attention_signals(pipe, prepared, per_head: bool = True) -> dict[SignalKey, torch.Tensor]:
+    """Attention the visual tokens receive in every LLM layer from the ``seg``/``last``/``text`` queries
+    (one no-grad forward with row-capturing hooks; no full attention matrix is formed)."""
+    ctx = pipe.context(prepared)
+    sl = ctx.visual_slice()
+    sets = {q: ctx.query_rows(q) for q in QUERY_SETS}
+    lm = pipe.language_model
+    with torch.no_grad(), attention_rows.capture_attention_rows(lm, sets, torch.arange(sl.start, sl.stop)) as rows:
+        s = ctx.seq_len
+        lm(inputs_embeds=ctx.embeds, position_ids=ctx.position_ids,
+           attention_mask=torch.ones(1, s, dtype=torch.long, device=ctx.embeds.device), use_cache=False)
+    out: dict[SignalKey, torch.Tensor] = {}
+    for layer in rows.layers:
+        for q in QUERY_SETS:
+            per = rows.per_head(layer, q)[0].float()             # (H, N)
+            out[SignalKey("attention", q, layer, -1)] = per.mean(0)
+            if per_head:
+                for h in range(per.shape[0]):
+                    out[SignalKey("attention", q, layer, h)] = per[h]
+    return out
+
+
+def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],
+                                                                                       dict[str, float]]:
+    """captum attributions w.r.t. the visual token embeddings; also the IG convergence deltas."""
+    from litelvlm.lvlm.saliency import GroundingTarget
+
+    gt = GroundingTarget(pipe, prepared)
+    vis = pipe.visual_tokens(prepared).detach()
+    out, deltas = {}, {}
+    for name in names:
+        if name == "layer_integrated_gradients":
+            feats = prepared.vision.patches(prepared.feature_layer)[0].to(pipe.dtype).detach()
+            res = attribution.token_attributions(lambda f: gt(pipe.model.project(f), opts.target), feats, name,
+                                     n_steps=opts.ig_steps, internal_batch_size=opts.internal_batch_size,
+                                     layer=pipe.model.projector)
+        else:
+            res = attribution.token_attributions(lambda v: gt(v, opts.target), vis, name, n_steps=opts.ig_steps,
+                                     internal_batch_size=opts.internal_batch_size)
+        out[SignalKey(name)] = res.scores.float().cpu()
+        if res.delta is not None:
+            deltas[name] = res.delta
+    return out, deltas
+
+
+def pruned_masks(pipe, prepared, keep: torch.Tensor) -> torch.Tensor:
+    """(S, H, W) bool masks with only the visual tokens ``keep`` (sorted indices) in the LLM."""
+    with torch.no_grad():
+        final, layout = pipe.run_llm(prepared, pipe.visual_tokens(prepared)[keep.to(pipe.device)])
+        prompts = pipe.seg_prompts(final[0, layout.seg_predictors.to(final.device)])
+        low = pipe.decode_masks(prepared, prompts)
+    return pipe.upscale_masks(prepared, low) > 0
+
+
+def ablation_signal(pipe, prepared, group: int) -> torch.Tensor:
+    """(N,) drop in mask IoU against the unpruned mask when each token's ``group`` x ``group`` block is removed."""
+    n = prepared.vision.num_patches
+    full = pruned_masks(pipe, prepared, torch.arange(n))[0]
+
+    def iou(keep: torch.Tensor) -> float:
+        idx = torch.nonzero(keep).reshape(-1)
+        if idx.numel() == 0:
+            return sensitivity.mask_iou(torch.zeros_like(full), full)
+        return sensitivity.mask_iou(pruned_masks(pipe, prepared, idx)[0], full)
+
+    return sensitivity.ablation_importance(iou, prepared.vision.grid, group=group)
+
+
+def llm_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],
+                                                                                  dict[str, float]]:
+    """The requested LLM-side signals (``LLM_SIGNALS``) of the (single) sentence of ``prepared``."""
+    names = list(names)
+    bad = [n for n in names if n not in LLM_SIGNALS]
+    if bad:
+        raise LiteLVLMError(f"--signals: unknown {', '.join(bad)}; choose from {', '.join(LLM_SIGNALS)}")
+    out: dict[SignalKey, torch.Tensor] = {}
+    deltas: dict[str, float] = {}
+    if "attention" in names:
+        out.update(attention_signals(pipe, prepared, opts.per_head))
+    grads = [n for n in names if n in GRADIENT_SIGNALS]
+    if grads:
+        g, deltas = gradient_signals(pipe, prepared, grads, opts)
+        out.update(g)
+    if "ablation" in names:
+        out[SignalKey("ablation")] = ablation_signal(pipe, prepared, opts.group)
+    return out, deltas

@@ -1,0 +1,93 @@
+"""``litelvlm importance``: its options (:class:`ImportanceArgs`), the signal names, their checks and the
+entry point.
+
+Light (no torch, no captum): a bad option is refused at once; :func:`run` imports the study
+(:mod:`analysis.importance.compute`) after the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from analysis.common.glamm_args import DTYPES, GlammDataArgs
+from analysis.common.study import as_args
+from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.errors import LiteLVLMError
+
+CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
+#: Registered methods whose per-token ranking score (``Selection.scores``, N values) can be compared as
+#: a signal ``method:<name>`` (``--method-signals``): the CLS attention of VisPruner, VisionZip and
+#: PruMerge(+), FastV's last-token attention and DART's key norms. ToMe, DivPrune, SparseVLM and
+#: random rank no single per-token score (merges, greedy diversity, staged rater attention).
+METHOD_SIGNALS = ("vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart")
+GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
+LLM_SIGNALS = ("attention", *GRADIENT_SIGNALS, "ablation")
+
+#: The default LLM-side signals: all but layer_integrated_gradients (a second IG, opt-in), so that
+#: the default run stays fast on the tiny model. ``--signals all`` adds it.
+DEFAULT_SIGNALS = [s for s in LLM_SIGNALS if s != "layer_integrated_gradients"]
+
+@dataclass
+class ImportanceArgs(GlammDataArgs):
+    """Options of ``litelvlm importance``."""
+
+    limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
+                                   deprecated=("--limit",))
+    max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)", minimum=1)
+    signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
+                                                   f"({', '.join(LLM_SIGNALS)}; or all)")
+    method_signals: list[str] = arg([], help="also compare these methods' per-token ranking scores with the "
+                                             f"LLM signals, as CLIP-side signals method:NAME ({', '.join(METHOD_SIGNALS)})")
+    target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
+                                   "prompt-embedding norm", choices=["mask", "seg_norm"])
+    ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients")
+    internal_batch_size: int = arg(4, help="IG steps evaluated at once (bounds memory)", minimum=1)
+    group: int = arg(4, help="ablation: remove group x group spatial token blocks")
+    per_head: bool = arg(True, help="also compare every attention head (not only the head mean)")
+    save_scores: int = arg(8, help="keep the head-mean score vectors of the first N sentences (heat maps)")
+    n_boot: int = arg(1000, help="bootstrap resamples (over images) for summary.csv")
+    seed: int = arg(0, help="seed (bootstrap; torch)")
+    device: str = arg("cpu", help="torch device")
+    dtype: str = arg("float32", help="model dtype", choices=list(DTYPES))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``importance`` options (one per :class:`ImportanceArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, ImportanceArgs)
+
+
+def check_args(a: ImportanceArgs) -> list[str]:
+    """The LLM-side signals to compute; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it."""
+    signals = split_list(a.signals)
+    if signals == ["all"]:
+        signals = list(LLM_SIGNALS)
+    if not signals:
+        raise LiteLVLMError("--signals is empty")
+    bad = [s for s in signals if s not in LLM_SIGNALS]
+    if bad:
+        raise LiteLVLMError(f"--signals: unknown {', '.join(bad)}; choose from {', '.join(LLM_SIGNALS)}")
+    bad = [m for m in split_list(a.method_signals) if m not in METHOD_SIGNALS]
+    if bad:
+        raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "
+                            f"choose from {', '.join(METHOD_SIGNALS)}")
+    for name in ("ig_steps", "internal_batch_size", "group"):
+        if getattr(a, name) < 1:
+            raise LiteLVLMError(f"--{name.replace('_', '-')} must be >= 1")
+    if a.max_sentences is not None and a.max_sentences < 1:
+        raise LiteLVLMError("--max-sentences must be >= 1")
+    return signals
+
+
+def run(args: ImportanceArgs | argparse.Namespace) -> int:
+    """Run the study: check the options, then import torch and compute. From code:
+    ``run(ImportanceArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
+    a = as_args(ImportanceArgs, args)
+    check_args(a)
+    from analysis.importance.compute import run_and_report
+
+    return run_and_report(a)
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = ImportanceArgs

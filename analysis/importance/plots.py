@@ -1,0 +1,179 @@
+"""Plots of the importance study: agreement of CLIP-side token ranks with the LLM's own token importance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.common.style import figsize, figure, method_style, palette
+from litelvlm.methods import BASELINE
+
+__all__ = ["plot_importance_by_layer", "plot_importance_scatter", "plot_overlap_vs_k", "plot_signal_heatmaps",
+           "plot_oracle_ablation"]
+
+ORACLES = ("llm-attention", "saliency")
+
+
+def _label(query: str, layer: int, name: str) -> str:
+    if name == "attention":
+        return f"attn[{query}]" + (f" L{layer}" if layer >= 0 else "")
+    return name
+
+
+def plot_importance_by_layer(summary: pd.DataFrame, metric: str = "spearman", llm_signal: str = "attention",
+                             area_bin: str = "all", ax=None):
+    """``metric`` (mean, 95% CI band) against LLM layer, one line per CLIP signal x query set."""
+    if ax is None:
+        fig, ax = figure(1, 0.8)
+    fig = ax.figure
+    s = summary[(summary["llm_signal"] == llm_signal) & (summary["area_bin"].astype(str) == area_bin)]
+    keys = list(s.groupby(["clip_signal", "query"], sort=True).groups)
+    colors = dict(zip(keys, palette(max(len(keys), 1))))
+    styles = {"seg": "-", "last": "--", "text": ":"}
+    for (clip, query), g in s.groupby(["clip_signal", "query"], sort=True):
+        g = g.sort_values("layer")
+        ax.plot(g["layer"], g[f"{metric}_mean"], styles.get(query, "-"), marker="o", ms=3,
+                color=colors[(clip, query)], label=f"{clip} vs {query}")
+        ax.fill_between(g["layer"], g[f"{metric}_lo"], g[f"{metric}_hi"], color=colors[(clip, query)], alpha=0.15,
+                        lw=0)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("LLM layer")
+    ax.set_ylabel(f"{metric} (mean, 95% CI)")
+    ax.legend(fontsize=5, ncols=1, loc="best")
+    return fig, ax
+
+
+def plot_importance_scatter(scores: pd.DataFrame, sent_id: int | None = None, x: str = "clip_rev_sim",
+                            y: tuple[str, str, int] = ("attention", "seg", -1), ax=None):
+    """One sentence: per-token CLIP score ``x`` against LLM signal ``y`` = (name, query, layer; -1 = last)."""
+    from scipy import stats
+
+    sent_id = int(scores["sent_id"].iloc[0]) if sent_id is None else sent_id
+    one = scores[scores["sent_id"] == sent_id]
+    name, query, layer = y
+    ys = one[(one["signal"] == name) & (one["query"] == query)]
+    if layer == -1 and name == "attention":
+        layer = int(ys["layer"].max())
+    ys = ys[ys["layer"] == layer]
+    xs = one[one["signal"] == x]
+    if xs.empty or ys.empty:
+        raise ValueError(f"sentence {sent_id} has no scores for {x!r} or {y!r}")
+    a, b = np.asarray(xs["scores"].iloc[0]), np.asarray(ys["scores"].iloc[0])
+    if ax is None:
+        fig, ax = figure(1, 0.9)
+    fig = ax.figure
+    ax.scatter(a, b, s=4, alpha=0.6, color=palette(1)[0], lw=0)
+    rho = stats.spearmanr(a, b).statistic
+    ax.set_xlabel(x)
+    ax.set_ylabel(_label(query, layer, name))
+    ax.set_title(f"{one['sentence'].iloc[0][:40]!r}  (Spearman {rho:.2f})", fontsize=6)
+    return fig, ax
+
+
+def plot_overlap_vs_k(summary: pd.DataFrame, clip_signal: str = "clip_rev_sim", area_bin: str = "all",
+                      num_tokens: int = 576, layer: int | None = None, ax=None):
+    """Top-k Jaccard (mean, 95% CI) against k per LLM signal (attention at ``layer``, default the last),
+    with the chance level k / (2N - k) of two random top-k sets."""
+    if ax is None:
+        fig, ax = figure(1, 0.8)
+    fig = ax.figure
+    ks = sorted(int(c.split("_")[1]) for c in summary.columns if c.startswith("jaccard_") and c.endswith("_mean"))
+    s = summary[(summary["clip_signal"] == clip_signal) & (summary["area_bin"].astype(str) == area_bin)]
+    lines = []
+    for (name, query), g in s.groupby(["llm_signal", "query"], sort=True, dropna=False):
+        at = int(g["layer"].max()) if layer is None or name != "attention" else layer
+        for _, row in g[g["layer"] == at].iterrows():
+            lines.append((_label(query if isinstance(query, str) else "", at, name), row))
+    labels = list(dict.fromkeys(lab for lab, _ in lines))  # LLM signals, not methods: the palette in order
+    colors = dict(zip(labels, palette(max(len(labels), 1))))
+    for lab, row in lines:
+        m = [row[f"jaccard_{k}_mean"] for k in ks]
+        lo = [row[f"jaccard_{k}_lo"] for k in ks]
+        hi = [row[f"jaccard_{k}_hi"] for k in ks]
+        ax.plot(ks, m, marker="o", ms=3, color=colors[lab], label=lab)
+        ax.fill_between(ks, lo, hi, color=colors[lab], alpha=0.15, lw=0)
+    k = np.asarray(ks, float)
+    ax.plot(ks, k / (2 * num_tokens - k), color="0.5", ls="--", lw=0.8, label="chance")
+    ax.set_xlabel("k")
+    ax.set_ylabel(f"top-k Jaccard with {clip_signal}")
+    ax.legend(fontsize=5)
+    return fig, ax
+
+
+def plot_signal_heatmaps(image: np.ndarray, scores: pd.DataFrame, sent_id: int | None = None,
+                         signals: list[tuple[str, str, int]] | None = None, alpha: float = 0.6,
+                         referent: np.ndarray | None = None):
+    """Side-by-side heat maps of one sentence's signals over the CLIP input window ``image``.
+
+    ``signals``: (name, query, layer) triples; default: every CLIP signal, attention of each query set at
+    the last layer, and every other LLM signal present. Each map is min-max scaled (one colourbar);
+    ``referent``, the referent's mask over the window (H, W bool), is outlined on every map.
+    """
+    sent_id = int(scores["sent_id"].iloc[0]) if sent_id is None else sent_id
+    one = scores[scores["sent_id"] == sent_id]
+    if signals is None:
+        last = int(one["layer"].max())
+        signals = []
+        for _, r in one.iterrows():
+            key = (r["signal"], r["query"], int(r["layer"]))
+            if r["signal"] == "attention" and r["layer"] != last:
+                continue
+            if key not in signals:
+                signals.append(key)
+    n = len(signals)
+    cols = min(n, 5)
+    rows = (n + cols - 1) // cols
+    fig, axes = figure(2, 1.0, nrows=rows, ncols=cols, squeeze=False,
+                       figsize=figsize(2, height=1.45 * rows + 0.3))
+    h, w = image.shape[:2]
+    for ax, (name, query, layer) in zip(axes.flat, signals):
+        r = one[(one["signal"] == name) & (one["query"] == query) & (one["layer"] == layer)].iloc[0]
+        grid = (int(r["grid_h"]), int(r["grid_w"]))
+        v = np.asarray(r["scores"], float).reshape(grid)
+        v = (v - v.min()) / (np.ptp(v) or 1.0)
+        ax.imshow(image)
+        mappable = ax.imshow(v, extent=(0, w, h, 0), cmap="magma", alpha=alpha, interpolation="nearest",
+                             vmin=0.0, vmax=1.0)
+        if referent is not None and np.asarray(referent).any():
+            ax.contour(np.asarray(referent, float), levels=[0.5], colors="cyan", linewidths=0.9)
+        ax.set_title(_label(query, layer, name), fontsize=6)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    if n:
+        cbar = fig.colorbar(mappable, ax=axes, shrink=0.8, pad=0.01)
+        cbar.set_label("score, min-max scaled per map\n(0 = lowest, 1 = highest token; no unit)", fontsize=6)
+        cbar.ax.tick_params(labelsize=5)
+    title = f"{one['sentence'].iloc[0][:60]!r}"
+    if referent is not None and np.asarray(referent).any():
+        title += " (cyan: referent)"
+    fig.suptitle(title, fontsize=7)
+    return fig, axes
+
+
+def plot_oracle_ablation(grounding_summary: pd.DataFrame, metric: str = "ciou", ax=None):
+    """``metric`` against the token budget per method (eval-grounding summary.csv); oracles dashed,
+    the unpruned model as a horizontal line."""
+    if ax is None:
+        fig, ax = figure(1, 0.8)
+    fig = ax.figure
+    s = grounding_summary
+    methods = [m for m in s["method"].unique() if m != BASELINE]
+    for m in methods:
+        g = s[s["method"] == m].sort_values("budget")
+        ax.plot(g["budget"], g[metric], "--" if m in ORACLES else "-", ms=3, label=m + (" (oracle)" if m in ORACLES else ""),
+                **method_style(m))
+    if (s["method"] == BASELINE).any():
+        ax.axhline(float(s.loc[s["method"] == BASELINE, metric].iloc[0]), color="0.3", lw=0.8, ls=":",
+                   label="none (all tokens)")
+    ax.set_xscale("log", base=2)
+    budgets = sorted(s.loc[s["method"] != BASELINE, "budget"].unique())
+    ax.set_xticks(budgets)
+    ax.set_xticklabels([str(b) for b in budgets])
+    ax.set_xlabel("visual tokens kept (K)")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=5)
+    return fig, ax
+

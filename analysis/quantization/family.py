@@ -1,0 +1,78 @@
+"""Figure family 7, quantization: memory, activation and prefill against the budget for each precision,
+from ``validate`` folders (one per ``--quantize``), drawn per device."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from analysis.figures.family import Family
+from analysis.figures.smoke_inputs import coco128_dir
+from analysis.quantization import plots
+
+#: the smoke run: the tiny random GLaMM, LiteLVLM at three budgets, each precision that is installed
+SMOKE_BUDGETS = ("576", "64", "32")
+
+
+def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
+    """``validate`` on one image with the tiny random GLaMM, once per precision (bf16 only when bitsandbytes
+    is not installed); a synthetic REFER folder when ../shared/data is absent."""
+    import importlib.util
+
+    from litelvlm.cli import main
+
+    data = coco128_dir()
+    if data is None:
+        from litelvlm.data.fixtures import write_tiny_refer
+
+        data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
+    modes = ["none"] + (["int8", "nf4"] if importlib.util.find_spec("bitsandbytes") else [])
+    for q in modes:
+        rc = main(["validate", "--refer-dir", str(data), "--model", model or "tiny-random:0", "--dtype", "bfloat16",
+                   "--methods", "litelvlm", "--budgets", *SMOKE_BUDGETS, "--quantize", q, "--out", str(out_dir / q)])
+        if rc:
+            raise RuntimeError(f"litelvlm validate --quantize {q} exited with status {rc}")
+
+
+def read_quantization(results_dir: Path) -> dict:
+    """Every ``validate`` folder under ``results_dir`` with a ``memory.csv``: its memory rows and its runs,
+    each with the folder's ``device``, ``model`` and ``quantize``."""
+    import pandas as pd
+
+    from analysis.common.study import read_json
+
+    mem, rows = [], []
+    for path in sorted(Path(results_dir).rglob("memory.csv")):
+        cfg = read_json(path.parent / "config.json")
+        tags = {"device": str(cfg.get("device", "cpu")), "model": cfg.get("model"),
+                "quantize": cfg.get("quantize", "none"), "folder": path.parent.name}
+        mem.append(pd.read_csv(path).assign(**{k: v for k, v in tags.items() if k != "quantize"}))
+        rows.append(pd.read_csv(path.parent / "validate.csv").assign(**tags))
+    return {"memory": pd.concat(mem, ignore_index=True), "validate": pd.concat(rows, ignore_index=True)}
+
+
+def draw_quantization(tables: dict) -> dict:
+    """Memory and LLM activation against the budget, one line per precision, per device; prefill too for GPU
+    runs (the paper timed a GPU; CPU times are not its quantity, and they differ from run to run)."""
+    mem, rows = tables["memory"], tables["validate"]
+    figs = {}
+    for device in sorted(mem["device"].unique()):
+        figs[f"memory_{device}"], _ = plots.plot_memory_vs_precision(mem, device=device)
+        figs[f"activation_{device}"], _ = plots.plot_activation_vs_precision(mem, device=device)
+        if device.startswith("cuda"):
+            figs[f"prefill_{device}"], _ = plots.plot_prefill_vs_precision(rows, device=device)
+    return figs
+
+
+#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
+FAMILY = Family(
+    name="quantization", notebook="07_quantization", title="Quantization",
+    description="The budget x precision trade-off of `validate` runs (bf16, int8 and nf4 decoder layers): the "
+                "whole model's memory (weights + activation peak) and the LLM's activation peak against the "
+                "budget, per device, and the prefill time of GPU runs.",
+    command="litelvlm validate --quantize", requires=("analysis.validate.memory", "analysis.quantization.plots"),
+    subdir="validate", make_smoke=smoke_quantization, read=read_quantization, draw=draw_quantization,
+    smoke_note="`litelvlm validate` on one COCO-128 image with the tiny random GLaMM in bf16, int8 and nf4 "
+               "(int8 and nf4 need bitsandbytes)",
+    results_files=("memory.csv", "*/memory.csv"),
+    make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out {out}/$Q; done")

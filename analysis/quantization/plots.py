@@ -1,0 +1,64 @@
+"""Quantization figures: the budget x precision trade-off of ``validate`` runs (one folder per ``--quantize``).
+
+Each figure draws one device's runs (times and memory from different devices are never mixed) and one
+line per precision: LiteLVLM's rows against the budget, and ``none`` (all tokens) as an open marker at N.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.common.style import budget_axis, figure, palette
+
+#: precisions in drawing order, with their legend names
+PRECISIONS = {"none": "bf16 (not quantized)", "int8": "int8 decoder layers", "nf4": "nf4 decoder layers"}
+
+
+def _precisions(d: pd.DataFrame) -> list[str]:
+    found = list(d["quantize"].unique())
+    return [q for q in PRECISIONS if q in found] + sorted(q for q in found if q not in PRECISIONS)
+
+
+def _by_precision(ax, d: pd.DataFrame, y: str, scale: float = 1.0, method: str = "litelvlm") -> None:
+    """One line per precision: ``method``'s ``y`` against the budget, and ``none`` at N as an open marker."""
+    colors = dict(zip(_precisions(d), palette(max(len(_precisions(d)), 1))))
+    for q in _precisions(d):
+        g = d[(d["quantize"] == q) & (d["method"] == method)].sort_values("budget")
+        ax.plot(g["budget"], g[y] * scale, marker="o", color=colors[q], label=PRECISIONS.get(q, q))
+        base = d[(d["quantize"] == q) & (d["method"] == "none")]
+        ax.scatter(base["budget"], base[y] * scale, marker="o", facecolors="none", edgecolors=colors[q], s=60,
+                   zorder=5)
+    budget_axis(ax, d["budget"])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=7,
+              title=f"{method} (open: none, all tokens)", title_fontsize=7)
+
+
+def _panel(table: pd.DataFrame, device: str | None, ax, column: str, ylabel: str, title: str, scale: float = 1.0):
+    """One device's rows of ``table``: ``column`` (times ``scale``) against the budget, one line per precision."""
+    device = device if device is not None else str(table["device"].iloc[0])
+    d = table[table["device"] == device]
+    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)
+    _by_precision(ax, d, column, scale=scale)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title} by precision and budget ({device})")
+    return fig, ax
+
+
+def plot_memory_vs_precision(mem: pd.DataFrame, device: str | None = None, ax=None):
+    """Whole-model memory during a call (weights + activation peak) against the budget, per precision."""
+    gib = mem["peak_mb"].max() >= 1024  # GiB at full size, MiB for small models
+    return _panel(mem, device, ax, "peak_mb", f"whole-model memory ({'GiB' if gib else 'MiB'})", "Memory",
+                  scale=1 / 1024 if gib else 1.0)
+
+
+def plot_activation_vs_precision(mem: pd.DataFrame, device: str | None = None, ax=None):
+    """The LLM span's activation peak (MiB) against the budget, per precision."""
+    return _panel(mem, device, ax, "llm_activation_mb", "LLM activation peak (MiB)", "Activation")
+
+
+def plot_prefill_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=None):
+    """The paper's prefill time (the decoder-layer loop, ms) against the budget, per precision."""
+    return _panel(rows, device, ax, "paper_prefill_ms", "prefill, decoder-layer loop (ms)", "Prefill")
+
+
+__all__ = ["PRECISIONS", "plot_activation_vs_precision", "plot_memory_vs_precision", "plot_prefill_vs_precision"]

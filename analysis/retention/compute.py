@@ -1,0 +1,272 @@
+"""Token retention tables: which patches every CLIP-side method keeps at each budget.
+
+For each image and its referring expressions (all of them select together, as in the
+official multi-expression setting; ``text`` joins them with `` | ``), one row per kept token and (method, budget), naming the
+part of the method that chose it (LiteLVLM: ``similarity`` or ``context``; VisPruner:
+``important``/``diverse``; VisionZip: ``dominant``/``contextual``; others: ``kept``), plus
+a per-patch table of the scores behind the choice. The figure family ``retention`` draws
+them like the paper's animation. Run as ``litelvlm retention --help``.
+
+Outputs in ``--out``: ``retention.parquet`` (image_id, text, model, method, budget,
+position, patch, part), ``retention_scores.parquet`` (image_id, text, model, patch, row,
+col, similarity, context), ``images/<image_id>.png`` (the image as the model sees it,
+after resize and crop) and ``config.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
+from analysis.retention.options import RetentionArgs
+from litelvlm.cli_args import split_list
+from litelvlm.data.refer import load_refs
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.provenance import weights_banner
+
+log = logging.getLogger(__name__)
+
+RESULT_FILES = ("retention.parquet", "retention_scores.parquet")
+SYNTHETIC_TEXTS = ["the red ball on the left", "the blue square"]
+
+
+def synthetic_example(size: int = 336):
+    """A deterministic synthetic scene (PIL image) and its referring expressions."""
+    from PIL import Image, ImageDraw
+
+    y, x = np.mgrid[0:size, 0:size] / size
+    bg = np.stack([0.55 + 0.2 * x, 0.6 + 0.15 * y, 0.5 + 0.1 * (1 - x)], -1)
+    im = Image.fromarray((bg * 255).astype(np.uint8))
+    d = ImageDraw.Draw(im)
+    s = size / 336
+    d.ellipse([40 * s, 120 * s, 130 * s, 210 * s], fill=(210, 40, 40))
+    d.rectangle([200 * s, 60 * s, 300 * s, 160 * s], fill=(40, 80, 200))
+    d.polygon([(210 * s, 300 * s), (260 * s, 200 * s), (310 * s, 300 * s)], fill=(40, 160, 60))
+    return im, list(SYNTHETIC_TEXTS)
+
+
+def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3,
+                   image_dir: str | Path | None = None) -> list[tuple[str, Path, list[str]]]:
+    """The first ``limit`` images of a REFER-layout folder (val split first), each with up to
+    ``texts_per_image`` of its expressions: [(image_id, image path, [expression, ...])]; images are
+    read from ``image_dir`` (default: ``<root>/images``)."""
+    root = Path(root)
+    refs_path = root / "refs(unc).p"
+    if not refs_path.exists():
+        raise LiteLVLMError(f"--refer-dir {str(root)!r} has no 'refs(unc).p' (REFER layout expected)")
+    refs = sorted(load_refs(refs_path), key=lambda r: (r.get("split") != "val", r["image_id"], r["ref_id"]))
+    images_root = Path(image_dir) if image_dir is not None else root / "images"
+    if not images_root.is_dir():
+        raise LiteLVLMError(f"image folder {str(images_root)!r} does not exist")
+    by_image: dict[int, list] = {}
+    for r in refs:
+        by_image.setdefault(r["image_id"], []).append(r)
+    out = []
+    for image_id, rs in list(by_image.items())[:limit]:
+        name = rs[0]["file_name"]
+        img = images_root / name
+        if not img.exists():  # REFER names files <image>_<ann>.jpg; the image is <image>.jpg
+            img = images_root / ("_".join(Path(name).stem.split("_")[:-1]) + Path(name).suffix)
+        if not img.exists():
+            raise LiteLVLMError(f"image {str(img)!r} named by ref {rs[0]['ref_id']} does not exist")
+        out.append((str(image_id), img, [r["sentences"][0]["sent"] for r in rs[:texts_per_image]]))
+    return out
+
+
+def method_parts(method: str, sel, kept: np.ndarray) -> np.ndarray:
+    """The name of the part that chose each kept index (same order as ``kept``)."""
+    part = np.full(kept.shape, "kept", dtype=object)
+    if method in ("litelvlm", "litelvlm-ctx", "clip_topsim"):
+        union = sel.parts["similarity"].cpu().numpy()
+        part[:] = "context"
+        part[np.isin(kept, union)] = "similarity"
+        return part
+    for name, idx in sel.parts.items():
+        part[np.isin(kept, idx.cpu().numpy())] = name
+    return part
+
+
+def retention_tables(clip, examples, budgets, methods,
+                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """(kept-token table, per-patch score table, {image_id: display image}, metadata) for ``examples``."""
+    import torch
+
+    from litelvlm.pruning import SelectorInputs, context_scores, select, similarity
+
+    n = clip.num_patches
+    gr, gc = clip.grid
+    budgets = sorted({min(int(b), n) for b in budgets}, reverse=True)
+    rows, score_rows, images = [], [], {}
+    for image_id, image, image_texts in examples:
+        text = " | ".join(image_texts)
+        pixels = clip.preprocess([image])
+        with torch.no_grad():
+            vision = clip.trace_image(pixels)
+            texts = clip.encode_text(list(image_texts))
+        images[image_id] = clip.to_display(pixels)[0].numpy()
+        inputs = SelectorInputs(vision=vision, text=texts, seed=seed)
+        sim = similarity(inputs, layer=inputs.feature_layer).min(0).values.float().cpu().numpy()
+        ctx = context_scores(inputs).float().cpu().numpy()
+        score_rows.append(pd.DataFrame({
+            "image_id": image_id, "text": text, "model": clip.name, "patch": np.arange(n),
+            "row": np.arange(n) // gc, "col": np.arange(n) % gc,
+            "similarity": sim.astype(np.float64), "context": ctx.astype(np.float64)}))
+        for method in methods:
+            for k in budgets:
+                sel = select(method, inputs, k)
+                kept = sel.indices.cpu().numpy().astype(np.int64)
+                rows.append(pd.DataFrame({
+                    "image_id": image_id, "text": text, "model": clip.name, "method": method,
+                    "budget": k, "position": np.arange(kept.size), "patch": kept,
+                    "part": method_parts(method, sel, kept).astype(str)}))
+    meta = {"grid": [gr, gc], "num_patches": n, "budgets": budgets, "methods": list(methods)}
+    return pd.concat(rows, ignore_index=True), pd.concat(score_rows, ignore_index=True), images, meta
+
+
+def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
+    """``methods`` without those this backend cannot run (e.g. ToMe on open_clip), each skip logged."""
+    from PIL import Image
+
+    from litelvlm.errors import UnsupportedModelError
+    from litelvlm.pruning import SelectorInputs, select
+
+    probe = SelectorInputs(vision=clip.trace_image(clip.preprocess([Image.new("RGB", (32, 32))])),
+                           text=clip.encode_text(texts[:1], hidden_states=False))
+    keep = []
+    for m in methods:
+        try:
+            select(m, probe, 1)
+        except UnsupportedModelError as e:
+            log.info("retention: skipping %s (%s)", m, e)
+            continue
+        keep.append(m)
+    return keep
+
+
+def run_retention(a: RetentionArgs) -> Path:
+    """Compute and write the retention tables for ``a`` (checked: :func:`analysis.retention.options.check_args`);
+    returns the output folder."""
+    from PIL import Image
+
+    from litelvlm.clip import load_clip
+    from litelvlm.pruning import available_methods, get_method
+
+    methods = split_list(a.methods) or available_methods("clip")
+    for m in methods:
+        if get_method(m).kind != "clip":
+            raise LiteLVLMError(f"--methods: {m!r} runs inside the LLM; retention draws CLIP-side methods: "
+                                f"{', '.join(available_methods('clip'))}")
+    budgets = split_list(a.budgets, int)
+    skipped: list[dict] = []
+    if a.refer_dir:
+        examples = readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped)
+    else:
+        im, texts = synthetic_example()
+        examples = [("synthetic-0", im, texts)]
+    if a.compare_to and not (Path(a.compare_to) / "retention.parquet").exists():
+        raise LiteLVLMError(f"--compare-to {a.compare_to!r} holds no retention.parquet")
+    import torch
+
+    clip = load_clip(a.model, a.backend, dtype=None if a.dtype == "float32" else getattr(torch, a.dtype))
+    if a.quantize != "none":
+        from litelvlm.quantize import quantize_clip
+
+        if clip.backend != "hf":
+            raise LiteLVLMError("--quantize quantizes a transformers CLIP (--backend hf); open_clip's attention "
+                                "keeps its projections outside nn.Linear")
+        quantize_clip(clip.modules(), a.quantize, a.quantize_backend, clip.device)
+    if not split_list(a.methods):  # the default: every CLIP-side method this backend supports
+        methods = supported_methods(clip, methods, examples[0][2])
+    out = Path(a.out)
+    with RunFolder(out):
+        table, scores, images, meta = retention_tables(clip, examples, budgets, methods, a.seed)
+        for png in (out / "images").glob("*.png"):  # images of an older run with other examples
+            if png.stem not in images:
+                png.unlink()
+        for image_id, arr in images.items():
+            with atomic_path(out / "images" / f"{image_id}.png") as tmp:
+                Image.fromarray((arr * 255).round().astype(np.uint8)).save(tmp, format="png")
+        write_parquet(out / "retention_scores.parquet", scores)
+        write_parquet(out / "retention.parquet", table)
+        write_json(out / "config.json", {**asdict(a), **meta, "clip": clip.describe(), "synthetic": a.refer_dir is None,
+                                          "skipped": skipped, "paths": portable_paths(asdict(a), out),
+                                          "torch_threads": torch_thread_count(), "run": run_record()})
+        if a.compare_to:
+            from analysis.common.parts import read_parquet
+
+            write_csv(out / "overlap.csv", kept_overlap(read_parquet(Path(a.compare_to) / "retention.parquet"), table))
+    return out
+
+
+def kept_overlap(ref: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """Per (image, method, budget) present in both retention tables: tokens kept by each and the share of
+    ``other``'s kept tokens that ``ref`` keeps too."""
+    keys = ["image_id", "method", "budget"]
+    a = ref.groupby(keys)["patch"].agg(frozenset).rename("ref")
+    b = other.groupby(keys)["patch"].agg(frozenset).rename("other")
+    both = pd.concat([a, b], axis=1, join="inner").reset_index()
+    both["kept"] = both["other"].map(len)
+    both["overlap"] = [len(x & y) / max(len(y), 1) for x, y in zip(both["ref"], both["other"])]
+    return both[[*keys, "kept", "overlap"]].sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict]) -> list:
+    """(image_id, RGB image, texts) of the examples whose image opens; the others are logged and
+    appended to ``skipped``; none readable is an error."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for image_id, path, texts in examples:
+        try:
+            with Image.open(path) as im:
+                out.append((image_id, im.convert("RGB"), texts))
+        except (UnidentifiedImageError, OSError) as e:
+            log.warning("skipped image %s: %s", path, e)
+            skipped.append({"image_id": image_id, "path": str(path), "reason": str(e)})
+    if not out:
+        raise LiteLVLMError(f"no image could be read ({len(skipped)} unreadable, e.g. {skipped[0]['path']}); "
+                            "nothing written")
+    return out
+
+
+def load_retention(results_dir: str | Path) -> dict:
+    """The retention tables of a results folder: {"retention", "scores", "images", "config"}."""
+    from PIL import Image
+
+    from analysis.common.parts import read_parquet
+    from analysis.common.study import read_json
+
+    d = Path(results_dir)
+    missing = [f for f in RESULT_FILES if not (d / f).exists()]
+    if missing:
+        raise LiteLVLMError(f"no retention results in {str(d)!r} (missing {', '.join(missing)}); make them with "
+                            f"`litelvlm retention --out {d}`")
+    table = read_parquet(d / "retention.parquet")
+    images = {}
+    for image_id in table["image_id"].unique():
+        with Image.open(d / "images" / f"{image_id}.png") as im:
+            images[image_id] = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+    config = read_json(d / "config.json") if (d / "config.json").exists() else {}
+    return {"retention": table, "scores": read_parquet(d / "retention_scores.parquet"), "images": images,
+            "config": config}
+
+
+def run_and_report(a: RetentionArgs) -> int:
+    """``litelvlm retention`` with checked options: write the retention tables and print what was done."""
+    from analysis.common.study import read_json
+
+    out = run_retention(a)
+    skipped = read_json(Path(out) / "config.json").get("skipped", [])
+    print(f"retention tables written to {out}; {len(skipped)} image(s) skipped as unreadable")
+    if a.compare_to:
+        ov = pd.read_csv(Path(out) / "overlap.csv").groupby(["method", "budget"])["overlap"].mean().unstack()
+        print(f"kept tokens shared with {a.compare_to} (mean over images; overlap.csv):\n{ov.round(3).to_string()}")
+    if banner := weights_banner(a.model):
+        print(banner)
+    return 0

@@ -1,0 +1,75 @@
+"""``litelvlm retention``: its options (:class:`RetentionArgs`), their checks and the entry point.
+
+Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the study
+(:mod:`analysis.retention.compute`) after the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from analysis.common.study import as_args, check_same_model
+from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.errors import LiteLVLMError
+
+#: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
+BUDGETS = (576, 192, 64, 32)
+
+
+@dataclass
+class RetentionArgs:
+    """The options of one ``retention`` run."""
+
+    out: str = arg(help="output folder", required=True)
+    model: str = arg("tiny336-random", help="CLIP model: an hf id or folder, an open_clip string, or a random "
+                                            "one such as tiny336-random or vit-l-14-336-random (see `litelvlm "
+                                            "select --help`)")
+    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
+    refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
+                         deprecated=("--data",))
+    image_dir: str = arg(None, help="image folder (default: <refer-dir>/images)")
+    limit_images: int = arg(2, help="only the first N images (val split first, by image id)", minimum=1,
+                            deprecated=("--limit",))
+    budgets: list[str] = arg(list(map(str, BUDGETS)), help="token budgets (clipped to the number of patches)", each=int,
+                               minimum=1)
+    methods: list[str] = arg(None, help="CLIP-side methods (default: all registered)")
+    seed: int = arg(0, help="seed for the random method")
+    dtype: str = arg("float32", help="CLIP's dtype (GLaMM runs its CLIP in bfloat16)", choices=["float32", "bfloat16"])
+    quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or nf4 "
+                                     "(this project's option, to ask whether quantization changes what is kept)",
+                        choices=["none", "int8", "nf4"])
+    quantize_backend: str = arg("bitsandbytes", help="library of --quantize", choices=["bitsandbytes", "torchao"])
+    compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
+                                     "unquantized run): writes overlap.csv, the share of kept tokens both keep")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``retention`` options (one per :class:`RetentionArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, RetentionArgs)
+
+
+def check_args(a: RetentionArgs) -> None:
+    """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
+    budgets = split_list(a.budgets, int)
+    if not budgets or min(budgets) < 1:
+        raise LiteLVLMError(f"--budgets must be positive integers, got {a.budgets}")
+    if a.limit_images < 1:
+        raise LiteLVLMError(f"--limit-images must be >= 1, got {a.limit_images}")
+    if a.image_dir and not a.refer_dir:
+        raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
+    check_same_model(a.out, a.model, a.backend)
+
+
+def run(args: RetentionArgs | argparse.Namespace) -> int:
+    """Run the study: check the options, then import torch and compute. From code:
+    ``run(RetentionArgs(out=...))``; the command line passes its parsed namespace."""
+    a = as_args(RetentionArgs, args)
+    check_args(a)
+    from analysis.retention.compute import run_and_report
+
+    return run_and_report(a)
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = RetentionArgs

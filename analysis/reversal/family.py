@@ -1,0 +1,101 @@
+"""Figure family 1, similarity reversal: similarity maps with the referent, AUROC per layer per model, breakdowns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis.common import style
+from analysis.figures.family import Family, family_dir
+from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.reversal import plots
+
+
+def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
+    """Two random-weight 24x24 CLIPs (two seeds) on a few COCO-128 val sentences (or a tiny hand-made REFER folder)."""
+    from litelvlm.cli import main
+
+    data = refer_data(Path(out_dir))
+    models = [model] if model else [SMOKE_MODEL, f"{SMOKE_MODEL}:1"]
+    for i, m in enumerate(models):
+        rc = main(["reversal", "--model", m, "--refer-dir", str(data), "--split", "val", "--limit-sentences", "16",
+                   "--layers", "all", "--n-boot", "200", "--save-maps", "3" if i == 0 else "0",
+                   "--out", str(Path(out_dir) / f"run{i}")])
+        if rc:
+            raise RuntimeError(f"litelvlm reversal failed on {m} (status {rc})")
+
+
+def read_reversal(results_dir: Path) -> dict:
+    """Summaries of every run under the folder (one per model) and the similarity-map examples of the first."""
+
+    import numpy as np
+    import pandas as pd
+
+    from analysis.common.study import read_json, resolve_config_path
+    from litelvlm.clip.traces import Geometry
+    from litelvlm.data.geometry import transform_params
+    from litelvlm.data.refer import load_coco_instances, load_refer
+
+    root = family_dir(results_dir, "reversal")
+    runs = sorted(p.parent for p in root.rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
+    models = [read_json(run / "config.json")["clip"]["model"] for run in runs]
+    summaries = []
+    for run, model in zip(runs, models):  # one label per run: a model run twice is told apart by its folder
+        s = pd.read_csv(run / "summary.csv")
+        s.insert(0, "model", f"{model} ({run.relative_to(root)})" if models.count(model) > 1 else model)
+        s.insert(1, "weights_model", model)  # the model string itself, for the figure's weights note
+        summaries.append(s)
+    examples = []
+    for run in runs:
+        if not (run / "similarity_maps.parquet").exists():
+            continue
+        cfg = read_json(run / "config.json")
+        a = cfg["args"]
+        refer_dir, image_dir, coco = (resolve_config_path(cfg, k, run) for k in ("refer_dir", "image_dir",
+                                                                                  "coco_instances"))
+        recs = (load_refer(refer_dir, image_dir, a["dataset"], a["split_by"], a["split"])
+                if refer_dir else load_coco_instances(coco, image_dir, a["split"]))
+        by_sent = {r.sent_id: r for r in recs}
+        maps = pd.read_parquet(run / "similarity_maps.parquet")
+        maps = maps[maps["layer"] == maps["layer"].max()]
+        geom = Geometry(**{**cfg["clip"]["geometry"], "crop": tuple(cfg["clip"]["geometry"]["crop"])})
+        for _, m in maps.iterrows():
+            r = by_sent[int(m["sent_id"])]
+            examples.append({"image": r.image(), "mask": r.mask(), "k": 32,
+                             "similarity": np.asarray(m["similarity"]).reshape(int(m["rows"]), int(m["cols"])),
+                             "params": transform_params(geom, r.height, r.width, a["pad_to_square"]),
+                             "title": f"{m['sentence']!r} (layer {int(m['layer'])})", "model": cfg["clip"]["model"]})
+        break
+    return {"summary": pd.concat(summaries, ignore_index=True), "examples": examples}
+
+
+def draw_reversal(tables: dict) -> dict:
+    """Similarity maps with referent contours and the lowest/highest tokens; AUROC per layer; breakdowns."""
+    summary = tables["summary"]
+    figs = {}
+    for i, ex in enumerate(tables["examples"]):  # each figure notes the weights of its own run
+        figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
+                                                        k=ex["k"], title=ex["title"])
+        style.label_weights(figs[f"map_{i}"], ex["model"])
+    figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
+    runs = list(dict.fromkeys(summary["model"]))
+    for i, run in enumerate(runs):  # every run's breakdowns (none dropped); the first keeps the plain names
+        for breakdown, name in (("area_bin", "by_area"), ("category", "by_category")):
+            key = name if i == 0 else f"{name}_{i + 1}"
+            figs[key], ax = plots.plot_reversal_breakdown(summary, breakdown, model=run)
+            style.label_weights(figs[key], summary.loc[summary["model"] == run, "weights_model"].iloc[0])
+            if len(runs) > 1:
+                ax.set_title(run, fontsize="small")
+    return figs
+
+
+#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
+FAMILY = Family(
+    name="reversal", notebook="01_similarity_reversal", title="Similarity reversal",
+    description="A gallery of images with similarity maps, referent contours and the lowest/highest-similarity "
+                "tokens; AUROC against vision layer, one line per CLIP model; reversal by mask area and category.",
+    command="litelvlm reversal", requires=("analysis.reversal.compute", "analysis.reversal.plots"), subdir="reversal",
+    make_smoke=smoke_reversal, read=read_reversal, draw=draw_reversal,
+    smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
+               "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)",
+    results_files=("**/reversal.parquet",),
+    make_results="litelvlm reversal --model MODEL --out {out}/MODEL (one run per CLIP model)")

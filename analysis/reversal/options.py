@@ -1,0 +1,50 @@
+"""``litelvlm reversal``: its options (:class:`ReversalArgs`), their checks and the entry point.
+
+Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the study
+(:mod:`analysis.reversal.compute`) after the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from analysis.common.clip_args import ClipStudyArgs, check_clip_study
+from analysis.common.study import as_args
+from litelvlm.cli_args import add_dataclass_arguments, arg
+from litelvlm.errors import LiteLVLMError
+
+
+@dataclass
+class ReversalArgs(ClipStudyArgs):
+    """The options of one ``reversal`` run (the shared ones in :class:`~analysis.common.clip_args.ClipStudyArgs`)."""
+
+    out: str = arg(help="output folder (reversal.parquet, summary.csv, config.json)", required=True)
+    save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "
+                                 "first N scored sentences (every requested layer), for plots")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``reversal`` options (one per :class:`ReversalArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, ReversalArgs)
+
+
+def check_args(a: ReversalArgs) -> None:
+    """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
+    check_clip_study(a)
+    if a.save_maps < 0:
+        raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
+
+
+def run(args: ReversalArgs | argparse.Namespace) -> int:
+    """Run the study: check the options, then import torch and compute. From code:
+    ``run(ReversalArgs(out=..., model=...))``; the command line passes its parsed namespace."""
+    a = as_args(ReversalArgs, args)
+    check_args(a)
+    from analysis.reversal.compute import run_reversal
+
+    return run_reversal(a)
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = ReversalArgs

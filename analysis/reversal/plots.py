@@ -1,0 +1,135 @@
+"""Study 1, similarity reversal: similarity maps with the referent, AUROC per layer, breakdowns."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from analysis.common.style import apply_style, fig_ax, figsize, palette
+
+__all__ = ["model_input_view", "plot_similarity_map", "plot_auroc_by_layer", "plot_reversal_breakdown"]
+
+
+#: groups drawn as vertical bars; more become horizontal bars, one label per line
+MAX_VERTICAL_BARS = 12
+
+
+def model_input_view(image, mask: np.ndarray, params) -> tuple[np.ndarray, np.ndarray]:
+    """The image (float RGB in [0, 1]) and mask as the model sees them: padded, resized and cropped by ``params``."""
+    im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    oh, ow = params.out
+    (y0, y1), (x0, x1) = params.to_original(np.array([0.0, oh]), np.array([0.0, ow]))
+    box = (float(x0), float(y0), float(x1), float(y1))
+    view = np.asarray(im.convert("RGB").transform((ow, oh), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
+    m = Image.fromarray(np.asarray(mask, np.uint8) * 255)
+    mview = np.asarray(m.transform((ow, oh), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR)) >= 128
+    return view.astype(float) / 255.0, mview
+
+
+def plot_similarity_map(image, mask: np.ndarray, similarity: np.ndarray, params, k: int = 32, ax=None,
+                        title: str | None = None, alpha: float = 0.55):
+    """Patch-text similarity over the model input, the referent's contour, and the k lowest / highest tokens.
+
+    ``similarity`` is (rows, cols) or flat; the lowest-similarity tokens are the ones the
+    pruning keeps (downward triangles), the highest are drawn as upward triangles.
+    """
+    fig, ax = fig_ax(ax, (1, 0.85))
+    view, mview = model_input_view(image, mask, params)
+    oh, ow = params.out
+    sim = np.asarray(similarity, float)
+    rows, cols = sim.shape if sim.ndim == 2 else (int(round(np.sqrt(sim.size))),) * 2
+    sim = sim.reshape(rows, cols)
+    ax.imshow(view, extent=(0, ow, oh, 0))
+    hm = ax.imshow(sim, cmap="coolwarm", alpha=alpha, extent=(0, ow, oh, 0), interpolation="nearest")
+    if mview.any() and not mview.all():
+        ax.contour(np.arange(ow) + 0.5, np.arange(oh) + 0.5, mview.astype(float), levels=[0.5],
+                   colors="black", linewidths=1.5)
+    k = min(k, sim.size // 2)
+    order = np.argsort(sim.reshape(-1), kind="stable")
+    cy = (np.arange(rows) + 0.5) * oh / rows
+    cx = (np.arange(cols) + 0.5) * ow / cols
+    lo_c, hi_c = palette(2)
+    for idx, marker, color, label in ((order[:k], "v", lo_c, f"{k} lowest (kept)"),
+                                      (order[-k:], "^", hi_c, f"{k} highest")):
+        r, c = np.divmod(idx, cols)
+        ax.scatter(cx[c], cy[r], marker=marker, s=max(4, 1600 / sim.size), color=color, edgecolors="white",
+                   linewidths=0.4, label=label)
+    ax.set_xlim(0, ow)
+    ax.set_ylim(oh, 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="upper right", fontsize="x-small", framealpha=0.7)
+    fig.colorbar(hm, ax=ax, shrink=0.8, label="similarity s")
+    if title:
+        ax.set_title(title, fontsize="small")
+    return fig, ax
+
+
+def plot_auroc_by_layer(summary: pd.DataFrame, ax=None, value: str = "auroc_reversed"):
+    """AUROC_reversed (mean with its 95% CI over images) against vision layer, one line per model."""
+    fig, ax = fig_ax(ax)
+    d = summary[summary["breakdown"] == "all"] if "breakdown" in summary else summary
+    models = list(dict.fromkeys(d["model"])) if "model" in d else [None]
+    for model, color in zip(models, palette(len(models))):
+        sub = d if model is None else d[d["model"] == model]
+        sub = sub.sort_values("layer")
+        ax.plot(sub["layer"], sub[f"{value}_mean"], marker="o", color=color, label=model)
+        ax.fill_between(sub["layer"], sub[f"{value}_ci_low"], sub[f"{value}_ci_high"], color=color, alpha=0.2)
+    ax.axhline(0.5, color="grey", ls="--", lw=1, label="chance")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("vision layer (index into hidden_states)")
+    ax.set_ylabel("AUROC of -s for the referent")
+    ax.legend(fontsize="small")
+    return fig, ax
+
+
+def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", layer: int | None = None,
+                            ax=None, value: str = "auroc_reversed", model: str | None = None):
+    """AUROC_reversed by group of ``breakdown`` (area_bin, category, length_bin, split) at one layer, with CIs.
+
+    With several models in ``summary``, ``model`` picks one (default: the first). More than
+    :data:`MAX_VERTICAL_BARS` groups (COCO's 80 categories) are drawn as horizontal bars on a figure as tall as
+    they need, so no two labels overlap.
+    """
+    d = summary[summary["breakdown"] == breakdown]
+    if "model" in d and d["model"].nunique() > 1:
+        d = d[d["model"] == (model or d["model"].iloc[0])]
+    layer = int(d["layer"].max()) if layer is None else layer
+    d = d[d["layer"] == layer]
+    if breakdown == "category":
+        d = d.sort_values(f"{value}_mean", ascending=False)
+    horizontal = len(d) > MAX_VERTICAL_BARS
+    if horizontal and ax is None:  # one line of text per group: 0.13 in each
+        apply_style()
+        fig, ax = plt.subplots(figsize=figsize(1, height=0.8 + 0.13 * len(d)), layout="constrained")
+    fig, ax = fig_ax(ax)
+    x = np.arange(len(d))
+    mean = d[f"{value}_mean"].to_numpy()
+    err = np.nan_to_num(np.abs(np.stack([mean - d[f"{value}_ci_low"].to_numpy(),
+                                         d[f"{value}_ci_high"].to_numpy() - mean])))
+    label = f"AUROC of -s (layer {layer})"
+    name = {"area_bin": "mask area (fraction of the image)", "length_bin": "sentence length (words)"}.get(
+        breakdown, breakdown)
+    if horizontal:
+        ax.barh(x, mean, color=palette(1)[0], xerr=err, capsize=1.5, height=0.7)
+        for xi, n in zip(x, d["n_sentences"]):
+            ax.text(0.02, xi, str(n), ha="left", va="center", fontsize="xx-small", color="white")
+        ax.axvline(0.5, color="grey", ls="--", lw=1)
+        ax.set_yticks(x, d["group"], fontsize="x-small")
+        ax.invert_yaxis()  # the highest first, as in the vertical layout
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(label)
+        ax.set_ylabel(name)
+        return fig, ax
+    ax.bar(x, mean, color=palette(1)[0], yerr=err, capsize=2)
+    for xi, n in zip(x, d["n_sentences"]):
+        ax.text(xi, 0.02, str(n), ha="center", va="bottom", fontsize="xx-small", color="white")
+    ax.axhline(0.5, color="grey", ls="--", lw=1)
+    ax.set_xticks(x, d["group"], rotation=45 if len(d) > 4 else 0, ha="right" if len(d) > 4 else "center")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(name)
+    ax.set_ylabel(label)
+    return fig, ax

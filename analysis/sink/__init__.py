@@ -1,0 +1,9 @@
+"""Study 2, ``litelvlm sink``: the [EOS]->[SOS] attention sink of CLIP's text encoder, and its ablation.
+
+``options`` (light: :class:`SinkArgs`, :func:`run`), ``compute`` and ``text_ablation`` (the study),
+``family`` and ``plots`` (its figures). From code: ``from analysis.sink import SinkArgs, run``.
+"""
+
+from analysis.sink.options import SinkArgs, run
+
+__all__ = ["SinkArgs", "run"]

@@ -1,0 +1,59 @@
+"""``litelvlm sink``: its options (:class:`SinkArgs`), their checks and the entry point.
+
+Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the study
+(:mod:`analysis.sink.compute`) after the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from analysis.common.clip_args import ClipStudyArgs, check_clip_study
+from analysis.common.study import as_args
+from litelvlm.cli_args import add_dataclass_arguments, arg
+from litelvlm.errors import LiteLVLMError
+
+
+@dataclass
+class SinkArgs(ClipStudyArgs):
+    """The options of one ``sink`` run: the text-side ones here, the shared ones (the image options are
+    those of the ablation) in :class:`~analysis.common.clip_args.ClipStudyArgs`."""
+
+    out: str = arg(help="output folder (sink.parquet, summary.csv, config.json)", required=True)
+    expressions: str = arg(None, help="a text-only expressions JSON ({'items': [{'text': ...}]}), "
+                                      "e.g. refcoco_unc_expressions/val.json")
+    ablate_from: list[int] = arg([0], help="ablation: mask [SOS] for the [EOS] query in every text block "
+                                           ">= this (one variant per value)", metavar="BLOCK")
+    examples: int = arg(4, help="write OUT/eos_attention_examples.parquet: the head-averaged [EOS] attention "
+                                "over the tokens, per layer, for the first N sentences")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``sink`` options (one per :class:`SinkArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, SinkArgs)
+
+
+def check_args(a: SinkArgs) -> None:
+    """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
+    check_clip_study(a)
+    if a.examples < 0:
+        raise LiteLVLMError(f"--examples must be >= 0, got {a.examples}")
+    if a.expressions and (a.refer_dir or a.coco_instances):
+        raise LiteLVLMError("give either --expressions or --refer-dir/--coco-instances, not both")
+    if not (a.expressions or a.refer_dir or a.coco_instances):
+        raise LiteLVLMError("give --expressions FILE.json or --refer-dir D (or --coco-instances FILE)")
+
+
+def run(args: SinkArgs | argparse.Namespace) -> int:
+    """Run the study: check the options, then import torch and compute. From code:
+    ``run(SinkArgs(out=..., refer_dir=...))``; the command line passes its parsed namespace."""
+    a = as_args(SinkArgs, args)
+    check_args(a)
+    from analysis.sink.compute import run_sink
+
+    return run_sink(a)
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = SinkArgs

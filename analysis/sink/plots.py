@@ -1,0 +1,70 @@
+"""Study 2, the text encoder's attention sink: the [EOS]->[SOS] share per layer and head, one sentence's
+[EOS] attention, and the ablation's AUROC per text representation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.common.style import fig_ax, palette
+
+__all__ = ["plot_sink_heatmap", "plot_eos_attention_example", "plot_ablation_bars"]
+
+
+def plot_sink_heatmap(summary: pd.DataFrame, value: str = "sos_mean", relative: bool = False, ax=None):
+    """The mean [EOS] attention share (default: on [SOS]) over text layer x head; ``relative`` divides by 1/n."""
+    fig, ax = fig_ax(ax)
+    d = summary[summary["head"] >= 0]
+    grid = d.pivot(index="layer", columns="head", values=value)
+    if relative:
+        grid = grid / d.pivot(index="layer", columns="head", values="uniform_mean")
+    im = ax.imshow(grid.to_numpy(), cmap="magma", aspect="auto", origin="lower",
+                   vmin=0 if not relative else None, vmax=1 if not relative else None)
+    ax.set_xticks(range(grid.shape[1]), grid.columns)
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    ax.set_xlabel("head")
+    ax.set_ylabel("text layer (block)")
+    label = {"sos_mean": "[EOS]->[SOS]", "eos_mean": "[EOS]->[EOS]", "content_sum_mean": "[EOS]->content"}
+    fig.colorbar(im, ax=ax, label=label.get(value, value) + (" / uniform" if relative else " share"))
+    return fig, ax
+
+
+def plot_eos_attention_example(example: pd.DataFrame, text_index: int | None = None, ax=None):
+    """One sentence's head-averaged [EOS] attention over its tokens, one row per text layer."""
+    fig, ax = fig_ax(ax)
+    text_index = int(example["text_index"].min()) if text_index is None else text_index
+    d = example[example["text_index"] == text_index]
+    grid = d.pivot(index="layer", columns="position", values="attention")
+    tokens = d.drop_duplicates("position").sort_values("position")["token"].tolist()
+    im = ax.imshow(grid.to_numpy(), cmap="Blues", aspect="auto", origin="lower", vmin=0, vmax=1)
+    ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right", fontsize="x-small")
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    ax.set_ylabel("text layer (block)")
+    ax.set_title(f"[EOS] attention: {d['sentence'].iloc[0]!r}", fontsize="small")
+    fig.colorbar(im, ax=ax, label="attention (mean over heads)")
+    return fig, ax
+
+
+def plot_ablation_bars(summary: pd.DataFrame, ax=None, value: str = "auroc_reversed"):
+    """AUROC_reversed per text representation (original, [SOS] masked, content mean) and layer, with CIs."""
+    fig, ax = fig_ax(ax)
+    d = summary[summary["breakdown"] == "all"]
+    variants = list(dict.fromkeys(["original", *sorted(v for v in d["variant"].unique() if v != "original")]))
+    variants = [v for v in variants if v in set(d["variant"])]
+    layers = sorted(d["layer"].unique())
+    width = 0.8 / max(len(variants), 1)
+    for i, (v, color) in enumerate(zip(variants, palette(len(variants)))):
+        sub = d[d["variant"] == v].set_index("layer").reindex(layers)
+        mean = sub[f"{value}_mean"].to_numpy()
+        err = np.abs(np.stack([mean - sub[f"{value}_ci_low"].to_numpy(), sub[f"{value}_ci_high"].to_numpy() - mean]))
+        ax.bar(np.arange(len(layers)) + (i - (len(variants) - 1) / 2) * width, mean, width, yerr=np.nan_to_num(err),
+               capsize=2, color=color, label=v)
+    ax.axhline(0.5, color="grey", ls="--", lw=1)
+    ax.set_xticks(range(len(layers)), [str(x) for x in layers])
+    ax.set_xlabel("vision layer")
+    ax.set_ylabel("AUROC of -s for the referent")
+    ax.set_ylim(0, 1)
+    # beside the axes, never over the bars (they reach any height up to 1)
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              title="text representation", title_fontsize="x-small")
+    return fig, ax

@@ -1,0 +1,245 @@
+"""``litelvlm validate``: one real image through the whole pruned GLaMM, every method at every budget.
+
+The model is loaded through the real loading path (a GLaMM-RefSeg folder, or ``glamm-7b-random`` /
+``tiny-random``: a random model of that size written once in the GLaMM-RefSeg layout and loaded back).
+One image of ``--refer-dir`` and its sentences go through GLaMM's official protocol (3 sampled
+sentences, GLaMM's questions and answers, one multi-turn prompt, ``analysis.common.glamm_runs.official_turns``);
+the image's CLIP and SAM forwards run once; then ``GlammPipeline.ground`` runs for every (method,
+budget) and :mod:`analysis.validate.measure` records the visual tokens the LLM received, the [SEG]
+positions, the mask shape and dtype, prefill and end-to-end time, peak resident memory and stored
+activation memory. :mod:`analysis.validate.report` checks the results (budget 576 with no pruning
+equals ``none``; no method changes the text tokens; masks have the image's size) and writes
+``validate.parquet``, ``validate.csv``, ``ratios.csv`` and ``report.md`` (with the paper's figures
+beside the measured ratios). With ``--device cuda`` the same command is the GPU validation.
+Every (method, budget) row is kept under ``OUT/parts`` as it finishes; a re-run resumes, and a re-run
+with other methods or budgets adds their rows to the same table.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.common.glamm_args import (
+    check_out_config,
+    quantize_kwargs,
+    study_numerics,
+)
+from analysis.validate.options import ValidateArgs
+from litelvlm.cli_args import split_list
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import write_json, write_parquet
+from litelvlm.methods import BASELINE
+
+log = logging.getLogger(__name__)
+
+def _plan(a: ValidateArgs, num_patches: int) -> list[tuple[str, int]]:
+    from analysis.common.glamm_runs import plan
+    from litelvlm.pruning import available_methods
+
+    methods = split_list(a.methods) or [m for m in available_methods() if m != BASELINE]
+    try:
+        budgets = split_list(a.budgets, int)
+    except ValueError as e:
+        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
+    return plan([BASELINE, *[m for m in methods if m != BASELINE]], budgets, num_patches)
+
+
+def _pick_image(a: ValidateArgs):
+    from litelvlm.data.refer import load_refer
+
+    records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
+    by_image: dict[int, list] = {}
+    for r in records:
+        by_image.setdefault(r.image_id, []).append(r)
+    if not by_image:
+        raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
+    image_id = min(by_image) if a.image_id is None else a.image_id
+    if image_id not in by_image:
+        raise LiteLVLMError(f"--image-id {image_id}: no sentences of split {a.split!r} in {a.refer_dir}")
+    recs = by_image[image_id]
+    try:
+        image = recs[0].image()
+    except OSError as e:
+        raise LiteLVLMError(f"could not read image {recs[0].image_path}: {e}") from e
+    return recs, image
+
+
+def part_id(method: str, budget: int) -> int:
+    """The stable id of the (method, budget) run in ``OUT/parts`` (runs of any plan share one folder)."""
+    return zlib.crc32(f"{method}@{budget}".encode())
+
+
+def _run_order(col: pd.Series) -> pd.Series:
+    """Sort key: ``none`` first, then methods by name; budgets from large to small."""
+    if col.name == "method":
+        return col.map(lambda m: "0" if m == BASELINE else "1" + m)
+    return -col.astype(int)
+
+
+
+
+def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference: dict | None) -> dict:
+    """One row: ``ground`` for (method, budget) under :class:`~analysis.validate.measure.RunProbe`,
+    plus the CLIP-side selection timed alone; ``reference``: the ``none`` row's ids and masks."""
+    import torch
+
+    from analysis.validate.measure import RunProbe, timed_ms
+    from litelvlm.pruning import get_method, select
+
+    with torch.no_grad():
+        out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
+        spec = get_method(method)
+        sel_ms = float("nan")
+        if spec.kind == "clip":
+            sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
+    text_tokens = int(len(prep.input_ids) - 1)
+    masks = out.masks.cpu()
+    row = {"method": method, "budget": budget, "kind": spec.kind, "prune_layer": out.prune_layer,
+           "llm_input_tokens": rec.llm_input_len, "visual_tokens_input": (rec.llm_input_len or 0) - text_tokens,
+           "visual_tokens_kept": int(out.seq_len) - text_tokens, "text_tokens": text_tokens,
+           "seq_len": int(out.seq_len), "seg_positions": " ".join(map(str, out.seg_positions.tolist())),
+           "mask_shape": "x".join(map(str, masks.shape)), "mask_dtype": str(masks.dtype).replace("torch.", ""),
+           "keeps_all_in_order": bool(torch.equal(out.kept_indices.cpu(), torch.arange(pipe.num_visual_tokens))),
+           "mask_pixels": int(masks.sum()), "prefill_ms": rec.prefill_ms, "e2e_ms": rec.e2e_ms,
+           "paper_prefill_ms": rec.paper_prefill_ms, "cuda_time_reading_ms": rec.cuda_time_reading_ms,
+           "selection_ms": sel_ms, "peak_rss_gib": rec.peak_rss / 2**30,
+           "activation_mb": rec.activation_bytes / 2**20, "llm_activation_mb": rec.llm_activation_bytes / 2**20,
+           "repeats": 1}
+    first_ids = rec.embedded_ids if rec.embedded_ids is not None else torch.empty(0, dtype=torch.long)
+    if reference is None:
+        row.update(text_ids_equal=True, masks_equal_none=True, max_logit_diff_none=0.0)
+        row["_ids"], row["_masks"], row["_logits"] = first_ids, masks, out.mask_logits.float().cpu()
+    else:
+        row["text_ids_equal"] = bool(torch.equal(first_ids, reference["_ids"]))
+        row["masks_equal_none"] = bool(torch.equal(masks, reference["_masks"]))
+        row["max_logit_diff_none"] = float((out.mask_logits.float().cpu() - reference["_logits"]).abs().max())
+    return row
+
+
+REFERENCE_FILE = "reference.safetensors"
+
+
+def save_reference(out: Path, reference: dict) -> None:
+    """Keep the reference call's text ids, masks and mask logits, so that a resumed run (a full-size run
+    spans hours) checks against them without calling ``none`` again."""
+    import torch
+    from safetensors.torch import save_file
+
+    from litelvlm.io import atomic_path
+
+    with atomic_path(out / REFERENCE_FILE) as tmp:
+        save_file({"ids": reference["_ids"].contiguous(), "masks": reference["_masks"].to(torch.uint8),
+                   "logits": reference["_logits"].contiguous()}, str(tmp))
+
+
+def load_reference(out: Path) -> dict | None:
+    """The reference kept by :func:`save_reference` (None: there is none yet)."""
+    from safetensors.torch import load_file
+
+    path = out / REFERENCE_FILE
+    if not path.exists():
+        return None
+    t = load_file(str(path))
+    return {"_ids": t["ids"], "_masks": t["masks"].bool(), "_logits": t["logits"]}
+
+
+#: Columns that are the median over repeated calls (the rest are the same in every call, or the last call's).
+TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms")
+
+
+def median_row(rows: list[dict]) -> dict:
+    """One table row from repeated calls of one (method, budget): median times, the largest memory figures."""
+    from analysis.validate.report import ROW_COLUMNS
+
+    out = {k: rows[-1][k] for k in ROW_COLUMNS}
+    for k in TIMES:
+        out[k] = float(pd.Series([r[k] for r in rows]).median())
+    for k in ("peak_rss_gib", "activation_mb", "llm_activation_mb", "max_logit_diff_none"):
+        out[k] = max(r[k] for r in rows)
+    for k in ("text_ids_equal", "masks_equal_none"):
+        out[k] = all(r[k] for r in rows)
+    out["repeats"] = len(rows)
+    return out
+
+
+def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in order: load, measure, check, write
+    """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from analysis.common.glamm_runs import method_options, official_turns
+    from analysis.common.parts import PartStore
+    from analysis.validate.measure import PeakRSS, timed_ms
+    from analysis.validate.report import ROW_COLUMNS, write_report
+    from litelvlm.families import load_pipeline
+    from litelvlm.memory import storage_bytes
+
+    recs, image = _pick_image(a)
+    out = Path(a.out)
+    with PeakRSS() as load_rss:
+        pipe, load_ms = timed_ms(lambda: load_pipeline(
+            a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
+            dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"), **quantize_kwargs(a)),
+            torch.device("cpu"))
+    pairs = _plan(a, pipe.num_visual_tokens)
+    # methods and budgets are not part of the run's identity: a re-run with others adds their rows
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats")}
+    from analysis.common.study import portable_paths, run_record, torch_thread_count
+
+    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
+    config.update(image_id=recs[0].image_id, model_dtype=str(pipe.dtype)[6:],
+                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id)
+    check_out_config(out, config)
+    write_json(out / "config.json", config)
+    with torch.no_grad():
+        base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
+        picked, turns = official_turns(recs, a.seed, recs[0].image_id, a.max_sentences)
+        prep = pipe.with_sentences(base, [r.sentence for r in picked], turns)
+    setup = {"load_ms": load_ms, "load_peak_rss_gib": load_rss.peak / 2**30, "prepare_image_ms": prep_ms,
+             "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns],
+             "prompt_tokens": int(len(prep.input_ids)), "image": str(recs[0].image_path),
+             "image_size": list(prep.image_size), "model": pipe.describe(),
+             "weights_mb": {"glamm": storage_bytes(pipe.model) / 2**20,
+                            "glamm_and_clip": storage_bytes(pipe.model, pipe.clip.modules()) / 2**20}}
+    store = PartStore(out)
+    done = store.done()
+    todo = [(m, b) for m, b in pairs if part_id(m, b) not in done]
+    reference = load_reference(out) if todo else None
+    if todo and reference is None:
+        # the checks' reference, also the warm-up: every measured row (``none`` included) is a later call
+        reference = measure_pair(pipe, prep, BASELINE, pipe.num_visual_tokens, {}, None)
+        save_reference(out, reference)
+    log.info("%d of %d runs to measure (%d done)", len(todo), len(pairs), len(pairs) - len(todo))
+    if a.repeats == 1:  # each run is kept as it finishes
+        for method, budget in tqdm(todo, desc="validate"):
+            row = measure_pair(pipe, prep, method, budget, method_options(a, method), reference)
+            store.write([part_id(method, budget)], pd.DataFrame([{k: row[k] for k in ROW_COLUMNS}]))
+    elif todo:  # rounds over every pair (A B C A B C ...), then the median per pair
+        calls = {p: [] for p in todo}
+        for _ in tqdm(range(a.repeats), desc=f"validate ({len(todo)} runs per round)"):
+            for method, budget in todo:
+                calls[(method, budget)].append(measure_pair(pipe, prep, method, budget, method_options(a, method), reference))
+        for (method, budget), rs in calls.items():
+            store.write([part_id(method, budget)], pd.DataFrame([median_row(rs)]))
+    if todo and pipe.device.type == "cpu":
+        from litelvlm.threads import busy_warning
+
+        if busy := busy_warning():
+            setup["busy"] = busy
+            print(f"validate: warning: {busy}", file=sys.stderr)
+    frames = [f for f in store.frames() if not f.empty]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
+    rows["repeats"] = rows["repeats"].fillna(1).astype("int64") if "repeats" in rows else 1
+    rows = rows.sort_values(["method", "budget"], key=_run_order, kind="stable").reset_index(drop=True)
+    write_parquet(out / "validate.parquet", rows)
+    failed, lines = write_report(out, rows, setup, a, pipe)
+    print("\n".join(lines))
+    print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
+    return 1 if failed else 0
+

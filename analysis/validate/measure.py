@@ -1,0 +1,199 @@
+"""What ``litelvlm validate`` measures in one ``GlammPipeline.ground`` call.
+
+:class:`RunProbe` hooks the LLM's embedding, first decoder layer and final norm of the pipeline's model
+(forward hooks, removed in ``finally``) and records, for one call:
+
+* the token ids of the call's first LLM embedding (the text tokens: the check that no method changes them);
+* the sequence length at the LLM input (text tokens + the visual tokens the LLM received);
+* prefill time: from the first decoder layer's start to the final norm's end (every LLM forward of the
+  call: a method that prunes inside the LLM runs its layers in pieces, all of which count);
+* the paper's prefill time (``paper_prefill_ms``): the decoder-layer loop only, as the authors' compiled
+  code times it (:class:`analysis.efficiency.layer_timer.LayerLoopTimer`: CUDA events on a GPU);
+* this project's reading of the paper's "CUDA time" (``cuda_time_reading_ms``): the whole call, timed the
+  same way (CUDA events on a GPU, ``perf_counter`` on a CPU);
+* peak resident memory of the process during the call (sampled every 5 ms, ``/proc/self/statm``);
+* stored activation memory: the peak of the tensors the call creates (``litelvlm.memory.LiveTensorBytes``;
+  on CUDA the caching allocator's peak above the level before the call), for the whole call and for the
+  LLM span alone (its peak above the level at the span's start: the prefill's activations).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+from litelvlm.memory import LiveTensorBytes
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux ``/proc/self/statm``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
+
+
+class PeakRSS:
+    """Context manager: ``peak`` is the most resident memory seen while the block ran (5 ms sampling)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = rss_bytes()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
+@dataclass
+class RunRecord:
+    """One probed call."""
+
+    embedded_ids: torch.Tensor | None = None     # the first embedding call's ids
+    llm_input_len: int | None = None
+    prefill_start: float | None = None
+    prefill_end: float | None = None
+    e2e_ms: float = 0.0
+    peak_rss: int = 0
+    activation_bytes: int = 0
+    llm_activation_bytes: int = 0
+    paper_prefill_ms: float = float("nan")
+    cuda_time_reading_ms: float = float("nan")
+
+    @property
+    def prefill_ms(self) -> float:
+        if self.prefill_start is None or self.prefill_end is None:
+            return float("nan")
+        return (self.prefill_end - self.prefill_start) * 1e3
+
+
+class RunProbe:
+    """Hooks on the pipeline's LLM that fill a :class:`RunRecord` for each ``probe(fn)`` call."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.cuda = pipe.device.type == "cuda"
+        self.record = RunRecord()
+        self.tracker: LiveTensorBytes | None = None
+        self._span_base = 0
+
+    def _level(self) -> int:
+        """Bytes held now by what the call created (CPU tracker) or allocated (CUDA)."""
+        return torch.cuda.memory_allocated(self.pipe.device) if self.cuda else self.tracker.live
+
+    def _span_peak(self) -> int:
+        return torch.cuda.max_memory_allocated(self.pipe.device) if self.cuda else self.tracker.peak
+
+    def _reset_span(self) -> None:
+        """Start the LLM span's memory peak at the current level."""
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.pipe.device)
+        else:
+            self.tracker.peak = self.tracker.live
+        self._span_base = self._level()
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize(self.pipe.device)
+        return time.perf_counter()
+
+    def _on_embed(self, module, args) -> None:
+        if self.record.embedded_ids is None:
+            self.record.embedded_ids = args[0].detach().cpu().reshape(-1)
+
+    def _on_first_layer(self, module, args, kwargs) -> None:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        rec = self.record
+        if rec.llm_input_len is None:
+            rec.llm_input_len = int(hidden.shape[1])
+        if rec.prefill_start is None:
+            rec.prefill_start = self._now()
+            self._outer_peak = self._span_peak()
+            self._reset_span()
+
+    def _on_norm(self, module, args, output) -> None:
+        self.record.prefill_end = self._now()
+        self.record.llm_activation_bytes = max(self.record.llm_activation_bytes, self._span_peak() - self._span_base)
+
+    def probe(self, fn) -> tuple[object, RunRecord]:
+        """(``fn()``, its record); hooks are removed afterwards whatever happens."""
+        lm = self.pipe.language_model
+        self.record = RunRecord()
+        handles = [lm.embed_tokens.register_forward_pre_hook(self._on_embed),
+                   lm.layers[0].register_forward_pre_hook(self._on_first_layer, with_kwargs=True),
+                   lm.norm.register_forward_hook(self._on_norm)]
+        from analysis.efficiency.layer_timer import LayerLoopTimer
+
+        try:
+            with LayerLoopTimer(lm.layers, self.pipe.device) as loop:
+                out, rec = self._measured(fn)
+            rec.paper_prefill_ms = loop.ms if loop.forwards else float("nan")
+        finally:
+            for h in handles:
+                h.remove()
+        return out, rec
+
+    def _measured(self, fn) -> tuple[object, RunRecord]:
+        rec = self.record
+        device = self.pipe.device
+        if self.cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        self.tracker = tracker = None if self.cuda else LiveTensorBytes()
+        self._outer_peak = 0
+        with PeakRSS() as rss:
+            t0 = self._now()
+            if self.cuda:  # the official timer's way (CUDA events), around the whole call
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+            if tracker is None:
+                out = fn()
+            else:
+                with tracker:
+                    out = fn()
+            if self.cuda:
+                end.record()
+            rec.e2e_ms = (self._now() - t0) * 1e3
+        rec.cuda_time_reading_ms = start.elapsed_time(end) if self.cuda else rec.e2e_ms
+        rec.peak_rss = rss.peak
+        # the whole call's peak: the larger of the peak before the LLM span reset it and the one after
+        peak = max(self._outer_peak, self._span_peak())
+        rec.activation_bytes = peak - base if self.cuda else peak
+        return out, rec
+
+
+def timed_ms(fn, device: torch.device) -> tuple[object, float]:
+    """(``fn()``, its wall time in ms; CUDA synchronised)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, (time.perf_counter() - t0) * 1e3
+
+
+__all__ = ["PeakRSS", "RunProbe", "RunRecord", "rss_bytes", "timed_ms"]

@@ -1,0 +1,55 @@
+"""``litelvlm validate``: its options (:class:`ValidateArgs`) and the entry point.
+
+Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the validation
+(:mod:`analysis.validate.compute`) after the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from analysis.common.glamm_args import DTYPES, GlammDataArgs
+from analysis.common.study import as_args
+from litelvlm.cli_args import add_dataclass_arguments, arg
+
+#: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
+BUDGETS = ("576", "192", "128", "64")
+
+
+
+@dataclass
+class ValidateArgs(GlammDataArgs):
+    """Options of ``litelvlm validate``."""
+
+    tokenizer: str | None = arg(None, help="glamm-7b-random: the slow GLaMM-RefSeg tokenizer folder its checkpoint "
+                                           "ships (e.g. ../shared/data/glamm_refseg_tokenizer)")
+    methods: list[str] = arg([], help="methods (default: every registered method)")
+    budgets: list[str] = arg(list(BUDGETS), help="visual-token budgets K", each=int, minimum=1)
+    image_id: int | None = arg(None, help="the image (default: the split's first image id)")
+    max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3)", minimum=1)
+    seed: int = arg(0, help="seed of the official sampling and the random selector")
+    device: str = arg("cpu", help="torch device (cuda: the GPU validation, CUDA-synchronised times)")
+    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint or glamm-7b-random (GLaMM's "
+                                  "evaluation), float32 for tiny-random", choices=["auto", *DTYPES])
+    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
+    repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their median",
+                       minimum=1)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``validate`` options (one per :class:`ValidateArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, ValidateArgs)
+
+
+def run(args: ValidateArgs | argparse.Namespace) -> int:
+    """Validate (resumable) and write the table and report; torch is imported after parsing. From code:
+    ``run(ValidateArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
+    a = as_args(ValidateArgs, args)
+    from analysis.validate.compute import run_validate
+
+    return run_validate(a)
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = ValidateArgs
