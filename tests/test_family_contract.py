@@ -104,11 +104,14 @@ def test_load_pipeline_is_the_family_loader(tiny_glamm_pipeline):
 def test_layout_positions_serve_1d_and_3d_rope():
     """Kept rows keep their positions on the LAST axis: (1, S) for 1-D RoPE (GLaMM), (3, 1, S) for M-RoPE."""
     keep = torch.tensor([0, 2, 5])
-    one = SequenceLayout(0, 4, 8, torch.tensor([7]), torch.arange(8)[None])
+    one = SequenceLayout(0, 4, 8, torch.arange(8)[None], lambda: torch.tensor([7]))
     assert one.positions(keep).tolist() == [[0, 2, 5]]
-    three = SequenceLayout(0, 4, 8, torch.tensor([7]), torch.stack([torch.arange(8), torch.arange(8) * 2,
-                                                                    torch.arange(8) * 3])[:, None])
+    three = SequenceLayout(0, 4, 8, torch.stack([torch.arange(8), torch.arange(8) * 2, torch.arange(8) * 3])[:, None],
+                           lambda: torch.tensor([7]))
     assert three.positions(keep).shape == (3, 1, 3) and three.positions(keep)[2, 0].tolist() == [0, 6, 15]
+    assert one.seg_predictors.tolist() == [7] and one.seg_predictors is one.seg_predictors  # found once
+    indices = SequenceLayout(0, 4, 8, torch.arange(8)[None], lambda: torch.tensor([7]), positions_are_indices=True)
+    assert torch.equal(indices.positions(keep), one.positions(keep))
 
 
 def test_glamm_layout_is_its_prompt(tiny_glamm_pipeline):
@@ -125,7 +128,7 @@ def test_glamm_layout_is_its_prompt(tiny_glamm_pipeline):
         lay = pipe.layout(prep, k)
         emb = pipe.sequence_embeds(prep, pipe.visual_tokens(prep)[:k])
         assert emb.shape[:2] == (1, lay.seq_len) and lay.image_start == image_offset(prep.input_ids)
-        assert torch.equal(lay.position_ids, torch.arange(lay.seq_len)[None])
+        assert torch.equal(lay.position_ids, torch.arange(lay.seq_len)[None]) and lay.positions_are_indices
         ids = torch.cat([prep.input_ids[:lay.image_start], torch.full((k,), -1), prep.input_ids[lay.image_start + 1:]])
         assert torch.equal(ids[lay.seg_predictors + 1], torch.full((2,), pipe.seg_token_id))
     batch = pipe.sequence_embeds(prep, pipe.visual_tokens(prep)[None].expand(3, -1, -1))

@@ -286,8 +286,9 @@ class GlammPipeline(GroundingPipeline):
         ids = prepared.input_ids
         seq_len = int(len(ids)) - 1 + num_visual
         return SequenceLayout(image_start=image_offset(ids), num_visual=num_visual, seq_len=seq_len,
-                              seg_predictors=seg_predictor_positions(ids, num_visual, self.seg_token_id),
-                              position_ids=torch.arange(seq_len, device=self.device)[None])
+                              position_ids=torch.arange(seq_len, device=self.device)[None],
+                              find_seg_predictors=lambda: seg_predictor_positions(ids, num_visual, self.seg_token_id),
+                              positions_are_indices=True)
 
     def selection_tokens(self, prepared: PreparedImage, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
         """Merged CLIP features (VisionZip) through the projector; kept rows of ``full``; with no ``full``, the

@@ -24,6 +24,8 @@ an external CLIP with a map from CLIP's grid to its tokens.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,11 +45,21 @@ class SequenceLayout:
     image_start: int                 # sequence index of the first visual token
     num_visual: int                  # visual tokens in the sequence
     seq_len: int                     # length of the whole sequence
-    seg_predictors: torch.Tensor     # sequence indices of the tokens predicting each [SEG]
     position_ids: torch.Tensor       # (1, S) for 1-D RoPE, (3, 1, S) for M-RoPE; the last axis is the sequence
+    find_seg_predictors: Callable[[], torch.Tensor] = field(repr=False, compare=False)
+    #: the positions are the sequence indices 0..S-1 (1-D RoPE, nothing skipped): a kept row's position is its index
+    positions_are_indices: bool = False
+
+    @functools.cached_property
+    def seg_predictors(self) -> torch.Tensor:
+        """Sequence indices of the tokens predicting each [SEG] (found on first use: a forward run with this
+        layout holds no extra tensor)."""
+        return self.find_seg_predictors()
 
     def positions(self, keep: torch.Tensor) -> torch.Tensor:
         """The original positions of the sequence rows ``keep`` (what pruned tokens keep: FastV, DART)."""
+        if self.positions_are_indices:
+            return keep[None]
         return self.position_ids[..., keep.to(self.position_ids.device)]
 
 
