@@ -46,7 +46,7 @@ def _required() -> list[str]:
 
 def test_glamm_implements_the_whole_contract():
     required = _required()
-    assert {"layout", "sequence_embeds", "selection_tokens", "num_visual", "language_model", "decode_masks"} <= set(required)
+    assert {"layout", "sequence_embeds", "clip_selection_tokens", "num_visual", "language_model", "decode_masks"} <= set(required)
     for name in required:
         assert vars(GlammPipeline).get(name) is not None, f"GlammPipeline does not implement {name}"
     assert issubclass(GlammPipeline, GroundingPipeline) and GlammPipeline.family == "glamm"
@@ -133,3 +133,60 @@ def test_glamm_layout_is_its_prompt(tiny_glamm_pipeline):
         assert torch.equal(ids[lay.seg_predictors + 1], torch.full((2,), pipe.seg_token_id))
     batch = pipe.sequence_embeds(prep, pipe.visual_tokens(prep)[None].expand(3, -1, -1))
     assert batch.shape[0] == 3 and torch.equal(batch[2], pipe.sequence_embeds(prep, pipe.visual_tokens(prep))[0])
+
+
+class TransposedGlamm(GlammPipeline):
+    """A second family for this test: GLaMM whose visual tokens enter the LLM in column-major order (CLIP's
+    grid transposed), as a family whose tokens are not CLIP's raster patches: CLIP-side selections are mapped
+    onto its order in ``clip_selection_tokens``, LLM-side ones index its own tokens."""
+
+    family = "glamm-transposed"
+
+    def order(self, prepared) -> torch.Tensor:
+        rows, cols = prepared.vision.grid
+        return torch.arange(rows * cols).view(rows, cols).t().flatten()
+
+    def visual_tokens(self, prepared) -> torch.Tensor:
+        return super().visual_tokens(prepared)[self.order(prepared)]
+
+    def clip_selection_tokens(self, prepared, sel, full=None) -> torch.Tensor:
+        if sel.features is not None or full is None:  # merged or gathered CLIP features: no order involved
+            return super().clip_selection_tokens(prepared, sel, None)
+        position = torch.argsort(self.order(prepared))  # CLIP raster index -> this family's token position
+        return full[position[sel.indices].to(full.device)]
+
+
+def test_every_method_runs_on_a_second_family(tiny_glamm_pipeline, monkeypatch):
+    """A family added as the contract says (a pipeline subclassing GroundingPipeline, one table entry) runs
+    every method unchanged; its unpruned run is GLaMM's on the reordered tokens, and a CLIP-side selection
+    reaches the LLM as the same tokens in the same order through the family's map."""
+    from PIL import Image
+
+    import litelvlm.families as families
+    from litelvlm.methods import get_method, method_names
+
+    monkeypatch.setitem(families.TABLE, "glamm-transposed", families.FamilyEntry(
+        f"{__name__}:TransposedGlamm", "GLaMM with its visual tokens in column-major order (a test family)",
+        ("transposed-random",), ("TransposedGlammForTest",)))
+    assert families.get_family("glamm-transposed") is TransposedGlamm
+    glamm = tiny_glamm_pipeline
+    fam = TransposedGlamm(glamm.model, glamm.tokenizer, glamm.clip)
+    prep = fam.prepare(Image.new("RGB", (52, 38), (30, 160, 90)), ["the left one", "a thing"])
+    n, order = fam.num_visual(prep), fam.order(prep)
+    with torch.no_grad():
+        ours = fam.ground(prep, "none")
+        ref = glamm.ground(prep, "none", visual_embeds=glamm.visual_tokens(prep)[order])
+        assert torch.equal(ours.seg_hidden, ref.seg_hidden) and torch.equal(ours.masks, ref.masks)
+        for k in (n, 9):
+            mapped = fam.ground(prep, "litelvlm", k, visual_embeds=fam.visual_tokens(prep))
+            direct = glamm.ground(prep, "litelvlm", k, visual_embeds=glamm.visual_tokens(prep))
+            assert torch.equal(mapped.kept_indices, direct.kept_indices)  # CLIP's grid, as the selector gave it
+            assert torch.equal(mapped.seg_hidden, direct.seg_hidden)
+        ran = []
+        for name in method_names():
+            for k in ((n,) if name == "saliency" or get_method(name).baseline else (n, 9)):
+                out = fam.ground(prep, name, k, **({"n_steps": 2} if name == "saliency" else {}))
+                assert out.masks.shape == ours.masks.shape and torch.isfinite(out.mask_logits).all()
+                assert int(out.kept_indices.max()) < n + 1
+                ran.append(name)
+    assert set(ran) == set(method_names())

@@ -290,7 +290,8 @@ class GlammPipeline(GroundingPipeline):
                               find_seg_predictors=lambda: seg_predictor_positions(ids, num_visual, self.seg_token_id),
                               positions_are_indices=True)
 
-    def selection_tokens(self, prepared: PreparedImage, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
+    def clip_selection_tokens(self, prepared: PreparedImage, sel: Selection,
+                              full: torch.Tensor | None = None) -> torch.Tensor:
         """Merged CLIP features (VisionZip) through the projector; kept rows of ``full``; with no ``full``, the
         official order: gather the kept CLIP features, then the projector on K rows."""
         if sel.features is not None:

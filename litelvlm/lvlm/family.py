@@ -18,8 +18,10 @@ positions are indexed on their last axis only (``position_ids[..., keep]``), whi
 the LLM is a decoder stack run layer by layer (``language_model.layers``, ``.norm``, ``.rotary_emb``,
 ``.config``, ``.embed_tokens``: :mod:`litelvlm.lvlm.llm_attention`); the CLIP-side methods read the
 CLIP trace ``prepared.selector_inputs()`` and the family maps their selection onto its own visual
-tokens (:meth:`GroundingPipeline.selection_tokens`), so a family whose vision tower is not CLIP pairs
-an external CLIP with a map from CLIP's grid to its tokens.
+tokens (:meth:`GroundingPipeline.clip_selection_tokens`), so a family whose vision tower is not CLIP
+pairs an external CLIP with a map from CLIP's grid to its tokens; the LLM-side methods index the
+family's own visual tokens (``GroundingOutput.kept_indices`` is in CLIP's grid for a CLIP-side method,
+in the family's token order for an LLM-side one).
 """
 
 from __future__ import annotations
@@ -144,9 +146,11 @@ class GroundingPipeline:
         """(N, h) the visual tokens in the LLM's input space, in the family's sequence order."""
         raise NotImplementedError
 
-    def selection_tokens(self, prepared, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
-        """(K, h) the LLM inputs of a selection: merged features (``sel.features``) projected, or the kept
-        tokens (gathered from ``full``, the (N, h) visual tokens, or computed when it is None)."""
+    def clip_selection_tokens(self, prepared, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
+        """(K, h) the LLM inputs of a CLIP-side selection: ``sel.indices`` index CLIP's patch grid (raster
+        order), ``sel.features`` are merged CLIP features; ``full`` are the family's (N, h) visual tokens to
+        gather from (None: computed here). A family whose visual tokens are not CLIP's patches maps the grid
+        onto its tokens here; the LLM-side methods index the family's own tokens and need no map."""
         raise NotImplementedError
 
     def layout(self, prepared, num_visual: int) -> SequenceLayout:
@@ -218,7 +222,10 @@ class GroundingPipeline:
             if llm_output is None:  # applied at the LLM input
                 if len(sel) != budget:
                     raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
-                vis = full if sel.features is None and _keeps_all(sel, n) else self.selection_tokens(prepared, sel, full)
+                if sel.features is not None:
+                    raise LiteLVLMError(f"{method}: an LLM-side selection indexes the family's visual tokens; merged "
+                                        "features are for CLIP-side methods")
+                vis = full if _keeps_all(sel, n) else full[sel.indices.to(full.device)]
         if llm_output is None:
             final, layout = self.run_llm(prepared, vis)
             pred = layout.seg_predictors

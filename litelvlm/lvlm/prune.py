@@ -2,7 +2,7 @@
 
 * CLIP-side methods (stage ``clip``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
   trace of the one vision forward, then the family's LLM inputs for the selection
-  (``GroundingPipeline.selection_tokens``: for GLaMM, the projector outputs at the selected indices, or
+  (``GroundingPipeline.clip_selection_tokens``: for GLaMM, the projector outputs at the selected indices, or
   the projection of the selection's merged features, for VisionZip): :func:`clip_side`.
 * Methods that act with the LLM (stages ``llm-*``, e.g. ``none``, ``fastv``, ``sparsevlm``): their
   ``select`` gets an ``LLMContext``; their ``forward``, if any, runs the LLM on what they kept
@@ -39,7 +39,7 @@ def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
     if sel.features is not None and full is not None and visual_embeds_given:  # merged tokens (VisionZip)
         raise LiteLVLMError(f"method {method!r} merges CLIP features, so its LLM inputs are not rows of "
                             "the given visual_embeds; differentiate w.r.t. the CLIP features instead")
-    return pipeline.selection_tokens(prepared, sel, full), sel
+    return pipeline.clip_selection_tokens(prepared, sel, full), sel
 
 
 def resolve(spec: Method, budget: int | None, num_patches: int) -> int:
