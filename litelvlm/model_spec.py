@@ -17,8 +17,18 @@ from dataclasses import dataclass
 
 from .errors import LiteLVLMError
 
-#: The default CLIP model of the hf backend (LLaVA-1.5's and GLaMM's vision tower).
+#: The default CLIP model of the hf backend (LLaVA-1.5's and GLaMM's vision tower): the paper's CLIP.
 DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
+#: The default ``--model`` of every command that takes a CLIP: random weights on the paper's 24x24 grid at
+#: 336 px, which run offline (one rule for every command; each help text names the paper's model too).
+COMMAND_CLIP_MODEL = "tiny336-random"
+#: The default ``--model`` of every command that runs GLaMM: random weights of the tiny GLaMM, offline.
+COMMAND_GLAMM_MODEL = "tiny-random:0"
+#: How every command's ``--model`` help names the defaults and the paper's models.
+CLIP_MODEL_HELP = (f"default: {COMMAND_CLIP_MODEL}, random weights that run offline; the paper's CLIP is "
+                   f"{DEFAULT_HF_MODEL}")
+GLAMM_MODEL_HELP = (f"default: {COMMAND_GLAMM_MODEL}, random weights that run offline; the paper's model is a "
+                    "GLaMM-RefSeg checkpoint folder (MBZUAI/GLaMM-RefSeg)")
 #: Random CLIP towers: ``<name>-random`` -> the ``litelvlm.clip.random_init`` preset it builds.
 RANDOM_CLIPS = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
 #: Random GLaMMs: ``<name>-random`` -> the ``litelvlm.glamm.ARCHS`` preset it builds.

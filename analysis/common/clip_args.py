@@ -13,7 +13,7 @@ from analysis.common.defaults import DEFAULT_KS
 from analysis.common.study import check_same_model
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.model_spec import DEFAULT_HF_MODEL
+from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 
 def int_or_all(text: str) -> int | str:
@@ -26,9 +26,9 @@ class ClipStudyArgs:
     """The options of a CLIP study (``sink``'s image options are those of its ablation)."""
 
     out: str = arg(help="output folder", required=True)
-    model: str = arg(DEFAULT_HF_MODEL, help="CLIP model: hub id or local dir (hf); ARCH:TAG, ARCH:/ckpt.pt "
-                                            "or local-dir:PATH (open_clip); or tiny-random[:SEED], "
-                                            "tiny336-random, vit-l-14-336-random")
+    model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local dir (hf); "
+                                              "ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); or "
+                                              "tiny-random[:SEED], tiny336-random, vit-l-14-336-random")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="folder with refs(<split-by>).p and instances.json (or <dir>/<dataset>/)")
     image_dir: str = arg(None, help="image folder (COCO train2014 for RefCOCO; default: <refer-dir>/images, "

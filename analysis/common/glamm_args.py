@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from litelvlm.cli_args import arg
+from litelvlm.model_spec import COMMAND_GLAMM_MODEL, GLAMM_MODEL_HELP
 
 #: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
@@ -18,7 +19,9 @@ class GlammDataArgs:
     refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. ../shared/data/coco128_refer",
                          required=True)
     out: str = arg(help="output folder (the result tables and config.json; resumable)", required=True)
-    model: str = arg("tiny-random:0", help="tiny-random[:SEED] or a GLaMM-RefSeg checkpoint folder")
+    model: str = arg(COMMAND_GLAMM_MODEL, help=f"GLaMM ({GLAMM_MODEL_HELP}): tiny-random[:SEED], "
+                                               "glamm-7b-random[:SEED] (needs --tokenizer) or a GLaMM-RefSeg "
+                                               "checkpoint folder")
     clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
                                       "or the matching tiny random CLIP for tiny-random")
     sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from analysis.common.study import as_args, check_same_model
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
 BUDGETS = (576, 192, 64, 32)
@@ -22,9 +23,9 @@ class RetentionArgs:
     """The options of one ``retention`` run."""
 
     out: str = arg(help="output folder", required=True)
-    model: str = arg("tiny336-random", help="CLIP model: an hf id or folder, an open_clip string, or a random "
-                                            "one such as tiny336-random or vit-l-14-336-random (see `litelvlm "
-                                            "select --help`)")
+    model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): an hf id or folder, an "
+                                              "open_clip string, or a random one such as tiny336-random or "
+                                              "vit-l-14-336-random (see `litelvlm select --help`)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
                          deprecated=("--data",))

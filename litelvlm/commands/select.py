@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..cli_args import add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from ..model_spec import DEFAULT_HF_MODEL
+from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 
 @dataclass
@@ -23,9 +23,9 @@ class SelectArgs:
     text: list[str] = arg(None, help="a text query (repeat --text for several); methods that use "
                                      "no text accept none", flag="--text", nargs="append")
     budget: int = arg(None, help="number of visual tokens to keep, 1 <= K <= N (required unless --list-methods)")
-    model: str = arg(DEFAULT_HF_MODEL, help="CLIP model: hub id or local save_pretrained dir (hf); "
-                                            "ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
-                                            "or tiny-random[:SEED]")
+    model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local save_pretrained "
+                                              "dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
+                                              "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random")
     method: str = arg("litelvlm", help="selection method (see --list-methods)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
                        choices=["hf", "open_clip"])
