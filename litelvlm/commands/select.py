@@ -113,10 +113,9 @@ def run(ns) -> int:
     for w in caught:
         print(f"litelvlm select: warning: {w.message}", file=sys.stderr)
     inputs = SelectorInputs(vision=vision, text=text, seed=a.seed)
-    options = {"raster": True} if a.raster and a.method in ("litelvlm", "litelvlm-ctx", "clip_topsim") else {}
-    _, sel = visual_features(inputs, a.method, a.budget, **options)
+    _, sel = visual_features(inputs, a.method, a.budget)
     indices = [int(i) for i in sel.indices.tolist()]
-    if a.raster:
+    if a.raster:  # the same kept set, re-sorted (for every method: no method's own raster option is needed)
         indices = sorted(indices)
     result = {"method": a.method, "budget": a.budget, "grid": list(clip.grid), "indices": indices}
     from ..provenance import weights_banner
