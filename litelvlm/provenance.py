@@ -32,7 +32,7 @@ _RANK = {"real": 0, "toy": 1, "random": 2}
 #: GLaMM architectures that exist with trained weights (a ``litelvlm_arch`` of any other is random)
 _REAL_ARCHS = ("glamm-7b",)
 
-__all__ = ["WeightsKind", "weights_kind", "weights_banner", "run_weights_kind", "mark_weights"]
+__all__ = ["WeightsKind", "weights_kind", "weights_banner", "BANNER_MODELS", "run_weights_kind", "mark_weights"]
 
 
 def _toy_dir() -> Path:
@@ -92,16 +92,34 @@ def _shown(model: str | os.PathLike | None) -> str:
     return text
 
 
+#: at most this many models are named in a banner; the rest are counted ("and 3 more")
+BANNER_MODELS = 4
+
+
+def _named(models: list[str], kinds: list[WeightsKind], kind: WeightsKind) -> str:
+    """The non-real ``models`` as a banner names them: every one, or the first few and how many more; a
+    model of another kind than the banner's (toy beside random) says its kind."""
+    shown = [_shown(m) + ("" if k == kind else f" [{k}]") for m, k in zip(models, kinds)]
+    if len(shown) > BANNER_MODELS:
+        rest = len(shown) - (BANNER_MODELS - 1)
+        shown = shown[:BANNER_MODELS - 1] + [f"and {rest} more"]
+    return ", ".join(shown)
+
+
 def weights_banner(*models: str | os.PathLike | None) -> str | None:
     """One line saying that numbers made with ``models`` come from random or toy weights; None when
-    every model has real weights. Names the first model that is not real."""
+    every model has real weights. Names every model that is not real (each once, in order; past
+    :data:`BANNER_MODELS` the first few and how many more), so a figure drawn from several runs
+    (two random seeds) names them all."""
     kind = run_weights_kind(models)
     if kind == "real":
         return None
-    model = next(m for m in models if weights_kind(m) == kind)
+    unreal = [(str(m), k) for m in dict.fromkeys(str(m) for m in models if m is not None)
+              if (k := weights_kind(m)) != "real"]
+    names = _named([m for m, _ in unreal], [k for _, k in unreal], kind)
     if kind == "random":
-        return f"RANDOM WEIGHTS ({_shown(model)}): numbers exercise the pipeline, they are not findings"
-    return (f"TOY WEIGHTS ({_shown(model)}): a small CLIP trained on synthetic scenes; numbers exercise the "
+        return f"RANDOM WEIGHTS ({names}): numbers exercise the pipeline, they are not findings"
+    return (f"TOY WEIGHTS ({names}): a small CLIP trained on synthetic scenes; numbers exercise the "
             "pipeline, they are not findings about real models")
 
 

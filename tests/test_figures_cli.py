@@ -121,3 +121,29 @@ def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_
 def test_unknown_option_is_a_usage_error(bad, capsys):
     assert main(["figures", bad]) == 2
     assert "usage: litelvlm figures" in capsys.readouterr().err
+
+
+def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_path, capsys):
+    """``runs/retention`` and ``runs/retention-seed1`` (another model) under one tree: both are found and
+    named as read, and each is drawn on its own (the family's own folder under its plain names, the other's
+    tagged by its folder; each equal to drawing that folder alone), so the two models are never merged."""
+    from analysis.retention.family import smoke_retention
+
+    fam = FAMILIES["retention"]
+    runs = tmp_path / "runs"
+    for name, model in (("retention", "tiny336-random"), ("retention-seed1", "tiny336-random:1")):
+        (runs / name).mkdir(parents=True)
+        smoke_retention(runs / name, model)
+    (runs / "notes").mkdir()  # a folder without results is not a run
+    assert fam.result_units(runs) == [runs / "retention", runs / "retention-seed1"]
+    assert main(["figures", "--results", str(runs), "--family", "retention", "--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert f"figures: retention: read {runs / 'retention'}, {runs / 'retention-seed1'}\n" in printed
+    for name in ("retention", "retention-seed1"):
+        alone = fam(runs / name, tmp_path / name)
+        assert alone
+        for p in alone:
+            prefix = "retention_" if name == "retention" else f"retention_{name}_"  # the family's folder: plain
+            tagged = tmp_path / "a" / p.name.replace("retention_", prefix, 1)
+            assert tagged.read_bytes() == p.read_bytes(), tagged.name
+    assert len(list((tmp_path / "a").iterdir())) == len(alone) * 2

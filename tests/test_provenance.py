@@ -79,6 +79,26 @@ def test_a_run_of_several_models_and_the_weights_column():
     assert set(real["weights"]) == {"real"} and real.drop(columns="weights").equals(table)
 
 
+def test_the_banner_names_every_model_that_is_not_real():
+    """A figure of several runs (two random seeds) names each of them, once; a real model is not named;
+    past BANNER_MODELS the first few are named and the rest counted."""
+    from litelvlm.provenance import BANNER_MODELS
+
+    two = weights_banner("tiny336-random", "openai/clip-vit-large-patch14-336", "tiny336-random:1", "tiny336-random")
+    assert two == "RANDOM WEIGHTS (tiny336-random, tiny336-random:1): numbers exercise the pipeline, they are not findings"
+    from litelvlm.toy import default_model_path
+
+    toy = str(default_model_path())
+    mixed = weights_banner("tiny-random:0", toy)
+    assert mixed.startswith("RANDOM WEIGHTS (tiny-random:0, the bundled toy CLIP") and "[toy]" in mixed
+    many = [f"tiny-random:{i}" for i in range(BANNER_MODELS + 3)]
+    text = weights_banner(*many)
+    assert all(m in text for m in many[:BANNER_MODELS - 1]) and many[-1] not in text
+    assert f"and {len(many) - BANNER_MODELS + 1} more" in text
+    exactly = weights_banner(*many[:BANNER_MODELS])
+    assert all(m in exactly for m in many[:BANNER_MODELS]) and "more" not in exactly
+
+
 def test_a_study_on_random_weights_prints_the_banner_and_marks_summary_csv(coco128, tmp_path, capsys):
     from litelvlm.cli import main
 

@@ -103,8 +103,13 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
                "paper_convention_tmacs": r.get("llm_tmacs_paper_convention"),
                "paper_tb": PAPER["flops_tb"].get(b, math.nan) if ours else math.nan,
                "prefill_speedup": r.get("prefill_speedup", math.nan),
+               # the spread of the interleaved repeats: extremes of the per-round paired ratios
+               "prefill_speedup_min": r.get("prefill_speedup_min", math.nan),
+               "prefill_speedup_max": r.get("prefill_speedup_max", math.nan),
                "prefill_speedup_paper": _paper(ours, "prefill_ms", b),
                "paper_def_prefill_speedup": r.get("paper_def_prefill_speedup", math.nan),
+               "paper_def_prefill_speedup_min": r.get("paper_def_prefill_speedup_min", math.nan),
+               "paper_def_prefill_speedup_max": r.get("paper_def_prefill_speedup_max", math.nan),
                "prefill_frac_of_ideal": r.get("prefill_frac_of_ideal", math.nan),
                "e2e_speedup": r.get("e2e_speedup", math.nan),
                "e2e_flops_ideal_speedup": r.get("e2e_flops_ideal_speedup", math.nan),
@@ -154,6 +159,24 @@ def paper_summary(df: pd.DataFrame) -> str:
                           + table.to_string(float_format=lambda v: f"{v:.4g}", na_rep=""))
     return ("On the paper's definitions (the authors' compiled GLaMM code; CUDA time: this project's reading, "
             "defined in no released file):\n" + "\n".join(blocks))
+
+
+def spread_summary(df: pd.DataFrame) -> str | None:
+    """The timed ratios with their spread, for the terminal: per attention kernel, methods x budgets as
+    ``median [min, max]`` of the per-round paired ratios (``prefill_speedup_min``/``_max``); None untimed."""
+    blocks = []
+    for ratio in ("prefill_speedup", "paper_def_prefill_speedup"):
+        if f"{ratio}_min" not in df or df[f"{ratio}_min"].isna().all():
+            continue
+        text = df.assign(cell=[f"{m:.3g} [{lo:.3g}, {hi:.3g}]" for m, lo, hi in
+                               zip(df[ratio], df[f"{ratio}_min"], df[f"{ratio}_max"])])
+        for attn, g in text.groupby("attn", sort=False):
+            table = g.pivot_table(index="method", columns="budget", values="cell", aggfunc="first", sort=False)
+            table = table[sorted(table.columns, reverse=True)]
+            table.columns.name, table.index.name = "K", None
+            blocks.append(f"{ratio} vs {BASELINE}, {attn}: median [min, max] of the per-round paired ratios "
+                          f"(interleaved repeats):\n" + table.to_string(na_rep=""))
+    return "\n".join(blocks) or None
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:

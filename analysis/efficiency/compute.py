@@ -85,7 +85,13 @@ def run_efficiency(a: EfficiencyArgs) -> int:
 
 
 def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
-    from analysis.efficiency.compare import add_ratios, comparison_table, paper_summary, to_markdown
+    from analysis.efficiency.compare import (
+        add_ratios,
+        comparison_table,
+        paper_summary,
+        spread_summary,
+        to_markdown,
+    )
     from analysis.efficiency.flops import fit_paper_text_tokens
     from analysis.efficiency.paper import DEFINITIONS as PAPER_DEFINITIONS
     from litelvlm.io import atomic_path, write_csv, write_json
@@ -151,6 +157,8 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         _figures(df, out)
     write_json(out / "config.json", config)
     print(paper_summary(df))
+    if spread := spread_summary(df):
+        print(spread)
     print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s")
     return 0
 

@@ -22,6 +22,7 @@ import torch
 from analysis.efficiency.arch import EffArch
 from analysis.efficiency.count import MB
 from analysis.efficiency.parts import PipelineParts
+from litelvlm.methods import BASELINE
 
 log = logging.getLogger("analysis.efficiency.compute")
 
@@ -85,6 +86,10 @@ def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]]
     walls = interleaved_wall_ms({plan: functools.partial(looped, plan) for plan in plans}, device,
                                 warmup=warmup, repeats=repeats)
     paper_ms = {plan: statistics.median(v[warmup:]) for plan, v in loops.items()}
+    base = next((token_plan(arch, m, b, fastv_layer) for m, b in pairs if m == BASELINE), None)
+    spread = {plan: {**paired_spread("prefill_speedup", walls, base, plan),
+                     **paired_spread("paper_def_prefill_speedup", {k: {"times": v[warmup:]} for k, v in loops.items()},
+                                     base, plan)} for plan in plans}
     llm = {plan: (walls[plan]["median"], walls[plan]["min"], cuda_time_ms(fn, device),
                   peak_activation_bytes(fn, device)[0]) for plan, fn in prefill.items()}
     rows = []
@@ -111,9 +116,19 @@ def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]]
             "llm_cuda_ms": cuda, "llm_act_mb": act / MB, "paper_prefill_ms": paper_ms[plan],
             "clip_ms": clip_ms, "text_ms": text, "selector_ms": sel_ms, "sam_ms": sam_ms,
             "e2e_ms": e2e_ms, "e2e_mode": "chain" if chain else "sum of parts", "e2e_cuda_ms": e2e_cuda,
-            "e2e_act_mb": e2e_act, "cuda_time_reading_ms": e2e_ms,
+            "e2e_act_mb": e2e_act, "cuda_time_reading_ms": e2e_ms, **spread[plan],
         })
     return pd.DataFrame(rows)
+
+
+def paired_spread(ratio: str, times: dict, base, plan) -> dict[str, float]:
+    """``{ratio}_min`` and ``{ratio}_max``: the extremes of the per-round ratios baseline / ``plan`` of
+    interleaved timings (round i of the baseline over round i of ``plan``); NaN without a baseline. The
+    ratio of the medians lies between them."""
+    if base is None:
+        return {f"{ratio}_min": float("nan"), f"{ratio}_max": float("nan")}
+    r = [b / t for b, t in zip(times[base]["times"], times[plan]["times"])]
+    return {f"{ratio}_min": min(r), f"{ratio}_max": max(r)}
 
 
 def device_name(device) -> str:

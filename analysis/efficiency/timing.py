@@ -43,7 +43,8 @@ def cuda_time_ms(fn: Callable[[], object], device: str | torch.device = "cuda", 
 def interleaved_wall_ms(fns: dict, device: str | torch.device = "cpu", *, warmup: int = 2,
                         repeats: int = 5) -> dict:
     """Wall time (ms) of every callable in ``fns``, timed round-robin: each round calls each one once, so
-    a slow spell of a shared machine hits all of them alike. Returns {key: {median, min, max, repeats}}."""
+    a slow spell of a shared machine hits all of them alike. Returns {key: {median, min, max, repeats, times}}
+    (``times``: the timed calls in round order, so that round i of two keys can be paired)."""
     device = torch.device(device)
     times: dict = {k: [] for k in fns}
     with torch.no_grad():
@@ -57,5 +58,5 @@ def interleaved_wall_ms(fns: dict, device: str | torch.device = "cpu", *, warmup
                 del out
                 if i >= warmup:
                     times[key].append(dt)
-    return {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "repeats": repeats}
+    return {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "repeats": repeats, "times": v}
             for k, v in times.items()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import analysis.figures.registry as families
-from analysis.figures.family import Family, family_dir
+from analysis.figures.family import Family
 from analysis.figures.options import FiguresArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
@@ -30,8 +30,8 @@ def list_families(results: str | None = None) -> None:
         elif not Path(results).is_dir():
             raise LiteLVLMError(f"--results {results!r} is not a folder")
         else:
-            found = fam.find_results(results)
-            state = f"results in {found}" if found is not None else f"no results in {results}"
+            found = fam.result_units(results)
+            state = f"results in {', '.join(map(str, found))}" if found else f"no results in {results}"
         print(f"{fam.name:12s} notebooks/{fam.notebook}.ipynb  [{state}]  {fam.title}")
 
 
@@ -56,9 +56,8 @@ def skip_reason(fam: Family, a: FiguresArgs, explicit: bool) -> str | None:
         return "needs " + ", ".join(missing)
     if a.results is None or explicit or fam.find_results(a.results) is not None:
         return None
-    where = family_dir(a.results, fam.subdir)
-    print(f"figures: skipping {fam.name}: no results in {where}; {fam.results_hint(a.results)}")
-    return f"no results in {where}"
+    print(f"figures: skipping {fam.name}: no results in {a.results}; {fam.results_hint(a.results)}")
+    return f"no results in {a.results}"
 
 
 def draw(fam: Family, a: FiguresArgs) -> list[Path]:

@@ -93,6 +93,9 @@ class Family:
     make_results: str
     smoke_note: str = "tiny random-weight models"
     extra_imports: tuple[str, ...] = field(default_factory=tuple)
+    #: ``read`` takes a whole tree and keeps its runs apart itself (one line per run): the family is drawn
+    #: once from ``--results``; otherwise each folder that holds its results is drawn on its own
+    tree: bool = False
 
     def missing(self) -> list[str]:
         """Why this family cannot be drawn now: the modules it needs that do not exist (yet)."""
@@ -106,14 +109,49 @@ class Family:
                                 f"(the `{self.command}` results and plot functions), which are not available yet")
 
     def find_results(self, results_dir: str | os.PathLike) -> Path | None:
-        """This family's folder in ``results_dir`` (a results tree or one command's --out), None if it has none."""
-        d = family_dir(results_dir, self.subdir)
-        return d if any(next(d.glob(pattern), None) is not None for pattern in self.results_files) else None
+        """This family's first results folder in ``results_dir`` (:meth:`result_units`), None if it has none."""
+        units = self.result_units(results_dir)
+        return units[0] if units else None
+
+    def result_units(self, results_dir: str | os.PathLike) -> list[Path]:
+        """Every folder under ``results_dir`` (at any depth, whatever its name) that holds this family's
+        results, each drawn on its own: the outermost folder in which a result file matches one of
+        :attr:`results_files` (``grounding/`` for ``grounding/official/grounding.parquet``). A
+        :attr:`tree` family is drawn once from ``results_dir`` when it holds any of its results."""
+        root = Path(results_dir)
+        if not root.is_dir():
+            raise LiteLVLMError(f"--results {str(root)!r} is not a folder")
+        units: set[Path] = set()
+        for path in self._result_files(root):
+            rel = path.relative_to(root)
+            depths = [len(Path(p).parts) for p in self.results_files if not p.startswith("**")
+                      and len(Path(p).parts) <= len(rel.parts) and rel.match(p)]
+            units.add(path.parents[max(depths) - 1] if depths else path.parent)
+        if self.tree:
+            return [root] if units else []
+        return sorted(units)
+
+    def _result_files(self, root: Path) -> list[Path]:
+        """Every file under ``root`` named like one of :attr:`results_files`."""
+        names = sorted({Path(p).name for p in self.results_files})
+        return sorted({f for name in names for f in root.rglob(name) if f.is_file()})
 
     def result_runs(self, results_dir: str | os.PathLike) -> list[Path]:
-        """The folders under this family's results folder that hold one of its result files (the runs drawn)."""
-        d = self.results_folder(results_dir)
-        return sorted({p.parent for pattern in self.results_files for p in d.glob(pattern)})
+        """The folders under ``results_dir`` that hold one of this family's result files (the runs drawn)."""
+        return sorted({p.parent for p in self._result_files(Path(results_dir))})
+
+    def unit_tags(self, results_dir: str | os.PathLike, units: list[Path]) -> list[str]:
+        """The name parts that tell the figures of ``units`` apart when ``results_dir`` holds several: each
+        unit's path under the family's folder ``results_dir/<subdir>`` (empty for that folder itself), or
+        else under ``results_dir``, with ``/`` as ``-``."""
+        root, sub = Path(results_dir), Path(results_dir) / self.subdir
+
+        def tag(unit: Path, base: Path) -> str:
+            rel = unit.relative_to(base).as_posix() if unit == base or base in unit.parents else None
+            return None if rel is None else ("" if rel == "." else rel.replace("/", "-"))
+
+        tags = [t if (t := tag(u, sub)) is not None else tag(u, root) for u in units]
+        return tags if len(set(tags)) == len(tags) else [tag(u, root) for u in units]
 
     def results_hint(self, results_dir: str | os.PathLike) -> str:
         """Where and how to make this family's missing results for ``results_dir``."""
@@ -126,8 +164,8 @@ class Family:
         """:meth:`find_results`, or an error naming the files looked for and how to make them."""
         found = self.find_results(results_dir)
         if found is None:
-            d = family_dir(results_dir, self.subdir)
-            raise LiteLVLMError(f"no {self.name} results in {str(d)!r} (none of {', '.join(self.results_files)}); "
+            raise LiteLVLMError(f"no {self.name} results in {str(results_dir)!r} (none of "
+                                f"{', '.join(self.results_files)} in it or its subfolders); "
                                 + self.results_hint(results_dir))
         return found
 
@@ -145,7 +183,9 @@ class Family:
         self.check()
         if results_dir is not None:
             folder = self.results_folder(results_dir)
-            return {**self.read(folder), MODELS_KEY: results_models(folder)}
+            runs = self.result_runs(folder) if self.tree else [folder]  # a tree: only its own runs' models
+            models = list(dict.fromkeys(m for run in runs for m in results_models(run)))
+            return {**self.read(folder), MODELS_KEY: models}
         if not smoke:
             raise LiteLVLMError(f"figure family {self.name!r}: give --results DIR (or --smoke to make small results)")
         with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
@@ -154,6 +194,18 @@ class Family:
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:
-        """Load, draw and save this family's figures; returns the written paths."""
-        tables = self.load(results_dir, smoke, model)
-        return save_figures(self.draw(tables), out_dir, self.name, tables[MODELS_KEY])
+        """Load, draw and save this family's figures; returns the written paths. When ``results_dir`` holds
+        several results folders of the family (:meth:`result_units`), each is drawn on its own and its
+        figures are named ``<family>_<tag>_<name>`` (:meth:`unit_tags`; the family's own folder keeps the
+        plain names): runs of other models or options
+        are never merged into one line."""
+        units = self.result_units(results_dir) if results_dir is not None else []
+        if len(units) < 2:
+            tables = self.load(results_dir, smoke, model)
+            return save_figures(self.draw(tables), out_dir, self.name, tables[MODELS_KEY])
+        paths: list[Path] = []
+        for unit, tag in zip(units, self.unit_tags(results_dir, units)):
+            tables = self.load(unit)
+            paths += save_figures(self.draw(tables), out_dir, f"{self.name}_{tag}" if tag else self.name,
+                                  tables[MODELS_KEY])
+        return paths

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from analysis.common import style
-from analysis.figures.family import Family, family_dir
+from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 
@@ -35,8 +36,8 @@ def read_reversal(results_dir: Path) -> dict:
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer
 
-    root = family_dir(results_dir, "reversal")
-    runs = sorted(p.parent for p in root.rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
+    runs = sorted(p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
+    root = Path(os.path.commonpath(runs)) if len(runs) > 1 else Path(results_dir)  # names runs by their own folders
     models = [read_json(run / "config.json")["clip"]["model"] for run in runs]
     summaries = []
     for run, model in zip(runs, models):  # one label per run: a model run twice is told apart by its folder
@@ -97,5 +98,5 @@ FAMILY = Family(
     make_smoke=smoke_reversal, read=read_reversal, draw=draw_reversal,
     smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
                "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)",
-    results_files=("**/reversal.parquet",),
+    results_files=("**/reversal.parquet",), tree=True,
     make_results="litelvlm reversal --model MODEL --out {out}/MODEL (one run per CLIP model)")
