@@ -7,6 +7,7 @@ full-size run produced is committed under ``results/validate/``.
 
 from __future__ import annotations
 
+import math
 import os
 
 import pandas as pd
@@ -167,12 +168,18 @@ def test_repeats_interleave_and_grow_the_same_folder(coco128, tmp_path):
     rows = pd.read_parquet(out / "validate.parquet")
     assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "litelvlm": 2}
     assert (out / "reference.safetensors").exists()  # the checks' reference, kept for resumed runs
+    r = pd.read_csv(out / "ratios.csv").set_index("method").loc["litelvlm"]
+    for ratio in ("prefill_speedup", "paper_def_prefill_speedup"):  # the spread of the paired per-round ratios
+        assert r[f"{ratio}_min"] <= r[ratio] <= r[f"{ratio}_max"] and math.isfinite(r[f"{ratio}_max"])
     assert main([*base, "--methods", "fastv"]) == 0  # other methods: their rows join the table (checked
     # against the kept reference: the text ids and masks of none)
     rows = pd.read_parquet(out / "validate.parquet")
     assert rows["method"].tolist() == ["none", "fastv", "litelvlm"]
     assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "fastv": 1, "litelvlm": 2}
     assert rows["text_ids_equal"].all() and pd.read_csv(out / "checks.csv")["passed"].all()
+    r = pd.read_csv(out / "ratios.csv").set_index("method")
+    assert math.isnan(r.loc["fastv", "prefill_speedup_min"])  # one call: no spread
+    assert math.isfinite(r.loc["litelvlm", "prefill_speedup_min"])  # its rounds were the baseline's
 
 
 @pytest.mark.gpu

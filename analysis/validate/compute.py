@@ -17,6 +17,7 @@ with other methods or budgets adds their rows to the same table.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import zlib
@@ -153,13 +154,22 @@ def load_reference(out: Path) -> dict | None:
 TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms")
 
 
-def median_row(rows: list[dict]) -> dict:
-    """One table row from repeated calls of one (method, budget): median times, the largest memory figures."""
+#: The timed quantities whose per-round values are kept (``<name>_rounds``), for the spread of the paired ratios.
+ROUND_TIMES = ("prefill_ms", "paper_prefill_ms")
+
+
+def median_row(rows: list[dict], group: str = "") -> dict:
+    """One table row from repeated calls of one (method, budget): median times (each round's kept in
+    ``<time>_rounds``, with ``round_group`` naming the interleaved rounds they belong to), the largest memory
+    figures."""
     from analysis.validate.report import ROW_COLUMNS
 
     out = {k: rows[-1][k] for k in ROW_COLUMNS}
     for k in TIMES:
         out[k] = float(pd.Series([r[k] for r in rows]).median())
+    for k in ROUND_TIMES:
+        out[f"{k}_rounds"] = " ".join(repr(float(r[k])) for r in rows)
+    out["round_group"] = group
     for k in ("peak_rss_gib", "activation_mb", "llm_activation_mb", "max_logit_diff_none"):
         out[k] = max(r[k] for r in rows)
     for k in ("text_ids_equal", "masks_equal_none"):
@@ -225,8 +235,9 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
         for _ in tqdm(range(a.repeats), desc=f"validate ({len(todo)} runs per round)"):
             for method, budget in todo:
                 calls[(method, budget)].append(measure_pair(pipe, prep, method, budget, method_options(a, method), reference))
+        group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
         for (method, budget), rs in calls.items():
-            store.write([part_id(method, budget)], pd.DataFrame([median_row(rs)]))
+            store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))
     if todo and pipe.device.type == "cpu":
         from litelvlm.threads import busy_warning
 
