@@ -190,3 +190,41 @@ def test_every_method_runs_on_a_second_family(tiny_glamm_pipeline, monkeypatch):
                 assert int(out.kept_indices.max()) < n + 1
                 ran.append(name)
     assert set(ran) == set(method_names())
+
+
+def test_the_shared_llm_layer_runs_multi_axis_rope():
+    """The shared layer's layer-by-layer run and attention rows on a decoder with 3-D M-RoPE positions
+    (transformers' own Qwen2.5-VL text decoder, random weights): the full sequence, a kept subset with its
+    original (3, 1, S') positions, and the attention rows of two queries match the model's own forward."""
+    from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLTextConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
+
+    from litelvlm.lvlm.llm_attention import attention_rows_at, run_layers
+
+    torch.manual_seed(0)
+    cfg = Qwen2_5_VLTextConfig(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=2, bos_token_id=0, eos_token_id=1,
+                               rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, attn_implementation="eager")
+    lm = Qwen2_5_VLTextModel(cfg).eval()
+    s = 12
+    embeds = torch.randn(1, s, 64)
+    t = torch.arange(s)
+    pos = torch.stack([t, t, t])  # text rows: one position on every axis; a 2x3 image at rows 3..8
+    pos[:, 3:9] = torch.tensor([[3] * 6, [3, 3, 3, 4, 4, 4], [3, 4, 5, 3, 4, 5]])
+    pos[:, 9:] = torch.arange(6, 9)
+    pos = pos[:, None]
+    layout = SequenceLayout(3, 6, s, pos, lambda: torch.tensor([s - 1]))
+    keep = torch.tensor([0, 1, 2, 4, 6, 8, 9, 10, 11])
+
+    def model(x, p):
+        ones = torch.ones(x.shape[:2], dtype=torch.long)
+        return lm(inputs_embeds=x, position_ids=p, attention_mask=ones, use_cache=False, output_attentions=True,
+                  output_hidden_states=True)
+
+    with torch.no_grad():
+        ref = model(embeds, pos)
+        assert torch.equal(lm.norm(run_layers(lm, embeds, pos)), ref.last_hidden_state)
+        kept = model(embeds[:, keep], layout.positions(keep))
+        assert torch.equal(lm.norm(run_layers(lm, embeds[:, keep], layout.positions(keep))), kept.last_hidden_state)
+        rows = attention_rows_at(lm, 1, ref.hidden_states[1], pos, torch.tensor([s - 1, 5]))
+        torch.testing.assert_close(rows, ref.attentions[1][0][:, [s - 1, 5]], atol=1e-6, rtol=0)
