@@ -190,3 +190,25 @@ def test_tiny_validate_on_cuda(coco128, tmp_path):
                  "--methods", "litelvlm,fastv", "--budgets", "64"]) == 0
     assert pd.read_csv(out / "checks.csv")["passed"].all()
     assert "on cuda" in (out / "report.md").read_text()
+
+
+def test_compare_to_measures_mask_agreement_with_another_run(coco128, tmp_path, capsys):
+    """``--compare-to``: each run's masks against another run's unpruned masks (IoU and logit difference); the
+    run's own folder gives the agreement of pruning alone (1.0 for none); a folder of another prompt, or no
+    validate folder, is refused with exit 2 naming it, before anything is measured."""
+    base = ["validate", "--refer-dir", str(coco128), "--threads", "1", "--methods", "litelvlm", "--budgets", "64"]
+    own = tmp_path / "fp32"
+    assert main([*base, "--out", str(own), "--compare-to", str(own)]) == 0
+    rows = pd.read_csv(own / "validate.csv").set_index("method")
+    assert rows.loc["none", "mask_iou_vs_compare"] == 1.0 and rows.loc["none", "logit_diff_vs_compare"] == 0.0
+    assert 0.0 <= rows.loc["litelvlm", "mask_iou_vs_compare"] <= 1.0
+    other = tmp_path / "bf16"
+    assert main([*base, "--dtype", "bfloat16", "--out", str(other), "--compare-to", str(own)]) == 0
+    rows = pd.read_csv(other / "validate.csv").set_index("method")
+    assert 0.0 <= rows.loc["none", "mask_iou_vs_compare"] <= 1.0 and rows.loc["none", "logit_diff_vs_compare"] > 0
+    assert "mask_iou_vs_compare" in (other / "report.md").read_text()
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "x"), "--compare-to", str(tmp_path / "nothing")]) == 2
+    assert "--compare-to" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main([*base, "--max-sentences", "1", "--out", str(tmp_path / "y"), "--compare-to", str(own)]) == 2
+    assert "another image or sentences" in capsys.readouterr().err and not (tmp_path / "y").exists()

@@ -27,9 +27,10 @@ def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
 
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     modes = ["none"] + (["int8", "nf4"] if importlib.util.find_spec("bitsandbytes") else [])
-    for q in modes:
+    for q in modes:  # every run's masks compared with the unquantized run's unpruned ones (its own for bf16)
         rc = main(["validate", "--refer-dir", str(data), "--model", model or "tiny-random:0", "--dtype", "bfloat16",
-                   "--methods", "litelvlm", "--budgets", *SMOKE_BUDGETS, "--quantize", q, "--out", str(out_dir / q)])
+                   "--methods", "litelvlm", "--budgets", *SMOKE_BUDGETS, "--quantize", q, "--out", str(out_dir / q),
+                   "--compare-to", str(out_dir / "none")])
         if rc:
             raise RuntimeError(f"litelvlm validate --quantize {q} exited with status {rc}")
 
@@ -61,6 +62,9 @@ def draw_quantization(tables: dict) -> dict:
         figs[f"activation_{device}"], _ = plots.plot_activation_vs_precision(mem, device=device)
         if device.startswith("cuda"):
             figs[f"prefill_{device}"], _ = plots.plot_prefill_vs_precision(rows, device=device)
+        on_device = rows[rows["device"] == device]
+        if "mask_iou_vs_compare" in on_device and on_device["mask_iou_vs_compare"].notna().any():
+            figs[f"masks_{device}"], _ = plots.plot_mask_agreement_vs_precision(rows, device=device)
     return figs
 
 
@@ -69,10 +73,12 @@ FAMILY = Family(
     name="quantization", notebook="07_quantization", title="Quantization",
     description="The budget x precision trade-off of `validate` runs (bf16, int8 and nf4 decoder layers): the "
                 "whole model's memory (weights + activation peak) and the LLM's activation peak against the "
-                "budget, per device, and the prefill time of GPU runs.",
+                "budget, per device, the prefill time of GPU runs, and (runs with `--compare-to` the bf16 folder) "
+                "the IoU of the masks with the bf16 model's unpruned masks.",
     command="litelvlm validate --quantize", requires=("analysis.validate.memory", "analysis.quantization.plots"),
     subdir="validate", make_smoke=smoke_quantization, read=read_quantization, draw=draw_quantization,
     smoke_note="`litelvlm validate` on one COCO-128 image with the tiny random GLaMM in bf16, int8 and nf4 "
                "(int8 and nf4 need bitsandbytes)",
     results_files=("memory.csv", "*/memory.csv"),
-    make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out {out}/$Q; done")
+    make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out {out}/$Q "
+                 "--compare-to {out}/none; done")

@@ -61,4 +61,13 @@ def plot_prefill_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=
     return _panel(rows, device, ax, "paper_prefill_ms", "prefill, decoder-layer loop (ms)", "Prefill")
 
 
-__all__ = ["PRECISIONS", "plot_activation_vs_precision", "plot_memory_vs_precision", "plot_prefill_vs_precision"]
+def plot_mask_agreement_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=None):
+    """IoU of each run's masks with the unquantized, unpruned masks (``validate --compare-to``) against the
+    budget, per precision: 1.0 is the same masks; ``none`` (open marker) is quantization alone."""
+    fig, ax = _panel(rows, device, ax, "mask_iou_vs_compare", "mask IoU with bf16, all tokens", "Mask agreement")
+    ax.set_ylim(-0.02, 1.02)
+    return fig, ax
+
+
+__all__ = ["PRECISIONS", "plot_activation_vs_precision", "plot_mask_agreement_vs_precision", "plot_memory_vs_precision",
+           "plot_prefill_vs_precision"]

@@ -85,9 +85,11 @@ def _run_order(col: pd.Series) -> pd.Series:
 
 
 
-def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference: dict | None) -> dict:
+def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference: dict | None,
+                 compare: dict | None = None) -> dict:
     """One row: ``ground`` for (method, budget) under :class:`~analysis.validate.measure.RunProbe`,
-    plus the CLIP-side selection timed alone; ``reference``: the ``none`` row's ids and masks."""
+    plus the CLIP-side selection timed alone; ``reference``: the ``none`` row's ids and masks; ``compare``:
+    another run's (``--compare-to``) reference, whose masks this row's are compared with."""
     import torch
 
     from analysis.validate.measure import RunProbe, timed_ms
@@ -120,7 +122,46 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
         row["text_ids_equal"] = bool(torch.equal(first_ids, reference["_ids"]))
         row["masks_equal_none"] = bool(torch.equal(masks, reference["_masks"]))
         row["max_logit_diff_none"] = float((out.mask_logits.float().cpu() - reference["_logits"]).abs().max())
+    if compare is not None:
+        row.update(mask_agreement(masks, out.mask_logits.float().cpu(), compare))
     return row
+
+
+#: The columns of ``--compare-to``: agreement with another run's unpruned masks.
+COMPARED = ["mask_iou_vs_compare", "logit_diff_vs_compare"]
+
+
+def mask_agreement(masks, logits, compare: dict) -> dict:
+    """IoU of ``masks`` (every [SEG]'s, together) with ``compare``'s unpruned masks (1.0 when both are empty),
+    and the largest absolute difference of their mask logits."""
+    other = compare["_masks"]
+    union = int((masks | other).sum())
+    iou = 1.0 if union == 0 else int((masks & other).sum()) / union
+    return {COMPARED[0]: iou, COMPARED[1]: float((logits - compare["_logits"]).abs().max())}
+
+
+def check_compare(compare: dict | None, reference: dict | None, folder: str | None) -> None:
+    """Refuse a ``--compare-to`` folder whose prompt (text ids) is not this run's."""
+    import torch
+
+    if compare is not None and reference is not None and not torch.equal(compare["_ids"], reference["_ids"]):
+        raise LiteLVLMError(f"--compare-to {folder}: its prompt's token ids differ from this run's (another image, "
+                            "sentences, seed or tokenizer)")
+
+
+def load_compare(folder: str, prep) -> dict:
+    """The reference of another validate folder (``--compare-to``), checked to be of the same prompt and
+    image size: a clear error naming the folder otherwise."""
+    ref = load_reference(Path(folder))
+    if ref is None:
+        raise LiteLVLMError(f"--compare-to {folder}: no {REFERENCE_FILE} there (not a validate folder, or its run "
+                            "did not start)")
+    height, width = prep.image_size
+    if tuple(ref["_masks"].shape[-2:]) != (height, width) or ref["_masks"].shape[0] != len(prep.sentences):
+        raise LiteLVLMError(f"--compare-to {folder}: its masks are {tuple(ref['_masks'].shape)}, this run's would be "
+                            f"({len(prep.sentences)}, {height}, {width}): another image or sentences (same "
+                            "--image-id, --seed and --max-sentences are needed)")
+    return ref
 
 
 REFERENCE_FILE = "reference.safetensors"
@@ -169,6 +210,9 @@ def median_row(rows: list[dict], group: str = "") -> dict:
         out[k] = float(pd.Series([r[k] for r in rows]).median())
     for k in ROUND_TIMES:
         out[f"{k}_rounds"] = " ".join(repr(float(r[k])) for r in rows)
+    if COMPARED[0] in rows[-1]:  # the worst agreement of the calls
+        out[COMPARED[0]] = min(r[COMPARED[0]] for r in rows)
+        out[COMPARED[1]] = max(r[COMPARED[1]] for r in rows)
     out["round_group"] = group
     for k in ("peak_rss_gib", "activation_mb", "llm_activation_mb", "max_logit_diff_none"):
         out[k] = max(r[k] for r in rows)
@@ -199,14 +243,13 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
             torch.device("cpu"))
     pairs = _plan(a, pipe.num_visual_tokens)
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats")}
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
     from analysis.common.study import portable_paths, run_record, torch_thread_count
 
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
     config.update(image_id=recs[0].image_id, model_dtype=str(pipe.dtype)[6:],
                   clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id)
     check_out_config(out, config)
-    write_json(out / "config.json", config)
     with torch.no_grad():
         base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
         picked, turns = official_turns(recs, a.seed, recs[0].image_id, a.max_sentences)
@@ -221,20 +264,29 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     done = store.done()
     todo = [(m, b) for m, b in pairs if part_id(m, b) not in done]
     reference = load_reference(out) if todo else None
+    # --compare-to this run's own folder: its own unpruned masks (the agreement of pruning alone)
+    itself = bool(a.compare_to) and Path(a.compare_to).resolve() == out.resolve()
+    compare = load_compare(a.compare_to, prep) if a.compare_to and todo and not itself else None
     if todo and reference is None:
         # the checks' reference, also the warm-up: every measured row (``none`` included) is a later call
         reference = measure_pair(pipe, prep, BASELINE, pipe.num_visual_tokens, {}, None)
+        check_compare(compare, reference, a.compare_to)
         save_reference(out, reference)
+    check_compare(compare, reference, a.compare_to)
+    write_json(out / "config.json", config)  # written once every option is checked: a refused run leaves nothing
+    compare = reference if itself and todo else compare
     log.info("%d of %d runs to measure (%d done)", len(todo), len(pairs), len(pairs) - len(todo))
     if a.repeats == 1:  # each run is kept as it finishes
         for method, budget in tqdm(todo, desc="validate"):
-            row = measure_pair(pipe, prep, method, budget, method_options(a, method), reference)
-            store.write([part_id(method, budget)], pd.DataFrame([{k: row[k] for k in ROW_COLUMNS}]))
+            row = measure_pair(pipe, prep, method, budget, method_options(a, method), reference, compare)
+            store.write([part_id(method, budget)], pd.DataFrame([{k: row[k] for k in ROW_COLUMNS + COMPARED
+                                                                  if k in row}]))
     elif todo:  # rounds over every pair (A B C A B C ...), then the median per pair
         calls = {p: [] for p in todo}
         for _ in tqdm(range(a.repeats), desc=f"validate ({len(todo)} runs per round)"):
             for method, budget in todo:
-                calls[(method, budget)].append(measure_pair(pipe, prep, method, budget, method_options(a, method), reference))
+                calls[(method, budget)].append(measure_pair(pipe, prep, method, budget, method_options(a, method),
+                                                            reference, compare))
         group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))

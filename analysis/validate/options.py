@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 from analysis.common.glamm_args import DTYPES, GlammDataArgs
 from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg
+from litelvlm.errors import LiteLVLMError
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = ("576", "192", "128", "64")
@@ -35,6 +37,10 @@ class ValidateArgs(GlammDataArgs):
     fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
     repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their median",
                        minimum=1)
+    compare_to: str | None = arg(None, help="another validate folder of the same model, image and seed (e.g. the "
+                                            "unquantized run): each run's masks are compared with its unpruned "
+                                            "masks (mask_iou_vs_compare, logit_diff_vs_compare); this run's own "
+                                            "--out: its own unpruned masks (the agreement of pruning alone)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,10 +48,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_arguments(parser, ValidateArgs)
 
 
+def check_compare_to(a: ValidateArgs) -> None:
+    """Refuse a ``--compare-to`` folder without a validate reference (unless it is this run's own ``--out``),
+    before anything is loaded or written."""
+    if a.compare_to is None or Path(a.compare_to).resolve() == Path(a.out).resolve():
+        return
+    if not (Path(a.compare_to) / "reference.safetensors").is_file():
+        raise LiteLVLMError(f"--compare-to {a.compare_to}: no reference.safetensors there (not a validate folder, "
+                            "or its run did not start)")
+
+
 def run(args: ValidateArgs | argparse.Namespace) -> int:
     """Validate (resumable) and write the table and report; torch is imported after parsing. From code:
     ``run(ValidateArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
     a = as_args(ValidateArgs, args)
+    check_compare_to(a)
     from analysis.validate.compute import run_validate
 
     return run_validate(a)

@@ -209,7 +209,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[l
                                                 for k, v in result.items()]))
     keep = ["method", "budget", "visual_tokens_input", "visual_tokens_kept", "seg_positions", "mask_shape",
             "prefill_ms", "paper_prefill_ms", "e2e_ms", "cuda_time_reading_ms", "peak_rss_gib", "llm_activation_mb",
-            "activation_mb"]
+            "activation_mb", *[c for c in ("mask_iou_vs_compare", "logit_diff_vs_compare") if c in rows]]
     rat = ["method", "budget", "paper_def_prefill_speedup", "paper_def_prefill_speedup_min",
            "paper_def_prefill_speedup_max", "prefill_speedup", "prefill_speedup_min", "prefill_speedup_max",
            "cuda_time_reading_speedup",
