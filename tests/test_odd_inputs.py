@@ -262,3 +262,44 @@ def test_retention_on_odd_refer_folders(case, toy_refer, tmp_path, capsys, caplo
     rc = main(["retention", "--refer-dir", str(refer), "--out", str(out), "--limit-images", "1", "--budgets", "4",
                "--methods", "litelvlm", "--threads", "1"])
     _check_outcome(case, "retention", rc, capsys.readouterr(), caplog, out, "retention.parquet")
+
+
+# ---------------------------------------------------------------- a model folder with NaN weights
+
+def _poison(folder: Path, key_part: str) -> str:
+    """Set one weight tensor whose name contains ``key_part`` to NaN in every safetensors file; its name."""
+    from safetensors.torch import load_file, save_file
+
+    for f in folder.glob("*.safetensors"):
+        weights = load_file(str(f))
+        name = next((k for k in weights if key_part in k and weights[k].is_floating_point()), None)
+        if name is not None:
+            weights[name].fill_(float("nan"))
+            save_file(weights, str(f), metadata={"format": "pt"})
+            return name
+    raise AssertionError(f"no weight named like {key_part!r} in {folder}")
+
+
+def test_a_clip_with_nan_weights_is_refused_not_scored(tiny_hf_clip_dir, toy_refer, tmp_path, capsys):
+    model = tmp_path / "nan clip"
+    shutil.copytree(tiny_hf_clip_dir, model)
+    name = _poison(model, "mlp.fc1.weight")
+    out = tmp_path / "out"
+    rc = main(["retention", "--refer-dir", str(toy_refer), "--out", str(out), "--model", str(model),
+               "--limit-images", "1", "--budgets", "4", "--methods", "litelvlm", "--threads", "1"])
+    _assert_error(rc, capsys.readouterr().err, "retention", f"{str(model)!r} has non-finite weights", out)
+    rc = main(["select", "--image", str(_odd_image("1x1", tmp_path)), "--budget", "4", "--text", "x",
+               "--model", str(model)])
+    _assert_error(rc, capsys.readouterr().err, "select", name, out)
+
+
+def test_a_glamm_with_nan_weights_is_refused_not_scored(toy_refer, tmp_path, capsys):
+    from litelvlm.glamm.checkpoint_writer import save_random_glamm
+
+    model = save_random_glamm(tmp_path / "nan glamm", "tiny", 0, fmt="safetensors")
+    name = _poison(model, "text_hidden_fcs")
+    out = tmp_path / "out"
+    rc = main(["eval-grounding", "--refer-dir", str(toy_refer), "--out", str(out), "--model", str(model),
+               "--limit-images", "1", "--methods", "litelvlm", "--budgets", "32", "--threads", "1"])
+    _assert_error(rc, capsys.readouterr().err, "eval-grounding", f"non-finite weights (NaN or infinity) in {name.removeprefix('model.')!r}",
+                  out)
