@@ -66,16 +66,21 @@ def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3,
         raise LiteLVLMError(f"image folder {str(images_root)!r} does not exist")
     by_image: dict[int, list] = {}
     for r in refs:
-        by_image.setdefault(r["image_id"], []).append(r)
+        if r["sentences"]:  # a ref without a sentence has nothing to select with
+            by_image.setdefault(r["image_id"], []).append(r)
+    if not by_image:
+        raise LiteLVLMError(f"refs file {str(refs_path)!r} has no ref with a sentence")
     out = []
     for image_id, rs in list(by_image.items())[:limit]:
-        name = rs[0]["file_name"]
+        name = rs[0].get("file_name")
+        if not isinstance(name, str):
+            raise LiteLVLMError(f"refs file {str(refs_path)!r}: ref {rs[0]['ref_id']} has no 'file_name'")
         img = images_root / name
         if not img.exists():  # REFER names files <image>_<ann>.jpg; the image is <image>.jpg
             img = images_root / ("_".join(Path(name).stem.split("_")[:-1]) + Path(name).suffix)
         if not img.exists():
             raise LiteLVLMError(f"image {str(img)!r} named by ref {rs[0]['ref_id']} does not exist")
-        out.append((str(image_id), img, [r["sentences"][0]["sent"] for r in rs[:texts_per_image]]))
+        out.append((str(image_id), img, [r["sentences"][0].get("sent", r["sentences"][0].get("raw", "")) for r in rs[:texts_per_image]]))
     return out
 
 
@@ -219,14 +224,13 @@ def kept_overlap(ref: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
 def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict]) -> list:
     """(image_id, RGB image, texts) of the examples whose image opens; the others are logged and
     appended to ``skipped``; none readable is an error."""
-    from PIL import Image, UnidentifiedImageError
+    from litelvlm.data.refer import open_rgb
 
     out = []
     for image_id, path, texts in examples:
-        try:
-            with Image.open(path) as im:
-                out.append((image_id, im.convert("RGB"), texts))
-        except (UnidentifiedImageError, OSError) as e:
+        try:  # PIL's convert("RGB") in the stored layout, as before; any decoding failure is a skip
+            out.append((image_id, open_rgb(path, exif_transpose=False), texts))
+        except LiteLVLMError as e:
             log.warning("skipped image %s: %s", path, e)
             skipped.append({"image_id": image_id, "path": str(path), "reason": str(e)})
     if not out:

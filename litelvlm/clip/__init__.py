@@ -135,9 +135,23 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
         # (RuntimeError, AssertionError), ...: one line naming the model; -v logs the traceback.
         logging.getLogger(__name__).debug("loading %r failed", model, exc_info=True)
         raise LiteLVLMError(f"CLIP model {model!r} could not be loaded: {type(e).__name__}: {_one_line(e)}") from e
+    refuse_non_finite(getattr(clip, "model", None), f"CLIP model {model!r}")
     clip.name = model
     if saved is not None:
         from .deferred import save_description
 
         save_description(clip, saved)
     return clip
+
+
+def refuse_non_finite(module: Any, what: str, skip: str | None = None) -> None:
+    """A ``LiteLVLMError`` naming ``what`` and its first parameter holding NaN or infinity: such weights
+    give NaN scores, and a NaN sorts like any number, so a study would write tables that look fine.
+    Parameters whose name contains ``skip`` are not read (weights the computation never uses)."""
+    import torch
+
+    for name, p in getattr(module, "named_parameters", lambda: [])():
+        if skip and skip in name:
+            continue
+        if p.is_floating_point() and not torch.isfinite(p).all():
+            raise LiteLVLMError(f"{what} has non-finite weights (NaN or infinity) in {name!r}")

@@ -7,7 +7,6 @@ the order the tokens would be fed to the LLM.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -64,15 +63,11 @@ def kept_per_part(indices: list[int], parts: dict) -> dict[str, int]:
 
 
 def _load_image(path: str):
-    from PIL import Image, UnidentifiedImageError
+    """The image as PIL's ``convert("RGB")`` decodes it, stored layout (no EXIF turn), or a
+    ``LiteLVLMError`` naming it: missing, unreadable, truncated or past PIL's decompression-bomb limit."""
+    from ..data.refer import open_rgb
 
-    if not os.path.isfile(path):
-        raise LiteLVLMError(f"image {path!r} does not exist")
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as e:
-        raise LiteLVLMError(f"image {path!r} could not be read: {e}") from e
+    return open_rgb(path, exif_transpose=False)
 
 
 def run(ns) -> int:

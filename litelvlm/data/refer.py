@@ -54,8 +54,18 @@ class ReferRecord:
 
     def mask(self, parts: str = "union") -> np.ndarray:
         """The referent mask (H, W), decoded with pycocotools: bool with the polygon parts merged
-        (``parts="union"``), or uint8 part counts as the official REFER code sums them (``"sum"``)."""
-        return decode_segmentation(self.segmentation, self.height, self.width, parts)
+        (``parts="union"``), or uint8 part counts as the official REFER code sums them (``"sum"``).
+        A segmentation that cannot be decoded, or decodes to another size, is a :class:`LiteLVLMError`
+        naming the annotation (an empty or degenerate polygon is an empty mask, not an error)."""
+        try:
+            m = decode_segmentation(self.segmentation, self.height, self.width, parts)
+        except Exception as e:  # None, garbage RLE counts, a type pycocotools refuses
+            raise LiteLVLMError(f"annotation {self.ann_id} (image {self.image_id}) has a segmentation that cannot "
+                                f"be decoded: {e}") from e
+        if m.shape != (self.height, self.width):
+            raise LiteLVLMError(f"annotation {self.ann_id} (image {self.image_id}) decodes to a {m.shape[1]} x "
+                                f"{m.shape[0]} mask but its image is {self.width} x {self.height} (width x height)")
+        return m
 
     def image(self, exif_transpose: bool = True) -> Image.Image:
         """The image as RGB (see :func:`open_rgb`); raises :class:`LiteLVLMError` naming the path if
@@ -98,11 +108,19 @@ def open_rgb(path: str | Path, exif_transpose: bool = True) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode in WIDE_MODES:
+                log.warning("image %r has %s samples (mode %s); it is decoded as PIL's convert('RGB') does, which "
+                            "clips every value above 255", str(path), WIDE_MODES[im.mode], im.mode)
             if exif_transpose:
                 im = ImageOps.exif_transpose(im)
             return im.convert("RGB")
-    except Exception as e:  # PIL raises many types for truncated / corrupt files
+    except Exception as e:  # PIL raises many types for truncated / corrupt / oversized (decompression bomb) files
         raise LiteLVLMError(f"image {str(path)!r} could not be read: {e}") from e
+
+
+#: PIL modes with more than 8 bits per sample, which ``convert("RGB")`` clips to 0..255
+WIDE_MODES = {"I;16": "16-bit", "I;16L": "16-bit", "I;16B": "16-bit", "I;16N": "16-bit", "I": "32-bit integer",
+              "F": "32-bit float"}
 
 
 #: How the polygon parts of one object become a mask: ``union`` (this project's: overlapping parts stay
@@ -159,7 +177,7 @@ def _load_instances(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise LiteLVLMError(f"instances file {str(path)!r} could not be read: {e}") from e
     for key in ("images", "annotations", "categories"):
-        if key not in data:
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
             raise LiteLVLMError(f"instances file {str(path)!r} has no {key!r} list (not COCO instances format)")
     return data
 
@@ -190,7 +208,34 @@ def load_refs(path: str | Path) -> list[dict]:
         raise LiteLVLMError(f"refs file {str(path)!r} could not be loaded: {e}") from e
     if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
         raise LiteLVLMError(f"refs file {str(path)!r} does not hold a list of refs (dicts)")
+    if not refs:
+        raise LiteLVLMError(f"refs file {str(path)!r} holds no refs")
+    for i, r in enumerate(refs):
+        missing = [k for k in REF_KEYS if k not in r]
+        sentences = r.get("sentences")
+        if not missing and (not isinstance(sentences, list) or not all(
+                isinstance(s, dict) and "sent_id" in s and ("sent" in s or "raw" in s) for s in sentences)):
+            missing = ["sentences as a list of {sent_id, sent} dicts"]
+        if missing:
+            raise LiteLVLMError(f"refs file {str(path)!r}: ref #{i} (ref_id {r.get('ref_id', '?')}) has no "
+                                f"{', '.join(map(repr, missing))}")
+    _refuse_duplicates(path, "ref_id", [r["ref_id"] for r in refs])
+    _refuse_duplicates(path, "sent_id", [s["sent_id"] for r in refs for s in r["sentences"]])
     return refs
+
+
+#: the fields every ref of a REFER refs file has (and that the loaders read)
+REF_KEYS = ("ref_id", "image_id", "ann_id", "category_id", "split", "sentences")
+
+
+def _refuse_duplicates(path: str | Path, what: str, ids: list) -> None:
+    """A ``LiteLVLMError`` naming the file and the first id that occurs twice: two entries under one id
+    would make every table keyed by it ambiguous."""
+    seen: set = set()
+    for i in ids:
+        if i in seen:
+            raise LiteLVLMError(f"{str(path)!r} holds {what} {i!r} twice; ids must be unique")
+        seen.add(i)
 
 
 def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str = "refcoco",
@@ -211,6 +256,8 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
     images_root = _image_dir(image_dir, refer_dir / "images")
     refs = load_refs(refs_path)
     data = _load_instances(inst_path)
+    _refuse_duplicates(inst_path, "image id", [im["id"] for im in data["images"]])
+    _refuse_duplicates(inst_path, "annotation id", [a["id"] for a in data["annotations"]])
     images = {im["id"]: im for im in data["images"]}
     anns = {a["id"]: a for a in data["annotations"]}
     cats = {c["id"]: c["name"] for c in data["categories"]}

@@ -162,7 +162,7 @@ class GlammPipeline(GroundingPipeline):
         ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.quantize`) quantizes the LLM's
         decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
         LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`)."""
-        from ..clip import DEFAULT_HF_MODEL, load_clip
+        from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
         from ..lvlm.upcast import check_layer_dtype, upcast_glamm
         from ..model_spec import ModelSpec
         from ..quantize import check_quantize, quantize_glamm
@@ -182,6 +182,9 @@ class GlammPipeline(GroundingPipeline):
             clip = clip or DEFAULT_HF_MODEL
         proc = _sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
         glamm, tok = load_glamm_checkpoint(path, device="cpu" if quantize != "none" else device, dtype=dtype)
+        # before quantization; GLaMM's own vision tower is skipped: images go through the CLIP loaded
+        # below (checked by load_clip), and a checkpoint need not fill that tower
+        refuse_non_finite(glamm, f"GLaMM model {model!r}", skip="vision_tower")
         quant = quantize_glamm(glamm, quantize, quantize_backend, device) if quantize != "none" else None
         backend = load_clip(clip, "hf", device=device, dtype=dtype)
         pipe = cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)
