@@ -42,6 +42,8 @@ TABLE: dict[str, tuple[str, str]] = {
     "prumerge+": (_CLIP + "prumerge:PRUMERGE_PLUS", "PruMerge+: PruMerge + spatially uniform samples "
                   "(adaptive K; fixed K: top 1/4 + even samples)"),
     "tome": (_CLIP + "tome:TOME", "ToMe: bipartite soft matching + size-weighted merging in the CLIP blocks"),
+    "hiprune": (_CLIP + "hiprune:HIPRUNE", "HiPrune: anchor tokens (object-layer attention) with their 4 neighbours, "
+                "then register tokens (feature-layer attention), raster order"),
     "divprune": (_LLM + "divprune:DIVPRUNE", "DivPrune: greedy max-min cosine-diverse visual tokens, measured on "
                  "the LLM input embeddings (projector outputs), applied at the LLM input"),
     "fastv": (_LLM + "fastv:FASTV", "FastV: drop visual tokens by the last token's attention at LLM layer K-1 "

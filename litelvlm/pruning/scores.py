@@ -63,14 +63,11 @@ def check_attention_mode(mode: str) -> str:
     return mode
 
 
-def eager_cls_attention(inputs: SelectorInputs, block: int) -> torch.Tensor:
-    """(H, N) CLS->patch attention of ``block`` as transformers 4.x's eager ``CLIPAttention`` computes it.
-
-    ``q_proj(h) * scale`` split into heads, one ``bmm`` over ALL queries and keys, softmax in the trace's
-    dtype, then row 0 (transformers 4.37 ``modeling_clip.py`` ``CLIPAttention.forward``; VisionZip's
-    patched copy, ``visionzip/utils.py`` L22-61). The full product is kept because a one-row product
-    rounds differently, which reorders near-equal attentions at a top-k boundary.
-    """
+def eager_attention(inputs: SelectorInputs, block: int) -> torch.Tensor:
+    """(H, S, S) attention of ``block`` (every query, every key, prefix tokens included) as transformers 4.x's
+    eager ``CLIPAttention`` computes it: ``q_proj(h) * scale`` split into heads, one ``bmm`` over all queries
+    and keys, softmax in the trace's dtype (transformers 4.37 ``modeling_clip.py`` ``CLIPAttention.forward``;
+    VisionZip's patched copy, ``visionzip/utils.py`` L22-61)."""
     vision = inputs.vision
     q, k, _ = vision.qkv(block)
     i = inputs.image_index
@@ -80,8 +77,13 @@ def eager_cls_attention(inputs: SelectorInputs, block: int) -> torch.Tensor:
     d = w // heads
     qh = (q * d ** -0.5).view(1, s, heads, d).transpose(1, 2).contiguous().view(heads, s, d)
     kh = k.view(1, s, heads, d).transpose(1, 2).contiguous().view(heads, s, d)
-    weights = torch.softmax(torch.bmm(qh, kh.transpose(1, 2)), dim=-1)
-    return weights[:, 0, vision.num_prefix_tokens:]
+    return torch.softmax(torch.bmm(qh, kh.transpose(1, 2)), dim=-1)
+
+
+def eager_cls_attention(inputs: SelectorInputs, block: int) -> torch.Tensor:
+    """(H, N) CLS->patch attention of ``block``: row 0 of :func:`eager_attention`. The full product is kept
+    because a one-row product rounds differently, which reorders near-equal attentions at a top-k boundary."""
+    return eager_attention(inputs, block)[:, 0, inputs.vision.num_prefix_tokens:]
 
 
 def cls_attention_rows(inputs: SelectorInputs, block: int, mode: str = "official") -> torch.Tensor:
