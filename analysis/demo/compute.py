@@ -187,7 +187,8 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
                    "selection_scenes_scorable": headline["scenes_scorable"],
                    "selection_scenes_shown": headline["scenes_shown"],
                    "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation, "figures": [p.name for p in figures],
-                   "args": asdict(a)}  # no run time, no absolute path: the same command writes the same bytes
+                   # what was run, not where or how long: the same command writes the same bytes into any --out
+                   "args": {k: v for k, v in asdict(a).items() if k not in ("out", "work_dir")}}
         write_json(out / "demo_summary.json", summary)
     finally:
         if tmp_work:
