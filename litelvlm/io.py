@@ -1,4 +1,5 @@
-"""Atomic file writes: a result file is either complete or absent, never partial."""
+"""Atomic file writes: a result file is either complete or absent, never partial; figure files whose bytes
+depend only on the figure (:func:`save_plot`)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,21 @@ def write_csv(path: str | os.PathLike, df) -> None:
     """Write a DataFrame to CSV atomically."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
+
+
+#: Metadata of every saved PDF/PNG: fixed, date-free, version-free (matplotlib would stamp its version into a
+#: PNG's ``Software`` chunk and the date into a PDF), so the same figure gives the same bytes on any day and
+#: with any matplotlib release.
+PDF_METADATA = {"Creator": "litelvlm", "Producer": "litelvlm", "CreationDate": None, "ModDate": None}
+PNG_METADATA = {"Software": "litelvlm"}
+
+
+def save_plot(fig, path: str | os.PathLike, fmt: str = "png", **savefig_kwargs) -> Path:
+    """The one way a matplotlib figure is written to a file: ``fig.savefig`` atomically, with the fixed
+    :data:`PDF_METADATA` / :data:`PNG_METADATA` (``fmt``: ``pdf`` or ``png``); returns ``path``."""
+    if fmt not in ("pdf", "png"):
+        raise ValueError(f"unsupported figure format {fmt!r}; use pdf or png")
+    meta = PDF_METADATA if fmt == "pdf" else PNG_METADATA
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, metadata=dict(meta), **savefig_kwargs)
+    return Path(path)

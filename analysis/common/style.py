@@ -17,7 +17,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from litelvlm.io import atomic_path
+from litelvlm.io import PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
 
 #: Widths in inches of a one-column and a two-column figure (ICML/NeurIPS-style layouts).
 ONE_COLUMN = 3.25
@@ -26,9 +26,6 @@ TWO_COLUMN = 6.75
 PNG_DPI = 200
 #: The palette every plot draws from (seaborn's colour-blind-safe qualitative palette).
 PALETTE = "colorblind"
-#: Metadata written into every PDF/PNG: fixed, date-free, version-free.
-PDF_METADATA = {"Creator": "litelvlm", "Producer": "litelvlm", "CreationDate": None, "ModDate": None}
-PNG_METADATA = {"Software": "litelvlm"}
 FORMATS = ("pdf", "png")
 
 _RC = {
@@ -198,11 +195,8 @@ def save_figure(fig, out_dir: str | os.PathLike, name: str, formats: Iterable[st
     for fmt in formats:
         if fmt not in FORMATS:
             raise ValueError(f"unsupported figure format {fmt!r}; use one of {FORMATS}")
-        path = out_dir / f"{name}.{fmt}"
-        meta = PDF_METADATA if fmt == "pdf" else PNG_METADATA
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=PNG_DPI, metadata=dict(meta), bbox_inches="tight", pad_inches=0.02)
-        paths.append(path)
+        paths.append(save_plot(fig, out_dir / f"{name}.{fmt}", fmt, dpi=PNG_DPI, bbox_inches="tight",
+                               pad_inches=0.02))
     if close:
         plt.close(fig)
     return paths

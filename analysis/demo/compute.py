@@ -118,13 +118,10 @@ def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     from analysis.common.style import weights_footnote
-    from litelvlm.io import atomic_path
+    from litelvlm.io import save_plot
 
     weights_footnote(fig, model)
-
-    path = out / f"{name}.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    path = save_plot(fig, out / f"{name}.png", dpi=150, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -189,13 +186,14 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
                    "selection_referent_kept_share": headline["referent_kept_share"],
                    "selection_scenes_scorable": headline["scenes_scorable"],
                    "selection_scenes_shown": headline["scenes_shown"],
-                   "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation, "figures": [str(p) for p in figures],
-                   "seconds": round(time.perf_counter() - t0, 1), "args": asdict(a)}
+                   "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation, "figures": [p.name for p in figures],
+                   # what was run, not where or how long: the same command writes the same bytes into any --out
+                   "args": {k: v for k, v in asdict(a).items() if k not in ("out", "work_dir")}}
         write_json(out / "demo_summary.json", summary)
     finally:
         if tmp_work:
             shutil.rmtree(work, ignore_errors=True)
-    _print_summary(summary, out, weights_banner(model))
+    _print_summary(summary, out, weights_banner(model), seconds=time.perf_counter() - t0)
     return 0
 
 
@@ -232,11 +230,11 @@ def sink_headline(summary) -> dict:
             "per_layer_sos": [round(float(v), 4) for v in per_layer["sos_mean"]]}
 
 
-def _print_summary(s: dict, out: Path, banner: str | None = None) -> None:
+def _print_summary(s: dict, out: Path, banner: str | None = None, seconds: float = float("nan")) -> None:
     from analysis.common.stats import ci_text
 
     print(f"\nlitelvlm demo: {s['sentences']} expressions on {s['scenes']} scenes, model {s['model']} "
-          f"(grid {s['grid'][0]}x{s['grid'][1]}), {s['seconds']:.0f} s")
+          f"(grid {s['grid'][0]}x{s['grid'][1]}), {seconds:.0f} s")
     if banner:
         print(f"  {banner}")
     n, shown = s["selection_scenes_scorable"], s["selection_scenes_shown"]

@@ -26,12 +26,29 @@ def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
     return d / sub if (d / sub).is_dir() else d
 
 
-def save_figures(figs: dict, out_dir: str | os.PathLike, family: str, models=()) -> list[Path]:
-    """Save ``{name: figure}`` as ``out_dir/<family>_<name>.pdf`` and ``.png``, each with a footnote when
+#: where ``litelvlm figures`` writes without ``--out``: a new folder of the working directory, never the
+#: committed ``figures/`` (remade only with an explicit ``--out figures``)
+DEFAULT_OUT = "litelvlm-figures"
+#: the environment variable that moves a notebook's default output folder (:func:`notebook_out_dir`)
+OUT_ENV = "LITELVLM_FIGURES_DIR"
+
+
+def notebook_out_dir() -> Path:
+    """Where a notebook run with ``OUT = None`` writes: ``$LITELVLM_FIGURES_DIR``, else ``litelvlm-figures`` in
+    the system's temporary folder. An absolute folder, so Jupyter, nbconvert (working directory: the
+    notebook's folder) and papermill (working directory: the caller's) write to the same place, and never
+    into the repository's committed files."""
+    return Path(os.environ.get(OUT_ENV) or Path(tempfile.gettempdir()) / DEFAULT_OUT).resolve()
+
+
+def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=()) -> list[Path]:
+    """Save ``{name: figure}`` as ``out_dir/<family>_<name>.pdf`` and ``.png`` (``out_dir`` None:
+    :func:`notebook_out_dir`), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
     its own data's weights (``analysis.common.style.label_weights``); returns the paths."""
     from analysis.common.style import LABELLED_GID, save_figure, weights_footnote
 
+    out_dir = notebook_out_dir() if out_dir is None else out_dir
     paths: list[Path] = []
     for name, fig in figs.items():
         if fig.get_gid() != LABELLED_GID:  # a figure labelled with its own data's weights keeps that note

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common.study import as_args
+from analysis.figures.family import DEFAULT_OUT
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
@@ -20,7 +21,9 @@ class FiguresArgs:
     results: str = arg(None, help="results folder: one subfolder per family (retention/, reversal/, ...) "
                                   "or one command's --out")
     smoke: bool = arg(False, help="without --results, make small results with tiny/bundled models first")
-    out: str = arg("figures", help="folder for the PDF and PNG files")
+    out: str = arg(DEFAULT_OUT, help="folder for the PDF and PNG files (the default is a new folder in the "
+                                            "working directory; the committed figures/ is remade only with "
+                                            "--out figures)")
     family: list[str] = arg(None, help="only these families (default: all)", metavar="NAME")
     model: str = arg(None, help="model for smoke results (default: each family's tiny model)")
     via_notebooks: bool = arg(False, help="execute the notebooks with papermill instead of calling the "

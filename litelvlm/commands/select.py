@@ -127,7 +127,7 @@ def run(ns) -> int:
 
 def _save_overlay(a: SelectArgs, clip, pixels, indices: list[int], texts: list[str], banner: str | None) -> None:
     """The image with the kept tokens, titled with the method, K and the query, the weights named under it."""
-    from ..io import atomic_path
+    from ..io import save_plot
     from ..pruning.plot import plot_kept_tokens
 
     query = "; ".join(texts)
@@ -135,8 +135,7 @@ def _save_overlay(a: SelectArgs, clip, pixels, indices: list[int], texts: list[s
                               title=f"{a.method}, K={a.budget}" + (f'\n"{query}"' if query else ""))
     if banner:  # the weights that made the picture, under it
         fig.text(0.5, 0.0, banner, ha="center", va="top", fontsize=6, color="#b2182b", wrap=True)
-    with atomic_path(a.save_overlay) as tmp:
-        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    save_plot(fig, a.save_overlay, dpi=150, bbox_inches="tight")
 
 
 def _print_summary(a: SelectArgs, clip, sel, indices: list[int], texts: list[str], banner: str | None) -> None:

@@ -54,13 +54,12 @@ def write_training_curve(out: Path, rows: list[dict]):
     to ``training_curve.png`` in ``out``; returns the rows as a DataFrame."""
     import pandas as pd
 
-    from ..io import atomic_path, write_csv
+    from ..io import save_plot, write_csv
 
     df = pd.DataFrame(rows)
     write_csv(out / "training_curve.csv", df.round(5))
     fig, _ = plot_curve(df)
-    with atomic_path(out / "training_curve.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    save_plot(fig, out / "training_curve.png", dpi=120)
     return df
 
 

@@ -1,0 +1,71 @@
+"""Reruns write the same bytes, and a command run without ``--out`` never writes into the committed folders:
+``litelvlm figures --smoke`` twice (the cheap ``sink`` family), ``litelvlm demo --smoke`` twice, and where a
+notebook's ``OUT = None`` goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from litelvlm.cli import main
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _same_bytes(a: Path, b: Path) -> None:
+    fa, fb = _files(a), _files(b)
+    assert sorted(fa) == sorted(fb)
+    assert [n for n in fa if fa[n] != fb[n]] == [], "files that differ between two runs"
+
+
+def test_figures_smoke_twice_gives_the_same_bytes_and_leaves_the_committed_folder_alone(
+        smoke_figures, tmp_path, monkeypatch):
+    first = smoke_figures("sink")  # `litelvlm figures --smoke --family sink --out DIR`, shared with other tests
+    committed = tmp_path / "figures"  # a checkout's committed gallery, run from the repository root
+    committed.mkdir()
+    (committed / "sink_example.png").write_bytes(b"committed")
+    monkeypatch.chdir(tmp_path)
+    assert main(["figures", "--smoke", "--family", "sink"]) == 0  # no --out: a new folder, not figures/
+    assert _files(committed) == {"sink_example.png": b"committed"}
+    second = tmp_path / "litelvlm-figures"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures", "litelvlm-figures"]
+    assert any(n.endswith(".png") for n in _files(second)) and any(n.endswith(".pdf") for n in _files(second))
+    _same_bytes(first, second)
+    for png in second.glob("*.png"):  # fixed metadata: no matplotlib version, no date
+        with Image.open(png) as im:
+            assert im.text == {"Software": "litelvlm"}, png.name
+
+
+def test_demo_smoke_twice_into_two_folders_gives_the_same_bytes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert main(["demo", "--smoke", "--n-boot", "50", "--out", str(out)]) == 0
+    names = sorted(_files(a))
+    assert {"demo_summary.json", "selection.csv", "sink_summary.csv", "selection_overlay.png"} <= set(names)
+    _same_bytes(a, b)  # figures, tables and demo_summary.json (no run time, no --out path in it)
+
+
+def test_a_notebooks_default_out_is_one_absolute_folder_whatever_the_working_directory(tmp_path, monkeypatch):
+    from analysis.figures.family import OUT_ENV, notebook_out_dir
+    from analysis.figures.notebook_gen import make_notebook
+    from analysis.figures.options import FiguresArgs
+    from analysis.figures.registry import FAMILIES
+
+    assert FiguresArgs().out == "litelvlm-figures"  # the command's default: never the committed figures/
+    for fam in FAMILIES.values():
+        params = next(c for c in make_notebook(fam).cells if "parameters" in c.metadata.get("tags", []))
+        namespace: dict = {}
+        exec(params.source, namespace)
+        assert namespace["OUT"] is None, fam.notebook  # not a path relative to the kernel's working directory
+    monkeypatch.delenv(OUT_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    here = notebook_out_dir()
+    monkeypatch.chdir(tmp_path.parent)
+    assert notebook_out_dir() == here and here.is_absolute() and here.name == "litelvlm-figures"
+    repo = Path(__file__).resolve().parents[1]
+    assert repo not in here.parents
+    monkeypatch.setenv(OUT_ENV, str(tmp_path / "mine"))
+    assert notebook_out_dir() == tmp_path / "mine"
