@@ -51,8 +51,9 @@ class Method:
     method keeps every token (one run at K = N, whatever the budgets). ``oracle``: an analysis oracle
     that reads the unpruned model's internals (its extra passes are no pruning cost to measure). ``host_sync``:
     the selection reads tensor values in Python (greedy picks, sets, clustering), so it cannot run on the
-    ``meta`` device of the FLOPs count and waits for the device on a GPU. ``reruns_clip``: the selection runs
-    CLIP's vision blocks again (ToMe), not only the trace. ``name`` and ``description`` come from the
+    ``meta`` device of the FLOPs count and waits for the device on a GPU. ``reads_vision_blocks``: the
+    selection needs the weights of CLIP's vision blocks, not only the trace (ToMe re-runs them, HiPrune reads a
+    middle block's attention). ``name`` and ``description`` come from the
     registry's table."""
 
     stage: str
@@ -65,7 +66,7 @@ class Method:
     baseline: bool = False
     oracle: bool = False
     host_sync: bool = False
-    reruns_clip: bool = False
+    reads_vision_blocks: bool = False
     name: str = ""
     description: str = ""
 

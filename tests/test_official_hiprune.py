@@ -108,7 +108,7 @@ def test_every_budget_matches_the_official_code(dtype):
     t = tower(dtype)
     inputs = t.inputs()
     for budget in range(1, 577):
-        sel = select("hiprune", inputs, budget)
+        sel = select("hiprune", inputs, budget, object_layer=9)
         expected = official_hiprune([a.clone() for a in t.attentions], budget, 0.1, 9)
         assert sel.indices.tolist() == expected.tolist(), budget
         assert len(sel) == budget
@@ -132,3 +132,13 @@ def test_buffers_follow_the_official_index_arithmetic():
     attention = torch.zeros(64)
     attention[9] = 1.0  # an 8x8 grid: the row offset is 8
     assert sorted(anchors_and_buffers(attention, 1, 8).tolist()) == [1, 8, 9, 10, 17]
+
+
+def test_the_default_object_layer_is_the_official_one_at_its_depth():
+    """9 on LLaVA-1.5's 24-layer tower (the official default); the same relative depth on others."""
+    from litelvlm.pruning.methods.hiprune import default_object_layer
+
+    assert default_object_layer(24) == 9 and default_object_layer(12) == 4 and default_object_layer(2) == 1
+    assert default_object_layer(LAYERS) == 4
+    t = tower(torch.float32)
+    assert torch.equal(select("hiprune", t.inputs(), 64).indices, select("hiprune", t.inputs(), 64, object_layer=4).indices)

@@ -91,7 +91,7 @@ class SelectorBench:
     def run(self, method: str, budget: int) -> tuple[int, Selection | None]:
         """(FLOPs of the selection, the selection); (0, None) for ``none`` and FastV, whose cost is in the LLM."""
         spec = get_method(method)
-        if spec.reruns_clip:  # ToMe re-runs the vision blocks before the feature layer
+        if spec.reads_vision_blocks:  # ToMe re-runs the vision blocks, HiPrune reads a middle block's attention
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
         if spec.stage == "llm-input" and not spec.baseline:  # chosen from the (N, h) LLM input embeddings (DivPrune)
             g = torch.Generator().manual_seed(0)

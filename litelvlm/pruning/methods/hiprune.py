@@ -22,8 +22,10 @@ The attention is computed by transformers 4.x's eager statements in the trace's 
 (:func:`~litelvlm.pruning.scores.eager_attention`), as the official vision tower ran them.
 
 On another grid than LLaVA-1.5's 24x24 (this project's adaptation): the row offset is the grid's
-width and the clamp its last patch, which equal the official 24 and 575 on 576 patches. The official
-code reads its settings from environment variables; here they are options with the same defaults.
+width and the clamp its last patch, which equal the official 24 and 575 on 576 patches; on a tower of
+another depth than 24 layers the default object layer keeps its relative depth (:func:`default_object_layer`).
+The official code reads its settings from environment variables; here they are options with the same
+defaults.
 """
 
 from __future__ import annotations
@@ -34,8 +36,15 @@ from ...method import Method
 from ..scores import eager_attention
 from ..selection import Selection, SelectorInputs, check_budget
 
-#: The official defaults (README's table: ``HIPRUNE_ALPHA``, ``HIPRUNE_OBJECT_LAYER``).
-ALPHA, OBJECT_LAYER = 0.1, 9
+#: The official defaults (README's table: ``HIPRUNE_ALPHA``, ``HIPRUNE_OBJECT_LAYER``) for LLaVA-1.5's 24-layer
+#: CLIP ViT-L/14-336.
+ALPHA, OBJECT_LAYER, OFFICIAL_DEPTH = 0.1, 9, 24
+
+
+def default_object_layer(num_layers: int) -> int:
+    """The official object layer (9) on a 24-layer tower; on a tower of another depth the same relative depth,
+    ``round(9 * L / 24)`` (at least 1): this project's adaptation, as SparseVLM's layers scale with the LLM."""
+    return OBJECT_LAYER if num_layers == OFFICIAL_DEPTH else max(1, round(OBJECT_LAYER * num_layers / OFFICIAL_DEPTH))
 
 
 def global_attention(inputs: SelectorInputs, block: int) -> torch.Tensor:
@@ -51,13 +60,15 @@ def anchors_and_buffers(attention: torch.Tensor, count: int, cols: int) -> torch
     return torch.unique(near, sorted=False)
 
 
-def hiprune(inputs: SelectorInputs, budget: int, *, alpha: float = ALPHA, object_layer: int = OBJECT_LAYER,
+def hiprune(inputs: SelectorInputs, budget: int, *, alpha: float = ALPHA, object_layer: int | None = None,
             feature_block: int | None = None) -> Selection:
-    """HiPrune: ``round(K * alpha / 5)`` anchors from the object layer (1-based, as ``HIPRUNE_OBJECT_LAYER``)
-    with their buffers, then registers from the feature layer's block; kept tokens in raster order."""
+    """HiPrune: ``round(K * alpha / 5)`` anchors from the object layer (1-based, as ``HIPRUNE_OBJECT_LAYER``;
+    default :func:`default_object_layer`) with their buffers, then registers from the feature layer's block;
+    kept tokens in raster order."""
     vision = inputs.vision
     n = vision.num_patches
     check_budget(budget, n)
+    object_layer = default_object_layer(vision.num_layers) if object_layer is None else int(object_layer)
     if not 1 <= object_layer <= vision.num_layers:
         raise ValueError(f"object_layer must be in 1..{vision.num_layers} (1-based); got {object_layer}")
     if feature_block is None:  # attentions[select_layer]: the block whose output are the features
@@ -72,4 +83,4 @@ def hiprune(inputs: SelectorInputs, budget: int, *, alpha: float = ALPHA, object
     return Selection(indices=indices, scores=deep, parts={"anchors_and_buffers": anchored, "registers": registers})
 
 
-HIPRUNE = Method("clip", hiprune)
+HIPRUNE = Method("clip", hiprune, reads_vision_blocks=True)

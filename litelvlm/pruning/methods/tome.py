@@ -270,4 +270,4 @@ def tome(inputs: SelectorInputs, budget: int, *, schedule: list[int] | None = No
                      parts={"assignment": assignment, "size": torch.bincount(assignment, minlength=budget),
                             "schedule": torch.tensor(sched)})
 
-TOME = Method("clip", tome, reruns_clip=True)
+TOME = Method("clip", tome, reads_vision_blocks=True)
