@@ -14,8 +14,10 @@ __all__ = ["PART_ORDER", "part_colors", "token_overlay", "plot_token_parts", "pl
            "plot_retention_grid"]
 
 #: Parts a method's kept tokens can come from, in legend order.
-PART_ORDER = ("similarity", "context", "important", "diverse", "dominant", "contextual", "kept")
-_PART_LABELS = {"similarity": "similarity-aware", "context": "context-aware"}
+PART_ORDER = ("similarity", "context", "important", "diverse", "dominant", "contextual", "kept", "anchors_and_buffers",
+              "registers")
+_PART_LABELS = {"similarity": "similarity-aware", "context": "context-aware",
+                "anchors_and_buffers": "anchors and buffers"}
 
 
 def part_colors() -> dict[str, tuple[float, float, float]]:
