@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,11 +32,24 @@ class TensorCache:
     def __init__(self, root: str | os.PathLike, namespace: dict):
         self.namespace = namespace
         self.dir = Path(root) / config_key(namespace)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        meta = self.dir / "namespace.json"
-        if not meta.exists():
-            with atomic_path(meta) as tmp:
-                tmp.write_text(json.dumps(namespace, indent=2, sort_keys=True, default=str))
+        #: False once the folder could not be written (read-only, full disk): entries are then not stored
+        self.writable = True
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            meta = self.dir / "namespace.json"
+            if not meta.exists():
+                with atomic_path(meta) as tmp:
+                    tmp.write_text(json.dumps(namespace, indent=2, sort_keys=True, default=str))
+        except OSError as e:
+            self._not_writable(e)
+
+    def _not_writable(self, error: OSError) -> None:
+        """Go on without storing entries (results are computed as without a cache), saying so once."""
+        if self.writable:
+            logging.getLogger(__name__).warning(
+                "the cache folder %s cannot be written (%s): going on without storing to it; set LITELVLM_CACHE "
+                "to a writable folder to keep computed features", self.dir, error.strerror or error)
+        self.writable = False
 
     def _path(self, item: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(item))
@@ -55,8 +69,14 @@ class TensorCache:
             return None
 
     def put(self, item: str, tensors: dict[str, torch.Tensor]) -> None:
-        """Store ``tensors`` for ``item`` atomically."""
-        with atomic_path(self._path(item)) as tmp:
-            from safetensors.torch import save_file
+        """Store ``tensors`` for ``item`` atomically (nothing, with one warning, where the folder cannot be
+        written: a read-only cache or a full disk never stops a study)."""
+        if not self.writable:
+            return
+        try:
+            with atomic_path(self._path(item)) as tmp:
+                from safetensors.torch import save_file
 
-            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+                save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        except OSError as e:
+            self._not_writable(e)
