@@ -273,6 +273,8 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
         if ann is None or im is None:
             log.warning("ref %s names a missing annotation/image; skipped", ref.get("ref_id"))
             continue
+        _require_fields(inst_path, "annotation", ann, ("segmentation",))
+        _require_fields(inst_path, "image", im, ("file_name", "height", "width"))
         for j, s in enumerate(ref["sentences"]):
             out.append(ReferRecord(
                 image_path=images_root / im["file_name"], image_id=int(ref["image_id"]),
@@ -284,6 +286,13 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
                 order=pos * 10_000 + j))
     out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
     return out
+
+
+def _require_fields(path: Path, kind: str, entry: dict, fields: tuple[str, ...]) -> None:
+    """Refuse an entry of ``path`` that lacks a field the evaluation reads, naming the entry."""
+    missing = [f for f in fields if f not in entry]
+    if missing:
+        raise LiteLVLMError(f"{path}: {kind} {entry.get('id')!r} has no {', '.join(missing)} field")
 
 
 def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None,
