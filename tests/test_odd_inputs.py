@@ -307,3 +307,31 @@ def test_a_glamm_with_nan_weights_is_refused_not_scored(toy_refer, tmp_path, cap
                "--limit-images", "1", "--methods", "litelvlm", "--budgets", "32", "--threads", "1"])
     _assert_error(rc, capsys.readouterr().err, "eval-grounding", f"non-finite weights (NaN or infinity) in {name.removeprefix('model.')!r}",
                   out)
+
+
+@pytest.mark.usefixtures("one_glamm_pipeline")
+@pytest.mark.parametrize("mode", ["CMYK", "P", "LA", "I;16"])
+def test_eval_grounding_on_odd_image_modes(mode, toy_refer, tmp_path, capsys, caplog):
+    """The grounding studies decode every image through ``open_rgb`` (PIL ``convert("RGB")`` after the EXIF
+    turn): CMYK, palette, grey+alpha and 16-bit images give finite results (16-bit with the clipping warning)."""
+    from PIL import Image
+
+    refer = _edit_refer(toy_refer, tmp_path / "refer")
+    for path in sorted((refer / "images").iterdir()):
+        image = Image.open(path).convert("RGB")
+        odd = image.convert("L").convert("I;16") if mode == "I;16" else image.convert(mode)
+        odd.save(path.with_suffix(".tiff" if mode == "CMYK" else ".png"))
+        if path.suffix not in (".tiff", ".png") or (mode == "CMYK" and path.suffix == ".png"):
+            path.unlink()
+    inst = json.loads((refer / "instances.json").read_text())
+    for im in inst["images"]:
+        im["file_name"] = str(Path(im["file_name"]).with_suffix(".tiff" if mode == "CMYK" else ".png"))
+    (refer / "instances.json").write_text(json.dumps(inst))
+    out = tmp_path / "out"
+    rc = main(["eval-grounding", "--refer-dir", str(refer), "--out", str(out), "--model", "tiny-random:0",
+               "--limit-images", "1", "--methods", "litelvlm", "--budgets", "32", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    df = pd.read_parquet(out / "grounding.parquet")
+    assert len(df) and np.isfinite(df.select_dtypes("number").to_numpy(dtype=float)).all()
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert ("clip" in warned.lower()) == (mode == "I;16"), warned
