@@ -169,13 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     except LiteLVLMError as e:
         print(f"litelvlm {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
-    except OSError as e:  # a full disk, a read-only or missing folder met while writing: one line naming the file
-        if e.filename is None and e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            raise
-        where = f" {e.filename}" if e.filename else ""
-        print(f"litelvlm {args.command}: error: cannot write or read{where}: {e.strerror or e} (results are "
-              "written atomically: nothing partial is left, and a re-run resumes)", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"litelvlm {args.command}: interrupted; completed work is kept and a re-run resumes",
               file=sys.stderr)
@@ -185,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except OSError as e:  # a full disk, a read-only or missing folder met while writing: one line naming the file
+        if e.filename is None and e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        print(f"litelvlm {args.command}: error: cannot write or read{where}: {e.strerror or e} (results are "
+              "written atomically: nothing partial is left, and a re-run resumes)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
