@@ -141,6 +141,12 @@ class TransposedGlamm(GlammPipeline):
     onto its order in ``clip_selection_tokens``, LLM-side ones index its own tokens."""
 
     family = "glamm-transposed"
+    #: pipelines of this family built so far (the studies' test checks that they loaded this family)
+    built = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        type(self).built += 1
 
     def order(self, prepared) -> torch.Tensor:
         rows, cols = prepared.vision.grid
@@ -228,3 +234,31 @@ def test_the_shared_llm_layer_runs_multi_axis_rope():
         assert torch.equal(lm.norm(run_layers(lm, embeds[:, keep], layout.positions(keep))), kept.last_hidden_state)
         rows = attention_rows_at(lm, 1, ref.hidden_states[1], pos, torch.tensor([s - 1, 5]))
         torch.testing.assert_close(rows, ref.attentions[1][0][:, [s - 1, 5]], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("command", ["eval-grounding", "importance", "validate"])
+def test_the_studies_run_a_second_family_found_by_its_checkpoint(command, coco128, tmp_path, monkeypatch, capsys):
+    """A checkpoint folder whose ``config.json`` declares the test family's architecture: the studies load it
+    through the family table (``load_pipeline``) and run it unchanged."""
+    import shutil
+
+    import litelvlm.families as families
+    from litelvlm.cli import main
+    from litelvlm.glamm.pipeline import _random_model_dir
+
+    folder = tmp_path / "transposed-ckpt"
+    shutil.copytree(_random_model_dir("tiny", 0), folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "architectures": ["TransposedGlammForTest"]}))
+    monkeypatch.setitem(families.TABLE, "glamm-transposed", families.FamilyEntry(
+        f"{__name__}:TransposedGlamm", "GLaMM with its visual tokens in column-major order (a test family)", (),
+        ("TransposedGlammForTest",)))
+    before = TransposedGlamm.built
+    extra = {"eval-grounding": ["--methods", "litelvlm,fastv,none", "--budgets", "32", "--limit-images", "1"],
+             "importance": ["--signals", "attention", "--limit-images", "1"],
+             "validate": ["--methods", "litelvlm,fastv", "--budgets", "64"]}[command]
+    rc = main([command, "--refer-dir", str(coco128), "--model", str(folder), "--clip", "tiny336-random:0",
+               "--dtype", "float32", "--threads", "1", "--out", str(tmp_path / "out"), *extra])
+    assert rc == 0, capsys.readouterr().err
+    assert TransposedGlamm.built == before + 1  # the study ran the family the checkpoint names
+    assert any((tmp_path / "out").glob("*.parquet"))
