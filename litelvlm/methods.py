@@ -46,6 +46,8 @@ TABLE: dict[str, tuple[str, str]] = {
                 "then register tokens (feature-layer attention), raster order"),
     "divprune": (_LLM + "divprune:DIVPRUNE", "DivPrune: greedy max-min cosine-diverse visual tokens, measured on "
                  "the LLM input embeddings (projector outputs), applied at the LLM input"),
+    "cdpruner": (_LLM + "cdpruner:CDPRUNER", "CDPruner: greedy MAP of a conditional DPP (cosine of the LLM input "
+                 "embeddings weighted by the CLIP text relevance), applied at the LLM input, raster order"),
     "fastv": (_LLM + "fastv:FASTV", "FastV: drop visual tokens by the last token's attention at LLM layer K-1 "
               "(kept tokens keep their RoPE positions)"),
     "dart": (_LLM + "dart:DART", "DART: after LLM layer K-1, keep pivot tokens (largest key L1 norm) and the visual "

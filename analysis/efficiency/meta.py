@@ -93,10 +93,11 @@ class SelectorBench:
         spec = get_method(method)
         if spec.reads_vision_blocks:  # ToMe re-runs the vision blocks, HiPrune reads a middle block's attention
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
-        if spec.stage == "llm-input" and not spec.baseline:  # chosen from the (N, h) LLM input embeddings (DivPrune)
+        if spec.stage == "llm-input" and not spec.baseline:  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
             g = torch.Generator().manual_seed(0)
             embeds = torch.randn(self.backend.num_patches, self.llm_hidden, generator=g)
-            inputs = SimpleNamespace(visual_embeds=embeds, num_visual=int(embeds.shape[0]))
+            prepared = SimpleNamespace(selector_inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
+            inputs = SimpleNamespace(visual_embeds=embeds, num_visual=int(embeds.shape[0]), prepared=prepared)
             return count_flops(lambda: spec.select(inputs, budget))[0], None
         if spec.stage != "clip":  # none, FastV, DART, SparseVLM: their cost is in the prefill
             return 0, None
