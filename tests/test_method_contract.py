@@ -46,7 +46,7 @@ def test_none_is_an_ordinary_method():
 def test_unknown_names_get_suggestions():
     with pytest.raises(LiteLVLMError, match=r"unknown method 'litelvm' \(did you mean 'litelvlm'"):
         get_method("litelvm")
-    with pytest.raises(LiteLVLMError, match="known methods: clip_topsim, dart"):
+    with pytest.raises(LiteLVLMError, match="known methods: cdpruner, clip_topsim, dart"):
         get_method("zzz")
 
 
