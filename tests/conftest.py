@@ -112,6 +112,24 @@ def one_glamm_pipeline(monkeypatch):
     monkeypatch.setattr(GlammPipeline, "from_model_string", classmethod(cached))
 
 
+@pytest.fixture(scope="module")
+def tiny_glamm():
+    """The tiny random GLaMM (``tiny-random:0``), loaded once per test module."""
+    from litelvlm.glamm import GlammPipeline
+
+    return GlammPipeline.from_model_string("tiny-random:0")
+
+
+@pytest.fixture(scope="module")
+def tiny_glamm_prep(tiny_glamm, coco128):
+    """The first COCO-128 image with its first two sentences, prepared on :func:`tiny_glamm`."""
+    from litelvlm.data.refer import load_refer
+
+    records = load_refer(coco128, None, split="all")
+    first = [r for r in records if r.image_id == records[0].image_id][:2]
+    return tiny_glamm.prepare(first[0].image(), [r.sentence for r in first])
+
+
 def pytest_collection_modifyitems(config, items):
     """GPU tests skip, with the reason, where no CUDA device is present."""
     if torch.cuda.is_available():

@@ -203,19 +203,13 @@ def test_runs_on_meta():
 # ----------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.glamm import GlammPipeline
-
-    return GlammPipeline.from_model_string("tiny-random:0")
+def pipe(tiny_glamm):
+    return tiny_glamm
 
 
 @pytest.fixture(scope="module")
-def prep(pipe, coco128):
-    from litelvlm.data.refer import load_refer
-
-    records = load_refer(coco128, None, split="all")
-    first = [r for r in records if r.image_id == records[0].image_id][:2]
-    return pipe.prepare(first[0].image(), [r.sentence for r in first])
+def prep(tiny_glamm_prep):
+    return tiny_glamm_prep
 
 
 def _pipeline_official_inputs(pipe, prep):
