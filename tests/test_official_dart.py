@@ -238,7 +238,7 @@ def test_every_budget_keeps_k_tokens_with_the_pivots(pipe, prep, budget):
     assert 0 <= idx[0] and idx[-1] < ctx.num_visual
     assert set(sel.parts["pivots"].tolist()) <= set(idx)
     assert len(sel.parts["pivots"]) == min(4, budget)
-    assert int(sel.parts["prune_layer"]) == 2
+    assert sel.prune_layer == 2
 
 
 def test_pivot_counts_spread_the_remainder_over_the_first_pivots():

@@ -154,7 +154,7 @@ def dart_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER, piv
     out = retained_image_tokens(state, keys, ctx.image_start, ctx.num_visual, budget, pivot_image, pivot_text)
     s = ctx.image_start
     return Selection(indices=out["kept"] - s, scores=out["key_norm"].float().cpu(),
-                     parts={"prune_layer": torch.tensor(layer), "pivots": out["image_pivots"] - s,
+                     prune_layer=layer, parts={"pivots": out["image_pivots"] - s,
                             "text_pivots": out["text_pivots"], "pivot_order": out["order"]})
 
 

@@ -231,8 +231,7 @@ class GroundingPipeline:
             pred = layout.seg_predictors
         else:
             final, pred = llm_output
-        prune_layer = int(sel.parts.get("prune_layer", torch.tensor(0)))
-        return self._masks(prepared, final, pred.to(final.device), method, budget, sel, prune_layer)
+        return self._masks(prepared, final, pred.to(final.device), method, budget, sel, int(sel.prune_layer))
 
     def _masks(self, prepared, final, pred, method, budget, sel, prune_layer) -> GroundingOutput:
         seg_hidden = final[0, pred]

@@ -30,8 +30,7 @@ def fastv_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER) ->
     kernel = "llama-4.28" if ctx.score_dtype == "model" else "float32"
     score = ctx.visual_attention(layer - 1, "last", kernel)
     top = torch.topk(score, budget, sorted=True).indices
-    return Selection(indices=torch.sort(top).values, scores=score.float(),
-                     parts={"prune_layer": torch.tensor(layer)})
+    return Selection(indices=torch.sort(top).values, scores=score.float(), prune_layer=layer)
 
 
 def run_pruned_from(ctx: LLMContext, kept: torch.Tensor, prune_layer: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,8 +48,8 @@ def run_pruned_from(ctx: LLMContext, kept: torch.Tensor, prune_layer: int) -> tu
 
 def pruned_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
     """(final normed hidden (1, S', h), rows predicting each [SEG]) when the visual tokens outside
-    ``sel.indices`` are dropped before decoder layer ``sel.parts["prune_layer"]`` (FastV, DART)."""
-    final, keep = run_pruned_from(ctx, sel.indices, int(sel.parts["prune_layer"]))
+    ``sel.indices`` are dropped before decoder layer ``sel.prune_layer`` (FastV, DART)."""
+    final, keep = run_pruned_from(ctx, sel.indices, sel.prune_layer)
     orig = ctx.seg_predictors.to(keep.device)
     pred = torch.searchsorted(keep, orig)
     if not torch.equal(keep[pred], orig):

@@ -7,8 +7,8 @@ matrix is ever materialised or stored, whatever attention implementation the mod
 
 ``LLMContext`` is what the ``select`` of a method acting with the LLM (stages ``llm-*`` of
 :mod:`litelvlm.method`) receives: ``select(ctx, budget, **options) -> Selection``.
-A method that prunes inside the LLM (FastV) puts the layer in ``selection.parts["prune_layer"]``
-(a 0-d tensor); without it the selection is applied at the LLM input.
+A method that prunes inside the LLM (FastV) sets ``selection.prune_layer``, the first decoder layer whose
+input lacks the dropped tokens; its ``forward`` runs the LLM on what it kept.
 """
 
 from __future__ import annotations

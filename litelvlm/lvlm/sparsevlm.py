@@ -245,11 +245,11 @@ def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | 
     layers = stage_layers(ctx.num_layers) if layers is None else tuple(int(x) for x in layers)
     counts = stage_counts(budget) if counts is None else tuple(int(x) for x in counts)
     run_ = sparsevlm_forward(ctx, layers, counts)
-    parts = {"prune_layer": torch.tensor(layers[0] + 1), "stage_layers": torch.tensor(layers),
+    parts = {"stage_layers": torch.tensor(layers),
              "stage_counts": torch.tensor(counts), "stage_visual": torch.tensor(run_.visual),
              "stage_recycled": torch.tensor(run_.recycled), "raters": run_.raters}
     parts.update({f"stage{i}_kept": k for i, k in enumerate(run_.kept)})
-    return Selection(indices=run_.kept[-1], scores=run_.scores.float(), parts=parts,
+    return Selection(indices=run_.kept[-1], scores=run_.scores.float(), parts=parts, prune_layer=layers[0] + 1,
                      llm_output=(run_.final, run_.seg_positions))
 
 

@@ -36,7 +36,8 @@ class Selection:
     negative indices are no patch); otherwise the LLM gets
     the feature-layer patch tokens at ``indices``. ``scores`` is the per-patch score the
     method ranked by (N,), where it has one; ``parts`` names index subsets (e.g. the
-    similarity-aware and context-aware sets of LiteLVLM). ``llm_output`` is the (final normed hidden
+    similarity-aware and context-aware sets of LiteLVLM). ``prune_layer`` is the first LLM decoder layer
+    whose input lacks the dropped tokens (0: pruned before the LLM; FastV's K). ``llm_output`` is the (final normed hidden
     states, rows predicting each [SEG]) of the LLM forward that made the selection, for a method that
     runs the LLM to select (SparseVLM): its ``forward`` returns them instead of running the LLM again.
     """
@@ -45,6 +46,7 @@ class Selection:
     features: torch.Tensor | None = None
     scores: torch.Tensor | None = None
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
+    prune_layer: int = 0
     llm_output: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
