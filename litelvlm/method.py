@@ -51,7 +51,9 @@ class Method:
     method keeps every token (one run at K = N, whatever the budgets). ``oracle``: an analysis oracle
     that reads the unpruned model's internals (its extra passes are no pruning cost to measure). ``host_sync``:
     the selection reads tensor values in Python (greedy picks, sets, clustering), so it cannot run on the
-    ``meta`` device of the FLOPs count and waits for the device on a GPU. ``reads_vision_blocks``: the
+    ``meta`` device of the FLOPs count and waits for the device on a GPU. ``ranks``: ``Selection.scores`` is one
+    score per visual token that the method keeps by (compared with the model's internals by ``importance
+    --method-signals``). ``reads_vision_blocks``: the
     selection needs the weights of CLIP's vision blocks, not only the trace (ToMe re-runs them, HiPrune reads a
     middle block's attention). ``name`` and ``description`` come from the
     registry's table."""
@@ -67,6 +69,7 @@ class Method:
     oracle: bool = False
     host_sync: bool = False
     reads_vision_blocks: bool = False
+    ranks: bool = False
     name: str = ""
     description: str = ""
 

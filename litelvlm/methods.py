@@ -96,6 +96,11 @@ def get_method(name: str) -> Method:
     return _LOADED[name]
 
 
+def ranking_methods() -> list[str]:
+    """The methods that keep tokens by one score per visual token (``Method.ranks``; imports every module), sorted."""
+    return [n for n in method_names() if get_method(n).ranks]
+
+
 def available_methods(kind: str | None = None) -> list[str]:
     """Registered names (optionally only those of ``kind``, ``clip`` or ``llm``: imports their modules), sorted."""
     if kind is None:

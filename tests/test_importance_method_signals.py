@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from analysis.importance.glamm_signals import SignalKey, method_signals
-from analysis.importance.options import METHOD_SIGNALS
 from litelvlm.cli import main
+from litelvlm.methods import ranking_methods
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,10 @@ def pipe_and_prep(tmp_path_factory):
 
 def test_every_method_signal_is_one_finite_score_per_token(pipe_and_prep):
     pipe, prep, _ = pipe_and_prep
-    out = method_signals(pipe, prep, METHOD_SIGNALS)
-    assert set(out) == {SignalKey(f"method:{m}") for m in METHOD_SIGNALS}
+    names = ranking_methods()
+    assert {"vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart", "hiprune"} <= set(names)
+    out = method_signals(pipe, prep, names)
+    assert set(out) == {SignalKey(f"method:{m}") for m in names}
     for v in out.values():
         assert v.shape == (pipe.num_visual_tokens,) and torch.isfinite(v).all() and v.std() > 0
 
@@ -40,3 +42,5 @@ def test_command_compares_method_signals_and_rejects_scoreless_methods(pipe_and_
     assert {"method:vispruner", "method:dart", "clip_rev_sim"} <= set(rows["clip_signal"])
     assert main([*args, "--out", str(tmp_path / "bad"), "--method-signals", "tome"]) == 2
     assert not (tmp_path / "bad").exists()
+    assert main([*args, "--out", str(tmp_path / "typo"), "--method-signals", "fastvv"]) == 2
+    assert not (tmp_path / "typo").exists()

@@ -57,7 +57,7 @@ def clip_signals(prepared) -> dict[SignalKey, torch.Tensor]:
 
 
 def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, torch.Tensor]:
-    """``method:<name>``: the (N,) score each method in :data:`METHOD_SIGNALS` ranks the visual tokens by."""
+    """``method:<name>``: the (N,) score each method (one with ``Method.ranks``) ranks the visual tokens by."""
     from litelvlm.pruning import get_method, select
 
     n = prepared.vision.num_patches

@@ -14,14 +14,9 @@ from analysis.common.glamm_args import DTYPES, GlammDataArgs
 from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import TABLE, describe
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
-#: Registered methods whose per-token ranking score (``Selection.scores``, N values) can be compared as
-#: a signal ``method:<name>`` (``--method-signals``): the CLS attention of VisPruner, VisionZip and
-#: PruMerge(+), FastV's last-token attention, DART's key norms and HiPrune's feature-layer global attention
-#: (its registers' ranking; its anchors rank by the object layer's). ToMe, DivPrune, SparseVLM and random rank
-#: no single per-token score (merges, greedy diversity, staged rater attention).
-METHOD_SIGNALS = ("vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart", "hiprune")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
 LLM_SIGNALS = ("attention", *GRADIENT_SIGNALS, "ablation")
 
@@ -39,7 +34,8 @@ class ImportanceArgs(GlammDataArgs):
     signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
                                                    f"({', '.join(LLM_SIGNALS)}; or all)")
     method_signals: list[str] = arg([], help="also compare these methods' per-token ranking scores with the "
-                                             f"LLM signals, as CLIP-side signals method:NAME ({', '.join(METHOD_SIGNALS)})")
+                                             "LLM signals, as CLIP-side signals method:NAME (methods that keep "
+                                             "tokens by one score per token, e.g. vispruner, fastv, dart)")
     target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
                                    "prompt-embedding norm", choices=["mask", "seg_norm"])
     ig_steps: int = arg(16, help="integration steps of (Layer)IntegratedGradients")
@@ -68,10 +64,9 @@ def check_args(a: ImportanceArgs) -> list[str]:
     bad = [s for s in signals if s not in LLM_SIGNALS]
     if bad:
         raise LiteLVLMError(f"--signals: unknown {', '.join(bad)}; choose from {', '.join(LLM_SIGNALS)}")
-    bad = [m for m in split_list(a.method_signals) if m not in METHOD_SIGNALS]
-    if bad:
-        raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "
-                            f"choose from {', '.join(METHOD_SIGNALS)}")
+    for m in split_list(a.method_signals):
+        if m not in TABLE:
+            describe(m)  # the registry's error: the closest names, the known ones
     for name in ("ig_steps", "internal_batch_size", "group"):
         if getattr(a, name) < 1:
             raise LiteLVLMError(f"--{name.replace('_', '-')} must be >= 1")
@@ -80,11 +75,23 @@ def check_args(a: ImportanceArgs) -> list[str]:
     return signals
 
 
+def check_method_signals(names: list[str]) -> None:
+    """Refuse a ``--method-signals`` method that keeps tokens by no one score per token (``Method.ranks``: ToMe's
+    merges, DivPrune's greedy diversity, SparseVLM's staged raters); imports the methods' modules."""
+    from litelvlm.methods import get_method, ranking_methods
+
+    bad = [m for m in names if not get_method(m).ranks]
+    if bad:
+        raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "
+                            f"choose from {', '.join(ranking_methods())}")
+
+
 def run(args: ImportanceArgs | argparse.Namespace) -> int:
     """Run the study: check the options, then import torch and compute. From code:
     ``run(ImportanceArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
     a = as_args(ImportanceArgs, args)
     check_args(a)
+    check_method_signals(split_list(a.method_signals))
     from analysis.importance.compute import run_and_report
 
     return run_and_report(a)

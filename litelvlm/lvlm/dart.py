@@ -163,4 +163,5 @@ def dart_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int =
     return pruned_at_layer(budget, num_visual, num_layers, layer=layer)
 
 
-DART = Method("llm-layer", dart_select, forward=pruned_forward, schedule=dart_schedule, host_sync=True)
+DART = Method("llm-layer", dart_select, forward=pruned_forward, schedule=dart_schedule, host_sync=True,
+              ranks=True)

@@ -83,4 +83,4 @@ def hiprune(inputs: SelectorInputs, budget: int, *, alpha: float = ALPHA, object
     return Selection(indices=indices, scores=deep, parts={"anchors_and_buffers": anchored, "registers": registers})
 
 
-HIPRUNE = Method("clip", hiprune, reads_vision_blocks=True)
+HIPRUNE = Method("clip", hiprune, reads_vision_blocks=True, ranks=True)

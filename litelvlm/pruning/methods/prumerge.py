@@ -238,5 +238,5 @@ def prumerge_plus(inputs: SelectorInputs, budget: int | None = None, *, adaptive
     return _run(inputs, budget, True, adaptive, top_share=top_share, attention_block=attention_block,
                 cluster_size=cluster_size, attention=attention)
 
-PRUMERGE = Method("clip", prumerge, extra_tokens=1)
-PRUMERGE_PLUS = Method("clip", prumerge_plus, extra_tokens=1)
+PRUMERGE = Method("clip", prumerge, extra_tokens=1, ranks=True)
+PRUMERGE_PLUS = Method("clip", prumerge_plus, extra_tokens=1, ranks=True)
