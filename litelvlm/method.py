@@ -31,13 +31,31 @@ def at_input(budget: int, num_visual: int, num_layers: int, **options) -> tuple[
     return ((0, budget),)
 
 
+#: the decoder-layer ranges an :class:`Option` may declare (L: the model's decoder layers)
+LAYER_RANGES = ("1..L", "0..L-1")
+
+
 @dataclass(frozen=True)
 class Option:
     """A method option fed by a study's command-line argument: ``select(..., <name>=args.<dest>)``;
-    ``None`` values are not passed (the method's own default applies)."""
+    ``None`` values are not passed (the method's own default applies). ``layers``: the value is a decoder
+    layer in this range (:data:`LAYER_RANGES`; ``1..L`` for FastV's K), which the studies check against the
+    model before they write anything."""
 
     name: str
     dest: str
+    layers: str = ""
+
+    def __post_init__(self) -> None:
+        if self.layers and self.layers not in LAYER_RANGES:
+            raise ValueError(f"layers must be one of {', '.join(LAYER_RANGES)}; got {self.layers!r}")
+
+    def layer_error(self, value: int, num_layers: int) -> str | None:
+        """Why ``value`` is no layer of this option's range in a model of ``num_layers`` layers (None: it is)."""
+        lo, hi = (1, num_layers) if self.layers == "1..L" else (0, num_layers - 1)
+        if not self.layers or lo <= value <= hi:
+            return None
+        return f"must be in {lo}..{hi} for this model ({num_layers} decoder layers)"
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,15 @@ class Method:
     def kind(self) -> str:
         """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model)."""
         return "clip" if self.stage == "clip" else "llm"
+
+    def layer_errors(self, args: Any, num_layers: int) -> list[str]:
+        """``--flag value: why`` for each of this method's layer options in ``args`` out of the model's range."""
+        out = []
+        for opt in self.options:
+            value = getattr(args, opt.dest, None)
+            if value is not None and (why := opt.layer_error(value, num_layers)):
+                out.append(f"--{opt.dest.replace('_', '-')} {value}: {self.name or 'this method'}'s {opt.name} {why}")
+        return out
 
     def options_from(self, args: Any) -> dict:
         """This method's keyword options from a study's arguments (fields named by each :class:`Option`)."""

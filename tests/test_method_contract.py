@@ -55,7 +55,19 @@ def test_methods_map_their_own_options():
     assert get_method("fastv").options_from(args) == {"layer": 3}
     assert get_method("llm-attention").options_from(args) == {"queries": "text"}  # None: the method's default
     assert get_method("dart").options_from(args) == {} and get_method("litelvlm").options_from(args) == {}
-    assert get_method("fastv").options == (Option("layer", "fastv_layer"),)
+    assert get_method("fastv").options == (Option("layer", "fastv_layer", "1..L"),)
+
+
+def test_layer_options_are_checked_against_the_model():
+    args = SimpleNamespace(fastv_layer=32, attention_layer=32)
+    assert get_method("fastv").layer_errors(args, 32) == []  # FastV's K may be L (prunes after the last layer)
+    assert get_method("llm-attention").layer_errors(args, 32) == [
+        "--attention-layer 32: llm-attention's layer must be in 0..31 for this model (32 decoder layers)"]
+    assert get_method("fastv").layer_errors(SimpleNamespace(fastv_layer=0), 32) == [
+        "--fastv-layer 0: fastv's layer must be in 1..32 for this model (32 decoder layers)"]
+    assert get_method("dart").layer_errors(args, 2) == []  # no layer option fed by a flag
+    with pytest.raises(ValueError, match="layers must be one of"):
+        Option("layer", "x", "1..N")
 
 
 def test_contract_refuses_a_mismatched_stage():

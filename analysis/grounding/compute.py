@@ -57,6 +57,7 @@ from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.methods import get_method
 from litelvlm.provenance import mark_weights, weights_banner
 
 log = logging.getLogger(__name__)
@@ -207,12 +208,12 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
 
 
 def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
-    """FastV's and llm-attention's layers must exist in the model (checked before anything is written)."""
-    n = pipe.model.arch.llm_layers
-    if "fastv" in methods and not 1 <= a.fastv_layer <= n:
-        raise LiteLVLMError(f"--fastv-layer {a.fastv_layer}: FastV's K must be in 1..{n} for this model")
-    if "llm-attention" in methods and a.attention_layer is not None and not 0 <= a.attention_layer < n:
-        raise LiteLVLMError(f"--attention-layer {a.attention_layer}: decoder layers are 0..{n - 1} for this model")
+    """The methods' layer options (FastV's K, llm-attention's layer) must exist in the model (checked before
+    anything is written)."""
+    n = int(pipe.language_model.config.num_hidden_layers)
+    errors = [e for m in methods for e in get_method(m).layer_errors(a, n)]
+    if errors:
+        raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
 
 
 def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:

@@ -62,5 +62,5 @@ def pruned_at_layer(budget: int, num_visual: int, num_layers: int, *, layer: int
     return ((0, num_visual), (layer, budget))
 
 
-FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, options=(Option("layer", "fastv_layer"),), ranks=True,
+FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, options=(Option("layer", "fastv_layer", "1..L"),), ranks=True,
                schedule=pruned_at_layer)

@@ -163,4 +163,4 @@ def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = No
 
 
 LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True,
-                       options=(Option("layer", "attention_layer"), Option("queries", "attention_queries")))
+                       options=(Option("layer", "attention_layer", "0..L-1"), Option("queries", "attention_queries")))
