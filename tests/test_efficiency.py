@@ -60,6 +60,23 @@ def test_arch_reuses_library_definitions():
         get_arch("glamm-13b")
 
 
+def test_decoder_sizes_from_any_family_config_count_as_the_arch(tiny_glamm):
+    """``validate`` counts a family's FLOPs from its decoder config (``DecoderSizes``) and plans from N, the
+    layers and the prompt (``schedule_plan``): the same numbers as GLaMM's arch and ``token_plan``."""
+    from analysis.efficiency.flops import DecoderSizes, schedule_plan
+
+    g = tiny_glamm.model.arch
+    sizes = DecoderSizes.of(tiny_glamm.language_model.config)
+    assert (sizes.llm_hidden, sizes.llm_intermediate, sizes.llm_layers) == (g.llm_hidden, g.llm_intermediate,
+                                                                             g.llm_layers)
+    arch = get_arch("glamm-7b")
+    for method, budget in (("none", 576), ("litelvlm", 64), ("fastv", 64), ("sparsevlm", 192), ("dart", 1)):
+        plan = schedule_plan(method, budget, 576, 32, arch.text_tokens)
+        assert plan == token_plan(arch, method, budget), method
+        assert llm_flops_exact(DecoderSizes(4096, 11008, 32, arch.glamm.vocab_size), plan) == \
+            llm_flops_exact(arch.glamm, plan)
+
+
 def test_token_plan_stages():
     arch = get_arch("glamm-7b")
     t = arch.text_tokens

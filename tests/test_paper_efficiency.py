@@ -132,8 +132,8 @@ def test_validate_and_efficiency_report_the_paper_definitions():
     from analysis.validate.report import paper_definitions
 
     big = get_arch("glamm-7b", OFFICIAL_TEXT_TOKENS)
-    none = paper_definitions(big.glamm, OFFICIAL_TEXT_TOKENS, "none", 576)
-    lite = paper_definitions(big.glamm, OFFICIAL_TEXT_TOKENS, "litelvlm", 192)
+    none = paper_definitions(big.glamm, 576, OFFICIAL_TEXT_TOKENS, "none", 576)
+    lite = paper_definitions(big.glamm, 576, OFFICIAL_TEXT_TOKENS, "litelvlm", 192)
     assert round(none[1] / lite[1], 2) == round(705 / 321, 2)  # a token-count ratio, as the paper's "2.3x"
     tiny = get_arch("tiny")
     df = flops_rows(tiny, [("none", tiny.num_patches), ("fastv", 8), ("litelvlm", 8)], ["sdpa"], torch.float32, 2)

@@ -21,16 +21,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from analysis.efficiency.arch import EffArch
 from litelvlm.errors import LiteLVLMError
-from litelvlm.glamm.config import GlammArch
 
 #: The LiteLVLM paper's LLM FLOPs ("TB") at 576 / 192 / 64 visual tokens.
 PAPER_TFLOPS = {576: 4.66, 192: 2.11, 64: 1.27}
+
+
+class LLMSizes(Protocol):
+    """The decoder sizes the counts read: width d, SwiGLU width m, layers L, vocabulary V (a ``GlammArch`` has
+    them; :class:`DecoderSizes` reads them from any family's decoder config)."""
+
+    llm_hidden: int
+    llm_intermediate: int
+    llm_layers: int
+    vocab_size: int
+
+
+@dataclass(frozen=True)
+class DecoderSizes:
+    """:class:`LLMSizes` of a family's decoder, read from its transformers config (Llama, Qwen2: any decoder with
+    ``hidden_size``, ``intermediate_size``, ``num_hidden_layers``, ``vocab_size``)."""
+
+    llm_hidden: int
+    llm_intermediate: int
+    llm_layers: int
+    vocab_size: int
+
+    @classmethod
+    def of(cls, config) -> DecoderSizes:
+        """The sizes of the decoder configured by ``config`` (e.g. ``pipeline.language_model.config``)."""
+        return cls(int(config.hidden_size), int(config.intermediate_size), int(config.num_hidden_layers),
+                   int(config.vocab_size))
 
 
 @dataclass(frozen=True)
@@ -84,32 +111,39 @@ def token_plan(arch: EffArch, method: str, budget: int, fastv_layer: int = 2) ->
     methods and DivPrune feed K tokens to layer 0, FastV and DART prune once inside the LLM, SparseVLM at its
     official layers. The plan names the method when the method itself must run to realise it (its selection
     happens with the LLM), not for CLIP-side methods or the unpruned baseline."""
+    return schedule_plan(method, budget, arch.num_patches, arch.glamm.llm_layers, arch.text_tokens, fastv_layer)
+
+
+def schedule_plan(method: str, budget: int, num_visual: int, num_layers: int, text_tokens: int,
+                  fastv_layer: int = 2) -> TokenPlan:
+    """:func:`token_plan` for any family: ``num_visual`` visual tokens unpruned, ``num_layers`` decoder layers,
+    ``text_tokens`` text tokens around them."""
     from types import SimpleNamespace
 
     from litelvlm.methods import get_method
 
     spec = get_method(method)
-    budget = arch.num_patches if spec.baseline else budget
+    budget = num_visual if spec.baseline else budget
     options = spec.options_from(SimpleNamespace(fastv_layer=fastv_layer))
-    stages = tuple(spec.schedule(budget, arch.num_patches, arch.glamm.llm_layers, **options))
+    stages = tuple(spec.schedule(budget, num_visual, num_layers, **options))
     runs = spec.stage != "clip" and not spec.baseline
-    return TokenPlan(arch.text_tokens, stages, method if runs else "", budget if runs else 0)
+    return TokenPlan(text_tokens, stages, method if runs else "", budget if runs else 0)
 
 
-def llm_flops_exact(s: GlammArch, plan: TokenPlan, lm_head: bool = True) -> int:
+def llm_flops_exact(s: LLMSizes, plan: TokenPlan, lm_head: bool = True) -> int:
     """Exact FLOPs of a Llama/SwiGLU prefill with the token schedule ``plan`` (see the module docstring)."""
     d, m, V = s.llm_hidden, s.llm_intermediate, s.vocab_size
     total = sum(2 * c * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) for c, n in plan.layers(s.llm_layers))
     return total + (2 * plan.n_tokens * d * V if lm_head else 0)
 
 
-def llm_macs_fastv_convention(s: GlammArch, plan: TokenPlan) -> int:
+def llm_macs_fastv_convention(s: LLMSizes, plan: TokenPlan) -> int:
     """The FastV paper's count: multiply-accumulates, two-matrix FFN, no LM head."""
     d, m = s.llm_hidden, s.llm_intermediate
     return sum(c * (4 * n * d * d + 2 * n * n * d + 2 * n * d * m) for c, n in plan.layers(s.llm_layers))
 
 
-def llm_macs_swiglu(s: GlammArch, plan: TokenPlan) -> int:
+def llm_macs_swiglu(s: LLMSizes, plan: TokenPlan) -> int:
     """Multiply-accumulates with the three-matrix SwiGLU FFN, no LM head (the LiteLVLM paper's count)."""
     return llm_flops_exact(s, plan, lm_head=False) // 2
 
@@ -122,7 +156,7 @@ def count_flops(fn: Callable[[], object]) -> tuple[int, dict[str, int]]:
     return int(fc.get_total_flops()), {str(k): int(v) for k, v in fc.get_flop_counts().get("Global", {}).items()}
 
 
-def fit_paper_text_tokens(s: GlammArch, paper: dict[int, float] | None = None, visual: int = 576) -> dict:
+def fit_paper_text_tokens(s: LLMSizes, paper: dict[int, float] | None = None, visual: int = 576) -> dict:
     """For each convention, the sequence length n (and text tokens n - K) that reproduces each of the
     paper's FLOPs figures, plus the single best text-token count (least squares) and its errors."""
     from scipy.optimize import brentq, minimize_scalar

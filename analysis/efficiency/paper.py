@@ -31,8 +31,7 @@ like FastV but whose GLaMM port the authors did not ship.
 
 from __future__ import annotations
 
-from analysis.efficiency.flops import TokenPlan
-from litelvlm.glamm.config import GlammArch
+from analysis.efficiency.flops import LLMSizes, TokenPlan
 
 #: Bytes of the official activations (bfloat16 ``hidden_states.element_size()``).
 OFFICIAL_ELEMENT_SIZE = 2
@@ -42,7 +41,7 @@ OFFICIAL_LOOP_METHODS = ("fastv", "sparsevlm")
 OFFICIAL_TEXT_TOKENS = 129
 
 
-def counted_layer_tokens(s: GlammArch, plan: TokenPlan) -> list[int]:
+def counted_layer_tokens(s: LLMSizes, plan: TokenPlan) -> list[int]:
     """Tokens the official loop counts for each decoder layer (``n`` at the top of its iteration)."""
     run = [n for count, n in plan.layers(s.llm_layers) for _ in range(count)]
     if plan.method == "fastv" and plan.prune_layer:  # pruned inside iteration K, after the count
@@ -51,20 +50,20 @@ def counted_layer_tokens(s: GlammArch, plan: TokenPlan) -> list[int]:
     return run
 
 
-def paper_flops(s: GlammArch, plan: TokenPlan) -> int:
+def paper_flops(s: LLMSizes, plan: TokenPlan) -> int:
     """The paper's LLM FLOPs: sum over decoder layers of 4nd^2 + 2n^2d + 3ndm (no LM head)."""
     d, m = s.llm_hidden, s.llm_intermediate
     return sum(4 * n * d ** 2 + 2 * n ** 2 * d + 3 * n * d * m for n in counted_layer_tokens(s, plan))
 
 
-def paper_activation_bytes(s: GlammArch, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT_SIZE) -> int:
+def paper_activation_bytes(s: LLMSizes, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT_SIZE) -> int:
     """The paper's "Storing Activation": sum over decoder layers of n (2d + m) * element_size bytes
     (analytic, not a measured peak)."""
     d, m = s.llm_hidden, s.llm_intermediate
     return sum(n * (2 * d + m) * element_size for n in counted_layer_tokens(s, plan))
 
 
-def paper_row(s: GlammArch, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT_SIZE) -> dict:
+def paper_row(s: LLMSizes, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT_SIZE) -> dict:
     """The paper's quantities of one token schedule, named as the paper's (``element_size``: bytes of the
     activations' dtype, ``hidden_states.element_size()`` in the official code)."""
     return {"paper_tflops": paper_flops(s, plan) / 1e12,

@@ -108,7 +108,7 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
            "visual_tokens_kept": int(out.seq_len) - text_tokens, "text_tokens": text_tokens,
            "seq_len": int(out.seq_len), "seg_positions": " ".join(map(str, out.seg_positions.tolist())),
            "mask_shape": "x".join(map(str, masks.shape)), "mask_dtype": str(masks.dtype).replace("torch.", ""),
-           "keeps_all_in_order": bool(torch.equal(out.kept_indices.cpu(), torch.arange(pipe.num_visual_tokens))),
+           "keeps_all_in_order": bool(torch.equal(out.kept_indices.cpu(), torch.arange(pipe.num_visual(prep)))),
            "mask_pixels": int(masks.sum()), "prefill_ms": rec.prefill_ms, "e2e_ms": rec.e2e_ms,
            "paper_prefill_ms": rec.paper_prefill_ms, "cuda_time_reading_ms": rec.cuda_time_reading_ms,
            "selection_ms": sel_ms, "peak_rss_gib": rec.peak_rss / 2**30,
@@ -241,7 +241,6 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
             dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"), **quantize_kwargs(a)),
             torch.device("cpu"))
-    pairs = _plan(a, pipe.num_visual_tokens)
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
     from analysis.common.study import portable_paths, run_record, torch_thread_count
@@ -254,6 +253,8 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
         base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
         picked, turns = official_turns(recs, a.seed, recs[0].image_id, a.max_sentences)
         prep = pipe.with_sentences(base, [r.sentence for r in picked], turns)
+    n = pipe.num_visual(prep)  # N of this image (the same for every image of a fixed-grid family)
+    pairs = _plan(a, n)
     setup = {"load_ms": load_ms, "load_peak_rss_gib": load_rss.peak / 2**30, "prepare_image_ms": prep_ms,
              "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns],
              "prompt_tokens": int(len(prep.input_ids)), "image": str(recs[0].image_path),
@@ -269,7 +270,7 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     compare = load_compare(a.compare_to, prep) if a.compare_to and todo and not itself else None
     if todo and reference is None:
         # the checks' reference, also the warm-up: every measured row (``none`` included) is a later call
-        reference = measure_pair(pipe, prep, BASELINE, pipe.num_visual_tokens, {}, None)
+        reference = measure_pair(pipe, prep, BASELINE, n, {}, None)
         check_compare(compare, reference, a.compare_to)
         save_reference(out, reference)
     check_compare(compare, reference, a.compare_to)
@@ -301,7 +302,7 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     rows["repeats"] = rows["repeats"].fillna(1).astype("int64") if "repeats" in rows else 1
     rows = rows.sort_values(["method", "budget"], key=_run_order, kind="stable").reset_index(drop=True)
     write_parquet(out / "validate.parquet", rows)
-    failed, lines = write_report(out, rows, setup, a, pipe)
+    failed, lines = write_report(out, rows, setup, a, pipe, n)
     print("\n".join(lines))
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0

@@ -53,28 +53,26 @@ def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, in
     }
 
 
-def ideal_speedup(arch, text_tokens: int, method: str, budget: int) -> float:
-    """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head)."""
-    from analysis.efficiency.arch import EffArch
-    from analysis.efficiency.flops import llm_flops_exact, token_plan
+def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int) -> float:
+    """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a decoder
+    of ``sizes`` (``analysis.efficiency.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
+    from analysis.efficiency.flops import llm_flops_exact, schedule_plan
 
-    eff = EffArch(arch.name, arch, text_tokens, 1)
-    base = llm_flops_exact(arch, token_plan(eff, BASELINE, arch.num_visual_tokens), lm_head=False)
-    return base / llm_flops_exact(arch, token_plan(eff, method, budget), lm_head=False)
+    base = llm_flops_exact(sizes, schedule_plan(BASELINE, n, n, sizes.llm_layers, text_tokens), lm_head=False)
+    return base / llm_flops_exact(sizes, schedule_plan(method, budget, n, sizes.llm_layers, text_tokens), lm_head=False)
 
 
-def paper_definitions(arch, text_tokens: int, method: str, budget: int) -> tuple[float, float]:
+def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int) -> tuple[float, float]:
     """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.efficiency.paper``:
     the authors' compiled loop, bfloat16 element size; the ratios do not depend on it)."""
-    from analysis.efficiency.arch import EffArch
-    from analysis.efficiency.flops import token_plan
+    from analysis.efficiency.flops import schedule_plan
     from analysis.efficiency.paper import paper_row
 
-    row = paper_row(arch, token_plan(EffArch(arch.name, arch, text_tokens, 1), method, budget))
+    row = paper_row(sizes, schedule_plan(method, budget, n, sizes.llm_layers, text_tokens))
     return row["paper_tflops"], row["paper_activation_gib"]
 
 
-def ratios(rows: pd.DataFrame, arch) -> pd.DataFrame:
+def ratios(rows: pd.DataFrame, sizes, n: int) -> pd.DataFrame:
     """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's."""
     from analysis.efficiency.compare import paper_ratio
 
@@ -88,9 +86,9 @@ def ratios(rows: pd.DataFrame, arch) -> pd.DataFrame:
     out["act_reduction"] = base["llm_activation_mb"] / out["llm_activation_mb"]
     out["e2e_act_reduction"] = base["activation_mb"] / out["activation_mb"]
     text = int(base["text_tokens"])
-    out["flops_ideal_speedup"] = [ideal_speedup(arch, text, m, int(b)) for m, b in zip(out["method"], out["budget"])]
-    base_def = paper_definitions(arch, text, BASELINE, arch.num_visual_tokens)
-    defs = [paper_definitions(arch, text, m, int(b)) for m, b in zip(out["method"], out["budget"])]
+    out["flops_ideal_speedup"] = [ideal_speedup(sizes, n, text, m, int(b)) for m, b in zip(out["method"], out["budget"])]
+    base_def = paper_definitions(sizes, n, text, BASELINE, n)
+    defs = [paper_definitions(sizes, n, text, m, int(b)) for m, b in zip(out["method"], out["budget"])]
     out["paper_def_tflops"] = [t for t, _ in defs]
     out["paper_def_activation_gib"] = [g for _, g in defs]
     out["paper_def_flops_speedup"] = base_def[0] / out["paper_def_tflops"]
@@ -189,21 +187,22 @@ def memory_note(setup: dict, a, pipe) -> str:
             "MB here are MiB (2^20 bytes).")
 
 
-def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
-    """Write validate.csv, checks.csv, ratios.csv and report.md; return the failed checks' names and the lines
-    for the terminal (:func:`screen_lines`)."""
+def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
+    """Write validate.csv, checks.csv, ratios.csv and report.md for a run of ``n`` visual tokens unpruned; return
+    the failed checks' names and the lines for the terminal (:func:`screen_lines`)."""
     from analysis.efficiency.compare import to_markdown
+    from analysis.efficiency.flops import DecoderSizes
     from analysis.validate.memory import memory_frame
 
-    n = pipe.num_visual_tokens
     result = checks(rows, n, len(setup["sentences"]), tuple(setup["image_size"]))
-    r = ratios(rows, pipe.model.arch)
-    arch = pipe.model.arch.name
+    sizes = DecoderSizes.of(pipe.language_model.config)
+    r = ratios(rows, sizes, n)
+    arch = str((pipe.describe().get("arch") or {}).get("name", pipe.family))
     write_csv(out / "validate.csv", rows)
     write_csv(out / "ratios.csv", r)
     base = rows[rows["method"] == BASELINE].iloc[0]
     mem = memory_frame(rows, r, setup["weights_mb"]["glamm_and_clip"], a.quantize,
-                       paper_definitions(pipe.model.arch, int(base["text_tokens"]), BASELINE, n)[1])
+                       paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])
     write_csv(out / "memory.csv", mem)
     write_csv(out / "checks.csv", pd.DataFrame([{"check": k, "passed": not v, "failing": " ".join(v)}
                                                 for k, v in result.items()]))
