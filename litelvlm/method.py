@@ -31,6 +31,11 @@ def at_input(budget: int, num_visual: int, num_layers: int, **options) -> tuple[
     return ((0, budget),)
 
 
+#: What a method's official code does with the RoPE positions of the tokens it keeps: ``renumber`` (the pruned
+#: sequence is numbered afresh: every method that prunes before the LLM, SparseVLM) or ``keep`` (kept tokens keep
+#: their original positions: FastV, DART). ``GroundingPipeline.ground(positions=...)`` switches it.
+POSITION_RULES = ("renumber", "keep")
+
 #: the decoder-layer ranges an :class:`Option` may declare (L: the model's decoder layers)
 LAYER_RANGES = ("1..L", "0..L-1")
 
@@ -74,7 +79,8 @@ class Method:
     --method-signals``). ``reads_vision_blocks``: the
     selection needs the weights of CLIP's vision blocks, not only the trace (ToMe re-runs them, HiPrune reads a
     middle block's attention). ``name`` and ``description`` come from the
-    registry's table."""
+    registry's table. ``positions``: what the official code does with the kept tokens' RoPE positions
+    (:data:`POSITION_RULES`)."""
 
     stage: str
     select: Callable[..., Any]
@@ -88,12 +94,15 @@ class Method:
     host_sync: bool = False
     reads_vision_blocks: bool = False
     ranks: bool = False
+    positions: str = "renumber"
     name: str = ""
     description: str = ""
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {self.stage!r}")
+        if self.positions not in POSITION_RULES:
+            raise ValueError(f"positions must be one of {', '.join(POSITION_RULES)}; got {self.positions!r}")
         if (self.forward is None) != (self.stage in ("clip", "llm-input")):
             raise ValueError(f"stage {self.stage!r}: a forward is {'needed' if self.forward is None else 'not used'}")
 

@@ -161,6 +161,11 @@ class TransposedGlamm(GlammPipeline):
         position = torch.argsort(self.order(prepared))  # CLIP raster index -> this family's token position
         return full[position[sel.indices].to(full.device)]
 
+    def clip_selection_rows(self, prepared, sel) -> torch.Tensor:
+        position = torch.argsort(self.order(prepared))
+        idx = sel.indices.cpu()
+        return torch.where(idx >= 0, position[idx.clamp(min=0)], idx)
+
 
 def test_every_method_runs_on_a_second_family(tiny_glamm_pipeline, monkeypatch):
     """A family added as the contract says (a pipeline subclassing GroundingPipeline, one table entry) runs

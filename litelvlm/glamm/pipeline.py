@@ -304,6 +304,11 @@ class GlammPipeline(GroundingPipeline):
             return self.model.project(feats[sel.indices.to(feats.device)].to(self.dtype))
         return full[sel.indices.to(full.device)]
 
+    def clip_selection_rows(self, prepared: PreparedImage, sel: Selection) -> torch.Tensor:
+        """GLaMM's visual tokens are CLIP's patches in raster order: the selection's indices (-1: VisionZip's
+        [CLS], -2: PruMerge's merged token; a VisionZip contextual token is its target patch's)."""
+        return sel.indices
+
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
         """GLaMM's ``text_hidden_fcs`` on the [SEG] hidden states."""
         return self.model.seg_prompts(seg_hidden)

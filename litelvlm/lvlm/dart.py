@@ -164,4 +164,4 @@ def dart_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int =
 
 
 DART = Method("llm-layer", dart_select, forward=pruned_forward, schedule=dart_schedule, host_sync=True,
-              ranks=True)
+              ranks=True, positions="keep")

@@ -39,6 +39,10 @@ from ..pruning import Selection
 from .llm_attention import LLMContext
 from .prune import clip_side, resolve
 
+#: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
+#: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are ``renumber``-ed
+POSITION_SWITCH = ("official", "keep", "renumber")
+
 
 @dataclass(frozen=True)
 class SequenceLayout:
@@ -81,6 +85,7 @@ class GroundingOutput:
     prune_layer: int                         # 0: pruned at the LLM input
     seq_len: int                             # length of the (pruned) sequence
     selection: Selection | None = field(default=None, repr=False)
+    position_rule: str = "renumber"          # what the kept tokens' RoPE positions were: "keep" or "renumber"
 
 
 class GroundingPipeline:
@@ -153,6 +158,12 @@ class GroundingPipeline:
         onto its tokens here; the LLM-side methods index the family's own tokens and need no map."""
         raise NotImplementedError
 
+    def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
+        """(K,) the family's visual-token index that each LLM input of a CLIP-side selection stands for, in
+        :meth:`clip_selection_tokens`'s order; negative where an input is no single patch (a [CLS], a merged
+        extra token). ``ground(positions="keep")`` gives the inputs those tokens' original positions."""
+        raise NotImplementedError
+
     def layout(self, prepared, num_visual: int) -> SequenceLayout:
         """The sequence of ``prepared``'s prompt with ``num_visual`` visual tokens."""
         raise NotImplementedError
@@ -191,22 +202,42 @@ class GroundingPipeline:
                                   use_cache=False)
         return out.last_hidden_state
 
-    def run_llm(self, prepared, visual: torch.Tensor) -> tuple[torch.Tensor, SequenceLayout]:
+    def run_llm(self, prepared, visual: torch.Tensor,
+                kept: torch.Tensor | None = None) -> tuple[torch.Tensor, SequenceLayout]:
         """(final normed hidden states (1, S, h), the sequence's layout) of the LLM's standard forward with the
-        visual tokens ``visual`` (K, h) at the image's place."""
+        visual tokens ``visual`` (K, h) at the image's place; ``kept`` (K,): the visual-token indices they are,
+        to give them their original positions (None: the positions of a sequence with K visual tokens)."""
         layout = self.layout(prepared, int(visual.shape[0]))
-        return self.final_hidden(self.sequence_embeds(prepared, visual), layout.position_ids), layout
+        pos = layout.position_ids if kept is None else self.kept_positions(prepared, kept)
+        return self.final_hidden(self.sequence_embeds(prepared, visual), pos), layout
+
+    def kept_positions(self, prepared, kept: torch.Tensor) -> torch.Tensor:
+        """Positions of the sequence whose visual tokens are ``kept`` (indices into the N, in sequence order):
+        every token's position in the unpruned sequence (``positions="keep"``)."""
+        kept = kept.long().cpu()
+        if bool((kept < 0).any()):
+            raise LiteLVLMError("positions='keep': the selection holds tokens that are no single visual token (a "
+                                "[CLS] or merged extra token), which have no original position")
+        full = self.layout(prepared, self.num_visual(prepared))
+        s, n = full.image_start, full.num_visual
+        return full.positions(torch.cat([torch.arange(s), s + kept, torch.arange(s + n, full.seq_len)]))
 
     def ground(self, prepared, method: str = "none", budget: int | None = None,
-               visual_embeds: torch.Tensor | None = None, **options) -> GroundingOutput:
+               visual_embeds: torch.Tensor | None = None, positions: str = "official", **options) -> GroundingOutput:
         """Masks for every [SEG] with ``method`` keeping ``budget`` visual tokens (None: all N).
 
         ``visual_embeds`` (N, h) replaces the family's visual tokens (e.g. a leaf tensor for captum);
-        the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation).
+        the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation). ``positions``
+        (:data:`POSITION_SWITCH`): the kept tokens' RoPE positions as the method's official code sets them,
+        or their original ones (``keep``), or those of the shorter sequence (``renumber``).
         """
+        if positions not in POSITION_SWITCH:
+            raise LiteLVLMError(f"positions must be one of {', '.join(POSITION_SWITCH)}; got {positions!r}")
         n = self.num_visual(prepared)
         spec = get_method(method)
         budget = resolve(spec, budget, n)
+        rule = spec.positions if positions == "official" else positions
+        kept = None  # the visual-token indices of an input-level selection, when they keep their positions
         full = visual_embeds
         if full is not None and tuple(full.shape) != (n, self.hidden_size):
             raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); got {tuple(full.shape)}")
@@ -214,9 +245,10 @@ class GroundingPipeline:
         if spec.stage == "clip":
             vis, sel = clip_side(self, prepared, method, budget, full,
                                  visual_embeds_given=visual_embeds is not None, **options)
+            kept = self.clip_selection_rows(prepared, sel) if rule == "keep" else None
         else:
             full = self.visual_tokens(prepared) if full is None else full
-            ctx = LLMContext(self, prepared, full)
+            ctx = LLMContext(self, prepared, full, None if positions == "official" else positions)
             sel = spec.select(ctx, budget, **options)
             llm_output = None if spec.forward is None else spec.forward(ctx, sel)
             if llm_output is None:  # applied at the LLM input
@@ -226,12 +258,15 @@ class GroundingPipeline:
                     raise LiteLVLMError(f"{method}: an LLM-side selection indexes the family's visual tokens; merged "
                                         "features are for CLIP-side methods")
                 vis = full if _keeps_all(sel, n) else full[sel.indices.to(full.device)]
+                kept = sel.indices if rule == "keep" else None
         if llm_output is None:
-            final, layout = self.run_llm(prepared, vis)
+            final, layout = self.run_llm(prepared, vis, kept)
             pred = layout.seg_predictors
         else:
             final, pred = llm_output
-        return self._masks(prepared, final, pred.to(final.device), method, budget, sel, int(sel.prune_layer))
+        out = self._masks(prepared, final, pred.to(final.device), method, budget, sel, int(sel.prune_layer))
+        out.position_rule = rule
+        return out
 
     def _masks(self, prepared, final, pred, method, budget, sel, prune_layer) -> GroundingOutput:
         seg_hidden = final[0, pred]

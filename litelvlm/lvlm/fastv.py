@@ -41,7 +41,7 @@ def run_pruned_from(ctx: LLMContext, kept: torch.Tensor, prune_layer: int) -> tu
     keep = torch.cat([torch.arange(s, device=dev), s + kept.to(dev).long(),
                       torch.arange(s + n, ctx.seq_len, device=dev)])
     hidden = ctx.hidden_before(prune_layer)[:, keep]
-    pos = ctx.positions(keep)
+    pos = ctx.pruned_positions(keep, official="keep")  # FastV's and DART's rule (their Method.positions)
     hidden = run_layers(ctx.lm, hidden, pos, prune_layer, ctx.num_layers)
     return ctx.lm.norm(hidden), keep
 
@@ -63,4 +63,4 @@ def pruned_at_layer(budget: int, num_visual: int, num_layers: int, *, layer: int
 
 
 FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, options=(Option("layer", "fastv_layer", "1..L"),), ranks=True,
-               schedule=pruned_at_layer)
+               schedule=pruned_at_layer, positions="keep")

@@ -70,8 +70,11 @@ class LLMContext:
     positions predicting each [SEG]; ``hidden_before(l)`` is what enters decoder layer ``l``.
     """
 
-    def __init__(self, pipeline, prepared, visual_embeds: torch.Tensor):
+    def __init__(self, pipeline, prepared, visual_embeds: torch.Tensor, position_rule: str | None = None):
         self.pipeline = pipeline
+        #: the RoPE positions of the tokens a method keeps inside the LLM: ``keep`` (theirs), ``renumber``, or
+        #: None: the method's official rule (``Method.positions``)
+        self.position_rule = position_rule
         self.prepared = prepared
         self.visual_embeds = visual_embeds
         self.num_visual = int(visual_embeds.shape[0])
@@ -103,6 +106,15 @@ class LLMContext:
     def positions(self, keep: torch.Tensor) -> torch.Tensor:
         """The original RoPE positions of the sequence rows ``keep`` (pruned tokens keep theirs)."""
         return self.layout.positions(keep)
+
+    def pruned_positions(self, keep: torch.Tensor, official: str) -> torch.Tensor:
+        """Positions of the pruned sequence made of the rows ``keep`` (sorted), by ``position_rule`` (None: the
+        calling method's ``official`` rule): the rows' own (``keep``) or the family's positions of a sequence of
+        that length (``renumber``: 0..S'-1 for 1-D RoPE)."""
+        if (self.position_rule or official) == "keep":
+            return self.positions(keep)
+        kept_visual = int(keep.numel()) - (self.seq_len - self.num_visual)
+        return self.pipeline.layout(self.prepared, kept_visual).position_ids.to(keep.device)
 
     def visual_slice(self) -> slice:
         return slice(self.image_start, self.image_start + self.num_visual)

@@ -202,6 +202,9 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
                             f"got layers {layers}, counts {counts}")
     if int(ctx.seg_predictors.min()) < s + n:
         raise LiteLVLMError("a [SEG]-predicting token lies before the end of the image")
+    if ctx.position_rule == "keep":
+        raise LiteLVLMError("positions='keep' is not defined for SparseVLM: its recycled tokens (cluster means of "
+                            "dropped ones) have no original position; it renumbers, as its official code (L302)")
     if ctx.position_ids.dim() != 2:  # renumbering 0..L'-1 (L302) is defined for 1-D RoPE only
         raise LiteLVLMError("SparseVLM renumbers the pruned sequence's positions 0..L'-1, as its official code "
                             "does for 1-D RoPE; a family with multi-axis positions needs its own rule")

@@ -1,0 +1,124 @@
+"""The position switch (``ground(positions=...)``): every method's kept tokens keep their original RoPE positions
+or are renumbered; ``official`` (the default) is each method's own rule (``Method.positions``)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm.family import POSITION_SWITCH, SequenceLayout
+from litelvlm.lvlm.llm_attention import LLMContext, run_layers
+from litelvlm.methods import get_method, method_names
+
+K = 9
+
+
+def test_each_method_declares_its_official_rule():
+    rules = {name: get_method(name).positions for name in method_names()}
+    assert rules["fastv"] == rules["dart"] == "keep"  # pruned in place inside the LLM, positions gathered
+    assert rules["sparsevlm"] == "renumber"  # position_ids[:, :L'] (its L302)
+    assert all(r == "renumber" for n, r in rules.items() if get_method(n).stage in ("clip", "llm-input"))
+    assert POSITION_SWITCH == ("official", "keep", "renumber")
+
+
+def _manual(pipe, prep, rows_visual, positions: str):
+    """Final hidden states of the LLM on the visual tokens ``rows_visual`` with explicit positions."""
+    full = pipe.visual_tokens(prep)
+    lay = pipe.layout(prep, pipe.num_visual(prep))
+    s, n = lay.image_start, lay.num_visual
+    if positions == "keep":
+        pos = torch.cat([torch.arange(s), s + rows_visual, torch.arange(s + n, lay.seq_len)])[None]
+    else:
+        pos = torch.arange(lay.seq_len - n + len(rows_visual))[None]
+    return pipe.final_hidden(pipe.sequence_embeds(prep, full[rows_visual]), pos)
+
+
+def test_input_level_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
+    """A CLIP-side and an LLM-input method: ``keep`` runs the kept tokens at their unpruned positions (gaps
+    where tokens were dropped), ``renumber`` (their official rule) at 0..S'-1; ``official`` is ``renumber``."""
+    pipe, prep = tiny_glamm, tiny_glamm_prep
+    with torch.no_grad():
+        for method in ("litelvlm", "divprune", "random"):
+            official = pipe.ground(prep, method, K)
+            renumber = pipe.ground(prep, method, K, positions="renumber")
+            keep = pipe.ground(prep, method, K, positions="keep")
+            assert torch.equal(official.seg_hidden, renumber.seg_hidden) and official.position_rule == "renumber"
+            assert keep.position_rule == "keep" and torch.equal(keep.kept_indices, official.kept_indices)
+            assert not torch.allclose(keep.seg_hidden, official.seg_hidden)  # the switch does something
+            rows = keep.kept_indices.long()
+            for out, rule in ((keep, "keep"), (renumber, "renumber")):
+                final = _manual(pipe, prep, rows, rule)
+                assert torch.equal(out.seg_hidden, final[0, out.seg_positions]), (method, rule)
+
+
+def test_in_llm_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
+    """FastV (official: keep) renumbered runs the kept rows from its layer on at 0..S'-1; its official run keeps
+    the gathered positions."""
+    pipe, prep = tiny_glamm, tiny_glamm_prep
+    with torch.no_grad():
+        official = pipe.ground(prep, "fastv", K)
+        assert torch.equal(official.seg_hidden, pipe.ground(prep, "fastv", K, positions="keep").seg_hidden)
+        renumber = pipe.ground(prep, "fastv", K, positions="renumber")
+        assert renumber.position_rule == "renumber" and torch.equal(renumber.kept_indices, official.kept_indices)
+        ctx = pipe.context(prep)
+        s, n, layer = ctx.image_start, ctx.num_visual, official.prune_layer
+        keep = torch.cat([torch.arange(s), s + official.kept_indices, torch.arange(s + n, ctx.seq_len)])
+        hidden = run_layers(ctx.lm, ctx.hidden_before(layer)[:, keep], torch.arange(len(keep))[None], layer)
+        assert torch.equal(renumber.seg_hidden, ctx.lm.norm(hidden)[0, renumber.seg_positions])
+        assert not torch.allclose(renumber.seg_hidden, official.seg_hidden)
+        # all N tokens: both rules are the unpruned positions
+        none = pipe.ground(prep, "none")
+        assert torch.equal(pipe.ground(prep, "none", positions="keep").seg_hidden, none.seg_hidden)
+
+
+def test_tokens_without_an_original_position_are_refused(tiny_glamm, tiny_glamm_prep):
+    pipe, prep = tiny_glamm, tiny_glamm_prep
+    with torch.no_grad():
+        for method in ("visionzip", "prumerge"):  # a [CLS] (-1), a merged extra token (-2)
+            with pytest.raises(LiteLVLMError, match="no single visual token"):
+                pipe.ground(prep, method, K, positions="keep")
+        with pytest.raises(LiteLVLMError, match="recycled tokens"):
+            pipe.ground(prep, "sparsevlm", 64, positions="keep")
+        with pytest.raises(LiteLVLMError, match="positions must be one of official, keep, renumber"):
+            pipe.ground(prep, "none", positions="original")
+
+
+def test_the_switch_on_a_second_family(tiny_glamm):
+    """On the test family whose tokens are CLIP's grid transposed, ``keep`` gives a CLIP-side selection the
+    positions of the family's own tokens (``clip_selection_rows``), not CLIP's raster indices."""
+    from PIL import Image
+
+    from tests.test_family_contract import TransposedGlamm
+
+    fam = TransposedGlamm(tiny_glamm.model, tiny_glamm.tokenizer, tiny_glamm.clip)
+    prep = fam.prepare(Image.new("RGB", (52, 38), (30, 160, 90)), ["the left one"])
+    with torch.no_grad():
+        out = fam.ground(prep, "litelvlm", K, positions="keep")
+        rows = torch.argsort(fam.order(prep))[out.kept_indices]  # CLIP raster index -> the family's token
+        assert torch.equal(out.seg_hidden, _manual(fam, prep, rows, "keep")[0, out.seg_positions])
+        for method in ("fastv", "divprune"):
+            for rule in ("keep", "renumber"):
+                got = fam.ground(prep, method, K, positions=rule)
+                assert got.position_rule == rule and torch.isfinite(got.seg_hidden).all()
+
+
+def test_renumbering_inside_the_llm_asks_the_family_for_multi_axis_positions():
+    """``LLMContext.pruned_positions``: ``keep`` indexes the last axis of (3, 1, S) M-RoPE positions;
+    ``renumber`` takes the family's positions of the shorter sequence (its ``layout``), whatever their shape."""
+    s = 10
+
+    def layout(prepared, k):
+        t = torch.arange(s - 6 + k)
+        return SequenceLayout(2, k, len(t), torch.stack([t, t // 2, t % 3])[:, None] + 100,
+                              lambda: torch.tensor([len(t) - 1]))
+
+    fake = SimpleNamespace(layout=layout, numerics=None)
+    ctx = LLMContext(fake, None, torch.zeros(6, 4), position_rule="renumber")
+    keep = torch.tensor([0, 1, 3, 5, 8, 9])
+    assert torch.equal(ctx.pruned_positions(keep, official="keep"), layout(None, 2).position_ids)
+    ctx.position_rule = None
+    assert torch.equal(ctx.pruned_positions(keep, official="keep"), ctx.position_ids[..., keep])
+    assert ctx.pruned_positions(keep, official="keep").shape == (3, 1, 6)
