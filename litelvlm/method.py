@@ -80,7 +80,8 @@ class Method:
     selection needs the weights of CLIP's vision blocks, not only the trace (ToMe re-runs them, HiPrune reads a
     middle block's attention). ``name`` and ``description`` come from the
     registry's table. ``positions``: what the official code does with the kept tokens' RoPE positions
-    (:data:`POSITION_RULES`)."""
+    (:data:`POSITION_RULES`); ``original_positions``: every token it keeps has one (False where it passes tokens
+    that stand for no single visual token: [CLS], merged or recycled ones), so ``positions="keep"`` applies."""
 
     stage: str
     select: Callable[..., Any]
@@ -95,6 +96,7 @@ class Method:
     reads_vision_blocks: bool = False
     ranks: bool = False
     positions: str = "renumber"
+    original_positions: bool = True
     name: str = ""
     description: str = ""
 

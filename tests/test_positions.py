@@ -75,6 +75,8 @@ def test_in_llm_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
 
 
 def test_tokens_without_an_original_position_are_refused(tiny_glamm, tiny_glamm_prep):
+    assert sorted(n for n in method_names() if not get_method(n).original_positions) == [
+        "prumerge", "prumerge+", "sparsevlm", "visionzip"]
     pipe, prep = tiny_glamm, tiny_glamm_prep
     with torch.no_grad():
         for method in ("visionzip", "prumerge"):  # a [CLS] (-1), a merged extra token (-2)
@@ -122,3 +124,25 @@ def test_renumbering_inside_the_llm_asks_the_family_for_multi_axis_positions():
     ctx.position_rule = None
     assert torch.equal(ctx.pruned_positions(keep, official="keep"), ctx.position_ids[..., keep])
     assert ctx.pruned_positions(keep, official="keep").shape == (3, 1, 6)
+
+
+def test_eval_grounding_switches_positions(coco128, tmp_path, capsys):
+    """``eval-grounding --positions``: keep changes FastV's nothing and LiteLVLM's results, renumber the reverse;
+    a method with no original positions is refused under keep before anything is written."""
+    import pandas as pd
+
+    from litelvlm.cli import main
+
+    args = ["eval-grounding", "--refer-dir", str(coco128), "--limit-images", "1", "--methods", "litelvlm,fastv",
+            "--budgets", "16"]
+    iou = {}
+    for rule in POSITION_SWITCH:
+        assert main([*args, "--positions", rule, "--out", str(tmp_path / rule)]) == 0
+        rows = pd.read_parquet(tmp_path / rule / "grounding.parquet")
+        iou[rule] = rows.set_index(["method", "sent_id"])["intersection"]
+    assert iou["official"]["fastv"].equals(iou["keep"]["fastv"])
+    assert iou["official"]["litelvlm"].equals(iou["renumber"]["litelvlm"])
+    assert main([*args[:-4], "--methods", "visionzip", "--budgets", "16", "--positions", "keep",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "visionzip passes tokens with no original position" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

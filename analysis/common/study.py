@@ -123,7 +123,8 @@ RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",), "limit": 
 
 
 #: options added since older results folders were written: name -> the value those results were computed with
-ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes", "layer_dtype": "model"}
+ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes", "layer_dtype": "model",
+                                     "positions": "official"}
 
 
 def current_names(old: dict, new: dict) -> dict:

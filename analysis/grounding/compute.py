@@ -161,7 +161,7 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
         prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text)
         gts = [r.mask(gt_parts(args)) for r in recs]
         for method, budget in pairs:
-            out = pipe.ground(prep, method, budget, **method_options(args, method))
+            out = pipe.ground(prep, method, budget, positions=args.positions, **method_options(args, method))
             masks = out.masks.cpu().numpy()
             for turn, (r, gt) in enumerate(zip(recs, gts)):
                 inter, union, iou = mask_stats(masks[turn], gt)
@@ -208,10 +208,13 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
 
 
 def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
-    """The methods' layer options (FastV's K, llm-attention's layer) must exist in the model (checked before
-    anything is written)."""
+    """The methods' layer options (FastV's K, llm-attention's layer) must exist in the model, and ``--positions
+    keep`` applies to every method (checked before anything is written)."""
     n = int(pipe.language_model.config.num_hidden_layers)
     errors = [e for m in methods for e in get_method(m).layer_errors(a, n)]
+    if a.positions == "keep":
+        errors += [f"--positions keep: {m} passes tokens with no original position ([CLS], merged or recycled "
+                   "tokens)" for m in methods if not get_method(m).original_positions]
     if errors:
         raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
 

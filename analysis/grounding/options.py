@@ -41,6 +41,9 @@ class GroundingArgs(GlammDataArgs):
     fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
     attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
     attention_queries: str = arg("seg", help="llm-attention: query rows", choices=["last", "text", "seg"])
+    positions: str = arg("official", help="RoPE positions of the kept visual tokens: each method's official rule "
+                                          "(FastV, DART keep theirs; the others renumber), or keep / renumber for "
+                                          "every method", choices=["official", "keep", "renumber"])
     gt_parts: str | None = arg(None, help="ground truth of a multi-polygon referent: sum (the official REFER "
                                           "code: overlapping parts count 2 and are scored as the official metric "
                                           "does) or union; default: sum under --protocol official, union under "

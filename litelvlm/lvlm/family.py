@@ -237,6 +237,9 @@ class GroundingPipeline:
         spec = get_method(method)
         budget = resolve(spec, budget, n)
         rule = spec.positions if positions == "official" else positions
+        if positions == "keep" and not spec.original_positions:
+            raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token ([CLS], "
+                                "merged or recycled tokens), which have no original position")
         kept = None  # the visual-token indices of an input-level selection, when they keep their positions
         full = visual_embeds
         if full is not None and tuple(full.shape) != (n, self.hidden_size):

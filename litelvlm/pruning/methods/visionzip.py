@@ -127,4 +127,4 @@ def visionzip(inputs: SelectorInputs, budget: int, *, dominant_share: float = DO
     return Selection(indices=idx, features=torch.cat(out), scores=attn,
                      parts={"dominant": torch.cat([cls, dominant]), "contextual": targets})
 
-VISIONZIP = Method("clip", visionzip, ranks=True)
+VISIONZIP = Method("clip", visionzip, ranks=True, original_positions=False)
