@@ -17,5 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "efficiency": ("analysis.efficiency.options", "FLOPs, prefill time, CUDA time and activation memory"),
     "validate": ("analysis.validate.options", "one real image through the full pruned GLaMM: every method and budget, "
                                       "tokens, [SEG] positions, masks, time and memory, with checks"),
+    "positions": ("analysis.positions.options", "the position switch on the sample image: kept tokens at their "
+                                                "original RoPE positions or renumbered, per method and budget"),
     "figures": ("analysis.figures.options", "regenerate every figure from result tables"),
 }

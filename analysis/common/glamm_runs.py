@@ -1,5 +1,6 @@
 """What every study of the GLaMM pipeline shares: which (method, budget) runs to make, each method's options
-from the study's arguments, and the official protocol's sentences and turns for one image."""
+from the study's arguments, the sample image of a one-image study, and the official protocol's sentences and
+turns for one image."""
 
 from __future__ import annotations
 
@@ -34,3 +35,25 @@ def official_turns(records: list, seed: int, image_id: int, max_sentences: int) 
 def method_options(args, method: str) -> dict:
     """``ground``'s options for ``method`` from a study's arguments (the method's own mapping)."""
     return get_method(method).options_from(args)
+
+
+def pick_image(a) -> tuple[list, object]:
+    """(the records, the image) of the sample image of a study's arguments (``refer_dir``, ``image_dir``,
+    ``dataset``, ``split_by``, ``split``, ``image_id``: None for the split's first image id)."""
+    from litelvlm.data.refer import load_refer
+
+    records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
+    by_image: dict[int, list] = {}
+    for r in records:
+        by_image.setdefault(r.image_id, []).append(r)
+    if not by_image:
+        raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
+    image_id = min(by_image) if a.image_id is None else a.image_id
+    if image_id not in by_image:
+        raise LiteLVLMError(f"--image-id {image_id}: no sentences of split {a.split!r} in {a.refer_dir}")
+    recs = by_image[image_id]
+    try:
+        image = recs[0].image()
+    except OSError as e:
+        raise LiteLVLMError(f"could not read image {recs[0].image_path}: {e}") from e
+    return recs, image

@@ -58,6 +58,7 @@ STUDIES: dict[str, str | None] = {
     "importance": "importance",
     "efficiency": "efficiency",
     "validate": None,
+    "positions": "positions",
     "demo": None,
 }
 

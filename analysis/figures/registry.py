@@ -12,6 +12,7 @@ from analysis.efficiency import family as efficiency
 from analysis.figures.family import Family
 from analysis.grounding import family as grounding
 from analysis.importance import family as importance
+from analysis.positions import family as positions
 from analysis.quantization import family as quantization
 from analysis.retention import family as retention
 from analysis.reversal import family as reversal
@@ -26,4 +27,5 @@ FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
     importance.FAMILY,  # 05_importance_correlation
     efficiency.FAMILY,  # 06_efficiency
     quantization.FAMILY,  # 07_quantization
+    positions.FAMILY,  # 08_positions
 )}

@@ -51,26 +51,6 @@ def _plan(a: ValidateArgs, num_patches: int) -> list[tuple[str, int]]:
     return plan([BASELINE, *[m for m in methods if m != BASELINE]], budgets, num_patches)
 
 
-def _pick_image(a: ValidateArgs):
-    from litelvlm.data.refer import load_refer
-
-    records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
-    by_image: dict[int, list] = {}
-    for r in records:
-        by_image.setdefault(r.image_id, []).append(r)
-    if not by_image:
-        raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")
-    image_id = min(by_image) if a.image_id is None else a.image_id
-    if image_id not in by_image:
-        raise LiteLVLMError(f"--image-id {image_id}: no sentences of split {a.split!r} in {a.refer_dir}")
-    recs = by_image[image_id]
-    try:
-        image = recs[0].image()
-    except OSError as e:
-        raise LiteLVLMError(f"could not read image {recs[0].image_path}: {e}") from e
-    return recs, image
-
-
 def part_id(method: str, budget: int) -> int:
     """The stable id of the (method, budget) run in ``OUT/parts`` (runs of any plan share one folder)."""
     return zlib.crc32(f"{method}@{budget}".encode())
@@ -227,14 +207,14 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     import torch
     from tqdm.auto import tqdm
 
-    from analysis.common.glamm_runs import method_options, official_turns
+    from analysis.common.glamm_runs import method_options, official_turns, pick_image
     from analysis.common.parts import PartStore
     from analysis.validate.measure import PeakRSS, timed_ms
     from analysis.validate.report import ROW_COLUMNS, write_report
     from litelvlm.families import load_pipeline
     from litelvlm.memory import storage_bytes
 
-    recs, image = _pick_image(a)
+    recs, image = pick_image(a)
     out = Path(a.out)
     with PeakRSS() as load_rss:
         pipe, load_ms = timed_ms(lambda: load_pipeline(

@@ -1,0 +1,5 @@
+"""The position switch on the sample image: kept tokens at their original RoPE positions or renumbered."""
+
+from analysis.positions.options import PositionsArgs, run
+
+__all__ = ["PositionsArgs", "run"]

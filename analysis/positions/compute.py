@@ -1,0 +1,100 @@
+"""The position switch on the sample image (``litelvlm positions``): each method at each budget with its kept
+tokens at their original RoPE positions and renumbered, compared.
+
+Per (method, budget), one row of ``positions.csv``: the method's official rule (``Method.positions``), whether
+``keep`` applies (``Method.original_positions``), the cosine and the relative distance between the [SEG] states
+of the two runs (mean over the prompt's [SEG]s), the IoU between their masks, and each run's mask IoU with the
+unpruned model's (all N tokens, where both rules coincide). A method whose tokens have no original position
+gets its ``renumber`` column only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from analysis.common.glamm_args import quantize_kwargs, study_numerics
+from analysis.common.glamm_runs import method_options, official_turns, pick_image, plan
+from analysis.common.study import check_config, portable_paths, run_record
+from analysis.positions.options import PositionsArgs, check_args
+from litelvlm.io import write_csv, write_json
+from litelvlm.methods import BASELINE, get_method, method_names
+from litelvlm.provenance import mark_weights, weights_banner
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["method", "budget", "official_rule", "keep_available", "seg_cos_keep_renumber",
+           "seg_rel_diff_keep_renumber", "mask_iou_keep_renumber", "mask_iou_keep_none", "mask_iou_renumber_none"]
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    """IoU of two stacks of boolean masks (1.0 when both are empty)."""
+    union = int((a | b).sum())
+    return 1.0 if union == 0 else int((a & b).sum()) / union
+
+
+def compare_rules(keep, renumber, none) -> dict:
+    """The row's measurements from the ``keep`` run (None: not applicable), the ``renumber`` run and the unpruned
+    run (``GroundingOutput``s)."""
+    nan = float("nan")
+    row = {"mask_iou_renumber_none": mask_iou(renumber.masks.cpu(), none.masks.cpu())}
+    if keep is None:
+        return {**row, "seg_cos_keep_renumber": nan, "seg_rel_diff_keep_renumber": nan,
+                "mask_iou_keep_renumber": nan, "mask_iou_keep_none": nan}
+    k, r = keep.seg_hidden.double().cpu(), renumber.seg_hidden.double().cpu()
+    return {**row, "seg_cos_keep_renumber": float(torch.nn.functional.cosine_similarity(k, r, dim=-1).mean()),
+            "seg_rel_diff_keep_renumber": float((k - r).norm() / r.norm().clamp_min(1e-30)),
+            "mask_iou_keep_renumber": mask_iou(keep.masks.cpu(), renumber.masks.cpu()),
+            "mask_iou_keep_none": mask_iou(keep.masks.cpu(), none.masks.cpu())}
+
+
+def positions_table(pipe, prep, pairs: list[tuple[str, int]], args) -> pd.DataFrame:
+    """One row per (method, budget) (:data:`COLUMNS`), the runs made with ``pipe`` on ``prep``."""
+    none = pipe.ground(prep, BASELINE)
+    rows = []
+    for method, budget in tqdm(pairs, desc="positions"):
+        spec = get_method(method)
+        opts = method_options(args, method)
+        runs = {rule: pipe.ground(prep, method, budget, positions=rule, **opts)
+                for rule in ("keep", "renumber") if rule == "renumber" or spec.original_positions}
+        rows.append({"method": method, "budget": budget, "official_rule": spec.positions,
+                     "keep_available": spec.original_positions,
+                     **compare_rules(runs.get("keep"), runs["renumber"], none)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def run_positions(a: PositionsArgs) -> int:
+    """``litelvlm positions`` with checked options: the table, then its head on screen."""
+    from litelvlm.families import load_pipeline
+
+    given, budgets = check_args(a)
+    methods = given or [m for m in method_names() if not get_method(m).baseline and not get_method(m).oracle]
+    out = Path(a.out)
+    recs, image = pick_image(a)
+    pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=a.device,
+                         dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
+                         numerics=study_numerics(a, "official"), **quantize_kwargs(a))
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device")}
+    config.update(methods=methods, budgets=budgets, image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
+                  model_dtype=str(pipe.dtype).replace("torch.", ""), clip_weights=pipe.clip.weights_hash(),
+                  numerics=pipe.numerics.to_dict(), run=run_record())
+    check_config(out, config)
+    with torch.no_grad():
+        picked, turns = official_turns(recs, a.seed, recs[0].image_id, a.max_sentences)
+        prep = pipe.prepare(image, [r.sentence for r in picked], turns, seed=a.seed)
+        pairs = plan(methods, budgets, pipe.num_visual(prep))
+        table = positions_table(pipe, prep, pairs, a)
+    table = mark_weights(table, a.model, a.clip)
+    write_json(out / "config.json", config)
+    write_csv(out / "positions.csv", table)
+    with pd.option_context("display.width", 160, "display.max_rows", 80):
+        print(table.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(f"{len(table)} rows -> {out / 'positions.csv'}")
+    if banner := weights_banner(a.model, a.clip):
+        print(banner)
+    return 0

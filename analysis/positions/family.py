@@ -1,0 +1,60 @@
+"""Figure family 8, positions: the position switch (kept tokens at original RoPE positions or renumbered) per
+method, on the sample image."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from analysis.figures.family import Family
+from analysis.figures.smoke_inputs import coco128_dir
+from analysis.positions import plots
+
+#: the smoke run: the tiny random GLaMM, every method but the slow saliency oracle, two budgets
+SMOKE_BUDGETS = ["64", "16"]
+
+
+def smoke_positions(out_dir: Path, model: str | None = None) -> None:
+    """``litelvlm positions`` on one COCO-128 image with the tiny random GLaMM (a synthetic REFER folder when
+    ../shared/data is absent)."""
+    from analysis.positions import PositionsArgs, run
+
+    data = coco128_dir()
+    if data is None:
+        from litelvlm.data.fixtures import write_tiny_refer
+
+        data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
+    rc = run(PositionsArgs(refer_dir=str(data), out=str(out_dir), model=model or "tiny-random:0",
+                           budgets=SMOKE_BUDGETS))
+    if rc:
+        raise RuntimeError(f"litelvlm positions exited with status {rc}")
+
+
+def read_positions(results_dir: Path) -> dict:
+    """The ``positions.csv`` table of a results folder."""
+    import pandas as pd
+
+    return {"positions": pd.read_csv(Path(results_dir) / "positions.csv")}
+
+
+def draw_positions(tables: dict) -> dict:
+    """One figure per budget: [SEG]-state distance and mask IoU between keep and renumber, per method."""
+    table = tables["positions"]
+    figs = {}
+    for budget in sorted(table["budget"].unique(), reverse=True):
+        figs[f"switch_{budget}"], _ = plots.plot_position_switch(table, budget=budget)
+    return figs
+
+
+#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
+FAMILY = Family(
+    name="positions", notebook="08_positions", title="Position switch",
+    description="What the position switch does (this project's study, after the GAP paper's argument): every "
+                "method's kept tokens at their original RoPE positions (keep) or renumbered (renumber), on the "
+                "sample image: the distance between the two runs' [SEG] states, the IoU of their masks, and each "
+                "one's mask IoU with the unpruned model's. Each label names the method's official rule.",
+    command="litelvlm positions", requires=("analysis.positions.compute", "analysis.positions.plots"),
+    subdir="positions", make_smoke=smoke_positions, read=read_positions, draw=draw_positions,
+    smoke_note="`litelvlm positions` on one COCO-128 image with the tiny random GLaMM, every method at K = 64, 16",
+    results_files=("positions.csv",),
+    make_results="litelvlm positions --refer-dir REFER --out {out}")

@@ -1,0 +1,70 @@
+"""``litelvlm positions``: its options (:class:`PositionsArgs`) and the entry point.
+
+The position switch on the sample image (this project's study, after the GAP paper's argument, arXiv
+2506.21873): every method at every budget twice, its kept tokens at their original RoPE positions (``keep``)
+and renumbered (``renumber``), and what that does to the [SEG] states and the masks.
+
+Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports
+:mod:`analysis.positions.compute` after the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from analysis.common.glamm_args import DTYPES, GlammDataArgs
+from analysis.common.study import as_args
+from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import TABLE, describe
+
+
+@dataclass
+class PositionsArgs(GlammDataArgs):
+    """Options of ``litelvlm positions``."""
+
+    methods: list[str] = arg([], help="methods (default: every registered method but the baseline and the "
+                                      "analysis oracles)")
+    budgets: list[str] = arg(["192", "64"], help="visual-token budgets K", each=int, minimum=1)
+    image_id: int | None = arg(None, help="the image (default: the split's first image id)")
+    max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3)", minimum=1)
+    seed: int = arg(0, help="seed of the official sampling and the random selector")
+    device: str = arg("cpu", help="torch device")
+    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint, float32 for tiny-random",
+                     choices=["auto", *DTYPES])
+    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``positions`` options (one per :class:`PositionsArgs` field) to ``parser``."""
+    add_dataclass_arguments(parser, PositionsArgs)
+
+
+def check_args(a: PositionsArgs) -> tuple[list[str], list[int]]:
+    """(methods as given, budgets); an unknown method or a bad budget is refused before torch loads."""
+    methods = split_list(a.methods)
+    for m in methods:
+        if m not in TABLE:
+            describe(m)  # the registry's error: the closest names, the known ones
+    try:
+        budgets = split_list(a.budgets, int)
+    except ValueError as e:
+        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
+    if not budgets or min(budgets) < 1:
+        raise LiteLVLMError(f"--budgets must be positive integers; got {a.budgets}")
+    return methods, budgets
+
+
+def run(args: PositionsArgs | argparse.Namespace) -> int:
+    """Run the study: check the options, then import torch and compute. From code:
+    ``run(PositionsArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
+    a = as_args(PositionsArgs, args)
+    check_args(a)
+    from analysis.positions.compute import run_positions
+
+    return run_positions(a)
+
+
+#: this study's options (``analysis.common.study.Study``)
+ARGS = PositionsArgs
