@@ -28,7 +28,7 @@ from analysis.efficiency.arch import get_arch
 from analysis.efficiency.options import EfficiencyArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import BASELINE
+from litelvlm.methods import BASELINE, method_names
 from litelvlm.versions import dist_version
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def _validate(a: EfficiencyArgs):
     check_args(a)
 
     arch = get_arch(a.arch, a.text_tokens)
-    methods = split_list(a.methods)
+    methods = split_list(a.methods) or [m for m in method_names() if not get_method(m).oracle]
     try:
         budgets = split_list(a.budgets, int)
     except ValueError as e:
@@ -202,7 +202,8 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
 
 
 def _argv(a: EfficiencyArgs) -> list[str]:
-    parts = ["--arch", a.arch, "--methods", *split_list(a.methods), "--budgets", *map(str, split_list(a.budgets))]
+    parts = ["--arch", a.arch, *(["--methods", *split_list(a.methods)] if split_list(a.methods) else []),
+             "--budgets", *map(str, split_list(a.budgets))]
     if a.flops_only:
         parts.append("--flops-only")
     else:

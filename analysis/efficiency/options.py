@@ -15,8 +15,6 @@ from analysis.efficiency.arch import ARCH_NAMES
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 
-DEFAULT_METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "prumerge", "prumerge+",
-                   "tome", "random", "divprune", "fastv", "dart", "sparsevlm"]
 DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
 
 
@@ -28,7 +26,8 @@ class EfficiencyArgs:
     out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
     arch: str = arg("glamm-7b", choices=list(ARCH_NAMES),
                     help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests)")
-    methods: list[str] = arg(DEFAULT_METHODS, help="methods (space or comma separated); 'none' is the baseline")
+    methods: list[str] = arg([], help="methods (space or comma separated; default: every registered method but the "
+                                      "analysis oracles); 'none' is the baseline")
     budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K", each=int, minimum=1)
     flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
     device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
@@ -59,8 +58,6 @@ def check_args(a: EfficiencyArgs) -> None:
         split_list(a.budgets, int)
     except ValueError as e:
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    if not split_list(a.methods):
-        raise LiteLVLMError("--methods is empty")
     for at in split_list(a.attn):
         if at not in ("eager", "sdpa"):
             raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose eager and/or sdpa")
