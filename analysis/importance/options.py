@@ -18,10 +18,11 @@ from litelvlm.errors import LiteLVLMError
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 #: Registered methods whose per-token ranking score (``Selection.scores``, N values) can be compared as
 #: a signal ``method:<name>`` (``--method-signals``): the CLS attention of VisPruner, VisionZip and
-#: PruMerge(+), FastV's last-token attention, DART's key norms and HiPrune's feature-layer global attention
-#: (its registers' ranking; its anchors rank by the object layer's). ToMe, DivPrune, SparseVLM and random rank
-#: no single per-token score (merges, greedy diversity, staged rater attention).
-METHOD_SIGNALS = ("vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart", "hiprune")
+#: PruMerge(+), FastV's last-token attention, DART's key norms, HiPrune's feature-layer global attention
+#: (its registers' ranking; its anchors rank by the object layer's) and IVC-Prune's foreground score (the
+#: seeds' and the question's value similarity; its IVC tokens rank by position). ToMe, DivPrune, SparseVLM and
+#: random rank no single per-token score (merges, greedy diversity, staged rater attention).
+METHOD_SIGNALS = ("vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart", "hiprune", "ivc-prune")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
 LLM_SIGNALS = ("attention", *GRADIENT_SIGNALS, "ablation")
 
