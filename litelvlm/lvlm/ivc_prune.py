@@ -11,7 +11,7 @@ A statement-level port of the official LLaVA-1.5 code, FireRedTeam/IVC-Prune @
 * L966-976 with ``compute_attention_weights`` L734-766 (value similarity): before decoder layer ``K-1``
   runs, its ``input_layernorm`` output goes through ``v_proj``; per key-value head,
   ``softmax(V V^T / sqrt(d))`` (no mask; the product and the division in the model's dtype, the softmax in
-  float32 cast back), an (S, S) matrix; ``position_embeddings`` (the layer's cos/sin) are kept with it.
+  float32 cast back), an (S, S) matrix; the sequence's RoPE cos/sin (``position_embeddings``) are kept with it.
 * L894-945 (selection, when the loop reaches layer ``K``; prefill only), with ``s`` the image's first index,
   ``n`` its token count and the question rows ``s + n + 2 .. S-1``: the head mean of the similarity (L896);
   seeds = top ``max(1, round(0.01 n))`` visual tokens by the question rows' mean similarity (L899-908);
