@@ -280,10 +280,11 @@ def pipe32(tiny_glamm):
     return GlammPipeline(model, tiny_glamm.tokenizer, tiny_glamm.clip, name="tiny32-random:1")
 
 
-def test_default_layer_is_the_official_16_of_32(pipe32, tiny_glamm_prep):
+@pytest.mark.parametrize("n", [144, pytest.param(576, marks=pytest.mark.slow)])
+def test_default_layer_is_the_official_16_of_32(pipe32, tiny_glamm_prep, n):
     """On a 32-layer LLM the default layer is the official ``ivcp_k = 16`` (the prepared image's CLIP trace and
-    prompt are the same; its SAM embedding is not used)."""
-    ctx = pipe32.context(tiny_glamm_prep)
+    prompt; its SAM embedding is not used), with the image's first N visual tokens."""
+    ctx = LLMContext(pipe32, tiny_glamm_prep, pipe32.visual_tokens(tiny_glamm_prep)[:n])
     budget = ivc.official_budget(ctx)
     with torch.no_grad():
         sel = ivc.ivc_prune_select(ctx, budget)
