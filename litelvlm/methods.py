@@ -48,6 +48,9 @@ TABLE: dict[str, tuple[str, str]] = {
                  "the LLM input embeddings (projector outputs), applied at the LLM input"),
     "cdpruner": (_LLM + "cdpruner:CDPRUNER", "CDPruner: greedy MAP of a conditional DPP (cosine of the LLM input "
                  "embeddings weighted by the CLIP text relevance), applied at the LLM input, raster order"),
+    "ivc-prune": (_LLM + "ivc_prune:IVC_PRUNE", "IVC-Prune: from LLM layer 16 of 32, the implicit visual coordinate "
+                  "tokens (largest mean RoPE cos / sin), then seeds and foreground by value similarity to the "
+                  "question (kept tokens keep their RoPE positions; official K: official_budget)"),
     "fastv": (_LLM + "fastv:FASTV", "FastV: drop visual tokens by the last token's attention at LLM layer K-1 "
               "(kept tokens keep their RoPE positions)"),
     "dart": (_LLM + "dart:DART", "DART: after LLM layer K-1, keep pivot tokens (largest key L1 norm) and the visual "

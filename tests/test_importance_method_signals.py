@@ -26,7 +26,8 @@ def pipe_and_prep(tmp_path_factory):
 def test_every_method_signal_is_one_finite_score_per_token(pipe_and_prep):
     pipe, prep, _ = pipe_and_prep
     names = ranking_methods()
-    assert {"vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart", "hiprune"} <= set(names)
+    assert {"vispruner", "visionzip", "prumerge", "prumerge+", "fastv", "dart", "hiprune",
+            "ivc-prune"} <= set(names)
     out = method_signals(pipe, prep, names)
     assert set(out) == {SignalKey(f"method:{m}") for m in names}
     for v in out.values():

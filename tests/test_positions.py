@@ -18,7 +18,7 @@ K = 9
 
 def test_each_method_declares_its_official_rule():
     rules = {name: get_method(name).positions for name in method_names()}
-    assert rules["fastv"] == rules["dart"] == "keep"  # pruned in place inside the LLM, positions gathered
+    assert rules["fastv"] == rules["dart"] == rules["ivc-prune"] == "keep"  # pruned inside the LLM, positions gathered
     assert rules["sparsevlm"] == "renumber"  # position_ids[:, :L'] (its L302)
     assert all(r == "renumber" for n, r in rules.items() if get_method(n).stage in ("clip", "llm-input"))
     assert POSITION_SWITCH == ("official", "keep", "renumber")
