@@ -263,7 +263,7 @@ def vscan_forward(ctx: LLMContext, visual: int, keep: int, layer: int | None = N
     v = run_ctx.num_visual
     keep = min(int(keep), v)
     if keep == v:  # the middle layer keeps every token (the official topk of all, sorted)
-        rows = torch.arange(v)
+        rows = torch.arange(v, device=tokens.device)
         final = run_ctx.lm.norm(run_ctx.hidden_before(ctx.num_layers))
         return VScanRun(final, run_ctx.seg_predictors, tokens, stage1, rows, layer, scans)
     s = run_ctx.image_start
@@ -296,13 +296,13 @@ def vscan_select(ctx: LLMContext, budget: int, *, counts: tuple[int, int] | None
         return Selection(indices=torch.arange(n))
     run_ = vscan_forward(ctx, visual, keep, layer, deterministic=deterministic, local_block=local_block,
                          global_block=global_block, window=window, exact=exact)
-    stage1 = run_.stage1_kept.cpu()
+    stage1 = run_.stage1_kept
     pruned = len(run_.stage2_rows) < len(stage1)
     parts = {"prune_layer": torch.tensor(run_.layer if pruned else 0), "stage1_kept": stage1,
              "stage_counts": torch.tensor([visual, keep]),
              "stage_visual": torch.tensor([len(stage1), len(run_.stage2_rows)])}
-    parts.update({name: run_.scans[name].cpu() for name in ("local", "global") if name in run_.scans})
-    return Selection(indices=stage1[run_.stage2_rows.cpu()], parts=parts,
+    parts.update({name: run_.scans[name] for name in ("local", "global") if name in run_.scans})
+    return Selection(indices=stage1[run_.stage2_rows.to(stage1.device)], parts=parts,
                      llm_output=(run_.final, run_.seg_positions))
 
 
