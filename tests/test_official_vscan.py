@@ -558,3 +558,22 @@ def test_every_middle_layer_count_keeps_the_official_rows(tiny_glamm, tiny_glamm
         top_rank_index = attention_avg_text.topk(keep).indices  # L1446-1451 (the image offset cancels)
         top_rank_index = top_rank_index.sort().values
         assert torch.topk(ours, keep).indices.sort().values.tolist() == top_rank_index.tolist(), (visual, keep)
+
+
+def test_flops_count_runs_vscan_on_its_schedule(tmp_path):
+    """``efficiency --flops-only`` runs VScan's own forward on the meta device (no host sync): 3K/2 visual tokens
+    from layer 0, K/2 from the middle layer; the measured count adds the scans' attentions, the merge and the
+    scores to the schedule's (on the tiny model more than the LLM itself)."""
+    import pandas as pd
+
+    from litelvlm.cli import main
+
+    out = tmp_path / "eff"
+    assert main(["efficiency", "--arch", "tiny", "--flops-only", "--no-figures", "--attn", "sdpa", "--budgets", "64",
+                 "--methods", "none,vscan", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "efficiency.csv").set_index("method")
+    text = df.loc["none", "n_tokens"] - 576
+    assert (df.loc["vscan", "n_tokens_first_layers"], df.loc["vscan", "n_tokens"]) == (text + 96, text + 32)
+    assert df.loc["vscan", "prune_layer"] == 2
+    measured, analytic = df.loc["vscan", "llm_tflops_measured"], df.loc["vscan", "llm_tflops_analytic"]
+    assert analytic < measured
