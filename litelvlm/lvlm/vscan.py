@@ -23,8 +23,8 @@ a82450e1b5e15070bee79ee8b79f8d9a97cb85f7, folder ``VScan/``:
 * ``llava/model/modeling_llama_x.py`` ``forward_x`` L1228-1293 and ``layer_prune`` L1320-1509: after
   decoder layer 16 (``--layer_list '[16]'``) the hidden states entering layer 16 go through ITS
   ``input_layernorm``, ``q_proj`` and ``k_proj`` with RoPE; the attention of the last prompt token
-  (``prompt_total_len - 1``) as transformers 4.37's eager statements compute it (logits in the model
-  dtype divided by sqrt(d), float32 softmax cast back, L1427-1429), averaged over heads in that dtype,
+  (``prompt_total_len - 1``) as ``layer_prune`` computes it (logits in the model dtype divided by
+  sqrt(d), float32 softmax cast back, L1427-1429), averaged over heads in that dtype,
   over the visual columns; its top ``image_token_list[1]`` tokens (``min`` with the tokens there),
   sorted, stay; the sequence is RENUMBERED ``0..S'-1`` (L1490) and runs on with a plain causal mask.
 * The budget (``README.md`` "Usage", every ``scripts/llava1_5/*.sh``): ``--visual_token_num 96
@@ -56,7 +56,8 @@ Deviations and adaptations (options; the official behaviour is the default where
    ``round(16 * L / 32)`` (16 of 32).
 4. ``deterministic=True``: the merge's two ``scatter_add_`` run under
    ``torch.use_deterministic_algorithms`` (on CUDA, float ``scatter_add_`` adds atomically, so the official
-   merged tokens can change in the last bits from run to run; nothing changes on CPU).
+   merged tokens can change in the last bits from run to run; nothing changes on CPU; not run on a GPU in
+   this port's tests).
 
 Options: ``counts=(V, kept)`` (the official ``visual_token_num`` and ``image_token_list``), ``layer``,
 ``local_block``, ``global_block`` (0-based blocks), ``window``, ``exact``, ``deterministic``. Not ported:
