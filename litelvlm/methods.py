@@ -58,6 +58,9 @@ TABLE: dict[str, tuple[str, str]] = {
     "sparsevlm": (_LLM + "sparsevlm:SPARSEVLM", "SparseVLM (v1.5): text raters' attention drops visual tokens after "
                   "LLM layers 2/6/15 with the official per-budget counts; 30% of the dropped recycled as DPC-KNN "
                   "cluster means; positions renumbered"),
+    "vscan": (_LLM + "vscan:VSCAN", "VScan: global ([CLS] attention, feature block) and local (block 5, per 6x6 "
+              "window) scans with token merging at the LLM input, then the last token's attention keeps K/2 after "
+              "LLM layer 16 (K = the average over layers: 3K/2 tokens enter); positions renumbered"),
     "llm-attention": (_LLM + "llm_attention:LLM_ATTENTION", "oracle: rank visual tokens by the attention they "
                       "receive in the LLM (from the last token, all text tokens or the [SEG]-predicting tokens, at "
                       "one layer)"),

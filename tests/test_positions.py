@@ -74,6 +74,33 @@ def test_in_llm_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
         assert torch.equal(pipe.ground(prep, "none", positions="keep").seg_hidden, none.seg_hidden)
 
 
+def test_a_two_stage_method_keeps_positions_at_both_stages(tiny_glamm, tiny_glamm_prep):
+    """VScan (official: renumber) under ``keep``: its V merged tokens enter the LLM at their patches' positions,
+    and the rows it keeps from its middle layer on keep theirs (its middle-layer choice, made with those
+    positions, differs; the forward given that choice is transcribed here)."""
+    pipe, prep = tiny_glamm, tiny_glamm_prep
+    with torch.no_grad():
+        official = pipe.ground(prep, "vscan", 64)
+        keep = pipe.ground(prep, "vscan", 64, positions="keep")
+        assert official.position_rule == "renumber" and keep.position_rule == "keep"
+        stage1, layer = keep.selection.parts["stage1_kept"].long(), keep.prune_layer
+        assert torch.equal(stage1, official.selection.parts["stage1_kept"].long())  # the vision scans: no positions
+        assert not torch.allclose(keep.seg_hidden, official.seg_hidden)
+        from litelvlm.lvlm.vscan import vision_stage
+
+        base = pipe.context(prep)
+        tokens, rows1, _ = vision_stage(base, len(stage1))
+        assert torch.equal(rows1, stage1)
+        lay = pipe.layout(prep, pipe.num_visual(prep))
+        s, n = lay.image_start, lay.num_visual
+        pos = torch.cat([torch.arange(s), s + stage1, torch.arange(s + n, lay.seq_len)])[None]
+        hidden = run_layers(pipe.language_model, pipe.sequence_embeds(prep, tokens), pos, 0, layer)
+        rows2 = torch.searchsorted(stage1, keep.kept_indices.long())
+        seq = torch.cat([torch.arange(s), s + rows2, torch.arange(s + len(stage1), hidden.shape[1])])
+        final = pipe.language_model.norm(run_layers(pipe.language_model, hidden[:, seq], pos[..., seq], layer))
+        assert torch.equal(keep.seg_hidden, final[0, keep.seg_positions])
+
+
 def test_tokens_without_an_original_position_are_refused(tiny_glamm, tiny_glamm_prep):
     assert sorted(n for n in method_names() if not get_method(n).original_positions) == [
         "prumerge", "prumerge+", "sparsevlm", "visionzip"]

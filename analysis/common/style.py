@@ -71,7 +71,7 @@ def method_label(method: str) -> str:
 #: figure whatever else is drawn. A new method is appended here; one not listed gets a slot from its name.
 METHOD_ORDER = ("litelvlm", "litelvlm-ctx", "litelvlm-context", "clip_topsim", "random", "vispruner", "visionzip",
                 "prumerge", "prumerge+", "tome", "divprune", "fastv", "dart", "sparsevlm", "llm-attention",
-                "saliency", "none", "hiprune", "cdpruner", "ivc-prune")
+                "saliency", "none", "hiprune", "cdpruner", "ivc-prune", "vscan")
 #: markers of the style grid (one per row of 10 colours, shifted so no two slots below 100 share a pair)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 #: LiteLVLM, the method this project is about: black, thicker, drawn on top

@@ -5,7 +5,7 @@ act with the LLM.
   ``SequenceLayout``, ``GroundingOutput``;
 * :mod:`litelvlm.lvlm.llm_attention`: ``LLMContext`` (what an LLM-side method's ``select`` receives),
   layer-by-layer runs and attention rows;
-* the methods that act with the LLM (``none``, ``divprune``, ``fastv``, ``dart``, ``sparsevlm``,
+* the methods that act with the LLM (``none``, ``divprune``, ``fastv``, ``dart``, ``sparsevlm``, ``vscan``,
   ``llm-attention``, ``saliency``), each declared in its module here and named in :mod:`litelvlm.methods`.
 
 The families themselves are packages of their own (``litelvlm.glamm``), named in :mod:`litelvlm.families`.
