@@ -182,6 +182,31 @@ def test_repeats_interleave_and_grow_the_same_folder(coco128, tmp_path):
     assert math.isfinite(r.loc["litelvlm", "prefill_speedup_min"])  # its rounds were the baseline's
 
 
+def test_interrupted_rounds_resume_where_they_stopped(tmp_path):
+    """``validate --repeats``: every call is kept as it finishes, so a run stopped in its second round redoes
+    no finished call and its medians use every round in order."""
+    from analysis.validate.compute import measure_rounds
+    from analysis.validate.report import ROW_COLUMNS
+
+    calls = []
+
+    def measure(method, budget, stop_after=None):
+        if stop_after is not None and len(calls) == stop_after:
+            raise KeyboardInterrupt
+        calls.append((method, budget))
+        return {**{k: 0 for k in ROW_COLUMNS}, "method": method, "budget": budget, "prefill_ms": float(len(calls))}
+
+    todo = [("none", 576), ("litelvlm", 64)]
+    with pytest.raises(KeyboardInterrupt):
+        measure_rounds(tmp_path, todo, 3, lambda m, b: measure(m, b, stop_after=3))  # round 0, then none of round 1
+    assert calls == [("none", 576), ("litelvlm", 64), ("none", 576)]
+    rows = measure_rounds(tmp_path, todo, 3, measure)
+    assert calls[3:] == [("litelvlm", 64), ("none", 576), ("litelvlm", 64)]  # the rest, interleaved
+    assert [r["prefill_ms"] for r in rows[("none", 576)]] == [1.0, 3.0, 5.0]
+    assert [r["prefill_ms"] for r in rows[("litelvlm", 64)]] == [2.0, 4.0, 6.0]
+    assert "round" not in rows[("none", 576)][0]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_tiny_validate_on_cuda(coco128, tmp_path):

@@ -179,6 +179,36 @@ TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_
 ROUND_TIMES = ("prefill_ms", "paper_prefill_ms")
 
 
+def round_id(method: str, budget: int, round_: int) -> int:
+    """The stable id of one call of round ``round_`` of (method, budget) in ``OUT/rounds``."""
+    return zlib.crc32(f"{method}@{budget}#{round_}".encode())
+
+
+def measure_rounds(out: Path, todo: list[tuple[str, int]], repeats: int, measure) -> dict[tuple[str, int], list[dict]]:
+    """``repeats`` interleaved rounds over ``todo`` (A B C A B C ...) of ``measure(method, budget) -> row``; every
+    call is kept under ``OUT/rounds`` as it finishes, so an interrupted run resumes in the round it stopped in.
+    Returns each pair's rows in round order."""
+    from tqdm.auto import tqdm
+
+    from analysis.common.parts import PartStore
+    from analysis.validate.report import ROW_COLUMNS
+
+    store = PartStore(out / "rounds")
+    done = store.done()
+    for r in tqdm(range(repeats), desc=f"validate ({len(todo)} runs per round)"):
+        for method, budget in todo:
+            if round_id(method, budget, r) not in done:
+                row = measure(method, budget)
+                keep = {k: row[k] for k in ROW_COLUMNS + COMPARED if k in row}
+                store.write([round_id(method, budget, r)], pd.DataFrame([{**keep, "round": r}]))
+    rows = pd.concat([f for f in store.frames() if not f.empty], ignore_index=True)
+    calls = {}
+    for method, budget in todo:
+        mine = rows[(rows["method"] == method) & (rows["budget"] == budget) & (rows["round"] < repeats)]
+        calls[(method, budget)] = [r.drop(labels="round").to_dict() for _, r in mine.sort_values("round").iterrows()]
+    return calls
+
+
 def median_row(rows: list[dict], group: str = "") -> dict:
     """One table row from repeated calls of one (method, budget): median times (each round's kept in
     ``<time>_rounds``, with ``round_group`` naming the interleaved rounds they belong to), the largest memory
@@ -253,6 +283,9 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
         reference = measure_pair(pipe, prep, BASELINE, n, {}, None)
         check_compare(compare, reference, a.compare_to)
         save_reference(out, reference)
+    elif todo:  # a resumed run: one untimed warm-up call, as a fresh run's reference is
+        with torch.no_grad():
+            pipe.ground(prep, BASELINE)
     check_compare(compare, reference, a.compare_to)
     write_json(out / "config.json", config)  # written once every option is checked: a refused run leaves nothing
     compare = reference if itself and todo else compare
@@ -262,12 +295,9 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
             row = measure_pair(pipe, prep, method, budget, method_options(a, method), reference, compare)
             store.write([part_id(method, budget)], pd.DataFrame([{k: row[k] for k in ROW_COLUMNS + COMPARED
                                                                   if k in row}]))
-    elif todo:  # rounds over every pair (A B C A B C ...), then the median per pair
-        calls = {p: [] for p in todo}
-        for _ in tqdm(range(a.repeats), desc=f"validate ({len(todo)} runs per round)"):
-            for method, budget in todo:
-                calls[(method, budget)].append(measure_pair(pipe, prep, method, budget, method_options(a, method),
-                                                            reference, compare))
+    elif todo:  # rounds over every pair (A B C A B C ...), each call kept as it finishes, then the median per pair
+        calls = measure_rounds(out, todo, a.repeats, lambda m, b: measure_pair(
+            pipe, prep, m, b, method_options(a, m), reference, compare))
         group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))
