@@ -36,6 +36,16 @@ def _manual(pipe, prep, rows_visual, positions: str):
     return pipe.final_hidden(pipe.sequence_embeds(prep, full[rows_visual]), pos)
 
 
+def test_the_docs_name_each_rule_as_the_methods_declare_it():
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "library.md").read_text().split())
+    keep = sorted(n for n in method_names() if get_method(n).positions == "keep")
+    refused = sorted(n for n in method_names() if not get_method(n).original_positions)
+    assert f"`{'`, `'.join(keep[:-1])}` and `{keep[-1]}` keep the kept tokens' original positions" in text
+    assert f"`keep` is refused for `{'`, `'.join(refused[:-1])}` and `{refused[-1]}`" in text
+
+
 def test_input_level_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
     """A CLIP-side and an LLM-input method: ``keep`` runs the kept tokens at their unpruned positions (gaps
     where tokens were dropped), ``renumber`` (their official rule) at 0..S'-1; ``official`` is ``renumber``."""
