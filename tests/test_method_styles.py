@@ -22,6 +22,11 @@ def test_every_method_has_its_own_fixed_colour_and_marker():
     # a method's colour does not depend on what else is drawn
     assert method_colors(["vispruner"]) == {"vispruner": method_colors(["fastv", "vispruner"])["vispruner"]}
     assert method_style("a-method-from-tomorrow") == method_style("a-method-from-tomorrow")
+    # methods sharing a colour differ in their line style as well as their marker
+    by_colour: dict = {}
+    for m in METHOD_ORDER:
+        by_colour.setdefault(tuple(method_style(m)["color"]), []).append(method_style(m)["ls"])
+    assert all(len(set(styles)) == len(styles) for styles in by_colour.values()), by_colour
 
 
 def _summary() -> pd.DataFrame:

@@ -86,14 +86,20 @@ def _slot(method: str) -> int:
     return len(METHOD_ORDER) + zlib.crc32(method.encode()) % (100 - len(METHOD_ORDER))
 
 
+#: line styles of the style grid's rows of 10 colours (a colour's second method is dashed, its third dotted)
+LINESTYLES = ("-", "--", ":")
+
+
 def method_style(method: str) -> dict:
-    """The fixed line style of ``method`` in every figure: ``color``, ``marker``, ``lw`` and ``zorder`` (LiteLVLM
-    black and thicker; every other slot below 100 a distinct colour and marker pair)."""
+    """The fixed line style of ``method`` in every figure: ``color``, ``marker``, ``ls``, ``lw`` and ``zorder``
+    (LiteLVLM black, solid and thicker; every other slot below 100 a distinct colour and marker pair, and the
+    methods sharing a colour told apart by their line style too)."""
     if method == "litelvlm":
-        return dict(LITELVLM_STYLE)
+        return {**LITELVLM_STYLE, "ls": "-"}
     i = _slot(method)
     colors = palette(10)
-    return {"color": colors[i % 10], "marker": MARKERS[(i // 10 + i) % len(MARKERS)], "lw": 1.2, "zorder": 3}
+    return {"color": colors[i % 10], "marker": MARKERS[(i // 10 + i) % len(MARKERS)],
+            "ls": LINESTYLES[min(i // 10, len(LINESTYLES) - 1)], "lw": 1.2, "zorder": 3}
 
 
 def method_colors(methods: Iterable[str]) -> dict[str, tuple[float, float, float]]:

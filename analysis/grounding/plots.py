@@ -45,7 +45,7 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
         ax.plot(g["budget"], g[metric], ms=3, label=method_label(m), **{**method_style(m), "color": colors[m]})
     base = d[d["method"] == baseline]
     if not base.empty:
-        ax.axhline(float(base[metric].iloc[0]), color="k", ls="--", lw=1,
+        ax.axhline(float(base[metric].iloc[0]), color="0.45", ls="-.", lw=1,  # methods' lines may be dashed
                    label=f"{baseline} (K={int(base['budget'].iloc[0])})")
     if not d.empty:
         budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])

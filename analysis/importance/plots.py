@@ -163,8 +163,8 @@ def plot_oracle_ablation(grounding_summary: pd.DataFrame, metric: str = "ciou", 
     methods = [m for m in s["method"].unique() if m != BASELINE]
     for m in methods:
         g = s[s["method"] == m].sort_values("budget")
-        ax.plot(g["budget"], g[metric], "--" if m in ORACLES else "-", ms=3, label=m + (" (oracle)" if m in ORACLES else ""),
-                **method_style(m))
+        ax.plot(g["budget"], g[metric], ms=3, label=m + (" (oracle)" if m in ORACLES else ""),
+                **{**method_style(m), "ls": "--" if m in ORACLES else "-"})
     if (s["method"] == BASELINE).any():
         ax.axhline(float(s.loc[s["method"] == BASELINE, metric].iloc[0]), color="0.3", lw=0.8, ls=":",
                    label="none (all tokens)")
