@@ -39,6 +39,10 @@ Frames are listed in the meta file's order (the official evaluation scripts' ord
 sort them, the same list for the released files). Frames open as ``PIL.Image.open(path).convert('RGB')``
 without EXIF rotation, as every loader above. An annotation PNG must be palette (``P``) or greyscale
 (``L``): ``convert('P')`` keeps those indices and would quantize colours of any other mode, which is refused.
+Kept as released: the sentence as written (VideoGLaMM lower-cases it and collapses its spaces, e.g.
+``mevis.py`` L122, ``eval_referdavis_infer.py`` L196), and MeViS videos of one frame (VideoGLaMM's loader
+skips them in the splits with masks, ``mevis.py`` L84-85; MeViS ``tools/eval_mevis.py`` L71-74 evaluates
+every expression).
 """
 
 from __future__ import annotations
