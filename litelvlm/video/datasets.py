@@ -1,0 +1,393 @@
+"""Referring video object segmentation data in their released layouts: Ref-DAVIS-17, Refer-YouTube-VOS, MeViS.
+
+One :class:`VideoExpression` per referring expression: its video, sentence, object id(s) and frame names,
+with the frames (RGB) and the ground-truth masks (bool, the union over the expression's objects) loaded
+lazily, one frame at a time. ``has_masks`` is False for the splits whose ground truth is held by an
+evaluation server (Refer-YouTube-VOS ``valid`` and ``test``, MeViS ``valid``); asking them for a mask is a
+:class:`LiteLVLMError`. A partial download (a missing meta file, frame folder, frame, annotation folder,
+annotation or ``mask_dict.json``) is a :class:`LiteLVLMError` naming the file or folder: the folders and
+meta files when the split is read, each frame and annotation when it is loaded (or all of them when
+read with ``check_files=True``).
+
+Layouts, as the official loaders read them (VideoGLaMM = mbzuai-oryx/VideoGLaMM @6b15b1e7, files under
+``VideoGLaMM/``; ReferFormer = wjn922/ReferFormer @06fc218f; MeViS = henghuiding/MeViS @7c0620b9):
+
+- **Ref-DAVIS-17** (``root`` = ReferFormer's ``data/ref-davis``, VideoGLaMM's
+  ``processed/refer_davis/2017``), splits ``train`` and ``valid``, both with masks:
+  ``meta_expressions/<split>/meta_expressions.json`` (``{"videos": {video: {"expressions": {exp_id:
+  {"exp", "obj_id"}}, "frames": [...]}}}``, ``obj_id`` a string from "1"), ``<split>/JPEGImages/<video>/
+  <frame>.jpg`` and ``<split>/Annotations/<video>/<frame>.png``, palette PNGs whose index is the object id
+  (VideoGLaMM ``utils/refer_datasets/new/davis17.py`` L19-45, ``utils/refer_datasets/davis.py`` L62-89 and
+  L147-157: ``Image.open(png).convert('P')``, ``mask == obj_id``; ``eval_referdavis_infer.py`` L113-176:
+  the ``valid`` split, expressions and frames in the file's order, four expressions per object;
+  ReferFormer ``tools/data/convert_davis_to_ytvos.py`` L38-101 and L159-211, which writes this layout from
+  DAVIS-2017 ``Annotations_unsupervised/480p``).
+- **Refer-YouTube-VOS** (``root`` = ``refer_youtube_vos``), splits ``train`` (masks), ``valid`` and ``test``
+  (no public masks): the same files; ``valid``'s meta file also lists the ``test`` videos, which are
+  dropped using ``meta_expressions/test/meta_expressions.json`` (so both are needed) and the rest sorted
+  (VideoGLaMM ``utils/refer_datasets/new/ytvos.py`` L19-57, ``utils/refer_datasets/ytvos.py`` L43-50 and
+  L66-93, L152-160; ReferFormer ``inference_ytvos.py`` L70-85). ``obj_id`` is read where present; the
+  splits without masks need none.
+- **MeViS** (``root`` = ``mevis``), splits ``train`` and ``valid_u`` (masks) and ``valid`` (none):
+  ``<split>/meta_expressions.json`` (expressions with lists ``obj_id`` and ``anno_id``),
+  ``<split>/JPEGImages/<video>/<frame>.jpg`` and ``<split>/mask_dict.json``, ``{anno_id: [COCO RLE or
+  null per frame]}`` indexed by the frame's position (VideoGLaMM ``utils/refer_datasets/mevis.py``
+  L59-158). The mask of a frame is the union of its annotations' RLEs, as MeViS ``tools/eval_mevis.py``
+  L41-51 sums them and ``tools/metrics.py`` L18 reads the sum as bool; a null entry is an empty mask.
+
+Frames are listed in the meta file's order (the official evaluation scripts' order; the training loaders
+sort them, the same list for the released files). Frames open as ``PIL.Image.open(path).convert('RGB')``
+without EXIF rotation, as every loader above. An annotation PNG must be palette (``P``) or greyscale
+(``L``): ``convert('P')`` keeps those indices and would quantize colours of any other mode, which is refused.
+Kept as released: the sentence as written (VideoGLaMM lower-cases it and collapses its spaces, e.g.
+``mevis.py`` L122, ``eval_referdavis_infer.py`` L196), and MeViS videos of one frame (VideoGLaMM's loader
+skips them in the splits with masks, ``mevis.py`` L84-85; MeViS ``tools/eval_mevis.py`` L71-74 evaluates
+every expression).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..data.refer import decode_segmentation, open_rgb
+from ..errors import LiteLVLMError
+
+REF_DAVIS, REF_YOUTUBE_VOS, MEVIS = "ref-davis17", "ref-youtube-vos", "mevis"
+
+#: dataset -> split -> whether its ground-truth masks are public (False: on an evaluation server)
+SPLITS: dict[str, dict[str, bool]] = {
+    REF_DAVIS: {"train": True, "valid": True},
+    REF_YOUTUBE_VOS: {"train": True, "valid": False, "test": False},
+    MEVIS: {"train": True, "valid_u": True, "valid": False},
+}
+
+
+class MaskSource:
+    """Where a split's ground truth lives; ``mask(rec, i)`` reads frame ``i``'s object ids' union."""
+
+    def mask(self, rec: VideoExpression, index: int) -> np.ndarray:
+        """The (H, W) bool mask of ``rec``'s objects in its frame ``index``."""
+        raise NotImplementedError
+
+    def check(self, rec: VideoExpression) -> None:
+        """Raise :class:`LiteLVLMError` naming the first of ``rec``'s annotation files that is absent."""
+
+
+class NoMasks(MaskSource):
+    """A split whose ground truth is on an evaluation server."""
+
+    def mask(self, rec: VideoExpression, index: int) -> np.ndarray:
+        """Always a :class:`LiteLVLMError`: the split has no public masks."""
+        raise LiteLVLMError(f"{rec.dataset} split {rec.split!r} has no public ground-truth masks (they are held by "
+                            f"its evaluation server); video {rec.video!r}, expression {rec.exp_id!r}")
+
+
+@dataclass(frozen=True)
+class PaletteMasks(MaskSource):
+    """Palette PNGs ``<folder>/<video>/<frame>.png`` whose index is the object id (Ref-DAVIS, YouTube-VOS)."""
+
+    folder: Path
+
+    def path(self, rec: VideoExpression, index: int) -> Path:
+        """The annotation PNG of ``rec``'s frame ``index``."""
+        return self.folder / rec.video / f"{rec.frames[index]}.png"
+
+    def mask(self, rec: VideoExpression, index: int) -> np.ndarray:
+        """The pixels whose object id is one of ``rec.obj_ids``."""
+        return np.isin(read_object_ids(self.path(rec, index)), rec.obj_ids)
+
+    def check(self, rec: VideoExpression) -> None:
+        """Every listed frame's annotation PNG exists."""
+        for i in range(len(rec.frames)):
+            if not self.path(rec, i).is_file():
+                raise LiteLVLMError(f"annotation {str(self.path(rec, i))!r} does not exist, but the meta file lists "
+                                    f"frame {rec.frames[i]!r} of video {rec.video!r} (a partial download?)")
+
+
+@dataclass(frozen=True)
+class RLEMasks(MaskSource):
+    """MeViS ``mask_dict.json``: ``{anno_id: [COCO RLE or null, one per frame]}``, loaded on first use."""
+
+    path: Path
+    _table: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    def table(self) -> dict[str, list]:
+        """The loaded ``mask_dict.json`` (read once, shared by the split's records)."""
+        if not self._table:
+            data = _read_json(self.path, "mask file")
+            if not isinstance(data, dict):
+                raise LiteLVLMError(f"mask file {str(self.path)!r} is not a {{anno_id: [RLE per frame]}} mapping")
+            self._table.update(data)
+        return self._table
+
+    def rles(self, rec: VideoExpression, anno_id: str) -> list:
+        """One annotation's per-frame RLEs, checked against ``rec``'s frame count."""
+        seq = self.table().get(anno_id)
+        if not isinstance(seq, list):
+            raise LiteLVLMError(f"mask file {str(self.path)!r} has no annotation {anno_id!r} (video {rec.video!r}, "
+                                f"expression {rec.exp_id!r})")
+        if len(seq) != len(rec.frames):
+            raise LiteLVLMError(f"mask file {str(self.path)!r}: annotation {anno_id!r} has {len(seq)} frames but video "
+                                f"{rec.video!r} lists {len(rec.frames)}")
+        return seq
+
+    def mask(self, rec: VideoExpression, index: int) -> np.ndarray:
+        """The union of the expression's annotations in frame ``index`` (empty where all are null)."""
+        width, height = rec.frame_size(index)
+        out = np.zeros((height, width), dtype=bool)
+        for anno_id in rec.anno_ids:
+            rle = self.rles(rec, anno_id)[index]
+            if not rle:
+                continue
+            try:
+                part = decode_segmentation(rle, height, width)
+            except Exception as e:  # garbage counts, a wrong type
+                raise LiteLVLMError(f"mask file {str(self.path)!r}: annotation {anno_id!r}, frame {index} cannot be "
+                                    f"decoded: {e}") from e
+            if part.shape != out.shape:
+                raise LiteLVLMError(f"mask file {str(self.path)!r}: annotation {anno_id!r}, frame {index} is "
+                                    f"{part.shape[1]} x {part.shape[0]} but its frame is {width} x {height}")
+            out |= part
+        return out
+
+    def check(self, rec: VideoExpression) -> None:
+        """Every annotation of ``rec`` is in the mask file, with one entry per frame."""
+        for anno_id in rec.anno_ids:
+            self.rles(rec, anno_id)
+
+
+@dataclass(frozen=True)
+class VideoExpression:
+    """One referring expression of a video, with its frames and (where public) masks loaded lazily."""
+
+    dataset: str
+    split: str
+    video: str
+    exp_id: str
+    sentence: str
+    #: the referred objects' ids (``()`` where a split without masks gives none)
+    obj_ids: tuple[int, ...]
+    frames: tuple[str, ...]
+    #: ``<split>/JPEGImages/<video>``
+    frame_dir: Path
+    has_masks: bool
+    #: MeViS: the keys of ``mask_dict.json`` whose union is the ground truth
+    anno_ids: tuple[str, ...] = ()
+    masks: MaskSource = field(default_factory=NoMasks, repr=False, compare=False)
+
+    def index(self, frame: int | str) -> int:
+        """The position of ``frame`` (an index, negative from the end, or a frame name) in ``frames``."""
+        if isinstance(frame, str):
+            if frame not in self.frames:
+                raise LiteLVLMError(f"video {self.video!r} has no frame {frame!r}")
+            return self.frames.index(frame)
+        if not -len(self.frames) <= frame < len(self.frames):
+            raise LiteLVLMError(f"video {self.video!r} has {len(self.frames)} frames; no frame {frame}")
+        return frame % len(self.frames)
+
+    def frame_path(self, frame: int | str) -> Path:
+        """The JPEG file of a frame (index or name)."""
+        return self.frame_dir / f"{self.frames[self.index(frame)]}.jpg"
+
+    def frame(self, frame: int | str) -> Image.Image:
+        """A frame as RGB; a missing or unreadable file is a :class:`LiteLVLMError` naming it."""
+        return open_rgb(self.frame_path(frame), exif_transpose=False)
+
+    def frame_size(self, frame: int | str) -> tuple[int, int]:
+        """A frame's (width, height), from its file header."""
+        path = self.frame_path(frame)
+        if not path.is_file():
+            raise LiteLVLMError(f"image {str(path)!r} does not exist")
+        try:
+            with Image.open(path) as im:
+                return im.size
+        except Exception as e:  # not an image
+            raise LiteLVLMError(f"image {str(path)!r} could not be read: {e}") from e
+
+    def mask(self, frame: int | str) -> np.ndarray:
+        """The ground-truth (H, W) bool mask of a frame: the union over ``obj_ids`` (``anno_ids`` on MeViS),
+        of the frame's size; a split without public masks is a :class:`LiteLVLMError`."""
+        i = self.index(frame)
+        m = self.masks.mask(self, i)
+        width, height = self.frame_size(i)
+        if m.shape != (height, width):
+            raise LiteLVLMError(f"the annotation of frame {self.frames[i]!r} of video {self.video!r} is {m.shape[1]} "
+                                f"x {m.shape[0]} but the frame {str(self.frame_path(i))!r} is {width} x {height}")
+        return m
+
+
+def read_object_ids(path: str | Path) -> np.ndarray:
+    """The (H, W) uint8 object ids of a palette (``P``) or greyscale (``L``) annotation PNG."""
+    path = Path(path)
+    if not path.is_file():
+        raise LiteLVLMError(f"annotation {str(path)!r} does not exist (a partial download?)")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            ids = np.array(im) if mode in ("P", "L") else None
+    except Exception as e:  # truncated or not an image
+        raise LiteLVLMError(f"annotation {str(path)!r} could not be read: {e}") from e
+    if ids is None:
+        raise LiteLVLMError(f"annotation {str(path)!r} is a mode {mode} image, not a palette PNG of object ids")
+    return ids
+
+
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise LiteLVLMError(f"{what} {str(path)!r} does not exist (a partial download?)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LiteLVLMError(f"{what} {str(path)!r} could not be read: {e}") from e
+
+
+def load_meta_expressions(path: str | Path) -> dict[str, dict]:
+    """The ``videos`` of a ``meta_expressions.json``, each checked for a ``frames`` list of names and an
+    ``expressions`` mapping of ``{"exp": ...}`` entries; a malformed file is a :class:`LiteLVLMError`."""
+    path = Path(path)
+    data = _read_json(path, "meta expressions file")
+    videos = data.get("videos") if isinstance(data, dict) else None
+    if not isinstance(videos, dict):
+        raise LiteLVLMError(f"meta expressions file {str(path)!r} has no 'videos' mapping")
+    for video, entry in videos.items():
+        frames = entry.get("frames") if isinstance(entry, dict) else None
+        exps = entry.get("expressions") if isinstance(entry, dict) else None
+        if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames) or not isinstance(exps, dict):
+            raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r} needs a 'frames' list of names "
+                                "and an 'expressions' mapping")
+        for exp_id, exp in exps.items():
+            if not isinstance(exp, dict) or not isinstance(exp.get("exp"), str):
+                raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r}, expression {exp_id!r} "
+                                    "has no 'exp' sentence")
+    return videos
+
+
+def _ids(path: Path, video: str, exp_id: str, exp: dict, key: str, required: bool, many: bool) -> tuple:
+    """``exp[key]`` as a tuple (one id, or a list of ids where ``many``); ``()`` when absent and not
+    ``required``; a :class:`LiteLVLMError` naming the file when required and absent or malformed."""
+    if key not in exp and not required:
+        return ()
+    value = exp.get(key)
+    try:
+        if many and not isinstance(value, list):
+            raise TypeError
+        values = tuple(value) if many else (value,)
+        return tuple(str(v) for v in values) if key == "anno_id" else tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        what = "a list of ids" if many else "an object id"
+        raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r}, expression {exp_id!r} needs "
+                            f"{key!r} as {what}; got {value!r}") from None
+
+
+def _split_dirs(dataset: str, root: str | Path, split: str) -> tuple[Path, Path]:
+    """Check ``dataset`` and ``split``; return (the root, the split's frame folder ``JPEGImages``)."""
+    if dataset not in SPLITS:
+        raise LiteLVLMError(f"unknown video dataset {dataset!r}; choose one of {', '.join(SPLITS)}")
+    if split not in SPLITS[dataset]:
+        raise LiteLVLMError(f"{dataset} has no split {split!r}; choose one of {', '.join(SPLITS[dataset])}")
+    root = Path(root)
+    if not root.is_dir():
+        raise LiteLVLMError(f"{dataset} folder {str(root)!r} does not exist")
+    return root, root / split / "JPEGImages"
+
+
+def _require_dir(folder: Path, what: str) -> None:
+    if not folder.is_dir():
+        raise LiteLVLMError(f"{what} {str(folder)!r} does not exist (a partial download?)")
+
+
+def _check_frames(meta_path: Path, folder: Path, frames: list[str]) -> None:
+    for name in frames:
+        if not (folder / f"{name}.jpg").is_file():
+            raise LiteLVLMError(f"frame {str(folder / f'{name}.jpg')!r} does not exist, but {str(meta_path)!r} lists "
+                                "it (a partial download?)")
+
+
+def _records(dataset: str, split: str, meta_path: Path, videos: dict[str, dict], order: list[str],
+             image_dir: Path, masks: MaskSource, check_files: bool) -> list[VideoExpression]:
+    """The records of ``order``'s videos, their folders checked (and every file where ``check_files``)."""
+    has_masks = SPLITS[dataset][split]
+    out = []
+    for video in order:
+        _require_dir(image_dir / video, "frame folder")
+        if isinstance(masks, PaletteMasks):
+            _require_dir(masks.folder / video, "annotation folder")
+        for exp_id, exp in videos[video]["expressions"].items():
+            ids = (_ids(meta_path, video, exp_id, exp, "obj_id", has_masks, dataset == MEVIS),
+                   _ids(meta_path, video, exp_id, exp, "anno_id", has_masks and dataset == MEVIS, True))
+            rec = VideoExpression(dataset=dataset, split=split, video=video, exp_id=str(exp_id), sentence=exp["exp"],
+                                  obj_ids=ids[0], frames=tuple(videos[video]["frames"]), frame_dir=image_dir / video,
+                                  has_masks=has_masks, anno_ids=ids[1], masks=masks)
+            out.append(rec)
+        if check_files:
+            _check_frames(meta_path, image_dir / video, videos[video]["frames"])
+    if check_files:
+        for rec in out:
+            rec.masks.check(rec)
+    return out
+
+
+def load_ref_davis(root: str | Path, split: str = "valid", check_files: bool = False) -> list[VideoExpression]:
+    """Ref-DAVIS-17 in ReferFormer's layout (``root/meta_expressions/<split>``, ``root/<split>/JPEGImages``
+    and ``Annotations``), one record per expression, in the meta file's order."""
+    root, image_dir = _split_dirs(REF_DAVIS, root, split)
+    meta_path = root / "meta_expressions" / split / "meta_expressions.json"
+    videos = load_meta_expressions(meta_path)
+    _require_dir(image_dir, "frame folder")
+    ann_dir = root / split / "Annotations"
+    _require_dir(ann_dir, "annotation folder")
+    return _records(REF_DAVIS, split, meta_path, videos, list(videos), image_dir, PaletteMasks(ann_dir), check_files)
+
+
+def load_ref_youtube_vos(root: str | Path, split: str = "valid", check_files: bool = False) -> list[VideoExpression]:
+    """Refer-YouTube-VOS (``root/meta_expressions/<split>``, ``root/<split>/JPEGImages``, ``train/Annotations``);
+    ``valid`` keeps the videos that ``meta_expressions/test`` does not list, sorted."""
+    root, image_dir = _split_dirs(REF_YOUTUBE_VOS, root, split)
+    meta_path = root / "meta_expressions" / split / "meta_expressions.json"
+    videos = load_meta_expressions(meta_path)
+    order = list(videos)
+    if split == "valid":
+        test = load_meta_expressions(root / "meta_expressions" / "test" / "meta_expressions.json")
+        order = sorted(v for v in videos if v not in test)
+    _require_dir(image_dir, "frame folder")
+    masks: MaskSource = NoMasks()
+    if SPLITS[REF_YOUTUBE_VOS][split]:
+        _require_dir(root / split / "Annotations", "annotation folder")
+        masks = PaletteMasks(root / split / "Annotations")
+    return _records(REF_YOUTUBE_VOS, split, meta_path, videos, order, image_dir, masks, check_files)
+
+
+def load_mevis(root: str | Path, split: str = "valid_u", check_files: bool = False) -> list[VideoExpression]:
+    """MeViS (``root/<split>/meta_expressions.json``, ``JPEGImages``, and ``mask_dict.json`` for ``train``
+    and ``valid_u``), one record per expression, in the meta file's order."""
+    root, image_dir = _split_dirs(MEVIS, root, split)
+    meta_path = root / split / "meta_expressions.json"
+    videos = load_meta_expressions(meta_path)
+    _require_dir(image_dir, "frame folder")
+    masks: MaskSource = NoMasks()
+    if SPLITS[MEVIS][split]:
+        mask_path = root / split / "mask_dict.json"
+        if not mask_path.is_file():
+            raise LiteLVLMError(f"mask file {str(mask_path)!r} does not exist, but MeViS {split!r} has public masks "
+                                "(a partial download?)")
+        masks = RLEMasks(mask_path)
+    return _records(MEVIS, split, meta_path, videos, list(videos), image_dir, masks, check_files)
+
+
+LOADERS = {REF_DAVIS: load_ref_davis, REF_YOUTUBE_VOS: load_ref_youtube_vos, MEVIS: load_mevis}
+
+
+def load_video_expressions(dataset: str, root: str | Path, split: str,
+                           check_files: bool = False) -> list[VideoExpression]:
+    """Read ``split`` of ``dataset`` (one of :data:`SPLITS`) from its released folder ``root``."""
+    if dataset not in LOADERS:
+        raise LiteLVLMError(f"unknown video dataset {dataset!r}; choose one of {', '.join(LOADERS)}")
+    return LOADERS[dataset](root, split, check_files)
