@@ -25,8 +25,20 @@ def test_positions_table_compares_keep_and_renumber(coco128, tmp_path, capsys):
     assert 0 <= t.loc["visionzip", "mask_iou_renumber_none"] <= 1
     assert (t["weights"] == "random").all()
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["methods"] == ["litelvlm", "fastv", "visionzip"] and cfg["budgets"] == [16]
+    assert cfg["model"] == "tiny-random:0" and "methods" not in cfg  # the plan is no part of the run's identity
     assert "RANDOM WEIGHTS" in capsys.readouterr().out
+    # a re-run with other methods reuses the finished rows and makes only the new ones
+    before = {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")}
+    assert main(["positions", "--refer-dir", str(coco128), "--methods", "fastv,random", "--budgets", "16",
+                 "--out", str(out)]) == 0
+    again = pd.read_csv(out / "positions.csv").set_index("method")
+    assert list(again.index) == ["fastv", "random"]
+    assert again.loc["fastv"].drop("weights").equals(t.loc["fastv"].drop("weights"))
+    after = {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")}
+    assert len(after) == 4 and all(after[p] == m for p, m in before.items())
+    assert main(["positions", "--refer-dir", str(coco128), "--methods", "fastv", "--budgets", "16", "--seed", "1",
+                 "--out", str(out)]) == 2  # other options: refused, the folder left as it was
+    assert {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")} == after
 
 
 @pytest.mark.parametrize("bad", [["--methods", "fastvv"], ["--budgets", "0"]])

@@ -11,6 +11,7 @@ gets its ``renumber`` column only.
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import method_options, official_turns, pick_image, plan
+from analysis.common.parts import PartStore
 from analysis.common.study import check_config, portable_paths, run_record
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.io import write_csv, write_json
@@ -53,19 +55,35 @@ def compare_rules(keep, renumber, none) -> dict:
             "mask_iou_keep_none": mask_iou(keep.masks.cpu(), none.masks.cpu())}
 
 
-def positions_table(pipe, prep, pairs: list[tuple[str, int]], args) -> pd.DataFrame:
-    """One row per (method, budget) (:data:`COLUMNS`), the runs made with ``pipe`` on ``prep``."""
-    none = pipe.ground(prep, BASELINE)
-    rows = []
-    for method, budget in tqdm(pairs, desc="positions"):
-        spec = get_method(method)
-        opts = method_options(args, method)
-        runs = {rule: pipe.ground(prep, method, budget, positions=rule, **opts)
-                for rule in ("keep", "renumber") if rule == "renumber" or spec.original_positions}
-        rows.append({"method": method, "budget": budget, "official_rule": spec.positions,
-                     "keep_available": spec.original_positions,
-                     **compare_rules(runs.get("keep"), runs["renumber"], none)})
-    return pd.DataFrame(rows, columns=COLUMNS)
+def part_id(method: str, budget: int) -> int:
+    """The stable id of the (method, budget) row in ``OUT/parts`` (runs of any plan share one folder)."""
+    return zlib.crc32(f"{method}@{budget}".encode())
+
+
+def positions_row(pipe, prep, method: str, budget: int, none, args) -> dict:
+    """The row of (method, budget) (:data:`COLUMNS`): its ``keep`` and ``renumber`` runs against each other and
+    against ``none``, the unpruned run."""
+    spec = get_method(method)
+    opts = method_options(args, method)
+    runs = {rule: pipe.ground(prep, method, budget, positions=rule, **opts)
+            for rule in ("keep", "renumber") if rule == "renumber" or spec.original_positions}
+    return {"method": method, "budget": budget, "official_rule": spec.positions,
+            "keep_available": spec.original_positions, **compare_rules(runs.get("keep"), runs["renumber"], none)}
+
+
+def positions_table(pipe, prep, pairs: list[tuple[str, int]], args, store: PartStore) -> pd.DataFrame:
+    """One row per (method, budget) (:data:`COLUMNS`), in ``pairs``' order; each row is kept in ``store`` as it
+    finishes, and rows already there are not made again (a stopped run resumes)."""
+    done = store.done()
+    todo = [p for p in pairs if part_id(*p) not in done]
+    if todo:
+        none = pipe.ground(prep, BASELINE)
+        for method, budget in tqdm(todo, desc="positions"):
+            row = positions_row(pipe, prep, method, budget, none, args)
+            store.write([part_id(method, budget)], pd.DataFrame([row], columns=COLUMNS))
+    rows = pd.concat([f for f in store.frames() if not f.empty], ignore_index=True)
+    rows = rows.drop_duplicates(["method", "budget"]).set_index(["method", "budget"])
+    return rows.loc[pairs].reset_index()[COLUMNS]
 
 
 def run_positions(a: PositionsArgs) -> int:
@@ -79,8 +97,9 @@ def run_positions(a: PositionsArgs) -> int:
     pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=a.device,
                          dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                          numerics=study_numerics(a, "official"), **quantize_kwargs(a))
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device")}
-    config.update(methods=methods, budgets=budgets, image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
+    # methods and budgets are not part of the run's identity: a re-run with others adds their rows
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets")}
+    config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), clip_weights=pipe.clip.weights_hash(),
                   numerics=pipe.numerics.to_dict(), run=run_record())
     check_config(out, config)
@@ -88,9 +107,9 @@ def run_positions(a: PositionsArgs) -> int:
         picked, turns = official_turns(recs, a.seed, recs[0].image_id, a.max_sentences)
         prep = pipe.prepare(image, [r.sentence for r in picked], turns, seed=a.seed)
         pairs = plan(methods, budgets, pipe.num_visual(prep))
-        table = positions_table(pipe, prep, pairs, a)
+        write_json(out / "config.json", config)  # every option checked: a refused run leaves nothing
+        table = positions_table(pipe, prep, pairs, a, PartStore(out))
     table = mark_weights(table, a.model, a.clip)
-    write_json(out / "config.json", config)
     write_csv(out / "positions.csv", table)
     with pd.option_context("display.width", 160, "display.max_rows", 80):
         print(table.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
