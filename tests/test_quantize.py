@@ -230,3 +230,32 @@ def test_settings_are_those_of_lisas_bitsandbytes_config():
     assert w4.quant_type == c4.bnb_4bit_quant_type == "nf4"
     assert w4.compress_statistics is c4.bnb_4bit_use_double_quant is True
     assert w4.blocksize == NF4_BLOCK and w4.quant_state.nested  # double quantization: nested absmax
+
+
+def test_efficiency_times_the_quantized_model(tmp_path, capsys):
+    """``efficiency --quantize``: the timed pipeline's decoder layers hold quantized weights (its CLIP and SAM do
+    not), the run records the precision, and a FLOPs-only or meta-device quantization is refused."""
+    import json
+
+    import torch
+
+    from analysis.efficiency.arch import get_arch
+    from analysis.efficiency.build import build_pipeline
+    from litelvlm.cli import main
+    from litelvlm.errors import LiteLVLMError
+
+    arch = get_arch("tiny")
+    pipe = build_pipeline(arch, "cpu", torch.float32, "sdpa", quantize="int8")
+    layer = pipe.model.llava.model.language_model.layers[0].mlp.down_proj
+    assert isinstance(layer, bnb.nn.Linear8bitLt) and pipe.quantization.mode == "int8"
+    assert not any(isinstance(m, bnb.nn.Linear8bitLt) for m in pipe.clip.model.modules())
+    with pytest.raises(LiteLVLMError, match="meta device"):
+        build_pipeline(arch, "meta", torch.float32, "sdpa", quantize="int8")
+    out = tmp_path / "q"
+    args = ["efficiency", "--arch", "tiny", "--methods", "none,litelvlm", "--budgets", "32", "--warmup", "0",
+            "--repeats", "1", "--attn", "sdpa", "--no-figures"]
+    assert main([*args, "--quantize", "int8", "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["quantize"], cfg["quantize_backend"]) == ("int8", "bitsandbytes") and "--quantize int8" in cfg["command"]
+    assert main([*args, "--quantize", "int8", "--flops-only", "--out", str(tmp_path / "bad")]) == 2
+    assert "not the FLOPs" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -21,6 +21,7 @@ from PIL import Image
 from analysis.efficiency.arch import EffArch
 from litelvlm.clip.hf import HFClip
 from litelvlm.clip.traces import Geometry
+from litelvlm.errors import LiteLVLMError
 from litelvlm.glamm import GlammPipeline, PreparedImage, build_glamm
 from litelvlm.glamm.prompts import IMAGE_PLACEHOLDER
 
@@ -93,14 +94,21 @@ def set_attention(pipe: GlammPipeline, attn: str) -> None:
 
 
 def build_pipeline(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,
-                   attn: str = "sdpa", seed: int = 0) -> GlammPipeline:
-    """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, LLM/CLIP attention ``attn``."""
+                   attn: str = "sdpa", seed: int = 0, quantize: str = "none",
+                   quantize_backend: str = "bitsandbytes") -> GlammPipeline:
+    """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, LLM/CLIP attention ``attn``;
+    ``quantize`` (``int8``/``nf4``) its decoder layers' weights as ``GlammPipeline.from_model_string`` does."""
     from litelvlm.glamm.tokenizer import build_tiny_tokenizer
+    from litelvlm.quantize import quantize_glamm
 
+    if quantize != "none" and torch.device(device).type == "meta":
+        raise LiteLVLMError("--quantize needs weights: it cannot run on the meta device of the FLOPs count")
     model = build_glamm(arch.glamm, device, dtype, seed=seed, init_on_device=True)
+    report = quantize_glamm(model, quantize, quantize_backend, device) if quantize != "none" else None
     torch.manual_seed(seed + 1)
     clip = InMemoryHFClip(build_clip_model(arch, device, dtype), f"{arch.name}-random-clip")
     pipe = GlammPipeline(model, build_tiny_tokenizer(), clip, name=f"{arch.name}-random:{seed}")
+    pipe.quantization = report
     set_attention(pipe, attn)
     return pipe
 

@@ -96,6 +96,9 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     from analysis.efficiency.paper import DEFINITIONS as PAPER_DEFINITIONS
     from litelvlm.io import atomic_path, write_csv, write_json
 
+    if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b" and a.quantize != "none":
+        raise LiteLVLMError("--quantize times the model, and the full-size glamm-7b is not timed on a CPU: use "
+                            "--device cuda, or --arch scaled on a CPU")
     if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":  # the defaults: nothing to refuse
         from dataclasses import replace
 
@@ -113,7 +116,8 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     df = _count.flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
-        tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain)
+        tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain,
+                                  quantize=(a.quantize, a.quantize_backend))
         if a.device == "cpu":
             from litelvlm.threads import busy_warning
 
@@ -137,7 +141,8 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "dtype": dtype_name, "device": _measure.device_name(a.device) if not a.flops_only else "meta",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
-        "flops_only": a.flops_only, "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
+        "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,
+        "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
         "torch_threads": torch.get_num_threads(), "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
         "flops_conventions": {
             "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n)",
@@ -204,6 +209,8 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
 def _argv(a: EfficiencyArgs) -> list[str]:
     parts = ["--arch", a.arch, *(["--methods", *split_list(a.methods)] if split_list(a.methods) else []),
              "--budgets", *map(str, split_list(a.budgets))]
+    if a.quantize != "none":
+        parts += ["--quantize", a.quantize, "--quantize-backend", a.quantize_backend]
     if a.flops_only:
         parts.append("--flops-only")
     else:

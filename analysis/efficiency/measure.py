@@ -28,12 +28,14 @@ log = logging.getLogger("analysis.efficiency.compute")
 
 
 def timing_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], device: str | torch.device,
-                dtype: torch.dtype, fastv_layer: int, warmup: int, repeats: int, chain: bool = True) -> pd.DataFrame:
+                dtype: torch.dtype, fastv_layer: int, warmup: int, repeats: int, chain: bool = True,
+                quantize: tuple[str, str] = ("none", "bitsandbytes")) -> pd.DataFrame:
     """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention
-    implementation (one pipeline, the same weights, its LLM and CLIP attention switched)."""
+    implementation (one pipeline, the same weights, its LLM and CLIP attention switched); ``quantize``: (mode,
+    backend) of its decoder layers' weights."""
     from analysis.efficiency.build import build_pipeline, set_attention
 
-    pipe = build_pipeline(arch, device, dtype, attns[0])
+    pipe = build_pipeline(arch, device, dtype, attns[0], quantize=quantize[0], quantize_backend=quantize[1])
     parts, frames = None, []
     try:
         parts = PipelineParts(pipe, arch, fastv_layer)

@@ -45,6 +45,12 @@ class EfficiencyArgs:
                         "auto: chain on cuda, parts on cpu")
     threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy machine")
     figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
+    quantize: str = arg("none", choices=["none", "int8", "nf4"],
+                        help="time the model with its LLM decoder layers' weights quantized (int8: LLM.int8(); nf4: "
+                             "4-bit NF4), as --quantize of the other commands (docs/quantization.md); not with "
+                             "--flops-only (quantization changes the weights' storage, not the FLOPs)")
+    quantize_backend: str = arg("bitsandbytes", choices=["bitsandbytes", "torchao"],
+                                help="library of --quantize: bitsandbytes (int8, nf4) or torchao (int8 weight-only)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +71,11 @@ def check_args(a: EfficiencyArgs) -> None:
         raise LiteLVLMError("--threads must be >= 1")
     if a.warmup < 0 or a.repeats < 1:
         raise LiteLVLMError("--warmup must be >= 0 and --repeats >= 1")
+    if a.quantize != "none" and a.flops_only:
+        raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not the FLOPs "
+                            "count; time the quantized model (without --flops-only)")
+    if a.quantize == "nf4" and a.quantize_backend == "torchao":
+        raise LiteLVLMError("--quantize nf4 is bitsandbytes' 4-bit NF4; torchao serves --quantize int8 only")
 
 
 def run(args: EfficiencyArgs | argparse.Namespace) -> int:
