@@ -636,6 +636,8 @@ def test_bad_inputs_are_refused():
         M.region_similarity(np.zeros((2, 4, 5)), np.zeros((2, 4, 5)))
     with pytest.raises(ValueError, match="at least one pixel"):
         M.boundary_map(np.zeros((0, 5)))
+    with pytest.raises(ValueError, match="void"):
+        M.sequence_scores(np.zeros((1, 3, 4, 5)), np.zeros((1, 3, 4, 5)), np.zeros((3, 5, 4)))
     with pytest.raises(ValueError, match="bound_th"):
         M.boundary_tolerance((4, 5), -1)
     assert math.isnan(M.summarize({}).jf_mean)

@@ -239,6 +239,8 @@ def sequence_scores(gt: ArrayLike, pred: ArrayLike, void: ArrayLike | None = Non
         raise ValueError(f"{len(pred)} predicted objects, more than the {task} task allows ({limit})")
     pred = _pad(pred, len(gt))
     keep = np.ones(gt.shape[-2:], bool) if void is None else ~np.asarray(void).astype(bool)
+    if keep.shape not in (gt.shape[1:], gt.shape[2:]):
+        raise ValueError(f"void pixels {keep.shape} do not match the frames {gt.shape[1:]}")
     if task == "semi-supervised":
         diagonal = np.arange(len(gt))
         j, f = _pair_scores(gt, pred, keep, bound_th, zip(diagonal, diagonal))
