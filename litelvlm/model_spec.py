@@ -3,7 +3,8 @@
 A model string is one of:
 
 * ``<name>-random[:SEED]``: random weights of an architecture, written to the cache and loaded back
-  through the real path (CLIP towers: :data:`RANDOM_CLIPS`; GLaMMs: :data:`RANDOM_GLAMMS`);
+  through the real path (CLIP towers: :data:`RANDOM_CLIPS`; GLaMMs: :data:`RANDOM_GLAMMS`; Qwen2.5-VL:
+  :data:`RANDOM_QWENS`, e.g. ``qwen2.5-vl-7b-random:1``);
 * an open_clip string: ``ARCH:TAG``, ``ARCH:/path/ckpt.pt``, ``local-dir:/path`` or ``hf-hub:org/name``;
 * a hub id or a local folder (transformers' ``save_pretrained`` layout, or a GLaMM-RefSeg checkpoint).
 
@@ -33,6 +34,8 @@ GLAMM_MODEL_HELP = (f"default: {COMMAND_GLAMM_MODEL}, random weights that run of
 RANDOM_CLIPS = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
 #: Random GLaMMs: ``<name>-random`` -> the ``litelvlm.glamm.ARCHS`` preset it builds.
 RANDOM_GLAMMS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
+#: Random Qwen2.5-VL models: ``<name>-random`` -> the ``litelvlm.qwen.config.PRESETS`` preset it builds.
+RANDOM_QWENS = {"qwen2.5-vl-3b-random": "3b", "qwen2.5-vl-7b-random": "7b", "qwen2.5-vl-tiny-random": "tiny"}
 #: Prefixes that make a string an open_clip one.
 OPEN_CLIP_PREFIXES = ("local-dir:", "hf-hub:")
 
@@ -67,6 +70,11 @@ class ModelSpec:
     def random_glamm(self) -> str | None:
         """The random GLaMM preset this string builds, if it names one."""
         return RANDOM_GLAMMS.get(self.name)
+
+    @property
+    def random_qwen(self) -> str | None:
+        """The random Qwen2.5-VL preset this string builds, if it names one."""
+        return RANDOM_QWENS.get(self.name)
 
     def random_seed(self) -> int:
         """The SEED of ``<name>-random[:SEED]`` (0 when absent); anything but a whole number is an error."""
@@ -104,4 +112,4 @@ class ModelSpec:
     def is_small(self) -> bool:
         """A small model by its name (``tiny*`` or a toy model): such models run fastest on one thread."""
         last = self.text.rsplit("/", 1)[-1].lower()
-        return last.startswith("tiny") or "toy" in last
+        return last.startswith("tiny") or "toy" in last or self.random_qwen == "tiny"
