@@ -1,0 +1,183 @@
+"""Named Qwen2.5-VL sizes (``"3b"``, ``"7b"``, ``"scaled"``, ``"tiny"``) and the ``config.json`` they write.
+
+``3b`` and ``7b`` are the released ``Qwen/Qwen2.5-VL-3B-Instruct`` and ``Qwen/Qwen2.5-VL-7B-Instruct``:
+every value below is transcribed from those repositories' ``config.json`` (as published on the Hugging
+Face Hub and mirrored by many public projects), ``preprocessor_config.json`` and ``generation_config.json``;
+where transformers' ``Qwen2_5_VLConfig`` defaults agree (the vision tower: depth 32, window 112,
+``fullatt_block_indexes`` [7, 15, 23, 31], patch 14, merge 2, temporal patch 2; the special-token ids)
+the comment says so. Note that the 7B's vocabulary is 152064 rows, the 3B's 151936: both tokenizers
+have 151665 tokens (151643 byte-level BPE tokens, then 22 special ones), the rest is padding.
+
+``scaled`` keeps the real vocabulary and special-token ids at narrow widths (the shard layout and the
+full-size tokenizer at a size a test can write). ``tiny`` is for tests: a few layers and small widths,
+and a small vocabulary, so its special tokens cannot sit at Qwen's ids (151643 and up): they keep
+Qwen's order and offsets from ``special_base`` instead (``<|image_pad|>`` = ``special_base + 12``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import LiteLVLMError
+
+#: Qwen2.5's special tokens in id order from ``<|endoftext|>`` = 151643 (the released
+#: ``tokenizer_config.json`` ``added_tokens_decoder``); a preset's ids are ``special_base + index``.
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
+    "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+)
+#: Qwen2.5's ``<|endoftext|>`` id: 151643 byte-level BPE tokens come before it.
+QWEN_SPECIAL_BASE = 151643
+#: The released image processor (``preprocessor_config.json`` of both sizes; transformers'
+#: ``Qwen2VLImageProcessor`` defaults): CLIP's mean and std, bicubic resizing.
+IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
+IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class QwenPreset:
+    """Every size of a Qwen2.5-VL model: the text decoder, the vision tower, the tokens, the image processor."""
+
+    name: str
+    hidden: int                 # text hidden_size
+    intermediate: int           # text intermediate_size
+    layers: int                 # text num_hidden_layers
+    heads: int                  # num_attention_heads
+    kv_heads: int               # num_key_value_heads
+    vocab_size: int             # embedding rows (>= the tokenizer's length)
+    tie_word_embeddings: bool
+    mrope_section: tuple[int, int, int]   # (t, h, w) halves of the rotary dims; sums to head_dim / 2
+    vision_depth: int
+    vision_hidden: int
+    vision_intermediate: int
+    vision_heads: int
+    fullatt_block_indexes: tuple[int, ...]
+    special_base: int = QWEN_SPECIAL_BASE
+    rope_theta: float = 1000000.0
+    max_positions: int = 128000
+    max_window_layers: int = 70
+    sliding_window: int = 32768
+    rms_norm_eps: float = 1e-6
+    window_size: int = 112
+    patch_size: int = 14
+    spatial_merge_size: int = 2
+    temporal_patch_size: int = 2
+    tokens_per_second: int = 2
+    min_pixels: int = 3136
+    max_pixels: int = 12845056
+    dtype: str = "bfloat16"     # the dtype its random checkpoint is written in (the released torch_dtype)
+    max_shard_bytes: int | None = 4_000_000_000   # the released folders: 2 files (3B), 5 files (7B)
+
+    def __post_init__(self) -> None:
+        head_dim = self.hidden // self.heads
+        if 2 * sum(self.mrope_section) != head_dim:
+            raise LiteLVLMError(f"Qwen preset {self.name!r}: mrope_section {list(self.mrope_section)} must sum to "
+                                f"head_dim / 2 = {head_dim // 2}")
+        if self.special_base + len(SPECIAL_TOKENS) > self.vocab_size:
+            raise LiteLVLMError(f"Qwen preset {self.name!r}: {self.vocab_size} embedding rows cannot hold the special "
+                                f"tokens at {self.special_base}..{self.special_base + len(SPECIAL_TOKENS) - 1}")
+
+    def token_id(self, token: str) -> int:
+        """The id of one of :data:`SPECIAL_TOKENS` in this preset."""
+        return self.special_base + SPECIAL_TOKENS.index(token)
+
+    @property
+    def image_token_id(self) -> int:
+        return self.token_id("<|image_pad|>")
+
+    def to_dict(self) -> dict:
+        """The preset as JSON values (recorded in a random checkpoint's ``config.json``)."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+PRESETS: dict[str, QwenPreset] = {
+    # Qwen/Qwen2.5-VL-3B-Instruct config.json: hidden_size 2048, intermediate_size 11008, 36 layers,
+    # 16 heads, 2 KV heads, vocab_size 151936, tie_word_embeddings true, max_window_layers 70,
+    # vision_config.out_hidden_size 2048; the shared values are the QwenPreset defaults above.
+    "3b": QwenPreset(name="3b", hidden=2048, intermediate=11008, layers=36, heads=16, kv_heads=2, vocab_size=151936,
+                     tie_word_embeddings=True, mrope_section=(16, 24, 24), vision_depth=32, vision_hidden=1280,
+                     vision_intermediate=3420, vision_heads=16, fullatt_block_indexes=(7, 15, 23, 31)),
+    # Qwen/Qwen2.5-VL-7B-Instruct config.json: hidden_size 3584, intermediate_size 18944, 28 layers,
+    # 28 heads, 4 KV heads, vocab_size 152064, tie_word_embeddings false, max_window_layers 28,
+    # vision_config.out_hidden_size 3584 (transformers' Qwen2_5_VLVisionConfig default too).
+    "7b": QwenPreset(name="7b", hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4, vocab_size=152064,
+                     tie_word_embeddings=False, mrope_section=(16, 24, 24), vision_depth=32, vision_hidden=1280,
+                     vision_intermediate=3420, vision_heads=16, fullatt_block_indexes=(7, 15, 23, 31),
+                     max_window_layers=28),
+    # the 7B's layout (untied, the real vocabulary and ids) at widths a test writes in seconds
+    "scaled": QwenPreset(name="scaled", hidden=64, intermediate=176, layers=4, heads=4, kv_heads=2, vocab_size=152064,
+                         tie_word_embeddings=False, mrope_section=(2, 3, 3), vision_depth=8, vision_hidden=64,
+                         vision_intermediate=176, vision_heads=2, fullatt_block_indexes=(1, 3, 5, 7),
+                         max_window_layers=28, max_shard_bytes=8_000_000),
+    # tests: special tokens at 384.. (a 384-token byte-level BPE before them), 512 rows
+    "tiny": QwenPreset(name="tiny", hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab_size=512,
+                       tie_word_embeddings=False, mrope_section=(2, 3, 3), vision_depth=4, vision_hidden=32,
+                       vision_intermediate=64, vision_heads=2, fullatt_block_indexes=(1, 3), special_base=384,
+                       max_positions=4096, min_pixels=56 * 56, max_pixels=112 * 112, dtype="float32",
+                       max_shard_bytes=None),
+}
+
+
+def get_preset(name: str | QwenPreset) -> QwenPreset:
+    """The named preset (an unknown name is an error listing the known ones)."""
+    if isinstance(name, QwenPreset):
+        return name
+    if name not in PRESETS:
+        raise LiteLVLMError(f"unknown Qwen2.5-VL preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+def released_config(preset: str | QwenPreset) -> dict:
+    """``config.json`` as the released folders write it (flat text keys, ``vision_config``, ``rope_scaling``)."""
+    p = get_preset(preset)
+    return {
+        "architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl",
+        "attention_dropout": 0.0, "bos_token_id": p.token_id("<|endoftext|>"),
+        "eos_token_id": p.token_id("<|im_end|>"), "vision_start_token_id": p.token_id("<|vision_start|>"),
+        "vision_end_token_id": p.token_id("<|vision_end|>"), "vision_token_id": p.token_id("<|vision_pad|>"),
+        "image_token_id": p.image_token_id, "video_token_id": p.token_id("<|video_pad|>"),
+        "hidden_act": "silu", "hidden_size": p.hidden, "initializer_range": 0.02, "intermediate_size": p.intermediate,
+        "max_position_embeddings": p.max_positions, "max_window_layers": p.max_window_layers,
+        "num_attention_heads": p.heads, "num_hidden_layers": p.layers, "num_key_value_heads": p.kv_heads,
+        "rms_norm_eps": p.rms_norm_eps, "rope_theta": p.rope_theta, "sliding_window": p.sliding_window,
+        "tie_word_embeddings": p.tie_word_embeddings, "torch_dtype": p.dtype, "use_cache": True,
+        "use_sliding_window": False, "vocab_size": p.vocab_size,
+        "vision_config": {
+            "depth": p.vision_depth, "hidden_act": "silu", "hidden_size": p.vision_hidden,
+            "intermediate_size": p.vision_intermediate, "num_heads": p.vision_heads, "in_chans": 3,
+            "out_hidden_size": p.hidden, "patch_size": p.patch_size, "spatial_merge_size": p.spatial_merge_size,
+            "spatial_patch_size": p.patch_size, "window_size": p.window_size,
+            "fullatt_block_indexes": list(p.fullatt_block_indexes), "tokens_per_second": p.tokens_per_second,
+            "temporal_patch_size": p.temporal_patch_size},
+        "rope_scaling": {"type": "mrope", "mrope_section": list(p.mrope_section)},
+    }
+
+
+def qwen_config(preset: str | QwenPreset):
+    """transformers ``Qwen2_5_VLConfig`` of a preset, read from :func:`released_config` (the same dict a
+    written checkpoint's ``config.json`` holds)."""
+    from transformers import Qwen2_5_VLConfig
+
+    return Qwen2_5_VLConfig.from_dict(released_config(preset))
+
+
+def preprocessor_config(preset: str | QwenPreset) -> dict:
+    """``preprocessor_config.json`` as the released folders write it (``min_pixels`` 3136 = 4 * 28 * 28,
+    ``max_pixels`` 12845056 = 16384 * 28 * 28 for the real sizes)."""
+    p = get_preset(preset)
+    return {"min_pixels": p.min_pixels, "max_pixels": p.max_pixels, "patch_size": p.patch_size,
+            "temporal_patch_size": p.temporal_patch_size, "merge_size": p.spatial_merge_size,
+            "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD),
+            "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2_5_VLProcessor"}
+
+
+def generation_config(preset: str | QwenPreset) -> dict:
+    """``generation_config.json`` of the Instruct releases (bos/pad ``<|endoftext|>``, eos ``<|im_end|>`` and
+    ``<|endoftext|>``, near-greedy sampling)."""
+    p = get_preset(preset)
+    end, im_end = p.token_id("<|endoftext|>"), p.token_id("<|im_end|>")
+    return {"bos_token_id": end, "pad_token_id": end, "do_sample": True, "eos_token_id": [im_end, end],
+            "repetition_penalty": 1.05, "temperature": 0.1, "top_p": 0.001, "top_k": 1}
