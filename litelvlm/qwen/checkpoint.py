@@ -1,0 +1,247 @@
+"""Random-weight Qwen2.5-VL checkpoints written in the released layout, and the loader of any Qwen2.5-VL folder.
+
+A random model is built from a preset (:mod:`litelvlm.qwen.config`) with a seed, directly in its
+dtype, written once under the cache folder (``random-models/qwen2.5-vl-<preset>-seed<seed>``) in the
+layout of a ``Qwen/Qwen2.5-VL-*-Instruct`` folder, and loaded back through the path a user's folder
+takes (``Qwen2_5_VLForConditionalGeneration.from_pretrained`` and ``AutoProcessor.from_pretrained``)::
+
+    config.json                     flat text keys + vision_config + rope_scaling (as released)
+    generation_config.json          the Instruct releases' generation settings
+    model.safetensors               or model-0000i-of-0000n.safetensors + model.safetensors.index.json
+    preprocessor_config.json        Qwen2VLImageProcessor: min_pixels, max_pixels, patch 14, merge 2
+    chat_template.json              Qwen2.5-VL-Instruct's chat template
+    tokenizer.json, tokenizer_config.json, vocab.json, merges.txt
+
+Tensor names are the released ones (``visual.*``, ``model.*`` for the text decoder, ``lm_head.weight``,
+absent when the embeddings are tied as in the 3B); transformers renames them on loading. The tokenizer
+is a stand-in (:mod:`litelvlm.qwen.tokenizer`); a real checkpoint folder brings its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..io import atomic_path
+from ..model_spec import RANDOM_QWENS, ModelSpec
+from .config import (
+    QwenPreset,
+    generation_config,
+    get_preset,
+    preprocessor_config,
+    qwen_config,
+    released_config,
+)
+
+ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(prev)
+
+
+def preset_dtype(preset: str | QwenPreset) -> torch.dtype:
+    """The dtype a preset's random checkpoint is written in (bfloat16 for the real sizes, as released)."""
+    return getattr(torch, get_preset(preset).dtype)
+
+
+def build_qwen(preset: str | QwenPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
+               device: str | torch.device = "cpu"):
+    """A random ``Qwen2_5_VLForConditionalGeneration`` of ``preset`` (eval mode, no grads), created directly
+    on ``device`` in ``dtype`` (default: the preset's); ``device="meta"`` allocates nothing."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    config = qwen_config(preset)
+    dtype = preset_dtype(preset) if dtype is None else dtype
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
+    if dev.type != "meta":
+        torch.manual_seed(seed)
+    with _default_dtype(dtype), dev:
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    return model.eval().requires_grad_(False)
+
+
+def released_key(key: str) -> str:
+    """A transformers 5 parameter name in the released checkpoints' naming (``model.visual.`` -> ``visual.``,
+    ``model.language_model.`` -> ``model.``)."""
+    if key.startswith("model.visual."):
+        return key[len("model."):]
+    if key.startswith("model.language_model."):
+        return "model." + key[len("model.language_model."):]
+    return key
+
+
+def released_state_dict(model) -> dict[str, torch.Tensor]:
+    """The model's tensors under the released names, in module order (no ``lm_head.weight`` when tied)."""
+    tied = bool(model.config.tie_word_embeddings)
+    return {released_key(k): v.detach() for k, v in model.state_dict().items()
+            if not (tied and k == "lm_head.weight")}
+
+
+def shard_plan(sizes: dict[str, int], max_shard_bytes: int | None) -> list[list[str]]:
+    """Key groups, one per file, in the given order: consecutive groups of at most ``max_shard_bytes``
+    (a larger single tensor gets its own file); one group without a limit."""
+    if max_shard_bytes is None:
+        return [list(sizes)]
+    groups: list[list[str]] = [[]]
+    size = 0
+    for k, nbytes in sizes.items():
+        if groups[-1] and size + nbytes > max_shard_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(k)
+        size += nbytes
+    return groups
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def _write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int | None) -> list[str]:
+    from safetensors.torch import save_file
+
+    groups = shard_plan({k: v.numel() * v.element_size() for k, v in sd.items()}, max_shard_bytes)
+    names, weight_map = [], {}
+    for i, group in enumerate(groups):
+        name = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" if len(groups) > 1 else "model.safetensors"
+        with atomic_path(path / name) as tmp:  # one shard in CPU memory at a time
+            save_file({k: sd[k].cpu().contiguous() for k in group}, str(tmp), metadata={"format": "pt"})
+        weight_map.update({k: name for k in group})
+        names.append(name)
+    if len(groups) > 1:
+        index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in sd.values())},
+                 "weight_map": dict(sorted(weight_map.items()))}
+        _write_json(path / "model.safetensors.index.json", index)
+    return names
+
+
+def _write_tokenizer(tokenizer, path: Path) -> None:
+    """``save_pretrained``'s files, plus ``vocab.json`` and ``merges.txt`` as the released folders hold them
+    (the chat template lives in ``chat_template.json``, as released, not in a ``chat_template.jinja``)."""
+    tokenizer.save_pretrained(str(path))
+    (path / "chat_template.jinja").unlink(missing_ok=True)
+    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    _write_json(path / "vocab.json", model["vocab"])
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    with atomic_path(path / "merges.txt") as tmp:
+        tmp.write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+
+
+def save_qwen_checkpoint(model, tokenizer, path: str | Path, preset: str | QwenPreset,
+                         extra_config: dict | None = None, max_shard_bytes: int | None = -1) -> Path:
+    """Write ``model`` and ``tokenizer`` in the released Qwen2.5-VL folder layout (module docstring);
+    ``max_shard_bytes`` -1: the preset's (4 GB files for the real sizes), None: one file."""
+    from .tokenizer import CHAT_TEMPLATE
+
+    p = get_preset(preset)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    _write_weights(released_state_dict(model), path, p.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
+    cfg = released_config(p)
+    cfg["torch_dtype"] = str(next(model.parameters()).dtype).replace("torch.", "")
+    cfg.update(extra_config or {})
+    _write_json(path / "config.json", cfg)
+    _write_json(path / "generation_config.json", generation_config(p))
+    _write_json(path / "preprocessor_config.json", preprocessor_config(p))
+    _write_json(path / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
+    _write_tokenizer(tokenizer, path)
+    return path
+
+
+def save_random_qwen(path: str | Path, preset: str | QwenPreset = "tiny", seed: int = 0,
+                     device: str | torch.device = "cpu", max_shard_bytes: int | None = -1) -> Path:
+    """Build a random Qwen2.5-VL of ``preset`` (seeded, in the preset's dtype, created on ``device``) and write
+    it in the released layout; ``config.json`` records ``litelvlm_random`` (these are random weights)."""
+    from .tokenizer import build_qwen_tokenizer
+
+    p = get_preset(preset)
+    model = build_qwen(p, seed=seed, device=device)
+    note = {"litelvlm_random": {"preset": p.name, "seed": seed, "built_on": torch.device(device).type}}
+    out = save_qwen_checkpoint(model, build_qwen_tokenizer(p), path, p, extra_config=note,
+                               max_shard_bytes=max_shard_bytes)
+    del model
+    return out
+
+
+def random_qwen_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
+    """The random Qwen2.5-VL of ``preset`` and ``seed``, written once under the cache folder (built on
+    ``device`` the first time; later calls reuse the folder whatever their device)."""
+    from ..cache import default_cache_dir
+
+    p = get_preset(preset)
+    root = default_cache_dir() / "random-models" / f"qwen2.5-vl-{p.name}-seed{seed}"
+    if (root / ".complete").exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:  # written aside and renamed into place: concurrent processes never read a half-written model
+        save_random_qwen(tmp, p, seed, device=device)
+        (tmp / ".complete").touch()
+        if root.exists() and not (root / ".complete").exists():  # a stale partial folder
+            shutil.rmtree(root, ignore_errors=True)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process finished first; its copy is identical
+            if not (root / ".complete").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:
+    """The checkpoint folder a model string names: a random preset's cached folder (written on first use),
+    or a Qwen2.5-VL folder (checked for ``config.json`` declaring ``Qwen2_5_VLForConditionalGeneration``)."""
+    spec = ModelSpec.parse(model)
+    if spec.random_qwen is not None:
+        return random_qwen_dir(spec.random_qwen, spec.random_seed(), device=device)
+    folder = Path(spec.folder)
+    config = folder / "config.json"
+    if not config.is_file():
+        presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_QWENS)
+        raise LiteLVLMError(f"model {model!r}: not a Qwen2.5-VL checkpoint folder with config.json, nor a random "
+                            f"preset ({presets})")
+    try:
+        declared = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError) as e:
+        raise LiteLVLMError(f"model {model!r}: cannot read {config}: {e}") from e
+    if ARCHITECTURE not in declared:
+        raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
+    return folder
+
+
+def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+    """(``Qwen2_5_VLForConditionalGeneration``, ``Qwen2_5_VLProcessor``) of a model string: a random preset
+    (``qwen2.5-vl-{3b,7b,tiny}-random[:SEED]``) or a checkpoint folder; ``dtype`` None keeps the folder's."""
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    folder = qwen_folder(model, device=device)
+    try:
+        net = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            str(folder), dtype=dtype if dtype is not None else "auto", device_map=str(torch.device(device)))
+        processor = AutoProcessor.from_pretrained(str(folder))
+    except (OSError, ValueError, KeyError) as e:
+        raise LiteLVLMError(f"model {model!r}: could not load the Qwen2.5-VL checkpoint in {folder}: {e}") from e
+    return net.eval().requires_grad_(False), processor
+
+
+__all__ = ["ARCHITECTURE", "build_qwen", "load_qwen", "preset_dtype", "qwen_folder", "random_qwen_dir",
+           "released_key", "released_state_dict", "save_qwen_checkpoint", "save_random_qwen", "shard_plan"]
