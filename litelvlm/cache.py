@@ -26,6 +26,32 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LITELVLM_CACHE", Path.home() / ".cache" / "litelvlm"))
 
 
+def write_once(root: Path, write) -> Path:
+    """The folder ``root``, written by ``write(folder)`` the first time it is asked for: written aside and renamed
+    into place, marked complete, so concurrent processes never read a half-written folder (a stale partial one is
+    replaced; when another process finishes first, its identical copy is kept)."""
+    import shutil
+    import tempfile
+
+    if (root / ".complete").exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        write(tmp)
+        (tmp / ".complete").touch()
+        if root.exists() and not (root / ".complete").exists():  # a stale partial folder
+            shutil.rmtree(root, ignore_errors=True)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process finished first; its copy is identical
+            if not (root / ".complete").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
 class TensorCache:
     """Tensors stored per item under ``root/<namespace-key>/<item>.safetensors``."""
 

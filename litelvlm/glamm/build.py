@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 
 from ..errors import LiteLVLMError
+from ..lvlm.random_weights import default_dtype
 from .config import GlammArch, get_arch, with_vocab
 from .model import GlammModel
-
-
-@contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Temporarily set torch's default dtype (modules are created directly in ``dtype``)."""
-    prev = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(prev)
 
 
 def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cpu",
@@ -49,7 +36,7 @@ def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cp
         raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
     torch.manual_seed(seed)
     if init_on_device:
-        with _default_dtype(dtype), dev:
+        with default_dtype(dtype), dev:
             model = GlammModel(a)
     else:
         model = GlammModel(a).to(device=dev, dtype=dtype)

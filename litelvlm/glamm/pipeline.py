@@ -24,8 +24,6 @@ the bare sentences instead (this project's option).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,7 +72,7 @@ class PreparedImage:
 def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) -> Path:
     """The random GLaMM of preset ``base`` in the GLaMM-RefSeg layout, written once to the cache folder
     (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``)."""
-    from ..cache import default_cache_dir
+    from ..cache import default_cache_dir, write_once
     from .checkpoint_writer import save_random_glamm
 
     root = default_cache_dir() / "random-models" / f"glamm-{base}-seed{seed}"
@@ -84,25 +82,15 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) ->
     if full and tokenizer_dir is None:
         raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder to write its checkpoint "
                             "(e.g. --tokenizer ../shared/data/glamm_refseg_tokenizer)")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    try:  # written aside and renamed into place: concurrent processes never read a half-written model
+
+    def write(folder: Path) -> None:
         if full:
-            save_random_glamm(tmp, base, seed, fmt="safetensors", dtype=torch.bfloat16, tokenizer_dir=tokenizer_dir,
-                              max_shard_bytes=2 << 30)
+            save_random_glamm(folder, base, seed, fmt="safetensors", dtype=torch.bfloat16,
+                              tokenizer_dir=tokenizer_dir, max_shard_bytes=2 << 30)
         else:
-            save_random_glamm(tmp, base, seed)
-        (tmp / ".complete").touch()
-        if root.exists() and not (root / ".complete").exists():  # a stale partial folder
-            shutil.rmtree(root, ignore_errors=True)
-        try:
-            os.replace(tmp, root)
-        except OSError:  # another process finished first; its copy is identical
-            if not (root / ".complete").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+            save_random_glamm(folder, base, seed)
+
+    return write_once(root, write)
 
 
 class GlammPipeline(GroundingPipeline):
@@ -332,7 +320,6 @@ __all__ = ["GlammPipeline", "GroundingOutput", "PreparedImage", "IMAGE_PLACEHOLD
 def _sam_processor(sam: str):
     """transformers' ``SamImageProcessor`` from a folder or a hub id: the local cache first, the hub
     only when it answers (otherwise the hub client retries for about 30 s before failing)."""
-    import os
 
     from transformers import SamImageProcessor
 

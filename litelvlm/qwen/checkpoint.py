@@ -19,18 +19,14 @@ is a stand-in (:mod:`litelvlm.qwen.tokenizer`); a real checkpoint folder brings 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from ..errors import LiteLVLMError
 from ..io import atomic_path
+from ..lvlm.random_weights import default_dtype
 from ..model_spec import RANDOM_QWENS, ModelSpec
 from .config import (
     QwenPreset,
@@ -42,16 +38,6 @@ from .config import (
 )
 
 ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"
-
-
-@contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    prev = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(prev)
 
 
 def preset_dtype(preset: str | QwenPreset) -> torch.dtype:
@@ -72,7 +58,7 @@ def build_qwen(preset: str | QwenPreset = "tiny", seed: int = 0, dtype: torch.dt
         raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
     if dev.type != "meta":
         torch.manual_seed(seed)
-    with _default_dtype(dtype), dev:
+    with default_dtype(dtype), dev:
         model = Qwen2_5_VLForConditionalGeneration(config)
     return model.eval().requires_grad_(False)
 
@@ -184,27 +170,11 @@ def save_random_qwen(path: str | Path, preset: str | QwenPreset = "tiny", seed: 
 def random_qwen_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
     """The random Qwen2.5-VL of ``preset`` and ``seed``, written once under the cache folder (built on
     ``device`` the first time; later calls reuse the folder whatever their device)."""
-    from ..cache import default_cache_dir
+    from ..cache import default_cache_dir, write_once
 
     p = get_preset(preset)
     root = default_cache_dir() / "random-models" / f"qwen2.5-vl-{p.name}-seed{seed}"
-    if (root / ".complete").exists():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    try:  # written aside and renamed into place: concurrent processes never read a half-written model
-        save_random_qwen(tmp, p, seed, device=device)
-        (tmp / ".complete").touch()
-        if root.exists() and not (root / ".complete").exists():  # a stale partial folder
-            shutil.rmtree(root, ignore_errors=True)
-        try:
-            os.replace(tmp, root)
-        except OSError:  # another process finished first; its copy is identical
-            if not (root / ".complete").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return write_once(root, lambda folder: save_random_qwen(folder, p, seed, device=device))
 
 
 def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:
