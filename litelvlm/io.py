@@ -78,3 +78,20 @@ def save_plot(fig, path: str | os.PathLike, fmt: str = "png", **savefig_kwargs) 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, metadata=dict(meta), **savefig_kwargs)
     return Path(path)
+
+
+def shard_by_size(sizes: dict[str, int], max_shard_bytes: int | None) -> list[list[str]]:
+    """Checkpoint keys grouped one group per shard file, in the given order: consecutive groups of at most
+    ``max_shard_bytes`` (``sizes``: bytes per key; a larger single tensor gets its own file); one group without
+    a limit."""
+    if max_shard_bytes is None:
+        return [list(sizes)]
+    groups: list[list[str]] = [[]]
+    size = 0
+    for k, nbytes in sizes.items():
+        if groups[-1] and size + nbytes > max_shard_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(k)
+        size += nbytes
+    return groups

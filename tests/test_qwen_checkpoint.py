@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.io import shard_by_size
 from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_GLAMMS, RANDOM_QWENS, ModelSpec
 from litelvlm.qwen.checkpoint import (
     build_qwen,
@@ -18,7 +19,6 @@ from litelvlm.qwen.checkpoint import (
     qwen_folder,
     released_state_dict,
     save_random_qwen,
-    shard_plan,
 )
 from litelvlm.qwen.config import PRESETS, SPECIAL_TOKENS, get_preset, qwen_config
 
@@ -99,7 +99,7 @@ def test_released_sizes_on_meta(name, files):
     assert sum(p.numel() for p in model.parameters()) == RELEASED_PARAMETERS[name]
     sd = released_state_dict(model)
     assert all(v.dtype == torch.bfloat16 for v in sd.values())
-    assert len(shard_plan({k: v.numel() * v.element_size() for k, v in sd.items()}, PRESETS[name].max_shard_bytes)) == files
+    assert len(shard_by_size({k: v.numel() * v.element_size() for k, v in sd.items()}, PRESETS[name].max_shard_bytes)) == files
     cfg = model.config
     assert (cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id, cfg.vision_end_token_id) == (
         151655, 151656, 151652, 151653)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..io import atomic_path
+from ..io import atomic_path, shard_by_size
 from .checkpoint import model_key_to_glamm
 from .config import get_arch
 
@@ -40,16 +40,7 @@ def shard_groups(sd: dict[str, torch.Tensor], shards: int | None = None,
     if max_shard_bytes is None:
         n = max(1, shards or 1)
         return [keys[i::n] for i in range(n)] if n > 1 else [keys]
-    groups: list[list[str]] = [[]]
-    size = 0
-    for k in keys:
-        nbytes = sd[k].numel() * sd[k].element_size()
-        if groups[-1] and size + nbytes > max_shard_bytes:
-            groups.append([])
-            size = 0
-        groups[-1].append(k)
-        size += nbytes
-    return groups
+    return shard_by_size({k: sd[k].numel() * sd[k].element_size() for k in keys}, max_shard_bytes)
 
 
 def _glamm_config(model, dtype: torch.dtype) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..io import atomic_path
+from ..io import atomic_path, shard_by_size
 from ..lvlm.random_weights import default_dtype
 from ..model_spec import RANDOM_QWENS, ModelSpec
 from .config import (
@@ -80,22 +80,6 @@ def released_state_dict(model) -> dict[str, torch.Tensor]:
             if not (tied and k == "lm_head.weight")}
 
 
-def shard_plan(sizes: dict[str, int], max_shard_bytes: int | None) -> list[list[str]]:
-    """Key groups, one per file, in the given order: consecutive groups of at most ``max_shard_bytes``
-    (a larger single tensor gets its own file); one group without a limit."""
-    if max_shard_bytes is None:
-        return [list(sizes)]
-    groups: list[list[str]] = [[]]
-    size = 0
-    for k, nbytes in sizes.items():
-        if groups[-1] and size + nbytes > max_shard_bytes:
-            groups.append([])
-            size = 0
-        groups[-1].append(k)
-        size += nbytes
-    return groups
-
-
 def _write_json(path: Path, obj: dict) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
@@ -104,7 +88,7 @@ def _write_json(path: Path, obj: dict) -> None:
 def _write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int | None) -> list[str]:
     from safetensors.torch import save_file
 
-    groups = shard_plan({k: v.numel() * v.element_size() for k, v in sd.items()}, max_shard_bytes)
+    groups = shard_by_size({k: v.numel() * v.element_size() for k, v in sd.items()}, max_shard_bytes)
     names, weight_map = [], {}
     for i, group in enumerate(groups):
         name = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" if len(groups) > 1 else "model.safetensors"
@@ -214,4 +198,4 @@ def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype
 
 
 __all__ = ["ARCHITECTURE", "build_qwen", "load_qwen", "preset_dtype", "qwen_folder", "random_qwen_dir",
-           "released_key", "released_state_dict", "save_qwen_checkpoint", "save_random_qwen", "shard_plan"]
+           "released_key", "released_state_dict", "save_qwen_checkpoint", "save_random_qwen"]
