@@ -6,12 +6,15 @@ import numpy as np
 import pandas as pd
 
 from analysis.common.style import figsize, figure, method_style, palette
-from litelvlm.methods import BASELINE
+from litelvlm.methods import BASELINE, TABLE, get_method
 
 __all__ = ["plot_importance_by_layer", "plot_importance_scatter", "plot_overlap_vs_k", "plot_signal_heatmaps",
            "plot_oracle_ablation"]
 
-ORACLES = ("llm-attention", "saliency")
+
+def _is_oracle(method: str) -> bool:
+    """Whether ``method`` is a registered analysis oracle (``Method.oracle``: drawn dashed)."""
+    return method in TABLE and get_method(method).oracle
 
 
 def _label(query: str, layer: int, name: str) -> str:
@@ -163,8 +166,9 @@ def plot_oracle_ablation(grounding_summary: pd.DataFrame, metric: str = "ciou", 
     methods = [m for m in s["method"].unique() if m != BASELINE]
     for m in methods:
         g = s[s["method"] == m].sort_values("budget")
-        ax.plot(g["budget"], g[metric], ms=3, label=m + (" (oracle)" if m in ORACLES else ""),
-                **{**method_style(m), "ls": "--" if m in ORACLES else "-"})
+        oracle = _is_oracle(m)
+        ax.plot(g["budget"], g[metric], ms=3, label=m + (" (oracle)" if oracle else ""),
+                **{**method_style(m), "ls": "--" if oracle else "-"})
     if (s["method"] == BASELINE).any():
         ax.axhline(float(s.loc[s["method"] == BASELINE, metric].iloc[0]), color="0.3", lw=0.8, ls=":",
                    label="none (all tokens)")
