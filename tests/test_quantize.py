@@ -259,3 +259,5 @@ def test_efficiency_times_the_quantized_model(tmp_path, capsys):
     assert (cfg["quantize"], cfg["quantize_backend"]) == ("int8", "bitsandbytes") and "--quantize int8" in cfg["command"]
     assert main([*args, "--quantize", "int8", "--flops-only", "--out", str(tmp_path / "bad")]) == 2
     assert "not the FLOPs" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main([*args, "--quantize", "nf4", "--quantize-backend", "torchao", "--out", str(tmp_path / "bad")]) == 2
+    assert "torchao serves --quantize int8 only" in capsys.readouterr().err and not (tmp_path / "bad").exists()

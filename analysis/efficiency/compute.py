@@ -37,8 +37,10 @@ def _validate(a: EfficiencyArgs):
     """(arch, methods, budgets, attns, dtype name) of ``a``: the checks of
     :func:`analysis.efficiency.options.check_args`, then those that need the methods, the arch and torch."""
     from litelvlm.pruning import get_method
+    from litelvlm.quantize import check_quantize
 
     check_args(a)
+    check_quantize(a.quantize, a.quantize_backend)  # the library's rule (nf4 is bitsandbytes' only)
 
     arch = get_arch(a.arch, a.text_tokens)
     methods = split_list(a.methods) or [m for m in method_names() if not get_method(m).oracle]

@@ -74,8 +74,6 @@ def check_args(a: EfficiencyArgs) -> None:
     if a.quantize != "none" and a.flops_only:
         raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not the FLOPs "
                             "count; time the quantized model (without --flops-only)")
-    if a.quantize == "nf4" and a.quantize_backend == "torchao":
-        raise LiteLVLMError("--quantize nf4 is bitsandbytes' 4-bit NF4; torchao serves --quantize int8 only")
 
 
 def run(args: EfficiencyArgs | argparse.Namespace) -> int:
