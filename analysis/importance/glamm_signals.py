@@ -121,8 +121,9 @@ def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) 
 def pruned_masks(pipe, prepared, keep: torch.Tensor) -> torch.Tensor:
     """(S, H, W) bool masks with only the visual tokens ``keep`` (sorted indices) in the LLM."""
     with torch.no_grad():
-        final, layout = pipe.run_llm(prepared, pipe.visual_tokens(prepared)[keep.to(pipe.device)])
-        prompts = pipe.seg_prompts(final[0, layout.seg_predictors.to(final.device)])
+        with pipe.seg_source() as states:
+            final, layout = pipe.run_llm(prepared, pipe.visual_tokens(prepared)[keep.to(pipe.device)])
+            prompts = pipe.seg_prompts(states(final, layout.seg_predictors.to(final.device))[0])
         low = pipe.decode_masks(prepared, prompts)
     return pipe.upscale_masks(prepared, low) > 0
 

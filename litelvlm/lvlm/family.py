@@ -26,8 +26,9 @@ in the family's token order for an LLM-side one).
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,11 @@ from .prune import clip_side, resolve
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
 #: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are ``renumber``-ed
 POSITION_SWITCH = ("official", "keep", "renumber")
+
+#: what a family's mask head reads at the rows predicting each [SEG] (``GroundingPipeline.seg_reads``): the LLM's
+#: final normed hidden states (GLaMM's ``output_hidden_states[-1]``), or the input of the LLM's final norm
+#: (UniPixel's ``cache_state_hook`` on ``language_model.norm``)
+SEG_READS = ("final", "norm_input")
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,11 @@ class GroundingPipeline:
     quantization: Any = None
     #: hooks that run layers in float32 (``layer_dtype="float32"``), empty otherwise
     layer_hooks: list | tuple = ()
+    #: what the mask head reads (:data:`SEG_READS`)
+    seg_reads: str = "final"
+    #: the family's own rule for kept tokens' positions, which ``positions="official"`` means on it (None: each
+    #: method's ``Method.positions``, written for LLaVA's 1-D RoPE)
+    family_positions: str | None = None
 
     # -- what a family provides ------------------------------------------------------------------------
     @property
@@ -191,6 +202,27 @@ class GroundingPipeline:
         """``prepare_image`` then ``with_sentences``: everything one image and its sentences need."""
         return self.with_sentences(self.prepare_image(image, seed=seed), sentences, turns)
 
+    @contextlib.contextmanager
+    def seg_source(self) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+        """Within: the LLM forwards leave what the mask head reads (:attr:`seg_reads`); yields
+        ``states(final, rows)``: (B, R, h) those states at sequence ``rows``, ``final`` being the last forward's
+        final normed hidden states (B, S, h). The hook on the final norm (``norm_input``) is removed on exit."""
+        if self.seg_reads == "final":
+            yield lambda final, rows: final[:, rows]
+            return
+        if self.seg_reads != "norm_input":
+            raise LiteLVLMError(f"seg_reads must be one of {', '.join(SEG_READS)}; got {self.seg_reads!r}")
+        seen: list[torch.Tensor] = []
+
+        def keep_input(module, args) -> None:  # the last call of the norm is the final one
+            seen[:] = [args[0]]
+
+        handle = self.language_model.norm.register_forward_pre_hook(keep_input)
+        try:
+            yield lambda final, rows: seen[-1][:, rows.to(seen[-1].device)]
+        finally:
+            handle.remove()
+
     def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit
         all-ones attention mask and ``position_ids`` (one sequence's: expanded to the batch)."""
@@ -236,6 +268,8 @@ class GroundingPipeline:
         n = self.num_visual(prepared)
         spec = get_method(method)
         budget = resolve(spec, budget, n)
+        if positions == "official" and self.family_positions is not None:
+            positions = self.family_positions
         rule = spec.positions if positions == "official" else positions
         if positions == "keep" and not spec.original_positions:
             raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token ([CLS], "
@@ -245,34 +279,35 @@ class GroundingPipeline:
         if full is not None and tuple(full.shape) != (n, self.hidden_size):
             raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); got {tuple(full.shape)}")
         llm_output = None
-        if spec.stage == "clip":
-            vis, sel = clip_side(self, prepared, method, budget, full,
-                                 visual_embeds_given=visual_embeds is not None, **options)
-            kept = self.clip_selection_rows(prepared, sel) if rule == "keep" else None
-        else:
-            full = self.visual_tokens(prepared) if full is None else full
-            ctx = LLMContext(self, prepared, full, None if positions == "official" else positions)
-            sel = spec.select(ctx, budget, **options)
-            llm_output = None if spec.forward is None else spec.forward(ctx, sel)
-            if llm_output is None:  # applied at the LLM input
-                if len(sel) != budget:
-                    raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
-                if sel.features is not None:
-                    raise LiteLVLMError(f"{method}: an LLM-side selection indexes the family's visual tokens; merged "
-                                        "features are for CLIP-side methods")
-                vis = full if _keeps_all(sel, n) else full[sel.indices.to(full.device)]
-                kept = sel.indices if rule == "keep" else None
-        if llm_output is None:
-            final, layout = self.run_llm(prepared, vis, kept)
-            pred = layout.seg_predictors
-        else:
-            final, pred = llm_output
-        out = self._masks(prepared, final, pred.to(final.device), method, budget, sel, int(sel.prune_layer))
+        with self.seg_source() as seg_states:
+            if spec.stage == "clip":
+                vis, sel = clip_side(self, prepared, method, budget, full,
+                                     visual_embeds_given=visual_embeds is not None, **options)
+                kept = self.clip_selection_rows(prepared, sel) if rule == "keep" else None
+            else:
+                full = self.visual_tokens(prepared) if full is None else full
+                ctx = LLMContext(self, prepared, full, None if positions == "official" else positions)
+                sel = spec.select(ctx, budget, **options)
+                llm_output = None if spec.forward is None else spec.forward(ctx, sel)
+                if llm_output is None:  # applied at the LLM input
+                    if len(sel) != budget:
+                        raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
+                    if sel.features is not None:
+                        raise LiteLVLMError(f"{method}: an LLM-side selection indexes the family's visual tokens; merged "
+                                            "features are for CLIP-side methods")
+                    vis = full if _keeps_all(sel, n) else full[sel.indices.to(full.device)]
+                    kept = sel.indices if rule == "keep" else None
+            if llm_output is None:
+                final, layout = self.run_llm(prepared, vis, kept)
+                pred = layout.seg_predictors
+            else:
+                final, pred = llm_output
+            seg_hidden = seg_states(final, pred.to(final.device))[0]
+        out = self._masks(prepared, final, seg_hidden, pred.to(final.device), method, budget, sel, int(sel.prune_layer))
         out.position_rule = rule
         return out
 
-    def _masks(self, prepared, final, pred, method, budget, sel, prune_layer) -> GroundingOutput:
-        seg_hidden = final[0, pred]
+    def _masks(self, prepared, final, seg_hidden, pred, method, budget, sel, prune_layer) -> GroundingOutput:
         prompts = self.seg_prompts(seg_hidden)
         low = self.decode_masks(prepared, prompts)
         logits = self.upscale_masks(prepared, low)

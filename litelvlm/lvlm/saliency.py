@@ -57,8 +57,9 @@ class GroundingTarget:
 
     def prompts(self, visual: torch.Tensor) -> torch.Tensor:
         """(B, S, prompt_dim) ``[SEG]`` prompt embeddings."""
-        final = self._final_hidden(visual)
-        seg = final[:, self.seg_positions.to(final.device)]
+        with self.pipeline.seg_source() as states:
+            final = self._final_hidden(visual)
+            seg = states(final, self.seg_positions.to(final.device))
         return self.pipeline.seg_prompts(seg)
 
     def mask_logits(self, visual: torch.Tensor) -> torch.Tensor:
