@@ -267,12 +267,18 @@ def _quiet_transformers():
         hf_logging.set_verbosity(verbosity)
 
 
-def _load_qwen(folder: Path, cfg: dict, dtype, device):
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+def _qwen_config(cfg: dict):
+    """transformers ``Qwen2_5_VLConfig`` of a UniPixel ``config.json`` (UniPixel's keys left out)."""
+    from transformers import Qwen2_5_VLConfig
 
     plain = {k: v for k, v in cfg.items() if k not in PIXEL_KEYS}
     plain.update(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"])
-    config = Qwen2_5_VLConfig.from_dict(plain)
+    return Qwen2_5_VLConfig.from_dict(plain)
+
+
+def _load_qwen(folder: Path, config, dtype, device):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
     try:
         with _quiet_transformers():
             qwen, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
@@ -287,41 +293,48 @@ def _load_qwen(folder: Path, cfg: dict, dtype, device):
     return qwen.eval().requires_grad_(False)
 
 
-def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                  processor: bool = True) -> UniPixelModules:
-    """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint folder);
-    ``dtype`` None keeps the folder's. Every tensor is checked (module docstring)."""
-    folder = unipixel_folder(model, device=device)
-    cfg = _read_config(folder)
+def _head_modules(folder: Path, cfg: dict, qwen_config, dtype) -> tuple[SegHead, Sam2Prompt]:
+    """The seg head and SAM 2 of a UniPixel folder, every non-Qwen tensor checked (name, shape, file)."""
     try:
         size = sam2_size_of(cfg["sam2_config"])
-        image_size, tokens, seg_id = int(cfg["sam2_image_size"]), int(cfg["sam2_hidden_tokens"]), int(cfg["seg_token_id"])
+        image_size, tokens = int(cfg["sam2_image_size"]), int(cfg["sam2_hidden_tokens"])
     except (KeyError, TypeError, ValueError) as e:
         raise LiteLVLMError(f"{folder / 'config.json'} lacks UniPixel's setting {e}") from e
     tensors, where = _read_unipixel_tensors(folder, dtype)
-    qwen = _load_qwen(folder, cfg, dtype, device)
-    llm, merger = qwen.config.text_config.hidden_size, qwen.model.visual.merger.hidden_size
-    dt = dtype or tensors.get("seg_head.1.weight", next(qwen.parameters())).dtype
+    llm = qwen_config.text_config.hidden_size
+    merger = qwen_config.vision_config.hidden_size * qwen_config.vision_config.spatial_merge_size ** 2
     sam2_sd = {k[len("sam2."):]: v for k, v in tensors.items() if k.startswith("sam2.")}
     hf, rest = sam2_to_hf(sam2_sd)
     _check_shapes({f"sam2.{k}": v for k, v in rest.items()}, {f"sam2.{k}": s for k, s in tracking_shapes(size).items()},
-                  where, "SAM 2's tracking tensors", folder)
+                  where, "SAM 2", folder)
     others = {k: v for k, v in tensors.items() if not k.startswith(("sam2.", "seg_head."))}
     _check_shapes(others, extra_shapes(size.d_model, llm, merger), where, "the prompt-encoding modules", folder)
-    with default_dtype(dt):
+    head_sd = {k[len("seg_head."):]: v for k, v in tensors.items() if k.startswith("seg_head.")}
+    with default_dtype(dtype or next(iter(head_sd.values()), torch.empty(0)).dtype):
         head = SegHead(llm, size.d_model, tokens)
         sam2 = Sam2Prompt(sam2_config(size, image_size), image_size)
-    head_sd = {k[len("seg_head."):]: v for k, v in tensors.items() if k.startswith("seg_head.")}
     _check_shapes({f"seg_head.{k}": v for k, v in head_sd.items()},
                   {f"seg_head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}, where, "the seg head", folder)
-    expected = {k: tuple(v.shape) for k, v in sam2.model.state_dict().items()}
-    _check_shapes({f"sam2:{k}": v for k, v in hf.items()}, {f"sam2:{k}": s for k, s in expected.items()},
-                  {f"sam2:{k}": where.get(f"sam2.{k}", folder) for k in hf}, "SAM 2's image path", folder)
+    expected = {f"sam2.{k}": tuple(v.shape) for k, v in sam2_from_hf(sam2.model.state_dict()).items()}
+    _check_shapes({f"sam2.{k}": v for k, v in sam2_sd.items() if k not in rest}, expected, where, "SAM 2", folder)
     head.load_state_dict(head_sd, strict=True)
     sam2.model.load_state_dict(hf, strict=True)
+    return head.eval().requires_grad_(False), sam2.eval().requires_grad_(False)
+
+
+def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                  processor: bool = True) -> UniPixelModules:
+    """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint folder);
+    ``dtype`` None keeps the folder's. Every tensor is checked (module docstring), the non-Qwen ones first."""
+    folder = unipixel_folder(model, device=device)
+    cfg = _read_config(folder)
+    if "seg_token_id" not in cfg:
+        raise LiteLVLMError(f"{folder / 'config.json'} lacks UniPixel's setting 'seg_token_id'")
+    qwen_config = _qwen_config(cfg)
+    head, sam2 = _head_modules(folder, cfg, qwen_config, dtype)
+    qwen = _load_qwen(folder, qwen_config, dtype, device)
     proc = _load_processor(folder) if processor else None
-    return UniPixelModules(qwen, head.to(device).eval().requires_grad_(False),
-                           sam2.to(device).eval().requires_grad_(False), proc, seg_id, cfg)
+    return UniPixelModules(qwen, head.to(device), sam2.to(device), proc, int(cfg["seg_token_id"]), cfg)
 
 
 def _load_processor(folder: Path):
