@@ -145,7 +145,8 @@ class Sam2Prompt(nn.Module):
     def decode(self, features: list[torch.Tensor], seg_tokens: torch.Tensor,
                original_size: tuple[int, int]) -> Sam2Masks:
         """Masks of S prompts ``(S, T, C)`` on one image's ``features`` (:meth:`encode_image`), at the original
-        ``(H, W)``; see the module docstring for each step."""
+        ``(H, W)``; see the module docstring for each step. The prompts are cast to SAM 2's dtype (UniPixel
+        runs the LLM and SAM 2 in one dtype)."""
         if seg_tokens.dim() != 3 or seg_tokens.shape[-1] != self.hidden_dim:
             raise ValueError(f"expected (S, T, {self.hidden_dim}) seg tokens, got {tuple(seg_tokens.shape)}")
         if features[-1].shape[0] != 1:
