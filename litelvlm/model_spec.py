@@ -4,7 +4,8 @@ A model string is one of:
 
 * ``<name>-random[:SEED]``: random weights of an architecture, written to the cache and loaded back
   through the real path (CLIP towers: :data:`RANDOM_CLIPS`; GLaMMs: :data:`RANDOM_GLAMMS`; Qwen2.5-VL:
-  :data:`RANDOM_QWENS`, e.g. ``qwen2.5-vl-7b-random:1``);
+  :data:`RANDOM_QWENS`, e.g. ``qwen2.5-vl-7b-random:1``; UniPixel: :data:`RANDOM_UNIPIXELS`, e.g.
+  ``unipixel-3b-random:2``);
 * an open_clip string: ``ARCH:TAG``, ``ARCH:/path/ckpt.pt``, ``local-dir:/path`` or ``hf-hub:org/name``;
 * a hub id or a local folder (transformers' ``save_pretrained`` layout, or a GLaMM-RefSeg checkpoint).
 
@@ -36,6 +37,8 @@ RANDOM_CLIPS = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-3
 RANDOM_GLAMMS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
 #: Random Qwen2.5-VL models: ``<name>-random`` -> the ``litelvlm.qwen.config.PRESETS`` preset it builds.
 RANDOM_QWENS = {"qwen2.5-vl-3b-random": "3b", "qwen2.5-vl-7b-random": "7b", "qwen2.5-vl-tiny-random": "tiny"}
+#: Random UniPixel models: ``<name>-random`` -> the ``litelvlm.unipixel.config.PRESETS`` preset it builds.
+RANDOM_UNIPIXELS = {"unipixel-3b-random": "3b", "unipixel-7b-random": "7b", "unipixel-tiny-random": "tiny"}
 #: Prefixes that make a string an open_clip one.
 OPEN_CLIP_PREFIXES = ("local-dir:", "hf-hub:")
 
@@ -76,6 +79,11 @@ class ModelSpec:
         """The random Qwen2.5-VL preset this string builds, if it names one."""
         return RANDOM_QWENS.get(self.name)
 
+    @property
+    def random_unipixel(self) -> str | None:
+        """The random UniPixel preset this string builds, if it names one."""
+        return RANDOM_UNIPIXELS.get(self.name)
+
     def random_seed(self) -> int:
         """The SEED of ``<name>-random[:SEED]`` (0 when absent); anything but a whole number is an error."""
         if not (self.rest or "0").isdigit():
@@ -112,4 +120,5 @@ class ModelSpec:
     def is_small(self) -> bool:
         """A small model by its name (``tiny*`` or a toy model): such models run fastest on one thread."""
         last = self.text.rsplit("/", 1)[-1].lower()
-        return last.startswith("tiny") or "toy" in last or self.random_qwen == "tiny"
+        return (last.startswith("tiny") or "toy" in last or self.random_qwen == "tiny"
+                or self.random_unipixel == "tiny")

@@ -116,15 +116,22 @@ def _write_tokenizer(tokenizer, path: Path) -> None:
 
 
 def save_qwen_checkpoint(model, tokenizer, path: str | Path, preset: str | QwenPreset,
-                         extra_config: dict | None = None, max_shard_bytes: int | None = -1) -> Path:
+                         extra_config: dict | None = None, max_shard_bytes: int | None = -1,
+                         extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``model`` and ``tokenizer`` in the released Qwen2.5-VL folder layout (module docstring);
-    ``max_shard_bytes`` -1: the preset's (4 GB files for the real sizes), None: one file."""
+    ``max_shard_bytes`` -1: the preset's (4 GB files for the real sizes), None: one file. ``extra_tensors``
+    (names not Qwen's, e.g. a model built on Qwen2.5-VL) are written after the model's, in the same files."""
     from .tokenizer import CHAT_TEMPLATE
 
     p = get_preset(preset)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    _write_weights(released_state_dict(model), path, p.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
+    sd = released_state_dict(model)
+    clash = sorted(set(sd) & set(extra_tensors or {}))
+    if clash:
+        raise LiteLVLMError(f"extra tensors would overwrite Qwen2.5-VL tensors: {clash[:5]}")
+    sd.update(extra_tensors or {})
+    _write_weights(sd, path, p.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
     cfg = released_config(p)
     cfg["torch_dtype"] = str(next(model.parameters()).dtype).replace("torch.", "")
     cfg.update(extra_config or {})

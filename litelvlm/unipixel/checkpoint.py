@@ -1,0 +1,351 @@
+"""Random-weight UniPixel checkpoints in the released folder layout, and the loader of any UniPixel folder.
+
+A released UniPixel folder (``PolyU-ChenLab/UniPixel-3B`` / ``-7B``) is what ``CustomTrainer.
+gather_and_save_model`` writes with ``--save_full_model True`` (PolyU-ChenLab/UniPixel @5c8e941,
+``unipixel/train/custom_trainer.py`` L251-267: the merged model's state dict through transformers 4.53's
+``save_pretrained``, which writes Qwen2.5-VL's released names) plus the processor. It holds Qwen2.5-VL's
+files (:mod:`litelvlm.qwen.checkpoint`: sharded safetensors, tokenizer, chat template, preprocessor and
+generation configs) with:
+
+* ``config.json``: Qwen2.5-VL's, with ``model_type`` ``pixel_qwen2_5_vl``, ``architectures``
+  ``["PixelQwen2_5_VLForConditionalGeneration"]``, the model arguments ``train.py`` L113-114 merges in
+  (``sam2_config``, ``sam2_image_size``, ``sam2_hidden_tokens``, ``sam2_batch_mode``, ...; values of the
+  stage-3 launch scripts) and ``ref_token_id`` / ``seg_token_id`` / ``mem_token_id`` (L177-179);
+* the tokenizer with ``<|ref|>``, ``<|seg|>``, ``<|mem|>`` added as special tokens (``train.py`` L171-175);
+* the weights: Qwen2.5-VL's tensors, ``sam2.*``, ``seg_head.*`` and the prompt-encoding modules
+  (:mod:`litelvlm.unipixel.keys`).
+
+:func:`load_unipixel` returns the project's modules: transformers' ``Qwen2_5_VLForConditionalGeneration``
+(``from_pretrained`` of the folder with a plain Qwen2.5-VL config), the :class:`~litelvlm.unipixel.head.SegHead`
+and the :class:`~litelvlm.unipixel.sam2_prompt.Sam2Prompt`, every tensor accounted for: a missing or
+unknown name, or a wrong shape, is a ``LiteLVLMError`` naming the file that holds it. The processor is
+loaded as ``unipixel/model/builder.py`` L23 loads it (``use_fast=True, do_resize=False``: UniPixel resizes
+images itself before the processor). A random folder's tokenizer is the Qwen stand-in of
+:mod:`litelvlm.qwen.tokenizer` with the three tokens added; its config records ``litelvlm_random``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..lvlm.random_weights import default_dtype
+from ..model_spec import RANDOM_UNIPIXELS, ModelSpec
+from ..qwen.checkpoint import build_qwen, preset_dtype, save_qwen_checkpoint
+from ..qwen.config import get_preset as get_qwen_preset
+from .config import (
+    ARCHITECTURE,
+    EXTRA_TOKENS,
+    MODEL_TYPE,
+    UniPixelPreset,
+    get_preset,
+    sam2_config,
+    sam2_size_of,
+)
+from .head import SegHead
+from .keys import extra_shapes, sam2_from_hf, sam2_to_hf, tracking_shapes
+from .sam2_prompt import Sam2Prompt
+
+#: the config.json keys UniPixel adds to Qwen2.5-VL's (train.py ModelArguments L21-34, token ids L177-179)
+PIXEL_KEYS = ("model_name_or_path", "base_model", "conv_type", "partial_checkpoint", "sam2_config", "sam2_checkpoint",
+              "sam2_image_size", "sam2_hidden_tokens", "sam2_batch_mode", "sam2_apply_postprocessing",
+              "sam2_enable_decoder", "sam2_inference_mode", "sample_objects", "ref_token_id", "seg_token_id",
+              "mem_token_id", "base_model_path", "litelvlm_random")
+
+
+@dataclass
+class UniPixelModules:
+    """A loaded UniPixel: the LLM, the seg head, SAM 2 with the hidden-state prompt, and what config.json says."""
+
+    qwen: torch.nn.Module               # transformers Qwen2_5_VLForConditionalGeneration
+    seg_head: SegHead
+    sam2: Sam2Prompt
+    processor: object | None
+    seg_token_id: int
+    config: dict = field(repr=False)    # config.json as read
+
+    @property
+    def hidden_tokens(self) -> int:
+        return self.seg_head.hidden_tokens
+
+
+def pixel_config(preset: UniPixelPreset) -> dict:
+    """The ``config.json`` entries UniPixel adds (stage 3 of scripts/launch_{3b,7b}.sh L103-115 for the model
+    arguments; ``partial_checkpoint`` and the paths are the scripts' own strings)."""
+    q = get_qwen_preset(preset.qwen)
+    return {"architectures": [ARCHITECTURE], "model_type": MODEL_TYPE,
+            "model_name_or_path": f"model_zoo/Qwen2.5-VL-{q.name.upper()}-Instruct", "base_model": "qwen2_5_vl",
+            "conv_type": "chatml", "partial_checkpoint": "work_dirs/8p_stage1_1e,work_dirs/8p_stage2_1e",
+            "sam2_config": preset.sam2_config, "sam2_checkpoint": None, "sam2_image_size": preset.image_size,
+            "sam2_hidden_tokens": preset.hidden_tokens, "sam2_batch_mode": preset.batch_mode,
+            "sam2_apply_postprocessing": False, "sam2_enable_decoder": True, "sam2_inference_mode": False,
+            "sample_objects": 5, **preset.token_ids()}
+
+
+def _randomize(tensors, gen: torch.Generator) -> None:
+    """Every floating tensor random (SAM 2 zero-initialises some): N(0, 1/fan_in) for matrices, N(0, 0.25)
+    for vectors, N(0, 1) for a random-Fourier matrix (as SAM draws it)."""
+    with torch.no_grad():
+        for name, t in tensors:
+            if not t.is_floating_point():
+                continue
+            r = torch.randn(t.shape, generator=gen)
+            if "positional_encoding_gaussian_matrix" not in name and "positional_embedding" not in name:
+                r = r * (t[0].numel() ** -0.5 if t.dim() > 1 else 0.5)
+            t.copy_(r.to(t.dtype))
+
+
+def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
+                   device: str | torch.device = "cpu") -> tuple[torch.nn.Module, SegHead, Sam2Prompt, dict]:
+    """A random UniPixel: (Qwen2.5-VL, seg head, SAM 2, {name: tensor} of the tensors no module of the image
+    path holds: SAM 2's tracking modules and the prompt-encoding modules, in UniPixel's names)."""
+    p = get_preset(preset)
+    dtype = preset_dtype(p.qwen) if dtype is None else dtype
+    qwen = build_qwen(p.qwen, seed=seed, dtype=dtype, device=device)
+    size, llm = p.sam2_size, qwen.config.text_config.hidden_size
+    with default_dtype(dtype), torch.device(device):
+        head = SegHead(llm, size.d_model, p.hidden_tokens).eval().requires_grad_(False)
+        sam2 = Sam2Prompt(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed + 1)
+    _randomize(head.state_dict(keep_vars=True).items(), gen)
+    _randomize(sam2.model.state_dict(keep_vars=True).items(), gen)
+    sam2.model.shared_image_embedding.positional_embedding.copy_(
+        sam2.model.prompt_encoder.shared_embedding.positional_embedding)
+    merger = qwen.model.visual.merger.hidden_size
+    shapes = {f"sam2.{k}": s for k, s in tracking_shapes(size).items()}
+    shapes.update(extra_shapes(size.d_model, llm, merger))
+    extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in shapes.items()}
+    _randomize(extras.items(), gen)
+    return qwen, head, sam2, extras
+
+
+def unipixel_tensors(head: SegHead, sam2: Sam2Prompt, extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The non-Qwen tensors of a UniPixel checkpoint under UniPixel's names, in its module order
+    (``sam2``, ``seg_head``, then ``ref_encoder`` ... ``msk_proj``)."""
+    out = {f"sam2.{k}": v.detach() for k, v in sam2_from_hf(sam2.model.state_dict()).items()}
+    out.update({k: v.detach() for k, v in extras.items() if k.startswith("sam2.")})
+    out.update({f"seg_head.{k}": v.detach() for k, v in head.state_dict().items()})
+    out.update({k: v.detach() for k, v in extras.items() if not k.startswith("sam2.")})
+    return out
+
+
+def save_random_unipixel(path: str | Path, preset: str | UniPixelPreset = "tiny", seed: int = 0,
+                         device: str | torch.device = "cpu", max_shard_bytes: int | None = -1) -> Path:
+    """Build a random UniPixel of ``preset`` and write it in the released layout (module docstring)."""
+    from ..qwen.tokenizer import build_qwen_tokenizer
+
+    p = get_preset(preset)
+    qwen, head, sam2, extras = build_unipixel(p, seed=seed, device=device)
+    tok = build_qwen_tokenizer(p.qwen)
+    tok.add_special_tokens({"additional_special_tokens": list(EXTRA_TOKENS)})
+    ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
+    if list(ids.values()) != list(p.token_ids().values()):
+        raise LiteLVLMError(f"UniPixel preset {p.name!r}: the tokenizer gives {ids}, config.json says {p.token_ids()}")
+    cfg = pixel_config(p)
+    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type}
+    out = save_qwen_checkpoint(qwen, tok, path, p.qwen, extra_config=cfg, max_shard_bytes=max_shard_bytes,
+                               extra_tensors=unipixel_tensors(head, sam2, extras))
+    del qwen, head, sam2, extras
+    return out
+
+
+def random_unipixel_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
+    """The random UniPixel of ``preset`` and ``seed``, written once under the cache folder."""
+    from ..cache import default_cache_dir, write_once
+
+    p = get_preset(preset)
+    root = default_cache_dir() / "random-models" / f"unipixel-{p.name}-seed{seed}"
+    return write_once(root, lambda folder: save_random_unipixel(folder, p, seed, device=device))
+
+
+def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
+    """The folder a model string names: a random preset's cached folder, or a UniPixel checkpoint folder
+    (checked for ``config.json`` declaring ``PixelQwen2_5_VLForConditionalGeneration``)."""
+    spec = ModelSpec.parse(model)
+    if spec.random_unipixel is not None:
+        return random_unipixel_dir(spec.random_unipixel, spec.random_seed(), device=device)
+    folder = Path(spec.folder)
+    config = folder / "config.json"
+    if not config.is_file():
+        presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_UNIPIXELS)
+        raise LiteLVLMError(f"model {model!r}: not a UniPixel checkpoint folder with config.json, nor a random "
+                            f"preset ({presets})")
+    declared = _read_config(folder).get("architectures") or []
+    if ARCHITECTURE not in declared:
+        raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
+    return folder
+
+
+def _read_config(folder: Path) -> dict:
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise LiteLVLMError(f"cannot read {folder / 'config.json'}: {e}") from e
+    if not isinstance(cfg, dict):
+        raise LiteLVLMError(f"{folder / 'config.json'} is not a JSON object")
+    return cfg
+
+
+# -- loading -------------------------------------------------------------------------------------
+def _weight_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError) as e:
+            raise LiteLVLMError(f"{index} is not a valid shard index ({e})") from e
+        missing = [str(folder / f) for f in files if not (folder / f).exists()]
+        if missing:
+            raise LiteLVLMError(f"checkpoint shard(s) listed in {index} are missing: {', '.join(missing)}")
+        return [folder / f for f in files]
+    if (folder / "model.safetensors").exists():
+        return [folder / "model.safetensors"]
+    raise LiteLVLMError(f"no UniPixel weights in {folder}: expected model.safetensors or model.safetensors.index.json "
+                        "+ shards")
+
+
+def _is_qwen(key: str) -> bool:
+    return key.startswith(("visual.", "model.")) or key == "lm_head.weight"
+
+
+def _read_unipixel_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[str, Path]]:
+    """({name: tensor} of every non-Qwen tensor, {name: file} of every tensor in the folder)."""
+    from safetensors import safe_open
+
+    tensors, where = {}, {}
+    for f in _weight_files(folder):
+        try:
+            with safe_open(str(f), framework="pt", device="cpu") as fh:
+                for k in fh.keys():  # noqa: SIM118 (no __iter__)
+                    where[k] = f
+                    if not _is_qwen(k):
+                        t = fh.get_tensor(k)
+                        tensors[k] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
+        except Exception as e:  # corrupt or truncated file
+            raise LiteLVLMError(f"could not read checkpoint file {f}: {e}") from e
+    return tensors, where
+
+
+def _names(keys, where: dict[str, Path] | None = None, n: int = 6) -> str:
+    keys = sorted(keys)
+    shown = [f"{k} ({where[k].name})" if where and k in where else k for k in keys[:n]]
+    return ", ".join(shown) + (f" ... ({len(keys)} in all)" if len(keys) > n else "")
+
+
+def _check_shapes(found: dict, expected: dict, where: dict[str, Path], what: str, folder: Path) -> None:
+    unknown = sorted(set(found) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    wrong = sorted(k for k in set(found) & set(expected) if tuple(found[k].shape) != tuple(expected[k]))
+    parts = []
+    if unknown:
+        parts.append(f"unknown tensor(s): {_names(unknown, where)}")
+    if missing:
+        parts.append(f"missing tensor(s): {_names(missing)}")
+    if wrong:
+        parts.append("wrong shape(s): " + ", ".join(f"{k} {tuple(found[k].shape)} in {where[k].name}, expected "
+                                                    f"{tuple(expected[k])}" for k in wrong[:6]))
+    if parts:
+        raise LiteLVLMError(f"{folder} does not have UniPixel's layout ({what}): " + "; ".join(parts))
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' load report lists every non-Qwen tensor as unexpected, and its processor loader warns
+    about the ``pixel_qwen2_5_vl`` model type: the loader checks those tensors itself."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _qwen_config(cfg: dict):
+    """transformers ``Qwen2_5_VLConfig`` of a UniPixel ``config.json`` (UniPixel's keys left out)."""
+    from transformers import Qwen2_5_VLConfig
+
+    plain = {k: v for k, v in cfg.items() if k not in PIXEL_KEYS}
+    plain.update(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"])
+    return Qwen2_5_VLConfig.from_dict(plain)
+
+
+def _load_qwen(folder: Path, config, dtype, device):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    try:
+        with _quiet_transformers():
+            qwen, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                str(folder), config=config, dtype=dtype if dtype is not None else "auto",
+                device_map=str(torch.device(device)), output_loading_info=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise LiteLVLMError(f"could not load the Qwen2.5-VL part of the UniPixel checkpoint in {folder}: {e}") from e
+    stray = [k for k in info.get("unexpected_keys", ()) if _is_qwen(k)]
+    bad = list(info.get("missing_keys", ())) + stray + list(info.get("mismatched_keys", ()))
+    if bad:
+        raise LiteLVLMError(f"{folder}: the Qwen2.5-VL tensors do not match Qwen2.5-VL's layout: {_names(map(str, bad))}")
+    return qwen.eval().requires_grad_(False)
+
+
+def _head_modules(folder: Path, cfg: dict, qwen_config, dtype) -> tuple[SegHead, Sam2Prompt]:
+    """The seg head and SAM 2 of a UniPixel folder, every non-Qwen tensor checked (name, shape, file)."""
+    try:
+        size = sam2_size_of(cfg["sam2_config"])
+        image_size, tokens = int(cfg["sam2_image_size"]), int(cfg["sam2_hidden_tokens"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise LiteLVLMError(f"{folder / 'config.json'} lacks UniPixel's setting {e}") from e
+    tensors, where = _read_unipixel_tensors(folder, dtype)
+    llm = qwen_config.text_config.hidden_size
+    merger = qwen_config.vision_config.hidden_size * qwen_config.vision_config.spatial_merge_size ** 2
+    sam2_sd = {k[len("sam2."):]: v for k, v in tensors.items() if k.startswith("sam2.")}
+    hf, rest = sam2_to_hf(sam2_sd)
+    _check_shapes({f"sam2.{k}": v for k, v in rest.items()}, {f"sam2.{k}": s for k, s in tracking_shapes(size).items()},
+                  where, "SAM 2", folder)
+    others = {k: v for k, v in tensors.items() if not k.startswith(("sam2.", "seg_head."))}
+    _check_shapes(others, extra_shapes(size.d_model, llm, merger), where, "the prompt-encoding modules", folder)
+    head_sd = {k[len("seg_head."):]: v for k, v in tensors.items() if k.startswith("seg_head.")}
+    with default_dtype(dtype or next(iter(head_sd.values()), torch.empty(0)).dtype):
+        head = SegHead(llm, size.d_model, tokens)
+        sam2 = Sam2Prompt(sam2_config(size, image_size), image_size)
+    _check_shapes({f"seg_head.{k}": v for k, v in head_sd.items()},
+                  {f"seg_head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}, where, "the seg head", folder)
+    expected = {f"sam2.{k}": tuple(v.shape) for k, v in sam2_from_hf(sam2.model.state_dict()).items()}
+    _check_shapes({f"sam2.{k}": v for k, v in sam2_sd.items() if k not in rest}, expected, where, "SAM 2", folder)
+    head.load_state_dict(head_sd, strict=True)
+    sam2.model.load_state_dict(hf, strict=True)
+    return head.eval().requires_grad_(False), sam2.eval().requires_grad_(False)
+
+
+def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                  processor: bool = True) -> UniPixelModules:
+    """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint folder);
+    ``dtype`` None keeps the folder's. Every tensor is checked (module docstring), the non-Qwen ones first."""
+    folder = unipixel_folder(model, device=device)
+    cfg = _read_config(folder)
+    if "seg_token_id" not in cfg:
+        raise LiteLVLMError(f"{folder / 'config.json'} lacks UniPixel's setting 'seg_token_id'")
+    qwen_config = _qwen_config(cfg)
+    head, sam2 = _head_modules(folder, cfg, qwen_config, dtype)
+    qwen = _load_qwen(folder, qwen_config, dtype, device)
+    proc = _load_processor(folder) if processor else None
+    return UniPixelModules(qwen, head.to(device), sam2.to(device), proc, int(cfg["seg_token_id"]), cfg)
+
+
+def _load_processor(folder: Path):
+    from transformers import AutoProcessor
+
+    try:  # builder.py L21-23: use_fast=True (transformers 5: the torchvision backend), do_resize=False
+        with _quiet_transformers():
+            return AutoProcessor.from_pretrained(str(folder), backend="torchvision", do_resize=False)
+    except (OSError, ValueError, KeyError) as e:
+        raise LiteLVLMError(f"could not load the processor of the UniPixel checkpoint in {folder}: {e}") from e
+
+
+__all__ = ["PIXEL_KEYS", "UniPixelModules", "build_unipixel", "load_unipixel", "pixel_config", "random_unipixel_dir",
+           "save_random_unipixel", "unipixel_folder", "unipixel_tensors"]
