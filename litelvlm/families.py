@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LiteLVLMError
-from .model_spec import RANDOM_GLAMMS, ModelSpec
+from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ TABLE: dict[str, FamilyEntry] = {
     "glamm": FamilyEntry("litelvlm.glamm.pipeline:GlammPipeline",
                          "GLaMM (LLaVA-1.5 7B + CLIP ViT-L/14-336 + SAM ViT-H), the paper's model",
                          tuple(RANDOM_GLAMMS), ("GLaMMForCausalLM",)),
+    "unipixel": FamilyEntry("litelvlm.unipixel.pipeline:UniPixelPipeline",
+                            "UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's "
+                            "LVLM beyond LLaVA", tuple(RANDOM_UNIPIXELS), ("PixelQwen2_5_VLForConditionalGeneration",)),
 }
 
 

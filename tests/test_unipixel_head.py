@@ -14,9 +14,9 @@ object-score head's bias decides whether the object is present (absent: every lo
 
 Tolerances (logits of scale 8-12): float32 2e-5 (measured at most 1.9e-6: transformers' and SAM 2's
 modules order their operations differently); bfloat16 0.125, two bfloat16 steps at that scale (measured
-0.0625: transformers' channel LayerNorm rounds differently from SAM 2's ``LayerNorm2d`` in bfloat16; the
-image features themselves are bitwise equal, since the adapter resizes the Hiera's positional embedding
-in float32 as UniPixel does). Masks must agree wherever the reference logit is farther than the tolerance
+0.0625 with UniPixel's float32 resize of the Hiera's positional embedding: transformers' channel LayerNorm
+rounds differently from SAM 2's ``LayerNorm2d`` in bfloat16; the adapter uses transformers' model code as it
+is, which resizes that embedding in bfloat16, so the image features also differ at bfloat16 rounding). Masks must agree wherever the reference logit is farther than the tolerance
 from 0. Pixels are bitwise equal; seg-head prompts within 2e-6 (the same operations on fewer rows).
 
 With ``LITELVLM_OFFICIAL_UNIPIXEL`` set to a UniPixel checkout (a clone or its git dir), the last tests run
@@ -51,8 +51,8 @@ from litelvlm.unipixel.checkpoint import (  # noqa: E402
     unipixel_tensors,
 )
 from litelvlm.unipixel.config import PRESETS, SAM2_SIZES, get_preset, sam2_config  # noqa: E402
-from litelvlm.unipixel.head import seg_rows  # noqa: E402
 from litelvlm.unipixel.keys import extra_shapes, sam2_from_hf, tracking_shapes  # noqa: E402
+from litelvlm.unipixel.protocol import seg_rows  # noqa: E402
 from litelvlm.unipixel.sam2_prompt import Sam2Prompt  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "official_unipixel_sam2.json"
@@ -152,7 +152,9 @@ def test_frame_zero_masks_match_unipixel(tiny, file_tensors, dtype, size, n_seg,
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_image_features_match_unipixel(tiny, file_tensors, dtype):
     """``encode_image`` = ``forward_image`` + ``no_mem_embed`` on the coarsest map (sam2_base.py L464-472,
-    L631-637): bitwise in bfloat16, float rounding in float32."""
+    L631-637): float rounding in float32; in bfloat16 within bfloat16 rounding, since transformers resizes the
+    Hiera's background positional embedding in bfloat16 where UniPixel resizes it in float32 (a deviation kept:
+    the model code is used as it is)."""
     ours, ref = copy.deepcopy(tiny.sam2).to(dtype), official_sam2(file_tensors).to(dtype)
     frames = off.get_sam2_transform(TINY.image_size)(torch.from_numpy(_image(45, 71, 3))[None]).to(dtype)
     got = ours.encode_image(frames)
@@ -162,7 +164,8 @@ def test_image_features_match_unipixel(tiny, file_tensors, dtype):
     for a, b in zip(want, got):
         assert a.shape == b.shape
         if dtype == torch.bfloat16:
-            assert torch.equal(a, b)
+            # measured at most 0.0205 on features of scale 1-2 (a few bfloat16 steps through the Hiera)
+            assert torch.allclose(a.float(), b.float(), rtol=2 ** -4, atol=2 ** -4), (a.float() - b.float()).abs().max()
         else:
             assert (a - b).abs().max().item() < 1e-5
 

@@ -268,8 +268,9 @@ class GroundingPipeline:
         n = self.num_visual(prepared)
         spec = get_method(method)
         budget = resolve(spec, budget, n)
-        if positions == "official" and self.family_positions is not None:
-            positions = self.family_positions
+        if positions == "official" and self.family_positions is not None and (
+                self.family_positions != "keep" or spec.original_positions):
+            positions = self.family_positions  # a method passing merged tokens keeps its own rule
         rule = spec.positions if positions == "official" else positions
         if positions == "keep" and not spec.original_positions:
             raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token ([CLS], "

@@ -1,6 +1,6 @@
 """Qwen2.5-VL: presets of the released sizes, random-weight checkpoints in the released layout, loading.
 
-Not yet a model family (no ``GroundingPipeline``, no entry in :mod:`litelvlm.families`): see docs/qwen.md.
+Qwen2.5-VL has no mask head: the model family built on it is UniPixel (:mod:`litelvlm.unipixel`); see docs/qwen.md.
 Importing this package is light; the checkpoint functions import torch and transformers when called.
 """
 

@@ -1,6 +1,6 @@
 """UniPixel (Qwen2.5-VL + SAM 2.1 prompted by the LLM's hidden states): presets, the mask head, checkpoints.
 
-Not yet a model family (the pipeline comes separately): see docs/unipixel.md. Importing this package is
+The model family ``unipixel`` (:mod:`litelvlm.unipixel.pipeline`): see docs/unipixel.md. Importing this package is
 light; the modules with weights import torch and transformers when used.
 """
 

@@ -35,11 +35,3 @@ class SegHead(nn.Sequential):
         """``(..., llm_dim)`` pre-norm hidden states -> ``(..., hidden_tokens, sam_dim)`` prompts."""
         out = super().forward(hidden)
         return out.reshape(*out.shape[:-1], self.hidden_tokens, self.sam_dim)
-
-
-def seg_rows(input_ids: torch.Tensor, seg_token_id: int) -> torch.Tensor:
-    """Rows of a 1-D id sequence that predict ``<|seg|>`` (row ``i`` where ``input_ids[i + 1]`` is it), in order:
-    the rows UniPixel's first forward reads for the ``<|seg|>`` tokens of its input (qwen2_5_vl.py L343-346)."""
-    if input_ids.dim() != 1:
-        raise ValueError(f"seg_rows expects one sequence of ids, got shape {tuple(input_ids.shape)}")
-    return torch.nonzero(input_ids[1:] == seg_token_id).flatten()

@@ -180,6 +180,8 @@ def seg_token_id(tokenizer) -> int:
 def seg_rows(input_ids: torch.Tensor, seg_id: int) -> torch.Tensor:
     """Rows whose hidden state makes a mask: those predicting a ``<|seg|>`` of the input, i.e. ``i`` where
     ``input_ids[i + 1] == seg_id`` (``model/qwen2_5_vl.py`` L344-346); ``input_ids`` is 1-D."""
+    if input_ids.dim() != 1:
+        raise ValueError(f"seg_rows expects one sequence of ids, got shape {tuple(input_ids.shape)}")
     return torch.nonzero(input_ids[1:] == seg_id).flatten()
 
 

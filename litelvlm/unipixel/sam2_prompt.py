@@ -23,17 +23,17 @@ stock ``Sam2Model``'s modules the way UniPixel's own code does on frame 0 of a o
   (``image_size / 4`` squared) bilinearly resized to the original image size (``align_corners=False``, in
   the mask's dtype), and ``> 0``. No hole filling (``fill_hole_area`` 0) and no non-overlap constraint.
 
-Two computations follow UniPixel's SAM 2 rather than transformers' in low precision (the same in float32):
-the Hiera's background positional embedding is resized (bicubic) in float32 and cast
-(``hieradet.py`` L272-278; transformers resizes in the weights' dtype), and the decoder's image positional
-encoding is computed in float32 and cast (``PositionEmbeddingRandom.forward``, position_encoding.py
-L158-174; transformers computes it in the weights' dtype). With both, the image features are bitwise
-UniPixel's in bfloat16 too. Each seg token is decoded on its own, as UniPixel loops over them (L352-366).
+The decoder's image positional encoding is computed in float32 and cast, as UniPixel's SAM 2 does
+(``PositionEmbeddingRandom.forward``, position_encoding.py L158-174; transformers computes it in the weights'
+dtype): it is an input of the mask decoder. One computation stays transformers' (the model code is used as it
+is): the Hiera's background positional embedding is resized (bicubic) in the weights' dtype, where UniPixel
+resizes it in float32 and casts (``hieradet.py`` L272-278). In float32 the two agree; in bfloat16 the image
+features differ at bfloat16 rounding (docs/unipixel.md, deviations). Each seg token is decoded on its own, as
+UniPixel loops over them (L352-366).
 """
 
 from __future__ import annotations
 
-import types
 from typing import NamedTuple
 
 import numpy as np
@@ -42,16 +42,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import HIERA_MEAN, HIERA_STD, NO_OBJ_SCORE
-
-
-def _float_pos_embed(self, hw: tuple[int, int]) -> torch.Tensor:
-    """``Hiera._get_pos_embed`` (hieradet.py L272-278) for transformers' ``Sam2HieraDetModel``: the background
-    embedding resized in float32, then the window embedding tiled on it."""
-    h, w = hw
-    window = self.pos_embed_window
-    pos = F.interpolate(self.pos_embed.float(), size=(h, w), mode="bicubic").to(self.pos_embed.dtype)
-    pos = pos + window.tile([x // y for x, y in zip(pos.shape, window.shape)])
-    return pos.permute(0, 2, 3, 1)
 
 
 class Sam2Masks(NamedTuple):
@@ -77,8 +67,6 @@ class Sam2Prompt(nn.Module):
 
         super().__init__()
         self.model = Sam2Model(config)
-        backbone = self.model.vision_encoder.backbone
-        backbone._get_pos_embed = types.MethodType(_float_pos_embed, backbone)
         self.image_size = int(image_size)
         expected = config.prompt_encoder_config.image_size
         if expected != self.image_size:
@@ -103,7 +91,7 @@ class Sam2Prompt(nn.Module):
         arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
-        video = torch.from_numpy(np.ascontiguousarray(arr))[None]
+        video = torch.from_numpy(np.array(arr, copy=True))[None]
         x = video.float().permute(0, 3, 1, 2) / 255
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
                           antialias=True)
@@ -166,6 +154,13 @@ class Sam2Prompt(nn.Module):
             ious.append(iou)
             scores.append(obj[:, 0])
         low_res = torch.cat(low)
-        logits = low_res if tuple(low_res.shape[-2:]) == (H, W) else F.interpolate(
-            low_res, size=(H, W), mode="bilinear", align_corners=False)
-        return Sam2Masks(low_res, logits[:, 0], torch.cat(ious), torch.cat(scores))
+        return Sam2Masks(low_res, self.upscale(low_res, (H, W)), torch.cat(ious), torch.cat(scores))
+
+    @staticmethod
+    def upscale(low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+        """(S, H, W) logits at the original size from (S, 1, h, w) ones: bilinear, ``align_corners=False``, in the
+        logits' dtype (``sam2_video_predictor.py`` L454-474)."""
+        H, W = (int(v) for v in original_size)
+        if tuple(low_res.shape[-2:]) == (H, W):
+            return low_res[:, 0]
+        return F.interpolate(low_res, size=(H, W), mode="bilinear", align_corners=False)[:, 0]

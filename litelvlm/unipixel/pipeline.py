@@ -1,0 +1,225 @@
+"""``UniPixelPipeline``: the ``unipixel`` family (Qwen2.5-VL + UniPixel's SAM 2 mask head) on the family contract.
+
+    from litelvlm.families import load_pipeline
+    pipe = load_pipeline("unipixel-tiny-random:0")       # or a UniPixel checkpoint folder
+    prep = pipe.prepare(image, ["the dog on the left"])
+    out = pipe.ground(prep, "fastv", 64)                  # any method that acts with the LLM
+
+What is UniPixel's (PolyU-ChenLab/UniPixel @5c8e941, ``unipixel/model/qwen2_5_vl.py``): the visual tokens are the
+vision tower's merged tokens (``pooler_output``) at the prompt's image-pad rows; the mask head reads the INPUT of
+the LLM's final norm (its ``cache_state_hook``) at the rows predicting each ``<seg>``, through ``seg_head`` into
+SAM 2 as a hidden-state prompt. The prompt and the image's resizing are the protocol's
+(:mod:`litelvlm.unipixel.protocol`).
+
+What is this project's (labelled wherever a user meets it):
+
+* ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (``family_positions = "keep"``),
+  as UniPruneBench's and vLLM's Qwen pruners do; ``renumber`` gives a pruned sequence the positions of a plain
+  token sequence, ``0..S'-1`` on all three axes (no official definition exists for a pruned M-RoPE grid);
+* the CLIP-side methods (LiteLVLM and the CLIP baselines) need an external CLIP mapped onto the merged grid,
+  which this family does not offer yet: they are refused with a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from PIL import Image
+
+from ..errors import LiteLVLMError
+from ..lvlm.family import GroundingPipeline, SequenceLayout
+from ..pruning import Selection
+
+
+@dataclass
+class UniPixelInput:
+    """One image (and, after ``with_sentences``, its prompt): everything every method and budget reuses."""
+
+    image: Image.Image                      # the original image, which the protocol's prompt call reads
+    image_size: tuple[int, int]             # original (H, W)
+    sentences: list[str]
+    input_ids: torch.Tensor                 # 1-D prompt ids with the N video-pad tokens
+    mm_token_type_ids: torch.Tensor         # 1-D: 0 text, 1 image, 2 video (transformers' get_rope_index)
+    grid_thw: torch.Tensor                  # (1, 3) patches in time, height, width (before the 2x2 merge)
+    second_per_grid_ts: torch.Tensor        # (1,) the protocol's seconds per temporal patch
+    visual: torch.Tensor                    # (N, h) merged tokens in the LLM's order (``pooler_output``)
+    sam_features: object                    # SAM 2's image features (the adapter's)
+    seed: int = 0
+
+    def selector_inputs(self):
+        raise LiteLVLMError("the CLIP-side methods need an external CLIP mapped onto Qwen2.5-VL's merged grid; "
+                            "the unipixel family does not offer it yet: use a method that acts with the LLM")
+
+
+class UniPixelPipeline(GroundingPipeline):
+    """UniPixel: ``Qwen2_5_VLForConditionalGeneration`` + processor + seg head + SAM 2 adapter."""
+
+    family = "unipixel"
+    seg_reads = "norm_input"
+    #: this project's adaptation: kept tokens keep their 3-D M-RoPE ids under ``positions="official"``
+    family_positions = "keep"
+
+    def __init__(self, qwen, processor, seg_head, sam2, name: str = "unipixel", numerics=None):
+        from ..lvlm.numerics import Numerics
+
+        self.qwen = qwen
+        self.processor = processor
+        self.seg_head = seg_head
+        self.sam2 = sam2
+        self.name = name
+        self.numerics = Numerics.official() if numerics is None else numerics
+        self.quantization = None
+        self.layer_hooks = []
+        from .protocol import SEG_TOKEN, seg_token_id
+
+        self.seg_token = SEG_TOKEN
+        self.seg_token_id = seg_token_id(processor.tokenizer)
+
+    @classmethod
+    def from_model_string(cls, model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                          numerics=None, quantize: str = "none", layer_dtype: str = "model",
+                          **unused) -> UniPixelPipeline:
+        """``unipixel-<size>-random[:SEED]`` or a UniPixel checkpoint folder (:mod:`litelvlm.unipixel.checkpoint`)."""
+        from .checkpoint import load_unipixel
+
+        if quantize != "none" or layer_dtype != "model":
+            raise LiteLVLMError("the unipixel family does not offer --quantize or --layer-dtype yet")
+        for key in ("clip", "sam", "tokenizer"):
+            if unused.get(key):
+                raise LiteLVLMError(f"model {model!r}: --{key} is for GLaMM; a UniPixel folder brings its own")
+        parts = load_unipixel(model, device=device, dtype=dtype)
+        return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics)
+
+    # -- properties ---------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.language_model.embed_tokens.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.language_model.embed_tokens.weight.dtype
+
+    @property
+    def language_model(self):
+        return self.qwen.model.language_model
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.qwen.config.text_config.hidden_size)
+
+    def describe(self) -> dict:
+        return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
+                "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
+                "positions": "keep (this project's adaptation for M-RoPE)"}
+
+    def num_visual(self, prepared: UniPixelInput) -> int:
+        return int(prepared.visual.shape[0])
+
+    # -- per image ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def prepare_image(self, image: Image.Image, seed: int = 0) -> UniPixelInput:
+        """The vision tower's merged tokens (the image as the protocol's 1-frame video) and SAM 2's image
+        features, once per image."""
+        from .protocol import resize_frame, video_frames
+
+        video = self.processor.video_processor(videos=[video_frames(resize_frame(image))], do_resize=False,
+                                               return_tensors="pt")
+        grid = video["video_grid_thw"]
+        visual = self.qwen.model.get_video_features(video["pixel_values_videos"].to(self.device),
+                                                    video_grid_thw=grid.to(self.device)).pooler_output[0]
+        return UniPixelInput(image=image, image_size=(image.height, image.width), sentences=[],
+                             input_ids=torch.empty(0, dtype=torch.long),
+                             mm_token_type_ids=torch.empty(0, dtype=torch.long), grid_thw=grid.cpu(),
+                             second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype),
+                             sam_features=self.sam2.encode_image(self.sam2.preprocess(image)), seed=seed)
+
+    @torch.no_grad()
+    def with_sentences(self, prepared: UniPixelInput, sentences: list[str], turns=None, **unused) -> UniPixelInput:
+        """``prepared`` with the protocol's prompt for one sentence (UniPixel asks one expression per prompt)
+        and this project's teacher-forced answer holding its ``<|seg|>`` (:mod:`litelvlm.unipixel.protocol`)."""
+        from .protocol import prepare_inputs
+
+        if len(sentences) != 1:
+            raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt; got {len(sentences)}")
+        if turns is not None:
+            raise LiteLVLMError("turns are GLaMM's conversation; UniPixel's prompt is the protocol's question")
+        got = prepare_inputs(self.processor, prepared.image, sentences[0], answer="teacher-forced",
+                             seed=prepared.seed).inputs
+        if not torch.equal(got["video_grid_thw"].cpu(), prepared.grid_thw):
+            raise AssertionError("the prompt's video grid differs from the prepared image's")
+        ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
+        if int((ids == self.seg_token_id).sum()) != 1:
+            raise LiteLVLMError(f"the prompt must hold one {self.seg_token}")
+        if int((types > 0).sum()) != self.num_visual(prepared):
+            raise AssertionError("the prompt's video placeholders do not match the merged tokens")
+        return replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
+                       second_per_grid_ts=got["second_per_grid_ts"])
+
+    def visual_tokens(self, prepared: UniPixelInput) -> torch.Tensor:
+        """(N, h) the merged tokens in the LLM's order (row-major over the merged grid)."""
+        return prepared.visual
+
+    # -- the sequence ---------------------------------------------------------------------------------
+    def _image_start(self, prepared: UniPixelInput) -> int:
+        where = torch.nonzero(prepared.mm_token_type_ids > 0).flatten()
+        if where.numel() == 0:
+            raise LiteLVLMError("the prompt holds no image placeholder: call with_sentences first")
+        return int(where[0])
+
+    def _pruned_ids(self, prepared: UniPixelInput, num_visual: int) -> torch.Tensor:
+        s, n = self._image_start(prepared), self.num_visual(prepared)
+        ids = prepared.input_ids
+        return torch.cat([ids[:s], ids[s:s + 1].expand(num_visual), ids[s + n:]])
+
+    def layout(self, prepared: UniPixelInput, num_visual: int) -> SequenceLayout:
+        """All N: transformers' ``get_rope_index`` (3-D M-RoPE ids). Fewer: the positions of a plain sequence of
+        that length, ``0..S'-1`` on all three axes (``renumber``, this project's definition)."""
+        from .protocol import seg_rows
+
+        n = self.num_visual(prepared)
+        if not 0 < num_visual <= n:
+            raise LiteLVLMError(f"num_visual must be in 1..{n}; got {num_visual}")
+        ids = self._pruned_ids(prepared, num_visual)
+        if num_visual == n:
+            pos, _ = self.qwen.model.get_rope_index(ids[None], mm_token_type_ids=prepared.mm_token_type_ids[None],
+                                                    video_grid_thw=prepared.grid_thw,
+                                                    second_per_grid_ts=prepared.second_per_grid_ts)
+        else:
+            pos = torch.arange(len(ids)).view(1, 1, -1).expand(3, 1, -1)
+        seg = self.seg_token_id
+        return SequenceLayout(image_start=self._image_start(prepared), num_visual=num_visual, seq_len=len(ids),
+                              position_ids=pos.to(self.device),
+                              find_seg_predictors=lambda: seg_rows(ids, seg))
+
+    def sequence_embeds(self, prepared: UniPixelInput, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S, h) text embeddings with ``visual`` ((K, h) or (B, K, h)) at the image-pad rows."""
+        s, n = self._image_start(prepared), self.num_visual(prepared)
+        ids = prepared.input_ids.to(self.device)
+        before, after = self.language_model.embed_tokens(ids[:s]), self.language_model.embed_tokens(ids[s + n:])
+        if visual.dim() == 2:
+            return torch.cat([before, visual.to(before.dtype), after])[None]
+        b = visual.shape[0]
+        return torch.cat([before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
+
+    def clip_selection_tokens(self, prepared, sel: Selection, full=None) -> torch.Tensor:
+        return prepared.selector_inputs()
+
+    def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
+        return prepared.selector_inputs()
+
+    # -- the mask head ----------------------------------------------------------------------------------
+    def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
+        """UniPixel's ``seg_head`` on the final norm's input: (..., hidden_tokens, sam_dim) SAM 2 prompts."""
+        return self.seg_head(seg_hidden)
+
+    def decode_masks(self, prepared: UniPixelInput, prompts: torch.Tensor) -> torch.Tensor:
+        """SAM 2's mask decoder, prompted by the seg tokens, on the image features of ``prepare_image``."""
+        return self.sam2.decode(prepared.sam_features, prompts, prepared.image_size).low_res
+
+    def upscale_masks(self, prepared: UniPixelInput, low: torch.Tensor) -> torch.Tensor:
+        """(S, H, W) float32 logits at the original size (SAM 2's video predictor's upscaling)."""
+        return self.sam2.upscale(low, prepared.image_size).float()
+
+
+__all__ = ["UniPixelInput", "UniPixelPipeline"]
