@@ -81,7 +81,10 @@ class Method:
     middle block's attention). ``name`` and ``description`` come from the
     registry's table. ``positions``: what the official code does with the kept tokens' RoPE positions
     (:data:`POSITION_RULES`); ``original_positions``: every token it keeps has one (False where it passes tokens
-    that stand for no single visual token: [CLS], merged or recycled ones), so ``positions="keep"`` applies."""
+    that stand for no single visual token: [CLS], merged or recycled ones), so ``positions="keep"`` applies.
+    ``reads_clip``: an LLM-side method that also reads the CLIP traces (``prepared.selector_inputs()``: CDPruner's
+    relevance, VScan's scans), so it runs only on a family paired with CLIP. ``one_axis_positions``: its official rule reads or sets one position per token (1-D RoPE), so a family with
+    multi-axis positions (M-RoPE) needs a rule of its own first."""
 
     stage: str
     select: Callable[..., Any]
@@ -97,6 +100,8 @@ class Method:
     ranks: bool = False
     positions: str = "renumber"
     original_positions: bool = True
+    reads_clip: bool = False
+    one_axis_positions: bool = False
     name: str = ""
     description: str = ""
 

@@ -7,19 +7,26 @@ from __future__ import annotations
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method
 
+#: the baseline's budget in a plan for a family whose N depends on the image (it keeps each image's all N)
+ALL_TOKENS = 0
 
-def plan(methods: list[str], budgets: list[int], num_patches: int) -> list[tuple[str, int]]:
-    """(method, budget) pairs to run; the baseline (``none``) once at N; bad names and budgets are errors."""
+
+def plan(methods: list[str], budgets: list[int], num_patches: int | None) -> list[tuple[str, int]]:
+    """(method, budget) pairs to run; the baseline (``none``) once at N (:data:`ALL_TOKENS` when N depends on the
+    image: ``num_patches`` None); bad names and budgets are errors."""
     if not methods:
         raise LiteLVLMError("--methods is empty")
     if not budgets:
         raise LiteLVLMError("--budgets is empty")
     for b in budgets:
-        if not 1 <= b <= num_patches:
+        if num_patches is None and b < 1:
+            raise LiteLVLMError(f"--budgets: {b} is not a positive number of visual tokens")
+        if num_patches is not None and not 1 <= b <= num_patches:
             raise LiteLVLMError(f"--budgets: {b} is outside 1..{num_patches} (the model's visual tokens)")
+    full = ALL_TOKENS if num_patches is None else num_patches
     out = []
     for m in methods:  # an unknown name is an error naming the known ones; the baseline runs once, at K = N
-        out.extend([(m, num_patches)] if get_method(m).baseline else [(m, b) for b in budgets])
+        out.extend([(m, full)] if get_method(m).baseline else [(m, b) for b in budgets])
     return list(dict.fromkeys(out))
 
 

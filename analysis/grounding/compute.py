@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
-from analysis.common.glamm_runs import method_options, official_turns, plan
+from analysis.common.glamm_runs import ALL_TOKENS, method_options, official_turns, plan
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.study import (
     RunFolder,
@@ -151,7 +151,10 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
         raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width x "
                             f"height) but its annotations are for {records[0].width} x {records[0].height}")
     base = pipe.prepare_image(image, seed=args.seed)
-    if args.protocol == "official":
+    n = pipe.num_visual(base)
+    if getattr(pipe, "sentences_per_prompt", None) == 1:  # the family's protocol: one expression, its own prompt
+        groups = [([r], None) for r in records]
+    elif args.protocol == "official":
         picked, turns = official_turns(records, args.seed, image_id, args.max_sentences)
         groups = [(picked, turns)]
     else:
@@ -161,7 +164,11 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
         prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text)
         gts = [r.mask(gt_parts(args)) for r in recs]
         for method, budget in pairs:
-            out = pipe.ground(prep, method, budget, positions=args.positions, **method_options(args, method))
+            if budget > n:  # a family whose N depends on the image: this image has fewer tokens than K
+                log.warning("image %s has %d visual tokens: %s at K=%d skipped", image_id, n, method, budget)
+                continue
+            k = None if budget == ALL_TOKENS else budget
+            out = pipe.ground(prep, method, k, positions=args.positions, **method_options(args, method))
             masks = out.masks.cpu().numpy()
             for turn, (r, gt) in enumerate(zip(recs, gts)):
                 inter, union, iou = mask_stats(masks[turn], gt)
@@ -211,7 +218,8 @@ def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
     """The methods' layer options (FastV's K, llm-attention's layer) must exist in the model, and ``--positions
     keep`` applies to every method (checked before anything is written)."""
     n = int(pipe.language_model.config.num_hidden_layers)
-    errors = [e for m in methods for e in get_method(m).layer_errors(a, n)]
+    errors = [why for m in methods if (why := pipe.method_error(m))]
+    errors += [e for m in methods for e in get_method(m).layer_errors(a, n)]
     if a.positions == "keep":
         errors += [f"--positions keep: {m} passes tokens with no original position ([CLS], merged or recycled "
                    "tokens)" for m in methods if not get_method(m).original_positions]
@@ -268,7 +276,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
-                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
+                  clip_weights=pipe.clip.weights_hash() if getattr(pipe, "clip", None) else None,
+                  seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record())
     folder = RunFolder(out) if state.is_main_process else contextlib.nullcontext()

@@ -139,4 +139,4 @@ def cdpruner(ctx: LLMContext, budget: int) -> Selection:
     return cdpruner_select(ctx.visual_embeds, image_embeds, inputs.text.text_embeds, budget)
 
 
-CDPRUNER = Method("llm-input", cdpruner, needs_text=True)
+CDPRUNER = Method("llm-input", cdpruner, needs_text=True, reads_clip=True)

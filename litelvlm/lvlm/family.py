@@ -115,6 +115,13 @@ class GroundingPipeline:
     #: the family's own rule for kept tokens' positions, which ``positions="official"`` means on it (None: each
     #: method's ``Method.positions``, written for LLaVA's 1-D RoPE)
     family_positions: str | None = None
+    #: the family hands CLIP-side selections to its LLM (:meth:`clip_selection_tokens`); False: no CLIP is paired
+    offers_clip_side: bool = True
+    #: axes of the LLM's positions: 1 (1-D RoPE, ``position_ids`` (1, S)) or 3 (M-RoPE, (3, 1, S))
+    position_axes: int = 1
+    #: sentences one prompt holds under the family's own protocol (None: the study's ``--protocol`` decides,
+    #: GLaMM's several turns or one; 1: one expression per prompt, UniPixel's)
+    sentences_per_prompt: int | None = None
 
     # -- what a family provides ------------------------------------------------------------------------
     @property
@@ -197,6 +204,18 @@ class GroundingPipeline:
         raise NotImplementedError
 
     # -- the same for every family -----------------------------------------------------------------
+    def method_error(self, method: str) -> str | None:
+        """Why ``method`` cannot run on this family (None: it can): read from the method's declaration, so a study
+        refuses it before anything is written."""
+        spec = get_method(method)
+        if (spec.stage == "clip" or spec.reads_clip) and not self.offers_clip_side:
+            return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its visual "
+                    "tokens yet (an external CLIP mapped onto its grid): use a method that acts with the LLM")
+        if spec.one_axis_positions and self.position_axes != 1:
+            return (f"{method}'s official position rule is for 1-D RoPE; the {self.family} family's positions have "
+                    f"{self.position_axes} axes (multi-axis positions need a rule of the method's own first)")
+        return None
+
     @torch.no_grad()
     def prepare(self, image, sentences: list[str], turns=None, seed: int = 0):
         """``prepare_image`` then ``with_sentences``: everything one image and its sentences need."""
@@ -265,6 +284,8 @@ class GroundingPipeline:
         """
         if positions not in POSITION_SWITCH:
             raise LiteLVLMError(f"positions must be one of {', '.join(POSITION_SWITCH)}; got {positions!r}")
+        if why := self.method_error(method):
+            raise LiteLVLMError(why)
         n = self.num_visual(prepared)
         spec = get_method(method)
         budget = resolve(spec, budget, n)

@@ -199,4 +199,4 @@ def ivc_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int | 
 
 
 IVC_PRUNE = Method("llm-layer", ivc_prune_select, forward=pruned_forward, schedule=ivc_schedule, host_sync=True,
-                   ranks=True, positions="keep")
+                   ranks=True, positions="keep", one_axis_positions=True)

@@ -275,4 +275,4 @@ def stages(budget: int, num_visual: int, num_layers: int) -> tuple[tuple[int, in
 
 
 SPARSEVLM = Method("llm-stages", sparsevlm_select, forward=staged_forward, schedule=stages,
-                   host_sync=True, original_positions=False)
+                   host_sync=True, original_positions=False, one_axis_positions=True)

@@ -330,4 +330,5 @@ def vscan_schedule(budget: int, num_visual: int, num_layers: int, *, counts: tup
     return ((0, entering), (default_layer(num_layers) if layer is None else int(layer), kept))
 
 
-VSCAN = Method("llm-stages", vscan_select, forward=vscan_output, schedule=vscan_schedule, reads_vision_blocks=True)
+VSCAN = Method("llm-stages", vscan_select, forward=vscan_output, schedule=vscan_schedule, reads_vision_blocks=True,
+               reads_clip=True)

@@ -57,6 +57,10 @@ class UniPixelPipeline(GroundingPipeline):
 
     family = "unipixel"
     seg_reads = "norm_input"
+    #: UniPixel's protocol asks one expression per prompt (the studies' ``--protocol`` does not regroup them)
+    sentences_per_prompt = 1
+    offers_clip_side = False
+    position_axes = 3
     #: this project's adaptation: kept tokens keep their 3-D M-RoPE ids under ``positions="official"``
     family_positions = "keep"
 

@@ -1,0 +1,56 @@
+"""`litelvlm eval-grounding` on the second model family, UniPixel (tiny random weights, CPU): every method the
+family offers, one expression per prompt (its protocol), budgets planned against each image's own N."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analysis.common.glamm_runs import ALL_TOKENS
+from litelvlm.cli import main
+from litelvlm.pruning import available_methods
+
+MODEL = "unipixel-tiny-random:0"
+
+
+@pytest.fixture(scope="module")
+def offered():
+    """The methods the unipixel family runs (asked of the family, as the study does)."""
+    from litelvlm.families import get_family
+
+    cls = get_family("unipixel")
+    return [m for m in available_methods() if cls.method_error(cls, m) is None]
+
+
+def _run(coco, out, *extra) -> int:
+    return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", MODEL, *map(str, extra)])
+
+
+def test_every_offered_method_runs(coco128, tmp_path, offered):
+    assert {"none", "fastv", "dart", "divprune", "llm-attention", "saliency"} <= set(offered)
+    methods = [m for m in offered if m != "saliency"]  # captum over the tiny model: covered by the library tests
+    assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(methods), "--budgets", "64,8") == 0
+    rows = pd.read_parquet(tmp_path / "grounding.parquet")
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    pairs = {("none", ALL_TOKENS)} | {(m, b) for m in methods if m != "none" for b in (64, 8)}
+    assert set(zip(summary["method"], summary["budget"])) == pairs
+    n_sent = rows["sent_id"].nunique()
+    assert n_sent >= 2 and (summary["n"] == n_sent).all() and (rows["turn"] == 0).all()  # one expression per prompt
+    # pruning at the LLM input shortens the sequence by N - K (N: this image's merged tokens)
+    full = rows.loc[rows["method"] == "none", "seq_len"].iloc[0]
+    div = rows[rows["method"] == "divprune"].groupby("budget")["seq_len"].first()
+    assert div[64] - div[8] == 56 and full > div[64]
+    assert (rows.loc[rows["method"] == "fastv", "prune_layer"] == 2).all()
+    assert rows["iou"].between(0, 1).all()
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["model"] == MODEL and cfg["clip_weights"] is None
+
+
+@pytest.mark.parametrize(("method", "why"), [("litelvlm", "pairs no CLIP"), ("sparsevlm", "1-D RoPE")])
+def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_path, method, why, capsys):
+    out = tmp_path / "run"
+    assert _run(coco128, out, "--image-ids", 34, "--methods", f"none,{method}", "--budgets", 8) == 2
+    assert why in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
