@@ -17,6 +17,7 @@ from analysis.quantization import family as quantization
 from analysis.retention import family as retention
 from analysis.reversal import family as reversal
 from analysis.sink import family as sink
+from analysis.unipixel import family as unipixel
 
 #: every figure family by name, in notebook order (``notebooks/01_...`` first)
 FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
@@ -28,4 +29,5 @@ FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
     efficiency.FAMILY,  # 06_efficiency
     quantization.FAMILY,  # 07_quantization
     positions.FAMILY,  # 08_positions
+    unipixel.FAMILY,  # 09_unipixel_grounding
 )}

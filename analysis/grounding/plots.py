@@ -45,8 +45,9 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
         ax.plot(g["budget"], g[metric], ms=3, label=method_label(m), **{**method_style(m), "color": colors[m]})
     base = d[d["method"] == baseline]
     if not base.empty:
+        k = int(base["budget"].iloc[0])  # 0: every image's own N (a family whose N depends on the image)
         ax.axhline(float(base[metric].iloc[0]), color="0.45", ls="-.", lw=1,  # methods' lines may be dashed
-                   label=f"{baseline} (K={int(base['budget'].iloc[0])})")
+                   label=f"{baseline} (K={k})" if k else f"{baseline} (all tokens)")
     if not d.empty:
         budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
     ax.set_ylabel(_LABELS[metric])
