@@ -50,6 +50,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint_keys import convert_key, template_regex
 from ..errors import LiteLVLMError
 from .config import ARCHS, GlammArch, with_vocab
 
@@ -115,31 +116,18 @@ TIED_SAM_KEY = "sam.shared_image_embedding.positional_embedding"
 SAM_PE_KEY = "sam.prompt_encoder.shared_embedding.positional_embedding"
 
 
-def _template_regex(template: str) -> re.Pattern:
-    rx = re.escape(template).replace(r"\{a\}", r"(?P<a>\d+)").replace(r"\{b\}", r"(?P<b>\d+)")
-    return re.compile("^" + rx + ("" if template.endswith(".") else "$"))
-
-
-_SAM_FWD = [(_template_regex(o), h) for o, h in SAM_KEY_PAIRS]
-_SAM_INV = [(_template_regex(h), o) for o, h in SAM_KEY_PAIRS]
-
-
-def _convert(key: str, rules) -> str | None:
-    for rx, target in rules:
-        m = rx.match(key)
-        if m:
-            return target.format(**m.groupdict()) + key[m.end():]
-    return None
+_SAM_FWD = [(template_regex(o), h) for o, h in SAM_KEY_PAIRS]
+_SAM_INV = [(template_regex(h), o) for o, h in SAM_KEY_PAIRS]
 
 
 def sam_key_to_hf(key: str) -> str | None:
     """A segment_anything key (``image_encoder.blocks.0.norm1.weight``) as transformers' SamModel names it."""
-    return _convert(key, _SAM_FWD)
+    return convert_key(key, _SAM_FWD)
 
 
 def sam_key_from_hf(key: str) -> str | None:
     """Inverse of ``sam_key_to_hf``."""
-    return _convert(key, _SAM_INV)
+    return convert_key(key, _SAM_INV)
 
 
 def glamm_key_to_model(key: str) -> str | None:
@@ -147,7 +135,7 @@ def glamm_key_to_model(key: str) -> str | None:
     if key.startswith(SAM_PREFIX):
         sub = sam_key_to_hf(key[len(SAM_PREFIX):])
         return None if sub is None else "sam." + sub
-    return _convert(key, [(_template_regex(g), m) for g, m in GLAMM_KEY_PAIRS])
+    return convert_key(key, [(template_regex(g), m) for g, m in GLAMM_KEY_PAIRS])
 
 
 def model_key_to_glamm(key: str) -> str | None:
@@ -157,7 +145,7 @@ def model_key_to_glamm(key: str) -> str | None:
     if key.startswith("sam."):
         sub = sam_key_from_hf(key[4:])
         return None if sub is None else SAM_PREFIX + sub
-    return _convert(key, [(_template_regex(m), g) for g, m in GLAMM_KEY_PAIRS])
+    return convert_key(key, [(template_regex(m), g) for g, m in GLAMM_KEY_PAIRS])
 
 
 # -- config ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 
+from ..checkpoint_keys import convert_key, template_regex
 from .config import Sam2Size
 
 #: (UniPixel ``sam2.`` key prefix, transformers ``Sam2Model`` key prefix); ``{a}`` is an integer. Ordered most
@@ -94,32 +95,19 @@ SHARED_PE_HF = "shared_image_embedding.positional_embedding"
 PE_HF = "prompt_encoder.shared_embedding.positional_embedding"
 
 
-def _template_regex(template: str) -> re.Pattern:
-    rx = re.escape(template).replace(r"\{a\}", r"(?P<a>\d+)")
-    return re.compile("^" + rx + ("" if template.endswith(".") else "$"))
-
-
-_FWD = [(_template_regex(o), h) for o, h in SAM2_KEY_PAIRS]
-_INV = [(_template_regex(h), o) for o, h in SAM2_KEY_PAIRS]
-
-
-def _convert(key: str, rules) -> str | None:
-    for rx, target in rules:
-        m = rx.match(key)
-        if m:
-            return target.format(**m.groupdict()) + key[m.end():]
-    return None
+_FWD = [(template_regex(o), h) for o, h in SAM2_KEY_PAIRS]
+_INV = [(template_regex(h), o) for o, h in SAM2_KEY_PAIRS]
 
 
 def sam2_key_to_hf(key: str) -> str | None:
     """A UniPixel ``sam2.``-relative key -> its ``Sam2Model`` key (None: not an image-path tensor, or the four
     point embeddings, which :func:`sam2_to_hf` stacks)."""
-    return _convert(key, _FWD)
+    return convert_key(key, _FWD)
 
 
 def sam2_key_from_hf(key: str) -> str | None:
     """A ``Sam2Model`` key -> UniPixel's ``sam2.``-relative name (None for the point embeddings and the shared copy)."""
-    return _convert(key, _INV)
+    return convert_key(key, _INV)
 
 
 def sam2_to_hf(sd: dict) -> tuple[dict, dict]:
