@@ -37,19 +37,18 @@ def resolve_random_model(model: str, backend: str) -> str | None:
     spec = ModelSpec.parse(model)
     if spec.random_clip is None:
         return None
-    from ..cache import default_cache_dir
+    from ..cache import default_cache_dir, write_once
 
     seed_i = spec.random_seed()
     root = default_cache_dir() / "random-models" / f"{spec.name}-{backend}-seed{seed_i}"
-    marker = root / ".complete"
-    if not marker.exists():
+
+    def write(folder: Path) -> None:
         from .random_init import save_random_hf_clip, save_random_open_clip
 
-        if backend == "hf":
-            save_random_hf_clip(root, spec.random_clip, seed_i)
-        else:
-            save_random_open_clip(root, spec.random_clip, seed_i)
-        marker.touch()
+        save = save_random_hf_clip if backend == "hf" else save_random_open_clip
+        save(folder, spec.random_clip, seed_i)
+
+    write_once(root, write)  # written aside and renamed: a concurrent process never reads a half-written folder
     return str(root) if backend == "hf" else f"local-dir:{root}"
 
 
