@@ -84,7 +84,9 @@ class Method:
     that stand for no single visual token: [CLS], merged or recycled ones), so ``positions="keep"`` applies.
     ``reads_clip``: an LLM-side method that also reads the CLIP traces (``prepared.selector_inputs()``: CDPruner's
     relevance, VScan's scans), so it runs only on a family paired with CLIP. ``one_axis_positions``: its official rule reads or sets one position per token (1-D RoPE), so a family with
-    multi-axis positions (M-RoPE) needs a rule of its own first."""
+    multi-axis positions (M-RoPE) needs a rule of its own first. ``scores_only``: a CLIP-side method that reads
+    only per-patch scores (:mod:`litelvlm.pruning.scores`' similarity and context) and the patch count, so it runs
+    on a family that maps an external CLIP's scores onto its own tokens (:class:`litelvlm.pruning.MappedInputs`)."""
 
     stage: str
     select: Callable[..., Any]
@@ -102,6 +104,7 @@ class Method:
     original_positions: bool = True
     reads_clip: bool = False
     one_axis_positions: bool = False
+    scores_only: bool = False
     name: str = ""
     description: str = ""
 

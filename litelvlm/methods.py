@@ -107,6 +107,12 @@ def ranking_methods() -> list[str]:
     return [n for n in method_names() if get_method(n).ranks]
 
 
+def mapped_methods() -> list[str]:
+    """The CLIP-side methods that run on a family mapping CLIP's scores onto its own tokens (``Method.scores_only``;
+    imports every module), sorted."""
+    return [n for n in method_names() if get_method(n).scores_only]
+
+
 def available_methods(kind: str | None = None) -> list[str]:
     """Registered names (optionally only those of ``kind``, ``clip`` or ``llm``: imports their modules), sorted."""
     if kind is None:

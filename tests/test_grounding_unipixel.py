@@ -29,7 +29,7 @@ def _run(coco, out, *extra) -> int:
 
 
 def test_every_offered_method_runs(coco128, tmp_path, offered):
-    assert {"none", "fastv", "dart", "divprune", "llm-attention", "saliency"} <= set(offered)
+    assert {"none", "fastv", "dart", "divprune", "llm-attention", "saliency", "litelvlm", "random"} <= set(offered)
     methods = [m for m in offered if m != "saliency"]  # captum over the tiny model: covered by the library tests
     assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(methods), "--budgets", "64,8") == 0
     rows = pd.read_parquet(tmp_path / "grounding.parquet")
@@ -45,10 +45,10 @@ def test_every_offered_method_runs(coco128, tmp_path, offered):
     assert (rows.loc[rows["method"] == "fastv", "prune_layer"] == 2).all()
     assert rows["iou"].between(0, 1).all()
     cfg = json.loads((tmp_path / "config.json").read_text())
-    assert cfg["model"] == MODEL and cfg["clip_weights"] is None
+    assert cfg["model"] == MODEL and len(cfg["clip_weights"]) == 16  # the paired CLIP's, read by LiteLVLM
 
 
-@pytest.mark.parametrize(("method", "why"), [("litelvlm", "pairs no CLIP"), ("sparsevlm", "1-D RoPE")])
+@pytest.mark.parametrize(("method", "why"), [("visionzip", "per-token scores"), ("sparsevlm", "1-D RoPE")])
 def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_path, method, why, capsys):
     out = tmp_path / "run"
     assert _run(coco128, out, "--image-ids", 34, "--methods", f"none,{method}", "--budgets", 8) == 2

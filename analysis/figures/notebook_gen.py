@@ -44,9 +44,10 @@ def draw_body(fn: Callable) -> str:
 
 
 def plot_imports(family: Family) -> str:
-    """The notebook's imports of what ``family``'s drawing calls: its study's ``plots`` module, and
-    ``analysis.common.style`` when the drawing uses it."""
-    study = family.draw.__module__.rsplit(".", 1)[0]
+    """The notebook's imports of what ``family``'s drawing calls: the ``plots`` module it names (its study's, or the
+    one it draws with, e.g. family 9 with family 4's), and ``analysis.common.style`` when the drawing uses it."""
+    plots = family.draw.__globals__.get("plots")
+    study = plots.__name__.rsplit(".", 1)[0] if plots is not None else family.draw.__module__.rsplit(".", 1)[0]
     lines = ["from analysis.common import style\n"] if "style." in draw_body(family.draw) else []
     return "".join(lines) + f"from {study} import plots\n"
 

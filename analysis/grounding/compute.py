@@ -214,6 +214,15 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
     return rows, summary, skipped_df
 
 
+def _clip_weights(pipe, methods: list[str]) -> str | None:
+    """The hash of the CLIP weights the run reads: always for a family whose visual tokens are CLIP's, only when a
+    method reads CLIP for one that pairs an external CLIP (``clip_mapped``, loaded on first use)."""
+    reads_clip = any(get_method(m).stage == "clip" or get_method(m).reads_clip for m in methods)
+    if not pipe.offers_clip_side or (pipe.clip_mapped and not reads_clip):
+        return None
+    return pipe.clip.weights_hash()
+
+
 def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
     """The methods' layer options (FastV's K, llm-attention's layer) must exist in the model, and ``--positions
     keep`` applies to every method (checked before anything is written)."""
@@ -276,7 +285,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
-                  clip_weights=pipe.clip.weights_hash() if getattr(pipe, "clip", None) else None,
+                  clip_weights=_clip_weights(pipe, methods),
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record())

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
-from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, draw_grounding, read_grounding
+from analysis.grounding import plots
+from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, read_grounding
 
 #: the model of the smoke run: random weights of the tiny UniPixel preset
 SMOKE_MODEL = "unipixel-tiny-random:0"
@@ -42,17 +43,23 @@ def read_unipixel(results_dir: Path) -> dict:
 
 
 def draw_unipixel(tables: dict) -> dict:
-    """cIoU and gIoU against budget, drawn as family 4 draws them."""
-    return draw_grounding(tables)
+    """cIoU and gIoU against budget, drawn as family 4 draws them (one protocol: no side-by-side figure)."""
+    summary = tables["summary"]
+    figs = {}
+    for metric in ("ciou", "giou"):
+        for protocol in summary["protocol"].unique():
+            figs[f"{metric}_{protocol}"], _ = plots.plot_iou_vs_budget(summary, metric, protocol=protocol)
+    return figs
 
 
 #: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
 FAMILY = Family(
     name="unipixel", notebook="09_unipixel_grounding", title="Grounding on UniPixel (Qwen2.5-VL + SAM 2)",
     description="cIoU and gIoU against the visual-token budget on the second model family, UniPixel, one line "
-                "per method it offers (those acting with the LLM; kept tokens keep their M-RoPE ids, this "
-                "project's adaptation) with the unpruned model as a dashed reference (`litelvlm eval-grounding "
-                "--model unipixel-...`, UniPixel's protocol: one expression per prompt).",
+                "per method it offers (those acting with the LLM, and LiteLVLM, its ablations and random through "
+                "an external CLIP's scores mapped onto the merged grid; kept tokens keep their M-RoPE ids: both "
+                "this project's adaptations) with the unpruned model as a dashed reference (`litelvlm "
+                "eval-grounding --model unipixel-...`, UniPixel's protocol: one expression per prompt).",
     command="litelvlm eval-grounding --model unipixel-...",
     requires=("analysis.grounding.compute", "analysis.grounding.plots", "litelvlm.unipixel.pipeline"),
     subdir="unipixel", make_smoke=smoke_unipixel, read=read_unipixel, draw=draw_unipixel,

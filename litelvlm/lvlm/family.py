@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from ..errors import LiteLVLMError
-from ..methods import get_method
+from ..methods import get_method, mapped_methods
 from ..pruning import Selection
 from .llm_attention import LLMContext
 from .prune import clip_side, resolve
@@ -117,6 +117,10 @@ class GroundingPipeline:
     family_positions: str | None = None
     #: the family hands CLIP-side selections to its LLM (:meth:`clip_selection_tokens`); False: no CLIP is paired
     offers_clip_side: bool = True
+    #: the family's visual tokens are not CLIP's patches: ``prepared.selector_inputs()`` is a
+    #: :class:`~litelvlm.pruning.MappedInputs` (an external CLIP's scores mapped onto the family's tokens), so only the
+    #: CLIP-side methods that read per-token scores alone (``Method.scores_only``) run, selecting the family's tokens
+    clip_mapped: bool = False
     #: axes of the LLM's positions: 1 (1-D RoPE, ``position_ids`` (1, S)) or 3 (M-RoPE, (3, 1, S))
     position_axes: int = 1
     #: sentences one prompt holds under the family's own protocol (None: the study's ``--protocol`` decides,
@@ -211,6 +215,11 @@ class GroundingPipeline:
         if (spec.stage == "clip" or spec.reads_clip) and not self.offers_clip_side:
             return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its visual "
                     "tokens yet (an external CLIP mapped onto its grid): use a method that acts with the LLM")
+        if (spec.stage == "clip" or spec.reads_clip) and self.clip_mapped and not spec.scores_only:
+            return (f"{method} reads CLIP's features or attention on CLIP's own patch grid; the {self.family} family "
+                    "maps only an external CLIP's per-token scores onto its own tokens (this project's adaptation), "
+                    "so the CLIP-side methods that read scores alone run on it: "
+                    f"{', '.join(mapped_methods())}, or a method that acts with the LLM")
         if spec.one_axis_positions and self.position_axes != 1:
             return (f"{method}'s official position rule is for 1-D RoPE; the {self.family} family's positions have "
                     f"{self.position_axes} axes (multi-axis positions need a rule of the method's own first)")

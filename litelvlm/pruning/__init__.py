@@ -5,8 +5,9 @@ The methods themselves are named in :mod:`litelvlm.methods`; each is declared wh
 
 from ..methods import available_methods, get_method
 from .features import visual_features
+from .mapped import MappedInputs
 from .scores import cls_attention_mean, context_scores, similarity
 from .selection import Selection, SelectorInputs, check_budget, select
 
-__all__ = ["Selection", "SelectorInputs", "available_methods", "check_budget", "get_method", "select",
+__all__ = ["MappedInputs", "Selection", "SelectorInputs", "available_methods", "check_budget", "get_method", "select",
            "visual_features", "similarity", "context_scores", "cls_attention_mean"]

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
+
+if TYPE_CHECKING:
+    from .mapped import MappedInputs
 
 
 @dataclass
@@ -21,6 +24,15 @@ class SelectorInputs:
     image_index: int = 0
     feature_layer: int = -2
     seed: int = 0
+
+    @property
+    def num_patches(self) -> int:
+        """N: the patches a budget counts."""
+        return int(self.vision.num_patches)
+
+    @property
+    def device(self) -> torch.device:
+        return self.vision.hidden_states[0].device
 
     def patches(self, layer: int | None = None) -> torch.Tensor:
         """(N, W) patch tokens of this image at ``layer`` (default: the LLM's feature layer)."""
@@ -62,15 +74,18 @@ def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
     return budget
 
 
-def select(method: str, inputs: SelectorInputs, budget: int, **options: Any) -> Selection:
+def select(method: str, inputs: SelectorInputs | MappedInputs, budget: int, **options: Any) -> Selection:
     """Run a CLIP-side method (stage ``clip``) by name, with budget checks."""
     from ..methods import get_method
 
     spec = get_method(method)
-    check_budget(budget, inputs.vision.num_patches, spec.extra_tokens)
+    check_budget(budget, inputs.num_patches, spec.extra_tokens)
     if spec.stage != "clip":
         raise LiteLVLMError(f"method {method!r} runs inside the LLM; use the grounding pipeline "
                             "(litelvlm.lvlm) to apply it")
+    if not isinstance(inputs, SelectorInputs) and not spec.scores_only:
+        raise LiteLVLMError(f"method {method!r} reads CLIP's features or attention on CLIP's own grid, so it cannot "
+                            "select among another family's tokens (only methods reading per-token scores can)")
     if spec.needs_text and (inputs.text is None or len(inputs.text.texts) == 0):
         raise LiteLVLMError(f"method {method!r} needs at least one text")
     sel = spec.select(inputs, budget, **options)

@@ -237,6 +237,20 @@ def resample_to_grid(scores: torch.Tensor, src: tuple[torch.Tensor, torch.Tensor
     raise LiteLVLMError(f"mode must be 'area' or 'nearest', got {mode!r}")
 
 
+def resample_matrix(src: tuple[torch.Tensor, torch.Tensor], grid: TokenGrid,
+                    image_size: tuple[int, int]) -> torch.Tensor:
+    """(M, H' * W') float64: :func:`resample_to_grid`'s area rule as a matrix, so that ``matrix @ scores.flatten()``
+    is the resampled map in LLM order (one frame); each row sums to 1 where the source map covers the token,
+    and is all zeros where it does not."""
+    if grid.t != 1:
+        raise LiteLVLMError(f"resample_matrix maps one frame; the grid has t = {grid.t}")
+    ys, xs = token_edges(grid, image_size)
+    oy, ox = _overlap(ys, src[0]), _overlap(xs, src[1])
+    oy = oy / oy.sum(1, keepdim=True).clamp(min=1e-300)
+    ox = ox / ox.sum(1, keepdim=True).clamp(min=1e-300)
+    return torch.einsum("ih,jw->ijhw", oy, ox).reshape(grid.llm_h * grid.llm_w, -1)
+
+
 __all__ = ["MERGE", "PATCH", "WINDOW", "TokenGrid", "grid_coverage", "patch_boxes", "patch_index", "patch_rc",
-           "resample_to_grid", "source_edges", "token_boxes", "token_edges", "token_of_patch", "token_patches",
+           "resample_matrix", "resample_to_grid", "source_edges", "token_boxes", "token_edges", "token_of_patch", "token_patches",
            "token_rc", "window_index", "window_inverse", "window_patch_index", "window_seqlens"]

@@ -16,20 +16,35 @@ What is this project's (labelled wherever a user meets it):
 * ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (``family_positions = "keep"``),
   as UniPruneBench's and vLLM's Qwen pruners do; ``renumber`` gives a pruned sequence the positions of a plain
   token sequence, ``0..S'-1`` on all three axes (no official definition exists for a pruned M-RoPE grid);
-* the CLIP-side methods (LiteLVLM and the CLIP baselines) need an external CLIP mapped onto the merged grid,
-  which this family does not offer yet: they are refused with a message.
+* the CLIP-side methods that read per-token scores alone (LiteLVLM, its ablations, random:
+  ``Method.scores_only``) select among the merged tokens through an external CLIP run on the same image
+  (``clip``: by default a random CLIP of the preset's size for the random presets, ViT-L/14-336 for a checkpoint),
+  its scores mapped onto the merged grid (:class:`litelvlm.pruning.MappedInputs`): CLIP sees the image padded to a
+  square (LLaVA's "pad", so every merged token lies under CLIP's patches) and each token takes the area-weighted
+  mean of the patch scores its box overlaps; CLIP's text is the protocol's question (``clip_text="question"``, as
+  the official LiteLVLM embeds GLaMM's question) or the expression. The CLIP baselines that read CLIP's features or
+  attention on its own grid (VisionZip, PruMerge, ToMe, VisPruner, HiPrune) and the LLM-side methods that read
+  CLIP (CDPruner, VScan) are refused with a message. CLIP is loaded on first use: the other methods never load it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingPipeline, SequenceLayout
-from ..pruning import Selection
+from ..pruning import MappedInputs, Selection, SelectorInputs
+
+#: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM embeds
+#: GLaMM's question) or the referring expression alone
+CLIP_TEXTS = ("question", "expression")
+#: CLIP's layer whose patch tokens the similarity part reads (LLaVA's feature layer, which LiteLVLM's code uses)
+CLIP_FEATURE_LAYER = -2
 
 
 @dataclass
@@ -46,10 +61,17 @@ class UniPixelInput:
     visual: torch.Tensor                    # (N, h) merged tokens in the LLM's order (``pooler_output``)
     sam_features: object                    # SAM 2's image features (the adapter's)
     seed: int = 0
+    #: the paired CLIP's per-image work (its vision trace, the map onto the merged grid), made on first use and
+    #: shared by every sentence of the image
+    clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    #: made by ``with_sentences``: the CLIP-side methods' inputs on the merged tokens (computed on first use)
+    mapped: Callable[[], MappedInputs] | None = field(default=None, repr=False, compare=False)
 
-    def selector_inputs(self):
-        raise LiteLVLMError("the CLIP-side methods need an external CLIP mapped onto Qwen2.5-VL's merged grid; "
-                            "the unipixel family does not offer it yet: use a method that acts with the LLM")
+    def selector_inputs(self) -> MappedInputs:
+        """What a CLIP-side method reads: the paired CLIP's scores mapped onto the merged tokens."""
+        if self.mapped is None:
+            raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
+        return self.mapped()
 
 
 class UniPixelPipeline(GroundingPipeline):
@@ -59,14 +81,21 @@ class UniPixelPipeline(GroundingPipeline):
     seg_reads = "norm_input"
     #: UniPixel's protocol asks one expression per prompt (the studies' ``--protocol`` does not regroup them)
     sentences_per_prompt = 1
-    offers_clip_side = False
+    #: an external CLIP's scores are mapped onto the merged tokens (this project's adaptation)
+    clip_mapped = True
     position_axes = 3
     #: this project's adaptation: kept tokens keep their 3-D M-RoPE ids under ``positions="official"``
     family_positions = "keep"
 
-    def __init__(self, qwen, processor, seg_head, sam2, name: str = "unipixel", numerics=None):
+    def __init__(self, qwen, processor, seg_head, sam2, name: str = "unipixel", numerics=None,
+                 clip=None, clip_text: str = "question"):
         from ..lvlm.numerics import Numerics
 
+        if clip_text not in CLIP_TEXTS:
+            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        #: the paired CLIP: a loaded backend, a model string (loaded on first use), or None (CLIP-side methods refused)
+        self._clip = clip
+        self.clip_text = clip_text
         self.qwen = qwen
         self.processor = processor
         self.seg_head = seg_head
@@ -89,11 +118,24 @@ class UniPixelPipeline(GroundingPipeline):
 
         if quantize != "none" or layer_dtype != "model":
             raise LiteLVLMError("the unipixel family does not offer --quantize or --layer-dtype yet")
-        for key in ("clip", "sam", "tokenizer"):
+        for key in ("sam", "tokenizer"):
             if unused.get(key):
                 raise LiteLVLMError(f"model {model!r}: --{key} is for GLaMM; a UniPixel folder brings its own")
         parts = load_unipixel(model, device=device, dtype=dtype)
-        return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics)
+        clip = unused.get("clip") or default_clip(model)
+        return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics,
+                   clip=clip, clip_text=unused.get("clip_text") or "question")
+
+    @property
+    def clip(self):
+        """The paired CLIP backend (loaded on first use, in the pipeline's dtype and device)."""
+        if self._clip is None:
+            raise LiteLVLMError("this UniPixel pipeline has no paired CLIP: give clip=... to run a CLIP-side method")
+        if isinstance(self._clip, str):
+            from ..clip import load_clip
+
+            self._clip = load_clip(self._clip, "hf", device=self.device, dtype=self.dtype)
+        return self._clip
 
     # -- properties ---------------------------------------------------------------------------------
     @property
@@ -113,9 +155,12 @@ class UniPixelPipeline(GroundingPipeline):
         return int(self.qwen.config.text_config.hidden_size)
 
     def describe(self) -> dict:
+        clip = self._clip if self._clip is None or isinstance(self._clip, str) else self._clip.name
         return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
                 "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
-                "positions": "keep (this project's adaptation for M-RoPE)"}
+                "positions": "keep (this project's adaptation for M-RoPE)",
+                "clip": {"model": clip, "text": self.clip_text, "view": "pad",
+                         "map": "area-weighted mean onto the merged grid (this project's adaptation)"}}
 
     def num_visual(self, prepared: UniPixelInput) -> int:
         return int(prepared.visual.shape[0])
@@ -157,8 +202,31 @@ class UniPixelPipeline(GroundingPipeline):
             raise LiteLVLMError(f"the prompt must hold one {self.seg_token}")
         if int((types > 0).sum()) != self.num_visual(prepared):
             raise AssertionError("the prompt's video placeholders do not match the merged tokens")
-        return replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
-                       second_per_grid_ts=got["second_per_grid_ts"])
+        out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
+                      second_per_grid_ts=got["second_per_grid_ts"])
+        out.mapped = functools.cache(functools.partial(self._mapped_inputs, out))
+        return out
+
+    @torch.no_grad()
+    def _mapped_inputs(self, prepared: UniPixelInput) -> MappedInputs:
+        """The paired CLIP's traces of the image (padded to a square) and of the sentence's text, with the map of
+        CLIP's patches onto the merged grid (this project's adaptation: see the module docstring)."""
+        from ..data.geometry import transform_params
+        from ..qwen.grid import TokenGrid, resample_matrix, source_edges
+        from .protocol import question
+
+        clip, cache = self.clip, prepared.clip_cache
+        if "vision" not in cache:
+            cache["vision"] = clip.trace_image(clip.preprocess([prepared.image.convert("RGB")], pad_to_square=True))
+            params = transform_params(clip.geometry, *prepared.image_size, pad_to_square=True)
+            rows, cols = clip.grid
+            cache["weights"] = resample_matrix(source_edges(params, rows, cols), TokenGrid.from_thw(prepared.grid_thw[0]),
+                                               prepared.image_size)
+        sentence = prepared.sentences[0]
+        text = clip.encode_text([question(sentence) if self.clip_text == "question" else sentence],
+                                warn_truncation=False)
+        inputs = SelectorInputs(vision=cache["vision"], text=text, feature_layer=CLIP_FEATURE_LAYER, seed=prepared.seed)
+        return MappedInputs(inputs, cache["weights"])
 
     def visual_tokens(self, prepared: UniPixelInput) -> torch.Tensor:
         """(N, h) the merged tokens in the LLM's order (row-major over the merged grid)."""
@@ -206,11 +274,15 @@ class UniPixelPipeline(GroundingPipeline):
         b = visual.shape[0]
         return torch.cat([before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
 
-    def clip_selection_tokens(self, prepared, sel: Selection, full=None) -> torch.Tensor:
-        return prepared.selector_inputs()
+    def clip_selection_tokens(self, prepared: UniPixelInput, sel: Selection, full=None) -> torch.Tensor:
+        """(K, h) the merged tokens a CLIP-side selection kept (its indices index the merged tokens: the scores were
+        mapped onto them), from ``full`` or the prepared ones."""
+        src = prepared.visual if full is None else full
+        return src[sel.indices.to(src.device)]
 
-    def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
-        return prepared.selector_inputs()
+    def clip_selection_rows(self, prepared: UniPixelInput, sel: Selection) -> torch.Tensor:
+        """The merged-token index of each kept input: the selection's indices."""
+        return sel.indices
 
     # -- the mask head ----------------------------------------------------------------------------------
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
@@ -226,4 +298,17 @@ class UniPixelPipeline(GroundingPipeline):
         return self.sam2.upscale(low, prepared.image_size).float()
 
 
-__all__ = ["UniPixelInput", "UniPixelPipeline"]
+def default_clip(model: str) -> str:
+    """The CLIP paired with a UniPixel model string: a random CLIP of the preset's size for the random presets (seeded
+    alike), ViT-L/14-336 (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint."""
+    from ..clip import DEFAULT_HF_MODEL
+    from ..model_spec import ModelSpec
+
+    spec = ModelSpec.parse(model)
+    if spec.random_unipixel is None:
+        return DEFAULT_HF_MODEL
+    seed = spec.random_seed()
+    return f"tiny336-random:{seed}" if spec.random_unipixel == "tiny" else f"vit-l-14-336-random:{seed}"
+
+
+__all__ = ["CLIP_TEXTS", "UniPixelInput", "UniPixelPipeline", "default_clip"]

@@ -19,10 +19,10 @@ from ..selection import Selection, SelectorInputs, check_budget
 
 def context_only(inputs: SelectorInputs, budget: int) -> Selection:
     """The ``budget`` tokens of highest context score, highest first."""
-    check_budget(budget, inputs.vision.num_patches)
+    check_budget(budget, inputs.num_patches)
     score = context_scores(inputs)
     order = torch.sort(score, descending=True, stable=True).indices
     return Selection(indices=order[:budget].long(), scores=score, parts={"context": order})
 
 
-LITELVLM_CONTEXT = Method("clip", context_only)
+LITELVLM_CONTEXT = Method("clip", context_only, scores_only=True)

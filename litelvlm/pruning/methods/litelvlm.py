@@ -65,5 +65,5 @@ def litelvlm_ctx(inputs: SelectorInputs, budget: int, **options) -> Selection:
     options.setdefault("context_ratio", CONTEXT_HEAVY_RATIO)
     return litelvlm_select(inputs, budget, **options)
 
-LITELVLM = Method("clip", litelvlm, needs_text=True)
-LITELVLM_CTX = Method("clip", litelvlm_ctx, needs_text=True)
+LITELVLM = Method("clip", litelvlm, needs_text=True, scores_only=True)
+LITELVLM_CTX = Method("clip", litelvlm_ctx, needs_text=True, scores_only=True)

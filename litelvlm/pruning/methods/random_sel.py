@@ -10,7 +10,7 @@ from ..selection import Selection, SelectorInputs
 
 def random_select(inputs: SelectorInputs, budget: int, *, seed: int | None = None) -> Selection:
     g = torch.Generator().manual_seed(inputs.seed if seed is None else seed)
-    idx = torch.randperm(inputs.vision.num_patches, generator=g)[:budget]
-    return Selection(indices=torch.sort(idx).values.to(inputs.vision.hidden_states[0].device))
+    idx = torch.randperm(inputs.num_patches, generator=g)[:budget]
+    return Selection(indices=torch.sort(idx).values.to(inputs.device))
 
-RANDOM = Method("clip", random_select)
+RANDOM = Method("clip", random_select, scores_only=True)
