@@ -54,3 +54,19 @@ def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_pa
     assert _run(coco128, out, "--image-ids", 34, "--methods", f"none,{method}", "--budgets", 8) == 2
     assert why in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_vit_context_option(coco128, tmp_path):
+    """``--clip-context vit`` (UniPixel's LiteLVLM context from Qwen's own tower; the score is tested in
+    test_unipixel_litelvlm.py) runs and is recorded (the default is not, so earlier folders resume); GLaMM refuses it
+    before writing."""
+    base = ["--image-ids", 34, "--methods", "litelvlm-context", "--budgets", 16]
+    assert _run(coco128, tmp_path / "clip", *base) == 0 and _run(coco128, tmp_path / "vit", *base, "--clip-context", "vit") == 0
+    cfg = json.loads((tmp_path / "vit" / "config.json").read_text())
+    assert cfg["clip_context"] == "vit" and "clip_context" not in json.loads((tmp_path / "clip" / "config.json").read_text())
+    a, b = (pd.read_parquet(tmp_path / k / "grounding.parquet") for k in ("clip", "vit"))
+    assert len(a) == len(b) > 0
+    out = tmp_path / "glamm"
+    assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", "tiny-random:0",
+                 "--image-ids", "34", "--methods", "litelvlm", "--budgets", "16", "--clip-context", "vit"]) == 2
+    assert not out.exists() or not any(out.iterdir())

@@ -181,3 +181,69 @@ def test_methods_that_never_read_clip_never_load_it(pipe):
     prep = p.prepare(_noise(64, 64), ["the cup"])
     p.ground(prep, "fastv", 8)
     assert isinstance(p._clip, str)  # still the model string: not loaded
+
+
+def _vscan_global_score(visual, pixel_values, grid_thw):
+    """VScan's Qwen score, transcribed (Tencent/SelfEvolvingAgent @a82450e ``VScan/qwen/model/qwen2_5_vl_custom.py``):
+    the last block's attention weights (``Qwen2_5_VLVisionSdpaAttention_X.forward`` L474-509, rotary once, the
+    window mask of L501-505), summed over heads, averaged over queries and over each merge unit, and un-permuted
+    (L342-392). The block's input is taken here at the block (not its attention), and the window order from
+    transformers' ``get_vision_window_index``."""
+    import math
+
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+    from transformers.vision_utils import get_vision_window_index
+
+    blk = visual.blocks[len(visual.blocks) - 1]
+    got = {}
+    handle = blk.register_forward_pre_hook(lambda m, a, kw: got.update(h=a[0], **kw), with_kwargs=True)
+    try:
+        visual(pixel_values, grid_thw=grid_thw)
+    finally:
+        handle.remove()
+    hidden_states, cu_seqlens = blk.norm1(got["h"]), got["cu_seqlens"]
+    seq_length = hidden_states.shape[0]
+    self = blk.attn
+    q, k, v = self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    cos, sin = got["position_embeddings"]
+    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
+    q = q.transpose(0, 1)
+    k = k.transpose(0, 1)
+    attention_mask_X = torch.full([1, seq_length, seq_length], torch.finfo(q.dtype).min, device=q.device, dtype=q.dtype)
+    for i in range(1, len(cu_seqlens)):
+        attention_mask_X[..., cu_seqlens[i - 1]: cu_seqlens[i], cu_seqlens[i - 1]: cu_seqlens[i]] = 0
+    head_dim = q.size(-1)
+    attn_weights = torch.matmul(q, k.transpose(1, 2)) / math.sqrt(head_dim)
+    attn_weights = attn_weights + attention_mask_X
+    attn_weights = torch.nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(q.dtype)
+    attn_weights_global = torch.sum(attn_weights, dim=0)
+    attn_weights_global = torch.mean(attn_weights_global, dim=0)
+    attn_weights_global = attn_weights_global.view(-1, visual.spatial_merge_size ** 2)
+    attn_weights_global = torch.mean(attn_weights_global, dim=1)
+    window_index, _ = get_vision_window_index(grid_thw, spatial_merge_size=visual.spatial_merge_size,
+                                              window_size=visual.window_size, patch_size=visual.patch_size)
+    reverse_indices = torch.argsort(window_index)
+    return attn_weights_global[reverse_indices]
+
+
+@pytest.mark.parametrize("size", [(97, 131), (301, 45), (300, 400)])
+def test_the_vit_context_is_vscans_qwen_score(size):
+    """``context="vit"``: LiteLVLM's context part is VScan's global score of Qwen's own tower (this project's
+    adaptation); the score equals the transcription, and the selection ranks the tokens by it."""
+    from litelvlm.families import load_pipeline
+    from litelvlm.pruning import select
+
+    p = load_pipeline(MODEL, clip_context="vit")
+    prep = p.prepare(_noise(*size, seed=5), ["the cup"])
+    video = p._video(prep.image)
+    with torch.no_grad():
+        ref = _vscan_global_score(p.qwen.model.visual, video["pixel_values_videos"], video["video_grid_thw"])
+    mapped = prep.selector_inputs()
+    torch.testing.assert_close(mapped.context(), ref.double(), rtol=0, atol=0)
+    n = p.num_visual(prep)
+    assert ref.shape == (n,)
+    order = torch.sort(ref.double(), descending=True, stable=True).indices
+    assert select("litelvlm-context", mapped, n // 2).indices.tolist() == order[: n // 2].tolist()
+    assert p.describe()["clip"]["context"] == "vit"
+    with pytest.raises(LiteLVLMError, match="context"):
+        load_pipeline(MODEL, clip_context="cls")

@@ -272,7 +272,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     device = a.device if a.device == "cpu" or state.num_processes == 1 else state.device
     if pipe is None:
         with state.main_process_first():  # the main process writes any cached random model first
-            pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
+            pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device, clip_context=a.clip_context,
                                  dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                                  numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
@@ -284,6 +284,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     _check_layers(a, methods, pipe)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
+    if a.clip_context == "clip":  # the default is recorded only when changed: earlier folders resume as they were
+        config.pop("clip_context")
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
                   clip_weights=_clip_weights(pipe, methods),
                   seg_token_id=pipe.seg_token_id,

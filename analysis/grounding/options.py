@@ -29,6 +29,10 @@ class GroundingArgs(GlammDataArgs):
     max_sentences: int = arg(3, help="official protocol: sentences sampled per image (GLaMM: 3)", minimum=1)
     clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
                                           "or the bare expression", choices=["question", "expression"])
+    clip_context: str = arg("clip", help="UniPixel: where LiteLVLM's context part comes from: the paired CLIP's "
+                                         "[CLS] score mapped onto the merged grid, or the attention each merged "
+                                         "token receives in Qwen's last vision block (VScan's Qwen score); both "
+                                         "this project's adaptations", choices=["clip", "vit"])
     limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
                                    deprecated=("--limit",))
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "

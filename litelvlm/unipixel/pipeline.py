@@ -43,6 +43,10 @@ from ..pruning import MappedInputs, Selection, SelectorInputs
 #: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM embeds
 #: GLaMM's question) or the referring expression alone
 CLIP_TEXTS = ("question", "expression")
+#: where LiteLVLM's context part comes from: the paired CLIP's [CLS] context score mapped onto the merged grid (the
+#: default), or the attention each merged token receives in the last block of Qwen2.5-VL's own vision tower (VScan's
+#: Qwen score, :mod:`litelvlm.qwen.vit_attention`)
+CONTEXTS = ("clip", "vit")
 #: CLIP's layer whose patch tokens the similarity part reads (LLaVA's feature layer, which LiteLVLM's code uses)
 CLIP_FEATURE_LAYER = -2
 
@@ -88,11 +92,15 @@ class UniPixelPipeline(GroundingPipeline):
     family_positions = "keep"
 
     def __init__(self, qwen, processor, seg_head, sam2, name: str = "unipixel", numerics=None,
-                 clip=None, clip_text: str = "question"):
+                 clip=None, clip_text: str = "question", context: str = "clip"):
         from ..lvlm.numerics import Numerics
 
         if clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        if context not in CONTEXTS:
+            raise LiteLVLMError(f"context must be one of {', '.join(CONTEXTS)}; got {context!r}")
+        #: where LiteLVLM's context part comes from (:data:`CONTEXTS`)
+        self.context_source = context
         #: the paired CLIP: a loaded backend, a model string (loaded on first use), or None (CLIP-side methods refused)
         self._clip = clip
         self.clip_text = clip_text
@@ -124,7 +132,8 @@ class UniPixelPipeline(GroundingPipeline):
         parts = load_unipixel(model, device=device, dtype=dtype)
         clip = unused.get("clip") or default_clip(model)
         return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics,
-                   clip=clip, clip_text=unused.get("clip_text") or "question")
+                   clip=clip, clip_text=unused.get("clip_text") or "question",
+                   context=unused.get("clip_context") or "clip")
 
     @property
     def clip(self):
@@ -159,7 +168,7 @@ class UniPixelPipeline(GroundingPipeline):
         return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
                 "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
                 "positions": "keep (this project's adaptation for M-RoPE)",
-                "clip": {"model": clip, "text": self.clip_text, "view": "pad",
+                "clip": {"model": clip, "text": self.clip_text, "view": "pad", "context": self.context_source,
                          "map": "area-weighted mean onto the merged grid (this project's adaptation)"}}
 
     def num_visual(self, prepared: UniPixelInput) -> int:
@@ -170,10 +179,7 @@ class UniPixelPipeline(GroundingPipeline):
     def prepare_image(self, image: Image.Image, seed: int = 0) -> UniPixelInput:
         """The vision tower's merged tokens (the image as the protocol's 1-frame video) and SAM 2's image
         features, once per image."""
-        from .protocol import resize_frame, video_frames
-
-        video = self.processor.video_processor(videos=[video_frames(resize_frame(image))], do_resize=False,
-                                               return_tensors="pt")
+        video = self._video(image)
         grid = video["video_grid_thw"]
         visual = self.qwen.model.get_video_features(video["pixel_values_videos"].to(self.device),
                                                     video_grid_thw=grid.to(self.device)).pooler_output[0]
@@ -183,12 +189,24 @@ class UniPixelPipeline(GroundingPipeline):
                              second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype),
                              sam_features=self.sam2.encode_image(self.sam2.preprocess(image)), seed=seed)
 
+    def _video(self, image: Image.Image):
+        """The processor's video inputs of the image as the protocol's 1-frame video."""
+        from .protocol import resize_frame, video_frames
+
+        return self.processor.video_processor(videos=[video_frames(resize_frame(image))], do_resize=False,
+                                              return_tensors="pt")
+
     @torch.no_grad()
-    def with_sentences(self, prepared: UniPixelInput, sentences: list[str], turns=None, **unused) -> UniPixelInput:
+    def with_sentences(self, prepared: UniPixelInput, sentences: list[str], turns=None,
+                       clip_text: str | None = None, **unused) -> UniPixelInput:
         """``prepared`` with the protocol's prompt for one sentence (UniPixel asks one expression per prompt)
-        and this project's teacher-forced answer holding its ``<|seg|>`` (:mod:`litelvlm.unipixel.protocol`)."""
+        and this project's teacher-forced answer holding its ``<|seg|>`` (:mod:`litelvlm.unipixel.protocol`);
+        ``clip_text`` (this call's, else the pipeline's) is what the paired CLIP embeds (:data:`CLIP_TEXTS`)."""
         from .protocol import prepare_inputs
 
+        clip_text = self.clip_text if clip_text is None else clip_text
+        if clip_text not in CLIP_TEXTS:
+            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
         if len(sentences) != 1:
             raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
@@ -204,11 +222,11 @@ class UniPixelPipeline(GroundingPipeline):
             raise AssertionError("the prompt's video placeholders do not match the merged tokens")
         out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
                       second_per_grid_ts=got["second_per_grid_ts"])
-        out.mapped = functools.cache(functools.partial(self._mapped_inputs, out))
+        out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
         return out
 
     @torch.no_grad()
-    def _mapped_inputs(self, prepared: UniPixelInput) -> MappedInputs:
+    def _mapped_inputs(self, prepared: UniPixelInput, clip_text: str) -> MappedInputs:
         """The paired CLIP's traces of the image (padded to a square) and of the sentence's text, with the map of
         CLIP's patches onto the merged grid (this project's adaptation: see the module docstring)."""
         from ..data.geometry import transform_params
@@ -222,11 +240,16 @@ class UniPixelPipeline(GroundingPipeline):
             rows, cols = clip.grid
             cache["weights"] = resample_matrix(source_edges(params, rows, cols), TokenGrid.from_thw(prepared.grid_thw[0]),
                                                prepared.image_size)
+        if self.context_source == "vit" and "vit_context" not in cache:
+            from ..qwen.vit_attention import received_attention
+
+            video = self._video(prepared.image)
+            cache["vit_context"] = received_attention(self.qwen.model.visual, video["pixel_values_videos"].to(
+                self.device, self.qwen.model.visual.dtype), video["video_grid_thw"].to(self.device))
         sentence = prepared.sentences[0]
-        text = clip.encode_text([question(sentence) if self.clip_text == "question" else sentence],
-                                warn_truncation=False)
+        text = clip.encode_text([question(sentence) if clip_text == "question" else sentence], warn_truncation=False)
         inputs = SelectorInputs(vision=cache["vision"], text=text, feature_layer=CLIP_FEATURE_LAYER, seed=prepared.seed)
-        return MappedInputs(inputs, cache["weights"])
+        return MappedInputs(inputs, cache["weights"], context_override=cache.get("vit_context"))
 
     def visual_tokens(self, prepared: UniPixelInput) -> torch.Tensor:
         """(N, h) the merged tokens in the LLM's order (row-major over the merged grid)."""
@@ -311,4 +334,4 @@ def default_clip(model: str) -> str:
     return f"tiny336-random:{seed}" if spec.random_unipixel == "tiny" else f"vit-l-14-336-random:{seed}"
 
 
-__all__ = ["CLIP_TEXTS", "UniPixelInput", "UniPixelPipeline", "default_clip"]
+__all__ = ["CLIP_TEXTS", "CONTEXTS", "UniPixelInput", "UniPixelPipeline", "default_clip"]
