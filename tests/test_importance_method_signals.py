@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.importance.glamm_signals import SignalKey, method_signals
+from analysis.importance.signals import SignalKey, method_signals
 from litelvlm.cli import main
 from litelvlm.methods import ranking_methods
 

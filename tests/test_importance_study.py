@@ -12,7 +12,8 @@ import torch
 from scipy import stats
 
 from analysis.importance.compute import METRICS, compare_signals
-from analysis.importance.glamm_signals import (
+from analysis.importance.options import CLIP_SIGNALS
+from analysis.importance.signals import (
     GRADIENT_SIGNALS,
     QUERY_SETS,
     SignalKey,
@@ -20,7 +21,6 @@ from analysis.importance.glamm_signals import (
     clip_signals,
     llm_signals,
 )
-from analysis.importance.options import CLIP_SIGNALS
 from litelvlm.cli import main
 from litelvlm.lvlm.attribution import token_attributions
 
@@ -176,7 +176,7 @@ def test_saliency_in_eval_grounding(coco128, tmp_path):
 
 
 def test_hook_attention_rows_equal_the_llm_attention_oracle_scores(pipe, prepared):
-    from analysis.importance.glamm_signals import attention_signals
+    from analysis.importance.signals import attention_signals
 
     rows = attention_signals(pipe, prepared, per_head=False)
     ctx = pipe.context(prepared)

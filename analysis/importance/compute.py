@@ -1,8 +1,8 @@
 """``litelvlm importance``: do the tokens reversed CLIP similarity keeps match the LVLM's own token importance?
 
-For every sentence (scored alone, in GLaMM's single-turn prompt, teacher-forced as in
-``eval-grounding``), one score per visual token from each signal
-(:mod:`analysis.importance.glamm_signals`):
+For every sentence (scored alone, in the family's single-expression prompt: GLaMM's single-turn one, UniPixel's
+protocol question; teacher-forced as in ``eval-grounding``), one score per visual token (the image's N: fixed
+for GLaMM, per image for UniPixel) from each signal (:mod:`analysis.importance.signals`):
 
 * CLIP side: ``clip_rev_sim`` (-s, LiteLVLM's ranking), ``clip_context``, ``clip_topsim`` (+s);
 * LLM side: ``attention`` (per layer, head mean and per head, from the ``seg``/``last``/``text``
@@ -15,7 +15,9 @@ top-k Jaccard). Outputs: ``OUT/importance.parquet`` (one row per sentence x sign
 layer x head), ``OUT/summary.csv`` (head-mean rows aggregated with 95% bootstrap CIs over
 images, by LLM layer and by mask-area bin, ``area_bin == "all"`` for every area),
 ``OUT/token_scores.parquet`` (the head-mean score vectors of the first ``--save-scores``
-sentences, for heat maps), ``OUT/images/`` (their CLIP input window), ``OUT/config.json``.
+sentences, for heat maps), ``OUT/images/`` (the image region their visual tokens cover),
+``OUT/visual_tokens.csv`` (each image's N and token grid), ``OUT/config.json``. A family that pairs no CLIP with
+its visual tokens (UniPixel today) has no CLIP signals: its rows compare the ``--method-signals``.
 Per-image results are written as parts under ``OUT/parts/`` (``analysis.common.parts``); a re-run resumes
 from them.
 """
@@ -42,15 +44,17 @@ from analysis.common.study import (
     run_record,
     torch_thread_count,
 )
+from analysis.common.visual_view import visual_grid, visual_window
 from analysis.importance.aggregate import area_bins, summarize
 from analysis.importance.correlation import compare
-from analysis.importance.glamm_signals import (
+from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args
+from analysis.importance.signals import (
     SignalOptions,
     clip_signals,
     llm_signals,
     method_signals,
+    signal_error,
 )
-from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
@@ -78,34 +82,39 @@ def compare_signals(clip: dict, llm: dict) -> list[dict]:
 
 def sentence_signals(pipe, base, record, signals: list[str], opts: SignalOptions, methods: tuple[str, ...] = ()):
     """(prepared, clip signals, llm signals, IG deltas) of one REFER record alone."""
-    prep = pipe.with_sentences(base, [record.sentence])  # GLaMM's first question and answer
-    clip = {**clip_signals(prep), **method_signals(pipe, prep, methods)}
+    prep = pipe.with_sentences(base, [record.sentence])  # the family's one-expression prompt
+    clip = clip_signals(prep) if signal_error(pipe, CLIP_SIGNALS[0]) is None else {}
+    clip.update(method_signals(pipe, prep, methods))
     llm, deltas = llm_signals(pipe, prep, signals, opts)
     return prep, clip, llm, deltas
 
 
-def clip_window(pipe, image) -> np.ndarray:
-    """The part of ``image`` CLIP sees (its centre crop), as an RGB array at the CLIP input size."""
-    from litelvlm.data.geometry import transform_params
-
-    tp = transform_params(pipe.clip.geometry, image.height, image.width)
-    (y0, y1), (x0, x1) = tp.to_original(np.array([0, tp.out[0]]), np.array([0, tp.out[1]]))
-    return np.asarray(image.convert("RGB").crop((x0, y0, x1, y1)).resize((tp.out[1], tp.out[0])))
+def top_k_note(image_id, n: int) -> None:
+    """Warn once per image whose N is at most a top-k of the Jaccard overlaps (those are NaN there)."""
+    over = [k for k in DEFAULT_KS if k >= n]
+    if over:
+        log.warning("image %s has %d visual tokens: jaccard_%s are NaN (k >= N)", image_id, n,
+                    ", jaccard_".join(map(str, over)))
 
 
 def evaluate_image(pipe, a: ImportanceArgs, records: list, image, opts: SignalOptions, signals: list[str],
-                   keep_scores: int) -> tuple[list[dict], list[dict], dict[str, float]]:
-    """(comparison rows, token-score rows of the first ``keep_scores`` sentences, IG deltas) for one image."""
-    from analysis.importance.glamm_signals import pruned_masks
+                   keep_scores: int) -> tuple[list[dict], list[dict], dict[str, float], dict]:
+    """(comparison rows, token-score rows of the first ``keep_scores`` sentences, IG deltas, the image's N and
+    token grid) for one image."""
+    from analysis.importance.signals import pruned_masks
 
     base = pipe.prepare_image(image, seed=a.seed)
-    rows, scores, deltas = [], [], {}
+    rows, scores, deltas, visual = [], [], {}, {}
     for i, r in enumerate(records):
         prep, clip, llm, d = sentence_signals(pipe, base, r, signals, opts, tuple(split_list(a.method_signals)))
+        if not visual:
+            n, grid = pipe.num_visual(prep), visual_grid(pipe, prep)
+            visual = {"image_id": r.image_id, "num_visual": n, "grid_h": grid[0], "grid_w": grid[1]}
+            top_k_note(r.image_id, n)
         for k, v in d.items():
             deltas[k] = max(deltas.get(k, 0.0), v)
         gt = r.mask()
-        pred = pruned_masks(pipe, prep, torch.arange(prep.vision.num_patches))[0]
+        pred = pruned_masks(pipe, prep, torch.arange(visual["num_visual"]))[0]
         ids = {"image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id, "sent_id": r.sent_id,
                "sentence": r.sentence, "area_fraction": float(gt.mean()),
                "pred_area_fraction": float(pred.float().mean())}
@@ -116,9 +125,9 @@ def evaluate_image(pipe, a: ImportanceArgs, records: list, image, opts: SignalOp
                 if k.head == -1:
                     scores.append({"image_id": r.image_id, "sent_id": r.sent_id, "sentence": r.sentence,
                                    "signal": k.name, "query": k.query, "layer": k.layer,
-                                   "grid_h": prep.vision.grid[0], "grid_w": prep.vision.grid[1],
+                                   "grid_h": visual["grid_h"], "grid_w": visual["grid_w"],
                                    "scores": v.numpy().astype(np.float32)})
-    return rows, scores, deltas
+    return rows, scores, deltas, visual
 
 
 # -- tables -------------------------------------------------------------------------------------
@@ -160,6 +169,8 @@ def load_importance(out: str | Path) -> dict:
     summary["query"] = summary["query"].fillna("")       # signals without a query set
     tables = {"rows": read_parquet(path), "summary": summary, "scores": scores,
               "config": read_json(out / "config.json"), "images": images}
+    if (out / "visual_tokens.csv").exists():
+        tables["visual"] = pd.read_csv(out / "visual_tokens.csv")
     ablation = out / "ablation" / "summary.csv"
     if ablation.exists():
         tables["ablation"] = pd.read_csv(ablation)
@@ -187,6 +198,9 @@ def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None =
         raise LiteLVLMError("no sentence could be scored; nothing written")
     rows = finish_rows(pd.concat(frames, ignore_index=True))
     rows = rows.sort_values(["image_id", "ref_id", "sent_id"] + PAIR_COLUMNS, kind="stable").reset_index(drop=True)
+    visual = [f for f in select(store.frames("visual")) if not f.empty]
+    if visual:  # each image's N (parts written before it was recorded have none)
+        write_csv(out / "visual_tokens.csv", pd.concat(visual, ignore_index=True).sort_values("image_id"))
     score_frames = [f for f in select(store.frames("scores")) if not f.empty]
     if score_frames:
         scores = pd.concat(score_frames, ignore_index=True)
@@ -222,15 +236,34 @@ def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: lis
                     sentences=0, seconds=time.perf_counter() - t0, ig_delta_max={})
         store.write([], pd.DataFrame(), info, tried=[image_id])
         return 0
-    rows, scores, deltas = evaluate_image(pipe, a, recs, image, opts, signals, max(0, a.save_scores - kept))
+    rows, scores, deltas, visual = evaluate_image(pipe, a, recs, image, opts, signals, max(0, a.save_scores - kept))
     n_kept = len({s["sent_id"] for s in scores})
+    tables = {"visual": pd.DataFrame([visual])} if visual else {}
     if scores:
         with atomic_path(out / "images" / f"{image_id}.png") as tmp:
-            Image.fromarray(clip_window(pipe, image)).save(tmp, format="PNG")
+            Image.fromarray(visual_window(pipe, image)).save(tmp, format="PNG")
         info["scored_kept"] = n_kept
+        tables["scores"] = pd.DataFrame(scores)
     info.update(seconds=time.perf_counter() - t0, ig_delta_max=deltas)
-    store.write([image_id], pd.DataFrame(rows), info, {"scores": pd.DataFrame(scores)} if scores else None)
+    store.write([image_id], pd.DataFrame(rows), info, tables or None)
     return n_kept
+
+
+def check_family(pipe, signals: list[str], methods: list[str]) -> list[str]:
+    """The CLIP signals ``pipe``'s family gives; a signal or ``--method-signals`` method it cannot give, or nothing
+    left to compare, is a :class:`~litelvlm.errors.LiteLVLMError` (before anything is written)."""
+    errors = [why for s in signals if (why := signal_error(pipe, s))]
+    errors += [why for m in methods if (why := pipe.method_error(m))]
+    if errors:
+        raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
+    clip_names = [s for s in CLIP_SIGNALS if signal_error(pipe, s) is None]
+    if not clip_names and not methods:
+        raise LiteLVLMError(f"{signal_error(pipe, CLIP_SIGNALS[0])}: nothing to compare the LLM signals with; give "
+                            "--method-signals (methods that rank the visual tokens by one score each and act with "
+                            "the LLM, e.g. fastv, dart)")
+    if not clip_names:
+        log.warning("the %s family gives no CLIP signals; comparing the --method-signals only", pipe.family)
+    return clip_names
 
 
 def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -255,12 +288,15 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                              dtype=getattr(torch, a.dtype), numerics=study_numerics(a, "per-expression"), **quantize_kwargs(a))
     opts = SignalOptions(target=a.target, ig_steps=a.ig_steps, internal_batch_size=a.internal_batch_size,
                          group=a.group, per_head=a.per_head)
+    clip_names = check_family(pipe, signals, split_list(a.method_signals))
 
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "save_scores", "n_boot")}
-    config.update(signals=signals, clip_signals=list(CLIP_SIGNALS), images=len(image_ids), ks=list(DEFAULT_KS),
-                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id,
-                  llm_layers=pipe.model.arch.llm_layers, llm_heads=pipe.model.arch.llm_heads,
+    lm = pipe.language_model.config
+    config.update(signals=signals, clip_signals=clip_names, images=len(image_ids), ks=list(DEFAULT_KS),
+                  clip_weights=pipe.clip.weights_hash() if getattr(pipe, "clip", None) else None,
+                  seg_token_id=pipe.seg_token_id, llm_layers=int(lm.num_hidden_layers),
+                  llm_heads=int(lm.num_attention_heads),
                   num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), run=run_record())
     with RunFolder(out):

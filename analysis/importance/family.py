@@ -53,8 +53,9 @@ def read_importance(results_dir: Path) -> dict:
 
 
 def referent_windows(results_dir: Path, tables: dict) -> dict:
-    """Per sentence of ``scores``, its referent's mask in the CLIP input window (the centred square
-    crop, resized to the window image); empty when the REFER data cannot be reached."""
+    """Per sentence of ``scores``, its referent's mask in the image window of its visual tokens (CLIP's centred
+    square crop for a family with a fixed N; the whole image when N depends on the image), resized to the
+    window image; empty when the REFER data cannot be reached."""
     import numpy as np
     from PIL import Image
 
@@ -80,11 +81,23 @@ def referent_windows(results_dir: Path, tables: dict) -> dict:
             continue
         mask = np.asarray(r.mask(), dtype=np.uint8)
         h, w = mask.shape
-        side = min(h, w)
+        side = min(h, w) if cfg.get("num_visual_tokens") is not None else None
+        if side is None:  # the tokens cover the whole image
+            crop = Image.fromarray(mask * 255)
+            out[int(sent_id)] = np.asarray(crop.resize((window.shape[1], window.shape[0]), Image.NEAREST)) > 127
+            continue
         y0, x0 = (h - side) // 2, (w - side) // 2
         crop = Image.fromarray(mask[y0:y0 + side, x0:x0 + side] * 255)
         out[int(sent_id)] = np.asarray(crop.resize((window.shape[1], window.shape[0]), Image.NEAREST)) > 127
     return out
+
+
+def typical_n(tables: dict) -> int:
+    """The family's N, or the median of each image's N (``visual_tokens.csv``) when it depends on the image."""
+    fixed = tables["config"].get("num_visual_tokens")
+    if fixed is not None or tables.get("visual") is None:
+        return int(fixed or 576)
+    return int(tables["visual"]["num_visual"].median())
 
 
 def draw_importance(tables: dict) -> dict:
@@ -93,7 +106,7 @@ def draw_importance(tables: dict) -> dict:
     figs = {}
     for metric in ("spearman", "kendall"):
         figs[f"by_layer_{metric}"], _ = plots.plot_importance_by_layer(summary, metric=metric)
-    figs["overlap_vs_k"], _ = plots.plot_overlap_vs_k(summary, num_tokens=tables["config"]["num_visual_tokens"])
+    figs["overlap_vs_k"], _ = plots.plot_overlap_vs_k(summary, num_tokens=typical_n(tables))
     if not scores.empty:
         sent_id = int(scores["sent_id"].iloc[0])
         image_id = int(scores["image_id"].iloc[0])

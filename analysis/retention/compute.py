@@ -1,16 +1,19 @@
-"""Token retention tables: which patches every CLIP-side method keeps at each budget.
+"""Token retention tables: which patches every CLIP-side method keeps at each budget (``--model`` a CLIP), or
+which visual tokens every method a model family runs keeps (``--model`` an LVLM: :mod:`analysis.retention.pipeline`).
 
 For each image and its referring expressions (all of them select together, as in the
 official multi-expression setting; ``text`` joins them with `` | ``), one row per kept token and (method, budget), naming the
-part of the method that chose it (LiteLVLM: ``similarity`` or ``context``; VisPruner:
-``important``/``diverse``; VisionZip: ``dominant``/``contextual``; others: ``kept``), plus
+part of the method that chose it, read from its ``Selection.parts`` (LiteLVLM: ``similarity`` or ``context``;
+VisPruner: ``important``/``diverse``; VisionZip: ``dominant``/``contextual``; none: ``kept``), plus
 a per-patch table of the scores behind the choice. The figure family ``retention`` draws
 them like the paper's animation. Run as ``litelvlm retention --help``.
 
 Outputs in ``--out``: ``retention.parquet`` (image_id, text, model, method, budget,
 position, patch, part), ``retention_scores.parquet`` (image_id, text, model, patch, row,
 col, similarity, context), ``images/<image_id>.png`` (the image as the model sees it,
-after resize and crop) and ``config.json``.
+after resize and crop) and ``config.json``; on a model family, ``retention.parquet`` adds ``stage``,
+``prune_layer`` and ``num_visual`` (the image's N), ``retention_scores.parquet`` holds each selection's own
+per-token ``score``, and ``visual_tokens.csv`` each image's N and token grid.
 """
 
 from __future__ import annotations
@@ -84,16 +87,16 @@ def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3,
     return out
 
 
-def method_parts(method: str, sel, kept: np.ndarray) -> np.ndarray:
-    """The name of the part that chose each kept index (same order as ``kept``)."""
+def selection_parts(sel, kept: np.ndarray, num_tokens: int) -> np.ndarray:
+    """The name of the part of ``sel`` that chose each kept index (same order as ``kept``; ``kept`` where no part
+    holds it). A part holding every one of the ``num_tokens`` tokens is a ranking (LiteLVLM's ``context`` order): it
+    names only what no smaller part holds, and the first ranking wins; among the smaller parts, the last wins."""
     part = np.full(kept.shape, "kept", dtype=object)
-    if method in ("litelvlm", "litelvlm-ctx", "clip_topsim"):
-        union = sel.parts["similarity"].cpu().numpy()
-        part[:] = "context"
-        part[np.isin(kept, union)] = "similarity"
-        return part
-    for name, idx in sel.parts.items():
-        part[np.isin(kept, idx.cpu().numpy())] = name
+    full = np.arange(num_tokens)
+    items = [(name, idx.cpu().numpy()) for name, idx in sel.parts.items()]
+    ranking = {name for name, idx in items if np.isin(full, idx).all()}
+    for name, idx in [*reversed([kv for kv in items if kv[0] in ranking]), *(kv for kv in items if kv[0] not in ranking)]:
+        part[np.isin(kept, idx)] = name
     return part
 
 
@@ -129,7 +132,7 @@ def retention_tables(clip, examples, budgets, methods,
                 rows.append(pd.DataFrame({
                     "image_id": image_id, "text": text, "model": clip.name, "method": method,
                     "budget": k, "position": np.arange(kept.size), "patch": kept,
-                    "part": method_parts(method, sel, kept).astype(str)}))
+                    "part": selection_parts(sel, kept, n).astype(str)}))
     meta = {"grid": [gr, gc], "num_patches": n, "budgets": budgets, "methods": list(methods)}
     return pd.concat(rows, ignore_index=True), pd.concat(score_rows, ignore_index=True), images, meta
 
@@ -157,11 +160,13 @@ def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
 def run_retention(a: RetentionArgs) -> Path:
     """Compute and write the retention tables for ``a`` (checked: :func:`analysis.retention.options.check_args`);
     returns the output folder."""
-    from PIL import Image
 
+    from analysis.retention.options import model_family
     from litelvlm.clip import load_clip
     from litelvlm.pruning import available_methods, get_method
 
+    if model_family(a.model) is not None:
+        return run_family_retention(a)
     methods = split_list(a.methods) or available_methods("clip")
     for m in methods:
         if get_method(m).kind != "clip":
@@ -169,13 +174,7 @@ def run_retention(a: RetentionArgs) -> Path:
                                 f"{', '.join(available_methods('clip'))}")
     budgets = split_list(a.budgets, int)
     skipped: list[dict] = []
-    if a.refer_dir:
-        examples = readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped)
-    else:
-        im, texts = synthetic_example()
-        examples = [("synthetic-0", im, texts)]
-    if a.compare_to and not (Path(a.compare_to) / "retention.parquet").exists():
-        raise LiteLVLMError(f"--compare-to {a.compare_to!r} holds no retention.parquet")
+    examples = study_examples(a, skipped)
     import torch
 
     clip = load_clip(a.model, a.backend, dtype=None if a.dtype == "float32" else getattr(torch, a.dtype))
@@ -191,21 +190,64 @@ def run_retention(a: RetentionArgs) -> Path:
     out = Path(a.out)
     with RunFolder(out):
         table, scores, images, meta = retention_tables(clip, examples, budgets, methods, a.seed)
-        for png in (out / "images").glob("*.png"):  # images of an older run with other examples
-            if png.stem not in images:
-                png.unlink()
-        for image_id, arr in images.items():
-            with atomic_path(out / "images" / f"{image_id}.png") as tmp:
-                Image.fromarray((arr * 255).round().astype(np.uint8)).save(tmp, format="png")
-        write_parquet(out / "retention_scores.parquet", scores)
-        write_parquet(out / "retention.parquet", table)
-        write_json(out / "config.json", {**asdict(a), **meta, "clip": clip.describe(), "synthetic": a.refer_dir is None,
-                                          "skipped": skipped, "paths": portable_paths(asdict(a), out),
-                                          "torch_threads": torch_thread_count(), "run": run_record()})
-        if a.compare_to:
-            from analysis.common.parts import read_parquet
+        write_tables(a, out, table, scores, images, {**meta, "clip": clip.describe(), "skipped": skipped})
+    return out
 
-            write_csv(out / "overlap.csv", kept_overlap(read_parquet(Path(a.compare_to) / "retention.parquet"), table))
+
+def study_examples(a: RetentionArgs, skipped: list[dict]) -> list:
+    """The (image_id, RGB image, texts) of ``a`` (``--refer-dir``'s first images, else the synthetic scene);
+    unreadable images are appended to ``skipped``; a ``--compare-to`` without tables is an error."""
+    if a.compare_to and not (Path(a.compare_to) / "retention.parquet").exists():
+        raise LiteLVLMError(f"--compare-to {a.compare_to!r} holds no retention.parquet")
+    if a.refer_dir:
+        return readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped)
+    im, texts = synthetic_example()
+    return [("synthetic-0", im, texts)]
+
+
+def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.DataFrame, images: dict,
+                 meta: dict) -> None:
+    """Write the images, both tables, config.json (``meta`` added to the options) and ``--compare-to``'s overlap."""
+    from PIL import Image
+
+    for png in (out / "images").glob("*.png"):  # images of an older run with other examples
+        if png.stem not in images:
+            png.unlink()
+    for image_id, arr in images.items():
+        with atomic_path(out / "images" / f"{image_id}.png") as tmp:
+            Image.fromarray((arr * 255).round().astype(np.uint8)).save(tmp, format="png")
+    write_parquet(out / "retention_scores.parquet", scores)
+    write_parquet(out / "retention.parquet", table)
+    skipped = meta.pop("skipped")
+    write_json(out / "config.json", {**asdict(a), **meta, "synthetic": a.refer_dir is None, "skipped": skipped,
+                                      "paths": portable_paths(asdict(a), out), "torch_threads": torch_thread_count(),
+                                      "run": run_record()})
+    if a.compare_to:
+        from analysis.common.parts import read_parquet
+
+        write_csv(out / "overlap.csv", kept_overlap(read_parquet(Path(a.compare_to) / "retention.parquet"), table))
+
+
+def run_family_retention(a: RetentionArgs) -> Path:
+    """The retention tables of the methods ``--model``'s family runs (:mod:`analysis.retention.pipeline`): every
+    method it cannot run refused, and the pipeline loaded, before anything is written."""
+    import torch
+
+    from analysis.retention.pipeline import family_methods, family_tables
+    from litelvlm.families import load_pipeline
+
+    if a.quantize != "none" or a.backend:
+        raise LiteLVLMError(f"--model {a.model!r} is an LVLM: --quantize and --backend are for a CLIP model")
+    pipe = load_pipeline(a.model, device="cpu", dtype=getattr(torch, a.dtype))
+    methods = family_methods(pipe, split_list(a.methods))
+    skipped: list[dict] = []
+    examples = study_examples(a, skipped)
+    out = Path(a.out)
+    with RunFolder(out):
+        table, scores, images, meta = family_tables(pipe, a.model, examples, split_list(a.budgets, int), methods,
+                                                    a.seed)
+        write_csv(out / "visual_tokens.csv", meta.pop("visual_tokens"))
+        write_tables(a, out, table, scores, images, {**meta, "lvlm": pipe.describe(), "skipped": skipped})
     return out
 
 

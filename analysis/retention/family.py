@@ -27,13 +27,13 @@ def read_retention(results_dir: Path) -> dict:
 
 def draw_retention(tables: dict) -> dict:
     """Input, similarity-aware and context-aware tokens, and the kept set per method and budget."""
-    table, images = tables["retention"], tables["images"]
-    grid = tuple(tables["config"]["grid"])
+    table, images, config = tables["retention"], tables["images"], tables["config"]
     figs = {}
     for i, image_id in enumerate(table["image_id"].unique()):
         image = images[image_id]
+        grid = tuple(config.get("grids", {}).get(str(image_id), config["grid"]))  # per image on a model family
         figs[f"grid_{i}"], _ = plots.plot_retention_grid(image, table, grid, image_id=image_id)
-        for method in ("litelvlm", "litelvlm-ctx"):
+        for method in [m for m in ("litelvlm", "litelvlm-ctx") if m in set(table["method"])]:
             figs[f"stages_{method}_{i}"], _ = plots.plot_retention_stages(
                 image, table, grid, method=method, image_id=image_id)
     return figs

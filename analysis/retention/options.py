@@ -25,7 +25,9 @@ class RetentionArgs:
     out: str = arg(help="output folder", required=True)
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): an hf id or folder, an "
                                               "open_clip string, or a random one such as tiny336-random or "
-                                              "vit-l-14-336-random (see `litelvlm select --help`)")
+                                              "vit-l-14-336-random (see `litelvlm select --help`); or an LVLM of a "
+                                              "model family (e.g. unipixel-tiny-random:0, a GLaMM or UniPixel "
+                                              "folder): the methods it runs, on its own visual tokens")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
                          deprecated=("--data",))
@@ -34,7 +36,8 @@ class RetentionArgs:
                             deprecated=("--limit",))
     budgets: list[str] = arg(list(map(str, BUDGETS)), help="token budgets (clipped to the number of patches)", each=int,
                                minimum=1)
-    methods: list[str] = arg(None, help="CLIP-side methods (default: all registered)")
+    methods: list[str] = arg(None, help="methods (default: every CLIP-side method the CLIP backend runs; on an "
+                                        "LVLM, every method its family runs but the analysis oracles)")
     seed: int = arg(0, help="seed for the random method")
     dtype: str = arg("float32", help="CLIP's dtype (GLaMM runs its CLIP in bfloat16)", choices=["float32", "bfloat16"])
     quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or nf4 "
@@ -43,6 +46,20 @@ class RetentionArgs:
     quantize_backend: str = arg("bitsandbytes", help="library of --quantize", choices=["bitsandbytes", "torchao"])
     compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
                                      "unquantized run): writes overlap.csv, the share of kept tokens both keep")
+
+
+def model_family(model: str) -> str | None:
+    """The model family ``model`` names (an LVLM: its retention runs on the family's pipeline), or None for a CLIP
+    (a random CLIP preset's name, such as ``tiny-random``, stays the CLIP; imports nothing)."""
+    from litelvlm.families import family_of
+    from litelvlm.model_spec import ModelSpec
+
+    try:
+        if ModelSpec.parse(model).random_clip is not None:
+            return None
+        return family_of(model)
+    except LiteLVLMError:
+        return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

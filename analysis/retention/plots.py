@@ -53,9 +53,15 @@ def _clean(ax) -> None:
         s.set_visible(False)
 
 
+def part_names(parts) -> list[str]:
+    """The part names present in ``parts``: those of :data:`PART_ORDER` in its order, then any other in order."""
+    seen = list(dict.fromkeys(parts))
+    return [p for p in PART_ORDER if p in seen] + [p for p in seen if p not in PART_ORDER]
+
+
 def _legend(fig, parts) -> None:
     colors = part_colors()
-    present = [p for p in PART_ORDER if p in set(parts)]
+    present = [p for p in part_names(parts) if p in colors]
     handles = [Patch(color=colors[p], label=_PART_LABELS.get(p, p)) for p in present]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
 
@@ -95,9 +101,7 @@ def plot_retention_stages(image: np.ndarray, table: pd.DataFrame, grid: tuple[in
     axes[0].imshow(image, interpolation="nearest")
     _clean(axes[0])
     axes[0].set_title("input")
-    present = [p for p in PART_ORDER if p in set(sub["part"])]
-    stages = ["similarity", "context"] if method in ("litelvlm", "litelvlm-ctx", "clip_topsim") else present
-    stages = (stages + [None, None])[:2]
+    stages = (part_names(sub["part"]) + [None, None])[:2]  # the selection's first two parts (LiteLVLM's two stages)
     for ax, part in zip(axes[1:3], stages):
         if part is None:
             ax.set_axis_off()

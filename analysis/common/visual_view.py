@@ -1,0 +1,69 @@
+"""Where a family's visual tokens lie on the image, as the studies draw them: their grid and the image region
+they cover, read from the family contract (:mod:`litelvlm.lvlm.family`) for any family, and each image's N.
+
+A family may declare ``visual_grid(prepared)`` and ``visual_window(image)`` itself (what the contract would
+add); until it does, both are read from what the contract already gives: the layout's positions and the
+family's fixed N.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from litelvlm.errors import LiteLVLMError
+
+log = logging.getLogger(__name__)
+
+
+def visual_grid(pipe, prepared) -> tuple[int, int]:
+    """(rows, cols) of ``prepared``'s N visual tokens in the family's sequence order (row-major). With 3-axis
+    positions (M-RoPE) a visual token's height and width ids are its row and column (Qwen2.5-VL's
+    ``get_rope_index``); with 1-D RoPE the N tokens are a square raster (GLaMM's 24 x 24 CLIP patches)."""
+    own = getattr(pipe, "visual_grid", None)
+    if callable(own):
+        return tuple(int(v) for v in own(prepared))
+    import torch
+
+    n = pipe.num_visual(prepared)
+    if getattr(pipe, "position_axes", 1) == 3:
+        layout = pipe.layout(prepared, n)
+        pos = layout.position_ids[..., layout.image_start:layout.image_start + n].reshape(3, n).long().cpu()
+        rows, cols = pos[1] - pos[1].min(), pos[2] - pos[2].min()
+        shape = (int(rows.max()) + 1, int(cols.max()) + 1)
+        if shape[0] * shape[1] == n and bool(((rows * shape[1] + cols) == torch.arange(n)).all()):
+            return shape
+        raise LiteLVLMError(f"the {pipe.family} family's {n} visual tokens are no row-major grid of their positions")
+    side = math.isqrt(n)
+    if side * side != n:
+        raise LiteLVLMError(f"the {pipe.family} family's {n} visual tokens (1-D positions) are no square grid")
+    return side, side
+
+
+def visual_window(pipe, image) -> np.ndarray:
+    """The part of ``image`` the visual tokens cover, as an RGB array: CLIP's input window (its centre crop at
+    its input size) for a family whose visual tokens are its CLIP's patches (fixed N, GLaMM's), else the whole
+    image (a family that resizes the image without a crop, UniPixel's)."""
+    own = getattr(pipe, "visual_window", None)
+    if callable(own):
+        return np.asarray(own(image))
+    clip = getattr(pipe, "clip", None)
+    if clip is not None and pipe.num_visual_tokens is not None and clip.num_patches == pipe.num_visual_tokens:
+        from litelvlm.data.geometry import transform_params
+
+        tp = transform_params(clip.geometry, image.height, image.width)
+        (y0, y1), (x0, x1) = tp.to_original(np.array([0, tp.out[0]]), np.array([0, tp.out[1]]))
+        return np.asarray(image.convert("RGB").crop((x0, y0, x1, y1)).resize((tp.out[1], tp.out[0])))
+    return np.asarray(image.convert("RGB"))
+
+
+def budgets_for(image_id, n: int, pairs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The planned (method, budget) pairs an image of N visual tokens can run (``analysis.common.glamm_runs.plan``;
+    budget 0 is all N); the others are skipped with one warning naming the image and N."""
+    over = sorted({b for _, b in pairs if b > n})
+    if over:
+        log.warning("image %s has %d visual tokens: budget(s) %s skipped", image_id, n,
+                    ", ".join(map(str, over)))
+    return [(m, b) for m, b in pairs if b <= n]
