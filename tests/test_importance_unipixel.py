@@ -50,9 +50,11 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
     assert visual.to_dict("records") == [{"image_id": IMAGE_ID, "num_visual": n, "grid_h": grid[0],
                                           "grid_w": grid[1]}]
     cfg = json.loads((results / "config.json").read_text())
-    assert cfg["num_visual_tokens"] is None and cfg["clip_signals"] == [] and cfg["clip_weights"] is None
+    assert cfg["num_visual_tokens"] is None and len(cfg["clip_weights"]) == 16  # the paired CLIP's
+    assert cfg["clip_signals"] == ["clip_rev_sim", "clip_context", "clip_topsim"]
     rows = pd.read_parquet(results / "importance.parquet")
-    assert set(rows["clip_signal"]) == {"method:fastv", "method:dart"}  # no CLIP paired with UniPixel's tokens
+    # the CLIP signals are the paired CLIP's scores mapped onto the merged tokens (this project's adaptation)
+    assert set(rows["clip_signal"]) == {"clip_rev_sim", "clip_context", "clip_topsim", "method:fastv", "method:dart"}
     assert set(rows["llm_signal"]) == {"attention", "saliency", "ablation"}
     assert set(rows.loc[rows["llm_signal"] == "attention", "layer"]) == set(range(cfg["llm_layers"]))
     scores = pd.read_parquet(results / "token_scores.parquet")
@@ -73,9 +75,8 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    (("--signals", "attention", "--method-signals", "vispruner"), "pairs no CLIP"),
+    (("--signals", "attention", "--method-signals", "vispruner"), "per-token scores"),
     (("--signals", "attention", "--method-signals", "ivc-prune"), "1-D RoPE"),
-    (("--signals", "attention"), "nothing to compare"),
     (("--signals", "layer_integrated_gradients", "--method-signals", "fastv"), "no such projector"),
     (("--signals", "saliency", "--method-signals", "fastv"), "--target seg_norm"),  # SAM 2 decodes without autograd
 ])

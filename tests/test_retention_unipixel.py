@@ -82,10 +82,25 @@ def test_figures_draw_from_the_family_tables(results):
     assert list(figs) == ["grid_0"]  # LiteLVLM's stage figures need LiteLVLM, which UniPixel does not run yet
 
 
-@pytest.mark.parametrize(("methods", "why"), [("fastv,litelvlm", "pairs no CLIP"), ("random", "pairs no CLIP"),
+@pytest.mark.parametrize(("methods", "why"), [("fastv,visionzip", "per-token scores"), ("cdpruner", "per-token scores"),
                                               ("sparsevlm", "1-D RoPE")])
 def test_a_method_the_family_does_not_run_is_refused_before_writing(coco128, tmp_path, methods, why, capsys):
     out = tmp_path / "run"
     assert _run(coco128, out, "--methods", methods, "--budgets", 8) == 2
     assert why in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_litelvlm_keeps_merged_tokens_through_the_mapped_clip(coco128, tmp_path):
+    """LiteLVLM on UniPixel (an external CLIP mapped onto the merged grid, this project's adaptation): its kept
+    tokens are merged-token indices labelled by its own parts; one expression per prompt, so T = 1 and every kept
+    token is a similarity token (no context share), while ``litelvlm-ctx`` keeps both parts."""
+    out = tmp_path / "run"
+    assert _run(coco128, out, "--methods", "litelvlm,litelvlm-ctx", "--budgets", 8) == 0
+    table = pd.read_parquet(out / "retention.parquet")
+    n = int(pd.read_csv(out / "visual_tokens.csv")["num_visual"].iloc[0])
+    assert table["patch"].between(0, n - 1).all() and (table["stage"] == "clip").all()
+    per = table.groupby(["method", "text"])["patch"].nunique()
+    assert (per == 8).all()
+    assert set(table.loc[table["method"] == "litelvlm", "part"]) == {"similarity"}
+    assert set(table.loc[table["method"] == "litelvlm-ctx", "part"]) == {"similarity", "context"}

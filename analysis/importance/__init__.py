@@ -1,7 +1,7 @@
 """``litelvlm importance``: CLIP's token ranks against the LLM's own token importance.
 
 ``options`` (light: :class:`ImportanceArgs`, :func:`run`), ``compute`` (the study), ``signals``
-(every signal on any family's pipeline; ``glamm_signals`` is its former name), ``correlation`` (rank
+(every signal on any family's pipeline), ``correlation`` (rank
 statistics), ``sensitivity`` (mask-IoU drop of removed token groups), ``aggregate`` (bootstrap summaries), ``family`` and ``plots`` (its figures).
 From code: ``from analysis.importance import ImportanceArgs, run``.
 """
