@@ -1,17 +1,25 @@
-"""The architectures the efficiency study runs: a ``litelvlm.lvlm`` preset and the prompt around the image.
+"""The architectures the efficiency study runs: a model family, one of its presets, and the prompt around the image.
 
-GLaMM = CLIP ViT-L/14-336 (visual tokens) -> 2-layer GELU projector -> Llama-2-7B (Vicuna) LLM ->
-SAM ViT-H image encoder + mask decoder (the [SEG] token's hidden state is the prompt). Every size
-is a preset of ``litelvlm.glamm.config.ARCHS`` (``glamm-7b``, ``scaled``, ``tiny``), and the models
-are built by ``litelvlm.lvlm`` (see ``analysis.efficiency.build``), so the model counted and timed here is
-the model ``eval-grounding`` runs. The study only adds the prompt length around the visual tokens.
+An :class:`EffArch` names its family (``glamm`` or ``unipixel``) and the family's preset; what the study reads
+from it (the decoder's sizes ``llm``, N = ``num_patches`` visual tokens, the prompt tokens around them) comes
+from the family:
+
+* GLaMM = CLIP ViT-L/14-336 (visual tokens) -> 2-layer GELU projector -> Llama-2-7B (Vicuna) LLM ->
+  SAM ViT-H image encoder + mask decoder (the [SEG] token's hidden state is the prompt). Every size
+  is a preset of ``litelvlm.glamm.config.ARCHS`` (``glamm-7b``, ``scaled``, ``tiny``), and the models
+  are built by ``litelvlm.lvlm`` (see ``analysis.efficiency.build``), so the model counted and timed here is
+  the model ``eval-grounding`` runs. The study only adds the prompt length around the visual tokens.
+* UniPixel = Qwen2.5-VL (native-resolution ViT with window attention, 2x2 merger) + SAM 2.1 prompted by the
+  ``<|seg|>`` hidden state: ``unipixel-3b``, ``unipixel-7b``, ``unipixel-tiny`` are the presets of
+  ``litelvlm.unipixel.config.PRESETS``; N is the merged-token count of the study's synthetic photo after
+  UniPixel's protocol resize (:mod:`analysis.efficiency.unipixel`).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litelvlm.errors import LiteLVLMError
 
@@ -22,37 +30,45 @@ if TYPE_CHECKING:  # litelvlm.lvlm imports torch and transformers: only when an 
 
 @dataclass(frozen=True)
 class EffArch:
-    """One GLaMM architecture and the prompt it is run with.
+    """One architecture of a model family and the prompt it is run with.
 
-    ``glamm`` holds every size (``clip`` is its CLIP tower, ``glamm.clip_arch``); ``text_tokens`` is
-    the number of prompt tokens around the visual tokens, ``prefix_tokens`` of them before the
-    visual tokens (system prompt, ``USER:``).
+    ``family`` and ``preset`` name it; ``llm`` holds the decoder's sizes (an ``LLMSizes``: a ``GlammArch``,
+    or ``analysis.efficiency.flops.DecoderSizes`` of the family's decoder config); ``num_patches`` is N, the
+    visual tokens of the study's image; ``text_tokens`` the prompt tokens around them, ``prefix_tokens`` of
+    them before the visual tokens (system prompt, ``USER:``). ``glamm`` holds every GLaMM size (None on
+    another family); ``extra`` what a family adds to the run's config (UniPixel: the image's resize and grid).
     """
 
     name: str
-    glamm: GlammArch
+    family: str
+    preset: str
+    llm: Any
+    num_patches: int
     text_tokens: int = 129
     prefix_tokens: int = 36
     description: str = ""
+    glamm: GlammArch | None = None
+    extra: tuple[tuple[str, Any], ...] = ()
 
     @property
     def clip(self) -> ClipArch:
-        """The CLIP tower's sizes."""
+        """The CLIP tower's sizes (GLaMM's)."""
+        if self.glamm is None:
+            raise LiteLVLMError(f"--arch {self.name}: the {self.family} family has no CLIP tower")
         return self.glamm.clip_arch
-
-    @property
-    def num_patches(self) -> int:
-        """N, the number of visual tokens (576 for ViT-L/14 at 336 px)."""
-        return self.glamm.num_visual_tokens
 
     def n_tokens(self, visual: int) -> int:
         """LLM sequence length with ``visual`` visual tokens."""
         return self.text_tokens + visual
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "glamm": self.glamm.to_dict(), "clip": asdict(self.clip),
-                "text_tokens": self.text_tokens, "prefix_tokens": self.prefix_tokens,
-                "description": self.description}
+        if self.glamm is not None:
+            return {"name": self.name, "glamm": self.glamm.to_dict(), "clip": asdict(self.clip),
+                    "text_tokens": self.text_tokens, "prefix_tokens": self.prefix_tokens,
+                    "description": self.description, "family": self.family}
+        return {"name": self.name, "family": self.family, "preset": self.preset, "llm": asdict(self.llm),
+                "num_visual": self.num_patches, "text_tokens": self.text_tokens, "prefix_tokens": self.prefix_tokens,
+                "description": self.description, **dict(self.extra)}
 
 
 _DESCRIPTIONS = {
@@ -73,7 +89,13 @@ OFFICIAL_PREFIX_TOKENS = 36
 _PROMPT = {"glamm-7b": (OFFICIAL_PROMPT_TOKENS, OFFICIAL_PREFIX_TOKENS),
            "scaled": (OFFICIAL_PROMPT_TOKENS, OFFICIAL_PREFIX_TOKENS), "tiny": (20, 12)}
 #: the presets of ``litelvlm.glamm.config.ARCHS`` the study runs (those with a prompt length here)
-ARCH_NAMES = tuple(_PROMPT)
+GLAMM_ARCH_NAMES = tuple(_PROMPT)
+#: ``--arch`` of the unipixel family -> its ``litelvlm.unipixel.config.PRESETS`` name
+UNIPIXEL_ARCHS = {"unipixel-3b": "3b", "unipixel-7b": "7b", "unipixel-tiny": "tiny"}
+#: every ``--arch``
+ARCH_NAMES = GLAMM_ARCH_NAMES + tuple(UNIPIXEL_ARCHS)
+#: the full-size archs (not timed on a CPU)
+FULL_SIZE = ("glamm-7b", "unipixel-3b", "unipixel-7b")
 
 
 @functools.cache
@@ -87,6 +109,12 @@ def get_arch(name: str, text_tokens: int | None = None) -> EffArch:
     """The architecture ``name`` (optionally with another prompt length)."""
     if name not in ARCH_NAMES:
         raise LiteLVLMError(f"unknown --arch {name!r}; choose one of {', '.join(ARCH_NAMES)}")
+    if text_tokens is not None and text_tokens < 2:
+        raise LiteLVLMError(f"--text-tokens must be at least 2, got {text_tokens}")
+    if name in UNIPIXEL_ARCHS:
+        from analysis.efficiency.unipixel import unipixel_arch
+
+        return unipixel_arch(name, UNIPIXEL_ARCHS[name], text_tokens)
     from litelvlm.glamm.config import ARCHS as GLAMM_ARCHS
     from litelvlm.glamm.config import with_vocab
 
@@ -95,12 +123,18 @@ def get_arch(name: str, text_tokens: int | None = None) -> EffArch:
         glamm = with_vocab(glamm, _tiny_vocab())
     text, prefix = _PROMPT[name]
     if text_tokens is not None:
-        if text_tokens < 2:
-            raise LiteLVLMError(f"--text-tokens must be at least 2, got {text_tokens}")
         text, prefix = text_tokens, min(prefix, text_tokens - 1)
-    return EffArch(name, glamm, text, prefix, _DESCRIPTIONS[name])
+    return glamm_arch(name, glamm, text, prefix)
+
+
+def glamm_arch(name: str, glamm: GlammArch, text_tokens: int, prefix_tokens: int) -> EffArch:
+    """The GLaMM architecture of ``glamm``'s sizes: its LLM, N = its CLIP grid (576 for ViT-L/14 at 336 px)."""
+    return EffArch(name, "glamm", name, glamm, glamm.num_visual_tokens, text_tokens, prefix_tokens,
+                   _DESCRIPTIONS.get(name, ""), glamm=glamm)
 
 
 def with_sizes(arch: EffArch, **sizes) -> EffArch:
-    """A copy of ``arch`` with some ``GlammArch`` fields replaced (e.g. ``llm_layers=2``)."""
-    return replace(arch, glamm=replace(arch.glamm, **sizes))
+    """A copy of a GLaMM ``arch`` with some ``GlammArch`` fields replaced (e.g. ``llm_layers=2``)."""
+    if arch.glamm is None:
+        raise LiteLVLMError(f"with_sizes replaces GLaMM sizes; --arch {arch.name} is {arch.family}'s")
+    return glamm_arch(arch.name, replace(arch.glamm, **sizes), arch.text_tokens, arch.prefix_tokens)

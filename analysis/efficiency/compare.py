@@ -74,7 +74,8 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
         if "e2e_speedup" in g:
             g["e2e_frac_of_ideal"] = g["e2e_speedup"] / g["e2e_flops_ideal_speedup"]
         if "selector_ms" in g and len(base):
-            g["selector_overhead_pct"] = 100 * (g["selector_ms"] + g["text_ms"]) / float(base["prefill_ms"].iloc[0])
+            text = g["text_ms"] if "text_ms" in g else 0.0  # the CLIP text trace of GLaMM's text-guided selectors
+            g["selector_overhead_pct"] = 100 * (g["selector_ms"] + text) / float(base["prefill_ms"].iloc[0])
         out.append(g)
     return pd.concat(out, ignore_index=True)
 
@@ -84,11 +85,11 @@ def _paper(ours: bool, metric: str, budget: int) -> float:
 
 
 def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
-                     fastv_layer: int | None = None) -> pd.DataFrame:
+                     fastv_layer: int | None = None, visual: int = 576) -> pd.DataFrame:
     """One row per (attention, method, budget in ``budgets``): our ratios next to the paper's.
 
     The paper columns hold the paper's numbers for that row's method (NaN where the paper's number
-    is not available); FastV rows state their (K, R) setting when ``fastv_layer`` is given.
+    is not available); FastV rows state their (K, R) setting of ``visual`` tokens when ``fastv_layer`` is given.
     """
     rows = []
     keep = df[df["budget"].isin(budgets) & (df["method"] != BASELINE)]
@@ -123,7 +124,7 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
                "act_reduction_paper": _paper(ours, "activations_gb", b),
                "selector_overhead_pct": r.get("selector_overhead_pct", math.nan)}
         if fastv_layer is not None:
-            row["setting"] = fastv_setting(b, fastv_layer) if r["method"] == "fastv" else ""
+            row["setting"] = fastv_setting(b, fastv_layer, visual) if r["method"] == "fastv" else ""
             row["setting_paper"] = PAPER_FASTV_SETTING if r["method"] == "fastv" else ""
         rows.append(row)
     return pd.DataFrame(rows)

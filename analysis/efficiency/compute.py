@@ -1,9 +1,9 @@
 """``litelvlm efficiency``: FLOPs (analytic and FlopCounterMode), prefill time, CUDA time and
-activation memory of GLaMM per pruning method and visual-token budget.
+activation memory of GLaMM or UniPixel per pruning method and visual-token budget.
 
-What is measured is the library's pipeline (``litelvlm.lvlm.GlammPipeline``, the one
-``eval-grounding`` runs) with random weights, built from the ``litelvlm.glamm.config.ARCHS`` preset
-of ``--arch``, in the parts of ``analysis.efficiency.parts``. FLOPs are always counted on the ``meta``
+What is measured is the library's pipeline (``GlammPipeline`` or ``UniPixelPipeline``, the one
+``eval-grounding`` runs) with random weights, built from the family's preset of ``--arch``
+(``analysis.efficiency.arch``), in the parts of ``analysis.efficiency.parts`` (``unipixel_parts``). FLOPs are always counted on the ``meta``
 device (the full 7B model needs no memory; ``analysis.efficiency.count``); so is the activation memory of
 every LLM prefill (``llm_act_mb_meta``: bytes of the tensors a forward creates, at their peak).
 Without ``--flops-only`` every part is also run with random weights on ``--device`` and timed
@@ -24,7 +24,7 @@ import torch
 
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
-from analysis.efficiency.arch import get_arch
+from analysis.efficiency.arch import FULL_SIZE, get_arch
 from analysis.efficiency.options import EfficiencyArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
@@ -36,44 +36,84 @@ log = logging.getLogger(__name__)
 def _validate(a: EfficiencyArgs):
     """(arch, methods, budgets, attns, dtype name) of ``a``: the checks of
     :func:`analysis.efficiency.options.check_args`, then those that need the methods, the arch and torch."""
-    from litelvlm.pruning import get_method
     from litelvlm.quantize import check_quantize
 
     check_args(a)
     check_quantize(a.quantize, a.quantize_backend)  # the library's rule (nf4 is bitsandbytes' only)
 
     arch = get_arch(a.arch, a.text_tokens)
-    methods = split_list(a.methods) or [m for m in method_names() if not get_method(m).oracle]
+    methods = _methods(arch, split_list(a.methods))
     try:
         budgets = split_list(a.budgets, int)
     except ValueError as e:
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    for m in methods:
-        spec = get_method(m)
-        if spec.oracle:
-            raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
     n = arch.num_patches
-    bad = [b for b in budgets if not 1 <= b <= n]
-    if bad or not budgets:
-        raise LiteLVLMError(f"--budgets must lie in 1..{n} (the number of visual tokens); got {bad or budgets}")
-    if not 1 <= a.fastv_layer < arch.glamm.llm_layers:
-        raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.glamm.llm_layers - 1} for --arch {a.arch}")
+    if arch.family == "glamm":  # N fixed by the CLIP grid: a budget outside it is an error
+        bad = [b for b in budgets if not 1 <= b <= n]
+        if bad or not budgets:
+            raise LiteLVLMError(f"--budgets must lie in 1..{n} (the number of visual tokens); got {bad or budgets}")
+    if not 1 <= a.fastv_layer < arch.llm.llm_layers:
+        raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.llm.llm_layers - 1} for --arch {a.arch}")
     attns = split_list(a.attn)
     if a.device == "cuda" and not torch.cuda.is_available():
         raise LiteLVLMError("--device cuda: no CUDA device is visible (use --device cpu, or --flops-only)")
-    if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":
-        raise LiteLVLMError("timing the full-size glamm-7b on a CPU is not supported; use --arch scaled on a CPU, "
-                            "--device cuda, or --flops-only")
+    if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE:
+        raise LiteLVLMError(f"timing the full-size {a.arch} on a CPU is not supported; use --arch scaled (GLaMM) or "
+                            "unipixel-tiny on a CPU, --device cuda, or --flops-only")
     dtype = a.dtype or ("float32" if (a.device == "cpu" and not a.flops_only) else "bfloat16")
     if a.device == "cpu" and not a.flops_only and dtype == "float16":
         raise LiteLVLMError("--dtype float16 is not supported for CPU timing; use float32 or bfloat16")
     return arch, methods, sorted(set(budgets), reverse=True), attns, dtype
 
 
-def _pairs(methods: list[str], budgets: list[int], n: int) -> list[tuple[str, int]]:
-    """(method, budget) rows: the baseline once at K = N, every other method at every budget."""
-    pairs = [(BASELINE, n)]
-    pairs += [(m, b) for m in methods if m != BASELINE for b in budgets]
+def _methods(arch, named: list[str]) -> list[str]:
+    """The methods to measure: ``named`` (each an error if it is an analysis oracle or the arch's family does not
+    offer it), or by default every registered method but the oracles that the family offers."""
+    from litelvlm.pruning import get_method
+
+    for m in named:
+        if get_method(m).oracle:
+            raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
+    if named:
+        errors = [why for m in named if (why := family_method_error(arch.family, m))]
+        if errors:
+            raise LiteLVLMError(f"--arch {arch.name}: " + "; ".join(errors))
+        return named
+    offered = [m for m in method_names() if not get_method(m).oracle]
+    refused = [m for m in offered if family_method_error(arch.family, m)]
+    if refused:
+        print(f"efficiency: --arch {arch.name}: the {arch.family} family does not offer {', '.join(refused)}; "
+              "measuring the others", file=sys.stderr)
+    return [m for m in offered if m not in refused]
+
+
+def family_method_error(family: str, method: str) -> str | None:
+    """``method_error(method)`` of the family's pipeline, asked before any model is built (it reads only the
+    family's declarations: the class attributes ``offers_clip_side``, ``position_axes``)."""
+    from litelvlm.families import get_family
+
+    cls = get_family(family)
+    return cls.method_error(cls.__new__(cls), method)
+
+
+def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]]:
+    """(method, budget) rows (``analysis.common.glamm_runs.plan``): the baseline once at K = N, every other method
+    at every budget; on a family whose N depends on the image, a budget above the study image's N is skipped with
+    a warning (as ``eval-grounding`` skips it per image)."""
+    from analysis.common.glamm_runs import ALL_TOKENS, plan
+
+    n, fixed = arch.num_patches, arch.family == "glamm"
+    pairs = []
+    for method, budget in plan([BASELINE, *methods], budgets, n if fixed else None):
+        if not fixed and budget == ALL_TOKENS:
+            budget = n
+        elif budget > n:
+            print(f"efficiency: warning: the image has {n} visual tokens ({arch.name}): {method} at K={budget} "
+                  "skipped", file=sys.stderr)
+            continue
+        pairs.append((method, budget))
+    if len(pairs) == 1 and any(m != BASELINE for m in methods):
+        raise LiteLVLMError(f"--budgets: every budget exceeds the image's {n} visual tokens ({arch.name})")
     return pairs
 
 
@@ -98,14 +138,15 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     from analysis.efficiency.paper import DEFINITIONS as PAPER_DEFINITIONS
     from litelvlm.io import atomic_path, write_csv, write_json
 
-    if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b" and a.quantize != "none":
-        raise LiteLVLMError("--quantize times the model, and the full-size glamm-7b is not timed on a CPU: use "
+    if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE and a.quantize != "none":
+        raise LiteLVLMError(f"--quantize times the model, and the full-size {a.arch} is not timed on a CPU: use "
                             "--device cuda, or --arch scaled on a CPU")
-    if not a.flops_only and a.device == "cpu" and a.arch == "glamm-7b":  # the defaults: nothing to refuse
+    if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE:  # the defaults: nothing to refuse
         from dataclasses import replace
 
-        print("efficiency: the full-size glamm-7b is not timed on a CPU; counting its FLOPs and activation bytes "
-              "only (as --flops-only). Time it with --device cuda, or on a CPU with --arch scaled.", file=sys.stderr)
+        print(f"efficiency: the full-size {a.arch} is not timed on a CPU; counting its FLOPs and activation bytes "
+              "only (as --flops-only). Time it with --device cuda, or on a CPU with --arch scaled or unipixel-tiny.",
+              file=sys.stderr)
         a = replace(a, flops_only=True)
     arch, methods, budgets, attns, dtype_name = _validate(a)
     if a.threads is not None:
@@ -114,7 +155,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     dtype = getattr(torch, dtype_name)
     out = Path(a.out)
     t0 = time.perf_counter()
-    pairs = _pairs(methods, budgets, arch.num_patches)
+    pairs = _pairs(arch, methods, budgets)
     df = _count.flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
@@ -132,13 +173,14 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     df = add_ratios(df, ["attn"])
     if "method" in df and BASELINE not in methods:
         df = df[df["method"] != BASELINE].reset_index(drop=True)
-    cmp = comparison_table(df, fastv_layer=a.fastv_layer)
+    cmp = comparison_table(df, fastv_layer=a.fastv_layer, visual=arch.num_patches)
     from analysis.common.study import run_record
 
     config = {
         "command": "litelvlm efficiency " + " ".join(_argv(a)),
-        "arch": arch.to_dict(), "methods": methods, "budgets": budgets, "attn_implementations": attns,
-        "attn_note": "eager = the LLM attention of GLaMM (explicit softmax(QK^T)V); sdpa = "
+        "arch": arch.to_dict(), "family": arch.family, "num_visual": arch.num_patches, "methods": methods,
+        "budgets": budgets, "pairs": [list(p) for p in pairs], "attn_implementations": attns,
+        "attn_note": f"eager = the LLM attention of {arch.family} (explicit softmax(QK^T)V); sdpa = "
                      "torch.nn.functional.scaled_dot_product_attention",
         "dtype": dtype_name, "device": _measure.device_name(a.device) if not a.flops_only else "meta",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -147,12 +189,13 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
         "torch_threads": torch.get_num_threads(), "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
         "flops_conventions": {
-            "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n)",
+            "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n; with "
+                                   "grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k the key/value width)",
             "llm_tmacs_fastv_convention": "L*(4nd^2 + 2n^2 d + 2ndm) multiply-accumulates (FastV paper)",
             "llm_tmacs_paper_convention": "L*(4nd^2 + 2n^2 d + 3ndm) multiply-accumulates, no LM head",
         },
         "paper_definitions": PAPER_DEFINITIONS,
-        "paper_flops_fit": fit_paper_text_tokens(arch.glamm) if arch.name == "glamm-7b" else None,
+        "paper_flops_fit": fit_paper_text_tokens(arch.llm) if arch.name == "glamm-7b" else None,
         "seconds": round(time.perf_counter() - t0, 1),
         "run": run_record(),
     }

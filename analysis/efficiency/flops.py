@@ -1,6 +1,8 @@
 """FLOPs of the GLaMM pipeline per method and budget: the analytic count and FlopCounterMode's.
 
-Conventions (n tokens, Llama with d, L, m, V):
+Conventions (n tokens, a Llama-style decoder with d, L, m, V; k = the width of the key and value
+projections, ``num_key_value_heads`` x head_dim: k = d for Llama-2-7B's multi-head attention, less for
+Qwen2.5-VL's grouped-query attention; ``4·n·d²`` below is ``2·n·d² + 2·n·d·k`` when k < d):
 
 * ``exact``: 2·L·(4·n·d² + 2·n²·d + 3·n·d·m) + 2·n·d·V floating-point operations (a multiply-add
   is 2; q/k/v/o projections, the two attention matmuls over the full n×n score matrix, SwiGLU's three
@@ -9,6 +11,8 @@ Conventions (n tokens, Llama with d, L, m, V):
   no LM head.
 * ``mac_swiglu``: L·(4·n·d² + 2·n²·d + 3·n·d·m) multiply-accumulates (no LM head), i.e. half the
   exact count without the head. The LiteLVLM paper's 4.66 / 2.11 / 1.27 "TB" follow this one.
+
+Tied embeddings (Qwen2.5-VL-3B) change no count: the LM head's matmul runs with the tied matrix all the same.
 
 One token schedule per method (:class:`TokenPlan`: the visual tokens each LLM layer sees, as stages
 ``[(first_layer, visual_tokens), ...]``) drives both the analytic count here and the prefill the
@@ -35,7 +39,8 @@ PAPER_TFLOPS = {576: 4.66, 192: 2.11, 64: 1.27}
 
 class LLMSizes(Protocol):
     """The decoder sizes the counts read: width d, SwiGLU width m, layers L, vocabulary V (a ``GlammArch`` has
-    them; :class:`DecoderSizes` reads them from any family's decoder config)."""
+    them; :class:`DecoderSizes` reads them from any family's decoder config), and optionally the key/value
+    width ``llm_kv_hidden`` (:func:`kv_width`)."""
 
     llm_hidden: int
     llm_intermediate: int
@@ -46,18 +51,38 @@ class LLMSizes(Protocol):
 @dataclass(frozen=True)
 class DecoderSizes:
     """:class:`LLMSizes` of a family's decoder, read from its transformers config (Llama, Qwen2: any decoder with
-    ``hidden_size``, ``intermediate_size``, ``num_hidden_layers``, ``vocab_size``)."""
+    ``hidden_size``, ``intermediate_size``, ``num_hidden_layers``, ``vocab_size``; ``num_key_value_heads`` and
+    ``head_dim`` where it has them). ``llm_kv_hidden`` None: the key/value width is ``llm_hidden``."""
 
     llm_hidden: int
     llm_intermediate: int
     llm_layers: int
     vocab_size: int
+    llm_kv_hidden: int | None = None
 
     @classmethod
     def of(cls, config) -> DecoderSizes:
         """The sizes of the decoder configured by ``config`` (e.g. ``pipeline.language_model.config``)."""
-        return cls(int(config.hidden_size), int(config.intermediate_size), int(config.num_hidden_layers),
-                   int(config.vocab_size))
+        d, heads = int(config.hidden_size), int(config.num_attention_heads)
+        head_dim = int(getattr(config, "head_dim", None) or d // heads)
+        kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+        kv = kv_heads * head_dim
+        if head_dim * heads != d:
+            raise LiteLVLMError(f"the decoder's heads x head_dim ({heads} x {head_dim}) is not its width {d}")
+        return cls(d, int(config.intermediate_size), int(config.num_hidden_layers), int(config.vocab_size),
+                   None if kv == d else kv)
+
+
+def kv_width(s: LLMSizes) -> int:
+    """The width of the key and value projections: ``num_key_value_heads`` x head_dim (``d`` without GQA)."""
+    return getattr(s, "llm_kv_hidden", None) or s.llm_hidden
+
+
+def projection_macs(s: LLMSizes, n: int) -> int:
+    """Multiply-accumulates of one layer's q, k, v and o projections on ``n`` tokens: ``2·n·d² + 2·n·d·k``
+    (``4·n·d²`` without GQA; biases not counted, as FlopCounterMode counts none)."""
+    d = s.llm_hidden
+    return 2 * n * d * d + 2 * n * d * kv_width(s)
 
 
 @dataclass(frozen=True)
@@ -111,7 +136,7 @@ def token_plan(arch: EffArch, method: str, budget: int, fastv_layer: int = 2) ->
     methods and DivPrune feed K tokens to layer 0, FastV and DART prune once inside the LLM, SparseVLM at its
     official layers. The plan names the method when the method itself must run to realise it (its selection
     happens with the LLM), not for CLIP-side methods or the unpruned baseline."""
-    return schedule_plan(method, budget, arch.num_patches, arch.glamm.llm_layers, arch.text_tokens, fastv_layer)
+    return schedule_plan(method, budget, arch.num_patches, arch.llm.llm_layers, arch.text_tokens, fastv_layer)
 
 
 def schedule_plan(method: str, budget: int, num_visual: int, num_layers: int, text_tokens: int,
@@ -133,14 +158,14 @@ def schedule_plan(method: str, budget: int, num_visual: int, num_layers: int, te
 def llm_flops_exact(s: LLMSizes, plan: TokenPlan, lm_head: bool = True) -> int:
     """Exact FLOPs of a Llama/SwiGLU prefill with the token schedule ``plan`` (see the module docstring)."""
     d, m, V = s.llm_hidden, s.llm_intermediate, s.vocab_size
-    total = sum(2 * c * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) for c, n in plan.layers(s.llm_layers))
+    total = sum(2 * c * (projection_macs(s, n) + 2 * n * n * d + 3 * n * d * m) for c, n in plan.layers(s.llm_layers))
     return total + (2 * plan.n_tokens * d * V if lm_head else 0)
 
 
 def llm_macs_fastv_convention(s: LLMSizes, plan: TokenPlan) -> int:
     """The FastV paper's count: multiply-accumulates, two-matrix FFN, no LM head."""
     d, m = s.llm_hidden, s.llm_intermediate
-    return sum(c * (4 * n * d * d + 2 * n * n * d + 2 * n * d * m) for c, n in plan.layers(s.llm_layers))
+    return sum(c * (projection_macs(s, n) + 2 * n * n * d + 2 * n * d * m) for c, n in plan.layers(s.llm_layers))
 
 
 def llm_macs_swiglu(s: LLMSizes, plan: TokenPlan) -> int:

@@ -21,7 +21,7 @@ import torch
 
 from analysis.efficiency.arch import EffArch
 from analysis.efficiency.count import MB
-from analysis.efficiency.parts import PipelineParts
+from analysis.efficiency.parts import PrefillParts
 from litelvlm.methods import BASELINE
 
 log = logging.getLogger("analysis.efficiency.compute")
@@ -33,12 +33,13 @@ def timing_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], d
     """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention
     implementation (one pipeline, the same weights, its LLM and CLIP attention switched); ``quantize``: (mode,
     backend) of its decoder layers' weights."""
-    from analysis.efficiency.build import build_pipeline, set_attention
+    from analysis.efficiency.parts import family_parts
 
+    build_pipeline, set_attention, parts_class = family_parts(arch)
     pipe = build_pipeline(arch, device, dtype, attns[0], quantize=quantize[0], quantize_backend=quantize[1])
     parts, frames = None, []
     try:
-        parts = PipelineParts(pipe, arch, fastv_layer)
+        parts = parts_class(pipe, arch, fastv_layer)
         for attn in attns:
             set_attention(pipe, attn)
             frames.append(_time_pipeline(parts, attn, pairs, warmup, repeats, chain))
@@ -49,9 +50,9 @@ def timing_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], d
     return pd.concat(frames, ignore_index=True)
 
 
-def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]], warmup: int, repeats: int,
+def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]], warmup: int, repeats: int,
                    chain: bool) -> pd.DataFrame:  # > 60 lines: one interleaved timing loop: splitting it would split its rounds
-    """Timing rows of one :class:`~analysis.efficiency.parts.PipelineParts` with attention ``attn``.
+    """Timing rows of one family's parts (:class:`~analysis.efficiency.parts.PrefillParts`) with attention ``attn``.
 
     Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens
     share it), all plans round-robin (see ``interleaved_wall_ms``); the selector is timed per (method,
@@ -63,7 +64,6 @@ def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]]
 
     from analysis.efficiency.flops import token_plan
     from analysis.efficiency.layer_timer import LayerLoopTimer, llm_layers
-    from analysis.efficiency.parts import needs_text
     from analysis.efficiency.timing import cuda_time_ms, interleaved_wall_ms, wall_time_ms
     from litelvlm.memory import peak_activation_bytes
     from litelvlm.methods import get_method
@@ -73,7 +73,7 @@ def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]]
     def wall(fn) -> float:
         return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
 
-    clip_ms, text_ms, sam_ms = wall(parts.run_clip), wall(parts.run_text), wall(parts.run_sam)
+    fixed = {col: wall(fn) for col, fn in parts.fixed_parts().items()}  # GLaMM: clip, text, sam
     plans = {token_plan(arch, m, b, fastv_layer): None for m, b in pairs}
     prefill = {plan: functools.partial(parts.run_prefill, plan) for plan in plans}
     loops: dict = {plan: [] for plan in plans}  # the paper's prefill time of each timed call (layer loop only)
@@ -106,17 +106,16 @@ def _time_pipeline(parts: PipelineParts, attn: str, pairs: list[tuple[str, int]]
             return parts.run_select(m, b)
 
         sel_ms = 0.0 if get_method(method).stage != "clip" else wall(selection)  # LLM-side: inside the prefill
-        text = text_ms if needs_text(method) else 0.0
+        own = parts.part_times(method, fixed, sel_ms)  # GLaMM: clip, text (text-guided methods), selector, sam
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
             e2e_act = peak_activation_bytes(e2e, device)[0] / MB
         else:
-            e2e_ms, e2e_cuda, e2e_act = clip_ms + text + sel_ms + prefill_ms + sam_ms, float("nan"), float("nan")
+            e2e_ms, e2e_cuda, e2e_act = sum(own.values()) + prefill_ms, float("nan"), float("nan")
         rows.append({
             "attn": attn, "method": method, "budget": budget, "device": device_name(device),
             "dtype": str(parts.pipe.dtype)[6:], "prefill_ms": prefill_ms, "prefill_min_ms": prefill_min,
-            "llm_cuda_ms": cuda, "llm_act_mb": act / MB, "paper_prefill_ms": paper_ms[plan],
-            "clip_ms": clip_ms, "text_ms": text, "selector_ms": sel_ms, "sam_ms": sam_ms,
+            "llm_cuda_ms": cuda, "llm_act_mb": act / MB, "paper_prefill_ms": paper_ms[plan], **own,
             "e2e_ms": e2e_ms, "e2e_mode": "chain" if chain else "sum of parts", "e2e_cuda_ms": e2e_cuda,
             "e2e_act_mb": e2e_act, "cuda_time_reading_ms": e2e_ms, **spread[plan],
         })

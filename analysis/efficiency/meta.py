@@ -65,7 +65,7 @@ class SelectorBench:
     """Runs CLIP-side selectors on a synthetic trace with the arch's true CLIP shapes (real tensors)."""
 
     def __init__(self, arch: EffArch, device: str | torch.device = "cpu", seed: int = 0):
-        self.llm_hidden, self.device, self.seed = arch.glamm.llm_hidden, device, seed
+        self.llm_hidden, self.device, self.seed = arch.llm.llm_hidden, device, seed
         model = materialize_selector_modules(build_clip_model(arch, "meta"), device, seed)
         self.backend = InMemoryHFClip(model, f"{arch.name}-clip")
         cfg = model.config.vision_config
@@ -94,13 +94,20 @@ class SelectorBench:
         if spec.reads_vision_blocks:  # ToMe re-runs the vision blocks, HiPrune reads a middle block's attention
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
         if spec.stage == "llm-input" and not spec.baseline:  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
-            g = torch.Generator().manual_seed(0)
-            embeds = torch.randn(self.backend.num_patches, self.llm_hidden, generator=g)
             prepared = SimpleNamespace(selector_inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
-            inputs = SimpleNamespace(visual_embeds=embeds, num_visual=int(embeds.shape[0]), prepared=prepared)
-            return count_flops(lambda: spec.select(inputs, budget))[0], None
+            return llm_input_selection_flops(method, budget, self.backend.num_patches, self.llm_hidden, prepared), None
         if spec.stage != "clip":  # none, FastV, DART, SparseVLM: their cost is in the prefill
             return 0, None
         out: dict[str, Selection] = {}
         flops = count_flops(lambda: out.setdefault("selection", self.select(method, budget)))[0]
         return flops, out["selection"]
+
+
+def llm_input_selection_flops(method: str, budget: int, num_visual: int, hidden: int, prepared=None) -> int:
+    """FLOPs of an ``llm-input`` method's selection (DivPrune, CDPruner) on real random (``num_visual``, ``hidden``)
+    LLM input embeddings, the true shapes (its selection reads tensor values, which ``meta`` has not);
+    ``prepared``: what the selection may read beside them (the CLIP traces, for CDPruner)."""
+    g = torch.Generator().manual_seed(0)
+    embeds = torch.randn(num_visual, hidden, generator=g)
+    inputs = SimpleNamespace(visual_embeds=embeds, num_visual=num_visual, prepared=prepared)
+    return count_flops(lambda: get_method(method).select(inputs, budget))[0]

@@ -25,7 +25,8 @@ class EfficiencyArgs:
 
     out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
     arch: str = arg("glamm-7b", choices=list(ARCH_NAMES),
-                    help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests)")
+                    help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests); unipixel-3b, "
+                         "unipixel-7b (full size; N = the study image's merged tokens) or unipixel-tiny (tests)")
     methods: list[str] = arg([], help="methods (space or comma separated; default: every registered method but the "
                                       "analysis oracles); 'none' is the baseline")
     budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K", each=int, minimum=1)

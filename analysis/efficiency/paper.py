@@ -31,7 +31,7 @@ like FastV but whose GLaMM port the authors did not ship.
 
 from __future__ import annotations
 
-from analysis.efficiency.flops import LLMSizes, TokenPlan
+from analysis.efficiency.flops import LLMSizes, TokenPlan, projection_macs
 
 #: Bytes of the official activations (bfloat16 ``hidden_states.element_size()``).
 OFFICIAL_ELEMENT_SIZE = 2
@@ -51,9 +51,11 @@ def counted_layer_tokens(s: LLMSizes, plan: TokenPlan) -> list[int]:
 
 
 def paper_flops(s: LLMSizes, plan: TokenPlan) -> int:
-    """The paper's LLM FLOPs: sum over decoder layers of 4nd^2 + 2n^2d + 3ndm (no LM head)."""
+    """The paper's LLM FLOPs: sum over decoder layers of 4nd^2 + 2n^2d + 3ndm (no LM head). With grouped-query
+    attention (Qwen2.5-VL) the 4nd^2 of the q/k/v/o projections is 2nd^2 + 2ndk, k the key/value width: this
+    project's generalisation (the compiled code, written for Llama-2's multi-head attention, has 4nd^2)."""
     d, m = s.llm_hidden, s.llm_intermediate
-    return sum(4 * n * d ** 2 + 2 * n ** 2 * d + 3 * n * d * m for n in counted_layer_tokens(s, plan))
+    return sum(projection_macs(s, n) + 2 * n ** 2 * d + 3 * n * d * m for n in counted_layer_tokens(s, plan))
 
 
 def paper_activation_bytes(s: LLMSizes, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT_SIZE) -> int:
@@ -73,7 +75,8 @@ def paper_row(s: LLMSizes, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT
 #: The paper's definitions, for a run's ``config.json`` and reports.
 DEFINITIONS = {
     "paper_tflops": "sum over decoder layers of 4nd^2 + 2n^2d + 3ndm, n = tokens entering the layer-loop iteration "
-                    "(FastV's pruning layer at the full n), no LM head, x 1e-12 (modeling_llama_fastv L699-703)",
+                    "(FastV's pruning layer at the full n), no LM head, x 1e-12 (modeling_llama_fastv L699-703); with "
+                    "grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k the key/value width (this project's generalisation)",
     "paper_activation_gib": "sum over decoder layers of n(2d + m) x element size of the dtype, / 2^30 "
                             "(modeling_llama_fastv L706-707, L862-863): analytic, not a measured peak",
     "paper_prefill_ms": "time of the decoder-layer loop only (CUDA events on a GPU, perf_counter on a CPU; "

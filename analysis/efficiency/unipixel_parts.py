@@ -1,0 +1,144 @@
+"""One grounding call of ``UniPixelPipeline`` as measurable parts, and the FLOPs rows of the unipixel family.
+
+The parts run the statements the pipeline runs (:mod:`analysis.efficiency.parts` for GLaMM's):
+
+* ``vision``: Qwen2.5-VL's vision tower on the protocol's 1-frame video (``prepare_image``'s
+  ``get_video_features``): the patch embedding (a Conv3d over 2 x 14 x 14 x 3 patches), the 32 blocks (window
+  attention over 8 x 8-patch windows, i.e. 112 px, in every block but ``fullatt_block_indexes`` 7, 15, 23, 31,
+  which attend over all patches; each block's MLP is SwiGLU), then the merger (RMSNorm, Linear(4w, 4w), GELU,
+  Linear(4w, d) on the 2 x 2-merged patches: N rows), which is Qwen2.5-VL's projector into the LLM;
+* ``prompt``: ``with_sentences`` (the protocol's chat template, tokenisation; the processor reads the video again
+  for the prompt's placeholders): CPU work every method runs, no FLOPs;
+* ``prefill``: the shared LLM prefill of a token schedule (:class:`~analysis.efficiency.parts.PrefillParts`), plus
+  the LM head on every position (tied to the embeddings in the 3B: the same matmul);
+* ``sam``: SAM 2's image encoder (``prepare_image``) and ``ground``'s mask decoding of one ``<|seg|>``: the seg head
+  on the final norm's input, SAM 2's mask decoder, the upscaling;
+* ``e2e``: :func:`analysis.efficiency.unipixel.prepare` then ``UniPixelPipeline.ground(prepared, method, budget)``.
+
+The FLOPs columns (:func:`flops_rows`): ``vision_tflops`` (patch embedding and blocks), of which
+``vision_window_tflops`` (the window-attention blocks) and ``vision_full_tflops`` (the full-attention blocks),
+``projector_tflops`` (the merger), ``selector_tflops`` (a selection on the N x d LLM inputs: DivPrune's, on real
+tensors of the true shapes), ``sam_tflops``; ``e2e_tflops`` is their sum with the LLM's. The GLaMM columns of
+CLIP (``clip_tflops``) and its text tower (``text_tflops``) have no counterpart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import torch
+from PIL import Image
+
+from analysis.efficiency.arch import EffArch
+from analysis.efficiency.build import synthetic_image
+from analysis.efficiency.parts import PrefillParts
+
+
+class UniPixelParts(PrefillParts):
+    """The parts of one grounding call of a UniPixel ``pipe`` (one synthetic image, one sentence)."""
+
+    def __init__(self, pipe, arch: EffArch, fastv_layer: int = 2, image: Image.Image | None = None):
+        from analysis.efficiency.unipixel import prepare_image, vision_index, vision_inputs, with_sentence
+
+        self.pipe, self.arch, self.fastv_layer = pipe, arch, fastv_layer
+        self.image = synthetic_image() if image is None else image
+        with torch.no_grad():
+            self.base = prepare_image(pipe, self.image)  # the image part, before any sentence
+            self.prepared = with_sentence(pipe, arch, self.base)
+            video = vision_inputs(pipe, self.image)
+            self.pixels = video["pixel_values_videos"].to(pipe.device, pipe.dtype)
+            self.grid = video["video_grid_thw"]
+            self.index = vision_index(pipe, self.grid) if pipe.device.type == "meta" else {}
+            self.sam_pixels = pipe.sam2.preprocess(self.image)
+            self.visual = pipe.visual_tokens(self.prepared)  # (N, d): what the LLM gets before pruning
+        self.seg_hidden = torch.zeros(1, pipe.hidden_size, device=pipe.device, dtype=pipe.dtype)
+
+    def lm_head(self, final: torch.Tensor) -> torch.Tensor:
+        return self.pipe.qwen.lm_head(final)
+
+    def fixed_parts(self) -> dict:
+        return {"vision_ms": self.run_vision, "prompt_ms": self.run_prompt, "sam_ms": self.run_sam}
+
+    def part_times(self, method: str, fixed: dict[str, float], selector_ms: float) -> dict[str, float]:
+        return {"vision_ms": fixed["vision_ms"], "prompt_ms": fixed["prompt_ms"], "selector_ms": selector_ms,
+                "sam_ms": fixed["sam_ms"]}
+
+    # -- parts ----------------------------------------------------------------------------------
+    def run_vision(self) -> torch.Tensor:
+        """The merged tokens of the image (``prepare_image``'s vision forward; on ``meta`` with its index tensors)."""
+        if self.index:
+            return self.pipe.qwen.model.visual(self.pixels, grid_thw=self.grid, **self.index).pooler_output
+        return self.pipe.qwen.model.get_video_features(self.pixels, video_grid_thw=self.grid.to(self.pipe.device)
+                                                       ).pooler_output[0]
+
+    def run_prompt(self):
+        """The prepared image with the sentence (``with_sentences``: the protocol's prompt)."""
+        from analysis.efficiency.unipixel import with_sentence
+
+        return with_sentence(self.pipe, self.arch, self.base)
+
+    def run_sam(self) -> torch.Tensor:
+        """Mask logits at the image size: SAM 2's image encoder, then ``ground``'s mask decoding of one ``<|seg|>``."""
+        pipe = self.pipe
+        features = pipe.sam2.encode_image(self.sam_pixels)
+        prepared = replace(self.prepared, sam_features=features)
+        low = pipe.decode_masks(prepared, pipe.seg_prompts(self.seg_hidden))
+        return pipe.upscale_masks(prepared, low)
+
+    def run_e2e(self, method: str, budget: int) -> torch.Tensor:
+        """The whole chain for one image and one sentence; returns the mask logits."""
+        from analysis.efficiency.unipixel import prepare
+
+        prepared = prepare(self.pipe, self.arch, self.image)
+        return self.pipe.ground(prepared, method, budget, **self.options(method)).mask_logits
+
+    def vision_flops(self) -> dict[str, int]:
+        """FLOPs of the vision tower by part (FlopCounterMode per module): ``vision`` (patch embedding and blocks),
+        ``window`` and ``full`` (the blocks of each attention kind), ``projector`` (the merger)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        fc = FlopCounterMode(display=False)
+        with torch.no_grad(), fc:
+            self.run_vision()
+        counts = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
+        root = type(self.pipe.qwen.model.visual).__name__
+        full_blocks = set(self.pipe.qwen.config.vision_config.fullatt_block_indexes)
+        depth = len(self.pipe.qwen.model.visual.blocks)
+        blocks = {i: counts.get(f"{root}.blocks.{i}", 0) for i in range(depth)}
+        merger = counts.get(f"{root}.merger", 0)
+        return {"vision": counts[root] - merger, "window": sum(v for i, v in blocks.items() if i not in full_blocks),
+                "full": sum(v for i, v in blocks.items() if i in full_blocks), "projector": merger}
+
+
+def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
+               fastv_layer: int) -> pd.DataFrame:
+    """The unipixel family's FLOPs rows (columns: :func:`analysis.efficiency.count.llm_columns`, the parts of the
+    module docstring, the end-to-end sum and the meta-device activation memory), counted on ``meta``."""
+    from analysis.efficiency.count import llm_columns, llm_prefills, memory_columns
+    from analysis.efficiency.flops import count_flops, token_plan
+    from analysis.efficiency.meta import MetaScalars, llm_input_selection_flops
+    from analysis.efficiency.unipixel import build_pipeline, set_attention
+    from litelvlm.methods import get_method
+
+    with MetaScalars():
+        pipe = build_pipeline(arch, "meta", dtype, attns[0])
+        parts = UniPixelParts(pipe, arch, fastv_layer)
+        vision = parts.vision_flops()
+        sam = count_flops(parts.run_sam)[0]
+    plans = {p: token_plan(arch, p[0], p[1], fastv_layer) for p in pairs}
+    llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(pipe, attn))
+    rows = []
+    for attn in attns:
+        for (method, budget), plan in plans.items():
+            flops, peak, kept = llm[attn, plan]
+            spec = get_method(method)
+            sel = (llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden)
+                   if spec.stage == "llm-input" and not spec.baseline else 0)
+            own = {"vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,
+                   "vision_full_tflops": vision["full"] / 1e12, "selector_tflops": sel / 1e12,
+                   "projector_tflops": vision["projector"] / 1e12, "sam_tflops": sam / 1e12}
+            e2e = vision["vision"] + sel + vision["projector"] + flops + sam
+            rows.append({**llm_columns(arch, attn, method, budget, plan, flops, dtype), "num_visual": arch.num_patches,
+                         **own, "e2e_tflops": e2e / 1e12, **memory_columns(peak, kept, dtype)})
+    return pd.DataFrame(rows)
