@@ -16,6 +16,7 @@ from analysis.positions import family as positions
 from analysis.quantization import family as quantization
 from analysis.retention import family as retention
 from analysis.reversal import family as reversal
+from analysis.reversal import grid_family as reversal_grid
 from analysis.sink import family as sink
 from analysis.unipixel import family as unipixel
 
@@ -30,4 +31,5 @@ FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
     quantization.FAMILY,  # 07_quantization
     positions.FAMILY,  # 08_positions
     unipixel.FAMILY,  # 09_unipixel_grounding
+    reversal_grid.FAMILY,  # 10_reversal_merged_grid
 )}

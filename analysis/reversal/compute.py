@@ -30,6 +30,7 @@ from analysis.common.defaults import DEFAULT_KS
 from analysis.common.features_cache import VisionFeatureCache, cached_text_embeds
 from analysis.common.stats import area_bins, auroc, bootstrap_ci, ci_text, length_bins, wilcoxon_vs
 from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
+from analysis.reversal.merged import merged_coverage, merged_weights
 from analysis.reversal.options import ReversalArgs
 from litelvlm.cli_args import split_list
 from litelvlm.data.geometry import PatchCoverage, patch_coverage
@@ -139,16 +140,18 @@ def prompts_for(records: list[ReferRecord], template: str, seed: int) -> list[st
     return [r.sentence for r in records]
 
 
-def referent_coverage(records: list[ReferRecord], clip, pad_to_square: bool
+def referent_coverage(records: list[ReferRecord], clip, pad_to_square: bool, grid: str = "clip"
                       ) -> dict[tuple[int, int, int, int], PatchCoverage | str]:
-    """Coverage per (image_id, ann_id, height, width) for the records (a message if the mask fails)."""
+    """Coverage per (image_id, ann_id, height, width) for the records (a message if the mask fails), on CLIP's
+    patches or on UniPixel's merged grid (``grid``)."""
     out: dict = {}
     for r in records:
         key = (r.image_id, r.ann_id, r.height, r.width)
         if key in out:
             continue
         try:
-            out[key] = patch_coverage(r.mask(), clip.geometry, clip.grid, pad_to_square)
+            out[key] = (merged_coverage(r.mask()) if grid == "unipixel"
+                        else patch_coverage(r.mask(), clip.geometry, clip.grid, pad_to_square))
         except Exception as e:  # malformed segmentation: count it, never fatal
             out[key] = f"mask_error: {e}"
     return out
@@ -158,16 +161,17 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
               prompts: list[str] | None = None, kind: str = "dot", ks=DEFAULT_KS, threshold: float = 0.5,
               pad_to_square: bool = False, cache_dir: str | None = None, use_cache: bool = True,
               batch_size: int = 8, desc: str = "reversal", maps: list | None = None,
-              max_maps: int = 0) -> tuple[pd.DataFrame, dict]:  # > 60 lines: one batched pass over images; its loop state is shared
+              max_maps: int = 0, grid: str = "clip") -> tuple[pd.DataFrame, dict]:  # > 60 lines: one batched pass over images; its loop state is shared
     """Study 1 over ``records`` for each text representation in ``text_variants`` (name -> (T, D)).
 
     Returns the rows (sorted by image, ref, sentence, layer, variant) and a counts dict
     (sentences scored / excluded by reason, images skipped, cache hits and misses). With a
     ``maps`` list, the per-patch similarities of the first ``max_maps`` scored sentences
-    (first variant) are appended to it as dict rows.
+    (first variant) are appended to it as dict rows. ``grid="unipixel"``: the similarities and the referent are
+    put on UniPixel's merged tokens (:mod:`analysis.reversal.merged`).
     """
     counts: Counter = Counter()
-    cov = referent_coverage(records, clip, pad_to_square)
+    cov = referent_coverage(records, clip, pad_to_square, grid)
     by_image: dict[int, list[int]] = {}
     for i, r in enumerate(records):
         reason = cov[(r.image_id, r.ann_id, r.height, r.width)]
@@ -196,6 +200,7 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
             counts["excluded_image_size_mismatch"] += len(idx)
             continue
         counts["images_scored"] += 1
+        onto = merged_weights(clip.geometry, clip.grid, *size).T if grid == "unipixel" else None
         for ann_id in sorted({records[i].ann_id for i in idx}):
             sel = [i for i in idx if records[i].ann_id == ann_id]
             c = cov[(image_id, ann_id, first.height, first.width)]
@@ -204,6 +209,7 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
                 txt = emb[sel]
                 for layer in layers:
                     s = similarity_rows(txt, entry[f"layer_{layer}"], kind)
+                    s = s if onto is None else s @ onto
                     m = reversal_metrics(s, inside, ks)
                     if maps is not None and variant == next(iter(text_variants)):
                         for j, i in enumerate(sel):
@@ -304,7 +310,7 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
     df, counts = run_study(clip, records, {"original": emb}, layers, prompts=prompts, kind=a.similarity,
                            ks=a.ks, threshold=a.threshold, pad_to_square=a.pad_to_square,
                            cache_dir=a.cache_dir, use_cache=a.cache, batch_size=a.batch_size,
-                           maps=maps, max_maps=a.save_maps)
+                           maps=maps, max_maps=a.save_maps, grid=a.grid)
     elapsed = time.perf_counter() - t0
     counts["text_cache_hit"] = text_hit
     if df.empty and counts.get("images_skipped_unreadable") and not counts.get("images_scored"):

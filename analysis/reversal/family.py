@@ -32,17 +32,22 @@ def read_reversal(results_dir: Path) -> dict:
     import pandas as pd
 
     from analysis.common.study import read_json, resolve_config_path
+    from analysis.reversal.merged import merged_params
     from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer
 
     runs = sorted(p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
     root = Path(os.path.commonpath(runs)) if len(runs) > 1 else Path(results_dir)  # names runs by their own folders
-    models = [read_json(run / "config.json")["clip"]["model"] for run in runs]
+    configs = [read_json(run / "config.json") for run in runs]
+    models = [c["clip"]["model"] for c in configs]
+    grids = [c["args"].get("grid", "clip") for c in configs]
+    named = {"clip": " on CLIP's grid", "unipixel": " on UniPixel's merged grid"}
+    labels = [m + (named[g] if set(grids) != {"clip"} else "") for m, g in zip(models, grids)]
     summaries = []
-    for run, model in zip(runs, models):  # one label per run: a model run twice is told apart by its folder
+    for run, model, label in zip(runs, models, labels):  # one label per run: a model run twice is told apart by its folder
         s = pd.read_csv(run / "summary.csv")
-        s.insert(0, "model", f"{model} ({run.relative_to(root)})" if models.count(model) > 1 else model)
+        s.insert(0, "model", f"{label} ({run.relative_to(root)})" if labels.count(label) > 1 else label)
         s.insert(1, "weights_model", model)  # the model string itself, for the figure's weights note
         summaries.append(s)
     examples = []
@@ -63,7 +68,8 @@ def read_reversal(results_dir: Path) -> dict:
             r = by_sent[int(m["sent_id"])]
             examples.append({"image": r.image(), "mask": r.mask(), "k": 32,
                              "similarity": np.asarray(m["similarity"]).reshape(int(m["rows"]), int(m["cols"])),
-                             "params": transform_params(geom, r.height, r.width, a["pad_to_square"]),
+                             "params": (merged_params(r.height, r.width) if a.get("grid", "clip") == "unipixel"
+                                        else transform_params(geom, r.height, r.width, a["pad_to_square"])),
                              "title": f"{m['sentence']!r} (layer {int(m['layer'])})", "model": cfg["clip"]["model"]})
         break
     return {"summary": pd.concat(summaries, ignore_index=True), "examples": examples}

@@ -14,6 +14,10 @@ from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
+#: the grids the reversal is measured on: CLIP's own patches, or UniPixel's merged Qwen2.5-VL tokens
+#: (:mod:`analysis.reversal.merged`)
+GRIDS = ("clip", "unipixel")
+
 
 @dataclass
 class ReversalArgs(ClipStudyArgs):
@@ -22,6 +26,10 @@ class ReversalArgs(ClipStudyArgs):
     out: str = arg(help="output folder (reversal.parquet, summary.csv, config.json)", required=True)
     save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "
                                  "first N scored sentences (every requested layer), for plots")
+    grid: str = arg("clip", choices=list(GRIDS),
+                    help="where the similarity is ranked: CLIP's own patches, or UniPixel's merged Qwen2.5-VL tokens "
+                         "(CLIP on the padded image, its similarity mapped onto the merged grid by overlap area, as "
+                         "LiteLVLM selects on UniPixel; implies --pad-to-square; this project's study option)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_args(a: ReversalArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
     check_clip_study(a)
+    if a.grid == "unipixel" and not a.pad_to_square:
+        raise LiteLVLMError("--grid unipixel maps CLIP on the padded image (as LiteLVLM on UniPixel): add --pad-to-square")
     if a.save_maps < 0:
         raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
 

@@ -82,7 +82,8 @@ def plot_auroc_by_layer(summary: pd.DataFrame, ax=None, value: str = "auroc_reve
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("vision layer (index into hidden_states)")
     ax.set_ylabel("AUROC of -s for the referent")
-    ax.legend(fontsize="small")
+    beside = max(len(str(m)) for m in models) > 24  # long labels (a grid named): the legend beside the axes
+    ax.legend(fontsize="small", **({"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if beside else {}))
     return fig, ax
 
 

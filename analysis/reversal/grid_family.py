@@ -1,0 +1,55 @@
+"""Figure family 10, the reversal on UniPixel's merged grid: the same CLIP ranked on its own patches and on the
+merged Qwen2.5-VL tokens LiteLVLM selects on UniPixel (``litelvlm reversal --grid unipixel``, this project's study
+option), AUROC per layer side by side, and similarity maps on the merged grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis.common import style
+from analysis.figures.family import Family
+from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
+from analysis.reversal import plots
+from analysis.reversal.family import read_reversal
+
+
+def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
+    """One random-weight CLIP on 16 COCO-128 val sentences, on the padded image, ranked on CLIP's grid and on UniPixel's
+    merged grid (a tiny hand-made REFER folder when ../shared/data is absent)."""
+    from litelvlm.cli import main
+
+    data = refer_data(Path(out_dir))
+    for grid in ("clip", "unipixel"):
+        rc = main(["reversal", "--model", model or SMOKE_MODEL, "--refer-dir", str(data), "--split", "val",
+                   "--limit-sentences", "16", "--layers", "all", "--n-boot", "200", "--pad-to-square",
+                   "--grid", grid, "--save-maps", "2" if grid == "unipixel" else "0", "--out",
+                   str(Path(out_dir) / f"{grid}-grid")])
+        if rc:
+            raise RuntimeError(f"litelvlm reversal --grid {grid} failed (status {rc})")
+
+
+def draw_reversal_grid(tables: dict) -> dict:
+    """AUROC per layer on both grids; similarity maps with the referent on the merged grid."""
+    figs = {}
+    for i, ex in enumerate(tables["examples"]):
+        figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
+                                                        k=ex["k"], title=ex["title"] + ", merged grid")
+        style.label_weights(figs[f"map_{i}"], ex["model"])
+    figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(tables["summary"])
+    return figs
+
+
+#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
+FAMILY = Family(
+    name="reversal_grid", notebook="10_reversal_merged_grid", title="Similarity reversal on UniPixel's merged grid",
+    description="Does the reversal hold where LiteLVLM selects on UniPixel? The same CLIP on the padded image, its "
+                "similarity ranked on its own patches and mapped onto UniPixel's merged Qwen2.5-VL tokens by overlap "
+                "area (`litelvlm reversal --grid unipixel --pad-to-square`, this project's study option): AUROC "
+                "against vision layer per grid, and similarity maps on the merged grid.",
+    command="litelvlm reversal --grid unipixel", requires=("analysis.reversal.compute", "analysis.reversal.plots"),
+    subdir="reversal_grid", make_smoke=smoke_reversal_grid, read=read_reversal, draw=draw_reversal_grid,
+    smoke_note="one random-weight `tiny336-random` CLIP on 16 COCO-128 val sentences with generated expressions, "
+               "on both grids (a tiny hand-made REFER folder when ../shared/data is absent)",
+    results_files=("**/reversal.parquet",), tree=True,
+    make_results="litelvlm reversal --model MODEL --pad-to-square --grid clip|unipixel --out {out}/GRID (one run "
+                 "per grid)")
