@@ -16,7 +16,7 @@ from analysis.positions import family as positions
 from analysis.quantization import family as quantization
 from analysis.retention import family as retention
 from analysis.reversal import family as reversal
-from analysis.reversal import grid_family as reversal_grid
+from analysis.reversal_grid import family as reversal_grid
 from analysis.sink import family as sink
 from analysis.unipixel import family as unipixel
 

@@ -272,7 +272,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     device = a.device if a.device == "cpu" or state.num_processes == 1 else state.device
     if pipe is None:
         with state.main_process_first():  # the main process writes any cached random model first
-            pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device, clip_context=a.clip_context,
+            pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
+                                 **({} if a.clip_context == "clip" else {"clip_context": a.clip_context}),
                                  dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                                  numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)

@@ -49,6 +49,7 @@ def read_importance(results_dir: Path) -> dict:
 
     tables = load_importance(results_dir)
     tables["referents"] = referent_windows(results_dir, tables)
+    tables["num_tokens"] = typical_n(tables)
     return tables
 
 
@@ -106,7 +107,7 @@ def draw_importance(tables: dict) -> dict:
     figs = {}
     for metric in ("spearman", "kendall"):
         figs[f"by_layer_{metric}"], _ = plots.plot_importance_by_layer(summary, metric=metric)
-    figs["overlap_vs_k"], _ = plots.plot_overlap_vs_k(summary, num_tokens=typical_n(tables))
+    figs["overlap_vs_k"], _ = plots.plot_overlap_vs_k(summary, num_tokens=tables["num_tokens"])
     if not scores.empty:
         sent_id = int(scores["sent_id"].iloc[0])
         image_id = int(scores["image_id"].iloc[0])

@@ -251,6 +251,17 @@ def resample_matrix(src: tuple[torch.Tensor, torch.Tensor], grid: TokenGrid,
     return torch.einsum("ih,jw->ijhw", oy, ox).reshape(grid.llm_h * grid.llm_w, -1)
 
 
+def token_coverage(mask, grid: TokenGrid) -> torch.Tensor:
+    """(llm_h, llm_w) float64: the share of each merged token's box (in the original image) that the (H, W) ``mask``
+    covers, pixels as unit squares (the rule of :func:`litelvlm.data.geometry.patch_coverage` on this grid)."""
+    m = torch.as_tensor(mask, dtype=torch.float64)
+    H, W = m.shape
+    ys, xs = token_edges(grid, (H, W))
+    oy = _overlap(ys, torch.arange(H + 1, dtype=torch.float64))
+    ox = _overlap(xs, torch.arange(W + 1, dtype=torch.float64))
+    return (oy @ m @ ox.T / (ys.diff()[:, None] * xs.diff()[None, :])).clamp(0.0, 1.0)
+
+
 __all__ = ["MERGE", "PATCH", "WINDOW", "TokenGrid", "grid_coverage", "patch_boxes", "patch_index", "patch_rc",
-           "resample_matrix", "resample_to_grid", "source_edges", "token_boxes", "token_edges", "token_of_patch", "token_patches",
+           "resample_matrix", "resample_to_grid", "source_edges", "token_boxes", "token_coverage", "token_edges", "token_of_patch", "token_patches",
            "token_rc", "window_index", "window_inverse", "window_patch_index", "window_seqlens"]

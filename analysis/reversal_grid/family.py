@@ -28,6 +28,11 @@ def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
             raise RuntimeError(f"litelvlm reversal --grid {grid} failed (status {rc})")
 
 
+def read_reversal_grid(results_dir: Path) -> dict:
+    """The runs under the folder (one per grid) and the similarity-map examples, read as family 1 reads its runs."""
+    return read_reversal(results_dir)
+
+
 def draw_reversal_grid(tables: dict) -> dict:
     """AUROC per layer on both grids; similarity maps with the referent on the merged grid."""
     figs = {}
@@ -47,7 +52,7 @@ FAMILY = Family(
                 "area (`litelvlm reversal --grid unipixel --pad-to-square`, this project's study option): AUROC "
                 "against vision layer per grid, and similarity maps on the merged grid.",
     command="litelvlm reversal --grid unipixel", requires=("analysis.reversal.compute", "analysis.reversal.plots"),
-    subdir="reversal_grid", make_smoke=smoke_reversal_grid, read=read_reversal, draw=draw_reversal_grid,
+    subdir="reversal_grid", make_smoke=smoke_reversal_grid, read=read_reversal_grid, draw=draw_reversal_grid,
     smoke_note="one random-weight `tiny336-random` CLIP on 16 COCO-128 val sentences with generated expressions, "
                "on both grids (a tiny hand-made REFER folder when ../shared/data is absent)",
     results_files=("**/reversal.parquet",), tree=True,
