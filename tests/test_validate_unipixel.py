@@ -97,3 +97,18 @@ def test_all_n_equals_none_on_open_masks(coco128, tmp_path):
     assert full["keeps_all_in_order"] and full["masks_equal_none"] and full["max_logit_diff_none"] == 0
     assert rows.loc[("divprune", 8), "max_logit_diff_none"] > 0
     assert pd.read_csv(out / "checks.csv")["passed"].all()
+
+
+def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path):
+    """No ``--methods``: every registered method the family runs (the oracles included: the saliency oracle's
+    gradient flows through SAM 2's decoder), none it refuses."""
+    from litelvlm.families import load_pipeline
+    from litelvlm.pruning import available_methods
+
+    pipe = load_pipeline("unipixel-tiny-random:0")
+    offered = {m for m in available_methods() if pipe.method_error(m) is None}
+    out = tmp_path / "run"
+    assert _validate(coco128, out, "unipixel-tiny-random:0", "--budgets", 8, "--fastv-layer", 1)[0] == 0
+    rows = pd.read_parquet(out / "validate.parquet")
+    assert set(rows["method"]) == offered and {"saliency", "llm-attention"} <= offered
+    assert not offered & {"litelvlm", "sparsevlm"}
