@@ -1,7 +1,9 @@
-"""``litelvlm validate``: one real image through the full pruned GLaMM, every method and budget, with checks.
+"""``litelvlm validate``: one real image through a full pruned model (GLaMM, UniPixel), every method and budget the
+family runs, with checks.
 
-``options`` (light: :class:`ValidateArgs`, :func:`run`), ``compute`` (the run), ``measure`` (time and
-memory probes), ``memory`` (the memory table and its claims), ``report`` (the table, ratios and report).
+``options`` (light: :class:`ValidateArgs`, :func:`run`), ``compute`` (the run), ``inputs`` (the methods, prompt
+and budgets of the image), ``measure`` (time and memory probes), ``weights`` (the modules whose weights make the
+model), ``memory`` (the memory table and its claims), ``report`` (the table, ratios and report).
 From code: ``from analysis.validate import ValidateArgs, run``.
 """
 

@@ -1,16 +1,17 @@
-"""``litelvlm validate``: one real image through the whole pruned GLaMM, every method at every budget.
+"""``litelvlm validate``: one real image through the whole pruned model, every method at every budget.
 
-The model is loaded through the real loading path (a GLaMM-RefSeg folder, or ``glamm-7b-random`` /
-``tiny-random``: a random model of that size written once in the GLaMM-RefSeg layout and loaded back).
-One image of ``--refer-dir`` and its sentences go through GLaMM's official protocol (3 sampled
-sentences, GLaMM's questions and answers, one multi-turn prompt, ``analysis.common.glamm_runs.official_turns``);
-the image's CLIP and SAM forwards run once; then ``GlammPipeline.ground`` runs for every (method,
-budget) and :mod:`analysis.validate.measure` records the visual tokens the LLM received, the [SEG]
-positions, the mask shape and dtype, prefill and end-to-end time, peak resident memory and stored
-activation memory. :mod:`analysis.validate.report` checks the results (budget 576 with no pruning
-equals ``none``; no method changes the text tokens; masks have the image's size) and writes
-``validate.parquet``, ``validate.csv``, ``ratios.csv`` and ``report.md`` (with the paper's figures
-beside the measured ratios). With ``--device cuda`` the same command is the GPU validation.
+The model is loaded through the real loading path of its family (``litelvlm.families.load_pipeline``: a
+GLaMM-RefSeg folder, ``glamm-7b-random`` / ``tiny-random``, a UniPixel folder, ``unipixel-3b-random`` /
+``unipixel-tiny-random``: a random model written once in its checkpoint layout and loaded back), and asked only
+what the family contract declares. One image of ``--refer-dir`` and its sentences go through the family's
+protocol (:mod:`analysis.validate.inputs`: GLaMM's official 3 sampled sentences in one multi-turn prompt;
+UniPixel's one expression per prompt); the image's forwards (``prepare_image``) run once; then ``ground`` runs
+for every (method, budget), the budgets planned against this image's N, and :mod:`analysis.validate.measure`
+records the visual tokens the LLM received, the [SEG] positions, the mask shape and dtype, prefill and
+end-to-end time, peak resident memory and stored activation memory. :mod:`analysis.validate.report` checks the
+results (budget N with no pruning equals ``none``; no method changes the text tokens; masks have the image's
+size) and writes ``validate.parquet``, ``validate.csv``, ``ratios.csv`` and ``report.md`` (with the paper's
+figures beside the measured ratios). With ``--device cuda`` the same command is the GPU validation.
 Every (method, budget) row is kept under ``OUT/parts`` as it finishes; a re-run resumes, and a re-run
 with other methods or budgets adds their rows to the same table.
 """
@@ -26,30 +27,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.glamm_args import (
-    check_out_config,
-    quantize_kwargs,
-    study_numerics,
-)
+from analysis.common.glamm_args import check_out_config, quantize_kwargs, study_numerics
 from analysis.validate.options import ValidateArgs
-from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
 from litelvlm.methods import BASELINE
 
 log = logging.getLogger(__name__)
-
-def _plan(a: ValidateArgs, num_patches: int) -> list[tuple[str, int]]:
-    from analysis.common.glamm_runs import plan
-    from litelvlm.pruning import available_methods
-
-    methods = split_list(a.methods) or [m for m in available_methods() if m != BASELINE]
-    try:
-        budgets = split_list(a.budgets, int)
-    except ValueError as e:
-        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    return plan([BASELINE, *[m for m in methods if m != BASELINE]], budgets, num_patches)
-
 
 def part_id(method: str, budget: int) -> int:
     """The stable id of the (method, budget) run in ``OUT/parts`` (runs of any plan share one folder)."""
@@ -72,6 +56,7 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
     another run's (``--compare-to``) reference, whose masks this row's are compared with."""
     import torch
 
+    from analysis.validate.inputs import text_tokens as prompt_text_tokens
     from analysis.validate.measure import RunProbe, timed_ms
     from litelvlm.pruning import get_method, select
 
@@ -81,7 +66,7 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
         sel_ms = float("nan")
         if spec.kind == "clip":
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
-    text_tokens = int(len(prep.input_ids) - 1)
+    text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
     row = {"method": method, "budget": budget, "kind": spec.kind, "prune_layer": out.prune_layer,
            "llm_input_tokens": rec.llm_input_len, "visual_tokens_input": (rec.llm_input_len or 0) - text_tokens,
@@ -232,45 +217,78 @@ def median_row(rows: list[dict], group: str = "") -> dict:
     return out
 
 
+def _load(a: ValidateArgs):
+    """(the pipeline of ``--model``, its load time in ms, the load's peak resident bytes)."""
+    import torch
+
+    from analysis.validate.measure import PeakRSS, timed_ms
+    from litelvlm.families import load_pipeline
+
+    with PeakRSS() as load_rss:
+        pipe, load_ms = timed_ms(lambda: load_pipeline(
+            a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
+            dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"),
+            **quantize_kwargs(a)), torch.device("cpu"))
+    return pipe, load_ms, load_rss.peak
+
+
+def _config(a: ValidateArgs, pipe, image_id: int, out: Path) -> dict:
+    """The run's identity (``config.json``): every option but the methods, budgets, repeats and ``--compare-to``
+    (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
+    family pairs none)."""
+    from analysis.common.study import portable_paths, run_record, torch_thread_count
+
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
+    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
+    clip = getattr(pipe, "clip", None)  # as eval-grounding records it: the contract declares no weights identity
+    config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:],
+                  clip_weights=clip.weights_hash() if clip is not None else None, seg_token_id=pipe.seg_token_id)
+    return config
+
+
+def _prepare(a: ValidateArgs, pipe, recs: list, image) -> tuple[object, float, list, list | None]:
+    """(the prepared image with its prompt, the image forwards' ms, the records in the prompt, GLaMM's turns)."""
+    import torch
+
+    from analysis.validate.inputs import image_sentences
+    from analysis.validate.measure import timed_ms
+
+    with torch.no_grad():
+        base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
+        picked, turns = image_sentences(pipe, recs, a)
+        prep = pipe.with_sentences(base, [r.sentence for r in picked], turns)
+    return prep, prep_ms, picked, turns
+
+
 def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in order: load, measure, check, write
     """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point)."""
     import torch
     from tqdm.auto import tqdm
 
-    from analysis.common.glamm_runs import method_options, official_turns, pick_image
+    from analysis.common.glamm_runs import method_options, pick_image
     from analysis.common.parts import PartStore
-    from analysis.validate.measure import PeakRSS, timed_ms
+    from analysis.common.study import check_config
+    from analysis.validate.inputs import check_methods, plan_runs, text_tokens
     from analysis.validate.report import ROW_COLUMNS, write_report
-    from litelvlm.families import load_pipeline
-    from litelvlm.memory import storage_bytes
+    from analysis.validate.weights import weights_mb
 
     recs, image = pick_image(a)
     out = Path(a.out)
-    with PeakRSS() as load_rss:
-        pipe, load_ms = timed_ms(lambda: load_pipeline(
-            a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
-            dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"), **quantize_kwargs(a)),
-            torch.device("cpu"))
-    # methods and budgets are not part of the run's identity: a re-run with others adds their rows
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
-    from analysis.common.study import portable_paths, run_record, torch_thread_count
-
-    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
-    config.update(image_id=recs[0].image_id, model_dtype=str(pipe.dtype)[6:],
-                  clip_weights=pipe.clip.weights_hash(), seg_token_id=pipe.seg_token_id)
-    check_out_config(out, config)
-    with torch.no_grad():
-        base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
-        picked, turns = official_turns(recs, a.seed, recs[0].image_id, a.max_sentences)
-        prep = pipe.with_sentences(base, [r.sentence for r in picked], turns)
+    pipe, load_ms, load_peak = _load(a)
+    methods = check_methods(a, pipe)  # a method the family cannot run is refused before the image's forwards
+    config = _config(a, pipe, recs[0].image_id, out)
+    check_config(out, config, ignore=("num_visual",))  # N is known after the image's forwards: checked below
+    prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image)
     n = pipe.num_visual(prep)  # N of this image (the same for every image of a fixed-grid family)
-    pairs = _plan(a, n)
-    setup = {"load_ms": load_ms, "load_peak_rss_gib": load_rss.peak / 2**30, "prepare_image_ms": prep_ms,
-             "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns],
-             "prompt_tokens": int(len(prep.input_ids)), "image": str(recs[0].image_path),
-             "image_size": list(prep.image_size), "model": pipe.describe(),
-             "weights_mb": {"glamm": storage_bytes(pipe.model) / 2**20,
-                            "glamm_and_clip": storage_bytes(pipe.model, pipe.clip.modules()) / 2**20}}
+    if pipe.num_visual_tokens is None:  # N depends on the image: part of the run's identity
+        config["num_visual"] = n
+        check_out_config(out, config)
+    pairs, skipped = plan_runs(methods, a.budgets, pipe, n)
+    setup = {"load_ms": load_ms, "load_peak_rss_gib": load_peak / 2**30, "prepare_image_ms": prep_ms,
+             "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns or []],
+             "prompt_tokens": int(len(prep.input_ids)), "text_tokens": text_tokens(pipe, prep, n), "num_visual": n,
+             "skipped_budgets": skipped, "image": str(recs[0].image_path), "image_size": list(prep.image_size),
+             "model": pipe.describe(), "weights_mb": weights_mb(pipe)}
     store = PartStore(out)
     done = store.done()
     todo = [(m, b) for m, b in pairs if part_id(m, b) not in done]

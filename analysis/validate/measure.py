@@ -1,9 +1,10 @@
-"""What ``litelvlm validate`` measures in one ``GlammPipeline.ground`` call.
+"""What ``litelvlm validate`` measures in one ``ground`` call of a family's pipeline.
 
 :class:`RunProbe` hooks the LLM's embedding, first decoder layer and final norm of the pipeline's model
 (forward hooks, removed in ``finally``) and records, for one call:
 
-* the token ids of the call's first LLM embedding (the text tokens: the check that no method changes them);
+* the token ids the call embeds before its first decoder layer runs (the first forward's text tokens: the check
+  that no method changes them);
 * the sequence length at the LLM input (text tokens + the visual tokens the LLM received);
 * prefill time: from the first decoder layer's start to the final norm's end (every LLM forward of the
   call: a method that prunes inside the LLM runs its layers in pieces, all of which count);
@@ -71,7 +72,7 @@ class PeakRSS:
 class RunRecord:
     """One probed call."""
 
-    embedded_ids: torch.Tensor | None = None     # the first embedding call's ids
+    embedded_ids: torch.Tensor | None = None     # the ids embedded before the first decoder layer
     llm_input_len: int | None = None
     prefill_start: float | None = None
     prefill_end: float | None = None
@@ -98,6 +99,7 @@ class RunProbe:
         self.record = RunRecord()
         self.tracker: LiveTensorBytes | None = None
         self._span_base = 0
+        self._embedded: list[torch.Tensor] = []  # the ids of the embedding calls before the first decoder layer
 
     def _level(self) -> int:
         """Bytes held now by what the call created (CPU tracker) or allocated (CUDA)."""
@@ -120,8 +122,10 @@ class RunProbe:
         return time.perf_counter()
 
     def _on_embed(self, module, args) -> None:
-        if self.record.embedded_ids is None:
-            self.record.embedded_ids = args[0].detach().cpu().reshape(-1)
+        """The ids embedded before the first decoder layer runs: the first forward's text (GLaMM embeds it in one
+        call, UniPixel in two, around its visual tokens)."""
+        if self.record.prefill_start is None:  # joined after the call (no tensor made inside the measured span)
+            self._embedded.append(args[0].detach().cpu().reshape(-1))
 
     def _on_first_layer(self, module, args, kwargs) -> None:
         hidden = args[0] if args else kwargs["hidden_states"]
@@ -141,6 +145,7 @@ class RunProbe:
         """(``fn()``, its record); hooks are removed afterwards whatever happens."""
         lm = self.pipe.language_model
         self.record = RunRecord()
+        self._embedded = []
         handles = [lm.embed_tokens.register_forward_pre_hook(self._on_embed),
                    lm.layers[0].register_forward_pre_hook(self._on_first_layer, with_kwargs=True),
                    lm.norm.register_forward_hook(self._on_norm)]
@@ -150,6 +155,7 @@ class RunProbe:
             with LayerLoopTimer(lm.layers, self.pipe.device) as loop:
                 out, rec = self._measured(fn)
             rec.paper_prefill_ms = loop.ms if loop.forwards else float("nan")
+            rec.embedded_ids = torch.cat(self._embedded) if self._embedded else None
         finally:
             for h in handles:
                 h.remove()

@@ -26,10 +26,14 @@ class ValidateArgs(GlammDataArgs):
 
     tokenizer: str | None = arg(None, help="glamm-7b-random: the slow GLaMM-RefSeg tokenizer folder its checkpoint "
                                            "ships (e.g. ../shared/data/glamm_refseg_tokenizer)")
-    methods: list[str] = arg([], help="methods (default: every registered method)")
-    budgets: list[str] = arg(list(BUDGETS), help="visual-token budgets K", each=int, minimum=1)
+    methods: list[str] = arg([], help="methods (default: every registered method the model's family runs; one it "
+                                      "cannot run is refused)")
+    budgets: list[str] = arg(list(BUDGETS), help="visual-token budgets K (a K above the image's N is skipped when N "
+                                                 "depends on the image)", each=int, minimum=1)
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
-    max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3)", minimum=1)
+    max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3; a family whose protocol holds a "
+                                     "fixed number of expressions per prompt, UniPixel's one, takes that many)",
+                             minimum=1)
     seed: int = arg(0, help="seed of the official sampling and the random selector")
     device: str = arg("cpu", help="torch device (cuda: the GPU validation, CUDA-synchronised times)")
     dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint or glamm-7b-random (GLaMM's "

@@ -53,27 +53,42 @@ def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, in
     }
 
 
-def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int) -> float:
+def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2):
+    """The token schedule of ``method`` at ``budget`` as it ran (``analysis.efficiency.flops.schedule_plan``, with
+    the run's ``--fastv-layer``); a stage from a layer the model does not have (a method pruning after its last
+    layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees what the earlier stages give."""
+    from dataclasses import replace
+
+    from analysis.efficiency.flops import schedule_plan
+
+    plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, fastv_layer)
+    stages = tuple(st for st in plan.stages if st[0] < sizes.llm_layers)
+    return plan if stages == plan.stages else replace(plan, stages=stages)
+
+
+def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2) -> float:
     """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a decoder
     of ``sizes`` (``analysis.efficiency.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
-    from analysis.efficiency.flops import llm_flops_exact, schedule_plan
+    from analysis.efficiency.flops import llm_flops_exact
 
-    base = llm_flops_exact(sizes, schedule_plan(BASELINE, n, n, sizes.llm_layers, text_tokens), lm_head=False)
-    return base / llm_flops_exact(sizes, schedule_plan(method, budget, n, sizes.llm_layers, text_tokens), lm_head=False)
+    base = llm_flops_exact(sizes, run_schedule(sizes, n, text_tokens, BASELINE, n), lm_head=False)
+    run = run_schedule(sizes, n, text_tokens, method, budget, fastv_layer)
+    return base / llm_flops_exact(sizes, run, lm_head=False)
 
 
-def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int) -> tuple[float, float]:
+def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
+                      fastv_layer: int = 2) -> tuple[float, float]:
     """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.efficiency.paper``:
     the authors' compiled loop, bfloat16 element size; the ratios do not depend on it)."""
-    from analysis.efficiency.flops import schedule_plan
     from analysis.efficiency.paper import paper_row
 
-    row = paper_row(sizes, schedule_plan(method, budget, n, sizes.llm_layers, text_tokens))
+    row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, fastv_layer))
     return row["paper_tflops"], row["paper_activation_gib"]
 
 
-def ratios(rows: pd.DataFrame, sizes, n: int) -> pd.DataFrame:
-    """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's."""
+def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2) -> pd.DataFrame:
+    """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's
+    (``fastv_layer``: the run's ``--fastv-layer``)."""
     from analysis.efficiency.compare import paper_ratio
 
     base = rows[rows["method"] == BASELINE].iloc[0]
@@ -86,9 +101,10 @@ def ratios(rows: pd.DataFrame, sizes, n: int) -> pd.DataFrame:
     out["act_reduction"] = base["llm_activation_mb"] / out["llm_activation_mb"]
     out["e2e_act_reduction"] = base["activation_mb"] / out["activation_mb"]
     text = int(base["text_tokens"])
-    out["flops_ideal_speedup"] = [ideal_speedup(sizes, n, text, m, int(b)) for m, b in zip(out["method"], out["budget"])]
+    runs = list(zip(out["method"], out["budget"].astype(int)))
+    out["flops_ideal_speedup"] = [ideal_speedup(sizes, n, text, m, b, fastv_layer) for m, b in runs]
     base_def = paper_definitions(sizes, n, text, BASELINE, n)
-    defs = [paper_definitions(sizes, n, text, m, int(b)) for m, b in zip(out["method"], out["budget"])]
+    defs = [paper_definitions(sizes, n, text, m, b, fastv_layer) for m, b in runs]
     out["paper_def_tflops"] = [t for t, _ in defs]
     out["paper_def_activation_gib"] = [g for _, g in defs]
     out["paper_def_flops_speedup"] = base_def[0] / out["paper_def_tflops"]
@@ -180,11 +196,26 @@ def memory_note(setup: dict, a, pipe) -> str:
     q = pipe.quantization
     how = (f"the LLM's {q.quantized} decoder linear layers quantized to {q.mode} with {q.backend} {q.version}"
            + (f", {len(q.kept)} kept in {str(pipe.dtype)[6:]}" if q.kept else "")) if q else "not quantized"
-    return (f"Weights ({how}): GLaMM {w['glamm']:.0f} MB, with CLIP (text tower included) "
-            f"{w['glamm_and_clip']:.0f} MB: storage bytes of parameters, buffers and quantization states. "
-            "``peak_mb`` = those weights + the call's activation peak (``activation_mb``): the whole model's "
-            "memory during one call. ``paper_def_activation_gib`` is the paper's analytic storing activation. "
-            "MB here are MiB (2^20 bytes).")
+    parts = ", ".join(f"`{k}` {v:.0f} MB" for k, v in w["parts"].items())
+    return (f"Weights ({how}): {parts} (the pipeline's modules, each whole: a CLIP backend's text tower included); "
+            f"{w['total']:.0f} MB in all (a storage two modules share counted once): storage bytes of parameters, "
+            "buffers and quantization states. ``peak_mb`` = those weights + the call's activation peak "
+            "(``activation_mb``): the whole model's memory during one call. ``paper_def_activation_gib`` is the "
+            "paper's analytic storing activation. MB here are MiB (2^20 bytes).")
+
+
+def prompt_line(setup: dict, a) -> str:
+    """The report's line on the image, its prompt and N."""
+    n, h, w = setup["num_visual"], *setup["image_size"]
+    head = f"Image `{setup['image']}` ({w}x{h}), N = {n} visual tokens"
+    if setup["skipped_budgets"]:
+        head += f" (budgets above N skipped: {', '.join(map(str, setup['skipped_budgets']))})"
+    tokens = f"prompt of {setup['text_tokens']} text tokens and the {n} visual tokens"
+    if not setup["questions"]:  # the family's own protocol: a fixed number of expressions per prompt
+        said = "; ".join(f"\"{s}\"" for s in setup["sentences"])
+        return f"{head}. The family's protocol: {len(setup['sentences'])} expression(s) per prompt, {tokens}: {said}"
+    return (f"{head}. GLaMM's official protocol (seed {a.seed}): {len(setup['sentences'])} sentences, {tokens}. "
+            "Questions: " + "; ".join(f"\"{q}\"" for q in setup["questions"]))
 
 
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
@@ -196,12 +227,12 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
 
     result = checks(rows, n, len(setup["sentences"]), tuple(setup["image_size"]))
     sizes = DecoderSizes.of(pipe.language_model.config)
-    r = ratios(rows, sizes, n)
+    r = ratios(rows, sizes, n, a.fastv_layer)
     arch = str((pipe.describe().get("arch") or {}).get("name", pipe.family))
     write_csv(out / "validate.csv", rows)
     write_csv(out / "ratios.csv", r)
     base = rows[rows["method"] == BASELINE].iloc[0]
-    mem = memory_frame(rows, r, setup["weights_mb"]["glamm_and_clip"], a.quantize,
+    mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
                        paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])
     write_csv(out / "memory.csv", mem)
     write_csv(out / "checks.csv", pd.DataFrame([{"check": k, "passed": not v, "failing": " ".join(v)}
@@ -225,10 +256,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              *([f"> **Warning: {setup['busy']}.**", ""] if setup.get("busy") else []),
              f"Machine: {_machine(pipe)}. Model dtype {str(pipe.dtype)[6:]}. "
              f"Loaded in {setup['load_ms'] / 1e3:.1f} s (peak RSS {setup['load_peak_rss_gib']:.1f} GiB); "
-             f"CLIP + SAM image forwards {setup['prepare_image_ms'] / 1e3:.1f} s.", "",
-             f"Image `{setup['image']}` ({setup['image_size'][1]}x{setup['image_size'][0]}), official protocol "
-             f"(seed {a.seed}): {len(setup['sentences'])} sentences, prompt of {setup['prompt_tokens']} tokens "
-             f"(the image placeholder included). Questions: " + "; ".join(f"\"{q}\"" for q in setup["questions"]),
+             f"the image's forwards (``prepare_image``: vision tower, mask encoder) "
+             f"{setup['prepare_image_ms'] / 1e3:.1f} s.", "", prompt_line(setup, a),
              "", "## Checks", "", *[f"- {'PASS' if not v else 'FAIL'}: {k}" + (f" (failing: {' '.join(v)})" if v else "")
                                     for k, v in result.items()],
              "", f"## Targets (LiteLVLM at 192 against 576; {'CUDA' if pipe.device.type == 'cuda' else 'CPU'} ratios)",
@@ -242,7 +271,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "final norm's end "
              "(for LLM-side methods everything they run inside the LLM, oracles' extra passes included). "
              "``cuda_time_reading_ms`` is this project's reading of the paper's \"CUDA time\" (defined in no "
-             "released file): the whole call (CLIP, selection, LLM, SAM), timed the same way. "
+             "released file): the whole call (vision, selection, LLM, mask decoder), timed the same way. "
              "Activation memory: the peak of the tensors a call creates (on CUDA: the allocator's peak), for the LLM "
              "span (``llm_activation_mb``, above the level at its start: the ratios use it) and for the whole call "
              "(``activation_mb``): this project's measured quantities (``act_reduction``). ``paper_def_*`` are the paper's "

@@ -129,12 +129,11 @@ class Sam2Prompt(nn.Module):
         dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
         return sparse, dense
 
-    @torch.no_grad()
     def decode(self, features: list[torch.Tensor], seg_tokens: torch.Tensor,
                original_size: tuple[int, int]) -> Sam2Masks:
         """Masks of S prompts ``(S, T, C)`` on one image's ``features`` (:meth:`encode_image`), at the original
         ``(H, W)``; see the module docstring for each step. The prompts are cast to SAM 2's dtype (UniPixel
-        runs the LLM and SAM 2 in one dtype)."""
+        runs the LLM and SAM 2 in one dtype). Differentiable in the prompts (the saliency oracle's mask target)."""
         if seg_tokens.dim() != 3 or seg_tokens.shape[-1] != self.hidden_dim:
             raise ValueError(f"expected (S, T, {self.hidden_dim}) seg tokens, got {tuple(seg_tokens.shape)}")
         if features[-1].shape[0] != 1:

@@ -1,0 +1,114 @@
+"""``litelvlm validate`` on the second model family, UniPixel (tiny random weights, CPU): the LLM-side methods the
+family offers, budgets planned against the image's own N, one expression per prompt (its protocol), checks passed.
+
+``unipixel-tiny-random:0`` has 2 decoder layers: FastV runs with ``--fastv-layer 1`` so that it prunes inside the
+LLM; DART's official layer (2) is after the last one there, so no layer sees its K tokens (FLOPs ratio 1). Its
+SAM 2 object-score gate is closed on these images (every mask logit is -1024), so the mask checks compare
+constants; seed 5 opens it, and the last test checks a budget of all N against ``none`` on real mask logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from litelvlm.cli import main
+
+METHODS = ("none", "fastv", "dart", "divprune")
+
+
+def _validate(coco, out, model: str, *extra) -> tuple[int, str]:
+    screen = io.StringIO()
+    with contextlib.redirect_stdout(screen):
+        rc = main(["validate", "--model", model, "--refer-dir", str(coco), "--out", str(out), "--repeats", "1",
+                   "--threads", "1", *map(str, extra)])
+    return rc, screen.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(coco128, tmp_path_factory):
+    out = tmp_path_factory.mktemp("validate_unipixel") / "out"
+    rc, screen = _validate(coco128, out, "unipixel-tiny-random:0", "--methods", ",".join(METHODS),
+                           "--budgets", "64,8,100000", "--fastv-layer", 1)
+    assert rc == 0
+    return out, screen
+
+
+def test_tables_are_finite_and_checks_pass(tiny_run):
+    out, screen = tiny_run
+    rows = pd.read_parquet(out / "validate.parquet")
+    cfg = json.loads((out / "config.json").read_text())
+    n = cfg["num_visual"]  # this image's N (merged tokens of the 1-frame video), part of the run's identity
+    assert 64 < n < 1000 and cfg["clip_weights"] is None and cfg["model"] == "unipixel-tiny-random:0"
+    # the baseline once, at all of this image's N; 100000 > N is skipped, not run
+    assert set(zip(rows["method"], rows["budget"])) == {("none", n)} | {(m, k) for m in METHODS[1:] for k in (64, 8)}
+    by = rows.set_index(["method", "budget"])
+    text = int(by.loc[("none", n), "text_tokens"])
+    assert by.loc[("none", n), "visual_tokens_input"] == n and by.loc[("none", n), "seq_len"] == text + n
+    for k in (64, 8):  # DivPrune at the LLM input; FastV and DART receive all N and keep K inside
+        assert by.loc[("divprune", k), "visual_tokens_input"] == k and by.loc[("divprune", k), "prune_layer"] == 0
+        for m in ("fastv", "dart"):
+            assert by.loc[(m, k), "visual_tokens_input"] == n and by.loc[(m, k), "visual_tokens_kept"] == k
+    assert by.loc[("fastv", 8), "prune_layer"] == 1 and by.loc[("dart", 8), "prune_layer"] == 2
+    assert (rows["text_tokens"] == text).all() and rows["text_ids_equal"].all()
+    assert (rows["seg_positions"].str.split().str.len() == 1).all()  # one expression, one <|seg|>
+    timed = ["prefill_ms", "paper_prefill_ms", "e2e_ms", "llm_activation_mb", "activation_mb", "peak_rss_gib"]
+    assert all(math.isfinite(v) and v > 0 for v in rows[timed].to_numpy().ravel())
+    checks = pd.read_csv(out / "checks.csv")
+    assert len(checks) == 5 and checks["passed"].all()
+    assert f"methods keeping all {n} tokens in order equal none" in set(checks["check"])
+    ratios = pd.read_csv(out / "ratios.csv")
+    flops = ratios.set_index(["method", "budget"])["flops_ideal_speedup"]
+    assert flops.map(math.isfinite).all() and flops[("dart", 8)] == 1.0  # pruned after the last layer
+    assert flops[("divprune", 8)] > flops[("divprune", 64)] > flops[("fastv", 64)] > 1
+    assert ratios[["paper_def_tflops", "paper_def_activation_gib"]].gt(0).all().all()
+    memory = pd.read_csv(out / "memory.csv")
+    assert (memory["weights_mb"] > 0).all() and memory["weights_mb"].nunique() == 1
+    report = (out / "report.md").read_text()
+    assert f"N = {n} visual tokens (budgets above N skipped: 100000)" in report
+    assert "The family's protocol: 1 expression(s) per prompt" in report and "`qwen`" in report
+    assert "RANDOM WEIGHTS (unipixel-tiny-random:0)" in screen and "this model is `unipixel`" in screen
+
+
+@pytest.mark.parametrize(("method", "why"), [("litelvlm", "pairs no CLIP"), ("sparsevlm", "1-D RoPE")])
+def test_a_method_the_family_does_not_offer_is_refused_before_writing(coco128, tmp_path, method, why, capsys):
+    out = tmp_path / "run"
+    rc, _ = _validate(coco128, out, "unipixel-tiny-random:0", "--methods", f"fastv,{method}", "--budgets", 8)
+    assert rc == 2 and why in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_all_n_equals_none_on_open_masks(coco128, tmp_path):
+    """Seed 5's gate is open: DivPrune at K = N (this image's N, read from the first run; the second run resumes
+    the folder and adds the row) keeps every token in order and gives ``none``'s mask logits exactly."""
+    out = tmp_path / "run"
+    assert _validate(coco128, out, "unipixel-tiny-random:5", "--methods", "divprune", "--budgets", 8)[0] == 0
+    n = json.loads((out / "config.json").read_text())["num_visual"]
+    assert _validate(coco128, out, "unipixel-tiny-random:5", "--methods", "divprune", "--budgets", n, 8)[0] == 0
+    rows = pd.read_parquet(out / "validate.parquet").set_index(["method", "budget"])
+    assert list(rows.index) == [("none", n), ("divprune", n), ("divprune", 8)]
+    assert rows.loc[("none", n), "mask_pixels"] > 0  # real masks, not the closed gate's empty ones
+    full = rows.loc[("divprune", n)]
+    assert full["keeps_all_in_order"] and full["masks_equal_none"] and full["max_logit_diff_none"] == 0
+    assert rows.loc[("divprune", 8), "max_logit_diff_none"] > 0
+    assert pd.read_csv(out / "checks.csv")["passed"].all()
+
+
+def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path):
+    """No ``--methods``: every registered method the family runs (the oracles included: the saliency oracle's
+    gradient flows through SAM 2's decoder), none it refuses."""
+    from litelvlm.families import load_pipeline
+    from litelvlm.pruning import available_methods
+
+    pipe = load_pipeline("unipixel-tiny-random:0")
+    offered = {m for m in available_methods() if pipe.method_error(m) is None}
+    out = tmp_path / "run"
+    assert _validate(coco128, out, "unipixel-tiny-random:0", "--budgets", 8, "--fastv-layer", 1)[0] == 0
+    rows = pd.read_parquet(out / "validate.parquet")
+    assert set(rows["method"]) == offered and {"saliency", "llm-attention"} <= offered
+    assert not offered & {"litelvlm", "sparsevlm"}
