@@ -78,7 +78,6 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
     (("--signals", "attention", "--method-signals", "vispruner"), "per-token scores"),
     (("--signals", "attention", "--method-signals", "ivc-prune"), "1-D RoPE"),
     (("--signals", "layer_integrated_gradients", "--method-signals", "fastv"), "no such projector"),
-    (("--signals", "saliency", "--method-signals", "fastv"), "--target seg_norm"),  # SAM 2 decodes without autograd
 ])
 def test_what_the_family_cannot_give_is_refused_and_nothing_written(coco128, tmp_path, extra, why, capsys):
     out = tmp_path / "run"

@@ -240,7 +240,9 @@ def _config(a: ValidateArgs, pipe, image_id: int, out: Path) -> dict:
 
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
-    clip = getattr(pipe, "clip", None)  # as eval-grounding records it: the contract declares no weights identity
+    # the CLIP whose patches are the visual tokens (GLaMM's); a family mapping an external CLIP (UniPixel) loads it
+    # only for the methods that read it, and this identity must not depend on the methods (a re-run adds some)
+    clip = None if pipe.clip_mapped else getattr(pipe, "clip", None)
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:],
                   clip_weights=clip.weights_hash() if clip is not None else None, seg_token_id=pipe.seg_token_id)
     return config
