@@ -117,6 +117,11 @@ class Method:
             raise ValueError(f"stage {self.stage!r}: a forward is {'needed' if self.forward is None else 'not used'}")
 
     @property
+    def uses_clip(self) -> bool:
+        """Whether the method reads the CLIP traces: every CLIP-side method, and the LLM-side ones with ``reads_clip``."""
+        return self.stage == "clip" or self.reads_clip
+
+    @property
     def kind(self) -> str:
         """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model)."""
         return "clip" if self.stage == "clip" else "llm"

@@ -4,8 +4,12 @@ turns for one image."""
 
 from __future__ import annotations
 
+import logging
+
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method
+
+log = logging.getLogger(__name__)
 
 #: the baseline's budget in a plan for a family whose N depends on the image (it keeps each image's all N)
 ALL_TOKENS = 0
@@ -30,6 +34,27 @@ def plan(methods: list[str], budgets: list[int], num_patches: int | None) -> lis
     return list(dict.fromkeys(out))
 
 
+def image_runs(pairs: list[tuple[str, int]], n: int, image_id=None) -> list[tuple[str, int]]:
+    """The planned (method, budget) pairs (:func:`plan`) an image of ``n`` visual tokens runs (the baseline's
+    :data:`ALL_TOKENS` is all N); the budgets above N are skipped with one warning naming the image and N."""
+    over = sorted({b for _, b in pairs if b > n})
+    if over:
+        log.warning("%s has %d visual tokens: budget(s) %s skipped", "the image" if image_id is None else
+                    f"image {image_id}", n, ", ".join(map(str, over)))
+    return [(m, b) for m, b in pairs if b <= n]
+
+
+def clip_record(pipe) -> dict:
+    """What a run's ``config.json`` records of the CLIP, the same whatever the methods (a re-run may add some):
+    ``clip_weights``, the hash of the CLIP whose patches are the visual tokens (GLaMM's); for a family pairing an
+    external CLIP that only some methods load (``clip_mapped``: UniPixel) None, with ``paired_clip``, that CLIP's
+    description (model string, text, view) read without loading it."""
+    if getattr(pipe, "clip_mapped", False):
+        return {"clip_weights": None, "paired_clip": pipe.describe().get("clip")}
+    clip = getattr(pipe, "clip", None) if getattr(pipe, "offers_clip_side", True) else None
+    return {"clip_weights": clip.weights_hash() if clip is not None else None}
+
+
 def official_turns(records: list, seed: int, image_id: int, max_sentences: int) -> tuple[list, list]:
     """GLaMM's protocol for one image: (sampled records in conversation order, (question, answer) turns)."""
     from litelvlm.glamm.protocol import sample_official
@@ -37,6 +62,15 @@ def official_turns(records: list, seed: int, image_id: int, max_sentences: int) 
     records = sorted(records, key=lambda r: r.order)  # REFER-file order, as GLaMM lists them
     sample = sample_official([r.sentence for r in records], seed, image_id, max_sentences)
     return [records[i] for i in sample.indices], sample.turns
+
+
+def prompt_records(pipe, records: list, seed: int, max_sentences: int) -> tuple[list, list | None]:
+    """(the image's records one prompt holds, GLaMM's turns or None) for a one-image study: the family's own
+    protocol when it holds a fixed number of expressions per prompt (``sentences_per_prompt``: UniPixel's one; the
+    first ones in REFER-file order), GLaMM's official sample in several turns otherwise."""
+    if pipe.sentences_per_prompt is not None:
+        return sorted(records, key=lambda r: r.order)[:pipe.sentences_per_prompt], None
+    return official_turns(records, seed, records[0].image_id, max_sentences)
 
 
 def method_options(args, method: str) -> dict:

@@ -1,5 +1,5 @@
 """Where a family's visual tokens lie on the image, as the studies draw them: their grid and the image region
-they cover, read from the family contract (:mod:`litelvlm.lvlm.family`) for any family, and each image's N.
+they cover, read from the family contract (:mod:`litelvlm.lvlm.family`) for any family.
 
 A family may declare ``visual_grid(prepared)`` and ``visual_window(image)`` itself (what the contract would
 add); until it does, both are read from what the contract already gives: the layout's positions and the
@@ -8,14 +8,11 @@ family's fixed N.
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
 
 from litelvlm.errors import LiteLVLMError
-
-log = logging.getLogger(__name__)
 
 
 def visual_grid(pipe, prepared) -> tuple[int, int]:
@@ -57,13 +54,3 @@ def visual_window(pipe, image) -> np.ndarray:
         (y0, y1), (x0, x1) = tp.to_original(np.array([0, tp.out[0]]), np.array([0, tp.out[1]]))
         return np.asarray(image.convert("RGB").crop((x0, y0, x1, y1)).resize((tp.out[1], tp.out[0])))
     return np.asarray(image.convert("RGB"))
-
-
-def budgets_for(image_id, n: int, pairs: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    """The planned (method, budget) pairs an image of N visual tokens can run (``analysis.common.glamm_runs.plan``;
-    budget 0 is all N); the others are skipped with one warning naming the image and N."""
-    over = sorted({b for _, b in pairs if b > n})
-    if over:
-        log.warning("image %s has %d visual tokens: budget(s) %s skipped", image_id, n,
-                    ", ".join(map(str, over)))
-    return [(m, b) for m, b in pairs if b <= n]

@@ -96,7 +96,7 @@ def family_method_error(family: str, method: str) -> str | None:
     cls = get_family(family)
     if why := cls.method_error(cls.__new__(cls), method):
         return why
-    if cls.clip_mapped and (get_method(method).stage == "clip" or get_method(method).reads_clip):
+    if cls.clip_mapped and get_method(method).uses_clip:
         return (f"{method} reads the external CLIP the {family} family maps onto its tokens; the efficiency study "
                 "does not build or count that CLIP's forward yet: use a method that acts with the LLM")
     return None
@@ -106,18 +106,11 @@ def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]
     """(method, budget) rows (``analysis.common.glamm_runs.plan``): the baseline once at K = N, every other method
     at every budget; on a family whose N depends on the image, a budget above the study image's N is skipped with
     a warning (as ``eval-grounding`` skips it per image)."""
-    from analysis.common.glamm_runs import ALL_TOKENS, plan
+    from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
 
     n, fixed = arch.num_patches, arch.family == "glamm"
-    pairs = []
-    for method, budget in plan([BASELINE, *methods], budgets, n if fixed else None):
-        if not fixed and budget == ALL_TOKENS:
-            budget = n
-        elif budget > n:
-            print(f"efficiency: warning: the image has {n} visual tokens ({arch.name}): {method} at K={budget} "
-                  "skipped", file=sys.stderr)
-            continue
-        pairs.append((method, budget))
+    planned = plan([BASELINE, *methods], budgets, n if fixed else None)
+    pairs = [(m, n if b == ALL_TOKENS else b) for m, b in image_runs(planned, n)]
     if len(pairs) == 1 and any(m != BASELINE for m in methods):
         raise LiteLVLMError(f"--budgets: every budget exceeds the image's {n} visual tokens ({arch.name})")
     return pairs

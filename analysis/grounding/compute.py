@@ -43,7 +43,14 @@ import pandas as pd
 import torch
 
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
-from analysis.common.glamm_runs import ALL_TOKENS, method_options, official_turns, plan
+from analysis.common.glamm_runs import (
+    ALL_TOKENS,
+    clip_record,
+    image_runs,
+    method_options,
+    official_turns,
+    plan,
+)
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.study import (
     RunFolder,
@@ -160,13 +167,11 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
     else:
         groups = [([r], seg_turns([r.sentence])) for r in records]
     rows = []
+    todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
     for recs, turns in groups:
         prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text)
         gts = [r.mask(gt_parts(args)) for r in recs]
-        for method, budget in pairs:
-            if budget > n:  # a family whose N depends on the image: this image has fewer tokens than K
-                log.warning("image %s has %d visual tokens: %s at K=%d skipped", image_id, n, method, budget)
-                continue
+        for method, budget in todo:
             k = None if budget == ALL_TOKENS else budget
             out = pipe.ground(prep, method, k, positions=args.positions, **method_options(args, method))
             masks = out.masks.cpu().numpy()
@@ -212,15 +217,6 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
     write_csv(out / "summary.csv", summary)
     write_csv(out / "skipped.csv", skipped_df)
     return rows, summary, skipped_df
-
-
-def _clip_weights(pipe, methods: list[str]) -> str | None:
-    """The hash of the CLIP weights the run reads: always for a family whose visual tokens are CLIP's, only when a
-    method reads CLIP for one that pairs an external CLIP (``clip_mapped``, loaded on first use)."""
-    reads_clip = any(get_method(m).stage == "clip" or get_method(m).reads_clip for m in methods)
-    if not pipe.offers_clip_side or (pipe.clip_mapped and not reads_clip):
-        return None
-    return pipe.clip.weights_hash()
 
 
 def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
@@ -288,7 +284,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     if a.clip_context == "clip":  # the default is recorded only when changed: earlier folders resume as they were
         config.pop("clip_context")
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
-                  clip_weights=_clip_weights(pipe, methods),
+                  **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record())

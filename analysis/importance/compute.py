@@ -35,6 +35,7 @@ import torch
 
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
+from analysis.common.glamm_runs import clip_record
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.study import (
     RunFolder,
@@ -294,7 +295,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "save_scores", "n_boot")}
     lm = pipe.language_model.config
     config.update(signals=signals, clip_signals=clip_names, images=len(image_ids), ks=list(DEFAULT_KS),
-                  clip_weights=pipe.clip.weights_hash() if getattr(pipe, "clip", None) else None,
+                  **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id, llm_layers=int(lm.num_hidden_layers),
                   llm_heads=int(lm.num_attention_heads),
                   num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),

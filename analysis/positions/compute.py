@@ -20,10 +20,11 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
-from analysis.common.glamm_runs import method_options, official_turns, pick_image, plan
+from analysis.common.glamm_runs import clip_record, method_options, pick_image, plan, prompt_records
 from analysis.common.parts import PartStore
 from analysis.common.study import check_config, portable_paths, run_record
 from analysis.positions.options import PositionsArgs, check_args
+from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import mark_weights, weights_banner
@@ -67,7 +68,7 @@ def positions_row(pipe, prep, method: str, budget: int, none, args) -> dict:
     opts = method_options(args, method)
     runs = {rule: pipe.ground(prep, method, budget, positions=rule, **opts)
             for rule in ("keep", "renumber") if rule == "renumber" or spec.original_positions}
-    return {"method": method, "budget": budget, "official_rule": spec.positions,
+    return {"method": method, "budget": budget, "official_rule": pipe.official_rule(method),
             "keep_available": spec.original_positions, **compare_rules(runs.get("keep"), runs["renumber"], none)}
 
 
@@ -91,20 +92,23 @@ def run_positions(a: PositionsArgs) -> int:
     from litelvlm.families import load_pipeline
 
     given, budgets = check_args(a)
-    methods = given or [m for m in method_names() if not get_method(m).baseline and not get_method(m).oracle]
     out = Path(a.out)
     recs, image = pick_image(a)
     pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=a.device,
                          dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                          numerics=study_numerics(a, "official"), **quantize_kwargs(a))
+    if errors := [why for m in given if (why := pipe.method_error(m))]:  # before anything is written
+        raise LiteLVLMError("; ".join(errors))
+    methods = given or [m for m in method_names() if not get_method(m).baseline and not get_method(m).oracle
+                        and pipe.method_error(m) is None]
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets")}
     config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
-                  model_dtype=str(pipe.dtype).replace("torch.", ""), clip_weights=pipe.clip.weights_hash(),
+                  model_dtype=str(pipe.dtype).replace("torch.", ""), **clip_record(pipe),
                   numerics=pipe.numerics.to_dict(), run=run_record())
     check_config(out, config)
     with torch.no_grad():
-        picked, turns = official_turns(recs, a.seed, recs[0].image_id, a.max_sentences)
+        picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences)
         prep = pipe.prepare(image, [r.sentence for r in picked], turns, seed=a.seed)
         pairs = plan(methods, budgets, pipe.num_visual(prep))
         write_json(out / "config.json", config)  # every option checked: a refused run leaves nothing

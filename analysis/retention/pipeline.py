@@ -17,8 +17,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from analysis.common.glamm_runs import ALL_TOKENS, plan
-from analysis.common.visual_view import budgets_for, visual_grid, visual_window
+from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
+from analysis.common.visual_view import visual_grid, visual_window
 from litelvlm.errors import LiteLVLMError
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pair
         if not info:
             n, grid = pipe.num_visual(prep), visual_grid(pipe, prep)
             info = {"image_id": image_id, "num_visual": n, "grid_h": grid[0], "grid_w": grid[1]}
-            todo = budgets_for(image_id, n, pairs)
+            todo = image_runs(pairs, n, image_id)
         meta = {"image_id": image_id, "text": " | ".join(group), "model": model}
         for method, budget in todo:
             with torch.no_grad():

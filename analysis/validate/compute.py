@@ -236,29 +236,31 @@ def _config(a: ValidateArgs, pipe, image_id: int, out: Path) -> dict:
     """The run's identity (``config.json``): every option but the methods, budgets, repeats and ``--compare-to``
     (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
     family pairs none)."""
+    from analysis.common.glamm_runs import clip_record
     from analysis.common.study import portable_paths, run_record, torch_thread_count
 
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
-    # the CLIP whose patches are the visual tokens (GLaMM's); a family mapping an external CLIP (UniPixel) loads it
-    # only for the methods that read it, and this identity must not depend on the methods (a re-run adds some)
-    clip = None if pipe.clip_mapped else getattr(pipe, "clip", None)
-    config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:],
-                  clip_weights=clip.weights_hash() if clip is not None else None, seg_token_id=pipe.seg_token_id)
+    config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
+                  seg_token_id=pipe.seg_token_id)
     return config
 
 
-def _prepare(a: ValidateArgs, pipe, recs: list, image) -> tuple[object, float, list, list | None]:
-    """(the prepared image with its prompt, the image forwards' ms, the records in the prompt, GLaMM's turns)."""
+def _prepare(a: ValidateArgs, pipe, recs: list, image, clip_methods: bool = False
+             ) -> tuple[object, float, list, list | None]:
+    """(the prepared image with its prompt, the image forwards' ms, the records in the prompt, GLaMM's turns);
+    ``clip_methods``: the paired external CLIP's traces are made here too."""
     import torch
 
-    from analysis.validate.inputs import image_sentences
+    from analysis.common.glamm_runs import prompt_records
     from analysis.validate.measure import timed_ms
 
     with torch.no_grad():
         base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
-        picked, turns = image_sentences(pipe, recs, a)
+        picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences)
         prep = pipe.with_sentences(base, [r.sentence for r in picked], turns)
+        if clip_methods:  # a paired external CLIP's forward (UniPixel) is per-image work too, as GLaMM's CLIP forward
+            prep_ms += timed_ms(prep.selector_inputs, pipe.device)[1]
     return prep, prep_ms, picked, turns
 
 
@@ -273,14 +275,18 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     from analysis.validate.inputs import check_methods, plan_runs, text_tokens
     from analysis.validate.report import ROW_COLUMNS, write_report
     from analysis.validate.weights import weights_mb
+    from litelvlm.methods import get_method
 
     recs, image = pick_image(a)
     out = Path(a.out)
     pipe, load_ms, load_peak = _load(a)
     methods = check_methods(a, pipe)  # a method the family cannot run is refused before the image's forwards
+    clip_methods = pipe.clip_mapped and any(get_method(m).uses_clip for m in methods)
+    if clip_methods:  # the paired external CLIP loaded now: its weights are the model's, its loading no call's
+        log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
     config = _config(a, pipe, recs[0].image_id, out)
     check_config(out, config, ignore=("num_visual",))  # N is known after the image's forwards: checked below
-    prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image)
+    prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)
     n = pipe.num_visual(prep)  # N of this image (the same for every image of a fixed-grid family)
     if pipe.num_visual_tokens is None:  # N depends on the image: part of the run's identity
         config["num_visual"] = n

@@ -3,9 +3,6 @@
 * :func:`check_methods`: the methods to run (default: every registered method the model's family runs), each
   refused with the family's reason (``GroundingPipeline.method_error``) or a layer option out of the model's
   range, before the image is prepared or anything is written;
-* :func:`image_sentences`: the image's sentences and turns: GLaMM's official protocol (sampled sentences in
-  several turns), or, for a family whose protocol holds a fixed number of expressions per prompt
-  (``sentences_per_prompt``: UniPixel's one), that many of the image's expressions in REFER-file order;
 * :func:`plan_runs`: the (method, budget) runs planned against this image's N
   (``analysis.common.glamm_runs.plan``; the baseline at all N; a budget above this image's N is skipped);
 * :func:`text_tokens`: the prompt's tokens that are not visual tokens (``layout(prepared, N)``).
@@ -13,14 +10,10 @@
 
 from __future__ import annotations
 
-import logging
-
-from analysis.common.glamm_runs import ALL_TOKENS, official_turns, plan
+from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, get_method
-
-log = logging.getLogger(__name__)
 
 
 def check_methods(a, pipe) -> list[str]:
@@ -49,28 +42,12 @@ def plan_runs(methods: list[str], budgets: list[str], pipe, n: int) -> tuple[lis
         ks = split_list(budgets, int)
     except ValueError as e:
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    runs, skipped = [], []
-    for method, budget in plan(methods, ks, pipe.num_visual_tokens):
-        if budget == ALL_TOKENS:
-            budget = n
-        elif budget > n:
-            skipped.append(budget)
-            continue
-        runs.append((method, budget))
-    skipped = sorted(set(skipped), reverse=True)
-    if skipped:
-        log.warning("the image has %d visual tokens: budget(s) %s skipped", n, ", ".join(map(str, skipped)))
+    planned = plan(methods, ks, pipe.num_visual_tokens)
+    runs = [(m, n if b == ALL_TOKENS else b) for m, b in image_runs(planned, n)]
+    skipped = sorted({b for _, b in planned if b > n}, reverse=True)
     if runs == [(BASELINE, n)] and len(methods) > 1:
         raise LiteLVLMError(f"--budgets: every budget is above this image's {n} visual tokens; nothing to compare")
     return runs, skipped
-
-
-def image_sentences(pipe, records: list, a) -> tuple[list, list | None]:
-    """(the image's records put in the prompt, GLaMM's turns or None): the family's own protocol when it holds a
-    fixed number of expressions per prompt (the first ones, in REFER-file order), GLaMM's official otherwise."""
-    if pipe.sentences_per_prompt is not None:
-        return sorted(records, key=lambda r: r.order)[:pipe.sentences_per_prompt], None
-    return official_turns(records, a.seed, records[0].image_id, a.max_sentences)
 
 
 def text_tokens(pipe, prepared, n: int) -> int:
@@ -79,4 +56,4 @@ def text_tokens(pipe, prepared, n: int) -> int:
     return int(pipe.layout(prepared, n).seq_len) - n
 
 
-__all__ = ["check_methods", "image_sentences", "plan_runs", "text_tokens"]
+__all__ = ["check_methods", "plan_runs", "text_tokens"]

@@ -212,10 +212,10 @@ class GroundingPipeline:
         """Why ``method`` cannot run on this family (None: it can): read from the method's declaration, so a study
         refuses it before anything is written."""
         spec = get_method(method)
-        if (spec.stage == "clip" or spec.reads_clip) and not self.offers_clip_side:
+        if spec.uses_clip and not self.offers_clip_side:
             return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its visual "
                     "tokens yet (an external CLIP mapped onto its grid): use a method that acts with the LLM")
-        if (spec.stage == "clip" or spec.reads_clip) and self.clip_mapped and not spec.scores_only:
+        if spec.uses_clip and self.clip_mapped and not spec.scores_only:
             return (f"{method} reads CLIP's features or attention on CLIP's own patch grid; the {self.family} family "
                     "maps only an external CLIP's per-token scores onto its own tokens (this project's adaptation), "
                     "so the CLIP-side methods that read scores alone run on it: "
@@ -224,6 +224,14 @@ class GroundingPipeline:
             return (f"{method}'s official position rule is for 1-D RoPE; the {self.family} family's positions have "
                     f"{self.position_axes} axes (multi-axis positions need a rule of the method's own first)")
         return None
+
+    def official_rule(self, method: str) -> str:
+        """What ``positions="official"`` does with ``method``'s kept tokens on this family: the family's own rule
+        (``family_positions``) where it has one and the method keeps single tokens, else the method's own."""
+        spec = get_method(method)
+        if self.family_positions is not None and (self.family_positions != "keep" or spec.original_positions):
+            return self.family_positions
+        return spec.positions
 
     @torch.no_grad()
     def prepare(self, image, sentences: list[str], turns=None, seed: int = 0):
@@ -298,9 +306,8 @@ class GroundingPipeline:
         n = self.num_visual(prepared)
         spec = get_method(method)
         budget = resolve(spec, budget, n)
-        if positions == "official" and self.family_positions is not None and (
-                self.family_positions != "keep" or spec.original_positions):
-            positions = self.family_positions  # a method passing merged tokens keeps its own rule
+        if positions == "official" and self.family_positions is not None:
+            positions = self.official_rule(method)  # the family's rule (a method passing merged tokens keeps its own)
         rule = spec.positions if positions == "official" else positions
         if positions == "keep" and not spec.original_positions:
             raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token ([CLS], "
