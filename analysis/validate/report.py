@@ -276,7 +276,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "span (``llm_activation_mb``, above the level at its start: the ratios use it) and for the whole call "
              "(``activation_mb``): this project's measured quantities (``act_reduction``). ``paper_def_*`` are the paper's "
              "definitions, as the authors' compiled GLaMM code computes them (``analysis.efficiency.paper``): storing "
-             "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm, FastV's "
+             "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm (with "
+             "grouped keys and values 2nd^2 + 2ndk for the projections, this project's generalisation), FastV's "
              "pruning layer counted at the full length; the activation target uses it. The paper's columns "
              "(``paper_prefill_speedup``, ``paper_act_reduction``) are its LiteLVLM figures, on LiteLVLM's rows only.",
              "", "## Ratios against none", "", to_markdown(r[rat]), "",

@@ -14,9 +14,11 @@ import torch
 
 
 def weight_modules(pipe) -> dict[str, torch.nn.Module]:
-    """{attribute name: module} of every module the pipeline holds, in attribute order (see the module doc)."""
+    """{attribute name: module} of every module the pipeline holds, in attribute order (see the module doc); a
+    private attribute is named without its underscore (UniPixel's paired CLIP, ``_clip``, loaded on first use)."""
     out = {}
-    for name, value in vars(pipe).items():
+    for attr, value in vars(pipe).items():
+        name = attr.lstrip("_")
         if isinstance(value, torch.nn.Module):
             out[name] = value
         elif not isinstance(value, type) and callable(getattr(value, "modules", None)):
