@@ -85,7 +85,8 @@ def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
         ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
     _paper_stars(ax, d, paper)
     budget_axis(ax, d["budget"])
-    ax.set_ylabel(ylabel)
+    base = d.loc[d["method"] == BASELINE, "budget"]  # all N tokens: 576 on GLaMM, the image's N on UniPixel
+    ax.set_ylabel(ylabel.format(n=int(base.iloc[0]) if len(base) else int(d["budget"].max())))
     dev = d["device"].iloc[0] if "device" in d else ""
     ax.set_title(f"{title} ({attn}, {dev})", fontsize=7)
     _legend(ax)
@@ -97,14 +98,14 @@ def plot_prefill_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     (dashed) and the paper's. Returns (fig, ax)."""
     col = _pick(df, "paper_def_prefill_speedup", "prefill_speedup")
     title = "LLM prefill speedup" + (" (decoder-layer loop)" if col == "paper_def_prefill_speedup" else "")
-    return _speedup_plot(df, ax, attn, col, "prefill_ms", "prefill speedup vs 576 tokens", title)
+    return _speedup_plot(df, ax, attn, col, "prefill_ms", "prefill speedup vs {n} tokens", title)
 
 
 def plot_cuda_time_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     """CUDA-time speedup per method (GPU rows only; this project's reading of the paper's CUDA time: the whole
     pipeline), FLOPs-ideal and the paper's. Returns (fig, ax)."""
     col = _pick(df, "cuda_time_reading_speedup", "e2e_cuda_speedup", "cuda_speedup")
-    return _speedup_plot(df, ax, attn, col, "cuda_ms", "CUDA-time speedup vs 576 tokens",
+    return _speedup_plot(df, ax, attn, col, "cuda_ms", "CUDA-time speedup vs {n} tokens",
                          "CUDA time (this project's reading: whole pipeline)")
 
 
