@@ -125,9 +125,11 @@ def test_odd_images_at_the_edge_budgets(pipe, towers, size):
 
 
 def test_the_llm_gets_the_kept_merged_tokens_at_their_3d_positions(pipe):
+    from litelvlm.pruning import select
+
     prep = pipe.prepare(_noise(97, 131), ["the dog on the left."])
     n = pipe.num_visual(prep)
-    sel = __import__("litelvlm.pruning", fromlist=["select"]).select("litelvlm", prep.selector_inputs(), 9)
+    sel = select("litelvlm", prep.selector_inputs(), 9)
     assert torch.equal(pipe.clip_selection_tokens(prep, sel), prep.visual[sel.indices])
     assert torch.equal(pipe.clip_selection_rows(prep, sel), sel.indices)
     keep, renum = pipe.ground(prep, "litelvlm", 9), pipe.ground(prep, "litelvlm", 9, positions="renumber")
