@@ -86,7 +86,9 @@ class Method:
     relevance, VScan's scans), so it runs only on a family paired with CLIP. ``one_axis_positions``: its official rule reads or sets one position per token (1-D RoPE), so a family with
     multi-axis positions (M-RoPE) needs a rule of its own first. ``scores_only``: a CLIP-side method that reads
     only per-patch scores (:mod:`litelvlm.pruning.scores`' similarity and context) and the patch count, so it runs
-    on a family that maps an external CLIP's scores onto its own tokens (:class:`litelvlm.pruning.MappedInputs`)."""
+    on a family that maps an external CLIP's scores onto its own tokens (:class:`litelvlm.pruning.MappedInputs`).
+    ``backbone``: set by the registry on a backbone's variant (:data:`litelvlm.methods.VARIANTS`; "" for the method as
+    its table row describes it)."""
 
     stage: str
     select: Callable[..., Any]
@@ -107,6 +109,7 @@ class Method:
     scores_only: bool = False
     name: str = ""
     description: str = ""
+    backbone: str = ""
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

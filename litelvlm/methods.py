@@ -2,7 +2,10 @@
 nothing until a method is asked for, so listing the names loads no torch. ``get_method(name)`` imports the
 module that declares the method (a :class:`~litelvlm.method.Method`) and names it.
 
-A new method is one module that declares its ``Method`` and one line here.
+A new method is one module that declares its ``Method`` and one line here. A method's variant for another
+backbone (its official Qwen2.5-VL code, or this project's adaptation) is one module and one line of
+:data:`VARIANTS`; ``get_method(name, backbone)`` returns it where it exists (a family's ``spec(name)`` asks with the
+family's :attr:`~litelvlm.lvlm.family.GroundingPipeline.backbone`), and the method itself everywhere else.
 """
 
 from __future__ import annotations
@@ -68,7 +71,12 @@ TABLE: dict[str, tuple[str, str]] = {
                  "predicted mask logits w.r.t. the visual tokens (a full forward and backward of the unpruned model)"),
 }
 
-_LOADED: dict[str, Method] = {}
+#: (name, backbone) -> (where the variant's Method is declared, what it does on that backbone): the method on a
+#: family whose backbone is not the one its table row describes (LLaVA-1.5's CLIP and Llama); each description says
+#: whether it follows the method's official code for that backbone or is this project's adaptation
+VARIANTS: dict[tuple[str, str], tuple[str, str]] = {}
+
+_LOADED: dict[tuple[str, str], Method] = {}
 
 
 def method_names() -> list[str]:
@@ -89,17 +97,26 @@ def _known(name: str) -> str:
     return name
 
 
-def get_method(name: str) -> Method:
-    """The :class:`Method` registered as ``name`` (its module imported on first use); an unknown name is an
-    error that suggests the closest names and lists the known ones."""
-    if name not in _LOADED:
-        target, description = TABLE[_known(name)]
+def get_method(name: str, backbone: str | None = None) -> Method:
+    """The :class:`Method` registered as ``name`` (its module imported on first use); with ``backbone``, its variant
+    for that backbone where :data:`VARIANTS` has one. An unknown name is an error that suggests the closest names and
+    lists the known ones."""
+    key = (_known(name), backbone or "")
+    if key[1] and key not in VARIANTS:
+        key = (name, "")
+    if key not in _LOADED:
+        target, description = VARIANTS[key] if key[1] else TABLE[name]
         module, attr = target.split(":")
         method = getattr(importlib.import_module(module), attr)
         if not isinstance(method, Method):
             raise TypeError(f"{target} is not a litelvlm.method.Method")
-        _LOADED[name] = replace(method, name=name, description=description)
-    return _LOADED[name]
+        _LOADED[key] = replace(method, name=name, description=description, backbone=key[1])
+    return _LOADED[key]
+
+
+def variant_names(backbone: str) -> list[str]:
+    """The methods with a variant of their own for ``backbone`` (imports nothing), sorted."""
+    return sorted(name for name, bb in VARIANTS if bb == backbone)
 
 
 def ranking_methods() -> list[str]:

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from ..errors import LiteLVLMError
+from ..method import Method
 from ..methods import get_method, mapped_methods
 from ..pruning import Selection
 from .llm_attention import LLMContext
@@ -126,6 +127,9 @@ class GroundingPipeline:
     #: sentences one prompt holds under the family's own protocol (None: the study's ``--protocol`` decides,
     #: GLaMM's several turns or one; 1: one expression per prompt, UniPixel's)
     sentences_per_prompt: int | None = None
+    #: the LVLM the family is built on, as :data:`litelvlm.methods.VARIANTS` keys a method's variant for it ("": the
+    #: backbone the methods' table rows describe, LLaVA-1.5's CLIP and Llama)
+    backbone: str = ""
 
     # -- what a family provides ------------------------------------------------------------------------
     @property
@@ -208,10 +212,15 @@ class GroundingPipeline:
         raise NotImplementedError
 
     # -- the same for every family -----------------------------------------------------------------
+    def spec(self, method: str) -> Method:
+        """The :class:`~litelvlm.method.Method` ``method`` runs as on this family: its variant for the family's
+        :attr:`backbone` where one is registered, else the method itself."""
+        return get_method(method, self.backbone)
+
     def method_error(self, method: str) -> str | None:
         """Why ``method`` cannot run on this family (None: it can): read from the method's declaration, so a study
         refuses it before anything is written."""
-        spec = get_method(method)
+        spec = self.spec(method)
         if spec.uses_clip and not self.offers_clip_side:
             return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its visual "
                     "tokens yet (an external CLIP mapped onto its grid): use a method that acts with the LLM")
@@ -228,7 +237,7 @@ class GroundingPipeline:
     def official_rule(self, method: str) -> str:
         """What ``positions="official"`` does with ``method``'s kept tokens on this family: the family's own rule
         (``family_positions``) where it has one and the method keeps single tokens, else the method's own."""
-        spec = get_method(method)
+        spec = self.spec(method)
         if self.family_positions is not None and (self.family_positions != "keep" or spec.original_positions):
             return self.family_positions
         return spec.positions
@@ -304,7 +313,7 @@ class GroundingPipeline:
         if why := self.method_error(method):
             raise LiteLVLMError(why)
         n = self.num_visual(prepared)
-        spec = get_method(method)
+        spec = self.spec(method)
         budget = resolve(spec, budget, n)
         if positions == "official" and self.family_positions is not None:
             positions = self.official_rule(method)  # the family's rule (a method passing merged tokens keeps its own)
@@ -330,10 +339,13 @@ class GroundingPipeline:
                 if llm_output is None:  # applied at the LLM input
                     if len(sel) != budget:
                         raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
-                    if sel.features is not None:
-                        raise LiteLVLMError(f"{method}: an LLM-side selection indexes the family's visual tokens; merged "
-                                            "features are for CLIP-side methods")
-                    vis = full if _keeps_all(sel, n) else full[sel.indices.to(full.device)]
+                    if sel.features is not None and spec.original_positions:
+                        raise LiteLVLMError(f"{method}: its selection carries merged tokens, so the method must declare "
+                                            "original_positions=False")
+                    if sel.features is not None:  # merged visual tokens (a variant merging the family's own tokens)
+                        vis = sel.features
+                    else:
+                        vis = full if _keeps_all(sel, n) else full[sel.indices.to(full.device)]
                     kept = sel.indices if rule == "keep" else None
             if llm_output is None:
                 final, layout = self.run_llm(prepared, vis, kept)

@@ -88,6 +88,8 @@ class UniPixelPipeline(GroundingPipeline):
     #: an external CLIP's scores are mapped onto the merged tokens (this project's adaptation)
     clip_mapped = True
     position_axes = 3
+    #: the methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`) run on this family
+    backbone = "qwen2.5-vl"
     #: this project's adaptation: kept tokens keep their 3-D M-RoPE ids under ``positions="official"``
     family_positions = "keep"
 
@@ -243,13 +245,22 @@ class UniPixelPipeline(GroundingPipeline):
         if self.context_source == "vit" and "vit_context" not in cache:
             from ..qwen.vit_attention import received_attention
 
-            video = self._video(prepared.image)
-            cache["vit_context"] = received_attention(self.qwen.model.visual, video["pixel_values_videos"].to(
-                self.device, self.qwen.model.visual.dtype), video["video_grid_thw"].to(self.device))
+            v = self.vision(prepared)
+            cache["vit_context"] = received_attention(v.visual, v.pixel_values, v.grid_thw)
         sentence = prepared.sentences[0]
         text = clip.encode_text([question(sentence) if clip_text == "question" else sentence], warn_truncation=False)
         inputs = SelectorInputs(vision=cache["vision"], text=text, feature_layer=CLIP_FEATURE_LAYER, seed=prepared.seed)
         return MappedInputs(inputs, cache["weights"], context_override=cache.get("vit_context"))
+
+    def vision(self, prepared: UniPixelInput):
+        """The vision tower and ``prepared``'s image as the protocol's 1-frame video
+        (:class:`litelvlm.qwen.vision.QwenVision`): what a method's Qwen2.5-VL variant hooks or re-runs."""
+        from ..qwen.vision import QwenVision
+
+        video = self._video(prepared.image)
+        visual = self.qwen.model.visual
+        return QwenVision(visual, video["pixel_values_videos"].to(self.device, visual.dtype),
+                          video["video_grid_thw"].to(self.device))
 
     def visual_tokens(self, prepared: UniPixelInput) -> torch.Tensor:
         """(N, h) the merged tokens in the LLM's order (row-major over the merged grid)."""
