@@ -73,9 +73,10 @@ def prompt_records(pipe, records: list, seed: int, max_sentences: int) -> tuple[
     return official_turns(records, seed, records[0].image_id, max_sentences)
 
 
-def method_options(args, method: str) -> dict:
-    """``ground``'s options for ``method`` from a study's arguments (the method's own mapping)."""
-    return get_method(method).options_from(args)
+def method_options(args, method: str, pipe=None) -> dict:
+    """``ground``'s options for ``method`` from a study's arguments (the method's own mapping; as ``pipe``'s family runs
+    it, where given)."""
+    return (get_method(method) if pipe is None else pipe.spec(method)).options_from(args)
 
 
 def pick_image(a) -> tuple[list, object]:

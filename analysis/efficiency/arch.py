@@ -57,6 +57,14 @@ class EffArch:
             raise LiteLVLMError(f"--arch {self.name}: the {self.family} family has no CLIP tower")
         return self.glamm.clip_arch
 
+    def spec(self, method: str):
+        """The :class:`~litelvlm.method.Method` ``method`` runs as on this architecture's family (its variant for the
+        family's backbone where one is registered)."""
+        from litelvlm.families import get_family
+        from litelvlm.methods import get_method
+
+        return get_method(method, get_family(self.family).backbone)
+
     def n_tokens(self, visual: int) -> int:
         """LLM sequence length with ``visual`` visual tokens."""
         return self.text_tokens + visual

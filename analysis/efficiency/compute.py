@@ -96,7 +96,7 @@ def family_method_error(family: str, method: str) -> str | None:
     cls = get_family(family)
     if why := cls.method_error(cls.__new__(cls), method):
         return why
-    if cls.clip_mapped and get_method(method).uses_clip:
+    if cls.clip_mapped and get_method(method, cls.backbone).uses_clip:
         return (f"{method} reads the external CLIP the {family} family maps onto its tokens; the efficiency study "
                 "does not build or count that CLIP's forward yet: use a method that acts with the LLM")
     return None

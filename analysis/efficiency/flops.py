@@ -136,18 +136,19 @@ def token_plan(arch: EffArch, method: str, budget: int, fastv_layer: int = 2) ->
     methods and DivPrune feed K tokens to layer 0, FastV and DART prune once inside the LLM, SparseVLM at its
     official layers. The plan names the method when the method itself must run to realise it (its selection
     happens with the LLM), not for CLIP-side methods or the unpruned baseline."""
-    return schedule_plan(method, budget, arch.num_patches, arch.llm.llm_layers, arch.text_tokens, fastv_layer)
+    return schedule_plan(method, budget, arch.num_patches, arch.llm.llm_layers, arch.text_tokens, fastv_layer,
+                         spec=arch.spec(method))
 
 
 def schedule_plan(method: str, budget: int, num_visual: int, num_layers: int, text_tokens: int,
-                  fastv_layer: int = 2) -> TokenPlan:
+                  fastv_layer: int = 2, spec=None) -> TokenPlan:
     """:func:`token_plan` for any family: ``num_visual`` visual tokens unpruned, ``num_layers`` decoder layers,
-    ``text_tokens`` text tokens around them."""
+    ``text_tokens`` text tokens around them; ``spec``: the method as the family runs it (None: as registered)."""
     from types import SimpleNamespace
 
     from litelvlm.methods import get_method
 
-    spec = get_method(method)
+    spec = get_method(method) if spec is None else spec
     budget = num_visual if spec.baseline else budget
     options = spec.options_from(SimpleNamespace(fastv_layer=fastv_layer))
     stages = tuple(spec.schedule(budget, num_visual, num_layers, **options))

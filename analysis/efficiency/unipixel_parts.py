@@ -119,7 +119,6 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
     from analysis.efficiency.flops import count_flops, token_plan
     from analysis.efficiency.meta import MetaScalars, llm_input_selection_flops
     from analysis.efficiency.unipixel import build_pipeline, set_attention
-    from litelvlm.methods import get_method
 
     with MetaScalars():
         pipe = build_pipeline(arch, "meta", dtype, attns[0])
@@ -132,7 +131,7 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
     for attn in attns:
         for (method, budget), plan in plans.items():
             flops, peak, kept = llm[attn, plan]
-            spec = get_method(method)
+            spec = arch.spec(method)
             sel = (llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden)
                    if spec.stage == "llm-input" and not spec.baseline else 0)
             own = {"vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,

@@ -64,7 +64,6 @@ from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
-from litelvlm.methods import get_method
 from litelvlm.provenance import mark_weights, weights_banner
 
 log = logging.getLogger(__name__)
@@ -173,7 +172,7 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
         gts = [r.mask(gt_parts(args)) for r in recs]
         for method, budget in todo:
             k = None if budget == ALL_TOKENS else budget
-            out = pipe.ground(prep, method, k, positions=args.positions, **method_options(args, method))
+            out = pipe.ground(prep, method, k, positions=args.positions, **method_options(args, method, pipe))
             masks = out.masks.cpu().numpy()
             for turn, (r, gt) in enumerate(zip(recs, gts)):
                 inter, union, iou = mask_stats(masks[turn], gt)
@@ -224,10 +223,10 @@ def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
     keep`` applies to every method (checked before anything is written)."""
     n = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
-    errors += [e for m in methods for e in get_method(m).layer_errors(a, n)]
+    errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, n)]
     if a.positions == "keep":
         errors += [f"--positions keep: {m} passes tokens with no original position ([CLS], merged or recycled "
-                   "tokens)" for m in methods if not get_method(m).original_positions]
+                   "tokens)" for m in methods if not pipe.spec(m).original_positions]
     if errors:
         raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
 

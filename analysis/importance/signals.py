@@ -85,12 +85,12 @@ def clip_signals(prepared) -> dict[SignalKey, torch.Tensor]:
 
 def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, torch.Tensor]:
     """``method:<name>``: the (N,) score each method (one with ``Method.ranks``) ranks the visual tokens by."""
-    from litelvlm.pruning import get_method, select
+    from litelvlm.pruning import select
 
     n = pipe.num_visual(prepared)
     out: dict[SignalKey, torch.Tensor] = {}
     for m in methods:
-        spec = get_method(m)
+        spec = pipe.spec(m)
         with torch.no_grad():
             sel = (select(m, prepared.selector_inputs(), n) if spec.stage == "clip"
                    else spec.select(pipe.context(prepared), n))

@@ -64,8 +64,8 @@ def part_id(method: str, budget: int) -> int:
 def positions_row(pipe, prep, method: str, budget: int, none, args) -> dict:
     """The row of (method, budget) (:data:`COLUMNS`): its ``keep`` and ``renumber`` runs against each other and
     against ``none``, the unpruned run."""
-    spec = get_method(method)
-    opts = method_options(args, method)
+    spec = pipe.spec(method)
+    opts = method_options(args, method, pipe)
     runs = {rule: pipe.ground(prep, method, budget, positions=rule, **opts)
             for rule in ("keep", "renumber") if rule == "renumber" or spec.original_positions}
     return {"method": method, "budget": budget, "official_rule": pipe.official_rule(method),

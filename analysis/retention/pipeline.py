@@ -37,15 +37,14 @@ def family_methods(pipe, methods: list[str]) -> list[str]:
     return methods
 
 
-def _kept_rows(meta: dict, method: str, budget: int, sel, n: int) -> pd.DataFrame:
+def _kept_rows(meta: dict, method: str, budget: int, sel, n: int, stage: str) -> pd.DataFrame:
     """One row per kept token of ``sel`` (indices into the family's N visual tokens, negative: no single token)."""
     from analysis.retention.compute import selection_parts
-    from litelvlm.methods import get_method
 
     kept = sel.indices.cpu().numpy().astype(np.int64)
     return pd.DataFrame({**meta, "method": method, "budget": budget, "position": np.arange(kept.size),
                          "patch": kept, "part": selection_parts(sel, kept, n).astype(str),
-                         "stage": get_method(method).stage, "prune_layer": int(sel.prune_layer), "num_visual": n})
+                         "stage": stage, "prune_layer": int(sel.prune_layer), "num_visual": n})
 
 
 def _score_rows(meta: dict, method: str, budget: int, sel, grid: tuple[int, int]) -> pd.DataFrame | None:
@@ -76,7 +75,7 @@ def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pair
         for method, budget in todo:
             with torch.no_grad():
                 sel = pipe.ground(prep, method, None if budget == ALL_TOKENS else budget).selection
-            rows.append(_kept_rows(meta, method, budget, sel, n))
+            rows.append(_kept_rows(meta, method, budget, sel, n, pipe.spec(method).stage))
             if (s := _score_rows(meta, method, budget, sel, grid)) is not None:
                 scores.append(s)
     return rows, scores, info

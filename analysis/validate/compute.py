@@ -58,11 +58,11 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
 
     from analysis.validate.inputs import text_tokens as prompt_text_tokens
     from analysis.validate.measure import RunProbe, timed_ms
-    from litelvlm.pruning import get_method, select
+    from litelvlm.pruning import select
 
     with torch.no_grad():
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
-        spec = get_method(method)
+        spec = pipe.spec(method)
         sel_ms = float("nan")
         if spec.kind == "clip":
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
@@ -275,13 +275,12 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     from analysis.validate.inputs import check_methods, plan_runs, text_tokens
     from analysis.validate.report import ROW_COLUMNS, write_report
     from analysis.validate.weights import weights_mb
-    from litelvlm.methods import get_method
 
     recs, image = pick_image(a)
     out = Path(a.out)
     pipe, load_ms, load_peak = _load(a)
     methods = check_methods(a, pipe)  # a method the family cannot run is refused before the image's forwards
-    clip_methods = pipe.clip_mapped and any(get_method(m).uses_clip for m in methods)
+    clip_methods = pipe.clip_mapped and any(pipe.spec(m).uses_clip for m in methods)
     if clip_methods:  # the paired external CLIP loaded now: its weights are the model's, its loading no call's
         log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
     config = _config(a, pipe, recs[0].image_id, out)
@@ -318,12 +317,12 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     log.info("%d of %d runs to measure (%d done)", len(todo), len(pairs), len(pairs) - len(todo))
     if a.repeats == 1:  # each run is kept as it finishes
         for method, budget in tqdm(todo, desc="validate"):
-            row = measure_pair(pipe, prep, method, budget, method_options(a, method), reference, compare)
+            row = measure_pair(pipe, prep, method, budget, method_options(a, method, pipe), reference, compare)
             store.write([part_id(method, budget)], pd.DataFrame([{k: row[k] for k in ROW_COLUMNS + COMPARED
                                                                   if k in row}]))
     elif todo:  # rounds over every pair (A B C A B C ...), each call kept as it finishes, then the median per pair
         calls = measure_rounds(out, todo, a.repeats, lambda m, b: measure_pair(
-            pipe, prep, m, b, method_options(a, m), reference, compare))
+            pipe, prep, m, b, method_options(a, m, pipe), reference, compare))
         group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))

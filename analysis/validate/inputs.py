@@ -28,7 +28,7 @@ def check_methods(a, pipe) -> list[str]:
         get_method(m)  # an unknown name: an error naming the known ones
     layers = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
-    errors += [e for m in methods for e in get_method(m).layer_errors(a, layers)]
+    errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, layers)]
     if errors:
         raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
     return methods

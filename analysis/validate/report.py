@@ -53,42 +53,47 @@ def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, in
     }
 
 
-def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2):
+def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2,
+                 backbone: str = ""):
     """The token schedule of ``method`` at ``budget`` as it ran (``analysis.efficiency.flops.schedule_plan``, with
     the run's ``--fastv-layer``); a stage from a layer the model does not have (a method pruning after its last
-    layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees what the earlier stages give."""
+    layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees what the earlier stages give.
+    ``backbone``: the family's (the method's variant for it, where one is registered, runs)."""
     from dataclasses import replace
 
     from analysis.efficiency.flops import schedule_plan
+    from litelvlm.methods import get_method
 
-    plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, fastv_layer)
+    plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, fastv_layer,
+                         spec=get_method(method, backbone))
     stages = tuple(st for st in plan.stages if st[0] < sizes.llm_layers)
     return plan if stages == plan.stages else replace(plan, stages=stages)
 
 
-def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2) -> float:
+def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2,
+                  backbone: str = "") -> float:
     """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a decoder
     of ``sizes`` (``analysis.efficiency.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
     from analysis.efficiency.flops import llm_flops_exact
 
     base = llm_flops_exact(sizes, run_schedule(sizes, n, text_tokens, BASELINE, n), lm_head=False)
-    run = run_schedule(sizes, n, text_tokens, method, budget, fastv_layer)
+    run = run_schedule(sizes, n, text_tokens, method, budget, fastv_layer, backbone)
     return base / llm_flops_exact(sizes, run, lm_head=False)
 
 
 def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
-                      fastv_layer: int = 2) -> tuple[float, float]:
+                      fastv_layer: int = 2, backbone: str = "") -> tuple[float, float]:
     """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.efficiency.paper``:
     the authors' compiled loop, bfloat16 element size; the ratios do not depend on it)."""
     from analysis.efficiency.paper import paper_row
 
-    row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, fastv_layer))
+    row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, fastv_layer, backbone))
     return row["paper_tflops"], row["paper_activation_gib"]
 
 
-def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2) -> pd.DataFrame:
+def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2, backbone: str = "") -> pd.DataFrame:
     """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's
-    (``fastv_layer``: the run's ``--fastv-layer``)."""
+    (``fastv_layer``: the run's ``--fastv-layer``; ``backbone``: the family's)."""
     from analysis.efficiency.compare import paper_ratio
 
     base = rows[rows["method"] == BASELINE].iloc[0]
@@ -102,9 +107,9 @@ def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2) -> pd.DataFr
     out["e2e_act_reduction"] = base["activation_mb"] / out["activation_mb"]
     text = int(base["text_tokens"])
     runs = list(zip(out["method"], out["budget"].astype(int)))
-    out["flops_ideal_speedup"] = [ideal_speedup(sizes, n, text, m, b, fastv_layer) for m, b in runs]
+    out["flops_ideal_speedup"] = [ideal_speedup(sizes, n, text, m, b, fastv_layer, backbone) for m, b in runs]
     base_def = paper_definitions(sizes, n, text, BASELINE, n)
-    defs = [paper_definitions(sizes, n, text, m, b, fastv_layer) for m, b in runs]
+    defs = [paper_definitions(sizes, n, text, m, b, fastv_layer, backbone) for m, b in runs]
     out["paper_def_tflops"] = [t for t, _ in defs]
     out["paper_def_activation_gib"] = [g for _, g in defs]
     out["paper_def_flops_speedup"] = base_def[0] / out["paper_def_tflops"]
@@ -227,7 +232,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
 
     result = checks(rows, n, len(setup["sentences"]), tuple(setup["image_size"]))
     sizes = DecoderSizes.of(pipe.language_model.config)
-    r = ratios(rows, sizes, n, a.fastv_layer)
+    r = ratios(rows, sizes, n, a.fastv_layer, pipe.backbone)
     arch = str((pipe.describe().get("arch") or {}).get("name", pipe.family))
     write_csv(out / "validate.csv", rows)
     write_csv(out / "ratios.csv", r)

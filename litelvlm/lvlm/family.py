@@ -219,8 +219,8 @@ class GroundingPipeline:
 
     def method_error(self, method: str) -> str | None:
         """Why ``method`` cannot run on this family (None: it can): read from the method's declaration, so a study
-        refuses it before anything is written."""
-        spec = self.spec(method)
+        refuses it before anything is written (it reads class attributes only, so a study may ask the class)."""
+        spec = get_method(method, self.backbone)
         if spec.uses_clip and not self.offers_clip_side:
             return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its visual "
                     "tokens yet (an external CLIP mapped onto its grid): use a method that acts with the LLM")
