@@ -44,9 +44,39 @@ def test_every_offered_method_runs(coco128, tmp_path, offered):
     assert div[64] - div[8] == 56 and full > div[64]
     assert (rows.loc[rows["method"] == "fastv", "prune_layer"] == 2).all()
     assert rows["iou"].between(0, 1).all()
+    # UniPixel's own metric beside GLaMM's (eval_refcoco.py L29-34): sums with no epsilon, mean IoU, box hits
+    for (m, b), g in rows.groupby(["method", "budget"]):
+        got = summary[(summary["method"] == m) & (summary["budget"] == b)].iloc[0]
+        assert got["unipixel_ciou"] == pytest.approx(g["unipixel_inter"].sum() / g["unipixel_union"].sum(), rel=1e-12)
+        assert got["unipixel_giou"] == pytest.approx(g["unipixel_iou"].mean(), rel=1e-12)
+        assert got["unipixel_box_acc"] == pytest.approx(g["unipixel_hit"].mean(), rel=1e-12)
+    assert (rows["unipixel_inter"] == rows["intersection"]).all()  # plain masks: the same pixel counts as GLaMM's
     cfg = json.loads((tmp_path / "config.json").read_text())
     # the paired CLIP (read by LiteLVLM) named without loading it: the config does not depend on the methods
     assert cfg["model"] == MODEL and cfg["clip_weights"] is None and cfg["paired_clip"]["model"] == "tiny336-random:0"
+
+
+def test_unipixel_sample_metric_on_hand_made_masks():
+    """``infer_seg.py`` L239-250: IoU 1 on an empty union (no epsilon), a part count read as a plain mask, and the
+    prediction's box against the referent's COCO box at IoU >= 0.5; GLaMM has no metric of its own."""
+    import numpy as np
+
+    from litelvlm.families import get_family
+
+    cls = get_family("unipixel")
+    pipe = cls.__new__(cls)
+    gt = np.zeros((10, 10), np.int64)
+    gt[2:6, 2:6] = 1
+    gt[4:6, 4:6] = 2  # two parts overlap: still the referent
+    pred = np.zeros((10, 10), bool)
+    pred[2:6, 2:7] = True
+    got = pipe.sample_metrics(pred, gt, (2, 2, 4, 4))
+    assert got == {"unipixel_inter": 16, "unipixel_union": 20, "unipixel_iou": 0.8, "unipixel_hit": True}
+    empty = pipe.sample_metrics(np.zeros((10, 10), bool), np.zeros((10, 10), np.int64), None)
+    assert empty["unipixel_iou"] == 1.0 and empty["unipixel_hit"] is False
+    rows = pd.DataFrame([got, empty])
+    assert cls.summarize_metrics(rows) == {"unipixel_ciou": 0.8, "unipixel_giou": 0.9, "unipixel_box_acc": 0.5}
+    assert get_family("glamm").own_metric == "" and get_family("glamm").summarize_metrics(rows) == {}
 
 
 @pytest.mark.parametrize(("method", "why"), [("visionzip", "per-token scores"), ("sparsevlm", "1-D RoPE")])

@@ -20,7 +20,9 @@ Protocols:
 
 Masks are teacher-forced (the answers with [SEG] are part of the prompt), as in GLaMM.
 ``none`` (no pruning) is evaluated once, at budget N. Outputs: ``OUT/grounding.parquet``
-(one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n),
+(one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n; on a family with
+an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``, ``unipixel_giou``,
+``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy),
 ``OUT/skipped.csv`` (images that could not be read), ``OUT/config.json``.
 
 Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.common.parts``); a re-run
@@ -108,6 +110,26 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
+def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: str | None) -> pd.DataFrame:
+    """``summary`` with the columns of the model family's own metric beside GLaMM's (``GroundingPipeline.
+    summarize_metrics``: UniPixel's ``unipixel_ciou``, ``unipixel_giou``, ``unipixel_box_acc``), where its rows
+    carry that family's per-sample columns; unchanged otherwise."""
+    from litelvlm.families import family_of, get_family
+
+    if model is None or rows.empty:
+        return summary
+    cls = get_family(family_of(model))
+    if not cls.own_metric or f"{cls.own_metric}_iou" not in rows:
+        return summary
+    if rows[f"{cls.own_metric}_iou"].isna().any():  # parts written before the family scored its own metric
+        log.warning("eval-grounding: some rows lack the %s metric (parts of an earlier version): its columns are "
+                    "left out of summary.csv; re-run in a fresh --out to have them", cls.own_metric)
+        return summary
+    own = pd.DataFrame([{"method": m, "budget": b, **cls.summarize_metrics(g)}
+                        for (m, b), g in rows.groupby(["method", "budget"], sort=True)])
+    return summary.merge(own, on=["method", "budget"], how="left")
+
+
 def protocol_difference(per_expression: pd.DataFrame, official: pd.DataFrame) -> pd.DataFrame:
     """Join two summaries on (method, budget): cIoU/gIoU of each protocol and official minus per-expression."""
     m = per_expression.merge(official, on=["method", "budget"], suffixes=("_per_expression", "_official"))
@@ -181,7 +203,8 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
                              "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
                              "intersection": inter, "union": union, "iou": iou,
                              "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
-                             "seq_len": out.seq_len, "prune_layer": out.prune_layer})
+                             "seq_len": out.seq_len, "prune_layer": out.prune_layer,
+                             **pipe.sample_metrics(masks[turn], gt, r.bbox)})
     return rows
 
 
@@ -210,7 +233,8 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
         raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
                             f"{skipped[0]['reason']}); nothing written")
     cfg = read_json_if(out / "config.json") or {}
-    summary = mark_weights(summarize(rows), cfg.get("model"), cfg.get("clip"))
+    summary = mark_weights(own_metric_summary(summarize(rows), rows, cfg.get("model")), cfg.get("model"),
+                           cfg.get("clip"))
     skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
     write_parquet(out / "grounding.parquet", rows)
     write_csv(out / "summary.csv", summary)
@@ -336,7 +360,8 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
 
     def flush():
         done = sorted(set(chunk_images) - {s["image_id"] for s in skipped})
-        store.write(done, pd.DataFrame(rows, columns=ROW_COLUMNS),
+        own = list(dict.fromkeys(k for r in rows for k in r if k not in ROW_COLUMNS))  # the family's own metric
+        store.write(done, pd.DataFrame(rows, columns=ROW_COLUMNS + own),
                     {"skipped": list(skipped), "keys": [list(p) for p in pairs]}, tried=chunk_images)
         rows.clear(), chunk_images.clear(), skipped.clear()
 

@@ -211,6 +211,21 @@ class GroundingPipeline:
         """(S, H, W) float32 mask logits at the original image size (masks are ``logits > 0``)."""
         raise NotImplementedError
 
+    # -- the family's own RefCOCO metric (none by default) ----------------------------------------------
+    #: the name of the family's official referring-segmentation metric, which ``eval-grounding`` scores beside
+    #: GLaMM's (:meth:`sample_metrics`, :meth:`summarize_metrics`; "": GLaMM's alone)
+    own_metric: str = ""
+
+    def sample_metrics(self, pred, gt, box) -> dict:
+        """The family's own per-sample columns (prefixed with :attr:`own_metric`) for a boolean (H, W) prediction
+        ``pred``, the target ``gt`` and the referent's COCO box (x, y, w, h) or None; {} when it has none."""
+        return {}
+
+    @classmethod
+    def summarize_metrics(cls, rows) -> dict:
+        """The family's own summary columns over one (method, budget)'s rows of :meth:`sample_metrics`."""
+        return {}
+
     # -- the same for every family -----------------------------------------------------------------
     def spec(self, method: str) -> Method:
         """The :class:`~litelvlm.method.Method` ``method`` runs as on this family: its variant for the family's

@@ -318,6 +318,31 @@ class UniPixelPipeline(GroundingPipeline):
         """The merged-token index of each kept input: the selection's indices."""
         return sel.indices
 
+    # -- UniPixel's own RefCOCO metric (eval_refcoco.py), beside GLaMM's ---------------------------------------
+    own_metric = "unipixel"
+
+    def sample_metrics(self, pred, gt, box) -> dict:
+        """``infer_seg.py`` L239-250 (:func:`litelvlm.unipixel.protocol.score_sample`): the target read as a plain mask
+        (a pixel of any of the referent's parts), IoU 1 on an empty union (no epsilon), and ``hit``: the prediction's
+        box against the referent's (COCO (x, y, w, h), stored as UniPixel does) at IoU >= 0.5."""
+        from .protocol import coco_box, score_sample
+
+        s = score_sample(pred, gt > 0, None if box is None else coco_box(box))
+        return {"unipixel_inter": s.inter, "unipixel_union": s.union, "unipixel_iou": s.iou,
+                "unipixel_hit": bool(s.hit)}
+
+    @classmethod
+    def summarize_metrics(cls, rows) -> dict:
+        """``eval_refcoco.py`` L29-34 (:func:`litelvlm.unipixel.protocol.summarize`): cIoU = sum(inter) / sum(union),
+        gIoU = mean IoU, box accuracy = hits / samples; NaN cIoU where every union is empty."""
+        from .protocol import SampleScore, summarize
+
+        scores = [SampleScore(int(i), int(u), float(o), bool(h)) for i, u, o, h in
+                  zip(rows["unipixel_inter"], rows["unipixel_union"], rows["unipixel_iou"], rows["unipixel_hit"])]
+        got = summarize(scores) if any(s.union for s in scores) else {
+            "ciou": float("nan"), "giou": 1.0, "box_acc": sum(bool(s.hit) for s in scores) / len(scores)}
+        return {"unipixel_ciou": got["ciou"], "unipixel_giou": got["giou"], "unipixel_box_acc": got["box_acc"]}
+
     # -- the mask head ----------------------------------------------------------------------------------
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
         """UniPixel's ``seg_head`` on the final norm's input: (..., hidden_tokens, sam_dim) SAM 2 prompts."""
