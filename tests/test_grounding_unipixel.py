@@ -101,3 +101,27 @@ def test_the_vit_context_option(coco128, tmp_path):
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", "tiny-random:0",
                  "--image-ids", "34", "--methods", "litelvlm", "--budgets", "16", "--clip-context", "vit"]) == 2
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_answer_generate(coco128, tmp_path):
+    """``--answer generate`` (UniPixel's official greedy decoding, tested against it in test_unipixel_generate.py):
+    rows say whether a <|seg|> was generated, the summary its rate; recorded only when changed; refused, before
+    writing, for a method pruning inside the LLM and on GLaMM."""
+    from litelvlm.unipixel.protocol import GENERATE_KWARGS
+
+    assert GENERATE_KWARGS["max_new_tokens"] == 512
+    out = tmp_path / "gen"
+    assert _run(coco128, out, "--image-ids", 34, "--methods", "none,random", "--budgets", 8, "--answer", "generate") == 0
+    rows = pd.read_parquet(out / "grounding.parquet")
+    summary = pd.read_csv(out / "summary.csv")
+    assert rows["seg_generated"].dtype == bool and rows["generated_tokens"].between(1, 512).all()
+    assert (rows.loc[~rows["seg_generated"], "pred_area"] == 0).all()  # the official failure: an all-zero mask
+    got = summary.set_index(["method", "budget"])["seg_generated_rate"]
+    assert got.to_dict() == pytest.approx(rows.groupby(["method", "budget"])["seg_generated"].mean().to_dict())
+    assert json.loads((out / "config.json").read_text())["answer"] == "generate"
+    for model, methods, why in ((MODEL, "none,fastv", "fastv prunes inside the LLM"),
+                                ("tiny-random:0", "none", "prompts offer teacher-forced")):
+        bad = tmp_path / why.split()[0]
+        assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(bad), "--model", model, "--image-ids",
+                     "34", "--methods", methods, "--budgets", "8", "--answer", "generate"]) == 2
+        assert not bad.exists() or not any(bad.iterdir())

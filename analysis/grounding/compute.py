@@ -125,7 +125,8 @@ def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: str | N
         log.warning("eval-grounding: some rows lack the %s metric (parts of an earlier version): its columns are "
                     "left out of summary.csv; re-run in a fresh --out to have them", cls.own_metric)
         return summary
-    own = pd.DataFrame([{"method": m, "budget": b, **cls.summarize_metrics(g)}
+    own = pd.DataFrame([{"method": m, "budget": b, **cls.summarize_metrics(g),
+                         **({"seg_generated_rate": g["seg_generated"].mean()} if "seg_generated" in g else {})}
                         for (m, b), g in rows.groupby(["method", "budget"], sort=True)])
     return summary.merge(own, on=["method", "budget"], how="left")
 
@@ -190,7 +191,8 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
     rows = []
     todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
     for recs, turns in groups:
-        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text)
+        answer = {} if args.answer == "teacher-forced" else {"answer": args.answer}
+        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer)
         gts = [r.mask(gt_parts(args)) for r in recs]
         for method, budget in todo:
             k = None if budget == ALL_TOKENS else budget
@@ -204,7 +206,9 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
                              "intersection": inter, "union": union, "iou": iou,
                              "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
                              "seq_len": out.seq_len, "prune_layer": out.prune_layer,
-                             **pipe.sample_metrics(masks[turn], gt, r.bbox)})
+                             **pipe.sample_metrics(masks[turn], gt, r.bbox),
+                             **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
+                                                                  "generated_tokens": int(out.generated.numel())})})
     return rows
 
 
@@ -248,6 +252,11 @@ def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
     n = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
     errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, n)]
+    if a.answer not in pipe.answers:
+        errors.append(f"--answer {a.answer}: the {pipe.family} family's prompts offer {', '.join(pipe.answers)}")
+    elif a.answer == "generate":
+        errors += [f"--answer generate: {m} prunes inside the LLM (a pruned KV cache while decoding has no official "
+                   "definition)" for m in methods if pipe.spec(m).forward is not None]
     if a.positions == "keep":
         errors += [f"--positions keep: {m} passes tokens with no original position ([CLS], merged or recycled "
                    "tokens)" for m in methods if not pipe.spec(m).original_positions]
@@ -304,8 +313,9 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     _check_layers(a, methods, pipe)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
-    if a.clip_context == "clip":  # the default is recorded only when changed: earlier folders resume as they were
-        config.pop("clip_context")
+    for key, default in (("clip_context", "clip"), ("answer", "teacher-forced")):
+        if config[key] == default:  # a default is recorded only when changed: earlier folders resume as they were
+            config.pop(key)
     config.update(methods=methods, budgets=budgets, images=len(image_ids),
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id,

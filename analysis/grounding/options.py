@@ -33,6 +33,11 @@ class GroundingArgs(GlammDataArgs):
                                          "[CLS] score mapped onto the merged grid, or the attention each merged "
                                          "token receives in Qwen's last vision block (VScan's Qwen score); both "
                                          "this project's adaptations", choices=["clip", "vit"])
+    answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (GLaMM's official "
+                                             "evaluation; this project's on UniPixel, whose random weights never "
+                                             "generate <|seg|>) or generate (UniPixel's official greedy decoding; "
+                                             "methods pruning at the LLM input only)",
+                      choices=["teacher-forced", "generate"])
     limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
                                    deprecated=("--limit",))
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "

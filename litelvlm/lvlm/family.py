@@ -93,6 +93,7 @@ class GroundingOutput:
     seq_len: int                             # length of the (pruned) sequence
     selection: Selection | None = field(default=None, repr=False)
     position_rule: str = "renumber"          # what the kept tokens' RoPE positions were: "keep" or "renumber"
+    generated: torch.Tensor | None = None    # answer="generate": the generated ids (litelvlm.lvlm.generate)
 
 
 class GroundingPipeline:
@@ -130,6 +131,10 @@ class GroundingPipeline:
     #: the LVLM the family is built on, as :data:`litelvlm.methods.VARIANTS` keys a method's variant for it ("": the
     #: backbone the methods' table rows describe, LLaVA-1.5's CLIP and Llama)
     backbone: str = ""
+    #: the answers the family's prompts offer (``with_sentences(answer=...)``): ``teacher-forced`` (the answer holding
+    #: [SEG] is part of the prompt) and, where the official protocol generates, ``generate`` (greedy,
+    #: :mod:`litelvlm.lvlm.generate`)
+    answers: tuple[str, ...] = ("teacher-forced",)
 
     # -- what a family provides ------------------------------------------------------------------------
     @property
@@ -336,6 +341,10 @@ class GroundingPipeline:
         if positions == "keep" and not spec.original_positions:
             raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token ([CLS], "
                                 "merged or recycled tokens), which have no original position")
+        generate = getattr(prepared, "answer", "teacher-forced") == "generate"
+        if generate and spec.forward is not None:
+            raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that prune at the "
+                                "LLM input (a pruned KV cache while decoding has no official definition)")
         kept = None  # the visual-token indices of an input-level selection, when they keep their positions
         full = visual_embeds
         if full is not None and tuple(full.shape) != (n, self.hidden_size):
@@ -362,6 +371,10 @@ class GroundingPipeline:
                     else:
                         vis = full if _keeps_all(sel, n) else full[sel.indices.to(full.device)]
                     kept = sel.indices if rule == "keep" else None
+            if llm_output is None and generate:
+                from .generate import generated_output
+
+                return generated_output(self, prepared, vis, kept, method, budget, sel, rule)
             if llm_output is None:
                 final, layout = self.run_llm(prepared, vis, kept)
                 pred = layout.seg_predictors

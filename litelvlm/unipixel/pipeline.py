@@ -65,6 +65,9 @@ class UniPixelInput:
     visual: torch.Tensor                    # (N, h) merged tokens in the LLM's order (``pooler_output``)
     sam_features: object                    # SAM 2's image features (the adapter's)
     seed: int = 0
+    #: ``teacher-forced`` (this project's: the prompt holds a training answer with ``<|seg|>``) or ``generate`` (the
+    #: official protocol: greedy decoding after the prefill, :mod:`litelvlm.lvlm.generate`)
+    answer: str = "teacher-forced"
     #: the paired CLIP's per-image work (its vision trace, the map onto the merged grid), made on first use and
     #: shared by every sentence of the image
     clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -90,6 +93,9 @@ class UniPixelPipeline(GroundingPipeline):
     position_axes = 3
     #: the methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`) run on this family
     backbone = "qwen2.5-vl"
+    #: this project's teacher-forced answer (the default: random weights never generate ``<|seg|>``) or the official
+    #: greedy generation (``infer_seg.py`` L190-197)
+    answers = ("teacher-forced", "generate")
     #: this project's adaptation: kept tokens keep their 3-D M-RoPE ids under ``positions="official"``
     family_positions = "keep"
 
@@ -118,6 +124,10 @@ class UniPixelPipeline(GroundingPipeline):
 
         self.seg_token = SEG_TOKEN
         self.seg_token_id = seg_token_id(processor.tokenizer)
+        from .protocol import GENERATE_KWARGS
+
+        #: ``answer="generate"``: the official limit on new tokens (``infer_seg.py`` L197)
+        self.max_new_tokens = int(GENERATE_KWARGS["max_new_tokens"])
 
     @classmethod
     def from_model_string(cls, model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
@@ -162,6 +172,19 @@ class UniPixelPipeline(GroundingPipeline):
         return self.qwen.model.language_model
 
     @property
+    def lm_head(self):
+        """The LLM's output projection (``answer="generate"``)."""
+        return self.qwen.lm_head
+
+    @property
+    def stop_ids(self) -> set[int]:
+        """The tokens that end a generated answer: the model's ``generation_config`` end tokens and the tokenizer's."""
+        ends = getattr(self.qwen.generation_config, "eos_token_id", None)
+        ends = [] if ends is None else [ends] if isinstance(ends, int) else list(ends)
+        tok = self.processor.tokenizer.eos_token_id
+        return {int(e) for e in ends} | ({int(tok)} if tok is not None else set())
+
+    @property
     def hidden_size(self) -> int:
         return int(self.qwen.config.text_config.hidden_size)
 
@@ -200,11 +223,15 @@ class UniPixelPipeline(GroundingPipeline):
 
     @torch.no_grad()
     def with_sentences(self, prepared: UniPixelInput, sentences: list[str], turns=None,
-                       clip_text: str | None = None, **unused) -> UniPixelInput:
+                       clip_text: str | None = None, answer: str = "teacher-forced", **unused) -> UniPixelInput:
         """``prepared`` with the protocol's prompt for one sentence (UniPixel asks one expression per prompt)
-        and this project's teacher-forced answer holding its ``<|seg|>`` (:mod:`litelvlm.unipixel.protocol`);
-        ``clip_text`` (this call's, else the pipeline's) is what the paired CLIP embeds (:data:`CLIP_TEXTS`)."""
-        from .protocol import prepare_inputs
+        and this project's teacher-forced answer holding its ``<|seg|>``, or (``answer="generate"``) the official
+        prompt alone, whose answer ``ground`` generates (:mod:`litelvlm.unipixel.protocol`); ``clip_text`` (this
+        call's, else the pipeline's) is what the paired CLIP embeds (:data:`CLIP_TEXTS`)."""
+        from .protocol import ANSWERS, prepare_inputs
+
+        if answer not in ANSWERS:
+            raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)}; got {answer!r}")
 
         clip_text = self.clip_text if clip_text is None else clip_text
         if clip_text not in CLIP_TEXTS:
@@ -213,17 +240,16 @@ class UniPixelPipeline(GroundingPipeline):
             raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
             raise LiteLVLMError("turns are GLaMM's conversation; UniPixel's prompt is the protocol's question")
-        got = prepare_inputs(self.processor, prepared.image, sentences[0], answer="teacher-forced",
-                             seed=prepared.seed).inputs
+        got = prepare_inputs(self.processor, prepared.image, sentences[0], answer=answer, seed=prepared.seed).inputs
         if not torch.equal(got["video_grid_thw"].cpu(), prepared.grid_thw):
             raise AssertionError("the prompt's video grid differs from the prepared image's")
         ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
-        if int((ids == self.seg_token_id).sum()) != 1:
-            raise LiteLVLMError(f"the prompt must hold one {self.seg_token}")
+        if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
+            raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} {self.seg_token}")
         if int((types > 0).sum()) != self.num_visual(prepared):
             raise AssertionError("the prompt's video placeholders do not match the merged tokens")
         out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
-                      second_per_grid_ts=got["second_per_grid_ts"])
+                      second_per_grid_ts=got["second_per_grid_ts"], answer=answer)
         out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
         return out
 
