@@ -9,7 +9,8 @@ read offline, so the layout is the state dict of the official ``VideoGLaMMForCau
 * ``model.vision_tower.vision_encoder.*``: ``InternVideo2_Stage2V`` (``internvideo/utils.py`` L146-164), plus
   ``model.vision_tower.vision_proj.*`` and the encoder's modules the inference never runs
   (:data:`~litelvlm.videoglamm.internvideo2.UNUSED`), which the loader accepts and leaves out;
-* ``model.image_vision_tower.vision_tower.*``: ``CLIPVisionTower.vision_tower``, a ``CLIPVisionModel``
+* ``model.image_vision_tower.vision_tower.vision_model.*``: ``CLIPVisionTower.vision_tower``, a ``CLIPVisionModel``
+  as transformers 4 names it (transformers 5 drops the ``vision_model`` prefix)
   (``clip_encoder.py`` L26-30);
 * ``model.mm_projector.*``, ``model.image_mm_projector.*`` (``arch.py`` L18-19), ``model.text_hidden_fcs.0.*``
   (``VideoGLaMM.py`` L142);
@@ -39,7 +40,7 @@ from .model import VideoGLaMM
 #: SAM 2.1-only tracking tensors (absent from VideoGLaMM's SAM 2.0).
 SAM21_ONLY = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
 #: official name prefix -> attribute of :class:`VideoGLaMM`
-PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.vision_tower.", "clip."),
+PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.vision_tower.vision_model.", "clip."),
             ("model.mm_projector.", "mm_projector."), ("model.image_mm_projector.", "image_mm_projector."),
             ("model.text_hidden_fcs.", "text_hidden_fcs."))
 RANDOM_NAME = re.compile(r"^videoglamm(?:-(tiny))?-random$")

@@ -35,6 +35,17 @@ from torch import nn
 from ..glamm.sam_preprocess import PIXEL_MEAN, PIXEL_STD, preprocess_shape
 
 
+def sam2_pixels(frame: np.ndarray, size: int = 1024) -> torch.Tensor:
+    """``(1, 3, size, size)`` float32 of an ``(H, W, 3)`` uint8 frame (``sam_preprocess``, model_type ``sam2``)."""
+    image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+    h, w = preprocess_shape(image.height, image.width, size)
+    x = torch.from_numpy(np.array(image.resize((w, h), Image.BILINEAR))).permute(2, 0, 1).contiguous()
+    mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(PIXEL_STD, dtype=torch.float32).view(-1, 1, 1)
+    x = ((x - mean) / std).unsqueeze(0)
+    return F.interpolate(x, (size, size), mode="bilinear")
+
+
 class Sam2Text(nn.Module):
     """transformers' ``Sam2Model`` with VideoGLaMM's ``[SEG]``-embedding prompt (module docstring)."""
 
@@ -54,15 +65,8 @@ class Sam2Text(nn.Module):
         return self.model.mask_decoder.iou_token.weight.device
 
     def preprocess(self, frame: np.ndarray) -> torch.Tensor:
-        """An ``(H, W, 3)`` uint8 frame -> ``(1, 3, S, S)`` pixels (``sam_preprocess``, model_type ``sam2``)."""
-        image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
-        h, w = preprocess_shape(image.height, image.width, self.image_size)
-        x = torch.from_numpy(np.array(image.resize((w, h), Image.BILINEAR))).permute(2, 0, 1).contiguous()
-        mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(PIXEL_STD, dtype=torch.float32).view(-1, 1, 1)
-        x = ((x - mean) / std).unsqueeze(0)
-        x = F.interpolate(x, (self.image_size, self.image_size), mode="bilinear")
-        return x.to(self.device, self.dtype)
+        """An ``(H, W, 3)`` uint8 frame -> ``(1, 3, S, S)`` pixels in the model's dtype and device."""
+        return sam2_pixels(frame, self.image_size).to(self.device, self.dtype)
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> list[torch.Tensor]:
@@ -88,4 +92,4 @@ class Sam2Text(nn.Module):
         return F.interpolate(low.float(), (H, W), mode="bilinear", align_corners=False)[:, 0]
 
 
-__all__ = ["Sam2Text"]
+__all__ = ["Sam2Text", "sam2_pixels"]

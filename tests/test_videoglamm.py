@@ -1,0 +1,206 @@
+"""VideoGLaMM on random weights: the official transcriptions (tests/official_videoglamm.py, mbzuai-oryx/VideoGLaMM
+@6b15b1e), the checkpoint round trip, the real size on the meta device, and a 16-frame synthetic video."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import official_videoglamm as off
+import pytest
+import torch
+
+from litelvlm.errors import LiteLVLMError
+from litelvlm.videoglamm import prompt as P
+from litelvlm.videoglamm.checkpoint import (
+    build_videoglamm,
+    load_videoglamm,
+    sam2_tracking_shapes,
+    save_random_videoglamm,
+    videoglamm_tensors,
+)
+from litelvlm.videoglamm.config import get_preset
+from litelvlm.videoglamm.internvideo2 import InternVideo2Tower
+from litelvlm.videoglamm.model import VideoGLaMM, apply_adaptive_avg_pooling
+from litelvlm.videoglamm.pipeline import prepare_clip, segment_clip
+from litelvlm.videoglamm.sam2_text import sam2_pixels
+from litelvlm.videoglamm.tokenizer import build_phi3_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, extras = build_videoglamm("tiny", seed=0)
+    return model, extras, build_phi3_tokenizer("tiny")
+
+
+def test_pooling_matches_official_and_asserts_square():
+    g = torch.Generator().manual_seed(0)
+    for n, shape in ((576, (12, 12)), (256, (8, 8)), (49, (12, 12))):
+        x = torch.randn(3, n, 5, generator=g)
+        assert torch.equal(apply_adaptive_avg_pooling(x, shape), off.apply_adaptive_avg_pooling(x, shape))
+    for fn in (apply_adaptive_avg_pooling, off.apply_adaptive_avg_pooling):
+        with pytest.raises(AssertionError):
+            fn(torch.zeros(1, 575, 4))
+
+
+class _CharTokenizer:
+    """Ids = code points (+ BOS 1 when ``bos``): exercises both branches of tokenizer_image_token."""
+
+    def __init__(self, bos: bool) -> None:
+        self.bos_token_id = 1
+        self.bos = bos
+
+    def __call__(self, text):
+        ids = [ord(c) + 10 for c in text]
+        return type("Enc", (), {"input_ids": ([1] if self.bos else []) + ids})()
+
+
+@pytest.mark.parametrize("expression", ["A Man in red", "the dog", "Black SWAN swimming left"])
+def test_prompt_matches_official(tiny, expression):
+    tok = tiny[2]
+    gen = off.ConvGenerator_VideoGPTPlus()
+    expected = gen.apply_for_chat(off.referdavis_prompt(expression), type="video", tokenizer=tok)
+    assert torch.equal(P.input_ids(tok, expression, answer=None), expected)
+    assert (expected == off.IMAGE_TOKEN_INDEX).sum() == 16
+    for bos in (True, False):
+        char = _CharTokenizer(bos)
+        text = P.prompt_text(P.question(expression))
+        assert P.tokenizer_image_token(text, char) == off.tokenizer_image_token(text, char)
+
+
+def test_frame_sampling_matches_official():
+    for n in range(1, 70):
+        assert P.sample_frames(n) == off.llm_frames(list(range(n)))
+
+
+def test_sam2_preprocess_matches_official():
+    rng = np.random.default_rng(0)
+    for h, w in ((97, 131), (480, 854), (64, 64)):
+        frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        expected, _ = off.sam_preprocess(frame)
+        assert torch.allclose(sam2_pixels(frame, 1024)[0], expected, atol=1e-5)
+
+
+def test_internvideo2_matches_official():
+    size = get_preset("tiny").internvideo
+    ours = InternVideo2Tower(size)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for t in ours.parameters():
+            t.copy_(torch.randn(t.shape, generator=gen) * 0.3)
+    ref = off.PretrainInternVideo2(size.img_size, size.patch_size, size.embed_dim, size.depth, size.num_heads,
+                                   size.mlp_ratio, size.num_frames)
+    ref.load_state_dict(ours.vision_encoder.state_dict(), strict=True)
+    x = torch.randn(2, 4, 3, 224, 224, generator=gen)
+    for dtype, tol in ((torch.float32, 1e-6), (torch.bfloat16, 0.0)):
+        ours.to(dtype), ref.to(dtype)
+        a, b = ours(x.to(dtype)), ref.stage2v_forward(x.to(dtype))
+        assert a.shape == (2, 1 + 4 * 256, size.embed_dim)
+        assert torch.allclose(a.float(), b.float(), atol=tol, rtol=0)
+
+
+def test_towers_and_projection_match_official(tiny):
+    model = tiny[0]
+    p = model.preset
+    gen = torch.Generator().manual_seed(2)
+    frames, context = torch.randn(16, 3, 224, 224, generator=gen), torch.randn(16, 3, 336, 336, generator=gen)
+    arch = off.OfficialArch(model.internvideo, lambda im, select_feature: model.clip_tokens(im),
+                            model.mm_projector, model.image_mm_projector)
+    arch.D = p.internvideo.embed_dim
+    video, ctx = arch.encode_videos(frames, context, batch_size=1)
+    expected = arch.project(video[0], ctx[0], input_type="video")[0]
+    tokens = model.visual_tokens(frames, context)
+    assert tokens.clip.shape == (16, p.clip_tokens, p.clip_width)            # the per-frame stream: 576 per frame
+    assert tokens.video.shape == (4, 4 * 256, p.internvideo.embed_dim)
+    assert tokens.visual.shape == (p.visual_tokens, p.llm_hidden) == (3328, p.llm_hidden)
+    assert torch.equal(tokens.visual, expected)
+
+
+def test_seg_embedding_matches_official(tiny):
+    model, _, tok = tiny
+    ref = off.official_text_hidden_fcs(model.preset.llm_hidden, model.preset.out_dim)
+    ref.load_state_dict(model.text_hidden_fcs.state_dict(), strict=True)
+    ids = P.input_ids(tok, "the red circle", answer="It is [SEG]. And [SEG].")
+    visual = torch.randn(3328, model.preset.llm_hidden, generator=torch.Generator().manual_seed(3))
+    hidden = model.final_hidden(model.sequence_embeds(ids, visual))
+    assert hidden.shape[1] == ids.shape[1] - 16 + 3328
+    rows = model.seg_rows(ids, 3328, tok.convert_tokens_to_ids("[SEG]"))
+    assert len(rows) == 2
+    seg = tok.convert_tokens_to_ids("[SEG]")
+    # teacher forcing: output_ids = ids; the last generate step's hidden states cover all but the last token
+    expected = off.official_pred_embeddings(ref, ids, hidden[:, :-1], ids, hidden.shape[1], seg)
+    assert torch.allclose(model.seg_embeddings(hidden, rows), expected, atol=1e-6, rtol=0)
+
+
+def test_checkpoint_round_trip(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
+    model, extras, _ = tiny
+    net, tok, cfg = load_videoglamm("videoglamm-tiny-random:0")
+    written, loaded = videoglamm_tensors(model, extras), videoglamm_tensors(net, extras)
+    assert written.keys() == loaded.keys() and all(torch.equal(written[k], loaded[k]) for k in written)
+    assert cfg["architectures"] == ["VideoGLaMMForCausalLM"] and cfg["seg_token_idx"] == 411
+    assert tok.convert_tokens_to_ids("[SEG]") == 411
+    assert any(k.startswith("model.visual_model.memory_attention.") for k in written)
+    assert "model.image_vision_tower.vision_tower.vision_model.embeddings.patch_embedding.weight" in written
+    # a tensor of another layout fails by name
+    folder = tmp_path / "bad"
+    save_random_videoglamm(folder, "tiny", seed=0)
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(str(folder / "model.safetensors"))
+    sd["model.unknown.weight"] = torch.zeros(2)
+    save_file(sd, str(folder / "model.safetensors"))
+    with pytest.raises(LiteLVLMError, match="model.unknown.weight"):
+        load_videoglamm(str(folder))
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["architectures"] = ["Other"]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(LiteLVLMError, match="VideoGLaMMForCausalLM"):
+        load_videoglamm(str(folder))
+
+
+def _internvideo2_1b_params() -> int:
+    """PretrainInternVideo2-1B's parameters on the inference path, from internvideo2.py L698-723 by hand."""
+    d, depth, mlp = 1408, 40, int(1408 * 48 / 11)
+    block = d * 3 * d + d * d + d + 2 * d + 2 * d + 2 * d + (d * mlp + mlp) + (mlp * d + d)
+    return (3 * 14 * 14 * d + d) + d + (1 + 4 * 256) * d + depth * block
+
+
+def test_real_size_builds_on_meta_with_its_parameter_count():
+    p = get_preset("videoglamm")
+    with torch.device("meta"):
+        m = VideoGLaMM(p)
+
+    def n(mod):
+        return sum(x.numel() for x in mod.parameters())
+    # Phi-3-mini-4k-instruct: 3,821,079,552 with 32064 rows; 52 rows fewer after the resize to 32012
+    assert n(m.llm) == 3_821_079_552 - 52 * 2 * 3072
+    assert n(m.clip) == 303_507_456                      # CLIP ViT-L/14-336 vision tower
+    assert n(m.internvideo) == _internvideo2_1b_params()
+    tracking = sum(math.prod(s) for s in sam2_tracking_shapes(p).values())
+    assert n(m.sam2.model) + tracking == 224_430_130     # sam2_hiera_large.pt (SAM 2.0 Hiera-L)
+    assert n(m.mm_projector) == 1408 * 3072 + 3072 + 3072 * 3072 + 3072
+    assert n(m.text_hidden_fcs) == 3072 * 3072 + 3072 + 3072 * 256 + 256
+    assert m.sam2.model.mask_decoder.dynamic_multimask_via_stability
+    assert p.visual_tokens == 3328 and p.clip_tokens == 576 and p.seg_token_id == 32011
+
+
+def test_forward_on_synthetic_video_gives_a_mask_per_frame(tiny, tmp_path):
+    from litelvlm.video.datasets import load_ref_davis
+    from litelvlm.video.synthetic import write_synthetic_videos
+
+    model, _, tok = tiny
+    root = write_synthetic_videos(tmp_path / "davis", videos=1, frames=16, size=(128, 96))
+    rec = load_ref_davis(root)[0]
+    frames = [np.asarray(rec.frame(i)) for i in range(len(rec.frames))]
+    prepared = prepare_clip(model, frames)
+    assert prepared.llm_frames == list(range(16))
+    assert prepared.tokens.clip.shape == (16, 576, model.preset.clip_width)
+    out = segment_clip(model, tok, prepared, rec.sentence)
+    assert out.logits.shape == (16, 1, 96, 128) and out.masks.dtype == torch.bool
+    assert torch.isfinite(out.logits).all() and out.logits.std() > 0
+    assert out.seg_embeddings.shape == (1, model.preset.out_dim)
+    # a pruned visual stream (here: every other token) runs through the same path
+    half = segment_clip(model, tok, prepared, rec.sentence, visual=prepared.tokens.visual[::2])
+    assert half.logits.shape == out.logits.shape
