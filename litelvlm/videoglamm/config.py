@@ -16,8 +16,9 @@ Source: mbzuai-oryx/VideoGLaMM @6b15b1e (``VideoGLaMM/``):
   layer scale) on 4-frame chunks at 224 px (``internvideo2_stage2_config_vision.py`` L14, L46-53): 4 x 16 x 16
   tokens after a CLS; features are the output of block 38 (``x_vis_return_idx=-2``, ``utils.py`` L229-238);
 * projectors: ``mm_projector`` (1408 -> h) and ``image_mm_projector`` (1024 -> h) of type ``mlp2x_gelu``
-  (``builder.py`` L36-45; the type is VideoGPT+'s training setting, held in the released config, not in this
-  repository: a preset field);
+  (``builder.py`` L36-45; the type is VideoGPT+'s training setting, ``PROJECTOR_TYPE=mlp2x_gelu`` in
+  mbzuai-oryx/VideoGPT-plus ``scripts/finetune_dual_encoder.sh``, which also sets ``--mm_vision_select_layer -2``
+  and ``--mm_use_im_start_end False``; VideoGLaMM starts from that model, ``train_ds_with_videogptplus.py`` L30);
 * pooling (``model/videogpt_plus/model/arch.py`` L164-191): CLIP 576 -> 12 x 12 = 144 per frame, InternVideo2
   256 -> 8 x 8 = 64 per frame; ``NUM_FRAMES`` 16, ``CHUNK_SIZE`` 4 (``constants.py`` L6-7);
 * ``text_hidden_fcs``: Linear(h, h), ReLU, Linear(h, 256), Dropout(0) (``VideoGLaMM.py`` L134-142,
