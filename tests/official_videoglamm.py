@@ -528,3 +528,37 @@ def official_pred_embeddings(text_hidden_fcs, output_ids, last_hidden, input_ids
     last_hidden_state = torch.stack(hidden_states, dim=-1).sum(dim=-1)
     pred_embeddings = last_hidden_state[seg_token_mask]
     return pred_embeddings
+
+
+# -- transformers 4.41.0 (VideoGLaMM's README L76), modeling_attn_mask_utils.py L144-172 --------------------------
+# ``AttentionMaskConverter._make_causal_mask``, which Phi3Model.forward (models/phi3/modeling_phi3.py L1101-1107)
+# reaches through ``_prepare_4d_causal_attention_mask(..., sliding_window=self.config.sliding_window)`` with eager
+# attention (Phi-3 has ``_supports_sdpa = False`` there, L907).
+def _make_causal_mask(
+    input_ids_shape: torch.Size,
+    dtype: torch.dtype,
+    device: torch.device,
+    past_key_values_length: int = 0,
+    sliding_window=None,
+):
+    """
+    Make causal mask used for bi-directional self-attention.
+    """
+    bsz, tgt_len = input_ids_shape
+    mask = torch.full((tgt_len, tgt_len), torch.finfo(dtype).min, device=device)
+    mask_cond = torch.arange(mask.size(-1), device=device)
+    mask.masked_fill_(mask_cond < (mask_cond + 1).view(mask.size(-1), 1), 0)
+
+    mask = mask.to(dtype)
+
+    if past_key_values_length > 0:
+        mask = torch.cat([torch.zeros(tgt_len, past_key_values_length, dtype=dtype, device=device), mask], dim=-1)
+
+    # add lower triangular sliding window mask if necessary
+    if sliding_window is not None:
+        diagonal = past_key_values_length - sliding_window - 1
+
+        context_mask = torch.tril(torch.ones_like(mask, dtype=torch.bool), diagonal=diagonal)
+        mask.masked_fill_(context_mask, torch.finfo(dtype).min)
+
+    return mask[None, None, :, :].expand(bsz, 1, tgt_len, tgt_len + past_key_values_length)

@@ -133,6 +133,39 @@ def test_seg_embedding_matches_official(tiny):
     assert torch.allclose(model.seg_embeddings(hidden, rows), expected, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("window", [3, 7])
+def test_phi3_sliding_window_matches_transformers_441(window):
+    """Our Phi-3 (transformers 5, config ``sliding_window + 1``) attends as transformers 4.41's eager Phi-3 with the
+    official ``sliding_window`` (the 4-D mask of ``_make_causal_mask``, transcribed)."""
+    from dataclasses import replace
+
+    from transformers import Phi3ForCausalLM
+
+    from litelvlm.videoglamm.config import phi3_config
+
+    p = replace(get_preset("tiny"), sliding_window=window)
+    torch.manual_seed(0)
+    ours = Phi3ForCausalLM(phi3_config(p)).eval()
+    cfg = phi3_config(p)
+    cfg.sliding_window = None
+    ref = Phi3ForCausalLM(cfg).eval()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 4 * window + 3, p.llm_hidden)
+    mask = off._make_causal_mask((1, x.shape[1]), torch.float32, x.device, sliding_window=window)
+    with torch.no_grad():
+        a = ours.model(inputs_embeds=x).last_hidden_state
+        b = ref.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
+        c = ref.model(inputs_embeds=x).last_hidden_state                      # no window: differs
+    assert torch.allclose(a, b, atol=1e-5, rtol=0)
+    assert not torch.allclose(a[0, -1], c[0, -1], atol=1e-3)
+    cfg.sliding_window = window                                               # transformers 5 read literally
+    literal = Phi3ForCausalLM(cfg).eval()
+    literal.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        d = literal.model(inputs_embeds=x).last_hidden_state
+    assert not torch.allclose(d[0, -1], b[0, -1], atol=1e-3)                 # one key fewer
+
+
 def test_checkpoint_round_trip(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
     model, extras, _ = tiny

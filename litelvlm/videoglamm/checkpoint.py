@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -93,7 +94,8 @@ def videoglamm_config(p: VideoGLaMMPreset) -> dict:
     """``config.json``: Phi-3's, with VideoGPT+'s multimodal keys (``arch.py`` L41-46, L59-60; builder.py) and
     VideoGLaMM's (``VideoGLaMM.py`` L95-101, ``chat.py`` L303)."""
     cfg = phi3_config(p).to_dict()
-    cfg.update(architectures=[ARCHITECTURE], model_type=MODEL_TYPE,
+    cfg.pop("_attn_implementation_autoset", None)
+    cfg.update(architectures=[ARCHITECTURE], model_type=MODEL_TYPE, sliding_window=p.sliding_window,
                mm_vision_tower="OpenGVLab/InternVideo2-Stage2_1B-224p-f4/InternVideo2-stage2_1b-224p-f4.pt",
                image_mm_vision_tower="openai/clip-vit-large-patch14-336", mm_projector_type=p.projector_type,
                image_mm_projector_type=p.projector_type, mm_hidden_size=p.internvideo.embed_dim,
@@ -228,8 +230,9 @@ def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch
     """(:class:`VideoGLaMM`, tokenizer, config.json) of a model string; every tensor checked by name and shape."""
     folder = videoglamm_folder(model, device=device)
     cfg = _read_config(folder)
-    name = (cfg.get("litelvlm_random") or {}).get("preset", "videoglamm")
-    p = PRESETS.get(name) or get_preset("videoglamm")
+    name = (cfg.get("litelvlm_random") or {}).get("preset")
+    p = PRESETS[name] if name in PRESETS else replace(get_preset("videoglamm"), vocab_size=int(cfg.get("vocab_size", 32012)),
+                                                        sliding_window=int(cfg.get("sliding_window", 2047)))
     tensors, where = _read_tensors(folder)
     dtype = dtype or next(iter(tensors.values())).dtype
     with default_dtype(dtype), torch.device(device):

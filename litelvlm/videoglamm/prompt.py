@@ -80,7 +80,7 @@ def sample_frames(num: int, frames: int = NUM_FRAMES) -> list[int]:
 
 def cv2_linear_resize(frame: np.ndarray, size: int) -> np.ndarray:
     """``cv2.resize(frame, (size, size))`` stand-in: half-pixel bilinear, no antialiasing, rounded uint8."""
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].double()
+    x = torch.from_numpy(np.array(frame, dtype=np.float64)).permute(2, 0, 1)[None]
     y = F.interpolate(x, (size, size), mode="bilinear", align_corners=False, antialias=False)
     return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
