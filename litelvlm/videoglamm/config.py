@@ -172,13 +172,14 @@ def phi3_config(p: VideoGLaMMPreset):
 
 
 def clip_config(p: VideoGLaMMPreset):
-    """transformers ``CLIPVisionConfig`` of the image tower (OpenAI's quick_gelu, eps 1e-5)."""
+    """transformers ``CLIPVisionConfig`` of the image tower (OpenAI's quick_gelu, eps 1e-5; eager attention, the
+    only one transformers 4.41's CLIP has)."""
     from transformers import CLIPVisionConfig
 
     return CLIPVisionConfig(hidden_size=p.clip_width, intermediate_size=4 * p.clip_width,
                             num_hidden_layers=p.clip_layers, num_attention_heads=p.clip_heads,
                             image_size=p.clip_image_size, patch_size=p.clip_patch_size, hidden_act="quick_gelu",
-                            projection_dim=768, layer_norm_eps=1e-5)
+                            projection_dim=768, layer_norm_eps=1e-5, attn_implementation="eager")
 
 
 def sam2_config(p: VideoGLaMMPreset):

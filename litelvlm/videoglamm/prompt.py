@@ -12,7 +12,8 @@ mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/`` (the Ref-DAVIS-17 inference, ``
   dependency here: the resize is a half-pixel bilinear without antialiasing, as OpenCV's ``INTER_LINEAR``, rounded
   to uint8 like OpenCV's output; OpenCV's fixed-point arithmetic may differ by one grey level;
 * CLIP's pixels (enc_preprocessors.py L152): ``CLIPImageProcessor`` of ``openai/clip-vit-large-patch14-336``
-  (shortest side 336, bicubic, centre crop 336, OpenAI's mean and std) on each of the 16 frames;
+  (shortest side 336, bicubic, centre crop 336, OpenAI's mean and std) on each of the 16 frames, on the PIL
+  backend as the official transformers 4.41 runs it;
 * the prompt (``utils/conv_generator.py`` L86-111, ``ConvGenerator_VideoGPTPlus`` with the ``phi3_instruct``
   template, ``model/videogpt_plus/conversation.py`` L60-68 and L124-132): ``<video>`` becomes 16 ``<image>``
   (``NUM_FRAMES``; no start / end tokens), one user message and an empty assistant message::
@@ -94,10 +95,12 @@ def internvideo_pixels(frames: list[np.ndarray], size: int = 224) -> torch.Tenso
 
 
 def clip_processor(size: int = 336):
-    """``CLIPImageProcessor`` as ``openai/clip-vit-large-patch14-336`` configures it."""
-    from transformers import CLIPImageProcessor
+    """``CLIPImageProcessor`` as ``openai/clip-vit-large-patch14-336`` configures it, on transformers' PIL backend
+    (``CLIPImageProcessorPil``: the official stack's PIL processing; transformers 5's default backend is
+    torchvision, see docs/fidelity.md, CLIP preprocessing)."""
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+    return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
                               do_center_crop=True, do_resize=True, resample=3, do_normalize=True,
                               do_convert_rgb=True)
 
