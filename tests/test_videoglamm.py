@@ -237,3 +237,22 @@ def test_forward_on_synthetic_video_gives_a_mask_per_frame(tiny, tmp_path):
     # a pruned visual stream (here: every other token) runs through the same path
     half = segment_clip(model, tok, prepared, rec.sentence, visual=prepared.tokens.visual[::2])
     assert half.logits.shape == out.logits.shape
+
+
+@pytest.mark.slow
+def test_real_sam2_hiera_l_decodes_a_1024_frame():
+    """SAM 2 Hiera-L as VideoGLaMM builds it (1024 px, 64 x 64 embedding, 256 x 256 low-res masks) on random
+    weights: one frame encoded, one [SEG] embedding decoded to the frame's size."""
+    from litelvlm.videoglamm.checkpoint import _randomize
+    from litelvlm.videoglamm.config import sam2_config
+    from litelvlm.videoglamm.sam2_text import Sam2Text
+
+    p = get_preset("videoglamm")
+    sam = Sam2Text(sam2_config(p), p.sam2_image_size).eval()
+    _randomize(sam.model.state_dict(keep_vars=True).items(), torch.Generator().manual_seed(0))
+    frame = np.random.default_rng(0).integers(0, 256, (480, 854, 3), dtype=np.uint8)
+    features = sam.encode(sam.preprocess(frame))
+    assert [tuple(f.shape) for f in features] == [(1, 32, 256, 256), (1, 64, 128, 128), (1, 256, 64, 64)]
+    with torch.no_grad():
+        logits = sam.decode(features, torch.randn(2, 256), (480, 854))
+    assert logits.shape == (2, 480, 854) and torch.isfinite(logits).all()
