@@ -182,9 +182,20 @@ def test_checkpoint_round_trip(tiny, tmp_path, monkeypatch):
     from safetensors.torch import load_file, save_file
 
     sd = load_file(str(folder / "model.safetensors"))
-    sd["model.unknown.weight"] = torch.zeros(2)
+    # the official InternVideo2 modules the inference never runs are accepted and left out
+    sd["model.vision_tower.vision_proj.weight"] = torch.zeros(512, 16)
+    sd["model.vision_tower.vision_encoder.clip_decoder.0.head.weight"] = torch.zeros(3200, 32)
+    sd["model.vision_tower.vision_encoder.clip_img_pos_embed"] = torch.zeros(1, 257, 32)
     save_file(sd, str(folder / "model.safetensors"))
-    with pytest.raises(LiteLVLMError, match="model.unknown.weight"):
+    assert load_videoglamm(str(folder))[2]["seg_token_idx"] == 411
+    for key, value, message in (("model.unknown.weight", torch.zeros(2), "unknown: model.unknown.weight"),
+                                ("model.norm.weight", torch.zeros(3), "wrong shape: llm.model.norm.weight")):
+        bad = dict(sd, **{key: value})
+        save_file(bad, str(folder / "model.safetensors"))
+        with pytest.raises(LiteLVLMError, match=message):
+            load_videoglamm(str(folder))
+    save_file({k: v for k, v in sd.items() if k != "model.mm_projector.0.bias"}, str(folder / "model.safetensors"))
+    with pytest.raises(LiteLVLMError, match="missing: mm_projector.0.bias"):
         load_videoglamm(str(folder))
     cfg = json.loads((folder / "config.json").read_text())
     cfg["architectures"] = ["Other"]

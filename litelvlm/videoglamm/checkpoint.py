@@ -196,9 +196,11 @@ def _split(tensors: dict, p: VideoGLaMMPreset) -> tuple[dict, dict, dict, list[s
     for k, v in tensors.items():
         if k.startswith("model.visual_model."):
             sam[k[len("model.visual_model."):]] = v
+        elif _is_unused(k):
+            continue
         elif (o := _ours(k)) is not None:
             ours[o] = v
-        elif not _is_unused(k):
+        else:
             unknown.append(k)
     hf, rest = sam2_to_hf(sam)
     return ours, hf, rest, unknown
