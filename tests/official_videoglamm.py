@@ -562,3 +562,32 @@ def _make_causal_mask(
         mask.masked_fill_(context_mask, torch.finfo(dtype).min)
 
     return mask[None, None, :, :].expand(bsz, 1, tgt_len, tgt_len + past_key_values_length)
+
+
+# -- eval_referdavis_infer.py L164-172 (which expression each annotator set runs), L184-185 (clips), L249-256 ----
+def official_annotator_indices(num_expressions):
+    num_obj = num_expressions // 4
+    out = []
+    for anno_id in range(4):  # 4 annotators
+        row = []
+        for obj_id in range(num_obj):
+            i = obj_id * 4 + anno_id
+            row.append(i)
+        out.append(row)
+    return out
+
+
+def official_clips(video_len):
+    return [range(clip_id, min(clip_id + 64, video_len)) for clip_id in range(0, video_len, 64)]
+
+
+def official_label_maps(anno_masks):
+    anno_masks = torch.stack(anno_masks)   # [num_obj, video_len, h, w]
+    t, h, w = anno_masks.shape[-3:]
+    anno_masks[anno_masks < 0.5] = 0.0
+    background = 0.1 * torch.ones(1, t, h, w).to(anno_masks.device)
+    anno_masks = torch.cat([background, anno_masks], dim=0) # [num_obj+1, video_len, h, w]
+    out_masks = torch.argmax(anno_masks, dim=0) # int, the value indicate which object, [video_len, h, w]
+
+    out_masks = out_masks.detach().cpu().numpy().astype(np.uint8) # [video_len, h, w]
+    return out_masks

@@ -122,10 +122,11 @@ def test_seg_embedding_matches_official(tiny):
     ref = off.official_text_hidden_fcs(model.preset.llm_hidden, model.preset.out_dim)
     ref.load_state_dict(model.text_hidden_fcs.state_dict(), strict=True)
     ids = P.input_ids(tok, "the red circle", answer="It is [SEG]. And [SEG].")
-    visual = torch.randn(3328, model.preset.llm_hidden, generator=torch.Generator().manual_seed(3))
+    k = 300  # any visual length (a pruned stream); the full one is 3328
+    visual = torch.randn(k, model.preset.llm_hidden, generator=torch.Generator().manual_seed(3))
     hidden = model.final_hidden(model.sequence_embeds(ids, visual))
-    assert hidden.shape[1] == ids.shape[1] - 16 + 3328
-    rows = model.seg_rows(ids, 3328, tok.convert_tokens_to_ids("[SEG]"))
+    assert hidden.shape[1] == ids.shape[1] - 16 + k
+    rows = model.seg_rows(ids, k, tok.convert_tokens_to_ids("[SEG]"))
     assert len(rows) == 2
     seg = tok.convert_tokens_to_ids("[SEG]")
     # teacher forcing: output_ids = ids; the last generate step's hidden states cover all but the last token
@@ -267,3 +268,29 @@ def test_real_sam2_hiera_l_decodes_a_1024_frame():
     with torch.no_grad():
         logits = sam.decode(features, torch.randn(2, 256), (480, 854))
     assert logits.shape == (2, 480, 854) and torch.isfinite(logits).all()
+
+
+def test_ref_davis_bookkeeping_matches_official():
+    from litelvlm.videoglamm.referdavis import annotator_expressions, clip_ranges, label_maps
+
+    for n in (1, 63, 64, 65, 200):
+        assert clip_ranges(n) == off.official_clips(n)
+    for n in (4, 8, 12):
+        records = list(range(n))
+        assert [annotator_expressions(records, a) for a in range(4)] == off.official_annotator_indices(n)
+    g = torch.Generator().manual_seed(4)
+    masks = [torch.rand(5, 7, 9, generator=g) for _ in range(3)] + [(torch.rand(5, 7, 9, generator=g) > 0.5).float()]
+    assert np.array_equal(label_maps(torch.stack(masks)), off.official_label_maps([m.clone() for m in masks]))
+
+
+@pytest.mark.slow
+def test_ref_davis_evaluation_on_synthetic_videos(tiny, tmp_path):
+    from litelvlm.video.synthetic import write_synthetic_videos
+    from litelvlm.videoglamm.referdavis import ANNOTATOR_SETS, evaluate_ref_davis
+
+    model, _, tok = tiny
+    root = write_synthetic_videos(tmp_path / "davis", videos=1, frames=6, size=(64, 48), seed=3)
+    out = evaluate_ref_davis(model, tok, root)
+    assert list(out) == list(ANNOTATOR_SETS)
+    for summary in out.values():
+        assert 0.0 <= summary.jf_mean <= 1.0 and summary.per_object
