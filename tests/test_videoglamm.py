@@ -294,3 +294,17 @@ def test_ref_davis_evaluation_on_synthetic_videos(tiny, tmp_path):
     assert list(out) == list(ANNOTATOR_SETS)
     for summary in out.values():
         assert 0.0 <= summary.jf_mean <= 1.0 and summary.per_object
+
+
+def test_pooled_projection_takes_pruned_square_counts(tiny):
+    """The per-frame stream pruned to 196 or 81 tokens still pools to 144 per frame (arch.py's square assert)."""
+    model = tiny[0]
+    g = torch.Generator().manual_seed(5)
+    video = torch.randn(4, 1024, model.preset.internvideo.embed_dim, generator=g)
+    for n in (196, 81):
+        clip = torch.randn(16, n, model.preset.clip_width, generator=g)
+        assert model.project(video, clip).shape == (3328, model.preset.llm_hidden)
+    with pytest.raises(AssertionError):
+        model.project(video, torch.randn(16, 100 - 1, model.preset.clip_width))
+    states = model.clip_hidden_states(torch.randn(2, 3, 336, 336, generator=g))
+    assert len(states) == model.preset.clip_layers + 1 and states[-1].shape == (2, 577, model.preset.clip_width)

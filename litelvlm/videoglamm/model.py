@@ -98,10 +98,16 @@ class VideoGLaMM(nn.Module):
         return self.llm.model.embed_tokens.weight.device
 
     @torch.no_grad()
+    def clip_hidden_states(self, context_images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every CLIP hidden state (L + 1 of (T, 577, width), CLS first) of the context images: what a CLIP-side
+        pruning method traces per frame (``litelvlm.clip.traces`` layer convention)."""
+        out = self.clip(context_images.to(self.device, self.clip.dtype), output_hidden_states=True)
+        return tuple(out.hidden_states)
+
+    @torch.no_grad()
     def clip_tokens(self, context_images: torch.Tensor) -> torch.Tensor:
         """(T, 3, 336, 336) -> (T, 576, width): ``hidden_states[-2][:, 1:]`` (clip_encoder.py L34-72)."""
-        out = self.clip(context_images.to(self.device, self.clip.dtype), output_hidden_states=True)
-        return out.hidden_states[-2][:, 1:].to(context_images.dtype)
+        return self.clip_hidden_states(context_images)[-2][:, 1:].to(context_images.dtype)
 
     @torch.no_grad()
     def video_tokens(self, frames: torch.Tensor) -> torch.Tensor:
