@@ -308,3 +308,55 @@ def test_pooled_projection_takes_pruned_square_counts(tiny):
         model.project(video, torch.randn(16, 100 - 1, model.preset.clip_width))
     states = model.clip_hidden_states(torch.randn(2, 3, 336, 336, generator=g))
     assert len(states) == model.preset.clip_layers + 1 and states[-1].shape == (2, 577, model.preset.clip_width)
+
+
+def test_greedy_answer_matches_transformers_generate(tiny):
+    """The official answer is ``generate(num_beams=1, use_cache=False)`` (VideoGLaMM.py L616-626): the same ids."""
+    from litelvlm.videoglamm.pipeline import greedy_answer
+
+    model, _, tok = tiny
+    ids = P.input_ids(tok, "the red square", answer=None)
+    visual = torch.randn(200, model.preset.llm_hidden, generator=torch.Generator().manual_seed(6))
+    ours = greedy_answer(model, ids, visual, eos_ids=(-1,), max_new_tokens=4)
+    with torch.no_grad():
+        ref = model.llm.generate(inputs_embeds=model.sequence_embeds(ids, visual), max_new_tokens=4, do_sample=False,
+                                 num_beams=1, use_cache=False, eos_token_id=None, pad_token_id=0)
+    assert torch.equal(ours[:, ids.shape[1]:], ref[:, -4:])
+
+
+class _Scripted(torch.nn.Module):
+    """An lm_head that emits ``script`` token by token (one-hot logits)."""
+
+    def __init__(self, script, vocab):
+        super().__init__()
+        self.script, self.vocab, self.step = list(script), vocab, 0
+
+    def forward(self, h):
+        out = torch.zeros(*h.shape[:-1], self.vocab)
+        out[..., self.script[min(self.step, len(self.script) - 1)]] = 1.0
+        self.step += 1
+        return out
+
+
+def test_generated_answer_reads_the_rows_before_seg(tiny):
+    from litelvlm.videoglamm.pipeline import PreparedClip, segment_clip
+
+    model, _, tok = tiny
+    seg, eos = tok.convert_tokens_to_ids("[SEG]"), tok.eos_token_id
+    g = torch.Generator().manual_seed(7)
+    tokens = type("T", (), {"visual": torch.randn(150, model.preset.llm_hidden, generator=g)})()
+    frame = np.zeros((40, 56, 3), np.uint8)
+    prepared = PreparedClip([frame], [0], tokens, [model.sam2.encode(model.sam2.preprocess(frame))])
+    head = model.llm.lm_head
+    try:
+        model.llm.lm_head = _Scripted([260, seg, 16, eos], model.preset.vocab_size)
+        out = segment_clip(model, tok, prepared, "the dog", answer=None)
+        model.llm.lm_head = _Scripted([260, eos], model.preset.vocab_size)
+        none = segment_clip(model, tok, prepared, "the dog", answer=None)
+    finally:
+        model.llm.lm_head = head
+    assert out.input_ids[0, -4:].tolist() == [260, seg, 16, eos]
+    hidden = model.final_hidden(model.sequence_embeds(out.input_ids, tokens.visual))
+    rows = model.seg_rows(out.input_ids, 150, seg)
+    assert torch.equal(out.seg_embeddings, model.seg_embeddings(hidden, rows)) and out.logits.shape == (1, 1, 40, 56)
+    assert none.logits.shape == (1, 0, 40, 56)

@@ -5,7 +5,8 @@ L598-768) on the inputs ``eval_referdavis_infer.py`` builds (:mod:`.prompt`), wi
 teacher-forced (``"It is [SEG]."``, VideoGLaMM's referring answer) instead of generated (``generate`` with
 ``max_new_tokens=512``, L616-626), so that a random-weight model yields a ``[SEG]`` and the masks are defined.
 The row predicting ``[SEG]`` in a teacher-forced prefill is the row ``generate`` reads when it emits that
-``[SEG]`` as the same token sequence (causal attention). Each of the clip's frames gets SAM 2's mask of the
+``[SEG]`` as the same token sequence (causal attention); ``answer=None`` generates the answer greedily instead
+(:func:`greedy_answer`). Each of the clip's frames gets SAM 2's mask of the
 ``[SEG]`` embedding (:mod:`.sam2_text`); the memory propagation path (``inference_video_branch``) is not here.
 
 :class:`PreparedClip` keeps the per-frame CLIP patch tokens ``(16, 576, 1024)`` before projection and pooling --
@@ -64,11 +65,33 @@ def prepare_clip(model: VideoGLaMM, frames: list[np.ndarray]) -> PreparedClip:
 
 
 @torch.no_grad()
+def greedy_answer(model: VideoGLaMM, ids: torch.Tensor, visual: torch.Tensor, eos_ids: tuple[int, ...],
+                  max_new_tokens: int = 512) -> torch.Tensor:
+    """(1, L + n) ids with the greedy answer appended, as ``generate(num_beams=1, use_cache=False)`` makes it
+    (L616-626): every step recomputes the whole sequence; stops after an id of ``eos_ids`` or ``max_new_tokens``."""
+    embed = model.llm.model.embed_tokens
+    seq = model.sequence_embeds(ids, visual)
+    out = ids
+    for _ in range(max_new_tokens):
+        logits = model.llm.lm_head(model.final_hidden(seq)[:, -1])
+        nxt = torch.argmax(logits, dim=-1)
+        out = torch.cat([out, nxt[:, None]], dim=1)
+        if int(nxt) in eos_ids:
+            break
+        seq = torch.cat([seq, embed(nxt)[:, None]], dim=1)
+    return out
+
+
+@torch.no_grad()
 def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expression: str,
-                 answer: str = ANSWER, visual: torch.Tensor | None = None) -> ClipMasks:
-    """Masks of ``expression`` on every frame; ``visual`` replaces the LLM's visual tokens (a pruned set)."""
-    ids = input_ids(tokenizer, expression, answer).to(model.device)
+                 answer: str | None = ANSWER, visual: torch.Tensor | None = None,
+                 max_new_tokens: int = 512) -> ClipMasks:
+    """Masks of ``expression`` on every frame; ``visual`` replaces the LLM's visual tokens (a pruned set).
+    ``answer`` None generates it greedily (the official inference); no ``[SEG]`` then gives no mask (S = 0)."""
     visual = prepared.tokens.visual if visual is None else visual
+    ids = input_ids(tokenizer, expression, answer).to(model.device)
+    if answer is None:
+        ids = greedy_answer(model, ids, visual, (tokenizer.eos_token_id,), max_new_tokens)
     hidden = model.final_hidden(model.sequence_embeds(ids, visual))
     seg_id = tokenizer.convert_tokens_to_ids("[SEG]")
     rows = model.seg_rows(ids, visual.shape[0], seg_id)
@@ -77,4 +100,4 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
     return ClipMasks(logits, prompts, ids)
 
 
-__all__ = ["ClipMasks", "PreparedClip", "prepare_clip", "segment_clip"]
+__all__ = ["ClipMasks", "PreparedClip", "greedy_answer", "prepare_clip", "segment_clip"]

@@ -27,6 +27,7 @@ import torch
 from ..video import metrics
 from ..video.datasets import VideoExpression, load_ref_davis, read_object_ids
 from .pipeline import prepare_clip, segment_clip
+from .prompt import ANSWER
 
 CLIP_LENGTH = 64
 #: eval_referdavis_infer.py L166
@@ -49,16 +50,19 @@ def label_maps(object_masks: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | None = None) -> torch.Tensor:
+def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | None = None,
+                     answer: str | None = ANSWER) -> torch.Tensor:
     """(T, H, W) float 0/1 masks of one expression over its whole video, clip by clip. ``prepared`` caches each
-    clip's tower and SAM 2 work by (video, first frame): it does not depend on the expression."""
+    clip's tower and SAM 2 work by (video, first frame): it does not depend on the expression. A generated
+    answer (``answer=None``) without ``[SEG]`` gives empty masks (the official script fails there: L236)."""
     prepared = {} if prepared is None else prepared
     out = []
     for frames in clip_ranges(len(rec.frames)):
         key = (rec.video, frames.start)
         if key not in prepared:
             prepared[key] = prepare_clip(model, [np.asarray(rec.frame(i)) for i in frames])
-        out.append(segment_clip(model, tokenizer, prepared[key], rec.sentence).masks[:, 0].float())
+        masks = segment_clip(model, tokenizer, prepared[key], rec.sentence, answer=answer).masks.float()
+        out.append(masks[:, 0] if masks.shape[1] else masks.new_zeros(masks.shape[0], *masks.shape[2:]))
     return torch.cat(out, dim=0)
 
 
@@ -82,9 +86,10 @@ def ground_truth(rec: VideoExpression) -> np.ndarray:
     return np.stack([read_object_ids(rec.masks.path(rec, i)) for i in range(len(rec.frames))])
 
 
-def evaluate_ref_davis(model, tokenizer, root, split: str = "valid",
-                       videos: list[str] | None = None) -> dict[str, metrics.Summary]:
-    """J&F per annotator set (unsupervised DAVIS task) of VideoGLaMM on a Ref-DAVIS-layout folder."""
+def evaluate_ref_davis(model, tokenizer, root, split: str = "valid", videos: list[str] | None = None,
+                       answer: str | None = ANSWER) -> dict[str, metrics.Summary]:
+    """J&F per annotator set (unsupervised DAVIS task) of VideoGLaMM on a Ref-DAVIS-layout folder (``answer``
+    None: generated greedily, as the official script)."""
     groups = by_video(load_ref_davis(root, split))
     chosen = [v for v in groups if videos is None or v in videos]
     sequences: dict[str, list] = {name: [] for name in ANNOTATOR_SETS}
@@ -93,7 +98,7 @@ def evaluate_ref_davis(model, tokenizer, root, split: str = "valid",
         gt, void = metrics.gt_objects(ground_truth(records[0]))
         prepared: dict = {}
         for anno_id, name in enumerate(ANNOTATOR_SETS):
-            masks = torch.stack([expression_masks(model, tokenizer, r, prepared)
+            masks = torch.stack([expression_masks(model, tokenizer, r, prepared, answer)
                                  for r in annotator_expressions(records, anno_id)])
             pred = metrics.pred_objects(label_maps(masks))
             sequences[name].append((video, gt, pred, void))
