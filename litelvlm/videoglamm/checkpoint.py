@@ -25,7 +25,6 @@ folder records ``litelvlm_random`` and its preset, a real one is read as the ``v
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..lvlm.random_weights import default_dtype
+from ..model_spec import ModelSpec
 from ..unipixel.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
 from .internvideo2 import UNUSED
@@ -44,7 +44,6 @@ SAM21_ONLY = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_
 PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.vision_tower.vision_model.", "clip."),
             ("model.mm_projector.", "mm_projector."), ("model.image_mm_projector.", "image_mm_projector."),
             ("model.text_hidden_fcs.", "text_hidden_fcs."))
-RANDOM_NAME = re.compile(r"^videoglamm(?:-(tiny))?-random$")
 
 
 def sam2_tracking_shapes(p: VideoGLaMMPreset) -> dict[str, tuple[int, ...]]:
@@ -129,13 +128,12 @@ def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """``videoglamm[-tiny]-random[:SEED]`` (written once under the cache) or a VideoGLaMM checkpoint folder."""
     from ..cache import default_cache_dir, write_once
 
-    name, _, rest = str(model).partition(":")
-    m = RANDOM_NAME.match(name)
-    if m:
-        p, seed = get_preset(m.group(1) or "videoglamm"), int(rest or 0)
+    spec = ModelSpec.parse(model)
+    if spec.random_videoglamm is not None:
+        p, seed = get_preset(spec.random_videoglamm), spec.random_seed()
         root = default_cache_dir() / "random-models" / f"videoglamm-{p.name}-seed{seed}"
         return write_once(root, lambda folder: save_random_videoglamm(folder, p, seed, device=device))
-    folder = Path(model)
+    folder = Path(spec.folder)
     declared = _read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:
         raise LiteLVLMError(f"model {model!r}: {folder / 'config.json'} declares {declared}, not {ARCHITECTURE}")
