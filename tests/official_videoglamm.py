@@ -591,3 +591,130 @@ def official_label_maps(anno_masks):
 
     out_masks = out_masks.detach().cpu().numpy().astype(np.uint8) # [video_len, h, w]
     return out_masks
+
+
+# -- SAM 2 frame-wise: VideoGLaMM.py L205-241 (get_visual_embs_sam2), L689-699 and L736-749, with VideoGLaMM's
+# ``PromptEncoder.forward`` for a text prompt (sam2/modeling/sam/prompt_encoder.py L119-138, L167-189: no points,
+# boxes or masks). ``sam`` is a SAM 2 of tests/official_unipixel_sam2.py (UniPixel's copy of the same SAM 2 code:
+# forward_image, _prepare_backbone_features, the mask decoder); ``bb_feat_sizes`` replaces the hard-coded
+# ``[(256, 256), (128, 128), (64, 64)]`` of a 1024-px input for the tiny model's input size.
+def official_prompt_encoder_text(prompt_encoder, text_embeds):
+    bs = text_embeds.shape[0]  # _get_batch_size: no points, boxes or masks
+    sparse_embeddings = torch.empty(
+        (bs, 0, prompt_encoder.embed_dim), device=prompt_encoder.point_embeddings[0].weight.device
+    )
+    if text_embeds is not None:
+        sparse_embeddings = torch.cat([sparse_embeddings, text_embeds], dim=1)
+    dense_embeddings = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
+        bs, -1, prompt_encoder.image_embedding_size[0], prompt_encoder.image_embedding_size[1]
+    )
+    return sparse_embeddings, dense_embeddings
+
+
+# -- sam2/modeling/sam/mask_decoder.py L110-166 (forward: the single-mask branches the UniPixel transcription
+# leaves out), L247-257 (_get_stability_scores), L259-295 (_dynamic_multimask_via_stability); ``self`` is the
+# transcribed MaskDecoder of tests/official_unipixel_sam2.py (its predict_masks is the same code).
+def _get_stability_scores(self, mask_logits):
+    mask_logits = mask_logits.flatten(-2)
+    stability_delta = self.dynamic_multimask_stability_delta
+    area_i = torch.sum(mask_logits > stability_delta, dim=-1).float()
+    area_u = torch.sum(mask_logits > -stability_delta, dim=-1).float()
+    stability_scores = torch.where(area_u > 0, area_i / area_u, 1.0)
+    return stability_scores
+
+
+def _dynamic_multimask_via_stability(self, all_mask_logits, all_iou_scores):
+    # The best mask from multimask output tokens (1~3)
+    multimask_logits = all_mask_logits[:, 1:, :, :]
+    multimask_iou_scores = all_iou_scores[:, 1:]
+    best_scores_inds = torch.argmax(multimask_iou_scores, dim=-1)
+    batch_inds = torch.arange(
+        multimask_iou_scores.size(0), device=all_iou_scores.device
+    )
+    best_multimask_logits = multimask_logits[batch_inds, best_scores_inds]
+    best_multimask_logits = best_multimask_logits.unsqueeze(1)
+    best_multimask_iou_scores = multimask_iou_scores[batch_inds, best_scores_inds]
+    best_multimask_iou_scores = best_multimask_iou_scores.unsqueeze(1)
+
+    # The mask from singlemask output token 0 and its stability score
+    singlemask_logits = all_mask_logits[:, 0:1, :, :]
+    singlemask_iou_scores = all_iou_scores[:, 0:1]
+    stability_scores = _get_stability_scores(self, singlemask_logits)
+    is_stable = stability_scores >= self.dynamic_multimask_stability_thresh
+
+    # Dynamically fall back to best multimask output upon low stability scores.
+    mask_logits_out = torch.where(
+        is_stable[..., None, None].expand_as(singlemask_logits),
+        singlemask_logits,
+        best_multimask_logits,
+    )
+    iou_scores_out = torch.where(
+        is_stable.expand_as(singlemask_iou_scores),
+        singlemask_iou_scores,
+        best_multimask_iou_scores,
+    )
+    return mask_logits_out, iou_scores_out
+
+
+def mask_decoder_forward(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
+                         multimask_output, repeat_image, high_res_features=None):
+    masks, iou_pred, mask_tokens_out, object_score_logits = self.predict_masks(
+        image_embeddings=image_embeddings,
+        image_pe=image_pe,
+        sparse_prompt_embeddings=sparse_prompt_embeddings,
+        dense_prompt_embeddings=dense_prompt_embeddings,
+        repeat_image=repeat_image,
+        high_res_features=high_res_features,
+    )
+
+    # Select the correct mask or masks for output
+    if multimask_output:
+        masks = masks[:, 1:, :, :]
+        iou_pred = iou_pred[:, 1:]
+    elif self.dynamic_multimask_via_stability and not self.training:
+        masks, iou_pred = _dynamic_multimask_via_stability(self, masks, iou_pred)
+    else:
+        masks = masks[:, 0:1, :, :]
+        iou_pred = iou_pred[:, 0:1]
+
+    if multimask_output and self.use_multimask_token_for_obj_ptr:
+        sam_tokens_out = mask_tokens_out[:, 1:]  # [b, 3, c] shape
+    else:
+        sam_tokens_out = mask_tokens_out[:, 0:1]  # [b, 1, c] shape
+
+    # Prepare output
+    return masks, iou_pred, sam_tokens_out, object_score_logits
+
+
+def official_framewise_masks(sam, images_for_sam, pred_embeddings, orig_hw, bb_feat_sizes):
+    pred_masks_ti = []
+    for t in range(len(images_for_sam)):
+        images = images_for_sam[t].unsqueeze(0)
+        backbone_out = sam.forward_image(images)
+        _, image_embeddings, _, _ = sam._prepare_backbone_features(backbone_out)
+        image_embeddings = [_.to(images.dtype) for _ in image_embeddings]
+        bs = images.shape[0]
+        if sam.directly_add_no_mem_embed:
+            image_embeddings[-1] = image_embeddings[-1] + sam.no_mem_embed
+        _bb_feat_sizes = bb_feat_sizes
+        feats = [
+            feat.permute(1, 2, 0).view(bs, -1, *feat_size)
+            for feat, feat_size in zip(image_embeddings[::-1], _bb_feat_sizes[::-1])
+        ][::-1]
+        _features = {"image_embed": feats[-1], "high_res_feats": feats[:-1]}
+
+        (sparse_embeddings, dense_embeddings,) = official_prompt_encoder_text(
+            sam.sam_prompt_encoder, pred_embeddings.unsqueeze(1))
+        sparse_embeddings = sparse_embeddings.to(pred_embeddings.dtype)
+        low_res_masks, iou_predictions, _, _ = mask_decoder_forward(sam.sam_mask_decoder,  # (a function here)
+            image_embeddings=_features["image_embed"],
+            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse_embeddings,
+            dense_prompt_embeddings=dense_embeddings,
+            multimask_output=False,
+            repeat_image = True,
+            high_res_features=_features["high_res_feats"]
+        )
+        pred_mask = F.interpolate(low_res_masks.float(), orig_hw, mode="bilinear", align_corners=False)
+        pred_masks_ti.append(pred_mask[:, 0])
+    return pred_masks_ti

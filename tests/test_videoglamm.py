@@ -360,3 +360,45 @@ def test_generated_answer_reads_the_rows_before_seg(tiny):
     rows = model.seg_rows(out.input_ids, 150, seg)
     assert torch.equal(out.seg_embeddings, model.seg_embeddings(hidden, rows)) and out.logits.shape == (1, 1, 40, 56)
     assert none.logits.shape == (1, 0, 40, 56)
+
+
+@pytest.mark.parametrize("thresh", [0.98, 0.0, 2.0])
+def test_framewise_sam2_matches_official(tiny, thresh):
+    """Sam2Text (transformers' Sam2Model) against VideoGLaMM's frame-wise SAM 2 path on the same random weights,
+    the mask decoder built with build_sam2's dynamic multimask fallback (threshold 0.98; 0 and 2 force the single
+    mask and the fallback). The image encoder and the decoder's predict_masks are UniPixel's SAM 2.1 copy
+    (tests/official_unipixel_sam2.py): VideoGLaMM's SAM 2.0 files differ from it on this path only in formatting,
+    ``do_pool``'s float32 round trip (exact for a max pool) and attention chunking of batches over 64."""
+    import official_unipixel_sam2 as sam_off
+
+    from litelvlm.unipixel.keys import sam2_from_hf
+
+    model = tiny[0]
+    s, size = model.preset.sam2, model.preset.sam2_image_size
+    ref = sam_off.build_sam2(s.embed_dim, s.num_heads, s.stages, s.global_att_blocks, s.window_pos_embed_bkg,
+                             s.window_spec, s.d_model, size).eval()
+    ref.sam_mask_decoder.dynamic_multimask_via_stability = True   # build_sam.py L19-27 (apply_postprocessing)
+    ref.sam_mask_decoder.dynamic_multimask_stability_thresh = thresh
+    own = ref.state_dict()
+    ours = sam2_from_hf(model.sam2.model.state_dict())
+    ref.load_state_dict({k: v for k, v in ours.items() if k in own and v.shape == own[k].shape}, strict=False)
+    assert {k for k in own if k not in ours} <= {"maskmem_tpos_enc", "no_mem_pos_enc", "no_obj_ptr",
+                                                 "no_obj_embed_spatial", "obj_ptr_tpos_proj.weight",
+                                                 "obj_ptr_tpos_proj.bias", "mask_downsample.weight",
+                                                 "mask_downsample.bias"} | {k for k in own if k.startswith("obj_ptr_proj")}
+    rng = np.random.default_rng(8)
+    frames = [rng.integers(0, 256, (45, 70, 3), dtype=np.uint8) for _ in range(3)]
+    prompts = torch.randn(3, s.d_model, generator=torch.Generator().manual_seed(8))
+    decoder = model.sam2.model.mask_decoder
+    try:
+        decoder.dynamic_multimask_stability_thresh = thresh
+        with torch.no_grad():
+            pixels = torch.cat([sam2_pixels(f, size) for f in frames])
+            expected = off.official_framewise_masks(ref, pixels, prompts, (45, 70),
+                                                    [(size // k,) * 2 for k in (4, 8, 16)])
+            got = [model.sam2.decode(model.sam2.encode(pixels[t:t + 1]), prompts, (45, 70)) for t in range(3)]
+    finally:
+        decoder.dynamic_multimask_stability_thresh = 0.98
+    for a, b in zip(got, expected):
+        assert torch.allclose(a, b, atol=1e-4, rtol=0), (a - b).abs().max()
+    assert torch.equal(torch.stack(got) > 0, torch.stack(expected) > 0)
