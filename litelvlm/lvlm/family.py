@@ -1,27 +1,15 @@
 """The contract of a model family: what a pixel-grounding LVLM gives the pruning methods and the studies.
 
-A family is one package (``litelvlm/glamm`` today) whose pipeline subclasses :class:`GroundingPipeline`
-and is named in :mod:`litelvlm.families`. The methods (:mod:`litelvlm.method`) and the studies ask only
-what this class declares, so a second family runs every method and study without a change to them.
-
-The contract is written from what two families need, not from one:
-
-* GLaMM (LLaVA-1.5 + SAM): a fixed 24x24 grid of CLIP patches with a [CLS], projected by an MLP; one
-  image placeholder in the prompt; 1-D RoPE (``position_ids`` of shape (1, S)); SAM's mask decoder.
-* Qwen2.5-VL (UniPixel): a native-resolution ViT with window attention, no [CLS] and no text tower,
-  whose 2x2-merged tokens enter the LLM (their number depends on the image); 3-D M-RoPE positions of
-  shape (3, 1, S) that are not ``arange(S)``; SAM 2's mask decoder.
-
-Hence: the number of visual tokens is asked per prepared input (:meth:`GroundingPipeline.num_visual`);
-where they sit, which rows predict each [SEG] and their positions come as one :class:`SequenceLayout`;
-positions are indexed on their last axis only (``position_ids[..., keep]``), which serves both shapes;
-the LLM is a decoder stack run layer by layer (``language_model.layers``, ``.norm``, ``.rotary_emb``,
-``.config``, ``.embed_tokens``: :mod:`litelvlm.lvlm.llm_attention`); the CLIP-side methods read the
-CLIP trace ``prepared.selector_inputs()`` and the family maps their selection onto its own visual
-tokens (:meth:`GroundingPipeline.clip_selection_tokens`), so a family whose vision tower is not CLIP
-pairs an external CLIP with a map from CLIP's grid to its tokens; the LLM-side methods index the
-family's own visual tokens (``GroundingOutput.kept_indices`` is in CLIP's grid for a CLIP-side method,
-in the family's token order for an LLM-side one).
+A family is one package (``litelvlm/glamm``, ``litelvlm/unipixel``) whose pipeline subclasses
+:class:`GroundingPipeline` and is named in :mod:`litelvlm.families`; the methods (:mod:`litelvlm.method`) and the
+studies ask only what this class declares. It is written from two families: GLaMM (a fixed 24x24 grid of CLIP
+patches, 1-D RoPE positions (1, S), SAM) and Qwen2.5-VL/UniPixel (2x2-merged tokens of a native-resolution ViT
+whose number depends on the image, 3-D M-RoPE positions (3, 1, S), SAM 2). Hence N is asked per prepared input
+(:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting each [SEG] and the
+positions come as one :class:`SequenceLayout`, indexed on their last axis only; the LLM is a decoder stack run
+layer by layer (:mod:`litelvlm.lvlm.llm_attention`); CLIP-side methods read ``prepared.selector_inputs()`` and
+the family maps their selection onto its own tokens (:meth:`GroundingPipeline.clip_selection_tokens`; a family
+without a CLIP tower pairs an external one), while LLM-side methods index the family's tokens directly.
 """
 
 from __future__ import annotations
