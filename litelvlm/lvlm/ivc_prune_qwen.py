@@ -93,7 +93,7 @@ def part_counts(num_visual: int) -> tuple[int, int, int]:
 
 
 def value_states(ctx: LLMContext, layer: int) -> torch.Tensor:
-    """(1, H, S, d) value states of decoder layer ``layer`` as its flash attention holds them: ``v_proj`` of the
+    """(1, S, H, d) value states of decoder layer ``layer`` as its flash attention holds them: ``v_proj`` of the
     ``input_layernorm`` output, each key-value head repeated to the attention heads (L866-873, L887-889, L916-918)."""
     block = ctx.lm.layers[layer]
     attn = block.self_attn
@@ -104,13 +104,14 @@ def value_states(ctx: LLMContext, layer: int) -> torch.Tensor:
     if n_rep != 1:  # repeat_kv L697-706
         b, kv, slen, d = values.shape
         values = values[:, :, None, :, :].expand(b, kv, n_rep, slen, d).reshape(b, kv * n_rep, slen, d)
-    return values  # L918's flash layout (1, S, H, d), transposed back by L1379: the same tensor
+    return values.transpose(1, 2)  # L918: flash attention's layout
 
 
 def subset_similarity(values: torch.Tensor, query_rows: torch.Tensor, head_dim: int, img_start: int,
                       img_len: int) -> torch.Tensor:
     """(Q, N) softmax over the image columns of the query rows' value similarity, averaged over batch and heads
-    (``calculate_avg_similarity_for_subset_einsum`` L1379-1390)."""
+    (``calculate_avg_similarity_for_subset_einsum`` L1379-1390); ``values``: (1, S, H, d)."""
+    values = values.transpose(1, 2)
     values_query = values[:, :, query_rows, :]
     values_t = values[:, :, img_start:img_start + img_len, :].transpose(2, 3)
     sim = torch.einsum('bhqd,bhdk->bhqk', values_query, values_t) / math.sqrt(head_dim)
