@@ -418,6 +418,18 @@ def test_counts_layers_and_schedule():
     assert get_method("ivc-prune").one_axis_positions  # the LLaVA-1.5 rule stays the method's own
 
 
+@pytest.mark.slow
+def test_efficiency_plans_on_the_unipixel_archs():
+    """``efficiency``'s token plans follow the variant: the official ``ivcp_k`` on UniPixel-3B (36 layers) and -7B
+    (28), GLaMM's rule (16 of 32) on GLaMM."""
+    from analysis.efficiency.arch import get_arch
+    from analysis.efficiency.flops import token_plan
+
+    plans = {name: token_plan(get_arch(name), "ivc-prune", 64).stages for name in ("unipixel-3b", "unipixel-7b")}
+    assert plans == {"unipixel-3b": ((0, 391), (22, 64)), "unipixel-7b": ((0, 391), (16, 64))}
+    assert token_plan(get_arch("glamm-7b"), "ivc-prune", 64).stages == ((0, 576), (16, 64))
+
+
 def test_unipixel_offers_it_and_keeps_the_3d_positions(typed):
     from litelvlm.unipixel.pipeline import UniPixelPipeline
 
