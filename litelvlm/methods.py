@@ -74,7 +74,12 @@ TABLE: dict[str, tuple[str, str]] = {
 #: (name, backbone) -> (where the variant's Method is declared, what it does on that backbone): the method on a
 #: family whose backbone is not the one its table row describes (LLaVA-1.5's CLIP and Llama); each description says
 #: whether it follows the method's official code for that backbone or is this project's adaptation
-VARIANTS: dict[tuple[str, str], tuple[str, str]] = {}
+VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("ivc-prune", "qwen2.5-vl"): (_LLM + "ivc_prune_qwen:IVC_PRUNE_QWEN", "IVC-Prune, its official Qwen2.5-VL code: "
+                                  "from LLM layer 16 of 28 (22 of 36), the implicit visual coordinate tokens (largest "
+                                  "mean M-RoPE cos / sin over the 3 axes), seeds, then value similarity to the question "
+                                  "and seeds up to K (kept tokens keep their 3-D positions; official K: N/2)"),
+}
 
 _LOADED: dict[tuple[str, str], Method] = {}
 
