@@ -75,7 +75,7 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    (("--signals", "attention", "--method-signals", "vispruner"), "per-token scores"),
+    (("--signals", "attention", "--method-signals", "hiprune"), "per-token scores"),
     (("--signals", "attention", "--method-signals", "ivc-prune"), "1-D RoPE"),
     (("--signals", "layer_integrated_gradients", "--method-signals", "fastv"), "no such projector"),
 ])

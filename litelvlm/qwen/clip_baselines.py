@@ -115,8 +115,9 @@ def adaptive_budget(ctx, plus: bool = False, *, block: int | None = None) -> int
     return top.numel() + spatial.numel() + 1
 
 
-VISIONZIP = Method("llm-input", visionzip, ranks=True, original_positions=False, host_sync=True)
-VISPRUNER = Method("llm-input", vispruner, ranks=True, host_sync=True)
-PRUMERGE = Method("llm-input", prumerge, extra_tokens=1, ranks=True, original_positions=False, host_sync=True)
-PRUMERGE_PLUS = Method("llm-input", prumerge_plus, extra_tokens=1, ranks=True, original_positions=False,
-                       host_sync=True)
+#: each re-runs the vision tower (``reads_vision_blocks``) and reads tensor values in Python (``host_sync``)
+_FLAGS = dict(ranks=True, host_sync=True, reads_vision_blocks=True)
+VISIONZIP = Method("llm-input", visionzip, original_positions=False, **_FLAGS)
+VISPRUNER = Method("llm-input", vispruner, **_FLAGS)
+PRUMERGE = Method("llm-input", prumerge, extra_tokens=1, original_positions=False, **_FLAGS)
+PRUMERGE_PLUS = Method("llm-input", prumerge_plus, extra_tokens=1, original_positions=False, **_FLAGS)
