@@ -26,7 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_official_prumerge import official_merge, outlier_dectection  # noqa: E402
-from test_official_vispruner_visionzip import official_vispruner, official_visionzip  # noqa: E402
+from test_official_vispruner_visionzip import official_visionzip, official_vispruner  # noqa: E402
 
 from litelvlm.errors import LiteLVLMError  # noqa: E402
 from litelvlm.methods import get_method  # noqa: E402
