@@ -28,7 +28,8 @@ tokens (``ctx.visual_embeds``). Otherwise each keeps its own official rule, thro
 All four are ``llm-input`` methods (applied at the LLM input); the tokens VisionZip and PruMerge(+) pass are merged,
 so they have no original position (``original_positions=False``: the sequence is renumbered), while VisPruner keeps
 single tokens, which keep their M-RoPE ids under UniPixel's rule. Option ``block``: the tower block the stand-in
-reads (default: the last full-attention block).
+reads (default: the last full-attention block). Each re-runs the tower once per image (``reads_vision_blocks``; the
+efficiency study does not count that yet and refuses them).
 """
 
 from __future__ import annotations
