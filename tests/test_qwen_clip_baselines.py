@@ -283,3 +283,14 @@ def test_they_run_through_ground(pipe, small, name):
     if name != "vispruner":
         with pytest.raises(LiteLVLMError, match="no single visual token"):
             pipe.ground(small.prepared, name, 7, positions="keep")
+
+
+def test_importance_reads_their_stand_in_score(pipe, small):
+    """``importance --method-signals`` compares the score each variant ranks by (``Method.ranks``): the stand-in's."""
+    from analysis.importance.signals import SignalKey, method_signals
+
+    got = method_signals(pipe, small.prepared, METHODS)
+    s = stand_in(small)
+    for name in METHODS:  # PruMerge ranks by the weights: the score divided by its sum
+        want = s.weights() if name.startswith("prumerge") else s.score
+        assert torch.equal(got[SignalKey(f"method:{name}")], want.float())
