@@ -76,7 +76,7 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    (("--signals", "attention", "--method-signals", "vispruner"), "per-token scores"),
+    (("--signals", "attention", "--method-signals", "hiprune"), "per-token scores"),
     (("--signals", "layer_integrated_gradients", "--method-signals", "fastv"), "no such projector"),
 ])
 def test_what_the_family_cannot_give_is_refused_and_nothing_written(coco128, tmp_path, extra, why, capsys):
