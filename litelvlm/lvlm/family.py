@@ -57,6 +57,8 @@ class GroundingPipeline:
     layer_hooks: list | tuple = ()
     #: what the mask head reads (:data:`SEG_READS`)
     seg_reads: str = "final"
+    #: the id of the family's [SEG] token (set by each family when it loads its tokenizer)
+    seg_token_id: int = -1
     #: the family's own rule for kept tokens' positions, which ``positions="official"`` means on it (None: each
     #: method's ``Method.positions``, written for LLaVA's 1-D RoPE)
     family_positions: str | None = None
