@@ -74,7 +74,16 @@ TABLE: dict[str, tuple[str, str]] = {
 #: (name, backbone) -> (where the variant's Method is declared, what it does on that backbone): the method on a
 #: family whose backbone is not the one its table row describes (LLaVA-1.5's CLIP and Llama); each description says
 #: whether it follows the method's official code for that backbone or is this project's adaptation
-VARIANTS: dict[tuple[str, str], tuple[str, str]] = {}
+VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("sparsevlm", "qwen2.5-vl"): (_LLM + "sparsevlm_qwen:SPARSEVLM_QWEN",
+                                  "SparseVLM on Qwen2.5-VL, this project's adaptation (no official Qwen code): the "
+                                  "official stages and recycling, the pruned sequence renumbered 0..S'-1 on all three "
+                                  "M-RoPE axes (recycled tokens too)"),
+    ("tome", "qwen2.5-vl"): (_LLM + "tome_qwen:TOME_QWEN",
+                             "ToMe on Qwen2.5-VL, this project's adaptation (no official Qwen code): bipartite soft "
+                             "matching on the last vision block's keys per merged token, size-weighted merging of the "
+                             "N merged tokens at the LLM input, rounds of up to half until K remain"),
+}
 
 _LOADED: dict[tuple[str, str], Method] = {}
 

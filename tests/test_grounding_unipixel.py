@@ -79,7 +79,7 @@ def test_unipixel_sample_metric_on_hand_made_masks():
     assert get_family("glamm").own_metric == "" and get_family("glamm").summarize_metrics(rows) == {}
 
 
-@pytest.mark.parametrize(("method", "why"), [("visionzip", "per-token scores"), ("sparsevlm", "1-D RoPE")])
+@pytest.mark.parametrize(("method", "why"), [("visionzip", "per-token scores"), ("ivc-prune", "1-D RoPE")])
 def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_path, method, why, capsys):
     out = tmp_path / "run"
     assert _run(coco128, out, "--image-ids", 34, "--methods", f"none,{method}", "--budgets", 8) == 2

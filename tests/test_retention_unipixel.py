@@ -83,7 +83,7 @@ def test_figures_draw_from_the_family_tables(results):
 
 
 @pytest.mark.parametrize(("methods", "why"), [("fastv,visionzip", "per-token scores"), ("cdpruner", "per-token scores"),
-                                              ("sparsevlm", "1-D RoPE")])
+                                              ("ivc-prune", "1-D RoPE")])
 def test_a_method_the_family_does_not_run_is_refused_before_writing(coco128, tmp_path, methods, why, capsys):
     out = tmp_path / "run"
     assert _run(coco128, out, "--methods", methods, "--budgets", 8) == 2

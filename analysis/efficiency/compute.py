@@ -91,9 +91,15 @@ def family_method_error(family: str, method: str) -> str | None:
     """``method_error(method)`` of the family's pipeline, asked before any model is built (it reads only the
     family's declarations: the class attributes ``offers_clip_side``, ``position_axes``)."""
     from litelvlm.families import get_family
+    from litelvlm.methods import get_method
 
     cls = get_family(family)
-    return cls.method_error(cls.__new__(cls), method)
+    if why := cls.method_error(cls.__new__(cls), method):
+        return why
+    if get_method(method, cls.backbone).backbone:
+        return (f"{method} runs as its {cls.backbone} variant on the {family} family; the efficiency study does not "
+                "build or count the variants' selections yet: use a method that acts with the LLM")
+    return None
 
 
 def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]]:

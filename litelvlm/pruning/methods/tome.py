@@ -126,22 +126,25 @@ class Matching:
 
 
 @torch.no_grad()
-def bipartite_soft_matching(metric: torch.Tensor, r: int) -> Matching | None:
-    """merge.py L36-68 with ``class_token=True``: None where r (capped at (t-1)//2) is 0."""
+def bipartite_soft_matching(metric: torch.Tensor, r: int, class_token: bool = True) -> Matching | None:
+    """merge.py L36-68 (no distill token): None where r (capped at (t - protected) // 2) is 0; ``class_token``
+    (CLIP's, the default here) protects token 0 and keeps it first."""
     t = metric.shape[1]
-    r = min(r, (t - 1) // 2)
+    r = min(r, (t - int(class_token)) // 2)
     if r <= 0:
         return None
     metric = metric / metric.norm(dim=-1, keepdim=True)
     a, b = metric[..., ::2, :], metric[..., 1::2, :]
     scores = a @ b.transpose(-1, -2)
-    scores[..., 0, :] = -math.inf
+    if class_token:
+        scores[..., 0, :] = -math.inf
     node_max, node_idx = scores.max(dim=-1)
     edge_idx = node_max.argsort(dim=-1, descending=True)[..., None]
     unm_idx = edge_idx[..., r:, :]
     src_idx = edge_idx[..., :r, :]
     dst_idx = node_idx[..., None].gather(dim=-2, index=src_idx)
-    unm_idx = unm_idx.sort(dim=1)[0]  # keeps the class token first
+    if class_token:
+        unm_idx = unm_idx.sort(dim=1)[0]  # keeps the class token first
     return Matching(unm_idx, src_idx, dst_idx, r)
 
 
