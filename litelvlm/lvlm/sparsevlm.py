@@ -28,7 +28,9 @@ A statement-level port of the official code, Gumpest/SparseVLMs at commit
 * L302 / L314 (positions): ``position_ids[:, :L']``, i.e. the pruned sequence is RENUMBERED
   0..L'-1 (RoPE positions are not kept; only SparseVLM+ keeps them), with a plain causal
   mask over it (SDPA ``is_causal``). Text tokens are never dropped (L263-269), so the
-  [SEG]-predicting tokens always survive.
+  [SEG]-predicting tokens always survive. The rule is ``sparsevlm_forward``'s ``renumber`` argument (this one by
+  default, for 1-D RoPE); the Qwen2.5-VL variant (:mod:`litelvlm.lvlm.sparsevlm_qwen`, this project's adaptation)
+  passes its rule for M-RoPE's three axes.
 
 So for K = 192 on LLaVA-1.5 / GLaMM-7B the visual tokens entering the 32 layers are 576 (layers
 0-2), 309 (3-6), 204 (7-15) and 113 (16-31): the counts plus the recycled tokens, the same for

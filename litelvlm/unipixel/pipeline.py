@@ -23,8 +23,8 @@ What is this project's (labelled wherever a user meets it):
   square (LLaVA's "pad", so every merged token lies under CLIP's patches) and each token takes the area-weighted
   mean of the patch scores its box overlaps; CLIP's text is the protocol's question (``clip_text="question"``, as
   the official LiteLVLM embeds GLaMM's question) or the expression. The CLIP baselines that read CLIP's features or
-  attention on its own grid (VisionZip, PruMerge, ToMe, VisPruner, HiPrune) and the LLM-side methods that read
-  CLIP (CDPruner, VScan) are refused with a message. CLIP is loaded on first use: the other methods never load it.
+  attention on its own grid (VisionZip, PruMerge, VisPruner, HiPrune; ToMe runs as its Qwen2.5-VL variant) and the
+  LLM-side methods reading CLIP (CDPruner, VScan) are refused. CLIP is loaded on first use: the others never load it.
 """
 
 from __future__ import annotations
