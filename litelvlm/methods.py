@@ -79,7 +79,7 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                                   "SparseVLM on Qwen2.5-VL, this project's adaptation (no official Qwen code): the "
                                   "official stages and recycling, the pruned sequence renumbered 0..S'-1 on all three "
                                   "M-RoPE axes (recycled tokens too)"),
-    ("tome", "qwen2.5-vl"): (_LLM + "tome_qwen:TOME_QWEN",
+    ("tome", "qwen2.5-vl"): ("litelvlm.qwen.tome:TOME_QWEN",
                              "ToMe on Qwen2.5-VL, this project's adaptation (no official Qwen code): bipartite soft "
                              "matching on the last vision block's keys per merged token, size-weighted merging of the "
                              "N merged tokens at the LLM input, rounds of up to half until K remain"),

@@ -17,9 +17,9 @@ from test_official_tome import official_bipartite_soft_matching, official_merge_
 
 from litelvlm import methods
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import tome_qwen
 from litelvlm.lvlm.llm_attention import LLMContext
 from litelvlm.pruning.methods import tome
+from litelvlm.qwen import tome as tome_qwen
 from litelvlm.unipixel.pipeline import UniPixelPipeline
 
 

@@ -12,7 +12,7 @@ af95e4b1befa172dadccd8c81e223b10090f9579, applied to the blocks of LLaVA's CLIP 
   (L68, which keeps CLS first); ``merge`` (L70-80) returns ``cat[unmerged A, B]`` with the merged A
   tokens ``scatter_reduce``-d into their B token. ``class_token=False`` (the official default: nothing protected,
   r capped at t // 2, unmerged A tokens left in edge order) serves the Qwen2.5-VL variant
-  (:mod:`litelvlm.lvlm.tome_qwen`, this project's adaptation), which has no class token.
+  (:mod:`litelvlm.qwen.tome`, this project's adaptation), which has no class token.
 * ``tome/merge.py`` L210-224 ``merge_wavg``: ``merge(x * size, "sum") / merge(size, "sum")``, the
   size-weighted average (size starts at 1 per token); L227-239 ``merge_source``: the
   token -> initial-token adjacency, merged with ``amax``.

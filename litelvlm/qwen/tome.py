@@ -24,7 +24,8 @@ unmerged A tokens, in ToMe's edge order, before the B tokens), which the LLM rec
 (``original_positions=False``: a merged token has no single original position); ``indices`` (K,) each output
 token's representative (the token every round kept as destination); ``parts``: ``assignment`` (N,) the output row
 of each merged token, ``size`` (K,) tokens per output, ``rounds`` r of each round. K = N merges nothing (the
-tokens as they are; the tower is not re-run).
+tokens as they are; the tower is not re-run). It reads the family's Qwen tower (``pipeline.vision(prepared)``, a
+:class:`~litelvlm.qwen.vision.QwenVision`), so it lives with the Qwen code, not in the families' shared layer.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
+from ..lvlm.llm_attention import LLMContext
 from ..method import Method
 from ..pruning.methods import tome
 from ..pruning.selection import Selection, check_budget
-from .llm_attention import LLMContext
 
 
 @torch.no_grad()
