@@ -91,6 +91,14 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                                  ": IQR outliers (fixed K: top K-1) merged by key similarity + one extra token"),
     ("prumerge+", "qwen2.5-vl"): (_QWEN + "PRUMERGE_PLUS", "PruMerge+ on Qwen2.5-VL's merged tokens, " + _STAND_IN +
                                   ": PruMerge + spatially uniform samples, merged + one extra token"),
+    ("sparsevlm", "qwen2.5-vl"): (_LLM + "sparsevlm_qwen:SPARSEVLM_QWEN",
+                                  "SparseVLM on Qwen2.5-VL, this project's adaptation (no official Qwen code): the "
+                                  "official stages and recycling, the pruned sequence renumbered 0..S'-1 on all three "
+                                  "M-RoPE axes (recycled tokens too)"),
+    ("tome", "qwen2.5-vl"): ("litelvlm.qwen.tome:TOME_QWEN",
+                             "ToMe on Qwen2.5-VL, this project's adaptation (no official Qwen code): bipartite soft "
+                             "matching on the last vision block's keys per merged token, size-weighted merging of the "
+                             "N merged tokens at the LLM input, rounds of up to half until K remain"),
 }
 
 _LOADED: dict[tuple[str, str], Method] = {}

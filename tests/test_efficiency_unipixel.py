@@ -132,6 +132,7 @@ def test_cli_refuses_what_the_family_does_not_offer(tmp_path):
     from litelvlm.families import get_family
 
     cls = get_family("unipixel")
+
     for m in method_names():  # the study asks the family, before any model is built
         spec = cls.spec(cls.__new__(cls), m)
         if spec.backbone and spec.reads_vision_blocks:  # a Qwen2.5-VL variant re-running the tower

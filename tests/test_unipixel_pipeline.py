@@ -148,9 +148,8 @@ def test_kept_tokens_keep_their_3d_positions(pipe, prep):
 
 
 @pytest.mark.parametrize(("method", "options", "reason"), [
-    ("tome", {}, "per-token scores"), ("cdpruner", {}, "per-token scores"),
-    ("sparsevlm", {"layers": (0, 1), "counts": (16, 8)}, "multi-axis positions")])
-def test_methods_not_offered_yet_are_refused_with_a_reason(pipe, prep, method, options, reason):
+    ("clip-grid-only", {}, "per-token scores"), ("one-axis-only", {"layers": (0, 1), "counts": (16, 8)}, "multi-axis positions")])
+def test_methods_not_offered_yet_are_refused_with_a_reason(pipe, prep, method, options, reason, unoffered_methods):
     with pytest.raises(LiteLVLMError, match=reason):
         pipe.ground(prep, method, 8, **options)
 

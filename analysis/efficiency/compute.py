@@ -89,7 +89,8 @@ def _methods(arch, named: list[str]) -> list[str]:
 
 def family_method_error(family: str, method: str) -> str | None:
     """``method_error(method)`` of the family's pipeline, asked before any model is built (it reads only the
-    family's declarations: the class attributes ``offers_clip_side``, ``position_axes``)."""
+    family's declarations: the class attributes ``offers_clip_side``, ``position_axes``); a method that runs as a
+    backbone variant on the family (``litelvlm.methods.VARIANTS``) is not counted yet."""
     from litelvlm.families import get_family
     from litelvlm.methods import get_method
 
