@@ -91,7 +91,7 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                                  ": IQR outliers (fixed K: top K-1) merged by key similarity + one extra token"),
     ("prumerge+", "qwen2.5-vl"): (_QWEN + "PRUMERGE_PLUS", "PruMerge+ on Qwen2.5-VL's merged tokens, " + _STAND_IN +
                                   ": PruMerge + spatially uniform samples, merged + one extra token"),
-    ("vscan", "qwen2.5-vl"): (_LLM + "vscan_qwen:VSCAN_QWEN", "VScan's official Qwen2.5-VL code: local (first "
+    ("vscan", "qwen2.5-vl"): ("litelvlm.qwen.vscan:VSCAN_QWEN", "VScan's official Qwen2.5-VL code: local (first "
                               "full-attention block, <= ceil per 4x4 window) and global (last block) scans of the "
                               "tower's attention with token merging at the LLM input, then the last token's "
                               "attention (no RoPE) keeps int(0.67 V) after LLM layer 14 of 28; kept tokens keep "

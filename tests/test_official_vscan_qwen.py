@@ -1,4 +1,4 @@
-"""VScan's Qwen2.5-VL variant (``litelvlm.lvlm.vscan_qwen``) against its official code, transcribed in
+"""VScan's Qwen2.5-VL variant (``litelvlm.qwen.vscan``) against its official code, transcribed in
 ``tests/official_vscan_qwen.py`` (Tencent/SelfEvolvingAgent @a82450e, ``VScan/qwen/model/qwen2_5_vl_custom.py``
 L143-188, L338-392, L474-509, L575-670, L691-785 and ``VScan/qwen/model/qwen2_5_vl_utils.py`` L97-193, with the
 settings of ``VScan/qwen/eval/test_refcoco.py`` L147-153), on UniPixel's tiny random Qwen2.5-VL
@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import vscan_qwen as vq
+from litelvlm.qwen import vscan as vq
 
 sys.path.insert(0, str(Path(__file__).parent))
 import official_vscan_qwen as off  # noqa: E402

@@ -27,7 +27,7 @@ A statement-level port of Tencent/SelfEvolvingAgent at commit a82450e1b5e15070be
   ``int(image_token_ratio_list[0] * V)`` tokens (0.67 of V) stay, sorted, with their position ids (L775); the
   following layers run causally on the shorter sequence (the official mask is sdpa's ``is_causal``: no padding).
 
-The budget K is the average visual tokens over the LLM's L layers (as the LLaVA-1.5 port, :mod:`.vscan`; the
+The budget K is the average visual tokens over the LLM's L layers (as the LLaVA-1.5 port, :mod:`litelvlm.lvlm.vscan`; the
 RefCOCO settings, ratios 0.6 and 0.67 at layer 14 of 28, average 50% of N): V is the largest in 1..N with
 ``l * V + (L - l) * int(0.67 * V) <= L * K`` (this project's mapping of a token budget onto the official ratios;
 ``ratios=(image_token_ratio, image_token_ratio_list[0])`` gives the official ratios themselves), and the middle
@@ -58,9 +58,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LiteLVLMError
+from ..lvlm.llm_attention import LLMContext, run_layers
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
-from .llm_attention import LLMContext, run_layers
 
 #: ``test_refcoco.py`` L147-149: ``layer_list = '[14]'``, ``image_token_ratio_list = '[0.67]'``,
 #: ``image_token_ratio = 0.6``; Qwen2.5-VL-7B's 28 decoder layers; ``window_selection(..., window_size=4)`` (L150)
@@ -142,7 +142,7 @@ def token_merging(image_embeds: torch.Tensor, keep_indices: torch.Tensor) -> tor
 def vision_scores(ctx: LLMContext, local_block: int | None = None,
                   global_block: int | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
     """(local, global) scores of the merged tokens (LLM order) and the merged grid (rows, cols) (L338-392)."""
-    from ..qwen.vit_attention import received_attentions
+    from .vit_attention import received_attentions
 
     vision = ctx.pipeline.vision(ctx.prepared)
     tower = vision.visual
