@@ -297,4 +297,4 @@ def vscan_qwen_schedule(budget: int, num_visual: int, num_layers: int, *, ratios
 
 
 VSCAN_QWEN = Method("llm-stages", vscan_qwen_select, forward=vscan_qwen_output, schedule=vscan_qwen_schedule,
-                    positions="keep", host_sync=True)
+                    positions="keep", host_sync=True, reads_vision_blocks=True)
