@@ -99,6 +99,11 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                              "ToMe on Qwen2.5-VL, this project's adaptation (no official Qwen code): bipartite soft "
                              "matching on the last vision block's keys per merged token, size-weighted merging of the "
                              "N merged tokens at the LLM input, rounds of up to half until K remain"),
+    ("vscan", "qwen2.5-vl"): ("litelvlm.qwen.vscan:VSCAN_QWEN", "VScan's official Qwen2.5-VL code: local (first "
+                              "full-attention block, <= ceil per 4x4 window) and global (last block) scans of the "
+                              "tower's attention with token merging at the LLM input, then the last token's "
+                              "attention (no RoPE) keeps int(0.67 V) after LLM layer 14 of 28; kept tokens keep "
+                              "their M-RoPE ids (K = the average over layers)"),
 }
 
 _LOADED: dict[tuple[str, str], Method] = {}

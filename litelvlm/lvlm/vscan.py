@@ -61,7 +61,8 @@ Deviations and adaptations (options; the official behaviour is the default where
 
 Options: ``counts=(V, kept)`` (the official ``visual_token_num`` and ``image_token_list``), ``layer``,
 ``local_block``, ``global_block`` (0-based blocks), ``window``, ``exact``, ``deterministic``. Not ported:
-several pruning layers (``--layer_list '[8, 16]'``), LLaVA-NeXT's tiles, the Qwen2.5-VL code. Batch size 1.
+several pruning layers (``--layer_list '[8, 16]'``), LLaVA-NeXT's tiles. The Qwen2.5-VL code is ported on its own
+(:mod:`litelvlm.qwen.vscan`, the variant the UniPixel family runs). Batch size 1.
 """
 
 from __future__ import annotations

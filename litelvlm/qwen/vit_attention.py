@@ -37,4 +37,12 @@ def received_from(vision: QwenVision, block: int, seen: dict) -> torch.Tensor:
     return vision.to_llm_order(weights.sum(0).mean(0))
 
 
-__all__ = ["received_attention", "received_from"]
+@torch.no_grad()
+def received_attentions(vision: QwenVision, blocks: list[int]) -> dict[int, torch.Tensor]:
+    """{block: (M,) VScan's score of each merged token (LLM order) in that block} for several blocks of ``vision``'s
+    tower, from one forward (``blocks`` may be negative; the keys are 0-based)."""
+    seen = vision.block_inputs(blocks)
+    return {block: received_from(vision, block, seen[block]) for block in sorted(seen)}
+
+
+__all__ = ["received_attention", "received_attentions", "received_from"]
