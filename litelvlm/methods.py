@@ -91,6 +91,10 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                                  ": IQR outliers (fixed K: top K-1) merged by key similarity + one extra token"),
     ("prumerge+", "qwen2.5-vl"): (_QWEN + "PRUMERGE_PLUS", "PruMerge+ on Qwen2.5-VL's merged tokens, " + _STAND_IN +
                                   ": PruMerge + spatially uniform samples, merged + one extra token"),
+    ("hiprune", "qwen2.5-vl"): (_LLM + "hiprune_qwen:HIPRUNE_QWEN",
+                                "HiPrune, its official Qwen2.5-VL code: anchors (object-layer 16 of 32 attention of the "
+                                "vision tower) with their 4 neighbours, then registers (last block) among the merged "
+                                "tokens; LLM order, original M-RoPE positions"),
 }
 
 _LOADED: dict[tuple[str, str], Method] = {}
