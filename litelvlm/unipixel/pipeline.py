@@ -23,8 +23,9 @@ What is this project's (labelled wherever a user meets it):
   square (LLaVA's "pad", so every merged token lies under CLIP's patches) and each token takes the area-weighted
   mean of the patch scores its box overlaps; CLIP's text is the protocol's question (``clip_text="question"``, as
   the official LiteLVLM embeds GLaMM's question) or the expression. VisionZip, VisPruner and PruMerge(+) run as their
-  Qwen2.5-VL variants (:mod:`litelvlm.qwen.clip_baselines`); ToMe, HiPrune and the LLM-side methods that read CLIP
-  (CDPruner, VScan) are refused with a message. CLIP is loaded on first use: the other methods never load it.
+  Qwen2.5-VL variants (:mod:`litelvlm.qwen.clip_baselines`), HiPrune as its official one
+  (:mod:`litelvlm.lvlm.hiprune_qwen`); ToMe and the LLM-side methods that read CLIP (CDPruner, VScan) are refused.
+  CLIP is loaded on first use: the other methods never load it.
 """
 
 from __future__ import annotations
