@@ -358,8 +358,15 @@ def test_the_variant_runs_through_ground_with_the_kept_tokens_at_their_positions
     p, prep, attn = _case(torch.float32, (97, 131))
     spec = p.spec("hiprune")
     assert spec.backbone == "qwen2.5-vl" and spec.stage == "llm-input" and spec.ranks and spec.positions == "keep"
-    out = p.ground(prep, "hiprune", 40)
+    seen = []
+    original = p.sequence_embeds
+    p.sequence_embeds = lambda prepared, visual: seen.append(visual) or original(prepared, visual)
+    try:
+        out = p.ground(prep, "hiprune", 40)
+    finally:
+        del p.sequence_embeds
     expected = _official(attn, prep, 40, p.num_visual(prep))
+    assert torch.equal(seen[0], prep.visual[expected])  # the official image_embeds[select_mask]: unmodified tokens
     assert out.kept_indices.tolist() == expected.tolist() and out.position_rule == "keep"
     assert out.masks.shape[0] == 1 and out.seq_len == p.layout(prep, p.num_visual(prep)).seq_len - (p.num_visual(prep) - 40)
     sel = spec.select(p.context(prep), p.num_visual(prep))

@@ -151,4 +151,4 @@ def select_tokens(shallow: torch.Tensor, deep: torch.Tensor, budget: int, width:
                      parts={"anchors_and_buffers": anchored, "registers": picked, "object_scores": shallow})
 
 
-HIPRUNE_QWEN = Method("llm-input", hiprune_qwen, host_sync=True, ranks=True, positions="keep")
+HIPRUNE_QWEN = Method("llm-input", hiprune_qwen, host_sync=True, ranks=True, positions="keep", reads_vision_blocks=True)
