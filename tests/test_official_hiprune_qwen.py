@@ -221,10 +221,14 @@ def _pipe(dtype: torch.dtype):
 
 
 @functools.cache
+def _prep(dtype: torch.dtype, size: tuple[int, int]):
+    return _pipe(dtype).prepare(_noise(*size, seed=sum(size)), ["the cup"])
+
+
+@functools.cache
 def _case(dtype: torch.dtype, size: tuple[int, int], impl: str = "flash"):
     """(pipeline, prepared input, the official attn_list) of a noise image of ``size``."""
-    p = _pipe(dtype)
-    prep = p.prepare(_noise(*size, seed=sum(size)), ["the cup"])
+    p, prep = _pipe(dtype), _prep(dtype, size)
     v = p.vision(prep)
     with torch.no_grad():
         attn = official_attn_list(v.visual, v.pixel_values, v.grid_thw, impl)
@@ -284,10 +288,10 @@ def test_every_budget_matches_the_official_code(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_eager_attention_and_a_window_block_match_the_official_code(dtype):
     """``attention="eager"``: the eager class's weights, a window block's masked to its windows (object layer 1: block 0
-    of the tiny tower attends per 112-px window; an image wider than one window)."""
+    of the tiny tower attends per 112-px window; the 10 x 14 merged tokens span 3 x 4 windows)."""
     from litelvlm.lvlm.hiprune_qwen import block_scores, select_tokens
 
-    p, prep, attn = _case(dtype, (301, 45), "eager")
+    p, prep, attn = _case(dtype, (97, 131), "eager")
     n = p.num_visual(prep)
     v = p.vision(prep)
     ours = block_scores(v, [0, 3], "eager")
