@@ -22,11 +22,9 @@ The parts run the statements the pipeline runs (:mod:`analysis.efficiency.parts`
 The FLOPs columns (:func:`flops_rows`): ``vision_tflops`` (patch embedding and blocks), of which
 ``vision_window_tflops`` (the window-attention blocks) and ``vision_full_tflops`` (the full-attention blocks),
 ``projector_tflops`` (the merger), ``selector_tflops`` (a selection on the N x d LLM inputs: DivPrune's, on real
-tensors of the true shapes; HiPrune's Qwen2.5-VL variant: the attention weights its official flash-attention
-code recomputes in every block, :meth:`UniPixelParts.block_weight_flops`), ``sam_tflops``, ``clip_tflops`` and
-``text_tflops`` (the paired CLIP's forwards, for the methods that read it; 0 for the others); ``e2e_tflops`` is
-their sum with the LLM's. A CLIP-side selection on the mapped scores (a sort of N scores) is not counted
-(``selector_tflops`` 0).
+tensors of the true shapes), ``sam_tflops``, ``clip_tflops`` and ``text_tflops`` (the paired CLIP's forwards, for
+the methods that read it; 0 for the others); ``e2e_tflops`` is their sum with the LLM's. A CLIP-side selection on
+the mapped scores (a sort of N scores) is not counted (``selector_tflops`` 0).
 """
 
 from __future__ import annotations
@@ -122,14 +120,6 @@ class UniPixelParts(PrefillParts):
         prepared = prepare(self.pipe, self.arch, self.image)
         return self.pipe.ground(prepared, method, budget, **self.options(method)).mask_logits
 
-    def block_weight_flops(self) -> int:
-        """FLOPs of the attention weights every block of the tower returns to a selection that reads them (HiPrune's
-        official Qwen2.5-VL code, flash attention: ``q k^T`` recomputed over all P patches in each block, 2 P^2 w;
-        the softmax and reductions are no matmuls, which FlopCounterMode does not count either)."""
-        visual = self.pipe.qwen.model.visual
-        patches = int(self.grid.prod())
-        return len(visual.blocks) * 2 * patches * patches * int(self.pipe.qwen.config.vision_config.hidden_size)
-
     def vision_flops(self) -> dict[str, int]:
         """FLOPs of the vision tower by part (FlopCounterMode per module): ``vision`` (patch embedding and blocks),
         ``window`` and ``full`` (the blocks of each attention kind), ``projector`` (the merger)."""
@@ -154,7 +144,7 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
     module docstring, the end-to-end sum and the meta-device activation memory), counted on ``meta``."""
     from analysis.efficiency.count import llm_columns, llm_prefills, memory_columns
     from analysis.efficiency.flops import count_flops, token_plan
-    from analysis.efficiency.meta import MetaScalars
+    from analysis.efficiency.meta import MetaScalars, llm_input_selection_flops
     from analysis.efficiency.unipixel import build_pipeline, set_attention
 
     with MetaScalars():
@@ -169,7 +159,8 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
         for (method, budget), plan in plans.items():
             flops, peak, kept = llm[attn, plan]
             spec = arch.spec(method)
-            sel = _selector_flops(parts, arch, spec, method, budget)
+            sel = (llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden)
+                   if spec.stage == "llm-input" and not spec.baseline else 0)
             own_clip = clip if spec.uses_clip else 0
             own_text = text if spec.uses_clip and spec.needs_text else 0
             own = {"vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,
@@ -180,15 +171,3 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
             rows.append({**llm_columns(arch, attn, method, budget, plan, flops, dtype), "num_visual": arch.num_patches,
                          **own, "e2e_tflops": e2e / 1e12, **memory_columns(peak, kept, dtype)})
     return pd.DataFrame(rows)
-
-
-def _selector_flops(parts: UniPixelParts, arch: EffArch, spec, method: str, budget: int) -> int:
-    """FLOPs of ``method``'s selection: the vision tower's attention weights for a variant that reads them
-    (``reads_vision_blocks``: HiPrune's), an LLM-input selection on real N x d tensors (DivPrune), else 0."""
-    from analysis.efficiency.meta import llm_input_selection_flops
-
-    if spec.reads_vision_blocks:
-        return parts.block_weight_flops()
-    if spec.stage == "llm-input" and not spec.baseline:
-        return llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden)
-    return 0

@@ -35,6 +35,8 @@ same rotation computed by transformers' eager ``apply_rotary_pos_emb_vision`` (f
 kernel's rounding; the tower's inputs are captured in one ordinary forward of transformers 5's tower
 (:class:`litelvlm.qwen.vision.QwenVision`). On a tower of another depth than the released 32 blocks the default
 object layer keeps its relative depth, ``round(16 L / 32)`` (this project's adaptation, as the LLaVA port's).
+The variant declares ``reads_vision_blocks``: its selection re-runs the tower, which the efficiency study does not count
+yet (it refuses the method on UniPixel).
 """
 
 from __future__ import annotations
