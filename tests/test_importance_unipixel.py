@@ -76,7 +76,8 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    (("--signals", "attention", "--method-signals", "hiprune"), "per-token scores"),
+    # every ranking method runs on UniPixel now (HiPrune through its Qwen2.5-VL variant): one that ranks by none
+    (("--signals", "attention", "--method-signals", "tome"), "rank by no per-token score"),
     (("--signals", "layer_integrated_gradients", "--method-signals", "fastv"), "no such projector"),
 ])
 def test_what_the_family_cannot_give_is_refused_and_nothing_written(coco128, tmp_path, extra, why, capsys):
