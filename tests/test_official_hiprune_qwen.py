@@ -281,11 +281,12 @@ def test_every_budget_matches_the_official_code(dtype):
         expected = _official(attn, prep, budget, n)
         assert len(expected) == budget
         assert select_tokens(ours[1], ours[3], budget, width).indices.tolist() == expected.tolist(), budget
-    for budget in (1, 26, 31, n // 2, n):
+    for budget in (1, 31, n):
         _check_budget(p, prep, attn, budget)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=pytest.mark.slow)],
+                         ids=["fp32", "bf16"])
 def test_eager_attention_and_a_window_block_match_the_official_code(dtype):
     """``attention="eager"``: the eager class's weights, a window block's masked to its windows (object layer 1: block 0
     of the tiny tower attends per 112-px window; the 10 x 14 merged tokens span 3 x 4 windows)."""
@@ -307,11 +308,11 @@ def test_eager_attention_and_a_window_block_match_the_official_code(dtype):
 
 @pytest.mark.parametrize("alpha", [0.3, 1.0])
 def test_other_alphas_short_budgets_and_crashes_follow_the_official_code(alpha):
-    """Large alphas at every budget on an odd size: where the anchors and buffers outnumber K the official top-k crashes
+    """Large alphas at every budget: where the anchors and buffers outnumber K the official top-k crashes
     (refused here); elsewhere the same tokens in the same order."""
     from litelvlm.lvlm.hiprune_qwen import select_tokens
 
-    p, prep, attn = _case(torch.float32, (45, 301))
+    p, prep, attn = _case(torch.float32, (97, 131))
     n = p.num_visual(prep)
     width = int(prep.grid_thw[0][2] / 2)
     crashed = 0
@@ -371,6 +372,9 @@ def test_the_variant_runs_through_ground_with_the_kept_tokens_at_their_positions
         del p.sequence_embeds
     expected = _official(attn, prep, 40, p.num_visual(prep))
     assert torch.equal(seen[0], prep.visual[expected])  # the official image_embeds[select_mask]: unmodified tokens
+    parts = out.selection.parts  # index sets (what retention labels the kept tokens by)
+    assert set(parts) == {"anchors_and_buffers", "registers"}
+    assert sorted(set(torch.cat(list(parts.values())).tolist())) == out.kept_indices.tolist()
     assert out.kept_indices.tolist() == expected.tolist() and out.position_rule == "keep"
     assert out.masks.shape[0] == 1 and out.seq_len == p.layout(prep, p.num_visual(prep)).seq_len - (p.num_visual(prep) - 40)
     sel = spec.select(p.context(prep), p.num_visual(prep))

@@ -149,8 +149,7 @@ def select_tokens(shallow: torch.Tensor, deep: torch.Tensor, budget: int, width:
         raise LiteLVLMError(f"HiPrune's official Qwen2.5-VL code keeps {indices.shape[0]} tokens, not K = {budget}, "
                             "on this image (its registers pick an anchor or buffer token again: the last block's "
                             "score minus 1 still ranks it); registers='fill' (this project's extension) keeps K")
-    return Selection(indices=indices, scores=deep,
-                     parts={"anchors_and_buffers": anchored, "registers": picked, "object_scores": shallow})
+    return Selection(indices=indices, scores=deep, parts={"anchors_and_buffers": anchored, "registers": picked})
 
 
 HIPRUNE_QWEN = Method("llm-input", hiprune_qwen, host_sync=True, ranks=True, positions="keep", reads_vision_blocks=True)
