@@ -24,9 +24,9 @@ What is this project's (labelled wherever a user meets it):
   mean of the patch scores its box overlaps; CLIP's text is the protocol's question (``clip_text="question"``, as
   the official LiteLVLM embeds GLaMM's question) or the expression. VisionZip, VisPruner, PruMerge(+), ToMe and SparseVLM run as
   their Qwen2.5-VL variants (:mod:`litelvlm.qwen.clip_baselines`, :mod:`litelvlm.qwen.tome`,
-  :mod:`litelvlm.lvlm.sparsevlm_qwen`), VScan as its official Qwen2.5-VL code (:mod:`litelvlm.qwen.vscan`); HiPrune
-  and CDPruner (it reads CLIP's relevance) are refused with a message. CLIP is loaded on first use: the other
-  methods never load it.
+  :mod:`litelvlm.lvlm.sparsevlm_qwen`), VScan and HiPrune as their official Qwen2.5-VL code (:mod:`litelvlm.qwen.vscan`,
+  :mod:`litelvlm.lvlm.hiprune_qwen`); CDPruner (it reads CLIP's relevance) is refused with a message. CLIP is loaded
+  on first use: the other methods never load it.
 """
 
 from __future__ import annotations
