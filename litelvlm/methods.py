@@ -104,7 +104,7 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                               "tower's attention with token merging at the LLM input, then the last token's "
                               "attention (no RoPE) keeps int(0.67 V) after LLM layer 14 of 28; kept tokens keep "
                               "their M-RoPE ids (K = the average over layers)"),
-    ("hiprune", "qwen2.5-vl"): (_LLM + "hiprune_qwen:HIPRUNE_QWEN",
+    ("hiprune", "qwen2.5-vl"): ("litelvlm.qwen.hiprune:HIPRUNE_QWEN",
                                 "HiPrune, its official Qwen2.5-VL code: anchors (object-layer 16 of 32 attention of the "
                                 "vision tower) with their 4 neighbours, then registers (last block) among the merged "
                                 "tokens; LLM order, original M-RoPE positions"),

@@ -268,7 +268,7 @@ def test_every_budget_matches_the_official_code(dtype):
     """K = 1..N at the official alpha 0.1 (object layer 2 of the tiny 4-block tower: 16 of 32, a full-attention
     block; registers from the last block), flash attention: the block scores are the official ones bit for bit, and
     the kept tokens are the same, in the same (LLM) order, at every budget; a few budgets through the pipeline."""
-    from litelvlm.lvlm.hiprune_qwen import block_scores, select_tokens
+    from litelvlm.qwen.hiprune import block_scores, select_tokens
 
     p, prep, attn = _case(dtype, (97, 131))
     n = p.num_visual(prep)
@@ -290,7 +290,7 @@ def test_every_budget_matches_the_official_code(dtype):
 def test_eager_attention_and_a_window_block_match_the_official_code(dtype):
     """``attention="eager"``: the eager class's weights, a window block's masked to its windows (object layer 1: block 0
     of the tiny tower attends per 112-px window; the 10 x 14 merged tokens span 3 x 4 windows)."""
-    from litelvlm.lvlm.hiprune_qwen import block_scores, select_tokens
+    from litelvlm.qwen.hiprune import block_scores, select_tokens
 
     p, prep, attn = _case(dtype, (97, 131), "eager")
     n = p.num_visual(prep)
@@ -310,7 +310,7 @@ def test_eager_attention_and_a_window_block_match_the_official_code(dtype):
 def test_other_alphas_short_budgets_and_crashes_follow_the_official_code(alpha):
     """Large alphas at every budget: where the anchors and buffers outnumber K the official top-k crashes
     (refused here); elsewhere the same tokens in the same order."""
-    from litelvlm.lvlm.hiprune_qwen import select_tokens
+    from litelvlm.qwen.hiprune import select_tokens
 
     p, prep, attn = _case(torch.float32, (97, 131))
     n = p.num_visual(prep)
@@ -332,7 +332,7 @@ def test_where_the_official_registers_repeat_an_anchor():
     """The last block's score is a sum over query patches, so minus 1 need not exclude an anchor: on scores where an
     anchor is also the strongest register the official code keeps K - 1 tokens; the default refuses the call,
     ``registers="fill"`` keeps K: the official tokens and the next register."""
-    from litelvlm.lvlm.hiprune_qwen import select_tokens
+    from litelvlm.qwen.hiprune import select_tokens
 
     n, width, budget = 30, 6, 26  # round(26 * 0.1 / 5) = 1 anchor
     grid = torch.Generator().manual_seed(0)
@@ -355,7 +355,7 @@ def test_the_variant_runs_through_ground_with_the_kept_tokens_at_their_positions
     """``hiprune`` is no longer refused on UniPixel; ``ground`` feeds the kept merged tokens as they are, with their
     original 3-D M-RoPE positions (the official ``position_ids[:, :, img_mask]``); the default object layer keeps its
     relative depth; the ranking score is the last block's."""
-    from litelvlm.lvlm.hiprune_qwen import default_object_layer
+    from litelvlm.qwen.hiprune import default_object_layer
     from litelvlm.unipixel.pipeline import UniPixelPipeline
 
     assert UniPixelPipeline.method_error(UniPixelPipeline, "hiprune") is None

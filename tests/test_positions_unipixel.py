@@ -26,9 +26,9 @@ def test_positions_on_unipixel(coco128, tmp_path):
     assert cfg["clip_weights"] is None and cfg["paired_clip"]["model"] == "tiny336-random:0"
 
 
-def test_a_method_unipixel_cannot_run_is_refused_before_writing(coco128, tmp_path, capsys):
+def test_a_method_unipixel_cannot_run_is_refused_before_writing(coco128, tmp_path, capsys, unoffered_methods):
     out = tmp_path / "pos"
-    assert main(["positions", "--model", MODEL, "--refer-dir", str(coco128), "--methods", "fastv,ivc-prune",
+    assert main(["positions", "--model", MODEL, "--refer-dir", str(coco128), "--methods", "fastv,one-axis-only",
                  "--budgets", "16", "--out", str(out)]) == 2
     assert "1-D RoPE" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())

@@ -22,11 +22,8 @@ What is this project's (labelled wherever a user meets it):
   its scores mapped onto the merged grid (:class:`litelvlm.pruning.MappedInputs`): CLIP sees the image padded to a
   square (LLaVA's "pad", so every merged token lies under CLIP's patches) and each token takes the area-weighted
   mean of the patch scores its box overlaps; CLIP's text is the protocol's question (``clip_text="question"``, as
-  the official LiteLVLM embeds GLaMM's question) or the expression. VisionZip, VisPruner, PruMerge(+), ToMe and SparseVLM run as
-  their Qwen2.5-VL variants (:mod:`litelvlm.qwen.clip_baselines`, :mod:`litelvlm.qwen.tome`,
-  :mod:`litelvlm.lvlm.sparsevlm_qwen`), VScan and HiPrune as their official Qwen2.5-VL code (:mod:`litelvlm.qwen.vscan`,
-  :mod:`litelvlm.lvlm.hiprune_qwen`); CDPruner (it reads CLIP's relevance) is refused with a message. CLIP is loaded
-  on first use: the other methods never load it.
+  the official LiteLVLM embeds GLaMM's question) or the expression. CLIP is loaded on first use. The other
+  methods run as their Qwen2.5-VL variants where :data:`litelvlm.methods.VARIANTS` has one (docs/unipixel.md).
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ from ..pruning.methods.hiprune import anchors_and_buffers
 from ..pruning.selection import Selection, check_budget
 
 if TYPE_CHECKING:
-    from ..qwen.vision import QwenVision
-    from .llm_attention import LLMContext
+    from ..lvlm.llm_attention import LLMContext
+    from .vision import QwenVision
 
 #: The official defaults (``bench_qwen.sh``: ``HIPRUNE_ALPHA``, ``HIPRUNE_OBJECT_LAYER``) for Qwen2.5-VL's
 #: 32-block vision tower (3B and 7B alike).
