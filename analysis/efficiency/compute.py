@@ -92,16 +92,9 @@ def family_method_error(family: str, method: str) -> str | None:
     family's declarations: the class attributes ``offers_clip_side``, ``position_axes``); a method that runs as a
     backbone variant on the family (``litelvlm.methods.VARIANTS``) is not counted yet."""
     from litelvlm.families import get_family
-    from litelvlm.methods import get_method
 
     cls = get_family(family)
-    if why := cls.method_error(cls.__new__(cls), method):
-        return why
-    spec = get_method(method, cls.backbone)
-    if spec.backbone and spec.reads_vision_blocks:
-        return (f"{method}'s {spec.backbone} variant re-runs the vision tower to select; the efficiency study does not "
-                "count that selection yet: use another method")
-    return None
+    return cls.method_error(cls.__new__(cls), method)
 
 
 def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]]:

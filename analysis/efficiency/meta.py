@@ -103,11 +103,14 @@ class SelectorBench:
         return flops, out["selection"]
 
 
-def llm_input_selection_flops(method: str, budget: int, num_visual: int, hidden: int, prepared=None) -> int:
+def llm_input_selection_flops(method: str, budget: int, num_visual: int, hidden: int, prepared=None,
+                              spec=None) -> int:
     """FLOPs of an ``llm-input`` method's selection (DivPrune, CDPruner) on real random (``num_visual``, ``hidden``)
     LLM input embeddings, the true shapes (its selection reads tensor values, which ``meta`` has not);
-    ``prepared``: what the selection may read beside them (the CLIP traces, for CDPruner)."""
+    ``prepared``: what the selection may read beside them (the CLIP traces, for CDPruner); ``spec``: the method as
+    the family runs it (None: as registered)."""
     g = torch.Generator().manual_seed(0)
     embeds = torch.randn(num_visual, hidden, generator=g)
     inputs = SimpleNamespace(visual_embeds=embeds, num_visual=num_visual, prepared=prepared)
-    return count_flops(lambda: get_method(method).select(inputs, budget))[0]
+    spec = get_method(method) if spec is None else spec
+    return count_flops(lambda: spec.select(inputs, budget))[0]

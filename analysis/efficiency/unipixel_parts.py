@@ -24,7 +24,10 @@ The FLOPs columns (:func:`flops_rows`): ``vision_tflops`` (patch embedding and b
 ``projector_tflops`` (the merger), ``selector_tflops`` (a selection on the N x d LLM inputs: DivPrune's, on real
 tensors of the true shapes), ``sam_tflops``, ``clip_tflops`` and ``text_tflops`` (the paired CLIP's forwards, for
 the methods that read it; 0 for the others); ``e2e_tflops`` is their sum with the LLM's. A CLIP-side selection on
-the mapped scores (a sort of N scores) is not counted (``selector_tflops`` 0).
+the mapped scores (a sort of N scores) is not counted (``selector_tflops`` 0). A Qwen2.5-VL variant that re-runs the
+vision tower to select (``Method.reads_vision_blocks``: HiPrune, VScan, VisionZip, VisPruner, PruMerge(+), ToMe) is
+charged that forward, tower and merger, as ``selector_tflops``; the attention it then recomputes from one or two
+blocks' inputs (2 P^2 w per block read, well under 1% of the tower) and its own arithmetic are not counted.
 """
 
 from __future__ import annotations
@@ -159,8 +162,12 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
         for (method, budget), plan in plans.items():
             flops, peak, kept = llm[attn, plan]
             spec = arch.spec(method)
-            sel = (llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden)
-                   if spec.stage == "llm-input" and not spec.baseline else 0)
+            if spec.reads_vision_blocks:  # a Qwen2.5-VL variant re-running the tower: its forward (and merger) again
+                sel = vision["vision"] + vision["projector"]
+            elif spec.stage == "llm-input" and not spec.baseline:
+                sel = llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden, spec=spec)
+            else:
+                sel = 0
             own_clip = clip if spec.uses_clip else 0
             own_text = text if spec.uses_clip and spec.needs_text else 0
             own = {"vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,
