@@ -74,7 +74,12 @@ TABLE: dict[str, tuple[str, str]] = {
 #: (name, backbone) -> (where the variant's Method is declared, what it does on that backbone): the method on a
 #: family whose backbone is not the one its table row describes (LLaVA-1.5's CLIP and Llama); each description says
 #: whether it follows the method's official code for that backbone or is this project's adaptation
-VARIANTS: dict[tuple[str, str], tuple[str, str]] = {}
+VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("cdpruner", "qwen2.5-vl"): (_LLM + "cdpruner_qwen:CDPRUNER_QWEN",
+                                 "CDPruner on Qwen2.5-VL (this project's adaptation): CDPruner's conditional DPP over "
+                                 "the merged tokens, relevance in the LLM's input space (cosine with the mean "
+                                 "instruction-token embedding, as OpenVINO's Qwen port scores it), raster order"),
+}
 
 _LOADED: dict[tuple[str, str], Method] = {}
 
