@@ -10,6 +10,9 @@ answer) and is no longer refused on the family.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -18,6 +21,9 @@ from litelvlm.lvlm import cdpruner as cd
 from litelvlm.lvlm.llm_attention import LLMContext
 from litelvlm.lvlm.relevance import prompt_relevance
 from litelvlm.methods import get_method
+
+sys.path.insert(0, str(Path(__file__).parent))
+from unipixel_tiny import tiny_unipixel  # noqa: E402
 
 MODEL = "unipixel-tiny-random:0"
 SIZE = (67, 45)  # an odd image: the processor's minimum pixels give a small merged grid
@@ -59,9 +65,7 @@ def _image(coco128) -> Image.Image:
 
 @pytest.fixture(scope="module", params=["float32", "bfloat16"])
 def setup(request, coco128):
-    from litelvlm.families import load_pipeline
-
-    pipe = load_pipeline(MODEL, dtype=getattr(torch, request.param))
+    pipe = tiny_unipixel(request.param)
     return pipe, pipe.prepare(_image(coco128), ["the person on the left"])
 
 
