@@ -101,7 +101,7 @@ def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
     df = pd.read_csv(tmp_path / "efficiency.csv")
     config = json.loads((tmp_path / "config.json").read_text())
     offered = set(config["methods"])
-    assert offered == {"none", "fastv", "dart", "divprune"}  # what the family's method_error lets through
+    assert offered == {"none", "fastv", "dart", "divprune", "cdpruner"}  # what the family's method_error lets through
     assert config["num_visual"] == 391 and config["arch"]["num_visual"] == 391
     assert set(df["num_visual"]) == {391} and set(df["budget"]) == {391, 192, 64}
     assert (df["prefill_ms"] > 0).all() and (df["vision_ms"] > 0).all() and (df["sam_ms"] > 0).all()
@@ -131,7 +131,7 @@ def test_cli_flops_only_unipixel_3b(tmp_path):
     rc = _run(tmp_path, "--arch", "unipixel-3b", "--flops-only", "--attn", "sdpa", "--budgets", "256", "128", "64")
     assert rc == 0
     df = pd.read_csv(tmp_path / "efficiency.csv")
-    assert set(df["method"]) == {"none", "fastv", "dart", "divprune"}
+    assert set(df["method"]) == {"none", "fastv", "dart", "divprune", "cdpruner"}
     for col in ("paper_tflops", "llm_tflops_analytic", "llm_tflops_measured", "e2e_tflops", "vision_tflops",
                 "sam_tflops"):
         assert df[col].map(math.isfinite).all() and (df[col] > 0).all(), col

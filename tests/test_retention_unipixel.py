@@ -82,7 +82,7 @@ def test_figures_draw_from_the_family_tables(results):
     assert list(figs) == ["grid_0"]  # LiteLVLM's stage figures need LiteLVLM, which UniPixel does not run yet
 
 
-@pytest.mark.parametrize(("methods", "why"), [("fastv,visionzip", "per-token scores"), ("cdpruner", "per-token scores"),
+@pytest.mark.parametrize(("methods", "why"), [("fastv,visionzip", "per-token scores"), ("vscan", "per-token scores"),
                                               ("sparsevlm", "1-D RoPE")])
 def test_a_method_the_family_does_not_run_is_refused_before_writing(coco128, tmp_path, methods, why, capsys):
     out = tmp_path / "run"

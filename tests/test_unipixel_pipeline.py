@@ -148,7 +148,7 @@ def test_kept_tokens_keep_their_3d_positions(pipe, prep):
 
 
 @pytest.mark.parametrize(("method", "options", "reason"), [
-    ("visionzip", {}, "per-token scores"), ("cdpruner", {}, "per-token scores"),
+    ("visionzip", {}, "per-token scores"), ("vscan", {}, "per-token scores"),
     ("sparsevlm", {"layers": (0, 1), "counts": (16, 8)}, "multi-axis positions"), ("ivc-prune", {}, "multi-axis")])
 def test_methods_not_offered_yet_are_refused_with_a_reason(pipe, prep, method, options, reason):
     with pytest.raises(LiteLVLMError, match=reason):

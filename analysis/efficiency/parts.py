@@ -90,7 +90,7 @@ class PrefillParts:
         pipe, prepared = self.pipe, self.prepared
         if plan.text_tokens != self.arch.text_tokens:
             raise LiteLVLMError(f"the plan has {plan.text_tokens} text tokens, the prompt {self.arch.text_tokens}")
-        spec = get_method(plan.method) if plan.method else None  # None: the plan needs no LLM-side method
+        spec = self.arch.spec(plan.method) if plan.method else None  # None: the plan needs no LLM-side method
         if pipe.device.type == "meta" and spec is not None and spec.host_sync:  # its selection cannot run on meta
             return self.lm_head(self._staged_stand_in(plan))
         if spec is not None and spec.stage == "llm-input" and not spec.baseline:  # its selection on the projector outputs, then K tokens

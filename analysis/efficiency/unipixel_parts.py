@@ -132,7 +132,7 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
         for (method, budget), plan in plans.items():
             flops, peak, kept = llm[attn, plan]
             spec = arch.spec(method)
-            sel = (llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden)
+            sel = (llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden, arch=arch)
                    if spec.stage == "llm-input" and not spec.baseline else 0)
             own = {"vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,
                    "vision_full_tflops": vision["full"] / 1e12, "selector_tflops": sel / 1e12,

@@ -12,6 +12,9 @@ deviation 1, K distinct tokens once the kernel's rank is exhausted, included); t
 order. OpenVINO's own kernel and selection are NOT reproduced: it blends ``(1 - w) S + w r_i S_ij r_j`` (``w =
 relevance_weight``, default 0.5), splits the tokens into two halves selected separately (``CDPRUNER_SPLIT_THRESHOLD``)
 and sets its budget by a pruning percentage.
+
+It reads no text encoder (``needs_text`` off): the instruction's embeddings are the LLM's own input embeddings of the
+prompt, a table lookup of the tokens every method feeds the LLM anyway.
 """
 
 from __future__ import annotations
@@ -34,4 +37,4 @@ def cdpruner_qwen(ctx: LLMContext, budget: int) -> Selection:
     return conditional_dpp(ctx.visual_embeds, relevance, budget)
 
 
-CDPRUNER_QWEN = Method("llm-input", cdpruner_qwen, needs_text=True)
+CDPRUNER_QWEN = Method("llm-input", cdpruner_qwen)

@@ -68,11 +68,12 @@ def llm_relevance(visual: torch.Tensor, text: torch.Tensor, negative: bool = Fal
 @torch.no_grad()
 def prompt_relevance(pipeline, prepared, visual: torch.Tensor | None = None) -> torch.Tensor:
     """(N,) the LLM-space relevance of ``prepared``'s visual tokens (or ``visual``, (N, h)) to its prompt: the
-    instruction rows of ``prepared.input_ids`` embedded by the family's LLM (Qwen2.5-VL families' prompts)."""
+    instruction rows of ``prepared.input_ids`` looked up in the LLM's embedding table (Qwen2.5-VL families' prompts;
+    the table is read, the module not called, so what hooks on the LLM's input see is the sequence alone)."""
     ids = prepared.input_ids
     rows = instruction_rows(ids, prepared.mm_token_type_ids, getattr(prepared, "prompt_len", None))
-    embed = pipeline.language_model.embed_tokens
-    text = instruction_features(embed(ids[rows].to(embed.weight.device)))
+    weight = pipeline.language_model.embed_tokens.weight
+    text = instruction_features(torch.nn.functional.embedding(ids[rows].to(weight.device), weight))
     return llm_relevance(pipeline.visual_tokens(prepared) if visual is None else visual, text)
 
 
