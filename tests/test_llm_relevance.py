@@ -20,7 +20,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -171,7 +170,8 @@ def _official_on_prompt(pipe, prep):
     return official_ov_relevance(prep.visual.float().cpu()[None], text)[0]
 
 
-@pytest.mark.parametrize("size", [None, (97, 61)])
+@pytest.mark.parametrize("size", [(97, 61), pytest.param(None, marks=pytest.mark.slow), pytest.param((203, 149),
+                                                                                                  marks=pytest.mark.slow)])
 def test_pipeline_relevance_equals_openvino(pipe, coco128, size):
     """The teacher-forced prompt (this project's) gives the relevance of the official generation prompt: its answer
     is no part of the instruction; the scores are OpenVINO's within float32 rounding, their order identical."""
@@ -190,13 +190,7 @@ def test_pipeline_relevance_equals_openvino(pipe, coco128, size):
 def test_relevance_depends_on_the_sentence(pipe, coco128):
     image = coco_image(coco128, (97, 61))
     with torch.no_grad():
-        a = rel.prompt_relevance(pipe, pipe.prepare(image, ["the person on the left"]))
-        b = rel.prompt_relevance(pipe, pipe.prepare(image, ["a red umbrella"]))
+        prep = pipe.prepare(image, ["the person on the left"])
+        a = rel.prompt_relevance(pipe, prep)
+        b = rel.prompt_relevance(pipe, pipe.with_sentences(prep, ["a red umbrella"]))
     assert not torch.equal(a, b)
-
-
-def test_a_random_image_is_not_a_constant_score(pipe):
-    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (75, 121, 3), dtype=np.uint8))
-    with torch.no_grad():
-        r = rel.prompt_relevance(pipe, pipe.prepare(noise, ["the dog"]))
-    assert torch.isfinite(r).all() and 0.0 <= float(r.min()) and float(r.max()) < 1.0

@@ -45,11 +45,13 @@ def test_rows_are_the_metrics_of_the_relevance_on_the_merged_grid(llm_run, coco1
     assert (pd.read_csv(llm_run / "summary.csv")["weights"] == "random").all()
     records = {r.sent_id: r for r in load_records(ReversalArgs(out="x", refer_dir=str(coco128), split="val",
                                                                 limit_sentences=4))}
-    pipe = tiny_unipixel()
+    pipe, images = tiny_unipixel(), {}
     for _, row in rows.iterrows():
         r = records[int(row["sent_id"])]
         with torch.no_grad():
-            s = prompt_relevance(pipe, pipe.prepare(r.image(), [r.sentence])).double().numpy()
+            if r.image_id not in images:
+                images[r.image_id] = pipe.prepare_image(r.image())
+            s = prompt_relevance(pipe, pipe.with_sentences(images[r.image_id], [r.sentence])).double().numpy()
         inside = merged_coverage(r.mask()).inside(0.5)
         assert row["n_patches"] == s.size == inside.size
         want = reversal_metrics(s[None], inside)
