@@ -90,6 +90,16 @@ def family_of(model: str) -> str:
                         f"(known: {', '.join(known)})")
 
 
+def names_family(model: str) -> bool:
+    """Whether ``model`` names a registered family's model (a random preset, or a folder whose ``config.json``
+    declares a family's architectures), not e.g. a CLIP: imports nothing and raises nothing."""
+    try:
+        family_of(model)
+    except LiteLVLMError:
+        return False
+    return True
+
+
 def load_pipeline(model: str, **options: Any):
     """The pipeline of ``model`` (any model string of a registered family), loaded with the family's
     ``from_model_string(model, **options)``."""

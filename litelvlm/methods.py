@@ -74,7 +74,31 @@ TABLE: dict[str, tuple[str, str]] = {
 #: (name, backbone) -> (where the variant's Method is declared, what it does on that backbone): the method on a
 #: family whose backbone is not the one its table row describes (LLaVA-1.5's CLIP and Llama); each description says
 #: whether it follows the method's official code for that backbone or is this project's adaptation
+_QWEN = "litelvlm.qwen.clip_baselines:"
+_STAND_IN = ("this project's adaptation (no official Qwen2.5-VL code read): the attention each merged token receives "
+             "in the tower's last full-attention block stands for the [CLS] attention, its keys averaged over each "
+             "2x2 merge unit for CLIP's keys")
 VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("ivc-prune", "qwen2.5-vl"): (_LLM + "ivc_prune_qwen:IVC_PRUNE_QWEN", "IVC-Prune, its official Qwen2.5-VL code: "
+                                  "from LLM layer 16 of 28 (22 of 36), the implicit visual coordinate tokens (largest "
+                                  "mean M-RoPE cos / sin over the 3 axes), seeds, then value similarity to the question "
+                                  "and seeds up to K (kept tokens keep their 3-D positions; official K: N/2)"),
+    ("visionzip", "qwen2.5-vl"): (_QWEN + "VISIONZIP", "VisionZip on Qwen2.5-VL's merged tokens, " + _STAND_IN +
+                                  ": dominant tokens by it + contextual tokens merged by the keys, at the LLM input"),
+    ("vispruner", "qwen2.5-vl"): (_QWEN + "VISPRUNER", "VisPruner on Qwen2.5-VL's merged tokens, " + _STAND_IN +
+                                  ": important tokens by it + diverse tokens, at the LLM input"),
+    ("prumerge", "qwen2.5-vl"): (_QWEN + "PRUMERGE", "PruMerge on Qwen2.5-VL's merged tokens, " + _STAND_IN +
+                                 ": IQR outliers (fixed K: top K-1) merged by key similarity + one extra token"),
+    ("prumerge+", "qwen2.5-vl"): (_QWEN + "PRUMERGE_PLUS", "PruMerge+ on Qwen2.5-VL's merged tokens, " + _STAND_IN +
+                                  ": PruMerge + spatially uniform samples, merged + one extra token"),
+    ("sparsevlm", "qwen2.5-vl"): (_LLM + "sparsevlm_qwen:SPARSEVLM_QWEN",
+                                  "SparseVLM on Qwen2.5-VL, this project's adaptation (no official Qwen code): the "
+                                  "official stages and recycling, the pruned sequence renumbered 0..S'-1 on all three "
+                                  "M-RoPE axes (recycled tokens too)"),
+    ("tome", "qwen2.5-vl"): ("litelvlm.qwen.tome:TOME_QWEN",
+                             "ToMe on Qwen2.5-VL, this project's adaptation (no official Qwen code): bipartite soft "
+                             "matching on the last vision block's keys per merged token, size-weighted merging of the "
+                             "N merged tokens at the LLM input, rounds of up to half until K remain"),
     ("cdpruner", "qwen2.5-vl"): (_LLM + "cdpruner_qwen:CDPRUNER_QWEN",
                                  "CDPruner on Qwen2.5-VL (this project's adaptation): CDPruner's conditional DPP over "
                                  "the merged tokens, relevance in the LLM's input space (cosine with the mean "

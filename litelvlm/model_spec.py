@@ -5,7 +5,7 @@ A model string is one of:
 * ``<name>-random[:SEED]``: random weights of an architecture, written to the cache and loaded back
   through the real path (CLIP towers: :data:`RANDOM_CLIPS`; GLaMMs: :data:`RANDOM_GLAMMS`; Qwen2.5-VL:
   :data:`RANDOM_QWENS`, e.g. ``qwen2.5-vl-7b-random:1``; UniPixel: :data:`RANDOM_UNIPIXELS`, e.g.
-  ``unipixel-3b-random:2``);
+  ``unipixel-3b-random:2``; VideoGLaMM: :data:`RANDOM_VIDEOGLAMMS`, e.g. ``videoglamm-tiny-random:0``);
 * an open_clip string: ``ARCH:TAG``, ``ARCH:/path/ckpt.pt``, ``local-dir:/path`` or ``hf-hub:org/name``;
 * a hub id or a local folder (transformers' ``save_pretrained`` layout, or a GLaMM-RefSeg checkpoint).
 
@@ -39,6 +39,8 @@ RANDOM_GLAMMS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
 RANDOM_QWENS = {"qwen2.5-vl-3b-random": "3b", "qwen2.5-vl-7b-random": "7b", "qwen2.5-vl-tiny-random": "tiny"}
 #: Random UniPixel models: ``<name>-random`` -> the ``litelvlm.unipixel.config.PRESETS`` preset it builds.
 RANDOM_UNIPIXELS = {"unipixel-3b-random": "3b", "unipixel-7b-random": "7b", "unipixel-tiny-random": "tiny"}
+#: Random VideoGLaMM models: ``<name>-random`` -> the ``litelvlm.videoglamm.config.PRESETS`` preset it builds.
+RANDOM_VIDEOGLAMMS = {"videoglamm-random": "videoglamm", "videoglamm-tiny-random": "tiny"}
 #: Prefixes that make a string an open_clip one.
 OPEN_CLIP_PREFIXES = ("local-dir:", "hf-hub:")
 
@@ -84,6 +86,11 @@ class ModelSpec:
         """The random UniPixel preset this string builds, if it names one."""
         return RANDOM_UNIPIXELS.get(self.name)
 
+    @property
+    def random_videoglamm(self) -> str | None:
+        """The random VideoGLaMM preset this string builds, if it names one."""
+        return RANDOM_VIDEOGLAMMS.get(self.name)
+
     def random_seed(self) -> int:
         """The SEED of ``<name>-random[:SEED]`` (0 when absent); anything but a whole number is an error."""
         if not (self.rest or "0").isdigit():
@@ -121,4 +128,4 @@ class ModelSpec:
         """A small model by its name (``tiny*`` or a toy model): such models run fastest on one thread."""
         last = self.text.rsplit("/", 1)[-1].lower()
         return (last.startswith("tiny") or "toy" in last or self.random_qwen == "tiny"
-                or self.random_unipixel == "tiny")
+                or self.random_unipixel == "tiny" or self.random_videoglamm == "tiny")

@@ -130,6 +130,24 @@ def tiny_glamm_prep(tiny_glamm, coco128):
     return tiny_glamm.prepare(first[0].image(), [r.sentence for r in first])
 
 
+#: methods registered only for tests by :func:`unoffered_methods`: a CLIP-grid method without a Qwen2.5-VL variant, and
+#: one whose position rule is one-axis, which the unipixel family refuses with their reasons
+UNOFFERED = {"clip-grid-only": ("per-token scores", "litelvlm.pruning.methods.vispruner:VISPRUNER"),
+             "one-axis-only": ("1-D RoPE", "litelvlm.lvlm.sparsevlm:SPARSEVLM")}
+
+
+@pytest.fixture
+def unoffered_methods(monkeypatch):
+    """{name: the reason's words} of two test-only methods the unipixel family refuses (every registered method runs
+    on it through its Qwen2.5-VL variant), so a study's refusal can be tested whatever the variants cover."""
+    from litelvlm import methods
+
+    for name, (_, target) in UNOFFERED.items():
+        monkeypatch.setitem(methods.TABLE, name, (target, f"{name}: a test-only method the unipixel family refuses"))
+    monkeypatch.setattr(methods, "_LOADED", {})
+    return {name: why for name, (why, _) in UNOFFERED.items()}
+
+
 def pytest_collection_modifyitems(config, items):
     """GPU tests skip, with the reason, where no CUDA device is present."""
     if torch.cuda.is_available():

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from analysis.efficiency.arch import get_arch
+from analysis.efficiency.compute import family_method_error
 from analysis.efficiency.flops import DecoderSizes, TokenPlan, count_flops, llm_flops_exact
 from analysis.efficiency.paper import paper_flops
 from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import get_method, method_names
 
 #: the budgets of the CLI runs below (576 lies above the study image's N = 391: skipped with a warning)
 BUDGETS = ["576", "192", "64"]
@@ -95,13 +98,18 @@ def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
         rc = _run(tmp_path, "--arch", "unipixel-tiny", "--budgets", *BUDGETS, "--attn", "sdpa", "--warmup", "0",
                   "--repeats", "1", "--threads", "1")
     assert rc == 0
-    assert "does not offer" in capsys.readouterr().err
+    refused = [m for m in method_names() if family_method_error("unipixel", m)]
+    assert ("does not offer" in capsys.readouterr().err) == bool(refused)
     assert [r.getMessage() for r in caplog.records if r.name == "analysis.common.glamm_runs"] == [
         "the image has 391 visual tokens: budget(s) 576 skipped"]
     df = pd.read_csv(tmp_path / "efficiency.csv")
     config = json.loads((tmp_path / "config.json").read_text())
     offered = set(config["methods"])
-    assert offered == {"none", "fastv", "dart", "divprune", "cdpruner"}  # what the family's method_error lets through
+    assert offered == _offered()  # what the family's method_error lets through
+    # the paired CLIP's forwards are charged to the methods that read it, as ground runs them
+    for _, row in df.iterrows():
+        spec = get_arch("unipixel-tiny").spec(row["method"])
+        assert (row["clip_ms"] > 0) == spec.uses_clip and (row["text_ms"] > 0) == (spec.uses_clip and spec.needs_text)
     assert config["num_visual"] == 391 and config["arch"]["num_visual"] == 391
     assert set(df["num_visual"]) == {391} and set(df["budget"]) == {391, 192, 64}
     assert (df["prefill_ms"] > 0).all() and (df["vision_ms"] > 0).all() and (df["sam_ms"] > 0).all()
@@ -115,14 +123,24 @@ def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
     assert (none["vision_tflops"] - blocks) * 1e12 == pytest.approx(patch_embed, rel=1e-9)
 
 
-def test_cli_refuses_what_the_family_does_not_offer(tmp_path):
-    from analysis.efficiency.compute import family_method_error
+def _offered() -> set[str]:
+    """The methods (no oracles) the unipixel family runs: what efficiency measures by default."""
+    return {m for m in method_names() if not get_method(m).oracle and family_method_error("unipixel", m) is None}
 
-    # LiteLVLM runs on the family through an external CLIP, whose forward the study does not count yet
-    assert "does not build or count" in family_method_error("unipixel", "litelvlm")
-    assert "per-token scores" in family_method_error("unipixel", "visionzip")
-    assert family_method_error("unipixel", "fastv") is None
-    assert _run(tmp_path, "--arch", "unipixel-tiny", "--methods", "litelvlm", "--flops-only") != 0
+
+def test_cli_refuses_what_the_family_does_not_offer(tmp_path):
+    from litelvlm.families import get_family
+
+    cls = get_family("unipixel")
+
+    for m in method_names():  # the study asks the family, before any model is built
+        spec = cls.spec(cls.__new__(cls), m)
+        if spec.backbone and spec.reads_vision_blocks:  # a Qwen2.5-VL variant re-running the tower
+            assert "does not count that selection" in family_method_error("unipixel", m)
+        else:
+            assert family_method_error("unipixel", m) == cls.method_error(cls.__new__(cls), m)
+    assert "does not count that selection" in family_method_error("unipixel", "visionzip")
+    assert family_method_error("unipixel", "litelvlm") is None  # the paired CLIP's forward is counted
     assert _run(tmp_path, "--arch", "unipixel-tiny", "--methods", "fastv", "--budgets", "576", "--flops-only") != 0
     assert not (tmp_path / "efficiency.csv").exists()
 
@@ -131,7 +149,15 @@ def test_cli_flops_only_unipixel_3b(tmp_path):
     rc = _run(tmp_path, "--arch", "unipixel-3b", "--flops-only", "--attn", "sdpa", "--budgets", "256", "128", "64")
     assert rc == 0
     df = pd.read_csv(tmp_path / "efficiency.csv")
-    assert set(df["method"]) == {"none", "fastv", "dart", "divprune", "cdpruner"}
+    assert set(df["method"]) == _offered()
+    # the paired CLIP is ViT-L/14-336 on a 336 px square: the same forward as GLaMM's CLIP (committed glamm-7b table)
+    glamm = pd.read_csv(Path(__file__).parents[1] / "results/efficiency/glamm-7b_flops/efficiency.csv")
+    clip = df.set_index(["method", "budget"])["clip_tflops"]
+    assert clip["litelvlm", 64] == glamm.loc[glamm["method"] == "litelvlm", "clip_tflops"].iloc[0]
+    assert clip["fastv", 64] == 0 and df.loc[df["method"] == "litelvlm", "text_tflops"].gt(0).all()
+    lite = df[(df["method"] == "litelvlm") & (df["budget"] == 64)].iloc[0]
+    parts = ("vision_tflops", "selector_tflops", "projector_tflops", "sam_tflops", "clip_tflops", "text_tflops")
+    assert lite["e2e_tflops"] == pytest.approx(sum(lite[c] for c in parts) + lite["llm_tflops_measured"], rel=1e-9)
     for col in ("paper_tflops", "llm_tflops_analytic", "llm_tflops_measured", "e2e_tflops", "vision_tflops",
                 "sam_tflops"):
         assert df[col].map(math.isfinite).all() and (df[col] > 0).all(), col

@@ -79,8 +79,9 @@ def test_unipixel_sample_metric_on_hand_made_masks():
     assert get_family("glamm").own_metric == "" and get_family("glamm").summarize_metrics(rows) == {}
 
 
-@pytest.mark.parametrize(("method", "why"), [("visionzip", "per-token scores"), ("sparsevlm", "1-D RoPE")])
-def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_path, method, why, capsys):
+@pytest.mark.parametrize(("method", "why"), [("clip-grid-only", "per-token scores"), ("one-axis-only", "1-D RoPE")])
+def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_path, method, why, capsys,
+                                                                  unoffered_methods):
     out = tmp_path / "run"
     assert _run(coco128, out, "--image-ids", 34, "--methods", f"none,{method}", "--budgets", 8) == 2
     assert why in capsys.readouterr().err

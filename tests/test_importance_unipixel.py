@@ -40,7 +40,7 @@ def _run(coco, out, *extra) -> int:
 def results(coco128, tmp_path_factory):
     out = tmp_path_factory.mktemp("importance") / "run"
     assert _run(coco128, out, "--signals", "attention,saliency,ablation", "--target", "seg_norm",
-                "--method-signals", "fastv,dart", "--group", 8, "--save-scores", 1) == 0
+                "--method-signals", "fastv,dart,ivc-prune", "--group", 8, "--save-scores", 1) == 0
     return out
 
 
@@ -54,7 +54,8 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
     assert cfg["clip_signals"] == ["clip_rev_sim", "clip_context", "clip_topsim"]
     rows = pd.read_parquet(results / "importance.parquet")
     # the CLIP signals are the paired CLIP's scores mapped onto the merged tokens (this project's adaptation)
-    assert set(rows["clip_signal"]) == {"clip_rev_sim", "clip_context", "clip_topsim", "method:fastv", "method:dart"}
+    assert set(rows["clip_signal"]) == {"clip_rev_sim", "clip_context", "clip_topsim", "method:fastv", "method:dart",
+                                      "method:ivc-prune"}
     assert set(rows["llm_signal"]) == {"attention", "saliency", "ablation"}
     assert set(rows.loc[rows["llm_signal"] == "attention", "layer"]) == set(range(cfg["llm_layers"]))
     scores = pd.read_parquet(results / "token_scores.parquet")
@@ -75,8 +76,7 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    (("--signals", "attention", "--method-signals", "vispruner"), "per-token scores"),
-    (("--signals", "attention", "--method-signals", "ivc-prune"), "1-D RoPE"),
+    (("--signals", "attention", "--method-signals", "hiprune"), "per-token scores"),
     (("--signals", "layer_integrated_gradients", "--method-signals", "fastv"), "no such projector"),
 ])
 def test_what_the_family_cannot_give_is_refused_and_nothing_written(coco128, tmp_path, extra, why, capsys):

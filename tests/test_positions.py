@@ -24,16 +24,22 @@ def test_each_method_declares_its_official_rule():
     assert POSITION_SWITCH == ("official", "keep", "renumber")
 
 
-def _manual(pipe, prep, rows_visual, positions: str):
-    """Final hidden states of the LLM on the visual tokens ``rows_visual`` with explicit positions."""
-    full = pipe.visual_tokens(prep)
+def _manual(pipe, prep, rows_visual, positions: str, out=None):
+    """Final hidden states of the LLM on the visual tokens ``rows_visual`` with explicit positions. The tokens are
+    formed as ``ground`` forms them: a CLIP-side selection's (``out.selection``) projected on their own (a
+    projection of K rows may round otherwise than rows of the projection of all N, depending on the CPU's GEMM),
+    else rows of the N visual tokens."""
     lay = pipe.layout(prep, pipe.num_visual(prep))
     s, n = lay.image_start, lay.num_visual
     if positions == "keep":
         pos = torch.cat([torch.arange(s), s + rows_visual, torch.arange(s + n, lay.seq_len)])[None]
     else:
         pos = torch.arange(lay.seq_len - n + len(rows_visual))[None]
-    return pipe.final_hidden(pipe.sequence_embeds(prep, full[rows_visual]), pos)
+    if out is not None and pipe.spec(out.method).stage == "clip":
+        visual = pipe.clip_selection_tokens(prep, out.selection)
+    else:
+        visual = pipe.visual_tokens(prep)[rows_visual]
+    return pipe.final_hidden(pipe.sequence_embeds(prep, visual), pos)
 
 
 def test_the_docs_name_each_rule_as_the_methods_declare_it():
@@ -60,7 +66,7 @@ def test_input_level_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
             assert not torch.allclose(keep.seg_hidden, official.seg_hidden)  # the switch does something
             rows = keep.kept_indices.long()
             for out, rule in ((keep, "keep"), (renumber, "renumber")):
-                final = _manual(pipe, prep, rows, rule)
+                final = _manual(pipe, prep, rows, rule, out)
                 assert torch.equal(out.seg_hidden, final[0, out.seg_positions]), (method, rule)
 
 
@@ -137,7 +143,7 @@ def test_the_switch_on_a_second_family(tiny_glamm):
     with torch.no_grad():
         out = fam.ground(prep, "litelvlm", K, positions="keep")
         rows = torch.argsort(fam.order(prep))[out.kept_indices]  # CLIP raster index -> the family's token
-        assert torch.equal(out.seg_hidden, _manual(fam, prep, rows, "keep")[0, out.seg_positions])
+        assert torch.equal(out.seg_hidden, _manual(fam, prep, rows, "keep", out)[0, out.seg_positions])
         for method in ("fastv", "divprune"):
             for rule in ("keep", "renumber"):
                 got = fam.ground(prep, method, K, positions=rule)

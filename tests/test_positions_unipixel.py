@@ -28,7 +28,7 @@ def test_positions_on_unipixel(coco128, tmp_path):
 
 def test_a_method_unipixel_cannot_run_is_refused_before_writing(coco128, tmp_path, capsys):
     out = tmp_path / "pos"
-    assert main(["positions", "--model", MODEL, "--refer-dir", str(coco128), "--methods", "fastv,sparsevlm",
+    assert main(["positions", "--model", MODEL, "--refer-dir", str(coco128), "--methods", "fastv,ivc-prune",
                  "--budgets", "16", "--out", str(out)]) == 2
     assert "1-D RoPE" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())

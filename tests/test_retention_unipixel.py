@@ -82,9 +82,10 @@ def test_figures_draw_from_the_family_tables(results):
     assert list(figs) == ["grid_0"]  # LiteLVLM's stage figures need LiteLVLM, which UniPixel does not run yet
 
 
-@pytest.mark.parametrize(("methods", "why"), [("fastv,visionzip", "per-token scores"), ("vscan", "per-token scores"),
-                                              ("sparsevlm", "1-D RoPE")])
-def test_a_method_the_family_does_not_run_is_refused_before_writing(coco128, tmp_path, methods, why, capsys):
+@pytest.mark.parametrize(("methods", "why"), [("fastv,clip-grid-only", "per-token scores"),
+                                              ("one-axis-only", "1-D RoPE")])
+def test_a_method_the_family_does_not_run_is_refused_before_writing(coco128, tmp_path, methods, why, capsys,
+                                                                    unoffered_methods):
     out = tmp_path / "run"
     assert _run(coco128, out, "--methods", methods, "--budgets", 8) == 2
     assert why in capsys.readouterr().err

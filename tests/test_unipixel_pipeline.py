@@ -24,9 +24,9 @@ from litelvlm.errors import LiteLVLMError
 sys.path.insert(0, str(Path(__file__).parent))
 from official_qwen_rope import get_rope_index as official_rope_index  # noqa: E402
 
-#: the methods that act with the LLM and run on this family (SparseVLM and IVC-Prune need a rule for multi-axis
-#: positions first: refused, tested below)
-LLM_METHODS = ("none", "fastv", "dart", "divprune", "llm-attention")
+#: the methods that act with the LLM and run on this family (IVC-Prune as its Qwen2.5-VL variant; SparseVLM needs a
+#: rule for multi-axis positions first: refused, tested below)
+LLM_METHODS = ("none", "fastv", "dart", "divprune", "llm-attention", "ivc-prune")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_every_llm_method_at_every_budget(pipe, prep, method):
     after the pruning one), one mask of the image's size, finite logits, the positions rule recorded."""
     n = pipe.num_visual(prep)
     text = len(prep.input_ids) - n
-    budgets = [n] if method == "none" else sorted({1, 2, n - 1, n, *range(3, n, 7 if method in ("fastv", "divprune") else 23)})
+    budgets = [n] if method == "none" else sorted({1, 2, n - 1, n, *range(3, n, 7 if method in ("fastv", "divprune", "ivc-prune") else 23)})
     for k in budgets:
         with torch.no_grad():
             out = pipe.ground(prep, method, k)
@@ -148,9 +148,8 @@ def test_kept_tokens_keep_their_3d_positions(pipe, prep):
 
 
 @pytest.mark.parametrize(("method", "options", "reason"), [
-    ("visionzip", {}, "per-token scores"), ("vscan", {}, "per-token scores"),
-    ("sparsevlm", {"layers": (0, 1), "counts": (16, 8)}, "multi-axis positions"), ("ivc-prune", {}, "multi-axis")])
-def test_methods_not_offered_yet_are_refused_with_a_reason(pipe, prep, method, options, reason):
+    ("clip-grid-only", {}, "per-token scores"), ("one-axis-only", {"layers": (0, 1), "counts": (16, 8)}, "multi-axis positions")])
+def test_methods_not_offered_yet_are_refused_with_a_reason(pipe, prep, method, options, reason, unoffered_methods):
     with pytest.raises(LiteLVLMError, match=reason):
         pipe.ground(prep, method, 8, **options)
 

@@ -75,8 +75,9 @@ def test_tables_are_finite_and_checks_pass(tiny_run):
     assert "RANDOM WEIGHTS (unipixel-tiny-random:0)" in screen and "this model is `unipixel`" in screen
 
 
-@pytest.mark.parametrize(("method", "why"), [("visionzip", "per-token scores"), ("sparsevlm", "1-D RoPE")])
-def test_a_method_the_family_does_not_offer_is_refused_before_writing(coco128, tmp_path, method, why, capsys):
+@pytest.mark.parametrize(("method", "why"), [("clip-grid-only", "per-token scores"), ("one-axis-only", "1-D RoPE")])
+def test_a_method_the_family_does_not_offer_is_refused_before_writing(coco128, tmp_path, method, why, capsys,
+                                                                      unoffered_methods):
     out = tmp_path / "run"
     rc, _ = _validate(coco128, out, "unipixel-tiny-random:0", "--methods", f"fastv,{method}", "--budgets", 8)
     assert rc == 2 and why in capsys.readouterr().err
@@ -111,4 +112,4 @@ def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path):
     assert _validate(coco128, out, "unipixel-tiny-random:0", "--budgets", 8, "--fastv-layer", 1)[0] == 0
     rows = pd.read_parquet(out / "validate.parquet")
     assert set(rows["method"]) == offered and {"saliency", "llm-attention"} <= offered
-    assert "litelvlm" in offered and not offered & {"visionzip", "sparsevlm"}  # LiteLVLM through the mapped CLIP
+    assert "litelvlm" in offered and {"visionzip", "vispruner", "prumerge", "prumerge+", "tome", "sparsevlm"} <= offered

@@ -73,12 +73,17 @@ class InMemoryHFClip(HFClip):
 def build_clip_model(arch: EffArch, device: str | torch.device = "meta",
                      dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """A random transformers ``CLIPModel`` (vision + text tower) of the arch's CLIP sizes on ``device``."""
+    return build_clip_sizes(arch.clip, device, dtype)
+
+
+def build_clip_sizes(clip, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A random transformers ``CLIPModel`` of the sizes ``clip`` (a ``litelvlm.clip.random_init.ClipArch``)."""
     from transformers import CLIPModel
 
     from litelvlm.clip.random_init import hf_config
 
     with torch.device(device):
-        model = CLIPModel(hf_config(arch.clip))
+        model = CLIPModel(hf_config(clip))
     return model.to(dtype).eval().requires_grad_(False)
 
 

@@ -89,16 +89,18 @@ def _methods(arch, named: list[str]) -> list[str]:
 
 def family_method_error(family: str, method: str) -> str | None:
     """``method_error(method)`` of the family's pipeline, asked before any model is built (it reads only the
-    family's declarations: the class attributes ``offers_clip_side``, ``position_axes``)."""
+    family's declarations: the class attributes ``offers_clip_side``, ``position_axes``); a method that runs as a
+    backbone variant on the family (``litelvlm.methods.VARIANTS``) is not counted yet."""
     from litelvlm.families import get_family
     from litelvlm.methods import get_method
 
     cls = get_family(family)
     if why := cls.method_error(cls.__new__(cls), method):
         return why
-    if cls.clip_mapped and get_method(method, cls.backbone).uses_clip:
-        return (f"{method} reads the external CLIP the {family} family maps onto its tokens; the efficiency study "
-                "does not build or count that CLIP's forward yet: use a method that acts with the LLM")
+    spec = get_method(method, cls.backbone)
+    if spec.backbone and spec.reads_vision_blocks:
+        return (f"{method}'s {spec.backbone} variant re-runs the vision tower to select; the efficiency study does not "
+                "count that selection yet: use another method")
     return None
 
 

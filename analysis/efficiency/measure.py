@@ -66,7 +66,6 @@ def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
     from analysis.efficiency.layer_timer import LayerLoopTimer, llm_layers
     from analysis.efficiency.timing import cuda_time_ms, interleaved_wall_ms, wall_time_ms
     from litelvlm.memory import peak_activation_bytes
-    from litelvlm.methods import get_method
 
     device, arch, fastv_layer = parts.pipe.device, parts.arch, parts.fastv_layer
 
@@ -105,7 +104,7 @@ def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
         def selection(m=method, b=budget):
             return parts.run_select(m, b)
 
-        sel_ms = 0.0 if get_method(method).stage != "clip" else wall(selection)  # LLM-side: inside the prefill
+        sel_ms = 0.0 if arch.spec(method).stage != "clip" else wall(selection)  # LLM-side: inside the prefill
         own = parts.part_times(method, fixed, sel_ms)  # GLaMM: clip, text (text-guided methods), selector, sam
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)

@@ -73,7 +73,7 @@ class PrefillParts:
 
     def options(self, method: str) -> dict:
         """``ground``'s options for ``method`` (FastV's layer, as ``eval-grounding --fastv-layer`` passes it)."""
-        return get_method(method).options_from(self)
+        return self.arch.spec(method).options_from(self)
 
     def fixed_parts(self) -> dict:
         """{time column: part} of the parts every method runs the same (timed once per attention kernel)."""

@@ -92,7 +92,7 @@ def unipixel_arch(name: str, preset: str, text_tokens: int | None = None) -> Eff
     if text_tokens is not None:
         text, prefix, source = text_tokens, min(prefix, text_tokens - 1), "--text-tokens (synthetic prompt)"
     extra = (("qwen_preset", qwen_preset(p.qwen).name), ("sam2", p.sam2), ("sam2_image_size", p.image_size), *grid.items(),
-             ("prompt", source), ("sentence", SENTENCE))
+             ("prompt", source), ("sentence", SENTENCE), ("paired_clip", PAIRED_CLIP[preset]))
     llm = DecoderSizes.of(qwen_config(p.qwen).text_config)
     return EffArch(name, "unipixel", preset, llm, n, text, prefix, _DESCRIPTIONS[preset], extra=extra)
 
@@ -129,26 +129,37 @@ def protocol_prompt_tokens(preset: str) -> tuple[int, int]:
     return int(types.numel() - visual.numel()), int(visual[0])
 
 
+#: the external CLIP a preset's random model pairs (``litelvlm.unipixel.pipeline.default_clip``): its
+#: ``litelvlm.clip.random_init.ARCHS`` sizes (a real checkpoint pairs ViT-L/14-336, the 3B/7B's)
+PAIRED_CLIP = {"3b": "vit-l-14-336", "7b": "vit-l-14-336", "tiny": "tiny-336"}
+
+
 def build_pipeline(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,
                    attn: str = "sdpa", seed: int = 0, quantize: str = "none", **unused):
     """A ``UniPixelPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, attention ``attn`` in the
-    LLM, the vision tower and SAM 2."""
+    LLM, the vision tower, SAM 2 and the paired CLIP (:data:`PAIRED_CLIP`, built in memory as GLaMM's)."""
+    from analysis.efficiency.build import InMemoryHFClip, build_clip_sizes
+    from litelvlm.clip.random_init import ARCHS as CLIP_ARCHS
     from litelvlm.unipixel.checkpoint import build_unipixel
     from litelvlm.unipixel.pipeline import UniPixelPipeline
 
     if quantize != "none":  # UniPixelPipeline.from_model_string refuses it too
         raise LiteLVLMError("the unipixel family does not offer --quantize yet")
     qwen, head, sam2, _ = build_unipixel(study_preset(arch.preset), seed=seed, dtype=dtype, device=device)
-    pipe = UniPixelPipeline(qwen, random_processor(arch.preset), head, sam2, name=f"{arch.name}-random:{seed}")
+    clip_sizes = PAIRED_CLIP[arch.preset]
+    clip = InMemoryHFClip(build_clip_sizes(CLIP_ARCHS[clip_sizes], device, dtype), f"{clip_sizes}-random-clip")
+    pipe = UniPixelPipeline(qwen, random_processor(arch.preset), head, sam2, name=f"{arch.name}-random:{seed}",
+                            clip=clip)
     set_attention(pipe, attn)
     return pipe
 
 
 def set_attention(pipe, attn: str) -> None:
-    """Attention implementation ``attn`` in Qwen2.5-VL (decoder and vision tower) and SAM 2 (same weights)."""
+    """Attention implementation ``attn`` in Qwen2.5-VL (decoder and vision tower), SAM 2 and the paired CLIP (same
+    weights)."""
     from litelvlm.lvlm.numerics import set_attention as set_attn
 
-    set_attn(attn, pipe.qwen, pipe.sam2.model)
+    set_attn(attn, pipe.qwen, pipe.sam2.model, pipe.clip.model)
     pipe.numerics = replace(pipe.numerics, attn=attn)
 
 

@@ -13,13 +13,18 @@ The parts run the statements the pipeline runs (:mod:`analysis.efficiency.parts`
   the LM head on every position (tied to the embeddings in the 3B: the same matmul);
 * ``sam``: SAM 2's image encoder (``prepare_image``) and ``ground``'s mask decoding of one ``<|seg|>``: the seg head
   on the final norm's input, SAM 2's mask decoder, the upscaling;
+* ``clip`` and ``text``: the paired external CLIP (this project's adaptation of the CLIP-side methods to
+  UniPixel): its vision forward on the image padded to a square and its text forward on the protocol's question,
+  which ``ground`` runs for a method that reads CLIP (``Method.uses_clip``; the text for ``needs_text``), and
+  ``select``, that method's selection on the mapped scores;
 * ``e2e``: :func:`analysis.efficiency.unipixel.prepare` then ``UniPixelPipeline.ground(prepared, method, budget)``.
 
 The FLOPs columns (:func:`flops_rows`): ``vision_tflops`` (patch embedding and blocks), of which
 ``vision_window_tflops`` (the window-attention blocks) and ``vision_full_tflops`` (the full-attention blocks),
 ``projector_tflops`` (the merger), ``selector_tflops`` (a selection on the N x d LLM inputs: DivPrune's, on real
-tensors of the true shapes), ``sam_tflops``; ``e2e_tflops`` is their sum with the LLM's. The GLaMM columns of
-CLIP (``clip_tflops``) and its text tower (``text_tflops``) have no counterpart.
+tensors of the true shapes), ``sam_tflops``, ``clip_tflops`` and ``text_tflops`` (the paired CLIP's forwards, for
+the methods that read it; 0 for the others); ``e2e_tflops`` is their sum with the LLM's. A CLIP-side selection on
+the mapped scores (a sort of N scores) is not counted (``selector_tflops`` 0).
 """
 
 from __future__ import annotations
@@ -58,11 +63,15 @@ class UniPixelParts(PrefillParts):
         return self.pipe.qwen.lm_head(final)
 
     def fixed_parts(self) -> dict:
-        return {"vision_ms": self.run_vision, "prompt_ms": self.run_prompt, "sam_ms": self.run_sam}
+        return {"vision_ms": self.run_vision, "prompt_ms": self.run_prompt, "sam_ms": self.run_sam,
+                "clip_ms": self.run_clip, "text_ms": self.run_text}
 
     def part_times(self, method: str, fixed: dict[str, float], selector_ms: float) -> dict[str, float]:
-        return {"vision_ms": fixed["vision_ms"], "prompt_ms": fixed["prompt_ms"], "selector_ms": selector_ms,
-                "sam_ms": fixed["sam_ms"]}
+        spec = self.arch.spec(method)
+        clip = fixed["clip_ms"] if spec.uses_clip else 0.0
+        text = fixed["text_ms"] if spec.uses_clip and spec.needs_text else 0.0
+        return {"vision_ms": fixed["vision_ms"], "prompt_ms": fixed["prompt_ms"], "clip_ms": clip, "text_ms": text,
+                "selector_ms": selector_ms, "sam_ms": fixed["sam_ms"]}
 
     # -- parts ----------------------------------------------------------------------------------
     def run_vision(self) -> torch.Tensor:
@@ -77,6 +86,24 @@ class UniPixelParts(PrefillParts):
         from analysis.efficiency.unipixel import with_sentence
 
         return with_sentence(self.pipe, self.arch, self.base)
+
+    def run_clip(self):
+        """The paired CLIP's vision trace of the image padded to a square (``_mapped_inputs``' first step)."""
+        clip = self.pipe.clip
+        return clip.trace_image(clip.preprocess([self.image.convert("RGB")], pad_to_square=True))
+
+    def run_text(self):
+        """The paired CLIP's text forward on the protocol's question (``_mapped_inputs``' text)."""
+        from analysis.efficiency.build import SENTENCE
+        from litelvlm.unipixel.protocol import question
+
+        return self.pipe.clip.encode_text([question(SENTENCE)], warn_truncation=False)
+
+    def run_select(self, method: str, budget: int):
+        """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one sentence)."""
+        from litelvlm.pruning import select
+
+        return select(method, self.prepared.selector_inputs(), budget)
 
     def run_sam(self) -> torch.Tensor:
         """Mask logits at the image size: SAM 2's image encoder, then ``ground``'s mask decoding of one ``<|seg|>``."""
@@ -124,7 +151,7 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
         pipe = build_pipeline(arch, "meta", dtype, attns[0])
         parts = UniPixelParts(pipe, arch, fastv_layer)
         vision = parts.vision_flops()
-        sam = count_flops(parts.run_sam)[0]
+        sam, clip, text = (count_flops(fn)[0] for fn in (parts.run_sam, parts.run_clip, parts.run_text))
     plans = {p: token_plan(arch, p[0], p[1], fastv_layer) for p in pairs}
     llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(pipe, attn))
     rows = []
@@ -134,10 +161,13 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
             spec = arch.spec(method)
             sel = (llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden, arch=arch)
                    if spec.stage == "llm-input" and not spec.baseline else 0)
+            own_clip = clip if spec.uses_clip else 0
+            own_text = text if spec.uses_clip and spec.needs_text else 0
             own = {"vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,
                    "vision_full_tflops": vision["full"] / 1e12, "selector_tflops": sel / 1e12,
-                   "projector_tflops": vision["projector"] / 1e12, "sam_tflops": sam / 1e12}
-            e2e = vision["vision"] + sel + vision["projector"] + flops + sam
+                   "projector_tflops": vision["projector"] / 1e12, "sam_tflops": sam / 1e12,
+                   "clip_tflops": own_clip / 1e12, "text_tflops": own_text / 1e12}
+            e2e = vision["vision"] + sel + vision["projector"] + flops + sam + own_clip + own_text
             rows.append({**llm_columns(arch, attn, method, budget, plan, flops, dtype), "num_visual": arch.num_patches,
                          **own, "e2e_tflops": e2e / 1e12, **memory_columns(peak, kept, dtype)})
     return pd.DataFrame(rows)

@@ -45,7 +45,6 @@ from analysis.common.study import (
     run_record,
     torch_thread_count,
 )
-from analysis.common.visual_view import visual_grid, visual_window
 from analysis.importance.aggregate import area_bins, summarize
 from analysis.importance.correlation import compare
 from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args
@@ -109,7 +108,7 @@ def evaluate_image(pipe, a: ImportanceArgs, records: list, image, opts: SignalOp
     for i, r in enumerate(records):
         prep, clip, llm, d = sentence_signals(pipe, base, r, signals, opts, tuple(split_list(a.method_signals)))
         if not visual:
-            n, grid = pipe.num_visual(prep), visual_grid(pipe, prep)
+            n, grid = pipe.num_visual(prep), pipe.visual_grid(prep)
             visual = {"image_id": r.image_id, "num_visual": n, "grid_h": grid[0], "grid_w": grid[1]}
             top_k_note(r.image_id, n)
         for k, v in d.items():
@@ -242,7 +241,7 @@ def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: lis
     tables = {"visual": pd.DataFrame([visual])} if visual else {}
     if scores:
         with atomic_path(out / "images" / f"{image_id}.png") as tmp:
-            Image.fromarray(visual_window(pipe, image)).save(tmp, format="PNG")
+            Image.fromarray(pipe.visual_window(image)).save(tmp, format="PNG")
         info["scored_kept"] = n_kept
         tables["scores"] = pd.DataFrame(scores)
     info.update(seconds=time.perf_counter() - t0, ig_delta_max=deltas)

@@ -23,7 +23,6 @@ from typing import NamedTuple
 
 import torch
 
-from analysis.common.visual_view import visual_grid
 from analysis.importance import sensitivity
 from analysis.importance.options import CLIP_SIGNALS, GRADIENT_SIGNALS, LLM_SIGNALS
 from litelvlm.errors import LiteLVLMError
@@ -181,7 +180,7 @@ def ablation_signal(pipe, prepared, group: int) -> torch.Tensor:
             return sensitivity.mask_iou(torch.zeros_like(full), full)
         return sensitivity.mask_iou(pruned_masks(pipe, prepared, idx)[0], full)
 
-    return sensitivity.ablation_importance(iou, visual_grid(pipe, prepared), group=group)
+    return sensitivity.ablation_importance(iou, pipe.visual_grid(prepared), group=group)
 
 
 def llm_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
-from analysis.common.visual_view import visual_grid, visual_window
 from litelvlm.errors import LiteLVLMError
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pair
     for group in groups:
         prep = pipe.with_sentences(base, group)
         if not info:
-            n, grid = pipe.num_visual(prep), visual_grid(pipe, prep)
+            n, grid = pipe.num_visual(prep), pipe.visual_grid(prep)
             info = {"image_id": image_id, "num_visual": n, "grid_h": grid[0], "grid_w": grid[1]}
             todo = image_runs(pairs, n, image_id)
         meta = {"image_id": image_id, "text": " | ".join(group), "model": model}
@@ -92,7 +91,7 @@ def family_tables(pipe, model: str, examples, budgets: list[int], methods: list[
         rows += r
         scores += s
         visual.append(info)
-        images[image_id] = visual_window(pipe, image).astype(np.float64) / 255.0
+        images[image_id] = pipe.visual_window(image).astype(np.float64) / 255.0
     if not rows:
         raise LiteLVLMError("no planned budget fits any image's visual tokens; nothing written")
     table = pd.concat(rows, ignore_index=True)

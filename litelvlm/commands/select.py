@@ -1,7 +1,8 @@
 """``litelvlm select``: which visual tokens a method keeps for one image and its text(s).
 
 Indices are patch indices (0..N-1, raster order over the patch grid, CLS excluded), in
-the order the tokens would be fed to the LLM.
+the order the tokens would be fed to the LLM. With a grounding model as ``--model`` (GLaMM, UniPixel), the
+family's pipeline runs the method (:mod:`litelvlm.commands.select_family`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ class SelectArgs:
     budget: int = arg(None, help="number of visual tokens to keep, 1 <= K <= N (required unless --list-methods)")
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local save_pretrained "
                                               "dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
-                                              "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random")
+                                              "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random; or a "
+                                              "grounding model (GLaMM or UniPixel: a random preset such as "
+                                              "unipixel-tiny-random:0, or a checkpoint folder), whose pipeline "
+                                              "then runs the method on its own visual tokens")
     method: str = arg("litelvlm", help="selection method (see --list-methods)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
                        choices=["hf", "open_clip"])
@@ -84,9 +88,16 @@ def run(ns) -> int:
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")
+    from ..families import names_family
+
+    if names_family(a.model):  # a grounding model (GLaMM, UniPixel): its pipeline, every method it runs
+        from .select_family import run_family
+
+        return run_family(a)
     spec = get_method(a.method)  # unknown method -> error listing the known ones
     if spec.stage != "clip":
-        raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs the grounding model; "
+        raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs the grounding model (--model "
+                            f"tiny-random:0, unipixel-tiny-random:0, or a GLaMM/UniPixel folder); "
                             f"CLIP-side methods: {', '.join(available_methods('clip'))}")
     texts = a.text or []
     if spec.needs_text and not texts:

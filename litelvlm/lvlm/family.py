@@ -1,37 +1,24 @@
 """The contract of a model family: what a pixel-grounding LVLM gives the pruning methods and the studies.
 
-A family is one package (``litelvlm/glamm`` today) whose pipeline subclasses :class:`GroundingPipeline`
-and is named in :mod:`litelvlm.families`. The methods (:mod:`litelvlm.method`) and the studies ask only
-what this class declares, so a second family runs every method and study without a change to them.
-
-The contract is written from what two families need, not from one:
-
-* GLaMM (LLaVA-1.5 + SAM): a fixed 24x24 grid of CLIP patches with a [CLS], projected by an MLP; one
-  image placeholder in the prompt; 1-D RoPE (``position_ids`` of shape (1, S)); SAM's mask decoder.
-* Qwen2.5-VL (UniPixel): a native-resolution ViT with window attention, no [CLS] and no text tower,
-  whose 2x2-merged tokens enter the LLM (their number depends on the image); 3-D M-RoPE positions of
-  shape (3, 1, S) that are not ``arange(S)``; SAM 2's mask decoder.
-
-Hence: the number of visual tokens is asked per prepared input (:meth:`GroundingPipeline.num_visual`);
-where they sit, which rows predict each [SEG] and their positions come as one :class:`SequenceLayout`;
-positions are indexed on their last axis only (``position_ids[..., keep]``), which serves both shapes;
-the LLM is a decoder stack run layer by layer (``language_model.layers``, ``.norm``, ``.rotary_emb``,
-``.config``, ``.embed_tokens``: :mod:`litelvlm.lvlm.llm_attention`); the CLIP-side methods read the
-CLIP trace ``prepared.selector_inputs()`` and the family maps their selection onto its own visual
-tokens (:meth:`GroundingPipeline.clip_selection_tokens`), so a family whose vision tower is not CLIP
-pairs an external CLIP with a map from CLIP's grid to its tokens; the LLM-side methods index the
-family's own visual tokens (``GroundingOutput.kept_indices`` is in CLIP's grid for a CLIP-side method,
-in the family's token order for an LLM-side one).
+A family is one package (``litelvlm/glamm``, ``litelvlm/unipixel``) whose pipeline subclasses
+:class:`GroundingPipeline` and is named in :mod:`litelvlm.families`; the methods (:mod:`litelvlm.method`) and the
+studies ask only what this class declares. It is written from two families: GLaMM (a fixed 24x24 grid of CLIP
+patches, 1-D RoPE positions (1, S), SAM) and Qwen2.5-VL/UniPixel (2x2-merged tokens of a native-resolution ViT
+whose number depends on the image, 3-D M-RoPE positions (3, 1, S), SAM 2). Hence N is asked per prepared input
+(:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting each [SEG] and the
+positions come as one :class:`SequenceLayout`, indexed on their last axis only; the LLM is a decoder stack run
+layer by layer (:mod:`litelvlm.lvlm.llm_attention`); CLIP-side methods read ``prepared.selector_inputs()`` and
+the family maps their selection onto its own tokens (:meth:`GroundingPipeline.clip_selection_tokens`; a family
+without a CLIP tower pairs an external one), while LLM-side methods index the family's tokens directly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import LiteLVLMError
@@ -40,6 +27,7 @@ from ..methods import get_method, mapped_methods
 from ..pruning import Selection
 from .llm_attention import LLMContext
 from .prune import clip_side, resolve
+from .sequence import GroundingOutput, SequenceLayout
 
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
 #: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are ``renumber``-ed
@@ -49,51 +37,6 @@ POSITION_SWITCH = ("official", "keep", "renumber")
 #: final normed hidden states (GLaMM's ``output_hidden_states[-1]``), or the input of the LLM's final norm
 #: (UniPixel's ``cache_state_hook`` on ``language_model.norm``)
 SEG_READS = ("final", "norm_input")
-
-
-@dataclass(frozen=True)
-class SequenceLayout:
-    """Where the visual tokens sit in one prompt's LLM sequence, and its RoPE positions."""
-
-    image_start: int                 # sequence index of the first visual token
-    num_visual: int                  # visual tokens in the sequence
-    seq_len: int                     # length of the whole sequence
-    position_ids: torch.Tensor       # (1, S) for 1-D RoPE, (3, 1, S) for M-RoPE; the last axis is the sequence
-    find_seg_predictors: Callable[[], torch.Tensor] = field(repr=False, compare=False)
-    #: the positions are the sequence indices 0..S-1 (1-D RoPE, nothing skipped): a kept row's position is its index
-    positions_are_indices: bool = False
-
-    @functools.cached_property
-    def seg_predictors(self) -> torch.Tensor:
-        """Sequence indices of the tokens predicting each [SEG] (found on first use: a forward run with this
-        layout holds no extra tensor)."""
-        return self.find_seg_predictors()
-
-    def positions(self, keep: torch.Tensor) -> torch.Tensor:
-        """The original positions of the sequence rows ``keep`` (what pruned tokens keep: FastV, DART)."""
-        if self.positions_are_indices:
-            return keep[None]
-        return self.position_ids[..., keep.to(self.position_ids.device)]
-
-
-@dataclass
-class GroundingOutput:
-    """Masks for every [SEG] of the prompt, and what produced them."""
-
-    masks: torch.Tensor                      # (S, H, W) bool at the original size
-    mask_logits: torch.Tensor                # (S, H, W) float at the original size
-    low_res_logits: torch.Tensor             # (S, 1, h, w) mask-decoder output
-    seg_hidden: torch.Tensor                 # (S, h) final hidden states predicting each [SEG]
-    prompt_embeddings: torch.Tensor          # (S, prompt_dim) the mask decoder's prompts
-    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw (-1: CLS, -2: PruMerge extra)
-    seg_positions: torch.Tensor              # positions of the [SEG]-predicting tokens in the run sequence
-    method: str
-    budget: int
-    prune_layer: int                         # 0: pruned at the LLM input
-    seq_len: int                             # length of the (pruned) sequence
-    selection: Selection | None = field(default=None, repr=False)
-    position_rule: str = "renumber"          # what the kept tokens' RoPE positions were: "keep" or "renumber"
-    generated: torch.Tensor | None = None    # answer="generate": the generated ids (litelvlm.lvlm.generate)
 
 
 class GroundingPipeline:
@@ -114,6 +57,8 @@ class GroundingPipeline:
     layer_hooks: list | tuple = ()
     #: what the mask head reads (:data:`SEG_READS`)
     seg_reads: str = "final"
+    #: the id of the family's [SEG] token (set by each family when it loads its tokenizer)
+    seg_token_id: int = -1
     #: the family's own rule for kept tokens' positions, which ``positions="official"`` means on it (None: each
     #: method's ``Method.positions``, written for LLaVA's 1-D RoPE)
     family_positions: str | None = None
@@ -135,6 +80,9 @@ class GroundingPipeline:
     #: [SEG] is part of the prompt) and, where the official protocol generates, ``generate`` (greedy,
     #: :mod:`litelvlm.lvlm.generate`)
     answers: tuple[str, ...] = ("teacher-forced",)
+
+    #: ``answer="generate"``: the most new tokens a generated answer may have (the family's official limit)
+    max_new_tokens: int = 0
 
     # -- what a family provides ------------------------------------------------------------------------
     @property
@@ -173,6 +121,30 @@ class GroundingPipeline:
         """N for every input when the family's grid is fixed (GLaMM: 576), None when N depends on the image
         (then the studies ask :meth:`num_visual` per prepared input)."""
         return None
+
+    @property
+    def lm_head(self):
+        """The LLM's output projection (a family whose :attr:`answers` offer ``generate``)."""
+        raise LiteLVLMError(f"the {self.family} family's prompts offer no generated answer")
+
+    @property
+    def stop_ids(self) -> set[int]:
+        """The token ids that end a generated answer (a family whose :attr:`answers` offer ``generate``)."""
+        raise LiteLVLMError(f"the {self.family} family's prompts offer no generated answer")
+
+    def visual_grid(self, prepared) -> tuple[int, int]:
+        """(rows, cols) of ``prepared``'s N visual tokens in the sequence's order (row-major), read from the layout's
+        positions (M-RoPE) or the square of N (1-D RoPE); :func:`litelvlm.lvlm.visual_view.visual_grid`."""
+        from .visual_view import visual_grid
+
+        return visual_grid(self, prepared)
+
+    def visual_window(self, image) -> np.ndarray:
+        """The part of ``image`` the visual tokens cover, an RGB array (CLIP's crop window for a family of CLIP
+        patches, else the whole image); :func:`litelvlm.lvlm.visual_view.visual_window`."""
+        from .visual_view import visual_window
+
+        return visual_window(self, image)
 
     def num_visual(self, prepared) -> int:
         """N: the visual tokens the LLM receives for this input, unpruned."""
@@ -335,16 +307,8 @@ class GroundingPipeline:
         n = self.num_visual(prepared)
         spec = self.spec(method)
         budget = resolve(spec, budget, n)
-        if positions == "official" and self.family_positions is not None:
-            positions = self.official_rule(method)  # the family's rule (a method passing merged tokens keeps its own)
-        rule = spec.positions if positions == "official" else positions
-        if positions == "keep" and not spec.original_positions:
-            raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token ([CLS], "
-                                "merged or recycled tokens), which have no original position")
+        positions, rule = self._position_rule(prepared, method, spec, positions)
         generate = getattr(prepared, "answer", "teacher-forced") == "generate"
-        if generate and spec.forward is not None:
-            raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that prune at the "
-                                "LLM input (a pruned KV cache while decoding has no official definition)")
         kept = None  # the visual-token indices of an input-level selection, when they keep their positions
         full = visual_embeds
         if full is not None and tuple(full.shape) != (n, self.hidden_size):
@@ -384,6 +348,20 @@ class GroundingPipeline:
         out = self._masks(prepared, final, seg_hidden, pred.to(final.device), method, budget, sel, int(sel.prune_layer))
         out.position_rule = rule
         return out
+
+    def _position_rule(self, prepared, method: str, spec: Method, positions: str) -> tuple[str, str]:
+        """``ground``'s (positions, rule): the switch resolved against the family's and the method's official rules
+        (a method passing merged tokens keeps its own), and the runs it refuses."""
+        if positions == "official" and self.family_positions is not None:
+            positions = self.official_rule(method)
+        rule = spec.positions if positions == "official" else positions
+        if positions == "keep" and not spec.original_positions:
+            raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token ([CLS], "
+                                "merged or recycled tokens), which have no original position")
+        if getattr(prepared, "answer", "teacher-forced") == "generate" and spec.forward is not None:
+            raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that prune at the "
+                                "LLM input (a pruned KV cache while decoding has no official definition)")
+        return positions, rule
 
     def _masks(self, prepared, final, seg_hidden, pred, method, budget, sel, prune_layer) -> GroundingOutput:
         prompts = self.seg_prompts(seg_hidden)

@@ -52,7 +52,8 @@ Deviations from the official code (this project's, for budgets the official code
    ``round(16 L / 32)`` (at least 1; the tiny 4-layer GLaMM: 2); ``layer=`` overrides.
 
 The rule is defined for 1-D RoPE (one position per token: ``position_ids`` of shape (1, S)); a family
-with multi-axis positions is refused (the repository's Qwen2.5-VL variant has its own rule). The scores are
+with multi-axis positions runs the repository's Qwen2.5-VL variant instead (:mod:`litelvlm.lvlm.ivc_prune_qwen`,
+``ivc-prune``'s ``qwen2.5-vl`` variant), or is refused. The scores are
 computed in the model's dtype whatever ``score_dtype``, as the official code does (float16 there, bfloat16
 for GLaMM): many scores tie there, and ``topk`` breaks the ties as the backend does.
 """

@@ -28,7 +28,9 @@ A statement-level port of the official code, Gumpest/SparseVLMs at commit
 * L302 / L314 (positions): ``position_ids[:, :L']``, i.e. the pruned sequence is RENUMBERED
   0..L'-1 (RoPE positions are not kept; only SparseVLM+ keeps them), with a plain causal
   mask over it (SDPA ``is_causal``). Text tokens are never dropped (L263-269), so the
-  [SEG]-predicting tokens always survive.
+  [SEG]-predicting tokens always survive. The rule is ``sparsevlm_forward``'s ``renumber`` argument (this one by
+  default, for 1-D RoPE); the Qwen2.5-VL variant (:mod:`litelvlm.lvlm.sparsevlm_qwen`, this project's adaptation)
+  passes its rule for M-RoPE's three axes.
 
 So for K = 192 on LLaVA-1.5 / GLaMM-7B the visual tokens entering the 32 layers are 576 (layers
 0-2), 309 (3-6), 204 (7-15) and 113 (16-31): the counts plus the recycled tokens, the same for
@@ -65,6 +67,7 @@ selected heads, no recycling, kept positions). Batch size 1, as the official ``B
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -193,8 +196,15 @@ class SparseVLMRun:
     raters: torch.Tensor             # rater positions relative to the first token after the image
 
 
-def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[int, ...]) -> SparseVLMRun:
-    """The staged SparseVLM forward over ``ctx``'s sequence (L186-322)."""
+def renumbered(ctx: LLMContext, length: int) -> torch.Tensor:
+    """(1, L') the positions of the pruned sequence, 0..L'-1 (L302: ``position_ids[:, :L']``)."""
+    return torch.arange(length, device=ctx.embeds.device)[None]
+
+
+def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[int, ...],
+                      renumber: Callable[[LLMContext, int], torch.Tensor] | None = None) -> SparseVLMRun:
+    """The staged SparseVLM forward over ``ctx``'s sequence (L186-322); ``renumber(ctx, L')``: the positions of the
+    pruned sequence (None: :func:`renumbered`, the official rule, for 1-D RoPE only)."""
     lm, s, n = ctx.lm, ctx.image_start, ctx.num_visual
     if len(layers) != len(counts) or any(b <= a for a, b in zip(layers, layers[1:])) \
             or not 0 <= layers[0] or layers[-1] >= ctx.num_layers:
@@ -205,9 +215,11 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
     if ctx.position_rule == "keep":
         raise LiteLVLMError("positions='keep' is not defined for SparseVLM: its recycled tokens (cluster means of "
                             "dropped ones) have no original position; it renumbers, as its official code (L302)")
-    if ctx.position_ids.dim() != 2:  # renumbering 0..L'-1 (L302) is defined for 1-D RoPE only
-        raise LiteLVLMError("SparseVLM renumbers the pruned sequence's positions 0..L'-1, as its official code "
-                            "does for 1-D RoPE; a family with multi-axis positions needs its own rule")
+    if renumber is None:
+        if ctx.position_ids.dim() != 2:  # renumbering 0..L'-1 (L302) is defined for 1-D RoPE only
+            raise LiteLVLMError("SparseVLM renumbers the pruned sequence's positions 0..L'-1, as its official code "
+                                "does for 1-D RoPE; a family with multi-axis positions needs its own rule")
+        renumber = renumbered
     dev = ctx.embeds.device
     raters = text_raters(ctx.embeds, s, n)
     kernel = "sparsevlm" if ctx.score_dtype == "model" else "float32"
@@ -229,7 +241,7 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
         hidden = torch.cat([out[:, :s], torch.cat([vis[mask], merged])[None], out[:, t_start:]], dim=1)
         labels = torch.cat([labels[mask], labels.new_full((merged.shape[0],), -1)])
         v_num, start = keep_n + merged.shape[0], layer + 1
-        pos = torch.arange(hidden.shape[1], device=dev)[None]  # renumbered (L302)
+        pos = renumber(ctx, hidden.shape[1])  # renumbered (L302)
         kept.append(labels[labels >= 0].clone())
         visual.append(v_num)
         recycled.append(int(merged.shape[0]))
@@ -240,14 +252,16 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
 
 
 def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | None = None,
-                     counts: tuple[int, ...] | None = None) -> Selection:
-    """SparseVLM's staged pruning with recycling; K = N is no pruning (see the module docstring)."""
+                     counts: tuple[int, ...] | None = None,
+                     renumber: Callable[[LLMContext, int], torch.Tensor] | None = None) -> Selection:
+    """SparseVLM's staged pruning with recycling; K = N is no pruning (see the module docstring); ``renumber``: the
+    pruned sequence's positions (:func:`sparsevlm_forward`)."""
     check_budget(budget, ctx.num_visual)
     if budget == ctx.num_visual:
         return Selection(indices=torch.arange(ctx.num_visual))
     layers = stage_layers(ctx.num_layers) if layers is None else tuple(int(x) for x in layers)
     counts = stage_counts(budget) if counts is None else tuple(int(x) for x in counts)
-    run_ = sparsevlm_forward(ctx, layers, counts)
+    run_ = sparsevlm_forward(ctx, layers, counts, renumber)
     parts = {"stage_layers": torch.tensor(layers),
              "stage_counts": torch.tensor(counts), "stage_visual": torch.tensor(run_.visual),
              "stage_recycled": torch.tensor(run_.recycled), "raters": run_.raters}
@@ -256,7 +270,9 @@ def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | 
                      llm_output=(run_.final, run_.seg_positions))
 
 
-def staged_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch.Tensor] | None:
+def staged_forward(ctx: LLMContext, sel: Selection,
+                   renumber: Callable[[LLMContext, int], torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(final normed hidden (1, S', h), rows predicting each [SEG]) of the staged forward that made ``sel``
     (returned with it; recomputed from its schedule, deterministically, for a selection without it); None
     when ``sel`` prunes nothing inside the LLM (K = N: the LLM runs on all N tokens at its input)."""
@@ -264,7 +280,8 @@ def staged_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch
         return sel.llm_output
     if "stage_layers" not in sel.parts:
         return None
-    run_ = sparsevlm_forward(ctx, tuple(sel.parts["stage_layers"].tolist()), tuple(sel.parts["stage_counts"].tolist()))
+    run_ = sparsevlm_forward(ctx, tuple(sel.parts["stage_layers"].tolist()), tuple(sel.parts["stage_counts"].tolist()),
+                             renumber)
     return run_.final, run_.seg_positions
 
 

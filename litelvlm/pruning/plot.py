@@ -27,7 +27,9 @@ def plot_kept_tokens(image: np.ndarray, indices, grid: tuple[int, int], ax=None,
     h, w = image.shape[:2]
     keep = kept_token_mask(indices, grid)
     ph, pw = h / grid[0], w / grid[1]
-    shade = np.kron(keep, np.ones((int(np.ceil(ph)), int(np.ceil(pw)))))[:h, :w]
+    # each pixel takes its token's cell, (y * rows) // h: exact where the grid does not divide the image evenly
+    rows, cols = (np.arange(h) * grid[0]) // h, (np.arange(w) * grid[1]) // w
+    shade = keep[rows[:, None], cols[None, :]].astype(float)
     ax.imshow(image * (dim + (1 - dim) * shade[..., None]))
     if order:
         for pos, idx in enumerate(np.asarray(indices, dtype=int)):

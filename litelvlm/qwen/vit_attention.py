@@ -27,8 +27,14 @@ def received_attention(visual, pixel_values: torch.Tensor, grid_thw: torch.Tenso
     ``visual`` (``Qwen2_5_VisionTransformerPretrainedModel``; default: the last block, VScan's global score)."""
     vision = QwenVision(visual, pixel_values, grid_thw)
     block = block % len(visual.blocks)
-    weights = vision.block_attention(block, vision.block_inputs([block])[block])
+    return received_from(vision, block, vision.block_inputs([block])[block])
+
+
+def received_from(vision: QwenVision, block: int, seen: dict) -> torch.Tensor:
+    """(M,) VScan's score from block ``block``'s captured inputs ``seen`` (:meth:`QwenVision.block_inputs`): the
+    attention summed over heads, averaged over the query patches and over each merged token's patches, LLM order."""
+    weights = vision.block_attention(block, seen)
     return vision.to_llm_order(weights.sum(0).mean(0))
 
 
-__all__ = ["received_attention"]
+__all__ = ["received_attention", "received_from"]

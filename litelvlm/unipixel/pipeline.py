@@ -24,10 +24,10 @@ What is this project's (labelled wherever a user meets it):
   mean of the patch scores its box overlaps; CLIP's text is the protocol's question (``clip_text="question"``, as
   the official LiteLVLM embeds GLaMM's question) or the expression. ``context`` and ``similarity`` say where
   LiteLVLM's two parts come from (:mod:`litelvlm.unipixel.mapped`: the similarity optionally in the LLM's input
-  space, :mod:`litelvlm.lvlm.relevance`). The CLIP baselines that read CLIP's features or attention on its own grid
-  (VisionZip, PruMerge, ToMe, VisPruner, HiPrune) and the LLM-side methods that read CLIP with no Qwen2.5-VL variant
-  (VScan) are refused with a message; CDPruner runs as its Qwen2.5-VL variant (:mod:`litelvlm.lvlm.cdpruner_qwen`).
-  CLIP is loaded on first use: the other methods never load it.
+  space, :mod:`litelvlm.lvlm.relevance`). VisionZip, VisPruner, PruMerge(+), ToMe, SparseVLM and CDPruner run as
+  their Qwen2.5-VL variants (:mod:`litelvlm.qwen.clip_baselines`, :mod:`litelvlm.qwen.tome`,
+  :mod:`litelvlm.lvlm.sparsevlm_qwen`, :mod:`litelvlm.lvlm.cdpruner_qwen`); HiPrune and VScan are refused with a
+  message. CLIP is loaded on first use: the other methods never load it.
 """
 
 from __future__ import annotations

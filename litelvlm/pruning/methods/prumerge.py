@@ -161,36 +161,52 @@ def merge(features: torch.Tensor, keys: torch.Tensor, attn: torch.Tensor, kept: 
     return torch.cat([features[kept] + weighted, extra]), pruned
 
 
-def _selection(inputs: SelectorInputs, attn: torch.Tensor, keys: torch.Tensor, top: torch.Tensor,
-               spatial: torch.Tensor, cluster_size: int) -> Selection:
+def merged_selection(features: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, top: torch.Tensor,
+                     spatial: torch.Tensor, cluster_size: int = CLUSTER_SIZE) -> Selection:
+    """The selection of kept tokens ``[top, spatial]`` of ``features`` (N, C): each merged with its cluster
+    (:func:`merge`, keys (N, d), weights ``attn`` (N,)), then the extra token (index :data:`EXTRA_INDEX`)."""
     kept = torch.cat([top, spatial])
-    feats, pruned = merge(inputs.patches(), keys, attn, kept, cluster_size)
+    feats, pruned = merge(features, keys, attn, kept, cluster_size)
     extra = torch.full((1,), EXTRA_INDEX, dtype=torch.long, device=kept.device)
     return Selection(indices=torch.cat([kept, extra]), features=feats, scores=attn,
                      parts={"outliers": top, "spatial": spatial, "pruned": pruned})
+
+
+def adaptive_kept(attn: torch.Tensor, plus: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outliers in descending ``attn`` order, PruMerge+'s samples or none): the official adaptive choice (L115-116,
+    L203-214)."""
+    n = attn.shape[0]
+    ratio = outlier_ratio(attn)
+    top = torch.topk(attn, int(n * ratio), largest=True).indices
+    return top, spatial_samples(top, n, ratio) if plus else top[:0]
+
+
+def fixed_kept(attn: torch.Tensor, budget: int, plus: bool = False,
+               top_share: float = TOP_SHARE) -> tuple[torch.Tensor, torch.Tensor]:
+    """(attention-ranked, even samples) for K (not official): K - 1 tokens, PruMerge+ a ``top_share`` by ``attn``."""
+    n = attn.shape[0]
+    if not 1 <= budget <= n:
+        raise LiteLVLMError(f"budget must satisfy 1 <= K <= {n}; got {budget}")
+    kept = budget - 1
+    n_top = min(kept, math.ceil(kept * top_share)) if plus else kept
+    top = torch.topk(attn, n_top, largest=True).indices
+    return top, even_samples(top, n, kept - n_top) if plus else top[:0]
 
 
 def prumerge_adaptive(inputs: SelectorInputs, plus: bool = False, *, attention_block: int = -1,
                       cluster_size: int = CLUSTER_SIZE, attention: str = "official") -> Selection:
     """The official adaptive selection: IQR outliers (+ PruMerge+'s samples), merged, + the extra token."""
     attn, keys = cls_attention(inputs, attention_block, attention)
-    n = attn.shape[0]
-    ratio = outlier_ratio(attn)
-    top = torch.topk(attn, int(n * ratio), largest=True).indices
-    spatial = spatial_samples(top, n, ratio) if plus else top[:0]
-    return _selection(inputs, attn, keys, top, spatial, cluster_size)
+    top, spatial = adaptive_kept(attn, plus)
+    return merged_selection(inputs.patches(), attn, keys, top, spatial, cluster_size)
 
 
 def adaptive_budget(inputs: SelectorInputs, plus: bool = False, *, attention_block: int = -1,
                     attention: str = "official") -> int:
     """K of the official adaptive selection for this image (outliers [+ samples] + 1; up to N + 1)."""
     attn, _ = cls_attention(inputs, attention_block, attention)
-    n = attn.shape[0]
-    ratio = outlier_ratio(attn)
-    count = int(n * ratio)
-    if plus:
-        count += spatial_samples(torch.topk(attn, count).indices, n, ratio).numel()
-    return count + 1
+    top, spatial = adaptive_kept(attn, plus)
+    return top.numel() + spatial.numel() + 1
 
 
 def prumerge_fixed(inputs: SelectorInputs, budget: int, plus: bool = False, *, top_share: float = TOP_SHARE,
@@ -198,14 +214,8 @@ def prumerge_fixed(inputs: SelectorInputs, budget: int, plus: bool = False, *, t
                    attention: str = "official") -> Selection:
     """The fixed-budget extension (not official): K - 1 attention-ranked [+ even] patches, merged, + extra."""
     attn, keys = cls_attention(inputs, attention_block, attention)
-    n = attn.shape[0]
-    if not 1 <= budget <= n:
-        raise LiteLVLMError(f"budget must satisfy 1 <= K <= {n}; got {budget}")
-    kept = budget - 1
-    n_top = min(kept, math.ceil(kept * top_share)) if plus else kept
-    top = torch.topk(attn, n_top, largest=True).indices
-    spatial = even_samples(top, n, kept - n_top) if plus else top[:0]
-    return _selection(inputs, attn, keys, top, spatial, cluster_size)
+    top, spatial = fixed_kept(attn, budget, plus, top_share)
+    return merged_selection(inputs.patches(), attn, keys, top, spatial, cluster_size)
 
 
 def _run(inputs: SelectorInputs, budget: int | None, plus: bool, adaptive: bool | None, **options) -> Selection:

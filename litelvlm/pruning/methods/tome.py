@@ -10,7 +10,9 @@ af95e4b1befa172dadccd8c81e223b10090f9579, applied to the blocks of LLaVA's CLIP 
   token's best B match (``max``) is its edge; the ``r`` A tokens with the highest edges
   (``argsort(descending=True)``) are merged into their B match, the others stay, sorted by position
   (L68, which keeps CLS first); ``merge`` (L70-80) returns ``cat[unmerged A, B]`` with the merged A
-  tokens ``scatter_reduce``-d into their B token.
+  tokens ``scatter_reduce``-d into their B token. ``class_token=False`` (the official default: nothing protected,
+  r capped at t // 2, unmerged A tokens left in edge order) serves the Qwen2.5-VL variant
+  (:mod:`litelvlm.qwen.tome`, this project's adaptation), which has no class token.
 * ``tome/merge.py`` L210-224 ``merge_wavg``: ``merge(x * size, "sum") / merge(size, "sum")``, the
   size-weighted average (size starts at 1 per token); L227-239 ``merge_source``: the
   token -> initial-token adjacency, merged with ``amax``.
@@ -126,22 +128,25 @@ class Matching:
 
 
 @torch.no_grad()
-def bipartite_soft_matching(metric: torch.Tensor, r: int) -> Matching | None:
-    """merge.py L36-68 with ``class_token=True``: None where r (capped at (t-1)//2) is 0."""
+def bipartite_soft_matching(metric: torch.Tensor, r: int, class_token: bool = True) -> Matching | None:
+    """merge.py L36-68 (no distill token): None where r (capped at (t - protected) // 2) is 0; ``class_token``
+    (CLIP's, the default here) protects token 0 and keeps it first."""
     t = metric.shape[1]
-    r = min(r, (t - 1) // 2)
+    r = min(r, (t - int(class_token)) // 2)
     if r <= 0:
         return None
     metric = metric / metric.norm(dim=-1, keepdim=True)
     a, b = metric[..., ::2, :], metric[..., 1::2, :]
     scores = a @ b.transpose(-1, -2)
-    scores[..., 0, :] = -math.inf
+    if class_token:
+        scores[..., 0, :] = -math.inf
     node_max, node_idx = scores.max(dim=-1)
     edge_idx = node_max.argsort(dim=-1, descending=True)[..., None]
     unm_idx = edge_idx[..., r:, :]
     src_idx = edge_idx[..., :r, :]
     dst_idx = node_idx[..., None].gather(dim=-2, index=src_idx)
-    unm_idx = unm_idx.sort(dim=1)[0]  # keeps the class token first
+    if class_token:
+        unm_idx = unm_idx.sort(dim=1)[0]  # keeps the class token first
     return Matching(unm_idx, src_idx, dst_idx, r)
 
 

@@ -76,6 +76,38 @@ def split_budget(budget: int, dominant_share: float = DOMINANT_SHARE) -> tuple[i
     return n_dom, budget - n_dom
 
 
+def dominant_split(attn: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dominant, remaining) token indices, each ascending (sequence order): the top ``count`` by ``attn`` (N,)
+    and the others (``clip_encoder.py`` L49-57, the mask over the patches)."""
+    top = attn.topk(count).indices
+    is_dom = torch.zeros(attn.shape[0], dtype=torch.bool, device=attn.device)
+    is_dom[top] = True
+    return is_dom.nonzero().squeeze(1), (~is_dom).nonzero().squeeze(1)
+
+
+def contextual_tokens(hidden: torch.Tensor, metric: torch.Tensor, remaining: torch.Tensor,
+                      count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, contextual tokens (C, W)): the ``remaining`` tokens (ascending) merged into ``count`` targets
+    (``clip_encoder.py`` L59-80): ``metric`` (N, d) over the tokens, normalised; targets every ``max(1, R // C)``-th
+    remaining token; each other one assigned to the target of highest cosine; target + mean of its assigned
+    ``hidden`` (N, W) rows."""
+    device = hidden.device
+    metric = metric[remaining]
+    metric = metric / metric.norm(dim=-1, keepdim=True)
+    step = max(1, metric.shape[0] // count)
+    target_pos = torch.arange(0, metric.shape[0], step, device=device)[:count]
+    is_target = torch.zeros(metric.shape[0], dtype=torch.bool, device=device)
+    is_target[target_pos] = True
+    targets = remaining[target_pos]
+    assign = (metric[~is_target] @ metric[target_pos].T).argmax(dim=-1)  # (R - C,)
+    merge_hidden = hidden[remaining[~is_target]]
+    one_hot = torch.zeros(assign.shape[0], count, dtype=hidden.dtype, device=device)
+    one_hot[torch.arange(assign.shape[0], device=device), assign] = 1
+    counts = one_hot.sum(0).clamp(min=1)[:, None]
+    aggregated = one_hot.T @ merge_hidden / counts
+    return targets, hidden[targets] + aggregated
+
+
 def visionzip(inputs: SelectorInputs, budget: int, *, dominant_share: float = DOMINANT_SHARE,
               attention_block: int | None = None, attention: str = "official") -> Selection:
     vision = inputs.vision
@@ -90,37 +122,21 @@ def visionzip(inputs: SelectorInputs, budget: int, *, dominant_share: float = DO
                              "VisionZip needs the attention of the block that produced it")
     n_dom, n_ctx = split_budget(budget, dominant_share)
     hidden = vision.hidden_states[layer][inputs.image_index]  # (S, W), CLS first
-    n = hidden.shape[0] - 1
     device = hidden.device
 
     # dominant: CLS + the top D-1 patches by head-summed CLS attention, in sequence order
     attn = cls_attention_rows(inputs, attention_block, attention).sum(0)  # (N,)
-    top = attn.topk(n_dom - 1).indices
-    is_dom = torch.zeros(n, dtype=torch.bool, device=device)
-    is_dom[top] = True
-    dominant = is_dom.nonzero().squeeze(1)  # raster order
+    dominant, remaining = dominant_split(attn, n_dom - 1)
     out = [hidden[:1], hidden[1:][dominant]]
-    remaining = (~is_dom).nonzero().squeeze(1)  # raster order
 
     targets = remaining[:0]
     if n_ctx > 0:
         _, k, _ = vision.qkv(attention_block)
         heads = vision.backend.vision_heads
         k = k[inputs.image_index]
-        metric = k.reshape(k.shape[0], heads, -1).mean(1)[1:][remaining]  # (R, W/H): keys averaged over heads
-        metric = metric / metric.norm(dim=-1, keepdim=True)
-        step = max(1, metric.shape[0] // n_ctx)
-        target_pos = torch.arange(0, metric.shape[0], step, device=device)[:n_ctx]
-        is_target = torch.zeros(metric.shape[0], dtype=torch.bool, device=device)
-        is_target[target_pos] = True
-        targets = remaining[target_pos]
-        assign = (metric[~is_target] @ metric[target_pos].T).argmax(dim=-1)  # (R - C,)
-        merge_hidden = hidden[1:][remaining[~is_target]]
-        one_hot = torch.zeros(assign.shape[0], n_ctx, dtype=hidden.dtype, device=device)
-        one_hot[torch.arange(assign.shape[0], device=device), assign] = 1
-        counts = one_hot.sum(0).clamp(min=1)[:, None]
-        aggregated = one_hot.T @ merge_hidden / counts
-        out.append(hidden[1:][targets] + aggregated)
+        metric = k.reshape(k.shape[0], heads, -1).mean(1)[1:]  # (N, W/H): keys averaged over heads
+        targets, contextual = contextual_tokens(hidden[1:], metric, remaining, n_ctx)
+        out.append(contextual)
 
     cls = torch.full((1,), CLS_INDEX, dtype=torch.long, device=device)
     idx = torch.cat([cls, dominant, targets])

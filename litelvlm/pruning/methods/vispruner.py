@@ -87,6 +87,18 @@ def remove_duplicates(features: torch.Tensor, residual: torch.Tensor, keep: int,
     return residual
 
 
+def important_and_diverse(attn: torch.Tensor, features: torch.Tensor, budget: int, important_ratio: float = 0.5,
+                          step: int = STEP) -> tuple[torch.Tensor, torch.Tensor]:
+    """(important, diverse) token indices for K: the top ``int(K * ratio)`` by ``attn`` (N,) in descending order,
+    then :func:`remove_duplicates` over the rest of ``features`` (N, W) (``llava_arch.py`` L141-183)."""
+    n_imp = int(budget * important_ratio)
+    n_div = budget - n_imp
+    order = attn.argsort(descending=True)
+    important, residual = order[:n_imp], order[n_imp:]
+    diverse = remove_duplicates(features, residual, n_div, step) if n_div > 0 else residual[:0]
+    return important, diverse
+
+
 def vispruner(inputs: SelectorInputs, budget: int, *, important_ratio: float = 0.5,
               attention_block: int | None = None, step: int = STEP, attention: str = "official") -> Selection:
     if attention_block is None:  # attentions[select_layer]: the block whose output are the features
@@ -95,14 +107,7 @@ def vispruner(inputs: SelectorInputs, budget: int, *, important_ratio: float = 0
             raise ValueError(f"feature layer {inputs.feature_layer} is the embedding output; "
                              "VisPruner needs the attention of the block that produced it")
     attn = cls_attention_rows(inputs, attention_block, attention).mean(0)
-    n_imp = int(budget * important_ratio)
-    n_div = budget - n_imp
-    order = attn.argsort(descending=True)
-    important, residual = order[:n_imp], order[n_imp:]
-    if n_div > 0:
-        diverse = remove_duplicates(inputs.patches(), residual, n_div, step)
-    else:
-        diverse = residual[:0]
+    important, diverse = important_and_diverse(attn, inputs.patches(), budget, important_ratio, step)
     idx = torch.sort(torch.cat([important, diverse])).values  # the LLM gets them through a mask: raster order
     return Selection(indices=idx, scores=attn, parts={"important": important, "diverse": diverse})
 

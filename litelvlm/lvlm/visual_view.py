@@ -1,9 +1,7 @@
-"""Where a family's visual tokens lie on the image, as the studies draw them: their grid and the image region
-they cover, read from the family contract (:mod:`litelvlm.lvlm.family`) for any family.
-
-A family may declare ``visual_grid(prepared)`` and ``visual_window(image)`` itself (what the contract would
-add); until it does, both are read from what the contract already gives: the layout's positions and the
-family's fixed N.
+"""Where a family's visual tokens lie on the image, as ``select`` and the studies draw them: their grid and the
+image region they cover, read from what the family contract (:mod:`litelvlm.lvlm.family`) gives for any family
+(the layout's positions, the family's fixed N, its CLIP's geometry). ``GroundingPipeline.visual_grid`` and
+``visual_window`` call these; a family overrides them where its tokens lie otherwise.
 """
 
 from __future__ import annotations
@@ -12,16 +10,13 @@ import math
 
 import numpy as np
 
-from litelvlm.errors import LiteLVLMError
+from ..errors import LiteLVLMError
 
 
 def visual_grid(pipe, prepared) -> tuple[int, int]:
     """(rows, cols) of ``prepared``'s N visual tokens in the family's sequence order (row-major). With 3-axis
     positions (M-RoPE) a visual token's height and width ids are its row and column (Qwen2.5-VL's
     ``get_rope_index``); with 1-D RoPE the N tokens are a square raster (GLaMM's 24 x 24 CLIP patches)."""
-    own = getattr(pipe, "visual_grid", None)
-    if callable(own):
-        return tuple(int(v) for v in own(prepared))
     import torch
 
     n = pipe.num_visual(prepared)
@@ -43,12 +38,9 @@ def visual_window(pipe, image) -> np.ndarray:
     """The part of ``image`` the visual tokens cover, as an RGB array: CLIP's input window (its centre crop at
     its input size) for a family whose visual tokens are its CLIP's patches (fixed N, GLaMM's), else the whole
     image (a family that resizes the image without a crop, UniPixel's)."""
-    own = getattr(pipe, "visual_window", None)
-    if callable(own):
-        return np.asarray(own(image))
-    clip = getattr(pipe, "clip", None)
-    if clip is not None and pipe.num_visual_tokens is not None and clip.num_patches == pipe.num_visual_tokens:
-        from litelvlm.data.geometry import transform_params
+    clip = getattr(pipe, "clip", None) if pipe.num_visual_tokens is not None else None  # a family of fixed N only
+    if clip is not None and clip.num_patches == pipe.num_visual_tokens:
+        from ..data.geometry import transform_params
 
         tp = transform_params(clip.geometry, image.height, image.width)
         (y0, y1), (x0, x1) = tp.to_original(np.array([0, tp.out[0]]), np.array([0, tp.out[1]]))

@@ -1,0 +1,105 @@
+"""``litelvlm select --model <a grounding model>``: which visual tokens a method keeps in a model family's pipeline.
+
+With a GLaMM or UniPixel model string (a random preset or a checkpoint folder; :mod:`litelvlm.families`) instead of
+a CLIP, ``select`` runs the family's pipeline on the image and its expression(s), ``ground(prepared, method, K)``,
+and reports the kept indices on the family's own token grid: GLaMM's 24 x 24 CLIP patches, UniPixel's merged
+tokens (N depends on the image). Every method the family runs is offered, the LLM-side ones too (their kept
+indices are the tokens the last LLM layer sees), each as the family runs it (its backbone's variant where one is
+registered). The image and the expression(s) go through the family's own prompt and preprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+from ..errors import LiteLVLMError
+
+
+def _refuse_clip_options(a) -> None:
+    """``--pad`` and ``--backend`` choose a CLIP's preprocessing and loader: a family model has its own."""
+    bad = [flag for flag, value in (("--pad", a.pad), ("--backend", a.backend)) if value]
+    if bad:
+        verb = "choose" if len(bad) > 1 else "chooses"
+        raise LiteLVLMError(f"{' and '.join(bad)} {verb} a CLIP's preprocessing or loader; --model {a.model} is a "
+                            "grounding model, which preprocesses the image its own way")
+
+
+def run_family(a) -> int:
+    """``select`` on a family's pipeline (``a``: :class:`litelvlm.commands.select.SelectArgs`)."""
+    from ..families import family_of, get_family
+
+    _refuse_clip_options(a)
+    family = family_of(a.model)
+    cls = get_family(family)
+    if why := cls.method_error(cls.__new__(cls), a.method):  # asked before any model is loaded
+        raise LiteLVLMError(why)
+    texts = a.text or []
+    if not texts:
+        raise LiteLVLMError(f"--model {a.model} grounds a referring expression: give it with --text")
+    from .select import _load_image
+
+    image = _load_image(a.image)
+    from ..families import load_pipeline
+    from ..pruning import check_budget
+
+    pipe = load_pipeline(a.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = pipe.prepare(image, texts, seed=a.seed)
+    for w in caught:
+        print(f"litelvlm select: warning: {w.message}", file=sys.stderr)
+    n = pipe.num_visual(prepared)
+    check_budget(a.budget, n)
+    out = pipe.ground(prepared, a.method, a.budget)
+    indices = [int(i) for i in out.kept_indices.tolist()]
+    if a.raster:
+        indices = sorted(indices)
+    grid = [int(v) for v in pipe.visual_grid(prepared)]
+    result = {"method": a.method, "budget": a.budget, "grid": grid, "indices": indices, "family": family,
+              "num_visual": n, "prune_layer": out.prune_layer, "method_variant": pipe.spec(a.method).backbone or None}
+    from ..provenance import weights_banner
+
+    banner = weights_banner(a.model)
+    if a.save_overlay:
+        _save_overlay(a, pipe, image, indices, grid, texts, banner)
+    if a.json:
+        print(json.dumps(result))
+    else:
+        _print_summary(a, result, out, banner)
+    return 0
+
+
+def _save_overlay(a, pipe, image, indices: list[int], grid: list[int], texts: list[str], banner: str | None) -> None:
+    """The region the visual tokens cover, the kept ones bright, titled with the method, K and the expression(s)."""
+    from ..io import save_plot
+    from ..pruning.plot import plot_kept_tokens
+
+    window = pipe.visual_window(image).astype("float64") / 255.0
+    query = "; ".join(texts)
+    fig, _ = plot_kept_tokens(window, [i for i in indices if i >= 0], tuple(grid),
+                              title=f"{a.method}, K={a.budget} ({pipe.family})" + (f'\n"{query}"' if query else ""))
+    if banner:
+        fig.text(0.5, 0.0, banner, ha="center", va="top", fontsize=6, color="#b2182b", wrap=True)
+    save_plot(fig, a.save_overlay, dpi=150, bbox_inches="tight")
+
+
+def _print_summary(a, result: dict, out, banner: str | None) -> None:
+    """What was kept, where, by which variant of the method, and the weights."""
+    n, (rows, cols) = result["num_visual"], result["grid"]
+    variant = f", its {result['method_variant']} variant" if result["method_variant"] else ""
+    where = "at the LLM input" if out.prune_layer == 0 else f"from LLM layer {out.prune_layer}"
+    print(f"{a.method}{variant}: kept {a.budget} of {n} visual tokens ({a.budget / n:.1%}) on a {rows}x{cols} grid "
+          f"{where}, model {a.model} ({result['family']})")
+    indices = result["indices"]
+    print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))
+    if any(i < 0 for i in indices):
+        print("  negative indices: tokens that stand for no single visual token ([CLS], merged or recycled ones)")
+    if a.save_overlay:
+        print(f"  overlay: {a.save_overlay}")
+    if banner:
+        print(banner)
+
+
+__all__ = ["run_family"]

@@ -1,0 +1,60 @@
+"""What a family's pipeline hands the shared layer and returns from ``ground``: where the visual tokens sit in one
+prompt's LLM sequence (:class:`SequenceLayout`) and the masks with what produced them (:class:`GroundingOutput`)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ..pruning import Selection
+
+
+@dataclass(frozen=True)
+class SequenceLayout:
+    """Where the visual tokens sit in one prompt's LLM sequence, and its RoPE positions."""
+
+    image_start: int                 # sequence index of the first visual token
+    num_visual: int                  # visual tokens in the sequence
+    seq_len: int                     # length of the whole sequence
+    position_ids: torch.Tensor       # (1, S) for 1-D RoPE, (3, 1, S) for M-RoPE; the last axis is the sequence
+    find_seg_predictors: Callable[[], torch.Tensor] = field(repr=False, compare=False)
+    #: the positions are the sequence indices 0..S-1 (1-D RoPE, nothing skipped): a kept row's position is its index
+    positions_are_indices: bool = False
+
+    @functools.cached_property
+    def seg_predictors(self) -> torch.Tensor:
+        """Sequence indices of the tokens predicting each [SEG] (found on first use: a forward run with this
+        layout holds no extra tensor)."""
+        return self.find_seg_predictors()
+
+    def positions(self, keep: torch.Tensor) -> torch.Tensor:
+        """The original positions of the sequence rows ``keep`` (what pruned tokens keep: FastV, DART)."""
+        if self.positions_are_indices:
+            return keep[None]
+        return self.position_ids[..., keep.to(self.position_ids.device)]
+
+
+@dataclass
+class GroundingOutput:
+    """Masks for every [SEG] of the prompt, and what produced them."""
+
+    masks: torch.Tensor                      # (S, H, W) bool at the original size
+    mask_logits: torch.Tensor                # (S, H, W) float at the original size
+    low_res_logits: torch.Tensor             # (S, 1, h, w) mask-decoder output
+    seg_hidden: torch.Tensor                 # (S, h) final hidden states predicting each [SEG]
+    prompt_embeddings: torch.Tensor          # (S, prompt_dim) the mask decoder's prompts
+    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw (-1: CLS, -2: PruMerge extra)
+    seg_positions: torch.Tensor              # positions of the [SEG]-predicting tokens in the run sequence
+    method: str
+    budget: int
+    prune_layer: int                         # 0: pruned at the LLM input
+    seq_len: int                             # length of the (pruned) sequence
+    selection: Selection | None = field(default=None, repr=False)
+    position_rule: str = "renumber"          # what the kept tokens' RoPE positions were: "keep" or "renumber"
+    generated: torch.Tensor | None = None    # answer="generate": the generated ids (litelvlm.lvlm.generate)
+
+
+__all__ = ["GroundingOutput", "SequenceLayout"]

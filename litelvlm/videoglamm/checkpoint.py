@@ -1,0 +1,257 @@
+"""Random-weight VideoGLaMM checkpoints in the official tensor layout, and the loader of any VideoGLaMM folder.
+
+The released weights (mbzuai-oryx/VideoGLaMM, README / ``RUN_VideoGLaMM.md`` L7: a SharePoint folder) could not be
+read offline, so the layout is the state dict of the official ``VideoGLaMMForCausalLM`` (@6b15b1e,
+``VideoGLaMM/model/VideoGLaMM.py`` L882-895 and the modules it builds) after ``initialize_vision_modules``
+(``chat.py`` L315) has loaded both towers, as ``save_pretrained`` writes it:
+
+* ``model.embed_tokens`` / ``model.layers.*`` / ``model.norm`` / ``lm_head``: Phi-3 (transformers' names);
+* ``model.vision_tower.vision_encoder.*``: ``InternVideo2_Stage2V`` (``internvideo/utils.py`` L146-164), plus
+  ``model.vision_tower.vision_proj.*`` and the encoder's modules the inference never runs
+  (:data:`~litelvlm.videoglamm.internvideo2.UNUSED`), which the loader accepts and leaves out;
+* ``model.image_vision_tower.vision_tower.vision_model.*``: ``CLIPVisionTower.vision_tower``, a ``CLIPVisionModel``
+  as transformers 4 names it (transformers 5 drops the ``vision_model`` prefix)
+  (``clip_encoder.py`` L26-30);
+* ``model.mm_projector.*``, ``model.image_mm_projector.*`` (``arch.py`` L18-19), ``model.text_hidden_fcs.0.*``
+  (``VideoGLaMM.py`` L142);
+* ``model.visual_model.*``: SAM 2 (``sam2_hiera_l``, SAM 2.0) under SAM 2's own names
+  (:mod:`litelvlm.unipixel.keys`: VideoGLaMM's SAM 2 also saves the fuser's ``gamma`` as ``.weight``,
+  ``memory_encoder.py`` L97-99; SAM 2.0 has no ``no_obj_embed_spatial`` and no ``obj_ptr_tpos_proj``).
+
+``config.json`` is Phi-3's with VideoGPT+'s and VideoGLaMM's keys (:func:`videoglamm_config`); a random
+folder records ``litelvlm_random`` and its preset, a real one is read as the ``videoglamm`` sizes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..lvlm.random_weights import default_dtype
+from ..model_spec import ModelSpec
+from ..unipixel.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
+from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
+from .internvideo2 import UNUSED
+from .model import VideoGLaMM
+
+#: SAM 2.1-only tracking tensors (absent from VideoGLaMM's SAM 2.0).
+SAM21_ONLY = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
+#: official name prefix -> attribute of :class:`VideoGLaMM`
+PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.vision_tower.vision_model.", "clip."),
+            ("model.mm_projector.", "mm_projector."), ("model.image_mm_projector.", "image_mm_projector."),
+            ("model.text_hidden_fcs.", "text_hidden_fcs."))
+
+
+def sam2_tracking_shapes(p: VideoGLaMMPreset) -> dict[str, tuple[int, ...]]:
+    """``visual_model.`` tensors only the memory (video-branch) path reads, SAM 2.0's set."""
+    return {k: s for k, s in tracking_shapes(p.sam2).items() if k not in SAM21_ONLY}
+
+
+def _randomize(named, gen: torch.Generator) -> None:
+    """N(0, 1/fan_in) matrices, N(0, 0.25) vectors, N(0, 1) random-Fourier matrices."""
+    with torch.no_grad():
+        for name, t in named:
+            if t.is_floating_point():
+                r = torch.randn(t.shape, generator=gen)
+                if "positional_embedding" not in name and "gaussian_matrix" not in name:
+                    r = r * (t[0].numel() ** -0.5 if t.dim() > 1 else 0.5)
+                t.copy_(r.to(t.dtype))
+
+
+def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
+                     device: str | torch.device = "cpu") -> tuple[VideoGLaMM, dict[str, torch.Tensor]]:
+    """A random VideoGLaMM and its SAM 2 tracking tensors (``visual_model.``-relative names)."""
+    p = get_preset(preset)
+    dtype = getattr(torch, p.dtype) if dtype is None else dtype
+    with default_dtype(dtype), torch.device(device):
+        model = VideoGLaMM(p).eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    _randomize(model.state_dict(keep_vars=True).items(), gen)
+    sam = model.sam2.model
+    sam.shared_image_embedding.positional_embedding.copy_(sam.prompt_encoder.shared_embedding.positional_embedding)
+    extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(p).items()}
+    _randomize(extras.items(), gen)
+    return model, extras
+
+
+def videoglamm_tensors(model: VideoGLaMM, extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every tensor under its official name (module docstring)."""
+    out = {k: v.detach() for k, v in model.llm.state_dict().items()}
+    for official, ours in PREFIXES:
+        module = model.get_submodule(ours[:-1])
+        out.update({official + k: v.detach() for k, v in module.state_dict().items()})
+    out.update({f"model.visual_model.{k}": v.detach() for k, v in sam2_from_hf(model.sam2.model.state_dict()).items()})
+    out.update({f"model.visual_model.{k}": v.detach() for k, v in extras.items()})
+    return out
+
+
+def videoglamm_config(p: VideoGLaMMPreset) -> dict:
+    """``config.json``: Phi-3's, with VideoGPT+'s multimodal keys (``arch.py`` L41-46, L59-60; builder.py) and
+    VideoGLaMM's (``VideoGLaMM.py`` L95-101, ``chat.py`` L303)."""
+    cfg = phi3_config(p).to_dict()
+    cfg.pop("_attn_implementation_autoset", None)
+    cfg.update(architectures=[ARCHITECTURE], model_type=MODEL_TYPE, sliding_window=p.sliding_window,
+               mm_vision_tower="OpenGVLab/InternVideo2-Stage2_1B-224p-f4/InternVideo2-stage2_1b-224p-f4.pt",
+               image_mm_vision_tower="openai/clip-vit-large-patch14-336", mm_projector_type=p.projector_type,
+               image_mm_projector_type=p.projector_type, mm_hidden_size=p.internvideo.embed_dim,
+               image_mm_hidden_size=p.clip_width, mm_vision_select_layer=-2, mm_vision_select_feature="patch",
+               mm_use_im_start_end=False, mm_use_im_patch_token=False, use_mm_proj=True,
+               seg_token_idx=p.seg_token_id, out_dim=p.out_dim, use_sam2=True, train_mask_decoder=True,
+               mask_decoder_itm=False)
+    return cfg
+
+
+def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "tiny", seed: int = 0,
+                           device: str | torch.device = "cpu", max_shard_bytes: int | None = 4_000_000_000) -> Path:
+    """Build a random VideoGLaMM of ``preset`` and write it in the official layout, with the stand-in tokenizer."""
+    from ..qwen.checkpoint import _write_json, _write_weights
+    from .tokenizer import build_phi3_tokenizer
+
+    p = get_preset(preset)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model, extras = build_videoglamm(p, seed=seed, device=device)
+    _write_weights(videoglamm_tensors(model, extras), path, max_shard_bytes)
+    cfg = videoglamm_config(p)
+    cfg["torch_dtype"] = p.dtype
+    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type}
+    _write_json(path / "config.json", cfg)
+    build_phi3_tokenizer(p).save_pretrained(str(path))
+    return path
+
+
+def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
+    """``videoglamm[-tiny]-random[:SEED]`` (written once under the cache) or a VideoGLaMM checkpoint folder."""
+    from ..cache import default_cache_dir, write_once
+
+    spec = ModelSpec.parse(model)
+    if spec.random_videoglamm is not None:
+        p, seed = get_preset(spec.random_videoglamm), spec.random_seed()
+        root = default_cache_dir() / "random-models" / f"videoglamm-{p.name}-seed{seed}"
+        return write_once(root, lambda folder: save_random_videoglamm(folder, p, seed, device=device))
+    folder = Path(spec.folder)
+    declared = _read_config(folder).get("architectures") or []
+    if ARCHITECTURE not in declared:
+        raise LiteLVLMError(f"model {model!r}: {folder / 'config.json'} declares {declared}, not {ARCHITECTURE}")
+    return folder
+
+
+def _read_config(folder: Path) -> dict:
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise LiteLVLMError(f"not a VideoGLaMM checkpoint folder (config.json: {e}); random presets: "
+                            "videoglamm-random[:SEED], videoglamm-tiny-random[:SEED]") from e
+    if not isinstance(cfg, dict):
+        raise LiteLVLMError(f"{folder / 'config.json'} is not a JSON object")
+    return cfg
+
+
+def _read_tensors(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors.torch import load_file
+
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    elif (folder / "model.safetensors").exists():
+        files = ["model.safetensors"]
+    else:
+        raise LiteLVLMError(f"no VideoGLaMM weights in {folder}: expected model.safetensors or an index + shards")
+    tensors, where = {}, {}
+    for f in files:
+        try:
+            part = load_file(str(folder / f))
+        except Exception as e:  # a missing, corrupt or truncated file
+            raise LiteLVLMError(f"could not read checkpoint file {folder / f}: {e}") from e
+        tensors.update(part)
+        where.update(dict.fromkeys(part, f))
+    return tensors, where
+
+
+def _ours(name: str) -> str | None:
+    """Our state-dict name of an official tensor (None: SAM 2 or an unused one)."""
+    if name.startswith(("model.embed_tokens.", "model.layers.", "model.norm.")) or name == "lm_head.weight":
+        return "llm." + name
+    for official, ours in PREFIXES:
+        if name.startswith(official):
+            return ours + name[len(official):]
+    return None
+
+
+def _is_unused(name: str) -> bool:
+    rest = name.removeprefix("model.vision_tower.")
+    return rest != name and (rest.startswith("vision_proj.")
+                             or rest.removeprefix("vision_encoder.").startswith(UNUSED))
+
+
+def _split(tensors: dict, p: VideoGLaMMPreset) -> tuple[dict, dict, dict, list[str]]:
+    """(ours, SAM 2 image path (HF names), SAM 2 tracking, unknown names) of a folder's tensors."""
+    ours, sam, unknown = {}, {}, []
+    for k, v in tensors.items():
+        if k.startswith("model.visual_model."):
+            sam[k[len("model.visual_model."):]] = v
+        elif _is_unused(k):
+            continue
+        elif (o := _ours(k)) is not None:
+            ours[o] = v
+        else:
+            unknown.append(k)
+    hf, rest = sam2_to_hf(sam)
+    return ours, hf, rest, unknown
+
+
+def _check(found: dict, expected: dict, what: str, folder: Path) -> None:
+    missing = sorted(set(expected) - set(found))
+    unknown = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(found) & set(expected) if tuple(found[k].shape) != tuple(expected[k]))
+    parts = [f"{label}: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
+             for label, names in (("missing", missing), ("unknown", unknown), ("wrong shape", wrong)) if names]
+    if parts:
+        raise LiteLVLMError(f"{folder} does not have VideoGLaMM's layout ({what}): " + "; ".join(parts))
+
+
+def _load_tokenizer(folder: Path):
+    """The folder's tokenizer: ``tokenizer.json`` when there is one (no config lookup), else ``AutoTokenizer``."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    try:
+        if (folder / "tokenizer.json").exists():
+            return PreTrainedTokenizerFast.from_pretrained(str(folder))
+        return AutoTokenizer.from_pretrained(str(folder), use_fast=False)
+    except (OSError, ValueError) as e:
+        raise LiteLVLMError(f"could not load the tokenizer of {folder}: {e}") from e
+
+
+def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+    """(:class:`VideoGLaMM`, tokenizer, config.json) of a model string; every tensor checked by name and shape."""
+    folder = videoglamm_folder(model, device=device)
+    cfg = _read_config(folder)
+    name = (cfg.get("litelvlm_random") or {}).get("preset")
+    p = PRESETS[name] if name in PRESETS else replace(get_preset("videoglamm"), vocab_size=int(cfg.get("vocab_size", 32012)),
+                                                        sliding_window=int(cfg.get("sliding_window", 2047)))
+    tensors, where = _read_tensors(folder)
+    dtype = dtype or next(iter(tensors.values())).dtype
+    with default_dtype(dtype), torch.device(device):
+        net = VideoGLaMM(p)
+    ours, hf, rest, unknown = _split(tensors, p)
+    if unknown:
+        _check({k: tensors[k] for k in unknown}, {}, f"in {', '.join(sorted({where[k] for k in unknown}))}", folder)
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.startswith("sam2.")}
+    _check(ours, expected, "LLM, towers, projectors, text_hidden_fcs", folder)
+    _check(hf, {k: tuple(v.shape) for k, v in net.sam2.model.state_dict().items()}, "SAM 2 image path", folder)
+    _check(rest, sam2_tracking_shapes(p), "SAM 2 tracking", folder)
+    state = {k: v.to(device, dtype) for k, v in ours.items()}
+    state.update({f"sam2.model.{k}": v.to(device, dtype) for k, v in hf.items()})
+    net.load_state_dict(state, strict=True)
+    tokenizer = _load_tokenizer(folder)
+    if tokenizer.convert_tokens_to_ids("[SEG]") != cfg.get("seg_token_idx"):
+        raise LiteLVLMError(f"{folder}: the tokenizer's [SEG] is not config.json's seg_token_idx")
+    return net.eval().requires_grad_(False), tokenizer, cfg
+
+
+__all__ = ["build_videoglamm", "load_videoglamm", "sam2_tracking_shapes", "save_random_videoglamm",
+           "videoglamm_config", "videoglamm_folder", "videoglamm_tensors"]

@@ -1,0 +1,198 @@
+"""VideoGLaMM's sizes: Phi-3-mini, CLIP ViT-L/14-336, InternVideo2-1B (4-frame chunks), SAM 2 Hiera-L.
+
+Source: mbzuai-oryx/VideoGLaMM @6b15b1e (``VideoGLaMM/``):
+
+* LLM: ``microsoft/Phi-3-mini-4k-instruct`` (``train_ds_with_videogptplus.py`` L31) through
+  ``VideoGPTPlusPhi3ForCausalLM`` (``model/videogpt_plus/model/language_model/phi3.py``: transformers'
+  ``Phi3Model`` / ``Phi3ForCausalLM`` with the multimodal input); the vocabulary is resized to the tokenizer's
+  length after ``[SEG]`` is added (``chat.py`` L296-300): Phi-3's 32011 tokens + ``[SEG]`` = 32012 rows, ``[SEG]``
+  = 32011 (``mm_use_im_start_end`` and ``mm_use_im_patch_token`` off, ``VideoGLaMMModel.__init__``
+  L173 and the config default ``getattr(..., False)`` of ``chat.py`` L290-291);
+* image tower: ``openai/clip-vit-large-patch14-336`` (L39), ``hidden_states[mm_vision_select_layer]``
+  without CLS (``multimodal_encoder/clip_encoder.py`` L34-42; select layer -2, VideoGPT+'s setting):
+  24 x 24 = 576 tokens per frame, width 1024 (``multimodal_projector/builder.py`` L23);
+* video tower: ``OpenGVLab/InternVideo2-Stage2_1B-224p-f4`` (L38): ``pretrain_internvideo2_1b_patch14_224``
+  (``internvideo/internvideo2.py`` L698-723: width 1408, depth 40, 16 heads, MLP ratio 48/11, qk RMS norm,
+  layer scale) on 4-frame chunks at 224 px (``internvideo2_stage2_config_vision.py`` L14, L46-53): 4 x 16 x 16
+  tokens after a CLS; features are the output of block 38 (``x_vis_return_idx=-2``, ``utils.py`` L229-238);
+* projectors: ``mm_projector`` (1408 -> h) and ``image_mm_projector`` (1024 -> h) of type ``mlp2x_gelu``
+  (``builder.py`` L36-45; the type is VideoGPT+'s training setting, ``PROJECTOR_TYPE=mlp2x_gelu`` in
+  mbzuai-oryx/VideoGPT-plus ``scripts/finetune_dual_encoder.sh``, which also sets ``--mm_vision_select_layer -2``
+  and ``--mm_use_im_start_end False``; VideoGLaMM starts from that model, ``train_ds_with_videogptplus.py`` L30);
+* pooling (``model/videogpt_plus/model/arch.py`` L164-191): CLIP 576 -> 12 x 12 = 144 per frame, InternVideo2
+  256 -> 8 x 8 = 64 per frame; ``NUM_FRAMES`` 16, ``CHUNK_SIZE`` 4 (``constants.py`` L6-7);
+* ``text_hidden_fcs``: Linear(h, h), ReLU, Linear(h, 256), Dropout(0) (``VideoGLaMM.py`` L134-142,
+  ``out_dim`` 256, L44 of the training script);
+* SAM 2: ``sam2_hiera_l.yaml`` (``VideoGLaMM.py`` L112-115; Hiera-L: embed 144, heads 2, stages
+  (2, 6, 36, 4), global blocks (23, 33, 43), window-pos background 7 x 7, windows (8, 4, 16, 8), neck
+  channels (1152, 576, 288, 144), 1024 px), built with ``apply_postprocessing`` (``build_sam.py`` L19-27:
+  ``dynamic_multimask_via_stability`` with delta 0.05 and threshold 0.98).
+
+``tiny`` keeps every structural count the code asserts or hard-codes (24 x 24 CLIP grid, 16 x 16
+InternVideo2 grid, 16 frames in chunks of 4, the pooled sizes) at tiny widths, with SAM 2 at 128 px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import LiteLVLMError
+from ..unipixel.config import Sam2Size
+
+#: ``model_type`` and the saved class of a VideoGLaMM folder (``phi3.py`` L18-19, ``VideoGLaMM.py`` L882).
+MODEL_TYPE = "VideoGPT+"
+ARCHITECTURE = "VideoGLaMMForCausalLM"
+#: ``model/videogpt_plus/constants.py`` L6-7 and L12.
+NUM_FRAMES = 16
+CHUNK_SIZE = 4
+IMAGE_TOKEN_INDEX = -200
+#: ImageNet mean / std (InternVideo2's ``VideoTrainProcessor``, ``internvideo/utils.py`` L16-21; SAM 2 in 0-255).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+SAM2_HIERA_L = Sam2Size(name="sam2_hiera_l", embed_dim=144, num_heads=2, stages=(2, 6, 36, 4),
+                        global_att_blocks=(23, 33, 43), window_pos_embed_bkg=(7, 7), window_spec=(8, 4, 16, 8))
+SAM2_TINY = Sam2Size(name="tiny", embed_dim=8, num_heads=1, stages=(1, 2, 3, 2), global_att_blocks=(4,),
+                     window_pos_embed_bkg=(4, 4), window_spec=(8, 4, 6, 2), d_model=32, mem_dim=16, mem_layers=1,
+                     mem_ff=64, num_maskmem=3, mask_downsampler_embed=32)
+
+
+@dataclass(frozen=True)
+class InternVideo2Size:
+    """``PretrainInternVideo2``'s sizes (internvideo2.py L388-421) as VideoGLaMM builds it."""
+
+    embed_dim: int = 1408
+    depth: int = 40
+    num_heads: int = 16
+    mlp_ratio: float = 48 / 11
+    img_size: int = 224
+    patch_size: int = 14
+    num_frames: int = 4          # the chunk size the position embedding is built for
+    clip_embed_dim: int = 768    # attention-pooling output (unused by VideoGLaMM's features)
+
+    @property
+    def grid(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+
+@dataclass(frozen=True)
+class VideoGLaMMPreset:
+    """Every size of a VideoGLaMM model."""
+
+    name: str
+    llm_hidden: int
+    llm_layers: int
+    llm_heads: int
+    llm_intermediate: int
+    vocab_size: int                 # after [SEG] (the resized embedding)
+    special_base: int               # first special token id of the Phi-3 tokenizer (32000)
+    clip_width: int
+    clip_layers: int
+    clip_heads: int
+    internvideo: InternVideo2Size
+    sam2: Sam2Size
+    sam2_image_size: int = 1024
+    out_dim: int = 256
+    projector_type: str = "mlp2x_gelu"
+    clip_image_size: int = 336
+    clip_patch_size: int = 14
+    max_position_embeddings: int = 4096
+    sliding_window: int = 2047      # config.json's value (transformers 4.41 reads it as 2048 visible keys)
+    dtype: str = "bfloat16"
+
+    def __post_init__(self) -> None:
+        grid = self.clip_image_size // self.clip_patch_size
+        if grid != 24 or self.internvideo.grid != 16:
+            raise LiteLVLMError(f"VideoGLaMM preset {self.name!r}: the pooling needs a 24 x 24 CLIP grid and a 16 x 16 "
+                                f"InternVideo2 grid (arch.py L164-191), got {grid} and {self.internvideo.grid}")
+        if self.projector_type not in ("linear", "mlp2x_gelu"):
+            raise LiteLVLMError(f"VideoGLaMM preset {self.name!r}: unknown projector type {self.projector_type!r}")
+
+    @property
+    def seg_token_id(self) -> int:
+        return self.vocab_size - 1
+
+    @property
+    def clip_tokens(self) -> int:
+        """CLIP patch tokens per frame before pooling (576)."""
+        return (self.clip_image_size // self.clip_patch_size) ** 2
+
+    @property
+    def visual_tokens(self) -> int:
+        """LLM visual tokens of a video: 16 x 144 CLIP then 16 x 64 InternVideo2 (3328)."""
+        return NUM_FRAMES * 144 + NUM_FRAMES * 64
+
+
+PRESETS: dict[str, VideoGLaMMPreset] = {
+    # Phi-3-mini-4k-instruct's config.json: 3072 wide, 32 layers, 32 heads, MLP 8192; vocabulary 32064 resized to
+    # the tokenizer's 32011 + [SEG]
+    "videoglamm": VideoGLaMMPreset(name="videoglamm", llm_hidden=3072, llm_layers=32, llm_heads=32,
+                                   llm_intermediate=8192, vocab_size=32012, special_base=32000, clip_width=1024,
+                                   clip_layers=24, clip_heads=16, internvideo=InternVideo2Size(), sam2=SAM2_HIERA_L),
+    "tiny": VideoGLaMMPreset(name="tiny", llm_hidden=64, llm_layers=2, llm_heads=4, llm_intermediate=128,
+                             vocab_size=412, special_base=400, clip_width=32, clip_layers=2, clip_heads=2,
+                             internvideo=InternVideo2Size(embed_dim=32, depth=3, num_heads=2, clip_embed_dim=16),
+                             sam2=SAM2_TINY, sam2_image_size=128, out_dim=32, dtype="float32"),
+}
+
+
+def get_preset(name: str | VideoGLaMMPreset) -> VideoGLaMMPreset:
+    """The named VideoGLaMM preset (an unknown name is an error listing the known ones)."""
+    if isinstance(name, VideoGLaMMPreset):
+        return name
+    if name not in PRESETS:
+        raise LiteLVLMError(f"unknown VideoGLaMM preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+def phi3_config(p: VideoGLaMMPreset):
+    """transformers ``Phi3Config`` (Phi-3-mini-4k-instruct's settings: RMS eps 1e-5, rope theta 10000, SiLU,
+    untied embeddings) with eager attention and the sliding window the official stack applies.
+
+    VideoGLaMM runs transformers 4.41.0 (README L76), whose Phi-3 has no SDPA (``_supports_sdpa = False``):
+    eager attention with ``_prepare_4d_causal_attention_mask(..., sliding_window=2047)``, which masks key j of
+    query i when ``j <= i - 2048`` (``modeling_attn_mask_utils.py`` L165-170): 2048 visible keys. transformers 5
+    keeps ``kv_idx > q_idx - sliding_window`` (``masking_utils.sliding_window_overlay``): 2047 keys for the same
+    value, so the config here holds ``sliding_window + 1``. A video prompt is about 3380 tokens long, so the
+    window matters: the rows after the visual tokens do not see the first ~1330 positions directly."""
+    from transformers import Phi3Config
+
+    return Phi3Config(vocab_size=p.vocab_size, hidden_size=p.llm_hidden, intermediate_size=p.llm_intermediate,
+                      num_hidden_layers=p.llm_layers, num_attention_heads=p.llm_heads,
+                      num_key_value_heads=p.llm_heads, hidden_act="silu", rms_norm_eps=1e-5, rope_theta=10000.0,
+                      max_position_embeddings=p.max_position_embeddings,
+                      original_max_position_embeddings=p.max_position_embeddings,
+                      sliding_window=p.sliding_window + 1, attn_implementation="eager",
+                      bos_token_id=1, eos_token_id=32000 if p.vocab_size > 32000 else 2, pad_token_id=0,
+                      tie_word_embeddings=False, attention_dropout=0.0, embd_pdrop=0.0, resid_pdrop=0.0)
+
+
+def clip_config(p: VideoGLaMMPreset):
+    """transformers ``CLIPVisionConfig`` of the image tower (OpenAI's quick_gelu, eps 1e-5; eager attention, the
+    only one transformers 4.41's CLIP has)."""
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(hidden_size=p.clip_width, intermediate_size=4 * p.clip_width,
+                            num_hidden_layers=p.clip_layers, num_attention_heads=p.clip_heads,
+                            image_size=p.clip_image_size, patch_size=p.clip_patch_size, hidden_act="quick_gelu",
+                            projection_dim=768, layer_norm_eps=1e-5, attn_implementation="eager")
+
+
+def sam2_config(p: VideoGLaMMPreset):
+    """transformers ``Sam2Config`` of the SAM 2 image path with ``build_sam2``'s post-processing settings."""
+    from ..unipixel.config import sam2_config as base
+
+    cfg = base(p.sam2, p.sam2_image_size)
+    dec = cfg.mask_decoder_config
+    dec.dynamic_multimask_via_stability = True
+    dec.dynamic_multimask_stability_delta = 0.05
+    dec.dynamic_multimask_stability_thresh = 0.98
+    return cfg
+
+
+__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES", "PRESETS",
+           "InternVideo2Size", "VideoGLaMMPreset", "clip_config", "get_preset", "phi3_config", "sam2_config"]

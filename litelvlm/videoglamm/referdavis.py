@@ -1,0 +1,109 @@
+"""Ref-DAVIS-17 with VideoGLaMM as ``eval_referdavis_infer.py`` runs it, scored by :mod:`litelvlm.video.metrics`.
+
+mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/eval_referdavis_infer.py``:
+
+* a video's expressions come four per object, in the meta file's order (object k: expressions 4k .. 4k+3;
+  ``num_obj = num_expressions // 4``, L164), and each of the four "annotator" sets (``anno_id`` 0..3, L165-166:
+  ``Davis17_annot1``, ``..._full_video``, ``Davis17_annot2``, ``..._full_video``) is predicted on its own: for each
+  object the expression ``obj_id * 4 + anno_id`` (L172);
+* each expression is run on clips of at most 64 frames (L184-187; :func:`clip_ranges`), each clip through
+  :func:`~litelvlm.videoglamm.pipeline.segment_clip` (frame-wise SAM 2 here; the script's ``--use_sam2_video_branch``
+  propagation is not ported), the first ``[SEG]``'s mask per frame kept (L236-239), the clips concatenated (L245);
+* the objects' masks of one annotator set become one label map per frame (L249-256; :func:`label_maps`): values
+  below 0.5 zeroed, a constant 0.1 background stacked first, the argmax;
+* the label maps are scored as ``eval_referdavis_metrics.py`` scores them: DAVIS 2017, unsupervised task
+  (docs/video.md), one :class:`~litelvlm.video.metrics.Summary` per annotator set (L533-536; not averaged).
+
+The answer is teacher-forced (:mod:`.pipeline`); with random weights the numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from ..video import metrics
+from ..video.datasets import VideoExpression, load_ref_davis, read_object_ids
+from .pipeline import prepare_clip, segment_clip
+from .prompt import ANSWER
+
+CLIP_LENGTH = 64
+#: eval_referdavis_infer.py L166
+ANNOTATOR_SETS = ("Davis17_annot1", "Davis17_annot1_full_video", "Davis17_annot2", "Davis17_annot2_full_video")
+
+
+def clip_ranges(video_len: int, length: int = CLIP_LENGTH) -> list[range]:
+    """The frame ranges the script runs one at a time (L184-185)."""
+    return [range(start, min(start + length, video_len)) for start in range(0, video_len, length)]
+
+
+def label_maps(object_masks: torch.Tensor) -> np.ndarray:
+    """(T, H, W) uint8 label maps of (num_obj, T, H, W) masks (L249-256): values < 0.5 zeroed, 0.1 background
+    first, argmax (object k gets label k + 1)."""
+    anno = object_masks.float().clone()
+    t, h, w = anno.shape[-3:]
+    anno[anno < 0.5] = 0.0
+    background = 0.1 * torch.ones(1, t, h, w)
+    return torch.argmax(torch.cat([background, anno], dim=0), dim=0).numpy().astype(np.uint8)
+
+
+@torch.no_grad()
+def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | None = None,
+                     answer: str | None = ANSWER) -> torch.Tensor:
+    """(T, H, W) float 0/1 masks of one expression over its whole video, clip by clip. ``prepared`` caches each
+    clip's tower and SAM 2 work by (video, first frame): it does not depend on the expression. A generated
+    answer (``answer=None``) without ``[SEG]`` gives empty masks (the official script fails there: L236)."""
+    prepared = {} if prepared is None else prepared
+    out = []
+    for frames in clip_ranges(len(rec.frames)):
+        key = (rec.video, frames.start)
+        if key not in prepared:
+            prepared[key] = prepare_clip(model, [np.asarray(rec.frame(i)) for i in frames])
+        masks = segment_clip(model, tokenizer, prepared[key], rec.sentence, answer=answer).masks.float()
+        out.append(masks[:, 0] if masks.shape[1] else masks.new_zeros(masks.shape[0], *masks.shape[2:]))
+    return torch.cat(out, dim=0)
+
+
+def annotator_expressions(records: list[VideoExpression], anno_id: int) -> list[VideoExpression]:
+    """The expressions of annotator set ``anno_id`` of one video's records, one per object (L164-172)."""
+    if len(records) % 4:
+        raise ValueError(f"video {records[0].video!r} has {len(records)} expressions, not four per object")
+    return [records[obj * 4 + anno_id] for obj in range(len(records) // 4)]
+
+
+def by_video(records: list[VideoExpression]) -> OrderedDict[str, list[VideoExpression]]:
+    """Records grouped by video, in the meta file's order."""
+    out: OrderedDict[str, list[VideoExpression]] = OrderedDict()
+    for rec in records:
+        out.setdefault(rec.video, []).append(rec)
+    return out
+
+
+def ground_truth(rec: VideoExpression) -> np.ndarray:
+    """(T, H, W) object-id label maps of ``rec``'s video (its Annotations PNGs)."""
+    return np.stack([read_object_ids(rec.masks.path(rec, i)) for i in range(len(rec.frames))])
+
+
+def evaluate_ref_davis(model, tokenizer, root, split: str = "valid", videos: list[str] | None = None,
+                       answer: str | None = ANSWER) -> dict[str, metrics.Summary]:
+    """J&F per annotator set (unsupervised DAVIS task) of VideoGLaMM on a Ref-DAVIS-layout folder (``answer``
+    None: generated greedily, as the official script)."""
+    groups = by_video(load_ref_davis(root, split))
+    chosen = [v for v in groups if videos is None or v in videos]
+    sequences: dict[str, list] = {name: [] for name in ANNOTATOR_SETS}
+    for video in chosen:
+        records = groups[video]
+        gt, void = metrics.gt_objects(ground_truth(records[0]))
+        prepared: dict = {}
+        for anno_id, name in enumerate(ANNOTATOR_SETS):
+            masks = torch.stack([expression_masks(model, tokenizer, r, prepared, answer)
+                                 for r in annotator_expressions(records, anno_id)])
+            pred = metrics.pred_objects(label_maps(masks))
+            sequences[name].append((video, gt, pred, void))
+    return {name: metrics.evaluate(seqs, task="unsupervised") for name, seqs in sequences.items()}
+
+
+__all__ = ["ANNOTATOR_SETS", "CLIP_LENGTH", "annotator_expressions", "by_video", "clip_ranges", "evaluate_ref_davis",
+           "expression_masks", "ground_truth", "label_maps"]

@@ -1,0 +1,95 @@
+"""SAM 2 prompted by VideoGLaMM's ``[SEG]`` embedding, frame by frame, on transformers' ``Sam2Model``.
+
+VideoGLaMM (mbzuai-oryx/VideoGLaMM @6b15b1e) segments a video in one of two ways; this module does the
+frame-wise one, ``VideoGLaMM_SAM2.inference_framewise`` (``VideoGLaMM/model/VideoGLaMM.py`` L598-768, SAM 2
+branch):
+
+* every frame (all of the clip's frames, not only the LLM's 16) is preprocessed by ``sam_preprocess(...,
+  model_type="sam2")`` (``utils/sam_transforms.py`` L26-65): the longest side resized to 1024
+  (``ResizeLongestSide.apply_image``: PIL bilinear), ``(x - mean) / std`` in 0-255 units, then bilinearly
+  stretched to 1024 x 1024 (``F.interpolate``, ``align_corners`` False) -- no padding;
+* its features (``get_visual_embs_sam2``, L205-241): ``forward_image`` (trunk, FPN neck, ``conv_s0`` /
+  ``conv_s1`` on the two finer levels) and ``no_mem_embed`` added to the coarsest (``directly_add_no_mem_embed``)
+  -- ``Sam2Model.get_image_embeddings``;
+* the prompt (L689-699; the ``text_embeds`` argument of VideoGLaMM's ``PromptEncoder.forward``,
+  ``sam2/modeling/sam/prompt_encoder.py`` L167-189): sparse = the ``[SEG]`` embedding alone (no point padding,
+  since no points are given), dense = ``no_mask_embed`` everywhere;
+* the decoder (L736-745): ``multimask_output=False``, so with ``build_sam2``'s post-processing
+  (``dynamic_multimask_via_stability``) the single-mask output falls back to the best of the three others when
+  its stability score is under 0.98 (``mask_decoder.py`` L145-153); the object score is not applied;
+* the output (L746-766): the 256 x 256 low-resolution logits bilinearly resized to the original frame size
+  (``postprocess_masks``, L147-153, in float32) and ``> 0``.
+
+The image positional encoding is ``get_dense_pe()``, computed in the weights' dtype, as transformers does.
+The memory path (``inference_video_branch``: ``add_new_text`` on frame 0, ``propagate_in_video``) is not here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..glamm.sam_preprocess import PIXEL_MEAN, PIXEL_STD, preprocess_shape
+
+
+def sam2_pixels(frame: np.ndarray, size: int = 1024) -> torch.Tensor:
+    """``(1, 3, size, size)`` float32 of an ``(H, W, 3)`` uint8 frame (``sam_preprocess``, model_type ``sam2``)."""
+    image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+    h, w = preprocess_shape(image.height, image.width, size)
+    x = torch.from_numpy(np.array(image.resize((w, h), Image.BILINEAR))).permute(2, 0, 1).contiguous()
+    mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(PIXEL_STD, dtype=torch.float32).view(-1, 1, 1)
+    x = ((x - mean) / std).unsqueeze(0)
+    return F.interpolate(x, (size, size), mode="bilinear")
+
+
+class Sam2Text(nn.Module):
+    """transformers' ``Sam2Model`` with VideoGLaMM's ``[SEG]``-embedding prompt (module docstring)."""
+
+    def __init__(self, config, image_size: int) -> None:
+        from transformers import Sam2Model
+
+        super().__init__()
+        self.model = Sam2Model(config)
+        self.image_size = int(image_size)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.mask_decoder.iou_token.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.mask_decoder.iou_token.weight.device
+
+    def preprocess(self, frame: np.ndarray) -> torch.Tensor:
+        """An ``(H, W, 3)`` uint8 frame -> ``(1, 3, S, S)`` pixels in the model's dtype and device."""
+        return sam2_pixels(frame, self.image_size).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def encode(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """``(1, 3, S, S)`` -> the decoder's three feature maps (stride 4, 8, and 16 with ``no_mem_embed``)."""
+        return self.model.get_image_embeddings(pixels.to(self.device, self.dtype))
+
+    def decode(self, features: list[torch.Tensor], prompts: torch.Tensor,
+               original_size: tuple[int, int]) -> torch.Tensor:
+        """Mask logits ``(S, H, W)`` float32 of S ``[SEG]`` embeddings ``(S, C)`` on one frame's features."""
+        pe = self.model.get_image_wide_positional_embeddings()
+        prompt_encoder = self.model.prompt_encoder
+        h, w = prompt_encoder.image_embedding_size
+        dense = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
+        out = []
+        for token in prompts.to(self.device, self.dtype):
+            sparse = token.reshape(1, 1, 1, -1)
+            masks, _, _, _ = self.model.mask_decoder(
+                image_embeddings=features[-1], image_positional_embeddings=pe, sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense, multimask_output=False, high_resolution_features=features[:-1])
+            out.append(masks[0])                                         # (1, 1, h, w)
+        low = torch.cat(out) if out else features[-1].new_zeros(0, 1, 4 * h, 4 * w)
+        H, W = (int(v) for v in original_size)
+        return F.interpolate(low.float(), (H, W), mode="bilinear", align_corners=False)[:, 0]
+
+
+__all__ = ["Sam2Text", "sam2_pixels"]
