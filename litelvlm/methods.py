@@ -108,6 +108,10 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                                 "HiPrune, its official Qwen2.5-VL code: anchors (object-layer 16 of 32 attention of the "
                                 "vision tower) with their 4 neighbours, then registers (last block) among the merged "
                                 "tokens; LLM order, original M-RoPE positions"),
+    ("cdpruner", "qwen2.5-vl"): (_LLM + "cdpruner_qwen:CDPRUNER_QWEN",
+                                 "CDPruner on Qwen2.5-VL (this project's adaptation): CDPruner's conditional DPP over "
+                                 "the merged tokens, relevance in the LLM's input space (cosine with the mean "
+                                 "instruction-token embedding, as OpenVINO's Qwen port scores it), raster order"),
 }
 
 _LOADED: dict[tuple[str, str], Method] = {}

@@ -142,7 +142,7 @@ def test_the_llm_gets_the_kept_merged_tokens_at_their_3d_positions(pipe):
     assert not torch.equal(keep.seg_hidden, renum.seg_hidden)
 
 
-def test_the_score_only_methods_run_and_the_others_are_refused(pipe):
+def test_the_score_only_methods_run_and_the_others_are_refused(pipe, unoffered_methods):
     from litelvlm.methods import mapped_methods
 
     prep = pipe.prepare(_noise(64, 96), ["the cup"])
@@ -155,7 +155,7 @@ def test_the_score_only_methods_run_and_the_others_are_refused(pipe):
             assert int(out.kept_indices.min()) >= 0 and int(out.kept_indices.max()) < n
     g = torch.Generator().manual_seed(prep.seed)
     assert pipe.ground(prep, "random", 5).kept_indices.tolist() == sorted(torch.randperm(n, generator=g)[:5].tolist())
-    for method in ("cdpruner",):  # the CLIP-reading method without a Qwen2.5-VL variant yet
+    for method in ("clip-grid-only",):  # a CLIP-grid method without a Qwen2.5-VL variant (test-only)
         assert "per-token scores" in pipe.method_error(method)
         with pytest.raises(LiteLVLMError, match="per-token scores"):
             pipe.ground(prep, method, 8)

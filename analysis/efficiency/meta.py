@@ -104,13 +104,30 @@ class SelectorBench:
 
 
 def llm_input_selection_flops(method: str, budget: int, num_visual: int, hidden: int, prepared=None,
-                              spec=None) -> int:
+                              arch=None) -> int:
     """FLOPs of an ``llm-input`` method's selection (DivPrune, CDPruner) on real random (``num_visual``, ``hidden``)
     LLM input embeddings, the true shapes (its selection reads tensor values, which ``meta`` has not);
-    ``prepared``: what the selection may read beside them (the CLIP traces, for CDPruner); ``spec``: the method as
-    the family runs it (None: as registered)."""
+    ``prepared``: what the selection may read beside them (the CLIP traces, for CDPruner). With ``arch`` (a family
+    with backbone variants, UniPixel), the method's variant runs on a synthetic prompt of ``arch``'s lengths
+    (:func:`synthetic_prompt`: what CDPruner's Qwen2.5-VL variant reads)."""
     g = torch.Generator().manual_seed(0)
     embeds = torch.randn(num_visual, hidden, generator=g)
-    inputs = SimpleNamespace(visual_embeds=embeds, num_visual=num_visual, prepared=prepared)
-    spec = get_method(method) if spec is None else spec
+    spec = get_method(method) if arch is None else arch.spec(method)
+    pipeline = None
+    if arch is not None:
+        pipeline, prepared = synthetic_prompt(arch, num_visual, hidden)
+    inputs = SimpleNamespace(visual_embeds=embeds, num_visual=num_visual, prepared=prepared, pipeline=pipeline)
     return count_flops(lambda: spec.select(inputs, budget))[0]
+
+
+def synthetic_prompt(arch, num_visual: int, hidden: int) -> tuple[SimpleNamespace, SimpleNamespace]:
+    """(pipeline, prepared) of a Qwen2.5-VL family's prompt for a selection's FLOPs: ``arch.text_tokens`` text tokens
+    (``arch.prefix_tokens`` of them before the image) around ``num_visual`` pads, and an embedding table of random rows
+    (a lookup counts no FLOPs; the table's size does not matter)."""
+    text = max(int(arch.text_tokens), 1)
+    before = min(int(arch.prefix_tokens), text)
+    types = torch.tensor([0] * before + [2] * num_visual + [0] * (text - before))
+    weight = torch.randn(8, hidden, generator=torch.Generator().manual_seed(1))
+    pipeline = SimpleNamespace(language_model=SimpleNamespace(embed_tokens=SimpleNamespace(weight=weight)))
+    ids = torch.arange(len(types)) % 8
+    return pipeline, SimpleNamespace(input_ids=ids, mm_token_type_ids=types, prompt_len=None)

@@ -165,7 +165,7 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
             if spec.reads_vision_blocks:  # a Qwen2.5-VL variant re-running the tower: its forward (and merger) again
                 sel = vision["vision"] + vision["projector"]
             elif spec.stage == "llm-input" and not spec.baseline:
-                sel = llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden, spec=spec)
+                sel = llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden, arch=arch)
             else:
                 sel = 0
             own_clip = clip if spec.uses_clip else 0

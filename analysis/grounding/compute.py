@@ -302,6 +302,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
         with state.main_process_first():  # the main process writes any cached random model first
             pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
                                  **({} if a.clip_context == "clip" else {"clip_context": a.clip_context}),
+                                 **({} if a.clip_similarity == "clip" else {"clip_similarity": a.clip_similarity}),
                                  dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                                  numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
@@ -313,7 +314,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     _check_layers(a, methods, pipe)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
-    for key, default in (("clip_context", "clip"), ("answer", "teacher-forced")):
+    for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced")):
         if config[key] == default:  # a default is recorded only when changed: earlier folders resume as they were
             config.pop(key)
     config.update(methods=methods, budgets=budgets, images=len(image_ids),

@@ -33,6 +33,12 @@ class GroundingArgs(GlammDataArgs):
                                          "[CLS] score mapped onto the merged grid, or the attention each merged "
                                          "token receives in Qwen's last vision block (VScan's Qwen score); both "
                                          "this project's adaptations", choices=["clip", "vit"])
+    clip_similarity: str = arg("clip", help="UniPixel: where LiteLVLM's similarity part comes from: the paired CLIP's "
+                                            "patch-text similarity mapped onto the merged grid, or the relevance of "
+                                            "each merged token to the prompt's instruction in the LLM's input space "
+                                            "(cosine with the mean instruction-token embedding, as OpenVINO's CDPruner "
+                                            "port scores Qwen tokens); both this project's adaptations, the lowest "
+                                            "kept first as LiteLVLM's rule", choices=["clip", "llm"])
     answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (GLaMM's official "
                                              "evaluation; this project's on UniPixel, whose random weights never "
                                              "generate <|seg|>) or generate (UniPixel's official greedy decoding; "

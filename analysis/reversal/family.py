@@ -42,18 +42,23 @@ def read_reversal(results_dir: Path) -> dict:
     configs = [read_json(run / "config.json") for run in runs]
     models = [c["clip"]["model"] for c in configs]
     grids = [c["args"].get("grid", "clip") for c in configs]
+    spaces = [c["args"].get("space", "clip") for c in configs]
     named = {"clip": " on CLIP's grid", "unipixel": " on UniPixel's merged grid"}
-    labels = [m + (named[g] if set(grids) != {"clip"} else "") for m, g in zip(models, grids)]
+    labels = [m + (" in the LLM's input space" if sp == "llm" else named[g] if set(grids) != {"clip"} else "")
+              for m, g, sp in zip(models, grids, spaces)]
     summaries = []
-    for run, model, label in zip(runs, models, labels):  # one label per run: a model run twice is told apart by its folder
+    for run, model, label, space in zip(runs, models, labels, spaces):  # a model run twice is told apart by its folder
         s = pd.read_csv(run / "summary.csv")
         s.insert(0, "model", f"{label} ({run.relative_to(root)})" if labels.count(label) > 1 else label)
         s.insert(1, "weights_model", model)  # the model string itself, for the figure's weights note
+        if space != "clip":
+            s.insert(2, "space", space)
         summaries.append(s)
-    examples = []
-    for run in runs:
-        if not (run / "similarity_maps.parquet").exists():
+    examples, seen = [], set()
+    for run, space in zip(runs, spaces):  # the maps of the first run of each space that saved some
+        if space in seen or not (run / "similarity_maps.parquet").exists():
             continue
+        seen.add(space)
         cfg = read_json(run / "config.json")
         a = cfg["args"]
         refer_dir, image_dir, coco = (resolve_config_path(cfg, k, run) for k in ("refer_dir", "image_dir",
@@ -63,16 +68,21 @@ def read_reversal(results_dir: Path) -> dict:
         by_sent = {r.sent_id: r for r in recs}
         maps = pd.read_parquet(run / "similarity_maps.parquet")
         maps = maps[maps["layer"] == maps["layer"].max()]
-        geom = Geometry(**{**cfg["clip"]["geometry"], "crop": tuple(cfg["clip"]["geometry"]["crop"])})
+        geom = (Geometry(**{**cfg["clip"]["geometry"], "crop": tuple(cfg["clip"]["geometry"]["crop"])})
+                if space == "clip" else None)
         for _, m in maps.iterrows():
             r = by_sent[int(m["sent_id"])]
             examples.append({"image": r.image(), "mask": r.mask(), "k": 32,
                              "similarity": np.asarray(m["similarity"]).reshape(int(m["rows"]), int(m["cols"])),
                              "params": (merged_params(r.height, r.width) if a.get("grid", "clip") == "unipixel"
                                         else transform_params(geom, r.height, r.width, a["pad_to_square"])),
-                             "title": f"{m['sentence']!r} (layer {int(m['layer'])})", "model": cfg["clip"]["model"]})
-        break
-    return {"summary": pd.concat(summaries, ignore_index=True), "examples": examples}
+                             "title": f"{m['sentence']!r} (" + ("LLM input space" if space == "llm" else
+                                                                 f"layer {int(m['layer'])}") + ")",
+                             "model": cfg["clip"]["model"]})
+    summary = pd.concat(summaries, ignore_index=True)
+    if "space" in summary:
+        summary["space"] = summary["space"].fillna("clip")
+    return {"summary": summary, "examples": examples}
 
 
 def draw_reversal(tables: dict) -> dict:

@@ -17,6 +17,9 @@ from litelvlm.errors import LiteLVLMError
 #: the grids the reversal is measured on: CLIP's own patches, or UniPixel's merged Qwen2.5-VL tokens
 #: (:mod:`analysis.reversal.merged`)
 GRIDS = ("clip", "unipixel")
+#: where the similarity is measured: CLIP's joint space, or a UniPixel model's LLM input space
+#: (:mod:`analysis.reversal.llm_space`)
+SPACES = ("clip", "llm")
 
 
 @dataclass
@@ -30,6 +33,11 @@ class ReversalArgs(ClipStudyArgs):
                     help="where the similarity is ranked: CLIP's own patches, or UniPixel's merged Qwen2.5-VL tokens "
                          "(CLIP on the padded image, its similarity mapped onto the merged grid by overlap area, as "
                          "LiteLVLM selects on UniPixel; implies --pad-to-square; this project's study option)")
+    space: str = arg("clip", choices=list(SPACES),
+                     help="where the similarity is measured: CLIP's joint space (--model a CLIP), or the LLM's input "
+                          "space of a UniPixel model (--model a UniPixel model, e.g. unipixel-tiny-random:0; needs "
+                          "--grid unipixel): each merged token's relevance to the prompt's mean instruction-token "
+                          "embedding (as OpenVINO's CDPruner port scores Qwen tokens); this project's study option")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_args(a: ReversalArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
     check_clip_study(a)
-    if a.grid == "unipixel" and not a.pad_to_square:
+    if a.space == "llm" and a.grid != "unipixel":
+        raise LiteLVLMError("--space llm measures UniPixel's merged tokens: add --grid unipixel")
+    if a.grid == "unipixel" and a.space == "clip" and not a.pad_to_square:
         raise LiteLVLMError("--grid unipixel maps CLIP on the padded image (as LiteLVLM on UniPixel): add --pad-to-square")
     if a.save_maps < 0:
         raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
@@ -51,6 +61,10 @@ def run(args: ReversalArgs | argparse.Namespace) -> int:
     ``run(ReversalArgs(out=..., model=...))``; the command line passes its parsed namespace."""
     a = as_args(ReversalArgs, args)
     check_args(a)
+    if a.space == "llm":
+        from analysis.reversal.llm_space import run_llm_space
+
+        return run_llm_space(a)
     from analysis.reversal.compute import run_reversal
 
     return run_reversal(a)

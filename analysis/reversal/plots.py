@@ -69,9 +69,11 @@ def plot_similarity_map(image, mask: np.ndarray, similarity: np.ndarray, params,
 
 
 def plot_auroc_by_layer(summary: pd.DataFrame, ax=None, value: str = "auroc_reversed"):
-    """AUROC_reversed (mean with its 95% CI over images) against vision layer, one line per model."""
+    """AUROC_reversed (mean with its 95% CI over images) against vision layer, one line per model (runs measured in an
+    LLM's input space, ``space == "llm"``, have no vision layer and are left to :func:`plot_space_auroc`)."""
     fig, ax = fig_ax(ax)
     d = summary[summary["breakdown"] == "all"] if "breakdown" in summary else summary
+    d = d[d["space"] != "llm"] if "space" in d else d
     models = list(dict.fromkeys(d["model"])) if "model" in d else [None]
     for model, color in zip(models, palette(len(models))):
         sub = d if model is None else d[d["model"] == model]
@@ -133,4 +135,28 @@ def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", 
     ax.set_ylim(0, 1)
     ax.set_xlabel(name)
     ax.set_ylabel(label)
+    return fig, ax
+
+
+def plot_space_auroc(summary: pd.DataFrame, ax=None, value: str = "auroc_reversed"):
+    """AUROC_reversed (mean with its 95% CI over images) per run: a run in the LLM's input space (``space == "llm"``,
+    one score per token) beside each CLIP run at its last layer, one row per run."""
+    fig, ax = fig_ax(ax, size=(2, 0.35))
+    d = summary[summary["breakdown"] == "all"]
+    d = d[d["layer"] == d.groupby("model")["layer"].transform("max")].reset_index(drop=True)
+    y = np.arange(len(d))
+    mean = d[f"{value}_mean"].to_numpy(dtype=float)
+    err = np.abs(np.vstack([mean - d[f"{value}_ci_low"], d[f"{value}_ci_high"] - mean]))
+    colors = palette(2)
+    for i, row in d.iterrows():
+        llm = row.get("space", "clip") == "llm"
+        ax.errorbar(mean[i], y[i], xerr=None if np.isnan(err[:, i]).any() else err[:, [i]], fmt="o", capsize=3,
+                    color=colors[0 if llm else 1])
+    names = [str(m) if sp == "llm" else f"{m}, layer {int(la)}"
+             for m, sp, la in zip(d["model"], d.get("space", ["clip"] * len(d)), d["layer"])]
+    ax.set_yticks(y, names, fontsize="x-small")
+    ax.invert_yaxis()
+    ax.axvline(0.5, color="grey", ls="--", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("AUROC of -s for the referent")
     return fig, ax

@@ -12,6 +12,9 @@ from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from analysis.reversal.family import read_reversal
 
+#: the UniPixel model whose LLM input space the smoke results measure (random weights)
+SMOKE_UNIPIXEL = "unipixel-tiny-random:0"
+
 
 def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
     """One random-weight CLIP on 16 COCO-128 val sentences, on the padded image, ranked on CLIP's grid and on UniPixel's
@@ -26,6 +29,11 @@ def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
                    str(Path(out_dir) / f"{grid}-grid")])
         if rc:
             raise RuntimeError(f"litelvlm reversal --grid {grid} failed (status {rc})")
+    rc = main(["reversal", "--space", "llm", "--grid", "unipixel", "--model", SMOKE_UNIPIXEL, "--refer-dir", str(data),
+               "--split", "val", "--limit-sentences", "16", "--n-boot", "200", "--save-maps", "1", "--out",
+               str(Path(out_dir) / "llm-space")])
+    if rc:
+        raise RuntimeError(f"litelvlm reversal --space llm failed (status {rc})")
 
 
 def read_reversal_grid(results_dir: Path) -> dict:
@@ -41,7 +49,18 @@ def draw_reversal_grid(tables: dict) -> dict:
                                                         k=ex["k"], title=ex["title"] + ", merged grid")
         style.label_weights(figs[f"map_{i}"], ex["model"])
     figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(tables["summary"])
+    figs.update(draw_llm_space(tables["summary"]))
     return figs
+
+
+def draw_llm_space(summary) -> dict:
+    """With a run in the LLM's input space (``--space llm``): its AUROC beside each CLIP run's at its last layer,
+    labelled with the weights that made them (none without such a run)."""
+    if "space" not in summary or not (summary["space"] == "llm").any():
+        return {}
+    fig, _ = plots.plot_space_auroc(summary)
+    style.label_weights(fig, *dict.fromkeys(summary["weights_model"]))
+    return {"auroc_llm_space": fig}
 
 
 #: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
@@ -50,11 +69,15 @@ FAMILY = Family(
     description="Does the reversal hold where LiteLVLM selects on UniPixel? The same CLIP on the padded image, its "
                 "similarity ranked on its own patches and mapped onto UniPixel's merged Qwen2.5-VL tokens by overlap "
                 "area (`litelvlm reversal --grid unipixel --pad-to-square`, this project's study option): AUROC "
-                "against vision layer per grid, and similarity maps on the merged grid.",
+                "against vision layer per grid, and similarity maps on the merged grid; and the same question in "
+                "UniPixel's LLM input space (`--space llm`: each merged token's relevance to the prompt's mean "
+                "instruction-token embedding), its AUROC beside the CLIP runs'.",
     command="litelvlm reversal --grid unipixel", requires=("analysis.reversal.compute", "analysis.reversal.plots"),
     subdir="reversal_grid", make_smoke=smoke_reversal_grid, read=read_reversal_grid, draw=draw_reversal_grid,
     smoke_note="one random-weight `tiny336-random` CLIP on 16 COCO-128 val sentences with generated expressions, "
-               "on both grids (a tiny hand-made REFER folder when ../shared/data is absent)",
+               "on both grids, and the random `unipixel-tiny-random:0` in its LLM input space (a tiny hand-made REFER "
+               "folder when ../shared/data is absent)",
     results_files=("**/reversal.parquet",), tree=True,
     make_results="litelvlm reversal --model MODEL --pad-to-square --grid clip|unipixel --out {out}/GRID (one run "
-                 "per grid)")
+                 "per grid); optionally litelvlm reversal --space llm --grid unipixel --model UNIPIXEL --out "
+                 "{out}/llm-space")

@@ -139,7 +139,7 @@ class GlammPipeline(GroundingPipeline):
                           clip_text: str = "question", tokenizer: str | None = None,
                           numerics: Numerics | None = None, quantize: str = "none",
                           quantize_backend: str = "bitsandbytes", layer_dtype: str = "model",
-                          clip_context: str = "clip") -> GlammPipeline:
+                          clip_context: str = "clip", clip_similarity: str = "clip") -> GlammPipeline:
         """``tiny-random[:SEED]`` / ``glamm-7b-random[:SEED]`` (a random GLaMM of that size written in the
         GLaMM-RefSeg layout and loaded back; the full size needs ``tokenizer``, a slow GLaMM-RefSeg
         tokenizer folder, and gets ``vit-l-14-336-random:SEED`` as CLIP), or a GLaMM-RefSeg folder with
@@ -151,12 +151,16 @@ class GlammPipeline(GroundingPipeline):
         ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.quantize`) quantizes the LLM's
         decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
         LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`).
-        ``clip_context`` is UniPixel's option; GLaMM's visual tokens are CLIP's own, so only ``"clip"`` applies."""
+        ``clip_context`` and ``clip_similarity`` are UniPixel's options; GLaMM's visual tokens are CLIP's own, so only
+        ``"clip"`` applies."""
         from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
 
         if clip_context != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps an external "
                                 "CLIP onto its own tokens (unipixel); GLaMM's context part is its CLIP's [CLS] score")
+        if clip_similarity != "clip":
+            raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that maps an "
+                                "external CLIP onto its own tokens (unipixel); GLaMM's similarity part is its CLIP's")
         from ..lvlm.upcast import check_layer_dtype, upcast_glamm
         from ..model_spec import ModelSpec
         from ..quantize import check_quantize, quantize_glamm

@@ -126,7 +126,14 @@ def cdpruner_select(visual_embeds: torch.Tensor, image_embeds: torch.Tensor, tex
     in raster order; ``parts["order"]`` is the pick order."""
     visual_embeds = visual_embeds.detach()
     relevance = relevance_scores(image_embeds.detach().to(visual_embeds.device), text_embeds.detach())
-    order = map_order(kernel_matrix(similarity_matrix(visual_embeds), relevance), budget)
+    return conditional_dpp(visual_embeds, relevance, budget)
+
+
+@torch.no_grad()
+def conditional_dpp(visual_embeds: torch.Tensor, relevance: torch.Tensor, budget: int) -> Selection:
+    """The conditional DPP on (N, h) LLM input embeddings and an (N,) relevance: the kernel ``r_i S_ij r_j`` of their
+    cosine, its greedy MAP picks sorted into raster order; ``parts["order"]`` is the pick order."""
+    order = map_order(kernel_matrix(similarity_matrix(visual_embeds.detach()), relevance), budget)
     return Selection(indices=torch.sort(order).values, parts={"order": order})
 
 

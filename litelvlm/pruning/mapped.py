@@ -26,6 +26,8 @@ class MappedInputs:
     weights: torch.Tensor           # (N, P) float64: CLIP patch p's share in family token n (rows sum to 1)
     #: (N,) a context score computed on the family's own tokens (None: CLIP's context score, mapped)
     context_override: torch.Tensor | None = None
+    #: (T, N) a similarity computed on the family's own tokens (None: CLIP's patch-text similarity, mapped)
+    similarity_override: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n_clip = self.clip.num_patches
@@ -58,7 +60,10 @@ class MappedInputs:
         return scores.to(self.weights.device, torch.float64) @ self.weights.T
 
     def similarity(self, layer: int = -2, kind: str = "dot") -> torch.Tensor:
-        """(T, N) CLIP's patch-text similarity (:func:`litelvlm.pruning.scores.similarity`) mapped onto the tokens."""
+        """(T, N) the override, or CLIP's patch-text similarity (:func:`litelvlm.pruning.scores.similarity`) mapped
+        onto the tokens."""
+        if self.similarity_override is not None:
+            return self.similarity_override.to(torch.float64)
         from .scores import similarity
 
         return self.map(similarity(self.clip, layer=layer, kind=kind))

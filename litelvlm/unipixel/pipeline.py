@@ -22,8 +22,10 @@ What is this project's (labelled wherever a user meets it):
   its scores mapped onto the merged grid (:class:`litelvlm.pruning.MappedInputs`): CLIP sees the image padded to a
   square (LLaVA's "pad", so every merged token lies under CLIP's patches) and each token takes the area-weighted
   mean of the patch scores its box overlaps; CLIP's text is the protocol's question (``clip_text="question"``, as
-  the official LiteLVLM embeds GLaMM's question) or the expression. CLIP is loaded on first use. The other
-  methods run as their Qwen2.5-VL variants where :data:`litelvlm.methods.VARIANTS` has one (docs/unipixel.md).
+  the official LiteLVLM embeds GLaMM's question) or the expression. ``context`` and ``similarity`` say where
+  LiteLVLM's two parts come from (:mod:`litelvlm.unipixel.mapped`: the similarity optionally in the LLM's input
+  space, :mod:`litelvlm.lvlm.relevance`). CLIP is loaded on first use. The other methods run as their Qwen2.5-VL
+  variants where :data:`litelvlm.methods.VARIANTS` has one (docs/unipixel.md).
 """
 
 from __future__ import annotations
@@ -37,17 +39,12 @@ from PIL import Image
 
 from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingPipeline, SequenceLayout
-from ..pruning import MappedInputs, Selection, SelectorInputs
+from ..pruning import MappedInputs, Selection
+from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES  # noqa: F401 (re-exported)
 
 #: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM embeds
 #: GLaMM's question) or the referring expression alone
 CLIP_TEXTS = ("question", "expression")
-#: where LiteLVLM's context part comes from: the paired CLIP's [CLS] context score mapped onto the merged grid (the
-#: default), or the attention each merged token receives in the last block of Qwen2.5-VL's own vision tower (VScan's
-#: Qwen score, :mod:`litelvlm.qwen.vit_attention`)
-CONTEXTS = ("clip", "vit")
-#: CLIP's layer whose patch tokens the similarity part reads (LLaVA's feature layer, which LiteLVLM's code uses)
-CLIP_FEATURE_LAYER = -2
 
 
 @dataclass
@@ -64,6 +61,8 @@ class UniPixelInput:
     visual: torch.Tensor                    # (N, h) merged tokens in the LLM's order (``pooler_output``)
     sam_features: object                    # SAM 2's image features (the adapter's)
     seed: int = 0
+    #: the prompt's length before a teacher-forced answer (None: all of ``input_ids``, the official prompt)
+    prompt_len: int | None = None
     #: ``teacher-forced`` (this project's: the prompt holds a training answer with ``<|seg|>``) or ``generate`` (the
     #: official protocol: greedy decoding after the prefill, :mod:`litelvlm.lvlm.generate`)
     answer: str = "teacher-forced"
@@ -99,13 +98,17 @@ class UniPixelPipeline(GroundingPipeline):
     family_positions = "keep"
 
     def __init__(self, qwen, processor, seg_head, sam2, name: str = "unipixel", numerics=None,
-                 clip=None, clip_text: str = "question", context: str = "clip"):
+                 clip=None, clip_text: str = "question", context: str = "clip", similarity: str = "clip"):
         from ..lvlm.numerics import Numerics
 
         if clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
         if context not in CONTEXTS:
             raise LiteLVLMError(f"context must be one of {', '.join(CONTEXTS)}; got {context!r}")
+        if similarity not in SIMILARITIES:
+            raise LiteLVLMError(f"similarity must be one of {', '.join(SIMILARITIES)}; got {similarity!r}")
+        #: where LiteLVLM's similarity part comes from (:data:`SIMILARITIES`; ``llm`` is this project's adaptation)
+        self.similarity_source = similarity
         #: where LiteLVLM's context part comes from (:data:`CONTEXTS`)
         self.context_source = context
         #: the paired CLIP: a loaded backend, a model string (loaded on first use), or None (CLIP-side methods refused)
@@ -144,7 +147,7 @@ class UniPixelPipeline(GroundingPipeline):
         clip = unused.get("clip") or default_clip(model)
         return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics,
                    clip=clip, clip_text=unused.get("clip_text") or "question",
-                   context=unused.get("clip_context") or "clip")
+                   context=unused.get("clip_context") or "clip", similarity=unused.get("clip_similarity") or "clip")
 
     @property
     def clip(self):
@@ -193,7 +196,9 @@ class UniPixelPipeline(GroundingPipeline):
                 "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
                 "positions": "keep (this project's adaptation for M-RoPE)",
                 "clip": {"model": clip, "text": self.clip_text, "view": "pad", "context": self.context_source,
-                         "map": "area-weighted mean onto the merged grid (this project's adaptation)"}}
+                         "map": "area-weighted mean onto the merged grid (this project's adaptation)",
+                         **({} if self.similarity_source == "clip" else {"similarity": "llm (the relevance in the "
+                            "LLM's input space, this project's adaptation)"})}}
 
     def num_visual(self, prepared: UniPixelInput) -> int:
         return int(prepared.visual.shape[0])
@@ -239,7 +244,8 @@ class UniPixelPipeline(GroundingPipeline):
             raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
             raise LiteLVLMError("turns are GLaMM's conversation; UniPixel's prompt is the protocol's question")
-        got = prepare_inputs(self.processor, prepared.image, sentences[0], answer=answer, seed=prepared.seed).inputs
+        made = prepare_inputs(self.processor, prepared.image, sentences[0], answer=answer, seed=prepared.seed)
+        got = made.inputs
         if not torch.equal(got["video_grid_thw"].cpu(), prepared.grid_thw):
             raise AssertionError("the prompt's video grid differs from the prepared image's")
         ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
@@ -248,34 +254,24 @@ class UniPixelPipeline(GroundingPipeline):
         if int((types > 0).sum()) != self.num_visual(prepared):
             raise AssertionError("the prompt's video placeholders do not match the merged tokens")
         out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
-                      second_per_grid_ts=got["second_per_grid_ts"], answer=answer)
+                      second_per_grid_ts=got["second_per_grid_ts"], answer=answer, prompt_len=self._prompt_len(made, ids))
         out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
         return out
 
-    @torch.no_grad()
+    def _prompt_len(self, got, ids: torch.Tensor) -> int | None:
+        """Where the teacher-forced answer starts in ``ids`` (None: no answer appended)."""
+        if got.response is None:
+            return None
+        said = self.processor.tokenizer(got.response, add_special_tokens=False)["input_ids"]
+        if ids[len(ids) - len(said):].tolist() != list(said):
+            raise AssertionError("the teacher-forced answer's tokens do not end the prompt")
+        return len(ids) - len(said)
+
     def _mapped_inputs(self, prepared: UniPixelInput, clip_text: str) -> MappedInputs:
-        """The paired CLIP's traces of the image (padded to a square) and of the sentence's text, with the map of
-        CLIP's patches onto the merged grid (this project's adaptation: see the module docstring)."""
-        from ..data.geometry import transform_params
-        from ..qwen.grid import TokenGrid, resample_matrix, source_edges
-        from .protocol import question
+        """The paired CLIP's scores mapped onto the merged grid (:func:`litelvlm.unipixel.mapped.mapped_inputs`)."""
+        from .mapped import mapped_inputs
 
-        clip, cache = self.clip, prepared.clip_cache
-        if "vision" not in cache:
-            cache["vision"] = clip.trace_image(clip.preprocess([prepared.image.convert("RGB")], pad_to_square=True))
-            params = transform_params(clip.geometry, *prepared.image_size, pad_to_square=True)
-            rows, cols = clip.grid
-            cache["weights"] = resample_matrix(source_edges(params, rows, cols), TokenGrid.from_thw(prepared.grid_thw[0]),
-                                               prepared.image_size)
-        if self.context_source == "vit" and "vit_context" not in cache:
-            from ..qwen.vit_attention import received_attention
-
-            v = self.vision(prepared)
-            cache["vit_context"] = received_attention(v.visual, v.pixel_values, v.grid_thw)
-        sentence = prepared.sentences[0]
-        text = clip.encode_text([question(sentence) if clip_text == "question" else sentence], warn_truncation=False)
-        inputs = SelectorInputs(vision=cache["vision"], text=text, feature_layer=CLIP_FEATURE_LAYER, seed=prepared.seed)
-        return MappedInputs(inputs, cache["weights"], context_override=cache.get("vit_context"))
+        return mapped_inputs(self, prepared, clip_text)
 
     def vision(self, prepared: UniPixelInput):
         """The vision tower and ``prepared``'s image as the protocol's 1-frame video
@@ -395,4 +391,4 @@ def default_clip(model: str) -> str:
     return f"tiny336-random:{seed}" if spec.random_unipixel == "tiny" else f"vit-l-14-336-random:{seed}"
 
 
-__all__ = ["CLIP_TEXTS", "CONTEXTS", "UniPixelInput", "UniPixelPipeline", "default_clip"]
+__all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput", "UniPixelPipeline", "default_clip"]
