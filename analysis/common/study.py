@@ -60,7 +60,7 @@ STUDIES: dict[str, str | None] = {
     "validate": None,
     "positions": "positions",
     "demo": None,
-    "eval-video": None,
+    "eval-video": "video",
 }
 
 
