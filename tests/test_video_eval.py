@@ -57,7 +57,7 @@ def test_every_per_frame_method_matches_the_ref_davis_protocol(tmp_path):
 
     data = write_synthetic_videos(tmp_path / "data", videos=1, frames=4, size=(64, 48), seed=1)
     out = tmp_path / "video"
-    assert main(["eval-video", "--out", str(out), "--data", str(data), "--anno-sets", "0"]) == 0
+    assert main(["eval-video", "--out", str(out), "--video-dir", str(data), "--anno-sets", "0"]) == 0
     s = _summary(out)
     assert list(s.method) == ["none"] + [m for m in per_frame_methods() for _ in (196, 81)]
     model, tok, _ = load_videoglamm("videoglamm-tiny-random:0")

@@ -174,10 +174,10 @@ def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tup
 
 
 def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
-    """The data folder (``--data`` or the synthetic set written under ``tmp``) and its videos, in order."""
+    """The data folder (``--video-dir`` or the synthetic set written under ``tmp``) and its videos, in order."""
     from litelvlm.video.synthetic import write_synthetic_videos
 
-    root = Path(a.data) if a.data else write_synthetic_videos(
+    root = Path(a.video_dir) if a.video_dir else write_synthetic_videos(
         Path(tmp) / "synthetic", videos=a.synthetic_videos, frames=a.synthetic_frames, size=(64, 48),
         seed=a.synthetic_seed)
     groups = by_video(load_ref_davis(root, a.split))

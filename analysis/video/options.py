@@ -2,7 +2,7 @@
 
 Referring video segmentation with VideoGLaMM on a Ref-DAVIS-layout folder, every per-frame pruning method at
 every per-frame budget (``litelvlm.videoglamm.pruning``: K of each context frame's 576 CLIP tokens), scored by
-J, F and J&F (DAVIS 2017, unsupervised task, per annotator set; ``litelvlm.video.metrics``). Without ``--data``
+J, F and J&F (DAVIS 2017, unsupervised task, per annotator set; ``litelvlm.video.metrics``). Without ``--video-dir``
 the synthetic moving-shapes set is written to a temporary folder, so the study runs offline with ``--out`` alone.
 
 The paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public; the default model is
@@ -22,6 +22,7 @@ from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, TABLE, describe
+from litelvlm.model_spec import COMMAND_VIDEOGLAMM_MODEL, VIDEOGLAMM_MODEL_HELP
 
 #: where the CLIP-side methods are declared (``litelvlm.methods.TABLE``): the ones that prune frame by frame
 CLIP_SIDE = "litelvlm.pruning.methods."
@@ -35,13 +36,13 @@ class VideoArgs:
     """Options of ``litelvlm eval-video``."""
 
     out: str = arg(help="output folder (summary.csv, expressions.parquet, config.json; resumable)", required=True)
-    data: str | None = arg(None, help="Ref-DAVIS-17-layout folder (meta_expressions/<split>/..., <split>/JPEGImages, "
+    video_dir: str | None = arg(None, help="Ref-DAVIS-17-layout folder (meta_expressions/<split>/..., <split>/JPEGImages, "
                                       "<split>/Annotations); default: the synthetic moving-shapes set, written to "
                                       "a temporary folder")
-    split: str = arg("valid", help="split of --data")
-    model: str = arg("videoglamm-tiny-random:0", help="VideoGLaMM: videoglamm-tiny-random[:SEED], "
-                                                      "videoglamm-random[:SEED] or a checkpoint folder (the paper's "
-                                                      "RVOS weights are not public)")
+    split: str = arg("valid", help="split of --video-dir")
+    model: str = arg(COMMAND_VIDEOGLAMM_MODEL, help=f"VideoGLaMM ({VIDEOGLAMM_MODEL_HELP}): "
+                                                    "videoglamm-tiny-random[:SEED], videoglamm-random[:SEED] or a "
+                                                    "checkpoint folder")
     clip: str | None = arg(None, help="CLIP paired with VideoGLaMM's tower for its text side (default: "
                                       "openai/clip-vit-large-patch14-336, or the matching random CLIP for a random "
                                       "VideoGLaMM)")
@@ -55,7 +56,7 @@ class VideoArgs:
                                             "VideoGLaMM's question", choices=list(CLIP_TEXTS))
     anno_sets: list[str] = arg(["0", "1", "2", "3"], help="Ref-DAVIS annotator sets scored (0..3)", each=int)
     limit_videos: int | None = arg(None, help="only the first N videos", minimum=1)
-    synthetic_videos: int = arg(2, help="videos of the synthetic set (without --data)", minimum=1)
+    synthetic_videos: int = arg(2, help="videos of the synthetic set (without --video-dir)", minimum=1)
     synthetic_frames: int = arg(8, help="frames per synthetic video", minimum=2)
     synthetic_seed: int = arg(0, help="seed of the synthetic set")
     seed: int = arg(0, help="seed of the random selector (frame f draws with seed + f)")
