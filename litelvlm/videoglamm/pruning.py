@@ -86,7 +86,7 @@ def default_clip(model: str) -> str:
     from ..model_spec import ModelSpec
 
     spec = ModelSpec.parse(model)
-    preset = spec.random_videoglamm if hasattr(spec, "random_videoglamm") else None
+    preset = spec.random_videoglamm
     if preset is None:
         return DEFAULT_HF_MODEL
     seed = spec.random_seed()
