@@ -19,5 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                       "tokens, [SEG] positions, masks, time and memory, with checks"),
     "positions": ("analysis.positions.options", "the position switch on the sample image: kept tokens at their "
                                                 "original RoPE positions or renumbered, per method and budget"),
+    "eval-video": ("analysis.video.options", "referring video segmentation (J&F) with VideoGLaMM, per-frame pruning of "
+                                             "its CLIP stream per method and budget"),
     "figures": ("analysis.figures.options", "regenerate every figure from result tables"),
 }

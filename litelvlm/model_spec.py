@@ -26,11 +26,15 @@ DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
 COMMAND_CLIP_MODEL = "tiny336-random"
 #: The default ``--model`` of every command that runs GLaMM: random weights of the tiny GLaMM, offline.
 COMMAND_GLAMM_MODEL = "tiny-random:0"
+#: The default ``--model`` of the command that runs VideoGLaMM (``eval-video``): random weights of the tiny preset.
+COMMAND_VIDEOGLAMM_MODEL = "videoglamm-tiny-random:0"
 #: How every command's ``--model`` help names the defaults and the paper's models.
 CLIP_MODEL_HELP = (f"default: {COMMAND_CLIP_MODEL}, random weights that run offline; the paper's CLIP is "
                    f"{DEFAULT_HF_MODEL}")
 GLAMM_MODEL_HELP = (f"default: {COMMAND_GLAMM_MODEL}, random weights that run offline; the paper's model is a "
                     "GLaMM-RefSeg checkpoint folder (MBZUAI/GLaMM-RefSeg)")
+VIDEOGLAMM_MODEL_HELP = (f"default: {COMMAND_VIDEOGLAMM_MODEL}, random weights that run offline; the paper's model is "
+                         "VideoGLaMM with its RVOS fine-tuned weights, which are not public")
 #: Random CLIP towers: ``<name>-random`` -> the ``litelvlm.clip.random_init`` preset it builds.
 RANDOM_CLIPS = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
 #: Random GLaMMs: ``<name>-random`` -> the ``litelvlm.glamm.ARCHS`` preset it builds.

@@ -8,7 +8,13 @@ import argparse
 import pytest
 
 from litelvlm.cli import all_commands, build_parser
-from litelvlm.model_spec import COMMAND_CLIP_MODEL, COMMAND_GLAMM_MODEL, DEFAULT_HF_MODEL, ModelSpec
+from litelvlm.model_spec import (
+    COMMAND_CLIP_MODEL,
+    COMMAND_GLAMM_MODEL,
+    COMMAND_VIDEOGLAMM_MODEL,
+    DEFAULT_HF_MODEL,
+    ModelSpec,
+)
 
 
 def _model_action(command: str) -> argparse.Action | None:
@@ -31,7 +37,8 @@ def test_the_default_model_runs_offline_and_the_help_names_the_papers(command):
     default = action.default
     assert default is None or ModelSpec.parse(default).is_random, (command, default)
     if default is not None:  # None: the bundled toy CLIP (demo) or each figure family's own tiny model
-        assert default in (COMMAND_CLIP_MODEL, COMMAND_GLAMM_MODEL), (command, default)
+        assert default in (COMMAND_CLIP_MODEL, COMMAND_GLAMM_MODEL, COMMAND_VIDEOGLAMM_MODEL), (command, default)
         assert f"default: {default}" in action.help and "the paper's" in action.help, action.help
-        paper = DEFAULT_HF_MODEL if default == COMMAND_CLIP_MODEL else "GLaMM-RefSeg"
+        paper = {COMMAND_CLIP_MODEL: DEFAULT_HF_MODEL, COMMAND_GLAMM_MODEL: "GLaMM-RefSeg",
+                 COMMAND_VIDEOGLAMM_MODEL: "VideoGLaMM"}[default]
         assert paper in action.help, action.help

@@ -60,6 +60,7 @@ STUDIES: dict[str, str | None] = {
     "validate": None,
     "positions": "positions",
     "demo": None,
+    "eval-video": "video",
 }
 
 
@@ -77,7 +78,7 @@ def as_args(cls: type, args: Any) -> Any:
 
 # -- the results folder a run owns ------------------------------------------------------------------
 #: options holding paths: config.json keeps them as typed and, under ``paths``, portably
-PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data")
+PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data", "video_dir")
 #: config keys never compared when a run resumes into a folder
 NOT_COMPARED = ("torch_threads", "paths", "run", *PATH_OPTIONS)
 LOCK_NAME = ".lock"

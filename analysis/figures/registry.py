@@ -19,6 +19,7 @@ from analysis.reversal import family as reversal
 from analysis.reversal_grid import family as reversal_grid
 from analysis.sink import family as sink
 from analysis.unipixel import family as unipixel
+from analysis.video import family as video
 
 #: every figure family by name, in notebook order (``notebooks/01_...`` first)
 FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
@@ -32,4 +33,5 @@ FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
     positions.FAMILY,  # 08_positions
     unipixel.FAMILY,  # 09_unipixel_grounding
     reversal_grid.FAMILY,  # 10_reversal_merged_grid
+    video.FAMILY,  # 11_video_referring_segmentation
 )}

@@ -20,6 +20,7 @@ The answer is teacher-forced (:mod:`.pipeline`); with random weights the numbers
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -51,17 +52,19 @@ def label_maps(object_masks: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | None = None,
-                     answer: str | None = ANSWER) -> torch.Tensor:
+                     answer: str | None = ANSWER, visual: Callable | None = None) -> torch.Tensor:
     """(T, H, W) float 0/1 masks of one expression over its whole video, clip by clip. ``prepared`` caches each
     clip's tower and SAM 2 work by (video, first frame): it does not depend on the expression. A generated
-    answer (``answer=None``) without ``[SEG]`` gives empty masks (the official script fails there: L236)."""
+    answer (``answer=None``) without ``[SEG]`` gives empty masks (the official script fails there: L236).
+    ``visual(prepared_clip, rec)`` gives each clip's LLM visual input instead of the unpruned one (a pruned set)."""
     prepared = {} if prepared is None else prepared
     out = []
     for frames in clip_ranges(len(rec.frames)):
         key = (rec.video, frames.start)
         if key not in prepared:
             prepared[key] = prepare_clip(model, [np.asarray(rec.frame(i)) for i in frames])
-        masks = segment_clip(model, tokenizer, prepared[key], rec.sentence, answer=answer).masks.float()
+        vis = None if visual is None else visual(prepared[key], rec)
+        masks = segment_clip(model, tokenizer, prepared[key], rec.sentence, answer=answer, visual=vis).masks.float()
         out.append(masks[:, 0] if masks.shape[1] else masks.new_zeros(masks.shape[0], *masks.shape[2:]))
     return torch.cat(out, dim=0)
 

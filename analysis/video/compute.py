@@ -1,0 +1,215 @@
+"""``litelvlm eval-video``: VideoGLaMM with per-frame pruning on a Ref-DAVIS-layout folder, J / F / J&F per method
+and per-frame budget.
+
+Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once; then for the unpruned
+baseline (``none``, 576 tokens a frame) and every (method, budget), every expression of the chosen annotator sets
+is segmented (``litelvlm.videoglamm.referdavis.expression_masks`` with the pruned visual input) and scored:
+
+* ``expressions.parquet``: one row per expression: J and F as frame means against the expression's own object
+  (MeViS's per-expression protocol, ``litelvlm.video.metrics.mevis_scores``);
+* ``summary.csv``: per (method, budget), the DAVIS 2017 unsupervised scores of each annotator set as
+  ``eval_referdavis_metrics.py`` computes them (the objects' masks of a set as label maps, Hungarian matching,
+  J-Mean and F-Mean over all objects of all videos), and J, F, J&F averaged over the chosen sets (VideoGLaMM
+  prints the four sets apart; the mean is this table's single number).
+
+One part per (video, method, budget) in ``OUT/parts`` (a stopped run resumes; other methods, budgets or a larger
+``--limit-videos`` add rows). Seeded and deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis.common.parts import PartStore
+from analysis.common.study import check_config, portable_paths, run_record
+from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import write_csv, write_json, write_parquet
+from litelvlm.methods import BASELINE
+from litelvlm.provenance import mark_weights, weights_banner
+from litelvlm.video import metrics
+from litelvlm.video.datasets import load_ref_davis
+from litelvlm.videoglamm import pruning as vp
+from litelvlm.videoglamm.config import NUM_FRAMES
+from litelvlm.videoglamm.referdavis import (
+    annotator_expressions,
+    by_video,
+    expression_masks,
+    ground_truth,
+    label_maps,
+)
+
+log = logging.getLogger(__name__)
+
+EXPRESSION_COLUMNS = ["video", "anno_set", "exp_id", "obj_id", "sentence", "method", "budget", "context_tokens",
+                      "J", "F", "J&F"]
+OBJECT_COLUMNS = ["video", "anno_set", "object", "method", "budget", "J", "F"]
+SUMMARY_COLUMNS = ["method", "budget", "context_tokens", "J", "F", "J&F", "videos", "objects", "expressions"]
+NOTE = ("the paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public; numbers here "
+        "come from the weights named in the weights column")
+
+
+def part_id(video: str, method: str, budget: int) -> int:
+    """The stable id of one (video, method, budget) part."""
+    return zlib.crc32(f"{video}|{method}@{budget}".encode())
+
+
+class Runner:
+    """One loaded VideoGLaMM with its paired CLIP, and the per-clip caches of the video being scored."""
+
+    def __init__(self, a: VideoArgs) -> None:
+        from litelvlm.clip import load_clip
+        from litelvlm.videoglamm.checkpoint import load_videoglamm
+
+        dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
+        self.model, self.tokenizer, _ = load_videoglamm(a.model, device=a.device, dtype=dtype)
+        self.clip_name = a.clip or vp.default_clip(a.model)
+        self.clip = vp.pair_clip(self.model, load_clip(self.clip_name, "hf", device=a.device, dtype=self.model.dtype))
+        self.args = a
+        self.prepared: dict = {}
+        self.traces: dict[int, object] = {}
+
+    def new_video(self) -> None:
+        """Drop the previous video's clips."""
+        self.prepared.clear()
+        self.traces.clear()
+
+    def visual_fn(self, method: str, budget: int, tokens: list[int]):
+        """``expression_masks``' ``visual`` callable for (method, budget); appends each clip's context tokens."""
+        a = self.args
+
+        def visual(prepared, rec):
+            trace = self.traces.get(id(prepared))
+            if trace is None:
+                trace = self.traces[id(prepared)] = vp.trace_context(self.model, self.clip, prepared)
+            text = vp.clip_text_trace(self.clip, rec.sentence, a.clip_text)
+            out = vp.prune_clip(self.model, prepared, trace, text, method, budget, arrangement=a.arrangement,
+                                seed=a.seed)
+            tokens.append(sum(out.context_tokens))
+            return out.visual
+        return visual
+
+
+def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int, tokens: int) -> dict:
+    """The per-expression row: J and F frame means against the expression's own object."""
+    gt = np.stack([rec.mask(i) for i in range(len(rec.frames))])
+    j, f = metrics.mevis_scores(gt, masks.numpy() > 0.5)
+    return {"video": rec.video, "anno_set": anno, "exp_id": rec.exp_id, "obj_id": ",".join(str(o) for o in rec.obj_ids),
+            "sentence": rec.sentence, "method": method, "budget": budget, "context_tokens": tokens,
+            "J": j, "F": f, "J&F": (j + f) / 2}
+
+
+@torch.no_grad()
+def video_part(run: Runner, records: list, sets: list[int], method: str, budget: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(expression rows, object rows) of one video for (method, budget)."""
+    gt, void = metrics.gt_objects(ground_truth(records[0]))
+    rows, objects = [], []
+    for anno in sets:
+        recs = annotator_expressions(records, anno)
+        masks = []
+        for rec in recs:
+            tokens: list[int] = []
+            m = expression_masks(run.model, run.tokenizer, rec, run.prepared,
+                                 visual=run.visual_fn(method, budget, tokens))
+            masks.append(m)
+            rows.append(expression_row(rec, anno, m, method, budget, tokens[0] // NUM_FRAMES))
+        j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
+        objects += [{"video": records[0].video, "anno_set": anno, "object": f"{records[0].video}_{k + 1}",
+                     "method": method, "budget": budget, "J": float(np.mean(j[k])), "F": float(np.mean(f[k]))}
+                    for k in range(len(j))]
+    return pd.DataFrame(rows, columns=EXPRESSION_COLUMNS), pd.DataFrame(objects, columns=OBJECT_COLUMNS)
+
+
+def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[str, int]]) -> pd.DataFrame:
+    """One row per (method, budget) in ``pairs``' order: the sets' DAVIS J-Mean / F-Mean (means over objects),
+    averaged over the sets; J&F the mean of the sets' (J + F) / 2."""
+    out = []
+    for method, budget in pairs:
+        o = objects[(objects.method == method) & (objects.budget == budget)]
+        e = expr[(expr.method == method) & (expr.budget == budget)]
+        per_set = [(float(np.mean(g.J.tolist())), float(np.mean(g.F.tolist()))) for _, g in o.groupby("anno_set")]
+        j = float(np.mean([s[0] for s in per_set]))
+        f = float(np.mean([s[1] for s in per_set]))
+        out.append({"method": method, "budget": budget, "context_tokens": int(e.context_tokens.iloc[0]),
+                    "J": j, "F": f, "J&F": float(np.mean([(a + b) / 2 for a, b in per_set])),
+                    "videos": e.video.nunique(), "objects": len(o), "expressions": len(e)})
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+
+
+def compute(run: Runner, groups: dict, pairs: list[tuple[str, int]], sets: list[int], store: PartStore) -> None:
+    """Every (video, method, budget) part not in ``store`` yet, video by video (the clips' work done once)."""
+    done = store.done()
+    for video, records in groups.items():
+        todo = [p for p in pairs if part_id(video, *p) not in done]
+        run.new_video()
+        for method, budget in todo:
+            log.info("%s: %s @ %d", video, method, budget)
+            rows, objects = video_part(run, records, sets, method, budget)
+            store.write([part_id(video, method, budget)], rows, tables={"objects": objects})
+
+
+def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The plan's expression and object rows from the finished parts, in video and plan order."""
+    expr = pd.concat(store.frames(), ignore_index=True)
+    objects = pd.concat(store.frames("objects"), ignore_index=True)
+    keep = {(v, m, int(b)) for v in groups for m, b in pairs}
+    expr = expr[[(v, m, int(b)) in keep for v, m, b in zip(expr.video, expr.method, expr.budget, strict=True)]]
+    objects = objects[[(v, m, int(b)) in keep for v, m, b in
+                       zip(objects.video, objects.method, objects.budget, strict=True)]]
+    order = {p: i for i, p in enumerate(pairs)}
+    vorder = {v: i for i, v in enumerate(groups)}
+
+    def sort(df, cols):
+        key = df.apply(lambda r: (vorder[r.video], order[(r.method, int(r.budget))]), axis=1)
+        return df.assign(_k=key).sort_values(["_k", *cols], kind="stable").drop(columns="_k").reset_index(drop=True)
+    return sort(expr, ["anno_set"]), sort(objects, ["anno_set"])
+
+
+def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
+    """The data folder (``--video-dir`` or the synthetic set written under ``tmp``) and its videos, in order."""
+    from litelvlm.video.synthetic import write_synthetic_videos
+
+    root = Path(a.video_dir) if a.video_dir else write_synthetic_videos(
+        Path(tmp) / "synthetic", videos=a.synthetic_videos, frames=a.synthetic_frames, size=(64, 48),
+        seed=a.synthetic_seed)
+    groups = by_video(load_ref_davis(root, a.split))
+    if not groups:
+        raise LiteLVLMError(f"{root} has no video in split {a.split!r}")
+    return root, dict(list(groups.items())[:a.limit_videos])
+
+
+def run_video(a: VideoArgs) -> int:
+    """``litelvlm eval-video`` with checked options: the parts, then the tables and the summary on screen."""
+    given, budgets, sets = check_args(a)
+    out = Path(a.out)
+    methods = given or vp.per_frame_methods()
+    pairs = [(BASELINE, NUM_PATCHES)] + [(m, k) for m in methods for k in budgets]
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets", "limit_videos")}
+    config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=NOTE)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, groups = dataset(a, tmp)
+        run = Runner(a)
+        config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
+        check_config(out, config)
+        write_json(out / "config.json", config)   # every option checked: a refused run leaves nothing
+        store = PartStore(out)
+        compute(run, groups, pairs, sets, store)
+    expr, objects = collect(store, groups, pairs)
+    summary = mark_weights(summary_table(expr, objects, pairs), a.model, run.clip_name)
+    write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
+    write_csv(out / "summary.csv", summary)
+    with pd.option_context("display.width", 160, "display.max_rows", 80):
+        print(summary.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
+    if banner := weights_banner(a.model, run.clip_name):
+        print(banner)
+    print(f"Note: {NOTE}.")
+    return 0

@@ -1,0 +1,64 @@
+"""Figure family 11, video: J&F of VideoGLaMM per per-frame pruning method against the per-frame budget
+(``litelvlm eval-video``), labelled with the weights that made it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis.common import style
+from analysis.figures.family import Family
+from analysis.video import plots
+
+#: the smoke run: the tiny random VideoGLaMM on one synthetic video, two methods at the paper's budgets
+SMOKE_METHODS = "vispruner,litelvlm"
+SMOKE_BUDGETS = "196,81"
+
+
+def smoke_video(out_dir: Path, model: str | None = None) -> None:
+    """``litelvlm eval-video`` on one 4-frame synthetic video (first annotator set) with the tiny random
+    VideoGLaMM."""
+    from analysis.video import VideoArgs, run
+
+    rc = run(VideoArgs(out=str(out_dir), model=model or "videoglamm-tiny-random:0", methods=[SMOKE_METHODS],
+                       budgets=[SMOKE_BUDGETS], anno_sets=["0"], synthetic_videos=1, synthetic_frames=4,
+                       synthetic_seed=11))
+    if rc:
+        raise RuntimeError(f"litelvlm eval-video exited with status {rc}")
+
+
+def read_video(results_dir: Path) -> dict:
+    """The ``summary.csv`` table of an ``eval-video`` folder and the models that made it."""
+    import json
+
+    import pandas as pd
+
+    config = json.loads((Path(results_dir) / "config.json").read_text())
+    return {"summary": pd.read_csv(Path(results_dir) / "summary.csv"),
+            "models": [config.get("model"), config.get("clip")]}
+
+
+def draw_video(tables: dict) -> dict:
+    """J&F, J and F against the per-frame budget, each labelled with its results' weights."""
+    figs = {}
+    for name, metric in (("jf", "J&F"), ("j", "J"), ("f", "F")):
+        fig, _ = plots.plot_jf_vs_budget(tables["summary"], metric)
+        style.label_weights(fig, *tables["models"])
+        figs[name] = fig
+    return figs
+
+
+#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
+FAMILY = Family(
+    name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation (VideoGLaMM)",
+    description="J&F (and J, F) of VideoGLaMM on a Ref-DAVIS-layout folder (DAVIS 2017 unsupervised task per "
+                "annotator set, averaged over the sets), one line per per-frame pruning method against the CLIP "
+                "tokens kept per frame (576 -> 196, 81), the unpruned model dashed. Per-frame pruning of the CLIP "
+                "stream is this project's adaptation. The paper's video numbers need VideoGLaMM's RVOS "
+                "fine-tuned weights, which are not public; the numbers here come from the weights named on each "
+                "figure (random weights by default).",
+    command="litelvlm eval-video", requires=("analysis.video.compute", "analysis.video.plots"),
+    subdir="video", make_smoke=smoke_video, read=read_video, draw=draw_video,
+    smoke_note="`litelvlm eval-video` with the random-weight `videoglamm-tiny-random:0` on one 4-frame synthetic "
+               "video, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
+    results_files=("summary.csv",),
+    make_results="litelvlm eval-video --out {out}")

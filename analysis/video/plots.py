@@ -1,0 +1,46 @@
+"""Referring-video figures: J&F of VideoGLaMM with per-frame pruning of its CLIP stream, per method against the
+per-frame budget (``litelvlm eval-video``)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+
+from analysis.common.style import METHOD_ORDER, figure, method_label, method_style
+
+#: the one sentence every video figure carries
+WEIGHTS_NOTE = ("The paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public: "
+                "these come from the weights named below.")
+
+
+def _order(methods) -> list[str]:
+    found = list(dict.fromkeys(methods))
+    return [m for m in METHOD_ORDER if m in found] + sorted(m for m in found if m not in METHOD_ORDER)
+
+
+def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None):
+    """One line per method: ``metric`` (J&F, J or F) against the CLIP tokens kept per frame (of 576), the unpruned
+    model (``none``) as a dashed line. Returns ``(fig, ax)``."""
+    if metric not in ("J&F", "J", "F"):
+        raise ValueError(f"metric must be J&F, J or F; got {metric!r}")
+    if ax is None:
+        fig, ax = figure(1, aspect=0.75)
+    else:
+        fig = ax.figure
+    none = summary[summary["method"] == "none"]
+    pruned = summary[summary["method"] != "none"]
+    for method in _order(pruned["method"]):
+        d = pruned[pruned["method"] == method].sort_values("budget")
+        ax.plot(d["budget"], d[metric], ms=3, label=method_label(method), **method_style(method))
+    if not none.empty:
+        ax.axhline(float(none[metric].iloc[0]), color="black", ls="--", lw=0.8, label="all 576 tokens")
+    budgets = sorted(pruned["budget"].unique())
+    if budgets:
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.set_xlabel("CLIP tokens kept per frame (of 576)", fontsize=7)
+    ax.set_ylabel(metric, fontsize=7)
+    note = "\n".join(textwrap.wrap(WEIGHTS_NOTE, 70))
+    ax.set_title(f"VideoGLaMM, Ref-DAVIS protocol: {metric} vs per-frame budget\n{note}", fontsize=6)
+    ax.legend(fontsize=5, frameon=False, ncols=2)
+    return fig, ax

@@ -1,0 +1,229 @@
+"""Per-frame visual-token pruning on VideoGLaMM's CLIP context stream (this project's adaptation).
+
+VideoGLaMM's LLM reads 16 frames' CLIP patch tokens, (16, 576, 1024) at CLIP layer -2, each frame projected and
+pooled to 12 x 12 = 144 context tokens (``project``, arch.py L164-191), then 16 x 64 InternVideo2 tokens. No
+official code prunes it; here a CLIP-side method (``stage == "clip"``: VisPruner, the paper's video baseline,
+LiteLVLM and its variants, random, CLIP top-similarity, VisionZip, HiPrune, ToMe, PruMerge) selects K of each
+frame's 576 tokens **before** the projection and pooling, frame by frame, on a :class:`SelectorInputs` built from
+that frame's CLIP trace; the InternVideo2 stream is untouched.
+
+* **The trace** (:func:`trace_context`): one CLIP vision forward of the 16 context frames through VideoGLaMM's own
+  tower, every layer kept (:meth:`VideoGLaMM.clip_hidden_states`); its layer -2 without the CLS is exactly
+  ``PreparedClip.tokens.clip``. VideoGLaMM's tower has no text tower and no ``visual_projection``: a CLIP backend
+  of the same vision size is paired with it (:func:`pair_clip`) and reads VideoGLaMM's vision tower (the module
+  is shared), so the q/k/v, the [CLS] attention and the projected patches come from the weights VideoGLaMM runs,
+  and the text side (``text_embeds``) from the paired model. With released weights the tower is OpenAI's
+  frozen ``clip-vit-large-patch14-336`` (clip_encoder.py L26-30), so pairing that model changes nothing; with
+  random weights the paired model's text tower and projection are random (:func:`default_clip`).
+* **The text** (``clip_text``): the referring expression as written (default), or VideoGLaMM's question
+  (``"What is {expression} in this video? ..."``, eval_referdavis_infer.py L196: ``"question"``).
+* **Per frame**: frame ``f`` gets ``SelectorInputs(vision=<frame f's trace>, text, feature_layer=-2,
+  seed=seed + f)`` (distinct random draws per frame) and the method's selection of ``K_f`` tokens: the kept
+  layer -2 patch tokens in the selection's order, or the method's merged features (VisionZip's [CLS] and
+  contextual tokens, ToMe's and PruMerge's merged tokens).
+* **Budgets** (``allocation``): ``K`` on every frame (default), or one budget per frame (16 values).
+* **Meeting the square-only pooling** (``arrangement``, this project's reading; the paper's 196 and 81 are
+  squares): ``pool`` (default): the K kept tokens, in the selection's order (raster order for the selecting
+  methods), as a sqrt(K) x sqrt(K) grid through the official pooling to 12 x 12 -- the LLM still reads 144 tokens
+  a frame (81 is upsampled by ``adaptive_avg_pool2d``); ``pool-min``: pooled to min(sqrt(K), 12) squared, so a
+  frame never gets more LLM tokens than it kept (81 -> 9 x 9); ``direct``: no pooling, the K projected tokens
+  go to the LLM as they are (any K; 196 x 16 is more than the unpruned 144 x 16). The pooling arrangements need
+  a square K.
+
+The LLM-side methods (``llm-input``, ``llm-layer``, ``llm-stages``) act on the LLM's whole visual sequence, not
+on a frame's CLIP tokens: :func:`frame_method_error` refuses them by name. ``none`` keeps all 576.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..clip.traces import TextTrace, VisionTrace
+from ..errors import LiteLVLMError
+from ..pruning import Selection, SelectorInputs, select
+from .config import CHUNK_SIZE, NUM_FRAMES
+from .model import VideoGLaMM, apply_adaptive_avg_pooling
+from .pipeline import PreparedClip
+from .prompt import clip_pixels, question
+
+#: how K kept tokens meet VideoGLaMM's square-only pooling (module docstring)
+ARRANGEMENTS = ("pool", "pool-min", "direct")
+#: what the CLIP text encoder embeds for the text-reading methods
+CLIP_TEXTS = ("expression", "question")
+#: the official per-frame pooled grid (arch.py L186)
+POOLED = 12
+#: CLIP's feature layer for VideoGLaMM (``hidden_states[-2]``, clip_encoder.py L34-72)
+FEATURE_LAYER = -2
+
+
+def frame_method_error(name: str) -> str | None:
+    """Why method ``name`` cannot prune VideoGLaMM's CLIP tokens frame by frame (None: it can)."""
+    from ..methods import get_method
+
+    spec = get_method(name)
+    if spec.baseline or spec.stage == "clip":
+        return None
+    return (f"method {name!r} acts on the LLM's visual tokens (stage {spec.stage!r}), the whole video's "
+            "sequence, not on one frame's CLIP tokens: it has no per-frame form here")
+
+
+def per_frame_methods() -> list[str]:
+    """Every method that prunes frame by frame, VisPruner (the paper's video baseline) first, no baseline."""
+    from ..methods import get_method, method_names
+
+    names = [m for m in method_names() if frame_method_error(m) is None and not get_method(m).baseline]
+    return sorted(names, key=lambda m: m != "vispruner")
+
+
+def default_clip(model: str) -> str:
+    """The CLIP paired with a VideoGLaMM model string: a random CLIP of the preset's vision size for the random
+    presets (seeded alike; its text tower is random), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
+    from ..clip import DEFAULT_HF_MODEL
+    from ..model_spec import ModelSpec
+
+    spec = ModelSpec.parse(model)
+    preset = spec.random_videoglamm
+    if preset is None:
+        return DEFAULT_HF_MODEL
+    seed = spec.random_seed()
+    return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
+
+
+def pair_clip(model: VideoGLaMM, clip):
+    """``clip`` (a transformers CLIP backend) reading VideoGLaMM's own vision tower: the module is shared, so its
+    traces are those of VideoGLaMM's tower; its text tower and ``visual_projection`` stay its own."""
+    inner = getattr(clip, "model", None)
+    if getattr(clip, "backend", None) != "hf" or not hasattr(inner, "vision_model"):
+        raise LiteLVLMError("per-frame pruning pairs a transformers CLIP model (hf backend) with VideoGLaMM's tower")
+    ours, theirs = model.clip.config, inner.vision_model.config
+    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size", "intermediate_size")
+    if diff := [k for k in keys if getattr(ours, k) != getattr(theirs, k)]:
+        raise LiteLVLMError(f"CLIP {clip.name!r} differs from VideoGLaMM's image tower in {', '.join(diff)}")
+    inner.vision_model = model.clip
+    clip._weights_hash = None
+    return clip
+
+
+@torch.no_grad()
+def trace_context(model: VideoGLaMM, clip, prepared: PreparedClip) -> VisionTrace:
+    """The CLIP trace of the clip's 16 context frames on VideoGLaMM's tower (every layer, CLS first)."""
+    pixels = clip_pixels([prepared.frames[i] for i in prepared.llm_frames]).to(model.dtype)
+    states = model.clip_hidden_states(pixels)
+    side = model.preset.clip_image_size // model.preset.clip_patch_size
+    return VisionTrace(hidden_states=states, grid=(side, side), num_prefix_tokens=1, backend=clip)
+
+
+def clip_text_trace(clip, expression: str, clip_text: str = "expression") -> TextTrace:
+    """The CLIP text trace the text-reading methods read: the expression, or VideoGLaMM's question."""
+    if clip_text not in CLIP_TEXTS:
+        raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+    return clip.encode_text([expression if clip_text == "expression" else question(expression)],
+                            warn_truncation=False)
+
+
+def frame_inputs(trace: VisionTrace, text: TextTrace | None, frame: int, seed: int = 0) -> SelectorInputs:
+    """Frame ``frame``'s selector inputs: its slice of the trace, the text, seed ``seed + frame``."""
+    one = VisionTrace(hidden_states=tuple(h[frame:frame + 1] for h in trace.hidden_states), grid=trace.grid,
+                      num_prefix_tokens=trace.num_prefix_tokens, backend=trace.backend)
+    return SelectorInputs(vision=one, text=text, image_index=0, feature_layer=FEATURE_LAYER, seed=seed + frame)
+
+
+def pooled_side(budget: int, arrangement: str) -> int | None:
+    """The pooled grid side of a frame of K kept tokens (None: ``direct``, no pooling); a non-square K is refused."""
+    if arrangement not in ARRANGEMENTS:
+        raise LiteLVLMError(f"arrangement must be one of {', '.join(ARRANGEMENTS)}; got {arrangement!r}")
+    if arrangement == "direct":
+        return None
+    side = math.isqrt(budget)
+    if side * side != budget:
+        raise LiteLVLMError(f"arrangement {arrangement!r} pools a square grid (arch.py L88-96 asserts it): a "
+                            f"per-frame budget must be a square (196, 81, ...), got {budget}; use 'direct'")
+    return POOLED if arrangement == "pool" else min(side, POOLED)
+
+
+def frame_budgets(budget: int | None, allocation: Sequence[int] | None = None, frames: int = NUM_FRAMES,
+                  num_patches: int = 576) -> list[int]:
+    """The budget of each frame: ``budget`` on all (uniform) or ``allocation``, one per frame; 1 <= K_f <= N."""
+    out = [int(budget)] * frames if allocation is None else [int(k) for k in allocation]
+    if allocation is not None and len(out) != frames:
+        raise LiteLVLMError(f"a per-frame allocation needs {frames} budgets, got {len(out)}")
+    if any(not 1 <= k <= num_patches for k in out):
+        raise LiteLVLMError(f"per-frame budgets must be in 1..{num_patches}; got {out}")
+    return out
+
+
+def kept_features(inputs: SelectorInputs, sel: Selection) -> torch.Tensor:
+    """(K, W) CLIP features the LLM side receives for a selection: merged features, or the kept patches."""
+    if sel.features is not None:
+        return sel.features
+    patches = inputs.patches()
+    return patches[sel.indices.to(patches.device)]
+
+
+@dataclass
+class PrunedVisual:
+    """The LLM's visual input of a pruned clip and how it was made."""
+
+    visual: torch.Tensor                       # (sum of the frames' context tokens + 16 x 64, h)
+    budgets: list[int]                         # K per frame
+    context_tokens: list[int]                  # LLM context tokens per frame (144 with ``pool``)
+    selections: list[Selection] = field(default_factory=list, repr=False)
+
+
+def video_part(model: VideoGLaMM, video: torch.Tensor) -> torch.Tensor:
+    """(T * 64, h): the InternVideo2 half of ``project`` (arch.py L170-180), untouched by pruning."""
+    v = model.mm_projector(video.to(model.dtype))
+    v = v.reshape(v.shape[0] * CHUNK_SIZE, -1, v.shape[-1])
+    v = apply_adaptive_avg_pooling(v, shape=(8, 8))
+    return v.reshape(-1, v.shape[-1])
+
+
+def context_part(model: VideoGLaMM, kept: list[torch.Tensor], arrangement: str) -> list[torch.Tensor]:
+    """Each frame's LLM context tokens of its kept CLIP features: ``image_mm_projector``, then the arrangement's
+    pooling (batched over frames when they keep the same count, as ``project`` runs the unpruned stream)."""
+    sides = [pooled_side(k.shape[0], arrangement) for k in kept]
+    if len({k.shape[0] for k in kept}) == 1:
+        proj = model.image_mm_projector(torch.stack(kept).to(model.dtype))
+        if sides[0] is not None:
+            proj = apply_adaptive_avg_pooling(proj, shape=(sides[0], sides[0]))
+        return list(proj)
+    out = []
+    for k, side in zip(kept, sides, strict=True):
+        proj = model.image_mm_projector(k[None].to(model.dtype))
+        out.append((proj if side is None else apply_adaptive_avg_pooling(proj, shape=(side, side)))[0])
+    return out
+
+
+@torch.no_grad()
+def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, text: TextTrace | None, method: str,
+               budget: int | None = None, *, allocation: Sequence[int] | None = None, arrangement: str = "pool",
+               seed: int = 0, **options) -> PrunedVisual:
+    """The LLM's visual input with ``method`` keeping K_f of frame f's CLIP tokens (``none``: all of them)."""
+    from ..methods import get_method
+
+    if why := frame_method_error(method):
+        raise LiteLVLMError(why)
+    n = trace.num_patches
+    frames = trace.hidden_states[0].shape[0]
+    baseline = get_method(method).baseline
+    budgets = [n] * frames if baseline else frame_budgets(budget, allocation, frames, n)
+    for k in set(budgets):
+        pooled_side(k, arrangement)   # refused before any selection runs
+    kept, sels = [], []
+    for f, k in enumerate(budgets):
+        inputs = frame_inputs(trace, text, f, seed)
+        sel = Selection(indices=torch.arange(n)) if baseline else select(method, inputs, k, **options)
+        sels.append(sel)
+        kept.append(kept_features(inputs, sel))
+    context = context_part(model, kept, arrangement)
+    visual = torch.cat([*context, video_part(model, prepared.tokens.video)], dim=0)
+    return PrunedVisual(visual, budgets, [c.shape[0] for c in context], sels)
+
+
+__all__ = ["ARRANGEMENTS", "CLIP_TEXTS", "FEATURE_LAYER", "POOLED", "PrunedVisual", "clip_text_trace",
+           "context_part", "default_clip", "frame_budgets", "frame_inputs", "frame_method_error", "kept_features",
+           "pair_clip", "per_frame_methods", "pooled_side", "prune_clip", "trace_context", "video_part"]
