@@ -15,22 +15,26 @@ def _summary(out):
     return pd.read_csv(out / "summary.csv")
 
 
-def test_two_methods_at_the_paper_budgets_resume_and_refusals(tmp_path):
+def test_every_per_frame_method_at_the_paper_budgets_resume_and_refusals(tmp_path):
+    """The default methods (every per-frame method) at the paper's per-frame budgets 196 and 81."""
+    from litelvlm.videoglamm.pruning import per_frame_methods
+
     out = tmp_path / "video"
-    assert main(["eval-video", "--out", str(out), "--methods", "vispruner,litelvlm", *FAST]) == 0
+    assert main(["eval-video", "--out", str(out), *FAST]) == 0
     s = _summary(out)
-    assert list(zip(s.method, s.budget, strict=True)) == [("none", 576), ("vispruner", 196), ("vispruner", 81),
-                                                          ("litelvlm", 196), ("litelvlm", 81)]
+    methods = per_frame_methods()
+    assert {"vispruner", "litelvlm", "visionzip", "random"} <= set(methods)
+    assert list(zip(s.method, s.budget, strict=True)) == [("none", 576)] + [(m, b) for m in methods for b in (196, 81)]
     assert (s.context_tokens == 144).all() and (s.weights == "random").all()
     assert s[["J", "F", "J&F"]].apply(lambda c: c.between(0, 1)).all().all()
     assert ((s.J + s.F) / 2 - s["J&F"]).abs().max() < 1e-12 and (s.objects == 1).all()
     expr = pd.read_parquet(out / "expressions.parquet")
-    assert len(expr) == 5 and set(expr.anno_set) == {0} and expr.sentence.str.len().min() > 0
+    assert len(expr) == len(s) and set(expr.anno_set) == {0} and expr.sentence.str.len().min() > 0
     # one object per video: the DAVIS J of the set is the expression's own frame mean
     assert (expr.set_index(["method", "budget"]).J - s.set_index(["method", "budget"]).J).abs().max() < 1e-12
     first = (out / "summary.csv").read_bytes()
     parts = sorted(p.name for p in (out / "parts").iterdir())
-    assert main(["eval-video", "--out", str(out), "--methods", "vispruner,litelvlm", *FAST]) == 0   # resumes
+    assert main(["eval-video", "--out", str(out), *FAST]) == 0   # resumes
     assert (out / "summary.csv").read_bytes() == first and sorted(p.name for p in (out / "parts").iterdir()) == parts
     # another configuration in the same folder is refused and changes nothing
     assert main(["eval-video", "--out", str(out), "--clip-text", "question", *FAST]) == 2
