@@ -78,6 +78,7 @@ FAMILY = Family(
                "on both grids, and the random `unipixel-tiny-random:0` in its LLM input space (a tiny hand-made REFER "
                "folder when ../shared/data is absent)",
     results_files=("**/reversal.parquet",), tree=True,
+    extra_imports=("from analysis.reversal_grid.family import draw_llm_space",),
     make_results="litelvlm reversal --model MODEL --pad-to-square --grid clip|unipixel --out {out}/GRID (one run "
                  "per grid); optionally litelvlm reversal --space llm --grid unipixel --model UNIPIXEL --out "
                  "{out}/llm-space")
