@@ -191,9 +191,7 @@ def _vscan_global_score(visual, pixel_values, grid_thw):
     window mask of L501-505), summed over heads, averaged over queries and over each merge unit, and un-permuted
     (L342-392). The block's input is taken here at the block (not its attention), and the window order from
     transformers' ``get_vision_window_index``."""
-    import math
-
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+    from official_vscan_qwen import _sdpa_x_weights  # custom.py L474-509, transcribed once
     from transformers.vision_utils import get_vision_window_index
 
     blk = visual.blocks[len(visual.blocks) - 1]
@@ -203,21 +201,7 @@ def _vscan_global_score(visual, pixel_values, grid_thw):
         visual(pixel_values, grid_thw=grid_thw)
     finally:
         handle.remove()
-    hidden_states, cu_seqlens = blk.norm1(got["h"]), got["cu_seqlens"]
-    seq_length = hidden_states.shape[0]
-    self = blk.attn
-    q, k, v = self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
-    cos, sin = got["position_embeddings"]
-    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
-    q = q.transpose(0, 1)
-    k = k.transpose(0, 1)
-    attention_mask_X = torch.full([1, seq_length, seq_length], torch.finfo(q.dtype).min, device=q.device, dtype=q.dtype)
-    for i in range(1, len(cu_seqlens)):
-        attention_mask_X[..., cu_seqlens[i - 1]: cu_seqlens[i], cu_seqlens[i - 1]: cu_seqlens[i]] = 0
-    head_dim = q.size(-1)
-    attn_weights = torch.matmul(q, k.transpose(1, 2)) / math.sqrt(head_dim)
-    attn_weights = attn_weights + attention_mask_X
-    attn_weights = torch.nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(q.dtype)
+    attn_weights = _sdpa_x_weights(blk.attn, blk.norm1(got["h"]), got["cu_seqlens"], got["position_embeddings"])
     attn_weights_global = torch.sum(attn_weights, dim=0)
     attn_weights_global = torch.mean(attn_weights_global, dim=0)
     attn_weights_global = attn_weights_global.view(-1, visual.spatial_merge_size ** 2)

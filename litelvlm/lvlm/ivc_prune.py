@@ -167,30 +167,37 @@ def official_count(lists: dict[str, torch.Tensor]) -> int:
     return int(torch.unique(torch.cat([lists[k] for k in ("foreground", "seeds", "cos", "sin")])).numel())
 
 
-def _layer(ctx: LLMContext, layer: int | None) -> int:
-    layer = default_layer(ctx.num_layers) if layer is None else int(layer)
+def checked_layer(ctx: LLMContext, layer: int | None, default=default_layer) -> int:
+    """IVC-Prune's pruning layer K: ``layer``, or ``default(num_layers)``; an error outside 1..L."""
+    layer = default(ctx.num_layers) if layer is None else int(layer)
     if not 1 <= layer <= ctx.num_layers:
         raise LiteLVLMError(f"IVC-Prune layer K must be in 1..{ctx.num_layers}; got {layer}")
     return layer
 
 
+def kept_selection(lists: dict[str, torch.Tensor], out: dict[str, torch.Tensor], layer: int,
+                   official: int) -> Selection:
+    """The Selection of ``keep_for_budget``'s ``out``: its parts, the official count, the score it ranks by."""
+    parts = {"ivc": out["ivc"], "seeds": out["seeds"], "foreground": out["fill"],
+             "official_budget": torch.tensor(official)}
+    return Selection(indices=out["kept"], scores=lists["score"].float(), parts=parts, prune_layer=layer)
+
+
 def official_budget(ctx: LLMContext, layer: int | None = None) -> int:
     """K of the official LLaVA-1.5 selection for this prompt (image-dependent; at most 179 of 576)."""
     with torch.no_grad():
-        return official_count(ivc_scores(ctx, _layer(ctx, layer)))
+        return official_count(ivc_scores(ctx, checked_layer(ctx, layer)))
 
 
 def ivc_prune_select(ctx: LLMContext, budget: int, *, layer: int | None = None) -> Selection:
     """The ``budget`` visual tokens IVC-Prune keeps from decoder layer ``layer`` on (default 16 of 32): IVC tokens
     and seeds, then foreground tokens; raster order (see the module docstring)."""
     check_budget(budget, ctx.num_visual)
-    layer = _layer(ctx, layer)
+    layer = checked_layer(ctx, layer)
     with torch.no_grad():
         lists = ivc_scores(ctx, layer)
         out = keep_for_budget(lists, budget)
-    parts = {"ivc": out["ivc"], "seeds": out["seeds"], "foreground": out["fill"],
-             "official_budget": torch.tensor(official_count(lists))}
-    return Selection(indices=out["kept"], scores=lists["score"].float(), parts=parts, prune_layer=layer)
+    return kept_selection(lists, out, layer, official_count(lists))
 
 
 def ivc_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int | None = None):

@@ -64,7 +64,7 @@ from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
 from .fastv import pruned_at_layer, pruned_forward
-from .ivc_prune import keep_for_budget
+from .ivc_prune import checked_layer, keep_for_budget, kept_selection
 from .llm_attention import LLMContext
 
 #: ``ivcp_k`` of the Qwen2.5-VL configs (config.py L1089-1134): decoder layers -> the first layer that sees the kept
@@ -165,31 +165,22 @@ def official_count(lists: dict[str, torch.Tensor]) -> int:
     return max(part_counts(int(lists["score"].numel()))[2], int(priority.numel()))
 
 
-def _layer(ctx: LLMContext, layer: int | None) -> int:
-    layer = default_layer(ctx.num_layers) if layer is None else int(layer)
-    if not 1 <= layer <= ctx.num_layers:
-        raise LiteLVLMError(f"IVC-Prune layer K must be in 1..{ctx.num_layers}; got {layer}")
-    return layer
-
-
 def official_budget(ctx: LLMContext, layer: int | None = None) -> int:
     """K of the official Qwen2.5-VL selection for this prompt: ``max(round(N / 2), |priority|)``."""
     with torch.no_grad():
-        return official_count(ivc_scores(ctx, _layer(ctx, layer)))
+        return official_count(ivc_scores(ctx, checked_layer(ctx, layer, default_layer)))
 
 
 def ivc_prune_qwen_select(ctx: LLMContext, budget: int, *, layer: int | None = None) -> Selection:
     """The ``budget`` visual tokens IVC-Prune's Qwen2.5-VL code keeps from decoder layer ``layer`` on (default: its
     ``ivcp_k``): IVC tokens and seeds, then the value-similarity ranking; raster order (see the module docstring)."""
     check_budget(budget, ctx.num_visual)
-    layer = _layer(ctx, layer)
+    layer = checked_layer(ctx, layer, default_layer)
     with torch.no_grad():
         lists = ivc_scores(ctx, layer)
         # the whole ranking stands for the foreground list: keep_for_budget's fill then follows score.topk(N)
         out = keep_for_budget({**lists, "foreground": lists["ranking"]}, budget)
-    parts = {"ivc": out["ivc"], "seeds": out["seeds"], "foreground": out["fill"],
-             "official_budget": torch.tensor(official_count(lists))}
-    return Selection(indices=out["kept"], scores=lists["score"].float(), parts=parts, prune_layer=layer)
+    return kept_selection(lists, out, layer, official_count(lists))
 
 
 def ivc_qwen_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int | None = None):
