@@ -1,0 +1,183 @@
+"""UniPixel's video path on the family contract: ``ground`` on a whole video, one mask per frame.
+
+    from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
+    pipe = UniPixelVideoPipeline.from_model_string("unipixel-tiny-random:0")   # or .of(a loaded UniPixelPipeline)
+    prep = pipe.with_sentences(pipe.prepare_video(frames), ["the dog running left"])
+    out = pipe.ground(prep, "fastv", 64)       # out.masks: (frames, H, W), one mask per frame of the video
+
+What is UniPixel's (PolyU-ChenLab/UniPixel @5c8e941; :mod:`litelvlm.unipixel.video`): the LLM sees 16 frames
+sampled uniformly (all of a shorter video), resized and padded to an even count, as one Qwen2.5-VL video (temporal
+patches of 2 frames, 3-D M-RoPE with ``second_per_grid_ts`` 1); the prompt is the video question; the seg head's
+prompt is given to SAM 2 on frame 0 of the whole video and a mask comes out for every frame.
+
+How the mask reaches the later frames (:data:`PROPAGATIONS`, ``propagation=``):
+
+* ``frame-wise`` (this project's fallback, the only one built so far; labelled wherever a user meets it): the
+  frame-0 prompt decoded on every frame's own SAM 2 features as on an image (each frame an initial conditioning
+  frame, ``no_mem_embed`` added, no memory of the frames before). Frame 0's mask is UniPixel's exactly; the later
+  frames' are not, since UniPixel propagates through SAM 2's memory attention (``propagate_in_video``,
+  ``sam2_video_predictor.py``), which is not built here yet.
+
+The methods run on the video's merged tokens as on an image's (the LLM-side methods and the Qwen2.5-VL variants);
+the CLIP-side methods are refused (their paired CLIP sees one image: a map of its scores onto several frames' merged
+tokens is not built). A budget K keeps K of the video's N merged tokens, chosen over the whole video.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+from PIL import Image
+
+from ..errors import LiteLVLMError
+from .pipeline import CLIP_TEXTS, UniPixelInput, UniPixelPipeline
+from .protocol import SAMPLE_FRAMES
+
+#: how the frame-0 prompt reaches the later frames (see the module docstring)
+PROPAGATIONS = ("frame-wise",)
+#: the methods whose Qwen2.5-VL variant reads one image's merged grid, and why they are refused on a video
+ONE_IMAGE_VARIANTS = {"vscan": "VScan's Qwen2.5-VL window scan runs over one image's merged grid (its official code "
+                               "prunes images); a video's several temporal patches have no scan of its own yet"}
+
+
+@dataclass
+class UniPixelVideoInput(UniPixelInput):
+    """One video (and, after ``with_sentences``, its prompt); ``image`` is its first frame."""
+
+    frames: list = field(default_factory=list, repr=False)            # every frame of the video (SAM 2's)
+    sampled: list = field(default_factory=list)                       # the frames the LLM sees
+    llm_frames: list = field(default_factory=list, repr=False)        # those frames, resized and padded
+    sample_frames: int = SAMPLE_FRAMES
+    #: SAM 2's features per frame index, made on first use and shared by every sentence and method
+    frame_features: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+
+class UniPixelVideoPipeline(UniPixelPipeline):
+    """:class:`UniPixelPipeline` on videos: ``prepare_video``, and masks (frames, H, W) from ``ground``."""
+
+    #: how the frame-0 prompt reaches the later frames (:data:`PROPAGATIONS`)
+    propagation = "frame-wise"
+
+    @classmethod
+    def of(cls, pipe: UniPixelPipeline, propagation: str = "frame-wise") -> UniPixelVideoPipeline:
+        """The video path of a loaded ``UniPixelPipeline`` (the same modules, not copied)."""
+        if propagation not in PROPAGATIONS:
+            raise LiteLVLMError(f"propagation must be one of {', '.join(PROPAGATIONS)}; got {propagation!r}")
+        out = copy.copy(pipe)
+        out.__class__ = cls
+        out.propagation = propagation
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "video": {
+            "frames": f"{SAMPLE_FRAMES} sampled uniformly for the LLM (UniPixel's infer_seg.py), every frame for SAM 2",
+            "propagation": self.propagation + (" (this project's fallback: the frame-0 prompt decoded on each frame "
+                                               "without SAM 2's memory)" if self.propagation == "frame-wise" else "")}}
+
+    def method_error(self, method: str) -> str | None:
+        """The image path's refusals, and the CLIP-side methods (their paired CLIP sees one image)."""
+        from ..methods import get_method
+
+        if why := UniPixelPipeline.method_error(self, method):
+            return why
+        if method in ONE_IMAGE_VARIANTS:
+            return ONE_IMAGE_VARIANTS[method]
+        if get_method(method, self.backbone).uses_clip:
+            return (f"{method} reads a paired CLIP's scores of one image; on UniPixel's video input no map of them "
+                    "onto several frames' merged tokens is built: use a method that acts with the LLM")
+        return None
+
+    # -- per video ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def prepare_video(self, frames: Sequence[Image.Image], seed: int = 0,
+                      sample_frames: int = SAMPLE_FRAMES) -> UniPixelVideoInput:
+        """The vision tower's merged tokens of the protocol's sampled frames; SAM 2's features of each frame are
+        made on first use."""
+        from .video import llm_frames, sample_indices
+
+        frames = list(frames)
+        sampled = sample_indices(len(frames), sample_frames)
+        made = llm_frames([frames[i] for i in sampled], sample_frames)
+        video = self.processor.video_processor(videos=[made], do_resize=False, return_tensors="pt")
+        grid = video["video_grid_thw"]
+        visual = self.qwen.model.get_video_features(video["pixel_values_videos"].to(self.device),
+                                                    video_grid_thw=grid.to(self.device)).pooler_output[0]
+        first = frames[0]
+        out = UniPixelVideoInput(image=first, image_size=(first.height, first.width), sentences=[],
+                                 input_ids=torch.empty(0, dtype=torch.long),
+                                 mm_token_type_ids=torch.empty(0, dtype=torch.long), grid_thw=grid.cpu(),
+                                 second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype), sam_features=None,
+                                 seed=seed, frames=frames, sampled=sampled, llm_frames=made,
+                                 sample_frames=sample_frames)
+        out.sam_features = self.frame_features(out, 0)
+        return out
+
+    def prepare_image(self, image: Image.Image, seed: int = 0) -> UniPixelVideoInput:
+        """An image as a one-frame video (the image protocol exactly)."""
+        return self.prepare_video([image], seed=seed)
+
+    def frame_features(self, prepared: UniPixelVideoInput, index: int):
+        """SAM 2's features of frame ``index`` (cached on ``prepared``)."""
+        if index not in prepared.frame_features:
+            with torch.no_grad():
+                frame = prepared.frames[index]
+                prepared.frame_features[index] = self.sam2.encode_image(self.sam2.preprocess(frame))
+        return prepared.frame_features[index]
+
+    @torch.no_grad()
+    def with_sentences(self, prepared: UniPixelVideoInput, sentences: list[str], turns=None,
+                       clip_text: str | None = None, answer: str = "teacher-forced", **unused) -> UniPixelVideoInput:
+        """``prepared`` with the video protocol's prompt for one sentence and this project's teacher-forced answer
+        holding its ``<|seg|>`` (``answer="generate"``: the official prompt alone)."""
+        from .protocol import ANSWERS
+        from .video import prepare_video_inputs
+
+        clip_text = self.clip_text if clip_text is None else clip_text
+        if answer not in ANSWERS or clip_text not in CLIP_TEXTS:
+            raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)} and clip_text one of "
+                                f"{', '.join(CLIP_TEXTS)}; got {answer!r}, {clip_text!r}")
+        if len(sentences) != 1 or turns is not None:
+            raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt, no turns; got {len(sentences)}")
+        made = prepare_video_inputs(self.processor, prepared.frames, sentences[0], answer=answer, seed=prepared.seed,
+                                    sample_frames=prepared.sample_frames)
+        got = made.inputs
+        if not torch.equal(got["video_grid_thw"].cpu(), prepared.grid_thw):
+            raise AssertionError("the prompt's video grid differs from the prepared video's")
+        ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
+        if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
+            raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} {self.seg_token}")
+        if int((types > 0).sum()) != self.num_visual(prepared):
+            raise AssertionError("the prompt's video placeholders do not match the merged tokens")
+        out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
+                      second_per_grid_ts=got["second_per_grid_ts"], answer=answer, prompt_len=self._prompt_len(made, ids))
+        out.frame_features = prepared.frame_features  # shared, not copied: every sentence reuses SAM 2's work
+        out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
+        return out
+
+    def vision(self, prepared: UniPixelVideoInput):
+        """The vision tower and the video's sampled frames (:class:`litelvlm.qwen.vision.QwenVision`)."""
+        from ..qwen.vision import QwenVision
+
+        video = self.processor.video_processor(videos=[prepared.llm_frames], do_resize=False, return_tensors="pt")
+        visual = self.qwen.model.visual
+        return QwenVision(visual, video["pixel_values_videos"].to(self.device, visual.dtype),
+                          video["video_grid_thw"].to(self.device))
+
+    # -- the masks ----------------------------------------------------------------------------------
+    def decode_masks(self, prepared: UniPixelVideoInput, prompts: torch.Tensor) -> torch.Tensor:
+        """(frames, 1, h, w) low-resolution logits of the one prompt on every frame (:attr:`propagation`)."""
+        if prompts.shape[0] != 1:
+            raise LiteLVLMError(f"UniPixel's video path decodes one prompt; got {prompts.shape[0]}")
+        return torch.cat([self.sam2.decode(self.frame_features(prepared, f), prompts, prepared.image_size).low_res
+                          for f in range(prepared.num_frames)])
+
+
+__all__ = ["ONE_IMAGE_VARIANTS", "PROPAGATIONS", "UniPixelVideoInput", "UniPixelVideoPipeline"]
