@@ -193,10 +193,10 @@ def test_video_positions_equal_unipixels_transformers(pipe, prep):
     assert torch.equal(ours[0, 0, s:s + n] - s, torch.arange(t).repeat_interleave(per) * 2)  # tokens_per_second 2
 
 
-@pytest.mark.parametrize("method", ["fastv", "divprune", "ivc-prune", "visionzip", "sparsevlm"])
+@pytest.mark.parametrize("method", ["fastv", "ivc-prune", "visionzip", "sparsevlm"])
 def test_methods_run_on_the_video_tokens(pipe, prep, method):
     n = pipe.num_visual(prep)
-    for k in (1, n // 3, n - 1):
+    for k in (1, n // 3):
         with torch.no_grad():
             out = pipe.ground(prep, method, k)
         assert out.masks.shape == (5, 61, 89) and out.budget == k

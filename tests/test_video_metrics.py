@@ -641,3 +641,15 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="bound_th"):
         M.boundary_tolerance((4, 5), -1)
     assert math.isnan(M.summarize({}).jf_mean)
+
+
+def test_an_all_empty_prediction_scores_as_the_official_zero_padding():
+    """No predicted object at all (every mask empty, as random weights give): the official reader reads 0 objects and
+    ``_evaluate_unsupervised`` pads them with empty masks."""
+    gt = np.zeros((2, 4, 6, 6), bool)
+    gt[0, :, 1:3, 1:3], gt[1, :, 3:5, 3:5] = True, True
+    empty = M.pred_objects(np.zeros((4, 6, 6), np.uint8))
+    assert empty.shape == (0, 4, 6, 6)
+    j, f = M.sequence_scores(gt, empty)
+    oj, of = _evaluate_unsupervised(gt, empty, None, ("J", "F"))
+    assert np.array_equal(j, oj) and np.array_equal(f, of) and not j.any()

@@ -30,7 +30,7 @@ import torch
 
 from analysis.common.parts import PartStore
 from analysis.common.study import check_config, portable_paths, run_record
-from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
+from analysis.video.options import NUM_PATCHES, VideoArgs, check_args, is_unipixel
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.methods import BASELINE
@@ -97,6 +97,22 @@ class Runner:
             return out.visual
         return visual
 
+    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int]:
+        """((frames, H, W) masks, CLIP context tokens per frame) of one expression."""
+        tokens: list[int] = []
+        masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
+                                 visual=self.visual_fn(method, budget, tokens))
+        return masks, tokens[0] // NUM_FRAMES
+
+
+def make_runner(a: VideoArgs):
+    """VideoGLaMM's runner, or UniPixel's video path for a UniPixel model (:mod:`analysis.video.unipixel`)."""
+    if is_unipixel(a.model):
+        from analysis.video.unipixel import UniPixelRunner
+
+        return UniPixelRunner(a, NUM_PATCHES)
+    return Runner(a)
+
 
 def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int, tokens: int) -> dict:
     """The per-expression row: J and F frame means against the expression's own object."""
@@ -116,11 +132,9 @@ def video_part(run: Runner, records: list, sets: list[int], method: str, budget:
         recs = annotator_expressions(records, anno)
         masks = []
         for rec in recs:
-            tokens: list[int] = []
-            m = expression_masks(run.model, run.tokenizer, rec, run.prepared,
-                                 visual=run.visual_fn(method, budget, tokens))
+            m, tokens = run.expression(rec, method, budget)
             masks.append(m)
-            rows.append(expression_row(rec, anno, m, method, budget, tokens[0] // NUM_FRAMES))
+            rows.append(expression_row(rec, anno, m, method, budget, tokens))
         j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
         objects += [{"video": records[0].video, "anno_set": anno, "object": f"{records[0].video}_{k + 1}",
                      "method": method, "budget": budget, "J": float(np.mean(j[k])), "F": float(np.mean(f[k]))}
@@ -190,14 +204,22 @@ def run_video(a: VideoArgs) -> int:
     """``litelvlm eval-video`` with checked options: the parts, then the tables and the summary on screen."""
     given, budgets, sets = check_args(a)
     out = Path(a.out)
-    methods = given or vp.per_frame_methods()
+    unipixel = is_unipixel(a.model)
+    if unipixel:
+        from analysis.video.unipixel import NOTE as note
+        from analysis.video.unipixel import offered_methods
+    else:
+        note, offered_methods = NOTE, vp.per_frame_methods
+    methods = given or offered_methods()
     pairs = [(BASELINE, NUM_PATCHES)] + [(m, k) for m in methods for k in budgets]
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets", "limit_videos")}
-    config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=NOTE)
+    config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note)
     with tempfile.TemporaryDirectory() as tmp:
         _, groups = dataset(a, tmp)
-        run = Runner(a)
+        run = make_runner(a)
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
+        if unipixel:
+            config.update(run.config())
         check_config(out, config)
         write_json(out / "config.json", config)   # every option checked: a refused run leaves nothing
         store = PartStore(out)
@@ -211,5 +233,5 @@ def run_video(a: VideoArgs) -> int:
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
     if banner := weights_banner(a.model, run.clip_name):
         print(banner)
-    print(f"Note: {NOTE}.")
+    print(f"Note: {note}.")
     return 0

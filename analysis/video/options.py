@@ -42,13 +42,16 @@ class VideoArgs:
     split: str = arg("valid", help="split of --video-dir")
     model: str = arg(COMMAND_VIDEOGLAMM_MODEL, help=f"VideoGLaMM ({VIDEOGLAMM_MODEL_HELP}): "
                                                     "videoglamm-tiny-random[:SEED], videoglamm-random[:SEED] or a "
-                                                    "checkpoint folder")
+                                                    "checkpoint folder; or UniPixel (unipixel-{tiny,3b,7b}-random"
+                                                    "[:SEED] or a UniPixel folder): its own video path")
     clip: str | None = arg(None, help="CLIP paired with VideoGLaMM's tower for its text side (default: "
                                       "openai/clip-vit-large-patch14-336, or the matching random CLIP for a random "
                                       "VideoGLaMM)")
-    methods: list[str] = arg([], help="per-frame methods (default: every CLIP-side method, VisPruner first); the "
-                                      "unpruned baseline is always run")
-    budgets: list[str] = arg(["196", "81"], help="CLIP tokens kept per frame (of 576)", each=int, minimum=1)
+    methods: list[str] = arg([], help="per-frame methods (default: every CLIP-side method, VisPruner first; on "
+                                      "UniPixel every method its video path runs); the unpruned baseline is always "
+                                      "run")
+    budgets: list[str] = arg(["196", "81"], help="CLIP tokens kept per frame (of 576); on UniPixel the same fraction "
+                                                 "of the video's merged tokens", each=int, minimum=1)
     arrangement: str = arg("pool", help="how K kept tokens meet the square-only pooling: pool (to 12x12, the "
                                         "default), pool-min (to min(sqrt K, 12) squared), direct (no pooling)",
                            choices=list(ARRANGEMENTS))
@@ -80,18 +83,33 @@ def method_error(name: str) -> str | None:
     return None
 
 
+def is_unipixel(model: str) -> bool:
+    """Whether ``model`` names a UniPixel model (its video path runs instead of VideoGLaMM; imports nothing)."""
+    from litelvlm.families import family_of, names_family
+
+    return names_family(model) and family_of(model) == "unipixel"
+
+
 def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
-    """(methods as given, budgets, annotator sets); every bad value is refused before torch loads."""
+    """(methods as given, budgets, annotator sets); every bad value is refused before anything is written (before
+    torch loads for VideoGLaMM; UniPixel's methods are asked of its video pipeline)."""
+    unipixel = is_unipixel(a.model)
     methods = split_list(a.methods)
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
-    if errors := [why for m in methods if (why := method_error(m))]:
+    if unipixel and a.clip:
+        raise LiteLVLMError("--clip is VideoGLaMM's paired CLIP; UniPixel's video path runs no CLIP-side method")
+    if unipixel:
+        from analysis.video.unipixel import method_error as refuse
+    else:
+        refuse = method_error
+    if errors := [why for m in methods if (why := refuse(m))]:
         raise LiteLVLMError("; ".join(errors))
     budgets = split_list(a.budgets, int)
     if not budgets or not all(1 <= k <= NUM_PATCHES for k in budgets):
         raise LiteLVLMError(f"--budgets must be in 1..{NUM_PATCHES}; got {a.budgets}")
-    if a.arrangement != "direct" and (bad := [k for k in budgets if math.isqrt(k) ** 2 != k]):
+    if not unipixel and a.arrangement != "direct" and (bad := [k for k in budgets if math.isqrt(k) ** 2 != k]):
         raise LiteLVLMError(f"--arrangement {a.arrangement} pools a square grid: budgets {bad} are not squares "
                             "(196, 81, ...); use --arrangement direct")
     sets = split_list(a.anno_sets, int)

@@ -194,7 +194,7 @@ def _objects(masks: ArrayLike, name: str) -> np.ndarray:
 
 def _trim(pred: np.ndarray) -> np.ndarray:
     """Drop trailing empty objects: the official reader counts objects up to the largest label present."""
-    present = np.flatnonzero(pred.reshape(len(pred), -1).any(axis=1))
+    present = np.flatnonzero(pred.reshape(len(pred), int(np.prod(pred.shape[1:]))).any(axis=1))  # 0 objects too
     return pred[: present[-1] + 1] if present.size else pred[:0]
 
 

@@ -1,0 +1,102 @@
+"""``litelvlm eval-video --model unipixel-tiny-random:0``: UniPixel's video path in the video study, every method it
+offers at the per-frame budgets 196 and 81 (a per-frame fraction of the video's merged tokens), resumable, its
+refusals before anything is written; and the runner's masks and budgets on a nudged model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from litelvlm.cli import main
+
+MODEL = "unipixel-tiny-random:0"
+FAST = ["--model", MODEL, "--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "4",
+        "--synthetic-seed", "11"]
+
+
+def test_offered_methods():
+    from analysis.video.unipixel import offered_methods
+
+    methods = offered_methods()
+    assert {"fastv", "divprune", "ivc-prune", "hiprune", "visionzip", "sparsevlm", "cdpruner"} <= set(methods)
+    assert not {"litelvlm", "random", "vscan", "none", "llm-attention", "saliency"} & set(methods)
+
+
+def _check_run(out, methods):
+    from analysis.video.unipixel import BUDGET_READING, video_budget
+
+    s = pd.read_csv(out / "summary.csv")
+    assert list(zip(s.method, s.budget, strict=True)) == [("none", 576)] + [(m, b) for m in methods for b in (196, 81)]
+    per_patch = int(s.context_tokens.iloc[0])            # 4 frames: 2 temporal patches of N / 2 merged tokens
+    n = 2 * per_patch
+    for b in (196, 81):
+        assert (s[s.budget == b].context_tokens == round(video_budget(n, b, 576) / 2)).all()
+    assert (s.weights == "random").all() and (s.objects == 1).all()
+    assert s[["J", "F", "J&F"]].apply(lambda c: c.between(0, 1)).all().all()
+    config = json.loads((out / "config.json").read_text())
+    assert config["family"] == "unipixel" and config["budget_reading"] == BUDGET_READING
+    assert config["propagation"].startswith("frame-wise (this project's fallback")
+    expr = pd.read_parquet(out / "expressions.parquet")
+    assert len(expr) == len(s) and set(expr.anno_set) == {0}
+
+
+def test_cli_at_the_paper_budgets_and_resume(tmp_path):
+    out = tmp_path / "video"
+    argv = ["eval-video", "--out", str(out), *FAST, "--methods", "fastv,visionzip"]
+    assert main(argv) == 0
+    _check_run(out, ["fastv", "visionzip"])
+    first = (out / "summary.csv").read_bytes()
+    assert main(argv) == 0   # resumes
+    assert (out / "summary.csv").read_bytes() == first
+
+
+@pytest.mark.slow
+def test_every_offered_method_by_default(tmp_path):
+    from analysis.video.unipixel import offered_methods
+
+    out = tmp_path / "video"
+    assert main(["eval-video", "--out", str(out), *FAST]) == 0
+    _check_run(out, offered_methods())
+
+
+@pytest.mark.parametrize("argv", [["--methods", "litelvlm"], ["--methods", "vscan"], ["--methods", "none"],
+                                  ["--clip", "tiny-random:0"], ["--budgets", "577"], ["--methods", "fastvv"]])
+def test_refused_before_writing(tmp_path, argv):
+    out = tmp_path / "video"
+    assert main(["eval-video", "--out", str(out), *FAST, *argv]) == 2
+    assert not out.exists()
+
+
+def test_non_square_budgets_run_on_unipixel(tmp_path):
+    """The square-only pooling is VideoGLaMM's: UniPixel takes any per-frame budget."""
+    out = tmp_path / "video"
+    assert main(["eval-video", "--out", str(out), *FAST, "--methods", "fastv", "--budgets", "120"]) == 0
+    assert pd.read_csv(out / "summary.csv").budget.tolist() == [576, 120]
+
+
+def test_runner_masks_every_frame_at_the_video_budget(tmp_path):
+    """On a model whose SAM 2 sees an object, the runner's masks are every frame's, scored as the study scores them."""
+    from analysis.video.options import VideoArgs
+    from analysis.video.unipixel import UniPixelRunner, video_budget
+    from litelvlm.video import metrics
+    from litelvlm.video.datasets import load_ref_davis
+    from litelvlm.video.synthetic import write_synthetic_videos
+
+    rec = load_ref_davis(write_synthetic_videos(tmp_path / "data", videos=1, frames=3, size=(64, 48), seed=2))[0]
+    run = UniPixelRunner(VideoArgs(out=str(tmp_path / "o"), model=MODEL), 576)
+    with torch.no_grad():
+        run.pipe.sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
+    masks, tokens = run.expression(rec, "fastv", 81)
+    prep = run.pipe.with_sentences(run.prepared, [rec.sentence])
+    n, t = run.pipe.num_visual(prep), int(prep.grid_thw[0, 0])
+    assert masks.shape == (3, 48, 64) and masks.any() and tokens == round(video_budget(n, 81, 576) / t)
+    again, _ = run.expression(rec, "fastv", 81)
+    assert torch.equal(masks, again)                 # the prepared video is reused
+    gt = np.stack([rec.mask(i) for i in range(3)])
+    j, f = metrics.mevis_scores(gt, masks.numpy() > 0.5)
+    assert 0 <= j <= 1 and 0 <= f <= 1
+    assert video_budget(10, 1, 576) == 1 and video_budget(10, 576, 576) == 10 and video_budget(576, 196, 576) == 196
