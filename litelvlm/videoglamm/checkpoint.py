@@ -75,6 +75,7 @@ def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dty
     sam.shared_image_embedding.positional_embedding.copy_(sam.prompt_encoder.shared_embedding.positional_embedding)
     extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(p).items()}
     _randomize(extras.items(), gen)
+    model.sam2_tracking = extras          # a plain attribute: the video branch's tensors (sam2_video.video_model)
     return model, extras
 
 
@@ -247,6 +248,7 @@ def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch
     state = {k: v.to(device, dtype) for k, v in ours.items()}
     state.update({f"sam2.model.{k}": v.to(device, dtype) for k, v in hf.items()})
     net.load_state_dict(state, strict=True)
+    net.sam2_tracking = {k: v.to(device, dtype) for k, v in rest.items()}   # the video branch's (sam2_video.py)
     tokenizer = _load_tokenizer(folder)
     if tokenizer.convert_tokens_to_ids("[SEG]") != cfg.get("seg_token_idx"):
         raise LiteLVLMError(f"{folder}: the tokenizer's [SEG] is not config.json's seg_token_idx")

@@ -7,7 +7,8 @@ teacher-forced (``"It is [SEG]."``, VideoGLaMM's referring answer) instead of ge
 The row predicting ``[SEG]`` in a teacher-forced prefill is the row ``generate`` reads when it emits that
 ``[SEG]`` as the same token sequence (causal attention); ``answer=None`` generates the answer greedily instead
 (:func:`greedy_answer`). Each of the clip's frames gets SAM 2's mask of the
-``[SEG]`` embedding (:mod:`.sam2_text`); the memory propagation path (``inference_video_branch``) is not here.
+``[SEG]`` embedding (:mod:`.sam2_text`); ``sam2_video_branch=True`` runs the memory propagation path
+(``inference_video_branch``, the official ``--use_sam2_video_branch``) instead (:mod:`.sam2_video`).
 
 :class:`PreparedClip` keeps the per-frame CLIP patch tokens ``(16, 576, 1024)`` before projection and pooling --
 the stream a per-frame visual-token pruning method selects from -- next to the LLM's 3328 visual tokens.
@@ -32,6 +33,7 @@ class PreparedClip:
     llm_frames: list[int]               # the 16 frame indices the LLM sees
     tokens: VideoTokens                 # tokens.clip: (16, 576, w) per-frame CLIP tokens (pruning's input)
     sam_features: list[list[torch.Tensor]]
+    sam2_video: tuple | None = None     # the video branch's (pixels, per-frame features), made on first use
 
     @property
     def original_size(self) -> tuple[int, int]:
@@ -85,9 +87,11 @@ def greedy_answer(model: VideoGLaMM, ids: torch.Tensor, visual: torch.Tensor, eo
 @torch.no_grad()
 def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expression: str,
                  answer: str | None = ANSWER, visual: torch.Tensor | None = None,
-                 max_new_tokens: int = 512) -> ClipMasks:
+                 max_new_tokens: int = 512, sam2_video_branch: bool = False) -> ClipMasks:
     """Masks of ``expression`` on every frame; ``visual`` replaces the LLM's visual tokens (a pruned set).
-    ``answer`` None generates it greedily (the official inference); no ``[SEG]`` then gives no mask (S = 0)."""
+    ``answer`` None generates it greedily (the official inference); no ``[SEG]`` then gives no mask (S = 0).
+    ``sam2_video_branch`` (the official ``--use_sam2_video_branch``): SAM 2's memory propagation from frame 0
+    (:mod:`.sam2_video`) instead of frame-wise decoding."""
     visual = prepared.tokens.visual if visual is None else visual
     ids = input_ids(tokenizer, expression, answer).to(model.device)
     if answer is None:
@@ -96,6 +100,10 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
     seg_id = tokenizer.convert_tokens_to_ids("[SEG]")
     rows = model.seg_rows(ids, visual.shape[0], seg_id)
     prompts = model.seg_embeddings(hidden, rows)
+    if sam2_video_branch:
+        from .sam2_video import video_branch_logits
+
+        return ClipMasks(video_branch_logits(model, prepared, prompts), prompts, ids)
     logits = torch.stack([model.sam2.decode(f, prompts, prepared.original_size) for f in prepared.sam_features])
     return ClipMasks(logits, prompts, ids)
 
