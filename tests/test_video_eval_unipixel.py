@@ -39,7 +39,7 @@ def _check_run(out, methods):
     assert s[["J", "F", "J&F"]].apply(lambda c: c.between(0, 1)).all().all()
     config = json.loads((out / "config.json").read_text())
     assert config["family"] == "unipixel" and config["budget_reading"] == BUDGET_READING
-    assert config["propagation"].startswith("frame-wise (this project's fallback")
+    assert config["propagation"].startswith("sam2 (SAM 2's memory from frame 0")
     expr = pd.read_parquet(out / "expressions.parquet")
     assert len(expr) == len(s) and set(expr.anno_set) == {0}
 

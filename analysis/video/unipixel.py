@@ -18,8 +18,7 @@ from litelvlm.methods import BASELINE
 BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the video's N merged tokens, chosen over the "
                   "whole video (this project's reading)")
 NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPixel-3B, -7B); numbers here come from "
-        "the weights named in the weights column; later frames' masks are decoded frame by frame (this project's "
-        "fallback for SAM 2's memory propagation)")
+        "the weights named in the weights column")
 
 
 def video_budget(n: int, budget: int, num_patches: int) -> int:

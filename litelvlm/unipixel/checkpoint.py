@@ -319,6 +319,7 @@ def _head_modules(folder: Path, cfg: dict, qwen_config, dtype) -> tuple[SegHead,
     _check_shapes({f"sam2.{k}": v for k, v in sam2_sd.items() if k not in rest}, expected, where, "SAM 2", folder)
     head.load_state_dict(head_sd, strict=True)
     sam2.model.load_state_dict(hf, strict=True)
+    sam2.sam2_size, sam2.tracking = size, dict(rest)   # the video path's (litelvlm.unipixel.sam2_video), not modules
     return head.eval().requires_grad_(False), sam2.eval().requires_grad_(False)
 
 

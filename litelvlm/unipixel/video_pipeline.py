@@ -12,11 +12,12 @@ prompt is given to SAM 2 on frame 0 of the whole video and a mask comes out for 
 
 How the mask reaches the later frames (:data:`PROPAGATIONS`, ``propagation=``):
 
-* ``frame-wise`` (this project's fallback, the only one built so far; labelled wherever a user meets it): the
-  frame-0 prompt decoded on every frame's own SAM 2 features as on an image (each frame an initial conditioning
-  frame, ``no_mem_embed`` added, no memory of the frames before). Frame 0's mask is UniPixel's exactly; the later
-  frames' are not, since UniPixel propagates through SAM 2's memory attention (``propagate_in_video``,
-  ``sam2_video_predictor.py``), which is not built here yet.
+* ``sam2`` (the default, UniPixel's): SAM 2's memory carries the frame-0 prompt forward through the video
+  (``propagate_in_video``), on transformers' ``Sam2VideoModel`` with UniPixel's SAM 2.1 settings
+  (:mod:`litelvlm.unipixel.sam2_video`);
+* ``frame-wise`` (this project's fallback, labelled wherever a user meets it): the frame-0 prompt decoded on every
+  frame's own SAM 2 features as on an image (each frame an initial conditioning frame, ``no_mem_embed`` added, no
+  memory of the frames before). Frame 0's mask is the same; the later frames' are not UniPixel's.
 
 The methods run on the video's merged tokens as on an image's (the LLM-side methods and the Qwen2.5-VL variants);
 the CLIP-side methods are refused (their paired CLIP sees one image: a map of its scores onto several frames' merged
@@ -38,7 +39,7 @@ from .pipeline import CLIP_TEXTS, UniPixelInput, UniPixelPipeline
 from .protocol import SAMPLE_FRAMES
 
 #: how the frame-0 prompt reaches the later frames (see the module docstring)
-PROPAGATIONS = ("frame-wise",)
+PROPAGATIONS = ("sam2", "frame-wise")
 #: the methods whose Qwen2.5-VL variant reads one image's merged grid, and why they are refused on a video
 ONE_IMAGE_VARIANTS = {"vscan": "VScan's Qwen2.5-VL window scan runs over one image's merged grid (its official code "
                                "prunes images); a video's several temporal patches have no scan of its own yet"}
@@ -54,6 +55,8 @@ class UniPixelVideoInput(UniPixelInput):
     sample_frames: int = SAMPLE_FRAMES
     #: SAM 2's features per frame index, made on first use and shared by every sentence and method
     frame_features: dict = field(default_factory=dict, repr=False, compare=False)
+    #: the memory propagation's frame pixels and features, made on first use and shared alike
+    sam2_video: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_frames(self) -> int:
@@ -64,10 +67,10 @@ class UniPixelVideoPipeline(UniPixelPipeline):
     """:class:`UniPixelPipeline` on videos: ``prepare_video``, and masks (frames, H, W) from ``ground``."""
 
     #: how the frame-0 prompt reaches the later frames (:data:`PROPAGATIONS`)
-    propagation = "frame-wise"
+    propagation = "sam2"
 
     @classmethod
-    def of(cls, pipe: UniPixelPipeline, propagation: str = "frame-wise") -> UniPixelVideoPipeline:
+    def of(cls, pipe: UniPixelPipeline, propagation: str = "sam2") -> UniPixelVideoPipeline:
         """The video path of a loaded ``UniPixelPipeline`` (the same modules, not copied)."""
         if propagation not in PROPAGATIONS:
             raise LiteLVLMError(f"propagation must be one of {', '.join(PROPAGATIONS)}; got {propagation!r}")
@@ -80,7 +83,8 @@ class UniPixelVideoPipeline(UniPixelPipeline):
         return {**super().describe(), "video": {
             "frames": f"{SAMPLE_FRAMES} sampled uniformly for the LLM (UniPixel's infer_seg.py), every frame for SAM 2",
             "propagation": self.propagation + (" (this project's fallback: the frame-0 prompt decoded on each frame "
-                                               "without SAM 2's memory)" if self.propagation == "frame-wise" else "")}}
+                                               "without SAM 2's memory)" if self.propagation == "frame-wise" else
+                                               " (SAM 2's memory from frame 0, UniPixel's)")}}
 
     def method_error(self, method: str) -> str | None:
         """The image path's refusals, and the CLIP-side methods (their paired CLIP sees one image)."""
@@ -158,7 +162,6 @@ class UniPixelVideoPipeline(UniPixelPipeline):
             raise AssertionError("the prompt's video placeholders do not match the merged tokens")
         out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
                       second_per_grid_ts=got["second_per_grid_ts"], answer=answer, prompt_len=self._prompt_len(made, ids))
-        out.frame_features = prepared.frame_features  # shared, not copied: every sentence reuses SAM 2's work
         out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
         return out
 
@@ -176,6 +179,10 @@ class UniPixelVideoPipeline(UniPixelPipeline):
         """(frames, 1, h, w) low-resolution logits of the one prompt on every frame (:attr:`propagation`)."""
         if prompts.shape[0] != 1:
             raise LiteLVLMError(f"UniPixel's video path decodes one prompt; got {prompts.shape[0]}")
+        if self.propagation == "sam2":
+            from .sam2_video import propagated_logits
+
+            return propagated_logits(self.sam2, prepared.frames, prompts[0], prepared.sam2_video).to(prompts.dtype)
         return torch.cat([self.sam2.decode(self.frame_features(prepared, f), prompts, prepared.image_size).low_res
                           for f in range(prepared.num_frames)])
 
