@@ -18,6 +18,13 @@ FAST = ["--model", MODEL, "--anno-sets", "0", "--synthetic-videos", "1", "--synt
         "--synthetic-seed", "11"]
 
 
+def official_eval_seg_summary(output_dict):
+    """unipixel/eval/eval_seg.py L257-265 (PolyU-ChenLab/UniPixel @5c8e941), before the x 100 and rounding."""
+    j = [output_dict[x][0] for x in output_dict]
+    f = [output_dict[x][1] for x in output_dict]
+    return float(np.mean(j)), float(np.mean(f)), float((np.mean(j) + np.mean(f)) / 2)
+
+
 def test_offered_methods():
     from analysis.video.unipixel import offered_methods
 
@@ -42,6 +49,7 @@ def _check_run(out, methods):
     assert config["propagation"].startswith("sam2 (SAM 2's memory from frame 0")
     expr = pd.read_parquet(out / "expressions.parquet")
     assert len(expr) == len(s) and set(expr.anno_set) == {0}
+    assert {"unipixel_J", "unipixel_F", "unipixel_J&F"} <= set(s.columns)
 
 
 def test_cli_at_the_paper_budgets_and_resume(tmp_path):
@@ -61,6 +69,22 @@ def test_every_offered_method_by_default(tmp_path):
     out = tmp_path / "video"
     assert main(["eval-video", "--out", str(out), *FAST]) == 0
     _check_run(out, offered_methods())
+
+
+def test_own_summary_equals_eval_seg():
+    """UniPixel's score: means over expressions of their frame-mean J and F (eval_seg.py), per (method, budget)."""
+    from analysis.video.unipixel import own_summary
+
+    rng = np.random.default_rng(0)
+    pairs = [("none", 576), ("fastv", 196), ("fastv", 81)]
+    expr = pd.DataFrame([{"video": f"v{k % 3}", "exp_id": str(k), "method": m, "budget": b, "J": rng.random(),
+                          "F": rng.random()} for m, b in pairs for k in range(7)])
+    summary = own_summary(pd.DataFrame({"method": [p[0] for p in pairs], "budget": [p[1] for p in pairs]}), expr)
+    for _, row in summary.iterrows():
+        e = expr[(expr.method == row["method"]) & (expr.budget == row["budget"])]
+        out_dict = {f"{v}_{x}": [j, f] for v, x, j, f in zip(e.video, e.exp_id, e.J, e.F, strict=True)}
+        want = official_eval_seg_summary(out_dict)
+        assert (row["unipixel_J"], row["unipixel_F"], row["unipixel_J&F"]) == pytest.approx(want, abs=1e-12)
 
 
 @pytest.mark.parametrize("argv", [["--methods", "litelvlm"], ["--methods", "vscan"], ["--methods", "none"],

@@ -225,7 +225,12 @@ def run_video(a: VideoArgs) -> int:
         store = PartStore(out)
         compute(run, groups, pairs, sets, store)
     expr, objects = collect(store, groups, pairs)
-    summary = mark_weights(summary_table(expr, objects, pairs), a.model, run.clip_name)
+    summary = summary_table(expr, objects, pairs)
+    if unipixel:   # UniPixel's own score (eval_seg.py) beside the DAVIS table
+        from analysis.video.unipixel import own_summary
+
+        summary = own_summary(summary, expr)
+    summary = mark_weights(summary, a.model, run.clip_name)
     write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
     write_csv(out / "summary.csv", summary)
     with pd.option_context("display.width", 160, "display.max_rows", 80):

@@ -21,6 +21,21 @@ NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPi
         "the weights named in the weights column")
 
 
+def own_summary(summary, expr):
+    """``summary`` with UniPixel's own Ref-DAVIS / MeViS score beside the DAVIS table (``eval/eval_seg.py`` L197-199,
+    L257-265): per expression J and F are frame means (``expressions.parquet``), then ``unipixel_J`` and
+    ``unipixel_F`` are means over the (method, budget)'s expressions and ``unipixel_J&F`` their mean (as fractions:
+    the script prints them x 100, rounded to 2 decimals)."""
+    from litelvlm.video.metrics import mevis_summary
+
+    rows = []
+    for method, budget in zip(summary.method, summary.budget, strict=True):
+        e = expr[(expr.method == method) & (expr.budget == budget)]
+        rows.append(mevis_summary({i: (j, f) for i, (j, f) in enumerate(zip(e.J, e.F, strict=True))}))
+    return summary.assign(**{"unipixel_J": [r[0] for r in rows], "unipixel_F": [r[1] for r in rows],
+                             "unipixel_J&F": [r[2] for r in rows]})
+
+
 def video_budget(n: int, budget: int, num_patches: int) -> int:
     """K of N merged tokens for a per-frame budget of ``budget`` of ``num_patches`` (see the module docstring)."""
     return max(1, min(n, round(n * budget / num_patches)))
@@ -82,4 +97,4 @@ class UniPixelRunner:
                 "propagation": self.pipe.describe()["video"]["propagation"]}
 
 
-__all__ = ["BUDGET_READING", "NOTE", "UniPixelRunner", "method_error", "offered_methods", "video_budget"]
+__all__ = ["BUDGET_READING", "NOTE", "UniPixelRunner", "method_error", "offered_methods", "own_summary", "video_budget"]

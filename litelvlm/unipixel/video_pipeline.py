@@ -121,7 +121,8 @@ class UniPixelVideoPipeline(UniPixelPipeline):
                                  second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype), sam_features=None,
                                  seed=seed, frames=frames, sampled=sampled, llm_frames=made,
                                  sample_frames=sample_frames)
-        out.sam_features = self.frame_features(out, 0)
+        if self.propagation == "frame-wise":   # the memory path encodes the frames itself, on first use
+            out.sam_features = self.frame_features(out, 0)
         return out
 
     def prepare_image(self, image: Image.Image, seed: int = 0) -> UniPixelVideoInput:
