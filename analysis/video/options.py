@@ -44,9 +44,9 @@ class VideoArgs:
                                                     "videoglamm-tiny-random[:SEED], videoglamm-random[:SEED] or a "
                                                     "checkpoint folder; or UniPixel (unipixel-{tiny,3b,7b}-random"
                                                     "[:SEED] or a UniPixel folder): its own video path")
-    clip: str | None = arg(None, help="CLIP paired with VideoGLaMM's tower for its text side (default: "
-                                      "openai/clip-vit-large-patch14-336, or the matching random CLIP for a random "
-                                      "VideoGLaMM)")
+    clip: str | None = arg(None, help="CLIP paired with VideoGLaMM's tower for its text side, or UniPixel's paired "
+                                      "CLIP (default: openai/clip-vit-large-patch14-336, or the matching random CLIP "
+                                      "for a random model)")
     methods: list[str] = arg([], help="per-frame methods (default: every CLIP-side method, VisPruner first; on "
                                       "UniPixel every method its video path runs); the unpruned baseline is always "
                                       "run")
@@ -98,8 +98,6 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
-    if unipixel and a.clip:
-        raise LiteLVLMError("--clip is VideoGLaMM's paired CLIP; UniPixel's video path runs no CLIP-side method")
     if unipixel:
         from analysis.video.unipixel import method_error as refuse
     else:

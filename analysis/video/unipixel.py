@@ -64,9 +64,10 @@ class UniPixelRunner:
         from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
 
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
-        self.pipe = UniPixelVideoPipeline.from_model_string(a.model, device=a.device, dtype=dtype)
+        self.pipe = UniPixelVideoPipeline.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
+                                                            clip_text=a.clip_text)
         self.model = self.pipe
-        self.clip_name = None
+        self.clip_name = self.pipe.describe()["clip"]["model"]
         self.args = a
         self.num_patches = num_patches
         self.prepared = None

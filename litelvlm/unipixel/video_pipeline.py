@@ -19,9 +19,10 @@ How the mask reaches the later frames (:data:`PROPAGATIONS`, ``propagation=``):
   frame's own SAM 2 features as on an image (each frame an initial conditioning frame, ``no_mem_embed`` added, no
   memory of the frames before). Frame 0's mask is the same; the later frames' are not UniPixel's.
 
-The methods run on the video's merged tokens as on an image's (the LLM-side methods and the Qwen2.5-VL variants);
-the CLIP-side methods are refused (their paired CLIP sees one image: a map of its scores onto several frames' merged
-tokens is not built). A budget K keeps K of the video's N merged tokens, chosen over the whole video.
+The methods run on the video's merged tokens as on an image's (the LLM-side methods and the Qwen2.5-VL variants); the
+CLIP-side methods that read scores alone through the paired CLIP's scores of each LLM frame, mapped onto its temporal
+patch's merged grid (:mod:`litelvlm.unipixel.video_mapped`, this project's adaptation). A budget K keeps K of the
+video's N merged tokens, chosen over the whole video. VScan is refused (:data:`ONE_IMAGE_VARIANTS`).
 """
 
 from __future__ import annotations
@@ -87,17 +88,17 @@ class UniPixelVideoPipeline(UniPixelPipeline):
                                                " (SAM 2's memory from frame 0, UniPixel's)")}}
 
     def method_error(self, method: str) -> str | None:
-        """The image path's refusals, and the CLIP-side methods (their paired CLIP sees one image)."""
-        from ..methods import get_method
-
+        """The image path's refusals, and the variants that read one image's grid (:data:`ONE_IMAGE_VARIANTS`)."""
         if why := UniPixelPipeline.method_error(self, method):
             return why
-        if method in ONE_IMAGE_VARIANTS:
-            return ONE_IMAGE_VARIANTS[method]
-        if get_method(method, self.backbone).uses_clip:
-            return (f"{method} reads a paired CLIP's scores of one image; on UniPixel's video input no map of them "
-                    "onto several frames' merged tokens is built: use a method that acts with the LLM")
-        return None
+        return ONE_IMAGE_VARIANTS.get(method)
+
+    def _mapped_inputs(self, prepared: UniPixelVideoInput, clip_text: str):
+        """The paired CLIP's scores of the LLM's frames mapped onto the video's merged tokens
+        (:func:`litelvlm.unipixel.video_mapped.video_mapped_inputs`, this project's adaptation)."""
+        from .video_mapped import video_mapped_inputs
+
+        return video_mapped_inputs(self, prepared, clip_text)
 
     # -- per video ----------------------------------------------------------------------------------
     @torch.no_grad()
