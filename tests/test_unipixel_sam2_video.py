@@ -63,30 +63,43 @@ def test_video_model_holds_the_checkpoint_tensors(tiny):
 
 
 def test_frame_0_is_the_image_path_and_memory_is_unipixels(tiny):
+    from litelvlm.unipixel.sam2_video import propagated_logits, video_model
+
+    sam2, frames, prompt = tiny.sam2, _frames(), _prompt(tiny.sam2)
+    net = video_model(sam2)
+    seen = []
+    hook = net.memory_encoder.register_forward_hook(lambda m, args, out: seen.append(args[1].detach().clone()))
+    try:
+        got = propagated_logits(sam2, frames, prompt, {})
+    finally:
+        hook.remove()
+    assert got.shape == (FRAMES, 1, sam2.image_size // 4, sam2.image_size // 4)
+    with torch.no_grad():
+        first = sam2.decode(sam2.encode_image(sam2.preprocess(frames[0])), prompt[None], SIZE).low_res
+    assert torch.allclose(got[:1], first.float(), atol=1e-4, rtol=1e-4)
+    assert "_encode_new_memory" not in vars(net)   # restored after the call
+    # frame 0's memory mask: UniPixel's sigmoid * 20 - 10 (values strictly inside), not transformers' binarised +-10
+    assert len(seen) == FRAMES and ((seen[0] > -10) & (seen[0] < 10)).any()
+
+
+@pytest.mark.slow
+def test_transformers_own_memory_differs(tiny):
+    """Without :func:`unipixel_memory`, transformers binarises frame 0's mask and stores bfloat16 memory features."""
     from litelvlm.unipixel.sam2_video import propagated_logits, unipixel_memory, video_model
     from litelvlm.video.sam2_propagation import add_prompts, propagate_prompts, video_session
 
     sam2, frames, prompt = tiny.sam2, _frames(), _prompt(tiny.sam2)
     cache: dict = {}
     got = propagated_logits(sam2, frames, prompt, cache)
-    assert got.shape == (FRAMES, 1, sam2.image_size // 4, sam2.image_size // 4)
-    with torch.no_grad():
-        first = sam2.decode(sam2.encode_image(sam2.preprocess(frames[0])), prompt[None], SIZE).low_res
-    assert torch.allclose(got[:1], first.float(), atol=1e-4, rtol=1e-4)
     net = video_model(sam2)
     seen = []
     hook = net.memory_encoder.register_forward_hook(lambda m, args, out: seen.append(args[1].detach().clone()))
     try:
-        propagated_logits(sam2, frames, prompt, cache)
         hard = propagate_prompts(net, cache["pixels"], SIZE, prompt[None], features=cache["features"]).logits
     finally:
         hook.remove()
-    assert "_encode_new_memory" not in vars(net)   # restored after each call
-    # frame 0's memory mask: UniPixel's sigmoid * 20 - 10 (values strictly inside), transformers' binarised +-10
-    soft0, hard0 = seen[0], seen[FRAMES]
-    assert ((soft0 > -10) & (soft0 < 10)).any() and set(hard0.unique().tolist()) <= {-10.0, 10.0}
+    assert set(seen[0].unique().tolist()) <= {-10.0, 10.0}
     assert torch.equal(hard[0], got[0]) and not torch.equal(hard[1:], got[1:])
-    # the memory features stay in the frame features' dtype (UniPixel), transformers' own store bfloat16
     for patched, dtype in ((True, torch.float32), (False, torch.bfloat16)):
         session = video_session(net, cache["pixels"], SIZE, cache["features"])
         if patched:
@@ -97,6 +110,7 @@ def test_frame_0_is_the_image_path_and_memory_is_unipixels(tiny):
         assert session.output_dict_per_obj[0]["cond_frame_outputs"][0]["maskmem_features"].dtype == dtype
 
 
+@pytest.mark.slow
 def test_ground_gives_every_frame_through_the_memory():
     from litelvlm.families import load_pipeline
     from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline

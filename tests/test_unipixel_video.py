@@ -81,7 +81,9 @@ def tiny_processor(pipe):
     return pipe.processor
 
 
-@pytest.mark.parametrize(("n", "h", "w"), [(1, 97, 131), (3, 61, 89), (16, 40, 300), (17, 123, 45), (40, 30, 30)])
+@pytest.mark.parametrize(("n", "h", "w"), [(3, 61, 89), (17, 123, 45),
+                                           *(pytest.param(*v, marks=pytest.mark.slow) for v in
+                                             [(1, 97, 131), (16, 40, 300), (40, 30, 30)])])
 def test_video_inputs_equal_the_official(tiny_processor, n, h, w):
     """Sampled frames, pixels, question, prompt text and the processor's inputs equal the official sample's."""
     frames = _video(n, h, w, seed=n)
@@ -198,7 +200,8 @@ def test_video_positions_equal_unipixels_transformers(pipe, prep):
     assert torch.equal(ours[0, 0, s:s + n] - s, torch.arange(t).repeat_interleave(per) * 2)  # tokens_per_second 2
 
 
-@pytest.mark.parametrize("method", ["fastv", "ivc-prune", "visionzip", "sparsevlm"])
+@pytest.mark.parametrize("method", ["fastv", *(pytest.param(m, marks=pytest.mark.slow)
+                                              for m in ("ivc-prune", "visionzip", "sparsevlm", "litelvlm"))])
 def test_methods_run_on_the_video_tokens(pipe, prep, method):
     n = pipe.num_visual(prep)
     for k in (1, n // 3):

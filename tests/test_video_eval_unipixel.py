@@ -96,6 +96,7 @@ def test_refused_before_writing(tmp_path, argv):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_non_square_budgets_run_on_unipixel(tmp_path):
     """The square-only pooling is VideoGLaMM's: UniPixel takes any per-frame budget."""
     out = tmp_path / "video"
@@ -103,6 +104,7 @@ def test_non_square_budgets_run_on_unipixel(tmp_path):
     assert pd.read_csv(out / "summary.csv").budget.tolist() == [576, 120]
 
 
+@pytest.mark.slow
 def test_runner_masks_every_frame_at_the_video_budget(tmp_path):
     """On a model whose SAM 2 sees an object, the runner's masks are every frame's, scored as the study scores them."""
     from analysis.video.options import VideoArgs
