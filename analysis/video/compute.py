@@ -118,7 +118,8 @@ def video_part(run: Runner, records: list, sets: list[int], method: str, budget:
         for rec in recs:
             tokens: list[int] = []
             m = expression_masks(run.model, run.tokenizer, rec, run.prepared,
-                                 visual=run.visual_fn(method, budget, tokens))
+                                 visual=run.visual_fn(method, budget, tokens),
+                                 sam2_video_branch=run.args.sam2_video_branch)
             masks.append(m)
             rows.append(expression_row(rec, anno, m, method, budget, tokens[0] // NUM_FRAMES))
         j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
@@ -192,7 +193,10 @@ def run_video(a: VideoArgs) -> int:
     out = Path(a.out)
     methods = given or vp.per_frame_methods()
     pairs = [(BASELINE, NUM_PATCHES)] + [(m, k) for m in methods for k in budgets]
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets", "limit_videos")}
+    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch")
+    config = {k: v for k, v in asdict(a).items() if k not in skip}
+    if a.sam2_video_branch:   # recorded only when on: folders written before the option stay resumable
+        config["sam2_video_branch"] = True
     config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=NOTE)
     with tempfile.TemporaryDirectory() as tmp:
         _, groups = dataset(a, tmp)
