@@ -49,7 +49,8 @@ def tiny(request):
 
 def _official(model, prepared, prompts) -> torch.Tensor:
     with torch.no_grad():
-        ref = off.inference_video_branch_masks(video_model(model), prepared.sam2_video[0], *SIZE, prompts)
+        ref = off.inference_video_branch_masks(video_model(model), prepared.sam2_video[0], *prepared.original_size,
+                                               prompts)
     return torch.stack([torch.stack([ref[t][o] for o in range(len(prompts))]) for t in sorted(ref)])
 
 
@@ -69,6 +70,22 @@ def test_video_branch_matches_official(tiny):
     else:
         assert (got - expected).abs().max() < 0.1 and ((got > 0) == (expected > 0)).float().mean() > 0.999
     assert got.std() > 0 and torch.isfinite(got).all()
+
+
+@pytest.mark.parametrize(("frames", "size", "objects"), [(1, (33, 17), 1), (2, (1, 9), 3), (19, (27, 40), 1)])
+def test_clip_lengths_match_official(tiny, frames, size, objects):
+    """One frame (no propagation), two, and 19 (past the 16 object pointers ``max_obj_ptrs_in_encoder`` keeps);
+    odd frame sizes down to one pixel high."""
+    model, _, _, dtype = tiny
+    rng = np.random.default_rng(frames)
+    prepared = _sam_only([rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(frames)])
+    prompts = torch.randn(objects, model.preset.out_dim, generator=torch.Generator().manual_seed(frames)).to(dtype)
+    got, expected = video_branch_logits(model, prepared, prompts), _official(model, prepared, prompts)
+    assert got.shape == expected.shape == (frames, objects, *size) and torch.equal(got[0], expected[0])
+    tol = 1e-5 if dtype == torch.float32 else 0.1
+    assert (got - expected).abs().max() <= tol
+    none = video_branch_logits(model, prepared, prompts[:0])   # no [SEG]: no mask (the official appends {})
+    assert none.shape == (frames, 0, *size)
 
 
 def test_later_frames_come_from_the_memory(tiny):
@@ -222,3 +239,29 @@ def test_eval_video_video_branch_resumes_and_plain_folders_refuse_it(tmp_path):
     a = pd.read_parquet(out / "expressions.parquet")
     b = pd.read_parquet(plain / "expressions.parquet")
     assert len(a) == len(b) and list(a.sentence) == list(b.sentence)
+
+
+@pytest.mark.slow
+def test_real_size_video_branch_matches_official():
+    """SAM 2 Hiera-L at 1024 px with the memory modules of ``sam2_hiera_l.yaml`` (7 memories, 64-wide memory,
+    4 memory-attention layers) on random weights: two [SEG] objects over three frames against the transcription."""
+    from types import SimpleNamespace
+
+    from litelvlm.videoglamm.checkpoint import _randomize
+    from litelvlm.videoglamm.config import sam2_config
+    from litelvlm.videoglamm.sam2_text import Sam2Text
+
+    p = get_preset("videoglamm")
+    gen = torch.Generator().manual_seed(0)
+    sam = Sam2Text(sam2_config(p), p.sam2_image_size).eval()
+    _randomize(sam.model.state_dict(keep_vars=True).items(), gen)
+    tracking = {k: torch.empty(s) for k, s in sam2_tracking_shapes(p).items()}
+    _randomize(tracking.items(), gen)
+    model = SimpleNamespace(preset=p, sam2=sam, sam2_tracking=tracking)
+    rng = np.random.default_rng(0)
+    prepared = _sam_only([rng.integers(0, 256, (120, 213, 3), dtype=np.uint8) for _ in range(3)])
+    prompts = torch.randn(2, 256, generator=gen)
+    got = video_branch_logits(model, prepared, prompts)
+    expected = _official(model, prepared, prompts)
+    assert got.shape == (3, 2, 120, 213) and torch.equal(got[0], expected[0])
+    assert (got - expected).abs().max() < 1e-4 and torch.equal(got > 0, expected > 0)
