@@ -5,7 +5,7 @@ builds SAM 2 with ``build_sam2_video_predictor`` (``model/VideoGLaMM.py`` L110-1
 segments with ``inference_video_branch`` (``VideoGLaMM.py`` L770-880) instead of ``inference_framewise``:
 
 * the ``[SEG]`` embeddings as in the frame-wise path, then ``init_state_from_tensor`` on the clip's SAM 2 frames
-  (the same ``sam_prepress`` pixels, original size) and ``reset_state`` (L835-836);
+  (the same ``sam_preprocess`` pixels, original size) and ``reset_state`` (L835-836);
 * each ``[SEG]`` is one object (ids 0..S-1) given on frame 0 by ``add_new_text`` (L858-866;
   ``sam2_video_predictor.py`` L416-495): frame 0 is an initial conditioning frame, no point inputs, so
   ``_forward_sam_heads`` pads the empty point (label -1) and the pad point, and VideoGLaMM's prompt encoder
