@@ -13,6 +13,7 @@ import torch
 
 from litelvlm.video.sam2_propagation import (
     propagate_prompts,
+    set_memory_width,
     tracking_key_to_hf,
     video_session,
     vision_features,
@@ -129,6 +130,40 @@ def test_engine_equals_transformers_propagation_of_a_point(tiny):
     assert net.prompt_encoder._forward_hooks == {}   # the hook is gone
 
 
+def test_engine_on_a_sam21_configuration():
+    """The engine on SAM 2.1's tracking options (occlusion embedding in the memory, temporal encoding of the object
+    pointers; what UniPixel's SAM 2.1 has), random weights: transformers' own point propagation reproduced bit for
+    bit, and an appended prompt is the point prompt's sparse embeddings plus the prompt."""
+    from transformers import Sam2VideoModel
+
+    from litelvlm.videoglamm.checkpoint import _randomize
+
+    cfg = sam2_video_config(get_preset("tiny"))
+    cfg.enable_occlusion_spatial_embedding = True
+    cfg.enable_temporal_pos_encoding_for_object_pointers = True
+    net = Sam2VideoModel(cfg).eval()
+    set_memory_width(net, get_preset("tiny").sam2.mem_dim)
+    _randomize(net.state_dict(keep_vars=True).items(), torch.Generator().manual_seed(4))
+    assert net.occlusion_spatial_embedding_parameter.abs().sum() > 0
+    pixels = torch.randn(5, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+    coords, labels = torch.tensor([[[[20.0, 90.0]]]]), torch.tensor([[[1]]], dtype=torch.int32)
+    session = video_session(net, pixels, (30, 50))
+    session.add_point_inputs(session.obj_id_to_idx(0), 0, {"point_coords": coords, "point_labels": labels})
+    session.obj_with_new_inputs.append(0)
+    with torch.inference_mode():
+        net(session, frame_idx=0)
+        expected = [o.pred_masks.float().reshape(32, 32)
+                    for o in net.propagate_in_video_iterator(session, start_frame_idx=0)]
+        sparse, _ = net.prompt_encoder(coords, labels, None, None)
+        empty, _ = net.prompt_encoder(torch.zeros(1, 1, 1, 2), -torch.ones(1, 1, 1, dtype=torch.int32), None, None)
+    got = propagate_prompts(net, pixels, (30, 50), sparse[0, 0][None].clone(), append=False)
+    assert torch.equal(got.logits[:, 0], torch.stack(expected))
+    extra = torch.randn(1, 2, 32, generator=torch.Generator().manual_seed(6))
+    appended = propagate_prompts(net, pixels, (30, 50), extra)
+    replaced = propagate_prompts(net, pixels, (30, 50), torch.cat([empty[0, 0], extra[0]])[None].clone(), append=False)
+    assert torch.equal(appended.logits, replaced.logits) and not torch.equal(appended.logits, got.logits)
+
+
 def test_flag_off_is_the_framewise_path(tiny):
     """``sam2_video_branch=False`` (the default) is the frame-wise decoding, bit for bit, and building the video
     model registers nothing on VideoGLaMM (its state dict and official tensors are unchanged)."""
@@ -145,6 +180,9 @@ def test_flag_off_is_the_framewise_path(tiny):
     out = segment_clip(model, tok, prepared, "the red circle", sam2_video_branch=False)
     direct = torch.stack([model.sam2.decode(f, out.seg_embeddings, SIZE) for f in prepared.sam_features])
     assert torch.equal(out.logits, direct) and prepared.sam2_video is None
+    on = segment_clip(model, tok, prepared, "the red circle", sam2_video_branch=True)
+    assert torch.equal(on.seg_embeddings, out.seg_embeddings) and torch.equal(on.input_ids, out.input_ids)
+    assert torch.equal(on.logits, video_branch_logits(model, prepared, out.seg_embeddings))
 
 
 def test_tracking_names_map_onto_transformers():
@@ -200,6 +238,20 @@ FAST = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2"
         "--methods", "random", "--budgets", "81"]
 
 
+def test_eval_video_option():
+    """``--sam2-video-branch`` is a flag of ``eval-video`` (off by default), parsed without torch."""
+    import argparse
+
+    from analysis.video.options import VideoArgs, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--out", "x"]).sam2_video_branch is False
+    assert parser.parse_args(["--out", "x", "--sam2-video-branch"]).sam2_video_branch is True
+    assert VideoArgs(out="x").sam2_video_branch is False
+
+
+@pytest.mark.slow
 def test_eval_video_with_the_video_branch(tmp_path):
     """``eval-video --sam2-video-branch`` runs, records the flag, and a run without it is refused in that folder."""
     import json

@@ -31,17 +31,16 @@ on a ``Sam2VideoModel`` holding the checkpoint's SAM 2 weights: the image path o
 and the tracking tensors (memory attention, memory encoder, object pointers, temporal encodings) under the
 official names, mapped by :func:`~litelvlm.video.sam2_propagation.tracking_key_to_hf`. The tiny preset's memory
 width (16) differs from the 64 transformers fixes for the memory cross-attention's keys and values, so its two
-projections are rebuilt at 16 there (the real preset has 64).
+projections are rebuilt at 16 (:func:`~litelvlm.video.sam2_propagation.set_memory_width`; the real preset has 64).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..lvlm.random_weights import default_dtype
-from ..video.sam2_propagation import propagate_prompts, tracking_key_to_hf, vision_features
+from ..video.sam2_propagation import propagate_prompts, set_memory_width, tracking_key_to_hf, vision_features
 from .config import VideoGLaMMPreset, sam2_config
 
 
@@ -71,12 +70,7 @@ def build_sam2_video(p: VideoGLaMMPreset, image_state: dict, tracking: dict[str,
     ref = next(iter(image_state.values()))
     with default_dtype(ref.dtype), torch.device(ref.device):
         net = Sam2VideoModel(sam2_video_config(p))
-        for layer in net.memory_attention.layers:
-            att = layer.cross_attn_image
-            if att.kv_in_dim != p.sam2.mem_dim:
-                att.kv_in_dim = p.sam2.mem_dim
-                att.k_proj = nn.Linear(p.sam2.mem_dim, att.internal_dim)
-                att.v_proj = nn.Linear(p.sam2.mem_dim, att.internal_dim)
+    set_memory_width(net, p.sam2.mem_dim)
     state = dict(image_state)
     state.update({tracking_key_to_hf(k): v for k, v in tracking.items()})
     net.load_state_dict(state, strict=True)
