@@ -273,7 +273,7 @@ def test_eval_video_with_the_video_branch(tmp_path):
 @pytest.mark.slow
 def test_eval_video_video_branch_resumes_and_plain_folders_refuse_it(tmp_path):
     """A run with the flag resumes to the same bytes; a folder written without it refuses it and records nothing
-    new (folders written before the option stay resumable); the two kinds of masks differ."""
+    new (folders written before the option stay resumable); both score the same expressions."""
     import json
 
     import pandas as pd
