@@ -230,6 +230,9 @@ def test_checkpoint_round_trip_carries_the_memory(tmp_path, monkeypatch):
     assert torch.equal(a, b)
     from litelvlm.videoglamm.model import VideoGLaMM
 
+    half = net.to(torch.bfloat16)
+    half.sam2_tracking = {k: v.to(torch.bfloat16) for k, v in half.sam2_tracking.items()}
+    assert video_model(half).no_memory_embedding.dtype == torch.bfloat16   # rebuilt for the new dtype
     with pytest.raises(ValueError, match="tracking tensors"):
         video_model(VideoGLaMM(get_preset("tiny")))
 

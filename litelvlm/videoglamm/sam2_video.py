@@ -79,9 +79,10 @@ def build_sam2_video(p: VideoGLaMMPreset, image_state: dict, tracking: dict[str,
 
 def video_model(model):
     """The ``Sam2VideoModel`` of a :class:`~.model.VideoGLaMM` (built once from ``model.sam2`` and the tracking
-    tensors the checkpoint carries, ``model.sam2_tracking``)."""
+    tensors the checkpoint carries, ``model.sam2_tracking``; rebuilt when the model moved to another device or dtype)."""
     net = getattr(model, "_sam2_video", None)
-    if net is None:
+    ref = model.sam2.model.no_memory_embedding
+    if net is None or net.no_memory_embedding.device != ref.device or net.no_memory_embedding.dtype != ref.dtype:
         tracking = getattr(model, "sam2_tracking", None)
         if tracking is None:
             raise ValueError("this VideoGLaMM carries no SAM 2 tracking tensors: load it with load_videoglamm")
