@@ -101,7 +101,8 @@ class Runner:
         """((frames, H, W) masks, CLIP context tokens per frame) of one expression."""
         tokens: list[int] = []
         masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
-                                 visual=self.visual_fn(method, budget, tokens))
+                                 visual=self.visual_fn(method, budget, tokens),
+                                 sam2_video_branch=self.args.sam2_video_branch)
         return masks, tokens[0] // NUM_FRAMES
 
 
@@ -212,7 +213,10 @@ def run_video(a: VideoArgs) -> int:
         note, offered_methods = NOTE, vp.per_frame_methods
     methods = given or offered_methods()
     pairs = [(BASELINE, NUM_PATCHES)] + [(m, k) for m in methods for k in budgets]
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets", "limit_videos")}
+    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch")
+    config = {k: v for k, v in asdict(a).items() if k not in skip}
+    if a.sam2_video_branch:   # recorded only when on: folders written before the option stay resumable
+        config["sam2_video_branch"] = True
     config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note)
     with tempfile.TemporaryDirectory() as tmp:
         _, groups = dataset(a, tmp)

@@ -57,6 +57,9 @@ class VideoArgs:
                            choices=list(ARRANGEMENTS))
     clip_text: str = arg("expression", help="CLIP text of the text-reading methods: the expression, or "
                                             "VideoGLaMM's question", choices=list(CLIP_TEXTS))
+    sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (VideoGLaMM's "
+                                             "--use_sam2_video_branch) instead of frame-wise masks; recorded in "
+                                             "config.json, a folder of the other kind is refused")
     anno_sets: list[str] = arg(["0", "1", "2", "3"], help="Ref-DAVIS annotator sets scored (0..3)", each=int)
     limit_videos: int | None = arg(None, help="only the first N videos", minimum=1)
     synthetic_videos: int = arg(2, help="videos of the synthetic set (without --video-dir)", minimum=1)
@@ -98,6 +101,9 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
+    if unipixel and a.sam2_video_branch:
+        raise LiteLVLMError("--sam2-video-branch is VideoGLaMM's switch; UniPixel's video path always propagates by "
+                            "SAM 2's memory (its official path)")
     if unipixel:
         from analysis.video.unipixel import method_error as refuse
     else:

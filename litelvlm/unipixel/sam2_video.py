@@ -34,10 +34,9 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-from torch import nn
 
 from ..lvlm.random_weights import default_dtype
-from ..video.sam2_propagation import propagate_prompts, tracking_key_to_hf, vision_features
+from ..video.sam2_propagation import propagate_prompts, set_memory_width, tracking_key_to_hf, vision_features
 from .config import Sam2Size, sam2_config
 
 
@@ -67,12 +66,7 @@ def build_sam2_video(size: Sam2Size, image_size: int, image_state: dict, trackin
     ref = next(iter(image_state.values()))
     with default_dtype(ref.dtype), torch.device(ref.device):
         net = Sam2VideoModel(sam2_video_config(size, image_size))
-        for layer in net.memory_attention.layers:
-            att = layer.cross_attn_image
-            if att.kv_in_dim != size.mem_dim:
-                att.kv_in_dim = size.mem_dim
-                att.k_proj = nn.Linear(size.mem_dim, att.internal_dim)
-                att.v_proj = nn.Linear(size.mem_dim, att.internal_dim)
+        set_memory_width(net, size.mem_dim)
     state = dict(image_state)
     state.update({tracking_key_to_hf(k): v.to(ref.device, ref.dtype) for k, v in tracking.items()})
     net.load_state_dict(state, strict=True)

@@ -23,7 +23,8 @@ The point inputs make frame 0 an initial conditioning frame whose mask is binari
 choice (``multimask_min_pt_num`` 0 <= 1 <= ``multimask_max_pt_num`` 1) what it is without points. The result is
 the low-resolution mask logits of every frame and object (``image_size / 4`` square, float32, before any
 resizing), and the object score logits. Official SAM 2 tracking names map onto transformers' with
-:func:`tracking_key_to_hf`.
+:func:`tracking_key_to_hf`; :func:`set_memory_width` fits a model whose memory is not 64 channels wide (test
+sizes) to the memory cross-attention, whose key/value width transformers fixes at 64.
 """
 
 from __future__ import annotations
@@ -78,6 +79,20 @@ def tracking_key_to_hf(key: str, downsampler_layers: int = 4) -> str:
             return _downsampler_key(int(m.group(1)), downsampler_layers) + key[m.end():]
         return m.expand(repl) + key[m.end():] if "\\" in repl else repl + key[m.end():]
     raise KeyError(f"not a SAM 2 tracking tensor: {key!r}")
+
+
+def set_memory_width(model, mem_dim: int) -> None:
+    """Rebuild the memory cross-attention's key/value projections of ``model`` for a memory of ``mem_dim``
+    channels: transformers fixes them at SAM 2's 64 (a no-op there); small test sizes have other widths."""
+    from torch import nn
+
+    for layer in model.memory_attention.layers:
+        att = layer.cross_attn_image
+        if att.kv_in_dim != mem_dim:
+            w = att.q_proj.weight
+            att.kv_in_dim = mem_dim
+            att.k_proj = nn.Linear(mem_dim, att.internal_dim, device=w.device, dtype=w.dtype)
+            att.v_proj = nn.Linear(mem_dim, att.internal_dim, device=w.device, dtype=w.dtype)
 
 
 def vision_features(model, pixels: torch.Tensor) -> list[dict]:
@@ -166,4 +181,4 @@ def propagate_prompts(model, pixels: torch.Tensor, video_size: tuple[int, int], 
 
 
 __all__ = ["Propagation", "TRACKING_KEY_PAIRS", "add_prompts", "appended_prompts", "propagate_prompts",
-           "tracking_key_to_hf", "video_session", "vision_features"]
+           "set_memory_width", "tracking_key_to_hf", "video_session", "vision_features"]

@@ -52,11 +52,13 @@ def label_maps(object_masks: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | None = None,
-                     answer: str | None = ANSWER, visual: Callable | None = None) -> torch.Tensor:
+                     answer: str | None = ANSWER, visual: Callable | None = None,
+                     sam2_video_branch: bool = False) -> torch.Tensor:
     """(T, H, W) float 0/1 masks of one expression over its whole video, clip by clip. ``prepared`` caches each
     clip's tower and SAM 2 work by (video, first frame): it does not depend on the expression. A generated
     answer (``answer=None``) without ``[SEG]`` gives empty masks (the official script fails there: L236).
-    ``visual(prepared_clip, rec)`` gives each clip's LLM visual input instead of the unpruned one (a pruned set)."""
+    ``visual(prepared_clip, rec)`` gives each clip's LLM visual input instead of the unpruned one (a pruned set).
+    ``sam2_video_branch``: SAM 2's memory propagation within each clip (the official ``--use_sam2_video_branch``)."""
     prepared = {} if prepared is None else prepared
     out = []
     for frames in clip_ranges(len(rec.frames)):
@@ -64,7 +66,8 @@ def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | No
         if key not in prepared:
             prepared[key] = prepare_clip(model, [np.asarray(rec.frame(i)) for i in frames])
         vis = None if visual is None else visual(prepared[key], rec)
-        masks = segment_clip(model, tokenizer, prepared[key], rec.sentence, answer=answer, visual=vis).masks.float()
+        masks = segment_clip(model, tokenizer, prepared[key], rec.sentence, answer=answer, visual=vis,
+                             sam2_video_branch=sam2_video_branch).masks.float()
         out.append(masks[:, 0] if masks.shape[1] else masks.new_zeros(masks.shape[0], *masks.shape[2:]))
     return torch.cat(out, dim=0)
 
@@ -90,9 +93,9 @@ def ground_truth(rec: VideoExpression) -> np.ndarray:
 
 
 def evaluate_ref_davis(model, tokenizer, root, split: str = "valid", videos: list[str] | None = None,
-                       answer: str | None = ANSWER) -> dict[str, metrics.Summary]:
+                       answer: str | None = ANSWER, sam2_video_branch: bool = False) -> dict[str, metrics.Summary]:
     """J&F per annotator set (unsupervised DAVIS task) of VideoGLaMM on a Ref-DAVIS-layout folder (``answer``
-    None: generated greedily, as the official script)."""
+    None: generated greedily, as the official script; ``sam2_video_branch``: its ``--use_sam2_video_branch``)."""
     groups = by_video(load_ref_davis(root, split))
     chosen = [v for v in groups if videos is None or v in videos]
     sequences: dict[str, list] = {name: [] for name in ANNOTATOR_SETS}
@@ -101,7 +104,8 @@ def evaluate_ref_davis(model, tokenizer, root, split: str = "valid", videos: lis
         gt, void = metrics.gt_objects(ground_truth(records[0]))
         prepared: dict = {}
         for anno_id, name in enumerate(ANNOTATOR_SETS):
-            masks = torch.stack([expression_masks(model, tokenizer, r, prepared, answer)
+            masks = torch.stack([expression_masks(model, tokenizer, r, prepared, answer,
+                                                  sam2_video_branch=sam2_video_branch)
                                  for r in annotator_expressions(records, anno_id)])
             pred = metrics.pred_objects(label_maps(masks))
             sequences[name].append((video, gt, pred, void))

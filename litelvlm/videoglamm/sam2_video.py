@@ -5,7 +5,7 @@ builds SAM 2 with ``build_sam2_video_predictor`` (``model/VideoGLaMM.py`` L110-1
 segments with ``inference_video_branch`` (``VideoGLaMM.py`` L770-880) instead of ``inference_framewise``:
 
 * the ``[SEG]`` embeddings as in the frame-wise path, then ``init_state_from_tensor`` on the clip's SAM 2 frames
-  (the same ``sam_prepress`` pixels, original size) and ``reset_state`` (L835-836);
+  (the same ``sam_preprocess`` pixels, original size) and ``reset_state`` (L835-836);
 * each ``[SEG]`` is one object (ids 0..S-1) given on frame 0 by ``add_new_text`` (L858-866;
   ``sam2_video_predictor.py`` L416-495): frame 0 is an initial conditioning frame, no point inputs, so
   ``_forward_sam_heads`` pads the empty point (label -1) and the pad point, and VideoGLaMM's prompt encoder
@@ -31,17 +31,16 @@ on a ``Sam2VideoModel`` holding the checkpoint's SAM 2 weights: the image path o
 and the tracking tensors (memory attention, memory encoder, object pointers, temporal encodings) under the
 official names, mapped by :func:`~litelvlm.video.sam2_propagation.tracking_key_to_hf`. The tiny preset's memory
 width (16) differs from the 64 transformers fixes for the memory cross-attention's keys and values, so its two
-projections are rebuilt at 16 there (the real preset has 64).
+projections are rebuilt at 16 (:func:`~litelvlm.video.sam2_propagation.set_memory_width`; the real preset has 64).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..lvlm.random_weights import default_dtype
-from ..video.sam2_propagation import propagate_prompts, tracking_key_to_hf, vision_features
+from ..video.sam2_propagation import propagate_prompts, set_memory_width, tracking_key_to_hf, vision_features
 from .config import VideoGLaMMPreset, sam2_config
 
 
@@ -71,12 +70,7 @@ def build_sam2_video(p: VideoGLaMMPreset, image_state: dict, tracking: dict[str,
     ref = next(iter(image_state.values()))
     with default_dtype(ref.dtype), torch.device(ref.device):
         net = Sam2VideoModel(sam2_video_config(p))
-        for layer in net.memory_attention.layers:
-            att = layer.cross_attn_image
-            if att.kv_in_dim != p.sam2.mem_dim:
-                att.kv_in_dim = p.sam2.mem_dim
-                att.k_proj = nn.Linear(p.sam2.mem_dim, att.internal_dim)
-                att.v_proj = nn.Linear(p.sam2.mem_dim, att.internal_dim)
+    set_memory_width(net, p.sam2.mem_dim)
     state = dict(image_state)
     state.update({tracking_key_to_hf(k): v for k, v in tracking.items()})
     net.load_state_dict(state, strict=True)
@@ -85,9 +79,10 @@ def build_sam2_video(p: VideoGLaMMPreset, image_state: dict, tracking: dict[str,
 
 def video_model(model):
     """The ``Sam2VideoModel`` of a :class:`~.model.VideoGLaMM` (built once from ``model.sam2`` and the tracking
-    tensors the checkpoint carries, ``model.sam2_tracking``)."""
+    tensors the checkpoint carries, ``model.sam2_tracking``; rebuilt when the model moved to another device or dtype)."""
     net = getattr(model, "_sam2_video", None)
-    if net is None:
+    ref = model.sam2.model.no_memory_embedding
+    if net is None or net.no_memory_embedding.device != ref.device or net.no_memory_embedding.dtype != ref.dtype:
         tracking = getattr(model, "sam2_tracking", None)
         if tracking is None:
             raise ValueError("this VideoGLaMM carries no SAM 2 tracking tensors: load it with load_videoglamm")
