@@ -116,11 +116,13 @@ def test_one_frame_video_is_the_image_protocol(tiny_processor):
 # -- 2. the pipeline ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.families import load_pipeline
+    from unipixel_tiny import tiny_unipixel
+
     from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
 
-    p = UniPixelVideoPipeline.of(load_pipeline("unipixel-tiny-random:0"))
+    p = UniPixelVideoPipeline.of(tiny_unipixel())   # the shared tiny model; SAM 2 copied below
     p.sam2 = copy.deepcopy(p.sam2)   # the nudge below stays in this module's copy
+    p.sam2.__dict__.pop("_video_model", None)   # a video model another test built holds the weights before the nudge
     with torch.no_grad():   # an object present, so masks are not the -1024 of an absent object
         p.sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
     return p

@@ -20,15 +20,14 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from official_litelvlm import official_retain, official_scores  # noqa: E402
 
-MODEL = "unipixel-tiny-random:0"
-
 
 @pytest.fixture(scope="module")
 def pipe():
-    from litelvlm.families import load_pipeline
+    from unipixel_tiny import tiny_unipixel
+
     from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
 
-    return UniPixelVideoPipeline.of(load_pipeline(MODEL), "frame-wise")
+    return UniPixelVideoPipeline.of(tiny_unipixel(), "frame-wise")   # the shared tiny model (a shallow copy)
 
 
 @pytest.fixture(scope="module")

@@ -108,9 +108,12 @@ def unipixel_memory(net) -> Iterator[None]:
 
 
 def video_model(sam2):
-    """The ``Sam2VideoModel`` of a loaded :class:`~.sam2_prompt.Sam2Prompt` (built once from its image weights and
-    the tracking tensors the checkpoint carries, ``sam2.tracking``)."""
+    """The ``Sam2VideoModel`` of a loaded :class:`~.sam2_prompt.Sam2Prompt` (built from its image weights and the
+    tracking tensors the checkpoint carries, ``sam2.tracking``; kept on ``sam2`` and rebuilt when ``sam2`` moved to
+    another device or dtype; weights edited in place later are not seen: delete ``sam2._video_model``)."""
     net = getattr(sam2, "_video_model", None)
+    if net is not None and (net.no_memory_embedding.dtype, net.no_memory_embedding.device) != (sam2.dtype, sam2.device):
+        net = None
     if net is None:
         tracking = getattr(sam2, "tracking", None)
         if tracking is None:
