@@ -20,7 +20,7 @@ from litelvlm.videoglamm.allocation import (
     square_budgets,
 )
 
-FAST = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "4", "--synthetic-seed", "11",
+FAST = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2", "--synthetic-seed", "11",
         "--methods", "litelvlm"]
 
 
