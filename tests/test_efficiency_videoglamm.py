@@ -151,3 +151,23 @@ def test_committed_table_matches_its_command():
         plan = TokenPlan(52, ((0, 16 * ctx + 16 * 64),))
         assert r["n_tokens"] == plan.n_tokens
         assert r["llm_tflops_analytic"] == pytest.approx(llm_flops_exact(get_arch("videoglamm").llm, plan) / 1e12)
+
+
+@pytest.mark.slow
+def test_cli_videoglamm_tiny_timed(tmp_path):
+    """Timing on the tiny preset (CPU): every part's time, the prefill's activation bytes, e2e the sum of the parts."""
+    out = tmp_path / "eff"
+    assert main(["efficiency", "--arch", "videoglamm-tiny", "--threads", "1", "--warmup", "0", "--repeats", "1",
+                 "--methods", "none", "litelvlm", "--budgets", "81", "--arrangements", "pool-min", "--attn", "sdpa",
+                 "--no-figures", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "efficiency.csv").set_index(["method", "budget", "arrangement"])
+    parts = ["clip_ms", "video_ms", "text_ms", "selector_ms", "projector_ms", "sam_ms", "prefill_ms"]
+    for key, r in df.iterrows():
+        assert all(r[p] >= 0 for p in parts) and r["llm_act_mb"] > 0 and r["e2e_mode"] == "sum of parts"
+        assert r["e2e_ms"] == pytest.approx(sum(r[p] for p in parts)), key
+        assert 0 < r["paper_prefill_ms"] <= r["prefill_ms"]
+    none, pruned = df.loc[("none", 576, "pool")], df.loc[("litelvlm", 81, "pool-min")]
+    assert none["selector_ms"] == 0 == none["text_ms"] and pruned["selector_ms"] > 0 and pruned["text_ms"] > 0
+    assert pruned["llm_act_mb"] < none["llm_act_mb"]  # 2372 tokens against 3380 (pool-min keeps 81 a frame)
+    assert json.loads((out / "config.json").read_text())["e2e_mode"] == "sum of parts"
+    assert main(["efficiency", "--arch", "videoglamm-tiny", "--quantize", "int8", "--out", str(tmp_path / "q")]) == 2

@@ -150,12 +150,6 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
               "only (as --flops-only). Time it with --device cuda, or on a CPU with --arch scaled or unipixel-tiny.",
               file=sys.stderr)
         a = replace(a, flops_only=True)
-    if not a.flops_only and a.arch.startswith("videoglamm"):
-        from dataclasses import replace
-
-        print(f"efficiency: --arch {a.arch} is counted, not timed (VideoGLaMM has no timed parts yet); counting its "
-              "FLOPs and activation bytes only (as --flops-only)", file=sys.stderr)
-        a = replace(a, flops_only=True)
     arch, methods, budgets, attns, dtype_name = _validate(a)
     if arch.family == "videoglamm" and split_list(a.budgets, int) == DEFAULT_BUDGETS:  # record the per-frame budgets
         from dataclasses import replace
@@ -168,29 +162,36 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     out = Path(a.out)
     t0 = time.perf_counter()
     pairs = _pairs(arch, methods, budgets)
-    if arch.family == "videoglamm":
+    video = arch.family == "videoglamm"
+    if video:  # one video prompt per (method, per-frame budget, arrangement): analysis.efficiency.videoglamm
         from analysis.efficiency.videoglamm import flops_rows as video_rows
+        from analysis.efficiency.videoglamm import plan_rows
 
-        df = video_rows(arch, pairs, attns, dtype, split_list(a.arrangements))
+        rows_spec = plan_rows(pairs, split_list(a.arrangements))
+        df = video_rows(arch, rows_spec, attns, dtype)
     else:
         df = _count.flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
-        tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain,
-                                  quantize=(a.quantize, a.quantize_backend))
+        if video:
+            from analysis.efficiency.videoglamm_timing import timing_rows as video_timing
+
+            tm = video_timing(arch, rows_spec, attns, a.device, dtype, a.warmup, a.repeats)
+        else:
+            tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain,
+                                      quantize=(a.quantize, a.quantize_backend))
         if a.device == "cpu":
             from litelvlm.threads import busy_warning
 
             if busy := busy_warning():
                 print(f"efficiency: warning: {busy}", file=sys.stderr)
-        df = df.merge(tm, on=["attn", "method", "budget"], how="left")
+        df = df.merge(tm, on=["attn", "method", "budget", *(["arrangement"] if video else [])], how="left")
     else:
         df["device"] = "meta (FLOPs and activation bytes only)"
         df["dtype"] = dtype_name
     df = add_ratios(df, ["attn"])
     if "method" in df and BASELINE not in methods:
         df = df[df["method"] != BASELINE].reset_index(drop=True)
-    video = arch.family == "videoglamm"
     cmp = comparison_table(df, tuple(budgets) if video else (192, 64), fastv_layer=None if video else a.fastv_layer,
                            visual=arch.num_patches)
     from analysis.common.study import run_record
@@ -206,7 +207,8 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,
         "fastv_layer": a.fastv_layer, **({"arrangements": split_list(a.arrangements)} if video else {}), "warmup": a.warmup, "repeats": a.repeats,
-        "torch_threads": torch.get_num_threads(), "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
+        "torch_threads": torch.get_num_threads(),
+        "e2e_mode": None if a.flops_only else ("chain" if chain and not video else "sum of parts"),
         "flops_conventions": {
             "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n; with "
                                    "grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k the key/value width)",

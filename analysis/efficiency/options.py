@@ -84,6 +84,9 @@ def check_args(a: EfficiencyArgs) -> None:
     arrangements = split_list(a.arrangements)
     if bad := [x for x in arrangements if x not in VIDEO_ARRANGEMENTS] or (not arrangements and ["(none)"]):
         raise LiteLVLMError(f"--arrangements: unknown {', '.join(bad)}; choose among {', '.join(VIDEO_ARRANGEMENTS)}")
+    if a.arch.startswith("videoglamm") and (a.quantize != "none" or a.e2e == "chain"):
+        raise LiteLVLMError("--arch videoglamm times its parts (no --quantize, no --e2e chain: the end-to-end time is "
+                            "the sum of the parts)")
     if not a.arch.startswith("videoglamm") and arrangements != list(VIDEO_ARRANGEMENTS):
         raise LiteLVLMError("--arrangements applies to --arch videoglamm / videoglamm-tiny only")
     if a.quantize != "none" and a.flops_only:

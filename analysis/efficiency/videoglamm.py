@@ -27,7 +27,7 @@ library's own modules (:class:`litelvlm.videoglamm.model.VideoGLaMM`) under Flop
 The prompt (:data:`VIDEO_PROMPT_TOKENS`): the Ref-DAVIS question on the study sentence with the teacher-forced
 answer ``It is [SEG].``, as ``eval-video`` runs it, counted with Llama-2's SentencePiece tokenizer plus Phi-3's
 added tokens (Phi-3-mini's vocabulary: docs/efficiency.md); the tiny preset counts its stand-in tokenizer's.
-Per-frame pruning is this project's adaptation (docs/video.md); no official code prunes VideoGLaMM, so these rows
+Timing (without ``--flops-only``): :mod:`analysis.efficiency.videoglamm_timing`. Per-frame pruning is this project's adaptation (docs/video.md); no official code prunes VideoGLaMM, so these rows
 have no paper numbers to stand beside.
 """
 
@@ -212,9 +212,10 @@ def video_plan(arch: EffArch, method: str, budget: int, arrangement: str) -> Tok
     return TokenPlan(arch.text_tokens, ((0, 16 * per_frame + 16 * 64),))
 
 
-def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
-               arrangements: list[str]) -> pd.DataFrame:
-    """The FLOPs rows of one video prompt per (attention, method, per-frame budget, arrangement), on ``meta``."""
+def flops_rows(arch: EffArch, rows_spec: list[tuple[str, int, str]], attns: list[str], dtype: torch.dtype
+               ) -> pd.DataFrame:
+    """The FLOPs rows of one video prompt per attention and (method, per-frame budget, arrangement) of
+    ``rows_spec`` (:func:`plan_rows`), counted on ``meta``."""
     from analysis.efficiency.count import llm_columns, llm_prefills, memory_columns
     from analysis.efficiency.meta import MetaScalars
     from litelvlm.lvlm.numerics import set_attention
@@ -225,7 +226,6 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
         fixed = {name: count_flops(fn)[0] for name, fn in (
             ("clip", parts.run_clip), ("video", parts.run_video), ("video_projector", parts.run_video_projector),
             ("sam", parts.run_sam_frame), ("text", parts.run_text))}
-    rows_spec = plan_rows(pairs, arrangements)
     plans = {r: video_plan(arch, *r) for r in rows_spec}
     llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(attn, parts.model.llm))
     bench, selections, proj = selector_bench(arch), {}, {}
