@@ -260,6 +260,9 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
         plot_prefill_vs_budget,
     )
 
+    if "arrangement" in df:  # VideoGLaMM: one line per method and arrangement
+        label = df["method"] + " (" + df["arrangement"] + ")"
+        df = df.assign(method=label.where(df["method"] != BASELINE, df["method"]))
     plots = [("efficiency_flops", plot_flops_vs_budget)]
     if "prefill_ms" in df and df["prefill_ms"].notna().any():
         plots.append(("efficiency_prefill", plot_prefill_vs_budget))
