@@ -89,7 +89,7 @@ def test_own_summary_equals_eval_seg():
 
 
 @pytest.mark.parametrize("argv", [["--methods", "vscan"], ["--methods", "none"], ["--budgets", "577"],
-                                  ["--methods", "fastvv"], ["--sam2-video-branch"]])
+                                  ["--methods", "fastvv"], ["--sam2-video-branch"], ["--allocation", "relevance"]])
 def test_refused_before_writing(tmp_path, argv):
     out = tmp_path / "video"
     assert main(["eval-video", "--out", str(out), *FAST, *argv]) == 2

@@ -13,6 +13,9 @@ from the family:
   ``<|seg|>`` hidden state: ``unipixel-3b``, ``unipixel-7b``, ``unipixel-tiny`` are the presets of
   ``litelvlm.unipixel.config.PRESETS``; N is the merged-token count of the study's synthetic photo after
   UniPixel's protocol resize (:mod:`analysis.efficiency.unipixel`).
+* VideoGLaMM (``videoglamm``, ``videoglamm-tiny``; not a registered family) = CLIP ViT-L/14-336 on 16 frames +
+  InternVideo2-1B -> Phi-3-mini -> SAM 2 per frame: one video prompt, N = a frame's 576 CLIP tokens, budgets per
+  frame (:mod:`analysis.efficiency.videoglamm`).
 """
 
 from __future__ import annotations
@@ -100,10 +103,12 @@ _PROMPT = {"glamm-7b": (OFFICIAL_PROMPT_TOKENS, OFFICIAL_PREFIX_TOKENS),
 GLAMM_ARCH_NAMES = tuple(_PROMPT)
 #: ``--arch`` of the unipixel family -> its ``litelvlm.unipixel.config.PRESETS`` name
 UNIPIXEL_ARCHS = {"unipixel-3b": "3b", "unipixel-7b": "7b", "unipixel-tiny": "tiny"}
+#: ``--arch`` of VideoGLaMM (not a registered family: ``analysis.efficiency.videoglamm``) -> its preset
+VIDEOGLAMM_ARCHS = {"videoglamm": "videoglamm", "videoglamm-tiny": "tiny"}
 #: every ``--arch``
-ARCH_NAMES = GLAMM_ARCH_NAMES + tuple(UNIPIXEL_ARCHS)
+ARCH_NAMES = GLAMM_ARCH_NAMES + tuple(UNIPIXEL_ARCHS) + tuple(VIDEOGLAMM_ARCHS)
 #: the full-size archs (not timed on a CPU)
-FULL_SIZE = ("glamm-7b", "unipixel-3b", "unipixel-7b")
+FULL_SIZE = ("glamm-7b", "unipixel-3b", "unipixel-7b", "videoglamm")
 
 
 @functools.cache
@@ -119,6 +124,10 @@ def get_arch(name: str, text_tokens: int | None = None) -> EffArch:
         raise LiteLVLMError(f"unknown --arch {name!r}; choose one of {', '.join(ARCH_NAMES)}")
     if text_tokens is not None and text_tokens < 2:
         raise LiteLVLMError(f"--text-tokens must be at least 2, got {text_tokens}")
+    if name in VIDEOGLAMM_ARCHS:
+        from analysis.efficiency.videoglamm import videoglamm_arch
+
+        return videoglamm_arch(name, VIDEOGLAMM_ARCHS[name], text_tokens)
     if name in UNIPIXEL_ARCHS:
         from analysis.efficiency.unipixel import unipixel_arch
 

@@ -97,6 +97,7 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
         b = int(r["budget"])
         ours = r["method"] in PAPER_METHODS
         row = {"attn": r.get("attn"), "method": r["method"], "budget": b,
+               **({"arrangement": r["arrangement"]} if "arrangement" in r else {}),
                "flops_ratio": r.get("flops_ideal_speedup"),
                "paper_def_tflops": r.get("paper_tflops", math.nan),
                "paper_def_flops_ratio": r.get("paper_flops_speedup", math.nan),
@@ -149,7 +150,8 @@ def paper_summary(df: pd.DataFrame) -> str:
             continue
         timed = col.endswith("_ms") and "attn" in df
         for attn, g in (df.groupby("attn", sort=False) if timed else [(None, df)]):
-            table = g.pivot_table(index="method", columns="budget", values=col, aggfunc="first", sort=False)
+            index = ["method", "arrangement"] if "arrangement" in g else "method"
+            table = g.pivot_table(index=index, columns="budget", values=col, aggfunc="first", sort=False)
             if full_size:
                 table.loc["the paper's own: litelvlm"] = pd.Series(PAPER[paper_key])
             table = table[sorted(table.columns, reverse=True)]

@@ -25,7 +25,7 @@ import torch
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
 from analysis.efficiency.arch import FULL_SIZE, get_arch
-from analysis.efficiency.options import EfficiencyArgs, check_args
+from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_BUDGETS, EfficiencyArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, method_names
@@ -47,12 +47,14 @@ def _validate(a: EfficiencyArgs):
         budgets = split_list(a.budgets, int)
     except ValueError as e:
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
+    if arch.family == "videoglamm" and budgets == DEFAULT_BUDGETS:  # per-frame budgets: the paper's video table's
+        budgets = list(VIDEO_BUDGETS)
     n = arch.num_patches
-    if arch.family == "glamm":  # N fixed by the CLIP grid: a budget outside it is an error
+    if arch.family in ("glamm", "videoglamm"):  # N fixed by the CLIP grid: a budget outside it is an error
         bad = [b for b in budgets if not 1 <= b <= n]
         if bad or not budgets:
             raise LiteLVLMError(f"--budgets must lie in 1..{n} (the number of visual tokens); got {bad or budgets}")
-    if not 1 <= a.fastv_layer < arch.llm.llm_layers:
+    if arch.family != "videoglamm" and not 1 <= a.fastv_layer < arch.llm.llm_layers:  # no FastV per frame
         raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.llm.llm_layers - 1} for --arch {a.arch}")
     attns = split_list(a.attn)
     if a.device == "cuda" and not torch.cuda.is_available():
@@ -74,6 +76,12 @@ def _methods(arch, named: list[str]) -> list[str]:
     for m in named:
         if get_method(m).oracle:
             raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
+    if arch.family == "videoglamm":  # per-frame CLIP-side pruning (litelvlm.videoglamm.pruning)
+        from litelvlm.videoglamm.pruning import frame_method_error, per_frame_methods
+
+        if errors := [why for m in named if (why := frame_method_error(m))]:
+            raise LiteLVLMError(f"--arch {arch.name}: " + "; ".join(errors))
+        return named or [BASELINE, *per_frame_methods()]
     if named:
         errors = [why for m in named if (why := family_method_error(arch.family, m))]
         if errors:
@@ -103,7 +111,7 @@ def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]
     a warning (as ``eval-grounding`` skips it per image)."""
     from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
 
-    n, fixed = arch.num_patches, arch.family == "glamm"
+    n, fixed = arch.num_patches, arch.family in ("glamm", "videoglamm")
     planned = plan([BASELINE, *methods], budgets, n if fixed else None)
     pairs = [(m, n if b == ALL_TOKENS else b) for m, b in image_runs(planned, n)]
     if len(pairs) == 1 and any(m != BASELINE for m in methods):
@@ -143,6 +151,10 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
               file=sys.stderr)
         a = replace(a, flops_only=True)
     arch, methods, budgets, attns, dtype_name = _validate(a)
+    if arch.family == "videoglamm" and split_list(a.budgets, int) == DEFAULT_BUDGETS:  # record the per-frame budgets
+        from dataclasses import replace
+
+        a = replace(a, budgets=[str(b) for b in VIDEO_BUDGETS])
     if a.threads is not None:
         torch.set_num_threads(a.threads)
     chain = a.e2e == "chain" or (a.e2e == "auto" and a.device == "cuda")
@@ -150,24 +162,38 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     out = Path(a.out)
     t0 = time.perf_counter()
     pairs = _pairs(arch, methods, budgets)
-    df = _count.flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
+    video = arch.family == "videoglamm"
+    if video:  # one video prompt per (method, per-frame budget, arrangement): analysis.efficiency.videoglamm
+        from analysis.efficiency.videoglamm import flops_rows as video_rows
+        from analysis.efficiency.videoglamm import plan_rows
+
+        rows_spec = plan_rows(pairs, split_list(a.arrangements))
+        df = video_rows(arch, rows_spec, attns, dtype)
+    else:
+        df = _count.flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
-        tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain,
-                                  quantize=(a.quantize, a.quantize_backend))
+        if video:
+            from analysis.efficiency.videoglamm_timing import timing_rows as video_timing
+
+            tm = video_timing(arch, rows_spec, attns, a.device, dtype, a.warmup, a.repeats)
+        else:
+            tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain,
+                                      quantize=(a.quantize, a.quantize_backend))
         if a.device == "cpu":
             from litelvlm.threads import busy_warning
 
             if busy := busy_warning():
                 print(f"efficiency: warning: {busy}", file=sys.stderr)
-        df = df.merge(tm, on=["attn", "method", "budget"], how="left")
+        df = df.merge(tm, on=["attn", "method", "budget", *(["arrangement"] if video else [])], how="left")
     else:
         df["device"] = "meta (FLOPs and activation bytes only)"
         df["dtype"] = dtype_name
     df = add_ratios(df, ["attn"])
     if "method" in df and BASELINE not in methods:
         df = df[df["method"] != BASELINE].reset_index(drop=True)
-    cmp = comparison_table(df, fastv_layer=a.fastv_layer, visual=arch.num_patches)
+    cmp = comparison_table(df, tuple(budgets) if video else (192, 64), fastv_layer=None if video else a.fastv_layer,
+                           visual=arch.num_patches)
     from analysis.common.study import run_record
 
     config = {
@@ -180,8 +206,9 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,
-        "fastv_layer": a.fastv_layer, "warmup": a.warmup, "repeats": a.repeats,
-        "torch_threads": torch.get_num_threads(), "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
+        "fastv_layer": a.fastv_layer, **({"arrangements": split_list(a.arrangements)} if video else {}), "warmup": a.warmup, "repeats": a.repeats,
+        "torch_threads": torch.get_num_threads(),
+        "e2e_mode": None if a.flops_only else ("chain" if chain and not video else "sum of parts"),
         "flops_conventions": {
             "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n; with "
                                    "grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k the key/value width)",
@@ -233,6 +260,9 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
         plot_prefill_vs_budget,
     )
 
+    if "arrangement" in df:  # VideoGLaMM: one line per method and arrangement
+        label = df["method"] + " (" + df["arrangement"] + ")"
+        df = df.assign(method=label.where(df["method"] != BASELINE, df["method"]))
     plots = [("efficiency_flops", plot_flops_vs_budget)]
     if "prefill_ms" in df and df["prefill_ms"].notna().any():
         plots.append(("efficiency_prefill", plot_prefill_vs_budget))
@@ -265,6 +295,8 @@ def _argv(a: EfficiencyArgs) -> list[str]:
         parts += ["--text-tokens", str(a.text_tokens)]
     if a.fastv_layer != 2:
         parts += ["--fastv-layer", str(a.fastv_layer)]
+    if split_list(a.arrangements) != ["pool", "pool-min", "direct"]:
+        parts += ["--arrangements", *split_list(a.arrangements)]
     if not a.figures:
         parts.append("--no-figures")
     return parts + ["--out", a.out]

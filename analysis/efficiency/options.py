@@ -16,6 +16,10 @@ from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 
 DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
+#: VideoGLaMM's per-frame budgets when --budgets is left at its default (the paper's video table)
+VIDEO_BUDGETS = [196, 81]
+#: ``litelvlm.videoglamm.pruning.ARRANGEMENTS`` (named here: this module imports no torch)
+VIDEO_ARRANGEMENTS = ("pool", "pool-min", "direct")
 
 
 
@@ -26,10 +30,12 @@ class EfficiencyArgs:
     out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
     arch: str = arg("glamm-7b", choices=list(ARCH_NAMES),
                     help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests); unipixel-3b, "
-                         "unipixel-7b (full size; N = the study image's merged tokens) or unipixel-tiny (tests)")
+                         "unipixel-7b (full size; N = the study image's merged tokens) or unipixel-tiny (tests); "
+                         "videoglamm (full size, one 16-frame video prompt, per-frame budgets) or videoglamm-tiny")
     methods: list[str] = arg([], help="methods (space or comma separated; default: every registered method but the "
                                       "analysis oracles); 'none' is the baseline")
-    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K", each=int, minimum=1)
+    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K (videoglamm: per frame, "
+                             "default 196 81)", each=int, minimum=1)
     flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
     device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
     dtype: str | None = arg(None, choices=list(DTYPES),
@@ -38,6 +44,9 @@ class EfficiencyArgs:
     attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager is GLaMM's)")
     text_tokens: int | None = arg(None, help="prompt text tokens around the visual ones (default: the arch's)")
     fastv_layer: int = arg(2, help="FastV's pruning layer K")
+    arrangements: list[str] = arg(list(VIDEO_ARRANGEMENTS),
+                                  help="videoglamm only: how a frame's K kept CLIP tokens meet the square-only pooling "
+                                       "(pool: 144 LLM tokens a frame; pool-min: min(sqrt K, 12)^2; direct: K)")
     warmup: int = arg(2, help="untimed warm-up calls before timing")
     repeats: int = arg(5, help="timed calls; the median is reported")
     e2e: str = arg("auto", choices=["auto", "chain", "parts"],
@@ -72,6 +81,14 @@ def check_args(a: EfficiencyArgs) -> None:
         raise LiteLVLMError("--threads must be >= 1")
     if a.warmup < 0 or a.repeats < 1:
         raise LiteLVLMError("--warmup must be >= 0 and --repeats >= 1")
+    arrangements = split_list(a.arrangements)
+    if bad := [x for x in arrangements if x not in VIDEO_ARRANGEMENTS] or (not arrangements and ["(none)"]):
+        raise LiteLVLMError(f"--arrangements: unknown {', '.join(bad)}; choose among {', '.join(VIDEO_ARRANGEMENTS)}")
+    if a.arch.startswith("videoglamm") and (a.quantize != "none" or a.e2e == "chain"):
+        raise LiteLVLMError("--arch videoglamm times its parts (no --quantize, no --e2e chain: the end-to-end time is "
+                            "the sum of the parts)")
+    if not a.arch.startswith("videoglamm") and arrangements != list(VIDEO_ARRANGEMENTS):
+        raise LiteLVLMError("--arrangements applies to --arch videoglamm / videoglamm-tiny only")
     if a.quantize != "none" and a.flops_only:
         raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not the FLOPs "
                             "count; time the quantized model (without --flops-only)")

@@ -302,8 +302,9 @@ OPTIONAL_OUTPUTS = ("similarity_maps.parquet",)
 
 
 def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[int], prompts: list[str],
-                folder: RunFolder) -> int:
-    """Compute and write the results of a validated run while its ``--out`` folder is locked."""
+                folder: RunFolder, extra_columns=None) -> int:
+    """Compute and write the results of a validated run while its ``--out`` folder is locked; ``extra_columns(df)``
+    adds columns to the rows (the video frames' names, :mod:`analysis.reversal.video`)."""
     maps: list = []
     t0 = time.perf_counter()
     emb, text_hit = cached_text_embeds(clip, prompts, a.text_batch_size, a.cache_dir, enabled=a.cache)
@@ -319,6 +320,8 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
     if df.empty:
         raise LiteLVLMError(f"no sentence could be scored ({counts}); nothing written")
     df = df.drop(columns=["variant"])
+    if extra_columns is not None:
+        df = extra_columns(df)
     df.insert(0, "model", clip.name)
     summary = summarise_reversal(df, a.ks, a.n_boot, a.seed)
     out = Path(a.out)

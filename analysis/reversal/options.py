@@ -38,6 +38,14 @@ class ReversalArgs(ClipStudyArgs):
                           "space of a UniPixel model (--model a UniPixel model, e.g. unipixel-tiny-random:0; needs "
                           "--grid unipixel): each merged token's relevance to the prompt's mean instruction-token "
                           "embedding (as OpenVINO's CDPruner port scores Qwen tokens); this project's study option")
+    video: bool = arg(False, help="the reversal on video frames (this project's study option): every frame of every "
+                                  "expression is a sentence, its ground-truth mask the referent; without --video-dir, "
+                                  "the synthetic moving-shapes set (analysis/reversal/video.py)")
+    video_dir: str | None = arg(None, help="a Ref-DAVIS-17-layout folder for the video reversal (implies --video)")
+    video_split: str = arg("valid", help="split of --video-dir")
+    synthetic_videos: int = arg(2, help="videos of the synthetic set (--video without --video-dir)", minimum=1)
+    synthetic_frames: int = arg(8, help="frames per synthetic video", minimum=1)
+    synthetic_seed: int = arg(0, help="seed of the synthetic set")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_args(a: ReversalArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
     check_clip_study(a)
+    if a.video or a.video_dir:
+        from pathlib import Path
+
+        if a.refer_dir or a.coco_instances:
+            raise LiteLVLMError("--video / --video-dir read video frames: drop --refer-dir / --coco-instances")
+        if a.grid != "clip" or a.space != "clip":
+            raise LiteLVLMError("--video / --video-dir measure CLIP's own patches in CLIP's space: drop --grid / --space")
+        if a.video_dir and not Path(a.video_dir).is_dir():
+            raise LiteLVLMError(f"--video-dir {a.video_dir!r} is not a folder")
     if a.space == "llm" and a.grid != "unipixel":
         raise LiteLVLMError("--space llm measures UniPixel's merged tokens: add --grid unipixel")
     if a.grid == "unipixel" and a.space == "clip" and not a.pad_to_square:
@@ -61,6 +78,10 @@ def run(args: ReversalArgs | argparse.Namespace) -> int:
     ``run(ReversalArgs(out=..., model=...))``; the command line passes its parsed namespace."""
     a = as_args(ReversalArgs, args)
     check_args(a)
+    if a.video or a.video_dir:
+        from analysis.reversal.video import run_video_reversal
+
+        return run_video_reversal(a)
     if a.space == "llm":
         from analysis.reversal.llm_space import run_llm_space
 

@@ -30,7 +30,7 @@ import torch
 
 from analysis.common.parts import PartStore
 from analysis.common.study import check_config, portable_paths, run_record
-from analysis.video.options import NUM_PATCHES, VideoArgs, check_args, is_unipixel
+from analysis.video.options import NUM_PATCHES, VideoArgs, allocation_weights, check_args, is_unipixel
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.methods import BASELINE
@@ -76,6 +76,17 @@ class Runner:
         self.args = a
         self.prepared: dict = {}
         self.traces: dict[int, object] = {}
+        self.budgets: list[list[int]] = []   # the frames' budgets of each pruned clip, in order
+
+    def allocation(self, trace, text, method: str, budget: int) -> list[int] | None:
+        """The 16 frames' budgets of ``--allocation`` (None: ``uniform``, K on every frame; the baseline keeps all)."""
+        from litelvlm.videoglamm import allocation as va
+
+        rule = allocation_weights(self.args.allocation)
+        if rule == "uniform" or method == BASELINE:
+            return None
+        weights = va.relevance_weights(trace, text, va.clip_logit_scale(self.clip)) if rule == "relevance" else rule
+        return va.frame_allocation(weights, budget, self.args.arrangement)
 
     def new_video(self) -> None:
         """Drop the previous video's clips."""
@@ -91,19 +102,26 @@ class Runner:
             if trace is None:
                 trace = self.traces[id(prepared)] = vp.trace_context(self.model, self.clip, prepared)
             text = vp.clip_text_trace(self.clip, rec.sentence, a.clip_text)
-            out = vp.prune_clip(self.model, prepared, trace, text, method, budget, arrangement=a.arrangement,
-                                seed=a.seed)
+            allocation = self.allocation(trace, text, method, budget)
+            out = vp.prune_clip(self.model, prepared, trace, text, method, None if allocation else budget,
+                                allocation=allocation, arrangement=a.arrangement, seed=a.seed)
             tokens.append(sum(out.context_tokens))
+            self.budgets.append(out.budgets)
             return out.visual
         return visual
 
-    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int]:
-        """((frames, H, W) masks, CLIP context tokens per frame) of one expression."""
+    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int, dict]:
+        """((frames, H, W) masks, CLIP context tokens per frame, the row's extra columns) of one expression."""
         tokens: list[int] = []
+        self.budgets.clear()
         masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
                                  visual=self.visual_fn(method, budget, tokens),
                                  sam2_video_branch=self.args.sam2_video_branch)
-        return masks, tokens[0] // NUM_FRAMES
+        extra = {}
+        if self.args.allocation != "uniform":  # what the allocation gave each frame (first clip)
+            extra = dict(frame_budgets=",".join(map(str, self.budgets[0])), kept_tokens=sum(self.budgets[0]),
+                         llm_context_tokens=tokens[0])
+        return masks, tokens[0] // NUM_FRAMES, extra
 
 
 def make_runner(a: VideoArgs):
@@ -133,14 +151,15 @@ def video_part(run: Runner, records: list, sets: list[int], method: str, budget:
         recs = annotator_expressions(records, anno)
         masks = []
         for rec in recs:
-            m, tokens = run.expression(rec, method, budget)
+            m, tokens, extra = run.expression(rec, method, budget)
             masks.append(m)
-            rows.append(expression_row(rec, anno, m, method, budget, tokens))
+            rows.append({**expression_row(rec, anno, m, method, budget, tokens), **extra})
         j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
         objects += [{"video": records[0].video, "anno_set": anno, "object": f"{records[0].video}_{k + 1}",
                      "method": method, "budget": budget, "J": float(np.mean(j[k])), "F": float(np.mean(f[k]))}
                     for k in range(len(j))]
-    return pd.DataFrame(rows, columns=EXPRESSION_COLUMNS), pd.DataFrame(objects, columns=OBJECT_COLUMNS)
+    extra = ["frame_budgets", "kept_tokens", "llm_context_tokens"] if run.args.allocation != "uniform" else []
+    return pd.DataFrame(rows, columns=EXPRESSION_COLUMNS + extra), pd.DataFrame(objects, columns=OBJECT_COLUMNS)
 
 
 def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[str, int]]) -> pd.DataFrame:
@@ -214,8 +233,9 @@ def run_video(a: VideoArgs) -> int:
     methods = given or offered_methods()
     pairs = [(BASELINE, NUM_PATCHES)] + [(m, k) for m in methods for k in budgets]
     skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch")
+    skip += ("allocation",) if a.allocation == "uniform" else ()
     config = {k: v for k, v in asdict(a).items() if k not in skip}
-    if a.sam2_video_branch:   # recorded only when on: folders written before the option stay resumable
+    if a.sam2_video_branch:   # non-default options only: folders written before them stay resumable
         config["sam2_video_branch"] = True
     config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note)
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,8 @@ CLIP_SIDE = "litelvlm.pruning.methods."
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # litelvlm.videoglamm.pruning.ARRANGEMENTS
 CLIP_TEXTS = ("expression", "question")             # litelvlm.videoglamm.pruning.CLIP_TEXTS
 NUM_PATCHES = 576
+NUM_FRAMES = 16                                     # litelvlm.videoglamm.config.NUM_FRAMES
+ALLOCATION_RULES = ("uniform", "relevance")         # litelvlm.videoglamm.allocation.RULES
 
 
 @dataclass
@@ -55,6 +57,11 @@ class VideoArgs:
     arrangement: str = arg("pool", help="how K kept tokens meet the square-only pooling: pool (to 12x12, the "
                                         "default), pool-min (to min(sqrt K, 12) squared), direct (no pooling)",
                            choices=list(ARRANGEMENTS))
+    allocation: str = arg("uniform", help="how a clip's 16 x K tokens are shared by its frames (this project's idea, "
+                                          "litelvlm.videoglamm.allocation): uniform (K each, the default), relevance "
+                                          "(by CLIP's retrieval of the frames by the expression) or 16 comma-separated "
+                                          "weights; with pool / pool-min every frame gets a square (the total at most "
+                                          "16 K), with direct any count (the total exactly 16 K)")
     clip_text: str = arg("expression", help="CLIP text of the text-reading methods: the expression, or "
                                             "VideoGLaMM's question", choices=list(CLIP_TEXTS))
     sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (VideoGLaMM's "
@@ -101,9 +108,10 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
-    if unipixel and a.sam2_video_branch:
-        raise LiteLVLMError("--sam2-video-branch is VideoGLaMM's switch; UniPixel's video path always propagates by "
-                            "SAM 2's memory (its official path)")
+    if unipixel and (a.sam2_video_branch or a.allocation != "uniform"):
+        raise LiteLVLMError("--sam2-video-branch and --allocation are VideoGLaMM's (its frame-wise masks, its 16 CLIP "
+                            "frames); UniPixel's video path always propagates by SAM 2's memory and selects among the "
+                            "video's merged tokens at once")
     if unipixel:
         from analysis.video.unipixel import method_error as refuse
     else:
@@ -116,10 +124,25 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
     if not unipixel and a.arrangement != "direct" and (bad := [k for k in budgets if math.isqrt(k) ** 2 != k]):
         raise LiteLVLMError(f"--arrangement {a.arrangement} pools a square grid: budgets {bad} are not squares "
                             "(196, 81, ...); use --arrangement direct")
+    allocation_weights(a.allocation)
     sets = split_list(a.anno_sets, int)
     if not sets or not all(0 <= s <= 3 for s in sets) or len(set(sets)) != len(sets):
         raise LiteLVLMError(f"--anno-sets must be distinct values in 0..3; got {a.anno_sets}")
     return methods, budgets, sets
+
+
+def allocation_weights(text: str) -> str | list[float]:
+    """``--allocation``: a rule name, or the 16 per-frame weights it lists (finite, non-negative, not all zero)."""
+    if text in ALLOCATION_RULES:
+        return text
+    try:
+        weights = [float(x) for x in text.split(",")]
+    except ValueError:
+        weights = []
+    if len(weights) != NUM_FRAMES or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise LiteLVLMError(f"--allocation must be {' or '.join(ALLOCATION_RULES)}, or {NUM_FRAMES} comma-separated "
+                            f"non-negative weights, not all zero; got {text!r}")
+    return weights
 
 
 def run(args: VideoArgs | argparse.Namespace) -> int:
