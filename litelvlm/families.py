@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LiteLVLMError
-from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, ModelSpec
+from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, RANDOM_VIDEOGLAMMS, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ TABLE: dict[str, FamilyEntry] = {
     "unipixel": FamilyEntry("litelvlm.unipixel.pipeline:UniPixelPipeline",
                             "UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's "
                             "LVLM beyond LLaVA", tuple(RANDOM_UNIPIXELS), ("PixelQwen2_5_VLForConditionalGeneration",)),
+    "videoglamm": FamilyEntry("litelvlm.videoglamm.family:VideoGLaMMPipeline",
+                              "VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled "
+                              "frames, per-frame budgets", tuple(RANDOM_VIDEOGLAMMS), ("VideoGLaMMForCausalLM",)),
 }
 
 
