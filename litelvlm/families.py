@@ -23,12 +23,14 @@ from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, RANDOM_VIDEOGLAMMS, Mod
 @dataclass(frozen=True)
 class FamilyEntry:
     """One family: where its pipeline class is, what it is, the random presets it builds (model-string
-    names) and the ``architectures`` its checkpoints' ``config.json`` declares."""
+    names), the ``architectures`` its checkpoints' ``config.json`` declares, and what its ``prepare_image`` takes
+    (``image``: a PIL image; ``video``: a list of frames)."""
 
     target: str
     description: str
     random_names: tuple[str, ...]
     architectures: tuple[str, ...]
+    input: str = "image"
 
 
 #: name -> its entry
@@ -41,7 +43,8 @@ TABLE: dict[str, FamilyEntry] = {
                             "LVLM beyond LLaVA", tuple(RANDOM_UNIPIXELS), ("PixelQwen2_5_VLForConditionalGeneration",)),
     "videoglamm": FamilyEntry("litelvlm.videoglamm.family:VideoGLaMMPipeline",
                               "VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled "
-                              "frames, per-frame budgets", tuple(RANDOM_VIDEOGLAMMS), ("VideoGLaMMForCausalLM",)),
+                              "frames, per-frame budgets", tuple(RANDOM_VIDEOGLAMMS), ("VideoGLaMMForCausalLM",),
+                              input="video"),
 }
 
 
@@ -91,6 +94,11 @@ def family_of(model: str) -> str:
     known = sorted(a for e in TABLE.values() for a in e.architectures)
     raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}; no family reads them "
                         f"(known: {', '.join(known)})")
+
+
+def family_input(model: str) -> str:
+    """What the family of ``model`` prepares: ``image`` or ``video`` (imports nothing)."""
+    return TABLE[family_of(model)].input
 
 
 def names_family(model: str) -> bool:

@@ -211,13 +211,15 @@ class VideoGLaMMPipeline(GroundingPipeline):
 
     def method_error(self, method: str) -> str | None:
         """The contract's reasons, and the LLM-side methods that read one image's CLIP trace (no map onto a
-        video's pooled and InternVideo2 tokens)."""
-        spec = self.spec(method)
+        video's pooled and InternVideo2 tokens); reads class attributes only (a study may ask the class)."""
+        from ..methods import get_method
+
+        spec = get_method(method, self.backbone)
         if spec.reads_clip and spec.stage != "clip":
             return (f"{method} reads one image's CLIP trace beside the LLM's tokens; VideoGLaMM's visual tokens are 16 "
                     "frames' pooled CLIP and InternVideo2 tokens, onto which no CLIP patch map is defined: use a "
                     "per-frame CLIP-side method or an LLM-side method that reads the LLM alone")
-        return super().method_error(method)
+        return GroundingPipeline.method_error(self, method)
 
     # -- per video ----------------------------------------------------------------------------------------
     @torch.no_grad()
