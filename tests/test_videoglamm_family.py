@@ -2,7 +2,7 @@
 
 Checked: the registry and the contract; ``none`` is the ported inference (``segment_clip``, itself transcription-tested
 in tests/test_videoglamm.py) to the bit; the shared layer's attention rows and layer-by-layer forward are Phi-3's own
-(fused ``qkv_proj``, its sliding window: the prompt is longer than the window); the per-frame budget's LLM-side reading
+(fused ``qkv_proj``, its sliding window, on a small Phi-3 whose window is shorter than its sequence); the per-frame budget's LLM-side reading
 (the kept fraction of the 3328 visual tokens); LLM-side and CLIP-side methods at the paper's per-frame budgets, the
 CLIP-side path equal to ``prune_clip`` + ``segment_clip`` (eval-video's path); a budget of all 576 with nothing pruned
 equals ``none``; the methods the family refuses, by name; the generated answer.
@@ -80,19 +80,37 @@ def test_none_is_the_ported_inference(pipe, prep, none_out, video):
     assert torch.equal(embeds, pipe.model.sequence_embeds(ref.input_ids, prep.clip.tokens.visual))
 
 
-def test_shared_layer_runs_phi3_with_its_window(pipe, prep):
-    """The attention rows (fused ``qkv_proj``) are Phi-3's eager attention with the sliding window, and the
-    layer-by-layer forward is the model's own."""
-    ctx = pipe.context(prep)
+def test_shared_layer_runs_phi3_with_its_window():
+    """The shared layer's attention rows (``attention_rows_at``: Phi-3's fused ``qkv_proj``) are Phi-3's eager attention
+    weights with its sliding window, and its layer-by-layer run (``run_layers``) is the model's own forward, on a
+    sequence longer than the window (VideoGLaMM's ~3420-token prompt against its 2048 keys, here 40 against 9)."""
+    from transformers import Phi3Config, Phi3Model
+
+    from litelvlm.lvlm.llm_attention import attention_rows_at, run_layers
+
+    torch.manual_seed(0)
+    cfg = Phi3Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, sliding_window=9, attn_implementation="eager", pad_token_id=0)
+    lm = Phi3Model(cfg).eval()
+    embeds = torch.randn(1, 40, 32)
+    pos = torch.arange(40)[None]
     with torch.no_grad():
-        out = pipe.language_model(inputs_embeds=ctx.embeds, output_attentions=True, use_cache=False)
-        rows = ctx.attention_rows(1, "last")
-        layered = pipe.language_model.norm(ctx.hidden_before(2))
-    official = out.attentions[1][0, :, -1:]
-    assert rows.shape == official.shape and torch.allclose(rows, official, atol=1e-6, rtol=0)
-    window = pipe.language_model.config.sliding_window
-    assert float(rows[..., :ctx.seq_len - window].abs().max()) == 0.0 and float(rows[..., -window:].min()) > 0
-    assert torch.allclose(layered, out.last_hidden_state, atol=1e-5, rtol=0)
+        out = lm(inputs_embeds=embeds, output_attentions=True, use_cache=False)
+        h1 = run_layers(lm, embeds, pos, 0, 1)
+        rows = attention_rows_at(lm, 1, h1, pos, torch.tensor([5, 39]))
+        final = lm.norm(run_layers(lm, h1, pos, 1))
+    official = out.attentions[1][0][:, [5, 39]]
+    assert torch.allclose(rows, official, atol=1e-6, rtol=0)
+    assert float(rows[:, 1, :31].abs().max()) == 0.0 and float(rows[:, 1, 31:].min()) > 0  # 9 keys: 31..39
+    assert torch.allclose(final, out.last_hidden_state, atol=1e-5, rtol=0)
+    assert pipe_window() == 2048
+
+
+def pipe_window() -> int:
+    """The tiny VideoGLaMM's Phi-3 window: transformers 4.41's 2048 visible keys (config 2047 + 1)."""
+    from litelvlm.videoglamm.config import PRESETS, phi3_config
+
+    return int(phi3_config(PRESETS["tiny"]).sliding_window)
 
 
 def test_per_frame_budget_is_the_kept_fraction_for_llm_side_methods(pipe):
@@ -104,9 +122,8 @@ def test_per_frame_budget_is_the_kept_fraction_for_llm_side_methods(pipe):
 def test_llm_side_methods_at_the_papers_budgets(pipe, prep, none_out):
     text = none_out.seq_len - 3328
     with torch.no_grad():
-        for k in (196, 81):
-            div = pipe.ground(prep, "divprune", k)
-            assert div.seq_len == text + pipe.llm_budget(k) and div.budget == k and div.masks.shape == (1, 3, 32, 40)
+        div = pipe.ground(prep, "divprune", 81)
+        assert div.seq_len == text + 468 and div.budget == 81 and div.masks.shape == (1, 3, 32, 40)
         fastv = pipe.ground(prep, "fastv", 81, layer=1)
     assert fastv.prune_layer == 1 and fastv.seq_len == text + 468 and len(fastv.kept_indices) == 468
 
@@ -114,13 +131,12 @@ def test_llm_side_methods_at_the_papers_budgets(pipe, prep, none_out):
 def test_clip_side_methods_prune_each_frame(pipe, prep, none_out, video):
     """LiteLVLM at 81 a frame is eval-video's path (prune_clip, then the ported inference on its visual input)."""
     from litelvlm.videoglamm.pipeline import segment_clip
-    from litelvlm.videoglamm.pruning import clip_text_trace, prune_clip, trace_context
+    from litelvlm.videoglamm.pruning import prune_clip
 
     frames, sentence = video
     with torch.no_grad():
-        out = pipe.ground(prep, "litelvlm", 81)
-        trace = trace_context(pipe.model, pipe.clip, prep.clip)
-        vis = prune_clip(pipe.model, prep.clip, trace, clip_text_trace(pipe.clip, sentence), "litelvlm", 81)
+        out = pipe.ground(prep, "litelvlm", 81)  # the trace (trace_context) and text (clip_text_trace) made once
+        vis = prune_clip(pipe.model, prep.clip, prep.trace(), prep.text(), "litelvlm", 81)
         ref = segment_clip(pipe.model, pipe.tokenizer, prep.clip, sentence, visual=vis.visual)
     assert torch.equal(out.mask_logits, ref.logits.permute(1, 0, 2, 3)) and out.seq_len == none_out.seq_len
     idx = out.kept_indices
@@ -156,6 +172,8 @@ def test_what_the_family_refuses(pipe, prep):
         pipe.ground(prep, "divprune", 577)
     with pytest.raises(LiteLVLMError, match="one expression per prompt"):
         pipe.with_sentences(prep, ["a", "b"])
+    with pytest.raises(LiteLVLMError, match="not one image"):
+        pipe.prepare_image(__import__("PIL.Image").Image.new("RGB", (32, 32)))
     with pytest.raises(LiteLVLMError, match="one clip of 1..64 frames"):
         pipe.prepare_image([np.zeros((32, 32, 3), np.uint8)] * 65)
 
@@ -167,12 +185,12 @@ def test_generated_answer(pipe, prep, video):
 
     frames, sentence = video
     gen = pipe.with_sentences(prep, [sentence], answer="generate")
-    pipe.max_new_tokens = 4
+    pipe.max_new_tokens = 3
     try:
         with torch.no_grad():
             out = pipe.ground(gen, "divprune", 81)
             vis = pipe.visual_tokens(gen)[out.kept_indices]
-            ids = greedy_answer(pipe.model, gen.input_ids[None], vis, (pipe.tokenizer.eos_token_id,), 4)
+            ids = greedy_answer(pipe.model, gen.input_ids[None], vis, (pipe.tokenizer.eos_token_id,), 3)
     finally:
         pipe.max_new_tokens = 512
     assert out.generated.tolist() == ids[0, len(gen.input_ids):].tolist()

@@ -226,6 +226,9 @@ class VideoGLaMMPipeline(GroundingPipeline):
     def prepare_image(self, image, seed: int = 0) -> VideoGLaMMInput:
         """``image`` is a VIDEO: one clip, a list of (H, W, 3) uint8 frames (at most 64, as
         ``eval_referdavis_infer.py`` L184-187 cuts a video); both towers on its 16 sampled frames, SAM 2 on all."""
+        if hasattr(image, "convert") or (isinstance(image, np.ndarray) and image.ndim == 3):
+            raise LiteLVLMError("VideoGLaMM's input is a video, a list of (H, W, 3) uint8 frames, not one image: "
+                                "image studies (eval-grounding, importance, ...) do not run on the videoglamm family")
         frames = [np.asarray(f.convert("RGB") if hasattr(f, "convert") else f, dtype=np.uint8) for f in image]
         if not frames or len(frames) > CLIP_LENGTH:
             raise LiteLVLMError(f"a VideoGLaMM input is one clip of 1..{CLIP_LENGTH} frames; got {len(frames)}")
