@@ -76,7 +76,8 @@ def test_refused_before_writing(tmp_path, argv, why, capsys):
 
 @pytest.mark.slow
 def test_every_offered_method_at_the_papers_budgets(tmp_path):
-    """No ``--methods``: every method the family offers on the model (SparseVLM left out: 2 layers)."""
+    """No ``--methods``: every method the family offers on the model, the oracles aside (SparseVLM left out: 2
+    layers)."""
     from litelvlm.families import load_pipeline
     from litelvlm.pruning import available_methods
 
@@ -84,7 +85,8 @@ def test_every_offered_method_at_the_papers_budgets(tmp_path):
     assert _validate(out, "--fastv-layer", 1)[0] == 0
     rows = pd.read_parquet(out / "validate.parquet").set_index(["method", "budget"])
     pipe = load_pipeline(MODEL)
-    offered = {m for m in available_methods() if pipe.method_error(m) is None} - {"sparsevlm"}
+    offered = {m for m in available_methods() if pipe.method_error(m) is None and not pipe.spec(m).oracle}
+    offered -= {"sparsevlm"}
     assert set(rows.index.get_level_values(0)) == offered and {"fastv", "litelvlm", "vispruner"} <= offered
     assert rows.loc[("fastv", 81), "visual_tokens_input"] == 3328 and rows.loc[("fastv", 81), "visual_tokens_kept"] == 468
     # a CLIP-side method (pool): 144 a frame + the video stream reach the LLM, FLOPs ratio 1; at 576 it equals none

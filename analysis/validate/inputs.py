@@ -26,8 +26,10 @@ def check_methods(a, pipe) -> list[str]:
     from litelvlm.pruning import available_methods
 
     given = split_list(a.methods)
+    # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens) would
+    # hold every layer's attention (about 3 GB a layer at VideoGLaMM's real size)
     methods = given or [m for m in available_methods() if m != BASELINE and pipe.method_error(m) is None
-                        and _has_schedule(pipe, m)]
+                        and _has_schedule(pipe, m) and not (pipe.budget_unit == "frame" and pipe.spec(m).oracle)]
     methods = [BASELINE, *[m for m in methods if m != BASELINE]]
     for m in methods:
         get_method(m)  # an unknown name: an error naming the known ones
