@@ -46,7 +46,7 @@ def _has_schedule(pipe, method: str) -> bool:
     layers); a default method without one is left out with a warning."""
     n = pipe.num_visual_tokens or 576
     try:
-        pipe.spec(method).schedule(n, n, int(pipe.language_model.config.num_hidden_layers))
+        pipe.spec(method).schedule(max(1, n // 2), n, int(pipe.language_model.config.num_hidden_layers))
     except LiteLVLMError as e:
         log.warning("%s left out of the default methods: %s", method, e)
         return False
