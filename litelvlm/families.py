@@ -17,18 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LiteLVLMError
-from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, ModelSpec
+from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, RANDOM_VIDEOGLAMMS, ModelSpec
 
 
 @dataclass(frozen=True)
 class FamilyEntry:
     """One family: where its pipeline class is, what it is, the random presets it builds (model-string
-    names) and the ``architectures`` its checkpoints' ``config.json`` declares."""
+    names), the ``architectures`` its checkpoints' ``config.json`` declares, and what its ``prepare_image`` takes
+    (``image``: a PIL image; ``video``: a list of frames)."""
 
     target: str
     description: str
     random_names: tuple[str, ...]
     architectures: tuple[str, ...]
+    input: str = "image"
 
 
 #: name -> its entry
@@ -39,6 +41,10 @@ TABLE: dict[str, FamilyEntry] = {
     "unipixel": FamilyEntry("litelvlm.unipixel.pipeline:UniPixelPipeline",
                             "UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's "
                             "LVLM beyond LLaVA", tuple(RANDOM_UNIPIXELS), ("PixelQwen2_5_VLForConditionalGeneration",)),
+    "videoglamm": FamilyEntry("litelvlm.videoglamm.family:VideoGLaMMPipeline",
+                              "VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled "
+                              "frames, per-frame budgets", tuple(RANDOM_VIDEOGLAMMS), ("VideoGLaMMForCausalLM",),
+                              input="video"),
 }
 
 
@@ -88,6 +94,11 @@ def family_of(model: str) -> str:
     known = sorted(a for e in TABLE.values() for a in e.architectures)
     raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}; no family reads them "
                         f"(known: {', '.join(known)})")
+
+
+def family_input(model: str) -> str:
+    """What the family of ``model`` prepares: ``image`` or ``video`` (imports nothing)."""
+    return TABLE[family_of(model)].input
 
 
 def names_family(model: str) -> bool:

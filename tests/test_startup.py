@@ -65,7 +65,7 @@ BAD_AFTER_PARSING = {
     "reversal": ["--save-maps", "-1"], "sink": ["--examples", "-1", "--expressions", "x.json"],
     "retention": ["--image-dir", "images"], "importance": ["--signals", "nope", "--refer-dir", "."],
     "efficiency": ["--attn", "flash"], "demo": ["--budget-share", "2"], "figures": [],
-    "eval-video": ["--methods", "fastv"],
+    "eval-video": ["--methods", "none"],
 }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import tempfile
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -64,7 +65,9 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
         spec = pipe.spec(method)
         sel_ms = float("nan")
-        if spec.kind == "clip":
+        if spec.kind == "clip" and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
+            sel_ms = timed_ms(lambda: pipe.prune_frames(prep, method, budget, **options), pipe.device)[1]
+        elif spec.kind == "clip":
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
@@ -73,7 +76,7 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
            "visual_tokens_kept": int(out.seq_len) - text_tokens, "text_tokens": text_tokens,
            "seq_len": int(out.seq_len), "seg_positions": " ".join(map(str, out.seg_positions.tolist())),
            "mask_shape": "x".join(map(str, masks.shape)), "mask_dtype": str(masks.dtype).replace("torch.", ""),
-           "keeps_all_in_order": bool(torch.equal(out.kept_indices.cpu(), torch.arange(pipe.num_visual(prep)))),
+           "keeps_all_in_order": pipe.keeps_everything(prep, out),
            "mask_pixels": int(masks.sum()), "prefill_ms": rec.prefill_ms, "e2e_ms": rec.e2e_ms,
            "paper_prefill_ms": rec.paper_prefill_ms, "cuda_time_reading_ms": rec.cuda_time_reading_ms,
            "selection_ms": sel_ms, "peak_rss_gib": rec.peak_rss / 2**30,
@@ -114,17 +117,17 @@ def check_compare(compare: dict | None, reference: dict | None, folder: str | No
                             "sentences, seed or tokenizer)")
 
 
-def load_compare(folder: str, prep) -> dict:
+def load_compare(folder: str, prep, pipe) -> dict:
     """The reference of another validate folder (``--compare-to``), checked to be of the same prompt and
-    image size: a clear error naming the folder otherwise."""
+    mask size: a clear error naming the folder otherwise."""
     ref = load_reference(Path(folder))
     if ref is None:
         raise LiteLVLMError(f"--compare-to {folder}: no {REFERENCE_FILE} there (not a validate folder, or its run "
                             "did not start)")
-    height, width = prep.image_size
-    if tuple(ref["_masks"].shape[-2:]) != (height, width) or ref["_masks"].shape[0] != len(prep.sentences):
+    shape = (len(prep.sentences), *pipe.mask_shape(prep))
+    if tuple(ref["_masks"].shape) != shape:
         raise LiteLVLMError(f"--compare-to {folder}: its masks are {tuple(ref['_masks'].shape)}, this run's would be "
-                            f"({len(prep.sentences)}, {height}, {width}): another image or sentences (same "
+                            f"{shape}: another image or sentences (same "
                             "--image-id, --seed and --max-sentences are needed)")
     return ref
 
@@ -232,7 +235,7 @@ def _load(a: ValidateArgs):
     return pipe, load_ms, load_rss.peak
 
 
-def _config(a: ValidateArgs, pipe, image_id: int, out: Path) -> dict:
+def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     """The run's identity (``config.json``): every option but the methods, budgets, repeats and ``--compare-to``
     (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
     family pairs none)."""
@@ -257,11 +260,28 @@ def _prepare(a: ValidateArgs, pipe, recs: list, image, clip_methods: bool = Fals
 
     with torch.no_grad():
         base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
-        picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences)
+        picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences) if hasattr(recs[0], "image_id") else (
+            recs, None)
         prep = pipe.with_sentences(base, [r.sentence for r in picked], turns)
-        if clip_methods:  # a paired external CLIP's forward (UniPixel) is per-image work too, as GLaMM's CLIP forward
+        if clip_methods:  # a paired CLIP's forward (UniPixel; a video's frames) is per-input work, as GLaMM's CLIP's
             prep_ms += timed_ms(prep.selector_inputs, pipe.device)[1]
     return prep, prep_ms, picked, turns
+
+
+def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
+    """(the records one prompt may hold, the image or a video's frames, where it is) of ``--refer-dir`` (an image
+    model) or ``--video-dir`` (a video model: the first video's first clip and expression; its records have no
+    ``image_id``)."""
+    from analysis.common.glamm_runs import pick_image
+    from litelvlm.families import family_input
+
+    if family_input(a.model) == "video":
+        from analysis.validate.video import pick_video
+
+        rec, frames, root = pick_video(a, tmp)
+        return [rec], frames, f"{root}/{rec.video} ({len(frames)} frames)"
+    recs, image = pick_image(a)
+    return recs, image, str(recs[0].image_path)
 
 
 def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in order: load, measure, check, write
@@ -269,32 +289,35 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     import torch
     from tqdm.auto import tqdm
 
-    from analysis.common.glamm_runs import method_options, pick_image
+    from analysis.common.glamm_runs import method_options
     from analysis.common.parts import PartStore
     from analysis.common.study import check_config
     from analysis.validate.inputs import check_methods, plan_runs, text_tokens
     from analysis.validate.report import ROW_COLUMNS, write_report
     from analysis.validate.weights import weights_mb
 
-    recs, image = pick_image(a)
-    out = Path(a.out)
-    pipe, load_ms, load_peak = _load(a)
-    methods = check_methods(a, pipe)  # a method the family cannot run is refused before the image's forwards
-    clip_methods = pipe.clip_mapped and any(pipe.spec(m).uses_clip for m in methods)
-    if clip_methods:  # the paired external CLIP loaded now: its weights are the model's, its loading no call's
-        log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
-    config = _config(a, pipe, recs[0].image_id, out)
-    check_config(out, config, ignore=("num_visual",))  # N is known after the image's forwards: checked below
-    prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)
+    with tempfile.TemporaryDirectory() as tmp:  # a video model's default input: the synthetic set, written here
+        recs, image, where = _pick(a, tmp)
+        out = Path(a.out)
+        pipe, load_ms, load_peak = _load(a)
+        methods = check_methods(a, pipe)  # a method the family cannot run is refused before the image's forwards
+        clip_methods = (pipe.clip_mapped or pipe.budget_unit == "frame") and any(pipe.spec(m).uses_clip for m in methods)
+        if clip_methods:  # the paired external CLIP loaded now: its weights are the model's, its loading no call's
+            log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
+        config = _config(a, pipe, getattr(recs[0], "image_id", None) or recs[0].video, out)
+        check_config(out, config, ignore=("num_visual",))  # N is known after the image's forwards: checked below
+        prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)
     n = pipe.num_visual(prep)  # N of this image (the same for every image of a fixed-grid family)
+    full = pipe.full_budget(prep)  # the budget keeping everything: N, or a video's per-frame 576
     if pipe.num_visual_tokens is None:  # N depends on the image: part of the run's identity
         config["num_visual"] = n
         check_out_config(out, config)
-    pairs, skipped = plan_runs(methods, a.budgets, pipe, n)
+    pairs, skipped = plan_runs(methods, a.budgets, pipe, full)
     setup = {"load_ms": load_ms, "load_peak_rss_gib": load_peak / 2**30, "prepare_image_ms": prep_ms,
              "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns or []],
              "prompt_tokens": int(len(prep.input_ids)), "text_tokens": text_tokens(pipe, prep, n), "num_visual": n,
-             "skipped_budgets": skipped, "image": str(recs[0].image_path), "image_size": list(prep.image_size),
+             "skipped_budgets": skipped, "image": where, "image_size": list(prep.image_size),
+             "full_budget": full, "mask_shape": list(pipe.mask_shape(prep)),
              "model": pipe.describe(), "weights_mb": weights_mb(pipe)}
     store = PartStore(out)
     done = store.done()
@@ -302,10 +325,10 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
     reference = load_reference(out) if todo else None
     # --compare-to this run's own folder: its own unpruned masks (the agreement of pruning alone)
     itself = bool(a.compare_to) and Path(a.compare_to).resolve() == out.resolve()
-    compare = load_compare(a.compare_to, prep) if a.compare_to and todo and not itself else None
+    compare = load_compare(a.compare_to, prep, pipe) if a.compare_to and todo and not itself else None
     if todo and reference is None:
         # the checks' reference, also the warm-up: every measured row (``none`` included) is a later call
-        reference = measure_pair(pipe, prep, BASELINE, n, {}, None)
+        reference = measure_pair(pipe, prep, BASELINE, full, {}, None)
         check_compare(compare, reference, a.compare_to)
         save_reference(out, reference)
     elif todo:  # a resumed run: one untimed warm-up call, as a fresh run's reference is

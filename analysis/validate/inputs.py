@@ -10,10 +10,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, get_method
+
+log = logging.getLogger(__name__)
 
 
 def check_methods(a, pipe) -> list[str]:
@@ -22,7 +26,10 @@ def check_methods(a, pipe) -> list[str]:
     from litelvlm.pruning import available_methods
 
     given = split_list(a.methods)
-    methods = given or [m for m in available_methods() if m != BASELINE and pipe.method_error(m) is None]
+    # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens) would
+    # hold every layer's attention (about 3 GB a layer at VideoGLaMM's real size)
+    methods = given or [m for m in available_methods() if m != BASELINE and pipe.method_error(m) is None
+                        and _has_schedule(pipe, m) and not (pipe.budget_unit == "frame" and pipe.spec(m).oracle)]
     methods = [BASELINE, *[m for m in methods if m != BASELINE]]
     for m in methods:
         get_method(m)  # an unknown name: an error naming the known ones
@@ -34,6 +41,18 @@ def check_methods(a, pipe) -> list[str]:
     return methods
 
 
+def _has_schedule(pipe, method: str) -> bool:
+    """Whether ``method`` has a token schedule for the model's decoder (SparseVLM's three stages need more than 2
+    layers); a default method without one is left out with a warning."""
+    n = pipe.num_visual_tokens or 576
+    try:
+        pipe.spec(method).schedule(max(1, n // 2), n, int(pipe.language_model.config.num_hidden_layers))
+    except LiteLVLMError as e:
+        log.warning("%s left out of the default methods: %s", method, e)
+        return False
+    return True
+
+
 def plan_runs(methods: list[str], budgets: list[str], pipe, n: int) -> tuple[list[tuple[str, int]], list[int]]:
     """((method, budget) runs for an image of ``n`` visual tokens, the budgets skipped as above ``n``): the
     studies' plan (``glamm_runs.plan``: the baseline once, at all N), with each budget K checked against this
@@ -42,7 +61,7 @@ def plan_runs(methods: list[str], budgets: list[str], pipe, n: int) -> tuple[lis
         ks = split_list(budgets, int)
     except ValueError as e:
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    planned = plan(methods, ks, pipe.num_visual_tokens)
+    planned = plan(methods, ks, pipe.num_visual_tokens if pipe.budget_unit == "visual" else n)
     runs = [(m, n if b == ALL_TOKENS else b) for m, b in image_runs(planned, n)]
     skipped = sorted({b for _, b in planned if b > n}, reverse=True)
     if runs == [(BASELINE, n)] and len(methods) > 1:

@@ -17,19 +17,27 @@ from litelvlm.errors import LiteLVLMError
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = ("576", "192", "128", "64")
-
+#: The paper's per-frame video budgets (of each frame's 576 CLIP patches; 576: all), a video model's default.
+VIDEO_BUDGETS = ("576", "196", "81")
 
 
 @dataclass
 class ValidateArgs(GlammDataArgs):
     """Options of ``litelvlm validate``."""
 
+    refer_dir: str | None = arg(None, help="REFER folder (refs(<split-by>).p, instances.json), e.g. "
+                                           "../shared/data/coco128_refer: an image model's image (required there)")
+    video_dir: str | None = arg(None, help="a video model (videoglamm-*): Ref-DAVIS-17-layout folder whose first "
+                                           "video (its first clip of at most 64 frames) and that video's first "
+                                           "expression are validated; default: the project's synthetic set, written "
+                                           "to a temporary folder")
     tokenizer: str | None = arg(None, help="glamm-7b-random: the slow GLaMM-RefSeg tokenizer folder its checkpoint "
                                            "ships (e.g. ../shared/data/glamm_refseg_tokenizer)")
     methods: list[str] = arg([], help="methods (default: every registered method the model's family runs; one it "
                                       "cannot run is refused)")
-    budgets: list[str] = arg(list(BUDGETS), help="visual-token budgets K (a K above the image's N is skipped when N "
-                                                 "depends on the image)", each=int, minimum=1)
+    budgets: list[str] = arg([], help="visual-token budgets K (default: 576,192,128,64; a K above the image's N is "
+                                      "skipped when N depends on the image); a video model: per-frame budgets of each "
+                                      "frame's 576 CLIP patches (default: 576,196,81)", each=int, minimum=1)
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3; a family whose protocol holds a "
                                      "fixed number of expressions per prompt, UniPixel's one, takes that many)",
@@ -62,10 +70,28 @@ def check_compare_to(a: ValidateArgs) -> None:
                             "or its run did not start)")
 
 
+def check_inputs(a: ValidateArgs) -> ValidateArgs:
+    """The input the model's family reads: ``--refer-dir`` (an image model, required) or ``--video-dir`` (a video
+    model, optional); the family's default budgets. Refused before anything is loaded."""
+    from dataclasses import replace
+
+    from litelvlm.families import family_input
+
+    video = family_input(a.model) == "video"
+    if video and a.refer_dir is not None:
+        raise LiteLVLMError(f"--refer-dir: {a.model} is a video model; give a Ref-DAVIS-layout --video-dir (or none: "
+                            "the synthetic set)")
+    if not video and a.video_dir is not None:
+        raise LiteLVLMError(f"--video-dir: {a.model} is an image model; give --refer-dir")
+    if not video and a.refer_dir is None:
+        raise LiteLVLMError("the following arguments are required: --refer-dir")
+    return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))
+
+
 def run(args: ValidateArgs | argparse.Namespace) -> int:
     """Validate (resumable) and write the table and report; torch is imported after parsing. From code:
     ``run(ValidateArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
-    a = as_args(ValidateArgs, args)
+    a = check_inputs(as_args(ValidateArgs, args))
     check_compare_to(a)
     from analysis.validate.compute import run_validate
 

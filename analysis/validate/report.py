@@ -35,12 +35,13 @@ ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "v
 TARGETS = {"prefill_speedup": 2.2, "act_reduction": 2.3, "frac_of_ideal": 0.9, "selection_share": 0.02}
 
 
-def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, int]) -> dict[str, list[str]]:
-    """{check: the (method, budget) pairs that fail it} (an empty list: passed)."""
+def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, ...]) -> dict[str, list[str]]:
+    """{check: the (method, budget) pairs that fail it} (an empty list: passed); ``n``: the budget keeping everything;
+    ``image_size``: one mask's shape ((H, W), or a video's (T, H, W))."""
     def fails(mask) -> list[str]:
         return [f"{m}@{b}" for m, b in zip(rows.loc[mask, "method"], rows.loc[mask, "budget"])]
 
-    shape = f"{sentences}x{image_size[0]}x{image_size[1]}"
+    shape = "x".join(str(v) for v in (sentences, *image_size))
     in_order = (rows["budget"] == n) & rows["keeps_all_in_order"].astype(bool)
     return {
         "none is deterministic (equals the reference run)":
@@ -91,9 +92,11 @@ def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
     return row["paper_tflops"], row["paper_activation_gib"]
 
 
-def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2, backbone: str = "") -> pd.DataFrame:
+def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2, backbone: str = "",
+           llm_k: dict | None = None) -> pd.DataFrame:
     """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's
-    (``fastv_layer``: the run's ``--fastv-layer``; ``backbone``: the family's)."""
+    (``fastv_layer``: the run's ``--fastv-layer``; ``backbone``: the family's; ``llm_k``: {(method, budget): the
+    visual tokens the LLM gets}, a video family's per-frame budgets read in the LLM's tokens; None: the budget)."""
     from analysis.efficiency.compare import paper_ratio
 
     base = rows[rows["method"] == BASELINE].iloc[0]
@@ -106,7 +109,7 @@ def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2, backbone: st
     out["act_reduction"] = base["llm_activation_mb"] / out["llm_activation_mb"]
     out["e2e_act_reduction"] = base["activation_mb"] / out["activation_mb"]
     text = int(base["text_tokens"])
-    runs = list(zip(out["method"], out["budget"].astype(int)))
+    runs = [(m, (llm_k or {}).get((m, b), b)) for m, b in zip(out["method"], out["budget"].astype(int))]
     out["flops_ideal_speedup"] = [ideal_speedup(sizes, n, text, m, b, fastv_layer, backbone) for m, b in runs]
     base_def = paper_definitions(sizes, n, text, BASELINE, n)
     defs = [paper_definitions(sizes, n, text, m, b, fastv_layer, backbone) for m, b in runs]
@@ -213,6 +216,10 @@ def prompt_line(setup: dict, a) -> str:
     """The report's line on the image, its prompt and N."""
     n, h, w = setup["num_visual"], *setup["image_size"]
     head = f"Image `{setup['image']}` ({w}x{h}), N = {n} visual tokens"
+    if len(setup.get("mask_shape", ())) == 3:  # a video
+        head = (f"Video `{setup['image']}` ({w}x{h}), N = {n} visual tokens (16 frames x 144 CLIP context + 16 x 64 "
+                f"InternVideo2 tokens); budgets are per frame, K of each frame's {setup['full_budget']} CLIP patches "
+                f"(an LLM-side method keeps round({n} K / {setup['full_budget']}) of the N: this project's reading)")
     if setup["skipped_budgets"]:
         head += f" (budgets above N skipped: {', '.join(map(str, setup['skipped_budgets']))})"
     tokens = f"prompt of {setup['text_tokens']} text tokens and the {n} visual tokens"
@@ -230,9 +237,15 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     from analysis.efficiency.flops import DecoderSizes
     from analysis.validate.memory import memory_frame
 
-    result = checks(rows, n, len(setup["sentences"]), tuple(setup["image_size"]))
+    result = checks(rows, setup.get("full_budget", n), len(setup["sentences"]),
+                    tuple(setup.get("mask_shape", setup["image_size"])))
     sizes = DecoderSizes.of(pipe.language_model.config)
-    r = ratios(rows, sizes, n, a.fastv_layer, pipe.backbone)
+    llm_k = None
+    if pipe.budget_unit == "frame":  # per-frame budgets: the FLOPs count the LLM's visual tokens of each run
+        from analysis.validate.video import llm_tokens
+
+        llm_k = llm_tokens(pipe, rows)
+    r = ratios(rows, sizes, n, a.fastv_layer, pipe.backbone, llm_k)
     arch = str((pipe.describe().get("arch") or {}).get("name", pipe.family))
     write_csv(out / "validate.csv", rows)
     write_csv(out / "ratios.csv", r)

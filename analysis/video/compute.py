@@ -3,7 +3,8 @@ and per-frame budget.
 
 Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once; then for the unpruned
 baseline (``none``, 576 tokens a frame) and every (method, budget), every expression of the chosen annotator sets
-is segmented (``litelvlm.videoglamm.referdavis.expression_masks`` with the pruned visual input) and scored:
+is segmented (a CLIP-side method: ``litelvlm.videoglamm.referdavis.expression_masks`` with the pruned visual input;
+an LLM-side method: the ``videoglamm`` family's ``ground`` on each clip, :func:`family_masks`) and scored:
 
 * ``expressions.parquet``: one row per expression: J and F as frame means against the expression's own object
   (MeViS's per-expression protocol, ``litelvlm.video.metrics.mevis_scores``);
@@ -50,9 +51,10 @@ from litelvlm.videoglamm.referdavis import (
 log = logging.getLogger(__name__)
 
 EXPRESSION_COLUMNS = ["video", "anno_set", "exp_id", "obj_id", "sentence", "method", "budget", "context_tokens",
-                      "J", "F", "J&F"]
+                      "J", "F", "J&F", "llm_visual_tokens"]
 OBJECT_COLUMNS = ["video", "anno_set", "object", "method", "budget", "J", "F"]
-SUMMARY_COLUMNS = ["method", "budget", "context_tokens", "J", "F", "J&F", "videos", "objects", "expressions"]
+SUMMARY_COLUMNS = ["method", "budget", "context_tokens", "J", "F", "J&F", "videos", "objects", "expressions",
+                   "llm_visual_tokens"]
 NOTE = ("the paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public; numbers here "
         "come from the weights named in the weights column")
 
@@ -73,6 +75,11 @@ class Runner:
         self.model, self.tokenizer, _ = load_videoglamm(a.model, device=a.device, dtype=dtype)
         self.clip_name = a.clip or vp.default_clip(a.model)
         self.clip = vp.pair_clip(self.model, load_clip(self.clip_name, "hf", device=a.device, dtype=self.model.dtype))
+        from litelvlm.videoglamm.family import VideoGLaMMPipeline
+
+        #: the same model on the family contract: the LLM-side methods run through its ``ground``
+        self.pipe = VideoGLaMMPipeline(self.model, self.tokenizer, name=a.model, clip=self.clip,
+                                       clip_text=a.clip_text, arrangement=a.arrangement)
         self.args = a
         self.prepared: dict = {}
         self.traces: dict[int, object] = {}
@@ -110,16 +117,19 @@ class Runner:
             return out.visual
         return visual
 
-    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int, dict]:
-        """((frames, H, W) masks, CLIP context tokens per frame, the row's extra columns) of one expression."""
+    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int | None, dict]:
+        """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra columns)
+        of one expression; an LLM-side method runs through the family's ``ground``."""
+        if method != BASELINE and self.pipe.spec(method).stage != "clip":
+            return family_masks(self, rec, method, budget), None, {"llm_visual_tokens": self.pipe.llm_budget(budget)}
         tokens: list[int] = []
         self.budgets.clear()
         masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
                                  visual=self.visual_fn(method, budget, tokens),
                                  sam2_video_branch=self.args.sam2_video_branch)
-        extra = {}
+        extra = {"llm_visual_tokens": tokens[0] + self.pipe.num_visual_tokens - NUM_FRAMES * vp.POOLED ** 2}
         if self.args.allocation != "uniform":  # what the allocation gave each frame (first clip)
-            extra = dict(frame_budgets=",".join(map(str, self.budgets[0])), kept_tokens=sum(self.budgets[0]),
+            extra.update(frame_budgets=",".join(map(str, self.budgets[0])), kept_tokens=sum(self.budgets[0]),
                          llm_context_tokens=tokens[0])
         return masks, tokens[0] // NUM_FRAMES, extra
 
@@ -133,13 +143,33 @@ def make_runner(a: VideoArgs):
     return Runner(a)
 
 
-def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int, tokens: int) -> dict:
-    """The per-expression row: J and F frame means against the expression's own object."""
+def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int, tokens: int | None,
+                   llm_tokens: int | None = None) -> dict:
+    """The per-expression row: J and F frame means against the expression's own object; ``tokens``: LLM context
+    tokens a frame (None: an LLM-side method, which keeps ``llm_tokens`` of the whole visual sequence)."""
     gt = np.stack([rec.mask(i) for i in range(len(rec.frames))])
     j, f = metrics.mevis_scores(gt, masks.numpy() > 0.5)
     return {"video": rec.video, "anno_set": anno, "exp_id": rec.exp_id, "obj_id": ",".join(str(o) for o in rec.obj_ids),
             "sentence": rec.sentence, "method": method, "budget": budget, "context_tokens": tokens,
-            "J": j, "F": f, "J&F": (j + f) / 2}
+            "J": j, "F": f, "J&F": (j + f) / 2, "llm_visual_tokens": llm_tokens}
+
+
+def family_masks(run: Runner, rec, method: str, budget: int) -> torch.Tensor:
+    """(T, H, W) float 0/1 masks of an LLM-side ``method`` over the expression's video, clip by clip (clips of at
+    most 64 frames, as ``expression_masks``), each through the family's ``ground`` at the per-frame ``budget``."""
+    from litelvlm.videoglamm.family import VideoGLaMMInput
+    from litelvlm.videoglamm.pipeline import prepare_clip
+    from litelvlm.videoglamm.referdavis import clip_ranges
+
+    out = []
+    for frames in clip_ranges(len(rec.frames)):
+        key = (rec.video, frames.start)
+        if key not in run.prepared:
+            run.prepared[key] = prepare_clip(run.model, [np.asarray(rec.frame(i)) for i in frames])
+        clip = VideoGLaMMInput(run.prepared[key], [], torch.empty(0, dtype=torch.long), seed=run.args.seed)
+        masks = run.pipe.ground(run.pipe.with_sentences(clip, [rec.sentence]), method, budget).masks[0]
+        out.append(masks.float().cpu())
+    return torch.cat(out, dim=0)
 
 
 @torch.no_grad()
@@ -153,13 +183,14 @@ def video_part(run: Runner, records: list, sets: list[int], method: str, budget:
         for rec in recs:
             m, tokens, extra = run.expression(rec, method, budget)
             masks.append(m)
-            rows.append({**expression_row(rec, anno, m, method, budget, tokens), **extra})
+            rows.append({**expression_row(rec, anno, m, method, budget, tokens, None), **extra})
         j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
         objects += [{"video": records[0].video, "anno_set": anno, "object": f"{records[0].video}_{k + 1}",
                      "method": method, "budget": budget, "J": float(np.mean(j[k])), "F": float(np.mean(f[k]))}
                     for k in range(len(j))]
     extra = ["frame_budgets", "kept_tokens", "llm_context_tokens"] if run.args.allocation != "uniform" else []
-    return pd.DataFrame(rows, columns=EXPRESSION_COLUMNS + extra), pd.DataFrame(objects, columns=OBJECT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=EXPRESSION_COLUMNS + extra).astype({"context_tokens": "Int64"})
+    return frame, pd.DataFrame(objects, columns=OBJECT_COLUMNS)
 
 
 def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[str, int]]) -> pd.DataFrame:
@@ -172,10 +203,12 @@ def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[s
         per_set = [(float(np.mean(g.J.tolist())), float(np.mean(g.F.tolist()))) for _, g in o.groupby("anno_set")]
         j = float(np.mean([s[0] for s in per_set]))
         f = float(np.mean([s[1] for s in per_set]))
-        out.append({"method": method, "budget": budget, "context_tokens": int(e.context_tokens.iloc[0]),
+        tokens = e.context_tokens.iloc[0]
+        out.append({"method": method, "budget": budget, "context_tokens": None if pd.isna(tokens) else int(tokens),
                     "J": j, "F": f, "J&F": float(np.mean([(a + b) / 2 for a, b in per_set])),
-                    "videos": e.video.nunique(), "objects": len(o), "expressions": len(e)})
-    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+                    "videos": e.video.nunique(), "objects": len(o), "expressions": len(e),
+                    "llm_visual_tokens": int(e.llm_visual_tokens.iloc[0])})
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS).astype({"context_tokens": "Int64"})
 
 
 def compute(run: Runner, groups: dict, pairs: list[tuple[str, int]], sets: list[int], store: PartStore) -> None:
@@ -220,6 +253,39 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
     return root, dict(list(groups.items())[:a.limit_videos])
 
 
+def family_error(given: list[str], budgets: list[int]) -> None:
+    """Refuse the given methods the ``videoglamm`` family cannot run (its ``method_error``, asked of the class)."""
+    from litelvlm.videoglamm.family import VideoGLaMMPipeline
+
+    if errors := [why for m in given if (why := VideoGLaMMPipeline.method_error(VideoGLaMMPipeline, m))]:
+        raise LiteLVLMError("; ".join(errors))
+
+
+def plan_methods(pipe, given: list[str], budgets: list[int]) -> list[str]:
+    """The methods to run: ``given``, or every per-frame CLIP-side method (VisPruner first) then every LLM-side one
+    the family runs (oracles aside); an LLM-side method with no token schedule for this model's decoder (e.g.
+    SparseVLM's three stages in a 2-layer model) is refused when given and left out, with a warning, by default."""
+    from litelvlm.pruning import available_methods
+
+    llm = [m for m in available_methods() if pipe.method_error(m) is None and pipe.spec(m).stage != "clip"
+           and not pipe.spec(m).baseline and not pipe.spec(m).oracle]
+    methods = given or vp.per_frame_methods() + llm
+    layers, n = len(pipe.language_model.layers), pipe.num_visual_tokens
+    bad = {}
+    for m in methods:
+        spec = pipe.spec(m)
+        try:
+            if spec.stage != "clip":
+                [spec.schedule(pipe.llm_budget(k), n, layers) for k in budgets]
+        except LiteLVLMError as e:
+            bad[m] = f"{m}: {e}"
+    if given and bad:
+        raise LiteLVLMError("; ".join(bad.values()))
+    for why in bad.values():
+        log.warning("left out: %s", why)
+    return [m for m in methods if m not in bad]
+
+
 def run_video(a: VideoArgs) -> int:
     """``litelvlm eval-video`` with checked options: the parts, then the tables and the summary on screen."""
     given, budgets, sets = check_args(a)
@@ -227,11 +293,9 @@ def run_video(a: VideoArgs) -> int:
     unipixel = is_unipixel(a.model)
     if unipixel:
         from analysis.video.unipixel import NOTE as note
-        from analysis.video.unipixel import offered_methods
     else:
-        note, offered_methods = NOTE, vp.per_frame_methods
-    methods = given or offered_methods()
-    pairs = [(BASELINE, NUM_PATCHES)] + [(m, k) for m in methods for k in budgets]
+        note = NOTE
+        family_error(given, budgets)   # a method the family cannot run: refused before anything is loaded or written
     skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch")
     skip += ("allocation",) if a.allocation == "uniform" else ()
     config = {k: v for k, v in asdict(a).items() if k not in skip}
@@ -241,6 +305,13 @@ def run_video(a: VideoArgs) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         _, groups = dataset(a, tmp)
         run = make_runner(a)
+        if unipixel:
+            from analysis.video.unipixel import offered_methods
+
+            methods = given or offered_methods()
+        else:
+            methods = plan_methods(run.pipe, given, budgets)
+        pairs = [(BASELINE, NUM_PATCHES)] + [(m, k) for m in methods for k in budgets]
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
         if unipixel:
             config.update(run.config())

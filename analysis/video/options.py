@@ -1,7 +1,9 @@
 """``litelvlm eval-video``: its options (:class:`VideoArgs`) and the entry point.
 
-Referring video segmentation with VideoGLaMM on a Ref-DAVIS-layout folder, every per-frame pruning method at
-every per-frame budget (``litelvlm.videoglamm.pruning``: K of each context frame's 576 CLIP tokens), scored by
+Referring video segmentation with VideoGLaMM on a Ref-DAVIS-layout folder, every pruning method the ``videoglamm``
+family runs at every per-frame budget K (of each frame's 576 CLIP tokens): the CLIP-side methods per frame
+(``litelvlm.videoglamm.pruning``), the LLM-side ones on the LLM's whole visual sequence at the same kept fraction,
+round(3328 K / 576) of its 3328 visual tokens (this project's reading, ``litelvlm.videoglamm.family``), scored by
 J, F and J&F (DAVIS 2017, unsupervised task, per annotator set; ``litelvlm.video.metrics``). Without ``--video-dir``
 the synthetic moving-shapes set is written to a temporary folder, so the study runs offline with ``--out`` alone.
 
@@ -24,8 +26,6 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, TABLE, describe
 from litelvlm.model_spec import COMMAND_VIDEOGLAMM_MODEL, VIDEOGLAMM_MODEL_HELP
 
-#: where the CLIP-side methods are declared (``litelvlm.methods.TABLE``): the ones that prune frame by frame
-CLIP_SIDE = "litelvlm.pruning.methods."
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # litelvlm.videoglamm.pruning.ARRANGEMENTS
 CLIP_TEXTS = ("expression", "question")             # litelvlm.videoglamm.pruning.CLIP_TEXTS
 NUM_PATCHES = 576
@@ -49,11 +49,13 @@ class VideoArgs:
     clip: str | None = arg(None, help="CLIP paired with VideoGLaMM's tower for its text side, or UniPixel's paired "
                                       "CLIP (default: openai/clip-vit-large-patch14-336, or the matching random CLIP "
                                       "for a random model)")
-    methods: list[str] = arg([], help="per-frame methods (default: every CLIP-side method, VisPruner first; on "
-                                      "UniPixel every method its video path runs); the unpruned baseline is always "
-                                      "run")
-    budgets: list[str] = arg(["196", "81"], help="CLIP tokens kept per frame (of 576); on UniPixel the same fraction "
-                                                 "of the video's merged tokens", each=int, minimum=1)
+    methods: list[str] = arg([], help="methods (default on VideoGLaMM: every CLIP-side method, VisPruner first, then "
+                                      "every LLM-side method the videoglamm family runs on the model, oracles aside; "
+                                      "on UniPixel every method its video path runs); the unpruned baseline is "
+                                      "always run")
+    budgets: list[str] = arg(["196", "81"], help="CLIP tokens kept per frame (of 576); LLM-side methods and UniPixel "
+                                                 "keep the same fraction of the video's visual tokens",
+                             each=int, minimum=1)
     arrangement: str = arg("pool", help="how K kept tokens meet the square-only pooling: pool (to 12x12, the "
                                         "default), pool-min (to min(sqrt K, 12) squared), direct (no pooling)",
                            choices=list(ARRANGEMENTS))
@@ -84,12 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def method_error(name: str) -> str | None:
-    """Why ``name`` cannot prune frame by frame (None: it can), read from the registry's table alone."""
+    """Why ``--methods`` may not name ``name`` (None: it may), read from the registry's table alone; what the family
+    cannot run is refused by the family (``VideoGLaMMPipeline.method_error``) before anything is written."""
     if name == BASELINE:
         return f"{name!r} is the unpruned baseline, run on every video anyway"
-    if not TABLE[name][0].startswith(CLIP_SIDE):
-        return (f"method {name!r} acts on the LLM's visual tokens, the whole video's sequence, not on one frame's "
-                "CLIP tokens: it has no per-frame form here")
     return None
 
 

@@ -79,7 +79,7 @@ class UniPixelRunner:
 
     @torch.no_grad()
     def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int, dict]:
-        """((frames, H, W) masks, kept merged tokens per temporal patch, no extra columns) of one expression."""
+        """((frames, H, W) masks, kept merged tokens per temporal patch, the kept merged tokens) of one expression."""
         pipe = self.pipe
         if self.prepared is None or self.video != rec.video:
             self.prepared = pipe.prepare_video([rec.frame(i) for i in range(len(rec.frames))], seed=self.args.seed)
@@ -90,7 +90,7 @@ class UniPixelRunner:
         out = pipe.ground(prep, method, k)
         if out.masks.shape[0] != len(rec.frames):
             raise LiteLVLMError(f"{rec.video}: {out.masks.shape[0]} masks for {len(rec.frames)} frames")
-        return out.masks.float().cpu(), round(k / int(prep.grid_thw[0, 0])), {}
+        return out.masks.float().cpu(), round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
 
     def config(self) -> dict:
         """What ``config.json`` records of this model's run."""

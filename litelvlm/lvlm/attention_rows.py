@@ -30,8 +30,8 @@ from torch import nn
 def find_attention_modules(model: nn.Module) -> list[nn.Module]:
     """The decoder's self-attention modules in layer order (Llama-family: ``q_proj``/``k_proj``/``layer_idx``)."""
     mods = [m for m in model.modules()
-            if all(hasattr(m, a) for a in ("q_proj", "k_proj", "head_dim", "scaling", "layer_idx",
-                                           "num_key_value_groups"))]
+            if (hasattr(m, "qkv_proj") or all(hasattr(m, a) for a in ("q_proj", "k_proj")))
+            and all(hasattr(m, a) for a in ("head_dim", "scaling", "layer_idx", "num_key_value_groups"))]
     if not mods:
         raise ValueError(f"no Llama-family self-attention modules found in {type(model).__name__}")
     return sorted(mods, key=lambda m: m.layer_idx)
@@ -73,6 +73,19 @@ def rotary_fn(module: nn.Module) -> Callable:
     return fn
 
 
+def projected(module: nn.Module, x: torch.Tensor, which: str) -> torch.Tensor:
+    """(..., H_which * d) query (``q``), key (``k``) or value (``v``) states of ``x``: ``q_proj`` / ``k_proj`` /
+    ``v_proj``, or the slice of a fused ``qkv_proj`` (Phi-3: queries, then keys, then values; ``Phi3Attention``)."""
+    fused = getattr(module, "qkv_proj", None)
+    if fused is None:
+        return getattr(module, f"{which}_proj")(x)
+    d = module.head_dim
+    q = module.config.num_attention_heads * d
+    kv = module.config.num_key_value_heads * d
+    qkv = fused(x)
+    return {"q": qkv[..., :q], "k": qkv[..., q:q + kv], "v": qkv[..., q + kv:]}[which]
+
+
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
@@ -82,7 +95,7 @@ def rotated_keys(module: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
     rows) and, with grouped-query attention, repeated to every query head (as ``repeat_kv``)."""
     B, S, _ = x.shape
     d = module.head_dim
-    k = module.k_proj(x).view(B, S, -1, d).transpose(1, 2)
+    k = projected(module, x, "k").view(B, S, -1, d).transpose(1, 2)
     _, k = rotary_fn(module)(k, k, cos, sin)
     groups = module.num_key_value_groups
     if groups > 1:
@@ -135,7 +148,7 @@ def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embedding
     """
     B, S, _ = hidden.shape
     qp = query_positions.to(hidden.device)
-    q = module.q_proj(hidden[:, qp]).view(B, qp.numel(), -1, module.head_dim).transpose(1, 2)
+    q = projected(module, hidden[:, qp], "q").view(B, qp.numel(), -1, module.head_dim).transpose(1, 2)
     cos, sin = position_embeddings
     q, _ = rotary_fn(module)(q, q, cos[:, qp], sin[:, qp])
     k = rotated_keys(module, hidden, cos, sin)

@@ -1,11 +1,11 @@
 """The contract of a model family: what a pixel-grounding LVLM gives the pruning methods and the studies.
 
-A family is one package (``litelvlm/glamm``, ``litelvlm/unipixel``) whose pipeline subclasses
-:class:`GroundingPipeline` and is named in :mod:`litelvlm.families`; the methods (:mod:`litelvlm.method`) and the
-studies ask only what this class declares. It is written from two families: GLaMM (a fixed 24x24 grid of CLIP
-patches, 1-D RoPE positions (1, S), SAM) and Qwen2.5-VL/UniPixel (2x2-merged tokens of a native-resolution ViT
-whose number depends on the image, 3-D M-RoPE positions (3, 1, S), SAM 2). Hence N is asked per prepared input
-(:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting each [SEG] and the
+A family is one package (``litelvlm/glamm``, ``unipixel``, ``videoglamm``) whose pipeline subclasses :class:`GroundingPipeline`
+and is named in :mod:`litelvlm.families`; the methods and the studies ask only what this class declares. It is written
+from three shapes: GLaMM (a fixed 24x24 grid of CLIP patches, 1-D RoPE positions (1, S), SAM), Qwen2.5-VL/UniPixel
+(2x2-merged tokens of a native-resolution ViT whose number depends on the image, 3-D M-RoPE positions (3, 1, S), SAM 2)
+and VideoGLaMM (a video of T frames, N = 3328, 1-D RoPE; masks (S, T, H, W): ``mask_shape``; per-frame budgets:
+``budget_unit``). Hence N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting each [SEG] and the
 positions come as one :class:`SequenceLayout`, indexed on their last axis only; the LLM is a decoder stack run
 layer by layer (:mod:`litelvlm.lvlm.llm_attention`); CLIP-side methods read ``prepared.selector_inputs()`` and
 the family maps their selection onto its own tokens (:meth:`GroundingPipeline.clip_selection_tokens`; a family
@@ -27,7 +27,7 @@ from ..methods import get_method, mapped_methods
 from ..pruning import Selection
 from .llm_attention import LLMContext
 from .prune import clip_side, resolve
-from .sequence import GroundingOutput, SequenceLayout
+from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
 #: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are ``renumber``-ed
@@ -37,6 +37,8 @@ POSITION_SWITCH = ("official", "keep", "renumber")
 #: final normed hidden states (GLaMM's ``output_hidden_states[-1]``), or the input of the LLM's final norm
 #: (UniPixel's ``cache_state_hook`` on ``language_model.norm``)
 SEG_READS = ("final", "norm_input")
+#: what a family's ``ground`` budget counts (``GroundingPipeline.budget_unit``)
+BUDGET_UNITS = ("visual", "frame")
 
 
 class GroundingPipeline:
@@ -83,6 +85,9 @@ class GroundingPipeline:
 
     #: ``answer="generate"``: the most new tokens a generated answer may have (the family's official limit)
     max_new_tokens: int = 0
+    #: ``ground``'s budget (:data:`BUDGET_UNITS`): ``visual``, K of the N visual tokens the LLM receives; ``frame``, K
+    #: of each frame's CLIP patches (a video family, with its own rule for the LLM-side methods' K)
+    budget_unit: str = "visual"
 
     # -- what a family provides ------------------------------------------------------------------------
     @property
@@ -150,6 +155,18 @@ class GroundingPipeline:
         """N: the visual tokens the LLM receives for this input, unpruned."""
         raise NotImplementedError
 
+    def full_budget(self, prepared) -> int:
+        """The budget keeping everything (the baseline's) in :attr:`budget_unit`: N, or a frame's CLIP patches."""
+        return self.num_visual(prepared)
+
+    def mask_shape(self, prepared) -> tuple[int, ...]:
+        """One [SEG]'s mask: (H, W) of an image; (T, H, W) of a video's T frames."""
+        return tuple(int(v) for v in prepared.image_size)
+
+    def keeps_everything(self, prepared, out: GroundingOutput) -> bool:
+        """Whether ``out``'s run gave the LLM every visual token unchanged and in order (nothing pruned)."""
+        return bool(torch.equal(out.kept_indices.cpu(), torch.arange(self.num_visual(prepared))))
+
     def visual_tokens(self, prepared) -> torch.Tensor:
         """(N, h) the visual tokens in the LLM's input space, in the family's sequence order."""
         raise NotImplementedError
@@ -181,11 +198,12 @@ class GroundingPipeline:
         raise NotImplementedError
 
     def decode_masks(self, prepared, prompts: torch.Tensor) -> torch.Tensor:
-        """(S, 1, h, w) low-resolution mask logits for the prompts."""
+        """(S, 1, h, w) low-resolution mask logits for the prompts ((S, T, h, w) for a video's T frames)."""
         raise NotImplementedError
 
     def upscale_masks(self, prepared, low: torch.Tensor) -> torch.Tensor:
-        """(S, H, W) float32 mask logits at the original image size (masks are ``logits > 0``)."""
+        """(S, *mask_shape) float32 mask logits at the original size, (S, H, W) or a video's (S, T, H, W) (masks are
+        ``logits > 0``)."""
         raise NotImplementedError
 
     # -- the family's own RefCOCO metric (none by default) ----------------------------------------------
@@ -244,21 +262,10 @@ class GroundingPipeline:
         """Within: the LLM forwards leave what the mask head reads (:attr:`seg_reads`); yields
         ``states(final, rows)``: (B, R, h) those states at sequence ``rows``, ``final`` being the last forward's
         final normed hidden states (B, S, h). The hook on the final norm (``norm_input``) is removed on exit."""
-        if self.seg_reads == "final":
-            yield lambda final, rows: final[:, rows]
-            return
-        if self.seg_reads != "norm_input":
+        if self.seg_reads not in SEG_READS:
             raise LiteLVLMError(f"seg_reads must be one of {', '.join(SEG_READS)}; got {self.seg_reads!r}")
-        seen: list[torch.Tensor] = []
-
-        def keep_input(module, args) -> None:  # the last call of the norm is the final one
-            seen[:] = [args[0]]
-
-        handle = self.language_model.norm.register_forward_pre_hook(keep_input)
-        try:
-            yield lambda final, rows: seen[-1][:, rows.to(seen[-1].device)]
-        finally:
-            handle.remove()
+        with norm_input_states(self.language_model.norm if self.seg_reads == "norm_input" else None) as states:
+            yield states
 
     def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit
@@ -389,6 +396,5 @@ class GroundingPipeline:
 
 
 def _keeps_all(sel: Selection, n: int) -> bool:
-    """Whether ``sel`` keeps all N tokens in raster order (then the LLM input is the visual tokens as they
-    are: no gathered copy)."""
+    """Whether ``sel`` keeps all N tokens in raster order (the LLM input is then the visual tokens as they are)."""
     return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))

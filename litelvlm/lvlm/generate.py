@@ -75,7 +75,6 @@ def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | 
     gen = greedy_with_seg(pipe.language_model, pipe.lm_head, pipe.language_model.embed_tokens, embeds,
                           pos.to(embeds.device), pipe.seg_token_id, pipe.stop_ids, pipe.max_new_tokens,
                           norm_input=pipe.seg_reads == "norm_input")
-    h, w = prepared.image_size
     seg_hidden = gen.seg_hidden[:1]
     if seg_hidden.shape[0]:
         prompts = pipe.seg_prompts(seg_hidden)
@@ -83,7 +82,7 @@ def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | 
         logits = pipe.upscale_masks(prepared, low)
     else:
         prompts, low = seg_hidden.new_zeros(0, 1), torch.zeros(0, 1, 1, 1)
-        logits = torch.zeros(1, h, w)
+        logits = torch.zeros(1, *pipe.mask_shape(prepared))
     return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
                            prompt_embeddings=prompts, kept_indices=sel.indices,
                            seg_positions=layout.seq_len - 1 + gen.seg_steps[:1], method=method, budget=budget,

@@ -67,6 +67,7 @@ import torch
 from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
+from .attention_rows import projected
 from .fastv import pruned_at_layer, pruned_forward
 from .llm_attention import LLMContext
 
@@ -98,8 +99,8 @@ def value_similarity(ctx: LLMContext, layer: int) -> torch.Tensor:
     attn = block.self_attn
     hidden_states = block.input_layernorm(ctx.hidden_before(layer).detach())
     bsz, q_len, _ = hidden_states.size()
-    value_states = attn.v_proj(hidden_states)
-    num_key_value_heads = attn.v_proj.out_features // attn.head_dim
+    value_states = projected(attn, hidden_states, "v")
+    num_key_value_heads = value_states.shape[-1] // attn.head_dim
     value_states = value_states.view(bsz, q_len, num_key_value_heads, attn.head_dim).transpose(1, 2)
     value_weights = torch.matmul(value_states, value_states.transpose(2, 3)) / math.sqrt(attn.head_dim)
     value_weights = torch.softmax(value_weights, dim=-1, dtype=torch.float32).to(value_states.dtype)

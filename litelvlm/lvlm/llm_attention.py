@@ -27,13 +27,30 @@ QUERY_KINDS = ("last", "text", "seg")
 
 def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor):
     """The mask the decoder layers get: built by transformers from an EXPLICIT all-ones 2-D mask, so
-    non-contiguous ``position_ids`` (kept RoPE positions) are never taken for packed sequences."""
-    from transformers.masking_utils import create_causal_mask
+    non-contiguous ``position_ids`` (kept RoPE positions) are never taken for packed sequences; a sliding-window
+    causal mask where the decoder's config sets ``sliding_window`` (Phi-3, VideoGLaMM's LLM), as its own forward."""
+    from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
     ones = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+    make = create_causal_mask if sliding_window(lm) is None else create_sliding_window_causal_mask
     # the cache (none) is passed by position: transformers 5 renames that argument (``past_key_values`` ->
     # ``cache``; the old name warns and goes in 5.40)
-    return create_causal_mask(lm.config, hidden, ones, None, position_ids=position_ids)
+    return make(lm.config, hidden, ones, None, position_ids=position_ids)
+
+
+def sliding_window(lm) -> int | None:
+    """The keys a query row sees (transformers 5's ``kv_idx > q_idx - window``), None: every earlier one."""
+    window = getattr(lm.config, "sliding_window", None)
+    return None if window is None else int(window)
+
+
+def window_mask(lm, seq_len: int, device) -> torch.Tensor | None:
+    """(1, 1, S, S) bool: causal within the decoder's sliding window (None: no window, plain causal)."""
+    window = sliding_window(lm)
+    if window is None:
+        return None
+    i = torch.arange(seq_len, device=device)
+    return ((i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - window))[None, None]
 
 
 def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int = 0,
@@ -55,11 +72,12 @@ def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int 
 def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.Tensor,
                       query_rows: torch.Tensor, kernel: str = "float32") -> torch.Tensor:
     """Softmax attention (H, Q, S) of sequence rows ``query_rows`` in decoder layer ``layer``, given the
-    hidden states (1, S, h) entering it; causal by sequence index (``attention_rows.rows_from_hidden``,
-    probabilities computed as ``kernel``)."""
+    hidden states (1, S, h) entering it; causal by sequence index, within the decoder's sliding window where it has
+    one (``attention_rows.rows_from_hidden``, probabilities computed as ``kernel``)."""
     block = lm.layers[layer]
     pe = lm.rotary_emb(hidden, position_ids=position_ids)
-    return rows_from_hidden(block.self_attn, block.input_layernorm(hidden), pe, None, query_rows,
+    mask = window_mask(lm, hidden.shape[1], hidden.device)
+    return rows_from_hidden(block.self_attn, block.input_layernorm(hidden), pe, mask, query_rows,
                             kernel=kernel)[0]
 
 

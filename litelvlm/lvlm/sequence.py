@@ -3,8 +3,9 @@ prompt's LLM sequence (:class:`SequenceLayout`) and the masks with what produced
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -57,4 +58,23 @@ class GroundingOutput:
     generated: torch.Tensor | None = None    # answer="generate": the generated ids (litelvlm.lvlm.generate)
 
 
-__all__ = ["GroundingOutput", "SequenceLayout"]
+@contextlib.contextmanager
+def norm_input_states(norm) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """Within: ``states(final, rows)``, (B, R, h) at sequence ``rows`` of the last input of the LLM's final ``norm``
+    (hooked; the hook removed on exit), or of ``final`` itself when ``norm`` is None (``seg_reads="final"``)."""
+    if norm is None:
+        yield lambda final, rows: final[:, rows]
+        return
+    seen: list[torch.Tensor] = []
+
+    def keep_input(module, args) -> None:  # the last call of the norm is the final one
+        seen[:] = [args[0]]
+
+    handle = norm.register_forward_pre_hook(keep_input)
+    try:
+        yield lambda final, rows: seen[-1][:, rows.to(seen[-1].device)]
+    finally:
+        handle.remove()
+
+
+__all__ = ["GroundingOutput", "SequenceLayout", "norm_input_states"]

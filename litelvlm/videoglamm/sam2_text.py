@@ -76,6 +76,10 @@ class Sam2Text(nn.Module):
     def decode(self, features: list[torch.Tensor], prompts: torch.Tensor,
                original_size: tuple[int, int]) -> torch.Tensor:
         """Mask logits ``(S, H, W)`` float32 of S ``[SEG]`` embeddings ``(S, C)`` on one frame's features."""
+        return self.upscale(self.decode_low(features, prompts), original_size)
+
+    def decode_low(self, features: list[torch.Tensor], prompts: torch.Tensor) -> torch.Tensor:
+        """``(S, 1, h, w)`` low-resolution mask logits (the decoder's, model dtype) of S ``[SEG]`` embeddings."""
         pe = self.model.get_image_wide_positional_embeddings()
         prompt_encoder = self.model.prompt_encoder
         h, w = prompt_encoder.image_embedding_size
@@ -87,7 +91,11 @@ class Sam2Text(nn.Module):
                 image_embeddings=features[-1], image_positional_embeddings=pe, sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense, multimask_output=False, high_resolution_features=features[:-1])
             out.append(masks[0])                                         # (1, 1, h, w)
-        low = torch.cat(out) if out else features[-1].new_zeros(0, 1, 4 * h, 4 * w)
+        return torch.cat(out) if out else features[-1].new_zeros(0, 1, 4 * h, 4 * w)
+
+    @staticmethod
+    def upscale(low: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+        """``(S, 1, h, w)`` -> ``(S, H, W)`` float32 logits at the frame's size (bilinear, L757-763)."""
         H, W = (int(v) for v in original_size)
         return F.interpolate(low.float(), (H, W), mode="bilinear", align_corners=False)[:, 0]
 

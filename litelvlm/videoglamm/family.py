@@ -1,0 +1,376 @@
+"""``VideoGLaMMPipeline``: the ``videoglamm`` family, VideoGLaMM on the family contract (a video, not an image).
+
+    from litelvlm.families import load_pipeline
+    pipe = load_pipeline("videoglamm-tiny-random:0")       # or a VideoGLaMM checkpoint folder
+    prep = pipe.prepare(frames, ["the red circle"])         # frames: a list of (H, W, 3) uint8 arrays (one clip)
+    out = pipe.ground(prep, "fastv", 196)                   # budget: K of each frame's 576 CLIP patches
+    out.masks                                               # (S, T, H, W) bool: one mask per [SEG] and frame
+
+What is VideoGLaMM's (mbzuai-oryx/VideoGLaMM @6b15b1e, :mod:`.pipeline`, :mod:`.model`, :mod:`.prompt`): the 16
+sampled frames' 16 x 144 pooled CLIP context tokens then 16 x 64 InternVideo2 tokens (N = 3328) replace the prompt's
+16 ``<image>`` ids; 1-D RoPE (Phi-3, positions 0..S-1, its sliding window); one expression per prompt (the Ref-DAVIS
+question, ``eval_referdavis_infer.py`` L196); the mask head reads the final normed hidden state of the row before
+``[SEG]`` (``seg_reads = "final"``, ``inference_framewise`` L630-643) through ``text_hidden_fcs`` into SAM 2 on every
+frame of the clip. The answer is teacher-forced (``It is [SEG].``, the default: random weights generate no
+``[SEG]``) or generated greedily (``answer="generate"``: ``lm_head``, the tokenizer's EOS, at most 512 new tokens,
+L616-626).
+
+What is this project's (labelled wherever a user meets it):
+
+* **budgets** (``budget_unit = "frame"``): ``ground``'s budget K counts each frame's CLIP patches (1..576, the
+  paper's per-frame 196 and 81), for every method. A CLIP-side method keeps K of every frame's 576 CLIP tokens
+  (:func:`litelvlm.videoglamm.pruning.prune_clip`, ``arrangement`` / ``clip_text`` options); an LLM-side method acts
+  on the LLM's whole visual sequence (3328 tokens, frames and both streams together) and keeps the same fraction,
+  ``round(3328 * K / 576)`` (:meth:`VideoGLaMMPipeline.llm_budget`): 196 -> 1132, 81 -> 468, 576 -> all;
+* LLM-side methods that read one image's CLIP trace (``reads_clip``: CDPruner, VScan) are refused: no map from a
+  frame's CLIP patches onto the pooled and InternVideo2 tokens is defined.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ..clip.traces import TextTrace, VisionTrace
+from ..errors import LiteLVLMError
+from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
+from ..pruning import Selection, SelectorInputs
+from .config import IMAGE_TOKEN_INDEX, NUM_FRAMES
+from .pipeline import PreparedClip, prepare_clip
+from .prompt import ANSWER, input_ids
+from .referdavis import CLIP_LENGTH
+
+#: the answers a prompt offers: this project's teacher-forced one (default) or the official greedy generation
+ANSWERS = ("teacher-forced", "generate")
+#: CLIP patches per frame (24 x 24): the unit of ``ground``'s budget
+FRAME_PATCHES = 576
+
+
+@dataclass
+class VideoGLaMMInput:
+    """One clip (and, after ``with_sentences``, its prompt): everything every method and budget reuses."""
+
+    clip: PreparedClip                      # the frames, the 16 LLM frames' tokens, SAM 2's features of every frame
+    sentences: list[str]
+    input_ids: torch.Tensor                 # 1-D prompt ids with the 16 IMAGE_TOKEN_INDEX ids
+    seed: int = 0
+    answer: str = "teacher-forced"
+    #: the prompt's length before a teacher-forced answer (None: the whole prompt is the official one)
+    prompt_len: int | None = None
+    #: the paired CLIP's trace of the clip's 16 context frames (made on first use, shared by every sentence)
+    clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    #: the paired CLIP's text trace of the sentence (made by ``with_sentences``, computed on first use)
+    text: Callable[[], TextTrace] | None = field(default=None, repr=False, compare=False)
+    #: the clip's CLIP trace (made by ``with_sentences``, computed on first use)
+    trace: Callable[[], VisionTrace] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the clip's frames."""
+        return self.clip.original_size
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.clip.frames)
+
+    def selector_inputs(self, frame: int = 0) -> SelectorInputs:
+        """Frame ``frame``'s CLIP trace and text: what a CLIP-side method reads, one frame at a time."""
+        from .pruning import frame_inputs
+
+        if self.text is None or self.trace is None:
+            raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
+        return frame_inputs(self.trace(), self.text(), frame, self.seed)
+
+
+class VideoGLaMMPipeline(GroundingPipeline):
+    """VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2) + tokenizer + a paired CLIP text side."""
+
+    family = "videoglamm"
+    sentences_per_prompt = 1
+    position_axes = 1
+    seg_reads = "final"
+    answers = ANSWERS
+    budget_unit = "frame"
+
+    def __init__(self, model, tokenizer, name: str = "videoglamm", clip=None, clip_text: str = "expression",
+                 arrangement: str = "pool", numerics=None) -> None:
+        from ..lvlm.numerics import Numerics
+        from .pruning import ARRANGEMENTS, CLIP_TEXTS
+
+        if clip_text not in CLIP_TEXTS:
+            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        if arrangement not in ARRANGEMENTS:
+            raise LiteLVLMError(f"arrangement must be one of {', '.join(ARRANGEMENTS)}; got {arrangement!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        #: the CLIP paired with VideoGLaMM's tower for the text side (a model string loaded on first use)
+        self._clip = clip
+        self.clip_text = clip_text
+        #: how a frame's K kept CLIP tokens meet the square-only pooling (``litelvlm.videoglamm.pruning``)
+        self.arrangement = arrangement
+        self.numerics = Numerics.official() if numerics is None else numerics
+        self.quantization = None
+        self.layer_hooks = []
+        self.seg_token_id = int(tokenizer.convert_tokens_to_ids("[SEG]"))
+        #: ``answer="generate"``: ``generate(max_new_tokens=512)`` (``inference_framewise`` L616-626)
+        self.max_new_tokens = 512
+
+    @classmethod
+    def from_model_string(cls, model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                          numerics=None, quantize: str = "none", layer_dtype: str = "model",
+                          **options) -> VideoGLaMMPipeline:
+        """``videoglamm[-tiny]-random[:SEED]`` or a VideoGLaMM checkpoint folder (:mod:`.checkpoint`); ``clip``
+        (default: :func:`litelvlm.videoglamm.pruning.default_clip`), ``clip_text``, ``arrangement``."""
+        from .checkpoint import load_videoglamm
+        from .pruning import default_clip
+
+        if quantize != "none" or layer_dtype != "model":
+            raise LiteLVLMError("the videoglamm family does not offer --quantize or --layer-dtype yet")
+        for key in ("sam", "tokenizer"):
+            if options.get(key):
+                raise LiteLVLMError(f"model {model!r}: --{key} is for GLaMM; a VideoGLaMM folder brings its own")
+        for key in ("clip_context", "clip_similarity"):
+            if options.get(key) not in (None, "clip"):
+                raise LiteLVLMError(f"model {model!r}: --{key.replace('_', '-')} is UniPixel's option")
+        net, tokenizer, _ = load_videoglamm(model, device=device, dtype=dtype)
+        return cls(net, tokenizer, name=model, clip=options.get("clip") or default_clip(model),
+                   clip_text=options.get("clip_text") or "expression",
+                   arrangement=options.get("arrangement") or "pool", numerics=numerics)
+
+    @property
+    def clip(self):
+        """The paired CLIP backend reading VideoGLaMM's own vision tower (loaded on first use)."""
+        if isinstance(self._clip, str):
+            from ..clip import load_clip
+            from .pruning import pair_clip
+
+            self._clip = pair_clip(self.model, load_clip(self._clip, "hf", device=self.device, dtype=self.dtype))
+        return self._clip
+
+    # -- properties -------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    @property
+    def language_model(self):
+        return self.model.llm.model
+
+    @property
+    def lm_head(self):
+        """Phi-3's output projection (``answer="generate"``)."""
+        return self.model.llm.lm_head
+
+    @property
+    def stop_ids(self) -> set[int]:
+        """The tokenizer's EOS, as :func:`litelvlm.videoglamm.pipeline.greedy_answer` stops."""
+        return {int(self.tokenizer.eos_token_id)}
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.preset.llm_hidden)
+
+    @property
+    def num_visual_tokens(self) -> int:
+        """N for every video: 16 x 144 context + 16 x 64 video tokens."""
+        return int(self.model.preset.visual_tokens)
+
+    def num_visual(self, prepared: VideoGLaMMInput) -> int:
+        return int(prepared.clip.tokens.visual.shape[0])
+
+    def full_budget(self, prepared) -> int:
+        """One frame's CLIP patches (576): the per-frame budget that keeps everything."""
+        return FRAME_PATCHES
+
+    def llm_budget(self, budget: int, prepared=None) -> int:
+        """The LLM's visual tokens an LLM-side method keeps for a per-frame budget K: the same fraction of the
+        whole visual sequence, ``round(N * K / 576)`` (this project's reading), at least 1."""
+        n = self.num_visual_tokens if prepared is None else self.num_visual(prepared)
+        return max(1, int(np.floor(n * int(budget) / FRAME_PATCHES + 0.5)))
+
+    def mask_shape(self, prepared: VideoGLaMMInput) -> tuple[int, ...]:
+        """(T, H, W): one mask per frame of the clip."""
+        return (prepared.num_frames, *prepared.image_size)
+
+    def describe(self) -> dict:
+        clip = self._clip if self._clip is None or isinstance(self._clip, str) else self._clip.name
+        return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
+                "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
+                "budget": "K of each frame's 576 CLIP patches; LLM-side methods keep round(3328 K / 576) of the "
+                          "LLM's visual tokens (this project's reading)",
+                "clip": {"model": clip, "text": self.clip_text, "arrangement": self.arrangement}}
+
+    def method_error(self, method: str) -> str | None:
+        """The contract's reasons, and the LLM-side methods that read one image's CLIP trace (no map onto a
+        video's pooled and InternVideo2 tokens); reads class attributes only (a study may ask the class)."""
+        from ..methods import get_method
+
+        spec = get_method(method, self.backbone)
+        if spec.reads_clip and spec.stage != "clip":
+            return (f"{method} reads one image's CLIP trace beside the LLM's tokens; VideoGLaMM's visual tokens are 16 "
+                    "frames' pooled CLIP and InternVideo2 tokens, onto which no CLIP patch map is defined: use a "
+                    "per-frame CLIP-side method or an LLM-side method that reads the LLM alone")
+        return GroundingPipeline.method_error(self, method)
+
+    # -- per video ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def prepare_image(self, image, seed: int = 0) -> VideoGLaMMInput:
+        """``image`` is a VIDEO: one clip, a list of (H, W, 3) uint8 frames (at most 64, as
+        ``eval_referdavis_infer.py`` L184-187 cuts a video); both towers on its 16 sampled frames, SAM 2 on all."""
+        if hasattr(image, "convert") or (isinstance(image, np.ndarray) and image.ndim == 3):
+            raise LiteLVLMError("VideoGLaMM's input is a video, a list of (H, W, 3) uint8 frames, not one image: "
+                                "image studies (eval-grounding, importance, ...) do not run on the videoglamm family")
+        frames = [np.asarray(f.convert("RGB") if hasattr(f, "convert") else f, dtype=np.uint8) for f in image]
+        if not frames or len(frames) > CLIP_LENGTH:
+            raise LiteLVLMError(f"a VideoGLaMM input is one clip of 1..{CLIP_LENGTH} frames; got {len(frames)}")
+        return VideoGLaMMInput(clip=prepare_clip(self.model, frames), sentences=[],
+                               input_ids=torch.empty(0, dtype=torch.long), seed=seed)
+
+    @torch.no_grad()
+    def with_sentences(self, prepared: VideoGLaMMInput, sentences: list[str], turns=None,
+                       clip_text: str | None = None, answer: str = "teacher-forced", **unused) -> VideoGLaMMInput:
+        """``prepared`` with the Ref-DAVIS prompt for one expression and the teacher-forced ``It is [SEG].``, or
+        (``answer="generate"``) the official prompt alone; ``clip_text``: what the paired CLIP embeds."""
+        from .pruning import CLIP_TEXTS, clip_text_trace
+
+        if answer not in ANSWERS:
+            raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)}; got {answer!r}")
+        if len(sentences) != 1 or turns is not None:
+            raise LiteLVLMError(f"VideoGLaMM's protocol asks one expression per prompt (no turns); got {len(sentences)}")
+        clip_text = self.clip_text if clip_text is None else clip_text
+        if clip_text not in CLIP_TEXTS:
+            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
+        ids = input_ids(self.tokenizer, sentences[0], ANSWER if answer == "teacher-forced" else None)[0]
+        if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
+            raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} [SEG]")
+        bare = input_ids(self.tokenizer, sentences[0], None)[0]
+        out = replace(prepared, sentences=list(sentences), input_ids=ids, answer=answer,
+                      prompt_len=len(bare) if answer == "teacher-forced" else None)
+        out.text = functools.cache(lambda: clip_text_trace(self.clip, sentences[0], clip_text))
+        out.trace = functools.partial(self._trace, out)
+        return out
+
+    def _trace(self, prepared: VideoGLaMMInput) -> VisionTrace:
+        """The paired CLIP's trace of the clip's context frames on VideoGLaMM's tower (once per clip)."""
+        from .pruning import trace_context
+
+        if "trace" not in prepared.clip_cache:
+            prepared.clip_cache["trace"] = trace_context(self.model, self.clip, prepared.clip)
+        return prepared.clip_cache["trace"]
+
+    def prune_frames(self, prepared: VideoGLaMMInput, method: str, budget: int, allocation=None, **options):
+        """The LLM's visual input of CLIP-side ``method`` keeping ``budget`` (or ``allocation``: one per frame) of
+        each frame's CLIP patches (:func:`litelvlm.videoglamm.pruning.prune_clip`, the pipeline's arrangement)."""
+        from .pruning import prune_clip
+
+        if prepared.text is None or prepared.trace is None:
+            raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
+        return prune_clip(self.model, prepared.clip, prepared.trace(), prepared.text(), method, budget,
+                          allocation=allocation, arrangement=self.arrangement, seed=prepared.seed, **options)
+
+    def visual_tokens(self, prepared: VideoGLaMMInput) -> torch.Tensor:
+        """(3328, h): the 16 x 144 pooled CLIP context tokens, then the 16 x 64 InternVideo2 tokens."""
+        return prepared.clip.tokens.visual
+
+    def visual_grid(self, prepared) -> tuple[int, int]:
+        """A video's tokens are no single grid (16 frames of 12 x 12, then 16 of 8 x 8)."""
+        raise LiteLVLMError("VideoGLaMM's visual tokens are 16 frames' 12 x 12 context and 16 x 8 x 8 video tokens, "
+                            "no single grid")
+
+    def visual_window(self, image) -> np.ndarray:
+        """The first frame of the video (each frame is seen whole)."""
+        return np.asarray(image[0])
+
+    # -- the sequence ---------------------------------------------------------------------------------------
+    def _image_span(self, prepared: VideoGLaMMInput) -> tuple[int, int]:
+        where = torch.nonzero(prepared.input_ids == IMAGE_TOKEN_INDEX).flatten()
+        if where.numel() != NUM_FRAMES:
+            raise LiteLVLMError("the prompt holds no video placeholders: call with_sentences first")
+        return int(where[0]), int(where[-1]) + 1
+
+    def layout(self, prepared: VideoGLaMMInput, num_visual: int) -> SequenceLayout:
+        """The 16 ``<image>`` ids replaced by ``num_visual`` tokens; positions 0..S-1 (1-D RoPE)."""
+        start, end = self._image_span(prepared)
+        ids = prepared.input_ids
+        seq_len = len(ids) - (end - start) + num_visual
+        return SequenceLayout(image_start=start, num_visual=num_visual, seq_len=seq_len,
+                              position_ids=torch.arange(seq_len, device=self.device)[None],
+                              find_seg_predictors=lambda: self.model.seg_rows(ids[None], num_visual,
+                                                                              self.seg_token_id),
+                              positions_are_indices=True)
+
+    def sequence_embeds(self, prepared: VideoGLaMMInput, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S, h): the text embeddings with ``visual`` ((K, h) or (B, K, h)) at the ``<image>`` ids (arch.py
+        L281-371)."""
+        start, end = self._image_span(prepared)
+        ids = prepared.input_ids.to(self.device)
+        embed = self.language_model.embed_tokens
+        before, after = embed(ids[:start]), embed(ids[end:])
+        if visual.dim() == 2:
+            return torch.cat([before, visual.to(before.dtype), after])[None]
+        b = visual.shape[0]
+        return torch.cat([before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
+
+    def clip_selection_tokens(self, prepared, sel: Selection, full=None) -> torch.Tensor:
+        """Not used: a video's CLIP-side selections are per frame (:meth:`ground` runs ``prune_clip``)."""
+        raise LiteLVLMError("VideoGLaMM's CLIP-side methods select per frame: ground() runs them through prune_clip")
+
+    def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
+        """Not used (see :meth:`clip_selection_tokens`)."""
+        raise LiteLVLMError("VideoGLaMM's CLIP-side methods select per frame: ground() runs them through prune_clip")
+
+    # -- the mask head ----------------------------------------------------------------------------------------
+    def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
+        """``text_hidden_fcs[0]`` of the final hidden states predicting each [SEG] (L636-643)."""
+        return self.model.text_hidden_fcs[0](seg_hidden)
+
+    def decode_masks(self, prepared: VideoGLaMMInput, prompts: torch.Tensor) -> torch.Tensor:
+        """(S, T, h, w) SAM 2's low-resolution logits of every frame (``inference_framewise``)."""
+        low = [self.model.sam2.decode_low(f, prompts) for f in prepared.clip.sam_features]
+        return torch.cat(low, dim=1)
+
+    def upscale_masks(self, prepared: VideoGLaMMInput, low: torch.Tensor) -> torch.Tensor:
+        """(S, T, H, W) float32 logits at the frames' size (bilinear per frame, L757-763)."""
+        s, t = low.shape[:2]
+        return self.model.sam2.upscale(low.reshape(s * t, 1, *low.shape[2:]),
+                                       prepared.image_size).reshape(s, t, *prepared.image_size)
+
+    # -- ground with per-frame budgets --------------------------------------------------------------------------
+    def ground(self, prepared, method: str = "none", budget: int | None = None,
+               visual_embeds: torch.Tensor | None = None, positions: str = "official", **options) -> GroundingOutput:
+        """Masks (S, T, H, W) of ``method`` at the per-frame budget ``budget`` (1..576; None: all): a CLIP-side
+        method keeps K of each frame's CLIP patches (:func:`litelvlm.videoglamm.pruning.prune_clip`), an LLM-side
+        one :meth:`llm_budget` of the LLM's 3328 visual tokens (the contract's ``ground``)."""
+        from ..lvlm.prune import resolve
+
+        if why := self.method_error(method):
+            raise LiteLVLMError(why)
+        spec = self.spec(method)
+        k = resolve(spec, budget, FRAME_PATCHES)
+        if spec.stage == "clip":
+            from .frames import ground_frames
+
+            return ground_frames(self, prepared, method, k, visual_embeds, positions, **options)
+        out = super().ground(prepared, method, self.llm_budget(k, prepared), visual_embeds, positions, **options)
+        out.budget = k
+        return out
+
+    def keeps_everything(self, prepared, out: GroundingOutput) -> bool:
+        """An LLM-side run: all N in order; a CLIP-side run: every frame's 576 patches in raster order, pooled as
+        the official ``project`` (``arrangement="pool"``)."""
+        if self.spec(out.method).stage != "clip":
+            return super().keeps_everything(prepared, out)
+        all_patches = torch.arange(NUM_FRAMES * FRAME_PATCHES)
+        return self.arrangement == "pool" and bool(torch.equal(out.kept_indices.cpu(), all_patches))
+
+
+__all__ = ["ANSWERS", "FRAME_PATCHES", "VideoGLaMMInput", "VideoGLaMMPipeline"]
