@@ -1,5 +1,5 @@
-"""Figure family 11, video: J&F of VideoGLaMM per per-frame pruning method against the per-frame budget
-(``litelvlm eval-video``), labelled with the weights that made it."""
+"""Figure family 11, video: J&F per pruning method against the per-frame budget (``litelvlm eval-video``, VideoGLaMM
+or UniPixel's video path), labelled with the model family and the weights that made it."""
 
 from __future__ import annotations
 
@@ -27,21 +27,21 @@ def smoke_video(out_dir: Path, model: str | None = None) -> None:
 
 
 def read_video(results_dir: Path) -> dict:
-    """The ``summary.csv`` table of an ``eval-video`` folder and the models that made it."""
+    """The ``summary.csv`` table of an ``eval-video`` folder, the models that made it and their family."""
     import json
 
     import pandas as pd
 
     config = json.loads((Path(results_dir) / "config.json").read_text())
     return {"summary": pd.read_csv(Path(results_dir) / "summary.csv"),
-            "models": [config.get("model"), config.get("clip")]}
+            "models": [config.get("model"), config.get("clip")], "family": config.get("family", "videoglamm")}
 
 
 def draw_video(tables: dict) -> dict:
     """J&F, J and F against the per-frame budget, each labelled with its results' weights."""
     figs = {}
     for name, metric in (("jf", "J&F"), ("j", "J"), ("f", "F")):
-        fig, _ = plots.plot_jf_vs_budget(tables["summary"], metric)
+        fig, _ = plots.plot_jf_vs_budget(tables["summary"], metric, family=tables.get("family", "videoglamm"))
         style.label_weights(fig, *tables["models"])
         figs[name] = fig
     return figs
@@ -49,11 +49,12 @@ def draw_video(tables: dict) -> dict:
 
 #: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
 FAMILY = Family(
-    name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation (VideoGLaMM)",
-    description="J&F (and J, F) of VideoGLaMM on a Ref-DAVIS-layout folder (DAVIS 2017 unsupervised task per "
-                "annotator set, averaged over the sets), one line per per-frame pruning method against the CLIP "
-                "tokens kept per frame (576 -> 196, 81), the unpruned model dashed. Per-frame pruning of the CLIP "
-                "stream is this project's adaptation. The paper's video numbers need VideoGLaMM's RVOS "
+    name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation (VideoGLaMM, UniPixel)",
+    description="J&F (and J, F) of VideoGLaMM (or UniPixel's video path, labelled so) on a Ref-DAVIS-layout "
+                "folder (DAVIS 2017 unsupervised task per annotator set, averaged over the sets), one line per pruning "
+                "method against the per-frame budget (CLIP tokens kept per frame, 576 -> 196, 81; LLM-side methods "
+                "and UniPixel keep the same fraction of the visual tokens), the unpruned model dashed. Pruning "
+                "VideoGLaMM or UniPixel's video is this project's adaptation. The paper's video numbers need VideoGLaMM's RVOS "
                 "fine-tuned weights, which are not public; the numbers here come from the weights named on each "
                 "figure (random weights by default).",
     command="litelvlm eval-video", requires=("analysis.video.compute", "analysis.video.plots"),

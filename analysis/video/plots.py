@@ -1,5 +1,6 @@
-"""Referring-video figures: J&F of VideoGLaMM with per-frame pruning of its CLIP stream, per method against the
-per-frame budget (``litelvlm eval-video``)."""
+"""Referring-video figures: J&F per pruning method against the per-frame budget (``litelvlm eval-video``), for
+VideoGLaMM (per-frame pruning of its CLIP stream; LLM-side methods on its whole visual sequence) or UniPixel's video
+path (the same fraction of the video's merged tokens)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ import pandas as pd
 
 from analysis.common.style import METHOD_ORDER, figure, method_label, method_style
 
-#: the one sentence every video figure carries
+#: the one sentence every VideoGLaMM video figure carries
 WEIGHTS_NOTE = ("The paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public: "
                 "these come from the weights named below.")
+#: per model family of an ``eval-video`` folder: (title name, x label, weights note)
+FAMILY_LABELS = {
+    "videoglamm": ("VideoGLaMM", "CLIP tokens kept per frame (of 576; LLM-side methods: the same fraction of the "
+                                 "LLM's visual tokens)", WEIGHTS_NOTE),
+    "unipixel": ("UniPixel (video path)", "per-frame budget (of 576): the same fraction of the video's merged tokens",
+                 "The paper reports no UniPixel video numbers; these come from the weights named below."),
+}
 
 
 def _order(methods) -> list[str]:
@@ -19,11 +27,15 @@ def _order(methods) -> list[str]:
     return [m for m in METHOD_ORDER if m in found] + sorted(m for m in found if m not in METHOD_ORDER)
 
 
-def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None):
-    """One line per method: ``metric`` (J&F, J or F) against the CLIP tokens kept per frame (of 576), the unpruned
-    model (``none``) as a dashed line. Returns ``(fig, ax)``."""
+def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, family: str = "videoglamm"):
+    """One line per method: ``metric`` (J&F, J or F) against the per-frame budget (of 576), the unpruned model
+    (``none``) as a dashed line; ``family``: the model family of the run (its title and axis labels). Returns
+    ``(fig, ax)``."""
     if metric not in ("J&F", "J", "F"):
         raise ValueError(f"metric must be J&F, J or F; got {metric!r}")
+    if family not in FAMILY_LABELS:
+        raise ValueError(f"family must be one of {', '.join(FAMILY_LABELS)}; got {family!r}")
+    name, xlabel, weights_note = FAMILY_LABELS[family]
     if ax is None:
         fig, ax = figure(1, aspect=0.75)
     else:
@@ -38,9 +50,9 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None):
     budgets = sorted(pruned["budget"].unique())
     if budgets:
         ax.set_xticks(budgets, [str(b) for b in budgets])
-    ax.set_xlabel("CLIP tokens kept per frame (of 576)", fontsize=7)
+    ax.set_xlabel("\n".join(textwrap.wrap(xlabel, 60)), fontsize=7)
     ax.set_ylabel(metric, fontsize=7)
-    note = "\n".join(textwrap.wrap(WEIGHTS_NOTE, 70))
-    ax.set_title(f"VideoGLaMM, Ref-DAVIS protocol: {metric} vs per-frame budget\n{note}", fontsize=6)
+    note = "\n".join(textwrap.wrap(weights_note, 70))
+    ax.set_title(f"{name}, Ref-DAVIS protocol: {metric} vs per-frame budget\n{note}", fontsize=6)
     ax.legend(fontsize=5, frameon=False, ncols=2)
     return fig, ax
