@@ -15,11 +15,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-grounding": ("analysis.grounding.options", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
     "importance": ("analysis.importance.options", "correlate CLIP token ranks with the LLM's own token importance"),
     "efficiency": ("analysis.efficiency.options", "FLOPs, prefill time, CUDA time and activation memory"),
-    "validate": ("analysis.validate.options", "one real image through the full pruned GLaMM: every method and budget, "
-                                      "tokens, [SEG] positions, masks, time and memory, with checks"),
+    "validate": ("analysis.validate.options", "one real image (a video for VideoGLaMM) through the full pruned model: every "
+                                      "method and budget, tokens, [SEG] positions, masks, time and memory, with checks"),
     "positions": ("analysis.positions.options", "the position switch on the sample image: kept tokens at their "
                                                 "original RoPE positions or renumbered, per method and budget"),
-    "eval-video": ("analysis.video.options", "referring video segmentation (J&F) with VideoGLaMM, per-frame pruning of "
-                                             "its CLIP stream per method and budget"),
+    "eval-video": ("analysis.video.options", "referring video segmentation (J&F) per method and per-frame "
+                                             "budget, with VideoGLaMM or UniPixel's video path"),
     "figures": ("analysis.figures.options", "regenerate every figure from result tables"),
 }
