@@ -143,3 +143,21 @@ def test_pair_clip_refuses_another_tower(setup):
 
     with pytest.raises(LiteLVLMError, match="differs"):
         VP.pair_clip(setup[0], load_clip("tiny-random:0", "hf"))
+
+
+def test_keeping_every_patch_is_the_official_stream_in_bfloat16():
+    """A selecting method keeping all 576 patches of every frame in raster order gives the LLM VideoGLaMM's own
+    visual tokens bit for bit, in bfloat16 too (the projector reads the trace's layer -2 slice, as ``project``
+    does, not a gathered copy whose bfloat16 GEMM rounds differently: seen at the real size)."""
+    from litelvlm.clip import load_clip
+
+    model, _ = build_videoglamm("tiny", seed=0, dtype=torch.bfloat16)
+    clip = VP.pair_clip(model, load_clip(VP.default_clip("videoglamm-tiny-random:0"), "hf", dtype=torch.bfloat16))
+    frames = [np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8) for i in range(3)]
+    prep = prepare_clip(model, frames)
+    trace = VP.trace_context(model, clip, prep)
+    text = VP.clip_text_trace(clip, "the red square")
+    for method in ("litelvlm", "random"):
+        out = VP.prune_clip(model, prep, trace, text, method, 576)
+        assert all(torch.equal(s.indices, torch.arange(576)) for s in out.selections)
+        assert out.visual.dtype == torch.bfloat16 and torch.equal(out.visual, prep.tokens.visual)

@@ -182,12 +182,14 @@ def video_part(model: VideoGLaMM, video: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, v.shape[-1])
 
 
-def context_part(model: VideoGLaMM, kept: list[torch.Tensor], arrangement: str) -> list[torch.Tensor]:
+def context_part(model: VideoGLaMM, kept: list[torch.Tensor] | torch.Tensor, arrangement: str) -> list[torch.Tensor]:
     """Each frame's LLM context tokens of its kept CLIP features: ``image_mm_projector``, then the arrangement's
-    pooling (batched over frames when they keep the same count, as ``project`` runs the unpruned stream)."""
+    pooling (batched over frames when they keep the same count, as ``project`` runs the unpruned stream); ``kept``
+    a (T, K, W) tensor: every frame's features at once, used as given (no stacked copy)."""
     sides = [pooled_side(k.shape[0], arrangement) for k in kept]
     if len({k.shape[0] for k in kept}) == 1:
-        proj = model.image_mm_projector(torch.stack(kept).to(model.dtype))
+        stacked = kept if torch.is_tensor(kept) else torch.stack(kept)
+        proj = model.image_mm_projector(stacked.to(model.dtype))
         if sides[0] is not None:
             proj = apply_adaptive_avg_pooling(proj, shape=(sides[0], sides[0]))
         return list(proj)
@@ -196,6 +198,11 @@ def context_part(model: VideoGLaMM, kept: list[torch.Tensor], arrangement: str) 
         proj = model.image_mm_projector(k[None].to(model.dtype))
         out.append((proj if side is None else apply_adaptive_avg_pooling(proj, shape=(side, side)))[0])
     return out
+
+
+def _keeps_all(sel: Selection, n: int) -> bool:
+    """Whether ``sel`` keeps all N patches in raster order."""
+    return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))
 
 
 @torch.no_grad()
@@ -219,6 +226,10 @@ def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, te
         sel = Selection(indices=torch.arange(n)) if baseline else select(method, inputs, k, **options)
         sels.append(sel)
         kept.append(kept_features(inputs, sel))
+    if all(sel.features is None and _keeps_all(sel, n) for sel in sels):
+        # every frame keeps all its patches in raster order: the projector reads the trace's own layer -2 slice, as
+        # ``project`` reads ``hidden_states[-2][:, 1:]`` (a gathered copy changes a bfloat16 GEMM's rounding)
+        kept = trace.hidden_states[FEATURE_LAYER][:, trace.num_prefix_tokens:]
     context = context_part(model, kept, arrangement)
     visual = torch.cat([*context, video_part(model, prepared.tokens.video)], dim=0)
     return PrunedVisual(visual, budgets, [c.shape[0] for c in context], sels)
