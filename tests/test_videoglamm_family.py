@@ -197,3 +197,25 @@ def test_generated_answer(pipe, prep, video):
     assert out.masks.shape == (1, 3, 32, 40)
     if pipe.seg_token_id not in out.generated.tolist():
         assert not out.masks.any()
+
+
+def test_sam2_video_branch_option(video):
+    """``sam2_video_branch=True`` (the official ``--use_sam2_video_branch``): the family's masks are
+    ``segment_clip(..., sam2_video_branch=True)``'s (SAM 2's memory from frame 0, tested against the official
+    orchestration in tests/test_videoglamm_sam2_video.py), for ``none`` and a pruned run alike."""
+    from litelvlm.videoglamm.pipeline import segment_clip
+
+    frames, sentence = video
+    branch = load_pipeline(MODEL, sam2_video_branch=True)
+    assert branch.describe()["sam2_video_branch"] is True
+    assert "sam2_video_branch" not in load_pipeline(MODEL).describe()
+    prep = branch.prepare(frames, [sentence])
+    with torch.no_grad():
+        out = branch.ground(prep, "none")
+        ref = segment_clip(branch.model, branch.tokenizer, prep.clip, sentence, sam2_video_branch=True)
+        framewise = segment_clip(branch.model, branch.tokenizer, prep.clip, sentence)
+        pruned = branch.ground(prep, "fastv", 81)
+    assert out.mask_logits.shape == (1, len(frames), *frames[0].shape[:2])
+    assert torch.equal(out.mask_logits, ref.logits.transpose(0, 1))
+    assert not torch.equal(out.mask_logits, framewise.logits.transpose(0, 1))
+    assert pruned.mask_logits.shape == out.mask_logits.shape

@@ -97,7 +97,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
     budget_unit = "frame"
 
     def __init__(self, model, tokenizer, name: str = "videoglamm", clip=None, clip_text: str = "expression",
-                 arrangement: str = "pool", numerics=None) -> None:
+                 arrangement: str = "pool", numerics=None, sam2_video_branch: bool = False) -> None:
         from ..lvlm.numerics import Numerics
         from .pruning import ARRANGEMENTS, CLIP_TEXTS
 
@@ -114,6 +114,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
         #: how a frame's K kept CLIP tokens meet the square-only pooling (``litelvlm.videoglamm.pruning``)
         self.arrangement = arrangement
         self.numerics = Numerics.official() if numerics is None else numerics
+        #: masks by SAM 2's memory from frame 0 (the official ``--use_sam2_video_branch``), else frame-wise (default)
+        self.sam2_video_branch = bool(sam2_video_branch)
         self.quantization = None
         self.layer_hooks = []
         self.seg_token_id = int(tokenizer.convert_tokens_to_ids("[SEG]"))
@@ -140,7 +142,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
         net, tokenizer, _ = load_videoglamm(model, device=device, dtype=dtype)
         return cls(net, tokenizer, name=model, clip=options.get("clip") or default_clip(model),
                    clip_text=options.get("clip_text") or "expression",
-                   arrangement=options.get("arrangement") or "pool", numerics=numerics)
+                   arrangement=options.get("arrangement") or "pool", numerics=numerics,
+                   sam2_video_branch=bool(options.get("sam2_video_branch")))
 
     @property
     def clip(self):
@@ -207,7 +210,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
                 "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
                 "budget": "K of each frame's 576 CLIP patches; LLM-side methods keep round(3328 K / 576) of the "
                           "LLM's visual tokens (this project's reading)",
-                "clip": {"model": clip, "text": self.clip_text, "arrangement": self.arrangement}}
+                "clip": {"model": clip, "text": self.clip_text, "arrangement": self.arrangement},
+                **({"sam2_video_branch": True} if self.sam2_video_branch else {})}
 
     def method_error(self, method: str) -> str | None:
         """The contract's reasons, and the LLM-side methods that read one image's CLIP trace (no map onto a
@@ -334,7 +338,12 @@ class VideoGLaMMPipeline(GroundingPipeline):
         return self.model.text_hidden_fcs[0](seg_hidden)
 
     def decode_masks(self, prepared: VideoGLaMMInput, prompts: torch.Tensor) -> torch.Tensor:
-        """(S, T, h, w) SAM 2's low-resolution logits of every frame (``inference_framewise``)."""
+        """(S, T, h, w) SAM 2's low-resolution logits of every frame (``inference_framewise``; with
+        ``sam2_video_branch``, ``inference_video_branch``'s memory propagation from frame 0)."""
+        if self.sam2_video_branch and len(prompts):
+            from .sam2_video import video_branch_low
+
+            return video_branch_low(self.model, prepared.clip, prompts).transpose(0, 1)
         low = [self.model.sam2.decode_low(f, prompts) for f in prepared.clip.sam_features]
         return torch.cat(low, dim=1)
 

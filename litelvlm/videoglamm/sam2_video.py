@@ -91,19 +91,25 @@ def video_model(model):
     return net
 
 
+def video_branch_low(model, prepared, prompts: torch.Tensor) -> torch.Tensor:
+    """``(T, S, h, w)`` low-resolution logits of S ``[SEG]`` embeddings ``(S, C)`` on every frame of a
+    :class:`~.pipeline.PreparedClip`, by SAM 2's memory (module docstring); S > 0."""
+    net = video_model(model)
+    if prepared.sam2_video is None:
+        pixels = torch.cat([model.sam2.preprocess(f) for f in prepared.frames])
+        prepared.sam2_video = (pixels, vision_features(net, pixels))
+    pixels, features = prepared.sam2_video
+    return propagate_prompts(net, pixels, prepared.original_size, prompts[:, None], append=True,
+                             features=features).logits
+
+
 def video_branch_logits(model, prepared, prompts: torch.Tensor) -> torch.Tensor:
     """``(T, S, H, W)`` float32 logits of S ``[SEG]`` embeddings ``(S, C)`` on every frame of a
     :class:`~.pipeline.PreparedClip`, by SAM 2's memory (module docstring)."""
     H, W = prepared.original_size
     if len(prompts) == 0:
         return torch.zeros(len(prepared.frames), 0, H, W)
-    net = video_model(model)
-    if prepared.sam2_video is None:
-        pixels = torch.cat([model.sam2.preprocess(f) for f in prepared.frames])
-        prepared.sam2_video = (pixels, vision_features(net, pixels))
-    pixels, features = prepared.sam2_video
-    out = propagate_prompts(net, pixels, prepared.original_size, prompts[:, None], append=True, features=features)
-    return F.interpolate(out.logits, (H, W), mode="bilinear", align_corners=False)
+    return F.interpolate(video_branch_low(model, prepared, prompts), (H, W), mode="bilinear", align_corners=False)
 
 
-__all__ = ["build_sam2_video", "sam2_video_config", "video_branch_logits", "video_model"]
+__all__ = ["build_sam2_video", "sam2_video_config", "video_branch_logits", "video_branch_low", "video_model"]
