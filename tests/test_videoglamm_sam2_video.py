@@ -114,7 +114,7 @@ def test_engine_equals_transformers_propagation_of_a_point(tiny):
     propagation of that point (session point inputs, no hook) bit for bit."""
     model, _, prepared, dtype = tiny
     net = video_model(model)
-    pixels = prepared.sam2_video[0]
+    pixels = torch.cat([model.sam2.preprocess(f) for f in prepared.frames])   # this test's own (any test order)
     coords, labels = torch.tensor([[[[40.0, 70.0]]]]), torch.tensor([[[1]]], dtype=torch.int32)
     session = video_session(net, pixels, SIZE)
     session.add_point_inputs(session.obj_id_to_idx(0), 0, {"point_coords": coords, "point_labels": labels})
