@@ -245,9 +245,14 @@ class UniPixelPipeline(GroundingPipeline):
         if turns is not None:
             raise LiteLVLMError("turns are GLaMM's conversation; UniPixel's prompt is the protocol's question")
         made = prepare_inputs(self.processor, prepared.image, sentences[0], answer=answer, seed=prepared.seed)
+        return self._with_prompt(prepared, made, sentences, answer, clip_text)
+
+    def _with_prompt(self, prepared, made, sentences: list[str], answer: str, clip_text: str):
+        """``prepared`` with the protocol's prompt ``made`` (its ids checked against the prepared grid, the [SEG]
+        count and the merged tokens) and its CLIP inputs for ``clip_text``."""
         got = made.inputs
         if not torch.equal(got["video_grid_thw"].cpu(), prepared.grid_thw):
-            raise AssertionError("the prompt's video grid differs from the prepared image's")
+            raise AssertionError("the prompt's video grid differs from the prepared input's")
         ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
         if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
             raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} {self.seg_token}")

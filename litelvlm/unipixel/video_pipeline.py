@@ -28,9 +28,8 @@ video's N merged tokens, chosen over the whole video. VScan is refused (:data:`O
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
@@ -154,18 +153,7 @@ class UniPixelVideoPipeline(UniPixelPipeline):
             raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt, no turns; got {len(sentences)}")
         made = prepare_video_inputs(self.processor, prepared.frames, sentences[0], answer=answer, seed=prepared.seed,
                                     sample_frames=prepared.sample_frames)
-        got = made.inputs
-        if not torch.equal(got["video_grid_thw"].cpu(), prepared.grid_thw):
-            raise AssertionError("the prompt's video grid differs from the prepared video's")
-        ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
-        if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
-            raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} {self.seg_token}")
-        if int((types > 0).sum()) != self.num_visual(prepared):
-            raise AssertionError("the prompt's video placeholders do not match the merged tokens")
-        out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
-                      second_per_grid_ts=got["second_per_grid_ts"], answer=answer, prompt_len=self._prompt_len(made, ids))
-        out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
-        return out
+        return self._with_prompt(prepared, made, sentences, answer, clip_text)
 
     def vision(self, prepared: UniPixelVideoInput):
         """The vision tower and the video's sampled frames (:class:`litelvlm.qwen.vision.QwenVision`)."""
