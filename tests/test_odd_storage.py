@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from litelvlm.cli import main
 
@@ -22,6 +23,8 @@ def _reversal(refer: Path, out: Path) -> list[str]:
             "--layers", "2", "--out", str(out), "--threads", "1"]
 
 
+@pytest.mark.odd_case("storage", "a full disk during a write", "reversal",
+                       "one line naming the cause, exit 2; no table or temporary file left; a re-run resumes")
 def test_a_full_disk_during_a_write_is_one_clear_error_and_leaves_nothing_partial(coco128, tmp_path, monkeypatch,
                                                                                    capsys):
     def full(self, path, *args, **kwargs):
@@ -63,6 +66,8 @@ def test_a_random_model_that_cannot_be_written_to_the_cache_is_an_error_naming_t
     assert str(blocker) in err and "Traceback" not in err
 
 
+@pytest.mark.odd_case("concurrency", "two runs sharing one fresh cache at once", "reversal x2",
+                       "both finish with byte-identical tables")
 def test_two_runs_sharing_one_cache_at_once_both_finish_with_the_same_tables(coco128, tmp_path):
     """Two processes start together on a fresh cache: both write the random model and the features (each
     write is atomic), and both tables are the same bytes."""
