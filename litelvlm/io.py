@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import transaction
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -28,20 +30,35 @@ def publish(path: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds. Inside an open
+    :class:`~litelvlm.transaction.Transaction` on a folder holding ``path``, "into place" is the transaction's
+    staging folder, and the file reaches ``path`` when the transaction commits."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tx = transaction.active_for(path)
+    staged = tx.route(path) if tx is not None else None
+    target = staged if staged is not None else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=transaction.TMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         if tmp.exists():  # mkstemp makes 0600 files
             publish(tmp)
-        os.replace(tmp, path)
+        transaction.replace(tmp, target)
+        if staged is not None:
+            tx.staged_as(staged)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy the file ``src`` to ``dst`` atomically."""
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

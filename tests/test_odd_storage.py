@@ -36,7 +36,7 @@ def test_a_full_disk_during_a_write_is_one_clear_error_and_leaves_nothing_partia
     assert main(_reversal(coco128, out)) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "nothing partial" in err and "Traceback" not in err
-    assert not list(out.glob("*.parquet")) and not list(out.rglob("*.tmp"))  # no table, no temporary file
+    assert not list(out.glob("*.parquet")) and not list(out.rglob("*.litelvlm-tmp"))  # no table, no temporary file
 
 
 def test_an_unwritable_cache_folder_is_skipped_with_a_warning_and_results_are_unchanged(coco128, tmp_path,

@@ -71,7 +71,7 @@ def test_interrupted_run_resumes_byte_identically(study, sig, coco128, tmp_path)
     assert rc == (130 if sig == signal.SIGINT else -signal.SIGKILL), rc
     assert not (out / TABLES[study][0]).exists()          # interrupted before its results
     assert main(args) == 0
-    assert not list(out.rglob(".*.tmp"))
+    assert not list(out.rglob("*.litelvlm-tmp"))
     for f in TABLES[study]:
         if (full / f).exists() or (out / f).exists():
             assert (out / f).read_bytes() == (full / f).read_bytes(), f

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from analysis.common.parts import PartStore, read_parquet
-from analysis.common.study import RunFolder, check_config, portable_paths, read_json, resolve_config_path
+from analysis.common.run_folder import RunFolder
+from analysis.common.study import check_config, portable_paths, read_json, resolve_config_path
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 
@@ -119,13 +120,21 @@ def test_repaired_image_is_retried(study, coco128, tmp_path):
         assert pd.read_csv(out / "skipped.csv").empty
 
 
-def test_stale_tmp_files_are_removed(coco128, tmp_path):
+@pytest.mark.odd_case("cleanup", "the user's own hidden temporary files in --out", "eval-grounding",
+                       "kept: only the project's own *.litelvlm-tmp files and staging folders are removed")
+def test_stale_tmp_files_are_removed_and_nothing_else(coco128, tmp_path):
     out = tmp_path / "out"
     (out / "parts").mkdir(parents=True)
-    for p in (out / ".grounding.parquet.abc.tmp", out / "parts" / ".part-1.json.x.tmp"):
-        p.write_text("left by kill -9")
+    (out / "notes").mkdir()
+    ours = (out / ".grounding.parquet.abc.litelvlm-tmp", out / "parts" / ".part-1.json.x.litelvlm-tmp",
+            out / ".litelvlm-stage-x1" / "summary.csv")
+    theirs = (out / "notes" / ".draft.tmp", out / ".scratch.tmp", out / "notes" / "a.litelvlm-tmp.txt")
+    for p in ours + theirs:
+        p.parent.mkdir(exist_ok=True)
+        p.write_text("left by kill -9" if p in ours else "the user's")
     assert main(study_args("eval-grounding", coco128, out)) == 0
-    assert not list(out.rglob("*.tmp"))
+    assert not any(p.exists() for p in ours) and not (out / ".litelvlm-stage-x1").exists()
+    assert all(p.read_text() == "the user's" for p in theirs)
 
 
 def test_truncated_part_is_recomputed_and_truncated_config_named(coco128, tmp_path, capsys):
@@ -140,10 +149,15 @@ def test_truncated_part_is_recomputed_and_truncated_config_named(coco128, tmp_pa
     for f in ("grounding.parquet", "summary.csv"):
         assert (out / f).read_bytes() == (fresh / f).read_bytes()
     config = out / "config.json"
-    config.write_text(config.read_text()[:20])
+    config.write_text(config.read_text()[:20])   # the run's record: rewritten with the tables
+    assert main(study_args("eval-grounding", coco128, out)) == 0
+    assert read_json(config)["run"]
+    record = out / "parts" / "config.json"       # the parts' record: what a resume is checked against
+    record.write_text(record.read_text()[:20])
     assert main(study_args("eval-grounding", coco128, out)) == 2
     err = capsys.readouterr().err
-    assert "config.json" in err and "not valid JSON" in err
+    assert str(record) in err and "not valid JSON" in err
+    config.write_text(config.read_text()[:20])
     from analysis.grounding.compute import load_grounding
 
     with pytest.raises(LiteLVLMError, match="config.json"):

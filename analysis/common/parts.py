@@ -13,6 +13,7 @@ part: :meth:`PartStore.verify` removes it (with a warning) and the run recompute
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
+from litelvlm.transaction import current
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def read_parquet(path: str | Path, **kw) -> pd.DataFrame:
     import pyarrow as pa
 
     try:
-        return pd.read_parquet(path, **kw)
+        return pd.read_parquet(current(path), **kw)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise LiteLVLMError(f"{path} is not a readable parquet table (truncated or partial copy?): {e}") from None
 
@@ -55,10 +57,23 @@ class PartStore:
         self.folder = Path(out) / "parts"
 
     def markers(self) -> list[tuple[Path, dict]]:
-        """(marker path, marker content) of every finished part, in file-name order."""
+        """(marker path, marker content) of every finished part, in file-name order; a part that repeats an
+        earlier one (the same ids, keys and skipped ids) is left out, so no row is ever counted twice."""
         if not self.folder.is_dir():
             return []
-        return [(p, read_json(p)) for p in sorted(self.folder.glob(f"{PREFIX}*.json"))]
+        seen, out = set(), []
+        for p in sorted(self.folder.glob(f"{PREFIX}*.json")):
+            info = read_json(p)
+            if not isinstance(info, dict) or not isinstance(info.get("ids"), list):
+                raise LiteLVLMError(f"{p} is not a part marker of this project (damaged?); delete it to compute "
+                                    "its ids again")
+            key = json.dumps({k: info.get(k) for k in ("ids", "keys", "skipped")}, sort_keys=True, default=str)
+            if key in seen:
+                log.warning("part %s repeats an earlier part; left out", p)
+                continue
+            seen.add(key)
+            out.append((p, info))
+        return out
 
     def _tables(self, marker: Path) -> list[Path]:
         return sorted(self.folder.glob(f"{marker.stem}.parquet")) + \

@@ -17,22 +17,21 @@ option is refused at once) defines:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.transaction import current
 
 
 def read_json(path: str | Path) -> Any:
     """The JSON content of ``path``; a truncated or garbled file is a LiteLVLMError naming it."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(current(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LiteLVLMError(f"{path} is not valid JSON (truncated or partial copy?): {e}") from None
 
@@ -81,7 +80,6 @@ def as_args(cls: type, args: Any) -> Any:
 PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data", "video_dir")
 #: config keys never compared when a run resumes into a folder
 NOT_COMPARED = ("torch_threads", "paths", "run", *PATH_OPTIONS)
-LOCK_NAME = ".lock"
 
 
 def _option(key: str) -> str:
@@ -189,75 +187,6 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
         raise LiteLVLMError(f"{out} holds results of model {args.get('model')!r}"
                             + (f" (backend {args.get('backend')!r})" if "--backend" in diff else "")
                             + f" (differs in: {', '.join(diff)}); use another --out or delete it")
-
-
-class RunFolder:
-    """The ``--out`` folder of one run, as a context manager: an exclusive lock (a second run on
-    the same folder fails at once), stale temporary files of a killed run removed, and, when the
-    run fails with a LiteLVLMError, every file it created removed again (nothing new left behind).
-
-    ``owned``: optional outputs of the study (file names in the folder); :meth:`drop_stale` removes
-    those the current run does not write, so figures never draw the tables of an older run.
-    """
-
-    def __init__(self, out: str | Path, owned: tuple[str, ...] = ()):
-        self.out = Path(out)
-        self.owned = owned
-        self._fd: int | None = None
-        self._existed = self.out.exists()
-        self._before: set[Path] = set()
-
-    def __enter__(self) -> RunFolder:
-        import fcntl
-
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.out / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o666)
-        except OSError as e:
-            raise LiteLVLMError(f"--out {str(self.out)!r}: cannot write there ({e.strerror})") from None
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._fd)
-            self._fd = None
-            raise LiteLVLMError(f"--out {str(self.out)!r} is in use by another run (locked); wait for it to "
-                                "finish or use another --out") from None
-        for tmp in self.out.rglob(".*.tmp"):  # left by a killed run: nobody else writes here now
-            tmp.unlink(missing_ok=True)
-        self._before = set(self.out.rglob("*"))
-        return self
-
-    def drop_stale(self, written: set[str] | list[str]) -> list[str]:
-        """Remove the owned optional outputs that this run does not write; returns their names."""
-        gone = [n for n in self.owned if n not in set(written) and (self.out / n).exists()]
-        for n in gone:
-            (self.out / n).unlink()
-        return gone
-
-    def __exit__(self, kind, exc, tb) -> None:
-        try:
-            if kind is not None and issubclass(kind, LiteLVLMError):
-                self._remove_new()
-            elif kind is not None and not self._existed and {p.name for p in self.out.iterdir()} <= {LOCK_NAME}:
-                shutil.rmtree(self.out, ignore_errors=True)   # interrupted before it wrote anything
-        finally:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-    def _remove_new(self) -> None:
-        if not self._existed:
-            shutil.rmtree(self.out, ignore_errors=True)
-            return
-        new = sorted(set(self.out.rglob("*")) - self._before, key=lambda p: len(p.parts), reverse=True)
-        for p in new:
-            if p.is_dir():
-                with contextlib.suppress(OSError):
-                    p.rmdir()
-            else:
-                p.unlink(missing_ok=True)
-        if not any(p.name != LOCK_NAME for p in self.out.iterdir()) and LOCK_NAME not in {p.name for p in self._before}:
-            (self.out / LOCK_NAME).unlink(missing_ok=True)
 
 
 def git_commit(root: str | Path | None = None) -> str | None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from analysis.demo.options import DemoArgs
 from litelvlm.errors import LiteLVLMError
+from litelvlm.io import copy_file
 
 log = logging.getLogger(__name__)
 def resolve_model(model: str | None) -> str:
@@ -130,6 +131,7 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
     """Run the demo with checked options (:func:`analysis.demo.options.run` checks them)."""
     import pandas as pd
 
+    from analysis.common.run_folder import RunFolder
     from litelvlm.clip import load_clip
     from litelvlm.data.refer import load_refer
     from litelvlm.io import write_csv, write_json
@@ -145,51 +147,52 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
     tmp_work = a.work_dir is None
     work = Path(tempfile.mkdtemp(prefix="litelvlm-demo-")) if tmp_work else Path(a.work_dir)
     try:
-        data = work / "data"
-        write_refer(data, a.scenes, a.seed, size=224, split="val", sentences_per_object=2, overwrite=True)
-        records = load_refer(data, data / "images", split="val")
-        print(f"demo: {len(records)} referring expressions on {a.scenes} synthetic scenes; model {model}")
+        with RunFolder(out):   # the demo's tables and figures reach --out together
+            data = work / "data"
+            write_refer(data, a.scenes, a.seed, size=224, split="val", sentences_per_object=2, overwrite=True)
+            records = load_refer(data, data / "images", split="val")
+            print(f"demo: {len(records)} referring expressions on {a.scenes} synthetic scenes; model {model}")
 
-        figures: list[Path] = []
-        fig, sel_table, shown = selection_figure(clip, records, a.show, a.budget_share, a.seed)
-        figures.append(_save(fig, out, "selection_overlay", model))
-        write_csv(out / "selection.csv", sel_table)
-        feature_layer = clip.trace_image(clip.preprocess([records[0].image()])).num_layers - 1
-        figures.append(_save(similarity_figure(clip, *shown, layer=feature_layer), out, "similarity_maps", model))
+            figures: list[Path] = []
+            fig, sel_table, shown = selection_figure(clip, records, a.show, a.budget_share, a.seed)
+            figures.append(_save(fig, out, "selection_overlay", model))
+            write_csv(out / "selection.csv", sel_table)
+            feature_layer = clip.trace_image(clip.preprocess([records[0].image()])).num_layers - 1
+            figures.append(_save(similarity_figure(clip, *shown, layer=feature_layer), out, "similarity_maps", model))
 
-        n = clip.num_patches
-        ks = sorted({max(1, n // 8), max(1, n // 4), max(1, n // 2)})
-        common = ["--model", model, "--refer-dir", str(data), "--split", "val",
-                  "--n-boot", str(a.n_boot), "--device", a.device]
-        if a.backend:
-            common += ["--backend", a.backend]
-        rev_dir = work / "results" / "reversal"
-        _cli(["reversal", "--out", str(rev_dir), *common, "--ks", *map(str, ks)])
-        rev = pd.read_parquet(rev_dir / "reversal.parquet")
-        rev_summary = pd.read_csv(rev_dir / "summary.csv")
-        from analysis.demo.plots import plot_demo_reversal_hist
+            n = clip.num_patches
+            ks = sorted({max(1, n // 8), max(1, n // 4), max(1, n // 2)})
+            common = ["--model", model, "--refer-dir", str(data), "--split", "val",
+                      "--n-boot", str(a.n_boot), "--device", a.device]
+            if a.backend:
+                common += ["--backend", a.backend]
+            rev_dir = work / "results" / "reversal"
+            _cli(["reversal", "--out", str(rev_dir), *common, "--ks", *map(str, ks)])
+            rev = pd.read_parquet(rev_dir / "reversal.parquet")
+            rev_summary = pd.read_csv(rev_dir / "summary.csv")
+            from analysis.demo.plots import plot_demo_reversal_hist
 
-        figures.append(_save(plot_demo_reversal_hist(rev)[0], out, "reversal_auroc", model))
-        overall = rev_summary[rev_summary["breakdown"] == "all"].sort_values("layer")
-        reversal = [{k: (float(r[k]) if k != "layer" else int(r[k])) for k in
-                     ("layer", "auroc_reversed_mean", "auroc_reversed_ci_low", "auroc_reversed_ci_high",
-                      "share_reversed", "n_sentences")} for _, r in overall.iterrows()]
-        shutil.copyfile(rev_dir / "summary.csv", out / "reversal_summary.csv")
+            figures.append(_save(plot_demo_reversal_hist(rev)[0], out, "reversal_auroc", model))
+            overall = rev_summary[rev_summary["breakdown"] == "all"].sort_values("layer")
+            reversal = [{k: (float(r[k]) if k != "layer" else int(r[k])) for k in
+                         ("layer", "auroc_reversed_mean", "auroc_reversed_ci_low", "auroc_reversed_ci_high",
+                          "share_reversed", "n_sentences")} for _, r in overall.iterrows()]
+            copy_file(rev_dir / "summary.csv", out / "reversal_summary.csv")
 
-        sink, sink_ablation = run_sink(work / "results" / "sink", common, data / "images", out, figures)
+            sink, sink_ablation = run_sink(work / "results" / "sink", common, data / "images", out, figures)
 
-        headline = selection_headline(sel_table)
-        summary = {"model": a.model or "litelvlm/toy/weights", "weights": weights_kind(model),
-                   "weights_hash": clip.weights_hash(), "grid": list(clip.grid),
-                   "scenes": a.scenes, "sentences": len(records), "scene_seed": a.seed,
-                   "selection_budget": int(sel_table["budget"].iloc[0]),
-                   "selection_referent_kept_share": headline["referent_kept_share"],
-                   "selection_scenes_scorable": headline["scenes_scorable"],
-                   "selection_scenes_shown": headline["scenes_shown"],
-                   "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation, "figures": [p.name for p in figures],
-                   # what was run, not where or how long: the same command writes the same bytes into any --out
-                   "args": {k: v for k, v in asdict(a).items() if k not in ("out", "work_dir")}}
-        write_json(out / "demo_summary.json", summary)
+            headline = selection_headline(sel_table)
+            summary = {"model": a.model or "litelvlm/toy/weights", "weights": weights_kind(model),
+                       "weights_hash": clip.weights_hash(), "grid": list(clip.grid),
+                       "scenes": a.scenes, "sentences": len(records), "scene_seed": a.seed,
+                       "selection_budget": int(sel_table["budget"].iloc[0]),
+                       "selection_referent_kept_share": headline["referent_kept_share"],
+                       "selection_scenes_scorable": headline["scenes_scorable"],
+                       "selection_scenes_shown": headline["scenes_shown"],
+                       "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation, "figures": [p.name for p in figures],
+                       # what was run, not where or how long: the same command writes the same bytes into any --out
+                       "args": {k: v for k, v in asdict(a).items() if k not in ("out", "work_dir")}}
+            write_json(out / "demo_summary.json", summary)
     finally:
         if tmp_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -205,12 +208,12 @@ def run_sink(sink_dir: Path, common: list[str], image_dir: Path, out: Path, figu
 
     _cli(["sink", "--out", str(sink_dir), *common, "--image-dir", str(image_dir)])
     summary = pd.read_csv(sink_dir / "summary.csv")
-    shutil.copyfile(sink_dir / "summary.csv", out / "sink_summary.csv")
+    copy_file(sink_dir / "summary.csv", out / "sink_summary.csv")
     ablation: list[dict] = []
     abl_path = sink_dir / "ablation_summary.csv"
     if abl_path.exists():
         abl = pd.read_csv(abl_path)
-        shutil.copyfile(abl_path, out / "sink_ablation_summary.csv")
+        copy_file(abl_path, out / "sink_ablation_summary.csv")
         abl = abl[abl["breakdown"] == "all"]
         for layer, sub in abl.groupby("layer", sort=True):
             row = {"layer": int(layer)}

@@ -121,9 +121,12 @@ def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]
 
 def run_efficiency(a: EfficiencyArgs) -> int:
     """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
+    from analysis.common.run_folder import RunFolder
+
     prev = torch.get_num_threads()
     try:
-        return _run(a)
+        with RunFolder(a.out):
+            return _run(a)
     finally:
         torch.set_num_threads(prev)
 

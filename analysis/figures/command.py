@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import analysis.figures.registry as families
+from analysis.common.run_folder import RunFolder
 from analysis.figures.family import Family
 from analysis.figures.options import FiguresArgs, check_args
 from litelvlm.cli_args import split_list
@@ -78,22 +79,42 @@ def summary(drawn: dict[str, list[Path]], skipped: dict[str, str], out: str) -> 
     return text
 
 
+#: what reading a results folder of an older layout, or a damaged one, raises while a family draws it
+UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, OSError)
+
+
+def unreadable_reason(e: BaseException) -> str:
+    """One line saying why a results folder could not be drawn."""
+    if isinstance(e, KeyError):
+        return f"not of this version's layout (no {e.args[0]!r} column or field); rerun its study"
+    return f"{type(e).__name__ if not isinstance(e, LiteLVLMError) else 'unreadable'}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
 def run_figures(a: FiguresArgs) -> int:
     """Draw the families ``a`` selects (each a line), then the summary."""
     names = selected(a)
     explicit = bool(split_list(a.family))
     drawn: dict[str, list[Path]] = {}
     skipped: dict[str, str] = {}
-    for name in names:
-        fam = families.FAMILIES[name]
-        reason = skip_reason(fam, a, explicit)
-        if reason is not None:
-            skipped[name] = reason
-            continue
-        if a.results is not None:  # which runs the figures come from
-            print(f"figures: {name}: read {', '.join(str(r) for r in fam.result_runs(a.results))}")
-        drawn[name] = draw(fam, a)
-        print(f"figures: {name}: " + ", ".join(str(p) for p in drawn[name]))
+    with RunFolder(a.out, direct=()):   # the figures reach --out together, when every family is drawn
+        for name in names:
+            fam = families.FAMILIES[name]
+            reason = skip_reason(fam, a, explicit)
+            if reason is not None:
+                skipped[name] = reason
+                continue
+            if a.results is not None:  # which runs the figures come from
+                runs = fam.result_runs(a.results)
+                print(f"figures: {name}: read {', '.join(str(r) for r in runs)}")
+                try:
+                    drawn[name] = draw(fam, a)
+                except UNREADABLE as e:   # results of an older layout, or damaged: this family is skipped
+                    skipped[name] = f"{', '.join(str(r) for r in runs)}: {unreadable_reason(e)}"
+                    print(f"figures: skipping {name}: {skipped[name]}")
+                    continue
+            else:
+                drawn[name] = draw(fam, a)
+            print(f"figures: {name}: " + ", ".join(str(p) for p in drawn[name]))
     print(summary(drawn, skipped, a.out))
     if a.results is not None and not drawn:
         raise LiteLVLMError(f"--results {a.results!r} holds no results of any figure family "

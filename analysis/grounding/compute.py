@@ -54,9 +54,8 @@ from analysis.common.glamm_runs import (
     plan,
 )
 from analysis.common.parts import PartStore, read_parquet
+from analysis.common.run_folder import RunFolder
 from analysis.common.study import (
-    RunFolder,
-    check_config,
     portable_paths,
     read_json,
     run_record,
@@ -67,6 +66,7 @@ from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
+from litelvlm.transaction import current
 
 log = logging.getLogger(__name__)
 
@@ -326,9 +326,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     with folder:
         old = None
         if state.is_main_process:
-            old = check_config(out, config, growable=GROWABLE)
-            PartStore(out).verify()
-            write_json(out / "config.json", config)
+            old = folder.resume(config, growable=GROWABLE)
+            write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
         state.wait_for_everyone()
         store = PartStore(out)
         old = old or read_json_if(out / "config.json")
@@ -358,7 +357,7 @@ GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "imag
 
 def read_json_if(path: Path) -> dict | None:
     """The JSON at ``path`` or None when it does not exist."""
-    return read_json(path) if path.exists() else None
+    return read_json(path) if current(path).exists() else None
 
 
 def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],

@@ -37,9 +37,8 @@ from analysis.common.defaults import DEFAULT_KS
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import clip_record
 from analysis.common.parts import PartStore, read_parquet
+from analysis.common.run_folder import RunFolder
 from analysis.common.study import (
-    RunFolder,
-    check_config,
     portable_paths,
     read_json,
     run_record,
@@ -59,6 +58,7 @@ from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
+from litelvlm.transaction import current
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +178,11 @@ def load_importance(out: str | Path) -> dict:
 
 
 # -- resumable parts ----------------------------------------------------------------------------
-def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None = None
+def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None = None, config: dict | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write importance.parquet, token_scores.parquet and summary.csv from every finished image part
-    (restricted to ``image_ids`` when given: a run may reuse the parts of a larger one)."""
+    (restricted to ``image_ids`` when given: a run may reuse the parts of a larger one); ``config``: the run's
+    configuration (default: the folder's config.json)."""
     store = PartStore(out)
     wanted = None if image_ids is None else set(image_ids)
 
@@ -208,7 +209,7 @@ def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None =
         for png in (out / "images").glob("*.png"):  # heat-map images of parts outside this selection
             if int(png.stem) not in set(scores["image_id"]):
                 png.unlink()
-    cfg = read_json(out / "config.json") if (out / "config.json").exists() else {}
+    cfg = config if config is not None else read_json(out / "config.json") if current(out / "config.json").exists() else {}
     summary = mark_weights(summary_table(rows, n_boot=n_boot, seed=seed), cfg.get("model"), cfg.get("clip"))
     write_parquet(out / "importance.parquet", rows)
     write_csv(out / "summary.csv", summary)
@@ -299,11 +300,10 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                   llm_heads=int(lm.num_attention_heads),
                   num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), run=run_record())
-    with RunFolder(out):
-        check_config(out, config, growable=GROWABLE)
+    with RunFolder(out, direct=("parts", "images")) as folder:
+        folder.resume(config, growable=GROWABLE)
         store = PartStore(out)
-        store.verify()
-        write_json(out / "config.json", config)
+        write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
         (out / "images").mkdir(exist_ok=True)
         done = store.done()
         kept = sum(info.get("scored_kept", 0) for _, info in store.markers())
@@ -312,7 +312,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
         for image_id in tqdm(todo, desc="importance"):
             recs = sorted(by_image[image_id], key=lambda r: (r.ref_id, r.sent_id))[: a.max_sentences]
             kept += _score_image(pipe, a, store, out, recs, opts, signals, kept)
-        return merge_parts(out, a.n_boot, a.seed, image_ids)
+        return merge_parts(out, a.n_boot, a.seed, image_ids, config)
 
 
 def run_and_report(a: ImportanceArgs) -> int:

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import clip_record, method_options, pick_image, plan, prompt_records
 from analysis.common.parts import PartStore
-from analysis.common.study import check_config, portable_paths, run_record
+from analysis.common.run_folder import RunFolder
+from analysis.common.study import portable_paths, run_record
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json
@@ -106,15 +107,14 @@ def run_positions(a: PositionsArgs) -> int:
     config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), **clip_record(pipe),
                   numerics=pipe.numerics.to_dict(), run=run_record())
-    check_config(out, config)
-    with torch.no_grad():
+    with torch.no_grad(), RunFolder(out) as folder:
+        folder.resume(config)
         picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences)
         prep = pipe.prepare(image, [r.sentence for r in picked], turns, seed=a.seed)
         pairs = plan(methods, budgets, pipe.num_visual(prep))
-        write_json(out / "config.json", config)  # every option checked: a refused run leaves nothing
-        table = positions_table(pipe, prep, pairs, a, PartStore(out))
-    table = mark_weights(table, a.model, a.clip)
-    write_csv(out / "positions.csv", table)
+        write_json(out / "config.json", config)  # staged: it reaches the folder with the table
+        table = mark_weights(positions_table(pipe, prep, pairs, a, PartStore(out)), a.model, a.clip)
+        write_csv(out / "positions.csv", table)
     with pd.option_context("display.width", 160, "display.max_rows", 80):
         print(table.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print(f"{len(table)} rows -> {out / 'positions.csv'}")

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
+from analysis.common.run_folder import RunFolder
+from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.retention.options import RetentionArgs
 from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refs

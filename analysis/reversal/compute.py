@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.features_cache import VisionFeatureCache, cached_text_embeds
+from analysis.common.run_folder import RunFolder
 from analysis.common.stats import area_bins, auroc, bootstrap_ci, ci_text, length_bins, wilcoxon_vs
-from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
+from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.reversal.merged import merged_coverage, merged_weights
 from analysis.reversal.options import ReversalArgs
 from litelvlm.cli_args import split_list

@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
+from analysis.common.run_folder import RunFolder
+from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.reversal.compute import load_records, reversal_metrics, summarise_reversal
 from analysis.reversal.merged import merged_coverage
 from analysis.reversal.options import ReversalArgs

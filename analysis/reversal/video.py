@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.common.study import RunFolder
+from analysis.common.run_folder import RunFolder
 from analysis.reversal.compute import (
     OPTIONAL_OUTPUTS,
     _run_locked,

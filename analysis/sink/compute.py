@@ -28,8 +28,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.common.run_folder import RunFolder
 from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
-from analysis.common.study import RunFolder, portable_paths, run_record, torch_thread_count
+from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.reversal.compute import (
     load_records,
     prompts_for,

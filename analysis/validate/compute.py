@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.glamm_args import check_out_config, quantize_kwargs, study_numerics
+from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.validate.options import ValidateArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
@@ -284,14 +284,22 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
     return recs, image, str(recs[0].image_path)
 
 
-def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in order: load, measure, check, write
-    """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point)."""
+def run_validate(a: ValidateArgs) -> int:
+    """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point), in its locked
+    ``--out`` folder: the measured calls (``parts/``, ``rounds/``) and the reference are kept as they finish."""
+    from analysis.common.run_folder import RunFolder
+
+    with RunFolder(a.out, direct=("parts", "rounds", REFERENCE_FILE)) as folder:
+        return _run_validate(a, folder)
+
+
+def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's steps in order: load, measure, check, write
+    """The steps of one validate run in its locked folder."""
     import torch
     from tqdm.auto import tqdm
 
     from analysis.common.glamm_runs import method_options
     from analysis.common.parts import PartStore
-    from analysis.common.study import check_config
     from analysis.validate.inputs import check_methods, plan_runs, text_tokens
     from analysis.validate.report import ROW_COLUMNS, write_report
     from analysis.validate.weights import weights_mb
@@ -305,13 +313,13 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
         if clip_methods:  # the paired external CLIP loaded now: its weights are the model's, its loading no call's
             log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
         config = _config(a, pipe, getattr(recs[0], "image_id", None) or recs[0].video, out)
-        check_config(out, config, ignore=("num_visual",))  # N is known after the image's forwards: checked below
+        folder.resume(config, ignore=("num_visual",))  # N is known after the image's forwards: checked below
         prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)
     n = pipe.num_visual(prep)  # N of this image (the same for every image of a fixed-grid family)
     full = pipe.full_budget(prep)  # the budget keeping everything: N, or a video's per-frame 576
     if pipe.num_visual_tokens is None:  # N depends on the image: part of the run's identity
         config["num_visual"] = n
-        check_out_config(out, config)
+        folder.resume(config)
     pairs, skipped = plan_runs(methods, a.budgets, pipe, full)
     setup = {"load_ms": load_ms, "load_peak_rss_gib": load_peak / 2**30, "prepare_image_ms": prep_ms,
              "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns or []],
@@ -335,7 +343,7 @@ def run_validate(a: ValidateArgs) -> int:  # > 60 lines: one run's steps in orde
         with torch.no_grad():
             pipe.ground(prep, BASELINE)
     check_compare(compare, reference, a.compare_to)
-    write_json(out / "config.json", config)  # written once every option is checked: a refused run leaves nothing
+    write_json(out / "config.json", config)  # staged: it reaches the folder with the tables
     compare = reference if itself and todo else compare
     log.info("%d of %d runs to measure (%d done)", len(todo), len(pairs), len(pairs) - len(todo))
     if a.repeats == 1:  # each run is kept as it finishes

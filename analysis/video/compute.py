@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 
 from analysis.common.parts import PartStore
-from analysis.common.study import check_config, portable_paths, run_record
+from analysis.common.run_folder import RunFolder
+from analysis.common.study import portable_paths, run_record
 from analysis.video.options import NUM_PATCHES, VideoArgs, allocation_weights, check_args, is_unipixel
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
@@ -315,19 +316,20 @@ def run_video(a: VideoArgs) -> int:
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
         if unipixel:
             config.update(run.config())
-        check_config(out, config)
-        write_json(out / "config.json", config)   # every option checked: a refused run leaves nothing
-        store = PartStore(out)
-        compute(run, groups, pairs, sets, store)
-    expr, objects = collect(store, groups, pairs)
-    summary = summary_table(expr, objects, pairs)
-    if unipixel:   # UniPixel's own score (eval_seg.py) beside the DAVIS table
-        from analysis.video.unipixel import own_summary
+        with RunFolder(out) as folder:
+            folder.resume(config)
+            write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
+            store = PartStore(out)
+            compute(run, groups, pairs, sets, store)
+            expr, objects = collect(store, groups, pairs)
+            summary = summary_table(expr, objects, pairs)
+            if unipixel:   # UniPixel's own score (eval_seg.py) beside the DAVIS table
+                from analysis.video.unipixel import own_summary
 
-        summary = own_summary(summary, expr)
-    summary = mark_weights(summary, a.model, run.clip_name)
-    write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
-    write_csv(out / "summary.csv", summary)
+                summary = own_summary(summary, expr)
+            summary = mark_weights(summary, a.model, run.clip_name)
+            write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
+            write_csv(out / "summary.csv", summary)
     with pd.option_context("display.width", 160, "display.max_rows", 80):
         print(summary.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")

@@ -1,0 +1,170 @@
+"""The one run machinery under every command that writes results: :class:`RunFolder`, the ``--out`` folder
+of one run.
+
+* **A lock per folder.** A second run on the same ``--out`` is refused at once, naming the run that holds it;
+  two runs never interleave.
+* **Atomic results.** Every table, figure and ``config.json`` the run writes through :mod:`litelvlm.io` is
+  staged and moved into place together when the run finishes (:mod:`litelvlm.transaction`): a failed, stopped
+  or killed run leaves the folder's results as they were; the next run on the folder finishes a commit a
+  kill interrupted.
+* **Cleanup of its own names only.** On a failure the run removes the files it wrote and nothing else;
+  the only leftovers it ever removes are the project's own staging folders and ``*.litelvlm-tmp`` files.
+* **Resumable parts that never duplicate.** Finished parts (``parts/``, :mod:`analysis.common.parts`) are
+  written in place as they finish; :meth:`RunFolder.resume` checks the configuration they were computed
+  with (``parts/config.json``) before any of them is reused, and drops unreadable ones.
+* **Inputs first.** A study checks every input before it enters the folder; whatever it refuses inside
+  (a :class:`~litelvlm.errors.LiteLVLMError`) removes everything the run wrote, and a folder the run
+  created is removed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from analysis.common.study import check_config, read_json
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import write_json
+from litelvlm.transaction import Transaction
+
+LOCK_NAME = ".lock"
+#: the record of the configuration a folder's finished parts were computed with
+PARTS_CONFIG = Path("parts") / "config.json"
+
+
+def _holder(fd: int) -> str:
+    """What the lock file says of the run holding it ("" when it says nothing)."""
+    with contextlib.suppress(OSError):
+        text = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+        return f" ({text})" if text else ""
+    return ""
+
+
+class RunFolder:
+    """The ``--out`` folder of one run, as a context manager (see the module's description).
+
+    ``owned``: optional outputs of the study (names relative to the folder); those the run does not write
+    again are removed when it commits (:meth:`drop_stale`), so figures never draw an older run's tables.
+    ``direct``: the top-level folders whose files are written in place as the run goes (resumable parts).
+    """
+
+    def __init__(self, out: str | Path, owned: tuple[str, ...] = (), direct: tuple[str, ...] = ("parts",)):
+        self.out = Path(out)
+        self.owned = tuple(owned)
+        self.direct = tuple(direct)
+        self._fd: int | None = None
+        self._created = False
+        self._drop: list[str] = []
+        self.tx: Transaction | None = None
+
+    def __enter__(self) -> RunFolder:
+        try:
+            self._created = not self.out.exists()
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.out / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o666)
+        except OSError as e:
+            raise LiteLVLMError(f"--out {str(self.out)!r}: cannot write there ({e.strerror})") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _holder(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            raise LiteLVLMError(f"--out {str(self.out)!r} is in use by another run{holder} (locked); wait for it "
+                                "to finish or use another --out") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"pid {os.getpid()}: {' '.join(sys.argv[:1] + sys.argv[1:6])}".encode(), 0)
+        try:
+            self.tx = Transaction(self.out, self.direct).begin()
+        except OSError as e:
+            self._release()
+            raise LiteLVLMError(f"--out {str(self.out)!r}: cannot write there ({e.strerror})") from None
+        return self
+
+    # -- what a study asks of its folder --------------------------------------------------------------
+    def resume(self, config: dict, growable: dict[str, Callable[[Any, Any], bool]] | None = None,
+               ignore: tuple[str, ...] = ()) -> dict | None:
+        """Check that the finished parts here were computed with a compatible ``config`` (refused otherwise,
+        naming the options), drop unreadable parts, and record ``config`` for the next resume. Returns the
+        configuration the parts were computed with (None in a fresh folder)."""
+        from analysis.common.parts import PartStore
+
+        record = self.out / PARTS_CONFIG
+        existed = record.exists()
+        old = check_config(record.parent if existed else self.out, config, growable, ignore)
+        PartStore(self.out).verify()
+        write_json(record, {k: v for k, v in config.items() if k != "run"})
+        if existed:   # compatible with the parts it describes: kept even when this run fails
+            self.tx.written = [p for p in self.tx.written if p != Path(os.path.abspath(record))]
+        return old
+
+    def drop_stale(self, written: set[str] | list[str]) -> list[str]:
+        """Mark the owned optional outputs this run does not write for removal at commit; returns their names."""
+        self._drop = [n for n in self.owned if n not in set(written) and (self.out / n).exists()]
+        return list(self._drop)
+
+    def wrote(self) -> list[Path]:
+        """The files this run has written in place so far (its parts)."""
+        return list(self.tx.written) if self.tx is not None else []
+
+    # -- the end of the run ---------------------------------------------------------------------------
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if self.tx is None:
+                return
+            if kind is None:
+                try:
+                    self.tx.commit(drop=self._drop)
+                except BaseException:
+                    self._remove_if_empty()
+                    raise
+            elif issubclass(kind, (Exception, KeyboardInterrupt, SystemExit)):
+                self.tx.abort()
+                if issubclass(kind, LiteLVLMError) and self._created:   # everything in it is this run's
+                    shutil.rmtree(self.out, ignore_errors=True)
+                elif issubclass(kind, LiteLVLMError):
+                    self._remove_written()
+                self._remove_if_empty()
+            else:   # the process is going down (a kill): the next run on the folder cleans up
+                self.tx.forget()
+        finally:
+            self._release()
+
+    def _remove_written(self) -> None:
+        """Remove the files this run wrote in place (and the folders that held only them)."""
+        dirs = set()
+        for p in self.tx.written:
+            p.unlink(missing_ok=True)
+            dirs.update(q for q in p.parents if self.out in q.parents)
+        for d in sorted(dirs, key=lambda q: len(q.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+    def _remove_if_empty(self) -> None:
+        """A folder this run created and left with nothing but its lock is removed again."""
+        if self._created and self.out.is_dir() and \
+                all(p.is_dir() or p == self.out / LOCK_NAME for p in self.out.rglob("*")):
+            shutil.rmtree(self.out, ignore_errors=True)
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_config(out: str | Path) -> dict:
+    """The ``config.json`` of a finished run in ``out``, as a dict (a LiteLVLMError naming the file otherwise)."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        raise LiteLVLMError(f"{out} holds no config.json (not a finished run of this project)")
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise LiteLVLMError(f"{path} is not a config.json of this project (a {type(config).__name__})")
+    return config
