@@ -101,12 +101,13 @@ def one_glamm_pipeline(monkeypatch):
     real = GlammPipeline.from_model_string.__func__
 
     def cached(cls, model, clip=None, sam=None, device="cpu", dtype=None, numerics=None, quantize="none",
-               quantize_backend="bitsandbytes", layer_dtype="model"):
-        key = (model, clip, sam, str(device), str(dtype), numerics, quantize, quantize_backend, layer_dtype)
+               quantize_backend="bitsandbytes", layer_dtype="model", **kw):
+        key = (model, clip, sam, str(device), str(dtype), numerics, quantize, quantize_backend, layer_dtype,
+               tuple(sorted((k, str(v)) for k, v in kw.items())))
         if key not in _GLAMM_PIPES:
             _GLAMM_PIPES[key] = real(cls, model, clip=clip, sam=sam, device=device, numerics=numerics,
                                      quantize=quantize, quantize_backend=quantize_backend, layer_dtype=layer_dtype,
-                                     **({"dtype": dtype} if dtype else {}))
+                                     **({"dtype": dtype} if dtype else {}), **kw)
         return _GLAMM_PIPES[key]
 
     monkeypatch.setattr(GlammPipeline, "from_model_string", classmethod(cached))

@@ -80,7 +80,7 @@ def summary(drawn: dict[str, list[Path]], skipped: dict[str, str], out: str) -> 
 
 
 #: what reading a results folder of an older layout, or a damaged one, raises while a family draws it
-UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, OSError)
+UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, FileNotFoundError)
 
 
 def unreadable_reason(e: BaseException) -> str:
