@@ -223,3 +223,39 @@ def test_reversal_rewrites_a_damaged_random_model_with_one_warning_and_the_same_
     assert str(folder) in message and "model.safetensors" in message
     assert (folder / "model.safetensors").read_bytes() == clean
     _same_tables(tmp_path / "clean", tmp_path / "damaged")
+
+
+@pytest.mark.odd_case("cache", "a weights-hash memo whose bytes are damaged (not 16 hex digits)", "load_clip",
+                      "the weights are hashed again, one warning; the same hash")
+def test_a_damaged_weights_hash_memo_is_hashed_again_with_one_warning(tiny_hf_clip_dir, tmp_path, monkeypatch,
+                                                                      caplog):
+    from litelvlm.clip import load_clip
+
+    monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
+    h = load_clip(str(tiny_hf_clip_dir), "hf").weights_hash()
+    (memo,) = (tmp_path / "cache" / "weights-hash").glob("*.txt")
+    memo.write_bytes(b"\xff" + h[1:].encode() + b"\n")
+    with caplog.at_level("WARNING"):
+        assert load_clip(str(tiny_hf_clip_dir), "hf").weights_hash() == h
+    (message,) = _warnings(caplog, "litelvlm.clip.base")
+    assert str(memo) in message and memo.read_text().strip() == h
+
+
+@pytest.mark.odd_case("cache", "a saved CLIP description whose layer count is damaged", "load_clip (deferred)",
+                      "refused at the first load: error naming the description, which is removed")
+def test_a_description_with_a_damaged_layer_count_is_refused_when_the_model_loads(tiny_hf_clip_dir, tmp_path,
+                                                                                   monkeypatch):
+    from litelvlm.clip import DeferredClip, load_clip
+    from litelvlm.errors import LiteLVLMError
+
+    monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
+    load_clip(str(tiny_hf_clip_dir), "hf", defer=True)
+    (path,) = (tmp_path / "cache" / "clip-descriptions").glob("*.json")
+    record = json.loads(path.read_text())
+    record["vision_layers"] -= 1
+    path.write_text(json.dumps(record))
+    clip = load_clip(str(tiny_hf_clip_dir), "hf", defer=True)
+    assert isinstance(clip, DeferredClip)
+    with pytest.raises(LiteLVLMError, match="no longer matches its saved description"):
+        clip.load()
+    assert not path.exists()
