@@ -129,11 +129,9 @@ class TensorCache:
         """The cached tensors for ``item``, or None (a damaged or unverifiable entry counts as a miss and is
         removed)."""
         p = self._path(item)
-        try:
-            data = p.read_bytes()
-        except OSError:
+        if not p.is_file():
             return None
-        tensors, problem = _read_entry(data)
+        tensors, problem = _read_entry(p)
         if problem is None:
             return tensors
         p.unlink(missing_ok=True)
@@ -167,16 +165,17 @@ class TensorCache:
 CHECKSUM_KEY = "litelvlm_sha256"
 
 
-def _read_entry(data: bytes) -> tuple[dict[str, torch.Tensor] | None, str | None]:
-    """The tensors of a cache entry's bytes and what is wrong with them (None: they match their checksum)."""
-    from safetensors.torch import load
+def _read_entry(path: Path) -> tuple[dict[str, torch.Tensor] | None, str | None]:
+    """The tensors of a cache entry and what is wrong with them (None: they match their checksum)."""
+    from safetensors.torch import load_file
 
     from .checksums import tensors_digest
 
     try:
-        n = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
-        tensors = load(data)
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            meta = json.loads(f.read(n)).get("__metadata__") or {}
+        tensors = load_file(path)
     except Exception:  # noqa: BLE001 - a damaged header or payload fails in many ways
         return None, "cannot be read"
     if not isinstance(meta, dict) or CHECKSUM_KEY not in meta:
