@@ -26,22 +26,32 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LITELVLM_CACHE", Path.home() / ".cache" / "litelvlm"))
 
 
-def write_once(root: Path, write) -> Path:
+def write_once(root: Path, write, verify: bool = True) -> Path:
     """The folder ``root``, written by ``write(folder)`` the first time it is asked for: written aside and renamed
-    into place, marked complete, so concurrent processes never read a half-written folder (a stale partial one is
-    replaced; when another process finishes first, its identical copy is kept)."""
+    into place, marked complete with a manifest of its files' sizes and checksums, so concurrent processes never
+    read a half-written folder (a stale partial one is replaced; when another process finishes first, its identical
+    copy is kept). A complete folder is checked against its manifest before it is returned (``verify=False``: the
+    sizes of files over 1 MiB only, for a caller that does not read them now); a damaged one is written again,
+    with a warning."""
     import shutil
     import tempfile
 
+    from .checksums import folder_manifest
+
+    damaged = None
     if (root / ".complete").exists():
-        return root
+        problem = _folder_problem(root, verify)
+        if problem is None:
+            return root
+        logging.getLogger(__name__).warning("the cached folder %s %s: writing it again", root, problem)
+        damaged = _inode(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
         write(tmp)
-        (tmp / ".complete").touch()
-        if root.exists() and not (root / ".complete").exists():  # a stale partial folder
-            shutil.rmtree(root, ignore_errors=True)
+        (tmp / ".complete").write_text(json.dumps(folder_manifest(tmp), indent=1, sort_keys=True))
+        if root.exists() and (not (root / ".complete").exists() or _inode(root) == damaged):
+            _remove(root)  # a stale partial folder, or the damaged one (not another process's new copy)
         try:
             os.replace(tmp, root)
         except OSError:  # another process finished first; its copy is identical
@@ -52,14 +62,48 @@ def write_once(root: Path, write) -> Path:
     return root
 
 
+def _folder_problem(root: Path, verify: bool) -> str | None:
+    from .checksums import folder_problem
+
+    try:
+        manifest = json.loads((root / ".complete").read_text() or "null")
+    except (OSError, ValueError):
+        manifest = None
+    return folder_problem(root, manifest, largest=None if verify else 1 << 20)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _remove(root: Path) -> None:
+    """Move ``root`` aside (readers see the old folder or none), then delete it."""
+    import shutil
+    import tempfile
+
+    aside = Path(tempfile.mkdtemp(prefix=f".{root.name}-old-", dir=root.parent))
+    try:
+        os.replace(root, aside / root.name)
+    except OSError:  # gone already, or replaced by another process meanwhile
+        pass
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 class TensorCache:
-    """Tensors stored per item under ``root/<namespace-key>/<item>.safetensors``."""
+    """Tensors stored per item under ``root/<namespace-key>/<item>.safetensors``, each with a SHA-256 of its tensors
+    in the file's metadata. An entry whose tensors do not match it (damaged bytes, a damaged header, or an entry
+    written without one) is a miss: it is removed and recomputed, and the first one in a cache logs a warning."""
 
     def __init__(self, root: str | os.PathLike, namespace: dict):
         self.namespace = namespace
         self.dir = Path(root) / config_key(namespace)
         #: False once the folder could not be written (read-only, full disk): entries are then not stored
         self.writable = True
+        #: entries found damaged or unverifiable (removed, so recomputed)
+        self.bad = 0
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             meta = self.dir / "namespace.json"
@@ -82,17 +126,23 @@ class TensorCache:
         return self.dir / f"{safe}.safetensors"
 
     def get(self, item: str) -> dict[str, torch.Tensor] | None:
-        """The cached tensors for ``item``, or None (a corrupt entry counts as a miss and is removed)."""
+        """The cached tensors for ``item``, or None (a damaged or unverifiable entry counts as a miss and is
+        removed)."""
         p = self._path(item)
-        if not p.exists():
+        if not p.is_file():
             return None
-        try:
-            from safetensors.torch import load_file
-
-            return load_file(p)
-        except Exception:
-            p.unlink(missing_ok=True)
-            return None
+        tensors, problem = _read_entry(p)
+        if problem is None:
+            return tensors
+        p.unlink(missing_ok=True)
+        self.bad += 1
+        log = logging.getLogger(__name__)
+        if self.bad == 1:
+            log.warning("the cache entry %s %s: removed, and computed again (further such entries of %s are "
+                        "recomputed without a warning)", p, problem, self.dir)
+        else:
+            log.debug("the cache entry %s %s: removed", p, problem)
+        return None
 
     def put(self, item: str, tensors: dict[str, torch.Tensor]) -> None:
         """Store ``tensors`` for ``item`` atomically (nothing, with one warning, where the folder cannot be
@@ -103,6 +153,33 @@ class TensorCache:
             with atomic_path(self._path(item)) as tmp:
                 from safetensors.torch import save_file
 
-                save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+                from .checksums import tensors_digest
+
+                tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+                save_file(tensors, str(tmp), metadata={CHECKSUM_KEY: tensors_digest(tensors)})
         except OSError as e:
             self._not_writable(e)
+
+
+#: the safetensors metadata key holding an entry's :func:`~litelvlm.checksums.tensors_digest`
+CHECKSUM_KEY = "litelvlm_sha256"
+
+
+def _read_entry(path: Path) -> tuple[dict[str, torch.Tensor] | None, str | None]:
+    """The tensors of a cache entry and what is wrong with them (None: they match their checksum)."""
+    from safetensors.torch import load_file
+
+    from .checksums import tensors_digest
+
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            meta = json.loads(f.read(n)).get("__metadata__") or {}
+        tensors = load_file(path)
+    except Exception:  # noqa: BLE001 - a damaged header or payload fails in many ways
+        return None, "cannot be read"
+    if not isinstance(meta, dict) or CHECKSUM_KEY not in meta:
+        return None, "has no checksum (written by an older litelvlm)"
+    if meta[CHECKSUM_KEY] != tensors_digest(tensors):
+        return None, "does not match its checksum (damaged bytes)"
+    return tensors, None

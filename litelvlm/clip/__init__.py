@@ -32,8 +32,9 @@ __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace",
            "DEFAULT_HF_MODEL", "DeferredClip", "resolve_random_model"]
 
 
-def resolve_random_model(model: str, backend: str) -> str | None:
-    """For ``<arch>-random[:SEED]`` strings, write (once) and return the random model's path."""
+def resolve_random_model(model: str, backend: str, verify: bool = True) -> str | None:
+    """For ``<arch>-random[:SEED]`` strings, write (once) and return the random model's path (checked against its
+    checksums first; ``verify=False``: its file sizes only, for a caller that reads no weights now)."""
     spec = ModelSpec.parse(model)
     if spec.random_clip is None:
         return None
@@ -48,7 +49,8 @@ def resolve_random_model(model: str, backend: str) -> str | None:
         save = save_random_hf_clip if backend == "hf" else save_random_open_clip
         save(folder, spec.random_clip, seed_i)
 
-    write_once(root, write)  # written aside and renamed: a concurrent process never reads a half-written folder
+    # written aside and renamed: a concurrent process never reads a half-written folder
+    write_once(root, write, verify=verify)
     return str(root) if backend == "hf" else f"local-dir:{root}"
 
 
@@ -108,7 +110,8 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
         spec.random_seed()  # a bad seed is refused before anything is written
     import torch
 
-    resolved = resolve_random_model(model, backend) or model
+    # a deferred load reads no weights until its first use (a load without defer, which verifies them then)
+    resolved = resolve_random_model(model, backend, verify=not defer) or model
     _check_folder(resolved, backend)
     if backend == "open_clip" and os.path.isdir(resolved):
         resolved = f"local-dir:{resolved}"
@@ -121,6 +124,7 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
         record = read_description(saved) if saved is not None else None
         if record is not None:
             return DeferredClip(model, backend, device, dtype, record, saved)
+        resolve_random_model(model, backend)  # loaded now: the random model's checksums first
     if backend == "hf":
         from .hf import HFClip as cls
     else:

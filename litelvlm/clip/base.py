@@ -12,6 +12,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import logging
+import re
 from pathlib import Path
 
 import torch
@@ -184,13 +186,19 @@ class ClipBackend(abc.ABC):
 
         Hashing a full-size model takes seconds, so the value is cached under the litelvlm cache
         folder, keyed by the weight files' paths, sizes and modification times (and the dtype and
-        backend): a changed file is hashed afresh.
+        backend): a changed file is hashed afresh, and so is a memo that is not 16 hex digits (damaged).
         """
         if getattr(self, "_weights_hash", None) is None:
             memo = self._weights_hash_memo()
-            if memo is not None and memo.exists():
-                self._weights_hash = memo.read_text().strip()
-                return self._weights_hash
+            saved = ""
+            with contextlib.suppress(OSError):
+                saved = memo.read_bytes().decode("ascii", "replace").strip() if memo is not None else ""
+            if re.fullmatch("[0-9a-f]{16}", saved):
+                self._weights_hash = saved
+                return saved
+            if saved:
+                logging.getLogger(__name__).warning("the weights-hash memo %s is damaged: hashing the weights again",
+                                                    memo)
             h = hashlib.sha256()
             for name, t in sorted(self.modules().state_dict().items()):
                 h.update(name.encode())

@@ -76,14 +76,12 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) ->
     from .checkpoint_writer import save_random_glamm
 
     root = default_cache_dir() / "random-models" / f"glamm-{base}-seed{seed}"
-    if (root / ".complete").exists():
-        return root
     full = base != "tiny"
-    if full and tokenizer_dir is None:
-        raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder to write its checkpoint "
-                            "(e.g. --tokenizer ../shared/data/glamm_refseg_tokenizer)")
 
     def write(folder: Path) -> None:
+        if full and tokenizer_dir is None:
+            raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder to write its "
+                                "checkpoint (e.g. --tokenizer ../shared/data/glamm_refseg_tokenizer)")
         if full:
             save_random_glamm(folder, base, seed, fmt="safetensors", dtype=torch.bfloat16,
                               tokenizer_dir=tokenizer_dir, max_shard_bytes=2 << 30)
