@@ -121,7 +121,7 @@ def _error_line(err: str, command: str) -> str:
     return lines[0].split(": error: ", 1)[1]
 
 
-@pytest.mark.odd_case("video folders", "a video folder with a missing, odd-sized or unreadable frame or annotation",
+@pytest.mark.odd_case("video folders", "a video folder with a missing frame or annotation, frames of two sizes, or no frame",
                       "eval-video, reversal --video-dir",
                       "the same one line from both, naming the file; exit 2; --out not created")
 @pytest.mark.parametrize("case", ["missing annotation", "missing frame", "frames of two sizes", "zero frames"])
