@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import LiteLVLMError
+from .model_folder import read_config
 from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, RANDOM_VIDEOGLAMMS, ModelSpec
 
 
@@ -84,10 +84,9 @@ def family_of(model: str) -> str:
         presets = sorted(n for e in TABLE.values() for n in e.random_names)
         raise LiteLVLMError(f"model {model!r}: not a folder with config.json, nor a random preset "
                             f"({', '.join(p + '[:SEED]' for p in presets)})")
-    try:
-        declared = json.loads(config.read_text()).get("architectures") or []
-    except (OSError, ValueError) as e:
-        raise LiteLVLMError(f"model {model!r}: cannot read {config}: {e}") from e
+    declared = read_config(spec.folder).get("architectures") or []
+    if not isinstance(declared, list) or not all(isinstance(a, str) for a in declared):
+        raise LiteLVLMError(f"model {model!r}: {config}'s 'architectures' must be a list of strings, got {declared!r}")
     for name, entry in TABLE.items():
         if set(declared) & set(entry.architectures):
             return name

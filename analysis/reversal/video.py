@@ -70,12 +70,15 @@ def video_folder(a, tmp: str | Path) -> Path:
 
 
 def frame_records(root: Path, split: str, limit: int | None = None) -> list[FrameRecord]:
-    """One record per (expression, frame) of the split's expressions with masks (the first ``limit`` expressions)."""
+    """One record per (expression, frame) of the split's expressions with masks (the first ``limit`` expressions),
+    their videos' files checked first (:func:`litelvlm.video.checks.check_videos`)."""
+    from litelvlm.video.checks import check_videos
     from litelvlm.video.datasets import load_ref_davis
 
     expressions = [e for e in load_ref_davis(root, split) if e.has_masks][:limit]
     if not expressions:
         raise LiteLVLMError(f"{root} has no expression with masks in split {split!r}")
+    check_videos(expressions)   # a missing or odd frame or annotation is refused, not excluded sentence by sentence
     out = []
     for e in expressions:
         objects = ",".join(map(str, e.obj_ids))

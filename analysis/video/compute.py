@@ -38,6 +38,7 @@ from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.methods import BASELINE
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.video import metrics
+from litelvlm.video.checks import check_videos
 from litelvlm.video.datasets import load_ref_davis
 from litelvlm.videoglamm import pruning as vp
 from litelvlm.videoglamm.config import NUM_FRAMES
@@ -242,7 +243,8 @@ def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tup
 
 
 def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
-    """The data folder (``--video-dir`` or the synthetic set written under ``tmp``) and its videos, in order."""
+    """The data folder (``--video-dir`` or the synthetic set written under ``tmp``) and the videos the run uses, in
+    order, every frame and annotation of them checked (:func:`~litelvlm.video.checks.check_videos`)."""
     from litelvlm.video.synthetic import write_synthetic_videos
 
     root = Path(a.video_dir) if a.video_dir else write_synthetic_videos(
@@ -251,7 +253,13 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
     groups = by_video(load_ref_davis(root, a.split))
     if not groups:
         raise LiteLVLMError(f"{root} has no video in split {a.split!r}")
-    return root, dict(list(groups.items())[:a.limit_videos])
+    groups = dict(list(groups.items())[:a.limit_videos])
+    for video, records in groups.items():   # annotator_expressions reads four expressions per object
+        if len(records) % 4:
+            raise LiteLVLMError(f"video {video!r} of {str(root)!r} has {len(records)} expressions, not four per "
+                                "object (Ref-DAVIS's four annotator sets)")
+    check_videos(rec for records in groups.values() for rec in records)   # every file the run reads, up front
+    return root, groups
 
 
 def family_error(given: list[str], budgets: list[int]) -> None:

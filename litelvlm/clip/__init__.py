@@ -64,9 +64,10 @@ def _backend_for(model: str) -> str:
 
 
 def _check_folder(model: str, backend: str) -> None:
-    """Refuse, before any import, a model folder that cannot hold a model: empty, or (hf) without
-    ``config.json``, or a ``config.json`` without ``model_type``."""
-    import json
+    """Refuse, before any import, a model folder that cannot hold a model: empty; (hf) without ``config.json``,
+    or with one that is not an object, lacks ``model_type`` or holds a key of the wrong type, or without the
+    tokenizer or image-processor files; (open_clip) with an ``open_clip_config.json`` of the wrong types."""
+    from ..model_folder import SCHEMAS, check_model_folder, read_config
 
     folder = ModelSpec.parse(model).folder
     if not os.path.isdir(folder):
@@ -74,16 +75,17 @@ def _check_folder(model: str, backend: str) -> None:
     if not any(Path(folder).iterdir()):
         raise LiteLVLMError(f"model folder {folder!r} is empty")
     if backend != "hf":
+        if (Path(folder) / SCHEMAS["open_clip"][0]).is_file():
+            check_model_folder(folder, "open_clip")
         return
     cfg = Path(folder) / "config.json"
     if not cfg.is_file():
         raise LiteLVLMError(f"model folder {folder!r} has no config.json (a save_pretrained folder is expected)")
-    try:
-        config = json.loads(cfg.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise LiteLVLMError(f"model {folder!r}: {cfg} is not valid JSON ({e})") from None
-    if not isinstance(config, dict) or "model_type" not in config:
+    model_type = read_config(folder).get("model_type")
+    if model_type is None:
         raise LiteLVLMError(f"model {folder!r}: {cfg} has no 'model_type' (not a transformers model folder)")
+    if model_type == "clip":   # another model type is refused by name when loaded (UnsupportedModelError)
+        check_model_folder(folder, "clip")   # the keys' types, the tokenizer and image-processor files
 
 
 def _one_line(e: BaseException, limit: int = 300) -> str:

@@ -52,6 +52,7 @@ import torch
 
 from ..checkpoint_keys import convert_key, template_regex
 from ..errors import LiteLVLMError
+from ..model_folder import check_model_folder
 from .config import ARCHS, GlammArch, with_vocab
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,11 @@ def arch_from_config(cfg: dict, vocab_size: int) -> GlammArch:
     carries a ``litelvlm_arch`` entry, as the tiny test checkpoints do)."""
     if "litelvlm_arch" in cfg:
         d = dict(cfg["litelvlm_arch"])
-        d["sam_global_attn"] = tuple(d["sam_global_attn"])
-        return with_vocab(GlammArch(**d), vocab_size)
+        d["sam_global_attn"] = tuple(d.get("sam_global_attn", ()))
+        try:
+            return with_vocab(GlammArch(**d), vocab_size)
+        except TypeError as e:   # a key GlammArch lacks, or one it needs left out
+            raise LiteLVLMError(f"config.json's litelvlm_arch does not describe a GLaMM: {e}") from None
     base = ARCHS["glamm-7b"]
     try:
         from dataclasses import replace
@@ -305,13 +309,7 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_dir():
         raise LiteLVLMError(f"GLaMM checkpoint folder {path} does not exist")
-    cfg_file = path / "config.json"
-    if not cfg_file.exists():
-        raise LiteLVLMError(f"{cfg_file} is missing (a GLaMM checkpoint folder needs config.json)")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except ValueError as e:
-        raise LiteLVLMError(f"{cfg_file} is not valid JSON ({e})") from e
+    cfg = check_model_folder(path, "glamm")   # config types and tokenizer files, before transformers reads them
     tokenizer = load_tokenizer(path)
     sd, ignored = split_ignored(read_state_dict(path, dtype))
     _report_ignored(ignored, str(path))

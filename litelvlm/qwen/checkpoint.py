@@ -27,6 +27,7 @@ import torch
 from ..errors import LiteLVLMError
 from ..io import atomic_path, shard_by_size
 from ..lvlm.random_weights import default_dtype
+from ..model_folder import check_model_folder, read_config
 from ..model_spec import RANDOM_QWENS, ModelSpec
 from .config import (
     QwenPreset,
@@ -180,10 +181,7 @@ def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:
         presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_QWENS)
         raise LiteLVLMError(f"model {model!r}: not a Qwen2.5-VL checkpoint folder with config.json, nor a random "
                             f"preset ({presets})")
-    try:
-        declared = json.loads(config.read_text()).get("architectures") or []
-    except (OSError, ValueError, AttributeError) as e:
-        raise LiteLVLMError(f"model {model!r}: cannot read {config}: {e}") from e
+    declared = read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:
         raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
     return folder
@@ -195,6 +193,7 @@ def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     folder = qwen_folder(model, device=device)
+    check_model_folder(folder, "qwen")   # config types, tokenizer and processor files: before transformers reads them
     try:
         net = Qwen2_5_VLForConditionalGeneration.from_pretrained(
             str(folder), dtype=dtype if dtype is not None else "auto", device_map=str(torch.device(device)))

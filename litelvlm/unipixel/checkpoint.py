@@ -35,6 +35,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..lvlm.random_weights import default_dtype
+from ..model_folder import check_model_folder, read_config
 from ..model_spec import RANDOM_UNIPIXELS, ModelSpec
 from ..qwen.checkpoint import build_qwen, preset_dtype, save_qwen_checkpoint
 from ..qwen.config import get_preset as get_qwen_preset
@@ -175,20 +176,10 @@ def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
         presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_UNIPIXELS)
         raise LiteLVLMError(f"model {model!r}: not a UniPixel checkpoint folder with config.json, nor a random "
                             f"preset ({presets})")
-    declared = _read_config(folder).get("architectures") or []
+    declared = read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:
         raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
     return folder
-
-
-def _read_config(folder: Path) -> dict:
-    try:
-        cfg = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise LiteLVLMError(f"cannot read {folder / 'config.json'}: {e}") from e
-    if not isinstance(cfg, dict):
-        raise LiteLVLMError(f"{folder / 'config.json'} is not a JSON object")
-    return cfg
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -328,7 +319,7 @@ def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.d
     """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint folder);
     ``dtype`` None keeps the folder's. Every tensor is checked (module docstring), the non-Qwen ones first."""
     folder = unipixel_folder(model, device=device)
-    cfg = _read_config(folder)
+    cfg = check_model_folder(folder, "unipixel")   # config types, tokenizer and processor files, before any tensor
     if "seg_token_id" not in cfg:
         raise LiteLVLMError(f"{folder / 'config.json'} lacks UniPixel's setting 'seg_token_id'")
     qwen_config = _qwen_config(cfg)

@@ -6,8 +6,9 @@ lazily, one frame at a time. ``has_masks`` is False for the splits whose ground 
 evaluation server (Refer-YouTube-VOS ``valid`` and ``test``, MeViS ``valid``); asking them for a mask is a
 :class:`LiteLVLMError`. A partial download (a missing meta file, frame folder, frame, annotation folder,
 annotation or ``mask_dict.json``) is a :class:`LiteLVLMError` naming the file or folder: the folders and
-meta files when the split is read, each frame and annotation when it is loaded (or all of them when
-read with ``check_files=True``).
+meta files when the split is read, each frame and annotation when it is loaded (or all of them, with their
+sizes and modes, when read with ``check_files=True``: :func:`litelvlm.video.checks.check_videos`, which a
+run calls on the videos it will use before it writes anything).
 
 Layouts, as the official loaders read them (VideoGLaMM = mbzuai-oryx/VideoGLaMM @6b15b1e7, files under
 ``VideoGLaMM/``; ReferFormer = wjn922/ReferFormer @06fc218f; MeViS = henghuiding/MeViS @7c0620b9):
@@ -304,16 +305,10 @@ def _require_dir(folder: Path, what: str) -> None:
         raise LiteLVLMError(f"{what} {str(folder)!r} does not exist (a partial download?)")
 
 
-def _check_frames(meta_path: Path, folder: Path, frames: list[str]) -> None:
-    for name in frames:
-        if not (folder / f"{name}.jpg").is_file():
-            raise LiteLVLMError(f"frame {str(folder / f'{name}.jpg')!r} does not exist, but {str(meta_path)!r} lists "
-                                "it (a partial download?)")
-
-
 def _records(dataset: str, split: str, meta_path: Path, videos: dict[str, dict], order: list[str],
              image_dir: Path, masks: MaskSource, check_files: bool) -> list[VideoExpression]:
-    """The records of ``order``'s videos, their folders checked (and every file where ``check_files``)."""
+    """The records of ``order``'s videos, their folders checked (and every file where ``check_files``:
+    :func:`litelvlm.video.checks.check_videos`)."""
     has_masks = SPLITS[dataset][split]
     out = []
     for video in order:
@@ -327,11 +322,10 @@ def _records(dataset: str, split: str, meta_path: Path, videos: dict[str, dict],
                                   obj_ids=ids[0], frames=tuple(videos[video]["frames"]), frame_dir=image_dir / video,
                                   has_masks=has_masks, anno_ids=ids[1], masks=masks)
             out.append(rec)
-        if check_files:
-            _check_frames(meta_path, image_dir / video, videos[video]["frames"])
     if check_files:
-        for rec in out:
-            rec.masks.check(rec)
+        from .checks import check_videos
+
+        check_videos(out)
     return out
 
 

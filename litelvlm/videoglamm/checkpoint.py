@@ -32,6 +32,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..lvlm.random_weights import default_dtype
+from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..unipixel.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
@@ -142,14 +143,10 @@ def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
 
 
 def _read_config(folder: Path) -> dict:
-    try:
-        cfg = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise LiteLVLMError(f"not a VideoGLaMM checkpoint folder (config.json: {e}); random presets: "
-                            "videoglamm-random[:SEED], videoglamm-tiny-random[:SEED]") from e
-    if not isinstance(cfg, dict):
-        raise LiteLVLMError(f"{folder / 'config.json'} is not a JSON object")
-    return cfg
+    if not (folder / "config.json").is_file():
+        raise LiteLVLMError(f"not a VideoGLaMM checkpoint folder ({str(folder / 'config.json')!r} does not exist); "
+                            "random presets: videoglamm-random[:SEED], videoglamm-tiny-random[:SEED]")
+    return read_config(folder)
 
 
 def _read_tensors(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -230,7 +227,7 @@ def _load_tokenizer(folder: Path):
 def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """(:class:`VideoGLaMM`, tokenizer, config.json) of a model string; every tensor checked by name and shape."""
     folder = videoglamm_folder(model, device=device)
-    cfg = _read_config(folder)
+    cfg = check_model_folder(folder, "videoglamm")   # config types and tokenizer files, before any tensor
     name = (cfg.get("litelvlm_random") or {}).get("preset")
     p = PRESETS[name] if name in PRESETS else replace(get_preset("videoglamm"), vocab_size=int(cfg.get("vocab_size", 32012)),
                                                         sliding_window=int(cfg.get("sliding_window", 2047)))
