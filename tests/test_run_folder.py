@@ -120,9 +120,10 @@ def test_repaired_image_is_retried(study, coco128, tmp_path):
         assert pd.read_csv(out / "skipped.csv").empty
 
 
-@pytest.mark.odd_case("cleanup", "the user's own hidden temporary files in --out", "eval-grounding",
+@pytest.mark.odd_case("cleanup", "the user's own hidden temporary files in --out", "eval-grounding, reversal",
                        "kept: only the project's own *.litelvlm-tmp files and staging folders are removed")
-def test_stale_tmp_files_are_removed_and_nothing_else(coco128, tmp_path):
+@pytest.mark.parametrize("study", ["eval-grounding", "reversal"])
+def test_stale_tmp_files_are_removed_and_nothing_else(study, coco128, tmp_path):
     out = tmp_path / "out"
     (out / "parts").mkdir(parents=True)
     (out / "notes").mkdir()
@@ -132,7 +133,7 @@ def test_stale_tmp_files_are_removed_and_nothing_else(coco128, tmp_path):
     for p in ours + theirs:
         p.parent.mkdir(exist_ok=True)
         p.write_text("left by kill -9" if p in ours else "the user's")
-    assert main(study_args("eval-grounding", coco128, out)) == 0
+    assert main(study_args(study, coco128, out)) == 0
     assert not any(p.exists() for p in ours) and not (out / ".litelvlm-stage-x1").exists()
     assert all(p.read_text() == "the user's" for p in theirs)
 

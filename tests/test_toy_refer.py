@@ -55,6 +55,8 @@ def test_refs_pickle_has_the_refer_fields(toy_dir):
         assert len({s["sent"] for s in ref["sentences"]}) == len(ref["sentences"])
 
 
+@pytest.mark.odd_case("cleanup", "toy-data --overwrite into a folder it did not write (a user's notes, a real RefCOCO "
+                      "folder)", "toy-data", "refused, one line; the folder untouched")
 def test_existing_folder_needs_overwrite_and_cli_writes(tmp_path, capsys):
     out = tmp_path / "set"
     assert main(["toy-data", "--out", str(out), "--scenes", "2", "--size", "96"]) == 0
@@ -66,7 +68,11 @@ def test_existing_folder_needs_overwrite_and_cli_writes(tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("x")
-    with pytest.raises(LiteLVLMError, match="does not look like a REFER folder"):
+    with pytest.raises(LiteLVLMError, match="not a toy REFER folder"):
         write_refer(other, 1, overwrite=True)
     assert (other / "notes.txt").exists()
+    (other / "refs(unc).p").write_bytes(b"a real RefCOCO folder's")   # not written by toy-data: kept
+    with pytest.raises(LiteLVLMError, match="not a toy REFER folder"):
+        write_refer(other, 1, overwrite=True)
+    assert (other / "refs(unc).p").read_bytes() == b"a real RefCOCO folder's"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers

@@ -50,8 +50,9 @@ def _check_refer_args(out: Path, n_scenes: int, sentences_per_object: int, overw
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise LiteLVLMError(f"output folder {str(out)!r} exists and is not empty (use --overwrite)")
-        if not (out / "refs(unc).p").exists() and any(out.iterdir()):
-            raise LiteLVLMError(f"refusing to overwrite {str(out)!r}: it does not look like a REFER folder")
+        if not ((out / "refs(unc).p").exists() and (out / "scenes.json").exists()) and any(out.iterdir()):
+            raise LiteLVLMError(f"refusing to overwrite {str(out)!r}: it is not a toy REFER folder written by "
+                                "litelvlm toy-data (no scenes.json beside refs(unc).p)")
 
 
 def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEED, size: int = 224,
