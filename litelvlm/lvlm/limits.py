@@ -44,13 +44,13 @@ def _device(lm) -> torch.device:
 
 def check_positions(lm, model: str, seq_len: int, position_ids: torch.Tensor | None = None,
                     num_visual: int | None = None) -> None:
-    """Refuse a sequence of ``seq_len`` tokens (``num_visual`` of them visual) at ``position_ids`` (None: 0..S-1)
-    that the LLM ``lm`` of ``model`` has no positions for."""
+    """Refuse a sequence of ``seq_len`` tokens (``num_visual`` of them visual) at ``position_ids`` (None, or on the
+    ``meta`` device: 0..S-1) that the LLM ``lm`` of ``model`` has no positions for."""
     limit = position_limit(lm)
     if limit is None:
         return
-    reach = int(seq_len) if position_ids is None or position_ids.numel() == 0 else \
-        max(int(seq_len), int(position_ids.max()) + 1)
+    known = position_ids is not None and position_ids.numel() > 0 and position_ids.device.type != "meta"
+    reach = max(int(seq_len), int(position_ids.max()) + 1) if known else int(seq_len)
     if reach <= limit:
         return
     parts = "" if num_visual is None else f" ({int(seq_len) - int(num_visual)} text + {int(num_visual)} visual)"
