@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..memory import attention_rows_bytes, check_fits
+
 
 def find_attention_modules(model: nn.Module) -> list[nn.Module]:
     """The decoder's self-attention modules in layer order (Llama-family: ``q_proj``/``k_proj``/``layer_idx``)."""
@@ -144,11 +146,15 @@ def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embedding
     ``hidden`` (B, S, h) is what the attention module receives. Recomputes what its forward
     computes for those rows: the same projections, rotary embedding, scaling and mask (a 4-D
     bool or additive mask, or causal by sequence index when ``attention_mask`` is None); the
-    logits and the softmax as ``kernel`` (:data:`ROW_KERNELS`; default: in at least float32).
+    logits and the softmax as ``kernel`` (:data:`ROW_KERNELS`; default: in at least float32). Rows that would need
+    more memory than the device has are refused first (:func:`litelvlm.memory.check_fits`).
     """
     B, S, _ = hidden.shape
     qp = query_positions.to(hidden.device)
     q = projected(module, hidden[:, qp], "q").view(B, qp.numel(), -1, module.head_dim).transpose(1, 2)
+    check_fits(attention_rows_bytes(B, q.shape[1], qp.numel(), S, module.head_dim),
+               f"the attention rows of {qp.numel()} queries over {S} keys ({type(module).__name__}, {q.shape[1]} "
+               "heads, in float32)", "fewer query rows, a shorter prompt or fewer visual tokens", hidden.device)
     cos, sin = position_embeddings
     q, _ = rotary_fn(module)(q, q, cos[:, qp], sin[:, qp])
     k = rotated_keys(module, hidden, cos, sin)

@@ -7,9 +7,10 @@ from three shapes: GLaMM (a fixed 24x24 grid of CLIP patches, 1-D RoPE positions
 and VideoGLaMM (a video of T frames, N = 3328, 1-D RoPE; masks (S, T, H, W): ``mask_shape``; per-frame budgets:
 ``budget_unit``). Hence N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting each [SEG] and the
 positions come as one :class:`SequenceLayout`, indexed on their last axis only; the LLM is a decoder stack run
-layer by layer (:mod:`litelvlm.lvlm.llm_attention`); CLIP-side methods read ``prepared.selector_inputs()`` and
-the family maps their selection onto its own tokens (:meth:`GroundingPipeline.clip_selection_tokens`; a family
-without a CLIP tower pairs an external one), while LLM-side methods index the family's tokens directly.
+layer by layer (:mod:`litelvlm.lvlm.llm_attention`), every sequence checked first (:mod:`litelvlm.lvlm.limits`);
+CLIP-side methods read ``prepared.selector_inputs()`` and the family maps their selection onto its own tokens
+(:meth:`GroundingPipeline.clip_selection_tokens`; a family without a CLIP tower pairs an external one), while
+LLM-side methods index the family's tokens directly.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from ..errors import LiteLVLMError
 from ..method import Method
 from ..methods import get_method, mapped_methods
 from ..pruning import Selection
+from .limits import check_llm_input
 from .llm_attention import LLMContext
-from .prune import clip_side, resolve
+from .prune import clip_side, keeps_all, resolve
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
@@ -267,11 +269,14 @@ class GroundingPipeline:
         with norm_input_states(self.language_model.norm if self.seg_reads == "norm_input" else None) as states:
             yield states
 
-    def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit
-        all-ones attention mask and ``position_ids`` (one sequence's: expanded to the batch)."""
+    def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor,
+                     num_visual: int | None = None) -> torch.Tensor:
+        """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit all-ones
+        mask and ``position_ids`` (one sequence's: expanded to the batch), after :mod:`litelvlm.lvlm.limits`' checks."""
         b, s = embeds.shape[:2]
         pos = position_ids.to(embeds.device)
+        grad = torch.is_grad_enabled() and embeds.requires_grad
+        check_llm_input(self.language_model, self.name, s, pos, num_visual, b, grad)
         pos = pos.expand(*pos.shape[:-2], b, pos.shape[-1]) if b > 1 else pos
         out = self.language_model(inputs_embeds=embeds, position_ids=pos,
                                   attention_mask=torch.ones(b, s, dtype=torch.long, device=embeds.device),
@@ -285,7 +290,7 @@ class GroundingPipeline:
         to give them their original positions (None: the positions of a sequence with K visual tokens)."""
         layout = self.layout(prepared, int(visual.shape[0]))
         pos = layout.position_ids if kept is None else self.kept_positions(prepared, kept)
-        return self.final_hidden(self.sequence_embeds(prepared, visual), pos), layout
+        return self.final_hidden(self.sequence_embeds(prepared, visual), pos, layout.num_visual), layout
 
     def kept_positions(self, prepared, kept: torch.Tensor) -> torch.Tensor:
         """Positions of the sequence whose visual tokens are ``kept`` (indices into the N, in sequence order):
@@ -340,7 +345,7 @@ class GroundingPipeline:
                     if sel.features is not None:  # merged visual tokens (a variant merging the family's own tokens)
                         vis = sel.features
                     else:
-                        vis = full if _keeps_all(sel, n) else full[sel.indices.to(full.device)]
+                        vis = full if keeps_all(sel, n) else full[sel.indices.to(full.device)]
                     kept = sel.indices if rule == "keep" else None
             if llm_output is None and generate:
                 from .generate import generated_output
@@ -393,8 +398,3 @@ class GroundingPipeline:
         """
         ctx = self.context(prepared, visual_embeds)
         return {int(layer): ctx.attention_rows(int(layer), queries) for layer in layers}
-
-
-def _keeps_all(sel: Selection, n: int) -> bool:
-    """Whether ``sel`` keeps all N tokens in raster order (the LLM input is then the visual tokens as they are)."""
-    return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))

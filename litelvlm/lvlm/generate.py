@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .limits import check_llm_input
+
 
 @dataclass
 class Generated:
@@ -71,6 +73,7 @@ def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | 
 
     layout = pipe.layout(prepared, int(visual.shape[0]))
     pos = layout.position_ids if kept is None else pipe.kept_positions(prepared, kept)
+    check_llm_input(pipe.language_model, pipe.name, layout.seq_len, pos, layout.num_visual)  # the prompt, prefilled
     embeds = pipe.sequence_embeds(prepared, visual)
     gen = greedy_with_seg(pipe.language_model, pipe.lm_head, pipe.language_model.embed_tokens, embeds,
                           pos.to(embeds.device), pipe.seg_token_id, pipe.stop_ids, pipe.max_new_tokens,

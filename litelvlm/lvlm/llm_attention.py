@@ -21,6 +21,7 @@ from ..errors import LiteLVLMError
 from ..method import Method, Option
 from ..pruning.selection import Selection, check_budget
 from .attention_rows import rows_from_hidden
+from .limits import check_llm_input
 
 QUERY_KINDS = ("last", "text", "seg")
 
@@ -82,7 +83,8 @@ def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.
 
 
 class LLMContext:
-    """The unpruned sequence of one prepared image, with cached per-layer hidden states.
+    """The unpruned sequence of one prepared image, with cached per-layer hidden states (the sequence checked against
+    the LLM's positions and memory when the context is made: :func:`litelvlm.lvlm.limits.check_llm_input`).
 
     ``embeds`` (1, S, h) holds the N visual tokens at ``image_start``; ``seg_predictors`` are the
     positions predicting each [SEG]; ``hidden_before(l)`` is what enters decoder layer ``l``.
@@ -98,6 +100,8 @@ class LLMContext:
         self.num_visual = int(visual_embeds.shape[0])
         #: where the visual tokens sit, the rows predicting each [SEG] and the positions (the family's)
         self.layout = pipeline.layout(prepared, self.num_visual)
+        check_llm_input(pipeline.language_model, pipeline.name, self.layout.seq_len, self.layout.position_ids,
+                        self.num_visual)
         self.image_start = self.layout.image_start
         self.seq_len = self.layout.seq_len
         self.position_ids = self.layout.position_ids

@@ -47,3 +47,8 @@ def resolve(spec: Method, budget: int | None, num_patches: int) -> int:
     budget = num_patches if budget is None else budget
     check_budget(budget, num_patches, spec.extra_tokens)
     return budget
+
+
+def keeps_all(sel: Selection, n: int) -> bool:
+    """Whether ``sel`` keeps all N tokens in raster order (the LLM input is then the visual tokens as they are)."""
+    return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))

@@ -246,6 +246,7 @@ def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch
     state.update({f"sam2.model.{k}": v.to(device, dtype) for k, v in hf.items()})
     net.load_state_dict(state, strict=True)
     net.sam2_tracking = {k: v.to(device, dtype) for k, v in rest.items()}   # the video branch's (sam2_video.py)
+    net.source = str(model)
     tokenizer = _load_tokenizer(folder)
     if tokenizer.convert_tokens_to_ids("[SEG]") != cfg.get("seg_token_idx"):
         raise LiteLVLMError(f"{folder}: the tokenizer's [SEG] is not config.json's seg_token_idx")

@@ -80,6 +80,8 @@ class VideoGLaMM(nn.Module):
 
         super().__init__()
         self.preset = preset
+        #: the model string it was loaded from (what refusals name); the preset's name until a loader sets it
+        self.source = f"VideoGLaMM preset {preset.name!r}"
         h = preset.llm_hidden
         self.llm = Phi3ForCausalLM(phi3_config(preset))
         self.clip = CLIPVisionModel(clip_config(preset))

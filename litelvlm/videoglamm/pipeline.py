@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..lvlm.limits import check_llm_input
+from .config import IMAGE_TOKEN_INDEX
 from .model import VideoGLaMM, VideoTokens
 from .prompt import ANSWER, clip_pixels, input_ids, internvideo_pixels, sample_frames
 
@@ -91,9 +93,13 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
     """Masks of ``expression`` on every frame; ``visual`` replaces the LLM's visual tokens (a pruned set).
     ``answer`` None generates it greedily (the official inference); no ``[SEG]`` then gives no mask (S = 0).
     ``sam2_video_branch`` (the official ``--use_sam2_video_branch``): SAM 2's memory propagation from frame 0
-    (:mod:`.sam2_video`) instead of frame-wise decoding."""
+    (:mod:`.sam2_video`) instead of frame-wise decoding. A prompt past the LLM's positions or memory is refused before
+    the LLM runs (:func:`litelvlm.lvlm.limits.check_llm_input`)."""
     visual = prepared.tokens.visual if visual is None else visual
     ids = input_ids(tokenizer, expression, answer).to(model.device)
+    seq_len = ids.shape[1] - int((ids == IMAGE_TOKEN_INDEX).sum()) + int(visual.shape[0])
+    check_llm_input(model.llm.model, model.source, seq_len, num_visual=int(visual.shape[0]),
+                    extra_rows=0 if answer is not None else max_new_tokens)  # greedy_answer recomputes it all
     if answer is None:
         ids = greedy_answer(model, ids, visual, (tokenizer.eos_token_id,), max_new_tokens)
     hidden = model.final_hidden(model.sequence_embeds(ids, visual))
