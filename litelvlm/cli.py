@@ -91,6 +91,11 @@ CURRENT_ARGV: list[str] | None = None
 #: Options naming folders a subcommand writes into, and options naming one file it writes.
 OUTPUT_FOLDERS = ("out", "work_dir", "cache_dir")
 OUTPUT_FILES = ("save_overlay",)
+#: Options naming a file or folder a subcommand reads: it must exist (checked before torch is imported).
+INPUT_PATHS = ("refer_dir", "image_dir", "video_dir", "results", "coco_instances", "expressions", "data", "image",
+               "compare_to")
+#: Options naming registered pruning methods (checked against :mod:`litelvlm.methods`, which imports no torch).
+METHOD_OPTIONS = ("methods", "method", "method_signals")
 
 
 def _flag(dest: str) -> str:
@@ -123,13 +128,28 @@ def one_line(message: str) -> str:
 
 
 def check_common_options(args: argparse.Namespace) -> None:
-    """The checks every subcommand shares, before any work: output folders (``--out``, ...) and files
-    (``--save-overlay``) must be writable where they are, and ``--device cuda`` needs a GPU."""
+    """The checks every subcommand shares, before any work and before torch is imported: output folders
+    (``--out``, ...) and files (``--save-overlay``) must be writable where they are, input paths must exist,
+    method names must be registered, and ``--device cuda`` needs a GPU."""
+    import os
+
     listing = getattr(args, "list", False) is True or getattr(args, "list_methods", False) is True
     for dest in () if listing else OUTPUT_FOLDERS + OUTPUT_FILES:  # a listing writes nothing
         path = getattr(args, dest, None)
         if isinstance(path, str) and path:
             _check_writable(dest, path, folder=dest in OUTPUT_FOLDERS)
+    for dest in () if listing else INPUT_PATHS:
+        path = getattr(args, dest, None)
+        if isinstance(path, str) and path and not os.path.exists(os.path.expanduser(path)):
+            raise LiteLVLMError(f"{_flag(dest)} {path!r} does not exist")
+    for dest in METHOD_OPTIONS:
+        value = getattr(args, dest, None)
+        if isinstance(value, (str, list)) and value:
+            from .cli_args import split_list
+            from .methods import describe
+
+            for name in split_list(value):
+                describe(name)   # an unknown name: an error naming the closest registered ones
     device = getattr(args, "device", None)
     if isinstance(device, str) and device.startswith("cuda"):
         import torch
