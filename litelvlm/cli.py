@@ -96,6 +96,8 @@ INPUT_PATHS = ("refer_dir", "image_dir", "video_dir", "results", "coco_instances
                "compare_to")
 #: Options naming registered pruning methods (checked against :mod:`litelvlm.methods`, which imports no torch).
 METHOD_OPTIONS = ("methods", "method", "method_signals")
+#: Options naming a model: a preset, a hub name or a folder (a folder must exist).
+MODEL_OPTIONS = ("model", "clip", "sam", "tokenizer")
 
 
 def _flag(dest: str) -> str:
@@ -142,6 +144,14 @@ def check_common_options(args: argparse.Namespace) -> None:
         path = getattr(args, dest, None)
         if isinstance(path, str) and path and not os.path.exists(os.path.expanduser(path)):
             raise LiteLVLMError(f"{_flag(dest)} {path!r} does not exist")
+    for dest in MODEL_OPTIONS:   # a model given as a path (not a preset or hub name) must exist
+        spec = getattr(args, dest, None)
+        if isinstance(spec, str) and spec:
+            from .model_spec import ModelSpec
+
+            folder = ModelSpec.parse(spec).folder
+            if folder.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(folder)):
+                raise LiteLVLMError(f"{_flag(dest)} {spec!r}: model folder {folder!r} does not exist")
     for dest in METHOD_OPTIONS:
         value = getattr(args, dest, None)
         if isinstance(value, (str, list)) and value:
