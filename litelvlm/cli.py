@@ -92,8 +92,7 @@ CURRENT_ARGV: list[str] | None = None
 OUTPUT_FOLDERS = ("out", "work_dir", "cache_dir")
 OUTPUT_FILES = ("save_overlay",)
 #: Options naming a file or folder a subcommand reads: it must exist (checked before torch is imported).
-INPUT_PATHS = ("refer_dir", "image_dir", "video_dir", "results", "coco_instances", "expressions", "data", "image",
-               "compare_to")
+INPUT_PATHS = ("refer_dir", "image_dir", "video_dir", "results", "coco_instances", "expressions", "data", "image")
 #: Options naming registered pruning methods (checked against :mod:`litelvlm.methods`, which imports no torch).
 METHOD_OPTIONS = ("methods", "method", "method_signals")
 #: Options naming a model: a preset, a hub name or a folder (a folder must exist).

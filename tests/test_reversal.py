@@ -164,13 +164,14 @@ def test_coco_instances_input(tmp_path, tiny_hf_clip_dir):
     (["--ks", "0"], "--ks"),
     (["--threshold", "1.5"], "--threshold"),
     (["--refer-dir", "/nonexistent"], "does not exist"),
-    (["--coco-instances", "/x.json"], "exactly one"),
+    (["--coco-instances", "INSTANCES"], "exactly one"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(extra, match, tmp_path, tiny_hf_clip_dir, capsys):
     refer = write_tiny_refer(tmp_path / "r")
     argv = ["reversal", "--model", str(tiny_hf_clip_dir), "--out", str(tmp_path / "out")]
     if "--refer-dir" not in extra:
         argv += ["--refer-dir", str(refer)]
+    extra = [str(refer / "instances.json") if e == "INSTANCES" else e for e in extra]
     assert main([*argv, *extra]) == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err

@@ -59,7 +59,7 @@ def test_cli_video_reversal_on_the_synthetic_set(tmp_path):
     plt.close("all")
 
 
-@pytest.mark.parametrize("argv", [["--video", "--refer-dir", "x"], ["--video-dir", "/nonexistent/folder"],
+@pytest.mark.parametrize("argv", [["--video", "--refer-dir", "."], ["--video-dir", "/nonexistent/folder"],
                                   ["--video", "--grid", "unipixel", "--pad-to-square"]])
 def test_video_reversal_refusals_before_writing(tmp_path, argv, capsys):
     out = tmp_path / "rev"

@@ -148,7 +148,7 @@ def test_sink_cli_ablation_on_coco128(coco128, tiny_hf_clip_dir, tmp_path, capsy
 
 @pytest.mark.parametrize("extra,match", [
     ([], "give --expressions"),
-    (["--expressions", "X.json", "--refer-dir", "D"], "not both"),
+    (["--expressions", "EXPR", "--refer-dir", "REFER"], "not both"),
     (["--expressions", "/nonexistent/val.json"], "does not exist"),
     (["--expressions", "EXPR", "--limit", "0"], "--limit"),
     (["--refer-dir", "REFER", "--image-dir", "REFER/images", "--ablate-from", "9"], "--ablate-from 9"),

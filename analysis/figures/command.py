@@ -110,13 +110,15 @@ def run_figures(a: FiguresArgs) -> int:
                     drawn[name] = draw(fam, a)
                 except UNREADABLE as e:   # results of an older layout, or damaged: this family is skipped
                     skipped[name] = f"{', '.join(str(r) for r in runs)}: {unreadable_reason(e)}"
+                    if explicit:   # the family was asked for by name: its error ends the run
+                        raise e if isinstance(e, LiteLVLMError) else LiteLVLMError(f"{name}: {skipped[name]}") from None
                     print(f"figures: skipping {name}: {skipped[name]}")
                     continue
             else:
                 drawn[name] = draw(fam, a)
             print(f"figures: {name}: " + ", ".join(str(p) for p in drawn[name]))
-    print(summary(drawn, skipped, a.out))
-    if a.results is not None and not drawn:
-        raise LiteLVLMError(f"--results {a.results!r} holds no results of any figure family "
-                            f"({', '.join(names)}); see the lines above for how to make them")
+        print(summary(drawn, skipped, a.out))
+        if a.results is not None and not drawn:   # nothing written: the folder is left as it was
+            raise LiteLVLMError(f"--results {a.results!r} holds no results of any figure family "
+                                f"({', '.join(names)}); see the lines above for how to make them")
     return 0
