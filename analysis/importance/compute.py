@@ -57,6 +57,8 @@ from analysis.importance.signals import (
 )
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.exclusions import announce_skipped_images
+from litelvlm.families import exif_transpose
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 
@@ -229,7 +231,7 @@ def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: lis
     t0 = time.perf_counter()
     info: dict = {"image_id": image_id, "sentences": len(recs)}
     try:
-        image = recs[0].image()
+        image = recs[0].image(exif_transpose(pipe))
     except (LiteLVLMError, OSError) as e:
         log.warning("skipped image %s: %s", recs[0].image_path, e)
         info.update(skipped=[{"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)}],
@@ -312,6 +314,9 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
         for image_id in tqdm(todo, desc="importance"):
             recs = sorted(by_image[image_id], key=lambda r: (r.ref_id, r.sent_id))[: a.max_sentences]
             kept += _score_image(pipe, a, store, out, recs, opts, signals, kept)
+        wanted = {i: len(by_image[i][: a.max_sentences]) for i in image_ids}
+        announce_skipped_images([s for s in store.skipped() if int(s["image_id"]) in wanted], wanted,
+                                sum(wanted.values()), log)
         return merge_parts(out, a.n_boot, a.seed, image_ids)
 
 

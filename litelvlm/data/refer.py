@@ -19,7 +19,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..exclusions import Exclusions
 from ..io import read_json_file
+from .resize_cap import SOURCE_KEY
 from .segmentation import check_segmentation, decode_segmentation
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,9 @@ def open_rgb(path: str | Path, exif_transpose: bool = True) -> Image.Image:
                             "clips every value above 255", str(path), WIDE_MODES[im.mode], im.mode)
             if exif_transpose:
                 im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
+            rgb = im.convert("RGB")
+            rgb.info[SOURCE_KEY] = str(path)  # messages about this image name its file (resize_cap.image_label)
+            return rgb
     except Exception as e:  # PIL raises many types for truncated / corrupt / oversized (decompression bomb) files
         raise LiteLVLMError(f"image {str(path)!r} could not be read: {e}") from e
 
@@ -226,14 +230,18 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
     available = sorted({r["split"] for r in refs})
     if split != "all" and split not in available:
         raise LiteLVLMError(f"split {split!r} not in {str(refs_path)!r}; available: {', '.join(available)} or 'all'")
-    out, checked = [], set()
+    out, checked, left_out, total = [], set(), Exclusions("sentences"), 0
     for pos, ref in enumerate(refs):
         if split != "all" and ref["split"] != split:
             continue
+        total += len(ref["sentences"])
         ann = anns.get(ref["ann_id"])
         im = images.get(ref["image_id"])
         if ann is None or im is None:
             log.warning("ref %s names a missing annotation/image; skipped", ref.get("ref_id"))
+            left_out.add(f"the ref names an {'annotation' if ann is None else 'image'} that {inst_path.name} lacks",
+                         f"ref {ref.get('ref_id')} (annotation {ref['ann_id']}, image {ref['image_id']})",
+                         len(ref["sentences"]))
             continue
         _require_fields(inst_path, "annotation", ann, ("segmentation",))
         _require_fields(inst_path, "image", im, ("file_name", "height", "width"))
@@ -247,6 +255,7 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
                 height=int(im["height"]), width=int(im["width"]),
                 segmentation=ann["segmentation"], bbox=tuple(ann.get("bbox", ())) or None,
                 order=pos * 10_000 + j, source=inst_path))
+    left_out.announce(total, log)
     out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
     return out
 
@@ -297,12 +306,14 @@ def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None
     images_root = _image_dir(image_dir, path.parent / "images")
     images = {im["id"]: im for im in data["images"]}
     cats = {c["id"]: c["name"] for c in data["categories"]}
-    out, checked = [], set()
+    out, checked, left_out = [], set(), Exclusions("annotations")
     for a in data["annotations"]:
         if a.get("iscrowd", 0):
+            left_out.add("crowd annotation (iscrowd 1)", f"annotation {a.get('id')} (image {a.get('image_id')})")
             continue
         im = images.get(a["image_id"])
         if im is None:
+            left_out.add(f"its image is not in {path.name}", f"annotation {a.get('id')} (image {a.get('image_id')})")
             continue
         _require_fields(path, "annotation", a, ("segmentation",))
         _require_fields(path, "image", im, ("file_name", "height", "width"))
@@ -314,5 +325,6 @@ def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None
             category_id=int(a["category_id"]), split=split, height=int(im["height"]),
             width=int(im["width"]), segmentation=a["segmentation"], bbox=tuple(a.get("bbox", ())) or None,
             source=path))
+    left_out.announce(len(data["annotations"]), log)
     out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
     return out
