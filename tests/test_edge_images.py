@@ -171,16 +171,25 @@ def test_retention_decodes_as_the_model_family_reads_images(exif_refer):
 
 @pytest.mark.odd_case("images", "JPEGs with an EXIF orientation tag whose annotations are for the turned image",
                       "eval-grounding (UniPixel)",
-                      "decoded unturned, as UniPixel's PIL.Image.open does: each image skipped as a size mismatch "
-                      "naming the tag, and a WARNING line with the count of sentences left out")
-def test_unipixel_reads_exif_oriented_images_unturned_and_says_what_it_leaves_out(exif_refer, tmp_path, caplog,
-                                                                                  capsys):
+                      "decoded unturned, as UniPixel's PIL.Image.open does: the tagged image skipped as a size "
+                      "mismatch naming the tag, and a WARNING line with the count of sentences left out")
+def test_unipixel_reads_exif_oriented_images_unturned_and_says_what_it_leaves_out(exif_refer, tmp_path, caplog):
+    from litelvlm.data.refer import load_refer
+
+    refer = tmp_path / "refer"
+    shutil.copytree(exif_refer, refer)
+    untagged = refer / "images" / "COCO_train2014_000000000002.jpg"
+    open_rgb(untagged).save(untagged, quality=95)  # image 2 stored as shown, without a tag: UniPixel reads it as is
     out = tmp_path / "grounding"
-    assert main(["eval-grounding", "--refer-dir", str(exif_refer), "--out", str(out), "--model",
-                 "unipixel-tiny-random:0", "--methods", "litelvlm", "--budgets", "8", "--threads", "1"]) == 2
-    assert "no image could be read" in capsys.readouterr().err  # every image of the folder is on its side
-    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped image")]
-    assert len(skipped) == 2 and all("its EXIF orientation tag is 8, which the decoding ignored" in s for s in skipped)
+    assert main(["eval-grounding", "--refer-dir", str(refer), "--out", str(out), "--model",
+                 "unipixel-tiny-random:0", "--methods", "litelvlm", "--budgets", "8", "--threads", "1"]) == 0
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert list(skipped["image_id"]) == [1]
+    assert "its EXIF orientation tag is 8, which the decoding ignored" in skipped["reason"][0]
+    n = sum(1 for r in load_refer(refer, None) if r.image_id == 1)
+    total = len(load_refer(refer, None))
+    assert any(line.startswith(f"{n} of {total} sentences left out: image size mismatch ({n}): image 1: ")
+               for line in _left_out(caplog)), _left_out(caplog)
 
 
 # ---------------------------------------------------------------- what a run leaves out, on screen

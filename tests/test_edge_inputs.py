@@ -91,7 +91,7 @@ BAD_SEGMENTATIONS = {
 
 @pytest.mark.odd_case("annotations", "NaN, infinite, out-of-image, non-numeric or nested polygons; RLE counts that "
                       "are negative, NaN, short of or past height x width; bad compressed RLE strings; an RLE of "
-                      "another size", "reversal, eval-grounding, importance, sink (the REFER and COCO loaders)",
+                      "another size", "load_refer, load_coco_instances (what reversal, eval-grounding, importance, sink read)",
                       "one error naming the instances file, the annotation, the image and the cause, raised by the "
                       "loader before pycocotools sees the segmentation")
 @pytest.mark.parametrize("loader", ["refer", "coco"])
@@ -167,7 +167,7 @@ def _latin1_refs(refer: Path) -> None:
 
 
 @pytest.mark.odd_case("text encodings", "instances or refs file that is not UTF-8 (or ASCII) text",
-                      "reversal, eval-grounding, retention",
+                      "reversal, retention",
                       "exit 2, one line naming the file, the encoding, the byte and its offset")
 @pytest.mark.parametrize("which", ["instances", "refs"])
 def test_a_file_that_is_not_utf8_is_one_line_naming_it_and_the_byte(which, toy_refer, tmp_path, capsys):
