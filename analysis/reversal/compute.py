@@ -37,7 +37,7 @@ from litelvlm.data.geometry import PatchCoverage, patch_coverage
 from litelvlm.data.refer import ReferRecord, load_coco_instances, load_refer
 from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
-from litelvlm.exclusions import Exclusions, one_line
+from litelvlm.exclusions import Exclusions, one_line, skip_cause
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
@@ -194,7 +194,7 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
             log.warning("skipped image %s: %s", image_id, err)
             counts["images_skipped_unreadable"] += 1
             counts["excluded_image_unreadable"] += len(idx)
-            left_out.add("image unreadable", f"image {image_id}: {one_line(err)}", len(idx))
+            left_out.add(skip_cause(str(err)), f"image {image_id}: {one_line(err)}", len(idx))
             continue
         first = records[idx[0]]
         size = tuple(int(x) for x in entry["size"].tolist())
