@@ -31,6 +31,8 @@ class FamilyEntry:
     random_names: tuple[str, ...]
     architectures: tuple[str, ...]
     input: str = "image"
+    #: whether the family's official evaluation turns an image by its EXIF orientation tag when it reads it
+    exif_transpose: bool = True
 
 
 #: name -> its entry
@@ -40,11 +42,12 @@ TABLE: dict[str, FamilyEntry] = {
                          tuple(RANDOM_GLAMMS), ("GLaMMForCausalLM",)),
     "unipixel": FamilyEntry("litelvlm.unipixel.pipeline:UniPixelPipeline",
                             "UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's "
-                            "LVLM beyond LLaVA", tuple(RANDOM_UNIPIXELS), ("PixelQwen2_5_VLForConditionalGeneration",)),
+                            "LVLM beyond LLaVA", tuple(RANDOM_UNIPIXELS), ("PixelQwen2_5_VLForConditionalGeneration",),
+                            exif_transpose=False),  # PIL.Image.open (litelvlm.unipixel.protocol.EXIF_TRANSPOSE)
     "videoglamm": FamilyEntry("litelvlm.videoglamm.family:VideoGLaMMPipeline",
                               "VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled "
                               "frames, per-frame budgets", tuple(RANDOM_VIDEOGLAMMS), ("VideoGLaMMForCausalLM",),
-                              input="video"),
+                              input="video", exif_transpose=False),  # frames: PIL.Image.open (eval_referdavis_infer.py L187)
 }
 
 
@@ -98,6 +101,16 @@ def family_of(model: str) -> str:
 def family_input(model: str) -> str:
     """What the family of ``model`` prepares: ``image`` or ``video`` (imports nothing)."""
     return TABLE[family_of(model)].input
+
+
+def exif_transpose(model: Any) -> bool:
+    """Whether images are decoded turned by their EXIF orientation tag for ``model`` (a model string or a pipeline),
+    as its family's official evaluation reads them: GLaMM's ``cv2.imread`` turns them, UniPixel's and VideoGLaMM's
+    ``PIL.Image.open`` does not. Anything that names no family (a CLIP) follows GLaMM, whose CLIP it is."""
+    family = model if isinstance(model, str) and model in TABLE else getattr(model, "family", None)
+    if family not in TABLE and isinstance(model, str) and names_family(model):
+        family = family_of(model)
+    return TABLE[family].exif_transpose if family in TABLE else True
 
 
 def names_family(model: str) -> bool:

@@ -112,3 +112,22 @@ def shard_by_size(sizes: dict[str, int], max_shard_bytes: int | None) -> list[li
         groups[-1].append(k)
         size += nbytes
     return groups
+
+
+def read_json_file(path: str | os.PathLike, what: str) -> Any:
+    """Parse a JSON file read as bytes (UTF-8, or UTF-16/32 by their byte-order marks, as ``json.load`` of a
+    file opened ``"rb"`` reads it); an unreadable, undecodable or malformed file is a ``LiteLVLMError`` of one
+    line naming it as ``what`` (``"instances file"``) and the problem."""
+    from .errors import LiteLVLMError
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise LiteLVLMError(f"{what} {str(path)!r} could not be read: {e}") from e
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError as e:
+        raise LiteLVLMError(f"{what} {str(path)!r} is not {e.encoding.upper()} text: byte {e.object[e.start]:#04x} at "
+                            f"offset {e.start} cannot be decoded ({e.reason}); JSON files must be UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise LiteLVLMError(f"{what} {str(path)!r} could not be read: {e}") from e

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import exif_transpose
 from litelvlm.methods import get_method
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def pick_image(a) -> tuple[list, object]:
         raise LiteLVLMError(f"--image-id {image_id}: no sentences of split {a.split!r} in {a.refer_dir}")
     recs = by_image[image_id]
     try:
-        image = recs[0].image()
+        image = recs[0].image(exif_transpose(a.model))
     except OSError as e:
         raise LiteLVLMError(f"could not read image {recs[0].image_path}: {e}") from e
     return recs, image

@@ -64,6 +64,8 @@ from analysis.common.study import (
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.exclusions import announce_skipped_images
+from litelvlm.families import exif_transpose
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
@@ -345,6 +347,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
                 tmp.write_text(summary.to_string(index=False) + f"\nskipped images: {len(skipped_df)}\n")
             print(summary.to_string(index=False))
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
+            announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
+                                    sum(len(by_image[i]) for i in image_ids), log)
             if banner := weights_banner(a.model, a.clip):
                 print(banner)
     return 0
@@ -378,7 +382,7 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
     for image_id in tqdm(ids, desc=f"eval-grounding[{state.process_index}]", disable=not state.is_main_process):
         recs = by_image[image_id]
         try:
-            image = recs[0].image()
+            image = recs[0].image(exif_transpose(pipe))
         except (LiteLVLMError, OSError) as e:
             skipped.append({"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)})
             log.warning("skipped image %s: %s", recs[0].image_path, e)

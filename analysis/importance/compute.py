@@ -56,6 +56,8 @@ from analysis.importance.signals import (
 )
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.exclusions import announce_skipped_images
+from litelvlm.families import exif_transpose
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
@@ -230,7 +232,7 @@ def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: lis
     t0 = time.perf_counter()
     info: dict = {"image_id": image_id, "sentences": len(recs)}
     try:
-        image = recs[0].image()
+        image = recs[0].image(exif_transpose(pipe))
     except (LiteLVLMError, OSError) as e:
         log.warning("skipped image %s: %s", recs[0].image_path, e)
         info.update(skipped=[{"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)}],
@@ -313,6 +315,10 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
             recs = sorted(by_image[image_id], key=lambda r: (r.ref_id, r.sent_id))[: a.max_sentences]
             kept += _score_image(pipe, a, store, out, recs, opts, signals, kept)
         return merge_parts(out, a.n_boot, a.seed, image_ids, config)
+        wanted = {i: len(by_image[i][: a.max_sentences]) for i in image_ids}
+        announce_skipped_images([s for s in store.skipped() if int(s["image_id"]) in wanted], wanted,
+                                sum(wanted.values()), log)
+        return merge_parts(out, a.n_boot, a.seed, image_ids)
 
 
 def run_and_report(a: ImportanceArgs) -> int:

@@ -18,7 +18,7 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     from analysis.grounding.compute import GroundingArgs, evaluate_image, summarize
     from analysis.importance.compute import ImportanceArgs, run_importance
     from litelvlm.data.refer import load_refer
-    from litelvlm.families import load_pipeline
+    from litelvlm.families import exif_transpose, load_pipeline
     from litelvlm.io import write_csv
 
     data = coco128_dir()
@@ -37,7 +37,7 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     methods = ["litelvlm", "random", "llm-attention", "saliency"]
     pairs = [(BASELINE, pipe.num_visual_tokens)] + [(m, b) for m in methods for b in (128, 32)]
     with torch.no_grad():
-        rows = evaluate_image(pipe, g, first, first[0].image(), pairs)
+        rows = evaluate_image(pipe, g, first, first[0].image(exif_transpose(pipe)), pairs)
     import pandas as pd
 
     write_csv(out_dir / "ablation" / "summary.csv", summarize(pd.DataFrame(rows)))

@@ -201,7 +201,10 @@ def study_examples(a: RetentionArgs, skipped: list[dict]) -> list:
     if a.compare_to and not (Path(a.compare_to) / "retention.parquet").exists():
         raise LiteLVLMError(f"--compare-to {a.compare_to!r} holds no retention.parquet")
     if a.refer_dir:
-        return readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped)
+        from litelvlm.families import exif_transpose
+
+        return readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped,
+                                 exif_transpose(a.model))
     im, texts = synthetic_example()
     return [("synthetic-0", im, texts)]
 
@@ -264,18 +267,21 @@ def kept_overlap(ref: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     return both[[*keys, "kept", "overlap"]].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict]) -> list:
-    """(image_id, RGB image, texts) of the examples whose image opens; the others are logged and
-    appended to ``skipped``; none readable is an error."""
+def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict], exif: bool = True) -> list:
+    """(image_id, RGB image, texts) of the examples whose image opens, turned by its EXIF tag when ``exif`` (as the
+    model's family reads images: :func:`litelvlm.families.exif_transpose`); the others are logged and appended to
+    ``skipped``; none readable is an error."""
     from litelvlm.data.refer import open_rgb
+    from litelvlm.exclusions import announce_skipped_images
 
     out = []
     for image_id, path, texts in examples:
-        try:  # PIL's convert("RGB") in the stored layout, as before; any decoding failure is a skip
-            out.append((image_id, open_rgb(path, exif_transpose=False), texts))
+        try:  # PIL's convert("RGB"), after the family's EXIF turn; any decoding failure is a skip
+            out.append((image_id, open_rgb(path, exif_transpose=exif), texts))
         except LiteLVLMError as e:
             log.warning("skipped image %s: %s", path, e)
             skipped.append({"image_id": image_id, "path": str(path), "reason": str(e)})
+    announce_skipped_images(skipped, {}, len(examples), log, what="images")
     if not out:
         raise LiteLVLMError(f"no image could be read ({len(skipped)} unreadable, e.g. {skipped[0]['path']}); "
                             "nothing written")

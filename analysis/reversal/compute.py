@@ -38,6 +38,7 @@ from litelvlm.data.geometry import PatchCoverage, patch_coverage
 from litelvlm.data.refer import ReferRecord, load_coco_instances, load_refer
 from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
+from litelvlm.exclusions import Exclusions, one_line, skip_cause
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
@@ -172,6 +173,7 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
     put on UniPixel's merged tokens (:mod:`analysis.reversal.merged`).
     """
     counts: Counter = Counter()
+    left_out = Exclusions("sentences")
     cov = referent_coverage(records, clip, pad_to_square, grid)
     by_image: dict[int, list[int]] = {}
     for i, r in enumerate(records):
@@ -179,6 +181,8 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
         reason = reason if isinstance(reason, str) else reason.exclusion_reason(threshold)
         if reason is not None:
             counts[f"excluded_{reason.split(':')[0]}"] += 1
+            left_out.add(reason.split(":")[0].replace("_", " "), f"image {r.image_id} annotation {r.ann_id}"
+                         + (f" ({one_line(reason.split(':', 1)[1])})" if ":" in reason else ""))
             continue
         by_image.setdefault(r.image_id, []).append(i)
     cache = VisionFeatureCache(clip, layers, pad_to_square, cache_dir, enabled=use_cache)
@@ -191,6 +195,7 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
             log.warning("skipped image %s: %s", image_id, err)
             counts["images_skipped_unreadable"] += 1
             counts["excluded_image_unreadable"] += len(idx)
+            left_out.add(skip_cause(str(err)), f"image {image_id}: {one_line(err)}", len(idx))
             continue
         first = records[idx[0]]
         size = tuple(int(x) for x in entry["size"].tolist())
@@ -199,6 +204,8 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
                         size[0], size[1], first.height, first.width)
             counts["images_skipped_size_mismatch"] += 1
             counts["excluded_image_size_mismatch"] += len(idx)
+            left_out.add("image size mismatch", f"image {image_id}: file is {size[0]}x{size[1]} but the annotation "
+                         f"says {first.height}x{first.width} (height x width)", len(idx))
             continue
         counts["images_scored"] += 1
         onto = merged_weights(clip.geometry, clip.grid, *size).T if grid == "unipixel" else None
@@ -237,6 +244,7 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
         counts["sentences_scored"] += len(idx)
     counts["cache_hits"], counts["cache_misses"] = cache.hits, cache.misses
     counts["sentences_total"] = len(records)
+    left_out.announce(len(records), log)
     if not rows:
         return pd.DataFrame(), dict(counts)
     df = pd.concat(rows, ignore_index=True)

@@ -36,6 +36,7 @@ def read_reversal(results_dir: Path) -> dict:
     from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer
+    from litelvlm.families import exif_transpose
 
     runs = sorted(p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
     root = Path(os.path.commonpath(runs)) if len(runs) > 1 else Path(results_dir)  # names runs by their own folders
@@ -72,7 +73,7 @@ def read_reversal(results_dir: Path) -> dict:
                 if space == "clip" else None)
         for _, m in maps.iterrows():
             r = by_sent[int(m["sent_id"])]
-            examples.append({"image": r.image(), "mask": r.mask(), "k": 32,
+            examples.append({"image": r.image(exif_transpose(cfg["clip"]["model"])), "mask": r.mask(), "k": 32,
                              "similarity": np.asarray(m["similarity"]).reshape(int(m["rows"]), int(m["cols"])),
                              "params": (merged_params(r.height, r.width) if a.get("grid", "clip") == "unipixel"
                                         else transform_params(geom, r.height, r.width, a["pad_to_square"])),

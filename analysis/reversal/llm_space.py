@@ -28,6 +28,8 @@ from analysis.reversal.compute import load_records, reversal_metrics, summarise_
 from analysis.reversal.merged import merged_coverage
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
+from litelvlm.exclusions import Exclusions, one_line
+from litelvlm.families import exif_transpose
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
@@ -40,8 +42,9 @@ SPACE_NOTE = ("the relevance of UniPixel's merged tokens to the prompt's mean in
 
 
 def _inside(records, threshold: float) -> tuple[dict, Counter]:
-    """Coverage per referent on the merged grid, and the sentences excluded (by reason)."""
+    """Coverage per referent on the merged grid, and the sentences excluded (by reason, also said on screen)."""
     counts: Counter = Counter()
+    left_out = Exclusions("sentences")
     cov: dict = {}
     for r in records:
         key = (r.image_id, r.ann_id)
@@ -54,6 +57,9 @@ def _inside(records, threshold: float) -> tuple[dict, Counter]:
         reason = c if isinstance(c, str) else c.exclusion_reason(threshold)
         if reason is not None:
             counts[f"excluded_{reason.split(':')[0]}"] += 1
+            left_out.add(reason.split(":")[0].replace("_", " "), f"image {r.image_id} annotation {r.ann_id}"
+                         + (f" ({one_line(reason.split(':', 1)[1])})" if ":" in reason else ""))
+    left_out.announce(len(records), log)
     return cov, counts
 
 
@@ -78,7 +84,7 @@ def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0
             by_image.setdefault(r.image_id, []).append(r)
     rows, maps = [], []
     for image_id, recs in tqdm(sorted(by_image.items()), desc="reversal (LLM space)", unit="img"):
-        image = recs[0].image()
+        image = recs[0].image(exif_transpose(pipe))
         prepared = pipe.prepare_image(image, seed=0)
         for r in sorted(recs, key=lambda r: (r.ref_id, r.sent_id)):
             c = cov[(r.image_id, r.ann_id)]

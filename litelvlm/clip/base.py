@@ -92,6 +92,18 @@ class ClipBackend(abc.ABC):
     def preprocess(self, images: list[Image.Image], pad_to_square: bool = False) -> torch.Tensor:
         """Pixel tensor (B, 3, H, W) through the model's own image transform."""
 
+    def check_resize(self, images: list[Image.Image], pad_to_square: bool = False) -> None:
+        """Refuse, before any resizing, an image that the pad or resize of :attr:`geometry` would make larger than
+        :data:`~litelvlm.data.resize_cap.MAX_RESIZED_SIDE` a side (a LiteLVLMError naming the file)."""
+        from ..data.geometry import transform_params
+        from ..data.resize_cap import check_resize
+
+        for im in images:
+            t = transform_params(self.geometry, im.height, im.width, pad_to_square)
+            if t.frame != (im.height, im.width):
+                check_resize(im, im.size, t.frame[::-1], "LLaVA's pad to a square")
+            check_resize(im, im.size, t.resized[::-1], f"CLIP's {self.geometry.mode}-side resize")
+
     @abc.abstractmethod
     def trace_image(self, pixel_values: torch.Tensor) -> VisionTrace:
         """One vision forward pass, keeping every layer's hidden states."""

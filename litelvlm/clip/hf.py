@@ -136,6 +136,7 @@ class HFClip(ClipBackend):
         loaded processor (torchvision-backed in transformers 5)."""
         if processor not in PREPROCESSORS:
             raise LiteLVLMError(f"CLIP preprocessing must be one of {', '.join(PREPROCESSORS)}; got {processor!r}")
+        self.check_resize(images, pad_to_square)
         images = [im.convert("RGB") for im in images]
         if pad_to_square:
             mean = tuple(int(255 * m) for m in self.processor.image_mean)

@@ -151,6 +151,7 @@ class OpenClip(ClipBackend):
         return self.model
 
     def preprocess(self, images: list[Image.Image], pad_to_square: bool = False) -> torch.Tensor:
+        self.check_resize(images, pad_to_square)
         ims = [im.convert("RGB") for im in images]
         if pad_to_square:
             mean = tuple(int(255 * m) for m in self.image_mean)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LiteLVLMError
+from ..io import read_json_file
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,7 @@ def load_expressions(path: str | Path) -> list[Expression]:
     path = Path(path)
     if not path.is_file():
         raise LiteLVLMError(f"expressions file {str(path)!r} does not exist")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise LiteLVLMError(f"expressions file {str(path)!r} could not be read: {e}") from e
+    data = read_json_file(path, "expressions file")
     items = data.get("items") if isinstance(data, dict) else data
     if not isinstance(items, list) or any(not isinstance(i, dict) or "text" not in i for i in items):
         raise LiteLVLMError(f"expressions file {str(path)!r} must hold {{'items': [{{'text': ...}}, ...]}}")

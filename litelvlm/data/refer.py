@@ -9,7 +9,6 @@ original REFER code summed them, so overlapping parts came out with value 2.
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from dataclasses import dataclass, field
@@ -20,6 +19,10 @@ import numpy as np
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..exclusions import Exclusions
+from ..io import read_json_file
+from .resize_cap import SOURCE_KEY
+from .segmentation import check_segmentation, decode_segmentation
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class ReferRecord:
     #: position of the sentence in the REFER file (refs in file order, sentences in their ref's
     #: order): the order GLaMM's evaluation lists an image's sentences in
     order: int = field(default=0, repr=False, compare=False)
+    #: the instances file the annotation comes from (None for a record made in code)
+    source: Path | None = field(default=None, repr=False, compare=False)
 
     def mask(self, parts: str = "union") -> np.ndarray:
         """The referent mask (H, W), decoded with pycocotools: bool with the polygon parts merged
@@ -60,8 +65,7 @@ class ReferRecord:
         try:
             m = decode_segmentation(self.segmentation, self.height, self.width, parts)
         except Exception as e:  # None, garbage RLE counts, a type pycocotools refuses
-            raise LiteLVLMError(f"annotation {self.ann_id} (image {self.image_id}) has a segmentation that cannot "
-                                f"be decoded: {e}") from e
+            raise LiteLVLMError(bad_segmentation(self.source, self.ann_id, self.image_id, e)) from e
         if m.shape != (self.height, self.width):
             raise LiteLVLMError(f"annotation {self.ann_id} (image {self.image_id}) decodes to a {m.shape[1]} x "
                                 f"{m.shape[0]} mask but its image is {self.width} x {self.height} (width x height)")
@@ -113,7 +117,9 @@ def open_rgb(path: str | Path, exif_transpose: bool = True) -> Image.Image:
                             "clips every value above 255", str(path), WIDE_MODES[im.mode], im.mode)
             if exif_transpose:
                 im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
+            rgb = im.convert("RGB")
+            rgb.info[SOURCE_KEY] = str(path)  # messages about this image name its file (resize_cap.image_label)
+            return rgb
     except Exception as e:  # PIL raises many types for truncated / corrupt / oversized (decompression bomb) files
         raise LiteLVLMError(f"image {str(path)!r} could not be read: {e}") from e
 
@@ -121,46 +127,6 @@ def open_rgb(path: str | Path, exif_transpose: bool = True) -> Image.Image:
 #: PIL modes with more than 8 bits per sample, which ``convert("RGB")`` clips to 0..255
 WIDE_MODES = {"I;16": "16-bit", "I;16L": "16-bit", "I;16B": "16-bit", "I;16N": "16-bit", "I": "32-bit integer",
               "F": "32-bit float"}
-
-
-#: How the polygon parts of one object become a mask: ``union`` (this project's: overlapping parts stay
-#: 1) or ``sum`` (the official REFER ``getMask``: part counts, so overlaps are 2).
-MASK_PARTS = ("union", "sum")
-
-
-def decode_segmentation(segmentation: Any, height: int, width: int, parts: str = "union") -> np.ndarray:
-    """Decode a COCO segmentation (polygon list, uncompressed or compressed RLE) to an (H, W) mask.
-
-    ``parts="union"``: a bool mask, the polygons merged with ``pycocotools.mask.merge`` (overlapping
-    parts stay 1). ``parts="sum"``: uint8 part counts, as sejong-rcv/LiteLVLM @5896153
-    ``dataset/utils/refcoco_refer.py`` L312-320 (``getMask``) sums the decoded parts.
-    """
-    from pycocotools import mask as mask_utils
-
-    if parts not in MASK_PARTS:
-        raise ValueError(f"parts must be one of {', '.join(MASK_PARTS)}; got {parts!r}")
-    if segmentation is None:
-        raise ValueError("record has no segmentation")
-    if isinstance(segmentation, list):
-        polys = [p for p in segmentation if len(p) >= 6]
-        if not polys:
-            return np.zeros((height, width), dtype=bool if parts == "union" else np.uint8)
-        rles = mask_utils.frPyObjects(polys, height, width)
-        if parts == "sum":
-            return mask_utils.decode(rles).sum(axis=2).astype(np.uint8)
-        rle = mask_utils.merge(rles)
-    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    elif isinstance(segmentation, dict):
-        rle = dict(segmentation)
-        if isinstance(rle["counts"], str):
-            rle["counts"] = rle["counts"].encode()
-    else:
-        raise ValueError(f"unknown segmentation format {type(segmentation).__name__}")
-    m = mask_utils.decode(rle)
-    if m.ndim == 3:  # defensive: a list of RLEs that escaped merging
-        m = m.sum(axis=2) if parts == "sum" else m.any(axis=2)
-    return m.astype(bool) if parts == "union" else m.astype(np.uint8)
 
 
 def _find(folder: Path, name: str, dataset: str) -> Path:
@@ -171,11 +137,7 @@ def _find(folder: Path, name: str, dataset: str) -> Path:
 
 
 def _load_instances(path: Path) -> dict:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise LiteLVLMError(f"instances file {str(path)!r} could not be read: {e}") from e
+    data = read_json_file(path, "instances file")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
             raise LiteLVLMError(f"instances file {str(path)!r} has no {key!r} list (not COCO instances format)")
@@ -204,6 +166,10 @@ def load_refs(path: str | Path) -> list[dict]:
     try:
         with open(path, "rb") as f:
             refs = _BuiltinsOnly(f).load()
+    except UnicodeDecodeError as e:  # a byte string that is not ASCII (Python 2) or not UTF-8 (Python 3)
+        raise LiteLVLMError(f"refs file {str(path)!r} holds a string that is not {e.encoding.upper()} text: byte "
+                            f"{e.object[e.start]:#04x} at offset {e.start} of the string cannot be decoded ({e.reason}); "
+                            "REFER files hold ASCII byte strings or unicode strings") from None
     except Exception as e:  # truncated, not a pickle, or refused by find_class
         raise LiteLVLMError(f"refs file {str(path)!r} could not be loaded: {e}") from e
     if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
@@ -264,17 +230,22 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
     available = sorted({r["split"] for r in refs})
     if split != "all" and split not in available:
         raise LiteLVLMError(f"split {split!r} not in {str(refs_path)!r}; available: {', '.join(available)} or 'all'")
-    out = []
+    out, checked, left_out, total = [], set(), Exclusions("sentences"), 0
     for pos, ref in enumerate(refs):
         if split != "all" and ref["split"] != split:
             continue
+        total += len(ref["sentences"])
         ann = anns.get(ref["ann_id"])
         im = images.get(ref["image_id"])
         if ann is None or im is None:
             log.warning("ref %s names a missing annotation/image; skipped", ref.get("ref_id"))
+            left_out.add(f"the ref names an {'annotation' if ann is None else 'image'} that {inst_path.name} lacks",
+                         f"ref {ref.get('ref_id')} (annotation {ref['ann_id']}, image {ref['image_id']})",
+                         len(ref["sentences"]))
             continue
         _require_fields(inst_path, "annotation", ann, ("segmentation",))
         _require_fields(inst_path, "image", im, ("file_name", "height", "width"))
+        _check_annotation(inst_path, ann, im, checked)
         for j, s in enumerate(ref["sentences"]):
             out.append(ReferRecord(
                 image_path=images_root / im["file_name"], image_id=int(ref["image_id"]),
@@ -283,9 +254,35 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
                 category_id=int(ref["category_id"]), split=str(ref["split"]),
                 height=int(im["height"]), width=int(im["width"]),
                 segmentation=ann["segmentation"], bbox=tuple(ann.get("bbox", ())) or None,
-                order=pos * 10_000 + j))
+                order=pos * 10_000 + j, source=inst_path))
+    left_out.announce(total, log)
     out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
     return out
+
+
+def bad_segmentation(source: str | Path | None, ann_id: Any, image_id: Any, cause: Exception | str) -> str:
+    """The one-line message for an annotation whose segmentation cannot be decoded, naming its instances file
+    (when known), the annotation, its image and the cause."""
+    where = f"instances file {str(source)!r}: " if source is not None else ""
+    return f"{where}annotation {ann_id} (image {image_id}) has a segmentation that cannot be decoded: {cause}"
+
+
+def _check_annotation(path: Path, ann: dict, im: dict, checked: set) -> None:
+    """Refuse, before pycocotools ever sees it, an annotation whose segmentation or image size is unusable
+    (:func:`~litelvlm.data.segmentation.check_segmentation`); ``checked`` holds the annotation ids done."""
+    if ann.get("id") in checked:
+        return
+    height, width = im.get("height"), im.get("width")
+    try:
+        check_segmentation(ann["segmentation"], height, width)
+    except ValueError as e:
+        raise LiteLVLMError(bad_segmentation(path, ann.get("id"), im.get("id"), e)) from None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and height * width > 2 * limit:
+        raise LiteLVLMError(f"instances file {str(path)!r}: image {im.get('id')} is {width} x {height} (width x "
+                            f"height), past the {2 * limit} pixels at which PIL refuses an image as a decompression "
+                            "bomb")
+    checked.add(ann.get("id"))
 
 
 def _require_fields(path: Path, kind: str, entry: dict, fields: tuple[str, ...]) -> None:
@@ -309,18 +306,25 @@ def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None
     images_root = _image_dir(image_dir, path.parent / "images")
     images = {im["id"]: im for im in data["images"]}
     cats = {c["id"]: c["name"] for c in data["categories"]}
-    out = []
+    out, checked, left_out = [], set(), Exclusions("annotations")
     for a in data["annotations"]:
         if a.get("iscrowd", 0):
+            left_out.add("crowd annotation (iscrowd 1)", f"annotation {a.get('id')} (image {a.get('image_id')})")
             continue
         im = images.get(a["image_id"])
         if im is None:
+            left_out.add(f"its image is not in {path.name}", f"annotation {a.get('id')} (image {a.get('image_id')})")
             continue
+        _require_fields(path, "annotation", a, ("segmentation",))
+        _require_fields(path, "image", im, ("file_name", "height", "width"))
+        _check_annotation(path, a, im, checked)
         name = cats.get(a["category_id"], "?")
         out.append(ReferRecord(
             image_path=images_root / im["file_name"], image_id=int(a["image_id"]), ref_id=int(a["id"]),
             ann_id=int(a["id"]), sent_id=int(a["id"]), sentence=name, category=name,
             category_id=int(a["category_id"]), split=split, height=int(im["height"]),
-            width=int(im["width"]), segmentation=a["segmentation"], bbox=tuple(a.get("bbox", ())) or None))
+            width=int(im["width"]), segmentation=a["segmentation"], bbox=tuple(a.get("bbox", ())) or None,
+            source=path))
+    left_out.announce(len(data["annotations"]), log)
     out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
     return out

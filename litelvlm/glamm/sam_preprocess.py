@@ -43,9 +43,12 @@ def sam_inputs(image: Image.Image, size: int = 1024) -> tuple[torch.Tensor, tupl
     """SAM pixel values ``(1, 3, size, size)`` float32 and the resized (h, w) before padding, as GLaMM's
     dataset makes them: PIL bilinear resize of the uint8 RGB image (longest side ``size``), then
     ``(x - PIXEL_MEAN) / PIXEL_STD`` and zero padding at the bottom and right."""
+    from ..data.resize_cap import check_resize
+
+    h, w = preprocess_shape(image.height, image.width, size)
+    check_resize(image, image.size, (w, h), f"SAM's longest-side resize to {size}")
     if image.mode != "RGB":
         image = image.convert("RGB")
-    h, w = preprocess_shape(image.height, image.width, size)
     resized = np.array(image.resize((w, h), Image.BILINEAR))  # what torchvision's resize does for PIL
     x = torch.from_numpy(resized).permute(2, 0, 1).contiguous()  # uint8 (3, h, w)
     mean = torch.tensor(PIXEL_MEAN, dtype=torch.float32).view(-1, 1, 1)

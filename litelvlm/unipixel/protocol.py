@@ -135,9 +135,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def resize_frame(image: Image.Image) -> Image.Image:
     """The frame UniPixel feeds Qwen2.5-VL: :func:`to_rgb`, then PIL's bicubic resize to :func:`resized_size`."""
-    image = to_rgb(image)
-    height, width = resized_size(image.height, image.width)
-    return image.resize((width, height), Image.Resampling.BICUBIC)
+    from ..data.resize_cap import check_resize, image_label
+
+    try:
+        height, width = resized_size(image.height, image.width)
+    except LiteLVLMError as e:  # past MAX_RATIO: name the file
+        raise LiteLVLMError(f"{image_label(image)}: {e}") from None
+    check_resize(image, image.size, (width, height), "UniPixel's smart_resize")
+    return to_rgb(image).resize((width, height), Image.Resampling.BICUBIC)
 
 
 def video_frames(frame: Image.Image) -> list[Image.Image]:

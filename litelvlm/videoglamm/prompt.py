@@ -109,7 +109,14 @@ def clip_pixels(frames: list[np.ndarray], processor=None) -> torch.Tensor:
     """(T, 3, 336, 336) float32 context images (enc_preprocessors.py L152)."""
     from PIL import Image
 
+    from ..data.resize_cap import check_resize
+
     processor = processor or clip_processor()
+    side = processor.size["shortest_edge"]
+    for i, f in enumerate(frames):  # the shortest-edge resize keeps the aspect ratio: cap the long side first
+        h, w = f.shape[:2]
+        resized = (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
+        check_resize(None, (w, h), resized[::-1], f"CLIP's shortest-edge resize (frame {i})")
     return torch.stack([processor.preprocess(Image.fromarray(f), return_tensors="pt")["pixel_values"][0]
                         for f in frames])
 
