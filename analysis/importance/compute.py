@@ -314,11 +314,10 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
         for image_id in tqdm(todo, desc="importance"):
             recs = sorted(by_image[image_id], key=lambda r: (r.ref_id, r.sent_id))[: a.max_sentences]
             kept += _score_image(pipe, a, store, out, recs, opts, signals, kept)
-        return merge_parts(out, a.n_boot, a.seed, image_ids, config)
         wanted = {i: len(by_image[i][: a.max_sentences]) for i in image_ids}
         announce_skipped_images([s for s in store.skipped() if int(s["image_id"]) in wanted], wanted,
                                 sum(wanted.values()), log)
-        return merge_parts(out, a.n_boot, a.seed, image_ids)
+        return merge_parts(out, a.n_boot, a.seed, image_ids, config)
 
 
 def run_and_report(a: ImportanceArgs) -> int:
