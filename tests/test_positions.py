@@ -160,7 +160,7 @@ def test_renumbering_inside_the_llm_asks_the_family_for_multi_axis_positions():
         return SequenceLayout(2, k, len(t), torch.stack([t, t // 2, t % 3])[:, None] + 100,
                               lambda: torch.tensor([len(t) - 1]))
 
-    fake = SimpleNamespace(layout=layout, numerics=None)
+    fake = SimpleNamespace(layout=layout, numerics=None, language_model=None, name="fake")   # no LLM: no limits
     ctx = LLMContext(fake, None, torch.zeros(6, 4), position_rule="renumber")
     keep = torch.tensor([0, 1, 3, 5, 8, 9])
     assert torch.equal(ctx.pruned_positions(keep, official="keep"), layout(None, 2).position_ids)

@@ -90,19 +90,21 @@ class RunFolder:
 
     # -- what a study asks of its folder --------------------------------------------------------------
     def resume(self, config: dict, growable: dict[str, Callable[[Any, Any], bool]] | None = None,
-               ignore: tuple[str, ...] = ()) -> dict | None:
+               ignore: tuple[str, ...] = (), record: bool = True) -> dict | None:
         """Check that the finished parts here were computed with a compatible ``config`` (refused otherwise,
-        naming the options), drop unreadable parts, and record ``config`` for the next resume. Returns the
-        configuration the parts were computed with (None in a fresh folder)."""
+        naming the options), drop unreadable parts, and (``record``) record ``config`` for the next resume.
+        Returns the configuration the parts were computed with (None in a fresh folder)."""
         from analysis.common.parts import PartStore
 
-        record = self.out / PARTS_CONFIG
-        existed = record.exists()
-        old = check_config(record.parent if existed else self.out, config, growable, ignore)
+        path = self.out / PARTS_CONFIG
+        existed = path.exists()
+        old = check_config(path.parent if existed else self.out, config, growable, ignore)
         PartStore(self.out).verify()
-        write_json(record, {k: v for k, v in config.items() if k != "run"})
+        if not record:
+            return old
+        write_json(path, {k: v for k, v in config.items() if k != "run"})
         if existed:   # compatible with the parts it describes: kept even when this run fails
-            self.tx.written = [p for p in self.tx.written if p != Path(os.path.abspath(record))]
+            self.tx.written = [p for p in self.tx.written if p != Path(os.path.abspath(path))]
         return old
 
     def drop_stale(self, written: set[str] | list[str]) -> list[str]:

@@ -313,7 +313,8 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
         if clip_methods:  # the paired external CLIP loaded now: its weights are the model's, its loading no call's
             log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
         config = _config(a, pipe, getattr(recs[0], "image_id", None) or recs[0].video, out)
-        folder.resume(config, ignore=("num_visual",))  # N is known after the image's forwards: checked below
+        # N is known after the image's forwards: checked (and recorded) below where it depends on the image
+        folder.resume(config, ignore=("num_visual",), record=pipe.num_visual_tokens is not None)
         prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)
     n = pipe.num_visual(prep)  # N of this image (the same for every image of a fixed-grid family)
     full = pipe.full_budget(prep)  # the budget keeping everything: N, or a video's per-frame 576
