@@ -48,7 +48,7 @@ class Transaction:
         self.stage: Path | None = None
         #: the staged files, as paths relative to ``out``, in the order they were written
         self.staged: list[str] = []
-        #: the files written in place (under a ``direct`` folder), absolute
+        #: the files created in place (under a ``direct`` folder), absolute
         self.written: list[Path] = []
 
     def begin(self) -> Transaction:
@@ -67,7 +67,8 @@ class Transaction:
         except ValueError:
             return None
         if not rel.parts or rel.parts[0] in self.direct or rel.parts[0].startswith(STAGE_PREFIX):
-            self.written.append(p)
+            if not p.exists():   # a file this run creates (one it rewrites is not its to remove)
+                self.written.append(p)
             return None
         return self.stage / rel
 
