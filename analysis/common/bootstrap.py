@@ -134,12 +134,14 @@ def shifted_p(reps: np.ndarray, estimate: float) -> float:
 
 
 def paired(a: UnitStat, b: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """``a`` against ``b`` on their common units, one draw for both: the difference ``a - b`` with its interval
-    and p-value (:func:`shifted_p`), the ratio ``a / b`` with its interval, and the number of units."""
+    """``a`` against ``b`` on their common units, one draw for both: their values there (``a``, ``b``), the
+    difference ``a - b`` with its interval and p-value (:func:`shifted_p`), the ratio ``a / b`` with its interval,
+    and the number of units."""
     a, b = common([a, b])
     va, vb = a.value(), b.value()
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = {"difference": va - vb, "ratio": va / vb if vb else float("nan"), "units": a.n_units}
+        out = {"a": va, "b": vb, "difference": va - vb, "ratio": va / vb if vb else float("nan"),
+               "units": a.n_units}
     nan = float("nan")
     if not _can_resample(a.n_units, n_boot):
         return {**out, "difference_lo": nan, "difference_hi": nan, "p": nan, "ratio_lo": nan, "ratio_hi": nan}
