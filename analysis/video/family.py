@@ -15,12 +15,12 @@ SMOKE_BUDGETS = "196,81"
 
 
 def smoke_video(out_dir: Path, model: str | None = None) -> None:
-    """``litelvlm eval-video`` on one 4-frame synthetic video (first annotator set) with the tiny random
-    VideoGLaMM."""
+    """``litelvlm eval-video`` on two 4-frame synthetic videos (first annotator set) with the tiny random
+    VideoGLaMM: two, so that the intervals, which resample videos, exist."""
     from analysis.video import VideoArgs, run
 
     rc = run(VideoArgs(out=str(out_dir), model=model or "videoglamm-tiny-random:0", methods=[SMOKE_METHODS],
-                       budgets=[SMOKE_BUDGETS], anno_sets=["0"], synthetic_videos=1, synthetic_frames=4,
+                       budgets=[SMOKE_BUDGETS], anno_sets=["0"], synthetic_videos=2, synthetic_frames=4,
                        synthetic_seed=11))
     if rc:
         raise RuntimeError(f"litelvlm eval-video exited with status {rc}")
@@ -69,7 +69,7 @@ FAMILY = Family(
                 "figure (random weights by default).",
     command="litelvlm eval-video", requires=("analysis.video.compute", "analysis.video.plots"),
     subdir="video", make_smoke=smoke_video, read=read_video, draw=draw_video,
-    smoke_note="`litelvlm eval-video` with the random-weight `videoglamm-tiny-random:0` on one 4-frame synthetic "
-               "video, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
+    smoke_note="`litelvlm eval-video` with the random-weight `videoglamm-tiny-random:0` on two 4-frame synthetic "
+               "videos, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
     results_files=("summary.csv",),
     make_results="litelvlm eval-video --out {out}")
