@@ -100,10 +100,15 @@ def competitors(methods: list[str]) -> list[str]:
 
 
 def _verdict(value: float, lo: float, threshold: float, judged: bool, strict: bool) -> tuple[str, object]:
+    """(verdict, whether the interval's bound is past the threshold too) of one claim's estimate."""
     if not judged or not np.isfinite(value):
         return "not judged", None
     past = (lambda x: x > threshold) if strict else (lambda x: x >= threshold)
     return ("MET" if past(value) else "MISSED"), bool(np.isfinite(lo) and past(lo))
+
+
+def _why(value: float) -> str:
+    return "" if np.isfinite(value) else "no estimate (a score of 0 or an empty denominator)"
 
 
 def claims_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, weights: str) -> pd.DataFrame:
@@ -130,7 +135,7 @@ def claims_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, weigh
             rows.append({"claim": name, "statement": statement, "metric": metric, "budget": budget,
                          "method": LITELVLM, "compared_with": BASELINE, "value": got["ratio"],
                          "lo": got["ratio_lo"], "hi": got["ratio_hi"], "threshold": threshold, "verdict": verdict,
-                         "interval_clears": clears, "note": note})
+                         "interval_clears": clears, "note": note or _why(got["ratio"])})
         name, statement, threshold = MARGIN_CLAIM
         for budget in budgets:
             lite = stats[(LITELVLM, budget)].get(metric)
@@ -146,7 +151,7 @@ def claims_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, weigh
             rows.append({"claim": name, "statement": statement, "metric": metric, "budget": budget,
                          "method": LITELVLM, "compared_with": got["best_other"], "value": got["margin"],
                          "lo": got["margin_lo"], "hi": got["margin_hi"], "threshold": threshold,
-                         "verdict": verdict, "interval_clears": clears, "note": note})
+                         "verdict": verdict, "interval_clears": clears, "note": note or _why(got["margin"])})
         if not budgets:
             rows += [{"claim": c[0], "statement": c[1], "metric": metric, "method": LITELVLM, "threshold": c[2],
                       "verdict": "not judged", "note": "litelvlm was not run"} for c in (RETENTION_CLAIM, MARGIN_CLAIM)]
