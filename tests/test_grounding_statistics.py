@@ -19,7 +19,7 @@ METHODS = ["none", "litelvlm", "random", "fastv"]
 
 def _run(coco, out, protocol, *extra) -> int:
     return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", "tiny-random:0",
-                 "--protocol", protocol, "--image-ids", "34,71", "--methods", ",".join(METHODS), "--budgets", "16",
+                 "--protocol", protocol, "--image-ids", "34,81", "--methods", ",".join(METHODS), "--budgets", "16",
                  *map(str, extra)])
 
 

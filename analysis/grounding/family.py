@@ -13,8 +13,9 @@ from analysis.grounding import plots
 SMOKE_METHODS = "none,litelvlm,random,visionzip,prumerge,fastv,dart,sparsevlm"
 SMOKE_BUDGETS = "144,36"
 #: the COCO-128 images of the smoke run (two expressions each): two, so that the official protocol's intervals,
-#: which resample images, exist
-SMOKE_IMAGES = ["34", "71"]
+#: which resample images, exist (not image 71: its VisionZip mask at K = 36 changes by 16 pixels between one and two
+#: torch threads, and the notebook test's kernel runs on another count than the command)
+SMOKE_IMAGES = ["34", "81"]
 
 
 def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
