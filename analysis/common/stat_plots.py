@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis.common.style import METHOD_ORDER, budget_axis, figsize, figure, method_label, method_style
 
-__all__ = ["draw_interval", "reference_band", "plot_claims_table", "plot_paired_differences", "metric_slug"]
+__all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences", "metric_slug"]
 
 #: how a verdict is coloured in the claims table
 VERDICT_COLORS = {"MET": "#d9f0d3", "MISSED": "#f4cccc", "not judged": "#e6e6e6"}
@@ -32,6 +32,12 @@ def draw_interval(ax, x, lo, hi, color, lw: float = 0.9, zorder: float = 2.5) ->
     ok = np.isfinite(lo) & np.isfinite(hi)
     if ok.any():
         ax.vlines(x[ok], lo[ok], hi[ok], colors=[color], lw=lw, zorder=zorder, alpha=0.85)
+
+
+def spread(x, i: int, n: int, step: float = 0.05) -> np.ndarray:
+    """Budgets ``x`` moved a little apart for the ``i``-th of ``n`` methods on a log2 budget axis, so that their
+    interval bars do not hide each other."""
+    return np.asarray(x, dtype=float) * 2 ** (step * (i - (n - 1) / 2))
 
 
 def reference_band(ax, lo: float, hi: float, color="0.45") -> None:
@@ -98,7 +104,7 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
     methods = _order(d["method"])
     for i, m in enumerate(methods):
         g = d[d["method"] == m].sort_values("budget")
-        x = g["budget"].to_numpy(float) * 2 ** (0.06 * (i - (len(methods) - 1) / 2))   # side by side on log2
+        x = spread(g["budget"], i, len(methods), 0.06)   # side by side on the log2 axis
         style = method_style(m)
         ax.plot(x, g["difference"], label=method_label(m), ms=3.5, **style)
         draw_interval(ax, x, g["difference_lo"], g["difference_hi"], style["color"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band
+from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band, spread
 from analysis.common.style import apply_style, budget_axis, figsize, method_colors, method_label, method_style
 from litelvlm.methods import BASELINE
 
@@ -44,11 +44,11 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
         fig = ax.figure
     methods = sorted(m for m in d["method"].unique() if m != baseline)
     colors = colors or method_colors(methods)
-    for m in methods:
+    for i, m in enumerate(methods):
         g = d[d["method"] == m].sort_values("budget")
         ax.plot(g["budget"], g[metric], ms=3, label=method_label(m), **{**method_style(m), "color": colors[m]})
-        if f"{metric}_lo" in g:
-            draw_interval(ax, g["budget"], g[f"{metric}_lo"], g[f"{metric}_hi"], colors[m])
+        if f"{metric}_lo" in g:   # each method's bars a little apart from the others'
+            draw_interval(ax, spread(g["budget"], i, len(methods)), g[f"{metric}_lo"], g[f"{metric}_hi"], colors[m])
     base = d[d["method"] == baseline]
     if not base.empty:
         k = int(base["budget"].iloc[0])  # 0: every image's own N (a family whose N depends on the image)

@@ -9,7 +9,7 @@ import textwrap
 
 import pandas as pd
 
-from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band
+from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band, spread
 from analysis.common.style import METHOD_ORDER, figure, method_label, method_style
 
 __all__ = ["plot_jf_vs_budget", "plot_claims_table"]
@@ -47,11 +47,13 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, famil
         fig = ax.figure
     none = summary[summary["method"] == "none"]
     pruned = summary[summary["method"] != "none"]
-    for method in _order(pruned["method"]):
+    methods = _order(pruned["method"])
+    for i, method in enumerate(methods):
         d = pruned[pruned["method"] == method].sort_values("budget")
         ax.plot(d["budget"], d[metric], ms=3, label=method_label(method), **method_style(method))
-        if f"{metric}_lo" in d:
-            draw_interval(ax, d["budget"], d[f"{metric}_lo"], d[f"{metric}_hi"], method_style(method)["color"])
+        if f"{metric}_lo" in d:   # each method's bars a little apart from the others'
+            draw_interval(ax, spread(d["budget"], i, len(methods), 0.03), d[f"{metric}_lo"], d[f"{metric}_hi"],
+                          method_style(method)["color"])
     if not none.empty:
         ax.axhline(float(none[metric].iloc[0]), color="black", ls="--", lw=0.8, label="all 576 tokens")
         if f"{metric}_lo" in none:
