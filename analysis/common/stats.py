@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis.common import bootstrap
+
 #: default mask-area bins (fraction of the image area), right-open; labels e.g. "[0.00,0.02)"
 AREA_BIN_EDGES: tuple[float, ...] = (0.0, 0.02, 0.05, 0.10, 0.20, 0.40, 1.0001)
 
@@ -79,24 +81,13 @@ def bootstrap_ci(values: np.ndarray, groups: np.ndarray | None = None, n_boot: i
     Each replicate draws as many groups as there are, with replacement, and takes the mean
     of all their rows (groups weighted by their row count, as the point estimate). Without
     ``groups`` every row is its own group. NaN values are ignored; all-NaN gives NaNs.
+    The shared helper :mod:`analysis.common.bootstrap` does the resampling.
     """
     v = np.asarray(values, dtype=np.float64)
     g = np.arange(len(v)) if groups is None else np.asarray(groups)
-    ok = ~np.isnan(v)
-    if not ok.any():
+    if np.isnan(v).all():
         return float("nan"), float("nan"), float("nan")
-    keys, inv = np.unique(g[ok], return_inverse=True)
-    sums = np.bincount(inv, weights=v[ok], minlength=len(keys))
-    counts = np.bincount(inv, minlength=len(keys)).astype(float)
-    mean = float(sums.sum() / counts.sum())
-    if len(keys) < 2 or n_boot < 1:
-        return mean, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(keys), size=(n_boot, len(keys)))
-    reps = sums[idx].sum(1) / counts[idx].sum(1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
-    return mean, float(lo), float(hi)
+    return bootstrap.interval(bootstrap.unit_stat(v, g), n_boot, seed, level)
 
 
 def wilcoxon_vs(values: np.ndarray, groups: np.ndarray | None = None, reference: float = 0.5,

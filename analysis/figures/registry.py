@@ -12,6 +12,7 @@ from analysis.efficiency import family as efficiency
 from analysis.figures.family import Family
 from analysis.grounding import family as grounding
 from analysis.importance import family as importance
+from analysis.paired import family as paired
 from analysis.positions import family as positions
 from analysis.quantization import family as quantization
 from analysis.retention import family as retention
@@ -34,4 +35,5 @@ FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
     unipixel.FAMILY,  # 09_unipixel_grounding
     reversal_grid.FAMILY,  # 10_reversal_merged_grid
     video.FAMILY,  # 11_video_referring_segmentation
+    paired.FAMILY,  # 12_paired_comparisons
 )}

@@ -22,7 +22,8 @@ Masks are teacher-forced (the answers with [SEG] are part of the prompt), as in 
 ``none`` (no pruning) is evaluated once, at budget N. Outputs: ``OUT/grounding.parquet``
 (one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n; on a family with
 an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``, ``unipixel_giou``,
-``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy),
+``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy; each with its 95% bootstrap
+``_lo``/``_hi``), ``OUT/comparisons.csv``, ``OUT/claims.csv`` (:mod:`analysis.grounding.statistics`),
 ``OUT/skipped.csv`` (images that could not be read), ``OUT/config.json``.
 
 Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.common.parts``); a re-run
@@ -62,6 +63,7 @@ from analysis.common.study import (
     torch_thread_count,
 )
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
+from analysis.grounding.statistics import add_statistics
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
@@ -239,8 +241,8 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
         raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
                             f"{skipped[0]['reason']}); nothing written")
     cfg = read_json_if(out / "config.json") or {}
-    summary = mark_weights(own_metric_summary(summarize(rows), rows, cfg.get("model")), cfg.get("model"),
-                           cfg.get("clip"))
+    summary = own_metric_summary(summarize(rows), rows, cfg.get("model"))
+    summary = mark_weights(add_statistics(out, summary, rows, cfg), cfg.get("model"), cfg.get("clip"))
     skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
     write_parquet(out / "grounding.parquet", rows)
     write_csv(out / "summary.csv", summary)
@@ -356,7 +358,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
 
 #: options a run may change and still reuse the finished parts of its folder (results are restricted
 #: to the current selection, so a grown run equals a fresh one)
-GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets")}
+GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets",
+                                                "n_boot")}
 
 
 def read_json_if(path: Path) -> dict | None:

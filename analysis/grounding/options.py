@@ -48,7 +48,9 @@ class GroundingArgs(GlammDataArgs):
                                    deprecated=("--limit",))
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "
                                         "before --limit-images)", each=int)
-    seed: int = arg(0, help="seed for templates, sampling and random selectors")
+    seed: int = arg(0, help="seed for templates, sampling, random selectors and the bootstrap")
+    n_boot: int = arg(1000, help="bootstrap replicates (over images under --protocol official, expressions under "
+                                 "per-expression) for the intervals, comparisons.csv and claims.csv")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
     dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint (as GLaMM's evaluation), "
                                   "float32 for tiny-random", choices=["auto", *DTYPES])

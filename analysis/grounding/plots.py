@@ -1,15 +1,18 @@
-"""Grounding figures: cIoU / gIoU against the visual-token budget, one line per method, the unpruned
-model as a reference line, and the ``official`` and ``per-expression`` protocols side by side."""
+"""Grounding figures: cIoU / gIoU against the visual-token budget, one line per method with its 95% bootstrap
+interval (``summary.csv``'s ``_lo``/``_hi``, where present), the unpruned model as a reference line with its interval
+as a band, the ``official`` and ``per-expression`` protocols side by side, and the claims table
+(:func:`~analysis.common.stat_plots.plot_claims_table`)."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band, spread
 from analysis.common.style import apply_style, budget_axis, figsize, method_colors, method_label, method_style
 from litelvlm.methods import BASELINE
 
-__all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference"]
+__all__ = ["plot_iou_vs_budget", "plot_grounding_protocols", "plot_protocol_difference", "plot_claims_table"]
 
 _LABELS = {"ciou": "cIoU", "giou": "gIoU"}
 
@@ -24,7 +27,8 @@ def _check(summary: pd.DataFrame, metric: str) -> None:
 
 def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: str | None = None, ax=None,
                        baseline: str = BASELINE, colors: dict | None = None, legend: bool = True):
-    """``metric`` (ciou or giou) against budget, one line per method, ``baseline`` as a dashed line.
+    """``metric`` (ciou or giou) against budget, one line per method, ``baseline`` as a dashed line; with
+    ``<metric>_lo``/``_hi`` columns, each point's 95% interval as a bar and the baseline's as a band.
 
     ``summary`` is ``summary.csv`` (optionally with a ``protocol`` column; ``protocol`` picks one).
     Returns (fig, ax).
@@ -40,12 +44,16 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
         fig = ax.figure
     methods = sorted(m for m in d["method"].unique() if m != baseline)
     colors = colors or method_colors(methods)
-    for m in methods:
+    for i, m in enumerate(methods):
         g = d[d["method"] == m].sort_values("budget")
         ax.plot(g["budget"], g[metric], ms=3, label=method_label(m), **{**method_style(m), "color": colors[m]})
+        if f"{metric}_lo" in g:   # each method's bars a little apart from the others'
+            draw_interval(ax, spread(g["budget"], i, len(methods)), g[f"{metric}_lo"], g[f"{metric}_hi"], colors[m])
     base = d[d["method"] == baseline]
     if not base.empty:
         k = int(base["budget"].iloc[0])  # 0: every image's own N (a family whose N depends on the image)
+        if f"{metric}_lo" in base:
+            reference_band(ax, float(base[f"{metric}_lo"].iloc[0]), float(base[f"{metric}_hi"].iloc[0]))
         ax.axhline(float(base[metric].iloc[0]), color="0.45", ls="-.", lw=1,  # methods' lines may be dashed
                    label=f"{baseline} (K={k})" if k else f"{baseline} (all tokens)")
     if not d.empty:

@@ -11,7 +11,8 @@ an LLM-side method: the ``videoglamm`` family's ``ground`` on each clip, :func:`
 * ``summary.csv``: per (method, budget), the DAVIS 2017 unsupervised scores of each annotator set as
   ``eval_referdavis_metrics.py`` computes them (the objects' masks of a set as label maps, Hungarian matching,
   J-Mean and F-Mean over all objects of all videos), and J, F, J&F averaged over the chosen sets (VideoGLaMM
-  prints the four sets apart; the mean is this table's single number).
+  prints the four sets apart; the mean is this table's single number), each with its 95% bootstrap interval over
+  videos (``J_lo``, ``J_hi``, ...); ``comparisons.csv`` and ``claims.csv`` (:mod:`analysis.video.statistics`).
 
 One part per (video, method, budget) in ``OUT/parts`` (a stopped run resumes; other methods, budgets or a larger
 ``--limit-videos`` add rows). Seeded and deterministic.
@@ -33,6 +34,7 @@ from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record
 from analysis.video.options import NUM_PATCHES, VideoArgs, allocation_weights, check_args, is_unipixel
+from analysis.video.statistics import add_statistics
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.methods import BASELINE
@@ -325,7 +327,7 @@ def run_video(a: VideoArgs) -> int:
         if unipixel:
             config.update(run.config())
         with RunFolder(out) as folder:
-            folder.resume(config)
+            folder.resume(config, ignore=("n_boot",))   # --n-boot changes the tables, not the parts
             write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
             store = PartStore(out)
             compute(run, groups, pairs, sets, store)
@@ -335,6 +337,7 @@ def run_video(a: VideoArgs) -> int:
                 from analysis.video.unipixel import own_summary
 
                 summary = own_summary(summary, expr)
+            summary = add_statistics(out, summary, expr, objects, a.n_boot, a.seed, (a.model, run.clip_name))
             summary = mark_weights(summary, a.model, run.clip_name)
             write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
             write_csv(out / "summary.csv", summary)

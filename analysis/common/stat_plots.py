@@ -1,0 +1,125 @@
+"""Plots of the accuracy tables' statistics (:mod:`analysis.common.accuracy_stats`), shared by the grounding, video
+and paired-comparison figures: interval bars, the claims table and the paired differences against budget."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+
+from analysis.common.style import METHOD_ORDER, budget_axis, figsize, figure, method_label, method_style
+
+__all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences", "metric_slug"]
+
+#: how a verdict is coloured in the claims table
+VERDICT_COLORS = {"MET": "#d9f0d3", "MISSED": "#f4cccc", "not judged": "#e6e6e6"}
+#: how a metric is written on an axis
+METRIC_LABELS = {"ciou": "cIoU", "giou": "gIoU", "unipixel_ciou": "UniPixel cIoU", "unipixel_giou": "UniPixel gIoU",
+                 "unipixel_box_acc": "UniPixel box accuracy"}
+#: what each claim's value is
+_CLAIM_LABELS = {"retains_90pct": "share of unpruned kept", "margin_over_5pct": "margin over best other"}
+
+
+def metric_slug(metric: str) -> str:
+    """A file-name form of a metric (``J&F`` -> ``jf``, ``ciou`` -> ``ciou``)."""
+    return metric.lower().replace("&", "")
+
+
+def draw_interval(ax, x, lo, hi, color, lw: float = 0.9, zorder: float = 2.5) -> None:
+    """Vertical 95% interval bars from ``lo`` to ``hi`` at ``x`` (NaN bounds draw nothing)."""
+    x, lo, hi = (np.asarray(v, dtype=float) for v in (x, lo, hi))
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if ok.any():
+        ax.vlines(x[ok], lo[ok], hi[ok], colors=[color], lw=lw, zorder=zorder, alpha=0.85)
+
+
+def spread(x, i: int, n: int, step: float = 0.05) -> np.ndarray:
+    """Budgets ``x`` moved a little apart for the ``i``-th of ``n`` methods on a log2 budget axis, so that their
+    interval bars do not hide each other."""
+    return np.asarray(x, dtype=float) * 2 ** (step * (i - (n - 1) / 2))
+
+
+def reference_band(ax, lo: float, hi: float, color="0.45") -> None:
+    """The unpruned model's interval as a horizontal band across the axes (nothing for NaN bounds)."""
+    if np.isfinite(lo) and np.isfinite(hi):
+        ax.axhspan(lo, hi, color=color, alpha=0.12, lw=0, zorder=1)
+
+
+def _order(methods) -> list[str]:
+    found = list(dict.fromkeys(methods))
+    return [m for m in METHOD_ORDER if m in found] + sorted(m for m in found if m not in METHOD_ORDER)
+
+
+def _claim_cell(row) -> str:
+    if not np.isfinite(row["value"]):
+        return "-"
+    share = row["claim"] == "retains_90pct"
+    value = f"{100 * row['value']:.1f}%" if share else f"{100 * row['value']:+.2f} pts"
+    if not (np.isfinite(row["lo"]) and np.isfinite(row["hi"])):
+        return f"{value} [no interval: under 2 units]"
+    fmt = "{:.1f}" if share else "{:+.2f}"
+    return f"{value} [{fmt.format(100 * row['lo'])}, {fmt.format(100 * row['hi'])}]"
+
+
+def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
+    """The claims table (``claims.csv``, optionally with a ``protocol`` column) as a figure: per claim, metric and
+    budget the estimate with its 95% interval, the threshold and the verdict (coloured). Returns (fig, ax)."""
+    cols = [c for c in ("protocol", "claim", "metric", "budget", "compared_with") if c in claims]
+    head = [{"claim": "claim", "compared_with": "against"}.get(c, c) for c in cols] + \
+        ["estimate [95% interval]", "threshold", "verdict"]
+    cells, colors = [], []
+    for _, row in claims.iterrows():
+        shown = [_CLAIM_LABELS.get(row[c], row[c]) if c == "claim" else
+                 ("" if pd.isna(row[c]) else str(int(row[c]) if c == "budget" else row[c])) for c in cols]
+        threshold = f"{100 * row['threshold']:.0f}%" if row["claim"] == "retains_90pct" else \
+            f"> {100 * row['threshold']:.0f} pts"
+        if "metric" in cols:
+            shown[cols.index("metric")] = METRIC_LABELS.get(row["metric"], row["metric"])
+        cells.append(shown + [_claim_cell(row), threshold, row["verdict"]])
+        colors.append(["white"] * (len(shown) + 2) + [VERDICT_COLORS.get(row["verdict"], "white")])
+    fig, ax = figure(2, figsize=figsize(2, height=0.45 + 0.16 * (len(cells) + 1)))
+    ax.axis("off")
+    if cells:
+        table = ax.table(cellText=cells, colLabels=head, cellColours=colors, bbox=(0, 0, 1, 1), cellLoc="center")
+        table.auto_set_font_size(False)
+        table.set_fontsize(5.5)
+        table.auto_set_column_width(list(range(len(head))))
+    else:
+        ax.text(0.5, 0.5, "no claims table in these results", ha="center", va="center", fontsize=7)
+    notes = sorted({n for n in claims.get("note", pd.Series(dtype=str)).dropna() if n})
+    ax.set_title("\n".join([title] + [textwrap.shorten(n, 110) for n in notes]), fontsize=7)
+    return fig, ax
+
+
+def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: str, ax=None):
+    """Each method minus ``reference`` (``none`` or ``litelvlm``) in ``metric`` against the budget, with the paired
+    95% bootstrap interval (``comparisons.csv``); a filled marker where the Holm-adjusted p-value is below 0.05.
+    Returns (fig, ax)."""
+    d = comparisons[(comparisons["metric"] == metric) & (comparisons["reference"] == reference)]
+    if ax is None:
+        fig, ax = figure(2, aspect=0.4)
+    else:
+        fig = ax.figure
+    methods = _order(d["method"])
+    for i, m in enumerate(methods):
+        g = d[d["method"] == m].sort_values("budget")
+        x = spread(g["budget"], i, len(methods), 0.06)   # side by side on the log2 axis
+        style = method_style(m)
+        ax.plot(x, g["difference"], label=method_label(m), ms=3.5, **style)
+        draw_interval(ax, x, g["difference_lo"], g["difference_hi"], style["color"])
+        hollow = g["p_adjusted"].to_numpy(float) >= 0.05
+        ax.plot(x[hollow], g["difference"].to_numpy(float)[hollow], ls="none", marker=style["marker"], ms=3.5,
+                mfc="white", mec=style["color"], zorder=style["zorder"] + 0.5)
+    ax.axhline(0.0, color="k", lw=0.8)
+    if not d.empty:
+        budget_axis(ax, d["budget"])
+    unit = d["unit"].iloc[0] if len(d) and "unit" in d else "unit"
+    name = METRIC_LABELS.get(metric, metric)
+    ax.set_ylabel(f"Δ {name} (method − {reference})")
+    ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; paired 95% bootstrap intervals "
+                 f"over {unit}s;\nfilled: Holm-adjusted p < 0.05 (over the {name} comparisons of the table)",
+                 fontsize=6)
+    if methods:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return fig, ax

@@ -1,0 +1,100 @@
+"""``eval-grounding``'s intervals, paired comparisons and claims (:mod:`analysis.common.accuracy_stats`).
+
+The resampling unit follows the protocol: under ``official`` an image's sampled sentences share one prompt
+(and LiteLVLM's selection), so IMAGES are resampled; under ``per-expression`` every sentence has its own prompt
+and EXPRESSIONS (image, ref, sentence) are. Each metric is re-computed in every resample from the resampled
+units' rows: cIoU = sum(I) / (sum(U) + 1e-10) as a ratio of sums (never a mean of per-expression IoUs), gIoU the
+mean IoU; a family's own metric likewise (UniPixel: ``eval_refcoco.py``'s cIoU without epsilon, gIoU, box
+accuracy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.common import accuracy_stats as acc
+from analysis.common.bootstrap import UnitStat, unit_stat
+from litelvlm.io import write_csv
+from litelvlm.provenance import mark_weights, run_weights_kind
+
+#: The official metric's epsilon on cIoU's union (``infer_and_evaluate.py`` L433; ``compute.CIOU_EPS``).
+CIOU_EPS = 1e-10
+#: metric -> (numerator column, denominator column or None for the row count, epsilon)
+METRICS: dict[str, tuple[str, str | None, float]] = {
+    "ciou": ("intersection", "union", CIOU_EPS),
+    "giou": ("iou", None, 0.0),
+    "unipixel_ciou": ("unipixel_inter", "unipixel_union", 0.0),
+    "unipixel_giou": ("unipixel_iou", None, 0.0),
+    "unipixel_box_acc": ("unipixel_hit", None, 0.0),
+}
+#: the metrics the claims are judged on (the paper's RefCOCO tables: cIoU; gIoU beside it)
+CLAIM_METRICS = ["ciou", "giou"]
+#: the resampling unit of each protocol
+UNITS = {"official": "image", "per-expression": "expression"}
+
+
+def resample_unit(rows: pd.DataFrame) -> str:
+    """``image`` (the official protocol: sentences of one image share a prompt) or ``expression``."""
+    protocols = set(rows["protocol"]) if "protocol" in rows and len(rows) else {"official"}
+    return "expression" if protocols == {"per-expression"} else "image"
+
+
+def unit_ids(rows: pd.DataFrame, unit: str) -> np.ndarray:
+    """Each row's unit: its image id, or the number of its (image, ref, sentence) among all the rows'."""
+    if unit == "image":
+        return rows["image_id"].to_numpy()
+    return rows.groupby(["image_id", "ref_id", "sent_id"], sort=True).ngroup().to_numpy()
+
+
+def metric_stats(rows: pd.DataFrame, unit: str) -> acc.Stats:
+    """Per (method, budget) and metric (those whose columns the rows have), the statistic over ``unit``."""
+    units = unit_ids(rows, unit)
+    present = {m: spec for m, spec in METRICS.items() if spec[0] in rows and (spec[1] is None or spec[1] in rows)}
+    out: acc.Stats = {}
+    for (method, budget), idx in rows.groupby(["method", "budget"], sort=True).indices.items():
+        g = rows.iloc[idx]
+        stats: dict[str, UnitStat] = {}
+        for metric, (num, den, eps) in present.items():
+            if g[num].isna().any():   # parts written before the family scored its own metric
+                continue
+            stats[metric] = unit_stat(g[num].astype(float).to_numpy(), units[idx],
+                                      None if den is None else g[den].astype(float).to_numpy(), eps)
+        out[(method, int(budget))] = stats
+    return out
+
+
+def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """``summary`` with its intervals; writes ``comparisons.csv`` and ``claims.csv`` beside it (``--n-boot``
+    replicates drawn with ``--seed``, from ``config``)."""
+    n_boot, seed = int(config.get("n_boot", 1000)), int(config.get("seed", 0))
+    models = (config.get("model"), config.get("clip"))
+    unit = resample_unit(rows)
+    stats = metric_stats(rows, unit) if len(rows) else {}
+    metrics = [m for m in METRICS if m in summary.columns]
+    comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, unit)
+    claims = acc.claims_table(stats, [m for m in CLAIM_METRICS if m in metrics], n_boot, seed,
+                              run_weights_kind(models))
+    write_csv(out / "comparisons.csv", mark_weights(comparisons, *models))
+    write_csv(out / "claims.csv", mark_weights(claims, *models))
+    return acc.with_intervals(summary, stats, metrics, n_boot, seed)
+
+
+def load_statistics(results_dir: str | Path) -> dict:
+    """``comparisons`` and ``claims`` of an ``eval-grounding`` folder or of its protocol subfolders, each with a
+    ``protocol`` column (empty tables for folders written before them)."""
+    from analysis.common.study import read_json
+
+    root = Path(results_dir)
+    found = {"comparisons": [], "claims": []}
+    for d in [root / p for p in UNITS if (root / p).is_dir()] or [root]:
+        cfg = read_json(d / "config.json") if (d / "config.json").exists() else {}
+        protocol = cfg.get("protocol", d.name if d.name in UNITS else "per-expression")
+        for name in found:
+            if (d / f"{name}.csv").exists():
+                found[name].append(pd.read_csv(d / f"{name}.csv").assign(protocol=protocol))
+    return {name: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=(acc.COMPARISON_COLUMNS if name == "comparisons" else acc.CLAIM_COLUMNS) + ["protocol"])
+        for name, frames in found.items()}

@@ -1,0 +1,71 @@
+"""Figure family 12, paired comparisons: per metric, every method minus the unpruned model and minus LiteLVLM against
+the budget, with the paired 95% bootstrap interval and Holm-adjusted significance (``comparisons.csv`` of an
+``eval-grounding`` or ``eval-video`` folder; each folder drawn on its own)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from analysis.figures.family import Family
+from analysis.figures.smoke_inputs import coco128_dir
+from analysis.paired import plots
+
+#: the smoke run: the tiny random GLaMM, official protocol, three images (three resampled units)
+SMOKE_METHODS = "none,litelvlm,random,visionzip,fastv"
+SMOKE_BUDGETS = "144,36"
+
+
+def smoke_paired(out_dir: Path, model: str | None = None) -> None:
+    """``litelvlm eval-grounding`` (official protocol) on three COCO-128 images with the tiny random GLaMM (a synthetic
+    REFER folder when ../shared/data is absent)."""
+    from litelvlm.cli import main
+
+    data = coco128_dir()
+    if data is None:
+        from litelvlm.data.fixtures import write_tiny_refer
+
+        data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
+    rc = main(["eval-grounding", "--refer-dir", str(data), "--out", str(out_dir), "--model", model or "tiny-random:0",
+               "--protocol", "official", "--limit-images", "3", "--methods", SMOKE_METHODS, "--budgets", SMOKE_BUDGETS])
+    if rc:
+        raise RuntimeError(f"litelvlm eval-grounding exited with status {rc}")
+
+
+def read_paired(results_dir: Path) -> dict:
+    """The ``comparisons.csv`` of one results folder and what made it (its command's protocol, if any)."""
+    import json
+
+    import pandas as pd
+
+    d = Path(results_dir)
+    config = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
+    return {"comparisons": pd.read_csv(d / "comparisons.csv"), "protocol": config.get("protocol")}
+
+
+def draw_paired(tables: dict) -> dict:
+    """Per metric, each method minus the unpruned model and minus LiteLVLM, against the budget."""
+    comparisons = tables["comparisons"]
+    figs = {}
+    for metric in comparisons["metric"].unique():
+        for reference in ("none", "litelvlm"):
+            if (comparisons["reference"] == reference).any():
+                figs[f"{plots.metric_slug(metric)}_vs_{reference}"], _ = plots.plot_paired_differences(
+                    comparisons, metric, reference)
+    return figs
+
+
+#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
+FAMILY = Family(
+    name="paired", notebook="12_paired_comparisons", title="Paired comparisons of the methods",
+    description="Per metric (cIoU, gIoU, a family's own metric; J, F, J&F), every method minus the unpruned model "
+                "and minus LiteLVLM at each budget, on the same images or expressions (`eval-grounding`) or videos "
+                "(`eval-video`): the difference with its paired 95% bootstrap interval (one draw of the units for "
+                "both methods), a filled marker where the Holm-adjusted p-value (over every comparison of the metric "
+                "in the table) is below 0.05 (`comparisons.csv`; each results folder drawn on its own).",
+    command="litelvlm eval-grounding / eval-video", requires=("analysis.common.accuracy_stats", "analysis.paired.plots"),
+    subdir="paired", make_smoke=smoke_paired, read=read_paired, draw=draw_paired,
+    smoke_note="`litelvlm eval-grounding` (official protocol) with the random-weight `tiny-random` GLaMM on three "
+               "COCO-128 images (a synthetic REFER folder when ../shared/data is absent); the numbers mean nothing",
+    results_files=("comparisons.csv",),
+    make_results="litelvlm eval-grounding --out {out} (or litelvlm eval-video --out {out})")

@@ -1,0 +1,73 @@
+"""`litelvlm eval-grounding`'s intervals, comparisons.csv and claims.csv end to end (tiny random GLaMM, COCO-128):
+the interval of each cIoU against a slow loop over the run's own rows, the resampling unit of each protocol, the same
+bytes for the same command and seed, and a resume with another --n-boot that changes only the intervals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from litelvlm.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
+
+METHODS = ["none", "litelvlm", "random", "fastv"]
+
+
+def _run(coco, out, protocol, *extra) -> int:
+    return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", "tiny-random:0",
+                 "--protocol", protocol, "--image-ids", "34,81", "--methods", ",".join(METHODS), "--budgets", "16",
+                 *map(str, extra)])
+
+
+def slow_interval(rows: pd.DataFrame, keys: list[str], n_boot: int, seed: int) -> tuple[float, float]:
+    """Draw units (sorted by ``keys``) with replacement; add up I and U over every row of each drawn unit."""
+    units = [g for _, g in rows.sort_values(keys).groupby(keys, sort=True)]
+    idx = np.random.default_rng(seed).integers(0, len(units), size=(n_boot, len(units)))
+    reps = []
+    for draw in idx:
+        inter = sum(float(units[i]["intersection"].sum()) for i in draw)
+        union = sum(float(units[i]["union"].sum()) for i in draw)
+        reps.append(inter / (union + 1e-10))
+    return tuple(np.quantile(reps, [0.025, 0.975]))
+
+
+@pytest.mark.parametrize("protocol, keys, unit", [("per-expression", ["image_id", "ref_id", "sent_id"], "expression"),
+                                                  ("official", ["image_id"], "image")])
+def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, unit):
+    out = tmp_path / "run"
+    assert _run(coco128, out, protocol, "--n-boot", 200, "--seed", 3) == 0
+    rows = pd.read_parquet(out / "grounding.parquet")
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "giou", "giou_lo", "giou_hi",
+                                     "n", "weights"]
+    for _, s in summary.iterrows():
+        g = rows[(rows.method == s.method) & (rows.budget == s.budget)]
+        assert (s.ciou_lo, s.ciou_hi) == pytest.approx(slow_interval(g, keys, 200, 3), rel=1e-12)
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert set(zip(comparisons.method, comparisons.reference)) == {
+        ("litelvlm", "none"), ("random", "none"), ("fastv", "none"), ("random", "litelvlm"), ("fastv", "litelvlm")}
+    assert len(comparisons) == 10 and (comparisons.unit == unit).all() and (comparisons.weights == "random").all()
+    assert (comparisons.correction == "holm").all() and (comparisons.p_adjusted >= comparisons.p).all()
+    claims = pd.read_csv(out / "claims.csv")
+    assert len(claims) == 4 and (claims.verdict == "not judged").all() and claims.value.notna().all()
+    assert set(claims.compared_with) <= {"none", "fastv"}   # random is no "existing method"
+    assert json.loads((out / "config.json").read_text())["n_boot"] == 200
+
+
+def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run(coco128, a, "per-expression", "--n-boot", 100) == 0
+    assert _run(coco128, b, "per-expression", "--n-boot", 100) == 0
+    for name in ("summary.csv", "comparisons.csv", "claims.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    before = pd.read_csv(a / "summary.csv")
+    parts = sorted(p.name for p in (a / "parts").iterdir())
+    assert _run(coco128, a, "per-expression", "--n-boot", 40) == 0   # the parts stay valid: only the tables change
+    after = pd.read_csv(a / "summary.csv")
+    assert sorted(p.name for p in (a / "parts").iterdir()) == parts
+    old = ["method", "budget", "ciou", "giou", "n", "weights"]
+    assert after[old].equals(before[old]) and not after["ciou_lo"].equals(before["ciou_lo"])
