@@ -56,12 +56,7 @@ from analysis.common.glamm_runs import (
 )
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
-from analysis.common.study import (
-    portable_paths,
-    read_json,
-    run_record,
-    torch_thread_count,
-)
+from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics
 from litelvlm.cli_args import split_list
