@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from litelvlm.cli_args import arg
 from litelvlm.model_spec import COMMAND_GLAMM_MODEL, GLAMM_MODEL_HELP
@@ -69,9 +68,3 @@ def quantize_kwargs(args: GlammDataArgs) -> dict[str, str]:
     check_quantize(args.quantize, args.quantize_backend)
     return {"quantize": args.quantize, "quantize_backend": args.quantize_backend, "layer_dtype": args.layer_dtype}
 
-
-def check_out_config(out: Path, config: dict) -> None:
-    """Refuse to resume into ``out`` when its config.json records a different configuration."""
-    from analysis.common.study import check_config
-
-    check_config(out, config)
