@@ -147,6 +147,10 @@ class ExploreData:
     def _select(self, method: str, budget: int) -> Kept:
         """One selection by the library: a family's ``clip_side`` (as ``ground`` runs a CLIP-side method) or its
         ``ground`` (a method acting with the LLM, whose masks are cached too); a CLIP's ``select``."""
+        with self.threads():
+            return self._select_now(method, budget)
+
+    def _select_now(self, method: str, budget: int) -> Kept:
         self.calls += 1
         spec = self.spec(method)
         if self.pipe is None:
@@ -165,10 +169,17 @@ class ExploreData:
             self.rankings[method] = sel.parts[PREFIX_OF_PART[method]].tolist()
         return kept_of(sel.indices.tolist(), sel.parts)
 
+    def threads(self):
+        """A context in which torch runs with the threads the command line gives this model (1 for a small one)."""
+        from ..threads import default_threads, torch_threads
+
+        return torch_threads(default_threads(self.model))
+
     def precompute(self, method: str, budgets=None) -> None:
         """Compute ``method``'s selections at ``budgets`` (default: every budget N..1) now."""
-        for k in (range(self.top_budget(method), 0, -1) if budgets is None else budgets):
-            self.kept(method, int(k))
+        with self.threads():
+            for k in (range(self.top_budget(method), 0, -1) if budgets is None else budgets):
+                self.kept(method, int(k))
 
     @property
     def predicts_masks(self) -> bool:
@@ -183,7 +194,8 @@ class ExploreData:
                 raise LiteLVLMError(f"model {self.model!r} is a CLIP, which predicts no mask: give a grounding model "
                                     "(e.g. tiny-random:0) for the predicted masks")
             self.calls += 1
-            out = self.pipe.ground(self.prepared, method, int(budget))
+            with self.threads():
+                out = self.pipe.ground(self.prepared, method, int(budget))
             self.mask_cache[key] = self._on_window(out.masks)
             self.selections.setdefault(key, kept_of(out.selection.indices.tolist(), out.selection.parts))
         return self.mask_cache[key]
@@ -229,11 +241,7 @@ def load(image: str, texts: list[str], model: str | None = None, methods: list[s
          seed: int = 0) -> ExploreData:
     """Everything the explorer shows for ``image`` and ``texts`` with ``model`` (default :data:`DEFAULT_MODEL`):
     a family's ``prepare`` or a CLIP's traces, run once."""
-    from ..commands.select import _load_image
     from ..families import family_input, family_of, names_family
-    from ..provenance import weights_banner
-    from ..pruning import SelectorInputs
-    from ..pruning.scores import similarity
 
     model = model or DEFAULT_MODEL
     texts = list(texts)
@@ -242,6 +250,25 @@ def load(image: str, texts: list[str], model: str | None = None, methods: list[s
     family = family_of(model) if names_family(model) else None
     if family is not None and family_input(model) != "image":
         raise LiteLVLMError(f"--model {model}: the {family} family reads a video; the explorer reads one image")
+    if family is not None:  # the methods the family refuses, asked of its class before the model loads
+        from ..families import get_family
+
+        cls = get_family(family)
+        methods = _methods(cls.__new__(cls), methods)
+    else:
+        methods = _methods(None, methods)
+    from ..threads import default_threads, torch_threads
+
+    with torch_threads(default_threads(model)):  # as the command line runs it (1 thread for a small model)
+        return _load(image, texts, model, family, methods, seed)
+
+
+def _load(image: str, texts: list[str], model: str, family: str | None, methods: list[str], seed: int) -> ExploreData:
+    from ..commands.select import _load_image
+    from ..provenance import weights_banner
+    from ..pruning import SelectorInputs
+    from ..pruning.scores import similarity
+
     pil = _load_image(image)
     pipe = prepared = clip = None
     if family is not None:
@@ -258,7 +285,6 @@ def load(image: str, texts: list[str], model: str | None = None, methods: list[s
         vision = clip.trace_image(clip.preprocess([pil]))
         inputs = SelectorInputs(vision=vision, text=clip.encode_text(texts), seed=seed)
         grid = tuple(int(v) for v in clip.grid)
-    methods = _methods(pipe, methods)
     text = inputs.text
     sim = similarity(inputs, layer=inputs.feature_layer).float().cpu().numpy()
     attn = text.attention(-1).float().mean(1).cpu().numpy()  # (T, S, S), mean over heads
