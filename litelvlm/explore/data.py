@@ -72,7 +72,7 @@ def find_referent(image_path: str | Path, texts: list[str]) -> tuple[list[np.nda
         match = next((r for r in records if r.sentence.strip().lower() == text.strip().lower()), None)
         out.append(None if match is None else decode_segmentation(match.segmentation, match.height, match.width))
     found = sum(m is not None for m in out)
-    return out, f"REFER folder {root}: {found} of {len(texts)} texts are sentences of this image (outlined)"
+    return out, f"REFER folder {root.name}: {found} of {len(texts)} texts are sentences of this image (outlined)"
 
 
 @dataclass

@@ -18,7 +18,8 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 16px; color: #222; backgrou
 .controls input[type=range] { width: 320px; }
 .panels { display: flex; gap: 16px; flex-wrap: wrap; }
 .panel h3 { font-size: 14px; margin: 4px 0; }
-canvas { border: 1px solid #ccc; display: block; width: 360px; image-rendering: pixelated; }
+.panel { max-width: 340px; }
+canvas { border: 1px solid #ccc; display: block; width: 340px; image-rendering: pixelated; }
 .legend span.sw { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 10px; vertical-align: middle; }
 #tokens span { display: inline-block; padding: 1px 4px; margin: 2px; border-radius: 3px; cursor: pointer;
   border: 1px solid #ddd; }
