@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,27 @@ def test_a_method_the_family_refuses_is_one_line_before_the_model_loads(toy_scen
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "clip-grid-only" in err[0] and not (tmp_path / "p.html").exists()
 
+
+
+def test_unipixel_tokens_are_on_its_own_merged_grid(toy_scene, monkeypatch):
+    """Another family: UniPixel's merged tokens (N from the image), CLIP's scores mapped onto them, its masks; the
+    baseline `none` keeps every token at every budget, read from its one selection."""
+    from PIL import Image
+
+    from litelvlm import families
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from unipixel_tiny import tiny_unipixel
+
+    pipe = tiny_unipixel()  # loaded once per test process, shared with the other UniPixel tests
+    monkeypatch.setattr(families, "load_pipeline", lambda model, **kw: pipe)
+    image, texts = toy_scene
+    up = load(image, texts, model="unipixel-tiny-random:0", methods=["litelvlm", "none"])
+    assert up.family == "unipixel" and up.grid == tuple(up.pipe.visual_grid(up.prepared)) and up.n < 576
+    assert up.window.shape == up.pipe.visual_window(Image.open(image)).shape
+    out = up.pipe.ground(up.prepared, "litelvlm", 10)
+    assert up.kept("litelvlm", 10).indices == out.kept_indices.tolist()
+    calls = up.calls
+    assert up.kept("none", 3).indices == list(range(up.n)) and up.calls == calls + 1
+    assert up.kept("none", 7) is up.kept("none", up.n) and up.calls == calls + 1
+    assert up.masks("none", up.n).shape == (1, *up.window.shape[:2]) and up.calls == calls + 1  # cached by ground

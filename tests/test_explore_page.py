@@ -120,7 +120,7 @@ def test_the_page_in_a_real_browser_opens_at_the_fragments_view(explored, tmp_pa
     data, page = explored
     browser = _chromium()
     views, shots = {}, {}
-    for fragment in ("method=litelvlm&budget=64", "method=litelvlm&budget=8", "method=random&budget=192&text=1"):
+    for fragment in ("method=litelvlm&budget=64", "method=litelvlm&budget=8", "method=random&budget=192&text=1&token=2"):
         shots[fragment] = tmp_path / f"{len(shots)}.png"
         view, console, dom = _open(browser, page, fragment, shots[fragment], tmp_path / "profile")
         assert console == [], f"the page logged to the console at #{fragment}: {console}"
@@ -130,6 +130,7 @@ def test_the_page_in_a_real_browser_opens_at_the_fragments_view(explored, tmp_pa
     assert (a["method"], a["budget"], a["kept"], a["text"]) == ("litelvlm", 64, 64, 0)
     assert (b["method"], b["budget"], b["kept"]) == ("litelvlm", 8, 8)
     assert (c["method"], c["budget"], c["kept"], c["text"], c["mask"]) == ("random", 192, 192, 1, True)
+    assert c["token"] == 2 and a["token"] is None  # a chosen token's attention row; by default the [EOS] row
     assert not a["mask"]  # no mask stored at K = 64
     first, second = (shots[f] for f in list(shots)[:2])
     assert a["rects"] == b["rects"]

@@ -24,11 +24,11 @@ class ExploreArgs:
                                 "the tiny random GLaMM")
     methods: list[str] = arg(None, help="methods to show (default: litelvlm, litelvlm-ctx, clip_topsim, random, "
                                         "vispruner, those the model runs)")
-    budgets: list[str] = arg(None, help="budgets stored in the page for every method (default: every K from N to "
+    budgets: list[str] = arg([], help="budgets stored in the page for every method (default: every K from N to "
                                         "1); the slider snaps to the nearest stored one", each=int, minimum=1)
-    mask_budgets: list[str] = arg(None, help="budgets at which the page holds each method's predicted masks "
+    mask_budgets: list[str] = arg([], help="budgets at which the page holds each method's predicted masks "
                                              "(default: N, N/3, N/18: 576, 192, 32 at N = 576)", each=int, minimum=1)
-    page: str = arg(None, help="the HTML file to write (required)", flag="--out")
+    page: str = arg(None, help="the HTML file to write (required)", flag="--out", metavar="PAGE.html")
     seed: int = arg(0, help="seed for random methods")
 
 
