@@ -55,12 +55,16 @@ def method_entry(data: ExploreData, method: str, budgets: list[int] | None) -> d
     """One method's kept tokens at every budget of ``budgets`` (None: N..1) that it can keep, as the page reads
     them: {budgets, parts, colours, codes: {K: base64}, extra: {K: tokens that are no patch}, baseline}."""
     top = data.top_budget(method)
+    from tqdm.auto import tqdm
+
     ks = sorted({int(k) for k in (range(top, 0, -1) if budgets is None else budgets) if 1 <= int(k) <= top},
-                reverse=True)
+                reverse=True) or [top]  # none of the budgets fits this method: its full budget alone
     parts: list[str] = []
     codes, extra = {}, {}
+    with data.threads():
+        kept_at = {k: data.kept(method, k) for k in tqdm(ks, desc=f"{method}: selections", leave=False, disable=None)}
     for k in ks:
-        kept = data.kept(method, k)
+        kept = kept_at[k]
         c = np.zeros(data.n, dtype=np.uint8)
         for i, p in zip(kept.indices, kept.parts):
             if 0 <= i < data.n:
