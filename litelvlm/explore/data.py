@@ -11,12 +11,14 @@ family's ``ground``, on demand and cached), the per-token CLIP similarity to eac
 from __future__ import annotations
 
 import warnings
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import LiteLVLMError
+from ..method import Method
 
 #: the tiny random GLaMM (a family model: kept tokens on its 24 x 24 CLIP grid, masks from its SAM)
 DEFAULT_MODEL = "tiny-random:0"
@@ -111,7 +113,7 @@ class ExploreData:
         """N: the visual tokens (the top of the budget slider)."""
         return int(self.grid[0] * self.grid[1])
 
-    def spec(self, method: str):
+    def spec(self, method: str) -> Method:
         """The method as this model runs it (a family's variant where it has one)."""
         from ..methods import get_method
 
@@ -169,7 +171,7 @@ class ExploreData:
             self.rankings[method] = sel.parts[PREFIX_OF_PART[method]].tolist()
         return kept_of(sel.indices.tolist(), sel.parts)
 
-    def threads(self):
+    def threads(self) -> AbstractContextManager:
         """A context in which torch runs with the threads the command line gives this model (1 for a small one)."""
         from ..threads import default_threads, torch_threads
 
