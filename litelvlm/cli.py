@@ -20,6 +20,8 @@ from .errors import LiteLVLMError
 #: The library's own subcommands: name -> (module, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("litelvlm.commands.select", "show which visual tokens a pruning method keeps for an image"),
+    "explore": ("litelvlm.explore.command", "write an interactive page of the tokens each method keeps for an image, "
+                "at every budget (this project's own explorer)"),
     "toy-data": ("litelvlm.toy.cli", "write a synthetic referring-segmentation set in REFER layout"),
     "toy-train": ("litelvlm.toy.options", "train the bundled toy CLIP on synthetic scenes (CPU)"),
 }

@@ -1,0 +1,83 @@
+"""``litelvlm explore``: write the explorer as one self-contained HTML page (this project's own tool).
+
+Every argument and path is checked before torch is imported (a bad one: exit 2, one line); then the image and its
+texts go through the model once (:func:`litelvlm.explore.data.load`) and the page is written in one piece.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..cli_args import add_dataclass_arguments, arg, from_namespace, split_list
+from ..errors import LiteLVLMError
+
+
+@dataclass
+class ExploreArgs:
+    image: str = arg(None, help="image file (required)")
+    text: list[str] = arg(None, help="an expression to ground (repeat --text for several; required)", flag="--text",
+                          nargs="append")
+    model: str = arg(None, help="a grounding model (GLaMM or UniPixel: a random preset such as tiny-random:0 or "
+                                "unipixel-tiny-random:0, or a checkpoint folder: kept tokens on its own grid, "
+                                "masks) or a CLIP (tiny336-random, a folder: no masks); default: tiny-random:0, "
+                                "the tiny random GLaMM")
+    methods: list[str] = arg(None, help="methods to show (default: litelvlm, litelvlm-ctx, clip_topsim, random, "
+                                        "vispruner, those the model runs)")
+    budgets: list[str] = arg([], help="budgets stored in the page for every method (default: every K from N to "
+                                        "1); the slider snaps to the nearest stored one", each=int, minimum=1)
+    mask_budgets: list[str] = arg([], help="budgets at which the page holds each method's predicted masks "
+                                             "(default: N, N/3, N/18: 576, 192, 32 at N = 576)", each=int, minimum=1)
+    page: str = arg(None, help="the HTML file to write (required)", flag="--out", metavar="PAGE.html")
+    seed: int = arg(0, help="seed for random methods")
+
+
+def add_arguments(parser) -> None:
+    add_dataclass_arguments(parser, ExploreArgs)
+
+
+def check_args(a: ExploreArgs) -> None:
+    """Refuse a missing or bad argument with one line, importing nothing heavy (the image's existence and the
+    model folder and method names are checked by the command line's common checks before this)."""
+    missing = [flag for flag, value in (("--image", a.image), ("--text", a.text), ("--out", a.page)) if not value]
+    if missing:
+        raise LiteLVLMError(f"{' and '.join(missing)} required")
+    if not os.path.isfile(os.path.expanduser(a.image)):
+        raise LiteLVLMError(f"--image {a.image!r} is not a file")
+    if any(not t.strip() for t in a.text):
+        raise LiteLVLMError("--text: an expression is empty")
+    if not a.page.lower().endswith((".html", ".htm")):
+        raise LiteLVLMError(f"--out must name an .html file, got {a.page!r}")
+    if os.path.isdir(a.page):
+        raise LiteLVLMError(f"--out {a.page!r} is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(a.page)))
+    if not os.path.isdir(folder):
+        raise LiteLVLMError(f"--out {a.page!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise LiteLVLMError(f"--out {a.page!r}: folder {folder!r} is not writable")
+    if a.model:
+        from ..families import family_input, names_family
+
+        if names_family(a.model) and family_input(a.model) != "image":
+            raise LiteLVLMError(f"--model {a.model}: its family reads a video; the explorer reads one image")
+
+
+def run(ns) -> int:
+    a = from_namespace(ExploreArgs, ns)
+    check_args(a)
+    from .data import load
+    from .page import write_page
+
+    data = load(a.image, a.text, model=a.model, methods=split_list(a.methods) or None, seed=a.seed)
+    budgets = split_list(a.budgets, int) or None
+    masks = split_list(a.mask_budgets, int) if a.mask_budgets else None
+    too_big = [k for k in (budgets or []) + (masks or []) if k > max(data.top_budget(m) for m in data.methods)]
+    if too_big:
+        raise LiteLVLMError(f"--budgets/--mask-budgets {too_big[0]}: past N = {data.n} visual tokens of {data.model}")
+    path = write_page(data, a.page, budgets, masks)
+    size = os.path.getsize(path)
+    print(f"litelvlm explore: wrote {path} ({size / 1e6:.2f} MB; open it in a browser, e.g. "
+          f"{path}#method={data.methods[0]}&budget={data.n // 9 or 1})")
+    if data.banner:
+        print(data.banner)
+    return 0

@@ -1,0 +1,81 @@
+"""``notebooks/00_explore.ipynb``: the explorer on a sample image, generated from here (``notebook_text``; a test
+checks that the committed notebook is the generated one). The sample is a toy scene written in REFER layout
+(``litelvlm toy-data``'s writer), so the referent's outline shows without any downloaded data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: where the notebook lives, relative to the repository
+NOTEBOOK = Path("notebooks") / "00_explore.ipynb"
+
+INTRO = """# 00 · Explore what a pruning method keeps
+
+This project's own explorer (not part of LiteLVLM's official code or project page). Move the **budget** slider
+(N down to 1) and pick a **method**: the kept visual tokens are drawn on the model's own token grid, LiteLVLM's
+similarity-aware and context-aware tokens in their own colours. Beside them: each token's CLIP similarity to the
+text's [EOS] embedding (the reversal), with the referent's outline when the image comes from a REFER folder. Choose
+a **token** of the text to see its attention row in the CLIP text encoder's last layer ([EOS] -> [SOS]: the sink).
+**predict mask** runs the model's grounding at the current method and budget once (then cached).
+
+With the defaults the model is the tiny random GLaMM (`tiny-random:0`) and the image a toy scene written now:
+the views show that the pipeline works, not findings. Set `IMAGE`, `TEXTS` and `MODEL` for your own.
+The same views as one self-contained page: `litelvlm explore --image IMG --text "..." --out page.html`."""
+
+PARAMETERS = """IMAGE = None  # an image file; None: a toy scene written now in REFER layout (with its referent)
+TEXTS = None  # its expression(s); None: the toy scene's sentence
+MODEL = None  # None: the tiny random GLaMM (tiny-random:0); any GLaMM/UniPixel model, or a CLIP (no masks)
+METHODS = None  # None: litelvlm, litelvlm-ctx, clip_topsim, random, vispruner (those the model runs)"""
+
+BODY = """import tempfile
+
+from litelvlm.explore import explore
+from litelvlm.explore.notebook import sample_image
+
+if IMAGE is None:
+    IMAGE, TEXTS = sample_image(tempfile.mkdtemp(prefix="litelvlm-explore-"))
+explorer = explore(IMAGE, TEXTS, model=MODEL, methods=METHODS)
+explorer"""
+
+
+def sample_image(folder: str | Path) -> tuple[str, list[str]]:
+    """A toy scene written as a one-image REFER folder under ``folder``: (its image file, [one of its sentences])."""
+    from ..data.refer import load_refer
+    from ..toy.refer_layout import write_refer
+
+    root = write_refer(Path(folder) / "toy_refer", n_scenes=1, sentences_per_object=1)
+    first = load_refer(root, None, split="all")[0]
+    return str(first.image_path), [first.sentence]
+
+
+def make_notebook():
+    """The notebook (``nbformat`` v4, no outputs, stable cell ids)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    cells = [new_markdown_cell(INTRO), new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+             new_code_cell(BODY)]
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}})
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"explore-{i}"
+    nbformat.validate(nb)
+    return nb
+
+
+def notebook_text() -> str:
+    """The exact file contents of ``notebooks/00_explore.ipynb``."""
+    import nbformat
+
+    return nbformat.writes(make_notebook()) + "\n"
+
+
+def write_notebook(root: str | Path) -> Path:
+    """(Re)write the notebook under the repository ``root``; returns its path."""
+    from ..io import write_text
+
+    path = Path(root) / NOTEBOOK
+    write_text(path, notebook_text())
+    return path
