@@ -38,14 +38,10 @@ def coco128(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def official(tmp_path_factory):
     """The official code in ``../shared/official`` (``tests/official_code.py``); skips only when ``../shared`` is
-    absent, and fails when ``../shared`` is there without the official code."""
-    from official_code import OFFICIAL, SHARED, OfficialCode
+    absent."""
+    from official_code import open_official
 
-    if not SHARED.is_dir():
-        pytest.skip(f"the official code is read from {OFFICIAL}, and {SHARED} is absent")
-    if not OFFICIAL.is_dir():
-        pytest.fail(f"{SHARED} is here but {OFFICIAL} is not: the comparisons with official code need it")
-    return OfficialCode(OFFICIAL, tmp_path_factory.mktemp("official"))
+    return open_official(tmp_path_factory.mktemp("official"))
 
 
 @pytest.fixture(scope="session")

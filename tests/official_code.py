@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 OFFICIAL = SHARED / "official"
@@ -66,3 +68,14 @@ class OfficialCode:
             subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
             self._extracted[key] = out
         return self._extracted[key]
+
+
+def open_official(scratch: Path, shared: Path = SHARED) -> OfficialCode:
+    """The official code under ``shared / "official"``: skips the test when ``shared`` is absent, fails it when
+    ``shared`` is there without the official code (a broken setup, not a reason to skip)."""
+    official = shared / "official"
+    if not shared.is_dir():
+        pytest.skip(f"the official code is read from {official}, and {shared} is absent")
+    if not official.is_dir():
+        pytest.fail(f"{shared} is here but {official} is not: the comparisons with official code need it")
+    return OfficialCode(official, scratch)
