@@ -1,9 +1,10 @@
 """J&F (``litelvlm.video.metrics``) against the official DAVIS 2017 evaluation: its own code, and a transcription.
 
 The official code itself: davisvideochallenge/davis2017-evaluation @ ac7c43fca936f9722837b7fbd337d284ba37004b,
-imported from ``../shared/official/davis2017-evaluation`` (the ``official`` fixture; these tests skip only when
-``../shared`` is absent): ``davis2017.metrics`` on single frames and stacks, and ``DAVISEvaluation.evaluate`` on a
-DAVIS folder and a results folder written as PNG files, both tasks.
+imported from ``../shared/official/davis2017-evaluation``, and VideoGLaMM's copy of it (mbzuai-oryx/VideoGLaMM
+@6b15b1e ``eval_referdavis_metrics.py``), from ``../shared/official/VideoGLaMM`` (the ``official`` fixture; these
+tests skip only when ``../shared`` is absent): the metrics on single frames and stacks, and
+``DAVISEvaluation.evaluate`` on a DAVIS folder and a results folder written as PNG files, both tasks.
 
 The functions under "Official code, transcribed" follow the same commit statement by statement
 (``davis2017/metrics.py``, ``davis2017/utils.py``, ``davis2017/evaluation.py``, ``davis2017/davis.py``,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -634,9 +636,28 @@ def test_an_all_empty_prediction_scores_as_the_official_zero_padding():
 # Against the official code itself (../shared/official/davis2017-evaluation)
 # ----------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def davis(official):
-    """The official package ``davis2017`` (``metrics``, ``utils``, ``evaluation``), imported from its stored tree."""
+def _videoglamm_copy(path):
+    """VideoGLaMM's copy of the DAVIS code (``eval_referdavis_metrics.py``: ``DAVIS``, ``Results``, the metrics,
+    ``db_statistics``, ``DAVISEvaluation``, L1-515), executed without its run section (L526-535 parse the command
+    line and evaluate)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    run = next(n.lineno for n in tree.body if isinstance(n, ast.Import) and n.names[0].name == "argparse")
+    assert run == 526
+    namespace = {"__name__": "eval_referdavis_metrics"}
+    body = [n for n in tree.body if n.lineno < run]
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)
+    return SimpleNamespace(**namespace)
+
+
+@pytest.fixture(scope="module", params=["davis2017-evaluation", "VideoGLaMM"])
+def davis(official, request):
+    """The official DAVIS code: the package ``davis2017`` imported from its stored tree, or VideoGLaMM's copy of it
+    (mbzuai-oryx/VideoGLaMM @6b15b1e, what its Ref-DAVIS-17 numbers come from); each with ``db_eval_iou``,
+    ``f_measure``, ``db_eval_boundary`` and ``DAVISEvaluation``."""
+    if request.param == "VideoGLaMM":
+        return _videoglamm_copy(official.tree("VideoGLaMM") / "VideoGLaMM" / "eval_referdavis_metrics.py")
     root = str(official.tree("davis2017-evaluation"))
     sys.path.insert(0, root)
     try:
@@ -645,7 +666,8 @@ def davis(official):
         assert metrics.__file__.startswith(root)
     finally:
         sys.path.remove(root)
-    return evaluation, metrics
+    return SimpleNamespace(DAVISEvaluation=evaluation.DAVISEvaluation, db_eval_iou=metrics.db_eval_iou,
+                           f_measure=metrics.f_measure, db_eval_boundary=metrics.db_eval_boundary)
 
 
 #: the official J divides 0 by 0 where the union is empty (then sets 1), warning as it does on its own
@@ -657,7 +679,7 @@ ODD_SHAPES = [(1, 1), (1, 2), (2, 1), (3, 500), (500, 3), (17, 23), (61, 89), (1
 def test_j_and_f_equal_the_official_module_on_random_masks(davis):
     """Every frame's J and F, one frame and stacks, with and without void, at every tolerance, on odd sizes and on
     empty, full, one-pixel, line and blob masks: exactly the official ``db_eval_iou`` and ``f_measure``."""
-    _, off = davis
+    off = davis
     rng = np.random.default_rng(11)
     for h, w in SMALL_SHAPES + ODD_SHAPES:
         big = h * w > 100_000
@@ -678,7 +700,7 @@ def test_j_and_f_equal_the_official_module_on_random_masks(davis):
 
 @official_warnings
 def test_edge_cases_equal_the_official_module(davis):
-    _, off = davis
+    off = davis
     for h, w in [(1, 1), (2, 3), (37, 53), (480, 854)]:
         empty, full = np.zeros((h, w), bool), np.ones((h, w), bool)
         dot = empty.copy()
@@ -710,12 +732,11 @@ def _write_davis(root, labels, task):
 def test_dataset_equals_the_official_davis_evaluation(davis, task, tmp_path):
     """``DAVISEvaluation(root, task, "val").evaluate(results)`` on PNG files, then the global row of
     ``evaluation_method.py`` L39-45: our summary of the same label maps, every number and object equal."""
-    evaluation, _ = davis
     rng = np.random.default_rng(12 if task == "unsupervised" else 13)
     for k in range(2):
         labels, ours = _dataset(rng, task, n_seq=4)
         _write_davis(tmp_path / str(k), labels, task)
-        res = evaluation.DAVISEvaluation(str(tmp_path / str(k)), task, "val").evaluate(str(tmp_path / str(k) / "results"))
+        res = davis.DAVISEvaluation(str(tmp_path / str(k)), task, "val").evaluate(str(tmp_path / str(k) / "results"))
         J, F = res["J"], res["F"]
         row = [(np.mean(J["M"]) + np.mean(F["M"])) / 2., np.mean(J["M"]), np.mean(J["R"]), np.mean(J["D"]),
                np.mean(F["M"]), np.mean(F["R"]), np.mean(F["D"])]
