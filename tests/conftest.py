@@ -36,6 +36,15 @@ def coco128(shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def official(tmp_path_factory):
+    """The official code in ``../shared/official`` (``tests/official_code.py``); skips only when ``../shared`` is
+    absent."""
+    from official_code import open_official
+
+    return open_official(tmp_path_factory.mktemp("official"))
+
+
+@pytest.fixture(scope="session")
 def tiny_hf_clip_dir(tmp_path_factory) -> Path:
     """A random tiny OpenAI-architecture CLIP written by ``save_pretrained`` (grid 4x4)."""
     from litelvlm.clip.random_init import save_random_hf_clip

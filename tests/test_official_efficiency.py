@@ -16,8 +16,9 @@ Source: sejong-rcv/LiteLVLM @5896153 ships the code that printed the paper's eff
   layer loop), L219-222 (the same FLOPs, ``self.all_FLOPs``), L224 (``layer_idx in self.pruning_loc``),
   L229-237 (the layer runs), L317 (``batch_index_select`` of its outputs: pruned after the layer ran).
 
-The bytecode tests need a copy of that repository (``LITELVLM_OFFICIAL_LITELVLM``: a git dir or clone) and a
-CPython 3.10 (``LITELVLM_PYTHON310``) and skip without them; the transcription tests always run.
+The bytecode tests read that repository from ``../shared/official/LiteLVLM.git`` (the ``official`` fixture; they skip
+only when ``../shared`` is absent) and unmarshal the .pyc files with a CPython 3.10 (``python3.10`` on the PATH, a
+pyenv 3.10, or ``LITELVLM_PYTHON310``; they skip, saying so, without one); the transcription tests always run.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -155,11 +155,6 @@ print(json.dumps(out))
 """
 
 
-def _official_repo() -> Path | None:
-    env = os.environ.get("LITELVLM_OFFICIAL_LITELVLM")
-    return Path(env) if env and Path(env).exists() else None
-
-
 def _python310() -> str | None:
     found = [os.environ.get("LITELVLM_PYTHON310"), shutil.which("python3.10"),
              *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python")))]
@@ -169,22 +164,16 @@ def _python310() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
+def compiled(official, tmp_path_factory):
     """{file: {"Class.method@first_line": [[line, offset, opname, argrepr, const], ...]}} of both .pyc files."""
-    repo, py = _official_repo(), _python310()
-    if repo is None:
-        pytest.skip("the official LiteLVLM repository is not here (set LITELVLM_OFFICIAL_LITELVLM to a git dir or clone)")
+    py = _python310()
     if py is None:
-        pytest.skip("no CPython 3.10 to read the official .pyc files (set LITELVLM_PYTHON310)")
+        pytest.skip("no CPython 3.10 to unmarshal the official .pyc files (marshal's format is per Python version): "
+                    "none as python3.10 on the PATH, in ~/.pyenv/versions/3.10*, or in LITELVLM_PYTHON310")
     tmp = tmp_path_factory.mktemp("pyc")
     out = {}
     for name in ("modeling_llama_fastv", "modelling_sparse_llama"):
-        rel = f"{PYC}{name}.cpython-310.pyc"
-        if (repo / rel).exists():
-            data = (repo / rel).read_bytes()
-        else:
-            data = subprocess.run(["git", f"--git-dir={repo}", "show", f"HEAD:{rel}"], capture_output=True,
-                                  check=True).stdout
+        data = official.show("LiteLVLM.git", f"{PYC}{name}.cpython-310.pyc")
         (tmp / f"{name}.pyc").write_bytes(data)
         res = subprocess.run([py, "-c", _DIS, str(tmp / f"{name}.pyc")], capture_output=True, text=True, check=True)
         out[name] = json.loads(res.stdout)

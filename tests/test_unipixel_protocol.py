@@ -466,6 +466,29 @@ def test_min_box_equals_the_official_components():
             assert list(got) == want[0].int().tolist()
 
 
+def test_min_box_equals_unipixels_get_min_box(official):
+    """``get_min_box`` itself (``unipixel/eval/infer_seg.py`` L24-43, read from ``../shared/official/UniPixel.git``
+    and run as it is; the rest of the script needs UniPixel's package): the same boxes and the same None."""
+    import ast
+
+    import cv2
+
+    source = official.show("UniPixel.git", "unipixel/eval/infer_seg.py").decode()
+    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "get_min_box")
+    assert (fn.lineno, fn.end_lineno) == (24, 43)
+    namespace = {"np": np, "cv2": cv2, "torch": torch}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), "infer_seg.py", "exec"), namespace)
+    rng = np.random.RandomState(3)
+    masks = [_random_mask(rng, rng.randint(1, 60), rng.randint(1, 60)) for _ in range(300)]
+    masks += [np.zeros((5, 7), bool), np.ones((1, 1), bool), np.ones((2, 5), bool), np.eye(12, dtype=bool),
+              np.eye(9, dtype=bool)]   # a diagonal is one 8-connected component: 12 pixels kept, 9 not
+    for m in masks:
+        want, got = namespace["get_min_box"](torch.from_numpy(m)), P.min_box(m)
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert list(got) == want[0].int().tolist()
+
+
 def test_box_iou_and_summary_edges():
     assert math.isnan(P.box_iou((1, 1, 1, 1), (2, 2, 2, 2)))  # 0 / 0: never a hit
     assert P.box_iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7)

@@ -7,10 +7,10 @@ tested against UniPixel's code in ``test_unipixel_head.py``); frame 0 enters the
 ``sam2_video_predictor.py``), not binarised, and memory features keep the features' dtype (L906), not bfloat16;
 ``ground`` gives every frame.
 
-With ``LITELVLM_OFFICIAL_UNIPIXEL`` set to a UniPixel checkout (a clone or its git dir, PolyU-ChenLab/UniPixel
-@5c8e941), UniPixel's own ``SAM2VideoPredictor`` (built as ``tests/golden/make_official_unipixel_sam2.py`` builds it,
-every ``sam2.*`` tensor of the file loaded strictly) runs ``qwen2_5_vl.py`` L361-366 on the same frames and prompt,
-and every frame's logits are compared.
+Against UniPixel's own code (PolyU-ChenLab/UniPixel @5c8e941, read from ``../shared/official/UniPixel.git``; skipped
+only when ``../shared`` is absent): its ``SAM2VideoPredictor`` (built as ``tests/golden/make_official_unipixel_sam2.py``
+builds it, every ``sam2.*`` tensor of the file loaded strictly) runs ``qwen2_5_vl.py`` L361-366 on the same frames
+and prompt, and every frame's logits are compared.
 """
 
 from __future__ import annotations
@@ -135,18 +135,19 @@ def test_ground_gives_every_frame_through_the_memory():
     assert not torch.allclose(a.mask_logits[1:], b.mask_logits[1:], atol=1e-2)
 
 
-# -- against UniPixel's own SAM2VideoPredictor (LITELVLM_OFFICIAL_UNIPIXEL) ----------------------------------------
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_propagation_equals_unipixels_video_predictor(tiny, tmp_path_factory, dtype):
+# -- against UniPixel's own SAM2VideoPredictor (../shared/official/UniPixel.git) -----------------------------------
+@pytest.mark.parametrize("dtype, seeds", [("float32", (0,)), pytest.param("float32", (1, 2), marks=pytest.mark.slow),
+                                          pytest.param("bfloat16", (0, 1, 2), marks=pytest.mark.slow)])
+def test_propagation_equals_unipixels_video_predictor(tiny, official, dtype, seeds):
+    """One float32 prompt in the default suite; two more, and bfloat16 (UniPixel's evaluation dtype), in the slow one."""
     import official_unipixel_sam2 as off
-    from test_unipixel_head import _official_checkout
 
     from litelvlm.unipixel.config import SAM2_SIZES, get_preset
     from litelvlm.unipixel.keys import sam2_from_hf
     from litelvlm.unipixel.sam2_video import propagated_logits, unipixel_memory, video_model
     from litelvlm.video.sam2_propagation import add_prompts, video_session
 
-    repo = _official_checkout(tmp_path_factory)
+    repo = official.extract("UniPixel.git", "sam2")   # a folder holding UniPixel's sam2 package
     dt = getattr(torch, dtype)
     if dt != torch.float32:   # UniPixel's evaluation dtype (infer_seg.py --dtype bfloat16)
         from litelvlm.unipixel.checkpoint import load_unipixel
@@ -178,7 +179,7 @@ def test_propagation_equals_unipixels_video_predictor(tiny, tmp_path_factory, dt
     real = real.to(dt)
     frames = _frames(6, SIZE, seed=5)
     video = off.get_sam2_transform(image_size)(torch.from_numpy(np.stack([np.asarray(f) for f in frames]))).to(dt)
-    for seed in range(3):
+    for seed in seeds:
         prompt = _prompt(tiny.sam2, seed).to(dt)
         with torch.inference_mode():
             st = real.init_state(video, SIZE)                                          # qwen2_5_vl.py L361

@@ -1,60 +1,39 @@
-"""J&F (``litelvlm.video.metrics``) against a transcription of the official DAVIS 2017 evaluation.
+"""J&F (``litelvlm.video.metrics``) against the official DAVIS 2017 evaluation: its own code, and a transcription.
 
-The functions under "Official code, transcribed" follow davisvideochallenge/davis2017-evaluation @
-ac7c43fca936f9722837b7fbd337d284ba37004b statement by statement (``davis2017/metrics.py``,
-``davis2017/utils.py``, ``davis2017/evaluation.py``, ``davis2017/davis.py``, ``davis2017/results.py``,
-``evaluation_method.py``), in plain numpy: OpenCV's ``cv2.dilate`` and scikit-image's ``disk``, the
-two calls of the official F that are not numpy, are transcribed from their sources too (and checked
-against the real libraries when they are installed). The MeViS protocol follows henghuiding/MeViS @
-7c0620b9dc0ab7802747957f221674f175c8a47b ``tools/eval_mevis.py`` (its ``tools/metrics.py`` is the
-DAVIS ``metrics.py`` unchanged). Ours must equal them exactly, on every mask shape and edge case.
+The official code itself: davisvideochallenge/davis2017-evaluation @ ac7c43fca936f9722837b7fbd337d284ba37004b,
+imported from ``../shared/official/davis2017-evaluation``, and VideoGLaMM's copy of it (mbzuai-oryx/VideoGLaMM
+@6b15b1e ``eval_referdavis_metrics.py``), from ``../shared/official/VideoGLaMM`` (the ``official`` fixture; these
+tests skip only when ``../shared`` is absent): the metrics on single frames and stacks, and
+``DAVISEvaluation.evaluate`` on a DAVIS folder and a results folder written as PNG files, both tasks.
+
+The functions under "Official code, transcribed" follow the same commit statement by statement
+(``davis2017/metrics.py``, ``davis2017/utils.py``, ``davis2017/evaluation.py``, ``davis2017/davis.py``,
+``davis2017/results.py``, ``evaluation_method.py``), in numpy with OpenCV's ``cv2.dilate`` and scikit-image's
+``disk`` as the official F calls them, so the sweeps also run where ``../shared`` is absent. The MeViS protocol
+follows henghuiding/MeViS @ 7c0620b9dc0ab7802747957f221674f175c8a47b ``tools/eval_mevis.py`` (its ``tools/metrics.py``
+is the DAVIS ``metrics.py`` unchanged). Ours must equal them exactly, on every mask shape and edge case.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from litelvlm.video import metrics as M
 
 DAVIS_COMMIT = "ac7c43fca936f9722837b7fbd337d284ba37004b"
 MEVIS_COMMIT = "7c0620b9dc0ab7802747957f221674f175c8a47b"
-SKIMAGE_COMMIT = "cd0a3d22b9f359f05618d75d5c7a29b91b4951ca"
-OPENCV_COMMIT = "f6f1c13610d39cb1006b614636599b83752202c9"
 
 
 # ----------------------------------------------------------------------------------------------
 # Official code, transcribed
 # ----------------------------------------------------------------------------------------------
-
-def skimage_disk(radius, dtype=np.uint8):
-    """scikit-image/scikit-image @ cd0a3d2, src/_skimage2/morphology/footprints.py L482, L560-565
-    (``disk``, ``strict_radius=True``, ``decomposition=None``: the branch the official code takes)."""
-    L = np.arange(-radius, radius + 1)
-    X, Y = np.meshgrid(L, L)
-    return np.array((X**2 + Y**2) <= radius**2, dtype=dtype)
-
-
-def cv2_dilate(src, kernel):
-    """``cv2.dilate(src, kernel)`` with its defaults: dst(x, y) = max over kernel(x', y') != 0 of
-    src(x + x' - anchor.x, y + y' - anchor.y) (OpenCV's documented formula); the anchor (-1, -1) is
-    (ksize.width / 2, ksize.height / 2) in integers (opencv/opencv @ f6f1c13,
-    modules/imgproc/src/filterengine.hpp ``normalizeAnchor``); the border is BORDER_CONSTANT with
-    ``morphologyDefaultBorderValue()``, which never wins the max, so pixels outside are ignored."""
-    h, w = src.shape
-    ay, ax = kernel.shape[0] // 2, kernel.shape[1] // 2
-    dst = np.zeros((h, w), np.uint8)
-    for i, j in np.argwhere(kernel):
-        dy, dx = i - ay, j - ax
-        ys, xs = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
-        ys_src, xs_src = slice(ys.start + dy, ys.stop + dy), slice(xs.start + dx, xs.stop + dx)
-        if ys.start < ys.stop and xs.start < xs.stop:
-            dst[ys, xs] = np.maximum(dst[ys, xs], src[ys_src, xs_src])
-    return dst
-
 
 def db_eval_iou(annotation, segmentation, void_pixels=None):
     """davis2017/metrics.py L6-37."""
@@ -103,7 +82,7 @@ def db_eval_boundary(annotation, segmentation, void_pixels=None, bound_th=0.008)
 
 
 def f_measure(foreground_mask, gt_mask, void_pixels=None, bound_th=0.008):
-    """davis2017/metrics.py L57-119 (``disk`` and ``cv2.dilate`` as transcribed above)."""
+    """davis2017/metrics.py L57-119."""
     assert np.atleast_3d(foreground_mask).shape[2] == 1
     if void_pixels is not None:
         void_pixels = void_pixels.astype(bool)
@@ -117,12 +96,12 @@ def f_measure(foreground_mask, gt_mask, void_pixels=None, bound_th=0.008):
     fg_boundary = _seg2bmap(foreground_mask * np.logical_not(void_pixels))
     gt_boundary = _seg2bmap(gt_mask * np.logical_not(void_pixels))
 
-    disk = skimage_disk
+    from skimage.morphology import disk
 
     # fg_dil = binary_dilation(fg_boundary, disk(bound_pix))
-    fg_dil = cv2_dilate(fg_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
+    fg_dil = cv2.dilate(fg_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
     # gt_dil = binary_dilation(gt_boundary, disk(bound_pix))
-    gt_dil = cv2_dilate(gt_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
+    gt_dil = cv2.dilate(gt_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
 
     # Get the intersection
     gt_match = gt_boundary * fg_dil
@@ -382,30 +361,42 @@ def _same(a, b):
 # Tests
 # ----------------------------------------------------------------------------------------------
 
-def test_disk_and_dilation_equal_the_official_footprint_and_opencv():
+def test_disk_and_dilation_are_the_libraries_calls():
+    """The footprint and the dilation are scikit-image's ``disk`` and OpenCV's ``dilate`` themselves (the official
+    calls, L84-89); OpenCV's default anchor (kh // 2, kw // 2) and border (pixels outside ignored) shown by hand."""
+    from skimage.morphology import disk
+
     rng = np.random.default_rng(0)
-    for radius in [0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 18.0, 1.5, 2.5, 3.7, 4.2]:
-        kernel = skimage_disk(radius)
-        np.testing.assert_array_equal(M.disk(radius), kernel.astype(bool))
+    for radius in [0.0, 1.0, 2.0, 8.0, 18.0, 1.5, 2.5, 3.7]:
+        kernel = disk(radius).astype(np.uint8)
+        np.testing.assert_array_equal(M.disk(radius), kernel)
         for h, w in SMALL_SHAPES:
-            b = rng.random((h, w)) < rng.choice([0.005, 0.05, 0.5])
-            np.testing.assert_array_equal(M.dilate(b, kernel), cv2_dilate(b.astype(np.uint8), kernel).astype(bool))
-    for _ in range(60):  # any kernel, odd or even sides: OpenCV's anchor is (kh // 2, kw // 2)
-        kernel = rng.random(tuple(rng.integers(1, 7, 2))) < 0.5
-        b = rng.random(tuple(rng.integers(1, 30, 2))) < 0.1
-        np.testing.assert_array_equal(M.dilate(b, kernel), cv2_dilate(b.astype(np.uint8), kernel).astype(bool))
+            b = rng.random((h, w)) < 0.05
+            np.testing.assert_array_equal(M.dilate(b, kernel), cv2.dilate(b.astype(np.uint8), kernel).astype(bool))
+    assert M.disk(1.0).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+    assert M.disk(1.5).shape == (4, 4) and M.disk(2.5).shape == (6, 6)   # arange(-r, r + 1): an even side
+    one = np.zeros((3, 4), bool)
+    one[0, 0] = True
+    # anchor (0, 1) of a 1 x 2 kernel: dst(y, x) = max(src(y, x - 1), src(y, x)), so a pixel grows to the right
+    assert np.argwhere(M.dilate(one, np.ones((1, 2)))).tolist() == [[0, 0], [0, 1]]
+    assert np.argwhere(M.dilate(one, np.ones((2, 1)))).tolist() == [[0, 0], [1, 0]]
+    assert M.dilate(one, M.disk(1.0)).sum() == 3                                  # the border adds nothing
+    with pytest.raises(ValueError, match="non-empty 2-D kernel"):
+        M.dilate(one, np.ones((0, 3)))
 
 
-def test_transcribed_dilation_equals_the_real_libraries():
-    cv2 = pytest.importorskip("cv2")
-    morphology = pytest.importorskip("skimage.morphology")
-    rng = np.random.default_rng(1)
-    for radius in [0.0, 1.0, 2.0, 8.0, 1.5, 3.7]:
-        kernel = morphology.disk(radius).astype(np.uint8)
-        np.testing.assert_array_equal(skimage_disk(radius), kernel)
-        for h, w in SMALL_SHAPES:
-            b = (rng.random((h, w)) < 0.05).astype(np.uint8)
-            np.testing.assert_array_equal(cv2_dilate(b, kernel), cv2.dilate(b, kernel))
+def test_opencv_and_scikit_image_load_when_f_is_computed():
+    """Importing the metrics loads neither library (commands check their arguments first); F loads both."""
+    import subprocess
+
+    code = ("import sys, numpy as np; from litelvlm.video import metrics as M; "
+            "print('cv2' in sys.modules, 'skimage' in sys.modules); "
+            "M.boundary_f(np.eye(4), np.eye(4)); print('cv2' in sys.modules, 'skimage' in sys.modules)")
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False", "False", "True", "True"]
 
 
 def test_boundary_map_and_tolerance():
@@ -653,3 +644,118 @@ def test_an_all_empty_prediction_scores_as_the_official_zero_padding():
     j, f = M.sequence_scores(gt, empty)
     oj, of = _evaluate_unsupervised(gt, empty, None, ("J", "F"))
     assert np.array_equal(j, oj) and np.array_equal(f, of) and not j.any()
+
+
+# ----------------------------------------------------------------------------------------------
+# Against the official code itself (../shared/official/davis2017-evaluation)
+# ----------------------------------------------------------------------------------------------
+
+def _videoglamm_copy(path):
+    """VideoGLaMM's copy of the DAVIS code (``eval_referdavis_metrics.py``: ``DAVIS``, ``Results``, the metrics,
+    ``db_statistics``, ``DAVISEvaluation``, L1-515), executed without its run section (L526-535 parse the command
+    line and evaluate)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    run = next(n.lineno for n in tree.body if isinstance(n, ast.Import) and n.names[0].name == "argparse")
+    assert run == 526
+    namespace = {"__name__": "eval_referdavis_metrics"}
+    body = [n for n in tree.body if n.lineno < run]
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)
+    return SimpleNamespace(**namespace)
+
+
+@pytest.fixture(scope="module", params=["davis2017-evaluation", "VideoGLaMM"])
+def davis(official, request):
+    """The official DAVIS code: the package ``davis2017`` imported from its stored tree, or VideoGLaMM's copy of it
+    (mbzuai-oryx/VideoGLaMM @6b15b1e, what its Ref-DAVIS-17 numbers come from); each with ``db_eval_iou``,
+    ``f_measure``, ``db_eval_boundary`` and ``DAVISEvaluation``."""
+    if request.param == "VideoGLaMM":
+        return _videoglamm_copy(official.tree("VideoGLaMM") / "VideoGLaMM" / "eval_referdavis_metrics.py")
+    root = str(official.tree("davis2017-evaluation"))
+    sys.path.insert(0, root)
+    try:
+        from davis2017 import evaluation, metrics
+
+        assert metrics.__file__.startswith(root)
+    finally:
+        sys.path.remove(root)
+    return SimpleNamespace(DAVISEvaluation=evaluation.DAVISEvaluation, db_eval_iou=metrics.db_eval_iou,
+                           f_measure=metrics.f_measure, db_eval_boundary=metrics.db_eval_boundary)
+
+
+#: the official J divides 0 by 0 where the union is empty (then sets 1), warning as it does on its own
+official_warnings = pytest.mark.filterwarnings("ignore:invalid value encountered in:RuntimeWarning")
+ODD_SHAPES = [(1, 1), (1, 2), (2, 1), (3, 500), (500, 3), (17, 23), (61, 89), (101, 99), (481, 641)]
+
+
+@official_warnings
+def test_j_and_f_equal_the_official_module_on_random_masks(davis):
+    """Every frame's J and F, one frame and stacks, with and without void, at every tolerance, on odd sizes and on
+    empty, full, one-pixel, line and blob masks: exactly the official ``db_eval_iou`` and ``f_measure``."""
+    off = davis
+    rng = np.random.default_rng(11)
+    for h, w in SMALL_SHAPES + ODD_SHAPES:
+        big = h * w > 100_000
+        for _ in range(2 if big else 12):
+            p, g = random_mask(rng, h, w), random_mask(rng, h, w)
+            void = None if rng.random() < 0.4 else random_mask(rng, h, w)
+            assert M.region_similarity(p, g, void) == off.db_eval_iou(g, p, void)
+            for th in [0.008] if big else BOUND_THS:
+                assert M.boundary_f(p, g, void, bound_th=th) == off.f_measure(p, g, void, bound_th=th), (h, w, th)
+        t = 3
+        p = np.stack([random_mask(rng, h, w) for _ in range(t)])
+        g = np.stack([random_mask(rng, h, w) for _ in range(t)])
+        void = rng.random((t, h, w)) < 0.1
+        for v in (None, void):
+            _same(M.region_similarity_frames(p, g, v), off.db_eval_iou(g, p, v))
+            _same(M.boundary_f_frames(p, g, v), off.db_eval_boundary(g, p, v))
+
+
+@official_warnings
+def test_edge_cases_equal_the_official_module(davis):
+    off = davis
+    for h, w in [(1, 1), (2, 3), (37, 53), (480, 854)]:
+        empty, full = np.zeros((h, w), bool), np.ones((h, w), bool)
+        dot = empty.copy()
+        dot[h // 2, w // 2] = True
+        for p, g, void in [(empty, empty, None), (empty, dot, None), (dot, empty, None), (dot, dot, None),
+                           (full, full, None), (full, empty, None), (full, dot, full), (dot, full, empty)]:
+            assert M.region_similarity(p, g, void) == off.db_eval_iou(g, p, void), (h, w)
+            assert M.boundary_f(p, g, void) == off.f_measure(p, g, void), (h, w)
+
+
+def _write_davis(root, labels, task):
+    """A DAVIS 2017 folder (``davis.py`` L29-52: ``ImageSets/2017/val.txt``, ``JPEGImages/480p/<seq>/*.jpg``, the
+    task's annotations as PNG label maps) and a results folder (``results.py`` L12-13: ``<seq>/<frame>.png``)."""
+    annotations = "Annotations" if task == "semi-supervised" else "Annotations_unsupervised"
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{seq}\n" for seq in labels))
+    for seq, (gt, pred) in labels.items():
+        for sub in ("JPEGImages", annotations):
+            (root / sub / "480p" / seq).mkdir(parents=True)
+        (root / "results" / seq).mkdir(parents=True)
+        for i, (g, r) in enumerate(zip(gt, pred)):
+            Image.new("RGB", g.shape[::-1]).save(root / "JPEGImages" / "480p" / seq / f"{i:05d}.jpg")
+            Image.fromarray(g).save(root / annotations / "480p" / seq / f"{i:05d}.png")
+            Image.fromarray(r).save(root / "results" / seq / f"{i:05d}.png")
+
+
+@official_warnings
+@pytest.mark.parametrize("task", M.TASKS)
+def test_dataset_equals_the_official_davis_evaluation(davis, task, tmp_path):
+    """``DAVISEvaluation(root, task, "val").evaluate(results)`` on PNG files, then the global row of
+    ``evaluation_method.py`` L39-45: our summary of the same label maps, every number and object equal."""
+    rng = np.random.default_rng(12 if task == "unsupervised" else 13)
+    for k in range(2):
+        labels, ours = _dataset(rng, task, n_seq=4)
+        _write_davis(tmp_path / str(k), labels, task)
+        res = davis.DAVISEvaluation(str(tmp_path / str(k)), task, "val").evaluate(str(tmp_path / str(k) / "results"))
+        J, F = res["J"], res["F"]
+        row = [(np.mean(J["M"]) + np.mean(F["M"])) / 2., np.mean(J["M"]), np.mean(J["R"]), np.mean(J["D"]),
+               np.mean(F["M"]), np.mean(F["R"]), np.mean(F["D"])]
+        summary = M.evaluate(ours, task=task)
+        _same(list(summary.row().values()), row)
+        assert list(summary.per_object) == list(J["M_per_object"]) == list(F["M_per_object"])
+        _same([v for jf in summary.per_object.values() for v in jf],
+              [v for name in J["M_per_object"] for v in (J["M_per_object"][name], F["M_per_object"][name])])

@@ -11,8 +11,8 @@ Official code: davisvideochallenge/davis2017-evaluation @ ac7c43f (``davis2017/m
   ``ceil(bound_th * sqrt(H^2 + W^2))`` pixels (``bound_th`` 0.008; a ``bound_th >= 1`` is the radius
   itself); precision = P's boundary pixels inside G's dilated boundary / P's boundary pixels, recall
   the reverse, F = 2PR / (P + R). No boundary in P: precision 1, recall 0 (F = 0); none in G: 0 and 1
-  (F = 0); none in either: F = 1. The dilation is OpenCV's ``cv2.dilate`` with scikit-image's
-  ``disk``, here scipy's binary dilation with the same footprint and anchor.
+  (F = 0); none in either: F = 1. The dilation is OpenCV's ``cv2.dilate`` with scikit-image's ``disk``, the
+  libraries the official code calls (imported when F is first computed).
 - A sequence (:func:`sequence_scores`, ``DAVISEvaluation``): J and F of every frame of every ground-truth
   object. ``task="unsupervised"`` (the default of the official ``evaluation_method.py``, and what the
   referring-VOS code runs for Ref-DAVIS17: ReferFormer's ``eval_davis.py``, VideoGLaMM's
@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 BOUND_TH = 0.008
@@ -101,34 +100,21 @@ def boundary_tolerance(shape: tuple[int, int], bound_th: float = BOUND_TH) -> fl
 
 
 def disk(radius: float) -> np.ndarray:
-    """scikit-image's ``disk(radius)``: the offsets of ``arange(-radius, radius + 1)`` with x^2 + y^2 <= r^2."""
-    grid = np.arange(-radius, radius + 1)
-    x, y = np.meshgrid(grid, grid)
-    return (x ** 2 + y ** 2) <= radius ** 2
+    """The footprint of the official F: scikit-image's ``disk(radius)`` as uint8 (``metrics.py`` L84, L87, L89)."""
+    from skimage.morphology import disk as skimage_disk  # imported where used, as the official code does
 
-
-def _structure(kernel: np.ndarray) -> np.ndarray:
-    """scipy's odd, centred structuring element for OpenCV's kernel with its default anchor (kh//2, kw//2)."""
-    kh, kw = kernel.shape
-    out = np.zeros((2 * (kh // 2) + 1, 2 * (kw // 2) + 1), bool)
-    out[:kh, :kw] = kernel
-    return out[::-1, ::-1]  # dilation reflects the element; OpenCV's does not
+    return skimage_disk(radius).astype(np.uint8)
 
 
 def dilate(bmap: ArrayLike, kernel: ArrayLike) -> np.ndarray:
-    """``cv2.dilate(bmap, kernel)`` of one (H, W) map (default anchor, pixels outside the image ignored),
-    as scipy's binary dilation on the box around the map's pixels, widened by the kernel's reach."""
-    b, k = np.asarray(bmap).astype(bool), np.asarray(kernel).astype(bool)
-    if b.ndim != 2 or k.ndim != 2 or 0 in k.shape:
+    """``cv2.dilate`` of one (H, W) map by ``kernel`` (both as uint8, OpenCV's defaults: the official call, L87, L89),
+    as a boolean map."""
+    import cv2
+
+    b, k = np.asarray(bmap), np.asarray(kernel)
+    if b.ndim != 2 or k.ndim != 2 or 0 in k.shape or 0 in b.shape:
         raise ValueError(f"dilate takes an (H, W) map and a non-empty 2-D kernel, not {b.shape} and {k.shape}")
-    out = np.zeros_like(b)
-    rows, cols = np.flatnonzero(b.any(axis=1)), np.flatnonzero(b.any(axis=0))
-    if rows.size == 0:
-        return out
-    ry, rx = k.shape[0] // 2, k.shape[1] // 2  # the anchor; no kernel pixel lies further from it
-    box = (slice(max(rows[0] - ry, 0), rows[-1] + ry + 1), slice(max(cols[0] - rx, 0), cols[-1] + rx + 1))
-    out[box] = ndimage.binary_dilation(b[box], structure=_structure(k))
-    return out
+    return cv2.dilate(b.astype(np.uint8), k.astype(np.uint8)).astype(bool)
 
 
 def _boundaries(masks: np.ndarray, keep: np.ndarray, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,10 +7,9 @@ mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/`` (the Ref-DAVIS-17 inference, ``
 * frames (``chat.py`` ``preprocess_vision`` L416-456): the LLM's frames are 16 indices of
   ``np.linspace(0, T - 1, 16, dtype=int)`` when the clip is longer (L421-427); a shorter clip repeats its last
   frame up to 16 (``utils/enc_preprocessors.py`` L144-149); SAM 2 sees every frame of the clip (L448);
-* InternVideo2's pixels (``internvideo/utils.py`` L120-143, ``VideoTrainProcessor``): ``cv2.resize`` to
-  224 x 224 (bilinear) then ``(x / 255 - mean) / std`` with ImageNet's mean and std. OpenCV is not a
-  dependency here: the resize is a half-pixel bilinear without antialiasing, as OpenCV's ``INTER_LINEAR``, rounded
-  to uint8 like OpenCV's output; OpenCV's fixed-point arithmetic may differ by one grey level;
+* InternVideo2's pixels (``internvideo/utils.py`` L120-143, ``VideoTrainProcessor``): OpenCV's own
+  ``cv2.resize(x, (224, 224))`` (its default ``INTER_LINEAR``) of the uint8 frame, then ``(x / 255 - mean) / std``
+  with ImageNet's mean and std (L16-21);
 * CLIP's pixels (enc_preprocessors.py L152): ``CLIPImageProcessor`` of ``openai/clip-vit-large-patch14-336``
   (shortest side 336, bicubic, centre crop 336, OpenAI's mean and std) on each of the 16 frames, on the PIL
   backend as the official transformers 4.41 runs it;
@@ -32,7 +31,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .config import IMAGE_TOKEN_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_FRAMES
 
@@ -79,18 +77,14 @@ def sample_frames(num: int, frames: int = NUM_FRAMES) -> list[int]:
     return idx + [idx[-1]] * (frames - len(idx))
 
 
-def cv2_linear_resize(frame: np.ndarray, size: int) -> np.ndarray:
-    """``cv2.resize(frame, (size, size))`` stand-in: half-pixel bilinear, no antialiasing, rounded uint8."""
-    x = torch.from_numpy(np.array(frame, dtype=np.float64)).permute(2, 0, 1)[None]
-    y = F.interpolate(x, (size, size), mode="bilinear", align_corners=False, antialias=False)
-    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
 def internvideo_pixels(frames: list[np.ndarray], size: int = 224) -> torch.Tensor:
-    """(T, 3, size, size) float32: ``VideoTrainProcessor.preprocess`` (utils.py L120-143)."""
+    """(T, 3, size, size) float32: ``VideoTrainProcessor.preprocess`` (utils.py L120-143) of uint8 (H, W, 3) frames:
+    ``cv2.resize(x, (size, size))`` as the official L126, normalised in float64 (L20-21), cast as chat.py L434 does."""
+    import cv2
+
     mean = np.array(IMAGENET_MEAN).reshape(1, 1, 3)
     std = np.array(IMAGENET_STD).reshape(1, 1, 3)
-    out = [(cv2_linear_resize(f, size) / 255.0 - mean) / std for f in frames]
+    out = [(cv2.resize(np.asarray(f), (size, size)) / 255.0 - mean) / std for f in frames]
     return torch.from_numpy(np.stack([o.transpose(2, 0, 1) for o in out])).float()
 
 
@@ -121,5 +115,5 @@ def clip_pixels(frames: list[np.ndarray], processor=None) -> torch.Tensor:
                         for f in frames])
 
 
-__all__ = ["ANSWER", "QUESTION", "clip_pixels", "clip_processor", "cv2_linear_resize", "input_ids",
+__all__ = ["ANSWER", "QUESTION", "clip_pixels", "clip_processor", "input_ids",
            "internvideo_pixels", "prompt_text", "question", "sample_frames", "tokenizer_image_token"]
