@@ -24,6 +24,7 @@ tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with them added;
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,9 +71,21 @@ class Sa2VAModules:
     config: dict = field(repr=False)
 
 
+def g_weight(key: str) -> str:
+    """Sa2VA's name of a SAM 2 tracking tensor: its ``CXBlock`` layer scale is ``g_weight`` (``sam2.py`` L611), where
+    SAM 2 (and UniPixel's list) has ``gamma``, saved as ``weight``."""
+    return re.sub(r"^(memory_encoder\.fuser\.layers\.\d+)\.weight$", r"\1.g_weight", key)
+
+
+def from_g_weight(key: str) -> str:
+    """The inverse of :func:`g_weight`: SAM 2's (and transformers' key map's) name of a tracking tensor."""
+    return re.sub(r"^(memory_encoder\.fuser\.layers\.\d+)\.g_weight$", r"\1.weight", key)
+
+
 def sam2_tracking_shapes(size) -> dict[str, tuple[int, ...]]:
-    """Shapes of the SAM 2.0 tensors only the video path reads (UniPixel's SAM 2.1 list less :data:`NOT_IN_SAM2_0`)."""
-    return {k: s for k, s in tracking_shapes(size).items() if k not in NOT_IN_SAM2_0}
+    """Shapes of the SAM 2.0 tensors only the video path reads (UniPixel's SAM 2.1 list less :data:`NOT_IN_SAM2_0`),
+    under Sa2VA's names (:func:`g_weight`)."""
+    return {g_weight(k): s for k, s in tracking_shapes(size).items() if k not in NOT_IN_SAM2_0}
 
 
 def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
