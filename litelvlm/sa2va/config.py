@@ -92,9 +92,10 @@ PRESETS: dict[str, Sa2VAPreset] = {
     "3b": Sa2VAPreset(name="3b", qwen="3b", sam2="sam2_hiera_l"),
     # ByteDance/Sa2VA-Qwen2_5-VL-7B: sa2va_qwen25_7b.py L28
     "7b": Sa2VAPreset(name="7b", qwen="7b", sam2="sam2_hiera_l"),
-    # tests: the tiny Qwen (pixel bounds scaled to its 56..112 px images) and the tiny SAM 2 at 128 px
-    "tiny": Sa2VAPreset(name="tiny", qwen="tiny", sam2="tiny", image_size=128, min_pixels=4 * 28 * 28,
-                        max_pixels=16 * 28 * 28),
+    # tests: the tiny Qwen, the pixel bounds a sixteenth of the released (32..128 merged tokens: grids every
+    # method's windows fit), and the tiny SAM 2 at 128 px
+    "tiny": Sa2VAPreset(name="tiny", qwen="tiny", sam2="tiny", image_size=128, min_pixels=32 * 28 * 28,
+                        max_pixels=128 * 28 * 28),
 }
 #: Random Sa2VA models: ``<name>-random`` -> the preset it builds (the model strings of this family)
 RANDOM_SA2VAS: dict[str, str] = {"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b",
