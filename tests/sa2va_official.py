@@ -104,6 +104,11 @@ def official_masks(sam2_model, frames, language_embd, original_size, num_cond: i
     """``predict_forward``'s mask step (``modeling_sa2va_qwen.py`` L240-252) for one ``[SEG]``: ``init_state`` on
     the SAM 2 pixels of every frame, ``language_embd_inference`` with the prompt on the first ``num_cond`` frames,
     the masks resized to the original size and ``sigmoid > 0.5``. Returns (T, H, W) bool."""
+    return official_logits(sam2_model, frames, language_embd, original_size, num_cond).sigmoid() > 0.5
+
+
+def official_logits(sam2_model, frames, language_embd, original_size, num_cond: int) -> torch.Tensor:
+    """(T, H, W) float32: :func:`official_masks` before ``sigmoid > 0.5``."""
     wrapper = types.SimpleNamespace(sam2_model=sam2_model)
     s = official("sam2")
     with on_cpu(), torch.no_grad(), contextlib.suppress(Warning):
@@ -111,5 +116,4 @@ def official_masks(sam2_model, frames, language_embd, original_size, num_cond: i
         state["device"] = state["storage_device"] = torch.device("cpu")
         pred = s.SAM2.language_embd_inference(wrapper, state, [language_embd] * num_cond)
     h, w = original_size
-    masks = torch.nn.functional.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-    return masks.sigmoid() > 0.5
+    return torch.nn.functional.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False)[:, 0]

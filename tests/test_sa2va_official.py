@@ -141,3 +141,22 @@ def test_the_pipeline_reads_the_final_state_of_the_seg_row(tiny, official_sam2):
     prompt = parts.fcs(seg)
     ref = off.official_masks(official_sam2, parts.sam2.preprocess(image), prompt, (61, 97), num_cond=1)
     assert torch.equal(out.masks.cpu(), ref)
+
+
+@pytest.mark.parametrize("num_frames", [1, 2, 5, 9])
+def test_video_memory_is_the_official(tiny, official_sam2, num_frames):
+    """The video path's SAM 2 (``language_embd_inference``): the prompt on the first min(5, T) frames, the memory
+    over the rest, no object-score gate, two resizes -- the official logits and masks, 1 frame to 9."""
+    from litelvlm.sa2va.video import propagate, video_parts
+
+    _, parts = tiny
+    rng = np.random.default_rng(num_frames)
+    frames = [Image.fromarray(rng.integers(0, 256, (45, 77, 3), dtype=np.uint8)) for _ in range(num_frames)]
+    prompt = 3 * torch.randn(1, parts.sam2.hidden_dim, generator=torch.Generator().manual_seed(num_frames))
+    vp = video_parts(parts.sam2, frames)
+    assert vp.llm_frames == min(5, num_frames)
+    logits = parts.sam2.upscale(propagate(parts.sam2, vp.pixels, prompt, vp.llm_frames), (45, 77))
+    ref = off.official_logits(official_sam2, vp.pixels.float(), prompt, (45, 77), num_cond=vp.llm_frames)
+    assert logits.shape == ref.shape == (num_frames, 45, 77)
+    torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)
+    assert torch.equal(logits > 0, ref.sigmoid() > 0.5)
