@@ -143,7 +143,7 @@ def test_the_pipeline_reads_the_final_state_of_the_seg_row(tiny, official_sam2):
     assert torch.equal(out.masks.cpu(), ref)
 
 
-@pytest.mark.parametrize("num_frames", [1, 2, 5, 9])
+@pytest.mark.parametrize("num_frames", [1, 7, pytest.param(9, marks=pytest.mark.slow)])
 def test_video_memory_is_the_official(tiny, official_sam2, num_frames):
     """The video path's SAM 2 (``language_embd_inference``): the prompt on the first min(5, T) frames, the memory
     over the rest, no object-score gate, two resizes -- the official logits and masks, 1 frame to 9."""
@@ -160,3 +160,38 @@ def test_video_memory_is_the_official(tiny, official_sam2, num_frames):
     assert logits.shape == ref.shape == (num_frames, 45, 77)
     torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)
     assert torch.equal(logits > 0, ref.sigmoid() > 0.5)
+
+
+@pytest.mark.parametrize("num_frames", [1, pytest.param(7, marks=pytest.mark.slow)])
+def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
+    """A video through the pipeline (method none, all N): the first min(5, T) frames as images of one prompt with
+    the Ref-VOS question, the final state of the [SEG] row, text_hidden_fcs, the official SAM 2 memory over every
+    frame (``predict_forward`` video branch, L107-146, L240-252)."""
+    from litelvlm.families import load_pipeline
+    from litelvlm.sa2va.protocol import video_question
+
+    folder, parts = tiny
+    pipe = load_pipeline(str(folder))
+    rng = np.random.default_rng(num_frames)
+    frames = [Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)) for _ in range(num_frames)]
+    prep = pipe.with_sentences(pipe.prepare_video(frames), ["the bird?"])
+    out = pipe.ground(prep, "none", pipe.num_visual(prep))
+    assert out.masks.shape == (1, num_frames, 50, 70) and pipe.mask_shape(prep) == (num_frames, 50, 70)
+    seen = prep.llm_images
+    assert len(seen) == min(5, num_frames)
+    text = parts.processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image", "image": f} for f in seen]
+          + [{"type": "text", "text": video_question("the bird?").replace("<image>", "")}]}],
+        add_generation_prompt=True, tokenize=False) + "It is [SEG]."
+    inputs = parts.processor(text=[text], images=seen, do_resize=False, return_tensors="pt")
+    assert torch.equal(inputs["input_ids"][0], prep.input_ids)
+    with torch.no_grad():
+        hidden = parts.qwen(**inputs, output_hidden_states=True).hidden_states[-1][0]
+    prompt = parts.fcs(hidden[inputs["input_ids"][0] == pipe.seg_token_id])
+    ref = off.official_logits(official_sam2, prep.video.pixels.float(), prompt, (50, 70), num_cond=min(5, num_frames))
+    torch.testing.assert_close(out.mask_logits[0], ref, atol=1e-4, rtol=1e-4)
+    assert torch.equal(out.masks[0], ref.sigmoid() > 0.5)
+    from litelvlm.errors import LiteLVLMError
+
+    with pytest.raises(LiteLVLMError, match="pruning Sa2VA's video input is not offered"):
+        pipe.ground(prep, "divprune", 4)

@@ -28,6 +28,9 @@ from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..unipixel.pipeline import CLIP_TEXTS, UniPixelInput, UniPixelPipeline
 
+#: why a video's LLM input is not pruned
+VIDEO_PRUNING = ("pruning Sa2VA's video input is not offered: its visual tokens lie in one block per frame, and "
+                 "no rule for a pruned multi-image prompt is defined yet; run the video at all N (method none)")
 #: how ``describe()`` labels this family's pruning
 ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual tokens of "
               "the Qwen2.5-VL grid")
@@ -39,6 +42,7 @@ class Sa2VAInput(UniPixelInput):
     image tokens)."""
 
     llm_images: list | None = None          # the image(s) the vision tower sees
+    video: object | None = None             # a video's frames for SAM 2 (:class:`litelvlm.sa2va.video.VideoParts`)
 
 
 class Sa2VAPipeline(UniPixelPipeline):
@@ -119,11 +123,37 @@ class Sa2VAPipeline(UniPixelPipeline):
                           llm_images=[seen])
 
     @torch.no_grad()
+    def prepare_video(self, frames: list, seed: int = 0) -> Sa2VAInput:
+        """A video (PIL frames of one size): the LLM's merged tokens of its first min(5, T) frames, one image each,
+        and every frame's SAM 2 pixels (:mod:`litelvlm.sa2va.video`); masks are (T, H, W) at the first frame's size."""
+        from .protocol import llm_image
+        from .video import video_parts
+
+        if not frames:
+            raise LiteLVLMError("a video needs at least one frame")
+        parts = video_parts(self.sam2, frames)
+        seen = [llm_image(f, self.min_pixels, self.max_pixels) for f in frames[:parts.llm_frames]]
+        px = self.processor.image_processor(images=seen, do_resize=False, return_tensors="pt")
+        grid = px["image_grid_thw"]
+        feats = self.qwen.model.get_image_features(px["pixel_values"].to(self.device),
+                                                   image_grid_thw=grid.to(self.device)).pooler_output
+        first = frames[0]
+        return Sa2VAInput(image=first, image_size=(first.height, first.width), sentences=[],
+                          input_ids=torch.empty(0, dtype=torch.long), mm_token_type_ids=torch.empty(0, dtype=torch.long),
+                          grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1), visual=torch.cat(feats).to(self.dtype),
+                          sam_features=None, seed=seed, llm_images=seen, video=parts)
+
+    def mask_shape(self, prepared: Sa2VAInput) -> tuple[int, ...]:
+        """(H, W) of an image, (T, H, W) of a video."""
+        size = tuple(int(v) for v in prepared.image_size)
+        return size if prepared.video is None else (len(prepared.video.pixels), *size)
+
+    @torch.no_grad()
     def with_sentences(self, prepared: Sa2VAInput, sentences: list[str], turns=None, clip_text: str | None = None,
                        answer: str = "teacher-forced", response: int = 0, **unused) -> Sa2VAInput:
         """``prepared`` with the RefCOCO question of one sentence and this project's teacher-forced answer
         (:mod:`litelvlm.sa2va.protocol`)."""
-        from .protocol import image_question, prepare_inputs
+        from .protocol import image_question, prepare_inputs, video_question
 
         if answer not in self.answers:
             raise LiteLVLMError(f"the sa2va family offers answer {', '.join(self.answers)} (the official generation "
@@ -135,8 +165,12 @@ class Sa2VAPipeline(UniPixelPipeline):
             raise LiteLVLMError(f"Sa2VA's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
             raise LiteLVLMError("turns are GLaMM's conversation; Sa2VA's prompt is the protocol's question")
-        made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]), self.min_pixels,
-                              self.max_pixels, response)
+        if prepared.video is None:
+            made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]), self.min_pixels,
+                                  self.max_pixels, response)
+        else:   # the frames as given (prepare_video resized them), the Ref-VOS question
+            made = prepare_inputs(self.processor, prepared.llm_images, video_question(sentences[0]), self.min_pixels,
+                                  self.max_pixels, response)
         got = made.inputs
         if not torch.equal(got["image_grid_thw"].cpu(), prepared.grid_thw):
             raise AssertionError("the prompt's image grid differs from the prepared input's")
@@ -170,7 +204,9 @@ class Sa2VAPipeline(UniPixelPipeline):
         n = self.num_visual(prepared)
         if not 0 < num_visual <= n:
             raise LiteLVLMError(f"num_visual must be in 1..{n}; got {num_visual}")
-        ids = self._pruned_ids(prepared, num_visual)
+        if prepared.video is not None and num_visual != n:
+            raise LiteLVLMError(VIDEO_PRUNING)
+        ids = prepared.input_ids if num_visual == n else self._pruned_ids(prepared, num_visual)
         if num_visual == n:
             pos, _ = self.qwen.model.get_rope_index(ids[None], mm_token_type_ids=prepared.mm_token_type_ids[None],
                                                     image_grid_thw=prepared.grid_thw)
@@ -180,6 +216,20 @@ class Sa2VAPipeline(UniPixelPipeline):
         return SequenceLayout(image_start=self._image_start(prepared), num_visual=num_visual, seq_len=len(ids),
                               position_ids=pos.to(self.device), find_seg_predictors=lambda: seg_rows(ids, seg))
 
+    def sequence_embeds(self, prepared: Sa2VAInput, visual: torch.Tensor) -> torch.Tensor:
+        """UniPixel's (one image's tokens in one run); a video's N tokens go to its frames' image-pad rows."""
+        if prepared.video is None:
+            return super().sequence_embeds(prepared, visual)
+        if visual.shape[-2] != self.num_visual(prepared):
+            raise LiteLVLMError(VIDEO_PRUNING)
+        ids = prepared.input_ids.to(self.device)
+        rows = (prepared.mm_token_type_ids > 0).to(self.device)
+        text = self.language_model.embed_tokens(ids)
+        batch = visual if visual.dim() == 3 else visual[None]
+        out = text[None].expand(batch.shape[0], -1, -1).clone()
+        out[:, rows] = batch.to(out.dtype)
+        return out
+
     # -- the mask head --------------------------------------------------------------------------------
     own_metric = ""
     sample_metrics = GroundingPipeline.sample_metrics
@@ -188,6 +238,24 @@ class Sa2VAPipeline(UniPixelPipeline):
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
         """``text_hidden_fcs`` of the [SEG] rows' final hidden states: (..., 1, 256) one SAM 2 prompt token each."""
         return self.fcs(seg_hidden).unsqueeze(-2)
+
+    def decode_masks(self, prepared: Sa2VAInput, prompts: torch.Tensor) -> torch.Tensor:
+        """One image: SAM 2's decoder on its features, (S, 1, h, w). A video: each prompt on the first min(5, T)
+        frames and SAM 2's memory over the rest (:func:`litelvlm.sa2va.video.propagate`), (S, T, h, w)."""
+        if prepared.video is None:
+            return super().decode_masks(prepared, prompts)
+        from .video import propagate
+
+        v = prepared.video
+        return torch.stack([propagate(self.sam2, v.pixels, p, v.llm_frames)[:, 0] for p in prompts])
+
+    def upscale_masks(self, prepared: Sa2VAInput, low: torch.Tensor) -> torch.Tensor:
+        """(S, H, W) or a video's (S, T, H, W) float32 logits: to ``image_size`` squared, then the original size."""
+        if prepared.video is None:
+            return super().upscale_masks(prepared, low)
+        s, t = low.shape[:2]
+        return self.sam2.upscale(low.reshape(s * t, 1, *low.shape[-2:]), prepared.image_size).reshape(
+            s, t, *prepared.image_size)
 
 
 def default_clip(model: str) -> str:
