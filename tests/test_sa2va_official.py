@@ -195,3 +195,16 @@ def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
 
     with pytest.raises(LiteLVLMError, match="pruning Sa2VA's video input is not offered"):
         pipe.ground(prep, "divprune", 4)
+
+
+@pytest.mark.slow
+def test_full_size_sam2_names_and_shapes_are_the_official():
+    """The released SAM 2 (``SAM2()``, sam2.py L76-132: Hiera-L at 1024 px) built by the official code on the
+    CPU has exactly the tensor names and shapes the 3B preset writes under ``grounding_encoder.sam2_model.``."""
+    from litelvlm.sa2va.checkpoint import SAM_PREFIX, build_sa2va, sa2va_tensors
+
+    ref = off.official("sam2").SAM2().sam2_model.state_dict()   # its constructor reads values: not on meta
+    qwen, fcs, sam2, tracking = build_sa2va("3b", device="meta")
+    mine = {k[len(SAM_PREFIX):]: tuple(v.shape) for k, v in sa2va_tensors(qwen, fcs, sam2, tracking).items()
+            if k.startswith(SAM_PREFIX)}
+    assert mine == {k: tuple(v.shape) for k, v in ref.items()}
