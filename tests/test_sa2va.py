@@ -150,3 +150,20 @@ def test_validate_runs(coco128, tmp_path):
     assert main(["validate", "--model", MODEL, "--refer-dir", str(coco128), "--out", str(tmp_path / "v"),
                  "--repeats", "1", "--threads", "1", "--methods", "none,fastv,divprune", "--budgets", "8,4",
                  "--fastv-layer", "1"]) == 0
+
+
+@pytest.mark.slow
+def test_importance_runs(coco128, tmp_path):
+    assert main(["importance", "--model", MODEL, "--refer-dir", str(coco128), "--limit-images", "1",
+                 "--max-sentences", "1", "--n-boot", "20", "--out", str(tmp_path / "imp")]) == 0
+
+
+def test_positions_and_select_run(coco128, tmp_path):
+    """``positions`` and ``select`` reach the family through the registry alone."""
+    assert main(["positions", "--model", MODEL, "--refer-dir", str(coco128), "--out", str(tmp_path / "pos"),
+                 "--methods", "fastv", "divprune", "--budgets", "8"]) == 0
+    assert len(pd.read_csv(tmp_path / "pos" / "positions.csv")) == 2
+    image = sorted((coco128 / "images").glob("*.jpg"))[0]
+    assert main(["select", "--model", MODEL, "--image", str(image), "--method", "fastv", "--budget", "8", "--text",
+                 "the bowl", "--save-overlay", str(tmp_path / "sel.png")]) == 0
+    assert (tmp_path / "sel.png").stat().st_size > 0
