@@ -18,6 +18,7 @@ from typing import Any
 from .errors import LiteLVLMError
 from .model_folder import read_config
 from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, RANDOM_VIDEOGLAMMS, ModelSpec
+from .sa2va.config import RANDOM_SA2VAS
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ TABLE: dict[str, FamilyEntry] = {
                               "VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled "
                               "frames, per-frame budgets", tuple(RANDOM_VIDEOGLAMMS), ("VideoGLaMMForCausalLM",),
                               input="video", exif_transpose=False),  # frames: PIL.Image.open (eval_referdavis_infer.py L187)
+    "sa2va": FamilyEntry("litelvlm.sa2va.pipeline:Sa2VAPipeline",
+                         "Sa2VA-Qwen2.5-VL (Qwen2.5-VL 3B/7B + SAM 2 prompted by the [SEG] hidden state); pruning it "
+                         "is this project's adaptation", tuple(RANDOM_SA2VAS), ("Sa2VAChatModelQwen",),
+                         exif_transpose=False),  # Image.open(...).convert('RGB') (RES.py L206)
 }
 
 

@@ -122,8 +122,9 @@ def test_the_family_table_says_how_each_family_reads_images():
     assert exif_transpose("unipixel-tiny-random:0") is EXIF_TRANSPOSE is False  # UniPixel: PIL.Image.open
     assert exif_transpose("videoglamm-tiny-random") is False  # VideoGLaMM's frames: PIL.Image.open
     assert exif_transpose("tiny336-random") is True  # a CLIP: GLaMM's, read as GLaMM reads images
+    assert exif_transpose("sa2va-tiny-random:0") is False  # Sa2VA: Image.open(...).convert('RGB') (RES.py L206)
     assert {name: e.exif_transpose for name, e in TABLE.items()} == {"glamm": True, "unipixel": False,
-                                                                      "videoglamm": False}
+                                                                      "videoglamm": False, "sa2va": False}
 
 
 @pytest.mark.odd_case("images", "JPEGs with an EXIF orientation tag whose annotations are for the turned image",

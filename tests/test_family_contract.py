@@ -90,7 +90,7 @@ def test_every_family_entry_is_a_pipeline():
 
 def test_the_registry_imports_no_torch():
     code = ("import sys; from litelvlm.families import family_of, family_names; "
-            "assert family_of('tiny-random') == 'glamm' and family_of('unipixel-tiny-random:1') == 'unipixel' and family_names() == ['glamm', 'unipixel', 'videoglamm']; "
+            "assert family_of('tiny-random') == 'glamm' and family_of('unipixel-tiny-random:1') == 'unipixel' and family_of('sa2va-tiny-random:0') == 'sa2va' and family_names() == ['glamm', 'sa2va', 'unipixel', 'videoglamm']; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

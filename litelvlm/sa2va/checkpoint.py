@@ -1,0 +1,297 @@
+"""Random-weight Sa2VA-Qwen2.5-VL checkpoints in the released folder layout, and the loader of any such folder.
+
+A released folder (``ByteDance/Sa2VA-Qwen2_5-VL-3B`` / ``-7B``) is what ``tools/convert_to_hf.py`` (bytedance/Sa2VA
+@9832e1a, L82-83, L150-190) writes: ``Sa2VAChatModelQwen.save_pretrained`` under the ``latest`` pin of
+``pyproject.toml`` (transformers 4.57.0, L33) plus the processor and the model code. The tensor names are the
+module tree of ``modeling_sa2va_qwen.py`` L38-61 (no checkpoint conversion mapping is declared on the wrapper):
+
+* ``model.`` + the ``Qwen2_5_VLForConditionalGeneration`` names of transformers >= 4.52 (``model.model.visual.*``,
+  ``model.model.language_model.*``, ``model.lm_head.weight``; the last is absent when the 3B ties it to the
+  embeddings); a folder with the older names (``model.visual.*``, ``model.model.layers.*``) loads too;
+* ``grounding_encoder.sam2_model.`` + SAM 2's own names (``SAM2VideoPredictor``: ``image_encoder.*``,
+  ``sam_prompt_encoder.*``, ``sam_mask_decoder.*``, ``obj_ptr_proj.*``, ``memory_attention.*``,
+  ``memory_encoder.*``, ``maskmem_tpos_enc``, ``no_mem_embed``, ...; SAM 2.0 Hiera-L without the 2.1 tensors
+  ``no_obj_embed_spatial`` and ``obj_ptr_tpos_proj``: ``sam2.py`` L86-126 leaves them off);
+* ``text_hidden_fcs.0.*`` and ``text_hidden_fcs.2.*`` (``nn.Sequential(Linear, ReLU, Linear, Dropout)``).
+
+``config.json`` is ``Sa2VAChatConfigQwen.to_dict()``: Qwen2.5-VL's config (nested ``text_config`` and
+``vision_config``, 151670 rows) with ``model_type`` ``sa2va_chat``, ``architectures`` ``["Sa2VAChatModelQwen"]``,
+``template`` and the ``auto_map`` of the copied code. The tokenizer holds the five added tokens. A random folder's
+tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with them added; its config records
+``litelvlm_random``. Every tensor is checked on loading: a missing or unknown name or a wrong shape is a
+``LiteLVLMError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import LiteLVLMError
+from ..lvlm.random_weights import default_dtype
+from ..model_folder import read_config
+from ..model_spec import ModelSpec
+from ..qwen.checkpoint import _write_json, _write_tokenizer, _write_weights, build_qwen, preset_dtype
+from ..qwen.config import generation_config, preprocessor_config
+from ..unipixel.checkpoint import _randomize, _weight_files
+from ..unipixel.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
+from .config import (
+    ARCHITECTURE,
+    EXTRA_TOKENS,
+    MODEL_TYPE,
+    RANDOM_SA2VAS,
+    TEMPLATE,
+    Sa2VAPreset,
+    get_preset,
+    sam2_config,
+    sam2_size_of,
+)
+from .sam2_head import Sa2VASam2, TextHiddenFcs
+
+QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX = "model.", "grounding_encoder.sam2_model.", "text_hidden_fcs."
+#: the config.json keys Sa2VA adds to Qwen2.5-VL's
+SA2VA_KEYS = ("template", "auto_map", "litelvlm_random")
+#: SAM 2.1 tracking tensors the SAM 2.0 of Sa2VA does not have (sam2.py L2358-2426: no ``no_obj_embed_spatial``,
+#: ``proj_tpos_enc_in_obj_ptrs`` False)
+NOT_IN_SAM2_0 = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
+
+
+@dataclass
+class Sa2VAModules:
+    """A loaded Sa2VA: the Qwen2.5-VL, ``text_hidden_fcs``, SAM 2, the processor, and what config.json says."""
+
+    qwen: torch.nn.Module
+    fcs: TextHiddenFcs
+    sam2: Sa2VASam2
+    processor: object | None
+    seg_token_id: int
+    config: dict = field(repr=False)
+
+
+def g_weight(key: str) -> str:
+    """Sa2VA's name of a SAM 2 tracking tensor: its ``CXBlock`` layer scale is ``g_weight`` (``sam2.py`` L611), where
+    SAM 2 (and UniPixel's list) has ``gamma``, saved as ``weight``."""
+    return re.sub(r"^(memory_encoder\.fuser\.layers\.\d+)\.weight$", r"\1.g_weight", key)
+
+
+def from_g_weight(key: str) -> str:
+    """The inverse of :func:`g_weight`: SAM 2's (and transformers' key map's) name of a tracking tensor."""
+    return re.sub(r"^(memory_encoder\.fuser\.layers\.\d+)\.g_weight$", r"\1.weight", key)
+
+
+def sam2_tracking_shapes(size) -> dict[str, tuple[int, ...]]:
+    """Shapes of the SAM 2.0 tensors only the video path reads (UniPixel's SAM 2.1 list less :data:`NOT_IN_SAM2_0`),
+    under Sa2VA's names (:func:`g_weight`)."""
+    return {g_weight(k): s for k, s in tracking_shapes(size).items() if k not in NOT_IN_SAM2_0}
+
+
+def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
+                device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TextHiddenFcs, Sa2VASam2, dict]:
+    """A random Sa2VA: (Qwen2.5-VL with the resized rows, ``text_hidden_fcs``, SAM 2, the tracking tensors)."""
+    p = get_preset(preset)
+    dtype = preset_dtype(p.qwen) if dtype is None else dtype
+    qwen = build_qwen(p.qwen_preset(), seed=seed, dtype=dtype, device=device)
+    size, llm = p.sam2_size, qwen.config.text_config.hidden_size
+    with default_dtype(dtype), torch.device(device):
+        fcs = TextHiddenFcs(llm, size.d_model).eval().requires_grad_(False)
+        sam2 = Sa2VASam2(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed + 1)
+    _randomize(fcs.state_dict(keep_vars=True).items(), gen)
+    _randomize(sam2.model.state_dict(keep_vars=True).items(), gen)
+    sam2.model.shared_image_embedding.positional_embedding.copy_(
+        sam2.model.prompt_encoder.shared_embedding.positional_embedding)
+    tracking = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(size).items()}
+    _randomize(tracking.items(), gen)
+    return qwen, fcs, sam2, tracking
+
+
+def sa2va_tensors(qwen, fcs: TextHiddenFcs, sam2: Sa2VASam2, tracking: dict) -> dict[str, torch.Tensor]:
+    """Every tensor under the released names, in module order (``model``, ``grounding_encoder``, ``text_hidden_fcs``)."""
+    tied = bool(qwen.config.tie_word_embeddings)
+    out = {QWEN_PREFIX + k: v.detach() for k, v in qwen.state_dict().items() if not (tied and k == "lm_head.weight")}
+    out.update({SAM_PREFIX + k: v.detach() for k, v in sam2_from_hf(sam2.model.state_dict()).items()})
+    out.update({SAM_PREFIX + k: v.detach() for k, v in tracking.items()})
+    out.update({FCS_PREFIX + k: v.detach() for k, v in fcs.state_dict().items()})
+    return out
+
+
+def sa2va_config(p: Sa2VAPreset, qwen) -> dict:
+    """``config.json``: Qwen2.5-VL's config with Sa2VA's class, model type, template and ``auto_map``."""
+    cfg = qwen.config.to_dict()
+    cfg.update(architectures=[ARCHITECTURE], model_type=MODEL_TYPE, template=TEMPLATE,
+               auto_map={"AutoConfig": "configuration_sa2va_chat.Sa2VAChatConfigQwen",
+                         "AutoModel": "modeling_sa2va_qwen.Sa2VAChatModelQwen",
+                         "AutoModelForCausalLM": "modeling_sa2va_qwen.Sa2VAChatModelQwen"})
+    cfg["torch_dtype"] = str(next(qwen.parameters()).dtype).replace("torch.", "")
+    cfg.pop("dtype", None)
+    return cfg
+
+
+def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed: int = 0,
+                      device: str | torch.device = "cpu", max_shard_bytes: int | None = -1) -> Path:
+    """Build a random Sa2VA of ``preset`` and write it in the released layout (module docstring)."""
+    from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
+
+    p = get_preset(preset)
+    q = p.qwen_preset()
+    qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device)
+    tok = build_qwen_tokenizer(p.qwen)
+    tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)   # qwenvl.py L72
+    ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
+    if ids != p.token_ids() or len(tok) != p.vocab_size:
+        raise LiteLVLMError(f"Sa2VA preset {p.name!r}: the tokenizer gives {ids} ({len(tok)} tokens), expected "
+                            f"{p.token_ids()} ({p.vocab_size})")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    _write_weights(sa2va_tensors(qwen, fcs, sam2, tracking), path,
+                   q.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
+    cfg = sa2va_config(p, qwen)
+    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type,
+                              "sam2": p.sam2, "image_size": p.image_size, "min_pixels": p.min_pixels,
+                              "max_pixels": p.max_pixels}
+    _write_json(path / "config.json", cfg)
+    _write_json(path / "generation_config.json", generation_config(q))
+    _write_json(path / "preprocessor_config.json", preprocessor_config(q))
+    _write_json(path / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
+    _write_tokenizer(tok, path)
+    return path
+
+
+def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
+    """The random Sa2VA of ``preset`` and ``seed``, written once under the cache folder."""
+    from ..cache import default_cache_dir, write_once
+
+    p = get_preset(preset)
+    root = default_cache_dir() / "random-models" / f"sa2va-{p.name}-seed{seed}"
+    return write_once(root, lambda folder: save_random_sa2va(folder, p, seed, device=device))
+
+
+def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
+    """The folder a model string names: a random preset's cached folder, or a checkpoint folder whose
+    ``config.json`` declares ``Sa2VAChatModelQwen``."""
+    spec = ModelSpec.parse(model)
+    if spec.name in RANDOM_SA2VAS:
+        return random_sa2va_dir(RANDOM_SA2VAS[spec.name], spec.random_seed(), device=device)
+    folder = Path(spec.folder)
+    if not (folder / "config.json").is_file():
+        presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_SA2VAS)
+        raise LiteLVLMError(f"model {model!r}: not a Sa2VA checkpoint folder with config.json, nor a random preset "
+                            f"({presets})")
+    declared = read_config(folder).get("architectures") or []
+    if ARCHITECTURE not in declared:
+        raise LiteLVLMError(f"model {model!r}: {folder / 'config.json'} declares architectures {declared}, "
+                            f"not {ARCHITECTURE}")
+    return folder
+
+
+# -- loading -------------------------------------------------------------------------------------
+def qwen_key(key: str) -> str:
+    """A Qwen tensor's name inside the wrapper -> transformers 5's ``Qwen2_5_VLForConditionalGeneration`` name
+    (the names of transformers >= 4.52 pass through; the older ``visual.*`` / ``model.*`` are renamed)."""
+    if key.startswith(("model.visual.", "model.language_model.")) or key == "lm_head.weight":
+        return key
+    if key.startswith("visual."):
+        return "model." + key
+    if key.startswith("model."):
+        return "model.language_model." + key[len("model."):]
+    return key
+
+
+def _read_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[str, Path]]:
+    from safetensors import safe_open
+
+    tensors, where = {}, {}
+    for f in _weight_files(folder):
+        try:
+            with safe_open(str(f), framework="pt", device="cpu") as fh:
+                for k in fh.keys():  # noqa: SIM118 (no __iter__)
+                    t = fh.get_tensor(k)
+                    tensors[k] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
+                    where[k] = f
+        except Exception as e:  # corrupt or truncated file
+            raise LiteLVLMError(f"could not read checkpoint file {f}: {e}") from e
+    return tensors, where
+
+
+def _check(found: dict, expected: dict, where: dict, what: str, folder: Path, prefix: str = "") -> None:
+    unknown, missing = sorted(set(found) - set(expected)), sorted(set(expected) - set(found))
+    wrong = sorted(k for k in set(found) & set(expected) if tuple(found[k].shape) != tuple(expected[k]))
+    parts = ([f"unknown tensor(s): {', '.join(prefix + k for k in unknown[:6])}"] if unknown else []) + \
+        ([f"missing tensor(s): {', '.join(prefix + k for k in missing[:6])}"] if missing else []) + \
+        [f"{prefix}{k} has shape {tuple(found[k].shape)} in {where.get(prefix + k, Path('?')).name}, expected "
+         f"{tuple(expected[k])}" for k in wrong[:6]]
+    if parts:
+        raise LiteLVLMError(f"{folder} does not have Sa2VA's layout ({what}): " + "; ".join(parts))
+
+
+def _qwen_config(cfg: dict):
+    from transformers import Qwen2_5_VLConfig
+
+    plain = {k: v for k, v in cfg.items() if k not in SA2VA_KEYS}
+    plain.update(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"])
+    return Qwen2_5_VLConfig.from_dict(plain)
+
+
+def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+               processor: bool = True) -> Sa2VAModules:
+    """The modules of a Sa2VA model string (``sa2va-*-random[:SEED]`` or a checkpoint folder); ``dtype`` None keeps
+    the folder's. Every tensor is checked (module docstring)."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    folder = sa2va_folder(model, device=device)
+    cfg = read_config(folder)
+    qcfg = _qwen_config(cfg)
+    tensors, where = _read_tensors(folder, dtype)
+    dtype = dtype or next(iter(tensors.values())).dtype
+    rnd = cfg.get("litelvlm_random") or {}
+    size = sam2_size_of(rnd.get("sam2", "sam2_hiera_l"))
+    image_size = int(rnd.get("image_size", 1024))
+    with default_dtype(dtype), torch.device(device):
+        qwen = Qwen2_5_VLForConditionalGeneration(qcfg)
+    expected = {k: tuple(v.shape) for k, v in qwen.state_dict().items()}
+    qsd = {qwen_key(k[len(QWEN_PREFIX):]): v for k, v in tensors.items() if k.startswith(QWEN_PREFIX)}
+    if qcfg.tie_word_embeddings:
+        qsd.setdefault("lm_head.weight", qsd.get("model.language_model.embed_tokens.weight"))
+    _check(qsd, expected, where, "Qwen2.5-VL", folder)
+    qwen.load_state_dict(qsd, strict=True)
+    if qcfg.tie_word_embeddings:
+        qwen.tie_weights()
+    with default_dtype(dtype):
+        fcs = TextHiddenFcs(qcfg.text_config.hidden_size, size.d_model)
+        sam2 = Sa2VASam2(sam2_config(size, image_size), image_size)
+    fsd = {k[len(FCS_PREFIX):]: v for k, v in tensors.items() if k.startswith(FCS_PREFIX)}
+    _check(fsd, {k: tuple(v.shape) for k, v in fcs.state_dict().items()}, where, "text_hidden_fcs", folder, FCS_PREFIX)
+    ssd = {k[len(SAM_PREFIX):]: v for k, v in tensors.items() if k.startswith(SAM_PREFIX)}
+    hf, rest = sam2_to_hf(ssd)
+    _check(rest, sam2_tracking_shapes(size), where, "SAM 2's tracking tensors", folder, SAM_PREFIX)
+    _check(hf, {k: tuple(v.shape) for k, v in sam2.model.state_dict().items()}, where, "SAM 2", folder, SAM_PREFIX)
+    stray = sorted(k for k in tensors if not k.startswith((QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX)))
+    if stray:
+        raise LiteLVLMError(f"{folder} does not have Sa2VA's layout: unknown tensor(s) {', '.join(stray[:6])}")
+    fcs.load_state_dict(fsd, strict=True)
+    sam2.model.load_state_dict(hf, strict=True)
+    sam2.sam2_size, sam2.tracking = size, dict(rest)
+    proc = _load_processor(folder) if processor else None
+    seg = int(cfg.get("seg_token_id") or proc.tokenizer.convert_tokens_to_ids("[SEG]")) if proc else -1
+    return Sa2VAModules(qwen.to(device).eval().requires_grad_(False), fcs.to(device).eval().requires_grad_(False),
+                        sam2.to(device).eval().requires_grad_(False), proc, seg, cfg)
+
+
+def _load_processor(folder: Path):
+    from transformers import Qwen2_5_VLProcessor
+
+    from ..unipixel.checkpoint import _quiet_transformers
+
+    try:  # Qwen2.5-VL's processor (config.json's auto_map names remote code; the processor files are Qwen's own);
+        # it resizes nothing: litelvlm.sa2va.protocol resizes as the official code does
+        with _quiet_transformers():
+            return Qwen2_5_VLProcessor.from_pretrained(str(folder), do_resize=False, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as e:
+        raise LiteLVLMError(f"could not load the processor of the Sa2VA checkpoint in {folder}: {e}") from e
+
+
+__all__ = ["Sa2VAModules", "build_sa2va", "load_sa2va", "qwen_key", "random_sa2va_dir", "sa2va_config", "sa2va_folder",
+           "sa2va_tensors", "save_random_sa2va"]

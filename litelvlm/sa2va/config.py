@@ -1,0 +1,136 @@
+"""Sa2VA-Qwen2.5-VL's sizes and constants: which Qwen2.5-VL, which SAM 2, the added tokens, the pixel bounds.
+
+Source: bytedance/Sa2VA @9832e1a. ``projects/sa2va/hf/models_qwen2_5_vl/modeling_sa2va_qwen.py`` (the released
+``Sa2VAChatModelQwen``) holds ``model`` (a ``Qwen2_5_VLForConditionalGeneration``), ``grounding_encoder`` (``SAM2``,
+``sam2.py`` L76-132: a ``SAM2VideoPredictor`` at 1024 px with the Hiera-L trunk of L137-151 -- ``embed_dim`` 144,
+``num_heads`` 2, stages (2, 6, 36, 4), global attention in blocks 23, 33, 43, background positional embedding
+7 x 7, windows (8, 4, 16, 8); neck 256 wide over [1152, 576, 288, 144]; memory attention 4 layers, 256 wide, FFN
+2048, ``kv_in_dim`` 64; memory encoder ``out_dim`` 64; ``num_maskmem`` 7) and ``text_hidden_fcs``
+(Linear(h, h), ReLU, Linear(h, 256), Dropout(0): the ``[SEG]`` hidden state -> one SAM 2 prompt token,
+L55-61). ``min_pixels`` = 512*28*28 and ``max_pixels`` = 2048*28*28 (L45-46) bound the image the LLM sees;
+SAM 2 sees the image stretched to 1024 x 1024 (``DirectResize``, L21-30).
+
+The configs ``projects/sa2va/configs/sa2va_qwenvl25/sa2va_qwen25_{3b,7b}.py`` build the two released models on
+``Qwen/Qwen2.5-VL-{3B,7B}-Instruct`` (L28) with ``special_tokens = ['[SEG]', '<p>', '</p>', '<vp>', '</vp>']``
+(L53), added after Qwen's 151665 tokens by ``tokenizer.add_tokens(..., special_tokens=True)`` and
+``resize_token_embeddings(len(tokenizer))`` (``projects/sa2va/models/mllm/qwenvl.py`` L69-77): the embedding
+(and output) rows become 151670 in both sizes. The config's ``template`` is ``qwen_chat`` (L32).
+
+``tiny`` is for tests: the tiny Qwen preset (its rows resized the same way) and the tiny SAM 2 of
+:mod:`litelvlm.unipixel.config` at a 128-pixel input. Importing this module is light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import LiteLVLMError
+from ..qwen.config import SPECIAL_TOKENS, QwenPreset
+from ..qwen.config import get_preset as get_qwen_preset
+from ..unipixel.config import SAM2_SIZES, Sam2Size
+
+#: ``sa2va_qwen25_3b.py`` L53: the tokens Sa2VA adds, in that order (ids 151665..151669 in the released models)
+EXTRA_TOKENS: tuple[str, ...] = ("[SEG]", "<p>", "</p>", "<vp>", "</vp>")
+SEG_TOKEN = "[SEG]"
+#: ``Sa2VAChatConfigQwen.model_type`` and the saved class (``configuration_sa2va_chat.py`` L12-13,
+#: ``modeling_sa2va_qwen.py`` L31)
+MODEL_TYPE = "sa2va_chat"
+ARCHITECTURE = "Sa2VAChatModelQwen"
+#: the config's ``template`` (``sa2va_qwen25_3b.py`` L32)
+TEMPLATE = "qwen_chat"
+#: ``sam2.py`` L134-135: SAM 2's input normalisation (on ``uint8 / 255``)
+SAM_MEAN = (0.485, 0.456, 0.406)
+SAM_STD = (0.229, 0.224, 0.225)
+
+#: ``sam2.py`` L137-151 (trunk), L166-168 (neck), L181-229 (memory attention), L274-283 (memory encoder)
+SAM2_HIERA_L = Sam2Size(name="sam2_hiera_l", embed_dim=144, num_heads=2, stages=(2, 6, 36, 4),
+                        global_att_blocks=(23, 33, 43), window_pos_embed_bkg=(7, 7), window_spec=(8, 4, 16, 8))
+
+
+@dataclass(frozen=True)
+class Sa2VAPreset:
+    """A Sa2VA-Qwen2.5-VL model: its Qwen2.5-VL preset, its SAM 2, SAM 2's input size, the LLM's pixel bounds."""
+
+    name: str
+    qwen: str                     # litelvlm.qwen.config preset
+    sam2: str                     # "sam2_hiera_l" or a litelvlm.unipixel.config.SAM2_SIZES key
+    image_size: int = 1024        # SAM2(image_size=1024), DirectResize(1024)
+    min_pixels: int = 512 * 28 * 28
+    max_pixels: int = 2048 * 28 * 28
+
+    def __post_init__(self) -> None:
+        get_qwen_preset(self.qwen)
+        if self.sam2 != SAM2_HIERA_L.name and self.sam2 not in SAM2_SIZES:
+            raise LiteLVLMError(f"Sa2VA preset {self.name!r}: unknown SAM 2 size {self.sam2!r}")
+        if self.image_size % 32:
+            raise LiteLVLMError(f"Sa2VA preset {self.name!r}: the SAM 2 input size {self.image_size} must be a "
+                                "multiple of 32")
+
+    @property
+    def sam2_size(self) -> Sam2Size:
+        return sam2_size_of(self.sam2)
+
+    @property
+    def vocab_size(self) -> int:
+        """The embedding rows after ``resize_token_embeddings(len(tokenizer))``: Qwen's tokens plus the five added."""
+        q = get_qwen_preset(self.qwen)
+        return q.special_base + len(SPECIAL_TOKENS) + len(EXTRA_TOKENS)
+
+    def qwen_preset(self) -> QwenPreset:
+        """The Qwen2.5-VL preset with its rows resized to :attr:`vocab_size` (as Sa2VA's training leaves them)."""
+        return replace(get_qwen_preset(self.qwen), vocab_size=self.vocab_size)
+
+    def token_ids(self) -> dict[str, int]:
+        """Each added token's id: right after the Qwen tokenizer's last token, in :data:`EXTRA_TOKENS` order."""
+        q = get_qwen_preset(self.qwen)
+        first = q.special_base + len(SPECIAL_TOKENS)
+        return {t: first + i for i, t in enumerate(EXTRA_TOKENS)}
+
+
+PRESETS: dict[str, Sa2VAPreset] = {
+    # ByteDance/Sa2VA-Qwen2_5-VL-3B: sa2va_qwen25_3b.py L28 + modeling_sa2va_qwen.py
+    "3b": Sa2VAPreset(name="3b", qwen="3b", sam2="sam2_hiera_l"),
+    # ByteDance/Sa2VA-Qwen2_5-VL-7B: sa2va_qwen25_7b.py L28
+    "7b": Sa2VAPreset(name="7b", qwen="7b", sam2="sam2_hiera_l"),
+    # tests: the tiny Qwen, the pixel bounds a sixteenth of the released (32..128 merged tokens: grids every
+    # method's windows fit), and the tiny SAM 2 at 128 px
+    "tiny": Sa2VAPreset(name="tiny", qwen="tiny", sam2="tiny", image_size=128, min_pixels=32 * 28 * 28,
+                        max_pixels=128 * 28 * 28),
+}
+#: Random Sa2VA models: ``<name>-random`` -> the preset it builds (the model strings of this family)
+RANDOM_SA2VAS: dict[str, str] = {"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b",
+                                 "sa2va-tiny-random": "tiny"}
+#: the default model string of this family's commands: random weights of the tiny preset
+DEFAULT_MODEL = "sa2va-tiny-random:0"
+
+
+def sam2_size_of(name: str) -> Sam2Size:
+    """The SAM 2 size a preset (or a random folder's ``litelvlm_random`` record) names."""
+    if name == SAM2_HIERA_L.name:
+        return SAM2_HIERA_L
+    if name not in SAM2_SIZES:
+        raise LiteLVLMError(f"SAM 2 size {name!r} is not one this project builds; known: sam2_hiera_l, "
+                            + ", ".join(sorted(SAM2_SIZES)))
+    return SAM2_SIZES[name]
+
+
+def get_preset(name: str | Sa2VAPreset) -> Sa2VAPreset:
+    """The named Sa2VA preset (an unknown name is an error listing the known ones)."""
+    if isinstance(name, Sa2VAPreset):
+        return name
+    if name not in PRESETS:
+        raise LiteLVLMError(f"unknown Sa2VA preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+def sam2_config(size: Sam2Size, image_size: int):
+    """transformers ``Sam2Config`` of Sa2VA's SAM 2 (the image path): UniPixel's builder of the same Hiera/FPN/SAM
+    heads, with Sa2VA's ``dynamic_multimask_via_stability`` (``sam2.py`` L120-124: only read when one mask is asked,
+    which a prompt without points never does)."""
+    from ..unipixel.config import sam2_config as build
+
+    cfg = build(size, image_size)
+    cfg.mask_decoder_config.dynamic_multimask_via_stability = True
+    cfg.mask_decoder_config.dynamic_multimask_stability_delta = 0.05
+    cfg.mask_decoder_config.dynamic_multimask_stability_thresh = 0.98
+    return cfg

@@ -1,0 +1,126 @@
+"""Sa2VA-Qwen2.5-VL's referring-segmentation protocol: the question, the image the LLM sees, the ``[SEG]`` rows.
+
+bytedance/Sa2VA @9832e1a:
+
+1. question (``projects/sa2va/evaluation/dataset/RES.py`` L179-187, RefCOCO/+/g): ``"<image>\\n Please segment
+   {sent} in this image."``; Ref-VOS (``dataset/refVOS.py`` L13-14, L99): ``"<image>\\nPlease segment {exp}."``, or
+   ``"<image>\\n {exp} Please respond with a segmentation mask."`` when the expression holds a ``?``.
+   ``predict_forward`` drops ``<image>`` from the text (``modeling_sa2va_qwen.py`` L87) and puts the image before
+   it in one user turn (L190-203);
+2. the image the LLM sees (L205-214): ``qwen_vl_utils.process_vision_info`` first (``fetch_image``: RGB, then PIL's
+   default bicubic resize to qwen-vl-utils' ``smart_resize`` with its defaults, factor 28, 4*28*28 .. 16384*28*28
+   pixels), then the processor with ``min_pixels`` 512*28*28 and ``max_pixels`` 2048*28*28 (L45-46), whose image
+   processor resizes again (transformers' ``smart_resize``, bicubic) -- :func:`llm_image`;
+3. prompt: the processor's chat template with ``add_generation_prompt=True`` (L203);
+4. answer: greedy generation, up to 2048 new tokens (L218-224); the mask of each ``[SEG]`` comes from the final
+   (normed) hidden state of the row whose INPUT is that ``[SEG]`` (``get_seg_hidden_states`` L255-259 over the
+   generated sequence less its last token) -- :func:`seg_rows`. RefCOCO keeps a sample's masks only when the
+   answer holds ``[SEG]``, their union (``sa2va_eval_refcoco.py`` L160-186).
+
+This project's (labelled where a user meets it): ``answer="teacher-forced"`` appends a training answer
+(``projects/sa2va/datasets/common.py`` L36-42, :data:`ANSWERS_LIST`) after the prompt, so that random weights,
+which never generate ``[SEG]``, still give a ``[SEG]`` row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..errors import LiteLVLMError
+from ..unipixel.protocol import smart_resize as qwen_vl_utils_smart_resize
+from ..unipixel.protocol import to_rgb
+from .config import SEG_TOKEN
+
+#: ``RES.py`` L186 and ``refVOS.py`` L13-14
+IMAGE_QUESTION = "<image>\n Please segment {} in this image."
+VIDEO_QUESTION = "<image>\nPlease segment {}."
+VIDEO_QUESTION_ASKED = "<image>\n {} Please respond with a segmentation mask."
+#: ``projects/sa2va/datasets/common.py`` L36-42: the answers of the referring-segmentation training data
+ANSWERS_LIST = ("It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].", "Sure, the segmentation result is [SEG].",
+                "[SEG].")
+ANSWER_MODES = ("teacher-forced",)
+#: qwen_vl_utils' ``fetch_image`` defaults (IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS)
+FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS = 28, 4 * 28 * 28, 16384 * 28 * 28
+#: ``predict_forward``'s generation (L218-224)
+MAX_NEW_TOKENS = 2048
+#: frames of a video the LLM sees: the first five (``modeling_sa2va_qwen.py`` L121-122, L141)
+LLM_FRAMES = 5
+
+
+def image_question(sentence: str) -> str:
+    """The RefCOCO question of one sentence (``RES.py`` L186)."""
+    return IMAGE_QUESTION.format(sentence)
+
+
+def video_question(expression: str) -> str:
+    """The Ref-VOS question of one expression (``refVOS.py`` L99)."""
+    return (VIDEO_QUESTION_ASKED if "?" in expression else VIDEO_QUESTION).format(expression)
+
+
+def llm_size(height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((h1, w1), (h2, w2)): qwen-vl-utils' resize target, then the processor's (transformers' ``smart_resize``)."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    first = qwen_vl_utils_smart_resize(height, width, FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS)
+    second = smart_resize(first[0], first[1], factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
+    return first, (int(second[0]), int(second[1]))
+
+
+def llm_image(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
+    """The image the vision tower sees: ``fetch_image``'s RGB + bicubic resize, then the processor's bicubic resize."""
+    (h1, w1), (h2, w2) = llm_size(image.height, image.width, min_pixels, max_pixels)
+    out = to_rgb(image).resize((w1, h1), Image.Resampling.BICUBIC)
+    return out if (h2, w2) == (h1, w1) else out.resize((w2, h2), Image.Resampling.BICUBIC)
+
+
+def seg_rows(input_ids: torch.Tensor, seg_id: int) -> torch.Tensor:
+    """Rows whose hidden state makes a mask: the rows whose input is ``[SEG]`` (``get_seg_hidden_states``)."""
+    if input_ids.dim() != 1:
+        raise ValueError(f"seg_rows expects one sequence of ids, got shape {tuple(input_ids.shape)}")
+    return torch.nonzero(input_ids == seg_id).flatten()
+
+
+def seg_token_id(tokenizer) -> int:
+    """The id of ``[SEG]`` in ``tokenizer`` (an error if it is not one added token there)."""
+    ids = tokenizer.encode(SEG_TOKEN, add_special_tokens=False)
+    if len(ids) != 1:
+        raise LiteLVLMError(f"the tokenizer has no {SEG_TOKEN} token (Sa2VA adds it)")
+    return int(ids[0])
+
+
+def chat_messages(question: str, images: list) -> list[dict]:
+    """``predict_forward``'s message: the images, then the question without ``<image>`` (L87, L121-127, L190-200)."""
+    content = [{"type": "image", "image": im} for im in images]
+    return [{"role": "user", "content": content + [{"type": "text", "text": question.replace("<image>", "")}]}]
+
+
+@dataclass
+class Sa2VAInputs:
+    """One sample's model inputs and how they were made."""
+
+    question: str
+    text: str
+    response: str | None
+    images: list[Image.Image]           # what the vision tower sees
+    inputs: Any                         # the processor's BatchFeature (input_ids, pixel_values, image_grid_thw, ...)
+
+
+def prepare_inputs(processor, images: list[Image.Image], question: str, min_pixels: int, max_pixels: int,
+                   response: int = 0) -> Sa2VAInputs:
+    """The prompt of ``question`` over ``images`` (one image, or a video's first frames) with this project's
+    teacher-forced answer ``ANSWERS_LIST[response]`` after it."""
+    if not 0 <= response < len(ANSWERS_LIST):
+        raise LiteLVLMError(f"response {response} not in 0..{len(ANSWERS_LIST) - 1} (ANSWERS_LIST)")
+    seen = [llm_image(im, min_pixels, max_pixels) for im in images]
+    text = processor.apply_chat_template(chat_messages(question, seen), add_generation_prompt=True, tokenize=False)
+    said = ANSWERS_LIST[response]
+    inputs = processor(text=[text + said], images=seen, do_resize=False, return_tensors="pt")
+    return Sa2VAInputs(question=question, text=text + said, response=said, images=seen, inputs=inputs)
+
+
+__all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "Sa2VAInputs", "chat_messages", "image_question",
+           "llm_image", "llm_size", "prepare_inputs", "seg_rows", "seg_token_id", "video_question"]

@@ -1,0 +1,107 @@
+"""Sa2VA's mask head: ``text_hidden_fcs`` and SAM 2 prompted by the ``[SEG]`` hidden state, on transformers' ``Sam2Model``.
+
+bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/``:
+
+* the SAM 2 input (``modeling_sa2va_qwen.py`` L21-30, L181-188; ``sam2.py`` L366-374): the RGB image stretched to
+  ``image_size`` squared by ``DirectResize`` (``to_pil_image(...).resize((S, S))``: PIL's default, bicubic), then
+  ``/ 255``, minus the mean, over the std, with the mean and std as bfloat16 tensors. On one image the pixels are
+  cast to bfloat16 first, so the whole normalisation runs in bfloat16 (L183-188); on a video they stay uint8, so
+  it runs in float32 against the bfloat16-rounded constants, cast to bfloat16 after (L112-137) -- :func:`sam_pixels`;
+* the prompt (``text_hidden_fcs``, L55-61): ``Linear(h, h)``, ReLU, ``Linear(h, 256)`` of the ``[SEG]`` row's final
+  hidden state -- one prompt token;
+* SAM 2 (``sam2.py`` ``add_language_embd`` L3752-3820, ``_forward_sam_heads`` L3190-3330): frame 0 an initial
+  conditioning frame with no point inputs, so the prompt encoder gets the empty point (label -1) and pads one
+  more (no boxes); the token is appended to those two sparse rows; dense = ``no_mask_embed``; 3 masks
+  (``_use_multimask``: 0 points within ``multimask_min_pt_num`` 0 .. ``max_pt_num`` 1), the masks cast to float32
+  and the one of highest predicted IoU kept. **No object-score gate**: Sa2VA comments out the ``torch.where(
+  is_obj_appearing, masks, NO_OBJ_SCORE)`` of SAM 2 (L3299-3305), so a mask is never blanked by the object score
+  (which still decides the object pointer of the video memory);
+* the output (``propagate_in_video`` -> ``_get_orig_video_res_output`` L3677-3697 with ``video_height`` =
+  ``video_width`` = ``image_size`` (``init_state`` L3716-3717), then ``predict_forward`` L246-250): the
+  ``image_size / 4`` logits bilinearly resized to ``image_size`` squared, then to the original (H, W), both
+  ``align_corners=False`` in float32, and ``sigmoid > 0.5`` (logit > 0) -- :meth:`Sa2VASam2.upscale`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..unipixel.sam2_prompt import Sam2Masks, Sam2Prompt
+from .config import SAM_MEAN, SAM_STD
+
+
+class TextHiddenFcs(nn.Sequential):
+    """``text_hidden_fcs``: Linear(h, h), ReLU, Linear(h, out), Dropout(0) (``modeling_sa2va_qwen.py`` L57-60)."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim), nn.Dropout(0.0))
+
+
+def direct_resize(image, size: int) -> np.ndarray:
+    """``DirectResize(size).apply_image``: an RGB image (PIL or (H, W, 3) uint8) stretched to size x size, bicubic."""
+    arr = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
+    return np.array(Image.fromarray(arr, mode="RGB").resize((size, size), Image.Resampling.BICUBIC))
+
+
+def sam_pixels(image, size: int, video: bool = False) -> torch.Tensor:
+    """(3, size, size) bfloat16 SAM 2 pixels of one image (normalised in bfloat16) or of a video frame (normalised in
+    float32 against bfloat16 constants), as the module docstring says."""
+    x = torch.from_numpy(direct_resize(image, size)).permute(2, 0, 1).contiguous()
+    if not video:
+        x = x.to(torch.bfloat16)
+    x = x / 255.0
+    mean = torch.tensor(SAM_MEAN, dtype=torch.bfloat16)[:, None, None]
+    std = torch.tensor(SAM_STD, dtype=torch.bfloat16)[:, None, None]
+    x -= mean
+    x /= std
+    return x.to(torch.bfloat16)
+
+
+class Sa2VASam2(Sam2Prompt):
+    """transformers' ``Sam2Model`` with Sa2VA's ``[SEG]`` prompt (module docstring); ``image_size`` 1024 as released."""
+
+    def preprocess(self, image, video: bool = False) -> torch.Tensor:
+        """(1, 3, S, S) pixels of ``image`` (:func:`sam_pixels`) in the model's dtype and device."""
+        return sam_pixels(image, self.image_size, video=video)[None].to(self.device, self.dtype)
+
+    def decode(self, features: list[torch.Tensor], seg_tokens: torch.Tensor,
+               original_size: tuple[int, int]) -> Sam2Masks:
+        """Masks of S prompts ``(S, 1, C)`` on one image's ``features`` at the original (H, W): three candidates, the
+        best by predicted IoU, no object-score gate (module docstring). Differentiable in the prompts."""
+        if seg_tokens.dim() != 3 or seg_tokens.shape[-1] != self.hidden_dim:
+            raise ValueError(f"expected (S, T, {self.hidden_dim}) seg tokens, got {tuple(seg_tokens.shape)}")
+        if features[-1].shape[0] != 1:
+            raise ValueError(f"decode takes one image's features, got a batch of {features[-1].shape[0]}")
+        pe = self.image_pe()
+        low, ious, scores = [], [], []
+        for token in seg_tokens.to(self.device):
+            sparse, dense = self.prompt_embeddings(token)
+            masks, iou, _, obj = self.model.mask_decoder(
+                image_embeddings=features[-1], image_positional_embeddings=pe, sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense, multimask_output=True, high_resolution_features=features[:-1])
+            masks, iou, obj = masks[0].float(), iou[0], obj[0]              # (1, 3, h, w), (1, 3), (1, 1)
+            best = torch.argmax(iou, dim=-1)
+            low.append(masks[torch.arange(1, device=masks.device), best].unsqueeze(1))
+            ious.append(iou)
+            scores.append(obj[:, 0])
+        low_res = torch.cat(low)
+        return Sam2Masks(low_res, self.upscale(low_res, original_size), torch.cat(ious), torch.cat(scores))
+
+    def upscale(self, low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+        """(S, H, W) float32 logits from (S, 1, h, w): bilinear to ``image_size`` squared, then to (H, W)."""
+        H, W = (int(v) for v in original_size)
+        x = low_res.float()
+        if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        if tuple(x.shape[-2:]) != (H, W):
+            x = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)
+        return x[:, 0]
+
+
+__all__ = ["Sa2VASam2", "TextHiddenFcs", "direct_resize", "sam_pixels"]
