@@ -5,7 +5,7 @@ CPUs differ: with AMX, bfloat16 matrix products run several times faster than fl
 AMX, float32 ran 1.5-1.8x faster than bfloat16 (an AMD EPYC); with AVX2 only, bfloat16 is emulated and float32 ran
 about 5x faster (15 against 77 GFLOP per CPU-second with MKL held to AVX2; docs/validate.md). So on a CPU
 :func:`fastest_dtype` times a few matrix products of the model's layer shape (its hidden width, its MLP width
-capped to keep the whole test a fraction of a second) in each dtype, interleaved, on the threads the run uses,
+capped: 8 products in all, 2.7 s at GLaMM-7B's widths on 2 heavily loaded cores) in each dtype, interleaved, on the threads the run uses,
 and picks the faster; bfloat16 (the official GLaMM arithmetic) is kept unless float32 is faster by more than
 :data:`MARGIN`. On CUDA it is bfloat16 without a benchmark (tensor cores: bfloat16 is the fast dtype there).
 """
@@ -21,8 +21,8 @@ import torch
 MARGIN = 0.05
 #: the micro-benchmark's largest operands: rows (tokens) and output columns, capped so it takes well under a second
 MAX_ROWS, MAX_COLS = 256, 2048
-#: timed products per dtype (interleaved; the fastest of each counts), after one untimed warm-up each
-REPEATS = 3
+#: timed products per dtype and round (2 interleaved rounds; the fastest counts), each after an untimed warm-up
+REPEATS = 1
 
 
 @dataclass(frozen=True)
