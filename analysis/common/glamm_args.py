@@ -12,8 +12,9 @@ DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 #: ``--layer-dtype`` names (``litelvlm.lvlm.upcast.LAYER_DTYPES``, named here: this module imports no torch)
 LAYER_DTYPES: tuple[str, ...] = ("model", "float32", "auto")
 LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-encoder layers: model (--dtype, the "
-                    "official), float32 (weights stay in --dtype, each layer upcast while it runs: faster on a CPU "
-                    "without AMX; this project's option, results differ at bfloat16 rounding) or auto (float32 where "
+                    "official), float32 (weights stay in --dtype, each layer upcast while it runs: several times faster "
+                    "on an AVX2-only CPU, docs/validate.md; this project's option, results differ at bfloat16 "
+                    "rounding) or auto (float32 where "
                     "a short matmul benchmark at start measures it faster than bfloat16 on this CPU, recorded in "
                     "config.json; bfloat16 on CUDA)")
 
