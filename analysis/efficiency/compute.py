@@ -75,6 +75,9 @@ def _resolve_dtype(name: str, a: EfficiencyArgs, arch) -> tuple[str, dict | None
         return name, None
     if a.flops_only:
         return "bfloat16", {"dtype": "bfloat16", "reason": "--flops-only: counted, not timed (no benchmark)"}
+    if arch.family != "glamm" and a.device == "cpu":  # unipixel's bfloat16 CPU timing fails in its seg head (float32
+        # input, also with --dtype bfloat16); videoglamm's is not verified: both keep the float32 they were timed in
+        return "float32", {"dtype": "float32", "reason": f"{arch.family}: timed in float32 on a CPU (no benchmark)"}
     from litelvlm.lvlm.fastest_dtype import fastest_dtype
 
     choice = fastest_dtype(a.device, arch.n_tokens(arch.num_patches), arch.llm.llm_hidden, arch.llm.llm_intermediate)
