@@ -306,8 +306,10 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
     # and the LM head); this project's reading of the CUDA time is the whole pipeline
     assert ((df["paper_prefill_ms"] > 0) & (df["paper_prefill_ms"] < df["prefill_ms"])).all()
     assert (df["cuda_time_reading_ms"] == df["e2e_ms"]).all() and "paper_def_prefill_speedup" in df
-    # the paper's storing activation, with float32's 4-byte element size (L706: hidden_states.element_size())
-    assert row["paper_activation_gib"] == pytest.approx(4 * 84 * (2 * 64 + 128) * 4 / 2 ** 30)
+    # the paper's storing activation, with the element size of the dtype --dtype auto chose on this CPU (L706:
+    # hidden_states.element_size())
+    size = 4 if json.loads((tmp_path / "config.json").read_text())["dtype"] == "float32" else 2
+    assert row["paper_activation_gib"] == pytest.approx(4 * 84 * (2 * 64 + 128) * size / 2 ** 30)
     # the terminal names the paper's quantities as the paper's, and the CUDA time as this project's reading
     screen = capsys.readouterr().out
     assert "On the paper's definitions" in screen and "prefill ms (paper's definition: decoder-layer loop)" in screen

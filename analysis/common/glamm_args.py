@@ -9,6 +9,14 @@ from litelvlm.model_spec import COMMAND_GLAMM_MODEL, GLAMM_MODEL_HELP
 
 #: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+#: ``--layer-dtype`` names (``litelvlm.lvlm.upcast.LAYER_DTYPES``, named here: this module imports no torch)
+LAYER_DTYPES: tuple[str, ...] = ("model", "float32", "auto")
+LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-encoder layers: model (--dtype, the "
+                    "official), float32 (weights stay in --dtype, each layer upcast while it runs: several times faster "
+                    "on an AVX2-only CPU, docs/validate.md; this project's option, results differ at bfloat16 "
+                    "rounding) or auto (float32 where "
+                    "a short matmul benchmark at start measures it faster than bfloat16 on this CPU, recorded in "
+                    "config.json; bfloat16 on CUDA)")
 
 
 @dataclass
@@ -44,12 +52,7 @@ class GlammDataArgs:
     quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; LISA's "
                                                      "and VideoGLaMM's) or torchao (int8 weight-only)",
                                 choices=["bitsandbytes", "torchao"])
-    layer_dtype: str = arg("model", help="arithmetic of the LLM's decoder layers and SAM's image-encoder layers: "
-                                         "model (--dtype, the official) or float32 (weights stay in --dtype, each "
-                                         "layer upcast while it runs: "
-                                         "several times faster on a CPU without native bfloat16; this "
-                                         "project's option, results differ at bfloat16 rounding)",
-                           choices=["model", "float32"])
+    layer_dtype: str = arg("model", help=LAYER_DTYPE_HELP, choices=list(LAYER_DTYPES))
 
 
 def study_numerics(args: GlammDataArgs, protocol: str):

@@ -79,7 +79,7 @@ def as_args(cls: type, args: Any) -> Any:
 #: options holding paths: config.json keeps them as typed and, under ``paths``, portably
 PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data", "video_dir")
 #: config keys never compared when a run resumes into a folder
-NOT_COMPARED = ("torch_threads", "paths", "run", *PATH_OPTIONS)
+NOT_COMPARED = ("torch_threads", "paths", "run", "layer_dtype_auto", *PATH_OPTIONS)
 
 
 def _option(key: str) -> str:
@@ -124,7 +124,7 @@ RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",), "limit": 
 
 #: options added since older results folders were written: name -> the value those results were computed with
 ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes", "layer_dtype": "model",
-                                     "positions": "official"}
+                                     "positions": "official", "compile": False}
 
 
 def current_names(old: dict, new: dict) -> dict:

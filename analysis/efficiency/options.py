@@ -38,9 +38,11 @@ class EfficiencyArgs:
                              "default 196 81)", each=int, minimum=1)
     flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
     device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
-    dtype: str | None = arg(None, choices=list(DTYPES),
-                            help="weights/activations dtype (default: bfloat16 on cuda and for --flops-only, "
-                                 "float32 for CPU timing)")
+    dtype: str | None = arg(None, choices=[*DTYPES, "auto"],
+                            help="weights/activations dtype (default: bfloat16 on cuda and for --flops-only, auto "
+                                 "for CPU timing); auto: the faster of bfloat16 and float32 on this CPU, measured by "
+                                 "a short matmul benchmark of the LLM's layer shape at start (recorded in "
+                                 "config.json as dtype_auto; bfloat16 on cuda)")
     attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager is GLaMM's)")
     text_tokens: int | None = arg(None, help="prompt text tokens around the visual ones (default: the arch's)")
     fastv_layer: int = arg(2, help="FastV's pruning layer K")

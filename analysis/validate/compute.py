@@ -59,9 +59,12 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
 
     from analysis.validate.inputs import text_tokens as prompt_text_tokens
     from analysis.validate.measure import RunProbe, timed_ms
+    from litelvlm.lvlm.compiled import WARMUP_CALLS
     from litelvlm.pruning import select
 
     with torch.no_grad():
+        for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):  # compile this length, untimed
+            pipe.ground(prep, method, budget, **options)
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
         spec = pipe.spec(method)
         sel_ms = float("nan")
@@ -232,6 +235,10 @@ def _load(a: ValidateArgs):
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
             dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"),
             **quantize_kwargs(a)), torch.device("cpu"))
+    if a.compile:  # the compiled prefill (litelvlm.lvlm.compiled): its record in the run's setup
+        from litelvlm.lvlm.compiled import compile_layers, default_mode
+
+        pipe.compiled = compile_layers(pipe.language_model.layers, mode=default_mode(a.device))
     return pipe, load_ms, load_rss.peak
 
 
@@ -246,6 +253,10 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id)
+    if a.layer_dtype == "auto":  # the arithmetic auto chose (compared on resume), and why (not compared)
+        auto = getattr(pipe, "layer_dtype_auto", None) or {"asked": "auto", "layer_dtype": "model",
+                                                            "reason": f"the {pipe.family} family runs its weights' dtype"}
+        config.update(layer_dtype=auto["layer_dtype"], layer_dtype_auto=auto)
     return config
 
 
@@ -327,7 +338,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
              "prompt_tokens": int(len(prep.input_ids)), "text_tokens": text_tokens(pipe, prep, n), "num_visual": n,
              "skipped_budgets": skipped, "image": where, "image_size": list(prep.image_size),
              "full_budget": full, "mask_shape": list(pipe.mask_shape(prep)),
-             "model": pipe.describe(), "weights_mb": weights_mb(pipe)}
+             "model": pipe.describe(), "weights_mb": weights_mb(pipe), "compiled": getattr(pipe, "compiled", None)}
     store = PartStore(out)
     done = store.done()
     todo = [(m, b) for m, b in pairs if part_id(m, b) not in done]

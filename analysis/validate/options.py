@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common.glamm_args import DTYPES, GlammDataArgs
+from analysis.common.glamm_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, GlammDataArgs
 from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
@@ -47,6 +47,12 @@ class ValidateArgs(GlammDataArgs):
     dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint or glamm-7b-random (GLaMM's "
                                   "evaluation), float32 for tiny-random", choices=["auto", *DTYPES])
     fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
+    compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile; on cuda with CUDA graphs, "
+                                    "mode reduce-overhead) so a batch-1 prefill is bound by arithmetic, not kernel "
+                                    "launches; every (method, budget) gets 2 untimed warm-up calls first (this "
+                                    "project's option; equal to the eager path, tests/test_compiled_prefill.py)")
+    layer_dtype: str = arg("auto", help=LAYER_DTYPE_HELP + "; auto by default here (a timing study)",
+                           choices=list(LAYER_DTYPES))
     repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their median",
                        minimum=1)
     compare_to: str | None = arg(None, help="another validate folder of the same model, image and seed (e.g. the "

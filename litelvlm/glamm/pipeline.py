@@ -113,6 +113,8 @@ class GlammPipeline(GroundingPipeline):
         self.quantization = None
         #: hooks that run the decoder layers in float32 (``layer_dtype="float32"``), empty otherwise
         self.layer_hooks: list = []
+        #: what ``layer_dtype="auto"`` chose and why (:func:`litelvlm.lvlm.upcast.resolve_layer_dtype`), else None
+        self.layer_dtype_auto: dict | None = None
         a = model.arch
         s = a.sam_image_size
         #: None: GLaMM's own SAM pre- and post-processing (``sam_preprocess``); a transformers
@@ -148,7 +150,8 @@ class GlammPipeline(GroundingPipeline):
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
         ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.quantize`) quantizes the LLM's
         decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
-        LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`).
+        LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`);
+        ``"auto"`` does so where float32 measured faster than bfloat16 on this machine (``layer_dtype_auto`` records why).
         ``clip_context`` and ``clip_similarity`` are UniPixel's options; GLaMM's visual tokens are CLIP's own, so only
         ``"clip"`` applies."""
         from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
@@ -159,7 +162,7 @@ class GlammPipeline(GroundingPipeline):
         if clip_similarity != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that maps an "
                                 "external CLIP onto its own tokens (unipixel); GLaMM's similarity part is its CLIP's")
-        from ..lvlm.upcast import check_layer_dtype, upcast_glamm
+        from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_glamm
         from ..model_spec import ModelSpec
         from ..quantize import check_quantize, quantize_glamm
         from .checkpoint import load_glamm_checkpoint
@@ -185,6 +188,9 @@ class GlammPipeline(GroundingPipeline):
         backend = load_clip(clip, "hf", device=device, dtype=dtype)
         pipe = cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)
         pipe.quantization = quant
+        a = glamm.arch  # auto: a layer of the LLM's widths on its visual tokens and about 130 text tokens
+        layer_dtype, pipe.layer_dtype_auto = resolve_layer_dtype(
+            layer_dtype, dtype, device, a.num_visual_tokens + 130, a.llm_hidden, a.llm_intermediate, quantize)
         if layer_dtype == "float32":
             pipe.layer_hooks = upcast_glamm(glamm)
         return pipe
@@ -220,7 +226,8 @@ class GlammPipeline(GroundingPipeline):
                 "seg_token_id": self.seg_token_id, "dtype": str(self.dtype).replace("torch.", ""),
                 "clip_text": self.clip_text, "numerics": self.numerics.to_dict(),
                 **({"quantization": self.quantization.to_dict()} if self.quantization else {}),
-                **({"layer_dtype": "float32"} if self.layer_hooks else {})}
+                **({"layer_dtype": "float32"} if self.layer_hooks else {}),
+                **({"layer_dtype_auto": self.layer_dtype_auto} if self.layer_dtype_auto else {})}
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-#: ``--layer-dtype`` values: ``model`` (the weights' dtype, the official) or ``float32``
-LAYER_DTYPES = ("model", "float32")
+#: ``--layer-dtype`` values: ``model`` (the weights' dtype, the official), ``float32``, or ``auto`` (the faster of
+#: the two on this machine: :func:`resolve_layer_dtype`)
+LAYER_DTYPES = ("model", "float32", "auto")
 
 
 def _cast(obj, dtype: torch.dtype):
@@ -69,7 +70,7 @@ def check_layer_dtype(layer_dtype: str, quantize: str = "none") -> None:
 
     if layer_dtype not in LAYER_DTYPES:
         raise LiteLVLMError(f"--layer-dtype {layer_dtype!r}: choose one of {', '.join(LAYER_DTYPES)}")
-    if layer_dtype != "model" and quantize != "none":
+    if layer_dtype == "float32" and quantize != "none":
         raise LiteLVLMError("--layer-dtype float32 upcasts the decoder layers' weights, which --quantize "
                             f"{quantize} replaces: use one of them")
 
@@ -80,4 +81,22 @@ def upcast_glamm(model: nn.Module) -> list[RemovableHandle]:
     return upcast_layers(model.language_model.layers) + upcast_layers(model.sam.vision_encoder.layers)
 
 
-__all__ = ["LAYER_DTYPES", "check_layer_dtype", "upcast_glamm", "upcast_layers"]
+def resolve_layer_dtype(layer_dtype: str, weights: torch.dtype, device: str | torch.device, tokens: int, hidden: int,
+                        intermediate: int, quantize: str = "none") -> tuple[str, dict | None]:
+    """(``model`` or ``float32``, the record of ``auto``'s choice or None) for ``--layer-dtype layer_dtype`` with
+    weights in ``weights``: ``auto`` upcasts bfloat16 weights where float32 arithmetic measured faster
+    (:func:`litelvlm.lvlm.fastest_dtype.fastest_dtype`, on a layer of these widths); float32 or quantized weights
+    keep their arithmetic (nothing to choose)."""
+    if layer_dtype != "auto":
+        return layer_dtype, None
+    if quantize != "none" or weights != torch.bfloat16:
+        why = f"quantized weights ({quantize})" if quantize != "none" else f"{str(weights)[6:]} weights"
+        return "model", {"asked": "auto", "layer_dtype": "model", "reason": f"{why}: nothing to choose"}
+    from .fastest_dtype import fastest_dtype
+
+    choice = fastest_dtype(device, tokens, hidden, intermediate)
+    resolved = "float32" if choice.dtype == "float32" else "model"
+    return resolved, {"asked": "auto", "layer_dtype": resolved, **choice.to_dict()}
+
+
+__all__ = ["LAYER_DTYPES", "check_layer_dtype", "resolve_layer_dtype", "upcast_glamm", "upcast_layers"]

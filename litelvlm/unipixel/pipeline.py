@@ -138,7 +138,7 @@ class UniPixelPipeline(GroundingPipeline):
         """``unipixel-<size>-random[:SEED]`` or a UniPixel checkpoint folder (:mod:`litelvlm.unipixel.checkpoint`)."""
         from .checkpoint import load_unipixel
 
-        if quantize != "none" or layer_dtype != "model":
+        if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError("the unipixel family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if unused.get(key):

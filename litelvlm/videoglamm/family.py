@@ -131,7 +131,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
         from .checkpoint import load_videoglamm
         from .pruning import default_clip
 
-        if quantize != "none" or layer_dtype != "model":
+        if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError("the videoglamm family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if options.get(key):
