@@ -22,6 +22,7 @@ from analysis.efficiency.flops import (
 )
 from litelvlm.errors import LiteLVLMError
 from litelvlm.memory import LiveTensorBytes, peak_activation_bytes
+from tests.md_tables import markdown_tables
 
 METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "random", "fastv"]
 BUDGETS = [576, 192, 128, 64, 32]
@@ -272,11 +273,15 @@ def test_cli_flops_only_tiny_columns_and_config(tmp_path):
     assert cfg["command"].startswith("litelvlm efficiency --arch tiny")
     cmp = pd.read_csv(tmp_path / "comparison.csv")
     assert set(cmp["budget"]) == {64}
-    ours, fastv = cmp[cmp["method"] == "litelvlm"], cmp[cmp["method"] == "fastv"]
-    assert (ours["flops_ratio_paper"] > 3.6).all()
-    # no paper number for FastV is available: its paper columns stay empty, its setting is stated
-    assert fastv["flops_ratio_paper"].isna().all() and fastv["prefill_speedup_paper"].isna().all()
+    fastv = cmp[cmp["method"] == "fastv"]
+    # the paper's GLaMM-7B numbers sit beside rows of its architecture only: never beside the tiny model's
+    paper_cols = [c for c in cmp if c.endswith("_paper") or c == "paper_tb"]
+    assert len(paper_cols) == 6 and cmp[paper_cols].isna().all().all()
     assert fastv["setting"].str.startswith("K=2, R=88.9%").all()
+    tables = markdown_tables((tmp_path / "comparison.md").read_text())
+    assert tables and all(len(header) <= 10 for header, _ in tables)  # the short view; every column in the csv
+    assert not any("paper" in c for header, _ in tables for c in header)
+    assert "glamm-7b" in (tmp_path / "comparison.md").read_text()
 
 
 def test_cli_rejects_bad_arguments(tmp_path):
@@ -311,8 +316,10 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
     # the terminal names the paper's quantities as the paper's, and the CUDA time as this project's reading
     screen = capsys.readouterr().out
     assert "On the paper's definitions" in screen and "prefill ms (paper's definition: decoder-layer loop)" in screen
-    assert "whole-pipeline wall time ms (a CPU run: this project's reading of the CUDA time, not CUDA)" in screen
+    assert "CUDA" not in screen  # CUDA-only quantities only on CUDA
     assert "the paper's own" not in screen  # the paper's 7B numbers only beside full-size rows
+    tables = markdown_tables((tmp_path / "comparison.md").read_text())
+    assert all(len(header) <= 10 and not any("cuda" in c or "paper" in c for c in header) for header, _ in tables)
 
 
 def test_cli_flops_only_glamm7b(tmp_path, capsys):
@@ -321,6 +328,10 @@ def test_cli_flops_only_glamm7b(tmp_path, capsys):
     screen = capsys.readouterr().out  # FLOPs-only: the analytic quantities, no time column
     assert "TFLOPs (paper's definition)" in screen and "storing activation GiB (paper's definition)" in screen
     assert "decoder-layer loop" not in screen and "the paper's own: litelvlm" in screen
+    # comparison.md: the paper's quantities beside the paper's numbers (its architecture), a short table
+    (header, body), = markdown_tables((tmp_path / "comparison.md").read_text())
+    assert len(header) <= 10 and {"flops_ratio_paper", "paper_def_flops_ratio"} <= set(header)
+    assert "2.21" in dict(zip(header, next(r for r in body if r[:2] == ["litelvlm", "192"])))["flops_ratio_paper"]
     df = pd.read_csv(tmp_path / "efficiency.csv")
     assert len(df) == 2 * (1 + 8 * 5)
     check_measured_column(df, arch_name="glamm-7b")
