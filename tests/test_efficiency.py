@@ -457,3 +457,27 @@ def test_the_default_command_counts_instead_of_refusing(tmp_path, capsys):
     assert "not timed on a CPU; counting its FLOPs" in capsys.readouterr().err
     df = pd.read_csv(tmp_path / "e" / "efficiency.csv")
     assert set(df["method"]) == {"none", "litelvlm"} and df["llm_tflops_analytic"].notna().all()
+
+
+@pytest.mark.parametrize("plot", ["plot_flops_vs_budget", "plot_memory_vs_budget", "plot_prefill_vs_budget"])
+def test_efficiency_figures_show_every_method(plot):
+    """Methods with equal values (every CLIP-side method has LiteLVLM's FLOPs at a budget) are drawn side by side,
+    so each shows its points; every legend entry names a drawn line; the ticks stay at the budgets."""
+    import matplotlib.pyplot as plt
+
+    from analysis.efficiency import plots as figs
+    from analysis.efficiency.compare import add_ratios
+    from analysis.efficiency.count import flops_rows
+    from tests.figure_checks import hidden_lines, legend_without_artist
+
+    methods = ("litelvlm", "vispruner", "visionzip", "prumerge", "random", "fastv", "dart")
+    pairs = [("none", 576)] + [(m, b) for m in methods for b in (192, 64)]
+    df = add_ratios(flops_rows(get_arch("tiny"), pairs, ["sdpa"], torch.float32, 2), ["attn"])
+    # a prefill column with equal values too (as in a timed run): the ratio of token counts
+    df = df.assign(prefill_speedup=df["n_tokens"].max() / df["n_tokens"], device="CPU (test)")
+    fig, ax = getattr(figs, plot)(df)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(m in labels for m in methods)
+    assert legend_without_artist(ax) == [] and hidden_lines(ax) == []
+    assert sorted(ax.get_xticks()) == [64, 192, 576] and "side by side" in ax.get_xlabel()
+    plt.close(fig)
