@@ -21,6 +21,10 @@ def legend_without_artist(ax) -> list[str]:
         if len(offsets) and np.isfinite(offsets).all(axis=-1).any():
             drawn.add(coll.get_label())
     drawn |= {p.get_label() for p in ax.patches}
+    for container in ax.containers:  # bars: the container holds the label, its patches the heights
+        heights = [getattr(p, "get_height", lambda: np.nan)() for p in getattr(container, "patches", [])]
+        if np.isfinite(np.asarray(heights, float)).any():
+            drawn.add(container.get_label())
     return [t.get_text() for t in legend.get_texts() if t.get_text() not in drawn]
 
 
