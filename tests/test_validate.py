@@ -247,3 +247,13 @@ def test_report_tables_are_short_and_cuda_free_on_cpu(tiny_run):
     assert len(tables) == 3 and all(1 < len(header) <= 10 for header, _ in tables)
     assert not any("cuda" in col for header, _ in tables for col in header)
     assert "cuda_time_reading_speedup" in pd.read_csv(out / "ratios.csv")  # the data keep every column
+
+
+def test_report_views_hold_at_most_10_columns_and_cuda_times_only_on_cuda():
+    from analysis.validate.report import CUDA_COLUMNS, PAPER_COLUMNS, RATIO_COLUMNS, RUN_COLUMNS, short_view
+
+    for cols in (RATIO_COLUMNS, PAPER_COLUMNS, RUN_COLUMNS):
+        assert len(cols) <= 10
+        frame = pd.DataFrame([[1.0] * len(cols)], columns=cols)
+        assert list(short_view(frame, cols, cuda=True).columns) == cols
+        assert not set(short_view(frame, cols, cuda=False).columns) & set(CUDA_COLUMNS)
