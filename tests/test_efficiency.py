@@ -481,3 +481,18 @@ def test_efficiency_figures_show_every_method(plot):
     assert legend_without_artist(ax) == [] and hidden_lines(ax) == []
     assert sorted(ax.get_xticks()) == [64, 192, 576] and "side by side" in ax.get_xlabel()
     plt.close(fig)
+
+
+def test_comparison_views_show_cuda_times_only_on_cuda():
+    """comparison.md's view and the terminal summary show the CUDA time only for rows timed on a CUDA device."""
+    from analysis.efficiency.compare import CUDA_COLUMNS, on_cuda, short_comparison
+
+    cmp = pd.DataFrame({"method": ["litelvlm"], "budget": [192], "flops_ratio": [2.0], "prefill_speedup": [1.5],
+                        "cuda_speedup": [1.4], "cuda_time_reading_speedup": [1.3], "cuda_speedup_paper": [1.28],
+                        "paper_def_flops_ratio": [2.2], "flops_ratio_paper": [2.21]})
+    assert on_cuda(pd.DataFrame({"device": ["NVIDIA H100 80GB HBM3"]}))
+    assert not on_cuda(pd.DataFrame({"device": ["CPU (x86_64, 1 threads)"]})) and not on_cuda(pd.DataFrame())
+    for paper in (False, True):
+        assert not set(short_comparison(cmp, paper, cuda=False).columns) & set(CUDA_COLUMNS)
+        assert set(short_comparison(cmp, paper, cuda=True).columns) & set(CUDA_COLUMNS)
+    assert "flops_ratio_paper" not in short_comparison(cmp, False, cuda=True)  # the paper's only beside glamm-7b
