@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-#: a time as the README states one: "about 15 s on 2 cores", "about 1 min on 2 cores", "a few seconds", "hours on 2 cores"
-TIME = re.compile(r"about \d+(\.\d+)? ?(s|min)\b[^`]{0,40}?on 2 cores|a few seconds|hours on 2\s+cores")
+#: a time as the README states one: "about 15 s on 2 cores", "under 1 min on 2 cores", "a few seconds", "hours on 2 cores"
+TIME = re.compile(r"(about|under) \d+(\.\d+)? ?(s|min)\b[^`]{0,40}?on 2 cores|a few seconds|hours on 2\s+cores")
 
 
 def examples(text: str) -> list[tuple[str, str]]:
