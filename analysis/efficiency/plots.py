@@ -70,22 +70,47 @@ def _spread(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[dict[str,
     return {m: x * 2.0 ** shifts[m] for m, (x, _) in series.items()}, moved
 
 
+def _twins(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, list[str]]:
+    """{first method: every method whose whole series equals its own (same budgets, values within 1e-9)}, in
+    drawing order: equal lines are drawn once, their legend entry naming every one of them."""
+    groups: dict[str, list[str]] = {}
+    for m, (x, y) in series.items():
+        lead = next((k for k in groups if np.array_equal(series[k][0], x)
+                     and np.allclose(series[k][1], y, rtol=1e-9, atol=0, equal_nan=True)), None)
+        if lead:
+            groups[lead].append(m)
+        else:
+            groups[m] = [m]
+    return groups
+
+
+def _group_label(methods: list[str]) -> str:
+    """One legend entry for equal lines: their names joined by " = ", three to a row (a method of this project's
+    own marked ‡ alone, as its full label would crowd the axes out)."""
+    if len(methods) == 1:
+        return method_label(methods[0])
+    names = [m + "‡" if method_label(m) != m else m for m in methods]
+    return "\n".join(" = ".join(names[i:i + 3]) for i in range(0, len(names), 3))
+
+
 def _draw_methods(ax, d: pd.DataFrame, y) -> bool:
-    """Every method's line (``y(rows)``: its values), none hidden under another: coinciding points side by side
+    """Every method, none hidden under another: methods with equal values at every budget as one line whose
+    legend entry names them all (in the first one's style), other coinciding points side by side
     (:func:`_spread`); returns whether any point moved (:func:`_label` says so)."""
-    drawn = [(m, g, c) for m, g, c in _methods(d)]
-    series = {m: (g["budget"].to_numpy(float), np.asarray(y(g), float)) for m, g, _ in drawn}
-    xs, moved = _spread(series)
-    for method, _, color in drawn:
-        ax.plot(xs[method], series[method][1], ms=3, label=method_label(method),
-                **{**method_style(method), "color": color})
-    return moved
+    colors = {m: c for m, _, c in _methods(d)}
+    series = {m: (g["budget"].to_numpy(float), np.asarray(y(g), float)) for m, g, _ in _methods(d)}
+    groups = _twins(series)
+    xs, moved = _spread({m: series[m] for m in groups})
+    for lead, members in groups.items():
+        ax.plot(xs[lead], series[lead][1], ms=3, label=_group_label(members),
+                **{**method_style(lead), "color": colors[lead]})
+    return moved or any(len(m) > 1 for m in groups.values())
 
 
 def _label(ax, moved: bool) -> None:
-    """The budget axis's label, saying when equal values were drawn side by side."""
+    """The budget axis's label, saying when equal values were drawn once or side by side."""
     if moved:
-        ax.set_xlabel(ax.get_xlabel() + "; equal values side by side")
+        ax.set_xlabel(ax.get_xlabel() + "; equal lines drawn once (a = b), equal points side by side")
 
 
 def _paper_stars(ax, d: pd.DataFrame, key: str, invert: bool = False) -> None:
