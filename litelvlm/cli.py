@@ -73,6 +73,7 @@ def quiet_third_party(verbose: bool = False) -> None:
     import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    defer_quantization_backends()
     if verbose:
         return
     # torchao (the --quantize extra), which transformers imports whenever it is installed, registers enums
@@ -85,6 +86,20 @@ def quiet_third_party(verbose: bool = False) -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+#: The quantization back-ends (the ``quantize`` extra): imported only when ``--quantize`` asks for one
+QUANTIZATION_BACKENDS = ("bitsandbytes", "torchao")
+
+
+def defer_quantization_backends() -> None:
+    """Hide the quantization back-ends from transformers, which imports torchao (seconds, and torch warnings)
+    whenever it is installed; :mod:`litelvlm.quantize` imports the one ``--quantize`` asks for. A ``None`` in
+    ``sys.modules`` is Python's own "not importable" mark; only a process that has not imported them yet."""
+    if "transformers" in sys.modules:
+        return
+    for name in QUANTIZATION_BACKENDS:
+        sys.modules.setdefault(name, None)
 
 
 #: the arguments of the command running now (``litelvlm <CURRENT_ARGV>``); None when a study runs from Python

@@ -74,11 +74,25 @@ def check_quantize(mode: str, backend: str = "bitsandbytes") -> None:
                             "(use --quantize-backend bitsandbytes)")
 
 
+#: bitsandbytes' loggers that warn at import of what this project does not use (on a CPU with avx512_bf16:
+#: "Failed to load CPU gemm_4bit_forward from kernels-community", an optional hub kernel it falls back from)
+QUIET_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
+
+
 def _import(backend: str):
+    """Import ``backend`` (un-hiding it where the command line deferred it, :func:`litelvlm.cli.defer_quantization_backends`)
+    with its import-time notices about optional kernels silenced."""
+    import sys
+
+    if backend in sys.modules and sys.modules[backend] is None:
+        del sys.modules[backend]
     try:
         if backend == "bitsandbytes":
+            for name in QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.ERROR)
             import bitsandbytes as lib
         else:
+            logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's enums, warned once each
             import torchao as lib
     except ImportError as e:
         raise LiteLVLMError(f"--quantize-backend {backend} needs the {backend} package: "

@@ -166,3 +166,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _quantization_backends_importable():
+    """A command run in-process hides the quantization back-ends from later imports
+    (``litelvlm.cli.defer_quantization_backends``); after each test they are importable again, so a test that
+    imports bitsandbytes or torchao itself never skips because another test ran a command first."""
+    yield
+    import sys
+
+    for name in ("bitsandbytes", "torchao"):
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]

@@ -22,6 +22,7 @@ from analysis.efficiency.flops import (
 )
 from litelvlm.errors import LiteLVLMError
 from litelvlm.memory import LiveTensorBytes, peak_activation_bytes
+from tests.md_tables import markdown_tables
 
 METHODS = ["none", "litelvlm", "litelvlm-ctx", "clip_topsim", "vispruner", "visionzip", "random", "fastv"]
 BUDGETS = [576, 192, 128, 64, 32]
@@ -272,11 +273,15 @@ def test_cli_flops_only_tiny_columns_and_config(tmp_path):
     assert cfg["command"].startswith("litelvlm efficiency --arch tiny")
     cmp = pd.read_csv(tmp_path / "comparison.csv")
     assert set(cmp["budget"]) == {64}
-    ours, fastv = cmp[cmp["method"] == "litelvlm"], cmp[cmp["method"] == "fastv"]
-    assert (ours["flops_ratio_paper"] > 3.6).all()
-    # no paper number for FastV is available: its paper columns stay empty, its setting is stated
-    assert fastv["flops_ratio_paper"].isna().all() and fastv["prefill_speedup_paper"].isna().all()
+    fastv = cmp[cmp["method"] == "fastv"]
+    # the paper's GLaMM-7B numbers sit beside rows of its architecture only: never beside the tiny model's
+    paper_cols = [c for c in cmp if c.endswith("_paper") or c == "paper_tb"]
+    assert len(paper_cols) == 6 and cmp[paper_cols].isna().all().all()
     assert fastv["setting"].str.startswith("K=2, R=88.9%").all()
+    tables = markdown_tables((tmp_path / "comparison.md").read_text())
+    assert tables and all(len(header) <= 10 for header, _ in tables)  # the short view; every column in the csv
+    assert not any("paper" in c for header, _ in tables for c in header)
+    assert "glamm-7b" in (tmp_path / "comparison.md").read_text()
 
 
 def test_cli_rejects_bad_arguments(tmp_path):
@@ -313,8 +318,10 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
     # the terminal names the paper's quantities as the paper's, and the CUDA time as this project's reading
     screen = capsys.readouterr().out
     assert "On the paper's definitions" in screen and "prefill ms (paper's definition: decoder-layer loop)" in screen
-    assert "whole-pipeline wall time ms (a CPU run: this project's reading of the CUDA time, not CUDA)" in screen
+    assert "CUDA" not in screen  # CUDA-only quantities only on CUDA
     assert "the paper's own" not in screen  # the paper's 7B numbers only beside full-size rows
+    tables = markdown_tables((tmp_path / "comparison.md").read_text())
+    assert all(len(header) <= 10 and not any("cuda" in c or "paper" in c for c in header) for header, _ in tables)
 
 
 def test_cli_flops_only_glamm7b(tmp_path, capsys):
@@ -323,6 +330,10 @@ def test_cli_flops_only_glamm7b(tmp_path, capsys):
     screen = capsys.readouterr().out  # FLOPs-only: the analytic quantities, no time column
     assert "TFLOPs (paper's definition)" in screen and "storing activation GiB (paper's definition)" in screen
     assert "decoder-layer loop" not in screen and "the paper's own: litelvlm" in screen
+    # comparison.md: the paper's quantities beside the paper's numbers (its architecture), a short table
+    (header, body), *_ = markdown_tables((tmp_path / "comparison.md").read_text())  # one table per kernel
+    assert len(header) <= 10 and {"flops_ratio_paper", "paper_def_flops_ratio"} <= set(header)
+    assert "2.21" in dict(zip(header, next(r for r in body if r[:2] == ["litelvlm", "192"])))["flops_ratio_paper"]
     df = pd.read_csv(tmp_path / "efficiency.csv")
     assert len(df) == 2 * (1 + 8 * 5)
     check_measured_column(df, arch_name="glamm-7b")
@@ -448,3 +459,45 @@ def test_the_default_command_counts_instead_of_refusing(tmp_path, capsys):
     assert "not timed on a CPU; counting its FLOPs" in capsys.readouterr().err
     df = pd.read_csv(tmp_path / "e" / "efficiency.csv")
     assert set(df["method"]) == {"none", "litelvlm"} and df["llm_tflops_analytic"].notna().all()
+
+
+@pytest.mark.parametrize("plot", ["plot_flops_vs_budget", "plot_memory_vs_budget", "plot_prefill_vs_budget"])
+def test_efficiency_figures_show_every_method(plot):
+    """Methods with equal values (every CLIP-side method has LiteLVLM's FLOPs at a budget) are drawn once, their
+    legend entry naming each (``a = b``), other equal points side by side, so no line hides another; every legend
+    entry names a drawn line; the ticks stay at the budgets."""
+    import matplotlib.pyplot as plt
+
+    from analysis.efficiency import plots as figs
+    from analysis.efficiency.compare import add_ratios
+    from analysis.efficiency.count import flops_rows
+    from tests.figure_checks import hidden_lines, legend_without_artist
+
+    methods = ("litelvlm", "vispruner", "visionzip", "prumerge", "random", "fastv", "dart")
+    pairs = [("none", 576)] + [(m, b) for m in methods for b in (192, 64)]
+    df = add_ratios(flops_rows(get_arch("tiny"), pairs, ["sdpa"], torch.float32, 2), ["attn"])
+    # a prefill column with equal values too (as in a timed run): the ratio of token counts
+    df = df.assign(prefill_speedup=df["n_tokens"].max() / df["n_tokens"], device="CPU (test)")
+    fig, ax = getattr(figs, plot)(df)
+    names = [n.rstrip("‡") for t in ax.get_legend().get_texts() for n in t.get_text().replace("\n", " = ").split(" = ")]
+    lines = {"plot_prefill_vs_budget": ["FLOPs-ideal (CLIP-side pruning)"],
+             "plot_memory_vs_budget": ["token-count ratio (linear in n)"]}.get(plot, [])
+    assert sorted(names) == sorted([*methods, *lines])  # every method, once
+    assert legend_without_artist(ax) == [] and hidden_lines(ax) == []
+    assert sorted(ax.get_xticks()) == [64, 192, 576] and "drawn once" in ax.get_xlabel()
+    plt.close(fig)
+
+
+def test_comparison_views_show_cuda_times_only_on_cuda():
+    """comparison.md's view and the terminal summary show the CUDA time only for rows timed on a CUDA device."""
+    from analysis.efficiency.compare import CUDA_COLUMNS, on_cuda, short_comparison
+
+    cmp = pd.DataFrame({"method": ["litelvlm"], "budget": [192], "flops_ratio": [2.0], "prefill_speedup": [1.5],
+                        "cuda_speedup": [1.4], "cuda_time_reading_speedup": [1.3], "cuda_speedup_paper": [1.28],
+                        "paper_def_flops_ratio": [2.2], "flops_ratio_paper": [2.21]})
+    assert on_cuda(pd.DataFrame({"device": ["NVIDIA H100 80GB HBM3"]}))
+    assert not on_cuda(pd.DataFrame({"device": ["CPU (x86_64, 1 threads)"]})) and not on_cuda(pd.DataFrame())
+    for paper in (False, True):
+        assert not set(short_comparison(cmp, paper, cuda=False).columns) & set(CUDA_COLUMNS)
+        assert set(short_comparison(cmp, paper, cuda=True).columns) & set(CUDA_COLUMNS)
+    assert "flops_ratio_paper" not in short_comparison(cmp, False, cuda=True)  # the paper's only beside glamm-7b

@@ -49,24 +49,34 @@ def test_demo_smoke_twice_into_two_folders_gives_the_same_bytes(tmp_path):
     _same_bytes(a, b)  # figures, tables and demo_summary.json (no run time, no --out path in it)
 
 
-def test_a_notebooks_default_out_is_one_absolute_folder_whatever_the_working_directory(tmp_path, monkeypatch):
+def test_a_notebooks_default_out_is_its_own_absolute_folder_whatever_the_working_directory(tmp_path, monkeypatch):
+    """A notebook run with ``OUT = None`` writes into its own folder (``notebooks/out/<family>``, ignored by git),
+    the same whatever the working directory, never a folder other processes share (``/tmp/litelvlm-figures``)
+    nor the committed figures."""
+    import subprocess
+
     from analysis.figures.family import OUT_ENV, notebook_out_dir
     from analysis.figures.notebook_gen import make_notebook
     from analysis.figures.options import FiguresArgs
     from analysis.figures.registry import FAMILIES
 
     assert FiguresArgs().out == "litelvlm-figures"  # the command's default: never the committed figures/
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.delenv(OUT_ENV, raising=False)
     for fam in FAMILIES.values():
         params = next(c for c in make_notebook(fam).cells if "parameters" in c.metadata.get("tags", []))
         namespace: dict = {}
         exec(params.source, namespace)
         assert namespace["OUT"] is None, fam.notebook  # not a path relative to the kernel's working directory
-    monkeypatch.delenv(OUT_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
-    here = notebook_out_dir()
-    monkeypatch.chdir(tmp_path.parent)
-    assert notebook_out_dir() == here and here.is_absolute() and here.name == "litelvlm-figures"
-    repo = Path(__file__).resolve().parents[1]
-    assert repo not in here.parents
+        assert "/tmp" not in params.source and f"notebooks/out/{fam.name}/" in params.source
+        monkeypatch.chdir(tmp_path)
+        here = notebook_out_dir(fam.name)
+        monkeypatch.chdir(tmp_path.parent)
+        assert notebook_out_dir(fam.name) == here == repo / "notebooks" / "out" / fam.name
+    assert len({notebook_out_dir(f.name) for f in FAMILIES.values()}) == len(FAMILIES)  # one folder each
+    ignored = subprocess.run(["git", "check-ignore", "-q", "notebooks/out/efficiency/x.png"], cwd=repo)
+    assert ignored.returncode in (0, 128)  # ignored by git (128: not a git checkout)
+    for nb in (repo / "notebooks").glob("*.ipynb"):
+        assert "litelvlm-figures" not in nb.read_text() and "gettempdir" not in nb.read_text(), nb.name
     monkeypatch.setenv(OUT_ENV, str(tmp_path / "mine"))
-    assert notebook_out_dir() == tmp_path / "mine"
+    assert notebook_out_dir("efficiency") == tmp_path / "mine" / "efficiency"

@@ -56,6 +56,8 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
     assert len(claims) == 4 and (claims.verdict == "not judged").all() and claims.value.notna().all()
     assert set(claims.compared_with) <= {"none", "fastv"}   # random is no "existing method"
     assert json.loads((out / "config.json").read_text())["n_boot"] == 200
+    # the text view (printed and summary.txt): each figure with its interval in one cell, at most 10 columns
+    assert (out / "summary.txt").read_text().splitlines()[0].split() == ["method", "budget", "ciou", "giou", "n"]
 
 
 def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_path):

@@ -17,6 +17,9 @@ PAPER = {
 }
 
 
+#: The architecture of the paper's efficiency table: the paper's numbers sit beside rows of this one only.
+PAPER_ARCH = "glamm-7b"
+
 #: Methods whose efficiency numbers are in ``PAPER``: only LiteLVLM's. The paper's own FastV and
 #: VisPruner numbers could not be read from an available text of arXiv 2605.13178, so those rows'
 #: paper columns stay empty (never LiteLVLM's ratios beside another method).
@@ -85,17 +88,18 @@ def _paper(ours: bool, metric: str, budget: int) -> float:
 
 
 def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
-                     fastv_layer: int | None = None, visual: int = 576) -> pd.DataFrame:
+                     fastv_layer: int | None = None, visual: int = 576, paper: bool = True) -> pd.DataFrame:
     """One row per (attention, method, budget in ``budgets``): our ratios next to the paper's.
 
     The paper columns hold the paper's numbers for that row's method (NaN where the paper's number
-    is not available); FastV rows state their (K, R) setting of ``visual`` tokens when ``fastv_layer`` is given.
+    is not available, and in every row when ``paper`` is False: rows of another architecture than the paper's
+    :data:`PAPER_ARCH`); FastV rows state their (K, R) setting of ``visual`` tokens when ``fastv_layer`` is given.
     """
     rows = []
     keep = df[df["budget"].isin(budgets) & (df["method"] != BASELINE)]
     for _, r in keep.iterrows():
         b = int(r["budget"])
-        ours = r["method"] in PAPER_METHODS
+        ours = paper and r["method"] in PAPER_METHODS
         row = {"attn": r.get("attn"), "method": r["method"], "budget": b,
                **({"arrangement": r["arrangement"]} if "arrangement" in r else {}),
                "flops_ratio": r.get("flops_ideal_speedup"),
@@ -126,7 +130,7 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
                "selector_overhead_pct": r.get("selector_overhead_pct", math.nan)}
         if fastv_layer is not None:
             row["setting"] = fastv_setting(b, fastv_layer, visual) if r["method"] == "fastv" else ""
-            row["setting_paper"] = PAPER_FASTV_SETTING if r["method"] == "fastv" else ""
+            row["setting_paper"] = PAPER_FASTV_SETTING if paper and r["method"] == "fastv" else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -139,14 +143,24 @@ PAPER_NAMES = {"paper_tflops": ("TFLOPs (paper's definition)", "flops_tb"),
                "cuda_time_reading_ms": ("CUDA time ms (this project's reading: whole pipeline)", "cuda_ms")}
 
 
+def on_cuda(df: pd.DataFrame) -> bool:
+    """Whether ``df``'s rows were timed on a CUDA device (CUDA-only quantities are shown only then)."""
+    if "device" not in df or not len(df):
+        return False
+    device = df["device"].astype(str)
+    return not (device.str.startswith(("CPU", "cpu", "meta"))).any()
+
+
 def paper_summary(df: pd.DataFrame) -> str:
     """The rows' quantities on the paper's definitions (``analysis.efficiency.paper``), named as such, for the terminal:
     one methods x budgets table per quantity (per attention kernel for the timed ones), unmeasured ones left
-    out; the paper's own LiteLVLM numbers as a last row only beside full-size (``glamm-7b``) rows."""
-    full_size = "arch" in df and (df["arch"] == "glamm-7b").all()
+    out, the CUDA time only on CUDA; the paper's own LiteLVLM numbers as a last row only beside full-size
+    (``glamm-7b``) rows."""
+    full_size = "arch" in df and (df["arch"] == PAPER_ARCH).all()
+    cuda = on_cuda(df)
     blocks = []
     for col, (name, paper_key) in PAPER_NAMES.items():
-        if col not in df or df[col].isna().all():
+        if col not in df or df[col].isna().all() or (col == "cuda_time_reading_ms" and not cuda):
             continue
         timed = col.endswith("_ms") and "attn" in df
         for attn, g in (df.groupby("attn", sort=False) if timed else [(None, df)]):
@@ -156,12 +170,10 @@ def paper_summary(df: pd.DataFrame) -> str:
                 table.loc["the paper's own: litelvlm"] = pd.Series(PAPER[paper_key])
             table = table[sorted(table.columns, reverse=True)]
             table.columns.name, table.index.name = "K", None
-            if col == "cuda_time_reading_ms" and g["device"].astype(str).str.startswith("CPU").all():
-                name = "whole-pipeline wall time ms (a CPU run: this project's reading of the CUDA time, not CUDA)"
             blocks.append(f"{name}{f', {attn}' if attn else ''}:\n"
                           + table.to_string(float_format=lambda v: f"{v:.4g}", na_rep=""))
-    return ("On the paper's definitions (the authors' compiled GLaMM code; CUDA time: this project's reading, "
-            "defined in no released file):\n" + "\n".join(blocks))
+    cuda_note = "; CUDA time: this project's reading, defined in no released file" if cuda else ""
+    return f"On the paper's definitions (the authors' compiled GLaMM code{cuda_note}):\n" + "\n".join(blocks)
 
 
 def spread_summary(df: pd.DataFrame) -> str | None:
@@ -180,6 +192,49 @@ def spread_summary(df: pd.DataFrame) -> str | None:
             blocks.append(f"{ratio} vs {BASELINE}, {attn}: median [min, max] of the per-round paired ratios "
                           f"(interleaved repeats):\n" + table.to_string(na_rep=""))
     return "\n".join(blocks) or None
+
+
+#: ``comparison.md``'s columns, the reader's handful (``comparison.csv`` keeps every one): this project's ratios
+#: for any architecture; on the paper's, each of the paper's quantities (``paper_def_*``) beside the paper's number.
+#: Columns empty in every row are left out, and the CUDA time everywhere but on CUDA.
+SHORT_COLUMNS = ("method", "budget", "arrangement", "flops_ratio", "prefill_speedup", "prefill_frac_of_ideal",
+                 "e2e_speedup", "cuda_speedup", "act_reduction", "selector_overhead_pct")
+PAPER_SHORT_COLUMNS = ("method", "budget", "paper_def_flops_ratio", "flops_ratio_paper", "paper_def_prefill_speedup",
+                       "prefill_speedup_paper", "cuda_time_reading_speedup", "cuda_speedup_paper",
+                       "paper_def_act_reduction", "act_reduction_paper")
+CUDA_COLUMNS = ("cuda_speedup", "cuda_time_reading_speedup", "cuda_speedup_paper")
+
+
+def short_comparison(cmp: pd.DataFrame, paper: bool, cuda: bool) -> pd.DataFrame:
+    """The columns of ``cmp`` (a :func:`comparison_table`) a reader needs: :data:`PAPER_SHORT_COLUMNS` for rows of
+    the paper's architecture (``paper``), else :data:`SHORT_COLUMNS`; CUDA times only when ``cuda``; empty ones out."""
+    cols = [c for c in (PAPER_SHORT_COLUMNS if paper else SHORT_COLUMNS)
+            if c in cmp and cmp[c].notna().any() and (cuda or c not in CUDA_COLUMNS)]
+    if paper:  # the paper's number only beside ours
+        cols = [c for c in cols if not c.endswith("_paper") or _ours(c) in cols]
+    return cmp[cols]
+
+
+def _ours(paper_col: str) -> str:
+    return {"flops_ratio_paper": "paper_def_flops_ratio", "prefill_speedup_paper": "paper_def_prefill_speedup",
+            "cuda_speedup_paper": "cuda_time_reading_speedup",
+            "act_reduction_paper": "paper_def_act_reduction"}[paper_col]
+
+
+def comparison_markdown(cmp: pd.DataFrame, paper: bool, cuda: bool) -> str:
+    """``comparison.md``: one short table (:func:`short_comparison`) per attention kernel, every column in
+    ``comparison.csv``."""
+    which = (f"this {PAPER_ARCH} run's ratios on the paper's definitions (`paper_def_*`) beside the paper's LiteLVLM "
+             "numbers (`*_paper`)" if paper else
+             f"ratios against `{BASELINE}`; the paper's numbers are for {PAPER_ARCH} and are not shown beside "
+             "another architecture")
+    parts = [f"Efficiency comparison: {which}. Every column: `comparison.csv`.", ""]
+    groups = cmp.groupby("attn", sort=False, dropna=False) if "attn" in cmp and len(cmp) else [(None, cmp)]
+    for attn, g in groups:
+        if attn is not None and not (isinstance(attn, float) and math.isnan(attn)):
+            parts += [f"## {attn}", ""]
+        parts += [to_markdown(short_comparison(g, paper, cuda)), ""]
+    return "\n".join(parts)
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:

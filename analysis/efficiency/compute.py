@@ -150,11 +150,13 @@ def run_efficiency(a: EfficiencyArgs) -> int:
 
 def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
     from analysis.efficiency.compare import (
+        PAPER_ARCH,
         add_ratios,
+        comparison_markdown,
         comparison_table,
+        on_cuda,
         paper_summary,
         spread_summary,
-        to_markdown,
     )
     from analysis.efficiency.flops import fit_paper_text_tokens
     from analysis.efficiency.paper import DEFINITIONS as PAPER_DEFINITIONS
@@ -213,8 +215,9 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     df = add_ratios(df, ["attn"])
     if "method" in df and BASELINE not in methods:
         df = df[df["method"] != BASELINE].reset_index(drop=True)
+    paper = arch.name == PAPER_ARCH  # the paper's numbers only beside its architecture's rows
     cmp = comparison_table(df, tuple(budgets) if video else (192, 64), fastv_layer=None if video else a.fastv_layer,
-                           visual=arch.num_patches)
+                           visual=arch.num_patches, paper=paper)
     from analysis.common.study import run_record
 
     config = {
@@ -245,7 +248,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     write_csv(out / "efficiency.csv", df)
     write_csv(out / "comparison.csv", cmp)
     with atomic_path(out / "comparison.md") as tmp:
-        tmp.write_text(to_markdown(cmp))
+        tmp.write_text(comparison_markdown(cmp, paper, on_cuda(df)))
     if a.figures:
         _figures(df, out)
     write_json(out / "config.json", config)

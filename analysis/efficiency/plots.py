@@ -9,6 +9,7 @@ Tables written before those columns existed fall back to this project's measured
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from analysis.common.style import budget_axis, figure, method_colors, method_label, method_style
@@ -27,11 +28,89 @@ def _setup(ax, attn: str | None, df: pd.DataFrame):
 
 
 def _methods(d: pd.DataFrame):
-    """(method, rows sorted by budget, its fixed colour) for every pruning method."""
+    """(method, rows sorted by budget, its fixed colour) for every pruning method, LiteLVLM first."""
     d = d[d["method"] != BASELINE]
     colors = method_colors(sorted(d["method"].unique()))
-    for method, g in d.groupby("method", sort=True):
-        yield method, g.sort_values("budget"), colors[method]
+    for method in sorted(d["method"].unique(), key=lambda m: (m != "litelvlm", m)):
+        yield method, d[d["method"] == method].sort_values("budget"), colors[method]
+
+
+#: Points closer than this share of the y range are drawn side by side (they would hide each other).
+OVERLAP = 0.015
+#: The widest step between side-by-side points, in log2 units of the budget axis.
+MAX_STEP = 0.05
+
+
+def _spread(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[dict[str, np.ndarray], bool]:
+    """x positions that show every method: at each budget, methods whose values coincide (within
+    :data:`OVERLAP` of the y range) are spread sideways around it, in drawing order (LiteLVLM first, at the
+    left); returns the x arrays and whether any point moved."""
+    ys = np.concatenate([y[np.isfinite(y)] for _, y in series.values()] or [np.zeros(1)])
+    tol = OVERLAP * max(float(ys.max() - ys.min()), 1e-12) if len(ys) else 0.0
+    budgets = sorted({float(b) for x, _ in series.values() for b in x})
+    gaps = np.diff(np.log2(budgets)) if len(budgets) > 1 else np.array([1.0])
+    shifts = {m: np.zeros(len(x)) for m, (x, _) in series.items()}
+    for b in budgets:
+        pts = [(m, i, y[i]) for m, (x, y) in series.items() for i in np.flatnonzero(x == b) if np.isfinite(y[i])]
+        pts.sort(key=lambda p: p[2])
+        clusters, cur = [], []
+        for p in pts:
+            if cur and p[2] - cur[-1][2] > tol:
+                clusters.append(cur)
+                cur = []
+            cur.append(p)
+        clusters += [cur] if cur else []
+        for c in (c for c in clusters if len(c) > 1):
+            order = list(series)
+            c.sort(key=lambda p: order.index(p[0]))
+            step = min(MAX_STEP, 0.8 * float(gaps.min()) / len(c))
+            for k, (m, i, _) in enumerate(c):
+                shifts[m][i] = (k - (len(c) - 1) / 2) * step
+    moved = any(s.any() for s in shifts.values())
+    return {m: x * 2.0 ** shifts[m] for m, (x, _) in series.items()}, moved
+
+
+def _twins(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, list[str]]:
+    """{first method: every method whose whole series equals its own (same budgets, values within 1e-9)}, in
+    drawing order: equal lines are drawn once, their legend entry naming every one of them."""
+    groups: dict[str, list[str]] = {}
+    for m, (x, y) in series.items():
+        lead = next((k for k in groups if np.array_equal(series[k][0], x)
+                     and np.allclose(series[k][1], y, rtol=1e-9, atol=0, equal_nan=True)), None)
+        if lead:
+            groups[lead].append(m)
+        else:
+            groups[m] = [m]
+    return groups
+
+
+def _group_label(methods: list[str]) -> str:
+    """One legend entry for equal lines: their names joined by " = ", three to a row (a method of this project's
+    own marked ‡ alone, as its full label would crowd the axes out)."""
+    if len(methods) == 1:
+        return method_label(methods[0])
+    names = [m + "‡" if method_label(m) != m else m for m in methods]
+    return "\n".join(" = ".join(names[i:i + 3]) for i in range(0, len(names), 3))
+
+
+def _draw_methods(ax, d: pd.DataFrame, y) -> bool:
+    """Every method, none hidden under another: methods with equal values at every budget as one line whose
+    legend entry names them all (in the first one's style), other coinciding points side by side
+    (:func:`_spread`); returns whether any point moved (:func:`_label` says so)."""
+    colors = {m: c for m, _, c in _methods(d)}
+    series = {m: (g["budget"].to_numpy(float), np.asarray(y(g), float)) for m, g, _ in _methods(d)}
+    groups = _twins(series)
+    xs, moved = _spread({m: series[m] for m in groups})
+    for lead, members in groups.items():
+        ax.plot(xs[lead], series[lead][1], ms=3, label=_group_label(members),
+                **{**method_style(lead), "color": colors[lead]})
+    return moved or any(len(m) > 1 for m in groups.values())
+
+
+def _label(ax, moved: bool) -> None:
+    """The budget axis's label, saying when equal values were drawn once or side by side."""
+    if moved:
+        ax.set_xlabel(ax.get_xlabel() + "; equal lines drawn once (a = b), equal points side by side")
 
 
 def _paper_stars(ax, d: pd.DataFrame, key: str, invert: bool = False) -> None:
@@ -61,10 +140,10 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     col = _pick(d, "paper_tflops", "llm_tflops_measured")
     base = float(d.loc[d["method"] == BASELINE, col].iloc[0]) if (d["method"] == BASELINE).any() \
         else float(d[col].max())
-    for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col] / base, ms=3, label=method_label(method), **{**method_style(method), "color": color})
+    moved = _draw_methods(ax, d, lambda g: g[col] / base)
     _paper_stars(ax, d, "flops_tb", invert=True)
     budget_axis(ax, d["budget"])
+    _label(ax, moved)
     ax.set_ylabel("LLM FLOPs / baseline" + (" (paper's count)" if col == "paper_tflops" else ""))
     ax.set_title(f"LLM prefill FLOPs ({d['arch'].iloc[0] if 'arch' in d else ''})")
     _legend(ax)
@@ -81,10 +160,10 @@ def _ideal(ax, d: pd.DataFrame) -> None:
 def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
     fig, ax, d, attn = _setup(ax, attn, df)
     _ideal(ax, d)
-    for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
+    moved = _draw_methods(ax, d, lambda g: g[col])
     _paper_stars(ax, d, paper)
     budget_axis(ax, d["budget"])
+    _label(ax, moved)
     base = d.loc[d["method"] == BASELINE, "budget"]  # all N tokens: 576 on GLaMM, the image's N on UniPixel
     ax.set_ylabel(ylabel.format(n=int(base.iloc[0]) if len(base) else int(d["budget"].max())))
     dev = d["device"].iloc[0] if "device" in d else ""
@@ -123,10 +202,10 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
         else float(d["n_tokens"].max())
     lim = d[d["method"] != "fastv"].groupby("budget")["n_tokens"].first()
     ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
-    for method, g, color in _methods(d):
-        ax.plot(g["budget"], g[col], ms=3, label=method_label(method), **{**method_style(method), "color": color})
+    moved = _draw_methods(ax, d, lambda g: g[col])
     _paper_stars(ax, d, "activations_gb")
     budget_axis(ax, d["budget"])
+    _label(ax, moved)
     ax.set_ylabel("activation memory reduction")
     src = {"paper_act_reduction": "paper's storing activation", "act_reduction": "measured"}.get(col,
                                                                                                  "meta-device count")

@@ -33,12 +33,19 @@ DEFAULT_OUT = "litelvlm-figures"
 OUT_ENV = "LITELVLM_FIGURES_DIR"
 
 
-def notebook_out_dir() -> Path:
-    """Where a notebook run with ``OUT = None`` writes: ``$LITELVLM_FIGURES_DIR``, else ``litelvlm-figures`` in
-    the system's temporary folder. An absolute folder, so Jupyter, nbconvert (working directory: the
-    notebook's folder) and papermill (working directory: the caller's) write to the same place, and never
-    into the repository's committed files."""
-    return Path(os.environ.get(OUT_ENV) or Path(tempfile.gettempdir()) / DEFAULT_OUT).resolve()
+#: the notebooks' folder of a checkout; its ``out/`` (ignored by git) holds a folder per notebook
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def notebook_out_dir(family: str = "") -> Path:
+    """Where the notebook of ``family`` writes when run with ``OUT = None``: its own folder, ``out/<family>`` beside
+    the notebooks (ignored by git), or ``$LITELVLM_FIGURES_DIR/<family>`` (outside a checkout: ``litelvlm-figures/
+    <family>`` in the working directory). Absolute, so Jupyter, nbconvert (working directory: the notebook's
+    folder) and papermill (the caller's) write to the same place; never a folder other processes share, never
+    the committed figures."""
+    env = os.environ.get(OUT_ENV)
+    root = Path(env) if env else NOTEBOOK_DIR / "out" if NOTEBOOK_DIR.is_dir() else Path.cwd() / DEFAULT_OUT
+    return (root / family).resolve()
 
 
 def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=()) -> list[Path]:
@@ -48,7 +55,7 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, mod
     its own data's weights (``analysis.common.style.label_weights``); returns the paths."""
     from analysis.common.style import LABELLED_GID, save_figure, weights_footnote
 
-    out_dir = notebook_out_dir() if out_dir is None else out_dir
+    out_dir = notebook_out_dir(family) if out_dir is None else out_dir
     paths: list[Path] = []
     for name, fig in figs.items():
         if fig.get_gid() != LABELLED_GID:  # a figure labelled with its own data's weights keeps that note

@@ -75,9 +75,9 @@ def make_notebook(family: Family):
         new_code_cell("RESULTS = None  # results folder (None: make small smoke results now)\n"
                       "MODEL = None  # model for smoke results (None: the default tiny model of the family)\n"
                       "SMOKE = True\n"
-                      "OUT = None  # folder for the PDF and PNG files; None: litelvlm-figures in the system's "
-                      "temporary folder\n# (or $LITELVLM_FIGURES_DIR): the same folder whatever the working "
-                      "directory, never the committed figures/",
+                      "OUT = None  # folder for the PDF and PNG files; None: this notebook's own, "
+                      f"notebooks/out/{family.name}/\n# (or $LITELVLM_FIGURES_DIR/{family.name}): the same "
+                      "folder whatever the working directory, never the committed figures/",
                       metadata={"tags": ["parameters"]}),
         new_code_cell("from IPython.display import Image, display\n\n"
                       + plot_imports(family)

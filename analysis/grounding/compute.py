@@ -56,6 +56,7 @@ from analysis.common.glamm_runs import (
 )
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
+from analysis.common.screen import with_intervals
 from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics
@@ -340,9 +341,10 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
         state.wait_for_everyone()
         if state.is_main_process:
             rows_df, summary, skipped_df = merge_parts(out, image_ids, pairs)
+            shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
             with atomic_path(out / "summary.txt") as tmp:
-                tmp.write_text(summary.to_string(index=False) + f"\nskipped images: {len(skipped_df)}\n")
-            print(summary.to_string(index=False))
+                tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n")
+            print(shown)
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
                                     sum(len(by_image[i]) for i in image_ids), log)

@@ -186,16 +186,36 @@ def _machine(pipe) -> str:
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
 
-def screen_lines(r: pd.DataFrame, arch: str = FULL_SIZE, banner: str | None = None) -> list[str]:
+def screen_lines(r: pd.DataFrame, arch: str = FULL_SIZE, banner: str | None = None, cuda: bool = True) -> list[str]:
     """For the terminal: which weights made the numbers (``banner``), LiteLVLM's ratios against ``none`` on the
-    paper's definitions, named as such, and whether the targets were judged (full size only)."""
+    paper's definitions, named as such (the CUDA time only on ``cuda``), and whether the targets were judged
+    (full size only)."""
     lines = [banner] if banner else []
     for x in r[r["method"] == "litelvlm"].itertuples():
         lines.append(f"litelvlm@{x.budget} vs none, on the paper's definitions: prefill (decoder-layer loop) "
                      f"{x.paper_def_prefill_speedup:.2f}x, storing activation {x.paper_def_act_reduction:.2f}x lower, "
-                     f"FLOPs {x.paper_def_flops_speedup:.2f}x fewer; CUDA time (this project's reading) "
-                     f"{x.cuda_time_reading_speedup:.2f}x")
+                     f"FLOPs {x.paper_def_flops_speedup:.2f}x fewer"
+                     + (f"; CUDA time (this project's reading) {x.cuda_time_reading_speedup:.2f}x" if cuda else ""))
     return lines
+
+
+#: report.md's short tables (every column is in ratios.csv and validate.csv): the ratios of every run, the
+#: paper's LiteLVLM figures beside this run's on the paper's definitions (the paper's architecture only), and
+#: each run's times and memory. CUDA times only on CUDA.
+RATIO_COLUMNS = ["method", "budget", "paper_def_prefill_speedup", "prefill_speedup", "cuda_time_reading_speedup",
+                 "act_reduction", "paper_def_act_reduction", "flops_ideal_speedup", "frac_of_ideal", "selection_share"]
+PAPER_COLUMNS = ["method", "budget", "paper_def_prefill_speedup", "paper_prefill_speedup", "cuda_time_reading_speedup",
+                 "paper_cuda_speedup", "paper_def_act_reduction", "paper_act_reduction", "paper_def_flops_speedup"]
+RUN_COLUMNS = ["method", "budget", "visual_tokens_kept", "prefill_ms", "paper_prefill_ms", "e2e_ms",
+               "cuda_time_reading_ms", "llm_activation_mb", "peak_rss_gib", "mask_iou_vs_compare"]
+CUDA_COLUMNS = ("cuda_time_reading_speedup", "paper_cuda_speedup", "cuda_time_reading_ms")
+#: ratios.csv's columns holding the paper's LiteLVLM figures: empty for another architecture than the paper's
+PAPER_FIGURES = ("paper_prefill_speedup", "paper_act_reduction", "paper_cuda_speedup")
+
+
+def short_view(df: pd.DataFrame, columns: list[str], cuda: bool) -> pd.DataFrame:
+    """``df``'s ``columns`` that it has (CUDA-only ones only when ``cuda``): a report table's human view."""
+    return df[[c for c in columns if c in df and (cuda or c not in CUDA_COLUMNS)]]
 
 
 def memory_note(setup: dict, a, pipe) -> str:
@@ -247,6 +267,9 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
         llm_k = llm_tokens(pipe, rows)
     r = ratios(rows, sizes, n, a.fastv_layer, pipe.backbone, llm_k)
     arch = str((pipe.describe().get("arch") or {}).get("name", pipe.family))
+    if arch != FULL_SIZE:  # the paper's figures sit beside rows of the paper's architecture only
+        r[list(PAPER_FIGURES)] = float("nan")
+    cuda = pipe.device.type == "cuda"
     write_csv(out / "validate.csv", rows)
     write_csv(out / "ratios.csv", r)
     base = rows[rows["method"] == BASELINE].iloc[0]
@@ -255,15 +278,9 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     write_csv(out / "memory.csv", mem)
     write_csv(out / "checks.csv", pd.DataFrame([{"check": k, "passed": not v, "failing": " ".join(v)}
                                                 for k, v in result.items()]))
-    keep = ["method", "budget", "visual_tokens_input", "visual_tokens_kept", "seg_positions", "mask_shape",
-            "prefill_ms", "paper_prefill_ms", "e2e_ms", "cuda_time_reading_ms", "peak_rss_gib", "llm_activation_mb",
-            "activation_mb", *[c for c in ("mask_iou_vs_compare", "logit_diff_vs_compare") if c in rows]]
-    rat = ["method", "budget", "paper_def_prefill_speedup", "paper_def_prefill_speedup_min",
-           "paper_def_prefill_speedup_max", "prefill_speedup", "prefill_speedup_min", "prefill_speedup_max",
-           "cuda_time_reading_speedup",
-           "act_reduction", "paper_def_act_reduction", "flops_ideal_speedup",
-           "paper_def_flops_speedup", "frac_of_ideal", "selection_share", "paper_prefill_speedup",
-           "paper_cuda_speedup", "paper_act_reduction"]
+    paper_rows = r[r["method"] == "litelvlm"] if arch == FULL_SIZE else r.iloc[:0]
+    paper_table = (["", "## Beside the paper's LiteLVLM figures", "",
+                    to_markdown(short_view(paper_rows, PAPER_COLUMNS, cuda))] if len(paper_rows) else [])
     from litelvlm.provenance import weights_banner
 
     note = weights_banner(a.model, a.clip)
@@ -289,7 +306,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "final norm's end "
              "(for LLM-side methods everything they run inside the LLM, oracles' extra passes included). "
              "``cuda_time_reading_ms`` is this project's reading of the paper's \"CUDA time\" (defined in no "
-             "released file): the whole call (vision, selection, LLM, mask decoder), timed the same way. "
+             "released file): the whole call (vision, selection, LLM, mask decoder), timed the same way (shown on "
+             "CUDA only). "
              "Activation memory: the peak of the tensors a call creates (on CUDA: the allocator's peak), for the LLM "
              "span (``llm_activation_mb``, above the level at its start: the ratios use it) and for the whole call "
              "(``activation_mb``): this project's measured quantities (``act_reduction``). ``paper_def_*`` are the paper's "
@@ -297,13 +315,15 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm (with "
              "grouped keys and values 2nd^2 + 2ndk for the projections, this project's generalisation), FastV's "
              "pruning layer counted at the full length; the activation target uses it. The paper's columns "
-             "(``paper_prefill_speedup``, ``paper_act_reduction``) are its LiteLVLM figures, on LiteLVLM's rows only.",
-             "", "## Ratios against none", "", to_markdown(r[rat]), "",
+             f"(``paper_prefill_speedup``, ``paper_act_reduction``) are its {FULL_SIZE} LiteLVLM figures, on LiteLVLM's "
+             f"rows of that architecture only. The tables show a reader's columns: every column, the spreads "
+             "(``*_min``/``_max``) included, is in ``ratios.csv``, ``memory.csv`` and ``validate.csv``.",
+             "", "## Ratios against none", "", to_markdown(short_view(r, RATIO_COLUMNS, cuda)), *paper_table, "",
              "## Memory", "", memory_note(setup, a, pipe), "", to_markdown(mem), "",
-             "## Every run", "", to_markdown(rows[keep]), ""]
+             "## Every run", "", to_markdown(short_view(rows, RUN_COLUMNS, cuda)), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
-    screen = screen_lines(r, arch, weights_banner(a.model, a.clip))
+    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda)
     if arch != FULL_SIZE:
         screen.append(f"targets not judged: they are the paper's {FULL_SIZE} figures, this model is `{arch}`")
     return [k for k, v in result.items() if v], screen

@@ -342,7 +342,9 @@ def run_video(a: VideoArgs) -> int:
             write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
             write_csv(out / "summary.csv", summary)
     with pd.option_context("display.width", 160, "display.max_rows", 80):
-        print(summary.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        from analysis.common.screen import with_intervals
+
+        print(with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
     if banner := weights_banner(a.model, run.clip_name):
         print(banner)
