@@ -50,6 +50,8 @@ def _code_words(path: Path) -> list[str]:
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.NAME:
             words.append(tok.string)
+        elif tok.type == getattr(tokenize, "FSTRING_MIDDLE", None):   # Python 3.12's f-string text
+            words += [tok.string] if len(tok.string.split()) == 1 else []
         elif tok.type == tokenize.STRING and tok.start not in docstrings:
             text = ast.literal_eval(tok.string) if not re.match(r"^[rbuRBU]*[fF]", tok.string) else tok.string
             words += [w for w in str(text).split() if len(str(text).split()) == 1]
