@@ -1,6 +1,7 @@
 """``litelvlm eval-video --model sa2va-tiny-random:0``: Sa2VA's video path (the LLM sees the first min(5, T) frames,
 SAM 2's memory carries the [SEG] prompt over the rest) in the video study, reached through the family registry;
-the unpruned run is scored, a pruning method is refused with its reason before anything is written."""
+the unpruned run is scored on a 6-frame video (5 frames to the LLM, the sixth by SAM 2's memory), a pruning method is
+refused with its reason before anything is written."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from litelvlm.cli import main
 
 MODEL = "sa2va-tiny-random:0"
-FAST = ["--model", MODEL, "--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "3",
+FAST = ["--model", MODEL, "--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "6",
         "--synthetic-seed", "11"]
 
 
@@ -26,7 +27,7 @@ def test_the_unpruned_run_is_scored(tmp_path):
     assert s[["J", "F", "J&F"]].apply(lambda c: c.between(0, 1)).all().all()
     assert (s.weights == "random").all() and (s.objects == 1).all() and (s.expressions == 1).all()
     expr = pd.read_parquet(out / "expressions.parquet")
-    assert len(expr) == 1 and int(expr.llm_visual_tokens.iloc[0]) == 3 * int(expr.context_tokens.iloc[0]) > 0
+    assert len(expr) == 1 and int(expr.llm_visual_tokens.iloc[0]) == 5 * int(expr.context_tokens.iloc[0]) > 0
     config = json.loads((out / "config.json").read_text())
     assert config["family"] == "sa2va" and config["budget_reading"] == BUDGET_READING and config["clip"] is None
     assert config["note"].startswith("Sa2VA's video numbers need its released weights")
@@ -39,8 +40,8 @@ def test_a_pruning_method_is_refused_with_its_reason(tmp_path, capsys, methods):
     assert not out.exists()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    for m in methods.split(","):
-        assert f"{m}: pruning Sa2VA's video input is not offered: its visual tokens lie in one block per frame" in err
+    assert f"{methods.replace(',', ', ')}: pruning Sa2VA's video input is not offered: its visual tokens lie in one " \
+           "block per frame" in err and err.endswith("(eval-video runs it without --methods)")
 
 
 @pytest.mark.parametrize("argv", [["--sam2-video-branch"], ["--allocation", "relevance"], ["--methods", "none"]])

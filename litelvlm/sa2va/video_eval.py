@@ -37,10 +37,10 @@ class Sa2VAVideoEval:
                                 "its LLM sees")
 
     def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
-        """Every pruning method is refused with the reason (only the unpruned run is offered)."""
+        """Every pruning method is refused, in one line with the reason (only the unpruned run is offered)."""
         from .pipeline import VIDEO_PRUNING
 
-        return [f"{m}: {VIDEO_PRUNING}" for m in methods]
+        return [f"{', '.join(methods)}: {VIDEO_PRUNING} (eval-video runs it without --methods)"] if methods else []
 
     def runner(self, a: Any):
         """The loaded Sa2VA on its video path (:class:`litelvlm.sa2va.video_runner.Sa2VARunner`)."""
