@@ -17,7 +17,13 @@ from typing import Any
 
 from .errors import LiteLVLMError
 from .model_folder import read_config
-from .model_spec import RANDOM_GLAMMS, RANDOM_UNIPIXELS, RANDOM_VIDEOGLAMMS, ModelSpec
+from .model_spec import (
+    COMMAND_VIDEOGLAMM_MODEL,
+    RANDOM_GLAMMS,
+    RANDOM_UNIPIXELS,
+    RANDOM_VIDEOGLAMMS,
+    ModelSpec,
+)
 from .sa2va.config import RANDOM_SA2VAS
 
 
@@ -34,6 +40,8 @@ class FamilyEntry:
     input: str = "image"
     #: whether the family's official evaluation turns an image by its EXIF orientation tag when it reads it
     exif_transpose: bool = True
+    #: its video path for ``eval-video`` ("module:attribute", a :class:`litelvlm.video.runner.VideoEval`); None: none
+    video_eval: str | None = None
 
 
 #: name -> its entry
@@ -44,16 +52,23 @@ TABLE: dict[str, FamilyEntry] = {
     "unipixel": FamilyEntry("litelvlm.unipixel.pipeline:UniPixelPipeline",
                             "UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's "
                             "LVLM beyond LLaVA", tuple(RANDOM_UNIPIXELS), ("PixelQwen2_5_VLForConditionalGeneration",),
-                            exif_transpose=False),  # PIL.Image.open (litelvlm.unipixel.protocol.EXIF_TRANSPOSE)
+                            exif_transpose=False,  # PIL.Image.open (litelvlm.unipixel.protocol.EXIF_TRANSPOSE)
+                            video_eval="litelvlm.unipixel.video_eval:VIDEO_EVAL"),
     "videoglamm": FamilyEntry("litelvlm.videoglamm.family:VideoGLaMMPipeline",
                               "VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled "
                               "frames, per-frame budgets", tuple(RANDOM_VIDEOGLAMMS), ("VideoGLaMMForCausalLM",),
-                              input="video", exif_transpose=False),  # frames: PIL.Image.open (eval_referdavis_infer.py L187)
+                              input="video", exif_transpose=False,
+                              video_eval="litelvlm.videoglamm.video_eval:VIDEO_EVAL"),  # frames: PIL.Image.open (eval_referdavis_infer.py L187)
     "sa2va": FamilyEntry("litelvlm.sa2va.pipeline:Sa2VAPipeline",
                          "Sa2VA-Qwen2.5-VL (Qwen2.5-VL 3B/7B + SAM 2 prompted by the [SEG] hidden state); pruning it "
                          "is this project's adaptation", tuple(RANDOM_SA2VAS), ("Sa2VAChatModelQwen",),
-                         exif_transpose=False),  # Image.open(...).convert('RGB') (RES.py L206)
+                         exif_transpose=False,  # Image.open(...).convert('RGB') (RES.py L206)
+                         video_eval="litelvlm.sa2va.video_eval:VIDEO_EVAL"),
 }
+
+
+#: ``eval-video``'s default model (random weights that run offline)
+DEFAULT_VIDEO_MODEL = COMMAND_VIDEOGLAMM_MODEL
 
 
 def family_names() -> list[str]:

@@ -26,7 +26,7 @@ def official_eval_seg_summary(output_dict):
 
 
 def test_offered_methods():
-    from analysis.video.unipixel import offered_methods
+    from litelvlm.unipixel.video_eval import offered_methods
 
     methods = offered_methods()
     assert {"fastv", "divprune", "ivc-prune", "hiprune", "visionzip", "sparsevlm", "cdpruner", "litelvlm",
@@ -35,7 +35,7 @@ def test_offered_methods():
 
 
 def _check_run(out, methods):
-    from analysis.video.unipixel import BUDGET_READING, video_budget
+    from litelvlm.unipixel.video_eval import BUDGET_READING, video_budget
 
     s = pd.read_csv(out / "summary.csv")
     assert list(zip(s.method, s.budget, strict=True)) == [("none", 576)] + [(m, b) for m in methods for b in (196, 81)]
@@ -65,7 +65,7 @@ def test_cli_at_the_paper_budgets_and_resume(tmp_path):
 
 @pytest.mark.slow
 def test_every_offered_method_by_default(tmp_path):
-    from analysis.video.unipixel import offered_methods
+    from litelvlm.unipixel.video_eval import offered_methods
 
     out = tmp_path / "video"
     assert main(["eval-video", "--out", str(out), *FAST]) == 0
@@ -74,7 +74,7 @@ def test_every_offered_method_by_default(tmp_path):
 
 def test_own_summary_equals_eval_seg():
     """UniPixel's score: means over expressions of their frame-mean J and F (eval_seg.py), per (method, budget)."""
-    from analysis.video.unipixel import own_summary
+    from litelvlm.unipixel.video_runner import own_summary
 
     rng = np.random.default_rng(0)
     pairs = [("none", 576), ("fastv", 196), ("fastv", 81)]
@@ -108,7 +108,8 @@ def test_non_square_budgets_run_on_unipixel(tmp_path):
 def test_runner_masks_every_frame_at_the_video_budget(tmp_path):
     """On a model whose SAM 2 sees an object, the runner's masks are every frame's, scored as the study scores them."""
     from analysis.video.options import VideoArgs
-    from analysis.video.unipixel import UniPixelRunner, video_budget
+    from litelvlm.unipixel.video_eval import video_budget
+    from litelvlm.unipixel.video_runner import UniPixelRunner
     from litelvlm.video import metrics
     from litelvlm.video.datasets import load_ref_davis
     from litelvlm.video.synthetic import write_synthetic_videos
@@ -117,11 +118,11 @@ def test_runner_masks_every_frame_at_the_video_budget(tmp_path):
     run = UniPixelRunner(VideoArgs(out=str(tmp_path / "o"), model=MODEL), 576)
     with torch.no_grad():
         run.pipe.sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
-    masks, tokens = run.expression(rec, "fastv", 81)
+    masks, tokens, _ = run.expression(rec, "fastv", 81)
     prep = run.pipe.with_sentences(run.prepared, [rec.sentence])
     n, t = run.pipe.num_visual(prep), int(prep.grid_thw[0, 0])
     assert masks.shape == (3, 48, 64) and masks.any() and tokens == round(video_budget(n, 81, 576) / t)
-    again, _ = run.expression(rec, "fastv", 81)
+    again, _, _ = run.expression(rec, "fastv", 81)
     assert torch.equal(masks, again)                 # the prepared video is reused
     gt = np.stack([rec.mask(i) for i in range(3)])
     j, f = metrics.mevis_scores(gt, masks.numpy() > 0.5)

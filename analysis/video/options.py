@@ -17,20 +17,21 @@ Light (no torch, no pandas): a bad option is refused at once; :func:`run` import
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 
 from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import DEFAULT_VIDEO_MODEL
 from litelvlm.methods import BASELINE, TABLE, describe
-from litelvlm.model_spec import COMMAND_VIDEOGLAMM_MODEL, VIDEOGLAMM_MODEL_HELP
+from litelvlm.video.runner import FRAME_PATCHES, video_eval
 
-ARRANGEMENTS = ("pool", "pool-min", "direct")       # litelvlm.videoglamm.pruning.ARRANGEMENTS
-CLIP_TEXTS = ("expression", "question")             # litelvlm.videoglamm.pruning.CLIP_TEXTS
-NUM_PATCHES = 576
-NUM_FRAMES = 16                                     # litelvlm.videoglamm.config.NUM_FRAMES
-ALLOCATION_RULES = ("uniform", "relevance")         # litelvlm.videoglamm.allocation.RULES
+ARRANGEMENTS = ("pool", "pool-min", "direct")       # the 16-frame CLIP stream's pooling (its family's pruning module)
+CLIP_TEXTS = ("expression", "question")             # the CLIP text of the text-reading methods
+NUM_PATCHES = FRAME_PATCHES                         # the per-frame budget's unit
+#: ``--model``'s help: the default and the paper's model
+MODEL_HELP = (f"default: {DEFAULT_VIDEO_MODEL}, random weights that run offline; the paper's model is "
+              "VideoGLaMM with its RVOS fine-tuned weights, which are not public")
 
 
 @dataclass
@@ -42,10 +43,12 @@ class VideoArgs:
                                       "<split>/Annotations); default: the synthetic moving-shapes set, written to "
                                       "a temporary folder")
     split: str = arg("valid", help="split of --video-dir")
-    model: str = arg(COMMAND_VIDEOGLAMM_MODEL, help=f"VideoGLaMM ({VIDEOGLAMM_MODEL_HELP}): "
+    model: str = arg(DEFAULT_VIDEO_MODEL, help=f"VideoGLaMM ({MODEL_HELP}): "
                                                     "videoglamm-tiny-random[:SEED], videoglamm-random[:SEED] or a "
                                                     "checkpoint folder; or UniPixel (unipixel-{tiny,3b,7b}-random"
-                                                    "[:SEED] or a UniPixel folder): its own video path")
+                                                    "[:SEED] or a UniPixel folder) or Sa2VA (sa2va-tiny-random"
+                                                    "[:SEED], sa2va-qwen2_5-vl-{3b,7b}-random[:SEED] or a Sa2VA "
+                                                    "folder, the unpruned run only): each family's own video path")
     clip: str | None = arg(None, help="CLIP paired with VideoGLaMM's tower for its text side, or UniPixel's paired "
                                       "CLIP (default: openai/clip-vit-large-patch14-336, or the matching random CLIP "
                                       "for a random model)")
@@ -88,62 +91,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def method_error(name: str) -> str | None:
     """Why ``--methods`` may not name ``name`` (None: it may), read from the registry's table alone; what the family
-    cannot run is refused by the family (``VideoGLaMMPipeline.method_error``) before anything is written."""
+    cannot run is refused by its video path (``method_errors``) before anything is written."""
     if name == BASELINE:
         return f"{name!r} is the unpruned baseline, run on every video anyway"
     return None
 
 
-def is_unipixel(model: str) -> bool:
-    """Whether ``model`` names a UniPixel model (its video path runs instead of VideoGLaMM; imports nothing)."""
-    from litelvlm.families import family_of, names_family
-
-    return names_family(model) and family_of(model) == "unipixel"
-
-
 def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
     """(methods as given, budgets, annotator sets); every bad value is refused before anything is written (before
-    torch loads for VideoGLaMM; UniPixel's methods are asked of its video pipeline)."""
-    unipixel = is_unipixel(a.model)
+    torch loads: the family's own options are checked by its light video path,
+    :func:`~litelvlm.video.runner.video_eval`)."""
     methods = split_list(a.methods)
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
-    if unipixel and (a.sam2_video_branch or a.allocation != "uniform"):
-        raise LiteLVLMError("--sam2-video-branch and --allocation are VideoGLaMM's (its frame-wise masks, its 16 CLIP "
-                            "frames); UniPixel's video path always propagates by SAM 2's memory and selects among the "
-                            "video's merged tokens at once")
-    if unipixel:
-        from analysis.video.unipixel import method_error as refuse
-    else:
-        refuse = method_error
-    if errors := [why for m in methods if (why := refuse(m))]:
+    if errors := [why for m in methods if (why := method_error(m))]:
         raise LiteLVLMError("; ".join(errors))
     budgets = split_list(a.budgets, int)
     if not budgets or not all(1 <= k <= NUM_PATCHES for k in budgets):
         raise LiteLVLMError(f"--budgets must be in 1..{NUM_PATCHES}; got {a.budgets}")
-    if not unipixel and a.arrangement != "direct" and (bad := [k for k in budgets if math.isqrt(k) ** 2 != k]):
-        raise LiteLVLMError(f"--arrangement {a.arrangement} pools a square grid: budgets {bad} are not squares "
-                            "(196, 81, ...); use --arrangement direct")
-    allocation_weights(a.allocation)
+    video_eval(a.model).check_options(a, budgets)
     sets = split_list(a.anno_sets, int)
     if not sets or not all(0 <= s <= 3 for s in sets) or len(set(sets)) != len(sets):
         raise LiteLVLMError(f"--anno-sets must be distinct values in 0..3; got {a.anno_sets}")
     return methods, budgets, sets
-
-
-def allocation_weights(text: str) -> str | list[float]:
-    """``--allocation``: a rule name, or the 16 per-frame weights it lists (finite, non-negative, not all zero)."""
-    if text in ALLOCATION_RULES:
-        return text
-    try:
-        weights = [float(x) for x in text.split(",")]
-    except ValueError:
-        weights = []
-    if len(weights) != NUM_FRAMES or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise LiteLVLMError(f"--allocation must be {' or '.join(ALLOCATION_RULES)}, or {NUM_FRAMES} comma-separated "
-                            f"non-negative weights, not all zero; got {text!r}")
-    return weights
 
 
 def run(args: VideoArgs | argparse.Namespace) -> int:

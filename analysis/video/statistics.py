@@ -3,8 +3,8 @@
 VIDEOS are resampled: every replicate draws as many videos as the run has, with replacement, and recomputes each
 figure from the drawn videos' rows as ``summary.csv`` computes it: DAVIS's J (F) is, per annotator set, the mean
 over the objects of the drawn videos, then the mean over the sets (one stratum per set); J&F the same of the
-objects' (J + F) / 2; UniPixel's own ``unipixel_J``, ``unipixel_F``, ``unipixel_J&F`` means over the drawn videos'
-expressions.
+objects' (J + F) / 2; a family's own score (columns ``<prefix>_J``, ``_F``, ``_J&F`` its video path adds to the
+summary, e.g. UniPixel's) means over the drawn videos' expressions.
 """
 
 from __future__ import annotations
@@ -21,27 +21,32 @@ from litelvlm.provenance import mark_weights, run_weights_kind
 
 #: the resampling unit
 UNIT = "video"
-#: DAVIS's metrics (objects table, one stratum per annotator set) and UniPixel's own (expressions table)
+#: DAVIS's metrics (objects table, one stratum per annotator set); a family's own are ``<prefix>_<metric>``
+#: (expressions table)
 DAVIS_METRICS = ["J", "F", "J&F"]
-OWN_METRICS = ["unipixel_J", "unipixel_F", "unipixel_J&F"]
 #: the metric the claims are judged on (the paper's video tables: J&F)
 CLAIM_METRICS = ["J&F"]
 
 
 def _values(table: pd.DataFrame, metric: str) -> np.ndarray:
     j, f = table["J"].to_numpy(float), table["F"].to_numpy(float)
-    return {"J": j, "F": f, "J&F": (j + f) / 2}[metric.removeprefix("unipixel_")]
+    return {"J": j, "F": f, "J&F": (j + f) / 2}[metric.rsplit("_", 1)[-1]]
 
 
-def metric_stats(expr: pd.DataFrame, objects: pd.DataFrame, own: bool) -> acc.Stats:
-    """Per (method, budget) and metric, the statistic over videos (UniPixel's own metrics with ``own``)."""
+def own_metrics(summary: pd.DataFrame) -> list[str]:
+    """The family's own score columns of ``summary`` (``<prefix>_J``, ``_F``, ``_J&F``), in its order."""
+    return [c for c in summary.columns if c.rsplit("_", 1)[-1] in DAVIS_METRICS and c not in DAVIS_METRICS]
+
+
+def metric_stats(expr: pd.DataFrame, objects: pd.DataFrame, own: list[str]) -> acc.Stats:
+    """Per (method, budget) and metric, the statistic over videos (and the family's ``own`` metrics)."""
     out: acc.Stats = {}
     for (method, budget), o in objects.groupby(["method", "budget"], sort=True):
         stats = {m: unit_stat(_values(o, m), o["video"].to_numpy(), strata=o["anno_set"].to_numpy())
                  for m in DAVIS_METRICS}
         if own:
             e = expr[(expr["method"] == method) & (expr["budget"] == budget)]
-            stats.update({m: unit_stat(_values(e, m), e["video"].to_numpy()) for m in OWN_METRICS})
+            stats.update({m: unit_stat(_values(e, m), e["video"].to_numpy()) for m in own})
         out[(method, int(budget))] = stats
     return out
 
@@ -49,9 +54,9 @@ def metric_stats(expr: pd.DataFrame, objects: pd.DataFrame, own: bool) -> acc.St
 def add_statistics(out: Path, summary: pd.DataFrame, expr: pd.DataFrame, objects: pd.DataFrame, n_boot: int,
                    seed: int, models: tuple) -> pd.DataFrame:
     """``summary`` with its intervals; writes ``comparisons.csv`` and ``claims.csv`` beside it."""
-    own = "unipixel_J" in summary.columns
+    own = own_metrics(summary)
     stats = metric_stats(expr, objects, own)
-    metrics = DAVIS_METRICS + (OWN_METRICS if own else [])
+    metrics = DAVIS_METRICS + own
     comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, UNIT)
     claims = acc.claims_table(stats, CLAIM_METRICS, n_boot, seed, run_weights_kind(models))
     write_csv(out / "comparisons.csv", mark_weights(comparisons, *models))

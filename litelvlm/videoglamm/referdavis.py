@@ -19,14 +19,14 @@ The answer is teacher-forced (:mod:`.pipeline`); with random weights the numbers
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from ..video import metrics
-from ..video.datasets import VideoExpression, load_ref_davis, read_object_ids
+from ..video.datasets import VideoExpression, load_ref_davis
+from ..video.ref_davis import annotator_expressions, by_video, ground_truth, label_maps
 from .pipeline import prepare_clip, segment_clip
 from .prompt import ANSWER
 
@@ -39,15 +39,6 @@ def clip_ranges(video_len: int, length: int = CLIP_LENGTH) -> list[range]:
     """The frame ranges the script runs one at a time (L184-185)."""
     return [range(start, min(start + length, video_len)) for start in range(0, video_len, length)]
 
-
-def label_maps(object_masks: torch.Tensor) -> np.ndarray:
-    """(T, H, W) uint8 label maps of (num_obj, T, H, W) masks (L249-256): values < 0.5 zeroed, 0.1 background
-    first, argmax (object k gets label k + 1)."""
-    anno = object_masks.float().clone()
-    t, h, w = anno.shape[-3:]
-    anno[anno < 0.5] = 0.0
-    background = 0.1 * torch.ones(1, t, h, w)
-    return torch.argmax(torch.cat([background, anno], dim=0), dim=0).numpy().astype(np.uint8)
 
 
 @torch.no_grad()
@@ -72,24 +63,7 @@ def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | No
     return torch.cat(out, dim=0)
 
 
-def annotator_expressions(records: list[VideoExpression], anno_id: int) -> list[VideoExpression]:
-    """The expressions of annotator set ``anno_id`` of one video's records, one per object (L164-172)."""
-    if len(records) % 4:
-        raise ValueError(f"video {records[0].video!r} has {len(records)} expressions, not four per object")
-    return [records[obj * 4 + anno_id] for obj in range(len(records) // 4)]
 
-
-def by_video(records: list[VideoExpression]) -> OrderedDict[str, list[VideoExpression]]:
-    """Records grouped by video, in the meta file's order."""
-    out: OrderedDict[str, list[VideoExpression]] = OrderedDict()
-    for rec in records:
-        out.setdefault(rec.video, []).append(rec)
-    return out
-
-
-def ground_truth(rec: VideoExpression) -> np.ndarray:
-    """(T, H, W) object-id label maps of ``rec``'s video (its Annotations PNGs)."""
-    return np.stack([read_object_ids(rec.masks.path(rec, i)) for i in range(len(rec.frames))])
 
 
 def evaluate_ref_davis(model, tokenizer, root, split: str = "valid", videos: list[str] | None = None,

@@ -1,24 +1,18 @@
-"""``litelvlm eval-video --model unipixel-...``: UniPixel's video path (:mod:`litelvlm.unipixel.video_pipeline`) in the
-same study as VideoGLaMM: the same data, J / F / J&F tables and parts, one expression at a time.
-
-What a per-frame budget means on UniPixel (this project's reading, labelled in ``config.json``): UniPixel's LLM sees
-the video as one Qwen2.5-VL video of N merged tokens (temporal patches of 2 frames), not frame by frame at 576 CLIP
-tokens; a per-frame budget b keeps the same fraction of them, K = round(N b / 576) (at least 1), chosen by the method
-over the whole video; ``context_tokens`` is then K per temporal patch (rounded). ``none`` keeps all N.
-"""
+"""UniPixel loaded on its video path for ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoRunner`): one
+prepared video, each expression grounded at K = round(N b / 576) of its N merged tokens
+(:mod:`litelvlm.unipixel.video_eval`), and UniPixel's own Ref-DAVIS / MeViS score beside the DAVIS table."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import BASELINE
-
-#: what ``config.json`` says a per-frame budget is on UniPixel
-BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the video's N merged tokens, chosen over the "
-                  "whole video (this project's reading)")
-NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPixel-3B, -7B); numbers here come from "
-        "the weights named in the weights column")
+from ..errors import LiteLVLMError
+from ..methods import BASELINE
+from ..video.metrics import mevis_summary
+from .video_eval import BUDGET_READING, offered_methods, video_budget
+from .video_pipeline import UniPixelVideoPipeline
 
 
 def own_summary(summary, expr):
@@ -26,8 +20,6 @@ def own_summary(summary, expr):
     L257-265): per expression J and F are frame means (``expressions.parquet``), then ``unipixel_J`` and
     ``unipixel_F`` are means over the (method, budget)'s expressions and ``unipixel_J&F`` their mean (as fractions:
     the script prints them x 100, rounded to 2 decimals)."""
-    from litelvlm.video.metrics import mevis_summary
-
     rows = []
     for method, budget in zip(summary.method, summary.budget, strict=True):
         e = expr[(expr.method == method) & (expr.budget == budget)]
@@ -36,33 +28,12 @@ def own_summary(summary, expr):
                              "unipixel_J&F": [r[2] for r in rows]})
 
 
-def video_budget(n: int, budget: int, num_patches: int) -> int:
-    """K of N merged tokens for a per-frame budget of ``budget`` of ``num_patches`` (see the module docstring)."""
-    return max(1, min(n, round(n * budget / num_patches)))
-
-
-def method_error(name: str) -> str | None:
-    """Why ``name`` cannot run on UniPixel's video path (None: it can)."""
-    from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
-
-    if name == BASELINE:
-        return f"{name!r} is the unpruned baseline, run on every video anyway"
-    return UniPixelVideoPipeline.method_error(UniPixelVideoPipeline, name)
-
-
-def offered_methods() -> list[str]:
-    """Every method UniPixel's video path runs, no baseline and no analysis oracle, in the registry's order."""
-    from litelvlm.methods import get_method, method_names
-
-    return [m for m in method_names() if method_error(m) is None and not get_method(m, "qwen2.5-vl").oracle]
-
-
 class UniPixelRunner:
     """One loaded UniPixel (its video path) and the prepared video being scored."""
 
-    def __init__(self, a, num_patches: int) -> None:
-        from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
+    extra_columns: list[str] = []
 
+    def __init__(self, a: Any, num_patches: int) -> None:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
         self.pipe = UniPixelVideoPipeline.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
                                                             clip_text=a.clip_text)
@@ -92,10 +63,18 @@ class UniPixelRunner:
             raise LiteLVLMError(f"{rec.video}: {out.masks.shape[0]} masks for {len(rec.frames)} frames")
         return out.masks.float().cpu(), round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
 
+    def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
+        """``given``, or every method the video path offers."""
+        return given or offered_methods()
+
     def config(self) -> dict:
         """What ``config.json`` records of this model's run."""
         return {"family": "unipixel", "budget_reading": BUDGET_READING,
                 "propagation": self.pipe.describe()["video"]["propagation"]}
 
+    def summary(self, summary, expr):
+        """UniPixel's own score beside the DAVIS table (:func:`own_summary`)."""
+        return own_summary(summary, expr)
 
-__all__ = ["BUDGET_READING", "NOTE", "UniPixelRunner", "method_error", "offered_methods", "own_summary", "video_budget"]
+
+__all__ = ["UniPixelRunner", "own_summary"]

@@ -1,0 +1,83 @@
+"""The video contract of ``litelvlm eval-video``: what a family with a video path offers the video study, found
+through the family registry (:data:`litelvlm.families.TABLE`, an entry's ``video_eval``), so the study names no
+family.
+
+A family's :class:`VideoEval` is light (importing it loads no torch): it checks the family's own options before
+anything is written, says why a method cannot run on its video path, and loads its :class:`VideoRunner`, which
+segments one expression over its whole video at a per-frame budget (of :data:`FRAME_PATCHES`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import LiteLVLMError
+from ..families import TABLE, family_of
+
+#: the per-frame budget's unit: CLIP tokens of one 336-px frame (24 x 24 patches); the unpruned run's budget
+FRAME_PATCHES = 576
+
+
+@runtime_checkable
+class VideoRunner(Protocol):
+    """One loaded model on its video path and the caches of the video being scored."""
+
+    #: the paired CLIP's model string (None: no CLIP)
+    clip_name: str | None
+    #: the loaded model (its ``dtype`` is recorded)
+    model: Any
+    #: columns the expression rows carry beyond the study's (in order)
+    extra_columns: list[str]
+
+    def new_video(self) -> None:
+        """Drop the previous video's work."""
+
+    def expression(self, rec, method: str, budget: int) -> tuple[Any, int | None, dict]:
+        """((T, H, W) float 0/1 masks, context tokens per frame (None: not per frame), the row's extra columns,
+        ``llm_visual_tokens`` among them) of one expression at the per-frame ``budget``."""
+
+    def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
+        """The methods to run: ``given`` (refused with the reason when they cannot run), or the family's default."""
+
+    def config(self) -> dict:
+        """What ``config.json`` records of this family's run beyond the options."""
+
+    def summary(self, summary, expr):
+        """``summary`` with the family's own score columns, if any."""
+
+
+@runtime_checkable
+class VideoEval(Protocol):
+    """What a family's video path declares before anything loads."""
+
+    #: the closing note printed and recorded in ``config.json``: where the numbers' weights come from
+    note: str
+
+    def check_options(self, a: Any, budgets: list[int]) -> None:
+        """Refuse (:class:`~litelvlm.errors.LiteLVLMError`) the study's options this family cannot take; light."""
+
+    def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
+        """Why each method of ``methods`` cannot run on this video path (empty: all can); loads no weights."""
+
+    def runner(self, a: Any) -> VideoRunner:
+        """The loaded model (``a.model``, ``a.device``, ``a.dtype``, ...) on its video path."""
+
+
+def video_eval(model: str) -> VideoEval:
+    """The video path of ``model``'s family (its registry entry's ``video_eval``); a family without one is refused
+    with a line naming the model and the families that have one."""
+    family = family_of(model)
+    target = TABLE[family].video_eval
+    if target is None:
+        offered = sorted(name for name, entry in TABLE.items() if entry.video_eval)
+        raise LiteLVLMError(f"model {model!r}: the {family} family has no video path; eval-video runs the families "
+                            f"{', '.join(offered)}")
+    module, attr = target.split(":")
+    out = getattr(importlib.import_module(module), attr)
+    if not isinstance(out, VideoEval):
+        raise TypeError(f"{target} is not a litelvlm.video.runner.VideoEval")
+    return out
+
+
+__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunner", "video_eval"]

@@ -1,0 +1,142 @@
+"""VideoGLaMM loaded on its video path for ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoRunner`).
+
+Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once; the unpruned baseline and
+a CLIP-side method segment through :func:`~litelvlm.videoglamm.referdavis.expression_masks` with the pruned visual
+input, an LLM-side method through the family's ``ground`` on each clip (:func:`family_masks`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..clip import load_clip
+from ..errors import LiteLVLMError
+from ..methods import BASELINE
+from ..pruning import available_methods
+from . import allocation as va
+from . import pruning as vp
+from .checkpoint import load_videoglamm
+from .config import NUM_FRAMES
+from .family import VideoGLaMMInput, VideoGLaMMPipeline
+from .pipeline import prepare_clip
+from .referdavis import clip_ranges, expression_masks
+from .video_eval import ALLOCATION_COLUMNS, allocation_weights
+
+log = logging.getLogger(__name__)
+
+
+class VideoGLaMMRunner:
+    """One loaded VideoGLaMM with its paired CLIP, and the per-clip caches of the video being scored."""
+
+    def __init__(self, a: Any) -> None:
+        dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
+        self.model, self.tokenizer, _ = load_videoglamm(a.model, device=a.device, dtype=dtype)
+        self.clip_name = a.clip or vp.default_clip(a.model)
+        self.clip = vp.pair_clip(self.model, load_clip(self.clip_name, "hf", device=a.device, dtype=self.model.dtype))
+        #: the same model on the family contract: the LLM-side methods run through its ``ground``
+        self.pipe = VideoGLaMMPipeline(self.model, self.tokenizer, name=a.model, clip=self.clip,
+                                       clip_text=a.clip_text, arrangement=a.arrangement)
+        self.args = a
+        self.prepared: dict = {}
+        self.traces: dict[int, object] = {}
+        self.budgets: list[list[int]] = []   # the frames' budgets of each pruned clip, in order
+        self.extra_columns = ALLOCATION_COLUMNS if a.allocation != "uniform" else []
+
+    def allocation(self, trace, text, method: str, budget: int) -> list[int] | None:
+        """The 16 frames' budgets of ``--allocation`` (None: ``uniform``, K on every frame; the baseline keeps all)."""
+        rule = allocation_weights(self.args.allocation)
+        if rule == "uniform" or method == BASELINE:
+            return None
+        weights = va.relevance_weights(trace, text, va.clip_logit_scale(self.clip)) if rule == "relevance" else rule
+        return va.frame_allocation(weights, budget, self.args.arrangement)
+
+    def new_video(self) -> None:
+        """Drop the previous video's clips."""
+        self.prepared.clear()
+        self.traces.clear()
+
+    def visual_fn(self, method: str, budget: int, tokens: list[int]):
+        """``expression_masks``' ``visual`` callable for (method, budget); appends each clip's context tokens."""
+        a = self.args
+
+        def visual(prepared, rec):
+            trace = self.traces.get(id(prepared))
+            if trace is None:
+                trace = self.traces[id(prepared)] = vp.trace_context(self.model, self.clip, prepared)
+            text = vp.clip_text_trace(self.clip, rec.sentence, a.clip_text)
+            allocation = self.allocation(trace, text, method, budget)
+            out = vp.prune_clip(self.model, prepared, trace, text, method, None if allocation else budget,
+                                allocation=allocation, arrangement=a.arrangement, seed=a.seed)
+            tokens.append(sum(out.context_tokens))
+            self.budgets.append(out.budgets)
+            return out.visual
+        return visual
+
+    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int | None, dict]:
+        """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra columns)
+        of one expression; an LLM-side method runs through the family's ``ground``."""
+        if method != BASELINE and self.pipe.spec(method).stage != "clip":
+            return family_masks(self, rec, method, budget), None, {"llm_visual_tokens": self.pipe.llm_budget(budget)}
+        tokens: list[int] = []
+        self.budgets.clear()
+        masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
+                                 visual=self.visual_fn(method, budget, tokens),
+                                 sam2_video_branch=self.args.sam2_video_branch)
+        extra = {"llm_visual_tokens": tokens[0] + self.pipe.num_visual_tokens - NUM_FRAMES * vp.POOLED ** 2}
+        if self.args.allocation != "uniform":  # what the allocation gave each frame (first clip)
+            extra.update(frame_budgets=",".join(map(str, self.budgets[0])), kept_tokens=sum(self.budgets[0]),
+                         llm_context_tokens=tokens[0])
+        return masks, tokens[0] // NUM_FRAMES, extra
+
+    def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
+        """The methods to run: ``given``, or every per-frame CLIP-side method (VisPruner first) then every LLM-side
+        one the family runs (oracles aside); an LLM-side method with no token schedule for this model's decoder
+        (e.g. SparseVLM's three stages in a 2-layer model) is refused when given and left out, with a warning, by
+        default."""
+        pipe = self.pipe
+        llm = [m for m in available_methods() if pipe.method_error(m) is None and pipe.spec(m).stage != "clip"
+               and not pipe.spec(m).baseline and not pipe.spec(m).oracle]
+        methods = given or vp.per_frame_methods() + llm
+        layers, n = len(pipe.language_model.layers), pipe.num_visual_tokens
+        bad = {}
+        for m in methods:
+            spec = pipe.spec(m)
+            try:
+                if spec.stage != "clip":
+                    [spec.schedule(pipe.llm_budget(k), n, layers) for k in budgets]
+            except LiteLVLMError as e:
+                bad[m] = f"{m}: {e}"
+        if given and bad:
+            raise LiteLVLMError("; ".join(bad.values()))
+        for why in bad.values():
+            log.warning("left out: %s", why)
+        return [m for m in methods if m not in bad]
+
+    def config(self) -> dict:
+        """Nothing beyond the options (folders written before the contract stay resumable)."""
+        return {}
+
+    def summary(self, summary, expr):
+        """``summary`` as it is: VideoGLaMM's own score is the DAVIS table."""
+        return summary
+
+
+def family_masks(run: VideoGLaMMRunner, rec, method: str, budget: int) -> torch.Tensor:
+    """(T, H, W) float 0/1 masks of an LLM-side ``method`` over the expression's video, clip by clip (clips of at
+    most 64 frames, as ``expression_masks``), each through the family's ``ground`` at the per-frame ``budget``."""
+    out = []
+    for frames in clip_ranges(len(rec.frames)):
+        key = (rec.video, frames.start)
+        if key not in run.prepared:
+            run.prepared[key] = prepare_clip(run.model, [np.asarray(rec.frame(i)) for i in frames])
+        clip = VideoGLaMMInput(run.prepared[key], [], torch.empty(0, dtype=torch.long), seed=run.args.seed)
+        masks = run.pipe.ground(run.pipe.with_sentences(clip, [rec.sentence]), method, budget).masks[0]
+        out.append(masks.float().cpu())
+    return torch.cat(out, dim=0)
+
+
+__all__ = ["VideoGLaMMRunner", "family_masks"]
