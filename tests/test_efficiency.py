@@ -315,14 +315,16 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
     assert "the paper's own" not in screen  # the paper's 7B numbers only beside full-size rows
 
 
-def test_cli_flops_only_glamm7b(tmp_path, capsys):
+@pytest.mark.parametrize("light", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["sdpa-192-64", "all"])
+def test_cli_flops_only_glamm7b(tmp_path, capsys, light):
     methods = "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"  # ToMe: the slow test
-    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", methods], tmp_path) == 0
+    subset = ["--attn", "sdpa", "--budgets", "192", "64"] if light else []  # every attention and budget: slow
+    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", methods, *subset], tmp_path) == 0
     screen = capsys.readouterr().out  # FLOPs-only: the analytic quantities, no time column
     assert "TFLOPs (paper's definition)" in screen and "storing activation GiB (paper's definition)" in screen
     assert "decoder-layer loop" not in screen and "the paper's own: litelvlm" in screen
     df = pd.read_csv(tmp_path / "efficiency.csv")
-    assert len(df) == 2 * (1 + 8 * 5)
+    assert len(df) == (1 + 8 * 2 if light else 2 * (1 + 8 * 5))
     check_measured_column(df, arch_name="glamm-7b")
 
 
