@@ -190,6 +190,7 @@ def _cpu_seconds() -> float:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    """With ``--cpu-durations``: note the CPU and wall clocks before the test's setup."""
     if not item.config.getoption("cpu_durations"):
         yield
         return
@@ -202,6 +203,7 @@ def pytest_runtest_protocol(item, nextitem):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """After the teardown: the seconds since the setup, as user properties (they travel from xdist workers)."""
     start = getattr(item, "_cpu_start", None)
     if start is not None and call.when == "teardown":
         import time
@@ -211,22 +213,24 @@ def pytest_runtest_makereport(item, call):
     yield
 
 
-_CPU_ROWS: dict = {}
+_CPU_ROWS: dict = {}  # node id -> (CPU s, wall s, outcome)
+_NOT_PASSED: dict = {}  # node id -> the outcome of its first phase that did not pass
 
 
 def pytest_runtest_logreport(report):
+    """Gather the measured seconds (under xdist: in the controller, from the workers' reports)."""
     props = dict(report.user_properties)
     if report.outcome != "passed":
-        _CPU_ROWS.setdefault(("outcome", report.nodeid), report.outcome)
+        _NOT_PASSED.setdefault(report.nodeid, report.outcome)
     if report.when == "teardown" and "cpu_s" in props:
-        outcome = _CPU_ROWS.pop(("outcome", report.nodeid), "passed")
-        _CPU_ROWS[report.nodeid] = (props["cpu_s"], props["wall_s"], outcome)
+        _CPU_ROWS[report.nodeid] = (props["cpu_s"], props["wall_s"], _NOT_PASSED.pop(report.nodeid, "passed"))
 
 
 def pytest_sessionfinish(session):
+    """Write ``--cpu-durations``' TSV, slowest first (once, from the controller under xdist)."""
     path = session.config.getoption("cpu_durations", None)
     if not path or os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    rows = sorted(((n, v) for n, v in _CPU_ROWS.items() if isinstance(n, str)), key=lambda kv: -kv[1][0])
+    rows = sorted(_CPU_ROWS.items(), key=lambda kv: -kv[1][0])
     lines = ["cpu_s\twall_s\toutcome\tnodeid"] + [f"{c:.2f}\t{w:.2f}\t{o}\t{n}" for n, (c, w, o) in rows]
     Path(path).write_text("\n".join(lines) + "\n")
