@@ -158,6 +158,20 @@ def unoffered_methods(monkeypatch):
     return {name: why for name, (why, _) in UNOFFERED.items()}
 
 
+_DESELECTED: list = []
+
+
+def pytest_deselected(items):
+    """Keep the deselected items: ``tests/test_suite_counts.py`` counts the slow and GPU ones."""
+    _DESELECTED.extend(items)
+
+
+@pytest.fixture(scope="session")
+def deselected_items() -> list:
+    """The items this session's selection (``-m``, ``-k``, ``--deselect``) left out."""
+    return _DESELECTED
+
+
 def pytest_collection_modifyitems(config, items):
     """GPU tests skip, with the reason, where no CUDA device is present."""
     if torch.cuda.is_available():
@@ -179,3 +193,65 @@ def _quantization_backends_importable():
     for name in ("bitsandbytes", "torchao"):
         if name in sys.modules and sys.modules[name] is None:
             del sys.modules[name]
+
+# --cpu-durations FILE: each test's CPU seconds (setup + call + teardown, this process and the children it waited
+# for), written as a TSV sorted by CPU time; CPU time depends far less than wall time on what else the machine runs.
+# Under xdist each worker measures its own tests and the controller gathers them from the reports.
+def pytest_addoption(parser):
+    parser.addoption("--cpu-durations", metavar="FILE", default=None,
+                     help="write each test's CPU seconds and wall seconds (setup+call+teardown) to FILE as a TSV")
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With ``--cpu-durations``: note the CPU and wall clocks before the test's setup."""
+    if not item.config.getoption("cpu_durations"):
+        yield
+        return
+    import time
+
+    cpu, wall = _cpu_seconds(), time.perf_counter()
+    item._cpu_start = (cpu, wall)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """After the teardown: the seconds since the setup, as user properties (they travel from xdist workers)."""
+    start = getattr(item, "_cpu_start", None)
+    if start is not None and call.when == "teardown":
+        import time
+
+        item.user_properties.append(("cpu_s", _cpu_seconds() - start[0]))
+        item.user_properties.append(("wall_s", time.perf_counter() - start[1]))
+    yield
+
+
+_CPU_ROWS: dict = {}  # node id -> (CPU s, wall s, outcome)
+_NOT_PASSED: dict = {}  # node id -> the outcome of its first phase that did not pass
+
+
+def pytest_runtest_logreport(report):
+    """Gather the measured seconds (under xdist: in the controller, from the workers' reports)."""
+    props = dict(report.user_properties)
+    if report.outcome != "passed":
+        _NOT_PASSED.setdefault(report.nodeid, report.outcome)
+    if report.when == "teardown" and "cpu_s" in props:
+        _CPU_ROWS[report.nodeid] = (props["cpu_s"], props["wall_s"], _NOT_PASSED.pop(report.nodeid, "passed"))
+
+
+def pytest_sessionfinish(session):
+    """Write ``--cpu-durations``' TSV, slowest first (once, from the controller under xdist)."""
+    path = session.config.getoption("cpu_durations", None)
+    if not path or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rows = sorted(_CPU_ROWS.items(), key=lambda kv: -kv[1][0])
+    lines = ["cpu_s\twall_s\toutcome\tnodeid"] + [f"{c:.2f}\t{w:.2f}\t{o}\t{n}" for n, (c, w, o) in rows]
+    Path(path).write_text("\n".join(lines) + "\n")

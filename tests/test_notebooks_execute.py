@@ -9,9 +9,13 @@ from analysis.figures.notebook_run import execute_notebook
 from analysis.figures.registry import FAMILIES
 
 READY = [f for f in FAMILIES.values() if not f.missing()]
+#: the notebooks the default suite runs: every notebook is generated from one template over its family's functions
+#: (tests/test_notebooks_stripped.py), so a few light ones stand for the rest, which run with the slow tests
+DEFAULT = {"sink", "efficiency", "unipixel"}
 
 
-@pytest.mark.parametrize("family", READY, ids=lambda f: f.name)
+@pytest.mark.parametrize("family", [f if f.name in DEFAULT else pytest.param(f, marks=pytest.mark.slow) for f in READY],
+                         ids=lambda f: f.name)
 def test_notebook_runs_in_smoke_mode_and_matches_the_command(family, smoke_figures, tmp_path, monkeypatch):
     import torch
 
