@@ -204,7 +204,7 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
                              "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
                              "intersection": inter, "union": union, "iou": iou,
                              "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
-                             "seq_len": out.seq_len, "prune_layer": out.prune_layer,
+                             "seq_len": out.seq_len, "prune_layer": out.prune_layer, **out.short_kept(),
                              **pipe.sample_metrics(masks[turn], gt, r.bbox),
                              **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
                                                                   "generated_tokens": int(out.generated.numel())})})
