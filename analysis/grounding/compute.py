@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import (
     ALL_TOKENS,
@@ -54,6 +55,7 @@ from analysis.common.glamm_runs import (
     official_turns,
     plan,
 )
+from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
@@ -320,7 +322,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record())
+                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("grounding", a.model))
     folder = RunFolder(out) if state.is_main_process else contextlib.nullcontext()
     with folder:
         old = None
@@ -344,6 +346,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
                 tmp.write_text(summary.to_string(index=False) + f"\nskipped images: {len(skipped_df)}\n")
             print(summary.to_string(index=False))
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
+            warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(), a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
                                     sum(len(by_image[i]) for i in image_ids), log)
             if banner := weights_banner(a.model, a.clip):
@@ -353,8 +356,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
 
 #: options a run may change and still reuse the finished parts of its folder (results are restricted
 #: to the current selection, so a grown run equals a fresh one)
-GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets",
-                                                "n_boot")}
+GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets", "n_boot")}
 
 
 def read_json_if(path: Path) -> dict | None:

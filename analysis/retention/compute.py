@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.common.identity import run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.retention.options import RetentionArgs
@@ -225,7 +226,7 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
     skipped = meta.pop("skipped")
     write_json(out / "config.json", {**asdict(a), **meta, "synthetic": a.refer_dir is None, "skipped": skipped,
                                       "paths": portable_paths(asdict(a), out), "torch_threads": torch_thread_count(),
-                                      "run": run_record()})
+                                      "run": run_record(), **run_identity("retention", a.model)})
     if a.compare_to:
         from analysis.common.parts import read_parquet
 
