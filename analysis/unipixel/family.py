@@ -12,7 +12,7 @@ from analysis.grounding import plots
 from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, read_grounding
 
 #: the model of the smoke run: random weights of the tiny UniPixel preset
-SMOKE_MODEL = "unipixel-tiny-random:0"
+SMOKE_MODEL = "unipixel-tiny-random:5"
 
 
 def smoke_unipixel(out_dir: Path, model: str | None = None) -> None:
