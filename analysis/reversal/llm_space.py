@@ -116,7 +116,7 @@ def run_llm_space(a: ReversalArgs) -> int:
 
     if family_of(a.model) != "unipixel":
         raise LiteLVLMError(f"--space llm reads a UniPixel model's LLM input space; --model {a.model!r} is not one "
-                            "(e.g. unipixel-tiny-random:0 or a UniPixel checkpoint folder)")
+                            "(e.g. unipixel-tiny-random:5 or a UniPixel checkpoint folder)")
     records = load_records(a)
     pipe = load_pipeline(a.model, device=a.device, dtype=getattr(torch, a.dtype))
     t0 = time.perf_counter()
