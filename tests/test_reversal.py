@@ -225,7 +225,8 @@ def test_figures_keep_two_runs_of_one_model_apart(coco128, tmp_path):
     tables = read_reversal(tmp_path / "tree")
     assert sorted(tables["summary"]["model"].unique()) == ["tiny336-random (cosine)", "tiny336-random (dot)"]
     figs = draw_reversal(tables)
-    assert {"by_area", "by_area_2", "by_category", "by_category_2"} <= set(figs)
+    assert {"by_area_tiny336-random-cosine", "by_area_tiny336-random-dot", "by_category_tiny336-random-cosine",
+            "by_category_tiny336-random-dot"} <= set(figs)   # each run's breakdowns named after it, no "_2"
     labels = figs["auroc_by_layer"].axes[0].get_legend_handles_labels()[1]
     assert labels == ["tiny336-random (cosine)", "tiny336-random (dot)", "chance"]
     for fig in figs.values():
