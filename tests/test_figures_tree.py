@@ -38,7 +38,7 @@ def study_argv(study: str, family: str, out: Path, coco: Path) -> list[str] | No
     argv = {
         "grounding": ["eval-grounding", "--model", model, *refer, "--limit-images", "1", "--methods", "random",
                       "--budgets", "8", "--n-boot", "10"],
-        "video": ["eval-video", "--model", model, *VIDEO, "--methods", "random", "--budgets", "8", "--n-boot", "10"],
+        "video": ["eval-video", "--model", model, *VIDEO, "--methods", "random", "--budgets", "16", "--n-boot", "10"],
         "importance": ["importance", "--model", model, *refer, "--limit-images", "1", "--max-sentences", "1"],
         "validate": ["validate", "--model", model, *refer, "--methods", "random", "--budgets", "8", "--repeats", "1"],
         "positions": ["positions", "--model", model, *refer, "--methods", "fastv", "--budgets", "8"],

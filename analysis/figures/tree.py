@@ -155,6 +155,10 @@ def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, familie
                 print(f"figures: skipping {names} ({fam.name}): {reason}")
                 why[f"{fam.name} {names}"] = reason
                 continue
+            if not paths:   # e.g. paired comparisons of a run without the methods they compare
+                print(f"figures: skipping {names} ({fam.name}): its tables give none of this family's figures")
+                why[f"{fam.name} {names}"] = "no figure"
+                continue
             print(f"figures: {fam.name}: {', '.join(dict.fromkeys(r.label for r in group))} from {names}: "
                   + ", ".join(p.name for p in paths))
             drawn.setdefault(fam.name, []).extend(paths)
