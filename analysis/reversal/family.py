@@ -36,7 +36,6 @@ def grid_run(config: dict) -> bool:
 def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
     """Summaries of every run under the folder (one per model), or of ``runs``, and the similarity-map examples of
     the first."""
-
     import numpy as np
     import pandas as pd
 
@@ -131,5 +130,6 @@ FAMILY = Family(
     smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
                "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)",
     results_files=("**/reversal.parquet",), tree=True, studies=("reversal",),
+    extra_imports=("from analysis.reversal.family import run_slug",),
     accepts=lambda config: not grid_run(config), together="all", read_runs=lambda runs: read_reversal(runs[0], runs),
     make_results="litelvlm reversal --model MODEL --out {out}/MODEL (one run per CLIP model)")
