@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import analysis.figures.registry as families
+from analysis.common.identity import run_identity
 from analysis.figures.family import Family
 from analysis.figures.registry import FAMILIES
 from litelvlm.cli import main
@@ -38,9 +41,13 @@ def test_list_names_every_family(capsys, tmp_path):
     assert "[ready]" not in out and "give --results DIR" in out  # no results looked at: none claimed
     (tmp_path / "validate" / "none").mkdir(parents=True)
     (tmp_path / "validate" / "none" / "memory.csv").write_text("quantize\n")
+    (tmp_path / "validate" / "old").mkdir(parents=True)   # no run identity in its config.json: not claimed
+    (tmp_path / "validate" / "old" / "memory.csv").write_text("quantize\n")
+    (tmp_path / "validate" / "old" / "config.json").write_text("{}")
+    (tmp_path / "validate" / "none" / "config.json").write_text(json.dumps(run_identity("validate", "tiny-random:0")))
     assert main(["figures", "--list", "--results", str(tmp_path)]) == 0
     lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
-    assert f"[results in {tmp_path / 'validate'}]" in lines["quantization"]
+    assert f"[results in {tmp_path / 'validate' / 'none'}]" in lines["quantization"]
     assert f"[no results in {tmp_path}]" in lines["reversal"]
 
 

@@ -16,7 +16,7 @@ import analysis.figures.registry as families
 from analysis.common.run_folder import RunFolder
 from analysis.figures.family import Family
 from analysis.figures.options import FiguresArgs, check_args
-from analysis.figures.tree import draw_tree
+from analysis.figures.tree import assign, draw_tree, find_runs
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 
@@ -24,6 +24,9 @@ from litelvlm.errors import LiteLVLMError
 def list_families(results: str | None = None) -> None:
     """Print every family, its notebook and what it can draw: its code's availability and, with ``results``,
     whether that folder holds its results (without it, nothing is known of any results)."""
+    taken = {}
+    if results is not None and Path(results).is_dir():
+        taken, _ = assign(find_runs(results)[0], list(families.FAMILIES.values()))
     for fam in families.FAMILIES.values():
         missing = fam.missing()
         if missing:
@@ -32,8 +35,8 @@ def list_families(results: str | None = None) -> None:
             state = "code ready; give --results DIR to look for results, or --smoke"
         elif not Path(results).is_dir():
             raise LiteLVLMError(f"--results {results!r} is not a folder")
-        else:
-            found = fam.result_units(results)
+        else:   # the run folders the tree hands it (their config.json's identity)
+            found = [r.folder for r in taken.get(fam.name, [])]
             state = f"results in {', '.join(map(str, found))}" if found else f"no results in {results}"
         print(f"{fam.name:12s} notebooks/{fam.notebook}.ipynb  [{state}]  {fam.title}")
 

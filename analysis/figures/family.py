@@ -177,19 +177,6 @@ class Family:
         """The folders under ``results_dir`` that hold one of this family's result files (the runs drawn)."""
         return sorted({p.parent for p in self._result_files(Path(results_dir))})
 
-    def unit_tags(self, results_dir: str | os.PathLike, units: list[Path]) -> list[str]:
-        """The name parts that tell the figures of ``units`` apart when ``results_dir`` holds several: each
-        unit's path under the family's folder ``results_dir/<subdir>`` (empty for that folder itself), or
-        else under ``results_dir``, with ``/`` as ``-``."""
-        root, sub = Path(results_dir), Path(results_dir) / self.subdir
-
-        def tag(unit: Path, base: Path) -> str:
-            rel = unit.relative_to(base).as_posix() if unit == base or base in unit.parents else None
-            return None if rel is None else ("" if rel == "." else rel.replace("/", "-"))
-
-        tags = [t if (t := tag(u, sub)) is not None else tag(u, root) for u in units]
-        return tags if len(set(tags)) == len(tags) else [tag(u, root) for u in units]
-
     def results_hint(self, results_dir: str | os.PathLike) -> str:
         """Where and how to make this family's missing results for ``results_dir``."""
         d = Path(results_dir)
