@@ -421,3 +421,29 @@ def test_fewer_than_k_through_ground_as_the_official_code_keeps_them(monkeypatch
     with pytest.raises(LiteLVLMError, match="keeps 59 tokens"):
         p.ground(prep, "hiprune", budget, registers="refuse")
     assert p.ground(prep, "hiprune", budget, registers="fill").short_kept() == {}
+
+
+def test_eval_grounding_records_the_kept_count_on_the_rows_that_keep_fewer(monkeypatch, coco128, tmp_path):
+    """``eval-grounding``: the rows where the official registers repeat an anchor carry ``kept`` (K - 1), the others
+    none (NaN: the budget); a run where it never happens has no ``kept`` column (``test_every_budget_...``)."""
+    import pandas as pd
+
+    import litelvlm.qwen.hiprune as hiprune
+    from litelvlm.cli import main
+
+    real = hiprune.block_scores
+
+    def designed(vision, blocks, attention="flash"):  # token 50: the anchor, and the strongest register too
+        scores = real(vision, blocks, attention)
+        for b, bump in zip(sorted(scores), (5.0, 9.0)):
+            scores[b][50] = scores[b].max() + bump
+        return scores
+
+    monkeypatch.setattr(hiprune, "block_scores", designed)
+    out = tmp_path / "out"
+    assert main(["eval-grounding", "--model", "unipixel-tiny-random:5", "--refer-dir", str(coco128), "--limit-images",
+                 "1", "--methods", "hiprune,random", "--budgets", "60", "--n-boot", "10", "--threads", "1",
+                 "--out", str(out)]) == 0
+    rows = pd.read_parquet(out / "grounding.parquet")
+    assert (rows.loc[rows["method"] == "hiprune", "kept"] == 59).all()
+    assert rows.loc[rows["method"] != "hiprune", "kept"].isna().all()
