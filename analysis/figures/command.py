@@ -84,9 +84,10 @@ def summary(drawn: dict[str, list[Path]], skipped: dict[str, str], out: str) -> 
 def draw_results(names: list[str], a: FiguresArgs, explicit: bool) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """``--results``: every run of the tree that the families ``names`` draw (:func:`analysis.figures.tree.draw_tree`),
     then one line per selected family without runs, saying how to make them."""
-    if a.via_notebooks:   # a family's notebook reads one results folder of its own
-        drawn = {n: draw(families.FAMILIES[n], a) for n in names}
-        return drawn, {}
+    if a.via_notebooks:   # a family's notebook reads one results folder of its own (``Family.load``)
+        has = [n for n in names if explicit or families.FAMILIES[n].find_results(a.results) is not None]
+        return {n: draw(families.FAMILIES[n], a) for n in has}, {n: f"no results in {a.results}" for n in names
+                                                                 if n not in has}
     selected_families = [families.FAMILIES[n] for n in names]
     for fam in selected_families:
         if fam.missing():
