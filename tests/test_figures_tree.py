@@ -133,10 +133,11 @@ def _check_tree(root: Path, out: Path, capsys) -> dict[str, list[str]]:
     for folder in runs:   # drawn, or skipped with a line naming it (and the figure family that could not draw it)
         said = [ln for ln in skips if re.match(rf"figures: skipping (\S+, )*{re.escape(str(folder))}(: | \(\w+\): )", ln)]
         assert str(folder) in files or said, (folder, printed)
+    source = {name: folder for folder, names in files.items() for name in names}
     by_bytes: dict[bytes, set[str]] = {}
-    for png in out.glob("*.png"):  # no run drawn twice under two names
-        by_bytes.setdefault(png.read_bytes(), set()).add(png.name)
-    assert all(len(names) == 1 for names in by_bytes.values()), [n for n in by_bytes.values() if len(n) > 1]
+    for png in out.glob("*.png"):  # no run drawn under another's name: equal files come from one run
+        by_bytes.setdefault(png.read_bytes(), set()).add(source[png.name])
+    assert all(len(runs) == 1 for runs in by_bytes.values()), [r for r in by_bytes.values() if len(r) > 1]
     return files
 
 
