@@ -43,6 +43,11 @@ RANDOM_GLAMMS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
 RANDOM_QWENS = {"qwen2.5-vl-3b-random": "3b", "qwen2.5-vl-7b-random": "7b", "qwen2.5-vl-tiny-random": "tiny"}
 #: Random UniPixel models: ``<name>-random`` -> the ``litelvlm.unipixel.config.PRESETS`` preset it builds.
 RANDOM_UNIPIXELS = {"unipixel-3b-random": "3b", "unipixel-7b-random": "7b", "unipixel-tiny-random": "tiny"}
+#: The seed a random preset takes when its string names none (``<name>-random`` means ``<name>-random:SEED``): 0,
+#: except the tiny random UniPixel, 5: its SAM 2 object-score gate is closed for seed 0 (every mask logit -1024, every
+#: mask empty on the sample images, so every score 0) and open for 5; the documented string is
+#: ``unipixel-tiny-random:5``.
+DEFAULT_SEEDS = {"unipixel-tiny-random": 5}
 #: Random VideoGLaMM models: ``<name>-random`` -> the ``litelvlm.videoglamm.config.PRESETS`` preset it builds.
 RANDOM_VIDEOGLAMMS = {"videoglamm-random": "videoglamm", "videoglamm-tiny-random": "tiny"}
 #: Prefixes that make a string an open_clip one.
@@ -96,10 +101,11 @@ class ModelSpec:
         return RANDOM_VIDEOGLAMMS.get(self.name)
 
     def random_seed(self) -> int:
-        """The SEED of ``<name>-random[:SEED]`` (0 when absent); anything but a whole number is an error."""
+        """The SEED of ``<name>-random[:SEED]`` (when absent, the preset's :data:`DEFAULT_SEEDS` entry, else 0); anything
+        but a whole number is an error."""
         if not (self.rest or "0").isdigit():
             raise LiteLVLMError(f"model {self.text!r}: the seed after ':' must be a whole number, got {self.rest!r}")
-        return int(self.rest or 0)
+        return int(self.rest) if self.rest else DEFAULT_SEEDS.get(self.name, 0)
 
     @property
     def local_dir(self) -> str | None:

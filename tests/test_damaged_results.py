@@ -4,12 +4,14 @@ is one line naming it, and ``figures`` skips a folder it cannot read with one li
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
 from test_faults import argv, different, results
 
+from analysis.common.identity import run_identity
 from litelvlm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
@@ -50,7 +52,7 @@ def test_damaged_files_of_an_earlier_run(command, coco128, tmp_path, capsys, cap
 def test_figures_skip_a_folder_they_cannot_read(coco128, tmp_path, capsys):
     tree = tmp_path / "runs"
     assert main(argv("reversal", coco128, tree / "reversal")) == 0
-    old = tree / "video"   # an eval-video folder of an older layout: no J&F column
+    old = tree / "video"   # an eval-video folder of an older layout: no J&F column, no run identity
     old.mkdir()
     (old / "summary.csv").write_text("method,budget,J,F\nnone,576,0.5,0.5\n")
     (old / "config.json").write_text('{"model": "videoglamm-tiny-random:0"}')
@@ -58,9 +60,13 @@ def test_figures_skip_a_folder_they_cannot_read(coco128, tmp_path, capsys):
     assert main(["figures", "--results", str(tree), "--out", str(tmp_path / "figs")]) == 0
     text = capsys.readouterr()
     assert "Traceback" not in text.err
-    line = [x for x in text.out.splitlines() if x.startswith("figures: skipping video")]
-    assert line and str(old) in line[0] and "layout" in line[0], text.out
+    line = [x for x in text.out.splitlines() if x.startswith(f"figures: skipping {old}")]
+    assert len(line) == 1 and "records no study" in line[0], text.out
     assert any(Path(tmp_path / "figs").rglob("*.png"))
+    (old / "config.json").write_text(json.dumps(run_identity("video", "videoglamm-tiny-random:0")))
+    assert main(["figures", "--results", str(tree), "--out", str(tmp_path / "figs1")]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith(f"figures: skipping {old}")]
+    assert len(line) == 1 and "layout" in line[0] and "(video)" in line[0], line
     (old / "config.json").write_bytes(b"\xff")
     assert main(["figures", "--results", str(tree), "--out", str(tmp_path / "figs2")]) == 0
-    assert any(x.startswith("figures: skipping video") and str(old) in x for x in capsys.readouterr().out.splitlines())
+    assert any(x.startswith(f"figures: skipping {old}: unreadable") for x in capsys.readouterr().out.splitlines())

@@ -42,3 +42,65 @@ def test_the_default_model_runs_offline_and_the_help_names_the_papers(command):
         paper = {COMMAND_CLIP_MODEL: DEFAULT_HF_MODEL, COMMAND_GLAMM_MODEL: "GLaMM-RefSeg",
                  COMMAND_VIDEOGLAMM_MODEL: "VideoGLaMM"}[default]
         assert paper in action.help, action.help
+
+
+# -- the documented tiny models mean something -------------------------------------------------------------------
+def _documented_tiny_models() -> list[str]:
+    """Every tiny random model string of every registered family that README.md and docs/ offer a user: in their
+    code blocks, as ``--model NAME[:SEED]``, or as a loader's ``("NAME[:SEED]")`` (a family whose tiny preset they
+    never show: its preset without a seed). Prose that explains a seed (why seed 0 is not the default) is no offer."""
+    import re
+    from pathlib import Path
+
+    from litelvlm.families import TABLE
+
+    root = Path(__file__).resolve().parents[1]
+    pages = [p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]]
+    offered = "\n".join(block for page in pages for block in re.findall(r"```.*?```", page, flags=re.S))
+    offered += "\n".join(m for page in pages for m in re.findall(r"--model [^\s`]+|\(\"[^\"]+\"\)", page))
+    found = []
+    for entry in TABLE.values():
+        for name in (n for n in entry.random_names if "tiny" in n):
+            shown = re.findall(rf"(?<![\w.-]){re.escape(name)}(:\d+)?(?![\w-])", offered)
+            found += [name + seed for seed in dict.fromkeys(shown)] or [name]
+    return list(dict.fromkeys(found))
+
+
+#: the weights they load, each once (``NAME`` is ``NAME:<its default seed>``)
+DOCUMENTED_WEIGHTS = list(dict.fromkeys(f"{ModelSpec.parse(m).name}:{ModelSpec.parse(m).random_seed()}"
+                                        for m in _documented_tiny_models()))
+
+
+DOCUMENTED_TINY = _documented_tiny_models()
+
+
+@pytest.mark.parametrize("model", DOCUMENTED_WEIGHTS)
+def test_every_documented_tiny_model_predicts_non_empty_masks_on_the_sample_images(model, coco128):
+    """Each family's documented tiny model string (the unpruned model, the first sample image; a video family: the image
+    as a 3-frame clip) predicts a non-empty mask: no random gate closed by the documented seed."""
+    import numpy as np
+    import torch
+
+    from litelvlm.data.refer import load_refer
+    from litelvlm.families import TABLE, family_of, load_pipeline
+
+    records = {}
+    for r in load_refer(coco128, None, "refcoco", "unc", "val"):
+        records.setdefault(r.image_id, r)
+    pipe = load_pipeline(model)
+    video = TABLE[family_of(model)].input == "video"
+    for r in list(records.values())[:1]:
+        image = r.image(True)
+        prep = pipe.prepare([np.asarray(image)] * 3 if video else image, [r.sentence])
+        with torch.no_grad():
+            masks = pipe.ground(prep, "none", None).masks
+        assert masks.any(), (model, r.image_id)
+
+
+def test_the_tiny_unipixel_without_a_seed_takes_the_seed_that_opens_its_gate():
+    """``unipixel-tiny-random`` means ``unipixel-tiny-random:5`` (seed 0 closes SAM 2's object-score gate); every
+    other preset's default seed stays 0, and the documented strings name no closed seed."""
+    assert ModelSpec.parse("unipixel-tiny-random").random_seed() == 5
+    assert ModelSpec.parse("unipixel-tiny-random:0").random_seed() == 0
+    assert ModelSpec.parse("tiny-random").random_seed() == 0 and ModelSpec.parse("videoglamm-tiny-random").random_seed() == 0
+    assert "unipixel-tiny-random:0" not in DOCUMENTED_TINY and "unipixel-tiny-random:5" in DOCUMENTED_TINY

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import analysis.figures.registry as families
+from analysis.common.identity import run_identity
 from analysis.figures.family import Family
 from analysis.figures.registry import FAMILIES
 from litelvlm.cli import main
@@ -38,9 +41,13 @@ def test_list_names_every_family(capsys, tmp_path):
     assert "[ready]" not in out and "give --results DIR" in out  # no results looked at: none claimed
     (tmp_path / "validate" / "none").mkdir(parents=True)
     (tmp_path / "validate" / "none" / "memory.csv").write_text("quantize\n")
+    (tmp_path / "validate" / "old").mkdir(parents=True)   # no run identity in its config.json: not claimed
+    (tmp_path / "validate" / "old" / "memory.csv").write_text("quantize\n")
+    (tmp_path / "validate" / "old" / "config.json").write_text("{}")
+    (tmp_path / "validate" / "none" / "config.json").write_text(json.dumps(run_identity("validate", "tiny-random:0")))
     assert main(["figures", "--list", "--results", str(tmp_path)]) == 0
     lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
-    assert f"[results in {tmp_path / 'validate'}]" in lines["quantization"]
+    assert f"[results in {tmp_path / 'validate' / 'none'}]" in lines["quantization"]
     assert f"[no results in {tmp_path}]" in lines["reversal"]
 
 
@@ -99,9 +106,10 @@ def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_
     fam.smoke_results(results, model="tiny-random")
     assert main(["figures", "--results", str(results), "--family", "retention", "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
-    assert f"figures: retention: read {results / 'retention'}\n" in printed and "wrote" in printed  # the runs read
+    assert f"figures: retention: clip/tiny-random from {results / 'retention'}: " in printed  # the run, its model
     paths = fam(results / "retention", tmp_path / "b")  # one command's --out works too
     assert paths and {p.suffix for p in paths} == {".pdf", ".png"}
+    assert all(p.name.startswith("retention_clip-tiny-random_") for p in paths)  # named after the model
     for p in paths:
         assert (tmp_path / "a" / p.name).read_bytes() == p.read_bytes(), p.name
     # without --family: draws the families it has results for, one line per skipped one, then a summary
@@ -125,8 +133,8 @@ def test_unknown_option_is_a_usage_error(bad, capsys):
 
 def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_path, capsys):
     """``runs/retention`` and ``runs/retention-seed1`` (another model) under one tree: both are found and
-    named as read, and each is drawn on its own (the family's own folder under its plain names, the other's
-    tagged by its folder; each equal to drawing that folder alone), so the two models are never merged."""
+    named as read, and each is drawn on its own under its model's name (each equal to drawing that folder
+    alone), so the two models are never merged."""
     from analysis.retention.family import smoke_retention
 
     fam = FAMILIES["retention"]
@@ -135,15 +143,13 @@ def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_pat
         (runs / name).mkdir(parents=True)
         smoke_retention(runs / name, model)
     (runs / "notes").mkdir()  # a folder without results is not a run
-    assert fam.result_units(runs) == [runs / "retention", runs / "retention-seed1"]
     assert main(["figures", "--results", str(runs), "--family", "retention", "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
-    assert f"figures: retention: read {runs / 'retention'}, {runs / 'retention-seed1'}\n" in printed
-    for name in ("retention", "retention-seed1"):
+    assert f"figures: retention: clip/tiny336-random from {runs / 'retention'}: " in printed
+    assert f"figures: retention: clip/tiny336-random:1 from {runs / 'retention-seed1'}: " in printed
+    for name, tag in (("retention", "clip-tiny336-random"), ("retention-seed1", "clip-tiny336-random-1")):
         alone = fam(runs / name, tmp_path / name)
-        assert alone
+        assert alone and all(p.name.startswith(f"retention_{tag}_") for p in alone)
         for p in alone:
-            prefix = "retention_" if name == "retention" else f"retention_{name}_"  # the family's folder: plain
-            tagged = tmp_path / "a" / p.name.replace("retention_", prefix, 1)
-            assert tagged.read_bytes() == p.read_bytes(), tagged.name
+            assert (tmp_path / "a" / p.name).read_bytes() == p.read_bytes(), p.name
     assert len([p for p in (tmp_path / "a").iterdir() if p.name != ".lock"]) == len(alone) * 2

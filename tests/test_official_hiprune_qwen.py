@@ -242,8 +242,9 @@ def _official(attn, prep, budget: int, n: int, alpha: float = 0.1, object_layer:
 
 
 def _check_budget(p, prep, attn, budget: int, **options) -> None:
-    """The variant through the pipeline's context equals the official code, or is refused where that one keeps fewer
-    than K tokens or crashes (then ``registers="fill"`` keeps K, the official tokens among them)."""
+    """The variant through the pipeline's context equals the official code, fewer than K tokens included (marked
+    ``short``), or is refused where that one crashes; where it keeps fewer than K, ``registers="refuse"`` refuses and
+    ``registers="fill"`` keeps K, the official tokens among them."""
     n = p.num_visual(prep)
     layer = options.get("object_layer", 2)
     try:
@@ -253,11 +254,12 @@ def _check_budget(p, prep, attn, budget: int, **options) -> None:
             p.spec("hiprune").select(p.context(prep), budget, **options)
         return
     ctx = p.context(prep)
+    got = p.spec("hiprune").select(ctx, budget, **options)
+    assert got.indices.tolist() == expected.tolist() and got.short == (len(expected) < budget), budget
     if len(expected) == budget:
-        assert p.spec("hiprune").select(ctx, budget, **options).indices.tolist() == expected.tolist(), budget
         return
     with pytest.raises(LiteLVLMError, match="registers='fill'"):
-        p.spec("hiprune").select(ctx, budget, **options)
+        p.spec("hiprune").select(ctx, budget, registers="refuse", **options)
     filled = p.spec("hiprune").select(ctx, budget, registers="fill", **options).indices
     assert len(filled) == budget and set(expected.tolist()) <= set(filled.tolist())
 
@@ -330,8 +332,9 @@ def test_other_alphas_short_budgets_and_crashes_follow_the_official_code(alpha):
 
 def test_where_the_official_registers_repeat_an_anchor():
     """The last block's score is a sum over query patches, so minus 1 need not exclude an anchor: on scores where an
-    anchor is also the strongest register the official code keeps K - 1 tokens; the default refuses the call,
-    ``registers="fill"`` keeps K: the official tokens and the next register."""
+    anchor is also the strongest register the official code keeps K - 1 tokens, and so does the default (marked
+    ``short``); ``registers="refuse"`` refuses the call, ``registers="fill"`` keeps K: the official tokens and the next
+    register."""
     from litelvlm.qwen.hiprune import select_tokens
 
     n, width, budget = 30, 6, 26  # round(26 * 0.1 / 5) = 1 anchor
@@ -340,8 +343,10 @@ def test_where_the_official_registers_repeat_an_anchor():
     shallow[14], deep[14] = 5.0, 9.0  # token 14 is the anchor and would be the strongest register
     expected = official_hiprune([shallow, deep], torch.tensor([[1, 2 * n // width, 2 * width]]), n, budget / n, 0.1, 1)
     assert len(expected) == budget - 1 and 14 in expected.tolist()
+    default = select_tokens(shallow, deep, budget, width)
+    assert default.indices.tolist() == expected.tolist() and default.short and len(default) == budget - 1
     with pytest.raises(LiteLVLMError, match="keeps 25 tokens"):
-        select_tokens(shallow, deep, budget, width)
+        select_tokens(shallow, deep, budget, width, registers="refuse")
     filled = select_tokens(shallow, deep, budget, width, registers="fill")
     extra = sorted(set(filled.indices.tolist()) - set(expected.tolist()))
     rest = [i for i in range(n) if i not in expected.tolist()]
@@ -394,3 +399,51 @@ def test_every_budget_through_the_pipeline_on_odd_sizes(dtype, size, impl):
     p, prep, attn = _case(dtype, size, impl)
     for budget in range(1, p.num_visual(prep) + 1):
         _check_budget(p, prep, attn, budget, attention=impl)
+
+
+def test_fewer_than_k_through_ground_as_the_official_code_keeps_them(monkeypatch):
+    """Where the official registers repeat an anchor (designed block scores), ``ground`` runs on the K - 1 tokens the
+    official code keeps and records the count (``short_kept``: a grounding row's ``kept`` column); the refusal stays
+    as ``registers="refuse"``; a full selection records nothing (tables of other runs keep their columns)."""
+    import litelvlm.qwen.hiprune as hiprune
+
+    p, prep, attn = _case(torch.float32, (97, 131))
+    n, budget = p.num_visual(prep), 60  # round(60 * 0.1 / 5) = 1 anchor
+    gen = torch.Generator().manual_seed(0)
+    shallow, deep = torch.rand(n, generator=gen), torch.rand(n, generator=gen) + 0.5
+    shallow[50], deep[50] = 5.0, 9.0  # token 50: the anchor, and the strongest register too
+    monkeypatch.setattr(hiprune, "block_scores", lambda vision, blocks, attention="flash": {1: shallow, 3: deep})
+    expected = official_hiprune([shallow, deep], prep.grid_thw, n, budget / n, 0.1, 1)
+    assert len(expected) == budget - 1
+    out = p.ground(prep, "hiprune", budget)
+    assert out.kept_indices.tolist() == expected.tolist() and out.short_kept() == {"kept": budget - 1}
+    assert out.seq_len == p.layout(prep, n).seq_len - (n - budget + 1)
+    with pytest.raises(LiteLVLMError, match="keeps 59 tokens"):
+        p.ground(prep, "hiprune", budget, registers="refuse")
+    assert p.ground(prep, "hiprune", budget, registers="fill").short_kept() == {}
+
+
+def test_eval_grounding_records_the_kept_count_on_the_rows_that_keep_fewer(monkeypatch, coco128, tmp_path):
+    """``eval-grounding``: the rows where the official registers repeat an anchor carry ``kept`` (K - 1), the others
+    none (NaN: the budget); a run where it never happens has no ``kept`` column (``test_every_budget_...``)."""
+    import pandas as pd
+
+    import litelvlm.qwen.hiprune as hiprune
+    from litelvlm.cli import main
+
+    real = hiprune.block_scores
+
+    def designed(vision, blocks, attention="flash"):  # token 50: the anchor, and the strongest register too
+        scores = real(vision, blocks, attention)
+        for b, bump in zip(sorted(scores), (5.0, 9.0)):
+            scores[b][50] = scores[b].max() + bump
+        return scores
+
+    monkeypatch.setattr(hiprune, "block_scores", designed)
+    out = tmp_path / "out"
+    assert main(["eval-grounding", "--model", "unipixel-tiny-random:5", "--refer-dir", str(coco128), "--limit-images",
+                 "1", "--methods", "hiprune,random", "--budgets", "60", "--n-boot", "10", "--threads", "1",
+                 "--out", str(out)]) == 0
+    rows = pd.read_parquet(out / "grounding.parquet")
+    assert (rows.loc[rows["method"] == "hiprune", "kept"] == 59).all()
+    assert rows.loc[rows["method"] != "hiprune", "kept"].isna().all()

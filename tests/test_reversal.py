@@ -225,7 +225,8 @@ def test_figures_keep_two_runs_of_one_model_apart(coco128, tmp_path):
     tables = read_reversal(tmp_path / "tree")
     assert sorted(tables["summary"]["model"].unique()) == ["tiny336-random (cosine)", "tiny336-random (dot)"]
     figs = draw_reversal(tables)
-    assert {"by_area", "by_area_2", "by_category", "by_category_2"} <= set(figs)
+    assert {"by_area_tiny336-random-cosine", "by_area_tiny336-random-dot", "by_category_tiny336-random-cosine",
+            "by_category_tiny336-random-dot"} <= set(figs)   # each run's breakdowns named after it, no "_2"
     labels = figs["auroc_by_layer"].axes[0].get_legend_handles_labels()[1]
     assert labels == ["tiny336-random (cosine)", "tiny336-random (dot)", "chance"]
     for fig in figs.values():
@@ -250,9 +251,9 @@ def test_each_figure_notes_the_weights_of_its_own_data(coco128, tmp_path):
     def notes(fig) -> list[str]:
         return [t.get_text().replace("\n", " ") for t in fig.texts if t.get_gid() == "weights-footnote"]
 
-    assert notes(figs["by_category_2"]) == ["RANDOM WEIGHTS (tiny336-random:1): numbers exercise the pipeline, "
+    assert notes(figs["by_category_tiny336-random-1"]) == ["RANDOM WEIGHTS (tiny336-random:1): numbers exercise the pipeline, "
                                             "they are not findings"]
-    assert "tiny336-random:1" not in notes(figs["by_category"])[0] and "tiny336-random" in notes(figs["map_0"])[0]
+    assert "tiny336-random:1" not in notes(figs["by_category_tiny336-random"])[0] and "tiny336-random" in notes(figs["map_0"])[0]
     save_figures(figs, tmp_path / "figs", "reversal", ["tiny336-random", "tiny336-random:1"])
     assert all(len(notes(f)) == 1 for f in figs.values())  # the tree's note only where none was written
     # both runs: the tree's note, naming both models

@@ -225,7 +225,7 @@ def test_results_with_relative_paths_draw_from_another_directory(coco128, tmp_pa
     monkeypatch.chdir(moved)
     assert main(["figures", "--results", str(tmp_path / "results"), "--family", "reversal",
                  "--out", str(moved / "figs")]) == 0
-    assert list((moved / "figs").glob("reversal_map_0.*"))
+    assert list((moved / "figs").glob("reversal_clip-tiny-random_map_0.*"))   # named after the run's model
 
 
 def test_paths_resolve_relative_to_a_moved_results_folder(tmp_path):

@@ -79,7 +79,7 @@ def as_args(cls: type, args: Any) -> Any:
 #: options holding paths: config.json keeps them as typed and, under ``paths``, portably
 PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data", "video_dir")
 #: config keys never compared when a run resumes into a folder
-NOT_COMPARED = ("torch_threads", "paths", "run", "layer_dtype_auto", *PATH_OPTIONS)
+NOT_COMPARED = ("torch_threads", "paths", "run", "layer_dtype_auto", "identity", *PATH_OPTIONS)
 
 
 def _option(key: str) -> str:

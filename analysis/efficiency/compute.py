@@ -218,6 +218,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     paper = arch.name == PAPER_ARCH  # the paper's numbers only beside its architecture's rows
     cmp = comparison_table(df, tuple(budgets) if video else (192, 64), fastv_layer=None if video else a.fastv_layer,
                            visual=arch.num_patches, paper=paper)
+    from analysis.common.identity import run_identity
     from analysis.common.study import run_record
 
     config = {
@@ -244,6 +245,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "paper_flops_fit": fit_paper_text_tokens(arch.llm) if arch.name == "glamm-7b" else None,
         "seconds": round(time.perf_counter() - t0, 1),
         "run": run_record(),
+        **run_identity("efficiency", arch.name, family=arch.family, weights="random"),
     }
     write_csv(out / "efficiency.csv", df)
     write_csv(out / "comparison.csv", cmp)

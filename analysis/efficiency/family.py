@@ -50,5 +50,5 @@ FAMILY = Family(
     subdir="efficiency", make_smoke=smoke_efficiency, read=read_efficiency, draw=draw_efficiency,
     smoke_note="`litelvlm efficiency --arch tiny --flops-only` (the tiny GLaMM on the meta device: FLOPs and "
                "activation bytes, no timing; timing needs a real run, see the README)",
-    results_files=("efficiency.csv",),
+    results_files=("efficiency.csv",), studies=("efficiency",),
     make_results="litelvlm efficiency --out {out}")

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from litelvlm.errors import LiteLVLMError
 
@@ -48,18 +49,23 @@ def notebook_out_dir(family: str = "") -> Path:
     return (root / family).resolve()
 
 
-def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=()) -> list[Path]:
+def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=(),
+                 label: str | None = None) -> list[Path]:
     """Save ``{name: figure}`` as ``out_dir/<family>_<name>.pdf`` and ``.png`` (``out_dir`` None:
     :func:`notebook_out_dir`), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
-    its own data's weights (``analysis.common.style.label_weights``); returns the paths."""
-    from analysis.common.style import LABELLED_GID, save_figure, weights_footnote
+    its own data's weights (``analysis.common.style.label_weights``), and with ``label`` (the runs' ``family/model``)
+    in its top right corner when given; returns the paths."""
+    from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, save_figure, weights_footnote
 
     out_dir = notebook_out_dir(family) if out_dir is None else out_dir
     paths: list[Path] = []
     for name, fig in figs.items():
         if fig.get_gid() != LABELLED_GID:  # a figure labelled with its own data's weights keeps that note
             weights_footnote(fig, *models)
+        if label:
+            fig.text(0.995, 0.995, label, ha="right", va="bottom", fontsize=FOOTNOTE_SIZE, color="0.35",
+                     gid="run-label")
         paths += save_figure(fig, out_dir, f"{family}_{name}")
     return paths
 
@@ -120,6 +126,20 @@ class Family:
     #: ``read`` takes a whole tree and keeps its runs apart itself (one line per run): the family is drawn
     #: once from ``--results``; otherwise each folder that holds its results is drawn on its own
     tree: bool = False
+    #: the studies (a run's ``identity.study``, :mod:`analysis.common.identity`) whose runs the family draws
+    studies: tuple[str, ...] = ()
+    #: the model families whose runs it draws (None: every one)
+    model_families: tuple[str, ...] | None = None
+    #: a more general figure family that does not draw the runs this one takes
+    replaces: str | None = None
+    #: ``accepts(config)``: whether a run of its study, by its recorded options, is one it draws (None: every one)
+    accepts: Callable[[dict], bool] | None = None
+    #: which runs are drawn together: each on its own (``run``), those of one model in one folder (``parent``),
+    #: all (``all``, each labelled in the figure), or those a function of the run (:class:`analysis.figures.tree.Run`)
+    #: gives one key; several are read with :attr:`read_runs`
+    together: str | Callable[[Any], object] = "run"
+    #: ``read_runs(folders)``: the result tables of several run folders, each kept apart (``together`` not ``run``)
+    read_runs: Callable[[list[Path]], dict] | None = None
 
     def missing(self) -> list[str]:
         """Why this family cannot be drawn now: the modules it needs that do not exist (yet)."""
@@ -163,19 +183,6 @@ class Family:
     def result_runs(self, results_dir: str | os.PathLike) -> list[Path]:
         """The folders under ``results_dir`` that hold one of this family's result files (the runs drawn)."""
         return sorted({p.parent for p in self._result_files(Path(results_dir))})
-
-    def unit_tags(self, results_dir: str | os.PathLike, units: list[Path]) -> list[str]:
-        """The name parts that tell the figures of ``units`` apart when ``results_dir`` holds several: each
-        unit's path under the family's folder ``results_dir/<subdir>`` (empty for that folder itself), or
-        else under ``results_dir``, with ``/`` as ``-``."""
-        root, sub = Path(results_dir), Path(results_dir) / self.subdir
-
-        def tag(unit: Path, base: Path) -> str:
-            rel = unit.relative_to(base).as_posix() if unit == base or base in unit.parents else None
-            return None if rel is None else ("" if rel == "." else rel.replace("/", "-"))
-
-        tags = [t if (t := tag(u, sub)) is not None else tag(u, root) for u in units]
-        return tags if len(set(tags)) == len(tags) else [tag(u, root) for u in units]
 
     def results_hint(self, results_dir: str | os.PathLike) -> str:
         """Where and how to make this family's missing results for ``results_dir``."""
@@ -223,13 +230,15 @@ class Family:
         figures are named ``<family>_<tag>_<name>`` (:meth:`unit_tags`; the family's own folder keeps the
         plain names): runs of other models or options
         are never merged into one line."""
-        units = self.result_units(results_dir) if results_dir is not None else []
-        if len(units) < 2:
+        if results_dir is None:
             tables = self.load(results_dir, smoke, model)
             return save_figures(self.draw(tables), out_dir, self.name, tables[MODELS_KEY])
-        paths: list[Path] = []
-        for unit, tag in zip(units, self.unit_tags(results_dir, units)):
-            tables = self.load(unit)
-            paths += save_figures(self.draw(tables), out_dir, f"{self.name}_{tag}" if tag else self.name,
-                                  tables[MODELS_KEY])
-        return paths
+        self.check()
+        # lazily: the registry imports every figure family's module, each of which imports this one
+        from analysis.figures.registry import FAMILIES
+        from analysis.figures.tree import draw_tree
+
+        drawn, _ = draw_tree(results_dir, out_dir, [self], list(FAMILIES.values()), explicit=True)
+        if not drawn:
+            raise LiteLVLMError(f"no {self.name} runs in {str(results_dir)!r}; " + self.results_hint(results_dir))
+        return drawn[self.name]

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import (
     ALL_TOKENS,
@@ -54,6 +55,7 @@ from analysis.common.glamm_runs import (
     official_turns,
     plan,
 )
+from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.screen import with_intervals
@@ -205,7 +207,7 @@ def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[
                              "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
                              "intersection": inter, "union": union, "iou": iou,
                              "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
-                             "seq_len": out.seq_len, "prune_layer": out.prune_layer,
+                             "seq_len": out.seq_len, "prune_layer": out.prune_layer, **out.short_kept(),
                              **pipe.sample_metrics(masks[turn], gt, r.bbox),
                              **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
                                                                   "generated_tokens": int(out.generated.numel())})})
@@ -321,7 +323,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record())
+                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("grounding", a.model))
     folder = RunFolder(out) if state.is_main_process else contextlib.nullcontext()
     with folder:
         old = None
@@ -346,6 +348,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
                 tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n")
             print(shown)
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
+            warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(), a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
                                     sum(len(by_image[i]) for i in image_ids), log)
             if banner := weights_banner(a.model, a.clip):
@@ -355,8 +358,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
 
 #: options a run may change and still reuse the finished parts of its folder (results are restricted
 #: to the current selection, so a grown run equals a fresh one)
-GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets",
-                                                "n_boot")}
+GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets", "n_boot")}
 
 
 def read_json_if(path: Path) -> dict | None:

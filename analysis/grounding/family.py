@@ -8,6 +8,7 @@ from pathlib import Path
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import plots
+from analysis.grounding.options import PROTOCOLS
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
 SMOKE_METHODS = "none,litelvlm,random,visionzip,prumerge,fastv,dart,sparsevlm"
@@ -48,6 +49,20 @@ def read_grounding(results_dir: Path) -> dict:
     return {**load_grounding(results_dir), **load_statistics(results_dir)}
 
 
+def protocol_pair(run) -> object:
+    """What groups a run with others: a run in a folder named after its protocol (``official/``, ``per-expression/``)
+    is drawn with the other protocol's run of the same model beside it (the protocols side by side)."""
+    ident, protocol = run.identity, run.config.get("protocol")
+    if run.folder.name in PROTOCOLS and protocol == run.folder.name:
+        return ident["family"], ident.get("model"), run.folder.parent
+    return run.folder
+
+
+def read_protocol_pair(folders: list[Path]) -> dict:
+    """Both protocols' runs of one model (``<folder>/official``, ``<folder>/per-expression``): read together."""
+    return read_grounding(folders[0].parent)
+
+
 def draw_grounding(tables: dict) -> dict:
     """cIoU and gIoU against budget per protocol (95% bootstrap intervals where the results have them), the
     protocols side by side, their difference, and the paper's claims judged on these results."""
@@ -81,5 +96,6 @@ FAMILY = Family(
                "two generated expressions each (a synthetic REFER folder when ../shared/data is absent); the "
                "numbers mean nothing",
     results_files=("grounding.parquet", "per-expression/grounding.parquet", "official/grounding.parquet"),
+    studies=("grounding",), together=protocol_pair, read_runs=read_protocol_pair,
     make_results="litelvlm eval-grounding --protocol per-expression --out {out}/per-expression "
                  "(and --protocol official --out {out}/official)")

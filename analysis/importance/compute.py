@@ -36,6 +36,7 @@ import torch
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import clip_record
+from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import (
@@ -301,7 +302,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                   seg_token_id=pipe.seg_token_id, llm_layers=int(lm.num_hidden_layers),
                   llm_heads=int(lm.num_attention_heads),
                   num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count(), run=run_record())
+                  torch_threads=torch_thread_count(), run=run_record(), **run_identity("importance", a.model))
     with RunFolder(out, direct=("parts", "images")) as folder:
         folder.resume(config, growable=GROWABLE)
         store = PartStore(out)

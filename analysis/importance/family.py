@@ -132,6 +132,6 @@ FAMILY = Family(
     make_smoke=smoke_importance, read=read_importance, draw=draw_importance,
     smoke_note="the random-weight `tiny-random` GLaMM on one COCO-128 image (two sentences; a synthetic REFER "
                "folder when ../shared/data is absent), so every number is meaningless: it only shows the layout",
-    results_files=("importance.parquet",),
+    results_files=("importance.parquet",), studies=("importance",),
     make_results="litelvlm importance --out {out} "
                  "(and litelvlm eval-grounding --out {out}/ablation for the oracle ablation)")

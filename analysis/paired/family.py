@@ -67,5 +67,5 @@ FAMILY = Family(
     subdir="paired", make_smoke=smoke_paired, read=read_paired, draw=draw_paired,
     smoke_note="`litelvlm eval-grounding` (official protocol) with the random-weight `tiny-random` GLaMM on three "
                "COCO-128 images (a synthetic REFER folder when ../shared/data is absent); the numbers mean nothing",
-    results_files=("comparisons.csv",),
+    results_files=("comparisons.csv",), studies=("grounding", "video"),
     make_results="litelvlm eval-grounding --out {out} (or litelvlm eval-video --out {out})")

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import clip_record, method_options, pick_image, plan, prompt_records
+from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record
@@ -106,7 +107,7 @@ def run_positions(a: PositionsArgs) -> int:
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets")}
     config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), **clip_record(pipe),
-                  numerics=pipe.numerics.to_dict(), run=run_record())
+                  numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("positions", a.model))
     with torch.no_grad(), RunFolder(out) as folder:
         folder.resume(config)
         picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences)

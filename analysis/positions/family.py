@@ -56,5 +56,5 @@ FAMILY = Family(
     command="litelvlm positions", requires=("analysis.positions.compute", "analysis.positions.plots"),
     subdir="positions", make_smoke=smoke_positions, read=read_positions, draw=draw_positions,
     smoke_note="`litelvlm positions` on one COCO-128 image with the tiny random GLaMM, every method at K = 64, 16",
-    results_files=("positions.csv",),
+    results_files=("positions.csv",), studies=("positions",),
     make_results="litelvlm positions --refer-dir REFER --out {out}")

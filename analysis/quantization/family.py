@@ -38,12 +38,18 @@ def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
 def read_quantization(results_dir: Path) -> dict:
     """Every ``validate`` folder under ``results_dir`` with a ``memory.csv``: its memory rows and its runs,
     each with the folder's ``device``, ``model`` and ``quantize``."""
+    return read_quantization_runs(sorted(p.parent for p in Path(results_dir).rglob("memory.csv")))
+
+
+def read_quantization_runs(folders: list[Path]) -> dict:
+    """The memory rows and runs of the ``validate`` folders ``folders`` (each holding a ``memory.csv``), each with
+    the folder's ``device``, ``model`` and ``quantize``."""
     import pandas as pd
 
     from analysis.common.study import read_json
 
     mem, rows = [], []
-    for path in sorted(Path(results_dir).rglob("memory.csv")):
+    for path in (Path(f) / "memory.csv" for f in folders):
         cfg = read_json(path.parent / "config.json")
         tags = {"device": str(cfg.get("device", "cpu")), "model": cfg.get("model"),
                 "quantize": cfg.get("quantize", "none"), "folder": path.parent.name}
@@ -79,6 +85,7 @@ FAMILY = Family(
     subdir="validate", make_smoke=smoke_quantization, read=read_quantization, draw=draw_quantization,
     smoke_note="`litelvlm validate` on one COCO-128 image with the tiny random GLaMM in bf16, int8 and nf4 "
                "(int8 and nf4 need bitsandbytes)",
-    results_files=("memory.csv", "*/memory.csv"),
+    results_files=("memory.csv", "*/memory.csv"), studies=("validate",), together="parent",
+    read_runs=read_quantization_runs,
     make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out {out}/$Q "
                  "--compare-to {out}/none; done")

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
-from analysis.retention.options import RetentionArgs
+from analysis.retention.options import RetentionArgs, model_family
 from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError
@@ -162,7 +163,6 @@ def run_retention(a: RetentionArgs) -> Path:
     """Compute and write the retention tables for ``a`` (checked: :func:`analysis.retention.options.check_args`);
     returns the output folder."""
 
-    from analysis.retention.options import model_family
     from litelvlm.clip import load_clip
     from litelvlm.pruning import available_methods, get_method
 
@@ -225,7 +225,7 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
     skipped = meta.pop("skipped")
     write_json(out / "config.json", {**asdict(a), **meta, "synthetic": a.refer_dir is None, "skipped": skipped,
                                       "paths": portable_paths(asdict(a), out), "torch_threads": torch_thread_count(),
-                                      "run": run_record()})
+                                      "run": run_record(), **run_identity("retention", a.model, family=model_family(a.model) or CLIP_FAMILY)})
     if a.compare_to:
         from analysis.common.parts import read_parquet
 

@@ -48,5 +48,5 @@ FAMILY = Family(
     subdir="retention", make_smoke=smoke_retention, read=read_retention, draw=draw_retention,
     smoke_note="the random-weight `tiny336-random` CLIP (24x24 grid) on one COCO-128 image with its "
                "generated expressions (a synthetic scene when ../shared/data is absent)",
-    results_files=("retention.parquet",),
+    results_files=("retention.parquet",), studies=("retention",),
     make_results="litelvlm retention --out {out}")

@@ -26,7 +26,7 @@ class RetentionArgs:
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): an hf id or folder, an "
                                               "open_clip string, or a random one such as tiny336-random or "
                                               "vit-l-14-336-random (see `litelvlm select --help`); or an LVLM of a "
-                                              "model family (e.g. unipixel-tiny-random:0, a GLaMM or UniPixel "
+                                              "model family (e.g. unipixel-tiny-random:5, a GLaMM or UniPixel "
                                               "folder): the methods it runs, on its own visual tokens")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",

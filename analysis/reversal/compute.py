@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.features_cache import VisionFeatureCache, cached_text_embeds
+from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.stats import area_bins, auroc, bootstrap_ci, ci_text, length_bins, wilcoxon_vs
 from analysis.common.study import portable_paths, run_record, torch_thread_count
@@ -344,7 +345,8 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
     write_json(out / "config.json", {"command": "reversal", "args": asdict(a), "clip": clip.describe(),
                                      "layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds": round(elapsed, 3), "paths": portable_paths(asdict(a), out),
-                                     "torch_threads": torch_thread_count(), "run": run_record()})
+                                     "torch_threads": torch_thread_count(), "run": run_record(),
+                                     **run_identity("reversal", a.model, family=CLIP_FAMILY)})
     overall = summary[summary["breakdown"] == "all"]
     for _, r in overall.iterrows():
         log.info("layer %d: AUROC_reversed %.3f %s, reversed in %.0f%% of %d sentences",

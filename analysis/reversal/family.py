@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from analysis.common import style
@@ -25,9 +26,16 @@ def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
             raise RuntimeError(f"litelvlm reversal failed on {m} (status {rc})")
 
 
-def read_reversal(results_dir: Path) -> dict:
-    """Summaries of every run under the folder (one per model) and the similarity-map examples of the first."""
+def grid_run(config: dict) -> bool:
+    """Whether a reversal run is one of the merged-grid study's (``--pad-to-square``, ``--grid unipixel`` or ``--space
+    llm``: figure family 10) rather than a plain one (figure family 1), by its recorded options."""
+    a = config.get("args") or {}
+    return bool(a.get("pad_to_square")) or a.get("grid", "clip") != "clip" or a.get("space", "clip") != "clip"
 
+
+def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
+    """Summaries of every run under the folder (one per model), or of ``runs``, and the similarity-map examples of
+    the first."""
     import numpy as np
     import pandas as pd
 
@@ -38,7 +46,8 @@ def read_reversal(results_dir: Path) -> dict:
     from litelvlm.data.refer import load_coco_instances, load_refer
     from litelvlm.families import exif_transpose
 
-    runs = sorted(p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
+    runs = sorted(runs) if runs is not None else sorted(
+        p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
     root = Path(os.path.commonpath(runs)) if len(runs) > 1 else Path(results_dir)  # names runs by their own folders
     configs = [read_json(run / "config.json") for run in runs]
     models = [c["clip"]["model"] for c in configs]
@@ -86,6 +95,11 @@ def read_reversal(results_dir: Path) -> dict:
     return {"summary": summary, "examples": examples}
 
 
+def run_slug(label: str) -> str:
+    """A run's label (its model, and what tells it apart) as a part of a file name."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-")
+
+
 def draw_reversal(tables: dict) -> dict:
     """Similarity maps with referent contours and the lowest/highest tokens; AUROC per layer; breakdowns."""
     summary = tables["summary"]
@@ -96,9 +110,9 @@ def draw_reversal(tables: dict) -> dict:
         style.label_weights(figs[f"map_{i}"], ex["model"])
     figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
     runs = list(dict.fromkeys(summary["model"]))
-    for i, run in enumerate(runs):  # every run's breakdowns (none dropped); the first keeps the plain names
+    for run in runs:  # every run's breakdowns (none dropped), each named after its model when several
         for breakdown, name in (("area_bin", "by_area"), ("category", "by_category")):
-            key = name if i == 0 else f"{name}_{i + 1}"
+            key = name if len(runs) == 1 else f"{name}_{run_slug(run)}"  # every run named after its model
             figs[key], ax = plots.plot_reversal_breakdown(summary, breakdown, model=run)
             style.label_weights(figs[key], summary.loc[summary["model"] == run, "weights_model"].iloc[0])
             if len(runs) > 1:
@@ -115,5 +129,7 @@ FAMILY = Family(
     make_smoke=smoke_reversal, read=read_reversal, draw=draw_reversal,
     smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
                "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)",
-    results_files=("**/reversal.parquet",), tree=True,
+    results_files=("**/reversal.parquet",), tree=True, studies=("reversal",),
+    extra_imports=("from analysis.reversal.family import run_slug",),
+    accepts=lambda config: not grid_run(config), together="all", read_runs=lambda runs: read_reversal(runs[0], runs),
     make_results="litelvlm reversal --model MODEL --out {out}/MODEL (one run per CLIP model)")

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.common.identity import run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.reversal.compute import load_records, reversal_metrics, summarise_reversal
@@ -115,7 +116,7 @@ def run_llm_space(a: ReversalArgs) -> int:
 
     if family_of(a.model) != "unipixel":
         raise LiteLVLMError(f"--space llm reads a UniPixel model's LLM input space; --model {a.model!r} is not one "
-                            "(e.g. unipixel-tiny-random:0 or a UniPixel checkpoint folder)")
+                            "(e.g. unipixel-tiny-random:5 or a UniPixel checkpoint folder)")
     records = load_records(a)
     pipe = load_pipeline(a.model, device=a.device, dtype=getattr(torch, a.dtype))
     t0 = time.perf_counter()
@@ -138,7 +139,8 @@ def run_llm_space(a: ReversalArgs) -> int:
                                          "model": pipe.describe(), "layers": [0], "versions": run_versions(),
                                          "counts": counts, "seconds": round(time.perf_counter() - t0, 3),
                                          "paths": portable_paths(asdict(a), out),
-                                         "torch_threads": torch_thread_count(), "run": run_record()})
+                                         "torch_threads": torch_thread_count(), "run": run_record(),
+                                         **run_identity("reversal", a.model)})
     r = summary[summary["breakdown"] == "all"].iloc[0]
     print(f"reversal (LLM input space): {counts.get('sentences_scored', 0)} of {len(records)} sentences scored on "
           f"{counts.get('images_scored', 0)} images; AUROC_reversed {r['auroc_reversed_mean']:.3f}; wrote {out}")

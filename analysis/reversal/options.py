@@ -35,7 +35,7 @@ class ReversalArgs(ClipStudyArgs):
                          "LiteLVLM selects on UniPixel; implies --pad-to-square; this project's study option)")
     space: str = arg("clip", choices=list(SPACES),
                      help="where the similarity is measured: CLIP's joint space (--model a CLIP), or the LLM's input "
-                          "space of a UniPixel model (--model a UniPixel model, e.g. unipixel-tiny-random:0; needs "
+                          "space of a UniPixel model (--model a UniPixel model, e.g. unipixel-tiny-random:5; needs "
                           "--grid unipixel): each merged token's relevance to the prompt's mean instruction-token "
                           "embedding (as OpenVINO's CDPruner port scores Qwen tokens); this project's study option")
     video: bool = arg(False, help="the reversal on video frames (this project's study option): every frame of every "

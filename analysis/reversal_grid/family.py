@@ -10,7 +10,7 @@ from analysis.common import style
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
-from analysis.reversal.family import read_reversal
+from analysis.reversal.family import grid_run, read_reversal
 
 #: the UniPixel model whose LLM input space the smoke results measure (random weights)
 SMOKE_UNIPIXEL = "unipixel-tiny-random:0"
@@ -77,7 +77,8 @@ FAMILY = Family(
     smoke_note="one random-weight `tiny336-random` CLIP on 16 COCO-128 val sentences with generated expressions, "
                "on both grids, and the random `unipixel-tiny-random:0` in its LLM input space (a tiny hand-made REFER "
                "folder when ../shared/data is absent)",
-    results_files=("**/reversal.parquet",), tree=True,
+    results_files=("**/reversal.parquet",), tree=True, studies=("reversal",), accepts=grid_run, together="all",
+    read_runs=lambda runs: read_reversal(runs[0], runs),
     extra_imports=("from analysis.reversal_grid.family import draw_llm_space",),
     make_results="litelvlm reversal --model MODEL --pad-to-square --grid clip|unipixel --out {out}/GRID (one run "
                  "per grid); optionally litelvlm reversal --space llm --grid unipixel --model UNIPIXEL --out "

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
 from analysis.common.study import portable_paths, run_record, torch_thread_count
@@ -301,7 +302,8 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
     write_json(out / "config.json", {"command": "sink", "args": asdict(a), "clip": clip.describe(),
                                      "vision_layers": layers, "versions": run_versions(), "counts": counts,
                                      "seconds_sink": round(t_sink, 3), "paths": portable_paths(asdict(a), out),
-                                     "torch_threads": torch_thread_count(), "run": run_record()})
+                                     "torch_threads": torch_thread_count(), "run": run_record(),
+                                     **run_identity("sink", a.model, family=CLIP_FAMILY)})
     per_layer = summary[summary["head"] == -1]
     for _, r in per_layer.iterrows():
         log.info("text layer %d: [EOS]->[SOS] %.3f (uniform %.3f), ->itself %.3f, ->content %.3f",

@@ -56,5 +56,5 @@ FAMILY = Family(
     make_smoke=smoke_sink, read=read_sink, draw=draw_sink,
     smoke_note="the random-weight `tiny336-random` CLIP on 16 COCO-128 val sentences, with the ablation on "
                "their images (a tiny hand-made REFER folder when ../shared/data is absent)",
-    results_files=("sink.parquet",),
+    results_files=("sink.parquet",), studies=("sink",),
     make_results="litelvlm sink --out {out}")

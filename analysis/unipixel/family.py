@@ -12,7 +12,7 @@ from analysis.grounding import plots
 from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, read_grounding
 
 #: the model of the smoke run: random weights of the tiny UniPixel preset
-SMOKE_MODEL = "unipixel-tiny-random:0"
+SMOKE_MODEL = "unipixel-tiny-random:5"
 
 
 def smoke_unipixel(out_dir: Path, model: str | None = None) -> None:
@@ -65,6 +65,7 @@ FAMILY = Family(
     subdir="unipixel", make_smoke=smoke_unipixel, read=read_unipixel, draw=draw_unipixel,
     smoke_note="the random-weight `unipixel-tiny-random` (tiny Qwen2.5-VL, tiny SAM 2) on one COCO-128 image "
                "(a synthetic REFER folder when ../shared/data is absent); the numbers mean nothing",
-    results_files=("per-expression/grounding.parquet", "grounding.parquet"),
+    results_files=("per-expression/grounding.parquet", "grounding.parquet"), studies=("grounding",),
+    model_families=("unipixel",), replaces="grounding",
     make_results="litelvlm eval-grounding --model unipixel-3b-random --protocol per-expression "
                  "--out {out}/per-expression")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.validate.options import ValidateArgs
 from litelvlm.errors import LiteLVLMError
@@ -247,10 +248,12 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
     family pairs none)."""
     from analysis.common.glamm_runs import clip_record
+    from analysis.common.identity import run_identity
     from analysis.common.study import portable_paths, run_record, torch_thread_count
 
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
-    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record())
+    config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
+                  **run_identity("validate", a.model))
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id)
     if a.layer_dtype == "auto":  # the arithmetic auto chose (compared on resume), and why (not compared)
@@ -382,6 +385,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)
     print("\n".join(lines))
+    warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0
 

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.common.degenerate import warn_if_degenerate
+from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record
@@ -169,7 +171,7 @@ def run_video(a: VideoArgs) -> int:
     config = {k: v for k, v in asdict(a).items() if k not in skip}
     if a.sam2_video_branch:   # non-default options only: folders written before them stay resumable
         config["sam2_video_branch"] = True
-    config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note)
+    config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note, **run_identity("video", a.model))
     with tempfile.TemporaryDirectory() as tmp:
         _, groups = dataset(a, tmp)
         run = family.runner(a)
@@ -194,6 +196,8 @@ def run_video(a: VideoArgs) -> int:
 
         print(with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
+    warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model, out,
+                       "every J and F is 0 (every mask empty, or missing its object)")
     if banner := weights_banner(a.model, run.clip_name):
         print(banner)
     print(f"Note: {note}.")

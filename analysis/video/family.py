@@ -71,5 +71,5 @@ FAMILY = Family(
     subdir="video", make_smoke=smoke_video, read=read_video, draw=draw_video,
     smoke_note="`litelvlm eval-video` with the random-weight `videoglamm-tiny-random:0` on two 4-frame synthetic "
                "videos, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
-    results_files=("summary.csv",),
+    results_files=("summary.csv",), studies=("video",),
     make_results="litelvlm eval-video --out {out}")

@@ -57,6 +57,11 @@ class GroundingOutput:
     position_rule: str = "renumber"          # what the kept tokens' RoPE positions were: "keep" or "renumber"
     generated: torch.Tensor | None = None    # answer="generate": the generated ids (litelvlm.lvlm.generate)
 
+    def short_kept(self) -> dict:
+        """``{"kept": n}`` when the method kept fewer visual tokens than its budget, as its official code does
+        (``Selection.short``: HiPrune's Qwen2.5-VL registers); ``{}`` otherwise (a table's ``kept`` column)."""
+        return {"kept": len(self.selection)} if self.selection is not None and self.selection.short else {}
+
 
 @contextlib.contextmanager
 def norm_input_states(norm) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:

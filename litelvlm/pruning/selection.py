@@ -51,7 +51,8 @@ class Selection:
     similarity-aware and context-aware sets of LiteLVLM). ``prune_layer`` is the first LLM decoder layer
     whose input lacks the dropped tokens (0: pruned before the LLM; FastV's K). ``llm_output`` is the (final normed hidden
     states, rows predicting each [SEG]) of the LLM forward that made the selection, for a method that
-    runs the LLM to select (SparseVLM): its ``forward`` returns them instead of running the LLM again.
+    runs the LLM to select (SparseVLM): its ``forward`` returns them instead of running the LLM again. ``short``: the
+    method's official code keeps fewer tokens than the budget here (HiPrune's Qwen2.5-VL registers), and so does this.
     """
 
     indices: torch.Tensor
@@ -60,6 +61,7 @@ class Selection:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
     prune_layer: int = 0
     llm_output: tuple[torch.Tensor, torch.Tensor] | None = None
+    short: bool = False
 
     def __len__(self) -> int:
         return int(self.indices.numel())

@@ -23,10 +23,12 @@ runs it with ``attn_implementation="flash_attention_2"``, ``HIPRUNE_QWEN_RETENTI
 
 Where the official code misses the budget: the score is a sum over query patches (about 1 per token on average,
 unbounded above), so subtracting 1 need not exclude an anchor or buffer from the registers' top-k; where it picks
-one again, the official mask keeps fewer than K tokens. The project's pipeline feeds exactly K, so by default
-(``registers="official"``) such a call is refused with a message; ``registers="fill"`` (this project's
-extension) takes the official top-k and, for each anchor or buffer it repeats, the next register of the same score
-with every kept token excluded, so it equals the official selection wherever that one has K tokens. Where the
+one again, the official mask keeps fewer than K tokens. By default (``registers="official"``) the project does what
+the official code does: it keeps those tokens, fewer than K (the selection is marked ``short``, and
+``eval-grounding`` records the count in a ``kept`` column of those rows); ``registers="refuse"`` refuses such a call
+with a message instead; ``registers="fill"`` (this project's extension) takes the official top-k and, for each
+anchor or buffer it repeats, the next register of the same score with every kept token excluded, so it equals the
+official selection wherever that one has K tokens. Where the
 anchors and buffers alone outnumber K (``alpha`` near 1 at a small K) the official top-k gets a negative k and
 crashes; that call is refused too (the default alpha 0.1 never does).
 
@@ -60,9 +62,9 @@ ALPHA, OBJECT_LAYER, OFFICIAL_DEPTH = 0.1, 16, 32
 #: how the blocks' attention weights are computed: the flash-attention class's (the benchmark's, over every patch)
 #: or the eager class's (a window block's masked to its windows)
 ATTENTIONS = ("flash", "eager")
-#: what happens where the official registers repeat an anchor or buffer: refused (``official``) or filled
-#: (``fill``, this project's extension)
-REGISTERS = ("official", "fill")
+#: what happens where the official registers repeat an anchor or buffer: fewer than K kept as the official code keeps
+#: them (``official``), refused (``refuse``), or filled to K (``fill``, this project's extension)
+REGISTERS = ("official", "refuse", "fill")
 
 
 def default_object_layer(depth: int) -> int:
@@ -104,7 +106,7 @@ def registers_for(deep: torch.Tensor, anchored: torch.Tensor, budget: int, regis
     lowered = deep - taken.int()
     picked = torch.topk(lowered, k=budget - anchored.shape[0]).indices
     repeats = int(taken[picked].sum())
-    if repeats == 0 or registers == "official":
+    if repeats == 0 or registers != "fill":
         return picked
     taken[picked] = True
     more = torch.topk(lowered.masked_fill(taken, float("-inf")), k=repeats).indices
@@ -145,11 +147,13 @@ def select_tokens(shallow: torch.Tensor, deep: torch.Tensor, budget: int, width:
     keep = torch.zeros(n, dtype=torch.bool, device=deep.device)
     keep[torch.cat([anchored, picked])] = True
     indices = torch.nonzero(keep).flatten()
-    if indices.shape[0] != budget:
+    if indices.shape[0] != budget and registers == "refuse":
         raise LiteLVLMError(f"HiPrune's official Qwen2.5-VL code keeps {indices.shape[0]} tokens, not K = {budget}, "
                             "on this image (its registers pick an anchor or buffer token again: the last block's "
-                            "score minus 1 still ranks it); registers='fill' (this project's extension) keeps K")
-    return Selection(indices=indices, scores=deep, parts={"anchors_and_buffers": anchored, "registers": picked})
+                            "score minus 1 still ranks it); registers='official' keeps those as the official code "
+                            "does, registers='fill' (this project's extension) keeps K")
+    return Selection(indices=indices, scores=deep, parts={"anchors_and_buffers": anchored, "registers": picked},
+                     short=indices.shape[0] < budget)
 
 
 HIPRUNE_QWEN = Method("llm-input", hiprune_qwen, host_sync=True, ranks=True, positions="keep", reads_vision_blocks=True)

@@ -1,0 +1,173 @@
+"""One results tree: every run folder under ``--results``, drawn under its own family and model name.
+
+A run folder is a folder whose ``config.json`` records the run's identity (``study``, ``family``, ``model``,
+``weights``: :mod:`analysis.common.identity`). The tree is walked once; each run goes to the figure families
+registered for its study (:attr:`~analysis.figures.family.Family.studies`) that read its model family and hold the
+table they draw (a family with :attr:`~analysis.figures.family.Family.replaces` takes the runs of its family from a
+more general one). No figure family opens a folder to guess what it holds. A family draws each run on its own, or
+(:attr:`~analysis.figures.family.Family.together`) the runs of one model in one folder, or all its runs, each
+labelled in the figure; every file is named ``<figure family>_<family>-<model>_<figure>`` and every figure
+carries ``family/model``. A folder it cannot draw is skipped with one line naming it and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.common.identity import identity_label, identity_tag, read_identity
+from analysis.common.study import read_json
+from analysis.figures.family import Family, results_models, save_figures
+from litelvlm.errors import LiteLVLMError
+
+#: what reading a run of an older layout, or a damaged one, raises while a family draws it
+UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, FileNotFoundError)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder of a results tree: where it is, its ``config.json`` and the identity it records."""
+
+    folder: Path
+    config: dict
+    identity: dict
+
+    @property
+    def label(self) -> str:
+        """``family/model`` (:func:`~analysis.common.identity.identity_label`)."""
+        return identity_label(self.identity)
+
+
+def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """(the run folders under ``root``, root included, and (folder, reason) for each ``config.json`` that records
+    no run identity). A run's resumable ``parts/`` and hidden staging folders are not runs."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LiteLVLMError(f"--results {str(root)!r} is not a folder")
+    runs, skipped = [], []
+    for path in sorted(root.rglob("config.json")):
+        parts = path.parent.relative_to(root).parts
+        if "parts" in parts or any(p.startswith(".") for p in parts):
+            continue
+        try:
+            config = read_json(path)
+        except LiteLVLMError as e:
+            skipped.append((path.parent, f"unreadable config.json ({str(e).splitlines()[0]})"))
+            continue
+        identity = read_identity(config)
+        if identity is None:
+            skipped.append((path.parent, "its config.json records no study (written before run identities, or not "
+                                         "a run folder of this project); rerun its command to draw it"))
+            continue
+        runs.append(Run(path.parent, config, identity))
+    return runs, skipped
+
+
+def takes(fam: Family, run: Run) -> bool:
+    """Whether ``fam`` draws ``run``: its study, its model family, its options (``accepts``), and a table it draws."""
+    ident = run.identity
+    if ident["study"] not in fam.studies:
+        return False
+    if fam.model_families is not None and ident["family"] not in fam.model_families:
+        return False
+    if fam.accepts is not None and not fam.accepts(run.config):
+        return False
+    return any(next(run.folder.glob(p), None) is not None for p in fam.results_files)
+
+
+def assign(runs: list[Run], families: list[Family]) -> tuple[dict[str, list[Run]], list[tuple[Path, str]]]:
+    """({figure family: the runs it draws}, (folder, reason) for each run no family in ``families`` draws)."""
+    drawn: dict[str, list[Run]] = {f.name: [] for f in families}
+    skipped = []
+    for run in runs:
+        takers = [f for f in families if takes(f, run)]
+        replaced = {f.replaces for f in takers if f.replaces}
+        takers = [f for f in takers if f.name not in replaced]
+        for fam in takers:
+            drawn[fam.name].append(run)
+        if not takers:
+            ident = run.identity
+            skipped.append((run.folder, f"no figure family draws {ident['study']} runs of {run.label} "
+                                        f"(or the run holds none of the tables they draw)"))
+    return drawn, skipped
+
+
+def groups(fam: Family, runs: list[Run]) -> list[list[Run]]:
+    """The runs of ``fam`` in the groups it draws together (:attr:`Family.together`), in tree order."""
+    keys: dict[object, list[Run]] = {}
+    for run in runs:
+        ident = run.identity
+        if callable(fam.together):
+            key = fam.together(run)
+        else:
+            key = {"run": run.folder, "parent": (ident["family"], ident.get("model"), run.folder.parent),
+                   "all": ()}[fam.together]
+        keys.setdefault(key, []).append(run)
+    return list(keys.values())
+
+
+def slug(text: str) -> str:
+    """``text`` as a part of a file name (runs of characters other than letters, digits and ``.`` as one ``-``)."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def draw_group(fam: Family, group: list[Run], root: Path, out: str | os.PathLike | None, used: set[str]) -> list[Path]:
+    """Read, draw and save one group of runs, named by their family and model (and their folder where two groups of
+    one figure family would share a name); returns the written paths."""
+    tables = fam.read_runs([r.folder for r in group]) if len(group) > 1 else fam.read(group[0].folder)
+    tag = "_".join(dict.fromkeys(identity_tag(r.identity) for r in group))
+    if tag in used:
+        tag += "_" + (slug(os.path.relpath(group[0].folder, root)) or "results")
+    used.add(tag)
+    models = list(dict.fromkeys(m for r in group for m in results_models(r.folder)))
+    label = ", ".join(dict.fromkeys(r.label for r in group))
+    return save_figures(fam.draw(tables), out, f"{fam.name}_{tag}", models, label=label)
+
+
+def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, families: list[Family],
+              every: list[Family], explicit: bool = False) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    """Draw every run under ``results`` that a figure family of ``families`` takes (``every``: all registered
+    families, which decide which runs a family replaces another on); one line per drawn group and per skipped
+    folder. Returns ({figure family: written files}, {figure family or folder: why skipped}). ``explicit``: a
+    failing family ends the run with its error."""
+    root = Path(results)
+    runs, skipped = find_runs(root)
+    taken, untaken = assign(runs, every)
+    drawn: dict[str, list[Path]] = {}
+    why: dict[str, str] = {}
+    for folder, reason in skipped + untaken:
+        print(f"figures: skipping {folder}: {reason}")
+        why[str(folder)] = reason
+    for fam in families:
+        if not taken.get(fam.name):
+            continue
+        used: set[str] = set()
+        for group in groups(fam, taken[fam.name]):
+            names = ", ".join(str(r.folder) for r in group)
+            try:
+                paths = draw_group(fam, group, root, out, used)
+            except UNREADABLE as e:
+                reason = unreadable_reason(e)
+                if explicit:
+                    raise e if isinstance(e, LiteLVLMError) else LiteLVLMError(f"{fam.name}: {names}: {reason}") from None
+                print(f"figures: skipping {names} ({fam.name}): {reason}")
+                why[f"{fam.name} {names}"] = reason
+                continue
+            if not paths:   # e.g. paired comparisons of a run without the methods they compare
+                print(f"figures: skipping {names} ({fam.name}): its tables give none of this family's figures")
+                why[f"{fam.name} {names}"] = "no figure"
+                continue
+            print(f"figures: {fam.name}: {', '.join(dict.fromkeys(r.label for r in group))} from {names}: "
+                  + ", ".join(p.name for p in paths))
+            drawn.setdefault(fam.name, []).extend(paths)
+    return drawn, why
+
+
+def unreadable_reason(e: BaseException) -> str:
+    """One line saying why a run could not be drawn."""
+    if isinstance(e, KeyError):
+        return f"not of this version's layout (no {e.args[0]!r} column or field); rerun its study"
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{'unreadable' if isinstance(e, LiteLVLMError) else type(e).__name__}: {text}"

@@ -1,0 +1,179 @@
+"""One results tree (``litelvlm figures --results DIR``): runs of every registered model family and of the studies
+under one folder, each drawn under its own family and model name, never merged with another run nor drawn under
+another's name; what cannot be drawn is skipped with one line naming the folder and the reason.
+
+The tree is built once per session from real runs: every family of :data:`litelvlm.families.TABLE` (so a new family
+joins by registering) with its tiny random preset at the cheapest arguments. The default test runs each family's
+grounding study (images: ``eval-grounding``; video: ``eval-video``) and a CLIP study; the slow one every study."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from analysis.common.identity import identity_tag, read_identity
+from litelvlm.cli import main
+from litelvlm.families import TABLE
+from litelvlm.model_spec import ModelSpec
+
+CLIP = "tiny336-random"
+VIDEO = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2", "--synthetic-seed", "11"]
+
+
+def tiny_model(family: str) -> str:
+    """The family's tiny random preset, at its default seed."""
+    name = next(n for n in TABLE[family].random_names if "tiny" in n)
+    return f"{name}:{ModelSpec.parse(name).random_seed()}"
+
+
+def study_argv(study: str, family: str, out: Path, coco: Path) -> list[str] | None:
+    """The cheapest command line of ``study`` for ``family``'s tiny model into ``out`` (None: the study takes no
+    model of a family)."""
+    model, image = tiny_model(family), TABLE[family].input == "image"
+    refer = ["--refer-dir", str(coco), "--threads", "1"]
+    argv = {
+        "grounding": ["eval-grounding", "--model", model, *refer, "--limit-images", "1", "--methods", "random",
+                      "--budgets", "8", "--n-boot", "10"],
+        "video": ["eval-video", "--model", model, *VIDEO, "--methods", "random", "--budgets", "16", "--n-boot", "10"],
+        "importance": ["importance", "--model", model, *refer, "--limit-images", "1", "--max-sentences", "1"],
+        "validate": ["validate", "--model", model, *refer, "--methods", "random", "--budgets", "8", "--repeats", "1"],
+        "positions": ["positions", "--model", model, *refer, "--methods", "fastv", "--budgets", "8"],
+        "retention": ["retention", "--model", model, *refer, "--limit-images", "1", "--budgets", "8"],
+        "reversal": ["reversal", "--space", "llm", "--grid", family, "--model", model, *refer, "--limit-sentences", "4",
+                     "--n-boot", "10"],
+        "efficiency": ["efficiency", "--arch", f"{family}-tiny" if family != "glamm" else "tiny", "--flops-only",
+                       "--budgets", "64", "--methods", "none,random", "--no-figures"],
+    }[study]
+    if study == "grounding" and not image:
+        return None
+    return [*argv, "--out", str(out)]
+
+
+FAMILIES = sorted(TABLE)
+STUDIES = ("grounding", "video", "importance", "validate", "positions", "retention", "reversal", "efficiency")
+
+
+def _build(root: Path, coco: Path, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Run each (family, study) into ``root/<family>/<study>``; {pair: exit status}."""
+    status = {}
+    for family, study in pairs:
+        argv = study_argv(study, family, root / family / study, coco)
+        if argv is not None:
+            status[(family, study)] = main(argv)
+    return status
+
+
+def _default_pairs() -> list[tuple[str, str]]:
+    return [(f, "grounding" if TABLE[f].input == "image" else "video") for f in FAMILIES]
+
+
+@pytest.fixture(scope="session")
+def results_tree(tmp_path_factory, shared_data):
+    """(tree, exit statuses): each family's grounding run, two CLIP runs (reversal: one CLIP, sink), a run folder
+    written before run identities (its ``identity`` removed), a run missing its tables, and a model folder."""
+    coco = shared_data / "coco128_refer"
+    root = tmp_path_factory.mktemp("tree") / "runs"
+    status = _build(root, coco, _default_pairs())
+    clip = ["--model", CLIP, "--refer-dir", str(coco), "--limit-sentences", "8", "--n-boot", "10", "--threads", "1"]
+    assert main(["reversal", *clip, "--out", str(root / "clip" / "reversal")]) == 0
+    family, study = _default_pairs()[0]
+    first = root / family / study
+    old = root / "old" / "grounding"
+    shutil.copytree(first, old, ignore=shutil.ignore_patterns("parts", ".lock"))
+    config = _config(old)
+    del config["identity"]
+    (old / "config.json").write_text(json.dumps(config))
+    damaged = root / "damaged" / first.name
+    shutil.copytree(first, damaged, ignore=shutil.ignore_patterns("parts", ".lock"))
+    for table in damaged.glob("*.*"):
+        if table.name != "config.json":
+            table.unlink()
+    (root / "notes").mkdir()
+    (root / "notes" / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    return root, status
+
+
+def _config(folder: Path) -> dict:
+    return json.loads((folder / "config.json").read_text())
+
+
+def _runs(root: Path) -> dict[Path, dict]:
+    """Every run folder of the tree: {folder: its identity}."""
+    found = {}
+    for path in root.rglob("config.json"):
+        if "parts" not in path.parts and (ident := read_identity(_config(path.parent))) is not None:
+            found[path.parent] = ident
+    return found
+
+
+def _check_tree(root: Path, out: Path, capsys) -> dict[str, list[str]]:
+    """Draw the tree; check every run is drawn under its own name or skipped with one line naming it; returns
+    {drawn line's run folder: its files}."""
+    assert main(["figures", "--results", str(root), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    drawn = [ln for ln in printed if re.match(r"figures: \w+: .* from /", ln)]
+    skips = [ln for ln in printed if ln.startswith("figures: skipping /")]
+    files: dict[str, list[str]] = {}
+    runs = _runs(root)
+    for line in drawn:
+        fam, rest = line[len("figures: "):].split(": ", 1)
+        folders, names = rest.split(" from ", 1)[1].split(": ", 1)
+        group = [Path(f) for f in folders.split(", ")]
+        tags = list(dict.fromkeys(identity_tag(runs[f]) for f in group))
+        for name in names.split(", "):  # named after the runs' family and model, never another's
+            assert name.startswith(f"{fam}_{'_'.join(tags)}_"), (name, tags)
+            for other in {identity_tag(i) for i in runs.values()} - set(tags):
+                assert f"_{other}_" not in name, (name, other)
+        for f in group:
+            files.setdefault(str(f), []).extend(names.split(", "))
+    for folder in runs:   # drawn, or skipped with a line naming it (and the figure family that could not draw it)
+        said = [ln for ln in skips if re.match(rf"figures: skipping (\S+, )*{re.escape(str(folder))}(: | \(\w+\): )", ln)]
+        assert str(folder) in files or said, (folder, printed)
+    source = {name: folder for folder, names in files.items() for name in names}
+    by_bytes: dict[bytes, set[str]] = {}
+    for png in out.glob("*.png"):  # no run drawn under another's name: equal files come from one run
+        by_bytes.setdefault(png.read_bytes(), set()).add(source[png.name])
+    assert all(len(runs) == 1 for runs in by_bytes.values()), [r for r in by_bytes.values() if len(r) > 1]
+    return files
+
+
+def test_every_familys_runs_are_drawn_under_their_own_family_and_model(results_tree, tmp_path, capsys):
+    root, status = results_tree
+    assert all(rc == 0 for rc in status.values()), status
+    files = _check_tree(root, tmp_path / "figures", capsys)
+    for family in FAMILIES:  # a registered family joins by itself
+        ours = [f for folder, names in files.items() if folder.startswith(str(root / family)) for f in names]
+        assert ours and all(identity_tag(read_identity({"identity": {"study": "x", "family": family,
+                                                                     "model": tiny_model(family)}})) in f for f in ours)
+    assert any(f.startswith("reversal_clip-tiny336-random_") for names in files.values() for f in names)
+
+
+def test_what_cannot_be_drawn_is_skipped_with_one_line_naming_the_folder(results_tree, tmp_path, capsys):
+    root, _ = results_tree
+    assert main(["figures", "--results", str(root), "--out", str(tmp_path / "f"), "--family", "sink"]) == 2
+    out = capsys.readouterr().out
+    old = [ln for ln in out.splitlines() if ln.startswith(f"figures: skipping {root / 'old' / 'grounding'}: ")]
+    assert len(old) == 1 and "records no study" in old[0]
+    damaged = [ln for ln in out.splitlines() if ln.startswith(f"figures: skipping {root / 'damaged'}")]
+    assert len(damaged) == 1 and "holds none of the tables" in damaged[0]
+    assert f"figures: skipping {root / 'notes'}: " in out
+    assert not (tmp_path / "f").exists()   # nothing drawn (no sink run): nothing written
+
+
+@pytest.mark.slow
+def test_every_study_of_every_family_in_one_tree(tmp_path, shared_data, capsys):
+    """Every family x every study that takes a family's model, in one tree: each run drawn under its own name; a study
+    that refuses a family exits 2 with one line, and a run no figure family draws is skipped with one line."""
+    pairs = [(f, s) for f in FAMILIES for s in STUDIES]
+    status = _build(tmp_path / "runs", shared_data / "coco128_refer", pairs)
+    err = capsys.readouterr().err
+    refused = [pair for pair, rc in status.items() if rc == 2]
+    assert all(rc in (0, 1, 2) for rc in status.values()), status
+    for family, study in refused:
+        assert not (tmp_path / "runs" / family / study / "config.json").exists()
+    assert err.count("\n") >= len(refused)
+    _check_tree(tmp_path / "runs", tmp_path / "figures", capsys)
