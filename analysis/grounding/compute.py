@@ -18,8 +18,7 @@ Protocols:
   "It is [SEG]."). With one text, LiteLVLM's K lowest-similarity tokens fill the whole budget
   and no context token is kept: its context recovery acts only through the union of several texts.
 
-Masks are teacher-forced (the answers with [SEG] are part of the prompt), as in GLaMM.
-``none`` (no pruning) is evaluated once, at budget N. Outputs: ``OUT/grounding.parquet``
+Masks are teacher-forced, as in GLaMM. ``none`` (no pruning) is evaluated once, at budget N. Outputs: ``OUT/grounding.parquet``
 (one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n; on a family with
 an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``, ``unipixel_giou``,
 ``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy; each with its 95% bootstrap
@@ -27,8 +26,7 @@ an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``,
 ``OUT/skipped.csv`` (images that could not be read), ``OUT/config.json``.
 
 Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.common.parts``); a re-run
-resumes from them. Launched on P
-processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli eval-grounding ...``
+resumes from them. Launched on P processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli ...``
 on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
 where ``accelerate launch --cpu`` starts a single process) images are split across processes
 and merged by summing intersections and unions (never by averaging per-shard cIoU).
