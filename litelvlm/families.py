@@ -25,6 +25,7 @@ from .model_spec import (
     ModelSpec,
 )
 from .sa2va.config import RANDOM_SA2VAS
+from .video.runner import VideoEval
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,19 @@ def load_pipeline(model: str, **options: Any):
     """The pipeline of ``model`` (any model string of a registered family), loaded with the family's
     ``from_model_string(model, **options)``."""
     return get_family(family_of(model)).from_model_string(model, **options)
+
+
+def video_eval(model: str) -> VideoEval:
+    """The video path of ``model``'s family (its registry entry's ``video_eval``); a family without one is
+    refused with a line naming the model and the families that have one."""
+    family = family_of(model)
+    target = TABLE[family].video_eval
+    if target is None:
+        offered = sorted(name for name, entry in TABLE.items() if entry.video_eval)
+        raise LiteLVLMError(f"model {model!r}: the {family} family has no video path; eval-video runs the families "
+                            f"{', '.join(offered)}")
+    module, attr = target.split(":")
+    out = getattr(importlib.import_module(module), attr)
+    if not isinstance(out, VideoEval):
+        raise TypeError(f"{target} is not a litelvlm.video.runner.VideoEval")
+    return out

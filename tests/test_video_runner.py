@@ -14,8 +14,8 @@ import pytest
 
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import TABLE, family_names
-from litelvlm.video.runner import VideoEval, video_eval
+from litelvlm.families import TABLE, family_names, video_eval
+from litelvlm.video.runner import VideoEval
 
 STUDY = Path(__file__).resolve().parents[1] / "analysis" / "video"
 #: figure modules of the study whose labels are still keyed by family (the figures' own change)

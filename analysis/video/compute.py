@@ -1,7 +1,7 @@
 """``litelvlm eval-video``: a family's video path with per-frame budgets on a Ref-DAVIS-layout folder, J / F / J&F
 per method and per-frame budget.
 
-The model's family is found in the registry and runs its own video path (:func:`litelvlm.video.runner.video_eval`;
+The model's family is found in the registry and runs its own video path (:func:`litelvlm.families.video_eval`;
 each family's ``video_eval`` module says what a budget means on it and what it refuses). Per video, for the unpruned
 baseline (``none``, budget 576 a frame) and every (method, budget), every expression of the chosen annotator sets
 is segmented by the family's runner (``expression``) and scored:
@@ -38,6 +38,7 @@ from analysis.common.study import portable_paths, run_record
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import video_eval
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.methods import BASELINE
 from litelvlm.provenance import mark_weights, weights_banner
@@ -45,7 +46,7 @@ from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos
 from litelvlm.video.datasets import load_ref_davis
 from litelvlm.video.ref_davis import annotator_expressions, by_video, ground_truth, label_maps
-from litelvlm.video.runner import VideoRunner, video_eval
+from litelvlm.video.runner import VideoRunner
 from litelvlm.video.synthetic import write_synthetic_videos
 
 log = logging.getLogger(__name__)

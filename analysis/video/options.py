@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_VIDEO_MODEL
+from litelvlm.families import DEFAULT_VIDEO_MODEL, video_eval
 from litelvlm.methods import BASELINE, TABLE, describe
-from litelvlm.video.runner import FRAME_PATCHES, video_eval
+from litelvlm.video.runner import FRAME_PATCHES
 
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # the 16-frame CLIP stream's pooling (its family's pruning module)
 CLIP_TEXTS = ("expression", "question")             # the CLIP text of the text-reading methods
@@ -100,7 +100,7 @@ def method_error(name: str) -> str | None:
 def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
     """(methods as given, budgets, annotator sets); every bad value is refused before anything is written (before
     torch loads: the family's own options are checked by its light video path,
-    :func:`~litelvlm.video.runner.video_eval`)."""
+    :func:`~litelvlm.families.video_eval`)."""
     methods = split_list(a.methods)
     for m in methods:
         if m not in TABLE:

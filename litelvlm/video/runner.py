@@ -1,6 +1,6 @@
 """The video contract of ``litelvlm eval-video``: what a family with a video path offers the video study, found
-through the family registry (:data:`litelvlm.families.TABLE`, an entry's ``video_eval``), so the study names no
-family.
+through the family registry (:func:`litelvlm.families.video_eval`, from an entry's ``video_eval``), so the study
+names no family.
 
 A family's :class:`VideoEval` is light (importing it loads no torch): it checks the family's own options before
 anything is written, says why a method cannot run on its video path, and loads its :class:`VideoRunner`, which
@@ -9,11 +9,7 @@ segments one expression over its whole video at a per-frame budget (of :data:`FR
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol, runtime_checkable
-
-from ..errors import LiteLVLMError
-from ..families import TABLE, family_of
 
 #: the per-frame budget's unit: CLIP tokens of one 336-px frame (24 x 24 patches); the unpruned run's budget
 FRAME_PATCHES = 576
@@ -64,20 +60,4 @@ class VideoEval(Protocol):
         """The loaded model (``a.model``, ``a.device``, ``a.dtype``, ...) on its video path."""
 
 
-def video_eval(model: str) -> VideoEval:
-    """The video path of ``model``'s family (its registry entry's ``video_eval``); a family without one is refused
-    with a line naming the model and the families that have one."""
-    family = family_of(model)
-    target = TABLE[family].video_eval
-    if target is None:
-        offered = sorted(name for name, entry in TABLE.items() if entry.video_eval)
-        raise LiteLVLMError(f"model {model!r}: the {family} family has no video path; eval-video runs the families "
-                            f"{', '.join(offered)}")
-    module, attr = target.split(":")
-    out = getattr(importlib.import_module(module), attr)
-    if not isinstance(out, VideoEval):
-        raise TypeError(f"{target} is not a litelvlm.video.runner.VideoEval")
-    return out
-
-
-__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunner", "video_eval"]
+__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunner"]
