@@ -82,7 +82,7 @@ class Sa2VAPipeline(UniPixelPipeline):
         """``sa2va-<size>-random[:SEED]`` or a Sa2VA-Qwen2_5-VL checkpoint folder (:mod:`litelvlm.sa2va.checkpoint`)."""
         from .checkpoint import load_sa2va
 
-        if quantize != "none" or layer_dtype != "model":
+        if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError("the sa2va family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if unused.get(key):
