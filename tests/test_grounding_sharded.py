@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,7 @@ def _cmd(coco, out) -> list[str]:
             "--budgets", "16"]
 
 
+@pytest.mark.slow  # two processes of a real run (about 25 CPU-s); the part store's merge is tested in the default suite
 def test_two_processes_equal_one(coco128, tmp_path):
     env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "ACCELERATE_DISABLE_RICH": "1"}

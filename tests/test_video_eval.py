@@ -22,17 +22,21 @@ LLM_SIDE = ["dart", "divprune", "fastv", "ivc-prune"]
 FAST_LLM_SIDE = ["divprune", "fastv"]
 
 
-def test_every_method_at_the_paper_budgets_resume_and_refusals(tmp_path):
-    """Every per-frame method and two LLM-side methods at the paper's per-frame budgets 196 and 81, through the family's
-    ``ground``: an LLM-side method keeps round(3328 K / 576) of the LLM's visual tokens."""
+@pytest.mark.parametrize("every", [pytest.param(False, id="two-per-frame"),
+                                   pytest.param(True, id="every-per-frame", marks=pytest.mark.slow)])
+def test_every_method_at_the_paper_budgets_resume_and_refusals(tmp_path, every):
+    """Every per-frame method (two in the default suite, LiteLVLM and VisPruner; all of them with ``-m slow``) and two
+    LLM-side methods at the paper's per-frame budgets 196 and 81, through the family's ``ground``: an LLM-side method
+    keeps round(3328 K / 576) of the LLM's visual tokens."""
     from litelvlm.videoglamm.pruning import per_frame_methods
 
     out = tmp_path / "video"
     methods = per_frame_methods()
+    assert {"vispruner", "litelvlm", "visionzip", "random"} <= set(methods)
+    methods = methods if every else ["litelvlm", "vispruner"]
     argv = [*FAST, "--methods", ",".join(methods + FAST_LLM_SIDE)]
     assert main(["eval-video", "--out", str(out), *argv]) == 0
     s = _summary(out)
-    assert {"vispruner", "litelvlm", "visionzip", "random"} <= set(methods)
     assert list(zip(s.method, s.budget, strict=True)) == [("none", 576)] + [
         (m, b) for m in methods + FAST_LLM_SIDE for b in (196, 81)]
     clip = s[~s.method.isin(FAST_LLM_SIDE)]
