@@ -1,7 +1,9 @@
-"""The anatomy every study shares, as a protocol its options module satisfies (checked by the tests).
+"""The anatomy every study shares, as a protocol its ``command`` module satisfies (checked by the tests).
 
-A study is a package ``analysis/<study>/`` whose light ``options`` module (no torch, no pandas: a bad
-option is refused at once) defines:
+A study is a package ``analysis/<study>/`` without import circles: its light ``options`` module (no torch,
+no pandas: a bad option is refused at once) defines the options and their checks and imports nothing of
+the study's heavy modules; its ``command`` module (the subcommand's entry in ``analysis.commands``)
+imports ``options`` and provides:
 
 * ``ARGS``: its options dataclass (fields made with ``litelvlm.cli_args.arg``; one per command-line
   option, the same name meaning the same thing in every study);
@@ -38,7 +40,7 @@ def read_json(path: str | Path) -> Any:
 
 @runtime_checkable
 class Study(Protocol):
-    """What ``analysis/<study>/options.py`` provides."""
+    """What ``analysis/<study>/command.py`` provides."""
 
     ARGS: type
 

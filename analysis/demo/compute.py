@@ -128,7 +128,7 @@ def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
 
 
 def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data, both studies, figures, summary
-    """Run the demo with checked options (:func:`analysis.demo.options.run` checks them)."""
+    """Run the demo with checked options (:func:`analysis.demo.command.run` checks them)."""
     import pandas as pd
 
     from analysis.common.run_folder import RunFolder

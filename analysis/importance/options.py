@@ -1,7 +1,6 @@
-"""``litelvlm importance``: its options (:class:`ImportanceArgs`), the signal names, their checks and the
-entry point.
+"""``litelvlm importance``: its options (:class:`ImportanceArgs`), the signal names and their checks.
 
-Light (no torch, no captum): a bad option is refused at once; :func:`run` imports the study
+Light (no torch, no captum): a bad option is refused at once; :func:`analysis.importance.command.run` imports the study
 (:mod:`analysis.importance.compute`) after the checks.
 """
 
@@ -11,7 +10,6 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.glamm_args import DTYPES, GlammDataArgs
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe
@@ -84,17 +82,6 @@ def check_method_signals(names: list[str]) -> None:
     if bad:
         raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "
                             f"choose from {', '.join(ranking_methods())}")
-
-
-def run(args: ImportanceArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(ImportanceArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
-    a = as_args(ImportanceArgs, args)
-    check_args(a)
-    check_method_signals(split_list(a.method_signals))
-    from analysis.importance.compute import run_and_report
-
-    return run_and_report(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -294,7 +294,7 @@ def summarise_reversal(df: pd.DataFrame, ks=DEFAULT_KS, n_boot: int = 1000, seed
 
 
 def run_reversal(a: ReversalArgs) -> int:
-    """Run ``litelvlm reversal`` with checked options (:func:`analysis.reversal.options.run` checks them)."""
+    """Run ``litelvlm reversal`` with checked options (:func:`analysis.reversal.command.run` checks them)."""
     from litelvlm.clip import load_clip
 
     records = load_records(a)

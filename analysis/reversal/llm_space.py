@@ -110,7 +110,7 @@ def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0
 
 
 def run_llm_space(a: ReversalArgs) -> int:
-    """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.options.run`)."""
+    """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.command.run`)."""
     from litelvlm.families import family_of, load_pipeline
 
     if family_of(a.model) != "unipixel":

@@ -232,7 +232,7 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
 
 
 def run_sink(a: SinkArgs) -> int:
-    """Run ``litelvlm sink`` with checked options (:func:`analysis.sink.options.run` checks them)."""
+    """Run ``litelvlm sink`` with checked options (:func:`analysis.sink.command.run` checks them)."""
     from litelvlm.clip import load_clip
 
     texts, meta, records = _texts_and_meta(a)
