@@ -36,7 +36,7 @@ class EffArch:
     """One architecture of a model family and the prompt it is run with.
 
     ``family`` and ``preset`` name it; ``llm`` holds the decoder's sizes (an ``LLMSizes``: a ``GlammArch``,
-    or ``analysis.efficiency.flops.DecoderSizes`` of the family's decoder config); ``num_patches`` is N, the
+    or ``analysis.common.flops.DecoderSizes`` of the family's decoder config); ``num_patches`` is N, the
     visual tokens of the study's image; ``text_tokens`` the prompt tokens around them, ``prefix_tokens`` of
     them before the visual tokens (system prompt, ``USER:``). ``glamm`` holds every GLaMM size (None on
     another family); ``extra`` what a family adds to the run's config (UniPixel: the image's resize and grid).

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from analysis.common.device import device_name
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
 from analysis.efficiency.arch import FULL_SIZE, get_arch
@@ -149,6 +150,8 @@ def run_efficiency(a: EfficiencyArgs) -> int:
 
 
 def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
+    from analysis.common.flops import fit_paper_text_tokens
+    from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
     from analysis.efficiency.compare import (
         PAPER_ARCH,
         add_ratios,
@@ -158,8 +161,6 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         paper_summary,
         spread_summary,
     )
-    from analysis.efficiency.flops import fit_paper_text_tokens
-    from analysis.efficiency.paper import DEFINITIONS as PAPER_DEFINITIONS
     from litelvlm.io import atomic_path, write_csv, write_json
 
     if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE and a.quantize != "none":
@@ -227,7 +228,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "attn_note": f"eager = the LLM attention of {arch.family} (explicit softmax(QK^T)V); sdpa = "
                      "torch.nn.functional.scaled_dot_product_attention",
         "dtype": dtype_name, **({"dtype_auto": auto} if auto else {}),
-        "device": _measure.device_name(a.device) if not a.flops_only else "meta",
+        "device": device_name(a.device) if not a.flops_only else "meta",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,

@@ -31,8 +31,8 @@ def read_reversal(results_dir: Path) -> dict:
     import numpy as np
     import pandas as pd
 
+    from analysis.common.merged_grid import merged_params
     from analysis.common.study import read_json, resolve_config_path
-    from analysis.reversal.merged import merged_params
     from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer

@@ -14,7 +14,7 @@ from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
 #: the grids the reversal is measured on: CLIP's own patches, or UniPixel's merged Qwen2.5-VL tokens
-#: (:mod:`analysis.reversal.merged`)
+#: (:mod:`analysis.common.merged_grid`)
 GRIDS = ("clip", "unipixel")
 #: where the similarity is measured: CLIP's joint space, or a UniPixel model's LLM input space
 #: (:mod:`analysis.reversal.llm_space`)
