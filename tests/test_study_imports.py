@@ -1,7 +1,10 @@
 """Studies are packages without import circles (read from the source with ``ast``, nothing imported).
 
 * a study's ``options`` never imports its heavy modules (``compute`` and the rest), not even inside a
-  function: the command layer (``analysis/<study>/command.py``) imports ``options``, checks, then ``compute``.
+  function: the command layer (``analysis/<study>/command.py``) imports ``options``, checks, then ``compute``;
+* no study imports another study's internals (the allowed set is :data:`FIGURE_CONTRACT` and
+  :data:`DRAWING_SIDE` below; shared pieces live in ``analysis/common``);
+* an import inside a function is of a heavy module or says why it is lazy (:data:`HEAVY_PACKAGES`).
 """
 
 from __future__ import annotations
@@ -65,16 +68,14 @@ STUDIES = sorted(p.name for p in ANALYSIS.iterdir() if (p / "__init__.py").exist
 #: * the figure layer's contract, ``analysis.figures.family`` and ``analysis.figures.smoke_inputs`` (every
 #:   study's ``family.py`` defines its figure family with them); ``analysis.figures`` itself imports every
 #:   study's ``family`` (its registry draws them all);
+#: * a study's public API, its package's names (``from analysis.grounding import GroundingArgs, run``);
 #: * in a figure family that draws another study's tables (family 9 draws ``eval-grounding``'s tables of a
 #:   UniPixel run, family 10 ``reversal``'s on the merged grid): that study's ``family`` (its reader) and
 #:   ``plots`` (its drawings), the published drawing side of a study.
 FIGURE_CONTRACT = ("analysis.figures.family", "analysis.figures.smoke_inputs")
 DRAWING_SIDE = ("family", "plots")
 #: cross-study imports not yet removed: (importing module, imported module); this list may only shrink
-KNOWN: set[tuple[str, str]] = {
-    ("analysis.importance.family", "analysis.grounding.compute"),  # smoke: the oracle ablation's per-image scoring
-    ("analysis.unipixel.family", "analysis.grounding.compute"),  # smoke: eval-grounding with a loaded pipeline
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def cross_study_imports() -> set[tuple[str, str, int]]:
@@ -95,8 +96,8 @@ def cross_study_imports() -> set[tuple[str, str, int]]:
                 continue  # ``from analysis import x``: x is checked as analysis.x
             if path.name == "family.py" and len(parts) >= 3 and parts[2] in DRAWING_SIDE:
                 continue
-            if len(parts) == 2:
-                continue  # ``from analysis.grounding import plots``: checked as analysis.grounding.plots
+            if len(parts) == 2 or _source_of(".".join(parts[:3])) is None:
+                continue  # the study's public API (``from analysis.grounding import GroundingArgs, run``)
             found.add((module, ".".join(parts[:3]), line))
     return found
 
@@ -105,3 +106,75 @@ def test_no_study_imports_another_study_s_internals():
     found = {(m, t) for m, t, _ in cross_study_imports()}
     assert found - KNOWN == set(), sorted(cross_study_imports())
     assert KNOWN <= found, f"fixed: remove {sorted(KNOWN - found)} from KNOWN"
+
+
+# -- imports inside functions -------------------------------------------------------------------------------------
+ROOT = ANALYSIS.parent
+#: An import inside a function is kept there only for a reason: its module is heavy (:func:`is_heavy`: one of
+#: these packages, or a module of the project whose top level imports one), so the light modules (``options``,
+#: ``command``, the figure families' readers) and a bad option never wait for it; or its line says
+#: ``# lazy: <reason>``. These are the packages slow to import (torch and what a bad option must never wait for,
+#: the data libraries the light modules avoid at import) and the optional ones a run may lack.
+HEAVY_PACKAGES = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", "captum", "accelerate",
+                  "bitsandbytes", "optimum", "peft", "sklearn", "skimage", "cv2", "nbformat", "nbclient", "IPython",
+                  "safetensors", "huggingface_hub", "torchvision", "timm", "sam2", "decord", "av", "pycocotools",
+                  "tqdm", "PIL", "numpy", "pyarrow", "seaborn", "statsmodels", "papermill")
+
+
+def _source_of(module: str) -> Path | None:
+    base = ROOT / module.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def _top_level_imports(path: Path) -> list[str]:
+    return [name for _, nested, name in imports(path) if not nested]
+
+
+_HEAVY_CACHE: dict[str, bool] = {}
+
+
+def is_heavy(module: str, seen: frozenset = frozenset()) -> bool:
+    """Whether importing ``module`` imports a heavy package: it is one, or one of the project's modules whose
+    top level (or a package above it) imports one, directly or through the project's modules."""
+    if module.split(".")[0] in HEAVY_PACKAGES:
+        return True
+    if module.split(".")[0] not in ("litelvlm", "analysis") or module in seen:
+        return False
+    if module not in _HEAVY_CACHE:
+        parts = module.split(".")
+        heavy = False
+        for i in range(1, len(parts) + 1):  # the packages above it run first
+            path = _source_of(".".join(parts[:i]))
+            if path is not None and any(is_heavy(m, seen | {module}) for m in _top_level_imports(path)):
+                heavy = True
+                break
+        _HEAVY_CACHE[module] = heavy
+    return _HEAVY_CACHE[module]
+
+
+def nested_imports_without_reason() -> list[str]:
+    """Imports inside a function of ``analysis/`` that are neither of a heavy module (:func:`is_heavy`) nor
+    marked ``# lazy: <reason>`` on their line."""
+    found = []
+    for path in sorted(ANALYSIS.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for line, nested, name in imports(path):
+            if not nested or "# lazy:" in lines[line - 1] or is_heavy(name):
+                continue
+            if _source_of(name) is None and "." in name and is_heavy(name.rsplit(".", 1)[0]):
+                continue  # ``from heavy_module import a_name``
+            found.append(f"{path.relative_to(ROOT)}:{line}: {name}")
+    return sorted(set(found))
+
+
+def test_imports_inside_functions_are_heavy_or_say_why():
+    found = nested_imports_without_reason()
+    assert found == [], "move these to the module's top, or mark them '# lazy: <reason>':\n" + "\n".join(found)
+
+
+def test_the_heavy_rule_tells_light_from_heavy_modules():
+    assert is_heavy("torch") and is_heavy("analysis.reversal.compute") and is_heavy("litelvlm.clip")
+    assert not is_heavy("analysis.reversal.options") and not is_heavy("litelvlm.errors") and not is_heavy("json")

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Protocol
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import get_method
 
 #: The LiteLVLM paper's LLM FLOPs ("TB") at 576 / 192 / 64 visual tokens.
 PAPER_TFLOPS = {576: 4.66, 192: 2.11, 64: 1.27}
@@ -136,10 +138,6 @@ def schedule_plan(method: str, budget: int, num_visual: int, num_layers: int, te
     """The token schedule of ``method`` at visual budget ``budget`` (``analysis.efficiency.flops.token_plan`` for a
     family's preset) for any family: ``num_visual`` visual tokens unpruned, ``num_layers`` decoder layers,
     ``text_tokens`` text tokens around them; ``spec``: the method as the family runs it (None: as registered)."""
-    from types import SimpleNamespace
-
-    from litelvlm.methods import get_method
-
     spec = get_method(method) if spec is None else spec
     budget = num_visual if spec.baseline else budget
     options = spec.options_from(SimpleNamespace(fastv_layer=fastv_layer))

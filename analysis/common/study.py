@@ -19,14 +19,20 @@ imports ``options`` and provides:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import shlex
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from litelvlm import __version__, cli
+from litelvlm.cli_args import from_namespace
 from litelvlm.errors import LiteLVLMError
 from litelvlm.transaction import current
+from litelvlm.versions import run_versions
 
 
 def read_json(path: str | Path) -> Any:
@@ -72,7 +78,6 @@ def as_args(cls: type, args: Any) -> Any:
         return args
     if not isinstance(args, argparse.Namespace):
         raise TypeError(f"expected {cls.__name__} or an argparse.Namespace, got {type(args).__name__}")
-    from litelvlm.cli_args import from_namespace
 
     return from_namespace(cls, args)
 
@@ -194,8 +199,6 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
 def git_commit(root: str | Path | None = None) -> str | None:
     """The commit of the checkout this project runs from (``+dirty`` with uncommitted changes to tracked
     files); None for an installed copy or where git is missing."""
-    import subprocess
-
     root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
@@ -213,12 +216,6 @@ def run_record() -> dict:
     """The provenance record every study's config.json keeps under ``run`` (never compared on resume: it
     describes the latest run): the command line, the start time (UTC), the library versions, the
     project's version and git commit, the torch thread count, and when the record was written (UTC)."""
-    import datetime
-    import shlex
-
-    from litelvlm import __version__, cli
-    from litelvlm.versions import run_versions
-
     argv = cli.CURRENT_ARGV
     return {"command": None if argv is None else "litelvlm " + shlex.join(argv),
             "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import get_method
 
 if TYPE_CHECKING:  # litelvlm.lvlm imports torch and transformers: only when an arch is built
     from litelvlm.clip.random_init import ClipArch
@@ -64,7 +65,6 @@ class EffArch:
         """The :class:`~litelvlm.method.Method` ``method`` runs as on this architecture's family (its variant for the
         family's backbone where one is registered)."""
         from litelvlm.families import get_family
-        from litelvlm.methods import get_method
 
         return get_method(method, get_family(self.family).backbone)
 

@@ -26,6 +26,7 @@ from analysis.efficiency.arch import EffArch
 from analysis.efficiency.build import SENTENCE
 from analysis.efficiency.count import MB
 from analysis.efficiency.videoglamm import PAIRED_CLIP, SAM_FRAMES, video_plan
+from litelvlm.videoglamm import pruning as vp
 
 
 class TimedParts:
@@ -34,7 +35,6 @@ class TimedParts:
     def __init__(self, arch: EffArch, device: str | torch.device, dtype: torch.dtype, seed: int = 0):
         from analysis.efficiency.build import InMemoryHFClip, build_clip_sizes
         from litelvlm.clip.random_init import ARCHS
-        from litelvlm.videoglamm import pruning as vp
         from litelvlm.videoglamm.checkpoint import build_videoglamm
 
         self.model, _ = build_videoglamm(arch.preset, seed=seed, dtype=dtype, device=device)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
 
 
@@ -71,8 +72,6 @@ MODELS_KEY = "weights_models"
 def results_models(folder: str | os.PathLike) -> list[str | None]:
     """The model strings recorded in the ``config.json`` files of a results folder (and its
     subfolders): ``model`` and a ``clip`` string, at the top level or under ``args``."""
-    from analysis.common.study import read_json
-
     models: list[str | None] = []
     for path in sorted(Path(folder).rglob("config.json")):
         try:

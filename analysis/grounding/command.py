@@ -11,11 +11,12 @@ from analysis.grounding.options import ARGS, GroundingArgs, add_arguments, check
 __all__ = ["ARGS", "add_arguments", "run"]
 
 
-def run(args: GroundingArgs | argparse.Namespace) -> int:
+def run(args: GroundingArgs | argparse.Namespace, pipe=None) -> int:
     """Evaluate, resume, shard (accelerate) and merge: check the options, then import torch and run.
-    From code: ``run(GroundingArgs(refer_dir=..., out=...))``; the command line passes its namespace."""
+    From code: ``run(GroundingArgs(refer_dir=..., out=...))``; the command line passes its namespace;
+    ``pipe``: a pipeline already loaded (a figure family's smoke run reuses its own), else loaded from the options."""
     a = as_args(GroundingArgs, args)
     check_args(a)
     from analysis.grounding.compute import run_grounding  # lazy: torch, after the checks
 
-    return run_grounding(a)
+    return run_grounding(a, pipe=pipe)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from analysis.common.glamm_args import DTYPES, GlammDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import TABLE, describe
+from litelvlm.methods import TABLE, describe, get_method, ranking_methods
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
@@ -76,8 +76,6 @@ def check_args(a: ImportanceArgs) -> list[str]:
 def check_method_signals(names: list[str]) -> None:
     """Refuse a ``--method-signals`` method that keeps tokens by no one score per token (``Method.ranks``: ToMe's
     merges, DivPrune's greedy diversity, SparseVLM's staged raters); imports the methods' modules."""
-    from litelvlm.methods import get_method, ranking_methods
-
     bad = [m for m in names if not get_method(m).ranks]
     if bad:
         raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "

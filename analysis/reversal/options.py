@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
 from litelvlm.cli_args import add_dataclass_arguments, arg
@@ -56,8 +57,6 @@ def check_args(a: ReversalArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
     check_clip_study(a)
     if a.video or a.video_dir:
-        from pathlib import Path
-
         if a.refer_dir or a.coco_instances:
             raise LiteLVLMError("--video / --video-dir read video frames: drop --refer-dir / --coco-instances")
         if a.grid != "clip" or a.space != "clip":

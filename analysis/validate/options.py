@@ -7,7 +7,7 @@ Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.va
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from analysis.common.glamm_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, GlammDataArgs
@@ -78,8 +78,6 @@ def check_compare_to(a: ValidateArgs) -> None:
 def check_inputs(a: ValidateArgs) -> ValidateArgs:
     """The input the model's family reads: ``--refer-dir`` (an image model, required) or ``--video-dir`` (a video
     model, optional); the family's default budgets. Refused before anything is loaded."""
-    from dataclasses import replace
-
     from litelvlm.families import family_input
 
     video = family_input(a.model) == "video"

@@ -17,12 +17,14 @@ and the paper's LiteLVLM figures (GLaMM-7B on a GPU: prefill 166 -> 75 -> 54 ms,
 from __future__ import annotations
 
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from litelvlm.io import atomic_path, write_csv
-from litelvlm.methods import BASELINE
+from litelvlm.methods import BASELINE, get_method
+from litelvlm.provenance import weights_banner
 
 ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "visual_tokens_input",
                "visual_tokens_kept", "keeps_all_in_order", "text_tokens", "seq_len", "seg_positions", "mask_shape",
@@ -60,10 +62,7 @@ def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, fast
     the run's ``--fastv-layer``); a stage from a layer the model does not have (a method pruning after its last
     layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees what the earlier stages give.
     ``backbone``: the family's (the method's variant for it, where one is registered, runs)."""
-    from dataclasses import replace
-
     from analysis.common.flops import schedule_plan
-    from litelvlm.methods import get_method
 
     plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, fastv_layer,
                          spec=get_method(method, backbone))
@@ -281,7 +280,6 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     paper_rows = r[r["method"] == "litelvlm"] if arch == FULL_SIZE else r.iloc[:0]
     paper_table = (["", "## Beside the paper's LiteLVLM figures", "",
                     to_markdown(short_view(paper_rows, PAPER_COLUMNS, cuda))] if len(paper_rows) else [])
-    from litelvlm.provenance import weights_banner
 
     note = weights_banner(a.model, a.clip)
     if note:  # what a random-weight validation does show
