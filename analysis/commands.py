@@ -8,18 +8,18 @@ The library's ``litelvlm/cli.py`` never imports this package: it finds this tabl
 from __future__ import annotations
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("analysis.demo.options", "run the main job on the bundled toy CLIP and synthetic scenes"),
-    "reversal": ("analysis.reversal.options", "study 1: CLIP similarity reversal over referent masks"),
-    "sink": ("analysis.sink.options", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
-    "retention": ("analysis.retention.options", "which tokens each method keeps, stage by stage (the retention figures)"),
-    "eval-grounding": ("analysis.grounding.options", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
-    "importance": ("analysis.importance.options", "correlate CLIP token ranks with the LLM's own token importance"),
-    "efficiency": ("analysis.efficiency.options", "FLOPs, prefill time, CUDA time and activation memory"),
-    "validate": ("analysis.validate.options", "one real image (a video for VideoGLaMM) through the full pruned model: every "
+    "demo": ("analysis.demo.command", "run the main job on the bundled toy CLIP and synthetic scenes"),
+    "reversal": ("analysis.reversal.command", "study 1: CLIP similarity reversal over referent masks"),
+    "sink": ("analysis.sink.command", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
+    "retention": ("analysis.retention.command", "which tokens each method keeps, stage by stage (the retention figures)"),
+    "eval-grounding": ("analysis.grounding.command", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
+    "importance": ("analysis.importance.command", "correlate CLIP token ranks with the LLM's own token importance"),
+    "efficiency": ("analysis.efficiency.command", "FLOPs, prefill time, CUDA time and activation memory"),
+    "validate": ("analysis.validate.command", "one real image (a video for VideoGLaMM) through the full pruned model: every "
                                       "method and budget, tokens, [SEG] positions, masks, time and memory, with checks"),
-    "positions": ("analysis.positions.options", "the position switch on the sample image: kept tokens at their "
+    "positions": ("analysis.positions.command", "the position switch on the sample image: kept tokens at their "
                                                 "original RoPE positions or renumbered, per method and budget"),
-    "eval-video": ("analysis.video.options", "referring video segmentation (J&F) per method and per-frame "
+    "eval-video": ("analysis.video.command", "referring video segmentation (J&F) per method and per-frame "
                                              "budget, with VideoGLaMM or UniPixel's video path"),
-    "figures": ("analysis.figures.options", "regenerate every figure from result tables"),
+    "figures": ("analysis.figures.command", "regenerate every figure from result tables"),
 }

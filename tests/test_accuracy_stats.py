@@ -63,7 +63,7 @@ def test_grounding_units_follow_the_protocol_and_ciou_is_a_ratio_of_sums(protoco
 
 
 def test_intervals_sit_beside_their_values_and_leave_the_old_columns_alone():
-    from analysis.grounding.compute import CIOU_EPS, summarize
+    from analysis.common.grounding_scoring import CIOU_EPS, summarize
 
     assert gs.CIOU_EPS == CIOU_EPS
     rows = _rows()
@@ -162,8 +162,8 @@ def test_video_statistics_equal_the_summary_table():
 
 
 def test_plots_draw_intervals_claims_and_paired_differences():
+    from analysis.common.grounding_scoring import summarize
     from analysis.common.stat_plots import plot_claims_table, plot_paired_differences
-    from analysis.grounding.compute import summarize
     from analysis.grounding.plots import plot_iou_vs_budget
 
     rows = _rows()

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.efficiency.arch import OFFICIAL_PREFIX_TOKENS, OFFICIAL_PROMPT_TOKENS, get_arch, with_sizes
-from analysis.efficiency.flops import (
+from analysis.common.flops import (
     PAPER_TFLOPS,
     TokenPlan,
     count_flops,
@@ -18,8 +17,9 @@ from analysis.efficiency.flops import (
     llm_flops_exact,
     llm_macs_fastv_convention,
     llm_macs_swiglu,
-    token_plan,
 )
+from analysis.efficiency.arch import OFFICIAL_PREFIX_TOKENS, OFFICIAL_PROMPT_TOKENS, get_arch, with_sizes
+from analysis.efficiency.flops import token_plan
 from litelvlm.errors import LiteLVLMError
 from litelvlm.memory import LiveTensorBytes, peak_activation_bytes
 from tests.md_tables import markdown_tables
@@ -64,7 +64,7 @@ def test_arch_reuses_library_definitions():
 def test_decoder_sizes_from_any_family_config_count_as_the_arch(tiny_glamm):
     """``validate`` counts a family's FLOPs from its decoder config (``DecoderSizes``) and plans from N, the
     layers and the prompt (``schedule_plan``): the same numbers as GLaMM's arch and ``token_plan``."""
-    from analysis.efficiency.flops import DecoderSizes, schedule_plan
+    from analysis.common.flops import DecoderSizes, schedule_plan
 
     g = tiny_glamm.model.arch
     sizes = DecoderSizes.of(tiny_glamm.language_model.config)

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+from analysis.common.flops import DecoderSizes, TokenPlan, count_flops, llm_flops_exact
+from analysis.common.paper_efficiency import paper_flops
 from analysis.efficiency.arch import get_arch
 from analysis.efficiency.compute import family_method_error
-from analysis.efficiency.flops import DecoderSizes, TokenPlan, count_flops, llm_flops_exact
-from analysis.efficiency.paper import paper_flops
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method, method_names
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
+from analysis.common.flops import DecoderSizes, TokenPlan, llm_flops_exact
 from analysis.efficiency.arch import get_arch
-from analysis.efficiency.flops import DecoderSizes, TokenPlan, llm_flops_exact
 from analysis.efficiency.videoglamm import (
     VIDEO_PROMPT_TOKENS,
     VideoParts,
@@ -79,7 +79,7 @@ def test_context_tokens_and_pooling_counts():
 def test_the_real_towers_counted_on_meta():
     """CLIP is 16 x ViT-L/14-336's forward (0.382 TFLOPs each: the committed glamm-7b table's CLIP); InternVideo2
     is its 39 blocks run (of 40) on 4 chunks of 1 + 4 x 256 tokens plus the patch embedding, by hand."""
-    from analysis.efficiency.flops import count_flops
+    from analysis.common.flops import count_flops
     from analysis.efficiency.meta import MetaScalars
 
     parts = VideoParts(get_arch("videoglamm"), torch.bfloat16)

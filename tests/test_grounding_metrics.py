@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis.common.glamm_runs import official_turns, plan
-from analysis.grounding.compute import mask_stats, protocol_difference, summarize
+from analysis.common.grounding_scoring import mask_stats, summarize
+from analysis.grounding.compute import protocol_difference
 from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 from litelvlm.errors import LiteLVLMError
 
@@ -145,7 +146,7 @@ def test_mask_stats_on_part_counts_equal_the_official_metric(seed):
 
 
 def test_gt_parts_default_follows_the_protocol():
-    from analysis.grounding.compute import gt_parts
+    from analysis.common.grounding_scoring import gt_parts
 
     assert gt_parts(SimpleNamespace(gt_parts=None, protocol="official")) == "sum"
     assert gt_parts(SimpleNamespace(gt_parts=None, protocol="per-expression")) == "union"

@@ -1,4 +1,4 @@
-"""The paper's efficiency counters, read from the authors' compiled code, against ``analysis.efficiency.paper``.
+"""The paper's efficiency counters, read from the authors' compiled code, against ``analysis.common.paper_efficiency``.
 
 Source: sejong-rcv/LiteLVLM @5896153 ships the code that printed the paper's efficiency table only compiled
 (CPython 3.10, no .py source), read here with ``marshal`` + ``dis`` (code objects keep source lines):
@@ -32,14 +32,14 @@ import sys
 
 import pytest
 
-from analysis.efficiency.arch import get_arch
-from analysis.efficiency.flops import token_plan
-from analysis.efficiency.paper import (
+from analysis.common.paper_efficiency import (
     OFFICIAL_TEXT_TOKENS,
     counted_layer_tokens,
     paper_activation_bytes,
     paper_flops,
 )
+from analysis.efficiency.arch import get_arch
+from analysis.efficiency.flops import token_plan
 from litelvlm.lvlm.sparsevlm import token_schedule
 
 PYC = "model/llava/model/language_model/__pycache__/"
@@ -276,8 +276,8 @@ def test_layer_loop_timer_spans_the_decoder_layers_only(monkeypatch):
     summed over forwards longer than one token; embedding and norm (L865) outside."""
     import torch
 
-    from analysis.efficiency import layer_timer
-    from analysis.efficiency.layer_timer import LayerLoopTimer
+    from analysis.common import layer_timer
+    from analysis.common.layer_timer import LayerLoopTimer
 
     clock = _Clock()
     monkeypatch.setattr(layer_timer, "time", clock)

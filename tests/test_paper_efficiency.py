@@ -1,4 +1,4 @@
-"""The paper's efficiency quantities (``analysis.efficiency.paper``) against transcriptions of the authors' compiled
+"""The paper's efficiency quantities (``analysis.common.paper_efficiency``) against transcriptions of the authors' compiled
 loops, and the paper's FLOPs and activation figures reproduced from the formulas.
 
 Source: sejong-rcv/LiteLVLM @5896153, compiled CPython 3.10 files (no source released), read with
@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.efficiency.arch import get_arch
-from analysis.efficiency.flops import token_plan
-from analysis.efficiency.paper import (
+from analysis.common.paper_efficiency import (
     OFFICIAL_TEXT_TOKENS,
     counted_layer_tokens,
     paper_activation_bytes,
     paper_flops,
 )
+from analysis.efficiency.arch import get_arch
+from analysis.efficiency.flops import token_plan
 from litelvlm.lvlm.sparsevlm import token_schedule
 
 
@@ -127,8 +127,8 @@ def test_validate_and_efficiency_report_the_paper_definitions():
     """``validate``'s ratios and ``efficiency``'s rows carry the paper's quantities, named as the paper's."""
     import torch
 
+    from analysis.common.paper_efficiency import paper_row
     from analysis.efficiency.count import flops_rows
-    from analysis.efficiency.paper import paper_row
     from analysis.validate.report import paper_definitions
 
     big = get_arch("glamm-7b", OFFICIAL_TEXT_TOKENS)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.common.clip_reversal import resolve_layers, reversal_metrics, similarity_rows
 from analysis.common.features_cache import VisionFeatureCache
-from analysis.reversal.compute import resolve_layers, reversal_metrics, similarity_rows
 from litelvlm.cli import main
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.errors import LiteLVLMError

@@ -32,8 +32,8 @@ def llm_run(coco128, tmp_path_factory):
 
 
 def test_rows_are_the_metrics_of_the_relevance_on_the_merged_grid(llm_run, coco128):
-    from analysis.reversal.compute import load_records, reversal_metrics
-    from analysis.reversal.merged import merged_coverage
+    from analysis.common.clip_reversal import load_records, reversal_metrics
+    from analysis.common.merged_grid import merged_coverage
     from analysis.reversal.options import ReversalArgs
     from litelvlm.lvlm.relevance import prompt_relevance
 

@@ -87,7 +87,7 @@ print(json.dumps(sorted(m for m in json.loads(sys.argv[1]) if m in sys.modules))
 
 
 def test_every_study_options_module_and_package_is_light():
-    """Each subcommand's module (a study's ``options``) and its package import nothing heavy."""
+    """Each subcommand's module (a study's ``command``, which imports its ``options``) and its package import nothing heavy."""
     done = subprocess.run([sys.executable, "-c", IMPORTS, json.dumps(HEAVY)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr

@@ -24,7 +24,7 @@ import pandas as pd
 
 from analysis.common import bootstrap
 from analysis.common.bootstrap import UnitStat
-from litelvlm.methods import BASELINE
+from litelvlm.methods import BASELINE, TABLE, get_method
 
 #: the method the paper's claims are about, and the reference of the second set of comparisons
 LITELVLM = "litelvlm"
@@ -93,8 +93,6 @@ def comparisons_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, 
 def competitors(methods: list[str]) -> list[str]:
     """The "existing methods" among ``methods``: all but :data:`NOT_COMPETITORS`, LiteLVLM's variants (names
     starting with ``litelvlm``) and the analysis oracles."""
-    from litelvlm.methods import TABLE, get_method
-
     return [m for m in methods if m not in NOT_COMPETITORS and not m.startswith(LITELVLM)
             and not (m in TABLE and get_method(m).oracle)]
 

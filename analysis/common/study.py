@@ -1,7 +1,9 @@
-"""The anatomy every study shares, as a protocol its options module satisfies (checked by the tests).
+"""The anatomy every study shares, as a protocol its ``command`` module satisfies (checked by the tests).
 
-A study is a package ``analysis/<study>/`` whose light ``options`` module (no torch, no pandas: a bad
-option is refused at once) defines:
+A study is a package ``analysis/<study>/`` without import circles: its light ``options`` module (no torch,
+no pandas: a bad option is refused at once) defines the options and their checks and imports nothing of
+the study's heavy modules; its ``command`` module (the subcommand's entry in ``analysis.commands``)
+imports ``options`` and provides:
 
 * ``ARGS``: its options dataclass (fields made with ``litelvlm.cli_args.arg``; one per command-line
   option, the same name meaning the same thing in every study);
@@ -17,14 +19,20 @@ option is refused at once) defines:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import shlex
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from litelvlm import __version__, cli
+from litelvlm.cli_args import from_namespace
 from litelvlm.errors import LiteLVLMError
 from litelvlm.transaction import current
+from litelvlm.versions import run_versions
 
 
 def read_json(path: str | Path) -> Any:
@@ -38,7 +46,7 @@ def read_json(path: str | Path) -> Any:
 
 @runtime_checkable
 class Study(Protocol):
-    """What ``analysis/<study>/options.py`` provides."""
+    """What ``analysis/<study>/command.py`` provides."""
 
     ARGS: type
 
@@ -70,7 +78,6 @@ def as_args(cls: type, args: Any) -> Any:
         return args
     if not isinstance(args, argparse.Namespace):
         raise TypeError(f"expected {cls.__name__} or an argparse.Namespace, got {type(args).__name__}")
-    from litelvlm.cli_args import from_namespace
 
     return from_namespace(cls, args)
 
@@ -192,8 +199,6 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
 def git_commit(root: str | Path | None = None) -> str | None:
     """The commit of the checkout this project runs from (``+dirty`` with uncommitted changes to tracked
     files); None for an installed copy or where git is missing."""
-    import subprocess
-
     root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
@@ -211,12 +216,6 @@ def run_record() -> dict:
     """The provenance record every study's config.json keeps under ``run`` (never compared on resume: it
     describes the latest run): the command line, the start time (UTC), the library versions, the
     project's version and git commit, the torch thread count, and when the record was written (UTC)."""
-    import datetime
-    import shlex
-
-    from litelvlm import __version__, cli
-    from litelvlm.versions import run_versions
-
     argv = cli.CURRENT_ARGV
     return {"command": None if argv is None else "litelvlm " + shlex.join(argv),
             "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

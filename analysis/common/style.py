@@ -10,6 +10,8 @@ dropped altogether here so that the same results give the same bytes on any day.
 from __future__ import annotations
 
 import os
+import textwrap
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +20,8 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from litelvlm.io import PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
+from litelvlm.methods import TABLE
+from litelvlm.provenance import weights_banner
 
 #: Widths in inches of a one-column and a two-column figure (ICML/NeurIPS-style layouts).
 ONE_COLUMN = 3.25
@@ -62,8 +66,6 @@ def palette(n: int | None = None) -> list[tuple[float, float, float]]:
 def method_label(method: str) -> str:
     """The legend name of ``method``: a method of this project's own (its registry description carries ‡,
     e.g. LiteLVLM‡, this project's reading of the paper) is marked as not in the official code."""
-    from litelvlm.methods import TABLE
-
     return f"{method} (‡, not in the official code)" if method in TABLE and "‡" in TABLE[method][1] else method
 
 
@@ -81,7 +83,6 @@ LITELVLM_STYLE = {"color": (0.0, 0.0, 0.0), "marker": "o", "lw": 2.2, "zorder": 
 def _slot(method: str) -> int:
     if method in METHOD_ORDER:
         return METHOD_ORDER.index(method)
-    import zlib
 
     return len(METHOD_ORDER) + zlib.crc32(method.encode()) % (100 - len(METHOD_ORDER))
 
@@ -149,10 +150,6 @@ FOOTNOTE_SIZE = 6
 def weights_footnote(fig, *models: str | None) -> str | None:
     """Write the weights banner of ``models`` (:func:`litelvlm.provenance.weights_banner`) under ``fig``
     as a footnote; returns it, or None (nothing drawn) when every model has real weights."""
-    import textwrap
-
-    from litelvlm.provenance import weights_banner
-
     banner = weights_banner(*models)
     if banner is None:
         return None

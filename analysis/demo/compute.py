@@ -21,23 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.common.run_folder import RunFolder
 from analysis.demo.options import DemoArgs
+from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import copy_file
+from litelvlm.io import copy_file, save_plot, write_csv, write_json
+from litelvlm.provenance import weights_banner, weights_kind
+from litelvlm.toy import default_model_path
 
 log = logging.getLogger(__name__)
 def resolve_model(model: str | None) -> str:
     """``--model`` or the bundled toy CLIP's folder."""
     if model:
         return model
-    from litelvlm.toy import default_model_path
 
     return str(default_model_path())
 
 
 def _cli(argv: list[str]) -> None:
-    from litelvlm.cli import main
-
     log.info("litelvlm %s", " ".join(argv))
     rc = main(argv)
     if rc != 0:
@@ -119,7 +120,6 @@ def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     from analysis.common.style import weights_footnote
-    from litelvlm.io import save_plot
 
     weights_footnote(fig, model)
     path = save_plot(fig, out / f"{name}.png", dpi=150, bbox_inches="tight")
@@ -128,14 +128,11 @@ def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
 
 
 def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data, both studies, figures, summary
-    """Run the demo with checked options (:func:`analysis.demo.options.run` checks them)."""
+    """Run the demo with checked options (:func:`analysis.demo.command.run` checks them)."""
     import pandas as pd
 
-    from analysis.common.run_folder import RunFolder
     from litelvlm.clip import load_clip
     from litelvlm.data.refer import load_refer
-    from litelvlm.io import write_csv, write_json
-    from litelvlm.provenance import weights_banner, weights_kind
     from litelvlm.toy.refer_layout import write_refer
 
     model = resolve_model(a.model)

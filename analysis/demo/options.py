@@ -1,6 +1,6 @@
-"""``litelvlm demo``: its options (:class:`DemoArgs`), their checks and the entry point.
+"""``litelvlm demo``: its options (:class:`DemoArgs`) and their checks.
 
-Light (no torch): a bad option is refused at once; :func:`run` imports the demo
+Light (no torch): a bad option is refused at once; :func:`analysis.demo.command.run` imports the demo
 (:mod:`analysis.demo.compute`) after the checks.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, replace
 
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
@@ -55,15 +54,6 @@ def check_args(a: DemoArgs) -> DemoArgs:
     if not 0 < a.budget_share <= 1:
         raise LiteLVLMError(f"--budget-share is a share of the tokens in (0, 1], got {a.budget_share}")
     return a
-
-
-def run(args: DemoArgs | argparse.Namespace) -> int:
-    """Run the demo: check the options, then import torch and run both studies on the toy CLIP. From
-    code: ``run(DemoArgs(out=...))``; the command line passes its parsed namespace."""
-    a = check_args(as_args(DemoArgs, args))
-    from analysis.demo.compute import run_demo
-
-    return run_demo(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

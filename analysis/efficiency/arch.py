@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import get_method
 
 if TYPE_CHECKING:  # litelvlm.lvlm imports torch and transformers: only when an arch is built
     from litelvlm.clip.random_init import ClipArch
@@ -36,7 +37,7 @@ class EffArch:
     """One architecture of a model family and the prompt it is run with.
 
     ``family`` and ``preset`` name it; ``llm`` holds the decoder's sizes (an ``LLMSizes``: a ``GlammArch``,
-    or ``analysis.efficiency.flops.DecoderSizes`` of the family's decoder config); ``num_patches`` is N, the
+    or ``analysis.common.flops.DecoderSizes`` of the family's decoder config); ``num_patches`` is N, the
     visual tokens of the study's image; ``text_tokens`` the prompt tokens around them, ``prefix_tokens`` of
     them before the visual tokens (system prompt, ``USER:``). ``glamm`` holds every GLaMM size (None on
     another family); ``extra`` what a family adds to the run's config (UniPixel: the image's resize and grid).
@@ -64,7 +65,6 @@ class EffArch:
         """The :class:`~litelvlm.method.Method` ``method`` runs as on this architecture's family (its variant for the
         family's backbone where one is registered)."""
         from litelvlm.families import get_family
-        from litelvlm.methods import get_method
 
         return get_method(method, get_family(self.family).backbone)
 

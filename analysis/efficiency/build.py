@@ -13,6 +13,7 @@ synthetic photo and one referring expression, and then gives the prompt the stud
 from __future__ import annotations
 
 import functools
+import tempfile
 from dataclasses import replace
 
 import torch
@@ -34,8 +35,6 @@ IMAGE_SIZE = (640, 480)
 @functools.cache
 def clip_tokenizer():
     """OpenAI CLIP's tokenizer, from the BPE that ships with open_clip (what random CLIP folders hold)."""
-    import tempfile
-
     from litelvlm.clip.random_init import write_clip_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,8 +89,6 @@ def build_clip_sizes(clip, device: str | torch.device = "meta", dtype: torch.dty
 def set_attention(pipe: GlammPipeline, attn: str) -> None:
     """Use attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``) in the LLM, CLIP and
     SAM (same weights)."""
-    from dataclasses import replace
-
     from litelvlm.lvlm.numerics import set_attention as set_attn
 
     set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model)

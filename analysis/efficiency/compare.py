@@ -6,16 +6,9 @@ import math
 
 import pandas as pd
 
+from analysis.common.markdown_table import to_markdown
+from analysis.common.paper_efficiency import PAPER, paper_ratio
 from litelvlm.methods import BASELINE
-
-#: The LiteLVLM paper's efficiency table (GLaMM-7B; baseline = 576 visual tokens, LiteLVLM at 192 / 64).
-PAPER = {
-    "prefill_ms": {576: 166.25, 192: 74.88, 64: 54.02},
-    "cuda_ms": {576: 340.89, 192: 265.83, 64: 237.35},
-    "activations_gb": {576: 0.81, 192: 0.35, 64: 0.21},
-    "flops_tb": {576: 4.66, 192: 2.11, 64: 1.27},
-}
-
 
 #: The architecture of the paper's efficiency table: the paper's numbers sit beside rows of this one only.
 PAPER_ARCH = "glamm-7b"
@@ -32,12 +25,6 @@ PAPER_FASTV_SETTING = "K=2, kept = attention rank (192 of 576 by default; compil
 def fastv_setting(budget: int, fastv_layer: int, visual: int = 576) -> str:
     """FastV's (K, R) as run here: prune at layer K down to ``budget`` visual tokens, R = share pruned."""
     return f"K={fastv_layer}, R={1 - budget / visual:.1%} (budget-matched: {budget} of {visual} kept)"
-
-
-def paper_ratio(metric: str, budget: int) -> float:
-    """Baseline / pruned for one of the paper's metrics (NaN where the paper has no number)."""
-    vals = PAPER[metric]
-    return vals[576] / vals[budget] if budget in vals else float("nan")
 
 
 def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
@@ -58,9 +45,9 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
         "act_reduction": "llm_act_mb",
         "e2e_act_reduction": "e2e_act_mb",
         "meta_act_reduction": "llm_act_mb_meta",
-        "paper_flops_speedup": "paper_tflops",          # the paper's definitions (analysis.efficiency.paper)
+        "paper_flops_speedup": "paper_tflops",          # the paper's definitions (analysis.common.paper_efficiency)
         "paper_act_reduction": "paper_activation_gib",
-        "paper_def_prefill_speedup": "paper_prefill_ms",  # the decoder-layer loop only (analysis.efficiency.layer_timer)
+        "paper_def_prefill_speedup": "paper_prefill_ms",  # the decoder-layer loop only (analysis.common.layer_timer)
         "cuda_time_reading_speedup": "cuda_time_reading_ms",  # this project's reading of the paper's CUDA time
     }
     out = []
@@ -152,7 +139,7 @@ def on_cuda(df: pd.DataFrame) -> bool:
 
 
 def paper_summary(df: pd.DataFrame) -> str:
-    """The rows' quantities on the paper's definitions (``analysis.efficiency.paper``), named as such, for the terminal:
+    """The rows' quantities on the paper's definitions (``analysis.common.paper_efficiency``), named as such, for the terminal:
     one methods x budgets table per quantity (per attention kernel for the timed ones), unmeasured ones left
     out, the CUDA time only on CUDA; the paper's own LiteLVLM numbers as a last row only beside full-size
     (``glamm-7b``) rows."""
@@ -235,16 +222,3 @@ def comparison_markdown(cmp: pd.DataFrame, paper: bool, cuda: bool) -> str:
             parts += [f"## {attn}", ""]
         parts += [to_markdown(short_comparison(g, paper, cuda)), ""]
     return "\n".join(parts)
-
-
-def to_markdown(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
-    """A GitHub-flavoured markdown table (NaN shown as an em dash)."""
-    def fmt(v):
-        if isinstance(v, float):
-            return "—" if math.isnan(v) else floatfmt.format(v)
-        return str(v)
-
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"

@@ -13,22 +13,30 @@ measured, once per attention implementation in ``--attn`` (``analysis.efficiency
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from analysis.common.device import device_name
+from analysis.common.identity import run_identity
+from analysis.common.run_folder import RunFolder
+from analysis.common.study import run_record
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
 from analysis.efficiency.arch import FULL_SIZE, get_arch
 from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_BUDGETS, EfficiencyArgs, check_args
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.io import atomic_path, write_csv, write_json
 from litelvlm.methods import BASELINE, method_names
+from litelvlm.threads import busy_warning
 from litelvlm.versions import dist_version
 
 log = logging.getLogger(__name__)
@@ -138,8 +146,6 @@ def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]
 
 def run_efficiency(a: EfficiencyArgs) -> int:
     """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
-    from analysis.common.run_folder import RunFolder
-
     prev = torch.get_num_threads()
     try:
         with RunFolder(a.out):
@@ -149,6 +155,8 @@ def run_efficiency(a: EfficiencyArgs) -> int:
 
 
 def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
+    from analysis.common.flops import fit_paper_text_tokens
+    from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
     from analysis.efficiency.compare import (
         PAPER_ARCH,
         add_ratios,
@@ -158,15 +166,11 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         paper_summary,
         spread_summary,
     )
-    from analysis.efficiency.flops import fit_paper_text_tokens
-    from analysis.efficiency.paper import DEFINITIONS as PAPER_DEFINITIONS
-    from litelvlm.io import atomic_path, write_csv, write_json
 
     if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE and a.quantize != "none":
         raise LiteLVLMError(f"--quantize times the model, and the full-size {a.arch} is not timed on a CPU: use "
                             "--device cuda, or --arch scaled on a CPU")
     if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE:  # the defaults: nothing to refuse
-        from dataclasses import replace
 
         print(f"efficiency: the full-size {a.arch} is not timed on a CPU; counting its FLOPs and activation bytes "
               "only (as --flops-only). Time it with --device cuda, or on a CPU with --arch scaled or unipixel-tiny.",
@@ -174,7 +178,6 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         a = replace(a, flops_only=True)
     arch, methods, budgets, attns, dtype_name = _validate(a)
     if arch.family == "videoglamm" and split_list(a.budgets, int) == DEFAULT_BUDGETS:  # record the per-frame budgets
-        from dataclasses import replace
 
         a = replace(a, budgets=[str(b) for b in VIDEO_BUDGETS])
     if a.threads is not None:
@@ -204,8 +207,6 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
             tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain,
                                       quantize=(a.quantize, a.quantize_backend))
         if a.device == "cpu":
-            from litelvlm.threads import busy_warning
-
             if busy := busy_warning():
                 print(f"efficiency: warning: {busy}", file=sys.stderr)
         df = df.merge(tm, on=["attn", "method", "budget", *(["arrangement"] if video else [])], how="left")
@@ -218,8 +219,6 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     paper = arch.name == PAPER_ARCH  # the paper's numbers only beside its architecture's rows
     cmp = comparison_table(df, tuple(budgets) if video else (192, 64), fastv_layer=None if video else a.fastv_layer,
                            visual=arch.num_patches, paper=paper)
-    from analysis.common.identity import run_identity
-    from analysis.common.study import run_record
 
     config = {
         "command": "litelvlm efficiency " + " ".join(_argv(a)),
@@ -228,7 +227,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "attn_note": f"eager = the LLM attention of {arch.family} (explicit softmax(QK^T)V); sdpa = "
                      "torch.nn.functional.scaled_dot_product_attention",
         "dtype": dtype_name, **({"dtype_auto": auto} if auto else {}),
-        "device": _measure.device_name(a.device) if not a.flops_only else "meta",
+        "device": device_name(a.device) if not a.flops_only else "meta",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,
@@ -263,8 +262,6 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
 
 def load_efficiency(out: str | Path) -> dict:
     """The tables of an ``efficiency`` output folder: ``efficiency`` and ``comparison`` (DataFrames), ``config``."""
-    import json
-
     out = Path(out)
     path = out / "efficiency.csv"
     if not path.exists():

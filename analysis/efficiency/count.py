@@ -16,8 +16,8 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
+from analysis.common.flops import TokenPlan
 from analysis.efficiency.arch import EffArch
-from analysis.efficiency.flops import TokenPlan
 from analysis.efficiency.parts import PipelineParts, PrefillParts
 
 #: Bytes in a MiB (the tables' memory unit).
@@ -33,8 +33,9 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
         return unipixel_rows(arch, pairs, attns, dtype, fastv_layer)
     from tqdm.auto import tqdm
 
+    from analysis.common.flops import count_flops
     from analysis.efficiency.build import build_pipeline, set_attention
-    from analysis.efficiency.flops import count_flops, token_plan
+    from analysis.efficiency.flops import token_plan
     from analysis.efficiency.meta import MetaScalars, SelectorBench
     from analysis.efficiency.parts import needs_text
 
@@ -71,8 +72,8 @@ def llm_columns(arch: EffArch, attn: str, method: str, budget: int, plan: TokenP
                 dtype: torch.dtype) -> dict:
     """The LLM's columns of one row: the paper's quantities, the row's keys, the token counts, the analytic and
     measured (``flops``) counts and the conventions, for the decoder sizes ``arch.llm``."""
-    from analysis.efficiency.flops import llm_flops_exact, llm_macs_fastv_convention, llm_macs_swiglu
-    from analysis.efficiency.paper import paper_row
+    from analysis.common.flops import llm_flops_exact, llm_macs_fastv_convention, llm_macs_swiglu
+    from analysis.common.paper_efficiency import paper_row
 
     analytic = llm_flops_exact(arch.llm, plan)
     return {**paper_row(arch.llm, plan, dtype.itemsize),

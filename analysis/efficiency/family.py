@@ -6,12 +6,11 @@ from pathlib import Path
 
 from analysis.efficiency import plots
 from analysis.figures.family import Family
+from litelvlm.cli import main
 
 
 def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
     """Small efficiency results: FLOPs and meta-device memory of the tiny GLaMM (no timing, a few seconds)."""
-    from litelvlm.cli import main
-
     rc = main(["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "prumerge", "tome", "divprune",
                "fastv", "dart", "sparsevlm",
                "--budgets", "576", "192", "64", "--attn", "eager", "--no-figures", "--out", str(out_dir)])

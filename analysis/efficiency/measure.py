@@ -5,7 +5,7 @@ attention switched per ``--attn`` value; the parts of :class:`~analysis.efficien
 timed (median wall time after warm-ups, LLM prefills round-robin; summed CUDA kernel time on GPUs)
 and their peak activation memory measured (:func:`litelvlm.memory.peak_activation_bytes`). Beside them,
 the paper's prefill time (``paper_prefill_ms``: the decoder-layer loop only, timed during the same calls,
-:class:`~analysis.efficiency.layer_timer.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
+:class:`~analysis.common.layer_timer.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
 (``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``).
 """
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import platform
 import statistics
 
 import pandas as pd
 import torch
 
+from analysis.common.device import device_name
 from analysis.efficiency.arch import EffArch
 from analysis.efficiency.count import MB
 from analysis.efficiency.parts import PrefillParts
@@ -62,8 +62,8 @@ def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
     """
     from tqdm.auto import tqdm
 
+    from analysis.common.layer_timer import LayerLoopTimer, llm_layers
     from analysis.efficiency.flops import token_plan
-    from analysis.efficiency.layer_timer import LayerLoopTimer, llm_layers
     from analysis.efficiency.timing import cuda_time_ms, interleaved_wall_ms, wall_time_ms
     from litelvlm.memory import peak_activation_bytes
 
@@ -129,11 +129,3 @@ def paired_spread(ratio: str, times: dict, base, plan) -> dict[str, float]:
         return {f"{ratio}_min": float("nan"), f"{ratio}_max": float("nan")}
     r = [b / t for b, t in zip(times[base]["times"], times[plan]["times"])]
     return {f"{ratio}_min": min(r), f"{ratio}_max": max(r)}
-
-
-def device_name(device) -> str:
-    """The device in words (GPU name; CPU model and torch threads)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

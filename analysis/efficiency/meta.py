@@ -16,9 +16,9 @@ from types import SimpleNamespace
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from analysis.common.flops import count_flops
 from analysis.efficiency.arch import EffArch
 from analysis.efficiency.build import SENTENCE, InMemoryHFClip, build_clip_model
-from analysis.efficiency.flops import count_flops
 from litelvlm.clip.traces import TextTrace, VisionTrace
 from litelvlm.methods import get_method
 from litelvlm.pruning import Selection, SelectorInputs, select

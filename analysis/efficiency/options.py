@@ -1,6 +1,6 @@
-"""``litelvlm efficiency``: its options (:class:`EfficiencyArgs`), their checks and the entry point.
+"""``litelvlm efficiency``: its options (:class:`EfficiencyArgs`) and their checks.
 
-Light (no torch): a bad option is refused at once; :func:`run` imports the measurement
+Light (no torch): a bad option is refused at once; :func:`analysis.efficiency.command.run` imports the measurement
 (:mod:`analysis.efficiency.compute`), which checks what needs the methods and the device.
 """
 
@@ -10,7 +10,6 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.glamm_args import DTYPES
-from analysis.common.study import as_args
 from analysis.efficiency.arch import ARCH_NAMES
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -94,16 +93,6 @@ def check_args(a: EfficiencyArgs) -> None:
     if a.quantize != "none" and a.flops_only:
         raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not the FLOPs "
                             "count; time the quantized model (without --flops-only)")
-
-
-def run(args: EfficiencyArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and measure. From code:
-    ``run(EfficiencyArgs(out=..., flops_only=True))``; the command line passes its parsed namespace."""
-    a = as_args(EfficiencyArgs, args)
-    check_args(a)
-    from analysis.efficiency.compute import run_efficiency
-
-    return run_efficiency(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -26,9 +26,9 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
+from analysis.common.flops import TokenPlan
 from analysis.efficiency.arch import EffArch
 from analysis.efficiency.build import prepare, synthetic_image, with_sentence
-from analysis.efficiency.flops import TokenPlan
 from litelvlm.errors import LiteLVLMError
 from litelvlm.glamm import GlammPipeline
 from litelvlm.glamm.sam_preprocess import sam_inputs

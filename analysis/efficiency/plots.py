@@ -2,7 +2,7 @@
 visual-token budget, with the paper's numbers (stars) and the FLOPs-ideal limit (dashed) drawn in.
 
 Every panel that sets our rows beside the paper's stars uses the paper's definitions (the authors' compiled
-code, ``analysis.efficiency.paper`` / ``analysis.efficiency.layer_timer``) where the table has them: FLOPs = ``paper_tflops``,
+code, ``analysis.common.paper_efficiency`` / ``analysis.common.layer_timer``) where the table has them: FLOPs = ``paper_tflops``,
 prefill = ``paper_prefill_ms`` (the decoder-layer loop), activation = ``paper_activation_gib`` (storing
 activation); the CUDA-time panel is this project's reading (``cuda_time_reading_ms``: the whole pipeline).
 Tables written before those columns existed fall back to this project's measured columns."""
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.common.paper_efficiency import PAPER
 from analysis.common.style import budget_axis, figure, method_colors, method_label, method_style
-from analysis.efficiency.compare import PAPER
 from litelvlm.methods import BASELINE
 
 _PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVLM)")

@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from analysis.common.flops import DecoderSizes
 from analysis.efficiency.arch import EffArch
 from analysis.efficiency.build import IMAGE_SIZE, SENTENCE, synthetic_image
-from analysis.efficiency.flops import DecoderSizes
 from litelvlm.errors import LiteLVLMError
 
 _DESCRIPTIONS = {

@@ -145,8 +145,9 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
                fastv_layer: int) -> pd.DataFrame:
     """The unipixel family's FLOPs rows (columns: :func:`analysis.efficiency.count.llm_columns`, the parts of the
     module docstring, the end-to-end sum and the meta-device activation memory), counted on ``meta``."""
+    from analysis.common.flops import count_flops
     from analysis.efficiency.count import llm_columns, llm_prefills, memory_columns
-    from analysis.efficiency.flops import count_flops, token_plan
+    from analysis.efficiency.flops import token_plan
     from analysis.efficiency.meta import MetaScalars, llm_input_selection_flops
     from analysis.efficiency.unipixel import build_pipeline, set_attention
 

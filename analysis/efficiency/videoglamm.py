@@ -40,9 +40,9 @@ from types import SimpleNamespace
 import pandas as pd
 import torch
 
+from analysis.common.flops import DecoderSizes, TokenPlan, count_flops
 from analysis.efficiency.arch import EffArch
 from analysis.efficiency.build import SENTENCE
-from analysis.efficiency.flops import DecoderSizes, TokenPlan, count_flops
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE
 

@@ -21,11 +21,12 @@ import statistics
 import pandas as pd
 import torch
 
+from analysis.common.device import device_name
 from analysis.efficiency.arch import EffArch
 from analysis.efficiency.build import SENTENCE
 from analysis.efficiency.count import MB
-from analysis.efficiency.measure import device_name
 from analysis.efficiency.videoglamm import PAIRED_CLIP, SAM_FRAMES, video_plan
+from litelvlm.videoglamm import pruning as vp
 
 
 class TimedParts:
@@ -34,7 +35,6 @@ class TimedParts:
     def __init__(self, arch: EffArch, device: str | torch.device, dtype: torch.dtype, seed: int = 0):
         from analysis.efficiency.build import InMemoryHFClip, build_clip_sizes
         from litelvlm.clip.random_init import ARCHS
-        from litelvlm.videoglamm import pruning as vp
         from litelvlm.videoglamm.checkpoint import build_videoglamm
 
         self.model, _ = build_videoglamm(arch.preset, seed=seed, dtype=dtype, device=device)
@@ -92,7 +92,7 @@ class TimedParts:
 def timing_rows(arch: EffArch, rows_spec: list[tuple[str, int, str]], attns: list[str], device: str,
                 dtype: torch.dtype, warmup: int, repeats: int) -> pd.DataFrame:  # > 60 lines: one timing pass, its parts in table order
     """Timing rows per (attention, method, per-frame budget, arrangement) (module docstring)."""
-    from analysis.efficiency.layer_timer import LayerLoopTimer
+    from analysis.common.layer_timer import LayerLoopTimer
     from analysis.efficiency.timing import interleaved_wall_ms, wall_time_ms
     from litelvlm.lvlm.numerics import set_attention
     from litelvlm.memory import peak_activation_bytes

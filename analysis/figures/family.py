@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
 
 
@@ -77,8 +78,6 @@ MODELS_KEY = "weights_models"
 def results_models(folder: str | os.PathLike) -> list[str | None]:
     """The model strings recorded in the ``config.json`` files of a results folder (and its
     subfolders): ``model`` and a ``clip`` string, at the top level or under ``args``."""
-    from analysis.common.study import read_json
-
     models: list[str | None] = []
     for path in sorted(Path(folder).rglob("config.json")):
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from analysis.figures.family import Family
 from analysis.figures.registry import FAMILIES
+from litelvlm.io import atomic_path
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -117,8 +118,6 @@ def notebook_text(family: Family) -> str:
 
 def write_notebooks(notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
     """(Re)write every family's notebook; returns the paths."""
-    from litelvlm.io import atomic_path
-
     out = []
     for fam in FAMILIES.values():
         path = notebook_path(fam, notebook_dir)

@@ -4,6 +4,8 @@ test that checks the notebooks write the same files as the command."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -16,9 +18,6 @@ from litelvlm.errors import LiteLVLMError
 
 def kernel_name() -> str:
     """A Jupyter kernel that runs this interpreter: registered (once) in a private folder on JUPYTER_PATH."""
-    import hashlib
-    import json
-
     name = "litelvlm-" + hashlib.sha256(sys.executable.encode()).hexdigest()[:10]
     root = Path(tempfile.gettempdir()) / f"litelvlm-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}"
     spec_dir = root / "kernels" / name
@@ -36,8 +35,6 @@ def execute_notebook(family: Family, results_dir, out_dir, smoke: bool, model: s
                      notebook_dir: str | os.PathLike = NOTEBOOK_DIR, executed: str | os.PathLike | None = None,
                      timeout: int = 600) -> list[Path]:
     """Run ``family``'s notebook with papermill (this interpreter as kernel); returns the written figures."""
-    import papermill
-
     nb = notebook_path(family, notebook_dir)
     if not nb.exists():
         raise LiteLVLMError(f"notebook {str(nb)!r} does not exist; run `litelvlm figures --write-notebooks`")
@@ -45,6 +42,8 @@ def execute_notebook(family: Family, results_dir, out_dir, smoke: bool, model: s
     before = {p: p.stat().st_mtime_ns for p in out_dir.glob(f"{family.name}_*")} if out_dir.exists() else {}
     params = {"RESULTS": None if results_dir is None else str(Path(results_dir).resolve()),
               "MODEL": model, "SMOKE": bool(smoke), "OUT": str(out_dir)}
+    import papermill  # lazy: heavy and optional (the notebook extra)
+
     with tempfile.TemporaryDirectory() as tmp:
         papermill.execute_notebook(str(nb), str(executed or Path(tmp) / nb.name), parameters=params,
                                    kernel_name=kernel_name(), cwd=str(nb.parent), progress_bar=False,

@@ -1,16 +1,14 @@
-"""``litelvlm figures``: its options (:class:`FiguresArgs`) and the entry point.
+"""``litelvlm figures``: its options (:class:`FiguresArgs`) and their checks.
 
-Light (no matplotlib, no study module): a bad option is refused at once; :func:`run` imports
-:mod:`analysis.figures.command` (the families and their plots) after the checks.
+Light (no matplotlib, no study module): a bad option is refused at once; :func:`analysis.figures.command.run` imports
+:mod:`analysis.figures.compute` (the families and their plots) after the checks.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common.study import as_args
 from analysis.figures.family import DEFAULT_OUT
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
@@ -44,23 +42,3 @@ def check_args(a: FiguresArgs) -> None:
         raise LiteLVLMError("give --results DIR, or --smoke to make small results with tiny models")
     if a.results is not None and not Path(a.results).is_dir():
         raise LiteLVLMError(f"--results {a.results!r} is not a folder")
-
-
-def run(args: FiguresArgs | argparse.Namespace) -> int:
-    """``litelvlm figures``: list the families, regenerate the notebooks, or draw the selected families."""
-    if getattr(args, "list", False):
-        from analysis.figures.command import list_families
-
-        list_families(args.results)
-        return 0
-    if getattr(args, "write_notebooks", False):
-        from analysis.figures.notebook_gen import write_notebooks
-
-        for p in write_notebooks():
-            print(f"wrote {p}")
-        return 0
-    a = as_args(FiguresArgs, args)
-    check_args(a)
-    from analysis.figures.command import run_figures
-
-    return run_figures(a)

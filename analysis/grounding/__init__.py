@@ -1,9 +1,10 @@
 """``litelvlm eval-grounding``: RefCOCO referring segmentation (cIoU/gIoU) per method and budget.
 
-``options`` (light: :class:`GroundingArgs`, :func:`run`), ``compute`` (the evaluation), ``family`` and
+``options`` (light: :class:`GroundingArgs`), ``command`` (:func:`run`: checks, then the heavy import), ``compute`` (the evaluation), ``family`` and
 ``plots`` (its figures). From code: ``from analysis.grounding import GroundingArgs, run``.
 """
 
-from analysis.grounding.options import GroundingArgs, run
+from analysis.grounding.command import run
+from analysis.grounding.options import GroundingArgs
 
 __all__ = ["GroundingArgs", "run"]

@@ -39,20 +39,16 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.glamm_runs import (
-    ALL_TOKENS,
     clip_record,
-    image_runs,
-    method_options,
-    official_turns,
     plan,
 )
+from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
@@ -72,42 +68,6 @@ log = logging.getLogger(__name__)
 
 ROW_COLUMNS = ["protocol", "method", "budget", "image_id", "ref_id", "ann_id", "sent_id", "sentence", "turn",
                "intersection", "union", "iou", "pred_area", "gt_area", "seq_len", "prune_layer"]
-
-
-# -- metrics ------------------------------------------------------------------------------------
-#: The official metric's epsilons (``infer_and_evaluate.py`` L420 and L433).
-GIOU_EPS, CIOU_EPS = 1e-5, 1e-10
-
-
-def mask_stats(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, float]:
-    """(intersection, union, IoU) of a boolean prediction and a target as the official evaluation scores
-    them: IoU = I / (U + 1e-5), and 1 for an empty prediction on an empty target. A boolean target is a
-    plain mask; an integer target holds part counts (``mask(parts="sum")``), scored as
-    ``intersectionAndUnionGPU`` (sejong-rcv/LiteLVLM @5896153 ``tools/utils.py`` L92-104) does with
-    ``histc`` over [0, 1]: a pixel counted 2 or more is never target nor intersection, but a predicted
-    foreground pixel there still counts in the union."""
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and target {gt.shape} differ in size")
-    if gt.dtype == bool:
-        inter = int(np.logical_and(pred, gt).sum())
-        union = int(np.logical_or(pred, gt).sum())
-    else:
-        target = gt == 1
-        inter = int(np.logical_and(pred, target).sum())
-        union = int(pred.sum()) + int(target.sum()) - inter
-    return inter, union, (inter / (union + GIOU_EPS) if union else 1.0)
-
-
-def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """(method, budget, ciou, giou, n) with cIoU = sum(I) / (sum(U) + 1e-10) and gIoU = mean(IoU)."""
-    cols = ["method", "budget", "ciou", "giou", "n"]
-    if rows.empty:
-        return pd.DataFrame(columns=cols)
-    g = rows.groupby(["method", "budget"], sort=True)
-    out = g.agg(intersection=("intersection", "sum"), union=("union", "sum"), giou=("iou", "mean"),
-                n=("iou", "size")).reset_index()
-    out["ciou"] = out["intersection"] / (out["union"] + CIOU_EPS)
-    return out[cols]
 
 
 def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: str | None) -> pd.DataFrame:
@@ -163,53 +123,6 @@ def load_grounding(results_dir: str | Path) -> dict:
             else pd.DataFrame(columns=["method", "budget", "delta_ciou", "delta_giou"]))
     return {"summary": summary, "rows": pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(),
             "difference": diff, "config": configs}
-
-
-def gt_parts(args: GroundingArgs) -> str:
-    """How a referent's polygon parts become its target: ``--gt-parts``, else the protocol's default."""
-    return args.gt_parts or ("sum" if args.protocol == "official" else "union")
-
-
-@torch.no_grad()
-def evaluate_image(pipe, args: GroundingArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
-    """Rows (one per scored sentence x method x budget) for one image's records."""
-    from litelvlm.glamm.prompts import seg_turns
-
-    image_id = records[0].image_id
-    if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
-        raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width x "
-                            f"height) but its annotations are for {records[0].width} x {records[0].height}")
-    base = pipe.prepare_image(image, seed=args.seed)
-    n = pipe.num_visual(base)
-    if getattr(pipe, "sentences_per_prompt", None) == 1:  # the family's protocol: one expression, its own prompt
-        groups = [([r], None) for r in records]
-    elif args.protocol == "official":
-        picked, turns = official_turns(records, args.seed, image_id, args.max_sentences)
-        groups = [(picked, turns)]
-    else:
-        groups = [([r], seg_turns([r.sentence])) for r in records]
-    rows = []
-    todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
-    for recs, turns in groups:
-        answer = {} if args.answer == "teacher-forced" else {"answer": args.answer}
-        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer)
-        gts = [r.mask(gt_parts(args)) for r in recs]
-        for method, budget in todo:
-            k = None if budget == ALL_TOKENS else budget
-            out = pipe.ground(prep, method, k, positions=args.positions, **method_options(args, method, pipe))
-            masks = out.masks.cpu().numpy()
-            for turn, (r, gt) in enumerate(zip(recs, gts)):
-                inter, union, iou = mask_stats(masks[turn], gt)
-                rows.append({"protocol": args.protocol, "method": method, "budget": budget,
-                             "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
-                             "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
-                             "intersection": inter, "union": union, "iou": iou,
-                             "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
-                             "seq_len": out.seq_len, "prune_layer": out.prune_layer, **out.short_kept(),
-                             **pipe.sample_metrics(masks[turn], gt, r.bbox),
-                             **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
-                                                                  "generated_tokens": int(out.generated.numel())})})
-    return rows
 
 
 # -- resumable parts (analysis.common.parts) ---------------------------------------------------------------

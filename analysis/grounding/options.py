@@ -1,6 +1,6 @@
-"""``litelvlm eval-grounding``: its options (:class:`GroundingArgs`), their checks and the entry point.
+"""``litelvlm eval-grounding``: its options (:class:`GroundingArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the evaluation
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.grounding.command.run` imports the evaluation
 (:mod:`analysis.grounding.compute`) after the checks.
 """
 
@@ -10,7 +10,6 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.glamm_args import DTYPES, GlammDataArgs
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 
@@ -84,16 +83,6 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[int]]:
     if a.chunk < 1:
         raise LiteLVLMError("--chunk must be >= 1")
     return methods, budgets
-
-
-def run(args: GroundingArgs | argparse.Namespace) -> int:
-    """Evaluate, resume, shard (accelerate) and merge: check the options, then import torch and run.
-    From code: ``run(GroundingArgs(refer_dir=..., out=...))``; the command line passes its namespace."""
-    a = as_args(GroundingArgs, args)
-    check_args(a)
-    from analysis.grounding.compute import run_grounding
-
-    return run_grounding(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis.common import accuracy_stats as acc
 from analysis.common.bootstrap import UnitStat, unit_stat
+from analysis.common.study import read_json
 from litelvlm.io import write_csv
 from litelvlm.provenance import mark_weights, run_weights_kind
 
@@ -85,8 +86,6 @@ def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config:
 def load_statistics(results_dir: str | Path) -> dict:
     """``comparisons`` and ``claims`` of an ``eval-grounding`` folder or of its protocol subfolders, each with a
     ``protocol`` column (empty tables for folders written before them)."""
-    from analysis.common.study import read_json
-
     root = Path(results_dir)
     found = {"comparisons": [], "claims": []}
     for d in [root / p for p in UNITS if (root / p).is_dir()] or [root]:

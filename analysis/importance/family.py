@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis.common.study import resolve_config_path
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
+from analysis.grounding import GroundingArgs
 from analysis.importance import plots
+from litelvlm.errors import LiteLVLMError
+from litelvlm.io import write_csv
 from litelvlm.methods import BASELINE
 
 
@@ -15,11 +19,10 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     when ../shared/data is absent), and the oracle ablation (eval-grounding's per-image scoring) on it."""
     import torch
 
-    from analysis.grounding.compute import GroundingArgs, evaluate_image, summarize
+    from analysis.common.grounding_scoring import evaluate_image, summarize
     from analysis.importance.compute import ImportanceArgs, run_importance
     from litelvlm.data.refer import load_refer
     from litelvlm.families import exif_transpose, load_pipeline
-    from litelvlm.io import write_csv
 
     data = coco128_dir()
     if data is None:
@@ -60,9 +63,7 @@ def referent_windows(results_dir: Path, tables: dict) -> dict:
     import numpy as np
     from PIL import Image
 
-    from analysis.common.study import resolve_config_path
     from litelvlm.data.refer import load_refer
-    from litelvlm.errors import LiteLVLMError
 
     scores, cfg = tables.get("scores"), tables.get("config") or {}
     if scores is None or scores.empty:

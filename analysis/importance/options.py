@@ -1,7 +1,6 @@
-"""``litelvlm importance``: its options (:class:`ImportanceArgs`), the signal names, their checks and the
-entry point.
+"""``litelvlm importance``: its options (:class:`ImportanceArgs`), the signal names and their checks.
 
-Light (no torch, no captum): a bad option is refused at once; :func:`run` imports the study
+Light (no torch, no captum): a bad option is refused at once; :func:`analysis.importance.command.run` imports the study
 (:mod:`analysis.importance.compute`) after the checks.
 """
 
@@ -11,10 +10,9 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.glamm_args import DTYPES, GlammDataArgs
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import TABLE, describe
+from litelvlm.methods import TABLE, describe, get_method, ranking_methods
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")
@@ -78,23 +76,10 @@ def check_args(a: ImportanceArgs) -> list[str]:
 def check_method_signals(names: list[str]) -> None:
     """Refuse a ``--method-signals`` method that keeps tokens by no one score per token (``Method.ranks``: ToMe's
     merges, DivPrune's greedy diversity, SparseVLM's staged raters); imports the methods' modules."""
-    from litelvlm.methods import get_method, ranking_methods
-
     bad = [m for m in names if not get_method(m).ranks]
     if bad:
         raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "
                             f"choose from {', '.join(ranking_methods())}")
-
-
-def run(args: ImportanceArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(ImportanceArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
-    a = as_args(ImportanceArgs, args)
-    check_args(a)
-    check_method_signals(split_list(a.method_signals))
-    from analysis.importance.compute import run_and_report
-
-    return run_and_report(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

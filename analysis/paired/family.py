@@ -4,12 +4,14 @@ the budget, with the paired 95% bootstrap interval and Holm-adjusted significanc
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.paired import plots
+from litelvlm.cli import main
 
 #: the smoke run: the tiny random GLaMM, official protocol, three images (three resampled units)
 SMOKE_METHODS = "none,litelvlm,random,visionzip,fastv"
@@ -19,8 +21,6 @@ SMOKE_BUDGETS = "144,36"
 def smoke_paired(out_dir: Path, model: str | None = None) -> None:
     """``litelvlm eval-grounding`` (official protocol) on three COCO-128 images with the tiny random GLaMM (a synthetic
     REFER folder when ../shared/data is absent)."""
-    from litelvlm.cli import main
-
     data = coco128_dir()
     if data is None:
         from litelvlm.data.fixtures import write_tiny_refer
@@ -34,8 +34,6 @@ def smoke_paired(out_dir: Path, model: str | None = None) -> None:
 
 def read_paired(results_dir: Path) -> dict:
     """The ``comparisons.csv`` of one results folder and what made it (its command's protocol, if any)."""
-    import json
-
     import pandas as pd
 
     d = Path(results_dir)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
-from analysis.positions import plots
+from analysis.positions import PositionsArgs, plots, run
 
 #: the smoke run: the tiny random GLaMM, every method but the slow saliency oracle, two budgets
 SMOKE_BUDGETS = ["64", "16"]
@@ -17,8 +17,6 @@ SMOKE_BUDGETS = ["64", "16"]
 def smoke_positions(out_dir: Path, model: str | None = None) -> None:
     """``litelvlm positions`` on one COCO-128 image with the tiny random GLaMM (a synthetic REFER folder when
     ../shared/data is absent)."""
-    from analysis.positions import PositionsArgs, run
-
     data = coco128_dir()
     if data is None:
         from litelvlm.data.fixtures import write_tiny_refer

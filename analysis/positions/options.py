@@ -1,10 +1,10 @@
-"""``litelvlm positions``: its options (:class:`PositionsArgs`) and the entry point.
+"""``litelvlm positions``: its options (:class:`PositionsArgs`) and their checks.
 
 The position switch on the sample image (this project's study, after the GAP paper's argument, arXiv
 2506.21873): every method at every budget twice, its kept tokens at their original RoPE positions (``keep``)
 and renumbered (``renumber``), and what that does to the [SEG] states and the masks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.positions.command.run` imports
 :mod:`analysis.positions.compute` after the checks.
 """
 
@@ -14,7 +14,6 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.glamm_args import DTYPES, GlammDataArgs
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe
@@ -54,16 +53,6 @@ def check_args(a: PositionsArgs) -> tuple[list[str], list[int]]:
     if not budgets or min(budgets) < 1:
         raise LiteLVLMError(f"--budgets must be positive integers; got {a.budgets}")
     return methods, budgets
-
-
-def run(args: PositionsArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(PositionsArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
-    a = as_args(PositionsArgs, args)
-    check_args(a)
-    from analysis.positions.compute import run_positions
-
-    return run_positions(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -3,12 +3,15 @@ from ``validate`` folders (one per ``--quantize``), drawn per device."""
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 
+from analysis.common.study import read_json
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.quantization import plots
+from litelvlm.cli import main
 
 #: the smoke run: the tiny random GLaMM, LiteLVLM at three budgets, each precision that is installed
 SMOKE_BUDGETS = ("576", "64", "32")
@@ -17,10 +20,6 @@ SMOKE_BUDGETS = ("576", "64", "32")
 def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
     """``validate`` on one image with the tiny random GLaMM, once per precision (bf16 only when bitsandbytes
     is not installed); a synthetic REFER folder when ../shared/data is absent."""
-    import importlib.util
-
-    from litelvlm.cli import main
-
     data = coco128_dir()
     if data is None:
         from litelvlm.data.fixtures import write_tiny_refer
@@ -45,8 +44,6 @@ def read_quantization_runs(folders: list[Path]) -> dict:
     """The memory rows and runs of the ``validate`` folders ``folders`` (each holding a ``memory.csv``), each with
     the folder's ``device``, ``model`` and ``quantize``."""
     import pandas as pd
-
-    from analysis.common.study import read_json
 
     mem, rows = [], []
     for path in (Path(f) / "memory.csv" for f in folders):

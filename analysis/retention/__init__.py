@@ -1,9 +1,10 @@
 """``litelvlm retention``: which visual tokens each method keeps, stage by stage.
 
-``options`` (light: :class:`RetentionArgs`, :func:`run`), ``compute`` (the tables), ``family`` and
+``options`` (light: :class:`RetentionArgs`), ``command`` (:func:`run`: checks, then the heavy import), ``compute`` (the tables), ``family`` and
 ``plots`` (its figures). From code: ``from analysis.retention import RetentionArgs, run``.
 """
 
-from analysis.retention.options import RetentionArgs, run
+from analysis.retention.command import run
+from analysis.retention.options import RetentionArgs
 
 __all__ = ["RetentionArgs", "run"]

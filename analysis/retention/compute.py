@@ -27,11 +27,12 @@ import pandas as pd
 
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
 from analysis.retention.options import RetentionArgs, model_family
 from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refs
-from litelvlm.errors import LiteLVLMError
+from litelvlm.errors import LiteLVLMError, UnsupportedModelError
+from litelvlm.exclusions import announce_skipped_images
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import weights_banner
 
@@ -143,7 +144,6 @@ def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
     """``methods`` without those this backend cannot run (e.g. ToMe on open_clip), each skip logged."""
     from PIL import Image
 
-    from litelvlm.errors import UnsupportedModelError
     from litelvlm.pruning import SelectorInputs, select
 
     probe = SelectorInputs(vision=clip.trace_image(clip.preprocess([Image.new("RGB", (32, 32))])),
@@ -272,7 +272,6 @@ def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list
     model's family reads images: :func:`litelvlm.families.exif_transpose`); the others are logged and appended to
     ``skipped``; none readable is an error."""
     from litelvlm.data.refer import open_rgb
-    from litelvlm.exclusions import announce_skipped_images
 
     out = []
     for image_id, path, texts in examples:
@@ -293,7 +292,6 @@ def load_retention(results_dir: str | Path) -> dict:
     from PIL import Image
 
     from analysis.common.parts import read_parquet
-    from analysis.common.study import read_json
 
     d = Path(results_dir)
     missing = [f for f in RESULT_FILES if not (d / f).exists()]
@@ -312,8 +310,6 @@ def load_retention(results_dir: str | Path) -> dict:
 
 def run_and_report(a: RetentionArgs) -> int:
     """``litelvlm retention`` with checked options: write the retention tables and print what was done."""
-    from analysis.common.study import read_json
-
     out = run_retention(a)
     skipped = read_json(Path(out) / "config.json").get("skipped", [])
     print(f"retention tables written to {out}; {len(skipped)} image(s) skipped as unreadable")

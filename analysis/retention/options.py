@@ -1,6 +1,6 @@
-"""``litelvlm retention``: its options (:class:`RetentionArgs`), their checks and the entry point.
+"""``litelvlm retention``: its options (:class:`RetentionArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the study
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.retention.command.run` imports the study
 (:mod:`analysis.retention.compute`) after the checks.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.study import as_args, check_same_model
+from analysis.common.study import check_same_model
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
+from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
 BUDGETS = (576, 192, 64, 32)
@@ -52,7 +52,6 @@ def model_family(model: str) -> str | None:
     """The model family ``model`` names (an LVLM: its retention runs on the family's pipeline), or None for a CLIP
     (a random CLIP preset's name, such as ``tiny-random``, stays the CLIP; imports nothing)."""
     from litelvlm.families import family_of
-    from litelvlm.model_spec import ModelSpec
 
     try:
         if ModelSpec.parse(model).random_clip is not None:
@@ -77,16 +76,6 @@ def check_args(a: RetentionArgs) -> None:
     if a.image_dir and not a.refer_dir:
         raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
     check_same_model(a.out, a.model, a.backend)
-
-
-def run(args: RetentionArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(RetentionArgs(out=...))``; the command line passes its parsed namespace."""
-    a = as_args(RetentionArgs, args)
-    check_args(a)
-    from analysis.retention.compute import run_and_report
-
-    return run_and_report(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
 from litelvlm.errors import LiteLVLMError
+from litelvlm.methods import available_methods, get_method
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 def family_methods(pipe, methods: list[str]) -> list[str]:
     """``methods`` checked against the family (any it cannot run is an error naming why), or, when empty, every
     method it runs that is no analysis oracle."""
-    from litelvlm.methods import available_methods, get_method
-
     if not methods:
         return [m for m in available_methods() if pipe.method_error(m) is None and not get_method(m).oracle]
     errors = [why for m in methods if (why := pipe.method_error(m))]

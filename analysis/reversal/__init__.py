@@ -1,9 +1,10 @@
 """Study 1, ``litelvlm reversal``: does CLIP's patch-text similarity rank the referent low?
 
-``options`` (light: :class:`ReversalArgs`, :func:`run`), ``compute`` (the study), ``family`` and ``plots``
+``options`` (light: :class:`ReversalArgs`), ``command`` (:func:`run`: checks, then the heavy import), ``compute`` (the study), ``family`` and ``plots``
 (its figures). From code: ``from analysis.reversal import ReversalArgs, run; run(ReversalArgs(...))``.
 """
 
-from analysis.reversal.options import ReversalArgs, run
+from analysis.reversal.command import run
+from analysis.reversal.options import ReversalArgs
 
 __all__ = ["ReversalArgs", "run"]

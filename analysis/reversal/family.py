@@ -7,15 +7,15 @@ import re
 from pathlib import Path
 
 from analysis.common import style
+from analysis.common.study import read_json, resolve_config_path
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
+from litelvlm.cli import main
 
 
 def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
     """Two random-weight 24x24 CLIPs (two seeds) on a few COCO-128 val sentences (or a tiny hand-made REFER folder)."""
-    from litelvlm.cli import main
-
     data = refer_data(Path(out_dir))
     models = [model] if model else [SMOKE_MODEL, f"{SMOKE_MODEL}:1"]
     for i, m in enumerate(models):
@@ -39,8 +39,7 @@ def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
     import numpy as np
     import pandas as pd
 
-    from analysis.common.study import read_json, resolve_config_path
-    from analysis.reversal.merged import merged_params
+    from analysis.common.merged_grid import merged_params
     from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer

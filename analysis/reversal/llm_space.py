@@ -5,8 +5,8 @@ Does the similarity LiteLVLM would read in UniPixel's LLM input space rank the r
 relevance of each merged token to the prompt's instruction (:func:`litelvlm.lvlm.relevance.prompt_relevance`: the
 cosine of the merged tokens, UniPixel's LLM input embeddings, with the mean instruction-token embedding of the
 protocol's prompt, as OpenVINO's CDPruner port scores Qwen tokens; min-max normalised, which keeps the order) is
-compared with the referent mask on the merged grid (:func:`analysis.reversal.merged.merged_coverage`), by the study's
-metrics (:func:`analysis.reversal.compute.reversal_metrics`). No CLIP is loaded; the one "layer" is the LLM input,
+compared with the referent mask on the merged grid (:func:`analysis.common.merged_grid.merged_coverage`), by the study's
+metrics (:func:`analysis.common.clip_reversal.reversal_metrics`). No CLIP is loaded; the one "layer" is the LLM input,
 recorded as layer 0.
 """
 
@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.common.clip_reversal import load_records, reversal_metrics, summarise_reversal
 from analysis.common.identity import run_identity
+from analysis.common.merged_grid import merged_coverage
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
-from analysis.reversal.compute import load_records, reversal_metrics, summarise_reversal
-from analysis.reversal.merged import merged_coverage
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import Exclusions, one_line
@@ -111,7 +111,7 @@ def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0
 
 
 def run_llm_space(a: ReversalArgs) -> int:
-    """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.options.run`)."""
+    """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.command.run`)."""
     from litelvlm.families import family_of, load_pipeline
 
     if family_of(a.model) != "unipixel":

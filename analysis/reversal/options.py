@@ -1,6 +1,6 @@
-"""``litelvlm reversal``: its options (:class:`ReversalArgs`), their checks and the entry point.
+"""``litelvlm reversal``: its options (:class:`ReversalArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the study
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.reversal.command.run` imports the study
 (:mod:`analysis.reversal.compute`) after the checks.
 """
 
@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
 #: the grids the reversal is measured on: CLIP's own patches, or UniPixel's merged Qwen2.5-VL tokens
-#: (:mod:`analysis.reversal.merged`)
+#: (:mod:`analysis.common.merged_grid`)
 GRIDS = ("clip", "unipixel")
 #: where the similarity is measured: CLIP's joint space, or a UniPixel model's LLM input space
 #: (:mod:`analysis.reversal.llm_space`)
@@ -57,8 +57,6 @@ def check_args(a: ReversalArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
     check_clip_study(a)
     if a.video or a.video_dir:
-        from pathlib import Path
-
         if a.refer_dir or a.coco_instances:
             raise LiteLVLMError("--video / --video-dir read video frames: drop --refer-dir / --coco-instances")
         if a.grid != "clip" or a.space != "clip":
@@ -71,24 +69,6 @@ def check_args(a: ReversalArgs) -> None:
         raise LiteLVLMError("--grid unipixel maps CLIP on the padded image (as LiteLVLM on UniPixel): add --pad-to-square")
     if a.save_maps < 0:
         raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
-
-
-def run(args: ReversalArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(ReversalArgs(out=..., model=...))``; the command line passes its parsed namespace."""
-    a = as_args(ReversalArgs, args)
-    check_args(a)
-    if a.video or a.video_dir:
-        from analysis.reversal.video import run_video_reversal
-
-        return run_video_reversal(a)
-    if a.space == "llm":
-        from analysis.reversal.llm_space import run_llm_space
-
-        return run_llm_space(a)
-    from analysis.reversal.compute import run_reversal
-
-    return run_reversal(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -11,6 +11,7 @@ from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from analysis.reversal.family import grid_run, read_reversal
+from litelvlm.cli import main
 
 #: the UniPixel model whose LLM input space the smoke results measure (random weights)
 SMOKE_UNIPIXEL = "unipixel-tiny-random:0"
@@ -19,8 +20,6 @@ SMOKE_UNIPIXEL = "unipixel-tiny-random:0"
 def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
     """One random-weight CLIP on 16 COCO-128 val sentences, on the padded image, ranked on CLIP's grid and on UniPixel's
     merged grid (a tiny hand-made REFER folder when ../shared/data is absent)."""
-    from litelvlm.cli import main
-
     data = refer_data(Path(out_dir))
     for grid in ("clip", "unipixel"):
         rc = main(["reversal", "--model", model or SMOKE_MODEL, "--refer-dir", str(data), "--split", "val",

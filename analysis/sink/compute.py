@@ -28,11 +28,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.identity import CLIP_FAMILY, run_identity
-from analysis.common.run_folder import RunFolder
-from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
-from analysis.common.study import portable_paths, run_record, torch_thread_count
-from analysis.reversal.compute import (
+from analysis.common.clip_reversal import (
     load_records,
     prompts_for,
     resolve_layers,
@@ -40,6 +36,10 @@ from analysis.reversal.compute import (
     summarise_reversal,
     vision_num_layers,
 )
+from analysis.common.identity import CLIP_FAMILY, run_identity
+from analysis.common.run_folder import RunFolder
+from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
+from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.sink.options import SinkArgs
 from analysis.sink.text_ablation import content_mean_embeds, rerun_text_tower
 from litelvlm.data.expressions import load_expressions
@@ -233,7 +233,7 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
 
 
 def run_sink(a: SinkArgs) -> int:
-    """Run ``litelvlm sink`` with checked options (:func:`analysis.sink.options.run` checks them)."""
+    """Run ``litelvlm sink`` with checked options (:func:`analysis.sink.command.run` checks them)."""
     from litelvlm.clip import load_clip
 
     texts, meta, records = _texts_and_meta(a)

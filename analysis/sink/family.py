@@ -7,12 +7,11 @@ from pathlib import Path
 from analysis.figures.family import Family, family_dir
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.sink import plots
+from litelvlm.cli import main
 
 
 def smoke_sink(out_dir: Path, model: str | None = None) -> None:
     """The random-weight 24x24 CLIP on a few COCO-128 val sentences, with the ablation on their images."""
-    from litelvlm.cli import main
-
     data = refer_data(Path(out_dir))
     rc = main(["sink", "--model", model or SMOKE_MODEL, "--refer-dir", str(data), "--image-dir",
                str(data / "images"), "--split", "val", "--limit-sentences", "16", "--ablate-from", "0", "1",

@@ -1,6 +1,6 @@
-"""``litelvlm sink``: its options (:class:`SinkArgs`), their checks and the entry point.
+"""``litelvlm sink``: its options (:class:`SinkArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the study
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.sink.command.run` imports the study
 (:mod:`analysis.sink.compute`) after the checks.
 """
 
@@ -10,7 +10,6 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
@@ -43,16 +42,6 @@ def check_args(a: SinkArgs) -> None:
         raise LiteLVLMError("give either --expressions or --refer-dir/--coco-instances, not both")
     if not (a.expressions or a.refer_dir or a.coco_instances):
         raise LiteLVLMError("give --expressions FILE.json or --refer-dir D (or --coco-instances FILE)")
-
-
-def run(args: SinkArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(SinkArgs(out=..., refer_dir=...))``; the command line passes its parsed namespace."""
-    a = as_args(SinkArgs, args)
-    check_args(a)
-    from analysis.sink.compute import run_sink
-
-    return run_sink(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

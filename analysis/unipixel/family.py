@@ -8,7 +8,7 @@ from pathlib import Path
 
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
-from analysis.grounding import plots
+from analysis.grounding import GroundingArgs, plots, run
 from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, read_grounding
 
 #: the model of the smoke run: random weights of the tiny UniPixel preset
@@ -19,7 +19,6 @@ def smoke_unipixel(out_dir: Path, model: str | None = None) -> None:
     """UniPixel's protocol (one expression per prompt) on one COCO-128 image with the tiny random UniPixel, the
     methods of family 4's smoke set that the family offers (a synthetic REFER folder when ../shared/data is
     absent)."""
-    from analysis.grounding.compute import GroundingArgs, run_grounding
     from litelvlm.families import load_pipeline
 
     data = coco128_dir()
@@ -32,9 +31,8 @@ def smoke_unipixel(out_dir: Path, model: str | None = None) -> None:
     model = model or SMOKE_MODEL
     pipe = load_pipeline(model)
     methods = ",".join(m for m in SMOKE_METHODS.split(",") if pipe.method_error(m) is None)
-    run_grounding(GroundingArgs(refer_dir=str(data), out=str(out_dir / "per-expression"), model=model,
-                                protocol="per-expression", methods=[methods], budgets=[SMOKE_BUDGETS], **pick),
-                  pipe=pipe)
+    run(GroundingArgs(refer_dir=str(data), out=str(out_dir / "per-expression"), model=model,
+                      protocol="per-expression", methods=[methods], budgets=[SMOKE_BUDGETS], **pick), pipe=pipe)
 
 
 def read_unipixel(results_dir: Path) -> dict:

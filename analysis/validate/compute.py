@@ -30,10 +30,14 @@ import pandas as pd
 
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.glamm_args import quantize_kwargs, study_numerics
+from analysis.common.identity import run_identity
+from analysis.common.run_folder import RunFolder
+from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.validate.options import ValidateArgs
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import write_json, write_parquet
+from litelvlm.io import atomic_path, write_json, write_parquet
 from litelvlm.methods import BASELINE
+from litelvlm.threads import busy_warning
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +149,6 @@ def save_reference(out: Path, reference: dict) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from litelvlm.io import atomic_path
-
     with atomic_path(out / REFERENCE_FILE) as tmp:
         save_file({"ids": reference["_ids"].contiguous(), "masks": reference["_masks"].to(torch.uint8),
                    "logits": reference["_logits"].contiguous()}, str(tmp))
@@ -248,8 +250,6 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
     family pairs none)."""
     from analysis.common.glamm_runs import clip_record
-    from analysis.common.identity import run_identity
-    from analysis.common.study import portable_paths, run_record, torch_thread_count
 
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
@@ -301,8 +301,6 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
 def run_validate(a: ValidateArgs) -> int:
     """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point), in its locked
     ``--out`` folder: the measured calls (``parts/``, ``rounds/``) and the reference are kept as they finish."""
-    from analysis.common.run_folder import RunFolder
-
     with RunFolder(a.out, direct=("parts", "rounds", REFERENCE_FILE)) as folder:
         return _run_validate(a, folder)
 
@@ -373,8 +371,6 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))
     if todo and pipe.device.type == "cpu":
-        from litelvlm.threads import busy_warning
-
         if busy := busy_warning():
             setup["busy"] = busy
             print(f"validate: warning: {busy}", file=sys.stderr)

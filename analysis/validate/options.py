@@ -1,17 +1,16 @@
-"""``litelvlm validate``: its options (:class:`ValidateArgs`) and the entry point.
+"""``litelvlm validate``: its options (:class:`ValidateArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports the validation
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.validate.command.run` imports the validation
 (:mod:`analysis.validate.compute`) after the checks.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from analysis.common.glamm_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, GlammDataArgs
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
@@ -79,8 +78,6 @@ def check_compare_to(a: ValidateArgs) -> None:
 def check_inputs(a: ValidateArgs) -> ValidateArgs:
     """The input the model's family reads: ``--refer-dir`` (an image model, required) or ``--video-dir`` (a video
     model, optional); the family's default budgets. Refused before anything is loaded."""
-    from dataclasses import replace
-
     from litelvlm.families import family_input
 
     video = family_input(a.model) == "video"
@@ -92,16 +89,6 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
     if not video and a.refer_dir is None:
         raise LiteLVLMError("the following arguments are required: --refer-dir")
     return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))
-
-
-def run(args: ValidateArgs | argparse.Namespace) -> int:
-    """Validate (resumable) and write the table and report; torch is imported after parsing. From code:
-    ``run(ValidateArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
-    a = check_inputs(as_args(ValidateArgs, args))
-    check_compare_to(a)
-    from analysis.validate.compute import run_validate
-
-    return run_validate(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -9,7 +9,7 @@ Checks (each a column of ``checks.csv`` and a line of ``report.md``):
 
 Ratios (``ratios.csv``): prefill speedup (the paper's definition, the decoder-layer loop, and this project's),
 this project's reading of the paper's "CUDA time" and activation-memory reduction of every method at each budget
-against ``none``, beside the FLOPs-ideal prefill speedup of what runs (``analysis.efficiency.flops``, no LM head)
+against ``none``, beside the FLOPs-ideal prefill speedup of what runs (``analysis.common.flops``, no LM head)
 and the paper's LiteLVLM figures (GLaMM-7B on a GPU: prefill 166 -> 75 -> 54 ms, activations
 0.81 -> 0.35 -> 0.21 GB at 576 / 192 / 64).
 """
@@ -17,12 +17,14 @@ and the paper's LiteLVLM figures (GLaMM-7B on a GPU: prefill 166 -> 75 -> 54 ms,
 from __future__ import annotations
 
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from litelvlm.io import atomic_path, write_csv
-from litelvlm.methods import BASELINE
+from litelvlm.methods import BASELINE, get_method
+from litelvlm.provenance import weights_banner
 
 ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "visual_tokens_input",
                "visual_tokens_kept", "keeps_all_in_order", "text_tokens", "seq_len", "seg_positions", "mask_shape",
@@ -56,14 +58,11 @@ def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, ..
 
 def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2,
                  backbone: str = ""):
-    """The token schedule of ``method`` at ``budget`` as it ran (``analysis.efficiency.flops.schedule_plan``, with
+    """The token schedule of ``method`` at ``budget`` as it ran (``analysis.common.flops.schedule_plan``, with
     the run's ``--fastv-layer``); a stage from a layer the model does not have (a method pruning after its last
     layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees what the earlier stages give.
     ``backbone``: the family's (the method's variant for it, where one is registered, runs)."""
-    from dataclasses import replace
-
-    from analysis.efficiency.flops import schedule_plan
-    from litelvlm.methods import get_method
+    from analysis.common.flops import schedule_plan
 
     plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, fastv_layer,
                          spec=get_method(method, backbone))
@@ -74,8 +73,8 @@ def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, fast
 def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2,
                   backbone: str = "") -> float:
     """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a decoder
-    of ``sizes`` (``analysis.efficiency.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
-    from analysis.efficiency.flops import llm_flops_exact
+    of ``sizes`` (``analysis.common.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
+    from analysis.common.flops import llm_flops_exact
 
     base = llm_flops_exact(sizes, run_schedule(sizes, n, text_tokens, BASELINE, n), lm_head=False)
     run = run_schedule(sizes, n, text_tokens, method, budget, fastv_layer, backbone)
@@ -84,9 +83,9 @@ def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, fas
 
 def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
                       fastv_layer: int = 2, backbone: str = "") -> tuple[float, float]:
-    """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.efficiency.paper``:
+    """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.common.paper_efficiency``:
     the authors' compiled loop, bfloat16 element size; the ratios do not depend on it)."""
-    from analysis.efficiency.paper import paper_row
+    from analysis.common.paper_efficiency import paper_row
 
     row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, fastv_layer, backbone))
     return row["paper_tflops"], row["paper_activation_gib"]
@@ -97,7 +96,7 @@ def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2, backbone: st
     """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's
     (``fastv_layer``: the run's ``--fastv-layer``; ``backbone``: the family's; ``llm_k``: {(method, budget): the
     visual tokens the LLM gets}, a video family's per-frame budgets read in the LLM's tokens; None: the budget)."""
-    from analysis.efficiency.compare import paper_ratio
+    from analysis.common.paper_efficiency import paper_ratio
 
     base = rows[rows["method"] == BASELINE].iloc[0]
     out = rows[rows["method"] != BASELINE][["method", "budget", "prefill_ms", "llm_activation_mb", "activation_mb",
@@ -181,7 +180,7 @@ def target_lines(r: pd.DataFrame, budget: int = 192, arch: str = FULL_SIZE) -> l
 def _machine(pipe) -> str:
     import torch
 
-    from analysis.efficiency.measure import device_name
+    from analysis.common.device import device_name
 
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
@@ -253,8 +252,8 @@ def prompt_line(setup: dict, a) -> str:
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
     """Write validate.csv, checks.csv, ratios.csv and report.md for a run of ``n`` visual tokens unpruned; return
     the failed checks' names and the lines for the terminal (:func:`screen_lines`)."""
-    from analysis.efficiency.compare import to_markdown
-    from analysis.efficiency.flops import DecoderSizes
+    from analysis.common.flops import DecoderSizes
+    from analysis.common.markdown_table import to_markdown
     from analysis.validate.memory import memory_frame
 
     result = checks(rows, setup.get("full_budget", n), len(setup["sentences"]),
@@ -281,7 +280,6 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     paper_rows = r[r["method"] == "litelvlm"] if arch == FULL_SIZE else r.iloc[:0]
     paper_table = (["", "## Beside the paper's LiteLVLM figures", "",
                     to_markdown(short_view(paper_rows, PAPER_COLUMNS, cuda))] if len(paper_rows) else [])
-    from litelvlm.provenance import weights_banner
 
     note = weights_banner(a.model, a.clip)
     if note:  # what a random-weight validation does show
@@ -311,7 +309,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "Activation memory: the peak of the tensors a call creates (on CUDA: the allocator's peak), for the LLM "
              "span (``llm_activation_mb``, above the level at its start: the ratios use it) and for the whole call "
              "(``activation_mb``): this project's measured quantities (``act_reduction``). ``paper_def_*`` are the paper's "
-             "definitions, as the authors' compiled GLaMM code computes them (``analysis.efficiency.paper``): storing "
+             "definitions, as the authors' compiled GLaMM code computes them (``analysis.common.paper_efficiency``): storing "
              "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm (with "
              "grouped keys and values 2nd^2 + 2ndk for the projections, this project's generalisation), FastV's "
              "pruning layer counted at the full length; the activation target uses it. The paper's columns "

@@ -3,6 +3,7 @@ or UniPixel's video path), labelled with the model family and the weights that m
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from analysis.common import style
@@ -29,8 +30,6 @@ def smoke_video(out_dir: Path, model: str | None = None) -> None:
 def read_video(results_dir: Path) -> dict:
     """The ``summary.csv`` table of an ``eval-video`` folder, the models that made it and their family, and its
     comparisons and claims (empty for a folder written before them)."""
-    import json
-
     import pandas as pd
 
     from analysis.video.statistics import load_statistics

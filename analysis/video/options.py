@@ -1,4 +1,4 @@
-"""``litelvlm eval-video``: its options (:class:`VideoArgs`) and the entry point.
+"""``litelvlm eval-video``: its options (:class:`VideoArgs`) and their checks.
 
 Referring video segmentation with VideoGLaMM on a Ref-DAVIS-layout folder, every pruning method the ``videoglamm``
 family runs at every per-frame budget K (of each frame's 576 CLIP tokens): the CLIP-side methods per frame
@@ -10,7 +10,7 @@ the synthetic moving-shapes set is written to a temporary folder, so the study r
 The paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public; the default model is
 random weights (``videoglamm-tiny-random:0``) and its numbers mean nothing.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`run` imports
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.video.command.run` imports
 :mod:`analysis.video.compute` after the checks.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.study import as_args
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_VIDEO_MODEL, video_eval
@@ -115,16 +114,6 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
     if not sets or not all(0 <= s <= 3 for s in sets) or len(set(sets)) != len(sets):
         raise LiteLVLMError(f"--anno-sets must be distinct values in 0..3; got {a.anno_sets}")
     return methods, budgets, sets
-
-
-def run(args: VideoArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(VideoArgs(out="results/video"))``; the command line passes its parsed namespace."""
-    a = as_args(VideoArgs, args)
-    check_args(a)
-    from analysis.video.compute import run_video
-
-    return run_video(a)
 
 
 #: this study's options (``analysis.common.study.Study``)

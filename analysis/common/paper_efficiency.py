@@ -31,7 +31,7 @@ like FastV but whose GLaMM port the authors did not ship.
 
 from __future__ import annotations
 
-from analysis.efficiency.flops import LLMSizes, TokenPlan, projection_macs
+from analysis.common.flops import LLMSizes, TokenPlan, projection_macs
 
 #: Bytes of the official activations (bfloat16 ``hidden_states.element_size()``).
 OFFICIAL_ELEMENT_SIZE = 2
@@ -84,3 +84,18 @@ DEFINITIONS = {
     "cuda_time_reading_ms": "this project's reading of the paper's CUDA time (defined in no released file): the "
                             "whole pipeline (CLIP, selection, LLM prefill, SAM), timed the same way",
 }
+
+
+#: The LiteLVLM paper's efficiency table (GLaMM-7B; baseline = 576 visual tokens, LiteLVLM at 192 / 64).
+PAPER = {
+    "prefill_ms": {576: 166.25, 192: 74.88, 64: 54.02},
+    "cuda_ms": {576: 340.89, 192: 265.83, 64: 237.35},
+    "activations_gb": {576: 0.81, 192: 0.35, 64: 0.21},
+    "flops_tb": {576: 4.66, 192: 2.11, 64: 1.27},
+}
+
+
+def paper_ratio(metric: str, budget: int) -> float:
+    """Baseline / pruned for one of the paper's metrics (NaN where the paper has no number)."""
+    vals = PAPER[metric]
+    return vals[576] / vals[budget] if budget in vals else float("nan")

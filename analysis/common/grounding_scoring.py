@@ -1,0 +1,111 @@
+"""One image's referring-segmentation scoring, shared by ``eval-grounding`` and ``importance`` (its oracle
+ablation scores as eval-grounding does): the official metric (``eval/referring_seg/infer_and_evaluate.py``
+L387-437 of the official code; :func:`mask_stats`, :func:`summarize`) and the rows of one image's sentences
+per method and budget (:func:`evaluate_image`). The protocols are :mod:`analysis.grounding.compute`'s."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis.common.glamm_runs import ALL_TOKENS, image_runs, method_options, official_turns
+from litelvlm.errors import LiteLVLMError
+
+
+class ScoringArgs(Protocol):
+    """The options :func:`evaluate_image` reads (``eval-grounding``'s ``GroundingArgs`` has them all, with the
+    method options :func:`~analysis.common.glamm_runs.method_options` reads)."""
+
+    protocol: str
+    seed: int
+    max_sentences: int
+    answer: str
+    clip_text: str
+    positions: str
+    gt_parts: str | None
+
+
+# -- metrics ------------------------------------------------------------------------------------
+#: The official metric's epsilons (``infer_and_evaluate.py`` L420 and L433).
+GIOU_EPS, CIOU_EPS = 1e-5, 1e-10
+
+
+def mask_stats(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, float]:
+    """(intersection, union, IoU) of a boolean prediction and a target as the official evaluation scores
+    them: IoU = I / (U + 1e-5), and 1 for an empty prediction on an empty target. A boolean target is a
+    plain mask; an integer target holds part counts (``mask(parts="sum")``), scored as
+    ``intersectionAndUnionGPU`` (sejong-rcv/LiteLVLM @5896153 ``tools/utils.py`` L92-104) does with
+    ``histc`` over [0, 1]: a pixel counted 2 or more is never target nor intersection, but a predicted
+    foreground pixel there still counts in the union."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and target {gt.shape} differ in size")
+    if gt.dtype == bool:
+        inter = int(np.logical_and(pred, gt).sum())
+        union = int(np.logical_or(pred, gt).sum())
+    else:
+        target = gt == 1
+        inter = int(np.logical_and(pred, target).sum())
+        union = int(pred.sum()) + int(target.sum()) - inter
+    return inter, union, (inter / (union + GIOU_EPS) if union else 1.0)
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """(method, budget, ciou, giou, n) with cIoU = sum(I) / (sum(U) + 1e-10) and gIoU = mean(IoU)."""
+    cols = ["method", "budget", "ciou", "giou", "n"]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    g = rows.groupby(["method", "budget"], sort=True)
+    out = g.agg(intersection=("intersection", "sum"), union=("union", "sum"), giou=("iou", "mean"),
+                n=("iou", "size")).reset_index()
+    out["ciou"] = out["intersection"] / (out["union"] + CIOU_EPS)
+    return out[cols]
+
+
+def gt_parts(args: ScoringArgs) -> str:
+    """How a referent's polygon parts become its target: ``--gt-parts``, else the protocol's default."""
+    return args.gt_parts or ("sum" if args.protocol == "official" else "union")
+
+
+@torch.no_grad()
+def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
+    """Rows (one per scored sentence x method x budget) for one image's records."""
+    from litelvlm.glamm.prompts import seg_turns
+
+    image_id = records[0].image_id
+    if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
+        raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width x "
+                            f"height) but its annotations are for {records[0].width} x {records[0].height}")
+    base = pipe.prepare_image(image, seed=args.seed)
+    n = pipe.num_visual(base)
+    if getattr(pipe, "sentences_per_prompt", None) == 1:  # the family's protocol: one expression, its own prompt
+        groups = [([r], None) for r in records]
+    elif args.protocol == "official":
+        picked, turns = official_turns(records, args.seed, image_id, args.max_sentences)
+        groups = [(picked, turns)]
+    else:
+        groups = [([r], seg_turns([r.sentence])) for r in records]
+    rows = []
+    todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
+    for recs, turns in groups:
+        answer = {} if args.answer == "teacher-forced" else {"answer": args.answer}
+        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer)
+        gts = [r.mask(gt_parts(args)) for r in recs]
+        for method, budget in todo:
+            k = None if budget == ALL_TOKENS else budget
+            out = pipe.ground(prep, method, k, positions=args.positions, **method_options(args, method, pipe))
+            masks = out.masks.cpu().numpy()
+            for turn, (r, gt) in enumerate(zip(recs, gts)):
+                inter, union, iou = mask_stats(masks[turn], gt)
+                rows.append({"protocol": args.protocol, "method": method, "budget": budget,
+                             "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
+                             "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
+                             "intersection": inter, "union": union, "iou": iou,
+                             "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
+                             "seq_len": out.seq_len, "prune_layer": out.prune_layer, **out.short_kept(),
+                             **pipe.sample_metrics(masks[turn], gt, r.bbox),
+                             **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
+                                                                  "generated_tokens": int(out.generated.numel())})})
+    return rows

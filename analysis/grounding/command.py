@@ -1,0 +1,22 @@
+"""``litelvlm eval-grounding``, the command layer: check the options (``options``, light), then import the
+heavy modules and run. From code: ``from analysis.grounding import GroundingArgs, run``."""
+
+from __future__ import annotations
+
+import argparse
+
+from analysis.common.study import as_args
+from analysis.grounding.options import ARGS, GroundingArgs, add_arguments, check_args
+
+__all__ = ["ARGS", "add_arguments", "run"]
+
+
+def run(args: GroundingArgs | argparse.Namespace, pipe=None) -> int:
+    """Evaluate, resume, shard (accelerate) and merge: check the options, then import torch and run.
+    From code: ``run(GroundingArgs(refer_dir=..., out=...))``; the command line passes its namespace;
+    ``pipe``: a pipeline already loaded (a figure family's smoke run reuses its own), else loaded from the options."""
+    a = as_args(GroundingArgs, args)
+    check_args(a)
+    from analysis.grounding.compute import run_grounding  # lazy: torch, after the checks
+
+    return run_grounding(a, pipe=pipe)

@@ -1,0 +1,21 @@
+"""``litelvlm positions``, the command layer: check the options (``options``, light), then import the
+heavy modules and run. From code: ``from analysis.positions import PositionsArgs, run``."""
+
+from __future__ import annotations
+
+import argparse
+
+from analysis.common.study import as_args
+from analysis.positions.options import ARGS, PositionsArgs, add_arguments, check_args
+
+__all__ = ["ARGS", "add_arguments", "run"]
+
+
+def run(args: PositionsArgs | argparse.Namespace) -> int:
+    """Run the study: check the options, then import torch and compute. From code:
+    ``run(PositionsArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
+    a = as_args(PositionsArgs, args)
+    check_args(a)
+    from analysis.positions.compute import run_positions  # lazy: torch, after the checks
+
+    return run_positions(a)
