@@ -212,3 +212,17 @@ def test_unipixel_tokens_are_on_its_own_merged_grid(toy_scene, monkeypatch):
     assert up.kept("none", 3).indices == list(range(up.n)) and up.calls == calls + 1
     assert up.kept("none", 7) is up.kept("none", up.n) and up.calls == calls + 1
     assert up.masks("none", up.n).shape == (1, *up.window.shape[:2]) and up.calls == calls + 1  # cached by ground
+
+
+def test_sa2va_tokens_are_on_its_own_merged_grid(toy_scene):
+    """The fourth family: Sa2VA's merged Qwen2.5-VL tokens (N from the image), its kept tokens as its ``ground`` keeps
+    them, its masks on demand."""
+    from PIL import Image
+
+    image, texts = toy_scene
+    sv = load(image, texts, model="sa2va-tiny-random:0", methods=["litelvlm", "none"])
+    assert sv.family == "sa2va" and sv.grid == tuple(sv.pipe.visual_grid(sv.prepared)) and sv.n == sv.grid[0] * sv.grid[1]
+    assert sv.window.shape == sv.pipe.visual_window(Image.open(image)).shape
+    out = sv.pipe.ground(sv.prepared, "litelvlm", 10)
+    assert sv.kept("litelvlm", 10).indices == out.kept_indices.tolist()
+    assert sv.masks("none", sv.n).shape == (1, *sv.window.shape[:2])
