@@ -132,7 +132,8 @@ print(json.dumps({"rc": rc, "loaded": sorted(m for m in ("transformers", "open_c
 """
 
 
-@pytest.mark.parametrize("model,backend", [("tiny336-random", "hf"), ("tiny-random", "open_clip")])
+@pytest.mark.parametrize("model,backend", [("tiny336-random", "hf"),
+                                           pytest.param("tiny-random", "open_clip", marks=pytest.mark.slow)])
 def test_a_fully_cached_reversal_rerun_loads_no_model_and_writes_the_same_tables(model, backend, coco128,
                                                                                  tmp_path):
     env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache")}

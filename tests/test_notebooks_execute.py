@@ -11,7 +11,7 @@ from analysis.figures.registry import FAMILIES
 READY = [f for f in FAMILIES.values() if not f.missing()]
 #: the notebooks the default suite runs: every notebook is generated from one template over its family's functions
 #: (tests/test_notebooks_stripped.py), so a few light ones stand for the rest, which run with the slow tests
-DEFAULT = {"sink", "unipixel"}
+DEFAULT = {"sink"}
 
 
 @pytest.mark.parametrize("family", [f if f.name in DEFAULT else pytest.param(f, marks=pytest.mark.slow) for f in READY],
