@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from analysis.common.glamm_args import DTYPES
+from analysis.common.model_args import DTYPES
 from litelvlm.lvlm.attention_rows import capture_attention_rows
 from litelvlm.memory import peak_memory
 

@@ -23,7 +23,7 @@ METHODS = ["litelvlm", "clip_topsim", "random", "vispruner", "visionzip", "prume
 
 
 def main() -> None:
-    from analysis.common.glamm_runs import official_turns
+    from analysis.common.grounding_runs import official_turns
     from analysis.common.grounding_scoring import mask_stats
     from litelvlm.data.refer import load_refer
     from litelvlm.glamm import GlammPipeline

@@ -94,13 +94,13 @@ def _run(tmp_path, *args) -> int:
 
 
 def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
-    with caplog.at_level("WARNING", logger="analysis.common.glamm_runs"):
+    with caplog.at_level("WARNING", logger="analysis.common.grounding_runs"):
         rc = _run(tmp_path, "--arch", "unipixel-tiny", "--budgets", *BUDGETS, "--attn", "sdpa", "--warmup", "0",
                   "--repeats", "1", "--threads", "1")
     assert rc == 0
     refused = [m for m in method_names() if family_method_error("unipixel", m)]
     assert ("does not offer" in capsys.readouterr().err) == bool(refused)
-    assert [r.getMessage() for r in caplog.records if r.name == "analysis.common.glamm_runs"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "analysis.common.grounding_runs"] == [
         "the image has 391 visual tokens: budget(s) 576 skipped"]
     df = pd.read_csv(tmp_path / "efficiency.csv")
     config = json.loads((tmp_path / "config.json").read_text())

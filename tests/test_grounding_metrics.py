@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.common.glamm_runs import official_turns, plan
+from analysis.common.grounding_runs import official_turns, plan
 from analysis.common.grounding_scoring import mask_stats, summarize
 from analysis.grounding.compute import protocol_difference
 from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question

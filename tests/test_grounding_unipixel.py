@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from analysis.common.glamm_runs import ALL_TOKENS
+from analysis.common.grounding_runs import ALL_TOKENS
 from litelvlm.cli import main
 from litelvlm.pruning import available_methods
 

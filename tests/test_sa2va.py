@@ -139,7 +139,7 @@ def test_every_offered_method_runs_through_eval_grounding(coco128, tmp_path):
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", MODEL, "--image-ids",
                  "34", "--methods", ",".join(methods), "--budgets", "8,2"]) == 0
     summary = pd.read_csv(out / "summary.csv")
-    from analysis.common.glamm_runs import ALL_TOKENS
+    from analysis.common.grounding_runs import ALL_TOKENS
 
     assert set(zip(summary["method"], summary["budget"])) == {("none", ALL_TOKENS)} | {
         (m, b) for m in methods if m != "none" for b in (8, 2)}

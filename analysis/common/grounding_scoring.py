@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.common.glamm_runs import ALL_TOKENS, image_runs, method_options, official_turns
+from analysis.common.grounding_runs import ALL_TOKENS, image_runs, method_options, official_turns
 from litelvlm.errors import LiteLVLMError
 
 
 class ScoringArgs(Protocol):
     """The options :func:`evaluate_image` reads (``eval-grounding``'s ``GroundingArgs`` has them all, with the
-    method options :func:`~analysis.common.glamm_runs.method_options` reads)."""
+    method options :func:`~analysis.common.grounding_runs.method_options` reads)."""
 
     protocol: str
     seed: int

@@ -131,10 +131,10 @@ def family_method_error(family: str, method: str) -> str | None:
 
 
 def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]]:
-    """(method, budget) rows (``analysis.common.glamm_runs.plan``): the baseline once at K = N, every other method
+    """(method, budget) rows (``analysis.common.grounding_runs.plan``): the baseline once at K = N, every other method
     at every budget; on a family whose N depends on the image, a budget above the study image's N is skipped with
     a warning (as ``eval-grounding`` skips it per image)."""
-    from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
+    from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
 
     n, fixed = arch.num_patches, arch.family in ("glamm", "videoglamm")
     planned = plan([BASELINE, *methods], budgets, n if fixed else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.glamm_args import DTYPES
+from analysis.common.model_args import DTYPES
 from analysis.efficiency.arch import ARCH_NAMES
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError

@@ -43,13 +43,13 @@ import pandas as pd
 import torch
 
 from analysis.common.degenerate import warn_if_degenerate
-from analysis.common.glamm_args import quantize_kwargs, study_numerics
-from analysis.common.glamm_runs import (
+from analysis.common.grounding_runs import (
     clip_record,
     plan,
 )
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
+from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.screen import with_intervals

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.glamm_args import DTYPES, GlammDataArgs
+from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 
@@ -17,7 +17,7 @@ PROTOCOLS = ("per-expression", "official")
 
 
 @dataclass
-class GroundingArgs(GlammDataArgs):
+class GroundingArgs(ModelDataArgs):
     """Options of ``litelvlm eval-grounding``."""
 
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "

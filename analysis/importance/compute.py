@@ -34,9 +34,9 @@ import pandas as pd
 import torch
 
 from analysis.common.defaults import DEFAULT_KS
-from analysis.common.glamm_args import quantize_kwargs, study_numerics
-from analysis.common.glamm_runs import clip_record
+from analysis.common.grounding_runs import clip_record
 from analysis.common.identity import run_identity
+from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import (

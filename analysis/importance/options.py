@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.glamm_args import DTYPES, GlammDataArgs
+from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
@@ -23,7 +23,7 @@ LLM_SIGNALS = ("attention", *GRADIENT_SIGNALS, "ablation")
 DEFAULT_SIGNALS = [s for s in LLM_SIGNALS if s != "layer_integrated_gradients"]
 
 @dataclass
-class ImportanceArgs(GlammDataArgs):
+class ImportanceArgs(ModelDataArgs):
     """Options of ``litelvlm importance``."""
 
     limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,

@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.glamm_args import quantize_kwargs, study_numerics
-from analysis.common.glamm_runs import clip_record, method_options, pick_image, plan, prompt_records
+from analysis.common.grounding_runs import clip_record, method_options, pick_image, plan, prompt_records
 from analysis.common.identity import run_identity
+from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record

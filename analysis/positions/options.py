@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.glamm_args import DTYPES, GlammDataArgs
+from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe
 
 
 @dataclass
-class PositionsArgs(GlammDataArgs):
+class PositionsArgs(ModelDataArgs):
     """Options of ``litelvlm positions``."""
 
     methods: list[str] = arg([], help="methods (default: every registered method but the baseline and the "

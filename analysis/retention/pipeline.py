@@ -3,7 +3,7 @@ which of the family's visual tokens every method the family runs keeps, at each 
 
 Asked of the family contract and the methods' declarations only: the methods a family cannot run are refused
 before anything is written (``GroundingPipeline.method_error``); the budgets are planned per image against its
-own N (``analysis.common.glamm_runs.plan``: budget 0 is the baseline at all of an image's N; a budget above it
+own N (``analysis.common.grounding_runs.plan``: budget 0 is the baseline at all of an image's N; a budget above it
 is skipped with a warning); what each kept token is comes from the method's ``Selection`` (``parts``,
 ``scores``, ``prune_layer``) and its ``Method.stage``, never from its name. A family that asks one expression
 per prompt (``sentences_per_prompt == 1``, UniPixel) selects for each expression alone; otherwise the image's
@@ -17,7 +17,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
+from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import available_methods, get_method
 

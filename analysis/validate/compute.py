@@ -29,8 +29,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.common.degenerate import warn_if_degenerate
-from analysis.common.glamm_args import quantize_kwargs, study_numerics
 from analysis.common.identity import run_identity
+from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.validate.options import ValidateArgs
@@ -249,7 +249,7 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     """The run's identity (``config.json``): every option but the methods, budgets, repeats and ``--compare-to``
     (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
     family pairs none)."""
-    from analysis.common.glamm_runs import clip_record
+    from analysis.common.grounding_runs import clip_record
 
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
@@ -269,7 +269,7 @@ def _prepare(a: ValidateArgs, pipe, recs: list, image, clip_methods: bool = Fals
     ``clip_methods``: the paired external CLIP's traces are made here too."""
     import torch
 
-    from analysis.common.glamm_runs import prompt_records
+    from analysis.common.grounding_runs import prompt_records
     from analysis.validate.measure import timed_ms
 
     with torch.no_grad():
@@ -286,7 +286,7 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
     """(the records one prompt may hold, the image or a video's frames, where it is) of ``--refer-dir`` (an image
     model) or ``--video-dir`` (a video model: the first video's first clip and expression; its records have no
     ``image_id``)."""
-    from analysis.common.glamm_runs import pick_image
+    from analysis.common.grounding_runs import pick_image
     from litelvlm.families import family_input
 
     if family_input(a.model) == "video":
@@ -310,7 +310,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     import torch
     from tqdm.auto import tqdm
 
-    from analysis.common.glamm_runs import method_options
+    from analysis.common.grounding_runs import method_options
     from analysis.common.parts import PartStore
     from analysis.validate.inputs import check_methods, plan_runs, text_tokens
     from analysis.validate.report import ROW_COLUMNS, write_report

@@ -4,7 +4,7 @@
   refused with the family's reason (``GroundingPipeline.method_error``) or a layer option out of the model's
   range, before the image is prepared or anything is written;
 * :func:`plan_runs`: the (method, budget) runs planned against this image's N
-  (``analysis.common.glamm_runs.plan``; the baseline at all N; a budget above this image's N is skipped);
+  (``analysis.common.grounding_runs.plan``; the baseline at all N; a budget above this image's N is skipped);
 * :func:`text_tokens`: the prompt's tokens that are not visual tokens (``layout(prepared, N)``).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from analysis.common.glamm_runs import ALL_TOKENS, image_runs, plan
+from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, get_method
@@ -55,7 +55,7 @@ def _has_schedule(pipe, method: str) -> bool:
 
 def plan_runs(methods: list[str], budgets: list[str], pipe, n: int) -> tuple[list[tuple[str, int]], list[int]]:
     """((method, budget) runs for an image of ``n`` visual tokens, the budgets skipped as above ``n``): the
-    studies' plan (``glamm_runs.plan``: the baseline once, at all N), with each budget K checked against this
+    studies' plan (``grounding_runs.plan``: the baseline once, at all N), with each budget K checked against this
     image's N when the family's N depends on the image (a fixed grid refuses K > N in the plan itself)."""
     try:
         ks = split_list(budgets, int)

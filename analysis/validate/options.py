@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from analysis.common.glamm_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, GlammDataArgs
+from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
@@ -21,7 +21,7 @@ VIDEO_BUDGETS = ("576", "196", "81")
 
 
 @dataclass
-class ValidateArgs(GlammDataArgs):
+class ValidateArgs(ModelDataArgs):
     """Options of ``litelvlm validate``."""
 
     refer_dir: str | None = arg(None, help="REFER folder (refs(<split-by>).p, instances.json), e.g. "

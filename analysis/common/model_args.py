@@ -20,7 +20,7 @@ LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-enco
 
 
 @dataclass
-class GlammDataArgs:
+class ModelDataArgs:
     """The model (a GLaMM-RefSeg folder with its CLIP and SAM sources) and the REFER data a study reads."""
 
     refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. ../shared/data/coco128_refer",
@@ -55,7 +55,7 @@ class GlammDataArgs:
     layer_dtype: str = arg("model", help=LAYER_DTYPE_HELP, choices=list(LAYER_DTYPES))
 
 
-def study_numerics(args: GlammDataArgs, protocol: str):
+def study_numerics(args: ModelDataArgs, protocol: str):
     """The pipeline's ``Numerics``: the official stack under ``protocol="official"``, the project's earlier
     numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` overriding."""
     from litelvlm.lvlm.numerics import Numerics
@@ -64,7 +64,7 @@ def study_numerics(args: GlammDataArgs, protocol: str):
                                  score_dtype=args.score_dtype)
 
 
-def quantize_kwargs(args: GlammDataArgs) -> dict[str, str]:
+def quantize_kwargs(args: ModelDataArgs) -> dict[str, str]:
     """``GlammPipeline.from_model_string``'s quantization and layer-arithmetic arguments from the options."""
     from litelvlm.quantize import check_quantize
 
