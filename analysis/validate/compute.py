@@ -36,7 +36,7 @@ from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.validate.options import ValidateArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_json, write_parquet
-from litelvlm.methods import BASELINE
+from litelvlm.methods import BASELINE, get_method
 from litelvlm.threads import busy_warning
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def part_id(method: str, budget: int) -> int:
 def _run_order(col: pd.Series) -> pd.Series:
     """Sort key: ``none`` first, then methods by name; budgets from large to small."""
     if col.name == "method":
-        return col.map(lambda m: "0" if m == BASELINE else "1" + m)
+        return col.map(lambda m: "0" if get_method(m).baseline else "1" + m)
     return -col.astype(int)
 
 

@@ -125,16 +125,17 @@ class FamilyCost:
         return next((name for name, p in self.archs.items() if p == preset), None)
 
     # -- rows ---------------------------------------------------------------------------------------------------
-    def method_errors(self, arch: CostArch, named: list[str]) -> list[str]:
-        """Why each of ``named`` does not run on the family (asked before any model is built)."""
+    def method_errors(self, named: list[str]) -> list[str]:
+        """Why each of ``named`` does not run on the family (its pipeline's ``method_error``, which reads only the
+        family's declarations: asked before any model is built)."""
         from ..families import get_family
 
-        cls = get_family(arch.family)
+        cls = get_family(self.family)
         return [why for m in named if (why := cls.method_error(cls.__new__(cls), m))]
 
     def offered_methods(self, arch: CostArch, candidates: list[str]) -> list[str]:
         """Of ``candidates`` (the registered methods but the oracles), those the family offers by default."""
-        return [m for m in candidates if not self.method_errors(arch, [m])]
+        return [m for m in candidates if not self.method_errors([m])]
 
     def rows(self, pairs: list[tuple[str, int]], method_args: Any) -> list[tuple]:
         """The rows of a run (keys after ``attn`` in :attr:`row_keys`) from its (method, budget) pairs."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cost import CostArch, FamilyCost
 from ..errors import LiteLVLMError
+from .card import CARD
 
 if TYPE_CHECKING:  # the pipeline imports torch and transformers: only when an arch is built
     from ..clip.random_init import ClipArch
@@ -89,7 +90,7 @@ class GlammCost(FamilyCost):
     family = "glamm"
     archs = {name: name for name in _PROMPT}
     full_size = ("glamm-7b",)
-    paper_arch = "glamm-7b"
+    paper_arch = CARD.paper_preset  # the paper's table: GLaMM-7B
 
     def arch(self, name: str, text_tokens: int | None = None) -> GlammCostArch:
         from .config import ARCHS, with_vocab
@@ -140,7 +141,7 @@ def build_pipeline(arch: GlammCostArch, device="meta", dtype=None, attn: str = "
     import torch
 
     from ..cost.clip import InMemoryHFClip, build_clip_sizes
-    from ..quantize import quantize_glamm
+    from ..quantize import quantize_llm_layers
     from .build import build_glamm
     from .pipeline import GlammPipeline
     from .tokenizer import build_tiny_tokenizer
@@ -149,7 +150,7 @@ def build_pipeline(arch: GlammCostArch, device="meta", dtype=None, attn: str = "
     if quantize != "none" and torch.device(device).type == "meta":
         raise LiteLVLMError("--quantize needs weights: it cannot run on the meta device of the FLOPs count")
     model = build_glamm(arch.glamm, device, dtype, seed=seed, init_on_device=True)
-    report = quantize_glamm(model, quantize, quantize_backend, device) if quantize != "none" else None
+    report = quantize_llm_layers(model, quantize, quantize_backend, device) if quantize != "none" else None
     torch.manual_seed(seed + 1)
     clip = InMemoryHFClip(build_clip_sizes(arch.clip, device, dtype), f"{arch.name}-random-clip")
     pipe = GlammPipeline(model, build_tiny_tokenizer(), clip, name=f"{arch.name}-random:{seed}")

@@ -140,8 +140,8 @@ def build_pipeline(arch: CostArch, device: str | torch.device = "meta", dtype: t
                    attn: str = "sdpa", seed: int = 0, quantize: str = "none", **unused):
     """A ``UniPixelPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, attention ``attn`` in the
     LLM, the vision tower, SAM 2 and the paired CLIP (:data:`PAIRED_CLIP`, built in memory as GLaMM's)."""
-    from ..cost.clip import InMemoryHFClip, build_clip_sizes
     from ..clip.random_init import ARCHS as CLIP_ARCHS
+    from ..cost.clip import InMemoryHFClip, build_clip_sizes
     from .checkpoint import build_unipixel
     from .pipeline import UniPixelPipeline
 

@@ -276,7 +276,7 @@ class VideoGLaMMCost(FamilyCost):
             raise LiteLVLMError(f"--arch {arch.name} times its parts (no --quantize, no --e2e chain: the end-to-end "
                                 "time is the sum of the parts)")
 
-    def method_errors(self, arch: CostArch, named: list[str]) -> list[str]:
+    def method_errors(self, named: list[str]) -> list[str]:
         from .pruning import frame_method_error  # per-frame CLIP-side pruning
 
         return [why for m in named if (why := frame_method_error(m))]
