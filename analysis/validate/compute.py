@@ -34,6 +34,7 @@ from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.validate.options import ValidateArgs
+from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path, write_json, write_parquet
 from litelvlm.methods import BASELINE, get_method
@@ -73,9 +74,9 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
         spec = pipe.spec(method)
         sel_ms = float("nan")
-        if spec.kind == "clip" and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
+        if selects_on_clip(spec) and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
             sel_ms = timed_ms(lambda: pipe.prune_frames(prep, method, budget, **options), pipe.device)[1]
-        elif spec.kind == "clip":
+        elif selects_on_clip(spec):
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()

@@ -152,7 +152,8 @@ class FamilyCost:
 
     def check(self, arch: CostArch, method_args: Any) -> None:
         """Refuse what the family does not offer in a run of ``method_args`` (a :class:`LiteLVLMError`)."""
-        if not self.offers_quantize and getattr(method_args, "quantize", "none") != "none":
+        quantize = getattr(method_args, "quantize", "none")
+        if not self.offers_quantize and quantize != "none":
             raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
 
     # -- counting and timing ------------------------------------------------------------------------------------

@@ -272,7 +272,8 @@ class VideoGLaMMCost(FamilyCost):
         return videoglamm_arch(name, self.archs[name], text_tokens)
 
     def check(self, arch: CostArch, method_args) -> None:
-        if getattr(method_args, "quantize", "none") != "none" or getattr(method_args, "e2e", "auto") == "chain":
+        quantize, e2e = getattr(method_args, "quantize", "none"), getattr(method_args, "e2e", "auto")
+        if quantize != "none" or e2e == "chain":
             raise LiteLVLMError(f"--arch {arch.name} times its parts (no --quantize, no --e2e chain: the end-to-end "
                                 "time is the sum of the parts)")
 
