@@ -32,6 +32,7 @@ like FastV but whose GLaMM port the authors did not ship.
 from __future__ import annotations
 
 from analysis.common.flops import LLMSizes, TokenPlan, projection_macs
+from litelvlm.families import cards
 
 #: Bytes of the official activations (bfloat16 ``hidden_states.element_size()``).
 OFFICIAL_ELEMENT_SIZE = 2
@@ -110,8 +111,6 @@ PAPER_SETTINGS = {"fastv": "K=2, kept = attention rank (192 of 576 by default; c
 def paper_arch() -> str:
     """The architecture of the paper's efficiency table (its figures sit beside rows of it only): the preset its
     family's card names as the paper's (``paper_preset``)."""
-    from litelvlm.families import cards
-
     return next(c.paper_preset for c in cards() if c.paper_preset)
 
 

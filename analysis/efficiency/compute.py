@@ -25,7 +25,10 @@ import pandas as pd
 import torch
 
 from analysis.common.device import device_name
+from analysis.common.flops import fit_paper_text_tokens
+from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
 from analysis.common.identity import run_identity
+from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import run_record
 from analysis.efficiency import count as _count
@@ -33,10 +36,11 @@ from analysis.efficiency import measure as _measure
 from analysis.efficiency.arch import arch_names, arch_of_model, cost_of, get_arch, paper_archs
 from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_ARRANGEMENTS, EfficiencyArgs, check_args
 from litelvlm.cli_args import split_list
-from litelvlm.cost import costs
+from litelvlm.cost import costs, family_cost
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import card
 from litelvlm.io import atomic_path, write_csv, write_json
-from litelvlm.methods import get_method, method_names
+from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.threads import busy_warning
 from litelvlm.versions import dist_version
 
@@ -137,8 +141,6 @@ def _methods(arch, named: list[str]) -> list[str]:
 def family_method_error(family: str, method: str) -> str | None:
     """Why ``method`` does not run on ``family`` (its cost description's answer, asked before any model is built;
     None: it runs)."""
-    from litelvlm.cost import family_cost
-    from litelvlm.families import card
 
     return next(iter(family_cost(card(family)).method_errors([method])), None)
 
@@ -147,8 +149,6 @@ def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]
     """(method, budget) rows (``analysis.common.grounding_runs.plan``): the baseline once at K = N, every other method
     at every budget; on a family whose N depends on the image, a budget above the study image's N is skipped with
     a warning (as ``eval-grounding`` skips it per image)."""
-    from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
-    from litelvlm.methods import BASELINE
 
     n, fixed = arch.num_patches, cost_of(arch).fixed_grid
     planned = plan([BASELINE, *methods], budgets, n if fixed else None)
@@ -169,8 +169,6 @@ def run_efficiency(a: EfficiencyArgs) -> int:
 
 
 def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
-    from analysis.common.flops import fit_paper_text_tokens
-    from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
     from analysis.efficiency.compare import (
         add_ratios,
         comparison_markdown,

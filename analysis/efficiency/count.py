@@ -13,6 +13,9 @@ from typing import Any
 import pandas as pd
 import torch
 
+from analysis.common.flops import llm_flops_exact, llm_macs_fastv_convention, llm_macs_swiglu
+from analysis.common.paper_efficiency import paper_row
+from analysis.efficiency.arch import cost_of
 from litelvlm.cost import CostArch
 from litelvlm.cost.meta import MB
 from litelvlm.cost.tokens import TokenPlan
@@ -25,8 +28,6 @@ def flops_rows(arch: CostArch, rows: list[tuple], attns: list[str], dtype: torch
     """FLOPs (analytic, measured, conventions, end to end) and meta-device LLM activation memory of ``rows`` (the
     family's :meth:`~litelvlm.cost.FamilyCost.rows`), per attention implementation; ``method_args``: the run's
     arguments (each method's options; the methods' defaults without them)."""
-    from analysis.efficiency.arch import cost_of
-
     cost = cost_of(arch)
     out = [{**llm_columns(arch, r.attn, r.method, r.budget, r.plan, r.flops, dtype), **r.columns,
             **memory_columns(r.peak, r.kept, dtype)} for r in cost.count(arch, rows, attns, dtype, method_args)]
@@ -37,9 +38,6 @@ def llm_columns(arch: CostArch, attn: str, method: str, budget: int, plan: Token
                 dtype: torch.dtype) -> dict:
     """The LLM's columns of one row: the paper's quantities, the row's keys, the token counts, the analytic and
     measured (``flops``) counts and the conventions, for the decoder sizes ``arch.llm``."""
-    from analysis.common.flops import llm_flops_exact, llm_macs_fastv_convention, llm_macs_swiglu
-    from analysis.common.paper_efficiency import paper_row
-
     analytic = llm_flops_exact(arch.llm, plan)
     return {**paper_row(arch.llm, plan, dtype.itemsize),
             "arch": arch.name, "attn": attn, "method": method, "budget": budget,

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.paper_efficiency import paper_arch
+from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
+from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
 from litelvlm.io import atomic_path, write_csv
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.provenance import weights_banner
@@ -67,7 +68,6 @@ def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, meth
     the method's options from the run's arguments ``method_args``; its defaults without them); a stage from a layer the model does not have (a method pruning after its last
     layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees what the earlier stages give.
     ``backbone``: the family's (the method's variant for it, where one is registered, runs)."""
-    from analysis.common.flops import schedule_plan
 
     spec = get_method(method, backbone)
     plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, spec.options_from(method_args), spec=spec)
@@ -79,7 +79,6 @@ def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, met
                   backbone: str = "") -> float:
     """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a decoder
     of ``sizes`` (``analysis.common.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
-    from analysis.common.flops import llm_flops_exact
 
     base = llm_flops_exact(sizes, run_schedule(sizes, n, text_tokens, BASELINE, n), lm_head=False)
     run = run_schedule(sizes, n, text_tokens, method, budget, method_args, backbone)
@@ -90,7 +89,6 @@ def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
                       method_args=None, backbone: str = "") -> tuple[float, float]:
     """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.common.paper_efficiency``:
     the authors' compiled loop, bfloat16 element size; the ratios do not depend on it)."""
-    from analysis.common.paper_efficiency import paper_row
 
     row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, method_args, backbone))
     return row["paper_tflops"], row["paper_activation_gib"]
@@ -101,7 +99,6 @@ def ratios(rows: pd.DataFrame, sizes, n: int, method_args=None, backbone: str = 
     """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's
     (``method_args``: the run's arguments, each method's options; ``backbone``: the family's; ``llm_k``: {(method, budget): the
     visual tokens the LLM gets}, a video family's per-frame budgets read in the LLM's tokens; None: the budget)."""
-    from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_ratio
 
     base = rows[_baseline(rows)].iloc[0]
     out = rows[~_baseline(rows)][["method", "budget", "prefill_ms", "llm_activation_mb", "activation_mb",
@@ -154,7 +151,6 @@ def paired_spread(base: pd.Series, row: pd.Series, time: str) -> tuple[float, fl
 
 def _paper_rows(r: pd.DataFrame) -> pd.DataFrame:
     """The rows of the methods whose numbers the paper gives (``PAPER_BY_METHOD``: LiteLVLM's)."""
-    from analysis.common.paper_efficiency import PAPER_BY_METHOD
 
     return r[r["method"].isin(list(PAPER_BY_METHOD))]
 
@@ -259,7 +255,6 @@ def prompt_line(setup: dict, a) -> str:
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
     """Write validate.csv, checks.csv, ratios.csv and report.md for a run of ``n`` visual tokens unpruned; return
     the failed checks' names and the lines for the terminal (:func:`screen_lines`)."""
-    from analysis.common.flops import DecoderSizes
     from analysis.common.markdown_table import to_markdown
     from analysis.validate.memory import memory_frame
 
