@@ -93,3 +93,16 @@ def test_model_and_arch_are_one_choice(tmp_path):
     assert main(["efficiency", "--arch", "tiny", "--model", "tiny-random", "--out", str(tmp_path / "x")]) == 2
     assert main(["efficiency", "--arch", "nope", "--flops-only", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.mark.slow
+def test_sa2va_full_size_counts_on_meta(tmp_path):
+    """``--model sa2va-qwen2_5-vl-3b-random --flops-only``: the released 3B's sizes counted on ``meta`` (no weights);
+    the measured LLM FLOPs equal the analytic count of the token plan (FastV adds its scoring)."""
+    assert main(["efficiency", "--model", "sa2va-qwen2_5-vl-3b-random", "--flops-only", "--methods", "none",
+                 "litelvlm", "fastv", "--budgets", "64", "--attn", "eager", "--no-figures",
+                 "--out", str(tmp_path)]) == 0
+    df = pd.read_csv(tmp_path / "efficiency.csv")
+    assert set(df["arch"]) == {"sa2va-3b"} and df.loc[df["method"] == "none", "budget"].tolist() == [540]
+    assert (df.loc[df["method"] != "fastv", "llm_flops_rel_diff"].abs() < 1e-9).all()
+    assert df["llm_flops_rel_diff"].abs().max() < 0.02 and (df["e2e_tflops"] > df["llm_tflops_measured"]).all()

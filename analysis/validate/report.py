@@ -25,7 +25,7 @@ import pandas as pd
 from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
 from litelvlm.io import atomic_path, write_csv
-from litelvlm.methods import BASELINE, get_method
+from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import weights_banner
 
 ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "visual_tokens_input",
@@ -59,8 +59,8 @@ def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, ..
 
 
 def _baseline(rows: pd.DataFrame) -> pd.Series:
-    """Whether each row's method is the unpruned baseline (``Method.baseline``)."""
-    return rows["method"].map(lambda m: get_method(m).baseline).astype(bool)
+    """Whether each row's method is the unpruned baseline (``Method.baseline``; a name no method has is not)."""
+    return rows["method"].isin({m for m in method_names() if get_method(m).baseline})
 
 
 def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None, backbone: str = ""):
