@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.common.paper_efficiency import PAPER_BY_METHOD
-from litelvlm.methods import BASELINE, get_method
+from litelvlm.methods import BASELINE, get_method, method_names
 
 #: the method whose memory the paper's claims are about (the paper's own)
 PAPER_METHOD = next(iter(PAPER_BY_METHOD))
@@ -38,7 +38,8 @@ def memory_frame(rows: pd.DataFrame, ratios: pd.DataFrame, weights_mb: float, qu
     m = rows[["method", "budget", "activation_mb", "llm_activation_mb"]].merge(
         ratios[["method", "budget", "paper_def_activation_gib"]], on=["method", "budget"], how="left")
     if none_paper_gib is not None:
-        m.loc[m["method"].map(lambda x: get_method(x).baseline), "paper_def_activation_gib"] = none_paper_gib
+        baselines = {x for x in method_names() if get_method(x).baseline}
+        m.loc[m["method"].isin(baselines), "paper_def_activation_gib"] = none_paper_gib
     m.insert(0, "quantize", quantize)
     m.insert(3, "weights_mb", float(weights_mb))
     m["peak_mb"] = m["weights_mb"] + m["activation_mb"]
