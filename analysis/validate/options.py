@@ -13,6 +13,7 @@ from pathlib import Path
 from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import family_input
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = ("576", "192", "128", "64")
@@ -78,8 +79,6 @@ def check_compare_to(a: ValidateArgs) -> None:
 def check_inputs(a: ValidateArgs) -> ValidateArgs:
     """The input the model's family reads: ``--refer-dir`` (an image model, required) or ``--video-dir`` (a video
     model, optional); the family's default budgets. Refused before anything is loaded."""
-    from litelvlm.families import family_input
-
     video = family_input(a.model) == "video"
     if video and a.refer_dir is not None:
         raise LiteLVLMError(f"--refer-dir: {a.model} is a video model; give a Ref-DAVIS-layout --video-dir (or none: "
