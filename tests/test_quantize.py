@@ -240,9 +240,9 @@ def test_efficiency_times_the_quantized_model(tmp_path, capsys):
     import torch
 
     from analysis.efficiency.arch import get_arch
-    from analysis.efficiency.build import build_pipeline
     from litelvlm.cli import main
     from litelvlm.errors import LiteLVLMError
+    from litelvlm.glamm.cost import build_pipeline
 
     arch = get_arch("tiny")
     pipe = build_pipeline(arch, "cpu", torch.float32, "sdpa", quantize="int8")
