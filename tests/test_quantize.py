@@ -22,10 +22,8 @@ SENTENCES = ["the dog on the left", "a red car"]
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.glamm import GlammPipeline
-
-    return GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16)
+def pipe(tiny_glamm_bf16):
+    return tiny_glamm_bf16
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,11 @@ import sa2va_official as off
 import torch
 from PIL import Image
 
+from tests.fixtures.images import noise_image as _image
+
 pytestmark = pytest.mark.skipif(not off.available(), reason="the official Sa2VA code (../shared/official/Sa2VA) is absent")
 
 ODD_SIZES = [(1, 1), (7, 300), (91, 137), (333, 41), (480, 640)]
-
-
-def _image(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")
