@@ -26,8 +26,11 @@ NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPi
 
 
 def video_budget(n: int, budget: int, num_patches: int) -> int:
-    """K of N merged tokens for a per-frame budget of ``budget`` of ``num_patches`` (see the module docstring)."""
-    return max(1, min(n, round(n * budget / num_patches)))
+    """K of N merged tokens for a per-frame budget of ``budget`` of ``num_patches`` (see the module docstring;
+    :func:`litelvlm.video.runner.fraction_budget`)."""
+    from ..video.runner import fraction_budget
+
+    return fraction_budget(n, budget, num_patches)
 
 
 def method_error(name: str) -> str | None:
