@@ -255,4 +255,16 @@ class QwenSam2Pipeline(GroundingPipeline):
         return self.sam2.upscale(low, prepared.image_size).float()
 
 
-__all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input", "QwenSam2Pipeline"]
+def paired_clip(preset: str | None, seed: int = 0) -> str:
+    """The CLIP paired with a model: a random CLIP of the preset's size for a random preset (``tiny``: the tiny CLIP;
+    any other: ViT-L/14-336's size), seeded alike, or ViT-L/14-336 (``openai/clip-vit-large-patch14-336``,
+    LiteLVLM's) for a checkpoint (``preset`` None)."""
+    from ..clip import DEFAULT_HF_MODEL
+
+    if preset is None:
+        return DEFAULT_HF_MODEL
+    return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
+
+
+__all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input", "QwenSam2Pipeline",
+           "paired_clip"]

@@ -312,17 +312,14 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
 
 def default_clip(model: str) -> str:
-    """The CLIP paired with a Sa2VA model string: a random CLIP of the preset's size for the random presets (seeded
-    alike), ViT-L/14-336 (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint."""
-    from ..clip import DEFAULT_HF_MODEL
+    """The CLIP paired with a Sa2VA model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
     from ..model_spec import ModelSpec
+    from ..qwen.pipeline import paired_clip
     from .config import RANDOM_SA2VAS
 
     spec = ModelSpec.parse(model)
-    if spec.name not in RANDOM_SA2VAS:
-        return DEFAULT_HF_MODEL
-    seed = spec.random_seed()
-    return f"tiny336-random:{seed}" if RANDOM_SA2VAS[spec.name] == "tiny" else f"vit-l-14-336-random:{seed}"
+    preset = RANDOM_SA2VAS.get(spec.name)
+    return paired_clip(preset, spec.random_seed() if preset is not None else 0)
 
 
 __all__ = ["ADAPTATION", "Sa2VAInput", "Sa2VAPipeline", "default_clip"]

@@ -210,16 +210,12 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
 
 def default_clip(model: str) -> str:
-    """The CLIP paired with a UniPixel model string: a random CLIP of the preset's size for the random presets (seeded
-    alike), ViT-L/14-336 (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint."""
-    from ..clip import DEFAULT_HF_MODEL
+    """The CLIP paired with a UniPixel model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
     from ..model_spec import ModelSpec
+    from ..qwen.pipeline import paired_clip
 
     spec = ModelSpec.parse(model)
-    if spec.random_unipixel is None:
-        return DEFAULT_HF_MODEL
-    seed = spec.random_seed()
-    return f"tiny336-random:{seed}" if spec.random_unipixel == "tiny" else f"vit-l-14-336-random:{seed}"
+    return paired_clip(spec.random_unipixel, spec.random_seed() if spec.random_unipixel is not None else 0)
 
 
 __all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput", "UniPixelPipeline", "default_clip"]
