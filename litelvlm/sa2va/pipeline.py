@@ -315,11 +315,12 @@ def default_clip(model: str) -> str:
     """The CLIP paired with a Sa2VA model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
     from ..model_spec import ModelSpec
     from ..qwen.pipeline import paired_clip
+    from .card import CARD
     from .config import RANDOM_SA2VAS
 
     spec = ModelSpec.parse(model)
     preset = RANDOM_SA2VAS.get(spec.name)
-    return paired_clip(preset, spec.random_seed() if preset is not None else 0)
+    return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
 
 
 __all__ = ["ADAPTATION", "Sa2VAInput", "Sa2VAPipeline", "default_clip"]

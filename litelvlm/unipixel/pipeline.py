@@ -213,9 +213,11 @@ def default_clip(model: str) -> str:
     """The CLIP paired with a UniPixel model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
     from ..model_spec import ModelSpec
     from ..qwen.pipeline import paired_clip
+    from .card import CARD
 
     spec = ModelSpec.parse(model)
-    return paired_clip(spec.random_unipixel, spec.random_seed() if spec.random_unipixel is not None else 0)
+    preset = CARD.preset(spec)
+    return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
 
 
 __all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput", "UniPixelPipeline", "default_clip"]
