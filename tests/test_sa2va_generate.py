@@ -109,7 +109,7 @@ def test_a_seg_generated_last_has_no_state_and_none_gives_an_empty_mask(pipe):
 
 def test_a_video_reads_the_first_seg(pipe):
     """A video's generated answer: the first [SEG]'s masks on every frame (``sa2va_eval_ref_vos.py`` L196-201)."""
-    frames = [_image(40, 56, seed=i) for i in range(3)]
+    frames = [_image(40, 56, seed=i) for i in range(2)]
     prep = pipe.with_sentences(pipe.prepare_video(frames), ["the bird"], answer="generate")
     with _ForceSeg(pipe, {0, 2}):
         want_ids, want_seg = official_generate(pipe, prep)
@@ -117,4 +117,4 @@ def test_a_video_reads_the_first_seg(pipe):
         out = pipe.ground(prep, "none")
     assert torch.equal(out.generated, want_ids.cpu())
     torch.testing.assert_close(out.seg_hidden, want_seg[:1], rtol=1e-5, atol=1e-5)
-    assert out.masks.shape == (1, 3, 40, 56)
+    assert out.masks.shape == (1, 2, 40, 56)

@@ -61,6 +61,7 @@ def test_a_pruned_video_is_the_joined_prompt_with_the_kept_tokens(pipe, video):
     assert torch.equal(out.mask_logits, logits)
 
 
+@pytest.mark.slow
 def test_an_in_llm_method_and_the_clip_side_run_on_the_joined_block(pipe, video):
     for method in ("fastv", "litelvlm"):
         with torch.no_grad():
