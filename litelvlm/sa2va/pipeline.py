@@ -90,7 +90,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
             raise LiteLVLMError("the sa2va family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if unused.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} is for GLaMM; a Sa2VA folder brings its own")
+                raise LiteLVLMError(f"model {model!r}: --{key} does not apply: a Sa2VA folder brings its own")
         parts = load_sa2va(model, device=device, dtype=dtype)
         rnd = parts.config.get("litelvlm_random") or {}
         bounds = {k: int(rnd[k]) for k in ("min_pixels", "max_pixels") if k in rnd}
@@ -169,7 +169,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         if len(sentences) != 1:
             raise LiteLVLMError(f"Sa2VA's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
-            raise LiteLVLMError("turns are GLaMM's conversation; Sa2VA's prompt is the protocol's question")
+            raise LiteLVLMError("turns do not apply: Sa2VA's prompt is the protocol's one question")
         said = None if answer == "generate" else response
         if prepared.video is None:
             made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]), self.min_pixels,

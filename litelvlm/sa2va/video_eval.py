@@ -53,9 +53,9 @@ class Sa2VAVideoEval:
         """``--sam2-video-branch`` and ``--allocation`` are refused: Sa2VA always propagates by SAM 2's memory from
         the frames the LLM sees, and selects among the merged tokens of those frames at once."""
         if a.sam2_video_branch or a.allocation != "uniform":
-            raise LiteLVLMError("--sam2-video-branch and --allocation are VideoGLaMM's (its frame-wise masks, its 16 "
-                                "CLIP frames); Sa2VA's video path always propagates by SAM 2's memory from the frames "
-                                "its LLM sees and selects among their merged tokens at once")
+            raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: Sa2VA's video path always "
+                                "propagates by SAM 2's memory from the frames its LLM sees and selects among "
+                                "their merged tokens at once")
 
     def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
         """:func:`method_error` of each method."""

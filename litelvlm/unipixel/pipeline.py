@@ -84,7 +84,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
             raise LiteLVLMError("the unipixel family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if unused.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} is for GLaMM; a UniPixel folder brings its own")
+                raise LiteLVLMError(f"model {model!r}: --{key} does not apply: a UniPixel folder brings its own")
         parts = load_unipixel(model, device=device, dtype=dtype)
         clip = unused.get("clip") or default_clip(model)
         return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics,
@@ -131,7 +131,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
         if len(sentences) != 1:
             raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
-            raise LiteLVLMError("turns are GLaMM's conversation; UniPixel's prompt is the protocol's question")
+            raise LiteLVLMError("turns do not apply: UniPixel's prompt is the protocol's one question")
         made = prepare_inputs(self.processor, prepared.image, sentences[0], answer=answer, seed=prepared.seed)
         return self._with_prompt(prepared, made, sentences, answer, clip_text)
 

@@ -58,9 +58,8 @@ class UniPixelVideoEval:
         """``--sam2-video-branch`` and ``--allocation`` are refused: UniPixel's video path always propagates by SAM 2's
         memory and selects among the video's merged tokens at once (any per-frame budget, square or not)."""
         if a.sam2_video_branch or a.allocation != "uniform":
-            raise LiteLVLMError("--sam2-video-branch and --allocation are VideoGLaMM's (its frame-wise masks, its 16 "
-                                "CLIP frames); UniPixel's video path always propagates by SAM 2's memory and selects "
-                                "among the video's merged tokens at once")
+            raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: UniPixel's video path always "
+                                "propagates by SAM 2's memory and selects among the video's merged tokens at once")
 
     def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
         """:func:`method_error` of each method."""
