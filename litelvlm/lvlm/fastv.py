@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..method import Method, Option
+from ..method import Method
 from ..pruning.selection import Selection, check_budget
 from .llm_attention import LLMContext, run_layers
 
@@ -62,5 +62,5 @@ def pruned_at_layer(budget: int, num_visual: int, num_layers: int, *, layer: int
     return ((0, num_visual), (layer, budget))
 
 
-FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, options=(Option("layer", "fastv_layer", "1..L"),), ranks=True,
-               schedule=pruned_at_layer, positions="keep")
+#: its option (``layer``, ``--fastv-layer``) is declared with its registry row (``litelvlm.methods.OPTIONS``)
+FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, ranks=True, schedule=pruned_at_layer, positions="keep")

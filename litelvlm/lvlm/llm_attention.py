@@ -18,7 +18,7 @@ import functools
 import torch
 
 from ..errors import LiteLVLMError
-from ..method import Method, Option
+from ..method import Method
 from ..pruning.selection import Selection, check_budget
 from .attention_rows import rows_from_hidden
 from .limits import check_llm_input
@@ -196,5 +196,5 @@ def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = No
                      parts={"ranking": torch.argsort(score, descending=True, stable=True)})
 
 
-LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True,
-                       options=(Option("layer", "attention_layer", "0..L-1"), Option("queries", "attention_queries")))
+#: its options (``layer``, ``queries``) are declared with its registry row (``litelvlm.methods.OPTIONS``)
+LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True)
