@@ -109,8 +109,6 @@ STAGE_TYPES: dict[str, Stage] = {s.NAME: s() for s in (ClipStage, InputStage, La
 
 def stage_of(name: str | Stage) -> Stage:
     """The :class:`Stage` named ``name`` (a Stage as it is)."""
-    if isinstance(name, Stage):
-        return name
     if name not in STAGE_TYPES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {name!r}")
     return STAGE_TYPES[name]
@@ -165,7 +163,9 @@ class Option:
 
 @dataclass(frozen=True)
 class Method:
-    """A pruning method. ``select`` picks the kept tokens; ``forward`` (methods inside the LLM) returns the
+    """A pruning method. ``select`` picks the kept tokens (its K counted once by ``ground`` or
+    :func:`litelvlm.pruning.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
+    its :class:`Stage` (``stage``, declared by name); ``forward`` (methods inside the LLM) returns the
     final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection, or None when
     the selection prunes nothing inside the LLM (the pipeline then feeds it at the LLM input, e.g.
     SparseVLM at K = N); ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K may reach

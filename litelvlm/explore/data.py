@@ -159,7 +159,7 @@ class ExploreData:
             from ..pruning import select
 
             sel = select(method, self.inputs, budget)
-        elif spec.stage == "clip":
+        elif spec.acts_on_clip:
             from ..lvlm.prune import clip_side
 
             _, sel = clip_side(self.pipe, self.prepared, method, budget, None)
@@ -309,7 +309,7 @@ def _methods(pipe, methods: list[str] | None) -> list[str]:
     def error(name: str) -> str | None:
         if pipe is not None:
             return pipe.method_error(name)
-        if get_method(name).stage != "clip":
+        if get_method(name).acts_with_llm:
             return (f"method {name!r} runs inside the LLM and needs a grounding model (--model tiny-random:0, "
                     "unipixel-tiny-random:0, or a GLaMM/UniPixel folder)")
         return None

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..method import Method
-from ..pruning.selection import Selection, check_budget
+from ..pruning.selection import Selection
 from .llm_attention import LLMContext, run_layers
 
 #: FastV's default filtering layer (K=2 in the paper).
@@ -24,7 +24,6 @@ DEFAULT_LAYER = 2
 
 def fastv_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER) -> Selection:
     """Top-``budget`` visual tokens by the last token's head-averaged attention at layer ``layer-1``."""
-    check_budget(budget, ctx.num_visual)
     if not 1 <= layer <= ctx.num_layers:
         raise LiteLVLMError(f"FastV layer K must be in 1..{ctx.num_layers}; got {layer}")
     kernel = "llama-4.28" if ctx.score_dtype == "model" else "float32"
