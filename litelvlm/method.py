@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .budget import Budget
+
 #: Where a method acts, and what its ``select`` receives.
 STAGES = {
     "clip": "on CLIP's visual tokens, before the LLM: select(SelectorInputs, K) -> Selection",
@@ -254,6 +256,15 @@ class Method:
         """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model): kept for readers of
         earlier tables; ask :attr:`acts_on_clip` instead."""
         return self.stage.kind
+
+    def token_schedule(self, budget: Budget | int | None, num_visual: int, num_layers: int,
+                       options: dict | None = None) -> tuple[tuple[int, int], ...]:
+        """:attr:`schedule` at ``budget`` (counted against N = ``num_visual``; the baseline keeps all N) with this
+        method's own keys of ``options`` (``options_from`` / ``litelvlm.methods.method_options``): the FLOPs and
+        activation counts' token plan without a study naming an option."""
+        k = num_visual if self.baseline else Budget.of(budget).count(num_visual, self.extra_tokens)
+        own = {o.name for o in self.options}
+        return tuple(self.schedule(k, num_visual, num_layers, **{n: v for n, v in (options or {}).items() if n in own}))
 
     def settings(self, args: Any) -> dict:
         """Every option of this method with its value in ``args`` or, where it holds none, the option's default

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, from_namespace
+from litelvlm.errors import LiteLVLMError
 from litelvlm.method import STAGE_TYPES, STAGES, ClipStage, InputStage, LayerStage, Method, Stage, StagesStage
 from litelvlm.methods import OPTIONS, TABLE, get_method, method_names, method_option_list, method_options
 
@@ -89,3 +90,17 @@ def test_the_command_line_builds_every_methods_flags_from_the_registry():
         "none": {}, "fastv": {"layer": 3}, "llm-attention": {"queries": "text"}, "litelvlm": {}}
     assert get_method("fastv").settings(SimpleNamespace()) == {"layer": 2}  # what a run records: the default
     assert get_method("llm-attention").settings(a) == {"layer": None, "queries": "text"}
+
+
+def test_a_token_schedule_takes_the_methods_options_dict():
+    """The efficiency study's plan: the method's own options from a dict, the budget counted once, no option named."""
+    from litelvlm.budget import Budget
+
+    args = SimpleNamespace(fastv_layer=3, attention_layer=None, attention_queries="seg")
+    opts = method_options(args, ["fastv", "none", "litelvlm"])
+    assert get_method("fastv").token_schedule(Budget(64), 576, 32, opts["fastv"]) == ((0, 576), (3, 64))
+    assert get_method("fastv").token_schedule(64, 576, 32) == ((0, 576), (2, 64))  # its own default K
+    assert get_method("none").token_schedule(Budget(64), 576, 32) == ((0, 576),)  # the baseline keeps all N
+    assert get_method("litelvlm").token_schedule(Budget.ALL, 576, 32, {"layer": 3}) == ((0, 576),)
+    with pytest.raises(LiteLVLMError, match="1 <= K <= 576"):
+        get_method("litelvlm").token_schedule(577, 576, 32)
