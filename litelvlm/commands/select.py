@@ -13,13 +13,15 @@ import warnings
 from dataclasses import dataclass
 
 from ..budget import Budget
-from ..cli_args import add_dataclass_arguments, arg, from_namespace
+from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
 from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 
 @dataclass
-class SelectArgs:
+class SelectArgs(MethodFlags):
+    """Options of ``litelvlm select``, with every method's own flags (``--fastv-layer``, ...: the registry's)."""
+
     image: str = arg(None, help="image file (required unless --list-methods)")
     text: list[str] = arg(None, help="a text query (repeat --text for several); methods that use "
                                      "no text accept none", flag="--text", nargs="append")
@@ -118,7 +120,7 @@ def run(ns) -> int:
     for w in caught:
         print(f"litelvlm select: warning: {w.message}", file=sys.stderr)
     inputs = SelectorInputs(vision=vision, text=text, seed=a.seed)
-    _, sel = visual_features(inputs, a.method, a.budget)  # counts the budget against the patches, once
+    _, sel = visual_features(inputs, a.method, a.budget, **spec.options_from(a))  # counts the budget once
     k = len(sel)
     indices = [int(i) for i in sel.indices.tolist()]
     if a.raster:  # the same kept set, re-sorted (for every method: no method's own raster option is needed)

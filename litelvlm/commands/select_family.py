@@ -50,7 +50,10 @@ def run_family(a) -> int:
     for w in caught:
         print(f"litelvlm select: warning: {w.message}", file=sys.stderr)
     n = pipe.num_visual(prepared)
-    out = pipe.ground(prepared, a.method, a.budget)  # counts the budget against the image's N, once
+    spec = pipe.spec(a.method)
+    if bad := spec.layer_errors(a, len(pipe.language_model.layers)):
+        raise LiteLVLMError("; ".join(bad))
+    out = pipe.ground(prepared, a.method, a.budget, **spec.options_from(a))  # counts the budget once
     k = out.budget
     indices = [int(i) for i in out.kept_indices.tolist()]
     if a.raster:
