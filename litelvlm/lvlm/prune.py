@@ -1,12 +1,14 @@
-"""Pruning in the loop: which visual tokens the LLM receives for a method and a budget.
+"""Pruning in the loop: which visual tokens the LLM receives for a method and a budget K (counted by ``ground``).
 
-* CLIP-side methods (stage ``clip``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
+Each method's :class:`~litelvlm.method.Stage` picks one step of ``GroundingPipeline.ground`` here:
+
+* a CLIP-side method (``ClipStage``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
   trace of the one vision forward, then the family's LLM inputs for the selection
   (``GroundingPipeline.clip_selection_tokens``: for GLaMM, the projector outputs at the selected indices, or
-  the projection of the selection's merged features, for VisionZip): :func:`clip_side`.
-* Methods that act with the LLM (stages ``llm-*``, e.g. ``none``, ``fastv``, ``sparsevlm``): their
-  ``select`` gets an ``LLMContext``; their ``forward``, if any, runs the LLM on what they kept
-  (``GroundingPipeline.ground``).
+  the projection of the selection's merged features, for VisionZip): :func:`clip_stage`, :func:`clip_side`.
+* a method acting with the LLM (``InputStage``, ``LayerStage``, ``StagesStage``: ``none``, ``fastv``,
+  ``sparsevlm``, ...): its ``select`` gets an ``LLMContext``; its ``forward``, if any, runs the LLM on what it
+  kept: :func:`llm_stage`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import inspect
 
 import torch
 
-from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..method import Method
 from ..methods import get_method
@@ -75,12 +76,6 @@ def llm_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
     else:
         vis = full if keeps_all(sel, n) else full[sel.indices.to(full.device)]
     return vis, sel, sel.indices if rule == "keep" else None, None
-
-
-def resolve(spec: Method, budget: Budget | int | None, num_patches: int) -> int:
-    """K of a call of ``spec`` (:meth:`Budget.count <litelvlm.budget.Budget.count>`: None or ``Budget.ALL`` is all N;
-    1..N, N + 1 for PruMerge's extra token)."""
-    return Budget.of(budget).count(num_patches, spec.extra_tokens)
 
 
 def keeps_all(sel: Selection, n: int) -> bool:
