@@ -414,8 +414,8 @@ def test_refusals(tiny_glamm, tiny_glamm_prep):
     ctx = tiny_glamm.context(tiny_glamm_prep)
     with pytest.raises(LiteLVLMError, match="layer K must be in 1..4"):
         ivc.ivc_prune_select(ctx, 64, layer=0)
-    with pytest.raises(LiteLVLMError, match="budget"):
-        ivc.ivc_prune_select(ctx, 0)
+    with pytest.raises(LiteLVLMError, match="budget"):  # the budget: counted once, where ground takes it
+        tiny_glamm.ground(tiny_glamm_prep, "ivc-prune", 0)
     with pytest.raises(LiteLVLMError, match="question rows"):
         ivc.ivc_scores(SimpleNamespace(image_start=3, num_visual=5, seq_len=10), 2)
     three = SimpleNamespace(position_ids=torch.zeros(3, 1, 10, dtype=torch.long))

@@ -448,7 +448,7 @@ def test_refusals(typed):
     ctx = pipe.context(prep)
     with pytest.raises(LiteLVLMError, match=r"layer K must be in 1\.\.2"):
         ivq.ivc_prune_qwen_select(ctx, 8, layer=3)
-    with pytest.raises(LiteLVLMError, match="budget"):
-        ivq.ivc_prune_qwen_select(ctx, 0)
+    with pytest.raises(LiteLVLMError, match="budget"):  # the budget: counted once, where ground takes it
+        pipe.ground(prep, "ivc-prune", 0)
     with pytest.raises(LiteLVLMError, match="question rows"):
         ivq.ivc_scores(SimpleNamespace(image_start=3, num_visual=5, seq_len=10), 1)

@@ -75,10 +75,13 @@ def test_limits_say_what_they_count(name):
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_budget_is_a_count_everywhere(name):
-    """``--budget``/``--budgets`` count visual tokens; the demo's share has its own name."""
+    """``--budget``/``--budgets`` count visual tokens (``--budget`` is a :class:`~litelvlm.budget.Budget`: a count, or
+    ``all``); the demo's share has its own name."""
+    from litelvlm.budget import Budget
+
     opts = options(name)
     if "--budget" in opts:
-        assert opts["--budget"].type is int, name
+        assert opts["--budget"].type("64") == Budget(64) and opts["--budget"].type("all") is Budget.ALL, name
     if "--budgets" in opts:
         assert all(int(b) > 0 for b in opts["--budgets"].default), name
     if "--budget-share" in opts:
