@@ -62,7 +62,7 @@ def test_glamm_select_runs_llm_side_methods(image_path, capsys):
     got = json.loads(out)
     assert rc == 0 and got["grid"] == [24, 24] and len(got["indices"]) == 16 and got["prune_layer"] == 2
     rc, _, err = _select(capsys, "--image", image_path, "--text", EXPR, "--budget", 16, "--method", "dart")
-    assert rc == 2 and "needs the grounding model" in err  # a CLIP alone cannot run it
+    assert rc == 2 and "needs a grounding model" in err  # a CLIP alone cannot run it
 
 
 def test_select_takes_each_methods_own_flags_and_all(image_path, capsys):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
+from ..families import DEFAULT_MODEL, cards
 from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 
@@ -29,8 +30,8 @@ class SelectArgs(MethodFlags):
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local save_pretrained "
                                               "dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
                                               "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random; or a "
-                                              "grounding model (GLaMM or UniPixel: a random preset such as "
-                                              "unipixel-tiny-random:0, or a checkpoint folder), whose pipeline "
+                                              "grounding model of any family (a random preset such as "
+                                              f"{DEFAULT_MODEL}, or a checkpoint folder), whose pipeline "
                                               "then runs the method on its own visual tokens")
     method: str = arg("litelvlm", help="selection method (see --list-methods)")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
@@ -99,8 +100,9 @@ def run(ns) -> int:
         return run_family(a)
     spec = get_method(a.method)  # unknown method -> error listing the known ones
     if spec.acts_with_llm:
-        raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs the grounding model (--model "
-                            f"tiny-random:0, unipixel-tiny-random:0, or a GLaMM/UniPixel folder); "
+        raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs a grounding model (--model "
+                            f"{' or '.join(c.default_model for c in cards() if c.input == 'image')}, or a checkpoint "
+                            "folder); "
                             f"CLIP-side methods: {', '.join(available_methods('clip'))}")
     texts = a.text or []
     if spec.needs_text and not texts:
@@ -161,7 +163,7 @@ def _print_summary(a: SelectArgs, k: int, clip, sel, indices: list[int], texts: 
     if len(texts) == 1 and kept.get("context") == 0 and kept.get("similarity") == k:
         print(f"  note: with one text, {a.method}'s K similarity tokens fill the whole budget and no "
               "context token is kept; its context recovery acts through the union of several texts "
-              "(GLaMM's official protocol embeds up to 3 questions per image)")
+              "(an official protocol that puts several questions in one prompt embeds them all)")
     print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))
     for i in sorted({i for i in indices if i < 0}, reverse=True):
         print(f"  {i}: {NON_PATCH_MEANING.get(i, 'no patch')} (patch indices are 0..{n - 1}, raster order)")

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..families import DEFAULT_MODEL, card_of, cards
+
+#: the default model, as the notebook's text names it
+_DEFAULT = f"the tiny random {card_of(DEFAULT_MODEL).display_name} ({DEFAULT_MODEL})"
+#: the families whose models the explorer draws (image families)
+_IMAGE_FAMILIES = "/".join(c.display_name for c in cards() if c.input == "image")
+
 #: where the notebook lives, relative to the repository
 NOTEBOOK = Path("notebooks") / "00_explore.ipynb"
 
-INTRO = """# 00 · Explore what a pruning method keeps
+INTRO = f"""# 00 · Explore what a pruning method keeps
 
 This project's own explorer (not part of LiteLVLM's official code or project page). Move the **budget** slider
 (N down to 1) and pick a **method**: the kept visual tokens are drawn on the model's own token grid, LiteLVLM's
@@ -19,13 +26,13 @@ text's [EOS] embedding (the reversal), with the referent's outline when the imag
 a **token** of the text to see its attention row in the CLIP text encoder's last layer ([EOS] -> [SOS]: the sink).
 **predict mask** runs the model's grounding at the current method and budget once (then cached).
 
-With the defaults the model is the tiny random GLaMM (`tiny-random:0`) and the image a toy scene written now:
+With the defaults the model is {_DEFAULT.replace('(', '(`').replace(')', '`)')} and the image a toy scene written now:
 the views show that the pipeline works, not findings. Set `IMAGE`, `TEXTS` and `MODEL` for your own.
 The same views as one self-contained page: `litelvlm explore --image IMG --text "..." --out page.html`."""
 
-PARAMETERS = """IMAGE = None  # an image file; None: a toy scene written now in REFER layout (with its referent)
+PARAMETERS = f"""IMAGE = None  # an image file; None: a toy scene written now in REFER layout (with its referent)
 TEXTS = None  # its expression(s); None: the toy scene's sentence
-MODEL = None  # None: the tiny random GLaMM (tiny-random:0); any GLaMM/UniPixel model, or a CLIP (no masks)
+MODEL = None  # None: {_DEFAULT}; any {_IMAGE_FAMILIES} model, or a CLIP (no masks)
 METHODS = None  # None: litelvlm, litelvlm-ctx, clip_topsim, random, vispruner (those the model runs)"""
 
 BODY = """import tempfile

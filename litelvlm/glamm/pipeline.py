@@ -159,10 +159,10 @@ class GlammPipeline(GroundingPipeline):
 
         if clip_context != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps an external "
-                                "CLIP onto its own tokens (unipixel); GLaMM's context part is its CLIP's [CLS] score")
+                                "CLIP onto its own tokens; GLaMM's context part is its CLIP's [CLS] score")
         if clip_similarity != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that maps an "
-                                "external CLIP onto its own tokens (unipixel); GLaMM's similarity part is its CLIP's")
+                                "external CLIP onto its own tokens; GLaMM's similarity part is its CLIP's")
         from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
         from ..quantize import check_quantize, quantize_llm_layers
         from .checkpoint import load_glamm_checkpoint

@@ -1,7 +1,7 @@
 """Sa2VA's cost description for the efficiency study (``COST``, its card's ``cost``).
 
-Sa2VA-Qwen2.5-VL is Qwen2.5-VL + SAM 2 like UniPixel, so its cost is UniPixel's
-(:class:`litelvlm.unipixel.cost.UniPixelCost` and :mod:`litelvlm.unipixel.cost_parts`: the vision tower and its
+Sa2VA-Qwen2.5-VL is Qwen2.5-VL + SAM 2, so its cost is that of every such family
+(:class:`litelvlm.qwen.cost.QwenSam2Cost` and :mod:`litelvlm.qwen.cost_parts`: the vision tower and its
 merger, the LLM prefill, SAM 2's encoder and mask decoding, the paired CLIP for the score-only CLIP-side methods)
 with what is Sa2VA's own in place of the hooks:
 
@@ -33,7 +33,8 @@ from PIL import Image
 from ..cost import CostArch
 from ..cost.clip import IMAGE_SIZE, SENTENCE, paired_clip, synthetic_image
 from ..cost.tokens import DecoderSizes
-from ..unipixel.cost import TINY_LLM_LAYERS, UniPixelCost, set_attention, vision_index
+from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention, vision_index
+from .card import CARD
 
 _DESCRIPTIONS = {
     "3b": "Sa2VA-Qwen2.5-VL-3B (litelvlm.sa2va PRESETS['3b']): Qwen2.5-VL-3B-Instruct, SAM 2 Hiera-L at 1024 px",
@@ -41,13 +42,11 @@ _DESCRIPTIONS = {
     "tiny": "litelvlm.sa2va PRESETS['tiny'] (tiny Qwen2.5-VL and SAM 2 of the same structure) with a 4-layer LLM, "
             "for tests",
 }
-#: the paired CLIP's sizes (``litelvlm.clip.random_init.ARCHS``) of a preset's random model
-PAIRED_CLIP = {"3b": "vit-l-14-336", "7b": "vit-l-14-336", "tiny": "tiny-336"}
 
 
 def study_preset(preset: str):
     """The ``Sa2VAPreset`` the study builds for ``preset``: the library's, the tiny one with its LLM at
-    :data:`~litelvlm.unipixel.cost.TINY_LLM_LAYERS` layers."""
+    :data:`~litelvlm.qwen.cost.TINY_LLM_LAYERS` layers."""
     from ..qwen.config import get_preset as qwen_preset
     from .config import get_preset
 
@@ -107,10 +106,11 @@ def prompt_tokens(preset: str) -> tuple[int, int]:
     return int(types.numel() - visual.numel()), int(visual[0])
 
 
-class Sa2VACost(UniPixelCost):
-    """Sa2VA's cost: UniPixel's parts and rows with Sa2VA's image view, prompt and model (module docstring)."""
+class Sa2VACost(QwenSam2Cost):
+    """Sa2VA's cost: the Qwen2.5-VL + SAM 2 parts and rows with Sa2VA's image view, prompt and model (module
+    docstring)."""
 
-    family = "sa2va"
+    family = CARD.name
     archs = {"sa2va-3b": "3b", "sa2va-7b": "7b", "sa2va-tiny": "tiny"}
     full_size = ("sa2va-3b", "sa2va-7b")
 
@@ -149,7 +149,7 @@ class Sa2VACost(UniPixelCost):
 
     def prepare_image(self, pipe, image: Image.Image):
         """``Sa2VAPipeline.prepare_image`` on a real device; on ``meta`` the same statements with the vision tower's
-        index tensors given (:func:`litelvlm.unipixel.cost.vision_index`)."""
+        index tensors given (:func:`litelvlm.qwen.cost.vision_index`)."""
         if pipe.device.type != "meta":
             return pipe.prepare_image(image)
         from .pipeline import Sa2VAInput

@@ -1,6 +1,6 @@
 """UniPixel's cost description for the efficiency study (``COST``, its card's ``cost``): its architectures, its
-random pipeline and its per-image steps; the parts and the FLOPs rows: :mod:`litelvlm.unipixel.cost_parts`
-(shared with Sa2VA, the other Qwen2.5-VL + SAM 2 family, whose cost subclasses :class:`UniPixelCost`).
+random pipeline and its per-image steps, on the cost of every Qwen2.5-VL + SAM 2 family
+(:class:`litelvlm.qwen.cost.QwenSam2Cost`; the parts and the FLOPs rows: :mod:`litelvlm.qwen.cost_parts`).
 
 ``--arch unipixel-3b`` / ``unipixel-7b`` / ``unipixel-tiny`` are the presets ``3b``, ``7b``, ``tiny`` of
 ``litelvlm.unipixel.config.PRESETS`` (Qwen2.5-VL-3B/7B-Instruct's released sizes, ``litelvlm.qwen.config``, and
@@ -36,10 +36,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..cost import CostArch, FamilyCost
+from ..cost import CostArch
 from ..cost.clip import IMAGE_SIZE, SENTENCE, synthetic_image
 from ..cost.tokens import DecoderSizes
 from ..errors import LiteLVLMError
+from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention, vision_index
+from .card import CARD
 
 _DESCRIPTIONS = {
     "3b": "UniPixel-3B (litelvlm.unipixel PRESETS['3b']): Qwen2.5-VL-3B-Instruct (GQA 16/2 heads, tied embeddings), "
@@ -49,10 +51,6 @@ _DESCRIPTIONS = {
     "tiny": "litelvlm.unipixel PRESETS['tiny'] (tiny Qwen2.5-VL and SAM 2 of the same structure) with a 4-layer LLM, "
             "for tests",
 }
-
-
-#: layers of the tiny LLM in this study (``litelvlm.qwen.config.PRESETS['tiny']`` has 2)
-TINY_LLM_LAYERS = 4
 
 
 def study_preset(preset: str):
@@ -96,7 +94,7 @@ def unipixel_arch(name: str, preset: str, text_tokens: int | None = None) -> Cos
     extra = (("qwen_preset", qwen_preset(p.qwen).name), ("sam2", p.sam2), ("sam2_image_size", p.image_size), *grid.items(),
              ("prompt", source), ("sentence", SENTENCE), ("paired_clip", PAIRED_CLIP[preset]))
     llm = DecoderSizes.of(qwen_config(p.qwen).text_config)
-    return CostArch(name, "unipixel", preset, llm, n, text, prefix, _DESCRIPTIONS[preset], extra=extra)
+    return CostArch(name, CARD.name, preset, llm, n, text, prefix, _DESCRIPTIONS[preset], extra=extra)
 
 
 @functools.cache
@@ -131,11 +129,6 @@ def protocol_prompt_tokens(preset: str) -> tuple[int, int]:
     return int(types.numel() - visual.numel()), int(visual[0])
 
 
-#: the external CLIP a preset's random model pairs (``litelvlm.unipixel.pipeline.default_clip``): its
-#: ``litelvlm.clip.random_init.ARCHS`` sizes (a real checkpoint pairs ViT-L/14-336, the 3B/7B's)
-PAIRED_CLIP = {"3b": "vit-l-14-336", "7b": "vit-l-14-336", "tiny": "tiny-336"}
-
-
 def build_pipeline(arch: CostArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,
                    attn: str = "sdpa", seed: int = 0, quantize: str = "none", **unused):
     """A ``UniPixelPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, attention ``attn`` in the
@@ -156,15 +149,6 @@ def build_pipeline(arch: CostArch, device: str | torch.device = "meta", dtype: t
     return pipe
 
 
-def set_attention(pipe, attn: str) -> None:
-    """Attention implementation ``attn`` in Qwen2.5-VL (decoder and vision tower), SAM 2 and the paired CLIP (same
-    weights)."""
-    from litelvlm.lvlm.numerics import set_attention as set_attn
-
-    set_attn(attn, pipe.qwen, pipe.sam2.model, pipe.clip.model)
-    pipe.numerics = replace(pipe.numerics, attn=attn)
-
-
 def vision_inputs(pipe, image: Image.Image) -> dict:
     """The protocol's 1-frame video of ``image`` through the processor (``pixel_values_videos``, ``video_grid_thw``
     on the CPU), as ``UniPixelPipeline.prepare_image`` makes it."""
@@ -172,24 +156,6 @@ def vision_inputs(pipe, image: Image.Image) -> dict:
 
     return pipe.processor.video_processor(videos=[video_frames(resize_frame(image))], do_resize=False,
                                           return_tensors="pt")
-
-
-def vision_index(pipe, grid: torch.Tensor) -> dict:
-    """The vision tower's index tensors of ``grid`` (rotary positions, window order, window and full-attention
-    sequence bounds), computed on the CPU by transformers' own functions and passed to the tower, so that it runs on
-    ``meta`` (computed inside, they read values back from the device). Same arithmetic: no FLOPs among them."""
-    from transformers.vision_utils import (
-        get_vision_attention_seqlens,
-        get_vision_position_ids,
-        get_vision_window_index,
-    )
-
-    vc = pipe.qwen.config.vision_config
-    window_index, cu_window_seqlens = get_vision_window_index(grid, vc.spatial_merge_size, vc.window_size,
-                                                              vc.patch_size)
-    cu_seqlens, _ = get_vision_attention_seqlens(grid, vc)
-    return {"position_ids": get_vision_position_ids(grid, vc.spatial_merge_size).to(pipe.device),
-            "cu_seqlens": cu_seqlens, "window_index": window_index, "cu_window_seqlens": cu_window_seqlens}
 
 
 def prepare_image(pipe, image: Image.Image):
@@ -211,63 +177,19 @@ def prepare_image(pipe, image: Image.Image):
                          sam_features=sam)
 
 
-def synthetic_prompt(prepared, arch: CostArch, seg_token_id: int):
-    """``prepared`` with a prompt of ``arch.text_tokens`` text tokens: ordinary tokens, the N video pads after
-    ``prefix_tokens`` of them, ``<|seg|>`` two tokens before the end where it fits (``--text-tokens``)."""
-    n, start = int(prepared.visual.shape[0]), int(torch.nonzero(prepared.mm_token_type_ids > 0).flatten()[0])
-    pad, video = prepared.input_ids[start], prepared.mm_token_type_ids[start]
-    total, p = arch.text_tokens + n, arch.prefix_tokens
-    ids = 3 + torch.arange(total) % 200  # ordinary tokens of every vocabulary (below the special tokens)
-    types = torch.zeros(total, dtype=prepared.mm_token_type_ids.dtype)
-    ids[p:p + n], types[p:p + n] = pad, video
-    ids[max(p + n + 1, total - 2)] = seg_token_id
-    return replace(prepared, input_ids=ids, mm_token_type_ids=types)
+class UniPixelCost(QwenSam2Cost):
+    """UniPixel's cost: its presets on the protocol's view of the study's photo (a 1-frame video), its random model."""
 
-
-def with_sentence(pipe, arch: CostArch, base):
-    """``with_sentences`` of the pipeline for :data:`SENTENCE` (the protocol's prompt); with ``--text-tokens``, the
-    :func:`synthetic_prompt` of that length in its place."""
-    prepared = pipe.with_sentences(base, [SENTENCE])
-    n = pipe.num_visual(prepared)
-    if n != arch.num_patches:
-        raise AssertionError(f"the image gives {n} visual tokens, the arch says {arch.num_patches}")
-    if prepared.input_ids.numel() - n == arch.text_tokens:
-        return prepared
-    return synthetic_prompt(prepared, arch, pipe.seg_token_id)
-
-
-class UniPixelCost(FamilyCost):
-    """UniPixel's cost: its presets on the protocol's view of the study's photo, its parts
-    (:mod:`litelvlm.unipixel.cost_parts`). The hooks below (the image's view, the vision forward, the question) are
-    what another Qwen2.5-VL + SAM 2 family replaces."""
-
-    family = "unipixel"
+    family = CARD.name
     archs = {"unipixel-3b": "3b", "unipixel-7b": "7b", "unipixel-tiny": "tiny"}
     full_size = ("unipixel-3b", "unipixel-7b")
-    fixed_grid = False  # N: the merged tokens of the image, so a budget above it is skipped, as per image
-    cpu_dtype = "float32"  # its bfloat16 CPU timing fails in its seg head (float32 input)
-    offers_quantize = False  # UniPixelPipeline.from_model_string refuses it too
 
     def arch(self, name: str, text_tokens: int | None = None) -> CostArch:
         return unipixel_arch(name, self.archs[name], text_tokens)
 
-    def count(self, arch, rows, attns, dtype, method_args):
-        from .cost_parts import count_rows
-
-        return count_rows(self, arch, rows, attns, dtype, method_args)
-
     def build(self, arch, device, dtype, attn="sdpa", quantize=("none", "bitsandbytes")):
         return build_pipeline(arch, device, dtype, attn, quantize=quantize[0])
 
-    def set_attention(self, pipe, attn: str) -> None:
-        set_attention(pipe, attn)
-
-    def parts(self, pipe, arch, method_args):
-        from .cost_parts import UniPixelParts
-
-        return UniPixelParts(self, pipe, arch, method_args)
-
-    # -- the hooks of the parts -----------------------------------------------------------------------------------
     def prepare_image(self, pipe, image: Image.Image):
         """The pipeline's ``prepare_image`` (on ``meta``, the same statements with the tower's index tensors)."""
         return prepare_image(pipe, image)
@@ -280,19 +202,6 @@ class UniPixelCost(FamilyCost):
     def vision_forward(self, pipe, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """The merged tokens of ``prepare_image``'s vision forward on a real device."""
         return pipe.qwen.model.get_video_features(pixels, video_grid_thw=grid.to(pipe.device)).pooler_output[0]
-
-    def question(self, sentence: str) -> str:
-        """The question the paired CLIP's text forward reads (the protocol's)."""
-        from .protocol import question
-
-        return question(sentence)
-
-    def with_sentence(self, pipe, arch: CostArch, base):
-        return with_sentence(pipe, arch, base)
-
-    def prepare(self, pipe, arch: CostArch, image: Image.Image | None = None):
-        """The pipeline's per-image steps: :meth:`prepare_image`, then :meth:`with_sentence`."""
-        return self.with_sentence(pipe, arch, self.prepare_image(pipe, synthetic_image() if image is None else image))
 
 
 #: the efficiency study's cost description of this family

@@ -136,10 +136,12 @@ class VideoGLaMMPipeline(GroundingPipeline):
             raise LiteLVLMError("the videoglamm family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if options.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} is for GLaMM; a VideoGLaMM folder brings its own")
+                raise LiteLVLMError(f"model {model!r}: --{key} is for a family whose folder lacks it; a VideoGLaMM "
+                                    "folder brings its own")
         for key in ("clip_context", "clip_similarity"):
             if options.get(key) not in (None, "clip"):
-                raise LiteLVLMError(f"model {model!r}: --{key.replace('_', '-')} is UniPixel's option")
+                raise LiteLVLMError(f"model {model!r}: --{key.replace('_', '-')} is for a family that maps an external "
+                                    "CLIP onto its own tokens; VideoGLaMM's tokens are its CLIP's")
         net, tokenizer, _ = load_videoglamm(model, device=device, dtype=dtype)
         return cls(net, tokenizer, name=model, clip=options.get("clip") or default_clip(model),
                    clip_text=options.get("clip_text") or "expression",

@@ -1,5 +1,5 @@
-"""One grounding call of ``UniPixelPipeline`` as measurable parts, and its FLOPs rows (shared with Sa2VA, whose cost
-replaces the hooks of :class:`litelvlm.unipixel.cost.UniPixelCost`: its image's view, vision forward and question).
+"""One grounding call of a Qwen2.5-VL + SAM 2 pipeline as measurable parts, and its FLOPs rows; each family's cost
+(:class:`litelvlm.qwen.cost.QwenSam2Cost`) gives the hooks: its image's view and vision forward.
 
 The parts run the statements the pipeline runs:
 
@@ -15,10 +15,10 @@ The parts run the statements the pipeline runs:
 * ``sam``: SAM 2's image encoder (``prepare_image``) and ``ground``'s mask decoding of one ``<|seg|>``: the seg head
   on the final norm's input, SAM 2's mask decoder, the upscaling;
 * ``clip`` and ``text``: the paired external CLIP (this project's adaptation of the CLIP-side methods to
-  UniPixel): its vision forward on the image padded to a square and its text forward on the protocol's question,
+  a Qwen2.5-VL family): its vision forward on the image padded to a square and its text forward on the protocol's question,
   which ``ground`` runs for a method that reads CLIP (``Method.uses_clip``; the text for ``needs_text``), and
   ``select``, that method's selection on the mapped scores;
-* ``e2e``: :meth:`litelvlm.unipixel.cost.UniPixelCost.prepare` then ``UniPixelPipeline.ground(prepared, method, budget)``.
+* ``e2e``: :meth:`litelvlm.qwen.cost.QwenSam2Cost.prepare` then the pipeline's ``ground(prepared, method, budget)``.
 
 The FLOPs columns (:func:`flops_rows`): ``vision_tflops`` (patch embedding and blocks), of which
 ``vision_window_tflops`` (the window-attention blocks) and ``vision_full_tflops`` (the full-attention blocks),
@@ -44,8 +44,8 @@ from ..cost.parts import PrefillParts
 from ..cost.tokens import selects_on_llm_input
 
 
-class UniPixelParts(PrefillParts):
-    """The parts of one grounding call of a UniPixel ``pipe`` (one synthetic image, one sentence)."""
+class QwenSam2Parts(PrefillParts):
+    """The parts of one grounding call of a Qwen2.5-VL + SAM 2 ``pipe`` (one synthetic image, one sentence)."""
 
     def __init__(self, cost, pipe, arch: CostArch, method_args=None, image: Image.Image | None = None):
         from .cost import vision_index
@@ -94,7 +94,7 @@ class UniPixelParts(PrefillParts):
 
     def run_text(self):
         """The paired CLIP's text forward on the protocol's question (``_mapped_inputs``' text)."""
-        return self.pipe.clip.encode_text([self.cost.question(SENTENCE)], warn_truncation=False)
+        return self.pipe.clip.encode_text([self.pipe.clip_question(SENTENCE)], warn_truncation=False)
 
     def run_select(self, method: str, budget: int):
         """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one sentence)."""
@@ -142,7 +142,7 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
 
     with MetaScalars():
         pipe = cost.build(arch, "meta", dtype, attns[0])
-        parts = UniPixelParts(cost, pipe, arch, method_args)
+        parts = QwenSam2Parts(cost, pipe, arch, method_args)
         vision = parts.vision_flops()
         sam, clip, text = (count_flops(fn)[0] for fn in (parts.run_sam, parts.run_clip, parts.run_text))
     plans = {p: cost.plan(arch, p, method_args) for p in pairs}
