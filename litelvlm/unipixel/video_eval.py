@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import LiteLVLMError
-from ..methods import BASELINE
 
 #: what ``config.json`` says a per-frame budget is on UniPixel
 BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the video's N merged tokens, chosen over the "
@@ -35,9 +34,10 @@ def video_budget(n: int, budget: int, num_patches: int) -> int:
 
 def method_error(name: str) -> str | None:
     """Why ``name`` cannot run on UniPixel's video path (None: it can)."""
+    from ..methods import get_method
     from .video_pipeline import UniPixelVideoPipeline
 
-    if name == BASELINE:
+    if get_method(name).baseline:
         return f"{name!r} is the unpruned baseline, run on every video anyway"
     return UniPixelVideoPipeline.method_error(UniPixelVideoPipeline, name)
 
