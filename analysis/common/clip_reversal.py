@@ -125,11 +125,19 @@ def load_records(args) -> list[ReferRecord]:
     return recs
 
 
+#: ``--text-template``'s value that feeds CLIP the sentence as given (any other wraps it in a seeded question)
+PLAIN_TEMPLATE = "plain"
+
+
+def template_text(template: str, sentence: str, key: int | str, seed: int) -> str:
+    """The text fed to CLIP for ``sentence``: as given (:data:`PLAIN_TEMPLATE`), or wrapped in the referring-
+    segmentation question that ``key`` and ``seed`` choose (:func:`litelvlm.data.templates.wrap_question`)."""
+    return sentence if template == PLAIN_TEMPLATE else wrap_question(sentence, key, seed)
+
+
 def prompts_for(records: list[ReferRecord], template: str, seed: int) -> list[str]:
-    """The text fed to CLIP for each record (the sentence, or a seeded GLaMM question)."""
-    if template == "glamm":
-        return [wrap_question(r.sentence, r.sent_id, seed) for r in records]
-    return [r.sentence for r in records]
+    """The text fed to CLIP for each record (:func:`template_text`)."""
+    return [template_text(template, r.sentence, r.sent_id, seed) for r in records]
 
 
 def referent_coverage(records: list[ReferRecord], clip, pad_to_square: bool, grid: str = "clip"

@@ -46,10 +46,9 @@ def draw_paired(tables: dict) -> dict:
     comparisons = tables["comparisons"]
     figs = {}
     for metric in comparisons["metric"].unique():
-        for reference in ("none", "litelvlm"):
-            if (comparisons["reference"] == reference).any():
-                figs[f"{plots.metric_slug(metric)}_vs_{reference}"], _ = plots.plot_paired_differences(
-                    comparisons, metric, reference)
+        for reference in comparisons["reference"].unique():   # the unpruned model, then LiteLVLM
+            figs[f"{plots.metric_slug(metric)}_vs_{reference}"], _ = plots.plot_paired_differences(
+                comparisons, metric, reference)
     return figs
 
 
