@@ -1,10 +1,9 @@
-"""What a model folder must hold before a loader reads it (every family: GLaMM, VideoGLaMM, Qwen2.5-VL, UniPixel,
-CLIP): a config file that is a JSON object whose keys have the types the loader reads them as, and the
+"""What a model folder must hold before a loader reads it (every family, Qwen2.5-VL, CLIP): a config file that is a JSON object whose keys have the types the loader reads them as, and the
 tokenizer and processor files the family loads.
 
 :func:`check_model_folder` reads the config (:func:`read_config`), checks it against the family's schema
-(:data:`SCHEMAS`, :func:`check_types`) and looks for the family's files (:data:`NEEDED_FILES`,
-:func:`require_files`). Each failure is one :class:`~litelvlm.errors.LiteLVLMError` naming the folder, the file
+(a :class:`FolderSchema`: a family's own, in its package, or one of :data:`SCHEMAS`; :func:`check_types`) and looks
+for its files (:func:`require_files`). Each failure is one :class:`~litelvlm.errors.LiteLVLMError` naming the folder, the file
 or key, and the cause (the key's expected type; the missing files). The loaders call it first, before
 transformers, open_clip or torch read anything, so a broken folder is refused at load, not by a traceback
 or a token-count mismatch later. A key the folder leaves out is the loader's to default or refuse.
@@ -14,6 +13,7 @@ This module imports nothing heavy.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,32 +88,25 @@ def require_files(folder: str | Path, what: str, alternatives: list[tuple[str, .
                         + (f" (or {' / '.join(others)})" if others else "") + " (a partial download?)")
 
 
-def _prefixed(prefix: str, schema: dict[str, str]) -> dict[str, str]:
+def prefixed(prefix: str, schema: dict[str, str]) -> dict[str, str]:
     return {f"{prefix}{k}": v for k, v in schema.items()}
 
 
 #: a decoder's sizes, as Llama, Phi-3 and Qwen2 configs name them
-_LLM = {"architectures": "str list", "model_type": "str", "hidden_size": "int", "intermediate_size": "int",
+LLM_SCHEMA = {"architectures": "str list", "model_type": "str", "hidden_size": "int", "intermediate_size": "int",
         "num_hidden_layers": "int", "num_attention_heads": "int", "num_key_value_heads": "int|null",
         "vocab_size": "int", "max_position_embeddings": "int", "rms_norm_eps": "float", "rope_theta": "float",
         "hidden_act": "str", "tie_word_embeddings": "bool", "bos_token_id": "int|int list|null",
         "eos_token_id": "int|int list|null", "pad_token_id": "int|null"}
 #: Qwen2.5-VL's ``config.json`` (the released flat keys, or transformers 5's ``text_config``), as transformers reads it
-_QWEN = {**_LLM, "sliding_window": "int|null", "max_window_layers": "int", "use_sliding_window": "bool",
+QWEN_SCHEMA = {**LLM_SCHEMA, "sliding_window": "int|null", "max_window_layers": "int", "use_sliding_window": "bool",
          "image_token_id": "int", "video_token_id": "int", "vision_start_token_id": "int",
          "vision_end_token_id": "int", "rope_scaling": "dict|null", "rope_scaling.mrope_section": "int list",
-         "text_config": "dict", **_prefixed("text_config.", _LLM), "vision_config": "dict",
-         **_prefixed("vision_config.", {k: "int" for k in (
+         "text_config": "dict", **prefixed("text_config.", LLM_SCHEMA), "vision_config": "dict",
+         **prefixed("vision_config.", {k: "int" for k in (
              "depth", "hidden_size", "intermediate_size", "num_heads", "in_chans", "out_hidden_size", "patch_size",
              "spatial_merge_size", "spatial_patch_size", "temporal_patch_size", "window_size", "tokens_per_second")}),
          "vision_config.fullatt_block_indexes": "int list", "vision_config.hidden_act": "str"}
-#: ``litelvlm_arch`` of a GLaMM written by this project (:class:`litelvlm.glamm.config.GlammArch`)
-_GLAMM_ARCH = {"name": "str", "clip": "str|dict", "vocab_size": "int|null", "sam_global_attn": "int list",
-               "rms_norm_eps": "float", "rope_theta": "float",
-               **{k: "int" for k in ("llm_hidden", "llm_layers", "llm_intermediate", "llm_heads", "llm_kv_heads",
-                                     "sam_hidden", "sam_layers", "sam_heads", "sam_window", "sam_patch",
-                                     "sam_decoder_mlp", "sam_decoder_heads", "prompt_dim", "sam_image_size",
-                                     "sam_mask_input_channels", "max_positions", "feature_layer")}}
 _CLIP_TOWER = {k: "int" for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                                   "projection_dim", "image_size", "patch_size", "num_channels", "vocab_size",
                                   "max_position_embeddings")}
@@ -122,47 +115,42 @@ _OPEN_CLIP_TOWER = {"width": "int", "layers": "int|int list", "heads": "int", "h
                     "patch_size": "int", "image_size": "int|int list", "context_length": "int", "vocab_size": "int",
                     "mlp_ratio": "float"}
 
-#: family -> (the config file, its schema)
-SCHEMAS: dict[str, tuple[str, dict[str, str]]] = {
-    "glamm": ("config.json", {**_LLM, "mm_vision_select_layer": "int", "out_dim": "int", "litelvlm_arch": "dict",
-                              **_prefixed("litelvlm_arch.", _GLAMM_ARCH)}),
-    "videoglamm": ("config.json", {**_LLM, "sliding_window": "int", "seg_token_idx": "int",
-                                   "litelvlm_random": "dict", "litelvlm_random.preset": "str"}),
-    "qwen": ("config.json", _QWEN),
-    "unipixel": ("config.json", {**_QWEN, "sam2_config": "str", "sam2_image_size": "int", "sam2_hidden_tokens": "int",
-                                 "sam2_batch_mode": "bool", "ref_token_id": "int", "seg_token_id": "int",
-                                 "mem_token_id": "int"}),
-    "clip": ("config.json", {"architectures": "str list", "model_type": "str", "projection_dim": "int",
-                             "logit_scale_init_value": "float", "text_config": "dict", "vision_config": "dict",
-                             **_prefixed("text_config.", _CLIP_TOWER), **_prefixed("vision_config.", _CLIP_TOWER)}),
-    "open_clip": ("open_clip_config.json", {"model_cfg": "dict", "model_cfg.embed_dim": "int",
-                                            "model_cfg.vision_cfg": "dict", "model_cfg.text_cfg": "dict",
-                                            **_prefixed("model_cfg.vision_cfg.", _OPEN_CLIP_TOWER),
-                                            **_prefixed("model_cfg.text_cfg.", _OPEN_CLIP_TOWER),
-                                            "preprocess_cfg": "dict", "preprocess_cfg.mean": "float list|float",
-                                            "preprocess_cfg.std": "float list|float"}),
-}
+@dataclass(frozen=True)
+class FolderSchema:
+    """What a model folder holds: its config file, the config's keys and their types (``a.b``: key ``b`` of the object
+    under ``a``), and [(what the files are for, alternatives: every file of one of them is needed)]."""
 
-_QWEN_FILES = [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt", "tokenizer_config.json")]),
-               ("image processor", [("preprocessor_config.json",)])]
-#: family -> [(what the files are for, alternatives: every file of one of them is needed)]
-NEEDED_FILES: dict[str, list[tuple[str, list[tuple[str, ...]]]]] = {
-    "glamm": [("tokenizer", [("tokenizer.json",), ("tokenizer.model",)])],
-    "videoglamm": [("tokenizer", [("tokenizer.json",), ("tokenizer.model",)])],
-    "qwen": _QWEN_FILES,
-    "unipixel": _QWEN_FILES,
-    "clip": [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt")]),
-             ("image processor", [("preprocessor_config.json",)])],
-    "open_clip": [],
+    config: str
+    keys: dict[str, str]
+    files: list[tuple[str, list[tuple[str, ...]]]] = field(default_factory=list)
+
+
+QWEN_FILES = [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt", "tokenizer_config.json")]),
+              ("image processor", [("preprocessor_config.json",)])]
+#: a tokenizer of LLaMA's or Phi-3's layout
+TOKENIZER_FILES = [("tokenizer", [("tokenizer.json",), ("tokenizer.model",)])]
+#: the shared schemas by name (a family's own schema sits in its package)
+SCHEMAS: dict[str, FolderSchema] = {
+    "qwen": FolderSchema("config.json", QWEN_SCHEMA, QWEN_FILES),
+    "clip": FolderSchema("config.json", {"architectures": "str list", "model_type": "str", "projection_dim": "int",
+                                         "logit_scale_init_value": "float", "text_config": "dict",
+                                         "vision_config": "dict", **prefixed("text_config.", _CLIP_TOWER),
+                                         **prefixed("vision_config.", _CLIP_TOWER)},
+                         [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt")]),
+                          ("image processor", [("preprocessor_config.json",)])]),
+    "open_clip": FolderSchema("open_clip_config.json", {
+        "model_cfg": "dict", "model_cfg.embed_dim": "int", "model_cfg.vision_cfg": "dict", "model_cfg.text_cfg": "dict",
+        **prefixed("model_cfg.vision_cfg.", _OPEN_CLIP_TOWER), **prefixed("model_cfg.text_cfg.", _OPEN_CLIP_TOWER),
+        "preprocess_cfg": "dict", "preprocess_cfg.mean": "float list|float", "preprocess_cfg.std": "float list|float"}),
 }
 
 
-def check_model_folder(folder: str | Path, family: str) -> dict:
-    """The config of a ``family`` model folder (a key of :data:`SCHEMAS`), checked: a JSON object, its keys of the
-    types the loader reads, the family's tokenizer and processor files present (:data:`NEEDED_FILES`)."""
-    name, schema = SCHEMAS[family]
-    cfg = read_config(folder, name)
-    check_types(cfg, schema, f"model folder {str(folder)!r}: {name}")
-    for what, alternatives in NEEDED_FILES[family]:
+def check_model_folder(folder: str | Path, schema: str | FolderSchema) -> dict:
+    """The config of a model folder, checked against ``schema`` (a :class:`FolderSchema`, or the name of a shared one in
+    :data:`SCHEMAS`): a JSON object, its keys of the types the loader reads, its tokenizer and processor files present."""
+    schema = SCHEMAS[schema] if isinstance(schema, str) else schema
+    cfg = read_config(folder, schema.config)
+    check_types(cfg, schema.keys, f"model folder {str(folder)!r}: {schema.config}")
+    for what, alternatives in schema.files:
         require_files(folder, what, alternatives)
     return cfg

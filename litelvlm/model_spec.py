@@ -3,11 +3,10 @@
 A model string is one of:
 
 * ``<name>-random[:SEED]``: random weights of an architecture, written to the cache and loaded back
-  through the real path (CLIP towers: :data:`RANDOM_CLIPS`; GLaMMs: :data:`RANDOM_GLAMMS`; Qwen2.5-VL:
-  :data:`RANDOM_QWENS`, e.g. ``qwen2.5-vl-7b-random:1``; UniPixel: :data:`RANDOM_UNIPIXELS`, e.g.
-  ``unipixel-3b-random:2``; VideoGLaMM: :data:`RANDOM_VIDEOGLAMMS`, e.g. ``videoglamm-tiny-random:0``);
+  through the real path (CLIP towers: :data:`RANDOM_CLIPS`; Qwen2.5-VL: :data:`RANDOM_QWENS`, e.g.
+  ``qwen2.5-vl-7b-random:1``; each model family's presets: its card's ``presets``, :mod:`litelvlm.families`);
 * an open_clip string: ``ARCH:TAG``, ``ARCH:/path/ckpt.pt``, ``local-dir:/path`` or ``hf-hub:org/name``;
-* a hub id or a local folder (transformers' ``save_pretrained`` layout, or a GLaMM-RefSeg checkpoint).
+* a hub id or a local folder (transformers' ``save_pretrained`` layout, or a family's released checkpoint layout).
 
 This module imports nothing heavy; what a string names on disk (a folder's files and markers) is read by
 the code that loads it.
@@ -24,32 +23,13 @@ DEFAULT_HF_MODEL = "openai/clip-vit-large-patch14-336"
 #: The default ``--model`` of every command that takes a CLIP: random weights on the paper's 24x24 grid at
 #: 336 px, which run offline (one rule for every command; each help text names the paper's model too).
 COMMAND_CLIP_MODEL = "tiny336-random"
-#: The default ``--model`` of every command that runs GLaMM: random weights of the tiny GLaMM, offline.
-COMMAND_GLAMM_MODEL = "tiny-random:0"
-#: The default ``--model`` of the command that runs VideoGLaMM (``eval-video``): random weights of the tiny preset.
-COMMAND_VIDEOGLAMM_MODEL = "videoglamm-tiny-random:0"
 #: How every command's ``--model`` help names the defaults and the paper's models.
 CLIP_MODEL_HELP = (f"default: {COMMAND_CLIP_MODEL}, random weights that run offline; the paper's CLIP is "
                    f"{DEFAULT_HF_MODEL}")
-GLAMM_MODEL_HELP = (f"default: {COMMAND_GLAMM_MODEL}, random weights that run offline; the paper's model is a "
-                    "GLaMM-RefSeg checkpoint folder (MBZUAI/GLaMM-RefSeg)")
-VIDEOGLAMM_MODEL_HELP = (f"default: {COMMAND_VIDEOGLAMM_MODEL}, random weights that run offline; the paper's model is "
-                         "VideoGLaMM with its RVOS fine-tuned weights, which are not public")
 #: Random CLIP towers: ``<name>-random`` -> the ``litelvlm.clip.random_init`` preset it builds.
 RANDOM_CLIPS = {"tiny-random": "tiny", "tiny336-random": "tiny-336", "vit-l-14-336-random": "vit-l-14-336"}
-#: Random GLaMMs: ``<name>-random`` -> the ``litelvlm.glamm.ARCHS`` preset it builds.
-RANDOM_GLAMMS = {"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"}
 #: Random Qwen2.5-VL models: ``<name>-random`` -> the ``litelvlm.qwen.config.PRESETS`` preset it builds.
 RANDOM_QWENS = {"qwen2.5-vl-3b-random": "3b", "qwen2.5-vl-7b-random": "7b", "qwen2.5-vl-tiny-random": "tiny"}
-#: Random UniPixel models: ``<name>-random`` -> the ``litelvlm.unipixel.config.PRESETS`` preset it builds.
-RANDOM_UNIPIXELS = {"unipixel-3b-random": "3b", "unipixel-7b-random": "7b", "unipixel-tiny-random": "tiny"}
-#: The seed a random preset takes when its string names none (``<name>-random`` means ``<name>-random:SEED``): 0,
-#: except the tiny random UniPixel, 5: its SAM 2 object-score gate is closed for seed 0 (every mask logit -1024, every
-#: mask empty on the sample images, so every score 0) and open for 5; the documented string is
-#: ``unipixel-tiny-random:5``.
-DEFAULT_SEEDS = {"unipixel-tiny-random": 5}
-#: Random VideoGLaMM models: ``<name>-random`` -> the ``litelvlm.videoglamm.config.PRESETS`` preset it builds.
-RANDOM_VIDEOGLAMMS = {"videoglamm-random": "videoglamm", "videoglamm-tiny-random": "tiny"}
 #: Prefixes that make a string an open_clip one.
 OPEN_CLIP_PREFIXES = ("local-dir:", "hf-hub:")
 
@@ -81,31 +61,16 @@ class ModelSpec:
         return RANDOM_CLIPS.get(self.name)
 
     @property
-    def random_glamm(self) -> str | None:
-        """The random GLaMM preset this string builds, if it names one."""
-        return RANDOM_GLAMMS.get(self.name)
-
-    @property
     def random_qwen(self) -> str | None:
         """The random Qwen2.5-VL preset this string builds, if it names one."""
         return RANDOM_QWENS.get(self.name)
 
-    @property
-    def random_unipixel(self) -> str | None:
-        """The random UniPixel preset this string builds, if it names one."""
-        return RANDOM_UNIPIXELS.get(self.name)
-
-    @property
-    def random_videoglamm(self) -> str | None:
-        """The random VideoGLaMM preset this string builds, if it names one."""
-        return RANDOM_VIDEOGLAMMS.get(self.name)
-
-    def random_seed(self) -> int:
-        """The SEED of ``<name>-random[:SEED]`` (when absent, the preset's :data:`DEFAULT_SEEDS` entry, else 0); anything
-        but a whole number is an error."""
+    def random_seed(self, default: int = 0) -> int:
+        """The SEED of ``<name>-random[:SEED]`` (when absent, ``default``: a family card's ``seed`` passes its preset's
+        default); anything but a whole number is an error."""
         if not (self.rest or "0").isdigit():
             raise LiteLVLMError(f"model {self.text!r}: the seed after ':' must be a whole number, got {self.rest!r}")
-        return int(self.rest) if self.rest else DEFAULT_SEEDS.get(self.name, 0)
+        return int(self.rest) if self.rest else default
 
     @property
     def local_dir(self) -> str | None:
@@ -135,7 +100,7 @@ class ModelSpec:
 
     @property
     def is_small(self) -> bool:
-        """A small model by its name (``tiny*`` or a toy model): such models run fastest on one thread."""
+        """A small model by its name (``tiny*``, a toy model, the tiny random Qwen2.5-VL); a family's small presets are
+        its card's (:func:`litelvlm.families.is_small`). Such models run fastest on one thread."""
         last = self.text.rsplit("/", 1)[-1].lower()
-        return (last.startswith("tiny") or "toy" in last or self.random_qwen == "tiny"
-                or self.random_unipixel == "tiny" or self.random_videoglamm == "tiny")
+        return last.startswith("tiny") or "toy" in last or self.random_qwen == "tiny"

@@ -29,8 +29,6 @@ from .model_spec import ModelSpec
 WeightsKind = Literal["real", "random", "toy"]
 #: the order in which several models of one run decide its mark (the least real wins)
 _RANK = {"real": 0, "toy": 1, "random": 2}
-#: GLaMM architectures that exist with trained weights (a ``litelvlm_arch`` of any other is random)
-_REAL_ARCHS = ("glamm-7b",)
 
 __all__ = ["WeightsKind", "weights_kind", "weights_banner", "BANNER_MODELS", "run_weights_kind", "mark_weights"]
 
@@ -63,7 +61,9 @@ def _folder_kind(path: Path) -> WeightsKind:
     if "litelvlm_random" in cfg:
         return "random"
     arch = cfg.get("litelvlm_arch")
-    if isinstance(arch, dict) and arch.get("name") not in _REAL_ARCHS:
+    from .families import cards  # the registry sits above this module; its cards are light
+
+    if isinstance(arch, dict) and arch.get("name") not in {p for c in cards() for p in c.released_presets}:
         return "random"
     return "real"
 

@@ -1,5 +1,5 @@
 """Weight quantization of chosen ``nn.Linear`` layers: bitsandbytes 8-bit (LLM.int8()) or 4-bit NF4, torchao
-int8 weight-only. GLaMM's LLM decoder layers (:func:`quantize_glamm`), and CLIP's encoder layers
+int8 weight-only. GLaMM's LLM decoder layers (:func:`quantize_llm_layers`), and CLIP's encoder layers
 (:func:`quantize_clip`, this project's option for asking whether quantization changes what LiteLVLM keeps).
 
 What the GLaMM/LISA family's users know: LISA's ``chat.py`` (dvlab-research/LISA, commit 3cb2d43,
@@ -49,7 +49,7 @@ INT8_THRESHOLD = 6.0
 
 @dataclass(frozen=True)
 class QuantReport:
-    """What :func:`quantize_glamm` did: the mode and backend, how many layers it quantized, which it kept."""
+    """What :func:`quantize_llm_layers` did: the mode and backend, how many layers it quantized, which it kept."""
 
     mode: str
     backend: str
@@ -129,9 +129,9 @@ def _bnb_layer(bnb, lin: nn.Linear, mode: str, device: torch.device) -> nn.Modul
     return new.to(device)
 
 
-def quantize_glamm(model: nn.Module, mode: str, backend: str = "bitsandbytes",
+def quantize_llm_layers(model: nn.Module, mode: str, backend: str = "bitsandbytes",
                    device: str | torch.device | None = None) -> QuantReport:
-    """Quantize the decoder layers' ``nn.Linear`` weights of ``model`` (a ``GlammModel``) in place and move
+    """Quantize the LLM decoder layers' ``nn.Linear`` weights of ``model`` (under :data:`QUANTIZED_PREFIX`) in place and move
     the whole model to ``device`` (default: where it is). ``mode="none"`` only moves it."""
     return quantize_linears(model, (QUANTIZED_PREFIX,), mode, backend, device)
 
@@ -182,4 +182,4 @@ def quantize_linears(model: nn.Module, prefixes: tuple[str, ...], mode: str, bac
 
 
 __all__ = ["CLIP_PREFIXES", "NF4_BLOCK", "QUANTIZED_PREFIX", "QUANTIZE_BACKENDS", "QUANTIZE_MODES", "QuantReport",
-           "check_quantize", "quantize_clip", "quantize_glamm", "quantize_linears", "quantized_linears"]
+           "check_quantize", "quantize_clip", "quantize_llm_layers", "quantize_linears", "quantized_linears"]

@@ -25,8 +25,11 @@ _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def is_small_model(model: str | None) -> bool:
-    """True for the bundled toy CLIP (``None``) and ``tiny*`` model strings (random or toy weights)."""
-    return model is None or ModelSpec.parse(model).is_small
+    """True for the bundled toy CLIP (``None``), ``tiny*`` model strings (random or toy weights) and a family's small
+    random presets (its card's ``small_presets``)."""
+    from .families import is_small  # the registry reads the cards (light); it sits above this module
+
+    return model is None or ModelSpec.parse(model).is_small or is_small(model)
 
 
 def default_threads(model: str | None) -> int | None:

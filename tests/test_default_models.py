@@ -8,13 +8,8 @@ import argparse
 import pytest
 
 from litelvlm.cli import all_commands, build_parser
-from litelvlm.model_spec import (
-    COMMAND_CLIP_MODEL,
-    COMMAND_GLAMM_MODEL,
-    COMMAND_VIDEOGLAMM_MODEL,
-    DEFAULT_HF_MODEL,
-    ModelSpec,
-)
+from litelvlm.families import card_of, cards
+from litelvlm.model_spec import COMMAND_CLIP_MODEL, DEFAULT_HF_MODEL, ModelSpec
 
 
 def _model_action(command: str) -> argparse.Action | None:
@@ -37,10 +32,9 @@ def test_the_default_model_runs_offline_and_the_help_names_the_papers(command):
     default = action.default
     assert default is None or ModelSpec.parse(default).is_random, (command, default)
     if default is not None:  # None: the bundled toy CLIP (demo) or each figure family's own tiny model
-        assert default in (COMMAND_CLIP_MODEL, COMMAND_GLAMM_MODEL, COMMAND_VIDEOGLAMM_MODEL), (command, default)
+        assert default in (COMMAND_CLIP_MODEL, *(c.default_model for c in cards())), (command, default)
         assert f"default: {default}" in action.help and "the paper's" in action.help, action.help
-        paper = {COMMAND_CLIP_MODEL: DEFAULT_HF_MODEL, COMMAND_GLAMM_MODEL: "GLaMM-RefSeg",
-                 COMMAND_VIDEOGLAMM_MODEL: "VideoGLaMM"}[default]
+        paper = DEFAULT_HF_MODEL if default == COMMAND_CLIP_MODEL else card_of(default).paper_model
         assert paper in action.help, action.help
 
 
@@ -52,22 +46,20 @@ def _documented_tiny_models() -> list[str]:
     import re
     from pathlib import Path
 
-    from litelvlm.families import TABLE
-
     root = Path(__file__).resolve().parents[1]
     pages = [p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]]
     offered = "\n".join(block for page in pages for block in re.findall(r"```.*?```", page, flags=re.S))
     offered += "\n".join(m for page in pages for m in re.findall(r"--model [^\s`]+|\(\"[^\"]+\"\)", page))
     found = []
-    for entry in TABLE.values():
-        for name in (n for n in entry.random_names if "tiny" in n):
+    for entry in cards():
+        for name in (n for n in entry.presets if "tiny" in n):
             shown = re.findall(rf"(?<![\w.-]){re.escape(name)}(:\d+)?(?![\w-])", offered)
             found += [name + seed for seed in dict.fromkeys(shown)] or [name]
     return list(dict.fromkeys(found))
 
 
 #: the weights they load, each once (``NAME`` is ``NAME:<its default seed>``)
-DOCUMENTED_WEIGHTS = list(dict.fromkeys(f"{ModelSpec.parse(m).name}:{ModelSpec.parse(m).random_seed()}"
+DOCUMENTED_WEIGHTS = list(dict.fromkeys(f"{ModelSpec.parse(m).name}:{card_of(m).seed(m)}"
                                         for m in _documented_tiny_models()))
 
 
@@ -82,13 +74,13 @@ def test_every_documented_tiny_model_predicts_non_empty_masks_on_the_sample_imag
     import torch
 
     from litelvlm.data.refer import load_refer
-    from litelvlm.families import TABLE, family_of, load_pipeline
+    from litelvlm.families import load_pipeline
 
     records = {}
     for r in load_refer(coco128, None, "refcoco", "unc", "val"):
         records.setdefault(r.image_id, r)
     pipe = load_pipeline(model)
-    video = TABLE[family_of(model)].input == "video"
+    video = card_of(model).input == "video"
     for r in list(records.values())[:1]:
         image = r.image(True)
         prep = pipe.prepare([np.asarray(image)] * 3 if video else image, [r.sentence])
@@ -100,7 +92,7 @@ def test_every_documented_tiny_model_predicts_non_empty_masks_on_the_sample_imag
 def test_the_tiny_unipixel_without_a_seed_takes_the_seed_that_opens_its_gate():
     """``unipixel-tiny-random`` means ``unipixel-tiny-random:5`` (seed 0 closes SAM 2's object-score gate); every
     other preset's default seed stays 0, and the documented strings name no closed seed."""
-    assert ModelSpec.parse("unipixel-tiny-random").random_seed() == 5
-    assert ModelSpec.parse("unipixel-tiny-random:0").random_seed() == 0
-    assert ModelSpec.parse("tiny-random").random_seed() == 0 and ModelSpec.parse("videoglamm-tiny-random").random_seed() == 0
+    seed = [card_of(m).seed(m) for m in ("unipixel-tiny-random", "unipixel-tiny-random:0", "tiny-random",
+                                         "videoglamm-tiny-random", "sa2va-tiny-random")]
+    assert seed == [5, 0, 0, 0, 0]
     assert "unipixel-tiny-random:0" not in DOCUMENTED_TINY and "unipixel-tiny-random:5" in DOCUMENTED_TINY

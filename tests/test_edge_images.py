@@ -115,7 +115,7 @@ def exif_refer(toy_refer, tmp_path_factory) -> Path:
 
 
 def test_the_family_table_says_how_each_family_reads_images():
-    from litelvlm.families import TABLE, exif_transpose
+    from litelvlm.families import exif_transpose, table
     from litelvlm.unipixel.protocol import EXIF_TRANSPOSE
 
     assert exif_transpose("tiny-random:0") is True  # GLaMM: cv2.imread turns by the tag
@@ -123,7 +123,7 @@ def test_the_family_table_says_how_each_family_reads_images():
     assert exif_transpose("videoglamm-tiny-random") is False  # VideoGLaMM's frames: PIL.Image.open
     assert exif_transpose("tiny336-random") is True  # a CLIP: GLaMM's, read as GLaMM reads images
     assert exif_transpose("sa2va-tiny-random:0") is False  # Sa2VA: Image.open(...).convert('RGB') (RES.py L206)
-    assert {name: e.exif_transpose for name, e in TABLE.items()} == {"glamm": True, "unipixel": False,
+    assert {name: e.exif_transpose for name, e in table().items()} == {"glamm": True, "unipixel": False,
                                                                       "videoglamm": False, "sa2va": False}
 
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import TABLE, family_names, family_of, get_family, load_pipeline
+from litelvlm.families import family_names, family_of, get_family, load_pipeline, table
 from litelvlm.glamm import GlammPipeline
 from litelvlm.lvlm.family import GroundingPipeline, SequenceLayout
 
@@ -81,11 +81,11 @@ def test_family_of_reads_presets_and_checkpoint_folders(tmp_path):
 
 
 def test_every_family_entry_is_a_pipeline():
-    assert family_names() == sorted(TABLE)
+    assert family_names() == sorted(table())
     for name in family_names():
         cls = get_family(name)
         assert issubclass(cls, GroundingPipeline) and cls.family == name
-        assert TABLE[name].architectures and TABLE[name].random_names
+        assert table()[name].architectures and table()[name].presets
 
 
 def test_the_registry_imports_no_torch():
@@ -167,6 +167,15 @@ class TransposedGlamm(GlammPipeline):
         return torch.where(idx >= 0, position[idx.clamp(min=0)], idx)
 
 
+def _transposed_card(presets: tuple[str, ...]):
+    """The card of the test family :class:`TransposedGlamm` (random presets ``presets``)."""
+    from litelvlm.family_card import FamilyCard
+
+    return FamilyCard("glamm-transposed", "Transposed GLaMM", "GLaMM with its visual tokens in column-major order "
+                      "(a test family)", f"{__name__}:TransposedGlamm", dict.fromkeys(presets, "tiny"),
+                      ("TransposedGlammForTest",), "transposed-random:0", "none (a test family)")
+
+
 def test_every_method_runs_on_a_second_family(tiny_glamm_pipeline, monkeypatch):
     """A family added as the contract says (a pipeline subclassing GroundingPipeline, one table entry) runs
     every method unchanged; its unpruned run is GLaMM's on the reordered tokens, and a CLIP-side selection
@@ -176,9 +185,7 @@ def test_every_method_runs_on_a_second_family(tiny_glamm_pipeline, monkeypatch):
     import litelvlm.families as families
     from litelvlm.methods import get_method, method_names
 
-    monkeypatch.setitem(families.TABLE, "glamm-transposed", families.FamilyEntry(
-        f"{__name__}:TransposedGlamm", "GLaMM with its visual tokens in column-major order (a test family)",
-        ("transposed-random",), ("TransposedGlammForTest",)))
+    monkeypatch.setitem(families.table(), "glamm-transposed", _transposed_card(("transposed-random",)))
     assert families.get_family("glamm-transposed") is TransposedGlamm
     glamm = tiny_glamm_pipeline
     fam = TransposedGlamm(glamm.model, glamm.tokenizer, glamm.clip)
@@ -255,9 +262,7 @@ def test_the_studies_run_a_second_family_found_by_its_checkpoint(command, coco12
     shutil.copytree(_random_model_dir("tiny", 0), folder)
     cfg = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**cfg, "architectures": ["TransposedGlammForTest"]}))
-    monkeypatch.setitem(families.TABLE, "glamm-transposed", families.FamilyEntry(
-        f"{__name__}:TransposedGlamm", "GLaMM with its visual tokens in column-major order (a test family)", (),
-        ("TransposedGlammForTest",)))
+    monkeypatch.setitem(families.table(), "glamm-transposed", _transposed_card(()))
     before = TransposedGlamm.built
     extra = {"eval-grounding": ["--methods", "litelvlm,fastv,none", "--budgets", "32", "--limit-images", "1"],
              "importance": ["--signals", "attention", "--limit-images", "1"],

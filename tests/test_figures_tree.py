@@ -2,7 +2,7 @@
 under one folder, each drawn under its own family and model name, never merged with another run nor drawn under
 another's name; what cannot be drawn is skipped with one line naming the folder and the reason.
 
-The tree is built once per session from real runs: every family of :data:`litelvlm.families.TABLE` (so a new family
+The tree is built once per session from real runs: every family of :func:`litelvlm.families.cards` (so a new family
 joins by registering) with its tiny random preset at the cheapest arguments. The default test runs each family's
 grounding study (images: ``eval-grounding``; video: ``eval-video``) and a CLIP study; the slow one every study."""
 
@@ -17,8 +17,7 @@ import pytest
 
 from analysis.common.identity import identity_tag, read_identity
 from litelvlm.cli import main
-from litelvlm.families import TABLE
-from litelvlm.model_spec import ModelSpec
+from litelvlm.families import card, family_names
 
 CLIP = "tiny336-random"
 VIDEO = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2", "--synthetic-seed", "11"]
@@ -26,14 +25,14 @@ VIDEO = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2
 
 def tiny_model(family: str) -> str:
     """The family's tiny random preset, at its default seed."""
-    name = next(n for n in TABLE[family].random_names if "tiny" in n)
-    return f"{name}:{ModelSpec.parse(name).random_seed()}"
+    name = next(n for n in card(family).presets if "tiny" in n)
+    return f"{name}:{card(family).seed(name)}"
 
 
 def study_argv(study: str, family: str, out: Path, coco: Path) -> list[str] | None:
     """The cheapest command line of ``study`` for ``family``'s tiny model into ``out`` (None: the study takes no
     model of a family)."""
-    model, image = tiny_model(family), TABLE[family].input == "image"
+    model, image = tiny_model(family), card(family).input == "image"
     refer = ["--refer-dir", str(coco), "--threads", "1"]
     argv = {
         "grounding": ["eval-grounding", "--model", model, *refer, "--limit-images", "1", "--methods", "random",
@@ -53,7 +52,7 @@ def study_argv(study: str, family: str, out: Path, coco: Path) -> list[str] | No
     return [*argv, "--out", str(out)]
 
 
-FAMILIES = sorted(TABLE)
+FAMILIES = family_names()
 STUDIES = ("grounding", "video", "importance", "validate", "positions", "retention", "reversal", "efficiency")
 
 
@@ -68,7 +67,7 @@ def _build(root: Path, coco: Path, pairs: list[tuple[str, str]]) -> dict[tuple[s
 
 
 def _default_pairs() -> list[tuple[str, str]]:
-    return [(f, "grounding" if TABLE[f].input == "image" else "video") for f in FAMILIES]
+    return [(f, "grounding" if card(f).input == "image" else "video") for f in FAMILIES]
 
 
 @pytest.fixture(scope="session")

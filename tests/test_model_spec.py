@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_GLAMMS, ModelSpec
+from litelvlm.families import card
+from litelvlm.model_spec import RANDOM_CLIPS, ModelSpec
 
 LIB = Path(__file__).resolve().parents[1] / "litelvlm"
 
@@ -20,7 +21,7 @@ LIB = Path(__file__).resolve().parents[1] / "litelvlm"
 ])
 def test_random_names(text, clip, glamm, seed):
     spec = ModelSpec.parse(text)
-    assert (spec.random_clip, spec.random_glamm, spec.random_seed(), spec.is_random) == (clip, glamm, seed, True)
+    assert (spec.random_clip, card("glamm").preset(spec), spec.random_seed(), spec.is_random) == (clip, glamm, seed, True)
     assert not spec.open_clip_style
 
 
@@ -51,7 +52,7 @@ def test_folders_and_sizes():
     for small in ("tiny-random:1", "/x/tiny336-random-hf-seed0", "toy-clip", "/w/my-toy"):
         assert ModelSpec.parse(small).is_small, small
     assert not ModelSpec.parse("openai/clip-vit-large-patch14-336").is_small
-    assert set(RANDOM_GLAMMS) & set(RANDOM_CLIPS) == {"tiny-random"}  # GLaMM's tiny-random pairs with tiny336
+    assert set(card("glamm").presets) & set(RANDOM_CLIPS) == {"tiny-random"}  # GLaMM's tiny-random pairs with tiny336
 
 
 def test_no_other_module_splits_model_strings():

@@ -26,9 +26,10 @@ def test_model_strings(model, kind):
 
 
 def test_every_random_name_of_the_library_is_random():
-    from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_GLAMMS
+    from litelvlm.families import card
+    from litelvlm.model_spec import RANDOM_CLIPS
 
-    for name in [*RANDOM_CLIPS, *RANDOM_GLAMMS]:
+    for name in [*RANDOM_CLIPS, *card("glamm").presets]:
         assert weights_kind(name) == weights_kind(f"{name}:7") == "random", name
 
 

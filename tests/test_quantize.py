@@ -14,7 +14,7 @@ from torch import nn
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.memory import storage_bytes
-from litelvlm.quantize import QUANTIZED_PREFIX, check_quantize, quantize_glamm, quantized_linears
+from litelvlm.quantize import QUANTIZED_PREFIX, check_quantize, quantize_llm_layers, quantized_linears
 
 bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes not installed (pip install 'litelvlm[quantize]')")
 
@@ -37,7 +37,7 @@ def image():
 def _quantized(pipe, mode: str, backend: str = "bitsandbytes"):
     q = copy.copy(pipe)
     q.model = copy.deepcopy(pipe.model)
-    q.quantization = quantize_glamm(q.model, mode, backend, "cpu")
+    q.quantization = quantize_llm_layers(q.model, mode, backend, "cpu")
     return q
 
 
@@ -220,12 +220,12 @@ def test_settings_are_those_of_lisas_bitsandbytes_config():
     stack = nn.ModuleDict({"layers": nn.ModuleList([nn.Linear(128, 64)])})
     model = nn.ModuleDict({"llava": nn.ModuleDict({"model": nn.ModuleDict({"language_model": stack})})})
     q8 = copy.deepcopy(model)
-    quantize_glamm(q8, "int8")
+    quantize_llm_layers(q8, "int8")
     l8 = q8["llava"]["model"]["language_model"]["layers"][0]
     assert l8.state.threshold == c8.llm_int8_threshold == INT8_THRESHOLD
     assert l8.state.has_fp16_weights is c8.llm_int8_has_fp16_weight is False
     q4 = copy.deepcopy(model)
-    quantize_glamm(q4, "nf4")
+    quantize_llm_layers(q4, "nf4")
     w4 = q4["llava"]["model"]["language_model"]["layers"][0].weight
     assert w4.quant_type == c4.bnb_4bit_quant_type == "nf4"
     assert w4.compress_statistics is c4.bnb_4bit_use_double_quant is True

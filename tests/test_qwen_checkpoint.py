@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import card
 from litelvlm.io import shard_by_size
-from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_GLAMMS, RANDOM_QWENS, ModelSpec
+from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_QWENS, ModelSpec
 from litelvlm.qwen.checkpoint import (
     build_qwen,
     load_qwen,
@@ -141,7 +142,7 @@ def test_model_strings():
     assert ModelSpec.parse("qwen2.5-vl-3b-random").random_seed() == 0
     assert ModelSpec.parse("qwen2.5-vl-tiny-random").is_small and not ModelSpec.parse("qwen2.5-vl-3b-random").is_small
     assert ModelSpec.parse("tiny-random").random_qwen is None
-    assert not set(RANDOM_QWENS) & (set(RANDOM_CLIPS) | set(RANDOM_GLAMMS))
+    assert not set(RANDOM_QWENS) & (set(RANDOM_CLIPS) | set(card("glamm").presets))
     with pytest.raises(LiteLVLMError, match=r"model 'qwen2.5-vl-3b-random:x': the seed after ':' must be a whole"):
         load_qwen("qwen2.5-vl-3b-random:x")
 

@@ -26,10 +26,10 @@ def tiny_pipe():
 
 
 def test_presets_and_model_strings():
-    from litelvlm.families import TABLE, family_of
+    from litelvlm.families import card, family_of
     from litelvlm.sa2va.config import PRESETS, RANDOM_SA2VAS
 
-    assert set(TABLE["sa2va"].random_names) == {"sa2va-tiny-random", "sa2va-qwen2_5-vl-3b-random",
+    assert set(card("sa2va").presets) == {"sa2va-tiny-random", "sa2va-qwen2_5-vl-3b-random",
                                                 "sa2va-qwen2_5-vl-7b-random"}
     assert all(family_of(f"{n}:3") == "sa2va" for n in RANDOM_SA2VAS)
     for name in ("3b", "7b"):   # the released vocabulary: Qwen's 151665 tokens + [SEG], <p>, </p>, <vp>, </vp>

@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import official_unipixel_sam2 as off  # noqa: E402
 
 from litelvlm.errors import LiteLVLMError  # noqa: E402
-from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_GLAMMS, RANDOM_QWENS, RANDOM_UNIPIXELS, ModelSpec  # noqa: E402
+from litelvlm.families import card, is_small  # noqa: E402
+from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_QWENS, ModelSpec  # noqa: E402
 from litelvlm.qwen.checkpoint import released_state_dict  # noqa: E402
 from litelvlm.unipixel.checkpoint import (  # noqa: E402
     build_unipixel,
@@ -235,9 +236,9 @@ def test_model_string_and_processor(monkeypatch, tmp_path):
     assert m.processor.image_processor.do_resize is False  # builder.py L23
     assert tok("a <|seg|>")["input_ids"][-1] == 407
     spec = ModelSpec.parse("unipixel-7b-random:12")
-    assert (spec.random_unipixel, spec.random_seed(), spec.is_random, spec.random_qwen) == ("7b", 12, True, None)
-    assert ModelSpec.parse("unipixel-tiny-random").is_small and not ModelSpec.parse("unipixel-3b-random").is_small
-    assert not set(RANDOM_UNIPIXELS) & (set(RANDOM_CLIPS) | set(RANDOM_GLAMMS) | set(RANDOM_QWENS))
+    assert (card("unipixel").preset(spec), spec.random_seed(), spec.is_random, spec.random_qwen) == ("7b", 12, True, None)
+    assert is_small("unipixel-tiny-random") and not is_small("unipixel-3b-random")
+    assert not set(card("unipixel").presets) & (set(RANDOM_CLIPS) | set(card("glamm").presets) | set(RANDOM_QWENS))
 
 
 def test_sharded_checkpoint_loads(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import TABLE, family_names, video_eval
+from litelvlm.families import card, family_names, video_eval
 from litelvlm.video.runner import VideoEval
 
 STUDY = Path(__file__).resolve().parents[1] / "analysis" / "video"
@@ -23,13 +23,13 @@ MODELS = {"videoglamm": "videoglamm-tiny-random:0", "unipixel": "unipixel-tiny-r
 
 @pytest.mark.parametrize("family", sorted(MODELS))
 def test_every_video_family_resolves_through_the_registry(family):
-    assert TABLE[family].video_eval
+    assert card(family).video_eval
     ev = video_eval(MODELS[family])
     assert isinstance(ev, VideoEval) and ev.note
 
 
 def test_a_family_without_a_video_path_is_refused(tmp_path, capsys):
-    assert {n for n in family_names() if TABLE[n].video_eval} == set(MODELS)
+    assert {n for n in family_names() if card(n).video_eval} == set(MODELS)
     with pytest.raises(LiteLVLMError, match="the glamm family has no video path; eval-video runs the families "
                                             "sa2va, unipixel, videoglamm"):
         video_eval("tiny-random:0")

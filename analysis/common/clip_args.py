@@ -13,6 +13,7 @@ from analysis.common.defaults import DEFAULT_KS
 from analysis.common.study import check_same_model
 from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import card, question_templates
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 
@@ -38,9 +39,10 @@ class ClipStudyArgs:
     dataset: str = arg("refcoco", help="REFER dataset", choices=["refcoco", "refcoco+", "refcocog"])
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
     split: str = arg("val", help="split name (val, testA, testB, test, train) or 'all'")
-    text_template: str = arg("plain", help="'plain': the sentence as given; 'glamm': wrapped in a GLaMM "
-                                           "referring-segmentation question chosen by --seed",
-                             choices=["plain", "glamm"])
+    text_template: str = arg("plain", help="'plain': the sentence as given; a family's name: wrapped in that family's "
+                                           "referring-segmentation question chosen by --seed "
+                                           f"({', '.join(card(f).display_name for f in question_templates())})",
+                             choices=["plain", *question_templates()])
     limit_sentences: int = arg(None, help="only the first N sentences (sorted by image, ref, sentence id)",
                                minimum=1, deprecated=("--limit",))
     text_batch_size: int = arg(256, help="texts per text forward pass", minimum=1)

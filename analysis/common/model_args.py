@@ -1,11 +1,12 @@
-"""Command-line options shared by the studies that run the GLaMM pipeline (``eval-grounding``, ``importance``)."""
+"""Command-line options shared by the studies that run a grounding model of any family (``eval-grounding``,
+``importance``, ``positions``, ``validate``, ``efficiency``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from litelvlm.cli_args import arg
-from litelvlm.model_spec import COMMAND_GLAMM_MODEL, GLAMM_MODEL_HELP
+from litelvlm.families import DEFAULT_MODEL, model_help
 
 #: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
@@ -21,14 +22,13 @@ LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-enco
 
 @dataclass
 class ModelDataArgs:
-    """The model (a GLaMM-RefSeg folder with its CLIP and SAM sources) and the REFER data a study reads."""
+    """The model (any family's model string, with its CLIP and SAM sources) and the REFER data a study reads."""
 
     refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. ../shared/data/coco128_refer",
                          required=True)
     out: str = arg(help="output folder (the result tables and config.json; resumable)", required=True)
-    model: str = arg(COMMAND_GLAMM_MODEL, help=f"GLaMM ({GLAMM_MODEL_HELP}): tiny-random[:SEED], "
-                                               "glamm-7b-random[:SEED] (needs --tokenizer) or a GLaMM-RefSeg "
-                                               "checkpoint folder")
+    model: str = arg(DEFAULT_MODEL, help=f"a model of any family: a random preset [:SEED] or a checkpoint folder "
+                                         f"({model_help()})")
     clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
                                       "or the matching tiny random CLIP for tiny-random")
     sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "

@@ -101,12 +101,12 @@ def build_pipeline(arch: EffArch, device: str | torch.device = "meta", dtype: to
     """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, LLM/CLIP attention ``attn``;
     ``quantize`` (``int8``/``nf4``) its decoder layers' weights as ``GlammPipeline.from_model_string`` does."""
     from litelvlm.glamm.tokenizer import build_tiny_tokenizer
-    from litelvlm.quantize import quantize_glamm
+    from litelvlm.quantize import quantize_llm_layers
 
     if quantize != "none" and torch.device(device).type == "meta":
         raise LiteLVLMError("--quantize needs weights: it cannot run on the meta device of the FLOPs count")
     model = build_glamm(arch.glamm, device, dtype, seed=seed, init_on_device=True)
-    report = quantize_glamm(model, quantize, quantize_backend, device) if quantize != "none" else None
+    report = quantize_llm_layers(model, quantize, quantize_backend, device) if quantize != "none" else None
     torch.manual_seed(seed + 1)
     clip = InMemoryHFClip(build_clip_model(arch, device, dtype), f"{arch.name}-random-clip")
     pipe = GlammPipeline(model, build_tiny_tokenizer(), clip, name=f"{arch.name}-random:{seed}")

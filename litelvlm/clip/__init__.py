@@ -75,7 +75,7 @@ def _check_folder(model: str, backend: str) -> None:
     if not any(Path(folder).iterdir()):
         raise LiteLVLMError(f"model folder {folder!r} is empty")
     if backend != "hf":
-        if (Path(folder) / SCHEMAS["open_clip"][0]).is_file():
+        if (Path(folder) / SCHEMAS["open_clip"].config).is_file():
             check_model_folder(folder, "open_clip")
         return
     cfg = Path(folder) / "config.json"

@@ -4,16 +4,27 @@ pruning in the loop.
 Its pipeline, :class:`GlammPipeline`, implements the model-family contract
 (:class:`litelvlm.lvlm.family.GroundingPipeline`), so every method and study runs on it. Main entry
 points: ``GlammPipeline`` (see ``litelvlm.glamm.pipeline``), ``build_glamm``, ``load_glamm_checkpoint``,
-``save_glamm_checkpoint``, ``ARCHS``.
+``save_glamm_checkpoint``, ``ARCHS``. Importing this package is light (its card is read before torch loads); each
+name below imports its module on first use.
 """
 
-from ..lvlm.family import GroundingOutput
-from .build import build_glamm
-from .checkpoint import load_glamm_checkpoint
-from .checkpoint_writer import save_glamm_checkpoint, save_random_glamm
-from .config import ARCHS, GlammArch, get_arch
-from .model import GlammModel
-from .pipeline import GlammPipeline, PreparedImage
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: name -> the submodule that defines it
+_WHERE = {"GroundingOutput": "..lvlm.family", "build_glamm": ".build", "load_glamm_checkpoint": ".checkpoint",
+          "save_glamm_checkpoint": ".checkpoint_writer", "save_random_glamm": ".checkpoint_writer", "ARCHS": ".config",
+          "GlammArch": ".config", "get_arch": ".config", "GlammModel": ".model", "GlammPipeline": ".pipeline",
+          "PreparedImage": ".pipeline"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+
 
 __all__ = ["ARCHS", "GlammArch", "GlammModel", "GlammPipeline", "GroundingOutput", "PreparedImage",
            "build_glamm", "get_arch", "load_glamm_checkpoint", "save_glamm_checkpoint", "save_random_glamm"]

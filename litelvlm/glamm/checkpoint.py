@@ -54,6 +54,7 @@ from ..checkpoint_keys import convert_key, template_regex
 from ..errors import LiteLVLMError
 from ..model_folder import check_model_folder
 from .config import ARCHS, GlammArch, with_vocab
+from .folder import FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_dir():
         raise LiteLVLMError(f"GLaMM checkpoint folder {path} does not exist")
-    cfg = check_model_folder(path, "glamm")   # config types and tokenizer files, before transformers reads them
+    cfg = check_model_folder(path, FOLDER)   # config types and tokenizer files, before transformers reads them
     tokenizer = load_tokenizer(path)
     sd, ignored = split_ignored(read_state_dict(path, dtype))
     _report_ignored(ignored, str(path))

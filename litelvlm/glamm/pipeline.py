@@ -162,20 +162,21 @@ class GlammPipeline(GroundingPipeline):
         if clip_similarity != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that maps an "
                                 "external CLIP onto its own tokens (unipixel); GLaMM's similarity part is its CLIP's")
-        from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_glamm
+        from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
         from ..model_spec import ModelSpec
-        from ..quantize import check_quantize, quantize_glamm
+        from ..quantize import check_quantize, quantize_llm_layers
+        from .card import CARD
         from .checkpoint import load_glamm_checkpoint
 
         check_quantize(quantize, quantize_backend)
         check_layer_dtype(layer_dtype, quantize)
         spec = ModelSpec.parse(model)
         if dtype is None:
-            dtype = torch.float32 if spec.random_glamm == "tiny" else torch.bfloat16
-        if spec.random_glamm is not None:
-            seed_i = spec.random_seed()
-            path = _random_model_dir(spec.random_glamm, seed_i, tokenizer)
-            clip = clip or (f"tiny336-random:{seed_i}" if spec.random_glamm == "tiny" else f"vit-l-14-336-random:{seed_i}")
+            dtype = torch.float32 if CARD.preset(spec) == "tiny" else torch.bfloat16
+        if CARD.preset(spec) is not None:
+            seed_i = CARD.seed(spec)
+            path = _random_model_dir(CARD.preset(spec), seed_i, tokenizer)
+            clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(spec) == "tiny" else f"vit-l-14-336-random:{seed_i}")
         else:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL
@@ -184,7 +185,7 @@ class GlammPipeline(GroundingPipeline):
         # before quantization; GLaMM's own vision tower is skipped: images go through the CLIP loaded
         # below (checked by load_clip), and a checkpoint need not fill that tower
         refuse_non_finite(glamm, f"GLaMM model {model!r}", skip="vision_tower")
-        quant = quantize_glamm(glamm, quantize, quantize_backend, device) if quantize != "none" else None
+        quant = quantize_llm_layers(glamm, quantize, quantize_backend, device) if quantize != "none" else None
         backend = load_clip(clip, "hf", device=device, dtype=dtype)
         pipe = cls(glamm, tok, backend, proc, name=model, clip_text=clip_text, numerics=numerics)
         pipe.quantization = quant
@@ -192,7 +193,9 @@ class GlammPipeline(GroundingPipeline):
         layer_dtype, pipe.layer_dtype_auto = resolve_layer_dtype(
             layer_dtype, dtype, device, a.num_visual_tokens + 130, a.llm_hidden, a.llm_intermediate, quantize)
         if layer_dtype == "float32":
-            pipe.layer_hooks = upcast_glamm(glamm)
+            # the two big bfloat16 workloads: the LLM's decoder layers and SAM's image-encoder layers (CLIP, whose
+            # ranks pick the tokens, keeps its dtype)
+            pipe.layer_hooks = upcast_layers(glamm.language_model.layers) + upcast_layers(glamm.sam.vision_encoder.layers)
         return pipe
 
     # -- properties ---------------------------------------------------------------------------

@@ -75,12 +75,6 @@ def check_layer_dtype(layer_dtype: str, quantize: str = "none") -> None:
                             f"{quantize} replaces: use one of them")
 
 
-def upcast_glamm(model: nn.Module) -> list[RemovableHandle]:
-    """:func:`upcast_layers` on a ``GlammModel``'s LLM decoder layers and SAM image-encoder layers (the two
-    big bfloat16 workloads; CLIP, whose ranks pick the tokens, keeps its dtype)."""
-    return upcast_layers(model.language_model.layers) + upcast_layers(model.sam.vision_encoder.layers)
-
-
 def resolve_layer_dtype(layer_dtype: str, weights: torch.dtype, device: str | torch.device, tokens: int, hidden: int,
                         intermediate: int, quantize: str = "none") -> tuple[str, dict | None]:
     """(``model`` or ``float32``, the record of ``auto``'s choice or None) for ``--layer-dtype layer_dtype`` with
@@ -99,4 +93,4 @@ def resolve_layer_dtype(layer_dtype: str, weights: torch.dtype, device: str | to
     return resolved, {"asked": "auto", "layer_dtype": resolved, **choice.to_dict()}
 
 
-__all__ = ["LAYER_DTYPES", "check_layer_dtype", "resolve_layer_dtype", "upcast_glamm", "upcast_layers"]
+__all__ = ["LAYER_DTYPES", "check_layer_dtype", "resolve_layer_dtype", "upcast_layers"]

@@ -38,6 +38,7 @@ from ..qwen.checkpoint import _write_json, _write_tokenizer, _write_weights, bui
 from ..qwen.config import generation_config, preprocessor_config
 from ..unipixel.checkpoint import _randomize, _weight_files
 from ..unipixel.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
+from .card import CARD
 from .config import (
     ARCHITECTURE,
     EXTRA_TOKENS,
@@ -174,7 +175,7 @@ def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
     ``config.json`` declares ``Sa2VAChatModelQwen``."""
     spec = ModelSpec.parse(model)
     if spec.name in RANDOM_SA2VAS:
-        return random_sa2va_dir(RANDOM_SA2VAS[spec.name], spec.random_seed(), device=device)
+        return random_sa2va_dir(RANDOM_SA2VAS[spec.name], CARD.seed(spec), device=device)
     folder = Path(spec.folder)
     if not (folder / "config.json").is_file():
         presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_SA2VAS)

@@ -28,6 +28,7 @@ from ..errors import LiteLVLMError
 from ..qwen.config import SPECIAL_TOKENS, QwenPreset
 from ..qwen.config import get_preset as get_qwen_preset
 from ..unipixel.config import SAM2_SIZES, Sam2Size
+from .card import CARD
 
 #: ``sa2va_qwen25_3b.py`` L53: the tokens Sa2VA adds, in that order (ids 151665..151669 in the released models)
 EXTRA_TOKENS: tuple[str, ...] = ("[SEG]", "<p>", "</p>", "<vp>", "</vp>")
@@ -98,10 +99,9 @@ PRESETS: dict[str, Sa2VAPreset] = {
                         max_pixels=128 * 28 * 28),
 }
 #: Random Sa2VA models: ``<name>-random`` -> the preset it builds (the model strings of this family)
-RANDOM_SA2VAS: dict[str, str] = {"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b",
-                                 "sa2va-tiny-random": "tiny"}
+RANDOM_SA2VAS = CARD.presets
 #: the default model string of this family's commands: random weights of the tiny preset
-DEFAULT_MODEL = "sa2va-tiny-random:0"
+DEFAULT_MODEL = CARD.default_model
 
 
 def sam2_size_of(name: str) -> Sam2Size:

@@ -263,12 +263,13 @@ def default_clip(model: str) -> str:
     alike), ViT-L/14-336 (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint."""
     from ..clip import DEFAULT_HF_MODEL
     from ..model_spec import ModelSpec
+    from .card import CARD
     from .config import RANDOM_SA2VAS
 
     spec = ModelSpec.parse(model)
     if spec.name not in RANDOM_SA2VAS:
         return DEFAULT_HF_MODEL
-    seed = spec.random_seed()
+    seed = CARD.seed(spec)
     return f"tiny336-random:{seed}" if RANDOM_SA2VAS[spec.name] == "tiny" else f"vit-l-14-336-random:{seed}"
 
 

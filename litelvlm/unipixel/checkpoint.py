@@ -36,9 +36,10 @@ import torch
 from ..errors import LiteLVLMError
 from ..lvlm.random_weights import default_dtype
 from ..model_folder import check_model_folder, read_config
-from ..model_spec import RANDOM_UNIPIXELS, ModelSpec
+from ..model_spec import ModelSpec
 from ..qwen.checkpoint import build_qwen, preset_dtype, save_qwen_checkpoint
 from ..qwen.config import get_preset as get_qwen_preset
+from .card import CARD
 from .config import (
     ARCHITECTURE,
     EXTRA_TOKENS,
@@ -48,6 +49,7 @@ from .config import (
     sam2_config,
     sam2_size_of,
 )
+from .folder import FOLDER
 from .head import SegHead
 from .keys import extra_shapes, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .sam2_prompt import Sam2Prompt
@@ -168,12 +170,12 @@ def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """The folder a model string names: a random preset's cached folder, or a UniPixel checkpoint folder
     (checked for ``config.json`` declaring ``PixelQwen2_5_VLForConditionalGeneration``)."""
     spec = ModelSpec.parse(model)
-    if spec.random_unipixel is not None:
-        return random_unipixel_dir(spec.random_unipixel, spec.random_seed(), device=device)
+    if CARD.preset(spec) is not None:
+        return random_unipixel_dir(CARD.preset(spec), CARD.seed(spec), device=device)
     folder = Path(spec.folder)
     config = folder / "config.json"
     if not config.is_file():
-        presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_UNIPIXELS)
+        presets = ", ".join(CARD.preset_strings)
         raise LiteLVLMError(f"model {model!r}: not a UniPixel checkpoint folder with config.json, nor a random "
                             f"preset ({presets})")
     declared = read_config(folder).get("architectures") or []
@@ -319,7 +321,7 @@ def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.d
     """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint folder);
     ``dtype`` None keeps the folder's. Every tensor is checked (module docstring), the non-Qwen ones first."""
     folder = unipixel_folder(model, device=device)
-    cfg = check_model_folder(folder, "unipixel")   # config types, tokenizer and processor files, before any tensor
+    cfg = check_model_folder(folder, FOLDER)   # config types, tokenizer and processor files, before any tensor
     if "seg_token_id" not in cfg:
         raise LiteLVLMError(f"{folder / 'config.json'} lacks UniPixel's setting 'seg_token_id'")
     qwen_config = _qwen_config(cfg)

@@ -22,7 +22,7 @@ and 8 heads, IoU head depth 3 and width 256).
 
 ``tiny`` is for tests: the tiny Qwen preset and a tiny SAM 2 of the same structure at a 128-pixel input. Its random
 weights' default seed is 5 (``unipixel-tiny-random`` means ``unipixel-tiny-random:5``,
-:data:`litelvlm.model_spec.DEFAULT_SEEDS`): for seed 0 SAM 2's object-score gate is closed on the sample images (every
+:attr:`litelvlm.unipixel.card.CARD.default_seeds`): for seed 0 SAM 2's object-score gate is closed on the sample images (every
 mask logit -1024, every mask empty, every score 0); for 5 it is open, so the examples' numbers move with the method.
 Importing this module is light (transformers is imported by :func:`sam2_config` when called).
 """

@@ -388,12 +388,13 @@ def default_clip(model: str) -> str:
     alike), ViT-L/14-336 (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint."""
     from ..clip import DEFAULT_HF_MODEL
     from ..model_spec import ModelSpec
+    from .card import CARD
 
     spec = ModelSpec.parse(model)
-    if spec.random_unipixel is None:
+    if CARD.preset(spec) is None:
         return DEFAULT_HF_MODEL
-    seed = spec.random_seed()
-    return f"tiny336-random:{seed}" if spec.random_unipixel == "tiny" else f"vit-l-14-336-random:{seed}"
+    seed = CARD.seed(spec)
+    return f"tiny336-random:{seed}" if CARD.preset(spec) == "tiny" else f"vit-l-14-336-random:{seed}"
 
 
 __all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput", "UniPixelPipeline", "default_clip"]

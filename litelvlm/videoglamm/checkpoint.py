@@ -35,7 +35,9 @@ from ..lvlm.random_weights import default_dtype
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..unipixel.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
+from .card import CARD
 from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
+from .folder import FOLDER
 from .internvideo2 import UNUSED
 from .model import VideoGLaMM
 
@@ -131,8 +133,8 @@ def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
     from ..cache import default_cache_dir, write_once
 
     spec = ModelSpec.parse(model)
-    if spec.random_videoglamm is not None:
-        p, seed = get_preset(spec.random_videoglamm), spec.random_seed()
+    if CARD.preset(spec) is not None:
+        p, seed = get_preset(CARD.preset(spec)), CARD.seed(spec)
         root = default_cache_dir() / "random-models" / f"videoglamm-{p.name}-seed{seed}"
         return write_once(root, lambda folder: save_random_videoglamm(folder, p, seed, device=device))
     folder = Path(spec.folder)
@@ -227,7 +229,7 @@ def _load_tokenizer(folder: Path):
 def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """(:class:`VideoGLaMM`, tokenizer, config.json) of a model string; every tensor checked by name and shape."""
     folder = videoglamm_folder(model, device=device)
-    cfg = check_model_folder(folder, "videoglamm")   # config types and tokenizer files, before any tensor
+    cfg = check_model_folder(folder, FOLDER)   # config types and tokenizer files, before any tensor
     name = (cfg.get("litelvlm_random") or {}).get("preset")
     p = PRESETS[name] if name in PRESETS else replace(get_preset("videoglamm"), vocab_size=int(cfg.get("vocab_size", 32012)),
                                                         sliding_window=int(cfg.get("sliding_window", 2047)))

@@ -84,12 +84,13 @@ def default_clip(model: str) -> str:
     presets (seeded alike; its text tower is random), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
     from ..clip import DEFAULT_HF_MODEL
     from ..model_spec import ModelSpec
+    from .card import CARD
 
     spec = ModelSpec.parse(model)
-    preset = spec.random_videoglamm
+    preset = CARD.preset(spec)
     if preset is None:
         return DEFAULT_HF_MODEL
-    seed = spec.random_seed()
+    seed = CARD.seed(spec)
     return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
 
 

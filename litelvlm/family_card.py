@@ -1,0 +1,95 @@
+"""A model family's card: everything the suite knows of a family before its code loads, in one frozen object.
+
+Each family package holds one ``card.py`` with ``CARD = FamilyCard(...)`` (light: no torch), and
+:mod:`litelvlm.families` registers it with one line. The command line, the studies and the figures ask the card
+(its name, display name, presets, model strings, the paper's model, what it reads, its video path, its cost
+description) and never name a family. The pipeline itself answers the rest through
+:class:`litelvlm.lvlm.family.GroundingPipeline`. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from .errors import LiteLVLMError
+from .model_spec import ModelSpec
+
+#: what a family's ``prepare_image`` takes: a PIL image, or a list of frames
+INPUTS = ("image", "video")
+
+
+@dataclass(frozen=True)
+class FamilyCard:
+    """One family, as the suite sees it. ``presets`` maps each random model-string name (``<name>-random``) to the
+    preset it builds; ``architectures`` are the ``config.json`` ``architectures`` its checkpoints declare;
+    ``default_model`` is the documented offline model string (random weights); ``paper_model`` says in words which
+    released weights the paper (or the family's authors) report; ``paper_preset`` is the preset of the paper's
+    architecture (its figures appear only beside rows of it), None when the paper reports none for this family.
+    ``pipeline``, ``video_eval`` and ``cost`` are ``"module:attribute"`` targets imported on first use."""
+
+    name: str
+    display_name: str
+    description: str
+    pipeline: str
+    presets: Mapping[str, str]
+    architectures: tuple[str, ...]
+    default_model: str
+    paper_model: str
+    input: str = "image"
+    #: whether the family's official evaluation turns an image by its EXIF orientation tag when it reads it
+    exif_transpose: bool = True
+    #: its video path for ``eval-video`` (a :class:`litelvlm.video.runner.VideoEval`); None: none
+    video_eval: str | None = None
+    #: its cost description for the efficiency study; None: the study does not count it
+    cost: str | None = None
+    paper_preset: str | None = None
+    #: the seed a preset's model string takes when it names none (default 0): ``<name>-random`` -> seed
+    default_seeds: Mapping[str, int] = field(default_factory=dict)
+    #: its referring-segmentation question templates ("module:attribute", a list of ``{class_name}`` templates) that the
+    #: CLIP studies' ``--text-template <family>`` wraps a sentence in; None: it has none
+    questions: str | None = None
+    #: presets whose architecture exists with trained weights (a folder this project wrote for any other is random)
+    released_presets: tuple[str, ...] = ()
+    #: presets small enough to run fastest on one thread
+    small_presets: tuple[str, ...] = ("tiny",)
+
+    def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            raise ValueError(f"input must be one of {', '.join(INPUTS)}; got {self.input!r}")
+        object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
+        object.__setattr__(self, "default_seeds", MappingProxyType(dict(self.default_seeds)))
+
+    @property
+    def model_help(self) -> str:
+        """How a ``--model`` help names this family's default and the paper's model."""
+        return f"default: {self.default_model}, random weights that run offline; the paper's model is {self.paper_model}"
+
+    @property
+    def preset_strings(self) -> list[str]:
+        """Every random model string of the family, as a help or an error lists them (``<name>-random[:SEED]``)."""
+        return [f"{name}[:SEED]" for name in self.presets]
+
+    def preset(self, model: str | ModelSpec) -> str | None:
+        """The random preset ``model`` builds (a model string or a parsed one), None when it names none of this
+        family's."""
+        spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model)
+        return self.presets.get(spec.name)
+
+    def seed(self, model: str | ModelSpec) -> int:
+        """The seed of a random model string: its ``:SEED``, else the preset's :attr:`default_seeds` entry, else 0."""
+        spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model)
+        return spec.random_seed(self.default_seeds.get(spec.name, 0))
+
+    def is_small(self, model: str | ModelSpec) -> bool:
+        """Whether ``model`` is one of the family's small random presets (fastest on one thread)."""
+        return self.preset(model) in self.small_presets
+
+    def random_preset(self, model: str | ModelSpec) -> str:
+        """The preset ``model`` builds; a string that names none is an error listing the family's presets."""
+        preset = self.preset(model)
+        if preset is None:
+            raise LiteLVLMError(f"model {str(getattr(model, 'text', model))!r} is no random {self.display_name} "
+                                f"preset ({', '.join(self.preset_strings)})")
+        return preset

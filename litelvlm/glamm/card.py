@@ -1,0 +1,20 @@
+"""GLaMM's card: what the suite knows of the family before its code loads (:class:`litelvlm.family_card.FamilyCard`).
+Imports nothing heavy."""
+
+from __future__ import annotations
+
+from ..family_card import FamilyCard
+
+CARD = FamilyCard(
+    name="glamm",
+    display_name="GLaMM",
+    description="GLaMM (LLaVA-1.5 7B + CLIP ViT-L/14-336 + SAM ViT-H), the paper's model",
+    pipeline="litelvlm.glamm.pipeline:GlammPipeline",
+    presets={"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"},
+    architectures=("GLaMMForCausalLM",),
+    default_model="tiny-random:0",
+    paper_model="a GLaMM-RefSeg checkpoint folder (MBZUAI/GLaMM-RefSeg)",
+    paper_preset="glamm-7b",
+    released_presets=("glamm-7b",),
+    questions="litelvlm.data.templates:SEG_QUESTIONS",
+)

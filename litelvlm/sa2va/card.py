@@ -1,0 +1,20 @@
+"""Sa2VA's card: what the suite knows of the family before its code loads
+(:class:`litelvlm.family_card.FamilyCard`). Imports nothing heavy."""
+
+from __future__ import annotations
+
+from ..family_card import FamilyCard
+
+CARD = FamilyCard(
+    name="sa2va",
+    display_name="Sa2VA",
+    description="Sa2VA-Qwen2.5-VL (Qwen2.5-VL 3B/7B + SAM 2 prompted by the [SEG] hidden state); pruning it is this "
+                "project's adaptation",
+    pipeline="litelvlm.sa2va.pipeline:Sa2VAPipeline",
+    presets={"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b", "sa2va-tiny-random": "tiny"},
+    architectures=("Sa2VAChatModelQwen",),
+    default_model="sa2va-tiny-random:0",
+    paper_model="a Sa2VA-Qwen2.5-VL-3B or -7B checkpoint folder (ByteDance/Sa2VA-Qwen2_5-VL-3B)",
+    exif_transpose=False,  # Image.open(...).convert('RGB') (RES.py L206)
+    video_eval="litelvlm.sa2va.video_eval:VIDEO_EVAL",
+)
