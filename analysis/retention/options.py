@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.family_text import paper_family
 from analysis.common.study import check_same_model
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -39,7 +40,8 @@ class RetentionArgs:
     methods: list[str] = arg(None, help="methods (default: every CLIP-side method the CLIP backend runs; on an "
                                         "LVLM, every method its family runs but the analysis oracles)")
     seed: int = arg(0, help="seed for the random method")
-    dtype: str = arg("float32", help="CLIP's dtype (GLaMM runs its CLIP in bfloat16)", choices=["float32", "bfloat16"])
+    dtype: str = arg("float32", help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in bfloat16)",
+                     choices=["float32", "bfloat16"])
     quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or nf4 "
                                      "(this project's option, to ask whether quantization changes what is kept)",
                         choices=["none", "int8", "nf4"])

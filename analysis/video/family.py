@@ -82,7 +82,7 @@ def draw_video(tables: dict) -> dict:
 
 #: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
 FAMILY = Family(
-    name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation (VideoGLaMM, UniPixel)",
+    name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation",
     description="J&F (and J, F) of VideoGLaMM (or UniPixel's video path, labelled so) on a Ref-DAVIS-layout "
                 "folder (DAVIS 2017 unsupervised task per annotator set, averaged over the sets), one line per pruning "
                 "method against the per-frame budget with its 95% bootstrap interval over videos (CLIP tokens kept per "
