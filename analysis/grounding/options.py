@@ -58,8 +58,8 @@ class GroundingArgs(ModelDataArgs):
     n_boot: int = arg(1000, help="bootstrap replicates (over images under --protocol official, expressions under "
                                  "per-expression) for the intervals, comparisons.csv and claims.csv")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
-    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint (as GLaMM's evaluation), "
-                                  "float32 for tiny-random", choices=["auto", *DTYPES])
+    dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s evaluation), "
+                                  "float32 for a small random preset", choices=["auto", *DTYPES])
     chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
     fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
     attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")

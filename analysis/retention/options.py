@@ -13,10 +13,15 @@ from analysis.common.family_text import paper_family
 from analysis.common.study import check_same_model
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import cards
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
 BUDGETS = (576, 192, 64, 32)
+
+
+#: the LVLM models ``--model``'s help names: each family's documented offline model string
+_EXAMPLE = " or ".join(c.default_model for c in cards() if c.input == "image")
 
 
 @dataclass
@@ -27,8 +32,8 @@ class RetentionArgs:
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): an hf id or folder, an "
                                               "open_clip string, or a random one such as tiny336-random or "
                                               "vit-l-14-336-random (see `litelvlm select --help`); or an LVLM of a "
-                                              "model family (e.g. unipixel-tiny-random:5, a GLaMM or UniPixel "
-                                              "folder): the methods it runs, on its own visual tokens")
+                                              f"model family (e.g. {_EXAMPLE}, or a checkpoint folder): the "
+                                              "methods it runs, on its own visual tokens")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
                          deprecated=("--data",))

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from analysis.common import style
+from analysis.common.family_text import video_families
 from analysis.common.identity import read_identity
 from analysis.figures.family import Family
 from analysis.video import plots
@@ -80,21 +81,24 @@ def draw_video(tables: dict) -> dict:
     return figs
 
 
+#: the display names of the families with a video path, in the family's texts
+_NAMES = video_families()
+
 #: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
 FAMILY = Family(
     name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation",
-    description="J&F (and J, F) of VideoGLaMM (or UniPixel's video path, labelled so) on a Ref-DAVIS-layout "
-                "folder (DAVIS 2017 unsupervised task per annotator set, averaged over the sets), one line per pruning "
-                "method against the per-frame budget with its 95% bootstrap interval over videos (CLIP tokens kept per "
-                "frame, 576 -> 196, 81; LLM-side methods and UniPixel keep the same fraction of the visual tokens), "
-                "the unpruned model dashed with its interval as a band, and the paper's claims table on J&F "
-                "(`claims.csv`; 'not judged' on random or toy weights). Pruning "
-                "VideoGLaMM or UniPixel's video is this project's adaptation. The paper's video numbers need VideoGLaMM's RVOS "
-                "fine-tuned weights, which are not public; the numbers here come from the weights named on each "
-                "figure (random weights by default).",
+    description=f"J&F (and J, F) of each family's video path ({_NAMES}; the run's family named on each figure) on a "
+                "Ref-DAVIS-layout folder (DAVIS 2017 unsupervised task per annotator set, averaged over the sets), "
+                "one line per pruning method against the per-frame budget with its 95% bootstrap interval over "
+                "videos (CLIP tokens kept per frame, 576 -> 196, 81; LLM-side methods and a family seeing the video "
+                "as merged tokens keep the same fraction of the visual tokens), the unpruned model dashed with its "
+                "interval as a band, and the paper's claims table on J&F (`claims.csv`; 'not judged' on random or "
+                "toy weights). Pruning a video is this project's adaptation. The paper's video numbers need "
+                "weights that are not public (each figure says its run's note on the weights); the numbers here "
+                "come from the weights named on each figure (random weights by default).",
     command="litelvlm eval-video", requires=("analysis.video.compute", "analysis.video.plots"),
     subdir="video", make_smoke=smoke_video, read=read_video, draw=draw_video,
-    smoke_note="`litelvlm eval-video` with the random-weight `videoglamm-tiny-random:0` on two 4-frame synthetic "
+    smoke_note=f"`litelvlm eval-video` with the random-weight `{DEFAULT_VIDEO_MODEL}` on two 4-frame synthetic "
                "videos, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
     results_files=("summary.csv",), studies=("video",),
     make_results="litelvlm eval-video --out {out}")

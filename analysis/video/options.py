@@ -59,13 +59,13 @@ class VideoArgs:
                                         "default), pool-min (to min(sqrt K, 12) squared), direct (no pooling)",
                            choices=list(ARRANGEMENTS))
     allocation: str = arg("uniform", help="how a clip's 16 x K tokens are shared by its frames (this project's idea, "
-                                          "litelvlm.videoglamm.allocation): uniform (K each, the default), relevance "
+                                          "the family's allocation module): uniform (K each, the default), relevance "
                                           "(by CLIP's retrieval of the frames by the expression) or 16 comma-separated "
                                           "weights; with pool / pool-min every frame gets a square (the total at most "
                                           "16 K), with direct any count (the total exactly 16 K)")
     clip_text: str = arg("expression", help="CLIP text of the text-reading methods: the expression, or the "
                                             "family's question", choices=list(CLIP_TEXTS))
-    sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (VideoGLaMM's "
+    sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (the family's "
                                              "--use_sam2_video_branch) instead of frame-wise masks; recorded in "
                                              "config.json, a folder of the other kind is refused")
     anno_sets: list[str] = arg(["0", "1", "2", "3"], help="Ref-DAVIS annotator sets scored (0..3)", each=int)
