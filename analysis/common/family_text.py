@@ -23,8 +23,19 @@ def paper_family() -> FamilyCard:
     return next(c for c in cards() if c.paper_preset)
 
 
-def merged_grid_families() -> str:
-    """The families that map an external CLIP's scores onto their merged grid (their card's ``merged_grid``)."""
+#: the reversal's ``--grid`` value that ranks the similarity on CLIP's own patches (any other names a family's merged
+#: grid, :mod:`analysis.common.merged_grid`)
+CLIP_GRID = "clip"
+
+
+def merged_grid_families() -> list[str]:
+    """The families whose card declares a merged grid onto which an external CLIP's scores are mapped (their card's
+    ``merged_grid``), in registry order."""
+    return [c.name for c in cards() if c.merged_grid]
+
+
+def merged_grid_names() -> str:
+    """The display names of :func:`merged_grid_families`."""
     return names([c for c in cards() if c.merged_grid])
 
 
@@ -33,4 +44,4 @@ def video_families() -> str:
     return names([c for c in cards() if c.video_eval])
 
 
-__all__ = ["merged_grid_families", "names", "official_protocol_families", "paper_family", "video_families"]
+__all__ = ["CLIP_GRID", "merged_grid_families", "merged_grid_names", "names", "official_protocol_families", "paper_family", "video_families"]

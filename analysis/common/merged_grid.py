@@ -15,17 +15,10 @@ import importlib
 
 import numpy as np
 
+from analysis.common.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.data.geometry import PatchCoverage, TransformParams, transform_params
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card, cards
-
-#: ``--grid``'s value that ranks the similarity on CLIP's own patches (any other names a family's merged grid)
-CLIP_GRID = "clip"
-
-
-def merged_grid_families() -> list[str]:
-    """The families whose card declares a merged grid (:attr:`litelvlm.family_card.FamilyCard.merged_grid`)."""
-    return [c.name for c in cards() if c.merged_grid]
+from litelvlm.families import card
 
 
 def grid_protocol(family: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.family_text import merged_grid_families, official_protocol_families
+from analysis.common.family_text import merged_grid_names, official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -18,7 +18,7 @@ PROTOCOLS = ("per-expression", "official")
 
 
 #: the families of the help texts: with an official multi-expression protocol, and mapping CLIP onto a merged grid
-_OFFICIAL, _MERGED = official_protocol_families(), merged_grid_families()
+_OFFICIAL, _MERGED = official_protocol_families(), merged_grid_names()
 
 
 @dataclass

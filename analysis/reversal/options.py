@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
-from analysis.common.merged_grid import CLIP_GRID, merged_grid_families
+from analysis.common.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card
