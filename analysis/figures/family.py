@@ -274,9 +274,9 @@ class Family:
             tables = self.load(results_dir, smoke, model)
             return self.save(self.draw(tables), tables, out_dir)
         self.check()
-        # lazily: the registry imports every figure family's module, each of which imports this one
-        from analysis.figures.registry import FAMILIES
-        from analysis.figures.tree import draw_tree
+        # lazy: the registry imports every figure family's module, and the tree this module; each imports this one
+        from analysis.figures.registry import FAMILIES  # lazy: a circle (see above)
+        from analysis.figures.tree import draw_tree  # lazy: a circle (see above)
 
         drawn, _ = draw_tree(results_dir, out_dir, [self], list(FAMILIES.values()), explicit=True)
         if not drawn:

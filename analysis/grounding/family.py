@@ -9,7 +9,7 @@ from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import plots
 from analysis.grounding.options import PROTOCOLS
-from litelvlm.families import DEFAULT_MODEL, card_of
+from litelvlm.families import DEFAULT_MODEL, card_of, load_pipeline
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
 SMOKE_METHODS = "none,litelvlm,random,visionzip,prumerge,fastv,dart,sparsevlm"
@@ -24,7 +24,6 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     """Both protocols on two COCO-128 images (two expressions each) with the tiny random GLaMM
     (a synthetic REFER folder when ../shared/data is absent)."""
     from analysis.grounding.compute import GroundingArgs, run_grounding
-    from litelvlm.families import load_pipeline
 
     data = coco128_dir()
     pick = {"image_ids": SMOKE_IMAGES}

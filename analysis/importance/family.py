@@ -10,7 +10,7 @@ from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_MODEL, card_of
+from litelvlm.families import DEFAULT_MODEL, card_of, exif_transpose, load_pipeline
 from litelvlm.io import write_csv
 from litelvlm.methods import BASELINE
 
@@ -23,7 +23,6 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     from analysis.common.grounding_scoring import evaluate_image, summarize
     from analysis.importance.compute import ImportanceArgs, run_importance
     from litelvlm.data.refer import load_refer
-    from litelvlm.families import exif_transpose, load_pipeline
 
     data = coco128_dir()
     if data is None:

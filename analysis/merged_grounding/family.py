@@ -11,7 +11,7 @@ from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs, plots, run
 from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, read_grounding
-from litelvlm.families import cards
+from litelvlm.families import cards, load_pipeline
 
 #: the families whose grounding runs this figure family draws (in registry order)
 MERGED_FAMILIES = tuple(c for c in cards() if c.input == "image" and c.official_sample is None)
@@ -22,7 +22,6 @@ SMOKE_MODEL = MERGED_FAMILIES[0].default_model
 def smoke_merged_grounding(out_dir: Path, model: str | None = None) -> None:
     """The family's protocol (one expression per prompt) on one COCO-128 image with :data:`SMOKE_MODEL`, the methods
     of family 4's smoke set that the family offers (a synthetic REFER folder when ../shared/data is absent)."""
-    from litelvlm.families import load_pipeline
 
     data = coco128_dir()
     pick = {"image_ids": ["34"]}

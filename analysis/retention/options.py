@@ -13,7 +13,7 @@ from analysis.common.family_text import paper_family
 from analysis.common.study import check_same_model
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import cards
+from litelvlm.families import cards, family_of
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
@@ -58,7 +58,6 @@ class RetentionArgs:
 def model_family(model: str) -> str | None:
     """The model family ``model`` names (an LVLM: its retention runs on the family's pipeline), or None for a CLIP
     (a random CLIP preset's name, such as ``tiny-random``, stays the CLIP; imports nothing)."""
-    from litelvlm.families import family_of
 
     try:
         if ModelSpec.parse(model).random_clip is not None:

@@ -13,7 +13,7 @@ from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from litelvlm.cli import main
-from litelvlm.families import card
+from litelvlm.families import card, exif_transpose
 
 
 def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
@@ -50,7 +50,6 @@ def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
     from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer
-    from litelvlm.families import exif_transpose
 
     runs = sorted(runs) if runs is not None else sorted(
         p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())

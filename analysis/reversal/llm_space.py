@@ -30,7 +30,7 @@ from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import Exclusions, one_line
-from litelvlm.families import exif_transpose
+from litelvlm.families import card, exif_transpose, family_of, load_pipeline
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
@@ -112,7 +112,6 @@ def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0
 
 def run_llm_space(a: ReversalArgs) -> int:
     """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.command.run`)."""
-    from litelvlm.families import card, family_of, load_pipeline
 
     if family_of(a.model) != a.grid:
         raise LiteLVLMError(f"--space llm reads the LLM input space of a model of the --grid family ({a.grid}); "

@@ -11,7 +11,7 @@ from analysis.common import style
 from analysis.common.family_text import video_families
 from analysis.common.identity import read_identity
 from analysis.figures.family import Family
-from analysis.video import plots
+from analysis.video import VideoArgs, plots, run
 from litelvlm.families import DEFAULT_VIDEO_MODEL, card, family_of
 
 #: the smoke run: the default video model (random weights) on synthetic videos, two methods at the paper's budgets
@@ -22,8 +22,6 @@ SMOKE_BUDGETS = "196,81"
 def smoke_video(out_dir: Path, model: str | None = None) -> None:
     """``litelvlm eval-video`` on two 4-frame synthetic videos (first annotator set) with the default video model
     (random weights): two, so that the intervals, which resample videos, exist."""
-    from analysis.video import VideoArgs, run
-
     rc = run(VideoArgs(out=str(out_dir), model=model or DEFAULT_VIDEO_MODEL, methods=[SMOKE_METHODS],
                        budgets=[SMOKE_BUDGETS], anno_sets=["0"], synthetic_videos=2, synthetic_frames=4,
                        synthetic_seed=11))
