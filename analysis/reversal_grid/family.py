@@ -52,7 +52,9 @@ def draw_reversal_grid(tables: dict) -> dict:
         figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
                                                         k=ex["k"], title=ex["title"] + ", merged grid")
         style.label_weights(figs[f"map_{i}"], ex["model"])
-    figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(tables["summary"])
+    summary = tables["summary"]
+    if "space" not in summary or (summary["space"] != "llm").any():   # a CLIP run: vision layers to draw
+        figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
     figs.update(draw_llm_space(tables["summary"]))
     return figs
 
