@@ -54,13 +54,19 @@ def _at_least(tp: type, minimum: float):
     return convert
 
 
+def _convert(tp: type):
+    """The argparse ``type`` of a field of type ``tp``: its ``argument`` classmethod where it has one (a
+    :class:`~litelvlm.budget.Budget`: a bad value is a usage error naming it), else ``tp`` itself."""
+    return getattr(tp, "argument", tp)
+
+
 def _items_of(tp: type, minimum: float | None):
     """An argparse type for one token of a comma-separated list: each item must convert with ``tp``
     (and be >= ``minimum``); the token itself is kept as typed (the command splits it)."""
     def check(text: str) -> str:
         for item in (x for x in text.split(",") if x != ""):
             try:
-                value = tp(item)
+                value = _convert(tp)(item)
             except ValueError:
                 raise argparse.ArgumentTypeError(f"invalid {tp.__name__.replace('_', ' ')} value: {item!r}") from None
             if minimum is not None and value < minimum:
@@ -109,7 +115,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             if meta.get("each") is not None:
                 kw["type"] = _items_of(meta["each"], meta.get("minimum"))
             else:
-                kw["type"] = tp if meta.get("minimum") is None else _at_least(tp, meta["minimum"])
+                kw["type"] = _convert(tp) if meta.get("minimum") is None else _at_least(tp, meta["minimum"])
             if is_list and meta.get("nargs") == "append":
                 kw["action"] = "append"
             elif is_list:
@@ -131,6 +137,21 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
                                 default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
 
 
+def method_flags() -> type:
+    """A dataclass of one field per method option of the registry (:data:`litelvlm.methods.OPTIONS`: ``--fastv-layer``,
+    ...), keyword-only, built without importing a method: a command's options class inherits it
+    (``class MyArgs(MethodFlags, ...)``), and ``Method.options_from(args)`` / ``litelvlm.methods.method_options``
+    read the values back, so no command names a method's option."""
+    from .methods import method_option_list
+
+    fields = []
+    for opt in method_option_list():
+        kw = {"help": opt.help, "choices": list(opt.choices) or None}
+        fields.append((opt.dest, opt.value_type | None, dataclasses.field(
+            default=opt.default, kw_only=True, metadata=arg(opt.default, **kw).metadata)))
+    return dataclasses.make_dataclass("MethodFlags", fields, kw_only=True)
+
+
 def from_namespace(cls: type[T], ns: argparse.Namespace) -> T:
     """Build the dataclass ``cls`` from a parsed namespace."""
     return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)})
@@ -146,3 +167,7 @@ def split_list(values: list[str] | str | None, typ: type = str) -> list:
     for v in values:
         out.extend(typ(x) for x in str(v).split(",") if x != "")
     return out
+
+
+#: the registry's method options as a dataclass of flags (:func:`method_flags`)
+MethodFlags = method_flags()

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .budget import Budget
+
 #: Where a method acts, and what its ``select`` receives.
 STAGES = {
     "clip": "on CLIP's visual tokens, before the LLM: select(SelectorInputs, K) -> Selection",
@@ -24,6 +26,94 @@ STAGES = {
     "llm-stages": "inside the LLM, over several stages: select(LLMContext, K) -> Selection, then "
                   "forward(LLMContext, Selection)",
 }
+
+
+class Stage(str):
+    """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written as that
+    name, so tables and configs read as before) and the typed answers the pipeline and the studies ask instead of
+    comparing names. ``run`` is the pipeline's call: each stage hands the run to the pipeline's own step for it
+    (``GroundingPipeline.run_clip_stage`` / ``run_llm_stage``), so no caller branches on a stage."""
+
+    NAME = ""
+    #: selects on CLIP's visual tokens before the LLM (``select(SelectorInputs, K)``; ``kind`` ``clip``)
+    acts_on_clip: bool = False
+    #: chosen with the LLM's input embeddings (or the unpruned LLM), applied at the LLM input
+    selects_at_llm_input: bool = False
+    #: prunes inside the LLM, with a ``forward`` of its own
+    prunes_inside_llm: bool = False
+    #: prunes once, from one decoder layer on (FastV's and DART's K)
+    prunes_at_one_layer: bool = False
+
+    def __new__(cls, name: str | None = None) -> Stage:
+        if name is not None and name != cls.NAME:
+            raise ValueError(f"{cls.__name__} is stage {cls.NAME!r}; got {name!r}")
+        return super().__new__(cls, cls.NAME)
+
+    def __reduce__(self):
+        return stage_of, (str(self),)
+
+    @property
+    def acts_with_llm(self) -> bool:
+        """Whether the method needs the grounding model's LLM (every stage but CLIP's; ``kind`` ``llm``)."""
+        return not self.acts_on_clip
+
+    @property
+    def kind(self) -> str:
+        """``clip`` or ``llm`` (:attr:`acts_with_llm`)."""
+        return "clip" if self.acts_on_clip else "llm"
+
+    @property
+    def description(self) -> str:
+        """What the method's ``select`` receives at this stage (:data:`STAGES`)."""
+        return STAGES[self.NAME]
+
+    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
+        """The pipeline's step for this stage: (LLM inputs or None, Selection, kept indices or None, LLM output
+        or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
+        return pipeline.run_llm_stage(prepared, method, budget, full, **kw)
+
+
+class ClipStage(Stage):
+    """On CLIP's visual tokens, before the LLM."""
+
+    NAME = "clip"
+    acts_on_clip = True
+
+    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
+        return pipeline.run_clip_stage(prepared, method, budget, full, **kw)
+
+
+class InputStage(Stage):
+    """Chosen with the LLM (or its input embeddings), applied at the LLM input."""
+
+    NAME = "llm-input"
+    selects_at_llm_input = True
+
+
+class LayerStage(Stage):
+    """Inside the LLM, from one decoder layer on."""
+
+    NAME = "llm-layer"
+    prunes_inside_llm = True
+    prunes_at_one_layer = True
+
+
+class StagesStage(Stage):
+    """Inside the LLM, over several stages."""
+
+    NAME = "llm-stages"
+    prunes_inside_llm = True
+
+
+#: every stage object by its name
+STAGE_TYPES: dict[str, Stage] = {s.NAME: s() for s in (ClipStage, InputStage, LayerStage, StagesStage)}
+
+
+def stage_of(name: str | Stage) -> Stage:
+    """The :class:`Stage` named ``name`` (a Stage as it is)."""
+    if name not in STAGE_TYPES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {name!r}")
+    return STAGE_TYPES[name]
 
 
 def at_input(budget: int, num_visual: int, num_layers: int, **options) -> tuple[tuple[int, int], ...]:
@@ -42,14 +132,24 @@ LAYER_RANGES = ("1..L", "0..L-1")
 
 @dataclass(frozen=True)
 class Option:
-    """A method option fed by a study's command-line argument: ``select(..., <name>=args.<dest>)``;
+    """A method option fed by a command-line argument: ``select(..., <name>=args.<dest>)``;
     ``None`` values are not passed (the method's own default applies). ``layers``: the value is a decoder
     layer in this range (:data:`LAYER_RANGES`; ``1..L`` for FastV's K), which the studies check against the
-    model before they write anything."""
+    model before they write anything. ``value_type``, ``default``, ``choices`` and ``help`` make its flag
+    ``--<dest>`` (:func:`litelvlm.cli_args.method_flags`); ``default`` is the ``select`` keyword's own default."""
 
     name: str
     dest: str
     layers: str = ""
+    value_type: type = int
+    default: Any = None
+    choices: tuple = ()
+    help: str = ""
+
+    @property
+    def flag(self) -> str:
+        """Its command-line flag, ``--<dest>`` with dashes."""
+        return "--" + self.dest.replace("_", "-")
 
     def __post_init__(self) -> None:
         if self.layers and self.layers not in LAYER_RANGES:
@@ -65,7 +165,9 @@ class Option:
 
 @dataclass(frozen=True)
 class Method:
-    """A pruning method. ``select`` picks the kept tokens; ``forward`` (methods inside the LLM) returns the
+    """A pruning method. ``select`` picks the kept tokens (its K counted once by ``ground`` or
+    :func:`litelvlm.pruning.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
+    its :class:`Stage` (``stage``, declared by name); ``forward`` (methods inside the LLM) returns the
     final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection, or None when
     the selection prunes nothing inside the LLM (the pipeline then feeds it at the LLM input, e.g.
     SparseVLM at K = N); ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K may reach
@@ -90,7 +192,7 @@ class Method:
     ``backbone``: set by the registry on a backbone's variant (:data:`litelvlm.methods.VARIANTS`; "" for the method as
     its table row describes it)."""
 
-    stage: str
+    stage: Stage
     select: Callable[..., Any]
     forward: Callable[..., tuple] | None = None
     needs_text: bool = False
@@ -112,22 +214,63 @@ class Method:
     backbone: str = ""
 
     def __post_init__(self) -> None:
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {self.stage!r}")
+        object.__setattr__(self, "stage", stage_of(self.stage))  # declared by its name, held as its object
         if self.positions not in POSITION_RULES:
             raise ValueError(f"positions must be one of {', '.join(POSITION_RULES)}; got {self.positions!r}")
-        if (self.forward is None) != (self.stage in ("clip", "llm-input")):
+        if (self.forward is None) == self.stage.prunes_inside_llm:
             raise ValueError(f"stage {self.stage!r}: a forward is {'needed' if self.forward is None else 'not used'}")
+
+    # -- what the pipeline and the studies ask (the stage's typed answers) -----------------------------------------
+    @property
+    def acts_on_clip(self) -> bool:
+        """Whether it selects on CLIP's visual tokens before the LLM (:attr:`Stage.acts_on_clip`)."""
+        return self.stage.acts_on_clip
+
+    @property
+    def acts_with_llm(self) -> bool:
+        """Whether it needs the grounding model's LLM (every method not acting on CLIP)."""
+        return self.stage.acts_with_llm
+
+    @property
+    def selects_at_llm_input(self) -> bool:
+        """Whether it is chosen with the LLM's input embeddings and applied at the LLM input (DivPrune, CDPruner)."""
+        return self.stage.selects_at_llm_input
+
+    @property
+    def prunes_inside_llm(self) -> bool:
+        """Whether it prunes inside the LLM with a ``forward`` of its own (FastV, DART, SparseVLM, VScan)."""
+        return self.stage.prunes_inside_llm
+
+    @property
+    def prunes_at_one_layer(self) -> bool:
+        """Whether it prunes once, from one decoder layer on (FastV, DART)."""
+        return self.stage.prunes_at_one_layer
 
     @property
     def uses_clip(self) -> bool:
         """Whether the method reads the CLIP traces: every CLIP-side method, and the LLM-side ones with ``reads_clip``."""
-        return self.stage == "clip" or self.reads_clip
+        return self.stage.acts_on_clip or self.reads_clip
 
     @property
     def kind(self) -> str:
-        """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model)."""
-        return "clip" if self.stage == "clip" else "llm"
+        """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model): kept for readers of
+        earlier tables; ask :attr:`acts_on_clip` instead."""
+        return self.stage.kind
+
+    def token_schedule(self, budget: Budget | int | None, num_visual: int, num_layers: int,
+                       options: dict | None = None) -> tuple[tuple[int, int], ...]:
+        """:attr:`schedule` at ``budget`` (counted against N = ``num_visual``; the baseline keeps all N) with this
+        method's own keys of ``options`` (``options_from`` / ``litelvlm.methods.method_options``): the FLOPs and
+        activation counts' token plan without a study naming an option."""
+        k = num_visual if self.baseline else Budget.of(budget).count(num_visual, self.extra_tokens)
+        own = {o.name for o in self.options}
+        return tuple(self.schedule(k, num_visual, num_layers, **{n: v for n, v in (options or {}).items() if n in own}))
+
+    def settings(self, args: Any) -> dict:
+        """Every option of this method with its value in ``args`` or, where it holds none, the option's default
+        (what a run records of the method's options)."""
+        return {opt.name: (v if (v := getattr(args, opt.dest, None)) is not None else opt.default)
+                for opt in self.options}
 
     def layer_errors(self, args: Any, num_layers: int) -> list[str]:
         """``--flag value: why`` for each of this method's layer options in ``args`` out of the model's range."""

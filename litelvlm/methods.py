@@ -15,7 +15,7 @@ import importlib
 from dataclasses import replace
 
 from .errors import LiteLVLMError
-from .method import Method
+from .method import Method, Option
 
 #: the unpruned baseline (the one method with ``baseline=True``): every N visual tokens, raster order; the
 #: studies form their ratios against it
@@ -114,6 +114,18 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                                  "instruction-token embedding, as OpenVINO's Qwen port scores it), raster order"),
 }
 
+#: name -> the options its ``select`` takes from the command line (:class:`~litelvlm.method.Option`), declared here
+#: beside its row so that the command line builds every method's flags (:func:`litelvlm.cli_args.method_flags`)
+#: before torch loads; ``get_method`` gives them to the method (and to its variants). Each default is the keyword's
+#: own default in the method's ``select``.
+OPTIONS: dict[str, tuple[Option, ...]] = {
+    "fastv": (Option("layer", "fastv_layer", "1..L", default=2, help="FastV's K: prune after LLM layer K-1"),),
+    "llm-attention": (Option("layer", "attention_layer", "0..L-1",
+                             help="llm-attention: decoder layer (default: the middle one)"),
+                      Option("queries", "attention_queries", value_type=str, default="seg",
+                             choices=("last", "text", "seg"), help="llm-attention: query rows")),
+}
+
 _LOADED: dict[tuple[str, str], Method] = {}
 
 
@@ -148,8 +160,24 @@ def get_method(name: str, backbone: str | None = None) -> Method:
         method = getattr(importlib.import_module(module), attr)
         if not isinstance(method, Method):
             raise TypeError(f"{target} is not a litelvlm.method.Method")
-        _LOADED[key] = replace(method, name=name, description=description, backbone=key[1])
+        _LOADED[key] = replace(method, name=name, description=description, backbone=key[1],
+                               options=OPTIONS.get(name, ()))
     return _LOADED[key]
+
+
+def method_option_list() -> list[Option]:
+    """Every method option of the registry (imports nothing), one per command-line ``dest``, in table order."""
+    out: dict[str, Option] = {}
+    for name in TABLE:
+        for opt in OPTIONS.get(name, ()):
+            out.setdefault(opt.dest, opt)
+    return list(out.values())
+
+
+def method_options(args, methods: list[str], backbone: str | None = None) -> dict[str, dict]:
+    """{method: its keyword options from ``args``} for every method of ``methods`` (as it runs on ``backbone``): what a
+    study passes to ``ground(..., **options)`` or ``Method.schedule`` without naming any option."""
+    return {m: get_method(m, backbone).options_from(args) for m in methods}
 
 
 def variant_names(backbone: str) -> list[str]:
@@ -172,4 +200,6 @@ def available_methods(kind: str | None = None) -> list[str]:
     """Registered names (optionally only those of ``kind``, ``clip`` or ``llm``: imports their modules), sorted."""
     if kind is None:
         return method_names()
-    return [n for n in method_names() if get_method(n).kind == kind]
+    if kind not in ("clip", "llm"):
+        raise LiteLVLMError(f"kind must be clip or llm; got {kind!r}")
+    return [n for n in method_names() if get_method(n).acts_on_clip is (kind == "clip")]

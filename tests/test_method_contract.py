@@ -58,7 +58,8 @@ def test_methods_map_their_own_options():
     assert get_method("fastv").options_from(args) == {"layer": 3}
     assert get_method("llm-attention").options_from(args) == {"queries": "text"}  # None: the method's default
     assert get_method("dart").options_from(args) == {} and get_method("litelvlm").options_from(args) == {}
-    assert get_method("fastv").options == (Option("layer", "fastv_layer", "1..L"),)
+    assert get_method("fastv").options == (Option("layer", "fastv_layer", "1..L", default=2,
+                                                  help="FastV's K: prune after LLM layer K-1"),)
 
 
 def test_layer_options_are_checked_against_the_model():

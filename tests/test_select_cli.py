@@ -55,8 +55,9 @@ def test_overlay_and_human_summary(capsys, tiny_hf_clip_dir, image, tmp_path):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--budget", "0"], "1 <= K <= 16"),
-    (["--budget", "17"], "1 <= K <= 16"),
+    (["--budget", "0"], "argument --budget: budget must satisfy 1 <= K (a whole number"),  # its form: at parsing
+    (["--budget", "many"], "argument --budget: budget must satisfy 1 <= K (a whole number"),
+    (["--budget", "17"], "1 <= K <= 16"),  # its range: counted once against the image's patches
     (["--method", "nope"], "known methods"),
 ])
 def test_bad_arguments_exit_2_without_writing(capsys, tiny_hf_clip_dir, image, tmp_path, extra, message):

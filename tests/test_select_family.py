@@ -65,6 +65,20 @@ def test_glamm_select_runs_llm_side_methods(image_path, capsys):
     assert rc == 2 and "needs the grounding model" in err  # a CLIP alone cannot run it
 
 
+def test_select_takes_each_methods_own_flags_and_all(image_path, capsys):
+    """The method's flags come from the registry (``--fastv-layer``), are checked against the model, and
+    ``--budget all`` keeps every token."""
+    rc, out, _ = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR, "--budget", 16,
+                         "--method", "fastv", "--fastv-layer", 1, "--json")
+    assert rc == 0 and json.loads(out)["prune_layer"] == 1
+    rc, _, err = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR, "--budget", 16,
+                         "--method", "fastv", "--fastv-layer", 99)
+    assert rc == 2 and "--fastv-layer 99: fastv's layer must be in 1.." in err
+    rc, out, _ = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR, "--budget", "all",
+                         "--method", "none", "--json")
+    assert rc == 0 and json.loads(out)["budget"] == 576 == len(json.loads(out)["indices"])
+
+
 @pytest.mark.parametrize("args, why", [
     (["--budget", 16, "--pad"], "--pad chooses a CLIP's preprocessing"),
     (["--budget", 16], "give it with --text"),

@@ -12,17 +12,20 @@ import sys
 import warnings
 from dataclasses import dataclass
 
-from ..cli_args import add_dataclass_arguments, arg, from_namespace
+from ..budget import Budget
+from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
 from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 
 @dataclass
-class SelectArgs:
+class SelectArgs(MethodFlags):
+    """Options of ``litelvlm select``, with every method's own flags (``--fastv-layer``, ...: the registry's)."""
+
     image: str = arg(None, help="image file (required unless --list-methods)")
     text: list[str] = arg(None, help="a text query (repeat --text for several); methods that use "
                                      "no text accept none", flag="--text", nargs="append")
-    budget: int = arg(None, help="number of visual tokens to keep, 1 <= K <= N (required unless --list-methods)")
+    budget: Budget = arg(None, help="visual tokens to keep: K, 1 <= K <= N, or all (required unless --list-methods)")
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local save_pretrained "
                                               "dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
                                               "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random; or a "
@@ -95,7 +98,7 @@ def run(ns) -> int:
 
         return run_family(a)
     spec = get_method(a.method)  # unknown method -> error listing the known ones
-    if spec.stage != "clip":
+    if spec.acts_with_llm:
         raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs the grounding model (--model "
                             f"tiny-random:0, unipixel-tiny-random:0, or a GLaMM/UniPixel folder); "
                             f"CLIP-side methods: {', '.join(available_methods('clip'))}")
@@ -107,10 +110,8 @@ def run(ns) -> int:
     image = _load_image(a.image)
 
     from ..clip import load_clip
-    from ..pruning import check_budget
 
     clip = load_clip(a.model, a.backend)
-    check_budget(a.budget, clip.num_patches)
     pixels = clip.preprocess([image], pad_to_square=a.pad)
     vision = clip.trace_image(pixels)
     with warnings.catch_warnings(record=True) as caught:
@@ -119,45 +120,46 @@ def run(ns) -> int:
     for w in caught:
         print(f"litelvlm select: warning: {w.message}", file=sys.stderr)
     inputs = SelectorInputs(vision=vision, text=text, seed=a.seed)
-    _, sel = visual_features(inputs, a.method, a.budget)
+    _, sel = visual_features(inputs, a.method, a.budget, **spec.options_from(a))  # counts the budget once
+    k = len(sel)
     indices = [int(i) for i in sel.indices.tolist()]
     if a.raster:  # the same kept set, re-sorted (for every method: no method's own raster option is needed)
         indices = sorted(indices)
-    result = {"method": a.method, "budget": a.budget, "grid": list(clip.grid), "indices": indices}
+    result = {"method": a.method, "budget": k, "grid": list(clip.grid), "indices": indices}
     from ..provenance import weights_banner
 
     banner = weights_banner(a.model)
     if a.save_overlay:
-        _save_overlay(a, clip, pixels, indices, texts, banner)
+        _save_overlay(a, k, clip, pixels, indices, texts, banner)
     if a.json:
         print(json.dumps(result))
     else:
-        _print_summary(a, clip, sel, indices, texts, banner)
+        _print_summary(a, k, clip, sel, indices, texts, banner)
     return 0
 
 
-def _save_overlay(a: SelectArgs, clip, pixels, indices: list[int], texts: list[str], banner: str | None) -> None:
+def _save_overlay(a: SelectArgs, k: int, clip, pixels, indices: list[int], texts: list[str], banner: str | None) -> None:
     """The image with the kept tokens, titled with the method, K and the query, the weights named under it."""
     from ..io import save_plot
     from ..pruning.plot import plot_kept_tokens
 
     query = "; ".join(texts)
     fig, _ = plot_kept_tokens(clip.to_display(pixels)[0].numpy(), indices, clip.grid,
-                              title=f"{a.method}, K={a.budget}" + (f'\n"{query}"' if query else ""))
+                              title=f"{a.method}, K={k}" + (f'\n"{query}"' if query else ""))
     if banner:  # the weights that made the picture, under it
         fig.text(0.5, 0.0, banner, ha="center", va="top", fontsize=6, color="#b2182b", wrap=True)
     save_plot(fig, a.save_overlay, dpi=150, bbox_inches="tight")
 
 
-def _print_summary(a: SelectArgs, clip, sel, indices: list[int], texts: list[str], banner: str | None) -> None:
+def _print_summary(a: SelectArgs, k: int, clip, sel, indices: list[int], texts: list[str], banner: str | None) -> None:
     """What was kept, what each part of the method supplied, what a negative index stands for, and the weights."""
     n = clip.num_patches
-    print(f"{a.method}: kept {a.budget} of {n} tokens ({a.budget / n:.1%}) on a "
+    print(f"{a.method}: kept {k} of {n} tokens ({k / n:.1%}) on a "
           f"{clip.grid[0]}x{clip.grid[1]} grid, model {a.model} ({clip.backend})")
     if kept := kept_per_part(indices, sel.parts):
-        print("  kept: " + ", ".join(f"{k}={v}" for k, v in kept.items()))
-    if a.method == "litelvlm" and len(texts) == 1:
-        print("  note: with one text, LiteLVLM's K lowest-similarity tokens fill the whole budget and no "
+        print("  kept: " + ", ".join(f"{part}={v}" for part, v in kept.items()))
+    if len(texts) == 1 and kept.get("context") == 0 and kept.get("similarity") == k:
+        print(f"  note: with one text, {a.method}'s K similarity tokens fill the whole budget and no "
               "context token is kept; its context recovery acts through the union of several texts "
               "(GLaMM's official protocol embeds up to 3 questions per image)")
     print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))

@@ -42,7 +42,6 @@ def run_family(a) -> int:
 
     image = _load_image(a.image)
     from ..families import load_pipeline
-    from ..pruning import check_budget
 
     pipe = load_pipeline(a.model)
     with warnings.catch_warnings(record=True) as caught:
@@ -51,27 +50,30 @@ def run_family(a) -> int:
     for w in caught:
         print(f"litelvlm select: warning: {w.message}", file=sys.stderr)
     n = pipe.num_visual(prepared)
-    check_budget(a.budget, n)
-    out = pipe.ground(prepared, a.method, a.budget)
+    spec = pipe.spec(a.method)
+    if bad := spec.layer_errors(a, len(pipe.language_model.layers)):
+        raise LiteLVLMError("; ".join(bad))
+    out = pipe.ground(prepared, a.method, a.budget, **spec.options_from(a))  # counts the budget once
+    k = out.budget
     indices = [int(i) for i in out.kept_indices.tolist()]
     if a.raster:
         indices = sorted(indices)
     grid = [int(v) for v in pipe.visual_grid(prepared)]
-    result = {"method": a.method, "budget": a.budget, "grid": grid, "indices": indices, "family": family,
+    result = {"method": a.method, "budget": k, "grid": grid, "indices": indices, "family": family,
               "num_visual": n, "prune_layer": out.prune_layer, "method_variant": pipe.spec(a.method).backbone or None}
     from ..provenance import weights_banner
 
     banner = weights_banner(a.model)
     if a.save_overlay:
-        _save_overlay(a, pipe, image, indices, grid, texts, banner)
+        _save_overlay(a, k, pipe, image, indices, grid, texts, banner)
     if a.json:
         print(json.dumps(result))
     else:
-        _print_summary(a, result, out, banner)
+        _print_summary(a, k, result, out, banner)
     return 0
 
 
-def _save_overlay(a, pipe, image, indices: list[int], grid: list[int], texts: list[str], banner: str | None) -> None:
+def _save_overlay(a, k: int, pipe, image, indices: list[int], grid: list[int], texts: list[str], banner: str | None) -> None:
     """The region the visual tokens cover, the kept ones bright, titled with the method, K and the expression(s)."""
     from ..io import save_plot
     from ..pruning.plot import plot_kept_tokens
@@ -79,18 +81,18 @@ def _save_overlay(a, pipe, image, indices: list[int], grid: list[int], texts: li
     window = pipe.visual_window(image).astype("float64") / 255.0
     query = "; ".join(texts)
     fig, _ = plot_kept_tokens(window, [i for i in indices if i >= 0], tuple(grid),
-                              title=f"{a.method}, K={a.budget} ({pipe.family})" + (f'\n"{query}"' if query else ""))
+                              title=f"{a.method}, K={k} ({pipe.family})" + (f'\n"{query}"' if query else ""))
     if banner:
         fig.text(0.5, 0.0, banner, ha="center", va="top", fontsize=6, color="#b2182b", wrap=True)
     save_plot(fig, a.save_overlay, dpi=150, bbox_inches="tight")
 
 
-def _print_summary(a, result: dict, out, banner: str | None) -> None:
+def _print_summary(a, k: int, result: dict, out, banner: str | None) -> None:
     """What was kept, where, by which variant of the method, and the weights."""
     n, (rows, cols) = result["num_visual"], result["grid"]
     variant = f", its {result['method_variant']} variant" if result["method_variant"] else ""
     where = "at the LLM input" if out.prune_layer == 0 else f"from LLM layer {out.prune_layer}"
-    print(f"{a.method}{variant}: kept {a.budget} of {n} visual tokens ({a.budget / n:.1%}) on a {rows}x{cols} grid "
+    print(f"{a.method}{variant}: kept {k} of {n} visual tokens ({k / n:.1%}) on a {rows}x{cols} grid "
           f"{where}, model {a.model} ({result['family']})")
     indices = result["indices"]
     print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))

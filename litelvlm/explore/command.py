@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .. import families
 from ..cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from ..errors import LiteLVLMError
+from .data import DEFAULT_MODEL, image_models
 
 
 @dataclass
@@ -18,10 +20,10 @@ class ExploreArgs:
     image: str = arg(None, help="image file (required)")
     text: list[str] = arg(None, help="an expression to ground (repeat --text for several; required)", flag="--text",
                           nargs="append")
-    model: str = arg(None, help="a grounding model (GLaMM or UniPixel: a random preset such as tiny-random:0 or "
-                                "unipixel-tiny-random:0, or a checkpoint folder: kept tokens on its own grid, "
-                                "masks) or a CLIP (tiny336-random, a folder: no masks); default: tiny-random:0, "
-                                "the tiny random GLaMM")
+    model: str = arg(None, help=f"a grounding model (a random preset such as {' or '.join(image_models())}, or a "
+                                "checkpoint folder: kept tokens on its own grid, masks) or a CLIP (tiny336-random, "
+                                f"a folder: no masks); default: {DEFAULT_MODEL}, {families.card_of(DEFAULT_MODEL).display_name}"
+                                "'s random preset")
     methods: list[str] = arg(None, help="methods to show (default: litelvlm, litelvlm-ctx, clip_topsim, random, "
                                         "vispruner, those the model runs)")
     budgets: list[str] = arg([], help="budgets stored in the page for every method (default: every K from N to "

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import families
 from ..errors import LiteLVLMError
 from ..method import Method
 
 #: the tiny random GLaMM (a family model: kept tokens on its 24 x 24 CLIP grid, masks from its SAM)
-DEFAULT_MODEL = "tiny-random:0"
+DEFAULT_MODEL = families.DEFAULT_MODEL
 #: the methods shown when none are named (those a family refuses are left out)
 DEFAULT_METHODS = ("litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner")
 #: methods whose one selection gives every budget: ``baseline`` methods keep all N whatever K (read as they are);
@@ -159,7 +160,7 @@ class ExploreData:
             from ..pruning import select
 
             sel = select(method, self.inputs, budget)
-        elif spec.stage == "clip":
+        elif spec.acts_on_clip:
             from ..lvlm.prune import clip_side
 
             _, sel = clip_side(self.pipe, self.prepared, method, budget, None)
@@ -302,6 +303,11 @@ def _load(image: str, texts: list[str], model: str, family: str | None, methods:
     return data
 
 
+def image_models() -> list[str]:
+    """The documented offline model of each family whose input is an image (what the explorer shows)."""
+    return [c.default_model for c in families.cards() if c.input == "image"]
+
+
 def _methods(pipe, methods: list[str] | None) -> list[str]:
     """The methods to show: those named (each must run on the model), or the defaults the model runs."""
     from ..methods import get_method
@@ -309,9 +315,9 @@ def _methods(pipe, methods: list[str] | None) -> list[str]:
     def error(name: str) -> str | None:
         if pipe is not None:
             return pipe.method_error(name)
-        if get_method(name).stage != "clip":
-            return (f"method {name!r} runs inside the LLM and needs a grounding model (--model tiny-random:0, "
-                    "unipixel-tiny-random:0, or a GLaMM/UniPixel folder)")
+        if get_method(name).acts_with_llm:
+            return (f"method {name!r} runs inside the LLM and needs a grounding model (--model "
+                    f"{', '.join(image_models())}, or a checkpoint folder of one)")
         return None
 
     if methods:

@@ -94,7 +94,7 @@ class Explorer:
 
     def _prepare(self, method: str) -> None:
         """Compute ``method``'s selections once: every budget when cheap (a CLIP-side method) and asked for."""
-        if self.precompute and self.data.spec(method).stage == "clip":
+        if self.precompute and self.data.spec(method).acts_on_clip:
             self.data.precompute(method)
 
     def _on_method(self, change) -> None:

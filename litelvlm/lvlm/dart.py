@@ -75,7 +75,7 @@ import torch.nn.functional as F
 
 from ..errors import LiteLVLMError
 from ..method import Method
-from ..pruning.selection import Selection, check_budget
+from ..pruning.selection import Selection
 from .attention_rows import rotated_keys
 from .fastv import pruned_at_layer, pruned_forward
 from .llm_attention import LLMContext
@@ -144,7 +144,6 @@ def dart_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER, piv
                 pivot_text: int = PIVOT_TEXT_TOKENS) -> Selection:
     """The ``budget`` visual tokens DART keeps before decoder layer ``layer`` (pivots by key L1 norm at
     layer ``layer-1``, then the tokens least similar to each pivot); raster order."""
-    check_budget(budget, ctx.num_visual)
     if not 1 <= layer <= ctx.num_layers:
         raise LiteLVLMError(f"DART layer K must be in 1..{ctx.num_layers}; got {layer}")
     if pivot_image < 1 or pivot_text < 0:

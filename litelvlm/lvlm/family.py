@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..method import Method
 from ..methods import get_method, mapped_methods
 from ..pruning import Selection
 from .limits import check_llm_input
 from .llm_attention import LLMContext
-from .prune import clip_side, keeps_all, resolve
+from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
@@ -303,14 +304,16 @@ class GroundingPipeline:
         s, n = full.image_start, full.num_visual
         return full.positions(torch.cat([torch.arange(s), s + kept, torch.arange(s + n, full.seq_len)]))
 
-    def ground(self, prepared, method: str = "none", budget: int | None = None,
+    def ground(self, prepared, method: str = "none", budget: Budget | int | None = None,
                visual_embeds: torch.Tensor | None = None, positions: str = "official", **options) -> GroundingOutput:
-        """Masks for every [SEG] with ``method`` keeping ``budget`` visual tokens (None: all N).
+        """Masks for every [SEG] with ``method`` keeping ``budget`` visual tokens (a :class:`~litelvlm.budget.Budget`;
+        an int K or None, all N, are converted here), counted once against this input's N.
 
         ``visual_embeds`` (N, h) replaces the family's visual tokens (e.g. a leaf tensor for captum);
         the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation). ``positions``
         (:data:`POSITION_SWITCH`): the kept tokens' RoPE positions as the method's official code sets them,
-        or their original ones (``keep``), or those of the shorter sequence (``renumber``).
+        or their original ones (``keep``), or those of the shorter sequence (``renumber``). The method's own
+        stage object runs the selection (:meth:`run_clip_stage` / :meth:`run_llm_stage`).
         """
         if positions not in POSITION_SWITCH:
             raise LiteLVLMError(f"positions must be one of {', '.join(POSITION_SWITCH)}; got {positions!r}")
@@ -318,35 +321,16 @@ class GroundingPipeline:
             raise LiteLVLMError(why)
         n = self.num_visual(prepared)
         spec = self.spec(method)
-        budget = resolve(spec, budget, n)
+        budget = Budget.of(budget).count(n, spec.extra_tokens)
         positions, rule = self._position_rule(prepared, method, spec, positions)
         generate = getattr(prepared, "answer", "teacher-forced") == "generate"
-        kept = None  # the visual-token indices of an input-level selection, when they keep their positions
         full = visual_embeds
         if full is not None and tuple(full.shape) != (n, self.hidden_size):
             raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); got {tuple(full.shape)}")
-        llm_output = None
         with self.seg_source() as seg_states:
-            if spec.stage == "clip":
-                vis, sel = clip_side(self, prepared, method, budget, full,
-                                     visual_embeds_given=visual_embeds is not None, **options)
-                kept = self.clip_selection_rows(prepared, sel) if rule == "keep" else None
-            else:
-                full = self.visual_tokens(prepared) if full is None else full
-                ctx = LLMContext(self, prepared, full, None if positions == "official" else positions)
-                sel = spec.select(ctx, budget, **options)
-                llm_output = None if spec.forward is None else spec.forward(ctx, sel)
-                if llm_output is None:  # applied at the LLM input
-                    if len(sel) != budget and not (sel.short and len(sel) < budget):
-                        raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
-                    if sel.features is not None and spec.original_positions:
-                        raise LiteLVLMError(f"{method}: its selection carries merged tokens, so the method must declare "
-                                            "original_positions=False")
-                    if sel.features is not None:  # merged visual tokens (a variant merging the family's own tokens)
-                        vis = sel.features
-                    else:
-                        vis = full if keeps_all(sel, n) else full[sel.indices.to(full.device)]
-                    kept = sel.indices if rule == "keep" else None
+            vis, sel, kept, llm_output = spec.stage.run(self, prepared, method, budget, full, spec=spec, rule=rule,
+                                                        positions=positions, given=visual_embeds is not None,
+                                                        **options)
             if llm_output is None and generate:
                 from .generate import generated_output
 
@@ -360,6 +344,14 @@ class GroundingPipeline:
         out = self._masks(prepared, final, seg_hidden, pred.to(final.device), method, budget, sel, int(sel.prune_layer))
         out.position_rule = rule
         return out
+
+    def run_clip_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
+        """A CLIP-side method's step of :meth:`ground` (:class:`~litelvlm.method.ClipStage`): :func:`clip_stage`."""
+        return clip_stage(self, prepared, method, budget, full, **kw)
+
+    def run_llm_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
+        """The step of :meth:`ground` of a method acting with the LLM (the other stages): :func:`llm_stage`."""
+        return llm_stage(self, prepared, method, budget, full, **kw)
 
     def _position_rule(self, prepared, method: str, spec: Method, positions: str) -> tuple[str, str]:
         """``ground``'s (positions, rule): the switch resolved against the family's and the method's official rules

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..method import Method, Option
-from ..pruning.selection import Selection, check_budget
+from ..method import Method
+from ..pruning.selection import Selection
 from .llm_attention import LLMContext, run_layers
 
 #: FastV's default filtering layer (K=2 in the paper).
@@ -24,7 +24,6 @@ DEFAULT_LAYER = 2
 
 def fastv_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER) -> Selection:
     """Top-``budget`` visual tokens by the last token's head-averaged attention at layer ``layer-1``."""
-    check_budget(budget, ctx.num_visual)
     if not 1 <= layer <= ctx.num_layers:
         raise LiteLVLMError(f"FastV layer K must be in 1..{ctx.num_layers}; got {layer}")
     kernel = "llama-4.28" if ctx.score_dtype == "model" else "float32"
@@ -62,5 +61,5 @@ def pruned_at_layer(budget: int, num_visual: int, num_layers: int, *, layer: int
     return ((0, num_visual), (layer, budget))
 
 
-FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, options=(Option("layer", "fastv_layer", "1..L"),), ranks=True,
-               schedule=pruned_at_layer, positions="keep")
+#: its option (``layer``, ``--fastv-layer``) is declared with its registry row (``litelvlm.methods.OPTIONS``)
+FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, ranks=True, schedule=pruned_at_layer, positions="keep")

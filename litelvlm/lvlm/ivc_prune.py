@@ -66,7 +66,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..method import Method
-from ..pruning.selection import Selection, check_budget
+from ..pruning.selection import Selection
 from .attention_rows import projected
 from .fastv import pruned_at_layer, pruned_forward
 from .llm_attention import LLMContext
@@ -193,7 +193,6 @@ def official_budget(ctx: LLMContext, layer: int | None = None) -> int:
 def ivc_prune_select(ctx: LLMContext, budget: int, *, layer: int | None = None) -> Selection:
     """The ``budget`` visual tokens IVC-Prune keeps from decoder layer ``layer`` on (default 16 of 32): IVC tokens
     and seeds, then foreground tokens; raster order (see the module docstring)."""
-    check_budget(budget, ctx.num_visual)
     layer = checked_layer(ctx, layer)
     with torch.no_grad():
         lists = ivc_scores(ctx, layer)

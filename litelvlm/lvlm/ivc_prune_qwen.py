@@ -62,7 +62,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..method import Method
-from ..pruning.selection import Selection, check_budget
+from ..pruning.selection import Selection
 from .fastv import pruned_at_layer, pruned_forward
 from .ivc_prune import checked_layer, keep_for_budget, kept_selection
 from .llm_attention import LLMContext
@@ -174,7 +174,6 @@ def official_budget(ctx: LLMContext, layer: int | None = None) -> int:
 def ivc_prune_qwen_select(ctx: LLMContext, budget: int, *, layer: int | None = None) -> Selection:
     """The ``budget`` visual tokens IVC-Prune's Qwen2.5-VL code keeps from decoder layer ``layer`` on (default: its
     ``ivcp_k``): IVC tokens and seeds, then the value-similarity ranking; raster order (see the module docstring)."""
-    check_budget(budget, ctx.num_visual)
     layer = checked_layer(ctx, layer, default_layer)
     with torch.no_grad():
         lists = ivc_scores(ctx, layer)

@@ -18,8 +18,8 @@ import functools
 import torch
 
 from ..errors import LiteLVLMError
-from ..method import Method, Option
-from ..pruning.selection import Selection, check_budget
+from ..method import Method
+from ..pruning.selection import Selection
 from .attention_rows import rows_from_hidden
 from .limits import check_llm_input
 
@@ -188,7 +188,6 @@ def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = No
                          queries: str = "seg") -> Selection:
     """Oracle: keep the ``budget`` visual tokens receiving the most attention (from ``queries`` at
     decoder ``layer``, default the middle layer) in the unpruned LLM; they enter the LLM in raster order."""
-    check_budget(budget, ctx.num_visual)
     layer = ctx.num_layers // 2 if layer is None else int(layer)
     score = ctx.visual_attention(layer, queries)
     top = torch.topk(score, budget, sorted=True).indices
@@ -196,5 +195,5 @@ def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = No
                      parts={"ranking": torch.argsort(score, descending=True, stable=True)})
 
 
-LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True,
-                       options=(Option("layer", "attention_layer", "0..L-1"), Option("queries", "attention_queries")))
+#: its options (``layer``, ``queries``) are declared with its registry row (``litelvlm.methods.OPTIONS``)
+LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True)

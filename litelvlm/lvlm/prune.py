@@ -1,12 +1,14 @@
-"""Pruning in the loop: which visual tokens the LLM receives for a method and a budget.
+"""Pruning in the loop: which visual tokens the LLM receives for a method and a budget K (counted by ``ground``).
 
-* CLIP-side methods (stage ``clip``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
+Each method's :class:`~litelvlm.method.Stage` picks one step of ``GroundingPipeline.ground`` here:
+
+* a CLIP-side method (``ClipStage``: ``litelvlm``, ``random``, ``visionzip``, ...): selection on the CLIP
   trace of the one vision forward, then the family's LLM inputs for the selection
   (``GroundingPipeline.clip_selection_tokens``: for GLaMM, the projector outputs at the selected indices, or
-  the projection of the selection's merged features, for VisionZip): :func:`clip_side`.
-* Methods that act with the LLM (stages ``llm-*``, e.g. ``none``, ``fastv``, ``sparsevlm``): their
-  ``select`` gets an ``LLMContext``; their ``forward``, if any, runs the LLM on what they kept
-  (``GroundingPipeline.ground``).
+  the projection of the selection's merged features, for VisionZip): :func:`clip_stage`, :func:`clip_side`.
+* a method acting with the LLM (``InputStage``, ``LayerStage``, ``StagesStage``: ``none``, ``fastv``,
+  ``sparsevlm``, ...): its ``select`` gets an ``LLMContext``; its ``forward``, if any, runs the LLM on what it
+  kept: :func:`llm_stage`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import torch
 from ..errors import LiteLVLMError
 from ..method import Method
 from ..methods import get_method
-from ..pruning import Selection, check_budget, select
+from ..pruning import Selection
+from ..pruning.selection import run_selector
+from .llm_attention import LLMContext
 
 
 def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *,
@@ -29,24 +33,49 @@ def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
     methods (those whose ``select`` takes an ``attention`` option: ``official`` / ``project``, see
     litelvlm.pruning.scores) compute their attention as the official code (``attention="official"``) unless
     the pipeline's numerics score in float32 (``Numerics.project()``), which keeps the earlier
-    ``attention="project"``."""
+    ``attention="project"``. ``budget`` is K, counted by ``ground``."""
     takes_attention = "attention" in inspect.signature(get_method(method).select).parameters
     if takes_attention and "attention" not in options:
         numerics = getattr(pipeline, "numerics", None)
         if numerics is not None and numerics.score_dtype == "float32":
             options["attention"] = "project"
-    sel = select(method, prepared.selector_inputs(), budget, **options)
+    sel = run_selector(get_method(method), prepared.selector_inputs(), budget, **options)
     if sel.features is not None and full is not None and visual_embeds_given:  # merged tokens (VisionZip)
         raise LiteLVLMError(f"method {method!r} merges CLIP features, so its LLM inputs are not rows of "
                             "the given visual_embeds; differentiate w.r.t. the CLIP features instead")
     return pipeline.clip_selection_tokens(prepared, sel, full), sel
 
 
-def resolve(spec: Method, budget: int | None, num_patches: int) -> int:
-    """The budget of a call of ``spec`` (``None``: all N tokens), checked: 1..N (N + 1 for PruMerge's extra token)."""
-    budget = num_patches if budget is None else budget
-    check_budget(budget, num_patches, spec.extra_tokens)
-    return budget
+def clip_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *, spec: Method, rule: str,
+               given: bool = False, positions: str = "official", **options) -> tuple:
+    """``ground``'s step for a CLIP-side method (:class:`~litelvlm.method.ClipStage`): (its (K, h) LLM inputs, its
+    selection, the visual-token indices they stand for when they keep their positions (``rule`` ``keep``), None)."""
+    vis, sel = clip_side(pipeline, prepared, method, budget, full, visual_embeds_given=given, **options)
+    return vis, sel, pipeline.clip_selection_rows(prepared, sel) if rule == "keep" else None, None
+
+
+def llm_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *, spec: Method, rule: str,
+              positions: str = "official", given: bool = False, **options) -> tuple:
+    """``ground``'s step for a method acting with the LLM: its ``select`` on an ``LLMContext``, then its ``forward``
+    (a method pruning inside the LLM); (the LLM inputs, the selection, the kept indices when they keep their positions,
+    None) for a selection applied at the LLM input, (None, the selection, None, (final, rows)) otherwise."""
+    n = pipeline.num_visual(prepared)
+    full = pipeline.visual_tokens(prepared) if full is None else full
+    ctx = LLMContext(pipeline, prepared, full, None if positions == "official" else positions)
+    sel = spec.select(ctx, budget, **options)
+    llm_output = None if spec.forward is None else spec.forward(ctx, sel)
+    if llm_output is not None:
+        return None, sel, None, llm_output
+    if len(sel) != budget and not (sel.short and len(sel) < budget):  # applied at the LLM input
+        raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget}")
+    if sel.features is not None and spec.original_positions:
+        raise LiteLVLMError(f"{method}: its selection carries merged tokens, so the method must declare "
+                            "original_positions=False")
+    if sel.features is not None:  # merged visual tokens (a variant merging the family's own tokens)
+        vis = sel.features
+    else:
+        vis = full if keeps_all(sel, n) else full[sel.indices.to(full.device)]
+    return vis, sel, sel.indices if rule == "keep" else None, None
 
 
 def keeps_all(sel: Selection, n: int) -> bool:

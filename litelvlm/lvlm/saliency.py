@@ -24,7 +24,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..method import Method
-from ..pruning.selection import Selection, check_budget
+from ..pruning.selection import Selection
 from .attribution import mask_logit_target, nonempty_mask, seg_norm_target, token_attributions
 
 TARGETS = ("mask", "seg_norm")
@@ -78,7 +78,6 @@ def saliency_select(ctx, budget: int, *, attribution: str = "saliency", target: 
                     n_steps: int = 16, internal_batch_size: int = 4) -> Selection:
     """Oracle: keep the ``budget`` visual tokens with the largest captum attribution of the grounding
     ``target`` (``mask`` logits inside the predicted mask, or the ``seg_norm``) in the unpruned model."""
-    check_budget(budget, ctx.num_visual)
     if target not in TARGETS:
         raise LiteLVLMError(f"unknown saliency target {target!r}; choose one of {', '.join(TARGETS)}")
     if attribution not in ATTRIBUTIONS:

@@ -74,7 +74,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..method import Method
-from ..pruning.selection import Selection, check_budget
+from ..pruning.selection import Selection
 from .llm_attention import LLMContext, attention_rows_at, run_layers
 
 #: ``LlamaDynamicvitModel(pruning_loc=[2, 6, 15])``: the decoder layers whose outputs are pruned.
@@ -226,8 +226,8 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
     labels = torch.arange(n, device=dev)  # original visual index of each current visual row, -1: recycled
     hidden, pos, v_num, start = None, ctx.position_ids, n, 0
     kept, visual, recycled, first_scores = [], [], [], None
-    for stage, (layer, count) in enumerate(zip(layers, counts)):
-        h_in = ctx.hidden_before(layer) if stage == 0 else run_layers(lm, hidden, pos, start, layer)
+    for step, (layer, count) in enumerate(zip(layers, counts)):
+        h_in = ctx.hidden_before(layer) if step == 0 else run_layers(lm, hidden, pos, start, layer)
         t_start = s + v_num
         rows = attention_rows_at(lm, layer, h_in, pos, raters.to(dev) + t_start, kernel)
         score = rows.mean(0)[:, s:t_start].mean(0)  # heads, then raters (score.py L27-32)
@@ -235,7 +235,7 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
         keep_n = min(int(count), v_num - 1)
         mask = torch.zeros(v_num, dtype=torch.bool, device=dev)
         mask[torch.topk(score, keep_n).indices] = True
-        out = ctx.hidden_before(layer + 1) if stage == 0 else run_layers(lm, h_in, pos, layer, layer + 1)
+        out = ctx.hidden_before(layer + 1) if step == 0 else run_layers(lm, h_in, pos, layer, layer + 1)
         vis = out[0, s:t_start]
         merged = recycle(vis[~mask], score[~mask])
         hidden = torch.cat([out[:, :s], torch.cat([vis[mask], merged])[None], out[:, t_start:]], dim=1)
@@ -256,7 +256,6 @@ def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | 
                      renumber: Callable[[LLMContext, int], torch.Tensor] | None = None) -> Selection:
     """SparseVLM's staged pruning with recycling; K = N is no pruning (see the module docstring); ``renumber``: the
     pruned sequence's positions (:func:`sparsevlm_forward`)."""
-    check_budget(budget, ctx.num_visual)
     if budget == ctx.num_visual:
         return Selection(indices=torch.arange(ctx.num_visual))
     layers = stage_layers(ctx.num_layers) if layers is None else tuple(int(x) for x in layers)

@@ -77,7 +77,7 @@ import torch.nn.functional as F
 from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.scores import eager_cls_attention
-from ..pruning.selection import Selection, SelectorInputs, check_budget
+from ..pruning.selection import Selection, SelectorInputs
 from .llm_attention import LLMContext, run_layers
 
 #: LLaVA-1.5's grid and CLIP depth the official code is written for, its local block (``image_attentions[5]``)
@@ -294,7 +294,6 @@ def vscan_select(ctx: LLMContext, budget: int, *, counts: tuple[int, int] | None
     """VScan for an average of K visual tokens over the LLM's layers (see the module docstring); K = N prunes
     nothing. Returns the forward's final hidden states with the selection."""
     n = ctx.num_visual
-    check_budget(budget, n)
     visual, keep = stage_counts(budget, n) if counts is None else (int(counts[0]), int(counts[1]))
     if not (1 <= visual <= n and keep >= 1):
         raise LiteLVLMError(f"VScan counts must be 1 <= V <= {n} and kept >= 1; got {(visual, keep)}")

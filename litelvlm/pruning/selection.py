@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..budget import Budget, BudgetError, range_error
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 
 if TYPE_CHECKING:
+    from ..method import Method
     from .mapped import MappedInputs
 
 
@@ -68,21 +70,28 @@ class Selection:
 
 
 def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
-    """Validate 1 <= K <= N (+ ``extra_tokens``, for a method that adds tokens to the patches)."""
-    top = num_patches + extra_tokens
-    if not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= top:
-        what = "the number of patches" if not extra_tokens else f"{num_patches} patches + {extra_tokens} extra"
-        raise LiteLVLMError(f"budget must satisfy 1 <= K <= {top} ({what}); got {budget}")
-    return budget
+    """K = ``budget`` (an int) checked against N = ``num_patches`` (+ ``extra_tokens``, for a method that adds tokens
+    to the patches) by the one rule, :meth:`Budget.count <litelvlm.budget.Budget.count>`: for a selection kernel
+    called directly (the pipeline counts a budget once, in ``ground`` or :func:`select`)."""
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise BudgetError(range_error(budget, num_patches, extra_tokens))
+    return Budget(budget).count(num_patches, extra_tokens)
 
 
-def select(method: str, inputs: SelectorInputs | MappedInputs, budget: int, **options: Any) -> Selection:
-    """Run a CLIP-side method (stage ``clip``) by name, with budget checks."""
+def select(method: str, inputs: SelectorInputs | MappedInputs, budget: Budget | int, **options: Any) -> Selection:
+    """Run a CLIP-side method (:attr:`Method.acts_on_clip <litelvlm.method.Method.acts_on_clip>`) by name keeping
+    ``budget`` (a :class:`~litelvlm.budget.Budget` or an int K), counted once against the input's patches."""
     from ..methods import get_method
 
     spec = get_method(method)
-    check_budget(budget, inputs.num_patches, spec.extra_tokens)
-    if spec.stage != "clip":
+    return run_selector(spec, inputs, Budget.of(budget).count(inputs.num_patches, spec.extra_tokens), **options)
+
+
+def run_selector(spec: Method, inputs: SelectorInputs | MappedInputs, k: int, **options: Any) -> Selection:
+    """``spec``'s selection of ``k`` tokens, K already counted (:func:`select`, or the pipeline's ``ground``), after
+    the contract's checks: a CLIP-side method, on inputs it can read, with the text it needs."""
+    method = spec.name or "this method"
+    if not spec.acts_on_clip:
         raise LiteLVLMError(f"method {method!r} runs inside the LLM; use the grounding pipeline "
                             "(litelvlm.lvlm) to apply it")
     if not isinstance(inputs, SelectorInputs) and not spec.scores_only:
@@ -90,7 +99,7 @@ def select(method: str, inputs: SelectorInputs | MappedInputs, budget: int, **op
                             "select among another family's tokens (only methods reading per-token scores can)")
     if spec.needs_text and (inputs.text is None or len(inputs.text.texts) == 0):
         raise LiteLVLMError(f"method {method!r} needs at least one text")
-    sel = spec.select(inputs, budget, **options)
-    if sel.indices.numel() != budget:
-        raise AssertionError(f"{method} returned {sel.indices.numel()} tokens for budget {budget}")
+    sel = spec.select(inputs, k, **options)
+    if sel.indices.numel() != k:
+        raise AssertionError(f"{method} returned {sel.indices.numel()} tokens for budget {k}")
     return sel

@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 from ..errors import LiteLVLMError
-from ..methods import BASELINE
 from ..video.metrics import mevis_summary
 from .video_eval import BUDGET_READING, offered_methods, video_budget
 from .video_pipeline import UniPixelVideoPipeline
@@ -57,7 +56,7 @@ class UniPixelRunner:
             self.video = rec.video
         prep = pipe.with_sentences(self.prepared, [rec.sentence.strip()])   # segmentation.py L555: exp.strip()
         n = pipe.num_visual(prep)
-        k = n if method == BASELINE else video_budget(n, budget, self.num_patches)
+        k = n if pipe.spec(method).baseline else video_budget(n, budget, self.num_patches)
         out = pipe.ground(prep, method, k)
         if out.masks.shape[0] != len(rec.frames):
             raise LiteLVLMError(f"{rec.video}: {out.masks.shape[0]} masks for {len(rec.frames)} frames")

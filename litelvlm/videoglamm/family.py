@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from ..budget import Budget
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
@@ -219,7 +220,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
         from ..methods import get_method
 
         spec = get_method(method, self.backbone)
-        if spec.reads_clip and spec.stage != "clip":
+        if spec.reads_clip and spec.acts_with_llm:
             return (f"{method} reads one image's CLIP trace beside the LLM's tokens; VideoGLaMM's visual tokens are 16 "
                     "frames' pooled CLIP and InternVideo2 tokens, onto which no CLIP patch map is defined: use a "
                     "per-frame CLIP-side method or an LLM-side method that reads the LLM alone")
@@ -354,18 +355,16 @@ class VideoGLaMMPipeline(GroundingPipeline):
                                        prepared.image_size).reshape(s, t, *prepared.image_size)
 
     # -- ground with per-frame budgets --------------------------------------------------------------------------
-    def ground(self, prepared, method: str = "none", budget: int | None = None,
+    def ground(self, prepared, method: str = "none", budget: Budget | int | None = None,
                visual_embeds: torch.Tensor | None = None, positions: str = "official", **options) -> GroundingOutput:
-        """Masks (S, T, H, W) of ``method`` at the per-frame budget ``budget`` (1..576; None: all): a CLIP-side
-        method keeps K of each frame's CLIP patches (:func:`litelvlm.videoglamm.pruning.prune_clip`), an LLM-side
-        one :meth:`llm_budget` of the LLM's 3328 visual tokens (the contract's ``ground``)."""
-        from ..lvlm.prune import resolve
-
+        """Masks (S, T, H, W) of ``method`` at the per-frame budget ``budget`` (1..576; ``Budget.ALL`` or None: all):
+        a CLIP-side method keeps K of each frame's CLIP patches (:func:`litelvlm.videoglamm.pruning.prune_clip`), an
+        LLM-side one :meth:`llm_budget` of the LLM's 3328 visual tokens (the contract's ``ground``)."""
         if why := self.method_error(method):
             raise LiteLVLMError(why)
         spec = self.spec(method)
-        k = resolve(spec, budget, FRAME_PATCHES)
-        if spec.stage == "clip":
+        k = Budget.of(budget).count(FRAME_PATCHES, spec.extra_tokens)
+        if spec.acts_on_clip:
             from .frames import ground_frames
 
             return ground_frames(self, prepared, method, k, visual_embeds, positions, **options)
@@ -376,7 +375,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
     def keeps_everything(self, prepared, out: GroundingOutput) -> bool:
         """An LLM-side run: all N in order; a CLIP-side run: every frame's 576 patches in raster order, pooled as
         the official ``project`` (``arrangement="pool"``)."""
-        if self.spec(out.method).stage != "clip":
+        if self.spec(out.method).acts_with_llm:
             return super().keeps_everything(prepared, out)
         all_patches = torch.arange(NUM_FRAMES * FRAME_PATCHES)
         return self.arrangement == "pool" and bool(torch.equal(out.kept_indices.cpu(), all_patches))

@@ -2,7 +2,7 @@
 
 VideoGLaMM's LLM reads 16 frames' CLIP patch tokens, (16, 576, 1024) at CLIP layer -2, each frame projected and
 pooled to 12 x 12 = 144 context tokens (``project``, arch.py L164-191), then 16 x 64 InternVideo2 tokens. No
-official code prunes it; here a CLIP-side method (``stage == "clip"``: VisPruner, the paper's video baseline,
+official code prunes it; here a CLIP-side method (``Method.acts_on_clip``: VisPruner, the paper's video baseline,
 LiteLVLM and its variants, random, CLIP top-similarity, VisionZip, HiPrune, ToMe, PruMerge) selects K of each
 frame's 576 tokens **before** the projection and pooling, frame by frame, on a :class:`SelectorInputs` built from
 that frame's CLIP trace; the InternVideo2 stream is untouched.
@@ -56,6 +56,8 @@ ARRANGEMENTS = ("pool", "pool-min", "direct")
 CLIP_TEXTS = ("expression", "question")
 #: the official per-frame pooled grid (arch.py L186)
 POOLED = 12
+#: the per-frame method the paper reports on video (listed first by :func:`per_frame_methods`)
+PAPER_VIDEO_BASELINE = "vispruner"
 #: CLIP's feature layer for VideoGLaMM (``hidden_states[-2]``, clip_encoder.py L34-72)
 FEATURE_LAYER = -2
 
@@ -65,7 +67,7 @@ def frame_method_error(name: str) -> str | None:
     from ..methods import get_method
 
     spec = get_method(name)
-    if spec.baseline or spec.stage == "clip":
+    if spec.baseline or spec.acts_on_clip:
         return None
     return (f"method {name!r} acts on the LLM's visual tokens (stage {spec.stage!r}), the whole video's "
             "sequence, not on one frame's CLIP tokens: it has no per-frame form here")
@@ -76,7 +78,7 @@ def per_frame_methods() -> list[str]:
     from ..methods import get_method, method_names
 
     names = [m for m in method_names() if frame_method_error(m) is None and not get_method(m).baseline]
-    return sorted(names, key=lambda m: m != "vispruner")
+    return sorted(names, key=lambda m: m != PAPER_VIDEO_BASELINE)
 
 
 def default_clip(model: str) -> str:

@@ -15,7 +15,6 @@ import torch
 
 from ..clip import load_clip
 from ..errors import LiteLVLMError
-from ..methods import BASELINE
 from ..pruning import available_methods
 from . import allocation as va
 from . import pruning as vp
@@ -49,7 +48,7 @@ class VideoGLaMMRunner:
     def allocation(self, trace, text, method: str, budget: int) -> list[int] | None:
         """The 16 frames' budgets of ``--allocation`` (None: ``uniform``, K on every frame; the baseline keeps all)."""
         rule = allocation_weights(self.args.allocation)
-        if rule == "uniform" or method == BASELINE:
+        if rule == "uniform" or self.pipe.spec(method).baseline:
             return None
         weights = va.relevance_weights(trace, text, va.clip_logit_scale(self.clip)) if rule == "relevance" else rule
         return va.frame_allocation(weights, budget, self.args.arrangement)
@@ -79,7 +78,8 @@ class VideoGLaMMRunner:
     def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int | None, dict]:
         """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra columns)
         of one expression; an LLM-side method runs through the family's ``ground``."""
-        if method != BASELINE and self.pipe.spec(method).stage != "clip":
+        spec = self.pipe.spec(method)
+        if not spec.baseline and spec.acts_with_llm:
             return family_masks(self, rec, method, budget), None, {"llm_visual_tokens": self.pipe.llm_budget(budget)}
         tokens: list[int] = []
         self.budgets.clear()
@@ -98,7 +98,7 @@ class VideoGLaMMRunner:
         (e.g. SparseVLM's three stages in a 2-layer model) is refused when given and left out, with a warning, by
         default."""
         pipe = self.pipe
-        llm = [m for m in available_methods() if pipe.method_error(m) is None and pipe.spec(m).stage != "clip"
+        llm = [m for m in available_methods() if pipe.method_error(m) is None and pipe.spec(m).acts_with_llm
                and not pipe.spec(m).baseline and not pipe.spec(m).oracle]
         methods = given or vp.per_frame_methods() + llm
         layers, n = len(pipe.language_model.layers), pipe.num_visual_tokens
@@ -106,7 +106,7 @@ class VideoGLaMMRunner:
         for m in methods:
             spec = pipe.spec(m)
             try:
-                if spec.stage != "clip":
+                if spec.acts_with_llm:
                     [spec.schedule(pipe.llm_budget(k), n, layers) for k in budgets]
             except LiteLVLMError as e:
                 bad[m] = f"{m}: {e}"

@@ -14,12 +14,11 @@ import torch
 
 from ...method import Method
 from ..scores import context_scores
-from ..selection import Selection, SelectorInputs, check_budget
+from ..selection import Selection, SelectorInputs
 
 
 def context_only(inputs: SelectorInputs, budget: int) -> Selection:
     """The ``budget`` tokens of highest context score, highest first."""
-    check_budget(budget, inputs.num_patches)
     score = context_scores(inputs)
     order = torch.sort(score, descending=True, stable=True).indices
     return Selection(indices=order[:budget].long(), scores=score, parts={"context": order})

@@ -34,7 +34,7 @@ import torch
 
 from ...method import Method
 from ..scores import eager_attention
-from ..selection import Selection, SelectorInputs, check_budget
+from ..selection import Selection, SelectorInputs
 
 #: The official defaults (README's table: ``HIPRUNE_ALPHA``, ``HIPRUNE_OBJECT_LAYER``) for LLaVA-1.5's 24-layer
 #: CLIP ViT-L/14-336.
@@ -67,7 +67,6 @@ def hiprune(inputs: SelectorInputs, budget: int, *, alpha: float = ALPHA, object
     kept tokens in raster order."""
     vision = inputs.vision
     n = vision.num_patches
-    check_budget(budget, n)
     object_layer = default_object_layer(vision.num_layers) if object_layer is None else int(object_layer)
     if not 1 <= object_layer <= vision.num_layers:
         raise ValueError(f"object_layer must be in 1..{vision.num_layers} (1-based); got {object_layer}")

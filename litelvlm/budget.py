@@ -1,0 +1,118 @@
+"""A token budget: K visual tokens to keep, or :data:`Budget.ALL` (every token, the unpruned baseline's).
+
+One value from the command line to the selector: :meth:`Budget.parse` reads it where the command line is read
+(its form: a whole number >= 1 or ``all``), :meth:`Budget.count` turns it into K for an input of N tokens and is the
+one place its range (1 <= K <= N, + a method's extra tokens) is checked. Code that still holds an int or None
+converts once, at its edge, with :meth:`Budget.of`. Result tables write :attr:`Budget.column` (K, or 0 for ``all``:
+the baseline's row when N depends on the image) and read it back with :meth:`Budget.from_column`.
+
+This module imports nothing heavy: the command-line layer reads it before torch loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .errors import LiteLVLMError
+
+#: how ``all`` is written on the command line
+ALL_TEXT = "all"
+
+
+class BudgetError(LiteLVLMError, ValueError):
+    """A budget that is no budget (its form) or that an input cannot keep (its range)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """K visual tokens to keep (``tokens``), or every token (``tokens`` None: :data:`Budget.ALL`)."""
+
+    tokens: int | None = None
+
+    #: keep every token (the unpruned baseline's budget)
+    ALL: ClassVar[Budget]
+
+    def __post_init__(self) -> None:
+        k = self.tokens
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+            raise BudgetError(form_error(k))
+
+    # -- making one --------------------------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """The budget written ``text``: ``all`` or a whole number >= 1 (``"64"``); anything else is a
+        :class:`BudgetError`."""
+        word = str(text).strip()
+        if word.lower() == ALL_TEXT:
+            return cls.ALL
+        try:
+            k = int(word)
+        except ValueError:
+            raise BudgetError(form_error(text)) from None
+        return cls(k)
+
+    @classmethod
+    def argument(cls, text: str) -> Budget:
+        """:meth:`parse` as an argparse ``type``: a bad budget is a usage error (exit 2) naming the value."""
+        try:
+            return cls.parse(text)
+        except BudgetError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    @classmethod
+    def of(cls, value: Budget | int | None) -> Budget:
+        """``value`` as a Budget, at the edge of code that still holds an int (K) or None (every token)."""
+        if isinstance(value, Budget):
+            return value
+        if value is None:
+            return cls.ALL
+        return cls(value)
+
+    @classmethod
+    def from_column(cls, value: int) -> Budget:
+        """The budget a result table's ``budget`` column holds (:attr:`column`: 0 is ``all``)."""
+        return cls.ALL if int(value) == 0 else cls(int(value))
+
+    # -- reading one -------------------------------------------------------------------------------------------
+    @property
+    def is_all(self) -> bool:
+        """Whether this budget keeps every token."""
+        return self.tokens is None
+
+    @property
+    def column(self) -> int:
+        """The value a result table's ``budget`` column holds: K, or 0 for ``all``."""
+        return 0 if self.tokens is None else self.tokens
+
+    def fits(self, num_tokens: int) -> bool:
+        """Whether an input of ``num_tokens`` tokens can keep this budget (``all`` always can)."""
+        return self.tokens is None or self.tokens <= num_tokens
+
+    def count(self, num_tokens: int, extra_tokens: int = 0) -> int:
+        """K for an input of N = ``num_tokens`` tokens: N for ``all``, else this budget, which must satisfy
+        1 <= K <= N (+ ``extra_tokens``, a method's tokens added to the N, e.g. PruMerge's merged one). The one
+        range check of a budget."""
+        if self.tokens is None:
+            return int(num_tokens)
+        if not self.tokens <= int(num_tokens) + extra_tokens:
+            raise BudgetError(range_error(self.tokens, num_tokens, extra_tokens))
+        return self.tokens
+
+    def __str__(self) -> str:
+        return ALL_TEXT if self.tokens is None else str(self.tokens)
+
+
+Budget.ALL = Budget(None)
+
+
+def form_error(value: object) -> str:
+    """The one message of a value that is no budget (neither a whole number K >= 1 nor ``all``)."""
+    return f"budget must satisfy 1 <= K (a whole number of visual tokens) or be {ALL_TEXT!r}; got {value!r}"
+
+
+def range_error(value: object, num_tokens: int, extra_tokens: int = 0) -> str:
+    """The one message of a budget outside 1..N (+ ``extra_tokens``) for an input of N = ``num_tokens`` tokens."""
+    what = "the number of patches" if not extra_tokens else f"{num_tokens} patches + {extra_tokens} extra"
+    return f"budget must satisfy 1 <= K <= {int(num_tokens) + extra_tokens} ({what}); got {value}"

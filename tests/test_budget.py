@@ -1,0 +1,82 @@
+"""A budget is one type from the command line to the selector (litelvlm.budget.Budget), checked once."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from litelvlm.budget import Budget, BudgetError
+from litelvlm.cli_args import add_dataclass_arguments, arg, from_namespace
+from litelvlm.errors import LiteLVLMError
+
+
+def test_parse_reads_a_whole_number_or_all():
+    assert Budget.parse("64") == Budget(64) and Budget.parse(" 64 ").count(576) == 64
+    assert Budget.parse("all") is Budget.ALL and Budget.parse("ALL") is Budget.ALL
+    for bad in ("0", "-3", "1.5", "many", ""):
+        with pytest.raises(BudgetError, match=r"budget must satisfy 1 <= K \(a whole number of visual tokens\) or be "
+                                              r"'all'; got"):
+            Budget.parse(bad)
+    assert str(Budget.parse("64")) == "64" and str(Budget.ALL) == "all"
+
+
+def test_all_keeps_every_token_and_is_the_tables_zero():
+    assert Budget.ALL.is_all and not Budget(5).is_all
+    assert Budget.ALL.count(576) == 576 and Budget.ALL.count(1234) == 1234  # N per input
+    assert Budget.ALL.fits(1) and Budget(64).fits(64) and not Budget(65).fits(64)
+    assert Budget.ALL.column == 0 and Budget(64).column == 64  # the baseline's row when N depends on the image
+    assert Budget.from_column(0) is Budget.ALL and Budget.from_column(192) == Budget(192)
+    assert Budget.of(None) is Budget.ALL and Budget.of(7) == Budget(7) and Budget.of(Budget(7)) == Budget(7)
+
+
+def test_range_is_checked_once_by_count_with_one_message():
+    with pytest.raises(BudgetError, match=r"^budget must satisfy 1 <= K <= 576 \(the number of patches\); got 577$"):
+        Budget(577).count(576)
+    with pytest.raises(BudgetError, match=r"1 <= K <= 577 \(576 patches \+ 1 extra\); got 578"):
+        Budget(578).count(576, extra_tokens=1)
+    assert Budget(577).count(576, extra_tokens=1) == 577
+    for bad in (0, -1, True, 2.0, "3"):  # not a budget: refused where it is made, whatever N
+        with pytest.raises(BudgetError, match="1 <= K"):
+            Budget.of(bad)
+    assert issubclass(BudgetError, LiteLVLMError)  # the CLI's exit 2
+
+
+def test_ground_and_select_count_a_budget_once(tiny_glamm, tiny_glamm_prep, monkeypatch):
+    """The pipeline converts a budget at its edge and counts it once: ``ground`` for every stage, ``select``."""
+    from litelvlm.pruning import select
+
+    pipe, prepared = tiny_glamm, tiny_glamm_prep
+    calls = []
+    count = Budget.count
+    monkeypatch.setattr(Budget, "count", lambda self, n, extra=0: calls.append((self, n)) or count(self, n, extra))
+    n = pipe.num_visual(prepared)
+    for method, budget in (("litelvlm", 8), ("fastv", Budget(8)), ("none", None), ("llm-attention", 8)):
+        calls.clear()
+        out = pipe.ground(prepared, method, budget)
+        assert len(calls) == 1 and calls[0][1] == n, (method, calls)
+        assert out.budget == (n if budget is None else 8)
+    calls.clear()
+    assert len(select("random", prepared.selector_inputs(), Budget(5))) == 5 and len(calls) == 1
+    with pytest.raises(BudgetError, match=f"1 <= K <= {n} "):
+        pipe.ground(prepared, "litelvlm", n + 1)
+
+
+def test_a_budget_field_is_a_command_line_type_exiting_2_on_bad_input(capsys):
+    @dataclass
+    class Args:
+        budget: Budget = arg(None, help="K or all")
+        budgets: list[str] = arg(["64", "all"], help="budgets", each=Budget)
+
+    parser = argparse.ArgumentParser(prog="p")
+    add_dataclass_arguments(parser, Args)
+    a = from_namespace(Args, parser.parse_args(["--budget", "32", "--budgets", "8,all", "4"]))
+    assert a.budget == Budget(32) and a.budgets == ["8,all", "4"]
+    assert from_namespace(Args, parser.parse_args(["--budget", "all"])).budget is Budget.ALL
+    for argv in (["--budget", "0"], ["--budget", "x"], ["--budgets", "8,0"]):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "budget must satisfy 1 <= K" in err and "Traceback" not in err, err
