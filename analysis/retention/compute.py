@@ -171,7 +171,7 @@ def run_retention(a: RetentionArgs) -> Path:
         return run_family_retention(a)
     methods = split_list(a.methods) or available_methods("clip")
     for m in methods:
-        if get_method(m).kind != "clip":
+        if not get_method(m).acts_on_clip:
             raise LiteLVLMError(f"--methods: {m!r} runs inside the LLM; retention draws CLIP-side methods: "
                                 f"{', '.join(available_methods('clip'))}")
     budgets = split_list(a.budgets, int)
