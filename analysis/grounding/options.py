@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from analysis.common.family_text import merged_grid_names, official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
-from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 
 PROTOCOLS = ("per-expression", "official")
@@ -22,8 +22,8 @@ _OFFICIAL, _MERGED = official_protocol_families(), merged_grid_names()
 
 
 @dataclass
-class GroundingArgs(ModelDataArgs):
-    """Options of ``litelvlm eval-grounding``."""
+class GroundingArgs(MethodFlags, ModelDataArgs):
+    """Options of ``litelvlm eval-grounding`` (each method's own options: :data:`litelvlm.cli_args.MethodFlags`)."""
 
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
                                                         "(the list: `litelvlm select --list-methods`)")
@@ -61,9 +61,6 @@ class GroundingArgs(ModelDataArgs):
     dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s evaluation), "
                                   "float32 for a small random preset", choices=["auto", *DTYPES])
     chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
-    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
-    attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
-    attention_queries: str = arg("seg", help="llm-attention: query rows", choices=["last", "text", "seg"])
     positions: str = arg("official", help="RoPE positions of the kept visual tokens: each method's official rule "
                                           "(FastV, DART keep theirs; the others renumber), or keep / renumber for "
                                           "every method", choices=["official", "keep", "renumber"])

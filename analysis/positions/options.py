@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 from analysis.common.family_text import official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
-from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe
 
 
 @dataclass
-class PositionsArgs(ModelDataArgs):
+class PositionsArgs(MethodFlags, ModelDataArgs):
     """Options of ``litelvlm positions``."""
 
     methods: list[str] = arg([], help="methods (default: every registered method but the baseline and the "
@@ -34,7 +34,6 @@ class PositionsArgs(ModelDataArgs):
     device: str = arg("cpu", help="torch device")
     dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint, float32 for tiny-random",
                      choices=["auto", *DTYPES])
-    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
