@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:  # long by design: one linear be
 
     from transformers import AutoModel
 
-    from analysis.efficiency.timing import interleaved_wall_ms
     from litelvlm.clip.random_init import hf_config, write_clip_tokenizer
+    from litelvlm.cost.timing import interleaved_wall_ms
     from litelvlm.toy.loss import clip_logits, contrastive_loss
     from litelvlm.toy.model import arch_of, sharpen_attention_init, sincos_position_init
     from litelvlm.toy.options import ToyTrainArgs

@@ -131,6 +131,46 @@ def tiny_glamm():
 
 
 @pytest.fixture(scope="module")
+def tiny_glamm_bf16():
+    """The tiny random GLaMM (``tiny-random:0``) in bfloat16, loaded once per test module."""
+    from litelvlm.glamm import GlammPipeline
+
+    return GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16)
+
+
+@pytest.fixture(scope="module")
+def tiny_unipixel_pipe():
+    """The tiny random UniPixel (``unipixel-tiny-random:0``) through the family registry, once per test module."""
+    from litelvlm.families import load_pipeline
+
+    return load_pipeline("unipixel-tiny-random:0")
+
+
+@pytest.fixture(scope="module")
+def tiny336_clip():
+    """The tiny random 336-pixel CLIP (``tiny336-random:0``, transformers backend), once per test module."""
+    from litelvlm.clip import load_clip
+
+    return load_clip("tiny336-random:0", "hf")
+
+
+@pytest.fixture(scope="module")
+def tiny_open_clip(tiny_open_clip_dir):
+    """:func:`tiny_open_clip_dir` loaded through open_clip, once per test module."""
+    from litelvlm.clip import load_clip
+
+    return load_clip(f"local-dir:{tiny_open_clip_dir}", "open_clip")
+
+
+@pytest.fixture(scope="module")
+def toy_refer(tmp_path_factory) -> Path:
+    """Two synthetic scenes in the REFER layout (no shared data needed), written once per test module."""
+    from litelvlm.toy.refer_layout import write_refer
+
+    return write_refer(tmp_path_factory.mktemp("toy") / "refer", 2, size=64)
+
+
+@pytest.fixture(scope="module")
 def tiny_glamm_prep(tiny_glamm, coco128):
     """The first COCO-128 image with its first two sentences, prepared on :func:`tiny_glamm`."""
     from litelvlm.data.refer import load_refer
@@ -138,6 +178,27 @@ def tiny_glamm_prep(tiny_glamm, coco128):
     records = load_refer(coco128, None, split="all")
     first = [r for r in records if r.image_id == records[0].image_id][:2]
     return tiny_glamm.prepare(first[0].image(), [r.sentence for r in first])
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch) -> Path:
+    """An empty disk cache (``LITELVLM_CACHE``) of this test alone."""
+    monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def official_clip_towers(pipe):
+    """The official LiteLVLM's towers (``load_model`` L33-46) from the folder of the CLIP paired with the test
+    module's ``pipe``, eager attention: (vision, text, tokenizer)."""
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection, CLIPVisionModelWithProjection
+
+    from litelvlm.clip import resolve_random_model
+
+    folder = resolve_random_model(pipe.clip.name, "hf")
+    kw = {"dtype": pipe.dtype, "attn_implementation": "eager"}
+    return (CLIPVisionModelWithProjection.from_pretrained(folder, **kw).eval(),
+            CLIPTextModelWithProjection.from_pretrained(folder, **kw).eval(), AutoTokenizer.from_pretrained(folder))
 
 
 #: methods registered only for tests by :func:`unoffered_methods`: a CLIP-grid method without a Qwen2.5-VL variant, and

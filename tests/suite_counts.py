@@ -87,4 +87,7 @@ def write() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         raise SystemExit("usage: python tests/suite_counts.py --write")
+    # run as a script, Python puts tests/ first on sys.path: the project root goes there instead, so that
+    # ``litelvlm`` and ``analysis`` are the project's packages and never a folder of the tests
+    sys.path[0] = str(TESTS.parent)
     write()

@@ -31,14 +31,6 @@ SAM_CASES = ["empty folder", "unknown folder", "unknown hub name"]
 
 
 @pytest.fixture(scope="module")
-def toy_refer(tmp_path_factory) -> Path:
-    """Two synthetic scenes in the REFER layout (no shared data needed)."""
-    from litelvlm.toy.refer_layout import write_refer
-
-    return write_refer(tmp_path_factory.mktemp("toy") / "refer", 2, size=64)
-
-
-@pytest.fixture(scope="module")
 def bad_models(tmp_path_factory, tiny_hf_clip_dir, tiny_open_clip_dir) -> dict[str, dict[str, str]]:
     """{"clip": {case: model string}, "glamm": {...}, "sam": {...}}: models that cannot be loaded."""
     from litelvlm.glamm.checkpoint_writer import save_random_glamm

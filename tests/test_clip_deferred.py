@@ -22,9 +22,8 @@ DESCRIBED = ("name", "backend", "grid", "geometry", "vision_layers", "text_layer
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def cache(fresh_cache):
+    return fresh_cache
 
 
 def _descriptions(cache: Path) -> list[Path]:

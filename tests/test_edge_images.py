@@ -21,22 +21,9 @@ from litelvlm.cli import main
 from litelvlm.data.refer import open_rgb
 from litelvlm.data.resize_cap import MAX_RESIZED_SIDE
 from litelvlm.errors import LiteLVLMError
+from tests.fixtures.cli import one_error_line as _one_error_line
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def toy_refer(tmp_path_factory) -> Path:
-    from litelvlm.toy.refer_layout import write_refer
-
-    return write_refer(tmp_path_factory.mktemp("toy") / "refer", 2, size=64)
-
-
-def _one_error_line(rc: int, err: str, command: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("WARNING") and "%|" not in line]
-    assert rc == 2 and "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith(f"litelvlm {command}: error: "), lines
-    return lines[0]
 
 
 def _left_out(caplog) -> list[str]:

@@ -21,15 +21,9 @@ import pytest
 from litelvlm.cli import main
 from litelvlm.data.refer import load_coco_instances, load_refer, load_refs
 from litelvlm.errors import LiteLVLMError
+from tests.fixtures.cli import one_error_line as _one_error_line
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def toy_refer(tmp_path_factory) -> Path:
-    from litelvlm.toy.refer_layout import write_refer
-
-    return write_refer(tmp_path_factory.mktemp("toy") / "refer", 2, size=64)
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -45,13 +39,6 @@ def _with_segmentation(src: Path, dst: Path, segmentation) -> Path:
     inst["annotations"][0]["segmentation"] = segmentation
     (dst / "instances.json").write_text(json.dumps(inst))  # NaN and Infinity as Python's json writes them
     return dst
-
-
-def _one_error_line(rc: int, err: str, command: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("WARNING") and "%|" not in line]
-    assert rc == 2 and "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith(f"litelvlm {command}: error: "), lines
-    return lines[0]
 
 
 def _capped_run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -18,9 +19,10 @@ from analysis.common.flops import (
     llm_macs_fastv_convention,
     llm_macs_swiglu,
 )
-from analysis.efficiency.arch import OFFICIAL_PREFIX_TOKENS, OFFICIAL_PROMPT_TOKENS, get_arch, with_sizes
+from analysis.efficiency.arch import get_arch
 from analysis.efficiency.flops import token_plan
 from litelvlm.errors import LiteLVLMError
+from litelvlm.glamm.cost import OFFICIAL_PREFIX_TOKENS, OFFICIAL_PROMPT_TOKENS, with_sizes
 from litelvlm.memory import LiveTensorBytes, peak_activation_bytes
 from tests.md_tables import markdown_tables
 
@@ -83,7 +85,7 @@ def test_token_plan_stages():
     t = arch.text_tokens
     assert token_plan(arch, "none", 576) == TokenPlan(t, ((0, 576),))
     assert token_plan(arch, "litelvlm", 64) == TokenPlan(t, ((0, 64),))
-    fv = token_plan(arch, "fastv", 64, fastv_layer=3)
+    fv = token_plan(arch, "fastv", 64, SimpleNamespace(fastv_layer=3))
     assert fv == TokenPlan(t, ((0, 576), (3, 64)), "fastv", 64)
     assert (fv.n_before, fv.n_tokens, fv.prune_layer) == (t + 576, t + 64, 3)
     assert fv.layers(32) == [(3, t + 576), (29, t + 64)]
@@ -108,9 +110,9 @@ def test_token_plan_stages():
 @pytest.fixture(scope="module")
 def meta_parts():
     """The tiny and the 4-layer glamm-7b pipelines on meta, with their parts."""
-    from analysis.efficiency.build import build_pipeline
-    from analysis.efficiency.meta import MetaScalars
-    from analysis.efficiency.parts import PipelineParts
+    from litelvlm.cost.meta import MetaScalars
+    from litelvlm.glamm.cost import build_pipeline
+    from litelvlm.glamm.cost_parts import PipelineParts
 
     out = {}
     for name in ("tiny", "glamm-7b"):
@@ -126,7 +128,7 @@ def meta_parts():
 def test_analytic_flops_match_flop_counter_for_every_method_and_budget(arch_name, meta_parts):
     # glamm-7b at its full widths (d=4096, m=11008, V=32007) with 4 of its 32 layers, to stay fast here;
     # the all-32-layer model is checked by test_cli_flops_only_glamm7b
-    from analysis.efficiency.meta import MetaScalars
+    from litelvlm.cost.meta import MetaScalars
 
     parts = meta_parts[arch_name]
     arch = parts.arch
@@ -150,9 +152,9 @@ def test_prefill_is_grounds_llm_forward():
     # the study's prefill runs the LLM as GlammPipeline.ground does (FastV: the library's), on the
     # pipeline built from the preset: its logits at the [SEG]-predicting rows are the LM head of the
     # hidden states ground returns
-    from analysis.efficiency.build import build_pipeline
-    from analysis.efficiency.meta import QUERY_TOKENS
-    from analysis.efficiency.parts import PipelineParts
+    from litelvlm.cost.meta import QUERY_TOKENS
+    from litelvlm.glamm.cost import build_pipeline
+    from litelvlm.glamm.cost_parts import PipelineParts
 
     arch = get_arch("tiny")
     parts = PipelineParts(build_pipeline(arch, "cpu", torch.float32, "eager"), arch)
@@ -213,7 +215,7 @@ def test_peak_activation_bytes_of_a_linear_excludes_weights():
 
 
 def test_timing_median_and_cuda_time_off_gpu():
-    from analysis.efficiency.timing import cuda_time_ms, wall_time_ms
+    from litelvlm.cost.timing import cuda_time_ms, wall_time_ms
 
     calls = []
     t = wall_time_ms(lambda: calls.append(1), "cpu", warmup=2, repeats=3)
@@ -222,7 +224,7 @@ def test_timing_median_and_cuda_time_off_gpu():
 
 
 def test_interleaved_wall_time_calls_round_robin():
-    from analysis.efficiency.timing import interleaved_wall_ms
+    from litelvlm.cost.timing import interleaved_wall_ms
 
     order = []
     t = interleaved_wall_ms({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, "cpu",

@@ -13,15 +13,15 @@ import torch
 
 from analysis.common.flops import DecoderSizes, TokenPlan, llm_flops_exact
 from analysis.efficiency.arch import get_arch
-from analysis.efficiency.videoglamm import (
+from litelvlm.cli import main
+from litelvlm.errors import LiteLVLMError
+from litelvlm.videoglamm.cost import (
     VIDEO_PROMPT_TOKENS,
     VideoParts,
     context_tokens,
     pooling_flops,
     prompt_tokens,
 )
-from litelvlm.cli import main
-from litelvlm.errors import LiteLVLMError
 
 LLAMA = Path("/work/shared/data/llama_tokenizer/tokenizer.json")
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def test_the_real_towers_counted_on_meta():
     """CLIP is 16 x ViT-L/14-336's forward (0.382 TFLOPs each: the committed glamm-7b table's CLIP); InternVideo2
     is its 39 blocks run (of 40) on 4 chunks of 1 + 4 x 256 tokens plus the patch embedding, by hand."""
     from analysis.common.flops import count_flops
-    from analysis.efficiency.meta import MetaScalars
+    from litelvlm.cost.meta import MetaScalars
 
     parts = VideoParts(get_arch("videoglamm"), torch.bfloat16)
     with MetaScalars():

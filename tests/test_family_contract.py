@@ -26,8 +26,8 @@ SHARED = Path(__file__).resolve().parents[1] / "litelvlm" / "lvlm"
 
 
 @pytest.fixture(scope="module")
-def tiny_glamm_pipeline() -> GlammPipeline:
-    return GlammPipeline.from_model_string("tiny-random:0")
+def tiny_glamm_pipeline(tiny_glamm):
+    return tiny_glamm
 
 
 def _contract() -> set[str]:

@@ -153,13 +153,6 @@ def test_hf_pad_to_square(tiny_hf_clip):
     assert params.pad == (42, 0) and params.frame == (204, 204) and params.offset == (0, 0)
 
 
-@pytest.fixture(scope="module")
-def tiny_open_clip(tiny_open_clip_dir):
-    from litelvlm.clip import load_clip
-
-    return load_clip(f"local-dir:{tiny_open_clip_dir}", "open_clip")
-
-
 @pytest.mark.parametrize("shape", ["portrait", "landscape"])
 def test_open_clip_transform_offsets(tiny_open_clip, shape):
     assert tiny_open_clip.geometry.crop_rounding == "round"

@@ -7,19 +7,14 @@ import json
 import pandas as pd
 import pytest
 
-from litelvlm.cli import main
 from litelvlm.pruning import available_methods
+from tests.fixtures.cli import run_grounding as _run
 
 #: Every registered method that is implemented (a placeholder without a function cannot run).
 METHODS = available_methods()
 
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
-
-
-def _run(coco, out, *extra) -> int:
-    return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", "tiny-random:0",
-                 *map(str, extra)])
 
 
 def _check(out, methods, budgets, n_sentences):

@@ -6,14 +6,9 @@ import pandas as pd
 import pytest
 
 import analysis.grounding.compute as grounding
-from litelvlm.cli import main
+from tests.fixtures.cli import run_grounding as _run
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
-
-
-def _run(coco, out, *extra) -> int:
-    return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", "tiny-random:0",
-                 *map(str, extra)])
 
 
 def test_official_is_deterministic(coco128, tmp_path):

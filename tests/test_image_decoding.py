@@ -10,7 +10,6 @@ opencv-python 4.8.0.74 (headless build), run by ``tests/golden/make_official_cli
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,12 +19,9 @@ from PIL import Image
 
 from litelvlm.data.refer import ReferRecord, exif_orientation, open_rgb
 from litelvlm.errors import LiteLVLMError
+from tests.fixtures.images import array_sha256 as _sha
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "official_clip_preprocess.json").read_text())
-
-
-def _sha(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def _write(tmp_path: Path, case: dict) -> Path:

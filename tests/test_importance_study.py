@@ -26,10 +26,8 @@ from litelvlm.lvlm.attribution import token_attributions
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.glamm import GlammPipeline
-
-    return GlammPipeline.from_model_string("tiny-random:0")
+def pipe(tiny_glamm):
+    return tiny_glamm
 
 
 @pytest.fixture(scope="module")

@@ -18,25 +18,12 @@ from litelvlm import memory
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm.limits import check_positions, eager_forward_bytes
+from tests.fixtures.cli import one_error_line as _one_error_line
 
 #: one phrase, repeated into expressions past each tiny model's positions (GLaMM 2048, UniPixel and VideoGLaMM 4096)
 PHRASE = "the red circle on the left"
 LONG = " ".join([PHRASE] * 700)
 FAMILIES = {"tiny-random:0": 2048, "unipixel-tiny-random:0": 4096, "videoglamm-tiny-random:0": 4096}
-
-
-def _one_error_line(rc: int, err: str, command: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip() and "%|" not in line and not line.startswith("WARNING")]
-    assert rc == 2 and "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith(f"litelvlm {command}: error: "), lines
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def toy_refer(tmp_path_factory) -> Path:
-    from litelvlm.toy.refer_layout import write_refer
-
-    return write_refer(tmp_path_factory.mktemp("limits") / "toy", 2, size=64)
 
 
 @pytest.fixture(scope="module")

@@ -64,10 +64,8 @@ def ckpt(native, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def clip():
-    from litelvlm.clip import load_clip
-
-    return load_clip("tiny336-random:0", "hf")
+def clip(tiny336_clip):
+    return tiny336_clip
 
 
 def _image() -> Image.Image:

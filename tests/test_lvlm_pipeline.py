@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.glamm import GlammPipeline
 from litelvlm.glamm.prompts import (
     build_prompt,
     expand_image,
@@ -33,8 +32,8 @@ def _scene(h: int = 150, w: int = 220) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def pipe() -> GlammPipeline:
-    return GlammPipeline.from_model_string("tiny-random:0")
+def pipe(tiny_glamm):
+    return tiny_glamm
 
 
 @pytest.fixture(scope="module")

@@ -143,13 +143,6 @@ def test_check_types_reads_json_types_strictly(tmp_path):
         require_files(tmp_path, "thing", [("b",), ("a", "c")])
 
 
-@pytest.fixture(scope="module")
-def toy_refer(tmp_path_factory) -> Path:
-    from litelvlm.toy.refer_layout import write_refer
-
-    return write_refer(tmp_path_factory.mktemp("toy") / "refer", 2, size=64)
-
-
 #: (command, family of its --model) for each family a command loads from a folder
 CLI_CASES = [(c, f, case) for c, f in [("eval-grounding", "glamm"), ("eval-grounding", "unipixel"),
                                        ("eval-video", "videoglamm"), ("reversal", "clip")]

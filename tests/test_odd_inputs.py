@@ -28,13 +28,6 @@ from PIL import Image
 from litelvlm.cli import main
 
 
-@pytest.fixture(scope="module")
-def toy_refer(tmp_path_factory) -> Path:
-    from litelvlm.toy.refer_layout import write_refer
-
-    return write_refer(tmp_path_factory.mktemp("toy") / "refer", 2, size=64)
-
-
 def _assert_error(rc: int, err: str, command: str, names: str, out: Path) -> None:
     lines = [line for line in err.splitlines()  # an error found mid-run follows its progress bar
              if line.strip() and not line.startswith("WARNING") and "%|" not in line]

@@ -14,7 +14,6 @@ official pins pillow 9.4.0 and numpy 1.24.2 (``tests/golden/make_official_clip_p
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
@@ -24,14 +23,11 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
+from tests.fixtures.images import array_sha256 as _sha
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "official_clip_preprocess.json").read_text())
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]  # OPENAI_CLIP_MEAN / STD (image_utils.py, v4.28.1)
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-
-
-def _sha(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def _synthetic(h: int, w: int) -> np.ndarray:
@@ -65,10 +61,8 @@ def _official_clip_preprocess(image: np.ndarray, size: int = 336, crop: int = 33
 
 
 @pytest.fixture(scope="module")
-def clip336():
-    from litelvlm.clip import load_clip
-
-    return load_clip("tiny336-random:0", "hf")
+def clip336(tiny336_clip):
+    return tiny336_clip
 
 
 def _images(shared: Path) -> list[Path]:

@@ -28,10 +28,8 @@ DART_COMMIT = "9fee9fa199d591cf91891ad468ab52c754de9bf5"
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.glamm import GlammPipeline
-
-    return GlammPipeline.from_model_string("tiny-random:0")
+def pipe(tiny_glamm):
+    return tiny_glamm
 
 
 @pytest.fixture(scope="module")

@@ -276,8 +276,8 @@ def test_layer_loop_timer_spans_the_decoder_layers_only(monkeypatch):
     summed over forwards longer than one token; embedding and norm (L865) outside."""
     import torch
 
-    from analysis.common import layer_timer
-    from analysis.common.layer_timer import LayerLoopTimer
+    from litelvlm.cost import timing as layer_timer
+    from litelvlm.cost.timing import LayerLoopTimer
 
     clock = _Clock()
     monkeypatch.setattr(layer_timer, "time", clock)

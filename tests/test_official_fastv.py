@@ -26,10 +26,8 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.glamm import GlammPipeline
-
-    return GlammPipeline.from_model_string("tiny-random:0")
+def pipe(tiny_glamm):
+    return tiny_glamm
 
 
 def rotate_half(x):

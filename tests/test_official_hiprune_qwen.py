@@ -24,14 +24,13 @@ import functools
 import math
 import os
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from litelvlm.errors import LiteLVLMError
+from tests.fixtures.images import noise_image as _noise
 
 MODEL = "unipixel-tiny-random:0"
 SIZES = [(97, 131), (301, 45), (45, 301)]
@@ -209,10 +208,6 @@ def official_hiprune(attn_list, image_grid_thw, n_image_tokens: int, retention: 
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------------
-def _noise(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
-
-
 @functools.cache
 def _pipe(dtype: torch.dtype):
     from litelvlm.families import load_pipeline

@@ -34,6 +34,7 @@ from torch import nn
 from litelvlm.errors import LiteLVLMError
 from litelvlm.lvlm import ivc_prune as ivc
 from litelvlm.lvlm.llm_attention import LLMContext
+from tests.fixtures.kept import visual_part
 
 IVC_COMMIT = "03afd9cee41f60bb30b51a4105839f2b5d467814"
 
@@ -230,14 +231,6 @@ def run_official(ctx, k, target=None):
             return official_ivcp_forward(lm, ctx.embeds, ivcp_config(ctx, k), select)
     finally:
         lm.config._attn_implementation = old
-
-
-def visual_part(keep, ctx):
-    """The kept visual tokens of a ``keep_indexs`` (local indices), and a check that every text token is kept."""
-    s, n = ctx.image_start, ctx.num_visual
-    text = keep[(keep < s) | (keep >= s + n)]
-    assert text.tolist() == [*range(s), *range(s + n, ctx.seq_len)]
-    return (keep[(keep >= s) & (keep < s + n)] - s).tolist()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -247,10 +247,8 @@ def official_sparse_forward(lm, inputs_embeds, pre_prompt_length, image_shape, s
 # ----------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.glamm import GlammPipeline
-
-    return GlammPipeline.from_model_string("tiny-random:0")
+def pipe(tiny_glamm):
+    return tiny_glamm
 
 
 @pytest.fixture(scope="module")

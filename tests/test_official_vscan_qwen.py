@@ -13,10 +13,8 @@ import functools
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.qwen import vscan as vq
@@ -24,12 +22,10 @@ from litelvlm.qwen import vscan as vq
 sys.path.insert(0, str(Path(__file__).parent))
 import official_vscan_qwen as off  # noqa: E402
 
+from tests.fixtures.images import noise_image as _noise
+
 MODEL = "unipixel-tiny-random:0"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-def _noise(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
 @functools.cache

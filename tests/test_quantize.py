@@ -22,10 +22,8 @@ SENTENCES = ["the dog on the left", "a red car"]
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.glamm import GlammPipeline
-
-    return GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16)
+def pipe(tiny_glamm_bf16):
+    return tiny_glamm_bf16
 
 
 @pytest.fixture(scope="module")
@@ -240,9 +238,9 @@ def test_efficiency_times_the_quantized_model(tmp_path, capsys):
     import torch
 
     from analysis.efficiency.arch import get_arch
-    from analysis.efficiency.build import build_pipeline
     from litelvlm.cli import main
     from litelvlm.errors import LiteLVLMError
+    from litelvlm.glamm.cost import build_pipeline
 
     arch = get_arch("tiny")
     pipe = build_pipeline(arch, "cpu", torch.float32, "sdpa", quantize="int8")

@@ -33,9 +33,8 @@ RELEASED_FILES = {"config.json", "generation_config.json", "preprocessor_config.
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def cache(fresh_cache):
+    return fresh_cache
 
 
 def _chat_inputs(processor, size=(56, 84)):

@@ -43,10 +43,8 @@ slow = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.families import load_pipeline
-
-    return load_pipeline(MODEL)
+def pipe(tiny_unipixel_pipe):
+    return tiny_unipixel_pipe
 
 
 def _ctx(pipe, size, seed=0):

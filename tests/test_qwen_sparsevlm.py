@@ -26,10 +26,8 @@ def _image(h: int, w: int, seed: int = 0) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.families import load_pipeline
-
-    return load_pipeline("unipixel-tiny-random:0")
+def pipe(tiny_unipixel_pipe):
+    return tiny_unipixel_pipe
 
 
 @pytest.fixture(scope="module", params=[(97, 131), pytest.param((71, 59), marks=pytest.mark.slow)])

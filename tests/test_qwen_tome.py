@@ -76,10 +76,8 @@ def test_the_shared_matching_function_is_called(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.families import load_pipeline
-
-    return load_pipeline("unipixel-tiny-random:0")
+def pipe(tiny_unipixel_pipe):
+    return tiny_unipixel_pipe
 
 
 @pytest.fixture(scope="module")

@@ -113,8 +113,8 @@ def test_describe_labels_the_adaptation(tiny_pipe):
 
 
 def test_refusals_say_why(tiny_pipe):
-    with pytest.raises(LiteLVLMError, match="official generation is not offered"):
-        tiny_pipe.with_sentences(tiny_pipe.prepare_image(Image.new("RGB", (40, 30))), ["x"], answer="generate")
+    with pytest.raises(LiteLVLMError, match="answer must be one of teacher-forced, generate"):
+        tiny_pipe.with_sentences(tiny_pipe.prepare_image(Image.new("RGB", (40, 30))), ["x"], answer="sampled")
     with pytest.raises(LiteLVLMError, match="one expression per prompt"):
         tiny_pipe.with_sentences(tiny_pipe.prepare_image(Image.new("RGB", (40, 30))), ["x", "y"])
 

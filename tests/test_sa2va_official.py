@@ -10,13 +10,11 @@ import sa2va_official as off
 import torch
 from PIL import Image
 
+from tests.fixtures.images import noise_image as _image
+
 pytestmark = pytest.mark.skipif(not off.available(), reason="the official Sa2VA code (../shared/official/Sa2VA) is absent")
 
 ODD_SIZES = [(1, 1), (7, 300), (91, 137), (333, 41), (480, 640)]
-
-
-def _image(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")
@@ -191,10 +189,10 @@ def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
     ref = off.official_logits(official_sam2, prep.video.pixels.float(), prompt, (50, 70), num_cond=min(5, num_frames))
     torch.testing.assert_close(out.mask_logits[0], ref, atol=1e-4, rtol=1e-4)
     assert torch.equal(out.masks[0], ref.sigmoid() > 0.5)
-    from litelvlm.errors import LiteLVLMError
-
-    with pytest.raises(LiteLVLMError, match="pruning Sa2VA's video input is not offered"):
-        pipe.ground(prep, "divprune", 4)
+    pruned = pipe.ground(prep, "divprune", 4)   # this project's adaptation: the frames' blocks joined, K of N kept
+    frames_seen = min(5, num_frames)
+    assert pruned.masks.shape == out.masks.shape
+    assert pruned.seq_len == len(prep.input_ids) - 2 * (frames_seen - 1) - (pipe.num_visual(prep) - 4)
 
 
 @pytest.mark.slow

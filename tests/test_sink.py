@@ -17,13 +17,6 @@ TEXTS = ["the dog on the left", "man", "a very small red car parked next to the 
          "left zebra", "guy in blue shirt holding a racket"]
 
 
-@pytest.fixture(scope="module")
-def tiny_open_clip(tiny_open_clip_dir):
-    from litelvlm.clip import load_clip
-
-    return load_clip(f"local-dir:{tiny_open_clip_dir}", "open_clip")
-
-
 def test_eos_shares_match_transformers_attentions(tiny_hf_clip_dir, tiny_hf_clip):
     """Independent: transformers' own eager attention probabilities (output_attentions)."""
     from transformers import CLIPModel

@@ -8,12 +8,12 @@ adds to its logit at chosen steps (the same hook on both sides)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
+from tests.fixtures.images import noise_image as _image
 
 STEPS = 5
 
@@ -25,10 +25,6 @@ def pipe():
     p = load_pipeline("unipixel-tiny-random:0")
     p.max_new_tokens = STEPS
     return p
-
-
-def _image(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
 class _ForceSeg:

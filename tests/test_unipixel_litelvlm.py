@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -24,31 +23,19 @@ from litelvlm.errors import LiteLVLMError
 sys.path.insert(0, str(Path(__file__).parent))
 from official_litelvlm import official_retain, official_scores  # noqa: E402
 
+from tests.fixtures.images import noise_image as _noise
+
 MODEL = "unipixel-tiny-random:0"
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.families import load_pipeline
-
-    return load_pipeline(MODEL)
+def pipe(tiny_unipixel_pipe):
+    return tiny_unipixel_pipe
 
 
 @pytest.fixture(scope="module")
-def towers(pipe):
-    """The official LiteLVLM's towers (``load_model`` L33-46) from the paired CLIP's folder, eager attention."""
-    from transformers import AutoTokenizer, CLIPTextModelWithProjection, CLIPVisionModelWithProjection
-
-    from litelvlm.clip import resolve_random_model
-
-    folder = resolve_random_model(pipe.clip.name, "hf")
-    kw = {"dtype": pipe.dtype, "attn_implementation": "eager"}
-    return (CLIPVisionModelWithProjection.from_pretrained(folder, **kw).eval(),
-            CLIPTextModelWithProjection.from_pretrained(folder, **kw).eval(), AutoTokenizer.from_pretrained(folder))
-
-
-def _noise(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+def towers(official_clip_towers):
+    return official_clip_towers
 
 
 def _hand_map(image_size, grid_thw, clip_side_cells: int) -> torch.Tensor:

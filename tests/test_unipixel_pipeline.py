@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -23,6 +22,8 @@ from litelvlm.errors import LiteLVLMError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from official_qwen_rope import get_rope_index as official_rope_index  # noqa: E402
+
+from tests.fixtures.images import noise_image as _image
 
 #: the methods that act with the LLM and run on this family (IVC-Prune as its Qwen2.5-VL variant; SparseVLM needs a
 #: rule for multi-axis positions first: refused, tested below)
@@ -37,10 +38,6 @@ def pipe():
     with torch.no_grad():  # an object present, so masks are not the -1024 of an absent object (as in test_unipixel_head)
         p.sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
     return p
-
-
-def _image(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.unipixel import video as V
@@ -32,6 +31,8 @@ from test_unipixel_protocol import (  # noqa: E402
     official_messages,
     official_question,
 )
+
+from tests.fixtures.images import noise_video as _video
 
 
 # -- transcriptions ---------------------------------------------------------------------------------
@@ -56,11 +57,6 @@ def official_sample_text_and_frames(processor, frames, query, sample_frames=16):
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     videos, fps = official_fetch_video_list(messages[0]["content"][0])   # process_vision_info, L131
     return inds, question, text, videos, fps
-
-
-def _video(n: int, h: int, w: int, seed: int = 0) -> list[Image.Image]:
-    rng = np.random.default_rng(seed)
-    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for _ in range(n)]
 
 
 # -- 1. the frames ------------------------------------------------------------------------------------

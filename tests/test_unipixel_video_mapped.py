@@ -12,13 +12,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from official_litelvlm import official_retain, official_scores  # noqa: E402
+
+from tests.fixtures.images import noise_video as _video
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +31,8 @@ def pipe():
 
 
 @pytest.fixture(scope="module")
-def towers(pipe):
-    """The official LiteLVLM's towers (``load_model`` L33-46) from the paired CLIP's folder, eager attention."""
-    from transformers import AutoTokenizer, CLIPTextModelWithProjection, CLIPVisionModelWithProjection
-
-    from litelvlm.clip import resolve_random_model
-
-    folder = resolve_random_model(pipe.clip.name, "hf")
-    kw = {"dtype": pipe.dtype, "attn_implementation": "eager"}
-    return (CLIPVisionModelWithProjection.from_pretrained(folder, **kw).eval(),
-            CLIPTextModelWithProjection.from_pretrained(folder, **kw).eval(), AutoTokenizer.from_pretrained(folder))
-
-
-def _video(n: int, h: int, w: int, seed: int = 0) -> list[Image.Image]:
-    rng = np.random.default_rng(seed)
-    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for _ in range(n)]
+def towers(official_clip_towers):
+    return official_clip_towers
 
 
 @pytest.mark.parametrize("every", [False, pytest.param(True, marks=pytest.mark.slow)])

@@ -11,10 +11,8 @@ from litelvlm.lvlm.upcast import upcast_layers
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from litelvlm.glamm import GlammPipeline
-
-    return GlammPipeline.from_model_string("tiny-random:0", dtype=torch.bfloat16)
+def pipe(tiny_glamm_bf16):
+    return tiny_glamm_bf16
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """``litelvlm eval-video --model sa2va-tiny-random:0``: Sa2VA's video path (the LLM sees the first min(5, T) frames,
 SAM 2's memory carries the [SEG] prompt over the rest) in the video study, reached through the family registry;
-the unpruned run is scored on a 6-frame video (5 frames to the LLM, the sixth by SAM 2's memory), a pruning method is
-refused with its reason before anything is written."""
+the unpruned run and the pruned ones (K = round(N b / 576) of the N merged tokens of the frames the LLM sees, this
+project's adaptation) are scored on a 6-frame video (5 frames to the LLM, the sixth by SAM 2's memory); a method
+reading one image's vision tower is refused with its reason before anything is written."""
 
 from __future__ import annotations
 
@@ -17,31 +18,45 @@ FAST = ["--model", MODEL, "--anno-sets", "0", "--synthetic-videos", "1", "--synt
         "--synthetic-seed", "11"]
 
 
-def test_the_unpruned_run_is_scored(tmp_path):
+def test_the_unpruned_and_pruned_runs_are_scored(tmp_path):
     from litelvlm.sa2va.video_eval import BUDGET_READING
 
     out = tmp_path / "video"
-    assert main(["eval-video", "--out", str(out), *FAST]) == 0
+    assert main(["eval-video", "--out", str(out), *FAST, "--methods", "fastv,litelvlm", "--budgets", "196"]) == 0
     s = pd.read_csv(out / "summary.csv")
-    assert list(zip(s.method, s.budget, strict=True)) == [("none", 576)]
+    assert list(zip(s.method, s.budget, strict=True)) == [("none", 576), ("fastv", 196), ("litelvlm", 196)]
     assert s[["J", "F", "J&F"]].apply(lambda c: c.between(0, 1)).all().all()
     assert (s.weights == "random").all() and (s.objects == 1).all() and (s.expressions == 1).all()
     expr = pd.read_parquet(out / "expressions.parquet")
-    assert len(expr) == 1 and int(expr.llm_visual_tokens.iloc[0]) == 5 * int(expr.context_tokens.iloc[0]) > 0
+    n = int(expr[expr.method == "none"].llm_visual_tokens.iloc[0])
+    assert n == 5 * int(expr[expr.method == "none"].context_tokens.iloc[0]) > 0
+    k = max(1, round(n * 196 / 576))
+    assert (expr[expr.method != "none"].llm_visual_tokens == k).all()
+    assert (expr[expr.method != "none"].context_tokens == round(k / 5)).all()
     config = json.loads((out / "config.json").read_text())
-    assert config["family"] == "sa2va" and config["budget_reading"] == BUDGET_READING and config["clip"] is None
+    assert config["family"] == "sa2va" and config["budget_reading"] == BUDGET_READING
+    assert config["clip"] == "tiny336-random:0" and "this project's adaptation" in config["video_pruning"]
     assert config["note"].startswith("Sa2VA's video numbers need its released weights")
 
 
-@pytest.mark.parametrize("methods", ["fastv", "vispruner,litelvlm"])
-def test_a_pruning_method_is_refused_with_its_reason(tmp_path, capsys, methods):
+def test_offered_methods():
+    from litelvlm.sa2va.video_eval import offered_methods
+
+    methods = offered_methods()
+    assert {"fastv", "divprune", "ivc-prune", "dart", "sparsevlm", "cdpruner", "litelvlm", "random"} <= set(methods)
+    assert not {"vscan", "hiprune", "tome", "visionzip", "none", "llm-attention", "saliency"} & set(methods)
+
+
+@pytest.mark.parametrize("methods", ["tome", "vispruner,litelvlm"])
+def test_a_method_reading_one_images_tower_is_refused_with_its_reason(tmp_path, capsys, methods):
     out = tmp_path / "video"
     assert main(["eval-video", "--out", str(out), *FAST, "--methods", methods]) == 2
     assert not out.exists()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert f"{methods.replace(',', ', ')}: pruning Sa2VA's video input is not offered: its visual tokens lie in one " \
-           "block per frame" in err and err.endswith("(eval-video runs it without --methods)")
+    name = methods.split(",")[0]
+    assert f"{name} reads Qwen2.5-VL's vision tower over one image's grid; Sa2VA's video gives the tower min(5, T) " \
+           "images" in err
 
 
 @pytest.mark.parametrize("argv", [["--sam2-video-branch"], ["--allocation", "relevance"], ["--methods", "none"]])

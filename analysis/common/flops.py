@@ -1,4 +1,4 @@
-"""FLOPs of the GLaMM pipeline per method and budget: the analytic count and FlopCounterMode's.
+"""LLM FLOPs per method and budget: the analytic counts (the sizes and token plans: :mod:`litelvlm.cost.tokens`).
 
 Conventions (n tokens, a Llama-style decoder with d, L, m, V; k = the width of the key and value
 projections, ``num_key_value_heads`` x head_dim: k = d for Llama-2-7B's multi-head attention, less for
@@ -16,7 +16,7 @@ Tied embeddings (Qwen2.5-VL-3B) change no count: the LM head's matmul runs with 
 
 One token schedule per method (:class:`TokenPlan`: the visual tokens each LLM layer sees, as stages
 ``[(first_layer, visual_tokens), ...]``) drives both the analytic count here and the prefill the
-efficiency study runs (``analysis.efficiency.parts``): ``none`` is [(0, N)], CLIP-side methods [(0, K)], FastV
+efficiency study runs (``litelvlm.cost.parts``): ``none`` is [(0, N)], CLIP-side methods [(0, K)], FastV
 [(0, N), (K_layer, K)]; a method pruning at several LLM layers (SparseVLM: 576 tokens in layers
 0-2, then fewer from layers 3, 7 and 16) is a longer list.
 """
@@ -24,126 +24,22 @@ efficiency study runs (``analysis.efficiency.parts``): ``none`` is [(0, N)], CLI
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Protocol
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
-from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import get_method
+from litelvlm.cost.tokens import (
+    DecoderSizes,
+    LLMSizes,
+    TokenPlan,
+    count_flops,
+    kv_width,
+    projection_macs,
+    schedule_plan,
+)
 
 #: The LiteLVLM paper's LLM FLOPs ("TB") at 576 / 192 / 64 visual tokens.
 PAPER_TFLOPS = {576: 4.66, 192: 2.11, 64: 1.27}
 
-
-class LLMSizes(Protocol):
-    """The decoder sizes the counts read: width d, SwiGLU width m, layers L, vocabulary V (a ``GlammArch`` has
-    them; :class:`DecoderSizes` reads them from any family's decoder config), and optionally the key/value
-    width ``llm_kv_hidden`` (:func:`kv_width`)."""
-
-    llm_hidden: int
-    llm_intermediate: int
-    llm_layers: int
-    vocab_size: int
-
-
-@dataclass(frozen=True)
-class DecoderSizes:
-    """:class:`LLMSizes` of a family's decoder, read from its transformers config (Llama, Qwen2: any decoder with
-    ``hidden_size``, ``intermediate_size``, ``num_hidden_layers``, ``vocab_size``; ``num_key_value_heads`` and
-    ``head_dim`` where it has them). ``llm_kv_hidden`` None: the key/value width is ``llm_hidden``."""
-
-    llm_hidden: int
-    llm_intermediate: int
-    llm_layers: int
-    vocab_size: int
-    llm_kv_hidden: int | None = None
-
-    @classmethod
-    def of(cls, config) -> DecoderSizes:
-        """The sizes of the decoder configured by ``config`` (e.g. ``pipeline.language_model.config``)."""
-        d, heads = int(config.hidden_size), int(config.num_attention_heads)
-        head_dim = int(getattr(config, "head_dim", None) or d // heads)
-        kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
-        kv = kv_heads * head_dim
-        if head_dim * heads != d:
-            raise LiteLVLMError(f"the decoder's heads x head_dim ({heads} x {head_dim}) is not its width {d}")
-        return cls(d, int(config.intermediate_size), int(config.num_hidden_layers), int(config.vocab_size),
-                   None if kv == d else kv)
-
-
-def kv_width(s: LLMSizes) -> int:
-    """The width of the key and value projections: ``num_key_value_heads`` x head_dim (``d`` without GQA)."""
-    return getattr(s, "llm_kv_hidden", None) or s.llm_hidden
-
-
-def projection_macs(s: LLMSizes, n: int) -> int:
-    """Multiply-accumulates of one layer's q, k, v and o projections on ``n`` tokens: ``2·n·d² + 2·n·d·k``
-    (``4·n·d²`` without GQA; biases not counted, as FlopCounterMode counts none)."""
-    d = s.llm_hidden
-    return 2 * n * d * d + 2 * n * d * kv_width(s)
-
-
-@dataclass(frozen=True)
-class TokenPlan:
-    """How many tokens each LLM layer sees: ``text_tokens`` text tokens at every layer, and the visual
-    tokens of ``stages`` = ((first_layer, visual_tokens), ...): from ``first_layer`` on (up to the next
-    stage's first layer) the layers see ``visual_tokens``. The first stage starts at layer 0."""
-
-    text_tokens: int
-    stages: tuple[tuple[int, int], ...]
-    #: the LLM-side method that realises a multi-stage plan, and its budget ("" / 0: none needed)
-    method: str = ""
-    budget: int = 0
-
-    def __post_init__(self) -> None:
-        firsts = [first for first, _ in self.stages]
-        if not firsts or firsts[0] != 0 or any(b <= a for a, b in zip(firsts, firsts[1:])):
-            raise LiteLVLMError(f"token stages must start at layer 0 with increasing layers; got {self.stages}")
-
-    @classmethod
-    def uniform(cls, n: int) -> TokenPlan:
-        """Every layer sees ``n`` tokens (counted as text: the count does not tell them apart)."""
-        return cls(n, ((0, 0),))
-
-    @property
-    def n_before(self) -> int:
-        """Tokens entering the LLM (the first layers)."""
-        return self.text_tokens + self.stages[0][1]
-
-    @property
-    def n_tokens(self) -> int:
-        """Tokens at the LLM output (what the LM head and the final hidden states see)."""
-        return self.text_tokens + self.stages[-1][1]
-
-    @property
-    def prune_layer(self) -> int:
-        """The first layer that sees fewer tokens than the input (0: pruned before the LLM, or not at all)."""
-        return self.stages[1][0] if len(self.stages) > 1 else 0
-
-    def layers(self, num_layers: int) -> list[tuple[int, int]]:
-        """[(count of layers, tokens)] per stage, for an LLM of ``num_layers`` layers."""
-        if self.stages[-1][0] >= num_layers:
-            raise LiteLVLMError(f"token stages {self.stages} need more than {num_layers} LLM layers")
-        ends = [first for first, _ in self.stages[1:]] + [num_layers]
-        return [(end - first, self.text_tokens + visual) for (first, visual), end in zip(self.stages, ends)]
-
-
-
-
-def schedule_plan(method: str, budget: int, num_visual: int, num_layers: int, text_tokens: int,
-                  fastv_layer: int = 2, spec=None) -> TokenPlan:
-    """The token schedule of ``method`` at visual budget ``budget`` (``analysis.efficiency.flops.token_plan`` for a
-    family's preset) for any family: ``num_visual`` visual tokens unpruned, ``num_layers`` decoder layers,
-    ``text_tokens`` text tokens around them; ``spec``: the method as the family runs it (None: as registered)."""
-    spec = get_method(method) if spec is None else spec
-    budget = num_visual if spec.baseline else budget
-    options = spec.options_from(SimpleNamespace(fastv_layer=fastv_layer))
-    stages = tuple(spec.schedule(budget, num_visual, num_layers, **options))
-    runs = spec.stage != "clip" and not spec.baseline
-    return TokenPlan(text_tokens, stages, method if runs else "", budget if runs else 0)
+__all__ = ["PAPER_TFLOPS", "DecoderSizes", "LLMSizes", "TokenPlan", "count_flops", "fit_paper_text_tokens", "kv_width",
+           "llm_flops_exact", "llm_macs_fastv_convention", "llm_macs_swiglu", "projection_macs", "schedule_plan"]
 
 
 def llm_flops_exact(s: LLMSizes, plan: TokenPlan, lm_head: bool = True) -> int:
@@ -162,14 +58,6 @@ def llm_macs_fastv_convention(s: LLMSizes, plan: TokenPlan) -> int:
 def llm_macs_swiglu(s: LLMSizes, plan: TokenPlan) -> int:
     """Multiply-accumulates with the three-matrix SwiGLU FFN, no LM head (the LiteLVLM paper's count)."""
     return llm_flops_exact(s, plan, lm_head=False) // 2
-
-
-def count_flops(fn: Callable[[], object]) -> tuple[int, dict[str, int]]:
-    """Run ``fn`` under FlopCounterMode: (total FLOPs, FLOPs per aten op)."""
-    fc = FlopCounterMode(display=False)
-    with torch.no_grad(), fc:
-        fn()
-    return int(fc.get_total_flops()), {str(k): int(v) for k, v in fc.get_flop_counts().get("Global", {}).items()}
 
 
 def fit_paper_text_tokens(s: LLMSizes, paper: dict[int, float] | None = None, visual: int = 576) -> dict:

@@ -32,11 +32,15 @@ like FastV but whose GLaMM port the authors did not ship.
 from __future__ import annotations
 
 from analysis.common.flops import LLMSizes, TokenPlan, projection_macs
+from litelvlm.families import cards
 
 #: Bytes of the official activations (bfloat16 ``hidden_states.element_size()``).
 OFFICIAL_ELEMENT_SIZE = 2
-#: Methods whose count follows a compiled official loop (the others are counted as they run).
-OFFICIAL_LOOP_METHODS = ("fastv", "sparsevlm")
+#: Methods whose count follows a compiled official loop (the others are counted as they run), and how that loop
+#: counts the layer where the method prunes: ``before`` (the top of the iteration, at the full n: the FastV port) or
+#: ``as run`` (after that layer has run: the SparseVLM port).
+OFFICIAL_LOOPS = {"fastv": "before", "sparsevlm": "as run"}
+OFFICIAL_LOOP_METHODS = tuple(OFFICIAL_LOOPS)
 #: Text tokens of the official RefCOCO prompt (3 sentences, median over RefCOCO val): 36 before the image.
 OFFICIAL_TEXT_TOKENS = 129
 
@@ -44,7 +48,7 @@ OFFICIAL_TEXT_TOKENS = 129
 def counted_layer_tokens(s: LLMSizes, plan: TokenPlan) -> list[int]:
     """Tokens the official loop counts for each decoder layer (``n`` at the top of its iteration)."""
     run = [n for count, n in plan.layers(s.llm_layers) for _ in range(count)]
-    if plan.method == "fastv" and plan.prune_layer:  # pruned inside iteration K, after the count
+    if plan.prune_layer and OFFICIAL_LOOPS.get(plan.method) == "before":  # pruned inside iteration K, after the count
         k = plan.prune_layer
         run[k] = run[k - 1]
     return run
@@ -95,7 +99,23 @@ PAPER = {
 }
 
 
-def paper_ratio(metric: str, budget: int) -> float:
-    """Baseline / pruned for one of the paper's metrics (NaN where the paper has no number)."""
-    vals = PAPER[metric]
+#: The paper's efficiency numbers by method (a method absent here has none: the paper's own FastV and VisPruner
+#: numbers could not be read from an available text of arXiv 2605.13178, so only LiteLVLM's are known).
+PAPER_BY_METHOD = {"litelvlm": PAPER}
+#: The paper's setting of a method's run, by method: FastV's in the authors' compiled GLaMM port
+#: (``modeling_llama_fastv`` ``LlamaModel.__init__`` L576-581): prune at layer 2, keep ``fast_v_attention_rank``
+#: (192 by default) of 576 visual tokens.
+PAPER_SETTINGS = {"fastv": "K=2, kept = attention rank (192 of 576 by default; compiled GLaMM port)"}
+
+
+def paper_arch() -> str:
+    """The architecture of the paper's efficiency table (its figures sit beside rows of it only): the preset its
+    family's card names as the paper's (``paper_preset``)."""
+    return next(c.paper_preset for c in cards() if c.paper_preset)
+
+
+def paper_ratio(metric: str, budget: int, numbers: dict = PAPER) -> float:
+    """Baseline / pruned for one of the paper's metrics (NaN where the paper has no number); ``numbers``: a
+    method's (:data:`PAPER_BY_METHOD`)."""
+    vals = numbers[metric]
     return vals[576] / vals[budget] if budget in vals else float("nan")

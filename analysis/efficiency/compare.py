@@ -7,30 +7,30 @@ import math
 import pandas as pd
 
 from analysis.common.markdown_table import to_markdown
-from analysis.common.paper_efficiency import PAPER, paper_ratio
-from litelvlm.methods import BASELINE
+from analysis.common.paper_efficiency import PAPER_BY_METHOD, PAPER_SETTINGS, paper_ratio
+from litelvlm.methods import BASELINE, get_method, method_names
 
-#: The architecture of the paper's efficiency table: the paper's numbers sit beside rows of this one only.
-PAPER_ARCH = "glamm-7b"
-
-#: Methods whose efficiency numbers are in ``PAPER``: only LiteLVLM's. The paper's own FastV and
-#: VisPruner numbers could not be read from an available text of arXiv 2605.13178, so those rows'
-#: paper columns stay empty (never LiteLVLM's ratios beside another method).
-PAPER_METHODS = ("litelvlm",)
-#: FastV's setting in the authors' compiled GLaMM port (``modeling_llama_fastv`` ``LlamaModel.__init__``
-#: L576-581): prune at layer 2, keep ``fast_v_attention_rank`` (192 by default) of 576 visual tokens.
-PAPER_FASTV_SETTING = "K=2, kept = attention rank (192 of 576 by default; compiled GLaMM port)"
+#: Methods whose efficiency numbers the paper gives (:data:`~analysis.common.paper_efficiency.PAPER_BY_METHOD`):
+#: the other rows' paper columns stay empty (never one method's ratios beside another method).
+PAPER_METHODS = tuple(PAPER_BY_METHOD)
 
 
-def fastv_setting(budget: int, fastv_layer: int, visual: int = 576) -> str:
-    """FastV's (K, R) as run here: prune at layer K down to ``budget`` visual tokens, R = share pruned."""
-    return f"K={fastv_layer}, R={1 - budget / visual:.1%} (budget-matched: {budget} of {visual} kept)"
+def baseline_rows(methods: pd.Series) -> pd.Series:
+    """Whether each row's method is the unpruned baseline (``Method.baseline``; a row label that names no method,
+    such as a figure's ``method (arrangement)``, is not)."""
+    baselines = {m for m in method_names() if get_method(m).baseline}
+    return methods.isin(baselines)
+
+
+def layer_setting(budget: int, layer: int, visual: int = 576) -> str:
+    """A method's (K, R) as run here: prune at layer K down to ``budget`` visual tokens, R = share pruned."""
+    return f"K={layer}, R={1 - budget / visual:.1%} (budget-matched: {budget} of {visual} kept)"
 
 
 def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
     """Add baseline/row ratios within each ``group`` (e.g. per attention implementation).
 
-    The baseline row is ``method == BASELINE`` (``none``). Ratios: ``flops_ideal_speedup`` (LLM FLOPs),
+    The baseline row is the method whose ``Method.baseline`` is set (``none``). Ratios: ``flops_ideal_speedup`` (LLM FLOPs),
     ``e2e_flops_ideal_speedup``, ``prefill_speedup``, ``cuda_speedup``, ``e2e_speedup``,
     ``e2e_cuda_speedup``, ``act_reduction``, ``e2e_act_reduction``, and how close the measured
     prefill speedup comes to the FLOPs-ideal one (``prefill_frac_of_ideal``).
@@ -53,7 +53,7 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
     out = []
     for _, g in df.groupby(group, sort=False, dropna=False):
         g = g.copy()
-        base = g[g["method"] == BASELINE]
+        base = g[baseline_rows(g["method"])]
         for ratio, col in pairs.items():
             if col not in g:
                 continue
@@ -70,23 +70,24 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def _paper(ours: bool, metric: str, budget: int) -> float:
-    return paper_ratio(metric, budget) if ours else math.nan
+def _paper(numbers: dict | None, metric: str, budget: int) -> float:
+    return paper_ratio(metric, budget, numbers) if numbers else math.nan
 
 
-def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
-                     fastv_layer: int | None = None, visual: int = 576, paper: bool = True) -> pd.DataFrame:
+def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64), method_args=None, visual: int = 576,
+                     paper: bool = True) -> pd.DataFrame:
     """One row per (attention, method, budget in ``budgets``): our ratios next to the paper's.
 
     The paper columns hold the paper's numbers for that row's method (NaN where the paper's number
-    is not available, and in every row when ``paper`` is False: rows of another architecture than the paper's
-    :data:`PAPER_ARCH`); FastV rows state their (K, R) setting of ``visual`` tokens when ``fastv_layer`` is given.
+    is not available, and in every row when ``paper`` is False: rows of another architecture than the paper's);
+    a method whose setting the paper states (:data:`~analysis.common.paper_efficiency.PAPER_SETTINGS`) states its
+    (K, R) setting of ``visual`` tokens as run when ``method_args`` (the run's arguments) are given.
     """
     rows = []
-    keep = df[df["budget"].isin(budgets) & (df["method"] != BASELINE)]
+    keep = df[df["budget"].isin(budgets) & ~baseline_rows(df["method"])]
     for _, r in keep.iterrows():
         b = int(r["budget"])
-        ours = paper and r["method"] in PAPER_METHODS
+        ours = PAPER_BY_METHOD.get(r["method"]) if paper else None
         row = {"attn": r.get("attn"), "method": r["method"], "budget": b,
                **({"arrangement": r["arrangement"]} if "arrangement" in r else {}),
                "flops_ratio": r.get("flops_ideal_speedup"),
@@ -94,7 +95,7 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
                "paper_def_flops_ratio": r.get("paper_flops_speedup", math.nan),
                "flops_ratio_paper": _paper(ours, "flops_tb", b),
                "paper_convention_tmacs": r.get("llm_tmacs_paper_convention"),
-               "paper_tb": PAPER["flops_tb"].get(b, math.nan) if ours else math.nan,
+               "paper_tb": ours["flops_tb"].get(b, math.nan) if ours else math.nan,
                "prefill_speedup": r.get("prefill_speedup", math.nan),
                # the spread of the interleaved repeats: extremes of the per-round paired ratios
                "prefill_speedup_min": r.get("prefill_speedup_min", math.nan),
@@ -115,15 +116,17 @@ def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64),
                "paper_def_act_reduction": r.get("paper_act_reduction", math.nan),
                "act_reduction_paper": _paper(ours, "activations_gb", b),
                "selector_overhead_pct": r.get("selector_overhead_pct", math.nan)}
-        if fastv_layer is not None:
-            row["setting"] = fastv_setting(b, fastv_layer, visual) if r["method"] == "fastv" else ""
-            row["setting_paper"] = PAPER_FASTV_SETTING if paper and r["method"] == "fastv" else ""
+        if method_args is not None:
+            stated = PAPER_SETTINGS.get(r["method"], "")
+            layer = get_method(r["method"]).options_from(method_args).get("layer") if stated else None
+            row["setting"] = layer_setting(b, layer, visual) if layer is not None else ""
+            row["setting_paper"] = stated if paper else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 #: The paper's quantities (columns of ``efficiency.csv``) under the names the terminal gives them, and the
-#: key of the paper's own LiteLVLM numbers in :data:`PAPER`.
+#: key of the paper's own numbers in each method's :data:`~analysis.common.paper_efficiency.PAPER_BY_METHOD`.
 PAPER_NAMES = {"paper_tflops": ("TFLOPs (paper's definition)", "flops_tb"),
                "paper_activation_gib": ("storing activation GiB (paper's definition)", "activations_gb"),
                "paper_prefill_ms": ("prefill ms (paper's definition: decoder-layer loop)", "prefill_ms"),
@@ -138,12 +141,11 @@ def on_cuda(df: pd.DataFrame) -> bool:
     return not (device.str.startswith(("CPU", "cpu", "meta"))).any()
 
 
-def paper_summary(df: pd.DataFrame) -> str:
+def paper_summary(df: pd.DataFrame, paper: bool = False) -> str:
     """The rows' quantities on the paper's definitions (``analysis.common.paper_efficiency``), named as such, for the terminal:
     one methods x budgets table per quantity (per attention kernel for the timed ones), unmeasured ones left
-    out, the CUDA time only on CUDA; the paper's own LiteLVLM numbers as a last row only beside full-size
-    (``glamm-7b``) rows."""
-    full_size = "arch" in df and (df["arch"] == PAPER_ARCH).all()
+    out, the CUDA time only on CUDA; the paper's own numbers as last rows only beside rows of the paper's
+    architecture (``paper``)."""
     cuda = on_cuda(df)
     blocks = []
     for col, (name, paper_key) in PAPER_NAMES.items():
@@ -153,8 +155,8 @@ def paper_summary(df: pd.DataFrame) -> str:
         for attn, g in (df.groupby("attn", sort=False) if timed else [(None, df)]):
             index = ["method", "arrangement"] if "arrangement" in g else "method"
             table = g.pivot_table(index=index, columns="budget", values=col, aggfunc="first", sort=False)
-            if full_size:
-                table.loc["the paper's own: litelvlm"] = pd.Series(PAPER[paper_key])
+            for method, numbers in (PAPER_BY_METHOD.items() if paper else ()):
+                table.loc[f"the paper's own: {method}"] = pd.Series(numbers[paper_key])
             table = table[sorted(table.columns, reverse=True)]
             table.columns.name, table.index.name = "K", None
             blocks.append(f"{name}{f', {attn}' if attn else ''}:\n"
@@ -208,12 +210,12 @@ def _ours(paper_col: str) -> str:
             "act_reduction_paper": "paper_def_act_reduction"}[paper_col]
 
 
-def comparison_markdown(cmp: pd.DataFrame, paper: bool, cuda: bool) -> str:
+def comparison_markdown(cmp: pd.DataFrame, paper: bool, cuda: bool, paper_arch: str = "") -> str:
     """``comparison.md``: one short table (:func:`short_comparison`) per attention kernel, every column in
-    ``comparison.csv``."""
-    which = (f"this {PAPER_ARCH} run's ratios on the paper's definitions (`paper_def_*`) beside the paper's LiteLVLM "
+    ``comparison.csv``; ``paper_arch``: the architecture of the paper's table (its numbers beside its rows only)."""
+    which = (f"this {paper_arch} run's ratios on the paper's definitions (`paper_def_*`) beside the paper's LiteLVLM "
              "numbers (`*_paper`)" if paper else
-             f"ratios against `{BASELINE}`; the paper's numbers are for {PAPER_ARCH} and are not shown beside "
+             f"ratios against `{BASELINE}`; the paper's numbers are for {paper_arch} and are not shown beside "
              "another architecture")
     parts = [f"Efficiency comparison: {which}. Every column: `comparison.csv`.", ""]
     groups = cmp.groupby("attn", sort=False, dropna=False) if "attn" in cmp and len(cmp) else [(None, cmp)]

@@ -1,10 +1,10 @@
 """``litelvlm efficiency``: FLOPs (analytic and FlopCounterMode), prefill time, CUDA time and
-activation memory of GLaMM or UniPixel per pruning method and visual-token budget.
+activation memory of a family's model per pruning method and visual-token budget.
 
-What is measured is the library's pipeline (``GlammPipeline`` or ``UniPixelPipeline``, the one
-``eval-grounding`` runs) with random weights, built from the family's preset of ``--arch``
-(``analysis.efficiency.arch``), in the parts of ``analysis.efficiency.parts`` (``unipixel_parts``). FLOPs are always counted on the ``meta``
-device (the full 7B model needs no memory; ``analysis.efficiency.count``); so is the activation memory of
+What is measured is the family's pipeline (the one ``eval-grounding`` runs) with random weights, built from the
+family's preset of ``--arch`` (or ``--model``) by the family's cost description (:class:`litelvlm.cost.FamilyCost`,
+reached through its card: ``analysis.efficiency.arch``), in the parts it declares. FLOPs are always counted on the
+``meta`` device (the full 7B model needs no memory; ``analysis.efficiency.count``); so is the activation memory of
 every LLM prefill (``llm_act_mb_meta``: bytes of the tensors a forward creates, at their peak).
 Without ``--flops-only`` every part is also run with random weights on ``--device`` and timed
 (median wall time after warm-ups; summed CUDA kernel time on GPUs) and its peak activation memory
@@ -18,28 +18,35 @@ import logging
 import platform
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from analysis.common.device import device_name
+from analysis.common.flops import fit_paper_text_tokens
+from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
 from analysis.common.identity import run_identity
+from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import run_record
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
-from analysis.efficiency.arch import FULL_SIZE, get_arch
-from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_BUDGETS, EfficiencyArgs, check_args
+from analysis.efficiency.arch import arch_names, arch_of_model, cost_of, get_arch, paper_archs
+from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_ARRANGEMENTS, EfficiencyArgs, check_args
 from litelvlm.cli_args import split_list
+from litelvlm.cost import costs, family_cost
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import card
 from litelvlm.io import atomic_path, write_csv, write_json
-from litelvlm.methods import BASELINE, method_names
+from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.threads import busy_warning
 from litelvlm.versions import dist_version
 
 log = logging.getLogger(__name__)
+#: the methods' options this command offers, at their defaults (``EfficiencyArgs``' fields)
+METHOD_DEFAULTS = {f.name: f.default for f in fields(EfficiencyArgs)}
 
 def _validate(a: EfficiencyArgs):
     """(arch, methods, budgets, attns, dtype name) of ``a``: the checks of
@@ -49,31 +56,50 @@ def _validate(a: EfficiencyArgs):
     check_args(a)
     check_quantize(a.quantize, a.quantize_backend)  # the library's rule (nf4 is bitsandbytes' only)
 
+    a = resolve_arch(a)
     arch = get_arch(a.arch, a.text_tokens)
+    cost = cost_of(arch)
+    cost.check(arch, a)
+    if not cost.arrangements and split_list(a.arrangements) != list(VIDEO_ARRANGEMENTS):
+        offered = [name for c in costs() if c.arrangements for name in c.archs]
+        raise LiteLVLMError(f"--arrangements applies to --arch {' / '.join(offered)} only")
     methods = _methods(arch, split_list(a.methods))
     try:
         budgets = split_list(a.budgets, int)
     except ValueError as e:
         raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    if arch.family == "videoglamm" and budgets == DEFAULT_BUDGETS:  # per-frame budgets: the paper's video table's
-        budgets = list(VIDEO_BUDGETS)
+    if cost.default_budgets and budgets == DEFAULT_BUDGETS:  # the family's own default budgets (per frame)
+        budgets = list(cost.default_budgets)
     n = arch.num_patches
-    if arch.family in ("glamm", "videoglamm"):  # N fixed by the CLIP grid: a budget outside it is an error
+    if cost.fixed_grid:  # N fixed by the grid: a budget outside it is an error
         bad = [b for b in budgets if not 1 <= b <= n]
         if bad or not budgets:
             raise LiteLVLMError(f"--budgets must lie in 1..{n} (the number of visual tokens); got {bad or budgets}")
-    if arch.family != "videoglamm" and not 1 <= a.fastv_layer < arch.llm.llm_layers:  # no FastV per frame
-        raise LiteLVLMError(f"--fastv-layer must be in 1..{arch.llm.llm_layers - 1} for --arch {a.arch}")
+    if errors := [e for m in methods for e in arch.spec(m).layer_errors(a, arch.llm.llm_layers)]:
+        raise LiteLVLMError(f"--arch {a.arch}: " + "; ".join(dict.fromkeys(errors)))
     attns = split_list(a.attn)
     if a.device == "cuda" and not torch.cuda.is_available():
         raise LiteLVLMError("--device cuda: no CUDA device is visible (use --device cpu, or --flops-only)")
-    if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE:
-        raise LiteLVLMError(f"timing the full-size {a.arch} on a CPU is not supported; use --arch scaled (GLaMM) or "
-                            "unipixel-tiny on a CPU, --device cuda, or --flops-only")
+    if not a.flops_only and a.device == "cpu" and a.arch in cost.full_size:
+        small = [name for c in costs() for name in c.archs if name not in c.full_size]
+        raise LiteLVLMError(f"timing the full-size {a.arch} on a CPU is not supported; use --arch "
+                            f"{' or '.join(small)} on a CPU, --device cuda, or --flops-only")
     dtype = a.dtype or ("auto" if (a.device == "cpu" and not a.flops_only) else "bfloat16")
     if a.device == "cpu" and not a.flops_only and dtype == "float16":
         raise LiteLVLMError("--dtype float16 is not supported for CPU timing; use float32 or bfloat16")
     return arch, methods, sorted(set(budgets), reverse=True), attns, dtype
+
+
+def resolve_arch(a: EfficiencyArgs) -> EfficiencyArgs:
+    """``a`` with its ``--arch`` resolved: a ``--model``'s arch (its preset's, in its family's cost description),
+    the paper's architecture when neither is given; an unknown arch is an error listing every one."""
+    if a.model is not None:  # a family's random model string: its preset's arch
+        a = replace(a, arch=arch_of_model(a.model), model=None)
+    elif a.arch is None:  # the paper's architecture
+        a = replace(a, arch=next(c.paper_arch for c in costs() if c.paper_arch))
+    if a.arch not in arch_names():
+        get_arch(a.arch)  # the error listing every arch
+    return a
 
 
 def _resolve_dtype(name: str, a: EfficiencyArgs, arch) -> tuple[str, dict | None]:
@@ -83,9 +109,9 @@ def _resolve_dtype(name: str, a: EfficiencyArgs, arch) -> tuple[str, dict | None
         return name, None
     if a.flops_only:
         return "bfloat16", {"dtype": "bfloat16", "reason": "--flops-only: counted, not timed (no benchmark)"}
-    if arch.family != "glamm" and a.device == "cpu":  # unipixel's bfloat16 CPU timing fails in its seg head (float32
-        # input, also with --dtype bfloat16); videoglamm's is not verified: both keep the float32 they were timed in
-        return "float32", {"dtype": "float32", "reason": f"{arch.family}: timed in float32 on a CPU (no benchmark)"}
+    if cost_of(arch).cpu_dtype and a.device == "cpu":  # the family's CPU timing dtype (its cost description says why)
+        dtype = cost_of(arch).cpu_dtype
+        return dtype, {"dtype": dtype, "reason": f"{arch.family}: timed in {dtype} on a CPU (no benchmark)"}
     from litelvlm.lvlm.fastest_dtype import fastest_dtype
 
     choice = fastest_dtype(a.device, arch.n_tokens(arch.num_patches), arch.llm.llm_hidden, arch.llm.llm_intermediate)
@@ -96,50 +122,38 @@ def _resolve_dtype(name: str, a: EfficiencyArgs, arch) -> tuple[str, dict | None
 def _methods(arch, named: list[str]) -> list[str]:
     """The methods to measure: ``named`` (each an error if it is an analysis oracle or the arch's family does not
     offer it), or by default every registered method but the oracles that the family offers."""
-    from litelvlm.pruning import get_method
-
+    cost = cost_of(arch)
     for m in named:
         if get_method(m).oracle:
             raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
-    if arch.family == "videoglamm":  # per-frame CLIP-side pruning (litelvlm.videoglamm.pruning)
-        from litelvlm.videoglamm.pruning import frame_method_error, per_frame_methods
-
-        if errors := [why for m in named if (why := frame_method_error(m))]:
-            raise LiteLVLMError(f"--arch {arch.name}: " + "; ".join(errors))
-        return named or [BASELINE, *per_frame_methods()]
     if named:
-        errors = [why for m in named if (why := family_method_error(arch.family, m))]
-        if errors:
+        if errors := cost.method_errors(named):
             raise LiteLVLMError(f"--arch {arch.name}: " + "; ".join(errors))
         return named
-    offered = [m for m in method_names() if not get_method(m).oracle]
-    refused = [m for m in offered if family_method_error(arch.family, m)]
-    if refused:
+    candidates = [m for m in method_names() if not get_method(m).oracle]
+    offered = cost.offered_methods(arch, candidates)
+    if refused := [m for m in candidates if m not in offered]:
         print(f"efficiency: --arch {arch.name}: the {arch.family} family does not offer {', '.join(refused)}; "
               "measuring the others", file=sys.stderr)
-    return [m for m in offered if m not in refused]
+    return offered
 
 
 def family_method_error(family: str, method: str) -> str | None:
-    """``method_error(method)`` of the family's pipeline, asked before any model is built (it reads only the
-    family's declarations: the class attributes ``offers_clip_side``, ``position_axes``); a method that runs as a
-    backbone variant on the family (``litelvlm.methods.VARIANTS``) is not counted yet."""
-    from litelvlm.families import get_family
+    """Why ``method`` does not run on ``family`` (its cost description's answer, asked before any model is built;
+    None: it runs)."""
 
-    cls = get_family(family)
-    return cls.method_error(cls.__new__(cls), method)
+    return next(iter(family_cost(card(family)).method_errors([method])), None)
 
 
 def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]]:
     """(method, budget) rows (``analysis.common.grounding_runs.plan``): the baseline once at K = N, every other method
     at every budget; on a family whose N depends on the image, a budget above the study image's N is skipped with
     a warning (as ``eval-grounding`` skips it per image)."""
-    from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
 
-    n, fixed = arch.num_patches, arch.family in ("glamm", "videoglamm")
+    n, fixed = arch.num_patches, cost_of(arch).fixed_grid
     planned = plan([BASELINE, *methods], budgets, n if fixed else None)
     pairs = [(m, n if b == ALL_TOKENS else b) for m, b in image_runs(planned, n)]
-    if len(pairs) == 1 and any(m != BASELINE for m in methods):
+    if len(pairs) == 1 and any(not get_method(m).baseline for m in methods):
         raise LiteLVLMError(f"--budgets: every budget exceeds the image's {n} visual tokens ({arch.name})")
     return pairs
 
@@ -155,10 +169,7 @@ def run_efficiency(a: EfficiencyArgs) -> int:
 
 
 def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
-    from analysis.common.flops import fit_paper_text_tokens
-    from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
     from analysis.efficiency.compare import (
-        PAPER_ARCH,
         add_ratios,
         comparison_markdown,
         comparison_table,
@@ -167,58 +178,50 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         spread_summary,
     )
 
-    if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE and a.quantize != "none":
+    a = resolve_arch(a)
+    full_size = a.arch in cost_of(get_arch(a.arch)).full_size
+    small = " or ".join(name for c in costs() for name in c.archs if name not in c.full_size)
+    if not a.flops_only and a.device == "cpu" and full_size and a.quantize != "none":
         raise LiteLVLMError(f"--quantize times the model, and the full-size {a.arch} is not timed on a CPU: use "
-                            "--device cuda, or --arch scaled on a CPU")
-    if not a.flops_only and a.device == "cpu" and a.arch in FULL_SIZE:  # the defaults: nothing to refuse
+                            f"--device cuda, or --arch {small} on a CPU")
+    if not a.flops_only and a.device == "cpu" and full_size:  # the defaults: nothing to refuse
 
         print(f"efficiency: the full-size {a.arch} is not timed on a CPU; counting its FLOPs and activation bytes "
-              "only (as --flops-only). Time it with --device cuda, or on a CPU with --arch scaled or unipixel-tiny.",
+              f"only (as --flops-only). Time it with --device cuda, or on a CPU with --arch {small}.",
               file=sys.stderr)
         a = replace(a, flops_only=True)
     arch, methods, budgets, attns, dtype_name = _validate(a)
-    if arch.family == "videoglamm" and split_list(a.budgets, int) == DEFAULT_BUDGETS:  # record the per-frame budgets
+    cost = cost_of(arch)
+    if cost.default_budgets and split_list(a.budgets, int) == DEFAULT_BUDGETS:  # record the family's budgets
 
-        a = replace(a, budgets=[str(b) for b in VIDEO_BUDGETS])
+        a = replace(a, budgets=[str(b) for b in cost.default_budgets])
     if a.threads is not None:
         torch.set_num_threads(a.threads)
     dtype_name, auto = _resolve_dtype(dtype_name, a, arch)
-    chain = a.e2e == "chain" or (a.e2e == "auto" and a.device == "cuda")
+    chain = (a.e2e == "chain" or (a.e2e == "auto" and a.device == "cuda")) and not cost.sums_parts
     dtype = getattr(torch, dtype_name)
     out = Path(a.out)
     t0 = time.perf_counter()
     pairs = _pairs(arch, methods, budgets)
-    video = arch.family == "videoglamm"
-    if video:  # one video prompt per (method, per-frame budget, arrangement): analysis.efficiency.videoglamm
-        from analysis.efficiency.videoglamm import flops_rows as video_rows
-        from analysis.efficiency.videoglamm import plan_rows
-
-        rows_spec = plan_rows(pairs, split_list(a.arrangements))
-        df = video_rows(arch, rows_spec, attns, dtype)
-    else:
-        df = _count.flops_rows(arch, pairs, attns, dtype, a.fastv_layer)
+    rows = cost.rows(pairs, a)  # a video prompt: one per (method, per-frame budget, arrangement)
+    df = _count.flops_rows(arch, rows, attns, dtype, a)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
-        if video:
-            from analysis.efficiency.videoglamm_timing import timing_rows as video_timing
-
-            tm = video_timing(arch, rows_spec, attns, a.device, dtype, a.warmup, a.repeats)
-        else:
-            tm = _measure.timing_rows(arch, pairs, attns, a.device, dtype, a.fastv_layer, a.warmup, a.repeats, chain,
-                                      quantize=(a.quantize, a.quantize_backend))
+        tm = _measure.timing_rows(cost, arch, rows, attns, a.device, dtype, a, a.warmup, a.repeats, chain,
+                                  quantize=(a.quantize, a.quantize_backend))
         if a.device == "cpu":
             if busy := busy_warning():
                 print(f"efficiency: warning: {busy}", file=sys.stderr)
-        df = df.merge(tm, on=["attn", "method", "budget", *(["arrangement"] if video else [])], how="left")
+        df = df.merge(tm, on=list(cost.row_keys), how="left")
     else:
         df["device"] = "meta (FLOPs and activation bytes only)"
         df["dtype"] = dtype_name
     df = add_ratios(df, ["attn"])
-    if "method" in df and BASELINE not in methods:
-        df = df[df["method"] != BASELINE].reset_index(drop=True)
-    paper = arch.name == PAPER_ARCH  # the paper's numbers only beside its architecture's rows
-    cmp = comparison_table(df, tuple(budgets) if video else (192, 64), fastv_layer=None if video else a.fastv_layer,
-                           visual=arch.num_patches, paper=paper)
+    if "method" in df and not any(get_method(m).baseline for m in methods):
+        df = df[~df["method"].map(lambda m: get_method(m).baseline)].reset_index(drop=True)
+    paper = arch.name == cost.paper_arch  # the paper's numbers only beside its architecture's rows
+    cmp = comparison_table(df, tuple(budgets) if cost.default_budgets else (192, 64),
+                           method_args=None if cost.sums_parts else a, visual=arch.num_patches, paper=paper)
 
     config = {
         "command": "litelvlm efficiency " + " ".join(_argv(a)),
@@ -231,9 +234,10 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,
-        "fastv_layer": a.fastv_layer, **({"arrangements": split_list(a.arrangements)} if video else {}), "warmup": a.warmup, "repeats": a.repeats,
+        **method_options(a), **({"arrangements": split_list(a.arrangements)} if cost.arrangements else {}),
+        "warmup": a.warmup, "repeats": a.repeats,
         "torch_threads": torch.get_num_threads(),
-        "e2e_mode": None if a.flops_only else ("chain" if chain and not video else "sum of parts"),
+        "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
         "flops_conventions": {
             "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n; with "
                                    "grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k the key/value width)",
@@ -241,7 +245,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
             "llm_tmacs_paper_convention": "L*(4nd^2 + 2n^2 d + 3ndm) multiply-accumulates, no LM head",
         },
         "paper_definitions": PAPER_DEFINITIONS,
-        "paper_flops_fit": fit_paper_text_tokens(arch.llm) if arch.name == "glamm-7b" else None,
+        "paper_flops_fit": fit_paper_text_tokens(arch.llm) if paper else None,
         "seconds": round(time.perf_counter() - t0, 1),
         "run": run_record(),
         **run_identity("efficiency", arch.name, family=arch.family, weights="random"),
@@ -249,11 +253,11 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     write_csv(out / "efficiency.csv", df)
     write_csv(out / "comparison.csv", cmp)
     with atomic_path(out / "comparison.md") as tmp:
-        tmp.write_text(comparison_markdown(cmp, paper, on_cuda(df)))
+        tmp.write_text(comparison_markdown(cmp, paper, on_cuda(df), " / ".join(sorted(paper_archs()))))
     if a.figures:
-        _figures(df, out)
+        _figures(cost.figure_rows(df), out)
     write_json(out / "config.json", config)
-    print(paper_summary(df))
+    print(paper_summary(df, paper))
     if spread := spread_summary(df):
         print(spread)
     print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s")
@@ -284,9 +288,6 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
         plot_prefill_vs_budget,
     )
 
-    if "arrangement" in df:  # VideoGLaMM: one line per method and arrangement
-        label = df["method"] + " (" + df["arrangement"] + ")"
-        df = df.assign(method=label.where(df["method"] != BASELINE, df["method"]))
     plots = [("efficiency_flops", plot_flops_vs_budget)]
     if "prefill_ms" in df and df["prefill_ms"].notna().any():
         plots.append(("efficiency_prefill", plot_prefill_vs_budget))
@@ -297,6 +298,12 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
         fig, _ = fn(df)
         save_figure(fig, out, name, formats=("png",))
         plt.close(fig)
+
+
+def method_options(a: EfficiencyArgs) -> dict:
+    """{argument: value} of the registered methods' options this command offers (``Method.options``)."""
+    dests = dict.fromkeys(opt.dest for m in method_names() for opt in get_method(m).options)
+    return {dest: getattr(a, dest) for dest in dests if dest in METHOD_DEFAULTS}
 
 
 def _argv(a: EfficiencyArgs) -> list[str]:
@@ -317,9 +324,10 @@ def _argv(a: EfficiencyArgs) -> list[str]:
     parts += ["--attn", *split_list(a.attn)]
     if a.text_tokens is not None:
         parts += ["--text-tokens", str(a.text_tokens)]
-    if a.fastv_layer != 2:
-        parts += ["--fastv-layer", str(a.fastv_layer)]
-    if split_list(a.arrangements) != ["pool", "pool-min", "direct"]:
+    for dest in method_options(a):  # each method's options set away from their defaults
+        if getattr(a, dest) != METHOD_DEFAULTS[dest]:
+            parts += [f"--{dest.replace('_', '-')}", str(getattr(a, dest))]
+    if split_list(a.arrangements) != list(VIDEO_ARRANGEMENTS):
         parts += ["--arrangements", *split_list(a.arrangements)]
     if not a.figures:
         parts.append("--no-figures")

@@ -1,11 +1,11 @@
 """The timing rows of ``litelvlm efficiency``: wall time, CUDA time and activation memory on a device.
 
-One random-weight pipeline (:func:`~analysis.efficiency.build.build_pipeline`) per run, its LLM and CLIP
-attention switched per ``--attn`` value; the parts of :class:`~analysis.efficiency.parts.PipelineParts` are
-timed (median wall time after warm-ups, LLM prefills round-robin; summed CUDA kernel time on GPUs)
+One random-weight pipeline (the family's cost description builds it: :meth:`litelvlm.cost.FamilyCost.build`)
+per run, its LLM and CLIP attention switched per ``--attn`` value; the family's parts
+(:class:`~litelvlm.cost.parts.PrefillParts`) are timed (median wall time after warm-ups, LLM prefills round-robin; summed CUDA kernel time on GPUs)
 and their peak activation memory measured (:func:`litelvlm.memory.peak_activation_bytes`). Beside them,
 the paper's prefill time (``paper_prefill_ms``: the decoder-layer loop only, timed during the same calls,
-:class:`~analysis.common.layer_timer.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
+:class:`~litelvlm.cost.timing.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
 (``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``).
 """
 
@@ -14,35 +14,35 @@ from __future__ import annotations
 import functools
 import logging
 import statistics
+from typing import Any
 
 import pandas as pd
 import torch
 
 from analysis.common.device import device_name
-from analysis.efficiency.arch import EffArch
-from analysis.efficiency.count import MB
-from analysis.efficiency.parts import PrefillParts
-from litelvlm.methods import BASELINE
+from litelvlm.cost import CostArch, FamilyCost
+from litelvlm.cost.meta import MB
+from litelvlm.cost.parts import PrefillParts
+from litelvlm.cost.tokens import selects_on_clip
 
 log = logging.getLogger("analysis.efficiency.compute")
 
 
-def timing_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], device: str | torch.device,
-                dtype: torch.dtype, fastv_layer: int, warmup: int, repeats: int, chain: bool = True,
-                quantize: tuple[str, str] = ("none", "bitsandbytes")) -> pd.DataFrame:
+def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str],
+                device: str | torch.device, dtype: torch.dtype, method_args: Any, warmup: int, repeats: int,
+                chain: bool = True, quantize: tuple[str, str] = ("none", "bitsandbytes")) -> pd.DataFrame:
     """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention
     implementation (one pipeline, the same weights, its LLM and CLIP attention switched); ``quantize``: (mode,
-    backend) of its decoder layers' weights."""
-    from analysis.efficiency.parts import family_parts
-
-    build_pipeline, set_attention, parts_class = family_parts(arch)
-    pipe = build_pipeline(arch, device, dtype, attns[0], quantize=quantize[0], quantize_backend=quantize[1])
+    backend) of its decoder layers' weights; ``method_args``: the run's arguments (each method's options)."""
+    if cost.sums_parts:  # the family times its own parts; the end-to-end time is their sum
+        return cost.timing_rows(arch, pairs, attns, device, dtype, warmup, repeats, device_name(device))
+    pipe = cost.build(arch, device, dtype, attns[0], quantize=quantize)
     parts, frames = None, []
     try:
-        parts = parts_class(pipe, arch, fastv_layer)
+        parts = cost.parts(pipe, arch, method_args)
         for attn in attns:
-            set_attention(pipe, attn)
-            frames.append(_time_pipeline(parts, attn, pairs, warmup, repeats, chain))
+            cost.set_attention(pipe, attn)
+            frames.append(_time_pipeline(cost, parts, attn, pairs, warmup, repeats, chain))
     finally:
         del parts, pipe
         if torch.device(device).type == "cuda":
@@ -50,9 +50,9 @@ def timing_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], d
     return pd.concat(frames, ignore_index=True)
 
 
-def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]], warmup: int, repeats: int,
-                   chain: bool) -> pd.DataFrame:  # > 60 lines: one interleaved timing loop: splitting it would split its rounds
-    """Timing rows of one family's parts (:class:`~analysis.efficiency.parts.PrefillParts`) with attention ``attn``.
+def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list[tuple[str, int]], warmup: int,
+                   repeats: int, chain: bool) -> pd.DataFrame:  # > 60 lines: one interleaved timing loop: splitting it would split its rounds
+    """Timing rows of one family's parts (:class:`~litelvlm.cost.parts.PrefillParts`) with attention ``attn``.
 
     Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens
     share it), all plans round-robin (see ``interleaved_wall_ms``); the selector is timed per (method,
@@ -62,18 +62,25 @@ def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
     """
     from tqdm.auto import tqdm
 
-    from analysis.common.layer_timer import LayerLoopTimer, llm_layers
-    from analysis.efficiency.flops import token_plan
-    from analysis.efficiency.timing import cuda_time_ms, interleaved_wall_ms, wall_time_ms
+    from litelvlm.cost.timing import (
+        LayerLoopTimer,
+        cuda_time_ms,
+        interleaved_wall_ms,
+        llm_layers,
+        wall_time_ms,
+    )
     from litelvlm.memory import peak_activation_bytes
 
-    device, arch, fastv_layer = parts.pipe.device, parts.arch, parts.fastv_layer
+    device, arch, method_args = parts.pipe.device, parts.arch, parts.method_args
+
+    def token_plan(method: str, budget: int):
+        return cost.plan(arch, (method, budget), method_args)
 
     def wall(fn) -> float:
         return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
 
     fixed = {col: wall(fn) for col, fn in parts.fixed_parts().items()}  # GLaMM: clip, text, sam
-    plans = {token_plan(arch, m, b, fastv_layer): None for m, b in pairs}
+    plans = {token_plan(m, b): None for m, b in pairs}
     prefill = {plan: functools.partial(parts.run_prefill, plan) for plan in plans}
     loops: dict = {plan: [] for plan in plans}  # the paper's prefill time of each timed call (layer loop only)
 
@@ -87,7 +94,7 @@ def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
     walls = interleaved_wall_ms({plan: functools.partial(looped, plan) for plan in plans}, device,
                                 warmup=warmup, repeats=repeats)
     paper_ms = {plan: statistics.median(v[warmup:]) for plan, v in loops.items()}
-    base = next((token_plan(arch, m, b, fastv_layer) for m, b in pairs if m == BASELINE), None)
+    base = next((token_plan(m, b) for m, b in pairs if arch.spec(m).baseline), None)
     spread = {plan: {**paired_spread("prefill_speedup", walls, base, plan),
                      **paired_spread("paper_def_prefill_speedup", {k: {"times": v[warmup:]} for k, v in loops.items()},
                                      base, plan)} for plan in plans}
@@ -95,7 +102,7 @@ def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
                   peak_activation_bytes(fn, device)[0]) for plan, fn in prefill.items()}
     rows = []
     for method, budget in tqdm(pairs, desc=f"timing ({attn})", leave=False):
-        plan = token_plan(arch, method, budget, fastv_layer)
+        plan = token_plan(method, budget)
         prefill_ms, prefill_min, cuda, act = llm[plan]
 
         def e2e(m=method, b=budget):
@@ -104,7 +111,7 @@ def _time_pipeline(parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
         def selection(m=method, b=budget):
             return parts.run_select(m, b)
 
-        sel_ms = 0.0 if arch.spec(method).stage != "clip" else wall(selection)  # LLM-side: inside the prefill
+        sel_ms = wall(selection) if selects_on_clip(arch.spec(method)) else 0.0  # LLM-side: inside the prefill
         own = parts.part_times(method, fixed, sel_ms)  # GLaMM: clip, text (text-guided methods), selector, sam
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)

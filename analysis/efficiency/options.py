@@ -1,7 +1,8 @@
 """``litelvlm efficiency``: its options (:class:`EfficiencyArgs`) and their checks.
 
 Light (no torch): a bad option is refused at once; :func:`analysis.efficiency.command.run` imports the measurement
-(:mod:`analysis.efficiency.compute`), which checks what needs the methods and the device.
+(:mod:`analysis.efficiency.compute`), which checks what needs the arch's family (its cost description: the archs it
+offers, what it refuses), the methods and the device.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.model_args import DTYPES
-from analysis.efficiency.arch import ARCH_NAMES
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 
 DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
-#: VideoGLaMM's per-frame budgets when --budgets is left at its default (the paper's video table)
-VIDEO_BUDGETS = [196, 81]
-#: ``litelvlm.videoglamm.pruning.ARRANGEMENTS`` (named here: this module imports no torch)
+#: the arrangements of a video prompt's per-frame pooling (its family's cost description's ``arrangements``; named
+#: here: this module imports no torch)
 VIDEO_ARRANGEMENTS = ("pool", "pool-min", "direct")
 
 
@@ -27,14 +26,14 @@ class EfficiencyArgs:
     """The options of one ``efficiency`` run."""
 
     out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
-    arch: str = arg("glamm-7b", choices=list(ARCH_NAMES),
-                    help="glamm-7b (full size), scaled (CPU-sized, same family) or tiny (tests); unipixel-3b, "
-                         "unipixel-7b (full size; N = the study image's merged tokens) or unipixel-tiny (tests); "
-                         "videoglamm (full size, one 16-frame video prompt, per-frame budgets) or videoglamm-tiny")
+    arch: str | None = arg(None, help="an architecture of a family's cost description (docs/efficiency.md lists "
+                                      "them: full-size presets, CPU-sized and test ones); default: the paper's")
+    model: str | None = arg(None, help="a family's random model string (e.g. its documented tiny one): the arch of "
+                                       "its preset (instead of --arch)")
     methods: list[str] = arg([], help="methods (space or comma separated; default: every registered method but the "
                                       "analysis oracles); 'none' is the baseline")
-    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K (videoglamm: per frame, "
-                             "default 196 81)", each=int, minimum=1)
+    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K (a video prompt: per "
+                             "frame, default its family's)", each=int, minimum=1)
     flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
     device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
     dtype: str | None = arg(None, choices=[*DTYPES, "auto"],
@@ -42,11 +41,12 @@ class EfficiencyArgs:
                                  "for CPU timing); auto: the faster of bfloat16 and float32 on this CPU, measured by "
                                  "a short matmul benchmark of the LLM's layer shape at start (recorded in "
                                  "config.json as dtype_auto; bfloat16 on cuda)")
-    attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager is GLaMM's)")
+    attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager: the official "
+                                                  "stacks' explicit softmax)")
     text_tokens: int | None = arg(None, help="prompt text tokens around the visual ones (default: the arch's)")
     fastv_layer: int = arg(2, help="FastV's pruning layer K")
     arrangements: list[str] = arg(list(VIDEO_ARRANGEMENTS),
-                                  help="videoglamm only: how a frame's K kept CLIP tokens meet the square-only pooling "
+                                  help="a video prompt only: how a frame's K kept CLIP tokens meet the square-only pooling "
                                        "(pool: 144 LLM tokens a frame; pool-min: min(sqrt K, 12)^2; direct: K)")
     warmup: int = arg(2, help="untimed warm-up calls before timing")
     repeats: int = arg(5, help="timed calls; the median is reported")
@@ -85,11 +85,8 @@ def check_args(a: EfficiencyArgs) -> None:
     arrangements = split_list(a.arrangements)
     if bad := [x for x in arrangements if x not in VIDEO_ARRANGEMENTS] or (not arrangements and ["(none)"]):
         raise LiteLVLMError(f"--arrangements: unknown {', '.join(bad)}; choose among {', '.join(VIDEO_ARRANGEMENTS)}")
-    if a.arch.startswith("videoglamm") and (a.quantize != "none" or a.e2e == "chain"):
-        raise LiteLVLMError("--arch videoglamm times its parts (no --quantize, no --e2e chain: the end-to-end time is "
-                            "the sum of the parts)")
-    if not a.arch.startswith("videoglamm") and arrangements != list(VIDEO_ARRANGEMENTS):
-        raise LiteLVLMError("--arrangements applies to --arch videoglamm / videoglamm-tiny only")
+    if a.arch is not None and a.model is not None:
+        raise LiteLVLMError("--arch and --model name the same thing: give one")
     if a.quantize != "none" and a.flops_only:
         raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not the FLOPs "
                             "count; time the quantized model (without --flops-only)")

@@ -12,11 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.common.paper_efficiency import PAPER
+from analysis.common.paper_efficiency import PAPER_BY_METHOD
 from analysis.common.style import budget_axis, figure, method_colors, method_label, method_style
-from litelvlm.methods import BASELINE
+from analysis.efficiency.arch import paper_archs
+from analysis.efficiency.compare import baseline_rows
 
 _PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVLM)")
+
+
+def _before_llm(d: pd.DataFrame) -> pd.DataFrame:
+    """The rows of methods that prune before the LLM (every layer sees the same tokens: ``prune_layer`` 0)."""
+    return d[d["prune_layer"] == 0] if "prune_layer" in d else d
 
 
 def _setup(ax, attn: str | None, df: pd.DataFrame):
@@ -28,10 +34,10 @@ def _setup(ax, attn: str | None, df: pd.DataFrame):
 
 
 def _methods(d: pd.DataFrame):
-    """(method, rows sorted by budget, its fixed colour) for every pruning method, LiteLVLM first."""
-    d = d[d["method"] != BASELINE]
+    """(method, rows sorted by budget, its fixed colour) for every pruning method, the paper's own first."""
+    d = d[~baseline_rows(d["method"])]
     colors = method_colors(sorted(d["method"].unique()))
-    for method in sorted(d["method"].unique(), key=lambda m: (m != "litelvlm", m)):
+    for method in sorted(d["method"].unique(), key=lambda m: (m not in PAPER_BY_METHOD, m)):
         yield method, d[d["method"] == method].sort_values("budget"), colors[method]
 
 
@@ -114,13 +120,14 @@ def _label(ax, moved: bool) -> None:
 
 
 def _paper_stars(ax, d: pd.DataFrame, key: str, invert: bool = False) -> None:
-    """The paper's LiteLVLM ratios (GLaMM-7B) as stars, only beside full-size rows (``arch == "glamm-7b"``):
+    """The paper's own ratios (LiteLVLM on GLaMM-7B) as stars, only beside rows of the paper's architecture:
     baseline / pruned, or pruned / baseline with ``invert``."""
-    if "arch" not in d or not (d["arch"] == "glamm-7b").all():
+    if "arch" not in d or not d["arch"].isin(paper_archs()).all():
         return
-    vals = PAPER[key]
-    pk = [k for k in vals if k != 576]
-    ax.scatter(pk, [(vals[k] / vals[576]) if invert else (vals[576] / vals[k]) for k in pk], **_PAPER_STYLE)
+    for numbers in PAPER_BY_METHOD.values():
+        vals = numbers[key]
+        pk = [k for k in vals if k != 576]
+        ax.scatter(pk, [(vals[k] / vals[576]) if invert else (vals[576] / vals[k]) for k in pk], **_PAPER_STYLE)
 
 
 def _legend(ax) -> None:
@@ -138,7 +145,7 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     stars. Returns (fig, ax)."""
     fig, ax, d, attn = _setup(ax, attn, df)
     col = _pick(d, "paper_tflops", "llm_tflops_measured")
-    base = float(d.loc[d["method"] == BASELINE, col].iloc[0]) if (d["method"] == BASELINE).any() \
+    base = float(d.loc[baseline_rows(d["method"]), col].iloc[0]) if baseline_rows(d["method"]).any() \
         else float(d[col].max())
     moved = _draw_methods(ax, d, lambda g: g[col] / base)
     _paper_stars(ax, d, "flops_tb", invert=True)
@@ -151,9 +158,9 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
 
 
 def _ideal(ax, d: pd.DataFrame) -> None:
-    """The FLOPs-ideal speedup of CLIP-side pruning (baseline FLOPs / pruned FLOPs), dashed."""
+    """The FLOPs-ideal speedup of pruning before the LLM (baseline FLOPs / pruned FLOPs), dashed."""
     col = _pick(d, "paper_flops_speedup", "flops_ideal_speedup")
-    ideal = d[d["method"] != "fastv"].groupby("budget")[col].first()
+    ideal = _before_llm(d).groupby("budget")[col].first()
     ax.plot(ideal.index, ideal.values, "k--", lw=1, label="FLOPs-ideal (CLIP-side pruning)")
 
 
@@ -164,7 +171,7 @@ def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
     _paper_stars(ax, d, paper)
     budget_axis(ax, d["budget"])
     _label(ax, moved)
-    base = d.loc[d["method"] == BASELINE, "budget"]  # all N tokens: 576 on GLaMM, the image's N on UniPixel
+    base = d.loc[baseline_rows(d["method"]), "budget"]  # all N tokens: the grid's N, or the image's
     ax.set_ylabel(ylabel.format(n=int(base.iloc[0]) if len(base) else int(d["budget"].max())))
     dev = d["device"].iloc[0] if "device" in d else ""
     ax.set_title(f"{title} ({attn}, {dev})", fontsize=7)
@@ -198,9 +205,9 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     measured on the device, else on meta), the token-count ratio (dashed) and the paper's. Returns (fig, ax)."""
     fig, ax, d, attn = _setup(ax, attn, df)
     col = _pick(d, "paper_act_reduction", "act_reduction", "meta_act_reduction")
-    base_n = float(d.loc[d["method"] == BASELINE, "n_tokens"].iloc[0]) if (d["method"] == BASELINE).any() \
+    base_n = float(d.loc[baseline_rows(d["method"]), "n_tokens"].iloc[0]) if baseline_rows(d["method"]).any() \
         else float(d["n_tokens"].max())
-    lim = d[d["method"] != "fastv"].groupby("budget")["n_tokens"].first()
+    lim = _before_llm(d).groupby("budget")["n_tokens"].first()
     ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
     moved = _draw_methods(ax, d, lambda g: g[col])
     _paper_stars(ax, d, "activations_gb")

@@ -29,14 +29,19 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.common.degenerate import warn_if_degenerate
+from analysis.common.grounding_runs import clip_record, method_options, pick_image, prompt_records
 from analysis.common.identity import run_identity
 from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.validate.inputs import check_methods, plan_runs
+from analysis.validate.inputs import text_tokens as prompt_text_tokens
 from analysis.validate.options import ValidateArgs
+from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import family_input, load_pipeline
 from litelvlm.io import atomic_path, write_json, write_parquet
-from litelvlm.methods import BASELINE
+from litelvlm.methods import BASELINE, get_method
 from litelvlm.threads import busy_warning
 
 log = logging.getLogger(__name__)
@@ -49,7 +54,7 @@ def part_id(method: str, budget: int) -> int:
 def _run_order(col: pd.Series) -> pd.Series:
     """Sort key: ``none`` first, then methods by name; budgets from large to small."""
     if col.name == "method":
-        return col.map(lambda m: "0" if m == BASELINE else "1" + m)
+        return col.map(lambda m: "0" if get_method(m).baseline else "1" + m)
     return -col.astype(int)
 
 
@@ -62,7 +67,6 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
     another run's (``--compare-to``) reference, whose masks this row's are compared with."""
     import torch
 
-    from analysis.validate.inputs import text_tokens as prompt_text_tokens
     from analysis.validate.measure import RunProbe, timed_ms
     from litelvlm.lvlm.compiled import WARMUP_CALLS
     from litelvlm.pruning import select
@@ -73,9 +77,9 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
         spec = pipe.spec(method)
         sel_ms = float("nan")
-        if spec.kind == "clip" and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
+        if selects_on_clip(spec) and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
             sel_ms = timed_ms(lambda: pipe.prune_frames(prep, method, budget, **options), pipe.device)[1]
-        elif spec.kind == "clip":
+        elif selects_on_clip(spec):
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
@@ -231,7 +235,6 @@ def _load(a: ValidateArgs):
     import torch
 
     from analysis.validate.measure import PeakRSS, timed_ms
-    from litelvlm.families import load_pipeline
 
     with PeakRSS() as load_rss:
         pipe, load_ms = timed_ms(lambda: load_pipeline(
@@ -249,7 +252,6 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     """The run's identity (``config.json``): every option but the methods, budgets, repeats and ``--compare-to``
     (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
     family pairs none)."""
-    from analysis.common.grounding_runs import clip_record
 
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
@@ -269,7 +271,6 @@ def _prepare(a: ValidateArgs, pipe, recs: list, image, clip_methods: bool = Fals
     ``clip_methods``: the paired external CLIP's traces are made here too."""
     import torch
 
-    from analysis.common.grounding_runs import prompt_records
     from analysis.validate.measure import timed_ms
 
     with torch.no_grad():
@@ -286,8 +287,6 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
     """(the records one prompt may hold, the image or a video's frames, where it is) of ``--refer-dir`` (an image
     model) or ``--video-dir`` (a video model: the first video's first clip and expression; its records have no
     ``image_id``)."""
-    from analysis.common.grounding_runs import pick_image
-    from litelvlm.families import family_input
 
     if family_input(a.model) == "video":
         from analysis.validate.video import pick_video
@@ -310,9 +309,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     import torch
     from tqdm.auto import tqdm
 
-    from analysis.common.grounding_runs import method_options
     from analysis.common.parts import PartStore
-    from analysis.validate.inputs import check_methods, plan_runs, text_tokens
     from analysis.validate.report import ROW_COLUMNS, write_report
     from analysis.validate.weights import weights_mb
 
@@ -336,7 +333,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     pairs, skipped = plan_runs(methods, a.budgets, pipe, full)
     setup = {"load_ms": load_ms, "load_peak_rss_gib": load_peak / 2**30, "prepare_image_ms": prep_ms,
              "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns or []],
-             "prompt_tokens": int(len(prep.input_ids)), "text_tokens": text_tokens(pipe, prep, n), "num_visual": n,
+             "prompt_tokens": int(len(prep.input_ids)), "text_tokens": prompt_text_tokens(pipe, prep, n), "num_visual": n,
              "skipped_budgets": skipped, "image": where, "image_size": list(prep.image_size),
              "full_budget": full, "mask_shape": list(pipe.mask_shape(prep)),
              "model": pipe.describe(), "weights_mb": weights_mb(pipe), "compiled": getattr(pipe, "compiled", None)}

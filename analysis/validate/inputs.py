@@ -28,11 +28,11 @@ def check_methods(a, pipe) -> list[str]:
     given = split_list(a.methods)
     # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens) would
     # hold every layer's attention (about 3 GB a layer at VideoGLaMM's real size)
-    methods = given or [m for m in available_methods() if m != BASELINE and pipe.method_error(m) is None
-                        and _has_schedule(pipe, m) and not (pipe.budget_unit == "frame" and pipe.spec(m).oracle)]
-    methods = [BASELINE, *[m for m in methods if m != BASELINE]]
-    for m in methods:
+    for m in given:
         get_method(m)  # an unknown name: an error naming the known ones
+    methods = given or [m for m in available_methods() if not get_method(m).baseline and pipe.method_error(m) is None
+                        and _has_schedule(pipe, m) and not (pipe.budget_unit == "frame" and pipe.spec(m).oracle)]
+    methods = [BASELINE, *[m for m in methods if not get_method(m).baseline]]
     layers = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
     errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, layers)]
@@ -64,7 +64,7 @@ def plan_runs(methods: list[str], budgets: list[str], pipe, n: int) -> tuple[lis
     planned = plan(methods, ks, pipe.num_visual_tokens if pipe.budget_unit == "visual" else n)
     runs = [(m, n if b == ALL_TOKENS else b) for m, b in image_runs(planned, n)]
     skipped = sorted({b for _, b in planned if b > n}, reverse=True)
-    if runs == [(BASELINE, n)] and len(methods) > 1:
+    if all(get_method(m).baseline for m, _ in runs) and len(methods) > 1:
         raise LiteLVLMError(f"--budgets: every budget is above this image's {n} visual tokens; nothing to compare")
     return runs, skipped
 

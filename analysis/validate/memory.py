@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from litelvlm.methods import BASELINE
+from analysis.common.paper_efficiency import PAPER_BY_METHOD
+from litelvlm.methods import BASELINE, get_method, method_names
+
+#: the method whose memory the paper's claims are about (the paper's own)
+PAPER_METHOD = next(iter(PAPER_BY_METHOD))
 
 #: the appendix's claims: pruning alone (LiteLVLM at these budgets against all 576 tokens) changes the whole
 #: model's memory by at most this share; 8-bit weights cut it by about this share (judged within ``INT8_TOL``)
@@ -34,7 +38,8 @@ def memory_frame(rows: pd.DataFrame, ratios: pd.DataFrame, weights_mb: float, qu
     m = rows[["method", "budget", "activation_mb", "llm_activation_mb"]].merge(
         ratios[["method", "budget", "paper_def_activation_gib"]], on=["method", "budget"], how="left")
     if none_paper_gib is not None:
-        m.loc[m["method"] == BASELINE, "paper_def_activation_gib"] = none_paper_gib
+        baselines = {x for x in method_names() if get_method(x).baseline}
+        m.loc[m["method"].isin(baselines), "paper_def_activation_gib"] = none_paper_gib
     m.insert(0, "quantize", quantize)
     m.insert(3, "weights_mb", float(weights_mb))
     m["peak_mb"] = m["weights_mb"] + m["activation_mb"]
@@ -59,7 +64,7 @@ def memory_claims(mem: pd.DataFrame, full: int = 576) -> pd.DataFrame:
     for q in sorted(mem["quantize"].unique()):
         base = _peak(mem, q, BASELINE, full)
         for k in PRUNING_BUDGETS:
-            pk = _peak(mem, q, "litelvlm", k)
+            pk = _peak(mem, q, PAPER_METHOD, k)
             if base is None or pk is None:
                 out.append({"claim": f"pruning alone, LiteLVLM at {k}", "quantize": q, "measured": "",
                             "paper": f"within {PRUNING_ONLY_MAX_CHANGE:.0%}", "verdict": "not measured"})

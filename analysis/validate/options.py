@@ -13,6 +13,7 @@ from pathlib import Path
 from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import family_input
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = ("576", "192", "128", "64")
@@ -26,12 +27,12 @@ class ValidateArgs(ModelDataArgs):
 
     refer_dir: str | None = arg(None, help="REFER folder (refs(<split-by>).p, instances.json), e.g. "
                                            "../shared/data/coco128_refer: an image model's image (required there)")
-    video_dir: str | None = arg(None, help="a video model (videoglamm-*): Ref-DAVIS-17-layout folder whose first "
+    video_dir: str | None = arg(None, help="a video model: Ref-DAVIS-17-layout folder whose first "
                                            "video (its first clip of at most 64 frames) and that video's first "
                                            "expression are validated; default: the project's synthetic set, written "
                                            "to a temporary folder")
-    tokenizer: str | None = arg(None, help="glamm-7b-random: the slow GLaMM-RefSeg tokenizer folder its checkpoint "
-                                           "ships (e.g. ../shared/data/glamm_refseg_tokenizer)")
+    tokenizer: str | None = arg(None, help="a random full-size model whose checkpoint ships a tokenizer: that slow "
+                                           "tokenizer's folder (docs/validate.md)")
     methods: list[str] = arg([], help="methods (default: every registered method the model's family runs; one it "
                                       "cannot run is refused)")
     budgets: list[str] = arg([], help="visual-token budgets K (default: 576,192,128,64; a K above the image's N is "
@@ -78,8 +79,6 @@ def check_compare_to(a: ValidateArgs) -> None:
 def check_inputs(a: ValidateArgs) -> ValidateArgs:
     """The input the model's family reads: ``--refer-dir`` (an image model, required) or ``--video-dir`` (a video
     model, optional); the family's default budgets. Refused before anything is loaded."""
-    from litelvlm.families import family_input
-
     video = family_input(a.model) == "video"
     if video and a.refer_dir is not None:
         raise LiteLVLMError(f"--refer-dir: {a.model} is a video model; give a Ref-DAVIS-layout --video-dir (or none: "

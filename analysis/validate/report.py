@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
+from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
 from litelvlm.io import atomic_path, write_csv
-from litelvlm.methods import BASELINE, get_method
+from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import weights_banner
 
 ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "visual_tokens_input",
@@ -47,7 +49,7 @@ def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, ..
     in_order = (rows["budget"] == n) & rows["keeps_all_in_order"].astype(bool)
     return {
         "none is deterministic (equals the reference run)":
-            fails((rows["method"] == BASELINE) & ~rows["masks_equal_none"].astype(bool)),
+            fails(_baseline(rows) & ~rows["masks_equal_none"].astype(bool)),
         f"methods keeping all {n} tokens in order equal none":
             fails(in_order & ~(rows["masks_equal_none"].astype(bool) & (rows["max_logit_diff_none"] == 0))),
         "no method changes the text tokens": fails(~rows["text_ids_equal"].astype(bool)),
@@ -56,50 +58,50 @@ def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, ..
     }
 
 
-def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2,
-                 backbone: str = ""):
+def _baseline(rows: pd.DataFrame) -> pd.Series:
+    """Whether each row's method is the unpruned baseline (``Method.baseline``; a name no method has is not)."""
+    return rows["method"].isin({m for m in method_names() if get_method(m).baseline})
+
+
+def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None, backbone: str = ""):
     """The token schedule of ``method`` at ``budget`` as it ran (``analysis.common.flops.schedule_plan``, with
-    the run's ``--fastv-layer``); a stage from a layer the model does not have (a method pruning after its last
+    the method's options from the run's arguments ``method_args``; its defaults without them); a stage from a layer the model does not have (a method pruning after its last
     layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees what the earlier stages give.
     ``backbone``: the family's (the method's variant for it, where one is registered, runs)."""
-    from analysis.common.flops import schedule_plan
 
-    plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, fastv_layer,
-                         spec=get_method(method, backbone))
+    spec = get_method(method, backbone)
+    plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, spec.options_from(method_args), spec=spec)
     stages = tuple(st for st in plan.stages if st[0] < sizes.llm_layers)
     return plan if stages == plan.stages else replace(plan, stages=stages)
 
 
-def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, fastv_layer: int = 2,
+def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None,
                   backbone: str = "") -> float:
     """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a decoder
     of ``sizes`` (``analysis.common.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
-    from analysis.common.flops import llm_flops_exact
 
     base = llm_flops_exact(sizes, run_schedule(sizes, n, text_tokens, BASELINE, n), lm_head=False)
-    run = run_schedule(sizes, n, text_tokens, method, budget, fastv_layer, backbone)
+    run = run_schedule(sizes, n, text_tokens, method, budget, method_args, backbone)
     return base / llm_flops_exact(sizes, run, lm_head=False)
 
 
 def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
-                      fastv_layer: int = 2, backbone: str = "") -> tuple[float, float]:
+                      method_args=None, backbone: str = "") -> tuple[float, float]:
     """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.common.paper_efficiency``:
     the authors' compiled loop, bfloat16 element size; the ratios do not depend on it)."""
-    from analysis.common.paper_efficiency import paper_row
 
-    row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, fastv_layer, backbone))
+    row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, method_args, backbone))
     return row["paper_tflops"], row["paper_activation_gib"]
 
 
-def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2, backbone: str = "",
+def ratios(rows: pd.DataFrame, sizes, n: int, method_args=None, backbone: str = "",
            llm_k: dict | None = None) -> pd.DataFrame:
     """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's
-    (``fastv_layer``: the run's ``--fastv-layer``; ``backbone``: the family's; ``llm_k``: {(method, budget): the
+    (``method_args``: the run's arguments, each method's options; ``backbone``: the family's; ``llm_k``: {(method, budget): the
     visual tokens the LLM gets}, a video family's per-frame budgets read in the LLM's tokens; None: the budget)."""
-    from analysis.common.paper_efficiency import paper_ratio
 
-    base = rows[rows["method"] == BASELINE].iloc[0]
-    out = rows[rows["method"] != BASELINE][["method", "budget", "prefill_ms", "llm_activation_mb", "activation_mb",
+    base = rows[_baseline(rows)].iloc[0]
+    out = rows[~_baseline(rows)][["method", "budget", "prefill_ms", "llm_activation_mb", "activation_mb",
                                           "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms"]].copy()
     out["prefill_speedup"] = base["prefill_ms"] / out["prefill_ms"]
     # the paper's prefill time (the decoder-layer loop only) and this project's reading of its "CUDA time"
@@ -109,9 +111,9 @@ def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2, backbone: st
     out["e2e_act_reduction"] = base["activation_mb"] / out["activation_mb"]
     text = int(base["text_tokens"])
     runs = [(m, (llm_k or {}).get((m, b), b)) for m, b in zip(out["method"], out["budget"].astype(int))]
-    out["flops_ideal_speedup"] = [ideal_speedup(sizes, n, text, m, b, fastv_layer, backbone) for m, b in runs]
+    out["flops_ideal_speedup"] = [ideal_speedup(sizes, n, text, m, b, method_args, backbone) for m, b in runs]
     base_def = paper_definitions(sizes, n, text, BASELINE, n)
-    defs = [paper_definitions(sizes, n, text, m, b, fastv_layer, backbone) for m, b in runs]
+    defs = [paper_definitions(sizes, n, text, m, b, method_args, backbone) for m, b in runs]
     out["paper_def_tflops"] = [t for t, _ in defs]
     out["paper_def_activation_gib"] = [g for _, g in defs]
     out["paper_def_flops_speedup"] = base_def[0] / out["paper_def_tflops"]
@@ -122,13 +124,11 @@ def ratios(rows: pd.DataFrame, sizes, n: int, fastv_layer: int = 2, backbone: st
         out[f"{ratio}_max"] = [hi for _, hi in spread]
     out["frac_of_ideal"] = out["prefill_speedup"] / out["flops_ideal_speedup"]
     out["selection_share"] = out["selection_ms"] / out["prefill_ms"]
-    lite = out["method"] == "litelvlm"  # the paper's table is LiteLVLM's; other rows get none of its numbers
-    out["paper_prefill_speedup"] = [paper_ratio("prefill_ms", int(b)) if x else float("nan")
-                                    for b, x in zip(out["budget"], lite)]
-    out["paper_act_reduction"] = [paper_ratio("activations_gb", int(b)) if x else float("nan")
-                                  for b, x in zip(out["budget"], lite)]
-    out["paper_cuda_speedup"] = [paper_ratio("cuda_ms", int(b)) if x else float("nan")
-                                 for b, x in zip(out["budget"], lite)]
+    # the paper's numbers by method (only LiteLVLM's are known): the other rows get none of them
+    own = [PAPER_BY_METHOD.get(m) for m in out["method"]]
+    for col, metric in (("paper_prefill_speedup", "prefill_ms"), ("paper_act_reduction", "activations_gb"),
+                        ("paper_cuda_speedup", "cuda_ms")):
+        out[col] = [paper_ratio(metric, int(b), x) if x else float("nan") for b, x in zip(out["budget"], own)]
     return out.reset_index(drop=True)
 
 
@@ -149,17 +149,20 @@ def paired_spread(base: pd.Series, row: pd.Series, time: str) -> tuple[float, fl
     return min(r), max(r)
 
 
-#: The architecture the targets (the paper's GLaMM-7B figures) are judged on.
-FULL_SIZE = "glamm-7b"
+def _paper_rows(r: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the methods whose numbers the paper gives (``PAPER_BY_METHOD``: LiteLVLM's)."""
+
+    return r[r["method"].isin(list(PAPER_BY_METHOD))]
 
 
-def target_lines(r: pd.DataFrame, budget: int = 192, arch: str = FULL_SIZE) -> list[str]:
+def target_lines(r: pd.DataFrame, budget: int = 192, arch: str | None = None) -> list[str]:
     """MET / MISSED lines for LiteLVLM at ``budget`` against :data:`TARGETS`; a model of another architecture
-    than the paper's (``arch``) gets one line saying that its ratios are not judged."""
-    if arch != FULL_SIZE:
-        return [f"- not judged: the targets are the paper's {FULL_SIZE} figures, and this model is the `{arch}` "
+    than the paper's (``arch``; None: the paper's) gets one line saying that its ratios are not judged."""
+    full = paper_arch()
+    if arch not in (None, full):
+        return [f"- not judged: the targets are the paper's {full} figures, and this model is the `{arch}` "
                 "architecture (its ratios are shown below, for the mechanism only)"]
-    sel = r[(r["method"] == "litelvlm") & (r["budget"] == budget)]
+    sel = _paper_rows(r)[_paper_rows(r)["budget"] == budget]
     if sel.empty:
         return [f"- LiteLVLM at {budget} was not run: no targets checked"]
     x = sel.iloc[0]
@@ -185,12 +188,12 @@ def _machine(pipe) -> str:
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
 
-def screen_lines(r: pd.DataFrame, arch: str = FULL_SIZE, banner: str | None = None, cuda: bool = True) -> list[str]:
+def screen_lines(r: pd.DataFrame, arch: str | None = None, banner: str | None = None, cuda: bool = True) -> list[str]:
     """For the terminal: which weights made the numbers (``banner``), LiteLVLM's ratios against ``none`` on the
     paper's definitions, named as such (the CUDA time only on ``cuda``), and whether the targets were judged
     (full size only)."""
     lines = [banner] if banner else []
-    for x in r[r["method"] == "litelvlm"].itertuples():
+    for x in _paper_rows(r).itertuples():
         lines.append(f"litelvlm@{x.budget} vs none, on the paper's definitions: prefill (decoder-layer loop) "
                      f"{x.paper_def_prefill_speedup:.2f}x, storing activation {x.paper_def_act_reduction:.2f}x lower, "
                      f"FLOPs {x.paper_def_flops_speedup:.2f}x fewer"
@@ -252,7 +255,6 @@ def prompt_line(setup: dict, a) -> str:
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
     """Write validate.csv, checks.csv, ratios.csv and report.md for a run of ``n`` visual tokens unpruned; return
     the failed checks' names and the lines for the terminal (:func:`screen_lines`)."""
-    from analysis.common.flops import DecoderSizes
     from analysis.common.markdown_table import to_markdown
     from analysis.validate.memory import memory_frame
 
@@ -264,20 +266,21 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
         from analysis.validate.video import llm_tokens
 
         llm_k = llm_tokens(pipe, rows)
-    r = ratios(rows, sizes, n, a.fastv_layer, pipe.backbone, llm_k)
+    r = ratios(rows, sizes, n, a, pipe.backbone, llm_k)
     arch = str((pipe.describe().get("arch") or {}).get("name", pipe.family))
-    if arch != FULL_SIZE:  # the paper's figures sit beside rows of the paper's architecture only
+    full = paper_arch()
+    if arch != full:  # the paper's figures sit beside rows of the paper's architecture only
         r[list(PAPER_FIGURES)] = float("nan")
     cuda = pipe.device.type == "cuda"
     write_csv(out / "validate.csv", rows)
     write_csv(out / "ratios.csv", r)
-    base = rows[rows["method"] == BASELINE].iloc[0]
+    base = rows[_baseline(rows)].iloc[0]
     mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
                        paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])
     write_csv(out / "memory.csv", mem)
     write_csv(out / "checks.csv", pd.DataFrame([{"check": k, "passed": not v, "failing": " ".join(v)}
                                                 for k, v in result.items()]))
-    paper_rows = r[r["method"] == "litelvlm"] if arch == FULL_SIZE else r.iloc[:0]
+    paper_rows = _paper_rows(r) if arch == full else r.iloc[:0]
     paper_table = (["", "## Beside the paper's LiteLVLM figures", "",
                     to_markdown(short_view(paper_rows, PAPER_COLUMNS, cuda))] if len(paper_rows) else [])
 
@@ -313,7 +316,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm (with "
              "grouped keys and values 2nd^2 + 2ndk for the projections, this project's generalisation), FastV's "
              "pruning layer counted at the full length; the activation target uses it. The paper's columns "
-             f"(``paper_prefill_speedup``, ``paper_act_reduction``) are its {FULL_SIZE} LiteLVLM figures, on LiteLVLM's "
+             f"(``paper_prefill_speedup``, ``paper_act_reduction``) are its {full} LiteLVLM figures, on LiteLVLM's "
              f"rows of that architecture only. The tables show a reader's columns: every column, the spreads "
              "(``*_min``/``_max``) included, is in ``ratios.csv``, ``memory.csv`` and ``validate.csv``.",
              "", "## Ratios against none", "", to_markdown(short_view(r, RATIO_COLUMNS, cuda)), *paper_table, "",
@@ -322,6 +325,6 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
     screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda)
-    if arch != FULL_SIZE:
-        screen.append(f"targets not judged: they are the paper's {FULL_SIZE} figures, this model is `{arch}`")
+    if arch != full:
+        screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
     return [k for k, v in result.items() if v], screen

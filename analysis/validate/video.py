@@ -1,4 +1,5 @@
-"""``litelvlm validate`` on a video model (the ``videoglamm`` family): its input and its budgets' LLM tokens.
+"""``litelvlm validate`` on a video model (a family whose card's ``input`` is ``video``): its input and its budgets'
+LLM tokens.
 
 * :func:`pick_video`: the first video of ``--video-dir`` (Ref-DAVIS-17 layout; default: the project's synthetic set,
   written to a temporary folder), its first clip (at most 64 frames, as ``eval_referdavis_infer.py`` L184-187 cuts a
@@ -14,15 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
+
+#: the longest clip validated: the Ref-DAVIS evaluation cuts a video into clips of at most 64 frames
+#: (``eval_referdavis_infer.py`` L184-187, mbzuai-oryx/VideoGLaMM @6b15b1e)
+CLIP_FRAMES = 64
 
 
 def pick_video(a, tmp: str) -> tuple[object, list[np.ndarray], Path]:
     """(the first expression's record, the first clip's frames, the data folder) of ``--video-dir`` or of the
     synthetic set written under ``tmp``."""
     from litelvlm.video.datasets import load_ref_davis
+    from litelvlm.video.ref_davis import by_video
     from litelvlm.video.synthetic import write_synthetic_videos
-    from litelvlm.videoglamm.referdavis import CLIP_LENGTH, by_video
 
     root = Path(a.video_dir) if a.video_dir else write_synthetic_videos(Path(tmp) / "synthetic", videos=1, frames=8,
                                                                         size=(64, 48), seed=a.seed)
@@ -30,7 +36,7 @@ def pick_video(a, tmp: str) -> tuple[object, list[np.ndarray], Path]:
     if not groups:
         raise LiteLVLMError(f"{root} has no video in its split")
     rec = next(iter(groups.values()))[0]
-    frames = [np.asarray(rec.frame(i)) for i in range(min(len(rec.frames), CLIP_LENGTH))]
+    frames = [np.asarray(rec.frame(i)) for i in range(min(len(rec.frames), CLIP_FRAMES))]
     return rec, frames, root
 
 
@@ -38,7 +44,7 @@ def llm_tokens(pipe, rows) -> dict[tuple[str, int], int]:
     """{(method, per-frame budget): the visual tokens the LLM receives (its K for the FLOPs counts)} of ``rows``."""
     out = {}
     for m, b, given in zip(rows["method"], rows["budget"], rows["visual_tokens_input"], strict=True):
-        out[(m, int(b))] = int(given) if pipe.spec(m).stage == "clip" else pipe.llm_budget(int(b))
+        out[(m, int(b))] = int(given) if selects_on_clip(pipe.spec(m)) else pipe.llm_budget(int(b))
     return out
 
 

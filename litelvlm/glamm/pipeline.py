@@ -35,6 +35,7 @@ from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
 from ..pruning import Selection, SelectorInputs
+from .card import CARD
 from .prompts import (
     IMAGE_PLACEHOLDER,
     build_prompt,
@@ -163,20 +164,17 @@ class GlammPipeline(GroundingPipeline):
             raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that maps an "
                                 "external CLIP onto its own tokens (unipixel); GLaMM's similarity part is its CLIP's")
         from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
-        from ..model_spec import ModelSpec
         from ..quantize import check_quantize, quantize_llm_layers
-        from .card import CARD
         from .checkpoint import load_glamm_checkpoint
 
         check_quantize(quantize, quantize_backend)
         check_layer_dtype(layer_dtype, quantize)
-        spec = ModelSpec.parse(model)
         if dtype is None:
-            dtype = torch.float32 if CARD.preset(spec) == "tiny" else torch.bfloat16
-        if CARD.preset(spec) is not None:
-            seed_i = CARD.seed(spec)
-            path = _random_model_dir(CARD.preset(spec), seed_i, tokenizer)
-            clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(spec) == "tiny" else f"vit-l-14-336-random:{seed_i}")
+            dtype = torch.float32 if CARD.preset(model) == "tiny" else torch.bfloat16
+        if CARD.preset(model) is not None:
+            seed_i = CARD.seed(model)
+            path = _random_model_dir(CARD.preset(model), seed_i, tokenizer)
+            clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(model) == "tiny" else f"vit-l-14-336-random:{seed_i}")
         else:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL
@@ -192,9 +190,7 @@ class GlammPipeline(GroundingPipeline):
         a = glamm.arch  # auto: a layer of the LLM's widths on its visual tokens and about 130 text tokens
         layer_dtype, pipe.layer_dtype_auto = resolve_layer_dtype(
             layer_dtype, dtype, device, a.num_visual_tokens + 130, a.llm_hidden, a.llm_intermediate, quantize)
-        if layer_dtype == "float32":
-            # the two big bfloat16 workloads: the LLM's decoder layers and SAM's image-encoder layers (CLIP, whose
-            # ranks pick the tokens, keeps its dtype)
+        if layer_dtype == "float32":  # the two big bfloat16 workloads (CLIP, whose ranks pick the tokens, keeps its dtype)
             pipe.layer_hooks = upcast_layers(glamm.language_model.layers) + upcast_layers(glamm.sam.vision_encoder.layers)
         return pipe
 

@@ -19,6 +19,7 @@ is a stand-in (:mod:`litelvlm.qwen.tokenizer`); a real checkpoint folder brings 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -79,6 +80,39 @@ def released_state_dict(model) -> dict[str, torch.Tensor]:
     tied = bool(model.config.tie_word_embeddings)
     return {released_key(k): v.detach() for k, v in model.state_dict().items()
             if not (tied and k == "lm_head.weight")}
+
+
+def weight_files(folder: Path, what: str = "model") -> list[Path]:
+    """The safetensors files of a checkpoint folder: the shards its index lists, or ``model.safetensors``; a missing
+    shard or no weights is an error naming the folder (``what``: whose weights, for the message)."""
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError) as e:
+            raise LiteLVLMError(f"{index} is not a valid shard index ({e})") from e
+        missing = [str(folder / f) for f in files if not (folder / f).exists()]
+        if missing:
+            raise LiteLVLMError(f"checkpoint shard(s) listed in {index} are missing: {', '.join(missing)}")
+        return [folder / f for f in files]
+    if (folder / "model.safetensors").exists():
+        return [folder / "model.safetensors"]
+    raise LiteLVLMError(f"no {what} weights in {folder}: expected model.safetensors or model.safetensors.index.json "
+                        "+ shards")
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Within: transformers logs errors only (its load report lists the tensors a wrapper around Qwen2.5-VL adds as
+    unexpected, and its processor loader warns about the wrapper's model type; the loaders check those themselves)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -203,5 +237,6 @@ def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype
     return net.eval().requires_grad_(False), processor
 
 
-__all__ = ["ARCHITECTURE", "build_qwen", "load_qwen", "preset_dtype", "qwen_folder", "random_qwen_dir",
-           "released_key", "released_state_dict", "save_qwen_checkpoint", "save_random_qwen"]
+__all__ = ["ARCHITECTURE", "build_qwen", "load_qwen", "preset_dtype", "quiet_transformers", "qwen_folder",
+           "random_qwen_dir",
+           "released_key", "released_state_dict", "save_qwen_checkpoint", "save_random_qwen", "weight_files"]

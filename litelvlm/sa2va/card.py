@@ -11,6 +11,7 @@ CARD = FamilyCard(
     description="Sa2VA-Qwen2.5-VL (Qwen2.5-VL 3B/7B + SAM 2 prompted by the [SEG] hidden state); pruning it is this "
                 "project's adaptation",
     pipeline="litelvlm.sa2va.pipeline:Sa2VAPipeline",
+    cost="litelvlm.sa2va.cost:COST",
     presets={"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b", "sa2va-tiny-random": "tiny"},
     architectures=("Sa2VAChatModelQwen",),
     default_model="sa2va-tiny-random:0",

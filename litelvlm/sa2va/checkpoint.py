@@ -34,10 +34,17 @@ from ..errors import LiteLVLMError
 from ..lvlm.random_weights import default_dtype
 from ..model_folder import read_config
 from ..model_spec import ModelSpec
-from ..qwen.checkpoint import _write_json, _write_tokenizer, _write_weights, build_qwen, preset_dtype
+from ..qwen.checkpoint import (
+    _write_json,
+    _write_tokenizer,
+    _write_weights,
+    build_qwen,
+    preset_dtype,
+    quiet_transformers,
+    weight_files,
+)
 from ..qwen.config import generation_config, preprocessor_config
-from ..unipixel.checkpoint import _randomize, _weight_files
-from ..unipixel.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
+from ..sam2.keys import randomize, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import (
     ARCHITECTURE,
@@ -55,11 +62,6 @@ from .sam2_head import Sa2VASam2, TextHiddenFcs
 QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX = "model.", "grounding_encoder.sam2_model.", "text_hidden_fcs."
 #: the config.json keys Sa2VA adds to Qwen2.5-VL's
 SA2VA_KEYS = ("template", "auto_map", "litelvlm_random")
-#: SAM 2.1 tracking tensors the SAM 2.0 of Sa2VA does not have (sam2.py L2358-2426: no ``no_obj_embed_spatial``,
-#: ``proj_tpos_enc_in_obj_ptrs`` False)
-NOT_IN_SAM2_0 = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
-
-
 @dataclass
 class Sa2VAModules:
     """A loaded Sa2VA: the Qwen2.5-VL, ``text_hidden_fcs``, SAM 2, the processor, and what config.json says."""
@@ -74,7 +76,7 @@ class Sa2VAModules:
 
 def g_weight(key: str) -> str:
     """Sa2VA's name of a SAM 2 tracking tensor: its ``CXBlock`` layer scale is ``g_weight`` (``sam2.py`` L611), where
-    SAM 2 (and UniPixel's list) has ``gamma``, saved as ``weight``."""
+    SAM 2 has ``gamma``, saved as ``weight`` (:func:`litelvlm.sam2.keys.tracking_shapes`)."""
     return re.sub(r"^(memory_encoder\.fuser\.layers\.\d+)\.weight$", r"\1.g_weight", key)
 
 
@@ -84,9 +86,9 @@ def from_g_weight(key: str) -> str:
 
 
 def sam2_tracking_shapes(size) -> dict[str, tuple[int, ...]]:
-    """Shapes of the SAM 2.0 tensors only the video path reads (UniPixel's SAM 2.1 list less :data:`NOT_IN_SAM2_0`),
-    under Sa2VA's names (:func:`g_weight`)."""
-    return {g_weight(k): s for k, s in tracking_shapes(size).items() if k not in NOT_IN_SAM2_0}
+    """Shapes of the SAM 2.0 tensors only the video path reads (``sam2.py`` L2358-2426: no ``no_obj_embed_spatial``,
+    ``proj_tpos_enc_in_obj_ptrs`` False), under Sa2VA's names (:func:`g_weight`)."""
+    return {g_weight(k): s for k, s in tracking_shapes(size, version="2.0").items()}
 
 
 def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
@@ -100,12 +102,12 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
         fcs = TextHiddenFcs(llm, size.d_model).eval().requires_grad_(False)
         sam2 = Sa2VASam2(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed + 1)
-    _randomize(fcs.state_dict(keep_vars=True).items(), gen)
-    _randomize(sam2.model.state_dict(keep_vars=True).items(), gen)
+    randomize(fcs.state_dict(keep_vars=True).items(), gen)
+    randomize(sam2.model.state_dict(keep_vars=True).items(), gen)
     sam2.model.shared_image_embedding.positional_embedding.copy_(
         sam2.model.prompt_encoder.shared_embedding.positional_embedding)
     tracking = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(size).items()}
-    _randomize(tracking.items(), gen)
+    randomize(tracking.items(), gen)
     return qwen, fcs, sam2, tracking
 
 
@@ -205,7 +207,7 @@ def _read_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[s
     from safetensors import safe_open
 
     tensors, where = {}, {}
-    for f in _weight_files(folder):
+    for f in weight_files(folder, "Sa2VA"):
         try:
             with safe_open(str(f), framework="pt", device="cpu") as fh:
                 for k in fh.keys():  # noqa: SIM118 (no __iter__)
@@ -284,11 +286,9 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
 def _load_processor(folder: Path):
     from transformers import Qwen2_5_VLProcessor
 
-    from ..unipixel.checkpoint import _quiet_transformers
-
     try:  # Qwen2.5-VL's processor (config.json's auto_map names remote code; the processor files are Qwen's own);
         # it resizes nothing: litelvlm.sa2va.protocol resizes as the official code does
-        with _quiet_transformers():
+        with quiet_transformers():
             return Qwen2_5_VLProcessor.from_pretrained(str(folder), do_resize=False, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as e:
         raise LiteLVLMError(f"could not load the processor of the Sa2VA checkpoint in {folder}: {e}") from e

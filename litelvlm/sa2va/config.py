@@ -17,7 +17,7 @@ The configs ``projects/sa2va/configs/sa2va_qwenvl25/sa2va_qwen25_{3b,7b}.py`` bu
 (and output) rows become 151670 in both sizes. The config's ``template`` is ``qwen_chat`` (L32).
 
 ``tiny`` is for tests: the tiny Qwen preset (its rows resized the same way) and the tiny SAM 2 of
-:mod:`litelvlm.unipixel.config` at a 128-pixel input. Importing this module is light.
+:mod:`litelvlm.sam2.config` at a 128-pixel input. Importing this module is light.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from ..errors import LiteLVLMError
 from ..qwen.config import SPECIAL_TOKENS, QwenPreset
 from ..qwen.config import get_preset as get_qwen_preset
-from ..unipixel.config import SAM2_SIZES, Sam2Size
+from ..sam2.config import SAM2_HIERA_L, SAM2_SIZES, Sam2Size, sam2_size
 from .card import CARD
 
 #: ``sa2va_qwen25_3b.py`` L53: the tokens Sa2VA adds, in that order (ids 151665..151669 in the released models)
@@ -43,25 +43,20 @@ TEMPLATE = "qwen_chat"
 SAM_MEAN = (0.485, 0.456, 0.406)
 SAM_STD = (0.229, 0.224, 0.225)
 
-#: ``sam2.py`` L137-151 (trunk), L166-168 (neck), L181-229 (memory attention), L274-283 (memory encoder)
-SAM2_HIERA_L = Sam2Size(name="sam2_hiera_l", embed_dim=144, num_heads=2, stages=(2, 6, 36, 4),
-                        global_att_blocks=(23, 33, 43), window_pos_embed_bkg=(7, 7), window_spec=(8, 4, 16, 8))
-
-
 @dataclass(frozen=True)
 class Sa2VAPreset:
     """A Sa2VA-Qwen2.5-VL model: its Qwen2.5-VL preset, its SAM 2, SAM 2's input size, the LLM's pixel bounds."""
 
     name: str
     qwen: str                     # litelvlm.qwen.config preset
-    sam2: str                     # "sam2_hiera_l" or a litelvlm.unipixel.config.SAM2_SIZES key
+    sam2: str                     # a litelvlm.sam2.config.SAM2_SIZES key ("sam2_hiera_l" released)
     image_size: int = 1024        # SAM2(image_size=1024), DirectResize(1024)
     min_pixels: int = 512 * 28 * 28
     max_pixels: int = 2048 * 28 * 28
 
     def __post_init__(self) -> None:
         get_qwen_preset(self.qwen)
-        if self.sam2 != SAM2_HIERA_L.name and self.sam2 not in SAM2_SIZES:
+        if self.sam2 not in SAM2_SIZES:
             raise LiteLVLMError(f"Sa2VA preset {self.name!r}: unknown SAM 2 size {self.sam2!r}")
         if self.image_size % 32:
             raise LiteLVLMError(f"Sa2VA preset {self.name!r}: the SAM 2 input size {self.image_size} must be a "
@@ -105,13 +100,9 @@ DEFAULT_MODEL = CARD.default_model
 
 
 def sam2_size_of(name: str) -> Sam2Size:
-    """The SAM 2 size a preset (or a random folder's ``litelvlm_random`` record) names."""
-    if name == SAM2_HIERA_L.name:
-        return SAM2_HIERA_L
-    if name not in SAM2_SIZES:
-        raise LiteLVLMError(f"SAM 2 size {name!r} is not one this project builds; known: sam2_hiera_l, "
-                            + ", ".join(sorted(SAM2_SIZES)))
-    return SAM2_SIZES[name]
+    """The SAM 2 size a preset (or a random folder's ``litelvlm_random`` record) names (``sam2.py`` L137-151, L166-168,
+    L181-229, L274-283: the released Hiera-L is :data:`litelvlm.sam2.config.SAM2_HIERA_L`)."""
+    return sam2_size(name)
 
 
 def get_preset(name: str | Sa2VAPreset) -> Sa2VAPreset:
@@ -124,13 +115,13 @@ def get_preset(name: str | Sa2VAPreset) -> Sa2VAPreset:
 
 
 def sam2_config(size: Sam2Size, image_size: int):
-    """transformers ``Sam2Config`` of Sa2VA's SAM 2 (the image path): UniPixel's builder of the same Hiera/FPN/SAM
-    heads, with Sa2VA's ``dynamic_multimask_via_stability`` (``sam2.py`` L120-124: only read when one mask is asked,
-    which a prompt without points never does)."""
-    from ..unipixel.config import sam2_config as build
+    """transformers ``Sam2Config`` of Sa2VA's SAM 2 (the image path): the Hiera/FPN/SAM heads of
+    :func:`litelvlm.sam2.config.sam2_config` with Sa2VA's ``dynamic_multimask_via_stability`` (``sam2.py`` L120-124:
+    only read when one mask is asked, which a prompt without points never does)."""
+    from ..sam2.config import sam2_config as build
 
-    cfg = build(size, image_size)
-    cfg.mask_decoder_config.dynamic_multimask_via_stability = True
-    cfg.mask_decoder_config.dynamic_multimask_stability_delta = 0.05
-    cfg.mask_decoder_config.dynamic_multimask_stability_thresh = 0.98
-    return cfg
+    return build(size, image_size, stability=True)
+
+
+__all__ = ["ARCHITECTURE", "DEFAULT_MODEL", "EXTRA_TOKENS", "MODEL_TYPE", "PRESETS", "RANDOM_SA2VAS", "SAM2_HIERA_L",
+           "SEG_TOKEN", "Sa2VAPreset", "TEMPLATE", "get_preset", "sam2_config", "sam2_size_of"]

@@ -11,10 +11,11 @@ image goes to Qwen2.5-VL as an image (``<|image_pad|>`` tokens, 3-D M-RoPE over 
 ``[SEG]``, through ``text_hidden_fcs`` into SAM 2 as one prompt token (:mod:`litelvlm.sa2va.sam2_head`).
 
 What is this project's: pruning Sa2VA at all (no official code prunes it) -- the budget counts the merged visual
-tokens of the Qwen2.5-VL grid as for UniPixel, and every method runs as on UniPixel (the LLM-side methods on the
-image tokens, their Qwen2.5-VL variants where one exists, the score-only CLIP-side methods through a paired CLIP
-mapped onto the merged grid); the kept tokens keep their M-RoPE ids (``positions="keep"``); the teacher-forced
-answer. ``describe()`` says so on every run.
+tokens of the Qwen2.5-VL grid, and every method runs as on every Qwen2.5-VL + SAM 2 family (:mod:`litelvlm.qwen.pipeline`:
+the LLM-side methods on the image tokens, their Qwen2.5-VL variants where one exists, the score-only CLIP-side methods
+through a paired CLIP mapped onto the merged grid; the kept tokens keep their M-RoPE ids, ``positions="keep"``); the
+teacher-forced answer (the default; ``answer="generate"`` is the official greedy decoding,
+:mod:`litelvlm.sa2va.generate`). ``describe()`` says so on every run.
 """
 
 from __future__ import annotations
@@ -25,47 +26,50 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
-from ..lvlm.family import GroundingPipeline, SequenceLayout
-from ..unipixel.pipeline import CLIP_TEXTS, UniPixelInput, UniPixelPipeline
+from ..lvlm.family import GroundingPipeline
+from ..qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 
-#: why a video's LLM input is not pruned
-VIDEO_PRUNING = ("pruning Sa2VA's video input is not offered: its visual tokens lie in one block per frame, and "
-                 "no rule for a pruned multi-image prompt is defined yet; run the video at all N (method none)")
+#: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
+VIDEO_PRUNING = ("this project's adaptation: a pruned video joins its min(5, T) frames' tokens into one block (the "
+                 "separators between the frames' blocks dropped, every row keeping its official M-RoPE ids) and the "
+                 "method keeps K of the N merged tokens over the whole video; the unpruned run (none) is the official "
+                 "prompt")
 #: how ``describe()`` labels this family's pruning
 ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual tokens of "
               "the Qwen2.5-VL grid")
 
 
 @dataclass
-class Sa2VAInput(UniPixelInput):
-    """One image and its prompt (UniPixel's fields; ``grid_thw`` is the image grid, ``mm_token_type_ids`` 1 on the
-    image tokens)."""
+class Sa2VAInput(QwenSam2Input):
+    """One image (or a video's first frames) and its prompt (``grid_thw`` is the image grid, one row per image,
+    ``mm_token_type_ids`` 1 on the image tokens)."""
 
     llm_images: list | None = None          # the image(s) the vision tower sees
     video: object | None = None             # a video's frames for SAM 2 (:class:`litelvlm.sa2va.video.VideoParts`)
+    #: a pruned video's prompt (:func:`litelvlm.sa2va.video.joined`): the official M-RoPE ids of its rows
+    joined_positions: torch.Tensor | None = None
 
 
-class Sa2VAPipeline(UniPixelPipeline):
+class Sa2VAPipeline(QwenSam2Pipeline):
     """Sa2VA-Qwen2.5-VL: ``Qwen2_5_VLForConditionalGeneration`` + processor + ``text_hidden_fcs`` + SAM 2."""
 
     family = "sa2va"
     seg_reads = "final"
-    sentences_per_prompt = 1
-    answers = ("teacher-forced",)
+    #: this project's teacher-forced answer (the default: random weights never generate ``[SEG]``) or the official
+    #: greedy generation (``predict_forward`` L218-224, :mod:`litelvlm.sa2va.generate`)
+    answers = ("teacher-forced", "generate")
+    #: ``answer="generate"``: the official limit on new tokens (``predict_forward`` L220)
+    max_new_tokens = 2048
+    #: while generating: the LM head's inputs, one per decoding step (:mod:`litelvlm.sa2va.generate`)
+    _lm_head_inputs: list | None = None
 
     def __init__(self, qwen, processor, fcs, sam2, name: str = "sa2va", numerics=None, clip=None,
                  clip_text: str = "question", context: str = "clip", similarity: str = "clip",
                  min_pixels: int = 512 * 28 * 28, max_pixels: int = 2048 * 28 * 28) -> None:
         from ..lvlm.numerics import Numerics
-        from ..unipixel.mapped import CONTEXTS, SIMILARITIES
         from .protocol import seg_token_id
 
-        for what, got, known in (("clip_text", clip_text, CLIP_TEXTS), ("context", context, CONTEXTS),
-                                 ("similarity", similarity, SIMILARITIES)):
-            if got not in known:
-                raise LiteLVLMError(f"{what} must be one of {', '.join(known)}; got {got!r}")
-        self.similarity_source, self.context_source = similarity, context
-        self._clip, self.clip_text = clip, clip_text
+        self._set_clip(clip, clip_text, context, similarity)
         self.qwen, self.processor, self.sam2, self.name = qwen, processor, sam2, name
         self.fcs = self.seg_head = fcs
         self.numerics = Numerics.official() if numerics is None else numerics
@@ -86,7 +90,7 @@ class Sa2VAPipeline(UniPixelPipeline):
             raise LiteLVLMError("the sa2va family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if unused.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} is for GLaMM; a Sa2VA folder brings its own")
+                raise LiteLVLMError(f"model {model!r}: --{key} does not apply: a Sa2VA folder brings its own")
         parts = load_sa2va(model, device=device, dtype=dtype)
         rnd = parts.config.get("litelvlm_random") or {}
         bounds = {k: int(rnd[k]) for k in ("min_pixels", "max_pixels") if k in rnd}
@@ -97,7 +101,8 @@ class Sa2VAPipeline(UniPixelPipeline):
 
     def describe(self) -> dict:
         out = super().describe()
-        out.update(pruning=ADAPTATION, answer="teacher-forced (this project's: the official answer is generated)",
+        out.update(pruning=ADAPTATION, video_pruning=VIDEO_PRUNING, answer="teacher-forced by default (this project's: the official answer is "
+                   "generated, answer='generate')",
                    mask_head="final hidden state of the [SEG] row -> text_hidden_fcs -> SAM 2 (no object-score gate)")
         return out
 
@@ -151,42 +156,65 @@ class Sa2VAPipeline(UniPixelPipeline):
     @torch.no_grad()
     def with_sentences(self, prepared: Sa2VAInput, sentences: list[str], turns=None, clip_text: str | None = None,
                        answer: str = "teacher-forced", response: int = 0, **unused) -> Sa2VAInput:
-        """``prepared`` with the RefCOCO question of one sentence and this project's teacher-forced answer
-        (:mod:`litelvlm.sa2va.protocol`)."""
+        """``prepared`` with the RefCOCO (or a video's Ref-VOS) question of one sentence and this project's
+        teacher-forced answer, or (``answer="generate"``) the official prompt alone, whose answer ``ground``
+        generates (:mod:`litelvlm.sa2va.protocol`)."""
         from .protocol import image_question, prepare_inputs, video_question
 
         if answer not in self.answers:
-            raise LiteLVLMError(f"the sa2va family offers answer {', '.join(self.answers)} (the official generation "
-                                f"is not offered yet); got {answer!r}")
+            raise LiteLVLMError(f"answer must be one of {', '.join(self.answers)}; got {answer!r}")
         clip_text = self.clip_text if clip_text is None else clip_text
         if clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
         if len(sentences) != 1:
             raise LiteLVLMError(f"Sa2VA's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
-            raise LiteLVLMError("turns are GLaMM's conversation; Sa2VA's prompt is the protocol's question")
+            raise LiteLVLMError("turns do not apply: Sa2VA's prompt is the protocol's one question")
+        said = None if answer == "generate" else response
         if prepared.video is None:
             made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]), self.min_pixels,
-                                  self.max_pixels, response)
+                                  self.max_pixels, said)
         else:   # the frames as given (prepare_video resized them), the Ref-VOS question
             made = prepare_inputs(self.processor, prepared.llm_images, video_question(sentences[0]), self.min_pixels,
-                                  self.max_pixels, response)
+                                  self.max_pixels, said)
         got = made.inputs
         if not torch.equal(got["image_grid_thw"].cpu(), prepared.grid_thw):
             raise AssertionError("the prompt's image grid differs from the prepared input's")
         ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
-        if int((ids == self.seg_token_id).sum()) != 1:
-            raise LiteLVLMError("the prompt must hold one [SEG]")
-        if int((types > 0).sum()) != self.num_visual(prepared):
-            raise AssertionError("the prompt's image placeholders do not match the merged tokens")
-        said = self.processor.tokenizer(made.response, add_special_tokens=False)["input_ids"]
-        import functools
-        from dataclasses import replace
+        if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
+            raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} [SEG]")
+        said_ids = [] if made.response is None else \
+            self.processor.tokenizer(made.response, add_special_tokens=False)["input_ids"]
+        return self._with_ids(prepared, sentences, ids, types, answer, clip_text,
+                              prompt_len=None if made.response is None else len(ids) - len(said_ids))
 
-        out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types, answer=answer,
-                      prompt_len=len(ids) - len(said))
-        out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
-        return out
+    def _mapped_inputs(self, prepared: Sa2VAInput, clip_text: str):
+        """The paired CLIP's scores mapped onto the merged tokens: one image's (:mod:`litelvlm.qwen.mapped`), or each
+        LLM frame's onto its own grid (:func:`litelvlm.qwen.mapped.frames_mapped_inputs`, this project's)."""
+        if prepared.video is None:
+            return super()._mapped_inputs(prepared, clip_text)
+        from ..qwen.mapped import frames_mapped_inputs
+        from .protocol import video_question
+
+        if self.context_source != "clip":
+            raise LiteLVLMError("context='vit' reads one image's vision tower; on Sa2VA's video the context part comes "
+                                "from the paired CLIP (context='clip')")
+        sentence = prepared.sentences[0]
+        said = video_question(sentence).replace("<image>", "").strip() if clip_text == "question" else sentence
+        _, h, w = (int(v) for v in prepared.grid_thw[0])
+        return frames_mapped_inputs(self, prepared, prepared.video.originals, (h, w), said, per_patch=1)
+
+    def clip_question(self, sentence: str) -> str:
+        """The RefCOCO question of ``sentence`` as the LLM reads it (``<image>`` dropped, ``predict_forward`` L87)."""
+        from .protocol import image_question
+
+        return image_question(sentence).replace("<image>", "").strip()
+
+    def seg_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The rows whose input is ``[SEG]`` (:func:`litelvlm.sa2va.protocol.seg_rows`)."""
+        from .protocol import seg_rows
+
+        return seg_rows(input_ids, self.seg_token_id)
 
     def vision(self, prepared: Sa2VAInput):
         """The vision tower and ``prepared``'s image (:class:`litelvlm.qwen.vision.QwenVision`)."""
@@ -196,32 +224,25 @@ class Sa2VAPipeline(UniPixelPipeline):
         visual = self.qwen.model.visual
         return QwenVision(visual, px["pixel_values"].to(self.device, visual.dtype), px["image_grid_thw"].to(self.device))
 
-    def layout(self, prepared: Sa2VAInput, num_visual: int) -> SequenceLayout:
-        """All N: transformers' ``get_rope_index`` over the image grid (3-D M-RoPE). Fewer: ``0..S'-1`` on all three
-        axes (``renumber``, this project's); the [SEG] rows are those whose input is ``[SEG]``."""
-        from .protocol import seg_rows
+    def layout(self, prepared: Sa2VAInput, num_visual: int):
+        """All N: transformers' ``get_rope_index`` over the image grid (3-D M-RoPE; a joined video's official ids).
+        Fewer: ``0..S'-1`` on all three axes (``renumber``, this project's); the [SEG] rows are those whose input is
+        ``[SEG]``. A video's official prompt (its frames in separate blocks) runs at all N only."""
+        if prepared.video is not None and prepared.joined_positions is None and num_visual != self.num_visual(prepared):
+            raise LiteLVLMError(f"a video's official prompt runs at all N; pruned: {VIDEO_PRUNING} (pipe.ground joins "
+                                "it, or litelvlm.sa2va.video.joined)")
+        return super().layout(prepared, num_visual)
 
-        n = self.num_visual(prepared)
-        if not 0 < num_visual <= n:
-            raise LiteLVLMError(f"num_visual must be in 1..{n}; got {num_visual}")
-        if prepared.video is not None and num_visual != n:
-            raise LiteLVLMError(VIDEO_PRUNING)
-        ids = prepared.input_ids if num_visual == n else self._pruned_ids(prepared, num_visual)
-        if num_visual == n:
-            pos, _ = self.qwen.model.get_rope_index(ids[None], mm_token_type_ids=prepared.mm_token_type_ids[None],
-                                                    image_grid_thw=prepared.grid_thw)
-        else:
-            pos = torch.arange(len(ids)).view(1, 1, -1).expand(3, 1, -1)
-        seg = self.seg_token_id
-        return SequenceLayout(image_start=self._image_start(prepared), num_visual=num_visual, seq_len=len(ids),
-                              position_ids=pos.to(self.device), find_seg_predictors=lambda: seg_rows(ids, seg))
+    def _rope_index(self, prepared: Sa2VAInput, ids: torch.Tensor) -> torch.Tensor:
+        return super()._rope_index(prepared, ids) if prepared.joined_positions is None else prepared.joined_positions
 
     def sequence_embeds(self, prepared: Sa2VAInput, visual: torch.Tensor) -> torch.Tensor:
-        """UniPixel's (one image's tokens in one run); a video's N tokens go to its frames' image-pad rows."""
-        if prepared.video is None:
+        """One image's tokens in one block (:class:`litelvlm.qwen.pipeline.QwenSam2Pipeline`); a video's N tokens go
+        to its frames' image-pad rows."""
+        if prepared.video is None or prepared.joined_positions is not None:
             return super().sequence_embeds(prepared, visual)
         if visual.shape[-2] != self.num_visual(prepared):
-            raise LiteLVLMError(VIDEO_PRUNING)
+            raise LiteLVLMError(f"a video's official prompt takes all N visual tokens; pruned: {VIDEO_PRUNING}")
         ids = prepared.input_ids.to(self.device)
         rows = (prepared.mm_token_type_ids > 0).to(self.device)
         text = self.language_model.embed_tokens(ids)
@@ -229,6 +250,35 @@ class Sa2VAPipeline(UniPixelPipeline):
         out = text[None].expand(batch.shape[0], -1, -1).clone()
         out[:, rows] = batch.to(out.dtype)
         return out
+
+    # -- answer="generate" ----------------------------------------------------------------------------
+    @property
+    def lm_head(self):
+        """The LLM's output projection; while generating, one that keeps each input (:mod:`litelvlm.sa2va.generate`)."""
+        if self._lm_head_inputs is None:
+            return self.qwen.lm_head
+        from .generate import RecordingHead
+
+        return RecordingHead(self.qwen.lm_head, self._lm_head_inputs)
+
+    def ground(self, prepared, method: str = "none", budget: int | None = None, **options):
+        """:meth:`GroundingPipeline.ground`: a video pruned by a method joined first (:data:`VIDEO_PRUNING`); under
+        ``answer="generate"`` the masks of the generated ``[SEG]`` rows as ``predict_forward`` reads them
+        (:func:`litelvlm.sa2va.generate.generated_masks`)."""
+        if prepared.video is not None:
+            from .video import joined, video_method_error
+
+            if why := video_method_error(self, method):
+                raise LiteLVLMError(why)
+            if not self.spec(method).baseline:
+                prepared = joined(self, prepared)
+        if getattr(prepared, "answer", "teacher-forced") != "generate":
+            return super().ground(prepared, method, budget, **options)
+        from .generate import generated_masks, reading_generation
+
+        with reading_generation(self) as inputs:
+            out = super().ground(prepared, method, budget, **options)
+        return generated_masks(self, prepared, out, inputs)
 
     # -- the mask head --------------------------------------------------------------------------------
     own_metric = ""
@@ -246,6 +296,9 @@ class Sa2VAPipeline(UniPixelPipeline):
             return super().decode_masks(prepared, prompts)
         from .video import propagate
 
+        if torch.is_grad_enabled() and prompts.requires_grad:
+            raise LiteLVLMError("Sa2VA's video masks come from SAM 2's memory propagation, run without gradients: no "
+                                "gradient reaches the prompt (a saliency target needs one image)")
         v = prepared.video
         return torch.stack([propagate(self.sam2, v.pixels, p, v.llm_frames)[:, 0] for p in prompts])
 
@@ -259,18 +312,15 @@ class Sa2VAPipeline(UniPixelPipeline):
 
 
 def default_clip(model: str) -> str:
-    """The CLIP paired with a Sa2VA model string: a random CLIP of the preset's size for the random presets (seeded
-    alike), ViT-L/14-336 (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint."""
-    from ..clip import DEFAULT_HF_MODEL
+    """The CLIP paired with a Sa2VA model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
     from ..model_spec import ModelSpec
+    from ..qwen.pipeline import paired_clip
     from .card import CARD
     from .config import RANDOM_SA2VAS
 
     spec = ModelSpec.parse(model)
-    if spec.name not in RANDOM_SA2VAS:
-        return DEFAULT_HF_MODEL
-    seed = CARD.seed(spec)
-    return f"tiny336-random:{seed}" if RANDOM_SA2VAS[spec.name] == "tiny" else f"vit-l-14-336-random:{seed}"
+    preset = RANDOM_SA2VAS.get(spec.name)
+    return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
 
 
 __all__ = ["ADAPTATION", "Sa2VAInput", "Sa2VAPipeline", "default_clip"]

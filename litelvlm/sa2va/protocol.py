@@ -17,9 +17,10 @@ bytedance/Sa2VA @9832e1a:
    generated sequence less its last token) -- :func:`seg_rows`. RefCOCO keeps a sample's masks only when the
    answer holds ``[SEG]``, their union (``sa2va_eval_refcoco.py`` L160-186).
 
-This project's (labelled where a user meets it): ``answer="teacher-forced"`` appends a training answer
+This project's (labelled where a user meets it): ``answer="teacher-forced"`` (the default) appends a training answer
 (``projects/sa2va/datasets/common.py`` L36-42, :data:`ANSWERS_LIST`) after the prompt, so that random weights,
-which never generate ``[SEG]``, still give a ``[SEG]`` row.
+which never generate ``[SEG]``, still give a ``[SEG]`` row; ``answer="generate"`` is step 4 as it is
+(:mod:`litelvlm.sa2va.generate`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
-from ..unipixel.protocol import smart_resize as qwen_vl_utils_smart_resize
-from ..unipixel.protocol import to_rgb
+from ..qwen.vision_info import smart_resize as qwen_vl_utils_smart_resize
+from ..qwen.vision_info import to_rgb
 from .config import SEG_TOKEN
 
 #: ``RES.py`` L186 and ``refVOS.py`` L13-14
@@ -42,7 +43,7 @@ VIDEO_QUESTION_ASKED = "<image>\n {} Please respond with a segmentation mask."
 #: ``projects/sa2va/datasets/common.py`` L36-42: the answers of the referring-segmentation training data
 ANSWERS_LIST = ("It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].", "Sure, the segmentation result is [SEG].",
                 "[SEG].")
-ANSWER_MODES = ("teacher-forced",)
+ANSWER_MODES = ("teacher-forced", "generate")
 #: qwen_vl_utils' ``fetch_image`` defaults (IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS)
 FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS = 28, 4 * 28 * 28, 16384 * 28 * 28
 #: ``predict_forward``'s generation (L218-224)
@@ -110,16 +111,17 @@ class Sa2VAInputs:
 
 
 def prepare_inputs(processor, images: list[Image.Image], question: str, min_pixels: int, max_pixels: int,
-                   response: int = 0) -> Sa2VAInputs:
+                   response: int | None = 0) -> Sa2VAInputs:
     """The prompt of ``question`` over ``images`` (one image, or a video's first frames) with this project's
-    teacher-forced answer ``ANSWERS_LIST[response]`` after it."""
-    if not 0 <= response < len(ANSWERS_LIST):
+    teacher-forced answer ``ANSWERS_LIST[response]`` after it (None: the official prompt alone, which ends where the
+    generated answer starts)."""
+    if response is not None and not 0 <= response < len(ANSWERS_LIST):
         raise LiteLVLMError(f"response {response} not in 0..{len(ANSWERS_LIST) - 1} (ANSWERS_LIST)")
     seen = [llm_image(im, min_pixels, max_pixels) for im in images]
     text = processor.apply_chat_template(chat_messages(question, seen), add_generation_prompt=True, tokenize=False)
-    said = ANSWERS_LIST[response]
-    inputs = processor(text=[text + said], images=seen, do_resize=False, return_tensors="pt")
-    return Sa2VAInputs(question=question, text=text + said, response=said, images=seen, inputs=inputs)
+    said = None if response is None else ANSWERS_LIST[response]
+    inputs = processor(text=[text + (said or "")], images=seen, do_resize=False, return_tensors="pt")
+    return Sa2VAInputs(question=question, text=text + (said or ""), response=said, images=seen, inputs=inputs)
 
 
 __all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "Sa2VAInputs", "chat_messages", "image_question",

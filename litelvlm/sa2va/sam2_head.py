@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..unipixel.sam2_prompt import Sam2Masks, Sam2Prompt
+from ..sam2.prompt import Sam2Masks, Sam2Prompt
 from .config import SAM_MEAN, SAM_STD
 
 

@@ -15,10 +15,10 @@ bytedance/Sa2VA @9832e1a, ``modeling_sa2va_qwen.py`` ``predict_forward`` (video 
   temporal encoding (SAM 2.0: no occlusion embedding);
 * each frame's ``image_size / 4`` logits -> ``image_size`` squared -> the first frame's (H, W), ``sigmoid > 0.5``.
 
-Here: transformers' ``Sam2VideoModel`` with the checkpoint's SAM 2 weights (UniPixel's and VideoGLaMM's engine,
+Here: transformers' ``Sam2VideoModel`` with the checkpoint's SAM 2 weights (:mod:`litelvlm.sam2.video`, driven by
 :mod:`litelvlm.video.sam2_propagation`), the prompt appended to the empty point's sparse embeddings on each of the
-conditioning frames. Pruning the video's LLM input is not offered (its visual tokens sit in one block per frame):
-the video path runs at all N.
+conditioning frames. Pruning the video's LLM input is this project's adaptation (:func:`joined`: the frames' blocks
+joined into one, the method keeping K of the N merged tokens over the whole video).
 """
 
 from __future__ import annotations
@@ -29,79 +29,38 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..lvlm.random_weights import default_dtype
-from ..video.sam2_propagation import appended_prompts, set_memory_width, tracking_key_to_hf, video_session
+from ..sam2.video import build_video_model, cached_video_model, memory_encoder
+from ..sam2.video import sam2_video_config as _video_config
+from ..video.sam2_propagation import appended_prompts, video_session
 from .protocol import LLM_FRAMES
 
 
 def sam2_video_config(size, image_size: int):
-    """transformers ``Sam2VideoConfig`` of Sa2VA's SAM 2 (``sam2.py`` L86-126: SAM 2.0 settings)."""
-    from transformers import Sam2VideoConfig
-
-    from .config import sam2_config
-
-    image = sam2_config(size, image_size)
-    return Sam2VideoConfig(
-        vision_config=image.vision_config.to_dict(), prompt_encoder_config=image.prompt_encoder_config.to_dict(),
-        mask_decoder_config=image.mask_decoder_config.to_dict(), image_size=image_size,
-        num_maskmem=size.num_maskmem, sigmoid_scale_for_mem_enc=20.0, sigmoid_bias_for_mem_enc=-10.0,
-        enable_occlusion_spatial_embedding=False, enable_temporal_pos_encoding_for_object_pointers=False,
-        multimask_output_in_sam=True, multimask_min_pt_num=0, multimask_max_pt_num=1,
-        multimask_output_for_tracking=True, max_object_pointers_in_encoder=16, max_cond_frame_num=-1,
-        memory_attention_hidden_size=size.d_model, memory_attention_num_layers=size.mem_layers,
-        memory_attention_num_attention_heads=1, memory_attention_feed_forward_hidden_size=size.mem_ff,
-        memory_attention_rope_feat_sizes=[image_size // 16] * 2, memory_encoder_hidden_size=size.d_model,
-        memory_encoder_output_channels=size.mem_dim, mask_downsampler_embed_dim=size.mask_downsampler_embed,
-        memory_fuser_embed_dim=size.d_model, memory_fuser_intermediate_dim=4 * size.d_model)
+    """transformers ``Sam2VideoConfig`` of Sa2VA's SAM 2 (``sam2.py`` L86-126: SAM 2.0 settings, the image path's
+    ``dynamic_multimask_via_stability``) -- :func:`litelvlm.sam2.video.sam2_video_config`."""
+    return _video_config(size, image_size, version="2.0", stability=True)
 
 
 def video_model(sam2):
-    """The ``Sam2VideoModel`` of a loaded :class:`~.sam2_head.Sa2VASam2` (its image weights and tracking tensors),
-    kept on ``sam2``."""
-    from transformers import Sam2VideoModel
-
+    """The ``Sam2VideoModel`` of a loaded :class:`~.sam2_head.Sa2VASam2` (its image weights and tracking tensors, the
+    latter renamed from Sa2VA's ``g_weight`` to SAM 2's), kept on ``sam2`` (rebuilt when it moved)."""
     from .checkpoint import from_g_weight
 
-    net = getattr(sam2, "_video_model", None)
-    if net is None:
-        state = sam2.model.state_dict()
-        ref = next(iter(state.values()))
-        with default_dtype(ref.dtype), torch.device(ref.device):
-            net = Sam2VideoModel(sam2_video_config(sam2.sam2_size, sam2.image_size))
-            set_memory_width(net, sam2.sam2_size.mem_dim)
-        state = dict(state)
-        state.update({tracking_key_to_hf(from_g_weight(k)): v.to(ref.device, ref.dtype) for k, v in sam2.tracking.items()})
-        net.load_state_dict(state, strict=True)
-        net = net.eval().requires_grad_(False)
-        object.__setattr__(sam2, "_video_model", net)
-    return net
+    def build():
+        tracking = {from_g_weight(k): v for k, v in sam2.tracking.items()}
+        return build_video_model(sam2.sam2_size, sam2.image_size, sam2.model.state_dict(), tracking, version="2.0",
+                                 stability=True)
+
+    return cached_video_model(sam2, build, sam2.model.no_memory_embedding)
 
 
 @contextlib.contextmanager
 def sa2va_memory(net) -> Iterator[None]:
-    """Within: ``net``'s memory encoding as Sa2VA's SAM 2 does it: transformers' ``_encode_new_memory`` with a mask from
-    point inputs not binarised (the scaled sigmoid; Sa2VA's prompt frames carry no points); features in bfloat16."""
-    import torch.nn.functional as F
-
-    def encode(current_vision_feats, pred_masks_high_res, object_score_logits, is_mask_from_pts):
-        batch, channels = current_vision_feats.size(1), net.hidden_dim
-        height, width = net.backbone_feature_sizes[-1]
-        mh, mw = (4 * v for v in net.prompt_encoder.mask_input_size)
-        if pred_masks_high_res.shape[2:] != (mh, mw):
-            pred_masks_high_res = F.interpolate(pred_masks_high_res.float(), size=(mh, mw), align_corners=False,
-                                                mode="bilinear", antialias=True).to(pred_masks_high_res.dtype)
-        pix_feat = current_vision_feats.permute(1, 2, 0).view(batch, channels, height, width)
-        mask = torch.sigmoid(pred_masks_high_res) * net.config.sigmoid_scale_for_mem_enc \
-            + net.config.sigmoid_bias_for_mem_enc
-        features, pos_enc = net.memory_encoder(pix_feat, mask)
-        features = features.to(torch.bfloat16).flatten(2).permute(2, 0, 1)
-        return features, pos_enc.to(pred_masks_high_res.dtype).flatten(2).permute(2, 0, 1)
-
-    net._encode_new_memory = encode
-    try:
+    """Within: ``net``'s memory encoding as Sa2VA's SAM 2 does it: a mask from point inputs not binarised (the scaled
+    sigmoid; Sa2VA's prompt frames carry no points), features stored in bfloat16 (L3650-3653), no occlusion term
+    (SAM 2.0) -- :func:`litelvlm.sam2.video.memory_encoder`."""
+    with memory_encoder(net, store_dtype=torch.bfloat16):
         yield
-    finally:
-        del net._encode_new_memory
 
 
 @contextlib.contextmanager
@@ -157,13 +116,49 @@ class VideoParts:
 
     pixels: torch.Tensor                     # (T, 3, S, S)
     llm_frames: int
+    originals: list = field(default_factory=list, repr=False)   # the frames the LLM sees, as given (the paired CLIP's)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def video_parts(sam2, frames: list) -> VideoParts:
     """The SAM 2 pixels of every frame (video mode) and ``min(5, T)``."""
     pixels = torch.cat([sam2.preprocess(f, video=True) for f in frames])
-    return VideoParts(pixels=pixels, llm_frames=min(LLM_FRAMES, len(frames)))
+    n = min(LLM_FRAMES, len(frames))
+    return VideoParts(pixels=pixels, llm_frames=n, originals=list(frames[:n]))
 
 
-__all__ = ["VideoParts", "propagate", "sa2va_memory", "sam2_video_config", "video_model", "video_parts"]
+def joined(pipe, prepared):
+    """A video's prompt with its frames' blocks joined into one (this project's adaptation for pruning,
+    :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`): the rows between the first and the last visual token that are no
+    visual token (each frame's ``<|vision_end|>`` and the next ``<|vision_start|>``) dropped, every other row keeping
+    its official M-RoPE id; the same input if already joined."""
+    from dataclasses import replace
+
+    if prepared.joined_positions is not None:
+        return prepared
+    visual = prepared.mm_token_type_ids > 0
+    where = torch.nonzero(visual).flatten()
+    rows = torch.arange(len(visual))
+    keep = visual | (rows < int(where[0])) | (rows > int(where[-1]))
+    pos = pipe._rope_index(prepared, prepared.input_ids)
+    dropped = int((~keep[:prepared.prompt_len]).sum()) if prepared.prompt_len is not None else 0
+    out = replace(prepared, input_ids=prepared.input_ids[keep], mm_token_type_ids=prepared.mm_token_type_ids[keep],
+                  joined_positions=pos[..., keep.to(pos.device)],
+                  prompt_len=None if prepared.prompt_len is None else prepared.prompt_len - dropped)
+    return out   # ``mapped`` as it was: the paired CLIP reads the same frames, text and instruction rows
+
+
+def video_method_error(pipe, method: str) -> str | None:
+    """Why ``method`` cannot run on Sa2VA's video (None: it can): the image path's refusals, and the methods reading
+    Qwen2.5-VL's vision tower over one image's grid (the video gives it min(5, T) images)."""
+    cls = pipe if isinstance(pipe, type) else type(pipe)    # the class is enough: its refusals read class attributes
+    if why := cls.method_error(cls, method):
+        return why
+    if cls.spec(cls, method).reads_vision_blocks:
+        return (f"{method} reads Qwen2.5-VL's vision tower over one image's grid; Sa2VA's video gives the tower "
+                "min(5, T) images, for which no rule is defined yet")
+    return None
+
+
+__all__ = ["VideoParts", "joined", "propagate", "sa2va_memory", "sam2_video_config", "video_method_error",
+           "video_model", "video_parts"]

@@ -3,11 +3,15 @@ min(5, T) frames, one image each, and SAM 2's memory carries each ``[SEG]`` prom
 (:mod:`litelvlm.sa2va.video`, ``sa2va_eval_ref_vos.py``'s path); the expression goes in as the meta file gives it
 (``refVOS.py`` L99 formats it into the question).
 
-Only the unpruned run (``none``, all N merged tokens) is offered: pruning a Sa2VA video is refused with its reason
-(its visual tokens lie in one block per frame; :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`).
+What a per-frame budget means on Sa2VA (this project's reading, labelled in ``config.json``), as on every family whose
+LLM does not see the video frame by frame at 576 CLIP tokens: a per-frame budget b keeps the same fraction of the N
+merged tokens of the frames the LLM sees, K = round(N b / 576) (at least 1,
+:func:`litelvlm.video.runner.fraction_budget`), chosen by the method over the whole video, the frames' blocks joined
+into one (this project's adaptation, :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`); ``context_tokens`` is then K per
+LLM frame (rounded). ``none`` keeps all N in the official prompt.
 
 Importing this module is light (the options are checked before torch loads); the pipeline loads in
-:meth:`Sa2VAVideoEval.runner` and :meth:`Sa2VAVideoEval.method_errors`, which is why it is imported there.
+:meth:`Sa2VAVideoEval.runner` and :func:`method_error`, which is why it is imported there.
 """
 
 from __future__ import annotations
@@ -17,10 +21,27 @@ from typing import Any
 from ..errors import LiteLVLMError
 
 #: what ``config.json`` says a per-frame budget is on Sa2VA
-BUDGET_READING = ("none: only the unpruned run (all N merged tokens of the first min(5, T) frames) is offered on "
-                  "Sa2VA's video path")
+BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the N merged tokens of the first min(5, T) "
+                  "frames, chosen over the whole video, the frames' blocks joined (this project's reading)")
 NOTE = ("Sa2VA's video numbers need its released weights (ByteDance/Sa2VA-Qwen2_5-VL-3B, -7B); numbers here come "
         "from the weights named in the weights column")
+
+
+def method_error(name: str) -> str | None:
+    """Why ``name`` cannot run on Sa2VA's video path (None: it can)."""
+    from .pipeline import Sa2VAPipeline
+    from .video import video_method_error
+
+    if Sa2VAPipeline.spec(Sa2VAPipeline, name).baseline:
+        return f"{name!r} is the unpruned baseline, run on every video anyway"
+    return video_method_error(Sa2VAPipeline, name)
+
+
+def offered_methods() -> list[str]:
+    """Every method Sa2VA's video path runs, no baseline and no analysis oracle, in the registry's order."""
+    from ..methods import get_method, method_names
+
+    return [m for m in method_names() if method_error(m) is None and not get_method(m, "qwen2.5-vl").oracle]
 
 
 class Sa2VAVideoEval:
@@ -30,17 +51,15 @@ class Sa2VAVideoEval:
 
     def check_options(self, a: Any, budgets: list[int]) -> None:
         """``--sam2-video-branch`` and ``--allocation`` are refused: Sa2VA always propagates by SAM 2's memory from
-        the frames the LLM sees, and its video is not pruned."""
+        the frames the LLM sees, and selects among the merged tokens of those frames at once."""
         if a.sam2_video_branch or a.allocation != "uniform":
-            raise LiteLVLMError("--sam2-video-branch and --allocation are VideoGLaMM's (its frame-wise masks, its 16 "
-                                "CLIP frames); Sa2VA's video path always propagates by SAM 2's memory from the frames "
-                                "its LLM sees")
+            raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: Sa2VA's video path always "
+                                "propagates by SAM 2's memory from the frames its LLM sees and selects among "
+                                "their merged tokens at once")
 
     def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
-        """Every pruning method is refused, in one line with the reason (only the unpruned run is offered)."""
-        from .pipeline import VIDEO_PRUNING
-
-        return [f"{', '.join(methods)}: {VIDEO_PRUNING} (eval-video runs it without --methods)"] if methods else []
+        """:func:`method_error` of each method."""
+        return [why for m in methods if (why := method_error(m))]
 
     def runner(self, a: Any):
         """The loaded Sa2VA on its video path (:class:`litelvlm.sa2va.video_runner.Sa2VARunner`)."""
@@ -52,4 +71,4 @@ class Sa2VAVideoEval:
 #: the registered video path (:data:`litelvlm.families.TABLE`)
 VIDEO_EVAL = Sa2VAVideoEval()
 
-__all__ = ["BUDGET_READING", "NOTE", "VIDEO_EVAL", "Sa2VAVideoEval"]
+__all__ = ["BUDGET_READING", "NOTE", "VIDEO_EVAL", "Sa2VAVideoEval", "method_error", "offered_methods"]

@@ -11,6 +11,7 @@ CARD = FamilyCard(
     description="UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's LVLM beyond "
                 "LLaVA",
     pipeline="litelvlm.unipixel.pipeline:UniPixelPipeline",
+    cost="litelvlm.unipixel.cost:COST",
     presets={"unipixel-3b-random": "3b", "unipixel-7b-random": "7b", "unipixel-tiny-random": "tiny"},
     architectures=("PixelQwen2_5_VLForConditionalGeneration",),
     default_model="unipixel-tiny-random:5",

@@ -26,8 +26,6 @@ images itself before the processor). A random folder's tokenizer is the Qwen sta
 
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,8 +35,10 @@ from ..errors import LiteLVLMError
 from ..lvlm.random_weights import default_dtype
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
-from ..qwen.checkpoint import build_qwen, preset_dtype, save_qwen_checkpoint
+from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
+from ..sam2.keys import randomize
+from ..sam2.prompt import Sam2Prompt
 from .card import CARD
 from .config import (
     ARCHITECTURE,
@@ -52,7 +52,6 @@ from .config import (
 from .folder import FOLDER
 from .head import SegHead
 from .keys import extra_shapes, sam2_from_hf, sam2_to_hf, tracking_shapes
-from .sam2_prompt import Sam2Prompt
 
 #: the config.json keys UniPixel adds to Qwen2.5-VL's (train.py ModelArguments L21-34, token ids L177-179)
 PIXEL_KEYS = ("model_name_or_path", "base_model", "conv_type", "partial_checkpoint", "sam2_config", "sam2_checkpoint",
@@ -90,19 +89,6 @@ def pixel_config(preset: UniPixelPreset) -> dict:
             "sample_objects": 5, **preset.token_ids()}
 
 
-def _randomize(tensors, gen: torch.Generator) -> None:
-    """Every floating tensor random (SAM 2 zero-initialises some): N(0, 1/fan_in) for matrices, N(0, 0.25)
-    for vectors, N(0, 1) for a random-Fourier matrix (as SAM draws it)."""
-    with torch.no_grad():
-        for name, t in tensors:
-            if not t.is_floating_point():
-                continue
-            r = torch.randn(t.shape, generator=gen)
-            if "positional_encoding_gaussian_matrix" not in name and "positional_embedding" not in name:
-                r = r * (t[0].numel() ** -0.5 if t.dim() > 1 else 0.5)
-            t.copy_(r.to(t.dtype))
-
-
 def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, SegHead, Sam2Prompt, dict]:
     """A random UniPixel: (Qwen2.5-VL, seg head, SAM 2, {name: tensor} of the tensors no module of the image
@@ -115,15 +101,15 @@ def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: 
         head = SegHead(llm, size.d_model, p.hidden_tokens).eval().requires_grad_(False)
         sam2 = Sam2Prompt(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed + 1)
-    _randomize(head.state_dict(keep_vars=True).items(), gen)
-    _randomize(sam2.model.state_dict(keep_vars=True).items(), gen)
+    randomize(head.state_dict(keep_vars=True).items(), gen)
+    randomize(sam2.model.state_dict(keep_vars=True).items(), gen)
     sam2.model.shared_image_embedding.positional_embedding.copy_(
         sam2.model.prompt_encoder.shared_embedding.positional_embedding)
     merger = qwen.model.visual.merger.hidden_size
     shapes = {f"sam2.{k}": s for k, s in tracking_shapes(size).items()}
     shapes.update(extra_shapes(size.d_model, llm, merger))
     extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in shapes.items()}
-    _randomize(extras.items(), gen)
+    randomize(extras.items(), gen)
     return qwen, head, sam2, extras
 
 
@@ -185,23 +171,6 @@ def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
 
 
 # -- loading -------------------------------------------------------------------------------------
-def _weight_files(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.exists():
-        try:
-            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError, AttributeError) as e:
-            raise LiteLVLMError(f"{index} is not a valid shard index ({e})") from e
-        missing = [str(folder / f) for f in files if not (folder / f).exists()]
-        if missing:
-            raise LiteLVLMError(f"checkpoint shard(s) listed in {index} are missing: {', '.join(missing)}")
-        return [folder / f for f in files]
-    if (folder / "model.safetensors").exists():
-        return [folder / "model.safetensors"]
-    raise LiteLVLMError(f"no UniPixel weights in {folder}: expected model.safetensors or model.safetensors.index.json "
-                        "+ shards")
-
-
 def _is_qwen(key: str) -> bool:
     return key.startswith(("visual.", "model.")) or key == "lm_head.weight"
 
@@ -211,7 +180,7 @@ def _read_unipixel_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dic
     from safetensors import safe_open
 
     tensors, where = {}, {}
-    for f in _weight_files(folder):
+    for f in weight_files(folder, "UniPixel"):
         try:
             with safe_open(str(f), framework="pt", device="cpu") as fh:
                 for k in fh.keys():  # noqa: SIM118 (no __iter__)
@@ -246,20 +215,6 @@ def _check_shapes(found: dict, expected: dict, where: dict[str, Path], what: str
         raise LiteLVLMError(f"{folder} does not have UniPixel's layout ({what}): " + "; ".join(parts))
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """transformers' load report lists every non-Qwen tensor as unexpected, and its processor loader warns
-    about the ``pixel_qwen2_5_vl`` model type: the loader checks those tensors itself."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-
-
 def _qwen_config(cfg: dict):
     """transformers ``Qwen2_5_VLConfig`` of a UniPixel ``config.json`` (UniPixel's keys left out)."""
     from transformers import Qwen2_5_VLConfig
@@ -273,7 +228,7 @@ def _load_qwen(folder: Path, config, dtype, device):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             qwen, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
                 str(folder), config=config, dtype=dtype if dtype is not None else "auto",
                 device_map=str(torch.device(device)), output_loading_info=True)
@@ -335,7 +290,7 @@ def _load_processor(folder: Path):
     from transformers import AutoProcessor
 
     try:  # builder.py L21-23: use_fast=True (transformers 5: the torchvision backend), do_resize=False
-        with _quiet_transformers():
+        with quiet_transformers():
             return AutoProcessor.from_pretrained(str(folder), backend="torchvision", do_resize=False)
     except (OSError, ValueError, KeyError) as e:
         raise LiteLVLMError(f"could not load the processor of the UniPixel checkpoint in {folder}: {e}") from e

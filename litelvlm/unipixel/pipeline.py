@@ -11,109 +11,51 @@ the LLM's final norm (its ``cache_state_hook``) at the rows predicting each ``<s
 SAM 2 as a hidden-state prompt. The prompt and the image's resizing are the protocol's
 (:mod:`litelvlm.unipixel.protocol`).
 
-What is this project's (labelled wherever a user meets it):
-
-* ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (``family_positions = "keep"``),
-  as UniPruneBench's and vLLM's Qwen pruners do; ``renumber`` gives a pruned sequence the positions of a plain
-  token sequence, ``0..S'-1`` on all three axes (no official definition exists for a pruned M-RoPE grid);
-* the CLIP-side methods that read per-token scores alone (LiteLVLM, its ablations, random:
-  ``Method.scores_only``) select among the merged tokens through an external CLIP run on the same image
-  (``clip``: by default a random CLIP of the preset's size for the random presets, ViT-L/14-336 for a checkpoint),
-  its scores mapped onto the merged grid (:class:`litelvlm.pruning.MappedInputs`): CLIP sees the image padded to a
-  square (LLaVA's "pad", so every merged token lies under CLIP's patches) and each token takes the area-weighted
-  mean of the patch scores its box overlaps; CLIP's text is the protocol's question (``clip_text="question"``, as
-  the official LiteLVLM embeds GLaMM's question) or the expression. ``context`` and ``similarity`` say where
-  LiteLVLM's two parts come from (:mod:`litelvlm.unipixel.mapped`: the similarity optionally in the LLM's input
-  space, :mod:`litelvlm.lvlm.relevance`). CLIP is loaded on first use. The other methods run as their Qwen2.5-VL
-  variants where :data:`litelvlm.methods.VARIANTS` has one (docs/unipixel.md).
+What is this project's (labelled wherever a user meets it): the kept tokens' positions and the paired CLIP mapped onto
+the merged grid, as on every Qwen2.5-VL + SAM 2 family (:mod:`litelvlm.qwen.pipeline`); the teacher-forced answer
+(:mod:`litelvlm.unipixel.protocol`).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
-from ..lvlm.family import GroundingPipeline, SequenceLayout
-from ..pruning import MappedInputs, Selection
-from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES  # noqa: F401 (re-exported)
-
-#: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM embeds
-#: GLaMM's question) or the referring expression alone
-CLIP_TEXTS = ("question", "expression")
+from ..qwen.pipeline import (
+    CLIP_FEATURE_LAYER,
+    CLIP_TEXTS,
+    CONTEXTS,
+    SIMILARITIES,
+    QwenSam2Input,
+    QwenSam2Pipeline,
+)
 
 
 @dataclass
-class UniPixelInput:
-    """One image (and, after ``with_sentences``, its prompt): everything every method and budget reuses."""
-
-    image: Image.Image                      # the original image, which the protocol's prompt call reads
-    image_size: tuple[int, int]             # original (H, W)
-    sentences: list[str]
-    input_ids: torch.Tensor                 # 1-D prompt ids with the N video-pad tokens
-    mm_token_type_ids: torch.Tensor         # 1-D: 0 text, 1 image, 2 video (transformers' get_rope_index)
-    grid_thw: torch.Tensor                  # (1, 3) patches in time, height, width (before the 2x2 merge)
-    second_per_grid_ts: torch.Tensor        # (1,) the protocol's seconds per temporal patch
-    visual: torch.Tensor                    # (N, h) merged tokens in the LLM's order (``pooler_output``)
-    sam_features: object                    # SAM 2's image features (the adapter's)
-    seed: int = 0
-    #: the prompt's length before a teacher-forced answer (None: all of ``input_ids``, the official prompt)
-    prompt_len: int | None = None
-    #: ``teacher-forced`` (this project's: the prompt holds a training answer with ``<|seg|>``) or ``generate`` (the
-    #: official protocol: greedy decoding after the prefill, :mod:`litelvlm.lvlm.generate`)
-    answer: str = "teacher-forced"
-    #: the paired CLIP's per-image work (its vision trace, the map onto the merged grid), made on first use and
-    #: shared by every sentence of the image
-    clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
-    #: made by ``with_sentences``: the CLIP-side methods' inputs on the merged tokens (computed on first use)
-    mapped: Callable[[], MappedInputs] | None = field(default=None, repr=False, compare=False)
-
-    def selector_inputs(self) -> MappedInputs:
-        """What a CLIP-side method reads: the paired CLIP's scores mapped onto the merged tokens."""
-        if self.mapped is None:
-            raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
-        return self.mapped()
+class UniPixelInput(QwenSam2Input):
+    """One image (and, after ``with_sentences``, its prompt) as UniPixel's protocol makes it: the image as a 1-frame
+    video (``grid_thw`` the video grid, ``mm_token_type_ids`` 2 on the video tokens)."""
 
 
-class UniPixelPipeline(GroundingPipeline):
+class UniPixelPipeline(QwenSam2Pipeline):
     """UniPixel: ``Qwen2_5_VLForConditionalGeneration`` + processor + seg head + SAM 2 adapter."""
 
     family = "unipixel"
     seg_reads = "norm_input"
-    #: UniPixel's protocol asks one expression per prompt (the studies' ``--protocol`` does not regroup them)
-    sentences_per_prompt = 1
-    #: an external CLIP's scores are mapped onto the merged tokens (this project's adaptation)
-    clip_mapped = True
-    position_axes = 3
-    #: the methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`) run on this family
-    backbone = "qwen2.5-vl"
+    #: the image goes in as a 1-frame video
+    rope_grid = "video_grid_thw"
     #: this project's teacher-forced answer (the default: random weights never generate ``<|seg|>``) or the official
     #: greedy generation (``infer_seg.py`` L190-197)
     answers = ("teacher-forced", "generate")
-    #: this project's adaptation: kept tokens keep their 3-D M-RoPE ids under ``positions="official"``
-    family_positions = "keep"
 
     def __init__(self, qwen, processor, seg_head, sam2, name: str = "unipixel", numerics=None,
                  clip=None, clip_text: str = "question", context: str = "clip", similarity: str = "clip"):
         from ..lvlm.numerics import Numerics
 
-        if clip_text not in CLIP_TEXTS:
-            raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
-        if context not in CONTEXTS:
-            raise LiteLVLMError(f"context must be one of {', '.join(CONTEXTS)}; got {context!r}")
-        if similarity not in SIMILARITIES:
-            raise LiteLVLMError(f"similarity must be one of {', '.join(SIMILARITIES)}; got {similarity!r}")
-        #: where LiteLVLM's similarity part comes from (:data:`SIMILARITIES`; ``llm`` is this project's adaptation)
-        self.similarity_source = similarity
-        #: where LiteLVLM's context part comes from (:data:`CONTEXTS`)
-        self.context_source = context
-        #: the paired CLIP: a loaded backend, a model string (loaded on first use), or None (CLIP-side methods refused)
-        self._clip = clip
-        self.clip_text = clip_text
+        self._set_clip(clip, clip_text, context, similarity)
         self.qwen = qwen
         self.processor = processor
         self.seg_head = seg_head
@@ -142,66 +84,12 @@ class UniPixelPipeline(GroundingPipeline):
             raise LiteLVLMError("the unipixel family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if unused.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} is for GLaMM; a UniPixel folder brings its own")
+                raise LiteLVLMError(f"model {model!r}: --{key} does not apply: a UniPixel folder brings its own")
         parts = load_unipixel(model, device=device, dtype=dtype)
         clip = unused.get("clip") or default_clip(model)
         return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics,
                    clip=clip, clip_text=unused.get("clip_text") or "question",
                    context=unused.get("clip_context") or "clip", similarity=unused.get("clip_similarity") or "clip")
-
-    @property
-    def clip(self):
-        """The paired CLIP backend (loaded on first use, in the pipeline's dtype and device)."""
-        if self._clip is None:
-            raise LiteLVLMError("this UniPixel pipeline has no paired CLIP: give clip=... to run a CLIP-side method")
-        if isinstance(self._clip, str):
-            from ..clip import load_clip
-
-            self._clip = load_clip(self._clip, "hf", device=self.device, dtype=self.dtype)
-        return self._clip
-
-    # -- properties ---------------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return self.language_model.embed_tokens.weight.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.language_model.embed_tokens.weight.dtype
-
-    @property
-    def language_model(self):
-        return self.qwen.model.language_model
-
-    @property
-    def lm_head(self):
-        """The LLM's output projection (``answer="generate"``)."""
-        return self.qwen.lm_head
-
-    @property
-    def stop_ids(self) -> set[int]:
-        """The tokens that end a generated answer: the model's ``generation_config`` end tokens and the tokenizer's."""
-        ends = getattr(self.qwen.generation_config, "eos_token_id", None)
-        ends = [] if ends is None else [ends] if isinstance(ends, int) else list(ends)
-        tok = self.processor.tokenizer.eos_token_id
-        return {int(e) for e in ends} | ({int(tok)} if tok is not None else set())
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.qwen.config.text_config.hidden_size)
-
-    def describe(self) -> dict:
-        clip = self._clip if self._clip is None or isinstance(self._clip, str) else self._clip.name
-        return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
-                "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
-                "positions": "keep (this project's adaptation for M-RoPE)",
-                "clip": {"model": clip, "text": self.clip_text, "view": "pad", "context": self.context_source,
-                         "map": "area-weighted mean onto the merged grid (this project's adaptation)",
-                         **({} if self.similarity_source == "clip" else {"similarity": "llm (the relevance in the "
-                            "LLM's input space, this project's adaptation)"})}}
-
-    def num_visual(self, prepared: UniPixelInput) -> int:
-        return int(prepared.visual.shape[0])
 
     # -- per image ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -243,7 +131,7 @@ class UniPixelPipeline(GroundingPipeline):
         if len(sentences) != 1:
             raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt; got {len(sentences)}")
         if turns is not None:
-            raise LiteLVLMError("turns are GLaMM's conversation; UniPixel's prompt is the protocol's question")
+            raise LiteLVLMError("turns do not apply: UniPixel's prompt is the protocol's one question")
         made = prepare_inputs(self.processor, prepared.image, sentences[0], answer=answer, seed=prepared.seed)
         return self._with_prompt(prepared, made, sentences, answer, clip_text)
 
@@ -256,12 +144,8 @@ class UniPixelPipeline(GroundingPipeline):
         ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
         if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
             raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} {self.seg_token}")
-        if int((types > 0).sum()) != self.num_visual(prepared):
-            raise AssertionError("the prompt's video placeholders do not match the merged tokens")
-        out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
-                      second_per_grid_ts=got["second_per_grid_ts"], answer=answer, prompt_len=self._prompt_len(made, ids))
-        out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
-        return out
+        return self._with_ids(prepared, sentences, ids, types, answer, clip_text,
+                              second_per_grid_ts=got["second_per_grid_ts"], prompt_len=self._prompt_len(made, ids))
 
     def _prompt_len(self, got, ids: torch.Tensor) -> int | None:
         """Where the teacher-forced answer starts in ``ids`` (None: no answer appended)."""
@@ -272,11 +156,17 @@ class UniPixelPipeline(GroundingPipeline):
             raise AssertionError("the teacher-forced answer's tokens do not end the prompt")
         return len(ids) - len(said)
 
-    def _mapped_inputs(self, prepared: UniPixelInput, clip_text: str) -> MappedInputs:
-        """The paired CLIP's scores mapped onto the merged grid (:func:`litelvlm.unipixel.mapped.mapped_inputs`)."""
-        from .mapped import mapped_inputs
+    def clip_question(self, sentence: str) -> str:
+        """The protocol's question of ``sentence`` (:func:`litelvlm.unipixel.protocol.question`)."""
+        from .protocol import question
 
-        return mapped_inputs(self, prepared, clip_text)
+        return question(sentence)
+
+    def seg_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The rows predicting ``<|seg|>`` (:func:`litelvlm.unipixel.protocol.seg_rows`)."""
+        from .protocol import seg_rows
+
+        return seg_rows(input_ids, self.seg_token_id)
 
     def vision(self, prepared: UniPixelInput):
         """The vision tower and ``prepared``'s image as the protocol's 1-frame video
@@ -287,62 +177,6 @@ class UniPixelPipeline(GroundingPipeline):
         visual = self.qwen.model.visual
         return QwenVision(visual, video["pixel_values_videos"].to(self.device, visual.dtype),
                           video["video_grid_thw"].to(self.device))
-
-    def visual_tokens(self, prepared: UniPixelInput) -> torch.Tensor:
-        """(N, h) the merged tokens in the LLM's order (row-major over the merged grid)."""
-        return prepared.visual
-
-    # -- the sequence ---------------------------------------------------------------------------------
-    def _image_start(self, prepared: UniPixelInput) -> int:
-        where = torch.nonzero(prepared.mm_token_type_ids > 0).flatten()
-        if where.numel() == 0:
-            raise LiteLVLMError("the prompt holds no image placeholder: call with_sentences first")
-        return int(where[0])
-
-    def _pruned_ids(self, prepared: UniPixelInput, num_visual: int) -> torch.Tensor:
-        s, n = self._image_start(prepared), self.num_visual(prepared)
-        ids = prepared.input_ids
-        return torch.cat([ids[:s], ids[s:s + 1].expand(num_visual), ids[s + n:]])
-
-    def layout(self, prepared: UniPixelInput, num_visual: int) -> SequenceLayout:
-        """All N: transformers' ``get_rope_index`` (3-D M-RoPE ids). Fewer: the positions of a plain sequence of
-        that length, ``0..S'-1`` on all three axes (``renumber``, this project's definition)."""
-        from .protocol import seg_rows
-
-        n = self.num_visual(prepared)
-        if not 0 < num_visual <= n:
-            raise LiteLVLMError(f"num_visual must be in 1..{n}; got {num_visual}")
-        ids = self._pruned_ids(prepared, num_visual)
-        if num_visual == n:
-            pos, _ = self.qwen.model.get_rope_index(ids[None], mm_token_type_ids=prepared.mm_token_type_ids[None],
-                                                    video_grid_thw=prepared.grid_thw,
-                                                    second_per_grid_ts=prepared.second_per_grid_ts)
-        else:
-            pos = torch.arange(len(ids)).view(1, 1, -1).expand(3, 1, -1)
-        seg = self.seg_token_id
-        return SequenceLayout(image_start=self._image_start(prepared), num_visual=num_visual, seq_len=len(ids),
-                              position_ids=pos.to(self.device),
-                              find_seg_predictors=lambda: seg_rows(ids, seg))
-
-    def sequence_embeds(self, prepared: UniPixelInput, visual: torch.Tensor) -> torch.Tensor:
-        """(B, S, h) text embeddings with ``visual`` ((K, h) or (B, K, h)) at the image-pad rows."""
-        s, n = self._image_start(prepared), self.num_visual(prepared)
-        ids = prepared.input_ids.to(self.device)
-        before, after = self.language_model.embed_tokens(ids[:s]), self.language_model.embed_tokens(ids[s + n:])
-        if visual.dim() == 2:
-            return torch.cat([before, visual.to(before.dtype), after])[None]
-        b = visual.shape[0]
-        return torch.cat([before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
-
-    def clip_selection_tokens(self, prepared: UniPixelInput, sel: Selection, full=None) -> torch.Tensor:
-        """(K, h) the merged tokens a CLIP-side selection kept (its indices index the merged tokens: the scores were
-        mapped onto them), from ``full`` or the prepared ones."""
-        src = prepared.visual if full is None else full
-        return src[sel.indices.to(src.device)]
-
-    def clip_selection_rows(self, prepared: UniPixelInput, sel: Selection) -> torch.Tensor:
-        """The merged-token index of each kept input: the selection's indices."""
-        return sel.indices
 
     # -- UniPixel's own RefCOCO metric (eval_refcoco.py), beside GLaMM's ---------------------------------------
     own_metric = "unipixel"
@@ -374,27 +208,16 @@ class UniPixelPipeline(GroundingPipeline):
         """UniPixel's ``seg_head`` on the final norm's input: (..., hidden_tokens, sam_dim) SAM 2 prompts."""
         return self.seg_head(seg_hidden)
 
-    def decode_masks(self, prepared: UniPixelInput, prompts: torch.Tensor) -> torch.Tensor:
-        """SAM 2's mask decoder, prompted by the seg tokens, on the image features of ``prepare_image``."""
-        return self.sam2.decode(prepared.sam_features, prompts, prepared.image_size).low_res
-
-    def upscale_masks(self, prepared: UniPixelInput, low: torch.Tensor) -> torch.Tensor:
-        """(S, H, W) float32 logits at the original size (SAM 2's video predictor's upscaling)."""
-        return self.sam2.upscale(low, prepared.image_size).float()
-
 
 def default_clip(model: str) -> str:
-    """The CLIP paired with a UniPixel model string: a random CLIP of the preset's size for the random presets (seeded
-    alike), ViT-L/14-336 (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint."""
-    from ..clip import DEFAULT_HF_MODEL
+    """The CLIP paired with a UniPixel model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
     from ..model_spec import ModelSpec
+    from ..qwen.pipeline import paired_clip
     from .card import CARD
 
     spec = ModelSpec.parse(model)
-    if CARD.preset(spec) is None:
-        return DEFAULT_HF_MODEL
-    seed = CARD.seed(spec)
-    return f"tiny336-random:{seed}" if CARD.preset(spec) == "tiny" else f"vit-l-14-336-random:{seed}"
+    preset = CARD.preset(spec)
+    return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
 
 
 __all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput", "UniPixelPipeline", "default_clip"]

@@ -46,6 +46,8 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..qwen.vision_info import smart_resize as qwen_smart_resize
+from ..qwen.vision_info import to_rgb  # noqa: F401 (fetch_image's RGB, UniPixel's too)
 
 #: UniPixel's added tokens in the order ``train/train.py`` L173-174 adds them (ids 151665, 151666, 151667).
 REF_TOKEN, SEG_TOKEN, MEM_TOKEN = "<|ref|>", "<|seg|>", "<|mem|>"
@@ -101,36 +103,14 @@ def max_pixels(num_frames: int = 1, sample_frames: int = SAMPLE_FRAMES) -> int:
 
 def smart_resize(height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels: int = MIN_PIXELS,
                  max_pixels: int = FRAME_PIXELS * SAMPLE_FRAMES) -> tuple[int, int]:
-    """UniPixel's (qwen-vl-utils') resize target (``dataset/utils.py`` L59-87): multiples of ``factor``
-    nearest the size (at least ``factor``), scaled up to ``min_pixels`` first, then down to ``max_pixels``.
-    It differs from transformers' ``smart_resize`` (which clamps to ``factor`` only when scaling down)."""
-    if max(height, width) / min(height, width) > MAX_RATIO:
-        raise LiteLVLMError(f"image of {height} x {width} px: aspect ratio above {MAX_RATIO}")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = math.floor(height / beta / factor) * factor
-        w_bar = math.floor(width / beta / factor) * factor
-    return h_bar, w_bar
+    """UniPixel's (qwen-vl-utils') resize target (``dataset/utils.py`` L59-87) with UniPixel's bounds
+    (:func:`litelvlm.qwen.vision_info.smart_resize`)."""
+    return qwen_smart_resize(height, width, factor, min_pixels, max_pixels)
 
 
 def resized_size(height: int, width: int) -> tuple[int, int]:
     """(height, width) of the frame the vision tower sees for a (height, width) RefCOCO image."""
     return smart_resize(height, width, IMAGE_FACTOR, MIN_PIXELS, max_pixels(1))
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB as ``fetch_image`` makes it: RGBA composited over white, anything else ``convert("RGB")``."""
-    if image.mode == "RGBA":
-        out = Image.new("RGB", image.size, (255, 255, 255))
-        out.paste(image, mask=image.split()[3])
-        return out
-    return image.convert("RGB")
 
 
 def resize_frame(image: Image.Image) -> Image.Image:

@@ -32,95 +32,44 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from functools import partial
 
 import torch
 
-from ..lvlm.random_weights import default_dtype
-from ..video.sam2_propagation import propagate_prompts, set_memory_width, tracking_key_to_hf, vision_features
-from .config import Sam2Size, sam2_config
+from ..sam2.video import build_video_model, cached_video_model, memory_encoder
+from ..sam2.video import sam2_video_config as _video_config
+from ..video.sam2_propagation import propagate_prompts, vision_features
+from .config import Sam2Size
 
-
-def sam2_video_config(size: Sam2Size, image_size: int):
-    """transformers ``Sam2VideoConfig`` of UniPixel's SAM 2.1 (the module docstring's settings)."""
-    from transformers import Sam2VideoConfig
-
-    image = sam2_config(size, image_size)
-    return Sam2VideoConfig(
-        vision_config=image.vision_config.to_dict(), prompt_encoder_config=image.prompt_encoder_config.to_dict(),
-        mask_decoder_config=image.mask_decoder_config.to_dict(), image_size=image_size,
-        num_maskmem=size.num_maskmem, sigmoid_scale_for_mem_enc=20.0, sigmoid_bias_for_mem_enc=-10.0,
-        enable_occlusion_spatial_embedding=True, enable_temporal_pos_encoding_for_object_pointers=True,
-        multimask_output_in_sam=True, multimask_min_pt_num=0, multimask_max_pt_num=1,
-        multimask_output_for_tracking=True, max_object_pointers_in_encoder=16, max_cond_frame_num=-1,
-        memory_attention_hidden_size=size.d_model, memory_attention_num_layers=size.mem_layers,
-        memory_attention_num_attention_heads=1, memory_attention_feed_forward_hidden_size=size.mem_ff,
-        memory_attention_rope_feat_sizes=[image_size // 16] * 2, memory_encoder_hidden_size=size.d_model,
-        memory_encoder_output_channels=size.mem_dim, mask_downsampler_embed_dim=size.mask_downsampler_embed,
-        memory_fuser_embed_dim=size.d_model, memory_fuser_intermediate_dim=4 * size.d_model)
+#: UniPixel's SAM 2.1 video config (the module docstring's settings)
+sam2_video_config = partial(_video_config, version="2.1")
 
 
 def build_sam2_video(size: Sam2Size, image_size: int, image_state: dict, tracking: dict[str, torch.Tensor]):
     """A ``Sam2VideoModel`` (eval) of ``image_state`` (``Sam2Model``'s names) and ``tracking`` (UniPixel's names)."""
-    from transformers import Sam2VideoModel
-
-    ref = next(iter(image_state.values()))
-    with default_dtype(ref.dtype), torch.device(ref.device):
-        net = Sam2VideoModel(sam2_video_config(size, image_size))
-        set_memory_width(net, size.mem_dim)
-    state = dict(image_state)
-    state.update({tracking_key_to_hf(k): v.to(ref.device, ref.dtype) for k, v in tracking.items()})
-    net.load_state_dict(state, strict=True)
-    return net.eval().requires_grad_(False)
+    return build_video_model(size, image_size, image_state, tracking, version="2.1")
 
 
 @contextlib.contextmanager
 def unipixel_memory(net) -> Iterator[None]:
-    """Within: ``net``'s memory encoding as UniPixel's SAM 2 does it; restored on exit. transformers'
-    ``Sam2VideoModel._encode_new_memory`` with two statements changed: a mask from point inputs is not binarised
-    (``binarize_mask_from_pts_for_mem_enc`` False: the scaled sigmoid of the logits, ``sam2_video_predictor.py``
-    L1246-1255), and the memory features are stored in the frame features' dtype, not bfloat16 (UniPixel's
-    ``_run_memory_encoder``, L906)."""
-    import torch.nn.functional as F
-
-    def encode(current_vision_feats, pred_masks_high_res, object_score_logits, is_mask_from_pts):
-        batch, channels = current_vision_feats.size(1), net.hidden_dim
-        height, width = net.backbone_feature_sizes[-1]
-        mh, mw = (4 * v for v in net.prompt_encoder.mask_input_size)
-        if pred_masks_high_res.shape[2:] != (mh, mw):
-            pred_masks_high_res = F.interpolate(pred_masks_high_res.float(), size=(mh, mw), align_corners=False,
-                                                mode="bilinear", antialias=True).to(pred_masks_high_res.dtype)
-        pix_feat = current_vision_feats.permute(1, 2, 0).view(batch, channels, height, width)
-        mask_for_mem = torch.sigmoid(pred_masks_high_res)        # never binarised (UniPixel's default)
-        mask_for_mem = mask_for_mem * net.config.sigmoid_scale_for_mem_enc + net.config.sigmoid_bias_for_mem_enc
-        features, pos_enc = net.memory_encoder(pix_feat, mask_for_mem)
-        if net.occlusion_spatial_embedding_parameter is not None:
-            appearing = (object_score_logits > 0).float()
-            features += (1 - appearing[..., None]) * net.occlusion_spatial_embedding_parameter[..., None, None].expand(
-                *features.shape)
-        features = features.to(current_vision_feats.dtype).flatten(2).permute(2, 0, 1)   # not bfloat16
-        return features, pos_enc.to(pred_masks_high_res.dtype).flatten(2).permute(2, 0, 1)
-
-    net._encode_new_memory = encode
-    try:
+    """Within: ``net``'s memory encoding as UniPixel's SAM 2 does it; restored on exit: a mask from point inputs not
+    binarised (``sam2_video_predictor.py`` L1246-1255) and the features stored in the frame features' dtype
+    (UniPixel's ``_run_memory_encoder``, L906) -- :func:`litelvlm.sam2.video.memory_encoder`."""
+    with memory_encoder(net, store_dtype=None):
         yield
-    finally:
-        del net._encode_new_memory
 
 
 def video_model(sam2):
-    """The ``Sam2VideoModel`` of a loaded :class:`~.sam2_prompt.Sam2Prompt` (built from its image weights and the
-    tracking tensors the checkpoint carries, ``sam2.tracking``; kept on ``sam2`` and rebuilt when ``sam2`` moved to
-    another device or dtype; weights edited in place later are not seen: delete ``sam2._video_model``)."""
-    net = getattr(sam2, "_video_model", None)
-    if net is not None and (net.no_memory_embedding.dtype, net.no_memory_embedding.device) != (sam2.dtype, sam2.device):
-        net = None
-    if net is None:
+    """The ``Sam2VideoModel`` of a loaded :class:`~litelvlm.sam2.prompt.Sam2Prompt` (built from its image weights and
+    the tracking tensors the checkpoint carries, ``sam2.tracking``; kept on ``sam2`` and rebuilt when ``sam2`` moved
+    to another device or dtype; weights edited in place later are not seen: delete ``sam2._video_model``)."""
+    def build():
         tracking = getattr(sam2, "tracking", None)
         if tracking is None:
             raise ValueError("this SAM 2 carries no tracking tensors: load it with load_unipixel")
-        net = build_sam2_video(sam2.sam2_size, sam2.image_size, sam2.model.state_dict(), tracking)
-        object.__setattr__(sam2, "_video_model", net)   # not a submodule: the state dict stays the image path's
-    return net
+        return build_sam2_video(sam2.sam2_size, sam2.image_size, sam2.model.state_dict(), tracking)
+
+    return cached_video_model(sam2, build, sam2.model.no_memory_embedding)
 
 
 def propagated_logits(sam2, frames: list, prompt: torch.Tensor, cache: dict) -> torch.Tensor:

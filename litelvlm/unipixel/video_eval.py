@@ -26,8 +26,11 @@ NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPi
 
 
 def video_budget(n: int, budget: int, num_patches: int) -> int:
-    """K of N merged tokens for a per-frame budget of ``budget`` of ``num_patches`` (see the module docstring)."""
-    return max(1, min(n, round(n * budget / num_patches)))
+    """K of N merged tokens for a per-frame budget of ``budget`` of ``num_patches`` (see the module docstring;
+    :func:`litelvlm.video.runner.fraction_budget`)."""
+    from ..video.runner import fraction_budget
+
+    return fraction_budget(n, budget, num_patches)
 
 
 def method_error(name: str) -> str | None:
@@ -55,9 +58,8 @@ class UniPixelVideoEval:
         """``--sam2-video-branch`` and ``--allocation`` are refused: UniPixel's video path always propagates by SAM 2's
         memory and selects among the video's merged tokens at once (any per-frame budget, square or not)."""
         if a.sam2_video_branch or a.allocation != "uniform":
-            raise LiteLVLMError("--sam2-video-branch and --allocation are VideoGLaMM's (its frame-wise masks, its 16 "
-                                "CLIP frames); UniPixel's video path always propagates by SAM 2's memory and selects "
-                                "among the video's merged tokens at once")
+            raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: UniPixel's video path always "
+                                "propagates by SAM 2's memory and selects among the video's merged tokens at once")
 
     def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
         """:func:`method_error` of each method."""

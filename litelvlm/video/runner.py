@@ -15,6 +15,13 @@ from typing import Any, Protocol, runtime_checkable
 FRAME_PATCHES = 576
 
 
+def fraction_budget(n: int, budget: int, num_patches: int = FRAME_PATCHES) -> int:
+    """K of a video's N visual tokens for a per-frame budget of ``budget`` of ``num_patches``: the same fraction,
+    K = round(N b / num_patches), at least 1 (this project's reading for a family whose LLM does not see the video
+    frame by frame at ``num_patches`` tokens)."""
+    return max(1, min(n, round(n * budget / num_patches)))
+
+
 @runtime_checkable
 class VideoRunner(Protocol):
     """One loaded model on its video path and the caches of the video being scored."""
@@ -60,4 +67,4 @@ class VideoEval(Protocol):
         """The loaded model (``a.model``, ``a.device``, ``a.dtype``, ...) on its video path."""
 
 
-__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunner"]
+__all__ = ["FRAME_PATCHES", "VideoEval", "VideoRunner", "fraction_budget"]

@@ -11,6 +11,7 @@ CARD = FamilyCard(
     description="VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled frames, "
                 "per-frame budgets",
     pipeline="litelvlm.videoglamm.family:VideoGLaMMPipeline",
+    cost="litelvlm.videoglamm.cost:COST",
     presets={"videoglamm-random": "videoglamm", "videoglamm-tiny-random": "tiny"},
     architectures=("VideoGLaMMForCausalLM",),
     default_model="videoglamm-tiny-random:0",

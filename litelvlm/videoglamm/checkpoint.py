@@ -15,7 +15,7 @@ read offline, so the layout is the state dict of the official ``VideoGLaMMForCau
 * ``model.mm_projector.*``, ``model.image_mm_projector.*`` (``arch.py`` L18-19), ``model.text_hidden_fcs.0.*``
   (``VideoGLaMM.py`` L142);
 * ``model.visual_model.*``: SAM 2 (``sam2_hiera_l``, SAM 2.0) under SAM 2's own names
-  (:mod:`litelvlm.unipixel.keys`: VideoGLaMM's SAM 2 also saves the fuser's ``gamma`` as ``.weight``,
+  (:mod:`litelvlm.sam2.keys`: VideoGLaMM's SAM 2 also saves the fuser's ``gamma`` as ``.weight``,
   ``memory_encoder.py`` L97-99; SAM 2.0 has no ``no_obj_embed_spatial`` and no ``obj_ptr_tpos_proj``).
 
 ``config.json`` is Phi-3's with VideoGPT+'s and VideoGLaMM's keys (:func:`videoglamm_config`); a random
@@ -34,15 +34,13 @@ from ..errors import LiteLVLMError
 from ..lvlm.random_weights import default_dtype
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
-from ..unipixel.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
+from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
 from .folder import FOLDER
 from .internvideo2 import UNUSED
 from .model import VideoGLaMM
 
-#: SAM 2.1-only tracking tensors (absent from VideoGLaMM's SAM 2.0).
-SAM21_ONLY = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
 #: official name prefix -> attribute of :class:`VideoGLaMM`
 PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.vision_tower.vision_model.", "clip."),
             ("model.mm_projector.", "mm_projector."), ("model.image_mm_projector.", "image_mm_projector."),
@@ -51,7 +49,7 @@ PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.
 
 def sam2_tracking_shapes(p: VideoGLaMMPreset) -> dict[str, tuple[int, ...]]:
     """``visual_model.`` tensors only the memory (video-branch) path reads, SAM 2.0's set."""
-    return {k: s for k, s in tracking_shapes(p.sam2).items() if k not in SAM21_ONLY}
+    return tracking_shapes(p.sam2, version="2.0")
 
 
 def _randomize(named, gen: torch.Generator) -> None:

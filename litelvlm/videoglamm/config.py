@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import LiteLVLMError
-from ..unipixel.config import Sam2Size
+from ..sam2.config import SAM2_HIERA_L, SAM2_TINY, Sam2Size
 
 #: ``model_type`` and the saved class of a VideoGLaMM folder (``phi3.py`` L18-19, ``VideoGLaMM.py`` L882).
 MODEL_TYPE = "VideoGPT+"
@@ -49,13 +49,6 @@ IMAGE_TOKEN_INDEX = -200
 #: ImageNet mean / std (InternVideo2's ``VideoTrainProcessor``, ``internvideo/utils.py`` L16-21; SAM 2 in 0-255).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-SAM2_HIERA_L = Sam2Size(name="sam2_hiera_l", embed_dim=144, num_heads=2, stages=(2, 6, 36, 4),
-                        global_att_blocks=(23, 33, 43), window_pos_embed_bkg=(7, 7), window_spec=(8, 4, 16, 8))
-SAM2_TINY = Sam2Size(name="tiny", embed_dim=8, num_heads=1, stages=(1, 2, 3, 2), global_att_blocks=(4,),
-                     window_pos_embed_bkg=(4, 4), window_spec=(8, 4, 6, 2), d_model=32, mem_dim=16, mem_layers=1,
-                     mem_ff=64, num_maskmem=3, mask_downsampler_embed=32)
-
 
 @dataclass(frozen=True)
 class InternVideo2Size:
@@ -184,14 +177,9 @@ def clip_config(p: VideoGLaMMPreset):
 
 def sam2_config(p: VideoGLaMMPreset):
     """transformers ``Sam2Config`` of the SAM 2 image path with ``build_sam2``'s post-processing settings."""
-    from ..unipixel.config import sam2_config as base
+    from ..sam2.config import sam2_config as base
 
-    cfg = base(p.sam2, p.sam2_image_size)
-    dec = cfg.mask_decoder_config
-    dec.dynamic_multimask_via_stability = True
-    dec.dynamic_multimask_stability_delta = 0.05
-    dec.dynamic_multimask_stability_thresh = 0.98
-    return cfg
+    return base(p.sam2, p.sam2_image_size, stability=True)
 
 
 __all__ = ["ARCHITECTURE", "CHUNK_SIZE", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES", "PRESETS",

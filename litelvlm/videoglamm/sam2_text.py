@@ -32,7 +32,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..glamm.sam_preprocess import PIXEL_MEAN, PIXEL_STD, preprocess_shape
+#: ``sam_preprocess``'s defaults (``utils/sam_transforms.py`` L28-29): SAM's pixel mean and std in 0-255 units
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(h, w) with the longest side scaled to ``long_side`` (``ResizeLongestSide.get_preprocess_shape``,
+    ``model/segment_anything/utils/transforms.py``)."""
+    scale = long_side * 1.0 / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 def sam2_pixels(frame: np.ndarray, size: int = 1024) -> torch.Tensor:

@@ -27,7 +27,7 @@ segments with ``inference_video_branch`` (``VideoGLaMM.py`` L770-880) instead of
 
 Here that is :func:`litelvlm.video.sam2_propagation.propagate_prompts` (transformers' session and
 ``propagate_in_video_iterator``, the ``[SEG]`` appended to the empty point's sparse embeddings by a forward hook)
-on a ``Sam2VideoModel`` holding the checkpoint's SAM 2 weights: the image path of :class:`~.sam2_text.Sam2Text`
+on a ``Sam2VideoModel`` (:mod:`litelvlm.sam2.video`, SAM 2.0) holding the checkpoint's SAM 2 weights: the image path of :class:`~.sam2_text.Sam2Text`
 and the tracking tensors (memory attention, memory encoder, object pointers, temporal encodings) under the
 official names, mapped by :func:`~litelvlm.video.sam2_propagation.tracking_key_to_hf`. The tiny preset's memory
 width (16) differs from the 64 transformers fixes for the memory cross-attention's keys and values, so its two
@@ -39,56 +39,33 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..lvlm.random_weights import default_dtype
-from ..video.sam2_propagation import propagate_prompts, set_memory_width, tracking_key_to_hf, vision_features
-from .config import VideoGLaMMPreset, sam2_config
+from ..sam2.video import build_video_model, cached_video_model
+from ..sam2.video import sam2_video_config as _video_config
+from ..video.sam2_propagation import propagate_prompts, vision_features
+from .config import VideoGLaMMPreset
 
 
 def sam2_video_config(p: VideoGLaMMPreset):
-    """transformers ``Sam2VideoConfig`` of ``sam2_hiera_l.yaml`` with the video predictor's settings (docstring)."""
-    from transformers import Sam2VideoConfig
-
-    image, s = sam2_config(p), p.sam2
-    return Sam2VideoConfig(
-        vision_config=image.vision_config.to_dict(), prompt_encoder_config=image.prompt_encoder_config.to_dict(),
-        mask_decoder_config=image.mask_decoder_config.to_dict(), image_size=p.sam2_image_size,
-        num_maskmem=s.num_maskmem, sigmoid_scale_for_mem_enc=20.0, sigmoid_bias_for_mem_enc=-10.0,
-        enable_occlusion_spatial_embedding=False, enable_temporal_pos_encoding_for_object_pointers=False,
-        multimask_output_in_sam=True, multimask_min_pt_num=0, multimask_max_pt_num=1,
-        multimask_output_for_tracking=True, max_object_pointers_in_encoder=16, max_cond_frame_num=-1,
-        memory_attention_hidden_size=s.d_model, memory_attention_num_layers=s.mem_layers,
-        memory_attention_num_attention_heads=1, memory_attention_feed_forward_hidden_size=s.mem_ff,
-        memory_attention_rope_feat_sizes=[p.sam2_image_size // 16] * 2, memory_encoder_hidden_size=s.d_model,
-        memory_encoder_output_channels=s.mem_dim, mask_downsampler_embed_dim=s.mask_downsampler_embed,
-        memory_fuser_embed_dim=s.d_model, memory_fuser_intermediate_dim=4 * s.d_model)
+    """transformers ``Sam2VideoConfig`` of ``sam2_hiera_l.yaml`` with the video predictor's settings (docstring):
+    SAM 2.0 with ``build_sam2``'s post-processing (:func:`litelvlm.sam2.video.sam2_video_config`)."""
+    return _video_config(p.sam2, p.sam2_image_size, version="2.0", stability=True)
 
 
 def build_sam2_video(p: VideoGLaMMPreset, image_state: dict, tracking: dict[str, torch.Tensor]):
     """A ``Sam2VideoModel`` (eval) of ``image_state`` (``Sam2Model``'s names) and official-name ``tracking``."""
-    from transformers import Sam2VideoModel
-
-    ref = next(iter(image_state.values()))
-    with default_dtype(ref.dtype), torch.device(ref.device):
-        net = Sam2VideoModel(sam2_video_config(p))
-    set_memory_width(net, p.sam2.mem_dim)
-    state = dict(image_state)
-    state.update({tracking_key_to_hf(k): v for k, v in tracking.items()})
-    net.load_state_dict(state, strict=True)
-    return net.eval().requires_grad_(False)
+    return build_video_model(p.sam2, p.sam2_image_size, image_state, tracking, version="2.0", stability=True)
 
 
 def video_model(model):
     """The ``Sam2VideoModel`` of a :class:`~.model.VideoGLaMM` (built once from ``model.sam2`` and the tracking
     tensors the checkpoint carries, ``model.sam2_tracking``; rebuilt when the model moved to another device or dtype)."""
-    net = getattr(model, "_sam2_video", None)
-    ref = model.sam2.model.no_memory_embedding
-    if net is None or net.no_memory_embedding.device != ref.device or net.no_memory_embedding.dtype != ref.dtype:
+    def build():
         tracking = getattr(model, "sam2_tracking", None)
         if tracking is None:
             raise ValueError("this VideoGLaMM carries no SAM 2 tracking tensors: load it with load_videoglamm")
-        net = build_sam2_video(model.preset, model.sam2.model.state_dict(), tracking)
-        object.__setattr__(model, "_sam2_video", net)   # not a submodule: the state dict stays the official one
-    return net
+        return build_sam2_video(model.preset, model.sam2.model.state_dict(), tracking)
+
+    return cached_video_model(model, build, model.sam2.model.no_memory_embedding, attr="_sam2_video")
 
 
 def video_branch_low(model, prepared, prompts: torch.Tensor) -> torch.Tensor:

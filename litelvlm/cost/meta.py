@@ -16,12 +16,14 @@ from types import SimpleNamespace
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from analysis.common.flops import count_flops
-from analysis.efficiency.arch import EffArch
-from analysis.efficiency.build import SENTENCE, InMemoryHFClip, build_clip_model
-from litelvlm.clip.traces import TextTrace, VisionTrace
-from litelvlm.methods import get_method
-from litelvlm.pruning import Selection, SelectorInputs, select
+from ..clip.traces import TextTrace, VisionTrace
+from ..methods import get_method
+from ..pruning import Selection, SelectorInputs, select
+from .clip import SENTENCE, InMemoryHFClip, build_clip_sizes
+from .tokens import TokenPlan, count_flops, selects_on_clip, selects_on_llm_input
+
+#: Bytes in a MiB (the tables' memory unit).
+MB = 2 ** 20
 
 #: Length of the CLIP text the selectors see in :class:`SelectorBench` (what the pipeline's question is).
 QUERY_TOKENS = 16
@@ -62,11 +64,12 @@ def materialize_selector_modules(model: torch.nn.Module, device: str | torch.dev
 
 
 class SelectorBench:
-    """Runs CLIP-side selectors on a synthetic trace with the arch's true CLIP shapes (real tensors)."""
+    """Runs CLIP-side selectors on a synthetic trace with the arch's true CLIP shapes (real tensors); ``arch`` has
+    ``name``, ``llm`` (its ``llm_hidden``) and ``clip`` (the CLIP sizes)."""
 
-    def __init__(self, arch: EffArch, device: str | torch.device = "cpu", seed: int = 0):
+    def __init__(self, arch, device: str | torch.device = "cpu", seed: int = 0):
         self.llm_hidden, self.device, self.seed = arch.llm.llm_hidden, device, seed
-        model = materialize_selector_modules(build_clip_model(arch, "meta"), device, seed)
+        model = materialize_selector_modules(build_clip_sizes(arch.clip, "meta"), device, seed)
         self.backend = InMemoryHFClip(model, f"{arch.name}-clip")
         cfg = model.config.vision_config
         g = torch.Generator().manual_seed(seed)
@@ -93,10 +96,10 @@ class SelectorBench:
         spec = get_method(method)
         if spec.reads_vision_blocks:  # ToMe re-runs the vision blocks, HiPrune reads a middle block's attention
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
-        if spec.stage == "llm-input" and not spec.baseline:  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
+        if selects_on_llm_input(spec):  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
             prepared = SimpleNamespace(selector_inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
             return llm_input_selection_flops(method, budget, self.backend.num_patches, self.llm_hidden, prepared), None
-        if spec.stage != "clip":  # none, FastV, DART, SparseVLM: their cost is in the prefill
+        if not selects_on_clip(spec):  # none, FastV, DART, SparseVLM: their cost is in the prefill
             return 0, None
         out: dict[str, Selection] = {}
         flops = count_flops(lambda: out.setdefault("selection", self.select(method, budget)))[0]
@@ -108,7 +111,7 @@ def llm_input_selection_flops(method: str, budget: int, num_visual: int, hidden:
     """FLOPs of an ``llm-input`` method's selection (DivPrune, CDPruner) on real random (``num_visual``, ``hidden``)
     LLM input embeddings, the true shapes (its selection reads tensor values, which ``meta`` has not);
     ``prepared``: what the selection may read beside them (the CLIP traces, for CDPruner). With ``arch`` (a family
-    with backbone variants, UniPixel), the method's variant runs on a synthetic prompt of ``arch``'s lengths
+    with backbone variants, a Qwen2.5-VL one), the method's variant runs on a synthetic prompt of ``arch``'s lengths
     (:func:`synthetic_prompt`: what CDPruner's Qwen2.5-VL variant reads)."""
     g = torch.Generator().manual_seed(0)
     embeds = torch.randn(num_visual, hidden, generator=g)
@@ -131,3 +134,31 @@ def synthetic_prompt(arch, num_visual: int, hidden: int) -> tuple[SimpleNamespac
     pipeline = SimpleNamespace(language_model=SimpleNamespace(embed_tokens=SimpleNamespace(weight=weight)))
     ids = torch.arange(len(types)) % 8
     return pipeline, SimpleNamespace(input_ids=ids, mm_token_type_ids=types, prompt_len=None)
+
+
+def llm_prefills(parts, plans: dict, attns: list[str], set_attention) -> dict:
+    """{(attention, plan): (FLOPs, peak bytes, kept bytes)} of every distinct token plan's prefill on ``meta``,
+    per attention implementation (``set_attention(attn)`` switches the pipeline's); ``parts`` runs a plan's
+    prefill (``run_prefill(plan)``)."""
+    from tqdm.auto import tqdm
+
+    llm: dict = {}
+    for attn in attns:
+        set_attention(attn)  # same weights (none: meta), other attention kernel
+        for plan in tqdm(list(dict.fromkeys(plans.values())), desc=f"LLM on meta ({attn})", leave=False):
+            llm[attn, plan] = meta_prefill(parts, plan)
+    return llm
+
+
+def meta_prefill(parts, plan: TokenPlan) -> tuple[int, int, int]:
+    """(FLOPs, peak bytes, bytes the logits keep) of one prefill of the pipeline on ``meta``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..memory import LiveTensorBytes
+
+    fc, mem = FlopCounterMode(display=False), LiveTensorBytes()
+    with torch.no_grad(), MetaScalars(), fc, mem:
+        out = parts.run_prefill(plan)
+    kept = mem.live
+    del out
+    return int(fc.get_total_flops()), mem.peak, kept

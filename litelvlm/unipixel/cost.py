@@ -1,4 +1,6 @@
-"""The unipixel family in the efficiency study: its architectures, its random pipeline and its per-image steps.
+"""UniPixel's cost description for the efficiency study (``COST``, its card's ``cost``): its architectures, its
+random pipeline and its per-image steps; the parts and the FLOPs rows: :mod:`litelvlm.unipixel.cost_parts`
+(shared with Sa2VA, the other Qwen2.5-VL + SAM 2 family, whose cost subclasses :class:`UniPixelCost`).
 
 ``--arch unipixel-3b`` / ``unipixel-7b`` / ``unipixel-tiny`` are the presets ``3b``, ``7b``, ``tiny`` of
 ``litelvlm.unipixel.config.PRESETS`` (Qwen2.5-VL-3B/7B-Instruct's released sizes, ``litelvlm.qwen.config``, and
@@ -8,10 +10,10 @@ size, :func:`study_preset`). What the study reads comes from the family:
 
 * the decoder's sizes: ``DecoderSizes.of`` the preset's transformers ``Qwen2_5_VLConfig.text_config`` (with its
   grouped-query key/value width);
-* N: the study's synthetic photo (``analysis.efficiency.build.IMAGE_SIZE``, 640 x 480) through UniPixel's protocol
+* N: the study's synthetic photo (``litelvlm.cost.clip.IMAGE_SIZE``, 640 x 480) through UniPixel's protocol
   resize (``litelvlm.unipixel.protocol.resized_size``: 476 x 644 px, a 34 x 46 patch grid, 17 x 23 = 391 merged
   tokens, for every preset: the protocol's resize does not depend on the model's size);
-* the prompt around them: the protocol's prompt for :data:`~analysis.efficiency.build.SENTENCE` as the pipeline's
+* the prompt around them: the protocol's prompt for :data:`~litelvlm.cost.clip.SENTENCE` as the pipeline's
   ``with_sentences`` builds it (chat template, question, this project's teacher-forced answer), tokenized by the
   model's tokenizer: for the random presets the offline stand-in of ``litelvlm.qwen.tokenizer``, which splits
   English into more pieces than Qwen2.5's own BPE (a real checkpoint's tokenizer gives fewer text tokens;
@@ -34,10 +36,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from analysis.common.flops import DecoderSizes
-from analysis.efficiency.arch import EffArch
-from analysis.efficiency.build import IMAGE_SIZE, SENTENCE, synthetic_image
-from litelvlm.errors import LiteLVLMError
+from ..cost import CostArch, FamilyCost
+from ..cost.clip import IMAGE_SIZE, SENTENCE, synthetic_image
+from ..cost.tokens import DecoderSizes
+from ..errors import LiteLVLMError
 
 _DESCRIPTIONS = {
     "3b": "UniPixel-3B (litelvlm.unipixel PRESETS['3b']): Qwen2.5-VL-3B-Instruct (GQA 16/2 heads, tied embeddings), "
@@ -56,8 +58,8 @@ TINY_LLM_LAYERS = 4
 def study_preset(preset: str):
     """The ``UniPixelPreset`` the study builds for ``preset``: the library's, the tiny one with its LLM at
     :data:`TINY_LLM_LAYERS` layers."""
-    from litelvlm.qwen.config import get_preset as qwen_preset
-    from litelvlm.unipixel.config import get_preset
+    from ..qwen.config import get_preset as qwen_preset
+    from .config import get_preset
 
     p = get_preset(preset)
     if p.name != "tiny":
@@ -69,8 +71,8 @@ def study_preset(preset: str):
 def merged_grid(image_size: tuple[int, int] = IMAGE_SIZE) -> dict:
     """The protocol's view of a (W, H) image: ``resized`` (h, w) px, ``video_grid_thw`` (1, h/14, w/14) and the
     merged grid (h/28, w/28), whose product is N."""
-    from litelvlm.qwen.config import get_preset as qwen_preset
-    from litelvlm.unipixel.protocol import resized_size
+    from ..qwen.config import get_preset as qwen_preset
+    from .protocol import resized_size
 
     w, h = image_size
     rh, rw = resized_size(h, w)
@@ -80,10 +82,10 @@ def merged_grid(image_size: tuple[int, int] = IMAGE_SIZE) -> dict:
             "merged_grid": [rh // (patch * merge), rw // (patch * merge)]}
 
 
-def unipixel_arch(name: str, preset: str, text_tokens: int | None = None) -> EffArch:
+def unipixel_arch(name: str, preset: str, text_tokens: int | None = None) -> CostArch:
     """The ``--arch`` ``name`` of UniPixel preset ``preset`` (optionally with another prompt length)."""
-    from litelvlm.qwen.config import get_preset as qwen_preset
-    from litelvlm.qwen.config import qwen_config
+    from ..qwen.config import get_preset as qwen_preset
+    from ..qwen.config import qwen_config
 
     p = study_preset(preset)
     grid = merged_grid()
@@ -94,7 +96,7 @@ def unipixel_arch(name: str, preset: str, text_tokens: int | None = None) -> Eff
     extra = (("qwen_preset", qwen_preset(p.qwen).name), ("sam2", p.sam2), ("sam2_image_size", p.image_size), *grid.items(),
              ("prompt", source), ("sentence", SENTENCE), ("paired_clip", PAIRED_CLIP[preset]))
     llm = DecoderSizes.of(qwen_config(p.qwen).text_config)
-    return EffArch(name, "unipixel", preset, llm, n, text, prefix, _DESCRIPTIONS[preset], extra=extra)
+    return CostArch(name, "unipixel", preset, llm, n, text, prefix, _DESCRIPTIONS[preset], extra=extra)
 
 
 @functools.cache
@@ -103,9 +105,9 @@ def random_processor(preset: str):
     three tokens, Qwen2.5-VL's preprocessor config and chat template), loaded as the pipeline loads a folder's."""
     from transformers import AutoProcessor
 
-    from litelvlm.qwen.config import preprocessor_config
-    from litelvlm.qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
-    from litelvlm.unipixel.config import EXTRA_TOKENS
+    from ..qwen.config import preprocessor_config
+    from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
+    from .config import EXTRA_TOKENS
 
     p = study_preset(preset)
     tok = build_qwen_tokenizer(p.qwen)
@@ -121,7 +123,7 @@ def random_processor(preset: str):
 def protocol_prompt_tokens(preset: str) -> tuple[int, int]:
     """(text tokens, of which before the visual tokens) of the protocol's prompt for :data:`SENTENCE` on the
     synthetic photo, tokenized by ``preset``'s processor (what ``UniPixelPipeline.with_sentences`` builds)."""
-    from litelvlm.unipixel.protocol import prepare_inputs
+    from .protocol import prepare_inputs
 
     got = prepare_inputs(random_processor(preset), synthetic_image(), SENTENCE, answer="teacher-forced").inputs
     types = got["mm_token_type_ids"][0]
@@ -134,17 +136,17 @@ def protocol_prompt_tokens(preset: str) -> tuple[int, int]:
 PAIRED_CLIP = {"3b": "vit-l-14-336", "7b": "vit-l-14-336", "tiny": "tiny-336"}
 
 
-def build_pipeline(arch: EffArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,
+def build_pipeline(arch: CostArch, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32,
                    attn: str = "sdpa", seed: int = 0, quantize: str = "none", **unused):
     """A ``UniPixelPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, attention ``attn`` in the
     LLM, the vision tower, SAM 2 and the paired CLIP (:data:`PAIRED_CLIP`, built in memory as GLaMM's)."""
-    from analysis.efficiency.build import InMemoryHFClip, build_clip_sizes
-    from litelvlm.clip.random_init import ARCHS as CLIP_ARCHS
-    from litelvlm.unipixel.checkpoint import build_unipixel
-    from litelvlm.unipixel.pipeline import UniPixelPipeline
+    from ..clip.random_init import ARCHS as CLIP_ARCHS
+    from ..cost.clip import InMemoryHFClip, build_clip_sizes
+    from .checkpoint import build_unipixel
+    from .pipeline import UniPixelPipeline
 
     if quantize != "none":  # UniPixelPipeline.from_model_string refuses it too
-        raise LiteLVLMError("the unipixel family does not offer --quantize yet")
+        raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
     qwen, head, sam2, _ = build_unipixel(study_preset(arch.preset), seed=seed, dtype=dtype, device=device)
     clip_sizes = PAIRED_CLIP[arch.preset]
     clip = InMemoryHFClip(build_clip_sizes(CLIP_ARCHS[clip_sizes], device, dtype), f"{clip_sizes}-random-clip")
@@ -166,7 +168,7 @@ def set_attention(pipe, attn: str) -> None:
 def vision_inputs(pipe, image: Image.Image) -> dict:
     """The protocol's 1-frame video of ``image`` through the processor (``pixel_values_videos``, ``video_grid_thw``
     on the CPU), as ``UniPixelPipeline.prepare_image`` makes it."""
-    from litelvlm.unipixel.protocol import resize_frame, video_frames
+    from .protocol import resize_frame, video_frames
 
     return pipe.processor.video_processor(videos=[video_frames(resize_frame(image))], do_resize=False,
                                           return_tensors="pt")
@@ -195,7 +197,7 @@ def prepare_image(pipe, image: Image.Image):
     index tensors given (:func:`vision_index`)."""
     if pipe.device.type != "meta":
         return pipe.prepare_image(image)
-    from litelvlm.unipixel.pipeline import UniPixelInput
+    from .pipeline import UniPixelInput
 
     video = vision_inputs(pipe, image)
     grid = video["video_grid_thw"]
@@ -209,7 +211,7 @@ def prepare_image(pipe, image: Image.Image):
                          sam_features=sam)
 
 
-def synthetic_prompt(prepared, arch: EffArch, seg_token_id: int):
+def synthetic_prompt(prepared, arch: CostArch, seg_token_id: int):
     """``prepared`` with a prompt of ``arch.text_tokens`` text tokens: ordinary tokens, the N video pads after
     ``prefix_tokens`` of them, ``<|seg|>`` two tokens before the end where it fits (``--text-tokens``)."""
     n, start = int(prepared.visual.shape[0]), int(torch.nonzero(prepared.mm_token_type_ids > 0).flatten()[0])
@@ -222,7 +224,7 @@ def synthetic_prompt(prepared, arch: EffArch, seg_token_id: int):
     return replace(prepared, input_ids=ids, mm_token_type_ids=types)
 
 
-def with_sentence(pipe, arch: EffArch, base):
+def with_sentence(pipe, arch: CostArch, base):
     """``with_sentences`` of the pipeline for :data:`SENTENCE` (the protocol's prompt); with ``--text-tokens``, the
     :func:`synthetic_prompt` of that length in its place."""
     prepared = pipe.with_sentences(base, [SENTENCE])
@@ -234,6 +236,64 @@ def with_sentence(pipe, arch: EffArch, base):
     return synthetic_prompt(prepared, arch, pipe.seg_token_id)
 
 
-def prepare(pipe, arch: EffArch, image: Image.Image | None = None):
-    """The pipeline's per-image steps: :func:`prepare_image`, then :func:`with_sentence`."""
-    return with_sentence(pipe, arch, prepare_image(pipe, synthetic_image() if image is None else image))
+class UniPixelCost(FamilyCost):
+    """UniPixel's cost: its presets on the protocol's view of the study's photo, its parts
+    (:mod:`litelvlm.unipixel.cost_parts`). The hooks below (the image's view, the vision forward, the question) are
+    what another Qwen2.5-VL + SAM 2 family replaces."""
+
+    family = "unipixel"
+    archs = {"unipixel-3b": "3b", "unipixel-7b": "7b", "unipixel-tiny": "tiny"}
+    full_size = ("unipixel-3b", "unipixel-7b")
+    fixed_grid = False  # N: the merged tokens of the image, so a budget above it is skipped, as per image
+    cpu_dtype = "float32"  # its bfloat16 CPU timing fails in its seg head (float32 input)
+    offers_quantize = False  # UniPixelPipeline.from_model_string refuses it too
+
+    def arch(self, name: str, text_tokens: int | None = None) -> CostArch:
+        return unipixel_arch(name, self.archs[name], text_tokens)
+
+    def count(self, arch, rows, attns, dtype, method_args):
+        from .cost_parts import count_rows
+
+        return count_rows(self, arch, rows, attns, dtype, method_args)
+
+    def build(self, arch, device, dtype, attn="sdpa", quantize=("none", "bitsandbytes")):
+        return build_pipeline(arch, device, dtype, attn, quantize=quantize[0])
+
+    def set_attention(self, pipe, attn: str) -> None:
+        set_attention(pipe, attn)
+
+    def parts(self, pipe, arch, method_args):
+        from .cost_parts import UniPixelParts
+
+        return UniPixelParts(self, pipe, arch, method_args)
+
+    # -- the hooks of the parts -----------------------------------------------------------------------------------
+    def prepare_image(self, pipe, image: Image.Image):
+        """The pipeline's ``prepare_image`` (on ``meta``, the same statements with the tower's index tensors)."""
+        return prepare_image(pipe, image)
+
+    def vision_inputs(self, pipe, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pixels, grid) the vision tower reads for ``image`` (the protocol's 1-frame video)."""
+        video = vision_inputs(pipe, image)
+        return video["pixel_values_videos"], video["video_grid_thw"]
+
+    def vision_forward(self, pipe, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """The merged tokens of ``prepare_image``'s vision forward on a real device."""
+        return pipe.qwen.model.get_video_features(pixels, video_grid_thw=grid.to(pipe.device)).pooler_output[0]
+
+    def question(self, sentence: str) -> str:
+        """The question the paired CLIP's text forward reads (the protocol's)."""
+        from .protocol import question
+
+        return question(sentence)
+
+    def with_sentence(self, pipe, arch: CostArch, base):
+        return with_sentence(pipe, arch, base)
+
+    def prepare(self, pipe, arch: CostArch, image: Image.Image | None = None):
+        """The pipeline's per-image steps: :meth:`prepare_image`, then :meth:`with_sentence`."""
+        return self.with_sentence(pipe, arch, self.prepare_image(pipe, synthetic_image() if image is None else image))
+
+
+#: the efficiency study's cost description of this family
+COST = UniPixelCost()

@@ -1,7 +1,7 @@
 """Timing rows of one VideoGLaMM video prompt (``efficiency --arch videoglamm-tiny`` on a CPU; the real size on
 ``--device cuda``): wall time per part and the LLM prefill's activation memory, on a random-weight model.
 
-The parts are those of :mod:`analysis.efficiency.videoglamm` on real tensors of the true shapes (random pixels: the
+The parts are those of :mod:`litelvlm.videoglamm.cost` on real tensors of the true shapes (random pixels: the
 time of these forwards does not depend on pixel values): ``clip_ms`` (CLIP on the 16 context frames, every hidden
 state), ``video_ms`` (InternVideo2 on 4 chunks of 4), ``text_ms`` (the paired CLIP's text forward, for the
 text-reading methods), ``selector_ms`` (the method's selection on each of the 16 frames' traces, as
@@ -9,7 +9,7 @@ text-reading methods), ``selector_ms`` (the method's selection on each of the 16
 (Phi-3-mini's prefill with its LM head, every token plan timed round-robin: ``interleaved_wall_ms``; its median),
 ``paper_prefill_ms`` (the decoder-layer loop only, timed in the same calls: ``LayerLoopTimer``), ``llm_act_mb``
 (the prefill's peak activation bytes), ``sam_ms`` (SAM 2 on one frame, encoder, ``[SEG]`` head and decoding, times
-the :data:`~analysis.efficiency.videoglamm.SAM_FRAMES` frames) and ``e2e_ms``, the sum of the parts' medians
+the :data:`~litelvlm.videoglamm.cost.SAM_FRAMES` frames) and ``e2e_ms``, the sum of the parts' medians
 (``e2e_mode`` "sum of parts"; no chained run).
 """
 
@@ -21,26 +21,24 @@ import statistics
 import pandas as pd
 import torch
 
-from analysis.common.device import device_name
-from analysis.efficiency.arch import EffArch
-from analysis.efficiency.build import SENTENCE
-from analysis.efficiency.count import MB
-from analysis.efficiency.videoglamm import PAIRED_CLIP, SAM_FRAMES, video_plan
-from litelvlm.videoglamm import pruning as vp
+from ..cost import CostArch
+from ..cost.clip import SENTENCE
+from ..cost.meta import MB
+from . import pruning as vp
+from .cost import PAIRED_CLIP, SAM_FRAMES, video_plan
 
 
 class TimedParts:
     """A random VideoGLaMM of ``arch`` on ``device`` with its paired CLIP and one clip's inputs."""
 
-    def __init__(self, arch: EffArch, device: str | torch.device, dtype: torch.dtype, seed: int = 0):
-        from analysis.efficiency.build import InMemoryHFClip, build_clip_sizes
-        from litelvlm.clip.random_init import ARCHS
-        from litelvlm.videoglamm.checkpoint import build_videoglamm
+    def __init__(self, arch: CostArch, device: str | torch.device, dtype: torch.dtype, seed: int = 0):
+        from ..cost.clip import paired_clip
+        from .checkpoint import build_videoglamm
 
         self.model, _ = build_videoglamm(arch.preset, seed=seed, dtype=dtype, device=device)
         p = self.preset = self.model.preset
         self.device, self.dtype = torch.device(device), dtype
-        clip = InMemoryHFClip(build_clip_sizes(ARCHS[PAIRED_CLIP[arch.preset]], device, dtype), "paired-clip")
+        clip = paired_clip(PAIRED_CLIP[arch.preset], device, dtype, "paired-clip")
         self.clip = vp.pair_clip(self.model, clip)
         g = torch.Generator().manual_seed(seed)
         size = p.clip_image_size
@@ -51,7 +49,7 @@ class TimedParts:
             self.trace = self.run_clip()
             self.video = self.run_video()[:, 1:]
             self.text = self.run_text()
-        from litelvlm.clip.traces import VisionTrace
+        from ..clip.traces import VisionTrace
 
         side = size // p.clip_patch_size
         self.trace = VisionTrace(hidden_states=self.trace, grid=(side, side), num_prefix_tokens=1, backend=self.clip)
@@ -67,13 +65,13 @@ class TimedParts:
 
     def run_select(self, method: str, budget: int) -> list:
         """The selection of each of the 16 frames (``prune_clip``'s loop)."""
-        from litelvlm.pruning import select
-        from litelvlm.videoglamm.pruning import frame_inputs
+        from ..pruning import select
+        from .pruning import frame_inputs
 
         return [select(method, frame_inputs(self.trace, self.text, f), budget) for f in range(16)]
 
     def run_projector(self, kept: int, arrangement: str):
-        from litelvlm.videoglamm.pruning import context_part, video_part
+        from .pruning import context_part, video_part
 
         feats = self.trace.hidden_states[-2][:, 1:kept + 1]
         return context_part(self.model, list(feats), arrangement), video_part(self.model, self.video)
@@ -89,14 +87,14 @@ class TimedParts:
         return self.model.llm(inputs_embeds=embeds.to(self.device, self.dtype), use_cache=False).logits
 
 
-def timing_rows(arch: EffArch, rows_spec: list[tuple[str, int, str]], attns: list[str], device: str,
-                dtype: torch.dtype, warmup: int, repeats: int) -> pd.DataFrame:  # > 60 lines: one timing pass, its parts in table order
-    """Timing rows per (attention, method, per-frame budget, arrangement) (module docstring)."""
-    from analysis.common.layer_timer import LayerLoopTimer
-    from analysis.efficiency.timing import interleaved_wall_ms, wall_time_ms
-    from litelvlm.lvlm.numerics import set_attention
-    from litelvlm.memory import peak_activation_bytes
-    from litelvlm.pruning import get_method
+def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: list[str], device: str,
+                dtype: torch.dtype, warmup: int, repeats: int, device_label: str = "") -> pd.DataFrame:  # > 60 lines: one timing pass, its parts in table order
+    """Timing rows per (attention, method, per-frame budget, arrangement) (module docstring); ``device_label``: the
+    device in words, for the table."""
+    from ..cost.timing import LayerLoopTimer, interleaved_wall_ms, wall_time_ms
+    from ..lvlm.numerics import set_attention
+    from ..memory import peak_activation_bytes
+    from ..pruning import get_method
 
     parts = TimedParts(arch, device, dtype)
 
@@ -132,7 +130,7 @@ def timing_rows(arch: EffArch, rows_spec: list[tuple[str, int, str]], attns: lis
                    "projector_ms": projector[kept[method, budget], arr], "sam_ms": fixed["sam_ms"]}
             prefill = walls[n]["median"]
             rows.append({"attn": attn, "method": method, "budget": budget, "arrangement": arr,
-                         "device": device_name(device), "dtype": str(dtype)[6:], "prefill_ms": prefill,
+                         "device": device_label, "dtype": str(dtype)[6:], "prefill_ms": prefill,
                          "prefill_min_ms": walls[n]["min"], "llm_act_mb": act[n] / MB,
                          "paper_prefill_ms": statistics.median(loops[n][warmup:]), **own,
                          "e2e_ms": sum(own.values()) + prefill, "e2e_mode": "sum of parts",

@@ -11,7 +11,7 @@ library's own modules (:class:`litelvlm.videoglamm.model.VideoGLaMM`) under Flop
 * ``video``: InternVideo2-1B on 4 chunks of 4 frames at 224 px (to block 38 of 40);
 * ``text``: the paired CLIP's text forward on the expression (only for the text-reading methods, ``needs_text``);
 * ``selector``: each per-frame method's own selection on one frame's trace of the true shapes
-  (:class:`analysis.efficiency.meta.SelectorBench` with the paired CLIP's sizes), times 16 frames;
+  (:class:`litelvlm.cost.meta.SelectorBench` with the paired CLIP's sizes), times 16 frames;
 * ``projector``: ``image_mm_projector`` on each frame's kept (or merged) CLIP rows and ``mm_projector`` on the
   4 x 1024 InternVideo2 rows, plus both adaptive poolings (FlopCounterMode has no formula for
   ``adaptive_avg_pool2d``: counted here analytically, one operation per input element of each window,
@@ -27,7 +27,7 @@ library's own modules (:class:`litelvlm.videoglamm.model.VideoGLaMM`) under Flop
 The prompt (:data:`VIDEO_PROMPT_TOKENS`): the Ref-DAVIS question on the study sentence with the teacher-forced
 answer ``It is [SEG].``, as ``eval-video`` runs it, counted with Llama-2's SentencePiece tokenizer plus Phi-3's
 added tokens (Phi-3-mini's vocabulary: docs/efficiency.md); the tiny preset counts its stand-in tokenizer's.
-Timing (without ``--flops-only``): :mod:`analysis.efficiency.videoglamm_timing`. Per-frame pruning is this project's adaptation (docs/video.md); no official code prunes VideoGLaMM, so these rows
+Timing (without ``--flops-only``): :mod:`litelvlm.videoglamm.cost_timing`. Per-frame pruning is this project's adaptation (docs/video.md); no official code prunes VideoGLaMM, so these rows
 have no paper numbers to stand beside.
 """
 
@@ -37,14 +37,13 @@ import math
 import sys
 from types import SimpleNamespace
 
-import pandas as pd
 import torch
 
-from analysis.common.flops import DecoderSizes, TokenPlan, count_flops
-from analysis.efficiency.arch import EffArch
-from analysis.efficiency.build import SENTENCE
-from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import BASELINE
+from ..cost import CostArch, CountedRow, FamilyCost
+from ..cost.clip import SENTENCE
+from ..cost.tokens import DecoderSizes, TokenPlan, count_flops
+from ..errors import LiteLVLMError
+from ..methods import get_method
 
 #: the paired CLIP's sizes (``litelvlm.clip.random_init.ARCHS``; ``litelvlm.videoglamm.pruning.default_clip``)
 PAIRED_CLIP = {"videoglamm": "vit-l-14-336", "tiny": "tiny-336"}
@@ -66,9 +65,9 @@ _DESCRIPTIONS = {
 }
 
 
-def videoglamm_arch(name: str, preset: str, text_tokens: int | None = None) -> EffArch:
+def videoglamm_arch(name: str, preset: str, text_tokens: int | None = None) -> CostArch:
     """The ``--arch`` ``name`` of VideoGLaMM preset ``preset``; N (``num_patches``) is a frame's 576 CLIP tokens."""
-    from litelvlm.videoglamm.config import CHUNK_SIZE, NUM_FRAMES, get_preset, phi3_config
+    from .config import CHUNK_SIZE, NUM_FRAMES, get_preset, phi3_config
 
     p = get_preset(preset)
     if text_tokens is not None:
@@ -85,20 +84,20 @@ def videoglamm_arch(name: str, preset: str, text_tokens: int | None = None) -> E
              ("sam2_image_size", p.sam2_image_size), ("paired_clip", PAIRED_CLIP[preset]), ("prompt", source),
              ("sentence", SENTENCE), ("answer", "It is [SEG]. (teacher-forced, as eval-video runs it)"))
     llm = DecoderSizes.of(phi3_config(p))
-    return EffArch(name, "videoglamm", preset, llm, p.clip_tokens, text, prefix, _DESCRIPTIONS[preset], extra=extra)
+    return CostArch(name, "videoglamm", preset, llm, p.clip_tokens, text, prefix, _DESCRIPTIONS[preset], extra=extra)
 
 
 def stand_in_prompt_tokens(preset: str) -> tuple[int, int]:
     """(text tokens, of which before the images) of the official prompt with the preset's stand-in tokenizer."""
-    from litelvlm.videoglamm.tokenizer import build_phi3_tokenizer
+    from .tokenizer import build_phi3_tokenizer
 
     return prompt_tokens(build_phi3_tokenizer(preset))
 
 
 def prompt_tokens(tokenizer, sentence: str = SENTENCE) -> tuple[int, int]:
     """(text tokens, of which before the 16 ``<image>`` ids) of ``eval-video``'s prompt for ``sentence``."""
-    from litelvlm.videoglamm.config import IMAGE_TOKEN_INDEX
-    from litelvlm.videoglamm.prompt import input_ids
+    from .config import IMAGE_TOKEN_INDEX
+    from .prompt import input_ids
 
     ids = input_ids(tokenizer, sentence)[0].tolist()
     return len(ids) - ids.count(IMAGE_TOKEN_INDEX), ids.index(IMAGE_TOKEN_INDEX)
@@ -106,7 +105,7 @@ def prompt_tokens(tokenizer, sentence: str = SENTENCE) -> tuple[int, int]:
 
 def context_tokens(budget: int, arrangement: str) -> int:
     """LLM context tokens of one frame keeping ``budget`` of its 576 CLIP tokens (``none``: 576, 144)."""
-    from litelvlm.videoglamm.pruning import pooled_side
+    from .pruning import pooled_side
 
     side = pooled_side(budget, arrangement)
     return budget if side is None else side * side
@@ -124,7 +123,7 @@ def plan_rows(pairs: list[tuple[str, int]], arrangements: list[str]) -> list[tup
     each arrangement; a pooling arrangement with a non-square budget is skipped with a warning."""
     rows, skipped = [], []
     for method, budget in pairs:
-        if method == BASELINE:
+        if get_method(method).baseline:
             rows.append((method, budget, "pool"))
             continue
         for arr in arrangements:
@@ -135,7 +134,7 @@ def plan_rows(pairs: list[tuple[str, int]], arrangements: list[str]) -> list[tup
     if skipped:
         print(f"efficiency: a pooling arrangement needs a square per-frame budget; skipped {', '.join(skipped)}",
               file=sys.stderr)
-    if not any(m != BASELINE for m, _, _ in rows) and any(m != BASELINE for m, _ in pairs):
+    if not any(not get_method(m).baseline for m, _, _ in rows) and any(not get_method(m).baseline for m, _ in pairs):
         raise LiteLVLMError("--budgets: no per-frame budget is square, and only --arrangements direct takes others")
     return rows
 
@@ -143,9 +142,9 @@ def plan_rows(pairs: list[tuple[str, int]], arrangements: list[str]) -> list[tup
 class VideoParts:
     """The parts of one video prompt on a ``meta`` VideoGLaMM of ``arch`` (no weights: the real size anywhere)."""
 
-    def __init__(self, arch: EffArch, dtype: torch.dtype):
-        from litelvlm.videoglamm.config import get_preset
-        from litelvlm.videoglamm.model import VideoGLaMM
+    def __init__(self, arch: CostArch, dtype: torch.dtype):
+        from .config import get_preset
+        from .model import VideoGLaMM
 
         self.arch, self.dtype = arch, dtype
         self.preset = p = get_preset(arch.preset)
@@ -166,13 +165,13 @@ class VideoParts:
 
     def run_video_projector(self):
         """``mm_projector`` and the 8 x 8 pooling of the InternVideo2 half (``pruning.video_part``)."""
-        from litelvlm.videoglamm.pruning import video_part
+        from .pruning import video_part
 
         return video_part(self.model, self._zeros(4, 4 * 256, self.preset.internvideo.embed_dim))
 
     def run_context_projector(self, rows: int, arrangement: str):
         """``image_mm_projector`` and the arrangement's pooling on 16 frames of ``rows`` kept CLIP rows."""
-        from litelvlm.videoglamm.pruning import context_part
+        from .pruning import context_part
 
         return context_part(self.model, [self._zeros(rows, self.preset.clip_width)] * 16, arrangement)
 
@@ -190,36 +189,33 @@ class VideoParts:
 
     def run_text(self):
         """The paired CLIP's text forward on the expression (the text-reading methods' CLIP text trace)."""
-        from analysis.efficiency.build import InMemoryHFClip, build_clip_sizes
-        from litelvlm.clip.random_init import ARCHS
+        from ..cost.clip import paired_clip
 
-        clip = InMemoryHFClip(build_clip_sizes(ARCHS[PAIRED_CLIP[self.arch.preset]], "meta", self.dtype), "paired")
+        clip = paired_clip(PAIRED_CLIP[self.arch.preset], "meta", self.dtype, "paired")
         return clip.encode_text([SENTENCE], warn_truncation=False)
 
 
-def selector_bench(arch: EffArch):
-    """A :class:`~analysis.efficiency.meta.SelectorBench` of the paired CLIP's sizes (one frame's trace)."""
-    from analysis.efficiency.meta import SelectorBench
-    from litelvlm.clip.random_init import ARCHS
+def selector_bench(arch: CostArch):
+    """A :class:`~litelvlm.cost.meta.SelectorBench` of the paired CLIP's sizes (one frame's trace)."""
+    from ..clip.random_init import ARCHS
+    from ..cost.meta import SelectorBench
 
     clip = ARCHS[PAIRED_CLIP[arch.preset]]
     return SelectorBench(SimpleNamespace(name=f"{arch.name}-paired-clip", llm=arch.llm, clip=clip))
 
 
-def video_plan(arch: EffArch, method: str, budget: int, arrangement: str) -> TokenPlan:
+def video_plan(arch: CostArch, method: str, budget: int, arrangement: str) -> TokenPlan:
     """The LLM's tokens: the prompt's text, 16 frames' context tokens and 16 x 64 video tokens, from layer 0."""
-    per_frame = 144 if method == BASELINE else context_tokens(budget, arrangement)
+    per_frame = 144 if get_method(method).baseline else context_tokens(budget, arrangement)
     return TokenPlan(arch.text_tokens, ((0, 16 * per_frame + 16 * 64),))
 
 
-def flops_rows(arch: EffArch, rows_spec: list[tuple[str, int, str]], attns: list[str], dtype: torch.dtype
-               ) -> pd.DataFrame:
+def count_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: list[str], dtype: torch.dtype
+               ) -> list[CountedRow]:
     """The FLOPs rows of one video prompt per attention and (method, per-frame budget, arrangement) of
     ``rows_spec`` (:func:`plan_rows`), counted on ``meta``."""
-    from analysis.efficiency.count import llm_columns, llm_prefills, memory_columns
-    from analysis.efficiency.meta import MetaScalars
-    from litelvlm.lvlm.numerics import set_attention
-    from litelvlm.pruning import get_method
+    from ..cost.meta import MetaScalars, llm_prefills
+    from ..lvlm.numerics import set_attention
 
     parts = VideoParts(arch, dtype)
     with MetaScalars():
@@ -250,9 +246,69 @@ def flops_rows(arch: EffArch, rows_spec: list[tuple[str, int, str]], attns: list
             flops, peak, kept_bytes = llm[attn, plan]
             own = {"clip_tflops": fixed["clip"], "video_tflops": fixed["video"], "text_tflops": text,
                    "selector_tflops": 16 * sel, "projector_tflops": projector, "sam_tflops": SAM_FRAMES * fixed["sam"]}
-            rows.append({**llm_columns(arch, attn, method, budget, plan, flops, dtype), "arrangement": arr,
-                         "kept_per_frame": kept, "context_tokens_per_frame": plan.stages[0][1] // 16 - 64,
-                         "visual_tokens": plan.stages[0][1], **{k: v / 1e12 for k, v in own.items()},
-                         "sam_tflops_per_frame": fixed["sam"] / 1e12,
-                         "e2e_tflops": (sum(own.values()) + flops) / 1e12, **memory_columns(peak, kept_bytes, dtype)})
-    return pd.DataFrame(rows)
+            columns = {"arrangement": arr, "kept_per_frame": kept,
+                       "context_tokens_per_frame": plan.stages[0][1] // 16 - 64, "visual_tokens": plan.stages[0][1],
+                       **{k: v / 1e12 for k, v in own.items()}, "sam_tflops_per_frame": fixed["sam"] / 1e12,
+                       "e2e_tflops": (sum(own.values()) + flops) / 1e12}
+            rows.append(CountedRow(attn, method, budget, plan, flops, peak, kept_bytes, columns))
+    return rows
+
+
+class VideoGLaMMCost(FamilyCost):
+    """VideoGLaMM's cost: one video prompt per (method, per-frame budget, arrangement), its parts counted
+    (:func:`count_rows`) and timed (:mod:`litelvlm.videoglamm.cost_timing`) by this module, the end-to-end time the
+    sum of the parts."""
+
+    family = "videoglamm"
+    archs = {"videoglamm": "videoglamm", "videoglamm-tiny": "tiny"}
+    full_size = ("videoglamm",)
+    default_budgets = DEFAULT_BUDGETS
+    row_keys = ("attn", "method", "budget", "arrangement")
+    cpu_dtype = "float32"  # not verified in bfloat16 on a CPU: kept in the float32 it was timed in
+    sums_parts = True
+    arrangements = ARRANGEMENTS
+
+    def arch(self, name: str, text_tokens: int | None = None) -> CostArch:
+        return videoglamm_arch(name, self.archs[name], text_tokens)
+
+    def check(self, arch: CostArch, method_args) -> None:
+        quantize, e2e = getattr(method_args, "quantize", "none"), getattr(method_args, "e2e", "auto")
+        if quantize != "none" or e2e == "chain":
+            raise LiteLVLMError(f"--arch {arch.name} times its parts (no --quantize, no --e2e chain: the end-to-end "
+                                "time is the sum of the parts)")
+
+    def method_errors(self, named: list[str]) -> list[str]:
+        from .pruning import frame_method_error  # per-frame CLIP-side pruning
+
+        return [why for m in named if (why := frame_method_error(m))]
+
+    def offered_methods(self, arch: CostArch, candidates: list[str]) -> list[str]:
+        from ..methods import BASELINE
+        from .pruning import per_frame_methods
+
+        return [BASELINE, *per_frame_methods()]
+
+    def rows(self, pairs, method_args):
+        return plan_rows(pairs, list(getattr(method_args, "arrangements", ARRANGEMENTS)))
+
+    def plan(self, arch: CostArch, row: tuple, method_args) -> TokenPlan:
+        return video_plan(arch, *row)
+
+    def count(self, arch, rows, attns, dtype, method_args):
+        return count_rows(arch, rows, attns, dtype)
+
+    def timing_rows(self, arch, rows, attns, device, dtype, warmup, repeats, device_label=""):
+        from .cost_timing import timing_rows
+
+        return timing_rows(arch, rows, attns, device, dtype, warmup, repeats, device_label)
+
+    def figure_rows(self, df):
+        """One line per method and arrangement (the baseline's label alone)."""
+        from ..methods import get_method
+
+        label = df["method"] + " (" + df["arrangement"] + ")"
+        return df.assign(method=label.where(~df["method"].map(lambda m: get_method(m).baseline), df["method"]))
+
+
+#: the efficiency study's cost description of this family
+COST = VideoGLaMMCost()

@@ -1,6 +1,7 @@
-"""One grounding call of ``UniPixelPipeline`` as measurable parts, and the FLOPs rows of the unipixel family.
+"""One grounding call of ``UniPixelPipeline`` as measurable parts, and its FLOPs rows (shared with Sa2VA, whose cost
+replaces the hooks of :class:`litelvlm.unipixel.cost.UniPixelCost`: its image's view, vision forward and question).
 
-The parts run the statements the pipeline runs (:mod:`analysis.efficiency.parts` for GLaMM's):
+The parts run the statements the pipeline runs:
 
 * ``vision``: Qwen2.5-VL's vision tower on the protocol's 1-frame video (``prepare_image``'s
   ``get_video_features``): the patch embedding (a Conv3d over 2 x 14 x 14 x 3 patches), the 32 blocks (window
@@ -9,7 +10,7 @@ The parts run the statements the pipeline runs (:mod:`analysis.efficiency.parts`
   Linear(4w, d) on the 2 x 2-merged patches: N rows), which is Qwen2.5-VL's projector into the LLM;
 * ``prompt``: ``with_sentences`` (the protocol's chat template, tokenisation; the processor reads the video again
   for the prompt's placeholders): CPU work every method runs, no FLOPs;
-* ``prefill``: the shared LLM prefill of a token schedule (:class:`~analysis.efficiency.parts.PrefillParts`), plus
+* ``prefill``: the shared LLM prefill of a token schedule (:class:`~litelvlm.cost.parts.PrefillParts`), plus
   the LM head on every position (tied to the embeddings in the 3B: the same matmul);
 * ``sam``: SAM 2's image encoder (``prepare_image``) and ``ground``'s mask decoding of one ``<|seg|>``: the seg head
   on the final norm's input, SAM 2's mask decoder, the upscaling;
@@ -17,7 +18,7 @@ The parts run the statements the pipeline runs (:mod:`analysis.efficiency.parts`
   UniPixel): its vision forward on the image padded to a square and its text forward on the protocol's question,
   which ``ground`` runs for a method that reads CLIP (``Method.uses_clip``; the text for ``needs_text``), and
   ``select``, that method's selection on the mapped scores;
-* ``e2e``: :func:`analysis.efficiency.unipixel.prepare` then ``UniPixelPipeline.ground(prepared, method, budget)``.
+* ``e2e``: :meth:`litelvlm.unipixel.cost.UniPixelCost.prepare` then ``UniPixelPipeline.ground(prepared, method, budget)``.
 
 The FLOPs columns (:func:`flops_rows`): ``vision_tflops`` (patch embedding and blocks), of which
 ``vision_window_tflops`` (the window-attention blocks) and ``vision_full_tflops`` (the full-attention blocks),
@@ -34,29 +35,28 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pandas as pd
 import torch
 from PIL import Image
 
-from analysis.efficiency.arch import EffArch
-from analysis.efficiency.build import synthetic_image
-from analysis.efficiency.parts import PrefillParts
+from ..cost import CostArch, CountedRow
+from ..cost.clip import SENTENCE, synthetic_image
+from ..cost.parts import PrefillParts
+from ..cost.tokens import selects_on_llm_input
 
 
 class UniPixelParts(PrefillParts):
     """The parts of one grounding call of a UniPixel ``pipe`` (one synthetic image, one sentence)."""
 
-    def __init__(self, pipe, arch: EffArch, fastv_layer: int = 2, image: Image.Image | None = None):
-        from analysis.efficiency.unipixel import prepare_image, vision_index, vision_inputs, with_sentence
+    def __init__(self, cost, pipe, arch: CostArch, method_args=None, image: Image.Image | None = None):
+        from .cost import vision_index
 
-        self.pipe, self.arch, self.fastv_layer = pipe, arch, fastv_layer
+        self.cost, self.pipe, self.arch, self.method_args = cost, pipe, arch, method_args
         self.image = synthetic_image() if image is None else image
         with torch.no_grad():
-            self.base = prepare_image(pipe, self.image)  # the image part, before any sentence
-            self.prepared = with_sentence(pipe, arch, self.base)
-            video = vision_inputs(pipe, self.image)
-            self.pixels = video["pixel_values_videos"].to(pipe.device, pipe.dtype)
-            self.grid = video["video_grid_thw"]
+            self.base = cost.prepare_image(pipe, self.image)  # the image part, before any sentence
+            self.prepared = cost.with_sentence(pipe, arch, self.base)
+            pixels, self.grid = cost.vision_inputs(pipe, self.image)
+            self.pixels = pixels.to(pipe.device, pipe.dtype)
             self.index = vision_index(pipe, self.grid) if pipe.device.type == "meta" else {}
             self.sam_pixels = pipe.sam2.preprocess(self.image)
             self.visual = pipe.visual_tokens(self.prepared)  # (N, d): what the LLM gets before pruning
@@ -81,14 +81,11 @@ class UniPixelParts(PrefillParts):
         """The merged tokens of the image (``prepare_image``'s vision forward; on ``meta`` with its index tensors)."""
         if self.index:
             return self.pipe.qwen.model.visual(self.pixels, grid_thw=self.grid, **self.index).pooler_output
-        return self.pipe.qwen.model.get_video_features(self.pixels, video_grid_thw=self.grid.to(self.pipe.device)
-                                                       ).pooler_output[0]
+        return self.cost.vision_forward(self.pipe, self.pixels, self.grid)
 
     def run_prompt(self):
         """The prepared image with the sentence (``with_sentences``: the protocol's prompt)."""
-        from analysis.efficiency.unipixel import with_sentence
-
-        return with_sentence(self.pipe, self.arch, self.base)
+        return self.cost.with_sentence(self.pipe, self.arch, self.base)
 
     def run_clip(self):
         """The paired CLIP's vision trace of the image padded to a square (``_mapped_inputs``' first step)."""
@@ -97,14 +94,11 @@ class UniPixelParts(PrefillParts):
 
     def run_text(self):
         """The paired CLIP's text forward on the protocol's question (``_mapped_inputs``' text)."""
-        from analysis.efficiency.build import SENTENCE
-        from litelvlm.unipixel.protocol import question
-
-        return self.pipe.clip.encode_text([question(SENTENCE)], warn_truncation=False)
+        return self.pipe.clip.encode_text([self.cost.question(SENTENCE)], warn_truncation=False)
 
     def run_select(self, method: str, budget: int):
         """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one sentence)."""
-        from litelvlm.pruning import select
+        from ..pruning import select
 
         return select(method, self.prepared.selector_inputs(), budget)
 
@@ -118,9 +112,7 @@ class UniPixelParts(PrefillParts):
 
     def run_e2e(self, method: str, budget: int) -> torch.Tensor:
         """The whole chain for one image and one sentence; returns the mask logits."""
-        from analysis.efficiency.unipixel import prepare
-
-        prepared = prepare(self.pipe, self.arch, self.image)
+        prepared = self.cost.prepare(self.pipe, self.arch, self.image)
         return self.pipe.ground(prepared, method, budget, **self.options(method)).mask_logits
 
     def vision_flops(self) -> dict[str, int]:
@@ -141,23 +133,20 @@ class UniPixelParts(PrefillParts):
                 "full": sum(v for i, v in blocks.items() if i in full_blocks), "projector": merger}
 
 
-def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
-               fastv_layer: int) -> pd.DataFrame:
-    """The unipixel family's FLOPs rows (columns: :func:`analysis.efficiency.count.llm_columns`, the parts of the
-    module docstring, the end-to-end sum and the meta-device activation memory), counted on ``meta``."""
-    from analysis.common.flops import count_flops
-    from analysis.efficiency.count import llm_columns, llm_prefills, memory_columns
-    from analysis.efficiency.flops import token_plan
-    from analysis.efficiency.meta import MetaScalars, llm_input_selection_flops
-    from analysis.efficiency.unipixel import build_pipeline, set_attention
+def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
+               method_args) -> list[CountedRow]:
+    """The FLOPs rows of ``cost``'s family (``num_visual``, the parts of the module docstring, the end-to-end sum),
+    counted on ``meta``, with the ``meta`` activation of every prefill."""
+    from ..cost.meta import MetaScalars, llm_input_selection_flops, llm_prefills
+    from ..cost.tokens import count_flops
 
     with MetaScalars():
-        pipe = build_pipeline(arch, "meta", dtype, attns[0])
-        parts = UniPixelParts(pipe, arch, fastv_layer)
+        pipe = cost.build(arch, "meta", dtype, attns[0])
+        parts = UniPixelParts(cost, pipe, arch, method_args)
         vision = parts.vision_flops()
         sam, clip, text = (count_flops(fn)[0] for fn in (parts.run_sam, parts.run_clip, parts.run_text))
-    plans = {p: token_plan(arch, p[0], p[1], fastv_layer) for p in pairs}
-    llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(pipe, attn))
+    plans = {p: cost.plan(arch, p, method_args) for p in pairs}
+    llm = llm_prefills(parts, plans, attns, lambda attn: cost.set_attention(pipe, attn))
     rows = []
     for attn in attns:
         for (method, budget), plan in plans.items():
@@ -165,17 +154,17 @@ def flops_rows(arch: EffArch, pairs: list[tuple[str, int]], attns: list[str], dt
             spec = arch.spec(method)
             if spec.reads_vision_blocks:  # a Qwen2.5-VL variant re-running the tower: its forward (and merger) again
                 sel = vision["vision"] + vision["projector"]
-            elif spec.stage == "llm-input" and not spec.baseline:
+            elif selects_on_llm_input(spec):
                 sel = llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden, arch=arch)
             else:
                 sel = 0
             own_clip = clip if spec.uses_clip else 0
             own_text = text if spec.uses_clip and spec.needs_text else 0
-            own = {"vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,
+            own = {"num_visual": arch.num_patches,
+                   "vision_tflops": vision["vision"] / 1e12, "vision_window_tflops": vision["window"] / 1e12,
                    "vision_full_tflops": vision["full"] / 1e12, "selector_tflops": sel / 1e12,
                    "projector_tflops": vision["projector"] / 1e12, "sam_tflops": sam / 1e12,
                    "clip_tflops": own_clip / 1e12, "text_tflops": own_text / 1e12}
             e2e = vision["vision"] + sel + vision["projector"] + flops + sam + own_clip + own_text
-            rows.append({**llm_columns(arch, attn, method, budget, plan, flops, dtype), "num_visual": arch.num_patches,
-                         **own, "e2e_tflops": e2e / 1e12, **memory_columns(peak, kept, dtype)})
-    return pd.DataFrame(rows)
+            rows.append(CountedRow(attn, method, budget, plan, flops, peak, kept, {**own, "e2e_tflops": e2e / 1e12}))
+    return rows

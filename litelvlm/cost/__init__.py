@@ -1,0 +1,216 @@
+"""The efficiency study's cost contract: what a family tells ``litelvlm efficiency`` to count and time.
+
+Each family that the study counts holds ``COST`` (a :class:`FamilyCost`) in its ``cost.py``; its card's ``cost``
+field points at it (``"module:attribute"``) and :func:`family_cost` loads it. The study asks it and never names
+a family:
+
+* :attr:`FamilyCost.archs` (``--arch`` name -> the family's preset) and :meth:`FamilyCost.arch`, a
+  :class:`CostArch`: the decoder's sizes, N (the visual tokens of the study's image), the prompt around them;
+  :attr:`~FamilyCost.full_size` (archs not timed on a CPU), :attr:`~FamilyCost.paper_arch`;
+* the run's rows (:meth:`~FamilyCost.rows`, keyed by :attr:`~FamilyCost.row_keys`) and each row's token plan
+  (:meth:`~FamilyCost.plan`);
+* FLOPs and activation per part (:meth:`~FamilyCost.count`: one :class:`CountedRow` per attention and row);
+* the parts it times: the random pipeline (:meth:`~FamilyCost.build`) and its parts
+  (:meth:`~FamilyCost.parts`, a :class:`litelvlm.cost.parts.PrefillParts`), or, for a family whose end-to-end
+  time is the sum of its parts (:attr:`~FamilyCost.sums_parts`), its own :meth:`~FamilyCost.timing_rows`.
+
+A method's options (e.g. FastV's layer) reach the cost as one object, ``method_args`` (the study's arguments, read
+by ``Method.options_from``). This module is light: it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import LiteLVLMError
+
+
+@dataclass(frozen=True)
+class CostArch:
+    """One architecture of a family and the prompt it is run with.
+
+    ``family`` and ``preset`` name it; ``llm`` holds the decoder's sizes (``litelvlm.cost.tokens.LLMSizes``);
+    ``num_patches`` is N, the visual tokens of the study's image; ``text_tokens`` the prompt tokens around them,
+    ``prefix_tokens`` of them before the visual tokens; ``extra`` what the family adds to the run's config."""
+
+    name: str
+    family: str
+    preset: str
+    llm: Any
+    num_patches: int
+    text_tokens: int = 129
+    prefix_tokens: int = 36
+    description: str = ""
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def clip(self):
+        """The CLIP tower's sizes (a ``litelvlm.clip.random_init.ClipArch``), where the family has one."""
+        raise LiteLVLMError(f"--arch {self.name}: the {self.family} family has no CLIP tower")
+
+    def spec(self, method: str):
+        """The :class:`~litelvlm.method.Method` ``method`` runs as on this architecture's family (its variant for the
+        family's backbone where one is registered)."""
+        from ..families import get_family
+        from ..methods import get_method
+
+        return get_method(method, get_family(self.family).backbone)
+
+    def n_tokens(self, visual: int) -> int:
+        """LLM sequence length with ``visual`` visual tokens."""
+        return self.text_tokens + visual
+
+    def to_dict(self) -> dict:
+        """The run's record of this architecture (``config.json``'s ``arch``)."""
+        return {"name": self.name, "family": self.family, "preset": self.preset, "llm": asdict(self.llm),
+                "num_visual": self.num_patches, "text_tokens": self.text_tokens, "prefix_tokens": self.prefix_tokens,
+                "description": self.description, **dict(self.extra)}
+
+
+@dataclass(frozen=True)
+class CountedRow:
+    """One row of the FLOPs count: its attention, method, budget and token plan, the LLM prefill's FLOPs and the
+    activation bytes on ``meta`` (peak, kept by the logits), and the family's own columns (``columns``, in the
+    table's order: its parts' FLOPs and the end-to-end sum)."""
+
+    attn: str
+    method: str
+    budget: int
+    plan: Any
+    flops: int
+    peak: int
+    kept: int
+    columns: dict
+
+
+class FamilyCost:
+    """A family's cost description (the defaults: a single-image family whose N is fixed by its grid).
+
+    Subclasses set the class attributes and implement :meth:`arch`, :meth:`count` and either :meth:`build`,
+    :meth:`set_attention` and :meth:`parts` (timed by the study) or :meth:`timing_rows` (:attr:`sums_parts`)."""
+
+    #: the family's registry name
+    family: str = ""
+    #: ``--arch`` name -> the family's preset
+    archs: Mapping[str, str] = {}
+    #: the full-size archs (counted anywhere, not timed on a CPU)
+    full_size: tuple[str, ...] = ()
+    #: the arch of the paper's efficiency table (its numbers appear only beside its rows); None: none
+    paper_arch: str | None = None
+    #: N is fixed by the visual grid (a budget outside 1..N is an error); False: it depends on the image
+    fixed_grid: bool = True
+    #: the budgets a run takes when ``--budgets`` is left at its default (None: the study's default)
+    default_budgets: tuple[int, ...] | None = None
+    #: the columns that key a row (the FLOPs and timing tables are joined on them)
+    row_keys: tuple[str, ...] = ("attn", "method", "budget")
+    #: the dtype of CPU timing instead of ``auto`` (None: ``auto`` measures the faster)
+    cpu_dtype: str | None = None
+    #: the end-to-end time is the sum of the parts' medians (no chained run, no quantization)
+    sums_parts: bool = False
+    #: the arrangements a row may take (a video prompt's per-frame pooling); () none
+    arrangements: tuple[str, ...] = ()
+    #: whether its pipeline's decoder layers can be timed quantized (``--quantize``)
+    offers_quantize: bool = True
+
+    # -- architectures ------------------------------------------------------------------------------------------
+    def arch(self, name: str, text_tokens: int | None = None) -> CostArch:
+        """The architecture ``name`` of :attr:`archs` (optionally with another prompt length)."""
+        raise NotImplementedError
+
+    def arch_of_preset(self, preset: str) -> str | None:
+        """The ``--arch`` name of the family's preset ``preset`` (None: the study counts none of it)."""
+        return next((name for name, p in self.archs.items() if p == preset), None)
+
+    # -- rows ---------------------------------------------------------------------------------------------------
+    def method_errors(self, named: list[str]) -> list[str]:
+        """Why each of ``named`` does not run on the family (its pipeline's ``method_error``, which reads only the
+        family's declarations: asked before any model is built)."""
+        from ..families import get_family
+
+        cls = get_family(self.family)
+        return [why for m in named if (why := cls.method_error(cls.__new__(cls), m))]
+
+    def offered_methods(self, arch: CostArch, candidates: list[str]) -> list[str]:
+        """Of ``candidates`` (the registered methods but the oracles), those the family offers by default."""
+        return [m for m in candidates if not self.method_errors([m])]
+
+    def rows(self, pairs: list[tuple[str, int]], method_args: Any) -> list[tuple]:
+        """The rows of a run (keys after ``attn`` in :attr:`row_keys`) from its (method, budget) pairs."""
+        return list(pairs)
+
+    def plan(self, arch: CostArch, row: tuple, method_args: Any):
+        """The token plan of ``row`` (``litelvlm.cost.tokens.TokenPlan``), as the method declares it."""
+        from .tokens import schedule_plan
+
+        method, budget = row[:2]
+        spec = arch.spec(method)
+        return schedule_plan(method, budget, arch.num_patches, arch.llm.llm_layers, arch.text_tokens,
+                             spec.options_from(method_args), spec=spec)
+
+    def check(self, arch: CostArch, method_args: Any) -> None:
+        """Refuse what the family does not offer in a run of ``method_args`` (a :class:`LiteLVLMError`)."""
+        quantize = getattr(method_args, "quantize", "none")
+        if not self.offers_quantize and quantize != "none":
+            raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
+
+    # -- counting and timing ------------------------------------------------------------------------------------
+    def count(self, arch: CostArch, rows: list[tuple], attns: list[str], dtype, method_args: Any) -> list[CountedRow]:
+        """The FLOPs and ``meta`` activation of every part, per attention and row, counted on ``meta``."""
+        raise NotImplementedError
+
+    def build(self, arch: CostArch, device, dtype, attn: str = "sdpa", quantize: tuple[str, str] = ("none", "")):
+        """The family's pipeline of ``arch`` with random weights on ``device`` (what ``eval-grounding`` runs)."""
+        raise NotImplementedError
+
+    def set_attention(self, pipe, attn: str) -> None:
+        """Attention implementation ``attn`` in the pipeline's LLM and towers (same weights)."""
+        raise NotImplementedError
+
+    def parts(self, pipe, arch: CostArch, method_args: Any):
+        """One grounding call of ``pipe`` as measurable parts (a :class:`litelvlm.cost.parts.PrefillParts`)."""
+        raise NotImplementedError
+
+    def timing_rows(self, arch: CostArch, rows: list[tuple], attns: list[str], device, dtype, warmup: int,
+                    repeats: int, device_label: str = ""):
+        """A :attr:`sums_parts` family's timing rows (a DataFrame keyed by :attr:`row_keys`; ``device_label``: the
+        device in words)."""
+        raise NotImplementedError
+
+    def figure_rows(self, df):
+        """The table as the study's figures draw it (one line per method; a family may relabel rows)."""
+        return df
+
+
+def family_cost(card) -> FamilyCost | None:
+    """The cost description a family card points at (its ``cost`` field, ``"module:attribute"``); None: none."""
+    target = getattr(card, "cost", None)
+    if not target:
+        return None
+    module, attr = target.split(":")
+    cost = getattr(importlib.import_module(module), attr)
+    if not isinstance(cost, FamilyCost):
+        raise TypeError(f"{target} is not a litelvlm.cost.FamilyCost")
+    return cost
+
+
+def costs() -> list[FamilyCost]:
+    """Every registered family's cost description, in the registry's order (families without one left out)."""
+    from ..families import cards
+
+    return [c for card in cards() if (c := family_cost(card)) is not None]
+
+
+def cost_of_arch(name: str) -> FamilyCost:
+    """The cost description that offers ``--arch name``; an unknown name is an error listing every arch."""
+    found = costs()
+    for cost in found:
+        if name in cost.archs:
+            return cost
+    known = [a for cost in found for a in cost.archs]
+    raise LiteLVLMError(f"unknown --arch {name!r}; choose one of {', '.join(known)}")
+
+
+__all__ = ["CostArch", "CountedRow", "FamilyCost", "cost_of_arch", "costs", "family_cost"]

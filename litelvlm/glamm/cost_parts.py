@@ -1,0 +1,136 @@
+"""One grounding call of a ``GlammPipeline`` as separately measurable parts, and GLaMM's FLOPs rows.
+
+Each part runs the statements the pipeline runs for it, on the pipeline's own modules, so what is
+counted and timed is what ``eval-grounding`` runs:
+
+* ``clip``: the CLIP vision forward of ``prepare_image`` (``clip.trace_image``);
+* ``text``: ``with_sentences`` (the prompt's tokenisation and the CLIP text forward); the pipeline
+  runs it for every method, the tables charge it to the methods that read it (text-guided selectors);
+* ``select``: ``ground``'s CLIP-side selection (``litelvlm.pruning.select`` on
+  ``prepared.selector_inputs()``, as ``litelvlm.lvlm.prune.clip_side``);
+* ``projector``: ``model.project`` on the rows ``ground`` projects (all N patch tokens, of which it
+  then gathers the kept ones; the K merged features of a merging method such as VisionZip);
+* ``prefill``: the shared LLM prefill of a token schedule (:class:`litelvlm.cost.parts.PrefillParts`), plus the LM
+  head on every position: the logits GLaMM's generation computes in its prefill (``ground`` itself reads the
+  hidden states only);
+* ``sam``: SAM's image encoder (``prepare_image``) and ``ground``'s mask decoding (``seg_prompts``,
+  ``decode_masks``, ``upscale_masks``);
+* ``e2e``: ``prepare_image`` + ``with_sentences`` + ``ground``, i.e. :func:`litelvlm.glamm.cost.prepare`
+  and ``GlammPipeline.ground(prepared, method, budget)``.
+
+The FLOPs rows (:func:`count_rows`): FlopCounterMode counts the parts on a ``meta`` pipeline (no memory: the full 7B
+model anywhere), the selectors on true shapes (:class:`~litelvlm.cost.meta.SelectorBench`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..cost import CostArch, CountedRow
+from ..cost.clip import synthetic_image
+from ..cost.parts import PrefillParts
+from ..pruning import select
+from .cost import prepare, with_sentence
+from .sam_preprocess import sam_inputs
+
+
+def count_rows(arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
+               method_args: Any) -> list[CountedRow]:
+    """GLaMM's FLOPs rows: CLIP, text (for the methods that read it), selector, projector, prefill and SAM, and
+    the end-to-end sum, with the ``meta`` activation of every prefill."""
+    from tqdm.auto import tqdm
+
+    from ..cost.meta import MetaScalars, SelectorBench, llm_prefills
+    from ..cost.tokens import count_flops
+    from .cost import COST, build_pipeline, set_attention
+
+    with MetaScalars():
+        pipe = build_pipeline(arch, "meta", dtype, attns[0])
+        parts = PipelineParts(pipe, arch, method_args)
+        const = {name: count_flops(fn)[0] for name, fn in
+                 (("clip", parts.run_clip), ("text", parts.run_text), ("sam", parts.run_sam))}
+    bench = SelectorBench(arch)
+    plans = {p: COST.plan(arch, p, method_args) for p in pairs}
+    llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(pipe, attn))
+    selections = {p: bench.run(*p) for p in tqdm(pairs, desc="selector FLOPs", leave=False)}
+    proj_flops: dict[int, int] = {}
+    rows = []
+    for attn in attns:
+        for (method, budget), plan in plans.items():
+            flops, peak, kept = llm[attn, plan]
+            sel, selection = selections[method, budget]
+            vis_in = parts.projector_rows(selection)
+            text = const["text"] if arch.spec(method).needs_text else 0
+            if vis_in not in proj_flops:
+                with MetaScalars():
+                    proj_flops[vis_in] = count_flops(lambda n=vis_in: parts.run_projector(n))[0]
+            proj = proj_flops[vis_in]
+            own = {"clip_tflops": const["clip"] / 1e12, "text_tflops": text / 1e12, "selector_tflops": sel / 1e12,
+                   "projector_tflops": proj / 1e12, "sam_tflops": const["sam"] / 1e12,
+                   "e2e_tflops": (const["clip"] + text + sel + proj + flops + const["sam"]) / 1e12}
+            rows.append(CountedRow(attn, method, budget, plan, flops, peak, kept, own))
+    return rows
+
+
+class PipelineParts(PrefillParts):
+    """The parts of one grounding call of a GLaMM ``pipe`` (one synthetic image, one sentence, the arch's prompt)."""
+
+    def __init__(self, pipe, arch: CostArch, method_args: Any = None, image: Image.Image | None = None):
+        self.pipe, self.arch, self.method_args = pipe, arch, method_args
+        self.image = synthetic_image() if image is None else image
+        with torch.no_grad():
+            self.base = pipe.prepare_image(self.image)  # the image part, before any sentence
+            self.prepared = with_sentence(pipe, arch, self.base)
+            self.clip_pixels = pipe.clip.preprocess([self.image])
+            self.sam_pixels = sam_inputs(self.image, pipe.sam_size)[0].to(pipe.device, pipe.dtype)
+            self.visual = pipe.visual_tokens(self.prepared)  # (N, h): what the LLM gets before pruning
+        self.seg_hidden = torch.zeros(1, arch.glamm.llm_hidden, device=pipe.device, dtype=pipe.dtype)
+
+    def lm_head(self, final: torch.Tensor) -> torch.Tensor:
+        return self.pipe.model.llava.lm_head(final)
+
+    def fixed_parts(self) -> dict:
+        return {"clip_ms": self.run_clip, "text_ms": self.run_text, "sam_ms": self.run_sam}
+
+    def part_times(self, method: str, fixed: dict[str, float], selector_ms: float) -> dict[str, float]:
+        text = fixed["text_ms"] if self.arch.spec(method).needs_text else 0.0
+        return {"clip_ms": fixed["clip_ms"], "text_ms": text, "selector_ms": selector_ms, "sam_ms": fixed["sam_ms"]}
+
+    def projector_rows(self, selection) -> int:
+        """How many rows ``ground`` projects after ``selection`` (None: no CLIP-side selection)."""
+        if selection is None:
+            return self.arch.num_patches
+        return int(selection.features.shape[0]) if selection.features is not None else len(selection)
+
+    # -- parts ----------------------------------------------------------------------------------
+    def run_clip(self):
+        """The CLIP vision trace of the image (``prepare_image``'s CLIP forward)."""
+        return self.pipe.clip.trace_image(self.clip_pixels)
+
+    def run_text(self):
+        """The prepared image with the sentence (``with_sentences``: prompt and CLIP text trace)."""
+        return with_sentence(self.pipe, self.arch, self.base)
+
+    def run_select(self, method: str, budget: int):
+        """The selection of a CLIP-side method (``ground``'s first step for it)."""
+        return select(method, self.prepared.selector_inputs(), budget)
+
+    def run_projector(self, rows: int) -> torch.Tensor:
+        """The projector on ``rows`` CLIP feature-layer tokens."""
+        feats = self.prepared.vision.patches(self.prepared.feature_layer)[0][:rows]
+        return self.pipe.model.project(feats.to(self.pipe.dtype))
+
+    def run_sam(self) -> torch.Tensor:
+        """Mask logits at the image size: SAM's image encoder, then ``ground``'s mask decoding of one [SEG]."""
+        model = self.pipe.model
+        embeddings = model.sam.get_image_embeddings(self.sam_pixels)
+        low = model.decode_masks(embeddings, model.seg_prompts(self.seg_hidden))
+        return self.pipe.upscale_masks(self.prepared, low)
+
+    def run_e2e(self, method: str, budget: int) -> torch.Tensor:
+        """The whole chain for one image and one sentence; returns the mask logits."""
+        prepared = prepare(self.pipe, self.arch, self.image)
+        return self.pipe.ground(prepared, method, budget, **self.options(method)).mask_logits

@@ -1,0 +1,270 @@
+"""``QwenSam2Pipeline``: Qwen2.5-VL + SAM 2 prompted by the LLM's hidden state, the part of the family contract every
+such family shares (a family subclasses it with its own protocol, prompt head and SAM 2 input).
+
+What is shared: the visual tokens are the vision tower's merged tokens (``pooler_output``) at the prompt's
+image/video-pad rows, in one block; the LLM is ``Qwen2_5_VLForConditionalGeneration``'s language model (3-D M-RoPE,
+transformers' ``get_rope_index``); SAM 2 is a :class:`litelvlm.sam2.prompt.Sam2Prompt` (the image features made
+once per image, the prompt decoded on them, the logits upscaled to the original size).
+
+What is this project's (labelled wherever a user meets it, ``describe()``):
+
+* ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (``family_positions = "keep"``),
+  as UniPruneBench's and vLLM's Qwen pruners do; ``renumber`` gives a pruned sequence the positions of a plain
+  token sequence, ``0..S'-1`` on all three axes (no official definition exists for a pruned M-RoPE grid);
+* the CLIP-side methods that read per-token scores alone (LiteLVLM, its ablations, random: ``Method.scores_only``)
+  select among the merged tokens through an external CLIP run on the same image (``clip``), its scores mapped onto
+  the merged grid (:mod:`litelvlm.qwen.mapped`): CLIP sees the image padded to a square (LLaVA's "pad", so every
+  merged token lies under CLIP's patches) and each token takes the area-weighted mean of the patch scores its box
+  overlaps; CLIP's text is the family protocol's question (``clip_question``; ``clip_text="question"``, as the
+  official LiteLVLM embeds GLaMM's question) or the expression. ``context`` and ``similarity`` say where LiteLVLM's
+  two parts come from. CLIP is loaded on first use. The other methods run as their Qwen2.5-VL variants where
+  :data:`litelvlm.methods.VARIANTS` has one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from ..errors import LiteLVLMError
+from ..lvlm.family import GroundingPipeline, SequenceLayout
+from ..pruning import MappedInputs, Selection
+from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES  # noqa: F401 (re-exported)
+
+#: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM embeds
+#: GLaMM's question) or the referring expression alone
+CLIP_TEXTS = ("question", "expression")
+
+
+@dataclass
+class QwenSam2Input:
+    """One image (and, after ``with_sentences``, its prompt): everything every method and budget reuses."""
+
+    image: Image.Image                      # the original image, which the protocol's prompt call reads
+    image_size: tuple[int, int]             # original (H, W)
+    sentences: list[str]
+    input_ids: torch.Tensor                 # 1-D prompt ids with the N image/video-pad tokens
+    mm_token_type_ids: torch.Tensor         # 1-D: 0 text, 1 image, 2 video (transformers' get_rope_index)
+    grid_thw: torch.Tensor                  # (F, 3) patches in time, height, width (before the 2x2 merge)
+    second_per_grid_ts: torch.Tensor        # (1,) the protocol's seconds per temporal patch
+    visual: torch.Tensor                    # (N, h) merged tokens in the LLM's order (``pooler_output``)
+    sam_features: object                    # SAM 2's image features (the adapter's)
+    seed: int = 0
+    #: the prompt's length before a teacher-forced answer (None: all of ``input_ids``, the official prompt)
+    prompt_len: int | None = None
+    #: ``teacher-forced`` (this project's: the prompt holds a training answer with the [SEG] token) or ``generate``
+    #: (the official protocol: greedy decoding after the prefill, :mod:`litelvlm.lvlm.generate`)
+    answer: str = "teacher-forced"
+    #: the paired CLIP's per-image work (its vision trace, the map onto the merged grid), made on first use and
+    #: shared by every sentence of the image
+    clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    #: made by ``with_sentences``: the CLIP-side methods' inputs on the merged tokens (computed on first use)
+    mapped: Callable[[], MappedInputs] | None = field(default=None, repr=False, compare=False)
+
+    def selector_inputs(self) -> MappedInputs:
+        """What a CLIP-side method reads: the paired CLIP's scores mapped onto the merged tokens."""
+        if self.mapped is None:
+            raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
+        return self.mapped()
+
+
+class QwenSam2Pipeline(GroundingPipeline):
+    """``Qwen2_5_VLForConditionalGeneration`` + processor + a prompt head + SAM 2 (module docstring). A family sets
+    ``family``, ``seg_reads``, ``answers``, ``seg_token`` / ``seg_token_id`` and implements its protocol
+    (``prepare_image``, ``with_sentences``, ``vision``), :meth:`seg_rows`, :meth:`clip_question`, ``seg_prompts``."""
+
+    #: the protocols ask one expression per prompt (the studies' ``--protocol`` does not regroup them)
+    sentences_per_prompt = 1
+    #: an external CLIP's scores are mapped onto the merged tokens (this project's adaptation)
+    clip_mapped = True
+    position_axes = 3
+    #: the methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`) run on these families
+    backbone = "qwen2.5-vl"
+    #: this project's adaptation: kept tokens keep their 3-D M-RoPE ids under ``positions="official"``
+    family_positions = "keep"
+    #: the grid argument of ``get_rope_index`` the prompt's visual tokens take (``image_grid_thw`` / ``video_grid_thw``)
+    rope_grid = "image_grid_thw"
+
+    def _set_clip(self, clip, clip_text: str, context: str, similarity: str) -> None:
+        """Check and keep the paired CLIP's options (:data:`CLIP_TEXTS`, :data:`CONTEXTS`, :data:`SIMILARITIES`)."""
+        for what, got, known in (("clip_text", clip_text, CLIP_TEXTS), ("context", context, CONTEXTS),
+                                 ("similarity", similarity, SIMILARITIES)):
+            if got not in known:
+                raise LiteLVLMError(f"{what} must be one of {', '.join(known)}; got {got!r}")
+        #: where LiteLVLM's similarity part comes from (:data:`SIMILARITIES`; ``llm`` is this project's adaptation)
+        self.similarity_source = similarity
+        #: where LiteLVLM's context part comes from (:data:`CONTEXTS`)
+        self.context_source = context
+        #: the paired CLIP: a loaded backend, a model string (loaded on first use), or None (CLIP-side methods refused)
+        self._clip = clip
+        self.clip_text = clip_text
+
+    @property
+    def clip(self):
+        """The paired CLIP backend (loaded on first use, in the pipeline's dtype and device)."""
+        if self._clip is None:
+            raise LiteLVLMError(f"this {self.family} pipeline has no paired CLIP: give clip=... to run a CLIP-side "
+                                "method")
+        if isinstance(self._clip, str):
+            from ..clip import load_clip
+
+            self._clip = load_clip(self._clip, "hf", device=self.device, dtype=self.dtype)
+        return self._clip
+
+    # -- properties ---------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.language_model.embed_tokens.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.language_model.embed_tokens.weight.dtype
+
+    @property
+    def language_model(self):
+        return self.qwen.model.language_model
+
+    @property
+    def lm_head(self):
+        """The LLM's output projection (``answer="generate"``)."""
+        return self.qwen.lm_head
+
+    @property
+    def stop_ids(self) -> set[int]:
+        """The tokens that end a generated answer: the model's ``generation_config`` end tokens and the tokenizer's."""
+        ends = getattr(self.qwen.generation_config, "eos_token_id", None)
+        ends = [] if ends is None else [ends] if isinstance(ends, int) else list(ends)
+        tok = self.processor.tokenizer.eos_token_id
+        return {int(e) for e in ends} | ({int(tok)} if tok is not None else set())
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.qwen.config.text_config.hidden_size)
+
+    def describe(self) -> dict:
+        clip = self._clip if self._clip is None or isinstance(self._clip, str) else self._clip.name
+        return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
+                "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
+                "positions": "keep (this project's adaptation for M-RoPE)",
+                "clip": {"model": clip, "text": self.clip_text, "view": "pad", "context": self.context_source,
+                         "map": "area-weighted mean onto the merged grid (this project's adaptation)",
+                         **({} if self.similarity_source == "clip" else {"similarity": "llm (the relevance in the "
+                            "LLM's input space, this project's adaptation)"})}}
+
+    def num_visual(self, prepared: QwenSam2Input) -> int:
+        return int(prepared.visual.shape[0])
+
+    # -- what a family provides ---------------------------------------------------------------------
+    def seg_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The rows of ``input_ids`` whose state makes a mask (the family's rule)."""
+        raise NotImplementedError
+
+    def clip_question(self, sentence: str) -> str:
+        """What the paired CLIP embeds for ``sentence`` under ``clip_text="question"`` (the family's question)."""
+        raise NotImplementedError
+
+    # -- the prompt -----------------------------------------------------------------------------------
+    def _with_ids(self, prepared, sentences: list[str], ids: torch.Tensor, types: torch.Tensor, answer: str,
+                  clip_text: str, **fields):
+        """``prepared`` with the prompt ``ids`` (its merged-token count checked) and its CLIP inputs for
+        ``clip_text``; ``fields`` are more of ``prepared``'s to replace."""
+        from dataclasses import replace
+
+        if int((types > 0).sum()) != self.num_visual(prepared):
+            raise AssertionError("the prompt's image/video placeholders do not match the merged tokens")
+        out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types, answer=answer,
+                      **fields)
+        out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
+        return out
+
+    def _mapped_inputs(self, prepared: QwenSam2Input, clip_text: str) -> MappedInputs:
+        """The paired CLIP's scores mapped onto the merged grid (:func:`litelvlm.qwen.mapped.mapped_inputs`)."""
+        from .mapped import mapped_inputs
+
+        return mapped_inputs(self, prepared, clip_text)
+
+    def visual_tokens(self, prepared: QwenSam2Input) -> torch.Tensor:
+        """(N, h) the merged tokens in the LLM's order (row-major over the merged grid)."""
+        return prepared.visual
+
+    # -- the sequence ---------------------------------------------------------------------------------
+    def _image_start(self, prepared: QwenSam2Input) -> int:
+        where = torch.nonzero(prepared.mm_token_type_ids > 0).flatten()
+        if where.numel() == 0:
+            raise LiteLVLMError("the prompt holds no image placeholder: call with_sentences first")
+        return int(where[0])
+
+    def _pruned_ids(self, prepared: QwenSam2Input, num_visual: int) -> torch.Tensor:
+        s, n = self._image_start(prepared), self.num_visual(prepared)
+        ids = prepared.input_ids
+        return torch.cat([ids[:s], ids[s:s + 1].expand(num_visual), ids[s + n:]])
+
+    def _rope_index(self, prepared: QwenSam2Input, ids: torch.Tensor) -> torch.Tensor:
+        """(3, 1, S) transformers' ``get_rope_index`` of the unpruned prompt ``ids`` (3-D M-RoPE over its grid)."""
+        grids = {self.rope_grid: prepared.grid_thw}
+        if self.rope_grid == "video_grid_thw":
+            grids["second_per_grid_ts"] = prepared.second_per_grid_ts
+        pos, _ = self.qwen.model.get_rope_index(ids[None], mm_token_type_ids=prepared.mm_token_type_ids[None], **grids)
+        return pos
+
+    def layout(self, prepared: QwenSam2Input, num_visual: int) -> SequenceLayout:
+        """All N: transformers' ``get_rope_index`` (3-D M-RoPE ids). Fewer: the positions of a plain sequence of
+        that length, ``0..S'-1`` on all three axes (``renumber``, this project's definition)."""
+        n = self.num_visual(prepared)
+        if not 0 < num_visual <= n:
+            raise LiteLVLMError(f"num_visual must be in 1..{n}; got {num_visual}")
+        ids = prepared.input_ids if num_visual == n else self._pruned_ids(prepared, num_visual)
+        if num_visual == n:
+            pos = self._rope_index(prepared, ids)
+        else:
+            pos = torch.arange(len(ids)).view(1, 1, -1).expand(3, 1, -1)
+        return SequenceLayout(image_start=self._image_start(prepared), num_visual=num_visual, seq_len=len(ids),
+                              position_ids=pos.to(self.device), find_seg_predictors=lambda: self.seg_rows(ids))
+
+    def sequence_embeds(self, prepared: QwenSam2Input, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S, h) text embeddings with ``visual`` ((K, h) or (B, K, h)) at the image-pad rows."""
+        s, n = self._image_start(prepared), self.num_visual(prepared)
+        ids = prepared.input_ids.to(self.device)
+        before, after = self.language_model.embed_tokens(ids[:s]), self.language_model.embed_tokens(ids[s + n:])
+        if visual.dim() == 2:
+            return torch.cat([before, visual.to(before.dtype), after])[None]
+        b = visual.shape[0]
+        return torch.cat([before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
+
+    def clip_selection_tokens(self, prepared: QwenSam2Input, sel: Selection, full=None) -> torch.Tensor:
+        """(K, h) the merged tokens a CLIP-side selection kept (its indices index the merged tokens: the scores were
+        mapped onto them), from ``full`` or the prepared ones."""
+        src = prepared.visual if full is None else full
+        return src[sel.indices.to(src.device)]
+
+    def clip_selection_rows(self, prepared: QwenSam2Input, sel: Selection) -> torch.Tensor:
+        """The merged-token index of each kept input: the selection's indices."""
+        return sel.indices
+
+    # -- the mask head --------------------------------------------------------------------------------
+    def decode_masks(self, prepared: QwenSam2Input, prompts: torch.Tensor) -> torch.Tensor:
+        """SAM 2's mask decoder, prompted by the prompt tokens, on the image features of ``prepare_image``."""
+        return self.sam2.decode(prepared.sam_features, prompts, prepared.image_size).low_res
+
+    def upscale_masks(self, prepared: QwenSam2Input, low: torch.Tensor) -> torch.Tensor:
+        """(S, H, W) float32 logits at the original size (the SAM 2 adapter's upscaling)."""
+        return self.sam2.upscale(low, prepared.image_size).float()
+
+
+def paired_clip(preset: str | None, seed: int = 0) -> str:
+    """The CLIP paired with a model: a random CLIP of the preset's size for a random preset (``tiny``: the tiny CLIP;
+    any other: ViT-L/14-336's size), seeded alike, or ViT-L/14-336 (``openai/clip-vit-large-patch14-336``,
+    LiteLVLM's) for a checkpoint (``preset`` None)."""
+    from ..clip import DEFAULT_HF_MODEL
+
+    if preset is None:
+        return DEFAULT_HF_MODEL
+    return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
+
+
+__all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input", "QwenSam2Pipeline",
+           "paired_clip"]

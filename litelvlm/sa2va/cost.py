@@ -1,0 +1,177 @@
+"""Sa2VA's cost description for the efficiency study (``COST``, its card's ``cost``).
+
+Sa2VA-Qwen2.5-VL is Qwen2.5-VL + SAM 2 like UniPixel, so its cost is UniPixel's
+(:class:`litelvlm.unipixel.cost.UniPixelCost` and :mod:`litelvlm.unipixel.cost_parts`: the vision tower and its
+merger, the LLM prefill, SAM 2's encoder and mask decoding, the paired CLIP for the score-only CLIP-side methods)
+with what is Sa2VA's own in place of the hooks:
+
+* the image the LLM sees: an image (``<|image_pad|>`` tokens), resized within the preset's pixel bounds
+  (:func:`litelvlm.sa2va.protocol.llm_image`); N is the merged-token count of the study's photo
+  (``litelvlm.cost.clip.IMAGE_SIZE``) after that resize;
+* the prompt around them: Sa2VA's RefCOCO question on the study's sentence with this project's teacher-forced
+  answer (``Sa2VAPipeline.with_sentences``), tokenized by the preset's stand-in tokenizer (Qwen's with Sa2VA's five
+  added tokens);
+* the model: ``build_sa2va``'s modules in memory (``meta`` for counting the full sizes anywhere), its processor and
+  its paired random CLIP (:func:`litelvlm.sa2va.pipeline.default_clip`'s sizes).
+
+As for UniPixel, the tiny preset's LLM runs at 4 layers here (FastV at its default layer 2 and DART then prune
+inside it). Pruning Sa2VA is this project's adaptation (no official code prunes it): these rows have no paper
+numbers to stand beside.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..cost import CostArch
+from ..cost.clip import IMAGE_SIZE, SENTENCE, paired_clip, synthetic_image
+from ..cost.tokens import DecoderSizes
+from ..unipixel.cost import TINY_LLM_LAYERS, UniPixelCost, set_attention, vision_index
+
+_DESCRIPTIONS = {
+    "3b": "Sa2VA-Qwen2.5-VL-3B (litelvlm.sa2va PRESETS['3b']): Qwen2.5-VL-3B-Instruct, SAM 2 Hiera-L at 1024 px",
+    "7b": "Sa2VA-Qwen2.5-VL-7B (litelvlm.sa2va PRESETS['7b']): Qwen2.5-VL-7B-Instruct, SAM 2 Hiera-L at 1024 px",
+    "tiny": "litelvlm.sa2va PRESETS['tiny'] (tiny Qwen2.5-VL and SAM 2 of the same structure) with a 4-layer LLM, "
+            "for tests",
+}
+#: the paired CLIP's sizes (``litelvlm.clip.random_init.ARCHS``) of a preset's random model
+PAIRED_CLIP = {"3b": "vit-l-14-336", "7b": "vit-l-14-336", "tiny": "tiny-336"}
+
+
+def study_preset(preset: str):
+    """The ``Sa2VAPreset`` the study builds for ``preset``: the library's, the tiny one with its LLM at
+    :data:`~litelvlm.unipixel.cost.TINY_LLM_LAYERS` layers."""
+    from ..qwen.config import get_preset as qwen_preset
+    from .config import get_preset
+
+    p = get_preset(preset)
+    if p.name != "tiny":
+        return p
+    q = qwen_preset(p.qwen)
+    return replace(p, qwen=replace(q, name=f"{q.name}-{TINY_LLM_LAYERS}-layers", layers=TINY_LLM_LAYERS))
+
+
+def merged_grid(preset: str, image_size: tuple[int, int] = IMAGE_SIZE) -> dict:
+    """The view of a (W, H) image the LLM sees: ``resized`` (h, w) px within the preset's pixel bounds,
+    ``image_grid_thw`` (1, h/14, w/14) and the merged grid (h/28, w/28), whose product is N."""
+    from ..qwen.config import get_preset as qwen_preset
+    from .protocol import llm_size
+
+    p = study_preset(preset)
+    w, h = image_size
+    _, (rh, rw) = llm_size(h, w, p.min_pixels, p.max_pixels)
+    q = qwen_preset(p.qwen)
+    patch, merge = q.patch_size, q.spatial_merge_size
+    return {"image_size": [w, h], "resized": [rh, rw], "image_grid_thw": [1, rh // patch, rw // patch],
+            "merged_grid": [rh // (patch * merge), rw // (patch * merge)]}
+
+
+@functools.cache
+def random_processor(preset: str):
+    """The ``Qwen2_5_VLProcessor`` of a random Sa2VA folder of ``preset`` (the stand-in tokenizer with Sa2VA's five
+    added tokens, Qwen2.5-VL's preprocessor config and chat template), loaded as a folder's is (``do_resize=False``)."""
+    from transformers import Qwen2_5_VLProcessor
+
+    from ..qwen.config import preprocessor_config
+    from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
+    from .config import EXTRA_TOKENS, get_preset
+
+    name = get_preset(preset).qwen
+    tok = build_qwen_tokenizer(name)
+    tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)
+    with tempfile.TemporaryDirectory() as folder:
+        tok.save_pretrained(folder)
+        Path(folder, "preprocessor_config.json").write_text(json.dumps(preprocessor_config(name)))
+        Path(folder, "chat_template.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}))
+        return Qwen2_5_VLProcessor.from_pretrained(folder, do_resize=False)
+
+
+@functools.cache
+def prompt_tokens(preset: str) -> tuple[int, int]:
+    """(text tokens, of which before the visual tokens) of Sa2VA's RefCOCO prompt for the study's sentence on the
+    study's photo, tokenized by ``preset``'s processor (what ``Sa2VAPipeline.with_sentences`` builds)."""
+    from .protocol import image_question, prepare_inputs
+
+    p = study_preset(preset)
+    got = prepare_inputs(random_processor(preset), [synthetic_image()], image_question(SENTENCE), p.min_pixels,
+                         p.max_pixels).inputs
+    types = got["mm_token_type_ids"][0]
+    visual = torch.nonzero(types > 0).flatten()
+    return int(types.numel() - visual.numel()), int(visual[0])
+
+
+class Sa2VACost(UniPixelCost):
+    """Sa2VA's cost: UniPixel's parts and rows with Sa2VA's image view, prompt and model (module docstring)."""
+
+    family = "sa2va"
+    archs = {"sa2va-3b": "3b", "sa2va-7b": "7b", "sa2va-tiny": "tiny"}
+    full_size = ("sa2va-3b", "sa2va-7b")
+
+    def arch(self, name: str, text_tokens: int | None = None) -> CostArch:
+        from ..qwen.config import get_preset as qwen_preset
+        from ..qwen.config import qwen_config
+
+        preset = self.archs[name]
+        p = study_preset(preset)
+        grid = merged_grid(preset)
+        n = grid["merged_grid"][0] * grid["merged_grid"][1]
+        text, prefix, source = (*prompt_tokens(preset), "Sa2VA's RefCOCO prompt (model tokenizer)")
+        if text_tokens is not None:
+            text, prefix, source = text_tokens, min(prefix, text_tokens - 1), "--text-tokens (synthetic prompt)"
+        extra = (("qwen_preset", qwen_preset(p.qwen).name), ("sam2", p.sam2), ("sam2_image_size", p.image_size),
+                 ("min_pixels", p.min_pixels), ("max_pixels", p.max_pixels), *grid.items(), ("prompt", source),
+                 ("sentence", SENTENCE), ("paired_clip", PAIRED_CLIP[preset]))
+        llm = DecoderSizes.of(qwen_config(p.qwen_preset()).text_config)
+        return CostArch(name, self.family, preset, llm, n, text, prefix, _DESCRIPTIONS[preset], extra=extra)
+
+    def build(self, arch, device, dtype, attn="sdpa", quantize=("none", "bitsandbytes"), seed: int = 0):
+        from ..errors import LiteLVLMError
+        from .checkpoint import build_sa2va
+        from .pipeline import Sa2VAPipeline
+
+        if quantize[0] != "none":  # Sa2VAPipeline.from_model_string refuses it too
+            raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
+        p = study_preset(arch.preset)
+        qwen, fcs, sam2, _ = build_sa2va(p, seed=seed, dtype=dtype, device=device)
+        sizes = PAIRED_CLIP[arch.preset]
+        pipe = Sa2VAPipeline(qwen, random_processor(arch.preset), fcs, sam2, name=f"{arch.name}-random:{seed}",
+                             clip=paired_clip(sizes, device, dtype, f"{sizes}-random-clip"), min_pixels=p.min_pixels,
+                             max_pixels=p.max_pixels)
+        set_attention(pipe, attn)
+        return pipe
+
+    def prepare_image(self, pipe, image: Image.Image):
+        """``Sa2VAPipeline.prepare_image`` on a real device; on ``meta`` the same statements with the vision tower's
+        index tensors given (:func:`litelvlm.unipixel.cost.vision_index`)."""
+        if pipe.device.type != "meta":
+            return pipe.prepare_image(image)
+        from .pipeline import Sa2VAInput
+
+        seen, px = pipe._image(image)
+        grid = px["image_grid_thw"]
+        with torch.no_grad():
+            visual = pipe.qwen.model.visual(px["pixel_values"].to(pipe.device, pipe.dtype), grid_thw=grid,
+                                            **vision_index(pipe, grid)).pooler_output
+            sam = pipe.sam2.encode_image(pipe.sam2.preprocess(image))
+        return Sa2VAInput(image=image, image_size=(image.height, image.width), sentences=[],
+                          input_ids=torch.empty(0, dtype=torch.long), mm_token_type_ids=torch.empty(0, dtype=torch.long),
+                          grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1), visual=visual.to(pipe.dtype),
+                          sam_features=sam, llm_images=[seen])
+
+    def vision_inputs(self, pipe, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        _, px = pipe._image(image)
+        return px["pixel_values"], px["image_grid_thw"]
+
+    def vision_forward(self, pipe, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        return pipe.qwen.model.get_image_features(pixels, image_grid_thw=grid.to(pipe.device)).pooler_output[0]
+
+
+#: the efficiency study's cost description of this family
+COST = Sa2VACost()
