@@ -15,11 +15,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-grounding": ("analysis.grounding.command", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
     "importance": ("analysis.importance.command", "correlate CLIP token ranks with the LLM's own token importance"),
     "efficiency": ("analysis.efficiency.command", "FLOPs, prefill time, CUDA time and activation memory"),
-    "validate": ("analysis.validate.command", "one real image (a video for VideoGLaMM) through the full pruned model: every "
+    "validate": ("analysis.validate.command", "one real image (a video for a video family) through the full pruned model: every "
                                       "method and budget, tokens, [SEG] positions, masks, time and memory, with checks"),
     "positions": ("analysis.positions.command", "the position switch on the sample image: kept tokens at their "
                                                 "original RoPE positions or renumbered, per method and budget"),
     "eval-video": ("analysis.video.command", "referring video segmentation (J&F) per method and per-frame "
-                                             "budget, with VideoGLaMM or UniPixel's video path"),
+                                             "budget, with each family's video path"),
     "figures": ("analysis.figures.command", "regenerate every figure from result tables"),
 }

@@ -50,6 +50,15 @@ class FamilyCard:
     #: its referring-segmentation question templates ("module:attribute", a list of ``{class_name}`` templates) that the
     #: CLIP studies' ``--text-template <family>`` wraps a sentence in; None: it has none
     questions: str | None = None
+    #: its official multi-expression protocol's sampler ("module:attribute", ``(sentences, seed, image_id,
+    #: max_sentences) -> sample`` with ``indices`` and ``turns``) that ``eval-grounding --protocol official`` and the
+    #: one-image studies use on a family holding several expressions per prompt; None: it has none
+    official_sample: str | None = None
+    #: its image protocol module when the family maps an external CLIP's scores onto a merged Qwen2.5-VL grid
+    #: (``clip_mapped``): ``resized_size(height, width)`` (the protocol's resize, whose merged grid it is) and
+    #: ``question(expression)`` (its prompt's question), read by the reversal's ``--grid <family>`` and ``--space llm``;
+    #: None: it has none
+    merged_grid: str | None = None
     #: presets whose architecture exists with trained weights (a folder this project wrote for any other is random)
     released_presets: tuple[str, ...] = ()
     #: presets small enough to run fastest on one thread

@@ -12,7 +12,7 @@ from analysis.figures.family import Family
 from analysis.figures.registry import FAMILIES
 from litelvlm.cli import main
 
-NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "quantization", "positions", "unipixel", "reversal_grid", "video", "paired"]
+NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "quantization", "positions", "merged_grounding", "reversal_grid", "video", "paired"]
 
 
 def test_needs_results_or_smoke(capsys, tmp_path):

@@ -4,7 +4,9 @@ another's name; what cannot be drawn is skipped with one line naming the folder 
 
 The tree is built once per session from real runs: every family of :func:`litelvlm.families.cards` (so a new family
 joins by registering) with its tiny random preset at the cheapest arguments. The default test runs each family's
-grounding study (images: ``eval-grounding``; video: ``eval-video``) and a CLIP study; the slow one every study."""
+grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies (``reversal``, ``sink``) and
+the reversal in a merged-grid family's LLM input space; the slow one every study of every family (``eval-video`` on
+each family with a video path) and the CLIP studies, in one tree."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 
 from analysis.common.identity import identity_tag, read_identity
 from litelvlm.cli import main
-from litelvlm.families import card, family_names
+from litelvlm.families import card, card_of, cards, family_names, video_eval
 
 CLIP = "tiny336-random"
 VIDEO = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2", "--synthetic-seed", "11"]
@@ -37,23 +39,37 @@ def study_argv(study: str, family: str, out: Path, coco: Path) -> list[str] | No
     argv = {
         "grounding": ["eval-grounding", "--model", model, *refer, "--limit-images", "1", "--methods", "random",
                       "--budgets", "8", "--n-boot", "10"],
-        "video": ["eval-video", "--model", model, *VIDEO, "--methods", "random", "--budgets", "16", "--n-boot", "10"],
+        "video": ["eval-video", "--model", model, *VIDEO, *_video_methods(model), "--budgets", "16", "--n-boot", "10"],
         "importance": ["importance", "--model", model, *refer, "--limit-images", "1", "--max-sentences", "1"],
         "validate": ["validate", "--model", model, *refer, "--methods", "random", "--budgets", "8", "--repeats", "1"],
         "positions": ["positions", "--model", model, *refer, "--methods", "fastv", "--budgets", "8"],
         "retention": ["retention", "--model", model, *refer, "--limit-images", "1", "--budgets", "8"],
         "reversal": ["reversal", "--space", "llm", "--grid", family, "--model", model, *refer, "--limit-sentences", "4",
                      "--n-boot", "10"],
-        "efficiency": ["efficiency", "--arch", f"{family}-tiny" if family != "glamm" else "tiny", "--flops-only",
-                       "--budgets", "64", "--methods", "none,random", "--no-figures"],
+        "efficiency": ["efficiency", "--arch", _arch(family), "--flops-only", "--budgets", "64", "--methods",
+                       "none,random", "--no-figures"],
     }[study]
-    if study == "grounding" and not image:
+    if (study == "grounding" and not image) or (study == "video" and not card(family).video_eval):
         return None
     return [*argv, "--out", str(out)]
 
 
+def _video_methods(model: str) -> list[str]:
+    """``--methods random`` where the model's video path prunes, else nothing (the unpruned run only)."""
+    if not card_of(model).video_eval or video_eval(model).method_errors(["random"], [16]):
+        return []
+    return ["--methods", "random"]
+
+
+def _arch(family: str) -> str:
+    """The efficiency study's ``--arch`` of the family's tiny preset (its random model string without ``-random``)."""
+    return tiny_model(family).split(":")[0].removesuffix("-random")
+
+
 FAMILIES = family_names()
 STUDIES = ("grounding", "video", "importance", "validate", "positions", "retention", "reversal", "efficiency")
+#: the merged-grid family whose LLM input space the default tree's reversal run reads
+MERGED = next(c.name for c in cards() if c.merged_grid)
 
 
 def _build(root: Path, coco: Path, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -67,18 +83,25 @@ def _build(root: Path, coco: Path, pairs: list[tuple[str, str]]) -> dict[tuple[s
 
 
 def _default_pairs() -> list[tuple[str, str]]:
-    return [(f, "grounding" if card(f).input == "image" else "video") for f in FAMILIES]
+    return [(f, "grounding" if card(f).input == "image" else "video") for f in FAMILIES] + [(MERGED, "reversal")]
+
+
+def _clip_runs(root: Path, coco: Path) -> None:
+    """The CLIP studies' runs (family ``clip``): the reversal and the text-attention sink of one tiny random CLIP."""
+    clip = ["--model", CLIP, "--refer-dir", str(coco), "--limit-sentences", "8", "--n-boot", "10", "--threads", "1"]
+    assert main(["reversal", *clip, "--out", str(root / "clip" / "reversal")]) == 0
+    assert main(["sink", *clip, "--out", str(root / "clip" / "sink")]) == 0
 
 
 @pytest.fixture(scope="session")
 def results_tree(tmp_path_factory, shared_data):
-    """(tree, exit statuses): each family's grounding run, two CLIP runs (reversal: one CLIP, sink), a run folder
-    written before run identities (its ``identity`` removed), a run missing its tables, and a model folder."""
+    """(tree, exit statuses): each family's grounding (or video) run, the reversal in a merged-grid family's LLM input
+    space, the CLIP runs (reversal, sink), a run folder written before run identities (its ``identity`` removed), a
+    run missing its tables, and a model folder."""
     coco = shared_data / "coco128_refer"
     root = tmp_path_factory.mktemp("tree") / "runs"
     status = _build(root, coco, _default_pairs())
-    clip = ["--model", CLIP, "--refer-dir", str(coco), "--limit-sentences", "8", "--n-boot", "10", "--threads", "1"]
-    assert main(["reversal", *clip, "--out", str(root / "clip" / "reversal")]) == 0
+    _clip_runs(root, coco)
     family, study = _default_pairs()[0]
     first = root / family / study
     old = root / "old" / "grounding"
@@ -94,6 +117,11 @@ def results_tree(tmp_path_factory, shared_data):
     (root / "notes").mkdir()
     (root / "notes" / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
     return root, status
+
+
+def _ident(family: str, study: str) -> dict:
+    """The identity a run of ``study`` on ``family``'s tiny model records."""
+    return read_identity({"identity": {"study": study, "family": family, "model": tiny_model(family)}})
 
 
 def _config(folder: Path) -> dict:
@@ -148,31 +176,41 @@ def test_every_familys_runs_are_drawn_under_their_own_family_and_model(results_t
         ours = [f for folder, names in files.items() if folder.startswith(str(root / family)) for f in names]
         assert ours and all(identity_tag(read_identity({"identity": {"study": "x", "family": family,
                                                                      "model": tiny_model(family)}})) in f for f in ours)
-    assert any(f.startswith("reversal_clip-tiny336-random_") for names in files.values() for f in names)
+    drawn = [f for names in files.values() for f in names]
+    assert any(f.startswith("reversal_clip-tiny336-random_") for f in drawn)
+    assert any(f.startswith("sink_clip-tiny336-random_") for f in drawn)
+    assert any(f.startswith(f"reversal_grid_{identity_tag(_ident(MERGED, 'reversal'))}_") for f in drawn)
 
 
 def test_what_cannot_be_drawn_is_skipped_with_one_line_naming_the_folder(results_tree, tmp_path, capsys):
     root, _ = results_tree
-    assert main(["figures", "--results", str(root), "--out", str(tmp_path / "f"), "--family", "sink"]) == 2
+    assert main(["figures", "--results", str(root), "--out", str(tmp_path / "f"), "--family", "positions"]) == 2
     out = capsys.readouterr().out
     old = [ln for ln in out.splitlines() if ln.startswith(f"figures: skipping {root / 'old' / 'grounding'}: ")]
     assert len(old) == 1 and "records no study" in old[0]
     damaged = [ln for ln in out.splitlines() if ln.startswith(f"figures: skipping {root / 'damaged'}")]
     assert len(damaged) == 1 and "holds none of the tables" in damaged[0]
     assert f"figures: skipping {root / 'notes'}: " in out
-    assert not (tmp_path / "f").exists()   # nothing drawn (no sink run): nothing written
+    assert not (tmp_path / "f").exists()   # nothing drawn (no positions run): nothing written
 
 
 @pytest.mark.slow
 def test_every_study_of_every_family_in_one_tree(tmp_path, shared_data, capsys):
-    """Every family x every study that takes a family's model, in one tree: each run drawn under its own name; a study
-    that refuses a family exits 2 with one line, and a run no figure family draws is skipped with one line."""
+    """Every family x every study that takes a family's model, and the CLIP studies, in one tree: each run drawn under
+    its own name; a study that refuses a family exits 2 with one line, and a run no figure family draws is skipped
+    with one line."""
     pairs = [(f, s) for f in FAMILIES for s in STUDIES]
     status = _build(tmp_path / "runs", shared_data / "coco128_refer", pairs)
+    _clip_runs(tmp_path / "runs", shared_data / "coco128_refer")
     err = capsys.readouterr().err
     refused = [pair for pair, rc in status.items() if rc == 2]
     assert all(rc in (0, 1, 2) for rc in status.values()), status
     for family, study in refused:
         assert not (tmp_path / "runs" / family / study / "config.json").exists()
     assert err.count("\n") >= len(refused)
-    _check_tree(tmp_path / "runs", tmp_path / "figures", capsys)
+    for family in FAMILIES:   # every family's video path makes its run
+        if card(family).video_eval:
+            assert status[(family, "video")] == 0, family
+    files = _check_tree(tmp_path / "runs", tmp_path / "figures", capsys)
+    for family in FAMILIES:
+        assert any(folder.startswith(str(tmp_path / "runs" / family)) for folder in files), family

@@ -73,17 +73,18 @@ def _recs(n):
 
 def test_official_turns_seeded():
     recs = _recs(7)
-    a = official_turns(recs, seed=0, image_id=9, max_sentences=3)
-    assert a == official_turns(list(reversed(recs)), seed=0, image_id=9, max_sentences=3)  # REFER order
+    pipe = SimpleNamespace(family="glamm")   # the family whose card has an official multi-expression protocol
+    a = official_turns(pipe, recs, seed=0, image_id=9, max_sentences=3)
+    assert a == official_turns(pipe, list(reversed(recs)), seed=0, image_id=9, max_sentences=3)  # REFER order
     picked, turns = a
     assert len(picked) == 3 and len({r.sent_id for r in picked}) == 3
     for r, (q, ans) in zip(picked, turns):
         assert ans in ANSWER_LIST and "[SEG]" in ans
         assert any(q == format_question(t, r.sentence) for t in SEG_QUESTIONS)
         assert f"thing {r.sent_id}." in q                          # strip().lower(), period kept
-    others = {tuple(r.sent_id for r in official_turns(recs, s, 9, 3)[0]) for s in range(12)}
+    others = {tuple(r.sent_id for r in official_turns(pipe, recs, s, 9, 3)[0]) for s in range(12)}
     assert len(others) > 1                                         # the seed changes the sample
-    small = official_turns(_recs(2), 0, 9, 3)[0]
+    small = official_turns(pipe, _recs(2), 0, 9, 3)[0]
     assert [r.sent_id for r in small] == [0, 1]                    # fewer than 3: all of them, in order
 
 

@@ -154,7 +154,8 @@ def test_the_notebook_banner_cell():
     for fam in FAMILIES.values():
         sources = [c["source"] for c in make_notebook(fam).cells]
         i = sources.index(BANNER_CELL)
-        assert "family.load" in sources[i - 1] and "tables[MODELS_KEY]" in sources[i + 1]
+        # the figures after it are saved with the weights' footnote of the same models (``Family.save``)
+        assert "family.load" in sources[i - 1] and "family.save(figs, tables, OUT)" in sources[i + 1]
 
     def shown(models):
         out = []

@@ -63,7 +63,7 @@ def test_the_merged_grid_run_is_the_clip_run_through_the_map(coco128, tmp_path):
         h, w = sizes[int(a["image_id"])]
         grid = TokenGrid.from_resized(*resized_size(h, w))
         assert (b["rows"], b["cols"]) == (grid.llm_h, grid.llm_w)
-        mapped = np.asarray(a["similarity"]) @ merged_weights(clip.geometry, clip.grid, h, w).T
+        mapped = np.asarray(a["similarity"]) @ merged_weights(clip.geometry, clip.grid, h, w, "unipixel").T
         np.testing.assert_allclose(np.asarray(b["similarity"]), mapped, rtol=0, atol=1e-9)
     rows = pd.read_parquet(tmp_path / "up" / "reversal.parquet")
     assert rows["auroc_reversed"].between(0, 1).all() and (rows["crop_cut_share"] == 0).all()

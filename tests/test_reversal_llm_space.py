@@ -52,7 +52,7 @@ def test_rows_are_the_metrics_of_the_relevance_on_the_merged_grid(llm_run, coco1
             if r.image_id not in images:
                 images[r.image_id] = pipe.prepare_image(r.image())
             s = prompt_relevance(pipe, pipe.with_sentences(images[r.image_id], [r.sentence])).double().numpy()
-        inside = merged_coverage(r.mask()).inside(0.5)
+        inside = merged_coverage(r.mask(), "unipixel").inside(0.5)
         assert row["n_patches"] == s.size == inside.size
         want = reversal_metrics(s[None], inside)
         assert row["auroc_reversed"] == pytest.approx(float(want["auroc_reversed"][0]), abs=1e-12)
@@ -64,11 +64,11 @@ def test_rows_are_the_metrics_of_the_relevance_on_the_merged_grid(llm_run, coco1
 
 def test_refusals(coco128, tmp_path, capsys):
     assert _run(coco128, tmp_path / "a", "--space", "llm", "--model", MODEL) == 2
-    assert "add --grid unipixel" in capsys.readouterr().err
+    assert "add --grid FAMILY (unipixel)" in capsys.readouterr().err
     assert _run(coco128, tmp_path / "b", "--space", "llm", "--grid", "unipixel", "--model", "tiny336-random") == 2
     assert "nor a random preset (" in capsys.readouterr().err  # a CLIP is no LVLM of any family
     assert _run(coco128, tmp_path / "c", "--space", "llm", "--grid", "unipixel", "--model", "tiny-random:0") == 2
-    assert "reads a UniPixel model's LLM input space" in capsys.readouterr().err  # a GLaMM
+    assert "of the --grid family (unipixel)" in capsys.readouterr().err  # a GLaMM
     assert not any((tmp_path / k / "reversal.parquet").exists() for k in "bc")
 
 

@@ -18,8 +18,6 @@ from litelvlm.families import card, family_names, video_eval
 from litelvlm.video.runner import VideoEval
 
 STUDY = Path(__file__).resolve().parents[1] / "analysis" / "video"
-#: figure modules of the study whose labels are still keyed by family (the figures' own change)
-FIGURE_MODULES = {"family.py", "plots.py"}
 MODELS = {"videoglamm": "videoglamm-tiny-random:0", "unipixel": "unipixel-tiny-random:0", "sa2va": "sa2va-tiny-random:0"}
 
 
@@ -58,9 +56,7 @@ def _code_words(path: Path) -> list[str]:
     return words
 
 
-@pytest.mark.parametrize("module", [p.name if p.name not in FIGURE_MODULES else pytest.param(
-    p.name, marks=pytest.mark.xfail(strict=True, reason="figure labels keyed by family")) for p in
-    sorted(STUDY.glob("*.py"))])
+@pytest.mark.parametrize("module", [p.name for p in sorted(STUDY.glob("*.py"))])
 def test_the_video_study_names_no_family(module):
     names = family_names()
     found = sorted({w for w in _code_words(STUDY / module) if any(n in w.lower() for n in names)})

@@ -35,7 +35,7 @@ RETENTION_CLAIM = ("retains_90pct", "maintains 90% of the original performance",
 MARGIN_CLAIM = ("margin_over_5pct", "outperforms existing methods by over 5% across diverse token budgets", 0.05)
 #: methods that are not "existing methods" for the margin: the baseline, LiteLVLM's own variants and this
 #: project's ablations of it, random selection (the analysis oracles are left out too: :func:`competitors`)
-NOT_COMPETITORS = (BASELINE, "clip_topsim", "random")
+NOT_COMPETITORS = (BASELINE, "clip_topsim", "random", *(m for m in TABLE if m.startswith(LITELVLM)))
 
 COMPARISON_COLUMNS = ["metric", "budget", "method", "reference", "reference_budget", "value", "reference_value",
                       "difference", "difference_lo", "difference_hi", "p", "p_adjusted", "correction",
@@ -61,8 +61,13 @@ def with_intervals(summary: pd.DataFrame, stats: Stats, metrics: list[str], n_bo
     return out
 
 
+def is_baseline(method: str) -> bool:
+    """Whether ``method`` (a table's ``method`` value) is the unpruned baseline (its registry's ``Method.baseline``)."""
+    return method in TABLE and get_method(method).baseline
+
+
 def _baseline(stats: Stats) -> tuple[str, int] | None:
-    found = sorted(k for k in stats if k[0] == BASELINE)
+    found = sorted(k for k in stats if is_baseline(k[0]))
     return found[0] if found else None
 
 
@@ -72,9 +77,8 @@ def comparisons_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, 
     rows = []
     for metric in metrics:
         first = len(rows)
-        for method, budget in sorted(k for k in stats if k[0] != BASELINE):
-            refs = ([base] if base else []) + ([(LITELVLM, budget)] if method != LITELVLM
-                                               and (LITELVLM, budget) in stats else [])
+        for method, budget in sorted(k for k in stats if not is_baseline(k[0])):
+            refs = ([base] if base else []) + [r for r in [(LITELVLM, budget)] if r in stats and r != (method, budget)]
             for ref in refs:
                 a, b = stats[(method, budget)].get(metric), stats[ref].get(metric)
                 if a is None or b is None:
@@ -91,10 +95,9 @@ def comparisons_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, 
 
 
 def competitors(methods: list[str]) -> list[str]:
-    """The "existing methods" among ``methods``: all but :data:`NOT_COMPETITORS`, LiteLVLM's variants (names
-    starting with ``litelvlm``) and the analysis oracles."""
-    return [m for m in methods if m not in NOT_COMPETITORS and not m.startswith(LITELVLM)
-            and not (m in TABLE and get_method(m).oracle)]
+    """The "existing methods" among ``methods``: all but :data:`NOT_COMPETITORS` (LiteLVLM's variants among them)
+    and the analysis oracles."""
+    return [m for m in methods if m not in NOT_COMPETITORS and not (m in TABLE and get_method(m).oracle)]
 
 
 def _verdict(value: float, lo: float, threshold: float, judged: bool, strict: bool) -> tuple[str, object]:
@@ -114,7 +117,7 @@ def claims_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, weigh
     judged = weights == "real"
     note = "" if judged else f"{weights} weights: no claim is tested"
     base = _baseline(stats)
-    budgets = sorted({b for m, b in stats if m == LITELVLM})
+    budgets = sorted({b for _, b in stats if (LITELVLM, b) in stats})
     others = competitors(sorted({m for m, _ in stats}))
     rows = []
     nan = float("nan")

@@ -14,7 +14,10 @@ referent mask on the patch grid (a patch is inside when its coverage ``c_i >= 0.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
+import random
 from collections import Counter
 
 import numpy as np
@@ -24,14 +27,15 @@ from tqdm.auto import tqdm
 
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.features_cache import VisionFeatureCache
-from analysis.common.merged_grid import merged_coverage, merged_weights
+from analysis.common.merged_grid import CLIP_GRID, merged_coverage, merged_weights
 from analysis.common.stats import area_bins, auroc, bootstrap_ci, length_bins, wilcoxon_vs
 from litelvlm.cli_args import split_list
 from litelvlm.data.geometry import PatchCoverage, patch_coverage
 from litelvlm.data.refer import ReferRecord, load_coco_instances, load_refer
-from litelvlm.data.templates import wrap_question
+from litelvlm.data.templates import format_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import Exclusions, one_line, skip_cause
+from litelvlm.families import card
 
 log = logging.getLogger(__name__)
 
@@ -125,25 +129,43 @@ def load_records(args) -> list[ReferRecord]:
     return recs
 
 
+#: ``--text-template``'s value that feeds CLIP the sentence as given (any other names a family: its questions)
+PLAIN_TEMPLATE = "plain"
+
+
+@functools.cache
+def family_questions(family: str) -> tuple[str, ...]:
+    """The referring-segmentation question templates of ``family`` (its card's ``questions``)."""
+    module, attr = card(family).questions.split(":")
+    return tuple(getattr(importlib.import_module(module), attr))
+
+
+def template_text(template: str, sentence: str, key: int | str, seed: int) -> str:
+    """The text fed to CLIP for ``sentence``: as given (:data:`PLAIN_TEMPLATE`), or wrapped in one of the questions
+    of the family ``template`` names, chosen by (``seed``, ``key``) alone as
+    :func:`litelvlm.data.templates.wrap_question` chooses (this project's option, not a family's protocol)."""
+    if template == PLAIN_TEMPLATE:
+        return sentence
+    return format_question(random.Random(f"{seed}:{key}").choice(family_questions(template)), sentence)
+
+
 def prompts_for(records: list[ReferRecord], template: str, seed: int) -> list[str]:
-    """The text fed to CLIP for each record (the sentence, or a seeded GLaMM question)."""
-    if template == "glamm":
-        return [wrap_question(r.sentence, r.sent_id, seed) for r in records]
-    return [r.sentence for r in records]
+    """The text fed to CLIP for each record (:func:`template_text`)."""
+    return [template_text(template, r.sentence, r.sent_id, seed) for r in records]
 
 
-def referent_coverage(records: list[ReferRecord], clip, pad_to_square: bool, grid: str = "clip"
+def referent_coverage(records: list[ReferRecord], clip, pad_to_square: bool, grid: str = CLIP_GRID
                       ) -> dict[tuple[int, int, int, int], PatchCoverage | str]:
     """Coverage per (image_id, ann_id, height, width) for the records (a message if the mask fails), on CLIP's
-    patches or on UniPixel's merged grid (``grid``)."""
+    patches (``grid`` :data:`CLIP_GRID`) or on the merged grid of the family ``grid`` names."""
     out: dict = {}
     for r in records:
         key = (r.image_id, r.ann_id, r.height, r.width)
         if key in out:
             continue
         try:
-            out[key] = (merged_coverage(r.mask()) if grid == "unipixel"
-                        else patch_coverage(r.mask(), clip.geometry, clip.grid, pad_to_square))
+            out[key] = (patch_coverage(r.mask(), clip.geometry, clip.grid, pad_to_square) if grid == CLIP_GRID
+                        else merged_coverage(r.mask(), grid))
         except Exception as e:  # malformed segmentation: count it, never fatal
             out[key] = f"mask_error: {e}"
     return out
@@ -153,14 +175,14 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
               prompts: list[str] | None = None, kind: str = "dot", ks=DEFAULT_KS, threshold: float = 0.5,
               pad_to_square: bool = False, cache_dir: str | None = None, use_cache: bool = True,
               batch_size: int = 8, desc: str = "reversal", maps: list | None = None,
-              max_maps: int = 0, grid: str = "clip") -> tuple[pd.DataFrame, dict]:  # > 60 lines: one batched pass over images; its loop state is shared
+              max_maps: int = 0, grid: str = CLIP_GRID) -> tuple[pd.DataFrame, dict]:  # > 60 lines: one batched pass over images; its loop state is shared
     """Study 1 over ``records`` for each text representation in ``text_variants`` (name -> (T, D)).
 
     Returns the rows (sorted by image, ref, sentence, layer, variant) and a counts dict
     (sentences scored / excluded by reason, images skipped, cache hits and misses). With a
     ``maps`` list, the per-patch similarities of the first ``max_maps`` scored sentences
-    (first variant) are appended to it as dict rows. ``grid="unipixel"``: the similarities and the referent are
-    put on UniPixel's merged tokens (:mod:`analysis.common.merged_grid`).
+    (first variant) are appended to it as dict rows. ``grid`` a family's name: the similarities and the referent are
+    put on that family's merged tokens (:mod:`analysis.common.merged_grid`).
     """
     counts: Counter = Counter()
     left_out = Exclusions("sentences")
@@ -198,7 +220,7 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
                          f"says {first.height}x{first.width} (height x width)", len(idx))
             continue
         counts["images_scored"] += 1
-        onto = merged_weights(clip.geometry, clip.grid, *size).T if grid == "unipixel" else None
+        onto = None if grid == CLIP_GRID else merged_weights(clip.geometry, clip.grid, *size, grid).T
         for ann_id in sorted({records[i].ann_id for i in idx}):
             sel = [i for i in idx if records[i].ann_id == ann_id]
             c = cov[(image_id, ann_id, first.height, first.width)]

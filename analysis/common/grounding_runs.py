@@ -4,10 +4,11 @@ turns for one image."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import exif_transpose
+from litelvlm.families import card, exif_transpose
 from litelvlm.methods import get_method
 
 log = logging.getLogger(__name__)
@@ -56,22 +57,27 @@ def clip_record(pipe) -> dict:
     return {"clip_weights": clip.weights_hash() if clip is not None else None}
 
 
-def official_turns(records: list, seed: int, image_id: int, max_sentences: int) -> tuple[list, list]:
-    """GLaMM's protocol for one image: (sampled records in conversation order, (question, answer) turns)."""
-    from litelvlm.glamm.protocol import sample_official
-
-    records = sorted(records, key=lambda r: r.order)  # REFER-file order, as GLaMM lists them
+def official_turns(pipe, records: list, seed: int, image_id: int, max_sentences: int) -> tuple[list, list]:
+    """The official protocol of ``pipe``'s family for one image (its card's ``official_sample``): (sampled records in
+    conversation order, (question, answer) turns)."""
+    target = card(pipe.family).official_sample
+    if target is None:
+        raise LiteLVLMError(f"the {pipe.family} family has no official multi-expression protocol; use "
+                            "--protocol per-expression")
+    module, attr = target.split(":")
+    sample_official = getattr(importlib.import_module(module), attr)
+    records = sorted(records, key=lambda r: r.order)  # REFER-file order, as the official evaluation lists them
     sample = sample_official([r.sentence for r in records], seed, image_id, max_sentences)
     return [records[i] for i in sample.indices], sample.turns
 
 
 def prompt_records(pipe, records: list, seed: int, max_sentences: int) -> tuple[list, list | None]:
-    """(the image's records one prompt holds, GLaMM's turns or None) for a one-image study: the family's own
-    protocol when it holds a fixed number of expressions per prompt (``sentences_per_prompt``: UniPixel's one; the
-    first ones in REFER-file order), GLaMM's official sample in several turns otherwise."""
+    """(the image's records one prompt holds, the official turns or None) for a one-image study: the family's own
+    protocol when it holds a fixed number of expressions per prompt (``sentences_per_prompt``; the first ones in
+    REFER-file order), its official sample in several turns otherwise (:func:`official_turns`)."""
     if pipe.sentences_per_prompt is not None:
         return sorted(records, key=lambda r: r.order)[:pipe.sentences_per_prompt], None
-    return official_turns(records, seed, records[0].image_id, max_sentences)
+    return official_turns(pipe, records, seed, records[0].image_id, max_sentences)
 
 
 def method_options(args, method: str, pipe=None) -> dict:

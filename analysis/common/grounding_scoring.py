@@ -72,21 +72,17 @@ def gt_parts(args: ScoringArgs) -> str:
 @torch.no_grad()
 def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
     """Rows (one per scored sentence x method x budget) for one image's records."""
-    from litelvlm.glamm.prompts import seg_turns
-
     image_id = records[0].image_id
     if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
         raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width x "
                             f"height) but its annotations are for {records[0].width} x {records[0].height}")
     base = pipe.prepare_image(image, seed=args.seed)
     n = pipe.num_visual(base)
-    if getattr(pipe, "sentences_per_prompt", None) == 1:  # the family's protocol: one expression, its own prompt
-        groups = [([r], None) for r in records]
-    elif args.protocol == "official":
-        picked, turns = official_turns(records, args.seed, image_id, args.max_sentences)
+    if args.protocol == "official" and getattr(pipe, "sentences_per_prompt", None) != 1:
+        picked, turns = official_turns(pipe, records, args.seed, image_id, args.max_sentences)
         groups = [(picked, turns)]
-    else:
-        groups = [([r], seg_turns([r.sentence])) for r in records]
+    else:   # one expression per prompt, in the family's own prompt (its default turns)
+        groups = [([r], None) for r in records]
     rows = []
     todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
     for recs, turns in groups:

@@ -9,14 +9,27 @@ import numpy as np
 import pandas as pd
 
 from analysis.common.style import METHOD_ORDER, budget_axis, figsize, figure, method_label, method_style
+from litelvlm.families import card, family_names
 
 __all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences", "metric_slug"]
 
 #: how a verdict is coloured in the claims table
 VERDICT_COLORS = {"MET": "#d9f0d3", "MISSED": "#f4cccc", "not judged": "#e6e6e6"}
-#: how a metric is written on an axis
-METRIC_LABELS = {"ciou": "cIoU", "giou": "gIoU", "unipixel_ciou": "UniPixel cIoU", "unipixel_giou": "UniPixel gIoU",
-                 "unipixel_box_acc": "UniPixel box accuracy"}
+#: how a metric is written on an axis (a family's own, ``<family>_<metric>``, after its card's display name)
+METRIC_LABELS = {"ciou": "cIoU", "giou": "gIoU", "box_acc": "box accuracy"}
+
+
+def metric_label(metric: str) -> str:
+    """How ``metric`` is written on an axis: :data:`METRIC_LABELS`, a family's own metric (``<family>_<metric>``,
+    ``GroundingPipeline.own_metric``) after its family card's display name, else as it is."""
+    prefix, _, base = metric.rpartition("_")
+    while prefix and base not in METRIC_LABELS:   # "box_acc": the metric's name holds a "_"
+        prefix, _, head = prefix.rpartition("_")
+        base = f"{head}_{base}"
+    if metric in METRIC_LABELS or not prefix or base not in METRIC_LABELS:
+        return METRIC_LABELS.get(metric, metric)
+    name = card(prefix).display_name if prefix in family_names() else prefix
+    return f"{name} {METRIC_LABELS[base]}"
 #: what each claim's value is
 _CLAIM_LABELS = {"retains_90pct": "share of unpruned kept", "margin_over_5pct": "margin over best other"}
 
@@ -75,7 +88,7 @@ def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
         threshold = f"{100 * row['threshold']:.0f}%" if row["claim"] == "retains_90pct" else \
             f"> {100 * row['threshold']:.0f} pts"
         if "metric" in cols:
-            shown[cols.index("metric")] = METRIC_LABELS.get(row["metric"], row["metric"])
+            shown[cols.index("metric")] = metric_label(row["metric"])
         cells.append(shown + [_claim_cell(row), threshold, row["verdict"]])
         colors.append(["white"] * (len(shown) + 2) + [VERDICT_COLORS.get(row["verdict"], "white")])
     fig, ax = figure(2, figsize=figsize(2, height=0.45 + 0.16 * (len(cells) + 1)))
@@ -115,7 +128,7 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
     if not d.empty:
         budget_axis(ax, d["budget"])
     unit = d["unit"].iloc[0] if len(d) and "unit" in d else "unit"
-    name = METRIC_LABELS.get(metric, metric)
+    name = metric_label(metric)
     ax.set_ylabel(f"Δ {name} (method − {reference})")
     ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; paired 95% bootstrap intervals "
                  f"over {unit}s;\nfilled: Holm-adjusted p < 0.05 (over the {name} comparisons of the table)",

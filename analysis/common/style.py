@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from litelvlm.io import PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
-from litelvlm.methods import TABLE
+from litelvlm.methods import TABLE, get_method
 from litelvlm.provenance import weights_banner
 
 #: Widths in inches of a one-column and a two-column figure (ICML/NeurIPS-style layouts).
@@ -63,6 +63,12 @@ def palette(n: int | None = None) -> list[tuple[float, float, float]]:
     return sns.color_palette(PALETTE, n)
 
 
+def baseline(method: str) -> bool:
+    """Whether ``method`` (a results table's ``method`` value) is the unpruned baseline, as its registry says
+    (:attr:`litelvlm.method.Method.baseline`); a name the registry does not know is not."""
+    return method in TABLE and get_method(method).baseline
+
+
 def method_label(method: str) -> str:
     """The legend name of ``method``: a method of this project's own (its registry description carries ‡,
     e.g. LiteLVLM‡, this project's reading of the paper) is marked as not in the official code."""
@@ -78,6 +84,8 @@ METHOD_ORDER = ("litelvlm", "litelvlm-ctx", "litelvlm-context", "clip_topsim", "
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 #: LiteLVLM, the method this project is about: black, thicker, drawn on top
 LITELVLM_STYLE = {"color": (0.0, 0.0, 0.0), "marker": "o", "lw": 2.2, "zorder": 4}
+#: the methods drawn in a style of their own, not the style grid's (LiteLVLM: :data:`LITELVLM_STYLE`)
+OWN_STYLES = {"litelvlm": {**LITELVLM_STYLE, "ls": "-"}}
 
 
 def _slot(method: str) -> int:
@@ -95,8 +103,8 @@ def method_style(method: str) -> dict:
     """The fixed line style of ``method`` in every figure: ``color``, ``marker``, ``ls``, ``lw`` and ``zorder``
     (LiteLVLM black, solid and thicker; every other slot below 100 a distinct colour and marker pair, and the
     methods sharing a colour told apart by their line style too)."""
-    if method == "litelvlm":
-        return {**LITELVLM_STYLE, "ls": "-"}
+    if method in OWN_STYLES:
+        return dict(OWN_STYLES[method])
     i = _slot(method)
     colors = palette(10)
     return {"color": colors[i % 10], "marker": MARKERS[(i // 10 + i) % len(MARKERS)],

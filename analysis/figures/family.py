@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
 
@@ -51,15 +52,16 @@ def notebook_out_dir(family: str = "") -> Path:
 
 
 def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=(),
-                 label: str | None = None) -> list[Path]:
-    """Save ``{name: figure}`` as ``out_dir/<family>_<name>.pdf`` and ``.png`` (``out_dir`` None:
-    :func:`notebook_out_dir`), each with a footnote when
+                 label: str | None = None, prefix: str | None = None) -> list[Path]:
+    """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None: ``family``;
+    ``out_dir`` None: :func:`notebook_out_dir` of ``family``), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
     its own data's weights (``analysis.common.style.label_weights``), and with ``label`` (the runs' ``family/model``)
     in its top right corner when given; returns the paths."""
     from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, save_figure, weights_footnote
 
     out_dir = notebook_out_dir(family) if out_dir is None else out_dir
+    prefix = family if prefix is None else prefix
     paths: list[Path] = []
     for name, fig in figs.items():
         if fig.get_gid() != LABELLED_GID:  # a figure labelled with its own data's weights keeps that note
@@ -67,12 +69,42 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, mod
         if label:
             fig.text(0.995, 0.995, label, ha="right", va="bottom", fontsize=FOOTNOTE_SIZE, color="0.35",
                      gid="run-label")
-        paths += save_figure(fig, out_dir, f"{family}_{name}")
+        paths += save_figure(fig, out_dir, f"{prefix}_{name}")
     return paths
+
+
+def run_identities(folder: str | os.PathLike) -> list[dict]:
+    """The run identities (:mod:`analysis.common.identity`) recorded by the ``config.json`` files of a results folder
+    and its subfolders, in tree order, each once (a run's ``parts/`` and hidden staging folders aside)."""
+    found: list[dict] = []
+    root = Path(folder)
+    for path in sorted(root.rglob("config.json")):
+        parts = path.parent.relative_to(root).parts
+        if "parts" in parts or any(p.startswith(".") for p in parts):
+            continue
+        try:
+            ident = read_identity(read_json(path))
+        except LiteLVLMError:
+            continue
+        if ident is not None and ident not in found:
+            found.append(ident)
+    return found
+
+
+def runs_name(name: str, identities: list[dict]) -> tuple[str, str | None]:
+    """(file-name prefix, figure label) of figure family ``name`` drawn from runs of ``identities``:
+    ``<name>_<family>-<model>[_<family>-<model>...]`` and ``family/model, ...`` (:func:`identity_tag`,
+    :func:`identity_label`); ``name`` and no label without identities."""
+    if not identities:
+        return name, None
+    tags = "_".join(dict.fromkeys(identity_tag(i) for i in identities))
+    return f"{name}_{tags}", ", ".join(dict.fromkeys(identity_label(i) for i in identities))
 
 
 #: the key under which :meth:`Family.load` adds the model strings of the results to their tables
 MODELS_KEY = "weights_models"
+#: the key under which :meth:`Family.load` adds the identities of the runs that made the tables (:func:`run_identities`)
+RUNS_KEY = "run_identities"
 
 
 def results_models(folder: str | os.PathLike) -> list[str | None]:
@@ -215,27 +247,36 @@ class Family:
             folder = self.results_folder(results_dir)
             runs = self.result_runs(folder) if self.tree else [folder]  # a tree: only its own runs' models
             models = list(dict.fromkeys(m for run in runs for m in results_models(run)))
-            return {**self.read(folder), MODELS_KEY: models}
+            idents: list[dict] = []
+            for ident in (i for run in runs for i in run_identities(run)):
+                idents += [ident] if ident not in idents else []
+            return {**self.read(folder), MODELS_KEY: models, RUNS_KEY: idents}
         if not smoke:
             raise LiteLVLMError(f"figure family {self.name!r}: give --results DIR (or --smoke to make small results)")
         with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
             folder = self.smoke_results(tmp, model)
-            return {**self.read(folder), MODELS_KEY: results_models(folder)}
+            return {**self.read(folder), MODELS_KEY: results_models(folder), RUNS_KEY: run_identities(folder)}
+
+    def save(self, figs: dict, tables: dict, out_dir: str | os.PathLike | None) -> list[Path]:
+        """Save the figures drawn from ``tables`` (:meth:`load`) under the family and model names of the runs that
+        made them (:func:`runs_name`; the ``--results`` route names its runs alike), with their weights' footnote."""
+        prefix, label = runs_name(self.name, tables.get(RUNS_KEY, []))
+        return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix)
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:
         """Load, draw and save this family's figures; returns the written paths. When ``results_dir`` holds
         several results folders of the family (:meth:`result_units`), each is drawn on its own and its
-        figures are named ``<family>_<tag>_<name>`` (:meth:`unit_tags`; the family's own folder keeps the
-        plain names): runs of other models or options
+        figures are named ``<family>_<family>-<model>_<name>`` (:func:`runs_name`, as the smoke results are):
+        runs of other models or options
         are never merged into one line."""
         if results_dir is None:
             tables = self.load(results_dir, smoke, model)
-            return save_figures(self.draw(tables), out_dir, self.name, tables[MODELS_KEY])
+            return self.save(self.draw(tables), tables, out_dir)
         self.check()
-        # lazily: the registry imports every figure family's module, each of which imports this one
-        from analysis.figures.registry import FAMILIES
-        from analysis.figures.tree import draw_tree
+        # lazy: the registry imports every figure family's module, and the tree this module; each imports this one
+        from analysis.figures.registry import FAMILIES  # lazy: a circle (see above)
+        from analysis.figures.tree import draw_tree  # lazy: a circle (see above)
 
         drawn, _ = draw_tree(results_dir, out_dir, [self], list(FAMILIES.values()), explicit=True)
         if not drawn:

@@ -1,7 +1,7 @@
 """The notebooks in ``notebooks/``, generated from the figure families.
 
 A family's notebook is its parameters cell, a call to ``family.load``, the body of its ``draw``
-function copied verbatim, then :func:`~analysis.figures.family.save_figures`.
+function copied verbatim, then :meth:`~analysis.figures.family.Family.save`.
 ``litelvlm figures --write-notebooks`` regenerates them and a test checks that the committed
 notebooks equal the generated ones, so the notebook and the command cannot diverge.
 """
@@ -83,7 +83,7 @@ def make_notebook(family: Family):
         new_code_cell("from IPython.display import Image, display\n\n"
                       + plot_imports(family)
                       + "from analysis.figures.registry import FAMILIES\n"
-                      "from analysis.figures.family import MODELS_KEY, save_figures\n"
+                      "from analysis.figures.family import MODELS_KEY\n"
                       + "".join(f"{line}\n" for line in family.extra_imports)
                       + f'\nfamily = FAMILIES["{family.name}"]\n'
                       "family.check()\n"
@@ -91,7 +91,7 @@ def make_notebook(family: Family):
                       "sorted(tables)"),
         new_code_cell(BANNER_CELL, metadata={"tags": ["weights-banner"]}),
         new_code_cell(draw_body(family.draw)
-                      + f'paths = save_figures(figs, OUT, "{family.name}", tables[MODELS_KEY])\n'
+                      + "paths = family.save(figs, tables, OUT)  # named after the runs' family and model\n"
                       "[str(p) for p in paths]"),
         new_code_cell('for p in paths:\n    if p.suffix == ".png":\n        display(Image(filename=str(p)))'),
     ]

@@ -12,6 +12,7 @@ from analysis.efficiency import family as efficiency
 from analysis.figures.family import Family
 from analysis.grounding import family as grounding
 from analysis.importance import family as importance
+from analysis.merged_grounding import family as merged_grounding
 from analysis.paired import family as paired
 from analysis.positions import family as positions
 from analysis.quantization import family as quantization
@@ -19,7 +20,6 @@ from analysis.retention import family as retention
 from analysis.reversal import family as reversal
 from analysis.reversal_grid import family as reversal_grid
 from analysis.sink import family as sink
-from analysis.unipixel import family as unipixel
 from analysis.video import family as video
 
 #: every figure family by name, in notebook order (``notebooks/01_...`` first)
@@ -32,7 +32,7 @@ FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
     efficiency.FAMILY,  # 06_efficiency
     quantization.FAMILY,  # 07_quantization
     positions.FAMILY,  # 08_positions
-    unipixel.FAMILY,  # 09_unipixel_grounding
+    merged_grounding.FAMILY,  # 09_merged_grid_grounding
     reversal_grid.FAMILY,  # 10_reversal_merged_grid
     video.FAMILY,  # 11_video_referring_segmentation
     paired.FAMILY,  # 12_paired_comparisons

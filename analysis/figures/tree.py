@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common.identity import identity_label, identity_tag, read_identity
+from analysis.common.identity import identity_label, read_identity
 from analysis.common.study import read_json
-from analysis.figures.family import Family, results_models, save_figures
+from analysis.figures.family import Family, results_models, runs_name, save_figures
 from litelvlm.errors import LiteLVLMError
 
 #: what reading a run of an older layout, or a damaged one, raises while a family draws it
@@ -117,13 +117,12 @@ def draw_group(fam: Family, group: list[Run], root: Path, out: str | os.PathLike
     """Read, draw and save one group of runs, named by their family and model (and their folder where two groups of
     one figure family would share a name); returns the written paths."""
     tables = fam.read_runs([r.folder for r in group]) if len(group) > 1 else fam.read(group[0].folder)
-    tag = "_".join(dict.fromkeys(identity_tag(r.identity) for r in group))
-    if tag in used:
-        tag += "_" + (slug(os.path.relpath(group[0].folder, root)) or "results")
-    used.add(tag)
+    prefix, label = runs_name(fam.name, [r.identity for r in group])
+    if prefix in used:
+        prefix += "_" + (slug(os.path.relpath(group[0].folder, root)) or "results")
+    used.add(prefix)
     models = list(dict.fromkeys(m for r in group for m in results_models(r.folder)))
-    label = ", ".join(dict.fromkeys(r.label for r in group))
-    return save_figures(fam.draw(tables), out, f"{fam.name}_{tag}", models, label=label)
+    return save_figures(fam.draw(tables), out, fam.name, models, label=label, prefix=prefix)
 
 
 def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, families: list[Family],

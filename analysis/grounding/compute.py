@@ -59,7 +59,7 @@ from analysis.grounding.statistics import add_statistics
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
-from litelvlm.families import exif_transpose
+from litelvlm.families import exif_transpose, family_of, get_family, load_pipeline
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
@@ -74,7 +74,6 @@ def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: str | N
     """``summary`` with the columns of the model family's own metric beside GLaMM's (``GroundingPipeline.
     summarize_metrics``: UniPixel's ``unipixel_ciou``, ``unipixel_giou``, ``unipixel_box_acc``), where its rows
     carry that family's per-sample columns; unchanged otherwise."""
-    from litelvlm.families import family_of, get_family
 
     if model is None or rows.empty:
         return summary
@@ -198,7 +197,6 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     from accelerate import PartialState
 
     from litelvlm.data.refer import load_refer
-    from litelvlm.families import load_pipeline
 
     methods, budgets = check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)

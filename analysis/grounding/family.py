@@ -9,6 +9,7 @@ from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import plots
 from analysis.grounding.options import PROTOCOLS
+from litelvlm.families import DEFAULT_MODEL, card_of, load_pipeline
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
 SMOKE_METHODS = "none,litelvlm,random,visionzip,prumerge,fastv,dart,sparsevlm"
@@ -23,7 +24,6 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     """Both protocols on two COCO-128 images (two expressions each) with the tiny random GLaMM
     (a synthetic REFER folder when ../shared/data is absent)."""
     from analysis.grounding.compute import GroundingArgs, run_grounding
-    from litelvlm.families import load_pipeline
 
     data = coco128_dir()
     pick = {"image_ids": SMOKE_IMAGES}
@@ -32,7 +32,7 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
 
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
         pick = {"limit_images": 2}
-    model = model or "tiny-random:0"
+    model = model or DEFAULT_MODEL
     pipe = load_pipeline(model)  # one model for both protocols
     for protocol in ("per-expression", "official"):
         run_grounding(GroundingArgs(refer_dir=str(data), out=str(out_dir / protocol), model=model,
@@ -92,7 +92,8 @@ FAMILY = Family(
                 "`grounding/official`).",
     command="litelvlm eval-grounding", requires=("analysis.grounding.compute", "analysis.grounding.plots"),
     subdir="grounding", make_smoke=smoke_grounding, read=read_grounding, draw=draw_grounding,
-    smoke_note="the random-weight `tiny-random` GLaMM (tiny 24x24 CLIP, tiny SAM) on two COCO-128 images with "
+    smoke_note=f"the random-weight `{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} (its tiny preset) on two "
+               "COCO-128 images with "
                "two generated expressions each (a synthetic REFER folder when ../shared/data is absent); the "
                "numbers mean nothing",
     results_files=("grounding.parquet", "per-expression/grounding.parquet", "official/grounding.parquet"),

@@ -9,39 +9,46 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.family_text import merged_grid_names, official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
-from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 
 PROTOCOLS = ("per-expression", "official")
 
 
+#: the families of the help texts: with an official multi-expression protocol, and mapping CLIP onto a merged grid
+_OFFICIAL, _MERGED = official_protocol_families(), merged_grid_names()
+
+
 @dataclass
-class GroundingArgs(ModelDataArgs):
-    """Options of ``litelvlm eval-grounding``."""
+class GroundingArgs(MethodFlags, ModelDataArgs):
+    """Options of ``litelvlm eval-grounding`` (each method's own options: :data:`litelvlm.cli_args.MethodFlags`)."""
 
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
                                                         "(the list: `litelvlm select --list-methods`)")
     budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K", each=int, minimum=1)
-    protocol: str = arg("official", help="evaluation protocol: official (GLaMM's) or per-expression "
-                                         "(this project's)", choices=list(PROTOCOLS))
-    max_sentences: int = arg(3, help="official protocol: sentences sampled per image (GLaMM: 3)", minimum=1)
+    protocol: str = arg("official", help=f"evaluation protocol: official ({_OFFICIAL}'s, several expressions per "
+                                         "prompt; a family with one expression per prompt runs its own) or "
+                                         "per-expression (this project's)", choices=list(PROTOCOLS))
+    max_sentences: int = arg(3, help=f"official protocol: sentences sampled per image ({_OFFICIAL}: 3)", minimum=1)
     clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
                                           "or the bare expression", choices=["question", "expression"])
-    clip_context: str = arg("clip", help="UniPixel: where LiteLVLM's context part comes from: the paired CLIP's "
+    clip_context: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's context part comes from: the paired CLIP's "
                                          "[CLS] score mapped onto the merged grid, or the attention each merged "
                                          "token receives in Qwen's last vision block (VScan's Qwen score); both "
                                          "this project's adaptations", choices=["clip", "vit"])
-    clip_similarity: str = arg("clip", help="UniPixel: where LiteLVLM's similarity part comes from: the paired CLIP's "
+    clip_similarity: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's similarity part comes from: the paired CLIP's "
                                             "patch-text similarity mapped onto the merged grid, or the relevance of "
                                             "each merged token to the prompt's instruction in the LLM's input space "
                                             "(cosine with the mean instruction-token embedding, as OpenVINO's CDPruner "
                                             "port scores Qwen tokens); both this project's adaptations, the lowest "
                                             "kept first as LiteLVLM's rule", choices=["clip", "llm"])
-    answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (GLaMM's official "
-                                             "evaluation; this project's on UniPixel, whose random weights never "
-                                             "generate <|seg|>) or generate (UniPixel's official greedy decoding; "
-                                             "methods pruning at the LLM input only)",
+    answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the official "
+                                             f"evaluation of {_OFFICIAL}; this project's on a family that decodes its "
+                                             "answer, whose random weights never generate its [SEG] token) or "
+                                             "generate (that family's official greedy decoding; methods pruning at "
+                                             "the LLM input only)",
                       choices=["teacher-forced", "generate"])
     limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
                                    deprecated=("--limit",))
@@ -51,12 +58,9 @@ class GroundingArgs(ModelDataArgs):
     n_boot: int = arg(1000, help="bootstrap replicates (over images under --protocol official, expressions under "
                                  "per-expression) for the intervals, comparisons.csv and claims.csv")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
-    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint (as GLaMM's evaluation), "
-                                  "float32 for tiny-random", choices=["auto", *DTYPES])
+    dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s evaluation), "
+                                  "float32 for a small random preset", choices=["auto", *DTYPES])
     chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
-    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
-    attention_layer: int | None = arg(None, help="llm-attention: decoder layer (default: the middle one)")
-    attention_queries: str = arg("seg", help="llm-attention: query rows", choices=["last", "text", "seg"])
     positions: str = arg("official", help="RoPE positions of the kept visual tokens: each method's official rule "
                                           "(FastV, DART keep theirs; the others renumber), or keep / renumber for "
                                           "every method", choices=["official", "keep", "renumber"])

@@ -23,14 +23,35 @@ from litelvlm.provenance import mark_weights, run_weights_kind
 
 #: The official metric's epsilon on cIoU's union (``infer_and_evaluate.py`` L433; ``compute.CIOU_EPS``).
 CIOU_EPS = 1e-10
-#: metric -> (numerator column, denominator column or None for the row count, epsilon)
-METRICS: dict[str, tuple[str, str | None, float]] = {
+#: the metrics every family is scored on: metric -> (numerator column, denominator column or None for the row
+#: count, epsilon)
+BASE_METRICS: dict[str, tuple[str, str | None, float]] = {
     "ciou": ("intersection", "union", CIOU_EPS),
     "giou": ("iou", None, 0.0),
-    "unipixel_ciou": ("unipixel_inter", "unipixel_union", 0.0),
-    "unipixel_giou": ("unipixel_iou", None, 0.0),
-    "unipixel_box_acc": ("unipixel_hit", None, 0.0),
 }
+#: a family's own metric (``GroundingPipeline.own_metric``; its columns are prefixed with it): its summary metric ->
+#: (numerator, denominator or None) column suffixes, no epsilon (cIoU, gIoU and box accuracy)
+OWN_METRICS: dict[str, tuple[str, str | None]] = {"ciou": ("inter", "union"), "giou": ("iou", None),
+                                                  "box_acc": ("hit", None)}
+
+
+def own_prefixes(columns) -> list[str]:
+    """The own-metric prefixes a table's ``columns`` hold (a rows table's ``<prefix>_inter``, a summary's
+    ``<prefix>_ciou``), in column order."""
+    ends = ("_" + OWN_METRICS["ciou"][0], "_ciou")
+    return list(dict.fromkeys(c.rsplit("_", 1)[0] for c in columns if c.endswith(ends) and c.rsplit("_", 1)[0]))
+
+
+def metrics_of(columns) -> dict[str, tuple[str, str | None, float]]:
+    """Every metric a table with ``columns`` may hold: :data:`BASE_METRICS`, then each own metric's
+    (:data:`OWN_METRICS`, ``<prefix>_<metric>``)."""
+    out = dict(BASE_METRICS)
+    for p in own_prefixes(columns):
+        out.update({f"{p}_{m}": (f"{p}_{num}", None if den is None else f"{p}_{den}", 0.0)
+                    for m, (num, den) in OWN_METRICS.items()})
+    return out
+
+
 #: the metrics the claims are judged on (the paper's RefCOCO tables: cIoU; gIoU beside it)
 CLAIM_METRICS = ["ciou", "giou"]
 #: the resampling unit of each protocol
@@ -53,7 +74,8 @@ def unit_ids(rows: pd.DataFrame, unit: str) -> np.ndarray:
 def metric_stats(rows: pd.DataFrame, unit: str) -> acc.Stats:
     """Per (method, budget) and metric (those whose columns the rows have), the statistic over ``unit``."""
     units = unit_ids(rows, unit)
-    present = {m: spec for m, spec in METRICS.items() if spec[0] in rows and (spec[1] is None or spec[1] in rows)}
+    present = {m: spec for m, spec in metrics_of(rows.columns).items()
+               if spec[0] in rows and (spec[1] is None or spec[1] in rows)}
     out: acc.Stats = {}
     for (method, budget), idx in rows.groupby(["method", "budget"], sort=True).indices.items():
         g = rows.iloc[idx]
@@ -74,7 +96,7 @@ def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config:
     models = (config.get("model"), config.get("clip"))
     unit = resample_unit(rows)
     stats = metric_stats(rows, unit) if len(rows) else {}
-    metrics = [m for m in METRICS if m in summary.columns]
+    metrics = [m for m in metrics_of(summary.columns) if m in summary.columns]
     comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, unit)
     claims = acc.claims_table(stats, [m for m in CLAIM_METRICS if m in metrics], n_boot, seed,
                               run_weights_kind(models))

@@ -58,7 +58,7 @@ from analysis.importance.signals import (
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
-from litelvlm.families import exif_transpose
+from litelvlm.families import exif_transpose, load_pipeline
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
@@ -276,7 +276,6 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     from tqdm.auto import tqdm
 
     from litelvlm.data.refer import load_refer
-    from litelvlm.families import load_pipeline
 
     signals = check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)

@@ -10,6 +10,7 @@ from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import DEFAULT_MODEL, card_of, exif_transpose, load_pipeline
 from litelvlm.io import write_csv
 from litelvlm.methods import BASELINE
 
@@ -22,14 +23,13 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     from analysis.common.grounding_scoring import evaluate_image, summarize
     from analysis.importance.compute import ImportanceArgs, run_importance
     from litelvlm.data.refer import load_refer
-    from litelvlm.families import exif_transpose, load_pipeline
 
     data = coco128_dir()
     if data is None:
         from litelvlm.data.fixtures import write_tiny_refer
 
         data = write_tiny_refer(out_dir / "refer")
-    model = model or "tiny-random:0"
+    model = model or DEFAULT_MODEL
     pipe = load_pipeline(model)
     run_importance(ImportanceArgs(refer_dir=str(data), out=str(out_dir), model=model, limit_images=1, max_sentences=1,
                                   signals=["attention", "saliency", "ablation"], group=12,
@@ -131,7 +131,7 @@ FAMILY = Family(
     command="litelvlm importance (and litelvlm eval-grounding --out OUT/ablation)",
     requires=("analysis.importance.compute", "analysis.importance.plots"), subdir="importance",
     make_smoke=smoke_importance, read=read_importance, draw=draw_importance,
-    smoke_note="the random-weight `tiny-random` GLaMM on one COCO-128 image (two sentences; a synthetic REFER "
+    smoke_note=f"the random-weight `{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} on one COCO-128 image (two sentences; a synthetic REFER "
                "folder when ../shared/data is absent), so every number is meaningless: it only shows the layout",
     results_files=("importance.parquet",), studies=("importance",),
     make_results="litelvlm importance --out {out} "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.common.style import figsize, figure, method_style, palette
-from litelvlm.methods import BASELINE, TABLE, get_method
+from analysis.common.style import baseline, figsize, figure, method_style, palette
+from litelvlm.methods import TABLE, get_method
 
 __all__ = ["plot_importance_by_layer", "plot_importance_scatter", "plot_overlap_vs_k", "plot_signal_heatmaps",
            "plot_oracle_ablation"]
@@ -163,17 +163,18 @@ def plot_oracle_ablation(grounding_summary: pd.DataFrame, metric: str = "ciou", 
         fig, ax = figure(1, 0.8)
     fig = ax.figure
     s = grounding_summary
-    methods = [m for m in s["method"].unique() if m != BASELINE]
+    base = s["method"].map(baseline)
+    methods = list(s.loc[~base, "method"].unique())
     for m in methods:
         g = s[s["method"] == m].sort_values("budget")
         oracle = _is_oracle(m)
         ax.plot(g["budget"], g[metric], ms=3, label=m + (" (oracle)" if oracle else ""),
                 **{**method_style(m), "ls": "--" if oracle else "-"})
-    if (s["method"] == BASELINE).any():
-        ax.axhline(float(s.loc[s["method"] == BASELINE, metric].iloc[0]), color="0.3", lw=0.8, ls=":",
+    if base.any():
+        ax.axhline(float(s.loc[base, metric].iloc[0]), color="0.3", lw=0.8, ls=":",
                    label="none (all tokens)")
     ax.set_xscale("log", base=2)
-    budgets = sorted(s.loc[s["method"] != BASELINE, "budget"].unique())
+    budgets = sorted(s.loc[~base, "budget"].unique())
     ax.set_xticks(budgets)
     ax.set_xticklabels([str(b) for b in budgets])
     ax.set_xlabel("visual tokens kept (K)")

@@ -91,7 +91,7 @@ def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, to
     for m in methods:
         spec = pipe.spec(m)
         with torch.no_grad():
-            sel = (select(m, prepared.selector_inputs(), n) if spec.stage == "clip"
+            sel = (select(m, prepared.selector_inputs(), n) if spec.acts_on_clip
                    else spec.select(pipe.context(prepared), n))
         if sel.scores is None or sel.scores.numel() != n:
             raise LiteLVLMError(f"method {m!r} has no per-token score to compare")

@@ -12,6 +12,7 @@ from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.paired import plots
 from litelvlm.cli import main
+from litelvlm.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, official protocol, three images (three resampled units)
 SMOKE_METHODS = "none,litelvlm,random,visionzip,fastv"
@@ -26,7 +27,7 @@ def smoke_paired(out_dir: Path, model: str | None = None) -> None:
         from litelvlm.data.fixtures import write_tiny_refer
 
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
-    rc = main(["eval-grounding", "--refer-dir", str(data), "--out", str(out_dir), "--model", model or "tiny-random:0",
+    rc = main(["eval-grounding", "--refer-dir", str(data), "--out", str(out_dir), "--model", model or DEFAULT_MODEL,
                "--protocol", "official", "--limit-images", "3", "--methods", SMOKE_METHODS, "--budgets", SMOKE_BUDGETS])
     if rc:
         raise RuntimeError(f"litelvlm eval-grounding exited with status {rc}")
@@ -46,10 +47,9 @@ def draw_paired(tables: dict) -> dict:
     comparisons = tables["comparisons"]
     figs = {}
     for metric in comparisons["metric"].unique():
-        for reference in ("none", "litelvlm"):
-            if (comparisons["reference"] == reference).any():
-                figs[f"{plots.metric_slug(metric)}_vs_{reference}"], _ = plots.plot_paired_differences(
-                    comparisons, metric, reference)
+        for reference in comparisons["reference"].unique():   # the unpruned model, then LiteLVLM
+            figs[f"{plots.metric_slug(metric)}_vs_{reference}"], _ = plots.plot_paired_differences(
+                comparisons, metric, reference)
     return figs
 
 
@@ -63,7 +63,8 @@ FAMILY = Family(
                 "in the table) is below 0.05 (`comparisons.csv`; each results folder drawn on its own).",
     command="litelvlm eval-grounding / eval-video", requires=("analysis.common.accuracy_stats", "analysis.paired.plots"),
     subdir="paired", make_smoke=smoke_paired, read=read_paired, draw=draw_paired,
-    smoke_note="`litelvlm eval-grounding` (official protocol) with the random-weight `tiny-random` GLaMM on three "
+    smoke_note="`litelvlm eval-grounding` (official protocol) with the random-weight "
+               f"`{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} on three "
                "COCO-128 images (a synthetic REFER folder when ../shared/data is absent); the numbers mean nothing",
     results_files=("comparisons.csv",), studies=("grounding", "video"),
     make_results="litelvlm eval-grounding --out {out} (or litelvlm eval-video --out {out})")

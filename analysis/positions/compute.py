@@ -27,6 +27,7 @@ from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import load_pipeline
 from litelvlm.io import write_csv, write_json
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import mark_weights, weights_banner
@@ -91,7 +92,6 @@ def positions_table(pipe, prep, pairs: list[tuple[str, int]], args, store: PartS
 
 def run_positions(a: PositionsArgs) -> int:
     """``litelvlm positions`` with checked options: the table, then its head on screen."""
-    from litelvlm.families import load_pipeline
 
     given, budgets = check_args(a)
     out = Path(a.out)

@@ -9,6 +9,7 @@ from pathlib import Path
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.positions import PositionsArgs, plots, run
+from litelvlm.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, every method but the slow saliency oracle, two budgets
 SMOKE_BUDGETS = ["64", "16"]
@@ -22,7 +23,7 @@ def smoke_positions(out_dir: Path, model: str | None = None) -> None:
         from litelvlm.data.fixtures import write_tiny_refer
 
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
-    rc = run(PositionsArgs(refer_dir=str(data), out=str(out_dir), model=model or "tiny-random:0",
+    rc = run(PositionsArgs(refer_dir=str(data), out=str(out_dir), model=model or DEFAULT_MODEL,
                            budgets=SMOKE_BUDGETS))
     if rc:
         raise RuntimeError(f"litelvlm positions exited with status {rc}")
@@ -53,6 +54,7 @@ FAMILY = Family(
                 "one's mask IoU with the unpruned model's. Each label names the method's official rule.",
     command="litelvlm positions", requires=("analysis.positions.compute", "analysis.positions.plots"),
     subdir="positions", make_smoke=smoke_positions, read=read_positions, draw=draw_positions,
-    smoke_note="`litelvlm positions` on one COCO-128 image with the tiny random GLaMM, every method at K = 64, 16",
+    smoke_note=f"`litelvlm positions` on one COCO-128 image with the random-weight `{DEFAULT_MODEL}` "
+               f"{card_of(DEFAULT_MODEL).display_name}, every method at K = 64, 16",
     results_files=("positions.csv",), studies=("positions",),
     make_results="litelvlm positions --refer-dir REFER --out {out}")

@@ -13,26 +13,27 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.family_text import official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
-from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe
 
 
 @dataclass
-class PositionsArgs(ModelDataArgs):
+class PositionsArgs(MethodFlags, ModelDataArgs):
     """Options of ``litelvlm positions``."""
 
     methods: list[str] = arg([], help="methods (default: every registered method but the baseline and the "
                                       "analysis oracles)")
     budgets: list[str] = arg(["192", "64"], help="visual-token budgets K", each=int, minimum=1)
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
-    max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3)", minimum=1)
+    max_sentences: int = arg(3, help="sentences sampled for the image under an official multi-expression protocol "
+                                     f"({official_protocol_families()}: 3)", minimum=1)
     seed: int = arg(0, help="seed of the official sampling and the random selector")
     device: str = arg("cpu", help="torch device")
     dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint, float32 for tiny-random",
                      choices=["auto", *DTYPES])
-    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.quantization import plots
 from litelvlm.cli import main
+from litelvlm.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, LiteLVLM at three budgets, each precision that is installed
 SMOKE_BUDGETS = ("576", "64", "32")
@@ -27,7 +28,7 @@ def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     modes = ["none"] + (["int8", "nf4"] if importlib.util.find_spec("bitsandbytes") else [])
     for q in modes:  # every run's masks compared with the unquantized run's unpruned ones (its own for bf16)
-        rc = main(["validate", "--refer-dir", str(data), "--model", model or "tiny-random:0", "--dtype", "bfloat16",
+        rc = main(["validate", "--refer-dir", str(data), "--model", model or DEFAULT_MODEL, "--dtype", "bfloat16",
                    "--methods", "litelvlm", "--budgets", *SMOKE_BUDGETS, "--quantize", q, "--out", str(out_dir / q),
                    "--compare-to", str(out_dir / "none")])
         if rc:
@@ -80,7 +81,8 @@ FAMILY = Family(
                 "the IoU of the masks with the bf16 model's unpruned masks.",
     command="litelvlm validate --quantize", requires=("analysis.validate.memory", "analysis.quantization.plots"),
     subdir="validate", make_smoke=smoke_quantization, read=read_quantization, draw=draw_quantization,
-    smoke_note="`litelvlm validate` on one COCO-128 image with the tiny random GLaMM in bf16, int8 and nf4 "
+    smoke_note=f"`litelvlm validate` on one COCO-128 image with the random-weight `{DEFAULT_MODEL}` "
+               f"{card_of(DEFAULT_MODEL).display_name} in bf16, int8 and nf4 "
                "(int8 and nf4 need bitsandbytes)",
     results_files=("memory.csv", "*/memory.csv"), studies=("validate",), together="parent",
     read_runs=read_quantization_runs,

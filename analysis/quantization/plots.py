@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.common.style import budget_axis, figure, palette
+from analysis.common.style import baseline, budget_axis, figure, palette
 
 #: precisions in drawing order, with their legend names
 PRECISIONS = {"none": "bf16 (not quantized)", "int8": "int8 decoder layers", "nf4": "nf4 decoder layers"}
@@ -25,7 +25,7 @@ def _by_precision(ax, d: pd.DataFrame, y: str, scale: float = 1.0, method: str =
     for q in _precisions(d):
         g = d[(d["quantize"] == q) & (d["method"] == method)].sort_values("budget")
         ax.plot(g["budget"], g[y] * scale, marker="o", color=colors[q], label=PRECISIONS.get(q, q))
-        base = d[(d["quantize"] == q) & (d["method"] == "none")]
+        base = d[(d["quantize"] == q) & d["method"].map(baseline)]
         ax.scatter(base["budget"], base[y] * scale, marker="o", facecolors="none", edgecolors=colors[q], s=60,
                    zorder=5)
     budget_axis(ax, d["budget"])

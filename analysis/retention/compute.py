@@ -33,6 +33,7 @@ from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError, UnsupportedModelError
 from litelvlm.exclusions import announce_skipped_images
+from litelvlm.families import exif_transpose, load_pipeline
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import weights_banner
 
@@ -170,7 +171,7 @@ def run_retention(a: RetentionArgs) -> Path:
         return run_family_retention(a)
     methods = split_list(a.methods) or available_methods("clip")
     for m in methods:
-        if get_method(m).kind != "clip":
+        if not get_method(m).acts_on_clip:
             raise LiteLVLMError(f"--methods: {m!r} runs inside the LLM; retention draws CLIP-side methods: "
                                 f"{', '.join(available_methods('clip'))}")
     budgets = split_list(a.budgets, int)
@@ -201,7 +202,6 @@ def study_examples(a: RetentionArgs, skipped: list[dict]) -> list:
     if a.compare_to and not (Path(a.compare_to) / "retention.parquet").exists():
         raise LiteLVLMError(f"--compare-to {a.compare_to!r} holds no retention.parquet")
     if a.refer_dir:
-        from litelvlm.families import exif_transpose
 
         return readable_examples(refer_examples(a.refer_dir, a.limit_images, image_dir=a.image_dir), skipped,
                                  exif_transpose(a.model))
@@ -238,7 +238,6 @@ def run_family_retention(a: RetentionArgs) -> Path:
     import torch
 
     from analysis.retention.pipeline import family_methods, family_tables
-    from litelvlm.families import load_pipeline
 
     if a.quantize != "none" or a.backend:
         raise LiteLVLMError(f"--model {a.model!r} is an LVLM: --quantize and --backend are for a CLIP model")

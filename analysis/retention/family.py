@@ -33,7 +33,7 @@ def draw_retention(tables: dict) -> dict:
         image = images[image_id]
         grid = tuple(config.get("grids", {}).get(str(image_id), config["grid"]))  # per image on a model family
         figs[f"grid_{i}"], _ = plots.plot_retention_grid(image, table, grid, image_id=image_id)
-        for method in [m for m in ("litelvlm", "litelvlm-ctx") if m in set(table["method"])]:
+        for method in plots.staged_methods(table):
             figs[f"stages_{method}_{i}"], _ = plots.plot_retention_stages(
                 image, table, grid, method=method, image_id=image_id)
     return figs

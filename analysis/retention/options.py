@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.family_text import paper_family
 from analysis.common.study import check_same_model
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import cards, family_of
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
 BUDGETS = (576, 192, 64, 32)
+
+
+#: the LVLM models ``--model``'s help names: each family's documented offline model string
+_EXAMPLE = " or ".join(c.default_model for c in cards() if c.input == "image")
 
 
 @dataclass
@@ -26,8 +32,8 @@ class RetentionArgs:
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): an hf id or folder, an "
                                               "open_clip string, or a random one such as tiny336-random or "
                                               "vit-l-14-336-random (see `litelvlm select --help`); or an LVLM of a "
-                                              "model family (e.g. unipixel-tiny-random:5, a GLaMM or UniPixel "
-                                              "folder): the methods it runs, on its own visual tokens")
+                                              f"model family (e.g. {_EXAMPLE}, or a checkpoint folder): the "
+                                              "methods it runs, on its own visual tokens")
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
                          deprecated=("--data",))
@@ -39,7 +45,8 @@ class RetentionArgs:
     methods: list[str] = arg(None, help="methods (default: every CLIP-side method the CLIP backend runs; on an "
                                         "LVLM, every method its family runs but the analysis oracles)")
     seed: int = arg(0, help="seed for the random method")
-    dtype: str = arg("float32", help="CLIP's dtype (GLaMM runs its CLIP in bfloat16)", choices=["float32", "bfloat16"])
+    dtype: str = arg("float32", help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in bfloat16)",
+                     choices=["float32", "bfloat16"])
     quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or nf4 "
                                      "(this project's option, to ask whether quantization changes what is kept)",
                         choices=["none", "int8", "nf4"])
@@ -51,7 +58,6 @@ class RetentionArgs:
 def model_family(model: str) -> str | None:
     """The model family ``model`` names (an LVLM: its retention runs on the family's pipeline), or None for a CLIP
     (a random CLIP preset's name, such as ``tiny-random``, stays the CLIP; imports nothing)."""
-    from litelvlm.families import family_of
 
     try:
         if ModelSpec.parse(model).random_clip is not None:

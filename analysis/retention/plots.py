@@ -80,6 +80,17 @@ def plot_token_parts(image: np.ndarray, grid: tuple[int, int], patches, parts=No
     return fig, ax
 
 
+#: the parts of a selection in LiteLVLM's two stages (similarity-aware, then context-aware tokens)
+STAGE_PARTS = ("similarity", "context")
+
+
+def staged_methods(table: pd.DataFrame) -> list[str]:
+    """The methods of a ``retention.parquet`` table whose kept tokens are in LiteLVLM's two stages
+    (:data:`STAGE_PARTS`; its variants, and its ablation ``clip_topsim``), in the table's order."""
+    parts = table.groupby("method", sort=False)["part"].unique()
+    return [m for m, got in parts.items() if set(STAGE_PARTS) <= set(got)]
+
+
 def plot_retention_stages(image: np.ndarray, table: pd.DataFrame, grid: tuple[int, int],
                           method: str = "litelvlm", budget: int | None = None, image_id: str | None = None):
     """Input, similarity-aware tokens, context-aware tokens, final kept set for one method/budget.

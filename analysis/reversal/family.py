@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 from analysis.common import style
+from analysis.common.merged_grid import CLIP_GRID, merged_params
 from analysis.common.study import read_json, resolve_config_path
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from litelvlm.cli import main
+from litelvlm.families import card, exif_transpose
 
 
 def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
@@ -27,10 +29,16 @@ def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
 
 
 def grid_run(config: dict) -> bool:
-    """Whether a reversal run is one of the merged-grid study's (``--pad-to-square``, ``--grid unipixel`` or ``--space
+    """Whether a reversal run is one of the merged-grid study's (``--pad-to-square``, ``--grid FAMILY`` or ``--space
     llm``: figure family 10) rather than a plain one (figure family 1), by its recorded options."""
     a = config.get("args") or {}
-    return bool(a.get("pad_to_square")) or a.get("grid", "clip") != "clip" or a.get("space", "clip") != "clip"
+    return bool(a.get("pad_to_square")) or a.get("grid", CLIP_GRID) != CLIP_GRID or a.get("space", "clip") != "clip"
+
+
+def grid_name(grid: str) -> str:
+    """How a run's label says where its similarity was ranked: CLIP's grid, or a family's merged grid (its card's
+    display name)."""
+    return " on CLIP's grid" if grid == CLIP_GRID else f" on {card(grid).display_name}'s merged grid"
 
 
 def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
@@ -39,11 +47,9 @@ def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
     import numpy as np
     import pandas as pd
 
-    from analysis.common.merged_grid import merged_params
     from litelvlm.clip.traces import Geometry
     from litelvlm.data.geometry import transform_params
     from litelvlm.data.refer import load_coco_instances, load_refer
-    from litelvlm.families import exif_transpose
 
     runs = sorted(runs) if runs is not None else sorted(
         p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
@@ -52,8 +58,7 @@ def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
     models = [c["clip"]["model"] for c in configs]
     grids = [c["args"].get("grid", "clip") for c in configs]
     spaces = [c["args"].get("space", "clip") for c in configs]
-    named = {"clip": " on CLIP's grid", "unipixel": " on UniPixel's merged grid"}
-    labels = [m + (" in the LLM's input space" if sp == "llm" else named[g] if set(grids) != {"clip"} else "")
+    labels = [m + (" in the LLM's input space" if sp == "llm" else grid_name(g) if set(grids) != {CLIP_GRID} else "")
               for m, g, sp in zip(models, grids, spaces)]
     summaries = []
     for run, model, label, space in zip(runs, models, labels, spaces):  # a model run twice is told apart by its folder
@@ -83,8 +88,9 @@ def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
             r = by_sent[int(m["sent_id"])]
             examples.append({"image": r.image(exif_transpose(cfg["clip"]["model"])), "mask": r.mask(), "k": 32,
                              "similarity": np.asarray(m["similarity"]).reshape(int(m["rows"]), int(m["cols"])),
-                             "params": (merged_params(r.height, r.width) if a.get("grid", "clip") == "unipixel"
-                                        else transform_params(geom, r.height, r.width, a["pad_to_square"])),
+                             "params": (transform_params(geom, r.height, r.width, a["pad_to_square"])
+                                        if a.get("grid", CLIP_GRID) == CLIP_GRID
+                                        else merged_params(r.height, r.width, a["grid"])),
                              "title": f"{m['sentence']!r} (" + ("LLM input space" if space == "llm" else
                                                                  f"layer {int(m['layer'])}") + ")",
                              "model": cfg["clip"]["model"]})

@@ -24,13 +24,13 @@ from tqdm.auto import tqdm
 
 from analysis.common.clip_reversal import load_records, reversal_metrics, summarise_reversal
 from analysis.common.identity import run_identity
-from analysis.common.merged_grid import merged_coverage
+from analysis.common.merged_grid import grid_protocol, merged_coverage
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import Exclusions, one_line
-from litelvlm.families import exif_transpose
+from litelvlm.families import card, exif_transpose, family_of, load_pipeline
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
@@ -38,11 +38,11 @@ from litelvlm.versions import run_versions
 log = logging.getLogger(__name__)
 
 #: what the run's config.json says the scores are
-SPACE_NOTE = ("the relevance of UniPixel's merged tokens to the prompt's mean instruction-token embedding in the LLM's "
+SPACE_NOTE = ("the relevance of the family's merged tokens to the prompt's mean instruction-token embedding in the LLM's "
               "input space (litelvlm.lvlm.relevance; this project's study option)")
 
 
-def _inside(records, threshold: float) -> tuple[dict, Counter]:
+def _inside(records, threshold: float, family: str) -> tuple[dict, Counter]:
     """Coverage per referent on the merged grid, and the sentences excluded (by reason, also said on screen)."""
     counts: Counter = Counter()
     left_out = Exclusions("sentences")
@@ -51,7 +51,7 @@ def _inside(records, threshold: float) -> tuple[dict, Counter]:
         key = (r.image_id, r.ann_id)
         if key not in cov:
             try:
-                cov[key] = merged_coverage(r.mask())
+                cov[key] = merged_coverage(r.mask(), family)
             except Exception as e:  # malformed segmentation: count it, never fatal
                 cov[key] = f"mask_error: {e}"
         c = cov[key]
@@ -75,9 +75,9 @@ def _row(r, prompt: str, c, metrics: dict, n: int) -> dict:
 def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0) -> tuple[pd.DataFrame, dict, list]:
     """(rows, counts, similarity maps) of the reversal in ``pipe``'s LLM input space over ``records``."""
     from litelvlm.lvlm.relevance import prompt_relevance
-    from litelvlm.unipixel.protocol import question
 
-    cov, counts = _inside(records, threshold)
+    question = grid_protocol(pipe.family).question
+    cov, counts = _inside(records, threshold, pipe.family)
     by_image: dict[int, list] = {}
     for r in records:
         c = cov[(r.image_id, r.ann_id)]
@@ -112,11 +112,11 @@ def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0
 
 def run_llm_space(a: ReversalArgs) -> int:
     """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.command.run`)."""
-    from litelvlm.families import family_of, load_pipeline
 
-    if family_of(a.model) != "unipixel":
-        raise LiteLVLMError(f"--space llm reads a UniPixel model's LLM input space; --model {a.model!r} is not one "
-                            "(e.g. unipixel-tiny-random:5 or a UniPixel checkpoint folder)")
+    if family_of(a.model) != a.grid:
+        raise LiteLVLMError(f"--space llm reads the LLM input space of a model of the --grid family ({a.grid}); "
+                            f"--model {a.model!r} is not one (e.g. {card(a.grid).default_model} or a "
+                            f"{card(a.grid).display_name} checkpoint folder)")
     records = load_records(a)
     pipe = load_pipeline(a.model, device=a.device, dtype=getattr(torch, a.dtype))
     t0 = time.perf_counter()

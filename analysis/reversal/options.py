@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
+from analysis.common.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import card
 
-#: the grids the reversal is measured on: CLIP's own patches, or UniPixel's merged Qwen2.5-VL tokens
-#: (:mod:`analysis.common.merged_grid`)
-GRIDS = ("clip", "unipixel")
-#: where the similarity is measured: CLIP's joint space, or a UniPixel model's LLM input space
+#: the grids the reversal is measured on: CLIP's own patches, or a family's merged Qwen2.5-VL tokens (the families
+#: whose card declares a merged grid, :mod:`analysis.common.merged_grid`)
+GRIDS = (CLIP_GRID, *merged_grid_families())
+#: where the similarity is measured: CLIP's joint space, or the LLM input space of a model of the ``--grid`` family
 #: (:mod:`analysis.reversal.llm_space`)
-SPACES = ("clip", "llm")
+SPACES = (CLIP_SPACE := "clip", "llm")
 
 
 @dataclass
@@ -29,15 +31,17 @@ class ReversalArgs(ClipStudyArgs):
     out: str = arg(help="output folder (reversal.parquet, summary.csv, config.json)", required=True)
     save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "
                                  "first N scored sentences (every requested layer), for plots")
-    grid: str = arg("clip", choices=list(GRIDS),
-                    help="where the similarity is ranked: CLIP's own patches, or UniPixel's merged Qwen2.5-VL tokens "
-                         "(CLIP on the padded image, its similarity mapped onto the merged grid by overlap area, as "
-                         "LiteLVLM selects on UniPixel; implies --pad-to-square; this project's study option)")
+    grid: str = arg(CLIP_GRID, choices=list(GRIDS),
+                    help="where the similarity is ranked: CLIP's own patches, or the merged Qwen2.5-VL tokens of the "
+                         f"family named ({', '.join(card(f).display_name for f in GRIDS[1:])}; CLIP on the padded "
+                         "image, its similarity mapped onto the merged grid by overlap area, as LiteLVLM selects on "
+                         "that family; needs --pad-to-square; this project's study option)")
     space: str = arg("clip", choices=list(SPACES),
                      help="where the similarity is measured: CLIP's joint space (--model a CLIP), or the LLM's input "
-                          "space of a UniPixel model (--model a UniPixel model, e.g. unipixel-tiny-random:5; needs "
-                          "--grid unipixel): each merged token's relevance to the prompt's mean instruction-token "
-                          "embedding (as OpenVINO's CDPruner port scores Qwen tokens); this project's study option")
+                          "space of a model of the --grid family (--model that family's model, e.g. "
+                          f"{' or '.join(card(f).default_model for f in GRIDS[1:])}): each merged token's relevance to "
+                          "the prompt's mean instruction-token embedding (as OpenVINO's CDPruner port scores Qwen "
+                          "tokens); this project's study option")
     video: bool = arg(False, help="the reversal on video frames (this project's study option): every frame of every "
                                   "expression is a sentence, its ground-truth mask the referent; without --video-dir, "
                                   "the synthetic moving-shapes set (analysis/reversal/video.py)")
@@ -59,14 +63,16 @@ def check_args(a: ReversalArgs) -> None:
     if a.video or a.video_dir:
         if a.refer_dir or a.coco_instances:
             raise LiteLVLMError("--video / --video-dir read video frames: drop --refer-dir / --coco-instances")
-        if a.grid != "clip" or a.space != "clip":
+        if a.grid != CLIP_GRID or a.space != CLIP_SPACE:
             raise LiteLVLMError("--video / --video-dir measure CLIP's own patches in CLIP's space: drop --grid / --space")
         if a.video_dir and not Path(a.video_dir).is_dir():
             raise LiteLVLMError(f"--video-dir {a.video_dir!r} is not a folder")
-    if a.space == "llm" and a.grid != "unipixel":
-        raise LiteLVLMError("--space llm measures UniPixel's merged tokens: add --grid unipixel")
-    if a.grid == "unipixel" and a.space == "clip" and not a.pad_to_square:
-        raise LiteLVLMError("--grid unipixel maps CLIP on the padded image (as LiteLVLM on UniPixel): add --pad-to-square")
+    if a.space != CLIP_SPACE and a.grid == CLIP_GRID:
+        raise LiteLVLMError(f"--space {a.space} measures a family's merged tokens: add --grid FAMILY "
+                            f"({', '.join(GRIDS[1:])})")
+    if a.grid != CLIP_GRID and a.space == CLIP_SPACE and not a.pad_to_square:
+        raise LiteLVLMError(f"--grid {a.grid} maps CLIP on the padded image (as LiteLVLM on "
+                            f"{card(a.grid).display_name}): add --pad-to-square")
     if a.save_maps < 0:
         raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
 

@@ -1,34 +1,39 @@
-"""Figure family 10, the reversal on UniPixel's merged grid: the same CLIP ranked on its own patches and on the
-merged Qwen2.5-VL tokens LiteLVLM selects on UniPixel (``litelvlm reversal --grid unipixel``, this project's study
-option), AUROC per layer side by side, and similarity maps on the merged grid."""
+"""Figure family 10, the reversal on a family's merged grid: the same CLIP ranked on its own patches and on the
+merged Qwen2.5-VL tokens LiteLVLM selects on a family that maps CLIP onto them (``litelvlm reversal --grid FAMILY``,
+this project's study option), AUROC per layer side by side, and similarity maps on the merged grid."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from analysis.common import style
+from analysis.common.merged_grid import CLIP_GRID, merged_grid_families
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from analysis.reversal.family import grid_run, read_reversal
 from litelvlm.cli import main
+from litelvlm.families import card
 
-#: the UniPixel model whose LLM input space the smoke results measure (random weights)
-SMOKE_UNIPIXEL = "unipixel-tiny-random:0"
+#: the family whose merged grid the smoke results measure: the first whose card declares one
+SMOKE_GRID = merged_grid_families()[0]
+#: the model whose LLM input space the smoke results measure: that family's documented offline one (random weights)
+SMOKE_GRID_MODEL = card(SMOKE_GRID).default_model
 
 
 def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
-    """One random-weight CLIP on 16 COCO-128 val sentences, on the padded image, ranked on CLIP's grid and on UniPixel's
-    merged grid (a tiny hand-made REFER folder when ../shared/data is absent)."""
+    """One random-weight CLIP on 16 COCO-128 val sentences, on the padded image, ranked on CLIP's grid and on the
+    merged grid of :data:`SMOKE_GRID`, and that family's model in its LLM input space (a tiny hand-made REFER folder
+    when ../shared/data is absent)."""
     data = refer_data(Path(out_dir))
-    for grid in ("clip", "unipixel"):
+    for grid in (CLIP_GRID, SMOKE_GRID):
         rc = main(["reversal", "--model", model or SMOKE_MODEL, "--refer-dir", str(data), "--split", "val",
                    "--limit-sentences", "16", "--layers", "all", "--n-boot", "200", "--pad-to-square",
-                   "--grid", grid, "--save-maps", "2" if grid == "unipixel" else "0", "--out",
+                   "--grid", grid, "--save-maps", "0" if grid == CLIP_GRID else "2", "--out",
                    str(Path(out_dir) / f"{grid}-grid")])
         if rc:
             raise RuntimeError(f"litelvlm reversal --grid {grid} failed (status {rc})")
-    rc = main(["reversal", "--space", "llm", "--grid", "unipixel", "--model", SMOKE_UNIPIXEL, "--refer-dir", str(data),
+    rc = main(["reversal", "--space", "llm", "--grid", SMOKE_GRID, "--model", SMOKE_GRID_MODEL, "--refer-dir", str(data),
                "--split", "val", "--limit-sentences", "16", "--n-boot", "200", "--save-maps", "1", "--out",
                str(Path(out_dir) / "llm-space")])
     if rc:
@@ -47,7 +52,9 @@ def draw_reversal_grid(tables: dict) -> dict:
         figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
                                                         k=ex["k"], title=ex["title"] + ", merged grid")
         style.label_weights(figs[f"map_{i}"], ex["model"])
-    figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(tables["summary"])
+    summary = tables["summary"]
+    if "space" not in summary or (summary["space"] != "llm").any():   # a CLIP run: vision layers to draw
+        figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
     figs.update(draw_llm_space(tables["summary"]))
     return figs
 
@@ -62,23 +69,27 @@ def draw_llm_space(summary) -> dict:
     return {"auroc_llm_space": fig}
 
 
+#: the display name of :data:`SMOKE_GRID`'s family, in the family's texts
+_NAME = card(SMOKE_GRID).display_name
+
 #: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
 FAMILY = Family(
-    name="reversal_grid", notebook="10_reversal_merged_grid", title="Similarity reversal on UniPixel's merged grid",
-    description="Does the reversal hold where LiteLVLM selects on UniPixel? The same CLIP on the padded image, its "
-                "similarity ranked on its own patches and mapped onto UniPixel's merged Qwen2.5-VL tokens by overlap "
-                "area (`litelvlm reversal --grid unipixel --pad-to-square`, this project's study option): AUROC "
-                "against vision layer per grid, and similarity maps on the merged grid; and the same question in "
-                "UniPixel's LLM input space (`--space llm`: each merged token's relevance to the prompt's mean "
-                "instruction-token embedding), its AUROC beside the CLIP runs'.",
-    command="litelvlm reversal --grid unipixel", requires=("analysis.reversal.compute", "analysis.reversal.plots"),
+    name="reversal_grid", notebook="10_reversal_merged_grid", title="Similarity reversal on a family's merged grid",
+    description=f"Does the reversal hold where LiteLVLM selects on a family that maps CLIP onto its merged grid "
+                f"({_NAME})? The same CLIP on the padded image, its similarity ranked on its own patches and mapped "
+                f"onto the family's merged Qwen2.5-VL tokens by overlap area (`litelvlm reversal --grid {SMOKE_GRID} "
+                "--pad-to-square`, this project's study option): AUROC against vision layer per grid, and similarity "
+                "maps on the merged grid; and the same question in the family's LLM input space (`--space llm`: each "
+                "merged token's relevance to the prompt's mean instruction-token embedding), its AUROC beside the "
+                "CLIP runs'.",
+    command=f"litelvlm reversal --grid {SMOKE_GRID}", requires=("analysis.reversal.compute", "analysis.reversal.plots"),
     subdir="reversal_grid", make_smoke=smoke_reversal_grid, read=read_reversal_grid, draw=draw_reversal_grid,
     smoke_note="one random-weight `tiny336-random` CLIP on 16 COCO-128 val sentences with generated expressions, "
-               "on both grids, and the random `unipixel-tiny-random:0` in its LLM input space (a tiny hand-made REFER "
+               f"on both grids, and the random `{SMOKE_GRID_MODEL}` in its LLM input space (a tiny hand-made REFER "
                "folder when ../shared/data is absent)",
     results_files=("**/reversal.parquet",), tree=True, studies=("reversal",), accepts=grid_run, together="all",
     read_runs=lambda runs: read_reversal(runs[0], runs),
     extra_imports=("from analysis.reversal_grid.family import draw_llm_space",),
-    make_results="litelvlm reversal --model MODEL --pad-to-square --grid clip|unipixel --out {out}/GRID (one run "
-                 "per grid); optionally litelvlm reversal --space llm --grid unipixel --model UNIPIXEL --out "
+    make_results="litelvlm reversal --model MODEL --pad-to-square --grid clip|FAMILY --out {out}/GRID (one run "
+                 "per grid); optionally litelvlm reversal --space llm --grid FAMILY --model MODEL --out "
                  "{out}/llm-space")

@@ -34,6 +34,7 @@ from analysis.common.clip_reversal import (
     resolve_layers,
     run_study,
     summarise_reversal,
+    template_text,
     vision_num_layers,
 )
 from analysis.common.identity import CLIP_FAMILY, run_identity
@@ -43,7 +44,6 @@ from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.sink.options import SinkArgs
 from analysis.sink.text_ablation import content_mean_embeds, rerun_text_tower
 from litelvlm.data.expressions import load_expressions
-from litelvlm.data.templates import wrap_question
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
@@ -215,9 +215,7 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
             exprs = exprs[:a.limit_sentences]
         if not exprs:
             raise LiteLVLMError(f"{a.expressions!r} holds no expressions")
-        texts = [e.text for e in exprs]
-        if a.text_template == "glamm":
-            texts = [wrap_question(e.text, e.index, a.seed) for e in exprs]
+        texts = [template_text(a.text_template, e.text, e.index, a.seed) for e in exprs]
         meta = pd.DataFrame({"text_index": np.arange(len(exprs), dtype=np.int64),
                              "sent_id": np.full(len(exprs), -1, dtype=np.int64),
                              "image": [e.image for e in exprs], "sentence": [e.text for e in exprs],

@@ -1,42 +1,67 @@
-"""Figure family 11, video: J&F per pruning method against the per-frame budget (``litelvlm eval-video``, VideoGLaMM
-or UniPixel's video path), labelled with the model family and the weights that made it."""
+"""Figure family 11, video: J&F per pruning method against the per-frame budget (``litelvlm eval-video``, each
+family's video path), labelled with the model family (its card) and the weights that made it."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 from analysis.common import style
+from analysis.common.family_text import video_families
+from analysis.common.identity import read_identity
 from analysis.figures.family import Family
-from analysis.video import plots
+from analysis.video import VideoArgs, plots, run
+from litelvlm.families import DEFAULT_VIDEO_MODEL, card, family_of
 
-#: the smoke run: the tiny random VideoGLaMM on one synthetic video, two methods at the paper's budgets
+#: the smoke run: the default video model (random weights) on synthetic videos, two methods at the paper's budgets
 SMOKE_METHODS = "vispruner,litelvlm"
 SMOKE_BUDGETS = "196,81"
 
 
 def smoke_video(out_dir: Path, model: str | None = None) -> None:
-    """``litelvlm eval-video`` on two 4-frame synthetic videos (first annotator set) with the tiny random
-    VideoGLaMM: two, so that the intervals, which resample videos, exist."""
-    from analysis.video import VideoArgs, run
-
-    rc = run(VideoArgs(out=str(out_dir), model=model or "videoglamm-tiny-random:0", methods=[SMOKE_METHODS],
+    """``litelvlm eval-video`` on two 4-frame synthetic videos (first annotator set) with the default video model
+    (random weights): two, so that the intervals, which resample videos, exist."""
+    rc = run(VideoArgs(out=str(out_dir), model=model or DEFAULT_VIDEO_MODEL, methods=[SMOKE_METHODS],
                        budgets=[SMOKE_BUDGETS], anno_sets=["0"], synthetic_videos=2, synthetic_frames=4,
                        synthetic_seed=11))
     if rc:
         raise RuntimeError(f"litelvlm eval-video exited with status {rc}")
 
 
+def video_labels(config: dict) -> plots.VideoLabels:
+    """What the figures of an ``eval-video`` run say of its model family (:func:`litelvlm.families.card`): its display
+    name (a family whose input is an image: its video path), the budget reading its run recorded, and the note on the
+    weights the run recorded (or its family's video path's); a folder that records no family is of the default
+    video model's family, the only one before families were recorded."""
+    ident = read_identity(config) or {}
+    name = config.get("family") or ident.get("family") or family_of(DEFAULT_VIDEO_MODEL)
+    fam = card(name)
+    title = fam.display_name if fam.input == "video" else f"{fam.display_name} (video path)"
+    note = config.get("note") or video_eval_note(fam)
+    note = f"{note[:1].upper()}{note[1:]}".rstrip(".") + "."
+    reading = config.get("budget_reading")
+    return plots.VideoLabels(title, f"per-frame budget (of 576): {reading}" if reading else plots.PER_FRAME_CLIP, note)
+
+
+def video_eval_note(fam) -> str:
+    """The note on the weights of family card ``fam``'s video path (empty without one)."""
+    if not fam.video_eval:
+        return ""
+    module, attr = fam.video_eval.split(":")
+    return getattr(importlib.import_module(module), attr).note
+
+
 def read_video(results_dir: Path) -> dict:
-    """The ``summary.csv`` table of an ``eval-video`` folder, the models that made it and their family, and its
-    comparisons and claims (empty for a folder written before them)."""
+    """The ``summary.csv`` table of an ``eval-video`` folder, the models that made it and what its figures say of
+    their family (:func:`video_labels`), and its comparisons and claims (empty for a folder written before them)."""
     import pandas as pd
 
     from analysis.video.statistics import load_statistics
 
     config = json.loads((Path(results_dir) / "config.json").read_text())
     return {"summary": pd.read_csv(Path(results_dir) / "summary.csv"),
-            "models": [config.get("model"), config.get("clip")], "family": config.get("family", "videoglamm"),
+            "models": [config.get("model"), config.get("clip")], "labels": video_labels(config),
             **load_statistics(results_dir)}
 
 
@@ -45,7 +70,7 @@ def draw_video(tables: dict) -> dict:
     and the paper's claims judged on these results, each labelled with its results' weights."""
     figs = {}
     for name, metric in (("jf", "J&F"), ("j", "J"), ("f", "F")):
-        fig, _ = plots.plot_jf_vs_budget(tables["summary"], metric, family=tables.get("family", "videoglamm"))
+        fig, _ = plots.plot_jf_vs_budget(tables["summary"], metric, labels=tables["labels"])
         style.label_weights(fig, *tables["models"])
         figs[name] = fig
     if not tables["claims"].empty:  # claims.csv: MET / MISSED on real weights, else not judged
@@ -54,21 +79,24 @@ def draw_video(tables: dict) -> dict:
     return figs
 
 
+#: the display names of the families with a video path, in the family's texts
+_NAMES = video_families()
+
 #: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
 FAMILY = Family(
-    name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation (VideoGLaMM, UniPixel)",
-    description="J&F (and J, F) of VideoGLaMM (or UniPixel's video path, labelled so) on a Ref-DAVIS-layout "
-                "folder (DAVIS 2017 unsupervised task per annotator set, averaged over the sets), one line per pruning "
-                "method against the per-frame budget with its 95% bootstrap interval over videos (CLIP tokens kept per "
-                "frame, 576 -> 196, 81; LLM-side methods and UniPixel keep the same fraction of the visual tokens), "
-                "the unpruned model dashed with its interval as a band, and the paper's claims table on J&F "
-                "(`claims.csv`; 'not judged' on random or toy weights). Pruning "
-                "VideoGLaMM or UniPixel's video is this project's adaptation. The paper's video numbers need VideoGLaMM's RVOS "
-                "fine-tuned weights, which are not public; the numbers here come from the weights named on each "
-                "figure (random weights by default).",
+    name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation",
+    description=f"J&F (and J, F) of each family's video path ({_NAMES}; the run's family named on each figure) on a "
+                "Ref-DAVIS-layout folder (DAVIS 2017 unsupervised task per annotator set, averaged over the sets), "
+                "one line per pruning method against the per-frame budget with its 95% bootstrap interval over "
+                "videos (CLIP tokens kept per frame, 576 -> 196, 81; LLM-side methods and a family seeing the video "
+                "as merged tokens keep the same fraction of the visual tokens), the unpruned model dashed with its "
+                "interval as a band, and the paper's claims table on J&F (`claims.csv`; 'not judged' on random or "
+                "toy weights). Pruning a video is this project's adaptation. The paper's video numbers need "
+                "weights that are not public (each figure says its run's note on the weights); the numbers here "
+                "come from the weights named on each figure (random weights by default).",
     command="litelvlm eval-video", requires=("analysis.video.compute", "analysis.video.plots"),
     subdir="video", make_smoke=smoke_video, read=read_video, draw=draw_video,
-    smoke_note="`litelvlm eval-video` with the random-weight `videoglamm-tiny-random:0` on two 4-frame synthetic "
+    smoke_note=f"`litelvlm eval-video` with the random-weight `{DEFAULT_VIDEO_MODEL}` on two 4-frame synthetic "
                "videos, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
     results_files=("summary.csv",), studies=("video",),
     make_results="litelvlm eval-video --out {out}")

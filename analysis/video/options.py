@@ -21,16 +21,18 @@ from dataclasses import dataclass
 
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_VIDEO_MODEL, video_eval
+from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, video_eval
 from litelvlm.methods import BASELINE, TABLE, describe
 from litelvlm.video.runner import FRAME_PATCHES
 
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # the 16-frame CLIP stream's pooling (its family's pruning module)
 CLIP_TEXTS = ("expression", "question")             # the CLIP text of the text-reading methods
 NUM_PATCHES = FRAME_PATCHES                         # the per-frame budget's unit
-#: ``--model``'s help: the default and the paper's model
-MODEL_HELP = (f"default: {DEFAULT_VIDEO_MODEL}, random weights that run offline; the paper's model is "
-              "VideoGLaMM with its RVOS fine-tuned weights, which are not public")
+#: the families with a video path, in registry order
+VIDEO_CARDS = [c for c in cards() if c.video_eval]
+#: ``--model``'s help: each family with a video path, its model strings, its default and the paper's model
+MODEL_HELP = "; ".join(f"{c.display_name} ({', '.join(c.preset_strings)} or a checkpoint folder; {c.model_help})"
+                       for c in VIDEO_CARDS)
 
 
 @dataclass
@@ -42,33 +44,28 @@ class VideoArgs:
                                       "<split>/Annotations); default: the synthetic moving-shapes set, written to "
                                       "a temporary folder")
     split: str = arg("valid", help="split of --video-dir")
-    model: str = arg(DEFAULT_VIDEO_MODEL, help=f"VideoGLaMM ({MODEL_HELP}): "
-                                                    "videoglamm-tiny-random[:SEED], videoglamm-random[:SEED] or a "
-                                                    "checkpoint folder; or UniPixel (unipixel-{tiny,3b,7b}-random"
-                                                    "[:SEED] or a UniPixel folder) or Sa2VA (sa2va-tiny-random"
-                                                    "[:SEED], sa2va-qwen2_5-vl-{3b,7b}-random[:SEED] or a Sa2VA "
-                                                    "folder, the unpruned run only): each family's own video path")
-    clip: str | None = arg(None, help="CLIP paired with VideoGLaMM's tower for its text side, or UniPixel's paired "
-                                      "CLIP (default: openai/clip-vit-large-patch14-336, or the matching random CLIP "
-                                      "for a random model)")
-    methods: list[str] = arg([], help="methods (default on VideoGLaMM: every CLIP-side method, VisPruner first, then "
-                                      "every LLM-side method the videoglamm family runs on the model, oracles aside; "
-                                      "on UniPixel every method its video path runs); the unpruned baseline is "
-                                      "always run")
-    budgets: list[str] = arg(["196", "81"], help="CLIP tokens kept per frame (of 576); LLM-side methods and UniPixel "
-                                                 "keep the same fraction of the video's visual tokens",
+    model: str = arg(DEFAULT_VIDEO_MODEL, help=f"a model of a family with a video path, run on that family's own "
+                                               f"video path (what each offers: docs/video.md): {MODEL_HELP}")
+    clip: str | None = arg(None, help="the CLIP paired with the family's vision tower for its text side, or the "
+                                      "family's paired CLIP (default: openai/clip-vit-large-patch14-336, or the "
+                                      "matching random CLIP for a random model)")
+    methods: list[str] = arg([], help="methods (default: every method the family's video path runs on the model, "
+                                      "CLIP-side ones first, oracles aside); the unpruned baseline is always run")
+    budgets: list[str] = arg(["196", "81"], help="CLIP tokens kept per frame (of 576); LLM-side methods and a family "
+                                                 "seeing the video as merged tokens keep the same fraction of the "
+                                                 "video's visual tokens",
                              each=int, minimum=1)
     arrangement: str = arg("pool", help="how K kept tokens meet the square-only pooling: pool (to 12x12, the "
                                         "default), pool-min (to min(sqrt K, 12) squared), direct (no pooling)",
                            choices=list(ARRANGEMENTS))
     allocation: str = arg("uniform", help="how a clip's 16 x K tokens are shared by its frames (this project's idea, "
-                                          "litelvlm.videoglamm.allocation): uniform (K each, the default), relevance "
+                                          "the family's allocation module): uniform (K each, the default), relevance "
                                           "(by CLIP's retrieval of the frames by the expression) or 16 comma-separated "
                                           "weights; with pool / pool-min every frame gets a square (the total at most "
                                           "16 K), with direct any count (the total exactly 16 K)")
-    clip_text: str = arg("expression", help="CLIP text of the text-reading methods: the expression, or "
-                                            "VideoGLaMM's question", choices=list(CLIP_TEXTS))
-    sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (VideoGLaMM's "
+    clip_text: str = arg("expression", help="CLIP text of the text-reading methods: the expression, or the "
+                                            "family's question", choices=list(CLIP_TEXTS))
+    sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (the family's "
                                              "--use_sam2_video_branch) instead of frame-wise masks; recorded in "
                                              "config.json, a folder of the other kind is refused")
     anno_sets: list[str] = arg(["0", "1", "2", "3"], help="Ref-DAVIS annotator sets scored (0..3)", each=int)

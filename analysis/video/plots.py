@@ -6,24 +6,28 @@ path (the same fraction of the video's merged tokens), each point with its 95% b
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 
 import pandas as pd
 
 from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band, spread
-from analysis.common.style import METHOD_ORDER, figure, method_label, method_style
+from analysis.common.style import METHOD_ORDER, baseline, figure, method_label, method_style
 
-__all__ = ["plot_jf_vs_budget", "plot_claims_table"]
+__all__ = ["VideoLabels", "plot_jf_vs_budget", "plot_claims_table"]
 
-#: the one sentence every VideoGLaMM video figure carries
-WEIGHTS_NOTE = ("The paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public: "
-                "these come from the weights named below.")
-#: per model family of an ``eval-video`` folder: (title name, x label, weights note)
-FAMILY_LABELS = {
-    "videoglamm": ("VideoGLaMM", "CLIP tokens kept per frame (of 576; LLM-side methods: the same fraction of the "
-                                 "LLM's visual tokens)", WEIGHTS_NOTE),
-    "unipixel": ("UniPixel (video path)", "per-frame budget (of 576): the same fraction of the video's merged tokens",
-                 "The paper reports no UniPixel video numbers; these come from the weights named below."),
-}
+#: the x axis of a run that records no budget reading of its own: K of each frame's 576 CLIP tokens (a family that
+#: prunes its CLIP stream per frame)
+PER_FRAME_CLIP = "CLIP tokens kept per frame (of 576; LLM-side methods: the same fraction of the LLM's visual tokens)"
+
+
+@dataclass(frozen=True)
+class VideoLabels:
+    """What a video figure says of the run that made it: the model family's ``name`` (its title), the ``xlabel``
+    (what a per-frame budget means on it) and the ``note`` on the weights."""
+
+    name: str
+    xlabel: str = PER_FRAME_CLIP
+    note: str = ""
 
 
 def _order(methods) -> list[str]:
@@ -31,22 +35,22 @@ def _order(methods) -> list[str]:
     return [m for m in METHOD_ORDER if m in found] + sorted(m for m in found if m not in METHOD_ORDER)
 
 
-def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, family: str = "videoglamm"):
-    """One line per method: ``metric`` (J&F, J or F) against the per-frame budget (of 576), the unpruned model
-    (``none``) as a dashed line; ``family``: the model family of the run (its title and axis labels). With
+def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, labels: VideoLabels | None = None):
+    """One line per method: ``metric`` (J&F, J or F) against the per-frame budget (of 576), the unpruned baseline
+    as a dashed line; ``labels``: what the run's model family says (its title and axis labels). With
     ``<metric>_lo``/``_hi`` columns each point's 95% interval is a bar and the unpruned model's a band. Returns
     ``(fig, ax)``."""
     if metric not in ("J&F", "J", "F"):
         raise ValueError(f"metric must be J&F, J or F; got {metric!r}")
-    if family not in FAMILY_LABELS:
-        raise ValueError(f"family must be one of {', '.join(FAMILY_LABELS)}; got {family!r}")
-    name, xlabel, weights_note = FAMILY_LABELS[family]
+    if labels is None:
+        raise ValueError("labels: the run's model family, what its budget means and its weights note")
+    name, xlabel, weights_note = labels.name, labels.xlabel, labels.note
     if ax is None:
         fig, ax = figure(1, aspect=0.75)
     else:
         fig = ax.figure
-    none = summary[summary["method"] == "none"]
-    pruned = summary[summary["method"] != "none"]
+    is_baseline = summary["method"].map(baseline)
+    none, pruned = summary[is_baseline], summary[~is_baseline]
     methods = _order(pruned["method"])
     for i, method in enumerate(methods):
         d = pruned[pruned["method"] == method].sort_values("budget")

@@ -18,4 +18,5 @@ CARD = FamilyCard(
     paper_preset="glamm-7b",
     released_presets=("glamm-7b",),
     questions="litelvlm.data.templates:SEG_QUESTIONS",
+    official_sample="litelvlm.glamm.protocol:sample_official",
 )

@@ -21,4 +21,5 @@ CARD = FamilyCard(
     # the tiny preset's SAM 2 object-score gate is closed for seed 0 (every mask logit -1024, every mask empty on the
     # sample images, so every score 0) and open for 5: ``unipixel-tiny-random`` means ``unipixel-tiny-random:5``
     default_seeds={"unipixel-tiny-random": 5},
+    merged_grid="litelvlm.unipixel.protocol",
 )
