@@ -129,6 +129,12 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
 _LOADED: dict[tuple[str, str], Method] = {}
 
 
+def is_baseline(name: str) -> bool:
+    """Whether ``name`` is the unpruned baseline's (read from the table alone, before any method module loads; a loaded
+    method answers ``Method.baseline``)."""
+    return name == BASELINE
+
+
 def method_names() -> list[str]:
     """Every registered name, sorted (imports nothing)."""
     return sorted(TABLE)

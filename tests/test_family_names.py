@@ -51,10 +51,8 @@ def family_mentions() -> dict[str, list[str]]:
     return out
 
 
-import pytest  # noqa: E402
 
 
-@pytest.mark.xfail(strict=True, reason="being moved into the family packages")
 def test_outside_its_package_no_module_names_a_family():
     found = family_mentions()
     assert not any(found.values()), "\n".join(m for ms in found.values() for m in ms)

@@ -54,10 +54,8 @@ def method_branches() -> list[str]:
     return [b for p in sorted(files) if p.relative_to(ROOT).as_posix() not in CONTRACT | set(NOT_PRUNING) for b in branches(p)]
 
 
-import pytest  # noqa: E402
 
 
-@pytest.mark.xfail(strict=True, reason="being converted to the typed method contract")
 def test_no_study_or_pipeline_branches_on_a_methods_name_stage_or_kind():
     found = method_branches()
     assert not found, "\n".join(found)

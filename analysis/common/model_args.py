@@ -32,7 +32,7 @@ class ModelDataArgs:
     clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
                                       "or the matching tiny random CLIP for tiny-random")
     sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
-                                     "come from the GLaMM checkpoint")
+                                     "come from the model's checkpoint")
     image_dir: str | None = arg(None, help="image folder (default: <refer-dir>/images)")
     dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
@@ -49,8 +49,8 @@ class ModelDataArgs:
     quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 (4-bit "
                                      "NF4, double quantization); vision, CLIP text tower, SAM, projector and "
                                      "heads keep --dtype (docs/quantization.md)", choices=["none", "int8", "nf4"])
-    quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; LISA's "
-                                                     "and VideoGLaMM's) or torchao (int8 weight-only)",
+    quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; the "
+                                                     "official stacks' library) or torchao (int8 weight-only)",
                                 choices=["bitsandbytes", "torchao"])
     layer_dtype: str = arg("model", help=LAYER_DTYPE_HELP, choices=list(LAYER_DTYPES))
 

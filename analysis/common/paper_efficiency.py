@@ -105,7 +105,8 @@ PAPER_BY_METHOD = {"litelvlm": PAPER}
 #: The paper's setting of a method's run, by method: FastV's in the authors' compiled GLaMM port
 #: (``modeling_llama_fastv`` ``LlamaModel.__init__`` L576-581): prune at layer 2, keep ``fast_v_attention_rank``
 #: (192 by default) of 576 visual tokens.
-PAPER_SETTINGS = {"fastv": "K=2, kept = attention rank (192 of 576 by default; compiled GLaMM port)"}
+PAPER_SETTINGS = {"fastv": "K=2, kept = attention rank (192 of 576 by default; compiled "
+                           f"{next(c.display_name for c in cards() if c.paper_preset)} port)"}
 
 
 def paper_arch() -> str:

@@ -162,7 +162,7 @@ def paper_summary(df: pd.DataFrame, paper: bool = False) -> str:
             blocks.append(f"{name}{f', {attn}' if attn else ''}:\n"
                           + table.to_string(float_format=lambda v: f"{v:.4g}", na_rep=""))
     cuda_note = "; CUDA time: this project's reading, defined in no released file" if cuda else ""
-    return f"On the paper's definitions (the authors' compiled GLaMM code{cuda_note}):\n" + "\n".join(blocks)
+    return f"On the paper's definitions (the authors' compiled code{cuda_note}):\n" + "\n".join(blocks)
 
 
 def spread_summary(df: pd.DataFrame) -> str | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from analysis.efficiency import plots
 from analysis.figures.family import Family
 from litelvlm.cli import main
+from litelvlm.families import cards
 
 
 def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
@@ -47,7 +48,8 @@ FAMILY = Family(
                 "reading), with the paper's numbers and the FLOPs-ideal limit drawn in.",
     command="litelvlm efficiency", requires=("analysis.efficiency.compute", "analysis.efficiency.plots"),
     subdir="efficiency", make_smoke=smoke_efficiency, read=read_efficiency, draw=draw_efficiency,
-    smoke_note="`litelvlm efficiency --arch tiny --flops-only` (the tiny GLaMM on the meta device: FLOPs and "
+    smoke_note="`litelvlm efficiency --arch tiny --flops-only` (the tiny "
+               f"{next(c.display_name for c in cards() if c.paper_preset)} on the meta device: FLOPs and "
                "activation bytes, no timing; timing needs a real run, see the README)",
     results_files=("efficiency.csv",), studies=("efficiency",),
     make_results="litelvlm efficiency --out {out}")

@@ -39,13 +39,14 @@ class ValidateArgs(ModelDataArgs):
                                       "skipped when N depends on the image); a video model: per-frame budgets of each "
                                       "frame's 576 CLIP patches (default: 576,196,81)", each=int, minimum=1)
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
-    max_sentences: int = arg(3, help="sentences sampled for the image (GLaMM: 3; a family whose protocol holds a "
-                                     "fixed number of expressions per prompt, UniPixel's one, takes that many)",
+    max_sentences: int = arg(3, help="sentences sampled for the image by a family's official multi-sentence "
+                                     "protocol; a family whose protocol holds a fixed number of expressions per "
+                                     "prompt takes that many",
                              minimum=1)
     seed: int = arg(0, help="seed of the official sampling and the random selector")
     device: str = arg("cpu", help="torch device (cuda: the GPU validation, CUDA-synchronised times)")
-    dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint or glamm-7b-random (GLaMM's "
-                                  "evaluation), float32 for tiny-random", choices=["auto", *DTYPES])
+    dtype: str = arg("auto", help="model dtype; auto: the family's official evaluation dtype (bfloat16 for a "
+                                  "checkpoint or a full-size random model), float32 for a tiny one", choices=["auto", *DTYPES])
     fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
     compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile; on cuda with CUDA graphs, "
                                     "mode reduce-overhead) so a batch-1 prefill is bound by arithmetic, not kernel "

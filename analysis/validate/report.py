@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
+from litelvlm.families import card_of
 from litelvlm.io import atomic_path, write_csv
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import weights_banner
@@ -248,7 +249,7 @@ def prompt_line(setup: dict, a) -> str:
     if not setup["questions"]:  # the family's own protocol: a fixed number of expressions per prompt
         said = "; ".join(f"\"{s}\"" for s in setup["sentences"])
         return f"{head}. The family's protocol: {len(setup['sentences'])} expression(s) per prompt, {tokens}: {said}"
-    return (f"{head}. GLaMM's official protocol (seed {a.seed}): {len(setup['sentences'])} sentences, {tokens}. "
+    return (f"{head}. {card_of(a.model).display_name}'s official protocol (seed {a.seed}): {len(setup['sentences'])} sentences, {tokens}. "
             "Questions: " + "; ".join(f"\"{q}\"" for q in setup["questions"]))
 
 
@@ -312,7 +313,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "Activation memory: the peak of the tensors a call creates (on CUDA: the allocator's peak), for the LLM "
              "span (``llm_activation_mb``, above the level at its start: the ratios use it) and for the whole call "
              "(``activation_mb``): this project's measured quantities (``act_reduction``). ``paper_def_*`` are the paper's "
-             "definitions, as the authors' compiled GLaMM code computes them (``analysis.common.paper_efficiency``): storing "
+             "definitions, as the authors' compiled code computes them (``analysis.common.paper_efficiency``): storing "
              "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm (with "
              "grouped keys and values 2nd^2 + 2ndk for the projections, this project's generalisation), FastV's "
              "pruning layer counted at the full length; the activation target uses it. The paper's columns "

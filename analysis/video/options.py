@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, video_eval
-from litelvlm.methods import BASELINE, TABLE, describe
+from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.video.runner import FRAME_PATCHES
 
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # the 16-frame CLIP stream's pooling (its family's pruning module)
@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def method_error(name: str) -> str | None:
     """Why ``--methods`` may not name ``name`` (None: it may), read from the registry's table alone; what the family
     cannot run is refused by its video path (``method_errors``) before anything is written."""
-    if name == BASELINE:
+    if is_baseline(name):
         return f"{name!r} is the unpruned baseline, run on every video anyway"
     return None
 
