@@ -164,7 +164,7 @@ def test_a_non_integer_where_an_integer_is_expected_is_a_usage_error(command, op
 
 def test_non_integer_cases_cover_every_subcommand_with_integer_options():
     assert {c for c, _ in NON_INTEGER_CASES} == set(all_commands())  # --threads at least
-    assert ("select", "--budget") in NON_INTEGER_CASES and ("retention", "--budgets") in NON_INTEGER_CASES
+    assert ("retention", "--budgets") in NON_INTEGER_CASES  # select's --budget is a Budget (tests/test_budget.py)
 
 
 def test_figures_on_a_folder_without_results(tmp_path, capsys):

@@ -59,7 +59,7 @@ def test_protocol_difference():
 
 def test_plan():
     assert plan(["none", "litelvlm"], [576, 64], 576) == [("none", 576), ("litelvlm", 576), ("litelvlm", 64)]
-    with pytest.raises(LiteLVLMError, match="outside 1..576"):
+    with pytest.raises(LiteLVLMError, match=r"budget must satisfy 1 <= K <= 576"):
         plan(["litelvlm"], [600], 576)
     with pytest.raises(LiteLVLMError, match="empty"):
         plan([], [64], 576)

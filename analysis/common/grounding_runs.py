@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import logging
 
+from litelvlm.budget import Budget, BudgetError
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card, exif_transpose
 from litelvlm.methods import get_method
@@ -24,11 +25,11 @@ def plan(methods: list[str], budgets: list[int], num_patches: int | None) -> lis
         raise LiteLVLMError("--methods is empty")
     if not budgets:
         raise LiteLVLMError("--budgets is empty")
-    for b in budgets:
-        if num_patches is None and b < 1:
-            raise LiteLVLMError(f"--budgets: {b} is not a positive number of visual tokens")
-        if num_patches is not None and not 1 <= b <= num_patches:
-            raise LiteLVLMError(f"--budgets: {b} is outside 1..{num_patches} (the model's visual tokens)")
+    for b in budgets:  # the one rule of a budget (its form; against a fixed N, its range), with its one message
+        try:
+            Budget(b) if num_patches is None else Budget(b).count(num_patches)
+        except BudgetError as e:
+            raise LiteLVLMError(f"--budgets: {e}") from None
     full = ALL_TOKENS if num_patches is None else num_patches
     out = []
     for m in methods:  # an unknown name is an error naming the known ones; the baseline runs once, at K = N
@@ -39,11 +40,11 @@ def plan(methods: list[str], budgets: list[int], num_patches: int | None) -> lis
 def image_runs(pairs: list[tuple[str, int]], n: int, image_id=None) -> list[tuple[str, int]]:
     """The planned (method, budget) pairs (:func:`plan`) an image of ``n`` visual tokens runs (the baseline's
     :data:`ALL_TOKENS` is all N); the budgets above N are skipped with one warning naming the image and N."""
-    over = sorted({b for _, b in pairs if b > n})
+    over = sorted({b for _, b in pairs if not Budget.from_column(b).fits(n)})
     if over:
         log.warning("%s has %d visual tokens: budget(s) %s skipped", "the image" if image_id is None else
                     f"image {image_id}", n, ", ".join(map(str, over)))
-    return [(m, b) for m, b in pairs if b <= n]
+    return [(m, b) for m, b in pairs if Budget.from_column(b).fits(n)]
 
 
 def clip_record(pipe) -> dict:
