@@ -39,7 +39,7 @@ def coco128(shared_data) -> Path:
 def official(tmp_path_factory):
     """The official code in ``../shared/official`` (``tests/official_code.py``); skips only when ``../shared`` is
     absent."""
-    from official_code import open_official
+    from tests.official_code import open_official
 
     return open_official(tmp_path_factory.mktemp("official"))
 
@@ -223,7 +223,7 @@ _DESELECTED: list = []
 
 
 def pytest_deselected(items):
-    """Keep the deselected items: ``tests/test_suite_counts.py`` counts the slow and GPU ones."""
+    """Keep the deselected items: ``tests/project/test_suite_counts.py`` counts the slow and GPU ones."""
     _DESELECTED.extend(items)
 
 

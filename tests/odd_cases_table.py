@@ -2,7 +2,7 @@
 
 Every test that tries a class of bad input or fault carries ``@pytest.mark.odd_case(klass, case, commands,
 outcome)`` with literal strings. This module reads those markers from the test files' syntax (no import, so it
-is instant) and renders them as one Markdown table, grouped by class. ``tests/test_odd_cases_table.py`` fails
+is instant) and renders them as one Markdown table, grouped by class. ``tests/project/test_odd_cases_table.py`` fails
 when the table in ``docs/testing.md`` differs from the rendering; ``python tests/odd_cases_table.py --write``
 rewrites it.
 """

@@ -3,7 +3,7 @@
 The block counts the tests of the default selection (``python -m pytest -n 2``: ``slow`` and ``gpu``
 deselected by ``pyproject.toml``'s ``addopts``), the slow ones (``-m slow``) and the GPU ones (``-m gpu``).
 Collecting the suite imports every test module (about 20 s of CPU), so no test collects it again: when the
-whole default suite runs, ``tests/test_suite_counts.py`` compares the block with the counts of that very
+whole default suite runs, ``tests/project/test_suite_counts.py`` compares the block with the counts of that very
 session (``tests/conftest.py`` keeps the deselected items) and fails when it is stale; a partial run skips it.
 ``python tests/suite_counts.py --write`` collects the suite and rewrites the block.
 """

@@ -51,7 +51,7 @@ class ValidateArgs(ModelDataArgs):
     compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile; on cuda with CUDA graphs, "
                                     "mode reduce-overhead) so a batch-1 prefill is bound by arithmetic, not kernel "
                                     "launches; every (method, budget) gets 2 untimed warm-up calls first (this "
-                                    "project's option; equal to the eager path, tests/test_compiled_prefill.py)")
+                                    "project's option; equal to the eager path, tests/litelvlm/lvlm/test_compiled_prefill.py)")
     layer_dtype: str = arg("auto", help=LAYER_DTYPE_HELP + "; auto by default here (a timing study)",
                            choices=list(LAYER_DTYPES))
     repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their median",

@@ -27,7 +27,7 @@ DEFAULT_MODEL = families.DEFAULT_MODEL
 DEFAULT_METHODS = ("litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner")
 #: methods whose one selection gives every budget: ``baseline`` methods keep all N whatever K (read as they are);
 #: these read the first K of one ranking their selection at N carries (``parts[...]``), equal to selecting at K
-#: (tested for every K in tests/test_explore.py)
+#: (tested for every K in tests/litelvlm/test_explore.py)
 PREFIX_OF_PART = {"litelvlm-context": "context"}
 
 

@@ -38,7 +38,7 @@ _DESCRIPTIONS = {
 #: with the GLaMM-RefSeg tokenizer, the ``<image>`` placeholder not counted): the median over the 1,500
 #: RefCOCO val images with GLaMM's 3 sampled sentences (seed 0; mean 128.9, range 89-162; 1 sentence
 #: would give 72, 2 give 101). The paper's 4.66 / 2.11 / 1.27 TMACs imply 124-131 (3 sentences); with
-#: 129 the count gives 4.70 / 2.11 / 1.26. ``tests/test_efficiency.py`` recomputes both.
+#: 129 the count gives 4.70 / 2.11 / 1.26. ``tests/analysis/test_efficiency.py`` recomputes both.
 OFFICIAL_PROMPT_TOKENS = 129
 #: of which before the image (system prompt, ``USER:``, ``<im_start>``)
 OFFICIAL_PREFIX_TOKENS = 36

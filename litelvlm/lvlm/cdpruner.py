@@ -47,7 +47,7 @@ Deviations from the official code:
    then holds fewer than K tokens. Here the picked tokens are masked to ``-inf`` before each
    ``argmax`` (the ``di2s`` arithmetic itself is the official one), so K distinct tokens are kept.
    Wherever the official loop picks K distinct tokens the two selections are identical
-   (tests/test_official_cdpruner.py).
+   (tests/litelvlm/lvlm/test_cdpruner_official.py).
 2. The CLIP joint-space projection is the pipeline's shared trace (``vision.projected``, in the
    CLIP tower's dtype), then cast to float32; the official code loads ``visual_projection`` and the
    text tower in float32 and applies the projection to the ``post_layernorm`` output cast to

@@ -4,7 +4,7 @@
 This project's adaptation (no official Qwen2.5-VL code of CDPruner's authors exists): CDPruner's official relevance
 (Theia-4869/CDPruner @9541616, ``llava_arch.py`` L141-188) is the negative cosine of CLIP's image embeds with CLIP's text
 embeds, and Qwen2.5-VL's tower has no CLIP joint space. The relevance here is the one OpenVINO GenAI's CDPruner port
-scores Qwen tokens with (openvinotoolkit/openvino.genai @da1db86, transcribed in tests/test_llm_relevance.py): the
+scores Qwen tokens with (openvinotoolkit/openvino.genai @da1db86, transcribed in tests/litelvlm/lvlm/test_relevance.py): the
 positive cosine of each merged token with the mean of the prompt's instruction-token embeddings, min-max normalised.
 The kernel ``r_i S_ij r_j`` (``S`` the cosine of the LLM input embeddings) and the greedy MAP inference are the
 official CDPruner code's, the same statements as the GLaMM path (:func:`litelvlm.lvlm.cdpruner.conditional_dpp`; its

@@ -43,7 +43,7 @@ Deviations from the official code:
    repeated and fewer than K distinct tokens. Here the selected tokens' scores are set to
    -inf before each ``argmax``, so K distinct tokens are kept (the max-min diversity problem
    of the paper selects a subset of size K). Wherever the official loop picks distinct
-   tokens the two selections are identical (tests/test_official_divprune.py).
+   tokens the two selections are identical (tests/litelvlm/lvlm/test_divprune_official.py).
 2. The budget is a token count K (the project's convention); the official code takes a
    ratio. ``budget_from_ratio(0.098) == 56`` gives the official count; ratios that round to 0
    (an empty selection in the official code) are rejected by the budget check.

@@ -2,7 +2,7 @@
 
 Official code: davisvideochallenge/davis2017-evaluation @ ac7c43f (``davis2017/metrics.py``,
 ``davis2017/evaluation.py``, ``davis2017/utils.py``, ``davis2017/davis.py``, ``davis2017/results.py``,
-``evaluation_method.py``); transcribed and compared in ``tests/test_video_metrics.py``.
+``evaluation_method.py``); transcribed and compared in ``tests/litelvlm/video/test_metrics.py``.
 
 - J, region similarity (:func:`region_similarity`, ``db_eval_iou``): |P & G| / |P | G| counted outside
   the void pixels; 1 when the union is empty (both masks empty).

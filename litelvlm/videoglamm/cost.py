@@ -1,7 +1,7 @@
 """VideoGLaMM in the efficiency study: the FLOPs of one video prompt, unpruned and with per-frame CLIP-side pruning.
 
 ``--arch videoglamm`` is the real size (``litelvlm.videoglamm.config.PRESETS['videoglamm']``: Phi-3-mini, CLIP
-ViT-L/14-336, InternVideo2-1B, SAM 2 Hiera-L, with the exact parameter counts ``tests/test_videoglamm.py`` checks),
+ViT-L/14-336, InternVideo2-1B, SAM 2 Hiera-L, with the exact parameter counts ``tests/litelvlm/test_videoglamm.py`` checks),
 built on the ``meta`` device, so it counts anywhere in seconds; ``--arch videoglamm-tiny`` the tiny preset (tests).
 VideoGLaMM is not a registered family (docs/videoglamm.md), so this module counts its parts itself, each on the
 library's own modules (:class:`litelvlm.videoglamm.model.VideoGLaMM`) under FlopCounterMode, for one video prompt:

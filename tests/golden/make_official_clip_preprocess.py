@@ -20,7 +20,7 @@ array):
 - ``exif``: eight small JPEGs (base64), one per EXIF orientation 1-8, with the shape and SHA-256 of
   what ``cv2.imread`` + BGR->RGB decodes from each.
 
-``tests/test_official_clip_preprocess.py`` and ``tests/test_image_decoding.py`` check the project against it.
+``tests/litelvlm/test_clip_preprocess_official.py`` and ``tests/litelvlm/data/test_refer_image_decoding.py`` check the project against it.
 """
 
 from __future__ import annotations

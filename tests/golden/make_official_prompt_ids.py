@@ -14,7 +14,7 @@ The prompt text is built as sejong-rcv/LiteLVLM @5896153 builds it (transcribed 
 ``--pretrained`` as in ``run_evaluation.sh``, so no tokens are added), and
 ``model/llava/mm_utils.py`` L18-43 (``tokenizer_image_token``). The ids come from the real
 transformers 4.28.1 ``LlamaTokenizer`` on ``glamm_refseg_tokenizer/``. The test
-``tests/test_official_prompt.py`` checks the project's prompt builder and tokenizer against this file.
+``tests/litelvlm/glamm/test_prompts_official.py`` checks the project's prompt builder and tokenizer against this file.
 """
 
 from __future__ import annotations

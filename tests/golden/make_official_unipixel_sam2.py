@@ -13,7 +13,7 @@ that file (``_target_`` classes built from the nested values; PyYAML reads ``1e-
 OmegaConf reads a float, hence the conversion). The prompt-encoding modules are built as L78-94 builds
 them (``PromptEncoder``, ``PositionEmbedding1DRandom`` from the checkout; the linear layers transcribed),
 for the 3B (LLM width 2048) and the 7B (3584), both with the vision merger's 5120 = 1280 x 4 inputs.
-``tests/test_unipixel_head.py`` checks the project's key tables against the file, and its SAM 2 path against this
+``tests/litelvlm/unipixel/test_head.py`` checks the project's key tables against the file, and its SAM 2 path against this
 code run on UniPixel's ``sam2`` package extracted from ``../shared/official/UniPixel.git`` (and that this script,
 run on it, writes the file unchanged).
 """

@@ -1,0 +1,196 @@
+"""Inputs checked at the edge, before native code sees them: segmentations that pycocotools must not decode,
+annotation and expression files that are not UTF-8. Each ends in one stderr line naming the file and the cause
+(exit 2), never a crash; the CLI runs go through a subprocess with a memory cap, so that a regression is a failing
+exit status instead of a killed test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from litelvlm.cli import main
+from litelvlm.data.refer import load_coco_instances, load_refer, load_refs
+from litelvlm.errors import LiteLVLMError
+from tests.fixtures.cli import one_error_line as _one_error_line
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _with_segmentation(src: Path, dst: Path, segmentation) -> Path:
+    """A copy of ``src`` whose first annotation (id 1, image 1, a 64 x 64 image) has ``segmentation``."""
+    _copy(src, dst)
+    inst = json.loads((dst / "instances.json").read_text())
+    assert inst["annotations"][0]["id"] == 1 and inst["images"][0] == {**inst["images"][0], "width": 64, "height": 64}
+    inst["annotations"][0]["segmentation"] = segmentation
+    (dst / "instances.json").write_text(json.dumps(inst))  # NaN and Infinity as Python's json writes them
+    return dst
+
+
+def _capped_run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """``litelvlm ARGV`` in a fresh interpreter with 6 GB of address space (a crash is an exit status here)."""
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path),
+           "LITELVLM_CACHE": os.environ.get("LITELVLM_CACHE", str(tmp_path / "cache"))}  # the session's (conftest)
+    return subprocess.run([sys.executable, "-m", "litelvlm.cli", *argv], capture_output=True, text=True,
+                          preexec_fn=cap, env=env, cwd=ROOT, timeout=600)
+
+
+# ---------------------------------------------------------------- segmentations
+
+#: case -> (segmentation of annotation 1 in a 64 x 64 image, what the error says besides the ids)
+BAD_SEGMENTATIONS = {
+    "NaN polygon coordinate": ([[float("nan"), 1.0, 10.0, 1.0, 10.0, 10.0]], "non-finite coordinate (nan"),
+    "infinite polygon coordinate": ([[1.0, 1.0, float("inf"), 1.0, 10.0, 10.0]], "non-finite coordinate (inf"),
+    "polygon far outside the image": ([[1.0, 1.0, 1e9, 1.0, 10.0, 10.0]], "outside the 64 x 64 image"),
+    "negative polygon coordinates": ([[-50.0, 1.0, 10.0, 1.0, 10.0, 10.0]], "outside the 64 x 64 image"),
+    "polygon of strings": ([["1", "1", "10", "1", "10", "10"]], "not a flat list of numbers"),
+    "nested polygon": ([[[1, 1], [10, 1], [10, 10]]], "not a flat list of numbers"),
+    "RLE counts past height x width": ({"size": [64, 64], "counts": [0, 10**6]}, "add up to 1000000 pixels"),
+    "RLE counts short of height x width": ({"size": [64, 64], "counts": [10, 10]}, "add up to 20 pixels"),
+    "negative RLE count": ({"size": [64, 64], "counts": [5000, -904]}, "not a non-negative integer"),
+    "NaN RLE count": ({"size": [64, 64], "counts": [float("nan"), 4096]}, "not a non-negative integer"),
+    "compressed RLE with bytes outside '0'..'o'": ({"size": [64, 64], "counts": "~~~~"}, "outside '0'..'o'"),
+    "compressed RLE cut off mid-number": ({"size": [64, 64], "counts": "0o"}, "end in the middle of a number"),
+    "compressed RLE past height x width": ({"size": [64, 64], "counts": "`h9"}, "add up to 10000 pixels"),
+    "RLE of another size": ({"size": [10, 10], "counts": [100]}, "decodes to a 10 x 10 mask but its image is 64 x 64"),
+    "RLE size that is not two integers": ({"size": [64], "counts": [4096]}, "not [height, width]"),
+    "RLE without counts": ({"size": [64, 64]}, "has no 'counts'"),
+    "a number as segmentation": (7, "unknown segmentation format int"),
+}
+
+
+@pytest.mark.odd_case("annotations", "NaN, infinite, out-of-image, non-numeric or nested polygons; RLE counts that "
+                      "are negative, NaN, short of or past height x width; bad compressed RLE strings; an RLE of "
+                      "another size", "load_refer, load_coco_instances (what reversal, eval-grounding, importance, sink read)",
+                      "one error naming the instances file, the annotation, the image and the cause, raised by the "
+                      "loader before pycocotools sees the segmentation")
+@pytest.mark.parametrize("loader", ["refer", "coco"])
+@pytest.mark.parametrize("case", BAD_SEGMENTATIONS)
+def test_a_bad_segmentation_is_refused_by_the_loaders_before_pycocotools(case, loader, toy_refer, tmp_path,
+                                                                       monkeypatch):
+    import pycocotools.mask
+
+    segmentation, cause = BAD_SEGMENTATIONS[case]
+    refer = _with_segmentation(toy_refer, tmp_path / "refer", segmentation)
+    for name in ("frPyObjects", "decode", "merge"):  # pycocotools must never see it
+        monkeypatch.setattr(pycocotools.mask, name, lambda *a, **k: pytest.fail("pycocotools was called"))
+    with pytest.raises(LiteLVLMError) as err:
+        load_refer(refer, None) if loader == "refer" else load_coco_instances(refer / "instances.json", None)
+    message = str(err.value)
+    assert message.startswith(f"instances file {str(refer / 'instances.json')!r}: annotation 1 (image 1) has a "
+                              "segmentation that cannot be decoded: "), message
+    assert cause in message and "\n" not in message, message
+
+
+def test_valid_segmentations_pass_the_checks_and_decode_as_before(toy_refer):
+    """Every annotation of the toy folder (compressed RLE), and polygons on the image border, decode as
+    pycocotools decodes them directly."""
+    from pycocotools import mask as mask_utils
+
+    from litelvlm.data.segmentation import check_segmentation, decode_segmentation
+
+    records = load_refer(toy_refer, None)
+    for r in records:
+        rle = dict(r.segmentation, counts=r.segmentation["counts"].encode())
+        np.testing.assert_array_equal(r.mask(), mask_utils.decode(rle).astype(bool))
+    border = [[0, 0, 64, 0, 64, 64, 0, 64], [65.5, -1.5, 30, 30, 2, 60]]  # on the edge, and within the margin
+    check_segmentation(border, 64, 64)
+    want = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(border, 64, 64))).astype(bool)
+    np.testing.assert_array_equal(decode_segmentation(border, 64, 64), want)
+
+
+@pytest.mark.odd_case("annotations", "a NaN polygon coordinate (pycocotools was killed: SIGSEGV or out of memory)",
+                      "reversal, eval-grounding, importance",
+                      "exit 2, one line naming the instances file, the annotation, the image and the cause")
+@pytest.mark.parametrize("command", ["reversal", "eval-grounding", "importance"])
+def test_a_nan_polygon_is_one_clear_error_on_every_command_that_decodes_masks(command, toy_refer, tmp_path, capsys):
+    """``reversal`` (where the crash was found) runs in a capped subprocess; the others in this process."""
+    refer = _with_segmentation(toy_refer, tmp_path / "refer", [[float("nan"), 1.0, 10.0, 1.0, 10.0, 10.0]])
+    model = "tiny-random" if command == "reversal" else "tiny-random:0"
+    argv = [command, "--refer-dir", str(refer), "--out", str(tmp_path / "out"), "--model", model, "--threads", "1"]
+    if command == "reversal":
+        done = _capped_run(argv, tmp_path)
+        line = _one_error_line(done.returncode, done.stderr, command)
+    else:
+        line = _one_error_line(main(argv), capsys.readouterr().err, command)
+    assert str(refer / "instances.json") in line and "annotation 1 (image 1)" in line, line
+    assert "non-finite coordinate (nan" in line, line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# ---------------------------------------------------------------- text encodings
+
+def _latin1_instances(refer: Path) -> None:
+    raw = (refer / "instances.json").read_bytes()
+    (refer / "instances.json").write_bytes(raw.replace(b'"categories": [{', b'"categories": [{"note": "caf\xe9", ', 1))
+
+
+def _latin1_refs(refer: Path) -> None:
+    """The first sentence stored as a Python 2 byte string with a Latin-1 byte (as an old pickle would hold it)."""
+    refs = pickle.loads((refer / "refs(unc).p").read_bytes())
+    data = pickle.dumps(refs, protocol=2)
+    text = refs[0]["sentences"][0]["sent"].encode()
+    unicode_op = b"X" + struct.pack("<I", len(text)) + text
+    assert unicode_op in data
+    byte_op = b"U" + bytes([len(text)]) + text[:-1] + b"\xe9"  # SHORT_BINSTRING, read with ASCII
+    (refer / "refs(unc).p").write_bytes(data.replace(unicode_op, byte_op, 1))
+
+
+@pytest.mark.odd_case("text encodings", "instances or refs file that is not UTF-8 (or ASCII) text",
+                      "reversal, retention",
+                      "exit 2, one line naming the file, the encoding, the byte and its offset")
+@pytest.mark.parametrize("which", ["instances", "refs"])
+def test_a_file_that_is_not_utf8_is_one_line_naming_it_and_the_byte(which, toy_refer, tmp_path, capsys):
+    refer = _copy(toy_refer, tmp_path / "refer")
+    (_latin1_instances if which == "instances" else _latin1_refs)(refer)
+    name = "instances.json" if which == "instances" else "refs(unc).p"
+    encoding = "UTF-8" if which == "instances" else "ASCII"
+    commands = ["reversal", "retention"] if which == "refs" else ["reversal"]
+    for command in commands:
+        out = tmp_path / f"out-{command}"
+        argv = [command, "--refer-dir", str(refer), "--out", str(out), "--threads", "1"]
+        line = _one_error_line(main(argv), capsys.readouterr().err, command)
+        assert str(refer / name) in line and f"not {encoding} text: byte 0xe9 at offset" in line, line
+    with pytest.raises(LiteLVLMError, match=f"not {encoding} text"):
+        load_refer(refer, None) if which == "instances" else load_refs(refer / name)
+
+
+@pytest.mark.odd_case("text encodings", "an expressions file that is not UTF-8", "sink --expressions",
+                      "exit 2, one line naming the file, the byte and its offset")
+def test_an_expressions_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    path = tmp_path / "val.json"
+    raw = b'{"items": [{"image": "a.jpg", "mask": "a.png", "text": "caf\xe9 on the left"}]}'
+    path.write_bytes(raw)
+    out = tmp_path / "out"
+    line = _one_error_line(main(["sink", "--expressions", str(path), "--out", str(out), "--threads", "1"]),
+                           capsys.readouterr().err, "sink")
+    assert f"expressions file {str(path)!r} is not UTF-8 text: byte 0xe9 at offset {raw.index(0xE9)}" in line, line
+
+
+def test_utf16_json_with_a_byte_order_mark_reads_as_the_official_binary_json_load(toy_refer, tmp_path):
+    """The official REFER code reads instances.json with ``json.load(open(path, "rb"))``: UTF-16 and UTF-32 files
+    (with their byte-order marks) load too."""
+    refer = _copy(toy_refer, tmp_path / "refer")
+    inst = json.loads((refer / "instances.json").read_text())
+    for c in inst["categories"]:
+        c["name"] = "café"
+    (refer / "instances.json").write_bytes(json.dumps(inst, ensure_ascii=False).encode("utf-16"))
+    records = load_refer(refer, None)
+    assert len(records) == len(load_refer(toy_refer, None)) and {r.category for r in records} == {"café"}

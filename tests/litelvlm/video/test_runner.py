@@ -1,0 +1,71 @@
+"""The video contract (:mod:`litelvlm.video.runner`): every family registered with a video path resolves to a
+:class:`VideoEval`, a family without one is refused with a line naming it, and the video study
+(``analysis/video``) names no family in code: it reaches each one through the registry."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from pathlib import Path
+
+import pytest
+
+from litelvlm.cli import main
+from litelvlm.errors import LiteLVLMError
+from litelvlm.families import card, family_names, video_eval
+from litelvlm.video.runner import VideoEval
+
+STUDY = Path(__file__).resolve().parents[3] / "analysis" / "video"
+MODELS = {"videoglamm": "videoglamm-tiny-random:0", "unipixel": "unipixel-tiny-random:0", "sa2va": "sa2va-tiny-random:0"}
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_every_video_family_resolves_through_the_registry(family):
+    assert card(family).video_eval
+    ev = video_eval(MODELS[family])
+    assert isinstance(ev, VideoEval) and ev.note
+
+
+def test_a_family_without_a_video_path_is_refused(tmp_path, capsys):
+    assert {n for n in family_names() if card(n).video_eval} == set(MODELS)
+    with pytest.raises(LiteLVLMError, match="the glamm family has no video path; eval-video runs the families "
+                                            "sa2va, unipixel, videoglamm"):
+        video_eval("tiny-random:0")
+    assert main(["eval-video", "--out", str(tmp_path / "o"), "--model", "tiny-random:0"]) == 2
+    assert "no video path" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def _code_words(path: Path) -> list[str]:
+    """Identifiers, import paths and one-word string constants of a module: its docstrings and comments aside."""
+    source = path.read_text()
+    docstrings = {(n.body[0].value.lineno, n.body[0].value.col_offset) for n in ast.walk(ast.parse(source))
+                  if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and n.body
+                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)
+                  and isinstance(n.body[0].value.value, str)}
+    words = []
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NAME:
+            words.append(tok.string)
+        elif tok.type == getattr(tokenize, "FSTRING_MIDDLE", None):   # Python 3.12's f-string text
+            words += [tok.string] if len(tok.string.split()) == 1 else []
+        elif tok.type == tokenize.STRING and tok.start not in docstrings:
+            text = ast.literal_eval(tok.string) if not re.match(r"^[rbuRBU]*[fF]", tok.string) else tok.string
+            words += [w for w in str(text).split() if len(str(text).split()) == 1]
+    return words
+
+
+@pytest.mark.parametrize("module", [p.name for p in sorted(STUDY.glob("*.py"))])
+def test_the_video_study_names_no_family(module):
+    names = family_names()
+    found = sorted({w for w in _code_words(STUDY / module) if any(n in w.lower() for n in names)})
+    assert not found, f"analysis/video/{module} names a family: {found}"
+
+
+def test_the_check_finds_a_family_name(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('"""Doc naming VideoGLaMM is fine."""\nfrom litelvlm.unipixel import x\n'
+                   'if family == "sa2va":\n    pass\nhelp = "prose naming GLaMM is fine"\n')
+    words = _code_words(bad)
+    assert {"unipixel", "sa2va"} <= {w for w in words if w in family_names()} and "GLaMM" not in words

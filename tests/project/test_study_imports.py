@@ -1,0 +1,180 @@
+"""Studies are packages without import circles (read from the source with ``ast``, nothing imported).
+
+* a study's ``options`` never imports its heavy modules (``compute`` and the rest), not even inside a
+  function: the command layer (``analysis/<study>/command.py``) imports ``options``, checks, then ``compute``;
+* no study imports another study's internals (the allowed set is :data:`FIGURE_CONTRACT` and
+  :data:`DRAWING_SIDE` below; shared pieces live in ``analysis/common``);
+* an import inside a function is of a heavy module or says why it is lazy (:data:`HEAVY_PACKAGES`).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ANALYSIS = Path(__file__).resolve().parents[2] / "analysis"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ANALYSIS.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> list[tuple[int, bool, str]]:
+    """(line, inside a function, imported module) for every import of ``path``; ``from a import b`` counts
+    as both ``a`` and ``a.b`` (b may be a submodule), relative imports are resolved."""
+    tree = ast.parse(path.read_text())
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rsplit(".", 1)[0]
+    found: list[tuple[int, bool, str]] = []
+
+    def visit(node: ast.AST, nested: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend((child.lineno, nested, a.name) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    up = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                found.append((child.lineno, nested, base))
+                found.extend((child.lineno, nested, f"{base}.{a.name}") for a in child.names)
+            visit(child, nested or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return found
+
+
+OPTIONS = sorted(ANALYSIS.glob("*/options.py"))
+
+
+@pytest.mark.parametrize("path", OPTIONS, ids=lambda p: p.parent.name)
+def test_options_imports_nothing_of_its_study_but_common_pieces(path):
+    study = path.parent.name
+    own = [f"{line}: {name}" for line, _, name in imports(path)
+           if name.startswith(f"analysis.{study}.") and name.split(".")[2] not in LIGHT_OPTION_PEERS.get(study, ())]
+    assert own == [], f"analysis/{study}/options.py imports its own study's modules (the command layer does)"
+
+
+#: modules of its own study an ``options`` may import: light ones, themselves free of the heavy modules
+LIGHT_OPTION_PEERS: dict[str, tuple[str, ...]] = {"efficiency": ("arch",), "figures": ("family",)}
+
+
+STUDIES = sorted(p.name for p in ANALYSIS.iterdir() if (p / "__init__.py").exists() and p.name not in ("common",))
+
+#: A study imports, of another package of ``analysis/``, only:
+#: * ``analysis.common`` (the pieces two studies share) and ``analysis.commands``' table;
+#: * the figure layer's contract, ``analysis.figures.family`` and ``analysis.figures.smoke_inputs`` (every
+#:   study's ``family.py`` defines its figure family with them); ``analysis.figures`` itself imports every
+#:   study's ``family`` (its registry draws them all);
+#: * a study's public API, its package's names (``from analysis.grounding import GroundingArgs, run``);
+#: * in a figure family that draws another study's tables (family 9 draws ``eval-grounding``'s tables of a
+#:   UniPixel run, family 10 ``reversal``'s on the merged grid): that study's ``family`` (its reader) and
+#:   ``plots`` (its drawings), the published drawing side of a study.
+FIGURE_CONTRACT = ("analysis.figures.family", "analysis.figures.smoke_inputs")
+DRAWING_SIDE = ("family", "plots")
+#: cross-study imports not yet removed: (importing module, imported module); this list may only shrink
+KNOWN: set[tuple[str, str]] = set()
+
+
+def cross_study_imports() -> set[tuple[str, str, int]]:
+    """(importing module, imported module, line) for every import of another study's module."""
+    found = set()
+    for path in sorted(ANALYSIS.rglob("*.py")):
+        rel = path.relative_to(ANALYSIS).parts
+        if len(rel) < 2:
+            continue  # analysis/commands.py, analysis/__init__.py: the registry level
+        study, module = rel[0], _module_name(path)
+        for line, _, name in imports(path):
+            parts = name.split(".")
+            if parts[0] != "analysis" or len(parts) < 2 or parts[1] in (study, "common"):
+                continue
+            if study == "figures" or name in FIGURE_CONTRACT or any(name.startswith(c + ".") for c in FIGURE_CONTRACT):
+                continue
+            if parts[1] not in STUDIES:
+                continue  # ``from analysis import x``: x is checked as analysis.x
+            if path.name == "family.py" and len(parts) >= 3 and parts[2] in DRAWING_SIDE:
+                continue
+            if len(parts) == 2 or _source_of(".".join(parts[:3])) is None:
+                continue  # the study's public API (``from analysis.grounding import GroundingArgs, run``)
+            found.add((module, ".".join(parts[:3]), line))
+    return found
+
+
+def test_no_study_imports_another_study_s_internals():
+    found = {(m, t) for m, t, _ in cross_study_imports()}
+    assert found - KNOWN == set(), sorted(cross_study_imports())
+    assert KNOWN <= found, f"fixed: remove {sorted(KNOWN - found)} from KNOWN"
+
+
+# -- imports inside functions -------------------------------------------------------------------------------------
+ROOT = ANALYSIS.parent
+#: An import inside a function is kept there only for a reason: its module is heavy (:func:`is_heavy`: one of
+#: these packages, or a module of the project whose top level imports one), so the light modules (``options``,
+#: ``command``, the figure families' readers) and a bad option never wait for it; or its line says
+#: ``# lazy: <reason>``. These are the packages slow to import (torch and what a bad option must never wait for,
+#: the data libraries the light modules avoid at import) and the optional ones a run may lack.
+HEAVY_PACKAGES = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", "captum", "accelerate",
+                  "bitsandbytes", "optimum", "peft", "sklearn", "skimage", "cv2", "nbformat", "nbclient", "IPython",
+                  "safetensors", "huggingface_hub", "torchvision", "timm", "sam2", "decord", "av", "pycocotools",
+                  "tqdm", "PIL", "numpy", "pyarrow", "seaborn", "statsmodels", "papermill")
+
+
+def _source_of(module: str) -> Path | None:
+    base = ROOT / module.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def _top_level_imports(path: Path) -> list[str]:
+    return [name for _, nested, name in imports(path) if not nested]
+
+
+_HEAVY_CACHE: dict[str, bool] = {}
+
+
+def is_heavy(module: str, seen: frozenset = frozenset()) -> bool:
+    """Whether importing ``module`` imports a heavy package: it is one, or one of the project's modules whose
+    top level (or a package above it) imports one, directly or through the project's modules."""
+    if module.split(".")[0] in HEAVY_PACKAGES:
+        return True
+    if module.split(".")[0] not in ("litelvlm", "analysis") or module in seen:
+        return False
+    if module not in _HEAVY_CACHE:
+        parts = module.split(".")
+        heavy = False
+        for i in range(1, len(parts) + 1):  # the packages above it run first
+            path = _source_of(".".join(parts[:i]))
+            if path is not None and any(is_heavy(m, seen | {module}) for m in _top_level_imports(path)):
+                heavy = True
+                break
+        _HEAVY_CACHE[module] = heavy
+    return _HEAVY_CACHE[module]
+
+
+def nested_imports_without_reason() -> list[str]:
+    """Imports inside a function of ``analysis/`` that are neither of a heavy module (:func:`is_heavy`) nor
+    marked ``# lazy: <reason>`` on their line."""
+    found = []
+    for path in sorted(ANALYSIS.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for line, nested, name in imports(path):
+            if not nested or "# lazy:" in lines[line - 1] or is_heavy(name):
+                continue
+            if _source_of(name) is None and "." in name and is_heavy(name.rsplit(".", 1)[0]):
+                continue  # ``from heavy_module import a_name``
+            found.append(f"{path.relative_to(ROOT)}:{line}: {name}")
+    return sorted(set(found))
+
+
+def test_imports_inside_functions_are_heavy_or_say_why():
+    found = nested_imports_without_reason()
+    assert found == [], "move these to the module's top, or mark them '# lazy: <reason>':\n" + "\n".join(found)
+
+
+def test_the_heavy_rule_tells_light_from_heavy_modules():
+    assert is_heavy("torch") and is_heavy("analysis.reversal.compute") and is_heavy("litelvlm.clip")
+    assert not is_heavy("analysis.reversal.options") and not is_heavy("litelvlm.errors") and not is_heavy("json")
