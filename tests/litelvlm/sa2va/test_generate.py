@@ -9,12 +9,11 @@ hook on the LM head adds to its logit at chosen steps (the same hook on both sid
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
+from tests.fixtures.images import noise_image
 
 STEPS = 6
 
@@ -26,10 +25,6 @@ def pipe():
     p = load_pipeline("sa2va-tiny-random:0")
     p.max_new_tokens = STEPS
     return p
-
-
-def _image(h: int, w: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
 class _ForceSeg:
@@ -72,7 +67,7 @@ def official_generate(pipe, prep):
 
 
 def test_the_prompt_ends_where_the_answer_starts(pipe):
-    prep = pipe.with_sentences(pipe.prepare_image(_image(61, 97)), ["the cat"], answer="generate")
+    prep = pipe.with_sentences(pipe.prepare_image(noise_image(61, 97)), ["the cat"], answer="generate")
     assert int((prep.input_ids == pipe.seg_token_id).sum()) == 0 and prep.prompt_len is None
     with pytest.raises(LiteLVLMError, match="answer must be one of"):
         pipe.with_sentences(prep, ["the cat"], answer="greedy")
@@ -82,7 +77,7 @@ def test_the_prompt_ends_where_the_answer_starts(pipe):
 def test_generated_masks_are_predict_forwards(pipe, size):
     """Two [SEG]s generated (steps 1 and 3): the rows whose input is each (the step after), their union as RefCOCO's
     evaluation keeps it."""
-    prep = pipe.with_sentences(pipe.prepare_image(_image(*size)), ["the dog on the left"], answer="generate")
+    prep = pipe.with_sentences(pipe.prepare_image(noise_image(*size)), ["the dog on the left"], answer="generate")
     with _ForceSeg(pipe, {1, 3}):
         want_ids, want_seg = official_generate(pipe, prep)
     with _ForceSeg(pipe, {1, 3}), torch.no_grad():
@@ -97,7 +92,7 @@ def test_generated_masks_are_predict_forwards(pipe, size):
 
 
 def test_a_seg_generated_last_has_no_state_and_none_gives_an_empty_mask(pipe):
-    prep = pipe.with_sentences(pipe.prepare_image(_image(61, 97)), ["a cat"], answer="generate")
+    prep = pipe.with_sentences(pipe.prepare_image(noise_image(61, 97)), ["a cat"], answer="generate")
     with _ForceSeg(pipe, {STEPS - 1}), torch.no_grad():
         out = pipe.ground(prep, "divprune", 9)
     if int(out.generated[-1]) == pipe.seg_token_id:   # generated last: predict_forward drops the last token's row
@@ -109,7 +104,7 @@ def test_a_seg_generated_last_has_no_state_and_none_gives_an_empty_mask(pipe):
 
 def test_a_video_reads_the_first_seg(pipe):
     """A video's generated answer: the first [SEG]'s masks on every frame (``sa2va_eval_ref_vos.py`` L196-201)."""
-    frames = [_image(40, 56, seed=i) for i in range(2)]
+    frames = [noise_image(40, 56, seed=i) for i in range(2)]
     prep = pipe.with_sentences(pipe.prepare_video(frames), ["the bird"], answer="generate")
     with _ForceSeg(pipe, {0, 2}):
         want_ids, want_seg = official_generate(pipe, prep)
