@@ -265,20 +265,11 @@ class Family:
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:
-        """Load, draw and save this family's figures; returns the written paths. When ``results_dir`` holds
-        several results folders of the family (:meth:`result_units`), each is drawn on its own and its
-        figures are named ``<family>_<family>-<model>_<name>`` (:func:`runs_name`, as the smoke results are):
-        runs of other models or options
-        are never merged into one line."""
-        if results_dir is None:
-            tables = self.load(results_dir, smoke, model)
-            return self.save(self.draw(tables), tables, out_dir)
-        self.check()
-        # lazy: the registry imports every figure family's module, and the tree this module; each imports this one
-        from analysis.figures.registry import FAMILIES  # lazy: a circle (see above)
-        from analysis.figures.tree import draw_tree  # lazy: a circle (see above)
-
-        drawn, _ = draw_tree(results_dir, out_dir, [self], list(FAMILIES.values()), explicit=True)
-        if not drawn:
-            raise LiteLVLMError(f"no {self.name} runs in {str(results_dir)!r}; " + self.results_hint(results_dir))
-        return drawn[self.name]
+        """Load, draw and save this family's figures from its smoke results (``results_dir`` None); returns the written
+        paths, named ``<family>_<family>-<model>_<name>`` (:func:`runs_name`). A results tree is drawn by
+        :func:`analysis.figures.tree.draw_family` (each run on its own, never merged), which sits above this module."""
+        if results_dir is not None:
+            raise LiteLVLMError(f"{self.name}: a results folder is drawn by analysis.figures.tree.draw_family(family, "
+                                f"{str(results_dir)!r}, out_dir), which reads every run under its own family and model")
+        tables = self.load(results_dir, smoke, model)
+        return self.save(self.draw(tables), tables, out_dir)

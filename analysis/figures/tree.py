@@ -20,6 +20,7 @@ from pathlib import Path
 from analysis.common.identity import identity_label, read_identity
 from analysis.common.study import read_json
 from analysis.figures.family import Family, results_models, runs_name, save_figures
+from analysis.figures.registry import FAMILIES
 from litelvlm.errors import LiteLVLMError
 
 #: what reading a run of an older layout, or a damaged one, raises while a family draws it
@@ -170,3 +171,13 @@ def unreadable_reason(e: BaseException) -> str:
         return f"not of this version's layout (no {e.args[0]!r} column or field); rerun its study"
     text = str(e).splitlines()[0] if str(e) else ""
     return f"{'unreadable' if isinstance(e, LiteLVLMError) else type(e).__name__}: {text}"
+
+
+def draw_family(family: Family, results: str | os.PathLike, out: str | os.PathLike | None) -> list[Path]:
+    """Every run of ``family`` under ``results``, each drawn on its own under its family and model
+    (:func:`draw_tree` over the registered figure families); none is an error saying how to make them."""
+    family.check()
+    drawn, _ = draw_tree(results, out, [family], list(FAMILIES.values()), explicit=True)
+    if not drawn:
+        raise LiteLVLMError(f"no {family.name} runs in {str(results)!r}; " + family.results_hint(results))
+    return drawn[family.name]

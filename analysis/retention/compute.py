@@ -29,6 +29,8 @@ from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
 from analysis.retention.options import RetentionArgs, model_family
+from analysis.retention.parts import selection_parts
+from analysis.retention.pipeline import family_methods, family_tables
 from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError, UnsupportedModelError
@@ -89,19 +91,6 @@ def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3,
             raise LiteLVLMError(f"image {str(img)!r} named by ref {rs[0]['ref_id']} does not exist")
         out.append((str(image_id), img, [r["sentences"][0].get("sent", r["sentences"][0].get("raw", "")) for r in rs[:texts_per_image]]))
     return out
-
-
-def selection_parts(sel, kept: np.ndarray, num_tokens: int) -> np.ndarray:
-    """The name of the part of ``sel`` that chose each kept index (same order as ``kept``; ``kept`` where no part
-    holds it). A part holding every one of the ``num_tokens`` tokens is a ranking (LiteLVLM's ``context`` order): it
-    names only what no smaller part holds, and the first ranking wins; among the smaller parts, the last wins."""
-    part = np.full(kept.shape, "kept", dtype=object)
-    full = np.arange(num_tokens)
-    items = [(name, idx.cpu().numpy()) for name, idx in sel.parts.items()]
-    ranking = {name for name, idx in items if np.isin(full, idx).all()}
-    for name, idx in [*reversed([kv for kv in items if kv[0] in ranking]), *(kv for kv in items if kv[0] not in ranking)]:
-        part[np.isin(kept, idx)] = name
-    return part
 
 
 def retention_tables(clip, examples, budgets, methods,
@@ -236,8 +225,6 @@ def run_family_retention(a: RetentionArgs) -> Path:
     """The retention tables of the methods ``--model``'s family runs (:mod:`analysis.retention.pipeline`): every
     method it cannot run refused, and the pipeline loaded, before anything is written."""
     import torch
-
-    from analysis.retention.pipeline import family_methods, family_tables
 
     if a.quantize != "none" or a.backend:
         raise LiteLVLMError(f"--model {a.model!r} is an LVLM: --quantize and --backend are for a CLIP model")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
+from analysis.retention.parts import selection_parts
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import available_methods, get_method
 
@@ -37,8 +38,6 @@ def family_methods(pipe, methods: list[str]) -> list[str]:
 
 def _kept_rows(meta: dict, method: str, budget: int, sel, n: int, stage: str) -> pd.DataFrame:
     """One row per kept token of ``sel`` (indices into the family's N visual tokens, negative: no single token)."""
-    from analysis.retention.compute import selection_parts
-
     kept = sel.indices.cpu().numpy().astype(np.int64)
     return pd.DataFrame({**meta, "method": method, "budget": budget, "position": np.arange(kept.size),
                          "patch": kept, "part": selection_parts(sel, kept, n).astype(str),

@@ -6,12 +6,12 @@ encoder + mask decoder (the [SEG] token's hidden state is the prompt). Every siz
 counted and timed is the model ``eval-grounding`` runs; the study only adds the prompt length around the visual
 tokens (:data:`OFFICIAL_PROMPT_TOKENS`).
 
-:func:`build_pipeline` assembles what ``GlammPipeline.from_model_string`` loads from files, in memory: the
+:func:`litelvlm.glamm.cost_parts.build_pipeline` assembles what ``GlammPipeline.from_model_string`` loads from files, in memory: the
 ``GlammModel`` of the arch's preset (created directly on the device in the target dtype; ``meta`` needs no memory,
 so the full 7B model can be counted anywhere), a transformers ``CLIPModel`` of the arch's tower behind the
-library's ``HFClip`` backend, and the tiny LLM tokenizer. :func:`prepare` runs the pipeline's own per-image steps
+library's ``HFClip`` backend, and the tiny LLM tokenizer. ``cost_parts.prepare`` runs the pipeline's own per-image steps
 (``prepare_image``, ``with_sentences``) on the study's photo and sentence, then gives the prompt the study's
-fixed length (:func:`with_sentence`). The parts and the FLOPs rows: :mod:`litelvlm.glamm.cost_parts`.
+fixed length (``cost_parts.with_sentence``). Those, the parts and the FLOPs rows: :mod:`litelvlm.glamm.cost_parts`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..cost import CostArch, FamilyCost
-from ..errors import LiteLVLMError
 from .card import CARD
 
 if TYPE_CHECKING:  # the pipeline imports torch and transformers: only when an arch is built
@@ -106,12 +105,16 @@ class GlammCost(FamilyCost):
     def count(self, arch, rows, attns, dtype, method_args):
         from .cost_parts import count_rows
 
-        return count_rows(arch, rows, attns, dtype, method_args)
+        return count_rows(self, arch, rows, attns, dtype, method_args)
 
     def build(self, arch, device, dtype, attn="sdpa", quantize=("none", "bitsandbytes")):
+        from .cost_parts import build_pipeline
+
         return build_pipeline(arch, device, dtype, attn, quantize=quantize[0], quantize_backend=quantize[1])
 
     def set_attention(self, pipe, attn: str) -> None:
+        from .cost_parts import set_attention
+
         set_attention(pipe, attn)
 
     def parts(self, pipe, arch, method_args: Any):
@@ -124,66 +127,3 @@ class GlammCost(FamilyCost):
 COST = GlammCost()
 
 
-def set_attention(pipe, attn: str) -> None:
-    """Use attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``) in the LLM, CLIP and
-    SAM (same weights)."""
-    from ..lvlm.numerics import set_attention as set_attn
-
-    set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model)
-    pipe.numerics = replace(pipe.numerics, attn=attn)
-
-
-def build_pipeline(arch: GlammCostArch, device="meta", dtype=None, attn: str = "sdpa", seed: int = 0,
-                   quantize: str = "none", quantize_backend: str = "bitsandbytes"):
-    """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype`` (default float32), LLM/CLIP
-    attention ``attn``; ``quantize`` (``int8``/``nf4``) its decoder layers' weights as
-    ``GlammPipeline.from_model_string`` does."""
-    import torch
-
-    from ..cost.clip import InMemoryHFClip, build_clip_sizes
-    from ..quantize import quantize_llm_layers
-    from .build import build_glamm
-    from .pipeline import GlammPipeline
-    from .tokenizer import build_tiny_tokenizer
-
-    dtype = torch.float32 if dtype is None else dtype
-    if quantize != "none" and torch.device(device).type == "meta":
-        raise LiteLVLMError("--quantize needs weights: it cannot run on the meta device of the FLOPs count")
-    model = build_glamm(arch.glamm, device, dtype, seed=seed, init_on_device=True)
-    report = quantize_llm_layers(model, quantize, quantize_backend, device) if quantize != "none" else None
-    torch.manual_seed(seed + 1)
-    clip = InMemoryHFClip(build_clip_sizes(arch.clip, device, dtype), f"{arch.name}-random-clip")
-    pipe = GlammPipeline(model, build_tiny_tokenizer(), clip, name=f"{arch.name}-random:{seed}")
-    pipe.quantization = report
-    set_attention(pipe, attn)
-    return pipe
-
-
-def prompt_ids(arch: CostArch, seg_token_id: int):
-    """Prompt ids of the study's length: ``text_tokens`` tokens (BOS first, the image placeholder after
-    ``prefix_tokens`` of them, [SEG] two tokens before the end as in "It is [SEG].</s>" where it fits)."""
-    import torch
-
-    from .prompts import IMAGE_PLACEHOLDER
-
-    n, p = arch.text_tokens, arch.prefix_tokens
-    ids = 3 + torch.arange(n + 1) % 200  # ordinary tokens of every vocabulary (0-2: unk, bos, eos)
-    ids[0], ids[-1] = 1, 2
-    ids[p] = IMAGE_PLACEHOLDER
-    ids[max(p + 1, n - 2)] = seg_token_id
-    return ids
-
-
-def with_sentence(pipe, arch: CostArch, base):
-    """``with_sentences`` of the pipeline for the study's sentence (prompt and CLIP text trace), with the prompt ids
-    of :func:`prompt_ids` (the study's prompt length) in place of the tokenised prompt."""
-    from ..cost.clip import SENTENCE
-
-    return replace(pipe.with_sentences(base, [SENTENCE]), input_ids=prompt_ids(arch, pipe.seg_token_id))
-
-
-def prepare(pipe, arch: CostArch, image=None):
-    """The pipeline's per-image steps: ``prepare_image``, then :func:`with_sentence`."""
-    from ..cost.clip import synthetic_image
-
-    return with_sentence(pipe, arch, pipe.prepare_image(synthetic_image() if image is None else image))

@@ -24,6 +24,7 @@ model anywhere), the selectors on true shapes (:class:`~litelvlm.cost.meta.Selec
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -32,12 +33,12 @@ from PIL import Image
 from ..cost import CostArch, CountedRow
 from ..cost.clip import synthetic_image
 from ..cost.parts import PrefillParts
+from ..errors import LiteLVLMError
 from ..pruning import select
-from .cost import prepare, with_sentence
 from .sam_preprocess import sam_inputs
 
 
-def count_rows(arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
+def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
                method_args: Any) -> list[CountedRow]:
     """GLaMM's FLOPs rows: CLIP, text (for the methods that read it), selector, projector, prefill and SAM, and
     the end-to-end sum, with the ``meta`` activation of every prefill."""
@@ -45,15 +46,13 @@ def count_rows(arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], d
 
     from ..cost.meta import MetaScalars, SelectorBench, llm_prefills
     from ..cost.tokens import count_flops
-    from .cost import COST, build_pipeline, set_attention
-
     with MetaScalars():
         pipe = build_pipeline(arch, "meta", dtype, attns[0])
         parts = PipelineParts(pipe, arch, method_args)
         const = {name: count_flops(fn)[0] for name, fn in
                  (("clip", parts.run_clip), ("text", parts.run_text), ("sam", parts.run_sam))}
     bench = SelectorBench(arch)
-    plans = {p: COST.plan(arch, p, method_args) for p in pairs}
+    plans = {p: cost.plan(arch, p, method_args) for p in pairs}
     llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(pipe, attn))
     selections = {p: bench.run(*p) for p in tqdm(pairs, desc="selector FLOPs", leave=False)}
     proj_flops: dict[int, int] = {}
@@ -134,3 +133,68 @@ class PipelineParts(PrefillParts):
         """The whole chain for one image and one sentence; returns the mask logits."""
         prepared = prepare(self.pipe, self.arch, self.image)
         return self.pipe.ground(prepared, method, budget, **self.options(method)).mask_logits
+
+
+def set_attention(pipe, attn: str) -> None:
+    """Use attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``) in the LLM, CLIP and
+    SAM (same weights)."""
+    from ..lvlm.numerics import set_attention as set_attn
+
+    set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model)
+    pipe.numerics = replace(pipe.numerics, attn=attn)
+
+
+def build_pipeline(arch: CostArch, device="meta", dtype=None, attn: str = "sdpa", seed: int = 0,
+                   quantize: str = "none", quantize_backend: str = "bitsandbytes"):
+    """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype`` (default float32), LLM/CLIP
+    attention ``attn``; ``quantize`` (``int8``/``nf4``) its decoder layers' weights as
+    ``GlammPipeline.from_model_string`` does."""
+    import torch
+
+    from ..cost.clip import InMemoryHFClip, build_clip_sizes
+    from ..quantize import quantize_llm_layers
+    from .build import build_glamm
+    from .pipeline import GlammPipeline
+    from .tokenizer import build_tiny_tokenizer
+
+    dtype = torch.float32 if dtype is None else dtype
+    if quantize != "none" and torch.device(device).type == "meta":
+        raise LiteLVLMError("--quantize needs weights: it cannot run on the meta device of the FLOPs count")
+    model = build_glamm(arch.glamm, device, dtype, seed=seed, init_on_device=True)
+    report = quantize_llm_layers(model, quantize, quantize_backend, device) if quantize != "none" else None
+    torch.manual_seed(seed + 1)
+    clip = InMemoryHFClip(build_clip_sizes(arch.clip, device, dtype), f"{arch.name}-random-clip")
+    pipe = GlammPipeline(model, build_tiny_tokenizer(), clip, name=f"{arch.name}-random:{seed}")
+    pipe.quantization = report
+    set_attention(pipe, attn)
+    return pipe
+
+
+def prompt_ids(arch: CostArch, seg_token_id: int):
+    """Prompt ids of the study's length: ``text_tokens`` tokens (BOS first, the image placeholder after
+    ``prefix_tokens`` of them, [SEG] two tokens before the end as in "It is [SEG].</s>" where it fits)."""
+    import torch
+
+    from .prompts import IMAGE_PLACEHOLDER
+
+    n, p = arch.text_tokens, arch.prefix_tokens
+    ids = 3 + torch.arange(n + 1) % 200  # ordinary tokens of every vocabulary (0-2: unk, bos, eos)
+    ids[0], ids[-1] = 1, 2
+    ids[p] = IMAGE_PLACEHOLDER
+    ids[max(p + 1, n - 2)] = seg_token_id
+    return ids
+
+
+def with_sentence(pipe, arch: CostArch, base):
+    """``with_sentences`` of the pipeline for the study's sentence (prompt and CLIP text trace), with the prompt ids
+    of :func:`prompt_ids` (the study's prompt length) in place of the tokenised prompt."""
+    from ..cost.clip import SENTENCE
+
+    return replace(pipe.with_sentences(base, [SENTENCE]), input_ids=prompt_ids(arch, pipe.seg_token_id))
+
+
+def prepare(pipe, arch: CostArch, image=None):
+    """The pipeline's per-image steps: ``prepare_image``, then :func:`with_sentence`."""
+    from ..cost.clip import synthetic_image
+
+    return with_sentence(pipe, arch, pipe.prepare_image(synthetic_image() if image is None else image))

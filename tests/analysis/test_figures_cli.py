@@ -10,6 +10,7 @@ import analysis.figures.registry as families
 from analysis.common.identity import run_identity
 from analysis.figures.family import Family
 from analysis.figures.registry import FAMILIES
+from analysis.figures.tree import draw_family
 from litelvlm.cli import main
 
 NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "quantization", "positions", "merged_grounding", "reversal_grid", "video", "paired"]
@@ -107,7 +108,7 @@ def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_
     assert main(["figures", "--results", str(results), "--family", "retention", "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
     assert f"figures: retention: clip/tiny-random from {results / 'retention'}: " in printed  # the run, its model
-    paths = fam(results / "retention", tmp_path / "b")  # one command's --out works too
+    paths = draw_family(fam, results / "retention", tmp_path / "b")  # one command's --out works too
     assert paths and {p.suffix for p in paths} == {".pdf", ".png"}
     assert all(p.name.startswith("retention_clip-tiny-random_") for p in paths)  # named after the model
     for p in paths:
@@ -148,7 +149,7 @@ def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_pat
     assert f"figures: retention: clip/tiny336-random from {runs / 'retention'}: " in printed
     assert f"figures: retention: clip/tiny336-random:1 from {runs / 'retention-seed1'}: " in printed
     for name, tag in (("retention", "clip-tiny336-random"), ("retention-seed1", "clip-tiny336-random-1")):
-        alone = fam(runs / name, tmp_path / name)
+        alone = draw_family(fam, runs / name, tmp_path / name)
         assert alone and all(p.name.startswith(f"retention_{tag}_") for p in alone)
         for p in alone:
             assert (tmp_path / "a" / p.name).read_bytes() == p.read_bytes(), p.name

@@ -240,7 +240,7 @@ def test_efficiency_times_the_quantized_model(tmp_path, capsys):
     from analysis.efficiency.arch import get_arch
     from litelvlm.cli import main
     from litelvlm.errors import LiteLVLMError
-    from litelvlm.glamm.cost import build_pipeline
+    from litelvlm.glamm.cost_parts import build_pipeline
 
     arch = get_arch("tiny")
     pipe = build_pipeline(arch, "cpu", torch.float32, "sdpa", quantize="int8")
