@@ -111,8 +111,7 @@ def test_token_plan_stages():
 def meta_parts():
     """The tiny and the 4-layer glamm-7b pipelines on meta, with their parts."""
     from litelvlm.cost.meta import MetaScalars
-    from litelvlm.glamm.cost_parts import build_pipeline
-    from litelvlm.glamm.cost_parts import PipelineParts
+    from litelvlm.glamm.cost_parts import PipelineParts, build_pipeline
 
     out = {}
     for name in ("tiny", "glamm-7b"):
@@ -153,8 +152,7 @@ def test_prefill_is_grounds_llm_forward():
     # pipeline built from the preset: its logits at the [SEG]-predicting rows are the LM head of the
     # hidden states ground returns
     from litelvlm.cost.meta import QUERY_TOKENS
-    from litelvlm.glamm.cost_parts import build_pipeline
-    from litelvlm.glamm.cost_parts import PipelineParts
+    from litelvlm.glamm.cost_parts import PipelineParts, build_pipeline
 
     arch = get_arch("tiny")
     parts = PipelineParts(build_pipeline(arch, "cpu", torch.float32, "eager"), arch)
