@@ -44,6 +44,9 @@ class FamilyCard:
     video_eval: str | None = None
     #: its cost description for the efficiency study; None: the study does not count it
     cost: str | None = None
+    #: the efficiency study's ``--arch`` names of the family -> the preset each builds (read before torch loads; the
+    #: cost description's ``archs``)
+    cost_archs: Mapping[str, str] = field(default_factory=dict)
     paper_preset: str | None = None
     #: the seed a preset's model string takes when it names none (default 0): ``<name>-random`` -> seed
     default_seeds: Mapping[str, int] = field(default_factory=dict)
@@ -69,6 +72,7 @@ class FamilyCard:
             raise ValueError(f"input must be one of {', '.join(INPUTS)}; got {self.input!r}")
         object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
         object.__setattr__(self, "default_seeds", MappingProxyType(dict(self.default_seeds)))
+        object.__setattr__(self, "cost_archs", MappingProxyType(dict(self.cost_archs)))
 
     @property
     def model_help(self) -> str:

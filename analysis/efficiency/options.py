@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from analysis.common.model_args import DTYPES
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import cards
 
 DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
 #: the arrangements of a video prompt's per-frame pooling (its family's cost description's ``arrangements``; named
@@ -87,6 +88,9 @@ def check_args(a: EfficiencyArgs) -> None:
         raise LiteLVLMError(f"--arrangements: unknown {', '.join(bad)}; choose among {', '.join(VIDEO_ARRANGEMENTS)}")
     if a.arch is not None and a.model is not None:
         raise LiteLVLMError("--arch and --model name the same thing: give one")
+    known = [arch for c in cards() if c.cost for arch in c.cost_archs]
+    if a.arch is not None and a.arch not in known:
+        raise LiteLVLMError(f"unknown --arch {a.arch!r}; choose one of {', '.join(known)}")
     if a.quantize != "none" and a.flops_only:
         raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not the FLOPs "
                             "count; time the quantized model (without --flops-only)")

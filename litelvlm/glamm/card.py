@@ -11,6 +11,7 @@ CARD = FamilyCard(
     description="GLaMM (LLaVA-1.5 7B + CLIP ViT-L/14-336 + SAM ViT-H), the paper's model",
     pipeline="litelvlm.glamm.pipeline:GlammPipeline",
     cost="litelvlm.glamm.cost:COST",
+    cost_archs={"glamm-7b": "glamm-7b", "scaled": "scaled", "tiny": "tiny"},
     presets={"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"},
     architectures=("GLaMMForCausalLM",),
     default_model="tiny-random:0",

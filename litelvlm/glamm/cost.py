@@ -87,7 +87,7 @@ class GlammCost(FamilyCost):
     """GLaMM's cost: its presets at the official prompt's length, its parts (:mod:`litelvlm.glamm.cost_parts`)."""
 
     family = "glamm"
-    archs = {name: name for name in _PROMPT}
+    archs = CARD.cost_archs
     full_size = ("glamm-7b",)
     paper_arch = CARD.paper_preset  # the paper's table: GLaMM-7B
 

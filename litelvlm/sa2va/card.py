@@ -12,6 +12,7 @@ CARD = FamilyCard(
                 "project's adaptation",
     pipeline="litelvlm.sa2va.pipeline:Sa2VAPipeline",
     cost="litelvlm.sa2va.cost:COST",
+    cost_archs={"sa2va-3b": "3b", "sa2va-7b": "7b", "sa2va-tiny": "tiny"},
     presets={"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b", "sa2va-tiny-random": "tiny"},
     architectures=("Sa2VAChatModelQwen",),
     default_model="sa2va-tiny-random:0",

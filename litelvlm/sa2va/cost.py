@@ -111,7 +111,7 @@ class Sa2VACost(QwenSam2Cost):
     docstring)."""
 
     family = CARD.name
-    archs = {"sa2va-3b": "3b", "sa2va-7b": "7b", "sa2va-tiny": "tiny"}
+    archs = CARD.cost_archs
     full_size = ("sa2va-3b", "sa2va-7b")
 
     def arch(self, name: str, text_tokens: int | None = None) -> CostArch:

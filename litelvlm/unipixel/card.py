@@ -12,6 +12,7 @@ CARD = FamilyCard(
                 "LLaVA",
     pipeline="litelvlm.unipixel.pipeline:UniPixelPipeline",
     cost="litelvlm.unipixel.cost:COST",
+    cost_archs={"unipixel-3b": "3b", "unipixel-7b": "7b", "unipixel-tiny": "tiny"},
     presets={"unipixel-3b-random": "3b", "unipixel-7b-random": "7b", "unipixel-tiny-random": "tiny"},
     architectures=("PixelQwen2_5_VLForConditionalGeneration",),
     default_model="unipixel-tiny-random:5",

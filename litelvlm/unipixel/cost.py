@@ -181,7 +181,7 @@ class UniPixelCost(QwenSam2Cost):
     """UniPixel's cost: its presets on the protocol's view of the study's photo (a 1-frame video), its random model."""
 
     family = CARD.name
-    archs = {"unipixel-3b": "3b", "unipixel-7b": "7b", "unipixel-tiny": "tiny"}
+    archs = CARD.cost_archs
     full_size = ("unipixel-3b", "unipixel-7b")
 
     def arch(self, name: str, text_tokens: int | None = None) -> CostArch:

@@ -12,6 +12,7 @@ CARD = FamilyCard(
                 "per-frame budgets",
     pipeline="litelvlm.videoglamm.family:VideoGLaMMPipeline",
     cost="litelvlm.videoglamm.cost:COST",
+    cost_archs={"videoglamm": "videoglamm", "videoglamm-tiny": "tiny"},
     presets={"videoglamm-random": "videoglamm", "videoglamm-tiny-random": "tiny"},
     architectures=("VideoGLaMMForCausalLM",),
     default_model="videoglamm-tiny-random:0",

@@ -44,6 +44,7 @@ from ..cost.clip import SENTENCE
 from ..cost.tokens import DecoderSizes, TokenPlan, count_flops
 from ..errors import LiteLVLMError
 from ..methods import get_method
+from .card import CARD
 
 #: the paired CLIP's sizes (``litelvlm.clip.random_init.ARCHS``; ``litelvlm.videoglamm.pruning.default_clip``)
 PAIRED_CLIP = {"videoglamm": "vit-l-14-336", "tiny": "tiny-336"}
@@ -260,7 +261,7 @@ class VideoGLaMMCost(FamilyCost):
     sum of the parts."""
 
     family = "videoglamm"
-    archs = {"videoglamm": "videoglamm", "videoglamm-tiny": "tiny"}
+    archs = CARD.cost_archs
     full_size = ("videoglamm",)
     default_budgets = DEFAULT_BUDGETS
     row_keys = ("attn", "method", "budget", "arrangement")

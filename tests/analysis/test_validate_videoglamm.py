@@ -67,7 +67,7 @@ def test_one_video_through_the_pruned_model(run):
 
 @pytest.mark.parametrize(("argv", "why"), [(["--methods", "cdpruner"], "reads one image's CLIP trace"),
                                            (["--refer-dir", "."], "video model"),
-                                           (["--budgets", "577"], "outside 1..576")])
+                                           (["--budgets", "577"], "budget must satisfy 1 <= K <= 576")])
 def test_refused_before_writing(tmp_path, argv, why, capsys):
     out = tmp_path / "run"
     assert _validate(out, *argv)[0] == 2 and why in capsys.readouterr().err

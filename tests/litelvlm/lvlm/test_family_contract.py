@@ -168,12 +168,17 @@ class TransposedGlamm(GlammPipeline):
 
 
 def _transposed_card(presets: tuple[str, ...]):
-    """The card of the test family :class:`TransposedGlamm` (random presets ``presets``)."""
-    from litelvlm.family_card import FamilyCard
+    """The card of the test family :class:`TransposedGlamm` (random presets ``presets``): GLaMM's, with its own name,
+    pipeline, presets and architecture (its protocol is GLaMM's)."""
+    import dataclasses
 
-    return FamilyCard("glamm-transposed", "Transposed GLaMM", "GLaMM with its visual tokens in column-major order "
-                      "(a test family)", f"{__name__}:TransposedGlamm", dict.fromkeys(presets, "tiny"),
-                      ("TransposedGlammForTest",), "transposed-random:0", "none (a test family)")
+    from litelvlm.families import card
+
+    return dataclasses.replace(card("glamm"), name="glamm-transposed", display_name="Transposed GLaMM",
+                               description="GLaMM with its visual tokens in column-major order (a test family)",
+                               pipeline=f"{__name__}:TransposedGlamm", presets=dict.fromkeys(presets, "tiny"),
+                               architectures=("TransposedGlammForTest",), default_model="transposed-random:0",
+                               cost=None, cost_archs={}, released_presets=())
 
 
 def test_every_method_runs_on_a_second_family(tiny_glamm_pipeline, monkeypatch):
