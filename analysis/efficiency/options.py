@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.model_args import DTYPES
-from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import cards
 
@@ -23,7 +23,7 @@ VIDEO_ARRANGEMENTS = ("pool", "pool-min", "direct")
 
 
 @dataclass
-class EfficiencyArgs:
+class EfficiencyArgs(MethodFlags):
     """The options of one ``efficiency`` run."""
 
     out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
@@ -45,7 +45,6 @@ class EfficiencyArgs:
     attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager: the official "
                                                   "stacks' explicit softmax)")
     text_tokens: int | None = arg(None, help="prompt text tokens around the visual ones (default: the arch's)")
-    fastv_layer: int = arg(2, help="FastV's pruning layer K")
     arrangements: list[str] = arg(list(VIDEO_ARRANGEMENTS),
                                   help="a video prompt only: how a frame's K kept CLIP tokens meet the square-only pooling "
                                        "(pool: 144 LLM tokens a frame; pool-min: min(sqrt K, 12)^2; direct: K)")

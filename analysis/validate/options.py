@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
-from litelvlm.cli_args import add_dataclass_arguments, arg
+from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import family_input
 
@@ -22,7 +22,7 @@ VIDEO_BUDGETS = ("576", "196", "81")
 
 
 @dataclass
-class ValidateArgs(ModelDataArgs):
+class ValidateArgs(MethodFlags, ModelDataArgs):
     """Options of ``litelvlm validate``."""
 
     refer_dir: str | None = arg(None, help="REFER folder (refs(<split-by>).p, instances.json), e.g. "
@@ -47,7 +47,6 @@ class ValidateArgs(ModelDataArgs):
     device: str = arg("cpu", help="torch device (cuda: the GPU validation, CUDA-synchronised times)")
     dtype: str = arg("auto", help="model dtype; auto: the family's official evaluation dtype (bfloat16 for a "
                                   "checkpoint or a full-size random model), float32 for a tiny one", choices=["auto", *DTYPES])
-    fastv_layer: int = arg(2, help="FastV's K: prune after LLM layer K-1")
     compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile; on cuda with CUDA graphs, "
                                     "mode reduce-overhead) so a batch-1 prefill is bound by arithmetic, not kernel "
                                     "launches; every (method, budget) gets 2 untimed warm-up calls first (this "
