@@ -132,6 +132,7 @@ def test_unknown_option_is_a_usage_error(bad, capsys):
     assert "usage: litelvlm figures" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about 50 s on 2 cores; the default tree test (tests/analysis/figures/test_tree.py) draws each run on its own
 def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_path, capsys):
     """``runs/retention`` and ``runs/retention-seed1`` (another model) under one tree: both are found and
     named as read, and each is drawn on its own under its model's name (each equal to drawing that folder
