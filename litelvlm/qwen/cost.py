@@ -32,24 +32,6 @@ def set_attention(pipe, attn: str) -> None:
     pipe.numerics = replace(pipe.numerics, attn=attn)
 
 
-def vision_index(pipe, grid: torch.Tensor) -> dict:
-    """The vision tower's index tensors of ``grid`` (rotary positions, window order, window and full-attention
-    sequence bounds), computed on the CPU by transformers' own functions and passed to the tower, so that it runs on
-    ``meta`` (computed inside, they read values back from the device). Same arithmetic: no FLOPs among them."""
-    from transformers.vision_utils import (
-        get_vision_attention_seqlens,
-        get_vision_position_ids,
-        get_vision_window_index,
-    )
-
-    vc = pipe.qwen.config.vision_config
-    window_index, cu_window_seqlens = get_vision_window_index(grid, vc.spatial_merge_size, vc.window_size,
-                                                              vc.patch_size)
-    cu_seqlens, _ = get_vision_attention_seqlens(grid, vc)
-    return {"position_ids": get_vision_position_ids(grid, vc.spatial_merge_size).to(pipe.device),
-            "cu_seqlens": cu_seqlens, "window_index": window_index, "cu_window_seqlens": cu_window_seqlens}
-
-
 def synthetic_prompt(prepared, arch: CostArch, seg_token_id: int):
     """``prepared`` with a prompt of ``arch.text_tokens`` text tokens: ordinary tokens, the N video pads after
     ``prefix_tokens`` of them, ``<|seg|>`` two tokens before the end where it fits (``--text-tokens``)."""

@@ -44,12 +44,28 @@ from ..cost.parts import PrefillParts
 from ..cost.tokens import selects_on_llm_input
 
 
+def vision_index(pipe, grid: torch.Tensor) -> dict:
+    """The vision tower's index tensors of ``grid`` (rotary positions, window order, window and full-attention
+    sequence bounds), computed on the CPU by transformers' own functions and passed to the tower, so that it runs on
+    ``meta`` (computed inside, they read values back from the device). Same arithmetic: no FLOPs among them."""
+    from transformers.vision_utils import (
+        get_vision_attention_seqlens,
+        get_vision_position_ids,
+        get_vision_window_index,
+    )
+
+    vc = pipe.qwen.config.vision_config
+    window_index, cu_window_seqlens = get_vision_window_index(grid, vc.spatial_merge_size, vc.window_size,
+                                                              vc.patch_size)
+    cu_seqlens, _ = get_vision_attention_seqlens(grid, vc)
+    return {"position_ids": get_vision_position_ids(grid, vc.spatial_merge_size).to(pipe.device),
+            "cu_seqlens": cu_seqlens, "window_index": window_index, "cu_window_seqlens": cu_window_seqlens}
+
+
 class QwenSam2Parts(PrefillParts):
     """The parts of one grounding call of a Qwen2.5-VL + SAM 2 ``pipe`` (one synthetic image, one sentence)."""
 
     def __init__(self, cost, pipe, arch: CostArch, method_args=None, image: Image.Image | None = None):
-        from .cost import vision_index
-
         self.cost, self.pipe, self.arch, self.method_args = cost, pipe, arch, method_args
         self.image = synthetic_image() if image is None else image
         with torch.no_grad():

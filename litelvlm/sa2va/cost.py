@@ -33,7 +33,8 @@ from PIL import Image
 from ..cost import CostArch
 from ..cost.clip import IMAGE_SIZE, SENTENCE, paired_clip, synthetic_image
 from ..cost.tokens import DecoderSizes
-from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention, vision_index
+from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention
+from ..qwen.cost_parts import vision_index
 from .card import CARD
 
 _DESCRIPTIONS = {
@@ -149,7 +150,7 @@ class Sa2VACost(QwenSam2Cost):
 
     def prepare_image(self, pipe, image: Image.Image):
         """``Sa2VAPipeline.prepare_image`` on a real device; on ``meta`` the same statements with the vision tower's
-        index tensors given (:func:`litelvlm.qwen.cost.vision_index`)."""
+        index tensors given (:func:`litelvlm.qwen.cost_parts.vision_index`)."""
         if pipe.device.type != "meta":
             return pipe.prepare_image(image)
         from .pipeline import Sa2VAInput

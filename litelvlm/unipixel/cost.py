@@ -40,7 +40,8 @@ from ..cost import CostArch
 from ..cost.clip import IMAGE_SIZE, SENTENCE, synthetic_image
 from ..cost.tokens import DecoderSizes
 from ..errors import LiteLVLMError
-from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention, vision_index
+from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention
+from ..qwen.cost_parts import vision_index
 from .card import CARD
 
 _DESCRIPTIONS = {
