@@ -17,7 +17,7 @@ generation configs) with:
 
 :func:`load_unipixel` returns the project's modules: transformers' ``Qwen2_5_VLForConditionalGeneration``
 (``from_pretrained`` of the folder with a plain Qwen2.5-VL config), the :class:`~litelvlm.unipixel.head.SegHead`
-and the :class:`~litelvlm.unipixel.sam2_prompt.Sam2Prompt`, every tensor accounted for: a missing or
+and the :class:`~litelvlm.sam2.prompt.Sam2Prompt`, every tensor accounted for: a missing or
 unknown name, or a wrong shape, is a ``LiteLVLMError`` naming the file that holds it. The processor is
 loaded as ``unipixel/model/builder.py`` L23 loads it (``use_fast=True, do_resize=False``: UniPixel resizes
 images itself before the processor). A random folder's tokenizer is the Qwen stand-in of
@@ -37,7 +37,7 @@ from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
-from ..sam2.keys import randomize
+from ..sam2.keys import randomize, sam2_from_hf, sam2_to_hf, tracking_shapes
 from ..sam2.prompt import Sam2Prompt
 from .card import CARD
 from .config import (
@@ -51,7 +51,7 @@ from .config import (
 )
 from .folder import FOLDER
 from .head import SegHead
-from .keys import extra_shapes, sam2_from_hf, sam2_to_hf, tracking_shapes
+from .keys import extra_shapes
 
 #: the config.json keys UniPixel adds to Qwen2.5-VL's (train.py ModelArguments L21-34, token ids L177-179)
 PIXEL_KEYS = ("model_name_or_path", "base_model", "conv_type", "partial_checkpoint", "sam2_config", "sam2_checkpoint",

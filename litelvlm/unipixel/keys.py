@@ -25,17 +25,7 @@ these tables, so a checkpoint of another layout fails by name.
 
 from __future__ import annotations
 
-from ..sam2.keys import (  # noqa: F401 (UniPixel's sam2.* names are SAM 2's own)
-    SAM2_KEY_PAIRS,
-    conv_shapes,
-    linear_shapes,
-    sam2_from_hf,
-    sam2_key_from_hf,
-    sam2_key_to_hf,
-    sam2_to_hf,
-    tracking_shapes,
-    vector_shapes,
-)
+from ..sam2.keys import conv_shapes, linear_shapes, vector_shapes
 
 
 def prompt_encoder_shapes(prefix: str, d: int) -> dict[str, tuple[int, ...]]:

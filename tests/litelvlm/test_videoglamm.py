@@ -369,7 +369,7 @@ def test_framewise_sam2_matches_official(tiny, thresh):
     mask and the fallback). The image encoder and the decoder's predict_masks are UniPixel's SAM 2.1 copy
     (tests/official_unipixel_sam2.py): VideoGLaMM's SAM 2.0 files differ from it on this path only in formatting,
     ``do_pool``'s float32 round trip (exact for a max pool) and attention chunking of batches over 64."""
-    from litelvlm.unipixel.keys import sam2_from_hf
+    from litelvlm.sam2.keys import sam2_from_hf
     from tests import official_unipixel_sam2 as sam_off
 
     model = tiny[0]

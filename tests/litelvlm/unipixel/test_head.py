@@ -40,6 +40,8 @@ from litelvlm.errors import LiteLVLMError  # noqa: E402
 from litelvlm.families import card, is_small  # noqa: E402
 from litelvlm.model_spec import RANDOM_CLIPS, RANDOM_QWENS, ModelSpec  # noqa: E402
 from litelvlm.qwen.checkpoint import released_state_dict  # noqa: E402
+from litelvlm.sam2.keys import sam2_from_hf, tracking_shapes  # noqa: E402
+from litelvlm.sam2.prompt import Sam2Prompt  # noqa: E402
 from litelvlm.unipixel.checkpoint import (  # noqa: E402
     build_unipixel,
     load_unipixel,
@@ -48,9 +50,8 @@ from litelvlm.unipixel.checkpoint import (  # noqa: E402
     unipixel_tensors,
 )
 from litelvlm.unipixel.config import PRESETS, SAM2_SIZES, get_preset, sam2_config  # noqa: E402
-from litelvlm.unipixel.keys import extra_shapes, sam2_from_hf, tracking_shapes  # noqa: E402
+from litelvlm.unipixel.keys import extra_shapes  # noqa: E402
 from litelvlm.unipixel.protocol import seg_rows  # noqa: E402
-from litelvlm.unipixel.sam2_prompt import Sam2Prompt  # noqa: E402
 from tests import official_unipixel_sam2 as off  # noqa: E402
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "official_unipixel_sam2.json"

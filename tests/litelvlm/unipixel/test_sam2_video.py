@@ -138,8 +138,8 @@ def test_ground_gives_every_frame_through_the_memory():
                                           pytest.param("bfloat16", (0, 1, 2), marks=pytest.mark.slow)])
 def test_propagation_equals_unipixels_video_predictor(tiny, official, dtype, seeds):
     """One float32 prompt in the default suite; two more, and bfloat16 (UniPixel's evaluation dtype), in the slow one."""
+    from litelvlm.sam2.keys import sam2_from_hf
     from litelvlm.unipixel.config import SAM2_SIZES, get_preset
-    from litelvlm.unipixel.keys import sam2_from_hf
     from litelvlm.unipixel.sam2_video import propagated_logits, unipixel_memory, video_model
     from litelvlm.video.sam2_propagation import add_prompts, video_session
     from tests import official_unipixel_sam2 as off
