@@ -8,46 +8,27 @@ from typing import Any
 
 import torch
 
-from ..errors import LiteLVLMError
+from ..video.pipeline_runner import PipelineVideoRunner
 from ..video.runner import FRAME_PATCHES, fraction_budget
 from .pipeline import VIDEO_PRUNING, Sa2VAPipeline
 from .video_eval import BUDGET_READING, offered_methods
 
 
-class Sa2VARunner:
+class Sa2VARunner(PipelineVideoRunner):
     """One loaded Sa2VA and the prepared video being scored."""
 
-    extra_columns: list[str] = []
-
     def __init__(self, a: Any) -> None:
-        dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
-        self.pipe = Sa2VAPipeline.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
-                                                    clip_text=a.clip_text)
-        self.model = self.pipe
-        #: the paired CLIP (the CLIP-side methods' scores, mapped onto each LLM frame's merged grid)
-        self.clip_name = self.pipe.describe()["clip"]["model"]
-        self.args = a
-        self.prepared = None
-        self.video: str | None = None
-
-    def new_video(self) -> None:
-        """Drop the previous video's work."""
-        self.prepared = self.video = None
+        super().__init__(a, Sa2VAPipeline)
 
     @torch.no_grad()
     def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int, dict]:
         """((frames, H, W) masks, kept merged tokens per LLM frame, the kept merged tokens) of one expression."""
         pipe = self.pipe
-        if self.prepared is None or self.video != rec.video:
-            self.prepared = pipe.prepare_video([rec.frame(i) for i in range(len(rec.frames))], seed=self.args.seed)
-            self.video = rec.video
-        prep = pipe.with_sentences(self.prepared, [rec.sentence])
+        prep = pipe.with_sentences(self.prepared_for(rec), [rec.sentence])
         n = pipe.num_visual(prep)
         k = n if pipe.spec(method).baseline else fraction_budget(n, budget, FRAME_PATCHES)
-        masks = pipe.ground(prep, method, k).masks[0]
-        if masks.shape[0] != len(rec.frames):
-            raise LiteLVLMError(f"{rec.video}: {masks.shape[0]} masks for {len(rec.frames)} frames")
-        return masks.float().cpu(), round(k / prep.video.llm_frames), {"llm_visual_tokens": k}
+        masks = self.frame_masks(rec, pipe.ground(prep, method, k).masks[0])
+        return masks, round(k / prep.video.llm_frames), {"llm_visual_tokens": k}
 
     def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
         """``given``, or every method the video path offers."""

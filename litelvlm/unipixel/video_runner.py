@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..errors import LiteLVLMError
 from ..video.metrics import mevis_summary
+from ..video.pipeline_runner import PipelineVideoRunner
 from .video_eval import BUDGET_READING, offered_methods, video_budget
 from .video_pipeline import UniPixelVideoPipeline
 
@@ -27,40 +27,22 @@ def own_summary(summary, expr):
                              "unipixel_J&F": [r[2] for r in rows]})
 
 
-class UniPixelRunner:
+class UniPixelRunner(PipelineVideoRunner):
     """One loaded UniPixel (its video path) and the prepared video being scored."""
 
-    extra_columns: list[str] = []
-
     def __init__(self, a: Any, num_patches: int) -> None:
-        dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
-        self.pipe = UniPixelVideoPipeline.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
-                                                            clip_text=a.clip_text)
-        self.model = self.pipe
-        self.clip_name = self.pipe.describe()["clip"]["model"]
-        self.args = a
+        super().__init__(a, UniPixelVideoPipeline)
         self.num_patches = num_patches
-        self.prepared = None
-        self.video: str | None = None
-
-    def new_video(self) -> None:
-        """Drop the previous video's work."""
-        self.prepared = self.video = None
 
     @torch.no_grad()
     def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int, dict]:
         """((frames, H, W) masks, kept merged tokens per temporal patch, the kept merged tokens) of one expression."""
         pipe = self.pipe
-        if self.prepared is None or self.video != rec.video:
-            self.prepared = pipe.prepare_video([rec.frame(i) for i in range(len(rec.frames))], seed=self.args.seed)
-            self.video = rec.video
-        prep = pipe.with_sentences(self.prepared, [rec.sentence.strip()])   # segmentation.py L555: exp.strip()
+        prep = pipe.with_sentences(self.prepared_for(rec), [rec.sentence.strip()])   # segmentation.py L555: exp.strip()
         n = pipe.num_visual(prep)
         k = n if pipe.spec(method).baseline else video_budget(n, budget, self.num_patches)
-        out = pipe.ground(prep, method, k)
-        if out.masks.shape[0] != len(rec.frames):
-            raise LiteLVLMError(f"{rec.video}: {out.masks.shape[0]} masks for {len(rec.frames)} frames")
-        return out.masks.float().cpu(), round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
+        masks = self.frame_masks(rec, pipe.ground(prep, method, k).masks)
+        return masks, round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
 
     def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
         """``given``, or every method the video path offers."""
