@@ -12,6 +12,7 @@ This module imports nothing heavy: the command-line layer reads it before torch 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -52,6 +53,37 @@ class Budget:
         except ValueError:
             raise BudgetError(form_error(text)) from None
         return cls(k)
+
+    @classmethod
+    def parse_list(cls, values: Iterable[str | int | Budget] | str | int | Budget | None) -> list[Budget]:
+        """A study's budgets, K >= 1 each, in the order given: ``values`` as the command line or a Python caller
+        writes them (``"576,192"``, ``["64", 16]``, Budgets); ``all`` is refused (:func:`all_in_list_error`: the
+        baseline already runs at every token); anything else that is no budget is a :class:`BudgetError`."""
+        if values is None:
+            return []
+        if isinstance(values, (str, int, Budget)):
+            values = [values]
+        out: list[Budget] = []
+        for value in values:
+            items = [x for x in value.split(",") if x.strip() != ""] if isinstance(value, str) else [value]
+            for item in items:
+                try:
+                    budget = item if isinstance(item, Budget) else cls.parse(item) if isinstance(item, str) else cls(item)
+                except BudgetError:
+                    raise BudgetError(f"budget must be a whole number K >= 1 of visual tokens; got {item!r}") from None
+                if budget.is_all:
+                    raise BudgetError(all_in_list_error())
+                out.append(budget)
+        return out
+
+    @classmethod
+    def list_argument(cls, text: str) -> list[Budget]:
+        """:meth:`parse_list` of one command-line word (``576,192``) as an argparse ``type``: a bad budget is a usage
+        error (exit 2) naming the value."""
+        try:
+            return cls.parse_list(text)
+        except BudgetError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     @classmethod
     def argument(cls, text: str) -> Budget:
@@ -110,6 +142,12 @@ Budget.ALL = Budget(None)
 def form_error(value: object) -> str:
     """The one message of a value that is no budget (neither a whole number K >= 1 nor ``all``)."""
     return f"budget must satisfy 1 <= K (a whole number of visual tokens) or be {ALL_TEXT!r}; got {value!r}"
+
+
+def all_in_list_error() -> str:
+    """The one message of ``all`` in a study's budgets: the baseline's budget, not one to prune at."""
+    return (f"{ALL_TEXT!r} is the unpruned baseline's budget (the method none runs once at every token); list the "
+            "budgets K >= 1 to prune at")
 
 
 def range_error(value: object, num_tokens: int, extra_tokens: int = 0) -> str:

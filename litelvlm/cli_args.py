@@ -77,6 +77,14 @@ def _items_of(tp: type, minimum: float | None):
     return check
 
 
+class JoinedList(argparse.Action):
+    """A list option whose words each parse to a list (``--budgets 576,192 64``: a type's ``list_argument``): the
+    words' lists joined in order; a repeated flag replaces the earlier value, as argparse's plain store."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [item for word in values for item in word])
+
+
 class DeprecatedFlag(argparse.Action):
     """A hidden old name of an option: stores into the option's field and warns once on stderr."""
 
@@ -91,6 +99,16 @@ class DeprecatedFlag(argparse.Action):
             print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.canonical} "
                   "(same meaning)", file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+def _value_type(tp: type, is_list: bool, meta: dict) -> dict[str, Any]:
+    """argparse's ``type`` (and ``action``) of a non-flag field: a Budget list's words each parse to Budgets and are
+    joined (:class:`JoinedList`); ``each`` checks a list's comma-separated items; else the type, with ``minimum``."""
+    if is_list and hasattr(tp, "list_argument"):
+        return {"type": tp.list_argument, "action": JoinedList}
+    if meta.get("each") is not None:
+        return {"type": _items_of(meta["each"], meta.get("minimum"))}
+    return {"type": _convert(tp) if meta.get("minimum") is None else _at_least(tp, meta["minimum"])}
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -112,11 +130,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if tp is bool and not is_list:
             kw["action"] = argparse.BooleanOptionalAction
         else:
-            if meta.get("each") is not None:
-                kw["type"] = _items_of(meta["each"], meta.get("minimum"))
-            else:
-                kw["type"] = _convert(tp) if meta.get("minimum") is None else _at_least(tp, meta["minimum"])
-            if is_list and meta.get("nargs") == "append":
+            kw.update(_value_type(tp, is_list, meta))
+            if is_list and meta.get("nargs") == "append" and "action" not in kw:
                 kw["action"] = "append"
             elif is_list:
                 kw["nargs"] = meta.get("nargs") or "+"

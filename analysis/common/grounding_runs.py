@@ -14,37 +14,44 @@ from litelvlm.methods import get_method
 
 log = logging.getLogger(__name__)
 
-#: the baseline's budget in a plan for a family whose N depends on the image (it keeps each image's all N)
-ALL_TOKENS = 0
+#: one run of a study: (method name, its budget)
+Run = tuple[str, Budget]
 
 
-def plan(methods: list[str], budgets: list[int], num_patches: int | None) -> list[tuple[str, int]]:
-    """(method, budget) pairs to run; the baseline (``none``) once at N (:data:`ALL_TOKENS` when N depends on the
-    image: ``num_patches`` None); bad names and budgets are errors."""
+def plan(methods: list[str], budgets: list[Budget], num_patches: int | None) -> list[Run]:
+    """(method, budget) runs: every method at every budget, the baseline (``none``) once at K = N (``Budget.ALL``
+    when N depends on the image: ``num_patches`` None). Against a fixed N this is the budgets' one range check
+    (:meth:`Budget.count`); an unknown method or an empty list is an error."""
     if not methods:
         raise LiteLVLMError("--methods is empty")
     if not budgets:
         raise LiteLVLMError("--budgets is empty")
-    for b in budgets:  # the one rule of a budget (its form; against a fixed N, its range), with its one message
-        try:
-            Budget(b) if num_patches is None else Budget(b).count(num_patches)
-        except BudgetError as e:
-            raise LiteLVLMError(f"--budgets: {e}") from None
-    full = ALL_TOKENS if num_patches is None else num_patches
-    out = []
+    if num_patches is not None:
+        for b in budgets:
+            try:
+                b.count(num_patches)
+            except BudgetError as e:
+                raise LiteLVLMError(f"--budgets: {e}") from None
+    full = Budget.ALL if num_patches is None else Budget(num_patches)
+    out: list[Run] = []
     for m in methods:  # an unknown name is an error naming the known ones; the baseline runs once, at K = N
         out.extend([(m, full)] if get_method(m).baseline else [(m, b) for b in budgets])
     return list(dict.fromkeys(out))
 
 
-def image_runs(pairs: list[tuple[str, int]], n: int, image_id=None) -> list[tuple[str, int]]:
-    """The planned (method, budget) pairs (:func:`plan`) an image of ``n`` visual tokens runs (the baseline's
-    :data:`ALL_TOKENS` is all N); the budgets above N are skipped with one warning naming the image and N."""
-    over = sorted({b for _, b in pairs if not Budget.from_column(b).fits(n)})
+def image_runs(runs: list[Run], n: int, image_id=None) -> list[Run]:
+    """The planned runs (:func:`plan`) an image of ``n`` visual tokens keeps (:meth:`Budget.fits`, the range check of
+    a family whose N depends on the image); the budgets above N are skipped with one warning naming the image."""
+    over = sorted({b.column for _, b in runs if not b.fits(n)})
     if over:
         log.warning("%s has %d visual tokens: budget(s) %s skipped", "the image" if image_id is None else
                     f"image {image_id}", n, ", ".join(map(str, over)))
-    return [(m, b) for m, b in pairs if Budget.from_column(b).fits(n)]
+    return [(m, b) for m, b in runs if b.fits(n)]
+
+
+def run_keys(runs: list[Run]) -> list[tuple[str, int]]:
+    """The runs as a result table keys them: (method, :attr:`Budget.column`)."""
+    return [(m, b.column) for m, b in runs]
 
 
 def clip_record(pipe) -> dict:
