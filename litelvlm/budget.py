@@ -118,6 +118,11 @@ class Budget:
         """The value a result table's ``budget`` column holds: K, or 0 for ``all``."""
         return 0 if self.tokens is None else self.tokens
 
+    def at_most(self, num_tokens: int) -> Budget:
+        """This budget, or ``num_tokens`` where it keeps more (a study that clips its budgets to N, as ``retention``
+        on a CLIP does, rather than refusing them)."""
+        return self if self.fits(num_tokens) else Budget(int(num_tokens))
+
     def fits(self, num_tokens: int) -> bool:
         """Whether an input of ``num_tokens`` tokens can keep this budget (``all`` always can)."""
         return self.tokens is None or self.tokens <= num_tokens

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.common.grounding_runs import ALL_TOKENS, image_runs, method_options, official_turns
+from analysis.common.grounding_runs import Run, image_runs, method_options, official_turns
 from litelvlm.errors import LiteLVLMError
 
 
@@ -70,7 +70,7 @@ def gt_parts(args: ScoringArgs) -> str:
 
 
 @torch.no_grad()
-def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[tuple[str, int]]) -> list[dict]:
+def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> list[dict]:
     """Rows (one per scored sentence x method x budget) for one image's records."""
     image_id = records[0].image_id
     if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
@@ -90,12 +90,11 @@ def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[tu
         prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer)
         gts = [r.mask(gt_parts(args)) for r in recs]
         for method, budget in todo:
-            k = None if budget == ALL_TOKENS else budget
-            out = pipe.ground(prep, method, k, positions=args.positions, **method_options(args, method, pipe))
+            out = pipe.ground(prep, method, budget, positions=args.positions, **method_options(args, method, pipe))
             masks = out.masks.cpu().numpy()
             for turn, (r, gt) in enumerate(zip(recs, gts)):
                 inter, union, iou = mask_stats(masks[turn], gt)
-                rows.append({"protocol": args.protocol, "method": method, "budget": budget,
+                rows.append({"protocol": args.protocol, "method": method, "budget": budget.column,
                              "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
                              "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
                              "intersection": inter, "union": union, "iou": iou,

@@ -43,10 +43,7 @@ import pandas as pd
 import torch
 
 from analysis.common.degenerate import warn_if_degenerate
-from analysis.common.grounding_runs import (
-    clip_record,
-    plan,
-)
+from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
 from analysis.common.model_args import quantize_kwargs, study_numerics
@@ -56,6 +53,7 @@ from analysis.common.screen import with_intervals
 from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics
+from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
@@ -228,7 +226,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced")):
         if config[key] == default:  # a default is recorded only when changed: earlier folders resume as they were
             config.pop(key)
-    config.update(methods=methods, budgets=budgets, images=len(image_ids),
+    config.update(methods=methods, budgets=[b.column for b in budgets], images=len(image_ids),
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
@@ -242,16 +240,18 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
         state.wait_for_everyone()
         store = PartStore(out)
         old = old or read_json_if(out / "config.json")
-        legacy = plan(old["methods"], old["budgets"], pipe.num_visual_tokens) if old else pairs
+        legacy = (plan(old["methods"], [Budget.from_column(b) for b in old["budgets"]], pipe.num_visual_tokens)
+                  if old else pairs)
         mine = image_ids[state.process_index::state.num_processes]
-        work = store.missing(mine, pairs, legacy)
+        work = store.missing(mine, run_keys(pairs), run_keys(legacy))
         log.info("process %d/%d: %d image(s) to evaluate", state.process_index, state.num_processes,
                  sum(len(ids) for _, ids in work))
-        for todo_pairs, ids in work:
-            _evaluate(pipe, a, store, by_image, ids, todo_pairs, state)
+        by_key = dict(zip(run_keys(pairs), pairs, strict=True))
+        for todo_keys, ids in work:
+            _evaluate(pipe, a, store, by_image, ids, [by_key[tuple(k)] for k in todo_keys], state)
         state.wait_for_everyone()
         if state.is_main_process:
-            rows_df, summary, skipped_df = merge_parts(out, image_ids, pairs)
+            rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs))
             shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
             with atomic_path(out / "summary.txt") as tmp:
                 tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n")
@@ -276,7 +276,7 @@ def read_json_if(path: Path) -> dict | None:
 
 
 def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],
-              pairs: list[tuple[str, int]], state) -> None:
+              pairs: list[Run], state) -> None:
     """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images; unreadable images are listed
     in the part as skipped (not done: the next run tries them again)."""
     from tqdm.auto import tqdm
@@ -287,7 +287,7 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
         done = sorted(set(chunk_images) - {s["image_id"] for s in skipped})
         own = list(dict.fromkeys(k for r in rows for k in r if k not in ROW_COLUMNS))  # the family's own metric
         store.write(done, pd.DataFrame(rows, columns=ROW_COLUMNS + own),
-                    {"skipped": list(skipped), "keys": [list(p) for p in pairs]}, tried=chunk_images)
+                    {"skipped": list(skipped), "keys": [list(k) for k in run_keys(pairs)]}, tried=chunk_images)
         rows.clear(), chunk_images.clear(), skipped.clear()
 
     for image_id in tqdm(ids, desc=f"eval-grounding[{state.process_index}]", disable=not state.is_main_process):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from analysis.common.family_text import merged_grid_names, official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
+from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 
@@ -27,7 +28,8 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
 
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
                                                         "(the list: `litelvlm select --list-methods`)")
-    budgets: list[str] = arg(["576", "192", "128", "64", "32"], help="visual-token budgets K", each=int, minimum=1)
+    budgets: list[Budget] = arg(Budget.parse_list("576,192,128,64,32"), help="visual-token budgets K (K >= 1; the "
+                                "baseline none runs once at all tokens)")
     protocol: str = arg("official", help=f"evaluation protocol: official ({_OFFICIAL}'s, several expressions per "
                                          "prompt; a family with one expression per prompt runs its own) or "
                                          "per-expression (this project's)", choices=list(PROTOCOLS))
@@ -69,24 +71,24 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                           "does) or union; default: sum under --protocol official, union under "
                                           "per-expression", choices=["sum", "union"])
 
+    def __post_init__(self) -> None:
+        self.budgets = Budget.parse_list(self.budgets)  # a Python caller's "64,16" or ints: Budgets, as parsed
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval-grounding`` options (one per :class:`GroundingArgs` field) to ``parser``."""
     add_dataclass_arguments(parser, GroundingArgs)
 
 
-def check_args(a: GroundingArgs) -> tuple[list[str], list[int]]:
-    """(methods, budgets) parsed; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it."""
+def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
+    """(methods, budgets) as given; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it (a budget's
+    form is checked where it is read: the command line, :meth:`GroundingArgs.__post_init__`)."""
     methods = split_list(a.methods)
-    try:
-        budgets = split_list(a.budgets, int)
-    except ValueError as e:
-        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
     if a.max_sentences < 1:
         raise LiteLVLMError("--max-sentences must be >= 1")
     if a.chunk < 1:
         raise LiteLVLMError("--chunk must be >= 1")
-    return methods, budgets
+    return methods, a.budgets
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -20,8 +20,10 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     when ../shared/data is absent), and the oracle ablation (eval-grounding's per-image scoring) on it."""
     import torch
 
+    from analysis.common.grounding_runs import plan
     from analysis.common.grounding_scoring import evaluate_image, summarize
     from analysis.importance.compute import ImportanceArgs, run_importance
+    from litelvlm.budget import Budget
     from litelvlm.data.refer import load_refer
 
     data = coco128_dir()
@@ -38,7 +40,7 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     first = [r for r in records if r.image_id == min(x.image_id for x in records)][:1]
     g = GroundingArgs(refer_dir=str(data), out=str(out_dir / "ablation"), model=model)
     methods = ["litelvlm", "random", "llm-attention", "saliency"]
-    pairs = [(BASELINE, pipe.num_visual_tokens)] + [(m, b) for m in methods for b in (128, 32)]
+    pairs = plan([BASELINE, *methods], Budget.parse_list("128,32"), pipe.num_visual_tokens)
     with torch.no_grad():
         rows = evaluate_image(pipe, g, first, first[0].image(exif_transpose(pipe)), pairs)
     import pandas as pd

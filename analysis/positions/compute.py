@@ -19,13 +19,22 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.common.grounding_runs import clip_record, method_options, pick_image, plan, prompt_records
+from analysis.common.grounding_runs import (
+    Run,
+    clip_record,
+    method_options,
+    pick_image,
+    plan,
+    prompt_records,
+    run_keys,
+)
 from analysis.common.identity import run_identity
 from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record
 from analysis.positions.options import PositionsArgs, check_args
+from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import load_pipeline
 from litelvlm.io import write_csv, write_json
@@ -59,35 +68,35 @@ def compare_rules(keep, renumber, none) -> dict:
             "mask_iou_keep_none": mask_iou(keep.masks.cpu(), none.masks.cpu())}
 
 
-def part_id(method: str, budget: int) -> int:
+def part_id(method: str, budget: Budget) -> int:
     """The stable id of the (method, budget) row in ``OUT/parts`` (runs of any plan share one folder)."""
-    return zlib.crc32(f"{method}@{budget}".encode())
+    return zlib.crc32(f"{method}@{budget.column}".encode())
 
 
-def positions_row(pipe, prep, method: str, budget: int, none, args) -> dict:
+def positions_row(pipe, prep, method: str, budget: Budget, none, args) -> dict:
     """The row of (method, budget) (:data:`COLUMNS`): its ``keep`` and ``renumber`` runs against each other and
     against ``none``, the unpruned run."""
     spec = pipe.spec(method)
     opts = method_options(args, method, pipe)
     runs = {rule: pipe.ground(prep, method, budget, positions=rule, **opts)
             for rule in ("keep", "renumber") if rule == "renumber" or spec.original_positions}
-    return {"method": method, "budget": budget, "official_rule": pipe.official_rule(method),
+    return {"method": method, "budget": budget.column, "official_rule": pipe.official_rule(method),
             "keep_available": spec.original_positions, **compare_rules(runs.get("keep"), runs["renumber"], none)}
 
 
-def positions_table(pipe, prep, pairs: list[tuple[str, int]], args, store: PartStore) -> pd.DataFrame:
+def positions_table(pipe, prep, pairs: list[Run], args, store: PartStore) -> pd.DataFrame:
     """One row per (method, budget) (:data:`COLUMNS`), in ``pairs``' order; each row is kept in ``store`` as it
     finishes, and rows already there are not made again (a stopped run resumes)."""
     done = store.done()
     todo = [p for p in pairs if part_id(*p) not in done]
     if todo:
-        none = pipe.ground(prep, BASELINE)
+        none = pipe.ground(prep, BASELINE, Budget.ALL)
         for method, budget in tqdm(todo, desc="positions"):
             row = positions_row(pipe, prep, method, budget, none, args)
             store.write([part_id(method, budget)], pd.DataFrame([row], columns=COLUMNS))
     rows = pd.concat([f for f in store.frames() if not f.empty], ignore_index=True)
     rows = rows.drop_duplicates(["method", "budget"]).set_index(["method", "budget"])
-    return rows.loc[pairs].reset_index()[COLUMNS]
+    return rows.loc[run_keys(pairs)].reset_index()[COLUMNS]
 
 
 def run_positions(a: PositionsArgs) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from analysis.common.family_text import official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
+from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe
@@ -26,7 +27,7 @@ class PositionsArgs(MethodFlags, ModelDataArgs):
 
     methods: list[str] = arg([], help="methods (default: every registered method but the baseline and the "
                                       "analysis oracles)")
-    budgets: list[str] = arg(["192", "64"], help="visual-token budgets K", each=int, minimum=1)
+    budgets: list[Budget] = arg(Budget.parse_list("192,64"), help="visual-token budgets K (K >= 1; at most the image's N)")
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image under an official multi-expression protocol "
                                      f"({official_protocol_families()}: 3)", minimum=1)
@@ -35,25 +36,24 @@ class PositionsArgs(MethodFlags, ModelDataArgs):
     dtype: str = arg("auto", help="model dtype; auto: bfloat16 for a checkpoint, float32 for tiny-random",
                      choices=["auto", *DTYPES])
 
+    def __post_init__(self) -> None:
+        self.budgets = Budget.parse_list(self.budgets)  # a Python caller's "64,16" or ints: Budgets, as parsed
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``positions`` options (one per :class:`PositionsArgs` field) to ``parser``."""
     add_dataclass_arguments(parser, PositionsArgs)
 
 
-def check_args(a: PositionsArgs) -> tuple[list[str], list[int]]:
+def check_args(a: PositionsArgs) -> tuple[list[str], list[Budget]]:
     """(methods as given, budgets); an unknown method or a bad budget is refused before torch loads."""
     methods = split_list(a.methods)
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
-    try:
-        budgets = split_list(a.budgets, int)
-    except ValueError as e:
-        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    if not budgets or min(budgets) < 1:
-        raise LiteLVLMError(f"--budgets must be positive integers; got {a.budgets}")
-    return methods, budgets
+    if not a.budgets:
+        raise LiteLVLMError("--budgets is empty")
+    return methods, a.budgets
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -31,6 +31,7 @@ from analysis.common.study import portable_paths, read_json, run_record, torch_t
 from analysis.retention.options import RetentionArgs, model_family
 from analysis.retention.parts import selection_parts
 from analysis.retention.pipeline import family_methods, family_tables
+from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError, UnsupportedModelError
@@ -93,7 +94,7 @@ def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3,
     return out
 
 
-def retention_tables(clip, examples, budgets, methods,
+def retention_tables(clip, examples, budgets: list[Budget], methods: list[str],
                      seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """(kept-token table, per-patch score table, {image_id: display image}, metadata) for ``examples``."""
     import torch
@@ -102,7 +103,7 @@ def retention_tables(clip, examples, budgets, methods,
 
     n = clip.num_patches
     gr, gc = clip.grid
-    budgets = sorted({min(int(b), n) for b in budgets}, reverse=True)
+    budgets = sorted({b.at_most(n) for b in Budget.parse_list(budgets)}, key=lambda b: b.column, reverse=True)  # to N
     rows, score_rows, images = [], [], {}
     for image_id, image, image_texts in examples:
         text = " | ".join(image_texts)
@@ -120,13 +121,13 @@ def retention_tables(clip, examples, budgets, methods,
             "similarity": sim.astype(np.float64), "context": ctx.astype(np.float64)}))
         for method in methods:
             for k in budgets:
-                sel = select(method, inputs, k)
+                sel = select(method, inputs, k)  # counted once, against the CLIP's patches
                 kept = sel.indices.cpu().numpy().astype(np.int64)
                 rows.append(pd.DataFrame({
                     "image_id": image_id, "text": text, "model": clip.name, "method": method,
-                    "budget": k, "position": np.arange(kept.size), "patch": kept,
+                    "budget": k.column, "position": np.arange(kept.size), "patch": kept,
                     "part": selection_parts(sel, kept, n).astype(str)}))
-    meta = {"grid": [gr, gc], "num_patches": n, "budgets": budgets, "methods": list(methods)}
+    meta = {"grid": [gr, gc], "num_patches": n, "budgets": [b.column for b in budgets], "methods": list(methods)}
     return pd.concat(rows, ignore_index=True), pd.concat(score_rows, ignore_index=True), images, meta
 
 
@@ -163,7 +164,6 @@ def run_retention(a: RetentionArgs) -> Path:
         if not get_method(m).acts_on_clip:
             raise LiteLVLMError(f"--methods: {m!r} runs inside the LLM; retention draws CLIP-side methods: "
                                 f"{', '.join(available_methods('clip'))}")
-    budgets = split_list(a.budgets, int)
     skipped: list[dict] = []
     examples = study_examples(a, skipped)
     import torch
@@ -180,7 +180,7 @@ def run_retention(a: RetentionArgs) -> Path:
         methods = supported_methods(clip, methods, examples[0][2])
     out = Path(a.out)
     with RunFolder(out):
-        table, scores, images, meta = retention_tables(clip, examples, budgets, methods, a.seed)
+        table, scores, images, meta = retention_tables(clip, examples, a.budgets, methods, a.seed)
         write_tables(a, out, table, scores, images, {**meta, "clip": clip.describe(), "skipped": skipped})
     return out
 
@@ -234,7 +234,7 @@ def run_family_retention(a: RetentionArgs) -> Path:
     examples = study_examples(a, skipped)
     out = Path(a.out)
     with RunFolder(out):
-        table, scores, images, meta = family_tables(pipe, a.model, examples, split_list(a.budgets, int), methods,
+        table, scores, images, meta = family_tables(pipe, a.model, examples, a.budgets, methods,
                                                     a.seed)
         write_csv(out / "visual_tokens.csv", meta.pop("visual_tokens"))
         write_tables(a, out, table, scores, images, {**meta, "lvlm": pipe.describe(), "skipped": skipped})

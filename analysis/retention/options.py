@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from analysis.common.family_text import paper_family
 from analysis.common.study import check_same_model
-from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.budget import Budget
+from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import cards, family_of
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
@@ -40,8 +41,8 @@ class RetentionArgs:
     image_dir: str = arg(None, help="image folder (default: <refer-dir>/images)")
     limit_images: int = arg(2, help="only the first N images (val split first, by image id)", minimum=1,
                             deprecated=("--limit",))
-    budgets: list[str] = arg(list(map(str, BUDGETS)), help="token budgets (clipped to the number of patches)", each=int,
-                               minimum=1)
+    budgets: list[Budget] = arg(Budget.parse_list(BUDGETS), help="token budgets K >= 1 (a CLIP's: clipped to its number "
+                                "of patches; an LVLM's: planned as eval-grounding plans them)")
     methods: list[str] = arg(None, help="methods (default: every CLIP-side method the CLIP backend runs; on an "
                                         "LVLM, every method its family runs but the analysis oracles)")
     seed: int = arg(0, help="seed for the random method")
@@ -54,6 +55,9 @@ class RetentionArgs:
     compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
                                      "unquantized run): writes overlap.csv, the share of kept tokens both keep")
 
+
+    def __post_init__(self) -> None:
+        self.budgets = Budget.parse_list(self.budgets)  # a Python caller's "64,16" or ints: Budgets, as parsed
 
 def model_family(model: str) -> str | None:
     """The model family ``model`` names (an LVLM: its retention runs on the family's pipeline), or None for a CLIP
@@ -74,9 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(a: RetentionArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
-    budgets = split_list(a.budgets, int)
-    if not budgets or min(budgets) < 1:
-        raise LiteLVLMError(f"--budgets must be positive integers, got {a.budgets}")
+    if not a.budgets:
+        raise LiteLVLMError("--budgets is empty")
     if a.limit_images < 1:
         raise LiteLVLMError(f"--limit-images must be >= 1, got {a.limit_images}")
     if a.image_dir and not a.refer_dir:

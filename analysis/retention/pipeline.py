@@ -3,8 +3,8 @@ which of the family's visual tokens every method the family runs keeps, at each 
 
 Asked of the family contract and the methods' declarations only: the methods a family cannot run are refused
 before anything is written (``GroundingPipeline.method_error``); the budgets are planned per image against its
-own N (``analysis.common.grounding_runs.plan``: budget 0 is the baseline at all of an image's N; a budget above it
-is skipped with a warning); what each kept token is comes from the method's ``Selection`` (``parts``,
+own N (``analysis.common.grounding_runs.plan``: the baseline keeps all of an image's N, ``Budget.ALL``, written 0; a
+budget above N is skipped with a warning); what each kept token is comes from the method's ``Selection`` (``parts``,
 ``scores``, ``prune_layer``) and its ``Method.stage``, never from its name. A family that asks one expression
 per prompt (``sentences_per_prompt == 1``, UniPixel) selects for each expression alone; otherwise the image's
 expressions share one prompt, as the CLIP tables do.
@@ -17,8 +17,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
+from analysis.common.grounding_runs import Run, image_runs, plan
 from analysis.retention.parts import selection_parts
+from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import available_methods, get_method
 
@@ -36,25 +37,25 @@ def family_methods(pipe, methods: list[str]) -> list[str]:
     return methods
 
 
-def _kept_rows(meta: dict, method: str, budget: int, sel, n: int, stage: str) -> pd.DataFrame:
+def _kept_rows(meta: dict, method: str, budget: Budget, sel, n: int, stage: str) -> pd.DataFrame:
     """One row per kept token of ``sel`` (indices into the family's N visual tokens, negative: no single token)."""
     kept = sel.indices.cpu().numpy().astype(np.int64)
-    return pd.DataFrame({**meta, "method": method, "budget": budget, "position": np.arange(kept.size),
+    return pd.DataFrame({**meta, "method": method, "budget": budget.column, "position": np.arange(kept.size),
                          "patch": kept, "part": selection_parts(sel, kept, n).astype(str),
                          "stage": stage, "prune_layer": int(sel.prune_layer), "num_visual": n})
 
 
-def _score_rows(meta: dict, method: str, budget: int, sel, grid: tuple[int, int]) -> pd.DataFrame | None:
+def _score_rows(meta: dict, method: str, budget: Budget, sel, grid: tuple[int, int]) -> pd.DataFrame | None:
     """The per-token score the selection ranked by (``Selection.scores``, one per visual token), if it has one."""
     n = grid[0] * grid[1]
     if sel.scores is None or sel.scores.numel() != n:
         return None
     patch = np.arange(n)
-    return pd.DataFrame({**meta, "method": method, "budget": budget, "patch": patch, "row": patch // grid[1],
+    return pd.DataFrame({**meta, "method": method, "budget": budget.column, "patch": patch, "row": patch // grid[1],
                          "col": patch % grid[1], "score": sel.scores.detach().float().cpu().numpy().astype(np.float64)})
 
 
-def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pairs: list[tuple[str, int]],
+def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pairs: list[Run],
                   seed: int) -> tuple[list[pd.DataFrame], list[pd.DataFrame], dict]:
     """(kept-token frames, score frames, this image's N and grid) of one image."""
     import torch
@@ -71,18 +72,18 @@ def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pair
         meta = {"image_id": image_id, "text": " | ".join(group), "model": model}
         for method, budget in todo:
             with torch.no_grad():
-                sel = pipe.ground(prep, method, None if budget == ALL_TOKENS else budget).selection
+                sel = pipe.ground(prep, method, budget).selection
             rows.append(_kept_rows(meta, method, budget, sel, n, pipe.spec(method).stage))
             if (s := _score_rows(meta, method, budget, sel, grid)) is not None:
                 scores.append(s)
     return rows, scores, info
 
 
-def family_tables(pipe, model: str, examples, budgets: list[int], methods: list[str],
+def family_tables(pipe, model: str, examples, budgets: list[Budget], methods: list[str],
                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """(kept-token table, per-token score table, {image_id: display image in [0, 1]}, metadata) for ``examples``
     ((image_id, RGB image, texts)) on ``pipe``'s family."""
-    pairs = plan(methods, sorted(set(budgets), reverse=True), pipe.num_visual_tokens)
+    pairs = plan(methods, sorted(set(budgets), key=lambda b: b.column, reverse=True), pipe.num_visual_tokens)
     rows, scores, images, visual = [], [], {}, []
     for image_id, image, texts in examples:
         r, s, info = _image_tables(pipe, model, image_id, image, texts, pairs, seed)
@@ -99,5 +100,5 @@ def family_tables(pipe, model: str, examples, budgets: list[int], methods: list[
     meta = {"family": pipe.family, "num_patches": pipe.num_visual_tokens,
             "grid": [int(vis["grid_h"].iloc[0]), int(vis["grid_w"].iloc[0])],
             "grids": {str(r.image_id): [int(r.grid_h), int(r.grid_w)] for r in vis.itertuples()},
-            "budgets": sorted({b for _, b in pairs}, reverse=True), "methods": list(methods)}
+            "budgets": sorted({b.column for _, b in pairs}, reverse=True), "methods": list(methods)}
     return table, score_table, images, {**meta, "visual_tokens": vis}

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from .. import families
+from ..budget import Budget, BudgetError
 from ..cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from ..errors import LiteLVLMError
 from .data import DEFAULT_MODEL, image_models
@@ -26,12 +27,15 @@ class ExploreArgs:
                                 "'s random preset")
     methods: list[str] = arg(None, help="methods to show (default: litelvlm, litelvlm-ctx, clip_topsim, random, "
                                         "vispruner, those the model runs)")
-    budgets: list[str] = arg([], help="budgets stored in the page for every method (default: every K from N to "
-                                        "1); the slider snaps to the nearest stored one", each=int, minimum=1)
-    mask_budgets: list[str] = arg([], help="budgets at which the page holds each method's predicted masks "
-                                             "(default: N, N/3, N/18: 576, 192, 32 at N = 576)", each=int, minimum=1)
+    budgets: list[Budget] = arg([], help="budgets stored in the page for every method (default: every K from N to "
+                                         "1); the slider snaps to the nearest stored one")
+    mask_budgets: list[Budget] = arg([], help="budgets at which the page holds each method's predicted masks "
+                                              "(default: N, N/3, N/18: 576, 192, 32 at N = 576)")
     page: str = arg(None, help="the HTML file to write (required)", flag="--out", metavar="PAGE.html")
     seed: int = arg(0, help="seed for random methods")
+
+    def __post_init__(self) -> None:  # a Python caller's "64,16" or ints: Budgets, as parsed
+        self.budgets, self.mask_budgets = Budget.parse_list(self.budgets), Budget.parse_list(self.mask_budgets)
 
 
 def add_arguments(parser) -> None:
@@ -71,12 +75,12 @@ def run(ns) -> int:
     from .page import write_page
 
     data = load(a.image, a.text, model=a.model, methods=split_list(a.methods) or None, seed=a.seed)
-    budgets = split_list(a.budgets, int) or None
-    masks = split_list(a.mask_budgets, int) if a.mask_budgets else None
-    too_big = [k for k in (budgets or []) + (masks or []) if k > max(data.top_budget(m) for m in data.methods)]
-    if too_big:
-        raise LiteLVLMError(f"--budgets/--mask-budgets {too_big[0]}: past N = {data.n} visual tokens of {data.model}")
-    path = write_page(data, a.page, budgets, masks)
+    top = max(data.top_budget(m) for m in data.methods)
+    try:  # the budgets' one range check; the page's slider stores the counts K (a method keeps those it can)
+        ks, masks = [b.count(top) for b in a.budgets], [b.count(top) for b in a.mask_budgets]
+    except BudgetError as e:
+        raise LiteLVLMError(f"--budgets/--mask-budgets: {e}, the visual tokens of {data.model}") from None
+    path = write_page(data, a.page, ks or None, masks if a.mask_budgets else None)
     size = os.path.getsize(path)
     print(f"litelvlm explore: wrote {path} ({size / 1e6:.2f} MB; open it in a browser, e.g. "
           f"{path}#method={data.methods[0]}&budget={data.n // 9 or 1})")

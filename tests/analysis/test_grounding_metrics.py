@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.common.grounding_runs import official_turns, plan
+from analysis.common.grounding_runs import official_turns
 from analysis.common.grounding_scoring import mask_stats, summarize
 from analysis.grounding.compute import protocol_difference
 from litelvlm.data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
-from litelvlm.errors import LiteLVLMError
 
 
 def _mask(h, w, cells):
@@ -55,16 +54,6 @@ def test_protocol_difference():
     d = protocol_difference(pe, off)
     assert d.loc[0, "delta_ciou"] == pytest.approx(0.05) and d.loc[0, "delta_giou"] == pytest.approx(-0.05)
     assert d.loc[0, "n_per_expression"] == 10 and d.loc[0, "n_official"] == 6
-
-
-def test_plan():
-    assert plan(["none", "litelvlm"], [576, 64], 576) == [("none", 576), ("litelvlm", 576), ("litelvlm", 64)]
-    with pytest.raises(LiteLVLMError, match=r"budget must satisfy 1 <= K <= 576"):
-        plan(["litelvlm"], [600], 576)
-    with pytest.raises(LiteLVLMError, match="empty"):
-        plan([], [64], 576)
-    with pytest.raises(LiteLVLMError, match="unknown|not-a-method"):
-        plan(["not-a-method"], [64], 576)
 
 
 def _recs(n):

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from analysis.common.grounding_runs import ALL_TOKENS
+from litelvlm.budget import Budget
 from litelvlm.cli import main
 from litelvlm.pruning import available_methods
 
@@ -34,7 +34,7 @@ def test_every_offered_method_runs(coco128, tmp_path, offered):
     assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(methods), "--budgets", "64,8") == 0
     rows = pd.read_parquet(tmp_path / "grounding.parquet")
     summary = pd.read_csv(tmp_path / "summary.csv")
-    pairs = {("none", ALL_TOKENS)} | {(m, b) for m in methods if m != "none" for b in (64, 8)}
+    pairs = {("none", Budget.ALL.column)} | {(m, b) for m in methods if m != "none" for b in (64, 8)}
     assert set(zip(summary["method"], summary["budget"])) == pairs
     n_sent = rows["sent_id"].nunique()
     assert n_sent >= 2 and (summary["n"] == n_sent).all() and (rows["turn"] == 0).all()  # one expression per prompt

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.common.grounding_runs import ALL_TOKENS
+from litelvlm.budget import Budget
 from litelvlm.cli import main
 from litelvlm.methods import get_method
 
@@ -47,10 +47,10 @@ def test_budgets_are_planned_against_the_image_n(results):
     assert warnings == [f"image {image_id} has {n} visual tokens: budget(s) 100000 skipped"]
     table = pd.read_parquet(out / "retention.parquet")
     assert set(zip(table["method"], table["budget"])) == \
-        {("none", ALL_TOKENS)} | {(m, b) for m in METHODS[1:] for b in (64, 8)}
+        {("none", Budget.ALL.column)} | {(m, b) for m in METHODS[1:] for b in (64, 8)}
     assert (table["num_visual"] == n).all()
     for (method, budget, _text), g in table.groupby(["method", "budget", "text"]):
-        k = n if budget == ALL_TOKENS else budget
+        k = n if budget == Budget.ALL.column else budget
         assert len(g) == k and g["patch"].is_unique and g["patch"].between(0, n - 1).all(), (method, budget)
         assert g["position"].tolist() == list(range(k))
     cfg = json.loads((out / "config.json").read_text())

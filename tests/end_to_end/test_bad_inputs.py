@@ -4,8 +4,9 @@ cause, no traceback, nothing written. One test per class, each with one mechanis
 * model strings and folders (``--model``, ``--clip``, ``--sam``): ``litelvlm.clip.load_clip`` and the
   GLaMM checkpoint loader turn every loader failure into a ``LiteLVLMError`` naming the model;
 * output paths in a folder that cannot be written: ``check_common_options``, before any work;
-* a non-integer where an integer is expected (also inside ``--budgets 576,1.5``): parse time
-  (argparse's ``int`` and ``arg(each=int)``), before the subcommand's heavy imports;
+* a non-integer where an integer is expected (also inside ``--image-ids 576,1.5``): parse time
+  (argparse's ``int`` and ``arg(each=int)``), before the subcommand's heavy imports (budgets are Budgets:
+  tests/end_to_end/test_budget_flags.py);
 * ``figures --results`` on a folder without results; an unreadable image in ``retention``.
 """
 
@@ -155,7 +156,7 @@ NON_INTEGER_CASES = [(c, o) for c in all_commands() for o in _integer_options(c)
 @pytest.mark.parametrize("command,option", NON_INTEGER_CASES)
 def test_a_non_integer_where_an_integer_is_expected_is_a_usage_error(command, option, tmp_path, capsys):
     out = tmp_path / "out"
-    value = "576,1.5" if option in ("--budgets", "--image-ids") else "1.5"
+    value = "576,1.5" if option == "--image-ids" else "1.5"
     assert main([command, option, value, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"argument {option}: invalid int value: '1.5'" in err and f"usage: litelvlm {command}" in err
@@ -164,7 +165,7 @@ def test_a_non_integer_where_an_integer_is_expected_is_a_usage_error(command, op
 
 def test_non_integer_cases_cover_every_subcommand_with_integer_options():
     assert {c for c, _ in NON_INTEGER_CASES} == set(all_commands())  # --threads at least
-    assert ("retention", "--budgets") in NON_INTEGER_CASES  # select's --budget is a Budget (tests/litelvlm/test_budget.py)
+    assert ("eval-grounding", "--image-ids") in NON_INTEGER_CASES  # budgets are Budgets: test_budget_flags.py
 
 
 def test_figures_on_a_folder_without_results(tmp_path, capsys):

@@ -10,6 +10,7 @@ import pytest
 
 import analysis.grounding.compute as grounding
 import analysis.importance.compute as importance
+from litelvlm.budget import Budget
 from litelvlm.cli import main
 from tests.analysis.common.test_run_folder import study_args
 
@@ -46,8 +47,8 @@ def test_grounding_grows_images_methods_and_budgets(coco128, tmp_path, monkeypat
                         or real(pipe, a, recs, image, pairs))
     assert main(big) == 0
     # the first image only gets the new pairs; the new image gets every pair
-    assert calls == [(9, [("litelvlm", 16), ("litelvlm", 8)]),
-                     (34, [("none", 576), ("litelvlm", 16), ("litelvlm", 8)])]
+    assert calls == [(9, [("litelvlm", Budget(16)), ("litelvlm", Budget(8))]),
+                     (34, [("none", Budget(576)), ("litelvlm", Budget(16)), ("litelvlm", Budget(8))])]
     monkeypatch.setattr(grounding, "evaluate_image", real)
     assert main([*big[:big.index("--out") + 1], str(fresh), *big[big.index("--out") + 2:]]) == 0
     assert_same_tables("eval-grounding", out, fresh)

@@ -80,3 +80,29 @@ def test_a_budget_field_is_a_command_line_type_exiting_2_on_bad_input(capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert "budget must satisfy 1 <= K" in err and "Traceback" not in err, err
+
+
+def test_a_studys_budget_list_is_budgets_k_at_least_1_and_never_all(capsys):
+    assert Budget.parse_list("576,192") == [Budget(576), Budget(192)]
+    assert Budget.parse_list(["64", 16, Budget(8), "4,2"]) == [Budget(64), Budget(16), Budget(8), Budget(4), Budget(2)]
+    assert Budget.parse_list(None) == [] and Budget.parse_list(7) == [Budget(7)]
+    for bad, said in (("0", "got '0'"), ("x", "got 'x'"), (0, "got 0"), ("8,-1", "got '-1'")):
+        with pytest.raises(BudgetError, match=f"budget must be a whole number K >= 1 of visual tokens; {said}"):
+            Budget.parse_list(bad)
+    with pytest.raises(BudgetError, match="'all' is the unpruned baseline's budget"):
+        Budget.parse_list("64,all")
+    assert Budget(600).at_most(576) == Budget(576) and Budget(64).at_most(576) == Budget(64)  # a CLIP's retention
+
+    @dataclass
+    class Args:
+        budgets: list[Budget] = arg(Budget.parse_list("192,64"), help="budgets")
+
+    parser = argparse.ArgumentParser(prog="p")
+    add_dataclass_arguments(parser, Args)
+    assert from_namespace(Args, parser.parse_args([])).budgets == [Budget(192), Budget(64)]
+    assert parser.parse_args(["--budgets", "8,4", "2"]).budgets == [Budget(8), Budget(4), Budget(2)]
+    assert parser.parse_args(["--budgets", "8", "--budgets", "3"]).budgets == [Budget(3)]  # a repeated flag replaces
+    for argv in (["--budgets", "8,0"], ["--budgets", "all"]):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(argv)
+        assert e.value.code == 2 and "argument --budgets: " in capsys.readouterr().err

@@ -139,9 +139,9 @@ def test_every_offered_method_runs_through_eval_grounding(coco128, tmp_path):
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", MODEL, "--image-ids",
                  "34", "--methods", ",".join(methods), "--budgets", "8,2"]) == 0
     summary = pd.read_csv(out / "summary.csv")
-    from analysis.common.grounding_runs import ALL_TOKENS
+    from litelvlm.budget import Budget
 
-    assert set(zip(summary["method"], summary["budget"])) == {("none", ALL_TOKENS)} | {
+    assert set(zip(summary["method"], summary["budget"])) == {("none", Budget.ALL.column)} | {
         (m, b) for m in methods if m != "none" for b in (8, 2)}
     assert summary["ciou"].gt(0).all()   # non-empty masks at every budget
 
