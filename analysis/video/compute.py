@@ -31,12 +31,14 @@ import pandas as pd
 import torch
 
 from analysis.common.degenerate import warn_if_degenerate
+from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics
+from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import video_eval
 from litelvlm.io import write_csv, write_json, write_parquet
@@ -58,9 +60,9 @@ SUMMARY_COLUMNS = ["method", "budget", "context_tokens", "J", "F", "J&F", "video
                    "llm_visual_tokens"]
 
 
-def part_id(video: str, method: str, budget: int) -> int:
-    """The stable id of one (video, method, budget) part."""
-    return zlib.crc32(f"{video}|{method}@{budget}".encode())
+def part_id(video: str, method: str, budget: Budget) -> int:
+    """The stable id of one (video, method, budget) part (the budget as its table column holds it)."""
+    return zlib.crc32(f"{video}|{method}@{budget.column}".encode())
 
 
 def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int, tokens: int | None,
@@ -75,8 +77,10 @@ def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int
 
 
 @torch.no_grad()
-def video_part(run: VideoRunner, records: list, sets: list[int], method: str, budget: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(expression rows, object rows) of one video for (method, budget)."""
+def video_part(run: VideoRunner, records: list, sets: list[int], method: str,
+               budget: Budget) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(expression rows, object rows) of one video for (method, per-frame budget): the runner gets the Budget, the
+    rows its column."""
     gt, void = metrics.gt_objects(ground_truth(records[0]))
     rows, objects = [], []
     for anno in sets:
@@ -85,10 +89,10 @@ def video_part(run: VideoRunner, records: list, sets: list[int], method: str, bu
         for rec in recs:
             m, tokens, extra = run.expression(rec, method, budget)
             masks.append(m)
-            rows.append({**expression_row(rec, anno, m, method, budget, tokens, None), **extra})
+            rows.append({**expression_row(rec, anno, m, method, budget.column, tokens, None), **extra})
         j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
         objects += [{"video": records[0].video, "anno_set": anno, "object": f"{records[0].video}_{k + 1}",
-                     "method": method, "budget": budget, "J": float(np.mean(j[k])), "F": float(np.mean(f[k]))}
+                     "method": method, "budget": budget.column, "J": float(np.mean(j[k])), "F": float(np.mean(f[k]))}
                     for k in range(len(j))]
     frame = pd.DataFrame(rows, columns=EXPRESSION_COLUMNS + list(run.extra_columns)).astype({"context_tokens": "Int64"})
     return frame, pd.DataFrame(objects, columns=OBJECT_COLUMNS)
@@ -112,14 +116,15 @@ def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[s
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS).astype({"context_tokens": "Int64"})
 
 
-def compute(run: VideoRunner, groups: dict, pairs: list[tuple[str, int]], sets: list[int], store: PartStore) -> None:
-    """Every (video, method, budget) part not in ``store`` yet, video by video (the clips' work done once)."""
+def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], store: PartStore) -> None:
+    """Every (video, method, budget) part of ``runs`` not in ``store`` yet, video by video (the clips' work done
+    once)."""
     done = store.done()
     for video, records in groups.items():
-        todo = [p for p in pairs if part_id(video, *p) not in done]
+        todo = [p for p in runs if part_id(video, *p) not in done]
         run.new_video()
         for method, budget in todo:
-            log.info("%s: %s @ %d", video, method, budget)
+            log.info("%s: %s @ %s", video, method, budget)
             rows, objects = video_part(run, records, sets, method, budget)
             store.write([part_id(video, method, budget)], rows, tables={"objects": objects})
 
@@ -177,14 +182,15 @@ def run_video(a: VideoArgs) -> int:
         _, groups = dataset(a, tmp)
         run = family.runner(a)
         methods = run.plan_methods(given, budgets)
-        pairs = [(BASELINE, NUM_PATCHES)] + [(m, k) for m in methods for k in budgets]
+        runs = plan([BASELINE, *methods], budgets, NUM_PATCHES)   # the baseline once at 576, then methods x budgets
+        pairs = run_keys(runs)
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
         config.update(run.config())
         with RunFolder(out) as folder:
             folder.resume(config, ignore=("n_boot",))   # --n-boot changes the tables, not the parts
             write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
             store = PartStore(out)
-            compute(run, groups, pairs, sets, store)
+            compute(run, groups, runs, sets, store)
             expr, objects = collect(store, groups, pairs)
             summary = summary_table(expr, objects, pairs)
             summary = run.summary(summary, expr)   # the family's own score beside the DAVIS table, if any

@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.grounding_runs import plan
+from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, video_eval
-from litelvlm.methods import TABLE, describe, is_baseline
+from litelvlm.methods import BASELINE, TABLE, describe, is_baseline
 from litelvlm.video.runner import FRAME_PATCHES
 
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # the 16-frame CLIP stream's pooling (its family's pruning module)
@@ -51,10 +53,9 @@ class VideoArgs:
                                       "matching random CLIP for a random model)")
     methods: list[str] = arg([], help="methods (default: every method the family's video path runs on the model, "
                                       "CLIP-side ones first, oracles aside); the unpruned baseline is always run")
-    budgets: list[str] = arg(["196", "81"], help="CLIP tokens kept per frame (of 576); LLM-side methods and a family "
-                                                 "seeing the video as merged tokens keep the same fraction of the "
-                                                 "video's visual tokens",
-                             each=int, minimum=1)
+    budgets: list[Budget] = arg(Budget.parse_list("196,81"), help="CLIP tokens kept per frame (1..576); LLM-side "
+                                "methods and a family seeing the video as merged tokens keep the same fraction of "
+                                "the video's visual tokens")
     arrangement: str = arg("pool", help="how K kept tokens meet the square-only pooling: pool (to 12x12, the "
                                         "default), pool-min (to min(sqrt K, 12) squared), direct (no pooling)",
                            choices=list(ARRANGEMENTS))
@@ -79,6 +80,9 @@ class VideoArgs:
     dtype: str = arg("auto", help="model dtype (auto: the checkpoint's)",
                      choices=["auto", "float32", "bfloat16", "float16"])
 
+    def __post_init__(self) -> None:
+        self.budgets = Budget.parse_list(self.budgets)   # a Python caller may give "196,81" or ints
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval-video`` options (one per :class:`VideoArgs` field) to ``parser``."""
@@ -93,24 +97,22 @@ def method_error(name: str) -> str | None:
     return None
 
 
-def check_args(a: VideoArgs) -> tuple[list[str], list[int], list[int]]:
-    """(methods as given, budgets, annotator sets); every bad value is refused before anything is written (before
-    torch loads: the family's own options are checked by its light video path,
-    :func:`~litelvlm.families.video_eval`)."""
+def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
+    """(methods as given, per-frame budgets, annotator sets); every bad value is refused before anything is written
+    (before torch loads: the budgets' range by :func:`~analysis.common.grounding_runs.plan` against a frame's
+    :data:`NUM_PATCHES`, the family's own options by its light video path, :func:`~litelvlm.families.video_eval`)."""
     methods = split_list(a.methods)
     for m in methods:
         if m not in TABLE:
             describe(m)  # the registry's error: the closest names, the known ones
     if errors := [why for m in methods if (why := method_error(m))]:
         raise LiteLVLMError("; ".join(errors))
-    budgets = split_list(a.budgets, int)
-    if not budgets or not all(1 <= k <= NUM_PATCHES for k in budgets):
-        raise LiteLVLMError(f"--budgets must be in 1..{NUM_PATCHES}; got {a.budgets}")
-    video_eval(a.model).check_options(a, budgets)
+    plan([BASELINE, *methods], a.budgets, NUM_PATCHES)   # the budgets' one range check (1..576 a frame)
+    video_eval(a.model).check_options(a, a.budgets)
     sets = split_list(a.anno_sets, int)
     if not sets or not all(0 <= s <= 3 for s in sets) or len(set(sets)) != len(sets):
         raise LiteLVLMError(f"--anno-sets must be distinct values in 0..3; got {a.anno_sets}")
-    return methods, budgets, sets
+    return methods, a.budgets, sets
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..budget import Budget
 from ..errors import LiteLVLMError
 
 #: what ``config.json`` says a per-frame budget is on Sa2VA
@@ -49,7 +50,7 @@ class Sa2VAVideoEval:
 
     note = NOTE
 
-    def check_options(self, a: Any, budgets: list[int]) -> None:
+    def check_options(self, a: Any, budgets: list[Budget]) -> None:
         """``--sam2-video-branch`` and ``--allocation`` are refused: Sa2VA always propagates by SAM 2's memory from
         the frames the LLM sees, and selects among the merged tokens of those frames at once."""
         if a.sam2_video_branch or a.allocation != "uniform":
@@ -57,7 +58,7 @@ class Sa2VAVideoEval:
                                 "propagates by SAM 2's memory from the frames its LLM sees and selects among "
                                 "their merged tokens at once")
 
-    def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
+    def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """:func:`method_error` of each method."""
         return [why for m in methods if (why := method_error(m))]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..budget import Budget
 from ..video.pipeline_runner import PipelineVideoRunner
 from ..video.runner import FRAME_PATCHES, fraction_budget
 from .pipeline import VIDEO_PRUNING, Sa2VAPipeline
@@ -21,16 +22,17 @@ class Sa2VARunner(PipelineVideoRunner):
         super().__init__(a, Sa2VAPipeline)
 
     @torch.no_grad()
-    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int, dict]:
-        """((frames, H, W) masks, kept merged tokens per LLM frame, the kept merged tokens) of one expression."""
+    def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int, dict]:
+        """((frames, H, W) masks, kept merged tokens per LLM frame, the kept merged tokens) of one expression at the
+        per-frame ``budget``: K of the N merged tokens the LLM sees, grounded as a budget of those tokens."""
         pipe = self.pipe
         prep = pipe.with_sentences(self.prepared_for(rec), [rec.sentence])
         n = pipe.num_visual(prep)
         k = n if pipe.spec(method).baseline else fraction_budget(n, budget, FRAME_PATCHES)
-        masks = self.frame_masks(rec, pipe.ground(prep, method, k).masks[0])
+        masks = self.frame_masks(rec, pipe.ground(prep, method, Budget(k)).masks[0])
         return masks, round(k / prep.video.llm_frames), {"llm_visual_tokens": k}
 
-    def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
+    def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """``given``, or every method the video path offers."""
         return given or offered_methods()
 

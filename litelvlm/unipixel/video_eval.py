@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..budget import Budget
 from ..errors import LiteLVLMError
 
 #: what ``config.json`` says a per-frame budget is on UniPixel
@@ -24,8 +25,8 @@ NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPi
         "the weights named in the weights column")
 
 
-def video_budget(n: int, budget: int, num_patches: int) -> int:
-    """K of N merged tokens for a per-frame budget of ``budget`` of ``num_patches`` (see the module docstring;
+def video_budget(n: int, budget: Budget, num_patches: int) -> int:
+    """K of N merged tokens for the per-frame ``budget`` of ``num_patches`` (see the module docstring;
     :func:`litelvlm.video.runner.fraction_budget`)."""
     from ..video.runner import fraction_budget
 
@@ -54,14 +55,14 @@ class UniPixelVideoEval:
 
     note = NOTE
 
-    def check_options(self, a: Any, budgets: list[int]) -> None:
+    def check_options(self, a: Any, budgets: list[Budget]) -> None:
         """``--sam2-video-branch`` and ``--allocation`` are refused: UniPixel's video path always propagates by SAM 2's
         memory and selects among the video's merged tokens at once (any per-frame budget, square or not)."""
         if a.sam2_video_branch or a.allocation != "uniform":
             raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: UniPixel's video path always "
                                 "propagates by SAM 2's memory and selects among the video's merged tokens at once")
 
-    def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
+    def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """:func:`method_error` of each method."""
         return [why for m in methods if (why := method_error(m))]
 

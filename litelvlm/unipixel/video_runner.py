@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..budget import Budget
 from ..video.metrics import mevis_summary
 from ..video.pipeline_runner import PipelineVideoRunner
 from .video_eval import BUDGET_READING, offered_methods, video_budget
@@ -35,16 +36,17 @@ class UniPixelRunner(PipelineVideoRunner):
         self.num_patches = num_patches
 
     @torch.no_grad()
-    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int, dict]:
-        """((frames, H, W) masks, kept merged tokens per temporal patch, the kept merged tokens) of one expression."""
+    def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int, dict]:
+        """((frames, H, W) masks, kept merged tokens per temporal patch, the kept merged tokens) of one expression at
+        the per-frame ``budget``: K of the video's N merged tokens, grounded as a budget of those tokens."""
         pipe = self.pipe
         prep = pipe.with_sentences(self.prepared_for(rec), [rec.sentence.strip()])   # segmentation.py L555: exp.strip()
         n = pipe.num_visual(prep)
         k = n if pipe.spec(method).baseline else video_budget(n, budget, self.num_patches)
-        masks = self.frame_masks(rec, pipe.ground(prep, method, k).masks)
+        masks = self.frame_masks(rec, pipe.ground(prep, method, Budget(k)).masks)
         return masks, round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
 
-    def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
+    def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """``given``, or every method the video path offers."""
         return given or offered_methods()
 

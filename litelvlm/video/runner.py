@@ -4,22 +4,26 @@ names no family.
 
 A family's :class:`VideoEval` is light (importing it loads no torch): it checks the family's own options before
 anything is written, says why a method cannot run on its video path, and loads its :class:`VideoRunner`, which
-segments one expression over its whole video at a per-frame budget (of :data:`FRAME_PATCHES`).
+segments one expression over its whole video at a per-frame :class:`~litelvlm.budget.Budget` (of
+:data:`FRAME_PATCHES`; the study checks its range once, against a frame's patches, before anything loads).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from ..budget import Budget
+
 #: the per-frame budget's unit: CLIP tokens of one 336-px frame (24 x 24 patches); the unpruned run's budget
 FRAME_PATCHES = 576
 
 
-def fraction_budget(n: int, budget: int, num_patches: int = FRAME_PATCHES) -> int:
-    """K of a video's N visual tokens for a per-frame budget of ``budget`` of ``num_patches``: the same fraction,
+def fraction_budget(n: int, budget: Budget, num_patches: int = FRAME_PATCHES) -> int:
+    """K of a video's N visual tokens for the per-frame ``budget`` b of ``num_patches``: the same fraction,
     K = round(N b / num_patches), at least 1 (this project's reading for a family whose LLM does not see the video
     frame by frame at ``num_patches`` tokens)."""
-    return max(1, min(n, round(n * budget / num_patches)))
+    b = budget.count(num_patches)
+    return max(1, min(n, round(n * b / num_patches)))
 
 
 @runtime_checkable
@@ -36,11 +40,11 @@ class VideoRunner(Protocol):
     def new_video(self) -> None:
         """Drop the previous video's work."""
 
-    def expression(self, rec, method: str, budget: int) -> tuple[Any, int | None, dict]:
+    def expression(self, rec, method: str, budget: Budget) -> tuple[Any, int | None, dict]:
         """((T, H, W) float 0/1 masks, context tokens per frame (None: not per frame), the row's extra columns,
         ``llm_visual_tokens`` among them) of one expression at the per-frame ``budget``."""
 
-    def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
+    def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """The methods to run: ``given`` (refused with the reason when they cannot run), or the family's default."""
 
     def config(self) -> dict:
@@ -57,10 +61,10 @@ class VideoEval(Protocol):
     #: the closing note printed and recorded in ``config.json``: where the numbers' weights come from
     note: str
 
-    def check_options(self, a: Any, budgets: list[int]) -> None:
+    def check_options(self, a: Any, budgets: list[Budget]) -> None:
         """Refuse (:class:`~litelvlm.errors.LiteLVLMError`) the study's options this family cannot take; light."""
 
-    def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
+    def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """Why each method of ``methods`` cannot run on this video path (empty: all can); loads no weights."""
 
     def runner(self, a: Any) -> VideoRunner:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..budget import Budget
 from ..errors import LiteLVLMError
 from .config import NUM_FRAMES
 
@@ -42,14 +43,16 @@ class VideoGLaMMVideoEval:
 
     note = NOTE
 
-    def check_options(self, a: Any, budgets: list[int]) -> None:
-        """Square budgets unless ``--arrangement direct`` (the 12 x 12 pooling), and a valid ``--allocation``."""
-        if a.arrangement != "direct" and (bad := [k for k in budgets if math.isqrt(k) ** 2 != k]):
+    def check_options(self, a: Any, budgets: list[Budget]) -> None:
+        """Square budgets unless ``--arrangement direct`` (the 12 x 12 pooling), and a valid ``--allocation``
+        (every token, :data:`Budget.ALL`, is 24 x 24)."""
+        squares = [b.tokens for b in budgets if not b.is_all]
+        if a.arrangement != "direct" and (bad := [k for k in squares if math.isqrt(k) ** 2 != k]):
             raise LiteLVLMError(f"--arrangement {a.arrangement} pools a square grid: budgets {bad} are not squares "
                                 "(196, 81, ...); use --arrangement direct")
         allocation_weights(a.allocation)
 
-    def method_errors(self, methods: list[str], budgets: list[int]) -> list[str]:
+    def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """The family's ``method_error`` of each method, asked of the class (no weights load)."""
         from .family import VideoGLaMMPipeline
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..budget import Budget
 from ..clip import load_clip
 from ..errors import LiteLVLMError
 from ..pruning import available_methods
@@ -20,7 +21,7 @@ from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm
 from .config import NUM_FRAMES
-from .family import VideoGLaMMInput, VideoGLaMMPipeline
+from .family import FRAME_PATCHES, VideoGLaMMInput, VideoGLaMMPipeline
 from .pipeline import prepare_clip
 from .referdavis import clip_ranges, expression_masks
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
@@ -45,21 +46,23 @@ class VideoGLaMMRunner:
         self.budgets: list[list[int]] = []   # the frames' budgets of each pruned clip, in order
         self.extra_columns = ALLOCATION_COLUMNS if a.allocation != "uniform" else []
 
-    def allocation(self, trace, text, method: str, budget: int) -> list[int] | None:
-        """The 16 frames' budgets of ``--allocation`` (None: ``uniform``, K on every frame; the baseline keeps all)."""
+    def allocation(self, trace, text, method: str, k: int) -> list[int] | None:
+        """The 16 frames' budgets of ``--allocation`` sharing 16 ``k`` (None: ``uniform``, ``k`` on every frame; the
+        baseline keeps all)."""
         rule = allocation_weights(self.args.allocation)
         if rule == "uniform" or self.pipe.spec(method).baseline:
             return None
         weights = va.relevance_weights(trace, text, va.clip_logit_scale(self.clip)) if rule == "relevance" else rule
-        return va.frame_allocation(weights, budget, self.args.arrangement)
+        return va.frame_allocation(weights, k, self.args.arrangement)
 
     def new_video(self) -> None:
         """Drop the previous video's clips."""
         self.prepared.clear()
         self.traces.clear()
 
-    def visual_fn(self, method: str, budget: int, tokens: list[int]):
-        """``expression_masks``' ``visual`` callable for (method, budget); appends each clip's context tokens."""
+    def visual_fn(self, method: str, k: int, tokens: list[int]):
+        """``expression_masks``' ``visual`` callable for ``method`` keeping ``k`` of each frame's CLIP patches;
+        appends each clip's context tokens."""
         a = self.args
 
         def visual(prepared, rec):
@@ -67,24 +70,25 @@ class VideoGLaMMRunner:
             if trace is None:
                 trace = self.traces[id(prepared)] = vp.trace_context(self.model, self.clip, prepared)
             text = vp.clip_text_trace(self.clip, rec.sentence, a.clip_text)
-            allocation = self.allocation(trace, text, method, budget)
-            out = vp.prune_clip(self.model, prepared, trace, text, method, None if allocation else budget,
+            allocation = self.allocation(trace, text, method, k)
+            out = vp.prune_clip(self.model, prepared, trace, text, method, None if allocation else k,
                                 allocation=allocation, arrangement=a.arrangement, seed=a.seed)
             tokens.append(sum(out.context_tokens))
             self.budgets.append(out.budgets)
             return out.visual
         return visual
 
-    def expression(self, rec, method: str, budget: int) -> tuple[torch.Tensor, int | None, dict]:
+    def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int | None, dict]:
         """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra columns)
-        of one expression; an LLM-side method runs through the family's ``ground``."""
+        of one expression at the per-frame ``budget``; an LLM-side method runs through the family's ``ground``."""
         spec = self.pipe.spec(method)
+        k = budget.count(FRAME_PATCHES)   # of each frame's CLIP patches
         if not spec.baseline and spec.acts_with_llm:
-            return family_masks(self, rec, method, budget), None, {"llm_visual_tokens": self.pipe.llm_budget(budget)}
+            return family_masks(self, rec, method, budget), None, {"llm_visual_tokens": self.pipe.llm_budget(k)}
         tokens: list[int] = []
         self.budgets.clear()
         masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
-                                 visual=self.visual_fn(method, budget, tokens),
+                                 visual=self.visual_fn(method, k, tokens),
                                  sam2_video_branch=self.args.sam2_video_branch)
         extra = {"llm_visual_tokens": tokens[0] + self.pipe.num_visual_tokens - NUM_FRAMES * vp.POOLED ** 2}
         if self.args.allocation != "uniform":  # what the allocation gave each frame (first clip)
@@ -92,7 +96,7 @@ class VideoGLaMMRunner:
                          llm_context_tokens=tokens[0])
         return masks, tokens[0] // NUM_FRAMES, extra
 
-    def plan_methods(self, given: list[str], budgets: list[int]) -> list[str]:
+    def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """The methods to run: ``given``, or every per-frame CLIP-side method (VisPruner first) then every LLM-side
         one the family runs (oracles aside); an LLM-side method with no token schedule for this model's decoder
         (e.g. SparseVLM's three stages in a 2-layer model) is refused when given and left out, with a warning, by
@@ -107,7 +111,7 @@ class VideoGLaMMRunner:
             spec = pipe.spec(m)
             try:
                 if spec.acts_with_llm:
-                    [spec.schedule(pipe.llm_budget(k), n, layers) for k in budgets]
+                    [spec.schedule(pipe.llm_budget(b.count(FRAME_PATCHES)), n, layers) for b in budgets]
             except LiteLVLMError as e:
                 bad[m] = f"{m}: {e}"
         if given and bad:
@@ -125,7 +129,7 @@ class VideoGLaMMRunner:
         return summary
 
 
-def family_masks(run: VideoGLaMMRunner, rec, method: str, budget: int) -> torch.Tensor:
+def family_masks(run: VideoGLaMMRunner, rec, method: str, budget: Budget) -> torch.Tensor:
     """(T, H, W) float 0/1 masks of an LLM-side ``method`` over the expression's video, clip by clip (clips of at
     most 64 frames, as ``expression_masks``), each through the family's ``ground`` at the per-frame ``budget``."""
     out = []

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from litelvlm.budget import Budget
 from litelvlm.cli import main
 
 MODEL = "unipixel-tiny-random:0"
@@ -42,7 +43,7 @@ def _check_run(out, methods):
     per_patch = int(s.context_tokens.iloc[0])            # 4 frames: 2 temporal patches of N / 2 merged tokens
     n = 2 * per_patch
     for b in (196, 81):
-        assert (s[s.budget == b].context_tokens == round(video_budget(n, b, 576) / 2)).all()
+        assert (s[s.budget == b].context_tokens == round(video_budget(n, Budget(b), 576) / 2)).all()
     assert (s.weights == "random").all() and (s.objects == 1).all()
     assert s[["J", "F", "J&F"]].apply(lambda c: c.between(0, 1)).all().all()
     config = json.loads((out / "config.json").read_text())
@@ -118,13 +119,14 @@ def test_runner_masks_every_frame_at_the_video_budget(tmp_path):
     run = UniPixelRunner(VideoArgs(out=str(tmp_path / "o"), model=MODEL), 576)
     with torch.no_grad():
         run.pipe.sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
-    masks, tokens, _ = run.expression(rec, "fastv", 81)
+    masks, tokens, _ = run.expression(rec, "fastv", Budget(81))
     prep = run.pipe.with_sentences(run.prepared, [rec.sentence])
     n, t = run.pipe.num_visual(prep), int(prep.grid_thw[0, 0])
-    assert masks.shape == (3, 48, 64) and masks.any() and tokens == round(video_budget(n, 81, 576) / t)
-    again, _, _ = run.expression(rec, "fastv", 81)
+    assert masks.shape == (3, 48, 64) and masks.any() and tokens == round(video_budget(n, Budget(81), 576) / t)
+    again, _, _ = run.expression(rec, "fastv", Budget(81))
     assert torch.equal(masks, again)                 # the prepared video is reused
     gt = np.stack([rec.mask(i) for i in range(3)])
     j, f = metrics.mevis_scores(gt, masks.numpy() > 0.5)
     assert 0 <= j <= 1 and 0 <= f <= 1
-    assert video_budget(10, 1, 576) == 1 and video_budget(10, 576, 576) == 10 and video_budget(576, 196, 576) == 196
+    assert video_budget(10, Budget(1), 576) == 1 and video_budget(10, Budget(576), 576) == 10
+    assert video_budget(576, Budget(196), 576) == 196 and video_budget(10, Budget.ALL, 576) == 10
