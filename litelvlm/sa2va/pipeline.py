@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingPipeline
 from ..qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
@@ -261,7 +262,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
         return RecordingHead(self.qwen.lm_head, self._lm_head_inputs)
 
-    def ground(self, prepared, method: str = "none", budget: int | None = None, **options):
+    def ground(self, prepared, method: str = "none", budget: Budget | int | None = None, **options):
         """:meth:`GroundingPipeline.ground`: a video pruned by a method joined first (:data:`VIDEO_PRUNING`); under
         ``answer="generate"`` the masks of the generated ``[SEG]`` rows as ``predict_forward`` reads them
         (:func:`litelvlm.sa2va.generate.generated_masks`)."""

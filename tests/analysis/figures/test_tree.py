@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from analysis.common.identity import identity_tag, read_identity
+from litelvlm.budget import Budget
 from litelvlm.cli import main
 from litelvlm.families import card, card_of, cards, family_names, video_eval
 
@@ -56,7 +57,7 @@ def study_argv(study: str, family: str, out: Path, coco: Path) -> list[str] | No
 
 def _video_methods(model: str) -> list[str]:
     """``--methods random`` where the model's video path prunes, else nothing (the unpruned run only)."""
-    if not card_of(model).video_eval or video_eval(model).method_errors(["random"], [16]):
+    if not card_of(model).video_eval or video_eval(model).method_errors(["random"], [Budget(16)]):
         return []
     return ["--methods", "random"]
 
