@@ -18,7 +18,6 @@ CASES = [
     ("reversal", "--text-batch-size", "0", 1),
     ("sink", "--limit-sentences", "0", 1), ("sink", "--batch-size", "0", 1),
     ("retention", "--limit-images", "-2", 1), ("retention", "--budgets", "64,0", 1),
-    ("validate", "--budgets", "0", 1), ("efficiency", "--budgets", "0", 1),
     ("demo", "--scenes", "1", 2), ("demo", "--show", "0", 1),
     ("toy-data", "--scenes", "0", 1), ("toy-data", "--size", "0", 32), ("toy-data", "--sentences", "0", 1),
     ("toy-train", "--steps", "0", 1), ("toy-train", "--batch-size", "1", 2), ("toy-train", "--eval-every", "0", 1),
