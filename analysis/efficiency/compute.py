@@ -26,7 +26,7 @@ import torch
 
 from analysis.common.device import device_name
 from analysis.common.flops import fit_paper_text_tokens
-from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
+from analysis.common.grounding_runs import Run, image_runs, plan
 from analysis.common.identity import run_identity
 from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
@@ -35,6 +35,7 @@ from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
 from analysis.efficiency.arch import arch_names, arch_of_model, cost_of, get_arch, paper_archs
 from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_ARRANGEMENTS, EfficiencyArgs, check_args
+from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.cost import costs, family_cost
 from litelvlm.errors import LiteLVLMError
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 METHOD_DEFAULTS = {f.name: f.default for f in fields(EfficiencyArgs)}
 
 def _validate(a: EfficiencyArgs):
-    """(arch, methods, budgets, attns, dtype name) of ``a``: the checks of
+    """(arch, methods, budgets, runs, attns, dtype name) of ``a``: the checks of
     :func:`analysis.efficiency.options.check_args`, then those that need the methods, the arch and torch."""
     from litelvlm.quantize import check_quantize
 
@@ -64,17 +65,8 @@ def _validate(a: EfficiencyArgs):
         offered = [name for c in costs() if c.arrangements for name in c.archs]
         raise LiteLVLMError(f"--arrangements applies to --arch {' / '.join(offered)} only")
     methods = _methods(arch, split_list(a.methods))
-    try:
-        budgets = split_list(a.budgets, int)
-    except ValueError as e:
-        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    if cost.default_budgets and budgets == DEFAULT_BUDGETS:  # the family's own default budgets (per frame)
-        budgets = list(cost.default_budgets)
-    n = arch.num_patches
-    if cost.fixed_grid:  # N fixed by the grid: a budget outside it is an error
-        bad = [b for b in budgets if not 1 <= b <= n]
-        if bad or not budgets:
-            raise LiteLVLMError(f"--budgets must lie in 1..{n} (the number of visual tokens); got {bad or budgets}")
+    budgets = sorted(set(_family_budgets(cost, a.budgets)), key=lambda b: b.column, reverse=True)
+    runs = _runs(arch, methods, budgets)  # the budgets' one range check (N fixed by the grid) or skip (N per image)
     if errors := [e for m in methods for e in arch.spec(m).layer_errors(a, arch.llm.llm_layers)]:
         raise LiteLVLMError(f"--arch {a.arch}: " + "; ".join(dict.fromkeys(errors)))
     attns = split_list(a.attn)
@@ -87,7 +79,14 @@ def _validate(a: EfficiencyArgs):
     dtype = a.dtype or ("auto" if (a.device == "cpu" and not a.flops_only) else "bfloat16")
     if a.device == "cpu" and not a.flops_only and dtype == "float16":
         raise LiteLVLMError("--dtype float16 is not supported for CPU timing; use float32 or bfloat16")
-    return arch, methods, sorted(set(budgets), reverse=True), attns, dtype
+    return arch, methods, budgets, runs, attns, dtype
+
+
+def _family_budgets(cost, budgets: list[Budget]) -> list[Budget]:
+    """``budgets``, or the family's own default budgets (per frame) where ``--budgets`` is left at the study's."""
+    if cost.default_budgets and budgets == Budget.parse_list(DEFAULT_BUDGETS):
+        return Budget.parse_list(cost.default_budgets)
+    return budgets
 
 
 def resolve_arch(a: EfficiencyArgs) -> EfficiencyArgs:
@@ -145,17 +144,16 @@ def family_method_error(family: str, method: str) -> str | None:
     return next(iter(family_cost(card(family)).method_errors([method])), None)
 
 
-def _pairs(arch, methods: list[str], budgets: list[int]) -> list[tuple[str, int]]:
-    """(method, budget) rows (``analysis.common.grounding_runs.plan``): the baseline once at K = N, every other method
-    at every budget; on a family whose N depends on the image, a budget above the study image's N is skipped with
-    a warning (as ``eval-grounding`` skips it per image)."""
-
+def _runs(arch, methods: list[str], budgets: list[Budget]) -> list[Run]:
+    """(method, budget) runs (``analysis.common.grounding_runs.plan``, the budgets' one range check where N is fixed
+    by the grid): the baseline once at K = N, every other method at every budget; on a family whose N depends on
+    the image, a budget above the study image's N is skipped with a warning (``image_runs``, as ``eval-grounding``
+    skips it per image)."""
     n, fixed = arch.num_patches, cost_of(arch).fixed_grid
-    planned = plan([BASELINE, *methods], budgets, n if fixed else None)
-    pairs = [(m, n if b == ALL_TOKENS else b) for m, b in image_runs(planned, n)]
-    if len(pairs) == 1 and any(not get_method(m).baseline for m in methods):
+    runs = image_runs(plan([BASELINE, *methods], budgets, n if fixed else None), n)
+    if len(runs) == 1 and any(not get_method(m).baseline for m in methods):
         raise LiteLVLMError(f"--budgets: every budget exceeds the image's {n} visual tokens ({arch.name})")
-    return pairs
+    return runs
 
 
 def run_efficiency(a: EfficiencyArgs) -> int:
@@ -190,11 +188,9 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
               f"only (as --flops-only). Time it with --device cuda, or on a CPU with --arch {small}.",
               file=sys.stderr)
         a = replace(a, flops_only=True)
-    arch, methods, budgets, attns, dtype_name = _validate(a)
+    arch, methods, budgets, runs, attns, dtype_name = _validate(a)
     cost = cost_of(arch)
-    if cost.default_budgets and split_list(a.budgets, int) == DEFAULT_BUDGETS:  # record the family's budgets
-
-        a = replace(a, budgets=[str(b) for b in cost.default_budgets])
+    a = replace(a, budgets=_family_budgets(cost, a.budgets))  # the command records the family's default budgets
     if a.threads is not None:
         torch.set_num_threads(a.threads)
     dtype_name, auto = _resolve_dtype(dtype_name, a, arch)
@@ -202,8 +198,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     dtype = getattr(torch, dtype_name)
     out = Path(a.out)
     t0 = time.perf_counter()
-    pairs = _pairs(arch, methods, budgets)
-    rows = cost.rows(pairs, a)  # a video prompt: one per (method, per-frame budget, arrangement)
+    rows = cost.rows(arch, runs, a)  # counted: one per (method, K), a video prompt's per (method, K, arrangement)
     df = _count.flops_rows(arch, rows, attns, dtype, a)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     if not a.flops_only:
@@ -220,13 +215,14 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     if "method" in df and not any(get_method(m).baseline for m in methods):
         df = df[~df["method"].map(lambda m: get_method(m).baseline)].reset_index(drop=True)
     paper = arch.name == cost.paper_arch  # the paper's numbers only beside its architecture's rows
-    cmp = comparison_table(df, tuple(budgets) if cost.default_budgets else (192, 64),
+    columns = [b.column for b in budgets]
+    cmp = comparison_table(df, tuple(columns) if cost.default_budgets else (192, 64),
                            method_args=None if cost.sums_parts else a, visual=arch.num_patches, paper=paper)
 
     config = {
         "command": "litelvlm efficiency " + " ".join(_argv(a)),
         "arch": arch.to_dict(), "family": arch.family, "num_visual": arch.num_patches, "methods": methods,
-        "budgets": budgets, "pairs": [list(p) for p in pairs], "attn_implementations": attns,
+        "budgets": columns, "pairs": [[m, b.count(arch.num_patches)] for m, b in runs], "attn_implementations": attns,
         "attn_note": f"eager = the LLM attention of {arch.family} (explicit softmax(QK^T)V); sdpa = "
                      "torch.nn.functional.scaled_dot_product_attention",
         "dtype": dtype_name, **({"dtype_auto": auto} if auto else {}),
@@ -308,7 +304,7 @@ def method_options(a: EfficiencyArgs) -> dict:
 
 def _argv(a: EfficiencyArgs) -> list[str]:
     parts = ["--arch", a.arch, *(["--methods", *split_list(a.methods)] if split_list(a.methods) else []),
-             "--budgets", *map(str, split_list(a.budgets))]
+             "--budgets", *map(str, a.budgets)]
     if a.quantize != "none":
         parts += ["--quantize", a.quantize, "--quantize-backend", a.quantize_backend]
     if a.flops_only:

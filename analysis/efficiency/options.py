@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.model_args import DTYPES
+from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import cards
@@ -33,8 +34,8 @@ class EfficiencyArgs(MethodFlags):
                                        "its preset (instead of --arch)")
     methods: list[str] = arg([], help="methods (space or comma separated; default: every registered method but the "
                                       "analysis oracles); 'none' is the baseline")
-    budgets: list[str] = arg([str(b) for b in DEFAULT_BUDGETS], help="visual-token budgets K (a video prompt: per "
-                             "frame, default its family's)", each=int, minimum=1)
+    budgets: list[Budget] = arg(Budget.parse_list(DEFAULT_BUDGETS), help="visual-token budgets K (a video prompt: "
+                                "per frame, default its family's)")
     flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
     device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
     dtype: str | None = arg(None, choices=[*DTYPES, "auto"],
@@ -63,6 +64,9 @@ class EfficiencyArgs(MethodFlags):
     quantize_backend: str = arg("bitsandbytes", choices=["bitsandbytes", "torchao"],
                                 help="library of --quantize: bitsandbytes (int8, nf4) or torchao (int8 weight-only)")
 
+    def __post_init__(self) -> None:
+        self.budgets = Budget.parse_list(self.budgets)  # a Python caller may give strings or ints
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``efficiency`` options (one per :class:`EfficiencyArgs` field) to ``parser``."""
@@ -71,10 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(a: EfficiencyArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before torch)."""
-    try:
-        split_list(a.budgets, int)
-    except ValueError as e:
-        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
     for at in split_list(a.attn):
         if at not in ("eager", "sdpa"):
             raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose eager and/or sdpa")

@@ -37,6 +37,7 @@ from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens
 from analysis.validate.options import ValidateArgs
+from litelvlm.budget import Budget
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import family_input, load_pipeline
@@ -46,9 +47,9 @@ from litelvlm.threads import busy_warning
 
 log = logging.getLogger(__name__)
 
-def part_id(method: str, budget: int) -> int:
-    """The stable id of the (method, budget) run in ``OUT/parts`` (runs of any plan share one folder)."""
-    return zlib.crc32(f"{method}@{budget}".encode())
+def part_id(method: str, k: int) -> int:
+    """The stable id of the run of ``method`` at K = ``k`` in ``OUT/parts`` (runs of any plan share one folder)."""
+    return zlib.crc32(f"{method}@{k}".encode())
 
 
 def _run_order(col: pd.Series) -> pd.Series:
@@ -60,17 +61,19 @@ def _run_order(col: pd.Series) -> pd.Series:
 
 
 
-def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference: dict | None,
+def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, reference: dict | None,
                  compare: dict | None = None) -> dict:
     """One row: ``ground`` for (method, budget) under :class:`~analysis.validate.measure.RunProbe`,
-    plus the CLIP-side selection timed alone; ``reference``: the ``none`` row's ids and masks; ``compare``:
-    another run's (``--compare-to``) reference, whose masks this row's are compared with."""
+    plus the CLIP-side selection timed alone; the row's ``budget`` is K, ``budget`` counted against the input's
+    full budget (``pipe.full_budget``); ``reference``: the ``none`` row's ids and masks; ``compare``: another run's
+    (``--compare-to``) reference, whose masks this row's are compared with."""
     import torch
 
     from analysis.validate.measure import RunProbe, timed_ms
     from litelvlm.lvlm.compiled import WARMUP_CALLS
     from litelvlm.pruning import select
 
+    k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
         for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):  # compile this length, untimed
             pipe.ground(prep, method, budget, **options)
@@ -78,12 +81,12 @@ def measure_pair(pipe, prep, method: str, budget: int, options: dict, reference:
         spec = pipe.spec(method)
         sel_ms = float("nan")
         if selects_on_clip(spec) and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
-            sel_ms = timed_ms(lambda: pipe.prune_frames(prep, method, budget, **options), pipe.device)[1]
+            sel_ms = timed_ms(lambda: pipe.prune_frames(prep, method, k, **options), pipe.device)[1]
         elif selects_on_clip(spec):
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
-    row = {"method": method, "budget": budget, "kind": spec.kind, "prune_layer": out.prune_layer,
+    row = {"method": method, "budget": k, "kind": spec.kind, "prune_layer": out.prune_layer,
            "llm_input_tokens": rec.llm_input_len, "visual_tokens_input": (rec.llm_input_len or 0) - text_tokens,
            "visual_tokens_kept": int(out.seq_len) - text_tokens, "text_tokens": text_tokens,
            "seq_len": int(out.seq_len), "seg_positions": " ".join(map(str, out.seg_positions.tolist())),
@@ -177,14 +180,14 @@ TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_
 ROUND_TIMES = ("prefill_ms", "paper_prefill_ms")
 
 
-def round_id(method: str, budget: int, round_: int) -> int:
-    """The stable id of one call of round ``round_`` of (method, budget) in ``OUT/rounds``."""
-    return zlib.crc32(f"{method}@{budget}#{round_}".encode())
+def round_id(method: str, k: int, round_: int) -> int:
+    """The stable id of one call of round ``round_`` of (method, K) in ``OUT/rounds``."""
+    return zlib.crc32(f"{method}@{k}#{round_}".encode())
 
 
 def measure_rounds(out: Path, todo: list[tuple[str, int]], repeats: int, measure) -> dict[tuple[str, int], list[dict]]:
-    """``repeats`` interleaved rounds over ``todo`` (A B C A B C ...) of ``measure(method, budget) -> row``; every
-    call is kept under ``OUT/rounds`` as it finishes, so an interrupted run resumes in the round it stopped in.
+    """``repeats`` interleaved rounds over ``todo`` ((method, K): A B C A B C ...) of ``measure(method, K) -> row``;
+    every call is kept under ``OUT/rounds`` as it finishes, so an interrupted run resumes in the round it stopped in.
     Returns each pair's rows in round order."""
     from tqdm.auto import tqdm
 
@@ -330,7 +333,8 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     if pipe.num_visual_tokens is None:  # N depends on the image: part of the run's identity
         config["num_visual"] = n
         folder.resume(config)
-    pairs, skipped = plan_runs(methods, a.budgets, pipe, full)
+    runs, skipped = plan_runs(methods, a.budgets, pipe, full)
+    budget_of = {(m, b.count(full)): b for m, b in runs}  # a table's (method, K) -> the budget ground takes
     setup = {"load_ms": load_ms, "load_peak_rss_gib": load_peak / 2**30, "prepare_image_ms": prep_ms,
              "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns or []],
              "prompt_tokens": int(len(prep.input_ids)), "text_tokens": prompt_text_tokens(pipe, prep, n), "num_visual": n,
@@ -339,14 +343,14 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
              "model": pipe.describe(), "weights_mb": weights_mb(pipe), "compiled": getattr(pipe, "compiled", None)}
     store = PartStore(out)
     done = store.done()
-    todo = [(m, b) for m, b in pairs if part_id(m, b) not in done]
+    todo = [(m, k) for m, k in budget_of if part_id(m, k) not in done]
     reference = load_reference(out) if todo else None
     # --compare-to this run's own folder: its own unpruned masks (the agreement of pruning alone)
     itself = bool(a.compare_to) and Path(a.compare_to).resolve() == out.resolve()
     compare = load_compare(a.compare_to, prep, pipe) if a.compare_to and todo and not itself else None
     if todo and reference is None:
         # the checks' reference, also the warm-up: every measured row (``none`` included) is a later call
-        reference = measure_pair(pipe, prep, BASELINE, full, {}, None)
+        reference = measure_pair(pipe, prep, BASELINE, Budget(full), {}, None)
         check_compare(compare, reference, a.compare_to)
         save_reference(out, reference)
     elif todo:  # a resumed run: one untimed warm-up call, as a fresh run's reference is
@@ -355,15 +359,15 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     check_compare(compare, reference, a.compare_to)
     write_json(out / "config.json", config)  # staged: it reaches the folder with the tables
     compare = reference if itself and todo else compare
-    log.info("%d of %d runs to measure (%d done)", len(todo), len(pairs), len(pairs) - len(todo))
+    log.info("%d of %d runs to measure (%d done)", len(todo), len(runs), len(runs) - len(todo))
     if a.repeats == 1:  # each run is kept as it finishes
-        for method, budget in tqdm(todo, desc="validate"):
-            row = measure_pair(pipe, prep, method, budget, method_options(a, method, pipe), reference, compare)
-            store.write([part_id(method, budget)], pd.DataFrame([{k: row[k] for k in ROW_COLUMNS + COMPARED
-                                                                  if k in row}]))
+        for method, k in tqdm(todo, desc="validate"):
+            row = measure_pair(pipe, prep, method, budget_of[method, k], method_options(a, method, pipe), reference,
+                               compare)
+            store.write([part_id(method, k)], pd.DataFrame([{c: row[c] for c in ROW_COLUMNS + COMPARED if c in row}]))
     elif todo:  # rounds over every pair (A B C A B C ...), each call kept as it finishes, then the median per pair
-        calls = measure_rounds(out, todo, a.repeats, lambda m, b: measure_pair(
-            pipe, prep, m, b, method_options(a, m, pipe), reference, compare))
+        calls = measure_rounds(out, todo, a.repeats, lambda m, k: measure_pair(
+            pipe, prep, m, budget_of[m, k], method_options(a, m, pipe), reference, compare))
         group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))

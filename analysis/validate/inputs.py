@@ -3,7 +3,7 @@
 * :func:`check_methods`: the methods to run (default: every registered method the model's family runs), each
   refused with the family's reason (``GroundingPipeline.method_error``) or a layer option out of the model's
   range, before the image is prepared or anything is written;
-* :func:`plan_runs`: the (method, budget) runs planned against this image's N
+* :func:`plan_runs`: the (method, :class:`~litelvlm.budget.Budget`) runs planned against this image's N
   (``analysis.common.grounding_runs.plan``; the baseline at all N; a budget above this image's N is skipped);
 * :func:`text_tokens`: the prompt's tokens that are not visual tokens (``layout(prepared, N)``).
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from analysis.common.grounding_runs import ALL_TOKENS, image_runs, plan
+from analysis.common.grounding_runs import Run, image_runs, plan
+from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import BASELINE, get_method
@@ -53,17 +54,13 @@ def _has_schedule(pipe, method: str) -> bool:
     return True
 
 
-def plan_runs(methods: list[str], budgets: list[str], pipe, n: int) -> tuple[list[tuple[str, int]], list[int]]:
-    """((method, budget) runs for an image of ``n`` visual tokens, the budgets skipped as above ``n``): the
-    studies' plan (``grounding_runs.plan``: the baseline once, at all N), with each budget K checked against this
-    image's N when the family's N depends on the image (a fixed grid refuses K > N in the plan itself)."""
-    try:
-        ks = split_list(budgets, int)
-    except ValueError as e:
-        raise LiteLVLMError(f"--budgets must be integers: {e}") from e
-    planned = plan(methods, ks, pipe.num_visual_tokens if pipe.budget_unit == "visual" else n)
-    runs = [(m, n if b == ALL_TOKENS else b) for m, b in image_runs(planned, n)]
-    skipped = sorted({b for _, b in planned if b > n}, reverse=True)
+def plan_runs(methods: list[str], budgets: list[Budget], pipe, n: int) -> tuple[list[Run], list[int]]:
+    """((method, budget) runs for an image of ``n`` visual tokens, the budgets skipped as above ``n``, as their
+    table columns): the studies' plan (``grounding_runs.plan``: the baseline once, at all N; a fixed grid refuses
+    K > N there), a budget above this image's N skipped (``image_runs``) when the family's N depends on the image."""
+    planned = plan(methods, budgets, pipe.num_visual_tokens if pipe.budget_unit == "visual" else n)
+    runs = image_runs(planned, n)
+    skipped = sorted({b.column for _, b in planned if not b.fits(n)}, reverse=True)
     if all(get_method(m).baseline for m, _ in runs) and len(methods) > 1:
         raise LiteLVLMError(f"--budgets: every budget is above this image's {n} visual tokens; nothing to compare")
     return runs, skipped

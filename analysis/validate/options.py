@@ -11,14 +11,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
+from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import family_input
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
-BUDGETS = ("576", "192", "128", "64")
+BUDGETS = tuple(Budget.parse_list("576,192,128,64"))
 #: The paper's per-frame video budgets (of each frame's 576 CLIP patches; 576: all), a video model's default.
-VIDEO_BUDGETS = ("576", "196", "81")
+VIDEO_BUDGETS = tuple(Budget.parse_list("576,196,81"))
 
 
 @dataclass
@@ -35,9 +36,9 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                            "tokenizer's folder (docs/validate.md)")
     methods: list[str] = arg([], help="methods (default: every registered method the model's family runs; one it "
                                       "cannot run is refused)")
-    budgets: list[str] = arg([], help="visual-token budgets K (default: 576,192,128,64; a K above the image's N is "
-                                      "skipped when N depends on the image); a video model: per-frame budgets of each "
-                                      "frame's 576 CLIP patches (default: 576,196,81)", each=int, minimum=1)
+    budgets: list[Budget] = arg([], help="visual-token budgets K (default: 576,192,128,64; a K above the image's N "
+                                         "is skipped when N depends on the image); a video model: per-frame budgets of "
+                                         "each frame's 576 CLIP patches (default: 576,196,81)")
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image by a family's official multi-sentence "
                                      "protocol; a family whose protocol holds a fixed number of expressions per "
@@ -59,6 +60,9 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                             "unquantized run): each run's masks are compared with its unpruned "
                                             "masks (mask_iou_vs_compare, logit_diff_vs_compare); this run's own "
                                             "--out: its own unpruned masks (the agreement of pruning alone)")
+
+    def __post_init__(self) -> None:
+        self.budgets = Budget.parse_list(self.budgets)  # a Python caller may give strings or ints
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ a family:
 * :attr:`FamilyCost.archs` (``--arch`` name -> the family's preset) and :meth:`FamilyCost.arch`, a
   :class:`CostArch`: the decoder's sizes, N (the visual tokens of the study's image), the prompt around them;
   :attr:`~FamilyCost.full_size` (archs not timed on a CPU), :attr:`~FamilyCost.paper_arch`;
-* the run's rows (:meth:`~FamilyCost.rows`, keyed by :attr:`~FamilyCost.row_keys`) and each row's token plan
+* the run's rows (:meth:`~FamilyCost.rows`: its (method, :class:`~litelvlm.budget.Budget`) runs counted, keyed by :attr:`~FamilyCost.row_keys`) and each row's token plan
   (:meth:`~FamilyCost.plan`);
 * FLOPs and activation per part (:meth:`~FamilyCost.count`: one :class:`CountedRow` per attention and row);
 * the parts it times: the random pipeline (:meth:`~FamilyCost.build`) and its parts
@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..budget import Budget
 from ..errors import LiteLVLMError
 
 
@@ -137,9 +138,10 @@ class FamilyCost:
         """Of ``candidates`` (the registered methods but the oracles), those the family offers by default."""
         return [m for m in candidates if not self.method_errors([m])]
 
-    def rows(self, pairs: list[tuple[str, int]], method_args: Any) -> list[tuple]:
-        """The rows of a run (keys after ``attn`` in :attr:`row_keys`) from its (method, budget) pairs."""
-        return list(pairs)
+    def rows(self, arch: CostArch, runs: list[tuple[str, Budget]], method_args: Any) -> list[tuple]:
+        """The rows of a run (keys after ``attn`` in :attr:`row_keys`) from its (method, budget) runs, each budget
+        counted once (:meth:`Budget.count` against ``arch``'s N) into its K: (method, K)."""
+        return counted(arch, runs)
 
     def plan(self, arch: CostArch, row: tuple, method_args: Any):
         """The token plan of ``row`` (``litelvlm.cost.tokens.TokenPlan``), as the method declares it."""
@@ -184,6 +186,11 @@ class FamilyCost:
         return df
 
 
+def counted(arch: CostArch, runs: list[tuple[str, Budget]]) -> list[tuple[str, int]]:
+    """(method, K) of each (method, budget) run: the budget counted once against ``arch``'s N (``all``: N)."""
+    return [(method, budget.count(arch.num_patches)) for method, budget in runs]
+
+
 def family_cost(card) -> FamilyCost | None:
     """The cost description a family card points at (its ``cost`` field, ``"module:attribute"``); None: none."""
     target = getattr(card, "cost", None)
@@ -213,4 +220,4 @@ def cost_of_arch(name: str) -> FamilyCost:
     raise LiteLVLMError(f"unknown --arch {name!r}; choose one of {', '.join(known)}")
 
 
-__all__ = ["CostArch", "CountedRow", "FamilyCost", "cost_of_arch", "costs", "family_cost"]
+__all__ = ["CostArch", "CountedRow", "FamilyCost", "cost_of_arch", "costs", "counted", "family_cost"]

@@ -39,7 +39,7 @@ from types import SimpleNamespace
 
 import torch
 
-from ..cost import CostArch, CountedRow, FamilyCost
+from ..cost import CostArch, CountedRow, FamilyCost, counted
 from ..cost.clip import SENTENCE
 from ..cost.tokens import DecoderSizes, TokenPlan, count_flops
 from ..errors import LiteLVLMError
@@ -120,18 +120,19 @@ def pooling_flops(side_in: int, side_out: int, channels: int) -> int:
 
 
 def plan_rows(pairs: list[tuple[str, int]], arrangements: list[str]) -> list[tuple[str, int, str]]:
-    """(method, budget, arrangement) rows: the baseline once (official pooling), every other (method, budget) with
-    each arrangement; a pooling arrangement with a non-square budget is skipped with a warning."""
+    """(method, K, arrangement) rows of counted (method, K) pairs (per-frame K): the baseline once (official
+    pooling), every other (method, K) with each arrangement; a pooling arrangement with a non-square K is skipped
+    with a warning."""
     rows, skipped = [], []
-    for method, budget in pairs:
+    for method, k in pairs:
         if get_method(method).baseline:
-            rows.append((method, budget, "pool"))
+            rows.append((method, k, "pool"))
             continue
         for arr in arrangements:
-            if arr != "direct" and math.isqrt(budget) ** 2 != budget:
-                skipped.append(f"{method} at {budget} ({arr})")
+            if arr != "direct" and math.isqrt(k) ** 2 != k:
+                skipped.append(f"{method} at {k} ({arr})")
                 continue
-            rows.append((method, budget, arr))
+            rows.append((method, k, arr))
     if skipped:
         print(f"efficiency: a pooling arrangement needs a square per-frame budget; skipped {', '.join(skipped)}",
               file=sys.stderr)
@@ -289,8 +290,8 @@ class VideoGLaMMCost(FamilyCost):
 
         return [BASELINE, *per_frame_methods()]
 
-    def rows(self, pairs, method_args):
-        return plan_rows(pairs, list(getattr(method_args, "arrangements", ARRANGEMENTS)))
+    def rows(self, arch, runs, method_args):
+        return plan_rows(counted(arch, runs), list(getattr(method_args, "arrangements", ARRANGEMENTS)))
 
     def plan(self, arch: CostArch, row: tuple, method_args) -> TokenPlan:
         return video_plan(arch, *row)

@@ -503,3 +503,71 @@ def test_comparison_views_show_cuda_times_only_on_cuda():
         assert not set(short_comparison(cmp, paper, cuda=False).columns) & set(CUDA_COLUMNS)
         assert set(short_comparison(cmp, paper, cuda=True).columns) & set(CUDA_COLUMNS)
     assert "flops_ratio_paper" not in short_comparison(cmp, False, cuda=True)  # the paper's only beside glamm-7b
+
+
+#: a fresh interpreter runs each command line and says its exit status, its error line and whether torch loaded
+BEFORE_TORCH = """
+import contextlib, io, json, sys
+from litelvlm.cli import main
+out = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(argv)
+    out.append({"rc": rc, "err": err.getvalue().strip().splitlines()[-1], "torch": "torch" in sys.modules})
+print(json.dumps(out))
+"""
+
+
+def parse_refusals(argvs: list[list[str]]) -> list[dict]:
+    """What each command line gives in a fresh interpreter (:data:`BEFORE_TORCH`)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", BEFORE_TORCH, json.dumps(argvs)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("budgets", ["0", "x", "all", "64,-1"])
+def test_bad_budget_is_refused_at_parsing_before_torch(tmp_path, budgets):
+    """``efficiency --budgets 0 / x / all``: exit 2 at parsing, one line naming --budgets and the value, no torch."""
+    out = tmp_path / "out"
+    [got] = parse_refusals([["efficiency", "--arch", "tiny", "--budgets", budgets, "--out", str(out)]])
+    assert got["rc"] == 2 and not got["torch"] and "argument --budgets" in got["err"], got
+    assert (repr(budgets.split(",")[-1]) in got["err"]) or "'all'" in got["err"], got
+    assert not out.exists()
+
+
+def test_budget_above_a_fixed_grid_names_budgets(tmp_path, capsys):
+    """A budget above a fixed grid's N (the tiny GLaMM's 576 patches): exit 2 naming --budgets, nothing written."""
+    assert _cli(["--arch", "tiny", "--flops-only", "--budgets", "64", "999", "--no-figures"], tmp_path / "x") == 2
+    err = capsys.readouterr().err
+    assert "--budgets" in err and "999" in err and "576" in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(("arch", "n"), [("tiny", 576), ("unipixel-tiny", None)])
+def test_runs_reach_the_family_as_budgets(tmp_path, monkeypatch, arch, n):
+    """The (method, budget) runs reach the family's cost description (``rows``) as Budgets, the baseline's at N
+    (a fixed grid) or ``Budget.ALL`` (N depends on the image); the tables and config.json hold the counted ints."""
+    from analysis.efficiency.arch import cost_of
+    from litelvlm.budget import Budget
+    from litelvlm.cost import FamilyCost
+
+    cost = cost_of(get_arch(arch))
+    seen = []
+
+    def spy(arch_, runs, method_args):
+        seen.extend(runs)
+        return FamilyCost.rows(cost, arch_, runs, method_args)
+
+    monkeypatch.setattr(cost, "rows", spy)
+    assert _cli(["--arch", arch, "--flops-only", "--methods", "none", "litelvlm", "--budgets", "64", "16",
+                 "--attn", "sdpa", "--no-figures"], tmp_path) == 0
+    assert seen == [("none", Budget.ALL if n is None else Budget(n)), ("litelvlm", Budget(64)), ("litelvlm", Budget(16))]
+    config = json.loads((tmp_path / "config.json").read_text())
+    full = get_arch(arch).num_patches
+    assert config["budgets"] == [64, 16] and config["pairs"] == [["none", full], ["litelvlm", 64], ["litelvlm", 16]]
+    assert "--budgets 64 16 " in config["command"]
+    assert sorted(pd.read_csv(tmp_path / "efficiency.csv")["budget"].unique()) == [16, 64, full]

@@ -130,7 +130,7 @@ def test_cli_videoglamm_defaults_and_refusals(tmp_path, capsys):
     assert config["budgets"] == [196, 81] and set(df["arrangement"]) == {"pool", "pool-min"}
     assert sorted(df["context_tokens_per_frame"]) == [81, 144, 144]
     for bad, msg in ((["--methods", "fastv"], "whole video"), (["--arrangements", "grid"], "unknown grid"),
-                     (["--budgets", "577"], "1..576")):
+                     (["--budgets", "577"], "--budgets: budget must satisfy 1 <= K <= 576")):
         assert main(["efficiency", "--arch", "videoglamm-tiny", "--flops-only", *bad, "--out", str(tmp_path / "x")]) == 2
         assert msg in capsys.readouterr().err
     assert main(["efficiency", "--arch", "tiny", "--arrangements", "pool", "--out", str(tmp_path / "y")]) == 2

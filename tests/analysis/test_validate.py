@@ -257,3 +257,61 @@ def test_report_views_hold_at_most_10_columns_and_cuda_times_only_on_cuda():
         frame = pd.DataFrame([[1.0] * len(cols)], columns=cols)
         assert list(short_view(frame, cols, cuda=True).columns) == cols
         assert not set(short_view(frame, cols, cuda=False).columns) & set(CUDA_COLUMNS)
+
+
+@pytest.mark.parametrize("budgets", ["0", "all", "576,x"])
+def test_bad_budget_is_refused_at_parsing_before_torch(tmp_path, budgets):
+    """``validate --budgets 0 / all``: exit 2 at parsing, one line naming --budgets, before torch loads."""
+    from tests.analysis.test_efficiency import parse_refusals
+
+    out = tmp_path / "out"
+    [got] = parse_refusals([["validate", "--refer-dir", str(tmp_path), "--budgets", budgets, "--out", str(out)]])
+    assert got["rc"] == 2 and not got["torch"] and "argument --budgets" in got["err"], got
+    assert not out.exists()
+
+
+def test_plan_runs_carries_budgets_and_skips_above_the_images_n():
+    """``plan_runs``: (method, Budget) runs, the baseline at ``Budget.ALL`` where N depends on the image (at N on a
+    fixed grid), a budget above this image's N skipped and reported as its column."""
+    from types import SimpleNamespace
+
+    from analysis.validate.inputs import plan_runs
+    from analysis.validate.options import BUDGETS, ValidateArgs, check_inputs
+    from litelvlm.budget import Budget
+
+    per_image = SimpleNamespace(num_visual_tokens=None, budget_unit="visual")
+    runs, skipped = plan_runs(["none", "litelvlm"], Budget.parse_list("64,8,1000"), per_image, 391)
+    assert runs == [("none", Budget.ALL), ("litelvlm", Budget(64)), ("litelvlm", Budget(8))] and skipped == [1000]
+    grid = SimpleNamespace(num_visual_tokens=576, budget_unit="visual")
+    assert plan_runs(["none", "fastv"], [Budget(64)], grid, 576) == ([("none", Budget(576)), ("fastv", Budget(64))], [])
+    a = check_inputs(ValidateArgs(refer_dir=".", out="x"))  # the family's default, as Budgets
+    assert a.budgets == list(BUDGETS) == Budget.parse_list("576,192,128,64")
+    assert ValidateArgs(refer_dir=".", out="x", budgets=["576,64", 8]).budgets == Budget.parse_list("576,64,8")
+
+
+def test_runs_reach_the_pipeline_as_budgets(coco128, tmp_path, monkeypatch):
+    """Every ``ground`` call of a validate run gets a Budget (the reference and the baseline at N, each method at
+    its K); the table keys hold the counted K."""
+    import analysis.validate.compute as compute
+    from litelvlm.budget import Budget
+
+    seen, load = [], compute.load_pipeline
+
+    def spy_load(*args, **kwargs):
+        pipe = load(*args, **kwargs)
+        ground = pipe.ground
+
+        def spy(prep, method="none", budget=None, **options):
+            seen.append((method, budget))
+            return ground(prep, method, budget, **options)
+
+        pipe.ground = spy
+        return pipe
+
+    monkeypatch.setattr(compute, "load_pipeline", spy_load)
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(tmp_path), "--threads", "1",
+                 "--methods", "litelvlm", "--budgets", "64"]) == 0
+    assert seen and all(isinstance(b, Budget) for _, b in seen), seen
+    assert set(seen) == {("none", Budget(576)), ("litelvlm", Budget(64))}
+    rows = pd.read_parquet(tmp_path / "validate.parquet")
+    assert list(zip(rows["method"], rows["budget"])) == [("none", 576), ("litelvlm", 64)]
