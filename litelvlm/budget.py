@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .errors import LiteLVLMError
@@ -26,11 +26,35 @@ class BudgetError(LiteLVLMError, ValueError):
     """A budget that is no budget (its form) or that an input cannot keep (its range)."""
 
 
+class Count(int):
+    """K, a budget counted against an input (:meth:`Budget.count`): an int that remembers ``limit``, the most tokens
+    it was checked against (N + a method's extra tokens), so that code handed it (a selection kernel's
+    ``check_budget``) does not check it again. Arithmetic on it gives plain ints."""
+
+    limit: int
+
+    def __new__(cls, k: int, limit: int) -> Count:
+        out = super().__new__(cls, k)
+        out.limit = int(limit)
+        return out
+
+    def __reduce__(self):  # pickles (a DataLoader worker, a spawned process) as the Count it is
+        return Count, (int(self), self.limit)
+
+
+def in_range(k: int, num_tokens: int, extra_tokens: int = 0) -> bool:
+    """The one range rule of a budget: 1 <= K <= N (+ a method's extra tokens)."""
+    return 1 <= k <= int(num_tokens) + extra_tokens
+
+
 @dataclass(frozen=True)
 class Budget:
     """K visual tokens to keep (``tokens``), or every token (``tokens`` None: :data:`Budget.ALL`)."""
 
     tokens: int | None = None
+    #: the most tokens this budget was checked against (:meth:`checked`; None: not yet): counting it against an input
+    #: at least that large does not check it again. Not part of its value (equality, hash, repr).
+    within: int | None = field(default=None, compare=False, repr=False)
 
     #: keep every token (the unpruned baseline's budget)
     ALL: ClassVar[Budget]
@@ -39,6 +63,8 @@ class Budget:
         k = self.tokens
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             raise BudgetError(form_error(k))
+        if type(k) is not int and k is not None:  # a Count: its plain value
+            object.__setattr__(self, "tokens", int(k))
 
     # -- making one --------------------------------------------------------------------------------------------
     @classmethod
@@ -121,21 +147,33 @@ class Budget:
     def at_most(self, num_tokens: int) -> Budget:
         """This budget, or ``num_tokens`` where it keeps more (a study that clips its budgets to N, as ``retention``
         on a CLIP does, rather than refusing them)."""
-        return self if self.fits(num_tokens) else Budget(int(num_tokens))
+        return self.checked(num_tokens) or Budget(int(num_tokens)).checked(num_tokens)
 
     def fits(self, num_tokens: int) -> bool:
         """Whether an input of ``num_tokens`` tokens can keep this budget (``all`` always can)."""
-        return self.tokens is None or self.tokens <= num_tokens
+        return self.tokens is None or in_range(self.tokens, num_tokens)
 
-    def count(self, num_tokens: int, extra_tokens: int = 0) -> int:
-        """K for an input of N = ``num_tokens`` tokens: N for ``all``, else this budget, which must satisfy
-        1 <= K <= N (+ ``extra_tokens``, a method's tokens added to the N, e.g. PruMerge's merged one). The one
-        range check of a budget."""
+    def count(self, num_tokens: int, extra_tokens: int = 0) -> Count:
+        """K for an input of N = ``num_tokens`` tokens (a :class:`Count`): N for ``all``, else this budget, which must
+        satisfy 1 <= K <= N (+ ``extra_tokens``, a method's tokens added to the N, e.g. PruMerge's merged one). The
+        one range check of a budget; not repeated for a budget already :meth:`checked` against at most that many."""
+        limit = int(num_tokens) + extra_tokens
         if self.tokens is None:
-            return int(num_tokens)
-        if not self.tokens <= int(num_tokens) + extra_tokens:
+            return Count(int(num_tokens), limit)
+        if not self._known_within(limit) and not in_range(self.tokens, num_tokens, extra_tokens):
             raise BudgetError(range_error(self.tokens, num_tokens, extra_tokens))
-        return self.tokens
+        return Count(self.tokens, limit)
+
+    def checked(self, num_tokens: int) -> Budget | None:
+        """This budget checked once against an input of N = ``num_tokens`` tokens: itself, marked so that a later
+        :meth:`count` against it does not check again, or None when the input cannot keep it (a planner skips or
+        refuses it). ``all`` always fits."""
+        if self.tokens is None or self._known_within(int(num_tokens)):
+            return self
+        return Budget(self.tokens, int(num_tokens)) if in_range(self.tokens, num_tokens) else None
+
+    def _known_within(self, limit: int) -> bool:
+        return self.within is not None and self.within <= limit
 
     def __str__(self) -> str:
         return ALL_TEXT if self.tokens is None else str(self.tokens)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from litelvlm.budget import Budget, BudgetError
+from litelvlm.budget import Budget, BudgetError, range_error
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card, exif_transpose
 from litelvlm.methods import get_method
@@ -21,18 +21,18 @@ Run = tuple[str, Budget]
 def plan(methods: list[str], budgets: list[Budget], num_patches: int | None) -> list[Run]:
     """(method, budget) runs: every method at every budget, the baseline (``none``) once at K = N (``Budget.ALL``
     when N depends on the image: ``num_patches`` None). Against a fixed N this is the budgets' one range check
-    (:meth:`Budget.count`); an unknown method or an empty list is an error."""
+    (:meth:`Budget.checked`: the runs hold the checked budgets, which ``ground`` counts without checking again); an
+    unknown method or an empty list is an error."""
     if not methods:
         raise LiteLVLMError("--methods is empty")
     if not budgets:
         raise LiteLVLMError("--budgets is empty")
     if num_patches is not None:
-        for b in budgets:
-            try:
-                b.count(num_patches)
-            except BudgetError as e:
-                raise LiteLVLMError(f"--budgets: {e}") from None
-    full = Budget.ALL if num_patches is None else Budget(num_patches)
+        checked = {b: b.checked(num_patches) for b in budgets}
+        if bad := next((b for b, c in checked.items() if c is None), None):
+            raise LiteLVLMError(f"--budgets: {BudgetError(range_error(bad.tokens, num_patches))}")
+        budgets = [checked[b] for b in budgets]
+    full = Budget.ALL if num_patches is None else Budget(num_patches).checked(num_patches)
     out: list[Run] = []
     for m in methods:  # an unknown name is an error naming the known ones; the baseline runs once, at K = N
         out.extend([(m, full)] if get_method(m).baseline else [(m, b) for b in budgets])
@@ -40,13 +40,14 @@ def plan(methods: list[str], budgets: list[Budget], num_patches: int | None) -> 
 
 
 def image_runs(runs: list[Run], n: int, image_id=None) -> list[Run]:
-    """The planned runs (:func:`plan`) an image of ``n`` visual tokens keeps (:meth:`Budget.fits`, the range check of
-    a family whose N depends on the image); the budgets above N are skipped with one warning naming the image."""
-    over = sorted({b.column for _, b in runs if not b.fits(n)})
-    if over:
+    """The planned runs (:func:`plan`) an image of ``n`` visual tokens keeps, each budget checked once against it
+    (:meth:`Budget.checked`; one a fixed-N plan checked already is not checked again); the budgets above N are
+    skipped with one warning naming the image."""
+    checked = {b: b.checked(n) for b in dict.fromkeys(b for _, b in runs)}
+    if over := sorted(b.column for b, c in checked.items() if c is None):
         log.warning("%s has %d visual tokens: budget(s) %s skipped", "the image" if image_id is None else
                     f"image {image_id}", n, ", ".join(map(str, over)))
-    return [(m, b) for m, b in runs if b.fits(n)]
+    return [(m, checked[b]) for m, b in runs if checked[b] is not None]
 
 
 def run_keys(runs: list[Run]) -> list[tuple[str, int]]:

@@ -240,8 +240,10 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
         state.wait_for_everyone()
         store = PartStore(out)
         old = old or read_json_if(out / "config.json")
-        legacy = (plan(old["methods"], [Budget.from_column(b) for b in old["budgets"]], pipe.num_visual_tokens)
-                  if old else pairs)
+        # the keys of parts whose markers predate their own keys: the runs of the folder's earlier config
+        same = not old or (old["methods"], old["budgets"]) == (config["methods"], config["budgets"])
+        legacy = pairs if same else plan(old["methods"], [Budget.from_column(b) for b in old["budgets"]],
+                                         pipe.num_visual_tokens)
         mine = image_ids[state.process_index::state.num_processes]
         work = store.missing(mine, run_keys(pairs), run_keys(legacy))
         log.info("process %d/%d: %d image(s) to evaluate", state.process_index, state.num_processes,

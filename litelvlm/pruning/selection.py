@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..budget import Budget, BudgetError, range_error
+from ..budget import Budget, BudgetError, Count, range_error
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 
@@ -72,7 +72,10 @@ class Selection:
 def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
     """K = ``budget`` (an int) checked against N = ``num_patches`` (+ ``extra_tokens``, for a method that adds tokens
     to the patches) by the one rule, :meth:`Budget.count <litelvlm.budget.Budget.count>`: for a selection kernel
-    called directly (the pipeline counts a budget once, in ``ground`` or :func:`select`)."""
+    called directly (the pipeline counts a budget once, in ``ground`` or :func:`select`: a
+    :class:`~litelvlm.budget.Count` counted against at most this input is not checked again)."""
+    if isinstance(budget, Count) and budget.limit <= int(num_patches) + extra_tokens:
+        return budget
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise BudgetError(range_error(budget, num_patches, extra_tokens))
     return Budget(budget).count(num_patches, extra_tokens)

@@ -106,3 +106,26 @@ def test_a_studys_budget_list_is_budgets_k_at_least_1_and_never_all(capsys):
         with pytest.raises(SystemExit) as e:
             parser.parse_args(argv)
         assert e.value.code == 2 and "argument --budgets: " in capsys.readouterr().err
+
+
+def test_a_budget_checked_against_an_input_is_not_checked_again(monkeypatch):
+    """``checked`` (a planner's one check) marks the budget; ``count`` against that input, and a kernel's
+    ``check_budget`` handed the resulting Count, do not run the range rule again; a larger claim is checked."""
+    import litelvlm.budget as budget_module
+    from litelvlm.budget import Count
+    from litelvlm.pruning import check_budget
+
+    rule, checks = budget_module.in_range, []
+    monkeypatch.setattr(budget_module, "in_range", lambda k, n, extra=0: checks.append((k, n, extra)) or rule(k, n, extra))
+    b = Budget(64).checked(576)
+    assert b == Budget(64) and hash(b) == hash(Budget(64)) and repr(b) == "Budget(tokens=64)" and checks == [(64, 576, 0)]
+    assert Budget(600).checked(576) is None and Budget.ALL.checked(3) is Budget.ALL
+    checks.clear()
+    k = b.count(576, extra_tokens=1)  # PruMerge's N + 1: the check against 576 covers it
+    assert (k, type(k), k.limit) == (64, Count, 577) and checks == []
+    assert check_budget(k, 576, 1) == 64 and checks == []  # a kernel handed the Count
+    assert check_budget(Budget(64).count(577), 576) == 64 and checks == [(64, 577, 0), (64, 576, 0)]  # counted vs more
+    with pytest.raises(BudgetError, match="1 <= K <= 576"):
+        check_budget(Budget(577).count(576, 1), 576)
+    assert k + 1 == 65 and type(k + 1) is int and f"{k}" == "64" and Budget(k) == Budget(64)
+    assert type(Budget(k).tokens) is int

@@ -39,29 +39,43 @@ def test_image_runs_skip_what_an_image_cannot_keep_with_one_warning(caplog):
     assert image_runs(runs, 300) == runs
 
 
-def test_a_study_hands_ground_its_budgets_as_budget_objects(tiny_glamm, monkeypatch, tmp_path, toy_refer):
-    """eval-grounding, retention and positions on the tiny GLaMM: every budget ``ground`` receives is a Budget."""
+@pytest.mark.parametrize("family", ["glamm", "unipixel"])
+def test_budgets_reach_ground_as_budgets_range_checked_once_per_input(family, tiny_glamm, tiny_unipixel_pipe,
+                                                                      monkeypatch, tmp_path, toy_refer):
+    """eval-grounding hands ``ground`` Budget objects, and from the command line to the selection kernels the range
+    rule (``litelvlm.budget.in_range``) runs once per budget and input: against a fixed N once in the plan (GLaMM),
+    against each image's N once (UniPixel); ``ground`` and the kernels it calls (DivPrune's, PruMerge's
+    ``check_budget``) do not check again. Retention and positions hand ``ground`` Budgets too."""
+    import litelvlm.budget as budget_module
     from analysis.grounding.compute import run_grounding
     from analysis.grounding.options import GroundingArgs
     from analysis.retention.compute import synthetic_example
     from analysis.retention.pipeline import family_tables
     from litelvlm.cli import main
 
-    seen = []
-    ground = type(tiny_glamm).ground
-    monkeypatch.setattr(type(tiny_glamm), "ground",
-                        lambda self, prep, method="none", budget=None, *a, **k: seen.append(budget)
-                        or ground(self, prep, method, budget, *a, **k))
-    args = GroundingArgs(refer_dir=str(toy_refer), model="tiny-random", out=str(tmp_path / "g"), methods=["none,random"],
-                         budgets="8,4", limit_images=1, n_boot=10, protocol="per-expression")
+    pipe = tiny_glamm if family == "glamm" else tiny_unipixel_pipe
+    seen, checks = [], []
+    ground, rule = type(pipe).ground, budget_module.in_range
+    monkeypatch.setattr(type(pipe), "ground", lambda self, prep, method="none", budget=None, *a, **k:
+                        seen.append(budget) or ground(self, prep, method, budget, *a, **k))
+    monkeypatch.setattr(budget_module, "in_range", lambda k, n, extra=0: checks.append((k, n)) or rule(k, n, extra))
+    model = "tiny-random:0" if family == "glamm" else "unipixel-tiny-random:0"
+    args = GroundingArgs(refer_dir=str(toy_refer), model=model, out=str(tmp_path / "g"), protocol="per-expression",
+                         methods=["none,divprune,prumerge"], budgets="8,4", limit_images=1, n_boot=10)
     assert args.budgets == [B(8), B(4)]
-    assert run_grounding(args, pipe=tiny_glamm) == 0
-    assert seen and all(isinstance(b, Budget) for b in seen) and set(seen) == {B(tiny_glamm.num_visual_tokens), B(8), B(4)}
+    assert run_grounding(args, pipe=pipe) == 0
+    assert seen and all(isinstance(b, Budget) for b in seen), seen
+    if family == "unipixel":  # N depends on the image: 8 and 4 once against it (the baseline keeps all: no check)
+        (n,) = {n for _, n in checks}
+        assert sorted(checks) == [(4, n), (8, n)] and set(seen) == {Budget.ALL, B(8), B(4)}
+        return
+    assert sorted(checks) == [(4, 576), (8, 576), (576, 576)]  # N = 576: the plan checks 8, 4 and the baseline's N
+    assert set(seen) == {B(576), B(8), B(4)}
     seen.clear()  # retention on a family's pipeline
     image, texts = synthetic_example()
-    table = family_tables(tiny_glamm, "tiny-random:0", [("0", image, texts)], Budget.parse_list("8,4"), ["random"])[0]
-    assert set(seen) == {B(8), B(4)} and sorted(set(table["budget"])) == [4, 8]
+    table = family_tables(pipe, model, [("0", image, texts)], Budget.parse_list("8,4"), ["random"])[0]
+    assert set(seen) == {B(8), B(4)} and all(isinstance(b, Budget) for b in seen) and set(table["budget"]) == {4, 8}
     seen.clear()
-    assert main(["positions", "--model", "tiny-random:0", "--refer-dir", str(toy_refer), "--methods", "fastv",
+    assert main(["positions", "--model", model, "--refer-dir", str(toy_refer), "--methods", "fastv",
                  "--budgets", "8,4", "--out", str(tmp_path / "positions")]) == 0
-    assert set(seen) >= {B(8), B(4)} and all(isinstance(b, Budget) for b in seen), seen
+    assert set(seen) == {Budget.ALL, B(8), B(4)} and all(isinstance(b, Budget) for b in seen), seen
