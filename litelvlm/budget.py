@@ -121,12 +121,13 @@ class Budget:
 
     @classmethod
     def of(cls, value: Budget | int | None) -> Budget:
-        """``value`` as a Budget, at the edge of code that still holds an int (K) or None (every token)."""
+        """``value`` as a Budget, at the edge of code that still holds an int (K) or None (every token); a
+        :class:`Count` stays known to fit the input it was counted against."""
         if isinstance(value, Budget):
             return value
         if value is None:
             return cls.ALL
-        return cls(value)
+        return cls(int(value), value.limit) if isinstance(value, Count) else cls(value)
 
     @classmethod
     def from_column(cls, value: int) -> Budget:

@@ -28,15 +28,24 @@ def plan(methods: list[str], budgets: list[Budget], num_patches: int | None) -> 
     if not budgets:
         raise LiteLVLMError("--budgets is empty")
     if num_patches is not None:
-        checked = {b: b.checked(num_patches) for b in budgets}
-        if bad := next((b for b, c in checked.items() if c is None), None):
-            raise LiteLVLMError(f"--budgets: {BudgetError(range_error(bad.tokens, num_patches))}")
-        budgets = [checked[b] for b in budgets]
-    full = Budget.ALL if num_patches is None else Budget(num_patches).checked(num_patches)
+        budgets = check_budgets(budgets, num_patches)
+    full = Budget.ALL if num_patches is None else Budget(num_patches, within=num_patches)  # K = N: nothing to check
     out: list[Run] = []
     for m in methods:  # an unknown name is an error naming the known ones; the baseline runs once, at K = N
         out.extend([(m, full)] if get_method(m).baseline else [(m, b) for b in budgets])
     return list(dict.fromkeys(out))
+
+
+def check_budgets(budgets: list[Budget], num_patches: int) -> list[Budget]:
+    """``budgets`` checked once against a fixed N = ``num_patches`` (:meth:`Budget.checked`; those checked already
+    are not checked again): the checked budgets, or a LiteLVLMError naming ``--budgets`` and the first that does not
+    fit (a study's check before any work); an empty list is an error too."""
+    if not budgets:
+        raise LiteLVLMError("--budgets is empty")
+    checked = {b: b.checked(num_patches) for b in budgets}
+    if bad := next((b for b, c in checked.items() if c is None), None):
+        raise LiteLVLMError(f"--budgets: {BudgetError(range_error(bad.tokens, num_patches))}")
+    return [checked[b] for b in budgets]
 
 
 def image_runs(runs: list[Run], n: int, image_id=None) -> list[Run]:

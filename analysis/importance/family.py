@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis.common.grounding_runs import plan
 from analysis.common.study import resolve_config_path
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
+from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_MODEL, card_of, exif_transpose, load_pipeline
 from litelvlm.io import write_csv
@@ -20,10 +22,8 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     when ../shared/data is absent), and the oracle ablation (eval-grounding's per-image scoring) on it."""
     import torch
 
-    from analysis.common.grounding_runs import plan
     from analysis.common.grounding_scoring import evaluate_image, summarize
     from analysis.importance.compute import ImportanceArgs, run_importance
-    from litelvlm.budget import Budget
     from litelvlm.data.refer import load_refer
 
     data = coco128_dir()

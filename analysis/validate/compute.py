@@ -350,7 +350,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     compare = load_compare(a.compare_to, prep, pipe) if a.compare_to and todo and not itself else None
     if todo and reference is None:
         # the checks' reference, also the warm-up: every measured row (``none`` included) is a later call
-        reference = measure_pair(pipe, prep, BASELINE, Budget(full), {}, None)
+        reference = measure_pair(pipe, prep, BASELINE, Budget.ALL, {}, None)  # K = the input's full budget
         check_compare(compare, reference, a.compare_to)
         save_reference(out, reference)
     elif todo:  # a resumed run: one untimed warm-up call, as a fresh run's reference is

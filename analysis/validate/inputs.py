@@ -60,7 +60,8 @@ def plan_runs(methods: list[str], budgets: list[Budget], pipe, n: int) -> tuple[
     K > N there), a budget above this image's N skipped (``image_runs``) when the family's N depends on the image."""
     planned = plan(methods, budgets, pipe.num_visual_tokens if pipe.budget_unit == "visual" else n)
     runs = image_runs(planned, n)
-    skipped = sorted({b.column for _, b in planned if not b.fits(n)}, reverse=True)
+    kept = {b for _, b in runs}
+    skipped = sorted({b.column for _, b in planned if b not in kept}, reverse=True)
     if all(get_method(m).baseline for m, _ in runs) and len(methods) > 1:
         raise LiteLVLMError(f"--budgets: every budget is above this image's {n} visual tokens; nothing to compare")
     return runs, skipped

@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from analysis.common.grounding_runs import plan
+from analysis.common.grounding_runs import check_budgets
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, video_eval
-from litelvlm.methods import BASELINE, TABLE, describe, is_baseline
+from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.video.runner import FRAME_PATCHES
 
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # the 16-frame CLIP stream's pooling (its family's pruning module)
@@ -99,7 +99,7 @@ def method_error(name: str) -> str | None:
 
 def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     """(methods as given, per-frame budgets, annotator sets); every bad value is refused before anything is written
-    (before torch loads: the budgets' range by :func:`~analysis.common.grounding_runs.plan` against a frame's
+    (before torch loads: the budgets' range by :func:`~analysis.common.grounding_runs.check_budgets` against a frame's
     :data:`NUM_PATCHES`, the family's own options by its light video path, :func:`~litelvlm.families.video_eval`)."""
     methods = split_list(a.methods)
     for m in methods:
@@ -107,12 +107,12 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
             describe(m)  # the registry's error: the closest names, the known ones
     if errors := [why for m in methods if (why := method_error(m))]:
         raise LiteLVLMError("; ".join(errors))
-    plan([BASELINE, *methods], a.budgets, NUM_PATCHES)   # the budgets' one range check (1..576 a frame)
-    video_eval(a.model).check_options(a, a.budgets)
+    a.budgets = budgets = check_budgets(a.budgets, NUM_PATCHES)   # the one range check (1..576 a frame), kept
+    video_eval(a.model).check_options(a, budgets)
     sets = split_list(a.anno_sets, int)
     if not sets or not all(0 <= s <= 3 for s in sets) or len(set(sets)) != len(sets):
         raise LiteLVLMError(f"--anno-sets must be distinct values in 0..3; got {a.anno_sets}")
-    return methods, a.budgets, sets
+    return methods, budgets, sets
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..budget import Budget
+from ..budget import Budget, Count
 from ..video.pipeline_runner import PipelineVideoRunner
 from ..video.runner import FRAME_PATCHES, fraction_budget
 from .pipeline import VIDEO_PRUNING, Sa2VAPipeline
@@ -28,8 +28,8 @@ class Sa2VARunner(PipelineVideoRunner):
         pipe = self.pipe
         prep = pipe.with_sentences(self.prepared_for(rec), [rec.sentence])
         n = pipe.num_visual(prep)
-        k = n if pipe.spec(method).baseline else fraction_budget(n, budget, FRAME_PATCHES)
-        masks = self.frame_masks(rec, pipe.ground(prep, method, Budget(k)).masks[0])
+        k = Count(n, n) if pipe.spec(method).baseline else fraction_budget(n, budget, FRAME_PATCHES)
+        masks = self.frame_masks(rec, pipe.ground(prep, method, Budget.of(k)).masks[0])
         return masks, round(k / prep.video.llm_frames), {"llm_visual_tokens": k}
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..budget import Budget
+from ..budget import Budget, Count
 from ..errors import LiteLVLMError
 
 #: what ``config.json`` says a per-frame budget is on UniPixel
@@ -25,7 +25,7 @@ NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPi
         "the weights named in the weights column")
 
 
-def video_budget(n: int, budget: Budget, num_patches: int) -> int:
+def video_budget(n: int, budget: Budget, num_patches: int) -> Count:
     """K of N merged tokens for the per-frame ``budget`` of ``num_patches`` (see the module docstring;
     :func:`litelvlm.video.runner.fraction_budget`)."""
     from ..video.runner import fraction_budget

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..budget import Budget
+from ..budget import Budget, Count
 from ..video.metrics import mevis_summary
 from ..video.pipeline_runner import PipelineVideoRunner
 from .video_eval import BUDGET_READING, offered_methods, video_budget
@@ -42,8 +42,8 @@ class UniPixelRunner(PipelineVideoRunner):
         pipe = self.pipe
         prep = pipe.with_sentences(self.prepared_for(rec), [rec.sentence.strip()])   # segmentation.py L555: exp.strip()
         n = pipe.num_visual(prep)
-        k = n if pipe.spec(method).baseline else video_budget(n, budget, self.num_patches)
-        masks = self.frame_masks(rec, pipe.ground(prep, method, Budget(k)).masks)
+        k = Count(n, n) if pipe.spec(method).baseline else video_budget(n, budget, self.num_patches)
+        masks = self.frame_masks(rec, pipe.ground(prep, method, Budget.of(k)).masks)
         return masks, round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:

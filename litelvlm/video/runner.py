@@ -12,18 +12,19 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from ..budget import Budget
+from ..budget import Budget, Count
 
 #: the per-frame budget's unit: CLIP tokens of one 336-px frame (24 x 24 patches); the unpruned run's budget
 FRAME_PATCHES = 576
 
 
-def fraction_budget(n: int, budget: Budget, num_patches: int = FRAME_PATCHES) -> int:
+def fraction_budget(n: int, budget: Budget, num_patches: int = FRAME_PATCHES) -> Count:
     """K of a video's N visual tokens for the per-frame ``budget`` b of ``num_patches``: the same fraction,
     K = round(N b / num_patches), at least 1 (this project's reading for a family whose LLM does not see the video
-    frame by frame at ``num_patches`` tokens)."""
+    frame by frame at ``num_patches`` tokens); a :class:`~litelvlm.budget.Count` of those N, within them by
+    construction, that the family's ``ground`` (handed ``Budget.of(K)``) does not check again."""
     b = budget.count(num_patches)
-    return max(1, min(n, round(n * b / num_patches)))
+    return Count(max(1, min(n, round(n * b / num_patches))), n)
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..budget import Budget
+from ..budget import Budget, Count
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
@@ -199,9 +199,11 @@ class VideoGLaMMPipeline(GroundingPipeline):
 
     def llm_budget(self, budget: int, prepared=None) -> int:
         """The LLM's visual tokens an LLM-side method keeps for a per-frame budget K: the same fraction of the
-        whole visual sequence, ``round(N * K / 576)`` (this project's reading), at least 1."""
+        whole visual sequence, ``round(N * K / 576)`` (this project's reading), at least 1; for K <= 576 a
+        :class:`~litelvlm.budget.Count` of those N, within them by construction (``ground`` does not check it again)."""
         n = self.num_visual_tokens if prepared is None else self.num_visual(prepared)
-        return max(1, int(np.floor(n * int(budget) / FRAME_PATCHES + 0.5)))
+        k = max(1, int(np.floor(n * int(budget) / FRAME_PATCHES + 0.5)))
+        return Count(k, n) if k <= n else k
 
     def mask_shape(self, prepared: VideoGLaMMInput) -> tuple[int, ...]:
         """(T, H, W): one mask per frame of the clip."""

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..budget import Budget, BudgetError
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..pruning import Selection, SelectorInputs, select
@@ -148,15 +149,20 @@ def pooled_side(budget: int, arrangement: str) -> int | None:
     return POOLED if arrangement == "pool" else min(side, POOLED)
 
 
-def frame_budgets(budget: int | None, allocation: Sequence[int] | None = None, frames: int = NUM_FRAMES,
+def frame_budgets(budget: Budget | int | None, allocation: Sequence[int] | None = None, frames: int = NUM_FRAMES,
                   num_patches: int = 576) -> list[int]:
-    """The budget of each frame: ``budget`` on all (uniform) or ``allocation``, one per frame; 1 <= K_f <= N."""
-    out = [int(budget)] * frames if allocation is None else [int(k) for k in allocation]
-    if allocation is not None and len(out) != frames:
-        raise LiteLVLMError(f"a per-frame allocation needs {frames} budgets, got {len(out)}")
-    if any(not 1 <= k <= num_patches for k in out):
-        raise LiteLVLMError(f"per-frame budgets must be in 1..{num_patches}; got {out}")
-    return out
+    """The budget of each frame: ``budget`` on all (uniform: counted once) or ``allocation``, one per frame, each
+    counted against a frame's N (:meth:`Budget.count <litelvlm.budget.Budget.count>`: 1 <= K_f <= N), as
+    :class:`~litelvlm.budget.Count` values that ``select`` does not check again."""
+    if allocation is not None and len(allocation) != frames:
+        raise LiteLVLMError(f"a per-frame allocation needs {frames} budgets, got {len(allocation)}")
+    try:
+        if allocation is None:
+            return [Budget.of(budget).count(num_patches)] * frames
+        return [Budget(int(k)).count(num_patches) for k in allocation]
+    except BudgetError:
+        given = [budget] * frames if allocation is None else [int(k) for k in allocation]
+        raise LiteLVLMError(f"per-frame budgets must be in 1..{num_patches}; got {given}") from None
 
 
 def kept_features(inputs: SelectorInputs, sel: Selection) -> torch.Tensor:
