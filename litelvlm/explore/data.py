@@ -135,7 +135,7 @@ class ExploreData:
             return self.selections[key]
         from ..pruning import check_budget
 
-        check_budget(int(budget), self.n, self.spec(method).extra_tokens)
+        k = check_budget(budget, self.n, self.spec(method).extra_tokens)  # a Count: the library does not check again
         if self.one_selection(method) and budget != self.n:
             whole = self.kept(method, self.n)
             if self.spec(method).baseline:  # every token, whatever the budget
@@ -144,7 +144,7 @@ class ExploreData:
                 self.selections[key] = Kept([int(i) for i in self.rankings[method][:budget]],
                                             [PREFIX_OF_PART[method]] * budget)
             return self.selections[key]
-        self.selections[key] = self._select(method, int(budget))
+        self.selections[key] = self._select(method, k)
         return self.selections[key]
 
     def _select(self, method: str, budget: int) -> Kept:

@@ -57,8 +57,9 @@ def method_entry(data: ExploreData, method: str, budgets: list[int] | None) -> d
     top = data.top_budget(method)
     from tqdm.auto import tqdm
 
-    ks = sorted({int(k) for k in (range(top, 0, -1) if budgets is None else budgets) if 1 <= int(k) <= top},
-                reverse=True) or [top]  # none of the budgets fits this method: its full budget alone
+    ks = sorted({k for k in (range(top, 0, -1) if budgets is None else budgets) if 1 <= k <= top},
+                reverse=True) or [top]  # none of the budgets fits this method: its full budget alone (kept as given:
+    # the command's Counts, counted once against the largest N, are not checked again where they fit)
     parts: list[str] = []
     codes, extra = {}, {}
     with data.threads():
