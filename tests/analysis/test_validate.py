@@ -312,6 +312,7 @@ def test_runs_reach_the_pipeline_as_budgets(coco128, tmp_path, monkeypatch):
     assert main(["validate", "--refer-dir", str(coco128), "--out", str(tmp_path), "--threads", "1",
                  "--methods", "litelvlm", "--budgets", "64"]) == 0
     assert seen and all(isinstance(b, Budget) for _, b in seen), seen
-    assert set(seen) == {("none", Budget(576)), ("litelvlm", Budget(64))}
+    # the reference run keeps every token (Budget.ALL), the planned baseline run K = N = 576
+    assert set(seen) == {("none", Budget.ALL), ("none", Budget(576)), ("litelvlm", Budget(64))}
     rows = pd.read_parquet(tmp_path / "validate.parquet")
     assert list(zip(rows["method"], rows["budget"])) == [("none", 576), ("litelvlm", 64)]

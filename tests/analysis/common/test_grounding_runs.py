@@ -69,7 +69,7 @@ def test_budgets_reach_ground_as_budgets_range_checked_once_per_input(family, ti
         (n,) = {n for _, n in checks}
         assert sorted(checks) == [(4, n), (8, n)] and set(seen) == {Budget.ALL, B(8), B(4)}
         return
-    assert sorted(checks) == [(4, 576), (8, 576), (576, 576)]  # N = 576: the plan checks 8, 4 and the baseline's N
+    assert sorted(checks) == [(4, 576), (8, 576)]  # N = 576: the plan checks 8 and 4 (the baseline keeps N)
     assert set(seen) == {B(576), B(8), B(4)}
     seen.clear()  # retention on a family's pipeline
     image, texts = synthetic_example()
