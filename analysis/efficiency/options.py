@@ -75,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(a: EfficiencyArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before torch)."""
+    if not a.budgets:
+        raise LiteLVLMError("--budgets is empty")
     for at in split_list(a.attn):
         if at not in ("eager", "sdpa"):
             raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose eager and/or sdpa")

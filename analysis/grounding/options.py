@@ -84,6 +84,8 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
     """(methods, budgets) as given; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it (a budget's
     form is checked where it is read: the command line, :meth:`GroundingArgs.__post_init__`)."""
     methods = split_list(a.methods)
+    if not a.budgets:
+        raise LiteLVLMError("--budgets is empty")
     if a.max_sentences < 1:
         raise LiteLVLMError("--max-sentences must be >= 1")
     if a.chunk < 1:

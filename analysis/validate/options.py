@@ -36,7 +36,7 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                            "tokenizer's folder (docs/validate.md)")
     methods: list[str] = arg([], help="methods (default: every registered method the model's family runs; one it "
                                       "cannot run is refused)")
-    budgets: list[Budget] = arg([], help="visual-token budgets K (default: 576,192,128,64; a K above the image's N "
+    budgets: list[Budget] | None = arg(None, help="visual-token budgets K (default: 576,192,128,64; a K above the image's N "
                                          "is skipped when N depends on the image); a video model: per-frame budgets of "
                                          "each frame's 576 CLIP patches (default: 576,196,81)")
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
@@ -62,7 +62,8 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                             "--out: its own unpruned masks (the agreement of pruning alone)")
 
     def __post_init__(self) -> None:
-        self.budgets = Budget.parse_list(self.budgets)  # a Python caller may give strings or ints
+        if self.budgets is not None:  # None: the family's default; a Python caller may give strings or ints
+            self.budgets = Budget.parse_list(self.budgets)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +92,8 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
         raise LiteLVLMError(f"--video-dir: {a.model} is an image model; give --refer-dir")
     if not video and a.refer_dir is None:
         raise LiteLVLMError("the following arguments are required: --refer-dir")
+    if a.budgets is not None and not a.budgets:  # given, but empty (--budgets ""): not the default
+        raise LiteLVLMError("--budgets is empty")
     return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))
 
 

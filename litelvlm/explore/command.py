@@ -27,15 +27,17 @@ class ExploreArgs:
                                 "'s random preset")
     methods: list[str] = arg(None, help="methods to show (default: litelvlm, litelvlm-ctx, clip_topsim, random, "
                                         "vispruner, those the model runs)")
-    budgets: list[Budget] = arg([], help="budgets stored in the page for every method (default: every K from N to "
-                                         "1); the slider snaps to the nearest stored one")
-    mask_budgets: list[Budget] = arg([], help="budgets at which the page holds each method's predicted masks "
-                                              "(default: N, N/3, N/18: 576, 192, 32 at N = 576)")
+    budgets: list[Budget] | None = arg(None, help="budgets stored in the page for every method (default: every K "
+                                                  "from N to 1); the slider snaps to the nearest stored one")
+    mask_budgets: list[Budget] | None = arg(None, help="budgets at which the page holds each method's predicted "
+                                                       "masks (default: N, N/3, N/18: 576, 192, 32 at N = 576; "
+                                                       "an empty value \"\": no masks)")
     page: str = arg(None, help="the HTML file to write (required)", flag="--out", metavar="PAGE.html")
     seed: int = arg(0, help="seed for random methods")
 
     def __post_init__(self) -> None:  # a Python caller's "64,16" or ints: Budgets, as parsed
-        self.budgets, self.mask_budgets = Budget.parse_list(self.budgets), Budget.parse_list(self.mask_budgets)
+        self.budgets, self.mask_budgets = (None if b is None else Budget.parse_list(b)
+                                           for b in (self.budgets, self.mask_budgets))
 
 
 def add_arguments(parser) -> None:
@@ -50,6 +52,8 @@ def check_args(a: ExploreArgs) -> None:
         raise LiteLVLMError(f"{' and '.join(missing)} required")
     if not os.path.isfile(os.path.expanduser(a.image)):
         raise LiteLVLMError(f"--image {a.image!r} is not a file")
+    if a.budgets is not None and not a.budgets:  # given, but empty (--budgets ""): not the default
+        raise LiteLVLMError("--budgets is empty")
     if any(not t.strip() for t in a.text):
         raise LiteLVLMError("--text: an expression is empty")
     if not a.page.lower().endswith((".html", ".htm")):
@@ -77,10 +81,11 @@ def run(ns) -> int:
     data = load(a.image, a.text, model=a.model, methods=split_list(a.methods) or None, seed=a.seed)
     top = max(data.top_budget(m) for m in data.methods)
     try:  # the budgets' one range check; the page's slider stores the counts K (a method keeps those it can)
-        ks, masks = [b.count(top) for b in a.budgets], [b.count(top) for b in a.mask_budgets]
+        ks, masks = ([b.count(top) for b in budgets] if budgets is not None else None
+                     for budgets in (a.budgets, a.mask_budgets))
     except BudgetError as e:
         raise LiteLVLMError(f"--budgets/--mask-budgets: {e}, the visual tokens of {data.model}") from None
-    path = write_page(data, a.page, ks or None, masks if a.mask_budgets else None)
+    path = write_page(data, a.page, ks, masks)
     size = os.path.getsize(path)
     print(f"litelvlm explore: wrote {path} ({size / 1e6:.2f} MB; open it in a browser, e.g. "
           f"{path}#method={data.methods[0]}&budget={data.n // 9 or 1})")

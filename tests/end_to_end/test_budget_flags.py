@@ -54,3 +54,22 @@ def test_budget_words_and_commas_join_in_order():
     parser = build_parser(only="eval-grounding")
     ns = parser.parse_args(["eval-grounding", "--refer-dir", "d", "--out", "o", "--budgets", "576,192", "64"])
     assert ns.budgets == [Budget(576), Budget(192), Budget(64)]
+
+
+@pytest.mark.parametrize("command", list(BUDGET_LISTS))
+def test_an_empty_budget_list_is_refused_not_taken_for_the_default(command, tmp_path, capsys, coco128, monkeypatch):
+    """``--budgets ""`` (or ``,``) is refused before the model loads, never read as the command's default; explore's
+    ``--mask-budgets ""`` alone means what its help says: no masks."""
+    import sys
+
+    out = tmp_path / ("page.html" if command == "explore" else "out")
+    argv = [command, "--budgets", ",", "--out", str(out)]
+    if command in ("eval-grounding", "validate", "positions"):
+        argv += ["--refer-dir", str(coco128)]
+    if command == "explore":
+        argv += ["--image", str(next((coco128 / "images").iterdir())), "--text", "a thing"]
+    loaded = []
+    monkeypatch.setattr("litelvlm.families.load_pipeline", lambda *a, **k: loaded.append(a) or sys.exit("loaded"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--budgets is empty" in err and "Traceback" not in err and not out.exists() and not loaded, err

@@ -83,7 +83,7 @@ def test_budget_is_a_count_everywhere(name):
     if "--budget" in opts:
         assert opts["--budget"].type("64") == Budget(64) and opts["--budget"].type("all") is Budget.ALL, name
     if "--budgets" in opts:  # Budgets, K >= 1 each (tests/end_to_end/test_budget_flags.py)
-        assert all(isinstance(b, Budget) and b.count(10_000) > 0 for b in opts["--budgets"].default), name
+        assert all(isinstance(b, Budget) and b.count(10_000) > 0 for b in opts["--budgets"].default or []), name
     if "--budget-share" in opts:
         assert "share" in opts["--budget-share"].help and hidden(name)["--budget"].dest == "budget_share"
 
