@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from litelvlm.budget import Budget, BudgetError, range_error
+from litelvlm.budget import Budget, range_error
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card, exif_transpose
 from litelvlm.methods import get_method
@@ -44,7 +44,7 @@ def check_budgets(budgets: list[Budget], num_patches: int) -> list[Budget]:
         raise LiteLVLMError("--budgets is empty")
     checked = {b: b.checked(num_patches) for b in budgets}
     if bad := next((b for b, c in checked.items() if c is None), None):
-        raise LiteLVLMError(f"--budgets: {BudgetError(range_error(bad.tokens, num_patches))}")
+        raise LiteLVLMError(f"--budgets: {range_error(bad.tokens, num_patches)}")
     return [checked[b] for b in budgets]
 
 

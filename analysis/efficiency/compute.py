@@ -37,7 +37,7 @@ from analysis.efficiency.arch import arch_names, arch_of_model, cost_of, get_arc
 from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_ARRANGEMENTS, EfficiencyArgs, check_args
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
-from litelvlm.cost import costs, family_cost
+from litelvlm.cost import costs, counted, family_cost
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card
 from litelvlm.io import atomic_path, write_csv, write_json
@@ -222,7 +222,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     config = {
         "command": "litelvlm efficiency " + " ".join(_argv(a)),
         "arch": arch.to_dict(), "family": arch.family, "num_visual": arch.num_patches, "methods": methods,
-        "budgets": columns, "pairs": [[m, b.count(arch.num_patches)] for m, b in runs], "attn_implementations": attns,
+        "budgets": columns, "pairs": [list(p) for p in counted(arch, runs)], "attn_implementations": attns,
         "attn_note": f"eager = the LLM attention of {arch.family} (explicit softmax(QK^T)V); sdpa = "
                      "torch.nn.functional.scaled_dot_product_attention",
         "dtype": dtype_name, **({"dtype_auto": auto} if auto else {}),
