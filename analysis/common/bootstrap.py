@@ -15,16 +15,25 @@ Every replicate draws as many units as there are, with replacement (``numpy.rand
 interpolation, as ``scipy.stats.bootstrap(method="percentile")``). Two statistics on the same units share the
 draw, so their difference is a paired bootstrap. The p-value of a difference is the two-sided bootstrap test of
 "no difference" that centres the replicates on the null (Efron & Tibshirani 1993, sec. 16.4; Hall & Wilson
-1991): ``p = (1 + #{|d*_b - d| >= |d|}) / (B + 1)``.
+1991): ``p = (1 + #{|d*_b - d| >= |d|}) / (B + 1)``, ties kept within a relative tolerance (:data:`RTOL`).
+
+The accuracy tables (:mod:`analysis.common.accuracy_stats`) use :func:`studentized` for a single figure's interval
+(the percentile interval under-covers at a few dozen units) and the paired swap test of
+:mod:`analysis.common.permutation`, with the intervals that invert it, for their comparisons; :func:`interval` and
+:func:`paired` remain for the CLIP studies' ``bootstrap_ci`` and for comparison.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+#: two distances count as equal when they differ by less than this share of the scale (floating-point rounding
+#: must not break a tie: 0.5 - 0.5 against 0.01 - 0.02)
+RTOL = 1e-9
 #: replicates are computed in chunks of at most this many drawn units (memory; the sums are the same)
 _CHUNK = 1 << 22
 
@@ -115,6 +124,63 @@ def interval(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0
     return (value, *percentile(stat.replicates(draw(stat.n_units, n_boot, seed)), level))
 
 
+def _counts(idx: np.ndarray, n_units: int) -> np.ndarray:
+    """(B, n_units) how often each unit is drawn in each row of ``idx``."""
+    rows = np.arange(len(idx))[:, None] * n_units
+    return np.bincount((rows + idx).ravel(), minlength=len(idx) * n_units).reshape(len(idx), n_units).astype(float)
+
+
+def linearised(stat: UnitStat, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((B,) values, (B,) standard errors) of the statistic on units weighted by ``counts`` (B, U): the delta-method
+    (infinitesimal jackknife) error of a mean of ratios of sums, ``sqrt(U / (U - 1) * sum_u c_u z_u^2)`` with
+    ``z_u = mean_s (num[s, u] - R_s den[s, u]) / D_s`` (for a mean, the usual ``s / sqrt(n)``)."""
+    n_units = stat.n_units
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num, den = counts @ stat.num.T, counts @ stat.den.T + stat.eps   # (B, S)
+        ratio = num / den
+        z = np.zeros(counts.shape)
+        for s in range(len(stat.num)):
+            z += (stat.num[s][None, :] - ratio[:, s:s + 1] * stat.den[s][None, :]) / den[:, s:s + 1]
+        z /= len(stat.num)
+        se = np.sqrt(n_units / max(n_units - 1, 1) * np.sum(counts * z * z, axis=1))
+    return ratio.mean(1), se
+
+
+def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+                ) -> tuple[float, float, float, float]:
+    """(value, low, high, Monte Carlo error): the studentized (bootstrap-t) interval, ``value - t*_(1-a/2) se`` to
+    ``value - t*_(a/2) se`` with ``t* = (value* - value) / se*`` and :func:`linearised` errors, over the same draw
+    as :func:`interval`; the error is half the spread of the end points between the order statistics one binomial
+    standard error either side of each quantile (the larger end's). NaN bounds under 2 units; infinite ones where
+    too many replicates draw one unit only (under 4 units)."""
+    value = stat.value()
+    nan = float("nan")
+    if not _can_resample(stat.n_units, n_boot) or not np.isfinite(value):
+        return value, nan, nan, nan
+    _, se = linearised(stat, np.ones((1, stat.n_units)))
+    if not se[0] > 0:
+        return value, value, value, 0.0
+    idx = draw(stat.n_units, n_boot, seed)
+    t = np.empty(n_boot)
+    step = max(1, _CHUNK // max(1, stat.n_units * len(stat.num)))
+    for i in range(0, n_boot, step):
+        v, s = linearised(stat, _counts(idx[i:i + step], stat.n_units))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t[i:i + step] = (v - value) / s
+    t = np.sort(t[~np.isnan(t)])
+    if not len(t):
+        return value, nan, nan, nan
+    alpha = (1.0 - level) / 2.0
+    ends, errors = [], []
+    for q in (1.0 - alpha, alpha):
+        k = q * (len(t) - 1)
+        w = math.sqrt(len(t) * q * (1 - q))
+        ends.append(value - float(np.quantile(t, q, method="higher" if q > 0.5 else "lower")) * se[0])
+        spread = t[min(len(t) - 1, math.ceil(k + w))] - t[max(0, math.floor(k - w))]
+        errors.append(abs(float(spread)) * se[0] / 2 if np.isfinite(spread) else nan)
+    return value, ends[0], ends[1], float(max(errors))
+
+
 def common(stats: Sequence[UnitStat]) -> list[UnitStat]:
     """The statistics restricted to the units they all have (a paired comparison needs the same units)."""
     keys = stats[0].keys
@@ -125,12 +191,13 @@ def common(stats: Sequence[UnitStat]) -> list[UnitStat]:
 
 def shifted_p(reps: np.ndarray, estimate: float) -> float:
     """Two-sided bootstrap p-value of "no difference": replicates centred on the null,
-    ``(1 + #{|d* - d| >= |d|}) / (B + 1)`` (NaN without finite replicates)."""
+    ``(1 + #{|d* - d| >= |d|}) / (B + 1)``, ties within :data:`RTOL` of the scale (NaN without finite replicates)."""
     reps = np.asarray(reps, dtype=np.float64)
     reps = reps[np.isfinite(reps)]
     if not len(reps) or not np.isfinite(estimate):
         return float("nan")
-    return float((1 + np.count_nonzero(np.abs(reps - estimate) >= abs(estimate))) / (len(reps) + 1))
+    tol = RTOL * max(abs(estimate), float(np.max(np.abs(reps))))
+    return float((1 + np.count_nonzero(np.abs(reps - estimate) >= abs(estimate) - tol)) / (len(reps) + 1))
 
 
 def paired(a: UnitStat, b: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
