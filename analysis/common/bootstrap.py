@@ -176,7 +176,8 @@ def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float 
         k = q * (len(t) - 1)
         w = math.sqrt(len(t) * q * (1 - q))
         ends.append(value - float(np.quantile(t, q, method="higher" if q > 0.5 else "lower")) * se[0])
-        spread = t[min(len(t) - 1, math.ceil(k + w))] - t[max(0, math.floor(k - w))]
+        with np.errstate(invalid="ignore"):
+            spread = t[min(len(t) - 1, math.ceil(k + w))] - t[max(0, math.floor(k - w))]
         errors.append(abs(float(spread)) * se[0] / 2 if np.isfinite(spread) else nan)
     return value, ends[0], ends[1], float(max(errors))
 

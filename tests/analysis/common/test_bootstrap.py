@@ -208,3 +208,46 @@ def test_the_seed_fixes_every_number():
     stat = B.unit_stat(rng.random(50), rng.integers(0, 20, 50))
     assert B.interval(stat, 300, 21) == B.interval(stat, 300, 21)
     assert B.interval(stat, 300, 21) != B.interval(stat, 300, 22)
+
+
+def slow_studentized(x: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """The bootstrap-t interval of a mean by a loop: t* = (mean* - mean) / (s* / sqrt(n)) per drawn sample."""
+    n = len(x)
+    se = x.std(ddof=1) / np.sqrt(n)
+    ts = []
+    for row in np.random.default_rng(seed).integers(0, n, size=(n_boot, n)):
+        xs = x[row]
+        ts.append((xs.mean() - x.mean()) / (xs.std(ddof=1) / np.sqrt(n)))
+    a = (1 - level) / 2
+    return (x.mean() - np.quantile(ts, 1 - a, method="higher") * se, x.mean() - np.quantile(ts, a, method="lower") * se)
+
+
+def test_studentized_interval_of_a_mean_as_the_textbook_loop():
+    x = np.random.default_rng(16).beta(2, 5, 15)
+    value, lo, hi, mc = B.studentized(B.unit_stat(x, np.arange(15)), 800, 17)
+    assert value == pytest.approx(x.mean()) and (lo, hi) == pytest.approx(slow_studentized(x, 800, 17), rel=1e-10)
+    assert 0 < mc < (hi - lo) / 10   # the Monte Carlo error is reported, and small beside the interval
+
+
+def test_linearised_error_of_a_mean_a_ratio_and_strata():
+    rng = np.random.default_rng(18)
+    x = rng.random(12)
+    _, se = B.linearised(B.unit_stat(x, np.arange(12)), np.ones((1, 12)))
+    assert se[0] == pytest.approx(x.std(ddof=1) / np.sqrt(12), rel=1e-12)
+    i, u = rng.random(12), rng.random(12) + 1
+    r = i.sum() / u.sum()   # delta method for a ratio of sums: residuals i - r u over the total of u
+    _, se = B.linearised(B.unit_stat(i, np.arange(12), u), np.ones((1, 12)))
+    assert se[0] == pytest.approx(np.sqrt(12 / 11 * np.sum(((i - r * u) / u.sum()) ** 2)), rel=1e-12)
+    # two strata: the mean of the strata's ratios; each unit's contribution the mean of its residuals
+    units, strata = np.repeat(np.arange(6), 2), np.tile([0, 1], 6)
+    v = rng.random(12)
+    _, se = B.linearised(B.unit_stat(v, units, strata=strata), np.ones((1, 6)))
+    z = (v[strata == 0] - v[strata == 0].mean()) / 6 / 2 + (v[strata == 1] - v[strata == 1].mean()) / 6 / 2
+    assert se[0] == pytest.approx(np.sqrt(6 / 5 * np.sum(z ** 2)), rel=1e-12)
+
+
+def test_studentized_edges_constant_one_unit_and_few_units():
+    assert B.studentized(B.unit_stat(np.full(9, 0.4), np.arange(9)), 200, 0) == pytest.approx((0.4, 0.4, 0.4, 0.0))
+    assert np.isnan(B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.array([7, 7])), 200, 0)[1])
+    _, lo, hi, _ = B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.arange(2)), 200, 0)
+    assert lo == -np.inf and hi == np.inf   # half the draws repeat one unit: no finite interval from 2 units
