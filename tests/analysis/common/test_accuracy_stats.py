@@ -12,6 +12,7 @@ import pytest
 
 from analysis.common import accuracy_stats as acc
 from analysis.common import bootstrap as B
+from analysis.common import permutation as P
 from analysis.grounding import statistics as gs
 
 matplotlib.use("Agg")
@@ -69,9 +70,13 @@ def test_intervals_sit_beside_their_values_and_leave_the_old_columns_alone():
     rows = _rows()
     summary = summarize(rows)
     got = acc.with_intervals(summary, gs.metric_stats(rows, "image"), ["ciou", "giou"], 200, 0)
-    assert list(got.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "giou", "giou_lo", "giou_hi", "n"]
+    assert list(got.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou", "giou_lo",
+                                 "giou_hi", "giou_mc", "n"]
     assert got[list(summary.columns)].equals(summary)
-    assert (got.ciou_lo < got.ciou_hi).all()
+    assert (got.ciou_lo < got.ciou_hi).all() and (got.ciou_mc > 0).all()
+    stat = gs.metric_stats(rows, "image")[("fastv", 64)]["ciou"]
+    row = got[got.method == "fastv"].iloc[0]   # the studentized interval, not the percentile one
+    assert (row.ciou_lo, row.ciou_hi, row.ciou_mc) == B.studentized(stat, 200, 0)[1:]
 
 
 def test_comparisons_pair_every_method_with_none_and_litelvlm_and_holm_over_the_metric():
@@ -82,7 +87,7 @@ def test_comparisons_pair_every_method_with_none_and_litelvlm_and_holm_over_the_
     assert set(zip(ciou.method, ciou.reference)) == {("fastv", "none"), ("fastv", "litelvlm"), ("litelvlm", "none"),
                                                       ("random", "none"), ("random", "litelvlm")}
     row = ciou[(ciou.method == "fastv") & (ciou.reference == "litelvlm")].iloc[0]
-    want = B.paired(stats[("fastv", 64)]["ciou"], stats[("litelvlm", 64)]["ciou"], 300, 4)
+    want = P.paired_test(stats[("fastv", 64)]["ciou"], stats[("litelvlm", 64)]["ciou"], 300, 4)
     assert row.difference == pytest.approx(want["difference"]) and row.p == pytest.approx(want["p"])
     assert (row.difference_lo, row.difference_hi) == pytest.approx((want["difference_lo"], want["difference_hi"]))
     assert row.difference == pytest.approx(0.80 / 0.95 * row.reference_value - row.reference_value, rel=0.05)
@@ -90,6 +95,10 @@ def test_comparisons_pair_every_method_with_none_and_litelvlm_and_holm_over_the_
     assert (ciou.correction == "holm").all() and (ciou.family_size == 5).all() and (ciou.unit == "image").all()
     kept = ciou[(ciou.method == "litelvlm") & (ciou.reference == "none")].iloc[0]
     assert kept.ratio == pytest.approx(0.95, abs=0.01) and kept.ratio_lo < kept.ratio < kept.ratio_hi
+    # one pair of interval and test: every interval excludes 0 (the ratio's 1) exactly where p < 0.05
+    leaves = ~((table.difference_lo <= 0) & (0 <= table.difference_hi))
+    assert (leaves == (table.p < 0.05)).all() and (leaves == ~((table.ratio_lo <= 1) & (1 <= table.ratio_hi))).all()
+    assert (table.test == "exact swap test (2^12 patterns)").all() and (table.p_mc == 0).all()
 
 
 def test_claims_known_answers_and_not_judged_on_random_weights(monkeypatch):
@@ -182,3 +191,28 @@ def test_plots_draw_intervals_claims_and_paired_differences():
     _, ax = plot_paired_differences(comparisons, "ciou", "none")
     assert {ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")} == \
         {"litelvlm", "fastv", "random"}
+
+
+def test_a_claim_on_one_unit_says_there_is_no_interval():
+    rows = _rows(images=1)   # one image: three sentences, one resampled unit
+    got = acc.claims_table(gs.metric_stats(rows, "image"), ["ciou"], 100, 0, "real")
+    assert list(got.note) == [acc.ONE_UNIT] * 2 == ["no interval (one unit)"] * 2
+    assert got.lo.isna().all() and got.hi.isna().all() and got.interval_clears.isna().all()
+    assert set(got.verdict) <= {"MET", "MISSED"}
+    from analysis.common.stat_plots import plot_claims_table
+
+    _, ax = plot_claims_table(got)
+    texts = [c.get_text().get_text() for c in ax.tables[0].get_celld().values()]
+    assert any(t.endswith("[no interval (one unit)]") for t in texts)
+
+
+def test_the_paired_figure_fills_where_its_own_bars_leave_zero():
+    from analysis.common.stat_plots import plot_paired_differences
+
+    table = pd.DataFrame({"metric": "ciou", "reference": "none", "method": "fastv", "budget": [64, 144, 256],
+                          "difference": [-0.05, -0.02, -0.01], "difference_lo": [-0.08, -0.04, -0.03],
+                          "difference_hi": [-0.02, 0.001, 0.01], "p": [0.01, 0.07, 0.4],
+                          "p_adjusted": [0.08, 0.14, 0.4], "unit": "image"})
+    _, ax = plot_paired_differences(table, "ciou", "none")
+    hollow = [ln for ln in ax.get_lines() if ln.get_markerfacecolor() == "white"]
+    assert len(hollow) == 1 and list(hollow[0].get_xdata()) == pytest.approx([144 * 2 ** 0, 256])
