@@ -146,13 +146,14 @@ def linearised(stat: UnitStat, counts: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ratio.mean(1), se
 
 
-def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0.95
-                ) -> tuple[float, float, float, float]:
+def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float, float]:
     """(value, low, high, Monte Carlo error): the studentized (bootstrap-t) interval, ``value - t*_(1-a/2) se`` to
     ``value - t*_(a/2) se`` with ``t* = (value* - value) / se*`` and :func:`linearised` errors, over the same draw
     as :func:`interval`; the error is half the spread of the end points between the order statistics one binomial
-    standard error either side of each quantile (the larger end's). NaN bounds under 2 units; infinite ones where
-    too many replicates draw one unit only (under 4 units)."""
+    standard error either side of each quantile (the larger end's). The ends are kept within ``bounds``, the
+    values the statistic can take (an accuracy in [0, 1]), which few units can overshoot. NaN bounds under 2 units;
+    the ``bounds`` (by default infinite) where too many replicates draw one unit only (under 4 units)."""
     value = stat.value()
     nan = float("nan")
     if not _can_resample(stat.n_units, n_boot) or not np.isfinite(value):
@@ -167,6 +168,7 @@ def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float 
         v, s = linearised(stat, _counts(idx[i:i + step], stat.n_units))
         with np.errstate(divide="ignore", invalid="ignore"):
             t[i:i + step] = (v - value) / s
+    floor, ceiling = bounds
     t = np.sort(t[~np.isnan(t)])
     if not len(t):
         return value, nan, nan, nan
@@ -175,7 +177,8 @@ def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float 
     for q in (1.0 - alpha, alpha):
         k = q * (len(t) - 1)
         w = math.sqrt(len(t) * q * (1 - q))
-        ends.append(value - float(np.quantile(t, q, method="higher" if q > 0.5 else "lower")) * se[0])
+        end = value - float(np.quantile(t, q, method="higher" if q > 0.5 else "lower")) * se[0]
+        ends.append(min(max(end, floor), ceiling))
         with np.errstate(invalid="ignore"):
             spread = t[min(len(t) - 1, math.ceil(k + w))] - t[max(0, math.floor(k - w))]
         errors.append(abs(float(spread)) * se[0] / 2 if np.isfinite(spread) else nan)

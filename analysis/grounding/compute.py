@@ -269,7 +269,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
 
 #: options a run may change and still reuse the finished parts of its folder (results are restricted
 #: to the current selection, so a grown run equals a fresh one)
-GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets", "n_boot")}
+GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets", "n_boot",
+                                                    "boot_seed")}
 
 
 def read_json_if(path: Path) -> dict | None:

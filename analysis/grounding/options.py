@@ -56,9 +56,14 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                    deprecated=("--limit",))
     image_ids: list[str] = arg([], help="evaluate only these image ids (comma or space separated; "
                                         "before --limit-images)", each=int)
-    seed: int = arg(0, help="seed for templates, sampling, random selectors and the bootstrap")
+    seed: int = arg(0, help="seed for templates, sampling, random selectors and (without --boot-seed) the "
+                            "bootstrap")
     n_boot: int = arg(1000, help="bootstrap replicates (over images under --protocol official, expressions under "
-                                 "per-expression) for the intervals, comparisons.csv and claims.csv")
+                                 "per-expression) for the intervals, comparisons.csv and claims.csv, and random "
+                                 "swap patterns of the paired test beyond 16 units")
+    boot_seed: int | None = arg(None, help="seed of the bootstrap and of the paired test's patterns (default: --seed); "
+                                           "a new one into an existing --out recomputes only the statistics, from "
+                                           "the stored rows")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
     dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s evaluation), "
                                   "float32 for a small random preset", choices=["auto", *DTYPES])

@@ -89,10 +89,16 @@ def metric_stats(rows: pd.DataFrame, unit: str) -> acc.Stats:
     return out
 
 
+def boot_seed(config: dict) -> int:
+    """The seed of the statistics: ``--boot-seed``, or ``--seed`` where it is not given."""
+    given = config.get("boot_seed")
+    return int(config.get("seed", 0) if given is None else given)
+
+
 def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config: dict) -> pd.DataFrame:
     """``summary`` with its intervals; writes ``comparisons.csv`` and ``claims.csv`` beside it (``--n-boot``
-    replicates drawn with ``--seed``, from ``config``)."""
-    n_boot, seed = int(config.get("n_boot", 1000)), int(config.get("seed", 0))
+    replicates drawn with ``--boot-seed``, by default ``--seed``, from ``config``)."""
+    n_boot, seed = int(config.get("n_boot", 1000)), boot_seed(config)
     models = (config.get("model"), config.get("clip"))
     unit = resample_unit(rows)
     stats = metric_stats(rows, unit) if len(rows) else {}

@@ -12,7 +12,11 @@ is segmented by the family's runner (``expression``) and scored:
   ``eval_referdavis_metrics.py`` computes them (the objects' masks of a set as label maps, Hungarian matching,
   J-Mean and F-Mean over all objects of all videos), and J, F, J&F averaged over the chosen sets (VideoGLaMM
   prints the four sets apart; the mean is this table's single number), each with its 95% bootstrap interval over
-  videos (``J_lo``, ``J_hi``, ...); ``comparisons.csv`` and ``claims.csv`` (:mod:`analysis.video.statistics`).
+  videos (``J_lo``, ``J_hi``, ``J_mc``, ...); ``comparisons.csv`` and ``claims.csv``
+  (:mod:`analysis.video.statistics`); ``summary.txt``, the table as printed;
+* ``objects.parquet``: the per-object J and F of each annotator set the statistics resample (one row per object,
+  set, method and budget), and ``videos.csv``, the per-unit table: per video, method and budget the mean J, F and
+  J&F over its objects and sets.
 
 One part per (video, method, budget) in ``OUT/parts`` (a stopped run resumes; other methods, budgets or a larger
 ``--limit-videos`` add rows). Seeded and deterministic.
@@ -37,11 +41,11 @@ from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
-from analysis.video.statistics import add_statistics
+from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import video_eval
-from litelvlm.io import write_csv, write_json, write_parquet
+from litelvlm.io import write_csv, write_json, write_parquet, write_text
 from litelvlm.methods import BASELINE
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.video import metrics
@@ -187,21 +191,22 @@ def run_video(a: VideoArgs) -> int:
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
         config.update(run.config())
         with RunFolder(out) as folder:
-            folder.resume(config, ignore=("n_boot",))   # --n-boot changes the tables, not the parts
+            folder.resume(config, ignore=("n_boot", "boot_seed"))   # they change the tables, not the parts
             write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
             store = PartStore(out)
             compute(run, groups, runs, sets, store)
             expr, objects = collect(store, groups, pairs)
             summary = summary_table(expr, objects, pairs)
             summary = run.summary(summary, expr)   # the family's own score beside the DAVIS table, if any
-            summary = add_statistics(out, summary, expr, objects, a.n_boot, a.seed, (a.model, run.clip_name))
+            summary = add_statistics(out, summary, expr, objects, a.n_boot,
+                                     a.seed if a.boot_seed is None else a.boot_seed, (a.model, run.clip_name))
             summary = mark_weights(summary, a.model, run.clip_name)
             write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
+            write_unit_tables(out, objects, (a.model, run.clip_name))
             write_csv(out / "summary.csv", summary)
-    with pd.option_context("display.width", 160, "display.max_rows", 80):
-        from analysis.common.screen import with_intervals
-
-        print(with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+            shown = summary_text(summary)
+            write_text(out / "summary.txt", shown + "\n")
+    print(shown)
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model, out,
                        "every J and F is 0 (every mask empty, or missing its object)")

@@ -74,8 +74,13 @@ class VideoArgs:
     synthetic_videos: int = arg(2, help="videos of the synthetic set (without --video-dir)", minimum=1)
     synthetic_frames: int = arg(8, help="frames per synthetic video", minimum=2)
     synthetic_seed: int = arg(0, help="seed of the synthetic set")
-    seed: int = arg(0, help="seed of the random selector (frame f draws with seed + f) and of the bootstrap")
-    n_boot: int = arg(1000, help="bootstrap replicates (over videos) for the intervals, comparisons.csv and claims.csv")
+    seed: int = arg(0, help="seed of the random selector (frame f draws with seed + f) and (without --boot-seed) of "
+                            "the bootstrap")
+    n_boot: int = arg(1000, help="bootstrap replicates (over videos) for the intervals, comparisons.csv and claims.csv, "
+                                 "and random swap patterns of the paired test beyond 16 videos")
+    boot_seed: int | None = arg(None, help="seed of the bootstrap and of the paired test's patterns (default: --seed); "
+                                           "a new one into an existing --out recomputes only the statistics, from "
+                                           "the stored rows")
     device: str = arg("cpu", help="torch device")
     dtype: str = arg("auto", help="model dtype (auto: the checkpoint's)",
                      choices=["auto", "float32", "bfloat16", "float16"])

@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.common import accuracy_stats as acc
 from analysis.common.bootstrap import unit_stat
-from litelvlm.io import write_csv
+from litelvlm.io import write_csv, write_parquet
 from litelvlm.provenance import mark_weights, run_weights_kind
 
 #: the resampling unit
@@ -69,3 +69,31 @@ def load_statistics(results_dir: str | Path) -> dict:
     d = Path(results_dir)
     return {name: pd.read_csv(d / f"{name}.csv") if (d / f"{name}.csv").exists() else pd.DataFrame(columns=cols)
             for name, cols in (("comparisons", acc.COMPARISON_COLUMNS), ("claims", acc.CLAIM_COLUMNS))}
+
+
+#: the per-unit table's columns (``videos.csv``)
+VIDEO_COLUMNS = ["video", "method", "budget", "J", "F", "J&F", "objects"]
+
+
+def unit_table(objects: pd.DataFrame) -> pd.DataFrame:
+    """Per video, method and budget (in the objects' order): the mean J, F and J&F over its objects and annotator
+    sets, and how many object rows that is."""
+    o = objects.assign(**{"J&F": _values(objects, "J&F")})
+    g = o.groupby(["video", "method", "budget"], sort=False)
+    table = g[["J", "F", "J&F"]].mean().join(g.size().rename("objects")).reset_index()
+    return table[VIDEO_COLUMNS]
+
+
+def write_unit_tables(out: Path, objects: pd.DataFrame, models: tuple) -> None:
+    """``objects.parquet`` (the rows the statistics resample) and ``videos.csv`` (:func:`unit_table`)."""
+    write_parquet(out / "objects.parquet", mark_weights(objects.reset_index(drop=True), *models))
+    write_csv(out / "videos.csv", mark_weights(unit_table(objects), *models))
+
+
+def summary_text(summary: pd.DataFrame) -> str:
+    """The summary as printed and written to ``summary.txt``: each figure with its interval and Monte Carlo error
+    in one cell (:func:`analysis.common.screen.with_intervals`)."""
+    from analysis.common.screen import with_intervals
+
+    with pd.option_context("display.width", 160, "display.max_rows", 80):
+        return with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}")

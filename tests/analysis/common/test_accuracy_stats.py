@@ -76,7 +76,7 @@ def test_intervals_sit_beside_their_values_and_leave_the_old_columns_alone():
     assert (got.ciou_lo < got.ciou_hi).all() and (got.ciou_mc > 0).all()
     stat = gs.metric_stats(rows, "image")[("fastv", 64)]["ciou"]
     row = got[got.method == "fastv"].iloc[0]   # the studentized interval, not the percentile one
-    assert (row.ciou_lo, row.ciou_hi, row.ciou_mc) == B.studentized(stat, 200, 0)[1:]
+    assert (row.ciou_lo, row.ciou_hi, row.ciou_mc) == B.studentized(stat, 200, 0, bounds=(0.0, 1.0))[1:]
 
 
 def test_comparisons_pair_every_method_with_none_and_litelvlm_and_holm_over_the_metric():

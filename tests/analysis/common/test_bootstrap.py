@@ -251,3 +251,11 @@ def test_studentized_edges_constant_one_unit_and_few_units():
     assert np.isnan(B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.array([7, 7])), 200, 0)[1])
     _, lo, hi, _ = B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.arange(2)), 200, 0)
     assert lo == -np.inf and hi == np.inf   # half the draws repeat one unit: no finite interval from 2 units
+
+
+def test_studentized_ends_stay_within_the_values_the_statistic_takes():
+    x = np.array([0.02, 0.9, 0.05, 0.03])   # four units, one far out: the bootstrap-t's lower end overshoots 0
+    _, lo, hi, _ = B.studentized(B.unit_stat(x, np.arange(4)), 500, 1)
+    assert lo < 0
+    _, lo, hi, _ = B.studentized(B.unit_stat(x, np.arange(4)), 500, 1, bounds=(0.0, 1.0))
+    assert 0.0 == lo < x.mean() < hi <= 1.0

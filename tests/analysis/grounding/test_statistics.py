@@ -24,15 +24,23 @@ def _run(coco, out, protocol, *extra) -> int:
 
 
 def slow_interval(rows: pd.DataFrame, keys: list[str], n_boot: int, seed: int) -> tuple[float, float]:
-    """Draw units (sorted by ``keys``) with replacement; add up I and U over every row of each drawn unit."""
-    units = [g for _, g in rows.sort_values(keys).groupby(keys, sort=True)]
-    idx = np.random.default_rng(seed).integers(0, len(units), size=(n_boot, len(units)))
-    reps = []
-    for draw in idx:
-        inter = sum(float(units[i]["intersection"].sum()) for i in draw)
-        union = sum(float(units[i]["union"].sum()) for i in draw)
-        reps.append(inter / (union + 1e-10))
-    return tuple(np.quantile(reps, [0.025, 0.975]))
+    """The studentized interval of cIoU by a loop: draw units (sorted by ``keys``) with replacement, add up I and U
+    over every row of each drawn unit, and divide the replicate's distance from cIoU by its own delta-method error
+    (each drawn unit's residual I - cIoU* U over the drawn union)."""
+    units = [(float(g["intersection"].sum()), float(g["union"].sum()))
+             for _, g in rows.sort_values(keys).groupby(keys, sort=True)]
+    n = len(units)
+
+    def ciou_se(drawn):
+        inter, union = sum(i for i, _ in drawn), sum(u for _, u in drawn)
+        r = inter / (union + 1e-10)
+        return r, np.sqrt(n / (n - 1) * sum(((i - r * u) / (union + 1e-10)) ** 2 for i, u in drawn))
+
+    value, se = ciou_se(units)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    ts = [(r - value) / s for r, s in (ciou_se([units[i] for i in draw]) for draw in idx)]
+    ends = (value - np.quantile(ts, 0.975, method="higher") * se, value - np.quantile(ts, 0.025, method="lower") * se)
+    return tuple(min(max(e, 0.0), 1.0) for e in ends)   # a cIoU lies in [0, 1]
 
 
 @pytest.mark.parametrize("protocol, keys, unit", [("per-expression", ["image_id", "ref_id", "sent_id"], "expression"),
@@ -42,8 +50,8 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
     assert _run(coco128, out, protocol, "--n-boot", 200, "--seed", 3) == 0
     rows = pd.read_parquet(out / "grounding.parquet")
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "giou", "giou_lo", "giou_hi",
-                                     "n", "weights"]
+    assert list(summary.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou", "giou_lo",
+                                     "giou_hi", "giou_mc", "n", "weights"]
     for _, s in summary.iterrows():
         g = rows[(rows.method == s.method) & (rows.budget == s.budget)]
         assert (s.ciou_lo, s.ciou_hi) == pytest.approx(slow_interval(g, keys, 200, 3), rel=1e-12)
@@ -52,6 +60,7 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
         ("litelvlm", "none"), ("random", "none"), ("fastv", "none"), ("random", "litelvlm"), ("fastv", "litelvlm")}
     assert len(comparisons) == 10 and (comparisons.unit == unit).all() and (comparisons.weights == "random").all()
     assert (comparisons.correction == "holm").all() and (comparisons.p_adjusted >= comparisons.p).all()
+    assert (comparisons.test.str.startswith("exact swap test")).all()   # 2 images or 6 expressions: exact
     claims = pd.read_csv(out / "claims.csv")
     assert len(claims) == 4 and (claims.verdict == "not judged").all() and claims.value.notna().all()
     assert set(claims.compared_with) <= {"none", "fastv"}   # random is no "existing method"
@@ -66,10 +75,33 @@ def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_p
     assert _run(coco128, b, "per-expression", "--n-boot", 100) == 0
     for name in ("summary.csv", "comparisons.csv", "claims.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    before = pd.read_csv(a / "summary.csv")
+    before, margins = pd.read_csv(a / "summary.csv"), pd.read_csv(a / "claims.csv")[["lo", "hi"]]
     parts = sorted(p.name for p in (a / "parts").iterdir())
     assert _run(coco128, a, "per-expression", "--n-boot", 40) == 0   # the parts stay valid: only the tables change
     after = pd.read_csv(a / "summary.csv")
     assert sorted(p.name for p in (a / "parts").iterdir()) == parts
     old = ["method", "budget", "ciou", "giou", "n", "weights"]
-    assert after[old].equals(before[old]) and not after["ciou_lo"].equals(before["ciou_lo"])
+    # four expressions: every studentized interval is [0, 1]; the margins' bootstrap intervals move
+    assert after[old].equals(before[old]) and not pd.read_csv(a / "claims.csv")[["lo", "hi"]].equals(margins)
+
+
+def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monkeypatch):
+    """--boot-seed is no new experiment: into the same --out, the model is not called again; the figures stay, the
+    intervals move (the exact test's p-values do not: they draw nothing)."""
+    out = tmp_path / "run"
+    assert _run(coco128, out, "per-expression", "--n-boot", 100) == 0
+    before = {n: pd.read_csv(out / n) for n in ("summary.csv", "comparisons.csv", "claims.csv")}
+    from analysis.grounding import compute
+
+    calls = []
+    monkeypatch.setattr(compute, "evaluate_image", lambda *a, **k: calls.append(a) or [])
+    assert _run(coco128, out, "per-expression", "--n-boot", 100, "--boot-seed", 7) == 0
+    assert calls == []
+    after = {n: pd.read_csv(out / n) for n in ("summary.csv", "comparisons.csv", "claims.csv")}
+    old = ["method", "budget", "ciou", "giou", "n", "weights"]
+    assert after["summary.csv"][old].equals(before["summary.csv"][old])
+    assert after["claims.csv"].value.equals(before["claims.csv"].value)
+    assert not after["claims.csv"][["lo", "hi"]].equals(before["claims.csv"][["lo", "hi"]])
+    assert after["comparisons.csv"].equals(before["comparisons.csv"])
+    assert json.loads((out / "config.json").read_text())["boot_seed"] == 7
+    assert _run(coco128, out, "per-expression", "--n-boot", 100, "--seed", 7) == 2   # --seed is the experiment's
