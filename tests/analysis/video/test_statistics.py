@@ -1,10 +1,10 @@
 """`litelvlm eval-video`'s intervals over videos, comparisons.csv and claims.csv end to end (tiny random VideoGLaMM,
 two synthetic videos, one annotator set): J's interval against a slow loop over the run's own per-object rows, the
-tables' columns, the claims not judged on random weights, and a resume with another --n-boot."""
+tables' columns, the per-video table and summary.txt, the claims not judged on random weights, and a resume with
+another --n-boot or --boot-seed that does not call the model."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,26 +14,37 @@ ARGV = ["--anno-sets", "0", "--synthetic-videos", "2", "--synthetic-frames", "4"
         "--methods", "vispruner,litelvlm", "--budgets", "81"]
 
 
-def test_intervals_over_videos_comparisons_and_claims(tmp_path):
+def test_intervals_over_videos_comparisons_and_claims(tmp_path, monkeypatch):
     out = tmp_path / "video"
     assert main(["eval-video", "--out", str(out), *ARGV, "--n-boot", "300", "--seed", "2"]) == 0
     summary = pd.read_csv(out / "summary.csv")
     for metric in ("J", "F", "J&F"):
         at = list(summary.columns).index(metric)
-        assert list(summary.columns[at:at + 3]) == [metric, f"{metric}_lo", f"{metric}_hi"]
+        assert list(summary.columns[at:at + 4]) == [metric, f"{metric}_lo", f"{metric}_hi", f"{metric}_mc"]
     assert summary.columns[-1] == "weights"
+    from analysis.common import bootstrap as B
     from analysis.common.parts import PartStore
 
     objects = pd.concat(PartStore(out).frames("objects"), ignore_index=True)   # DAVIS's per-object J of each part
+    stored = pd.read_parquet(out / "objects.parquet")   # the same rows, kept beside the tables
+    assert stored.drop(columns="weights").sort_values(list(objects.columns)).reset_index(drop=True).equals(
+        objects.sort_values(list(objects.columns)).reset_index(drop=True))
     videos = sorted(objects.video.unique())
     assert len(videos) == 2 and len(objects[objects.method == "none"]) > 2   # several objects in a video
-    idx = np.random.default_rng(2).integers(0, 2, size=(300, 2))
     for _, s in summary.iterrows():
         # one annotator set: the set's J is the mean over every object of the drawn videos (a video drawn twice
-        # counts twice)
+        # counts twice); two videos give the interval [0, 1]
         o = objects[(objects.method == s.method) & (objects.budget == s.budget)]
-        reps = [np.mean([j for i in draw for j in o[o.video == videos[i]].J]) for draw in idx]
-        assert (s.J_lo, s.J_hi) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])), abs=1e-12)
+        stat = B.unit_stat(o.J.to_numpy(), o.video.to_numpy())
+        assert (s.J_lo, s.J_hi) == B.studentized(stat, 300, 2, bounds=(0.0, 1.0))[1:3] == (0.0, 1.0)
+    # the per-unit table: each video's mean J and F over its objects; summary.txt is the table as printed
+    per_video = pd.read_csv(out / "videos.csv")
+    assert list(per_video.columns) == ["video", "method", "budget", "J", "F", "J&F", "objects", "weights"]
+    for _, v in per_video.iterrows():
+        o = objects[(objects.video == v.video) & (objects.method == v.method) & (objects.budget == v.budget)]
+        assert (v.J, v.F, v.objects) == pytest.approx((o.J.mean(), o.F.mean(), len(o)))
+    text = (out / "summary.txt").read_text()
+    assert text.splitlines()[0].split()[:2] == ["method", "budget"] and "J_lo" not in text
     comparisons = pd.read_csv(out / "comparisons.csv")
     assert set(comparisons.metric) == {"J", "F", "J&F"} and (comparisons.unit == "video").all()
     assert set(zip(comparisons.method, comparisons.reference)) == {
@@ -47,3 +58,12 @@ def test_intervals_over_videos_comparisons_and_claims(tmp_path):
     old = ["method", "budget", "context_tokens", "J", "F", "J&F", "videos", "objects", "expressions",
            "llm_visual_tokens", "weights"]
     assert after[old].equals(before[old])
+    from analysis.video import compute
+
+    calls = []
+    monkeypatch.setattr(compute, "video_part", lambda *a, **k: calls.append(a))
+    assert main(["eval-video", "--out", str(out), *ARGV, "--n-boot", "50", "--seed", "2", "--boot-seed", "9"]) == 0
+    assert calls == [] and pd.read_csv(out / "summary.csv")[old].equals(before[old])   # the model is not called
+    import json
+
+    assert json.loads((out / "config.json").read_text())["boot_seed"] == 9   # two videos: no interval moves
