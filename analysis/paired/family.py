@@ -1,5 +1,5 @@
 """Figure family 12, paired comparisons: per metric, every method minus the unpruned model and minus LiteLVLM against
-the budget, with the paired 95% bootstrap interval and Holm-adjusted significance (``comparisons.csv`` of an
+the budget, with the 95% interval of the paired swap test and its significance (``comparisons.csv`` of an
 ``eval-grounding`` or ``eval-video`` folder; each folder drawn on its own)."""
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ FAMILY = Family(
     name="paired", notebook="12_paired_comparisons", title="Paired comparisons of the methods",
     description="Per metric (cIoU, gIoU, a family's own metric; J, F, J&F), every method minus the unpruned model "
                 "and minus LiteLVLM at each budget, on the same images or expressions (`eval-grounding`) or videos "
-                "(`eval-video`): the difference with its paired 95% bootstrap interval (one draw of the units for "
-                "both methods), a filled marker where the Holm-adjusted p-value (over every comparison of the metric "
-                "in the table) is below 0.05 (`comparisons.csv`; each results folder drawn on its own).",
+                "(`eval-video`): the difference with the 95% interval that inverts the paired swap test, a filled "
+                "marker where that test's p-value is below 0.05, exactly where the bar leaves 0 (Holm's adjustment "
+                "is in `comparisons.csv`; each results folder drawn on its own).",
     command="litelvlm eval-grounding / eval-video", requires=("analysis.common.accuracy_stats", "analysis.paired.plots"),
     subdir="paired", make_smoke=smoke_paired, read=read_paired, draw=draw_paired,
     smoke_note="`litelvlm eval-grounding` (official protocol) with the random-weight "
