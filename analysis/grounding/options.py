@@ -61,9 +61,9 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
     n_boot: int = arg(1000, help="bootstrap replicates (over images under --protocol official, expressions under "
                                  "per-expression) for the intervals, comparisons.csv and claims.csv, and random "
                                  "swap patterns of the paired test beyond 16 units")
-    boot_seed: int | None = arg(None, help="seed of the bootstrap and of the paired test's patterns (default: --seed); "
-                                           "a new one into an existing --out recomputes only the statistics, from "
-                                           "the stored rows")
+    boot_seed: int | None = arg(None, minimum=0,
+                                help="seed of the bootstrap and of the paired test's patterns (default: --seed); a new "
+                                     "one into an existing --out recomputes only the statistics, from the stored rows")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
     dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s evaluation), "
                                   "float32 for a small random preset", choices=["auto", *DTYPES])

@@ -78,9 +78,9 @@ class VideoArgs:
                             "the bootstrap")
     n_boot: int = arg(1000, help="bootstrap replicates (over videos) for the intervals, comparisons.csv and claims.csv, "
                                  "and random swap patterns of the paired test beyond 16 videos")
-    boot_seed: int | None = arg(None, help="seed of the bootstrap and of the paired test's patterns (default: --seed); "
-                                           "a new one into an existing --out recomputes only the statistics, from "
-                                           "the stored rows")
+    boot_seed: int | None = arg(None, minimum=0,
+                                help="seed of the bootstrap and of the paired test's patterns (default: --seed); a new "
+                                     "one into an existing --out recomputes only the statistics, from the stored rows")
     device: str = arg("cpu", help="torch device")
     dtype: str = arg("auto", help="model dtype (auto: the checkpoint's)",
                      choices=["auto", "float32", "bfloat16", "float16"])

@@ -11,6 +11,7 @@ from litelvlm.cli import main
 CASES = [
     ("eval-grounding", "--limit-images", "-40", 1), ("eval-grounding", "--limit-images", "0", 1),
     ("eval-grounding", "--chunk", "0", 1), ("eval-grounding", "--max-sentences", "0", 1),
+    ("eval-grounding", "--boot-seed", "-1", 0), ("eval-video", "--boot-seed", "-3", 0),
     ("importance", "--limit-images", "-1", 1), ("importance", "--max-sentences", "0", 1),
     ("importance", "--internal-batch-size", "0", 1),
     ("reversal", "--limit-sentences", "-40", 1), ("reversal", "--batch-size", "0", 1),
