@@ -49,7 +49,7 @@ COMPARISON_COLUMNS = ["metric", "budget", "method", "reference", "reference_budg
                       "family_size", "ratio", "ratio_lo", "ratio_hi", "units", "unit", "p_mc", "difference_mc",
                       "ratio_mc", "test"]
 CLAIM_COLUMNS = ["claim", "statement", "metric", "budget", "method", "compared_with", "value", "lo", "hi",
-                 "threshold", "verdict", "interval_clears", "note"]
+                 "threshold", "verdict", "interval_clears", "note", "mc"]
 
 Stats = dict[tuple[str, int], dict[str, UnitStat]]
 
@@ -130,7 +130,8 @@ def _why(value: float, units: int) -> str:
 
 def _one_unit(got: dict, lo: str, hi: str) -> dict:
     """``got`` with NaN bounds when it rests on a single unit (its interval says nothing there)."""
-    return {**got, lo: float("nan"), hi: float("nan")} if got["units"] < 2 else got
+    mc = lo.rsplit("_", 1)[0] + "_mc"
+    return {**got, lo: float("nan"), hi: float("nan"), mc: float("nan")} if got["units"] < 2 else got
 
 
 def claims_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, weights: str) -> pd.DataFrame:
@@ -157,7 +158,8 @@ def claims_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, weigh
             rows.append({"claim": name, "statement": statement, "metric": metric, "budget": budget,
                          "method": LITELVLM, "compared_with": BASELINE, "value": got["ratio"],
                          "lo": got["ratio_lo"], "hi": got["ratio_hi"], "threshold": threshold, "verdict": verdict,
-                         "interval_clears": clears, "note": note or _why(got["ratio"], got["units"])})
+                         "interval_clears": clears, "note": note or _why(got["ratio"], got["units"]),
+                         "mc": got["ratio_mc"]})
         name, statement, threshold = MARGIN_CLAIM
         for budget in budgets:
             lite = stats[(LITELVLM, budget)].get(metric)
@@ -174,7 +176,7 @@ def claims_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, weigh
                          "method": LITELVLM, "compared_with": got["best_other"], "value": got["margin"],
                          "lo": got["margin_lo"], "hi": got["margin_hi"], "threshold": threshold,
                          "verdict": verdict, "interval_clears": clears,
-                         "note": note or _why(got["margin"], got["units"])})
+                         "note": note or _why(got["margin"], got["units"]), "mc": got["margin_mc"]})
         if not budgets:
             rows += [{"claim": c[0], "statement": c[1], "metric": metric, "method": LITELVLM, "threshold": c[2],
                       "verdict": "not judged", "note": "litelvlm was not run"} for c in (RETENTION_CLAIM, MARGIN_CLAIM)]

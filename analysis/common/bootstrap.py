@@ -237,11 +237,26 @@ def margin_over_best(target: UnitStat, others: dict[str, UnitStat], n_boot: int 
     out = {"best_other": names[best], "best_other_value": values[best], "margin": stats[0].value() - values[best],
            "units": stats[0].n_units}
     if not _can_resample(stats[0].n_units, n_boot):
-        return {**out, "margin_lo": float("nan"), "margin_hi": float("nan")}
+        return {**out, "margin_lo": float("nan"), "margin_hi": float("nan"), "margin_mc": float("nan")}
     idx = draw(stats[0].n_units, n_boot, seed)
     rest = np.vstack([s.replicates(idx) for s in stats[1:]])
-    lo, hi = percentile(stats[0].replicates(idx) - rest.max(0), level)
-    return {**out, "margin_lo": lo, "margin_hi": hi}
+    reps = stats[0].replicates(idx) - rest.max(0)
+    lo, hi = percentile(reps, level)
+    return {**out, "margin_lo": lo, "margin_hi": hi, "margin_mc": percentile_mc(reps, level)}
+
+
+def percentile_mc(reps: np.ndarray, level: float = 0.95) -> float:
+    """The Monte Carlo error of :func:`percentile`'s ends: half the spread between the order statistics one binomial
+    standard error either side of each quantile, the larger end's (NaN without finite replicates)."""
+    reps = np.sort(np.asarray(reps, dtype=np.float64)[np.isfinite(reps)])
+    if not len(reps):
+        return float("nan")
+    alpha, n = (1.0 - level) / 2.0, len(reps)
+    spreads = []
+    for q in (alpha, 1.0 - alpha):
+        k, w = q * (n - 1), math.sqrt(n * q * (1 - q))
+        spreads.append(float(reps[min(n - 1, math.ceil(k + w))] - reps[max(0, math.floor(k - w))]) / 2)
+    return max(spreads)
 
 
 def holm(p: Sequence[float]) -> np.ndarray:

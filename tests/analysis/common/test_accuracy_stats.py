@@ -111,6 +111,7 @@ def test_claims_known_answers_and_not_judged_on_random_weights(monkeypatch):
     keep, margin = real.iloc[0], real.iloc[1]
     assert keep.verdict == "MET" and keep.value == pytest.approx(0.95, abs=0.01) and keep.interval_clears
     assert margin.compared_with == "fastv" and margin.verdict == "MET"
+    assert keep.mc == 0 and margin.mc > 0   # 12 images: the exact test's interval has no Monte Carlo error
     none = stats[("none", 576)]["ciou"].value()
     assert margin.value == pytest.approx(stats[("litelvlm", 64)]["ciou"].value() - stats[("fastv", 64)]["ciou"].value())
     assert margin.value == pytest.approx(0.15 * none, rel=0.1)
@@ -197,7 +198,7 @@ def test_a_claim_on_one_unit_says_there_is_no_interval():
     rows = _rows(images=1)   # one image: three sentences, one resampled unit
     got = acc.claims_table(gs.metric_stats(rows, "image"), ["ciou"], 100, 0, "real")
     assert list(got.note) == [acc.ONE_UNIT] * 2 == ["no interval (one unit)"] * 2
-    assert got.lo.isna().all() and got.hi.isna().all() and got.interval_clears.isna().all()
+    assert got.lo.isna().all() and got.hi.isna().all() and got.interval_clears.isna().all() and got.mc.isna().all()
     assert set(got.verdict) <= {"MET", "MISSED"}
     from analysis.common.stat_plots import plot_claims_table
 

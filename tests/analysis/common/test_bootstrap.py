@@ -259,3 +259,13 @@ def test_studentized_ends_stay_within_the_values_the_statistic_takes():
     assert lo < 0
     _, lo, hi, _ = B.studentized(B.unit_stat(x, np.arange(4)), 500, 1, bounds=(0.0, 1.0))
     assert 0.0 == lo < x.mean() < hi <= 1.0
+
+
+def test_percentile_monte_carlo_error_by_hand_and_beside_the_margin():
+    # 1001 evenly spaced replicates: the 2.5% quantile sits at order statistic 25, one binomial standard error
+    # (sqrt(1001 * 0.025 * 0.975) = 4.94) either side are statistics 20 and 30: half their spread is 5
+    assert B.percentile_mc(np.random.default_rng(0).permutation(np.arange(1001.0))) == pytest.approx(5.0)
+    rng = np.random.default_rng(19)
+    units = np.arange(30)
+    got = B.margin_over_best(B.unit_stat(rng.random(30), units), {"p": B.unit_stat(rng.random(30), units)}, 500, 1)
+    assert 0 < got["margin_mc"] < (got["margin_hi"] - got["margin_lo"]) / 5
