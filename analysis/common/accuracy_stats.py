@@ -56,14 +56,15 @@ Stats = dict[tuple[str, int], dict[str, UnitStat]]
 
 def with_intervals(summary: pd.DataFrame, stats: Stats, metrics: list[str], n_boot: int, seed: int) -> pd.DataFrame:
     """``summary`` (one row per method and budget) with ``<metric>_lo`` / ``<metric>_hi`` (the studentized
-    bootstrap interval, within :data:`RANGE`) and ``<metric>_mc`` (its Monte Carlo error) right after each of ``metrics`` present in it;
-    the existing columns untouched."""
+    bootstrap interval, within :data:`RANGE`) and ``<metric>_mc`` (its Monte Carlo error) right after each of
+    ``metrics`` present in it; the existing columns untouched."""
     out = summary.copy()
     for metric in [m for m in metrics if m in summary.columns]:
         bounds = []
         for method, budget in zip(summary["method"], summary["budget"], strict=True):
             stat = stats.get((method, int(budget)), {}).get(metric)
-            bounds.append((np.nan,) * 3 if stat is None else bootstrap.studentized(stat, n_boot, seed, bounds=RANGE)[1:])
+            bounds.append((np.nan,) * 3 if stat is None else
+                          bootstrap.studentized(stat, n_boot, seed, bounds=RANGE)[1:])
         at = out.columns.get_loc(metric) + 1
         for k, suffix in enumerate(("lo", "hi", "mc")):
             out.insert(at + k, f"{metric}_{suffix}", [b[k] for b in bounds])
