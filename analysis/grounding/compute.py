@@ -212,6 +212,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
             pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
                                  **({} if a.clip_context == "clip" else {"clip_context": a.clip_context}),
                                  **({} if a.clip_similarity == "clip" else {"clip_similarity": a.clip_similarity}),
+                                 **({} if a.image_resize == "torchvision" else {"image_resize": a.image_resize}),
                                  dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                                  numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
@@ -223,7 +224,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     _check_layers(a, methods, pipe)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
-    for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced")):
+    for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
+                         ("image_resize", "torchvision")):
         if config[key] == default:  # a default is recorded only when changed: earlier folders resume as they were
             config.pop(key)
     config.update(methods=methods, budgets=[b.column for b in budgets], images=len(image_ids),

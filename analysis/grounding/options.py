@@ -46,6 +46,10 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                             "(cosine with the mean instruction-token embedding, as OpenVINO's CDPruner "
                                             "port scores Qwen tokens); both this project's adaptations, the lowest "
                                             "kept first as LiteLVLM's rule", choices=["clip", "llm"])
+    image_resize: str = arg("torchvision", help="sa2va: the Qwen2-VL image processor's resize of the LLM's image: "
+                                                "torchvision (Qwen2VLImageProcessorFast, what the official pin "
+                                                "loads) or pil (the slow processor's PIL bicubic; this project's "
+                                                "option)", choices=["torchvision", "pil"])
     answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the official "
                                              f"evaluation of {_OFFICIAL}; this project's on a family that decodes its "
                                              "answer, whose random weights never generate its [SEG] token) or "
@@ -90,6 +94,12 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
         raise LiteLVLMError("--max-sentences must be >= 1")
     if a.chunk < 1:
         raise LiteLVLMError("--chunk must be >= 1")
+    if a.image_resize != "torchvision":
+        from litelvlm.families import family_of
+
+        if family_of(a.model) != "sa2va":  # the other families' processors resize nothing or are CLIP's
+            raise LiteLVLMError(f"--image-resize {a.image_resize}: model {a.model!r} is not of the sa2va family, "
+                                "the only one whose processor resizes the LLM's image")
     return methods, a.budgets
 
 
