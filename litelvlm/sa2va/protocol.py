@@ -38,9 +38,8 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
-from ..qwen.vision_info import PROCESSOR_RESIZES, processor_resize
+from ..qwen.vision_info import PROCESSOR_RESIZES, processor_resize, to_rgb
 from ..qwen.vision_info import smart_resize as qwen_vl_utils_smart_resize
-from ..qwen.vision_info import to_rgb
 from .config import SEG_TOKEN
 
 #: ``RES.py`` L186 and ``refVOS.py`` L13-14
