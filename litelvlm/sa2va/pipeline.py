@@ -31,10 +31,10 @@ from ..lvlm.family import GroundingPipeline
 from ..qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 
 #: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
-VIDEO_PRUNING = ("this project's adaptation: a pruned video joins its min(5, T) frames' tokens into one block (the "
-                 "separators between the frames' blocks dropped, every row keeping its official M-RoPE ids) and the "
-                 "method keeps K of the N merged tokens over the whole video; the unpruned run (none) is the official "
-                 "prompt")
+VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its min(5, T) frames' tokens into one block "
+                 "(the separators between the frames' blocks dropped, every row keeping its official M-RoPE ids) and "
+                 "the method keeps K of the N merged tokens over the whole video; the unpruned run (none) and any "
+                 "method at K = N run the official prompt")
 #: how ``describe()`` labels this family's pruning
 ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual tokens of "
               "the Qwen2.5-VL grid")
@@ -280,8 +280,9 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
             if why := video_method_error(self, method):
                 raise LiteLVLMError(why)
-            if not self.spec(method).baseline:
-                prepared = joined(self, prepared)
+            spec, n = self.spec(method), self.num_visual(prepared)
+            if not spec.baseline and int(Budget.of(budget).count(n, spec.extra_tokens)) != n:
+                prepared = joined(self, prepared)   # K = N prunes nothing: the official prompt, unjoined
         if getattr(prepared, "answer", "teacher-forced") != "generate":
             return super().ground(prepared, method, budget, **options)
         from .generate import generated_masks, reading_generation
