@@ -102,7 +102,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         rnd = parts.config.get("litelvlm_random") or {}
         bounds = {k: int(rnd[k]) for k in ("min_pixels", "max_pixels") if k in rnd}
         return cls(parts.qwen, parts.processor, parts.fcs, parts.sam2, name=model, numerics=numerics,
-                   clip=unused.get("clip") or default_clip(model), clip_text=unused.get("clip_text") or "question",
+                   clip=unused.get("clip") or default_clip(model, parts.config), clip_text=unused.get("clip_text") or "question",
                    context=unused.get("clip_context") or "clip", similarity=unused.get("clip_similarity") or "clip",
                    image_resize=unused.get("image_resize") or "torchvision", **bounds)
 
@@ -322,15 +322,18 @@ class Sa2VAPipeline(QwenSam2Pipeline):
             s, t, *prepared.image_size)
 
 
-def default_clip(model: str) -> str:
-    """The CLIP paired with a Sa2VA model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
+def default_clip(model: str, config: dict | None = None) -> str:
+    """The CLIP paired with a Sa2VA model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset);
+    a folder of random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
     from ..model_spec import ModelSpec
-    from ..qwen.pipeline import paired_clip
+    from ..qwen.pipeline import paired_clip, random_folder_clip
     from .card import CARD
     from .config import RANDOM_SA2VAS
 
     spec = ModelSpec.parse(model)
     preset = RANDOM_SA2VAS.get(spec.name)
+    if preset is None and (random := random_folder_clip(config)):
+        return random
     return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
 
 
