@@ -14,6 +14,7 @@ from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import card_of, cards
 
 PROTOCOLS = ("per-expression", "official")
 
@@ -46,7 +47,7 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                             "(cosine with the mean instruction-token embedding, as OpenVINO's CDPruner "
                                             "port scores Qwen tokens); both this project's adaptations, the lowest "
                                             "kept first as LiteLVLM's rule", choices=["clip", "llm"])
-    image_resize: str = arg("torchvision", help="sa2va: the Qwen2-VL image processor's resize of the LLM's image: "
+    image_resize: str = arg("torchvision", help="a family whose processor resizes the LLM's image (Qwen2-VL's): "
                                                 "torchvision (Qwen2VLImageProcessorFast, what the official pin "
                                                 "loads) or pil (the slow processor's PIL bicubic; this project's "
                                                 "option)", choices=["torchvision", "pil"])
@@ -94,12 +95,10 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
         raise LiteLVLMError("--max-sentences must be >= 1")
     if a.chunk < 1:
         raise LiteLVLMError("--chunk must be >= 1")
-    if a.image_resize != "torchvision":
-        from litelvlm.families import family_of
-
-        if family_of(a.model) != "sa2va":  # the other families' processors resize nothing or are CLIP's
-            raise LiteLVLMError(f"--image-resize {a.image_resize}: model {a.model!r} is not of the sa2va family, "
-                                "the only one whose processor resizes the LLM's image")
+    if a.image_resize != "torchvision" and a.image_resize not in card_of(a.model).image_resizes:
+        offered = ", ".join(c.name for c in cards() if a.image_resize in c.image_resizes)
+        raise LiteLVLMError(f"--image-resize {a.image_resize}: model {a.model!r} is of a family whose processor "
+                            f"offers no such resize (offered by: {offered})")
     return methods, a.budgets
 
 

@@ -62,5 +62,5 @@ def test_image_resize_is_sa2va_only(coco128, tmp_path, capsys):
 
     line = one_error_line(run_grounding(coco128, tmp_path / "out", "--image-resize", "pil"),
                           capsys.readouterr().err, "eval-grounding")
-    assert "--image-resize pil" in line and "tiny-random:0" in line and "sa2va" in line
+    assert "--image-resize pil" in line and "tiny-random:0" in line and "offered by: sa2va" in line
     assert not (tmp_path / "out").exists()

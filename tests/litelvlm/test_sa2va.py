@@ -114,8 +114,8 @@ def test_describe_labels_the_adaptation(tiny_pipe):
 
 def test_the_pipeline_feeds_the_official_fast_processors_pixels(tiny_pipe):
     """The loaded pipeline's vision-tower input is the official pin's (``Qwen2VLImageProcessorFast``), written out
-    independently in ``tests/litelvlm/sa2va/test_image_processor.py``; ``image_resize="pil"`` is the labelled option."""
-    from tests.litelvlm.sa2va.test_image_processor import _image, official_pixel_values
+    independently in ``tests/litelvlm/sa2va/test_protocol_image_processor.py``; ``image_resize="pil"`` is the labelled option."""
+    from tests.litelvlm.sa2va.test_protocol_image_processor import _image, official_pixel_values
 
     image = _image(333, 517, seed=1)
     bounds = (tiny_pipe.min_pixels, tiny_pipe.max_pixels)

@@ -129,7 +129,7 @@ def test_the_pipeline_reads_the_final_state_of_the_seg_row(tiny, official_sam2):
         add_generation_prompt=True, tokenize=False)
     assert made_text + "It is [SEG]." == pipe.processor.tokenizer.decode(prep.input_ids).replace(
         "<|image_pad|>" * pipe.num_visual(prep), "<|image_pad|>")
-    from tests.litelvlm.sa2va.test_image_processor import official_pixel_values
+    from tests.litelvlm.sa2va.test_protocol_image_processor import official_pixel_values
 
     # the pixels as the official pin's Qwen2VLImageProcessorFast makes them, written out with PIL and torchvision
     pixels = official_pixel_values(image, pipe.min_pixels, pipe.max_pixels)
@@ -187,7 +187,7 @@ def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
         add_generation_prompt=True, tokenize=False) + "It is [SEG]."
     inputs = parts.processor(text=[text], images=seen, do_resize=False, return_tensors="pt")
     assert torch.equal(inputs["input_ids"][0], prep.input_ids)
-    from tests.litelvlm.sa2va.test_image_processor import official_pixel_values
+    from tests.litelvlm.sa2va.test_protocol_image_processor import official_pixel_values
 
     pixels = torch.cat([official_pixel_values(f, pipe.min_pixels, pipe.max_pixels) for f in frames[:len(seen)]])
     assert inputs["pixel_values"].shape == pixels.shape
