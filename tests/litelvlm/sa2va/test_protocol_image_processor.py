@@ -18,6 +18,7 @@ The official side here is written out with PIL, torch and torchvision directly, 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -78,12 +79,23 @@ def _image(w: int, h: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(smooth + 128, 0, 255).astype(np.uint8), mode="RGB")
 
 
+@functools.cache
+def _image_processor():
+    """The image processor a Sa2VA folder's ``Qwen2_5_VLProcessor`` holds (transformers 5's default, torchvision
+    backend; the whole loaded pipeline is compared in ``tests/litelvlm/test_sa2va.py``)."""
+    from transformers import Qwen2VLImageProcessor
+
+    from litelvlm.qwen.config import preprocessor_config
+
+    return Qwen2VLImageProcessor(**{k: v for k, v in preprocessor_config("tiny").items()
+                                    if k not in ("image_processor_type", "processor_class")}, do_resize=False)
+
+
 def ours(image: Image.Image, lo: int, hi: int, resize: str = "torchvision") -> torch.Tensor:
-    from litelvlm.sa2va.cost import random_processor
     from litelvlm.sa2va.protocol import llm_image
 
     seen = llm_image(image, lo, hi, resize)
-    return random_processor("tiny").image_processor(images=[seen], do_resize=False, return_tensors="pt")["pixel_values"]
+    return _image_processor()(images=[seen], do_resize=False, return_tensors="pt")["pixel_values"]
 
 
 RELEASED = (512 * 28 * 28, 2048 * 28 * 28)
