@@ -88,3 +88,41 @@ def test_a_processor_config_without_image_settings_is_named(content, tmp_path):
     with pytest.raises(LiteLVLMError, match=r"lacks the image processor file\(s\) preprocessor_config.json \(or "
                                             r"processor_config.json\)"):
         load_clip(str(folder), "hf")
+
+
+def test_a_qwen_folder_of_todays_processor_layout_is_accepted(tmp_path):
+    """A Qwen2.5-VL folder whose processor was written by transformers 5's ``Qwen2_5_VLProcessor.save_pretrained``
+    (``processor_config.json``, ``chat_template.jinja``; no ``preprocessor_config.json``) passes the folder check."""
+    import shutil
+
+    from litelvlm.model_folder import check_model_folder
+    from litelvlm.qwen.checkpoint import random_qwen_dir
+
+    src, folder = random_qwen_dir("tiny", 0), tmp_path / "qwen"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / name, folder / name)
+    settings = json.loads((src / "preprocessor_config.json").read_text())
+    (folder / "processor_config.json").write_text(json.dumps({"image_processor": settings,
+                                                              "processor_class": "Qwen2_5_VLProcessor"}))
+    assert check_model_folder(folder, "qwen")["model_type"]
+
+
+@pytest.mark.slow   # loads the model; the default representative above is the same folder check
+def test_a_qwen_folder_saved_by_todays_processor_loads(tmp_path):
+    import shutil
+
+    from litelvlm.qwen.checkpoint import load_qwen, random_qwen_dir
+
+    src, folder = random_qwen_dir("tiny", 0), tmp_path / "qwen"
+    model, processor = load_qwen(str(src))
+    processor.save_pretrained(folder)
+    model.save_pretrained(folder, max_shard_size="200KB")
+    assert not (folder / "preprocessor_config.json").exists() and (folder / "processor_config.json").is_file()
+    assert (folder / "model.safetensors.index.json").is_file()
+    again, proc = load_qwen(str(folder))
+    want = model.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in again.state_dict().items())
+    image = Image.new("RGB", (56, 56), (10, 200, 30))
+    assert torch.equal(proc.image_processor(images=[image], return_tensors="pt")["pixel_values"],
+                       processor.image_processor(images=[image], return_tensors="pt")["pixel_values"])
