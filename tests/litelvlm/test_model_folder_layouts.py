@@ -110,7 +110,6 @@ def test_a_qwen_folder_of_todays_processor_layout_is_accepted(tmp_path):
 
 @pytest.mark.slow   # loads the model; the default representative above is the same folder check
 def test_a_qwen_folder_saved_by_todays_processor_loads(tmp_path):
-    import shutil
 
     from litelvlm.qwen.checkpoint import load_qwen, random_qwen_dir
 
