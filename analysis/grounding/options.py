@@ -10,11 +10,16 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.family_text import merged_grid_names, official_protocol_families
-from analysis.common.model_args import DTYPES, ModelDataArgs
+from analysis.common.model_args import (
+    DTYPES,
+    IMAGE_RESIZE_HELP,
+    IMAGE_RESIZES,
+    ModelDataArgs,
+    check_image_resize,
+)
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card_of, cards
 
 PROTOCOLS = ("per-expression", "official")
 
@@ -47,10 +52,7 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                             "(cosine with the mean instruction-token embedding, as OpenVINO's CDPruner "
                                             "port scores Qwen tokens); both this project's adaptations, the lowest "
                                             "kept first as LiteLVLM's rule", choices=["clip", "llm"])
-    image_resize: str = arg("torchvision", help="a family whose processor resizes the LLM's image (Qwen2-VL's): "
-                                                "torchvision (Qwen2VLImageProcessorFast, what the official pin "
-                                                "loads) or pil (the slow processor's PIL bicubic; this project's "
-                                                "option)", choices=["torchvision", "pil"])
+    image_resize: str = arg("torchvision", help=IMAGE_RESIZE_HELP, choices=list(IMAGE_RESIZES))
     answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the official "
                                              f"evaluation of {_OFFICIAL}; this project's on a family that decodes its "
                                              "answer, whose random weights never generate its [SEG] token) or "
@@ -95,10 +97,7 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
         raise LiteLVLMError("--max-sentences must be >= 1")
     if a.chunk < 1:
         raise LiteLVLMError("--chunk must be >= 1")
-    if a.image_resize != "torchvision" and a.image_resize not in card_of(a.model).image_resizes:
-        offered = ", ".join(c.name for c in cards() if a.image_resize in c.image_resizes)
-        raise LiteLVLMError(f"--image-resize {a.image_resize}: model {a.model!r} is of a family whose processor "
-                            f"offers no such resize (offered by: {offered})")
+    check_image_resize(a.image_resize, a.model)
     return methods, a.budgets
 
 

@@ -174,6 +174,7 @@ def run_video(a: VideoArgs) -> int:
     note = family.note
     skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch")
     skip += ("allocation",) if a.allocation == "uniform" else ()
+    skip += ("image_resize",) if a.image_resize == "torchvision" else ()
     config = {k: v for k, v in asdict(a).items() if k not in skip}
     if a.sam2_video_branch:   # non-default options only: folders written before them stay resumable
         config["sam2_video_branch"] = True
