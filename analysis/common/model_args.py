@@ -86,3 +86,10 @@ def check_image_resize(value: str, model: str) -> None:
         offered = ", ".join(c.name for c in cards() if value in c.image_resizes)
         raise LiteLVLMError(f"--image-resize {value}: model {model!r} is of a family whose processor offers no such "
                             f"resize (offered by: {offered})")
+
+
+def image_resize_record(value: str, model: str) -> dict[str, str]:
+    """What a run's ``config.json`` records of ``--image-resize``: the resize for a family whose card offers one (so
+    that a folder written with another resize, its numbers apart, is not resumed), nothing for any other family (its
+    folders stay as they were)."""
+    return {"image_resize": value} if card_of(model).image_resizes or value != IMAGE_RESIZES[0] else {}

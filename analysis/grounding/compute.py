@@ -46,7 +46,7 @@ from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_args import image_resize_record, quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.screen import with_intervals
@@ -224,10 +224,10 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     _check_layers(a, methods, pipe)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
-    for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
-                         ("image_resize", "torchvision")):
+    for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced")):
         if config[key] == default:  # a default is recorded only when changed: earlier folders resume as they were
             config.pop(key)
+    config.update(image_resize_record(config.pop("image_resize"), a.model))
     config.update(methods=methods, budgets=[b.column for b in budgets], images=len(image_ids),
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id,

@@ -45,6 +45,7 @@ def test_every_method_official(coco128, tmp_path, budgets):
     assert (rows.loc[rows["method"] == "fastv", "prune_layer"] == 2).all()
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["protocol"] == "official" and cfg["images"] == 1
+    assert "image_resize" not in cfg   # a family whose processor resizes nothing: its config.json as before
 
 
 def test_every_method_per_expression(coco128, tmp_path):

@@ -143,6 +143,8 @@ def test_eval_grounding_runs(coco128, tmp_path):
                  "34", "--methods", "none,fastv,litelvlm", "--budgets", "8"]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 3 and summary["ciou"].gt(0).all()
+    # the resize is recorded, so a folder of the earlier PIL resize (other numbers) is not resumed
+    assert json.loads((out / "config.json").read_text())["image_resize"] == "torchvision"
 
 
 @pytest.mark.slow

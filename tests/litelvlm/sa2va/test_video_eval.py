@@ -37,7 +37,7 @@ def test_the_unpruned_and_pruned_runs_are_scored(tmp_path):
     assert config["family"] == "sa2va" and config["budget_reading"] == BUDGET_READING
     assert config["clip"] == "tiny336-random:0" and "this project's adaptation" in config["video_pruning"]
     assert config["note"].startswith("Sa2VA's video numbers need its released weights")
-    assert "image_resize" not in config      # the default is not recorded: earlier folders resume as they were
+    assert config["image_resize"] == "torchvision"   # recorded: a folder of the earlier PIL resize is not resumed
 
 
 @pytest.mark.slow   # a second video run; the refusal below and test_sa2va.py's pixels are the default checks
