@@ -66,6 +66,9 @@ class FamilyCard:
     released_presets: tuple[str, ...] = ()
     #: presets small enough to run fastest on one thread
     small_presets: tuple[str, ...] = ("tiny",)
+    #: the resizes its processor offers for the LLM's image (``--image-resize``; the first is the official one), empty
+    #: when its processor resizes nothing of its own
+    image_resizes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:

@@ -125,8 +125,12 @@ class FolderSchema:
     files: list[tuple[str, list[tuple[str, ...]]]] = field(default_factory=list)
 
 
+#: the image processor's settings: transformers 5's ``ProcessorMixin.save_pretrained`` writes them under
+#: ``image_processor`` in ``processor_config.json``; ``ImageProcessor.save_pretrained`` and the hub's older folders
+#: in ``preprocessor_config.json`` (transformers loads either)
+IMAGE_PROCESSOR_FILES = ("image processor", [("preprocessor_config.json",), ("processor_config.json",)])
 QWEN_FILES = [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt", "tokenizer_config.json")]),
-              ("image processor", [("preprocessor_config.json",)])]
+              IMAGE_PROCESSOR_FILES]
 #: a tokenizer of LLaMA's or Phi-3's layout
 TOKENIZER_FILES = [("tokenizer", [("tokenizer.json",), ("tokenizer.model",)])]
 #: the shared schemas by name (a family's own schema sits in its package)
@@ -136,8 +140,7 @@ SCHEMAS: dict[str, FolderSchema] = {
                                          "logit_scale_init_value": "float", "text_config": "dict",
                                          "vision_config": "dict", **prefixed("text_config.", _CLIP_TOWER),
                                          **prefixed("vision_config.", _CLIP_TOWER)},
-                         [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt")]),
-                          ("image processor", [("preprocessor_config.json",)])]),
+                         [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt")]), IMAGE_PROCESSOR_FILES]),
     "open_clip": FolderSchema("open_clip_config.json", {
         "model_cfg": "dict", "model_cfg.embed_dim": "int", "model_cfg.vision_cfg": "dict", "model_cfg.text_cfg": "dict",
         **prefixed("model_cfg.vision_cfg.", _OPEN_CLIP_TOWER), **prefixed("model_cfg.text_cfg.", _OPEN_CLIP_TOWER),
@@ -153,4 +156,18 @@ def check_model_folder(folder: str | Path, schema: str | FolderSchema) -> dict:
     check_types(cfg, schema.keys, f"model folder {str(folder)!r}: {schema.config}")
     for what, alternatives in schema.files:
         require_files(folder, what, alternatives)
+        if (what, alternatives) == IMAGE_PROCESSOR_FILES:
+            check_image_processor(folder)
     return cfg
+
+
+def check_image_processor(folder: str | Path) -> None:
+    """A folder whose image-processor settings are only in ``processor_config.json`` holds them there as the
+    ``image_processor`` object transformers reads; else a :class:`LiteLVLMError` naming the file."""
+    if (Path(folder) / "preprocessor_config.json").is_file():
+        return
+    settings = read_config(folder, "processor_config.json").get("image_processor")
+    if not isinstance(settings, dict):
+        raise LiteLVLMError(f"model folder {str(folder)!r}: processor_config.json has no 'image_processor' object "
+                            f"(it holds {_JSON.get(type(settings), 'a value') if settings is not None else 'none'}) "
+                            "and there is no preprocessor_config.json")

@@ -46,7 +46,7 @@ from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_args import image_resize_record, quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.screen import with_intervals
@@ -212,6 +212,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
             pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
                                  **({} if a.clip_context == "clip" else {"clip_context": a.clip_context}),
                                  **({} if a.clip_similarity == "clip" else {"clip_similarity": a.clip_similarity}),
+                                 **({} if a.image_resize == "torchvision" else {"image_resize": a.image_resize}),
                                  dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                                  numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
@@ -226,6 +227,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced")):
         if config[key] == default:  # a default is recorded only when changed: earlier folders resume as they were
             config.pop(key)
+    config.update(image_resize_record(config.pop("image_resize"), a.model))
     config.update(methods=methods, budgets=[b.column for b in budgets], images=len(image_ids),
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id,

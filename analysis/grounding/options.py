@@ -10,7 +10,13 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.family_text import merged_grid_names, official_protocol_families
-from analysis.common.model_args import DTYPES, ModelDataArgs
+from analysis.common.model_args import (
+    DTYPES,
+    IMAGE_RESIZE_HELP,
+    IMAGE_RESIZES,
+    ModelDataArgs,
+    check_image_resize,
+)
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -46,6 +52,7 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                             "(cosine with the mean instruction-token embedding, as OpenVINO's CDPruner "
                                             "port scores Qwen tokens); both this project's adaptations, the lowest "
                                             "kept first as LiteLVLM's rule", choices=["clip", "llm"])
+    image_resize: str = arg("torchvision", help=IMAGE_RESIZE_HELP, choices=list(IMAGE_RESIZES))
     answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the official "
                                              f"evaluation of {_OFFICIAL}; this project's on a family that decodes its "
                                              "answer, whose random weights never generate its [SEG] token) or "
@@ -95,6 +102,7 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
         raise LiteLVLMError("--max-sentences must be >= 1")
     if a.chunk < 1:
         raise LiteLVLMError("--chunk must be >= 1")
+    check_image_resize(a.image_resize, a.model)
     return methods, a.budgets
 
 

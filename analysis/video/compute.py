@@ -37,6 +37,7 @@ import torch
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
+from analysis.common.model_args import image_resize_record
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record
@@ -178,9 +179,11 @@ def run_video(a: VideoArgs) -> int:
     note = family.note
     skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch")
     skip += ("allocation",) if a.allocation == "uniform" else ()
+    skip += ("image_resize",)
     config = {k: v for k, v in asdict(a).items() if k not in skip}
     if a.sam2_video_branch:   # non-default options only: folders written before them stay resumable
         config["sam2_video_branch"] = True
+    config.update(image_resize_record(a.image_resize, a.model))   # a family with a resize of its own records it
     config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note, **run_identity("video", a.model))
     with tempfile.TemporaryDirectory() as tmp:
         _, groups = dataset(a, tmp)

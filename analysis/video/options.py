@@ -20,6 +20,7 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.grounding_runs import check_budgets
+from analysis.common.model_args import IMAGE_RESIZE_HELP, IMAGE_RESIZES, check_image_resize
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -66,6 +67,7 @@ class VideoArgs:
                                           "16 K), with direct any count (the total exactly 16 K)")
     clip_text: str = arg("expression", help="CLIP text of the text-reading methods: the expression, or the "
                                             "family's question", choices=list(CLIP_TEXTS))
+    image_resize: str = arg("torchvision", help=IMAGE_RESIZE_HELP, choices=list(IMAGE_RESIZES))
     sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (the family's "
                                              "--use_sam2_video_branch) instead of frame-wise masks; recorded in "
                                              "config.json, a folder of the other kind is refused")
@@ -114,6 +116,7 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
         raise LiteLVLMError("; ".join(errors))
     a.budgets = budgets = check_budgets(a.budgets, NUM_PATCHES)   # the one range check (1..576 a frame), kept
     video_eval(a.model).check_options(a, budgets)
+    check_image_resize(a.image_resize, a.model)
     sets = split_list(a.anno_sets, int)
     if not sets or not all(0 <= s <= 3 for s in sets) or len(set(sets)) != len(sets):
         raise LiteLVLMError(f"--anno-sets must be distinct values in 0..3; got {a.anno_sets}")

@@ -22,7 +22,7 @@ from ..errors import LiteLVLMError
 from ..exclusions import Exclusions
 from ..io import read_json_file
 from .resize_cap import SOURCE_KEY
-from .segmentation import check_segmentation, decode_segmentation
+from .segmentation import check_segmentation, decode_segmentation, polygons_outside
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
     available = sorted({r["split"] for r in refs})
     if split != "all" and split not in available:
         raise LiteLVLMError(f"split {split!r} not in {str(refs_path)!r}; available: {', '.join(available)} or 'all'")
-    out, checked, left_out, total = [], set(), Exclusions("sentences"), 0
+    out, checked, left_out, total, clipped = [], set(), Exclusions("sentences"), 0, []
     for pos, ref in enumerate(refs):
         if split != "all" and ref["split"] != split:
             continue
@@ -245,7 +245,7 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
             continue
         _require_fields(inst_path, "annotation", ann, ("segmentation",))
         _require_fields(inst_path, "image", im, ("file_name", "height", "width"))
-        _check_annotation(inst_path, ann, im, checked)
+        _check_annotation(inst_path, ann, im, checked, clipped)
         for j, s in enumerate(ref["sentences"]):
             out.append(ReferRecord(
                 image_path=images_root / im["file_name"], image_id=int(ref["image_id"]),
@@ -256,6 +256,7 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
                 segmentation=ann["segmentation"], bbox=tuple(ann.get("bbox", ())) or None,
                 order=pos * 10_000 + j, source=inst_path))
     left_out.announce(total, log)
+    announce_clipped(inst_path, clipped, len(checked))
     out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
     return out
 
@@ -267,9 +268,10 @@ def bad_segmentation(source: str | Path | None, ann_id: Any, image_id: Any, caus
     return f"{where}annotation {ann_id} (image {image_id}) has a segmentation that cannot be decoded: {cause}"
 
 
-def _check_annotation(path: Path, ann: dict, im: dict, checked: set) -> None:
+def _check_annotation(path: Path, ann: dict, im: dict, checked: set, clipped: list | None = None) -> None:
     """Refuse, before pycocotools ever sees it, an annotation whose segmentation or image size is unusable
-    (:func:`~litelvlm.data.segmentation.check_segmentation`); ``checked`` holds the annotation ids done."""
+    (:func:`~litelvlm.data.segmentation.check_segmentation`); ``checked`` holds the annotation ids done, ``clipped``
+    gets (annotation id, image id, polygons) for each annotation with polygons reaching outside its image."""
     if ann.get("id") in checked:
         return
     height, width = im.get("height"), im.get("width")
@@ -277,12 +279,28 @@ def _check_annotation(path: Path, ann: dict, im: dict, checked: set) -> None:
         check_segmentation(ann["segmentation"], height, width)
     except ValueError as e:
         raise LiteLVLMError(bad_segmentation(path, ann.get("id"), im.get("id"), e)) from None
+    outside = polygons_outside(ann["segmentation"], height, width)
+    if outside and clipped is not None:
+        clipped.append((ann.get("id"), im.get("id"), outside))
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and height * width > 2 * limit:
         raise LiteLVLMError(f"instances file {str(path)!r}: image {im.get('id')} is {width} x {height} (width x "
                             f"height), past the {2 * limit} pixels at which PIL refuses an image as a decompression "
                             "bomb")
     checked.add(ann.get("id"))
+
+
+def announce_clipped(path: Path, clipped: list, total: int) -> str | None:
+    """Say once (a warning on this module's log) how many polygons of the ``total`` annotations read reach outside
+    their image, which pycocotools clips to it as the official REFER reader's decoding does; returns the line."""
+    if not clipped:
+        return None
+    polygons = sum(n for _, _, n in clipped)
+    shown = "; ".join(f"annotation {a} (image {i})" for a, i, _ in clipped[:3]) + ("; ..." if len(clipped) > 3 else "")
+    line = (f"instances file {str(path)!r}: {polygons} polygon(s) of {len(clipped)} of {total} annotations reach "
+            f"outside their image and are clipped to it, as pycocotools decodes them for the official reader: {shown}")
+    log.warning(line)
+    return line
 
 
 def _require_fields(path: Path, kind: str, entry: dict, fields: tuple[str, ...]) -> None:
@@ -306,7 +324,7 @@ def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None
     images_root = _image_dir(image_dir, path.parent / "images")
     images = {im["id"]: im for im in data["images"]}
     cats = {c["id"]: c["name"] for c in data["categories"]}
-    out, checked, left_out = [], set(), Exclusions("annotations")
+    out, checked, left_out, clipped = [], set(), Exclusions("annotations"), []
     for a in data["annotations"]:
         if a.get("iscrowd", 0):
             left_out.add("crowd annotation (iscrowd 1)", f"annotation {a.get('id')} (image {a.get('image_id')})")
@@ -317,7 +335,7 @@ def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None
             continue
         _require_fields(path, "annotation", a, ("segmentation",))
         _require_fields(path, "image", im, ("file_name", "height", "width"))
-        _check_annotation(path, a, im, checked)
+        _check_annotation(path, a, im, checked, clipped)
         name = cats.get(a["category_id"], "?")
         out.append(ReferRecord(
             image_path=images_root / im["file_name"], image_id=int(a["image_id"]), ref_id=int(a["id"]),
@@ -326,5 +344,6 @@ def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None
             width=int(im["width"]), segmentation=a["segmentation"], bbox=tuple(a.get("bbox", ())) or None,
             source=path))
     left_out.announce(len(data["annotations"]), log)
+    announce_clipped(path, clipped, len(checked))
     out.sort(key=lambda r: (r.image_id, r.ref_id, r.sent_id))
     return out

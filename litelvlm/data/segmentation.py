@@ -3,10 +3,13 @@
 pycocotools' C code trusts its input: a NaN or infinite polygon coordinate becomes a huge integer and the
 rasteriser allocates without bound (the process is killed), and RLE counts that run past ``height * width``
 are written past the end of the mask buffer. :func:`check_segmentation` therefore refuses, before pycocotools
-sees them, polygons with a coordinate that is not a finite number within the image (up to
-:data:`POLYGON_MARGIN` pixels outside it), RLEs whose ``size`` is not the image's, and RLE counts that are
-negative, not integers, or do not add up to ``height * width``. A valid segmentation decodes exactly as
-before (the checks only refuse).
+sees them, what it cannot decode: polygons with a coordinate that is not a finite number, of fewer than 3 points
+(``frPyObjects`` reads a first one of 4 numbers as a box and refuses a shorter one), or whose coordinates overflow
+its rasteriser (:data:`MAX_COORDINATE`, :data:`MAX_BOUNDARY_POINTS`); RLEs whose ``size`` is not the image's, and
+RLE counts that are negative, not integers, or do not add up to ``height * width``. A polygon that reaches outside
+its image is decoded as the official reader decodes it (REFER's ``getMask``/``annToMask``: pycocotools clips it to
+the image); :func:`polygons_outside` counts such polygons so that the loaders can say how many there were. A valid
+segmentation decodes exactly as before (the checks only refuse).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-#: how far (pixels) a polygon vertex may lie outside the image: COCO's polygons run along the border
-#: (x = width is the right edge), and pycocotools clips anything outside to the image
-POLYGON_MARGIN = 2.0
+#: pycocotools' ``rleFrPoly`` (``maskApi.c``) scales each coordinate by 5 into a C ``int``: a coordinate past this
+#: overflows it
+MAX_COORDINATE = (2**31 - 1) / 5 - 1
+#: ... and walks every point of the 5x upsampled boundary (four ints each): a longer boundary is refused
+MAX_BOUNDARY_POINTS = 2**24
 #: the largest single RLE count pycocotools stores (``uint``)
 MAX_RLE_COUNT = 2**32 - 1
 
@@ -104,18 +109,45 @@ def _check_polygons(seg: list, height: int, width: int) -> None:
         if not np.isfinite(xy).all():
             j = int(np.flatnonzero(~np.isfinite(xy))[0])
             raise ValueError(f"its polygon {i} has a non-finite coordinate ({xy[j]} at position {j})")
+        if len(xy) < 6:
+            raise ValueError(f"its polygon {i} has {len(xy)} coordinate(s), fewer than 3 points (pycocotools "
+                             "decodes no polygon from it)")
+        big = np.abs(xy) > MAX_COORDINATE
+        if big.any():
+            j = int(np.flatnonzero(big)[0])
+            raise ValueError(f"its polygon {i} has the coordinate {xy[j]:g} (position {j}), past the "
+                             f"{MAX_COORDINATE:.0f} that pycocotools' rasteriser can hold")
+        points = _boundary_points(xy)
+        if points > MAX_BOUNDARY_POINTS:
+            raise ValueError(f"its polygon {i} has a boundary of {points} upsampled points, past the "
+                             f"{MAX_BOUNDARY_POINTS} this project lets pycocotools' rasteriser allocate")
+
+
+def _boundary_points(xy: np.ndarray) -> int:
+    """The number of boundary points pycocotools' ``rleFrPoly`` walks for one polygon (``maskApi.c``: vertices
+    scaled by 5 and rounded by ``(int)(v + .5)``, then max(|dx|, |dy|) + 1 points per edge)."""
+    k = len(xy) // 2
+    x = np.trunc(5 * xy[0:2 * k:2] + 0.5).astype(np.int64)
+    y = np.trunc(5 * xy[1:2 * k:2] + 0.5).astype(np.int64)
+    return int((np.maximum(np.abs(x - np.roll(x, -1)), np.abs(y - np.roll(y, -1))) + 1).sum())
+
+
+def polygons_outside(segmentation: Any, height: int, width: int) -> int:
+    """How many polygons of ``segmentation`` (0 for an RLE) have a vertex outside the ``width`` x ``height`` image
+    (x in 0..width, y in 0..height: COCO's polygons run along the border); pycocotools clips them to the image."""
+    if not isinstance(segmentation, list):
+        return 0
+    count = 0
+    for poly in segmentation:
+        xy = np.asarray(poly, dtype=np.float64)
         xs, ys = xy[0:len(xy) - len(xy) % 2:2], xy[1::2]
-        out_x = (xs < -POLYGON_MARGIN) | (xs > width + POLYGON_MARGIN)
-        out_y = (ys < -POLYGON_MARGIN) | (ys > height + POLYGON_MARGIN)
-        if out_x.any() or out_y.any():
-            j = int(np.flatnonzero(out_x | out_y)[0])
-            raise ValueError(f"its polygon {i} has the point ({xs[j]:g}, {ys[j]:g}) outside the {width} x {height} "
-                             f"image (width x height; {POLYGON_MARGIN:g} pixels of margin)")
+        count += bool((xs < 0).any() or (xs > width).any() or (ys < 0).any() or (ys > height).any())
+    return count
 
 
 def check_segmentation(segmentation: Any, height: int, width: int) -> None:
     """Refuse, with a ``ValueError`` saying why, a segmentation that pycocotools must not see (see the module
-    docstring); an empty polygon list, or polygons of fewer than 3 points, pass (they decode to an empty mask)."""
+    docstring); an empty polygon list passes (an empty mask)."""
     if _int(height) is None or _int(width) is None or height < 1 or width < 1:
         raise ValueError(f"its image size {width!r} x {height!r} (width x height) is not two positive integers")
     if segmentation is None:

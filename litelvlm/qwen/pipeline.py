@@ -266,5 +266,14 @@ def paired_clip(preset: str | None, seed: int = 0) -> str:
     return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
 
 
+def random_folder_clip(config: dict | None) -> str | None:
+    """The CLIP paired with a random model read from its folder: :func:`paired_clip` of the preset and seed its
+    ``config.json`` records under ``litelvlm_random`` (None: not a random model's folder)."""
+    rnd = (config or {}).get("litelvlm_random")
+    if not isinstance(rnd, dict) or "preset" not in rnd:
+        return None
+    return paired_clip(str(rnd["preset"]), int(rnd.get("seed", 0)))
+
+
 __all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input", "QwenSam2Pipeline",
-           "paired_clip"]
+           "paired_clip", "random_folder_clip"]

@@ -16,6 +16,9 @@ from ..errors import LiteLVLMError
 
 #: ``MAX_RATIO``: the largest aspect ratio ``smart_resize`` accepts
 MAX_RATIO = 200
+#: the Qwen2-VL image processor's resize: ``torchvision`` is ``Qwen2VLImageProcessorFast`` (what ``AutoProcessor``
+#: loads under transformers 4.57 with torchvision installed), ``pil`` the slow ``Qwen2VLImageProcessor``
+PROCESSOR_RESIZES = ("torchvision", "pil")
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -37,6 +40,21 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h_bar, w_bar
 
 
+def processor_resize(image: Image.Image, width: int, height: int, how: str = "torchvision") -> Image.Image:
+    """The Qwen2-VL image processor's bicubic resize of an RGB image to ``width`` x ``height``. ``"torchvision"``:
+    the fast processor's (transformers 4.57 ``image_processing_utils_fast.py`` L582 ``F.pil_to_tensor``, L363
+    ``F.resize(..., antialias=True)`` on the uint8 tensor, torchvision.transforms.v2); ``"pil"``: the slow one's
+    (PIL's bicubic), which this project used before (labelled an option)."""
+    if how == "pil":
+        return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.BICUBIC)
+    if how != "torchvision":
+        raise LiteLVLMError(f"image resize must be one of {', '.join(PROCESSOR_RESIZES)}; got {how!r}")
+    from torchvision.transforms.v2 import functional as F
+
+    out = F.resize(F.pil_to_tensor(image), [height, width], interpolation=F.InterpolationMode.BICUBIC, antialias=True)
+    return Image.fromarray(out.permute(1, 2, 0).numpy(), mode="RGB")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB as ``fetch_image`` makes it: RGBA composited over white, anything else ``convert("RGB")``."""
     if image.mode == "RGBA":
@@ -46,4 +64,4 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-__all__ = ["MAX_RATIO", "smart_resize", "to_rgb"]
+__all__ = ["MAX_RATIO", "PROCESSOR_RESIZES", "processor_resize", "smart_resize", "to_rgb"]

@@ -31,10 +31,10 @@ from ..lvlm.family import GroundingPipeline
 from ..qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 
 #: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
-VIDEO_PRUNING = ("this project's adaptation: a pruned video joins its min(5, T) frames' tokens into one block (the "
-                 "separators between the frames' blocks dropped, every row keeping its official M-RoPE ids) and the "
-                 "method keeps K of the N merged tokens over the whole video; the unpruned run (none) is the official "
-                 "prompt")
+VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its min(5, T) frames' tokens into one block "
+                 "(the separators between the frames' blocks dropped, every row keeping its official M-RoPE ids) and "
+                 "the method keeps K of the N merged tokens over the whole video; the unpruned run (none) and any "
+                 "method at K = N run the official prompt")
 #: how ``describe()`` labels this family's pruning
 ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual tokens of "
               "the Qwen2.5-VL grid")
@@ -66,9 +66,14 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
     def __init__(self, qwen, processor, fcs, sam2, name: str = "sa2va", numerics=None, clip=None,
                  clip_text: str = "question", context: str = "clip", similarity: str = "clip",
-                 min_pixels: int = 512 * 28 * 28, max_pixels: int = 2048 * 28 * 28) -> None:
+                 min_pixels: int = 512 * 28 * 28, max_pixels: int = 2048 * 28 * 28,
+                 image_resize: str = "torchvision") -> None:
         from ..lvlm.numerics import Numerics
-        from .protocol import seg_token_id
+        from .protocol import PROCESSOR_RESIZES, seg_token_id
+
+        if image_resize not in PROCESSOR_RESIZES:
+            raise LiteLVLMError(f"model {name!r}: --image-resize must be one of {', '.join(PROCESSOR_RESIZES)}; "
+                                f"got {image_resize!r}")
 
         self._set_clip(clip, clip_text, context, similarity)
         self.qwen, self.processor, self.sam2, self.name = qwen, processor, sam2, name
@@ -79,6 +84,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         self.seg_token = "[SEG]"
         self.seg_token_id = seg_token_id(processor.tokenizer)
         self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
+        self.image_resize = image_resize
 
     @classmethod
     def from_model_string(cls, model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
@@ -96,15 +102,18 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         rnd = parts.config.get("litelvlm_random") or {}
         bounds = {k: int(rnd[k]) for k in ("min_pixels", "max_pixels") if k in rnd}
         return cls(parts.qwen, parts.processor, parts.fcs, parts.sam2, name=model, numerics=numerics,
-                   clip=unused.get("clip") or default_clip(model), clip_text=unused.get("clip_text") or "question",
+                   clip=unused.get("clip") or default_clip(model, parts.config), clip_text=unused.get("clip_text") or "question",
                    context=unused.get("clip_context") or "clip", similarity=unused.get("clip_similarity") or "clip",
-                   **bounds)
+                   image_resize=unused.get("image_resize") or "torchvision", **bounds)
 
     def describe(self) -> dict:
         out = super().describe()
         out.update(pruning=ADAPTATION, video_pruning=VIDEO_PRUNING, answer="teacher-forced by default (this project's: the official answer is "
                    "generated, answer='generate')",
-                   mask_head="final hidden state of the [SEG] row -> text_hidden_fcs -> SAM 2 (no object-score gate)")
+                   mask_head="final hidden state of the [SEG] row -> text_hidden_fcs -> SAM 2 (no object-score gate)",
+                   image_resize=self.image_resize + (" (the official Qwen2VLImageProcessorFast's)" if
+                                                     self.image_resize == "torchvision" else
+                                                     " (this project's option: the slow processor's PIL bicubic)"))
         return out
 
     # -- per image ----------------------------------------------------------------------------------
@@ -112,7 +121,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         """The processor's image inputs of the image the vision tower sees (:func:`litelvlm.sa2va.protocol.llm_image`)."""
         from .protocol import llm_image
 
-        seen = llm_image(image, self.min_pixels, self.max_pixels)
+        seen = llm_image(image, self.min_pixels, self.max_pixels, self.image_resize)
         return seen, self.processor.image_processor(images=[seen], do_resize=False, return_tensors="pt")
 
     @torch.no_grad()
@@ -138,7 +147,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         if not frames:
             raise LiteLVLMError("a video needs at least one frame")
         parts = video_parts(self.sam2, frames)
-        seen = [llm_image(f, self.min_pixels, self.max_pixels) for f in frames[:parts.llm_frames]]
+        seen = [llm_image(f, self.min_pixels, self.max_pixels, self.image_resize) for f in frames[:parts.llm_frames]]
         px = self.processor.image_processor(images=seen, do_resize=False, return_tensors="pt")
         grid = px["image_grid_thw"]
         feats = self.qwen.model.get_image_features(px["pixel_values"].to(self.device),
@@ -174,10 +183,10 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         said = None if answer == "generate" else response
         if prepared.video is None:
             made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]), self.min_pixels,
-                                  self.max_pixels, said)
+                                  self.max_pixels, said, self.image_resize)
         else:   # the frames as given (prepare_video resized them), the Ref-VOS question
             made = prepare_inputs(self.processor, prepared.llm_images, video_question(sentences[0]), self.min_pixels,
-                                  self.max_pixels, said)
+                                  self.max_pixels, said, self.image_resize)
         got = made.inputs
         if not torch.equal(got["image_grid_thw"].cpu(), prepared.grid_thw):
             raise AssertionError("the prompt's image grid differs from the prepared input's")
@@ -271,8 +280,9 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
             if why := video_method_error(self, method):
                 raise LiteLVLMError(why)
-            if not self.spec(method).baseline:
-                prepared = joined(self, prepared)
+            spec, n = self.spec(method), self.num_visual(prepared)
+            if not spec.baseline and int(Budget.of(budget).count(n, spec.extra_tokens)) != n:
+                prepared = joined(self, prepared)   # K = N prunes nothing: the official prompt, unjoined
         if getattr(prepared, "answer", "teacher-forced") != "generate":
             return super().ground(prepared, method, budget, **options)
         from .generate import generated_masks, reading_generation
@@ -312,15 +322,18 @@ class Sa2VAPipeline(QwenSam2Pipeline):
             s, t, *prepared.image_size)
 
 
-def default_clip(model: str) -> str:
-    """The CLIP paired with a Sa2VA model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
+def default_clip(model: str, config: dict | None = None) -> str:
+    """The CLIP paired with a Sa2VA model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset);
+    a folder of random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
     from ..model_spec import ModelSpec
-    from ..qwen.pipeline import paired_clip
+    from ..qwen.pipeline import paired_clip, random_folder_clip
     from .card import CARD
     from .config import RANDOM_SA2VAS
 
     spec = ModelSpec.parse(model)
     preset = RANDOM_SA2VAS.get(spec.name)
+    if preset is None and (random := random_folder_clip(config)):
+        return random
     return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
 
 

@@ -10,7 +10,13 @@ bytedance/Sa2VA @9832e1a:
 2. the image the LLM sees (L205-214): ``qwen_vl_utils.process_vision_info`` first (``fetch_image``: RGB, then PIL's
    default bicubic resize to qwen-vl-utils' ``smart_resize`` with its defaults, factor 28, 4*28*28 .. 16384*28*28
    pixels), then the processor with ``min_pixels`` 512*28*28 and ``max_pixels`` 2048*28*28 (L45-46), whose image
-   processor resizes again (transformers' ``smart_resize``, bicubic) -- :func:`llm_image`;
+   processor resizes again to transformers' ``smart_resize``. The evaluation scripts load the processor with
+   ``AutoProcessor.from_pretrained(path, trust_remote_code=True)`` (``sa2va_eval_refcoco.py`` L92); under the
+   official pin (``pyproject.toml``: transformers 4.57.0) with torchvision installed that is
+   ``Qwen2VLImageProcessorFast`` (transformers 4.57.0 ``models/auto/image_processing_auto.py`` L52, L528-531:
+   ``FORCE_FAST_IMAGE_PROCESSOR``), whose resize is torchvision's bicubic with antialias on the uint8 tensor
+   (``image_processing_utils_fast.py`` L363, L582) -- :func:`llm_image` with ``resize="torchvision"``, the
+   default; ``resize="pil"`` is the slow processor's PIL bicubic (this project's earlier choice, an option);
 3. prompt: the processor's chat template with ``add_generation_prompt=True`` (L203);
 4. answer: greedy generation, up to 2048 new tokens (L218-224); the mask of each ``[SEG]`` comes from the final
    (normed) hidden state of the row whose INPUT is that ``[SEG]`` (``get_seg_hidden_states`` L255-259 over the
@@ -32,8 +38,8 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..qwen.vision_info import PROCESSOR_RESIZES, processor_resize, to_rgb
 from ..qwen.vision_info import smart_resize as qwen_vl_utils_smart_resize
-from ..qwen.vision_info import to_rgb
 from .config import SEG_TOKEN
 
 #: ``RES.py`` L186 and ``refVOS.py`` L13-14
@@ -71,11 +77,12 @@ def llm_size(height: int, width: int, min_pixels: int, max_pixels: int) -> tuple
     return first, (int(second[0]), int(second[1]))
 
 
-def llm_image(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
-    """The image the vision tower sees: ``fetch_image``'s RGB + bicubic resize, then the processor's bicubic resize."""
+def llm_image(image: Image.Image, min_pixels: int, max_pixels: int, resize: str = "torchvision") -> Image.Image:
+    """The image the vision tower sees: ``fetch_image``'s RGB + PIL bicubic resize, then the processor's resize
+    (``resize``: ``"torchvision"``, the fast processor's, official; ``"pil"``, the slow one's)."""
     (h1, w1), (h2, w2) = llm_size(image.height, image.width, min_pixels, max_pixels)
     out = to_rgb(image).resize((w1, h1), Image.Resampling.BICUBIC)
-    return out if (h2, w2) == (h1, w1) else out.resize((w2, h2), Image.Resampling.BICUBIC)
+    return processor_resize(out, w2, h2, resize)
 
 
 def seg_rows(input_ids: torch.Tensor, seg_id: int) -> torch.Tensor:
@@ -111,18 +118,18 @@ class Sa2VAInputs:
 
 
 def prepare_inputs(processor, images: list[Image.Image], question: str, min_pixels: int, max_pixels: int,
-                   response: int | None = 0) -> Sa2VAInputs:
+                   response: int | None = 0, resize: str = "torchvision") -> Sa2VAInputs:
     """The prompt of ``question`` over ``images`` (one image, or a video's first frames) with this project's
     teacher-forced answer ``ANSWERS_LIST[response]`` after it (None: the official prompt alone, which ends where the
-    generated answer starts)."""
+    generated answer starts); ``resize``: the processor's resize (:func:`llm_image`)."""
     if response is not None and not 0 <= response < len(ANSWERS_LIST):
         raise LiteLVLMError(f"response {response} not in 0..{len(ANSWERS_LIST) - 1} (ANSWERS_LIST)")
-    seen = [llm_image(im, min_pixels, max_pixels) for im in images]
+    seen = [llm_image(im, min_pixels, max_pixels, resize) for im in images]
     text = processor.apply_chat_template(chat_messages(question, seen), add_generation_prompt=True, tokenize=False)
     said = None if response is None else ANSWERS_LIST[response]
     inputs = processor(text=[text + (said or "")], images=seen, do_resize=False, return_tensors="pt")
     return Sa2VAInputs(question=question, text=text + (said or ""), response=said, images=seen, inputs=inputs)
 
 
-__all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "Sa2VAInputs", "chat_messages", "image_question",
+__all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "PROCESSOR_RESIZES", "Sa2VAInputs", "chat_messages", "image_question",
            "llm_image", "llm_size", "prepare_inputs", "seg_rows", "seg_token_id", "video_question"]

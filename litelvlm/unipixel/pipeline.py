@@ -86,7 +86,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
             if unused.get(key):
                 raise LiteLVLMError(f"model {model!r}: --{key} does not apply: a UniPixel folder brings its own")
         parts = load_unipixel(model, device=device, dtype=dtype)
-        clip = unused.get("clip") or default_clip(model)
+        clip = unused.get("clip") or default_clip(model, parts.config)
         return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics,
                    clip=clip, clip_text=unused.get("clip_text") or "question",
                    context=unused.get("clip_context") or "clip", similarity=unused.get("clip_similarity") or "clip")
@@ -209,14 +209,17 @@ class UniPixelPipeline(QwenSam2Pipeline):
         return self.seg_head(seg_hidden)
 
 
-def default_clip(model: str) -> str:
-    """The CLIP paired with a UniPixel model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset)."""
+def default_clip(model: str, config: dict | None = None) -> str:
+    """The CLIP paired with a UniPixel model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset);
+    a folder of random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
     from ..model_spec import ModelSpec
-    from ..qwen.pipeline import paired_clip
+    from ..qwen.pipeline import paired_clip, random_folder_clip
     from .card import CARD
 
     spec = ModelSpec.parse(model)
     preset = CARD.preset(spec)
+    if preset is None and (random := random_folder_clip(config)):
+        return random
     return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
 
 

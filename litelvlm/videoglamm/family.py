@@ -142,8 +142,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
             if options.get(key) not in (None, "clip"):
                 raise LiteLVLMError(f"model {model!r}: --{key.replace('_', '-')} is for a family that maps an external "
                                     "CLIP onto its own tokens; VideoGLaMM's tokens are its CLIP's")
-        net, tokenizer, _ = load_videoglamm(model, device=device, dtype=dtype)
-        return cls(net, tokenizer, name=model, clip=options.get("clip") or default_clip(model),
+        net, tokenizer, cfg = load_videoglamm(model, device=device, dtype=dtype)
+        return cls(net, tokenizer, name=model, clip=options.get("clip") or default_clip(model, cfg),
                    clip_text=options.get("clip_text") or "expression",
                    arrangement=options.get("arrangement") or "pool", numerics=numerics,
                    sam2_video_branch=bool(options.get("sam2_video_branch")))

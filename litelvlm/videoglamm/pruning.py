@@ -82,18 +82,22 @@ def per_frame_methods() -> list[str]:
     return sorted(names, key=lambda m: m != PAPER_VIDEO_BASELINE)
 
 
-def default_clip(model: str) -> str:
+def default_clip(model: str, config: dict | None = None) -> str:
     """The CLIP paired with a VideoGLaMM model string: a random CLIP of the preset's vision size for the random
-    presets (seeded alike; its text tower is random), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
+    presets (seeded alike; its text tower is random) and for a folder of random weights (the preset and seed its
+    ``config`` records), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
     from ..clip import DEFAULT_HF_MODEL
     from ..model_spec import ModelSpec
     from .card import CARD
 
     spec = ModelSpec.parse(model)
-    preset = CARD.preset(spec)
+    preset, seed = CARD.preset(spec), None
+    rnd = (config or {}).get("litelvlm_random")
+    if preset is None and isinstance(rnd, dict) and "preset" in rnd:
+        preset, seed = str(rnd["preset"]), int(rnd.get("seed", 0))
     if preset is None:
         return DEFAULT_HF_MODEL
-    seed = CARD.seed(spec)
+    seed = CARD.seed(spec) if seed is None else seed
     return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
 
 

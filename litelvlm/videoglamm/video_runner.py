@@ -34,8 +34,8 @@ class VideoGLaMMRunner:
 
     def __init__(self, a: Any) -> None:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
-        self.model, self.tokenizer, _ = load_videoglamm(a.model, device=a.device, dtype=dtype)
-        self.clip_name = a.clip or vp.default_clip(a.model)
+        self.model, self.tokenizer, cfg = load_videoglamm(a.model, device=a.device, dtype=dtype)
+        self.clip_name = a.clip or vp.default_clip(a.model, cfg)
         self.clip = vp.pair_clip(self.model, load_clip(self.clip_name, "hf", device=a.device, dtype=self.model.dtype))
         #: the same model on the family contract: the LLM-side methods run through its ``ground``
         self.pipe = VideoGLaMMPipeline(self.model, self.tokenizer, name=a.model, clip=self.clip,

@@ -45,6 +45,7 @@ def test_every_method_official(coco128, tmp_path, budgets):
     assert (rows.loc[rows["method"] == "fastv", "prune_layer"] == 2).all()
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["protocol"] == "official" and cfg["images"] == 1
+    assert "image_resize" not in cfg   # a family whose processor resizes nothing: its config.json as before
 
 
 def test_every_method_per_expression(coco128, tmp_path):
@@ -53,3 +54,14 @@ def test_every_method_per_expression(coco128, tmp_path):
                 "--budgets", ",".join(map(str, budgets))) == 0
     rows, _ = _check(tmp_path, METHODS, budgets, 2)
     assert (rows["turn"] == 0).all() and set(rows["image_id"]) == {34}
+
+
+@pytest.mark.odd_case("arguments", "--image-resize pil for a family whose processor resizes nothing (GLaMM)",
+                      "eval-grounding", "exit 2, one line naming the option and the model, before the model loads")
+def test_image_resize_is_sa2va_only(coco128, tmp_path, capsys):
+    from tests.fixtures.cli import one_error_line, run_grounding
+
+    line = one_error_line(run_grounding(coco128, tmp_path / "out", "--image-resize", "pil"),
+                          capsys.readouterr().err, "eval-grounding")
+    assert "--image-resize pil" in line and "tiny-random:0" in line and "offered by: sa2va" in line
+    assert not (tmp_path / "out").exists()

@@ -58,8 +58,10 @@ def _capped_run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 BAD_SEGMENTATIONS = {
     "NaN polygon coordinate": ([[float("nan"), 1.0, 10.0, 1.0, 10.0, 10.0]], "non-finite coordinate (nan"),
     "infinite polygon coordinate": ([[1.0, 1.0, float("inf"), 1.0, 10.0, 10.0]], "non-finite coordinate (inf"),
-    "polygon far outside the image": ([[1.0, 1.0, 1e9, 1.0, 10.0, 10.0]], "outside the 64 x 64 image"),
-    "negative polygon coordinates": ([[-50.0, 1.0, 10.0, 1.0, 10.0, 10.0]], "outside the 64 x 64 image"),
+    "polygon coordinate past pycocotools' int": ([[1.0, 1.0, 1e9, 1.0, 10.0, 10.0]], "that pycocotools' rasteriser "
+                                                                                     "can hold"),
+    "polygon whose boundary is too long to rasterise": ([[1.0, 1.0, 4e6, 1.0, 10.0, 10.0]], "upsampled points"),
+    "polygon of 2 points": ([[1.0, 1.0, 10.0, 1.0]], "fewer than 3 points"),
     "polygon of strings": ([["1", "1", "10", "1", "10", "10"]], "not a flat list of numbers"),
     "nested polygon": ([[[1, 1], [10, 1], [10, 10]]], "not a flat list of numbers"),
     "RLE counts past height x width": ({"size": [64, 64], "counts": [0, 10**6]}, "add up to 1000000 pixels"),
@@ -76,7 +78,8 @@ BAD_SEGMENTATIONS = {
 }
 
 
-@pytest.mark.odd_case("annotations", "NaN, infinite, out-of-image, non-numeric or nested polygons; RLE counts that "
+@pytest.mark.odd_case("annotations", "NaN, infinite, non-numeric or nested polygons, polygons of fewer than 3 points "
+                      "or too large for pycocotools' rasteriser; RLE counts that "
                       "are negative, NaN, short of or past height x width; bad compressed RLE strings; an RLE of "
                       "another size", "load_refer, load_coco_instances (what reversal, eval-grounding, importance, sink read)",
                       "one error naming the instances file, the annotation, the image and the cause, raised by the "
@@ -110,10 +113,37 @@ def test_valid_segmentations_pass_the_checks_and_decode_as_before(toy_refer):
     for r in records:
         rle = dict(r.segmentation, counts=r.segmentation["counts"].encode())
         np.testing.assert_array_equal(r.mask(), mask_utils.decode(rle).astype(bool))
-    border = [[0, 0, 64, 0, 64, 64, 0, 64], [65.5, -1.5, 30, 30, 2, 60]]  # on the edge, and within the margin
+    border = [[0, 0, 64, 0, 64, 64, 0, 64], [65.5, -1.5, 30, 30, 2, 60]]  # on the edge, and a little outside
     check_segmentation(border, 64, 64)
     want = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(border, 64, 64))).astype(bool)
     np.testing.assert_array_equal(decode_segmentation(border, 64, 64), want)
+
+
+@pytest.mark.odd_case("annotations", "polygons reaching outside their image ((-200, -150) on a 640 x 480 image)",
+                      "load_refer, load_coco_instances (what reversal, eval-grounding, importance, sink read)",
+                      "decoded as the official reader decodes them (pycocotools clips them to the image); one "
+                      "warning line counting the clipped polygons")
+@pytest.mark.parametrize("loader", ["refer", "coco"])
+def test_polygons_outside_the_image_are_clipped_as_the_official_reader_does_and_counted(loader, toy_refer,
+                                                                                       tmp_path, caplog):
+    """REFER's ``getMask`` (sejong-rcv/LiteLVLM @5896153 ``dataset/utils/refcoco_refer.py`` L308-320) decodes a
+    polygon list with ``pycocotools.mask.frPyObjects`` and ``decode``, summing the parts; pycocotools' rasteriser
+    (``maskApi.c`` ``rleFrPoly``) keeps only the columns and rows inside the image."""
+    from pycocotools import mask as mask_utils
+
+    seg = [[-200.0, -150.0, 40.0, 2.0, 60.0, 50.0, 5.0, 60.0], [10.0, 10.0, 30.0, 10.0, 30.0, 30.0],
+           [50.0, 50.0, 900.0, 55.0, 60.0, 700.0]]
+    refer = _with_segmentation(toy_refer, tmp_path / "refer", seg)
+    with caplog.at_level("WARNING"):
+        records = (load_refer(refer, None) if loader == "refer"
+                   else load_coco_instances(refer / "instances.json", refer / "images"))
+    record = next(r for r in records if r.ann_id == 1)
+    official = mask_utils.decode(mask_utils.frPyObjects(seg, 64, 64)).sum(axis=2).astype(np.uint8)
+    np.testing.assert_array_equal(record.mask(parts="sum"), official)
+    np.testing.assert_array_equal(record.mask(), official > 0)
+    assert 0 < official.mean() < 1
+    lines = [r.getMessage() for r in caplog.records if "clipped" in r.getMessage()]
+    assert len(lines) == 1 and "2 polygon(s) of 1 of" in lines[0] and "annotation 1 (image 1)" in lines[0]
 
 
 @pytest.mark.odd_case("annotations", "a NaN polygon coordinate (pycocotools was killed: SIGSEGV or out of memory)",

@@ -20,13 +20,13 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from litelvlm.data.segmentation import POLYGON_MARGIN, decode_segmentation, rle_string_counts  # noqa: E402
+from litelvlm.data.segmentation import decode_segmentation, rle_string_counts  # noqa: E402
 from litelvlm.errors import LiteLVLMError  # noqa: E402
 
 FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 sizes = st.tuples(st.integers(1, 24), st.integers(1, 24))  # (height, width)
-BAD_VALUES = [float("nan"), float("inf"), float("-inf"), -1e6, 1e6, 1e12, -POLYGON_MARGIN - 0.5]
+BAD_VALUES = [float("nan"), float("inf"), float("-inf"), -1e6, 1e6, 1e12, -1e9]
 
 
 def _runs(mask: np.ndarray) -> list[int]:
@@ -47,12 +47,13 @@ def masks(draw, hw=sizes):
 
 @st.composite
 def valid_segmentations(draw):
-    """(segmentation, height, width, expected mask or None): polygons within the image, or an RLE of a mask."""
+    """(segmentation, height, width, expected mask or None): polygons of 3 points or more, within the image or
+    reaching far outside it (pycocotools clips them), or an RLE of a mask."""
     h, w = draw(sizes)
     kind = draw(st.sampled_from(["polygons", "uncompressed", "compressed"]))
     if kind == "polygons":
-        coord = st.tuples(st.floats(-POLYGON_MARGIN, w + POLYGON_MARGIN), st.floats(-POLYGON_MARGIN, h + POLYGON_MARGIN))
-        polys = draw(st.lists(st.lists(coord, min_size=1, max_size=6), max_size=3))
+        coord = st.tuples(st.floats(-3 * w - 5, 4 * w + 5), st.floats(-3 * h - 5, 4 * h + 5))
+        polys = draw(st.lists(st.lists(coord, min_size=3, max_size=6), max_size=3))
         return [[v for xy in p for v in xy] for p in polys], h, w, None
     m = draw(masks(st.just((h, w))))
     if kind == "uncompressed":

@@ -112,6 +112,24 @@ def test_describe_labels_the_adaptation(tiny_pipe):
     assert "this project's" in got["answer"]
 
 
+def test_the_pipeline_feeds_the_official_fast_processors_pixels(tiny_pipe):
+    """The loaded pipeline's vision-tower input is the official pin's (``Qwen2VLImageProcessorFast``), written out
+    independently in ``tests/litelvlm/sa2va/test_protocol_image_processor.py``; ``image_resize="pil"`` is the labelled option."""
+    from tests.litelvlm.sa2va.test_protocol_image_processor import _image, official_pixel_values
+
+    image = _image(333, 517, seed=1)
+    bounds = (tiny_pipe.min_pixels, tiny_pipe.max_pixels)
+    assert torch.equal(tiny_pipe._image(image)[1]["pixel_values"], official_pixel_values(image, *bounds))
+    assert tiny_pipe.describe()["image_resize"].startswith("torchvision (the official")
+    tiny_pipe.image_resize = "pil"
+    try:
+        assert torch.equal(tiny_pipe._image(image)[1]["pixel_values"],
+                           official_pixel_values(image, *bounds, fast=False))
+        assert "this project's option" in tiny_pipe.describe()["image_resize"]
+    finally:
+        tiny_pipe.image_resize = "torchvision"
+
+
 def test_refusals_say_why(tiny_pipe):
     with pytest.raises(LiteLVLMError, match="answer must be one of teacher-forced, generate"):
         tiny_pipe.with_sentences(tiny_pipe.prepare_image(Image.new("RGB", (40, 30))), ["x"], answer="sampled")
@@ -125,6 +143,8 @@ def test_eval_grounding_runs(coco128, tmp_path):
                  "34", "--methods", "none,fastv,litelvlm", "--budgets", "8"]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 3 and summary["ciou"].gt(0).all()
+    # the resize is recorded, so a folder of the earlier PIL resize (other numbers) is not resumed
+    assert json.loads((out / "config.json").read_text())["image_resize"] == "torchvision"
 
 
 @pytest.mark.slow

@@ -129,10 +129,14 @@ def test_the_pipeline_reads_the_final_state_of_the_seg_row(tiny, official_sam2):
         add_generation_prompt=True, tokenize=False)
     assert made_text + "It is [SEG]." == pipe.processor.tokenizer.decode(prep.input_ids).replace(
         "<|image_pad|>" * pipe.num_visual(prep), "<|image_pad|>")
-    from litelvlm.sa2va.protocol import llm_image
+    from tests.litelvlm.sa2va.test_protocol_image_processor import official_pixel_values
 
-    inputs = parts.processor(text=[made_text + "It is [SEG]."], images=[llm_image(image, pipe.min_pixels,
-                             pipe.max_pixels)], do_resize=False, return_tensors="pt")
+    # the pixels as the official pin's Qwen2VLImageProcessorFast makes them, written out with PIL and torchvision
+    pixels = official_pixel_values(image, pipe.min_pixels, pipe.max_pixels)
+    inputs = parts.processor(text=[made_text + "It is [SEG]."], images=prep.llm_images, do_resize=False,
+                             return_tensors="pt")
+    assert inputs["pixel_values"].shape == pixels.shape
+    inputs["pixel_values"] = pixels
     with torch.no_grad():
         hidden = parts.qwen(**inputs, output_hidden_states=True).hidden_states[-1][0]
     seg = hidden[inputs["input_ids"][0] == pipe.seg_token_id]
@@ -183,6 +187,11 @@ def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
         add_generation_prompt=True, tokenize=False) + "It is [SEG]."
     inputs = parts.processor(text=[text], images=seen, do_resize=False, return_tensors="pt")
     assert torch.equal(inputs["input_ids"][0], prep.input_ids)
+    from tests.litelvlm.sa2va.test_protocol_image_processor import official_pixel_values
+
+    pixels = torch.cat([official_pixel_values(f, pipe.min_pixels, pipe.max_pixels) for f in frames[:len(seen)]])
+    assert inputs["pixel_values"].shape == pixels.shape
+    inputs["pixel_values"] = pixels       # the official pin's pixels, written out independently
     with torch.no_grad():
         hidden = parts.qwen(**inputs, output_hidden_states=True).hidden_states[-1][0]
     prompt = parts.fcs(hidden[inputs["input_ids"][0] == pipe.seg_token_id])

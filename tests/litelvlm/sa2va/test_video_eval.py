@@ -37,6 +37,28 @@ def test_the_unpruned_and_pruned_runs_are_scored(tmp_path):
     assert config["family"] == "sa2va" and config["budget_reading"] == BUDGET_READING
     assert config["clip"] == "tiny336-random:0" and "this project's adaptation" in config["video_pruning"]
     assert config["note"].startswith("Sa2VA's video numbers need its released weights")
+    assert config["image_resize"] == "torchvision"   # recorded: a folder of the earlier PIL resize is not resumed
+
+
+@pytest.mark.slow   # a second video run; the refusal below and test_sa2va.py's pixels are the default checks
+def test_the_pil_resize_option_runs_and_is_recorded(tmp_path):
+    out = tmp_path / "video"
+    assert main(["eval-video", "--out", str(out), *FAST, "--methods", "fastv", "--budgets", "196",
+                 "--image-resize", "pil"]) == 0
+    assert json.loads((out / "config.json").read_text())["image_resize"] == "pil"
+
+
+@pytest.mark.odd_case("arguments", "--image-resize pil for a family whose processor resizes nothing (UniPixel)",
+                      "eval-video", "exit 2, one line naming the option, the model and the family offering it; "
+                      "--out not created")
+def test_image_resize_is_refused_for_a_family_without_it(tmp_path, capsys):
+    from tests.fixtures.cli import one_error_line
+
+    out = tmp_path / "video"
+    rc = main(["eval-video", "--out", str(out), "--model", "unipixel-tiny-random:0", "--image-resize", "pil"])
+    line = one_error_line(rc, capsys.readouterr().err, "eval-video")
+    assert "--image-resize pil" in line and "unipixel-tiny-random:0" in line and "offered by: sa2va" in line
+    assert not out.exists()
 
 
 def test_offered_methods():

@@ -61,6 +61,17 @@ def test_a_pruned_video_is_the_joined_prompt_with_the_kept_tokens(pipe, video):
     assert torch.equal(out.mask_logits, logits)
 
 
+@pytest.mark.parametrize("method", ["divprune", pytest.param("fastv", marks=pytest.mark.slow)])
+def test_k_equal_to_n_on_a_video_changes_nothing(pipe, video, method):
+    """At K = N nothing is pruned, so the video is not joined either: the official prompt (its frames' separators
+    included) and the unpruned run's masks and [SEG] state, exactly."""
+    n = pipe.num_visual(video)
+    with torch.no_grad():
+        base, full = pipe.ground(video, "none", n), pipe.ground(video, method, n)
+    assert torch.equal(full.masks, base.masks) and torch.equal(full.kept_indices.cpu(), torch.arange(n))
+    assert torch.equal(full.seg_hidden, base.seg_hidden) and full.seq_len == base.seq_len == len(video.input_ids)
+
+
 @pytest.mark.slow
 def test_an_in_llm_method_and_the_clip_side_run_on_the_joined_block(pipe, video):
     for method in ("fastv", "litelvlm"):
