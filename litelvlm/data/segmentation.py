@@ -3,8 +3,9 @@
 pycocotools' C code trusts its input: a NaN or infinite polygon coordinate becomes a huge integer and the
 rasteriser allocates without bound (the process is killed), and RLE counts that run past ``height * width``
 are written past the end of the mask buffer. :func:`check_segmentation` therefore refuses, before pycocotools
-sees them, what it cannot decode: polygons with a coordinate that is not a finite number, of fewer than 3 points
-(``frPyObjects`` reads a first one of 4 numbers as a box and refuses a shorter one), or whose coordinates overflow
+sees them, what it cannot decode: polygons with a coordinate that is not a finite number, a first polygon of at
+most 4 numbers (``frPyObjects`` reads a first one of 4 numbers as a box and refuses a shorter one; a later polygon
+of fewer than 3 points, or a first one of 5 numbers, decodes to no pixels, as there), or whose coordinates overflow
 its rasteriser (:data:`MAX_COORDINATE`, :data:`MAX_BOUNDARY_POINTS`); RLEs whose ``size`` is not the image's, and
 RLE counts that are negative, not integers, or do not add up to ``height * width``. A polygon that reaches outside
 its image is decoded as the official reader decodes it (REFER's ``getMask``/``annToMask``: pycocotools clips it to
@@ -109,9 +110,9 @@ def _check_polygons(seg: list, height: int, width: int) -> None:
         if not np.isfinite(xy).all():
             j = int(np.flatnonzero(~np.isfinite(xy))[0])
             raise ValueError(f"its polygon {i} has a non-finite coordinate ({xy[j]} at position {j})")
-        if len(xy) < 6:
-            raise ValueError(f"its polygon {i} has {len(xy)} coordinate(s), fewer than 3 points (pycocotools "
-                             "decodes no polygon from it)")
+        if i == 0 and len(xy) <= 4:
+            raise ValueError(f"its first polygon has {len(xy)} coordinate(s), fewer than 3 points (pycocotools' "
+                             "frPyObjects reads a first polygon of 4 numbers as a box and decodes none from fewer)")
         big = np.abs(xy) > MAX_COORDINATE
         if big.any():
             j = int(np.flatnonzero(big)[0])
