@@ -19,7 +19,8 @@ piece between two pruning points is one segment, captured the same way. Hooks: t
 object's class sets ``observes_only = True``: the prefill timers) are called, eagerly, before the first and after the
 last layer of a segment, as the layers would call them; a layer carrying any other hook, on itself or inside it
 (``--layer-dtype float32``'s upcast, an attention reader), runs eagerly, and :attr:`CapturedPrefill.eager` says why.
-A batch over 1 or a forward that builds a graph for autograd runs eagerly as well.
+A batch over 1, a forward that builds a graph for autograd, or one under a tensor-tracking dispatch mode (the
+activation-memory measurement of ``validate`` on a CPU: ``torch.compile`` would fall back there) runs eagerly as well.
 """
 
 from __future__ import annotations
@@ -164,11 +165,17 @@ class CapturedPrefill:
 
     def run(self, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Hidden states after layers ``start..stop-1``, the segment's captured callable where it can run."""
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
         from .llm_attention import call_layers
 
         layers = self.lm.layers
-        if hidden.shape[0] != 1 or (torch.is_grad_enabled() and hidden.requires_grad):
-            self.eager["a batch over 1 or a forward for autograd"] += stop - start
+        why = ("a batch over 1 or a forward for autograd" if hidden.shape[0] != 1 or (
+            torch.is_grad_enabled() and hidden.requires_grad) else
+            "a tensor-tracking dispatch mode (a CPU's activation-memory measurement)" if _get_current_dispatch_mode()
+            else None)
+        if why is not None:
+            self.eager[why] += stop - start
             self.counts["eager"] += stop - start
             return call_layers(layers[start:stop], hidden, mask, pe, position_ids)
         for first, end, why in self.pieces(start, stop):
