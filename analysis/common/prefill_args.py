@@ -8,13 +8,14 @@ from litelvlm.errors import LiteLVLMError
 #: ``--prefill`` (``litelvlm.lvlm.captured.PREFILLS``, named here: this module imports no torch)
 PREFILLS = ("eager", "captured")
 #: ``--capture``: auto (graph on cuda, compile elsewhere) or one of ``litelvlm.lvlm.captured.CAPTURES``
-CAPTURE_CHOICES = ("auto", "graph", "compile")
+CAPTURE_CHOICES = ("auto", "graph", "compile", "compile-eager")
 PREFILL_HELP = ("the LLM prefill: eager (each decoder layer called from Python; the default until the GPU check has "
                 "passed) or captured (the layers between pruning points as one CUDA graph on cuda, one "
                 "torch.compile'd function elsewhere; equal to the eager path; untimed warm-up calls capture each "
                 "length; this project's option)")
 CAPTURE_HELP = ("--prefill captured: CUDA graphs of the eager layers (graph, cuda only) or torch.compile of the whole "
-                "stack (compile); auto: graph on cuda, compile elsewhere")
+                "stack (compile; compile-eager: dynamo's eager backend, traced and replayed without generated code, "
+                "a quick check); auto: graph on cuda, compile elsewhere")
 TFLOPS_HELP = ("the device's matrix-product rate (TFLOP/s) for each prefill's arithmetic limit: auto (measured by a "
                "large GEMM on cuda; none on a CPU), measure, a number (e.g. benchmarks/gpu_check.sh's), or off")
 

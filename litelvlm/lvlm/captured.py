@@ -236,9 +236,12 @@ def _raise_recompile_limits(num_layers: int) -> None:
 def install(lm: nn.Module, capture: str | None = None, backend: str = "inductor",
             mode: str | None = None) -> CapturedPrefill:
     """Capture ``lm``'s prefill from now on (``run_layers`` and the families' LLM forward use it); ``capture`` None:
-    :func:`default_capture` of ``lm``'s device; ``mode`` None on CUDA with ``compile``: ``"reduce-overhead"``."""
+    :func:`default_capture` of ``lm``'s device, ``compile-eager``: ``compile`` with dynamo's ``eager`` backend; ``mode``
+    None on CUDA with ``compile``: ``"reduce-overhead"``."""
     device = next(lm.parameters()).device
     capture = capture or default_capture(device)
+    if capture == "compile-eager":  # traced and replayed by dynamo, no code generated (a quick check on a CPU)
+        capture, backend = "compile", "eager"
     if capture == "graph" and device.type != "cuda":
         raise ValueError("capture='graph' records CUDA graphs: it needs the model on a CUDA device")
     if capture == "compile" and mode is None and device.type == "cuda":
