@@ -55,9 +55,9 @@ def annotate_figure(fig, df: pd.DataFrame) -> None:
     bad = ratios[ratios > OVERHEAD_BOUND]
     if bad.empty:
         return
-    fig.text(0.01, 0.005, f"overhead-bound: {len(bad)} of {len(ratios)} prefills at {bad.min():.1f}-"
+    fig.text(0.01, -0.01, f"overhead-bound: {len(bad)} of {len(ratios)} prefills at {bad.min():.1f}-"
              f"{bad.max():.1f}x their arithmetic limit (> {OVERHEAD_BOUND:g}x): launch/overhead-bound times, not "
-             "what pruning saves", fontsize=7, color="firebrick", ha="left", va="bottom")
+             "what pruning saves", fontsize=7, color="firebrick", ha="left", va="top")  # below the axis label
 
 
 __all__ = ["annotate_figure", "install_prefill", "limit_columns", "resolve_tflops", "screen_warning"]
