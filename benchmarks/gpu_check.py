@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 #: the captured prefill's targets: GLaMM-7B within this factor of its limit; LiteLVLM@192 over none at least this
 WITHIN_LIMIT = 2.0
 SPEEDUP_192 = 2.0
-COLUMNS = ["model", "prefill", "method", "budget", "seq_len", "paper_prefill_ms", "arithmetic_limit_ms", "over_limit",
-           "speedup_vs_none", "flops_ratio_vs_none", "captured_vs_eager"]
+COLUMNS = ["model", "prefill", "method", "budget", "seq_len", "tflop", "paper_prefill_ms", "arithmetic_limit_ms",
+           "over_limit", "speedup_vs_none", "flops_ratio_vs_none", "captured_vs_eager"]
 
 
 def env() -> str:
@@ -53,8 +53,9 @@ def matmul(out: Path, device: str) -> dict:
     return rec
 
 
-def summary_rows(out: Path):
-    """One row per (model, prefill, method, budget) of ``out/validate/<model>-<prefill>/validate.csv``."""
+def summary_rows(out: Path, tflops: float = float("nan")):
+    """One row per (model, prefill, method, budget) of ``out/validate/<model>-<prefill>/validate.csv``; ``tflop``:
+    the FLOPs of its arithmetic limit (2 x decoder parameters x tokens) at the rate ``tflops``."""
     import pandas as pd
 
     frames = []
@@ -79,6 +80,7 @@ def summary_rows(out: Path):
     for col in COLUMNS:
         if col not in rows:
             rows[col] = float("nan")
+    rows["tflop"] = rows["arithmetic_limit_ms"] * tflops / 1e3
     eager = rows[rows["prefill"] == "eager"].set_index(["model", "method", "budget"])["paper_prefill_ms"]
     key = list(zip(rows["model"], rows["method"], rows["budget"], strict=True))
     rows["captured_vs_eager"] = [eager.get(k, float("nan")) / t if p == "captured" else float("nan")
@@ -108,8 +110,8 @@ def targets(rows) -> list[str]:
 
 def summary(out: Path) -> str:
     """Write ``out/summary.csv`` and ``out/summary.md``; return the markdown."""
-    rows = summary_rows(out)
     rate = json.loads((out / "matmul.json").read_text()) if (out / "matmul.json").is_file() else {}
+    rows = summary_rows(out, float(rate.get("tflops", "nan")))
     rows.to_csv(out / "summary.csv", index=False)
     head = (f"Matmul rate: {rate.get('tflops', float('nan')):.4g} TFLOP/s ({rate.get('dtype', '?')}, "
             f"{rate.get('name', '?')}; a {rate.get('gemm', '?')}-square GEMM)")

@@ -77,7 +77,8 @@ def limit_lines(rows: pd.DataFrame, tflops: float | None) -> list[str]:
     for r in rows.itertuples():
         tag = " **overhead-bound**" if r.over_limit > OVERHEAD_BOUND else ""
         lines.append(f"- {r.method}@{r.budget}: {r.paper_prefill_ms:.2f} ms, limit {r.arithmetic_limit_ms:.2f} ms "
-                     f"({r.over_limit:.1f}x){tag}")
+                     f"({r.arithmetic_limit_ms * tflops / 1e3:.3g} TFLOP at {tflops:.3g} TFLOP/s; "
+                     f"{r.over_limit:.1f}x){tag}")
     return lines
 
 

@@ -77,6 +77,7 @@ def test_the_summary_judges_the_captured_targets(tmp_path):
     rows = pd.read_csv(tmp_path / "summary.csv")
     got = rows[(rows["model"] == "glamm-7b-random") & (rows["prefill"] == "captured") & (rows["method"] == "none")]
     assert float(got["captured_vs_eager"].iloc[0]) == pytest.approx(3.0)
+    assert float(got["tflop"].iloc[0]) == pytest.approx(9.0 * 790.0 / 1e3)  # the limit's FLOPs beside the time
 
 
 @pytest.mark.slow
