@@ -19,7 +19,7 @@ piece between two pruning points is one segment, captured the same way. Hooks: t
 object's class sets ``observes_only = True``: the prefill timers) are called, eagerly, before the first and after the
 last layer of a segment, as the layers would call them; a layer carrying any other hook, on itself or inside it
 (``--layer-dtype float32``'s upcast, an attention reader), runs eagerly, and :attr:`CapturedPrefill.eager` says why.
-A batch over 1, a forward that builds a graph for autograd, or one under a tensor-tracking dispatch mode (the
+A batch over 1, a forward with autograd enabled (captures run under ``torch.no_grad``), or one under a tensor-tracking dispatch mode (the
 activation-memory measurement of ``validate`` on a CPU: ``torch.compile`` would fall back there) runs eagerly as well.
 """
 
@@ -170,10 +170,11 @@ class CapturedPrefill:
         from .llm_attention import call_layers
 
         layers = self.lm.layers
-        why = ("a batch over 1 or a forward for autograd" if hidden.shape[0] != 1 or (
-            torch.is_grad_enabled() and hidden.requires_grad) else
-            "a tensor-tracking dispatch mode (a CPU's activation-memory measurement)" if _get_current_dispatch_mode()
-            else None)
+        why = None
+        if hidden.shape[0] != 1 or torch.is_grad_enabled():
+            why = "a batch over 1 or a forward with autograd enabled"
+        elif _get_current_dispatch_mode() is not None:
+            why = "a tensor-tracking dispatch mode (a CPU's activation-memory measurement)"
         if why is not None:
             self.eager[why] += stop - start
             self.counts["eager"] += stop - start
