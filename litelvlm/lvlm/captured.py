@@ -186,8 +186,9 @@ class CapturedPrefill:
                 hidden = call_layers(layers[first:end], hidden, mask, pe, position_ids)
                 continue
             args, kwargs = self._fire_pre(layers[first], hidden, mask, pe, position_ids)
+            before = self.eager.total()
             out = self._captured(first, end, (hidden, mask, pe, position_ids))
-            self.counts["captured"] += end - first
+            self.counts["captured" if self.eager.total() == before else "eager"] += end - first
             hidden = self._fire_post(layers[end - 1], args, kwargs, out)
         return hidden
 
@@ -219,11 +220,18 @@ class CapturedPrefill:
                 return fn(*args).clone()  # the CUDA graph tree's output is overwritten by its next replay
             return fn(*args)
         key = (first, end, *(_key(a) for a in args))
-        graph = self._graphs.get(key)
-        if graph is None:
-            if self._pool is None:
-                self._pool = torch.cuda.graph_pool_handle()
-            graph = self._graphs[key] = _Graph(layers, args, self._pool)
+        if key not in self._graphs:
+            try:
+                if self._pool is None:
+                    self._pool = torch.cuda.graph_pool_handle()
+                self._graphs[key] = _Graph(layers, args, self._pool)
+            except RuntimeError as err:  # an operation that cannot be captured: this segment runs eagerly, named
+                self._graphs[key] = f"CUDA graph capture failed ({str(err).splitlines()[0][:120]})"
+                log.warning("layers %d..%d at %s: %s; they run eagerly", first, end - 1, key[2], self._graphs[key])
+        graph = self._graphs[key]
+        if isinstance(graph, str):
+            self.eager[graph] += end - first
+            return run_stack(layers, *args)
         return graph(args)
 
 

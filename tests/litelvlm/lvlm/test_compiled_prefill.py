@@ -142,6 +142,35 @@ def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
         uninstall(lm)
 
 
+def test_a_segment_that_cannot_be_captured_runs_eagerly_and_says_why(tiny_glamm, monkeypatch, caplog):
+    """A CUDA graph capture that fails (an operation that cannot be captured) is tried once per segment and length;
+    the segment then runs eagerly, with the same result, and the reason is counted and logged."""
+    from litelvlm.lvlm import captured
+    from litelvlm.lvlm.llm_attention import call_layers, causal_mask, run_layers
+
+    tries = []
+
+    def refuse(*args):
+        tries.append(1)
+        raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+    monkeypatch.setattr(captured, "_Graph", refuse)
+    lm = tiny_glamm.language_model
+    runner = captured.CapturedPrefill(lm, "graph")  # install() refuses graphs off CUDA: the runner itself here
+    lm.__dict__[captured.ATTR] = runner
+    hidden, pos = torch.randn(1, 5, lm.config.hidden_size), torch.arange(5)[None]
+    try:
+        with torch.no_grad():
+            got = [run_layers(lm, hidden, pos) for _ in range(2)]
+            want = call_layers(lm.layers, hidden, causal_mask(lm, hidden, pos), lm.rotary_emb(hidden, pos), pos)
+    finally:
+        captured.uninstall(lm)
+    assert len(tries) == 1 and all(torch.equal(g, want) for g in got)
+    [(why, calls)] = runner.eager.items()
+    assert why == "CUDA graph capture failed (operation not permitted when stream is capturing)"
+    assert calls == 2 * len(lm.layers) and runner.path() == "eager" and "they run eagerly" in caplog.text
+
+
 def test_cuda_graphs_need_cuda_and_each_device_has_its_capture(tiny_glamm):
     from litelvlm.lvlm.captured import default_capture, install
 
