@@ -31,6 +31,7 @@ from analysis.common.identity import run_identity
 from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import run_record
+from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
 from analysis.efficiency.arch import arch_names, arch_of_model, cost_of, get_arch, paper_archs
@@ -231,7 +232,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
         "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,
         **method_options(a), **({"arrangements": split_list(a.arrangements)} if cost.arrangements else {}),
-        "warmup": a.warmup, "repeats": a.repeats,
+        "warmup": a.warmup, "repeats": a.repeats, **_prefill_record(a),
         "torch_threads": torch.get_num_threads(),
         "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
         "flops_conventions": {
@@ -256,8 +257,16 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     print(paper_summary(df, paper))
     if spread := spread_summary(df):
         print(spread)
+    if bound := _bound.screen_warning(df, a.prefill == "captured"):  # overhead-bound prefills, with the ratio
+        print(f"efficiency: {bound}")
     print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s")
     return 0
+
+
+def _prefill_record(a: EfficiencyArgs) -> dict:
+    """config.json's record of ``--prefill captured`` and ``--matmul-tflops`` (nothing at their defaults)."""
+    rec = {"prefill": a.prefill, "capture": a.capture} if a.prefill == "captured" else {}
+    return rec | ({"matmul_tflops": a.matmul_tflops} if a.matmul_tflops != "auto" else {})
 
 
 def load_efficiency(out: str | Path) -> dict:
@@ -292,6 +301,8 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
     plots.append(("efficiency_memory", plot_memory_vs_budget))
     for name, fn in plots:
         fig, _ = fn(df)
+        if name == "efficiency_prefill":
+            _bound.annotate_figure(fig, df)
         save_figure(fig, out, name, formats=("png",))
         plt.close(fig)
 

@@ -36,13 +36,17 @@ def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], 
     backend) of its decoder layers' weights; ``method_args``: the run's arguments (each method's options)."""
     if cost.sums_parts:  # the family times its own parts; the end-to-end time is their sum
         return cost.timing_rows(arch, pairs, attns, device, dtype, warmup, repeats, device_name(device))
+    from analysis.efficiency.bound import install_prefill, resolve_tflops
+
     pipe = cost.build(arch, device, dtype, attns[0], quantize=quantize)
     parts, frames = None, []
+    tflops = resolve_tflops(method_args, device, dtype)  # the arithmetic limit's rate (None: not known)
     try:
         parts = cost.parts(pipe, arch, method_args)
         for attn in attns:
             cost.set_attention(pipe, attn)
-            frames.append(_time_pipeline(cost, parts, attn, pairs, warmup, repeats, chain))
+            install_prefill(pipe, method_args)  # --prefill captured: captured afresh for this attention
+            frames.append(_time_pipeline(cost, parts, attn, pairs, warmup, repeats, chain, tflops))
     finally:
         del parts, pipe
         if torch.device(device).type == "cuda":
@@ -51,7 +55,7 @@ def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], 
 
 
 def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list[tuple[str, int]], warmup: int,
-                   repeats: int, chain: bool) -> pd.DataFrame:  # > 60 lines: one interleaved timing loop: splitting it would split its rounds
+                   repeats: int, chain: bool, tflops: float | None = None) -> pd.DataFrame:  # > 60 lines: one interleaved timing loop: splitting it would split its rounds
     """Timing rows of one family's parts (:class:`~litelvlm.cost.parts.PrefillParts`) with attention ``attn``.
 
     Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens
@@ -62,6 +66,7 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
     """
     from tqdm.auto import tqdm
 
+    from analysis.efficiency.bound import limit_columns
     from litelvlm.cost.timing import (
         LayerLoopTimer,
         cuda_time_ms,
@@ -124,6 +129,7 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
             "llm_cuda_ms": cuda, "llm_act_mb": act / MB, "paper_prefill_ms": paper_ms[plan], **own,
             "e2e_ms": e2e_ms, "e2e_mode": "chain" if chain else "sum of parts", "e2e_cuda_ms": e2e_cuda,
             "e2e_act_mb": e2e_act, "cuda_time_reading_ms": e2e_ms, **spread[plan],
+            **limit_columns(parts.pipe, plan, paper_ms[plan], tflops),
         })
     return pd.DataFrame(rows)
 

@@ -11,6 +11,14 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.model_args import DTYPES
+from analysis.common.prefill_args import (
+    CAPTURE_CHOICES,
+    CAPTURE_HELP,
+    PREFILL_HELP,
+    PREFILLS,
+    TFLOPS_HELP,
+    check_prefill,
+)
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -57,6 +65,9 @@ class EfficiencyArgs(MethodFlags):
                         "auto: chain on cuda, parts on cpu")
     threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy machine")
     figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
+    prefill: str = arg("eager", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/efficiency.md)")
+    capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
+    matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     quantize: str = arg("none", choices=["none", "int8", "nf4"],
                         help="time the model with its LLM decoder layers' weights quantized (int8: LLM.int8(); nf4: "
                              "4-bit NF4), as --quantize of the other commands (docs/quantization.md); not with "
@@ -92,6 +103,9 @@ def check_args(a: EfficiencyArgs) -> None:
     known = [arch for c in cards() if c.cost for arch in c.cost_archs]
     if a.arch is not None and a.arch not in known:
         raise LiteLVLMError(f"unknown --arch {a.arch!r}; choose one of {', '.join(known)}")
+    check_prefill(a.prefill, False, a.matmul_tflops, a.capture, a.device)
+    if a.prefill == "captured" and a.warmup < 1:
+        raise LiteLVLMError("--prefill captured needs --warmup >= 1: the warm-up calls capture each length")
     if a.quantize != "none" and a.flops_only:
         raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not the FLOPs "
                             "count; time the quantized model (without --flops-only)")

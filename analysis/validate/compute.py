@@ -34,6 +34,7 @@ from analysis.common.identity import run_identity
 from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.run_folder import RunFolder
 from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.validate import prefill as pf
 from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens
 from analysis.validate.options import ValidateArgs
@@ -78,6 +79,8 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
         for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):  # compile this length, untimed
             pipe.ground(prep, method, budget, **options)
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
+        if note := pf.eager_warning(pipe, method, k):  # --prefill captured: what could not be captured, and why
+            log.warning(note)
         spec = pipe.spec(method)
         sel_ms = float("nan")
         if selects_on_clip(spec) and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
@@ -248,6 +251,7 @@ def _load(a: ValidateArgs):
         from litelvlm.lvlm.compiled import compile_layers, default_mode
 
         pipe.compiled = compile_layers(pipe.language_model.layers, mode=default_mode(a.device))
+    pipe.compiled = pf.install_prefill(a, pipe) or getattr(pipe, "compiled", None)  # --prefill captured
     return pipe, load_ms, load_rss.peak
 
 
@@ -256,7 +260,8 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
     family pairs none)."""
 
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to")}
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to",
+                                                                 "matmul_tflops", *(("prefill", "capture") if a.prefill == "eager" else ()))}
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
                   **run_identity("validate", a.model))
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
@@ -379,9 +384,11 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
     rows["repeats"] = rows["repeats"].fillna(1).astype("int64") if "repeats" in rows else 1
     rows = rows.sort_values(["method", "budget"], key=_run_order, kind="stable").reset_index(drop=True)
+    rows = pf.add_limits(rows, pipe, tflops := pf.resolve_tflops(a, pipe))  # the arithmetic limit, where known
+    setup["limit_lines"] = pf.limit_lines(rows, tflops)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)
-    print("\n".join(lines))
+    print("\n".join(lines + [w for w in [pf.screen_warning(rows, a.prefill == "captured")] if w]))
     warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0

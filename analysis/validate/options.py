@@ -11,6 +11,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
+from analysis.common.prefill_args import (
+    CAPTURE_CHOICES,
+    CAPTURE_HELP,
+    PREFILL_HELP,
+    PREFILLS,
+    TFLOPS_HELP,
+    check_prefill,
+)
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
@@ -48,10 +56,13 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     device: str = arg("cpu", help="torch device (cuda: the GPU validation, CUDA-synchronised times)")
     dtype: str = arg("auto", help="model dtype; auto: the family's official evaluation dtype (bfloat16 for a "
                                   "checkpoint or a full-size random model), float32 for a tiny one", choices=["auto", *DTYPES])
-    compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile; on cuda with CUDA graphs, "
-                                    "mode reduce-overhead) so a batch-1 prefill is bound by arithmetic, not kernel "
-                                    "launches; every (method, budget) gets 2 untimed warm-up calls first (this "
+    compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile, without CUDA graphs: per-"
+                                    "layer graphs overwrite each other's outputs; --prefill captured graphs the "
+                                    "whole stack); every (method, budget) gets 2 untimed warm-up calls first (this "
                                     "project's option; equal to the eager path, tests/litelvlm/lvlm/test_compiled_prefill.py)")
+    prefill: str = arg("eager", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/validate.md)")
+    capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
+    matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     layer_dtype: str = arg("auto", help=LAYER_DTYPE_HELP + "; auto by default here (a timing study)",
                            choices=list(LAYER_DTYPES))
     repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their median",
@@ -94,6 +105,7 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
         raise LiteLVLMError("the following arguments are required: --refer-dir")
     if a.budgets is not None and not a.budgets:  # given, but empty (--budgets ""): not the default
         raise LiteLVLMError("--budgets is empty")
+    check_prefill(a.prefill, a.compile, a.matmul_tflops, a.capture, a.device)
     return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))
 
 

@@ -320,6 +320,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              f"(``paper_prefill_speedup``, ``paper_act_reduction``) are its {full} LiteLVLM figures, on LiteLVLM's "
              f"rows of that architecture only. The tables show a reader's columns: every column, the spreads "
              "(``*_min``/``_max``) included, is in ``ratios.csv``, ``memory.csv`` and ``validate.csv``.",
+             *setup.get("limit_lines", []),
              "", "## Ratios against none", "", to_markdown(short_view(r, RATIO_COLUMNS, cuda)), *paper_table, "",
              "## Memory", "", memory_note(setup, a, pipe), "", to_markdown(mem), "",
              "## Every run", "", to_markdown(short_view(rows, RUN_COLUMNS, cuda)), ""]

@@ -27,8 +27,9 @@ from ..errors import LiteLVLMError
 from ..method import Method
 from ..methods import get_method, mapped_methods
 from ..pruning import Selection
+from .captured import runner_of
 from .limits import check_llm_input
-from .llm_attention import LLMContext
+from .llm_attention import LLMContext, run_layers
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 
@@ -278,6 +279,8 @@ class GroundingPipeline:
         pos = position_ids.to(embeds.device)
         grad = torch.is_grad_enabled() and embeds.requires_grad
         check_llm_input(self.language_model, self.name, s, pos, num_visual, b, grad)
+        if b == 1 and not grad and runner_of(self.language_model) is not None:  # ``--prefill captured``
+            return self.language_model.norm(run_layers(self.language_model, embeds, pos))
         pos = pos.expand(*pos.shape[:-2], b, pos.shape[-1]) if b > 1 else pos
         out = self.language_model(inputs_embeds=embeds, position_ids=pos,
                                   attention_mask=torch.ones(b, s, dtype=torch.long, device=embeds.device),

@@ -21,6 +21,7 @@ from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.selection import Selection
 from .attention_rows import rows_from_hidden
+from .captured import runner_of
 from .limits import check_llm_input
 
 QUERY_KINDS = ("last", "text", "seg")
@@ -63,7 +64,14 @@ def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int 
         return hidden
     mask = causal_mask(lm, hidden, position_ids)
     pe = lm.rotary_emb(hidden, position_ids=position_ids)
-    for layer in lm.layers[start:stop]:
+    if (captured := runner_of(lm)) is not None:  # ``--prefill captured``: the segment as one captured callable
+        return captured.run(hidden, mask, pe, position_ids, start, stop)
+    return call_layers(lm.layers[start:stop], hidden, mask, pe, position_ids)
+
+
+def call_layers(layers, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor) -> torch.Tensor:
+    """Hidden states after calling each of ``layers`` from Python (the eager prefill: hooks run)."""
+    for layer in layers:
         out = layer(hidden, attention_mask=mask, position_embeddings=pe, position_ids=position_ids,
                     use_cache=False)
         hidden = out[0] if isinstance(out, tuple) else out

@@ -78,7 +78,7 @@ BAD_SEGMENTATIONS = {
 }
 
 
-@pytest.mark.odd_case("annotations", "NaN, infinite, non-numeric or nested polygons, polygons of fewer than 3 points "
+@pytest.mark.odd_case("annotations", "NaN, infinite, non-numeric or nested polygons, a first polygon of at most 4 numbers "
                       "or too large for pycocotools' rasteriser; RLE counts that "
                       "are negative, NaN, short of or past height x width; bad compressed RLE strings; an RLE of "
                       "another size", "load_refer, load_coco_instances (what reversal, eval-grounding, importance, sink read)",

@@ -54,5 +54,190 @@ def test_inductor_compiled_layers_match_the_eager_path(tiny_glamm, tiny_glamm_pr
         assert (out.masks != eager[key].masks).float().mean() < 1e-3, key
 
 
-def test_cuda_uses_cuda_graphs_and_the_cpu_the_default_mode():
-    assert default_mode("cuda") == "reduce-overhead" and default_mode("cpu") is None
+def test_per_layer_compile_uses_no_cuda_graphs():
+    """Per-layer ``reduce-overhead`` crashed on CUDA (one layer's graph output overwritten before the next layer read
+    it): ``--compile`` uses the default mode everywhere; CUDA graphs are the captured prefill's, of the whole stack."""
+    assert default_mode("cuda") is None and default_mode("cpu") is None
+
+
+# -- the captured prefill (litelvlm.lvlm.captured, ``--prefill captured``): whole segments between pruning points --
+
+def _captured_outputs(pipe, prep, runs, warm: bool = True, **capture) -> tuple[dict, dict, object]:
+    """(outputs, {run: decoder-loop spans seen by the timer}, the runner) of ``runs`` under a captured prefill
+    (``warm``: after a first, capturing, call of each)."""
+    from litelvlm.cost.timing import LayerLoopTimer
+    from litelvlm.lvlm.captured import install, uninstall
+
+    torch._dynamo.reset()
+    runner = install(pipe.language_model, **capture)
+    try:
+        if warm:
+            _ground_all(pipe, prep, runs)  # the capturing calls
+            runner.reset_counts()
+        outs, spans = {}, {}
+        with torch.no_grad():
+            for run in runs:
+                with LayerLoopTimer(pipe.language_model.layers) as timer:
+                    outs[run] = pipe.ground(prep, *run)
+                spans[run] = timer.forwards
+        return outs, spans, runner
+    finally:
+        uninstall(pipe.language_model)
+        torch._dynamo.reset()
+
+
+def _assert_equal_outputs(got: dict, want: dict) -> None:
+    for key, out in got.items():
+        assert torch.equal(out.masks, want[key].masks), key
+        assert torch.equal(out.mask_logits, want[key].mask_logits), key
+        assert out.seq_len == want[key].seq_len and torch.equal(out.seg_positions, want[key].seg_positions), key
+
+
+def test_captured_prefill_equals_the_eager_path(tiny_glamm, tiny_glamm_prep):
+    """The whole stack as one compiled function (dynamo's ``eager`` backend: bit for bit): ``none`` through the
+    family's LLM forward, FastV as two segments (layers 0..K-1, then K.. on the kept tokens); every layer call was
+    captured, and the prefill timer's observer hooks still see one decoder-loop span per call."""
+    eager = _ground_all(tiny_glamm, tiny_glamm_prep)
+    captured, spans, runner = _captured_outputs(tiny_glamm, tiny_glamm_prep, RUNS, False, capture="compile",
+                                                backend="eager")
+    _assert_equal_outputs(captured, eager)
+    layers = len(tiny_glamm.language_model.layers)
+    assert runner.counts == {"captured": 2 * layers} and runner.path() == "captured" and not runner.eager
+    assert spans == {run: 1 for run in RUNS}
+    assert runner.record() == {"prefill": "captured", "capture": "compile", "segments": "layers between pruning "
+                               "points", "backend": "eager", "mode": "default"}
+    again = _ground_all(tiny_glamm, tiny_glamm_prep)  # uninstalled: the eager path again
+    assert all(torch.equal(again[k].mask_logits, eager[k].mask_logits) for k in eager)
+
+
+def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
+    """A hook inside a layer (an attention reader) splits the segment around that layer, which runs eagerly; hooks
+    that change a layer's inputs (``--layer-dtype float32``'s upcast) make every such layer eager; a forward for
+    autograd runs eagerly; only observers (``observes_only``) are called around a captured segment."""
+    from litelvlm.lvlm.captured import install, uninstall
+    from litelvlm.lvlm.upcast import upcast_layers
+
+    lm = tiny_glamm.language_model
+    runner = install(lm, "compile", backend="eager")
+    try:
+        assert runner.pieces(0, 4) == [(0, 4, None)]
+        handle = lm.layers[1].self_attn.register_forward_hook(lambda *a: None)
+        pieces = runner.pieces(0, 4)
+        handle.remove()
+        assert [p[:2] for p in pieces] == [(0, 1), (1, 2), (2, 4)] and "inside a decoder layer" in pieces[1][2]
+        assert pieces[0][2] is None and pieces[2][2] is None
+        handles = upcast_layers(lm.layers)
+        try:
+            assert all("upcast" in why for _, _, why in runner.pieces(0, 4))
+        finally:
+            for h in handles:
+                h.remove()
+        hidden = torch.randn(1, 5, lm.config.hidden_size, requires_grad=True)
+        from litelvlm.lvlm.llm_attention import run_layers
+
+        with torch.enable_grad():
+            run_layers(lm, hidden, torch.arange(5)[None])
+        assert runner.path() == "eager" and "autograd" in next(iter(runner.eager))
+    finally:
+        uninstall(lm)
+
+
+def test_a_segment_that_cannot_be_captured_runs_eagerly_and_says_why(tiny_glamm, monkeypatch, caplog):
+    """A CUDA graph capture that fails (an operation that cannot be captured) is tried once per segment and length;
+    the segment then runs eagerly, with the same result, and the reason is counted and logged."""
+    from litelvlm.lvlm import captured
+    from litelvlm.lvlm.llm_attention import call_layers, causal_mask, run_layers
+
+    tries = []
+
+    def refuse(*args):
+        tries.append(1)
+        raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+    monkeypatch.setattr(captured, "_Graph", refuse)
+    lm = tiny_glamm.language_model
+    runner = captured.CapturedPrefill(lm, "graph")  # install() refuses graphs off CUDA: the runner itself here
+    lm.__dict__[captured.ATTR] = runner
+    hidden, pos = torch.randn(1, 5, lm.config.hidden_size), torch.arange(5)[None]
+    try:
+        with torch.no_grad():
+            got = [run_layers(lm, hidden, pos) for _ in range(2)]
+            want = call_layers(lm.layers, hidden, causal_mask(lm, hidden, pos), lm.rotary_emb(hidden, pos), pos)
+    finally:
+        captured.uninstall(lm)
+    assert len(tries) == 1 and all(torch.equal(g, want) for g in got)
+    [(why, calls)] = runner.eager.items()
+    assert why == "CUDA graph capture failed (operation not permitted when stream is capturing)"
+    assert calls == 2 * len(lm.layers) and runner.path() == "eager" and "they run eagerly" in caplog.text
+
+
+def test_cuda_graphs_need_cuda_and_each_device_has_its_capture(tiny_glamm):
+    from litelvlm.lvlm.captured import default_capture, install
+
+    assert default_capture("cuda") == "graph" and default_capture("cpu") == "compile"
+    with pytest.raises(ValueError, match="CUDA device"):
+        install(tiny_glamm.language_model, "graph")
+    assert "_captured_prefill" not in vars(tiny_glamm.language_model)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_captured_prefill_with_cpu_compilers_matches_the_eager_path(tiny_glamm, tiny_glamm_prep, backend):
+    eager = _ground_all(tiny_glamm, tiny_glamm_prep, SLOW_RUNS)
+    captured, _, runner = _captured_outputs(tiny_glamm, tiny_glamm_prep, SLOW_RUNS, capture="compile",
+                                            backend=backend)
+    assert runner.path() == "captured"
+    for key, out in captured.items():
+        if backend == "aot_eager":
+            assert torch.equal(out.mask_logits, eager[key].mask_logits), key
+        torch.testing.assert_close(out.mask_logits, eager[key].mask_logits, rtol=1e-4, atol=1e-4)
+        assert (out.masks != eager[key].masks).float().mean() < 1e-3, key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["unipixel-tiny-random:0", "sa2va-tiny-random:0"])
+def test_captured_prefill_of_the_qwen_families_equals_the_eager_path(model):
+    """M-RoPE families: the unpruned forward and the methods pruning inside the LLM (FastV, DART, SparseVLM's
+    stages) through captured segments, bit for bit."""
+    import numpy as np
+    from PIL import Image
+
+    from litelvlm.families import load_pipeline
+
+    pipe = load_pipeline(model)
+    image = Image.fromarray((np.random.default_rng(1).random((97, 131, 3)) * 255).astype("uint8"))
+    prep = pipe.prepare(image, ["the dog on the left"])
+    k = pipe.num_visual(prep) // 3
+    runs = [("none", None), ("fastv", k), ("dart", k), ("sparsevlm", k)]
+    eager = _ground_all(pipe, prep, runs)
+    captured, _, runner = _captured_outputs(pipe, prep, runs, capture="compile", backend="eager")
+    _assert_equal_outputs(captured, eager)
+    assert runner.path() == "captured"
+
+
+def _cuda_pipe():
+    from litelvlm.glamm import GlammPipeline
+
+    return GlammPipeline.from_model_string("tiny-random:0", device="cuda", dtype=torch.bfloat16)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("capture", ["graph", "compile"])
+def test_captured_prefill_on_cuda_matches_the_eager_path(capture, coco128):
+    """On CUDA (bfloat16): CUDA graphs of the eager layers (static buffers, one shared pool) or torch.compile's
+    ``reduce-overhead`` of the whole stack give the eager path's masks, logits within bfloat16 rounding; a second
+    call at the same length replays (its output is a copy: the first one's survives)."""
+    from litelvlm.data.refer import load_refer
+
+    pipe = _cuda_pipe()
+    records = load_refer(coco128, None, split="all")
+    first = [r for r in records if r.image_id == records[0].image_id][:2]
+    prep = pipe.prepare(first[0].image(), [r.sentence for r in first])
+    runs = [("none", None), ("litelvlm", 64), ("fastv", 64)]
+    eager = _ground_all(pipe, prep, runs)
+    captured, spans, runner = _captured_outputs(pipe, prep, runs, capture=capture)
+    assert runner.path() == "captured" and spans == {run: 1 for run in runs}
+    for key, out in captured.items():
+        torch.testing.assert_close(out.mask_logits, eager[key].mask_logits, rtol=2e-2, atol=2e-2)
+        assert (out.masks != eager[key].masks).float().mean() < 1e-3, key

@@ -1,0 +1,63 @@
+"""``efficiency --prefill`` and the arithmetic limit of its timed prefills (this project's additions).
+
+Each timed row gets ``arithmetic_limit_ms`` (2 x the decoder layers' parameters x tokens per layer of its token
+plan / the device's matrix-product rate, :mod:`litelvlm.cost.bound`) and ``over_limit`` (``paper_prefill_ms``, the
+decoder-layer loop, over it) where the rate is known (``--matmul-tflops``: measured on cuda by default); a run above
+3x is called overhead-bound on screen and on the prefill figure, with the ratio.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from litelvlm.cost.bound import OVERHEAD_BOUND, decoder_params, limit_ms, matmul_tflops, screen_note
+
+
+def install_prefill(pipe, args) -> None:
+    """``--prefill captured``: a fresh captured prefill on ``pipe``'s LLM (one per attention implementation: a
+    capture is specialised to the attention it recorded); nothing for the eager prefill."""
+    if getattr(args, "prefill", "eager") != "captured":
+        return
+    from litelvlm.lvlm.captured import install
+
+    capture = getattr(args, "capture", "auto")
+    install(pipe.language_model, None if capture == "auto" else capture)
+
+
+def resolve_tflops(args, device, dtype) -> float | None:
+    """The rate of ``--matmul-tflops`` (TFLOP/s), None: no limit (``off``, or ``auto`` on a CPU)."""
+    value = str(getattr(args, "matmul_tflops", "off"))
+    if value == "off" or (value == "auto" and str(device) == "cpu"):
+        return None
+    return matmul_tflops(device, dtype) if value in ("auto", "measure") else float(value)
+
+
+def limit_columns(pipe, plan, paper_prefill_ms: float, tflops: float | None) -> dict:
+    """``arithmetic_limit_ms`` and ``over_limit`` of one row of token plan ``plan`` ({} without a rate)."""
+    if tflops is None:
+        return {}
+    layers = len(pipe.language_model.layers)
+    tokens = sum(count * n for count, n in plan.layers(layers))
+    limit = limit_ms(decoder_params(pipe.language_model), layers, tokens, tflops)
+    return {"arithmetic_limit_ms": limit, "over_limit": paper_prefill_ms / limit}
+
+
+def screen_warning(df: pd.DataFrame, captured: bool) -> str | None:
+    """The terminal's overhead-bound line (None: no row is, or no rate)."""
+    return screen_note(list(df["over_limit"]), captured) if "over_limit" in df else None
+
+
+def annotate_figure(fig, df: pd.DataFrame) -> None:
+    """Write the overhead-bound note, with the ratios, on the prefill figure (nothing when no row is)."""
+    if "over_limit" not in df:
+        return
+    ratios = df["over_limit"].dropna()
+    bad = ratios[ratios > OVERHEAD_BOUND]
+    if bad.empty:
+        return
+    fig.text(0.01, -0.01, f"overhead-bound: {len(bad)} of {len(ratios)} prefills at {bad.min():.1f}-"
+             f"{bad.max():.1f}x their arithmetic limit (> {OVERHEAD_BOUND:g}x): launch/overhead-bound times, not "
+             "what pruning saves", fontsize=7, color="firebrick", ha="left", va="top")  # below the axis label
+
+
+__all__ = ["annotate_figure", "install_prefill", "limit_columns", "resolve_tflops", "screen_warning"]

@@ -1,0 +1,107 @@
+"""``validate --prefill`` and the arithmetic limit of its prefills (this project's additions).
+
+* ``--prefill captured``: :mod:`litelvlm.lvlm.captured` installed on the pipeline's LLM (the layers between pruning
+  points as one CUDA graph on cuda, one ``torch.compile``'d function elsewhere); layer calls that ran eagerly are
+  named on screen with the reason (:func:`eager_warning`).
+* ``--matmul-tflops``: the device's matrix-product rate; each row gets ``arithmetic_limit_ms`` (2 x decoder
+  parameters x tokens per layer / rate, :mod:`litelvlm.cost.bound`) and ``over_limit`` (``paper_prefill_ms`` over
+  it); a run above 3x is called overhead-bound on screen and in report.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from litelvlm.cost.bound import (
+    OVERHEAD_BOUND,
+    decoder_params,
+    limit_ms,
+    matmul_tflops,
+    screen_note,
+    token_layers,
+)
+
+log = logging.getLogger("analysis.validate.compute")
+
+#: the columns :func:`add_limits` adds (only where the rate is known: other runs' tables are unchanged)
+LIMIT_COLUMNS = ["arithmetic_limit_ms", "over_limit"]
+
+
+def install_prefill(a, pipe) -> dict | None:
+    """Install ``--prefill captured`` on ``pipe``'s LLM; its record (None: the eager prefill)."""
+    if a.prefill != "captured":
+        return None
+    from litelvlm.lvlm.captured import install
+
+    return install(pipe.language_model, None if a.capture == "auto" else a.capture).record()
+
+
+def resolve_tflops(a, pipe) -> float | None:
+    """The rate of ``--matmul-tflops`` (TFLOP/s; measured in the model's dtype where asked), None: no limit."""
+    value = a.matmul_tflops
+    if value == "off" or (value == "auto" and pipe.device.type != "cuda"):
+        return None
+    if value in ("auto", "measure"):
+        rate = matmul_tflops(pipe.device, pipe.dtype)
+        log.info("matmul rate of %s in %s: %.3g TFLOP/s", pipe.device, str(pipe.dtype)[6:], rate)
+        return rate
+    return float(value)
+
+
+def add_limits(rows: pd.DataFrame, pipe, tflops: float | None) -> pd.DataFrame:
+    """``rows`` with :data:`LIMIT_COLUMNS` (unchanged when ``tflops`` is None)."""
+    if tflops is None or rows.empty:
+        return rows
+    lm = pipe.language_model
+    params, layers = decoder_params(lm), len(lm.layers)
+    rows = rows.copy()
+    rows["arithmetic_limit_ms"] = [
+        limit_ms(params, layers, token_layers(int(r.llm_input_tokens), int(r.seq_len), int(r.prune_layer), layers),
+                 tflops) for r in rows.itertuples()]
+    rows["over_limit"] = rows["paper_prefill_ms"] / rows["arithmetic_limit_ms"]
+    return rows
+
+
+def limit_lines(rows: pd.DataFrame, tflops: float | None) -> list[str]:
+    """report.md's section on the arithmetic limit, and the screen's warning (both empty without a rate)."""
+    if tflops is None or "over_limit" not in rows:
+        return []
+    lines = ["", "## Arithmetic limit", "",
+             f"Matrix-product rate {tflops:.3g} TFLOP/s (``--matmul-tflops``). ``arithmetic_limit_ms`` = 2 x the "
+             "decoder layers' parameters x tokens per layer / that rate (attention's n^2 products left out: a lower "
+             "bound); ``over_limit`` = ``paper_prefill_ms`` / it. Above "
+             f"{OVERHEAD_BOUND:g}x a run is overhead-bound: per-layer Python overhead and kernel launches, not "
+             "arithmetic, set its time, so its speed-up does not show what pruning saves.", ""]
+    for r in rows.itertuples():
+        tag = " **overhead-bound**" if r.over_limit > OVERHEAD_BOUND else ""
+        lines.append(f"- {r.method}@{r.budget}: {r.paper_prefill_ms:.2f} ms, limit {r.arithmetic_limit_ms:.2f} ms "
+                     f"({r.arithmetic_limit_ms * tflops / 1e3:.3g} TFLOP at {tflops:.3g} TFLOP/s; "
+                     f"{r.over_limit:.1f}x){tag}")
+    return lines
+
+
+def screen_warning(rows: pd.DataFrame, captured: bool = False) -> str | None:
+    """The terminal's overhead-bound line (None: none of the rows is, or no rate); ``captured``: ``--prefill
+    captured``."""
+    return screen_note(list(rows["over_limit"]), captured) if "over_limit" in rows else None
+
+
+def eager_warning(pipe, method: str, k: int) -> str | None:
+    """What ran eagerly in the last call of a captured prefill (None: all captured, or the eager prefill); the
+    runner's counts are reset."""
+    from litelvlm.lvlm.captured import runner_of
+
+    runner = runner_of(pipe.language_model)
+    if runner is None:
+        return None
+    why = dict(runner.eager)
+    runner.reset_counts()
+    if not why:
+        return None
+    return f"{method}@{k}: decoder-layer calls ran eagerly: " + "; ".join(f"{n} for {w}" for w, n in why.items())
+
+
+__all__ = ["LIMIT_COLUMNS", "add_limits", "eager_warning", "install_prefill", "limit_lines", "resolve_tflops",
+           "screen_warning"]

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The GPU check: eager against captured LLM prefill (``--prefill eager|captured``) for GLaMM-7B, UniPixel-3B and
+# Sa2VA-3B (random weights, real architectures) at budgets 576/192/64, ``none`` against LiteLVLM and FastV, beside the
+# card's measured bf16 matmul rate and each prefill's arithmetic limit. Built to end well inside 8 minutes on a fresh
+# single-GPU machine with no network. docs/efficiency.md ("The GPU check") says what it must show.
+#
+#   benchmarks/gpu_check.sh --prepare            # HERE (PyPI reachable): the missing wheels into .whl/ (ignored)
+#   benchmarks/gpu_check.sh --out results/gpu_check/<card>   # THERE: the check (installs .whl/ into a scratch site)
+#   benchmarks/gpu_check.sh --dry-run --out /tmp/gc          # the whole flow on a CPU, tiny random presets
+#   benchmarks/gpu_check.sh --print-steps [--dry-run]        # the steps' commands, nothing run
+#
+# Every step writes into the one results folder (--out) and the folder is packed into <out>.tar.gz after each step,
+# so a step that runs out of time loses nothing before it; each step has its own time limit (STEP_LIMIT_S, seconds).
+# The last step writes summary.md / summary.csv (benchmarks/gpu_check.py summary): eager and captured times per
+# model, method and budget, the arithmetic limit, the ratio to it, the speed-up over none and the targets.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python3}"
+MODE=check
+OUT=""
+STEP_LIMIT_S="${STEP_LIMIT_S:-150}"
+WHEELS="$ROOT/.whl"
+# the packages a fresh GPU image lacked (/work notes: torch, numpy, pandas, ... were there); the project's own wheel
+# is built without the toy model's weights (the full-size random presets do not need them)
+MISSING=("transformers==5.24.0" "open_clip_torch" "captum" "pycocotools" "ftfy" "wcwidth")
+PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prepare) MODE=prepare ;;
+    --dry-run) DRY=1 ;;
+    --print-steps) PRINT=1 ;;
+    --out) OUT="$2"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+DRY="${DRY:-0}"
+PRINT="${PRINT:-0}"
+
+if [ "$MODE" = prepare ]; then
+  set -e
+  mkdir -p "$WHEELS"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  git -C "$ROOT" ls-files -z | grep -zv '^litelvlm/toy/weights/' | (cd "$ROOT" && xargs -0 cp --parents -t "$tmp")
+  "$PY" -m pip wheel --no-deps --no-build-isolation -w "$WHEELS" "$tmp"
+  "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 "${PLATFORMS[@]}" -d "$WHEELS" \
+    "${MISSING[@]}"
+  du -sh "$WHEELS"
+  exit 0
+fi
+
+if [ "$DRY" = 1 ]; then
+  DEVICE=cpu
+  MODELS=("tiny-random:0" "unipixel-tiny-random:0" "sa2va-tiny-random:0")
+  BUDGETS=(64)
+  REPEATS=1
+  CAPTURE=(--capture compile-eager)   # traced and replayed by dynamo: no code generation on a CPU
+else
+  DEVICE=cuda
+  MODELS=("sa2va-qwen2_5-vl-3b-random" "unipixel-3b-random" "glamm-7b-random")
+  BUDGETS=(576 192 64)
+  REPEATS=3
+  CAPTURE=()
+fi
+OUT="${OUT:-$ROOT/results/gpu_check/$([ "$DRY" = 1 ] && echo dry-run || echo run)}"
+DATA="${LITELVLM_SHARED_DATA:-$ROOT/../shared/data}"
+[ -d "$DATA" ] || DATA="$ROOT/shared/data"   # a device machine: shared/ travels inside the working tree
+
+# the steps: name, then the command (one string each; run with bash -c)
+STEPS=()
+step() { STEPS+=("$1" "$2"); }
+step env "(nvidia-smi || true; $PY '$ROOT/benchmarks/gpu_check.py' env) > '$OUT/env.txt' 2>&1; cat '$OUT/env.txt'"
+step matmul "$PY '$ROOT/benchmarks/gpu_check.py' matmul '$OUT' $DEVICE"
+for model in "${MODELS[@]}"; do
+  name="${model%%:*}"
+  tok=""
+  case "$model" in glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;; esac
+  for prefill in eager captured; do
+    extra=""
+    [ "$prefill" = captured ] && extra="${CAPTURE[*]:-}"
+    step "validate-$name-$prefill" "$PY -m litelvlm.cli validate --model $model $tok --refer-dir '$DATA/coco128_refer' \
+--device $DEVICE --methods litelvlm fastv --budgets ${BUDGETS[*]} --repeats $REPEATS --prefill $prefill $extra \
+--matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) --out '$OUT/validate/$name-$prefill'"
+  done
+done
+step summary "$PY '$ROOT/benchmarks/gpu_check.py' summary '$OUT'"
+
+if [ "$PRINT" = 1 ]; then
+  for ((i = 0; i < ${#STEPS[@]}; i += 2)); do printf '%s: %s\n' "${STEPS[i]}" "${STEPS[i+1]}"; done
+  exit 0
+fi
+
+mkdir -p "$OUT"
+if [ -d "$WHEELS" ] && [ "$DRY" != 1 ]; then   # THERE: the carried wheels into a scratch site
+  SITE="$(mktemp -d)"
+  "$PY" -m pip install --no-index --no-deps --quiet --target "$SITE" "$WHEELS"/*.whl
+  export PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export HF_HUB_OFFLINE=1 MPLBACKEND=Agg LITELVLM_SHARED_DATA="$DATA"
+cmdline="benchmarks/gpu_check.sh $([ "$DRY" = 1 ] && echo '--dry-run ')--out $OUT"
+echo "$cmdline" > "$OUT/command.txt"
+pack() { tar czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" 2>/dev/null; }
+failed=0
+for ((i = 0; i < ${#STEPS[@]}; i += 2)); do
+  name="${STEPS[i]}"
+  t0=$(date +%s)
+  echo "== $name" | tee -a "$OUT/steps.log"
+  timeout "$STEP_LIMIT_S" bash -c "${STEPS[i+1]}" > "$OUT/$name.log" 2>&1
+  rc=$?
+  echo "$name rc=$rc $(( $(date +%s) - t0 )) s" | tee -a "$OUT/steps.log"
+  [ $rc -eq 0 ] || failed=$((failed + 1))
+  tail -n 3 "$OUT/$name.log"
+  pack
+done
+echo "$failed step(s) failed; results in $OUT (packed: $OUT.tar.gz)"
+[ $failed -eq 0 ]
