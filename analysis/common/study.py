@@ -224,7 +224,7 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
     if diff:
         raise LiteLVLMError(f"{out} holds results of model {args.get('model')!r}"
                             + (f" (backend {args.get('backend')!r})" if "--backend" in diff else "")
-                            + f" (differs in: {', '.join(diff)}); use another --out or delete it")
+                            + f" (differs in: {', '.join(diff)}); use another --out, or --overwrite to replace it whole")
 
 
 def git_commit(root: str | Path | None = None) -> str | None:
