@@ -200,3 +200,8 @@ def claimed(out: str | os.PathLike) -> tuple[str, bool] | None:
 def overwriting(out: str | os.PathLike) -> bool:
     """Whether the run into ``out`` replaces the earlier run whole (``--overwrite``)."""
     return bool((_CLAIMS.get(_key(out)) or ("", False))[1])
+
+
+def release(out: str | os.PathLike) -> None:
+    """Forget the claim on ``out`` (its run has ended): a later run in this process claims it afresh."""
+    _CLAIMS.pop(_key(out), None)

@@ -192,6 +192,7 @@ class RunFolder:
                 self.tx.forget()
         finally:
             self._release()
+            run_owner.release(self.out)
 
     def _record(self) -> None:
         """Stage the run's record (:data:`~litelvlm.run_owner.MARKER`): its command and the size and SHA-256 of

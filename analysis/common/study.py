@@ -179,6 +179,31 @@ def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[An
     return old
 
 
+
+#: the options a resumable command compares before anything loads (recorded as given, never grown)
+EARLY_OPTIONS = ("model", "backend", "seed", "dtype", "quantize", "protocol")
+
+
+def check_early(out: str | Path, options: dict) -> None:
+    """Refuse, before torch is imported, a folder whose recorded configuration (``parts/config.json``, else
+    ``config.json``) differs from ``options`` (the command's options as given) in one of :data:`EARLY_OPTIONS`:
+    the refusal :func:`check_config` makes after the model loads, made at once. Nothing with ``--overwrite``."""
+    from litelvlm.run_owner import overwriting
+
+    out = Path(out)
+    path = out / "parts" / "config.json"
+    path = path if path.is_file() else out / "config.json"
+    if overwriting(out) or not path.is_file():
+        return
+    old = read_json(path)
+    if not isinstance(old, dict):
+        return
+    old = current_names(old, options)
+    diff = [k for k in EARLY_OPTIONS if k in old and k in options and old[k] != options[k]]
+    if diff:
+        raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: {name_options(diff)}); "
+                            "use another --out, or --overwrite to replace it whole")
+
 #: the options that say which model ran: named first when two configurations differ
 MODEL_OPTIONS = ("model", "backend", "arch", "family", "clip", "sam", "tokenizer", "quantize", "dtype", "layer_dtype",
                  "model_dtype", "numerics")

@@ -153,6 +153,7 @@ def _clean(command: str, coco: Path, where: Path, faults, results_dir: Path) -> 
     """The results of a run that meets no fault, and how many writes it makes."""
     faults.arm(where, None)
     assert main(argv(command, coco, where, results_dir)) == 0
+    assert not (where / LOCK_NAME).exists(), "the lock file outlived its run"
     return results(where), faults.count
 
 

@@ -135,3 +135,30 @@ def test_a_commit_that_cannot_complete_leaves_the_earlier_run_as_it_was(coco128,
     assert "nothing partial" not in lines[0] or "nothing was changed" in lines[0]
     assert _files(out) == before and (out / "summary.csv").is_dir()
     assert not [p.name for p in out.iterdir() if p.name.startswith((STAGE_PREFIX, JOURNAL, ".litelvlm-replaced"))]
+
+
+#: the commands that resume: a folder of their own with another configuration is compared before anything loads
+RESUMABLE = ["eval-grounding", "importance", "positions", "validate", "eval-video"]
+
+
+@pytest.mark.odd_case("a run owns its --out", "an --out holding the same command's run of another --model and "
+                      "--seed", "eval-grounding, importance, positions, validate, eval-video",
+                      "exit 2 before torch is imported, naming --model and --seed, another --out and --overwrite")
+def test_another_configuration_of_the_same_command_is_refused_before_anything_loads(coco128, tmp_path):
+    cases = []
+    for command in RESUMABLE:
+        out = tmp_path / command
+        out.mkdir()
+        study = {"eval-grounding": "grounding", "eval-video": "video"}.get(command, command)
+        (out / "config.json").write_text(json.dumps({"identity": {"study": study, "family": "glamm"},
+                                                     "model": "glamm-tiny-random:7", "seed": 12345}))
+        cases.append([command, _command_argv(command, coco128, out)])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cases)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for command, rc, err, loaded in json.loads(done.stdout.splitlines()[-1]):
+        lines = [x for x in err.splitlines() if "error" in x]
+        assert rc == 2 and len(lines) == 1, (command, err)
+        assert "(differs in: --model, --seed)" in lines[0] and "--overwrite" in lines[0], lines[0]
+        assert not loaded, f"{command}: torch or transformers was imported before the refusal"
