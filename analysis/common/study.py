@@ -31,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from litelvlm import __version__, cli
 from litelvlm.cli_args import from_namespace
 from litelvlm.errors import LiteLVLMError
+from litelvlm.run_owner import overwriting
 from litelvlm.transaction import current
 from litelvlm.versions import run_versions
 
@@ -188,8 +189,6 @@ def check_early(out: str | Path, options: dict) -> None:
     """Refuse, before torch is imported, a folder whose recorded configuration (``parts/config.json``, else
     ``config.json``) differs from ``options`` (the command's options as given) in one of :data:`EARLY_OPTIONS`:
     the refusal :func:`check_config` makes after the model loads, made at once. Nothing with ``--overwrite``."""
-    from litelvlm.run_owner import overwriting
-
     out = Path(out)
     path = out / "parts" / "config.json"
     path = path if path.is_file() else out / "config.json"
@@ -235,8 +234,6 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
     """Refuse to write into ``out`` when its config.json records results of another model (``--model``, or the
     same string through another ``--backend``): a study that recomputes all its tables (``reversal``, ``sink``,
     ``retention``) would otherwise replace that model's results without a word."""
-    from litelvlm.run_owner import overwriting
-
     path = Path(out) / "config.json"
     if not path.is_file() or overwriting(out):   # --overwrite: the other model's results are replaced whole
         return
