@@ -46,8 +46,8 @@ def read_record(path: str | os.PathLike) -> object:
     """The JSON content of a record file of an earlier run; a folder, a broken link, an unreadable or garbled
     file is a LiteLVLMError naming it."""
     path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise damaged(path, "is a broken symbolic link")
+    if path.is_symlink():   # its run wrote a file: a link (broken or not) is not that file
+        raise damaged(path, "is a broken symbolic link" if not path.exists() else "is a link where a file should be")
     if path.is_dir():
         raise damaged(path, "is a folder where a file should be")
     try:

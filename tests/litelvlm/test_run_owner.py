@@ -97,6 +97,7 @@ DAMAGES = {
     "run a string": ("config.json", _retype("run", "yesterday")),
     "config.json a folder": ("config.json", _to_folder),
     "config.json a broken link": ("config.json", _dangling),
+    "config.json a link": ("config.json", lambda p: (p.rename(p.parent / "real.json"), p.symlink_to("real.json"))),
     "a foreign table": ("reversal.parquet", _foreign),
     "a truncated table": ("summary.csv", lambda p: p.write_bytes(p.read_bytes()[:10])),
     "a table replaced by a folder": ("summary.csv", _to_folder),
@@ -127,8 +128,14 @@ def _finished_run(tmp_path: Path, record: bool = True) -> Path:
                       "one line naming the file (exit 2) before anything loads; nothing rewritten")
 @pytest.mark.parametrize("case", list(DAMAGES))
 def test_every_damaged_earlier_result_is_named(tmp_path, case):
-    out = _finished_run(tmp_path)
     name, damage = DAMAGES[case]
+    for record in (True, False) if name == "config.json" else (True,):   # also a folder written before records
+        _refused(tmp_path / str(record), name, damage, record)
+
+
+def _refused(tmp_path: Path, name: str, damage, record: bool) -> None:
+    tmp_path.mkdir()
+    out = _finished_run(tmp_path, record)
     if not os.path.lexists(out / name):
         (out / name).write_text("{}")
     damage(out / name)
