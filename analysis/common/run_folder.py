@@ -182,11 +182,11 @@ class RunFolder:
                     self._remove_if_empty()
                     raise
             elif issubclass(kind, (Exception, KeyboardInterrupt, SystemExit)):
+                if issubclass(kind, LiteLVLMError) and not self._created:
+                    self._remove_written()   # before an earlier run replaced whole returns (its files may share names)
                 self.tx.abort()
                 if issubclass(kind, LiteLVLMError) and self._created:   # everything in it is this run's
                     shutil.rmtree(self.out, ignore_errors=True)
-                elif issubclass(kind, LiteLVLMError):
-                    self._remove_written()
                 self._remove_if_empty()
             else:   # the process is going down (a kill): the next run on the folder cleans up
                 self.tx.forget()
