@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -32,12 +33,7 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
     read a half-written folder (a stale partial one is replaced; when another process finishes first, its identical
     copy is kept). A complete folder is checked against its manifest before it is returned (``verify=False``: the
     sizes of files over 1 MiB only, for a caller that does not read them now); a damaged one is written again,
-    with a warning."""
-    import shutil
-    import tempfile
-
-    from .checksums import folder_manifest
-
+    with a warning. A full disk, read-only or unwritable cache is a LiteLVLMError naming the folder."""
     damaged = None
     if (root / ".complete").exists():
         problem = _folder_problem(root, verify)
@@ -45,6 +41,24 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
             return root
         logging.getLogger(__name__).warning("the cached folder %s %s: writing it again", root, problem)
         damaged = _inode(root)
+    try:
+        return _write_aside(root, write, damaged)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        from .errors import LiteLVLMError
+
+        raise LiteLVLMError(f"the cache folder {root} cannot be written ({e.strerror or e}); nothing partial is left "
+                            "there: free some space, or set LITELVLM_CACHE to another folder") from None
+
+
+def _write_aside(root: Path, write, damaged: int | None) -> Path:
+    """:func:`write_once`'s write: aside, marked complete, renamed into place."""
+    import shutil
+    import tempfile
+
+    from .checksums import folder_manifest
+
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:

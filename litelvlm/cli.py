@@ -63,6 +63,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --threads
             p.add_argument("--threads", type=int, default=None,
                            help="torch CPU threads (default: 1 for tiny/toy models, else the physical cores)")
+        if any(a.dest == "out" for a in p._actions):   # a run folder: the run owns it (litelvlm.run_owner)
+            with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --overwrite
+                p.add_argument("--overwrite", action="store_true", default=False,
+                               help="replace whatever run --out holds (another command's, another configuration's "
+                                    "or damaged results) whole when this run finishes; a failed run keeps it")
         p.set_defaults(_run=mod.run, _parser=p)
     return parser
 
@@ -147,7 +152,8 @@ def one_line(message: str) -> str:
 
 def check_common_options(args: argparse.Namespace) -> None:
     """The checks every subcommand shares, before any work and before torch is imported: output folders
-    (``--out``, ...) and files (``--save-overlay``) must be writable where they are, input paths must exist,
+    (``--out``, ...) and files (``--save-overlay``) must be writable where they are, an ``--out`` folder must hold
+    no other command's run and no damaged results (:func:`litelvlm.run_owner.claim`), input paths must exist,
     method names must be registered, and ``--device cuda`` needs a GPU."""
     import os
 
@@ -156,6 +162,11 @@ def check_common_options(args: argparse.Namespace) -> None:
         path = getattr(args, dest, None)
         if isinstance(path, str) and path:
             _check_writable(dest, path, folder=dest in OUTPUT_FOLDERS)
+    out = getattr(args, "out", None)
+    if not listing and isinstance(out, str) and out and isinstance(getattr(args, "command", None), str):
+        from .run_owner import claim
+
+        claim(out, args.command, getattr(args, "overwrite", False) is True)   # a run owns its --out
     for dest in () if listing else INPUT_PATHS:
         path = getattr(args, dest, None)
         if isinstance(path, str) and path and not os.path.exists(os.path.expanduser(path)):

@@ -48,6 +48,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         transaction.replace(tmp, target)
         if staged is not None:
             tx.staged_as(staged)
+    except OSError as e:
+        if e.filename is None and e.errno is not None:   # a full disk met by a writer that names no file: name it
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

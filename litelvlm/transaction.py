@@ -5,13 +5,17 @@ While a :class:`Transaction` on a folder is open, every write that goes through 
 hidden staging folder inside it (``.litelvlm-stage-*``), not in place. :meth:`Transaction.commit` then moves
 the staged files into place behind a journal (``.litelvlm-commit.json``, written atomically before the first
 move): a process killed during the moves leaves the journal, and the next transaction on the folder rolls
-the commit forward before it starts (:func:`recover`). A failed or killed run leaves the folder as it was;
-a finished one leaves the new files complete, never a mixture of two runs.
+the commit forward before it starts (:func:`recover`). Before the journal, every target is checked
+(:func:`check_targets`); each earlier file is moved aside before the new one takes its place, so a move that
+fails is rolled back. A failed or killed run leaves the folder as it was; a finished one leaves the new files
+complete, never a mixture of two runs. An earlier run replaced whole (``--overwrite``,
+:meth:`Transaction.replace_earlier`) waits in a ``.litelvlm-replaced-*`` folder until the commit removes it, and
+returns when the run fails (after a kill, at the next :func:`recover`).
 
 Writes into the folders named ``direct`` (the resumable parts) go in place at once, each atomically, and
 are recorded in :attr:`Transaction.written`, so a failure can remove exactly what this run wrote and nothing
-else. Cleanup only ever touches the names this module makes: the staging folders, the journal, and the
-temporary files ending in :data:`TMP_SUFFIX`.
+else. Cleanup only ever touches the names this module makes: the staging folders, the journal, the replaced
+folders, and the temporary files ending in :data:`TMP_SUFFIX`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ STAGE_PREFIX = ".litelvlm-stage-"
 JOURNAL = ".litelvlm-commit.json"
 #: the suffix of every temporary file the project writes (and the only temporary files it ever removes)
 TMP_SUFFIX = ".litelvlm-tmp"
+#: where an earlier run replaced whole (``--overwrite``) waits for the new run's commit
+REPLACED_PREFIX = ".litelvlm-replaced-"
+#: inside a staging folder: the earlier versions of the files a commit replaces, until it completes
+EARLIER = ".earlier"
 
 _ACTIVE: list[Transaction] = []
 
@@ -42,18 +50,21 @@ def _absolute(path: str | os.PathLike) -> Path:
 class Transaction:
     """Stage the writes into ``out`` (except those under the top-level folders ``direct``) until :meth:`commit`."""
 
-    def __init__(self, out: str | os.PathLike, direct: tuple[str, ...] = ()):
+    def __init__(self, out: str | os.PathLike, direct: tuple[str, ...] = (), overwrite: bool = False):
         self.out = _absolute(out)
+        self.overwrite = overwrite
         self.direct = tuple(direct)
         self.stage: Path | None = None
         #: the staged files, as paths relative to ``out``, in the order they were written
         self.staged: list[str] = []
         #: the files created in place (under a ``direct`` folder), absolute
         self.written: list[Path] = []
+        #: where the earlier run replaced whole (``--overwrite``) waits until the commit
+        self.replaced: Path | None = None
 
     def begin(self) -> Transaction:
         """Finish or discard what an interrupted run left (:func:`recover`), then open the staging folder."""
-        recover(self.out)
+        recover(self.out, discard_damaged=self.overwrite)
         self.stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=self.out))
         _ACTIVE.append(self)
         return self
@@ -80,10 +91,19 @@ class Transaction:
 
     def commit(self, drop: tuple[str, ...] | list[str] = ()) -> list[str]:
         """Move every staged file into place and remove the files named in ``drop`` that this run did not
-        write (an older run's optional outputs), behind the journal. Returns the committed names."""
+        write (an older run's optional outputs), behind the journal. Every target is checked first (a folder, a
+        link or an unwritable folder where a file goes is refused before anything moves); a move that still fails
+        is rolled back, so the folder holds the earlier run exactly as it was. Returns the committed names."""
         self._close()
         journal = {"stage": self.stage.name, "files": list(self.staged),
-                   "drop": [d for d in drop if d not in self.staged]}
+                   "drop": [d for d in drop if d not in self.staged and os.path.lexists(self.out / d)]}
+        if self.replaced is not None:
+            journal["replaced"] = self.replaced.name
+        try:
+            check_targets(self.out, journal["files"] + journal["drop"])
+        except BaseException:
+            self.abort()
+            raise
         fd, tmp = tempfile.mkstemp(prefix=f"{JOURNAL}.", suffix=TMP_SUFFIX, dir=self.out)
         try:
             with os.fdopen(fd, "w") as f:
@@ -95,14 +115,29 @@ class Transaction:
             Path(tmp).unlink(missing_ok=True)
             self.abort()
             raise
-        _apply(self.out, journal)
+        done: list[str] = []
+        try:
+            _apply(self.out, journal, done)
+        except Exception:
+            _undo(self.out, journal, done)   # raises when even that fails: the journal then completes it later
+            self.abort()
+            raise
         return journal["files"]
+
+    def replace_earlier(self, names: list[str]) -> None:
+        """Move the top-level entries ``names`` (an earlier run, replaced whole) aside until the commit, which
+        removes them; a failed run puts them back (:meth:`abort`, or :func:`recover` after a kill)."""
+        self.replaced = Path(tempfile.mkdtemp(prefix=REPLACED_PREFIX, dir=self.out))
+        for name in names:
+            replace(self.out / name, self.replaced / name)
 
     def abort(self) -> None:
         """Discard every staged file; the folder keeps what it held before (and the direct writes)."""
         self._close()
         if self.stage is not None:
             shutil.rmtree(self.stage, ignore_errors=True)
+        if self.replaced is not None and self.replaced.exists():
+            _restore(self.out, self.replaced)
 
     def forget(self) -> None:
         """Stop routing writes, touching nothing on disk (a killed run: :func:`recover` cleans up later)."""
@@ -113,17 +148,78 @@ class Transaction:
             _ACTIVE.remove(self)
 
 
-def _apply(out: Path, journal: dict) -> None:
+def check_targets(out: Path, names: list[str]) -> None:
+    """Refuse, before anything moves, a commit whose targets cannot all be written: a folder or a link where a
+    result file goes, a file where a folder goes, or a folder that cannot be written (one line naming it)."""
+    from .errors import LiteLVLMError
+
+    for rel in names:
+        path = out / rel
+        for parent in reversed((path.relative_to(out)).parents[:-1]):
+            q = out / parent
+            if os.path.lexists(q) and (q.is_symlink() or not q.is_dir()):
+                raise LiteLVLMError(f"{q} is a file or a link where the folder of {rel} should be: nothing was "
+                                    "changed; remove it, or use another --out")
+        if path.is_symlink() or path.is_dir():
+            raise LiteLVLMError(f"{path} is a {'link' if path.is_symlink() else 'folder'} where the result file "
+                                f"{rel} should be: nothing was changed; remove it, or use another --out")
+        folder = path.parent if path.parent.exists() else out
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise LiteLVLMError(f"{folder} cannot be written (permission denied), so {rel} cannot be replaced: "
+                                "nothing was changed")
+
+
+def _apply(out: Path, journal: dict, done: list[str] | None = None) -> None:
+    """Carry out (or finish) a commit: each earlier file moves aside into the staging folder, then the new one
+    into place; the earlier ones are deleted with the staging folder when every move is made."""
     stage = out / journal["stage"]
+    earlier = stage / EARLIER
     for rel in journal["files"]:
-        src = stage / rel
+        src, dst = stage / rel, out / rel
         if src.exists():   # moved already when a killed commit is rolled forward
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            replace(src, out / rel)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(dst) and not os.path.lexists(earlier / rel):
+                (earlier / rel).parent.mkdir(parents=True, exist_ok=True)
+                replace(dst, earlier / rel)
+            replace(src, dst)
+            if done is not None:
+                done.append(rel)
     for rel in journal["drop"]:
-        (out / rel).unlink(missing_ok=True)
+        if os.path.lexists(out / rel) and not os.path.lexists(earlier / "drop" / rel):
+            (earlier / "drop" / rel).parent.mkdir(parents=True, exist_ok=True)
+            replace(out / rel, earlier / "drop" / rel)
     (out / JOURNAL).unlink(missing_ok=True)
     shutil.rmtree(stage, ignore_errors=True)
+    if journal.get("replaced"):
+        shutil.rmtree(out / journal["replaced"], ignore_errors=True)
+
+
+def _undo(out: Path, journal: dict, done: list[str]) -> None:
+    """Roll back a commit that failed part-way: the new files go back to the staging folder and the earlier ones
+    into place, then the journal goes (the folder holds the earlier run exactly as it was)."""
+    stage = out / journal["stage"]
+    earlier = stage / EARLIER
+    for rel in reversed(done):
+        replace(out / rel, stage / rel)
+    for rel in journal["files"]:
+        if os.path.lexists(earlier / rel):
+            replace(earlier / rel, out / rel)
+    for rel in journal["drop"]:
+        if os.path.lexists(earlier / "drop" / rel):
+            replace(earlier / "drop" / rel, out / rel)
+    (out / JOURNAL).unlink(missing_ok=True)
+
+
+def _restore(out: Path, aside: Path) -> None:
+    """Put an earlier run replaced whole back in place (the failed new run's entries of the same names go)."""
+    for entry in aside.iterdir():
+        target = out / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            target.unlink()
+        replace(entry, target)
+    aside.rmdir()
 
 
 def pending(out: str | os.PathLike) -> bool:
@@ -131,20 +227,32 @@ def pending(out: str | os.PathLike) -> bool:
     return (Path(out) / JOURNAL).exists()
 
 
-def recover(out: str | os.PathLike) -> None:
-    """Roll forward a commit a killed run began, then remove what an unfinished run of this project left in
-    ``out``: its staging folders and its temporary files (``*`` + :data:`TMP_SUFFIX`); nothing else."""
+def recover(out: str | os.PathLike, discard_damaged: bool = False) -> None:
+    """Roll forward a commit a killed run began, put back an earlier run that a killed ``--overwrite`` run had
+    moved aside, then remove what an unfinished run of this project left in ``out``: its staging folders and its
+    temporary files (``*`` + :data:`TMP_SUFFIX`); nothing else. A journal that cannot be read is an error naming
+    it (the commit it records could not be completed), or removed with ``discard_damaged`` (``--overwrite``)."""
     out = _absolute(out)
     journal = out / JOURNAL
-    if journal.exists():
+    if os.path.lexists(journal):
+        from .errors import LiteLVLMError
+        from .run_owner import check_journal
+
         try:
+            check_journal(out)
+        except LiteLVLMError:
+            if not discard_damaged:
+                raise
+            shutil.rmtree(journal) if journal.is_dir() and not journal.is_symlink() else journal.unlink()
+        else:
             _apply(out, json.loads(journal.read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
-            journal.unlink(missing_ok=True)   # a journal that was never complete: that commit never began
+    for p in out.glob(f"{REPLACED_PREFIX}*"):
+        _restore(out, p)
     for p in out.glob(f"{STAGE_PREFIX}*"):
         shutil.rmtree(p, ignore_errors=True)
     for p in out.rglob(f"*{TMP_SUFFIX}"):
-        if p.is_file() and not any(part.startswith(STAGE_PREFIX) for part in p.relative_to(out).parts):
+        if p.is_file() and not any(part.startswith((STAGE_PREFIX, REPLACED_PREFIX))
+                                   for part in p.relative_to(out).parts):
             p.unlink(missing_ok=True)
 
 

@@ -144,7 +144,7 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
     tmp_work = a.work_dir is None
     work = Path(tempfile.mkdtemp(prefix="litelvlm-demo-")) if tmp_work else Path(a.work_dir)
     try:
-        with RunFolder(out):   # the demo's tables and figures reach --out together
+        with RunFolder(out, command="demo"):   # the demo's tables and figures reach --out together
             data = work / "data"
             write_refer(data, a.scenes, a.seed, size=224, split="val", sentences_per_object=2, overwrite=True)
             records = load_refer(data, data / "images", split="val")

@@ -161,7 +161,7 @@ def run_efficiency(a: EfficiencyArgs) -> int:
     """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
     prev = torch.get_num_threads()
     try:
-        with RunFolder(a.out):
+        with RunFolder(a.out, command="efficiency"):
             return _run(a)
     finally:
         torch.set_num_threads(prev)

@@ -111,7 +111,7 @@ def run_figures(a: FiguresArgs) -> int:
     explicit = bool(split_list(a.family))
     drawn: dict[str, list[Path]] = {}
     skipped: dict[str, str] = {}
-    with RunFolder(a.out, direct=()):   # the figures reach --out together, when every family is drawn
+    with RunFolder(a.out, direct=(), command="figures"):   # the figures reach --out together, when every family is drawn
         if a.results is not None:
             drawn, skipped = draw_results(names, a, explicit)
         for name in names if a.results is None else ():

@@ -4,8 +4,9 @@ heavy modules and run. From code: ``from analysis.grounding import GroundingArgs
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
-from analysis.common.study import as_args
+from analysis.common.study import as_args, check_early
 from analysis.grounding.options import ARGS, GroundingArgs, add_arguments, check_args
 
 __all__ = ["ARGS", "add_arguments", "run"]
@@ -17,6 +18,7 @@ def run(args: GroundingArgs | argparse.Namespace, pipe=None) -> int:
     ``pipe``: a pipeline already loaded (a figure family's smoke run reuses its own), else loaded from the options."""
     a = as_args(GroundingArgs, args)
     check_args(a)
+    check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     from analysis.grounding.compute import run_grounding  # lazy: torch, after the checks
 
     return run_grounding(a, pipe=pipe)

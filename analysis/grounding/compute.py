@@ -233,7 +233,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("grounding", a.model))
-    folder = RunFolder(out) if state.is_main_process else contextlib.nullcontext()
+    folder = RunFolder(out, command="eval-grounding") if state.is_main_process else contextlib.nullcontext()
     with folder:
         old = None
         if state.is_main_process:

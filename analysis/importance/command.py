@@ -4,8 +4,9 @@ heavy modules and run. From code: ``from analysis.importance import ImportanceAr
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
-from analysis.common.study import as_args
+from analysis.common.study import as_args, check_early
 from analysis.importance.options import ARGS, ImportanceArgs, add_arguments, check_args, check_method_signals
 from litelvlm.cli_args import split_list
 
@@ -17,6 +18,7 @@ def run(args: ImportanceArgs | argparse.Namespace) -> int:
     ``run(ImportanceArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
     a = as_args(ImportanceArgs, args)
     check_args(a)
+    check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     check_method_signals(split_list(a.method_signals))
     from analysis.importance.compute import run_and_report  # lazy: torch, after the checks
 

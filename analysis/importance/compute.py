@@ -302,7 +302,7 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
                   llm_heads=int(lm.num_attention_heads),
                   num_visual_tokens=pipe.num_visual_tokens, paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), run=run_record(), **run_identity("importance", a.model))
-    with RunFolder(out, direct=("parts", "images")) as folder:
+    with RunFolder(out, direct=("parts", "images"), command="importance") as folder:
         folder.resume(config, growable=GROWABLE)
         store = PartStore(out)
         write_json(out / "config.json", config)   # staged: it reaches the folder with the tables

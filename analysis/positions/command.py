@@ -4,8 +4,9 @@ heavy modules and run. From code: ``from analysis.positions import PositionsArgs
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
-from analysis.common.study import as_args
+from analysis.common.study import as_args, check_early
 from analysis.positions.options import ARGS, PositionsArgs, add_arguments, check_args
 
 __all__ = ["ARGS", "add_arguments", "run"]
@@ -16,6 +17,7 @@ def run(args: PositionsArgs | argparse.Namespace) -> int:
     ``run(PositionsArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
     a = as_args(PositionsArgs, args)
     check_args(a)
+    check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     from analysis.positions.compute import run_positions  # lazy: torch, after the checks
 
     return run_positions(a)

@@ -117,7 +117,7 @@ def run_positions(a: PositionsArgs) -> int:
     config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), **clip_record(pipe),
                   numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("positions", a.model))
-    with torch.no_grad(), RunFolder(out) as folder:
+    with torch.no_grad(), RunFolder(out, command="positions") as folder:
         folder.resume(config)
         picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences)
         prep = pipe.prepare(image, [r.sentence for r in picked], turns, seed=a.seed)

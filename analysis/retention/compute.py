@@ -179,7 +179,7 @@ def run_retention(a: RetentionArgs) -> Path:
     if not split_list(a.methods):  # the default: every CLIP-side method this backend supports
         methods = supported_methods(clip, methods, examples[0][2])
     out = Path(a.out)
-    with RunFolder(out):
+    with RunFolder(out, command="retention"):
         table, scores, images, meta = retention_tables(clip, examples, a.budgets, methods, a.seed)
         write_tables(a, out, table, scores, images, {**meta, "clip": clip.describe(), "skipped": skipped})
     return out
@@ -233,7 +233,7 @@ def run_family_retention(a: RetentionArgs) -> Path:
     skipped: list[dict] = []
     examples = study_examples(a, skipped)
     out = Path(a.out)
-    with RunFolder(out):
+    with RunFolder(out, command="retention"):
         table, scores, images, meta = family_tables(pipe, a.model, examples, a.budgets, methods,
                                                     a.seed)
         write_csv(out / "visual_tokens.csv", meta.pop("visual_tokens"))

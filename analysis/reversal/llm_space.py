@@ -120,7 +120,7 @@ def run_llm_space(a: ReversalArgs) -> int:
     records = load_records(a)
     pipe = load_pipeline(a.model, device=a.device, dtype=getattr(torch, a.dtype))
     t0 = time.perf_counter()
-    with RunFolder(a.out, owned=("similarity_maps.parquet",)) as folder:
+    with RunFolder(a.out, owned=("similarity_maps.parquet",), command="reversal") as folder:
         df, counts, maps = llm_space_study(pipe, records, a.ks, a.threshold, a.save_maps)
         if df.empty:
             raise LiteLVLMError(f"no sentence could be scored ({counts}); nothing written")

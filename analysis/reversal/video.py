@@ -110,6 +110,6 @@ def run_video_reversal(a) -> int:
         clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype), defer=True)
         layers = resolve_layers(a.layers, vision_num_layers(clip))
         prompts = prompts_for(records, a.text_template, a.seed)
-        with RunFolder(a.out, owned=OPTIONAL_OUTPUTS) as folder:
+        with RunFolder(a.out, owned=OPTIONAL_OUTPUTS, command="reversal") as folder:
             return _run_locked(a, clip, records, layers, prompts, folder,
                                extra_columns=lambda df: with_frame_columns(df, records))

@@ -242,7 +242,7 @@ def run_sink(a: SinkArgs) -> int:
         if not 0 <= b < n_text_layers:
             raise LiteLVLMError(f"--ablate-from {b}: text blocks are 0..{n_text_layers - 1} for this model")
     layers = resolve_layers(a.layers, vision_num_layers(clip)) if ablation else []
-    with RunFolder(a.out, owned=OPTIONAL_OUTPUTS) as folder:
+    with RunFolder(a.out, owned=OPTIONAL_OUTPUTS, command="sink") as folder:
         return _run_locked(a, clip, texts, meta, records, layers, folder)
 
 

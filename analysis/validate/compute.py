@@ -308,7 +308,7 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
 def run_validate(a: ValidateArgs) -> int:
     """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point), in its locked
     ``--out`` folder: the measured calls (``parts/``, ``rounds/``) and the reference are kept as they finish."""
-    with RunFolder(a.out, direct=("parts", "rounds", REFERENCE_FILE)) as folder:
+    with RunFolder(a.out, direct=("parts", "rounds", REFERENCE_FILE), command="validate") as folder:
         return _run_validate(a, folder)
 
 

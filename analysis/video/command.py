@@ -4,8 +4,9 @@ heavy modules and run. From code: ``from analysis.video import VideoArgs, run``.
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
-from analysis.common.study import as_args
+from analysis.common.study import as_args, check_early
 from analysis.video.options import ARGS, VideoArgs, add_arguments, check_args
 
 __all__ = ["ARGS", "add_arguments", "run"]
@@ -16,6 +17,7 @@ def run(args: VideoArgs | argparse.Namespace) -> int:
     ``run(VideoArgs(out="results/video"))``; the command line passes its parsed namespace."""
     a = as_args(VideoArgs, args)
     check_args(a)
+    check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     from analysis.video.compute import run_video  # lazy: torch, after the checks
 
     return run_video(a)

@@ -193,7 +193,7 @@ def run_video(a: VideoArgs) -> int:
         pairs = run_keys(runs)
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
         config.update(run.config())
-        with RunFolder(out) as folder:
+        with RunFolder(out, command="eval-video") as folder:
             folder.resume(config, ignore=("n_boot", "boot_seed"))   # they change the tables, not the parts
             write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
             store = PartStore(out)

@@ -50,9 +50,20 @@ def _check_refer_args(out: Path, n_scenes: int, sentences_per_object: int, overw
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise LiteLVLMError(f"output folder {str(out)!r} exists and is not empty (use --overwrite)")
-        if not ((out / "refs(unc).p").exists() and (out / "scenes.json").exists()) and any(out.iterdir()):
+        if not ((out / "refs(unc).p").exists() and (out / "scenes.json").exists()) and any(out.iterdir()) \
+                and not _holds_a_run(out):   # another command's run is replaced whole (litelvlm.run_owner)
             raise LiteLVLMError(f"refusing to overwrite {str(out)!r}: it is not a toy REFER folder written by "
                                 "litelvlm toy-data (no scenes.json beside refs(unc).p)")
+
+
+def _holds_a_run(out: Path) -> bool:
+    """Whether ``out`` holds a run of one of this project's commands (readable enough to say which)."""
+    from ..run_owner import owner
+
+    try:
+        return owner(out) is not None
+    except LiteLVLMError:
+        return False
 
 
 def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEED, size: int = 224,

@@ -20,12 +20,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from ..cli_args import from_namespace
+from ..errors import LiteLVLMError
 from .evaluation import (
     accuracy_by_attribute,
     retrieval_accuracy,
@@ -61,13 +63,34 @@ def train(a: ToyTrainArgs) -> dict:
     try:
         metrics = _train(a, work)
         final.mkdir(parents=True, exist_ok=True)
+        aside = _replace_other_run(final)
         for f in sorted(work.iterdir()):
             publish(f)
             os.replace(f, final / f.name)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         torch.set_num_threads(threads)  # --threads is for this run only
     return metrics
+
+
+def _replace_other_run(final: Path) -> Path | None:
+    """With ``--overwrite``, move the run of another command that ``final`` holds (its entries but hidden ones)
+    aside before the model moves in, so the folder holds the toy CLIP alone; returns where it went."""
+    from ..run_owner import overwriting, owner
+
+    try:
+        held = owner(final)
+    except LiteLVLMError:
+        held = "damaged"
+    if not overwriting(final) or held in (None, "toy-train"):
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.replaced-", dir=final.parent))
+    for entry in final.iterdir():
+        if not entry.name.startswith("."):
+            os.replace(entry, aside / entry.name)
+    return aside
 
 
 def learning_rate(a: ToyTrainArgs, step: int) -> float:

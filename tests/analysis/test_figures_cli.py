@@ -121,7 +121,7 @@ def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_
     assert lines[-2] == f"figures: wrote {len(paths)} files to {tmp_path / 'c'} from 1 families (retention)"
     assert lines[-1] == f"figures: skipped {len(others)}: " + "; ".join(
         f"{n} (no results in {results})" for n in others)
-    assert sorted(p.name for p in (tmp_path / "c").iterdir() if p.name != ".lock") == sorted(p.name for p in paths)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")) == sorted(p.name for p in paths)
     for p in paths:
         assert (tmp_path / "c" / p.name).read_bytes() == p.read_bytes(), p.name
 
@@ -154,4 +154,4 @@ def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_pat
         assert alone and all(p.name.startswith(f"retention_{tag}_") for p in alone)
         for p in alone:
             assert (tmp_path / "a" / p.name).read_bytes() == p.read_bytes(), p.name
-    assert len([p for p in (tmp_path / "a").iterdir() if p.name != ".lock"]) == len(alone) * 2
+    assert len([p for p in (tmp_path / "a").iterdir() if not p.name.startswith(".")]) == len(alone) * 2

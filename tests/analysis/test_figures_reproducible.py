@@ -13,7 +13,7 @@ from litelvlm.cli import main
 
 def _files(folder: Path) -> dict[str, bytes]:
     """The result files of ``folder`` (the run's lock, which names the process that held it, aside)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != ".lock"}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
 def _same_bytes(a: Path, b: Path) -> None:

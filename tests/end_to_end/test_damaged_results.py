@@ -1,6 +1,5 @@
 """Damaged files of an earlier run, in every resumable command's folder and under ``figures``: a damaged part is
-computed again with a warning, a damaged run record is rewritten with the new tables, a damaged parts record
-is one line naming it, and ``figures`` skips a folder it cannot read with one line naming it."""
+computed again with a warning, a damaged run record (config.json) or parts record is one line naming it, and ``figures`` skips a folder it cannot read with one line naming it."""
 
 from __future__ import annotations
 
@@ -21,8 +20,8 @@ RESUMABLE = ["eval-grounding", "importance", "positions", "validate", "eval-vide
 
 @pytest.mark.odd_case("damaged results", "a garbled part marker, a garbled config.json, a garbled parts/config.json "
                       "(not UTF-8)", "eval-grounding, importance, positions, validate, eval-video",
-                      "the part computed again with a warning; config.json rewritten with the tables; parts/config.json "
-                      "one line naming it (exit 2)")
+                      "the part computed again with a warning; config.json and parts/config.json one line naming "
+                      "the file (exit 2), left as they were")
 @pytest.mark.parametrize("command", RESUMABLE)
 def test_damaged_files_of_an_earlier_run(command, coco128, tmp_path, capsys, caplog):
     out, fresh = tmp_path / "out", tmp_path / "fresh"
@@ -35,9 +34,14 @@ def test_damaged_files_of_an_earlier_run(command, coco128, tmp_path, capsys, cap
         assert main(argv(command, coco128, out)) == 0
     assert any("computed again" in r.getMessage() for r in caplog.records)
     assert not different(results(out), clean)
-    (out / "config.json").write_bytes(b'{"half": ')
-    assert main(argv(command, coco128, out)) == 0
-    assert not different(results(out), clean)
+    whole = (out / "config.json").read_bytes()
+    (out / "config.json").write_bytes(b'{"half": ')   # the run's record: named, never rewritten silently
+    capsys.readouterr()
+    assert main(argv(command, coco128, out)) == 2
+    err = capsys.readouterr().err
+    assert str(out / "config.json") in err and "damaged" in err and "Traceback" not in err, err
+    assert (out / "config.json").read_bytes() == b'{"half": '
+    (out / "config.json").write_bytes(whole)
     record = out / "parts" / "config.json"
     record.write_bytes(b"\x89PNG\r\n")
     capsys.readouterr()

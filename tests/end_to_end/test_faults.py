@@ -30,6 +30,7 @@ import pytest
 import litelvlm.transaction as transaction
 from analysis.common.run_folder import LOCK_NAME, RunFolder
 from litelvlm.cli import main
+from litelvlm.run_owner import MARKER
 
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 
@@ -82,7 +83,7 @@ def results(out: Path) -> dict[str, bytes]:
     for p in sorted(out.rglob("*")) if out.is_dir() else []:
         rel = p.relative_to(out)
         if p.is_dir() or rel.parts[0] in KEPT or rel.parts[0].startswith(transaction.STAGE_PREFIX) \
-                or p.name.endswith(transaction.TMP_SUFFIX) or rel.name == transaction.JOURNAL:
+                or p.name.endswith(transaction.TMP_SUFFIX) or rel.name in (transaction.JOURNAL, MARKER):
             continue
         data = b"<timed>" if p.name in TIMED else p.read_bytes()
         if p.suffix in (".json", ".md", ".txt", ".csv"):
@@ -152,6 +153,7 @@ def _clean(command: str, coco: Path, where: Path, faults, results_dir: Path) -> 
     """The results of a run that meets no fault, and how many writes it makes."""
     faults.arm(where, None)
     assert main(argv(command, coco, where, results_dir)) == 0
+    assert not (where / LOCK_NAME).exists(), "the lock file outlived its run"
     return results(where), faults.count
 
 
@@ -232,7 +234,7 @@ def test_a_second_run_on_a_busy_folder_is_refused_for_every_command(command, coc
         assert main(argv(command, coco128, out, reversal_results)) == 2
     err = capsys.readouterr().err
     assert "in use by another run" in err and str(out) in err and "pid" in err
-    assert {p.name for p in out.iterdir()} == {LOCK_NAME, "notes.txt"}
+    assert {p.name for p in out.iterdir()} == {"notes.txt"}   # untouched, and the lock gone with its run
 
 
 @pytest.mark.slow

@@ -70,7 +70,7 @@ def test_second_run_on_a_locked_folder_fails(study, coco128, tmp_path, capsys):
         assert main(study_args(study, coco128, out)) == 2
     err = capsys.readouterr().err
     assert "in use by another run" in err and str(out) in err
-    assert {p.name for p in out.iterdir()} == {".lock"}   # the locked run's folder is untouched
+    assert not any(out.iterdir())   # the locked run's folder is untouched (and its lock gone with it)
 
 
 @pytest.mark.parametrize("study", STUDIES)
@@ -150,8 +150,14 @@ def test_truncated_part_is_recomputed_and_truncated_config_named(coco128, tmp_pa
     for f in ("grounding.parquet", "summary.csv"):
         assert (out / f).read_bytes() == (fresh / f).read_bytes()
     config = out / "config.json"
-    config.write_text(config.read_text()[:20])   # the run's record: rewritten with the tables
-    assert main(study_args("eval-grounding", coco128, out)) == 0
+    whole = config.read_bytes()
+    config.write_bytes(whole[:20])   # a damaged earlier result: one line naming it, never rewritten silently
+    capsys.readouterr()
+    assert main(study_args("eval-grounding", coco128, out)) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "damaged" in err and len([x for x in err.splitlines() if "error" in x]) == 1, err
+    assert config.read_bytes() == whole[:20]
+    config.write_bytes(whole)
     assert read_json(config)["run"]
     record = out / "parts" / "config.json"       # the parts' record: what a resume is checked against
     record.write_text(record.read_text()[:20])
