@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +20,13 @@ import pytest
 
 from analysis.common.run_folder import RunFolder
 from litelvlm.cli import main
-from tests.analysis.video.test_compute_budgets import FakeEval
+from tests.analysis.video import test_compute_budgets
+from tests.fixtures.launch import torchrun
 
 ROOT = Path(__file__).resolve().parents[3]
 TABLES = ("summary.csv", "expressions.parquet", "comparisons.csv", "claims.csv")
+#: the fake video path (a fixture: each expression segmented by its own ground truth, the calls recorded)
+fake = test_compute_budgets.fake
 
 
 class FakeShards:
@@ -53,17 +55,6 @@ class FakeShards:
 
     def label(self) -> str:
         return f"process {self.rank}/{self.world}"
-
-
-@pytest.fixture
-def fake(monkeypatch) -> FakeEval:
-    import analysis.video.compute as compute
-    import analysis.video.options as options
-
-    ev = FakeEval()
-    monkeypatch.setattr(options, "video_eval", lambda model: ev)
-    monkeypatch.setattr(compute, "video_eval", lambda model: ev)
-    return ev
 
 
 def _argv(out) -> list[str]:
@@ -138,12 +129,6 @@ def test_a_partial_sharded_folder_resumes_sharded_or_alone(tmp_path, fake, monke
     assert len(fake.seen["expression"]) == unfinished and _tables(alone) == one
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 VIDEO = ["--anno-sets", "0", "--synthetic-videos", "2", "--synthetic-frames", "2", "--methods", "litelvlm",
          "--budgets", "81", "--n-boot", "20"]
 
@@ -152,8 +137,7 @@ VIDEO = ["--anno-sets", "0", "--synthetic-videos", "2", "--synthetic-frames", "2
 def test_two_cpu_processes_equal_one(tmp_path):
     env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "ACCELERATE_DISABLE_RICH": "1"}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-              str(_free_port()), "-m", "litelvlm.cli"]
+    launch = torchrun(2)
     two = subprocess.run(launch + ["eval-video", "--out", str(tmp_path / "two"), *VIDEO], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=900)
     assert two.returncode == 0, two.stderr[-3000:]
