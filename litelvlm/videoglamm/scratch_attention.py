@@ -7,14 +7,15 @@ with a fresh ``mmap`` (its threshold tops out at 32 MB) and unmaps them when fre
 page again: ``eval-video`` spent half its CPU time in the kernel. :func:`scratch_attention` computes the same operations
 (transformers' ``eager_attention_forward``: the product, ``* scaling``, ``+ mask``, the float32 softmax, the product with
 the values) in place, into two buffers that one :class:`Scratch` keeps from one prefill to the next (grown when a
-longer prompt needs more), so the pages are touched once per run. Elsewhere (another device or dtype, training or
-gradients, attention weights asked for) it is transformers' own function. :func:`scratch_eager` switches a Phi-3 to it for one
-forward.
+longer prompt needs more), and eager's (1, 1, S, S) float mask into a third (:func:`scratch_mask`), so the pages are
+touched once per run. Elsewhere (another device or dtype, training or gradients, attention weights asked for) it is
+transformers' own function. :func:`scratch_eager` switches a Phi-3 to it for one forward.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -25,20 +26,42 @@ NAME = "litelvlm_scratch_eager"
 
 
 class Scratch:
-    """Two flat float32 buffers, grown to the largest score tensor seen, viewed at each call's shape."""
+    """Flat float32 buffers (two for the scores, one for the mask), grown to the largest seen with a quarter's headroom
+    (a prompt a few tokens longer reuses them), viewed at each call's shape."""
 
     def __init__(self) -> None:
         self.flat: list[torch.Tensor] = []
+        self.flat_mask: torch.Tensor | None = None
+
+    @staticmethod
+    def _fits(old: torch.Tensor | None, n: int, device: torch.device) -> bool:
+        return old is not None and old.numel() >= n and old.device == device
+
+    @staticmethod
+    def _size(old: torch.Tensor | None, n: int) -> int:
+        return max(n, 0 if old is None else old.numel() * 5 // 4)
 
     def views(self, shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Two contiguous float32 tensors of ``shape`` on ``device`` over the kept buffers (grown when too small)."""
-        n = 1
-        for s in shape:
-            n *= int(s)
-        if not self.flat or self.flat[0].numel() < n or self.flat[0].device != device:
+        n = math.prod(int(s) for s in shape)
+        if not self._fits(self.flat[0] if self.flat else None, n, device):
+            size = self._size(self.flat[0] if self.flat else None, n)
             self.flat = []   # the old buffers go before the larger ones are made
-            self.flat = [torch.empty(n, dtype=torch.float32, device=device) for _ in range(2)]
+            self.flat = [torch.empty(size, dtype=torch.float32, device=device) for _ in range(2)]
         return self.flat[0][:n].view(shape), self.flat[1][:n].view(shape)
+
+    def mask(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """A contiguous float32 tensor of ``shape`` over the kept mask buffer (grown when too small)."""
+        n = math.prod(int(s) for s in shape)
+        if not self._fits(self.flat_mask, n, device):
+            size = self._size(self.flat_mask, n)
+            self.flat_mask = None
+            self.flat_mask = torch.empty(size, dtype=torch.float32, device=device)
+        return self.flat_mask[:n].view(shape)
+
+
+#: the scratch of the forward running inside :func:`scratch_eager` (its mask is made there)
+_ACTIVE: list[Scratch] = []
 
 
 def scratch_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -64,12 +87,29 @@ def scratch_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
     return attn_output.transpose(1, 2).contiguous(), None
 
 
+def scratch_mask(**kwargs) -> torch.Tensor | None:
+    """transformers' ``eager_mask`` (``masking_utils.py``: ``sdpa_mask``'s boolean mask as 0 / the dtype's minimum)
+    written into the active :class:`Scratch`'s mask buffer (the same values); ``eager_mask`` itself otherwise."""
+    from transformers.masking_utils import eager_mask, sdpa_mask
+
+    dtype = kwargs.get("dtype", torch.float32)
+    if not _ACTIVE or dtype != torch.float32:
+        return eager_mask(**kwargs)
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("allow_is_causal_skip", "dtype")}
+    mask = sdpa_mask(allow_is_causal_skip=False, **kwargs)
+    if mask is None:
+        return None
+    out = _ACTIVE[-1].mask(tuple(mask.shape), mask.device)
+    low = torch.full((), torch.finfo(dtype).min, device=mask.device, dtype=dtype)
+    return torch.where(mask, torch.zeros((), device=mask.device, dtype=dtype), low, out=out)
+
+
 def _register() -> None:
     from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
     AttentionInterface.register(NAME, scratch_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, eager_mask)   # eager's own mask
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, scratch_mask)   # eager's own mask, in the scratch
 
 
 @contextlib.contextmanager
@@ -85,12 +125,14 @@ def scratch_eager(model: nn.Module, scratch: Scratch) -> Iterator[None]:
     for m in layers:
         m._litelvlm_scratch = scratch
     config._attn_implementation = NAME
+    _ACTIVE.append(scratch)
     try:
         yield
     finally:
+        _ACTIVE.pop()
         config._attn_implementation = "eager"
         for m in layers:
             del m._litelvlm_scratch
 
 
-__all__ = ["NAME", "Scratch", "scratch_attention", "scratch_eager"]
+__all__ = ["NAME", "Scratch", "scratch_attention", "scratch_eager", "scratch_mask"]

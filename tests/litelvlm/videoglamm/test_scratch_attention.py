@@ -33,9 +33,10 @@ def test_the_same_hidden_states_in_the_same_memory():
         assert torch.equal(got, want), length
         assert llm.config._attn_implementation == "eager"   # restored
         assert not any(hasattr(m, "_litelvlm_scratch") for m in llm.modules())
-        ptrs.append(scratch.flat[0].data_ptr())
-    assert ptrs[0] == ptrs[1] == ptrs[2]   # the first prompt's memory, reused
-    assert scratch.flat[0].numel() == 4 * 151 * 151   # grown once, for the longer prompt
+        ptrs.append((scratch.flat[0].data_ptr(), scratch.flat[1].data_ptr(), scratch.flat_mask.data_ptr()))
+    assert ptrs[0] == ptrs[1] == ptrs[2]   # the first prompt's memory (scores and mask), reused
+    assert scratch.flat[0].numel() == 4 * 150 * 150 * 5 // 4   # grown once, a quarter more, for the longer prompt
+    assert scratch.flat_mask.numel() == 150 * 150 * 5 // 4
 
 
 @torch.no_grad()
