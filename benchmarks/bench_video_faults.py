@@ -39,6 +39,17 @@ def run(src: Path, out: Path, args: list[str]) -> dict:
     return {"faults": use.ru_minflt, "user": use.ru_utime, "sys": use.ru_stime}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``) and its AVX-512 / AMX flags."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
+    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    return f"{name or platform.machine()} ({', '.join(f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_tile') if f in flags)})"
+
+
 def line(name: str, r: dict) -> str:
     cpu = r["user"] + r["sys"]
     return (f"{name:>14}: {r['faults'] / 1e6:8.2f} M minor faults, user {r['user']:7.1f} s, kernel {r['sys']:7.1f} s "
@@ -52,7 +63,7 @@ def main() -> int:
     p.add_argument("--args", default=EXAMPLE, help=f"eval-video's arguments after --out (default: {EXAMPLE!r})")
     a = p.parse_args()
     args = shlex.split(a.args)
-    print(f"eval-video {' '.join(args)}; CPU: {platform.processor() or platform.machine()}, "
+    print(f"eval-video {' '.join(args)}; CPU: {cpu_name()}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     sources = {"this checkout": ROOT, **({"compared": a.compare_src.resolve()} if a.compare_src else {})}
     missed = False
