@@ -34,7 +34,6 @@ and merged by summing intersections and unions (never by averaging per-shard cIo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -48,8 +47,8 @@ from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
 from analysis.common.model_args import image_resize_record, quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
-from analysis.common.run_folder import RunFolder
 from analysis.common.screen import with_intervals
+from analysis.common.shards import Shards
 from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics
@@ -192,8 +191,6 @@ def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
 def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
     """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point); ``pipe`` (a family's pipeline) skips loading
     ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
-    from accelerate import PartialState
-
     from litelvlm.data.refer import load_refer
 
     methods, budgets = check_args(a)
@@ -205,10 +202,10 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
         by_image.setdefault(r.image_id, []).append(r)
     image_ids = _image_ids(a, by_image)
 
-    state = PartialState(cpu=a.device == "cpu")
-    device = a.device if a.device == "cpu" or state.num_processes == 1 else state.device
+    shards = Shards(a.device)
+    device = shards.device(a.device)
     if pipe is None:
-        with state.main_process_first():  # the main process writes any cached random model first
+        with shards.loading():  # the main process writes any cached random model first
             pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
                                  **({} if a.clip_context == "clip" else {"clip_context": a.clip_context}),
                                  **({} if a.clip_similarity == "clip" else {"clip_similarity": a.clip_similarity}),
@@ -233,28 +230,26 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("grounding", a.model))
-    folder = RunFolder(out, command="eval-grounding") if state.is_main_process else contextlib.nullcontext()
-    with folder:
+    with shards.folder(out, command="eval-grounding") as folder:
         old = None
-        if state.is_main_process:
+        if shards.is_main:
             old = folder.resume(config, growable=GROWABLE)
             write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
-        state.wait_for_everyone()
+        shards.wait()
         store = PartStore(out)
         old = old or read_json_if(out / "config.json")
         # the keys of parts whose markers predate their own keys: the runs of the folder's earlier config
         same = not old or (old["methods"], old["budgets"]) == (config["methods"], config["budgets"])
         legacy = pairs if same else plan(old["methods"], [Budget.from_column(b) for b in old["budgets"]],
                                          pipe.num_visual_tokens)
-        mine = image_ids[state.process_index::state.num_processes]
+        mine = shards.share(image_ids)
         work = store.missing(mine, run_keys(pairs), run_keys(legacy))
-        log.info("process %d/%d: %d image(s) to evaluate", state.process_index, state.num_processes,
-                 sum(len(ids) for _, ids in work))
+        log.info("%s: %d image(s) to evaluate", shards.label(), sum(len(ids) for _, ids in work))
         by_key = dict(zip(run_keys(pairs), pairs, strict=True))
         for todo_keys, ids in work:
-            _evaluate(pipe, a, store, by_image, ids, [by_key[tuple(k)] for k in todo_keys], state)
-        state.wait_for_everyone()
-        if state.is_main_process:
+            _evaluate(pipe, a, store, by_image, ids, [by_key[tuple(k)] for k in todo_keys], shards)
+        shards.wait()
+        if shards.is_main:
             rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs))
             shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
             with atomic_path(out / "summary.txt") as tmp:
@@ -281,7 +276,7 @@ def read_json_if(path: Path) -> dict | None:
 
 
 def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],
-              pairs: list[Run], state) -> None:
+              pairs: list[Run], shards: Shards) -> None:
     """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images; unreadable images are listed
     in the part as skipped (not done: the next run tries them again)."""
     from tqdm.auto import tqdm
@@ -295,7 +290,7 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
                     {"skipped": list(skipped), "keys": [list(k) for k in run_keys(pairs)]}, tried=chunk_images)
         rows.clear(), chunk_images.clear(), skipped.clear()
 
-    for image_id in tqdm(ids, desc=f"eval-grounding[{state.process_index}]", disable=not state.is_main_process):
+    for image_id in tqdm(ids, desc=f"eval-grounding[{shards.rank}]", disable=not shards.is_main):
         recs = by_image[image_id]
         try:
             image = recs[0].image(exif_transpose(pipe))

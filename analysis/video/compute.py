@@ -19,7 +19,10 @@ is segmented by the family's runner (``expression``) and scored:
   J&F over its objects and sets.
 
 One part per (video, method, budget) in ``OUT/parts`` (a stopped run resumes; other methods, budgets or a larger
-``--limit-videos`` add rows). Seeded and deterministic.
+``--limit-videos`` add rows). Seeded and deterministic. Launched on P processes (``python -m torch.distributed.run
+--nproc_per_node P -m litelvlm.cli eval-video ...``; :mod:`analysis.common.shards`, as ``eval-grounding``), the
+videos are split across them (``rank::P``) and the main process merges every part exactly as one process does (J
+and F per object from the parts, then the averages): the tables equal the single run's byte for byte.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +42,7 @@ from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
 from analysis.common.model_args import image_resize_record
 from analysis.common.parts import PartStore
-from analysis.common.run_folder import RunFolder
+from analysis.common.shards import Shards
 from analysis.common.study import portable_paths, run_record
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
@@ -185,19 +188,28 @@ def run_video(a: VideoArgs) -> int:
         config["sam2_video_branch"] = True
     config.update(image_resize_record(a.image_resize, a.model))   # a family with a resize of its own records it
     config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note, **run_identity("video", a.model))
+    shards = Shards(a.device)
     with tempfile.TemporaryDirectory() as tmp:
         _, groups = dataset(a, tmp)
-        run = family.runner(a)
+        with shards.loading():   # the main process writes any cached random model first
+            run = family.runner(a if shards.device(a.device) == a.device else replace(a, device=shards.device(a.device)))
         methods = run.plan_methods(given, budgets)
         runs = plan([BASELINE, *methods], budgets, NUM_PATCHES)   # the baseline once at 576, then methods x budgets
         pairs = run_keys(runs)
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
         config.update(run.config())
-        with RunFolder(out, command="eval-video") as folder:
-            folder.resume(config, ignore=("n_boot", "boot_seed"))   # they change the tables, not the parts
-            write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
+        with shards.folder(out, command="eval-video") as folder:
+            if shards.is_main:
+                folder.resume(config, ignore=("n_boot", "boot_seed"))   # they change the tables, not the parts
+                write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
+            shards.wait()   # the folder checked (and its unreadable parts dropped) before any process computes
             store = PartStore(out)
-            compute(run, groups, runs, sets, store)
+            mine = {video: groups[video] for video in shards.share(list(groups))}
+            log.info("%s: %d video(s) to evaluate", shards.label(), len(mine))
+            compute(run, mine, runs, sets, store)
+            shards.wait()   # every process's parts finished: the main process merges them all
+            if not shards.is_main:
+                return 0
             expr, objects = collect(store, groups, pairs)
             summary = summary_table(expr, objects, pairs)
             summary = run.summary(summary, expr)   # the family's own score beside the DAVIS table, if any

@@ -35,6 +35,7 @@ from torch import nn
 from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, VideoGLaMMPreset, clip_config, phi3_config, sam2_config
 from .internvideo2 import InternVideo2Tower
 from .sam2_text import Sam2Text
+from .scratch_attention import Scratch, scratch_eager
 
 #: widths the projectors take (``multimodal_projector/builder.py`` L23-25): InternVideo2 1408, CLIP 1024 for the
 #: real towers; a preset's own widths otherwise.
@@ -154,8 +155,12 @@ class VideoGLaMM(nn.Module):
 
     @torch.no_grad()
     def final_hidden(self, embeds: torch.Tensor) -> torch.Tensor:
-        """(1, S, h) final normed hidden states of the LLM on ``embeds`` (``outputs[0]``, phi3.py L72-83)."""
-        return self.llm.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
+        """(1, S, h) final normed hidden states of the LLM on ``embeds`` (``outputs[0]``, phi3.py L72-83); the eager
+        attention's scores in memory kept from one call to the next (:mod:`.scratch_attention`: the same values)."""
+        if not hasattr(self, "_scratch"):
+            self._scratch = Scratch()
+        with scratch_eager(self.llm.model, self._scratch):
+            return self.llm.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
 
     def seg_embeddings(self, hidden: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """(S, out_dim) ``text_hidden_fcs[0]`` of the rows predicting each ``[SEG]`` (L636-643)."""

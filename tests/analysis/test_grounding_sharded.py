@@ -8,7 +8,6 @@ environment-variable launch that ``accelerate`` reads): ``accelerate launch --cp
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.fixtures.launch import torchrun
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cmd(coco, out) -> list[str]:
@@ -35,8 +30,7 @@ def _cmd(coco, out) -> list[str]:
 def test_two_processes_equal_one(coco128, tmp_path):
     env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "ACCELERATE_DISABLE_RICH": "1"}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-              str(_free_port()), "-m", "litelvlm.cli"]
+    launch = torchrun(2)
     two = subprocess.run(launch + _cmd(coco128, tmp_path / "two"), env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
