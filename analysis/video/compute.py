@@ -199,9 +199,10 @@ def run_video(a: VideoArgs) -> int:
             write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
             write_csv(out / "summary.csv", summary)
     with pd.option_context("display.width", 160, "display.max_rows", 80):
-        from analysis.common.screen import with_intervals
+        from analysis.common.screen import show_table, with_intervals
 
-        print(with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        show_table(with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}"),
+                   out / "summary.csv", "J&F per method and budget")
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model, out,
                        "every J and F is 0 (every mask empty, or missing its object)")
