@@ -231,8 +231,8 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for h in logging.getLogger().handlers if once else ():
         h.addFilter(once)
-    global VERBOSE
-    VERBOSE = bool(args.verbose)
+    global VERBOSE  # a command run by another (figures --smoke, demo) is as verbose as the one running it
+    VERBOSE = bool(args.verbose) or (once is None and VERBOSE)
     for name in {"litelvlm"} | {module.split(".")[0] for module, _ in all_commands().values()}:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     quiet_third_party(args.verbose)
