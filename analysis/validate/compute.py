@@ -33,7 +33,6 @@ from analysis.common.grounding_runs import clip_record, method_options, pick_ima
 from analysis.common.identity import run_identity
 from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.run_folder import RunFolder
-from analysis.common.screen import show_table
 from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens
@@ -382,7 +381,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     rows = rows.sort_values(["method", "budget"], key=_run_order, kind="stable").reset_index(drop=True)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)
-    show_table("\n".join(lines), out / "report.md", "report")
+    print("\n".join(lines))  # short: the weights, LiteLVLM's ratios per budget (report.md holds the tables)
     warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0

@@ -101,7 +101,7 @@ SMALLEST = {
     "efficiency": (["--arch", "tiny", "--methods", "none,litelvlm", "--budgets", "64", "--flops-only",
                     "--no-figures", "--out", "{out}"], True),
     "validate": (["--refer-dir", "{refer}", "--methods", "litelvlm", "--budgets", "64", "--repeats", "1",
-                  "--out", "{out}"], True),
+                  "--out", "{out}"], False),  # a line per budget; report.md holds the tables
     "positions": (["--refer-dir", "{refer}", "--methods", "litelvlm", "--budgets", "16", "--out", "{out}"], True),
     "eval-video": (["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "3", "--methods",
                     "litelvlm", "--budgets", "81", "--n-boot", "10", "--out", "{out}"], True),
