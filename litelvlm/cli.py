@@ -109,6 +109,24 @@ def defer_quantization_backends() -> None:
 
 #: the arguments of the command running now (``litelvlm <CURRENT_ARGV>``); None when a study runs from Python
 CURRENT_ARGV: list[str] | None = None
+#: whether the command runs with ``--verbose``: then it also prints its full tables (``analysis.common.screen``)
+VERBOSE = False
+#: how many ``main`` calls are running (a command such as ``demo`` runs others through ``main``)
+_DEPTH = 0
+
+
+class WarnOnce(logging.Filter):
+    """Lets each warning text through once per command (a study run twice by another command, or one check met on
+    every image, warns once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: dict[tuple[int, str], logging.LogRecord] = {}  # every handler shows the first record
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        return self.first.setdefault((record.levelno, record.getMessage()), record) is record
 
 #: Options naming folders a subcommand writes into, and options naming one file it writes.
 OUTPUT_FOLDERS = ("out", "work_dir", "cache_dir")
@@ -196,7 +214,20 @@ def check_common_options(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse, dispatch, and turn user errors into a message and exit status 2."""
+    """Entry point: parse, dispatch, and turn user errors into a message and exit status 2; each warning is
+    printed once (:class:`WarnOnce`), also across the commands this one runs."""
+    global _DEPTH
+    once = WarnOnce() if _DEPTH == 0 else None
+    _DEPTH += 1
+    try:
+        return _main(argv, once)
+    finally:
+        _DEPTH -= 1
+        for h in logging.getLogger().handlers if once else ():
+            h.removeFilter(once)
+
+
+def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     global CURRENT_ARGV
     CURRENT_ARGV = argv  # the results folders' provenance records name the command (analysis.study.run_record)
@@ -209,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for h in logging.getLogger().handlers if once else ():
+        h.addFilter(once)
+    global VERBOSE  # a command run by another (figures --smoke, demo) is as verbose as the one running it
+    VERBOSE = bool(args.verbose) or (once is None and VERBOSE)
     for name in {"litelvlm"} | {module.split(".")[0] for module, _ in all_commands().values()}:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     quiet_third_party(args.verbose)

@@ -1,13 +1,31 @@
-"""Tables for the terminal and text files: a reader's view of a summary (the csv files keep every column)."""
+"""Tables for the terminal and text files: a reader's view of a summary (the csv files keep every column), and
+the one rule of what a command prints: its progress and a short summary; a full table only with ``--verbose``
+(:func:`show_table`), otherwise one line naming the file that holds it."""
 
 from __future__ import annotations
 
 import math
+import os
 
 import pandas as pd
 
+from litelvlm import cli
+
 #: the most columns a human-facing table shows
 MAX_COLUMNS = 10
+
+
+def verbose() -> bool:
+    """Whether the running command was given ``--verbose`` (``litelvlm -v COMMAND`` or ``COMMAND -v``)."""
+    return cli.VERBOSE
+
+
+def show_table(text: str, where: str | os.PathLike, what: str = "table") -> None:
+    """Print ``text``, a full table, with ``--verbose``; otherwise one line saying which file holds it."""
+    if verbose():
+        print(text)
+    else:
+        print(f"{what}: {where} (--verbose prints it)")
 
 
 def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
@@ -29,3 +47,13 @@ def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         out[col] = [cell(v, lo, hi, e) for v, lo, hi, e in zip(out[col], out[f"{col}_lo"], out[f"{col}_hi"], mc)]
         out = out.drop(columns=[c for c in (f"{col}_lo", f"{col}_hi", f"{col}_mc") if c in out])
     return out
+
+
+def file_names(paths) -> str:
+    """The names of ``paths`` with ``--verbose``; otherwise their count and folder (a family's figures are dozens)."""
+    paths = [os.fspath(p) for p in paths]
+    if verbose() or len(paths) <= 2:
+        return ", ".join(paths)
+    folders = sorted({os.path.dirname(p) for p in paths})
+    where = f" in {folders[0]}" if len(folders) == 1 and folders[0] else ""
+    return f"{len(paths)} files{where} (--verbose lists them)"

@@ -12,6 +12,8 @@ folder with real weights, ``local-dir:...`` for open_clip, ``tiny-random``...).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
 import tempfile
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.common.run_folder import RunFolder
+from analysis.common.screen import verbose
 from analysis.demo.options import DemoArgs
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
@@ -39,8 +42,11 @@ def resolve_model(model: str | None) -> str:
 
 
 def _cli(argv: list[str]) -> None:
+    """Run ``litelvlm ARGV``; its own printed summary only with ``--verbose`` (the demo prints the headlines)."""
     log.info("litelvlm %s", " ".join(argv))
-    rc = main(argv)
+    loud = verbose()
+    with contextlib.nullcontext() if loud else contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["-v", *argv] if loud else argv)
     if rc != 0:
         raise LiteLVLMError(f"`litelvlm {' '.join(argv)}` failed with exit status {rc} (see the message above)")
 
@@ -173,7 +179,7 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
             overall = rev_summary[rev_summary["breakdown"] == "all"].sort_values("layer")
             reversal = [{k: (float(r[k]) if k != "layer" else int(r[k])) for k in
                          ("layer", "auroc_reversed_mean", "auroc_reversed_ci_low", "auroc_reversed_ci_high",
-                          "share_reversed", "n_sentences")} for _, r in overall.iterrows()]
+                          "share_reversed", "n_sentences", "n_images")} for _, r in overall.iterrows()]
             copy_file(rev_dir / "summary.csv", out / "reversal_summary.csv")
 
             sink, sink_ablation = run_sink(work / "results" / "sink", common, data / "images", out, figures)
@@ -213,7 +219,7 @@ def run_sink(sink_dir: Path, common: list[str], image_dir: Path, out: Path, figu
         copy_file(abl_path, out / "sink_ablation_summary.csv")
         abl = abl[abl["breakdown"] == "all"]
         for layer, sub in abl.groupby("layer", sort=True):
-            row = {"layer": int(layer)}
+            row = {"layer": int(layer), "n_sentences": int(sub["n_sentences"].max())}
             row.update({str(v): float(x) for v, x in zip(sub["variant"], sub["auroc_reversed_mean"])})
             if "original" in row:
                 ablation.append(row)
@@ -224,38 +230,53 @@ def sink_headline(summary) -> dict:
     """[EOS]'s attention share on [SOS] and on the content tokens, head-averaged, per text block and
     averaged over blocks, with the uniform baseline 1/n beside them."""
     per_layer = summary[summary["head"] == -1].sort_values("layer")
-    return {"sos_mean": float(per_layer["sos_mean"].mean()), "sos_max": float(per_layer["sos_mean"].max()),
+    return {"n_sentences": int(per_layer["n_sentences"].max()),
+            "sos_mean": float(per_layer["sos_mean"].mean()), "sos_max": float(per_layer["sos_mean"].max()),
             "content_mean": float(per_layer["content_sum_mean"].mean()),
             "uniform_mean": float(per_layer["uniform_mean"].mean()),
             "per_layer_sos": [round(float(v), 4) for v in per_layer["sos_mean"]]}
 
 
-def _print_summary(s: dict, out: Path, banner: str | None = None, seconds: float = float("nan")) -> None:
+#: fewer scorable scenes than this: the selection shares illustrate the figure, they compare no methods
+FEW_SCENES = 10
+
+
+def summary_lines(s: dict, out: Path, banner: str | None = None, seconds: float = float("nan")) -> list[str]:
+    """The demo's closing summary: every headline number with its n (sentences, images or scenes) and its K (kept
+    tokens) or N (all tokens ranked) beside it."""
     from analysis.common.stats import ci_text
 
-    print(f"\nlitelvlm demo: {s['sentences']} expressions on {s['scenes']} scenes, model {s['model']} "
-          f"(grid {s['grid'][0]}x{s['grid'][1]}), {seconds:.0f} s")
+    N = s["grid"][0] * s["grid"][1]
+    lines = [f"litelvlm demo: {s['sentences']} expressions on {s['scenes']} scenes, model {s['model']} "
+             f"(grid {s['grid'][0]}x{s['grid'][1]}, N = {N} tokens), {seconds:.0f} s"]
     if banner:
-        print(f"  {banner}")
-    n, shown = s["selection_scenes_scorable"], s["selection_scenes_shown"]
+        lines.append(f"  {banner}")
+    n, shown, K = s["selection_scenes_scorable"], s["selection_scenes_shown"], s["selection_budget"]
     if n:
-        print(f"  token selection (K={s['selection_budget']}): share of referent patches kept, mean over the "
-              f"n={n} of {shown} shown scenes with a referent patch: " +
-              ", ".join(f"{m} {v:.0%}" for m, v in s["selection_referent_kept_share"].items()))
+        few = f"; n < {FEW_SCENES}: an illustration of the figure, not a comparison of methods" if n < FEW_SCENES else ""
+        lines.append(f"  token selection (K = {K} of N = {N}, n = {n} of {shown} shown scenes with a referent "
+                     f"patch{few}): share of referent patches kept: " +
+                     ", ".join(f"{m} {v:.0%}" for m, v in s["selection_referent_kept_share"].items()))
     else:
-        print(f"  token selection (K={s['selection_budget']}): none of the {shown} shown scenes has a referent "
-              "patch (>= 50% inside the mask); nothing to score")
+        lines.append(f"  token selection (K = {K} of N = {N}): none of the {shown} shown scenes has a referent "
+                     "patch (>= 50% inside the mask); nothing to score")
     for r in s["reversal"]:
         verdict = "reversed (referent ranked LOW)" if r["auroc_reversed_ci_low"] > 0.5 else (
             "not reversed (referent ranked HIGH)" if r["auroc_reversed_ci_high"] < 0.5 else "no clear direction")
-        print(f"  reversal, layer {r['layer']}: AUROC of reversed similarity {r['auroc_reversed_mean']:.3f} "
-              f"{ci_text(r['auroc_reversed_ci_low'], r['auroc_reversed_ci_high'], '95% CI ')} -> {verdict}")
+        lines.append(f"  reversal, layer {r['layer']} (n = {r['n_sentences']:.0f} sentences on {r['n_images']:.0f} "
+                     f"images, all N = {N} tokens ranked): AUROC of reversed similarity {r['auroc_reversed_mean']:.3f} "
+                     f"{ci_text(r['auroc_reversed_ci_low'], r['auroc_reversed_ci_high'], '95% CI ')} -> {verdict}")
     sink = s["sink"]
-    print(f"  sink: [EOS]->[SOS] attention share {sink['sos_mean']:.3f} (mean over text blocks; max "
-          f"{sink['sos_max']:.3f}; uniform 1/n {sink['uniform_mean']:.3f}; content tokens together "
-          f"{sink['content_mean']:.3f})")
+    lines.append(f"  sink (n = {sink['n_sentences']} sentences): [EOS]->[SOS] attention share {sink['sos_mean']:.3f} "
+                 f"(mean over text blocks; max {sink['sos_max']:.3f}; uniform 1/n {sink['uniform_mean']:.3f}; "
+                 f"content tokens together {sink['content_mean']:.3f})")
     for r in s.get("sink_ablation", []):
-        print(f"  sink ablation, layer {r['layer']}: AUROC_reversed {r['original']:.3f} original -> "
-              + ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("layer", "original")))
-    print(f"  figures: {out}/ ({', '.join(Path(p).name for p in s['figures'])}); numbers: {out}/demo_summary.json")
+        lines.append(f"  sink ablation, layer {r['layer']} (n = {r['n_sentences']} sentences, all N = {N} tokens "
+                     f"ranked): AUROC_reversed {r['original']:.3f} original -> " +
+                     ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("layer", "original", "n_sentences")))
+    lines.append(f"  figures: {out}/ ({', '.join(Path(p).name for p in s['figures'])}); numbers: {out}/demo_summary.json")
+    return lines
 
+
+def _print_summary(s: dict, out: Path, banner: str | None = None, seconds: float = float("nan")) -> None:
+    print("\n" + "\n".join(summary_lines(s, out, banner, seconds)))

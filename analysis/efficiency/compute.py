@@ -30,6 +30,7 @@ from analysis.common.grounding_runs import Run, image_runs, plan
 from analysis.common.identity import run_identity
 from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
+from analysis.common.screen import show_table
 from analysis.common.study import run_record
 from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count
@@ -253,13 +254,15 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         tmp.write_text(comparison_markdown(cmp, paper, on_cuda(df), " / ".join(sorted(paper_archs()))))
     if a.figures:
         _figures(cost.figure_rows(df), out)
+    tables = "\n".join(t for t in (paper_summary(df, paper), spread_summary(df)) if t)
+    with atomic_path(out / "summary.txt") as tmp:
+        tmp.write_text(tables + "\n")
     write_json(out / "config.json", config)
-    print(paper_summary(df, paper))
-    if spread := spread_summary(df):
-        print(spread)
+    show_table(tables, out / "summary.txt", "the paper's quantities per method and budget")
     if bound := _bound.screen_warning(df, a.prefill == "captured"):  # overhead-bound prefills, with the ratio
         print(f"efficiency: {bound}")
-    print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s")
+    print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s; ratios: "
+          f"{out / 'comparison.md'}")
     return 0
 
 

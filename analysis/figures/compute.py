@@ -15,6 +15,7 @@ from pathlib import Path
 
 import analysis.figures.registry as families
 from analysis.common.run_folder import RunFolder
+from analysis.common.screen import file_names
 from analysis.figures.family import Family
 from analysis.figures.options import FiguresArgs, check_args
 from analysis.figures.tree import assign, draw_tree, find_runs
@@ -121,7 +122,7 @@ def run_figures(a: FiguresArgs) -> int:
                 skipped[name] = reason
                 continue
             drawn[name] = draw(fam, a)
-            print(f"figures: {name}: " + ", ".join(str(p) for p in drawn[name]))
+            print(f"figures: {name}: " + file_names(drawn[name]))
         print(summary(drawn, skipped, a.out))
         if a.results is not None and not drawn:   # nothing written: the folder is left as it was
             raise LiteLVLMError(f"--results {a.results!r} holds no results of any figure family "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common.identity import identity_label, read_identity
+from analysis.common.screen import file_names
 from analysis.common.study import read_json
 from analysis.figures.family import Family, results_models, runs_name, save_figures
 from analysis.figures.registry import FAMILIES
@@ -160,7 +161,7 @@ def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, familie
                 why[f"{fam.name} {names}"] = "no figure"
                 continue
             print(f"figures: {fam.name}: {', '.join(dict.fromkeys(r.label for r in group))} from {names}: "
-                  + ", ".join(p.name for p in paths))
+                  + file_names([p.name for p in paths]))
             drawn.setdefault(fam.name, []).extend(paths)
     return drawn, why
 

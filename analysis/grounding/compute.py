@@ -47,7 +47,7 @@ from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
 from analysis.common.model_args import image_resize_record, quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
-from analysis.common.screen import with_intervals
+from analysis.common.screen import show_table, with_intervals
 from analysis.common.shards import Shards
 from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
@@ -254,7 +254,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
             shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
             with atomic_path(out / "summary.txt") as tmp:
                 tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n")
-            print(shown)
+            show_table(shown, out / "summary.txt", "cIoU/gIoU per method and budget")
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
             warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(), a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},

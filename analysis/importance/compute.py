@@ -39,6 +39,7 @@ from analysis.common.identity import run_identity
 from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
+from analysis.common.screen import show_table
 from analysis.common.study import (
     portable_paths,
     read_json,
@@ -327,7 +328,8 @@ def run_and_report(a: ImportanceArgs) -> int:
     cols = ["clip_signal", "llm_signal", "query", "layer", "n_sentences", "spearman_mean", "spearman_lo",
             "spearman_hi", "jaccard_64_mean"]
     with pd.option_context("display.width", 160, "display.max_rows", 60):
-        print(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        show_table(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"), Path(a.out) / "summary.csv",
+                   "rank correlations per signal pair")
     print(f"{rows['sent_id'].nunique()} sentence(s), {len(rows)} rows -> {a.out}")
     if banner := weights_banner(a.model, a.clip):
         print(banner)

@@ -32,6 +32,7 @@ from analysis.common.identity import run_identity
 from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
+from analysis.common.screen import show_table
 from analysis.common.study import portable_paths, run_record
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
@@ -126,7 +127,8 @@ def run_positions(a: PositionsArgs) -> int:
         table = mark_weights(positions_table(pipe, prep, pairs, a, PartStore(out)), a.model, a.clip)
         write_csv(out / "positions.csv", table)
     with pd.option_context("display.width", 160, "display.max_rows", 80):
-        print(table.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        show_table(table.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"),
+                   out / "positions.csv", "[SEG] states and masks per method, budget and position rule")
     print(f"{len(table)} rows -> {out / 'positions.csv'}")
     if banner := weights_banner(a.model, a.clip):
         print(banner)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
+from analysis.common.screen import show_table
 from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
 from analysis.retention.options import RetentionArgs, model_family
 from analysis.retention.parts import selection_parts
@@ -301,7 +302,8 @@ def run_and_report(a: RetentionArgs) -> int:
     print(f"retention tables written to {out}; {len(skipped)} image(s) skipped as unreadable")
     if a.compare_to:
         ov = pd.read_csv(Path(out) / "overlap.csv").groupby(["method", "budget"])["overlap"].mean().unstack()
-        print(f"kept tokens shared with {a.compare_to} (mean over images; overlap.csv):\n{ov.round(3).to_string()}")
+        show_table(f"kept tokens shared with {a.compare_to} (mean over images; overlap.csv):\n{ov.round(3).to_string()}",
+                   Path(out) / "overlap.csv", f"kept tokens shared with {a.compare_to}")
     if banner := weights_banner(a.model):
         print(banner)
     return 0

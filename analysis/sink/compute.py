@@ -39,6 +39,7 @@ from analysis.common.clip_reversal import (
 )
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
+from analysis.common.screen import show_table
 from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
 from analysis.common.study import portable_paths, run_record, torch_thread_count
 from analysis.sink.options import SinkArgs
@@ -310,7 +311,7 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
           f"in {t_sink:.1f}s; ablation {'done' if abl_df is not None else counts.get('ablation_skipped', 'not run')}; "
           f"wrote {out}")
     if abl_df is not None:
-        print(ablation_lines(abl_sum))
+        show_table(ablation_lines(abl_sum), out / "ablation_summary.csv", "ablation AUROC per layer and text variant")
     if banner := weights_banner(clip.name):
         print(banner)
     return 0

@@ -388,6 +388,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     setup["limit_lines"] = pf.limit_lines(rows, tflops)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)
+    # short: the weights, LiteLVLM's ratios per budget (report.md holds the tables), an overhead-bound warning
     print("\n".join(lines + [w for w in [pf.screen_warning(rows, a.prefill == "captured")] if w]))
     warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")

@@ -42,6 +42,7 @@ from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
 from analysis.common.model_args import image_resize_record
 from analysis.common.parts import PartStore
+from analysis.common.screen import show_table
 from analysis.common.shards import Shards
 from analysis.common.study import portable_paths, run_record
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
@@ -221,7 +222,7 @@ def run_video(a: VideoArgs) -> int:
             write_csv(out / "summary.csv", summary)
             shown = summary_text(summary)
             write_text(out / "summary.txt", shown + "\n")
-    print(shown)
+    show_table(shown, out / "summary.txt", "J&F per method and budget")
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model, out,
                        "every J and F is 0 (every mask empty, or missing its object)")

@@ -30,7 +30,8 @@ class ExploreArgs:
     budgets: list[Budget] | None = arg(None, help="budgets stored in the page for every method (default: every K "
                                                   "from N to 1); the slider snaps to the nearest stored one")
     mask_budgets: list[Budget] | None = arg(None, help="budgets at which the page holds each method's predicted "
-                                                       "masks (default: N, N/3, N/18: 576, 192, 32 at N = 576; "
+                                                       "masks (default: N, N/3, N/9, N/18: 576, 192, 64, 32 at "
+                                                       "N = 576; "
                                                        "an empty value \"\": no masks)")
     page: str = arg(None, help="the HTML file to write (required)", flag="--out", metavar="PAGE.html")
     seed: int = arg(0, help="seed for random methods")
@@ -61,8 +62,10 @@ def check_args(a: ExploreArgs) -> None:
     if os.path.isdir(a.page):
         raise LiteLVLMError(f"--out {a.page!r} is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(a.page)))
+    while not os.path.exists(folder):  # missing folders are made when the page is written, as every --out's are
+        folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
-        raise LiteLVLMError(f"--out {a.page!r}: folder {folder!r} does not exist")
+        raise LiteLVLMError(f"--out {a.page!r}: {folder!r} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise LiteLVLMError(f"--out {a.page!r}: folder {folder!r} is not writable")
     if a.model:
@@ -76,7 +79,7 @@ def run(ns) -> int:
     a = from_namespace(ExploreArgs, ns)
     check_args(a)
     from .data import load
-    from .page import write_page
+    from .page import link_budget, write_page
 
     data = load(a.image, a.text, model=a.model, methods=split_list(a.methods) or None, seed=a.seed)
     top = max(data.top_budget(m) for m in data.methods)
@@ -88,7 +91,7 @@ def run(ns) -> int:
     path = write_page(data, a.page, ks, masks)
     size = os.path.getsize(path)
     print(f"litelvlm explore: wrote {path} ({size / 1e6:.2f} MB; open it in a browser, e.g. "
-          f"{path}#method={data.methods[0]}&budget={data.n // 9 or 1})")
+          f"{path}#method={data.methods[0]}&budget={link_budget(data.n)})")
     if data.banner:
         print(data.banner)
     return 0

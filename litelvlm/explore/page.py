@@ -3,7 +3,8 @@ tokens with their attention rows on hover), their data and scripts embedded, not
 
 Each method's kept tokens are stored for every budget computed (4 bits a token: dropped, or kept by which part);
 the masks (a family's ``ground``) at a few budgets (default: N, N/3 and N/18, the paper's 576, 192 and 32 at
-N = 576), as small transparent PNGs drawn over the window. ``page_html`` builds the text, ``write_page`` writes it.
+N = 576, and N/9, the budget of the link the command prints and the docs name: 64), as small transparent PNGs drawn
+over the window; at any other budget the mask panel names the budgets the page holds. ``page_html`` builds the text, ``write_page`` writes it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ from .page_template import TEMPLATE
 from .widget import TOOL_LABEL
 
 
+def link_budget(n: int) -> int:
+    """The budget of the link ``litelvlm explore`` prints and the docs name: N/9 (64 at N = 576)."""
+    return n // 9 or 1
+
+
 def default_mask_budgets(n: int) -> list[int]:
-    """N, N/3 and N/18 rounded (the paper's 576, 192 and 32 retained tokens at N = 576), largest first."""
-    return sorted({n, max(1, round(n / 3)), max(1, round(n / 18))}, reverse=True)
+    """N, N/3 and N/18 rounded (the paper's 576, 192 and 32 retained tokens at N = 576) and the link's budget
+    (:func:`link_budget`, 64), largest first."""
+    return sorted({n, max(1, round(n / 3)), link_budget(n), max(1, round(n / 18))}, reverse=True)
 
 
 def encode_codes(codes: np.ndarray) -> str:

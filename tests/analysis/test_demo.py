@@ -8,7 +8,7 @@ import math
 from litelvlm.cli import main
 
 
-def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys, monkeypatch):
+def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys, caplog, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default --out is a new folder of the working directory
     assert main(["demo", "--smoke"]) == 0
     out = tmp_path / "litelvlm-demo"
@@ -40,7 +40,15 @@ def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys, monkeypatch):
     assert all(0.0 <= v <= 1.0 and not math.isnan(v) for v in shares.values())
     n, shown = summary["selection_scenes_scorable"], summary["selection_scenes_shown"]
     assert summary["weights"] == "toy" and 0 < n <= shown == 2
-    assert f"mean over the n={n} of {shown} shown scenes with a referent patch" in printed
+    assert f"n = {n} of {shown} shown scenes with a referent patch; n < 10: an illustration" in printed
+    # every headline number with its n and its K (or N, all tokens ranked) beside it
+    headlines = [line for line in printed.splitlines() if line.startswith(("  token selection", "  reversal", "  sink"))]
+    assert len(headlines) >= 4 and all("n = " in line for line in headlines)
+    assert all("K = " in line or "N = " in line for line in headlines if "[EOS]->[SOS]" not in line)  # image tokens
+    # each warning once: the left-out sentences (both studies score the same set), the weights' banner
+    left_out = [r.getMessage() for r in caplog.records if "sentences left out" in r.getMessage()]
+    assert len(left_out) == 1, left_out
+    assert printed.count("TOY WEIGHTS") == 1 and len(printed.splitlines()) < 25
 
 
 def test_the_selection_headline_counts_only_scorable_scenes():

@@ -299,7 +299,7 @@ def test_cli_rejects_bad_arguments(tmp_path):
 
 def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
     rc = _cli(["--arch", "tiny", "--methods", "none", "litelvlm", "--budgets", "576", "64", "--attn", "sdpa",
-               "--warmup", "0", "--repeats", "1", "--no-figures"], tmp_path)
+               "--warmup", "0", "--repeats", "1", "--no-figures", "--verbose"], tmp_path)
     assert rc == 0
     df = pd.read_csv(tmp_path / "efficiency.csv")
     assert (df["prefill_ms"] > 0).all() and (df["llm_act_mb"] > 0).all() and df["llm_cuda_ms"].isna().all()
@@ -328,8 +328,9 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
 def test_cli_flops_only_glamm7b(tmp_path, capsys, light):
     methods = "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"  # ToMe: the slow test
     subset = ["--attn", "sdpa", "--budgets", "192", "64"] if light else []  # every attention and budget: slow
-    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", methods, *subset], tmp_path) == 0
-    screen = capsys.readouterr().out  # FLOPs-only: the analytic quantities, no time column
+    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", methods, *subset, "-v"],
+                tmp_path) == 0
+    screen = capsys.readouterr().out  # FLOPs-only: the analytic quantities, no time column (--verbose)
     assert "TFLOPs (paper's definition)" in screen and "storing activation GiB (paper's definition)" in screen
     assert "decoder-layer loop" not in screen and "the paper's own: litelvlm" in screen
     # comparison.md: the paper's quantities beside the paper's numbers (its architecture), a short table

@@ -12,7 +12,7 @@ from litelvlm.cli import main
 def test_timed_ratios_carry_the_spread_of_their_paired_repeats(tmp_path, capsys):
     out = tmp_path / "eff"
     assert main(["efficiency", "--arch", "tiny", "--methods", "none", "litelvlm", "--budgets", "576", "64",
-                 "--attn", "eager", "--repeats", "3", "--warmup", "0", "--no-figures", "--out", str(out)]) == 0
+                 "--attn", "eager", "--repeats", "3", "--warmup", "0", "--no-figures", "--out", str(out), "-v"]) == 0
     assert "median [min, max] of the per-round paired ratios" in capsys.readouterr().out
     df, cmp = pd.read_csv(out / "efficiency.csv"), pd.read_csv(out / "comparison.csv")
     for table in (df, cmp):

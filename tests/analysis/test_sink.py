@@ -115,9 +115,9 @@ def test_sink_cli_ablation_on_coco128(coco128, tiny_hf_clip_dir, tmp_path, capsy
     out = tmp_path / "abl"
     rc = main(["sink", "--model", str(tiny_hf_clip_dir), "--refer-dir", str(coco128), "--image-dir",
                str(coco128 / "images"), "--limit", "30", "--ablate-from", "0", "1", "--layers", "all",
-               "--n-boot", "100", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+               "--n-boot", "100", "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--verbose"])
     assert rc == 0
-    printed = capsys.readouterr().out  # the ablation's result on screen: one line per vision layer
+    printed = capsys.readouterr().out  # the ablation's result on screen (--verbose): one line per vision layer
     assert "ablation: AUROC of reversed similarity" in printed
     layer_lines = [ln for ln in printed.splitlines() if ln.startswith("  layer ")]
     assert layer_lines and all("original" in ln and "sos_masked_from1" in ln and "vs original" in ln

@@ -108,7 +108,7 @@ def test_a_model_that_cannot_be_loaded_is_a_usage_error(command, option, kind, c
 OUTPUT_CASES = [(c, "--out") for c in ["reversal", "sink", "retention", "eval-grounding", "importance",
                                          "efficiency", "validate", "demo", "figures", "toy-data", "toy-train"]]
 OUTPUT_CASES += [("select", "--save-overlay"), ("demo", "--work-dir"), ("reversal", "--cache-dir"),
-                 ("sink", "--cache-dir")]
+                 ("sink", "--cache-dir"), ("explore", "--out")]
 
 
 @pytest.mark.parametrize("how", ["chmod", "simulated"])
@@ -125,12 +125,15 @@ def test_an_output_in_a_read_only_folder_is_refused_before_any_work(command, opt
             real = os.access
             monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
                 False if Path(p).resolve() == locked.resolve() and mode & os.W_OK else real(p, mode, **kw)))
-        target = locked / ("overlay.png" if option == "--save-overlay" else "out")
+        target = locked / {"select": "overlay.png", "explore": "runs/page.html"}.get(command, "out")
         argv = [command, option, str(target)]
         if option != "--out" and command != "select":
             argv += ["--out", str(tmp_path / "out")]
         if command == "select":
             argv += ["--image", "x.png", "--budget", "4"]
+        if command == "explore":  # a missing folder (runs/) under a read-only one
+            (tmp_path / "x.png").write_bytes(b"")
+            argv += ["--image", str(tmp_path / "x.png"), "--text", "the bowl"]
         if command in ("eval-grounding", "importance", "validate"):
             argv += ["--refer-dir", str(tmp_path)]
         rc = main(argv)

@@ -76,3 +76,77 @@ def test_a_quantized_efficiency_run_is_quiet(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "LOADED ['bitsandbytes'] 0" in run.stdout
     assert foreign_lines(run.stderr) == [] and "CUDA" not in run.stdout  # a CPU run shows no CUDA time
+
+
+#: every command's smallest case (what stands for the tree a run reads, the REFER folder, is filled in by
+#: :func:`_argv`), and whether it prints a table (or a list) that only ``--verbose`` shows in full
+SMALLEST = {
+    "select": (["--model", "tiny-random", "--image", "{image}", "--text", "the bowl", "--budget", "4"], False),
+    "explore": (["--model", "tiny-random", "--image", "{image}", "--text", "the bowl", "--budgets", "16,4",
+                 "--out", "{out}/page.html"], False),
+    "toy-data": (["--scenes", "2", "--out", "{out}"], False),
+    "toy-train": (["--steps", "2", "--batch-size", "2", "--train-scenes", "4", "--eval-scenes", "2",
+                   "--final-eval-scenes", "2", "--eval-every", "1", "--out", "{out}"], False),
+    "demo": (["--smoke", "--scenes", "2", "--out", "{out}"], False),
+    "reversal": (["--model", "tiny-random", "--refer-dir", "{refer}", "--limit-sentences", "6", "--n-boot", "10",
+                  "--out", "{out}"], False),
+    "sink": (["--model", "tiny-random", "--refer-dir", "{refer}", "--limit-sentences", "6", "--n-boot", "10",
+              "--out", "{out}"], True),
+    "retention": (["--refer-dir", "{refer}", "--limit-images", "1", "--budgets", "64", "--compare-to", "{base}",
+                   "--out", "{out}"], True),
+    "eval-grounding": (["--refer-dir", "{refer}", "--limit-images", "1", "--methods", "none,litelvlm",
+                        "--budgets", "64", "--n-boot", "10", "--out", "{out}"], True),
+    "importance": (["--refer-dir", "{refer}", "--limit-images", "1", "--max-sentences", "1", "--signals",
+                    "attention", "--no-per-head", "--n-boot", "10", "--out", "{out}"], True),
+    "efficiency": (["--arch", "tiny", "--methods", "none,litelvlm", "--budgets", "64", "--flops-only",
+                    "--no-figures", "--out", "{out}"], True),
+    "validate": (["--refer-dir", "{refer}", "--methods", "litelvlm", "--budgets", "64", "--repeats", "1",
+                  "--out", "{out}"], False),  # a line per budget; report.md holds the tables
+    "positions": (["--refer-dir", "{refer}", "--methods", "litelvlm", "--budgets", "16", "--out", "{out}"], True),
+    "eval-video": (["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "3", "--methods",
+                    "litelvlm", "--budgets", "81", "--n-boot", "10", "--out", "{out}"], True),
+    "figures": (["--smoke", "--family", "efficiency", "--out", "{out}"], True),
+}
+#: the most lines a command prints without --verbose: its progress goes to stderr, its summary is short
+SHORT = 25
+#: the light default representative: efficiency printed about 200 lines of tables
+DEFAULT = ("efficiency",)
+
+
+def _argv(command: str, tmp_path: Path, coco128: Path) -> list[str]:
+    args, _ = SMALLEST[command]
+    fill = {"{image}": str(coco128 / "images" / "COCO_train2014_000000000009.jpg"), "{refer}": str(coco128),
+            "{out}": str(tmp_path / "out"), "{base}": str(tmp_path / "base")}
+    return [command, *(fill.get(a, a.replace("{out}", fill["{out}"])) for a in args)]
+
+
+def test_every_command_has_its_smallest_case():
+    from litelvlm.cli import all_commands
+
+    assert set(SMALLEST) == set(all_commands())
+
+
+@pytest.mark.parametrize("command", [pytest.param(c, marks=() if c in DEFAULT else pytest.mark.slow)
+                                     for c in SMALLEST])
+def test_a_command_prints_a_short_summary_and_its_tables_with_verbose(command, tmp_path, coco128, capsys):
+    """Quiet by default: progress (stderr) and a short summary; a full table goes to its file, named on one line
+    ending "(--verbose prints it)" (a figure family's files: "(--verbose lists them)"), and ``--verbose`` prints it."""
+    from litelvlm.cli import main
+
+    argv = _argv(command, tmp_path, coco128)
+    if "--compare-to" in argv:  # a finished run of the same command to compare with
+        i = argv.index("--compare-to")
+        assert main([*argv[:i], *argv[i + 2:-1], argv[i + 1]]) == 0
+        capsys.readouterr()
+    assert main(argv) == 0
+    quiet = capsys.readouterr().out
+    assert 0 < len(quiet.splitlines()) <= SHORT, quiet
+    _, tables = SMALLEST[command]
+    pointer = re.compile(r"\(--verbose (prints it|lists them)\)")
+    assert bool(pointer.search(quiet)) == tables, quiet
+    if not tables:
+        return
+    loud_argv = [*argv[:-1], argv[-1] + "-loud", "--verbose"]
+    assert main(loud_argv) == 0
+    loud = capsys.readouterr().out
+    assert not pointer.search(loud) and len(loud.splitlines()) > len(quiet.splitlines()), loud

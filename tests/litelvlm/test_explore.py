@@ -145,7 +145,7 @@ print(json.dumps({"rc": rc, "torch": "torch" in sys.modules}))
 """
 
 
-@pytest.mark.parametrize("case", ["no-image", "no-text", "not-html", "no-folder", "bad-method", "video-model",
+@pytest.mark.parametrize("case", ["no-image", "no-text", "not-html", "file-as-folder", "bad-method", "video-model",
                                   "zero-budget", "missing-model-folder"])
 def test_bad_input_is_one_line_and_exit_2_before_torch(case, toy_scene, tmp_path):
     image, texts = toy_scene
@@ -157,8 +157,9 @@ def test_bad_input_is_one_line_and_exit_2_before_torch(case, toy_scene, tmp_path
         del argv["text"]
     elif case == "not-html":
         argv["out"] = str(tmp_path / "page.png")
-    elif case == "no-folder":
-        argv["out"] = str(tmp_path / "nope" / "page.html")
+    elif case == "file-as-folder":  # a missing folder is made (tests/litelvlm/explore/test_page.py); a file is not one
+        (tmp_path / "a-file").write_text("keep me")
+        argv["out"] = str(tmp_path / "a-file" / "runs" / "page.html")
     elif case == "bad-method":
         extra = ["--methods", "litelvlm,litlevlm"]
     elif case == "video-model":

@@ -141,7 +141,7 @@ def _runs(root: Path) -> dict[Path, dict]:
 def _check_tree(root: Path, out: Path, capsys) -> dict[str, list[str]]:
     """Draw the tree; check every run is drawn under its own name or skipped with one line naming it; returns
     {drawn line's run folder: its files}."""
-    assert main(["figures", "--results", str(root), "--out", str(out)]) == 0
+    assert main(["figures", "--results", str(root), "--out", str(out), "--verbose"]) == 0  # every file named
     printed = capsys.readouterr().out.splitlines()
     drawn = [ln for ln in printed if re.match(r"figures: \w+: .* from /", ln)]
     skips = [ln for ln in printed if ln.startswith("figures: skipping /")]

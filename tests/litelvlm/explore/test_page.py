@@ -69,23 +69,26 @@ def test_the_page_holds_the_explorers_selections_masks_and_weights(explored):
             assert sorted(np.flatnonzero(codes).tolist()) == sorted(kept.indices)
             assert [entry["parts"][codes[i] - 1] for i in kept.indices] == kept.parts
     assert set(d["kept"]["litelvlm"]["parts"]) == {"similarity", "context"}
-    assert d["mask_budgets"] == [k for k in default_mask_budgets(576) if k in BUDGETS] == [576, 192, 32]
+    # the paper's 576, 192 and 32, and 64: the budget of the link the command prints and the README names
+    assert d["mask_budgets"] == [k for k in default_mask_budgets(576) if k in BUDGETS] == [576, 192, 64, 32]
     assert d["tokens"] == data.tokens and np.allclose(d["attention"][0], data.attention[0], atol=1e-4)
     text = page.read_text()
-    assert all(f'id="mask-{m}-{k}-{t}"' in text for m in (0, 1) for k in (576, 192, 32) for t in (0, 1))
+    assert all(f'id="mask-{m}-{k}-{t}"' in text for m in (0, 1) for k in (576, 192, 64, 32) for t in (0, 1))
     assert 'id="referent-0"' in text and 'id="referent-1"' not in text
 
 
 def test_the_command_writes_the_page_with_a_clip_and_says_where(tmp_path, capsys):
+    """... into a folder it makes, as every command's --out (``runs/page.html`` without ``runs/``)."""
     from litelvlm.cli import main
     from litelvlm.toy import default_model_path
 
     image, texts = sample_image(tmp_path / "data")
-    out = tmp_path / "page.html"
+    out = tmp_path / "runs" / "deeper" / "page.html"
     rc = main(["explore", "--image", image, "--text", texts[0], "--model", str(default_model_path()),
                "--methods", "litelvlm,litelvlm-context", "--budgets", "36,9,1", "--out", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0 and f"wrote {out}" in printed and "TOY WEIGHTS" in printed
+    assert sorted(p.name for p in out.parent.iterdir()) == ["page.html"]  # nothing else beside it
     d = _payload(out)
     assert d["grid"] == [6, 6] and d["kept"]["litelvlm-context"]["budgets"] == [36, 9, 1]
     assert d["mask_budgets"] == [] and "predicts no mask" in d["mask_note"]
@@ -119,25 +122,27 @@ def _crop(path: Path, rect: list[int]) -> np.ndarray:
 def test_the_page_in_a_real_browser_opens_at_the_fragments_view(explored, tmp_path):
     data, page = explored
     browser = _chromium()
-    views, shots = {}, {}
+    views, shots, doms = {}, {}, {}
     for fragment in ("method=litelvlm&budget=64", "method=litelvlm&budget=8", "method=random&budget=192&text=1&token=2"):
         shots[fragment] = tmp_path / f"{len(shots)}.png"
         view, console, dom = _open(browser, page, fragment, shots[fragment], tmp_path / "profile")
         assert console == [], f"the page logged to the console at #{fragment}: {console}"
         assert "data-error" not in dom
-        views[fragment] = view
+        views[fragment], doms[fragment] = view, dom
     a, b, c = views.values()
     assert (a["method"], a["budget"], a["kept"], a["text"]) == ("litelvlm", 64, 64, 0)
     assert (b["method"], b["budget"], b["kept"]) == ("litelvlm", 8, 8)
     assert (c["method"], c["budget"], c["kept"], c["text"], c["mask"]) == ("random", 192, 192, 1, True)
     assert c["token"] == 2 and a["token"] is None  # a chosen token's attention row; by default the [EOS] row
-    assert not a["mask"]  # no mask stored at K = 64
+    assert a["mask"] and not b["mask"]  # the README's link, K = 64, shows a mask; K = 8 has none stored
+    assert "masks on this page: K = 576, 192, 64, 32" in doms["method=litelvlm&budget=8"]  # ... and says which
     first, second = (shots[f] for f in list(shots)[:2])
     assert a["rects"] == b["rects"]
     kept_a, kept_b = _crop(first, a["rects"]["kept"]), _crop(second, b["rects"]["kept"])
     assert kept_a.shape[0] > 100 and (kept_a != kept_b).any(axis=-1).mean() > 0.01, "the kept tokens look the same"
     np.testing.assert_array_equal(_crop(first, a["rects"]["sim"]), _crop(second, b["rects"]["sim"]))
-    np.testing.assert_array_equal(_crop(first, a["rects"]["mask"]), _crop(second, b["rects"]["mask"]))
+    mask_a, mask_b = _crop(first, a["rects"]["mask"]), _crop(second, b["rects"]["mask"])
+    assert (mask_a != mask_b).any(axis=-1).mean() > 0.01, "the mask panel at K = 64 looks like the empty one"
     if os.environ.get("LITELVLM_UPDATE_SCREENSHOT"):
         from PIL import Image
 
