@@ -27,6 +27,7 @@ def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys, caplog, monkeypatc
     assert summary["scenes"] == 6 and summary["sentences"] > 6
     for name in ("selection_overlay.png", "similarity_maps.png", "reversal_auroc.png"):
         assert (out / name).stat().st_size > 1000, name
+    assert not (out / ".lock").exists()  # a run that ended leaves no lock behind
     for r in summary["reversal"]:
         assert 0.0 <= r["auroc_reversed_mean"] <= 1.0 and r["n_sentences"] > 0
         assert r["auroc_reversed_ci_low"] <= r["auroc_reversed_mean"] <= r["auroc_reversed_ci_high"]
