@@ -28,7 +28,7 @@ from analysis.plan.options import PlanArgs, check_args
 from litelvlm.budget import Budget
 from litelvlm.families import card_of
 from litelvlm.io import atomic_path, write_json
-from litelvlm.methods import BASELINE
+from litelvlm.methods import is_baseline
 
 #: the launcher of every printed command (one node; ``--standalone`` picks a free rendezvous port)
 LAUNCH = ["python", "-m", "torch.distributed.run", "--standalone"]
@@ -51,7 +51,7 @@ def video_command(a: PlanArgs, model: str, s: Split, methods: list[str], out: st
     if s.dataset != "ref-davis17":
         return None
     cmd = [*LAUNCH, "--nproc-per-node", str(a.gpus), "-m", "litelvlm.cli", "eval-video", "--model", model,
-           "--video-dir", s.root, "--split", s.split, "--methods", ",".join(m for m in methods if m != BASELINE),
+           "--video-dir", s.root, "--split", s.split, "--methods", ",".join(m for m in methods if not is_baseline(m)),
            "--budgets", ",".join(map(str, a.video_budgets)), "--device", a.device, "--dtype", a.dtype,
            "--seed", str(a.seed), "--out", out]
     return cmd + (["--clip", a.clip] if a.clip else [])
@@ -78,7 +78,7 @@ def list_runs(a: PlanArgs, models: list[str], methods: list[str], splits: list[S
                 commands.append({"model": model, "family": card.name, "dataset": s.dataset, "split": s.split,
                                  "out": out, "command": shlex.join(cmd)})
             budgets = a.budgets if s.kind == "image" else a.video_budgets
-            pairs = [(m, Budget.ALL if m == BASELINE else b) for m in methods for b in budgets]
+            pairs = [(m, Budget.ALL if is_baseline(m) else b) for m in methods for b in budgets]
             for method, budget in dict.fromkeys(pairs):
                 runs.append({"model": model, "family": card.name, "kind": s.kind, "dataset": s.dataset,
                              "split": s.split, "method": method, "budget": str(budget), "units": s.units,
@@ -90,14 +90,14 @@ def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[di
     """Seconds per image of each (method, budget) of ``model`` on the first ``--calibrate`` images of split ``s``
     (after one untimed warm-up image running every pair), the per-image work of ``eval-grounding`` itself, and
     the number of images timed."""
-    import torch
+    import torch  # lazy: the calibration alone loads torch and a model
 
-    from analysis.common.grounding_runs import plan
-    from analysis.common.grounding_scoring import evaluate_image
-    from analysis.common.model_args import study_numerics
-    from analysis.grounding import GroundingArgs
-    from litelvlm.data.refer import load_refer
-    from litelvlm.families import exif_transpose, load_pipeline
+    from analysis.common.grounding_runs import plan  # lazy: torch (the methods' modules)
+    from analysis.common.grounding_scoring import evaluate_image  # lazy: torch
+    from analysis.common.model_args import study_numerics  # lazy: with the calibration's imports
+    from analysis.grounding import GroundingArgs  # lazy: with the calibration's imports
+    from litelvlm.data.refer import load_refer  # lazy: with the calibration's imports
+    from litelvlm.families import exif_transpose, load_pipeline  # lazy: with the calibration's imports
 
     g = GroundingArgs(refer_dir=s.root, out="", model=model, clip=a.clip, image_dir=a.coco_images,
                       dataset=s.dataset, split_by=s.split_by, split=s.split, methods=methods, budgets=a.budgets,
@@ -117,7 +117,7 @@ def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[di
         start = time.perf_counter()
         for i in timed:
             evaluate_image(pipe, g, by_image[i], images[i], [pair])
-        seconds[(pair[0], "all" if pair[0] == BASELINE else str(pair[1]))] = (time.perf_counter() - start) / len(timed)
+        seconds[(pair[0], "all" if is_baseline(pair[0]) else str(pair[1]))] = (time.perf_counter() - start) / len(timed)
     return seconds, len(timed)
 
 

@@ -16,7 +16,7 @@ from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_MODEL, card_of
-from litelvlm.methods import BASELINE, TABLE, describe
+from litelvlm.methods import BASELINE, TABLE, describe, is_baseline
 
 #: The paper's comparison on RefCOCO/+/g, 9 methods (LiteLVLM and 8 published pruning methods) at each pruned
 #: budget, with the unpruned model once. Which 8 published methods the paper's table holds is this project's
@@ -94,9 +94,9 @@ def check_args(a: PlanArgs) -> tuple[list[str], list[str], list[str]]:
     for m in methods:
         if m not in TABLE:
             describe(m)   # the registry's error: the closest names
-    if not [m for m in methods if m != BASELINE] or not a.budgets:
+    if not [m for m in methods if not is_baseline(m)] or not a.budgets:
         raise LiteLVLMError("--methods and --budgets need at least one pruning method and one budget")
-    return dirs, models, [BASELINE, *dict.fromkeys(m for m in methods if m != BASELINE)]
+    return dirs, models, [BASELINE, *dict.fromkeys(m for m in methods if not is_baseline(m))]
 
 
 #: this study's options (``analysis.common.study.Study``)
