@@ -150,7 +150,7 @@ def test_refusals_before_torch(shared_data, tmp_path, bad, named):
     assert not out.exists()
 
 
-@pytest.mark.slow  # two models calibrated, two eval-grounding commands under torch.distributed.run, figures (~60 CPU-s)
+@pytest.mark.slow  # two models calibrated, two eval-grounding commands under torch.distributed.run, figures (about 80 CPU-s)
 def test_end_to_end_the_printed_commands_run_and_figures_draws_them(shared_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "LITELVLM_CACHE": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}
