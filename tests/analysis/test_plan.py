@@ -51,6 +51,7 @@ def test_the_paper_tables_of_the_sample_as_runs_and_commands(shared_data, tmp_pa
             assert argv[argv.index("--methods") + 1] == ",".join(["none", *PAPER_METHODS])
             assert argv[argv.index("--budgets") + 1] == "192,128,64" and "--limit-images" not in argv
             assert cmd["command"] in out   # printed as written
+            _parses(cmd["command"])
     assert len(runs) == 168 and len(commands) == 6
     notes = "\n".join(plan["notes"])
     for absent in ("refcoco+:", "refcocog:", "Ref-DAVIS-17:", "Refer-YouTube-VOS:", "MeViS:"):
@@ -106,6 +107,16 @@ def test_every_layout_is_found_by_its_files(tmp_path):
     assert cmd["dataset"] == "ref-davis17" and " eval-video " in cmd["command"]
     assert "--video-dir " + str((data / "ref-davis").resolve()) in cmd["command"]
     assert sum("eval-video reads the Ref-DAVIS-17 layout only" in n for n in plan["notes"]) == 2
+    _parses(cmd["command"])
+
+
+def _parses(command: str) -> None:
+    """The subcommand's own parser reads every option the printed command passes it."""
+    from litelvlm.cli import build_parser
+
+    argv = shlex.split(command)
+    rest = argv[argv.index("litelvlm.cli") + 1:]
+    build_parser(only=rest[0]).parse_args(rest)   # an unknown option or value exits (SystemExit)
 
 
 def test_the_estimate_extrapolates_the_calibration(shared_data, tmp_path, monkeypatch):
