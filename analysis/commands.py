@@ -21,5 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                                 "original RoPE positions or renumbered, per method and budget"),
     "eval-video": ("analysis.video.command", "referring video segmentation (J&F) per method and per-frame "
                                              "budget, with each family's video path"),
+    "plan": ("analysis.plan.command", "the paper's tables as runs on the data at hand, their time estimated here, and "
+                                      "the torch.distributed.run commands that fill one results tree"),
     "figures": ("analysis.figures.command", "regenerate every figure from result tables"),
 }

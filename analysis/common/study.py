@@ -71,6 +71,7 @@ STUDIES: dict[str, str | None] = {
     "positions": "positions",
     "demo": None,
     "eval-video": "video",
+    "plan": None,
 }
 
 

@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from analysis.common.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
 from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
 from analysis.common.prefill_args import (
     CAPTURE_CHOICES,
@@ -25,9 +26,9 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.families import family_input
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
-BUDGETS = tuple(Budget.parse_list("576,192,128,64"))
+BUDGETS = tuple(Budget.parse_list(PAPER_BUDGETS))
 #: The paper's per-frame video budgets (of each frame's 576 CLIP patches; 576: all), a video model's default.
-VIDEO_BUDGETS = tuple(Budget.parse_list("576,196,81"))
+VIDEO_BUDGETS = tuple(Budget.parse_list(PAPER_VIDEO_BUDGETS))
 
 
 @dataclass

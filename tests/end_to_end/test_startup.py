@@ -20,7 +20,7 @@ BAD_ARGUMENT = {
     "reversal": ["--limit-sentences", "0"], "sink": ["--ablate-from", "1.5"], "retention": ["--budgets", "64,1.5"],
     "eval-grounding": ["--budgets", "0"], "importance": ["--group", "x"], "efficiency": ["--arch", "nope"],
     "validate": ["--repeats", "0"], "positions": ["--budgets", "0"], "demo": ["--scenes", "0"],
-    "eval-video": ["--budgets", "0"], "figures": ["--threads", "1.5"],
+    "eval-video": ["--budgets", "0"], "figures": ["--threads", "1.5"], "plan": ["--gpus", "0"],
     "select": ["--budget", "1.5"], "explore": ["--budgets", "0"], "toy-data": ["--size", "0"], "toy-train": ["--steps", "0"],
 }
 

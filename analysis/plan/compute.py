@@ -1,0 +1,217 @@
+"""``litelvlm plan``: the paper's tables as runs (model, dataset, split, method, budget) on the data found, their
+time estimated from a short calibration on this machine, and the ``torch.distributed.run`` commands that run them
+across the GPUs of one node, resumably, into one results tree (``<results>/<family>/<dataset>_<split>``) that
+``litelvlm figures --results`` draws.
+
+One command per (model, dataset, split) runs every method and budget of that table: ``eval-grounding`` (or
+``eval-video``) shards the images across the processes and resumes from its finished parts, so a stopped command
+is simply started again. The calibration times the per-image work of ``eval-grounding`` itself
+(:func:`analysis.common.grounding_scoring.evaluate_image` on the family's pipeline, loaded once per model) on the
+first images of the first split found, after one untimed warm-up image, and extrapolates: a run's estimate is its
+seconds per image times the split's images over ``--gpus``, labelled EXTRAPOLATED with the calibration's n. Model
+loading, the statistics and the writing of the tables are not in it. Video runs are listed and commanded, not
+calibrated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from analysis.common.run_folder import RunFolder
+from analysis.plan.layouts import VIDEO_SPLITS, Split, find_layouts
+from analysis.plan.options import PlanArgs, check_args
+from litelvlm.budget import Budget
+from litelvlm.families import card_of
+from litelvlm.io import atomic_path, write_json
+from litelvlm.methods import is_baseline
+
+#: the launcher of every printed command (one node; ``--standalone`` picks a free rendezvous port)
+LAUNCH = ["python", "-m", "torch.distributed.run", "--standalone"]
+
+
+def grounding_command(a: PlanArgs, model: str, s: Split, methods: list[str], out: str) -> list[str]:
+    """The ``eval-grounding`` command of one RefCOCO table (every method and budget on split ``s``)."""
+    cmd = [*LAUNCH, "--nproc-per-node", str(a.gpus), "-m", "litelvlm.cli", "eval-grounding", "--model", model,
+           "--refer-dir", s.root, "--dataset", s.dataset, "--split-by", s.split_by, "--split", s.split,
+           "--methods", ",".join(methods), "--budgets", ",".join(map(str, a.budgets)), "--device", a.device,
+           "--dtype", a.dtype, "--seed", str(a.seed), "--out", out]
+    cmd += ["--clip", a.clip] if a.clip else []
+    cmd += ["--image-dir", a.coco_images] if a.coco_images else []
+    return cmd + (["--limit-images", str(a.limit_images)] if a.limit_images else [])
+
+
+def video_command(a: PlanArgs, model: str, s: Split, methods: list[str], out: str) -> list[str] | None:
+    """The ``eval-video`` command of one video table, launched as ``eval-grounding`` is; None where eval-video
+    cannot read the layout (it reads Ref-DAVIS-17's)."""
+    if s.dataset != "ref-davis17":
+        return None
+    cmd = [*LAUNCH, "--nproc-per-node", str(a.gpus), "-m", "litelvlm.cli", "eval-video", "--model", model,
+           "--video-dir", s.root, "--split", s.split, "--methods", ",".join(m for m in methods if not is_baseline(m)),
+           "--budgets", ",".join(map(str, a.video_budgets)), "--device", a.device, "--dtype", a.dtype,
+           "--seed", str(a.seed), "--out", out]
+    return cmd + (["--clip", a.clip] if a.clip else [])
+
+
+def list_runs(a: PlanArgs, models: list[str], methods: list[str], splits: list[Split]) -> tuple[list, list, list]:
+    """(runs, commands, notes): one run per (model, dataset, split, method, budget) of the paper's tables that the
+    model's family runs on the splits found, the baseline once per table; one command per (model, dataset, split)."""
+    runs, commands, notes = [], [], []
+    for model in models:
+        card = card_of(model)
+        for s in splits:
+            if s.kind == "image" and card.input != "image":
+                continue
+            if s.kind == "video" and card.video_eval is None:
+                continue
+            out = str(Path(a.tree) / card.name / f"{s.dataset}_{s.split}")
+            build = grounding_command if s.kind == "image" else video_command
+            cmd = build(a, model, s, methods, out)
+            if cmd is None:
+                notes.append(f"{VIDEO_SPLITS[s.dataset][0]} ({s.root}): eval-video reads the Ref-DAVIS-17 layout "
+                             f"only; its {model} runs are listed without a command")
+            else:
+                commands.append({"model": model, "family": card.name, "dataset": s.dataset, "split": s.split,
+                                 "out": out, "command": shlex.join(cmd)})
+            budgets = a.budgets if s.kind == "image" else a.video_budgets
+            pairs = [(m, Budget.ALL if is_baseline(m) else b) for m in methods for b in budgets]
+            for method, budget in dict.fromkeys(pairs):
+                runs.append({"model": model, "family": card.name, "kind": s.kind, "dataset": s.dataset,
+                             "split": s.split, "method": method, "budget": str(budget), "units": s.units,
+                             "expressions": s.expressions, "out": out, "commanded": cmd is not None})
+    return runs, commands, notes
+
+
+def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[dict[tuple[str, str], float], int]:
+    """Seconds per image of each (method, budget) of ``model`` on the first ``--calibrate`` images of split ``s``
+    (after one untimed warm-up image running every pair), the per-image work of ``eval-grounding`` itself, and
+    the number of images timed. Each pair is timed alone, then all together as a command runs them (the image
+    prepared once); the pairs' times are scaled to sum to the joint time, their shares kept."""
+    import torch  # lazy: the calibration alone loads torch and a model
+
+    from analysis.common.grounding_runs import plan  # lazy: torch (the methods' modules)
+    from analysis.common.grounding_scoring import evaluate_image  # lazy: torch
+    from analysis.common.model_args import study_numerics  # lazy: with the calibration's imports
+    from analysis.grounding import GroundingArgs  # lazy: with the calibration's imports
+    from litelvlm.data.refer import load_refer  # lazy: with the calibration's imports
+    from litelvlm.families import exif_transpose, load_pipeline  # lazy: with the calibration's imports
+
+    g = GroundingArgs(refer_dir=s.root, out="", model=model, clip=a.clip, image_dir=a.coco_images,
+                      dataset=s.dataset, split_by=s.split_by, split=s.split, methods=methods, budgets=a.budgets,
+                      seed=a.seed, device=a.device, dtype=a.dtype)
+    pipe = load_pipeline(model, clip=a.clip, device=a.device, numerics=study_numerics(g, g.protocol),
+                         dtype=None if a.dtype == "auto" else getattr(torch, a.dtype))
+    by_image: dict[int, list] = {}
+    for r in load_refer(s.root, a.coco_images, s.dataset, s.split_by, s.split):
+        by_image.setdefault(r.image_id, []).append(r)
+    ids = sorted(by_image)[: a.calibrate + 1]
+    images = {i: by_image[i][0].image(exif_transpose(pipe)) for i in ids}
+    pairs = plan(methods, a.budgets, pipe.num_visual_tokens)
+    evaluate_image(pipe, g, by_image[ids[0]], images[ids[0]], pairs)   # warm-up, untimed
+    timed = ids[1:] or ids
+    alone = {}
+    for pair in pairs:
+        start = time.perf_counter()
+        for i in timed:
+            evaluate_image(pipe, g, by_image[i], images[i], [pair])
+        alone[(pair[0], "all" if is_baseline(pair[0]) else str(pair[1]))] = (time.perf_counter() - start) / len(timed)
+    start = time.perf_counter()
+    for i in timed:   # a command evaluates every pair of an image in one call, preparing the image once
+        evaluate_image(pipe, g, by_image[i], images[i], pairs)
+    together = (time.perf_counter() - start) / len(timed)
+    share = together / sum(alone.values())
+    return {k: v * share for k, v in alone.items()}, len(timed)
+
+
+def machine(device: str) -> str:
+    """The processor the calibration ran on: the GPU's name on CUDA, else the CPU's model name."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[str], splits: list[Split]) -> dict:
+    """Fill each image run's and command's ``seconds`` (EXTRAPOLATED) from a calibration per model; returns the
+    calibration's
+    record (n, device, machine, seconds per image by model, method and budget)."""
+    record = {"n": a.calibrate, "device": a.device, "machine": machine(a.device),
+              "gpus": a.gpus, "seconds_per_image": {}}
+    if a.calibrate == 0:
+        return record
+    first = next((s for s in splits if s.kind == "image"), None)
+    for model in dict.fromkeys(r["model"] for r in runs if r["kind"] == "image"):
+        per, n = calibrate(a, model, methods, first)
+        record["n"] = n
+        record["seconds_per_image"][model] = {f"{m}@{b}": v for (m, b), v in per.items()}
+        for r in runs:
+            if r["model"] == model and r["kind"] == "image" and (r["method"], r["budget"]) in per:
+                units = min(r["units"], a.limit_images or r["units"])
+                r["seconds"] = per[(r["method"], r["budget"])] * units / a.gpus
+                r["estimate"] = f"EXTRAPOLATED from n={n} image(s) of {first.dataset} {first.split}"
+    for c in commands:
+        c["seconds"] = sum(r.get("seconds", 0.0) for r in runs if r["out"] == c["out"])
+    return record
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.1f} s"
+
+
+def markdown(runs: list[dict], commands: list[dict], notes: list[str], record: dict) -> str:
+    """plan.md: the tables as runs with their estimates, the commands in order, the notes."""
+    lines = ["# Plan of the paper's tables", "",
+             f"{len(runs)} runs in {len(commands)} commands, {record['gpus']} process(es) each.", ""]
+    if record["seconds_per_image"]:
+        total = sum(r.get("seconds", 0.0) for r in runs)
+        lines += [f"Estimated time: {_hours(total)} in all, EXTRAPOLATED from a calibration of n={record['n']} "
+                  f"image(s) per model, method and budget on {record['device']} ({record['machine']}); model "
+                  "loading, statistics and writing are not counted.", ""]
+    else:
+        lines += ["No calibration (--calibrate 0): no time estimate.", ""]
+    lines += ["| model | dataset | split | method | budget | units | expressions | estimate |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['dataset']} | {r['split']} | {r['method']} | {r['budget']} | {r['units']} | "
+              f"{r['expressions']} | {_hours(r['seconds']) if 'seconds' in r else 'none'} |" for r in runs]
+    lines += ["", "## Commands (each resumes where it stopped when started again)", "", "```"]
+    for c in commands:
+        est = f": {_hours(c['seconds'])} (EXTRAPOLATED)" if record["seconds_per_image"] else ""
+        lines += [f"# {c['family']} {c['dataset']} {c['split']}{est}", c["command"]]
+    lines += ["```", "", "Then: `litelvlm figures --results "
+                                                 f"{Path(commands[0]['out']).parent.parent if commands else 'TREE'}`"]
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def run_plan(a: PlanArgs) -> int:
+    """Find the layouts, list the runs, calibrate, and write plan.json and plan.md into ``--out``; the commands
+    are printed too."""
+    dirs, models, methods = check_args(a)
+    splits, notes = find_layouts(dirs)
+    runs, commands, more = list_runs(a, models, methods, splits)
+    notes += more
+    if not runs:
+        notes.append("no run: none of --models runs on the layouts found")
+    record = estimate(a, runs, commands, methods, splits)
+    out = Path(a.out)
+    with RunFolder(out):
+        plan = {"runs": runs, "commands": commands, "notes": notes, "calibration": record,
+                "tree": a.tree, "methods": methods, "budgets": [str(b) for b in a.budgets],
+                "video_budgets": [str(b) for b in a.video_budgets]}
+        write_json(out / "plan.json", plan)
+        with atomic_path(out / "plan.md") as tmp:
+            tmp.write_text(markdown(runs, commands, notes, record))
+    for n in notes:
+        print(f"plan: note: {n}", file=sys.stderr)
+    print(f"plan: {len(runs)} runs in {len(commands)} commands -> {out}/plan.md")
+    for c in commands:
+        print(c["command"])
+    return 0
