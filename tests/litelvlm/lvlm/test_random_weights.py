@@ -1,0 +1,118 @@
+"""Random full-size models: the fast fill (deterministic, finite, of the initialisation's scale), the tiny presets'
+pinned weights, the streaming safetensors writer, the progress bar and the cache reuse."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from litelvlm.checksums import tensors_digest
+from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm import random_weights as rw
+
+#: tensors_digest of the tiny presets' state dicts at seed 3, as per-module initialisation built them before the fast
+#: fill existed (the default commands' result tables rest on these weights)
+TINY_QWEN_SEED3 = "6d3daaa49454b5266f15972201069872cd380be11408021ce1e95a27769e2df6"
+
+
+@pytest.fixture(scope="module")
+def tiny_qwens():
+    from litelvlm.qwen.checkpoint import build_qwen
+
+    return build_qwen("tiny", seed=3), build_qwen("tiny", seed=3, fill="fast")
+
+
+def test_the_tiny_preset_keeps_its_exact_weights(tiny_qwens):
+    init, fast = tiny_qwens
+    assert tensors_digest(init.state_dict()) == TINY_QWEN_SEED3
+    assert tensors_digest(fast.state_dict()) != TINY_QWEN_SEED3
+
+
+def test_the_fast_fill_has_the_initialisations_distributions_and_buffers(tiny_qwens):
+    init, fast = tiny_qwens
+    sd = fast.state_dict()
+    assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
+    norm = sd["model.language_model.layers.0.input_layernorm.weight"]
+    assert torch.equal(norm, torch.ones_like(norm))
+    bias = sd["model.visual.blocks.0.attn.qkv.bias"]
+    assert torch.equal(bias, torch.zeros_like(bias))
+    emb = sd["model.language_model.embed_tokens.weight"]
+    assert emb.float().std().item() == pytest.approx(0.02, rel=0.05)
+    assert emb.float().std().item() == pytest.approx(init.state_dict()["model.language_model.embed_tokens.weight"]
+                                                     .float().std().item(), rel=0.05)
+    buffers = dict(init.named_buffers())   # rotary frequencies: computed by the constructors, not by a fill
+    assert buffers and all(torch.equal(v, buffers[k]) for k, v in fast.named_buffers())
+
+
+def test_the_fast_fill_is_deterministic_whatever_the_threads(monkeypatch):
+    monkeypatch.setattr(rw, "CHUNK", 1000)   # several chunks per tensor
+    shapes = [(70, 50), (3000,), (7,)]
+
+    def filled(seed, workers):
+        ts = [torch.empty(s, dtype=torch.bfloat16) for s in shapes]
+        rw.fast_fill([("a", ts[0], 0.02, None), ("b", ts[1], 1.0, None), ("c", ts[2], 0.0, 1.0)], seed, workers=workers)
+        return ts
+
+    one, many, other = filled(5, 1), filled(5, 4), filled(6, 4)
+    assert all(torch.equal(a, b) for a, b in zip(one, many))
+    assert not torch.equal(one[0], other[0])
+    assert torch.equal(one[2], torch.ones(7, dtype=torch.bfloat16))
+    assert one[1][:1000].float().std().item() != pytest.approx(one[1][1000:2000].float().std().item(), abs=0.0)
+
+
+def test_skip_init_restores_the_initialisers():
+    before = torch.nn.init.kaiming_uniform_
+    with rw.skip_init():
+        assert torch.nn.init.kaiming_uniform_ is not before
+        lin = torch.nn.Linear(4, 4)
+    assert torch.nn.init.kaiming_uniform_ is before
+    assert lin.weight.shape == (4, 4)
+
+
+@pytest.mark.odd_case("bad value", "LITELVLM_RANDOM_FILL names no fill", "every command on a random preset",
+                      "a LiteLVLMError naming the variable and the fills")
+def test_the_fill_is_chosen_per_preset_and_by_the_environment(monkeypatch):
+    monkeypatch.delenv("LITELVLM_RANDOM_FILL", raising=False)
+    assert (rw.resolve_fill("auto", True), rw.resolve_fill("auto", False)) == ("fast", "init")
+    assert (rw.cache_suffix("fast"), rw.cache_suffix("init")) == ("-fast", "")
+    monkeypatch.setenv("LITELVLM_RANDOM_FILL", "init")
+    assert rw.resolve_fill("auto", True) == "init" and rw.resolve_fill("fast", True) == "fast"
+    monkeypatch.setenv("LITELVLM_RANDOM_FILL", "quick")
+    with pytest.raises(LiteLVLMError, match="LITELVLM_RANDOM_FILL.*auto, init, fast"):
+        rw.resolve_fill("auto", True)
+
+
+def test_the_streaming_writer_writes_save_files_bytes(tmp_path):
+    from safetensors.torch import save_file
+
+    from litelvlm.safetensors_stream import DTYPES, save_safetensors
+
+    gen = torch.Generator().manual_seed(0)
+    tensors = {f"t{(i * 7) % 5}.{i}": (torch.randn(i % 3 + 1, 2, generator=gen) * 9).to(dt)
+               for i, dt in enumerate(DTYPES)}
+    tensors |= {"scalar": torch.tensor(2.5), "empty": torch.ones(0, 3, dtype=torch.bfloat16), "é": torch.ones(2)}
+    for meta in ({"format": "pt"}, None):
+        save_file(tensors, str(tmp_path / "a"), metadata=meta)
+        save_safetensors(tensors, tmp_path / "b", metadata=meta)
+        assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+
+
+def test_a_random_folder_shows_its_progress_and_is_built_once(fresh_cache, monkeypatch, capsys):
+    from litelvlm.qwen import checkpoint
+
+    monkeypatch.setattr(rw, "PROGRESS_MIN_BYTES", 0)   # the tiny preset is below the bar's threshold
+    builds = []
+    real = checkpoint.build_qwen
+    monkeypatch.setattr(checkpoint, "build_qwen", lambda *a, **k: builds.append(a) or real(*a, **k))
+    folder = checkpoint.qwen_folder("qwen2.5-vl-tiny-random:3")
+    err = capsys.readouterr().err
+    assert f"writing {folder.name}" not in err          # written aside, then renamed into place
+    assert "writing .qwen2.5-vl-tiny-seed3-" in err and "100%" in err
+    assert len(builds) == 1 and folder.name == "qwen2.5-vl-tiny-seed3"
+    assert checkpoint.qwen_folder("qwen2.5-vl-tiny-random:3") == folder
+    assert len(builds) == 1 and "writing" not in capsys.readouterr().err   # the cached folder: nothing built
+
+
+def test_a_full_size_bar_is_shown_and_a_tiny_one_is_not():
+    assert rw.progress(rw.PROGRESS_MIN_BYTES, "x").disable is False
+    assert rw.progress(rw.PROGRESS_MIN_BYTES - 1, "x").disable is True
