@@ -260,6 +260,8 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     qcfg = _qwen_config(cfg)
     tensors, where = _read_tensors(folder, dtype)
     dtype = dtype or next(iter(tensors.values())).dtype
+    # the modules take the read tensors themselves (assign): each in the modules' dtype (no copy where it is already)
+    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     rnd = cfg.get("litelvlm_random") or {}
     size = sam2_size_of(rnd.get("sam2", "sam2_hiera_l"))
     image_size = int(rnd.get("image_size", 1024))
@@ -270,7 +272,7 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     if qcfg.tie_word_embeddings:
         qsd.setdefault("lm_head.weight", qsd.get("model.language_model.embed_tokens.weight"))
     _check(qsd, expected, where, "Qwen2.5-VL", folder)
-    qwen.load_state_dict(qsd, strict=True)
+    qwen.load_state_dict(qsd, strict=True, assign=True)  # the read tensors become the weights
     if qcfg.tie_word_embeddings:
         qwen.tie_weights()
     with default_dtype(dtype), skip_init():
@@ -285,8 +287,8 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     stray = sorted(k for k in tensors if not k.startswith((QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX)))
     if stray:
         raise LiteLVLMError(f"{folder} does not have Sa2VA's layout: unknown tensor(s) {', '.join(stray[:6])}")
-    fcs.load_state_dict(fsd, strict=True)
-    sam2.model.load_state_dict(hf, strict=True)
+    fcs.load_state_dict(fsd, strict=True, assign=True)
+    sam2.model.load_state_dict(hf, strict=True, assign=True)
     sam2.sam2_size, sam2.tracking = size, dict(rest)
     proc = _load_processor(folder) if processor else None
     seg = int(cfg.get("seg_token_id") or proc.tokenizer.convert_tokens_to_ids("[SEG]")) if proc else -1
