@@ -116,3 +116,52 @@ def test_a_random_folder_shows_its_progress_and_is_built_once(fresh_cache, monke
 def test_a_full_size_bar_is_shown_and_a_tiny_one_is_not():
     assert rw.progress(rw.PROGRESS_MIN_BYTES, "x").disable is False
     assert rw.progress(rw.PROGRESS_MIN_BYTES - 1, "x").disable is True
+
+
+def _same_modules(parts, built) -> bool:
+    qwen, fcs, sam2, tracking = built
+    pairs = ((parts.qwen, qwen), (parts.fcs, fcs), (parts.sam2.model, sam2.model))
+    same = all(m.state_dict().keys() == t.state_dict().keys()
+               and all(torch.equal(v, t.state_dict()[k]) for k, v in m.state_dict().items()) for m, t in pairs)
+    return same and all(torch.equal(parts.sam2.tracking[k], v) for k, v in tracking.items())
+
+
+def test_a_fast_filled_model_round_trips_through_the_checkpoint_layout(tmp_path):
+    """The fast fill's tensors written in Sa2VA's released layout and loaded back: the same tensors."""
+    from litelvlm.sa2va.checkpoint import build_sa2va, load_sa2va, save_random_sa2va
+
+    folder = save_random_sa2va(tmp_path / "sa2va", "tiny", seed=4, fill="fast")
+    assert '"fill": "fast"' in (folder / "config.json").read_text()
+    assert _same_modules(load_sa2va(str(folder), processor=False), build_sa2va("tiny", seed=4, fill="fast"))
+
+
+def _available_gb() -> float:
+    from pathlib import Path
+
+    for line in Path("/proc/meminfo").read_text().splitlines() if Path("/proc/meminfo").exists() else []:
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / (1 << 20)
+    return 0.0
+
+
+@pytest.mark.slow
+def test_the_full_size_random_sa2va_round_trips_with_progress_and_is_reused(fresh_cache, capsys):
+    """Sa2VA-Qwen2_5-VL-3B, fast-filled (about 7.5 GB in bfloat16): written once under the cache with its progress
+    shown, loaded back through the checkpoint path with every tensor as the file holds it, reused on a second use."""
+    if _available_gb() < 18:
+        pytest.skip("the full-size Sa2VA needs about 16 GB of free memory (built, then loaded)")
+    from safetensors import safe_open
+
+    from litelvlm.sa2va.checkpoint import load_sa2va, sa2va_folder, sa2va_tensors
+
+    folder = sa2va_folder("sa2va-qwen2_5-vl-3b-random")
+    err = capsys.readouterr().err
+    assert folder.name == "sa2va-3b-seed0-fast" and "random Qwen2.5-VL 3b: filling" in err and "100%" in err
+    parts = load_sa2va("sa2va-qwen2_5-vl-3b-random", processor=False)
+    assert "filling" not in capsys.readouterr().err                       # the cached folder: nothing built
+    mine = sa2va_tensors(parts.qwen, parts.fcs, parts.sam2, parts.sam2.tracking)
+    for f in sorted(folder.glob("model-*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            for k in fh.keys():  # noqa: SIM118 (no __iter__)
+                t = fh.get_tensor(k)
+                assert torch.equal(mine[k], t) and torch.isfinite(t).all(), k
