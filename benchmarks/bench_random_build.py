@@ -91,6 +91,8 @@ else:
         loaded = loader(model)
         phases["load"] = time.perf_counter() - t
         del loaded
+import litelvlm
+print("FROM " + json.dumps(litelvlm.__file__))
 print("PHASES " + json.dumps(phases))
 """
 
@@ -127,7 +129,11 @@ def run_variant(name: str, pythonpath: Path, args) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", CHILD, args.model, "1" if args.load else "0",
-                               "1" if args.no_write else "0"], env=env, stdout=subprocess.PIPE, text=True)
+                               "1" if args.no_write else "0"], env=env, stdout=subprocess.PIPE, text=True,
+                              cwd=cache)   # not the checkout: ``python -c`` puts the working folder first on sys.path
+        where = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("FROM "))[5:])
+        if Path(where).resolve() != (pythonpath / "litelvlm" / "__init__.py").resolve():
+            sys.exit(f"variant {name} imported {where}, not the code under {pythonpath}")
         wall = time.perf_counter() - t
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
