@@ -3,7 +3,7 @@ fill), in ONE run on one machine.
 
 Each variant runs in its own child process with an empty ``LITELVLM_CACHE``: the first use of the random preset
 through its family's real entry point (build, write in the checkpoint layout, manifest: ``sa2va_folder`` /
-``unipixel_folder`` / ``qwen_folder``) and, with ``--load``, loading it back (``load_sa2va``...). The old variant
+``unipixel_folder`` / ``qwen_folder`` / GLaMM's cached folder) and, with ``--load``, loading it back (``load_sa2va``...). The old variant
 imports the package as ``git archive <rev>`` exports it. Per variant: wall seconds of each phase, user and system
 CPU-seconds and peak RSS of the child (``getrusage``), the wall and CPU-seconds spent in the fill, the writing of
 the shards and the manifest (``*_wall``, ``*_cpu``: the rest of a phase is single-threaded), and the CPU model and
@@ -43,6 +43,17 @@ if family == "sa2va":
 elif family == "unipixel":
     from litelvlm.unipixel.checkpoint import build_unipixel as build, load_unipixel as loader, unipixel_folder as folder
     from litelvlm.unipixel.card import CARD
+elif family == "glamm":  # glamm-7b-random: GLaMM-RefSeg's slow tokenizer from the shared data (argv[4])
+    import torch
+    from litelvlm.glamm.build import build_glamm
+    from litelvlm.glamm.pipeline import GlammPipeline, _random_model_dir
+    def build(preset, seed):
+        return build_glamm("glamm-7b", dtype=torch.bfloat16, seed=seed, init_on_device=True)
+    def folder(model):
+        return _random_model_dir("glamm-7b", 0, sys.argv[4])
+    def loader(model):
+        return GlammPipeline.from_model_string(model, tokenizer=sys.argv[4], dtype=torch.bfloat16)
+    CARD = None
 else:
     from litelvlm.qwen.checkpoint import build_qwen as build, load_qwen as loader, qwen_folder as folder
     CARD = None
@@ -73,7 +84,7 @@ for mod in [m for n, m in list(sys.modules.items()) if n.startswith(("litelvlm",
             setattr(mod, attr, timed(key, getattr(mod, attr)))
 t = time.perf_counter()
 if no_write:
-    preset = CARD.preset(model) if CARD else model.split("-")[2]
+    preset = CARD.preset(model) if CARD else model.split("-")[-2]
     c = cpu()
     built = build(preset, seed=0)
     phases["build"] = time.perf_counter() - t
@@ -129,7 +140,7 @@ def run_variant(name: str, pythonpath: Path, args) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", CHILD, args.model, "1" if args.load else "0",
-                               "1" if args.no_write else "0"], env=env, stdout=subprocess.PIPE, text=True,
+                               "1" if args.no_write else "0", args.tokenizer], env=env, stdout=subprocess.PIPE, text=True,
                               cwd=cache)   # not the checkout: ``python -c`` puts the working folder first on sys.path
         where = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("FROM "))[5:])
         if Path(where).resolve() != (pythonpath / "litelvlm" / "__init__.py").resolve():
@@ -146,11 +157,14 @@ def run_variant(name: str, pythonpath: Path, args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="sa2va-qwen2_5-vl-3b-random", help="a random sa2va/unipixel/qwen preset")
+    ap.add_argument("--model", default="sa2va-qwen2_5-vl-3b-random",
+                    help="a random sa2va/unipixel/qwen preset, or glamm-7b-random")
     ap.add_argument("--old-rev", default="45c0a36", help="the revision whose code is the old variant")
     ap.add_argument("--variants", default="old,new", help="which to run, in this order (old, new)")
     ap.add_argument("--load", action="store_true", help="also load the written folder back (first use)")
     ap.add_argument("--no-write", action="store_true", help="time the build alone: no checkpoint is written")
+    ap.add_argument("--tokenizer", default=str(ROOT.parent / "shared" / "data" / "glamm_refseg_tokenizer"),
+                    help="glamm-7b-random's slow tokenizer folder")
     ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS of the children (0: unset)")
     ap.add_argument("--min-free-gb", type=float, default=17.0, help="start a child only above this MemAvailable")
     ap.add_argument("--tmp", default=None, help="folder for the children's caches (default: the system's)")

@@ -16,7 +16,7 @@ import torch
 from ..errors import LiteLVLMError
 from ..io import atomic_path, shard_by_size
 from ..lvlm.random_weights import progress, resolve_fill
-from ..safetensors_stream import save_safetensors
+from ..safetensors_stream import save_shards
 from .checkpoint import model_key_to_glamm
 from .config import get_arch
 
@@ -69,18 +69,17 @@ def save_glamm_checkpoint(model, tokenizer, path: str | Path, shards: int = 2, f
     groups = shard_groups(sd, shards, max_shard_bytes)
     ext = "bin" if fmt == "bin" else "safetensors"
     stem = "pytorch_model" if fmt == "bin" else "model"
-    weight_map = {}
+    names = [f"{stem}-{i + 1:05d}-of-{len(groups):05d}.{ext}" if len(groups) > 1 else f"{stem}.{ext}"
+             for i in range(len(groups))]
+    weight_map = {k: name for name, group in zip(names, groups) for k in group}
     with progress(sum(t.numel() * t.element_size() for t in sd.values()), f"writing {path.name}") as bar:
-        for i, group in enumerate(groups):
-            name = f"{stem}-{i + 1:05d}-of-{len(groups):05d}.{ext}" if len(groups) > 1 else f"{stem}.{ext}"
-            part = {k: sd[k] for k in group}
+        if fmt != "bin":
+            save_shards({name: {k: sd[k] for k in group} for name, group in zip(names, groups)}, path,
+                        metadata={"format": "pt"}, bar=bar)
+        for name, group in zip(names, groups) if fmt == "bin" else ():
             with atomic_path(path / name) as tmp:
-                if fmt == "bin":
-                    torch.save(part, tmp)
-                    bar.update(sum(t.numel() * t.element_size() for t in part.values()))
-                else:
-                    save_safetensors(part, tmp, metadata={"format": "pt"}, bar=bar)
-            weight_map.update({k: name for k in group})
+                torch.save({k: sd[k] for k in group}, tmp)
+            bar.update(sum(sd[k].numel() * sd[k].element_size() for k in group))
     if len(groups) > 1:
         index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in sd.values())},
                  "weight_map": dict(sorted(weight_map.items()))}

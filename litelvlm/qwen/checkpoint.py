@@ -133,18 +133,16 @@ def _write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int
     """Write ``sd`` in safetensors shards of at most ``max_shard_bytes`` (+ the index when several), each tensor
     straight from its memory (:func:`litelvlm.safetensors_stream.save_safetensors`), a bar over the bytes."""
     from ..lvlm.random_weights import progress
-    from ..safetensors_stream import save_safetensors
+    from ..safetensors_stream import save_shards
 
     sizes = {k: v.numel() * v.element_size() for k, v in sd.items()}
     groups = shard_by_size(sizes, max_shard_bytes)
-    names, weight_map = [], {}
+    names = [f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))] \
+        if len(groups) > 1 else ["model.safetensors"]
+    weight_map = {k: name for name, group in zip(names, groups) for k in group}
     with progress(sum(sizes.values()), f"writing {path.name}") as bar:
-        for i, group in enumerate(groups):
-            name = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" if len(groups) > 1 else "model.safetensors"
-            with atomic_path(path / name) as tmp:
-                save_safetensors({k: sd[k] for k in group}, tmp, metadata={"format": "pt"}, bar=bar)
-            weight_map.update({k: name for k in group})
-            names.append(name)
+        save_shards({name: {k: sd[k] for k in group} for name, group in zip(names, groups)}, path,
+                    metadata={"format": "pt"}, bar=bar)
     if len(groups) > 1:
         index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in sd.values())},
                  "weight_map": dict(sorted(weight_map.items()))}
