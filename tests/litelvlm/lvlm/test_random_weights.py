@@ -165,3 +165,25 @@ def test_the_full_size_random_sa2va_round_trips_with_progress_and_is_reused(fres
             for k in fh.keys():  # noqa: SIM118 (no __iter__)
                 t = fh.get_tensor(k)
                 assert torch.equal(mine[k], t) and torch.isfinite(t).all(), k
+
+
+def test_shards_are_written_side_by_side_and_nothing_is_left_of_a_failed_write(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from litelvlm import safetensors_stream as st
+
+    shards = {f"s{i}.safetensors": {f"t{i}": torch.full((3,), float(i))} for i in range(3)}
+    st.save_shards(shards, tmp_path / "ok", metadata={"format": "pt"})
+    assert all(torch.equal(load_file(tmp_path / "ok" / n)[k], t[k]) for n, t in shards.items() for k in t)
+    real = st.save_safetensors
+
+    def fail_one(tensors, path, **kw):
+        if "t1" in tensors:
+            raise OSError("disk full")
+        real(tensors, path, **kw)
+
+    monkeypatch.setattr(st, "save_safetensors", fail_one)
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        st.save_shards(shards, tmp_path / "bad")
+    assert list((tmp_path / "bad").iterdir()) == []
