@@ -77,7 +77,8 @@ for name in ("litelvlm.checksums", "litelvlm.safetensors_stream", "safetensors.t
         importlib.import_module(name)
     except ImportError:  # the old revision has no streaming writer
         pass
-originals = {"fast_fill": "fill", "save_safetensors": "write", "save_file": "write", "folder_manifest": "manifest"}
+# the shards as a whole (the new code writes them side by side in threads: its per-file calls would overlap)
+originals = {"fast_fill": "fill", "save_shards": "write", "save_file": "write", "folder_manifest": "manifest"}
 for mod in [m for n, m in list(sys.modules.items()) if n.startswith(("litelvlm", "safetensors.torch")) and m]:
     for attr, key in originals.items():
         if callable(getattr(mod, attr, None)):
