@@ -5,20 +5,22 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import default_dtype
+from ..lvlm.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from .config import GlammArch, get_arch, with_vocab
 from .model import GlammModel
 
 
 def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cpu",
                 dtype: torch.dtype = torch.float32, seed: int = 0,
-                vocab_size: int | None = None, init_on_device: bool = False) -> GlammModel:
+                vocab_size: int | None = None, init_on_device: bool = False, fill: str = "auto") -> GlammModel:
     """A randomly initialised ``GlammModel`` (eval mode, no grads); ``device="meta"`` allocates nothing.
 
     ``vocab_size`` overrides the architecture's (the tiny one takes its tokenizer's length).
     By default the modules are created on the CPU in float32 and then moved; ``init_on_device``
     creates them directly on ``device`` in ``dtype`` (torch's initialisation runs there: the
     full-size model on a GPU in seconds, never a float32 copy on the CPU; other random values).
+    ``fill`` (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills the full size (created on ``device`` in
+    ``dtype`` without initialisation, then filled on every core), initialises the test sizes as above.
     """
     a = get_arch(arch)
     if vocab_size is not None:
@@ -35,7 +37,11 @@ def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cp
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
     torch.manual_seed(seed)
-    if init_on_device:
+    if resolve_fill(fill, a.name not in ("tiny", "scaled")) == "fast":
+        with default_dtype(dtype), dev, skip_init():
+            model = GlammModel(a)
+        fast_fill(init_plan(model), seed, desc=f"random GLaMM {a.name}: filling")
+    elif init_on_device:
         with default_dtype(dtype), dev:
             model = GlammModel(a)
     else:

@@ -15,6 +15,8 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..io import atomic_path, shard_by_size
+from ..lvlm.random_weights import progress, resolve_fill
+from ..safetensors_stream import save_shards
 from .checkpoint import model_key_to_glamm
 from .config import get_arch
 
@@ -67,18 +69,17 @@ def save_glamm_checkpoint(model, tokenizer, path: str | Path, shards: int = 2, f
     groups = shard_groups(sd, shards, max_shard_bytes)
     ext = "bin" if fmt == "bin" else "safetensors"
     stem = "pytorch_model" if fmt == "bin" else "model"
-    weight_map = {}
-    for i, group in enumerate(groups):
-        name = f"{stem}-{i + 1:05d}-of-{len(groups):05d}.{ext}" if len(groups) > 1 else f"{stem}.{ext}"
-        part = {k: sd[k] for k in group}
-        with atomic_path(path / name) as tmp:
-            if fmt == "bin":
-                torch.save(part, tmp)
-            else:
-                from safetensors.torch import save_file
-
-                save_file(part, str(tmp), metadata={"format": "pt"})
-        weight_map.update({k: name for k in group})
+    names = [f"{stem}-{i + 1:05d}-of-{len(groups):05d}.{ext}" if len(groups) > 1 else f"{stem}.{ext}"
+             for i in range(len(groups))]
+    weight_map = {k: name for name, group in zip(names, groups) for k in group}
+    with progress(sum(t.numel() * t.element_size() for t in sd.values()), f"writing {path.name}") as bar:
+        if fmt != "bin":
+            save_shards({name: {k: sd[k] for k in group} for name, group in zip(names, groups)}, path,
+                        metadata={"format": "pt"}, bar=bar)
+        for name, group in zip(names, groups) if fmt == "bin" else ():
+            with atomic_path(path / name) as tmp:
+                torch.save({k: sd[k] for k in group}, tmp)
+            bar.update(sum(sd[k].numel() * sd[k].element_size() for k in group))
     if len(groups) > 1:
         index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in sd.values())},
                  "weight_map": dict(sorted(weight_map.items()))}
@@ -109,23 +110,26 @@ def _copy_tokenizer(src: Path, dst: Path) -> None:
 
 def save_random_glamm(path: str | Path, arch: str = "tiny", seed: int = 0, shards: int = 2, fmt: str = "bin",
                       dtype: torch.dtype = torch.float32, tokenizer_dir: str | Path | None = None,
-                      max_shard_bytes: int | None = None) -> Path:
-    """Build a random GLaMM of ``arch`` and write it in the GLaMM-RefSeg layout.
+                      max_shard_bytes: int | None = None, device: str | torch.device = "cpu",
+                      fill: str = "auto") -> Path:
+    """Build a random GLaMM of ``arch`` (on ``device``) and write it in the GLaMM-RefSeg layout.
 
     Without ``tokenizer_dir`` the tiny offline tokenizer is used (its length sets the vocabulary) and the
     arch is recorded in ``config.json``. With a real slow tokenizer folder (e.g. GLaMM-RefSeg's), the
     model is built directly in ``dtype`` (no float32 copy: the full size fits in memory) and the config
     is the plain GLaMM one, so the folder loads exactly like a released checkpoint. Either way
-    ``config.json`` records ``litelvlm_random`` (the seed): these are random weights.
+    ``config.json`` records ``litelvlm_random`` (the seed): these are random weights. ``fill``: as
+    :func:`~litelvlm.glamm.build.build_glamm` (recorded in ``litelvlm_random`` when ``"fast"``).
     """
     from .build import build_glamm
     from .tokenizer import build_tiny_tokenizer, load_tokenizer
 
     a = get_arch(arch)
-    random_note = {"litelvlm_random": {"arch": a.name, "seed": seed}}
+    fill = resolve_fill(fill, a.name not in ("tiny", "scaled"))
+    random_note = {"litelvlm_random": {"arch": a.name, "seed": seed} | ({"fill": fill} if fill == "fast" else {})}
     if tokenizer_dir is None:
         tok = build_tiny_tokenizer()
-        model = build_glamm(a, seed=seed, vocab_size=len(tok), dtype=dtype)
+        model = build_glamm(a, device=device, seed=seed, vocab_size=len(tok), dtype=dtype, fill=fill)
         return save_glamm_checkpoint(model, tok, path, shards=shards, fmt=fmt, extra_config=random_note,
                                      max_shard_bytes=max_shard_bytes)
     tok = load_tokenizer(tokenizer_dir)
@@ -133,7 +137,8 @@ def save_random_glamm(path: str | Path, arch: str = "tiny", seed: int = 0, shard
     if len(tok) > vocab:
         raise LiteLVLMError(f"the tokenizer in {tokenizer_dir} has {len(tok)} tokens; arch {a.name!r} "
                             f"embeds only {vocab}")
-    model = build_glamm(a, seed=seed, vocab_size=vocab, dtype=dtype, init_on_device=True)
+    model = build_glamm(a, device=device, seed=seed, vocab_size=vocab, dtype=dtype, init_on_device=True,
+                        fill=fill)
     out = save_glamm_checkpoint(model, tok, path, shards=shards, fmt=fmt, extra_config=random_note,
                                 write_arch=a.name != "glamm-7b", max_shard_bytes=max_shard_bytes,
                                 tokenizer_dir=tokenizer_dir)

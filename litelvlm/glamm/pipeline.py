@@ -70,14 +70,18 @@ class PreparedImage:
                               feature_layer=self.feature_layer, seed=self.seed)
 
 
-def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) -> Path:
+def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None,
+                      device: str | torch.device = "cpu") -> Path:
     """The random GLaMM of preset ``base`` in the GLaMM-RefSeg layout, written once to the cache folder
-    (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``)."""
+    (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``, built on
+    ``device``; the tiny one on the CPU, as its weights are pinned)."""
     from ..cache import default_cache_dir, write_once
+    from ..lvlm.random_weights import cache_suffix, resolve_fill
     from .checkpoint_writer import save_random_glamm
 
-    root = default_cache_dir() / "random-models" / f"glamm-{base}-seed{seed}"
     full = base != "tiny"
+    fill = resolve_fill("auto", full)
+    root = default_cache_dir() / "random-models" / f"glamm-{base}-seed{seed}{cache_suffix(fill)}"
 
     def write(folder: Path) -> None:
         if full and tokenizer_dir is None:
@@ -85,9 +89,9 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None) ->
                                 "checkpoint (e.g. --tokenizer ../shared/data/glamm_refseg_tokenizer)")
         if full:
             save_random_glamm(folder, base, seed, fmt="safetensors", dtype=torch.bfloat16,
-                              tokenizer_dir=tokenizer_dir, max_shard_bytes=2 << 30)
+                              tokenizer_dir=tokenizer_dir, max_shard_bytes=2 << 30, device=device, fill=fill)
         else:
-            save_random_glamm(folder, base, seed)
+            save_random_glamm(folder, base, seed, fill=fill)
 
     return write_once(root, write)
 
@@ -173,7 +177,7 @@ class GlammPipeline(GroundingPipeline):
             dtype = torch.float32 if CARD.preset(model) == "tiny" else torch.bfloat16
         if CARD.preset(model) is not None:
             seed_i = CARD.seed(model)
-            path = _random_model_dir(CARD.preset(model), seed_i, tokenizer)
+            path = _random_model_dir(CARD.preset(model), seed_i, tokenizer, device="cpu" if quantize != "none" else device)
             clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(model) == "tiny" else f"vit-l-14-336-random:{seed_i}")
         else:
             path = Path(model)

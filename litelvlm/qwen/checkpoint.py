@@ -27,7 +27,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..io import atomic_path, shard_by_size
-from ..lvlm.random_weights import default_dtype
+from ..lvlm.random_weights import cache_suffix, default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import RANDOM_QWENS, ModelSpec
 from .config import (
@@ -47,21 +47,30 @@ def preset_dtype(preset: str | QwenPreset) -> torch.dtype:
     return getattr(torch, get_preset(preset).dtype)
 
 
+#: the presets built with each module's own initialisation under ``fill="auto"`` (their weights are pinned)
+TEST_PRESETS = ("tiny", "scaled")
+
+
 def build_qwen(preset: str | QwenPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
-               device: str | torch.device = "cpu"):
+               device: str | torch.device = "cpu", fill: str = "auto"):
     """A random ``Qwen2_5_VLForConditionalGeneration`` of ``preset`` (eval mode, no grads), created directly
-    on ``device`` in ``dtype`` (default: the preset's); ``device="meta"`` allocates nothing."""
+    on ``device`` in ``dtype`` (default: the preset's); ``device="meta"`` allocates nothing. ``fill``
+    (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises a test preset."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    config = qwen_config(preset)
-    dtype = preset_dtype(preset) if dtype is None else dtype
+    p = get_preset(preset)
+    fill = resolve_fill(fill, p.name not in TEST_PRESETS)
+    config = qwen_config(p)
+    dtype = preset_dtype(p) if dtype is None else dtype
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
     if dev.type != "meta":
         torch.manual_seed(seed)
-    with default_dtype(dtype), dev:
+    with default_dtype(dtype), dev, skip_init() if fill == "fast" and dev.type != "meta" else contextlib.nullcontext():
         model = Qwen2_5_VLForConditionalGeneration(config)
+    if fill == "fast" and dev.type != "meta":
+        fast_fill(init_plan(model, config.get_text_config().initializer_range), seed, desc=f"random Qwen2.5-VL {p.name}: filling")
     return model.eval().requires_grad_(False)
 
 
@@ -121,16 +130,19 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def _write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int | None) -> list[str]:
-    from safetensors.torch import save_file
+    """Write ``sd`` in safetensors shards of at most ``max_shard_bytes`` (+ the index when several), each tensor
+    straight from its memory (:func:`litelvlm.safetensors_stream.save_safetensors`), a bar over the bytes."""
+    from ..lvlm.random_weights import progress
+    from ..safetensors_stream import save_shards
 
-    groups = shard_by_size({k: v.numel() * v.element_size() for k, v in sd.items()}, max_shard_bytes)
-    names, weight_map = [], {}
-    for i, group in enumerate(groups):
-        name = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" if len(groups) > 1 else "model.safetensors"
-        with atomic_path(path / name) as tmp:  # one shard in CPU memory at a time
-            save_file({k: sd[k].cpu().contiguous() for k in group}, str(tmp), metadata={"format": "pt"})
-        weight_map.update({k: name for k in group})
-        names.append(name)
+    sizes = {k: v.numel() * v.element_size() for k, v in sd.items()}
+    groups = shard_by_size(sizes, max_shard_bytes)
+    names = [f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))] \
+        if len(groups) > 1 else ["model.safetensors"]
+    weight_map = {k: name for name, group in zip(names, groups) for k in group}
+    with progress(sum(sizes.values()), f"writing {path.name}") as bar:
+        save_shards({name: {k: sd[k] for k in group} for name, group in zip(names, groups)}, path,
+                    metadata={"format": "pt"}, bar=bar)
     if len(groups) > 1:
         index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in sd.values())},
                  "weight_map": dict(sorted(weight_map.items()))}
@@ -179,14 +191,16 @@ def save_qwen_checkpoint(model, tokenizer, path: str | Path, preset: str | QwenP
 
 
 def save_random_qwen(path: str | Path, preset: str | QwenPreset = "tiny", seed: int = 0,
-                     device: str | torch.device = "cpu", max_shard_bytes: int | None = -1) -> Path:
-    """Build a random Qwen2.5-VL of ``preset`` (seeded, in the preset's dtype, created on ``device``) and write
-    it in the released layout; ``config.json`` records ``litelvlm_random`` (these are random weights)."""
+                     device: str | torch.device = "cpu", max_shard_bytes: int | None = -1, fill: str = "auto") -> Path:
+    """Build a random Qwen2.5-VL of ``preset`` (seeded, in the preset's dtype, created on ``device``, ``fill`` as
+    :func:`build_qwen`) and write it in the released layout; ``config.json`` records ``litelvlm_random``."""
     from .tokenizer import build_qwen_tokenizer
 
     p = get_preset(preset)
-    model = build_qwen(p, seed=seed, device=device)
-    note = {"litelvlm_random": {"preset": p.name, "seed": seed, "built_on": torch.device(device).type}}
+    fill = resolve_fill(fill, p.name not in TEST_PRESETS)
+    model = build_qwen(p, seed=seed, device=device, fill=fill)
+    note = {"litelvlm_random": {"preset": p.name, "seed": seed, "built_on": torch.device(device).type}
+            | ({"fill": fill} if fill == "fast" else {})}
     out = save_qwen_checkpoint(model, build_qwen_tokenizer(p), path, p, extra_config=note,
                                max_shard_bytes=max_shard_bytes)
     del model
@@ -199,8 +213,9 @@ def random_qwen_dir(preset: str, seed: int = 0, device: str | torch.device = "cp
     from ..cache import default_cache_dir, write_once
 
     p = get_preset(preset)
-    root = default_cache_dir() / "random-models" / f"qwen2.5-vl-{p.name}-seed{seed}"
-    return write_once(root, lambda folder: save_random_qwen(folder, p, seed, device=device))
+    fill = resolve_fill("auto", p.name not in TEST_PRESETS)
+    root = default_cache_dir() / "random-models" / f"qwen2.5-vl-{p.name}-seed{seed}{cache_suffix(fill)}"
+    return write_once(root, lambda folder: save_random_qwen(folder, p, seed, device=device, fill=fill))
 
 
 def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:

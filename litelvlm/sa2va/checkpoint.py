@@ -24,6 +24,7 @@ tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with them added;
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import default_dtype
+from ..lvlm.random_weights import cache_suffix, default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..model_folder import read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import (
@@ -92,22 +93,29 @@ def sam2_tracking_shapes(size) -> dict[str, tuple[int, ...]]:
 
 
 def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
-                device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TextHiddenFcs, Sa2VASam2, dict]:
-    """A random Sa2VA: (Qwen2.5-VL with the resized rows, ``text_hidden_fcs``, SAM 2, the tracking tensors)."""
+                device: str | torch.device = "cpu",
+                fill: str = "auto") -> tuple[torch.nn.Module, TextHiddenFcs, Sa2VASam2, dict]:
+    """A random Sa2VA: (Qwen2.5-VL with the resized rows, ``text_hidden_fcs``, SAM 2, the tracking tensors).
+    ``fill`` (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts with
+    :func:`~litelvlm.sam2.keys.randomize`'s distributions), initialises the tiny one."""
     p = get_preset(preset)
+    fast = resolve_fill(fill, p.name != "tiny") == "fast"
     dtype = preset_dtype(p.qwen) if dtype is None else dtype
-    qwen = build_qwen(p.qwen_preset(), seed=seed, dtype=dtype, device=device)
+    qwen = build_qwen(p.qwen_preset(), seed=seed, dtype=dtype, device=device, fill="fast" if fast else "init")
     size, llm = p.sam2_size, qwen.config.text_config.hidden_size
-    with default_dtype(dtype), torch.device(device):
+    with default_dtype(dtype), torch.device(device), skip_init() if fast else contextlib.nullcontext():
         fcs = TextHiddenFcs(llm, size.d_model).eval().requires_grad_(False)
         sam2 = Sa2VASam2(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
-    gen = torch.Generator().manual_seed(seed + 1)
-    randomize(fcs.state_dict(keep_vars=True).items(), gen)
-    randomize(sam2.model.state_dict(keep_vars=True).items(), gen)
+    tracking = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(size).items()}
+    parts = (fcs.state_dict(keep_vars=True), sam2.model.state_dict(keep_vars=True), tracking)
+    if fast:
+        fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1, desc="random SAM 2: filling")
+    else:
+        gen = torch.Generator().manual_seed(seed + 1)
+        for part in parts:
+            randomize(part.items(), gen)
     sam2.model.shared_image_embedding.positional_embedding.copy_(
         sam2.model.prompt_encoder.shared_embedding.positional_embedding)
-    tracking = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(size).items()}
-    randomize(tracking.items(), gen)
     return qwen, fcs, sam2, tracking
 
 
@@ -134,13 +142,15 @@ def sa2va_config(p: Sa2VAPreset, qwen) -> dict:
 
 
 def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed: int = 0,
-                      device: str | torch.device = "cpu", max_shard_bytes: int | None = -1) -> Path:
-    """Build a random Sa2VA of ``preset`` and write it in the released layout (module docstring)."""
+                      device: str | torch.device = "cpu", max_shard_bytes: int | None = -1, fill: str = "auto") -> Path:
+    """Build a random Sa2VA of ``preset`` (``fill`` as :func:`build_sa2va`) and write it in the released layout
+    (module docstring)."""
     from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
 
     p = get_preset(preset)
     q = p.qwen_preset()
-    qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device)
+    fill = resolve_fill(fill, p.name != "tiny")
+    qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device, fill=fill)
     tok = build_qwen_tokenizer(p.qwen)
     tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)   # qwenvl.py L72
     ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
@@ -154,7 +164,7 @@ def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed
     cfg = sa2va_config(p, qwen)
     cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type,
                               "sam2": p.sam2, "image_size": p.image_size, "min_pixels": p.min_pixels,
-                              "max_pixels": p.max_pixels}
+                              "max_pixels": p.max_pixels} | ({"fill": fill} if fill == "fast" else {})
     _write_json(path / "config.json", cfg)
     _write_json(path / "generation_config.json", generation_config(q))
     _write_json(path / "preprocessor_config.json", preprocessor_config(q))
@@ -168,8 +178,9 @@ def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "c
     from ..cache import default_cache_dir, write_once
 
     p = get_preset(preset)
-    root = default_cache_dir() / "random-models" / f"sa2va-{p.name}-seed{seed}"
-    return write_once(root, lambda folder: save_random_sa2va(folder, p, seed, device=device))
+    fill = resolve_fill("auto", p.name != "tiny")
+    root = default_cache_dir() / "random-models" / f"sa2va-{p.name}-seed{seed}{cache_suffix(fill)}"
+    return write_once(root, lambda folder: save_random_sa2va(folder, p, seed, device=device, fill=fill))
 
 
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
@@ -249,20 +260,22 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     qcfg = _qwen_config(cfg)
     tensors, where = _read_tensors(folder, dtype)
     dtype = dtype or next(iter(tensors.values())).dtype
+    # the modules take the read tensors themselves (assign): each in the modules' dtype (no copy where it is already)
+    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     rnd = cfg.get("litelvlm_random") or {}
     size = sam2_size_of(rnd.get("sam2", "sam2_hiera_l"))
     image_size = int(rnd.get("image_size", 1024))
-    with default_dtype(dtype), torch.device(device):
+    with default_dtype(dtype), torch.device(device), skip_init():  # every tensor is loaded below
         qwen = Qwen2_5_VLForConditionalGeneration(qcfg)
     expected = {k: tuple(v.shape) for k, v in qwen.state_dict().items()}
     qsd = {qwen_key(k[len(QWEN_PREFIX):]): v for k, v in tensors.items() if k.startswith(QWEN_PREFIX)}
     if qcfg.tie_word_embeddings:
         qsd.setdefault("lm_head.weight", qsd.get("model.language_model.embed_tokens.weight"))
     _check(qsd, expected, where, "Qwen2.5-VL", folder)
-    qwen.load_state_dict(qsd, strict=True)
+    qwen.load_state_dict(qsd, strict=True, assign=True)  # the read tensors become the weights
     if qcfg.tie_word_embeddings:
         qwen.tie_weights()
-    with default_dtype(dtype):
+    with default_dtype(dtype), skip_init():
         fcs = TextHiddenFcs(qcfg.text_config.hidden_size, size.d_model)
         sam2 = Sa2VASam2(sam2_config(size, image_size), image_size)
     fsd = {k[len(FCS_PREFIX):]: v for k, v in tensors.items() if k.startswith(FCS_PREFIX)}
@@ -274,8 +287,8 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     stray = sorted(k for k in tensors if not k.startswith((QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX)))
     if stray:
         raise LiteLVLMError(f"{folder} does not have Sa2VA's layout: unknown tensor(s) {', '.join(stray[:6])}")
-    fcs.load_state_dict(fsd, strict=True)
-    sam2.model.load_state_dict(hf, strict=True)
+    fcs.load_state_dict(fsd, strict=True, assign=True)
+    sam2.model.load_state_dict(hf, strict=True, assign=True)
     sam2.sam2_size, sam2.tracking = size, dict(rest)
     proc = _load_processor(folder) if processor else None
     seg = int(cfg.get("seg_token_id") or proc.tokenizer.convert_tokens_to_ids("[SEG]")) if proc else -1

@@ -26,13 +26,14 @@ images itself before the processor). A random folder's tokenizer is the Qwen sta
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import default_dtype
+from ..lvlm.random_weights import cache_suffix, default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
@@ -90,26 +91,32 @@ def pixel_config(preset: UniPixelPreset) -> dict:
 
 
 def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
-                   device: str | torch.device = "cpu") -> tuple[torch.nn.Module, SegHead, Sam2Prompt, dict]:
+                   device: str | torch.device = "cpu",
+                   fill: str = "auto") -> tuple[torch.nn.Module, SegHead, Sam2Prompt, dict]:
     """A random UniPixel: (Qwen2.5-VL, seg head, SAM 2, {name: tensor} of the tensors no module of the image
-    path holds: SAM 2's tracking modules and the prompt-encoding modules, in UniPixel's names)."""
+    path holds: SAM 2's tracking modules and the prompt-encoding modules, in UniPixel's names). ``fill``
+    (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises the tiny one."""
     p = get_preset(preset)
+    fast = resolve_fill(fill, p.name != "tiny") == "fast"
     dtype = preset_dtype(p.qwen) if dtype is None else dtype
-    qwen = build_qwen(p.qwen, seed=seed, dtype=dtype, device=device)
+    qwen = build_qwen(p.qwen, seed=seed, dtype=dtype, device=device, fill="fast" if fast else "init")
     size, llm = p.sam2_size, qwen.config.text_config.hidden_size
-    with default_dtype(dtype), torch.device(device):
+    with default_dtype(dtype), torch.device(device), skip_init() if fast else contextlib.nullcontext():
         head = SegHead(llm, size.d_model, p.hidden_tokens).eval().requires_grad_(False)
         sam2 = Sam2Prompt(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
-    gen = torch.Generator().manual_seed(seed + 1)
-    randomize(head.state_dict(keep_vars=True).items(), gen)
-    randomize(sam2.model.state_dict(keep_vars=True).items(), gen)
-    sam2.model.shared_image_embedding.positional_embedding.copy_(
-        sam2.model.prompt_encoder.shared_embedding.positional_embedding)
     merger = qwen.model.visual.merger.hidden_size
     shapes = {f"sam2.{k}": s for k, s in tracking_shapes(size).items()}
     shapes.update(extra_shapes(size.d_model, llm, merger))
     extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in shapes.items()}
-    randomize(extras.items(), gen)
+    parts = (head.state_dict(keep_vars=True), sam2.model.state_dict(keep_vars=True), extras)
+    if fast:
+        fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1, desc="random SAM 2: filling")
+    else:
+        gen = torch.Generator().manual_seed(seed + 1)
+        for part in parts:
+            randomize(part.items(), gen)
+    sam2.model.shared_image_embedding.positional_embedding.copy_(
+        sam2.model.prompt_encoder.shared_embedding.positional_embedding)
     return qwen, head, sam2, extras
 
 
@@ -124,19 +131,23 @@ def unipixel_tensors(head: SegHead, sam2: Sam2Prompt, extras: dict[str, torch.Te
 
 
 def save_random_unipixel(path: str | Path, preset: str | UniPixelPreset = "tiny", seed: int = 0,
-                         device: str | torch.device = "cpu", max_shard_bytes: int | None = -1) -> Path:
-    """Build a random UniPixel of ``preset`` and write it in the released layout (module docstring)."""
+                         device: str | torch.device = "cpu", max_shard_bytes: int | None = -1,
+                         fill: str = "auto") -> Path:
+    """Build a random UniPixel of ``preset`` (``fill`` as :func:`build_unipixel`) and write it in the released
+    layout (module docstring)."""
     from ..qwen.tokenizer import build_qwen_tokenizer
 
     p = get_preset(preset)
-    qwen, head, sam2, extras = build_unipixel(p, seed=seed, device=device)
+    fill = resolve_fill(fill, p.name != "tiny")
+    qwen, head, sam2, extras = build_unipixel(p, seed=seed, device=device, fill=fill)
     tok = build_qwen_tokenizer(p.qwen)
     tok.add_special_tokens({"additional_special_tokens": list(EXTRA_TOKENS)})
     ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
     if list(ids.values()) != list(p.token_ids().values()):
         raise LiteLVLMError(f"UniPixel preset {p.name!r}: the tokenizer gives {ids}, config.json says {p.token_ids()}")
     cfg = pixel_config(p)
-    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type}
+    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type} | (
+        {"fill": fill} if fill == "fast" else {})
     out = save_qwen_checkpoint(qwen, tok, path, p.qwen, extra_config=cfg, max_shard_bytes=max_shard_bytes,
                                extra_tensors=unipixel_tensors(head, sam2, extras))
     del qwen, head, sam2, extras
@@ -148,8 +159,9 @@ def random_unipixel_dir(preset: str, seed: int = 0, device: str | torch.device =
     from ..cache import default_cache_dir, write_once
 
     p = get_preset(preset)
-    root = default_cache_dir() / "random-models" / f"unipixel-{p.name}-seed{seed}"
-    return write_once(root, lambda folder: save_random_unipixel(folder, p, seed, device=device))
+    fill = resolve_fill("auto", p.name != "tiny")
+    root = default_cache_dir() / "random-models" / f"unipixel-{p.name}-seed{seed}{cache_suffix(fill)}"
+    return write_once(root, lambda folder: save_random_unipixel(folder, p, seed, device=device, fill=fill))
 
 
 def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
@@ -258,7 +270,7 @@ def _head_modules(folder: Path, cfg: dict, qwen_config, dtype) -> tuple[SegHead,
     others = {k: v for k, v in tensors.items() if not k.startswith(("sam2.", "seg_head."))}
     _check_shapes(others, extra_shapes(size.d_model, llm, merger), where, "the prompt-encoding modules", folder)
     head_sd = {k[len("seg_head."):]: v for k, v in tensors.items() if k.startswith("seg_head.")}
-    with default_dtype(dtype or next(iter(head_sd.values()), torch.empty(0)).dtype):
+    with default_dtype(dtype or next(iter(head_sd.values()), torch.empty(0)).dtype), skip_init():  # all loaded below
         head = SegHead(llm, size.d_model, tokens)
         sam2 = Sam2Prompt(sam2_config(size, image_size), image_size)
     _check_shapes({f"seg_head.{k}": v for k, v in head_sd.items()},

@@ -24,6 +24,7 @@ folder records ``litelvlm_random`` and its preset, a real one is read as the ``v
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import default_dtype
+from ..lvlm.random_weights import cache_suffix, default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
@@ -64,18 +65,26 @@ def _randomize(named, gen: torch.Generator) -> None:
 
 
 def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dtype: torch.dtype | None = None,
-                     device: str | torch.device = "cpu") -> tuple[VideoGLaMM, dict[str, torch.Tensor]]:
-    """A random VideoGLaMM and its SAM 2 tracking tensors (``visual_model.``-relative names)."""
+                     device: str | torch.device = "cpu",
+                     fill: str = "auto") -> tuple[VideoGLaMM, dict[str, torch.Tensor]]:
+    """A random VideoGLaMM and its SAM 2 tracking tensors (``visual_model.``-relative names). ``fill``
+    (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills the full size with :func:`_randomize`'s
+    distributions (created without initialisation, filled on every core), draws the tiny one tensor by tensor."""
     p = get_preset(preset)
+    fast = resolve_fill(fill, p.name != "tiny") == "fast"
     dtype = getattr(torch, p.dtype) if dtype is None else dtype
-    with default_dtype(dtype), torch.device(device):
+    with default_dtype(dtype), torch.device(device), skip_init() if fast else contextlib.nullcontext():
         model = VideoGLaMM(p).eval().requires_grad_(False)
-    gen = torch.Generator().manual_seed(seed)
-    _randomize(model.state_dict(keep_vars=True).items(), gen)
+    extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(p).items()}
+    if fast:
+        named = [*model.state_dict(keep_vars=True).items(), *extras.items()]
+        fast_fill(fan_in_plan(named), seed, desc=f"random VideoGLaMM {p.name}: filling")
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        _randomize(model.state_dict(keep_vars=True).items(), gen)
+        _randomize(extras.items(), gen)
     sam = model.sam2.model
     sam.shared_image_embedding.positional_embedding.copy_(sam.prompt_encoder.shared_embedding.positional_embedding)
-    extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(p).items()}
-    _randomize(extras.items(), gen)
     model.sam2_tracking = extras          # a plain attribute: the video branch's tensors (sam2_video.video_model)
     return model, extras
 
@@ -108,19 +117,23 @@ def videoglamm_config(p: VideoGLaMMPreset) -> dict:
 
 
 def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "tiny", seed: int = 0,
-                           device: str | torch.device = "cpu", max_shard_bytes: int | None = 4_000_000_000) -> Path:
-    """Build a random VideoGLaMM of ``preset`` and write it in the official layout, with the stand-in tokenizer."""
+                           device: str | torch.device = "cpu", max_shard_bytes: int | None = 4_000_000_000,
+                           fill: str = "auto") -> Path:
+    """Build a random VideoGLaMM of ``preset`` (``fill`` as :func:`build_videoglamm`) and write it in the official
+    layout, with the stand-in tokenizer."""
     from ..qwen.checkpoint import _write_json, _write_weights
     from .tokenizer import build_phi3_tokenizer
 
     p = get_preset(preset)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model, extras = build_videoglamm(p, seed=seed, device=device)
+    fill = resolve_fill(fill, p.name != "tiny")
+    model, extras = build_videoglamm(p, seed=seed, device=device, fill=fill)
     _write_weights(videoglamm_tensors(model, extras), path, max_shard_bytes)
     cfg = videoglamm_config(p)
     cfg["torch_dtype"] = p.dtype
-    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type}
+    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type} | (
+        {"fill": fill} if fill == "fast" else {})
     _write_json(path / "config.json", cfg)
     build_phi3_tokenizer(p).save_pretrained(str(path))
     return path
@@ -133,8 +146,9 @@ def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
     spec = ModelSpec.parse(model)
     if CARD.preset(spec) is not None:
         p, seed = get_preset(CARD.preset(spec)), CARD.seed(spec)
-        root = default_cache_dir() / "random-models" / f"videoglamm-{p.name}-seed{seed}"
-        return write_once(root, lambda folder: save_random_videoglamm(folder, p, seed, device=device))
+        fill = resolve_fill("auto", p.name != "tiny")
+        root = default_cache_dir() / "random-models" / f"videoglamm-{p.name}-seed{seed}{cache_suffix(fill)}"
+        return write_once(root, lambda folder: save_random_videoglamm(folder, p, seed, device=device, fill=fill))
     folder = Path(spec.folder)
     declared = _read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:
