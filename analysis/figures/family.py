@@ -52,25 +52,66 @@ def notebook_out_dir(family: str = "") -> Path:
 
 
 def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=(),
-                 label: str | None = None, prefix: str | None = None) -> list[Path]:
+                 label: str | None = None, prefix: str | None = None, notes=()) -> list[Path]:
     """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None: ``family``;
     ``out_dir`` None: :func:`notebook_out_dir` of ``family``), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
     its own data's weights (``analysis.common.style.label_weights``), and with ``label`` (the runs' ``family/model``)
-    in its top right corner when given; returns the paths."""
+    in its top right corner when given, and ``notes`` (the runs' null results and timing caveats,
+    :mod:`analysis.common.caveats`) under it. A figure whose file would be byte-identical to one written before it
+    in this call is not written twice: one line names both; returns the paths."""
+    from analysis.common.caveats import draw_notes
     from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, save_figure, weights_footnote
 
     out_dir = notebook_out_dir(family) if out_dir is None else out_dir
     prefix = family if prefix is None else prefix
     paths: list[Path] = []
+    written: dict[str, tuple] = {}
     for name, fig in figs.items():
         if fig.get_gid() != LABELLED_GID:  # a figure labelled with its own data's weights keeps that note
             weights_footnote(fig, *models)
         if label:
             fig.text(0.995, 0.995, label, ha="right", va="bottom", fontsize=FOOTNOTE_SIZE, color="0.35",
                      gid="run-label")
+        draw_notes(fig, notes)
+        mine = _fingerprint(fig) if written else None
+        twin = next((n for n, (other, fp) in written.items() if fp == mine and same_figure(fig, other)), None)
+        if twin is not None:  # the same figure under another name (e.g. FLOPs, which no attention kernel changes)
+            print(f"figures: {prefix}_{name} is identical to {twin}: written once, as {twin}")
+            continue
         paths += save_figure(fig, out_dir, f"{prefix}_{name}")
+        written[f"{prefix}_{name}"] = (fig, _fingerprint(fig, drawn=True))
     return paths
+
+
+def _fingerprint(fig, drawn: bool = False) -> tuple:
+    """What ``fig`` shows, cheaply: its size, and each artist's kind, text, data and visibility (``drawn``: it was
+    drawn since its last change)."""
+    import numpy as np
+
+    if not drawn:
+        fig.draw_without_rendering()  # tick labels are filled in when a figure is drawn
+    parts: list = [tuple(fig.get_size_inches())]
+    for artist in fig.findobj():
+        data = (getattr(artist, "get_text", None) or getattr(artist, "get_xydata", None)
+                or getattr(artist, "get_offsets", None) or getattr(artist, "get_array", None) or (lambda: None))()
+        parts.append((type(artist).__name__, artist.get_visible(),
+                      np.asarray(data).tobytes() if data is not None and not isinstance(data, str) else data))
+    return tuple(parts)
+
+
+def same_figure(fig, other) -> bool:
+    """Whether two figures would be written as the same PNG bytes."""
+    import io
+
+    from litelvlm.io import PNG_METADATA
+
+    pngs = []
+    for f in (fig, other):
+        buf = io.BytesIO()
+        f.savefig(buf, format="png", metadata=dict(PNG_METADATA), bbox_inches="tight", pad_inches=0.02)
+        pngs.append(buf.getvalue())
+    return pngs[0] == pngs[1]
 
 
 def run_identities(folder: str | os.PathLike) -> list[dict]:
@@ -105,6 +146,8 @@ def runs_name(name: str, identities: list[dict]) -> tuple[str, str | None]:
 MODELS_KEY = "weights_models"
 #: the key under which :meth:`Family.load` adds the identities of the runs that made the tables (:func:`run_identities`)
 RUNS_KEY = "run_identities"
+#: the key under which :meth:`Family.load` adds the runs' timing caveats (:func:`analysis.common.caveats.run_caveats`)
+CAVEATS_KEY = "run_caveats"
 
 
 def results_models(folder: str | os.PathLike) -> list[str | None]:
@@ -171,6 +214,17 @@ class Family:
     together: str | Callable[[Any], object] = "run"
     #: ``read_runs(folders)``: the result tables of several run folders, each kept apart (``together`` not ``run``)
     read_runs: Callable[[list[Path]], dict] | None = None
+    #: ``notes(tables, models)``: the null results of the tables (one line each, :mod:`analysis.common.caveats`),
+    #: drawn under every figure of them; None: the family names none
+    notes: Callable[[dict, list], list[str]] | None = None
+
+    def run_notes(self, tables: dict, models, folders) -> list[str]:
+        """What every figure drawn from ``tables`` says under it: their null results (:attr:`notes`) and the timing
+        caveats the run folders ``folders`` recorded."""
+        from analysis.common.caveats import run_caveats
+
+        found = list(self.notes(tables, list(models)) if self.notes is not None else [])
+        return list(dict.fromkeys(found + [c for f in folders for c in run_caveats(f)]))
 
     def missing(self) -> list[str]:
         """Why this family cannot be drawn now: the modules it needs that do not exist (yet)."""
@@ -250,18 +304,21 @@ class Family:
             idents: list[dict] = []
             for ident in (i for run in runs for i in run_identities(run)):
                 idents += [ident] if ident not in idents else []
-            return {**self.read(folder), MODELS_KEY: models, RUNS_KEY: idents}
+            tables = {**self.read(folder), MODELS_KEY: models, RUNS_KEY: idents}
+            return {**tables, CAVEATS_KEY: self.run_notes(tables, models, runs)}
         if not smoke:
             raise LiteLVLMError(f"figure family {self.name!r}: give --results DIR (or --smoke to make small results)")
         with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
             folder = self.smoke_results(tmp, model)
-            return {**self.read(folder), MODELS_KEY: results_models(folder), RUNS_KEY: run_identities(folder)}
+            tables = {**self.read(folder), MODELS_KEY: results_models(folder), RUNS_KEY: run_identities(folder)}
+            return {**tables, CAVEATS_KEY: self.run_notes(tables, tables[MODELS_KEY], [folder])}
 
     def save(self, figs: dict, tables: dict, out_dir: str | os.PathLike | None) -> list[Path]:
         """Save the figures drawn from ``tables`` (:meth:`load`) under the family and model names of the runs that
         made them (:func:`runs_name`; the ``--results`` route names its runs alike), with their weights' footnote."""
         prefix, label = runs_name(self.name, tables.get(RUNS_KEY, []))
-        return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix)
+        notes = tables.get(CAVEATS_KEY, [])
+        return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix, notes=notes)
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:
