@@ -17,15 +17,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.common.style import baseline
+from litelvlm.methods import TABLE, get_method
 from litelvlm.provenance import weights_kind
 
-#: the ``config.json`` key of a run's busy-machine warning (a timed run on a loaded CPU)
-TIMING_KEY = "timing_warning"
+#: the ``config.json`` key of a run's busy-machine warning (a timed run on a loaded CPU; volatile, as its run times)
+TIMING_KEY = "busy"
 #: the gid of a note drawn on a figure (:func:`draw_notes`)
 NOTE_GID = "run-note"
 #: the colour of a drawn note
 NOTE_COLOR = "#8c510a"
+
+
+def baseline(method: str) -> bool:
+    """Whether ``method`` is the unpruned baseline (its registry entry says so; an unknown name is not)."""
+    return method in TABLE and get_method(method).baseline
 
 
 def _random(models) -> bool:

@@ -324,6 +324,17 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
     assert all(len(header) <= 10 and not any("cuda" in c or "paper" in c for c in header) for header, _ in tables)
 
 
+def test_a_busy_timing_run_records_its_warning_and_its_tables_say_it(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    assert _cli(["--arch", "tiny", "--methods", "none", "litelvlm", "--budgets", "64", "--attn", "sdpa",
+                 "--warmup", "0", "--repeats", "1", "--no-figures"], tmp_path) == 0
+    busy = json.loads((tmp_path / "config.json").read_text())["busy"]
+    assert busy.startswith("the machine was busy while timing")
+    assert (tmp_path / "comparison.md").read_text().startswith(f"> **TIMES UNRELIABLE: {busy}.**")
+
+
 @pytest.mark.parametrize("light", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["sdpa-192-64", "all"])
 def test_cli_flops_only_glamm7b(tmp_path, capsys, light):
     methods = "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"  # ToMe: the slow test
