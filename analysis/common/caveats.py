@@ -24,6 +24,8 @@ from litelvlm.provenance import weights_kind
 TIMING_KEY = "busy"
 #: the gid of a note drawn on a figure (:func:`draw_notes`)
 NOTE_GID = "run-note"
+#: the largest difference from ``none`` that the 4 digits a summary shows cannot tell
+SHOWN = 5e-5
 #: the colour of a drawn note
 NOTE_COLOR = "#8c510a"
 
@@ -68,9 +70,14 @@ def null_results(summary: pd.DataFrame, metrics, models=(), tokens: str = "llm_v
              else "the masks do not depend on the tokens kept at these budgets")
     if not pruned.empty and not base.empty:
         same = (vals[~is_base] == vals[is_base].iloc[0]).all(axis=1)
+        close = ((vals[~is_base] - vals[is_base].iloc[0]).abs() <= SHOWN).all(axis=1)
         if same.all():
             lines.append(f"null result: every pruned row equals `none` exactly ({', '.join(metrics)}); likely cause: "
                          f"{cause}")
+        elif close.all():
+            exact = f" (exactly: {_rows(pruned[same.to_numpy()])})" if same.any() else ""
+            lines.append(f"null result: every pruned row equals `none` to the 4 digits shown ({', '.join(metrics)})"
+                         f"{exact}; likely cause: {cause}")
         elif same.any():
             lines.append(f"null result: {_rows(pruned[same.to_numpy()])} equal `none` exactly ({', '.join(metrics)}); "
                          f"likely cause: {cause}")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.common.caveats import null_results
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
@@ -202,6 +203,8 @@ def run_video(a: VideoArgs) -> int:
         from analysis.common.screen import with_intervals
 
         print(with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    for line in null_results(summary, ("J", "F", "J&F"), [a.model, run.clip_name]):
+        print(line)
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model, out,
                        "every J and F is 0 (every mask empty, or missing its object)")

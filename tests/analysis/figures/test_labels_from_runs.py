@@ -93,6 +93,9 @@ def test_null_results_name_a_zero_metric_rows_equal_to_none_and_unchanged_llm_to
     lines = null_results(same, ("ciou", "giou"), ["unipixel-tiny-random:5"])
     assert lines == ["null result: every pruned row equals `none` exactly (ciou, giou); likely cause: these random "
                      "weights give masks that do not depend on the tokens kept"]
+    near = same.assign(ciou=[0.2, 0.2, 0.20001])
+    assert null_results(near, ("ciou", "giou"))[0].startswith(
+        "null result: every pruned row equals `none` to the 4 digits shown (ciou, giou) (exactly: litelvlm@64)")
     one = same.assign(ciou=[0.2, 0.3, 0.2])
     assert null_results(one, ("ciou", "giou"))[0].startswith("null result: fastv@16 equal `none` exactly")
     tokens = _video_summary(144, 3328).assign(llm_visual_tokens=3328)
