@@ -298,7 +298,7 @@ def _figures(df: pd.DataFrame, out: Path, notes=()) -> None:
     plots.append(("efficiency_memory", plot_memory_vs_budget))
     for name, fn in plots:
         fig, _ = fn(df)
-        draw_notes(fig, notes)
+        draw_notes(fig, notes if name in ("efficiency_prefill", "efficiency_cuda") else ())  # the timed figures
         save_figure(fig, out, name, formats=("png",))
         plt.close(fig)
 

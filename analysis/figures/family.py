@@ -52,13 +52,15 @@ def notebook_out_dir(family: str = "") -> Path:
 
 
 def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=(),
-                 label: str | None = None, prefix: str | None = None, notes=()) -> list[Path]:
+                 label: str | None = None, prefix: str | None = None, notes=(), timing=(),
+                 timed: tuple[str, ...] = ()) -> list[Path]:
     """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None: ``family``;
     ``out_dir`` None: :func:`notebook_out_dir` of ``family``), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
     its own data's weights (``analysis.common.style.label_weights``), and with ``label`` (the runs' ``family/model``)
-    in its top right corner when given, and ``notes`` (the runs' null results and timing caveats,
-    :mod:`analysis.common.caveats`) under it. A figure whose file would be byte-identical to one written before it
+    in its top right corner when given, and ``notes`` (the runs' null results, :mod:`analysis.common.caveats`) under
+    it, with ``timing`` (the runs' busy-machine caveats) under each figure whose name starts with one of ``timed``
+    (those that show measured times). A figure whose file would be byte-identical to one written before it
     in this call is not written twice: one line names both; returns the paths."""
     from analysis.common.caveats import draw_notes
     from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, save_figure, weights_footnote
@@ -73,7 +75,7 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, mod
         if label:
             fig.text(0.995, 0.995, label, ha="right", va="bottom", fontsize=FOOTNOTE_SIZE, color="0.35",
                      gid="run-label")
-        draw_notes(fig, notes)
+        draw_notes(fig, [*notes, *(timing if name.startswith(tuple(timed)) and timed else ())])
         mine = _fingerprint(fig) if written else None
         twin = next((n for n, (other, fp) in written.items() if fp == mine and same_figure(fig, other)), None)
         if twin is not None:  # the same figure under another name (e.g. FLOPs, which no attention kernel changes)
@@ -146,7 +148,7 @@ def runs_name(name: str, identities: list[dict]) -> tuple[str, str | None]:
 MODELS_KEY = "weights_models"
 #: the key under which :meth:`Family.load` adds the identities of the runs that made the tables (:func:`run_identities`)
 RUNS_KEY = "run_identities"
-#: the key under which :meth:`Family.load` adds the runs' timing caveats (:func:`analysis.common.caveats.run_caveats`)
+#: the key under which :meth:`Family.load` adds the runs' null results and timing caveats (:meth:`Family.run_notes`)
 CAVEATS_KEY = "run_caveats"
 
 
@@ -217,14 +219,17 @@ class Family:
     #: ``notes(tables, models)``: the null results of the tables (one line each, :mod:`analysis.common.caveats`),
     #: drawn under every figure of them; None: the family names none
     notes: Callable[[dict, list], list[str]] | None = None
+    #: the names (their starts) of its figures that show measured times: a busy run's caveat is drawn under them
+    timed: tuple[str, ...] = ()
 
-    def run_notes(self, tables: dict, models, folders) -> list[str]:
-        """What every figure drawn from ``tables`` says under it: their null results (:attr:`notes`) and the timing
-        caveats the run folders ``folders`` recorded."""
+    def run_notes(self, tables: dict, models, folders) -> dict:
+        """What the figures drawn from ``tables`` say under them (:func:`save_figures`' keywords): their null results
+        (:attr:`notes`), and under the :attr:`timed` ones the timing caveats the run folders ``folders`` recorded."""
         from analysis.common.caveats import run_caveats
 
         found = list(self.notes(tables, list(models)) if self.notes is not None else [])
-        return list(dict.fromkeys(found + [c for f in folders for c in run_caveats(f)]))
+        return {"notes": found, "timing": list(dict.fromkeys(c for f in folders for c in run_caveats(f))),
+                "timed": self.timed}
 
     def missing(self) -> list[str]:
         """Why this family cannot be drawn now: the modules it needs that do not exist (yet)."""
@@ -317,8 +322,8 @@ class Family:
         """Save the figures drawn from ``tables`` (:meth:`load`) under the family and model names of the runs that
         made them (:func:`runs_name`; the ``--results`` route names its runs alike), with their weights' footnote."""
         prefix, label = runs_name(self.name, tables.get(RUNS_KEY, []))
-        notes = tables.get(CAVEATS_KEY, [])
-        return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix, notes=notes)
+        return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix,
+                            **tables.get(CAVEATS_KEY, {}))
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:

@@ -85,6 +85,6 @@ FAMILY = Family(
                f"{card_of(DEFAULT_MODEL).display_name} in bf16, int8 and nf4 "
                "(int8 and nf4 need bitsandbytes)",
     results_files=("memory.csv", "*/memory.csv"), studies=("validate",), together="parent",
-    read_runs=read_quantization_runs,
+    read_runs=read_quantization_runs, timed=("prefill_",),
     make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out {out}/$Q "
                  "--compare-to {out}/none; done")

@@ -40,13 +40,14 @@ def _write(folder: Path, config: dict, **tables: pd.DataFrame) -> Path:
     return folder
 
 
-def _validate_run(folder: Path, dtype: str, quantize: str = "none", busy: str | None = None) -> Path:
+def _validate_run(folder: Path, dtype: str, quantize: str = "none", busy: str | None = None,
+                  device: str = "cpu") -> Path:
     rows = [("none", 576), ("litelvlm", 64), ("litelvlm", 32)]
     mem = pd.DataFrame([{"method": m, "budget": b, "quantize": quantize, "peak_mb": 100.0 + b / 10,
                          "llm_activation_mb": b / 10} for m, b in rows])
     val = pd.DataFrame([{"method": m, "budget": b, "paper_prefill_ms": b / 5, "mask_iou_vs_compare": 1 - b / 1000}
                         for m, b in rows])
-    config = {"model": "tiny-random:0", "device": "cpu", "quantize": quantize, "model_dtype": dtype,
+    config = {"model": "tiny-random:0", "device": device, "quantize": quantize, "model_dtype": dtype,
               "identity": {"study": "validate", "family": "glamm", "model": "tiny-random:0", "weights": "random"},
               **({TIMING_KEY: busy} if busy else {})}
     return _write(folder, config, memory=mem, validate=val)
@@ -117,23 +118,25 @@ def test_a_null_video_run_says_so_on_its_figures(tmp_path, family):
     run = _write(tmp_path / "run", {"model": model, "family": family}, summary=_video_summary(36, 144, zero=True))
     tables = read_video(run)
     notes = FAMILY.run_notes(tables, [model], [run])
-    assert len(notes) == 1 and notes[0].startswith("null result: every J, F, J&F is 0")
+    assert len(notes["notes"]) == 1 and notes["notes"][0].startswith("null result: every J, F, J&F is 0")
     figs = draw_video(tables)
-    assert save_figures({"jf": figs["jf"]}, tmp_path / "figs", "video", [model], notes=notes)  # one file: light
-    assert _saved_notes(figs["jf"]) == [notes[0]]
+    assert save_figures({"jf": figs["jf"]}, tmp_path / "figs", "video", [model], **notes)  # one file: light
+    assert _saved_notes(figs["jf"]) == notes["notes"]
 
 
-def test_a_busy_runs_caveat_is_drawn_on_its_figures(tmp_path):
+def test_a_busy_runs_caveat_is_drawn_on_its_timed_figures(tmp_path):
     from analysis.quantization.family import FAMILY, draw_quantization, read_quantization_runs
 
-    run = _validate_run(tmp_path / "none", "float32", busy=BUSY)
+    run = _validate_run(tmp_path / "none", "float32", busy=BUSY, device="cuda:0")
     assert run_caveats(tmp_path) == [f"TIMES UNRELIABLE: {BUSY}"]
     tables = read_quantization_runs([run])
     notes = FAMILY.run_notes(tables, ["tiny-random:0"], [run])
-    assert notes == [f"TIMES UNRELIABLE: {BUSY}"]
-    fig = draw_quantization(tables)["memory_cpu"]
-    save_figures({"memory_cpu": fig}, tmp_path / "figs", "quantization", ["tiny-random:0"], notes=notes)
-    assert _saved_notes(fig) == notes
+    assert notes["timing"] == [f"TIMES UNRELIABLE: {BUSY}"] and not notes["notes"]
+    figs = draw_quantization(tables)
+    figs = {k: figs[k] for k in ("prefill_cuda:0", "memory_cuda:0")}
+    save_figures(figs, tmp_path / "figs", "quantization", ["tiny-random:0"], **notes)
+    assert _saved_notes(figs["prefill_cuda:0"]) == notes["timing"]  # the time a busy machine measured says so
+    assert _saved_notes(figs["memory_cuda:0"]) == []  # memory, which no load changes, keeps its bytes
 
 
 def test_identical_figures_are_written_once_and_said(tmp_path, capsys):
