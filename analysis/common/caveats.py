@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.study import read_json
+from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, get_method
 from litelvlm.provenance import weights_kind
 
@@ -102,9 +104,6 @@ def timing_caveat(config: dict | None) -> str | None:
 def run_caveats(folder: str | os.PathLike) -> list[str]:
     """The timing caveats (:func:`timing_caveat`) recorded by the ``config.json`` files of a results folder and its
     subfolders, each once."""
-    from analysis.common.study import read_json
-    from litelvlm.errors import LiteLVLMError
-
     found: list[str] = []
     for path in sorted(Path(folder).rglob("config.json")):
         try:

@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 
+from litelvlm.methods import BASELINE
+
 #: the most columns a human-facing table shows
 MAX_COLUMNS = 10
 
@@ -14,8 +16,6 @@ def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """``summary`` with each figure that has ``<name>_lo`` / ``<name>_hi`` columns shown as one ``v [lo, hi]``
     cell, the ``weights`` column left out (the command prints a banner) and the unpruned baseline's budget shown as
     ``all`` (its stored 0 or 576 means every token): at most :data:`MAX_COLUMNS` columns in the usual cases."""
-    from litelvlm.methods import BASELINE
-
     out = summary.drop(columns=[c for c in ("weights",) if c in summary])
     if "method" in out and "budget" in out:
         out["budget"] = ["all" if m == BASELINE else b for m, b in zip(out["method"], out["budget"])]

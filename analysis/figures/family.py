@@ -9,6 +9,7 @@ first makes its own small results (tiny or bundled models, a few samples) in a t
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
+from litelvlm.io import PNG_METADATA
 
 
 def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
@@ -104,10 +106,6 @@ def _fingerprint(fig, drawn: bool = False) -> tuple:
 
 def same_figure(fig, other) -> bool:
     """Whether two figures would be written as the same PNG bytes."""
-    import io
-
-    from litelvlm.io import PNG_METADATA
-
     pngs = []
     for f in (fig, other):
         buf = io.BytesIO()
