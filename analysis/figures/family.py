@@ -20,7 +20,7 @@ from typing import Any
 from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
-from litelvlm.io import PNG_METADATA
+from litelvlm.io import PDF_METADATA, PNG_METADATA
 
 
 def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
@@ -79,12 +79,13 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, mod
                      gid="run-label")
         draw_notes(fig, [*notes, *(timing if name.startswith(tuple(timed)) and timed else ())])
         mine = _fingerprint(fig) if written else None
-        twin = next((n for n, (other, fp) in written.items() if fp == mine and same_figure(fig, other)), None)
+        twin = next((n for n, (png, fp) in written.items() if fp == mine and same_png(fig, png)), None)
         if twin is not None:  # the same figure under another name (e.g. FLOPs, which no attention kernel changes)
             print(f"figures: {prefix}_{name} is identical to {twin}: written once, as {twin}")
             continue
-        paths += save_figure(fig, out_dir, f"{prefix}_{name}")
-        written[f"{prefix}_{name}"] = (fig, _fingerprint(fig, drawn=True))
+        files = save_figure(fig, out_dir, f"{prefix}_{name}")
+        paths += files
+        written[f"{prefix}_{name}"] = (next(p for p in files if p.suffix == ".png"), _fingerprint(fig, drawn=True))
     return paths
 
 
@@ -104,14 +105,17 @@ def _fingerprint(fig, drawn: bool = False) -> tuple:
     return tuple(parts)
 
 
-def same_figure(fig, other) -> bool:
-    """Whether two figures would be written as the same PNG bytes."""
-    pngs = []
-    for f in (fig, other):
-        buf = io.BytesIO()
-        f.savefig(buf, format="png", metadata=dict(PNG_METADATA), bbox_inches="tight", pad_inches=0.02)
-        pngs.append(buf.getvalue())
-    return pngs[0] == pngs[1]
+def same_png(fig, png: Path) -> bool:
+    """Whether ``fig`` would be written as the same bytes as the PNG file ``png`` written before it (this run's
+    staged copy while a transaction holds it)."""
+    from analysis.common.style import PNG_DPI
+    from litelvlm.transaction import current
+
+    kwargs = {"dpi": PNG_DPI, "bbox_inches": "tight", "pad_inches": 0.02}
+    buf = io.BytesIO()  # as save_figure writes it: the PDF first (a first drawing can differ), then the PNG
+    fig.savefig(io.BytesIO(), format="pdf", metadata=dict(PDF_METADATA), **kwargs)
+    fig.savefig(buf, format="png", metadata=dict(PNG_METADATA), **kwargs)
+    return buf.getvalue() == current(png).read_bytes()
 
 
 def run_identities(folder: str | os.PathLike) -> list[dict]:

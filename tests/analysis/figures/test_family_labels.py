@@ -154,3 +154,18 @@ def test_identical_figures_are_written_once_and_said(tmp_path, capsys):
                                             "efficiency_other.pdf", "efficiency_other.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
     assert "efficiency_flops_sdpa is identical to efficiency_flops_eager" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # 8 CPU-seconds; test_identical_figures_are_written_once_and_said is the default representative
+def test_the_flops_of_eager_and_sdpa_are_drawn_once(tmp_path, capsys):
+    from litelvlm.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "--budgets", "576",
+                 "64", "--attn", "eager", "sdpa", "--no-figures", "--out", str(runs / "efficiency")]) == 0
+    assert main(["figures", "--results", str(runs), "--family", "efficiency", "--out", str(tmp_path / "f")]) == 0
+    names = sorted(p.name for p in (tmp_path / "f").glob("*.png"))
+    assert [n for n in names if "_flops_" in n] == ["efficiency_glamm-tiny_flops_eager.png"]
+    assert "memory_sdpa" in " ".join(names)  # memory depends on the kernel: both drawn
+    assert ("figures: efficiency_glamm-tiny_flops_sdpa is identical to efficiency_glamm-tiny_flops_eager: written "
+            "once") in capsys.readouterr().out
