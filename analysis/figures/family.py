@@ -21,6 +21,7 @@ from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import PDF_METADATA, PNG_METADATA
+from litelvlm.transaction import current
 
 
 def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
@@ -93,13 +94,20 @@ def _fingerprint(fig, drawn: bool = False) -> tuple:
     """What ``fig`` shows, cheaply: its size, and each artist's kind, text, data and visibility (``drawn``: it was
     drawn since its last change)."""
     import numpy as np
+    from matplotlib.text import Text
 
     if not drawn:
         fig.draw_without_rendering()  # tick labels are filled in when a figure is drawn
     parts: list = [tuple(fig.get_size_inches())]
     for artist in fig.findobj():
-        data = (getattr(artist, "get_text", None) or getattr(artist, "get_xydata", None)
-                or getattr(artist, "get_offsets", None) or getattr(artist, "get_array", None) or (lambda: None))()
+        data = artist.get_text() if isinstance(artist, Text) else None
+        for getter in () if data is not None else ("get_xydata", "get_offsets", "get_array"):
+            try:
+                data = getattr(artist, getter, lambda: None)()
+            except TypeError:  # a getter that wants arguments (a contour's labels): not this artist's data
+                continue
+            if data is not None:
+                break
         parts.append((type(artist).__name__, artist.get_visible(),
                       np.asarray(data).tobytes() if data is not None and not isinstance(data, str) else data))
     return tuple(parts)
@@ -109,7 +117,6 @@ def same_png(fig, png: Path) -> bool:
     """Whether ``fig`` would be written as the same bytes as the PNG file ``png`` written before it (this run's
     staged copy while a transaction holds it)."""
     from analysis.common.style import PNG_DPI
-    from litelvlm.transaction import current
 
     kwargs = {"dpi": PNG_DPI, "bbox_inches": "tight", "pad_inches": 0.02}
     buf = io.BytesIO()  # as save_figure writes it: the PDF first (a first drawing can differ), then the PNG
