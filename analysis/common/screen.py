@@ -10,6 +10,7 @@ import os
 import pandas as pd
 
 from litelvlm import cli
+from litelvlm.methods import BASELINE
 
 #: the most columns a human-facing table shows
 MAX_COLUMNS = 10
@@ -30,9 +31,12 @@ def show_table(text: str, where: str | os.PathLike, what: str = "table") -> None
 
 def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """``summary`` with each figure that has ``<name>_lo`` / ``<name>_hi`` columns shown as one ``v [lo, hi]``
-    cell (``v [lo, hi ±mc]`` with the interval's Monte Carlo error ``<name>_mc``), and the ``weights`` column left out (the command prints a banner): at most :data:`MAX_COLUMNS`
-    columns in the usual cases."""
+    cell (``v [lo, hi ±mc]`` with the interval's Monte Carlo error ``<name>_mc``), the ``weights`` column left out
+    (the command prints a banner) and the unpruned baseline's budget shown as ``all`` (its stored 0 or 576 means every
+    token): at most :data:`MAX_COLUMNS` columns in the usual cases."""
     out = summary.drop(columns=[c for c in ("weights",) if c in summary])
+    if "method" in out and "budget" in out:
+        out["budget"] = ["all" if m == BASELINE else b for m, b in zip(out["method"], out["budget"])]
 
     def cell(v, lo, hi, mc) -> str:
         if not isinstance(v, (int, float)) or math.isnan(v):

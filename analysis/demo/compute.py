@@ -85,7 +85,7 @@ def selection_figure(clip, records, show: int, budget: float, seed: int):
                          "budget": K, "n_patches": n, "n_inside": int(ins.sum()),
                          "referent_kept_share": (float(ins[kept[kept >= 0]].sum()) / int(ins.sum())
                                                  if ins.any() else float("nan"))})
-    fig, _ = plot_demo_selection_grid(images, captions, inside, sel, clip.grid)
+    fig, _ = plot_demo_selection_grid(images, captions, inside, sel, clip.grid, budget=K)
     return fig, pd.DataFrame(rows), (picked, images, captions, inside)
 
 
@@ -175,7 +175,7 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
             rev_summary = pd.read_csv(rev_dir / "summary.csv")
             from analysis.demo.plots import plot_demo_reversal_hist
 
-            figures.append(_save(plot_demo_reversal_hist(rev)[0], out, "reversal_auroc", model))
+            figures.append(_save(plot_demo_reversal_hist(rev, model=model)[0], out, "reversal_auroc", model))
             overall = rev_summary[rev_summary["breakdown"] == "all"].sort_values("layer")
             reversal = [{k: (float(r[k]) if k != "layer" else int(r[k])) for k in
                          ("layer", "auroc_reversed_mean", "auroc_reversed_ci_low", "auroc_reversed_ci_high",

@@ -47,14 +47,17 @@ def outline_patches(ax, inside: np.ndarray, grid: tuple[int, int], size: tuple[f
 
 
 def plot_demo_selection_grid(images: list[np.ndarray], captions: list[str], inside: list[np.ndarray],
-                             selections: dict[str, list[np.ndarray]], grid: tuple[int, int]):
+                             selections: dict[str, list[np.ndarray]], grid: tuple[int, int], budget: int | None = None):
     """Rows = scenes, columns = the image with its referent outlined, then each method's kept tokens
     (bright) and dropped tokens (dimmed), the referent outlined again; returns ``(fig, ax)``.
 
     ``inside[r]`` is the (N,) bool referent mask on the grid (patches at least half inside the
     referent's mask); ``selections[method][r]`` the kept patch indices. Each title gives the share of
-    the referent's patches the method kept; a scene without a referent patch is not scored.
+    the referent's patches the method kept; a scene without a referent patch is not scored. ``budget``: the K
+    each method kept (of the grid's N), stated in every method's title.
     """
+    n = grid[0] * grid[1]
+    kept_of = f", K = {budget} of {n}" if budget is not None else ""
     methods = list(selections)
     rows, cols = len(images), 1 + len(methods)
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows + 0.4), squeeze=False)
@@ -71,7 +74,7 @@ def plot_demo_selection_grid(images: list[np.ndarray], captions: list[str], insi
             outline_patches(axes[r, c], ins, grid, size)
             share = (f"referent kept {float(ins[kept].sum()) / int(ins.sum()):.0%}" if ins.any()
                      else "referent: not scored")
-            axes[r, c].set_title(f"{m}\n{share}", fontsize=6.5)
+            axes[r, c].set_title(f"{m}{kept_of}\n{share}", fontsize=6.5)
     axes[0, 0].set_ylabel("image, referent outlined", fontsize=7)
     handles = [Patch(facecolor="0.85", edgecolor="0.5", label="kept token (shown bright)"),
                Patch(facecolor="0.2", edgecolor="0.5", label="dropped token (dimmed)"),
@@ -105,9 +108,14 @@ def plot_demo_similarity_maps(images: list[np.ndarray], captions: list[str], sim
     return fig, axes
 
 
-def plot_demo_reversal_hist(df: pd.DataFrame, ax=None):
-    """Histogram of per-sentence AUROC of reversed similarity, one line per layer; > 0.5 = reversal."""
+def plot_demo_reversal_hist(df: pd.DataFrame, ax=None, model: str | None = None):
+    """Histogram of per-sentence AUROC of reversed similarity, one line per layer; > 0.5 = reversal; the title
+    names the ``model`` and the number of sentences n each line counts."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(4.2, 3.0))
+    counts = sorted({int(c) for c in df.groupby("layer")["auroc_reversed"].count()})
+    n = "/".join(map(str, counts)) or "0"
+    ax.set_title(f"Reversed-similarity AUROC per sentence{f' ({model})' if model else ''}, n = {n} sentences",
+                 fontsize=7)
     bins = np.linspace(0, 1, 21)
     for layer, sub in df.groupby("layer", sort=True):
         ax.hist(sub["auroc_reversed"].dropna(), bins=bins, histtype="step", lw=1.4,

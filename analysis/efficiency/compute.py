@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from analysis.common.caveats import TIMING_KEY, timing_caveat
 from analysis.common.device import device_name
 from analysis.common.flops import fit_paper_text_tokens
 from analysis.common.grounding_runs import Run, image_runs, plan
@@ -203,6 +204,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     rows = cost.rows(arch, runs, a)  # counted: one per (method, K), a video prompt's per (method, K, arrangement)
     df = _count.flops_rows(arch, rows, attns, dtype, a)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
+    busy = None
     if not a.flops_only:
         tm = _measure.timing_rows(cost, arch, rows, attns, a.device, dtype, a, a.warmup, a.repeats, chain,
                                   quantize=(a.quantize, a.quantize_backend))
@@ -245,15 +247,18 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "paper_definitions": PAPER_DEFINITIONS,
         "paper_flops_fit": fit_paper_text_tokens(arch.llm) if paper else None,
         "seconds": round(time.perf_counter() - t0, 1),
+        **({TIMING_KEY: busy} if busy else {}),  # the busy-machine warning travels with the tables and figures
         "run": run_record(),
         **run_identity("efficiency", arch.name, family=arch.family, weights="random"),
     }
     write_csv(out / "efficiency.csv", df)
     write_csv(out / "comparison.csv", cmp)
     with atomic_path(out / "comparison.md") as tmp:
-        tmp.write_text(comparison_markdown(cmp, paper, on_cuda(df), " / ".join(sorted(paper_archs()))))
+        caveat = timing_caveat(config)
+        tmp.write_text((f"> **{caveat}.**\n\n" if caveat else "")
+                       + comparison_markdown(cmp, paper, on_cuda(df), " / ".join(sorted(paper_archs()))))
     if a.figures:
-        _figures(cost.figure_rows(df), out)
+        _figures(cost.figure_rows(df), out, [timing_caveat(config)])
     tables = "\n".join(t for t in (paper_summary(df, paper), spread_summary(df)) if t)
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text(tables + "\n")
@@ -284,9 +289,10 @@ def load_efficiency(out: str | Path) -> dict:
     return tables
 
 
-def _figures(df: pd.DataFrame, out: Path) -> None:
+def _figures(df: pd.DataFrame, out: Path, notes=()) -> None:
     import matplotlib.pyplot as plt
 
+    from analysis.common.caveats import draw_notes
     from analysis.common.style import save_figure
     from analysis.efficiency.plots import (
         has_cuda_time,
@@ -306,6 +312,7 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
         fig, _ = fn(df)
         if name == "efficiency_prefill":
             _bound.annotate_figure(fig, df)
+        draw_notes(fig, notes if name in ("efficiency_prefill", "efficiency_cuda") else ())  # the timed figures
         save_figure(fig, out, name, formats=("png",))
         plt.close(fig)
 

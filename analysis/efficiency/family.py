@@ -51,5 +51,5 @@ FAMILY = Family(
     smoke_note="`litelvlm efficiency --arch tiny --flops-only` (the tiny "
                f"{next(c.display_name for c in cards() if c.paper_preset)} on the meta device: FLOPs and "
                "activation bytes, no timing; timing needs a real run, see the README)",
-    results_files=("efficiency.csv",), studies=("efficiency",),
+    results_files=("efficiency.csv",), studies=("efficiency",), timed=("prefill_", "cuda_"),
     make_results="litelvlm efficiency --out {out}")

@@ -9,6 +9,7 @@ first makes its own small results (tiny or bundled models, a few samples) in a t
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from typing import Any
 from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
+from litelvlm.io import PDF_METADATA, PNG_METADATA
+from litelvlm.transaction import current
 
 
 def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
@@ -52,25 +55,74 @@ def notebook_out_dir(family: str = "") -> Path:
 
 
 def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=(),
-                 label: str | None = None, prefix: str | None = None) -> list[Path]:
+                 label: str | None = None, prefix: str | None = None, notes=(), timing=(),
+                 timed: tuple[str, ...] = ()) -> list[Path]:
     """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None: ``family``;
     ``out_dir`` None: :func:`notebook_out_dir` of ``family``), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
     its own data's weights (``analysis.common.style.label_weights``), and with ``label`` (the runs' ``family/model``)
-    in its top right corner when given; returns the paths."""
+    in its top right corner when given, and ``notes`` (the runs' null results, :mod:`analysis.common.caveats`) under
+    it, with ``timing`` (the runs' busy-machine caveats) under each figure whose name starts with one of ``timed``
+    (those that show measured times). A figure whose file would be byte-identical to one written before it
+    in this call is not written twice: one line names both; returns the paths."""
+    from analysis.common.caveats import draw_notes
     from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, save_figure, weights_footnote
 
     out_dir = notebook_out_dir(family) if out_dir is None else out_dir
     prefix = family if prefix is None else prefix
     paths: list[Path] = []
+    written: dict[str, tuple] = {}
     for name, fig in figs.items():
         if fig.get_gid() != LABELLED_GID:  # a figure labelled with its own data's weights keeps that note
             weights_footnote(fig, *models)
         if label:
             fig.text(0.995, 0.995, label, ha="right", va="bottom", fontsize=FOOTNOTE_SIZE, color="0.35",
                      gid="run-label")
-        paths += save_figure(fig, out_dir, f"{prefix}_{name}")
+        draw_notes(fig, [*notes, *(timing if name.startswith(tuple(timed)) and timed else ())])
+        mine = _fingerprint(fig) if written else None
+        twin = next((n for n, (png, fp) in written.items() if fp == mine and same_png(fig, png)), None)
+        if twin is not None:  # the same figure under another name (e.g. FLOPs, which no attention kernel changes)
+            print(f"figures: {prefix}_{name} is identical to {twin}: written once, as {twin}")
+            continue
+        files = save_figure(fig, out_dir, f"{prefix}_{name}")
+        paths += files
+        written[f"{prefix}_{name}"] = (next(p for p in files if p.suffix == ".png"), _fingerprint(fig, drawn=True))
     return paths
+
+
+def _fingerprint(fig, drawn: bool = False) -> tuple:
+    """What ``fig`` shows, cheaply: its size, and each artist's kind, text, data and visibility (``drawn``: it was
+    drawn since its last change)."""
+    import numpy as np
+    from matplotlib.text import Text
+
+    if not drawn:
+        fig.draw_without_rendering()  # tick labels are filled in when a figure is drawn
+    parts: list = [tuple(fig.get_size_inches())]
+    for artist in fig.findobj():
+        data = artist.get_text() if isinstance(artist, Text) else None
+        for getter in () if data is not None else ("get_xydata", "get_offsets", "get_array"):
+            try:
+                data = getattr(artist, getter, lambda: None)()
+            except TypeError:  # a getter that wants arguments (a contour's labels): not this artist's data
+                continue
+            if data is not None:
+                break
+        parts.append((type(artist).__name__, artist.get_visible(),
+                      np.asarray(data).tobytes() if data is not None and not isinstance(data, str) else data))
+    return tuple(parts)
+
+
+def same_png(fig, png: Path) -> bool:
+    """Whether ``fig`` would be written as the same bytes as the PNG file ``png`` written before it (this run's
+    staged copy while a transaction holds it)."""
+    from analysis.common.style import PNG_DPI
+
+    kwargs = {"dpi": PNG_DPI, "bbox_inches": "tight", "pad_inches": 0.02}
+    buf = io.BytesIO()  # as save_figure writes it: the PDF first (a first drawing can differ), then the PNG
+    fig.savefig(io.BytesIO(), format="pdf", metadata=dict(PDF_METADATA), **kwargs)
+    fig.savefig(buf, format="png", metadata=dict(PNG_METADATA), **kwargs)
+    return buf.getvalue() == current(png).read_bytes()
 
 
 def run_identities(folder: str | os.PathLike) -> list[dict]:
@@ -105,6 +157,8 @@ def runs_name(name: str, identities: list[dict]) -> tuple[str, str | None]:
 MODELS_KEY = "weights_models"
 #: the key under which :meth:`Family.load` adds the identities of the runs that made the tables (:func:`run_identities`)
 RUNS_KEY = "run_identities"
+#: the key under which :meth:`Family.load` adds the runs' null results and timing caveats (:meth:`Family.run_notes`)
+CAVEATS_KEY = "run_caveats"
 
 
 def results_models(folder: str | os.PathLike) -> list[str | None]:
@@ -171,6 +225,20 @@ class Family:
     together: str | Callable[[Any], object] = "run"
     #: ``read_runs(folders)``: the result tables of several run folders, each kept apart (``together`` not ``run``)
     read_runs: Callable[[list[Path]], dict] | None = None
+    #: ``notes(tables, models)``: the null results of the tables (one line each, :mod:`analysis.common.caveats`),
+    #: drawn under every figure of them; None: the family names none
+    notes: Callable[[dict, list], list[str]] | None = None
+    #: the names (their starts) of its figures that show measured times: a busy run's caveat is drawn under them
+    timed: tuple[str, ...] = ()
+
+    def run_notes(self, tables: dict, models, folders) -> dict:
+        """What the figures drawn from ``tables`` say under them (:func:`save_figures`' keywords): their null results
+        (:attr:`notes`), and under the :attr:`timed` ones the timing caveats the run folders ``folders`` recorded."""
+        from analysis.common.caveats import run_caveats
+
+        found = list(self.notes(tables, list(models)) if self.notes is not None else [])
+        return {"notes": found, "timing": list(dict.fromkeys(c for f in folders for c in run_caveats(f))),
+                "timed": self.timed}
 
     def missing(self) -> list[str]:
         """Why this family cannot be drawn now: the modules it needs that do not exist (yet)."""
@@ -250,18 +318,21 @@ class Family:
             idents: list[dict] = []
             for ident in (i for run in runs for i in run_identities(run)):
                 idents += [ident] if ident not in idents else []
-            return {**self.read(folder), MODELS_KEY: models, RUNS_KEY: idents}
+            tables = {**self.read(folder), MODELS_KEY: models, RUNS_KEY: idents}
+            return {**tables, CAVEATS_KEY: self.run_notes(tables, models, runs)}
         if not smoke:
             raise LiteLVLMError(f"figure family {self.name!r}: give --results DIR (or --smoke to make small results)")
         with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
             folder = self.smoke_results(tmp, model)
-            return {**self.read(folder), MODELS_KEY: results_models(folder), RUNS_KEY: run_identities(folder)}
+            tables = {**self.read(folder), MODELS_KEY: results_models(folder), RUNS_KEY: run_identities(folder)}
+            return {**tables, CAVEATS_KEY: self.run_notes(tables, tables[MODELS_KEY], [folder])}
 
     def save(self, figs: dict, tables: dict, out_dir: str | os.PathLike | None) -> list[Path]:
         """Save the figures drawn from ``tables`` (:meth:`load`) under the family and model names of the runs that
         made them (:func:`runs_name`; the ``--results`` route names its runs alike), with their weights' footnote."""
         prefix, label = runs_name(self.name, tables.get(RUNS_KEY, []))
-        return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix)
+        return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix,
+                            **tables.get(CAVEATS_KEY, {}))
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:

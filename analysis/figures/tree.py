@@ -124,7 +124,8 @@ def draw_group(fam: Family, group: list[Run], root: Path, out: str | os.PathLike
         prefix += "_" + (slug(os.path.relpath(group[0].folder, root)) or "results")
     used.add(prefix)
     models = list(dict.fromkeys(m for r in group for m in results_models(r.folder)))
-    return save_figures(fam.draw(tables), out, fam.name, models, label=label, prefix=prefix)
+    notes = fam.run_notes(tables, models, [r.folder for r in group])
+    return save_figures(fam.draw(tables), out, fam.name, models, label=label, prefix=prefix, **notes)
 
 
 def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, families: list[Family],

@@ -41,6 +41,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from analysis.common.caveats import null_results
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
@@ -252,9 +253,11 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
         if shards.is_main:
             rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs))
             shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
+            nulls = "".join(f"{line}\n" for line in null_results(summary, ("ciou", "giou"), [a.model, a.clip]))
             with atomic_path(out / "summary.txt") as tmp:
-                tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n")
+                tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n" + nulls)
             show_table(shown, out / "summary.txt", "cIoU/gIoU per method and budget")
+            print(nulls, end="")
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
             warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(), a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},

@@ -63,6 +63,19 @@ def read_protocol_pair(folders: list[Path]) -> dict:
     return read_grounding(folders[0].parent)
 
 
+def grounding_notes(tables: dict, models: list) -> list[str]:
+    """The null results of each protocol's summary (:func:`analysis.common.caveats.null_results` on cIoU and gIoU),
+    each line naming its protocol."""
+    from analysis.common.caveats import null_results
+
+    summary = tables["summary"]
+    found = []
+    for protocol in summary["protocol"].unique() if "protocol" in summary else [None]:
+        rows = summary[summary["protocol"] == protocol] if protocol is not None else summary
+        found += [f"{protocol}: {line}" if protocol else line for line in null_results(rows, ("ciou", "giou"), models)]
+    return found
+
+
 def draw_grounding(tables: dict) -> dict:
     """cIoU and gIoU against budget per protocol (95% bootstrap intervals where the results have them), the
     protocols side by side, their difference, and the paper's claims judged on these results."""
@@ -97,6 +110,6 @@ FAMILY = Family(
                "two generated expressions each (a synthetic REFER folder when ../shared/data is absent); the "
                "numbers mean nothing",
     results_files=("grounding.parquet", "per-expression/grounding.parquet", "official/grounding.parquet"),
-    studies=("grounding",), together=protocol_pair, read_runs=read_protocol_pair,
+    studies=("grounding",), together=protocol_pair, read_runs=read_protocol_pair, notes=grounding_notes,
     make_results="litelvlm eval-grounding --protocol per-expression --out {out}/per-expression "
                  "(and --protocol official --out {out}/official)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs, plots, run
-from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, read_grounding
+from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, grounding_notes, read_grounding
 from litelvlm.families import cards, load_pipeline
 
 #: the families whose grounding runs this figure family draws (in registry order)
@@ -73,5 +73,5 @@ FAMILY = Family(
     smoke_note=f"the random-weight `{SMOKE_MODEL}` on one COCO-128 image (a synthetic REFER folder when "
                "../shared/data is absent); the numbers mean nothing",
     results_files=("per-expression/grounding.parquet", "grounding.parquet"), studies=("grounding",),
-    model_families=tuple(c.name for c in MERGED_FAMILIES), replaces="grounding",
+    model_families=tuple(c.name for c in MERGED_FAMILIES), replaces="grounding", notes=grounding_notes,
     make_results="litelvlm eval-grounding --model MODEL --protocol per-expression --out {out}/per-expression")

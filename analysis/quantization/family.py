@@ -50,7 +50,7 @@ def read_quantization_runs(folders: list[Path]) -> dict:
     for path in (Path(f) / "memory.csv" for f in folders):
         cfg = read_json(path.parent / "config.json")
         tags = {"device": str(cfg.get("device", "cpu")), "model": cfg.get("model"),
-                "quantize": cfg.get("quantize", "none"), "folder": path.parent.name}
+                "quantize": cfg.get("quantize", "none"), "folder": path.parent.name, "model_dtype": cfg.get("model_dtype")}
         mem.append(pd.read_csv(path).assign(**{k: v for k, v in tags.items() if k != "quantize"}))
         rows.append(pd.read_csv(path.parent / "validate.csv").assign(**tags))
     return {"memory": pd.concat(mem, ignore_index=True), "validate": pd.concat(rows, ignore_index=True)}
@@ -85,6 +85,6 @@ FAMILY = Family(
                f"{card_of(DEFAULT_MODEL).display_name} in bf16, int8 and nf4 "
                "(int8 and nf4 need bitsandbytes)",
     results_files=("memory.csv", "*/memory.csv"), studies=("validate",), together="parent",
-    read_runs=read_quantization_runs,
+    read_runs=read_quantization_runs, timed=("prefill_",),
     make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out {out}/$Q "
                  "--compare-to {out}/none; done")

@@ -1,7 +1,9 @@
 """Quantization figures: the budget x precision trade-off of ``validate`` runs (one folder per ``--quantize``).
 
 Each figure draws one device's runs (times and memory from different devices are never mixed) and one
-line per precision: LiteLVLM's rows against the budget, and ``none`` (all tokens) as an open marker at N.
+line per precision: LiteLVLM's rows against the budget, and ``none`` (all tokens) as an open marker at N. The
+unquantized run's dtype in the legends and labels is the one its ``config.json`` records (the table's
+``model_dtype`` column, :func:`analysis.quantization.family.read_quantization_runs`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,25 @@ import pandas as pd
 
 from analysis.common.style import baseline, budget_axis, figure, palette
 
-#: precisions in drawing order, with their legend names
-PRECISIONS = {"none": "bf16 (not quantized)", "int8": "int8 decoder layers", "nf4": "nf4 decoder layers"}
+#: precisions in drawing order, with their legend names (``{dtype}``: the run's recorded ``model_dtype``)
+PRECISIONS = {"none": "{dtype} (not quantized)", "int8": "int8 decoder layers", "nf4": "nf4 decoder layers"}
+#: what a run that records no dtype is called
+UNKNOWN_DTYPE = "unquantized, dtype not recorded"
+
+
+def unquantized_dtype(d: pd.DataFrame) -> str:
+    """The dtype the unquantized (``quantize`` none) rows of ``d`` record (``model_dtype``), e.g. ``float32``."""
+    rows = d[d["quantize"] == "none"] if "quantize" in d else d
+    found = list(dict.fromkeys(str(v) for v in rows.get("model_dtype", pd.Series(dtype=object)).dropna()))
+    return "/".join(found) if found else UNKNOWN_DTYPE
+
+
+def precision_label(d: pd.DataFrame, q: str) -> str:
+    """The legend name of precision ``q`` in ``d``: the unquantized one by its recorded dtype."""
+    if q == "none":
+        dtype = unquantized_dtype(d)
+        return f"{dtype} (not quantized)" if dtype != UNKNOWN_DTYPE else dtype
+    return PRECISIONS.get(q, q)
 
 
 def _precisions(d: pd.DataFrame) -> list[str]:
@@ -24,7 +43,7 @@ def _by_precision(ax, d: pd.DataFrame, y: str, scale: float = 1.0, method: str =
     colors = dict(zip(_precisions(d), palette(max(len(_precisions(d)), 1))))
     for q in _precisions(d):
         g = d[(d["quantize"] == q) & (d["method"] == method)].sort_values("budget")
-        ax.plot(g["budget"], g[y] * scale, marker="o", color=colors[q], label=PRECISIONS.get(q, q))
+        ax.plot(g["budget"], g[y] * scale, marker="o", color=colors[q], label=precision_label(d, q))
         base = d[(d["quantize"] == q) & d["method"].map(baseline)]
         ax.scatter(base["budget"], base[y] * scale, marker="o", facecolors="none", edgecolors=colors[q], s=60,
                    zorder=5)
@@ -64,10 +83,11 @@ def plot_prefill_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=
 def plot_mask_agreement_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=None):
     """IoU of each run's masks with the unquantized, unpruned masks (``validate --compare-to``) against the
     budget, per precision: 1.0 is the same masks; ``none`` (open marker) is quantization alone."""
-    fig, ax = _panel(rows, device, ax, "mask_iou_vs_compare", "mask IoU with bf16, all tokens", "Mask agreement")
+    fig, ax = _panel(rows, device, ax, "mask_iou_vs_compare", f"mask IoU with {unquantized_dtype(rows)}, all tokens",
+                     "Mask agreement")
     ax.set_ylim(-0.02, 1.02)
     return fig, ax
 
 
-__all__ = ["PRECISIONS", "plot_activation_vs_precision", "plot_mask_agreement_vs_precision", "plot_memory_vs_precision",
+__all__ = ["PRECISIONS", "precision_label", "unquantized_dtype", "plot_activation_vs_precision", "plot_mask_agreement_vs_precision", "plot_memory_vs_precision",
            "plot_prefill_vs_precision"]

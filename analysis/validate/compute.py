@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.caveats import TIMING_KEY
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import clip_record, method_options, pick_image, prompt_records
 from analysis.common.identity import run_identity
@@ -378,7 +379,8 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))
     if todo and pipe.device.type == "cpu":
         if busy := busy_warning():
-            setup["busy"] = busy
+            setup["busy"] = config[TIMING_KEY] = busy  # recorded: the figures drawn from this run say it too
+            write_json(out / "config.json", config)
             print(f"validate: warning: {busy}", file=sys.stderr)
     frames = [f for f in store.frames() if not f.empty]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)

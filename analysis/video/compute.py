@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.common.caveats import null_results
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
@@ -221,8 +222,11 @@ def run_video(a: VideoArgs) -> int:
             write_unit_tables(out, objects, (a.model, run.clip_name))
             write_csv(out / "summary.csv", summary)
             shown = summary_text(summary)
-            write_text(out / "summary.txt", shown + "\n")
+            nulls = null_results(summary, ("J", "F", "J&F"), [a.model, run.clip_name])   # one line per null result
+            write_text(out / "summary.txt", shown + "\n" + "".join(f"{line}\n" for line in nulls))
     show_table(shown, out / "summary.txt", "J&F per method and budget")
+    for line in nulls:
+        print(line)
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model, out,
                        "every J and F is 0 (every mask empty, or missing its object)")

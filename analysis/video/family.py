@@ -65,6 +65,13 @@ def read_video(results_dir: Path) -> dict:
             **load_statistics(results_dir)}
 
 
+def video_notes(tables: dict, models: list) -> list[str]:
+    """The null results of an ``eval-video`` run's summary (:func:`analysis.common.caveats.null_results`)."""
+    from analysis.common.caveats import null_results
+
+    return null_results(tables["summary"], ("J", "F", "J&F"), [*models, *tables.get("models", [])])
+
+
 def draw_video(tables: dict) -> dict:
     """J&F, J and F against the per-frame budget (95% bootstrap intervals over videos where the results have them),
     and the paper's claims judged on these results, each labelled with its results' weights."""
@@ -98,5 +105,5 @@ FAMILY = Family(
     subdir="video", make_smoke=smoke_video, read=read_video, draw=draw_video,
     smoke_note=f"`litelvlm eval-video` with the random-weight `{DEFAULT_VIDEO_MODEL}` on two 4-frame synthetic "
                "videos, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
-    results_files=("summary.csv",), studies=("video",),
+    results_files=("summary.csv",), studies=("video",), notes=video_notes,
     make_results="litelvlm eval-video --out {out}")

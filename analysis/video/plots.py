@@ -13,7 +13,7 @@ import pandas as pd
 from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band, spread
 from analysis.common.style import METHOD_ORDER, baseline, figure, method_label, method_style
 
-__all__ = ["VideoLabels", "plot_jf_vs_budget", "plot_claims_table"]
+__all__ = ["VideoLabels", "frame_tokens", "plot_jf_vs_budget", "plot_claims_table"]
 
 #: the x axis of a run that records no budget reading of its own: K of each frame's 576 CLIP tokens (a family that
 #: prunes its CLIP stream per frame)
@@ -28,6 +28,14 @@ class VideoLabels:
     name: str
     xlabel: str = PER_FRAME_CLIP
     note: str = ""
+
+
+def frame_tokens(summary: pd.DataFrame) -> int | None:
+    """The tokens a frame of the run holds: ``none``'s ``context_tokens`` (all of them), None when not recorded."""
+    rows = summary[summary["method"].map(baseline)]
+    if rows.empty or "context_tokens" not in rows or pd.isna(rows["context_tokens"].iloc[0]):
+        return None
+    return int(rows["context_tokens"].iloc[0])
 
 
 def _order(methods) -> list[str]:
@@ -58,13 +66,16 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
         if f"{metric}_lo" in d:   # each method's bars a little apart from the others'
             draw_interval(ax, spread(d["budget"], i, len(methods), 0.03), d[f"{metric}_lo"], d[f"{metric}_hi"],
                           method_style(method)["color"])
+    frame = frame_tokens(summary)
     if not none.empty:
-        ax.axhline(float(none[metric].iloc[0]), color="black", ls="--", lw=0.8, label="all 576 tokens")
+        ax.axhline(float(none[metric].iloc[0]), color="black", ls="--", lw=0.8,
+                   label=f"none: all tokens ({frame} a frame)" if frame else "none: all tokens")
         if f"{metric}_lo" in none:
             reference_band(ax, float(none[f"{metric}_lo"].iloc[0]), float(none[f"{metric}_hi"].iloc[0]))
     budgets = sorted(pruned["budget"].unique())
     if budgets:
         ax.set_xticks(budgets, [str(b) for b in budgets])
+    xlabel += f"; this run's frames have {frame} tokens" if frame else ""
     ax.set_xlabel("\n".join(textwrap.wrap(xlabel, 60)), fontsize=7)
     ax.set_ylabel(metric, fontsize=7)
     note = "\n".join(textwrap.wrap(weights_note, 70))

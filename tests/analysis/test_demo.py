@@ -73,3 +73,21 @@ def test_demo_with_another_model_and_a_bad_one(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no-such-model" in err and "does not exist" in err
     assert not bad.exists()
+
+
+def test_the_demo_figures_state_k_and_n():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    import pandas as pd
+
+    from analysis.demo.plots import plot_demo_reversal_hist, plot_demo_selection_grid
+
+    img, inside = np.zeros((8, 8, 3)), np.array([True, False, False, False])
+    fig, axes = plot_demo_selection_grid([img], ["a cat"], [inside], {"litelvlm": [np.array([0, 1])]}, (2, 2),
+                                         budget=2)
+    assert axes[0, 1].get_title().startswith("litelvlm, K = 2 of 4\n")
+    df = pd.DataFrame({"layer": [1, 1, 1, 2, 2, 2], "auroc_reversed": [0.4, 0.6, 0.7, 0.5, 0.5, 0.9]})
+    _, ax = plot_demo_reversal_hist(df, model="toy")
+    assert ax.get_title() == "Reversed-similarity AUROC per sentence (toy), n = 3 sentences"

@@ -297,7 +297,10 @@ def test_cli_rejects_bad_arguments(tmp_path):
         _validate(EfficiencyArgs(out=str(tmp_path), arch="tiny", methods=["llm-attention"], flops_only=True))
 
 
-def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
+def test_cli_timing_tiny_on_cpu(tmp_path, capsys, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))  # a busy machine: the run records it
     rc = _cli(["--arch", "tiny", "--methods", "none", "litelvlm", "--budgets", "576", "64", "--attn", "sdpa",
                "--warmup", "0", "--repeats", "1", "--no-figures", "--verbose"], tmp_path)
     assert rc == 0
@@ -322,6 +325,10 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys):
     assert "the paper's own" not in screen  # the paper's 7B numbers only beside full-size rows
     tables = markdown_tables((tmp_path / "comparison.md").read_text())
     assert all(len(header) <= 10 and not any("cuda" in c or "paper" in c for c in header) for header, _ in tables)
+    # the busy machine's warning travels: recorded in config.json, said first in comparison.md
+    busy = json.loads((tmp_path / "config.json").read_text())["busy"]
+    assert busy.startswith("the machine was busy while timing")
+    assert (tmp_path / "comparison.md").read_text().startswith(f"> **TIMES UNRELIABLE: {busy}.**")
 
 
 @pytest.mark.parametrize("light", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["sdpa-192-64", "all"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -55,3 +57,5 @@ def test_validate_reports_a_busy_machine(coco128, tmp_path, monkeypatch, capsys)
                  "--budgets", "32"]) == 0
     assert "validate: warning: the machine was busy while timing" in capsys.readouterr().err
     assert "> **Warning: the machine was busy while timing" in (out / "report.md").read_text()
+    # recorded with the run, so that every figure drawn from it says so (analysis.common.caveats)
+    assert json.loads((out / "config.json").read_text())["busy"].startswith("the machine was busy while timing")
