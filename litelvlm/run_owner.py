@@ -15,19 +15,18 @@ the earlier run whole (see :mod:`litelvlm.transaction`). This module is this pro
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shlex
 from pathlib import Path
 
 from .errors import LiteLVLMError
+from .records import WAY_OUT, damaged, read_record
+from .transaction import check_journal
 
 #: the record of the run a folder holds (written with its results, by ``analysis.common.run_folder``)
 MARKER = ".litelvlm-run.json"
 #: a run identity's study -> the command that writes it (the others have the command's name)
 STUDY_COMMAND = {"grounding": "eval-grounding", "video": "eval-video"}
-#: the way out every refusal names
-WAY_OUT = "use another --out, or --overwrite to replace it whole"
 
 #: the folders claimed by :func:`claim` in this process: absolute path -> (command, overwrite)
 _CLAIMS: dict[str, tuple[str, bool]] = {}
@@ -35,29 +34,6 @@ _CLAIMS: dict[str, tuple[str, bool]] = {}
 
 def _key(out: str | os.PathLike) -> str:
     return os.path.abspath(out)
-
-
-def damaged(path: str | os.PathLike, why: str) -> LiteLVLMError:
-    """The one error for a damaged earlier result: the file, what is wrong, and the way out."""
-    return LiteLVLMError(f"{path} {why}: an earlier result is damaged; repair or remove it, or {WAY_OUT}")
-
-
-def read_record(path: str | os.PathLike) -> object:
-    """The JSON content of a record file of an earlier run; a folder, a broken link, an unreadable or garbled
-    file is a LiteLVLMError naming it."""
-    path = Path(path)
-    if path.is_symlink():   # its run wrote a file: a link (broken or not) is not that file
-        raise damaged(path, "is a broken symbolic link" if not path.exists() else "is a link where a file should be")
-    if path.is_dir():
-        raise damaged(path, "is a folder where a file should be")
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except PermissionError:
-        raise damaged(path, "cannot be read (permission denied)") from None
-    except OSError as e:
-        raise damaged(path, f"cannot be read ({e.strerror or e})") from None
-    except (UnicodeDecodeError, ValueError):
-        raise damaged(path, "is not valid JSON (truncated, garbled or a partial copy)") from None
 
 
 #: config.json fields whose type every reader relies on: name -> (allowed types, what the message calls them)
@@ -162,19 +138,6 @@ def check_results(out: str | os.PathLike) -> None:
             raise damaged(path, f"cannot be read ({e.strerror or e})") from None
         if not same:
             raise damaged(path, "is not the file its run wrote (changed, truncated or replaced)")
-
-
-def check_journal(out: str | os.PathLike) -> None:
-    """Refuse a commit journal (``.litelvlm-commit.json``) that cannot be read: the next run could not complete
-    that commit."""
-    from .transaction import JOURNAL
-
-    path = Path(out) / JOURNAL
-    if os.path.lexists(path):
-        journal = read_record(path)
-        if not isinstance(journal, dict) or not isinstance(journal.get("stage"), str) \
-                or not isinstance(journal.get("files"), list):
-            raise damaged(path, "is not a commit journal of this project")
 
 
 def claim(out: str | os.PathLike, command: str, overwrite: bool = False) -> None:

@@ -26,6 +26,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .records import damaged, read_record
+
 STAGE_PREFIX = ".litelvlm-stage-"
 JOURNAL = ".litelvlm-commit.json"
 #: the suffix of every temporary file the project writes (and the only temporary files it ever removes)
@@ -222,6 +224,17 @@ def _restore(out: Path, aside: Path) -> None:
     aside.rmdir()
 
 
+def check_journal(out: str | os.PathLike) -> None:
+    """Refuse a commit journal (``.litelvlm-commit.json``) that cannot be read: the next run could not complete
+    that commit."""
+    path = Path(out) / JOURNAL
+    if os.path.lexists(path):
+        journal = read_record(path)
+        if not isinstance(journal, dict) or not isinstance(journal.get("stage"), str) \
+                or not isinstance(journal.get("files"), list):
+            raise damaged(path, "is not a commit journal of this project")
+
+
 def pending(out: str | os.PathLike) -> bool:
     """Whether ``out`` holds a commit that a killed run began and the next run will finish."""
     return (Path(out) / JOURNAL).exists()
@@ -236,7 +249,6 @@ def recover(out: str | os.PathLike, discard_damaged: bool = False) -> None:
     journal = out / JOURNAL
     if os.path.lexists(journal):
         from .errors import LiteLVLMError
-        from .run_owner import check_journal
 
         try:
             check_journal(out)

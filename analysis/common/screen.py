@@ -10,7 +10,7 @@ import os
 import pandas as pd
 
 from litelvlm import cli
-from litelvlm.methods import BASELINE
+from litelvlm.methods import is_baseline
 
 #: the most columns a human-facing table shows
 MAX_COLUMNS = 10
@@ -36,7 +36,7 @@ def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     token): at most :data:`MAX_COLUMNS` columns in the usual cases."""
     out = summary.drop(columns=[c for c in ("weights",) if c in summary])
     if "method" in out and "budget" in out:
-        out["budget"] = ["all" if m == BASELINE else b for m, b in zip(out["method"], out["budget"])]
+        out["budget"] = ["all" if is_baseline(m) else b for m, b in zip(out["method"], out["budget"])]
 
     def cell(v, lo, hi, mc) -> str:
         if not isinstance(v, (int, float)) or math.isnan(v):

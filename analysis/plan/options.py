@@ -94,8 +94,11 @@ def check_args(a: PlanArgs) -> tuple[list[str], list[str], list[str]]:
     for m in methods:
         if m not in TABLE:
             describe(m)   # the registry's error: the closest names
-    if not [m for m in methods if not is_baseline(m)] or not a.budgets:
-        raise LiteLVLMError("--methods and --budgets need at least one pruning method and one budget")
+    for option, budgets in (("--budgets", a.budgets), ("--video-budgets", a.video_budgets)):
+        if not budgets:
+            raise LiteLVLMError(f"{option} is empty: give at least one budget")
+    if not [m for m in methods if not is_baseline(m)]:
+        raise LiteLVLMError("--methods needs at least one pruning method")
     return dirs, models, [BASELINE, *dict.fromkeys(m for m in methods if not is_baseline(m))]
 
 

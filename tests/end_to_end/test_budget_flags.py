@@ -14,7 +14,7 @@ from litelvlm.cli import all_commands, build_parser, main
 #: every subcommand with a list of budgets, and the options holding one
 BUDGET_LISTS = {"eval-grounding": ["--budgets"], "retention": ["--budgets"], "positions": ["--budgets"],
                 "validate": ["--budgets"], "efficiency": ["--budgets"], "eval-video": ["--budgets"],
-                "explore": ["--budgets", "--mask-budgets"]}
+                "explore": ["--budgets", "--mask-budgets"], "plan": ["--budgets", "--video-budgets"]}
 BAD = {"0": "got '0'", "-1": "got '-1'", "1.5": "got '1.5'", "x": "got 'x'", "64,0": "got '0'",
        "all": "'all' is the unpruned baseline's budget"}
 
@@ -44,6 +44,8 @@ def test_a_bad_budget_is_a_usage_error_naming_the_option(command, option, value,
     argv = [command, option, value, "--out", str(out)]
     if command in ("eval-grounding", "validate", "positions"):
         argv += ["--refer-dir", str(tmp_path)]
+    if command == "plan":
+        argv += ["--data-dirs", str(tmp_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"argument {option}: " in err and BAD[value] in err and f"usage: litelvlm {command}" in err, err
@@ -66,6 +68,8 @@ def test_an_empty_budget_list_is_refused_not_taken_for_the_default(command, tmp_
     argv = [command, "--budgets", ",", "--out", str(out)]
     if command in ("eval-grounding", "validate", "positions"):
         argv += ["--refer-dir", str(coco128)]
+    if command == "plan":
+        argv += ["--data-dirs", str(coco128)]
     if command == "explore":
         argv += ["--image", str(next((coco128 / "images").iterdir())), "--text", "a thing"]
     loaded = []

@@ -106,6 +106,7 @@ SMALLEST = {
     "eval-video": (["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "3", "--methods",
                     "litelvlm", "--budgets", "81", "--n-boot", "10", "--out", "{out}"], True),
     "figures": (["--smoke", "--family", "efficiency", "--out", "{out}"], True),
+    "plan": (["--data-dirs", "{refer}", "--models", "tiny-random", "--calibrate", "0", "--out", "{out}"], False),
 }
 #: the most lines a command prints without --verbose: its progress goes to stderr, its summary is short
 SHORT = 25

@@ -42,8 +42,8 @@ class FakeShards:
     def loading(self):
         return contextlib.nullcontext()
 
-    def folder(self, out):
-        return RunFolder(out) if self.is_main else contextlib.nullcontext()
+    def folder(self, out, command=None):
+        return RunFolder(out, command=command) if self.is_main else contextlib.nullcontext()
 
     def wait(self) -> None:
         hook, self.at_wait = self.at_wait, None
