@@ -161,13 +161,17 @@ def fast_fill(plan: list[tuple[str, torch.Tensor, float, float | None]], seed: i
               workers: int | None = None) -> None:
     """Fill every tensor of ``plan`` (:func:`init_plan`, :func:`fan_in_plan`) in place: a constant, or N(0, std)
     drawn chunk by chunk (:data:`CHUNK` elements, each chunk's generator seeded by ``seed``, the tensor's place in
-    ``plan`` and the chunk's), in ``workers`` threads (default: every core); a bar over the bytes filled."""
+    ``plan`` and the chunk's), in ``workers`` threads (default: every core); a bar over the bytes filled. Tensors on
+    the meta device (a model built only to be counted) hold no data and are left as they are."""
     tasks = []
+    plan = [(name, t, std, const) if not t.is_meta else (name, None, std, const) for name, t, std, const in plan]
     for i, (_, t, std, const) in enumerate(plan):
+        if t is None:
+            continue
         flat = t.detach().view(-1)
         for c, start in enumerate(range(0, max(flat.numel(), 1), CHUNK)):
             tasks.append((flat[start:start + CHUNK], _chunk_seed(seed, i, c), std, const))
-    total = sum(t.numel() * t.element_size() for _, t, _, _ in plan)
+    total = sum(t.numel() * t.element_size() for _, t, _, _ in plan if t is not None)
 
     def one(task) -> int:
         part, s, std, const = task

@@ -187,3 +187,17 @@ def test_shards_are_written_side_by_side_and_nothing_is_left_of_a_failed_write(t
     with pytest.raises(OSError, match="disk full"):
         st.save_shards(shards, tmp_path / "bad")
     assert list((tmp_path / "bad").iterdir()) == []
+
+
+def test_the_fast_fill_leaves_meta_tensors_alone_and_fills_the_rest_as_before():
+    """A model built on the meta device (efficiency --flops-only counts it) holds no data: nothing to fill, no error;
+    the real tensors beside it get the values they get without it (each keeps its place in the plan)."""
+    import torch
+
+    from litelvlm.lvlm.random_weights import fast_fill
+
+    real = [torch.empty(5, 3) for _ in range(2)]
+    fast_fill([("a", real[0], 0.02, None), ("b", real[1], 0.02, None)], seed=3)
+    mixed = [torch.empty(5, 3), torch.empty(4, 4, device="meta"), torch.empty(5, 3)]
+    fast_fill([("a", mixed[0], 0.02, None), ("m", mixed[1], 0.02, None), ("b", mixed[2], 0.02, None)], seed=3)
+    assert torch.equal(mixed[0], real[0]) and mixed[1].is_meta and mixed[2].isfinite().all()
