@@ -97,3 +97,25 @@ def test_only_a_family_with_a_resize_records_it(model, record, tmp_path):
             check_early(tmp_path, {"model": model, "seed": 0, "image_resize": "torchvision"})
     else:
         check_early(tmp_path, {"model": model, "seed": 0, "image_resize": "torchvision"})   # no refusal
+
+
+#: (command, its options beyond _argv's for a short Sa2VA run): positions the default representative, the rest slow
+RUNS = [pytest.param("positions", ["--methods", "random", "--budgets", "8"], id="positions"),
+        *(pytest.param(c, extra, id=c, marks=pytest.mark.slow) for c, extra in (
+            ("importance", ["--limit-images", "1", "--max-sentences", "1"]),
+            ("validate", ["--methods", "random", "--budgets", "8"]),
+            ("retention", ["--methods", "random", "--budgets", "8"])))]
+
+
+@pytest.mark.parametrize("command, extra", RUNS)
+def test_the_resize_reaches_the_pipeline_and_is_recorded(command, extra, coco128, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*_argv(command, coco128, out, SA2VA), *extra, "--image-resize", "pil"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["image_resize"] == "pil"
+    if "lvlm" in config:   # retention records the pipeline's own description
+        assert config["lvlm"]["image_resize"].startswith("pil (this project's option")
+    if command in RESUMABLE:   # the default resize is another configuration: refused before the model loads
+        capsys.readouterr()
+        line = one_error_line(main([*_argv(command, coco128, out, SA2VA), *extra]), capsys.readouterr().err, command)
+        assert "differs in: --image-resize" in line
