@@ -68,8 +68,8 @@ def _old_folder(out, **recorded) -> None:
     (out / "config.json").write_text(json.dumps({"model": SA2VA, "seed": 0, **recorded}))
 
 
-@pytest.mark.odd_case("resume", "a Sa2VA folder written with another --image-resize", "eval-grounding, eval-video, "
-                      "importance, positions, validate", "exit 2, one line naming --image-resize, before the model "
+@pytest.mark.odd_case("a run owns its --out", "a Sa2VA --out written with another, or an unrecorded (older), "
+                      "--image-resize", "eval-grounding, eval-video, importance, positions, validate", "exit 2, one line naming --image-resize, before the model "
                       "loads; the folder untouched")
 @pytest.mark.parametrize("command", RESUMABLE)
 @pytest.mark.parametrize("recorded", [{"image_resize": "pil"}, {}], ids=["another", "unrecorded"])
