@@ -113,7 +113,6 @@ def run(ns) -> int:
     if a.save_overlay and not a.save_overlay.lower().endswith(".png"):
         raise LiteLVLMError(f"--save-overlay must name a .png file, got {a.save_overlay!r}")
     image = _load_image(a.image)
-
     from ..clip import load_clip
 
     clip = load_clip(a.model, a.backend)
