@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litelvlm.cli_args import arg
-from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_MODEL, card_of, cards, model_help
+from litelvlm.families import DEFAULT_MODEL, model_help
+from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
 
 #: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
@@ -54,6 +54,7 @@ class ModelDataArgs:
                                                      "official stacks' library) or torchao (int8 weight-only)",
                                 choices=["bitsandbytes", "torchao"])
     layer_dtype: str = arg("model", help=LAYER_DTYPE_HELP, choices=list(LAYER_DTYPES))
+    image_resize: str = image_resize_arg()
 
 
 def study_numerics(args: ModelDataArgs, protocol: str):
@@ -72,24 +73,3 @@ def quantize_kwargs(args: ModelDataArgs) -> dict[str, str]:
     check_quantize(args.quantize, args.quantize_backend)
     return {"quantize": args.quantize, "quantize_backend": args.quantize_backend, "layer_dtype": args.layer_dtype}
 
-
-#: ``--image-resize``: the Qwen2-VL image processor's resize of the LLM's image, for a family whose card offers it
-IMAGE_RESIZES = ("torchvision", "pil")
-IMAGE_RESIZE_HELP = ("a family whose processor resizes the LLM's image (Qwen2-VL's): torchvision "
-                     "(Qwen2VLImageProcessorFast, what the official pin loads) or pil (the slow processor's PIL "
-                     "bicubic; this project's option)")
-
-
-def check_image_resize(value: str, model: str) -> None:
-    """Refuse ``--image-resize value`` (not the default) for a model whose family's card does not offer it."""
-    if value != IMAGE_RESIZES[0] and value not in card_of(model).image_resizes:
-        offered = ", ".join(c.name for c in cards() if value in c.image_resizes)
-        raise LiteLVLMError(f"--image-resize {value}: model {model!r} is of a family whose processor offers no such "
-                            f"resize (offered by: {offered})")
-
-
-def image_resize_record(value: str, model: str) -> dict[str, str]:
-    """What a run's ``config.json`` records of ``--image-resize``: the resize for a family whose card offers one (so
-    that a folder written with another resize, its numbers apart, is not resumed), nothing for any other family (its
-    folders stay as they were)."""
-    return {"image_resize": value} if card_of(model).image_resizes or value != IMAGE_RESIZES[0] else {}

@@ -31,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from litelvlm import __version__, cli
 from litelvlm.cli_args import from_namespace
 from litelvlm.errors import LiteLVLMError
+from litelvlm.image_resize import image_resize_record
 from litelvlm.run_owner import overwriting
 from litelvlm.transaction import current
 from litelvlm.versions import run_versions
@@ -200,6 +201,10 @@ def check_early(out: str | Path, options: dict) -> None:
         return
     old = current_names(old, options)
     diff = [k for k in EARLY_OPTIONS if k in old and k in options and old[k] != options[k]]
+    if "image_resize" in options and "model" in options:   # recorded for a family with a resize of its own only:
+        # a folder of that family without the record is older (the PIL resize): refused
+        record = image_resize_record(options["image_resize"], options["model"])
+        diff += [k for k, v in record.items() if old.get(k) != v]
     if diff:
         raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: {name_options(diff)}); "
                             "use another --out, or --overwrite to replace it whole")

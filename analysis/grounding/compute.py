@@ -46,7 +46,7 @@ from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
-from analysis.common.model_args import image_resize_record, quantize_kwargs, study_numerics
+from analysis.common.model_args import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.screen import show_table, with_intervals
 from analysis.common.shards import Shards
@@ -58,6 +58,7 @@ from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, family_of, get_family, load_pipeline
+from litelvlm.image_resize import image_resize_kwargs, image_resize_record
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
@@ -210,7 +211,7 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
             pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
                                  **({} if a.clip_context == "clip" else {"clip_context": a.clip_context}),
                                  **({} if a.clip_similarity == "clip" else {"clip_similarity": a.clip_similarity}),
-                                 **({} if a.image_resize == "torchvision" else {"image_resize": a.image_resize}),
+                                 **image_resize_kwargs(a.image_resize),
                                  dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                                  numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)

@@ -10,16 +10,11 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.family_text import merged_grid_names, official_protocol_families
-from analysis.common.model_args import (
-    DTYPES,
-    IMAGE_RESIZE_HELP,
-    IMAGE_RESIZES,
-    ModelDataArgs,
-    check_image_resize,
-)
+from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.image_resize import check_image_resize
 
 PROTOCOLS = ("per-expression", "official")
 
@@ -52,7 +47,6 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                             "(cosine with the mean instruction-token embedding, as OpenVINO's CDPruner "
                                             "port scores Qwen tokens); both this project's adaptations, the lowest "
                                             "kept first as LiteLVLM's rule", choices=["clip", "llm"])
-    image_resize: str = arg("torchvision", help=IMAGE_RESIZE_HELP, choices=list(IMAGE_RESIZES))
     answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the official "
                                              f"evaluation of {_OFFICIAL}; this project's on a family that decodes its "
                                              "answer, whose random weights never generate its [SEG] token) or "

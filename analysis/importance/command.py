@@ -9,6 +9,7 @@ from dataclasses import asdict
 from analysis.common.study import as_args, check_early
 from analysis.importance.options import ARGS, ImportanceArgs, add_arguments, check_args, check_method_signals
 from litelvlm.cli_args import split_list
+from litelvlm.image_resize import check_image_resize
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
@@ -18,6 +19,7 @@ def run(args: ImportanceArgs | argparse.Namespace) -> int:
     ``run(ImportanceArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
     a = as_args(ImportanceArgs, args)
     check_args(a)
+    check_image_resize(a.image_resize, a.model)   # before anything loads
     check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     check_method_signals(split_list(a.method_signals))
     from analysis.importance.compute import run_and_report  # lazy: torch, after the checks

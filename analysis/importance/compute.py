@@ -60,6 +60,7 @@ from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, load_pipeline
+from litelvlm.image_resize import image_resize_kwargs, image_resize_record
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
@@ -289,13 +290,15 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
     torch.manual_seed(a.seed)
     if pipe is None:
         pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=a.device,
-                             dtype=getattr(torch, a.dtype), numerics=study_numerics(a, "per-expression"), **quantize_kwargs(a))
+                             dtype=getattr(torch, a.dtype), numerics=study_numerics(a, "per-expression"),
+                             **image_resize_kwargs(a.image_resize), **quantize_kwargs(a))
     opts = SignalOptions(target=a.target, ig_steps=a.ig_steps, internal_batch_size=a.internal_batch_size,
                          group=a.group, per_head=a.per_head)
     clip_names = check_family(pipe, signals, split_list(a.method_signals))
 
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "save_scores", "n_boot")}
+    config.update(image_resize_record(config.pop("image_resize"), a.model))   # recorded for a family that has one
     lm = pipe.language_model.config
     config.update(signals=signals, clip_signals=clip_names, images=len(image_ids), ks=list(DEFAULT_KS),
                   **clip_record(pipe),

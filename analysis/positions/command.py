@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 from analysis.common.study import as_args, check_early
 from analysis.positions.options import ARGS, PositionsArgs, add_arguments, check_args
+from litelvlm.image_resize import check_image_resize
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
@@ -17,6 +18,7 @@ def run(args: PositionsArgs | argparse.Namespace) -> int:
     ``run(PositionsArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
     a = as_args(PositionsArgs, args)
     check_args(a)
+    check_image_resize(a.image_resize, a.model)   # before anything loads
     check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     from analysis.positions.compute import run_positions  # lazy: torch, after the checks
 

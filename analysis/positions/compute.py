@@ -38,6 +38,7 @@ from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import load_pipeline
+from litelvlm.image_resize import image_resize_kwargs, image_resize_record
 from litelvlm.io import write_csv, write_json
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import mark_weights, weights_banner
@@ -108,13 +109,15 @@ def run_positions(a: PositionsArgs) -> int:
     recs, image = pick_image(a)
     pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=a.device,
                          dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
-                         numerics=study_numerics(a, "official"), **quantize_kwargs(a))
+                         numerics=study_numerics(a, "official"), **image_resize_kwargs(a.image_resize),
+                         **quantize_kwargs(a))
     if errors := [why for m in given if (why := pipe.method_error(m))]:  # before anything is written
         raise LiteLVLMError("; ".join(errors))
     methods = given or [m for m in method_names() if not get_method(m).baseline and not get_method(m).oracle
                         and pipe.method_error(m) is None]
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets")}
+    config.update(image_resize_record(config.pop("image_resize"), a.model))   # recorded for a family that has one
     config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), **clip_record(pipe),
                   numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("positions", a.model))

@@ -38,6 +38,7 @@ from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError, UnsupportedModelError
 from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, load_pipeline
+from litelvlm.image_resize import image_resize_kwargs, image_resize_record
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import weights_banner
 
@@ -213,7 +214,9 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
     write_parquet(out / "retention_scores.parquet", scores)
     write_parquet(out / "retention.parquet", table)
     skipped = meta.pop("skipped")
-    write_json(out / "config.json", {**asdict(a), **meta, "synthetic": a.refer_dir is None, "skipped": skipped,
+    options = asdict(a)   # --image-resize recorded only for a family with a resize of its own (others as before)
+    options.update(image_resize_record(options.pop("image_resize"), a.model))
+    write_json(out / "config.json", {**options, **meta, "synthetic": a.refer_dir is None, "skipped": skipped,
                                       "paths": portable_paths(asdict(a), out), "torch_threads": torch_thread_count(),
                                       "run": run_record(), **run_identity("retention", a.model, family=model_family(a.model) or CLIP_FAMILY)})
     if a.compare_to:
@@ -229,7 +232,7 @@ def run_family_retention(a: RetentionArgs) -> Path:
 
     if a.quantize != "none" or a.backend:
         raise LiteLVLMError(f"--model {a.model!r} is an LVLM: --quantize and --backend are for a CLIP model")
-    pipe = load_pipeline(a.model, device="cpu", dtype=getattr(torch, a.dtype))
+    pipe = load_pipeline(a.model, device="cpu", dtype=getattr(torch, a.dtype), **image_resize_kwargs(a.image_resize))
     methods = family_methods(pipe, split_list(a.methods))
     skipped: list[dict] = []
     examples = study_examples(a, skipped)

@@ -15,6 +15,7 @@ from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import cards, family_of
+from litelvlm.image_resize import check_image_resize, image_resize_arg
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).
@@ -46,6 +47,7 @@ class RetentionArgs:
     methods: list[str] = arg(None, help="methods (default: every CLIP-side method the CLIP backend runs; on an "
                                         "LVLM, every method its family runs but the analysis oracles)")
     seed: int = arg(0, help="seed for the random method")
+    image_resize: str = image_resize_arg()
     dtype: str = arg("float32", help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in bfloat16)",
                      choices=["float32", "bfloat16"])
     quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or nf4 "
@@ -85,6 +87,7 @@ def check_args(a: RetentionArgs) -> None:
     if a.image_dir and not a.refer_dir:
         raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
     check_same_model(a.out, a.model, a.backend)
+    check_image_resize(a.image_resize, a.model)   # a family with a resize of its own, before anything loads
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -43,6 +43,7 @@ from litelvlm.budget import Budget
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import family_input, load_pipeline
+from litelvlm.image_resize import image_resize_kwargs, image_resize_record
 from litelvlm.io import atomic_path, write_json, write_parquet
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.threads import busy_warning
@@ -247,7 +248,7 @@ def _load(a: ValidateArgs):
         pipe, load_ms = timed_ms(lambda: load_pipeline(
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
             dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"),
-            **quantize_kwargs(a)), torch.device("cpu"))
+            **image_resize_kwargs(a.image_resize), **quantize_kwargs(a)), torch.device("cpu"))
     if a.compile:  # the compiled prefill (litelvlm.lvlm.compiled): its record in the run's setup
         from litelvlm.lvlm.compiled import compile_layers, default_mode
 
@@ -263,6 +264,7 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
 
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to",
                                                                  "matmul_tflops", *(("prefill", "capture") if a.prefill == "eager" else ()))}
+    config.update(image_resize_record(config.pop("image_resize"), a.model))   # recorded for a family that has one
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
                   **run_identity("validate", a.model))
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),

@@ -41,7 +41,6 @@ from analysis.common.caveats import null_results
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
-from analysis.common.model_args import image_resize_record
 from analysis.common.parts import PartStore
 from analysis.common.screen import show_table
 from analysis.common.shards import Shards
@@ -51,6 +50,7 @@ from analysis.video.statistics import add_statistics, summary_text, write_unit_t
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import video_eval
+from litelvlm.image_resize import image_resize_record
 from litelvlm.io import write_csv, write_json, write_parquet, write_text
 from litelvlm.methods import BASELINE
 from litelvlm.provenance import mark_weights, weights_banner

@@ -20,11 +20,11 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.grounding_runs import check_budgets
-from analysis.common.model_args import IMAGE_RESIZE_HELP, IMAGE_RESIZES, check_image_resize
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, video_eval
+from litelvlm.image_resize import check_image_resize, image_resize_arg
 from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.video.runner import FRAME_PATCHES
 
@@ -67,7 +67,7 @@ class VideoArgs:
                                           "16 K), with direct any count (the total exactly 16 K)")
     clip_text: str = arg("expression", help="CLIP text of the text-reading methods: the expression, or the "
                                             "family's question", choices=list(CLIP_TEXTS))
-    image_resize: str = arg("torchvision", help=IMAGE_RESIZE_HELP, choices=list(IMAGE_RESIZES))
+    image_resize: str = image_resize_arg()
     sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (the family's "
                                              "--use_sam2_video_branch) instead of frame-wise masks; recorded in "
                                              "config.json, a folder of the other kind is refused")

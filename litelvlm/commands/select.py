@@ -16,6 +16,7 @@ from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
 from ..families import DEFAULT_MODEL, cards
+from ..image_resize import check_image_resize, image_resize_arg
 from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 
@@ -37,6 +38,7 @@ class SelectArgs(MethodFlags):
     backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
                        choices=["hf", "open_clip"])
     seed: int = arg(0, help="seed for random methods")
+    image_resize: str = image_resize_arg()
     raster: bool = arg(False, help="re-sort the kept indices into raster order")
     pad: bool = arg(False, help="LLaVA-style pad-to-square preprocessing instead of the centre crop")
     json: bool = arg(False, help="print {method, budget, grid, indices} as JSON")
@@ -92,6 +94,7 @@ def run(ns) -> int:
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")
+    check_image_resize(a.image_resize, a.model)   # a family with a resize of its own, before anything loads
     from ..families import names_family
 
     if names_family(a.model):  # a grounding model (GLaMM, UniPixel): its pipeline, every method it runs
@@ -110,7 +113,6 @@ def run(ns) -> int:
     if a.save_overlay and not a.save_overlay.lower().endswith(".png"):
         raise LiteLVLMError(f"--save-overlay must name a .png file, got {a.save_overlay!r}")
     image = _load_image(a.image)
-
     from ..clip import load_clip
 
     clip = load_clip(a.model, a.backend)

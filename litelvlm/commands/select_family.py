@@ -42,8 +42,9 @@ def run_family(a) -> int:
 
     image = _load_image(a.image)
     from ..families import load_pipeline
+    from ..image_resize import image_resize_kwargs
 
-    pipe = load_pipeline(a.model)
+    pipe = load_pipeline(a.model, **image_resize_kwargs(a.image_resize))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prepared = pipe.prepare(image, texts, seed=a.seed)

@@ -13,6 +13,7 @@ from .. import families
 from ..budget import Budget, BudgetError
 from ..cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from ..errors import LiteLVLMError
+from ..image_resize import check_image_resize, image_resize_arg
 from .data import DEFAULT_MODEL, image_models
 
 
@@ -35,6 +36,7 @@ class ExploreArgs:
                                                        "an empty value \"\": no masks)")
     page: str = arg(None, help="the HTML file to write (required)", flag="--out", metavar="PAGE.html")
     seed: int = arg(0, help="seed for random methods")
+    image_resize: str = image_resize_arg()
 
     def __post_init__(self) -> None:  # a Python caller's "64,16" or ints: Budgets, as parsed
         self.budgets, self.mask_budgets = (None if b is None else Budget.parse_list(b)
@@ -68,6 +70,7 @@ def check_args(a: ExploreArgs) -> None:
         raise LiteLVLMError(f"--out {a.page!r}: {folder!r} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise LiteLVLMError(f"--out {a.page!r}: folder {folder!r} is not writable")
+    check_image_resize(a.image_resize, a.model or DEFAULT_MODEL)   # a family with a resize of its own
     if a.model:
         from ..families import family_input, names_family
 
@@ -81,7 +84,8 @@ def run(ns) -> int:
     from .data import load
     from .page import link_budget, write_page
 
-    data = load(a.image, a.text, model=a.model, methods=split_list(a.methods) or None, seed=a.seed)
+    data = load(a.image, a.text, model=a.model, methods=split_list(a.methods) or None, seed=a.seed,
+                image_resize=a.image_resize)
     top = max(data.top_budget(m) for m in data.methods)
     try:  # the budgets' one range check; the page's slider stores the counts K (a method keeps those it can)
         ks, masks = ([b.count(top) for b in budgets] if budgets is not None else None

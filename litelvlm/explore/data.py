@@ -241,9 +241,9 @@ def _token_strings(text) -> list[list[str]]:
 
 
 def load(image: str, texts: list[str], model: str | None = None, methods: list[str] | None = None,
-         seed: int = 0) -> ExploreData:
+         seed: int = 0, image_resize: str = "torchvision") -> ExploreData:
     """Everything the explorer shows for ``image`` and ``texts`` with ``model`` (default :data:`DEFAULT_MODEL`):
-    a family's ``prepare`` or a CLIP's traces, run once."""
+    a family's ``prepare`` or a CLIP's traces, run once; ``image_resize``: ``--image-resize`` (a family with one)."""
     from ..families import family_input, family_of, names_family
 
     model = model or DEFAULT_MODEL
@@ -263,10 +263,11 @@ def load(image: str, texts: list[str], model: str | None = None, methods: list[s
     from ..threads import default_threads, torch_threads
 
     with torch_threads(default_threads(model)):  # as the command line runs it (1 thread for a small model)
-        return _load(image, texts, model, family, methods, seed)
+        return _load(image, texts, model, family, methods, seed, image_resize)
 
 
-def _load(image: str, texts: list[str], model: str, family: str | None, methods: list[str], seed: int) -> ExploreData:
+def _load(image: str, texts: list[str], model: str, family: str | None, methods: list[str], seed: int,
+          image_resize: str = "torchvision") -> ExploreData:
     from ..commands.select import _load_image
     from ..provenance import weights_banner
     from ..pruning import SelectorInputs
@@ -276,8 +277,9 @@ def _load(image: str, texts: list[str], model: str, family: str | None, methods:
     pipe = prepared = clip = None
     if family is not None:
         from ..families import load_pipeline
+        from ..image_resize import image_resize_kwargs
 
-        pipe = load_pipeline(model)
+        pipe = load_pipeline(model, **image_resize_kwargs(image_resize))
         prepared = pipe.prepare(pil, texts, seed=seed)
         inputs = prepared.selector_inputs()
         grid = tuple(int(v) for v in pipe.visual_grid(prepared))

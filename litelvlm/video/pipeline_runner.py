@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import LiteLVLMError
+from ..image_resize import IMAGE_RESIZES, image_resize_kwargs
 
 
 class PipelineVideoRunner:
@@ -18,10 +19,9 @@ class PipelineVideoRunner:
 
     def __init__(self, a: Any, pipeline_class: type) -> None:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
-        resize = getattr(a, "image_resize", "torchvision")   # a non-default one only: the families' options differ
         self.pipe = pipeline_class.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
                                                      clip_text=a.clip_text,
-                                                     **({} if resize == "torchvision" else {"image_resize": resize}))
+                                                     **image_resize_kwargs(getattr(a, "image_resize", IMAGE_RESIZES[0])))
         self.model = self.pipe
         #: the paired CLIP (the CLIP-side methods' scores, mapped onto the family's merged grid)
         self.clip_name = self.pipe.describe()["clip"]["model"]
