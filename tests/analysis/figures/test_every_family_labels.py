@@ -45,6 +45,7 @@ class Case:
     dtype: str | None = None  # the run's dtype: no figure names another
     model_family: str | None = None  # the run's model family: no figure names another
     not_tokens: tuple[str, ...] = ()  # token counts the run does not have
+    weights: str = "random"  # the run's kind of weights, which every figure states
     busy: bool = False
     timed: tuple[str, ...] = ()  # figures (name starts) that show measured times
     tables: tuple[str, ...] = ()  # text tables that carry the timing caveat when busy
@@ -118,6 +119,47 @@ def positions_run(model: str, family: str):
     return build
 
 
+def _grounding_rows(protocol: str, budget: int) -> pd.DataFrame:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([{"protocol": protocol, "method": m, "budget": b, "image_id": k // 2, "ref_id": k,
+                          "ann_id": k, "sent_id": k, "turn": 0, "intersection": int(100 * s * rng.uniform(0.9, 1)),
+                          "union": 200, "iou": s / 2}
+                         for m, b, s in (("none", 0, 1.0), ("litelvlm", budget, 0.9), ("fastv", budget, 0.8))
+                         for k in range(6)])
+
+
+def grounding_run(model: str, family: str, budget: int, protocols=("per-expression", "official")):
+    def build(folder: Path) -> None:
+        from analysis.common.grounding_scoring import summarize
+
+        for protocol in protocols:
+            d = folder / protocol
+            d.mkdir(parents=True)
+            rows = _grounding_rows(protocol, budget)
+            rows.to_parquet(d / "grounding.parquet")
+            summarize(rows).to_csv(d / "summary.csv", index=False)
+            _config(d, "grounding", model, family, "random", protocol=protocol)
+    return build
+
+
+def importance_run(model: str, family: str, fixed_n: int | None):
+    def build(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        stats = {f"{m}_{x}": v for m in ("spearman", "kendall") for x, v in (("mean", 0.2), ("lo", 0.1), ("hi", 0.3))}
+        stats.update({f"jaccard_{k}_{x}": v for k in (8, 16) for x, v in (("mean", 0.2), ("lo", 0.1), ("hi", 0.3))})
+        rows = [{"llm_signal": "attention", "clip_signal": c, "query": "seg", "area_bin": "all", "layer": la, **stats}
+                for c in ("clip_rev_sim", "clip_sim") for la in (0, 1)]
+        pd.DataFrame(rows).to_csv(folder / "summary.csv", index=False)
+        pd.DataFrame(rows).to_parquet(folder / "importance.parquet")
+        if fixed_n is None:
+            pd.DataFrame({"image_id": [1, 2], "num_visual": [391, 420]}).to_csv(folder / "visual_tokens.csv",
+                                                                               index=False)
+        _config(folder, "importance", model, family, "random", num_visual_tokens=fixed_n)
+    return build
+
+
 def paired_run(model: str, family: str, budget: int):
     def build(folder: Path) -> None:
         import numpy as np
@@ -137,14 +179,17 @@ def paired_run(model: str, family: str, budget: int):
     return build
 
 
-def sink_run(model: str, layers: int, heads: int):
+TOY = str(ROOT / "litelvlm" / "toy" / "weights")  # the bundled toy CLIP (weights "toy")
+
+
+def sink_run(model: str, layers: int, heads: int, weights: str = "random"):
     def build(folder: Path) -> None:
         folder.mkdir(parents=True)
         rows = [{"layer": la, "head": h, "sos_mean": 0.5, "eos_mean": 0.1, "content_sum_mean": 0.4,
                  "uniform_mean": 0.1} for la in range(layers) for h in [*range(heads), -1]]
         pd.DataFrame(rows).to_csv(folder / "summary.csv", index=False)
         pd.DataFrame(rows).to_parquet(folder / "sink.parquet")
-        _config(folder, "sink", model, "clip", "random")
+        _config(folder, "sink", model, "clip", weights)
     return build
 
 
@@ -170,8 +215,20 @@ CASES = [
          not_tokens=("576",)),
     Case("paired", "sa2va-16", paired_run("sa2va-tiny-random:0", "sa2va", 16), model_family="sa2va",
          not_tokens=("576",)),
+    Case("grounding", "glamm-144", grounding_run("glamm-tiny-random:0", "glamm", 144), model_family="glamm",
+         not_tokens=("576",)),
+    Case("grounding", "glamm-toy-36", grounding_run("glamm-tiny-random:1", "glamm", 36, ("official",)),
+         model_family="glamm", not_tokens=("576",)),
+    Case("merged_grounding", "unipixel", grounding_run("unipixel-tiny-random:5", "unipixel", 36,
+                                                       ("per-expression",)), model_family="unipixel",
+         not_tokens=("576",)),
+    Case("merged_grounding", "sa2va", grounding_run("sa2va-tiny-random:0", "sa2va", 16, ("per-expression",)),
+         model_family="sa2va", not_tokens=("576",)),
+    Case("importance", "glamm-576", importance_run("glamm-tiny-random:0", "glamm", 576), model_family="glamm"),
+    Case("importance", "unipixel-per-image", importance_run("unipixel-tiny-random:5", "unipixel", None),
+         model_family="unipixel", not_tokens=("576",)),
     Case("sink", "tiny336", sink_run("tiny336-random", 2, 2)),
-    Case("sink", "tiny-1", sink_run("tiny-random:1", 3, 2)),
+    Case("sink", "toy", sink_run(TOY, 3, 2, "toy"), weights="toy"),
     Case("video", "sa2va-36", video_run("sa2va-tiny-random:0", "sa2va", 36), model_family="sa2va",
          says=("(36 a frame)",), not_tokens=("all 576",)),
     Case("video", "videoglamm-144", video_run("videoglamm-tiny-random:0", "videoglamm", 144),
@@ -218,7 +275,7 @@ def test_every_figure_states_its_runs_own_labels(case, tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     figs = _draw(case, tmp_path, monkeypatch)
-    config = json.loads((tmp_path / "runs" / case.variant / "config.json").read_text())
+    config = json.loads(sorted((tmp_path / "runs" / case.variant).rglob("config.json"))[0].read_text())
     ident = config["identity"]
     prefix, _ = runs_name(case.family, [ident])
     try:
@@ -227,7 +284,7 @@ def test_every_figure_states_its_runs_own_labels(case, tmp_path, monkeypatch):
             shown = " | ".join(t.replace("\n", " ") for t in texts)
             # (a) the run's own family/model and its weights
             assert f"{ident['family']}/{Path(ident['model']).name}" in shown, (name, shown)
-            assert "random weights" in shown.lower() or "random-weight" in shown.lower(), (name, shown)
+            assert f"{case.weights} weights" in shown.lower(), (name, case.weights, shown)
             for text in case.says:
                 assert text in shown, (name, text, shown)
             # (b) no dtype, family or token count the run does not have
