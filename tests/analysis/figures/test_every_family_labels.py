@@ -160,6 +160,22 @@ def importance_run(model: str, family: str, fixed_n: int | None):
     return build
 
 
+def retention_run(model: str, family: str, grid: tuple[int, int], budgets: tuple[int, ...], weights: str = "random"):
+    def build(folder: Path) -> None:
+        import numpy as np
+        from PIL import Image
+
+        (folder / "images").mkdir(parents=True)
+        Image.fromarray(np.full((grid[0] * 4, grid[1] * 4, 3), 128, np.uint8)).save(folder / "images" / "7.png")
+        rows = [{"image_id": 7, "method": m, "budget": b, "patch": p, "part": part, "text": "the dog"}
+                for m in ("litelvlm", "random") for b in budgets for p in range(b)
+                for part in [("similarity" if p < b // 2 else "context") if m == "litelvlm" else "kept"]]
+        pd.DataFrame(rows).to_parquet(folder / "retention.parquet")
+        pd.DataFrame({"image_id": [7], "patch": [0], "score": [0.1]}).to_parquet(folder / "retention_scores.parquet")
+        _config(folder, "retention", model, family, weights, grid=list(grid))
+    return build
+
+
 def paired_run(model: str, family: str, budget: int):
     def build(folder: Path) -> None:
         import numpy as np
@@ -226,6 +242,9 @@ CASES = [
          model_family="sa2va", not_tokens=("576",)),
     Case("importance", "glamm-576", importance_run("glamm-tiny-random:0", "glamm", 576), model_family="glamm"),
     Case("importance", "unipixel-per-image", importance_run("unipixel-tiny-random:5", "unipixel", None),
+         model_family="unipixel", not_tokens=("576",)),
+    Case("retention", "clip-24x24", retention_run("tiny336-random", "clip", (24, 24), (64, 16))),
+    Case("retention", "unipixel-8x10", retention_run("unipixel-tiny-random:5", "unipixel", (8, 10), (36, 9)),
          model_family="unipixel", not_tokens=("576",)),
     Case("sink", "tiny336", sink_run("tiny336-random", 2, 2)),
     Case("sink", "toy", sink_run(TOY, 3, 2, "toy"), weights="toy"),
