@@ -176,6 +176,25 @@ def retention_run(model: str, family: str, grid: tuple[int, int], budgets: tuple
     return build
 
 
+def reversal_run(*runs: tuple[str, str, dict, str]):
+    """Reversal runs (model, folder name, recorded options, weights), each a folder of one tree."""
+    def build(folder: Path) -> None:
+        for model, name, args, weights in runs:
+            d = folder / name
+            d.mkdir(parents=True)
+            stat = {"auroc_reversed_mean": 0.6, "auroc_reversed_ci_low": 0.5, "auroc_reversed_ci_high": 0.7,
+                    "n_sentences": 4}
+            rows = [{"breakdown": "all", "group": "all", "layer": la, **stat} for la in (1, 2)]
+            rows += [{"breakdown": b, "group": g, "layer": 2, **stat} for b, gs in
+                     (("area_bin", ("small", "large")), ("category", ("dog", "cat"))) for g in gs]
+            pd.DataFrame(rows).to_csv(d / "summary.csv", index=False)
+            pd.DataFrame(rows).to_parquet(d / "reversal.parquet")
+            fam = args.get("family", "clip")
+            _config(d, "reversal", model, fam, weights, clip={"model": model},
+                    args={"grid": "clip", "space": "clip", "pad_to_square": False, **args})
+    return build
+
+
 def paired_run(model: str, family: str, budget: int):
     def build(folder: Path) -> None:
         import numpy as np
@@ -246,6 +265,17 @@ CASES = [
     Case("retention", "clip-24x24", retention_run("tiny336-random", "clip", (24, 24), (64, 16))),
     Case("retention", "unipixel-8x10", retention_run("unipixel-tiny-random:5", "unipixel", (8, 10), (36, 9)),
          model_family="unipixel", not_tokens=("576",)),
+    Case("reversal", "two-clips", reversal_run(("tiny336-random", "run0", {}, "random"),
+                                               ("tiny336-random:1", "run1", {}, "random"))),
+    Case("reversal", "toy", reversal_run((TOY, "toy", {}, "toy")), weights="toy"),
+    Case("reversal_grid", "unipixel-grids", reversal_run(
+        ("tiny336-random", "clip", {"pad_to_square": True}, "random"),
+        ("tiny336-random", "unipixel", {"pad_to_square": True, "grid": "unipixel"}, "random")),
+        model_family="unipixel", says=("UniPixel's merged grid",)),
+    Case("reversal_grid", "unipixel-llm-space", reversal_run(
+        ("tiny336-random", "clip", {"pad_to_square": True, "grid": "unipixel"}, "random"),
+        ("unipixel-tiny-random:5", "llm-space", {"grid": "unipixel", "space": "llm", "family": "unipixel"},
+         "random")), model_family="unipixel"),
     Case("sink", "tiny336", sink_run("tiny336-random", 2, 2)),
     Case("sink", "toy", sink_run(TOY, 3, 2, "toy"), weights="toy"),
     Case("video", "sa2va-36", video_run("sa2va-tiny-random:0", "sa2va", 36), model_family="sa2va",
