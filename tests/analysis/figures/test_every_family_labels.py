@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -48,9 +48,7 @@ class Case:
     weights: str = "random"  # the run's kind of weights, which every figure states
     busy: bool = False
     timed: tuple[str, ...] = ()  # figures (name starts) that show measured times
-    tables: tuple[str, ...] = ()  # text tables that carry the timing caveat when busy
     slow: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def all_texts(fig) -> list[str]:
@@ -231,42 +229,42 @@ def sink_run(model: str, layers: int, heads: int, weights: str = "random"):
 CASES = [
     Case("efficiency", "glamm-float32-busy", efficiency_run("efficiency/scaled_cpu", "glamm-tiny-random:0", "glamm",
                                                             "float32", busy=True),
-         dtype="float32", model_family="glamm", busy=True, timed=("prefill_", "cuda_"), tables=("comparison.md",)),
+         dtype="float32", model_family="glamm", busy=True, timed=("prefill_", "cuda_"), slow=True),
     Case("efficiency", "videoglamm-bfloat16", efficiency_run("efficiency/videoglamm_flops", "videoglamm-random:0",
                                                              "videoglamm", "bfloat16"),
          dtype="bfloat16", model_family="videoglamm"),
     Case("quantization", "glamm-bfloat16", validate_run("validate/glamm-7b-random_cpu_bf16", "glamm-7b-random",
                                                         "glamm", "bfloat16"),
-         says=("bfloat16 (not quantized)",), dtype="bfloat16", model_family="glamm"),
+         says=("bfloat16 (not quantized)",), dtype="bfloat16", model_family="glamm", slow=True),
     Case("quantization", "unipixel-float32", validate_run("validate/unipixel-3b-random_cpu_bf16",
                                                                "unipixel-3b-random", "unipixel", "float32"),
-         says=("float32 (not quantized)",), dtype="float32", model_family="unipixel"),
+         says=("float32 (not quantized)",), dtype="float32", model_family="unipixel", slow=True),
     Case("quantization", "glamm-cuda-float32-busy", validate_run("validate/glamm-7b-random_cuda_none",
                                                                  "glamm-7b-random", "glamm", "float32", busy=True),
          says=("float32 (not quantized)",), dtype="float32", model_family="glamm", busy=True, timed=("prefill_",)),
-    Case("positions", "glamm", positions_run("glamm-tiny-random:0", "glamm"), model_family="glamm"),
+    Case("positions", "glamm", positions_run("glamm-tiny-random:0", "glamm"), model_family="glamm", slow=True),
     Case("positions", "unipixel", positions_run("unipixel-tiny-random:5", "unipixel"), model_family="unipixel"),
     Case("paired", "glamm-64", paired_run("glamm-tiny-random:0", "glamm", 64), model_family="glamm",
-         not_tokens=("576",)),
+         not_tokens=("576",), slow=True),
     Case("paired", "sa2va-16", paired_run("sa2va-tiny-random:0", "sa2va", 16), model_family="sa2va",
          not_tokens=("576",)),
     Case("grounding", "glamm-144", grounding_run("glamm-tiny-random:0", "glamm", 144), model_family="glamm",
-         not_tokens=("576",)),
+         not_tokens=("576",), slow=True),
     Case("grounding", "glamm-toy-36", grounding_run("glamm-tiny-random:1", "glamm", 36, ("official",)),
          model_family="glamm", not_tokens=("576",)),
     Case("merged_grounding", "unipixel", grounding_run("unipixel-tiny-random:5", "unipixel", 36,
                                                        ("per-expression",)), model_family="unipixel",
          not_tokens=("576",)),
     Case("merged_grounding", "sa2va", grounding_run("sa2va-tiny-random:0", "sa2va", 16, ("per-expression",)),
-         model_family="sa2va", not_tokens=("576",)),
-    Case("importance", "glamm-576", importance_run("glamm-tiny-random:0", "glamm", 576), model_family="glamm"),
+         model_family="sa2va", not_tokens=("576",), slow=True),
+    Case("importance", "glamm-576", importance_run("glamm-tiny-random:0", "glamm", 576), model_family="glamm", slow=True),
     Case("importance", "unipixel-per-image", importance_run("unipixel-tiny-random:5", "unipixel", None),
          model_family="unipixel", not_tokens=("576",)),
     Case("retention", "clip-24x24", retention_run("tiny336-random", "clip", (24, 24), (64, 16))),
     Case("retention", "unipixel-8x10", retention_run("unipixel-tiny-random:5", "unipixel", (8, 10), (36, 9)),
-         model_family="unipixel", not_tokens=("576",)),
+         model_family="unipixel", not_tokens=("576",), slow=True),
     Case("reversal", "two-clips", reversal_run(("tiny336-random", "run0", {}, "random"),
-                                               ("tiny336-random:1", "run1", {}, "random"))),
+                                               ("tiny336-random:1", "run1", {}, "random")), slow=True),
     Case("reversal", "toy", reversal_run((TOY, "toy", {}, "toy")), weights="toy"),
     Case("reversal_grid", "unipixel-grids", reversal_run(
         ("tiny336-random", "clip", {"pad_to_square": True}, "random"),
@@ -276,12 +274,12 @@ CASES = [
         ("tiny336-random", "clip", {"pad_to_square": True, "grid": "unipixel"}, "random"),
         ("unipixel-tiny-random:5", "llm-space", {"grid": "unipixel", "space": "llm", "family": "unipixel"},
          "random")), model_family="unipixel"),
-    Case("sink", "tiny336", sink_run("tiny336-random", 2, 2)),
+    Case("sink", "tiny336", sink_run("tiny336-random", 2, 2), slow=True),
     Case("sink", "toy", sink_run(TOY, 3, 2, "toy"), weights="toy"),
     Case("video", "sa2va-36", video_run("sa2va-tiny-random:0", "sa2va", 36), model_family="sa2va",
          says=("(36 a frame)",), not_tokens=("all 576",)),
     Case("video", "videoglamm-144", video_run("videoglamm-tiny-random:0", "videoglamm", 144),
-         model_family="videoglamm", says=("(144 a frame)",), not_tokens=("all 576",)),
+         model_family="videoglamm", says=("(144 a frame)",), not_tokens=("all 576",), slow=True),
 ]
 
 
@@ -289,6 +287,7 @@ def test_every_registered_family_has_two_cases():
     """The table covers every figure family the registry holds, each in at least two variants."""
     counts = {name: sum(c.family == name for c in CASES) for name in registry.FAMILIES}
     assert {k: v for k, v in counts.items() if v < 2} == {}
+    assert {c.family for c in CASES if not c.slow} == set(registry.FAMILIES)  # each drawn in the default suite
 
 
 def _draw(case: Case, tmp_path: Path, monkeypatch) -> dict:
@@ -356,3 +355,19 @@ def test_every_figure_states_its_runs_own_labels(case, tmp_path, monkeypatch):
         plt.close("all")
     if case.busy:
         assert any(n[len(prefix) + 1:].startswith(case.timed) for n in figs), ("no timed figure drawn", list(figs))
+
+
+@pytest.mark.slow  # a tiny validate run (about 20 CPU-seconds); efficiency's comparison.md: test_cli_timing_tiny_on_cpu
+def test_a_busy_validate_run_says_so_in_its_report(coco128, tmp_path, monkeypatch):
+    import os
+
+    from analysis.common.caveats import timing_caveat
+    from litelvlm.cli import main
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))  # a busy machine: the run records it
+    out = tmp_path / "runs" / "validate"
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
+                 "--budgets", "576,64", "--threads", "1"]) == 0
+    caveat = timing_caveat(json.loads((out / "config.json").read_text()))
+    assert caveat and caveat.startswith("TIMES UNRELIABLE: the machine was busy while timing")
+    assert f"> **{caveat}.**" in (out / "report.md").read_text()  # the table says it as efficiency's does
