@@ -94,14 +94,15 @@ def validate_run(src: str, model: str, family: str, dtype: str, busy: bool = Fal
     return build
 
 
-def video_run(model: str, family: str, frame: int):
+def video_run(model: str, family: str, frame: int, reading: str | None = None):
     def build(folder: Path) -> None:
         folder.mkdir(parents=True)
         rows = [("none", 576, frame, 4 * frame, 0.5), ("litelvlm", 196, round(frame * 196 / 576), frame, 0.4),
                 ("fastv", 81, None, frame // 2, 0.3)]
         pd.DataFrame([{"method": m, "budget": b, "context_tokens": c, "llm_visual_tokens": t, "J": v, "F": v,
                        "J&F": v} for m, b, c, t, v in rows]).to_csv(folder / "summary.csv", index=False)
-        _config(folder, "video", model, family, "random", family=family)
+        _config(folder, "video", model, family, "random", family=family,
+                **({"budget_reading": reading} if reading else {}))
     return build
 
 
@@ -276,8 +277,9 @@ CASES = [
          "random")), model_family="unipixel"),
     Case("sink", "tiny336", sink_run("tiny336-random", 2, 2), slow=True),
     Case("sink", "toy", sink_run(TOY, 3, 2, "toy"), weights="toy"),
-    Case("video", "sa2va-36", video_run("sa2va-tiny-random:0", "sa2va", 36), model_family="sa2va",
-         says=("(36 a frame)",), not_tokens=("all 576",)),
+    Case("video", "sa2va-36", video_run("sa2va-tiny-random:0", "sa2va", 36, "per-frame fraction of the N merged "
+                                                                                   "tokens (the reading it records)"),
+         model_family="sa2va", says=("(36 a frame)", "the reading it records"), not_tokens=("all 576",)),
     Case("video", "videoglamm-144", video_run("videoglamm-tiny-random:0", "videoglamm", 144),
          model_family="videoglamm", says=("(144 a frame)",), not_tokens=("all 576",), slow=True),
 ]
