@@ -357,19 +357,3 @@ def test_every_figure_states_its_runs_own_labels(case, tmp_path, monkeypatch):
         plt.close("all")
     if case.busy:
         assert any(n[len(prefix) + 1:].startswith(case.timed) for n in figs), ("no timed figure drawn", list(figs))
-
-
-@pytest.mark.slow  # a tiny validate run (about 20 CPU-seconds); efficiency's comparison.md: test_cli_timing_tiny_on_cpu
-def test_a_busy_validate_run_says_so_in_its_report(coco128, tmp_path, monkeypatch):
-    import os
-
-    from analysis.common.caveats import timing_caveat
-    from litelvlm.cli import main
-
-    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))  # a busy machine: the run records it
-    out = tmp_path / "runs" / "validate"
-    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
-                 "--budgets", "576,64", "--threads", "1"]) == 0
-    caveat = timing_caveat(json.loads((out / "config.json").read_text()))
-    assert caveat and caveat.startswith("TIMES UNRELIABLE: the machine was busy while timing")
-    assert f"> **{caveat}.**" in (out / "report.md").read_text()  # the table says it as efficiency's does
