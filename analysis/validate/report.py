@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common.caveats import timing_caveat
 from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
 from litelvlm.families import card_of
@@ -290,7 +291,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
         note += " (the token counts, positions, shapes, checks, time and memory are the architecture's)"
     lines = [f"# Validation: {a.model} on {pipe.device}", "",
              *([f"> **{note}**", ""] if note else []),
-             *([f"> **Warning: {setup['busy']}.**", ""] if setup.get("busy") else []),
+             *([f"> **{timing_caveat(setup)}.**", ""] if timing_caveat(setup) else []),
              f"Machine: {_machine(pipe)}. Model dtype {str(pipe.dtype)[6:]}. "
              f"Loaded in {setup['load_ms'] / 1e3:.1f} s (peak RSS {setup['load_peak_rss_gib']:.1f} GiB); "
              f"the image's forwards (``prepare_image``: vision tower, mask encoder) "
