@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import LiteLVLMError
 from .family_card import FamilyCard
+from .image_resize import IMAGE_RESIZES
 from .model_folder import read_config
 from .model_spec import ModelSpec
 from .video.runner import VideoEval
@@ -182,3 +183,23 @@ def video_eval(model: str) -> VideoEval:
     if not isinstance(out, VideoEval):
         raise TypeError(f"{target} is not a litelvlm.video.runner.VideoEval")
     return out
+def _resizes(model: str) -> tuple[str, ...]:
+    """The resizes ``model``'s family offers; none for a model of no family (a CLIP)."""
+    return card_of(model).image_resizes if names_family(model) else ()
+
+
+def check_image_resize(value: str, model: str) -> None:
+    """Refuse ``--image-resize value`` (not the default) for a model whose family's card does not offer it."""
+    if value != IMAGE_RESIZES[0] and value not in _resizes(model):
+        offered = ", ".join(c.name for c in cards() if value in c.image_resizes)
+        raise LiteLVLMError(f"--image-resize {value}: model {model!r} is of a family whose processor offers no such "
+                            f"resize (offered by: {offered})")
+
+
+def image_resize_record(value: str, model: str) -> dict[str, str]:
+    """What a run's ``config.json`` records of ``--image-resize``: the resize for a family whose card offers one (so
+    that a folder written with another resize, its numbers apart, is not resumed), nothing for any other family (its
+    folders stay as they were)."""
+    return {"image_resize": value} if _resizes(model) or value != IMAGE_RESIZES[0] else {}
+
+

@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from litelvlm import __version__, cli
 from litelvlm.cli_args import from_namespace
 from litelvlm.errors import LiteLVLMError
-from litelvlm.image_resize import image_resize_record
+from litelvlm.families import image_resize_record
 from litelvlm.run_owner import overwriting
 from litelvlm.transaction import current
 from litelvlm.versions import run_versions

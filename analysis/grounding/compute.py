@@ -57,8 +57,8 @@ from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
-from litelvlm.families import exif_transpose, family_of, get_family, load_pipeline
-from litelvlm.image_resize import image_resize_kwargs, image_resize_record
+from litelvlm.families import exif_transpose, family_of, get_family, image_resize_record, load_pipeline
+from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current

@@ -14,7 +14,7 @@ from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.image_resize import check_image_resize
+from litelvlm.families import check_image_resize
 
 PROTOCOLS = ("per-expression", "official")
 

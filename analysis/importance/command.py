@@ -9,7 +9,7 @@ from dataclasses import asdict
 from analysis.common.study import as_args, check_early
 from analysis.importance.options import ARGS, ImportanceArgs, add_arguments, check_args, check_method_signals
 from litelvlm.cli_args import split_list
-from litelvlm.image_resize import check_image_resize
+from litelvlm.families import check_image_resize
 
 __all__ = ["ARGS", "add_arguments", "run"]
 

@@ -37,8 +37,8 @@ from analysis.common.study import portable_paths, run_record
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import load_pipeline
-from litelvlm.image_resize import image_resize_kwargs, image_resize_record
+from litelvlm.families import image_resize_record, load_pipeline
+from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import write_csv, write_json
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import mark_weights, weights_banner

@@ -37,8 +37,8 @@ from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refs
 from litelvlm.errors import LiteLVLMError, UnsupportedModelError
 from litelvlm.exclusions import announce_skipped_images
-from litelvlm.families import exif_transpose, load_pipeline
-from litelvlm.image_resize import image_resize_kwargs, image_resize_record
+from litelvlm.families import exif_transpose, image_resize_record, load_pipeline
+from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.provenance import weights_banner
 

@@ -14,8 +14,8 @@ from analysis.common.study import check_same_model
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import cards, family_of
-from litelvlm.image_resize import check_image_resize, image_resize_arg
+from litelvlm.families import cards, check_image_resize, family_of
+from litelvlm.image_resize import image_resize_arg
 from litelvlm.model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL, ModelSpec
 
 #: The budgets of the paper's animation (LLaVA's 576 tokens down to 32).

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from analysis.common.study import as_args, check_early
 from analysis.validate.options import ARGS, ValidateArgs, add_arguments, check_compare_to, check_inputs
-from litelvlm.image_resize import check_image_resize
+from litelvlm.families import check_image_resize
 
 __all__ = ["ARGS", "add_arguments", "run"]
 

@@ -42,8 +42,8 @@ from analysis.validate.options import ValidateArgs
 from litelvlm.budget import Budget
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import family_input, load_pipeline
-from litelvlm.image_resize import image_resize_kwargs, image_resize_record
+from litelvlm.families import family_input, image_resize_record, load_pipeline
+from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_json, write_parquet
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.threads import busy_warning

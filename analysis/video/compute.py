@@ -49,8 +49,7 @@ from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import video_eval
-from litelvlm.image_resize import image_resize_record
+from litelvlm.families import image_resize_record, video_eval
 from litelvlm.io import write_csv, write_json, write_parquet, write_text
 from litelvlm.methods import BASELINE
 from litelvlm.provenance import mark_weights, weights_banner

@@ -23,8 +23,8 @@ from analysis.common.grounding_runs import check_budgets
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, video_eval
-from litelvlm.image_resize import check_image_resize, image_resize_arg
+from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, video_eval
+from litelvlm.image_resize import image_resize_arg
 from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.video.runner import FRAME_PATCHES
 

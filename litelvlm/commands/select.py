@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from ..families import DEFAULT_MODEL, cards
-from ..image_resize import check_image_resize, image_resize_arg
+from ..families import DEFAULT_MODEL, cards, check_image_resize
+from ..image_resize import image_resize_arg
 from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
 
 

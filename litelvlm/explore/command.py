@@ -13,7 +13,8 @@ from .. import families
 from ..budget import Budget, BudgetError
 from ..cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from ..errors import LiteLVLMError
-from ..image_resize import check_image_resize, image_resize_arg
+from ..families import check_image_resize
+from ..image_resize import image_resize_arg
 from .data import DEFAULT_MODEL, image_models
 
 
