@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import cache_suffix, default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
+from ..lvlm.random_weights import cache_suffix, default_dtype, resolve_fill, skip_init
 from ..model_folder import read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import (
@@ -45,7 +45,7 @@ from ..qwen.checkpoint import (
     weight_files,
 )
 from ..qwen.config import generation_config, preprocessor_config
-from ..sam2.keys import randomize, sam2_from_hf, sam2_to_hf, tracking_shapes
+from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import (
     ARCHITECTURE,
@@ -108,14 +108,7 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
         sam2 = Sa2VASam2(sam2_config(size, p.image_size), p.image_size).eval().requires_grad_(False)
     tracking = {k: torch.empty(s, dtype=dtype, device=device) for k, s in sam2_tracking_shapes(size).items()}
     parts = (fcs.state_dict(keep_vars=True), sam2.model.state_dict(keep_vars=True), tracking)
-    if fast:
-        fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1, desc="random SAM 2: filling")
-    else:
-        gen = torch.Generator().manual_seed(seed + 1)
-        for part in parts:
-            randomize(part.items(), gen)
-    sam2.model.shared_image_embedding.positional_embedding.copy_(
-        sam2.model.prompt_encoder.shared_embedding.positional_embedding)
+    fill_random(parts, sam2, seed, fast)
     return qwen, fcs, sam2, tracking
 
 

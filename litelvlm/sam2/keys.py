@@ -212,5 +212,24 @@ def randomize(tensors, gen: torch.Generator) -> None:
             t.copy_(r.to(t.dtype))
 
 
-__all__ = ["POINT_EMBED_HF", "SAM2_1_ONLY", "SAM2_KEY_PAIRS", "VERSIONS", "conv_shapes", "linear_shapes", "randomize",
+def fill_random(parts, sam2, seed: int, fast: bool) -> None:
+    """Fill a family's random SAM 2 side, ``parts`` (state dicts), in place: :func:`~litelvlm.lvlm.random_weights.
+    fast_fill` of each tensor's fan-in plan (``fast``, the full-size presets) or :func:`randomize` (the tiny ones,
+    their exact weights), seeded ``seed + 1``; then the prompt encoder's Fourier matrix shared with ``sam2``'s image
+    embedding, as SAM 2 shares it."""
+    import torch
+
+    from ..lvlm.random_weights import fan_in_plan, fast_fill
+
+    if fast:
+        fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1, desc="random SAM 2: filling")
+    else:
+        gen = torch.Generator().manual_seed(seed + 1)
+        for part in parts:
+            randomize(part.items(), gen)
+    sam2.model.shared_image_embedding.positional_embedding.copy_(
+        sam2.model.prompt_encoder.shared_embedding.positional_embedding)
+
+
+__all__ = ["POINT_EMBED_HF", "SAM2_1_ONLY", "SAM2_KEY_PAIRS", "VERSIONS", "conv_shapes", "fill_random", "linear_shapes", "randomize",
            "sam2_from_hf", "sam2_key_from_hf", "sam2_key_to_hf", "sam2_to_hf", "tracking_shapes", "vector_shapes"]

@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import cache_suffix, default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
+from ..lvlm.random_weights import cache_suffix, default_dtype, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
-from ..sam2.keys import randomize, sam2_from_hf, sam2_to_hf, tracking_shapes
+from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from ..sam2.prompt import Sam2Prompt
 from .card import CARD
 from .config import (
@@ -109,14 +109,7 @@ def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: 
     shapes.update(extra_shapes(size.d_model, llm, merger))
     extras = {k: torch.empty(s, dtype=dtype, device=device) for k, s in shapes.items()}
     parts = (head.state_dict(keep_vars=True), sam2.model.state_dict(keep_vars=True), extras)
-    if fast:
-        fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1, desc="random SAM 2: filling")
-    else:
-        gen = torch.Generator().manual_seed(seed + 1)
-        for part in parts:
-            randomize(part.items(), gen)
-    sam2.model.shared_image_embedding.positional_embedding.copy_(
-        sam2.model.prompt_encoder.shared_embedding.positional_embedding)
+    fill_random(parts, sam2, seed, fast)
     return qwen, head, sam2, extras
 
 
