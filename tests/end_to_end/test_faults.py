@@ -65,6 +65,9 @@ def argv(command: str, coco: Path, out: Path, results: Path | None = None) -> li
 HEAVY = ("demo", "efficiency", "eval-video")
 COMMANDS = ["reversal", "sink", "retention", "eval-grounding", "importance", "efficiency", "validate", "positions",
             "eval-video", "demo", "figures"]
+#: the heaviest commands' single-fault case runs with the slow tests (every command's every-write faults are slow too);
+#: the commit machinery they share is the same RunFolder the other nine commands exercise by default
+SLOW_ONE_FAULT = ("demo", "figures")
 #: what a run writes that differs between two identical runs (its provenance and timings)
 VOLATILE = ("run", "seconds", "torch_threads", "busy", "paths", "out", "written_utc")
 #: folders of resumable work and the lock: written in place as a run goes, kept after a fault
@@ -199,7 +202,8 @@ def _one_fault(command, kind, n, coco, tmp_path, faults, results_dir, clean, pri
                       "every command that writes results",
                       "one line naming the cause (exit 2) or the kill; results as before, or completed by the next "
                       "run; a re-run equals a clean run")
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_ONE_FAULT else c
+                                     for c in COMMANDS])
 def test_a_fault_at_a_write_leaves_the_results_whole(command, coco128, tmp_path, faults, reversal_results, capsys):
     clean, total = _clean(command, coco128, tmp_path / "clean", faults, reversal_results)
     again = _counted(command, coco128, tmp_path / "clean", tmp_path / "again", faults, reversal_results)
