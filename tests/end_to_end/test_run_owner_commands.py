@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from litelvlm.cli import main
-from litelvlm.run_owner import MARKER
+from litelvlm.run_owner import MARKER, STUDY_COMMAND
 from litelvlm.transaction import JOURNAL, STAGE_PREFIX
 from tests.end_to_end.test_faults import argv
 
@@ -57,6 +57,21 @@ def _held_by(command: str, out: Path) -> str:
     return other
 
 
+def _refusals(cases: list) -> list[tuple[str, str, bool]]:
+    """Run each ``[command, argv]`` of ``cases`` in one fresh process (:data:`PROBE`); each must exit 2 with one error
+    line: ``(command, that line, whether torch or transformers was imported)``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cases)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = []
+    for command, rc, err, loaded in json.loads(done.stdout.splitlines()[-1]):
+        lines = [x for x in err.splitlines() if "error" in x]
+        assert rc == 2 and len(lines) == 1, (command, err)
+        found.append((command, lines[0], loaded))
+    return found
+
+
 @pytest.mark.odd_case("a run owns its --out", "an --out holding another command's run (by its record or its "
                       "config.json)", "every command writing an --out folder",
                       "exit 2 before torch is imported: one line naming that command, another --out and --overwrite; "
@@ -67,14 +82,8 @@ def test_every_command_refuses_another_commands_folder_before_anything_loads(coc
         out = tmp_path / command
         held[command] = _held_by(command, out)
         cases.append([command, _command_argv(command, coco128, out)])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cases)], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for command, rc, err, loaded in json.loads(done.stdout.splitlines()[-1]):
-        lines = [x for x in err.splitlines() if "error" in x]
-        assert rc == 2 and len(lines) == 1, (command, err)
-        assert f"`litelvlm {held[command]}`" in lines[0] and "another --out" in lines[0] and "--overwrite" in lines[0]
+    for command, line, loaded in _refusals(cases):
+        assert f"`litelvlm {held[command]}`" in line and "another --out" in line and "--overwrite" in line
         assert not loaded, f"{command}: torch or transformers was imported before the refusal"
         out = tmp_path / command
         assert sorted(p.name for p in out.iterdir()) == sorted(
@@ -149,16 +158,10 @@ def test_another_configuration_of_the_same_command_is_refused_before_anything_lo
     for command in RESUMABLE:
         out = tmp_path / command
         out.mkdir()
-        study = {"eval-grounding": "grounding", "eval-video": "video"}.get(command, command)
+        study = {c: st for st, c in STUDY_COMMAND.items()}.get(command, command)
         (out / "config.json").write_text(json.dumps({"identity": {"study": study, "family": "glamm"},
                                                      "model": "glamm-tiny-random:7", "seed": 12345}))
         cases.append([command, _command_argv(command, coco128, out)])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cases)], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for command, rc, err, loaded in json.loads(done.stdout.splitlines()[-1]):
-        lines = [x for x in err.splitlines() if "error" in x]
-        assert rc == 2 and len(lines) == 1, (command, err)
-        assert "(differs in: --model, --seed)" in lines[0] and "--overwrite" in lines[0], lines[0]
+    for command, line, loaded in _refusals(cases):
+        assert "(differs in: --model, --seed)" in line and "--overwrite" in line, line
         assert not loaded, f"{command}: torch or transformers was imported before the refusal"
