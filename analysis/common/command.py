@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from analysis.common.study import as_args, check_early
+from litelvlm.families import check_image_resize
 
 #: a check of the options: raises to refuse them; may return corrected options (an instance of the dataclass)
 Check = Callable[[Any], Any]
@@ -24,8 +25,6 @@ Check = Callable[[Any], Any]
 
 def check_image_resize_option(a: Any) -> None:
     """``--image-resize`` refused for a model whose family cannot resize (before anything loads)."""
-    from litelvlm.families import check_image_resize
-
     check_image_resize(a.image_resize, a.model)
 
 
