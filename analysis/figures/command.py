@@ -19,10 +19,10 @@ def run(args: FiguresArgs | argparse.Namespace) -> int:
     """``litelvlm figures``: list the figure sets, regenerate the notebooks, or draw the selected figure sets."""
     if getattr(args, "list", False):
         from analysis.figures.compute import (
-            list_families,  # lazy: matplotlib and every study, after the checks
+            list_figure_sets,  # lazy: matplotlib and every study, after the checks
         )
 
-        list_families(args.results)
+        list_figure_sets(args.results)
         return 0
     if getattr(args, "write_notebooks", False):
         from analysis.figures.notebook_gen import (
