@@ -54,10 +54,10 @@ def test_list_names_every_family(capsys, tmp_path):
 
 def test_each_family_is_registered_once_from_its_own_module_in_notebook_order():
     assert [f.notebook for f in FIGURE_SETS.values()] == sorted(f.notebook for f in FIGURE_SETS.values())
-    for name, fam in FIGURE_SETS.items():
+    for name, fs in FIGURE_SETS.items():
         module = getattr(registry, name)
-        assert module.FIGURE_SET is fam and fam.name == name
-        for fn in (fam.make_smoke, fam.read, fam.draw):
+        assert module.FIGURE_SET is fs and fs.name == name
+        for fn in (fs.make_smoke, fs.read, fs.draw):
             assert fn.__module__ == f"analysis.{name}.figure_set", fn
     assert not hasattr(registry, "register")
 
@@ -89,10 +89,10 @@ def test_empty_results_skip_every_family_with_one_line_naming_its_folder_and_com
     lines = captured.out.splitlines()
     skips = [line for line in lines if line.startswith("figures: skipping")]
     assert len(skips) == len(FIGURE_SETS)
-    for line, fam in zip(skips, FIGURE_SETS.values()):
-        assert line.startswith(f"figures: skipping {fam.name}: no results in {tmp_path};")
-        assert fam.make_results.format(out=tmp_path / fam.subdir) in line
-        assert f"litelvlm figures --smoke --figure-set {fam.name}" in line
+    for line, fs in zip(skips, FIGURE_SETS.values()):
+        assert line.startswith(f"figures: skipping {fs.name}: no results in {tmp_path};")
+        assert fs.make_results.format(out=tmp_path / fs.subdir) in line
+        assert f"litelvlm figures --smoke --figure-set {fs.name}" in line
     assert "litelvlm sink --out " + str(tmp_path / "sink") in captured.out
     assert "--protocol per-expression --out " + str(tmp_path / "grounding" / "per-expression") in captured.out
     assert lines[-2] == f"figures: wrote 0 files to {tmp_path / 'f'} from 0 figure sets (none)"
@@ -102,13 +102,13 @@ def test_empty_results_skip_every_family_with_one_line_naming_its_folder_and_com
 
 
 def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_path, capsys):
-    fam = FIGURE_SETS["retention"]
+    fs = FIGURE_SETS["retention"]
     results = tmp_path / "results"
-    fam.smoke_results(results, model="tiny-random")
+    fs.smoke_results(results, model="tiny-random")
     assert main(["figures", "--results", str(results), "--figure-set", "retention", "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
     assert f"figures: retention: clip/tiny-random from {results / 'retention'}: " in printed  # the run, its model
-    paths = draw_figure_set(fam, results / "retention", tmp_path / "b")  # one command's --out works too
+    paths = draw_figure_set(fs, results / "retention", tmp_path / "b")  # one command's --out works too
     assert paths and {p.suffix for p in paths} == {".pdf", ".png"}
     assert all(p.name.startswith("retention_clip-tiny-random_") for p in paths)  # named after the model
     for p in paths:
@@ -139,7 +139,7 @@ def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_pat
     alone), so the two models are never merged."""
     from analysis.retention.figure_set import smoke_retention
 
-    fam = FIGURE_SETS["retention"]
+    fs = FIGURE_SETS["retention"]
     runs = tmp_path / "runs"
     for name, model in (("retention", "tiny336-random"), ("retention-seed1", "tiny336-random:1")):
         (runs / name).mkdir(parents=True)
@@ -150,7 +150,7 @@ def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_pat
     assert f"figures: retention: clip/tiny336-random from {runs / 'retention'}: " in printed
     assert f"figures: retention: clip/tiny336-random:1 from {runs / 'retention-seed1'}: " in printed
     for name, tag in (("retention", "clip-tiny336-random"), ("retention-seed1", "clip-tiny336-random-1")):
-        alone = draw_figure_set(fam, runs / name, tmp_path / name)
+        alone = draw_figure_set(fs, runs / name, tmp_path / name)
         assert alone and all(p.name.startswith(f"retention_{tag}_") for p in alone)
         for p in alone:
             assert (tmp_path / "a" / p.name).read_bytes() == p.read_bytes(), p.name
