@@ -166,7 +166,7 @@ class Option:
 @dataclass(frozen=True)
 class Method:
     """A pruning method. ``select`` picks the kept tokens (its K counted once by ``ground`` or
-    :func:`litelvlm.pruning.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
+    :func:`litelvlm.methods.select.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
     its :class:`Stage` (``stage``, declared by name); ``forward`` (methods inside the LLM) returns the
     final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection, or None when
     the selection prunes nothing inside the LLM (the pipeline then feeds it at the LLM input, e.g.

@@ -18,7 +18,7 @@ def install_prefill(pipe, args) -> None:
     capture is specialised to the attention it recorded); nothing for the eager prefill."""
     if getattr(args, "prefill", "eager") != "captured":
         return
-    from litelvlm.lvlm.captured import install
+    from litelvlm.llm.captured import install
 
     capture = getattr(args, "capture", "auto")
     install(pipe.language_model, None if capture == "auto" else capture)

@@ -73,8 +73,8 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
     import torch
 
     from analysis.validate.measure import RunProbe, timed_ms
-    from litelvlm.lvlm.compiled import WARMUP_CALLS
-    from litelvlm.pruning import select
+    from litelvlm.llm.compiled import WARMUP_CALLS
+    from litelvlm.methods.select import select
 
     k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
@@ -249,8 +249,8 @@ def _load(a: ValidateArgs):
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
             dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"),
             **image_resize_kwargs(a.image_resize), **quantize_kwargs(a)), torch.device("cpu"))
-    if a.compile:  # the compiled prefill (litelvlm.lvlm.compiled): its record in the run's setup
-        from litelvlm.lvlm.compiled import compile_layers, default_mode
+    if a.compile:  # the compiled prefill (litelvlm.llm.compiled): its record in the run's setup
+        from litelvlm.llm.compiled import compile_layers, default_mode
 
         pipe.compiled = compile_layers(pipe.language_model.layers, mode=default_mode(a.device))
     pipe.compiled = pf.install_prefill(a, pipe) or getattr(pipe, "compiled", None)  # --prefill captured

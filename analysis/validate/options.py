@@ -60,7 +60,7 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile, without CUDA graphs: per-"
                                     "layer graphs overwrite each other's outputs; --prefill captured graphs the "
                                     "whole stack); every (method, budget) gets 2 untimed warm-up calls first (this "
-                                    "project's option; equal to the eager path, tests/litelvlm/lvlm/test_compiled_prefill.py)")
+                                    "project's option; equal to the eager path, tests/litelvlm/llm/test_compiled_prefill.py)")
     prefill: str = arg("eager", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/validate.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)

@@ -1,6 +1,6 @@
 """``validate --prefill`` and the arithmetic limit of its prefills (this project's additions).
 
-* ``--prefill captured``: :mod:`litelvlm.lvlm.captured` installed on the pipeline's LLM (the layers between pruning
+* ``--prefill captured``: :mod:`litelvlm.llm.captured` installed on the pipeline's LLM (the layers between pruning
   points as one CUDA graph on cuda, one ``torch.compile``'d function elsewhere); layer calls that ran eagerly are
   named on screen with the reason (:func:`eager_warning`).
 * ``--matmul-tflops``: the device's matrix-product rate; each row gets ``arithmetic_limit_ms`` (2 x decoder
@@ -33,7 +33,7 @@ def install_prefill(a, pipe) -> dict | None:
     """Install ``--prefill captured`` on ``pipe``'s LLM; its record (None: the eager prefill)."""
     if a.prefill != "captured":
         return None
-    from litelvlm.lvlm.captured import install
+    from litelvlm.llm.captured import install
 
     return install(pipe.language_model, None if a.capture == "auto" else a.capture).record()
 
@@ -91,7 +91,7 @@ def screen_warning(rows: pd.DataFrame, captured: bool = False) -> str | None:
 def eager_warning(pipe, method: str, k: int) -> str | None:
     """What ran eagerly in the last call of a captured prefill (None: all captured, or the eager prefill); the
     runner's counts are reset."""
-    from litelvlm.lvlm.captured import runner_of
+    from litelvlm.llm.captured import runner_of
 
     runner = runner_of(pipe.language_model)
     if runner is None:

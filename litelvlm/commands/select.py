@@ -81,14 +81,15 @@ def _load_image(path: str):
 
 
 def run(ns) -> int:
-    from ..methods import describe, method_names
+    from ..methods import available_methods, describe, get_method, method_names
 
     if ns.list_methods:  # from the registry's table alone: no method module, no torch
         width = max(map(len, method_names()))
         for name in method_names():
             print(f"{name:{width}s}  {describe(name)}")
         return 0
-    from ..pruning import SelectorInputs, available_methods, get_method, visual_features
+    from ..methods.select import visual_features
+    from ..pruning import SelectorInputs
 
     a = from_namespace(SelectArgs, ns)
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]

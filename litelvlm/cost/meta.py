@@ -18,7 +18,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..clip.traces import TextTrace, VisionTrace
 from ..methods import get_method
-from ..pruning import Selection, SelectorInputs, select
+from ..methods.select import select
+from ..pruning import Selection, SelectorInputs
 from .clip import SENTENCE, InMemoryHFClip, build_clip_sizes
 from .tokens import TokenPlan, count_flops, selects_on_clip, selects_on_llm_input
 

@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import default_dtype, resolve_fill, skip_init
 from ..model_folder import read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import (
@@ -44,6 +43,7 @@ from ..qwen.checkpoint import (
 )
 from ..qwen.config import generation_config, preprocessor_config
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
+from ..random_weights import default_dtype, resolve_fill, skip_init
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import (
@@ -95,7 +95,7 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
                 device: str | torch.device = "cpu",
                 fill: str = "auto") -> tuple[torch.nn.Module, TextHiddenFcs, Sa2VASam2, dict]:
     """A random Sa2VA: (Qwen2.5-VL with the resized rows, ``text_hidden_fcs``, SAM 2, the tracking tensors).
-    ``fill`` (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts with
+    ``fill`` (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts with
     :func:`~litelvlm.sam2.keys.randomize`'s distributions), initialises the tiny one."""
     p = get_preset(preset)
     fast = resolve_fill(fill, p.name != "tiny") == "fast"

@@ -65,7 +65,7 @@ class TimedParts:
 
     def run_select(self, method: str, budget: int) -> list:
         """The selection of each of the 16 frames (``prune_clip``'s loop)."""
-        from ..pruning import select
+        from ..methods.select import select
         from .pruning import frame_inputs
 
         return [select(method, frame_inputs(self.trace, self.text, f), budget) for f in range(16)]
@@ -94,7 +94,7 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
     from ..cost.timing import LayerLoopTimer, interleaved_wall_ms, wall_time_ms
     from ..lvlm.numerics import set_attention
     from ..memory import peak_activation_bytes
-    from ..pruning import get_method
+    from ..methods import get_method
 
     parts = TimedParts(arch, device, dtype)
 

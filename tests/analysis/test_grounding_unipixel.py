@@ -10,7 +10,7 @@ import pytest
 
 from litelvlm.budget import Budget
 from litelvlm.cli import main
-from litelvlm.pruning import available_methods
+from litelvlm.methods import available_methods
 
 MODEL = "unipixel-tiny-random:0"
 

@@ -1,5 +1,5 @@
 """``validate --prefill captured`` and ``--matmul-tflops`` end to end (the library's equivalence is
-tests/litelvlm/lvlm/test_compiled_prefill.py; the limit's arithmetic tests/litelvlm/cost/test_bound.py)."""
+tests/litelvlm/llm/test_compiled_prefill.py; the limit's arithmetic tests/litelvlm/cost/test_bound.py)."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def test_shared_layer_runs_phi3_with_its_window():
     sequence longer than the window (VideoGLaMM's ~3420-token prompt against its 2048 keys, here 40 against 9)."""
     from transformers import Phi3Config, Phi3Model
 
-    from litelvlm.lvlm.llm_context import attention_rows_at, run_layers
+    from litelvlm.llm.context import attention_rows_at, run_layers
 
     torch.manual_seed(0)
     cfg = Phi3Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -148,7 +148,7 @@ def test_clip_side_methods_prune_each_frame(pipe, prep, none_out, video):
 def test_every_offered_method_at_the_papers_budgets(pipe, prep, none_out):
     """Every method the family offers at 196 and 81 a frame, and at 576: a method keeping everything in order equals
     ``none`` (SparseVLM is offered but its three stages need more than the tiny model's 2 layers)."""
-    from litelvlm.pruning import available_methods
+    from litelvlm.methods import available_methods
 
     offered = [m for m in available_methods() if pipe.method_error(m) is None and m != "none"]
     assert {"fastv", "dart", "divprune", "ivc-prune", "sparsevlm", "litelvlm", "vispruner", "tome"} <= set(offered)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from litelvlm import random_weights as rw
 from litelvlm.checksums import tensors_digest
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import random_weights as rw
 
 #: tensors_digest of the tiny presets' state dicts at seed 3, as per-module initialisation built them before the fast
 #: fill existed (the default commands' result tables rest on these weights)
@@ -194,7 +194,7 @@ def test_the_fast_fill_leaves_meta_tensors_alone_and_fills_the_rest_as_before():
     the real tensors beside it get the values they get without it (each keeps its place in the plan)."""
     import torch
 
-    from litelvlm.lvlm.random_weights import fast_fill
+    from litelvlm.random_weights import fast_fill
 
     real = [torch.empty(5, 3) for _ in range(2)]
     fast_fill([("a", real[0], 0.02, None), ("b", real[1], 0.02, None)], seed=3)

@@ -54,7 +54,7 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 def resolve_fill(fill: str, full_size: bool) -> str:
     """``"init"`` or ``"fast"``: ``fill`` itself; for ``"auto"`` the environment's ``LITELVLM_RANDOM_FILL`` where
     it names one, else ``"fast"`` on a full-size preset only. An unknown name is a ``LiteLVLMError``."""
-    from ..errors import LiteLVLMError
+    from .errors import LiteLVLMError
 
     if fill not in FILLS:
         raise LiteLVLMError(f"fill must be one of {', '.join(FILLS)}; got {fill!r}")
