@@ -17,6 +17,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..clip.traces import TextTrace, VisionTrace
+from ..lvlm.tower import ClipTower
 from ..methods import get_method
 from ..pruning import Selection, SelectorInputs, select
 from .clip import SENTENCE, InMemoryHFClip, build_clip_sizes
@@ -88,7 +89,11 @@ class SelectorBench:
         return SelectorInputs(self.trace, self.text)
 
     def select(self, method: str, budget: int) -> Selection:
-        """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first)."""
+        """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first); a tower-stage method's
+        runs the tower's blocks from the trace's embeddings (:class:`~litelvlm.lvlm.tower.ClipTower`)."""
+        spec = get_method(method)
+        if spec.prunes_in_vision_tower:
+            return spec.select(ClipTower.of(self.backend, self.trace), budget)
         return select(method, self.inputs(), budget)
 
     def run(self, method: str, budget: int) -> tuple[int, Selection | None]:

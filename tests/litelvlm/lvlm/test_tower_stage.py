@@ -130,3 +130,14 @@ def test_a_family_without_the_stage_refuses_it(tiny_glamm, tiny_glamm_prep, regi
         no_tower().tower_context(None)
     with pytest.raises(LiteLVLMError, match="no rows of the given visual_embeds"):
         tiny_glamm.ground(tiny_glamm_prep, registered, 9, visual_embeds=tiny_glamm.visual_tokens(tiny_glamm_prep))
+
+
+def test_the_cost_counts_a_tower_method_as_a_selection_before_the_llm(registered):
+    """The efficiency study's plan: the selection re-runs the tower before the LLM (its FLOPs counted as ToMe's
+    re-run), and the LLM sees K tokens from its first layer with no method run inside it."""
+    from litelvlm.cost.tokens import schedule_plan, selects_on_clip, selects_on_llm_input
+
+    spec = methods.get_method(registered)
+    assert selects_on_clip(spec) and not selects_on_llm_input(spec)
+    plan = schedule_plan(registered, 9, 576, 4, 20)
+    assert plan.stages == ((0, 9),) and plan.method == "" and plan.budget == 0
