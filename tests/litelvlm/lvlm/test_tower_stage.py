@@ -4,6 +4,9 @@ stage object on GLaMM's CLIP tower; a family without the stage refuses such a me
 
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 import torch
 
@@ -36,8 +39,14 @@ KEEP_LAST = Method("vision-tower", keep_last)
 
 @pytest.fixture
 def registered(monkeypatch):
-    """``tower-test``: :data:`KEEP_LAST` registered by one table row, as a method module registers."""
-    monkeypatch.setitem(methods.TABLE, "tower-test", (f"{__name__}:KEEP_LAST", "keeps the last K patches after block 0"))
+    """``tower-test``: :data:`KEEP_LAST` registered by one table row, as a method module of the package registers (the
+    module stands in ``sys.modules``; it declares no options)."""
+    module = types.ModuleType("litelvlm.methods.tower_test")
+    module.KEEP_LAST = KEEP_LAST
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(methods.TABLE, "tower-test", ("tower_test:KEEP_LAST", "keeps the last K patches after block 0"))
+    own = methods.declared_options
+    monkeypatch.setattr(methods, "declared_options", lambda m: () if m == "tower_test" else own(m))
     monkeypatch.setattr(methods, "_LOADED", {})
     return "tower-test"
 
