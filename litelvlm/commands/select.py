@@ -104,9 +104,9 @@ def run(ns) -> int:
         return run_family(a)
     spec = get_method(a.method)  # unknown method -> error listing the known ones
     if spec.acts_with_llm:
-        raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs a grounding model (--model "
-                            f"{' or '.join(c.default_model for c in cards() if c.input == 'image')}, or a checkpoint "
-                            "folder); "
+        raise LiteLVLMError(f"method {a.method!r} acts with the LLM or in a model's vision tower and needs a grounding "
+                            f"model (--model {' or '.join(c.default_model for c in cards() if c.input == 'image')}, "
+                            "or a checkpoint folder); "
                             f"CLIP-side methods: {', '.join(available_methods('clip'))}")
     texts = a.text or []
     if spec.needs_text and not texts:

@@ -114,7 +114,11 @@ class PipelineParts(PrefillParts):
         return with_sentence(self.pipe, self.arch, self.base)
 
     def run_select(self, method: str, budget: int):
-        """The selection of a CLIP-side method (``ground``'s first step for it)."""
+        """The selection of a CLIP-side method (``ground``'s first step for it), or a tower-stage method's (its run of
+        the CLIP tower's blocks)."""
+        spec = self.pipe.spec(method)
+        if spec.prunes_in_vision_tower:
+            return spec.select(self.pipe.tower_context(self.prepared), budget)
         return select(method, self.prepared.selector_inputs(), budget)
 
     def run_projector(self, rows: int) -> torch.Tensor:

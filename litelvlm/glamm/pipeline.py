@@ -97,6 +97,7 @@ class GlammPipeline(GroundingPipeline):
     """GLaMM (``GlammModel``) + tokenizer + CLIP backend + SAM image processor: the ``glamm`` family."""
 
     family = "glamm"
+    offers_tower_stage = True
 
     def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm",
                  clip_text: str = "question", numerics: Numerics | None = None):
@@ -311,6 +312,16 @@ class GlammPipeline(GroundingPipeline):
         """GLaMM's visual tokens are CLIP's patches in raster order: the selection's indices (-1: VisionZip's
         [CLS], -2: PruMerge's merged token; a VisionZip contextual token is its target patch's)."""
         return sel.indices
+
+    def tower_context(self, prepared: PreparedImage):
+        """GLaMM's CLIP tower (the backend's blocks, shared with LLaVA) from the trace's embeddings to the feature layer;
+        the kept patches' output goes through the projector, in the tower's order (``clip_selection_tokens``)."""
+        from ..tower import ClipTower
+
+        def to_llm(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.clip_selection_tokens(prepared, sel), self.clip_selection_rows(prepared, sel)
+
+        return ClipTower.of(self.clip, prepared.vision, 0, prepared.feature_layer, to_llm)
 
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
         """GLaMM's ``text_hidden_fcs`` on the [SEG] hidden states."""
