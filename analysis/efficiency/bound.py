@@ -24,6 +24,17 @@ def install_prefill(pipe, args) -> None:
     install(pipe.language_model, None if capture == "auto" else capture)
 
 
+def say_eager(accounts: list[dict[str, list[str]]]) -> None:
+    """Name on screen, once per reason, the runs whose decoder-layer calls ran eagerly under ``--prefill captured``
+    (``accounts``: one per captured prefill of the run, :attr:`litelvlm.lvlm.captured.CapturedPrefill.eager_runs`)."""
+    import sys
+
+    from litelvlm.lvlm.captured import eager_lines, merge_eager_runs
+
+    for line in eager_lines(merge_eager_runs(*accounts)):
+        print(f"efficiency: {line}", file=sys.stderr)
+
+
 def resolve_tflops(args, device, dtype) -> float | None:
     """The rate of ``--matmul-tflops`` (TFLOP/s), None: no limit (``off``, or ``auto`` on a CPU)."""
     value = str(getattr(args, "matmul_tflops", "off"))
@@ -60,4 +71,4 @@ def annotate_figure(fig, df: pd.DataFrame) -> None:
              "what pruning saves", fontsize=7, color="firebrick", ha="left", va="top")  # below the axis label
 
 
-__all__ = ["annotate_figure", "install_prefill", "limit_columns", "resolve_tflops", "screen_warning"]
+__all__ = ["annotate_figure", "install_prefill", "limit_columns", "resolve_tflops", "say_eager", "screen_warning"]

@@ -81,8 +81,7 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
         for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):  # compile this length, untimed
             pipe.ground(prep, method, budget, **options)
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
-        if note := pf.eager_warning(pipe, method, k):  # --prefill captured: what could not be captured, and why
-            log.warning(note)
+        pf.account_eager(pipe, f"{method}@{k}")  # --prefill captured: what could not be captured, said once at the end
         spec = pipe.spec(method)
         sel_ms = float("nan")
         if selects_on_clip(spec) and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
@@ -364,6 +363,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     elif todo:  # a resumed run: one untimed warm-up call, as a fresh run's reference is
         with torch.no_grad():
             pipe.ground(prep, BASELINE)
+        pf.account_eager(pipe, f"{BASELINE}@{full}")
     check_compare(compare, reference, a.compare_to)
     write_json(out / "config.json", config)  # staged: it reaches the folder with the tables
     compare = reference if itself and todo else compare
@@ -394,6 +394,8 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     failed, lines = write_report(out, rows, setup, a, pipe, n)
     # short: the weights, LiteLVLM's ratios per budget (report.md holds the tables), an overhead-bound warning
     print("\n".join(lines + [w for w in [pf.screen_warning(rows, a.prefill == "captured")] if w]))
+    for line in pf.eager_screen(pipe):  # --prefill captured: each reason for eager layer calls once, with its runs
+        print(f"validate: {line}", file=sys.stderr)
     warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0
