@@ -2,7 +2,7 @@
 
 * ``--prefill captured``: :mod:`litelvlm.lvlm.captured` installed on the pipeline's LLM (the layers between pruning
   points as one CUDA graph on cuda, one ``torch.compile``'d function elsewhere); layer calls that ran eagerly are
-  named on screen once per reason, with the runs they ran in (:func:`eager_screen`).
+  named on screen once per reason, with the runs they ran in (:func:`say_eager`).
 * ``--matmul-tflops``: the device's matrix-product rate; each row gets ``arithmetic_limit_ms`` (2 x decoder
   parameters x tokens per layer / rate, :mod:`litelvlm.cost.bound`) and ``over_limit`` (``paper_prefill_ms`` over
   it); a run above 3x is called overhead-bound on screen and in report.md.
@@ -97,14 +97,17 @@ def account_eager(pipe, run: str) -> None:
         runner.account(run)
 
 
-def eager_screen(pipe) -> list[str]:
-    """The screen's lines on what ran eagerly under a captured prefill: one per reason, naming its runs (none: every
-    layer call was captured, or the eager prefill)."""
+def say_eager(pipe) -> None:
+    """Name on screen (stderr) what ran eagerly under a captured prefill: one line per reason, naming its runs
+    (nothing when every layer call was captured, or under the eager prefill)."""
+    import sys
+
     from litelvlm.lvlm.captured import eager_lines, runner_of
 
     runner = runner_of(pipe.language_model)
-    return [] if runner is None else eager_lines(runner.eager_runs)
+    for line in eager_lines({} if runner is None else runner.eager_runs):
+        print(f"validate: {line}", file=sys.stderr)
 
 
-__all__ = ["LIMIT_COLUMNS", "account_eager", "add_limits", "eager_screen", "install_prefill", "limit_lines",
+__all__ = ["LIMIT_COLUMNS", "account_eager", "add_limits", "say_eager", "install_prefill", "limit_lines",
            "resolve_tflops", "screen_warning"]
