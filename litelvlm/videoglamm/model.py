@@ -163,7 +163,7 @@ class VideoGLaMM(nn.Module):
 
         lm = self.llm.model
         if embeds.shape[0] == 1 and runner_of(lm) is not None:
-            from ..lvlm.llm_attention import run_layers
+            from ..lvlm.llm_context import run_layers
 
             return lm.norm(run_layers(lm, embeds, torch.arange(embeds.shape[1], device=embeds.device)[None]))
         if not hasattr(self, "_scratch"):

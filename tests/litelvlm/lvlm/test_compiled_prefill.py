@@ -248,7 +248,7 @@ def test_eager_layer_calls_are_named_once_per_reason_with_their_runs(tiny_glamm)
     ``eager_lines`` once at its end: one line per reason with each run once, however many rounds ran it; the accounts
     of several captured prefills (one per attention) merge."""
     from litelvlm.lvlm.captured import eager_lines, install, merge_eager_runs, uninstall
-    from litelvlm.lvlm.llm_attention import run_layers
+    from litelvlm.lvlm.llm_context import run_layers
 
     lm = tiny_glamm.language_model
     runner = install(lm, "compile", backend="eager")
