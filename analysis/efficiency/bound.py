@@ -8,6 +8,8 @@ decoder-layer loop, over it) where the rate is known (``--matmul-tflops``: measu
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
 from litelvlm.cost.bound import OVERHEAD_BOUND, decoder_params, limit_ms, matmul_tflops, screen_note
@@ -27,8 +29,6 @@ def install_prefill(pipe, args) -> None:
 def say_eager(accounts: list[dict[str, list[str]]]) -> None:
     """Name on screen, once per reason, the runs whose decoder-layer calls ran eagerly under ``--prefill captured``
     (``accounts``: one per captured prefill of the run, :attr:`litelvlm.lvlm.captured.CapturedPrefill.eager_runs`)."""
-    import sys
-
     from litelvlm.lvlm.captured import eager_lines, merge_eager_runs
 
     for line in eager_lines(merge_eager_runs(*accounts)):

@@ -23,7 +23,7 @@ from analysis.common.prefill_args import (
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import family_input
+from litelvlm.families import card_of, family_input
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = tuple(Budget.parse_list(PAPER_BUDGETS))
@@ -100,8 +100,6 @@ def check_no_write(no_write: bool, model: str) -> None:
     """Refuse ``--no-write`` for a model that is no random preset, or whose family builds none in memory."""
     if not no_write:
         return
-    from litelvlm.families import card_of
-
     card = card_of(model)
     if card.preset(model) is None:
         raise LiteLVLMError(f"--no-write: {model} is no random preset (a checkpoint folder is read, never written)")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pandas as pd
 
@@ -100,8 +101,6 @@ def account_eager(pipe, run: str) -> None:
 def say_eager(pipe) -> None:
     """Name on screen (stderr) what ran eagerly under a captured prefill: one line per reason, naming its runs
     (nothing when every layer call was captured, or under the eager prefill)."""
-    import sys
-
     from litelvlm.lvlm.captured import eager_lines, runner_of
 
     runner = runner_of(pipe.language_model)
