@@ -154,6 +154,23 @@ def test_no_write_builds_in_memory_what_the_written_folder_loads(fresh_cache):
     assert mem.processor.tokenizer.chat_template == disk.processor.tokenizer.chat_template
 
 
+def test_no_write_builds_the_tiny_glamm_its_folder_loads(fresh_cache):
+    """The same for GLaMM: the tiny random GLaMM built in memory has the tensors (its CLIP tower aside: the
+    checkpoint leaves it to the CLIP backend), architecture and tokenizer its written folder loads back."""
+    from litelvlm.glamm.checkpoint import load_glamm_checkpoint
+    from litelvlm.glamm.pipeline import _built_random, _random_model_dir
+
+    with rw.no_write():
+        mem, mem_tok = _built_random("tiny", 2, None, "cpu", torch.float32)
+    assert not (fresh_cache / "random-models").exists()
+    disk, disk_tok = load_glamm_checkpoint(_random_model_dir("tiny", 2))
+    a, b = mem.state_dict(), disk.state_dict()
+    kept = [k for k in b if "vision_tower" not in k]
+    assert a.keys() == b.keys() and kept and all(torch.equal(a[k], b[k]) for k in kept)
+    assert mem.arch == disk.arch and mem_tok.get_vocab() == disk_tok.get_vocab()
+    assert mem_tok("It is [SEG].").input_ids == disk_tok("It is [SEG].").input_ids
+
+
 def _available_gb() -> float:
     from pathlib import Path
 
