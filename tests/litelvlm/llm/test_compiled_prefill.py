@@ -241,3 +241,30 @@ def test_captured_prefill_on_cuda_matches_the_eager_path(capture, coco128):
     for key, out in captured.items():
         torch.testing.assert_close(out.mask_logits, eager[key].mask_logits, rtol=2e-2, atol=2e-2)
         assert (out.masks != eager[key].masks).float().mean() < 1e-3, key
+
+
+def test_eager_layer_calls_are_named_once_per_reason_with_their_runs(tiny_glamm):
+    """``CapturedPrefill.account``: the eager calls since the last account go to the runs named; a command prints
+    ``eager_lines`` once at its end: one line per reason with each run once, however many rounds ran it; the accounts
+    of several captured prefills (one per attention) merge."""
+    from litelvlm.llm.captured import eager_lines, install, merge_eager_runs, uninstall
+    from litelvlm.llm.context import run_layers
+
+    lm = tiny_glamm.language_model
+    runner = install(lm, "compile", backend="eager")
+    hidden, pos = torch.randn(1, 5, lm.config.hidden_size, requires_grad=True), torch.arange(5)[None]
+    try:
+        for run in ("none@576", "fastv@64", "none@576"):  # two rounds of none
+            with torch.enable_grad():
+                run_layers(lm, hidden, pos)
+            runner.account(run)
+        runner.account("litelvlm@64")  # nothing ran eagerly since the last account: not named
+    finally:
+        uninstall(lm)
+    [(why, runs)] = runner.eager_runs.items()
+    assert "autograd" in why and runs == ["none@576", "fastv@64"] and not runner.eager
+    assert eager_lines(runner.eager_runs) == [f"--prefill captured: decoder-layer calls ran eagerly for {why}: "
+                                              "none@576, fastv@64"]
+    assert merge_eager_runs(runner.eager_runs, {why: ["fastv@64", "dart@64"]}, {"other": ["x@1"]}) == {
+        why: ["none@576", "fastv@64", "dart@64"], "other": ["x@1"]}
+    assert eager_lines({}) == []
