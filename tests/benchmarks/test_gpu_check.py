@@ -36,7 +36,13 @@ def test_the_check_runs_eager_and_captured_for_every_model_beside_the_matmul_rat
             assert "--budgets 576 192 64" in cmd and "--methods litelvlm fastv" in cmd and "--repeats 3" in cmd
             assert "--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd and f"--out '/nowhere/validate/{model}-" in cmd
     assert "--tokenizer" in steps["validate-glamm-7b-random-eager"]
-    assert len(steps) == 2 + 2 * len(FULL) + 1
+    for model in FULL:   # then the grounding throughput per batch size (benchmarks/bench_throughput.py)
+        cmd = steps[f"throughput-{model}"]
+        assert f"bench_throughput.py' --models {model} " in cmd and "--device cuda" in cmd
+        assert "--methods none litelvlm fastv" in cmd and "--batch-sizes 1 8 32 --budgets 192 64" in cmd
+        assert "--memory-limit-gib 60" in cmd and f"--out '/nowhere/throughput/{model}'" in cmd
+    assert "--tokenizer" in steps["throughput-glamm-7b-random"]
+    assert len(steps) == 2 + 3 * len(FULL) + 1
 
 
 def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
@@ -46,6 +52,7 @@ def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
         name = model.split(":")[0]
         assert "--device cpu" in steps[f"validate-{name}-eager"] and "--budgets 64" in steps[f"validate-{name}-eager"]
         assert "--prefill captured --capture compile-eager" in steps[f"validate-{name}-captured"]
+        assert "--device cpu" in steps[f"throughput-{name}"] and "--batch-sizes 1 2" in steps[f"throughput-{name}"]
 
 
 @pytest.mark.odd_case("bad option", "an unknown argument", "benchmarks/gpu_check.sh", "one line naming it (exit 2)")
@@ -89,7 +96,8 @@ def test_the_dry_run_runs_end_to_end(tmp_path, shared_data):
                           env=env, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = (out / "steps.log").read_text()
-    assert log.count(" rc=0 ") == 2 + 2 * len(TINY) + 1
+    assert log.count(" rc=0 ") == 2 + 3 * len(TINY) + 1
+    assert all((out / "throughput" / m.split(":")[0] / "throughput.csv").is_file() for m in TINY)
     assert (out / "summary.md").is_file() and (tmp_path / "gc.tar.gz").is_file()
     rows = pd.read_csv(out / "summary.csv")
     assert set(rows["prefill"]) == {"eager", "captured"} and rows["over_limit"].notna().all()
