@@ -86,7 +86,8 @@ def measure(pipe, preps: list, method: str, budget, batch: int, repeats: int, de
     from litelvlm.memory import peak_activation_bytes
 
     batched = batch_error(pipe, method) is None
-    ground_all(pipe, preps[:batch], method, budget, batch, batched)   # warm-up
+    warm = min(batch, 2) if batched else 1
+    ground_all(pipe, preps[:warm], method, budget, warm, batched)   # warm-up
     wall = cpu = math.inf
     for _ in range(repeats):
         sync(device)
@@ -94,7 +95,8 @@ def measure(pipe, preps: list, method: str, budget, batch: int, repeats: int, de
         ground_all(pipe, preps, method, budget, batch, batched)
         sync(device)
         wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
-    peak, _ = peak_activation_bytes(lambda: ground_all(pipe, preps[:batch], method, budget, batch, batched), device)
+    one = batch if batched else 1   # a method that cannot batch holds one prompt's activations at a time
+    peak, _ = peak_activation_bytes(lambda: ground_all(pipe, preps[:one], method, budget, one, batched), device)
     return {"batched": batched, "images": len(preps), "seconds": wall, "cpu_seconds": cpu,
             "images_per_s": len(preps) / wall, "cpu_s_per_image": cpu / len(preps), "peak_mib": peak / 2**20}
 
