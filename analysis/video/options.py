@@ -106,11 +106,13 @@ def method_error(name: str) -> str | None:
     return None
 
 
-#: why eval-video runs one expression per LLM forward on every video family (``--batch-size`` above 1 is refused)
-VIDEO_UNBATCHED = ("eval-video runs one expression per LLM forward on every video family: VideoGLaMM grounds a clip "
-                   "with its own per-frame pipeline (CLIP-side budgets per frame, its own ground), and UniPixel's and "
-                   "Sa2VA's video prompts hold thousands of visual tokens whose masks come from SAM 2's memory "
-                   "propagated per expression; batched prompts are eval-grounding's (--batch-size there)")
+def video_unbatched() -> str:
+    """Why eval-video runs one expression per LLM forward on every video family (``--batch-size`` above 1 refused)."""
+    names = ", ".join(c.display_name for c in VIDEO_CARDS)
+    return (f"eval-video runs one expression per LLM forward on every video family ({names}): each grounds a video "
+            "through its own video path, a per-frame pipeline of its own or prompts of thousands of visual tokens "
+            "whose masks come from SAM 2's memory propagated per expression; batched prompts are eval-grounding's "
+            "(--batch-size there)")
 
 
 def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
@@ -125,7 +127,7 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
         raise LiteLVLMError("; ".join(errors))
     a.budgets = budgets = check_budgets(a.budgets, NUM_PATCHES)   # the one range check (1..576 a frame), kept
     if a.batch_size != 1:
-        raise LiteLVLMError(f"--batch-size {a.batch_size}: {VIDEO_UNBATCHED}")
+        raise LiteLVLMError(f"--batch-size {a.batch_size}: {video_unbatched()}")
     video_eval(a.model).check_options(a, budgets)
     check_image_resize(a.image_resize, a.model)
     sets = split_list(a.anno_sets, int)

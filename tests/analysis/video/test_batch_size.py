@@ -18,6 +18,6 @@ def test_eval_video_batch_size_above_one_is_refused_with_the_reason(tmp_path, ca
     out = tmp_path / "video"
     line = one_error_line(main(["eval-video", "--out", str(out), "--model", model, "--batch-size", "4"]),
                           capsys.readouterr().err, "eval-video")
-    assert "--batch-size 4" in line and "VideoGLaMM" in line and "SAM 2's memory" in line
+    assert "--batch-size 4" in line and "VideoGLaMM, " in line and "SAM 2's memory" in line
     assert not out.exists()
 
