@@ -13,7 +13,9 @@ import torch
 
 from analysis.common.grounding_runs import Run, method_options, run_keys
 from analysis.common.grounding_scoring import ScoringArgs, image_prompts, output_rows
+from litelvlm.io import write_csv
 from litelvlm.lvlm.batched import batch_error, ground_batch
+from litelvlm.transaction import current
 
 #: the columns of ``OUT/batch_check.csv``
 CHECK_COLUMNS = ["method", "budget", "batch_size", "prompts", "pixels", "differing", "max_logit_difference"]
@@ -70,9 +72,6 @@ def batch_summary(out, args, notes: dict[str, str], check: BatchCheck | None) ->
     batch check, whose rows (this run's merged over the folder's earlier ones) go to ``OUT/batch_check.csv``."""
     if args.batch_size == 1:
         return ""
-    from litelvlm.io import write_csv
-    from litelvlm.transaction import current
-
     path = out / "batch_check.csv"
     table = pd.read_csv(current(path)) if current(path).exists() else pd.DataFrame(columns=CHECK_COLUMNS)
     if check is not None and check.runs:

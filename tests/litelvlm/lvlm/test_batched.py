@@ -76,20 +76,20 @@ def test_unipixel_batch_equals_one_by_one_more_methods(tiny_unipixel_pipe, metho
 
 
 @pytest.fixture(scope="module")
-def sa2va():
-    from litelvlm.families import load_pipeline
+def tiny_sa2va_pipe():
+    from litelvlm.sa2va.pipeline import Sa2VAPipeline
 
-    return load_pipeline("sa2va-tiny-random:0")
+    return Sa2VAPipeline.from_model_string("sa2va-tiny-random:0")
 
 
-def test_sa2va_batch_equals_one_by_one(sa2va):
-    _same_as_one_by_one(sa2va, _prepared(sa2va), "divprune", 8)
+def test_sa2va_batch_equals_one_by_one(tiny_sa2va_pipe):
+    _same_as_one_by_one(tiny_sa2va_pipe, _prepared(tiny_sa2va_pipe), "divprune", 8)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method,budget", [("none", None), ("litelvlm", 8), ("cdpruner", 4)])
-def test_sa2va_batch_equals_one_by_one_more_methods(sa2va, method, budget):
-    _same_as_one_by_one(sa2va, _prepared(sa2va), method, budget)
+def test_sa2va_batch_equals_one_by_one_more_methods(tiny_sa2va_pipe, method, budget):
+    _same_as_one_by_one(tiny_sa2va_pipe, _prepared(tiny_sa2va_pipe), method, budget)
 
 
 def test_methods_pruning_inside_the_llm_and_oracles_cannot_batch(tiny_glamm, glamm_preps):
