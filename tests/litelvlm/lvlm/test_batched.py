@@ -46,7 +46,8 @@ def glamm_preps(tiny_glamm):
     return _prepared(tiny_glamm, [SENTENCES[0], SENTENCES[1], [SENTENCES[2][0], "a man"]])
 
 
-@pytest.mark.parametrize("method", ["litelvlm", pytest.param("divprune", marks=pytest.mark.slow)])
+@pytest.mark.slow  # the default suite compares GLaMM's batched rows in tests/analysis/test_grounding_batch_size.py
+@pytest.mark.parametrize("method", ["litelvlm", "divprune"])
 def test_glamm_batch_equals_one_by_one(tiny_glamm, glamm_preps, method):
     one = _same_as_one_by_one(tiny_glamm, glamm_preps, method, 8)
     assert len({o.seq_len for o in one}) == 3                           # padded: three sequence lengths
@@ -92,12 +93,13 @@ def test_sa2va_batch_equals_one_by_one_more_methods(tiny_sa2va_pipe, method, bud
     _same_as_one_by_one(tiny_sa2va_pipe, _prepared(tiny_sa2va_pipe), method, budget)
 
 
-def test_methods_pruning_inside_the_llm_and_oracles_cannot_batch(tiny_glamm, glamm_preps):
-    assert batch_error(tiny_glamm, "litelvlm") is None and batch_error(tiny_glamm, "none") is None
-    assert "inside the LLM" in batch_error(tiny_glamm, "fastv")
-    assert "inside the LLM" in batch_error(tiny_glamm, "sparsevlm")
-    assert "oracle" in batch_error(tiny_glamm, "llm-attention")
-    assert "decodes" in batch_error(tiny_glamm, "litelvlm", "generate")
+def test_methods_pruning_inside_the_llm_and_oracles_cannot_batch(tiny_sa2va_pipe):
+    pipe = tiny_sa2va_pipe
+    assert batch_error(pipe, "litelvlm") is None and batch_error(pipe, "none") is None
+    assert "inside the LLM" in batch_error(pipe, "fastv")
+    assert "inside the LLM" in batch_error(pipe, "sparsevlm")
+    assert "oracle" in batch_error(pipe, "llm-attention")
+    assert "decodes" in batch_error(pipe, "litelvlm", "generate")
     with pytest.raises(LiteLVLMError, match="cannot batch: fastv prunes inside the LLM"):
-        ground_batch(tiny_glamm, glamm_preps, "fastv", 8)
-    assert ground_batch(tiny_glamm, [], "litelvlm", 8) == []
+        ground_batch(pipe, [None], "fastv", 8)    # refused before any input is read
+    assert ground_batch(pipe, [], "litelvlm", 8) == []
