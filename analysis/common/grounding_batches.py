@@ -67,18 +67,19 @@ def unbatched_line(batch_size: int, notes: dict[str, str]) -> str:
             + "; ".join(f"{m} ({why})" for m, why in notes.items()) + "\n")
 
 
-def batch_summary(out, args, notes: dict[str, str], check: BatchCheck | None) -> str:
-    """The lines ``summary.txt`` adds under ``--batch-size`` B > 1 ("" at 1): the methods run at batch 1 and the
-    batch check, whose rows (this run's merged over the folder's earlier ones) go to ``OUT/batch_check.csv``."""
+def batch_summary(out, args, notes: dict[str, str], check: BatchCheck | None) -> tuple[str, str]:
+    """(the lines ``summary.txt`` adds under ``--batch-size`` B > 1, the screen's) ("" at 1): the methods run at batch 1
+    (said on screen at the start already) and the batch check, whose rows (this run's merged over the folder's earlier
+    ones) go to ``OUT/batch_check.csv``."""
     if args.batch_size == 1:
-        return ""
+        return "", ""
     path = out / "batch_check.csv"
     table = pd.read_csv(current(path)) if current(path).exists() else pd.DataFrame(columns=CHECK_COLUMNS)
     if check is not None and check.runs:
         table = pd.concat([table, check.frame()]) if not table.empty else check.frame()
         table = table.drop_duplicates(["method", "budget"], keep="last").sort_values(["method", "budget"])
         write_csv(path, table)
-    return (unbatched_line(args.batch_size, notes) if notes else "") + check_line(table)
+    return (unbatched_line(args.batch_size, notes) if notes else "") + check_line(table), check_line(table)
 
 
 def check_line(check: pd.DataFrame) -> str:

@@ -261,11 +261,11 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
             rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs))
             shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
             nulls = "".join(f"{line}\n" for line in null_results(summary, ("ciou", "giou"), [a.model, a.clip]))
-            batching = batch_summary(out, a, unbatched, check)
+            batching, shown_check = batch_summary(out, a, unbatched, check)
             with atomic_path(out / "summary.txt") as tmp:
                 tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n" + nulls + batching)
             show_table(shown, out / "summary.txt", "cIoU/gIoU per method and budget")
-            print(nulls + batching, end="")
+            print(nulls + shown_check, end="")
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
             warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(), a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
