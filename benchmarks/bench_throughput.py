@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(df.drop(columns=["fit", "images"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"largest B within {a.memory_limit_gib:g} GiB of activations: a line through B = {a.batch_sizes[0]} and "
-          f"{a.batch_sizes[-1]} (extrapolated); none: no batch (the method runs at batch 1)")
+          f"{a.batch_sizes[-1]} (extrapolated); empty for a method that runs at batch 1")
     none8 = df[(df["method"] == "none") & (df["batch_size"] == 8)]
     for r in none8.itertuples():
         print(f"{r.model}: none at B = 8 over B = 1: {r.speedup_vs_b1:.2f}x images/s "
