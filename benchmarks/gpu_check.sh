@@ -2,8 +2,10 @@
 # The GPU check: eager against captured LLM prefill (``--prefill eager|captured``) for GLaMM-7B, UniPixel-3B, Sa2VA-3B
 # and VideoGLaMM (random weights, real architectures) at budgets 576/192/64 (VideoGLaMM's per frame, on the synthetic
 # clip), ``none`` against LiteLVLM and FastV, beside the card's measured bf16 matmul rate and each prefill's arithmetic
-# limit. Built to end well inside 10 minutes on a fresh single-GPU machine with no network. docs/validate.md ("The GPU
-# check") says what it must show; env.txt and summary.md name the card (the CPU on a dry run) it ran on.
+# limit; then each image model's grounding throughput at batch sizes 1/8/32 (benchmarks/bench_throughput.py: images/s,
+# peak memory, the largest batch within 60 GiB; none against LiteLVLM and FastV at 192/64). Built to end well inside
+# 10 minutes on a fresh single-GPU machine with no network. docs/validate.md ("The GPU check") says what it must show;
+# env.txt and summary.md name the card (the CPU on a dry run) it ran on.
 #
 #   benchmarks/gpu_check.sh --prepare            # HERE (PyPI reachable): the missing wheels into .whl/ (ignored)
 #   benchmarks/gpu_check.sh --out results/gpu_check/<card>   # THERE: the check (installs .whl/ into a scratch site)
@@ -62,12 +64,14 @@ if [ "$DRY" = 1 ]; then
   BUDGETS=(64)
   REPEATS=1
   CAPTURE=(--capture compile-eager)   # traced and replayed by dynamo: no code generation on a CPU
+  THROUGHPUT=(--batch-sizes 1 2 --budgets 64 --repeats 1 --memory-limit-gib 1)
 else
   DEVICE=cuda
   MODELS=("sa2va-qwen2_5-vl-3b-random" "unipixel-3b-random" "videoglamm-random" "glamm-7b-random")
   BUDGETS=(576 192 64)
   REPEATS=3
   CAPTURE=()
+  THROUGHPUT=(--batch-sizes 1 8 32 --budgets 192 64 --repeats 1 --memory-limit-gib 60)
 fi
 OUT="${OUT:-$ROOT/results/gpu_check/$([ "$DRY" = 1 ] && echo dry-run || echo run)}"
 DATA="${LITELVLM_SHARED_DATA:-$ROOT/../shared/data}"
@@ -93,6 +97,16 @@ for model in "${MODELS[@]}"; do
 --device $DEVICE --methods litelvlm fastv --budgets ${BUDGETS[*]} --repeats $REPEATS --prefill $prefill $extra \
 --matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) --out '$OUT/validate/$name-$prefill'"
   done
+done
+for model in "${MODELS[@]}"; do
+  name="${model%%:*}"
+  tok=""
+  case "$model" in
+    glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;;
+    videoglamm*) continue ;;   # a video model: eval-video runs at batch 1 (no batched throughput to measure)
+  esac
+  step "throughput-$name" "$PY '$ROOT/benchmarks/bench_throughput.py' --models $model $tok --device $DEVICE \
+--methods none litelvlm fastv ${THROUGHPUT[*]} --refer-dir '$DATA/coco128_refer' --out '$OUT/throughput/$name'"
 done
 step summary "$PY '$ROOT/benchmarks/gpu_check.py' summary '$OUT'"
 

@@ -69,9 +69,9 @@ def gt_parts(args: ScoringArgs) -> str:
     return args.gt_parts or ("sum" if args.protocol == "official" else "union")
 
 
-@torch.no_grad()
-def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> list[dict]:
-    """Rows (one per scored sentence x method x budget) for one image's records."""
+def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> tuple[list[Run], list]:
+    """(the runs this image keeps, its prompts as (records, prepared, targets)): the image prepared once, then one
+    prompt per the protocol's group of sentences."""
     image_id = records[0].image_id
     if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
         raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width x "
@@ -83,24 +83,38 @@ def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Ru
         groups = [(picked, turns)]
     else:   # one expression per prompt, in the family's own prompt (its default turns)
         groups = [([r], None) for r in records]
-    rows = []
     todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
-    for recs, turns in groups:
-        answer = {} if args.answer == "teacher-forced" else {"answer": args.answer}
-        prep = pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer)
-        gts = [r.mask(gt_parts(args)) for r in recs]
+    answer = {} if args.answer == "teacher-forced" else {"answer": args.answer}
+    prompts = [(recs, pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer),
+                [r.mask(gt_parts(args)) for r in recs]) for recs, turns in groups]
+    return todo, prompts
+
+
+def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, budget, out) -> list[dict]:
+    """One prompt's rows (one per sentence) for ``method`` at ``budget`` from its ``ground`` output ``out``."""
+    masks = out.masks.cpu().numpy()
+    rows = []
+    for turn, (r, gt) in enumerate(zip(recs, gts)):
+        inter, union, iou = mask_stats(masks[turn], gt)
+        rows.append({"protocol": args.protocol, "method": method, "budget": budget.column,
+                     "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
+                     "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
+                     "intersection": inter, "union": union, "iou": iou,
+                     "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
+                     "seq_len": out.seq_len, "prune_layer": out.prune_layer, **out.short_kept(),
+                     **pipe.sample_metrics(masks[turn], gt, r.bbox),
+                     **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
+                                                          "generated_tokens": int(out.generated.numel())})})
+    return rows
+
+
+@torch.no_grad()
+def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> list[dict]:
+    """Rows (one per scored sentence x method x budget) for one image's records."""
+    todo, prompts = image_prompts(pipe, args, records, image, pairs)
+    rows = []
+    for recs, prep, gts in prompts:
         for method, budget in todo:
             out = pipe.ground(prep, method, budget, positions=args.positions, **method_options(args, method, pipe))
-            masks = out.masks.cpu().numpy()
-            for turn, (r, gt) in enumerate(zip(recs, gts)):
-                inter, union, iou = mask_stats(masks[turn], gt)
-                rows.append({"protocol": args.protocol, "method": method, "budget": budget.column,
-                             "image_id": r.image_id, "ref_id": r.ref_id, "ann_id": r.ann_id,
-                             "sent_id": r.sent_id, "sentence": r.sentence, "turn": turn,
-                             "intersection": inter, "union": union, "iou": iou,
-                             "pred_area": int(masks[turn].sum()), "gt_area": int((gt == 1).sum()),
-                             "seq_len": out.seq_len, "prune_layer": out.prune_layer, **out.short_kept(),
-                             **pipe.sample_metrics(masks[turn], gt, r.bbox),
-                             **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
-                                                                  "generated_tokens": int(out.generated.numel())})})
+            rows.extend(output_rows(pipe, args, recs, gts, method, budget, out))
     return rows

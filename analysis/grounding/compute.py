@@ -43,6 +43,7 @@ import torch
 
 from analysis.common.caveats import null_results
 from analysis.common.degenerate import warn_if_degenerate
+from analysis.common.grounding_batches import BatchCheck, batch_notes, batch_summary, evaluate_images
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
@@ -223,7 +224,8 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
     _check_layers(a, methods, pipe)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
-    for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced")):
+    for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
+                         ("batch_size", 1)):
         if config[key] == default:  # a default is recorded only when changed: earlier folders resume as they were
             config.pop(key)
     config.update(image_resize_record(config.pop("image_resize"), a.model))
@@ -232,6 +234,9 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("grounding", a.model))
+    unbatched = batch_notes(pipe, a, methods, say=shards.is_main)
+    if unbatched:
+        config["unbatched"] = unbatched
     with shards.folder(out, command="eval-grounding") as folder:
         old = None
         if shards.is_main:
@@ -248,17 +253,19 @@ def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's 
         work = store.missing(mine, run_keys(pairs), run_keys(legacy))
         log.info("%s: %d image(s) to evaluate", shards.label(), sum(len(ids) for _, ids in work))
         by_key = dict(zip(run_keys(pairs), pairs, strict=True))
+        check = BatchCheck(a.batch_size) if a.batch_size > 1 and shards.is_main else None
         for todo_keys, ids in work:
-            _evaluate(pipe, a, store, by_image, ids, [by_key[tuple(k)] for k in todo_keys], shards)
+            _evaluate(pipe, a, store, by_image, ids, [by_key[tuple(k)] for k in todo_keys], shards, check)
         shards.wait()
         if shards.is_main:
             rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs))
             shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
             nulls = "".join(f"{line}\n" for line in null_results(summary, ("ciou", "giou"), [a.model, a.clip]))
+            batching, shown_check = batch_summary(out, a, unbatched, check)
             with atomic_path(out / "summary.txt") as tmp:
-                tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n" + nulls)
+                tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n" + nulls + batching)
             show_table(shown, out / "summary.txt", "cIoU/gIoU per method and budget")
-            print(nulls, end="")
+            print(nulls + shown_check, end="")
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
             warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(), a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
@@ -280,12 +287,17 @@ def read_json_if(path: Path) -> dict | None:
 
 
 def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],
-              pairs: list[Run], shards: Shards) -> None:
-    """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images; unreadable images are listed
-    in the part as skipped (not done: the next run tries them again)."""
+              pairs: list[Run], shards: Shards, check: BatchCheck | None = None) -> None:
+    """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images (``--batch-size`` prompts of a chunk's images per
+    LLM forward); unreadable images are listed in the part as skipped (not done: the next run tries them again)."""
     from tqdm.auto import tqdm
 
-    rows, chunk_images, skipped = [], [], []
+    rows, chunk_images, skipped, pending = [], [], [], []
+
+    def run_pending():
+        for image_rows in evaluate_images(pipe, a, pending, pairs, a.batch_size, check) if pending else ():
+            rows.extend(image_rows)
+        pending.clear()
 
     def flush():
         done = sorted(set(chunk_images) - {s["image_id"] for s in skipped})
@@ -302,12 +314,15 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
             skipped.append({"image_id": image_id, "path": str(recs[0].image_path), "reason": str(e)})
             log.warning("skipped image %s: %s", recs[0].image_path, e)
         else:
-            rows.extend(evaluate_image(pipe, a, recs, image, pairs))
+            if a.batch_size > 1:
+                pending.append((recs, image))
+            else:
+                rows.extend(evaluate_image(pipe, a, recs, image, pairs))
         chunk_images.append(image_id)
         if len(chunk_images) >= a.chunk:
-            flush()
+            run_pending(), flush()
     if chunk_images:
-        flush()
+        run_pending(), flush()
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -69,6 +69,10 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
     dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s evaluation), "
                                   "float32 for a small random preset", choices=["auto", *DTYPES])
     chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
+    batch_size: int = arg(1, help="prompts per LLM forward (this project's addition): B prompts of one chunk's images, "
+                                  "right-padded and masked, each pruned by its own selection; a method pruning inside "
+                                  "the LLM, an oracle or a generated answer runs at 1 (said once); raise --chunk to "
+                                  "fill batches", minimum=1)
     positions: str = arg("official", help="RoPE positions of the kept visual tokens: each method's official rule "
                                           "(FastV, DART keep theirs; the others renumber), or keep / renumber for "
                                           "every method", choices=["official", "keep", "renumber"])
@@ -96,6 +100,8 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
         raise LiteLVLMError("--max-sentences must be >= 1")
     if a.chunk < 1:
         raise LiteLVLMError("--chunk must be >= 1")
+    if a.batch_size < 1:
+        raise LiteLVLMError("--batch-size must be >= 1")
     check_image_resize(a.image_resize, a.model)
     return methods, a.budgets
 

@@ -181,7 +181,7 @@ def run_video(a: VideoArgs) -> int:
     if errors := family.method_errors(given, budgets):   # refused before anything is loaded or written
         raise LiteLVLMError("; ".join(errors))
     note = family.note
-    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch")
+    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "batch_size")
     skip += ("allocation",) if a.allocation == "uniform" else ()
     skip += ("image_resize",)
     config = {k: v for k, v in asdict(a).items() if k not in skip}

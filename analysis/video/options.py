@@ -84,6 +84,8 @@ class VideoArgs:
                                 help="seed of the bootstrap and of the paired test's patterns (default: --seed); a new "
                                      "one into an existing --out recomputes only the statistics, from the stored rows")
     device: str = arg("cpu", help="torch device")
+    batch_size: int = arg(1, help="expressions per LLM forward: 1 on every video family today (eval-grounding batches "
+                                  "images; a larger value is refused with the reason)", minimum=1)
     dtype: str = arg("auto", help="model dtype (auto: the checkpoint's)",
                      choices=["auto", "float32", "bfloat16", "float16"])
 
@@ -104,6 +106,15 @@ def method_error(name: str) -> str | None:
     return None
 
 
+def video_unbatched() -> str:
+    """Why eval-video runs one expression per LLM forward on every video family (``--batch-size`` above 1 refused)."""
+    names = ", ".join(c.display_name for c in VIDEO_CARDS)
+    return (f"eval-video runs one expression per LLM forward on every video family ({names}): each grounds a video "
+            "through its own video path, a per-frame pipeline of its own or prompts of thousands of visual tokens "
+            "whose masks come from SAM 2's memory propagated per expression; batched prompts are eval-grounding's "
+            "(--batch-size there)")
+
+
 def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     """(methods as given, per-frame budgets, annotator sets); every bad value is refused before anything is written
     (before torch loads: the budgets' range by :func:`~analysis.common.grounding_runs.check_budgets` against a frame's
@@ -115,6 +126,8 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     if errors := [why for m in methods if (why := method_error(m))]:
         raise LiteLVLMError("; ".join(errors))
     a.budgets = budgets = check_budgets(a.budgets, NUM_PATCHES)   # the one range check (1..576 a frame), kept
+    if a.batch_size != 1:
+        raise LiteLVLMError(f"--batch-size {a.batch_size}: {video_unbatched()}")
     video_eval(a.model).check_options(a, budgets)
     check_image_resize(a.image_resize, a.model)
     sets = split_list(a.anno_sets, int)

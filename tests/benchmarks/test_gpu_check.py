@@ -39,7 +39,13 @@ def test_the_check_runs_eager_and_captured_for_every_model_beside_the_matmul_rat
     for prefill in ("eager", "captured"):  # a video model: validate's synthetic clip, no RefCOCO images
         assert "--refer-dir" not in steps[f"validate-videoglamm-random-{prefill}"]
         assert "--refer-dir" in steps[f"validate-glamm-7b-random-{prefill}"]
-    assert len(steps) == 2 + 2 * len(FULL) + 1
+    for model in [m for m in FULL if not m.startswith("videoglamm")]:   # then the grounding throughput per batch size (benchmarks/bench_throughput.py)
+        cmd = steps[f"throughput-{model}"]
+        assert f"bench_throughput.py' --models {model} " in cmd and "--device cuda" in cmd
+        assert "--methods none litelvlm fastv" in cmd and "--batch-sizes 1 8 32 --budgets 192 64" in cmd
+        assert "--memory-limit-gib 60" in cmd and f"--out '/nowhere/throughput/{model}'" in cmd
+    assert "--tokenizer" in steps["throughput-glamm-7b-random"]
+    assert len(steps) == 2 + 3 * len(FULL) - 1 + 1  # no throughput step for the video model
 
 
 def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
@@ -49,6 +55,10 @@ def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
         name = model.split(":")[0]
         assert "--device cpu" in steps[f"validate-{name}-eager"] and "--budgets 64" in steps[f"validate-{name}-eager"]
         assert "--prefill captured --capture compile-eager" in steps[f"validate-{name}-captured"]
+        if name.startswith("videoglamm"):  # a video model: eval-video runs at batch 1, no throughput step
+            assert f"throughput-{name}" not in steps
+            continue
+        assert "--device cpu" in steps[f"throughput-{name}"] and "--batch-sizes 1 2" in steps[f"throughput-{name}"]
 
 
 def test_the_check_names_the_card_or_the_cpu_it_ran_on():
@@ -99,7 +109,9 @@ def test_the_dry_run_runs_end_to_end(tmp_path, shared_data):
                           env=env, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = (out / "steps.log").read_text()
-    assert log.count(" rc=0 ") == 2 + 2 * len(TINY) + 1
+    images = [m for m in TINY if not m.startswith("videoglamm")]
+    assert log.count(" rc=0 ") == 2 + 2 * len(TINY) + len(images) + 1
+    assert all((out / "throughput" / m.split(":")[0] / "throughput.csv").is_file() for m in images)
     assert (out / "summary.md").is_file() and (tmp_path / "gc.tar.gz").is_file()
     rows = pd.read_csv(out / "summary.csv")
     assert set(rows["prefill"]) == {"eager", "captured"} and rows["over_limit"].notna().all()

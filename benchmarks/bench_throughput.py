@@ -1,0 +1,179 @@
+"""Grounding throughput per batch size: images per second, CPU-seconds per image and peak activation memory at batch
+sizes B (``eval-grounding --batch-size``; :func:`litelvlm.lvlm.batched.ground_batch`), for ``none`` against the
+methods at each budget, and the largest B that fits a memory limit (pruning shortens every sequence, so a pruned
+batch takes less memory and more prompts fit).
+
+    python benchmarks/bench_throughput.py --threads 2                                   # tiny GLaMM on the CPU
+    python benchmarks/bench_throughput.py --models tiny-random:0 unipixel-tiny-random:0 sa2va-tiny-random:0
+    python benchmarks/bench_throughput.py --device cuda --models glamm-7b-random --tokenizer DIR --memory-limit-gib 60
+
+Each model grounds the same P = max(B) prepared images (one expression each; synthetic odd-sized images, or the
+first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one warm-up: B = 1 is today's
+path (``ground``), B > 1 one padded LLM forward per B prompts; a method that cannot batch (FastV: it prunes inside the
+LLM) runs prompt by prompt at every B and is marked ``batched = False``. The time covers ``ground`` (selection, LLM,
+mask head), not the per-image preparation (vision tower, SAM's image encoder), which batching does not change.
+Peak memory is the activations of one batch of B above the loaded model (:func:`litelvlm.memory.
+peak_activation_bytes`: the tracker of live tensors on a CPU, the allocator's peak on CUDA), measured in a separate,
+untimed pass; the largest B within ``--memory-limit-gib`` is extrapolated from the measured B by a line through the
+smallest and largest B (the ``fit`` column says so). Goal (this CPU, tiny GLaMM): ``none`` at B = 8 at least 2x the
+images/s of B = 1, a ratio measured in one run (MET / MISSED). Prints the CPU's flags; wall times on a loaded machine
+are inflated, so the CPU-seconds per image are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_layer_dtype import cpu_flags  # noqa: E402
+
+GOAL = 2.0
+SIZES = [(53, 37), (41, 64), (50, 50), (64, 48), (37, 61), (60, 45), (45, 45), (59, 39)]
+
+
+def prompts(pipe, count: int, refer_dir: str | None) -> list:
+    """``count`` prepared images with one expression each (the first images of ``refer_dir``, else synthetic)."""
+    from PIL import Image
+
+    if refer_dir:
+        from litelvlm.data.refer import load_refer
+
+        first: dict = {}
+        for r in load_refer(refer_dir, None, split="all"):
+            first.setdefault(r.image_id, r)
+        recs = list(first.values())[:count]
+        pairs = [(r.image(), r.sentence) for r in recs]
+    else:
+        rng = np.random.default_rng(0)
+        pairs = [(Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)), f"the object number {i}")
+                 for i, (w, h) in enumerate(SIZES)]
+    pairs = [pairs[i % len(pairs)] for i in range(count)]
+    with torch.no_grad():
+        return [pipe.with_sentences(pipe.prepare_image(im, seed=0), [s]) for im, s in pairs]
+
+
+def ground_all(pipe, preps: list, method: str, budget, batch: int, batched: bool) -> None:
+    """Ground every prompt: one by one (B = 1, or a method that cannot batch), else B prompts per LLM forward."""
+    from litelvlm.lvlm.batched import ground_batch
+
+    with torch.no_grad():
+        if batch == 1 or not batched:
+            for p in preps:
+                pipe.ground(p, method, budget)
+        else:
+            for i in range(0, len(preps), batch):
+                ground_batch(pipe, preps[i:i + batch], method, budget)
+
+
+def sync(device: str) -> None:
+    """Wait for the device's queued work (CUDA), so that a timer reads finished work."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure(pipe, preps: list, method: str, budget, batch: int, repeats: int, device: str) -> dict:
+    """Best-of-``repeats`` wall and CPU seconds of grounding ``preps`` at batch ``batch``, and one batch's peak."""
+    from litelvlm.lvlm.batched import batch_error
+    from litelvlm.memory import peak_activation_bytes
+
+    batched = batch_error(pipe, method) is None
+    warm = min(batch, 2) if batched else 1
+    ground_all(pipe, preps[:warm], method, budget, warm, batched)   # warm-up
+    wall = cpu = math.inf
+    for _ in range(repeats):
+        sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        ground_all(pipe, preps, method, budget, batch, batched)
+        sync(device)
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+    one = batch if batched else 1   # a method that cannot batch holds one prompt's activations at a time
+    peak, _ = peak_activation_bytes(lambda: ground_all(pipe, preps[:one], method, budget, one, batched), device)
+    return {"batched": batched, "images": len(preps), "seconds": wall, "cpu_seconds": cpu,
+            "images_per_s": len(preps) / wall, "cpu_s_per_image": cpu / len(preps), "peak_mib": peak / 2**20}
+
+
+def largest_batch(rows: pd.DataFrame, limit_mib: float) -> int | None:
+    """The largest B whose extrapolated peak (a line through the smallest and largest measured B) fits the limit;
+    None for a method that cannot batch."""
+    if not rows["batched"].all() or len(rows) < 2:
+        return None
+    lo, hi = rows.iloc[0], rows.iloc[-1]
+    per = max((hi["peak_mib"] - lo["peak_mib"]) / (hi["batch_size"] - lo["batch_size"]), 1e-9)
+    fixed = lo["peak_mib"] - per * lo["batch_size"]
+    return max(0, int((limit_mib - fixed) // per))
+
+
+def bench_model(model: str, a) -> pd.DataFrame:
+    """Every (method, budget, B) of one model, with the speed-up over B = 1 and the largest B in the limit."""
+    from litelvlm.families import load_pipeline
+    from litelvlm.methods import get_method
+
+    pipe = load_pipeline(model, device=a.device, **({"tokenizer": a.tokenizer} if a.tokenizer else {}),
+                         **({} if a.dtype == "auto" else {"dtype": getattr(torch, a.dtype)}))
+    preps = prompts(pipe, max(a.batch_sizes), a.refer_dir)
+    out = []
+    for method in a.methods:
+        for budget in [None] if get_method(method).baseline else a.budgets:
+            for b in a.batch_sizes:
+                row = measure(pipe, preps, method, budget, b, a.repeats, a.device)
+                out.append({"model": model, "method": method, "budget": budget or "all", "batch_size": b, **row})
+                print(f"{model} {method}@{budget or 'all'} B={b}: {row['images_per_s']:.2f} images/s, "
+                      f"{row['cpu_s_per_image']:.3f} CPU-s/image, peak {row['peak_mib']:.1f} MiB", flush=True)
+    df = pd.DataFrame(out)
+    base = df[df["batch_size"] == min(a.batch_sizes)].set_index(["method", "budget"])["images_per_s"]
+    df["speedup_vs_b1"] = [r.images_per_s / base[(r.method, r.budget)] for r in df.itertuples()]
+    fits = {k: largest_batch(g, a.memory_limit_gib * 1024) for k, g in df.groupby(["method", "budget"], sort=False)}
+    df["largest_batch_in_limit"] = [fits[(r.method, r.budget)] for r in df.itertuples()]
+    df["fit"] = "linear in B (extrapolated)"
+    return df
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print (and with ``--out`` write) its table and the goal's verdict."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=["tiny-random:0"])
+    p.add_argument("--methods", nargs="+", default=["none", "litelvlm", "fastv"])
+    p.add_argument("--budgets", nargs="+", type=int, default=[192, 64])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 32])
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--memory-limit-gib", type=float, default=1.0,
+                   help="activation memory a batch may take above the loaded model")
+    p.add_argument("--refer-dir", default=None, help="a REFER folder whose first images to use (default: synthetic)")
+    p.add_argument("--tokenizer", default=None, help="a full-size random GLaMM's tokenizer folder")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=None, help="folder for throughput.csv")
+    a = p.parse_args(argv)
+    if min(a.batch_sizes) < 1 or min(a.budgets) < 1 or a.repeats < 1:
+        p.error("--batch-sizes, --budgets and --repeats must be >= 1")
+    a.batch_sizes = sorted(set(a.batch_sizes))
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(f"CPU: {cpu_flags()}; threads {torch.get_num_threads()}; device {a.device}")
+    df = pd.concat([bench_model(m, a) for m in a.models], ignore_index=True)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(df.drop(columns=["fit", "images"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"largest B within {a.memory_limit_gib:g} GiB of activations: a line through B = {a.batch_sizes[0]} and "
+          f"{a.batch_sizes[-1]} (extrapolated); empty for a method that runs at batch 1")
+    none8 = df[(df["method"] == "none") & (df["batch_size"] == 8)]
+    for r in none8.itertuples():
+        print(f"{r.model}: none at B = 8 over B = 1: {r.speedup_vs_b1:.2f}x images/s "
+              f"(goal {GOAL:g}x: {'MET' if r.speedup_vs_b1 >= GOAL else 'MISSED'})")
+    if a.out:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        df.to_csv(Path(a.out) / "throughput.csv", index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

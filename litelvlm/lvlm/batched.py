@@ -1,0 +1,126 @@
+"""Batched grounding: several prompts (and their images) through the LLM in ONE forward (this project's addition).
+
+:func:`ground_batch` is :meth:`~litelvlm.lvlm.family.GroundingPipeline.ground` for a list of prepared inputs and one
+method and budget: each input is pruned by its own selection (the method's stage, run per input: K, N and the
+sequence length may differ per input), the pruned sequences are right-padded to the longest and run through the LLM
+in one forward with an attention mask that hides the padding, and each input's ``[SEG]`` rows feed its own mask
+head. Right padding under a causal mask leaves every real row's attention unchanged, so the masks equal ``ground``'s
+up to floating-point rounding (identical in float32 on the tiny models; bfloat16 differs by rounding only, which
+``eval-grounding --batch-size`` reports). :func:`batch_error` names the runs that cannot batch (a method with its
+own forward inside the LLM, a generated answer, a video, a captured prefill); those run one by one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..budget import Budget
+from ..errors import LiteLVLMError
+from ..llm.captured import runner_of
+from ..llm.limits import check_attention_memory, check_positions
+from .sequence import GroundingOutput
+
+
+def batch_error(pipe, method: str, answer: str = "teacher-forced") -> str | None:
+    """Why ``method`` on ``pipe`` cannot share one LLM forward across prompts (None: it can)."""
+    spec = pipe.spec(method)
+    if spec.prunes_inside_llm:
+        return f"{method} prunes inside the LLM with a layer-by-layer forward of its own"
+    if spec.oracle:
+        return f"{method} is an analysis oracle that reads the unpruned LLM per prompt"
+    if answer != "teacher-forced":
+        return f"--answer {answer} decodes each prompt's answer token by token"
+    if getattr(pipe, "budget_unit", "visual") != "visual":
+        return f"the {pipe.family} family grounds a video with its own per-frame pipeline"
+    if runner_of(pipe.language_model) is not None:
+        return "the captured prefill runs one sequence at a time"
+    return None
+
+
+def _pad_positions(pos: torch.Tensor, length: int) -> torch.Tensor:
+    """``pos`` ((1, S) or (3, 1, S)) continued to ``length`` along the sequence (padding rows; masked out)."""
+    extra = length - int(pos.shape[-1])
+    if extra == 0:
+        return pos
+    tail = pos[..., -1:] + torch.arange(1, extra + 1, device=pos.device, dtype=pos.dtype)
+    return torch.cat([pos, tail], dim=-1)
+
+
+def _select(pipe, prepared, method: str, budget, positions: str, options: dict) -> dict:
+    """One input's selection, as ``ground`` makes it: its LLM inputs, positions and layout (or the method's own
+    LLM output, when its selection ran the LLM)."""
+    spec = pipe.spec(method)
+    n = pipe.num_visual(prepared)
+    k = Budget.of(budget).count(n, spec.extra_tokens)
+    positions, rule = pipe._position_rule(prepared, method, spec, positions)
+    vis, sel, kept, llm_output = spec.stage.run(pipe, prepared, method, k, None, spec=spec, rule=rule,
+                                                positions=positions, given=False, **options)
+    item = {"prepared": prepared, "budget": k, "sel": sel, "rule": rule, "llm_output": llm_output}
+    if llm_output is None:
+        layout = pipe.layout(prepared, int(vis.shape[0]))
+        item.update(embeds=pipe.sequence_embeds(prepared, vis)[0],
+                    pos=layout.position_ids if kept is None else pipe.kept_positions(prepared, kept),
+                    num_visual=layout.num_visual, pred=layout.seg_predictors)
+    return item
+
+
+def _forward(pipe, items: list[dict]) -> torch.Tensor:
+    """(B, S_max, h) final normed hidden states of the padded batch of ``items``' sequences, in one forward."""
+    lm = pipe.language_model
+    device = pipe.device
+    lengths = [int(it["embeds"].shape[0]) for it in items]
+    s = max(lengths)
+    for it, length in zip(items, lengths, strict=True):
+        check_positions(lm, pipe.name, length, it["pos"].to(device), it["num_visual"])
+    check_attention_memory(lm, s, len(items), model=pipe.name)
+    h = items[0]["embeds"].shape[-1]
+    embeds = torch.zeros(len(items), s, h, dtype=items[0]["embeds"].dtype, device=device)
+    mask = torch.zeros(len(items), s, dtype=torch.long, device=device)
+    for i, (it, length) in enumerate(zip(items, lengths, strict=True)):
+        embeds[i, :length] = it["embeds"].to(device)
+        mask[i, :length] = 1
+    pos = torch.cat([_pad_positions(it["pos"].to(device), s) for it in items], dim=-2)
+    out = lm(inputs_embeds=embeds, position_ids=pos, attention_mask=mask, use_cache=False)
+    return out.last_hidden_state
+
+
+def _masks(pipe, item: dict, seg_hidden: torch.Tensor, pred: torch.Tensor, seq_len: int,
+           method: str) -> GroundingOutput:
+    """``ground``'s outputs for one input from its ``[SEG]`` rows' states (the mask head runs per input)."""
+    prepared, sel = item["prepared"], item["sel"]
+    prompts = pipe.seg_prompts(seg_hidden)
+    low = pipe.decode_masks(prepared, prompts)
+    logits = pipe.upscale_masks(prepared, low)
+    return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
+                           prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred, method=method,
+                           budget=item["budget"], prune_layer=int(sel.prune_layer), seq_len=seq_len, selection=sel,
+                           position_rule=item["rule"])
+
+
+@torch.no_grad()
+def ground_batch(pipe, prepared: list, method: str = "none", budget: Budget | int | None = None,
+                 positions: str = "official", **options) -> list[GroundingOutput]:
+    """``pipe.ground(p, method, budget, positions=..., **options)`` for every ``p`` in ``prepared``, the LLM run
+    once over all of them (right-padded, masked); refused (:func:`batch_error`) where that cannot be done."""
+    if not prepared:
+        return []
+    if why := pipe.method_error(method):
+        raise LiteLVLMError(why)
+    answers = sorted({getattr(p, "answer", "teacher-forced") for p in prepared} - {"teacher-forced"})
+    if why := batch_error(pipe, method, answers[0] if answers else "teacher-forced"):
+        raise LiteLVLMError(f"cannot batch: {why}")
+    if any(getattr(p, "video", None) is not None for p in prepared):
+        raise LiteLVLMError("cannot batch: a video's prompt runs one at a time")
+    with pipe.seg_source() as seg_states:
+        items = [_select(pipe, p, method, budget, positions, options) for p in prepared]
+        if any(it["llm_output"] is not None for it in items):
+            raise LiteLVLMError(f"cannot batch: {method}'s selection runs the LLM on each prompt")
+        final = _forward(pipe, items)
+        for i, it in enumerate(items):
+            pred = it["pred"].to(final.device)
+            length = int(it["embeds"].shape[0])
+            it["out"] = (seg_states(final, pred)[i], pred, length)
+    return [_masks(pipe, it, *it["out"], method) for it in items]
+
+
+__all__ = ["batch_error", "ground_batch"]

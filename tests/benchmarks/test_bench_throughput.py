@@ -1,0 +1,25 @@
+"""benchmarks/bench_throughput.py: the largest batch within a memory limit (a line through the measured batch sizes;
+none for a method that runs at batch 1). Its measurements run in the benchmark and in gpu_check.sh's dry run (slow)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from bench_throughput import largest_batch  # noqa: E402
+
+
+def test_the_largest_batch_is_read_off_a_line_through_the_measured_peaks():
+    rows = pd.DataFrame({"batch_size": [1, 8, 32], "peak_mib": [12.0, 82.0, 322.0], "batched": [True] * 3})
+    assert largest_batch(rows, 1024.0) == 102          # 2 MiB fixed + 10 MiB per prompt: (1024 - 2) // 10
+    assert largest_batch(rows, 11.0) == 0              # not even one prompt fits
+    pruned = rows.assign(peak_mib=[3.0, 24.0, 96.0])   # shorter sequences: more prompts fit the same limit
+    assert largest_batch(pruned, 1024.0) > largest_batch(rows, 1024.0)
+
+
+def test_a_method_that_runs_at_batch_one_has_no_largest_batch():
+    rows = pd.DataFrame({"batch_size": [1, 8], "peak_mib": [12.0, 12.0], "batched": [False, False]})
+    assert largest_batch(rows, 1024.0) is None

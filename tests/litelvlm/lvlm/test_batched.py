@@ -1,0 +1,105 @@
+"""``ground_batch``: several prompts through the LLM in one padded forward give ``ground``'s masks, each input pruned by
+its own selection (K, N and the sequence length differing per input), on GLaMM, UniPixel and Sa2VA; the runs that
+cannot share a forward are named and refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm.batched import batch_error, ground_batch
+
+#: odd image sizes (width x height); UniPixel's and Sa2VA's N then differ per image
+SIZES = [(53, 37), (41, 64), (50, 50)]
+SENTENCES = [["the red thing on the left"], ["a dog"], ["the big cat near the window"]]
+
+
+def _prepared(pipe, sentences=SENTENCES):
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in SIZES]
+    return [pipe.with_sentences(pipe.prepare_image(im, seed=0), s) for im, s in zip(images, sentences, strict=True)]
+
+
+def _same_as_one_by_one(pipe, preps, method, budget):
+    with torch.no_grad():
+        one = [pipe.ground(p, method, budget) for p in preps]
+    batch = ground_batch(pipe, preps, method, budget)
+    assert len(batch) == len(one)
+    for o, b in zip(one, batch, strict=True):
+        assert b.masks.shape == o.masks.shape
+        assert torch.equal(b.masks, o.masks)                          # identical masks in float32
+        torch.testing.assert_close(b.mask_logits, o.mask_logits, rtol=1e-4, atol=1e-4)
+        assert torch.equal(b.kept_indices, o.kept_indices)
+        assert (b.seq_len, b.budget, b.prune_layer, b.position_rule) == (o.seq_len, o.budget, o.prune_layer,
+                                                                          o.position_rule)
+        assert torch.equal(b.seg_positions.cpu(), o.seg_positions.cpu())
+    assert torch.cat([o.mask_logits.flatten() for o in one]).std() > 0   # the logits compared are no constant
+    return one
+
+
+@pytest.fixture(scope="module")
+def glamm_preps(tiny_glamm):
+    # GLaMM's official prompt holds several expressions: the third prompt has two [SEG]s, the sequences differ
+    return _prepared(tiny_glamm, [SENTENCES[0], SENTENCES[1], [SENTENCES[2][0], "a man"]])
+
+
+@pytest.mark.slow  # the default suite compares GLaMM's batched rows in tests/analysis/test_grounding_batch_size.py
+@pytest.mark.parametrize("method", ["litelvlm", "divprune"])
+def test_glamm_batch_equals_one_by_one(tiny_glamm, glamm_preps, method):
+    one = _same_as_one_by_one(tiny_glamm, glamm_preps, method, 8)
+    assert len({o.seq_len for o in one}) == 3                           # padded: three sequence lengths
+    assert one[2].masks.shape[0] == 2
+    masks = torch.cat([o.masks.flatten() for o in one])
+    assert masks.any() and not masks.all()                             # the masks compared hold pixels both ways
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,budget", [("none", None), ("random", 8), ("cdpruner", 16), ("visionzip", 16),
+                                           ("litelvlm", 64)])
+def test_glamm_batch_equals_one_by_one_more_methods(tiny_glamm, glamm_preps, method, budget):
+    _same_as_one_by_one(tiny_glamm, glamm_preps, method, budget)
+
+
+@pytest.mark.slow
+def test_unipixel_batch_equals_one_by_one_with_n_per_image(tiny_unipixel_pipe):
+    preps = _prepared(tiny_unipixel_pipe)
+    assert len({tiny_unipixel_pipe.num_visual(p) for p in preps}) > 1  # N differs per image
+    _same_as_one_by_one(tiny_unipixel_pipe, preps, "litelvlm", 8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,budget", [("none", None), ("divprune", 8), ("hiprune", 8), ("random", 4)])
+def test_unipixel_batch_equals_one_by_one_more_methods(tiny_unipixel_pipe, method, budget):
+    _same_as_one_by_one(tiny_unipixel_pipe, _prepared(tiny_unipixel_pipe), method, budget)
+
+
+@pytest.fixture(scope="module")
+def tiny_sa2va_pipe():
+    from litelvlm.sa2va.pipeline import Sa2VAPipeline
+
+    return Sa2VAPipeline.from_model_string("sa2va-tiny-random:0")
+
+
+def test_sa2va_batch_equals_one_by_one(tiny_sa2va_pipe):
+    _same_as_one_by_one(tiny_sa2va_pipe, _prepared(tiny_sa2va_pipe), "divprune", 8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,budget", [("none", None), ("litelvlm", 8), ("cdpruner", 4)])
+def test_sa2va_batch_equals_one_by_one_more_methods(tiny_sa2va_pipe, method, budget):
+    _same_as_one_by_one(tiny_sa2va_pipe, _prepared(tiny_sa2va_pipe), method, budget)
+
+
+def test_methods_pruning_inside_the_llm_and_oracles_cannot_batch(tiny_sa2va_pipe):
+    pipe = tiny_sa2va_pipe
+    assert batch_error(pipe, "litelvlm") is None and batch_error(pipe, "none") is None
+    assert "inside the LLM" in batch_error(pipe, "fastv")
+    assert "inside the LLM" in batch_error(pipe, "sparsevlm")
+    assert "oracle" in batch_error(pipe, "llm-attention")
+    assert "decodes" in batch_error(pipe, "litelvlm", "generate")
+    with pytest.raises(LiteLVLMError, match="cannot batch: fastv prunes inside the LLM"):
+        ground_batch(pipe, [None], "fastv", 8)    # refused before any input is read
+    assert ground_batch(pipe, [], "litelvlm", 8) == []
