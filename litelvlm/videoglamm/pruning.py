@@ -47,8 +47,8 @@ from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..pruning import Selection, SelectorInputs, select
 from .config import CHUNK_SIZE, NUM_FRAMES
+from .inference import PreparedClip
 from .model import VideoGLaMM, apply_adaptive_avg_pooling
-from .pipeline import PreparedClip
 from .prompt import clip_pixels, question
 
 #: how K kept tokens meet VideoGLaMM's square-only pooling (module docstring)

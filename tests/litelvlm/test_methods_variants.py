@@ -7,11 +7,12 @@ import pytest
 
 from litelvlm import methods
 from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm.abilities import Abilities
 from litelvlm.lvlm.family import GroundingPipeline
 
 
 class _Family(GroundingPipeline):
-    backbone = "test-backbone"
+    abilities = Abilities(backbone="test-backbone")
 
 
 def test_variant_is_found_for_its_backbone_only(monkeypatch):
@@ -25,7 +26,7 @@ def test_variant_is_found_for_its_backbone_only(monkeypatch):
     assert variant.name == "random" and variant.description == "random's test variant"
     assert methods.get_method("random", "another-backbone") is own
     assert methods.get_method("fastv", "test-backbone").backbone == ""  # no variant: the method itself
-    assert _Family().spec("random") is variant
+    assert _Family.spec(_Family, "random") is variant  # asked of the class, as the studies ask
     assert methods.variant_names("test-backbone") == ["random"]
 
 

@@ -13,8 +13,8 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.pruning import SelectorInputs, select
 from litelvlm.videoglamm import pruning as VP
 from litelvlm.videoglamm.checkpoint import build_videoglamm
+from litelvlm.videoglamm.inference import prepare_clip
 from litelvlm.videoglamm.model import apply_adaptive_avg_pooling
-from litelvlm.videoglamm.pipeline import prepare_clip
 
 
 @pytest.fixture(scope="module")
