@@ -10,7 +10,7 @@ by its card in :mod:`litelvlm.families`. The contract has three parts:
   override: defaults (``device``, ``num_visual``, ``mask_shape``, ...) and the hooks ``ground`` calls
   (``run_input``, ``run_clip_stage``, ``run_llm_stage``, ``generated``);
 * what no family overrides (``typing.final``): ``ground``, one for every family, and what it runs (``method_error``,
-  ``run_llm``, the LLM layer by layer: :mod:`litelvlm.lvlm.llm_attention`).
+  ``run_llm``, the LLM layer by layer: :mod:`litelvlm.lvlm.llm_context`).
 N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting
 each [SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last axis only."""
 
@@ -33,7 +33,7 @@ from ..pruning import Selection
 from .abilities import Abilities, refusal
 from .captured import runner_of
 from .limits import check_llm_input
-from .llm_attention import LLMContext, run_layers
+from .llm_context import LLMContext, run_layers
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 

@@ -22,7 +22,7 @@ from ..method import Method
 from ..methods import get_method
 from ..pruning import Selection
 from ..pruning.selection import run_selector
-from .llm_attention import LLMContext
+from .llm_context import LLMContext
 
 
 def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *,
