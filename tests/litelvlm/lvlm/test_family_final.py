@@ -133,8 +133,17 @@ def test_abilities_refusals_name_method_flags_or_methods():
         for key, why in cls.abilities.refuses.items():
             assert key in flags or key in method_names(), (cls, key)
             assert why
+    from litelvlm.sa2va.video import video_method_error
+    from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
+
     video = get_family("videoglamm")
     assert "reads one image's CLIP trace" in video.method_error(video, "cdpruner")
     assert video.method_error(video, "fastv") is None
+    assert "window scan" in UniPixelVideoPipeline.method_error(UniPixelVideoPipeline, "vscan")
+    unipixel = get_family("unipixel")
+    assert unipixel.method_error(unipixel, "vscan") is None                  # the image path runs it
+    sa2va = get_family("sa2va")
+    assert sa2va.method_error(sa2va, "hiprune") is None
+    assert "vision tower over one image's grid" in video_method_error(sa2va, "hiprune")  # not on a video
     with pytest.raises(ValueError, match="budget_unit"):
         Abilities(budget_unit="token")
