@@ -17,7 +17,7 @@ class _Family(GroundingPipeline):
 
 def test_variant_is_found_for_its_backbone_only(monkeypatch):
     monkeypatch.setitem(methods.VARIANTS, ("random", "test-backbone"),
-                        ("litelvlm.methods.fastv:FASTV", "random's test variant"))
+                        ("fastv:FASTV", "random's test variant"))
     monkeypatch.setattr(methods, "_LOADED", {})
     own = methods.get_method("random")
     variant = methods.get_method("random", "test-backbone")
