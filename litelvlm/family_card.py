@@ -58,7 +58,7 @@ class FamilyCard:
     #: one-image studies use on a family holding several expressions per prompt; None: it has none
     official_sample: str | None = None
     #: its image protocol module when the family maps an external CLIP's scores onto a merged Qwen2.5-VL grid
-    #: (``clip_mapped``): ``resized_size(height, width)`` (the protocol's resize, whose merged grid it is) and
+    #: (its abilities' ``clip_side="mapped"``): ``resized_size(height, width)`` (the protocol's resize, whose merged grid it is) and
     #: ``question(expression)`` (its prompt's question), read by the reversal's ``--grid <family>`` and ``--space llm``;
     #: None: it has none
     merged_grid: str | None = None

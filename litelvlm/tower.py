@@ -1,7 +1,7 @@
 """The vision-tower stage (:class:`~litelvlm.method.TowerStage`): a method that prunes between the encoder blocks of the
 family's own vision tower, the tower finishing on the tokens it keeps.
 
-A family offering the stage (``GroundingPipeline.offers_tower_stage``) gives a :class:`TowerContext` for a prepared
+A family offering the stage (its abilities' ``tower_stage``) gives a :class:`TowerContext` for a prepared
 input (``GroundingPipeline.tower_context``). The method's ``select(ctx, K)`` calls ``ctx.run(observe)``: the tower runs
 its blocks up to the family's feature layer and, after each block, shows ``observe`` a :class:`TowerBlock` (the block's
 output and its attention's queries, keys, values and probabilities); ``observe`` returns the positions, among the

@@ -67,11 +67,12 @@ def run_keys(runs: list[Run]) -> list[tuple[str, int]]:
 def clip_record(pipe) -> dict:
     """What a run's ``config.json`` records of the CLIP, the same whatever the methods (a re-run may add some):
     ``clip_weights``, the hash of the CLIP whose patches are the visual tokens (GLaMM's); for a family pairing an
-    external CLIP that only some methods load (``clip_mapped``: UniPixel) None, with ``paired_clip``, that CLIP's
+    external CLIP that only some methods load (the abilities' ``clip_side="mapped"``: UniPixel) None, with ``paired_clip``, that CLIP's
     description (model string, text, view) read without loading it."""
-    if getattr(pipe, "clip_mapped", False):
+    side = getattr(getattr(pipe, "abilities", None), "clip_side", "patches")
+    if side == "mapped":
         return {"clip_weights": None, "paired_clip": pipe.describe().get("clip")}
-    clip = getattr(pipe, "clip", None) if getattr(pipe, "offers_clip_side", True) else None
+    clip = getattr(pipe, "clip", None) if side != "none" else None
     return {"clip_weights": clip.weights_hash() if clip is not None else None}
 
 
@@ -91,10 +92,10 @@ def official_turns(pipe, records: list, seed: int, image_id: int, max_sentences:
 
 def prompt_records(pipe, records: list, seed: int, max_sentences: int) -> tuple[list, list | None]:
     """(the image's records one prompt holds, the official turns or None) for a one-image study: the family's own
-    protocol when it holds a fixed number of expressions per prompt (``sentences_per_prompt``; the first ones in
+    protocol when it holds a fixed number of expressions per prompt (its abilities' ``sentences_per_prompt``; the first ones in
     REFER-file order), its official sample in several turns otherwise (:func:`official_turns`)."""
-    if pipe.sentences_per_prompt is not None:
-        return sorted(records, key=lambda r: r.order)[:pipe.sentences_per_prompt], None
+    if (per_prompt := pipe.abilities.sentences_per_prompt) is not None:
+        return sorted(records, key=lambda r: r.order)[:per_prompt], None
     return official_turns(pipe, records, seed, records[0].image_id, max_sentences)
 
 

@@ -1,7 +1,7 @@
 """The reversal on a family's merged grid (``litelvlm reversal --grid <family>``; this project's study option).
 
 Does the similarity reversal still hold where LiteLVLM selects on a family that maps an external CLIP's scores onto
-its merged Qwen2.5-VL tokens (``clip_mapped``; its card's ``merged_grid`` protocol)? The CLIP sees the image padded
+its merged Qwen2.5-VL tokens (its abilities' ``clip_side="mapped"``; its card's ``merged_grid`` protocol)? The CLIP sees the image padded
 to a square, as there; each patch-text similarity row is mapped onto the merged tokens of the family's protocol
 resize of that image by overlap area (:func:`litelvlm.qwen_vision.grid.resample_matrix`), and a token is inside the
 referent when the mask covers at least ``--threshold`` of its box (:func:`litelvlm.qwen_vision.grid.token_coverage`). No

@@ -21,7 +21,7 @@ METRIC_LABELS = {"ciou": "cIoU", "giou": "gIoU", "box_acc": "box accuracy"}
 
 def metric_label(metric: str) -> str:
     """How ``metric`` is written on an axis: :data:`METRIC_LABELS`, a family's own metric (``<family>_<metric>``,
-    ``GroundingPipeline.own_metric``) after its family card's display name, else as it is."""
+    its abilities' ``own_metric``) after its family card's display name, else as it is."""
     prefix, _, base = metric.rpartition("_")
     while prefix and base not in METRIC_LABELS:   # "box_acc": the metric's name holds a "_"
         prefix, _, head = prefix.rpartition("_")

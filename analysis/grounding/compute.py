@@ -78,11 +78,12 @@ def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: str | N
     if model is None or rows.empty:
         return summary
     cls = get_family(family_of(model))
-    if not cls.own_metric or f"{cls.own_metric}_iou" not in rows:
+    metric = cls.abilities.own_metric
+    if not metric or f"{metric}_iou" not in rows:
         return summary
-    if rows[f"{cls.own_metric}_iou"].isna().any():  # parts written before the family scored its own metric
+    if rows[f"{metric}_iou"].isna().any():  # parts written before the family scored its own metric
         log.warning("eval-grounding: some rows lack the %s metric (parts of an earlier version): its columns are "
-                    "left out of summary.csv; re-run in a fresh --out to have them", cls.own_metric)
+                    "left out of summary.csv; re-run in a fresh --out to have them", metric)
         return summary
     own = pd.DataFrame([{"method": m, "budget": b, **cls.summarize_metrics(g),
                          **({"seg_generated_rate": g["seg_generated"].mean()} if "seg_generated" in g else {})}
@@ -164,8 +165,8 @@ def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
     n = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
     errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, n)]
-    if a.answer not in pipe.answers:
-        errors.append(f"--answer {a.answer}: the {pipe.family} family's prompts offer {', '.join(pipe.answers)}")
+    if a.answer not in (answers := pipe.abilities.answers):
+        errors.append(f"--answer {a.answer}: the {pipe.family} family's prompts offer {', '.join(answers)}")
     elif a.answer == "generate":
         errors += [f"--answer generate: {m} prunes inside the LLM (a pruned KV cache while decoding has no official "
                    "definition)" for m in methods if pipe.spec(m).forward is not None]

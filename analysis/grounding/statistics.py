@@ -29,7 +29,7 @@ BASE_METRICS: dict[str, tuple[str, str | None, float]] = {
     "ciou": ("intersection", "union", CIOU_EPS),
     "giou": ("iou", None, 0.0),
 }
-#: a family's own metric (``GroundingPipeline.own_metric``; its columns are prefixed with it): its summary metric ->
+#: a family's own metric (its abilities' ``own_metric``; its columns are prefixed with it): its summary metric ->
 #: (numerator, denominator or None) column suffixes, no epsilon (cIoU, gIoU and box accuracy)
 OWN_METRICS: dict[str, tuple[str, str | None]] = {"ciou": ("inter", "union"), "giou": ("iou", None),
                                                   "box_acc": ("hit", None)}

@@ -11,7 +11,7 @@ layer, per head and head mean, captured with hooks in one forward:
 (``saliency``, ``input_x_gradient``, ``integrated_gradients``, ``layer_integrated_gradients``) and ``ablation`` (mask-IoU drop per spatial token group).
 
 What a family cannot give is refused before a run writes anything (:func:`signal_error`): the CLIP signals
-need a family that pairs a CLIP with its visual tokens (``offers_clip_side``), ``layer_integrated_gradients`` a
+need a family that pairs a CLIP with its visual tokens (its abilities' ``clip_side``), ``layer_integrated_gradients`` a
 projector from CLIP features to the LLM (GLaMM's), which the family contract does not declare.
 """
 
@@ -63,7 +63,7 @@ def projector(pipe):
 def signal_error(pipe, name: str) -> str | None:
     """Why signal ``name`` (CLIP-side or LLM-side) cannot be computed on ``pipe``'s family (None: it can)."""
     family = getattr(pipe, "family", "") or "this"
-    if name in CLIP_SIGNALS and not pipe.offers_clip_side:
+    if name in CLIP_SIGNALS and pipe.abilities.clip_side == "none":
         return (f"{name} reads CLIP's scores of the visual tokens; the {family} family pairs no CLIP with its visual "
                 "tokens")
     if name == "layer_integrated_gradients" and projector(pipe) is None:

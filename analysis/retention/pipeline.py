@@ -61,7 +61,7 @@ def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pair
     import torch
 
     base = pipe.prepare_image(image, seed=seed)
-    groups = [[t] for t in texts] if pipe.sentences_per_prompt == 1 else [list(texts)]
+    groups = [[t] for t in texts] if pipe.abilities.sentences_per_prompt == 1 else [list(texts)]
     rows, scores, info = [], [], {}
     for group in groups:
         prep = pipe.with_sentences(base, group)

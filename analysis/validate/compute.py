@@ -82,7 +82,7 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
         pf.account_eager(pipe, f"{method}@{k}")  # --prefill captured: what could not be captured, said once at the end
         spec = pipe.spec(method)
         sel_ms = float("nan")
-        if selects_on_clip(spec) and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
+        if selects_on_clip(spec) and pipe.abilities.budget_unit == "frame":  # a video: every frame's selection and projection
             sel_ms = timed_ms(lambda: pipe.prune_frames(prep, method, k, **options), pipe.device)[1]
         elif selects_on_clip(spec):
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
@@ -327,7 +327,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
         out = Path(a.out)
         pipe, load_ms, load_peak = _load(a)
         methods = check_methods(a, pipe)  # a method the family cannot run is refused before the image's forwards
-        clip_methods = (pipe.clip_mapped or pipe.budget_unit == "frame") and any(pipe.spec(m).uses_clip for m in methods)
+        clip_methods = (pipe.abilities.clip_side == "mapped" or pipe.abilities.budget_unit == "frame") and any(pipe.spec(m).uses_clip for m in methods)
         if clip_methods:  # the paired external CLIP loaded now: its weights are the model's, its loading no call's
             log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
         config = _config(a, pipe, getattr(recs[0], "image_id", None) or recs[0].video, out)

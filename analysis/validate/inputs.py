@@ -31,7 +31,7 @@ def check_methods(a, pipe) -> list[str]:
     for m in given:
         get_method(m)  # an unknown name: an error naming the known ones
     methods = given or [m for m in available_methods() if not get_method(m).baseline and pipe.method_error(m) is None
-                        and _has_schedule(pipe, m) and not (pipe.budget_unit == "frame" and pipe.spec(m).oracle)]
+                        and _has_schedule(pipe, m) and not (pipe.abilities.budget_unit == "frame" and pipe.spec(m).oracle)]
     methods = [BASELINE, *[m for m in methods if not get_method(m).baseline]]
     layers = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
@@ -57,7 +57,7 @@ def plan_runs(methods: list[str], budgets: list[Budget], pipe, n: int) -> tuple[
     """((method, budget) runs for an image of ``n`` visual tokens, the budgets skipped as above ``n``, as their
     table columns): the studies' plan (``grounding_runs.plan``: the baseline once, at all N; a fixed grid refuses
     K > N there), a budget above this image's N skipped (``image_runs``) when the family's N depends on the image."""
-    planned = plan(methods, budgets, pipe.num_visual_tokens if pipe.budget_unit == "visual" else n)
+    planned = plan(methods, budgets, pipe.num_visual_tokens if pipe.abilities.budget_unit == "visual" else n)
     runs = image_runs(planned, n)
     kept = {b for _, b in runs}
     skipped = sorted({b.column for _, b in planned if b not in kept}, reverse=True)

@@ -264,11 +264,11 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
                     tuple(setup.get("mask_shape", setup["image_size"])))
     sizes = DecoderSizes.of(pipe.language_model.config)
     llm_k = None
-    if pipe.budget_unit == "frame":  # per-frame budgets: the FLOPs count the LLM's visual tokens of each run
+    if pipe.abilities.budget_unit == "frame":  # per-frame budgets: the FLOPs count the LLM's visual tokens of each run
         from analysis.validate.video import llm_tokens
 
         llm_k = llm_tokens(pipe, rows)
-    r = ratios(rows, sizes, n, a, pipe.backbone, llm_k)
+    r = ratios(rows, sizes, n, a, pipe.abilities.backbone, llm_k)
     arch = str((pipe.describe().get("arch") or {}).get("name", pipe.family))
     full = paper_arch()
     if arch != full:  # the paper's figures sit beside rows of the paper's architecture only

@@ -3,7 +3,7 @@
 Referring video segmentation with VideoGLaMM on a Ref-DAVIS-layout folder, every pruning method the ``videoglamm``
 family runs at every per-frame budget K (of each frame's 576 CLIP tokens): the CLIP-side methods per frame
 (``litelvlm.videoglamm.pruning``), the LLM-side ones on the LLM's whole visual sequence at the same kept fraction,
-round(3328 K / 576) of its 3328 visual tokens (this project's reading, ``litelvlm.videoglamm.family``), scored by
+round(3328 K / 576) of its 3328 visual tokens (this project's reading, ``litelvlm.videoglamm.pipeline``), scored by
 J, F and J&F (DAVIS 2017, unsupervised task, per annotator set; ``litelvlm.video.metrics``). Without ``--video-dir``
 the synthetic moving-shapes set is written to a temporary folder, so the study runs offline with ``--out`` alone.
 

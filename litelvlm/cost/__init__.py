@@ -58,7 +58,7 @@ class CostArch:
         from ..families import get_family
         from ..methods import get_method
 
-        return get_method(method, get_family(self.family).backbone)
+        return get_method(method, get_family(self.family).abilities.backbone)
 
     def n_tokens(self, visual: int) -> int:
         """LLM sequence length with ``visual`` visual tokens."""

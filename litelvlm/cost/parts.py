@@ -88,7 +88,7 @@ class PrefillParts:
         s, n = ctx.image_start, ctx.num_visual
         keep = torch.cat([torch.arange(s), s + torch.arange(plan.stages[0][1]), torch.arange(s + n, ctx.seq_len)])
         # 1-D RoPE: the kept rows' indices; M-RoPE (3, 1, S): the kept rows' original ids
-        hidden, pos = ctx.embeds[:, keep], keep[None] if self.pipe.position_axes == 1 else ctx.layout.positions(keep)
+        hidden, pos = ctx.embeds[:, keep], keep[None] if self.pipe.abilities.position_axes == 1 else ctx.layout.positions(keep)
         ends = [first for first, _ in plan.stages[1:]] + [ctx.num_layers]
         prev = plan.stages[0][1]
         for (first, visual), end in zip(plan.stages, ends):

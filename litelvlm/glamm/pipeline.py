@@ -32,6 +32,7 @@ from PIL import Image
 
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
+from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
 from ..pruning import Selection, SelectorInputs
@@ -125,7 +126,7 @@ class GlammPipeline(GroundingPipeline):
     """GLaMM (``GlammModel``) + tokenizer + CLIP backend + SAM image processor: the ``glamm`` family."""
 
     family = "glamm"
-    offers_tower_stage = True
+    abilities = Abilities(tower_stage=True)
 
     def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm",
                  clip_text: str = "question", numerics: Numerics | None = None):

@@ -30,7 +30,7 @@ def batch_error(pipe, method: str, answer: str = "teacher-forced") -> str | None
         return f"{method} is an analysis oracle that reads the unpruned LLM per prompt"
     if answer != "teacher-forced":
         return f"--answer {answer} decodes each prompt's answer token by token"
-    if getattr(pipe, "budget_unit", "visual") != "visual":
+    if pipe.abilities.budget_unit != "visual":
         return f"the {pipe.family} family grounds a video with its own per-frame pipeline"
     if runner_of(pipe.language_model) is not None:
         return "the captured prefill runs one sequence at a time"

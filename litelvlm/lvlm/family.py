@@ -1,23 +1,26 @@
 """The contract of a model family: what a pixel-grounding LVLM gives the pruning methods and the studies.
 
-A family is one package (``litelvlm/glamm``, ``unipixel``, ``videoglamm``) whose pipeline subclasses :class:`GroundingPipeline`
-and is named in :mod:`litelvlm.families`; the methods and the studies ask only what this class declares. It is written
-from three shapes: GLaMM (a fixed 24x24 grid of CLIP patches, 1-D RoPE positions (1, S), SAM), Qwen2.5-VL/UniPixel
-(2x2-merged tokens of a native-resolution ViT whose number depends on the image, 3-D M-RoPE positions (3, 1, S), SAM 2)
-and VideoGLaMM (a video of T frames, N = 3328, 1-D RoPE; masks (S, T, H, W): ``mask_shape``; per-frame budgets:
-``budget_unit``). Hence N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens
-sit, the rows predicting each [SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last axis
-only; the LLM is a decoder stack run layer by layer (:mod:`litelvlm.llm.context`), every sequence checked first
-(:mod:`litelvlm.llm.limits`); CLIP-side methods read ``prepared.selector_inputs()`` and the family maps their selection
-onto its own tokens (:meth:`GroundingPipeline.clip_selection_tokens`; a family without a CLIP tower pairs an external
-one), while LLM-side methods index the family's tokens directly, and tower-stage ones run its tower (``tower_context``).
-"""
+A family is one package (``litelvlm/<family>``) whose pipeline subclasses :class:`GroundingPipeline` and is registered
+by its card in :mod:`litelvlm.families`. The contract has three parts:
+
+* what every family provides (``abc.abstractmethod``): its input (``prepare_image``, ``with_sentences``), its LLM
+  sequence (``language_model``, ``visual_tokens``, ``layout``, ``sequence_embeds``) and its mask head
+  (``seg_prompts``, ``decode_masks``, ``upscale_masks``);
+* what it declares as data (``family``, ``abilities``: :class:`~litelvlm.lvlm.abilities.Abilities`) and what it may
+  override: defaults (``device``, ``num_visual``, ``mask_shape``, ...) and the hooks ``ground`` calls
+  (``run_input``, ``run_clip_stage``, ``run_llm_stage``, ``generated``);
+* what no family overrides (``typing.final``): ``ground``, one for every family, and what it runs (``method_error``,
+  ``run_llm``, the LLM layer by layer: :mod:`litelvlm.llm.context`).
+N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting
+each [SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last axis only."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar, final
 
 import numpy as np
 import torch
@@ -30,6 +33,7 @@ from ..llm.limits import check_llm_input
 from ..method import Method
 from ..methods import get_method, mapped_methods
 from ..pruning import Selection
+from .abilities import Abilities, refusal
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 
@@ -37,95 +41,85 @@ from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 #: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are ``renumber``-ed
 POSITION_SWITCH = ("official", "keep", "renumber")
 
-#: what a family's mask head reads at the rows predicting each [SEG] (``GroundingPipeline.seg_reads``): the LLM's
-#: final normed hidden states (GLaMM's ``output_hidden_states[-1]``), or the input of the LLM's final norm
-#: (UniPixel's ``cache_state_hook`` on ``language_model.norm``)
-SEG_READS = ("final", "norm_input")
-#: what a family's ``ground`` budget counts (``GroundingPipeline.budget_unit``)
-BUDGET_UNITS = ("visual", "frame")
 
-
-class GroundingPipeline:
-    """A family's pipeline: one image, its sentences, any method and budget -> masks.
-
-    A family implements the methods that raise ``NotImplementedError`` here (and sets ``name``,
-    ``numerics``, ``quantization``, ``layer_hooks``); :meth:`ground`, :meth:`final_hidden`,
-    :meth:`context` and :meth:`attention_rows` are the same for every family.
-    """
+class GroundingPipeline(abc.ABC):
+    """A family's pipeline: one image (or video), its sentences, any method and budget -> masks (see the module)."""
 
     #: the family's name in :mod:`litelvlm.families`
-    family: str = ""
+    family: ClassVar[str] = ""
+    #: what the family offers the methods and the studies
+    abilities: ClassVar[Abilities] = Abilities()
+
     name: str = ""
     numerics: Any = None
     #: how the LLM's weights were quantized (``QuantReport``), None when they were not
     quantization: Any = None
     #: hooks that run layers in float32 (``layer_dtype="float32"``), empty otherwise
     layer_hooks: list | tuple = ()
-    #: what the mask head reads (:data:`SEG_READS`)
-    seg_reads: str = "final"
-    #: the id of the family's [SEG] token (set by each family when it loads its tokenizer)
+    #: the id of the family's [SEG] token (set when it loads its tokenizer)
     seg_token_id: int = -1
-    #: the family's own rule for kept tokens' positions, which ``positions="official"`` means on it (None: each
-    #: method's ``Method.positions``, written for LLaVA's 1-D RoPE)
-    family_positions: str | None = None
-    #: the family hands CLIP-side selections to its LLM (:meth:`clip_selection_tokens`); False: no CLIP is paired
-    offers_clip_side: bool = True
-    #: the family runs methods between its vision tower's blocks (``Method.prunes_in_vision_tower``, :meth:`tower_context`)
-    offers_tower_stage: bool = False
-    #: the family's visual tokens are not CLIP's patches: ``prepared.selector_inputs()`` is a
-    #: :class:`~litelvlm.pruning.MappedInputs` (an external CLIP's scores mapped onto the family's tokens), so only the
-    #: CLIP-side methods that read per-token scores alone (``Method.scores_only``) run, selecting the family's tokens
-    clip_mapped: bool = False
-    #: axes of the LLM's positions: 1 (1-D RoPE, ``position_ids`` (1, S)) or 3 (M-RoPE, (3, 1, S))
-    position_axes: int = 1
-    #: sentences one prompt holds under the family's own protocol (None: the study's ``--protocol`` decides,
-    #: GLaMM's several turns or one; 1: one expression per prompt, UniPixel's)
-    sentences_per_prompt: int | None = None
-    #: the LVLM the family is built on, as :data:`litelvlm.methods.VARIANTS` keys a method's variant for it ("": the
-    #: backbone the methods' table rows describe, LLaVA-1.5's CLIP and Llama)
-    backbone: str = ""
-    #: the answers the family's prompts offer (``with_sentences(answer=...)``): ``teacher-forced`` (the answer holding
-    #: [SEG] is part of the prompt) and, where the official protocol generates, ``generate`` (greedy,
-    #: :mod:`litelvlm.lvlm.generate`)
-    answers: tuple[str, ...] = ("teacher-forced",)
-
     #: ``answer="generate"``: the most new tokens a generated answer may have (the family's official limit)
     max_new_tokens: int = 0
-    #: ``ground``'s budget (:data:`BUDGET_UNITS`): ``visual``, K of the N visual tokens the LLM receives; ``frame``, K
-    #: of each frame's CLIP patches (a video family, with its own rule for the LLM-side methods' K)
-    budget_unit: str = "visual"
 
-    # -- what a family provides ------------------------------------------------------------------------
+    # -- what every family provides ----------------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def language_model(self):
+        """The LLM's decoder stack (``layers``, ``norm``, ``rotary_emb``, ``config``, ``embed_tokens``)."""
+
+    @abc.abstractmethod
+    def prepare_image(self, image, seed: int = 0):
+        """The per-image work (vision forwards, the mask decoder's image embedding), reused by every method and budget."""
+
+    @abc.abstractmethod
+    def with_sentences(self, prepared, sentences: list[str], turns=None, **options):
+        """``prepared`` with the prompt for ``sentences`` (one [SEG] each) and the CLIP text trace."""
+
+    @abc.abstractmethod
+    def visual_tokens(self, prepared) -> torch.Tensor:
+        """(N, h) the visual tokens in the LLM's input space, in the family's sequence order."""
+
+    @abc.abstractmethod
+    def layout(self, prepared, num_visual: int) -> SequenceLayout:
+        """The sequence of ``prepared``'s prompt with ``num_visual`` visual tokens."""
+
+    @abc.abstractmethod
+    def sequence_embeds(self, prepared, visual: torch.Tensor) -> torch.Tensor:
+        """(B, S, h) input embeddings: the prompt's text embeddings with ``visual`` ((K, h) or (B, K, h)) at the
+        image's place."""
+
+    @abc.abstractmethod
+    def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
+        """The mask decoder's prompts from the final hidden states predicting each [SEG]."""
+
+    @abc.abstractmethod
+    def decode_masks(self, prepared, prompts: torch.Tensor) -> torch.Tensor:
+        """(S, 1, h, w) low-resolution mask logits for the prompts ((S, T, h, w) for a video's T frames)."""
+
+    @abc.abstractmethod
+    def upscale_masks(self, prepared, low: torch.Tensor) -> torch.Tensor:
+        """(S, *mask_shape) float32 mask logits at the original size, (S, H, W) or a video's (S, T, H, W) (masks are
+        ``logits > 0``)."""
+
+    # -- defaults a family may override ----------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        raise NotImplementedError
+        """Where the LLM's input embeddings live."""
+        return self.language_model.embed_tokens.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        raise NotImplementedError
-
-    @property
-    def language_model(self):
-        """The LLM's decoder stack (``layers``, ``norm``, ``rotary_emb``, ``config``, ``embed_tokens``)."""
-        raise NotImplementedError
+        """The dtype of the LLM's input embeddings."""
+        return self.language_model.embed_tokens.weight.dtype
 
     @property
     def hidden_size(self) -> int:
         """Width of the LLM's hidden states (and of the visual tokens it receives)."""
-        raise NotImplementedError
+        return int(self.language_model.config.hidden_size)
 
     def describe(self) -> dict:
         """JSON-able description (result configs)."""
-        raise NotImplementedError
-
-    def prepare_image(self, image, seed: int = 0):
-        """The per-image work (vision forwards, the mask decoder's image embedding), reused by every
-        method and budget; ``with_sentences`` adds the prompt."""
-        raise NotImplementedError
-
-    def with_sentences(self, prepared, sentences: list[str], turns=None, **options):
-        """``prepared`` with the prompt for ``sentences`` (one [SEG] each) and the CLIP text trace."""
-        raise NotImplementedError
+        return {"model": self.name, "family": self.family}
 
     @property
     def num_visual_tokens(self) -> int | None:
@@ -133,15 +127,22 @@ class GroundingPipeline:
         (then the studies ask :meth:`num_visual` per prepared input)."""
         return None
 
-    @property
-    def lm_head(self):
-        """The LLM's output projection (a family whose :attr:`answers` offer ``generate``)."""
-        raise LiteLVLMError(f"the {self.family} family's prompts offer no generated answer")
+    def num_visual(self, prepared) -> int:
+        """N: the visual tokens the LLM receives for this input, unpruned."""
+        return int(self.visual_tokens(prepared).shape[0])
 
-    @property
-    def stop_ids(self) -> set[int]:
-        """The token ids that end a generated answer (a family whose :attr:`answers` offer ``generate``)."""
-        raise LiteLVLMError(f"the {self.family} family's prompts offer no generated answer")
+    def full_budget(self, prepared) -> int:
+        """The budget keeping everything (the baseline's) in the abilities' ``budget_unit``: N, or a frame's CLIP
+        patches; ``ground`` counts a budget against it."""
+        return self.num_visual(prepared)
+
+    def mask_shape(self, prepared) -> tuple[int, ...]:
+        """One [SEG]'s mask: (H, W) of an image; (T, H, W) of a video's T frames."""
+        return tuple(int(v) for v in prepared.image_size)
+
+    def keeps_everything(self, prepared, out: GroundingOutput) -> bool:
+        """Whether ``out``'s run gave the LLM every visual token unchanged and in order (nothing pruned)."""
+        return bool(torch.equal(out.kept_indices.cpu(), torch.arange(self.num_visual(prepared))))
 
     def visual_grid(self, prepared) -> tuple[int, int]:
         """(rows, cols) of ``prepared``'s N visual tokens in the sequence's order (row-major), read from the layout's
@@ -157,72 +158,36 @@ class GroundingPipeline:
 
         return visual_window(self, image)
 
-    def num_visual(self, prepared) -> int:
-        """N: the visual tokens the LLM receives for this input, unpruned."""
-        raise NotImplementedError
-
-    def full_budget(self, prepared) -> int:
-        """The budget keeping everything (the baseline's) in :attr:`budget_unit`: N, or a frame's CLIP patches."""
-        return self.num_visual(prepared)
-
-    def mask_shape(self, prepared) -> tuple[int, ...]:
-        """One [SEG]'s mask: (H, W) of an image; (T, H, W) of a video's T frames."""
-        return tuple(int(v) for v in prepared.image_size)
-
-    def keeps_everything(self, prepared, out: GroundingOutput) -> bool:
-        """Whether ``out``'s run gave the LLM every visual token unchanged and in order (nothing pruned)."""
-        return bool(torch.equal(out.kept_indices.cpu(), torch.arange(self.num_visual(prepared))))
-
-    def visual_tokens(self, prepared) -> torch.Tensor:
-        """(N, h) the visual tokens in the LLM's input space, in the family's sequence order."""
-        raise NotImplementedError
-
     def clip_selection_tokens(self, prepared, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
         """(K, h) the LLM inputs of a CLIP-side selection: ``sel.indices`` index CLIP's patch grid (raster
         order), ``sel.features`` are merged CLIP features; ``full`` are the family's (N, h) visual tokens to
         gather from (None: computed here). A family whose visual tokens are not CLIP's patches maps the grid
         onto its tokens here; the LLM-side methods index the family's own tokens and need no map."""
-        raise NotImplementedError
+        raise LiteLVLMError(f"the {self.family} family hands no CLIP-side selection to its LLM")
 
     def tower_context(self, prepared):
-        """The family's vision tower on ``prepared`` (a :class:`~litelvlm.tower.TowerContext`, which maps its
-        output onto the LLM inputs), where :attr:`offers_tower_stage`."""
+        """The vision tower on ``prepared`` (a :class:`~litelvlm.tower.TowerContext`), where ``abilities.tower_stage``."""
         raise LiteLVLMError(f"the {self.family} family offers no vision-tower stage")
 
     def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
         """(K,) the family's visual-token index that each LLM input of a CLIP-side selection stands for, in
         :meth:`clip_selection_tokens`'s order; negative where an input is no single patch (a [CLS], a merged
         extra token). ``ground(positions="keep")`` gives the inputs those tokens' original positions."""
-        raise NotImplementedError
+        raise LiteLVLMError(f"the {self.family} family hands no CLIP-side selection to its LLM")
 
-    def layout(self, prepared, num_visual: int) -> SequenceLayout:
-        """The sequence of ``prepared``'s prompt with ``num_visual`` visual tokens."""
-        raise NotImplementedError
+    @property
+    def lm_head(self):
+        """The LLM's output projection (a family whose abilities' ``answers`` offer ``generate``)."""
+        raise LiteLVLMError(f"the {self.family} family's prompts offer no generated answer")
 
-    def sequence_embeds(self, prepared, visual: torch.Tensor) -> torch.Tensor:
-        """(B, S, h) input embeddings: the prompt's text embeddings, ``visual`` ((K, h) or (B, K, h)) at the image's."""
-        raise NotImplementedError
-
-    def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
-        """The mask decoder's prompts from the final hidden states predicting each [SEG]."""
-        raise NotImplementedError
-
-    def decode_masks(self, prepared, prompts: torch.Tensor) -> torch.Tensor:
-        """(S, 1, h, w) low-resolution mask logits for the prompts ((S, T, h, w) for a video's T frames)."""
-        raise NotImplementedError
-
-    def upscale_masks(self, prepared, low: torch.Tensor) -> torch.Tensor:
-        """(S, *mask_shape) float32 mask logits at the original size, (S, H, W) or a video's (S, T, H, W)."""
-        raise NotImplementedError
-
-    # -- the family's own RefCOCO metric (none by default) ----------------------------------------------
-    #: the name of the family's official referring-segmentation metric, which ``eval-grounding`` scores beside
-    #: GLaMM's (:meth:`sample_metrics`, :meth:`summarize_metrics`; "": GLaMM's alone)
-    own_metric: str = ""
+    @property
+    def stop_ids(self) -> set[int]:
+        """The token ids that end a generated answer (a family whose abilities' ``answers`` offer ``generate``)."""
+        raise LiteLVLMError(f"the {self.family} family's prompts offer no generated answer")
 
     def sample_metrics(self, pred, gt, box) -> dict:
-        """The family's own per-sample columns (prefixed with :attr:`own_metric`) for a boolean (H, W) prediction
-        ``pred``, the target ``gt`` and the referent's COCO box (x, y, w, h) or None; {} when it has none."""
+        """The family's own per-sample columns (prefixed with the abilities' ``own_metric``) for a boolean (H, W)
+        prediction ``pred``, the target ``gt`` and the referent's COCO box (x, y, w, h) or None; {} when it has none."""
         return {}
 
     @classmethod
@@ -230,54 +195,79 @@ class GroundingPipeline:
         """The family's own summary columns over one (method, budget)'s rows of :meth:`sample_metrics`."""
         return {}
 
-    # -- the same for every family -----------------------------------------------------------------
-    def spec(self, method: str) -> Method:
-        """The :class:`~litelvlm.method.Method` ``method`` runs as on this family: its variant for the family's
-        :attr:`backbone` where one is registered, else the method itself."""
-        return get_method(method, self.backbone)
+    # -- the hooks ``ground`` calls ------------------------------------------------------------------------------
+    def run_input(self, prepared, method: str, prunes: bool):
+        """The input ``ground`` runs ``method`` on (default: ``prepared``); ``prunes``: the run keeps fewer than all
+        the visual tokens. A family whose prompt differs when pruned (Sa2VA's video) returns that prompt here, and
+        refuses a method this input cannot run."""
+        return prepared
 
+    def run_clip_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
+        """A CLIP-side method's step of :meth:`ground` (:class:`~litelvlm.method.ClipStage`): :func:`clip_stage`."""
+        return clip_stage(self, prepared, method, budget, full, **kw)
+
+    def run_llm_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
+        """The step of :meth:`ground` of a method acting with the LLM (the other stages): :func:`llm_stage`."""
+        return llm_stage(self, prepared, method, budget, full, **kw)
+
+    def generated(self, prepared, run: Callable[[], GroundingOutput]) -> GroundingOutput:
+        """``answer="generate"``: ``run()``'s output (:mod:`~litelvlm.lvlm.generate`) as the family's official code reads it."""
+        return run()
+
+    # -- the same for every family (final) ----------------------------------------------------------------------
+    @final
+    def spec(self, method: str) -> Method:
+        """The :class:`~litelvlm.method.Method` ``method`` runs as here: its variant for ``abilities.backbone``, or itself."""
+        return get_method(method, self.abilities.backbone)
+
+    @final
     def method_error(self, method: str) -> str | None:
-        """Why ``method`` cannot run on this family (None: it can): read from the method's declaration, so a study
-        refuses it before anything is written (it reads class attributes only, so a study may ask the class)."""
-        spec = get_method(method, self.backbone)
-        if spec.uses_clip and not self.offers_clip_side:
+        """Why ``method`` cannot run on this family (None: it can): read from the method's declaration and the
+        family's abilities, so a study refuses it before anything is written (it reads class attributes only, so a
+        study may ask the class)."""
+        ab = self.abilities
+        spec = get_method(method, ab.backbone)
+        if spec.uses_clip and ab.clip_side == "none":
             return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its visual "
                     "tokens yet (an external CLIP mapped onto its grid): use a method that acts with the LLM")
-        if spec.uses_clip and self.clip_mapped and not spec.scores_only:
+        if spec.uses_clip and ab.clip_side == "mapped" and not spec.scores_only:
             return (f"{method} reads CLIP's features or attention on CLIP's own patch grid; the {self.family} family "
                     "maps only an external CLIP's per-token scores onto its own tokens (this project's adaptation), "
                     "so the CLIP-side methods that read scores alone run on it: "
                     f"{', '.join(mapped_methods())}, or a method that acts with the LLM")
-        if spec.prunes_in_vision_tower and not self.offers_tower_stage:
+        if spec.prunes_in_vision_tower and not ab.tower_stage:
             return f"{method} prunes inside a vision tower; the {self.family} family offers no vision-tower stage"
-        if spec.one_axis_positions and self.position_axes != 1:
+        if spec.one_axis_positions and ab.position_axes != 1:
             return (f"{method}'s official position rule is for 1-D RoPE; the {self.family} family's positions have "
-                    f"{self.position_axes} axes (multi-axis positions need a rule of the method's own first)")
-        return None
+                    f"{ab.position_axes} axes (multi-axis positions need a rule of the method's own first)")
+        return refusal(spec, method, ab.refuses)
 
+    @final
     def official_rule(self, method: str) -> str:
         """What ``positions="official"`` does with ``method``'s kept tokens on this family: the family's own rule
-        (``family_positions``) where it has one and the method keeps single tokens, else the method's own."""
-        spec = self.spec(method)
-        if self.family_positions is not None and (self.family_positions != "keep" or spec.original_positions):
-            return self.family_positions
+        (the abilities' ``position_rule``) where it has one and the method keeps single tokens, else the method's."""
+        spec, own = self.spec(method), self.abilities.position_rule
+        if own is not None and (own != "keep" or spec.original_positions):
+            return own
         return spec.positions
 
+    @final
     @torch.no_grad()
     def prepare(self, image, sentences: list[str], turns=None, seed: int = 0):
-        """``prepare_image`` then ``with_sentences``: everything one image and its sentences need."""
+        """``prepare_image`` then ``with_sentences``."""
         return self.with_sentences(self.prepare_image(image, seed=seed), sentences, turns)
 
+    @final
     @contextlib.contextmanager
     def seg_source(self) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
-        """Within: the LLM forwards leave what the mask head reads (:attr:`seg_reads`); yields
+        """Within: the LLM forwards leave what the mask head reads (the abilities' ``seg_reads``); yields
         ``states(final, rows)``: (B, R, h) those states at sequence ``rows``, ``final`` being the last forward's
         final normed hidden states (B, S, h). The hook on the final norm (``norm_input``) is removed on exit."""
-        if self.seg_reads not in SEG_READS:
-            raise LiteLVLMError(f"seg_reads must be one of {', '.join(SEG_READS)}; got {self.seg_reads!r}")
-        with norm_input_states(self.language_model.norm if self.seg_reads == "norm_input" else None) as states:
+        reads = self.abilities.seg_reads
+        with norm_input_states(self.language_model.norm if reads == "norm_input" else None) as states:
             yield states
 
+    @final
     def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor,
                      num_visual: int | None = None) -> torch.Tensor:
         """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit all-ones
@@ -294,6 +284,7 @@ class GroundingPipeline:
                                   use_cache=False)
         return out.last_hidden_state
 
+    @final
     def run_llm(self, prepared, visual: torch.Tensor,
                 kept: torch.Tensor | None = None) -> tuple[torch.Tensor, SequenceLayout]:
         """(final normed hidden states (1, S, h), the sequence's layout) of the LLM's standard forward with the
@@ -303,6 +294,7 @@ class GroundingPipeline:
         pos = layout.position_ids if kept is None else self.kept_positions(prepared, kept)
         return self.final_hidden(self.sequence_embeds(prepared, visual), pos, layout.num_visual), layout
 
+    @final
     def kept_positions(self, prepared, kept: torch.Tensor) -> torch.Tensor:
         """Positions of the sequence whose visual tokens are ``kept`` (indices into the N, in sequence order):
         every token's position in the unpruned sequence (``positions="keep"``)."""
@@ -314,59 +306,64 @@ class GroundingPipeline:
         s, n = full.image_start, full.num_visual
         return full.positions(torch.cat([torch.arange(s), s + kept, torch.arange(s + n, full.seq_len)]))
 
+    @final
     def ground(self, prepared, method: str = "none", budget: Budget | int | None = None,
                visual_embeds: torch.Tensor | None = None, positions: str = "official", **options) -> GroundingOutput:
-        """Masks for every [SEG] with ``method`` keeping ``budget`` visual tokens (a :class:`~litelvlm.budget.Budget`;
-        an int K or None, all N, are converted here), counted once against this input's N.
+        """Masks for every [SEG] with ``method`` keeping ``budget`` (a :class:`~litelvlm.budget.Budget`; an int K or
+        None, all, are converted here), counted once against :meth:`full_budget` (N, or a video's per-frame patches).
 
         ``visual_embeds`` (N, h) replaces the family's visual tokens (e.g. a leaf tensor for captum);
         the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation). ``positions``
         (:data:`POSITION_SWITCH`): the kept tokens' RoPE positions as the method's official code sets them,
-        or their original ones (``keep``), or those of the shorter sequence (``renumber``). The method's own
-        stage object runs the selection (:meth:`run_clip_stage` / :meth:`run_llm_stage`).
+        or their original ones (``keep``), or those of the shorter sequence (``renumber``). The family's hooks run
+        in order: :meth:`run_input`, the method's stage (:meth:`run_clip_stage` / :meth:`run_llm_stage`) and, under
+        ``answer="generate"``, :meth:`generated`.
         """
         if positions not in POSITION_SWITCH:
             raise LiteLVLMError(f"positions must be one of {', '.join(POSITION_SWITCH)}; got {positions!r}")
         if why := self.method_error(method):
             raise LiteLVLMError(why)
-        n = self.num_visual(prepared)
         spec = self.spec(method)
-        budget = Budget.of(budget).count(n, spec.extra_tokens)
+        whole = self.full_budget(prepared)
+        budget = Budget.of(budget).count(whole, spec.extra_tokens)
+        prepared = self.run_input(prepared, method, prunes=not spec.baseline and int(budget) != whole)
+        n = self.num_visual(prepared)
         positions, rule = self._position_rule(prepared, method, spec, positions)
+        if visual_embeds is not None and tuple(visual_embeds.shape) != (n, self.hidden_size):
+            raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); "
+                                f"got {tuple(visual_embeds.shape)}")
+        run = functools.partial(self._run, prepared, method, spec, budget, visual_embeds, positions, rule, **options)
+        if getattr(prepared, "answer", "teacher-forced") == "generate":
+            return self.generated(prepared, run)
+        return run()
+
+    @final
+    def _run(self, prepared, method: str, spec: Method, budget: int, full, positions: str, rule: str,
+             **options) -> GroundingOutput:
+        """``ground``'s run of the method's stage, the LLM and the mask head (or the generation)."""
         generate = getattr(prepared, "answer", "teacher-forced") == "generate"
-        full = visual_embeds
-        if full is not None and tuple(full.shape) != (n, self.hidden_size):
-            raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); got {tuple(full.shape)}")
         with self.seg_source() as seg_states:
             vis, sel, kept, llm_output = spec.stage.run(self, prepared, method, budget, full, spec=spec, rule=rule,
-                                                        positions=positions, given=visual_embeds is not None,
-                                                        **options)
+                                                        positions=positions, given=full is not None, **options)
             if llm_output is None and generate:
                 from .generate import generated_output
 
                 return generated_output(self, prepared, vis, kept, method, budget, sel, rule)
             if llm_output is None:
-                final, layout = self.run_llm(prepared, vis, kept)
+                final_states, layout = self.run_llm(prepared, vis, kept)
                 pred = layout.seg_predictors
             else:
-                final, pred = llm_output
-            seg_hidden = seg_states(final, pred.to(final.device))[0]
-        out = self._masks(prepared, final, seg_hidden, pred.to(final.device), method, budget, sel, int(sel.prune_layer))
+                final_states, pred = llm_output
+            seg_hidden = seg_states(final_states, pred.to(final_states.device))[0]
+        out = self._masks(prepared, final_states, seg_hidden, pred.to(final_states.device), method, budget, sel,
+                          int(sel.prune_layer))
         out.position_rule = rule
         return out
 
-    def run_clip_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
-        """A CLIP-side method's step of :meth:`ground` (:class:`~litelvlm.method.ClipStage`): :func:`clip_stage`."""
-        return clip_stage(self, prepared, method, budget, full, **kw)
-
-    def run_llm_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
-        """The step of :meth:`ground` of a method acting with the LLM (the other stages): :func:`llm_stage`."""
-        return llm_stage(self, prepared, method, budget, full, **kw)
-
+    @final
     def _position_rule(self, prepared, method: str, spec: Method, positions: str) -> tuple[str, str]:
-        """``ground``'s (positions, rule): the switch resolved against the family's and the method's official rules
-        (a method passing merged tokens keeps its own), and the runs it refuses."""
-        if positions == "official" and self.family_positions is not None:
+        """``ground``'s (positions, rule): the switch resolved against the family's and the method's rules, refusals."""
+        if positions == "official" and self.abilities.position_rule is not None:
             positions = self.official_rule(method)
         rule = spec.positions if positions == "official" else positions
         if positions == "keep" and not spec.original_positions:
@@ -377,24 +374,27 @@ class GroundingPipeline:
                                 "LLM input (a pruned KV cache while decoding has no official definition)")
         return positions, rule
 
-    def _masks(self, prepared, final, seg_hidden, pred, method, budget, sel, prune_layer) -> GroundingOutput:
+    @final
+    def _masks(self, prepared, final_states, seg_hidden, pred, method, budget, sel, prune_layer) -> GroundingOutput:
         prompts = self.seg_prompts(seg_hidden)
         low = self.decode_masks(prepared, prompts)
         logits = self.upscale_masks(prepared, low)
         return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
                                prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
-                               method=method, budget=budget, prune_layer=prune_layer, seq_len=int(final.shape[1]),
-                               selection=sel)
+                               method=method, budget=budget, prune_layer=prune_layer,
+                               seq_len=int(final_states.shape[1]), selection=sel)
 
+    @final
     def context(self, prepared, visual_embeds: torch.Tensor | None = None) -> LLMContext:
         """An ``LLMContext`` over the unpruned sequence (hidden states per layer, attention rows)."""
         full = self.visual_tokens(prepared) if visual_embeds is None else visual_embeds
         return LLMContext(self, prepared, full)
 
+    @final
     def attention_rows(self, prepared, layers: list[int], queries: str | torch.Tensor = "last",
                        visual_embeds: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
-        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM; only those rows are computed. ``queries``:
-        ``"last"``, ``"text"`` (text tokens after the image), ``"seg"`` (tokens predicting [SEG]) or explicit sequence
-        positions. Visual tokens occupy ``ctx.visual_slice()``."""
+        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM (only those rows computed); ``queries``:
+        ``"last"``, ``"text"`` (after the image), ``"seg"`` (predicting [SEG]) or sequence positions."""
         ctx = self.context(prepared, visual_embeds)
         return {int(layer): ctx.attention_rows(int(layer), queries) for layer in layers}
+

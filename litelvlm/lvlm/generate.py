@@ -77,7 +77,7 @@ def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | 
     embeds = pipe.sequence_embeds(prepared, visual)
     gen = greedy_with_seg(pipe.language_model, pipe.lm_head, pipe.language_model.embed_tokens, embeds,
                           pos.to(embeds.device), pipe.seg_token_id, pipe.stop_ids, pipe.max_new_tokens,
-                          norm_input=pipe.seg_reads == "norm_input")
+                          norm_input=pipe.abilities.seg_reads == "norm_input")
     seg_hidden = gen.seg_hidden[:1]
     if seg_hidden.shape[0]:
         prompts = pipe.seg_prompts(seg_hidden)

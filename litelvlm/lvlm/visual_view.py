@@ -20,7 +20,7 @@ def visual_grid(pipe, prepared) -> tuple[int, int]:
     import torch
 
     n = pipe.num_visual(prepared)
-    if getattr(pipe, "position_axes", 1) == 3:
+    if getattr(getattr(pipe, "abilities", None), "position_axes", 1) == 3:
         layout = pipe.layout(prepared, n)
         pos = layout.position_ids[..., layout.image_start:layout.image_start + n].reshape(3, n).long().cpu()
         rows, cols = pos[1] - pos[1].min(), pos[2] - pos[2].min()

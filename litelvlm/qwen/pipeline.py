@@ -8,7 +8,7 @@ once per image, the prompt decoded on them, the logits upscaled to the original 
 
 What is this project's (labelled wherever a user meets it, ``describe()``):
 
-* ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (``family_positions = "keep"``),
+* ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (the abilities' ``position_rule="keep"``),
   as UniPruneBench's and vLLM's Qwen pruners do; ``renumber`` gives a pruned sequence the positions of a plain
   token sequence, ``0..S'-1`` on all three axes (no official definition exists for a pruned M-RoPE grid);
 * the CLIP-side methods that read per-token scores alone (LiteLVLM, its ablations, random: ``Method.scores_only``)
@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..pruning import MappedInputs, Selection
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES  # noqa: F401 (re-exported)
@@ -72,20 +73,21 @@ class QwenSam2Input:
         return self.mapped()
 
 
+#: what every Qwen2.5-VL + SAM 2 family offers: one expression per prompt (the studies' ``--protocol`` does not regroup
+#: them); an external CLIP's scores mapped onto the merged tokens (this project's adaptation); 3-D M-RoPE; the
+#: methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`); kept tokens keep their M-RoPE ids under
+#: ``positions="official"`` (this project's adaptation)
+ABILITIES = Abilities(sentences_per_prompt=1, clip_side="mapped", position_axes=3, backbone="qwen2.5-vl",
+                      position_rule="keep")
+
+
 class QwenSam2Pipeline(GroundingPipeline):
     """``Qwen2_5_VLForConditionalGeneration`` + processor + a prompt head + SAM 2 (module docstring). A family sets
-    ``family``, ``seg_reads``, ``answers``, ``seg_token`` / ``seg_token_id`` and implements its protocol
-    (``prepare_image``, ``with_sentences``, ``vision``), :meth:`seg_rows`, :meth:`clip_question`, ``seg_prompts``."""
+    ``family``, its abilities (:data:`ABILITIES` with its ``seg_reads`` and ``answers``), ``seg_token`` /
+    ``seg_token_id`` and implements its protocol (``prepare_image``, ``with_sentences``, ``vision``),
+    :meth:`seg_rows`, :meth:`clip_question`, ``seg_prompts``."""
 
-    #: the protocols ask one expression per prompt (the studies' ``--protocol`` does not regroup them)
-    sentences_per_prompt = 1
-    #: an external CLIP's scores are mapped onto the merged tokens (this project's adaptation)
-    clip_mapped = True
-    position_axes = 3
-    #: the methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`) run on these families
-    backbone = "qwen2.5-vl"
-    #: this project's adaptation: kept tokens keep their 3-D M-RoPE ids under ``positions="official"``
-    family_positions = "keep"
+    abilities = ABILITIES
     #: the grid argument of ``get_rope_index`` the prompt's visual tokens take (``image_grid_thw`` / ``video_grid_thw``)
     rope_grid = "image_grid_thw"
 
@@ -116,14 +118,6 @@ class QwenSam2Pipeline(GroundingPipeline):
         return self._clip
 
     # -- properties ---------------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return self.language_model.embed_tokens.weight.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.language_model.embed_tokens.weight.dtype
-
     @property
     def language_model(self):
         return self.qwen.model.language_model
@@ -275,5 +269,5 @@ def random_folder_clip(config: dict | None) -> str | None:
     return paired_clip(str(rnd["preset"]), int(rnd.get("seed", 0)))
 
 
-__all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input", "QwenSam2Pipeline",
+__all__ = ["ABILITIES", "CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input", "QwenSam2Pipeline",
            "paired_clip", "random_folder_clip"]

@@ -20,15 +20,13 @@ teacher-forced answer (the default; ``answer="generate"`` is the official greedy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image
 
-from ..budget import Budget
 from ..errors import LiteLVLMError
-from ..lvlm.family import GroundingPipeline
-from ..qwen.pipeline import CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
+from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 
 #: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
 VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its min(5, T) frames' tokens into one block "
@@ -55,10 +53,9 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     """Sa2VA-Qwen2.5-VL: ``Qwen2_5_VLForConditionalGeneration`` + processor + ``text_hidden_fcs`` + SAM 2."""
 
     family = "sa2va"
-    seg_reads = "final"
-    #: this project's teacher-forced answer (the default: random weights never generate ``[SEG]``) or the official
-    #: greedy generation (``predict_forward`` L218-224, :mod:`litelvlm.sa2va.generate`)
-    answers = ("teacher-forced", "generate")
+    #: the mask head reads the final states; this project's teacher-forced answer (the default: random weights never
+    #: generate ``[SEG]``) or the official greedy generation (``predict_forward`` L218-224, :mod:`.generate`)
+    abilities = replace(ABILITIES, answers=("teacher-forced", "generate"))
     #: ``answer="generate"``: the official limit on new tokens (``predict_forward`` L220)
     max_new_tokens = 2048
     #: while generating: the LM head's inputs, one per decoding step (:mod:`litelvlm.sa2va.generate`)
@@ -171,8 +168,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         generates (:mod:`litelvlm.sa2va.protocol`)."""
         from .protocol import image_question, prepare_inputs, video_question
 
-        if answer not in self.answers:
-            raise LiteLVLMError(f"answer must be one of {', '.join(self.answers)}; got {answer!r}")
+        if answer not in self.abilities.answers:
+            raise LiteLVLMError(f"answer must be one of {', '.join(self.abilities.answers)}; got {answer!r}")
         clip_text = self.clip_text if clip_text is None else clip_text
         if clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
@@ -271,31 +268,27 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
         return RecordingHead(self.qwen.lm_head, self._lm_head_inputs)
 
-    def ground(self, prepared, method: str = "none", budget: Budget | int | None = None, **options):
-        """:meth:`GroundingPipeline.ground`: a video pruned by a method joined first (:data:`VIDEO_PRUNING`); under
-        ``answer="generate"`` the masks of the generated ``[SEG]`` rows as ``predict_forward`` reads them
-        (:func:`litelvlm.sa2va.generate.generated_masks`)."""
-        if prepared.video is not None:
-            from .video import joined, video_method_error
+    def run_input(self, prepared, method: str, prunes: bool):
+        """A video pruned by the run (``prunes``) joined first (:data:`VIDEO_PRUNING`; K = N prunes nothing: the
+        official prompt, unjoined); the methods a video cannot run refused (:func:`litelvlm.sa2va.video.video_method_error`)."""
+        if prepared.video is None:
+            return prepared
+        from .video import joined, video_method_error
 
-            if why := video_method_error(self, method):
-                raise LiteLVLMError(why)
-            spec, n = self.spec(method), self.num_visual(prepared)
-            if not spec.baseline and int(Budget.of(budget).count(n, spec.extra_tokens)) != n:
-                prepared = joined(self, prepared)   # K = N prunes nothing: the official prompt, unjoined
-        if getattr(prepared, "answer", "teacher-forced") != "generate":
-            return super().ground(prepared, method, budget, **options)
+        if why := video_method_error(self, method):
+            raise LiteLVLMError(why)
+        return joined(self, prepared) if prunes else prepared
+
+    def generated(self, prepared, run):
+        """``answer="generate"``: the masks of the generated ``[SEG]`` rows as ``predict_forward`` reads them
+        (:func:`litelvlm.sa2va.generate.generated_masks`)."""
         from .generate import generated_masks, reading_generation
 
         with reading_generation(self) as inputs:
-            out = super().ground(prepared, method, budget, **options)
+            out = run()
         return generated_masks(self, prepared, out, inputs)
 
     # -- the mask head --------------------------------------------------------------------------------
-    own_metric = ""
-    sample_metrics = GroundingPipeline.sample_metrics
-    summarize_metrics = GroundingPipeline.summarize_metrics
-
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
         """``text_hidden_fcs`` of the [SEG] rows' final hidden states: (..., 1, 256) one SAM 2 prompt token each."""
         return self.fcs(seg_hidden).unsqueeze(-2)

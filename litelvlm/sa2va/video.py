@@ -148,17 +148,20 @@ def joined(pipe, prepared):
     return out   # ``mapped`` as it was: the paired CLIP reads the same frames, text and instruction rows
 
 
+#: what Sa2VA's video refuses beyond the image path (``Method`` flag -> reason, as :class:`~litelvlm.lvlm.abilities.
+#: Abilities` ``refuses`` reads): the methods reading Qwen2.5-VL's vision tower over one image's grid
+VIDEO_REFUSES = {"reads_vision_blocks": "{method} reads Qwen2.5-VL's vision tower over one image's grid; Sa2VA's video "
+                                        "gives the tower min(5, T) images, for which no rule is defined yet"}
+
+
 def video_method_error(pipe, method: str) -> str | None:
-    """Why ``method`` cannot run on Sa2VA's video (None: it can): the image path's refusals, and the methods reading
-    Qwen2.5-VL's vision tower over one image's grid (the video gives it min(5, T) images)."""
+    """Why ``method`` cannot run on Sa2VA's video (None: it can): the image path's refusals, then
+    :data:`VIDEO_REFUSES`."""
+    from ..lvlm.abilities import refusal
+
     cls = pipe if isinstance(pipe, type) else type(pipe)    # the class is enough: its refusals read class attributes
-    if why := cls.method_error(cls, method):
-        return why
-    if cls.spec(cls, method).reads_vision_blocks:
-        return (f"{method} reads Qwen2.5-VL's vision tower over one image's grid; Sa2VA's video gives the tower "
-                "min(5, T) images, for which no rule is defined yet")
-    return None
+    return cls.method_error(cls, method) or refusal(cls.spec(cls, method), method, VIDEO_REFUSES)
 
 
-__all__ = ["VideoParts", "joined", "propagate", "sa2va_memory", "sam2_video_config", "video_method_error",
+__all__ = ["VIDEO_REFUSES", "VideoParts", "joined", "propagate", "sa2va_memory", "sam2_video_config", "video_method_error",
            "video_model", "video_parts"]

@@ -18,13 +18,14 @@ the merged grid, as on every Qwen2.5-VL + SAM 2 family (:mod:`litelvlm.qwen.pipe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
 from ..qwen.pipeline import (
+    ABILITIES,
     CLIP_FEATURE_LAYER,
     CLIP_TEXTS,
     CONTEXTS,
@@ -44,12 +45,12 @@ class UniPixelPipeline(QwenSam2Pipeline):
     """UniPixel: ``Qwen2_5_VLForConditionalGeneration`` + processor + seg head + SAM 2 adapter."""
 
     family = "unipixel"
-    seg_reads = "norm_input"
+    #: the mask head reads the final norm's input; this project's teacher-forced answer (the default: random weights
+    #: never generate ``<|seg|>``) or the official greedy generation (``infer_seg.py`` L190-197); UniPixel's own
+    #: RefCOCO metric (``eval_refcoco.py``, :meth:`sample_metrics`) beside GLaMM's
+    abilities = replace(ABILITIES, seg_reads="norm_input", answers=("teacher-forced", "generate"), own_metric="unipixel")
     #: the image goes in as a 1-frame video
     rope_grid = "video_grid_thw"
-    #: this project's teacher-forced answer (the default: random weights never generate ``<|seg|>``) or the official
-    #: greedy generation (``infer_seg.py`` L190-197)
-    answers = ("teacher-forced", "generate")
 
     def __init__(self, qwen, processor, seg_head, sam2, name: str = "unipixel", numerics=None,
                  clip=None, clip_text: str = "question", context: str = "clip", similarity: str = "clip"):
@@ -179,8 +180,6 @@ class UniPixelPipeline(QwenSam2Pipeline):
                           video["video_grid_thw"].to(self.device))
 
     # -- UniPixel's own RefCOCO metric (eval_refcoco.py), beside GLaMM's ---------------------------------------
-    own_metric = "unipixel"
-
     def sample_metrics(self, pred, gt, box) -> dict:
         """``infer_seg.py`` L239-250 (:func:`litelvlm.unipixel.protocol.score_sample`): the target read as a plain mask
         (a pixel of any of the referent's parts), IoU 1 on an empty union (no epsilon), and ``hit``: the prediction's

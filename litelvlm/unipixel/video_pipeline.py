@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from PIL import Image
@@ -66,6 +66,8 @@ class UniPixelVideoInput(UniPixelInput):
 class UniPixelVideoPipeline(UniPixelPipeline):
     """:class:`UniPixelPipeline` on videos: ``prepare_video``, and masks (frames, H, W) from ``ground``."""
 
+    #: the image path's abilities; the variants reading one image's grid refused (:data:`ONE_IMAGE_VARIANTS`)
+    abilities = replace(UniPixelPipeline.abilities, refuses=ONE_IMAGE_VARIANTS)
     #: how the frame-0 prompt reaches the later frames (:data:`PROPAGATIONS`)
     propagation = "sam2"
 
@@ -85,12 +87,6 @@ class UniPixelVideoPipeline(UniPixelPipeline):
             "propagation": self.propagation + (" (this project's fallback: the frame-0 prompt decoded on each frame "
                                                "without SAM 2's memory)" if self.propagation == "frame-wise" else
                                                " (SAM 2's memory from frame 0, UniPixel's)")}}
-
-    def method_error(self, method: str) -> str | None:
-        """The image path's refusals, and the variants that read one image's grid (:data:`ONE_IMAGE_VARIANTS`)."""
-        if why := UniPixelPipeline.method_error(self, method):
-            return why
-        return ONE_IMAGE_VARIANTS.get(method)
 
     def _mapped_inputs(self, prepared: UniPixelVideoInput, clip_text: str):
         """The paired CLIP's scores of the LLM's frames mapped onto the video's merged tokens

@@ -10,7 +10,7 @@ CARD = FamilyCard(
     display_name="VideoGLaMM",
     description="VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled frames, "
                 "per-frame budgets",
-    pipeline="litelvlm.videoglamm.family:VideoGLaMMPipeline",
+    pipeline="litelvlm.videoglamm.pipeline:VideoGLaMMPipeline",
     cost="litelvlm.videoglamm.cost:COST",
     cost_archs={"videoglamm": "videoglamm", "videoglamm-tiny": "tiny"},
     presets={"videoglamm-random": "videoglamm", "videoglamm-tiny-random": "tiny"},

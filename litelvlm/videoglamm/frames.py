@@ -1,4 +1,5 @@
-"""``VideoGLaMMPipeline.ground`` for a CLIP-side method: per-frame selection, then the LLM and SAM 2 on every frame.
+"""``VideoGLaMMPipeline.ground``'s step for a CLIP-side method: per-frame selection (the LLM and SAM 2 then run on
+every frame as for any method).
 
 Each frame's CLIP tokens are pruned by :func:`litelvlm.videoglamm.pruning.prune_clip` (this project's adaptation: no
 official code prunes VideoGLaMM), the pruned visual sequence (each frame's context tokens, then the untouched 16 x 64
@@ -12,7 +13,6 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.sequence import GroundingOutput
 from ..pruning import Selection
 
 
@@ -22,32 +22,21 @@ def frame_selection(selections: list[Selection], patches: int) -> Selection:
     return Selection(indices=torch.cat(parts).long())
 
 
-def ground_frames(pipe, prepared, method: str, budget: int, visual_embeds: torch.Tensor | None = None,
-                  positions: str = "official", allocation=None, **options) -> GroundingOutput:
-    """``ground`` of CLIP-side ``method`` keeping ``budget`` of each frame's CLIP patches (``allocation``: one budget
-    per frame instead)."""
-    if visual_embeds is not None:
+def frame_stage(pipe, prepared, method: str, budget: int, given: bool = False, positions: str = "official",
+                allocation=None, **options) -> tuple:
+    """``ground``'s step for CLIP-side ``method`` keeping ``budget`` of each frame's CLIP patches (``allocation``: one
+    budget per frame instead): (the LLM's visual input, the selection, None, None), the kept tokens renumbered.
+    ``given``: the caller gave ``visual_embeds``, which the LLM-side methods alone take."""
+    if given:
         raise LiteLVLMError(f"{method} selects each frame's CLIP tokens and builds the LLM's visual input itself; "
                             "visual_embeds replaces the LLM's tokens for the LLM-side methods only")
     if positions == "keep":
         raise LiteLVLMError(f"positions='keep': {method} passes projected and pooled tokens of each frame's kept CLIP "
                             "patches, which have no original position in the LLM's sequence")
-    from .family import FRAME_PATCHES
+    from .pipeline import FRAME_PATCHES
 
     pruned = pipe.prune_frames(prepared, method, budget, allocation, **options)
-    sel = frame_selection(pruned.selections, FRAME_PATCHES)
-    vis = pruned.visual
-    if prepared.answer == "generate":
-        from ..lvlm.generate import generated_output
-
-        return generated_output(pipe, prepared, vis, None, method, budget, sel, "renumber")
-    with pipe.seg_source() as seg_states:
-        final, layout = pipe.run_llm(prepared, vis)
-        pred = layout.seg_predictors.to(final.device)
-        seg_hidden = seg_states(final, pred)[0]
-    out = pipe._masks(prepared, final, seg_hidden, pred, method, budget, sel, 0)
-    out.position_rule = "renumber"
-    return out
+    return pruned.visual, frame_selection(pruned.selections, FRAME_PATCHES), None, None
 
 
-__all__ = ["frame_selection", "ground_frames"]
+__all__ = ["frame_selection", "frame_stage"]

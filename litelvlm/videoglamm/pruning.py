@@ -48,8 +48,8 @@ from ..errors import LiteLVLMError
 from ..methods.select import select
 from ..pruning import Selection, SelectorInputs
 from .config import CHUNK_SIZE, NUM_FRAMES
+from .inference import PreparedClip
 from .model import VideoGLaMM, apply_adaptive_avg_pooling
-from .pipeline import PreparedClip
 from .prompt import clip_pixels, question
 
 #: how K kept tokens meet VideoGLaMM's square-only pooling (module docstring)

@@ -7,14 +7,14 @@ mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/eval_referdavis_infer.py``:
   ``Davis17_annot1``, ``..._full_video``, ``Davis17_annot2``, ``..._full_video``) is predicted on its own: for each
   object the expression ``obj_id * 4 + anno_id`` (L172);
 * each expression is run on clips of at most 64 frames (L184-187; :func:`clip_ranges`), each clip through
-  :func:`~litelvlm.videoglamm.pipeline.segment_clip` (frame-wise SAM 2 here; the script's ``--use_sam2_video_branch``
+  :func:`~litelvlm.videoglamm.inference.segment_clip` (frame-wise SAM 2 here; the script's ``--use_sam2_video_branch``
   propagation is not ported), the first ``[SEG]``'s mask per frame kept (L236-239), the clips concatenated (L245);
 * the objects' masks of one annotator set become one label map per frame (L249-256; :func:`label_maps`): values
   below 0.5 zeroed, a constant 0.1 background stacked first, the argmax;
 * the label maps are scored as ``eval_referdavis_metrics.py`` scores them: DAVIS 2017, unsupervised task
   (docs/video.md), one :class:`~litelvlm.video.metrics.Summary` per annotator set (L533-536; not averaged).
 
-The answer is teacher-forced (:mod:`.pipeline`); with random weights the numbers mean nothing.
+The answer is teacher-forced (:mod:`.inference`); with random weights the numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from ..video import metrics
 from ..video.datasets import VideoExpression, load_ref_davis
 from ..video.ref_davis import annotator_expressions, by_video, ground_truth, label_maps
-from .pipeline import prepare_clip, segment_clip
+from .inference import prepare_clip, segment_clip
 from .prompt import ANSWER
 
 CLIP_LENGTH = 64

@@ -1,7 +1,7 @@
 """VideoGLaMM's video path in ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoEval`): per-frame pruning
 of its CLIP stream (:mod:`litelvlm.videoglamm.pruning`) on ``eval_referdavis_infer.py``'s clips, and the LLM-side
 methods on the LLM's whole visual sequence through the family's ``ground`` at the same kept fraction,
-round(3328 K / 576) of its 3328 visual tokens (this project's reading, :mod:`litelvlm.videoglamm.family`).
+round(3328 K / 576) of its 3328 visual tokens (this project's reading, :mod:`litelvlm.videoglamm.pipeline`).
 
 Importing this module is light (the options are checked before torch loads); the runner's modules load in
 :meth:`VideoGLaMMVideoEval.runner`, which is why they are imported there.
@@ -54,7 +54,7 @@ class VideoGLaMMVideoEval:
 
     def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """The family's ``method_error`` of each method, asked of the class (no weights load)."""
-        from .family import VideoGLaMMPipeline
+        from .pipeline import VideoGLaMMPipeline
 
         return [why for m in methods if (why := VideoGLaMMPipeline.method_error(VideoGLaMMPipeline, m))]
 

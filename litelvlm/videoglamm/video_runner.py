@@ -21,8 +21,8 @@ from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm
 from .config import NUM_FRAMES
-from .family import FRAME_PATCHES, VideoGLaMMInput, VideoGLaMMPipeline
-from .pipeline import prepare_clip
+from .inference import prepare_clip
+from .pipeline import FRAME_PATCHES, VideoGLaMMInput, VideoGLaMMPipeline
 from .referdavis import clip_ranges, expression_masks
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
 

@@ -79,7 +79,7 @@ def test_unipixel_sample_metric_on_hand_made_masks():
     assert empty["unipixel_iou"] == 1.0 and empty["unipixel_hit"] is False
     rows = pd.DataFrame([got, empty])
     assert cls.summarize_metrics(rows) == {"unipixel_ciou": 0.8, "unipixel_giou": 0.9, "unipixel_box_acc": 0.5}
-    assert get_family("glamm").own_metric == "" and get_family("glamm").summarize_metrics(rows) == {}
+    assert get_family("glamm").abilities.own_metric == "" and get_family("glamm").summarize_metrics(rows) == {}
 
 
 @pytest.mark.parametrize(("method", "why"), [("clip-grid-only", "per-token scores"), ("one-axis-only", "1-D RoPE")])

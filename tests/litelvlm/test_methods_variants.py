@@ -7,16 +7,17 @@ import pytest
 
 from litelvlm import methods
 from litelvlm.errors import LiteLVLMError
+from litelvlm.lvlm.abilities import Abilities
 from litelvlm.lvlm.family import GroundingPipeline
 
 
 class _Family(GroundingPipeline):
-    backbone = "test-backbone"
+    abilities = Abilities(backbone="test-backbone")
 
 
 def test_variant_is_found_for_its_backbone_only(monkeypatch):
     monkeypatch.setitem(methods.VARIANTS, ("random", "test-backbone"),
-                        ("litelvlm.methods.fastv:FASTV", "random's test variant"))
+                        ("fastv:FASTV", "random's test variant"))
     monkeypatch.setattr(methods, "_LOADED", {})
     own = methods.get_method("random")
     variant = methods.get_method("random", "test-backbone")
@@ -25,7 +26,7 @@ def test_variant_is_found_for_its_backbone_only(monkeypatch):
     assert variant.name == "random" and variant.description == "random's test variant"
     assert methods.get_method("random", "another-backbone") is own
     assert methods.get_method("fastv", "test-backbone").backbone == ""  # no variant: the method itself
-    assert _Family().spec("random") is variant
+    assert _Family.spec(_Family, "random") is variant  # asked of the class, as the studies ask
     assert methods.variant_names("test-backbone") == ["random"]
 
 

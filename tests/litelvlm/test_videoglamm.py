@@ -20,9 +20,9 @@ from litelvlm.videoglamm.checkpoint import (
     videoglamm_tensors,
 )
 from litelvlm.videoglamm.config import get_preset
+from litelvlm.videoglamm.inference import prepare_clip, segment_clip
 from litelvlm.videoglamm.internvideo2 import InternVideo2Tower
 from litelvlm.videoglamm.model import VideoGLaMM, apply_adaptive_avg_pooling
-from litelvlm.videoglamm.pipeline import prepare_clip, segment_clip
 from litelvlm.videoglamm.sam2_text import sam2_pixels
 from litelvlm.videoglamm.tokenizer import build_phi3_tokenizer
 from tests import official_videoglamm as off
@@ -312,7 +312,7 @@ def test_pooled_projection_takes_pruned_square_counts(tiny):
 
 def test_greedy_answer_matches_transformers_generate(tiny):
     """The official answer is ``generate(num_beams=1, use_cache=False)`` (VideoGLaMM.py L616-626): the same ids."""
-    from litelvlm.videoglamm.pipeline import greedy_answer
+    from litelvlm.videoglamm.inference import greedy_answer
 
     model, _, tok = tiny
     ids = P.input_ids(tok, "the red square", answer=None)
@@ -339,7 +339,7 @@ class _Scripted(torch.nn.Module):
 
 
 def test_generated_answer_reads_the_rows_before_seg(tiny):
-    from litelvlm.videoglamm.pipeline import PreparedClip, segment_clip
+    from litelvlm.videoglamm.inference import PreparedClip, segment_clip
 
     model, _, tok = tiny
     seg, eos = tok.convert_tokens_to_ids("[SEG]"), tok.eos_token_id

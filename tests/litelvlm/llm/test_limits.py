@@ -65,7 +65,7 @@ def test_every_family_refuses_a_prompt_past_its_positions(model):
     for run in (lambda: pipe.ground(prep, "none"), lambda: pipe.context(prep), lambda: pipe.ground(prep, "fastv")):
         with pytest.raises(LiteLVLMError, match=said):
             run()
-    if "generate" in pipe.answers:
+    if "generate" in pipe.abilities.answers:
         with pytest.raises(LiteLVLMError, match=said):
             pipe.ground(pipe.with_sentences(base, [LONG], answer="generate"), "none")
     short = pipe.with_sentences(base, [PHRASE])

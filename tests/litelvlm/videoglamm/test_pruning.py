@@ -14,8 +14,8 @@ from litelvlm.methods.select import select
 from litelvlm.pruning import SelectorInputs
 from litelvlm.videoglamm import pruning as VP
 from litelvlm.videoglamm.checkpoint import build_videoglamm
+from litelvlm.videoglamm.inference import prepare_clip
 from litelvlm.videoglamm.model import apply_adaptive_avg_pooling
-from litelvlm.videoglamm.pipeline import prepare_clip
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from litelvlm.videoglamm.checkpoint import (
     videoglamm_tensors,
 )
 from litelvlm.videoglamm.config import get_preset
-from litelvlm.videoglamm.pipeline import PreparedClip, prepare_clip, segment_clip
+from litelvlm.videoglamm.inference import PreparedClip, prepare_clip, segment_clip
 from litelvlm.videoglamm.sam2_video import sam2_video_config, video_branch_logits, video_model
 from litelvlm.videoglamm.tokenizer import build_phi3_tokenizer
 from tests import official_videoglamm_sam2_video as off

@@ -1,4 +1,4 @@
-"""VideoGLaMM as the ``videoglamm`` family (``litelvlm.videoglamm.family``), tiny random weights on a synthetic clip.
+"""VideoGLaMM as the ``videoglamm`` family (``litelvlm.videoglamm.pipeline``), tiny random weights on a synthetic clip.
 
 Checked: the registry and the contract; ``none`` is the ported inference (``segment_clip``, itself transcription-tested
 in tests/litelvlm/test_videoglamm.py) to the bit; the shared layer's attention rows and layer-by-layer forward are Phi-3's own
@@ -49,22 +49,22 @@ def none_out(pipe, prep):
 
 
 def test_registered_family_implements_the_contract(pipe):
-    from litelvlm.videoglamm.family import VideoGLaMMPipeline
+    from litelvlm.videoglamm.pipeline import VideoGLaMMPipeline
 
     assert family_of(MODEL) == family_of("videoglamm-random:3") == "videoglamm"
     assert get_family("videoglamm") is VideoGLaMMPipeline and type(pipe) is VideoGLaMMPipeline
-    for name, member in vars(GroundingPipeline).items():
-        fn = member.fget if isinstance(member, property) else member
-        if callable(fn) and "raise NotImplementedError" in __import__("inspect").getsource(fn):
-            assert vars(VideoGLaMMPipeline).get(name) is not None, name
-    assert (pipe.budget_unit, pipe.sentences_per_prompt, pipe.position_axes, pipe.seg_reads) == ("frame", 1, 1, "final")
-    assert pipe.answers == ("teacher-forced", "generate") and pipe.max_new_tokens == 512
+    assert GroundingPipeline.__abstractmethods__ and not VideoGLaMMPipeline.__abstractmethods__
+    for name in GroundingPipeline.__abstractmethods__:
+        assert vars(VideoGLaMMPipeline).get(name) is not None, name
+    ab = pipe.abilities
+    assert (ab.budget_unit, ab.sentences_per_prompt, ab.position_axes, ab.seg_reads) == ("frame", 1, 1, "final")
+    assert ab.answers == ("teacher-forced", "generate") and pipe.max_new_tokens == 512
     assert pipe.num_visual_tokens == 3328 and pipe.describe()["family"] == "videoglamm"
 
 
 def test_none_is_the_ported_inference(pipe, prep, none_out, video):
     """``ground(none)``: segment_clip's logits (T, S, H, W) as (S, T, H, W), bit-equal; the layout's rows."""
-    from litelvlm.videoglamm.pipeline import segment_clip
+    from litelvlm.videoglamm.inference import segment_clip
 
     frames, sentence = video
     ref = segment_clip(pipe.model, pipe.tokenizer, prep.clip, sentence)
@@ -130,7 +130,7 @@ def test_llm_side_methods_at_the_papers_budgets(pipe, prep, none_out):
 
 def test_clip_side_methods_prune_each_frame(pipe, prep, none_out, video):
     """LiteLVLM at 81 a frame is eval-video's path (prune_clip, then the ported inference on its visual input)."""
-    from litelvlm.videoglamm.pipeline import segment_clip
+    from litelvlm.videoglamm.inference import segment_clip
     from litelvlm.videoglamm.pruning import prune_clip
 
     frames, sentence = video
@@ -181,7 +181,7 @@ def test_what_the_family_refuses(pipe, prep):
 def test_generated_answer(pipe, prep, video):
     """``answer="generate"``: greedy decoding after the pruned prefill (KV cache), the ids of the ported
     ``greedy_answer`` (the whole sequence recomputed each step); no [SEG], no mask: one all-zero (T, H, W)."""
-    from litelvlm.videoglamm.pipeline import greedy_answer
+    from litelvlm.videoglamm.inference import greedy_answer
 
     frames, sentence = video
     gen = pipe.with_sentences(prep, [sentence], answer="generate")
@@ -203,7 +203,7 @@ def test_sam2_video_branch_option(video):
     """``sam2_video_branch=True`` (the official ``--use_sam2_video_branch``): the family's masks are
     ``segment_clip(..., sam2_video_branch=True)``'s (SAM 2's memory from frame 0, tested against the official
     orchestration in tests/litelvlm/videoglamm/test_sam2_video.py), for ``none`` and a pruned run alike."""
-    from litelvlm.videoglamm.pipeline import segment_clip
+    from litelvlm.videoglamm.inference import segment_clip
 
     frames, sentence = video
     branch = load_pipeline(MODEL, sam2_video_branch=True)
@@ -227,7 +227,7 @@ def test_captured_prefill_runs_ground_and_segment_clip_captured(pipe, prep, none
     run every Phi-3 layer captured, with its sliding window, and give the eager masks exactly and the eager logits
     within bfloat16 rounding (more methods: the slow test below)."""
     from litelvlm.llm.captured import install, uninstall
-    from litelvlm.videoglamm.pipeline import segment_clip
+    from litelvlm.videoglamm.inference import segment_clip
 
     torch._dynamo.reset()
     runner = install(pipe.language_model, "compile", backend="eager")
