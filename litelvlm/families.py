@@ -117,7 +117,7 @@ def get_family(name: str) -> type:
 def family_of(model: str) -> str:
     """The family a model string names: a random preset by its name, a folder by its ``config.json``'s
     ``architectures`` (imports nothing)."""
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     table = _cards()
     for name, entry in table.items():
         if spec.name in entry.presets:

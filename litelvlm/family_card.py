@@ -90,12 +90,12 @@ class FamilyCard:
     def preset(self, model: str | ModelSpec) -> str | None:
         """The random preset ``model`` builds (a model string or a parsed one), None when it names none of this
         family's."""
-        spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model)
+        spec = ModelSpec.of(model)
         return self.presets.get(spec.name)
 
     def seed(self, model: str | ModelSpec) -> int:
         """The seed of a random model string: its ``:SEED``, else the preset's :attr:`default_seeds` entry, else 0."""
-        spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model)
+        spec = ModelSpec.of(model)
         return spec.random_seed(self.default_seeds.get(spec.name, 0))
 
     def is_small(self, model: str | ModelSpec) -> bool:

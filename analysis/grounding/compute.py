@@ -60,6 +60,7 @@ from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, family_of, get_family, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.model_spec import ModelSpec
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
 
@@ -148,8 +149,9 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
         raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
                             f"{skipped[0]['reason']}); nothing written")
     cfg = read_json_if(out / "config.json") or {}
-    summary = own_metric_summary(summarize(rows), rows, cfg.get("model"))
-    summary = mark_weights(add_statistics(out, summary, rows, cfg), cfg.get("model"), cfg.get("clip"))
+    model = None if cfg.get("model") is None else ModelSpec.parse(cfg["model"])  # read back from the folder, once
+    summary = own_metric_summary(summarize(rows), rows, model)
+    summary = mark_weights(add_statistics(out, summary, rows, {**cfg, "model": model}), model, cfg.get("clip"))
     skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
     write_parquet(out / "grounding.parquet", rows)
     write_csv(out / "summary.csv", summary)

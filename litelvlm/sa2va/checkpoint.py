@@ -179,7 +179,7 @@ def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "c
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """The folder a model string names: a random preset's cached folder, or a checkpoint folder whose
     ``config.json`` declares ``Sa2VAChatModelQwen``."""
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     if spec.name in RANDOM_SA2VAS:
         return random_sa2va_dir(RANDOM_SA2VAS[spec.name], CARD.seed(spec), device=device)
     folder = Path(spec.folder)

@@ -330,7 +330,7 @@ def default_clip(model: str, config: dict | None = None) -> str:
     from .card import CARD
     from .config import RANDOM_SA2VAS
 
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     preset = RANDOM_SA2VAS.get(spec.name)
     if preset is None and (random := random_folder_clip(config)):
         return random

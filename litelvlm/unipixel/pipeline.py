@@ -216,7 +216,7 @@ def default_clip(model: str, config: dict | None = None) -> str:
     from ..qwen.pipeline import paired_clip, random_folder_clip
     from .card import CARD
 
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     preset = CARD.preset(spec)
     if preset is None and (random := random_folder_clip(config)):
         return random

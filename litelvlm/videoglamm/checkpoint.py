@@ -143,7 +143,7 @@ def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """``videoglamm[-tiny]-random[:SEED]`` (written once under the cache) or a VideoGLaMM checkpoint folder."""
     from ..cache import default_cache_dir, write_once
 
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     if CARD.preset(spec) is not None:
         p, seed = get_preset(CARD.preset(spec)), CARD.seed(spec)
         fill = resolve_fill("auto", p.name != "tiny")
