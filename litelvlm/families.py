@@ -64,7 +64,7 @@ def card(name: str) -> FamilyCard:
     return _known(name)
 
 
-def card_of(model: str) -> FamilyCard:
+def card_of(model: str | ModelSpec) -> FamilyCard:
     """The card of the family a model string names (:func:`family_of`)."""
     return _cards()[family_of(model)]
 
@@ -114,7 +114,7 @@ def get_family(name: str) -> type:
     return cls
 
 
-def family_of(model: str) -> str:
+def family_of(model: str | ModelSpec) -> str:
     """The family a model string names: a random preset by its name, a folder by its ``config.json``'s
     ``architectures`` (imports nothing)."""
     spec = ModelSpec.of(model)
@@ -164,10 +164,11 @@ def names_family(model: str) -> bool:
     return True
 
 
-def load_pipeline(model: str, **options: Any):
-    """The pipeline of ``model`` (any model string of a registered family), loaded with the family's
+def load_pipeline(model: str | ModelSpec, **options: Any):
+    """The pipeline of ``model`` (any model string of a registered family, read once here), loaded with the family's
     ``from_model_string(model, **options)``."""
-    return get_family(family_of(model)).from_model_string(model, **options)
+    spec = ModelSpec.of(model)
+    return get_family(family_of(spec)).from_model_string(spec, **options)
 
 
 def video_eval(model: str) -> VideoEval:

@@ -31,10 +31,12 @@ STAGES = {
 class Stage(str):
     """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written as that
     name, so tables and configs read as before) and the typed answers the pipeline and the studies ask instead of
-    comparing names. ``run`` is the pipeline's call: each stage hands the run to the pipeline's own step for it
-    (``GroundingPipeline.run_clip_stage`` / ``run_llm_stage``), so no caller branches on a stage."""
+    comparing names. :attr:`step` names the pipeline's own step for it (``GroundingPipeline.run_clip_stage`` /
+    ``run_llm_stage``), which ``ground`` calls, so no caller branches on a stage."""
 
     NAME = ""
+    #: the pipeline's step for this stage (a ``GroundingPipeline`` method: ``run_llm_stage``, ``run_clip_stage``)
+    step: str = "run_llm_stage"
     #: selects on CLIP's visual tokens before the LLM (``select(SelectorInputs, K)``; ``kind`` ``clip``)
     acts_on_clip: bool = False
     #: chosen with the LLM's input embeddings (or the unpruned LLM), applied at the LLM input
@@ -68,9 +70,9 @@ class Stage(str):
         return STAGES[self.NAME]
 
     def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
-        """The pipeline's step for this stage: (LLM inputs or None, Selection, kept indices or None, LLM output
-        or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
-        return pipeline.run_llm_stage(prepared, method, budget, full, **kw)
+        """The pipeline's step for this stage (:attr:`step`): (LLM inputs or None, Selection, kept indices or None,
+        LLM output or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
+        return getattr(pipeline, self.step)(prepared, method, budget, full, **kw)
 
 
 class ClipStage(Stage):
@@ -78,9 +80,7 @@ class ClipStage(Stage):
 
     NAME = "clip"
     acts_on_clip = True
-
-    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
-        return pipeline.run_clip_stage(prepared, method, budget, full, **kw)
+    step = "run_clip_stage"
 
 
 class InputStage(Stage):

@@ -17,8 +17,8 @@ def run(args: GroundingArgs | argparse.Namespace, pipe=None) -> int:
     From code: ``run(GroundingArgs(refer_dir=..., out=...))``; the command line passes its namespace;
     ``pipe``: a pipeline already loaded (a figure family's smoke run reuses its own), else loaded from the options."""
     a = as_args(GroundingArgs, args)
-    check_args(a)
+    checked = check_args(a)   # the one check of the options
     check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     from analysis.grounding.compute import run_grounding  # lazy: torch, after the checks
 
-    return run_grounding(a, pipe=pipe)
+    return run_grounding(a, pipe=pipe, checked=checked)

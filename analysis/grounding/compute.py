@@ -192,12 +192,14 @@ def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
     return image_ids[: a.limit_images] if a.limit_images is not None else image_ids
 
 
-def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
-    """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point); ``pipe`` (a family's pipeline) skips loading
-    ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
+def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Budget]] | None = None) -> int:  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
+    """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point, which
+    checks them once and hands ``checked``, :func:`check_args`' (methods, budgets), down); ``pipe`` (a family's
+    pipeline) skips loading ``--model`` again when several evaluations share one model (it must be the model
+    ``a.model`` names)."""
     from litelvlm.data.refer import load_refer
 
-    methods, budgets = check_args(a)
+    methods, budgets = checked if checked is not None else check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:
         raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")

@@ -23,7 +23,8 @@ SMOKE_IMAGES = ["34", "81"]
 def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     """Both protocols on two COCO-128 images (two expressions each) with the tiny random GLaMM
     (a synthetic REFER folder when ../shared/data is absent)."""
-    from analysis.grounding.compute import GroundingArgs, run_grounding
+    from analysis.grounding.command import run
+    from analysis.grounding.options import GroundingArgs
 
     data = coco128_dir()
     pick = {"image_ids": SMOKE_IMAGES}
@@ -35,9 +36,8 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     model = model or DEFAULT_MODEL
     pipe = load_pipeline(model)  # one model for both protocols
     for protocol in ("per-expression", "official"):
-        run_grounding(GroundingArgs(refer_dir=str(data), out=str(out_dir / protocol), model=model,
-                                    protocol=protocol, methods=[SMOKE_METHODS], budgets=[SMOKE_BUDGETS], **pick),
-                      pipe=pipe)
+        run(GroundingArgs(refer_dir=str(data), out=str(out_dir / protocol), model=model, protocol=protocol,
+                          methods=[SMOKE_METHODS], budgets=[SMOKE_BUDGETS], **pick), pipe=pipe)
 
 
 def read_grounding(results_dir: Path) -> dict:

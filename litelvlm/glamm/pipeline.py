@@ -34,6 +34,7 @@ from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
+from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
 from .card import CARD
 from .prompts import (
@@ -161,6 +162,7 @@ class GlammPipeline(GroundingPipeline):
         ``"clip"`` applies."""
         from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
 
+        model = ModelSpec.of(model)  # read once, at this edge
         if clip_context != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps an external "
                                 "CLIP onto its own tokens; GLaMM's context part is its CLIP's [CLS] score")

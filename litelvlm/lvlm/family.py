@@ -331,9 +331,9 @@ class GroundingPipeline:
         if full is not None and tuple(full.shape) != (n, self.hidden_size):
             raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); got {tuple(full.shape)}")
         with self.seg_source() as seg_states:
-            vis, sel, kept, llm_output = spec.stage.run(self, prepared, method, budget, full, spec=spec, rule=rule,
-                                                        positions=positions, given=visual_embeds is not None,
-                                                        **options)
+            step = getattr(self, spec.stage.step)   # the stage's own step: run_clip_stage / run_llm_stage
+            vis, sel, kept, llm_output = step(prepared, method, budget, full, spec=spec, rule=rule, positions=positions,
+                                              given=visual_embeds is not None, **options)
             if llm_output is None and generate:
                 from .generate import generated_output
 
