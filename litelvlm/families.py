@@ -12,13 +12,12 @@ package and one line in :data:`REGISTERED` (CONTRIBUTING.md). This module import
 from __future__ import annotations
 
 import difflib
-import importlib
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .errors import LiteLVLMError
-from .family_card import FamilyCard
+from .family_card import FamilyCard, Lazy
 from .image_resize import IMAGE_RESIZES
 from .model_folder import read_config
 from .model_spec import ModelSpec
@@ -33,16 +32,12 @@ REGISTERED: tuple[str, ...] = (
 )
 
 
-def _target(target: str) -> Any:
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 @cache
 def _cards() -> dict[str, FamilyCard]:
     out = {}
     for target in REGISTERED:
-        c = _target(target)
+        module, _, attr = target.partition(":")
+        c = Lazy(module, attr).get()
         if not isinstance(c, FamilyCard):
             raise TypeError(f"{target} is not a litelvlm.family_card.FamilyCard")
         out[c.name] = c
@@ -106,7 +101,7 @@ def _known(name: str) -> FamilyCard:
 
 def get_family(name: str) -> type:
     """The pipeline class of family ``name`` (its package imported on first use)."""
-    cls = _target(_known(name).pipeline)
+    cls = _known(name).pipeline.get()
     from .lvlm.family import GroundingPipeline
 
     if not (isinstance(cls, type) and issubclass(cls, GroundingPipeline)):
@@ -180,7 +175,7 @@ def video_eval(model: str) -> VideoEval:
         offered = sorted(c.name for c in cards() if c.video_eval)
         raise LiteLVLMError(f"model {model!r}: the {family.name} family has no video path; eval-video runs the "
                             f"families {', '.join(offered)}")
-    out = _target(target)
+    out = target.get()
     if not isinstance(out, VideoEval):
         raise TypeError(f"{target} is not a litelvlm.video.runner.VideoEval")
     return out
