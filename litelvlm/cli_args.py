@@ -153,7 +153,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
 
 
 def method_flags() -> type:
-    """A dataclass of one field per method option of the registry (:data:`litelvlm.methods.OPTIONS`: ``--fastv-layer``,
+    """A dataclass of one field per method option of the registry (each method module's ``OPTIONS``: ``--fastv-layer``,
     ...), keyword-only, built without importing a method: a command's options class inherits it
     (``class MyArgs(MethodFlags, ...)``), and ``Method.options_from(args)`` / ``litelvlm.methods.method_options``
     read the values back, so no command names a method's option."""

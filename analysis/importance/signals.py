@@ -136,7 +136,7 @@ def mask_gradient_error(pipe, prepared) -> str | None:
 def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],
                                                                                        dict[str, float]]:
     """captum attributions w.r.t. the visual token embeddings; also the IG convergence deltas."""
-    from litelvlm.lvlm.saliency import GroundingTarget
+    from litelvlm.methods.saliency import GroundingTarget
 
     if opts.target == "mask" and (why := mask_gradient_error(pipe, prepared)):
         raise LiteLVLMError(why)

@@ -167,7 +167,7 @@ class CapturedPrefill:
         """Hidden states after layers ``start..stop-1``, the segment's captured callable where it can run."""
         from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-        from .llm_attention import call_layers
+        from .llm_context import call_layers
 
         layers = self.lm.layers
         why = None

@@ -7,7 +7,7 @@ from three shapes: GLaMM (a fixed 24x24 grid of CLIP patches, 1-D RoPE positions
 and VideoGLaMM (a video of T frames, N = 3328, 1-D RoPE; masks (S, T, H, W): ``mask_shape``; per-frame budgets:
 ``budget_unit``). Hence N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting each [SEG] and the
 positions come as one :class:`SequenceLayout`, indexed on their last axis only; the LLM is a decoder stack run
-layer by layer (:mod:`litelvlm.lvlm.llm_attention`), every sequence checked first (:mod:`litelvlm.lvlm.limits`);
+layer by layer (:mod:`litelvlm.lvlm.llm_context`), every sequence checked first (:mod:`litelvlm.lvlm.limits`);
 CLIP-side methods read ``prepared.selector_inputs()`` and the family maps their selection onto its own tokens
 (:meth:`GroundingPipeline.clip_selection_tokens`; a family without a CLIP tower pairs an external one), while
 LLM-side methods index the family's tokens directly.
@@ -29,7 +29,7 @@ from ..methods import get_method, mapped_methods
 from ..pruning import Selection
 from .captured import runner_of
 from .limits import check_llm_input
-from .llm_attention import LLMContext, run_layers
+from .llm_context import LLMContext, run_layers
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 

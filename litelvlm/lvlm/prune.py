@@ -21,7 +21,7 @@ from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning import Selection
 from ..pruning.selection import check_selector, checked
-from .llm_attention import LLMContext
+from .llm_context import LLMContext
 
 
 def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor | None, *,

@@ -1,6 +1,6 @@
 """CLIP-side token selection: what a selector reads and returns, and ``select("litelvlm", inputs, K)``.
 
-The methods themselves are named in :mod:`litelvlm.methods`; each is declared where it acts.
+The methods themselves are modules of :mod:`litelvlm.methods`.
 """
 
 from ..methods import available_methods, get_method

@@ -2,7 +2,7 @@
 
 VisionZip, VisPruner, PruMerge and PruMerge+ rank CLIP's patches by the attention the [CLS] query pays them and merge
 by CLIP's keys, both on CLIP's own patch grid. Qwen2.5-VL's tower has no [CLS] token and hands the LLM merged tokens
-(2x2 patches each), so their Qwen2.5-VL variants (:mod:`litelvlm.qwen.clip_baselines`) read this stand-in instead,
+(2x2 patches each), so their Qwen2.5-VL variants (:mod:`litelvlm.methods.visionzip_qwen`, ``vispruner_qwen``, ``prumerge_qwen``) read this stand-in instead,
 from one block of the tower (by default the last full-attention block, ``fullatt_block_indexes[-1]``: the last
 block in every Qwen2.5-VL):
 
@@ -27,6 +27,10 @@ import torch
 
 from .vision import QwenVision
 from .vit_attention import received_from
+
+#: the ``Method`` flags of every method reading the stand-in: it ranks tokens, re-runs the vision tower
+#: (``reads_vision_blocks``) and reads tensor values in Python (``host_sync``)
+STAND_IN_FLAGS = dict(ranks=True, host_sync=True, reads_vision_blocks=True)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def test_every_signal_has_the_expected_shape_and_is_finite(pipe, prepared):
 
 
 def test_integrated_gradients_completeness_on_the_glamm_target(pipe, prepared):
-    from litelvlm.lvlm.saliency import GroundingTarget
+    from litelvlm.methods.saliency import GroundingTarget
 
     gt = GroundingTarget(pipe, prepared)
     vis = pipe.visual_tokens(prepared).detach()
@@ -108,7 +108,7 @@ def test_planted_target_is_recovered_by_the_saliency_oracle_scores():
 
 
 def test_saliency_oracle_keeps_its_top_tokens(pipe, prepared):
-    from litelvlm.lvlm.saliency import GroundingTarget
+    from litelvlm.methods.saliency import GroundingTarget
 
     with torch.no_grad():
         out = pipe.ground(prepared, "saliency", 32)

@@ -84,7 +84,7 @@ def test_contract_refuses_a_mismatched_stage():
 
 
 def test_context_heavy_description_matches_its_ratio():
-    from litelvlm.pruning.methods.litelvlm import CONTEXT_HEAVY_RATIO
+    from litelvlm.methods.litelvlm import CONTEXT_HEAVY_RATIO
 
     assert f"{CONTEXT_HEAVY_RATIO:.0%} of K to context tokens first" in describe("litelvlm-ctx")
 
@@ -102,7 +102,7 @@ def test_listing_methods_imports_no_torch():
 # -- import structure ----------------------------------------------------------------------------------------
 
 def _package(module: str) -> str:
-    """``litelvlm.pruning.methods.tome`` -> ``litelvlm.pruning``; top-level modules are their own package."""
+    """``litelvlm.methods.tome`` -> ``litelvlm.pruning``; top-level modules are their own package."""
     return ".".join(module.split(".")[:2])
 
 

@@ -16,7 +16,7 @@ class _Family(GroundingPipeline):
 
 def test_variant_is_found_for_its_backbone_only(monkeypatch):
     monkeypatch.setitem(methods.VARIANTS, ("random", "test-backbone"),
-                        ("litelvlm.lvlm.fastv:FASTV", "random's test variant"))
+                        ("litelvlm.methods.fastv:FASTV", "random's test variant"))
     monkeypatch.setattr(methods, "_LOADED", {})
     own = methods.get_method("random")
     variant = methods.get_method("random", "test-backbone")

@@ -25,7 +25,7 @@ from analysis.common.paper_efficiency import (
 )
 from analysis.efficiency.arch import get_arch
 from analysis.efficiency.flops import token_plan
-from litelvlm.lvlm.sparsevlm import token_schedule
+from litelvlm.methods.sparsevlm import token_schedule
 
 
 def _fastv_port_counters(seq_len, num_layers, d, m, agg_layer, image_len, attention_rank, element_size=2):

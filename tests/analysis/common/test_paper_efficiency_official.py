@@ -40,7 +40,7 @@ from analysis.common.paper_efficiency import (
 )
 from analysis.efficiency.arch import get_arch
 from analysis.efficiency.flops import token_plan
-from litelvlm.lvlm.sparsevlm import token_schedule
+from litelvlm.methods.sparsevlm import token_schedule
 
 PYC = "model/llava/model/language_model/__pycache__/"
 CLIP_SIDE = ["litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner", "visionzip", "prumerge", "prumerge+",

@@ -133,7 +133,7 @@ def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
             for h in handles:
                 h.remove()
         hidden = torch.randn(1, 5, lm.config.hidden_size, requires_grad=True)
-        from litelvlm.lvlm.llm_attention import run_layers
+        from litelvlm.lvlm.llm_context import run_layers
 
         with torch.enable_grad():
             run_layers(lm, hidden, torch.arange(5)[None])
@@ -146,7 +146,7 @@ def test_a_segment_that_cannot_be_captured_runs_eagerly_and_says_why(tiny_glamm,
     """A CUDA graph capture that fails (an operation that cannot be captured) is tried once per segment and length;
     the segment then runs eagerly, with the same result, and the reason is counted and logged."""
     from litelvlm.lvlm import captured
-    from litelvlm.lvlm.llm_attention import call_layers, causal_mask, run_layers
+    from litelvlm.lvlm.llm_context import call_layers, causal_mask, run_layers
 
     tries = []
 

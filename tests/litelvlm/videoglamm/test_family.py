@@ -86,7 +86,7 @@ def test_shared_layer_runs_phi3_with_its_window():
     sequence longer than the window (VideoGLaMM's ~3420-token prompt against its 2048 keys, here 40 against 9)."""
     from transformers import Phi3Config, Phi3Model
 
-    from litelvlm.lvlm.llm_attention import attention_rows_at, run_layers
+    from litelvlm.lvlm.llm_context import attention_rows_at, run_layers
 
     torch.manual_seed(0)
     cfg = Phi3Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,

@@ -1,0 +1,28 @@
+"""The LLM-attention oracle: keep the visual tokens that receive the most attention in the unpruned LLM (this
+project's oracle, no official code), read through :class:`~litelvlm.lvlm.llm_context.LLMContext`."""
+
+from __future__ import annotations
+
+import torch
+
+from ..lvlm.llm_context import LLMContext
+from ..method import Method, Option
+from ..pruning.selection import Selection
+
+
+def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = None,
+                         queries: str = "seg") -> Selection:
+    """Oracle: keep the ``budget`` visual tokens receiving the most attention (from ``queries`` at
+    decoder ``layer``, default the middle layer) in the unpruned LLM; they enter the LLM in raster order."""
+    layer = ctx.num_layers // 2 if layer is None else int(layer)
+    score = ctx.visual_attention(layer, queries)
+    top = torch.topk(score, budget, sorted=True).indices
+    return Selection(indices=torch.sort(top).values, scores=score,
+                     parts={"ranking": torch.argsort(score, descending=True, stable=True)})
+
+
+#: its command-line options (:mod:`litelvlm.methods.options` reads them without importing this module)
+OPTIONS = (Option("layer", "attention_layer", "0..L-1", help="llm-attention: decoder layer (default: the middle one)"),
+           Option("queries", "attention_queries", value_type=str, default="seg", choices=("last", "text", "seg"),
+                  help="llm-attention: query rows"))
+LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True, options=OPTIONS)
