@@ -13,15 +13,10 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import LiteLVLMError
 from .model_spec import ModelSpec
-
-if TYPE_CHECKING:
-    from .cost import FamilyCost
-    from .lvlm.family import GroundingPipeline
-    from .video.runner import VideoEval
 
 #: what a family's ``prepare_image`` takes: a PIL image, or a list of frames
 INPUTS = ("image", "video")
@@ -78,7 +73,7 @@ class FamilyCard:
     name: str
     display_name: str
     description: str
-    pipeline: Lazy[type[GroundingPipeline]]
+    pipeline: Lazy[type]    # a litelvlm.lvlm.family.GroundingPipeline subclass (heavy modules are named, not imported)
     presets: Mapping[str, str]
     architectures: tuple[str, ...]
     default_model: str
@@ -87,9 +82,9 @@ class FamilyCard:
     #: whether the family's official evaluation turns an image by its EXIF orientation tag when it reads it
     exif_transpose: bool = True
     #: its video path for ``eval-video`` (a :class:`litelvlm.video.runner.VideoEval`); None: none
-    video_eval: Lazy[VideoEval] | None = None
+    video_eval: Lazy[Any] | None = None    # a litelvlm.video.runner.VideoEval
     #: its cost description for the efficiency study; None: the study does not count it
-    cost: Lazy[FamilyCost] | None = None
+    cost: Lazy[Any] | None = None    # a litelvlm.cost.FamilyCost
     #: the efficiency study's ``--arch`` names of the family -> the preset each builds (read before torch loads; the
     #: cost description's ``archs``)
     cost_archs: Mapping[str, str] = field(default_factory=dict)

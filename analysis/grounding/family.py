@@ -8,7 +8,8 @@ from pathlib import Path
 from analysis.figures.family import Family
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import plots
-from analysis.grounding.options import PROTOCOLS
+from analysis.grounding.command import run
+from analysis.grounding.options import PROTOCOLS, GroundingArgs
 from litelvlm.families import DEFAULT_MODEL, card_of, load_pipeline
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
@@ -23,9 +24,6 @@ SMOKE_IMAGES = ["34", "81"]
 def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     """Both protocols on two COCO-128 images (two expressions each) with the tiny random GLaMM
     (a synthetic REFER folder when ../shared/data is absent)."""
-    from analysis.grounding.command import run
-    from analysis.grounding.options import GroundingArgs
-
     data = coco128_dir()
     pick = {"image_ids": SMOKE_IMAGES}
     if data is None:

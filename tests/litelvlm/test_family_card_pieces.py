@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the registries that are no card's (the subcommands, the methods, GLaMM's lazy exports)
 IMPORTS = {("litelvlm/family_card.py", "resolve"): "a card's pieces and the registered cards",
            ("litelvlm/cli.py", "build_parser"): "the subcommand's options module",
-           ("litelvlm/methods.py", "get_method"): "a method's module",
            ("litelvlm/methods/__init__.py", "get_method"): "a method's module",
            ("litelvlm/glamm/__init__.py", "__getattr__"): "GLaMM's lazy exports"}
 
@@ -68,7 +67,7 @@ def test_the_public_readers_import_pieces_through_resolve(monkeypatch):
     from litelvlm.cost import family_cost
     from litelvlm.families import card_of, get_family, video_eval
 
-    targets = {str(p).split(":")[0] for c in cards() for p in (getattr(c, n) for n in PIECES) if p is not None}
+    targets = {p.module for c in cards() for p in (getattr(c, n) for n in PIECES) if p is not None}
     seen: list[tuple[str, str]] = []
     real = importlib.import_module
 
