@@ -17,9 +17,9 @@ def run(args: PositionsArgs | argparse.Namespace) -> int:
     """Run the study: check the options, then import torch and compute. From code:
     ``run(PositionsArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
     a = as_args(PositionsArgs, args)
-    check_args(a)
+    checked = check_args(a)   # the one check of the options
     check_image_resize(a.image_resize, a.model)   # before anything loads
     check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     from analysis.positions.compute import run_positions  # lazy: torch, after the checks
 
-    return run_positions(a)
+    return run_positions(a, checked=checked)

@@ -16,8 +16,8 @@ def run(args: VideoArgs | argparse.Namespace) -> int:
     """Run the study: check the options, then import torch and compute. From code:
     ``run(VideoArgs(out="results/video"))``; the command line passes its parsed namespace."""
     a = as_args(VideoArgs, args)
-    check_args(a)
+    checked = check_args(a)   # the one check of the options
     check_early(a.out, asdict(a))   # another configuration: refused before anything loads
     from analysis.video.compute import run_video  # lazy: torch, after the checks
 
-    return run_video(a)
+    return run_video(a, checked=checked)

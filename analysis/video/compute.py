@@ -173,9 +173,10 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
     return root, groups
 
 
-def run_video(a: VideoArgs) -> int:
-    """``litelvlm eval-video`` with checked options: the parts, then the tables and the summary on screen."""
-    given, budgets, sets = check_args(a)
+def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
+    """``litelvlm eval-video`` with checked options (``checked``: :func:`check_args`' result, handed down by
+    :func:`analysis.video.command.run`; None: checked here): the parts, then the tables and the summary on screen."""
+    given, budgets, sets = checked if checked is not None else check_args(a)
     out = Path(a.out)
     family = video_eval(a.model)
     if errors := family.method_errors(given, budgets):   # refused before anything is loaded or written

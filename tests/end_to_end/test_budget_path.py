@@ -99,3 +99,30 @@ def test_the_pipeline_hands_the_method_down():
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
         a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     assert "get_method" not in names
+
+
+class _Checked(Exception):
+    """Raised by the first step after a study's checks."""
+
+
+#: study -> (its options class's module, its ``run``'s module, its compute module, the first step after the checks)
+STUDIES = {
+    "eval-grounding": ("analysis.grounding", "litelvlm.data.refer", "load_refer"),
+    "positions": ("analysis.positions", "analysis.positions.compute", "pick_image"),
+    "eval-video": ("analysis.video", "analysis.video.compute", "video_eval"),
+}
+
+
+@pytest.mark.parametrize("study", list(STUDIES))
+def test_a_study_with_budgets_checks_its_options_once(study, tmp_path, monkeypatch):
+    """The command layer checks the options (before torch) and hands the result down; the computation does not check
+    them again."""
+    package, where, step = STUDIES[study]
+    checks = _count_calls(monkeypatch, "check_args", [f"{package}.options", f"{package}.command",
+                                                       f"{package}.compute"])
+    monkeypatch.setattr(importlib.import_module(where), step, lambda *a, **kw: (_ for _ in ()).throw(_Checked()))
+    command = importlib.import_module(f"{package}.command")
+    args = command.ARGS(out=str(tmp_path / "out"), **({} if study == "eval-video" else {"refer_dir": str(tmp_path)}))
+    with pytest.raises(_Checked):
+        command.run(args)
+    assert checks == [1]
