@@ -31,7 +31,7 @@ class ModelDataArgs:
     out: str = arg(help="output folder (the result tables and config.json; resumable)", required=True)
     model: ModelSpec = arg(DEFAULT_MODEL, help=f"a model of any family: a random preset [:SEED] or a checkpoint folder "
                                          f"({model_help()})")
-    clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
+    clip: ModelSpec | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
                                       "or the matching tiny random CLIP for tiny-random")
     sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
                                      "come from the model's checkpoint")
@@ -59,6 +59,7 @@ class ModelDataArgs:
 
     def __post_init__(self) -> None:
         self.model = ModelSpec.of(self.model)  # read once: the command line's is read already, a Python caller's here
+        self.clip = None if self.clip is None else ModelSpec.of(self.clip)
 
 
 def study_numerics(args: ModelDataArgs, protocol: str):
