@@ -47,12 +47,12 @@ def _read_json(path: Path) -> dict:
 
 def _folder_kind(path: Path) -> WeightsKind:
     """The kind of a model folder, from where it lies and the markers its writer left."""
-    from .cache import default_cache_dir
+    from .random_models import random_models_root
 
     resolved = path.resolve()
     if resolved == _toy_dir() or (resolved / "training_metrics.json").is_file():
         return "toy"
-    random_root = (default_cache_dir() / "random-models").resolve()
+    random_root = random_models_root().resolve()
     if random_root in resolved.parents:
         return "random"
     if "litelvlm_arch" in _read_json(resolved / "open_clip_config.json"):

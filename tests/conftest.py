@@ -73,7 +73,7 @@ def tiny_hf_clip(tiny_hf_clip_dir):
 
 @pytest.fixture(scope="session")
 def smoke_figures(tmp_path_factory):
-    """``build(name)``: the folder of ``litelvlm figures --smoke --family NAME``, made once per test
+    """``build(name)``: the folder of ``litelvlm figures --smoke --figure-set NAME``, made once per test
     session. The folder is shared by the xdist workers: the first to ask makes it under a file lock
     (in a temporary folder, then ``os.replace``), the others wait for it and reuse it."""
     import tempfile
@@ -91,7 +91,7 @@ def smoke_figures(tmp_path_factory):
         with FileLock(str(shared / f"{name}.lock")):
             if not out.is_dir():
                 tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=shared))
-                assert main(["figures", "--smoke", "--family", name, "--out", str(tmp)]) == 0
+                assert main(["figures", "--smoke", "--figure-set", name, "--out", str(tmp)]) == 0
                 os.replace(tmp, out)
         return out
 

@@ -6,7 +6,7 @@
   ``config.json`` under :data:`TIMING_KEY`.
 
 The commands print them under their tables (and into ``summary.txt``); ``litelvlm figures`` draws them under every
-figure drawn from the run (:func:`draw_notes`, called by ``analysis.figures.family.save_figures``).
+figure drawn from the run (:func:`draw_notes`, called by ``analysis.figures.figure_set.save_figures``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a run folder holds, said once in its ``config.json`` under ``identity``: the ``study`` that wrote it, the model
 ``family`` and the ``model`` string it ran, and its ``weights`` (``random``, ``toy`` or ``checkpoint``).
 
-``litelvlm figures --results DIR`` reads only this to hand a folder to the figure families registered for its study
+``litelvlm figures --results DIR`` reads only this to hand a folder to the figure sets registered for its study
 (:mod:`analysis.figures.tree`), and names every figure after the family and model (:func:`identity_tag`). A CLIP
 study's model is a CLIP (family ``clip``). Never compared on resume: it follows from the command and ``--model``.
 """

@@ -12,7 +12,7 @@ imports ``options`` and provides:
   :func:`as_args`), checks it, then imports the study's heavy ``compute`` module and runs it;
 * its results on disk: tables written atomically, ``config.json`` with its options, and, where it
   resumes, finished parts in the one format of :mod:`analysis.common.parts`;
-* its figures: one family in ``analysis/<study>/family.py`` whose ``read`` loads the results and
+* its figures: one figure set in ``analysis/<study>/figure_set.py`` whose ``read`` loads the results and
   whose ``draw`` plots them with ``analysis/<study>/plots.py``.
 """
 
@@ -59,7 +59,7 @@ class Study(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-#: study subcommand -> its figure family (None: it draws its own); the module is the subcommand's
+#: study subcommand -> its figure set (None: it draws its own); the module is the subcommand's
 #: entry in ``analysis.commands.COMMANDS``
 STUDIES: dict[str, str | None] = {
     "reversal": "reversal",

@@ -4,7 +4,7 @@
 (the command), ``arch`` (an ``--arch`` or ``--model`` through the registry: the family's cost description,
 :class:`litelvlm.cost.FamilyCost`, which declares its presets, token plan, parts' FLOPs and activation and the parts it
 times), ``flops`` (an arch's token schedule), ``count`` (the FLOPs rows), ``measure`` (the timing rows), ``compare``
-(ratios and the paper's numbers beside ours), ``family`` and ``plots`` (its figures). It names no family. From code:
+(ratios and the paper's numbers beside ours), ``figure_set`` and ``plots`` (its figures). It names no family. From code:
 ``from analysis.efficiency import EfficiencyArgs, run``. Shared with ``validate``, in ``analysis.common``: ``flops``
 (the analytic counts), ``layer_timer``, ``paper_efficiency`` (the paper's definitions and numbers, keyed by method),
 ``markdown_table`` and ``device``.

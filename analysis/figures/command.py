@@ -1,24 +1,28 @@
-"""``litelvlm figures``, the command layer: check the options (``options``, light), then import the drawing
-(``compute``: matplotlib and every study's figure family) and run."""
+"""``litelvlm figures``, the command layer: ``--list`` and ``--write-notebooks`` answered at once, else the
+options checked (``options``, light) and the drawing imported (``compute``: matplotlib and every study's figure
+set) by :func:`analysis.common.command.study_run`."""
 
 from __future__ import annotations
 
 import argparse
 
-from analysis.common.study import as_args
+from analysis.common.command import study_run
 from analysis.figures.options import FiguresArgs, add_arguments, check_args
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "draw", "run"]
+
+#: draw the selected figure sets from the options (``draw(FiguresArgs(results=..., out=...))``)
+draw = study_run(FiguresArgs, "analysis.figures.compute:run_figures", check_args)
 
 
 def run(args: FiguresArgs | argparse.Namespace) -> int:
-    """``litelvlm figures``: list the families, regenerate the notebooks, or draw the selected families."""
+    """``litelvlm figures``: list the figure sets, regenerate the notebooks, or draw the selected figure sets."""
     if getattr(args, "list", False):
         from analysis.figures.compute import (
-            list_families,  # lazy: matplotlib and every study, after the checks
+            list_figure_sets,  # lazy: matplotlib and every study, after the checks
         )
 
-        list_families(args.results)
+        list_figure_sets(args.results)
         return 0
     if getattr(args, "write_notebooks", False):
         from analysis.figures.notebook_gen import (
@@ -28,8 +32,4 @@ def run(args: FiguresArgs | argparse.Namespace) -> int:
         for p in write_notebooks():
             print(f"wrote {p}")
         return 0
-    a = as_args(FiguresArgs, args)
-    check_args(a)
-    from analysis.figures.compute import run_figures  # lazy: matplotlib and every study, after the checks
-
-    return run_figures(a)
+    return draw(args)

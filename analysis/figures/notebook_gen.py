@@ -1,7 +1,7 @@
-"""The notebooks in ``notebooks/``, generated from the figure families.
+"""The notebooks in ``notebooks/``, generated from the figure sets.
 
-A family's notebook is its parameters cell, a call to ``family.load``, the body of its ``draw``
-function copied verbatim, then :meth:`~analysis.figures.family.Family.save`.
+A figure set's notebook is its parameters cell, a call to ``figure_set.load``, the body of its ``draw``
+function copied verbatim, then :meth:`~analysis.figures.figure_set.FigureSet.save`.
 ``litelvlm figures --write-notebooks`` regenerates them and a test checks that the committed
 notebooks equal the generated ones, so the notebook and the command cannot diverge.
 """
@@ -15,8 +15,8 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis.figures.family import Family
-from analysis.figures.registry import FAMILIES
+from analysis.figures.figure_set import FigureSet
+from analysis.figures.registry import FIGURE_SETS
 from litelvlm.io import atomic_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,54 +44,54 @@ def draw_body(fn: Callable) -> str:
     return textwrap.dedent("\n".join(lines[body[0].lineno - 1: body[-1].end_lineno])).rstrip() + "\n"
 
 
-def plot_imports(family: Family) -> str:
-    """The notebook's imports of what ``family``'s drawing calls: the ``plots`` module it names (its study's, or the
-    one it draws with, e.g. family 9 with family 4's), and ``analysis.common.style`` when the drawing uses it."""
-    plots = family.draw.__globals__.get("plots")
-    study = plots.__name__.rsplit(".", 1)[0] if plots is not None else family.draw.__module__.rsplit(".", 1)[0]
-    lines = ["from analysis.common import style\n"] if "style." in draw_body(family.draw) else []
+def plot_imports(figure_set: FigureSet) -> str:
+    """The notebook's imports of what ``figure_set``'s drawing calls: the ``plots`` module it names (its study's, or the
+    one it draws with, e.g. figure set 9 with figure set 4's), and ``analysis.common.style`` when the drawing uses it."""
+    plots = figure_set.draw.__globals__.get("plots")
+    study = plots.__name__.rsplit(".", 1)[0] if plots is not None else figure_set.draw.__module__.rsplit(".", 1)[0]
+    lines = ["from analysis.common import style\n"] if "style." in draw_body(figure_set.draw) else []
     return "".join(lines) + f"from {study} import plots\n"
 
 
-def _source_file(family: Family) -> str:
-    """The module file that defines ``family``'s drawing, relative to the repository."""
-    return family.draw.__module__.replace(".", "/") + ".py"
+def _source_file(figure_set: FigureSet) -> str:
+    """The module file that defines ``figure_set``'s drawing, relative to the repository."""
+    return figure_set.draw.__module__.replace(".", "/") + ".py"
 
 
-def make_notebook(family: Family):
-    """The notebook of ``family`` (an ``nbformat`` v4 notebook, no outputs)."""
+def make_notebook(figure_set: FigureSet):
+    """The notebook of ``figure_set`` (an ``nbformat`` v4 notebook, no outputs)."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
     cells = [
         new_markdown_cell(
-            f"# {family.notebook[:2]} · {family.title}\n\n{family.description}\n\n"
+            f"# {figure_set.notebook[:2]} · {figure_set.title}\n\n{figure_set.description}\n\n"
             f"Run top to bottom. With the defaults (`SMOKE = True`, `RESULTS = None`) the results are made now, "
-            f"small, with {family.smoke_note}: such figures show that the pipeline works, not findings. "
-            f"For the real figures set `RESULTS` to the output folder of `{family.command}` (or to a folder "
-            f"holding a `{family.name}/` subfolder) and `SMOKE = False`.\n\n"
-            f"The same figures come from the command line: `litelvlm figures --family {family.name} "
-            f"[--results DIR] [--smoke]`. This notebook is generated from `{_source_file(family)}` "
+            f"small, with {figure_set.smoke_note}: such figures show that the pipeline works, not findings. "
+            f"For the real figures set `RESULTS` to the output folder of `{figure_set.command}` (or to a folder "
+            f"holding a `{figure_set.name}/` subfolder) and `SMOKE = False`.\n\n"
+            f"The same figures come from the command line: `litelvlm figures --figure-set {figure_set.name} "
+            f"[--results DIR] [--smoke]`. This notebook is generated from `{_source_file(figure_set)}` "
             f"(`litelvlm figures --write-notebooks`); edit that file, not the notebook."),
         new_code_cell("RESULTS = None  # results folder (None: make small smoke results now)\n"
-                      "MODEL = None  # model for smoke results (None: the default tiny model of the family)\n"
+                      "MODEL = None  # model for smoke results (None: the figure set's default tiny model)\n"
                       "SMOKE = True\n"
                       "OUT = None  # folder for the PDF and PNG files; None: this notebook's own, "
-                      f"notebooks/out/{family.name}/\n# (or $LITELVLM_FIGURES_DIR/{family.name}): the same "
+                      f"notebooks/out/{figure_set.name}/\n# (or $LITELVLM_FIGURES_DIR/{figure_set.name}): the same "
                       "folder whatever the working directory, never the committed figures/",
                       metadata={"tags": ["parameters"]}),
         new_code_cell("from IPython.display import Image, display\n\n"
-                      + plot_imports(family)
-                      + "from analysis.figures.registry import FAMILIES\n"
-                      "from analysis.figures.family import MODELS_KEY\n"
-                      + "".join(f"{line}\n" for line in family.extra_imports)
-                      + f'\nfamily = FAMILIES["{family.name}"]\n'
-                      "family.check()\n"
-                      "tables = family.load(RESULTS, SMOKE, MODEL)\n"
+                      + plot_imports(figure_set)
+                      + "from analysis.figures.registry import FIGURE_SETS\n"
+                      "from analysis.figures.figure_set import MODELS_KEY\n"
+                      + "".join(f"{line}\n" for line in figure_set.extra_imports)
+                      + f'\nfigure_set = FIGURE_SETS["{figure_set.name}"]\n'
+                      "figure_set.check()\n"
+                      "tables = figure_set.load(RESULTS, SMOKE, MODEL)\n"
                       "sorted(tables)"),
         new_code_cell(BANNER_CELL, metadata={"tags": ["weights-banner"]}),
-        new_code_cell(draw_body(family.draw)
-                      + "paths = family.save(figs, tables, OUT)  # named after the runs' family and model\n"
+        new_code_cell(draw_body(figure_set.draw)
+                      + "paths = figure_set.save(figs, tables, OUT)  # named after the runs' family and model\n"
                       "[str(p) for p in paths]"),
         new_code_cell('for p in paths:\n    if p.suffix == ".png":\n        display(Image(filename=str(p)))'),
     ]
@@ -99,29 +99,29 @@ def make_notebook(family: Family):
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
     for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same file
-        cell["id"] = f"{family.name}-{i}"
+        cell["id"] = f"{figure_set.name}-{i}"
     nbformat.validate(nb)
     return nb
 
 
-def notebook_path(family: Family, notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> Path:
-    """Where ``family``'s notebook lives: ``notebook_dir/<family.notebook>.ipynb``."""
-    return Path(notebook_dir) / f"{family.notebook}.ipynb"
+def notebook_path(figure_set: FigureSet, notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> Path:
+    """Where ``figure_set``'s notebook lives: ``notebook_dir/<figure_set.notebook>.ipynb``."""
+    return Path(notebook_dir) / f"{figure_set.notebook}.ipynb"
 
 
-def notebook_text(family: Family) -> str:
-    """The exact file contents of ``family``'s notebook."""
+def notebook_text(figure_set: FigureSet) -> str:
+    """The exact file contents of ``figure_set``'s notebook."""
     import nbformat
 
-    return nbformat.writes(make_notebook(family)) + "\n"
+    return nbformat.writes(make_notebook(figure_set)) + "\n"
 
 
 def write_notebooks(notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
-    """(Re)write every family's notebook; returns the paths."""
+    """(Re)write every figure set's notebook; returns the paths."""
     out = []
-    for fam in FAMILIES.values():
-        path = notebook_path(fam, notebook_dir)
+    for fs in FIGURE_SETS.values():
+        path = notebook_path(fs, notebook_dir)
         with atomic_path(path) as tmp:
-            tmp.write_text(notebook_text(fam))
+            tmp.write_text(notebook_text(fs))
         out.append(path)
     return out

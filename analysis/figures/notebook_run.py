@@ -1,4 +1,4 @@
-"""Running a figure family's notebook top to bottom through a Jupyter kernel (papermill), with
+"""Running a figure set's notebook top to bottom through a Jupyter kernel (papermill), with
 this interpreter as the kernel: the route of ``litelvlm figures --via-notebooks`` and of the
 test that checks the notebooks write the same files as the command."""
 
@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.notebook_gen import NOTEBOOK_DIR, notebook_path
 from litelvlm.errors import LiteLVLMError
 
@@ -31,15 +31,15 @@ def kernel_name() -> str:
     return name
 
 
-def execute_notebook(family: Family, results_dir, out_dir, smoke: bool, model: str | None = None,
+def execute_notebook(figure_set: FigureSet, results_dir, out_dir, smoke: bool, model: str | None = None,
                      notebook_dir: str | os.PathLike = NOTEBOOK_DIR, executed: str | os.PathLike | None = None,
                      timeout: int = 600) -> list[Path]:
-    """Run ``family``'s notebook with papermill (this interpreter as kernel); returns the written figures."""
-    nb = notebook_path(family, notebook_dir)
+    """Run ``figure_set``'s notebook with papermill (this interpreter as kernel); returns the written figures."""
+    nb = notebook_path(figure_set, notebook_dir)
     if not nb.exists():
         raise LiteLVLMError(f"notebook {str(nb)!r} does not exist; run `litelvlm figures --write-notebooks`")
     out_dir = Path(out_dir).resolve()
-    before = {p: p.stat().st_mtime_ns for p in out_dir.glob(f"{family.name}_*")} if out_dir.exists() else {}
+    before = {p: p.stat().st_mtime_ns for p in out_dir.glob(f"{figure_set.name}_*")} if out_dir.exists() else {}
     params = {"RESULTS": None if results_dir is None else str(Path(results_dir).resolve()),
               "MODEL": model, "SMOKE": bool(smoke), "OUT": str(out_dir)}
     import papermill  # lazy: heavy and optional (the notebook extra)
@@ -48,5 +48,5 @@ def execute_notebook(family: Family, results_dir, out_dir, smoke: bool, model: s
         papermill.execute_notebook(str(nb), str(executed or Path(tmp) / nb.name), parameters=params,
                                    kernel_name=kernel_name(), cwd=str(nb.parent), progress_bar=False,
                                    execution_timeout=timeout)
-    return sorted(p for p in out_dir.glob(f"{family.name}_*")
+    return sorted(p for p in out_dir.glob(f"{figure_set.name}_*")
                   if p.suffix in (".pdf", ".png") and before.get(p) != p.stat().st_mtime_ns)

@@ -1,7 +1,7 @@
 """``litelvlm figures``: its options (:class:`FiguresArgs`) and their checks.
 
 Light (no matplotlib, no study module): a bad option is refused at once; :func:`analysis.figures.command.run` imports
-:mod:`analysis.figures.compute` (the families and their plots) after the checks.
+:mod:`analysis.figures.compute` (the figure sets and their plots) after the checks.
 """
 
 from __future__ import annotations
@@ -9,31 +9,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.figures.family import DEFAULT_OUT
+from analysis.figures.figure_set import DEFAULT_OUT
 from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 
 
 @dataclass
 class FiguresArgs:
-    results: str = arg(None, help="results folder: one subfolder per family (retention/, reversal/, ...) "
+    results: str = arg(None, help="results folder: one subfolder per figure set (retention/, reversal/, ...) "
                                   "or one command's --out")
     smoke: bool = arg(False, help="without --results, make small results with tiny/bundled models first")
     out: str = arg(DEFAULT_OUT, help="folder for the PDF and PNG files (the default is a new folder in the "
                                             "working directory; the committed figures/ is remade only with "
                                             "--out figures)")
-    family: list[str] = arg(None, help="only these families (default: all)", metavar="NAME")
-    model: str = arg(None, help="model for smoke results (default: each family's tiny model)")
+    figure_set: list[str] = arg(None, help="only these figure sets (default: all)", metavar="NAME")
+    model: str = arg(None, help="model for smoke results (default: each figure set's tiny model)")
     via_notebooks: bool = arg(False, help="execute the notebooks with papermill instead of calling the "
-                                          "family functions (same files)")
+                                          "figure sets' functions (same files)")
 
 
 def add_arguments(parser) -> None:
     """The options of ``litelvlm figures``."""
     add_dataclass_arguments(parser, FiguresArgs)
-    parser.add_argument("--list", action="store_true", help="list the figure families and exit")
+    parser.add_argument("--list", action="store_true", help="list the figure sets and exit")
     parser.add_argument("--write-notebooks", action="store_true",
-                        help="regenerate notebooks/ from the family functions and exit")
+                        help="regenerate notebooks/ from the figure sets' functions and exit")
 
 
 def check_args(a: FiguresArgs) -> None:

@@ -1,39 +1,39 @@
-"""The figure families, one module each in its study's package (``analysis/<study>/family.py``: its
-smoke-results maker, loader and drawing, and its :class:`~analysis.figures.family.Family`),
+"""The figure sets, one module each in its study's package (``analysis/<study>/figure_set.py``: its
+smoke-results maker, loader and drawing, and its :class:`~analysis.figures.figure_set.FigureSet`),
 registered here once, in notebook order.
 
-A new family: ``analysis/<study>/family.py`` defining ``FAMILY``, one line in :data:`FAMILIES`, then
+A new figure set: ``analysis/<study>/figure_set.py`` defining ``FIGURE_SET``, one line in :data:`FIGURE_SETS`, then
 ``litelvlm figures --write-notebooks`` for its notebook.
 """
 
 from __future__ import annotations
 
-from analysis.efficiency import family as efficiency
-from analysis.figures.family import Family
-from analysis.grounding import family as grounding
-from analysis.importance import family as importance
-from analysis.merged_grounding import family as merged_grounding
-from analysis.paired import family as paired
-from analysis.positions import family as positions
-from analysis.quantization import family as quantization
-from analysis.retention import family as retention
-from analysis.reversal import family as reversal
-from analysis.reversal_grid import family as reversal_grid
-from analysis.sink import family as sink
-from analysis.video import family as video
+from analysis.efficiency import figure_set as efficiency
+from analysis.figures.figure_set import FigureSet
+from analysis.grounding import figure_set as grounding
+from analysis.importance import figure_set as importance
+from analysis.merged_grounding import figure_set as merged_grounding
+from analysis.paired import figure_set as paired
+from analysis.positions import figure_set as positions
+from analysis.quantization import figure_set as quantization
+from analysis.retention import figure_set as retention
+from analysis.reversal import figure_set as reversal
+from analysis.reversal_grid import figure_set as reversal_grid
+from analysis.sink import figure_set as sink
+from analysis.video import figure_set as video
 
-#: every figure family by name, in notebook order (``notebooks/01_...`` first)
-FAMILIES: dict[str, Family] = {fam.name: fam for fam in (
-    reversal.FAMILY,  # 01_similarity_reversal
-    sink.FAMILY,  # 02_text_attention_sink
-    retention.FAMILY,  # 03_token_retention
-    grounding.FAMILY,  # 04_grounding_vs_budget
-    importance.FAMILY,  # 05_importance_correlation
-    efficiency.FAMILY,  # 06_efficiency
-    quantization.FAMILY,  # 07_quantization
-    positions.FAMILY,  # 08_positions
-    merged_grounding.FAMILY,  # 09_merged_grid_grounding
-    reversal_grid.FAMILY,  # 10_reversal_merged_grid
-    video.FAMILY,  # 11_video_referring_segmentation
-    paired.FAMILY,  # 12_paired_comparisons
+#: every figure set by name, in notebook order (``notebooks/01_...`` first)
+FIGURE_SETS: dict[str, FigureSet] = {fs.name: fs for fs in (
+    reversal.FIGURE_SET,  # 01_similarity_reversal
+    sink.FIGURE_SET,  # 02_text_attention_sink
+    retention.FIGURE_SET,  # 03_token_retention
+    grounding.FIGURE_SET,  # 04_grounding_vs_budget
+    importance.FIGURE_SET,  # 05_importance_correlation
+    efficiency.FIGURE_SET,  # 06_efficiency
+    quantization.FIGURE_SET,  # 07_quantization
+    positions.FIGURE_SET,  # 08_positions
+    merged_grounding.FIGURE_SET,  # 09_merged_grid_grounding
+    reversal_grid.FIGURE_SET,  # 10_reversal_merged_grid
+    video.FIGURE_SET,  # 11_video_referring_segmentation
+    paired.FIGURE_SET,  # 12_paired_comparisons
 )}

@@ -1,4 +1,4 @@
-"""Inputs of the figure families' smoke results: the default tiny model and the (real or tiny) data."""
+"""Inputs of the figure sets' smoke results: the default tiny model and the (real or tiny) data."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """One results tree: every run folder under ``--results``, drawn under its own family and model name.
 
 A run folder is a folder whose ``config.json`` records the run's identity (``study``, ``family``, ``model``,
-``weights``: :mod:`analysis.common.identity`). The tree is walked once; each run goes to the figure families
-registered for its study (:attr:`~analysis.figures.family.Family.studies`) that read its model family and hold the
-table they draw (a family with :attr:`~analysis.figures.family.Family.replaces` takes the runs of its family from a
-more general one). No figure family opens a folder to guess what it holds. A family draws each run on its own, or
-(:attr:`~analysis.figures.family.Family.together`) the runs of one model in one folder, or all its runs, each
-labelled in the figure; every file is named ``<figure family>_<family>-<model>_<figure>`` and every figure
+``weights``: :mod:`analysis.common.identity`). The tree is walked once; each run goes to the figure sets
+registered for its study (:attr:`~analysis.figures.figure_set.FigureSet.studies`) that read its model family and hold the
+table they draw (a figure set with :attr:`~analysis.figures.figure_set.FigureSet.replaces` takes the runs of its model families
+from a more general one). No figure set opens a folder to guess what it holds. A figure set draws each run on its own, or
+(:attr:`~analysis.figures.figure_set.FigureSet.together`) the runs of one model in one folder, or all its runs, each
+labelled in the figure; every file is named ``<figure set>_<family>-<model>_<figure>`` and every figure
 carries ``family/model``. A folder it cannot draw is skipped with one line naming it and the reason.
 """
 
@@ -20,11 +20,11 @@ from pathlib import Path
 from analysis.common.identity import identity_label, read_identity
 from analysis.common.screen import file_names
 from analysis.common.study import read_json
-from analysis.figures.family import Family, results_models, runs_name, save_figures
-from analysis.figures.registry import FAMILIES
+from analysis.figures.figure_set import FigureSet, results_models, runs_name, save_figures
+from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
 
-#: what reading a run of an older layout, or a damaged one, raises while a family draws it
+#: what reading a run of an older layout, or a damaged one, raises while a figure set draws it
 UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, FileNotFoundError)
 
 
@@ -67,45 +67,45 @@ def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]
     return runs, skipped
 
 
-def takes(fam: Family, run: Run) -> bool:
-    """Whether ``fam`` draws ``run``: its study, its model family, its options (``accepts``), and a table it draws."""
+def takes(fs: FigureSet, run: Run) -> bool:
+    """Whether ``fs`` draws ``run``: its study, its model family, its options (``accepts``), and a table it draws."""
     ident = run.identity
-    if ident["study"] not in fam.studies:
+    if ident["study"] not in fs.studies:
         return False
-    if fam.model_families is not None and ident["family"] not in fam.model_families:
+    if fs.model_families is not None and ident["family"] not in fs.model_families:
         return False
-    if fam.accepts is not None and not fam.accepts(run.config):
+    if fs.accepts is not None and not fs.accepts(run.config):
         return False
-    return any(next(run.folder.glob(p), None) is not None for p in fam.results_files)
+    return any(next(run.folder.glob(p), None) is not None for p in fs.results_files)
 
 
-def assign(runs: list[Run], families: list[Family]) -> tuple[dict[str, list[Run]], list[tuple[Path, str]]]:
-    """({figure family: the runs it draws}, (folder, reason) for each run no family in ``families`` draws)."""
-    drawn: dict[str, list[Run]] = {f.name: [] for f in families}
+def assign(runs: list[Run], figure_sets: list[FigureSet]) -> tuple[dict[str, list[Run]], list[tuple[Path, str]]]:
+    """({figure set: the runs it draws}, (folder, reason) for each run no figure set in ``figure_sets`` draws)."""
+    drawn: dict[str, list[Run]] = {f.name: [] for f in figure_sets}
     skipped = []
     for run in runs:
-        takers = [f for f in families if takes(f, run)]
+        takers = [f for f in figure_sets if takes(f, run)]
         replaced = {f.replaces for f in takers if f.replaces}
         takers = [f for f in takers if f.name not in replaced]
-        for fam in takers:
-            drawn[fam.name].append(run)
+        for fs in takers:
+            drawn[fs.name].append(run)
         if not takers:
             ident = run.identity
-            skipped.append((run.folder, f"no figure family draws {ident['study']} runs of {run.label} "
+            skipped.append((run.folder, f"no figure set draws {ident['study']} runs of {run.label} "
                                         f"(or the run holds none of the tables they draw)"))
     return drawn, skipped
 
 
-def groups(fam: Family, runs: list[Run]) -> list[list[Run]]:
-    """The runs of ``fam`` in the groups it draws together (:attr:`Family.together`), in tree order."""
+def groups(fs: FigureSet, runs: list[Run]) -> list[list[Run]]:
+    """The runs of ``fs`` in the groups it draws together (:attr:`FigureSet.together`), in tree order."""
     keys: dict[object, list[Run]] = {}
     for run in runs:
         ident = run.identity
-        if callable(fam.together):
-            key = fam.together(run)
+        if callable(fs.together):
+            key = fs.together(run)
         else:
             key = {"run": run.folder, "parent": (ident["family"], ident.get("model"), run.folder.parent),
-                   "all": ()}[fam.together]
+                   "all": ()}[fs.together]
         keys.setdefault(key, []).append(run)
     return list(keys.values())
 
@@ -115,25 +115,25 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
-def draw_group(fam: Family, group: list[Run], root: Path, out: str | os.PathLike | None, used: set[str]) -> list[Path]:
+def draw_group(fs: FigureSet, group: list[Run], root: Path, out: str | os.PathLike | None, used: set[str]) -> list[Path]:
     """Read, draw and save one group of runs, named by their family and model (and their folder where two groups of
-    one figure family would share a name); returns the written paths."""
-    tables = fam.read_runs([r.folder for r in group]) if len(group) > 1 else fam.read(group[0].folder)
-    prefix, label = runs_name(fam.name, [r.identity for r in group])
+    one figure set would share a name); returns the written paths."""
+    tables = fs.read_runs([r.folder for r in group]) if len(group) > 1 else fs.read(group[0].folder)
+    prefix, label = runs_name(fs.name, [r.identity for r in group])
     if prefix in used:
         prefix += "_" + (slug(os.path.relpath(group[0].folder, root)) or "results")
     used.add(prefix)
     models = list(dict.fromkeys(m for r in group for m in results_models(r.folder)))
-    notes = fam.run_notes(tables, models, [r.folder for r in group])
-    return save_figures(fam.draw(tables), out, fam.name, models, label=label, prefix=prefix, **notes)
+    notes = fs.run_notes(tables, models, [r.folder for r in group])
+    return save_figures(fs.draw(tables), out, fs.name, models, label=label, prefix=prefix, **notes)
 
 
-def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, families: list[Family],
-              every: list[Family], explicit: bool = False) -> tuple[dict[str, list[Path]], dict[str, str]]:
-    """Draw every run under ``results`` that a figure family of ``families`` takes (``every``: all registered
-    families, which decide which runs a family replaces another on); one line per drawn group and per skipped
-    folder. Returns ({figure family: written files}, {figure family or folder: why skipped}). ``explicit``: a
-    failing family ends the run with its error."""
+def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_sets: list[FigureSet],
+              every: list[FigureSet], explicit: bool = False) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    """Draw every run under ``results`` that a figure set of ``figure_sets`` takes (``every``: all registered
+    figure sets, which decide which runs one replaces another on); one line per drawn group and per skipped
+    folder. Returns ({figure set: written files}, {figure set or folder: why skipped}). ``explicit``: a
+    failing figure set ends the run with its error."""
     root = Path(results)
     runs, skipped = find_runs(root)
     taken, untaken = assign(runs, every)
@@ -142,28 +142,28 @@ def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, familie
     for folder, reason in skipped + untaken:
         print(f"figures: skipping {folder}: {reason}")
         why[str(folder)] = reason
-    for fam in families:
-        if not taken.get(fam.name):
+    for fs in figure_sets:
+        if not taken.get(fs.name):
             continue
         used: set[str] = set()
-        for group in groups(fam, taken[fam.name]):
+        for group in groups(fs, taken[fs.name]):
             names = ", ".join(str(r.folder) for r in group)
             try:
-                paths = draw_group(fam, group, root, out, used)
+                paths = draw_group(fs, group, root, out, used)
             except UNREADABLE as e:
                 reason = unreadable_reason(e)
                 if explicit:
-                    raise e if isinstance(e, LiteLVLMError) else LiteLVLMError(f"{fam.name}: {names}: {reason}") from None
-                print(f"figures: skipping {names} ({fam.name}): {reason}")
-                why[f"{fam.name} {names}"] = reason
+                    raise e if isinstance(e, LiteLVLMError) else LiteLVLMError(f"{fs.name}: {names}: {reason}") from None
+                print(f"figures: skipping {names} ({fs.name}): {reason}")
+                why[f"{fs.name} {names}"] = reason
                 continue
             if not paths:   # e.g. paired comparisons of a run without the methods they compare
-                print(f"figures: skipping {names} ({fam.name}): its tables give none of this family's figures")
-                why[f"{fam.name} {names}"] = "no figure"
+                print(f"figures: skipping {names} ({fs.name}): its tables give none of this figure set's figures")
+                why[f"{fs.name} {names}"] = "no figure"
                 continue
-            print(f"figures: {fam.name}: {', '.join(dict.fromkeys(r.label for r in group))} from {names}: "
+            print(f"figures: {fs.name}: {', '.join(dict.fromkeys(r.label for r in group))} from {names}: "
                   + file_names([p.name for p in paths]))
-            drawn.setdefault(fam.name, []).extend(paths)
+            drawn.setdefault(fs.name, []).extend(paths)
     return drawn, why
 
 
@@ -175,11 +175,11 @@ def unreadable_reason(e: BaseException) -> str:
     return f"{'unreadable' if isinstance(e, LiteLVLMError) else type(e).__name__}: {text}"
 
 
-def draw_family(family: Family, results: str | os.PathLike, out: str | os.PathLike | None) -> list[Path]:
-    """Every run of ``family`` under ``results``, each drawn on its own under its family and model
-    (:func:`draw_tree` over the registered figure families); none is an error saying how to make them."""
-    family.check()
-    drawn, _ = draw_tree(results, out, [family], list(FAMILIES.values()), explicit=True)
+def draw_figure_set(figure_set: FigureSet, results: str | os.PathLike, out: str | os.PathLike | None) -> list[Path]:
+    """Every run of ``figure_set`` under ``results``, each drawn on its own under its family and model
+    (:func:`draw_tree` over the registered figure sets); none is an error saying how to make them."""
+    figure_set.check()
+    drawn, _ = draw_tree(results, out, [figure_set], list(FIGURE_SETS.values()), explicit=True)
     if not drawn:
-        raise LiteLVLMError(f"no {family.name} runs in {str(results)!r}; " + family.results_hint(results))
-    return drawn[family.name]
+        raise LiteLVLMError(f"no {figure_set.name} runs in {str(results)!r}; " + figure_set.results_hint(results))
+    return drawn[figure_set.name]

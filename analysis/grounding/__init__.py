@@ -1,6 +1,6 @@
 """``litelvlm eval-grounding``: RefCOCO referring segmentation (cIoU/gIoU) per method and budget.
 
-``options`` (light: :class:`GroundingArgs`), ``command`` (:func:`run`: checks, then the heavy import), ``compute`` (the evaluation), ``family`` and
+``options`` (light: :class:`GroundingArgs`), ``command`` (:func:`run`: checks, then the heavy import), ``compute`` (the evaluation), ``figure_set`` and
 ``plots`` (its figures). From code: ``from analysis.grounding import GroundingArgs, run``.
 """
 

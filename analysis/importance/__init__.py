@@ -2,7 +2,7 @@
 
 ``options`` (light: :class:`ImportanceArgs`), ``command`` (:func:`run`: checks, then the heavy import), ``compute`` (the study), ``signals``
 (every signal on any family's pipeline), ``correlation`` (rank
-statistics), ``sensitivity`` (mask-IoU drop of removed token groups), ``aggregate`` (bootstrap summaries), ``family`` and ``plots`` (its figures).
+statistics), ``sensitivity`` (mask-IoU drop of removed token groups), ``aggregate`` (bootstrap summaries), ``figure_set`` and ``plots`` (its figures).
 From code: ``from analysis.importance import ImportanceArgs, run``.
 """
 

@@ -1,25 +1,13 @@
-"""``litelvlm positions``, the command layer: check the options (``options``, light), then import the
-heavy modules and run. From code: ``from analysis.positions import PositionsArgs, run``."""
+"""``litelvlm positions``, the command layer (:func:`analysis.common.command.study_run`): the options checked
+(``options``, light), then the heavy modules imported to compute.
+From code: ``from analysis.positions import PositionsArgs, run``; ``run(PositionsArgs(refer_dir=..., out=...))``."""
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict
-
-from analysis.common.study import as_args, check_early
+from analysis.common.command import check_image_resize_option, check_same_out, study_run
 from analysis.positions.options import ARGS, PositionsArgs, add_arguments, check_args
-from litelvlm.families import check_image_resize
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
-
-def run(args: PositionsArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(PositionsArgs(refer_dir=..., out=...))``; the command line passes its parsed namespace."""
-    a = as_args(PositionsArgs, args)
-    checked = check_args(a)   # the one check of the options
-    check_image_resize(a.image_resize, a.model)   # before anything loads
-    check_early(a.out, asdict(a))   # another configuration: refused before anything loads
-    from analysis.positions.compute import run_positions  # lazy: torch, after the checks
-
-    return run_positions(a, checked=checked)
+run = study_run(PositionsArgs, "analysis.positions.compute:run_positions",
+                check_args, check_image_resize_option, check_same_out, hands_down=check_args)

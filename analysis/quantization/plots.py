@@ -3,7 +3,7 @@
 Each figure draws one device's runs (times and memory from different devices are never mixed) and one
 line per precision: LiteLVLM's rows against the budget, and ``none`` (all tokens) as an open marker at N. The
 unquantized run's dtype in the legends and labels is the one its ``config.json`` records (the table's
-``model_dtype`` column, :func:`analysis.quantization.family.read_quantization_runs`).
+``model_dtype`` column, :func:`analysis.quantization.figure_set.read_quantization_runs`).
 """
 
 from __future__ import annotations

@@ -1,21 +1,13 @@
-"""``litelvlm retention``, the command layer: check the options (``options``, light), then import the
-heavy modules and run. From code: ``from analysis.retention import RetentionArgs, run``."""
+"""``litelvlm retention``, the command layer (:func:`analysis.common.command.study_run`): the options checked
+(``options``, light), then the heavy modules imported to compute.
+From code: ``from analysis.retention import RetentionArgs, run``; ``run(RetentionArgs(out=...))``."""
 
 from __future__ import annotations
 
-import argparse
-
-from analysis.common.study import as_args
+from analysis.common.command import study_run
 from analysis.retention.options import ARGS, RetentionArgs, add_arguments, check_args
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
-
-def run(args: RetentionArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(RetentionArgs(out=...))``; the command line passes its parsed namespace."""
-    a = as_args(RetentionArgs, args)
-    check_args(a)
-    from analysis.retention.compute import run_and_report  # lazy: torch, after the checks
-
-    return run_and_report(a)
+run = study_run(RetentionArgs, "analysis.retention.compute:run_and_report",
+                check_args)

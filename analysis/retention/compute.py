@@ -5,7 +5,7 @@ For each image and its referring expressions (all of them select together, as in
 official multi-expression setting; ``text`` joins them with `` | ``), one row per kept token and (method, budget), naming the
 part of the method that chose it, read from its ``Selection.parts`` (LiteLVLM: ``similarity`` or ``context``;
 VisPruner: ``important``/``diverse``; VisionZip: ``dominant``/``contextual``; none: ``kept``), plus
-a per-patch table of the scores behind the choice. The figure family ``retention`` draws
+a per-patch table of the scores behind the choice. The figure set ``retention`` draws
 them like the paper's animation. Run as ``litelvlm retention --help``.
 
 Outputs in ``--out``: ``retention.parquet`` (image_id, text, model, method, budget,

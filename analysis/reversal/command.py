@@ -1,29 +1,22 @@
-"""``litelvlm reversal``, the command layer: check the options (``options``, light), then import the
-heavy modules and run. From code: ``from analysis.reversal import ReversalArgs, run``."""
+"""``litelvlm reversal``, the command layer (:func:`analysis.common.command.study_run`): the options checked
+(``options``, light), then the heavy module of the chosen path imported (a video, the LLM's space, or CLIP's).
+From code: ``from analysis.reversal import ReversalArgs, run``; ``run(ReversalArgs(out=..., model=...))``."""
 
 from __future__ import annotations
 
-import argparse
-
-from analysis.common.study import as_args
+from analysis.common.command import study_run
 from analysis.reversal.options import ARGS, ReversalArgs, add_arguments, check_args
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
 
-def run(args: ReversalArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(ReversalArgs(out=..., model=...))``; the command line passes its parsed namespace."""
-    a = as_args(ReversalArgs, args)
-    check_args(a)
+def _path(a: ReversalArgs) -> str:
+    """The heavy function of the options' path."""
     if a.video or a.video_dir:
-        from analysis.reversal.video import run_video_reversal  # lazy: torch, after the checks
-
-        return run_video_reversal(a)
+        return "analysis.reversal.video:run_video_reversal"
     if a.space == "llm":
-        from analysis.reversal.llm_space import run_llm_space  # lazy: torch, after the checks
+        return "analysis.reversal.llm_space:run_llm_space"
+    return "analysis.reversal.compute:run_reversal"
 
-        return run_llm_space(a)
-    from analysis.reversal.compute import run_reversal  # lazy: torch, after the checks
 
-    return run_reversal(a)
+run = study_run(ReversalArgs, _path, check_args)

@@ -1,23 +1,13 @@
-"""``litelvlm eval-video``, the command layer: check the options (``options``, light), then import the
-heavy modules and run. From code: ``from analysis.video import VideoArgs, run``."""
+"""``litelvlm eval-video``, the command layer (:func:`analysis.common.command.study_run`): the options checked
+(``options``, light), then the heavy modules imported to compute.
+From code: ``from analysis.video import VideoArgs, run``; ``run(VideoArgs(out="results/video"))``."""
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict
-
-from analysis.common.study import as_args, check_early
+from analysis.common.command import check_same_out, study_run
 from analysis.video.options import ARGS, VideoArgs, add_arguments, check_args
 
 __all__ = ["ARGS", "add_arguments", "run"]
 
-
-def run(args: VideoArgs | argparse.Namespace) -> int:
-    """Run the study: check the options, then import torch and compute. From code:
-    ``run(VideoArgs(out="results/video"))``; the command line passes its parsed namespace."""
-    a = as_args(VideoArgs, args)
-    checked = check_args(a)   # the one check of the options
-    check_early(a.out, asdict(a))   # another configuration: refused before anything loads
-    from analysis.video.compute import run_video  # lazy: torch, after the checks
-
-    return run_video(a, checked=checked)
+run = study_run(VideoArgs, "analysis.video.compute:run_video",
+                check_args, check_same_out, hands_down=check_args)

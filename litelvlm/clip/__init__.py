@@ -38,10 +38,9 @@ def resolve_random_model(model: str | ModelSpec, backend: str, verify: bool = Tr
     spec = ModelSpec.of(model)
     if spec.random_clip is None:
         return None
-    from ..cache import default_cache_dir, write_once
+    from ..random_models import cached_random_folder
 
     seed_i = spec.random_seed()
-    root = default_cache_dir() / "random-models" / f"{spec.name}-{backend}-seed{seed_i}"
 
     def write(folder: Path) -> None:
         from .random_init import save_random_hf_clip, save_random_open_clip
@@ -50,7 +49,7 @@ def resolve_random_model(model: str | ModelSpec, backend: str, verify: bool = Tr
         save(folder, spec.random_clip, seed_i)
 
     # written aside and renamed: a concurrent process never reads a half-written folder
-    write_once(root, write, verify=verify)
+    root = cached_random_folder(f"{spec.name}-{backend}-seed{seed_i}", write, verify=verify)
     return str(root) if backend == "hf" else f"local-dir:{root}"
 
 

@@ -16,6 +16,7 @@ import torch
 from ..errors import LiteLVLMError
 from ..io import atomic_path, shard_by_size
 from ..lvlm.random_weights import progress, resolve_fill
+from ..random_models import random_record
 from ..safetensors_stream import save_shards
 from .checkpoint import model_key_to_glamm
 from .config import get_arch
@@ -126,7 +127,7 @@ def save_random_glamm(path: str | Path, arch: str = "tiny", seed: int = 0, shard
 
     a = get_arch(arch)
     fill = resolve_fill(fill, a.name not in ("tiny", "scaled"))
-    random_note = {"litelvlm_random": {"arch": a.name, "seed": seed} | ({"fill": fill} if fill == "fast" else {})}
+    random_note = {"litelvlm_random": random_record({"arch": a.name}, seed, fill)}
     if tokenizer_dir is None:
         tok = build_tiny_tokenizer()
         model = build_glamm(a, device=device, seed=seed, vocab_size=len(tok), dtype=dtype, fill=fill)

@@ -76,15 +76,12 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None,
     """The random GLaMM of preset ``base`` in the GLaMM-RefSeg layout, written once to the cache folder
     (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``, built on
     ``device``; the tiny one on the CPU, as its weights are pinned)."""
-    from ..cache import default_cache_dir, write_once
-    from ..lvlm.random_weights import cache_suffix, resolve_fill
+    from ..random_models import random_preset_folder
     from .checkpoint_writer import save_random_glamm
 
     full = base != "tiny"
-    fill = resolve_fill("auto", full)
-    root = default_cache_dir() / "random-models" / f"glamm-{base}-seed{seed}{cache_suffix(fill)}"
 
-    def write(folder: Path) -> None:
+    def write(folder: Path, fill: str) -> None:
         if full and tokenizer_dir is None:
             raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder to write its "
                                 "checkpoint (e.g. --tokenizer ../shared/data/glamm_refseg_tokenizer)")
@@ -94,7 +91,7 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None,
         else:
             save_random_glamm(folder, base, seed, fill=fill)
 
-    return write_once(root, write)
+    return random_preset_folder("glamm", base, seed, write, full_size=full)
 
 
 class GlammPipeline(GroundingPipeline):

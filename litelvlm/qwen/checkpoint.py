@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..io import atomic_path, shard_by_size
-from ..lvlm.random_weights import cache_suffix, default_dtype, fast_fill, init_plan, resolve_fill, skip_init
+from ..io import atomic_path
+from ..lvlm.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import RANDOM_QWENS, ModelSpec
+from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from .config import (
     QwenPreset,
     generation_config,
@@ -124,39 +125,13 @@ def quiet_transformers():
         hf_logging.set_verbosity(verbosity)
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-
-
-def _write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int | None) -> list[str]:
-    """Write ``sd`` in safetensors shards of at most ``max_shard_bytes`` (+ the index when several), each tensor
-    straight from its memory (:func:`litelvlm.safetensors_stream.save_safetensors`), a bar over the bytes."""
-    from ..lvlm.random_weights import progress
-    from ..safetensors_stream import save_shards
-
-    sizes = {k: v.numel() * v.element_size() for k, v in sd.items()}
-    groups = shard_by_size(sizes, max_shard_bytes)
-    names = [f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))] \
-        if len(groups) > 1 else ["model.safetensors"]
-    weight_map = {k: name for name, group in zip(names, groups) for k in group}
-    with progress(sum(sizes.values()), f"writing {path.name}") as bar:
-        save_shards({name: {k: sd[k] for k in group} for name, group in zip(names, groups)}, path,
-                    metadata={"format": "pt"}, bar=bar)
-    if len(groups) > 1:
-        index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in sd.values())},
-                 "weight_map": dict(sorted(weight_map.items()))}
-        _write_json(path / "model.safetensors.index.json", index)
-    return names
-
-
 def _write_tokenizer(tokenizer, path: Path) -> None:
     """``save_pretrained``'s files, plus ``vocab.json`` and ``merges.txt`` as the released folders hold them
     (the chat template lives in ``chat_template.json``, as released, not in a ``chat_template.jinja``)."""
     tokenizer.save_pretrained(str(path))
     (path / "chat_template.jinja").unlink(missing_ok=True)
     model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
-    _write_json(path / "vocab.json", model["vocab"])
+    write_json(path / "vocab.json", model["vocab"])
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     with atomic_path(path / "merges.txt") as tmp:
         tmp.write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
@@ -178,14 +153,14 @@ def save_qwen_checkpoint(model, tokenizer, path: str | Path, preset: str | QwenP
     if clash:
         raise LiteLVLMError(f"extra tensors would overwrite Qwen2.5-VL tensors: {clash[:5]}")
     sd.update(extra_tensors or {})
-    _write_weights(sd, path, p.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
+    write_weights(sd, path, p.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
     cfg = released_config(p)
     cfg["torch_dtype"] = str(next(model.parameters()).dtype).replace("torch.", "")
     cfg.update(extra_config or {})
-    _write_json(path / "config.json", cfg)
-    _write_json(path / "generation_config.json", generation_config(p))
-    _write_json(path / "preprocessor_config.json", preprocessor_config(p))
-    _write_json(path / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
+    write_json(path / "config.json", cfg)
+    write_json(path / "generation_config.json", generation_config(p))
+    write_json(path / "preprocessor_config.json", preprocessor_config(p))
+    write_json(path / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
     _write_tokenizer(tokenizer, path)
     return path
 
@@ -199,8 +174,7 @@ def save_random_qwen(path: str | Path, preset: str | QwenPreset = "tiny", seed: 
     p = get_preset(preset)
     fill = resolve_fill(fill, p.name not in TEST_PRESETS)
     model = build_qwen(p, seed=seed, device=device, fill=fill)
-    note = {"litelvlm_random": {"preset": p.name, "seed": seed, "built_on": torch.device(device).type}
-            | ({"fill": fill} if fill == "fast" else {})}
+    note = {"litelvlm_random": random_record({"preset": p.name}, seed, fill, device)}
     out = save_qwen_checkpoint(model, build_qwen_tokenizer(p), path, p, extra_config=note,
                                max_shard_bytes=max_shard_bytes)
     del model
@@ -210,12 +184,10 @@ def save_random_qwen(path: str | Path, preset: str | QwenPreset = "tiny", seed: 
 def random_qwen_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
     """The random Qwen2.5-VL of ``preset`` and ``seed``, written once under the cache folder (built on
     ``device`` the first time; later calls reuse the folder whatever their device)."""
-    from ..cache import default_cache_dir, write_once
-
     p = get_preset(preset)
-    fill = resolve_fill("auto", p.name not in TEST_PRESETS)
-    root = default_cache_dir() / "random-models" / f"qwen2.5-vl-{p.name}-seed{seed}{cache_suffix(fill)}"
-    return write_once(root, lambda folder: save_random_qwen(folder, p, seed, device=device, fill=fill))
+    return random_preset_folder("qwen2.5-vl", p.name, seed,
+                                lambda folder, fill: save_random_qwen(folder, p, seed, device=device, fill=fill),
+                                full_size=p.name not in TEST_PRESETS)
 
 
 def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:

@@ -32,19 +32,18 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import cache_suffix, default_dtype, resolve_fill, skip_init
+from ..lvlm.random_weights import default_dtype, resolve_fill, skip_init
 from ..model_folder import read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import (
-    _write_json,
     _write_tokenizer,
-    _write_weights,
     build_qwen,
     preset_dtype,
     quiet_transformers,
     weight_files,
 )
 from ..qwen.config import generation_config, preprocessor_config
+from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import (
@@ -152,28 +151,25 @@ def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed
                             f"{p.token_ids()} ({p.vocab_size})")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    _write_weights(sa2va_tensors(qwen, fcs, sam2, tracking), path,
+    write_weights(sa2va_tensors(qwen, fcs, sam2, tracking), path,
                    q.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
     cfg = sa2va_config(p, qwen)
-    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type,
-                              "sam2": p.sam2, "image_size": p.image_size, "min_pixels": p.min_pixels,
-                              "max_pixels": p.max_pixels} | ({"fill": fill} if fill == "fast" else {})
-    _write_json(path / "config.json", cfg)
-    _write_json(path / "generation_config.json", generation_config(q))
-    _write_json(path / "preprocessor_config.json", preprocessor_config(q))
-    _write_json(path / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
+    cfg["litelvlm_random"] = random_record({"preset": p.name}, seed, fill, device, extra={
+        "sam2": p.sam2, "image_size": p.image_size, "min_pixels": p.min_pixels, "max_pixels": p.max_pixels})
+    write_json(path / "config.json", cfg)
+    write_json(path / "generation_config.json", generation_config(q))
+    write_json(path / "preprocessor_config.json", preprocessor_config(q))
+    write_json(path / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
     _write_tokenizer(tok, path)
     return path
 
 
 def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
     """The random Sa2VA of ``preset`` and ``seed``, written once under the cache folder."""
-    from ..cache import default_cache_dir, write_once
-
     p = get_preset(preset)
-    fill = resolve_fill("auto", p.name != "tiny")
-    root = default_cache_dir() / "random-models" / f"sa2va-{p.name}-seed{seed}{cache_suffix(fill)}"
-    return write_once(root, lambda folder: save_random_sa2va(folder, p, seed, device=device, fill=fill))
+    return random_preset_folder("sa2va", p.name, seed,
+                                lambda folder, fill: save_random_sa2va(folder, p, seed, device=device, fill=fill),
+                                full_size=p.name != "tiny")
 
 
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:

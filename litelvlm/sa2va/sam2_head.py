@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..sam2.prompt import Sam2Masks, Sam2Prompt
+from ..sam2.prompt import Sam2Prompt
 from .config import SAM_MEAN, SAM_STD
 
 
@@ -64,34 +64,16 @@ def sam_pixels(image, size: int, video: bool = False) -> torch.Tensor:
 
 
 class Sa2VASam2(Sam2Prompt):
-    """transformers' ``Sam2Model`` with Sa2VA's ``[SEG]`` prompt (module docstring); ``image_size`` 1024 as released."""
+    """transformers' ``Sam2Model`` with Sa2VA's ``[SEG]`` prompt (module docstring); ``image_size`` 1024 as released.
+    :meth:`~litelvlm.sam2.prompt.Sam2Prompt.decode` is the base's: three candidates, the masks cast to float32, the best
+    by predicted IoU, no object-score gate."""
+
+    mask_dtype = torch.float32
+    gate_object_score = False
 
     def preprocess(self, image, video: bool = False) -> torch.Tensor:
         """(1, 3, S, S) pixels of ``image`` (:func:`sam_pixels`) in the model's dtype and device."""
         return sam_pixels(image, self.image_size, video=video)[None].to(self.device, self.dtype)
-
-    def decode(self, features: list[torch.Tensor], seg_tokens: torch.Tensor,
-               original_size: tuple[int, int]) -> Sam2Masks:
-        """Masks of S prompts ``(S, 1, C)`` on one image's ``features`` at the original (H, W): three candidates, the
-        best by predicted IoU, no object-score gate (module docstring). Differentiable in the prompts."""
-        if seg_tokens.dim() != 3 or seg_tokens.shape[-1] != self.hidden_dim:
-            raise ValueError(f"expected (S, T, {self.hidden_dim}) seg tokens, got {tuple(seg_tokens.shape)}")
-        if features[-1].shape[0] != 1:
-            raise ValueError(f"decode takes one image's features, got a batch of {features[-1].shape[0]}")
-        pe = self.image_pe()
-        low, ious, scores = [], [], []
-        for token in seg_tokens.to(self.device):
-            sparse, dense = self.prompt_embeddings(token)
-            masks, iou, _, obj = self.model.mask_decoder(
-                image_embeddings=features[-1], image_positional_embeddings=pe, sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense, multimask_output=True, high_resolution_features=features[:-1])
-            masks, iou, obj = masks[0].float(), iou[0], obj[0]              # (1, 3, h, w), (1, 3), (1, 1)
-            best = torch.argmax(iou, dim=-1)
-            low.append(masks[torch.arange(1, device=masks.device), best].unsqueeze(1))
-            ious.append(iou)
-            scores.append(obj[:, 0])
-        low_res = torch.cat(low)
-        return Sam2Masks(low_res, self.upscale(low_res, original_size), torch.cat(ious), torch.cat(scores))
 
     def upscale(self, low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
         """(S, H, W) float32 logits from (S, 1, h, w): bilinear to ``image_size`` squared, then to (H, W)."""

@@ -61,7 +61,13 @@ class Sam2Masks(NamedTuple):
 
 class Sam2Prompt(nn.Module):
     """transformers' ``Sam2Model`` (image encoder, prompt encoder, mask decoder) with a hidden-state prompt;
-    ``image_size`` is the square SAM input."""
+    ``image_size`` is the square SAM input. A family's subclass changes :meth:`decode` only through
+    :attr:`mask_dtype` and :attr:`gate_object_score` (the loop itself exists once, here)."""
+
+    #: the decoder's masks are cast to this dtype before the gate and the choice (None: kept in the model's dtype)
+    mask_dtype: torch.dtype | None = None
+    #: every mask of a prompt whose object score is not positive set to ``NO_OBJ_SCORE`` (SAM 2's inference mode)
+    gate_object_score: bool = True
 
     def __init__(self, config, image_size: int) -> None:
         from transformers import Sam2Model
@@ -148,7 +154,10 @@ class Sam2Prompt(nn.Module):
                 image_embeddings=features[-1], image_positional_embeddings=pe, sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense, multimask_output=True, high_resolution_features=features[:-1])
             masks, iou, obj = masks[0], iou[0], obj[0]                      # (1, 3, h, w), (1, 3), (1, 1)
-            masks = torch.where(obj[:, :, None, None] > 0, masks, NO_OBJ_SCORE)
+            if self.mask_dtype is not None:
+                masks = masks.to(self.mask_dtype)
+            if self.gate_object_score:
+                masks = torch.where(obj[:, :, None, None] > 0, masks, NO_OBJ_SCORE)
             best = torch.argmax(iou, dim=-1)
             low.append(masks[torch.arange(1, device=masks.device), best].unsqueeze(1))
             ious.append(iou)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -71,18 +69,20 @@ def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEE
     """Render ``n_scenes`` scenes and write them as a REFER folder at ``out``; returns it.
 
     Every object gets one ref with up to ``sentences_per_object`` distinct referring
-    expressions, each of which describes that object only. Nothing is left at ``out`` if
-    writing fails; an existing non-empty ``out`` is replaced only with ``overwrite``.
+    expressions, each of which describes that object only. The files are written through
+    :class:`~litelvlm.run_folder.RunFolder` (``toy-data``'s run): nothing is left at ``out`` if writing fails; an
+    existing non-empty ``out`` is replaced (whole) only with ``overwrite``; another command's run is refused.
     """
     from PIL import Image
     from tqdm.auto import tqdm
 
+    from ..io import atomic_path, write_text
+    from ..run_folder import RunFolder
+
     out = Path(out)
     _check_refer_args(out, n_scenes, sentences_per_object, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        (tmp / "images").mkdir()
+    # the run's folder: staged and committed together, recorded as toy-data's run, another command's refused
+    with RunFolder(out, direct=(), command="toy-data", overwrite=overwrite or None):
         images, anns, refs, attrs = [], [], [], []
         ann_id = ref_id = sent_id = 0
         rng = np.random.default_rng([seed, 99])
@@ -90,7 +90,8 @@ def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEE
             scene = make_scene(seed, i, size)
             image_id = i + 1
             name = image_file_name(image_id)
-            Image.fromarray(scene.image).save(tmp / "images" / name)
+            with atomic_path(out / "images" / name) as tmp:
+                Image.fromarray(scene.image).save(tmp, format="PNG")
             images.append({"id": image_id, "file_name": name, "width": size, "height": size})
             for k, obj in enumerate(scene.objects):
                 ann_id += 1
@@ -113,16 +114,9 @@ def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEE
                               "size": obj.size, "cell": list(obj.cell), "cell_index": CELLS.index(obj.cell),
                               "center": [round(c, 3) for c in obj.center], "z_order": k})
         cats = [{"id": j + 1, "name": s, "supercategory": "shape"} for j, s in enumerate(SHAPES)]
-        (tmp / "instances.json").write_text(json.dumps({"images": images, "annotations": anns,
-                                                        "categories": cats}))
-        with open(tmp / "refs(unc).p", "wb") as f:
+        write_text(out / "instances.json", json.dumps({"images": images, "annotations": anns, "categories": cats}))
+        with atomic_path(out / "refs(unc).p") as tmp, open(tmp, "wb") as f:
             pickle.dump(refs, f, protocol=2)
-        (tmp / "scenes.json").write_text(json.dumps({"seed": seed, "size": size, "n_scenes": n_scenes,
-                                                     "objects": attrs}, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        write_text(out / "scenes.json", json.dumps({"seed": seed, "size": size, "n_scenes": n_scenes,
+                                                    "objects": attrs}, indent=1))
     return out

@@ -20,14 +20,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from ..cli_args import from_namespace
-from ..errors import LiteLVLMError
 from .evaluation import (
     accuracy_by_attribute,
     retrieval_accuracy,
@@ -47,50 +45,32 @@ log = logging.getLogger(__name__)
 
 
 def train(a: ToyTrainArgs) -> dict:
-    """Train, save to ``a.out`` and return the final metrics. Everything is written to a hidden
-    folder beside ``a.out`` and moved into it only when complete, so a failed or interrupted run
-    leaves nothing partial (files of ``a.out`` that training does not write are kept)."""
+    """Train, save to ``a.out`` and return the final metrics, as ``toy-train``'s run in
+    :class:`~litelvlm.run_folder.RunFolder` (a folder holding another command's run is refused before training;
+    ``--overwrite`` replaces it whole). The model is trained into a hidden folder beside ``a.out``, and its files
+    are staged into the run and committed together, so a failed or interrupted run leaves nothing partial (files of
+    ``a.out`` that training does not write are kept)."""
     import shutil
 
-    from ..io import publish
+    from ..io import atomic_path
+    from ..run_folder import RunFolder
 
     check_args(a)
     final = Path(a.out)
     work = final.parent / f".{final.name}.partial"
-    if work.exists():
-        shutil.rmtree(work)
     threads = torch.get_num_threads()
     try:
-        metrics = _train(a, work)
-        final.mkdir(parents=True, exist_ok=True)
-        aside = _replace_other_run(final)
-        for f in sorted(work.iterdir()):
-            publish(f)
-            os.replace(f, final / f.name)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+        with RunFolder(final, direct=(), command="toy-train"):
+            if work.exists():
+                shutil.rmtree(work)
+            metrics = _train(a, work)
+            for f in sorted(work.iterdir()):
+                with atomic_path(final / f.name) as tmp:
+                    os.replace(f, tmp)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         torch.set_num_threads(threads)  # --threads is for this run only
     return metrics
-
-
-def _replace_other_run(final: Path) -> Path | None:
-    """With ``--overwrite``, move the run of another command that ``final`` holds (its entries but hidden ones)
-    aside before the model moves in, so the folder holds the toy CLIP alone; returns where it went."""
-    from ..run_owner import overwriting, owner
-
-    try:
-        held = owner(final)
-    except LiteLVLMError:
-        held = "damaged"
-    if not overwriting(final) or held in (None, "toy-train"):
-        return None
-    aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.replaced-", dir=final.parent))
-    for entry in final.iterdir():
-        if not entry.name.startswith("."):
-            os.replace(entry, aside / entry.name)
-    return aside
 
 
 def learning_rate(a: ToyTrainArgs, step: int) -> float:

@@ -33,11 +33,12 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import cache_suffix, default_dtype, resolve_fill, skip_init
+from ..lvlm.random_weights import default_dtype, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
+from ..random_models import random_preset_folder, random_record
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from ..sam2.prompt import Sam2Prompt
 from .card import CARD
@@ -139,8 +140,7 @@ def save_random_unipixel(path: str | Path, preset: str | UniPixelPreset = "tiny"
     if list(ids.values()) != list(p.token_ids().values()):
         raise LiteLVLMError(f"UniPixel preset {p.name!r}: the tokenizer gives {ids}, config.json says {p.token_ids()}")
     cfg = pixel_config(p)
-    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type} | (
-        {"fill": fill} if fill == "fast" else {})
+    cfg["litelvlm_random"] = random_record({"preset": p.name}, seed, fill, device)
     out = save_qwen_checkpoint(qwen, tok, path, p.qwen, extra_config=cfg, max_shard_bytes=max_shard_bytes,
                                extra_tensors=unipixel_tensors(head, sam2, extras))
     del qwen, head, sam2, extras
@@ -149,12 +149,10 @@ def save_random_unipixel(path: str | Path, preset: str | UniPixelPreset = "tiny"
 
 def random_unipixel_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
     """The random UniPixel of ``preset`` and ``seed``, written once under the cache folder."""
-    from ..cache import default_cache_dir, write_once
-
     p = get_preset(preset)
-    fill = resolve_fill("auto", p.name != "tiny")
-    root = default_cache_dir() / "random-models" / f"unipixel-{p.name}-seed{seed}{cache_suffix(fill)}"
-    return write_once(root, lambda folder: save_random_unipixel(folder, p, seed, device=device, fill=fill))
+    return random_preset_folder("unipixel", p.name, seed,
+                                lambda folder, fill: save_random_unipixel(folder, p, seed, device=device, fill=fill),
+                                full_size=p.name != "tiny")
 
 
 def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:

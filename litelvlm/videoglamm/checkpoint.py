@@ -32,9 +32,10 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import cache_suffix, default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
+from ..lvlm.random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
+from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
@@ -121,7 +122,6 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
                            fill: str = "auto") -> Path:
     """Build a random VideoGLaMM of ``preset`` (``fill`` as :func:`build_videoglamm`) and write it in the official
     layout, with the stand-in tokenizer."""
-    from ..qwen.checkpoint import _write_json, _write_weights
     from .tokenizer import build_phi3_tokenizer
 
     p = get_preset(preset)
@@ -129,26 +129,24 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
     path.mkdir(parents=True, exist_ok=True)
     fill = resolve_fill(fill, p.name != "tiny")
     model, extras = build_videoglamm(p, seed=seed, device=device, fill=fill)
-    _write_weights(videoglamm_tensors(model, extras), path, max_shard_bytes)
+    write_weights(videoglamm_tensors(model, extras), path, max_shard_bytes)
     cfg = videoglamm_config(p)
     cfg["torch_dtype"] = p.dtype
-    cfg["litelvlm_random"] = {"preset": p.name, "seed": seed, "built_on": torch.device(device).type} | (
-        {"fill": fill} if fill == "fast" else {})
-    _write_json(path / "config.json", cfg)
+    cfg["litelvlm_random"] = random_record({"preset": p.name}, seed, fill, device)
+    write_json(path / "config.json", cfg)
     build_phi3_tokenizer(p).save_pretrained(str(path))
     return path
 
 
 def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """``videoglamm[-tiny]-random[:SEED]`` (written once under the cache) or a VideoGLaMM checkpoint folder."""
-    from ..cache import default_cache_dir, write_once
-
     spec = ModelSpec.of(model)
     if CARD.preset(spec) is not None:
         p, seed = get_preset(CARD.preset(spec)), CARD.seed(spec)
-        fill = resolve_fill("auto", p.name != "tiny")
-        root = default_cache_dir() / "random-models" / f"videoglamm-{p.name}-seed{seed}{cache_suffix(fill)}"
-        return write_once(root, lambda folder: save_random_videoglamm(folder, p, seed, device=device, fill=fill))
+        return random_preset_folder(
+            "videoglamm", p.name, seed,
+            lambda folder, fill: save_random_videoglamm(folder, p, seed, device=device, fill=fill),
+            full_size=p.name != "tiny")
     folder = Path(spec.folder)
     declared = _read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:

@@ -24,12 +24,12 @@ def _same_bytes(a: Path, b: Path) -> None:
 
 def test_figures_smoke_twice_gives_the_same_bytes_and_leaves_the_committed_folder_alone(
         smoke_figures, tmp_path, monkeypatch):
-    first = smoke_figures("sink")  # `litelvlm figures --smoke --family sink --out DIR`, shared with other tests
+    first = smoke_figures("sink")  # `litelvlm figures --smoke --figure-set sink --out DIR`, shared with other tests
     committed = tmp_path / "figures"  # a checkout's committed gallery, run from the repository root
     committed.mkdir()
     (committed / "sink_example.png").write_bytes(b"committed")
     monkeypatch.chdir(tmp_path)
-    assert main(["figures", "--smoke", "--family", "sink"]) == 0  # no --out: a new folder, not figures/
+    assert main(["figures", "--smoke", "--figure-set", "sink"]) == 0  # no --out: a new folder, not figures/
     assert _files(committed) == {"sink_example.png": b"committed"}
     second = tmp_path / "litelvlm-figures"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figures", "litelvlm-figures"]
@@ -55,15 +55,15 @@ def test_a_notebooks_default_out_is_its_own_absolute_folder_whatever_the_working
     nor the committed figures."""
     import subprocess
 
-    from analysis.figures.family import OUT_ENV, notebook_out_dir
+    from analysis.figures.figure_set import OUT_ENV, notebook_out_dir
     from analysis.figures.notebook_gen import make_notebook
     from analysis.figures.options import FiguresArgs
-    from analysis.figures.registry import FAMILIES
+    from analysis.figures.registry import FIGURE_SETS
 
     assert FiguresArgs().out == "litelvlm-figures"  # the command's default: never the committed figures/
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.delenv(OUT_ENV, raising=False)
-    for fam in FAMILIES.values():
+    for fam in FIGURE_SETS.values():
         params = next(c for c in make_notebook(fam).cells if "parameters" in c.metadata.get("tags", []))
         namespace: dict = {}
         exec(params.source, namespace)
@@ -73,7 +73,7 @@ def test_a_notebooks_default_out_is_its_own_absolute_folder_whatever_the_working
         here = notebook_out_dir(fam.name)
         monkeypatch.chdir(tmp_path.parent)
         assert notebook_out_dir(fam.name) == here == repo / "notebooks" / "out" / fam.name
-    assert len({notebook_out_dir(f.name) for f in FAMILIES.values()}) == len(FAMILIES)  # one folder each
+    assert len({notebook_out_dir(f.name) for f in FIGURE_SETS.values()}) == len(FIGURE_SETS)  # one folder each
     ignored = subprocess.run(["git", "check-ignore", "-q", "notebooks/out/efficiency/x.png"], cwd=repo)
     assert ignored.returncode in (0, 128)  # ignored by git (128: not a git checkout)
     for nb in (repo / "notebooks").glob("*.ipynb"):

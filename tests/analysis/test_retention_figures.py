@@ -1,4 +1,4 @@
-"""Token-retention tables and their plots (figure family 3)."""
+"""Token-retention tables and their plots (figure set 3)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def test_one_expression_per_prompt_and_what_each_stage_kept(results):
 
 def test_figures_draw_from_the_family_tables(results):
     from analysis.retention.compute import load_retention
-    from analysis.retention.family import draw_retention
+    from analysis.retention.figure_set import draw_retention
 
     figs = draw_retention(load_retention(results[0]))
     assert list(figs) == ["grid_0"]  # LiteLVLM's stage figures need LiteLVLM, which UniPixel does not run yet

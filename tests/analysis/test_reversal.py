@@ -215,7 +215,7 @@ def test_figures_keep_two_runs_of_one_model_apart(coco128, tmp_path):
     """Two reversal runs of the same model with other options: one legend entry and one breakdown each."""
     import matplotlib.pyplot as plt
 
-    from analysis.reversal.family import draw_reversal, read_reversal
+    from analysis.reversal.figure_set import draw_reversal, read_reversal
     from litelvlm.cli import main as cli_main
 
     tree = tmp_path / "tree" / "reversal"
@@ -237,8 +237,8 @@ def test_each_figure_notes_the_weights_of_its_own_data(coco128, tmp_path):
     """A tree of two models: each per-run figure names its own model, and saving adds no second note."""
     import matplotlib.pyplot as plt
 
-    from analysis.figures.family import save_figures
-    from analysis.reversal.family import draw_reversal, read_reversal
+    from analysis.figures.figure_set import save_figures
+    from analysis.reversal.figure_set import draw_reversal, read_reversal
     from litelvlm.cli import main as cli_main
 
     tree = tmp_path / "tree" / "reversal"

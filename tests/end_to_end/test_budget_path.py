@@ -6,9 +6,11 @@ at the kernel, from ``litelvlm/cli.py`` (where argparse reads the line) to the k
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,43 +49,41 @@ def _record_kernel(monkeypatch) -> list[traceback.StackSummary]:
     return stacks
 
 
-def _count_calls(monkeypatch, name: str, modules: list[str]) -> list[int]:
-    """Count the calls of the function ``name`` however the ``modules`` hold it (each binds it by name)."""
+@contextlib.contextmanager
+def _counting_calls(function) -> Iterator[list[int]]:
+    """Count the calls of ``function`` however it is held (a module's name, a study's list of checks): by its code."""
     calls = [0]
-    held = [m for m in map(importlib.import_module, modules) if hasattr(m, name)]
-    original = getattr(held[0], name)
+    code = function.__code__
+    previous = sys.getprofile()
 
-    def counting(*args, **kw):
-        calls[0] += 1
-        return original(*args, **kw)
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code is code:
+            calls[0] += 1
 
-    for module in held:
-        monkeypatch.setattr(module, name, counting)
-    return calls
+    sys.setprofile(profile)
+    try:
+        yield calls
+    finally:
+        sys.setprofile(previous)
 
 
-GROUNDING = ["analysis.grounding.options", "analysis.grounding.command", "analysis.grounding.compute"]
 CASES = {
-    "eval-grounding": (["eval-grounding", "--limit-images", "1"], GROUNDING, "check_args"),
-    "validate": (["validate", "--repeats", "1"], ["analysis.validate.options", "analysis.validate.command",
-                                                 "analysis.validate.compute"], "check_inputs"),
-    "eval-grounding-sa2va": (["eval-grounding", "--limit-images", "1", "--model", "sa2va-tiny-random:0"], GROUNDING,
-                             "check_args"),
+    "eval-grounding": ["eval-grounding", "--limit-images", "1"],
+    "validate": ["validate", "--repeats", "1"],
+    "eval-grounding-sa2va": ["eval-grounding", "--limit-images", "1", "--model", "sa2va-tiny-random:0"],
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_budgets_reach_the_kernel_the_short_way(case, coco128, tmp_path, monkeypatch):
-    argv, modules, check = CASES[case]
+    argv = CASES[case]
     stacks = _record_kernel(monkeypatch)
-    checks = _count_calls(monkeypatch, check, modules)
     reads = []
     parse = budget_module.Budget.parse.__func__
     monkeypatch.setattr(budget_module.Budget, "parse", classmethod(lambda cls, t: reads.append(t) or parse(cls, t)))
     assert main([*argv, "--methods", "litelvlm", "--budgets", "64,16", "--refer-dir", str(coco128),
                  "--out", str(tmp_path / "out")]) == 0
     assert sorted(reads) == ["16", "64"], reads  # read once each, by argparse
-    assert checks == [1]
     assert stacks, "the kernel never ran"
     for stack in stacks:
         files = _project_files(stack)
@@ -105,7 +105,7 @@ class _Checked(Exception):
     """Raised by the first step after a study's checks."""
 
 
-#: study -> (its options class's module, its ``run``'s module, its compute module, the first step after the checks)
+#: study -> (its package, the module holding the first step after the checks, that step)
 STUDIES = {
     "eval-grounding": ("analysis.grounding", "litelvlm.data.refer", "load_refer"),
     "positions": ("analysis.positions", "analysis.positions.compute", "pick_image"),
@@ -118,11 +118,10 @@ def test_a_study_with_budgets_checks_its_options_once(study, tmp_path, monkeypat
     """The command layer checks the options (before torch) and hands the result down; the computation does not check
     them again."""
     package, where, step = STUDIES[study]
-    checks = _count_calls(monkeypatch, "check_args", [f"{package}.options", f"{package}.command",
-                                                       f"{package}.compute"])
     monkeypatch.setattr(importlib.import_module(where), step, lambda *a, **kw: (_ for _ in ()).throw(_Checked()))
     command = importlib.import_module(f"{package}.command")
     args = command.ARGS(out=str(tmp_path / "out"), **({} if study == "eval-video" else {"refer_dir": str(tmp_path)}))
-    with pytest.raises(_Checked):
+    with _counting_calls(importlib.import_module(f"{package}.options").check_args) as checks, \
+            pytest.raises(_Checked):
         command.run(args)
     assert checks == [1]

@@ -31,7 +31,7 @@ def test_the_default_model_runs_offline_and_the_help_names_the_papers(command):
     action = _model_action(command)
     default = action.default
     assert default is None or ModelSpec.parse(default).is_random, (command, default)
-    if default is not None:  # None: the bundled toy CLIP (demo) or each figure family's own tiny model
+    if default is not None:  # None: the bundled toy CLIP (demo) or each figure set's own tiny model
         assert default in (COMMAND_CLIP_MODEL, *(c.default_model for c in cards())), (command, default)
         assert f"default: {default}" in action.help and "the paper's" in action.help, action.help
         paper = DEFAULT_HF_MODEL if default == COMMAND_CLIP_MODEL else card_of(default).paper_model

@@ -57,7 +57,7 @@ def argv(command: str, coco: Path, out: Path, results: Path | None = None) -> li
         "positions": ["positions", "--refer-dir", str(coco), "--methods", "random", "--budgets", "16"],
         "eval-video": ["eval-video", *VIDEO],
         "demo": ["demo", "--smoke"],
-        "figures": ["figures", "--results", str(results), "--family", "reversal"],
+        "figures": ["figures", "--results", str(results), "--figure-set", "reversal"],
     }[command] + ["--out", str(out)]
 
 

@@ -105,7 +105,7 @@ SMALLEST = {
     "positions": (["--refer-dir", "{refer}", "--methods", "litelvlm", "--budgets", "16", "--out", "{out}"], True),
     "eval-video": (["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "3", "--methods",
                     "litelvlm", "--budgets", "81", "--n-boot", "10", "--out", "{out}"], True),
-    "figures": (["--smoke", "--family", "efficiency", "--out", "{out}"], True),
+    "figures": (["--smoke", "--figure-set", "efficiency", "--out", "{out}"], True),
     "plan": (["--data-dirs", "{refer}", "--models", "tiny-random", "--calibrate", "0", "--out", "{out}"], False),
 }
 #: the most lines a command prints without --verbose: its progress goes to stderr, its summary is short
@@ -131,7 +131,7 @@ def test_every_command_has_its_smallest_case():
                                      for c in SMALLEST])
 def test_a_command_prints_a_short_summary_and_its_tables_with_verbose(command, tmp_path, coco128, capsys):
     """Quiet by default: progress (stderr) and a short summary; a full table goes to its file, named on one line
-    ending "(--verbose prints it)" (a figure family's files: "(--verbose lists them)"), and ``--verbose`` prints it."""
+    ending "(--verbose prints it)" (a figure set's files: "(--verbose lists them)"), and ``--verbose`` prints it."""
     from litelvlm.cli import main
 
     argv = _argv(command, tmp_path, coco128)

@@ -120,7 +120,7 @@ def test_a_run_of_another_command_is_refused_then_replaced_whole(coco128, tmp_pa
     assert "reversal.parquet" not in names and "sink.parquet" in names and "notes.txt" in names, names
     assert ".lock" not in names and not [n for n in names if n.startswith((STAGE_PREFIX, ".litelvlm-replaced"))]
     assert json.loads((out / MARKER).read_text())["command"] == "sink"
-    assert main(["figures", "--family", "reversal", "--results", str(out), "--out", str(tmp_path / "figs")]) == 2
+    assert main(["figures", "--figure-set", "reversal", "--results", str(out), "--out", str(tmp_path / "figs")]) == 2
 
 
 @pytest.mark.odd_case("damaged results", "a re-run into its own --out where the earlier summary.csv became a folder "

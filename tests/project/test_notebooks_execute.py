@@ -6,26 +6,26 @@ from __future__ import annotations
 import pytest
 
 from analysis.figures.notebook_run import execute_notebook
-from analysis.figures.registry import FAMILIES
+from analysis.figures.registry import FIGURE_SETS
 
-READY = [f for f in FAMILIES.values() if not f.missing()]
-#: the notebooks the default suite runs: every notebook is generated from one template over its family's functions
+READY = [f for f in FIGURE_SETS.values() if not f.missing()]
+#: the notebooks the default suite runs: every notebook is generated from one template over its figure_set's functions
 #: (tests/project/test_notebooks_stripped.py), so a few light ones stand for the rest, which run with the slow tests
 DEFAULT = {"sink"}
 
 
-@pytest.mark.parametrize("family", [f if f.name in DEFAULT else pytest.param(f, marks=pytest.mark.slow) for f in READY],
+@pytest.mark.parametrize("figure_set", [f if f.name in DEFAULT else pytest.param(f, marks=pytest.mark.slow) for f in READY],
                          ids=lambda f: f.name)
-def test_notebook_runs_in_smoke_mode_and_matches_the_command(family, smoke_figures, tmp_path, monkeypatch):
+def test_notebook_runs_in_smoke_mode_and_matches_the_command(figure_set, smoke_figures, tmp_path, monkeypatch):
     import torch
 
-    cli_figures = smoke_figures(family.name)  # `litelvlm figures --smoke --family NAME`, once per test session
+    cli_figures = smoke_figures(figure_set.name)  # `litelvlm figures --smoke --figure-set NAME`, once per test session
     # the kernel computes with as many threads as this process did (float sums depend on it)
     monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
-    executed = tmp_path / f"{family.notebook}.ipynb"
-    paths = execute_notebook(family, None, tmp_path / "figs", smoke=True, executed=executed)
-    assert paths, f"{family.notebook} wrote no figures"
-    expected = sorted(cli_figures.glob(f"{family.name}_*"))
+    executed = tmp_path / f"{figure_set.notebook}.ipynb"
+    paths = execute_notebook(figure_set, None, tmp_path / "figs", smoke=True, executed=executed)
+    assert paths, f"{figure_set.notebook} wrote no figures"
+    expected = sorted(cli_figures.glob(f"{figure_set.name}_*"))
     assert [p.name for p in paths] == [p.name for p in expected]
     for got, want in zip(paths, expected):
         assert got.read_bytes() == want.read_bytes(), f"{got.name}: notebook and command differ"

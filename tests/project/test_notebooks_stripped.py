@@ -1,5 +1,5 @@
-"""Committed notebooks: outputs stripped, a ``parameters`` cell, and generated from the family modules
-(``analysis/<study>/family.py``) by ``analysis/figures/notebook_gen.py``."""
+"""Committed notebooks: outputs stripped, a ``parameters`` cell, and generated from the figure_set modules
+(``analysis/<study>/figure_set.py``) by ``analysis/figures/notebook_gen.py``."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from analysis.figures import notebook_gen
-from analysis.figures.registry import FAMILIES
+from analysis.figures.registry import FIGURE_SETS
 
 NOTEBOOKS = sorted(notebook_gen.NOTEBOOK_DIR.glob("*.ipynb"))
-#: the figure families' notebooks (00_explore.ipynb is the explorer's: tests/litelvlm/explore/test_notebook.py)
-FAMILY_NOTEBOOKS = [p for p in NOTEBOOKS if p.name != "00_explore.ipynb"]
+#: the figure sets' notebooks (00_explore.ipynb is the explorer's: tests/litelvlm/explore/test_notebook.py)
+FIGURE_SET_NOTEBOOKS = [p for p in NOTEBOOKS if p.name != "00_explore.ipynb"]
 
 
 def test_every_family_has_its_notebook_and_no_stray_ones():
-    known = {notebook_gen.notebook_path(f) for f in FAMILIES.values()}
-    assert known == set(FAMILY_NOTEBOOKS), "a family without its notebook, or a notebook without a family in analysis.figures.registry"
+    known = {notebook_gen.notebook_path(f) for f in FIGURE_SETS.values()}
+    assert known == set(FIGURE_SET_NOTEBOOKS), "a figure_set without its notebook, or a notebook without a figure_set in analysis.figures.registry"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -31,7 +31,7 @@ def test_notebook_has_no_outputs(path: Path):
     assert "widgets" not in nb["metadata"] and "papermill" not in nb["metadata"]
 
 
-@pytest.mark.parametrize("path", FAMILY_NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FIGURE_SET_NOTEBOOKS, ids=lambda p: p.name)
 def test_parameters_cell_sets_results_model_smoke(path: Path):
     nb = json.loads(path.read_text())
     tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -40,16 +40,16 @@ def test_parameters_cell_sets_results_model_smoke(path: Path):
     assert {"RESULTS", "MODEL", "SMOKE", "OUT"} <= names
 
 
-@pytest.mark.parametrize("family", FAMILIES.values(), ids=lambda f: f.name)
-def test_committed_notebook_is_the_generated_one(family):
-    committed = notebook_gen.notebook_path(family).read_text()
-    assert committed == notebook_gen.notebook_text(family), (
-        f"{family.notebook}.ipynb differs from {family.draw.__module__}; run `litelvlm figures --write-notebooks`")
+@pytest.mark.parametrize("figure_set", FIGURE_SETS.values(), ids=lambda f: f.name)
+def test_committed_notebook_is_the_generated_one(figure_set):
+    committed = notebook_gen.notebook_path(figure_set).read_text()
+    assert committed == notebook_gen.notebook_text(figure_set), (
+        f"{figure_set.notebook}.ipynb differs from {figure_set.draw.__module__}; run `litelvlm figures --write-notebooks`")
 
 
-@pytest.mark.parametrize("family", FAMILIES.values(), ids=lambda f: f.name)
-def test_notebook_body_only_calls_plot_functions(family):
-    body = notebook_gen.draw_body(family.draw)
+@pytest.mark.parametrize("figure_set", FIGURE_SETS.values(), ids=lambda f: f.name)
+def test_notebook_body_only_calls_plot_functions(figure_set):
+    body = notebook_gen.draw_body(figure_set.draw)
     calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(body)) if isinstance(n, ast.Call)}
     assert any(c.startswith("plots.") for c in calls)
     assert not [n for n in ast.walk(ast.parse(body)) if isinstance(n, (ast.Import, ast.ImportFrom))]

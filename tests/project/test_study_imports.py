@@ -58,22 +58,22 @@ def test_options_imports_nothing_of_its_study_but_common_pieces(path):
 
 
 #: modules of its own study an ``options`` may import: light ones, themselves free of the heavy modules
-LIGHT_OPTION_PEERS: dict[str, tuple[str, ...]] = {"efficiency": ("arch",), "figures": ("family",)}
+LIGHT_OPTION_PEERS: dict[str, tuple[str, ...]] = {"efficiency": ("arch",), "figures": ("figure_set",)}
 
 
 STUDIES = sorted(p.name for p in ANALYSIS.iterdir() if (p / "__init__.py").exists() and p.name not in ("common",))
 
 #: A study imports, of another package of ``analysis/``, only:
 #: * ``analysis.common`` (the pieces two studies share) and ``analysis.commands``' table;
-#: * the figure layer's contract, ``analysis.figures.family`` and ``analysis.figures.smoke_inputs`` (every
-#:   study's ``family.py`` defines its figure family with them); ``analysis.figures`` itself imports every
-#:   study's ``family`` (its registry draws them all);
+#: * the figure layer's contract, ``analysis.figures.figure_set`` and ``analysis.figures.smoke_inputs`` (every
+#:   study's ``figure_set.py`` defines its figure set with them); ``analysis.figures`` itself imports every
+#:   study's ``figure_set`` (its registry draws them all);
 #: * a study's public API, its package's names (``from analysis.grounding import GroundingArgs, run``);
-#: * in a figure family that draws another study's tables (family 9 draws ``eval-grounding``'s tables of a
-#:   UniPixel run, family 10 ``reversal``'s on the merged grid): that study's ``family`` (its reader) and
+#: * in a figure set that draws another study's tables (figure set 9 draws ``eval-grounding``'s tables of a
+#:   UniPixel run, figure set 10 ``reversal``'s on the merged grid): that study's ``figure_set`` (its reader) and
 #:   ``plots`` (its drawings), the published drawing side of a study.
-FIGURE_CONTRACT = ("analysis.figures.family", "analysis.figures.smoke_inputs")
-DRAWING_SIDE = ("family", "plots")
+FIGURE_CONTRACT = ("analysis.figures.figure_set", "analysis.figures.smoke_inputs")
+DRAWING_SIDE = ("figure_set", "plots")
 #: cross-study imports not yet removed: (importing module, imported module); this list may only shrink
 KNOWN: set[tuple[str, str]] = set()
 
@@ -94,7 +94,7 @@ def cross_study_imports() -> set[tuple[str, str, int]]:
                 continue
             if parts[1] not in STUDIES:
                 continue  # ``from analysis import x``: x is checked as analysis.x
-            if path.name == "family.py" and len(parts) >= 3 and parts[2] in DRAWING_SIDE:
+            if path.name == "figure_set.py" and len(parts) >= 3 and parts[2] in DRAWING_SIDE:
                 continue
             if len(parts) == 2 or _source_of(".".join(parts[:3])) is None:
                 continue  # the study's public API (``from analysis.grounding import GroundingArgs, run``)
@@ -112,7 +112,7 @@ def test_no_study_imports_another_study_s_internals():
 ROOT = ANALYSIS.parent
 #: An import inside a function is kept there only for a reason: its module is heavy (:func:`is_heavy`: one of
 #: these packages, or a module of the project whose top level imports one), so the light modules (``options``,
-#: ``command``, the figure families' readers) and a bad option never wait for it; or its line says
+#: ``command``, the figure sets' readers) and a bad option never wait for it; or its line says
 #: ``# lazy: <reason>``. These are the packages slow to import (torch and what a bad option must never wait for,
 #: the data libraries the light modules avoid at import) and the optional ones a run may lack.
 HEAVY_PACKAGES = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", "captum", "accelerate",

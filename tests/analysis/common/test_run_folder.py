@@ -229,7 +229,7 @@ def test_results_with_relative_paths_draw_from_another_directory(coco128, tmp_pa
     moved = tmp_path / "moved"
     moved.mkdir()
     monkeypatch.chdir(moved)
-    assert main(["figures", "--results", str(tmp_path / "results"), "--family", "reversal",
+    assert main(["figures", "--results", str(tmp_path / "results"), "--figure-set", "reversal",
                  "--out", str(moved / "figs")]) == 0
     assert list((moved / "figs").glob("reversal_clip-tiny-random_map_0.*"))   # named after the run's model
 

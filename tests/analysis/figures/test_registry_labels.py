@@ -1,4 +1,4 @@
-"""Every registered figure family, drawn the way ``litelvlm figures --results DIR`` draws it (the tree route:
+"""Every registered figure set, drawn the way ``litelvlm figures --results DIR`` draws it (the tree route:
 each run's ``config.json`` names its study, family and model) from run folders of different dtypes, families and
 weights written here (a config.json and small tables in the layout each study writes, no model), read back from
 its matplotlib texts: the texts name the run's own family, model and weights; none names a dtype, family or token
@@ -23,7 +23,7 @@ from matplotlib.text import Text  # noqa: E402
 
 from analysis.common.caveats import TIMING_KEY  # noqa: E402
 from analysis.figures import registry  # noqa: E402
-from analysis.figures.family import runs_name  # noqa: E402
+from analysis.figures.figure_set import runs_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = ROOT / "results"
@@ -36,9 +36,9 @@ FAMILY_WORDS = {"glamm": "GLaMM", "unipixel": "UniPixel", "sa2va": "Sa2VA", "vid
 
 @dataclass
 class Case:
-    """One run folder of a figure family and what its figures must (and must not) say."""
+    """One run folder of a figure set and what its figures must (and must not) say."""
 
-    family: str  # the figure family
+    figure_set: str
     variant: str
     build: object  # build(folder) -> None: writes config.json and the tables
     says: tuple[str, ...] = ()  # texts every figure shows (besides the run's family/model label)
@@ -286,16 +286,16 @@ CASES = [
 
 
 def test_every_registered_family_has_two_cases():
-    """The table covers every figure family the registry holds, each in at least two variants."""
-    counts = {name: sum(c.family == name for c in CASES) for name in registry.FAMILIES}
+    """The table covers every figure set the registry holds, each in at least two variants."""
+    counts = {name: sum(c.figure_set == name for c in CASES) for name in registry.FIGURE_SETS}
     assert {k: v for k, v in counts.items() if v < 2} == {}
-    assert {c.family for c in CASES if not c.slow} == set(registry.FAMILIES)  # each drawn in the default suite
+    assert {c.figure_set for c in CASES if not c.slow} == set(registry.FIGURE_SETS)  # each drawn in the default suite
 
 
 def _draw(case: Case, tmp_path: Path, monkeypatch) -> dict:
     """Draw ``case``'s run through the tree route, capturing every figure instead of writing it."""
     from analysis.common import style
-    from analysis.figures import family as family_mod
+    from analysis.figures import figure_set as family_mod
     from analysis.figures.tree import draw_tree
 
     root = tmp_path / "runs"
@@ -309,15 +309,15 @@ def _draw(case: Case, tmp_path: Path, monkeypatch) -> dict:
 
     monkeypatch.setattr(style, "save_figure", capture)
     monkeypatch.setattr(family_mod, "same_png", lambda fig, png: False)
-    fam = registry.FAMILIES[case.family]
-    draw_tree(root, tmp_path / "out", [fam], list(registry.FAMILIES.values()), explicit=True)
-    assert drawn, f"{case.family} drew nothing from {folder}"
+    fs = registry.FIGURE_SETS[case.figure_set]
+    draw_tree(root, tmp_path / "out", [fs], list(registry.FIGURE_SETS.values()), explicit=True)
+    assert drawn, f"{case.figure_set} drew nothing from {folder}"
     return drawn
 
 
 def _params():
     for c in CASES:
-        yield pytest.param(c, id=f"{c.family}-{c.variant}", marks=[pytest.mark.slow] if c.slow else [])
+        yield pytest.param(c, id=f"{c.figure_set}-{c.variant}", marks=[pytest.mark.slow] if c.slow else [])
 
 
 @pytest.mark.parametrize("case", list(_params()))
@@ -327,7 +327,7 @@ def test_every_figure_states_its_runs_own_labels(case, tmp_path, monkeypatch):
     figs = _draw(case, tmp_path, monkeypatch)
     config = json.loads(sorted((tmp_path / "runs" / case.variant).rglob("config.json"))[0].read_text())
     ident = config["identity"]
-    prefix, _ = runs_name(case.family, [ident])
+    prefix, _ = runs_name(case.figure_set, [ident])
     try:
         for name, fig in figs.items():
             texts = all_texts(fig)

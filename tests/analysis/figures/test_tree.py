@@ -67,7 +67,7 @@ def _arch(family: str) -> str:
     return tiny_model(family).split(":")[0].removesuffix("-random")
 
 
-FAMILIES = family_names()
+MODEL_FAMILIES = family_names()
 STUDIES = ("grounding", "video", "importance", "validate", "positions", "retention", "reversal", "efficiency")
 #: the merged-grid family whose LLM input space the default tree's reversal run reads
 MERGED = next(c.name for c in cards() if c.merged_grid)
@@ -84,7 +84,7 @@ def _build(root: Path, coco: Path, pairs: list[tuple[str, str]]) -> dict[tuple[s
 
 
 def _default_pairs() -> list[tuple[str, str]]:
-    return [(f, "grounding" if card(f).input == "image" else "video") for f in FAMILIES] + [(MERGED, "reversal")]
+    return [(f, "grounding" if card(f).input == "image" else "video") for f in MODEL_FAMILIES] + [(MERGED, "reversal")]
 
 
 def _clip_runs(root: Path, coco: Path) -> None:
@@ -158,7 +158,7 @@ def _check_tree(root: Path, out: Path, capsys) -> dict[str, list[str]]:
                 assert f"_{other}_" not in name, (name, other)
         for f in group:
             files.setdefault(str(f), []).extend(names.split(", "))
-    for folder in runs:   # drawn, or skipped with a line naming it (and the figure family that could not draw it)
+    for folder in runs:   # drawn, or skipped with a line naming it (and the figure set that could not draw it)
         said = [ln for ln in skips if re.match(rf"figures: skipping (\S+, )*{re.escape(str(folder))}(: | \(\w+\): )", ln)]
         assert str(folder) in files or said, (folder, printed)
     source = {name: folder for folder, names in files.items() for name in names}
@@ -173,7 +173,7 @@ def test_every_familys_runs_are_drawn_under_their_own_family_and_model(results_t
     root, status = results_tree
     assert all(rc == 0 for rc in status.values()), status
     files = _check_tree(root, tmp_path / "figures", capsys)
-    for family in FAMILIES:  # a registered family joins by itself
+    for family in MODEL_FAMILIES:  # a registered family joins by itself
         ours = [f for folder, names in files.items() if folder.startswith(str(root / family)) for f in names]
         assert ours and all(identity_tag(read_identity({"identity": {"study": "x", "family": family,
                                                                      "model": tiny_model(family)}})) in f for f in ours)
@@ -185,7 +185,7 @@ def test_every_familys_runs_are_drawn_under_their_own_family_and_model(results_t
 
 def test_what_cannot_be_drawn_is_skipped_with_one_line_naming_the_folder(results_tree, tmp_path, capsys):
     root, _ = results_tree
-    assert main(["figures", "--results", str(root), "--out", str(tmp_path / "f"), "--family", "positions"]) == 2
+    assert main(["figures", "--results", str(root), "--out", str(tmp_path / "f"), "--figure-set", "positions"]) == 2
     out = capsys.readouterr().out
     old = [ln for ln in out.splitlines() if ln.startswith(f"figures: skipping {root / 'old' / 'grounding'}: ")]
     assert len(old) == 1 and "records no study" in old[0]
@@ -198,9 +198,9 @@ def test_what_cannot_be_drawn_is_skipped_with_one_line_naming_the_folder(results
 @pytest.mark.slow
 def test_every_study_of_every_family_in_one_tree(tmp_path, shared_data, capsys):
     """Every family x every study that takes a family's model, and the CLIP studies, in one tree: each run drawn under
-    its own name; a study that refuses a family exits 2 with one line, and a run no figure family draws is skipped
+    its own name; a study that refuses a family exits 2 with one line, and a run no figure set draws is skipped
     with one line."""
-    pairs = [(f, s) for f in FAMILIES for s in STUDIES]
+    pairs = [(f, s) for f in MODEL_FAMILIES for s in STUDIES]
     status = _build(tmp_path / "runs", shared_data / "coco128_refer", pairs)
     _clip_runs(tmp_path / "runs", shared_data / "coco128_refer")
     err = capsys.readouterr().err
@@ -209,9 +209,9 @@ def test_every_study_of_every_family_in_one_tree(tmp_path, shared_data, capsys):
     for family, study in refused:
         assert not (tmp_path / "runs" / family / study / "config.json").exists()
     assert err.count("\n") >= len(refused)
-    for family in FAMILIES:   # every family's video path makes its run
+    for family in MODEL_FAMILIES:   # every family's video path makes its run
         if card(family).video_eval:
             assert status[(family, "video")] == 0, family
     files = _check_tree(tmp_path / "runs", tmp_path / "figures", capsys)
-    for family in FAMILIES:
+    for family in MODEL_FAMILIES:
         assert any(folder.startswith(str(tmp_path / "runs" / family)) for folder in files), family

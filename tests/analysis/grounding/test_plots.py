@@ -1,4 +1,4 @@
-"""Grounding plot functions and the `grounding` figure family's reader, on hand-made summaries."""
+"""Grounding plot functions and the `grounding` figure set's reader, on hand-made summaries."""
 
 from __future__ import annotations
 

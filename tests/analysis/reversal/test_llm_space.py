@@ -1,6 +1,6 @@
 """``litelvlm reversal --space llm --grid unipixel`` (this project's study option): the reversal asked in UniPixel's LLM
 input space, each merged token's relevance (:mod:`litelvlm.lvlm.relevance`, tested in tests/litelvlm/lvlm/test_relevance.py) against
-the referent's coverage on the merged grid, and figure family 10's drawing of it."""
+the referent's coverage on the merged grid, and figure set 10's drawing of it."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_family_10_draws_it_labelled_with_its_weights(llm_run, coco128, tmp_path
     """Beside a CLIP run on the merged grid: the LLM-space run is left out of AUROC-by-layer, drawn in
     ``auroc_llm_space`` with the weights that made each run named, and its map titled by its space."""
     from analysis.common.style import LABELLED_GID
-    from analysis.reversal_grid.family import draw_reversal_grid, read_reversal_grid
+    from analysis.reversal_grid.figure_set import draw_reversal_grid, read_reversal_grid
 
     clip = llm_run.parent / "unipixel-grid"
     assert _run(coco128, clip, "--grid", "unipixel", "--pad-to-square", "--model", "tiny336-random") == 0

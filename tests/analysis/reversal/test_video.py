@@ -49,10 +49,10 @@ def test_cli_video_reversal_on_the_synthetic_set(tmp_path):
     again = tmp_path / "rev2"
     assert main(["reversal", "--video-dir", str(data), "--n-boot", "20", "--out", str(again)]) == 0
     pd.testing.assert_frame_equal(pd.read_parquet(again / "reversal.parquet"), df)
-    # the reversal figure family draws a video run's folder unchanged (its "category" panel is per video)
+    # the reversal figure set draws a video run's folder unchanged (its "category" panel is per video)
     import matplotlib.pyplot as plt
 
-    from analysis.reversal.family import draw_reversal, read_reversal
+    from analysis.reversal.figure_set import draw_reversal, read_reversal
 
     figures = draw_reversal(read_reversal(out))
     assert figures and all(hasattr(fig, "savefig") for fig in figures.values())

@@ -9,7 +9,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from analysis.video import plots  # noqa: E402
-from analysis.video.family import video_labels  # noqa: E402
+from analysis.video.figure_set import video_labels  # noqa: E402
 from litelvlm.families import card, cards  # noqa: E402
 
 VIDEO_FAMILIES = [c.name for c in cards() if c.video_eval]

@@ -1,4 +1,4 @@
-"""Figure family 7, quantization: memory, activation and prefill against the budget for each precision,
+"""Figure set 7, quantization: memory, activation and prefill against the budget for each precision,
 from ``validate`` folders (one per ``--quantize``), drawn per device."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from analysis.common.study import read_json
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.quantization import plots
 from litelvlm.cli import main
@@ -72,8 +72,8 @@ def draw_quantization(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="quantization", notebook="07_quantization", title="Quantization",
     description="The budget x precision trade-off of `validate` runs (bf16, int8 and nf4 decoder layers): the "
                 "whole model's memory (weights + activation peak) and the LLM's activation peak against the "

@@ -1,4 +1,4 @@
-"""Figure family 5, importance correlation: CLIP token ranks against the LLM's own token importance."""
+"""Figure set 5, importance correlation: CLIP token ranks against the LLM's own token importance."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from analysis.common.grounding_runs import plan
 from analysis.common.study import resolve_config_path
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
@@ -123,8 +123,8 @@ def draw_importance(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="importance", notebook="05_importance_correlation", title="Importance correlation",
     description="Correlation of CLIP token ranks (-s, context, +s) with the LLM's token importance (attention "
                 "rows per layer, captum attributions, group ablation) against LLM layer; one sentence's "

@@ -1,19 +1,19 @@
-"""Figure family 9, grounding on the merged-grid families: cIoU/gIoU per method and budget on the families that hold
+"""Figure set 9, grounding on the merged-grid families: cIoU/gIoU per method and budget on the families that hold
 one expression per prompt on a merged Qwen2.5-VL grid (image families with no official multi-expression protocol:
-their card's ``official_sample`` is None), the methods each offers, drawn as family 4 draws the paper's model."""
+their card's ``official_sample`` is None), the methods each offers, drawn as figure set 4 draws the paper's model."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs, plots, run
-from analysis.grounding.family import SMOKE_BUDGETS, SMOKE_METHODS, grounding_notes, read_grounding
+from analysis.grounding.figure_set import SMOKE_BUDGETS, SMOKE_METHODS, grounding_notes, read_grounding
 from litelvlm.families import cards, load_pipeline
 
-#: the families whose grounding runs this figure family draws (in registry order)
+#: the families whose grounding runs this figure set draws (in registry order)
 MERGED_FAMILIES = tuple(c for c in cards() if c.input == "image" and c.official_sample is None)
 #: the model of the smoke run: the first such family's documented offline model (random weights)
 SMOKE_MODEL = MERGED_FAMILIES[0].default_model
@@ -21,7 +21,7 @@ SMOKE_MODEL = MERGED_FAMILIES[0].default_model
 
 def smoke_merged_grounding(out_dir: Path, model: str | None = None) -> None:
     """The family's protocol (one expression per prompt) on one COCO-128 image with :data:`SMOKE_MODEL`, the methods
-    of family 4's smoke set that the family offers (a synthetic REFER folder when ../shared/data is absent)."""
+    of figure set 4's smoke set that the family offers (a synthetic REFER folder when ../shared/data is absent)."""
 
     data = coco128_dir()
     pick = {"image_ids": ["34"]}
@@ -38,12 +38,12 @@ def smoke_merged_grounding(out_dir: Path, model: str | None = None) -> None:
 
 
 def read_merged_grounding(results_dir: Path) -> dict:
-    """summary, rows and config of an eval-grounding folder of such a family (read as family 4 reads its runs)."""
+    """summary, rows and config of an eval-grounding folder of such a family (read as figure set 4 reads its runs)."""
     return read_grounding(results_dir)
 
 
 def draw_merged_grounding(tables: dict) -> dict:
-    """cIoU and gIoU against budget, drawn as family 4 draws them (one protocol: no side-by-side figure)."""
+    """cIoU and gIoU against budget, drawn as figure set 4 draws them (one protocol: no side-by-side figure)."""
     summary = tables["summary"]
     figs = {}
     for metric in ("ciou", "giou"):
@@ -52,11 +52,11 @@ def draw_merged_grounding(tables: dict) -> dict:
     return figs
 
 
-#: the display names of :data:`MERGED_FAMILIES`, in the family's texts
+#: the display names of :data:`MERGED_FAMILIES`, in the figure set's texts
 _NAMES = ", ".join(c.display_name for c in MERGED_FAMILIES)
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="merged_grounding", notebook="09_merged_grid_grounding",
     title=f"Grounding on the merged-grid families ({_NAMES}: Qwen2.5-VL + SAM 2)",
     description=f"cIoU and gIoU against the visual-token budget on the families that hold one expression per "

@@ -1,10 +1,10 @@
-"""Figure family 3, token retention: the input, similarity-aware and context-aware tokens, and the kept set."""
+"""Figure set 3, token retention: the input, similarity-aware and context-aware tokens, and the kept set."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import SMOKE_MODEL, coco128_dir
 from analysis.retention import plots
 
@@ -39,8 +39,8 @@ def draw_retention(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="retention", notebook="03_token_retention", title="Token retention",
     description="Like the paper's animation: the input, the similarity-aware tokens, the context-aware "
                 "tokens, and the final kept set at 576/192/64/32 for every CLIP-side method side by side.",

@@ -1,5 +1,5 @@
-"""The committed gallery (``figures/``, made by ``litelvlm figures --smoke``): every file carries the figure family and
-the family and model of the runs it comes from (``<figure family>_<family>-<model>_<figure>``, as the ``--results``
+"""The committed gallery (``figures/``, made by ``litelvlm figures --smoke``): every file carries the figure set and
+the family and model of the runs it comes from (``<figure set>_<family>-<model>_<figure>``, as the ``--results``
 route names them), and every figure docs/figures.md shows is committed."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from analysis.common.identity import CLIP_FAMILY, identity_tag
-from analysis.figures.family import runs_name
-from analysis.figures.registry import FAMILIES
+from analysis.figures.figure_set import runs_name
+from analysis.figures.registry import FIGURE_SETS
 from litelvlm.families import family_names
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -17,8 +17,8 @@ GALLERY = ROOT / "figures"
 
 
 def _figure_family(name: str) -> str:
-    """The figure family a file name starts with (the longest that matches: ``reversal_grid`` before ``reversal``)."""
-    return next(f for f in sorted(FAMILIES, key=len, reverse=True) if name.startswith(f + "_"))
+    """The figure set a file name starts with (the longest that matches: ``reversal_grid`` before ``reversal``)."""
+    return next(f for f in sorted(FIGURE_SETS, key=len, reverse=True) if name.startswith(f + "_"))
 
 
 def test_every_gallery_figure_names_its_figure_family_and_its_runs_family_and_model():

@@ -1,11 +1,11 @@
-"""Figure family 4, grounding against budget: cIoU/gIoU per method and budget, both protocols."""
+"""Figure set 4, grounding against budget: cIoU/gIoU per method and budget, both protocols."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import plots
 from analysis.grounding.command import run
@@ -90,8 +90,8 @@ def draw_grounding(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="grounding", notebook="04_grounding_vs_budget", title="Grounding against budget",
     description="cIoU and gIoU against the visual-token budget, one line per method with its 95% bootstrap "
                 "interval (images resampled under the official protocol, expressions under per-expression) and "

@@ -1,4 +1,4 @@
-"""Figure family 12, paired comparisons: per metric, every method minus the unpruned model and minus LiteLVLM against
+"""Figure set 12, paired comparisons: per metric, every method minus the unpruned model and minus LiteLVLM against
 the budget, with the 95% interval of the paired swap test and its significance (``comparisons.csv`` of an
 ``eval-grounding`` or ``eval-video`` folder; each folder drawn on its own)."""
 
@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.paired import plots
 from litelvlm.cli import main
@@ -53,8 +53,8 @@ def draw_paired(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="paired", notebook="12_paired_comparisons", title="Paired comparisons of the methods",
     description="Per metric (cIoU, gIoU, a family's own metric; J, F, J&F), every method minus the unpruned model "
                 "and minus LiteLVLM at each budget, on the same images or expressions (`eval-grounding`) or videos "

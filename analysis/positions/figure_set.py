@@ -1,4 +1,4 @@
-"""Figure family 8, positions: the position switch (kept tokens at original RoPE positions or renumbered) per
+"""Figure set 8, positions: the position switch (kept tokens at original RoPE positions or renumbered) per
 method, on the sample image."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.positions import PositionsArgs, plots, run
 from litelvlm.families import DEFAULT_MODEL, card_of
@@ -45,8 +45,8 @@ def draw_positions(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="positions", notebook="08_positions", title="Position switch",
     description="What the position switch does (this project's study, after the GAP paper's argument): every "
                 "method's kept tokens at their original RoPE positions (keep) or renumbered (renumber), on the "

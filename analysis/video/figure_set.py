@@ -1,4 +1,4 @@
-"""Figure family 11, video: J&F per pruning method against the per-frame budget (``litelvlm eval-video``, each
+"""Figure set 11, video: J&F per pruning method against the per-frame budget (``litelvlm eval-video``, each
 family's video path), labelled with the model family (its card) and the weights that made it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from analysis.common import style
 from analysis.common.family_text import video_families
 from analysis.common.identity import read_identity
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.video import VideoArgs, plots, run
 from litelvlm.families import DEFAULT_VIDEO_MODEL, card, family_of
 
@@ -84,11 +84,11 @@ def draw_video(tables: dict) -> dict:
     return figs
 
 
-#: the display names of the families with a video path, in the family's texts
+#: the display names of the families with a video path, in the figure set's texts
 _NAMES = video_families()
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation",
     description=f"J&F (and J, F) of each family's video path ({_NAMES}; the run's family named on each figure) on a "
                 "Ref-DAVIS-layout folder (DAVIS 2017 unsupervised task per annotator set, averaged over the sets), "

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from analysis.common.caveats import NOTE_GID, TIMING_KEY, null_results, run_caveats  # noqa: E402
-from analysis.figures.family import save_figures  # noqa: E402
+from analysis.figures.figure_set import save_figures  # noqa: E402
 
 BUSY = ("the machine was busy while timing (1-minute load 7.0 above 1 thread(s)): other work shared the cores, so "
         "times and their ratios are unreliable; rerun on a quiet machine")
@@ -55,7 +55,7 @@ def _validate_run(folder: Path, dtype: str, quantize: str = "none", busy: str | 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_quantization_legends_name_the_runs_recorded_dtype(tmp_path, dtype):
-    from analysis.quantization.family import draw_quantization, read_quantization_runs
+    from analysis.quantization.figure_set import draw_quantization, read_quantization_runs
 
     figs = draw_quantization(read_quantization_runs([_validate_run(tmp_path / "none", dtype)]))
     assert {"memory_cpu", "activation_cpu", "masks_cpu"} <= set(figs)
@@ -77,7 +77,7 @@ def _video_summary(frame: int, llm: int, zero: bool = False) -> pd.DataFrame:
 @pytest.mark.parametrize(("family", "frame"), [("sa2va", 36), ("videoglamm", 144), ("unipixel", 64)])
 def test_video_figures_state_the_runs_own_frame_tokens(family, frame):
     from analysis.video import plots
-    from analysis.video.family import video_labels
+    from analysis.video.figure_set import video_labels
 
     fig, ax = plots.plot_jf_vs_budget(_video_summary(frame, 4 * frame), "J&F", labels=video_labels({"family": family}))
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -112,12 +112,12 @@ def _saved_notes(fig) -> list[str]:
 
 @pytest.mark.parametrize("family", ["sa2va", pytest.param("videoglamm", marks=pytest.mark.slow)])
 def test_a_null_video_run_says_so_on_its_figures(tmp_path, family):
-    from analysis.video.family import FAMILY, draw_video, read_video
+    from analysis.video.figure_set import FIGURE_SET, draw_video, read_video
 
     model = f"{family}-tiny-random:0"
     run = _write(tmp_path / "run", {"model": model, "family": family}, summary=_video_summary(36, 144, zero=True))
     tables = read_video(run)
-    notes = FAMILY.run_notes(tables, [model], [run])
+    notes = FIGURE_SET.run_notes(tables, [model], [run])
     assert len(notes["notes"]) == 1 and notes["notes"][0].startswith("null result: every J, F, J&F is 0")
     figs = draw_video(tables)
     assert save_figures({"jf": figs["jf"]}, tmp_path / "figs", "video", [model], **notes)  # one file: light
@@ -125,12 +125,12 @@ def test_a_null_video_run_says_so_on_its_figures(tmp_path, family):
 
 
 def test_a_busy_runs_caveat_is_drawn_on_its_timed_figures(tmp_path):
-    from analysis.quantization.family import FAMILY, draw_quantization, read_quantization_runs
+    from analysis.quantization.figure_set import FIGURE_SET, draw_quantization, read_quantization_runs
 
     run = _validate_run(tmp_path / "none", "float32", busy=BUSY, device="cuda:0")
     assert run_caveats(tmp_path) == [f"TIMES UNRELIABLE: {BUSY}"]
     tables = read_quantization_runs([run])
-    notes = FAMILY.run_notes(tables, ["tiny-random:0"], [run])
+    notes = FIGURE_SET.run_notes(tables, ["tiny-random:0"], [run])
     assert notes["timing"] == [f"TIMES UNRELIABLE: {BUSY}"] and not notes["notes"]
     figs = draw_quantization(tables)
     figs = {k: figs[k] for k in ("prefill_cuda:0", "memory_cuda:0")}
@@ -163,7 +163,7 @@ def test_the_flops_of_eager_and_sdpa_are_drawn_once(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "--budgets", "576",
                  "64", "--attn", "eager", "sdpa", "--no-figures", "--out", str(runs / "efficiency")]) == 0
-    assert main(["figures", "--results", str(runs), "--family", "efficiency", "--out", str(tmp_path / "f")]) == 0
+    assert main(["figures", "--results", str(runs), "--figure-set", "efficiency", "--out", str(tmp_path / "f")]) == 0
     names = sorted(p.name for p in (tmp_path / "f").glob("*.png"))
     assert [n for n in names if "_flops_" in n] == ["efficiency_glamm-tiny_flops_eager.png"]
     assert "memory_sdpa" in " ".join(names)  # memory depends on the kernel: both drawn

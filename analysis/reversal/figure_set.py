@@ -1,4 +1,4 @@
-"""Figure family 1, similarity reversal: similarity maps with the referent, AUROC per layer per model, breakdowns."""
+"""Figure set 1, similarity reversal: similarity maps with the referent, AUROC per layer per model, breakdowns."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from analysis.common import style
 from analysis.common.merged_grid import CLIP_GRID, merged_params
 from analysis.common.study import read_json, resolve_config_path
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from litelvlm.cli import main
@@ -30,7 +30,7 @@ def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
 
 def grid_run(config: dict) -> bool:
     """Whether a reversal run is one of the merged-grid study's (``--pad-to-square``, ``--grid FAMILY`` or ``--space
-    llm``: figure family 10) rather than a plain one (figure family 1), by its recorded options."""
+    llm``: figure set 10) rather than a plain one (figure set 1), by its recorded options."""
     a = config.get("args") or {}
     return bool(a.get("pad_to_square")) or a.get("grid", CLIP_GRID) != CLIP_GRID or a.get("space", "clip") != "clip"
 
@@ -125,8 +125,8 @@ def draw_reversal(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="reversal", notebook="01_similarity_reversal", title="Similarity reversal",
     description="A gallery of images with similarity maps, referent contours and the lowest/highest-similarity "
                 "tokens; AUROC against vision layer, one line per CLIP model; reversal by mask area and category.",
@@ -135,6 +135,6 @@ FAMILY = Family(
     smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
                "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)",
     results_files=("**/reversal.parquet",), tree=True, studies=("reversal",),
-    extra_imports=("from analysis.reversal.family import run_slug",),
+    extra_imports=("from analysis.reversal.figure_set import run_slug",),
     accepts=lambda config: not grid_run(config), together="all", read_runs=lambda runs: read_reversal(runs[0], runs),
     make_results="litelvlm reversal --model MODEL --out {out}/MODEL (one run per CLIP model)")

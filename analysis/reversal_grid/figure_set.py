@@ -1,4 +1,4 @@
-"""Figure family 10, the reversal on a family's merged grid: the same CLIP ranked on its own patches and on the
+"""Figure set 10, the reversal on a family's merged grid: the same CLIP ranked on its own patches and on the
 merged Qwen2.5-VL tokens LiteLVLM selects on a family that maps CLIP onto them (``litelvlm reversal --grid FAMILY``,
 this project's study option), AUROC per layer side by side, and similarity maps on the merged grid."""
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 from analysis.common import style
 from analysis.common.merged_grid import CLIP_GRID, merged_grid_families
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
-from analysis.reversal.family import grid_run, read_reversal
+from analysis.reversal.figure_set import grid_run, read_reversal
 from litelvlm.cli import main
 from litelvlm.families import card
 
@@ -41,7 +41,7 @@ def smoke_reversal_grid(out_dir: Path, model: str | None = None) -> None:
 
 
 def read_reversal_grid(results_dir: Path) -> dict:
-    """The runs under the folder (one per grid) and the similarity-map examples, read as family 1 reads its runs."""
+    """The runs under the folder (one per grid) and the similarity-map examples, read as figure set 1 reads its runs."""
     return read_reversal(results_dir)
 
 
@@ -69,11 +69,11 @@ def draw_llm_space(summary) -> dict:
     return {"auroc_llm_space": fig}
 
 
-#: the display name of :data:`SMOKE_GRID`'s family, in the family's texts
+#: the display name of :data:`SMOKE_GRID`'s family, in the figure set's texts
 _NAME = card(SMOKE_GRID).display_name
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="reversal_grid", notebook="10_reversal_merged_grid", title="Similarity reversal on a family's merged grid",
     description=f"Does the reversal hold where LiteLVLM selects on a family that maps CLIP onto its merged grid "
                 f"({_NAME})? The same CLIP on the padded image, its similarity ranked on its own patches and mapped "
@@ -89,7 +89,7 @@ FAMILY = Family(
                "folder when ../shared/data is absent)",
     results_files=("**/reversal.parquet",), tree=True, studies=("reversal",), accepts=grid_run, together="all",
     read_runs=lambda runs: read_reversal(runs[0], runs),
-    extra_imports=("from analysis.reversal_grid.family import draw_llm_space",),
+    extra_imports=("from analysis.reversal_grid.figure_set import draw_llm_space",),
     make_results="litelvlm reversal --model MODEL --pad-to-square --grid clip|FAMILY --out {out}/GRID (one run "
                  "per grid); optionally litelvlm reversal --space llm --grid FAMILY --model MODEL --out "
                  "{out}/llm-space")

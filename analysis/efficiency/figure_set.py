@@ -1,11 +1,11 @@
-"""Figure family 6, efficiency: FLOPs, prefill time, CUDA time and activation memory against the budget."""
+"""Figure set 6, efficiency: FLOPs, prefill time, CUDA time and activation memory against the budget."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from analysis.efficiency import plots
-from analysis.figures.family import Family
+from analysis.figures.figure_set import FigureSet
 from litelvlm.cli import main
 from litelvlm.families import cards
 
@@ -40,8 +40,8 @@ def draw_efficiency(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="efficiency", notebook="06_efficiency", title="Efficiency",
     description="FLOPs, prefill time, CUDA time and memory per budget on the paper's definitions (its compiled "
                 "loop's FLOPs and storing activation, the decoder-layer-loop prefill; CUDA time in this project's "

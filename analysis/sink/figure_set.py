@@ -1,10 +1,10 @@
-"""Figure family 2, text attention sink: [EOS]->[SOS] per layer and head, one example sentence, the ablation."""
+"""Figure set 2, text attention sink: [EOS]->[SOS] per layer and head, one example sentence, the ablation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.figures.family import Family, family_dir
+from analysis.figures.figure_set import FigureSet, figure_set_dir
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.sink import plots
 from litelvlm.cli import main
@@ -24,7 +24,7 @@ def read_sink(results_dir: Path) -> dict:
     """The sink summary, the example attention rows and, when present, the ablation summary."""
     import pandas as pd
 
-    root = family_dir(results_dir, "sink")
+    root = figure_set_dir(results_dir, "sink")
     tables = {"summary": pd.read_csv(root / "summary.csv")}
     if (root / "eos_attention_examples.parquet").exists():
         tables["examples"] = pd.read_parquet(root / "eos_attention_examples.parquet")
@@ -46,8 +46,8 @@ def draw_sink(tables: dict) -> dict:
     return figs
 
 
-#: the figure family, registered in :data:`analysis.figures.registry.FAMILIES`
-FAMILY = Family(
+#: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
+FIGURE_SET = FigureSet(
     name="sink", notebook="02_text_attention_sink", title="Text attention sink",
     description="[EOS]->[SOS] against content tokens per layer and head, one example sentence drawn like the "
                 "project page's interactive view, and the sink ablation.",

@@ -1,8 +1,8 @@
-"""A figure family: where its results come from (``make_smoke``, ``read``), how they are drawn
+"""A figure set: where its results come from (``make_smoke``, ``read``), how they are drawn
 (``draw``: the plot functions of its study's ``plots`` module, and ``analysis.common.style``) and which notebook shows it.
 
-``family(results_dir, out_dir, smoke)`` loads the family's result tables, draws them and saves
-every figure as PDF and PNG into ``out_dir``. With ``smoke`` and no results folder, the family
+``figure_set(results_dir, out_dir, smoke)`` loads the figure set's result tables, draws them and saves
+every figure as PDF and PNG into ``out_dir``. With ``smoke`` and no results folder, the figure set
 first makes its own small results (tiny or bundled models, a few samples) in a temporary folder.
 """
 
@@ -24,7 +24,7 @@ from litelvlm.io import PDF_METADATA, PNG_METADATA
 from litelvlm.transaction import current
 
 
-def family_dir(results_dir: str | os.PathLike, sub: str) -> Path:
+def figure_set_dir(results_dir: str | os.PathLike, sub: str) -> Path:
     """``results_dir/sub`` when it exists (a results tree), else ``results_dir`` (one command's --out)."""
     d = Path(results_dir)
     if not d.is_dir():
@@ -43,22 +43,22 @@ OUT_ENV = "LITELVLM_FIGURES_DIR"
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-def notebook_out_dir(family: str = "") -> Path:
-    """Where the notebook of ``family`` writes when run with ``OUT = None``: its own folder, ``out/<family>`` beside
-    the notebooks (ignored by git), or ``$LITELVLM_FIGURES_DIR/<family>`` (outside a checkout: ``litelvlm-figures/
-    <family>`` in the working directory). Absolute, so Jupyter, nbconvert (working directory: the notebook's
+def notebook_out_dir(figure_set: str = "") -> Path:
+    """Where the notebook of ``figure_set`` writes when run with ``OUT = None``: its own folder, ``out/<figure_set>`` beside
+    the notebooks (ignored by git), or ``$LITELVLM_FIGURES_DIR/<figure_set>`` (outside a checkout: ``litelvlm-figures/
+    <figure_set>`` in the working directory). Absolute, so Jupyter, nbconvert (working directory: the notebook's
     folder) and papermill (the caller's) write to the same place; never a folder other processes share, never
     the committed figures."""
     env = os.environ.get(OUT_ENV)
     root = Path(env) if env else NOTEBOOK_DIR / "out" if NOTEBOOK_DIR.is_dir() else Path.cwd() / DEFAULT_OUT
-    return (root / family).resolve()
+    return (root / figure_set).resolve()
 
 
-def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, models=(),
+def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str, models=(),
                  label: str | None = None, prefix: str | None = None, notes=(), timing=(),
                  timed: tuple[str, ...] = ()) -> list[Path]:
-    """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None: ``family``;
-    ``out_dir`` None: :func:`notebook_out_dir` of ``family``), each with a footnote when
+    """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None: ``figure_set``;
+    ``out_dir`` None: :func:`notebook_out_dir` of ``figure_set``), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
     its own data's weights (``analysis.common.style.label_weights``), and with ``label`` (the runs' ``family/model``)
     in its top right corner when given, and ``notes`` (the runs' null results, :mod:`analysis.common.caveats`) under
@@ -68,8 +68,8 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, family: str, mod
     from analysis.common.caveats import draw_notes
     from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, save_figure, weights_footnote
 
-    out_dir = notebook_out_dir(family) if out_dir is None else out_dir
-    prefix = family if prefix is None else prefix
+    out_dir = notebook_out_dir(figure_set) if out_dir is None else out_dir
+    prefix = figure_set if prefix is None else prefix
     paths: list[Path] = []
     written: dict[str, tuple] = {}
     for name, fig in figs.items():
@@ -144,7 +144,7 @@ def run_identities(folder: str | os.PathLike) -> list[dict]:
 
 
 def runs_name(name: str, identities: list[dict]) -> tuple[str, str | None]:
-    """(file-name prefix, figure label) of figure family ``name`` drawn from runs of ``identities``:
+    """(file-name prefix, figure label) of figure set ``name`` drawn from runs of ``identities``:
     ``<name>_<family>-<model>[_<family>-<model>...]`` and ``family/model, ...`` (:func:`identity_tag`,
     :func:`identity_label`); ``name`` and no label without identities."""
     if not identities:
@@ -153,11 +153,11 @@ def runs_name(name: str, identities: list[dict]) -> tuple[str, str | None]:
     return f"{name}_{tags}", ", ".join(dict.fromkeys(identity_label(i) for i in identities))
 
 
-#: the key under which :meth:`Family.load` adds the model strings of the results to their tables
+#: the key under which :meth:`FigureSet.load` adds the model strings of the results to their tables
 MODELS_KEY = "weights_models"
-#: the key under which :meth:`Family.load` adds the identities of the runs that made the tables (:func:`run_identities`)
+#: the key under which :meth:`FigureSet.load` adds the identities of the runs that made the tables (:func:`run_identities`)
 RUNS_KEY = "run_identities"
-#: the key under which :meth:`Family.load` adds the runs' null results and timing caveats (:meth:`Family.run_notes`)
+#: the key under which :meth:`FigureSet.load` adds the runs' null results and timing caveats (:meth:`FigureSet.run_notes`)
 CAVEATS_KEY = "run_caveats"
 
 
@@ -183,18 +183,18 @@ def results_models(folder: str | os.PathLike) -> list[str | None]:
 
 
 @dataclass(frozen=True)
-class Family:
-    """A figure family: its results, its drawing, its notebook (``notebooks/<notebook>.ipynb``)."""
+class FigureSet:
+    """A figure set: its results, its drawing, its notebook (``notebooks/<notebook>.ipynb``)."""
 
     name: str
     notebook: str
     title: str
     description: str
-    #: the command(s) whose results the family draws, as shown in messages and the notebook
+    #: the command(s) whose results the figure set draws, as shown in messages and the notebook
     command: str
-    #: modules the family needs (its study and its plot functions)
+    #: modules the figure set needs (its study and its plot functions)
     requires: tuple[str, ...]
-    #: the family's folder in a results tree (``results/<subdir>``)
+    #: the figure set's folder in a results tree (``results/<subdir>``)
     subdir: str
     #: ``make_smoke(folder, model)`` writes small results into ``folder``
     make_smoke: Callable[[Path, str | None], None]
@@ -202,20 +202,20 @@ class Family:
     read: Callable[[Path], dict]
     #: ``draw(tables)`` returns ``{name: figure}``; its body is copied verbatim into the notebook
     draw: Callable[[dict], dict]
-    #: globs (relative to the family's folder) of which any one marks a folder holding its results
+    #: globs (relative to the figure set's folder) of which any one marks a folder holding its results
     results_files: tuple[str, ...]
     #: how to make the results into ``{out}`` (a command line with an ``{out}`` placeholder)
     make_results: str
     smoke_note: str = "tiny random-weight models"
     extra_imports: tuple[str, ...] = field(default_factory=tuple)
-    #: ``read`` takes a whole tree and keeps its runs apart itself (one line per run): the family is drawn
+    #: ``read`` takes a whole tree and keeps its runs apart itself (one line per run): the figure set is drawn
     #: once from ``--results``; otherwise each folder that holds its results is drawn on its own
     tree: bool = False
-    #: the studies (a run's ``identity.study``, :mod:`analysis.common.identity`) whose runs the family draws
+    #: the studies (a run's ``identity.study``, :mod:`analysis.common.identity`) whose runs the figure set draws
     studies: tuple[str, ...] = ()
     #: the model families whose runs it draws (None: every one)
     model_families: tuple[str, ...] | None = None
-    #: a more general figure family that does not draw the runs this one takes
+    #: a more general figure set that does not draw the runs this one takes
     replaces: str | None = None
     #: ``accepts(config)``: whether a run of its study, by its recorded options, is one it draws (None: every one)
     accepts: Callable[[dict], bool] | None = None
@@ -226,7 +226,7 @@ class Family:
     #: ``read_runs(folders)``: the result tables of several run folders, each kept apart (``together`` not ``run``)
     read_runs: Callable[[list[Path]], dict] | None = None
     #: ``notes(tables, models)``: the null results of the tables (one line each, :mod:`analysis.common.caveats`),
-    #: drawn under every figure of them; None: the family names none
+    #: drawn under every figure of them; None: the figure set names none
     notes: Callable[[dict, list], list[str]] | None = None
     #: the names (their starts) of its figures that show measured times: a busy run's caveat is drawn under them
     timed: tuple[str, ...] = ()
@@ -241,26 +241,26 @@ class Family:
                 "timed": self.timed}
 
     def missing(self) -> list[str]:
-        """Why this family cannot be drawn now: the modules it needs that do not exist (yet)."""
+        """Why this figure set cannot be drawn now: the modules it needs that do not exist (yet)."""
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
     def check(self) -> None:
-        """Raise a clear error when the family's inputs do not exist."""
+        """Raise a clear error when the figure set's inputs do not exist."""
         missing = self.missing()
         if missing:
-            raise LiteLVLMError(f"figure family {self.name!r} needs {', '.join(missing)} "
+            raise LiteLVLMError(f"figure set {self.name!r} needs {', '.join(missing)} "
                                 f"(the `{self.command}` results and plot functions), which are not available yet")
 
     def find_results(self, results_dir: str | os.PathLike) -> Path | None:
-        """This family's first results folder in ``results_dir`` (:meth:`result_units`), None if it has none."""
+        """This figure set's first results folder in ``results_dir`` (:meth:`result_units`), None if it has none."""
         units = self.result_units(results_dir)
         return units[0] if units else None
 
     def result_units(self, results_dir: str | os.PathLike) -> list[Path]:
-        """Every folder under ``results_dir`` (at any depth, whatever its name) that holds this family's
+        """Every folder under ``results_dir`` (at any depth, whatever its name) that holds this figure set's
         results, each drawn on its own: the outermost folder in which a result file matches one of
         :attr:`results_files` (``grounding/`` for ``grounding/official/grounding.parquet``). A
-        :attr:`tree` family is drawn once from ``results_dir`` when it holds any of its results."""
+        :attr:`tree` figure set is drawn once from ``results_dir`` when it holds any of its results."""
         root = Path(results_dir)
         if not root.is_dir():
             raise LiteLVLMError(f"--results {str(root)!r} is not a folder")
@@ -280,15 +280,15 @@ class Family:
         return sorted({f for name in names for f in root.rglob(name) if f.is_file()})
 
     def result_runs(self, results_dir: str | os.PathLike) -> list[Path]:
-        """The folders under ``results_dir`` that hold one of this family's result files (the runs drawn)."""
+        """The folders under ``results_dir`` that hold one of this figure set's result files (the runs drawn)."""
         return sorted({p.parent for p in self._result_files(Path(results_dir))})
 
     def results_hint(self, results_dir: str | os.PathLike) -> str:
-        """Where and how to make this family's missing results for ``results_dir``."""
+        """Where and how to make this figure set's missing results for ``results_dir``."""
         d = Path(results_dir)
         target = d if d.name == self.subdir else d / self.subdir
         return (f"make them with `{self.make_results.format(out=target)}`, or small ones with "
-                f"`litelvlm figures --smoke --family {self.name}`")
+                f"`litelvlm figures --smoke --figure-set {self.name}`")
 
     def results_folder(self, results_dir: str | os.PathLike) -> Path:
         """:meth:`find_results`, or an error naming the files looked for and how to make them."""
@@ -300,7 +300,7 @@ class Family:
         return found
 
     def smoke_results(self, out_dir: str | os.PathLike, model: str | None = None) -> Path:
-        """Make this family's small smoke results in ``out_dir/<subdir>``; returns that folder."""
+        """Make this figure set's small smoke results in ``out_dir/<subdir>``; returns that folder."""
         self.check()
         d = Path(out_dir) / self.subdir
         d.mkdir(parents=True, exist_ok=True)
@@ -321,7 +321,7 @@ class Family:
             tables = {**self.read(folder), MODELS_KEY: models, RUNS_KEY: idents}
             return {**tables, CAVEATS_KEY: self.run_notes(tables, models, runs)}
         if not smoke:
-            raise LiteLVLMError(f"figure family {self.name!r}: give --results DIR (or --smoke to make small results)")
+            raise LiteLVLMError(f"figure set {self.name!r}: give --results DIR (or --smoke to make small results)")
         with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
             folder = self.smoke_results(tmp, model)
             tables = {**self.read(folder), MODELS_KEY: results_models(folder), RUNS_KEY: run_identities(folder)}
@@ -336,11 +336,11 @@ class Family:
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:
-        """Load, draw and save this family's figures from its smoke results (``results_dir`` None); returns the written
-        paths, named ``<family>_<family>-<model>_<name>`` (:func:`runs_name`). A results tree is drawn by
-        :func:`analysis.figures.tree.draw_family` (each run on its own, never merged), which sits above this module."""
+        """Load, draw and save this figure set's figures from its smoke results (``results_dir`` None); returns the written
+        paths, named ``<figure set>_<family>-<model>_<name>`` (:func:`runs_name`). A results tree is drawn by
+        :func:`analysis.figures.tree.draw_figure_set` (each run on its own, never merged), which sits above this module."""
         if results_dir is not None:
-            raise LiteLVLMError(f"{self.name}: a results folder is drawn by analysis.figures.tree.draw_family(family, "
+            raise LiteLVLMError(f"{self.name}: a results folder is drawn by analysis.figures.tree.draw_figure_set(figure_set, "
                                 f"{str(results_dir)!r}, out_dir), which reads every run under its own family and model")
         tables = self.load(results_dir, smoke, model)
         return self.save(self.draw(tables), tables, out_dir)
