@@ -36,8 +36,7 @@ REGISTERED: tuple[str, ...] = (
 def _cards() -> dict[str, FamilyCard]:
     out = {}
     for target in REGISTERED:
-        module, _, attr = target.partition(":")
-        c = Lazy(module, attr).get()
+        c = Lazy.named(target).get()
         if not isinstance(c, FamilyCard):
             raise TypeError(f"{target} is not a litelvlm.family_card.FamilyCard")
         out[c.name] = c

@@ -34,6 +34,12 @@ class Lazy(Generic[T]):
     module: str
     attribute: str | None = None
 
+    @classmethod
+    def named(cls, target: str) -> Lazy:
+        """The piece ``"module:attribute"`` (or ``"module"``) names."""
+        module, attr = target.split(":") if ":" in target else (target, None)
+        return cls(module, attr or None)
+
     def get(self) -> T:
         """The piece itself (its module imported now, once per process): :func:`resolve`."""
         return resolve(self)
@@ -50,10 +56,7 @@ def resolve(ref: Lazy[T]) -> T:
 
 def _lazy(value: Lazy | str | None) -> Lazy | None:
     """A piece as a :class:`Lazy`; a ``"module:attribute"`` string (a card written before them) is read as one."""
-    if value is None or isinstance(value, Lazy):
-        return value
-    module, _, attribute = str(value).partition(":")
-    return Lazy(module, attribute or None)
+    return value if value is None or isinstance(value, Lazy) else Lazy.named(str(value))
 
 
 #: the card's fields that are :class:`Lazy` pieces

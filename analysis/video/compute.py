@@ -174,8 +174,7 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
 
 
 def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
-    """``litelvlm eval-video`` with checked options (``checked``: :func:`check_args`' result, handed down by
-    :func:`analysis.video.command.run`; None: checked here): the parts, then the tables and the summary on screen."""
+    """``litelvlm eval-video`` (``checked``: ``check_args``' result, handed down by ``run``): parts, tables, summary."""
     given, budgets, sets = checked if checked is not None else check_args(a)
     out = Path(a.out)
     family = video_eval(a.model)
