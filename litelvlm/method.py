@@ -10,11 +10,13 @@ This module imports nothing heavy: the registry and the command-line layer read 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .budget import Budget
+from .errors import LiteLVLMError
 
 #: Where a method acts, and what its ``select`` receives.
 STAGES = {
@@ -25,14 +27,17 @@ STAGES = {
                  "forward(LLMContext, Selection)",
     "llm-stages": "inside the LLM, over several stages: select(LLMContext, K) -> Selection, then "
                   "forward(LLMContext, Selection)",
+    "vision-tower": "inside the family's vision tower, between its encoder blocks: select(TowerContext, K) -> "
+                    "Selection; the tower finishes on the kept tokens (Selection.features: its output for them)",
 }
 
 
 class Stage(str):
     """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written as that
     name, so tables and configs read as before) and the typed answers the pipeline and the studies ask instead of
-    comparing names. :attr:`step` names the pipeline's own step for it (``GroundingPipeline.run_clip_stage`` /
-    ``run_llm_stage``), which ``ground`` calls, so no caller branches on a stage."""
+    comparing names. :meth:`step_of` gives the pipeline's own step for it (``GroundingPipeline.run_clip_stage`` /
+    ``run_llm_stage``, named by :attr:`step`; the tower stage's is its own :meth:`run`), which ``ground`` calls, so no
+    caller branches on a stage."""
 
     NAME = ""
     #: the pipeline's step for this stage (a ``GroundingPipeline`` method: ``run_llm_stage``, ``run_clip_stage``)
@@ -45,6 +50,9 @@ class Stage(str):
     prunes_inside_llm: bool = False
     #: prunes once, from one decoder layer on (FastV's and DART's K)
     prunes_at_one_layer: bool = False
+    #: prunes between the blocks of the family's own vision tower (``select(TowerContext, K)``), which finishes on the
+    #: kept tokens; it needs the grounding model (kind ``llm``), and a family offering the stage
+    prunes_in_vision_tower: bool = False
 
     def __new__(cls, name: str | None = None) -> Stage:
         if name is not None and name != cls.NAME:
@@ -56,7 +64,8 @@ class Stage(str):
 
     @property
     def acts_with_llm(self) -> bool:
-        """Whether the method needs the grounding model's LLM (every stage but CLIP's; ``kind`` ``llm``)."""
+        """Whether the method needs the grounding model (its LLM, or its vision tower for the tower stage): every stage
+        but CLIP's (``kind`` ``llm``)."""
         return not self.acts_on_clip
 
     @property
@@ -69,10 +78,14 @@ class Stage(str):
         """What the method's ``select`` receives at this stage (:data:`STAGES`)."""
         return STAGES[self.NAME]
 
+    def step_of(self, pipeline: Any) -> Callable[..., tuple]:
+        """The step of ``pipeline``'s ``ground`` for this stage: its method :attr:`step` (the tower stage: its own)."""
+        return getattr(pipeline, self.step)
+
     def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
-        """The pipeline's step for this stage (:attr:`step`): (LLM inputs or None, Selection, kept indices or None,
+        """The pipeline's step for this stage (:meth:`step_of`): (LLM inputs or None, Selection, kept indices or None,
         LLM output or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
-        return getattr(pipeline, self.step)(prepared, method, budget, full, **kw)
+        return self.step_of(pipeline)(prepared, method, budget, full, **kw)
 
 
 class ClipStage(Stage):
@@ -105,8 +118,34 @@ class StagesStage(Stage):
     prunes_inside_llm = True
 
 
+class TowerStage(Stage):
+    """Inside the family's vision tower, between its encoder blocks (``GroundingPipeline.tower_context``: a
+    :class:`litelvlm.tower.TowerContext`): the method's ``select`` runs the tower, choosing after each block which
+    tokens go on; the LLM receives the tower's output on the kept ones. Its step, here, is the same for every family."""
+
+    NAME = "vision-tower"
+    prunes_in_vision_tower = True
+
+    def step_of(self, pipeline: Any) -> Callable[..., tuple]:
+        return functools.partial(self.run, pipeline)
+
+    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Method, rule: str,
+            given: bool = False, positions: str = "official", **options: Any) -> tuple:
+        """(the (K, h) LLM inputs, the selection, the visual-token indices they stand for when they keep their
+        positions (``rule`` ``keep``), None) of a tower-stage method."""
+        if given:
+            raise LiteLVLMError(f"{method} prunes inside the vision tower, so its LLM inputs are no rows of the given "
+                                "visual_embeds")
+        ctx = pipeline.tower_context(prepared)
+        sel = spec.select(ctx, budget, **options)
+        if len(sel) != budget or sel.features is None or len(sel.features) != budget:
+            raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget} (with their tower features)")
+        vis, rows = ctx.llm_inputs(sel)
+        return vis, sel, rows if rule == "keep" else None, None
+
+
 #: every stage object by its name
-STAGE_TYPES: dict[str, Stage] = {s.NAME: s() for s in (ClipStage, InputStage, LayerStage, StagesStage)}
+STAGE_TYPES: dict[str, Stage] = {s.NAME: s() for s in (ClipStage, InputStage, LayerStage, StagesStage, TowerStage)}
 
 
 def stage_of(name: str | Stage) -> Stage:
@@ -166,7 +205,7 @@ class Option:
 @dataclass(frozen=True)
 class Method:
     """A pruning method. ``select`` picks the kept tokens (its K counted once by ``ground`` or
-    :func:`litelvlm.pruning.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
+    :func:`litelvlm.methods.select.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
     its :class:`Stage` (``stage``, declared by name); ``forward`` (methods inside the LLM) returns the
     final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection, or None when
     the selection prunes nothing inside the LLM (the pipeline then feeds it at the LLM input, e.g.
@@ -245,6 +284,11 @@ class Method:
     def prunes_at_one_layer(self) -> bool:
         """Whether it prunes once, from one decoder layer on (FastV, DART)."""
         return self.stage.prunes_at_one_layer
+
+    @property
+    def prunes_in_vision_tower(self) -> bool:
+        """Whether it prunes between the blocks of the family's vision tower (FlowCut; :class:`TowerStage`)."""
+        return self.stage.prunes_in_vision_tower
 
     @property
     def uses_clip(self) -> bool:

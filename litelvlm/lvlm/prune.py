@@ -18,10 +18,10 @@ import inspect
 import torch
 
 from ..errors import LiteLVLMError
+from ..llm.context import LLMContext
 from ..method import Method
 from ..pruning import Selection
 from ..pruning.selection import check_selector, checked
-from .llm_context import LLMContext
 
 
 def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor | None, *,
