@@ -103,6 +103,16 @@ class Budget:
         return out
 
     @classmethod
+    def list_of(cls, values: Iterable[str | int | Budget] | str | int | Budget | None) -> list[Budget]:
+        """A study's budgets at the edge of its options: a list of Budgets (the command line's, read by
+        :meth:`list_argument`) as it is, anything else read by :meth:`parse_list`; ``all`` is refused either way."""
+        if isinstance(values, list) and all(isinstance(b, Budget) for b in values):
+            if any(b.is_all for b in values):
+                raise BudgetError(all_in_list_error())
+            return values
+        return cls.parse_list(values)
+
+    @classmethod
     def list_argument(cls, text: str) -> list[Budget]:
         """:meth:`parse_list` of one command-line word (``576,192``) as an argparse ``type``: a bad budget is a usage
         error (exit 2) naming the value."""

@@ -194,7 +194,7 @@ def check_common_options(args: argparse.Namespace) -> None:
         if isinstance(spec, str) and spec:
             from .model_spec import ModelSpec
 
-            folder = ModelSpec.parse(spec).folder
+            folder = ModelSpec.of(spec).folder
             if folder.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(folder)):
                 raise LiteLVLMError(f"{_flag(dest)} {spec!r}: model folder {folder!r} does not exist")
     for dest in METHOD_OPTIONS:

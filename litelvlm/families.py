@@ -12,13 +12,12 @@ package and one line in :data:`REGISTERED` (CONTRIBUTING.md). This module import
 from __future__ import annotations
 
 import difflib
-import importlib
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .errors import LiteLVLMError
-from .family_card import FamilyCard
+from .family_card import FamilyCard, Lazy
 from .image_resize import IMAGE_RESIZES
 from .model_folder import read_config
 from .model_spec import ModelSpec
@@ -33,16 +32,11 @@ REGISTERED: tuple[str, ...] = (
 )
 
 
-def _target(target: str) -> Any:
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 @cache
 def _cards() -> dict[str, FamilyCard]:
     out = {}
     for target in REGISTERED:
-        c = _target(target)
+        c = Lazy.named(target).get()
         if not isinstance(c, FamilyCard):
             raise TypeError(f"{target} is not a litelvlm.family_card.FamilyCard")
         out[c.name] = c
@@ -64,7 +58,7 @@ def card(name: str) -> FamilyCard:
     return _known(name)
 
 
-def card_of(model: str) -> FamilyCard:
+def card_of(model: str | ModelSpec) -> FamilyCard:
     """The card of the family a model string names (:func:`family_of`)."""
     return _cards()[family_of(model)]
 
@@ -106,7 +100,7 @@ def _known(name: str) -> FamilyCard:
 
 def get_family(name: str) -> type:
     """The pipeline class of family ``name`` (its package imported on first use)."""
-    cls = _target(_known(name).pipeline)
+    cls = _known(name).pipeline.get()
     from .lvlm.family import GroundingPipeline
 
     if not (isinstance(cls, type) and issubclass(cls, GroundingPipeline)):
@@ -114,10 +108,10 @@ def get_family(name: str) -> type:
     return cls
 
 
-def family_of(model: str) -> str:
+def family_of(model: str | ModelSpec) -> str:
     """The family a model string names: a random preset by its name, a folder by its ``config.json``'s
     ``architectures`` (imports nothing)."""
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     table = _cards()
     for name, entry in table.items():
         if spec.name in entry.presets:
@@ -164,10 +158,11 @@ def names_family(model: str) -> bool:
     return True
 
 
-def load_pipeline(model: str, **options: Any):
-    """The pipeline of ``model`` (any model string of a registered family), loaded with the family's
+def load_pipeline(model: str | ModelSpec, **options: Any):
+    """The pipeline of ``model`` (any model string of a registered family, read once here), loaded with the family's
     ``from_model_string(model, **options)``."""
-    return get_family(family_of(model)).from_model_string(model, **options)
+    spec = ModelSpec.of(model)
+    return get_family(family_of(spec)).from_model_string(spec, **options)
 
 
 def video_eval(model: str) -> VideoEval:
@@ -179,7 +174,7 @@ def video_eval(model: str) -> VideoEval:
         offered = sorted(c.name for c in cards() if c.video_eval)
         raise LiteLVLMError(f"model {model!r}: the {family.name} family has no video path; eval-video runs the "
                             f"families {', '.join(offered)}")
-    out = _target(target)
+    out = target.get()
     if not isinstance(out, VideoEval):
         raise TypeError(f"{target} is not a litelvlm.video.runner.VideoEval")
     return out

@@ -9,15 +9,58 @@ description) and never name a family. The pipeline itself answers the rest throu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
+from typing import Any, Generic, TypeVar
 
 from .errors import LiteLVLMError
 from .model_spec import ModelSpec
 
 #: what a family's ``prepare_image`` takes: a PIL image, or a list of frames
 INPUTS = ("image", "video")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lazy(Generic[T]):
+    """A piece of a card that imports heavy code (its pipeline class, its video path, its cost description) or a
+    package that does (its protocol, its question templates: their packages import numpy, PIL or torch, and the cards
+    are read by ``litelvlm --help``): ``attribute`` of ``module`` (None: the module itself), imported on first use by
+    :meth:`get`, the one import of a card's pieces (:func:`resolve`)."""
+
+    module: str
+    attribute: str | None = None
+
+    @classmethod
+    def named(cls, target: str) -> Lazy:
+        """The piece ``"module:attribute"`` (or ``"module"``) names."""
+        module, attr = target.split(":") if ":" in target else (target, None)
+        return cls(module, attr or None)
+
+    def get(self) -> T:
+        """The piece itself (its module imported now, once per process): :func:`resolve`."""
+        return resolve(self)
+
+    def __str__(self) -> str:
+        return self.module if self.attribute is None else f"{self.module}:{self.attribute}"
+
+
+def resolve(ref: Lazy[T]) -> T:
+    """What ``ref`` names: the one place a card's pieces (and the registered cards themselves) are imported."""
+    module = importlib.import_module(ref.module)
+    return module if ref.attribute is None else getattr(module, ref.attribute)
+
+
+def _lazy(value: Lazy | str | None) -> Lazy | None:
+    """A piece as a :class:`Lazy`; a ``"module:attribute"`` string (a card written before them) is read as one."""
+    return value if value is None or isinstance(value, Lazy) else Lazy.named(str(value))
+
+
+#: the card's fields that are :class:`Lazy` pieces
+PIECES = ("pipeline", "video_eval", "cost", "questions", "official_sample", "merged_grid")
 
 
 @dataclass(frozen=True)
@@ -27,12 +70,13 @@ class FamilyCard:
     ``default_model`` is the documented offline model string (random weights); ``paper_model`` says in words which
     released weights the paper (or the family's authors) report; ``paper_preset`` is the preset of the paper's
     architecture (its figures appear only beside rows of it), None when the paper reports none for this family.
-    ``pipeline``, ``video_eval`` and ``cost`` are ``"module:attribute"`` targets imported on first use."""
+    ``pipeline``, ``video_eval``, ``cost``, ``questions``, ``official_sample`` and ``merged_grid`` are
+    :class:`Lazy` references (:data:`PIECES`), imported on first use."""
 
     name: str
     display_name: str
     description: str
-    pipeline: str
+    pipeline: Lazy[type]    # a litelvlm.lvlm.family.GroundingPipeline subclass (heavy modules are named, not imported)
     presets: Mapping[str, str]
     architectures: tuple[str, ...]
     default_model: str
@@ -41,27 +85,27 @@ class FamilyCard:
     #: whether the family's official evaluation turns an image by its EXIF orientation tag when it reads it
     exif_transpose: bool = True
     #: its video path for ``eval-video`` (a :class:`litelvlm.video.runner.VideoEval`); None: none
-    video_eval: str | None = None
+    video_eval: Lazy[Any] | None = None    # a litelvlm.video.runner.VideoEval
     #: its cost description for the efficiency study; None: the study does not count it
-    cost: str | None = None
+    cost: Lazy[Any] | None = None    # a litelvlm.cost.FamilyCost
     #: the efficiency study's ``--arch`` names of the family -> the preset each builds (read before torch loads; the
     #: cost description's ``archs``)
     cost_archs: Mapping[str, str] = field(default_factory=dict)
     paper_preset: str | None = None
     #: the seed a preset's model string takes when it names none (default 0): ``<name>-random`` -> seed
     default_seeds: Mapping[str, int] = field(default_factory=dict)
-    #: its referring-segmentation question templates ("module:attribute", a list of ``{class_name}`` templates) that the
+    #: its referring-segmentation question templates (a list of ``{class_name}`` templates) that the
     #: CLIP studies' ``--text-template <family>`` wraps a sentence in; None: it has none
-    questions: str | None = None
-    #: its official multi-expression protocol's sampler ("module:attribute", ``(sentences, seed, image_id,
+    questions: Lazy[Sequence[str]] | None = None
+    #: its official multi-expression protocol's sampler (``(sentences, seed, image_id,
     #: max_sentences) -> sample`` with ``indices`` and ``turns``) that ``eval-grounding --protocol official`` and the
     #: one-image studies use on a family holding several expressions per prompt; None: it has none
-    official_sample: str | None = None
+    official_sample: Lazy[Callable[..., Any]] | None = None
     #: its image protocol module when the family maps an external CLIP's scores onto a merged Qwen2.5-VL grid
     #: (its abilities' ``clip_side="mapped"``): ``resized_size(height, width)`` (the protocol's resize, whose merged grid it is) and
     #: ``question(expression)`` (its prompt's question), read by the reversal's ``--grid <family>`` and ``--space llm``;
     #: None: it has none
-    merged_grid: str | None = None
+    merged_grid: Lazy[ModuleType] | None = None
     #: presets whose architecture exists with trained weights (a folder this project wrote for any other is random)
     released_presets: tuple[str, ...] = ()
     #: presets small enough to run fastest on one thread
@@ -76,6 +120,8 @@ class FamilyCard:
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
             raise ValueError(f"input must be one of {', '.join(INPUTS)}; got {self.input!r}")
+        for piece in PIECES:
+            object.__setattr__(self, piece, _lazy(getattr(self, piece)))
         object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
         object.__setattr__(self, "default_seeds", MappingProxyType(dict(self.default_seeds)))
         object.__setattr__(self, "cost_archs", MappingProxyType(dict(self.cost_archs)))
@@ -93,12 +139,12 @@ class FamilyCard:
     def preset(self, model: str | ModelSpec) -> str | None:
         """The random preset ``model`` builds (a model string or a parsed one), None when it names none of this
         family's."""
-        spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model)
+        spec = ModelSpec.of(model)
         return self.presets.get(spec.name)
 
     def seed(self, model: str | ModelSpec) -> int:
         """The seed of a random model string: its ``:SEED``, else the preset's :attr:`default_seeds` entry, else 0."""
-        spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model)
+        spec = ModelSpec.of(model)
         return spec.random_seed(self.default_seeds.get(spec.name, 0))
 
     def is_small(self, model: str | ModelSpec) -> bool:

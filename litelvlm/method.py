@@ -10,6 +10,7 @@ This module imports nothing heavy: the registry and the command-line layer read 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +35,13 @@ STAGES = {
 class Stage(str):
     """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written as that
     name, so tables and configs read as before) and the typed answers the pipeline and the studies ask instead of
-    comparing names. ``run`` is the pipeline's call: each stage hands the run to the pipeline's own step for it
-    (``GroundingPipeline.run_clip_stage`` / ``run_llm_stage``; the tower stage's is its own), so no caller branches on
-    a stage."""
+    comparing names. :meth:`step_of` gives the pipeline's own step for it (``GroundingPipeline.run_clip_stage`` /
+    ``run_llm_stage``, named by :attr:`step`; the tower stage's is its own :meth:`run`), which ``ground`` calls, so no
+    caller branches on a stage."""
 
     NAME = ""
+    #: the pipeline's step for this stage (a ``GroundingPipeline`` method: ``run_llm_stage``, ``run_clip_stage``)
+    step: str = "run_llm_stage"
     #: selects on CLIP's visual tokens before the LLM (``select(SelectorInputs, K)``; ``kind`` ``clip``)
     acts_on_clip: bool = False
     #: chosen with the LLM's input embeddings (or the unpruned LLM), applied at the LLM input
@@ -75,10 +78,14 @@ class Stage(str):
         """What the method's ``select`` receives at this stage (:data:`STAGES`)."""
         return STAGES[self.NAME]
 
+    def step_of(self, pipeline: Any) -> Callable[..., tuple]:
+        """The step of ``pipeline``'s ``ground`` for this stage: its method :attr:`step` (the tower stage: its own)."""
+        return getattr(pipeline, self.step)
+
     def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
-        """The pipeline's step for this stage: (LLM inputs or None, Selection, kept indices or None, LLM output
-        or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
-        return pipeline.run_llm_stage(prepared, method, budget, full, **kw)
+        """The pipeline's step for this stage (:meth:`step_of`): (LLM inputs or None, Selection, kept indices or None,
+        LLM output or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
+        return self.step_of(pipeline)(prepared, method, budget, full, **kw)
 
 
 class ClipStage(Stage):
@@ -86,9 +93,7 @@ class ClipStage(Stage):
 
     NAME = "clip"
     acts_on_clip = True
-
-    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
-        return pipeline.run_clip_stage(prepared, method, budget, full, **kw)
+    step = "run_clip_stage"
 
 
 class InputStage(Stage):
@@ -120,6 +125,9 @@ class TowerStage(Stage):
 
     NAME = "vision-tower"
     prunes_in_vision_tower = True
+
+    def step_of(self, pipeline: Any) -> Callable[..., tuple]:
+        return functools.partial(self.run, pipeline)
 
     def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Method, rule: str,
             given: bool = False, positions: str = "official", **options: Any) -> tuple:

@@ -14,8 +14,6 @@ the code that loads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .errors import LiteLVLMError
 
 #: The default CLIP model of the hf backend (LLaVA-1.5's and GLaMM's vision tower): the paper's CLIP.
@@ -34,21 +32,44 @@ RANDOM_QWENS = {"qwen2.5-vl-3b-random": "3b", "qwen2.5-vl-7b-random": "7b", "qwe
 OPEN_CLIP_PREFIXES = ("local-dir:", "hf-hub:")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model string, read: ``name`` is the part before the first ``:`` (the whole string without one),
-    ``rest`` the part after it (a seed, an open_clip tag or checkpoint path, a ``local-dir:`` folder)."""
+class ModelSpec(str):
+    """One model string, read once: the string itself (so it writes, compares and hashes as its text wherever a str
+    goes: a ``config.json``, a table, a message), with ``name``, the part before the first ``:`` (the whole string
+    without one), and ``rest``, the part after it (a seed, an open_clip tag or checkpoint path, a ``local-dir:``
+    folder). The command line makes it (argparse ``type=``, :meth:`argument`) and it travels as this value down to the
+    loader; a library entry point handed a plain str converts it once, at its edge (:meth:`of`)."""
 
-    text: str
     name: str
     rest: str
+
+    def __new__(cls, model: str) -> ModelSpec:
+        """Only :meth:`parse` makes one (a copy or an unpickled spec comes here too, with its text)."""
+        out = super().__new__(cls, model)
+        out.name, _, out.rest = out.partition(":")
+        return out
+
+    def __getnewargs__(self) -> tuple[str]:
+        return (str(self),)
 
     @classmethod
     def parse(cls, model: str) -> ModelSpec:
         """Read ``model`` (any string; what it names is not looked up)."""
-        text = str(model)
-        name, _, rest = text.partition(":")
-        return cls(text, name, rest)
+        return cls(str(model))
+
+    @classmethod
+    def of(cls, model: str | ModelSpec) -> ModelSpec:
+        """``model`` as a spec, at the edge of code a Python caller may hand a str: a spec passes as it is."""
+        return model if isinstance(model, ModelSpec) else cls.parse(model)
+
+    @classmethod
+    def argument(cls, text: str) -> ModelSpec:
+        """:meth:`parse` as an argparse ``type``: the one reading of a ``--model`` string."""
+        return cls.parse(text)
+
+    @property
+    def text(self) -> str:
+        """The string as written (a plain str)."""
+        return str.__str__(self)
 
     @property
     def is_random(self) -> bool:

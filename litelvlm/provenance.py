@@ -72,7 +72,7 @@ def weights_kind(model: str | os.PathLike | None) -> WeightsKind:
     """``"real"``, ``"random"`` or ``"toy"``: what kind of weights the model string ``model`` loads."""
     if model is None:
         return "real"
-    spec = ModelSpec.parse(str(model))
+    spec = ModelSpec.of(model)
     if os.path.isdir(spec.folder):
         return _folder_kind(Path(spec.folder))
     return "random" if spec.is_random else "real"
@@ -114,7 +114,7 @@ def weights_banner(*models: str | os.PathLike | None) -> str | None:
     kind = run_weights_kind(models)
     if kind == "real":
         return None
-    unreal = [(str(m), k) for m in dict.fromkeys(str(m) for m in models if m is not None)
+    unreal = [(str(m), k) for m in dict.fromkeys(m if isinstance(m, str) else str(m) for m in models if m is not None)
               if (k := weights_kind(m)) != "real"]
     names = _named([m for m, _ in unreal], [k for _, k in unreal], kind)
     if kind == "random":

@@ -29,7 +29,7 @@ def is_small_model(model: str | None) -> bool:
     random presets (its card's ``small_presets``)."""
     from .families import is_small  # the registry reads the cards (light); it sits above this module
 
-    return model is None or ModelSpec.parse(model).is_small or is_small(model)
+    return model is None or ModelSpec.of(model).is_small or is_small(model)
 
 
 def default_threads(model: str | None) -> int | None:

@@ -15,7 +15,6 @@ referent mask on the patch grid (a patch is inside when its coverage ``c_i >= 0.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import random
 from collections import Counter
@@ -136,8 +135,7 @@ PLAIN_TEMPLATE = "plain"
 @functools.cache
 def family_questions(family: str) -> tuple[str, ...]:
     """The referring-segmentation question templates of ``family`` (its card's ``questions``)."""
-    module, attr = card(family).questions.split(":")
-    return tuple(getattr(importlib.import_module(module), attr))
+    return tuple(card(family).questions.get())
 
 
 def template_text(template: str, sentence: str, key: int | str, seed: int) -> str:

@@ -34,11 +34,13 @@ def check_same_out(a: Any) -> None:
     check_early(a.out, asdict(a))
 
 
-def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check) -> Callable[..., int]:
+def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
+              hands_down: Check | None = None) -> Callable[..., int]:
     """The study's ``run(args, **extra) -> int``: ``args`` (the dataclass ``options``, or the command line's
     namespace) as ``options``; each of ``checks`` in order (one that returns an ``options`` instance replaces the
     options); then the heavy function ``"module:function"`` (or the one ``heavy(options)`` names) imported and
-    called with the options and ``extra``. The returned function's ``study`` is ``options``."""
+    called with the options and ``extra``, and with ``checked=`` the result of the check ``hands_down`` (one of
+    ``checks``), so that the heavy function checks nothing again. The returned function's ``study`` is ``options``."""
 
     def run(args: Any, **extra: Any) -> int:
         a = as_args(options, args)
@@ -46,6 +48,8 @@ def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check) 
             checked = check(a)
             if isinstance(checked, options):
                 a = checked
+            elif check is hands_down:
+                extra["checked"] = checked
         module, name = (heavy(a) if callable(heavy) else heavy).split(":")
         return getattr(importlib.import_module(module), name)(a, **extra)   # lazy: torch, after the checks
 

@@ -4,7 +4,6 @@ turns for one image."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from litelvlm.budget import Budget, range_error
@@ -83,8 +82,7 @@ def official_turns(pipe, records: list, seed: int, image_id: int, max_sentences:
     if target is None:
         raise LiteLVLMError(f"the {pipe.family} family has no official multi-expression protocol; use "
                             "--protocol per-expression")
-    module, attr = target.split(":")
-    sample_official = getattr(importlib.import_module(module), attr)
+    sample_official = target.get()
     records = sorted(records, key=lambda r: r.order)  # REFER-file order, as the official evaluation lists them
     sample = sample_official([r.sentence for r in records], seed, image_id, max_sentences)
     return [records[i] for i in sample.indices], sample.turns

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from litelvlm.families import family_of, names_family
+from litelvlm.model_spec import ModelSpec
 from litelvlm.provenance import weights_kind
 
 #: the key of ``config.json`` that holds the identity
@@ -29,7 +30,7 @@ def run_identity(study: str, model: str | None, family: str | None = None, weigh
     unless given), to merge into the run's ``config.json``."""
     if study not in STUDIES:
         raise ValueError(f"unknown study {study!r}; known: {', '.join(STUDIES)}")
-    model = None if model is None else str(model)
+    model = None if model is None else ModelSpec.of(model)  # a spec, read once already; written as its text
     if family is None:
         family = family_of(model) if model is not None and names_family(model) else CLIP_FAMILY
     if weights is None:

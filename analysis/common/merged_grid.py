@@ -11,7 +11,6 @@ LVLM is loaded: the grid follows from the image size alone.
 from __future__ import annotations
 
 import functools
-import importlib
 
 import numpy as np
 
@@ -27,7 +26,7 @@ def grid_protocol(family: str):
     if target is None:
         raise LiteLVLMError(f"the {family} family has no merged grid; families with one: "
                             f"{', '.join(merged_grid_families()) or 'none'}")
-    return importlib.import_module(target)
+    return target.get()
 
 
 @functools.lru_cache(maxsize=64)

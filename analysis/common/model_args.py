@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from litelvlm.cli_args import arg
 from litelvlm.families import DEFAULT_MODEL, model_help
 from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
+from litelvlm.model_spec import ModelSpec
 
 #: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
@@ -28,9 +29,9 @@ class ModelDataArgs:
     refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. ../shared/data/coco128_refer",
                          required=True)
     out: str = arg(help="output folder (the result tables and config.json; resumable)", required=True)
-    model: str = arg(DEFAULT_MODEL, help=f"a model of any family: a random preset [:SEED] or a checkpoint folder "
+    model: ModelSpec = arg(DEFAULT_MODEL, help=f"a model of any family: a random preset [:SEED] or a checkpoint folder "
                                          f"({model_help()})")
-    clip: str | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
+    clip: ModelSpec | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
                                       "or the matching tiny random CLIP for tiny-random")
     sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
                                      "come from the model's checkpoint")
@@ -55,6 +56,10 @@ class ModelDataArgs:
                                 choices=["bitsandbytes", "torchao"])
     layer_dtype: str = arg("model", help=LAYER_DTYPE_HELP, choices=list(LAYER_DTYPES))
     image_resize: str = image_resize_arg()
+
+    def __post_init__(self) -> None:
+        self.model = ModelSpec.of(self.model)  # read once: the command line's is read already, a Python caller's here
+        self.clip = None if self.clip is None else ModelSpec.of(self.clip)
 
 
 def study_numerics(args: ModelDataArgs, protocol: str):

@@ -11,4 +11,4 @@ from analysis.grounding.options import ARGS, GroundingArgs, add_arguments, check
 __all__ = ["ARGS", "add_arguments", "run"]
 
 run = study_run(GroundingArgs, "analysis.grounding.compute:run_grounding",
-                check_args, check_same_out)
+                check_args, check_same_out, hands_down=check_args)

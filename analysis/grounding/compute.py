@@ -61,6 +61,7 @@ from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, family_of, get_family, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.model_spec import ModelSpec
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
 
@@ -150,8 +151,9 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
         raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
                             f"{skipped[0]['reason']}); nothing written")
     cfg = read_json_if(out / "config.json") or {}
-    summary = own_metric_summary(summarize(rows), rows, cfg.get("model"))
-    summary = mark_weights(add_statistics(out, summary, rows, cfg), cfg.get("model"), cfg.get("clip"))
+    model = None if cfg.get("model") is None else ModelSpec.parse(cfg["model"])  # read back from the folder, once
+    summary = own_metric_summary(summarize(rows), rows, model)
+    summary = mark_weights(add_statistics(out, summary, rows, {**cfg, "model": model}), model, cfg.get("clip"))
     skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
     write_parquet(out / "grounding.parquet", rows)
     write_csv(out / "summary.csv", summary)
@@ -192,12 +194,14 @@ def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
     return image_ids[: a.limit_images] if a.limit_images is not None else image_ids
 
 
-def run_grounding(a: GroundingArgs, pipe=None) -> int:  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
-    """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point); ``pipe`` (a family's pipeline) skips loading
-    ``--model`` again when several evaluations share one model (it must be the model ``a.model`` names)."""
+def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Budget]] | None = None) -> int:  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
+    """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point, which
+    checks them once and hands ``checked``, :func:`check_args`' (methods, budgets), down); ``pipe`` (a family's
+    pipeline) skips loading ``--model`` again when several evaluations share one model (it must be the model
+    ``a.model`` names)."""
     from litelvlm.data.refer import load_refer
 
-    methods, budgets = check_args(a)
+    methods, budgets = checked if checked is not None else check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:
         raise LiteLVLMError(f"no sentences in split {a.split!r} of {a.refer_dir}")

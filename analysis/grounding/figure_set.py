@@ -8,7 +8,8 @@ from pathlib import Path
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import plots
-from analysis.grounding.options import PROTOCOLS
+from analysis.grounding.command import run
+from analysis.grounding.options import PROTOCOLS, GroundingArgs
 from litelvlm.families import DEFAULT_MODEL, card_of, load_pipeline
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
@@ -23,8 +24,6 @@ SMOKE_IMAGES = ["34", "81"]
 def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     """Both protocols on two COCO-128 images (two expressions each) with the tiny random GLaMM
     (a synthetic REFER folder when ../shared/data is absent)."""
-    from analysis.grounding.compute import GroundingArgs, run_grounding
-
     data = coco128_dir()
     pick = {"image_ids": SMOKE_IMAGES}
     if data is None:
@@ -35,9 +34,8 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     model = model or DEFAULT_MODEL
     pipe = load_pipeline(model)  # one model for both protocols
     for protocol in ("per-expression", "official"):
-        run_grounding(GroundingArgs(refer_dir=str(data), out=str(out_dir / protocol), model=model,
-                                    protocol=protocol, methods=[SMOKE_METHODS], budgets=[SMOKE_BUDGETS], **pick),
-                      pipe=pipe)
+        run(GroundingArgs(refer_dir=str(data), out=str(out_dir / protocol), model=model, protocol=protocol,
+                          methods=[SMOKE_METHODS], budgets=[SMOKE_BUDGETS], **pick), pipe=pipe)
 
 
 def read_grounding(results_dir: Path) -> dict:

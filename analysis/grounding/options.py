@@ -82,7 +82,8 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                           "per-expression", choices=["sum", "union"])
 
     def __post_init__(self) -> None:
-        self.budgets = Budget.parse_list(self.budgets)  # a Python caller's "64,16" or ints: Budgets, as parsed
+        super().__post_init__()
+        self.budgets = Budget.list_of(self.budgets)  # the command line's Budgets as they are; a Python caller's read
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -67,7 +67,7 @@ FIGURE_SET = FigureSet(
                 "protocol: one expression per prompt).",
     command="litelvlm eval-grounding --model MODEL",
     requires=("analysis.grounding.compute", "analysis.grounding.plots",
-              *dict.fromkeys(c.pipeline.split(":")[0] for c in MERGED_FAMILIES)),
+              *dict.fromkeys(c.pipeline.module for c in MERGED_FAMILIES)),
     subdir="merged_grounding", make_smoke=smoke_merged_grounding, read=read_merged_grounding,
     draw=draw_merged_grounding,
     smoke_note=f"the random-weight `{SMOKE_MODEL}` on one COCO-128 image (a synthetic REFER folder when "

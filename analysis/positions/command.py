@@ -10,4 +10,4 @@ from analysis.positions.options import ARGS, PositionsArgs, add_arguments, check
 __all__ = ["ARGS", "add_arguments", "run"]
 
 run = study_run(PositionsArgs, "analysis.positions.compute:run_positions",
-                check_args, check_image_resize_option, check_same_out)
+                check_args, check_image_resize_option, check_same_out, hands_down=check_args)

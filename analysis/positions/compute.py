@@ -101,10 +101,10 @@ def positions_table(pipe, prep, pairs: list[Run], args, store: PartStore) -> pd.
     return rows.loc[run_keys(pairs)].reset_index()[COLUMNS]
 
 
-def run_positions(a: PositionsArgs) -> int:
-    """``litelvlm positions`` with checked options: the table, then its head on screen."""
-
-    given, budgets = check_args(a)
+def run_positions(a: PositionsArgs, checked: tuple | None = None) -> int:
+    """``litelvlm positions`` with checked options (``checked``: :func:`check_args`' result, handed down by
+    :func:`analysis.positions.command.run`; None: checked here): the table, then its head on screen."""
+    given, budgets = checked if checked is not None else check_args(a)
     out = Path(a.out)
     recs, image = pick_image(a)
     pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=a.device,

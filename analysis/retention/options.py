@@ -66,7 +66,7 @@ def model_family(model: str) -> str | None:
     (a random CLIP preset's name, such as ``tiny-random``, stays the CLIP; imports nothing)."""
 
     try:
-        if ModelSpec.parse(model).random_clip is not None:
+        if ModelSpec.of(model).random_clip is not None:
             return None
         return family_of(model)
     except LiteLVLMError:

@@ -77,8 +77,9 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                             "--out: its own unpruned masks (the agreement of pruning alone)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.budgets is not None:  # None: the family's default; a Python caller may give strings or ints
-            self.budgets = Budget.parse_list(self.budgets)
+            self.budgets = Budget.list_of(self.budgets)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,4 +10,4 @@ from analysis.video.options import ARGS, VideoArgs, add_arguments, check_args
 __all__ = ["ARGS", "add_arguments", "run"]
 
 run = study_run(VideoArgs, "analysis.video.compute:run_video",
-                check_args, check_same_out)
+                check_args, check_same_out, hands_down=check_args)

@@ -173,9 +173,9 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
     return root, groups
 
 
-def run_video(a: VideoArgs) -> int:
-    """``litelvlm eval-video`` with checked options: the parts, then the tables and the summary on screen."""
-    given, budgets, sets = check_args(a)
+def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
+    """``litelvlm eval-video`` (``checked``: ``check_args``' result, handed down by ``run``): parts, tables, summary."""
+    given, budgets, sets = checked if checked is not None else check_args(a)
     out = Path(a.out)
     family = video_eval(a.model)
     if errors := family.method_errors(given, budgets):   # refused before anything is loaded or written

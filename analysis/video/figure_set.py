@@ -3,7 +3,6 @@ family's video path), labelled with the model family (its card) and the weights 
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -48,8 +47,7 @@ def video_eval_note(fam) -> str:
     """The note on the weights of family card ``fam``'s video path (empty without one)."""
     if not fam.video_eval:
         return ""
-    module, attr = fam.video_eval.split(":")
-    return getattr(importlib.import_module(module), attr).note
+    return fam.video_eval.get().note
 
 
 def read_video(results_dir: Path) -> dict:

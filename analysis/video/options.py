@@ -26,6 +26,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, video_eval
 from litelvlm.image_resize import image_resize_arg
 from litelvlm.methods import TABLE, describe, is_baseline
+from litelvlm.model_spec import ModelSpec
 from litelvlm.video.runner import FRAME_PATCHES
 
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # the 16-frame CLIP stream's pooling (its family's pruning module)
@@ -47,9 +48,9 @@ class VideoArgs:
                                       "<split>/Annotations); default: the synthetic moving-shapes set, written to "
                                       "a temporary folder")
     split: str = arg("valid", help="split of --video-dir")
-    model: str = arg(DEFAULT_VIDEO_MODEL, help=f"a model of a family with a video path, run on that family's own "
+    model: ModelSpec = arg(DEFAULT_VIDEO_MODEL, help=f"a model of a family with a video path, run on that family's own "
                                                f"video path (what each offers: docs/video.md): {MODEL_HELP}")
-    clip: str | None = arg(None, help="the CLIP paired with the family's vision tower for its text side, or the "
+    clip: ModelSpec | None = arg(None, help="the CLIP paired with the family's vision tower for its text side, or the "
                                       "family's paired CLIP (default: openai/clip-vit-large-patch14-336, or the "
                                       "matching random CLIP for a random model)")
     methods: list[str] = arg([], help="methods (default: every method the family's video path runs on the model, "
@@ -90,7 +91,9 @@ class VideoArgs:
                      choices=["auto", "float32", "bfloat16", "float16"])
 
     def __post_init__(self) -> None:
-        self.budgets = Budget.parse_list(self.budgets)   # a Python caller may give "196,81" or ints
+        self.budgets = Budget.list_of(self.budgets)   # the command line's Budgets as they are; a Python caller's read
+        self.model = ModelSpec.of(self.model)   # read once: the command line's already, a Python caller's here
+        self.clip = None if self.clip is None else ModelSpec.of(self.clip)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,10 +32,10 @@ __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace",
            "DEFAULT_HF_MODEL", "DeferredClip", "resolve_random_model"]
 
 
-def resolve_random_model(model: str, backend: str, verify: bool = True) -> str | None:
+def resolve_random_model(model: str | ModelSpec, backend: str, verify: bool = True) -> str | None:
     """For ``<arch>-random[:SEED]`` strings, write (once) and return the random model's path (checked against its
     checksums first; ``verify=False``: its file sizes only, for a caller that reads no weights now)."""
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     if spec.random_clip is None:
         return None
     from ..random_models import cached_random_folder
@@ -53,10 +53,10 @@ def resolve_random_model(model: str, backend: str, verify: bool = True) -> str |
     return str(root) if backend == "hf" else f"local-dir:{root}"
 
 
-def _backend_for(model: str) -> str:
+def _backend_for(model: ModelSpec) -> str:
     """open_clip for open_clip-style strings (``local-dir:``, ``hf-hub:``, ``ARCH:TAG``, a folder with
     ``open_clip_config.json``), hf for everything else."""
-    if ModelSpec.parse(model).open_clip_style or (
+    if model.open_clip_style or (
             os.path.isdir(model) and (Path(model) / "open_clip_config.json").exists()):
         return "open_clip"
     return "hf"
@@ -68,7 +68,7 @@ def _check_folder(model: str, backend: str) -> None:
     tokenizer or image-processor files; (open_clip) with an ``open_clip_config.json`` of the wrong types."""
     from ..model_folder import SCHEMAS, check_model_folder, read_config
 
-    folder = ModelSpec.parse(model).folder
+    folder = ModelSpec.of(model).folder
     if not os.path.isdir(folder):
         return
     if not any(Path(folder).iterdir()):
@@ -103,16 +103,16 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
     a model with local files that was loaded this way before comes back as a
     :class:`~litelvlm.clip.deferred.DeferredClip`, loaded on first use (see that module).
     """
-    backend = backend or _backend_for(model)
+    spec = ModelSpec.of(model)
+    backend = backend or _backend_for(spec)
     if backend not in ("hf", "open_clip"):
         raise LiteLVLMError(f"unknown backend {backend!r}; choose 'hf' or 'open_clip'")
-    spec = ModelSpec.parse(model)
     if spec.random_clip is not None:
         spec.random_seed()  # a bad seed is refused before anything is written
     import torch
 
     # a deferred load reads no weights until its first use (a load without defer, which verifies them then)
-    resolved = resolve_random_model(model, backend, verify=not defer) or model
+    resolved = resolve_random_model(spec, backend, verify=not defer) or spec
     _check_folder(resolved, backend)
     if backend == "open_clip" and os.path.isdir(resolved):
         resolved = f"local-dir:{resolved}"
@@ -125,7 +125,7 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
         record = read_description(saved) if saved is not None else None
         if record is not None:
             return DeferredClip(model, backend, device, dtype, record, saved)
-        resolve_random_model(model, backend)  # loaded now: the random model's checksums first
+        resolve_random_model(spec, backend)  # loaded now: the random model's checksums first
     if backend == "hf":
         from .hf import HFClip as cls
     else:

@@ -26,7 +26,7 @@ def model_files(source: str, backend: str) -> list[Path]:
     id; open_clip: ``local-dir:``) or an open_clip ``ARCH:/path`` checkpoint; [] when not known here."""
     if backend == "hf":
         folder = Path(source) if os.path.isdir(source) else hub_snapshot_dir(source)
-    elif (spec := ModelSpec.parse(source)).local_dir is not None:
+    elif (spec := ModelSpec.of(source)).local_dir is not None:
         folder = Path(spec.local_dir)
     else:
         path = spec.rest

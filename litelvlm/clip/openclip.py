@@ -83,7 +83,7 @@ class OpenClip(ClipBackend):
         import open_clip
 
         self.name = self.source = str(name)
-        spec = ModelSpec.parse(self.name)
+        spec = ModelSpec.of(self.name)
         arch, pretrained = spec.open_clip_name
         if pretrained and os.path.sep in pretrained and not os.path.exists(pretrained):
             raise LiteLVLMError(f"open_clip checkpoint {pretrained!r} does not exist")

@@ -20,7 +20,6 @@ by ``Method.options_from``). This module is light: it imports nothing heavy.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -192,12 +191,12 @@ def counted(arch: CostArch, runs: list[tuple[str, Budget]]) -> list[tuple[str, i
 
 
 def family_cost(card) -> FamilyCost | None:
-    """The cost description a family card points at (its ``cost`` field, ``"module:attribute"``); None: none."""
+    """The cost description a family card points at (its ``cost`` field, a :class:`~litelvlm.family_card.Lazy`);
+    None: none."""
     target = getattr(card, "cost", None)
     if not target:
         return None
-    module, attr = target.split(":")
-    cost = getattr(importlib.import_module(module), attr)
+    cost = target.get()
     if not isinstance(cost, FamilyCost):
         raise TypeError(f"{target} is not a litelvlm.cost.FamilyCost")
     return cost

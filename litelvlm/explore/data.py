@@ -163,7 +163,7 @@ class ExploreData:
         elif spec.acts_on_clip:
             from ..lvlm.prune import clip_side
 
-            _, sel = clip_side(self.pipe, self.prepared, method, budget, None)
+            _, sel = clip_side(self.pipe, self.prepared, spec, budget, None)
         else:
             out = self.pipe.ground(self.prepared, method, budget)
             self.mask_cache[(method, budget)] = self._on_window(out.masks)

@@ -3,14 +3,14 @@ Imports nothing heavy."""
 
 from __future__ import annotations
 
-from ..family_card import FamilyCard
+from ..family_card import FamilyCard, Lazy
 
 CARD = FamilyCard(
     name="glamm",
     display_name="GLaMM",
     description="GLaMM (LLaVA-1.5 7B + CLIP ViT-L/14-336 + SAM ViT-H), the paper's model",
-    pipeline="litelvlm.glamm.pipeline:GlammPipeline",
-    cost="litelvlm.glamm.cost:COST",
+    pipeline=Lazy("litelvlm.glamm.pipeline", "GlammPipeline"),
+    cost=Lazy("litelvlm.glamm.cost", "COST"),
     cost_archs={"glamm-7b": "glamm-7b", "scaled": "scaled", "tiny": "tiny"},
     presets={"tiny-random": "tiny", "glamm-7b-random": "glamm-7b"},
     architectures=("GLaMMForCausalLM",),
@@ -18,7 +18,7 @@ CARD = FamilyCard(
     paper_model="a GLaMM-RefSeg checkpoint folder (MBZUAI/GLaMM-RefSeg)",
     paper_preset="glamm-7b",
     released_presets=("glamm-7b",),
-    questions="litelvlm.data.templates:SEG_QUESTIONS",
-    official_sample="litelvlm.glamm.protocol:sample_official",
+    questions=Lazy("litelvlm.data.templates", "SEG_QUESTIONS"),
+    official_sample=Lazy("litelvlm.glamm.protocol", "sample_official"),
     builds_in_memory=True,  # validate --no-write: litelvlm.glamm.pipeline._built_random
 )

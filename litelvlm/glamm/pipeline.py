@@ -35,6 +35,7 @@ from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
+from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
 from ..random_weights import writes_folders
 from .card import CARD
@@ -184,10 +185,10 @@ class GlammPipeline(GroundingPipeline):
         decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
         LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`);
         ``"auto"`` does so where float32 measured faster than bfloat16 on this machine (``layer_dtype_auto`` records why).
-        ``clip_context`` and ``clip_similarity`` are UniPixel's options; GLaMM's visual tokens are CLIP's own, so only
-        ``"clip"`` applies."""
+        ``clip_context``, ``clip_similarity``: UniPixel's options (GLaMM's visual tokens are CLIP's own: ``"clip"``)."""
         from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
 
+        model = ModelSpec.of(model)  # read once, at this edge
         if clip_context != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps an external "
                                 "CLIP onto its own tokens; GLaMM's context part is its CLIP's [CLS] score")

@@ -340,11 +340,11 @@ class GroundingPipeline(abc.ABC):
     @final
     def _run(self, prepared, method: str, spec: Method, budget: int, full, positions: str, rule: str,
              **options) -> GroundingOutput:
-        """``ground``'s run of the method's stage, the LLM and the mask head (or the generation)."""
+        """``ground``'s run of the method's stage (its own ``step_of``), the LLM and the mask head (or the generation)."""
         generate = getattr(prepared, "answer", "teacher-forced") == "generate"
         with self.seg_source() as seg_states:
-            vis, sel, kept, llm_output = spec.stage.run(self, prepared, method, budget, full, spec=spec, rule=rule,
-                                                        positions=positions, given=full is not None, **options)
+            vis, sel, kept, llm_output = spec.stage.step_of(self)(prepared, method, budget, full, spec=spec, rule=rule,
+                                                                  positions=positions, given=full is not None, **options)
             if llm_output is None and generate:
                 from .generate import generated_output
 

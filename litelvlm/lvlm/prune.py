@@ -20,28 +20,29 @@ import torch
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
 from ..method import Method
-from ..methods import get_method
 from ..pruning import Selection
-from ..pruning.selection import run_selector
+from ..pruning.selection import check_selector, checked
 
 
-def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *,
+def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor | None, *,
               visual_embeds_given: bool = False, **options) -> tuple[torch.Tensor, Selection]:
-    """(K, h) LLM inputs and the selection of a CLIP-side method; ``full`` are the (N, h) projector
-    outputs to gather from (None: computed here). ``visual_embeds_given``: ``full`` was given by the
-    caller (to differentiate w.r.t. it), so a method that merges CLIP features is refused. The [CLS]-attention
-    methods (those whose ``select`` takes an ``attention`` option: ``official`` / ``project``, see
-    litelvlm.pruning.scores) compute their attention as the official code (``attention="official"``) unless
+    """(K, h) LLM inputs and the selection of the CLIP-side method ``spec`` (the method ``ground`` looked up, handed
+    down); ``full`` are the (N, h) projector outputs to gather from (None: computed here). ``visual_embeds_given``:
+    ``full`` was given by the caller (to differentiate w.r.t. it), so a method that merges CLIP features is refused.
+    The [CLS]-attention methods (those whose ``select`` takes an ``attention`` option: ``official`` / ``project``,
+    see litelvlm.pruning.scores) compute their attention as the official code (``attention="official"``) unless
     the pipeline's numerics score in float32 (``Numerics.project()``), which keeps the earlier
-    ``attention="project"``. ``budget`` is K, counted by ``ground``."""
-    takes_attention = "attention" in inspect.signature(get_method(method).select).parameters
-    if takes_attention and "attention" not in options:
+    ``attention="project"``. ``budget`` is K, counted by ``ground``; the kernel runs here, after the contract's
+    checks (:func:`~litelvlm.pruning.selection.check_selector`, :func:`~litelvlm.pruning.selection.checked`)."""
+    if "attention" in inspect.signature(spec.select).parameters and "attention" not in options:
         numerics = getattr(pipeline, "numerics", None)
         if numerics is not None and numerics.score_dtype == "float32":
             options["attention"] = "project"
-    sel = run_selector(get_method(method), prepared.selector_inputs(), budget, **options)
+    inputs = prepared.selector_inputs()
+    check_selector(spec, inputs)
+    sel = checked(spec, spec.select(inputs, budget, **options), budget)
     if sel.features is not None and full is not None and visual_embeds_given:  # merged tokens (VisionZip)
-        raise LiteLVLMError(f"method {method!r} merges CLIP features, so its LLM inputs are not rows of "
+        raise LiteLVLMError(f"method {spec.name!r} merges CLIP features, so its LLM inputs are not rows of "
                             "the given visual_embeds; differentiate w.r.t. the CLIP features instead")
     return pipeline.clip_selection_tokens(prepared, sel, full), sel
 
@@ -50,7 +51,7 @@ def clip_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor 
                given: bool = False, positions: str = "official", **options) -> tuple:
     """``ground``'s step for a CLIP-side method (:class:`~litelvlm.method.ClipStage`): (its (K, h) LLM inputs, its
     selection, the visual-token indices they stand for when they keep their positions (``rule`` ``keep``), None)."""
-    vis, sel = clip_side(pipeline, prepared, method, budget, full, visual_embeds_given=given, **options)
+    vis, sel = clip_side(pipeline, prepared, spec, budget, full, visual_embeds_given=given, **options)
     return vis, sel, pipeline.clip_selection_rows(prepared, sel) if rule == "keep" else None, None
 
 

@@ -159,15 +159,21 @@ def get_method(name: str, backbone: str | None = None) -> Method:
         if not isinstance(method, Method):
             raise TypeError(f"{target} is not a litelvlm.method.Method")
         _LOADED[key] = replace(method, name=name, description=description, backbone=key[1],
-                               options=declared_options(TABLE[name][0].split(":")[0]))
+                               options=declared_options(_module(name)))
     return _LOADED[key]
+
+
+def _module(name: str) -> str:
+    """The module of this package that declares ``name``'s method (read from the table: imports nothing)."""
+    module, attr = TABLE[name][0].split(":")
+    return module
 
 
 def method_option_list() -> list[Option]:
     """Every method option of the registry (imports nothing), one per command-line ``dest``, in table order."""
     out: dict[str, Option] = {}
     for name in TABLE:
-        for opt in declared_options(TABLE[name][0].split(":")[0]):
+        for opt in declared_options(_module(name)):
             out.setdefault(opt.dest, opt)
     return list(out.values())
 

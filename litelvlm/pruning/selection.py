@@ -82,8 +82,15 @@ def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
 
 
 def run_selector(spec: Method, inputs: SelectorInputs | MappedInputs, k: int, **options: Any) -> Selection:
-    """``spec``'s selection of ``k`` tokens, K already counted (:func:`select`, or the pipeline's ``ground``), after
-    the contract's checks: a CLIP-side method, on inputs it can read, with the text it needs."""
+    """``spec``'s selection of ``k`` tokens, K already counted (:func:`select`), after the contract's checks
+    (:func:`check_selector`, :func:`checked`; the pipeline's ``ground`` makes the same two around its kernel call)."""
+    check_selector(spec, inputs)
+    return checked(spec, spec.select(inputs, k, **options), k)
+
+
+def check_selector(spec: Method, inputs: SelectorInputs | MappedInputs) -> None:
+    """The contract's checks before a CLIP-side selection: a CLIP-side method, on inputs it can read, with the text it
+    needs."""
     method = spec.name or "this method"
     if not spec.acts_on_clip:
         raise LiteLVLMError(f"method {method!r} runs inside the LLM; use the grounding pipeline "
@@ -93,7 +100,10 @@ def run_selector(spec: Method, inputs: SelectorInputs | MappedInputs, k: int, **
                             "select among another family's tokens (only methods reading per-token scores can)")
     if spec.needs_text and (inputs.text is None or len(inputs.text.texts) == 0):
         raise LiteLVLMError(f"method {method!r} needs at least one text")
-    sel = spec.select(inputs, k, **options)
+
+
+def checked(spec: Method, sel: Selection, k: int) -> Selection:
+    """``sel``, the selection ``spec`` made for K = ``k``, checked to hold K tokens."""
     if sel.indices.numel() != k:
-        raise AssertionError(f"{method} returned {sel.indices.numel()} tokens for budget {k}")
+        raise AssertionError(f"{spec.name or 'this method'} returned {sel.indices.numel()} tokens for budget {k}")
     return sel

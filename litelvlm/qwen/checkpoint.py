@@ -193,7 +193,7 @@ def random_qwen_dir(preset: str, seed: int = 0, device: str | torch.device = "cp
 def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """The checkpoint folder a model string names: a random preset's cached folder (written on first use),
     or a Qwen2.5-VL folder (checked for ``config.json`` declaring ``Qwen2_5_VLForConditionalGeneration``)."""
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     if spec.random_qwen is not None:
         return random_qwen_dir(spec.random_qwen, spec.random_seed(), device=device)
     folder = Path(spec.folder)

@@ -33,6 +33,7 @@ from PIL import Image
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
+from ..model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES  # noqa: F401 (re-exported)
 
@@ -90,6 +91,59 @@ class QwenSam2Pipeline(GroundingPipeline):
     abilities = ABILITIES
     #: the grid argument of ``get_rope_index`` the prompt's visual tokens take (``image_grid_thw`` / ``video_grid_thw``)
     rope_grid = "image_grid_thw"
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_model_string(cls, model: str | ModelSpec, device: str | torch.device = "cpu",
+                          dtype: torch.dtype | None = None, numerics=None, quantize: str = "none",
+                          layer_dtype: str = "model", **options) -> QwenSam2Pipeline:
+        """The family's random preset (``<preset>-random[:SEED]``) or checkpoint folder, read once here
+        (:meth:`ModelSpec.of`) and loaded by the family's :meth:`load_parts`; ``clip`` (default :meth:`default_clip`),
+        ``clip_text``, ``clip_context``, ``clip_similarity`` and the family's :meth:`part_options` from ``options``."""
+        spec = ModelSpec.of(model)
+        if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
+            raise LiteLVLMError(f"the {cls.family} family does not offer --quantize or --layer-dtype yet")
+        for key in ("sam", "tokenizer"):
+            if options.get(key):
+                raise LiteLVLMError(f"model {spec!r}: --{key} does not apply: a {cls.card().display_name} folder "
+                                    "brings its own")
+        parts = cls.load_parts(spec, device=device, dtype=dtype)
+        return cls(*cls.modules_of(parts), name=spec, numerics=numerics,
+                   clip=options.get("clip") or cls.default_clip(spec, parts.config),
+                   clip_text=options.get("clip_text") or "question", context=options.get("clip_context") or "clip",
+                   similarity=options.get("clip_similarity") or "clip", **cls.part_options(parts, options))
+
+    @classmethod
+    def card(cls):
+        """The family's :class:`~litelvlm.family_card.FamilyCard`."""
+        from ..families import card
+
+        return card(cls.family)
+
+    @classmethod
+    def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
+        """The family's loaded parts (its checkpoint module's loader): ``config`` and what :meth:`modules_of` reads."""
+        raise NotImplementedError
+
+    @classmethod
+    def modules_of(cls, parts) -> tuple:
+        """(Qwen2.5-VL, processor, prompt head, SAM 2) of the loaded ``parts``, as ``__init__`` takes them."""
+        raise NotImplementedError
+
+    @classmethod
+    def part_options(cls, parts, options: dict) -> dict:
+        """The family's own ``__init__`` keywords from its loaded ``parts`` and the caller's ``options`` (none)."""
+        return {}
+
+    @classmethod
+    def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
+        """The CLIP paired with a model string of the family (:func:`paired_clip` of its random preset); a folder of
+        random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
+        spec, card = ModelSpec.of(model), cls.card()
+        preset = card.preset(spec)
+        if preset is None and (random := random_folder_clip(config)):
+            return random
+        return paired_clip(preset, card.seed(spec) if preset is not None else 0)
 
     def _set_clip(self, clip, clip_text: str, context: str, similarity: str) -> None:
         """Check and keep the paired CLIP's options (:data:`CLIP_TEXTS`, :data:`CONTEXTS`, :data:`SIMILARITIES`)."""

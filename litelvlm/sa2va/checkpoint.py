@@ -184,7 +184,7 @@ def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dty
     go through a temporary folder)."""
     import tempfile
 
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     p = get_preset(RANDOM_SA2VAS[spec.name])
     fill, seed = resolve_fill("auto", p.name != "tiny"), CARD.seed(spec)
     qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device, fill=fill)
@@ -212,7 +212,7 @@ def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "c
 def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """The folder a model string names: a random preset's cached folder, or a checkpoint folder whose
     ``config.json`` declares ``Sa2VAChatModelQwen``."""
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     if spec.name in RANDOM_SA2VAS:
         return random_sa2va_dir(RANDOM_SA2VAS[spec.name], CARD.seed(spec), device=device)
     folder = Path(spec.folder)
@@ -281,7 +281,7 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     the folder's. Every tensor is checked (module docstring)."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    if not writes_folders() and ModelSpec.parse(model).name in RANDOM_SA2VAS:  # validate --no-write
+    if not writes_folders() and ModelSpec.of(model).name in RANDOM_SA2VAS:  # validate --no-write
         return built_sa2va(model, device, dtype, processor)
     folder = sa2va_folder(model, device=device)
     cfg = read_config(folder)

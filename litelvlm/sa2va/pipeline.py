@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..model_spec import ModelSpec
 from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 
 #: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
@@ -84,24 +85,22 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         self.image_resize = image_resize
 
     @classmethod
-    def from_model_string(cls, model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                          numerics=None, quantize: str = "none", layer_dtype: str = "model",
-                          **unused) -> Sa2VAPipeline:
+    def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
         """``sa2va-<size>-random[:SEED]`` or a Sa2VA-Qwen2_5-VL checkpoint folder (:mod:`litelvlm.sa2va.checkpoint`)."""
         from .checkpoint import load_sa2va
 
-        if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
-            raise LiteLVLMError("the sa2va family does not offer --quantize or --layer-dtype yet")
-        for key in ("sam", "tokenizer"):
-            if unused.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} does not apply: a Sa2VA folder brings its own")
-        parts = load_sa2va(model, device=device, dtype=dtype)
+        return load_sa2va(spec, device=device, dtype=dtype)
+
+    @classmethod
+    def modules_of(cls, parts) -> tuple:
+        return parts.qwen, parts.processor, parts.fcs, parts.sam2
+
+    @classmethod
+    def part_options(cls, parts, options: dict) -> dict:
+        """The random preset's pixel bounds (its folder's ``litelvlm_random``) and ``image_resize``."""
         rnd = parts.config.get("litelvlm_random") or {}
-        bounds = {k: int(rnd[k]) for k in ("min_pixels", "max_pixels") if k in rnd}
-        return cls(parts.qwen, parts.processor, parts.fcs, parts.sam2, name=model, numerics=numerics,
-                   clip=unused.get("clip") or default_clip(model, parts.config), clip_text=unused.get("clip_text") or "question",
-                   context=unused.get("clip_context") or "clip", similarity=unused.get("clip_similarity") or "clip",
-                   image_resize=unused.get("image_resize") or "torchvision", **bounds)
+        return {**{k: int(rnd[k]) for k in ("min_pixels", "max_pixels") if k in rnd},
+                "image_resize": options.get("image_resize") or "torchvision"}
 
     def describe(self) -> dict:
         out = super().describe()
@@ -315,19 +314,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
             s, t, *prepared.image_size)
 
 
-def default_clip(model: str, config: dict | None = None) -> str:
-    """The CLIP paired with a Sa2VA model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset);
-    a folder of random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
-    from ..model_spec import ModelSpec
-    from ..qwen.pipeline import paired_clip, random_folder_clip
-    from .card import CARD
-    from .config import RANDOM_SA2VAS
-
-    spec = ModelSpec.parse(model)
-    preset = RANDOM_SA2VAS.get(spec.name)
-    if preset is None and (random := random_folder_clip(config)):
-        return random
-    return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
+#: the CLIP paired with a Sa2VA model string (:meth:`QwenSam2Pipeline.default_clip`)
+default_clip = Sa2VAPipeline.default_clip
 
 
 __all__ = ["ADAPTATION", "Sa2VAInput", "Sa2VAPipeline", "default_clip"]

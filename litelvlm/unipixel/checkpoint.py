@@ -158,7 +158,7 @@ def random_unipixel_dir(preset: str, seed: int = 0, device: str | torch.device =
 def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """The folder a model string names: a random preset's cached folder, or a UniPixel checkpoint folder
     (checked for ``config.json`` declaring ``PixelQwen2_5_VLForConditionalGeneration``)."""
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     if CARD.preset(spec) is not None:
         return random_unipixel_dir(CARD.preset(spec), CARD.seed(spec), device=device)
     folder = Path(spec.folder)

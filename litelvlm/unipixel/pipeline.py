@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..model_spec import ModelSpec
 from ..qwen.pipeline import (
     ABILITIES,
     CLIP_FEATURE_LAYER,
@@ -75,22 +76,15 @@ class UniPixelPipeline(QwenSam2Pipeline):
         self.max_new_tokens = int(GENERATE_KWARGS["max_new_tokens"])
 
     @classmethod
-    def from_model_string(cls, model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                          numerics=None, quantize: str = "none", layer_dtype: str = "model",
-                          **unused) -> UniPixelPipeline:
+    def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
         """``unipixel-<size>-random[:SEED]`` or a UniPixel checkpoint folder (:mod:`litelvlm.unipixel.checkpoint`)."""
         from .checkpoint import load_unipixel
 
-        if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
-            raise LiteLVLMError("the unipixel family does not offer --quantize or --layer-dtype yet")
-        for key in ("sam", "tokenizer"):
-            if unused.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} does not apply: a UniPixel folder brings its own")
-        parts = load_unipixel(model, device=device, dtype=dtype)
-        clip = unused.get("clip") or default_clip(model, parts.config)
-        return cls(parts.qwen, parts.processor, parts.seg_head, parts.sam2, name=model, numerics=numerics,
-                   clip=clip, clip_text=unused.get("clip_text") or "question",
-                   context=unused.get("clip_context") or "clip", similarity=unused.get("clip_similarity") or "clip")
+        return load_unipixel(spec, device=device, dtype=dtype)
+
+    @classmethod
+    def modules_of(cls, parts) -> tuple:
+        return parts.qwen, parts.processor, parts.seg_head, parts.sam2
 
     # -- per image ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -208,18 +202,8 @@ class UniPixelPipeline(QwenSam2Pipeline):
         return self.seg_head(seg_hidden)
 
 
-def default_clip(model: str, config: dict | None = None) -> str:
-    """The CLIP paired with a UniPixel model string (:func:`litelvlm.qwen.pipeline.paired_clip` of its random preset);
-    a folder of random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
-    from ..model_spec import ModelSpec
-    from ..qwen.pipeline import paired_clip, random_folder_clip
-    from .card import CARD
-
-    spec = ModelSpec.parse(model)
-    preset = CARD.preset(spec)
-    if preset is None and (random := random_folder_clip(config)):
-        return random
-    return paired_clip(preset, CARD.seed(spec) if preset is not None else 0)
+#: the CLIP paired with a UniPixel model string (:meth:`QwenSam2Pipeline.default_clip`)
+default_clip = UniPixelPipeline.default_clip
 
 
 __all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput", "UniPixelPipeline", "default_clip"]

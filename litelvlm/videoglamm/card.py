@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-from ..family_card import FamilyCard
+from ..family_card import FamilyCard, Lazy
 
 CARD = FamilyCard(
     name="videoglamm",
     display_name="VideoGLaMM",
     description="VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled frames, "
                 "per-frame budgets",
-    pipeline="litelvlm.videoglamm.pipeline:VideoGLaMMPipeline",
-    cost="litelvlm.videoglamm.cost:COST",
+    pipeline=Lazy("litelvlm.videoglamm.pipeline", "VideoGLaMMPipeline"),
+    cost=Lazy("litelvlm.videoglamm.cost", "COST"),
     cost_archs={"videoglamm": "videoglamm", "videoglamm-tiny": "tiny"},
     presets={"videoglamm-random": "videoglamm", "videoglamm-tiny-random": "tiny"},
     architectures=("VideoGLaMMForCausalLM",),
@@ -19,5 +19,5 @@ CARD = FamilyCard(
     paper_model="VideoGLaMM with its RVOS fine-tuned weights, which are not public",
     input="video",
     exif_transpose=False,  # frames: PIL.Image.open (eval_referdavis_infer.py L187)
-    video_eval="litelvlm.videoglamm.video_eval:VIDEO_EVAL",
+    video_eval=Lazy("litelvlm.videoglamm.video_eval", "VIDEO_EVAL"),
 )

@@ -140,7 +140,7 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
 
 def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
     """``videoglamm[-tiny]-random[:SEED]`` (written once under the cache) or a VideoGLaMM checkpoint folder."""
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     if CARD.preset(spec) is not None:
         p, seed = get_preset(CARD.preset(spec)), CARD.seed(spec)
         return random_preset_folder(

@@ -133,9 +133,11 @@ class VideoGLaMMPipeline(GroundingPipeline):
                           **options) -> VideoGLaMMPipeline:
         """``videoglamm[-tiny]-random[:SEED]`` or a VideoGLaMM checkpoint folder (:mod:`.checkpoint`); ``clip``
         (default: :func:`litelvlm.videoglamm.pruning.default_clip`), ``clip_text``, ``arrangement``."""
+        from ..model_spec import ModelSpec
         from .checkpoint import load_videoglamm
         from .pruning import default_clip
 
+        model = ModelSpec.of(model)  # read once, at this edge
         if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError("the videoglamm family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):

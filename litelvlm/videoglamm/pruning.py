@@ -91,7 +91,7 @@ def default_clip(model: str, config: dict | None = None) -> str:
     from ..model_spec import ModelSpec
     from .card import CARD
 
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.of(model)
     preset, seed = CARD.preset(spec), None
     rnd = (config or {}).get("litelvlm_random")
     if preset is None and isinstance(rnd, dict) and "preset" in rnd:

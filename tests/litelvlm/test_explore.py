@@ -67,7 +67,7 @@ def test_one_selection_gives_every_budget_where_the_method_allows(data):
     data.precompute("litelvlm-context")
     assert data.calls == before + 1
     for k in [*range(1, data.n, 13), data.n - 1, data.n]:
-        _, sel = clip_side(data.pipe, data.prepared, "litelvlm-context", k, None)
+        _, sel = clip_side(data.pipe, data.prepared, data.spec("litelvlm-context"), k, None)
         assert data.kept("litelvlm-context", k).indices == sel.indices.tolist(), k
 
 

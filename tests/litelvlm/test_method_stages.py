@@ -51,14 +51,18 @@ def test_every_method_holds_a_stage_object_with_typed_answers():
 
 
 def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monkeypatch):
-    """``ground`` hands each method to its own stage's ``run``, which picks the pipeline's step for it."""
+    """``ground`` hands each method to the pipeline's step its own stage names (``Stage.step``); ``Stage.run`` calls
+    the same step."""
     seen = []
-    for cls in (ClipStage, Stage):
-        run = cls.run
-        monkeypatch.setattr(cls, "run", lambda self, *a, _run=run, **kw: seen.append(type(self)) or _run(self, *a, **kw))
+    for step in ("run_clip_stage", "run_llm_stage"):
+        run = getattr(type(tiny_glamm), step)
+        monkeypatch.setattr(type(tiny_glamm), step,
+                            lambda self, *a, _run=run, _step=step, **kw: seen.append(_step) or _run(self, *a, **kw))
     for method in ("litelvlm", "none", "fastv"):
         tiny_glamm.ground(tiny_glamm_prep, method, 8 if method != "none" else None)
-    assert seen == [ClipStage, InputStage, LayerStage]
+    assert seen == ["run_clip_stage", "run_llm_stage", "run_llm_stage"]
+    assert [get_method(m).stage.step for m in ("litelvlm", "none", "fastv")] == seen
+    assert (ClipStage.step, InputStage.step, LayerStage.step) == ("run_clip_stage", "run_llm_stage", "run_llm_stage")
 
 
 def test_options_are_declared_with_the_method_and_default_as_its_select():

@@ -167,10 +167,11 @@ def _transposed_card(presets: tuple[str, ...]):
     import dataclasses
 
     from litelvlm.families import card
+    from litelvlm.family_card import Lazy
 
     return dataclasses.replace(card("glamm"), name="glamm-transposed", display_name="Transposed GLaMM",
                                description="GLaMM with its visual tokens in column-major order (a test family)",
-                               pipeline=f"{__name__}:TransposedGlamm", presets=dict.fromkeys(presets, "tiny"),
+                               pipeline=Lazy(__name__, "TransposedGlamm"), presets=dict.fromkeys(presets, "tiny"),
                                architectures=("TransposedGlammForTest",), default_model="transposed-random:0",
                                cost=None, cost_archs={}, released_presets=())
 
