@@ -54,23 +54,24 @@ def _box(size, t, k) -> np.ndarray:
     return m
 
 
-def write_mevis(root: Path, split: str = "valid_u") -> dict:
-    """A tiny MeViS layout: two videos, expressions of one and of two objects, a null RLE (the object absent)."""
+def write_mevis(root: Path, split: str = "valid_u", exps: int = 3, frames: int = 3) -> dict:
+    """A tiny MeViS layout: two videos (``frames`` and one more), the first ``exps`` of three expressions (of one
+    object, of two, of the other), a null RLE (the second object absent from frame 0)."""
     rng = np.random.default_rng(0)
     videos, masks = {}, {}
     anno = 0
     for v, size in enumerate(SIZES):
         video = f"vid{v}"
-        frames = _frames(root / split / "JPEGImages", video, size, 3 + v, rng)
+        names = _frames(root / split / "JPEGImages", video, size, frames + v, rng)
         ids = []
         for k in range(2):
-            masks[str(anno)] = [None if (k == 1 and t == 0) else _rle(_box(size, t, k)) for t in range(len(frames))]
+            masks[str(anno)] = [None if (k == 1 and t == 0) else _rle(_box(size, t, k)) for t in range(len(names))]
             ids.append(anno)
             anno += 1
-        exps = {"0": {"exp": "The Left Thing", "obj_id": [0], "anno_id": [ids[0]]},
-                "1": {"exp": "both things", "obj_id": [0, 1], "anno_id": ids},
-                "2": {"exp": "the other", "obj_id": [1], "anno_id": [ids[1]]}}
-        videos[video] = {"expressions": exps, "frames": frames}
+        every = {"0": {"exp": "The Left Thing", "obj_id": [0], "anno_id": [ids[0]]},
+                 "1": {"exp": "both things", "obj_id": [0, 1], "anno_id": ids},
+                 "2": {"exp": "the other", "obj_id": [1], "anno_id": [ids[1]]}}
+        videos[video] = {"expressions": dict(list(every.items())[:exps]), "frames": names}
     (root / split / "meta_expressions.json").write_text(json.dumps({"videos": videos}))
     (root / split / "mask_dict.json").write_text(json.dumps(masks))
     return videos
