@@ -16,7 +16,7 @@ import time
 
 from litelvlm.budget import Budget
 from litelvlm.families import video_eval
-from litelvlm.methods import BASELINE, is_baseline
+from litelvlm.methods import is_baseline
 
 
 def refused(model: str, methods: list[str], budgets: list[Budget]) -> dict[str, str]:
@@ -33,30 +33,13 @@ def expression_frames(records: list) -> int:
 def calibrate_video(a, model: str, methods: list[str], s) -> tuple[dict[tuple[str, str], float], int, int]:
     """(seconds per expression-frame of each (method, budget), videos timed, their expression-frames) of ``model``
     on the first ``--calibrate`` videos of split ``s`` after one untimed warm-up video."""
-    from analysis.common.grounding_runs import plan  # lazy: torch (the methods' modules)
-    from analysis.video import protocols  # lazy: pandas
-    from analysis.video.compute import expression_row, video_part  # lazy: torch
-    from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
-    from litelvlm.video.datasets import REF_DAVIS, load_video_expressions
-    from litelvlm.video.ref_davis import by_video
+    from analysis.video import VideoArgs, calibration
 
     va = VideoArgs(out="", video_dir=s.root, dataset=s.dataset, split=s.split, model=model, clip=a.clip,
                    methods=[m for m in methods if not is_baseline(m)], budgets=a.video_budgets, seed=a.seed,
                    device=a.device, dtype=a.dtype)
-    given, budgets, sets = check_args(va)
-    run = video_eval(model).runner(va)
-    groups = by_video(load_video_expressions(s.dataset, s.root, s.split))
+    _, groups, pairs, work = calibration(va)
     videos = list(groups)[: a.calibrate + 1]
-    pairs = plan([BASELINE, *given], budgets, NUM_PATCHES)
-
-    def work(video: str, todo: list) -> None:
-        run.new_video()
-        for method, budget in todo:
-            if s.dataset == REF_DAVIS:
-                video_part(run, groups[video], sets, method, budget)
-            else:
-                protocols.expression_part(run, groups[video], method, budget, expression_row)
-
     work(videos[0], pairs)   # warm-up, untimed
     timed = videos[1:] or videos
     frames = sum(expression_frames(groups[v]) for v in timed)

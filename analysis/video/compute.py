@@ -136,13 +136,8 @@ def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], st
         run.new_video()
         for method, budget in todo:
             log.info("%s: %s @ %s", video, method, budget)
-            if dataset == REF_DAVIS:
-                rows, objects = video_part(run, records, sets, method, budget)
-                tables = {"objects": objects}
-            else:
-                rows, objects, masks = protocols.expression_part(run, records, method, budget, expression_row)
-                tables = {"objects": objects, "masks": masks}
-            store.write([part_id(video, method, budget)], rows, tables=tables)
+            tables = video_work(run, records, sets, dataset, method, budget)
+            store.write([part_id(video, method, budget)], tables.pop("rows"), tables=tables)
 
 
 def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -169,6 +164,49 @@ def collect_masks(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) 
     masks = pd.concat(store.frames("masks"), ignore_index=True)
     keep = {(v, m, int(b)) for v in groups for m, b in pairs}
     return masks[[(v, m, int(b)) in keep for v, m, b in zip(masks.video, masks.method, masks.budget, strict=True)]]
+
+
+def calibration(a: VideoArgs) -> tuple[VideoRunner, dict, list[Run], object]:
+    """What ``litelvlm plan`` times (:func:`analysis.video.calibration`): the family's loaded runner, the records by
+    video, the runs (the baseline first) and ``work(video, runs)``, this command's own per-video work."""
+    given, budgets, sets = check_args(a)
+    run = video_eval(a.model).runner(a)
+    groups = by_video(load_video_expressions(a.dataset, a.video_dir, a.split))
+    runs = plan([BASELINE, *run.plan_methods(given, budgets)], budgets, NUM_PATCHES)
+
+    def work(video: str, todo: list[Run]) -> None:
+        run.new_video()
+        for method, budget in todo:
+            video_work(run, groups[video], sets, a.dataset, method, budget)
+    return run, groups, runs, work
+
+
+def config_skip(a: VideoArgs) -> tuple[str, ...]:
+    """The options ``config.json`` does not record (those that change no part, and defaults added later, so that
+    folders written before them stay resumable)."""
+    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "image_resize")
+    skip += ("allocation",) if a.allocation == "uniform" else ()
+    return skip + (("dataset",) if a.dataset == REF_DAVIS else ("anno_sets",))
+
+
+def predictions(a: VideoArgs, out: Path, store: PartStore, groups: dict, pairs: list, expr: pd.DataFrame,
+                clip: str | None, note: str) -> int | None:
+    """The official servers' zips of a dataset that has them (:mod:`.protocols`); on a split scored by its server
+    also its tables and screen (:func:`server_run`, whose status is returned); None: the run goes on to score."""
+    if not protocols.writes_predictions(a.dataset):
+        return None
+    zips = protocols.write_predictions(out, collect_masks(store, groups, pairs), pairs, groups)
+    return None if protocols.scored_locally(a.dataset, a.split) else server_run(a, out, expr, pairs, zips, clip, note)
+
+
+def video_work(run: VideoRunner, records: list, sets: list[int], dataset: str, method: str, budget: Budget) -> dict:
+    """One video's part for (method, budget) as ``eval-video`` computes it, by the dataset's protocol: its tables
+    (``objects``, and ``masks`` where the dataset has prediction zips) and the expression rows (``rows``)."""
+    if dataset == REF_DAVIS:
+        rows, objects = video_part(run, records, sets, method, budget)
+        return {"rows": rows, "objects": objects}
+    rows, objects, masks = protocols.expression_part(run, records, method, budget, expression_row)
+    return {"rows": rows, "objects": objects, "masks": masks}
 
 
 def server_run(a: VideoArgs, out: Path, expr: pd.DataFrame, pairs: list, zips: list[str], clip: str | None,
@@ -215,11 +253,7 @@ def run_video(a: VideoArgs) -> int:
     if errors := family.method_errors(given, budgets):   # refused before anything is loaded or written
         raise LiteLVLMError("; ".join(errors))
     note = family.note
-    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch")
-    skip += ("allocation",) if a.allocation == "uniform" else ()
-    skip += ("dataset",) if a.dataset == REF_DAVIS else ("anno_sets",)   # Ref-DAVIS-17's folders stay resumable
-    skip += ("image_resize",)
-    config = {k: v for k, v in asdict(a).items() if k not in skip}
+    config = {k: v for k, v in asdict(a).items() if k not in config_skip(a)}
     if a.sam2_video_branch:   # non-default options only: folders written before them stay resumable
         config["sam2_video_branch"] = True
     config.update(image_resize_record(a.image_resize, a.model))   # a family with a resize of its own records it
@@ -247,11 +281,8 @@ def run_video(a: VideoArgs) -> int:
             if not shards.is_main:
                 return 0
             expr, objects = collect(store, groups, pairs)
-            zips = []
-            if protocols.writes_predictions(a.dataset):   # the official servers' zips, one per (method, budget)
-                zips = protocols.write_predictions(out, collect_masks(store, groups, pairs), pairs, groups)
-            if not protocols.scored_locally(a.dataset, a.split):
-                return server_run(a, out, expr, pairs, zips, run.clip_name, note)
+            if (done := predictions(a, out, store, groups, pairs, expr, run.clip_name, note)) is not None:
+                return done   # a split scored by its server: its zips and submission.csv, no J&F here
             summary = summary_table(expr, objects, pairs)
             summary = run.summary(summary, expr)   # the family's own score beside the DAVIS table, if any
             summary = add_statistics(out, summary, expr, objects, a.n_boot,

@@ -40,11 +40,12 @@ def _plan(tmp_path: Path, data: Path, *extra: str) -> dict:
 
 def test_the_video_runs_are_calibrated_and_extrapolated_per_frame(tmp_path, monkeypatch):
     import analysis.plan.video as video
+    import analysis.video.compute as compute
     import analysis.video.options as options
 
     fake = ShiftEval()
-    monkeypatch.setattr(options, "video_eval", lambda model: fake)
-    monkeypatch.setattr(video, "video_eval", lambda model: fake)
+    for module in (options, compute, video):
+        monkeypatch.setattr(module, "video_eval", lambda model: fake)
     data = tmp_path / "data"
     _layouts(data)
     plan = _plan(tmp_path, data, "--calibrate", "1", "--gpus", "2")
@@ -88,6 +89,10 @@ def test_the_printed_video_commands_run_and_resume(tmp_path):
         with zipfile.ZipFile(out / "predictions" / "litelvlm@81.zip") as z:
             assert all(n.startswith("Annotations/") and n.endswith(".png") for n in z.namelist())
         assert ("J&F comes from the official evaluation server" in p.stdout) == (dataset == "ref-youtube-vos")
+        parts = sorted(p.name for p in (out / "parts").iterdir())
+        first = {n: (out / n).read_bytes() for n in (table, "predictions/litelvlm@81.zip")}
         again = subprocess.run([sys.executable, *argv[1:]], env=env, cwd=ROOT, capture_output=True, text=True,
-                               timeout=600)   # resumes: nothing left to evaluate
-        assert again.returncode == 0 and "0 video(s) to evaluate" in again.stderr, again.stderr[-3000:]
+                               timeout=600)   # resumes: nothing left to evaluate, the same tables and zips
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert sorted(p.name for p in (out / "parts").iterdir()) == parts
+        assert {n: (out / n).read_bytes() for n in first} == first

@@ -243,7 +243,8 @@ def test_ref_youtube_vos_valid_writes_the_servers_zip_and_no_local_number(tmp_pa
     assert (out / sub.predictions[1]).read_bytes() == first   # resumed from the parts, the same bytes
 
 
-@pytest.mark.odd_case("bad input", "eval-video: a split the dataset lacks, another dataset without --video-dir")
+@pytest.mark.odd_case("bad input", "eval-video: a split the --dataset lacks, MeViS or Refer-YouTube-VOS without "
+                      "--video-dir", "eval-video", "one line naming the option, exit 2, nothing written")
 @pytest.mark.parametrize("argv,named", [(["--dataset", "mevis", "--split", "test", "--video-dir", "."], "--split"),
                                         (["--dataset", "mevis"], "--video-dir")])
 def test_refusals(tmp_path, capsys, argv, named):
