@@ -143,7 +143,7 @@ def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], st
 def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The plan's expression and object rows from the finished parts, in video and plan order."""
     expr = pd.concat(store.frames(), ignore_index=True)
-    objects = pd.concat(store.frames("objects") + [pd.DataFrame(columns=OBJECT_COLUMNS)], ignore_index=True)
+    objects = pd.concat(store.frames("objects") or [pd.DataFrame(columns=OBJECT_COLUMNS)], ignore_index=True)
     keep = {(v, m, int(b)) for v in groups for m, b in pairs}
     expr = expr[[(v, m, int(b)) in keep for v, m, b in zip(expr.video, expr.method, expr.budget, strict=True)]]
     objects = objects[[(v, m, int(b)) in keep for v, m, b in

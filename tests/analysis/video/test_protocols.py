@@ -251,3 +251,28 @@ def test_refusals(tmp_path, capsys, argv, named):
     out = tmp_path / "run"
     assert main(["eval-video", "--out", str(out), *argv]) == 2
     assert named in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.slow  # three tiny random families on MeViS valid_u and Refer-YouTube-VOS valid (about 3 CPU-minutes)
+@pytest.mark.parametrize("model", ["videoglamm-tiny-random:0", "unipixel-tiny-random:5", "sa2va-tiny-random:0"])
+def test_every_video_family_on_both_layouts(tmp_path, model, monkeypatch, capsys):
+    monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
+    videos = write_mevis(tmp_path / "mevis", exps=2, frames=2)
+    out = tmp_path / "mevis_run"
+    assert main(["eval-video", "--model", model, "--out", str(out), "--dataset", "mevis", "--video-dir",
+                 str(tmp_path / "mevis"), "--methods", "fastv", "--budgets", "81", "--n-boot", "10"]) == 0
+    s = pd.read_csv(out / "summary.csv")
+    mask_dict = json.loads((tmp_path / "mevis" / "valid_u" / "mask_dict.json").read_text())
+    for _, row in s.iterrows():
+        pred = tmp_path / f"pred_{row.method}"
+        with zipfile.ZipFile(out / "predictions" / f"{row.method}@{row.budget}.zip") as z:
+            z.extractall(pred)
+        j, f, jf = mevis_summary(eval_mevis(str(pred / "Annotations"), videos, mask_dict))
+        assert (row.J, row.F, row["J&F"]) == pytest.approx((j, f, jf), abs=1e-12)
+    write_ytvos(tmp_path / "ytvos")
+    out = tmp_path / "ytvos_run"
+    assert main(["eval-video", "--model", model, "--out", str(out), "--dataset", "ref-youtube-vos", "--video-dir",
+                 str(tmp_path / "ytvos"), "--methods", "fastv", "--budgets", "81"]) == 0
+    assert "J&F comes from the official evaluation server" in capsys.readouterr().out
+    with zipfile.ZipFile(out / "predictions" / "fastv@81.zip") as z:
+        assert len(z.namelist()) == 12   # 2 videos x 2 expressions x 3 frames
