@@ -41,6 +41,8 @@ from litelvlm.video.datasets import MEVIS, REF_DAVIS, REF_YOUTUBE_VOS, SPLITS
 #: the display names
 NAMES: dict[str, str] = {REF_DAVIS: "Ref-DAVIS-17", REF_YOUTUBE_VOS: "Refer-YouTube-VOS", MEVIS: "MeViS"}
 MASK_COLUMNS = ["video", "exp_id", "method", "budget", "frames", "rles"]
+#: one row per expression of a split with masks (MeViS's unit), as ``analysis.video.compute`` reads object rows
+OBJECT_COLUMNS = ["video", "anno_set", "object", "method", "budget", "J", "F"]
 #: a zip entry's fixed time, so the same predictions give the same bytes
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -90,7 +92,7 @@ def expression_part(run, records: list, method: str, budget: Budget, row) -> tup
         rows.append(r)
         masks_out.append({"video": rec.video, "exp_id": rec.exp_id, "method": method, "budget": budget.column,
                           "frames": json.dumps(list(rec.frames)), "rles": encode(pred)})
-    return pd.DataFrame(rows), pd.DataFrame(objects), pd.DataFrame(masks_out, columns=MASK_COLUMNS)
+    return pd.DataFrame(rows), pd.DataFrame(objects, columns=OBJECT_COLUMNS), pd.DataFrame(masks_out, columns=MASK_COLUMNS)
 
 
 def png_bytes(mask: np.ndarray) -> bytes:
