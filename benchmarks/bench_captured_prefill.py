@@ -1,4 +1,4 @@
-"""Eager against captured LLM prefill (``litelvlm.lvlm.captured``) on this machine: the decoder-layer loop's time
+"""Eager against captured LLM prefill (``litelvlm.llm.captured``) on this machine: the decoder-layer loop's time
 (the paper's prefill definition) of ``none`` and LiteLVLM at one budget, both prefills timed round-robin in one run.
 
     python benchmarks/bench_captured_prefill.py --model tiny-random:0 --budget 64 --repeats 5 --threads 1
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from litelvlm.cost.timing import LayerLoopTimer
     from litelvlm.data.refer import load_refer
     from litelvlm.families import load_pipeline
-    from litelvlm.lvlm.captured import ATTR, install, uninstall
+    from litelvlm.llm.captured import ATTR, install, uninstall
 
     pipe = load_pipeline(a.model, device=a.device)
     recs = load_refer(Path(a.refer_dir), None, split="all")

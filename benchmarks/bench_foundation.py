@@ -21,7 +21,8 @@ import torch
 
 from litelvlm.clip import load_clip
 from litelvlm.clip.random_init import save_random_hf_clip
-from litelvlm.pruning import SelectorInputs, select
+from litelvlm.methods.select import select
+from litelvlm.pruning import SelectorInputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import paired_ratios, report  # noqa: E402

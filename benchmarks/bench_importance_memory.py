@@ -4,7 +4,7 @@ Prints, for a tiny and a mid-size random Llama (GLaMM-shaped sequence: a short p
 576 visual tokens, a text suffix), the activation peak of
 
 * a plain forward (sdpa attention),
-* the same forward with :func:`litelvlm.lvlm.attention_rows.capture_attention_rows`
+* the same forward with :func:`litelvlm.llm.attention_rows.capture_attention_rows`
   recording the rows of the [SEG]-predicting token, the last token and all text tokens onto
   the visual keys in EVERY layer,
 * ``output_attentions=True`` (eager attention: every layer's full (H, S, S) matrix),
@@ -24,7 +24,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from analysis.common.model_args import DTYPES
-from litelvlm.lvlm.attention_rows import capture_attention_rows
+from litelvlm.llm.attention_rows import capture_attention_rows
 from litelvlm.memory import peak_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

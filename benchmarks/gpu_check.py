@@ -25,8 +25,26 @@ COLUMNS = ["model", "prefill", "method", "budget", "seq_len", "tflop", "paper_pr
            "over_limit", "speedup_vs_none", "flops_ratio_vs_none", "captured_vs_eager"]
 
 
+def cpu_name() -> str:
+    """This machine's CPU: model name, cores and the flags that matter for these kernels (from /proc/cpuinfo)."""
+    import os
+
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "unknown CPU")
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    keep = [f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")]
+    return f"{name}, {os.cpu_count()} cores ({' '.join(keep) or 'no avx2'})"
+
+
+def card(device: str) -> str:
+    """What ran the check: the CUDA card's name, or the CPU (a dry run)."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else f"CPU: {cpu_name()}"
+
+
 def env() -> str:
-    """One line per version and the device."""
+    """One line per version, the CPU and the device."""
     import platform
 
     import torch
@@ -34,7 +52,7 @@ def env() -> str:
 
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     return "\n".join([f"python {platform.python_version()} on {platform.platform()}", f"torch {torch.__version__}",
-                      f"transformers {transformers.__version__}", f"device: {cuda}"])
+                      f"transformers {transformers.__version__}", f"cpu: {cpu_name()}", f"device: {cuda}"])
 
 
 def matmul(out: Path, device: str) -> dict:
@@ -45,8 +63,7 @@ def matmul(out: Path, device: str) -> dict:
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     rate = matmul_tflops(device, dtype)
-    name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-    rec = {"device": device, "name": name, "dtype": str(dtype)[6:], "gemm": GEMM_SIZE.get(device), "tflops": rate}
+    rec = {"device": device, "name": card(device), "dtype": str(dtype)[6:], "gemm": GEMM_SIZE.get(device), "tflops": rate}
     out.mkdir(parents=True, exist_ok=True)
     (out / "matmul.json").write_text(json.dumps(rec, indent=1) + "\n")
     (out / "rate.txt").write_text(f"{rate:.6g}\n")
@@ -113,7 +130,8 @@ def summary(out: Path) -> str:
     rate = json.loads((out / "matmul.json").read_text()) if (out / "matmul.json").is_file() else {}
     rows = summary_rows(out, float(rate.get("tflops", "nan")))
     rows.to_csv(out / "summary.csv", index=False)
-    head = (f"Matmul rate: {rate.get('tflops', float('nan')):.4g} TFLOP/s ({rate.get('dtype', '?')}, "
+    head = (f"Ran on: {rate.get('name', '?')} (`{rate.get('device', '?')}`).\n\n"
+            f"Matmul rate: {rate.get('tflops', float('nan')):.4g} TFLOP/s ({rate.get('dtype', '?')}, "
             f"{rate.get('name', '?')}; a {rate.get('gemm', '?')}-square GEMM)")
     from analysis.common.markdown_table import to_markdown
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The GPU check: eager against captured LLM prefill (``--prefill eager|captured``) for GLaMM-7B, UniPixel-3B and
-# Sa2VA-3B (random weights, real architectures) at budgets 576/192/64, ``none`` against LiteLVLM and FastV, beside the
-# card's measured bf16 matmul rate and each prefill's arithmetic limit. Built to end well inside 8 minutes on a fresh
-# single-GPU machine with no network. docs/efficiency.md ("The GPU check") says what it must show.
+# The GPU check: eager against captured LLM prefill (``--prefill eager|captured``) for GLaMM-7B, UniPixel-3B, Sa2VA-3B
+# and VideoGLaMM (random weights, real architectures) at budgets 576/192/64 (VideoGLaMM's per frame, on the synthetic
+# clip), ``none`` against LiteLVLM and FastV, beside the card's measured bf16 matmul rate and each prefill's arithmetic
+# limit. Built to end well inside 10 minutes on a fresh single-GPU machine with no network. docs/validate.md ("The GPU
+# check") says what it must show; env.txt and summary.md name the card (the CPU on a dry run) it ran on.
 #
 #   benchmarks/gpu_check.sh --prepare            # HERE (PyPI reachable): the missing wheels into .whl/ (ignored)
 #   benchmarks/gpu_check.sh --out results/gpu_check/<card>   # THERE: the check (installs .whl/ into a scratch site)
@@ -57,13 +58,13 @@ fi
 
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu
-  MODELS=("tiny-random:0" "unipixel-tiny-random:0" "sa2va-tiny-random:0")
+  MODELS=("tiny-random:0" "unipixel-tiny-random:0" "sa2va-tiny-random:0" "videoglamm-tiny-random:0")
   BUDGETS=(64)
   REPEATS=1
   CAPTURE=(--capture compile-eager)   # traced and replayed by dynamo: no code generation on a CPU
 else
   DEVICE=cuda
-  MODELS=("sa2va-qwen2_5-vl-3b-random" "unipixel-3b-random" "glamm-7b-random")
+  MODELS=("sa2va-qwen2_5-vl-3b-random" "unipixel-3b-random" "videoglamm-random" "glamm-7b-random")
   BUDGETS=(576 192 64)
   REPEATS=3
   CAPTURE=()
@@ -80,11 +81,15 @@ step matmul "$PY '$ROOT/benchmarks/gpu_check.py' matmul '$OUT' $DEVICE"
 for model in "${MODELS[@]}"; do
   name="${model%%:*}"
   tok=""
-  case "$model" in glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;; esac
+  input="--refer-dir '$DATA/coco128_refer'"
+  case "$model" in
+    glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;;
+    videoglamm*) input="" ;;   # a video model: validate's synthetic clip (written in a scratch folder)
+  esac
   for prefill in eager captured; do
     extra=""
     [ "$prefill" = captured ] && extra="${CAPTURE[*]:-}"
-    step "validate-$name-$prefill" "$PY -m litelvlm.cli validate --model $model $tok --refer-dir '$DATA/coco128_refer' \
+    step "validate-$name-$prefill" "$PY -m litelvlm.cli validate --model $model $tok $input \
 --device $DEVICE --methods litelvlm fastv --budgets ${BUDGETS[*]} --repeats $REPEATS --prefill $prefill $extra \
 --matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) --out '$OUT/validate/$name-$prefill'"
   done

@@ -69,6 +69,9 @@ class FamilyCard:
     #: the resizes its processor offers for the LLM's image (``--image-resize``; the first is the official one), empty
     #: when its processor resizes nothing of its own
     image_resizes: tuple[str, ...] = ()
+    #: its random presets can be built in memory with no checkpoint folder written
+    #: (:func:`litelvlm.random_weights.no_write`, ``validate --no-write``)
+    builds_in_memory: bool = False
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .budget import Budget
+from .errors import LiteLVLMError
 
 #: Where a method acts, and what its ``select`` receives.
 STAGES = {
@@ -25,6 +26,8 @@ STAGES = {
                  "forward(LLMContext, Selection)",
     "llm-stages": "inside the LLM, over several stages: select(LLMContext, K) -> Selection, then "
                   "forward(LLMContext, Selection)",
+    "vision-tower": "inside the family's vision tower, between its encoder blocks: select(TowerContext, K) -> "
+                    "Selection; the tower finishes on the kept tokens (Selection.features: its output for them)",
 }
 
 
@@ -32,7 +35,8 @@ class Stage(str):
     """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written as that
     name, so tables and configs read as before) and the typed answers the pipeline and the studies ask instead of
     comparing names. ``run`` is the pipeline's call: each stage hands the run to the pipeline's own step for it
-    (``GroundingPipeline.run_clip_stage`` / ``run_llm_stage``), so no caller branches on a stage."""
+    (``GroundingPipeline.run_clip_stage`` / ``run_llm_stage``; the tower stage's is its own), so no caller branches on
+    a stage."""
 
     NAME = ""
     #: selects on CLIP's visual tokens before the LLM (``select(SelectorInputs, K)``; ``kind`` ``clip``)
@@ -43,6 +47,9 @@ class Stage(str):
     prunes_inside_llm: bool = False
     #: prunes once, from one decoder layer on (FastV's and DART's K)
     prunes_at_one_layer: bool = False
+    #: prunes between the blocks of the family's own vision tower (``select(TowerContext, K)``), which finishes on the
+    #: kept tokens; it needs the grounding model (kind ``llm``), and a family offering the stage
+    prunes_in_vision_tower: bool = False
 
     def __new__(cls, name: str | None = None) -> Stage:
         if name is not None and name != cls.NAME:
@@ -54,7 +61,8 @@ class Stage(str):
 
     @property
     def acts_with_llm(self) -> bool:
-        """Whether the method needs the grounding model's LLM (every stage but CLIP's; ``kind`` ``llm``)."""
+        """Whether the method needs the grounding model (its LLM, or its vision tower for the tower stage): every stage
+        but CLIP's (``kind`` ``llm``)."""
         return not self.acts_on_clip
 
     @property
@@ -105,8 +113,31 @@ class StagesStage(Stage):
     prunes_inside_llm = True
 
 
+class TowerStage(Stage):
+    """Inside the family's vision tower, between its encoder blocks (``GroundingPipeline.tower_context``: a
+    :class:`litelvlm.tower.TowerContext`): the method's ``select`` runs the tower, choosing after each block which
+    tokens go on; the LLM receives the tower's output on the kept ones. Its step, here, is the same for every family."""
+
+    NAME = "vision-tower"
+    prunes_in_vision_tower = True
+
+    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Method, rule: str,
+            given: bool = False, positions: str = "official", **options: Any) -> tuple:
+        """(the (K, h) LLM inputs, the selection, the visual-token indices they stand for when they keep their
+        positions (``rule`` ``keep``), None) of a tower-stage method."""
+        if given:
+            raise LiteLVLMError(f"{method} prunes inside the vision tower, so its LLM inputs are no rows of the given "
+                                "visual_embeds")
+        ctx = pipeline.tower_context(prepared)
+        sel = spec.select(ctx, budget, **options)
+        if len(sel) != budget or sel.features is None or len(sel.features) != budget:
+            raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget} (with their tower features)")
+        vis, rows = ctx.llm_inputs(sel)
+        return vis, sel, rows if rule == "keep" else None, None
+
+
 #: every stage object by its name
-STAGE_TYPES: dict[str, Stage] = {s.NAME: s() for s in (ClipStage, InputStage, LayerStage, StagesStage)}
+STAGE_TYPES: dict[str, Stage] = {s.NAME: s() for s in (ClipStage, InputStage, LayerStage, StagesStage, TowerStage)}
 
 
 def stage_of(name: str | Stage) -> Stage:
@@ -166,7 +197,7 @@ class Option:
 @dataclass(frozen=True)
 class Method:
     """A pruning method. ``select`` picks the kept tokens (its K counted once by ``ground`` or
-    :func:`litelvlm.pruning.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
+    :func:`litelvlm.methods.select.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
     its :class:`Stage` (``stage``, declared by name); ``forward`` (methods inside the LLM) returns the
     final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection, or None when
     the selection prunes nothing inside the LLM (the pipeline then feeds it at the LLM input, e.g.
@@ -245,6 +276,11 @@ class Method:
     def prunes_at_one_layer(self) -> bool:
         """Whether it prunes once, from one decoder layer on (FastV, DART)."""
         return self.stage.prunes_at_one_layer
+
+    @property
+    def prunes_in_vision_tower(self) -> bool:
+        """Whether it prunes between the blocks of the family's vision tower (FlowCut; :class:`TowerStage`)."""
+        return self.stage.prunes_in_vision_tower
 
     @property
     def uses_clip(self) -> bool:

@@ -3,7 +3,7 @@ real checkpoint layout under ``$LITELVLM_CACHE/random-models/``, reused from the
 
 * :func:`random_preset_folder`: a family's preset and seed -> its cached folder, named
   ``<family>-<preset>-seed<seed>[-fast]`` (:func:`random_folder_name`; ``-fast`` for a fast-filled full-size preset,
-  :mod:`litelvlm.lvlm.random_weights`), written the first time by the family's ``save(folder, fill)``;
+  :mod:`litelvlm.random_weights`), written the first time by the family's ``save(folder, fill)``;
 * :func:`cached_random_folder`: any folder under ``random-models/`` (CLIP's random models, which have no fill),
   written once by :func:`litelvlm.cache.write_once` (aside, checksummed, renamed into place);
 * :func:`random_record`: the ``litelvlm_random`` record of the folder's ``config.json`` (these are random weights);
@@ -46,7 +46,7 @@ def cached_random_folder(name: str, write: Callable[[Path], None], verify: bool 
 
 def random_folder_name(family: str, preset: str, seed: int, fill: str) -> str:
     """``<family>-<preset>-seed<seed>``, ``-fast`` appended for a fast-filled model (``fill`` resolved)."""
-    from .lvlm.random_weights import cache_suffix
+    from .random_weights import cache_suffix
 
     return f"{family}-{preset}-seed{seed}{cache_suffix(fill)}"
 
@@ -54,9 +54,9 @@ def random_folder_name(family: str, preset: str, seed: int, fill: str) -> str:
 def random_preset_folder(family: str, preset: str, seed: int, save: Callable[[Path, str], Any],
                          full_size: bool) -> Path:
     """A family's random ``preset`` at ``seed``: its cached folder, written once by ``save(folder, fill)``, ``fill``
-    resolved from ``"auto"`` (:func:`~litelvlm.lvlm.random_weights.resolve_fill`: fast for a ``full_size`` preset);
+    resolved from ``"auto"`` (:func:`~litelvlm.random_weights.resolve_fill`: fast for a ``full_size`` preset);
     later calls reuse the folder whatever device built it."""
-    from .lvlm.random_weights import resolve_fill
+    from .random_weights import resolve_fill
 
     fill = resolve_fill("auto", full_size)
     return cached_random_folder(random_folder_name(family, preset, seed, fill), lambda folder: save(folder, fill))
@@ -86,7 +86,7 @@ def write_json(path: Path, obj: dict) -> None:
 def write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int | None) -> list[str]:
     """Write ``sd`` in safetensors shards of at most ``max_shard_bytes`` (+ the index when several), each tensor
     straight from its memory (:func:`litelvlm.safetensors_stream.save_shards`), a bar over the bytes; the file names."""
-    from .lvlm.random_weights import progress
+    from .random_weights import progress
     from .safetensors_stream import save_shards
 
     sizes = {k: v.numel() * v.element_size() for k, v in sd.items()}

@@ -203,8 +203,8 @@ def official_clip_towers(pipe):
 
 #: methods registered only for tests by :func:`unoffered_methods`: a CLIP-grid method without a Qwen2.5-VL variant, and
 #: one whose position rule is one-axis, which the unipixel family refuses with their reasons
-UNOFFERED = {"clip-grid-only": ("per-token scores", "litelvlm.methods.vispruner:VISPRUNER"),
-             "one-axis-only": ("1-D RoPE", "litelvlm.methods.sparsevlm:SPARSEVLM")}
+UNOFFERED = {"clip-grid-only": ("per-token scores", "vispruner:VISPRUNER"),
+             "one-axis-only": ("1-D RoPE", "sparsevlm:SPARSEVLM")}
 
 
 @pytest.fixture

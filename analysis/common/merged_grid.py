@@ -3,8 +3,8 @@
 Does the similarity reversal still hold where LiteLVLM selects on a family that maps an external CLIP's scores onto
 its merged Qwen2.5-VL tokens (``clip_mapped``; its card's ``merged_grid`` protocol)? The CLIP sees the image padded
 to a square, as there; each patch-text similarity row is mapped onto the merged tokens of the family's protocol
-resize of that image by overlap area (:func:`litelvlm.qwen.grid.resample_matrix`), and a token is inside the
-referent when the mask covers at least ``--threshold`` of its box (:func:`litelvlm.qwen.grid.token_coverage`). No
+resize of that image by overlap area (:func:`litelvlm.qwen_vision.grid.resample_matrix`), and a token is inside the
+referent when the mask covers at least ``--threshold`` of its box (:func:`litelvlm.qwen_vision.grid.token_coverage`). No
 LVLM is loaded: the grid follows from the image size alone.
 """
 
@@ -32,7 +32,7 @@ def grid_protocol(family: str):
 
 @functools.lru_cache(maxsize=64)
 def _grid(height: int, width: int, family: str):
-    from litelvlm.qwen.grid import TokenGrid
+    from litelvlm.qwen_vision.grid import TokenGrid
 
     return TokenGrid.from_resized(*grid_protocol(family).resized_size(height, width))
 
@@ -48,7 +48,7 @@ def merged_params(height: int, width: int, family: str) -> TransformParams:
 def merged_weights(geometry, clip_grid: tuple[int, int], height: int, width: int, family: str) -> np.ndarray:
     """(N, P) float64: CLIP's P patches (over the padded square) onto the N merged tokens of ``family``'s grid of a
     (height, width) image, by overlap area; each row sums to 1."""
-    from litelvlm.qwen.grid import resample_matrix, source_edges
+    from litelvlm.qwen_vision.grid import resample_matrix, source_edges
 
     params = transform_params(geometry, height, width, pad_to_square=True)
     src = source_edges(params, int(clip_grid[0]), int(clip_grid[1]))
@@ -58,7 +58,7 @@ def merged_weights(geometry, clip_grid: tuple[int, int], height: int, width: int
 def merged_coverage(mask: np.ndarray, family: str) -> PatchCoverage:
     """The referent ``mask`` (H, W) on ``family``'s merged grid of its image: coverage per token (row-major, the
     LLM's order); nothing is cut (the grid covers the whole image)."""
-    from litelvlm.qwen.grid import token_coverage
+    from litelvlm.qwen_vision.grid import token_coverage
 
     mask = np.asarray(mask)
     h, w = mask.shape

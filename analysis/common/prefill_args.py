@@ -1,13 +1,13 @@
 """The options ``validate`` and ``efficiency`` share for their prefill (light: no torch): ``--prefill``, ``--capture``,
-``--matmul-tflops`` (:mod:`litelvlm.lvlm.captured`, :mod:`litelvlm.cost.bound`)."""
+``--matmul-tflops`` (:mod:`litelvlm.llm.captured`, :mod:`litelvlm.cost.bound`)."""
 
 from __future__ import annotations
 
 from litelvlm.errors import LiteLVLMError
 
-#: ``--prefill`` (``litelvlm.lvlm.captured.PREFILLS``, named here: this module imports no torch)
+#: ``--prefill`` (``litelvlm.llm.captured.PREFILLS``, named here: this module imports no torch)
 PREFILLS = ("eager", "captured")
-#: ``--capture``: auto (graph on cuda, compile elsewhere) or one of ``litelvlm.lvlm.captured.CAPTURES``
+#: ``--capture``: auto (graph on cuda, compile elsewhere) or one of ``litelvlm.llm.captured.CAPTURES``
 CAPTURE_CHOICES = ("auto", "graph", "compile", "compile-eager")
 PREFILL_HELP = ("the LLM prefill: eager (each decoder layer called from Python; the default until the GPU check has "
                 "passed) or captured (the layers between pruning points as one CUDA graph on cuda, one "

@@ -29,6 +29,7 @@ from analysis.demo.options import DemoArgs
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import copy_file, save_plot, write_csv, write_json
+from litelvlm.methods import available_methods, get_method
 from litelvlm.provenance import weights_banner, weights_kind
 from litelvlm.toy import default_model_path
 
@@ -58,7 +59,8 @@ def selection_figure(clip, records, show: int, budget: float, seed: int):
 
     from analysis.demo.plots import plot_demo_selection_grid
     from litelvlm.data.geometry import patch_coverage
-    from litelvlm.pruning import SelectorInputs, available_methods, get_method, visual_features
+    from litelvlm.methods.select import visual_features
+    from litelvlm.pruning import SelectorInputs
 
     picked = _pick_records(records, show)
     n = clip.num_patches

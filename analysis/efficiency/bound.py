@@ -8,6 +8,8 @@ decoder-layer loop, over it) where the rate is known (``--matmul-tflops``: measu
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
 from litelvlm.cost.bound import OVERHEAD_BOUND, decoder_params, limit_ms, matmul_tflops, screen_note
@@ -18,10 +20,19 @@ def install_prefill(pipe, args) -> None:
     capture is specialised to the attention it recorded); nothing for the eager prefill."""
     if getattr(args, "prefill", "eager") != "captured":
         return
-    from litelvlm.lvlm.captured import install
+    from litelvlm.llm.captured import install
 
     capture = getattr(args, "capture", "auto")
     install(pipe.language_model, None if capture == "auto" else capture)
+
+
+def say_eager(accounts: list[dict[str, list[str]]]) -> None:
+    """Name on screen, once per reason, the runs whose decoder-layer calls ran eagerly under ``--prefill captured``
+    (``accounts``: one per captured prefill of the run, :attr:`litelvlm.llm.captured.CapturedPrefill.eager_runs`)."""
+    from litelvlm.llm.captured import eager_lines, merge_eager_runs
+
+    for line in eager_lines(merge_eager_runs(*accounts)):
+        print(f"efficiency: {line}", file=sys.stderr)
 
 
 def resolve_tflops(args, device, dtype) -> float | None:
@@ -60,4 +71,4 @@ def annotate_figure(fig, df: pd.DataFrame) -> None:
              "what pruning saves", fontsize=7, color="firebrick", ha="left", va="top")  # below the axis label
 
 
-__all__ = ["annotate_figure", "install_prefill", "limit_columns", "resolve_tflops", "screen_warning"]
+__all__ = ["annotate_figure", "install_prefill", "limit_columns", "resolve_tflops", "say_eager", "screen_warning"]

@@ -34,9 +34,14 @@ def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], 
     """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention
     implementation (one pipeline, the same weights, its LLM and CLIP attention switched); ``quantize``: (mode,
     backend) of its decoder layers' weights; ``method_args``: the run's arguments (each method's options)."""
+    from analysis.efficiency.bound import install_prefill, resolve_tflops, say_eager
+
     if cost.sums_parts:  # the family times its own parts; the end-to-end time is their sum
-        return cost.timing_rows(arch, pairs, attns, device, dtype, warmup, repeats, device_name(device))
-    from analysis.efficiency.bound import install_prefill, resolve_tflops
+        capture = getattr(method_args, "capture", "auto") if getattr(method_args, "prefill", "eager") == "captured" \
+            else None
+        rows = cost.timing_rows(arch, pairs, attns, device, dtype, warmup, repeats, device_name(device), capture)
+        say_eager([rows.attrs.pop("prefill_eager", {})])
+        return rows
 
     pipe = cost.build(arch, device, dtype, attns[0], quantize=quantize)
     parts, frames = None, []
@@ -51,6 +56,7 @@ def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], 
         del parts, pipe
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
+    say_eager([f.attrs.pop("prefill_eager", {}) for f in frames])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -86,7 +92,8 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
 
     fixed = {col: wall(fn) for col, fn in parts.fixed_parts().items()}  # GLaMM: clip, text, sam
     plans = {token_plan(m, b): None for m, b in pairs}
-    prefill = {plan: functools.partial(parts.run_prefill, plan) for plan in plans}
+    runs = {plan: [f"{m}@{b}" for m, b in pairs if token_plan(m, b) == plan] for plan in plans}
+    prefill = {plan: accounted(parts.pipe, functools.partial(parts.run_prefill, plan), *runs[plan]) for plan in plans}
     loops: dict = {plan: [] for plan in plans}  # the paper's prefill time of each timed call (layer loop only)
 
     def looped(plan):
@@ -113,6 +120,8 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
         def e2e(m=method, b=budget):
             return parts.run_e2e(m, b)
 
+        e2e = accounted(parts.pipe, e2e, f"{method}@{budget}")
+
         def selection(m=method, b=budget):
             return parts.run_select(m, b)
 
@@ -131,7 +140,36 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
             "e2e_act_mb": e2e_act, "cuda_time_reading_ms": e2e_ms, **spread[plan],
             **limit_columns(parts.pipe, plan, paper_ms[plan], tflops),
         })
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df.attrs["prefill_eager"] = eager_runs(parts.pipe)
+    return df
+
+
+def accounted(pipe, fn, *runs: str):
+    """``fn`` whose calls put the layer calls a captured prefill ran eagerly on the account of ``runs`` (``fn`` itself
+    under the eager prefill)."""
+    from litelvlm.llm.captured import runner_of
+
+    runner = runner_of(pipe.language_model)
+    if runner is None:
+        return fn
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            runner.account(*runs)
+
+    return call
+
+
+def eager_runs(pipe) -> dict[str, list[str]]:
+    """{reason: runs} of the layer calls ``pipe``'s captured prefill ran eagerly ({} under the eager prefill)."""
+    from litelvlm.llm.captured import runner_of
+
+    runner = runner_of(pipe.language_model)
+    return {} if runner is None else dict(runner.eager_runs)
 
 
 def paired_spread(ratio: str, times: dict, base, plan) -> dict[str, float]:

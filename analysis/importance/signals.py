@@ -7,7 +7,7 @@ apply, ``head`` -1 is the mean over heads). CLIP side: ``clip_rev_sim`` (-s, Lit
 ranking), ``clip_context`` (LiteLVLM's context score), ``clip_topsim`` (+s). LLM side:
 ``attention`` (rows of the ``seg``/``last``/``text`` queries onto the visual keys, every
 layer, per head and head mean, captured with hooks in one forward:
-``litelvlm.lvlm.attention_rows``), the captum attributions of ``litelvlm.lvlm.attribution``
+``litelvlm.llm.attention_rows``), the captum attributions of ``litelvlm.llm.attribution``
 (``saliency``, ``input_x_gradient``, ``integrated_gradients``, ``layer_integrated_gradients``) and ``ablation`` (mask-IoU drop per spatial token group).
 
 What a family cannot give is refused before a run writes anything (:func:`signal_error`): the CLIP signals
@@ -26,7 +26,7 @@ import torch
 from analysis.importance import sensitivity
 from analysis.importance.options import CLIP_SIGNALS, GRADIENT_SIGNALS, LLM_SIGNALS
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import attention_rows, attribution
+from litelvlm.llm import attention_rows, attribution
 
 QUERY_SETS = ("seg", "last", "text")
 
@@ -84,7 +84,7 @@ def clip_signals(prepared) -> dict[SignalKey, torch.Tensor]:
 
 def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, torch.Tensor]:
     """``method:<name>``: the (N,) score each method (one with ``Method.ranks``) ranks the visual tokens by."""
-    from litelvlm.pruning import select
+    from litelvlm.methods.select import select
 
     n = pipe.num_visual(prepared)
     out: dict[SignalKey, torch.Tensor] = {}

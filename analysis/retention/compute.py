@@ -40,6 +40,7 @@ from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.methods import available_methods, get_method
 from litelvlm.provenance import weights_banner
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,8 @@ def retention_tables(clip, examples, budgets: list[Budget], methods: list[str],
     """(kept-token table, per-patch score table, {image_id: display image}, metadata) for ``examples``."""
     import torch
 
-    from litelvlm.pruning import SelectorInputs, context_scores, select, similarity
+    from litelvlm.methods.select import select
+    from litelvlm.pruning import SelectorInputs, context_scores, similarity
 
     n = clip.num_patches
     gr, gc = clip.grid
@@ -137,7 +139,8 @@ def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
     """``methods`` without those this backend cannot run (e.g. ToMe on open_clip), each skip logged."""
     from PIL import Image
 
-    from litelvlm.pruning import SelectorInputs, select
+    from litelvlm.methods.select import select
+    from litelvlm.pruning import SelectorInputs
 
     probe = SelectorInputs(vision=clip.trace_image(clip.preprocess([Image.new("RGB", (32, 32))])),
                            text=clip.encode_text(texts[:1], hidden_states=False))
@@ -157,7 +160,6 @@ def run_retention(a: RetentionArgs) -> Path:
     returns the output folder."""
 
     from litelvlm.clip import load_clip
-    from litelvlm.pruning import available_methods, get_method
 
     if model_family(a.model) is not None:
         return run_family_retention(a)

@@ -2,7 +2,7 @@
 project's study option).
 
 Does the similarity LiteLVLM would read in UniPixel's LLM input space rank the referent LOW? For every sentence, the
-relevance of each merged token to the prompt's instruction (:func:`litelvlm.lvlm.relevance.prompt_relevance`: the
+relevance of each merged token to the prompt's instruction (:func:`litelvlm.llm.relevance.prompt_relevance`: the
 cosine of the merged tokens, UniPixel's LLM input embeddings, with the mean instruction-token embedding of the
 protocol's prompt, as OpenVINO's CDPruner port scores Qwen tokens; min-max normalised, which keeps the order) is
 compared with the referent mask on the merged grid (:func:`analysis.common.merged_grid.merged_coverage`), by the study's
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: what the run's config.json says the scores are
 SPACE_NOTE = ("the relevance of the family's merged tokens to the prompt's mean instruction-token embedding in the LLM's "
-              "input space (litelvlm.lvlm.relevance; this project's study option)")
+              "input space (litelvlm.llm.relevance; this project's study option)")
 
 
 def _inside(records, threshold: float, family: str) -> tuple[dict, Counter]:
@@ -74,7 +74,7 @@ def _row(r, prompt: str, c, metrics: dict, n: int) -> dict:
 @torch.no_grad()
 def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0) -> tuple[pd.DataFrame, dict, list]:
     """(rows, counts, similarity maps) of the reversal in ``pipe``'s LLM input space over ``records``."""
-    from litelvlm.lvlm.relevance import prompt_relevance
+    from litelvlm.llm.relevance import prompt_relevance
 
     question = grid_protocol(pipe.family).question
     cov, counts = _inside(records, threshold, pipe.family)

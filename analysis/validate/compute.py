@@ -62,8 +62,6 @@ def _run_order(col: pd.Series) -> pd.Series:
     return -col.astype(int)
 
 
-
-
 def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, reference: dict | None,
                  compare: dict | None = None) -> dict:
     """One row: ``ground`` for (method, budget) under :class:`~analysis.validate.measure.RunProbe`,
@@ -73,16 +71,15 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
     import torch
 
     from analysis.validate.measure import RunProbe, timed_ms
-    from litelvlm.lvlm.compiled import WARMUP_CALLS
-    from litelvlm.pruning import select
+    from litelvlm.llm.compiled import WARMUP_CALLS
+    from litelvlm.methods.select import select
 
     k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
         for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):  # compile this length, untimed
             pipe.ground(prep, method, budget, **options)
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
-        if note := pf.eager_warning(pipe, method, k):  # --prefill captured: what could not be captured, and why
-            log.warning(note)
+        pf.account_eager(pipe, f"{method}@{k}")  # --prefill captured: what could not be captured, said once at the end
         spec = pipe.spec(method)
         sel_ms = float("nan")
         if selects_on_clip(spec) and pipe.budget_unit == "frame":  # a video: every frame's selection and projection
@@ -243,14 +240,15 @@ def _load(a: ValidateArgs):
     import torch
 
     from analysis.validate.measure import PeakRSS, timed_ms
+    from litelvlm.random_weights import no_write
 
-    with PeakRSS() as load_rss:
+    with PeakRSS() as load_rss, no_write(not a.write):  # --no-write: a random preset built in memory
         pipe, load_ms = timed_ms(lambda: load_pipeline(
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
             dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"),
             **image_resize_kwargs(a.image_resize), **quantize_kwargs(a)), torch.device("cpu"))
-    if a.compile:  # the compiled prefill (litelvlm.lvlm.compiled): its record in the run's setup
-        from litelvlm.lvlm.compiled import compile_layers, default_mode
+    if a.compile:  # the compiled prefill (litelvlm.llm.compiled): its record in the run's setup
+        from litelvlm.llm.compiled import compile_layers, default_mode
 
         pipe.compiled = compile_layers(pipe.language_model.layers, mode=default_mode(a.device))
     pipe.compiled = pf.install_prefill(a, pipe) or getattr(pipe, "compiled", None)  # --prefill captured
@@ -263,7 +261,7 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     family pairs none)."""
 
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to",
-                                                                 "matmul_tflops", *(("prefill", "capture") if a.prefill == "eager" else ()))}
+                                                                 "matmul_tflops", "write", *(("prefill", "capture") if a.prefill == "eager" else ()))}
     config.update(image_resize_record(config.pop("image_resize"), a.model))   # recorded for a family that has one
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
                   **run_identity("validate", a.model))
@@ -364,6 +362,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     elif todo:  # a resumed run: one untimed warm-up call, as a fresh run's reference is
         with torch.no_grad():
             pipe.ground(prep, BASELINE)
+        pf.account_eager(pipe, f"{BASELINE}@{full}")
     check_compare(compare, reference, a.compare_to)
     write_json(out / "config.json", config)  # staged: it reaches the folder with the tables
     compare = reference if itself and todo else compare
@@ -394,6 +393,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     failed, lines = write_report(out, rows, setup, a, pipe, n)
     # short: the weights, LiteLVLM's ratios per budget (report.md holds the tables), an overhead-bound warning
     print("\n".join(lines + [w for w in [pf.screen_warning(rows, a.prefill == "captured")] if w]))
+    pf.say_eager(pipe)  # --prefill captured: each reason for eager layer calls once, with its runs
     warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
     print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0

@@ -16,7 +16,7 @@ from analysis.common.grounding_runs import Run, image_runs, plan
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.methods import BASELINE, get_method
+from litelvlm.methods import BASELINE, available_methods, get_method
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 def check_methods(a, pipe) -> list[str]:
     """The baseline then ``--methods`` (default: every registered method ``pipe``'s family runs); refuses, naming
     each, a method the family cannot run and a layer option (``--fastv-layer``) the model does not have."""
-    from litelvlm.pruning import available_methods
 
     given = split_list(a.methods)
     # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens) would

@@ -93,7 +93,7 @@ class RunRecord:
 class RunProbe:
     """Hooks on the pipeline's LLM that fill a :class:`RunRecord` for each ``probe(fn)`` call."""
 
-    #: its hooks only read (``litelvlm.lvlm.captured`` calls them around a captured segment)
+    #: its hooks only read (``litelvlm.llm.captured`` calls them around a captured segment)
     observes_only = True
 
     def __init__(self, pipe) -> None:

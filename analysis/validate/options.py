@@ -23,7 +23,7 @@ from analysis.common.prefill_args import (
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import family_input
+from litelvlm.families import card_of, family_input
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = tuple(Budget.parse_list(PAPER_BUDGETS))
@@ -60,7 +60,7 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile, without CUDA graphs: per-"
                                     "layer graphs overwrite each other's outputs; --prefill captured graphs the "
                                     "whole stack); every (method, budget) gets 2 untimed warm-up calls first (this "
-                                    "project's option; equal to the eager path, tests/litelvlm/lvlm/test_compiled_prefill.py)")
+                                    "project's option; equal to the eager path, tests/litelvlm/llm/test_compiled_prefill.py)")
     prefill: str = arg("eager", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/validate.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
@@ -68,6 +68,9 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                            choices=list(LAYER_DTYPES))
     repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their median",
                        minimum=1)
+    write: bool = arg(True, help="--no-write: a random preset built in memory, no checkpoint folder written (where only "
+                                 "timings are wanted: the same weights as the written folder's; the families that offer "
+                                 "it: docs/validate.md)")
     compare_to: str | None = arg(None, help="another validate folder of the same model, image and seed (e.g. the "
                                             "unquantized run): each run's masks are compared with its unpruned "
                                             "masks (mask_iou_vs_compare, logit_diff_vs_compare); this run's own "
@@ -93,6 +96,18 @@ def check_compare_to(a: ValidateArgs) -> None:
                             "or its run did not start)")
 
 
+def check_no_write(no_write: bool, model: str) -> None:
+    """Refuse ``--no-write`` for a model that is no random preset, or whose family builds none in memory."""
+    if not no_write:
+        return
+    card = card_of(model)
+    if card.preset(model) is None:
+        raise LiteLVLMError(f"--no-write: {model} is no random preset (a checkpoint folder is read, never written)")
+    if not card.builds_in_memory:
+        raise LiteLVLMError(f"--no-write: the {card.name} family does not build its random presets in memory yet "
+                            "(run without --no-write: the folder is written once to the cache)")
+
+
 def check_inputs(a: ValidateArgs) -> ValidateArgs:
     """The input the model's family reads: ``--refer-dir`` (an image model, required) or ``--video-dir`` (a video
     model, optional); the family's default budgets. Refused before anything is loaded."""
@@ -107,6 +122,7 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
     if a.budgets is not None and not a.budgets:  # given, but empty (--budgets ""): not the default
         raise LiteLVLMError("--budgets is empty")
     check_prefill(a.prefill, a.compile, a.matmul_tflops, a.capture, a.device)
+    check_no_write(not a.write, a.model)
     return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))
 
 

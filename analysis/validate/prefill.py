@@ -1,8 +1,8 @@
 """``validate --prefill`` and the arithmetic limit of its prefills (this project's additions).
 
-* ``--prefill captured``: :mod:`litelvlm.lvlm.captured` installed on the pipeline's LLM (the layers between pruning
+* ``--prefill captured``: :mod:`litelvlm.llm.captured` installed on the pipeline's LLM (the layers between pruning
   points as one CUDA graph on cuda, one ``torch.compile``'d function elsewhere); layer calls that ran eagerly are
-  named on screen with the reason (:func:`eager_warning`).
+  named on screen once per reason, with the runs they ran in (:func:`say_eager`).
 * ``--matmul-tflops``: the device's matrix-product rate; each row gets ``arithmetic_limit_ms`` (2 x decoder
   parameters x tokens per layer / rate, :mod:`litelvlm.cost.bound`) and ``over_limit`` (``paper_prefill_ms`` over
   it); a run above 3x is called overhead-bound on screen and in report.md.
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pandas as pd
 
@@ -33,7 +34,7 @@ def install_prefill(a, pipe) -> dict | None:
     """Install ``--prefill captured`` on ``pipe``'s LLM; its record (None: the eager prefill)."""
     if a.prefill != "captured":
         return None
-    from litelvlm.lvlm.captured import install
+    from litelvlm.llm.captured import install
 
     return install(pipe.language_model, None if a.capture == "auto" else a.capture).record()
 
@@ -88,20 +89,24 @@ def screen_warning(rows: pd.DataFrame, captured: bool = False) -> str | None:
     return screen_note(list(rows["over_limit"]), captured) if "over_limit" in rows else None
 
 
-def eager_warning(pipe, method: str, k: int) -> str | None:
-    """What ran eagerly in the last call of a captured prefill (None: all captured, or the eager prefill); the
-    runner's counts are reset."""
-    from litelvlm.lvlm.captured import runner_of
+def account_eager(pipe, run: str) -> None:
+    """Put the layer calls that ran eagerly in the last call of a captured prefill on ``run``'s account (nothing
+    under the eager prefill); :func:`eager_screen` names them once."""
+    from litelvlm.llm.captured import runner_of
+
+    if (runner := runner_of(pipe.language_model)) is not None:
+        runner.account(run)
+
+
+def say_eager(pipe) -> None:
+    """Name on screen (stderr) what ran eagerly under a captured prefill: one line per reason, naming its runs
+    (nothing when every layer call was captured, or under the eager prefill)."""
+    from litelvlm.llm.captured import eager_lines, runner_of
 
     runner = runner_of(pipe.language_model)
-    if runner is None:
-        return None
-    why = dict(runner.eager)
-    runner.reset_counts()
-    if not why:
-        return None
-    return f"{method}@{k}: decoder-layer calls ran eagerly: " + "; ".join(f"{n} for {w}" for w, n in why.items())
+    for line in eager_lines({} if runner is None else runner.eager_runs):
+        print(f"validate: {line}", file=sys.stderr)
 
 
-__all__ = ["LIMIT_COLUMNS", "add_limits", "eager_warning", "install_prefill", "limit_lines", "resolve_tflops",
-           "screen_warning"]
+__all__ = ["LIMIT_COLUMNS", "account_eager", "add_limits", "say_eager", "install_prefill", "limit_lines",
+           "resolve_tflops", "screen_warning"]

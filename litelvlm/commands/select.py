@@ -81,14 +81,15 @@ def _load_image(path: str):
 
 
 def run(ns) -> int:
-    from ..methods import describe, method_names
+    from ..methods import available_methods, describe, get_method, method_names
 
     if ns.list_methods:  # from the registry's table alone: no method module, no torch
         width = max(map(len, method_names()))
         for name in method_names():
             print(f"{name:{width}s}  {describe(name)}")
         return 0
-    from ..pruning import SelectorInputs, available_methods, get_method, visual_features
+    from ..methods.select import visual_features
+    from ..pruning import SelectorInputs
 
     a = from_namespace(SelectArgs, ns)
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
@@ -103,9 +104,9 @@ def run(ns) -> int:
         return run_family(a)
     spec = get_method(a.method)  # unknown method -> error listing the known ones
     if spec.acts_with_llm:
-        raise LiteLVLMError(f"method {a.method!r} runs inside the LLM and needs a grounding model (--model "
-                            f"{' or '.join(c.default_model for c in cards() if c.input == 'image')}, or a checkpoint "
-                            "folder); "
+        raise LiteLVLMError(f"method {a.method!r} acts with the LLM or in a model's vision tower and needs a grounding "
+                            f"model (--model {' or '.join(c.default_model for c in cards() if c.input == 'image')}, "
+                            "or a checkpoint folder); "
                             f"CLIP-side methods: {', '.join(available_methods('clip'))}")
     texts = a.text or []
     if spec.needs_text and not texts:

@@ -176,9 +176,9 @@ class FamilyCost:
         raise NotImplementedError
 
     def timing_rows(self, arch: CostArch, rows: list[tuple], attns: list[str], device, dtype, warmup: int,
-                    repeats: int, device_label: str = ""):
+                    repeats: int, device_label: str = "", capture: str | None = None):
         """A :attr:`sums_parts` family's timing rows (a DataFrame keyed by :attr:`row_keys`; ``device_label``: the
-        device in words)."""
+        device in words; ``capture``: ``--prefill captured``'s ``--capture``, None for the eager prefill)."""
         raise NotImplementedError
 
     def figure_rows(self, df):

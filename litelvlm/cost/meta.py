@@ -18,7 +18,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..clip.traces import TextTrace, VisionTrace
 from ..methods import get_method
-from ..pruning import Selection, SelectorInputs, select
+from ..methods.select import select
+from ..pruning import Selection, SelectorInputs
+from ..tower import ClipTower
 from .clip import SENTENCE, InMemoryHFClip, build_clip_sizes
 from .tokens import TokenPlan, count_flops, selects_on_clip, selects_on_llm_input
 
@@ -88,7 +90,11 @@ class SelectorBench:
         return SelectorInputs(self.trace, self.text)
 
     def select(self, method: str, budget: int) -> Selection:
-        """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first)."""
+        """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first); a tower-stage method's
+        runs the tower's blocks from the trace's embeddings (:class:`~litelvlm.tower.ClipTower`)."""
+        spec = get_method(method)
+        if spec.prunes_in_vision_tower:
+            return spec.select(ClipTower.of(self.backend, self.trace), budget)
         return select(method, self.inputs(), budget)
 
     def run(self, method: str, budget: int) -> tuple[int, Selection | None]:

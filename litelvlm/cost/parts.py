@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from ..errors import LiteLVLMError
+from ..llm.context import LLMContext
 from ..lvlm.family import GroundingPipeline
-from ..lvlm.llm_context import LLMContext
 from ..methods.fastv import pruned_forward, run_pruned_from
 from . import CostArch
 from .tokens import TokenPlan, selects_on_llm_input
@@ -82,7 +82,7 @@ class PrefillParts:
         at each stage: a selection that reads tensor values (``Method.host_sync``: DivPrune's greedy order,
         DART's pivots, SparseVLM's clustering) cannot run on the meta device, and which tokens are kept does
         not change the FLOPs."""
-        from litelvlm.lvlm.llm_context import run_layers
+        from litelvlm.llm.context import run_layers
 
         ctx = LLMContext(self.pipe, self.prepared, self.visual)
         s, n = ctx.image_start, ctx.num_visual

@@ -86,7 +86,7 @@ class LayerLoopTimer:
     """Context manager: ``ms`` is the time spent inside ``layers[0]`` .. ``layers[-1]`` of the LLM (summed over
     prefill forwards), ``forwards`` the number of such spans; ``layers`` is the LLM's decoder-layer list."""
 
-    #: its hooks only read (``litelvlm.lvlm.captured`` calls them around a captured segment)
+    #: its hooks only read (``litelvlm.llm.captured`` calls them around a captured segment)
     observes_only = True
 
     def __init__(self, layers, device: str | torch.device = "cpu") -> None:

@@ -112,9 +112,10 @@ class TokenPlan:
 
 
 def selects_on_clip(spec) -> bool:
-    """Whether the method selects on the CLIP traces before the LLM (no forward of its own, and the CLIP traces are
-    what it reads, not the LLM's inputs)."""
-    return spec.forward is None and spec.uses_clip and not spec.reads_clip
+    """Whether the method selects before the LLM on CLIP's side: on the CLIP traces (no forward of its own, and the
+    CLIP traces are what it reads, not the LLM's inputs), or inside the vision tower (re-running the tower's blocks
+    from its embeddings, as ToMe re-runs them; the tower's own forward stays counted unpruned)."""
+    return spec.forward is None and (spec.uses_clip or spec.prunes_in_vision_tower) and not spec.reads_clip
 
 
 def selects_on_llm_input(spec) -> bool:

@@ -157,7 +157,7 @@ class ExploreData:
         self.calls += 1
         spec = self.spec(method)
         if self.pipe is None:
-            from ..pruning import select
+            from ..methods.select import select
 
             sel = select(method, self.inputs, budget)
         elif spec.acts_on_clip:

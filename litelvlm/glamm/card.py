@@ -20,4 +20,5 @@ CARD = FamilyCard(
     released_presets=("glamm-7b",),
     questions="litelvlm.data.templates:SEG_QUESTIONS",
     official_sample="litelvlm.glamm.protocol:sample_official",
+    builds_in_memory=True,  # validate --no-write: litelvlm.glamm.pipeline._built_random
 )

@@ -15,8 +15,8 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..io import atomic_path, shard_by_size
-from ..lvlm.random_weights import progress, resolve_fill
 from ..random_models import random_record
+from ..random_weights import progress, resolve_fill
 from ..safetensors_stream import save_shards
 from .checkpoint import model_key_to_glamm
 from .config import get_arch

@@ -6,7 +6,7 @@ counted and timed is what ``eval-grounding`` runs:
 * ``clip``: the CLIP vision forward of ``prepare_image`` (``clip.trace_image``);
 * ``text``: ``with_sentences`` (the prompt's tokenisation and the CLIP text forward); the pipeline
   runs it for every method, the tables charge it to the methods that read it (text-guided selectors);
-* ``select``: ``ground``'s CLIP-side selection (``litelvlm.pruning.select`` on
+* ``select``: ``ground``'s CLIP-side selection (``litelvlm.methods.select.select`` on
   ``prepared.selector_inputs()``, as ``litelvlm.lvlm.prune.clip_side``);
 * ``projector``: ``model.project`` on the rows ``ground`` projects (all N patch tokens, of which it
   then gathers the kept ones; the K merged features of a merging method such as VisionZip);
@@ -34,7 +34,7 @@ from ..cost import CostArch, CountedRow
 from ..cost.clip import synthetic_image
 from ..cost.parts import PrefillParts
 from ..errors import LiteLVLMError
-from ..pruning import select
+from ..methods.select import select
 from .sam_preprocess import sam_inputs
 
 
@@ -114,7 +114,11 @@ class PipelineParts(PrefillParts):
         return with_sentence(self.pipe, self.arch, self.base)
 
     def run_select(self, method: str, budget: int):
-        """The selection of a CLIP-side method (``ground``'s first step for it)."""
+        """The selection of a CLIP-side method (``ground``'s first step for it), or a tower-stage method's (its run of
+        the CLIP tower's blocks)."""
+        spec = self.pipe.spec(method)
+        if spec.prunes_in_vision_tower:
+            return spec.select(self.pipe.tower_context(self.prepared), budget)
         return select(method, self.prepared.selector_inputs(), budget)
 
     def run_projector(self, rows: int) -> torch.Tensor:

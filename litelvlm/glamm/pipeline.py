@@ -35,6 +35,7 @@ from ..errors import LiteLVLMError
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
 from ..pruning import Selection, SelectorInputs
+from ..random_weights import writes_folders
 from .card import CARD
 from .prompts import (
     IMAGE_PLACEHOLDER,
@@ -93,10 +94,38 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None,
     return random_preset_folder("glamm", base, seed, write, full_size=full)
 
 
+def _built_random(base: str, seed: int, tokenizer_dir: str | None, device, dtype: torch.dtype):
+    """(model, tokenizer) of the random GLaMM of preset ``base`` built in memory (``validate --no-write``): the
+    weights and tokenizer its written folder (:func:`_random_model_dir`) loads back, with no checkpoint written (the
+    tiny tokenizer's small files go through a temporary folder)."""
+    import tempfile
+
+    from ..random_weights import resolve_fill
+    from .build import build_glamm
+    from .tokenizer import build_tiny_tokenizer, load_tokenizer
+
+    full = base != "tiny"
+    if full and tokenizer_dir is None:
+        raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder (e.g. --tokenizer "
+                            "../shared/data/glamm_refseg_tokenizer)")
+    if full:
+        tok = load_tokenizer(tokenizer_dir)
+        model = build_glamm(base, device=device, seed=seed, vocab_size=len(tok), dtype=torch.bfloat16,
+                            init_on_device=True, fill=resolve_fill("auto", True))
+    else:
+        with tempfile.TemporaryDirectory(prefix="glamm-tokenizer-") as folder:
+            build_tiny_tokenizer(folder)
+            tok = load_tokenizer(folder)
+        model = build_glamm(base, seed=seed, vocab_size=len(tok), fill=resolve_fill("auto", False))
+    model.ignored_checkpoint_tensors = {}
+    return model.to(device, dtype).eval().requires_grad_(False), tok
+
+
 class GlammPipeline(GroundingPipeline):
     """GLaMM (``GlammModel``) + tokenizer + CLIP backend + SAM image processor: the ``glamm`` family."""
 
     family = "glamm"
+    offers_tower_stage = True
 
     def __init__(self, model, tokenizer, clip, sam_processor=None, name: str = "glamm",
                  clip_text: str = "question", numerics: Numerics | None = None):
@@ -172,15 +201,17 @@ class GlammPipeline(GroundingPipeline):
         check_layer_dtype(layer_dtype, quantize)
         if dtype is None:
             dtype = torch.float32 if CARD.preset(model) == "tiny" else torch.bfloat16
+        load_on = "cpu" if quantize != "none" else device
         if CARD.preset(model) is not None:
             seed_i = CARD.seed(model)
-            path = _random_model_dir(CARD.preset(model), seed_i, tokenizer, device="cpu" if quantize != "none" else device)
+            path = _random_model_dir(CARD.preset(model), seed_i, tokenizer, load_on) if writes_folders() else None
             clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(model) == "tiny" else f"vit-l-14-336-random:{seed_i}")
         else:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL
         proc = _sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
-        glamm, tok = load_glamm_checkpoint(path, device="cpu" if quantize != "none" else device, dtype=dtype)
+        glamm, tok = load_glamm_checkpoint(path, device=load_on, dtype=dtype) if path is not None else \
+            _built_random(CARD.preset(model), seed_i, tokenizer, load_on, dtype)  # validate --no-write
         # before quantization; GLaMM's own vision tower is skipped: images go through the CLIP loaded
         # below (checked by load_clip), and a checkpoint need not fill that tower
         refuse_non_finite(glamm, f"GLaMM model {model!r}", skip="vision_tower")
@@ -311,6 +342,16 @@ class GlammPipeline(GroundingPipeline):
         """GLaMM's visual tokens are CLIP's patches in raster order: the selection's indices (-1: VisionZip's
         [CLS], -2: PruMerge's merged token; a VisionZip contextual token is its target patch's)."""
         return sel.indices
+
+    def tower_context(self, prepared: PreparedImage):
+        """GLaMM's CLIP tower (the backend's blocks, shared with LLaVA) from the trace's embeddings to the feature layer;
+        the kept patches' output goes through the projector, in the tower's order (``clip_selection_tokens``)."""
+        from ..tower import ClipTower
+
+        def to_llm(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.clip_selection_tokens(prepared, sel), self.clip_selection_rows(prepared, sel)
+
+        return ClipTower.of(self.clip, prepared.vision, 0, prepared.feature_layer, to_llm)
 
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
         """GLaMM's ``text_hidden_fcs`` on the [SEG] hidden states."""

@@ -5,12 +5,12 @@ and is named in :mod:`litelvlm.families`; the methods and the studies ask only w
 from three shapes: GLaMM (a fixed 24x24 grid of CLIP patches, 1-D RoPE positions (1, S), SAM), Qwen2.5-VL/UniPixel
 (2x2-merged tokens of a native-resolution ViT whose number depends on the image, 3-D M-RoPE positions (3, 1, S), SAM 2)
 and VideoGLaMM (a video of T frames, N = 3328, 1-D RoPE; masks (S, T, H, W): ``mask_shape``; per-frame budgets:
-``budget_unit``). Hence N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting each [SEG] and the
-positions come as one :class:`SequenceLayout`, indexed on their last axis only; the LLM is a decoder stack run
-layer by layer (:mod:`litelvlm.lvlm.llm_context`), every sequence checked first (:mod:`litelvlm.lvlm.limits`);
-CLIP-side methods read ``prepared.selector_inputs()`` and the family maps their selection onto its own tokens
-(:meth:`GroundingPipeline.clip_selection_tokens`; a family without a CLIP tower pairs an external one), while
-LLM-side methods index the family's tokens directly.
+``budget_unit``). Hence N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens
+sit, the rows predicting each [SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last axis
+only; the LLM is a decoder stack run layer by layer (:mod:`litelvlm.llm.context`), every sequence checked first
+(:mod:`litelvlm.llm.limits`); CLIP-side methods read ``prepared.selector_inputs()`` and the family maps their selection
+onto its own tokens (:meth:`GroundingPipeline.clip_selection_tokens`; a family without a CLIP tower pairs an external
+one), while LLM-side methods index the family's tokens directly, and tower-stage ones run its tower (``tower_context``).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import torch
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
+from ..llm.captured import runner_of
+from ..llm.context import LLMContext, run_layers
+from ..llm.limits import check_llm_input
 from ..method import Method
 from ..methods import get_method, mapped_methods
 from ..pruning import Selection
-from .captured import runner_of
-from .limits import check_llm_input
-from .llm_context import LLMContext, run_layers
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 
@@ -70,6 +70,8 @@ class GroundingPipeline:
     family_positions: str | None = None
     #: the family hands CLIP-side selections to its LLM (:meth:`clip_selection_tokens`); False: no CLIP is paired
     offers_clip_side: bool = True
+    #: the family runs methods between its vision tower's blocks (``Method.prunes_in_vision_tower``, :meth:`tower_context`)
+    offers_tower_stage: bool = False
     #: the family's visual tokens are not CLIP's patches: ``prepared.selector_inputs()`` is a
     #: :class:`~litelvlm.pruning.MappedInputs` (an external CLIP's scores mapped onto the family's tokens), so only the
     #: CLIP-side methods that read per-token scores alone (``Method.scores_only``) run, selecting the family's tokens
@@ -182,6 +184,11 @@ class GroundingPipeline:
         onto its tokens here; the LLM-side methods index the family's own tokens and need no map."""
         raise NotImplementedError
 
+    def tower_context(self, prepared):
+        """The family's vision tower on ``prepared`` (a :class:`~litelvlm.tower.TowerContext`, which maps its
+        output onto the LLM inputs), where :attr:`offers_tower_stage`."""
+        raise LiteLVLMError(f"the {self.family} family offers no vision-tower stage")
+
     def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
         """(K,) the family's visual-token index that each LLM input of a CLIP-side selection stands for, in
         :meth:`clip_selection_tokens`'s order; negative where an input is no single patch (a [CLS], a merged
@@ -193,8 +200,7 @@ class GroundingPipeline:
         raise NotImplementedError
 
     def sequence_embeds(self, prepared, visual: torch.Tensor) -> torch.Tensor:
-        """(B, S, h) input embeddings: the prompt's text embeddings with ``visual`` ((K, h) or (B, K, h)) at the
-        image's place."""
+        """(B, S, h) input embeddings: the prompt's text embeddings, ``visual`` ((K, h) or (B, K, h)) at the image's."""
         raise NotImplementedError
 
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
@@ -206,8 +212,7 @@ class GroundingPipeline:
         raise NotImplementedError
 
     def upscale_masks(self, prepared, low: torch.Tensor) -> torch.Tensor:
-        """(S, *mask_shape) float32 mask logits at the original size, (S, H, W) or a video's (S, T, H, W) (masks are
-        ``logits > 0``)."""
+        """(S, *mask_shape) float32 mask logits at the original size, (S, H, W) or a video's (S, T, H, W)."""
         raise NotImplementedError
 
     # -- the family's own RefCOCO metric (none by default) ----------------------------------------------
@@ -243,6 +248,8 @@ class GroundingPipeline:
                     "maps only an external CLIP's per-token scores onto its own tokens (this project's adaptation), "
                     "so the CLIP-side methods that read scores alone run on it: "
                     f"{', '.join(mapped_methods())}, or a method that acts with the LLM")
+        if spec.prunes_in_vision_tower and not self.offers_tower_stage:
+            return f"{method} prunes inside a vision tower; the {self.family} family offers no vision-tower stage"
         if spec.one_axis_positions and self.position_axes != 1:
             return (f"{method}'s official position rule is for 1-D RoPE; the {self.family} family's positions have "
                     f"{self.position_axes} axes (multi-axis positions need a rule of the method's own first)")
@@ -274,7 +281,7 @@ class GroundingPipeline:
     def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor,
                      num_visual: int | None = None) -> torch.Tensor:
         """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit all-ones
-        mask and ``position_ids`` (one sequence's: expanded to the batch), after :mod:`litelvlm.lvlm.limits`' checks."""
+        mask and ``position_ids`` (one sequence's: expanded to the batch), after :mod:`litelvlm.llm.limits`' checks."""
         b, s = embeds.shape[:2]
         pos = position_ids.to(embeds.device)
         grad = torch.is_grad_enabled() and embeds.requires_grad
@@ -386,10 +393,8 @@ class GroundingPipeline:
 
     def attention_rows(self, prepared, layers: list[int], queries: str | torch.Tensor = "last",
                        visual_embeds: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
-        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM; only those rows are computed.
-
-        ``queries``: ``"last"``, ``"text"`` (text tokens after the image), ``"seg"`` (tokens predicting
-        [SEG]) or explicit sequence positions. Visual tokens occupy ``ctx.visual_slice()``.
-        """
+        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM; only those rows are computed. ``queries``:
+        ``"last"``, ``"text"`` (text tokens after the image), ``"seg"`` (tokens predicting [SEG]) or explicit sequence
+        positions. Visual tokens occupy ``ctx.visual_slice()``."""
         ctx = self.context(prepared, visual_embeds)
         return {int(layer): ctx.attention_rows(int(layer), queries) for layer in layers}

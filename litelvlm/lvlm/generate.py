@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .limits import check_llm_input
+from ..llm.limits import check_llm_input
 
 
 @dataclass

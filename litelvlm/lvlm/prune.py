@@ -18,11 +18,11 @@ import inspect
 import torch
 
 from ..errors import LiteLVLMError
+from ..llm.context import LLMContext
 from ..method import Method
 from ..methods import get_method
 from ..pruning import Selection
 from ..pruning.selection import run_selector
-from .llm_context import LLMContext
 
 
 def clip_side(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *,

@@ -49,6 +49,9 @@ TABLE: dict[str, tuple[str, str]] = {
     "tome": ("tome:TOME", "ToMe: bipartite soft matching + size-weighted merging in the CLIP blocks"),
     "hiprune": ("hiprune:HIPRUNE", "HiPrune: anchor tokens (object-layer attention) with their 4 neighbours, "
                 "then register tokens (feature-layer attention), raster order"),
+    "flowcut": ("flowcut:FLOWCUT", "FlowCut: inside the CLIP vision tower, prune by the information flow to [CLS] "
+                "(relation + semantic attention x value L1 norm, accumulated over blocks) on an entropy-adaptive "
+                "schedule, the tower finishing on the K kept patches"),
     "divprune": ("divprune:DIVPRUNE", "DivPrune: greedy max-min cosine-diverse visual tokens, measured on "
                  "the LLM input embeddings (projector outputs), applied at the LLM input"),
     "cdpruner": ("cdpruner:CDPRUNER", "CDPruner: greedy MAP of a conditional DPP (cosine of the LLM input "

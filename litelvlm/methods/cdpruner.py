@@ -66,7 +66,7 @@ from ..method import Method
 from ..pruning.selection import Selection, check_budget
 
 if TYPE_CHECKING:
-    from ..lvlm.llm_context import LLMContext
+    from ..llm.context import LLMContext
 
 
 def similarity_matrix(visual_embeds: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,10 @@
 """CDPruner on Qwen2.5-VL (UniPixel): the conditional DPP of :mod:`litelvlm.methods.cdpruner` over the merged visual tokens
-(the LLM input embeddings), its relevance measured in the LLM's input space (:mod:`litelvlm.lvlm.relevance`).
+(the LLM input embeddings), its relevance measured in the LLM's input space (:mod:`litelvlm.llm.relevance`).
 
 This project's adaptation (no official Qwen2.5-VL code of CDPruner's authors exists): CDPruner's official relevance
 (Theia-4869/CDPruner @9541616, ``llava_arch.py`` L141-188) is the negative cosine of CLIP's image embeds with CLIP's text
 embeds, and Qwen2.5-VL's tower has no CLIP joint space. The relevance here is the one OpenVINO GenAI's CDPruner port
-scores Qwen tokens with (openvinotoolkit/openvino.genai @da1db86, transcribed in tests/litelvlm/lvlm/test_relevance.py): the
+scores Qwen tokens with (openvinotoolkit/openvino.genai @da1db86, transcribed in tests/litelvlm/llm/test_relevance.py): the
 positive cosine of each merged token with the mean of the prompt's instruction-token embeddings, min-max normalised.
 The kernel ``r_i S_ij r_j`` (``S`` the cosine of the LLM input embeddings) and the greedy MAP inference are the
 official CDPruner code's, the same statements as the GLaMM path (:func:`litelvlm.methods.cdpruner.conditional_dpp`; its
@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lvlm.relevance import prompt_relevance
+from ..llm.relevance import prompt_relevance
 from ..method import Method
 from ..pruning.selection import Selection
 from .cdpruner import conditional_dpp
 
 if TYPE_CHECKING:
-    from ..lvlm.llm_context import LLMContext
+    from ..llm.context import LLMContext
 
 
 def cdpruner_qwen(ctx: LLMContext, budget: int) -> Selection:

@@ -74,8 +74,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LiteLVLMError
-from ..lvlm.attention_rows import rotated_keys
-from ..lvlm.llm_context import LLMContext
+from ..llm.attention_rows import rotated_keys
+from ..llm.context import LLMContext
 from ..method import Method
 from ..pruning.selection import Selection
 from .fastv import pruned_at_layer, pruned_forward

@@ -68,7 +68,7 @@ from ..method import Method
 from ..pruning.selection import Selection, check_budget
 
 if TYPE_CHECKING:
-    from ..lvlm.llm_context import LLMContext
+    from ..llm.context import LLMContext
 
 #: The official retained ratio (``SUBSET_RATIO`` in run_Divprune.sh).
 RATIO = 0.098

@@ -6,7 +6,7 @@ Only the last token's attention row of layer K-1 is computed (``LLMContext.atten
 (transformers 4.28's eager ``LlamaAttention``: model-dtype logits, float32 softmax cast to the model
 dtype), then averaged over heads and ranked in the model dtype (bfloat16 for GLaMM); with ``float32``
 the row and its mean are float32.
-The pruned sequence gets an explicit attention mask (see ``litelvlm.lvlm.llm_context.causal_mask``).
+The pruned sequence gets an explicit attention mask (see ``litelvlm.llm.context.causal_mask``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.llm_context import LLMContext, run_layers
+from ..llm.context import LLMContext, run_layers
 from ..method import Method, Option
 from ..pruning.selection import Selection
 

@@ -35,7 +35,7 @@ crashes; that call is refused too (the default alpha 0.1 never does).
 Not transcribed as such: flash attention's rotary kernel (``flash_attn``'s ``apply_rotary_emb``, L152-159) is the
 same rotation computed by transformers' eager ``apply_rotary_pos_emb_vision`` (float32, cast back), equal up to the
 kernel's rounding; the tower's inputs are captured in one ordinary forward of transformers 5's tower
-(:class:`litelvlm.qwen.vision.QwenVision`). On a tower of another depth than the released 32 blocks the default
+(:class:`litelvlm.qwen_vision.vision.QwenVision`). On a tower of another depth than the released 32 blocks the default
 object layer keeps its relative depth, ``round(16 L / 32)`` (this project's adaptation, as the LLaVA port's).
 The variant declares ``reads_vision_blocks``: its selection re-runs the tower, which the efficiency study does not count
 yet (it refuses the method on UniPixel).
@@ -53,8 +53,8 @@ from ..pruning.selection import Selection, check_budget
 from .hiprune import anchors_and_buffers
 
 if TYPE_CHECKING:
-    from ..lvlm.llm_context import LLMContext
-    from ..qwen.vision import QwenVision
+    from ..llm.context import LLMContext
+    from ..qwen_vision.vision import QwenVision
 
 #: The official defaults (``bench_qwen.sh``: ``HIPRUNE_ALPHA``, ``HIPRUNE_OBJECT_LAYER``) for Qwen2.5-VL's
 #: 32-block vision tower (3B and 7B alike).

@@ -65,8 +65,8 @@ import math
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.attention_rows import projected
-from ..lvlm.llm_context import LLMContext
+from ..llm.attention_rows import projected
+from ..llm.context import LLMContext
 from ..method import Method
 from ..pruning.selection import Selection
 from .fastv import pruned_at_layer, pruned_forward

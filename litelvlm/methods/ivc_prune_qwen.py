@@ -61,7 +61,7 @@ import math
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.llm_context import LLMContext
+from ..llm.context import LLMContext
 from ..method import Method
 from ..pruning.selection import Selection
 from .fastv import pruned_at_layer, pruned_forward

@@ -1,11 +1,11 @@
 """The LLM-attention oracle: keep the visual tokens that receive the most attention in the unpruned LLM (this
-project's oracle, no official code), read through :class:`~litelvlm.lvlm.llm_context.LLMContext`."""
+project's oracle, no official code), read through :class:`~litelvlm.llm.context.LLMContext`."""
 
 from __future__ import annotations
 
 import torch
 
-from ..lvlm.llm_context import LLMContext
+from ..llm.context import LLMContext
 from ..method import Method, Option
 from ..pruning.selection import Selection
 

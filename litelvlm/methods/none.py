@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.llm_context import LLMContext
+from ..llm.context import LLMContext
 from ..method import Method
 from ..pruning.selection import Selection
 

@@ -1,6 +1,6 @@
 """PruMerge and PruMerge+ on Qwen2.5-VL (UniPixel, Sa2VA's Qwen presets):
 this project's adaptation (no official Qwen2.5-VL code of it could be read). It reads the shared stand-in for
-CLIP's [CLS] attention and keys (:func:`litelvlm.qwen.cls_stand_in.stand_in`: the attention each merged token receives in the
+CLIP's [CLS] attention and keys (:func:`litelvlm.qwen_vision.cls_stand_in.stand_in`: the attention each merged token receives in the
 tower's last full-attention block, and that block's keys averaged over each merged token's 4 patches, both in the
 LLM's order) in place of CLIP's, and keeps or merges the LLM-input merged tokens (``ctx.visual_embeds``) by its
 official rule, through the very functions its GLaMM (LLaVA-1.5) module uses on CLIP's grid. It acts at the LLM input;
@@ -27,7 +27,7 @@ import torch
 from ..errors import LiteLVLMError
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
-from ..qwen.cls_stand_in import STAND_IN_FLAGS, stand_in
+from ..qwen_vision.cls_stand_in import STAND_IN_FLAGS, stand_in
 from . import prumerge as _pm
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.attribution import mask_logit_target, nonempty_mask, seg_norm_target, token_attributions
+from ..llm.attribution import mask_logit_target, nonempty_mask, seg_norm_target, token_attributions
 from ..method import Method
 from ..pruning.selection import Selection
 

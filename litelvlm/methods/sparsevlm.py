@@ -73,7 +73,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.llm_context import LLMContext, attention_rows_at, run_layers
+from ..llm.context import LLMContext, attention_rows_at, run_layers
 from ..method import Method
 from ..pruning.selection import Selection
 

@@ -30,7 +30,7 @@ from dataclasses import replace
 
 import torch
 
-from ..lvlm.llm_context import LLMContext
+from ..llm.context import LLMContext
 from ..pruning.selection import Selection
 from .sparsevlm import (
     OFFICIAL_LAYERS,

@@ -8,7 +8,7 @@ rule lives once):
 
 * Metric: ToMe's metric is a block's keys averaged over heads (``ToMeAttention`` returns ``k.mean(1)``). Here: the
   keys of Qwen's LAST vision block (a full-attention block), as its attention uses them (after the vision RoPE:
-  :meth:`litelvlm.qwen.vision.QwenVision.block_qk`), averaged over heads, then over the 4 patches of each merge
+  :meth:`litelvlm.qwen_vision.vision.QwenVision.block_qk`), averaged over heads, then over the 4 patches of each merge
   unit, in the LLM's order (``to_llm_order``): one (d,) key per merged token.
 * Tokens: the LLM-input merged tokens (``prepared.visual``, or ``visual_embeds``), each of size 1 (sizes count
   merged tokens, so they sum to N).
@@ -25,7 +25,7 @@ unmerged A tokens, in ToMe's edge order, before the B tokens), which the LLM rec
 token's representative (the token every round kept as destination); ``parts``: ``assignment`` (N,) the output row
 of each merged token, ``size`` (K,) tokens per output, ``rounds`` r of each round. K = N merges nothing (the
 tokens as they are; the tower is not re-run). It reads the family's Qwen tower (``pipeline.vision(prepared)``, a
-:class:`~litelvlm.qwen.vision.QwenVision`), so it lives with the Qwen code, not in the families' shared layer.
+:class:`~litelvlm.qwen_vision.vision.QwenVision`), so it lives with the Qwen code, not in the families' shared layer.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.llm_context import LLMContext
+from ..llm.context import LLMContext
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
 from . import tome

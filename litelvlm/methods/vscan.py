@@ -75,7 +75,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LiteLVLMError
-from ..lvlm.llm_context import LLMContext, run_layers
+from ..llm.context import LLMContext, run_layers
 from ..method import Method
 from ..pruning.scores import eager_cls_attention
 from ..pruning.selection import Selection, SelectorInputs

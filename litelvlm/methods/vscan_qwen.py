@@ -8,7 +8,7 @@ A statement-level port of Tencent/SelfEvolvingAgent at commit a82450e1b5e15070be
   full-attention blocks, the local one ``fullatt_block_indexes[0]`` and the global one, the last block: each block's
   softmax attention (``Qwen2_5_VLVisionSdpaAttention_X`` L474-509, after the vision RoPE), summed over heads, averaged
   over the query patches and over the 4 patches of each merged token, in the LLM's token order
-  (:func:`litelvlm.qwen.vit_attention.received_attentions`), in the tower's dtype.
+  (:func:`litelvlm.qwen_vision.vit_attention.received_attentions`), in the tower's dtype.
 * ``Qwen2_5_VLForConditionalGeneration_X.forward`` L143-175: V = ``int(image_token_ratio * N)`` tokens kept
   (none dropped when the ratio is 1); the local scan (``model/qwen2_5_vl_utils.py`` ``window_selection`` L136-193)
   picks ``V // 2`` merged tokens in descending local score, at most ``(V // 2) / windows`` rounded up per window of
@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LiteLVLMError
-from ..lvlm.llm_context import LLMContext, run_layers
+from ..llm.context import LLMContext, run_layers
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
 
@@ -142,7 +142,7 @@ def token_merging(image_embeds: torch.Tensor, keep_indices: torch.Tensor) -> tor
 def vision_scores(ctx: LLMContext, local_block: int | None = None,
                   global_block: int | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
     """(local, global) scores of the merged tokens (LLM order) and the merged grid (rows, cols) (L338-392)."""
-    from ..qwen.vit_attention import received_attentions
+    from ..qwen_vision.vit_attention import received_attentions
 
     vision = ctx.pipeline.vision(ctx.prepared)
     tower = vision.visual

@@ -1,13 +1,12 @@
-"""CLIP-side token selection: what a selector reads and returns, and ``select("litelvlm", inputs, K)``.
+"""CLIP-side token selection: what a selector reads (:class:`SelectorInputs`, :class:`MappedInputs`) and returns
+(:class:`Selection`), and the scores the methods share.
 
-The methods themselves are modules of :mod:`litelvlm.methods`.
+The methods themselves, and ``select("litelvlm", inputs, K)`` by name, are in :mod:`litelvlm.methods`.
 """
 
-from ..methods import available_methods, get_method
-from .features import visual_features
 from .mapped import MappedInputs
 from .scores import cls_attention_mean, context_scores, similarity
-from .selection import Selection, SelectorInputs, check_budget, select
+from .selection import Selection, SelectorInputs, check_budget, run_selector
 
-__all__ = ["MappedInputs", "Selection", "SelectorInputs", "available_methods", "check_budget", "get_method", "select",
-           "visual_features", "similarity", "context_scores", "cls_attention_mean"]
+__all__ = ["MappedInputs", "Selection", "SelectorInputs", "check_budget", "run_selector", "similarity",
+           "context_scores", "cls_attention_mean"]

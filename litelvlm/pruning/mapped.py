@@ -3,7 +3,7 @@
 A family whose visual tokens are not CLIP's patches (UniPixel's 2x2-merged Qwen2.5-VL tokens at native
 resolution) pairs an external CLIP run on the same image with a map ``weights`` (N, P) from CLIP's P patches to
 its N tokens: token ``n``'s score is the weighted mean of the patch scores its box overlaps
-(:func:`litelvlm.qwen.grid.resample_matrix`, the area rule of ``resample_to_grid``). The methods that read only
+(:func:`litelvlm.qwen_vision.grid.resample_matrix`, the area rule of ``resample_to_grid``). The methods that read only
 per-token scores and the token count (``Method.scores_only``: LiteLVLM's similarity and context parts, its
 ablations, random) select among the family's N tokens through :class:`MappedInputs`, unchanged: the functions of
 :mod:`litelvlm.pruning.scores` compute each score on CLIP's grid, in the trace's dtype as on GLaMM, and map it.

@@ -1,5 +1,5 @@
 """What a selector reads and returns (:class:`SelectorInputs`, :class:`Selection`), the budget rule, and
-``select``: a CLIP-side method by name (the names are :mod:`litelvlm.methods`'s)."""
+``run_selector``: a CLIP-side method's selection (by name: :func:`litelvlm.methods.select.select`)."""
 
 from __future__ import annotations
 
@@ -79,15 +79,6 @@ def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise BudgetError(range_error(budget, num_patches, extra_tokens))
     return Budget(budget).count(num_patches, extra_tokens)
-
-
-def select(method: str, inputs: SelectorInputs | MappedInputs, budget: Budget | int, **options: Any) -> Selection:
-    """Run a CLIP-side method (:attr:`Method.acts_on_clip <litelvlm.method.Method.acts_on_clip>`) by name keeping
-    ``budget`` (a :class:`~litelvlm.budget.Budget` or an int K), counted once against the input's patches."""
-    from ..methods import get_method
-
-    spec = get_method(method)
-    return run_selector(spec, inputs, Budget.of(budget).count(inputs.num_patches, spec.extra_tokens), **options)
 
 
 def run_selector(spec: Method, inputs: SelectorInputs | MappedInputs, k: int, **options: Any) -> Selection:

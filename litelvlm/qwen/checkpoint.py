@@ -27,10 +27,10 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..io import atomic_path
-from ..lvlm.random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import RANDOM_QWENS, ModelSpec
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
+from ..random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from .config import (
     QwenPreset,
     generation_config,
@@ -56,7 +56,7 @@ def build_qwen(preset: str | QwenPreset = "tiny", seed: int = 0, dtype: torch.dt
                device: str | torch.device = "cpu", fill: str = "auto"):
     """A random ``Qwen2_5_VLForConditionalGeneration`` of ``preset`` (eval mode, no grads), created directly
     on ``device`` in ``dtype`` (default: the preset's); ``device="meta"`` allocates nothing. ``fill``
-    (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises a test preset."""
+    (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises a test preset."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     p = get_preset(preset)

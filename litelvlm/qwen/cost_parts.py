@@ -114,7 +114,7 @@ class QwenSam2Parts(PrefillParts):
 
     def run_select(self, method: str, budget: int):
         """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one sentence)."""
-        from ..pruning import select
+        from ..methods.select import select
 
         return select(method, self.prepared.selector_inputs(), budget)
 

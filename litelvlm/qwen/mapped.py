@@ -3,10 +3,10 @@ families built on Qwen2.5-VL: :mod:`litelvlm.qwen.pipeline`), with the options o
 
 * ``context`` (:data:`CONTEXTS`): the paired CLIP's [CLS] context score mapped onto the merged grid (``clip``, the
   default), or the attention each merged token receives in the last block of Qwen2.5-VL's own vision tower (``vit``,
-  VScan's Qwen score, :mod:`litelvlm.qwen.vit_attention`);
+  VScan's Qwen score, :mod:`litelvlm.qwen_vision.vit_attention`);
 * ``similarity`` (:data:`SIMILARITIES`): the paired CLIP's patch-text similarity mapped onto the merged grid (``clip``,
   the default), or the relevance of each merged token to the prompt's instruction in the LLM's input space (``llm``,
-  :func:`litelvlm.lvlm.relevance.prompt_relevance`: the score OpenVINO's CDPruner port gives Qwen tokens). LiteLVLM's
+  :func:`litelvlm.llm.relevance.prompt_relevance`: the score OpenVINO's CDPruner port gives Qwen tokens). LiteLVLM's
   rule is unchanged: its lowest similarity is kept first (the reversal).
 """
 
@@ -32,7 +32,7 @@ def mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
     pipeline's ``clip_question`` of it, or the expression), with the map of CLIP's patches onto the merged grid, and
     the pipeline's context and similarity sources."""
     from ..data.geometry import transform_params
-    from .grid import TokenGrid, resample_matrix, source_edges
+    from ..qwen_vision.grid import TokenGrid, resample_matrix, source_edges
     clip, cache = pipe.clip, prepared.clip_cache
     if "vision" not in cache:
         cache["vision"] = clip.trace_image(clip.preprocess([prepared.image.convert("RGB")], pad_to_square=True))
@@ -41,7 +41,7 @@ def mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
         cache["weights"] = resample_matrix(source_edges(params, rows, cols), TokenGrid.from_thw(prepared.grid_thw[0]),
                                            prepared.image_size)
     if pipe.context_source == "vit" and "vit_context" not in cache:
-        from .vit_attention import received_attention
+        from ..qwen_vision.vit_attention import received_attention
 
         v = pipe.vision(prepared)
         cache["vit_context"] = received_attention(v.visual, v.pixel_values, v.grid_thw)
@@ -51,7 +51,7 @@ def mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
     inputs = SelectorInputs(vision=cache["vision"], text=text, feature_layer=CLIP_FEATURE_LAYER, seed=prepared.seed)
     similarity = None
     if pipe.similarity_source == "llm":
-        from ..lvlm.relevance import prompt_relevance
+        from ..llm.relevance import prompt_relevance
 
         similarity = prompt_relevance(pipe, prepared)[None]
     return MappedInputs(inputs, cache["weights"], context_override=cache.get("vit_context"),
@@ -98,7 +98,7 @@ def frames_mapped_inputs(pipe, prepared, frames: list, grid_hw: tuple[int, int],
     the pipeline's similarity source (``llm``: the relevance on the video's tokens). The traces are made once per
     video (``prepared.clip_cache``)."""
     from ..data.geometry import transform_params
-    from .grid import TokenGrid, resample_matrix, source_edges
+    from ..qwen_vision.grid import TokenGrid, resample_matrix, source_edges
 
     clip, cache = pipe.clip, prepared.clip_cache
     if "video_vision" not in cache:
@@ -114,7 +114,7 @@ def frames_mapped_inputs(pipe, prepared, frames: list, grid_hw: tuple[int, int],
                  for v in cache["video_vision"]]
     similarity = None
     if pipe.similarity_source == "llm":
-        from ..lvlm.relevance import prompt_relevance
+        from ..llm.relevance import prompt_relevance
 
         similarity = prompt_relevance(pipe, prepared)[None]
     return VideoMappedInputs(per_frame[0].clip, cache["video_weights"], similarity_override=similarity,

@@ -19,5 +19,6 @@ CARD = FamilyCard(
     paper_model="a Sa2VA-Qwen2.5-VL-3B or -7B checkpoint folder (ByteDance/Sa2VA-Qwen2_5-VL-3B)",
     exif_transpose=False,  # Image.open(...).convert('RGB') (RES.py L206)
     video_eval="litelvlm.sa2va.video_eval:VIDEO_EVAL",
+    builds_in_memory=True,  # validate --no-write: litelvlm.sa2va.checkpoint.built_sa2va
     image_resizes=("torchvision", "pil"),  # litelvlm.qwen.vision_info.PROCESSOR_RESIZES: the fast processor's first
 )

@@ -25,6 +25,7 @@ tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with them added;
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,6 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import default_dtype, resolve_fill, skip_init
 from ..model_folder import read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import (
@@ -44,6 +44,7 @@ from ..qwen.checkpoint import (
 )
 from ..qwen.config import generation_config, preprocessor_config
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
+from ..random_weights import default_dtype, resolve_fill, skip_init, writes_folders
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import (
@@ -95,7 +96,7 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
                 device: str | torch.device = "cpu",
                 fill: str = "auto") -> tuple[torch.nn.Module, TextHiddenFcs, Sa2VASam2, dict]:
     """A random Sa2VA: (Qwen2.5-VL with the resized rows, ``text_hidden_fcs``, SAM 2, the tracking tensors).
-    ``fill`` (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts with
+    ``fill`` (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset (SAM 2's parts with
     :func:`~litelvlm.sam2.keys.randomize`'s distributions), initialises the tiny one."""
     p = get_preset(preset)
     fast = resolve_fill(fill, p.name != "tiny") == "fast"
@@ -137,31 +138,67 @@ def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed
                       device: str | torch.device = "cpu", max_shard_bytes: int | None = -1, fill: str = "auto") -> Path:
     """Build a random Sa2VA of ``preset`` (``fill`` as :func:`build_sa2va`) and write it in the released layout
     (module docstring)."""
-    from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
-
     p = get_preset(preset)
     q = p.qwen_preset()
     fill = resolve_fill(fill, p.name != "tiny")
     qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device, fill=fill)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    _write_processor_files(path, p)
+    write_weights(sa2va_tensors(qwen, fcs, sam2, tracking), path,
+                   q.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
+    write_json(path / "config.json", _random_config(p, qwen, seed, device, fill))
+    return path
+
+
+def _write_processor_files(path: Path, p: Sa2VAPreset) -> None:
+    """A random folder's tokenizer (the Qwen stand-in with Sa2VA's added tokens), generation, preprocessor and chat
+    template files."""
+    from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
+
     tok = build_qwen_tokenizer(p.qwen)
     tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)   # qwenvl.py L72
     ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
     if ids != p.token_ids() or len(tok) != p.vocab_size:
         raise LiteLVLMError(f"Sa2VA preset {p.name!r}: the tokenizer gives {ids} ({len(tok)} tokens), expected "
                             f"{p.token_ids()} ({p.vocab_size})")
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    write_weights(sa2va_tensors(qwen, fcs, sam2, tracking), path,
-                   q.max_shard_bytes if max_shard_bytes == -1 else max_shard_bytes)
-    cfg = sa2va_config(p, qwen)
-    cfg["litelvlm_random"] = random_record({"preset": p.name}, seed, fill, device, extra={
-        "sam2": p.sam2, "image_size": p.image_size, "min_pixels": p.min_pixels, "max_pixels": p.max_pixels})
-    write_json(path / "config.json", cfg)
+    q = p.qwen_preset()
     write_json(path / "generation_config.json", generation_config(q))
     write_json(path / "preprocessor_config.json", preprocessor_config(q))
     write_json(path / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
     _write_tokenizer(tok, path)
-    return path
+
+
+def _random_config(p: Sa2VAPreset, qwen, seed: int, device, fill: str) -> dict:
+    """A random folder's ``config.json``: :func:`sa2va_config` with the ``litelvlm_random`` record."""
+    cfg = sa2va_config(p, qwen)
+    cfg["litelvlm_random"] = random_record({"preset": p.name}, seed, fill, device, extra={
+        "sam2": p.sam2, "image_size": p.image_size, "min_pixels": p.min_pixels, "max_pixels": p.max_pixels})
+    return cfg
+
+
+def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                processor: bool = True) -> Sa2VAModules:
+    """A random preset's modules built in memory (``validate --no-write``): the tensors, processor and config that
+    :func:`load_sa2va` reads back from its written folder, with no checkpoint written (the processor's small files
+    go through a temporary folder)."""
+    import tempfile
+
+    spec = ModelSpec.parse(model)
+    p = get_preset(RANDOM_SA2VAS[spec.name])
+    fill, seed = resolve_fill("auto", p.name != "tiny"), CARD.seed(spec)
+    qwen, fcs, sam2, tracking = build_sa2va(p, seed=seed, device=device, fill=fill)
+    dtype = dtype or preset_dtype(p.qwen)
+    cfg = json.loads(json.dumps(_random_config(p, qwen, seed, device, fill)))  # as config.json holds it
+    qwen, fcs, sam2 = (m.to(device, dtype).eval().requires_grad_(False) for m in (qwen, fcs, sam2))
+    sam2.sam2_size, sam2.tracking = p.sam2_size, {k: v.to(dtype) for k, v in tracking.items()}
+    proc = None
+    if processor:
+        with tempfile.TemporaryDirectory(prefix="sa2va-processor-") as folder:
+            _write_processor_files(Path(folder), p)
+            proc = _load_processor(Path(folder))
+    seg = int(proc.tokenizer.convert_tokens_to_ids("[SEG]")) if proc else -1
+    return Sa2VAModules(qwen, fcs, sam2, proc, seg, cfg)
 
 
 def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "cpu") -> Path:
@@ -244,6 +281,8 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     the folder's. Every tensor is checked (module docstring)."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
+    if not writes_folders() and ModelSpec.parse(model).name in RANDOM_SA2VAS:  # validate --no-write
+        return built_sa2va(model, device, dtype, processor)
     folder = sa2va_folder(model, device=device)
     cfg = read_config(folder)
     qcfg = _qwen_config(cfg)
@@ -296,5 +335,5 @@ def _load_processor(folder: Path):
         raise LiteLVLMError(f"could not load the processor of the Sa2VA checkpoint in {folder}: {e}") from e
 
 
-__all__ = ["Sa2VAModules", "build_sa2va", "load_sa2va", "qwen_key", "random_sa2va_dir", "sa2va_config", "sa2va_folder",
+__all__ = ["Sa2VAModules", "build_sa2va", "built_sa2va", "load_sa2va", "qwen_key", "random_sa2va_dir", "sa2va_config", "sa2va_folder",
            "sa2va_tensors", "save_random_sa2va"]

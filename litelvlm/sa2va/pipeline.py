@@ -227,8 +227,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         return seg_rows(input_ids, self.seg_token_id)
 
     def vision(self, prepared: Sa2VAInput):
-        """The vision tower and ``prepared``'s image (:class:`litelvlm.qwen.vision.QwenVision`)."""
-        from ..qwen.vision import QwenVision
+        """The vision tower and ``prepared``'s image (:class:`litelvlm.qwen_vision.vision.QwenVision`)."""
+        from ..qwen_vision.vision import QwenVision
 
         _, px = self._image(prepared.image)
         visual = self.qwen.model.visual

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ..lvlm.random_weights import default_dtype
+from ..random_weights import default_dtype
 from ..video.sam2_propagation import set_memory_width, tracking_key_to_hf
 from .config import Sam2Size, sam2_config
 from .keys import VERSIONS

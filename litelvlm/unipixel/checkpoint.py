@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import default_dtype, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
 from ..random_models import random_preset_folder, random_record
+from ..random_weights import default_dtype, resolve_fill, skip_init
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
 from ..sam2.prompt import Sam2Prompt
 from .card import CARD
@@ -96,7 +96,7 @@ def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: 
                    fill: str = "auto") -> tuple[torch.nn.Module, SegHead, Sam2Prompt, dict]:
     """A random UniPixel: (Qwen2.5-VL, seg head, SAM 2, {name: tensor} of the tensors no module of the image
     path holds: SAM 2's tracking modules and the prompt-encoding modules, in UniPixel's names). ``fill``
-    (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises the tiny one."""
+    (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises the tiny one."""
     p = get_preset(preset)
     fast = resolve_fill(fill, p.name != "tiny") == "fast"
     dtype = preset_dtype(p.qwen) if dtype is None else dtype

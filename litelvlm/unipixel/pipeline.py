@@ -170,8 +170,8 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
     def vision(self, prepared: UniPixelInput):
         """The vision tower and ``prepared``'s image as the protocol's 1-frame video
-        (:class:`litelvlm.qwen.vision.QwenVision`): what a method's Qwen2.5-VL variant hooks or re-runs."""
-        from ..qwen.vision import QwenVision
+        (:class:`litelvlm.qwen_vision.vision.QwenVision`): what a method's Qwen2.5-VL variant hooks or re-runs."""
+        from ..qwen_vision.vision import QwenVision
 
         video = self._video(prepared.image)
         visual = self.qwen.model.visual

@@ -156,8 +156,8 @@ class UniPixelVideoPipeline(UniPixelPipeline):
         return self._with_prompt(prepared, made, sentences, answer, clip_text)
 
     def vision(self, prepared: UniPixelVideoInput):
-        """The vision tower and the video's sampled frames (:class:`litelvlm.qwen.vision.QwenVision`)."""
-        from ..qwen.vision import QwenVision
+        """The vision tower and the video's sampled frames (:class:`litelvlm.qwen_vision.vision.QwenVision`)."""
+        from ..qwen_vision.vision import QwenVision
 
         video = self.processor.video_processor(videos=[prepared.llm_frames], do_resize=False, return_tensors="pt")
         visual = self.qwen.model.visual

@@ -32,10 +32,10 @@ from pathlib import Path
 import torch
 
 from ..errors import LiteLVLMError
-from ..lvlm.random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
+from ..random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
 from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
@@ -69,7 +69,7 @@ def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dty
                      device: str | torch.device = "cpu",
                      fill: str = "auto") -> tuple[VideoGLaMM, dict[str, torch.Tensor]]:
     """A random VideoGLaMM and its SAM 2 tracking tensors (``visual_model.``-relative names). ``fill``
-    (:mod:`litelvlm.lvlm.random_weights`): ``"auto"`` fast-fills the full size with :func:`_randomize`'s
+    (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills the full size with :func:`_randomize`'s
     distributions (created without initialisation, filled on every core), draws the tiny one tensor by tensor."""
     p = get_preset(preset)
     fast = resolve_fill(fill, p.name != "tiny") == "fast"

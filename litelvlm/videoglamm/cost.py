@@ -299,10 +299,10 @@ class VideoGLaMMCost(FamilyCost):
     def count(self, arch, rows, attns, dtype, method_args):
         return count_rows(arch, rows, attns, dtype)
 
-    def timing_rows(self, arch, rows, attns, device, dtype, warmup, repeats, device_label=""):
+    def timing_rows(self, arch, rows, attns, device, dtype, warmup, repeats, device_label="", capture=None):
         from .cost_timing import timing_rows
 
-        return timing_rows(arch, rows, attns, device, dtype, warmup, repeats, device_label)
+        return timing_rows(arch, rows, attns, device, dtype, warmup, repeats, device_label, capture)
 
     def figure_rows(self, df):
         """One line per method and arrangement (the baseline's label alone)."""

@@ -65,7 +65,7 @@ class TimedParts:
 
     def run_select(self, method: str, budget: int) -> list:
         """The selection of each of the 16 frames (``prune_clip``'s loop)."""
-        from ..pruning import select
+        from ..methods.select import select
         from .pruning import frame_inputs
 
         return [select(method, frame_inputs(self.trace, self.text, f), budget) for f in range(16)]
@@ -83,18 +83,26 @@ class TimedParts:
         return self.model.sam2.decode(features, prompt, (480, 854))
 
     def run_prefill(self, n: int):
+        """Logits of every position of an ``n``-token prefill (``--prefill captured``: the captured decoder stack)."""
+        from ..llm.captured import runner_of
+
         embeds = torch.randn(1, n, self.preset.llm_hidden, generator=torch.Generator().manual_seed(n))
-        return self.model.llm(inputs_embeds=embeds.to(self.device, self.dtype), use_cache=False).logits
+        embeds = embeds.to(self.device, self.dtype)
+        if runner_of(self.model.llm.model) is not None:
+            return self.model.llm.lm_head(self.model.final_hidden(embeds))
+        return self.model.llm(inputs_embeds=embeds, use_cache=False).logits
 
 
 def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: list[str], device: str,
-                dtype: torch.dtype, warmup: int, repeats: int, device_label: str = "") -> pd.DataFrame:  # > 60 lines: one timing pass, its parts in table order
+                dtype: torch.dtype, warmup: int, repeats: int, device_label: str = "",
+                capture: str | None = None) -> pd.DataFrame:  # > 60 lines: one timing pass, its parts in table order
     """Timing rows per (attention, method, per-frame budget, arrangement) (module docstring); ``device_label``: the
-    device in words, for the table."""
+    device in words, for the table; ``capture``: ``--prefill captured``'s ``--capture`` (``auto``, ``graph``,
+    ``compile``, ``compile-eager``), the prefill captured afresh per attention; None: the eager prefill."""
     from ..cost.timing import LayerLoopTimer, interleaved_wall_ms, wall_time_ms
     from ..lvlm.numerics import set_attention
     from ..memory import peak_activation_bytes
-    from ..pruning import get_method
+    from ..methods import get_method
 
     parts = TimedParts(arch, device, dtype)
 
@@ -109,20 +117,31 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
     kept = {(m, b): 576 if get_method(m).baseline else _kept(parts.run_select(m, b)) for m, b, _ in rows_spec}
     projector = {(k, a): wall(functools.partial(parts.run_projector, k, a))
                  for (m, b, a) in rows_spec for k in [kept[m, b]]}
-    rows = []
+    rows, eager = [], []
+    labels = {n: [f"{m}@{b}" + ("" if get_method(m).baseline else f" ({a})") for (m, b, a), k in plans.items()
+                  if k == n] for n in plans.values()}
     for attn in attns:
         set_attention(attn, parts.model.llm)
+        runner = _install(parts, capture)  # a capture is specialised to the attention it recorded
+        eager.append({} if runner is None else runner.eager_runs)
         loops: dict[int, list[float]] = {n: [] for n in set(plans.values())}
 
-        def looped(n, loops=loops):
+        def prefill_of(n, runner=runner):
+            try:
+                return parts.run_prefill(n)
+            finally:  # --prefill captured: what ran eagerly, on the account of the rows of this length
+                if runner is not None:
+                    runner.account(*labels[n])
+
+        def looped(n, loops=loops, prefill_of=prefill_of):
             with LayerLoopTimer(parts.model.llm.model.layers, device) as t:
-                out = parts.run_prefill(n)
+                out = prefill_of(n)
             loops[n].append(t.ms)
             return out
 
         walls = interleaved_wall_ms({n: functools.partial(looped, n) for n in loops}, device, warmup=warmup,
                                     repeats=repeats)
-        act = {n: peak_activation_bytes(functools.partial(parts.run_prefill, n), device)[0] for n in loops}
+        act = {n: peak_activation_bytes(functools.partial(prefill_of, n), device)[0] for n in loops}
         for (method, budget, arr), n in plans.items():
             spec = get_method(method)
             own = {"clip_ms": fixed["clip_ms"], "video_ms": fixed["video_ms"],
@@ -135,7 +154,20 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
                          "paper_prefill_ms": statistics.median(loops[n][warmup:]), **own,
                          "e2e_ms": sum(own.values()) + prefill, "e2e_mode": "sum of parts",
                          "cuda_time_reading_ms": sum(own.values()) + prefill})
-    return pd.DataFrame(rows)
+    from ..llm.captured import merge_eager_runs
+
+    df = pd.DataFrame(rows)
+    df.attrs["prefill_eager"] = merge_eager_runs(*eager)  # {reason: runs} of eager layer calls (captured prefill)
+    return df
+
+
+def _install(parts: TimedParts, capture: str | None):
+    """A fresh captured prefill on the timed Phi-3 (``capture``: ``--capture``), None for the eager prefill."""
+    if capture is None:
+        return None
+    from ..llm.captured import install
+
+    return install(parts.model.llm.model, None if capture == "auto" else capture)
 
 
 def _kept(selections: list) -> int:

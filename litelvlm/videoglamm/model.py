@@ -156,7 +156,16 @@ class VideoGLaMM(nn.Module):
     @torch.no_grad()
     def final_hidden(self, embeds: torch.Tensor) -> torch.Tensor:
         """(1, S, h) final normed hidden states of the LLM on ``embeds`` (``outputs[0]``, phi3.py L72-83); the eager
-        attention's scores in memory kept from one call to the next (:mod:`.scratch_attention`: the same values)."""
+        attention's scores in memory kept from one call to the next (:mod:`.scratch_attention`: the same values).
+        Under ``--prefill captured`` (:mod:`litelvlm.llm.captured` installed on ``llm.model``) the decoder stack runs
+        as one captured segment, positions 0..S-1 as the LLM's own forward numbers them (the same values)."""
+        from ..llm.captured import runner_of
+
+        lm = self.llm.model
+        if embeds.shape[0] == 1 and runner_of(lm) is not None:
+            from ..llm.context import run_layers
+
+            return lm.norm(run_layers(lm, embeds, torch.arange(embeds.shape[1], device=embeds.device)[None]))
         if not hasattr(self, "_scratch"):
             self._scratch = Scratch()
         with scratch_eager(self.llm.model, self._scratch):

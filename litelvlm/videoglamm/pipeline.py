@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..lvlm.limits import check_llm_input
+from ..llm.limits import check_llm_input
 from .config import IMAGE_TOKEN_INDEX
 from .model import VideoGLaMM, VideoTokens
 from .prompt import ANSWER, clip_pixels, input_ids, internvideo_pixels, sample_frames
@@ -94,7 +94,7 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
     ``answer`` None generates it greedily (the official inference); no ``[SEG]`` then gives no mask (S = 0).
     ``sam2_video_branch`` (the official ``--use_sam2_video_branch``): SAM 2's memory propagation from frame 0
     (:mod:`.sam2_video`) instead of frame-wise decoding. A prompt past the LLM's positions or memory is refused before
-    the LLM runs (:func:`litelvlm.lvlm.limits.check_llm_input`)."""
+    the LLM runs (:func:`litelvlm.llm.limits.check_llm_input`)."""
     visual = prepared.tokens.visual if visual is None else visual
     ids = input_ids(tokenizer, expression, answer).to(model.device)
     seq_len = ids.shape[1] - int((ids == IMAGE_TOKEN_INDEX).sum()) + int(visual.shape[0])

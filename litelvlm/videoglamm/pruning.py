@@ -45,7 +45,8 @@ import torch
 from ..budget import Budget, BudgetError
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
-from ..pruning import Selection, SelectorInputs, select
+from ..methods.select import select
+from ..pruning import Selection, SelectorInputs
 from .config import CHUNK_SIZE, NUM_FRAMES
 from .model import VideoGLaMM, apply_adaptive_avg_pooling
 from .pipeline import PreparedClip

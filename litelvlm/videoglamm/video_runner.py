@@ -16,7 +16,7 @@ import torch
 from ..budget import Budget
 from ..clip import load_clip
 from ..errors import LiteLVLMError
-from ..pruning import available_methods
+from ..methods import available_methods
 from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from litelvlm.pruning import available_methods
+from litelvlm.methods import available_methods
 from tests.fixtures.cli import run_grounding as _run
 
 #: Every registered method that is implemented (a placeholder without a function cannot run).

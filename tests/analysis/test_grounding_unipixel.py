@@ -10,7 +10,7 @@ import pytest
 
 from litelvlm.budget import Budget
 from litelvlm.cli import main
-from litelvlm.pruning import available_methods
+from litelvlm.methods import available_methods, get_method
 
 MODEL = "unipixel-tiny-random:0"
 
@@ -29,7 +29,10 @@ def _run(coco, out, *extra) -> int:
 
 
 def test_every_offered_method_runs(coco128, tmp_path, offered):
-    assert set(offered) == set(available_methods())  # every registered method runs on UniPixel (variants included)
+    # every registered method runs on UniPixel (variants included) but those pruning inside a vision tower, a stage the
+    # family does not offer (method_error refuses them: test_a_tower_method_is_refused_before_writing)
+    assert set(offered) == {m for m in available_methods() if not get_method(m).prunes_in_vision_tower}
+    assert offered and len(offered) < len(available_methods())
     methods = [m for m in offered if m != "saliency"]  # captum over the tiny model: covered by the library tests
     assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(methods), "--budgets", "64,8") == 0
     rows = pd.read_parquet(tmp_path / "grounding.parquet")
@@ -86,6 +89,15 @@ def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_pa
     assert _run(coco128, out, "--image-ids", 34, "--methods", f"none,{method}", "--budgets", 8) == 2
     assert why in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_tower_method_is_refused_before_writing(coco128, tmp_path, capsys):
+    """FlowCut prunes inside a vision tower; UniPixel offers no vision-tower stage: one line, exit 2, nothing written."""
+    out = tmp_path / "run"
+    assert _run(coco128, out, "--image-ids", 34, "--methods", "none,flowcut", "--budgets", 8) == 2
+    err = capsys.readouterr().err
+    assert "flowcut prunes inside a vision tower; the unipixel family offers no vision-tower stage" in err
+    assert len(err.strip().splitlines()) == 1 and (not out.exists() or not any(out.iterdir()))
 
 
 def test_the_vit_context_option(coco128, tmp_path):

@@ -12,8 +12,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from analysis.importance.aggregate import area_bins, bootstrap_ci, summarize
 from analysis.importance.correlation import compare, correlations, top_k, topk_jaccard
 from analysis.importance.sensitivity import ablation_importance, mask_iou, spatial_groups
-from litelvlm.lvlm.attention_rows import capture_attention_rows, find_attention_modules
-from litelvlm.lvlm.attribution import batched, mask_logit_target, seg_norm_target, token_attributions
+from litelvlm.llm.attention_rows import capture_attention_rows, find_attention_modules
+from litelvlm.llm.attribution import batched, mask_logit_target, seg_norm_target, token_attributions
 
 
 def tiny_llama(layers: int = 3, heads: int = 4, kv: int = 2, width: int = 32, seed: int = 0) -> LlamaForCausalLM:

@@ -22,7 +22,7 @@ from analysis.importance.signals import (
     llm_signals,
 )
 from litelvlm.cli import main
-from litelvlm.lvlm.attribution import token_attributions
+from litelvlm.llm.attribution import token_attributions
 
 
 @pytest.fixture(scope="module")

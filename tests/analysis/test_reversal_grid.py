@@ -13,7 +13,7 @@ from litelvlm.cli import main
 
 
 def test_token_coverage_is_the_block_mean_where_tokens_are_whole_pixels():
-    from litelvlm.qwen.grid import TokenGrid, token_coverage
+    from litelvlm.qwen_vision.grid import TokenGrid, token_coverage
     from litelvlm.unipixel.protocol import resized_size
 
     h, w = 280, 364  # multiples of 28 within UniPixel's pixel range: resized to themselves
@@ -26,7 +26,7 @@ def test_token_coverage_is_the_block_mean_where_tokens_are_whole_pixels():
 
 @pytest.mark.parametrize("size", [(427, 640), (97, 131), (640, 45)])
 def test_token_coverage_of_a_full_mask_is_one_and_of_half_is_the_area(size):
-    from litelvlm.qwen.grid import TokenGrid, token_coverage
+    from litelvlm.qwen_vision.grid import TokenGrid, token_coverage
     from litelvlm.unipixel.protocol import resized_size
 
     h, w = size
@@ -49,7 +49,7 @@ def test_the_merged_grid_run_is_the_clip_run_through_the_map(coco128, tmp_path):
     from analysis.common.merged_grid import merged_weights
     from litelvlm.clip import load_clip
     from litelvlm.data.refer import load_refer
-    from litelvlm.qwen.grid import TokenGrid
+    from litelvlm.qwen_vision.grid import TokenGrid
     from litelvlm.unipixel.protocol import resized_size
 
     assert _reversal(coco128, tmp_path / "clip", "clip") == 0 and _reversal(coco128, tmp_path / "up", "unipixel") == 0

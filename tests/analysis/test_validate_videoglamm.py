@@ -79,7 +79,7 @@ def test_every_offered_method_at_the_papers_budgets(tmp_path):
     """No ``--methods``: every method the family offers on the model, the oracles aside (SparseVLM left out: 2
     layers)."""
     from litelvlm.families import load_pipeline
-    from litelvlm.pruning import available_methods
+    from litelvlm.methods import available_methods
 
     out = tmp_path / "run"
     assert _validate(out, "--fastv-layer", 1)[0] == 0

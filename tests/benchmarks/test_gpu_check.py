@@ -13,10 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from gpu_check import summary  # noqa: E402
+from gpu_check import card, env, summary  # noqa: E402
 
-FULL = ("sa2va-qwen2_5-vl-3b-random", "unipixel-3b-random", "glamm-7b-random")
-TINY = ("tiny-random:0", "unipixel-tiny-random:0", "sa2va-tiny-random:0")
+FULL = ("sa2va-qwen2_5-vl-3b-random", "unipixel-3b-random", "videoglamm-random", "glamm-7b-random")
+TINY = ("tiny-random:0", "unipixel-tiny-random:0", "sa2va-tiny-random:0", "videoglamm-tiny-random:0")
 
 
 def _steps(*args: str) -> dict[str, str]:
@@ -36,6 +36,9 @@ def test_the_check_runs_eager_and_captured_for_every_model_beside_the_matmul_rat
             assert "--budgets 576 192 64" in cmd and "--methods litelvlm fastv" in cmd and "--repeats 3" in cmd
             assert "--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd and f"--out '/nowhere/validate/{model}-" in cmd
     assert "--tokenizer" in steps["validate-glamm-7b-random-eager"]
+    for prefill in ("eager", "captured"):  # a video model: validate's synthetic clip, no RefCOCO images
+        assert "--refer-dir" not in steps[f"validate-videoglamm-random-{prefill}"]
+        assert "--refer-dir" in steps[f"validate-glamm-7b-random-{prefill}"]
     assert len(steps) == 2 + 2 * len(FULL) + 1
 
 
@@ -46,6 +49,12 @@ def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
         name = model.split(":")[0]
         assert "--device cpu" in steps[f"validate-{name}-eager"] and "--budgets 64" in steps[f"validate-{name}-eager"]
         assert "--prefill captured --capture compile-eager" in steps[f"validate-{name}-captured"]
+
+
+def test_the_check_names_the_card_or_the_cpu_it_ran_on():
+    """A dry run names the CPU (model, cores, flags) where a GPU run names its card: in env.txt and summary.md."""
+    assert card("cpu").startswith("CPU: ") and " cores (" in card("cpu")
+    assert "\ncpu: " in env() and "\ndevice: " in env()
 
 
 @pytest.mark.odd_case("bad option", "an unknown argument", "benchmarks/gpu_check.sh", "one line naming it (exit 2)")
@@ -67,9 +76,10 @@ def test_the_summary_judges_the_captured_targets(tmp_path):
     run("glamm-7b-random-eager", 45.0, 44.0)
     run("glamm-7b-random-captured", 15.0, 7.0)
     run("sa2va-qwen2_5-vl-3b-random-captured", 12.0, 10.0)
-    (tmp_path / "matmul.json").write_text('{"tflops": 790.0, "dtype": "bfloat16", "name": "H200", "gemm": 8192}')
+    (tmp_path / "matmul.json").write_text('{"tflops": 790.0, "dtype": "bfloat16", "name": "H200", "gemm": 8192, '
+                                          '"device": "cuda"}')
     text = summary(tmp_path)
-    assert "790 TFLOP/s (bfloat16, H200" in text
+    assert "790 TFLOP/s (bfloat16, H200" in text and "Ran on: H200 (`cuda`)" in text
     assert "- GLaMM unpruned prefill within 2x of its arithmetic limit: 1.67x **MET**" in text
     assert "glamm-7b-random: LiteLVLM@192 over none (captured, decoder-layer loop) 2.14x" in text
     assert "sa2va-qwen2_5-vl-3b-random: LiteLVLM@192 over none (captured, decoder-layer loop) 1.20x" in text
@@ -93,3 +103,5 @@ def test_the_dry_run_runs_end_to_end(tmp_path, shared_data):
     assert (out / "summary.md").is_file() and (tmp_path / "gc.tar.gz").is_file()
     rows = pd.read_csv(out / "summary.csv")
     assert set(rows["prefill"]) == {"eager", "captured"} and rows["over_limit"].notna().all()
+    assert {m.split(":")[0] for m in TINY} <= set(rows["model"])
+    assert "Ran on: CPU: " in (out / "summary.md").read_text() and "cpu: " in (out / "env.txt").read_text()

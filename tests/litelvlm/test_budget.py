@@ -45,7 +45,7 @@ def test_range_is_checked_once_by_count_with_one_message():
 
 def test_ground_and_select_count_a_budget_once(tiny_glamm, tiny_glamm_prep, monkeypatch):
     """The pipeline converts a budget at its edge and counts it once: ``ground`` for every stage, ``select``."""
-    from litelvlm.pruning import select
+    from litelvlm.methods.select import select
 
     pipe, prepared = tiny_glamm, tiny_glamm_prep
     calls = []

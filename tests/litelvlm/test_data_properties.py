@@ -216,7 +216,7 @@ def test_patch_coverage_adds_up_over_disjoint_masks(m, geom, cells, data):
 @FAST
 @given(masks(st.tuples(st.integers(1, 60), st.integers(1, 60))), st.integers(1, 4), st.integers(1, 4))
 def test_token_coverage_on_the_merged_grid_keeps_shape_bounds_and_area(m, llm_h, llm_w):
-    from litelvlm.qwen.grid import TokenGrid, token_coverage, token_edges
+    from litelvlm.qwen_vision.grid import TokenGrid, token_coverage, token_edges
 
     grid = TokenGrid(1, 2 * llm_h, 2 * llm_w)
     cov = token_coverage(m, grid).numpy()

@@ -14,14 +14,25 @@ import pytest
 
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, from_namespace
 from litelvlm.errors import LiteLVLMError
-from litelvlm.method import STAGE_TYPES, STAGES, ClipStage, InputStage, LayerStage, Method, Stage, StagesStage
-from litelvlm.methods import OPTIONS, TABLE, get_method, method_names, method_option_list, method_options
+from litelvlm.method import (
+    STAGE_TYPES,
+    STAGES,
+    ClipStage,
+    InputStage,
+    LayerStage,
+    Method,
+    Stage,
+    StagesStage,
+    TowerStage,
+)
+from litelvlm.methods import TABLE, get_method, method_names, method_option_list, method_options
 
 LIB = Path(__file__).resolve().parents[2] / "litelvlm"
 
 
 def test_every_method_holds_a_stage_object_with_typed_answers():
-    kinds = {"clip": ClipStage, "llm-input": InputStage, "llm-layer": LayerStage, "llm-stages": StagesStage}
+    kinds = {"clip": ClipStage, "llm-input": InputStage, "llm-layer": LayerStage, "llm-stages": StagesStage,
+             "vision-tower": TowerStage}
     assert set(STAGE_TYPES) == set(STAGES) == set(kinds)
     for name in method_names():
         m = get_method(name)
@@ -30,6 +41,7 @@ def test_every_method_holds_a_stage_object_with_typed_answers():
         assert m.selects_at_llm_input == (m.stage == "llm-input")
         assert m.prunes_inside_llm == (m.stage in ("llm-layer", "llm-stages")) == (m.forward is not None)
         assert m.prunes_at_one_layer == (m.stage == "llm-layer")
+        assert m.prunes_in_vision_tower == (m.stage == "vision-tower")
         assert m.kind == m.stage.kind == ("clip" if m.acts_on_clip else "llm")
     assert str(get_method("fastv").stage) == "llm-layer" and f"{get_method('litelvlm').stage}" == "clip"  # tables
     assert pickle.loads(pickle.dumps(get_method("fastv"))).stage is STAGE_TYPES["llm-layer"]
@@ -50,9 +62,10 @@ def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monk
 
 
 def test_options_are_declared_with_the_method_and_default_as_its_select():
-    for name, options in OPTIONS.items():
+    declared = {name: get_method(name).options for name in TABLE if get_method(name).options}
+    assert sorted(declared) == ["fastv", "llm-attention"]
+    for name, options in declared.items():
         m = get_method(name)
-        assert m.options == options and name in TABLE
         params = inspect.signature(m.select).parameters
         for opt in options:
             assert params[opt.name].default == opt.default, (name, opt)

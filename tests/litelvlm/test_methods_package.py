@@ -15,7 +15,7 @@ from litelvlm.methods.options import declared_options
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "litelvlm" / "methods"
-NOT_METHODS = {"__init__", "options"}
+NOT_METHODS = {"__init__", "options", "select"}
 
 
 def _method_declarations(path: Path) -> list[str]:

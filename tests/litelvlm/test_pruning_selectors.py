@@ -8,15 +8,9 @@ import torch
 
 from litelvlm.clip.traces import TextTrace, VisionTrace
 from litelvlm.errors import LiteLVLMError
-from litelvlm.pruning import (
-    SelectorInputs,
-    available_methods,
-    context_scores,
-    get_method,
-    select,
-    similarity,
-    visual_features,
-)
+from litelvlm.methods import available_methods, get_method
+from litelvlm.methods.select import select, visual_features
+from litelvlm.pruning import SelectorInputs, context_scores, similarity
 
 
 class HandBackend:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.pruning import available_methods
+from litelvlm.methods import available_methods
 
 MODEL = "sa2va-tiny-random:0"
 

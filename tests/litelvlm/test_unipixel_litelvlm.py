@@ -76,7 +76,7 @@ def _official_on_merged(pipe, towers, prep, question: str):
 
 
 def test_every_budget_equals_the_official_rule_on_the_mapped_scores(pipe, towers, coco128):
-    from litelvlm.pruning import select
+    from litelvlm.methods.select import select
     from litelvlm.unipixel.protocol import question
 
     image = Image.open(sorted((coco128 / "images").glob("*.jpg"))[0])
@@ -106,7 +106,7 @@ def test_odd_images_at_the_edge_budgets(pipe, towers, size):
 
 
 def test_the_llm_gets_the_kept_merged_tokens_at_their_3d_positions(pipe):
-    from litelvlm.pruning import select
+    from litelvlm.methods.select import select
 
     prep = pipe.prepare(_noise(97, 131), ["the dog on the left."])
     n = pipe.num_visual(prep)
@@ -199,7 +199,7 @@ def test_the_vit_context_is_vscans_qwen_score(size):
     """``context="vit"``: LiteLVLM's context part is VScan's global score of Qwen's own tower (this project's
     adaptation); the score equals the transcription, and the selection ranks the tokens by it."""
     from litelvlm.families import load_pipeline
-    from litelvlm.pruning import select
+    from litelvlm.methods.select import select
 
     p = load_pipeline(MODEL, clip_context="vit")
     prep = p.prepare(_noise(*size, seed=5), ["the cup"])

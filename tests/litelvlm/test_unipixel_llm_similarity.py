@@ -1,5 +1,5 @@
 """LiteLVLM's similarity part in the LLM's input space on UniPixel (``similarity="llm"``, ``eval-grounding
---clip-similarity llm``; this project's adaptation): the relevance of :mod:`litelvlm.lvlm.relevance` replaces the paired
+--clip-similarity llm``; this project's adaptation): the relevance of :mod:`litelvlm.llm.relevance` replaces the paired
 CLIP's mapped patch-text similarity, and LiteLVLM's official rule (sejong-rcv/LiteLVLM ``clip_encoder.py`` L158-168,
 ``tests/official_litelvlm.py``) is unchanged: the lowest similarity is kept first. The default (``clip``) is untouched.
 """
@@ -14,8 +14,8 @@ from PIL import Image
 
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import relevance as rel
-from litelvlm.pruning import select
+from litelvlm.llm import relevance as rel
+from litelvlm.methods.select import select
 from tests.official_litelvlm import official_retain  # noqa: E402
 from tests.unipixel_tiny import tiny_unipixel  # noqa: E402
 

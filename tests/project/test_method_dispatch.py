@@ -13,9 +13,9 @@ from litelvlm.methods import method_names
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the contract and the registry, which define names and stages
-CONTRACT = {"litelvlm/method.py", "litelvlm/methods.py"}
+CONTRACT = {"litelvlm/method.py", "litelvlm/methods/__init__.py"}
 #: modules whose ``method`` is no pruning method: the reason
-NOT_PRUNING = {"litelvlm/lvlm/attribution.py": "captum's attribution algorithms (saliency, integrated gradients)"}
+NOT_PRUNING = {"litelvlm/llm/attribution.py": "captum's attribution algorithms (saliency, integrated gradients)"}
 #: names that hold the baseline's name
 BASELINE_NAMES = {"BASELINE"}
 

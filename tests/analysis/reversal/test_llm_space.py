@@ -1,5 +1,5 @@
 """``litelvlm reversal --space llm --grid unipixel`` (this project's study option): the reversal asked in UniPixel's LLM
-input space, each merged token's relevance (:mod:`litelvlm.lvlm.relevance`, tested in tests/litelvlm/lvlm/test_relevance.py) against
+input space, each merged token's relevance (:mod:`litelvlm.llm.relevance`, tested in tests/litelvlm/llm/test_relevance.py) against
 the referent's coverage on the merged grid, and figure set 10's drawing of it."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_rows_are_the_metrics_of_the_relevance_on_the_merged_grid(llm_run, coco1
     from analysis.common.clip_reversal import load_records, reversal_metrics
     from analysis.common.merged_grid import merged_coverage
     from analysis.reversal.options import ReversalArgs
-    from litelvlm.lvlm.relevance import prompt_relevance
+    from litelvlm.llm.relevance import prompt_relevance
 
     rows = pd.read_parquet(llm_run / "reversal.parquet")
     cfg = json.loads((llm_run / "config.json").read_text())

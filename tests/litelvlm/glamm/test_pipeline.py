@@ -19,8 +19,8 @@ from litelvlm.glamm.prompts import (
     seg_turns,
     tokenize_prompt,
 )
+from litelvlm.llm.context import QUERY_KINDS, causal_mask
 from litelvlm.lvlm import LLMContext
-from litelvlm.lvlm.llm_context import QUERY_KINDS, causal_mask
 from litelvlm.methods.fastv import run_pruned_from
 
 SENTENCES = ["the dog on the left", "red car", "the biggest person near the table"]
@@ -127,7 +127,7 @@ def test_fastv_keeps_rope_positions_against_masked_reference(pipe, prep):
     # negative control: renumbering the kept tokens 0..S'-1 changes the result
     keep = torch.cat([torch.arange(ctx.image_start), ctx.image_start + out.kept_indices,
                       torch.arange(ctx.image_start + ctx.num_visual, s)])
-    from litelvlm.lvlm.llm_context import run_layers
+    from litelvlm.llm.context import run_layers
 
     contiguous = lm.norm(run_layers(lm, ctx.hidden_before(k_layer)[:, keep],
                                     torch.arange(len(keep))[None], k_layer, ctx.num_layers))

@@ -222,7 +222,7 @@ def test_the_shared_llm_layer_runs_multi_axis_rope():
     from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLTextConfig
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
 
-    from litelvlm.lvlm.llm_context import attention_rows_at, run_layers
+    from litelvlm.llm.context import attention_rows_at, run_layers
 
     torch.manual_seed(0)
     cfg = Qwen2_5_VLTextConfig(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -17,7 +17,8 @@ import torch
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import cdpruner as cd
-from litelvlm.pruning import get_method, select
+from litelvlm.methods import get_method
+from litelvlm.methods.select import select
 
 CDPRUNER_COMMIT = "9541616c40fcd5625de1cdb8ea6c33c129eb7864"
 
@@ -225,7 +226,7 @@ def test_pipeline_every_budget_matches_official(pipe, prep):
     (the tiny model's projector width, 64, bounds the kernel's rank: deviation 1) and the port keeps K
     distinct. ``visual_token_num`` only sizes the official loop (and ``cis``, whose unwritten rows are never
     read), so its picks at K are the first K at any larger budget: it repeats at every K >= K0."""
-    from litelvlm.lvlm.llm_context import LLMContext
+    from litelvlm.llm.context import LLMContext
 
     assert len(prep.text.texts) == 2
     with torch.no_grad():

@@ -3,7 +3,7 @@
 Its defining properties: (1) the DPP is the GLaMM code path's (``cdpruner.conditional_dpp``) and, wherever the official
 loop keeps K distinct tokens, the official statements' (Theia-4869/CDPruner @9541616, ``llava_arch.py`` L150-188, the
 similarity, kernel and greedy MAP lines, transcribed below with the relevance given) on the same kernel inputs: the
-merged tokens and the LLM-space relevance of :mod:`litelvlm.lvlm.relevance`; at every budget 1..N on a small odd image,
+merged tokens and the LLM-space relevance of :mod:`litelvlm.llm.relevance`; at every budget 1..N on a small odd image,
 float32 and bfloat16; (2) it runs through ``ground`` (kept tokens at the LLM input, raster order; K = N is the unpruned
 answer) and is no longer refused on the family.
 """
@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from litelvlm.lvlm.llm_context import LLMContext
-from litelvlm.lvlm.relevance import prompt_relevance
+from litelvlm.llm.context import LLMContext
+from litelvlm.llm.relevance import prompt_relevance
 from litelvlm.methods import cdpruner as cd
 from litelvlm.methods import get_method
 from tests.unipixel_tiny import tiny_unipixel  # noqa: E402

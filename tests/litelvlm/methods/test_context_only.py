@@ -8,7 +8,8 @@ import torch
 
 from litelvlm.methods import describe, get_method
 from litelvlm.methods.litelvlm import litelvlm_select
-from litelvlm.pruning import SelectorInputs, select
+from litelvlm.methods.select import select
+from litelvlm.pruning import SelectorInputs
 from tests.litelvlm.test_pruning_selectors import KEYS, SIMS, VALUES, N, Q, expected_context, hand_inputs
 
 

@@ -18,7 +18,8 @@ from torch import nn
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import divprune as dp
-from litelvlm.pruning import get_method, select
+from litelvlm.methods import get_method
+from litelvlm.methods.select import select
 
 DIVPRUNE_COMMIT = "799e2d950aa01ba7860907f5a6d86061f885dca6"
 

@@ -17,7 +17,8 @@ import torch
 
 from litelvlm.clip.traces import VisionTrace
 from litelvlm.methods.hiprune import anchors_and_buffers
-from litelvlm.pruning import SelectorInputs, select
+from litelvlm.methods.select import select
+from litelvlm.pruning import SelectorInputs
 from tests.litelvlm.methods.test_vispruner_visionzip_official import official_clip_attention
 
 HIPRUNE_COMMIT = "6e83a12"

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm.llm_context import LLMContext
+from litelvlm.llm.context import LLMContext
 from litelvlm.methods import ivc_prune as ivc
 from tests.fixtures.kept import visual_part
 

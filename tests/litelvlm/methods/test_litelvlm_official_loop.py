@@ -105,7 +105,7 @@ def test_every_budget_equals_the_official_loop(loop, coco128, budgets):
     pipeline calls: the kept indices and their order equal the official loop's, float32 and bfloat16 (the
     default suite: the edges and the paper's budgets; every K: slow)."""
     from litelvlm.data import load_refer
-    from litelvlm.pruning import select
+    from litelvlm.methods.select import select
 
     pipe, (vision_tower, text_tower, text_tokenizer) = loop
     records = load_refer(coco128, None, split="val")

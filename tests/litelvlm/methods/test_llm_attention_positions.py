@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from litelvlm.errors import LiteLVLMError
+from litelvlm.llm.context import LLMContext, run_layers
 from litelvlm.lvlm.family import POSITION_SWITCH, SequenceLayout
-from litelvlm.lvlm.llm_context import LLMContext, run_layers
 from litelvlm.methods import get_method, method_names
 
 K = 9

@@ -24,7 +24,8 @@ from torch import nn
 from litelvlm.clip.traces import VisionTrace
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods.prumerge import EXTRA_INDEX, adaptive_budget, prumerge_adaptive
-from litelvlm.pruning import SelectorInputs, select
+from litelvlm.methods.select import select
+from litelvlm.pruning import SelectorInputs
 
 PRUMERGE_COMMIT = "097c04116a58465e4bcb58cec44a94018a68ff1a"
 

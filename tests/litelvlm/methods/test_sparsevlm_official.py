@@ -451,7 +451,7 @@ def test_float32_scores_are_the_earlier_computation(spread):
     """``score_dtype="float32"``: the rater rows and their means in float32 (``--protocol per-expression``)."""
     from dataclasses import replace as dc_replace
 
-    from litelvlm.lvlm.llm_context import attention_rows_at
+    from litelvlm.llm.context import attention_rows_at
 
     pipe, prep, ctx = spread
     old = pipe.numerics

@@ -15,7 +15,7 @@ from PIL import Image
 
 from litelvlm import methods
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm.llm_context import LLMContext
+from litelvlm.llm.context import LLMContext
 from litelvlm.methods import sparsevlm as sv
 from litelvlm.methods.sparsevlm_qwen import every_axis_renumbered, qwen_stages, shallow_stages
 from litelvlm.unipixel.pipeline import UniPixelPipeline

@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from litelvlm.clip.traces import VisionTrace
+from litelvlm.methods.select import select, visual_features
 from litelvlm.methods.tome import ToMeState, merge_schedule, tome_block
-from litelvlm.pruning import SelectorInputs, select, visual_features
+from litelvlm.pruning import SelectorInputs
 
 TOME_COMMIT = "af95e4b1befa172dadccd8c81e223b10090f9579"
 GRID, WIDTH, HEADS = 24, 1024, 16

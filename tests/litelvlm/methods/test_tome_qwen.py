@@ -16,7 +16,7 @@ from PIL import Image
 
 from litelvlm import methods
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm.llm_context import LLMContext
+from litelvlm.llm.context import LLMContext
 from litelvlm.methods import tome
 from litelvlm.methods import tome_qwen as tome_qwen
 from litelvlm.unipixel.pipeline import UniPixelPipeline

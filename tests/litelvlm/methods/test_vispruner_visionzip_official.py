@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from litelvlm.clip.traces import VisionTrace
+from litelvlm.methods.select import select, visual_features
 from litelvlm.methods.visionzip import CLS_INDEX, split_budget
-from litelvlm.pruning import SelectorInputs, scores, select, visual_features
+from litelvlm.pruning import SelectorInputs, scores
 
 VISPRUNER_COMMIT = "aefa01adc7c7ce6334e880c88225e90cede760d1"
 VISIONZIP_COMMIT = "3151f6df4fca36a4cd1c985e5956e725b1f9ad02"

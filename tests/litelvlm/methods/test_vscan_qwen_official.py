@@ -74,7 +74,7 @@ class Official:
 
 
 def _check(pipe, prep, ref: Official, budget: int, exact_features: bool) -> None:
-    from litelvlm.lvlm.llm_context import LLMContext
+    from litelvlm.llm.context import LLMContext
 
     n, num_layers = ref.n, len(pipe.language_model.layers)
     layer = vq.default_layer(num_layers)
@@ -136,7 +136,7 @@ def test_odd_sizes_match_the_official_code(fp32, size):
 
 def test_the_official_ratios(fp32):
     """``ratios=(image_token_ratio, image_token_ratio_list[0])``: RefCOCO's (0.6, 0.67) as the official code runs them."""
-    from litelvlm.lvlm.llm_context import LLMContext
+    from litelvlm.llm.context import LLMContext
 
     prep = fp32.prepare(_noise(97, 131, seed=4), ["the cup"])
     ref = Official(fp32, prep)

@@ -31,7 +31,7 @@ def towers(official_clip_towers):
 
 @pytest.mark.parametrize("every", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_budgets_equal_the_official_rule_on_the_video_scores(pipe, towers, every):
-    from litelvlm.pruning import select
+    from litelvlm.methods.select import select
     from litelvlm.unipixel.video import video_question
 
     frames, sentence = _video(3, 61, 89, seed=4), "The red circle moving left."
@@ -59,7 +59,7 @@ def test_budgets_equal_the_official_rule_on_the_video_scores(pipe, towers, every
 def test_one_frame_video_is_the_image_path(pipe):
     import copy
 
-    from litelvlm.pruning import select
+    from litelvlm.methods.select import select
     from litelvlm.unipixel.pipeline import UniPixelPipeline
 
     image_path = copy.copy(pipe)

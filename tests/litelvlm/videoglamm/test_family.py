@@ -86,7 +86,7 @@ def test_shared_layer_runs_phi3_with_its_window():
     sequence longer than the window (VideoGLaMM's ~3420-token prompt against its 2048 keys, here 40 against 9)."""
     from transformers import Phi3Config, Phi3Model
 
-    from litelvlm.lvlm.llm_context import attention_rows_at, run_layers
+    from litelvlm.llm.context import attention_rows_at, run_layers
 
     torch.manual_seed(0)
     cfg = Phi3Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -148,7 +148,7 @@ def test_clip_side_methods_prune_each_frame(pipe, prep, none_out, video):
 def test_every_offered_method_at_the_papers_budgets(pipe, prep, none_out):
     """Every method the family offers at 196 and 81 a frame, and at 576: a method keeping everything in order equals
     ``none`` (SparseVLM is offered but its three stages need more than the tiny model's 2 layers)."""
-    from litelvlm.pruning import available_methods
+    from litelvlm.methods import available_methods
 
     offered = [m for m in available_methods() if pipe.method_error(m) is None and m != "none"]
     assert {"fastv", "dart", "divprune", "ivc-prune", "sparsevlm", "litelvlm", "vispruner", "tome"} <= set(offered)
@@ -219,3 +219,60 @@ def test_sam2_video_branch_option(video):
     assert torch.equal(out.mask_logits, ref.logits.transpose(0, 1))
     assert not torch.equal(out.mask_logits, framewise.logits.transpose(0, 1))
     assert pruned.mask_logits.shape == out.mask_logits.shape
+
+
+def test_captured_prefill_runs_ground_and_segment_clip_captured(pipe, prep, none_out):
+    """``--prefill captured`` (dynamo's eager backend on a CPU): ``ground(none)`` (the contract's ``final_hidden``) and
+    ``segment_clip`` (the model's own ``final_hidden``: eval-video, the generated answer, the efficiency prefill) each
+    run every Phi-3 layer captured, with its sliding window, and give the eager masks exactly and the eager logits
+    within bfloat16 rounding (more methods: the slow test below)."""
+    from litelvlm.llm.captured import install, uninstall
+    from litelvlm.videoglamm.pipeline import segment_clip
+
+    torch._dynamo.reset()
+    runner = install(pipe.language_model, "compile", backend="eager")
+    try:
+        with torch.no_grad():
+            out = pipe.ground(prep, "none")
+            clip = segment_clip(pipe.model, pipe.tokenizer, prep.clip, prep.sentences[0])
+    finally:
+        uninstall(pipe.language_model)
+        torch._dynamo.reset()
+    assert runner.counts == {"captured": 2 * len(pipe.language_model.layers)} and not runner.eager
+    for got in (out.mask_logits, clip.logits.transpose(0, 1)):
+        assert torch.equal(got > 0, none_out.masks)
+        torch.testing.assert_close(got, none_out.mask_logits, rtol=2e-2, atol=2e-2)  # bfloat16's rounding
+    assert out.seq_len == none_out.seq_len > 2048  # past the tiny Phi-3's 2048-token window
+
+
+@pytest.mark.slow
+def test_captured_prefill_of_methods_and_the_efficiency_prefill(pipe, prep):
+    """``--prefill captured``: FastV in two segments (the layers before and after its layer, on the kept tokens), a
+    per-frame CLIP-side method, and the efficiency study's timed prefill (``TimedParts.run_prefill``: logits of every
+    position) through the captured stack, with the eager masks and logits within bfloat16 rounding."""
+    from litelvlm.llm.captured import install, uninstall
+    from litelvlm.videoglamm.cost_timing import TimedParts
+
+    parts = TimedParts.__new__(TimedParts)  # the timed prefill alone, on this pipeline's model
+    parts.model, parts.preset, parts.device, parts.dtype = pipe.model, pipe.model.preset, pipe.device, pipe.dtype
+    runs = [("fastv", 81), ("litelvlm", 81)]
+    with torch.no_grad():
+        eager = {r: pipe.ground(prep, *r) for r in runs}
+        logits = parts.run_prefill(40)
+    layers = len(pipe.language_model.layers)
+    torch._dynamo.reset()
+    runner = install(pipe.language_model, "compile", backend="eager")
+    try:
+        with torch.no_grad():
+            got = {r: pipe.ground(prep, *r) for r in runs}
+            assert runner.counts == {"captured": 2 * layers} and not runner.eager  # FastV's pieces and the CLIP-side run
+            runner.reset_counts()
+            captured_logits = parts.run_prefill(40)
+            assert runner.counts == {"captured": layers}
+    finally:
+        uninstall(pipe.language_model)
+        torch._dynamo.reset()
+    for r in runs:
+        assert torch.equal(got[r].masks, eager[r].masks), r
+        torch.testing.assert_close(got[r].mask_logits, eager[r].mask_logits, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(captured_logits, logits, rtol=2e-2, atol=2e-2)

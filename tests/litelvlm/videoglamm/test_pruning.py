@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.pruning import SelectorInputs, select
+from litelvlm.methods.select import select
+from litelvlm.pruning import SelectorInputs
 from litelvlm.videoglamm import pruning as VP
 from litelvlm.videoglamm.checkpoint import build_videoglamm
 from litelvlm.videoglamm.model import apply_adaptive_avg_pooling

@@ -2,7 +2,7 @@
 instruction's token embeddings (the LLM's ``embed_tokens`` of the prompt's text tokens).
 
 A statement-level port of OpenVINO GenAI's CDPruner for Qwen2-VL / Qwen2.5-VL / Qwen3-VL, openvinotoolkit/openvino.genai
-at commit da1db864d2bc1a265e9a036f5b57ef13f0e86c2c (transcribed in tests/litelvlm/lvlm/test_relevance.py):
+at commit da1db864d2bc1a265e9a036f5b57ef13f0e86c2c (transcribed in tests/litelvlm/llm/test_relevance.py):
 
 * ``src/cpp/src/visual_language/vision_token_pruning_processor.cpp`` L160-222 (``extract_text_features``): the text
   feature is ONE row, the mean of the prompt's token embeddings (``text_embeds``, the embedding of ``input_ids``) over

@@ -54,7 +54,7 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 def resolve_fill(fill: str, full_size: bool) -> str:
     """``"init"`` or ``"fast"``: ``fill`` itself; for ``"auto"`` the environment's ``LITELVLM_RANDOM_FILL`` where
     it names one, else ``"fast"`` on a full-size preset only. An unknown name is a ``LiteLVLMError``."""
-    from ..errors import LiteLVLMError
+    from .errors import LiteLVLMError
 
     if fill not in FILLS:
         raise LiteLVLMError(f"fill must be one of {', '.join(FILLS)}; got {fill!r}")
@@ -63,6 +63,28 @@ def resolve_fill(fill: str, full_size: bool) -> str:
         if fill not in FILLS:
             raise LiteLVLMError(f"LITELVLM_RANDOM_FILL must be one of {', '.join(FILLS)}; got {fill!r}")
     return ("fast" if full_size else "init") if fill == "auto" else fill
+
+
+#: whether a random preset named by its model string is written to the cache folder and read back (the default), or
+#: built in memory (:func:`no_write`)
+_WRITES = [True]
+
+
+@contextlib.contextmanager
+def no_write(active: bool = True) -> Iterator[None]:
+    """Within (``active``): a family that offers it builds a random preset named by its model string in memory and
+    writes no checkpoint folder (``validate --no-write``, where only timings are wanted: the same tensors as the
+    written folder's, whose round trip the tests prove on the tiny presets)."""
+    _WRITES.append(not active)
+    try:
+        yield
+    finally:
+        _WRITES.pop()
+
+
+def writes_folders() -> bool:
+    """False within :func:`no_write`: random presets are built in memory, no checkpoint folder written."""
+    return _WRITES[-1]
 
 
 def cache_suffix(fill: str) -> str:
@@ -189,5 +211,5 @@ def fast_fill(plan: list[tuple[str, torch.Tensor, float, float | None]], seed: i
             bar.update(done)
 
 
-__all__ = ["CHUNK", "FILLS", "INIT_STD", "PROGRESS_MIN_BYTES", "cache_suffix", "default_dtype", "fan_in_plan", "fast_fill", "init_plan",
+__all__ = ["CHUNK", "FILLS", "INIT_STD", "PROGRESS_MIN_BYTES", "cache_suffix", "default_dtype", "fan_in_plan", "fast_fill", "init_plan", "no_write", "writes_folders",
            "progress", "resolve_fill", "skip_init"]

@@ -1,4 +1,4 @@
-"""litelvlm.qwen.grid against transformers 5: the processors' patchify output, the vision tower's window order
+"""litelvlm.qwen_vision.grid against transformers 5: the processors' patchify output, the vision tower's window order
 (``transformers.vision_utils.get_vision_window_index`` and a tiny random Qwen2.5-VL's blocks), and the
 resampling of another grid's scores onto the merged grid."""
 
@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.qwen import grid as G
+from litelvlm.qwen_vision import grid as G
 
 
 def _grids(rng: np.random.RandomState, n: int, max_side: int = 12):

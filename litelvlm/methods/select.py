@@ -1,12 +1,23 @@
-"""The visual features the LLM receives for any CLIP-side method."""
+"""A CLIP-side method run by name (:func:`select`), and the visual features the LLM receives for any CLIP-side
+method (:func:`visual_features`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 from ..budget import Budget
-from ..methods import get_method
-from .selection import Selection, SelectorInputs, select
+from ..pruning.mapped import MappedInputs
+from ..pruning.selection import Selection, SelectorInputs, run_selector
+from . import get_method
+
+
+def select(method: str, inputs: SelectorInputs | MappedInputs, budget: Budget | int, **options: Any) -> Selection:
+    """Run a CLIP-side method (:attr:`Method.acts_on_clip <litelvlm.method.Method.acts_on_clip>`) by name keeping
+    ``budget`` (a :class:`~litelvlm.budget.Budget` or an int K), counted once against the input's patches."""
+    spec = get_method(method)
+    return run_selector(spec, inputs, Budget.of(budget).count(inputs.num_patches, spec.extra_tokens), **options)
 
 
 def visual_features(inputs: SelectorInputs, method: str = "none", budget: Budget | int | None = None,

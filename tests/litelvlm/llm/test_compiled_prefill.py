@@ -1,4 +1,4 @@
-"""The compiled prefill (``litelvlm.lvlm.compiled``, ``validate --compile``) equals the eager path: the same masks and
+"""The compiled prefill (``litelvlm.llm.compiled``, ``validate --compile``) equals the eager path: the same masks and
 mask logits for the unpruned model, a CLIP-side method and a method that prunes inside the LLM. The default suite
 compiles with dynamo's ``eager`` backend (the layers traced by dynamo and replayed: bit for bit); ``aot_eager`` (also
 bit for bit) and inductor's fused CPU kernels (compared within rounding: their sums may associate differently) are
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from litelvlm.lvlm.compiled import compile_layers, default_mode, uncompile_layers
+from litelvlm.llm.compiled import compile_layers, default_mode, uncompile_layers
 
 RUNS = [("none", None), ("fastv", 64)]  # FastV: two sequence lengths, the layers called in pieces
 SLOW_RUNS = [*RUNS, ("litelvlm", 64)]
@@ -60,13 +60,13 @@ def test_per_layer_compile_uses_no_cuda_graphs():
     assert default_mode("cuda") is None and default_mode("cpu") is None
 
 
-# -- the captured prefill (litelvlm.lvlm.captured, ``--prefill captured``): whole segments between pruning points --
+# -- the captured prefill (litelvlm.llm.captured, ``--prefill captured``): whole segments between pruning points --
 
 def _captured_outputs(pipe, prep, runs, warm: bool = True, **capture) -> tuple[dict, dict, object]:
     """(outputs, {run: decoder-loop spans seen by the timer}, the runner) of ``runs`` under a captured prefill
     (``warm``: after a first, capturing, call of each)."""
     from litelvlm.cost.timing import LayerLoopTimer
-    from litelvlm.lvlm.captured import install, uninstall
+    from litelvlm.llm.captured import install, uninstall
 
     torch._dynamo.reset()
     runner = install(pipe.language_model, **capture)
@@ -114,7 +114,7 @@ def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
     """A hook inside a layer (an attention reader) splits the segment around that layer, which runs eagerly; hooks
     that change a layer's inputs (``--layer-dtype float32``'s upcast) make every such layer eager; a forward for
     autograd runs eagerly; only observers (``observes_only``) are called around a captured segment."""
-    from litelvlm.lvlm.captured import install, uninstall
+    from litelvlm.llm.captured import install, uninstall
     from litelvlm.lvlm.upcast import upcast_layers
 
     lm = tiny_glamm.language_model
@@ -133,7 +133,7 @@ def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
             for h in handles:
                 h.remove()
         hidden = torch.randn(1, 5, lm.config.hidden_size, requires_grad=True)
-        from litelvlm.lvlm.llm_context import run_layers
+        from litelvlm.llm.context import run_layers
 
         with torch.enable_grad():
             run_layers(lm, hidden, torch.arange(5)[None])
@@ -145,8 +145,8 @@ def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
 def test_a_segment_that_cannot_be_captured_runs_eagerly_and_says_why(tiny_glamm, monkeypatch, caplog):
     """A CUDA graph capture that fails (an operation that cannot be captured) is tried once per segment and length;
     the segment then runs eagerly, with the same result, and the reason is counted and logged."""
-    from litelvlm.lvlm import captured
-    from litelvlm.lvlm.llm_context import call_layers, causal_mask, run_layers
+    from litelvlm.llm import captured
+    from litelvlm.llm.context import call_layers, causal_mask, run_layers
 
     tries = []
 
@@ -172,7 +172,7 @@ def test_a_segment_that_cannot_be_captured_runs_eagerly_and_says_why(tiny_glamm,
 
 
 def test_cuda_graphs_need_cuda_and_each_device_has_its_capture(tiny_glamm):
-    from litelvlm.lvlm.captured import default_capture, install
+    from litelvlm.llm.captured import default_capture, install
 
     assert default_capture("cuda") == "graph" and default_capture("cpu") == "compile"
     with pytest.raises(ValueError, match="CUDA device"):
@@ -241,3 +241,30 @@ def test_captured_prefill_on_cuda_matches_the_eager_path(capture, coco128):
     for key, out in captured.items():
         torch.testing.assert_close(out.mask_logits, eager[key].mask_logits, rtol=2e-2, atol=2e-2)
         assert (out.masks != eager[key].masks).float().mean() < 1e-3, key
+
+
+def test_eager_layer_calls_are_named_once_per_reason_with_their_runs(tiny_glamm):
+    """``CapturedPrefill.account``: the eager calls since the last account go to the runs named; a command prints
+    ``eager_lines`` once at its end: one line per reason with each run once, however many rounds ran it; the accounts
+    of several captured prefills (one per attention) merge."""
+    from litelvlm.llm.captured import eager_lines, install, merge_eager_runs, uninstall
+    from litelvlm.llm.context import run_layers
+
+    lm = tiny_glamm.language_model
+    runner = install(lm, "compile", backend="eager")
+    hidden, pos = torch.randn(1, 5, lm.config.hidden_size, requires_grad=True), torch.arange(5)[None]
+    try:
+        for run in ("none@576", "fastv@64", "none@576"):  # two rounds of none
+            with torch.enable_grad():
+                run_layers(lm, hidden, pos)
+            runner.account(run)
+        runner.account("litelvlm@64")  # nothing ran eagerly since the last account: not named
+    finally:
+        uninstall(lm)
+    [(why, runs)] = runner.eager_runs.items()
+    assert "autograd" in why and runs == ["none@576", "fastv@64"] and not runner.eager
+    assert eager_lines(runner.eager_runs) == [f"--prefill captured: decoder-layer calls ran eagerly for {why}: "
+                                              "none@576, fastv@64"]
+    assert merge_eager_runs(runner.eager_runs, {why: ["fastv@64", "dart@64"]}, {"other": ["x@1"]}) == {
+        why: ["none@576", "fastv@64", "dart@64"], "other": ["x@1"]}
+    assert eager_lines({}) == []

@@ -1,4 +1,4 @@
-"""The limits every family's LLM run is held to before its forward (``litelvlm.lvlm.limits``): a prompt past the
+"""The limits every family's LLM run is held to before its forward (``litelvlm.llm.limits``): a prompt past the
 LLM's positions, and eager attention that needs more memory than the device has, are refused with one error naming
 the figures (through the commands: exit 2, one line); runs within the limits are unchanged."""
 
@@ -17,7 +17,7 @@ from PIL import Image
 from litelvlm import memory
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm.limits import check_positions, eager_forward_bytes
+from litelvlm.llm.limits import check_positions, eager_forward_bytes
 from tests.fixtures.cli import one_error_line as _one_error_line
 
 #: one phrase, repeated into expressions past each tiny model's positions (GLaMM 2048, UniPixel and VideoGLaMM 4096)

@@ -1,4 +1,4 @@
-"""The relevance in the LLM's input space (:mod:`litelvlm.lvlm.relevance`) against a statement-by-statement
+"""The relevance in the LLM's input space (:mod:`litelvlm.llm.relevance`) against a statement-by-statement
 transcription of OpenVINO GenAI's CDPruner port for Qwen2-VL / Qwen2.5-VL / Qwen3-VL.
 
 openvinotoolkit/openvino.genai at commit da1db864d2bc1a265e9a036f5b57ef13f0e86c2c:
@@ -21,7 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
-from litelvlm.lvlm import relevance as rel
+from litelvlm.llm import relevance as rel
 
 OPENVINO_COMMIT = "da1db864d2bc1a265e9a036f5b57ef13f0e86c2c"
 from tests.unipixel_tiny import tiny_unipixel  # noqa: E402

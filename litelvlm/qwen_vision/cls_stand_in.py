@@ -7,7 +7,7 @@ from one block of the tower (by default the last full-attention block, ``fullatt
 block in every Qwen2.5-VL):
 
 * ``score`` (M,): the attention each merged token receives in that block, VScan's Qwen score
-  (:func:`litelvlm.qwen.vit_attention.received_from`: softmax attention after the vision RoPE, summed over heads,
+  (:func:`litelvlm.qwen_vision.vit_attention.received_from`: softmax attention after the vision RoPE, summed over heads,
   averaged over the query patches and over the token's 4 patches), in the LLM's order;
 * ``keys`` (M, heads, d): that block's keys (``QwenVision.block_qk``: after the vision RoPE, as the attention reads
   them) averaged over each merge unit of 4 patches and put in the LLM's order (``QwenVision.to_llm_order``).

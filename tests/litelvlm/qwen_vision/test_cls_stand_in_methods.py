@@ -3,7 +3,7 @@
 No official Qwen2.5-VL code of these methods could be read (the mirrored snapshots dvlab-research/VisionZip @ 3151f6d
 and Theia-4869/VisPruner @ aefa01a have none: VisPruner's ``llava/model/language_model/llava_qwen.py`` is LLaVA's
 Qwen2 *LLM* wrapper, not Qwen2.5-VL; VisionZip's later ``Qwen2_5_VL`` folder is not mirrored). So these tests check
-(1) the shared stand-in (:mod:`litelvlm.qwen.cls_stand_in`) against an independent computation: VScan's Qwen score
+(1) the shared stand-in (:mod:`litelvlm.qwen_vision.cls_stand_in`) against an independent computation: VScan's Qwen score
 and the last full-attention block's keys, captured by hooks and averaged over each merge unit by hand in the tower's
 window order; (2) each method's defining properties at every budget 1..N on a small odd-sized image; (3) that the
 official LLaVA-1.5 statements, transcribed in ``tests/litelvlm/methods/test_vispruner_visionzip_official.py`` (VisPruner
@@ -29,7 +29,7 @@ from litelvlm.methods import (
 )
 from litelvlm.methods.prumerge import EXTRA_INDEX  # noqa: E402
 from litelvlm.methods.visionzip import split_budget  # noqa: E402
-from litelvlm.qwen.cls_stand_in import StandIn, stand_in  # noqa: E402
+from litelvlm.qwen_vision.cls_stand_in import StandIn, stand_in  # noqa: E402
 from tests.litelvlm.methods.test_prumerge_official import official_merge, outlier_dectection  # noqa: E402
 from tests.litelvlm.methods.test_vispruner_visionzip_official import (  # noqa: E402
     official_visionzip,
@@ -91,7 +91,7 @@ def _hooked_keys(vision, block):
 
 @pytest.mark.parametrize("size", [SIZE, *SIZES])
 def test_stand_in_is_vscans_score_and_the_merge_units_keys(pipe, size):
-    from litelvlm.qwen.vit_attention import received_attention
+    from litelvlm.qwen_vision.vit_attention import received_attention
 
     ctx = _ctx(pipe, size)
     s = stand_in(ctx)

@@ -90,7 +90,7 @@ def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.
 
 class LLMContext:
     """The unpruned sequence of one prepared image, with cached per-layer hidden states (the sequence checked against
-    the LLM's positions and memory when the context is made: :func:`litelvlm.lvlm.limits.check_llm_input`).
+    the LLM's positions and memory when the context is made: :func:`litelvlm.llm.limits.check_llm_input`).
 
     ``embeds`` (1, S, h) holds the N visual tokens at ``image_start``; ``seg_predictors`` are the
     positions predicting each [SEG]; ``hidden_before(l)`` is what enters decoder layer ``l``.

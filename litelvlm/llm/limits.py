@@ -1,6 +1,6 @@
 """What every run of a family's LLM is checked against before its forward: the positions the LLM has and the memory
 its attention takes. :func:`check_llm_input` is called where a sequence enters the LLM (the contract's
-``final_hidden``, :class:`~litelvlm.lvlm.llm_context.LLMContext`, the generated answer's prefill, VideoGLaMM's own
+``final_hidden``, :class:`~litelvlm.llm.context.LLMContext`, the generated answer's prefill, VideoGLaMM's own
 ``segment_clip``), so every family and command is held to the same limits.
 
 * **positions**: a sequence (text plus visual tokens, as the family assembles it) longer than the LLM's

@@ -8,7 +8,7 @@ shapes: every (method, budget) compiles once, in the untimed warm-up calls of :d
 crashed on CUDA ("accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run": one layer's
 graph output overwritten before the next layer read it), so on CUDA the layers are now compiled without CUDA graphs
 (mode None; the prefill halves but stays bound by per-layer overhead); the whole stack as one CUDA graph is
-:mod:`litelvlm.lvlm.captured` (``--prefill captured``). Only the
+:mod:`litelvlm.llm.captured` (``--prefill captured``). Only the
 layer's ``forward`` is compiled: the module's hooks (the timing probes, ``--layer-dtype float32``'s upcast, the
 methods' attention readers) stay eager around it, and the layers are still called one by one, so every pruning
 method runs unchanged. On a CPU the compiled path is for the equivalence tests (``backend="aot_eager"`` traces

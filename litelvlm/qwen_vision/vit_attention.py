@@ -11,7 +11,7 @@ LiteLVLM can take its context part from this score (this project's adaptation: t
 LiteLVLM's own context score reads).
 
 The block's inputs are captured during one ordinary forward of the tower and the attention recomputed from them
-(:class:`litelvlm.qwen.vision.QwenVision`).
+(:class:`litelvlm.qwen_vision.vision.QwenVision`).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from litelvlm import random_weights as rw
 from litelvlm.checksums import tensors_digest
 from litelvlm.errors import LiteLVLMError
-from litelvlm.lvlm import random_weights as rw
 
 #: tensors_digest of the tiny presets' state dicts at seed 3, as per-module initialisation built them before the fast
 #: fill existed (the default commands' result tables rest on these weights)
@@ -135,6 +135,42 @@ def test_a_fast_filled_model_round_trips_through_the_checkpoint_layout(tmp_path)
     assert _same_modules(load_sa2va(str(folder), processor=False), build_sa2va("tiny", seed=4, fill="fast"))
 
 
+def test_no_write_builds_in_memory_what_the_written_folder_loads(fresh_cache):
+    """``validate --no-write`` (``no_write()``): a random preset named by its model string is built in memory and no
+    folder is written; its tensors, config and processor are those its written folder loads back (the round trip
+    through the checkpoint layout, proven here on the tiny preset); outside it the folder is written as before."""
+    from litelvlm.sa2va.checkpoint import load_sa2va, sa2va_tensors
+
+    with rw.no_write():
+        assert not rw.writes_folders()
+        mem = load_sa2va("sa2va-tiny-random:1")
+    assert rw.writes_folders() and not (fresh_cache / "random-models").exists()
+    disk = load_sa2va("sa2va-tiny-random:1")
+    assert [f.name for f in (fresh_cache / "random-models").iterdir()] == ["sa2va-tiny-seed1"]
+    a, b = (sa2va_tensors(p.qwen, p.fcs, p.sam2, p.sam2.tracking) for p in (mem, disk))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+    assert mem.config == disk.config and mem.seg_token_id == disk.seg_token_id
+    assert mem.processor.tokenizer.get_vocab() == disk.processor.tokenizer.get_vocab()
+    assert mem.processor.tokenizer.chat_template == disk.processor.tokenizer.chat_template
+
+
+def test_no_write_builds_the_tiny_glamm_its_folder_loads(fresh_cache):
+    """The same for GLaMM: the tiny random GLaMM built in memory has the tensors (its CLIP tower aside: the
+    checkpoint leaves it to the CLIP backend), architecture and tokenizer its written folder loads back."""
+    from litelvlm.glamm.checkpoint import load_glamm_checkpoint
+    from litelvlm.glamm.pipeline import _built_random, _random_model_dir
+
+    with rw.no_write():
+        mem, mem_tok = _built_random("tiny", 2, None, "cpu", torch.float32)
+    assert not (fresh_cache / "random-models").exists()
+    disk, disk_tok = load_glamm_checkpoint(_random_model_dir("tiny", 2))
+    a, b = mem.state_dict(), disk.state_dict()
+    kept = [k for k in b if "vision_tower" not in k]
+    assert a.keys() == b.keys() and kept and all(torch.equal(a[k], b[k]) for k in kept)
+    assert mem.arch == disk.arch and mem_tok.get_vocab() == disk_tok.get_vocab()
+    assert mem_tok("It is [SEG].").input_ids == disk_tok("It is [SEG].").input_ids
+
+
 def _available_gb() -> float:
     from pathlib import Path
 
@@ -194,7 +230,7 @@ def test_the_fast_fill_leaves_meta_tensors_alone_and_fills_the_rest_as_before():
     the real tensors beside it get the values they get without it (each keeps its place in the plan)."""
     import torch
 
-    from litelvlm.lvlm.random_weights import fast_fill
+    from litelvlm.random_weights import fast_fill
 
     real = [torch.empty(5, 3) for _ in range(2)]
     fast_fill([("a", real[0], 0.02, None), ("b", real[1], 0.02, None)], seed=3)

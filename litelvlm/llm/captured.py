@@ -124,6 +124,8 @@ class CapturedPrefill:
         self.counts: Counter = Counter()
         #: why layers ran eagerly: {reason: layer calls} since the last :meth:`reset_counts`
         self.eager: Counter = Counter()
+        #: {reason: the runs (``method@K``) in which layers ran eagerly for it}: :meth:`account`'s, for :func:`eager_lines`
+        self.eager_runs: dict[str, list[str]] = {}
 
     def record(self) -> dict:
         """The run config's record of this prefill."""
@@ -133,6 +135,15 @@ class CapturedPrefill:
     def reset_counts(self) -> None:
         """Start counting captured and eager layer calls afresh."""
         self.counts, self.eager = Counter(), Counter()
+
+    def account(self, *runs: str) -> None:
+        """Put the eager layer calls since :meth:`reset_counts` on the account of ``runs`` (labels such as ``fastv@64``:
+        the runs the call served) in :attr:`eager_runs`, and reset the counts: a command names each reason once, with
+        its runs (:func:`eager_lines`)."""
+        for why in self.eager:
+            known = self.eager_runs.setdefault(why, [])
+            known.extend(r for r in dict.fromkeys(runs) if r not in known)
+        self.reset_counts()
 
     def path(self) -> str:
         """``captured``, ``eager`` or ``mixed``: how the layer calls since :meth:`reset_counts` ran."""
@@ -167,7 +178,7 @@ class CapturedPrefill:
         """Hidden states after layers ``start..stop-1``, the segment's captured callable where it can run."""
         from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-        from .llm_context import call_layers
+        from .context import call_layers
 
         layers = self.lm.layers
         why = None
@@ -235,6 +246,22 @@ class CapturedPrefill:
         return graph(args)
 
 
+def eager_lines(eager_runs: dict[str, list[str]]) -> list[str]:
+    """One screen line per reason that decoder layers ran eagerly under a captured prefill, naming its runs
+    (:attr:`CapturedPrefill.eager_runs`); none when every layer call was captured."""
+    return [f"--prefill captured: decoder-layer calls ran eagerly for {why}: {', '.join(runs)}"
+            for why, runs in eager_runs.items()]
+
+
+def merge_eager_runs(*accounts: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The runs of several :attr:`CapturedPrefill.eager_runs` (one per captured prefill of a command), each once."""
+    out: dict[str, list[str]] = {}
+    for account in accounts:
+        for why, runs in account.items():
+            out.setdefault(why, []).extend(r for r in runs if r not in out[why])
+    return out
+
+
 def _raise_recompile_limits(num_layers: int) -> None:
     dynamo = torch._dynamo.config
     for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
@@ -270,5 +297,5 @@ def runner_of(lm: nn.Module) -> CapturedPrefill | None:
     return lm.__dict__.get(ATTR)
 
 
-__all__ = ["ATTR", "CAPTURES", "PREFILLS", "CapturedPrefill", "default_capture", "install", "run_stack",
-           "runner_of", "uninstall"]
+__all__ = ["ATTR", "CAPTURES", "PREFILLS", "CapturedPrefill", "default_capture", "eager_lines", "install",
+           "merge_eager_runs", "run_stack", "runner_of", "uninstall"]

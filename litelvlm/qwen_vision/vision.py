@@ -5,7 +5,7 @@ captures, in one ordinary forward, what chosen blocks' attention modules receive
 ``finally``), and ``block_attention`` recomputes one block's softmax attention from them (the vision RoPE applied,
 a window block's attention masked to its windows), as :mod:`litelvlm.clip.traces` does for CLIP. Everything is in
 the tower's window order at patch level; ``to_llm_order`` averages the patches of each merged token and puts the
-tokens in the LLM's order (``argsort(window_index)``, :mod:`litelvlm.qwen.grid`).
+tokens in the LLM's order (``argsort(window_index)``, :mod:`litelvlm.qwen_vision.grid`).
 """
 
 from __future__ import annotations
