@@ -80,14 +80,20 @@ def _load_image(path: str):
     return open_rgb(path, exif_transpose=False)
 
 
-def run(ns) -> int:
-    from ..methods import available_methods, describe, get_method, method_names
+def _list_methods() -> int:
+    """``--list-methods``: every name and its line, from the registry's table alone (no method module, no torch)."""
+    from ..methods import describe, method_names
 
-    if ns.list_methods:  # from the registry's table alone: no method module, no torch
-        width = max(map(len, method_names()))
-        for name in method_names():
-            print(f"{name:{width}s}  {describe(name)}")
-        return 0
+    width = max(map(len, method_names()))
+    for name in method_names():
+        print(f"{name:{width}s}  {describe(name)}")
+    return 0
+
+
+def run(ns) -> int:
+    if ns.list_methods:
+        return _list_methods()
+    from ..methods import available_methods, get_method
     from ..methods.select import visual_features
     from ..pruning import SelectorInputs
 
