@@ -9,8 +9,8 @@ is simply started again. The calibration times the per-image work of ``eval-grou
 (:func:`analysis.common.grounding_scoring.evaluate_image` on the family's pipeline, loaded once per model) on the
 first images of the first split found, after one untimed warm-up image, and extrapolates: a run's estimate is its
 seconds per image times the split's images over ``--gpus``, labelled EXTRAPOLATED with the calibration's n. Model
-loading, the statistics and the writing of the tables are not in it. Video runs are listed and commanded, not
-calibrated.
+loading, the statistics and the writing of the tables are not in it. Video runs (``eval-video`` on Ref-DAVIS-17,
+Refer-YouTube-VOS and MeViS) are calibrated the same way per frame of an expression (:mod:`analysis.plan.video`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 from analysis.common.run_folder import RunFolder
-from analysis.plan.layouts import VIDEO_SPLITS, Split, find_layouts
+from analysis.plan.layouts import Split, find_layouts
 from analysis.plan.options import PlanArgs, check_args
+from analysis.plan.video import calibrate_video, refused
 from litelvlm.budget import Budget
 from litelvlm.families import card_of
 from litelvlm.io import atomic_path, write_json
@@ -45,13 +46,12 @@ def grounding_command(a: PlanArgs, model: str, s: Split, methods: list[str], out
     return cmd + (["--limit-images", str(a.limit_images)] if a.limit_images else [])
 
 
-def video_command(a: PlanArgs, model: str, s: Split, methods: list[str], out: str) -> list[str] | None:
-    """The ``eval-video`` command of one video table, launched as ``eval-grounding`` is; None where eval-video
-    cannot read the layout (it reads Ref-DAVIS-17's)."""
-    if s.dataset != "ref-davis17":
-        return None
+def video_command(a: PlanArgs, model: str, s: Split, methods: list[str], out: str) -> list[str]:
+    """The ``eval-video`` command of one video table (Ref-DAVIS-17, Refer-YouTube-VOS or MeViS, ``--dataset``),
+    launched as ``eval-grounding`` is."""
     cmd = [*LAUNCH, "--nproc-per-node", str(a.gpus), "-m", "litelvlm.cli", "eval-video", "--model", model,
-           "--video-dir", s.root, "--split", s.split, "--methods", ",".join(m for m in methods if not is_baseline(m)),
+           "--video-dir", s.root, "--dataset", s.dataset, "--split", s.split,
+           "--methods", ",".join(m for m in methods if not is_baseline(m)),
            "--budgets", ",".join(map(str, a.video_budgets)), "--device", a.device, "--dtype", a.dtype,
            "--seed", str(a.seed), "--out", out]
     return cmd + (["--clip", a.clip] if a.clip else [])
@@ -69,20 +69,23 @@ def list_runs(a: PlanArgs, models: list[str], methods: list[str], splits: list[S
             if s.kind == "video" and card.video_eval is None:
                 continue
             out = str(Path(a.tree) / card.name / f"{s.dataset}_{s.split}")
+            table = methods
+            if s.kind == "video":
+                no = refused(model, methods, a.video_budgets)
+                notes += [f"{model}: its video path does not run {m} ({why}): left out of its video tables"
+                          for m, why in no.items() if s == next(x for x in splits if x.kind == "video")]
+                table = [m for m in methods if m not in no]
             build = grounding_command if s.kind == "image" else video_command
-            cmd = build(a, model, s, methods, out)
-            if cmd is None:
-                notes.append(f"{VIDEO_SPLITS[s.dataset][0]} ({s.root}): eval-video reads the Ref-DAVIS-17 layout "
-                             f"only; its {model} runs are listed without a command")
-            else:
-                commands.append({"model": model, "family": card.name, "dataset": s.dataset, "split": s.split,
-                                 "out": out, "command": shlex.join(cmd)})
+            cmd = build(a, model, s, table, out)
+            commands.append({"model": model, "family": card.name, "dataset": s.dataset, "split": s.split,
+                             "out": out, "command": shlex.join(cmd)})
             budgets = a.budgets if s.kind == "image" else a.video_budgets
-            pairs = [(m, Budget.ALL if is_baseline(m) else b) for m in methods for b in budgets]
+            pairs = [(m, Budget.ALL if is_baseline(m) else b) for m in table for b in budgets]
             for method, budget in dict.fromkeys(pairs):
                 runs.append({"model": model, "family": card.name, "kind": s.kind, "dataset": s.dataset,
                              "split": s.split, "method": method, "budget": str(budget), "units": s.units,
-                             "expressions": s.expressions, "out": out, "commanded": cmd is not None})
+                             "expressions": s.expressions, "out": out, "commanded": True,
+                             **({"frames": s.frames} if s.kind == "video" else {})})
     return runs, commands, notes
 
 
@@ -145,9 +148,10 @@ def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[
     calibration's
     record (n, device, machine, seconds per image by model, method and budget)."""
     record = {"n": a.calibrate, "device": a.device, "machine": machine(a.device),
-              "gpus": a.gpus, "seconds_per_image": {}}
+              "gpus": a.gpus, "seconds_per_image": {}, "video_n": 0, "seconds_per_frame": {}}
     if a.calibrate == 0:
         return record
+    estimate_video(a, runs, methods, splits, record)
     first = next((s for s in splits if s.kind == "image"), None)
     for model in dict.fromkeys(r["model"] for r in runs if r["kind"] == "image"):
         per, n = calibrate(a, model, methods, first)
@@ -163,6 +167,22 @@ def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[
     return record
 
 
+def estimate_video(a: PlanArgs, runs: list[dict], methods: list[str], splits: list[Split], record: dict) -> None:
+    """Fill each video run's ``seconds`` (EXTRAPOLATED) from a calibration per model on the first video split
+    (:func:`analysis.plan.video.calibrate_video`): seconds per expression-frame times the split's, over ``--gpus``."""
+    first = next((s for s in splits if s.kind == "video"), None)
+    for model in dict.fromkeys(r["model"] for r in runs if r["kind"] == "video"):
+        table = list(dict.fromkeys(r["method"] for r in runs if r["model"] == model and r["kind"] == "video"))
+        per, n, frames = calibrate_video(a, model, table, first)
+        record["video_n"] = n
+        record["seconds_per_frame"][model] = {f"{m}@{b}": v for (m, b), v in per.items()}
+        for r in runs:
+            if r["model"] == model and r["kind"] == "video" and (r["method"], r["budget"]) in per:
+                r["seconds"] = per[(r["method"], r["budget"])] * r["frames"] / a.gpus
+                r["estimate"] = (f"EXTRAPOLATED from n={n} video(s) ({frames} expression-frames) of {first.dataset} "
+                                 f"{first.split}")
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.1f} s"
 
@@ -171,10 +191,12 @@ def markdown(runs: list[dict], commands: list[dict], notes: list[str], record: d
     """plan.md: the tables as runs with their estimates, the commands in order, the notes."""
     lines = ["# Plan of the paper's tables", "",
              f"{len(runs)} runs in {len(commands)} commands, {record['gpus']} process(es) each.", ""]
-    if record["seconds_per_image"]:
+    if record["seconds_per_image"] or record["seconds_per_frame"]:
         total = sum(r.get("seconds", 0.0) for r in runs)
-        lines += [f"Estimated time: {_hours(total)} in all, EXTRAPOLATED from a calibration of n={record['n']} "
-                  f"image(s) per model, method and budget on {record['device']} ({record['machine']}); model "
+        of = [f"n={record['n']} image(s)"] if record["seconds_per_image"] else []
+        of += [f"n={record['video_n']} video(s) (per frame of an expression)"] if record["seconds_per_frame"] else []
+        lines += [f"Estimated time: {_hours(total)} in all, EXTRAPOLATED from a calibration of {' and '.join(of)} "
+                  f"per model, method and budget on {record['device']} ({record['machine']}); model "
                   "loading, statistics and writing are not counted.", ""]
     else:
         lines += ["No calibration (--calibrate 0): no time estimate.", ""]
@@ -183,7 +205,7 @@ def markdown(runs: list[dict], commands: list[dict], notes: list[str], record: d
               f"{r['expressions']} | {_hours(r['seconds']) if 'seconds' in r else 'none'} |" for r in runs]
     lines += ["", "## Commands (each resumes where it stopped when started again)", "", "```"]
     for c in commands:
-        est = f": {_hours(c['seconds'])} (EXTRAPOLATED)" if record["seconds_per_image"] else ""
+        est = f": {_hours(c['seconds'])} (EXTRAPOLATED)" if "seconds" in c else ""
         lines += [f"# {c['family']} {c['dataset']} {c['split']}{est}", c["command"]]
     lines += ["```", "", "Then: `litelvlm figures --results "
                                                  f"{Path(commands[0]['out']).parent.parent if commands else 'TREE'}`"]

@@ -36,6 +36,8 @@ class Split:
     expressions: int
     split_by: str = ""
     kind: str = "image"
+    #: video splits: the frames eval-video segments, each expression over all its video's frames
+    frames: int = 0
 
 
 def _folders(dirs: list[str]) -> list[Path]:
@@ -79,10 +81,15 @@ def _refer(folder: Path, notes: list[str]) -> list[Split]:
     return found
 
 
-def _meta_counts(path: Path) -> tuple[int, int]:
-    """(videos, expressions) of a ``meta_expressions.json``."""
+def _meta_counts(path: Path, drop: Path | None = None) -> tuple[int, int, int]:
+    """(videos, expressions, expression-frames) of a ``meta_expressions.json``, less the videos that the meta file
+    ``drop`` lists (Refer-YouTube-VOS ``valid`` lists the ``test`` videos too, which its loader drops)."""
     videos = json.loads(path.read_text())["videos"]
-    return len(videos), sum(len(v.get("expressions", {})) for v in videos.values())
+    if drop is not None:
+        test = json.loads(drop.read_text())["videos"]
+        videos = {k: v for k, v in videos.items() if k not in test}
+    exps = {k: len(v.get("expressions", {})) for k, v in videos.items()}
+    return len(videos), sum(exps.values()), sum(n * len(videos[k].get("frames", [])) for k, n in exps.items())
 
 
 def _video(folder: Path) -> list[Split]:
@@ -91,18 +98,20 @@ def _video(folder: Path) -> list[Split]:
     (``valid_u/meta_expressions.json``, ``valid_u/JPEGImages``, ``valid_u/mask_dict.json``)."""
     meta = folder / "meta_expressions"
     if (meta / "valid" / "meta_expressions.json").is_file() and (folder / "valid" / "JPEGImages").is_dir():
-        if (meta / "test" / "meta_expressions.json").is_file():
+        drop = meta / "test" / "meta_expressions.json"
+        if drop.is_file():
             dataset = REF_YOUTUBE_VOS
         elif (folder / "valid" / "Annotations").is_dir():
-            dataset = REF_DAVIS
+            dataset, drop = REF_DAVIS, None
         else:
             return []
-        return [Split(dataset, "valid", str(folder), *_meta_counts(meta / "valid" / "meta_expressions.json"),
-                      kind="video")]
+        videos, exps, frames = _meta_counts(meta / "valid" / "meta_expressions.json", drop)
+        return [Split(dataset, "valid", str(folder), videos, exps, kind="video", frames=frames)]
     mevis = folder / "valid_u"
     if (mevis / "meta_expressions.json").is_file() and (mevis / "JPEGImages").is_dir() \
             and (mevis / "mask_dict.json").is_file():
-        return [Split(MEVIS, "valid_u", str(folder), *_meta_counts(mevis / "meta_expressions.json"), kind="video")]
+        videos, exps, frames = _meta_counts(mevis / "meta_expressions.json")
+        return [Split(MEVIS, "valid_u", str(folder), videos, exps, kind="video", frames=frames)]
     return []
 
 

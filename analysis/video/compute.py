@@ -45,6 +45,7 @@ from analysis.common.parts import PartStore
 from analysis.common.screen import show_table
 from analysis.common.shards import Shards
 from analysis.common.study import portable_paths, run_record
+from analysis.video import protocols
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
@@ -55,7 +56,7 @@ from litelvlm.methods import BASELINE
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos
-from litelvlm.video.datasets import load_ref_davis
+from litelvlm.video.datasets import REF_DAVIS, load_video_expressions
 from litelvlm.video.ref_davis import annotator_expressions, by_video, ground_truth, label_maps
 from litelvlm.video.runner import VideoRunner
 from litelvlm.video.synthetic import write_synthetic_videos
@@ -125,23 +126,24 @@ def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[s
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS).astype({"context_tokens": "Int64"})
 
 
-def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], store: PartStore) -> None:
+def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], store: PartStore,
+            dataset: str = REF_DAVIS) -> None:
     """Every (video, method, budget) part of ``runs`` not in ``store`` yet, video by video (the clips' work done
-    once)."""
+    once); Ref-DAVIS-17 by annotator sets, the other datasets expression by expression (:mod:`.protocols`)."""
     done = store.done()
     for video, records in groups.items():
         todo = [p for p in runs if part_id(video, *p) not in done]
         run.new_video()
         for method, budget in todo:
             log.info("%s: %s @ %s", video, method, budget)
-            rows, objects = video_part(run, records, sets, method, budget)
-            store.write([part_id(video, method, budget)], rows, tables={"objects": objects})
+            tables = video_work(run, records, sets, dataset, method, budget)
+            store.write([part_id(video, method, budget)], tables.pop("rows"), tables=tables)
 
 
 def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The plan's expression and object rows from the finished parts, in video and plan order."""
     expr = pd.concat(store.frames(), ignore_index=True)
-    objects = pd.concat(store.frames("objects"), ignore_index=True)
+    objects = pd.concat(store.frames("objects") or [pd.DataFrame(columns=OBJECT_COLUMNS)], ignore_index=True)
     keep = {(v, m, int(b)) for v in groups for m, b in pairs}
     expr = expr[[(v, m, int(b)) in keep for v, m, b in zip(expr.video, expr.method, expr.budget, strict=True)]]
     objects = objects[[(v, m, int(b)) in keep for v, m, b in
@@ -150,9 +152,79 @@ def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tup
     vorder = {v: i for i, v in enumerate(groups)}
 
     def sort(df, cols):
+        if df.empty:   # a split scored by its server has no object rows
+            return df.reset_index(drop=True)
         key = df.apply(lambda r: (vorder[r.video], order[(r.method, int(r.budget))]), axis=1)
         return df.assign(_k=key).sort_values(["_k", *cols], kind="stable").drop(columns="_k").reset_index(drop=True)
     return sort(expr, ["anno_set"]), sort(objects, ["anno_set"])
+
+
+def collect_masks(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> pd.DataFrame:
+    """The plan's predicted masks (:mod:`.protocols`' RLE rows) from the finished parts."""
+    masks = pd.concat(store.frames("masks"), ignore_index=True)
+    keep = {(v, m, int(b)) for v in groups for m, b in pairs}
+    return masks[[(v, m, int(b)) in keep for v, m, b in zip(masks.video, masks.method, masks.budget, strict=True)]]
+
+
+def calibration(a: VideoArgs) -> tuple[VideoRunner, dict, list[Run], object]:
+    """What ``litelvlm plan`` times (:func:`analysis.video.calibration`): the family's loaded runner, the records by
+    video, the runs (the baseline first) and ``work(video, runs)``, this command's own per-video work."""
+    given, budgets, sets = check_args(a)
+    run = video_eval(a.model).runner(a)
+    groups = by_video(load_video_expressions(a.dataset, a.video_dir, a.split))
+    runs = plan([BASELINE, *run.plan_methods(given, budgets)], budgets, NUM_PATCHES)
+
+    def work(video: str, todo: list[Run]) -> None:
+        run.new_video()
+        for method, budget in todo:
+            video_work(run, groups[video], sets, a.dataset, method, budget)
+    return run, groups, runs, work
+
+
+def config_skip(a: VideoArgs) -> tuple[str, ...]:
+    """The options ``config.json`` does not record (those that change no part, and defaults added later, so that
+    folders written before them stay resumable)."""
+    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "image_resize", "batch_size")
+    skip += ("allocation",) if a.allocation == "uniform" else ()
+    return skip + (("dataset",) if a.dataset == REF_DAVIS else ("anno_sets",))
+
+
+def predictions(a: VideoArgs, out: Path, store: PartStore, groups: dict, pairs: list, expr: pd.DataFrame,
+                clip: str | None, note: str) -> int | None:
+    """The official servers' zips of a dataset that has them (:mod:`.protocols`); on a split scored by its server
+    also its tables and screen (:func:`server_run`, whose status is returned); None: the run goes on to score."""
+    if not protocols.writes_predictions(a.dataset):
+        return None
+    zips = protocols.write_predictions(out, collect_masks(store, groups, pairs), pairs, groups)
+    return None if protocols.scored_locally(a.dataset, a.split) else server_run(a, out, expr, pairs, zips, clip, note)
+
+
+def video_work(run: VideoRunner, records: list, sets: list[int], dataset: str, method: str, budget: Budget) -> dict:
+    """One video's part for (method, budget) as ``eval-video`` computes it, by the dataset's protocol: its tables
+    (``objects``, and ``masks`` where the dataset has prediction zips) and the expression rows (``rows``)."""
+    if dataset == REF_DAVIS:
+        rows, objects = video_part(run, records, sets, method, budget)
+        return {"rows": rows, "objects": objects}
+    rows, objects, masks = protocols.expression_part(run, records, method, budget, expression_row)
+    return {"rows": rows, "objects": objects, "masks": masks}
+
+
+def server_run(a: VideoArgs, out: Path, expr: pd.DataFrame, pairs: list, zips: list[str], clip: str | None,
+               note: str) -> int:
+    """The tables of a split scored by its evaluation server (no J, F or J&F here): ``expressions.parquet``,
+    ``submission.csv`` (the zip of each method and budget), and the on-screen note that the server gives J&F."""
+    table = protocols.server_table(expr, pairs, zips)
+    write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, clip))
+    write_csv(out / "submission.csv", mark_weights(table, a.model, clip))
+    said = protocols.server_note(a.dataset, a.split)
+    write_text(out / "summary.txt", table.to_string(index=False) + "\n" + said + "\n")
+    show_table(table.to_string(index=False), out / "summary.txt", "the predictions per method and budget")
+    print(said)
+    print(f"{len(table)} zips -> {out / 'predictions'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
+    if banner := weights_banner(a.model, clip):
+        print(banner)
+    print(f"Note: {note}.")
+    return 0
 
 
 def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
@@ -161,11 +233,11 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
     root = Path(a.video_dir) if a.video_dir else write_synthetic_videos(
         Path(tmp) / "synthetic", videos=a.synthetic_videos, frames=a.synthetic_frames, size=(64, 48),
         seed=a.synthetic_seed)
-    groups = by_video(load_ref_davis(root, a.split))
+    groups = by_video(load_video_expressions(a.dataset, root, a.split))
     if not groups:
         raise LiteLVLMError(f"{root} has no video in split {a.split!r}")
     groups = dict(list(groups.items())[:a.limit_videos])
-    for video, records in groups.items():   # annotator_expressions reads four expressions per object
+    for video, records in groups.items() if a.dataset == REF_DAVIS else ():   # four expressions per object
         if len(records) % 4:
             raise LiteLVLMError(f"video {video!r} of {str(root)!r} has {len(records)} expressions, not four per "
                                 "object (Ref-DAVIS's four annotator sets)")
@@ -181,10 +253,7 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
     if errors := family.method_errors(given, budgets):   # refused before anything is loaded or written
         raise LiteLVLMError("; ".join(errors))
     note = family.note
-    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "batch_size")
-    skip += ("allocation",) if a.allocation == "uniform" else ()
-    skip += ("image_resize",)
-    config = {k: v for k, v in asdict(a).items() if k not in skip}
+    config = {k: v for k, v in asdict(a).items() if k not in config_skip(a)}
     if a.sam2_video_branch:   # non-default options only: folders written before them stay resumable
         config["sam2_video_branch"] = True
     config.update(image_resize_record(a.image_resize, a.model))   # a family with a resize of its own records it
@@ -207,11 +276,13 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
             store = PartStore(out)
             mine = {video: groups[video] for video in shards.share(list(groups))}
             log.info("%s: %d video(s) to evaluate", shards.label(), len(mine))
-            compute(run, mine, runs, sets, store)
+            compute(run, mine, runs, sets, store, a.dataset)
             shards.wait()   # every process's parts finished: the main process merges them all
             if not shards.is_main:
                 return 0
             expr, objects = collect(store, groups, pairs)
+            if (done := predictions(a, out, store, groups, pairs, expr, run.clip_name, note)) is not None:
+                return done   # a split scored by its server: its zips and submission.csv, no J&F here
             summary = summary_table(expr, objects, pairs)
             summary = run.summary(summary, expr)   # the family's own score beside the DAVIS table, if any
             summary = add_statistics(out, summary, expr, objects, a.n_boot,

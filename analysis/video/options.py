@@ -17,6 +17,7 @@ Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.vi
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 
 from analysis.common.grounding_runs import check_budgets
@@ -27,8 +28,12 @@ from litelvlm.families import DEFAULT_VIDEO_MODEL, cards, check_image_resize, vi
 from litelvlm.image_resize import image_resize_arg
 from litelvlm.methods import TABLE, describe, is_baseline
 from litelvlm.model_spec import ModelSpec
+from litelvlm.video.datasets import MEVIS, REF_DAVIS, REF_YOUTUBE_VOS, SPLITS
 from litelvlm.video.runner import FRAME_PATCHES
 
+#: the datasets eval-video reads (``--dataset``) and the split each scores by default: the first with public masks
+#: (Ref-DAVIS-17, MeViS) or the server's (Refer-YouTube-VOS); ``analysis.video.protocols`` evaluates the last two
+DEFAULT_SPLITS: dict[str, str] = {REF_DAVIS: "valid", REF_YOUTUBE_VOS: "valid", MEVIS: "valid_u"}
 ARRANGEMENTS = ("pool", "pool-min", "direct")       # the 16-frame CLIP stream's pooling (its family's pruning module)
 CLIP_TEXTS = ("expression", "question")             # the CLIP text of the text-reading methods
 NUM_PATCHES = FRAME_PATCHES                         # the per-frame budget's unit
@@ -44,10 +49,15 @@ class VideoArgs:
     """Options of ``litelvlm eval-video``."""
 
     out: str = arg(help="output folder (summary.csv, expressions.parquet, config.json; resumable)", required=True)
-    video_dir: str | None = arg(None, help="Ref-DAVIS-17-layout folder (meta_expressions/<split>/..., <split>/JPEGImages, "
-                                      "<split>/Annotations); default: the synthetic moving-shapes set, written to "
-                                      "a temporary folder")
-    split: str = arg("valid", help="split of --video-dir")
+    video_dir: str | None = arg(None, help="the --dataset's folder in its released layout (Ref-DAVIS-17: "
+                                      "meta_expressions/<split>/..., <split>/JPEGImages, <split>/Annotations); default: "
+                                      "the synthetic moving-shapes set (Ref-DAVIS-17 layout), written to a temporary "
+                                      "folder")
+    dataset: str = arg(REF_DAVIS, help="the layout and protocol of --video-dir: ref-davis17 (DAVIS J&F per annotator "
+                                       "set), mevis (MeViS's per-expression J&F on valid_u; the server's zips on "
+                                       "valid) or ref-youtube-vos (valid: the server's zips only, its J&F comes from "
+                                       "the server)", choices=list(DEFAULT_SPLITS))
+    split: str | None = arg(None, help="split of --video-dir (default: valid; valid_u for mevis)")
     model: ModelSpec = arg(DEFAULT_VIDEO_MODEL, help=f"a model of a family with a video path, run on that family's own "
                                                f"video path (what each offers: docs/video.md): {MODEL_HELP}")
     clip: ModelSpec | None = arg(None, help="the CLIP paired with the family's vision tower for its text side, or the "
@@ -72,7 +82,8 @@ class VideoArgs:
     sam2_video_branch: bool = arg(False, help="SAM 2's memory propagation from each clip's frame 0 (the family's "
                                              "--use_sam2_video_branch) instead of frame-wise masks; recorded in "
                                              "config.json, a folder of the other kind is refused")
-    anno_sets: list[str] = arg(["0", "1", "2", "3"], help="Ref-DAVIS annotator sets scored (0..3)", each=int)
+    anno_sets: list[str] = arg(["0", "1", "2", "3"], help="Ref-DAVIS annotator sets scored (0..3; ref-davis17 only)",
+                               each=int)
     limit_videos: int | None = arg(None, help="only the first N videos", minimum=1)
     synthetic_videos: int = arg(2, help="videos of the synthetic set (without --video-dir)", minimum=1)
     synthetic_frames: int = arg(8, help="frames per synthetic video", minimum=2)
@@ -110,7 +121,7 @@ def method_error(name: str) -> str | None:
 
 
 def video_unbatched() -> str:
-    """Why eval-video runs one expression per LLM forward on every video family (``--batch-size`` above 1 refused)."""
+    """Why eval-video runs one expression per LLM forward on every video family (``--batch-size`` above 1 runs at 1)."""
     names = ", ".join(c.display_name for c in VIDEO_CARDS)
     return (f"eval-video runs one expression per LLM forward on every video family ({names}): each grounds a video "
             "through its own video path, a per-frame pipeline of its own or prompts of thousands of visual tokens "
@@ -129,8 +140,15 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     if errors := [why for m in methods if (why := method_error(m))]:
         raise LiteLVLMError("; ".join(errors))
     a.budgets = budgets = check_budgets(a.budgets, NUM_PATCHES)   # the one range check (1..576 a frame), kept
-    if a.batch_size != 1:
-        raise LiteLVLMError(f"--batch-size {a.batch_size}: {video_unbatched()}")
+    if a.batch_size != 1:   # every video family grounds one expression per LLM forward: said once, run at 1
+        print(f"litelvlm eval-video: --batch-size {a.batch_size} runs at batch 1: {video_unbatched()}", file=sys.stderr)
+        a.batch_size = 1
+    if a.split is None:
+        a.split = DEFAULT_SPLITS[a.dataset]
+    if a.split not in SPLITS[a.dataset]:
+        raise LiteLVLMError(f"--split {a.split!r}: {a.dataset} has the splits {', '.join(SPLITS[a.dataset])}")
+    if a.video_dir is None and a.dataset != REF_DAVIS:
+        raise LiteLVLMError(f"--dataset {a.dataset} needs --video-dir (the synthetic set is in the Ref-DAVIS-17 layout)")
     video_eval(a.model).check_options(a, budgets)
     check_image_resize(a.image_resize, a.model)
     sets = split_list(a.anno_sets, int)

@@ -78,7 +78,8 @@ def _meta(path: Path, videos: int) -> None:
 
 def test_every_layout_is_found_by_its_files(tmp_path):
     """RefCOCO+ and RefCOCOg by their folders' names and split schemes; Ref-DAVIS-17, Refer-YouTube-VOS and MeViS by
-    their files; eval-video's Ref-DAVIS-17 runs get a command, the others are listed with a note."""
+    their files (Refer-YouTube-VOS valid less the test videos its meta file also lists); each video split gets its
+    eval-video command with its --dataset and --split."""
     from analysis.plan.layouts import find_layouts
     from litelvlm.video.synthetic import write_synthetic_videos
 
@@ -97,17 +98,25 @@ def test_every_layout_is_found_by_its_files(tmp_path):
     assert found == {("refcoco+", "val"): (2, 6), ("refcoco+", "testA"): (2, 6), ("refcoco+", "testB"): (2, 6),
                      ("refcocog", "val"): (2, 6), ("refcocog", "test"): (2, 6),
                      ("ref-davis17", "valid"): found[("ref-davis17", "valid")],
-                     ("ref-youtube-vos", "valid"): (3, 6), ("mevis", "valid_u"): (2, 4)}
+                     ("ref-youtube-vos", "valid"): (2, 4), ("mevis", "valid_u"): (2, 4)}
+    assert {s.dataset: s.frames for s in splits if s.kind == "video"}["mevis"] == 4   # 2 expressions x 1 frame, twice
     assert [n for n in notes if "not planned" in n] == [n for n in notes if n.startswith("refcoco:")]
     plan = _plan(tmp_path, data, "--models", "videoglamm-tiny-random:0", "--calibrate", "0")
     assert {r["dataset"] for r in plan["runs"]} == {"ref-davis17", "ref-youtube-vos", "mevis"}
+    # VideoGLaMM's video path refuses CDPruner (no CLIP patch map onto its tokens): left out, with one note
     assert {(r["method"], r["budget"]) for r in plan["runs"] if r["dataset"] == "mevis"} == {("none", "all")} | {
-        (m, b) for m in PAPER_METHODS for b in ("196", "81")}
-    (cmd,) = plan["commands"]
-    assert cmd["dataset"] == "ref-davis17" and " eval-video " in cmd["command"]
-    assert "--video-dir " + str((data / "ref-davis").resolve()) in cmd["command"]
-    assert sum("eval-video reads the Ref-DAVIS-17 layout only" in n for n in plan["notes"]) == 2
-    _parses(cmd["command"])
+        (m, b) for m in PAPER_METHODS if m != "cdpruner" for b in ("196", "81")}
+    assert sum("does not run cdpruner" in n for n in plan["notes"]) == 1
+    folders = {"ref-davis17": ("ref-davis", "valid"), "ref-youtube-vos": ("ytvos", "valid"),
+               "mevis": ("mevis", "valid_u")}
+    assert sorted(c["dataset"] for c in plan["commands"]) == sorted(folders)
+    for cmd in plan["commands"]:
+        argv = shlex.split(cmd["command"])
+        assert argv[argv.index("litelvlm.cli") + 1] == "eval-video"
+        folder, split = folders[cmd["dataset"]]
+        assert argv[argv.index("--video-dir") + 1] == str((data / folder).resolve())
+        assert argv[argv.index("--dataset") + 1] == cmd["dataset"] and argv[argv.index("--split") + 1] == split
+        _parses(cmd["command"])
 
 
 def _parses(command: str) -> None:
