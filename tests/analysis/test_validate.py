@@ -279,10 +279,10 @@ def test_plan_runs_carries_budgets_and_skips_above_the_images_n():
     from analysis.validate.options import BUDGETS, ValidateArgs, check_inputs
     from litelvlm.budget import Budget
 
-    per_image = SimpleNamespace(num_visual_tokens=None, budget_unit="visual")
+    per_image = SimpleNamespace(num_visual_tokens=None, abilities=SimpleNamespace(budget_unit="visual"))
     runs, skipped = plan_runs(["none", "litelvlm"], Budget.parse_list("64,8,1000"), per_image, 391)
     assert runs == [("none", Budget.ALL), ("litelvlm", Budget(64)), ("litelvlm", Budget(8))] and skipped == [1000]
-    grid = SimpleNamespace(num_visual_tokens=576, budget_unit="visual")
+    grid = SimpleNamespace(num_visual_tokens=576, abilities=SimpleNamespace(budget_unit="visual"))
     assert plan_runs(["none", "fastv"], [Budget(64)], grid, 576) == ([("none", Budget(576)), ("fastv", Budget(64))], [])
     a = check_inputs(ValidateArgs(refer_dir=".", out="x"))  # the family's default, as Budgets
     assert a.budgets == list(BUDGETS) == Budget.parse_list("576,192,128,64")

@@ -155,7 +155,7 @@ def test_the_notebook_banner_cell():
         sources = [c["source"] for c in make_notebook(fam).cells]
         i = sources.index(BANNER_CELL)
         # the figures after it are saved with the weights' footnote of the same models (``FigureSet.save``)
-        assert "family.load" in sources[i - 1] and "family.save(figs, tables, OUT)" in sources[i + 1]
+        assert "figure_set.load" in sources[i - 1] and "figure_set.save(figs, tables, OUT)" in sources[i + 1]
 
     def shown(models):
         out = []
