@@ -119,6 +119,10 @@ def bench_model(model: str, a) -> pd.DataFrame:
 
     pipe = load_pipeline(model, device=a.device, **({"tokenizer": a.tokenizer} if a.tokenizer else {}),
                          **({} if a.dtype == "auto" else {"dtype": getattr(torch, a.dtype)}))
+    if a.attn != "eager":  # the LLM's attention kernel (eager: the official stack's, every S x S row materialised)
+        from litelvlm.lvlm.numerics import set_attention
+
+        set_attention(a.attn, pipe.language_model)
     preps = prompts(pipe, max(a.batch_sizes), a.refer_dir)
     out = []
     for method in a.methods:
@@ -150,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refer-dir", default=None, help="a REFER folder whose first images to use (default: synthetic)")
     p.add_argument("--tokenizer", default=None, help="a full-size random GLaMM's tokenizer folder")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
+                   help="the LLM's attention kernel (eager: the official stack's; sdpa: no S x S matrix in memory)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="folder for throughput.csv")
