@@ -93,6 +93,7 @@ def _run(tmp_path, *args) -> int:
     return main(["efficiency", *args, "--no-figures", "--out", str(tmp_path)])
 
 
+@pytest.mark.slow  # heavy: the default suite keeps a lighter case of the same rule
 def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
     with caplog.at_level("WARNING", logger="analysis.common.grounding_runs"):
         rc = _run(tmp_path, "--arch", "unipixel-tiny", "--budgets", *BUDGETS, "--attn", "sdpa", "--warmup", "0",

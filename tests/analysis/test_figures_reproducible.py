@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from litelvlm.cli import main
@@ -40,6 +41,7 @@ def test_figures_smoke_twice_gives_the_same_bytes_and_leaves_the_committed_folde
             assert im.text == {"Software": "litelvlm"}, png.name
 
 
+@pytest.mark.slow  # heavy: the default suite keeps a lighter case of the same rule
 def test_demo_smoke_twice_into_two_folders_gives_the_same_bytes(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):

@@ -30,7 +30,7 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("study", list(CASES))
+@pytest.mark.parametrize("study", [pytest.param(s, marks=pytest.mark.slow) if s == "eval-video" else s for s in CASES])  # eval-video-unipixel stays default
 def test_a_studys_budgets_are_range_checked_once(study, monkeypatch, tmp_path, coco128):
     argv, expected = CASES[study]
     checks = []

@@ -66,6 +66,7 @@ def test_a_random_model_that_cannot_be_written_to_the_cache_is_an_error_naming_t
     assert str(blocker) in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # heavy: the default suite keeps a lighter case of the same rule
 @pytest.mark.odd_case("concurrency", "two runs sharing one fresh cache at once", "reversal x2",
                        "both finish with byte-identical tables")
 def test_two_runs_sharing_one_cache_at_once_both_finish_with_the_same_tables(coco128, tmp_path):

@@ -54,6 +54,7 @@ def test_a_plain_command_is_quiet_and_loads_no_quantization_backend(coco128):
     assert foreign_lines(run.stderr) == []
 
 
+@pytest.mark.slow  # heavy: the default suite keeps a lighter case of the same rule
 def test_the_quantization_backend_loads_quietly_when_asked():
     """What ``--quantize`` runs: the back-ends hidden as the command line hides them, then the one asked for
     imported; bitsandbytes' notice about an optional hub kernel (on CPUs with avx512_bf16) is not printed."""
