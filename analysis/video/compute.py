@@ -45,7 +45,7 @@ from analysis.common.parts import PartStore
 from analysis.common.screen import show_table
 from analysis.common.shards import Shards
 from analysis.common.study import portable_paths, run_record
-from analysis.video import protocols
+from analysis.video import batches, protocols
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
@@ -87,17 +87,19 @@ def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int
 
 
 @torch.no_grad()
-def video_part(run: VideoRunner, records: list, sets: list[int], method: str,
-               budget: Budget) -> tuple[pd.DataFrame, pd.DataFrame]:
+def video_part(run: VideoRunner, records: list, sets: list[int], method: str, budget: Budget, batch_size: int = 1,
+               check: batches.VideoBatchCheck | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(expression rows, object rows) of one video for (method, per-frame budget): the runner gets the Budget, the
-    rows its column."""
+    rows its column; the sets' expressions grounded in order, up to ``batch_size`` per LLM forward (:mod:`.batches`)."""
     gt, void = metrics.gt_objects(ground_truth(records[0]))
     rows, objects = [], []
+    todo = [rec for anno in sets for rec in annotator_expressions(records, anno)]
+    results = iter(batches.expression_results(run, todo, method, budget, batch_size, check))
     for anno in sets:
         recs = annotator_expressions(records, anno)
         masks = []
         for rec in recs:
-            m, tokens, extra = run.expression(rec, method, budget)
+            m, tokens, extra = next(results)
             masks.append(m)
             rows.append({**expression_row(rec, anno, m, method, budget.column, tokens, None), **extra})
         j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
@@ -127,16 +129,17 @@ def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[s
 
 
 def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], store: PartStore,
-            dataset: str = REF_DAVIS) -> None:
+            dataset: str = REF_DAVIS, batch_size: int = 1, check: batches.VideoBatchCheck | None = None) -> None:
     """Every (video, method, budget) part of ``runs`` not in ``store`` yet, video by video (the clips' work done
-    once); Ref-DAVIS-17 by annotator sets, the other datasets expression by expression (:mod:`.protocols`)."""
+    once); Ref-DAVIS-17 by annotator sets, the other datasets expression by expression (:mod:`.protocols`), up to
+    ``batch_size`` expressions of a video per LLM forward (:mod:`.batches`)."""
     done = store.done()
     for video, records in groups.items():
         todo = [p for p in runs if part_id(video, *p) not in done]
         run.new_video()
         for method, budget in todo:
             log.info("%s: %s @ %s", video, method, budget)
-            tables = video_work(run, records, sets, dataset, method, budget)
+            tables = video_work(run, records, sets, dataset, method, budget, batch_size, check)
             store.write([part_id(video, method, budget)], tables.pop("rows"), tables=tables)
 
 
@@ -177,7 +180,7 @@ def calibration(a: VideoArgs) -> tuple[VideoRunner, dict, list[Run], object]:
     def work(video: str, todo: list[Run]) -> None:
         run.new_video()
         for method, budget in todo:
-            video_work(run, groups[video], sets, a.dataset, method, budget)
+            video_work(run, groups[video], sets, a.dataset, method, budget, a.batch_size)
     return run, groups, runs, work
 
 
@@ -199,13 +202,14 @@ def predictions(a: VideoArgs, out: Path, store: PartStore, groups: dict, pairs: 
     return None if protocols.scored_locally(a.dataset, a.split) else server_run(a, out, expr, pairs, zips, clip, note)
 
 
-def video_work(run: VideoRunner, records: list, sets: list[int], dataset: str, method: str, budget: Budget) -> dict:
+def video_work(run: VideoRunner, records: list, sets: list[int], dataset: str, method: str, budget: Budget,
+               batch_size: int = 1, check: batches.VideoBatchCheck | None = None) -> dict:
     """One video's part for (method, budget) as ``eval-video`` computes it, by the dataset's protocol: its tables
     (``objects``, and ``masks`` where the dataset has prediction zips) and the expression rows (``rows``)."""
     if dataset == REF_DAVIS:
-        rows, objects = video_part(run, records, sets, method, budget)
+        rows, objects = video_part(run, records, sets, method, budget, batch_size, check)
         return {"rows": rows, "objects": objects}
-    rows, objects, masks = protocols.expression_part(run, records, method, budget, expression_row)
+    rows, objects, masks = protocols.expression_part(run, records, method, budget, expression_row, batch_size, check)
     return {"rows": rows, "objects": objects, "masks": masks}
 
 
@@ -268,15 +272,18 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
         pairs = run_keys(runs)
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
         config.update(run.config())
+        unbatched = batches.batch_notes(run, [BASELINE, *methods], a.batch_size, say=shards.is_main)
+        config.update(batches.batch_record(a.batch_size, unbatched))   # nothing at batch 1: earlier folders resume
         with shards.folder(out, command="eval-video") as folder:
             if shards.is_main:
-                folder.resume(config, ignore=("n_boot", "boot_seed"))   # they change the tables, not the parts
+                folder.resume(config, ignore=("n_boot", "boot_seed", "unbatched"))   # no part changes with them
                 write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
             shards.wait()   # the folder checked (and its unreadable parts dropped) before any process computes
             store = PartStore(out)
             mine = {video: groups[video] for video in shards.share(list(groups))}
             log.info("%s: %d video(s) to evaluate", shards.label(), len(mine))
-            compute(run, mine, runs, sets, store, a.dataset)
+            check = batches.VideoBatchCheck(a.batch_size) if a.batch_size > 1 and shards.is_main else None
+            compute(run, mine, runs, sets, store, a.dataset, a.batch_size, check)
             shards.wait()   # every process's parts finished: the main process merges them all
             if not shards.is_main:
                 return 0
@@ -293,14 +300,24 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
             write_csv(out / "summary.csv", summary)
             shown = summary_text(summary)
             nulls = null_results(summary, ("J", "F", "J&F"), [a.model, run.clip_name])   # one line per null result
-            write_text(out / "summary.txt", shown + "\n" + "".join(f"{line}\n" for line in nulls))
+            batching, shown_check = batches.batch_summary(out, a, unbatched, check)   # "" at batch 1
+            write_text(out / "summary.txt", shown + "\n" + "".join(f"{line}\n" for line in nulls) + batching)
+    announce(a, out, (shown, nulls, shown_check), summary, expr, run.clip_name, note)
+    return 0
+
+
+def announce(a: VideoArgs, out: Path, said: tuple[str, list[str], str], summary: pd.DataFrame, expr: pd.DataFrame,
+             clip: str | None, note: str) -> None:
+    """The screen of a scored run: the table, the null results, the batch check (``said``), where the tables went,
+    the degenerate-run warning, the weights banner and the note."""
+    shown, nulls, shown_check = said
     show_table(shown, out / "summary.txt", "J&F per method and budget")
     for line in nulls:
         print(line)
+    print(shown_check, end="")
     print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model, out,
                        "every J and F is 0 (every mask empty, or missing its object)")
-    if banner := weights_banner(a.model, run.clip_name):
+    if banner := weights_banner(a.model, clip):
         print(banner)
     print(f"Note: {note}.")
-    return 0

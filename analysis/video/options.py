@@ -17,7 +17,6 @@ Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.vi
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 
 from analysis.common.grounding_runs import check_budgets
@@ -96,8 +95,11 @@ class VideoArgs:
                                 help="seed of the bootstrap and of the paired test's patterns (default: --seed); a new "
                                      "one into an existing --out recomputes only the statistics, from the stored rows")
     device: str = arg("cpu", help="torch device")
-    batch_size: int = arg(1, help="expressions per LLM forward: 1 on every video family today (eval-grounding batches "
-                                  "images; a larger value is refused with the reason)", minimum=1)
+    batch_size: int = arg(1, help="expressions of one video per LLM forward (this project's addition): B prompts "
+                                  "sharing the video's frames right-padded through one masked forward, each pruned "
+                                  "by its own selection, its masks from SAM 2 as at 1; a method or family that "
+                                  "cannot share a forward runs at 1, named once with the reason; each (method, "
+                                  "budget)'s first batch is checked against batch 1 (batch_check.csv)", minimum=1)
     dtype: str = arg("auto", help="model dtype (auto: the checkpoint's)",
                      choices=["auto", "float32", "bfloat16", "float16"])
 
@@ -120,15 +122,6 @@ def method_error(name: str) -> str | None:
     return None
 
 
-def video_unbatched() -> str:
-    """Why eval-video runs one expression per LLM forward on every video family (``--batch-size`` above 1 runs at 1)."""
-    names = ", ".join(c.display_name for c in VIDEO_CARDS)
-    return (f"eval-video runs one expression per LLM forward on every video family ({names}): each grounds a video "
-            "through its own video path, a per-frame pipeline of its own or prompts of thousands of visual tokens "
-            "whose masks come from SAM 2's memory propagated per expression; batched prompts are eval-grounding's "
-            "(--batch-size there)")
-
-
 def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     """(methods as given, per-frame budgets, annotator sets); every bad value is refused before anything is written
     (before torch loads: the budgets' range by :func:`~analysis.common.grounding_runs.check_budgets` against a frame's
@@ -140,9 +133,6 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     if errors := [why for m in methods if (why := method_error(m))]:
         raise LiteLVLMError("; ".join(errors))
     a.budgets = budgets = check_budgets(a.budgets, NUM_PATCHES)   # the one range check (1..576 a frame), kept
-    if a.batch_size != 1:   # every video family grounds one expression per LLM forward: said once, run at 1
-        print(f"litelvlm eval-video: --batch-size {a.batch_size} runs at batch 1: {video_unbatched()}", file=sys.stderr)
-        a.batch_size = 1
     if a.split is None:
         a.split = DEFAULT_SPLITS[a.dataset]
     if a.split not in SPLITS[a.dataset]:

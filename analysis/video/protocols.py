@@ -33,6 +33,7 @@ import pandas as pd
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from analysis.video.batches import expression_results
 from analysis.video.options import DEFAULT_SPLITS
 from litelvlm.budget import Budget
 from litelvlm.io import atomic_path
@@ -72,14 +73,15 @@ def decode(rles: str) -> np.ndarray:
                      for r in json.loads(rles)])
 
 
-def expression_part(run, records: list, method: str, budget: Budget, row) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                                    pd.DataFrame]:
-    """(expression rows, object rows, mask rows) of one video for (method, per-frame budget), one expression at a
-    time; ``row(rec, anno, masks, method, budget, tokens)`` scores an expression of a split with masks (MeViS's
-    protocol), and a split without them gets no J or F (its server scores it)."""
+def expression_part(run, records: list, method: str, budget: Budget, row, batch_size: int = 1,
+                    check=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(expression rows, object rows, mask rows) of one video for (method, per-frame budget), the expressions in order
+    (up to ``batch_size`` per LLM forward, :mod:`.batches`); ``row(rec, anno, masks, method, budget, tokens)`` scores
+    an expression of a split with masks (MeViS's protocol), and a split without them gets no J or F (its server
+    scores it)."""
     rows, objects, masks_out = [], [], []
-    for rec in records:
-        m, tokens, extra = run.expression(rec, method, budget)
+    for rec, (m, tokens, extra) in zip(records, expression_results(run, records, method, budget, batch_size, check),
+                                       strict=True):
         pred = m.numpy() > 0.5
         if rec.has_masks:
             r = {**row(rec, 0, m, method, budget.column, tokens, None), **extra}

@@ -4,10 +4,12 @@
 method and budget: each input is pruned by its own selection (the method's stage, run per input: K, N and the
 sequence length may differ per input), the pruned sequences are right-padded to the longest and run through the LLM
 in one forward with an attention mask that hides the padding, and each input's ``[SEG]`` rows feed its own mask
-head. Right padding under a causal mask leaves every real row's attention unchanged, so the masks equal ``ground``'s
-up to floating-point rounding (identical in float32 on the tiny models; bfloat16 differs by rounding only, which
-``eval-grounding --batch-size`` reports). :func:`batch_error` names the runs that cannot batch (a method with its
-own forward inside the LLM, a generated answer, a video, a captured prefill); those run one by one.
+head (a video's expressions alike, each one sequence of its frames' tokens and its text, its masks from SAM 2 per
+prompt as ``ground`` makes them). Right padding under a causal mask leaves every real row's attention unchanged, so
+the masks equal ``ground``'s up to floating-point rounding (identical in float32 on the tiny models; bfloat16 differs
+by rounding only, which ``eval-grounding --batch-size`` and ``eval-video --batch-size`` report). :func:`batch_error`
+names the runs that cannot batch (a method with its own forward inside the LLM, a generated answer, a video family's
+per-frame pipeline, a captured prefill); those run one by one.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ def _select(pipe, prepared, method: str, budget, positions: str, options: dict) 
     """One input's selection, as ``ground`` makes it: its LLM inputs, positions and layout (or the method's own
     LLM output, when its selection ran the LLM)."""
     spec = pipe.spec(method)
-    n = pipe.num_visual(prepared)
-    k = Budget.of(budget).count(n, spec.extra_tokens)
+    whole = pipe.full_budget(prepared)
+    k = Budget.of(budget).count(whole, spec.extra_tokens)
+    prepared = pipe.run_input(prepared, method, prunes=not spec.baseline and int(k) != whole)
     positions, rule = pipe._position_rule(prepared, method, spec, positions)
     vis, sel, kept, llm_output = spec.stage.run(pipe, prepared, method, k, None, spec=spec, rule=rule,
                                                 positions=positions, given=False, **options)
@@ -109,8 +112,6 @@ def ground_batch(pipe, prepared: list, method: str = "none", budget: Budget | in
     answers = sorted({getattr(p, "answer", "teacher-forced") for p in prepared} - {"teacher-forced"})
     if why := batch_error(pipe, method, answers[0] if answers else "teacher-forced"):
         raise LiteLVLMError(f"cannot batch: {why}")
-    if any(getattr(p, "video", None) is not None for p in prepared):
-        raise LiteLVLMError("cannot batch: a video's prompt runs one at a time")
     with pipe.seg_source() as seg_states:
         items = [_select(pipe, p, method, budget, positions, options) for p in prepared]
         if any(it["llm_output"] is not None for it in items):

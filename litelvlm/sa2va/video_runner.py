@@ -21,16 +21,18 @@ class Sa2VARunner(PipelineVideoRunner):
     def __init__(self, a: Any) -> None:
         super().__init__(a, Sa2VAPipeline)
 
-    @torch.no_grad()
-    def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int, dict]:
-        """((frames, H, W) masks, kept merged tokens per LLM frame, the kept merged tokens) of one expression at the
-        per-frame ``budget``: K of the N merged tokens the LLM sees, grounded as a budget of those tokens."""
-        pipe = self.pipe
-        prep = pipe.with_sentences(self.prepared_for(rec), [rec.sentence])
-        n = pipe.num_visual(prep)
-        k = Count(n, n) if pipe.spec(method).baseline else fraction_budget(n, budget, FRAME_PATCHES)
-        masks = self.frame_masks(rec, pipe.ground(prep, method, Budget.of(k)).masks[0])
-        return masks, round(k / prep.video.llm_frames), {"llm_visual_tokens": k}
+    def prompt(self, rec):
+        """The Ref-VOS question of ``rec``'s expression on its prepared video."""
+        return self.pipe.with_sentences(self.prepared_for(rec), [rec.sentence])
+
+    def count(self, prep, method: str, budget: Budget) -> Count:
+        """K of the N merged tokens the LLM sees: all for the baseline, else the per-frame ``budget``'s fraction."""
+        n = self.pipe.num_visual(prep)
+        return Count(n, n) if self.pipe.spec(method).baseline else fraction_budget(n, budget, FRAME_PATCHES)
+
+    def result(self, rec, prep, k: Count, out) -> tuple[torch.Tensor, int, dict]:
+        """((frames, H, W) masks, kept merged tokens per LLM frame, the kept merged tokens)."""
+        return self.frame_masks(rec, out.masks[0]), round(k / prep.video.llm_frames), {"llm_visual_tokens": k}
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """``given``, or every method the video path offers."""

@@ -35,16 +35,18 @@ class UniPixelRunner(PipelineVideoRunner):
         super().__init__(a, UniPixelVideoPipeline)
         self.num_patches = num_patches
 
-    @torch.no_grad()
-    def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int, dict]:
-        """((frames, H, W) masks, kept merged tokens per temporal patch, the kept merged tokens) of one expression at
-        the per-frame ``budget``: K of the video's N merged tokens, grounded as a budget of those tokens."""
-        pipe = self.pipe
-        prep = pipe.with_sentences(self.prepared_for(rec), [rec.sentence.strip()])   # segmentation.py L555: exp.strip()
-        n = pipe.num_visual(prep)
-        k = Count(n, n) if pipe.spec(method).baseline else video_budget(n, budget, self.num_patches)
-        masks = self.frame_masks(rec, pipe.ground(prep, method, Budget.of(k)).masks)
-        return masks, round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
+    def prompt(self, rec):
+        """The video question of ``rec``'s expression on its prepared video (``segmentation.py`` L555: exp.strip())."""
+        return self.pipe.with_sentences(self.prepared_for(rec), [rec.sentence.strip()])
+
+    def count(self, prep, method: str, budget: Budget) -> Count:
+        """K of the video's N merged tokens: all for the baseline, else the per-frame ``budget``'s reading."""
+        n = self.pipe.num_visual(prep)
+        return Count(n, n) if self.pipe.spec(method).baseline else video_budget(n, budget, self.num_patches)
+
+    def result(self, rec, prep, k: Count, out) -> tuple[torch.Tensor, int, dict]:
+        """((frames, H, W) masks, kept merged tokens per temporal patch, the kept merged tokens)."""
+        return self.frame_masks(rec, out.masks), round(k / int(prep.grid_thw[0, 0])), {"llm_visual_tokens": k}
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """``given``, or every method the video path offers."""

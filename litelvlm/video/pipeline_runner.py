@@ -1,6 +1,12 @@
 """What an ``eval-video`` runner over a family pipeline's video path shares (:class:`PipelineVideoRunner`): the
 pipeline loaded from the run's options, its paired CLIP named, one prepared video reused by every expression of that
-video, and the masks checked against the video's frames. A family's runner adds its budget rule and its record."""
+video, and the masks checked against the video's frames. A family's runner adds its prompt, its budget rule, its row
+and its record.
+
+``eval-video --batch-size B`` (this project's addition): :meth:`PipelineVideoRunner.ground` runs B expressions of
+one video through the LLM in one right-padded, masked forward (:func:`~litelvlm.lvlm.batched.ground_batch`: the
+shared frames prepared once, each expression pruned by its own selection), then each expression's masks come from
+SAM 2 as at batch 1; :meth:`PipelineVideoRunner.batch_error` names the methods that cannot share a forward."""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ from typing import Any
 
 import torch
 
+from ..budget import Budget, Count
 from ..errors import LiteLVLMError
 from ..image_resize import IMAGE_RESIZES, image_resize_kwargs
+from ..lvlm.batched import batch_error, ground_batch
 
 
 class PipelineVideoRunner:
@@ -40,6 +48,42 @@ class PipelineVideoRunner:
                                                     seed=self.args.seed)
             self.video = rec.video
         return self.prepared
+
+    def prompt(self, rec):
+        """The prepared prompt of ``rec``'s expression on its video (the family's)."""
+        raise NotImplementedError
+
+    def count(self, prep, method: str, budget: Budget) -> Count:
+        """K of ``prep``'s visual tokens that ``method`` keeps at the per-frame ``budget`` (the family's rule)."""
+        raise NotImplementedError
+
+    def result(self, rec, prep, k: Count, out) -> tuple[torch.Tensor, int, dict]:
+        """:meth:`expression`'s result of ``rec`` from its prompt, K and ``ground``'s output (the family's)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int, dict]:
+        """((frames, H, W) masks, kept tokens per frame, the row's extra columns) of one expression at the per-frame
+        ``budget``: K of the video's N visual tokens, grounded as a budget of those tokens."""
+        prep = self.prompt(rec)
+        k = self.count(prep, method, budget)
+        return self.result(rec, prep, k, self.pipe.ground(prep, method, Budget.of(k)))
+
+    def batch_error(self, method: str) -> str | None:
+        """Why ``method`` cannot share one LLM forward across a video's expressions (None: it can)."""
+        return batch_error(self.pipe, method)
+
+    @torch.no_grad()
+    def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
+        """[(prompt, K, ``ground``'s output)] of expressions ``recs`` of one video, their LLM forwards in one padded
+        batch (``batched``; K is the same for all: they share the video) or one by one (as :meth:`expression`)."""
+        preps = [self.prompt(rec) for rec in recs]
+        ks = [self.count(p, method, budget) for p in preps]
+        if batched and len({int(k) for k in ks}) == 1:
+            outs = ground_batch(self.pipe, preps, method, Budget.of(ks[0]))
+        else:
+            outs = [self.pipe.ground(p, method, Budget.of(k)) for p, k in zip(preps, ks, strict=True)]
+        return list(zip(preps, ks, outs, strict=True))
 
     def frame_masks(self, rec, masks: torch.Tensor) -> torch.Tensor:
         """``masks`` (one per frame of ``rec``'s video) as float on the CPU; another count is an error naming it."""

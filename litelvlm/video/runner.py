@@ -45,6 +45,12 @@ class VideoRunner(Protocol):
         """((T, H, W) float 0/1 masks, context tokens per frame (None: not per frame), the row's extra columns,
         ``llm_visual_tokens`` among them) of one expression at the per-frame ``budget``."""
 
+    def batch_error(self, method: str) -> str | None:
+        """Why ``method`` cannot ground several expressions of a video in one LLM forward (None: it can; the runner
+        then offers ``ground(recs, method, budget, batched=True)``, [(prompt, K, ``ground``'s output)] per expression,
+        and ``result(rec, prompt, K, output)``, :meth:`expression`'s result from them:
+        :class:`litelvlm.video.pipeline_runner.PipelineVideoRunner`)."""
+
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """The methods to run: ``given`` (refused with the reason when they cannot run), or the family's default."""
 

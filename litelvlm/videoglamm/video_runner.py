@@ -27,6 +27,8 @@ from .referdavis import clip_ranges, expression_masks
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
 
 log = logging.getLogger(__name__)
+#: why ``eval-video --batch-size`` runs VideoGLaMM at batch 1
+UNBATCHED = "VideoGLaMM's video path grounds each expression clip by clip through its own per-frame pipeline"
 
 
 class VideoGLaMMRunner:
@@ -95,6 +97,10 @@ class VideoGLaMMRunner:
             extra.update(frame_budgets=",".join(map(str, self.budgets[0])), kept_tokens=sum(self.budgets[0]),
                          llm_context_tokens=tokens[0])
         return masks, tokens[0] // NUM_FRAMES, extra
+
+    def batch_error(self, method: str) -> str | None:
+        """Why ``method`` runs one expression per LLM forward here (every method, for now)."""
+        return UNBATCHED
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """The methods to run: ``given``, or every per-frame CLIP-side method (VisPruner first) then every LLM-side
