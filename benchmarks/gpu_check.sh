@@ -103,7 +103,7 @@ for model in "${MODELS[@]}"; do
   tok=""
   case "$model" in
     glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;;
-    videoglamm*) continue ;;   # a video model: eval-video runs at batch 1 (no batched throughput to measure)
+    videoglamm*) continue ;;   # a video model: bench_throughput times eval-grounding's images, which it does not ground
   esac
   step "throughput-$name" "$PY '$ROOT/benchmarks/bench_throughput.py' --models $model $tok --device $DEVICE \
 --methods none litelvlm fastv ${THROUGHPUT[*]} --refer-dir '$DATA/coco128_refer' --out '$OUT/throughput/$name'"

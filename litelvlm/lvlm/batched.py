@@ -8,8 +8,9 @@ head (a video's expressions alike, each one sequence of its frames' tokens and i
 prompt as ``ground`` makes them). Right padding under a causal mask leaves every real row's attention unchanged, so
 the masks equal ``ground``'s up to floating-point rounding (identical in float32 on the tiny models; bfloat16 differs
 by rounding only, which ``eval-grounding --batch-size`` and ``eval-video --batch-size`` report). :func:`batch_error`
-names the runs that cannot batch (a method with its own forward inside the LLM, a generated answer, a video family's
-per-frame pipeline, a captured prefill); those run one by one.
+names the runs that cannot batch (a method with its own forward inside the LLM, an analysis oracle, a generated answer,
+a captured prefill); those run one by one. :func:`padded_forward` is the padded forward alone (VideoGLaMM's own video
+path batches its expressions with it).
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ def batch_error(pipe, method: str, answer: str = "teacher-forced") -> str | None
         return f"{method} is an analysis oracle that reads the unpruned LLM per prompt"
     if answer != "teacher-forced":
         return f"--answer {answer} decodes each prompt's answer token by token"
-    if pipe.abilities.budget_unit != "visual":
-        return f"the {pipe.family} family grounds a video with its own per-frame pipeline"
     if runner_of(pipe.language_model) is not None:
         return "the captured prefill runs one sequence at a time"
     return None
@@ -67,24 +66,29 @@ def _select(pipe, prepared, method: str, budget, positions: str, options: dict) 
     return item
 
 
+def padded_forward(lm, name: str, embeds: list[torch.Tensor], positions: list[torch.Tensor],
+                   num_visual: list[int | None], device) -> torch.Tensor:
+    """(B, S_max, h) final normed hidden states of the LLM ``lm`` (model ``name``) over the sequences ``embeds`` ((S_i, h)
+    each, at ``positions``, (1, S_i) or (3, 1, S_i)) right-padded to the longest, in one forward whose attention mask
+    hides the padding; each sequence checked against the LLM's positions and the batch against its attention memory."""
+    lengths = [int(e.shape[0]) for e in embeds]
+    s = max(lengths)
+    for length, pos, n in zip(lengths, positions, num_visual, strict=True):
+        check_positions(lm, name, length, pos.to(device), n)
+    check_attention_memory(lm, s, len(embeds), model=name)
+    batch = torch.zeros(len(embeds), s, embeds[0].shape[-1], dtype=embeds[0].dtype, device=device)
+    mask = torch.zeros(len(embeds), s, dtype=torch.long, device=device)
+    for i, (e, length) in enumerate(zip(embeds, lengths, strict=True)):
+        batch[i, :length] = e.to(device)
+        mask[i, :length] = 1
+    pos = torch.cat([_pad_positions(p.to(device), s) for p in positions], dim=-2)
+    return lm(inputs_embeds=batch, position_ids=pos, attention_mask=mask, use_cache=False).last_hidden_state
+
+
 def _forward(pipe, items: list[dict]) -> torch.Tensor:
     """(B, S_max, h) final normed hidden states of the padded batch of ``items``' sequences, in one forward."""
-    lm = pipe.language_model
-    device = pipe.device
-    lengths = [int(it["embeds"].shape[0]) for it in items]
-    s = max(lengths)
-    for it, length in zip(items, lengths, strict=True):
-        check_positions(lm, pipe.name, length, it["pos"].to(device), it["num_visual"])
-    check_attention_memory(lm, s, len(items), model=pipe.name)
-    h = items[0]["embeds"].shape[-1]
-    embeds = torch.zeros(len(items), s, h, dtype=items[0]["embeds"].dtype, device=device)
-    mask = torch.zeros(len(items), s, dtype=torch.long, device=device)
-    for i, (it, length) in enumerate(zip(items, lengths, strict=True)):
-        embeds[i, :length] = it["embeds"].to(device)
-        mask[i, :length] = 1
-    pos = torch.cat([_pad_positions(it["pos"].to(device), s) for it in items], dim=-2)
-    out = lm(inputs_embeds=embeds, position_ids=pos, attention_mask=mask, use_cache=False)
-    return out.last_hidden_state
+    return padded_forward(pipe.language_model, pipe.name, [it["embeds"] for it in items], [it["pos"] for it in items],
+                          [it["num_visual"] for it in items], pipe.device)
 
 
 def _masks(pipe, item: dict, seg_hidden: torch.Tensor, pred: torch.Tensor, seq_len: int,
@@ -124,4 +128,4 @@ def ground_batch(pipe, prepared: list, method: str = "none", budget: Budget | in
     return [_masks(pipe, it, *it["out"], method) for it in items]
 
 
-__all__ = ["batch_error", "ground_batch"]
+__all__ = ["batch_error", "ground_batch", "padded_forward"]

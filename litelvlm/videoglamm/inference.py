@@ -103,8 +103,15 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
     if answer is None:
         ids = greedy_answer(model, ids, visual, (tokenizer.eos_token_id,), max_new_tokens)
     hidden = model.final_hidden(model.sequence_embeds(ids, visual))
+    return clip_masks(model, tokenizer, prepared, ids, hidden, int(visual.shape[0]), sam2_video_branch)
+
+
+def clip_masks(model: VideoGLaMM, tokenizer, prepared: PreparedClip, ids: torch.Tensor, hidden: torch.Tensor,
+               num_visual: int, sam2_video_branch: bool = False) -> ClipMasks:
+    """:func:`segment_clip`'s masks from one prompt's ids and final hidden states ((1, S, h); a padded batch's row
+    may run longer: its real rows come first)."""
     seg_id = tokenizer.convert_tokens_to_ids("[SEG]")
-    rows = model.seg_rows(ids, visual.shape[0], seg_id)
+    rows = model.seg_rows(ids, num_visual, seg_id)
     prompts = model.seg_embeddings(hidden, rows)
     if sam2_video_branch:
         from .sam2_video import video_branch_logits
@@ -114,4 +121,18 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
     return ClipMasks(logits, prompts, ids)
 
 
-__all__ = ["ClipMasks", "PreparedClip", "greedy_answer", "prepare_clip", "segment_clip"]
+@torch.no_grad()
+def segment_clips(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressions: list[str],
+                  visuals: list[torch.Tensor], sam2_video_branch: bool = False) -> list[ClipMasks]:
+    """:func:`segment_clip` (teacher-forced answer) of several ``expressions`` of one clip, each with its own LLM
+    visual input (``visuals``), their prompts' LLM forwards in one right-padded, masked batch
+    (:meth:`~litelvlm.videoglamm.model.VideoGLaMM.final_hidden_batch`; ``eval-video --batch-size``); the masks of each
+    from SAM 2 as :func:`segment_clip` makes them."""
+    ids = [input_ids(tokenizer, e, ANSWER).to(model.device) for e in expressions]
+    embeds = [model.sequence_embeds(i, v)[0] for i, v in zip(ids, visuals, strict=True)]
+    hidden = model.final_hidden_batch(embeds, [int(v.shape[0]) for v in visuals])
+    return [clip_masks(model, tokenizer, prepared, i, hidden[b:b + 1], int(v.shape[0]), sam2_video_branch)
+            for b, (i, v) in enumerate(zip(ids, visuals, strict=True))]
+
+
+__all__ = ["ClipMasks", "PreparedClip", "clip_masks", "greedy_answer", "prepare_clip", "segment_clip", "segment_clips"]

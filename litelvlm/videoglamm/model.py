@@ -171,6 +171,19 @@ class VideoGLaMM(nn.Module):
         with scratch_eager(self.llm.model, self._scratch):
             return self.llm.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
 
+    @torch.no_grad()
+    def final_hidden_batch(self, embeds: list[torch.Tensor], num_visual: list[int]) -> torch.Tensor:
+        """(B, S_max, h) final normed hidden states of several sequences ((S_i, h) each, ``num_visual[i]`` visual
+        tokens) in one forward, right-padded with an attention mask hiding the padding, each at positions 0..S_i-1
+        (:func:`litelvlm.lvlm.batched.padded_forward`; eager attention in the same scratch as :meth:`final_hidden`)."""
+        from ..lvlm.batched import padded_forward
+
+        if not hasattr(self, "_scratch"):
+            self._scratch = Scratch()
+        pos = [torch.arange(int(e.shape[0]), device=self.device)[None] for e in embeds]
+        with scratch_eager(self.llm.model, self._scratch):
+            return padded_forward(self.llm.model, self.source, embeds, pos, num_visual, self.device)
+
     def seg_embeddings(self, hidden: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """(S, out_dim) ``text_hidden_fcs[0]`` of the rows predicting each ``[SEG]`` (L636-643)."""
         return self.text_hidden_fcs[0](hidden[0, rows])

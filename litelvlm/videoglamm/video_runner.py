@@ -2,12 +2,16 @@
 
 Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once; the unpruned baseline and
 a CLIP-side method segment through :func:`~litelvlm.videoglamm.referdavis.expression_masks` with the pruned visual
-input, an LLM-side method through the family's ``ground`` on each clip (:func:`family_masks`).
+input, an LLM-side method through the family's ``ground`` on each clip (:func:`family_masks`). Under ``eval-video
+--batch-size`` (:meth:`VideoGLaMMRunner.ground`) several expressions of a video go through each clip's LLM forward
+together (``segment_clips``, ``ground_batch``), each with its own pruned visual input; their masks are SAM 2's as at
+batch 1.
 """
 
 from __future__ import annotations
 
 import logging
+import types
 from typing import Any
 
 import numpy as np
@@ -16,19 +20,18 @@ import torch
 from ..budget import Budget
 from ..clip import load_clip
 from ..errors import LiteLVLMError
+from ..lvlm.batched import batch_error, ground_batch
 from ..methods import available_methods
 from . import allocation as va
 from . import pruning as vp
 from .checkpoint import load_videoglamm
 from .config import NUM_FRAMES
-from .inference import prepare_clip
+from .inference import prepare_clip, segment_clip, segment_clips
 from .pipeline import FRAME_PATCHES, VideoGLaMMInput, VideoGLaMMPipeline
 from .referdavis import clip_ranges, expression_masks
 from .video_eval import ALLOCATION_COLUMNS, allocation_weights
 
 log = logging.getLogger(__name__)
-#: why ``eval-video --batch-size`` runs VideoGLaMM at batch 1
-UNBATCHED = "VideoGLaMM's video path grounds each expression clip by clip through its own per-frame pipeline"
 
 
 class VideoGLaMMRunner:
@@ -62,10 +65,11 @@ class VideoGLaMMRunner:
         self.prepared.clear()
         self.traces.clear()
 
-    def visual_fn(self, method: str, k: int, tokens: list[int]):
+    def visual_fn(self, method: str, k: int, tokens: list[int], budgets: list | None = None):
         """``expression_masks``' ``visual`` callable for ``method`` keeping ``k`` of each frame's CLIP patches;
-        appends each clip's context tokens."""
+        appends each clip's context tokens (to ``tokens``) and frames' budgets (to ``budgets``, default the runner's)."""
         a = self.args
+        budgets = self.budgets if budgets is None else budgets
 
         def visual(prepared, rec):
             trace = self.traces.get(id(prepared))
@@ -76,7 +80,7 @@ class VideoGLaMMRunner:
             out = vp.prune_clip(self.model, prepared, trace, text, method, None if allocation else k,
                                 allocation=allocation, arrangement=a.arrangement, seed=a.seed)
             tokens.append(sum(out.context_tokens))
-            self.budgets.append(out.budgets)
+            budgets.append(out.budgets)
             return out.visual
         return visual
 
@@ -92,15 +96,70 @@ class VideoGLaMMRunner:
         masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
                                  visual=self.visual_fn(method, k, tokens),
                                  sam2_video_branch=self.args.sam2_video_branch)
+        return masks, tokens[0] // NUM_FRAMES, self.extra(tokens, self.budgets)
+
+    def extra(self, tokens: list[int], budgets: list[list[int]]) -> dict:
+        """A CLIP-side or unpruned row's extra columns from its clips' context tokens and frames' budgets."""
         extra = {"llm_visual_tokens": tokens[0] + self.pipe.num_visual_tokens - NUM_FRAMES * vp.POOLED ** 2}
         if self.args.allocation != "uniform":  # what the allocation gave each frame (first clip)
-            extra.update(frame_budgets=",".join(map(str, self.budgets[0])), kept_tokens=sum(self.budgets[0]),
+            extra.update(frame_budgets=",".join(map(str, budgets[0])), kept_tokens=sum(budgets[0]),
                          llm_context_tokens=tokens[0])
-        return masks, tokens[0] // NUM_FRAMES, extra
+        return extra
 
     def batch_error(self, method: str) -> str | None:
-        """Why ``method`` runs one expression per LLM forward here (every method, for now)."""
-        return UNBATCHED
+        """Why ``method`` cannot share one LLM forward across a video's expressions (None: it can)."""
+        return batch_error(self.pipe, method)
+
+    @torch.no_grad()
+    def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
+        """[(what the row needs, the per-frame K, the masks and mask logits over the video)] of expressions ``recs``
+        of one video, clip by clip as :meth:`expression` runs them, each clip's prompts in one padded LLM forward
+        (``batched``) or one by one: an LLM-side method through the family's ``ground`` (``ground_batch``), the
+        baseline and a CLIP-side method through ``segment_clip`` (``segment_clips``)."""
+        spec = self.pipe.spec(method)
+        k = budget.count(FRAME_PATCHES)
+        llm_side = not spec.baseline and spec.acts_with_llm
+        preps = [{"llm_side": llm_side, "tokens": [], "budgets": []} for _ in recs]
+        logits: list[list[torch.Tensor]] = [[] for _ in recs]
+        for frames in clip_ranges(len(recs[0].frames)):
+            key = (recs[0].video, frames.start)
+            if key not in self.prepared:
+                self.prepared[key] = prepare_clip(self.model, [np.asarray(recs[0].frame(i)) for i in frames])
+            clip = self.prepared[key]
+            got = (self._llm_side(clip, recs, method, budget, batched) if llm_side
+                   else self._clip_side(clip, recs, preps, method, k, batched))
+            for per, out in zip(logits, got, strict=True):
+                per.append(out)
+        outs = [types.SimpleNamespace(mask_logits=torch.cat(per).float().cpu()) for per in logits]
+        for out in outs:
+            out.masks = out.mask_logits > 0
+        return [(prep, k, out) for prep, out in zip(preps, outs, strict=True)]
+
+    def _llm_side(self, clip, recs: list, method: str, budget: Budget, batched: bool) -> list[torch.Tensor]:
+        """Each expression's (T, H, W) logits on ``clip`` of an LLM-side method (the family's ``ground``)."""
+        given = VideoGLaMMInput(clip, [], torch.empty(0, dtype=torch.long), seed=self.args.seed)
+        preps = [self.pipe.with_sentences(given, [rec.sentence]) for rec in recs]
+        outs = (ground_batch(self.pipe, preps, method, budget) if batched
+                else [self.pipe.ground(p, method, budget) for p in preps])
+        return [out.mask_logits[0] for out in outs]
+
+    def _clip_side(self, clip, recs: list, preps: list[dict], method: str, k: int, batched: bool) -> list:
+        """Each expression's (T, H, W) logits on ``clip`` of the baseline or a CLIP-side method (``segment_clip``)."""
+        visuals = [self.visual_fn(method, k, p["tokens"], p["budgets"])(clip, rec) for rec, p in zip(recs, preps,
+                                                                                                      strict=True)]
+        branch = self.args.sam2_video_branch
+        if batched:
+            outs = segment_clips(self.model, self.tokenizer, clip, [rec.sentence for rec in recs], visuals, branch)
+        else:
+            outs = [segment_clip(self.model, self.tokenizer, clip, rec.sentence, visual=v, sam2_video_branch=branch)
+                    for rec, v in zip(recs, visuals, strict=True)]
+        return [out.logits[:, 0] for out in outs]
+
+    def result(self, rec, prep: dict, k: int, out) -> tuple[torch.Tensor, int | None, dict]:
+        """:meth:`expression`'s result of ``rec`` from :meth:`ground`'s."""
+        if prep["llm_side"]:
+            return out.masks.float(), None, {"llm_visual_tokens": self.pipe.llm_budget(k)}
+        return out.masks.float(), prep["tokens"][0] // NUM_FRAMES, self.extra(prep["tokens"], prep["budgets"])
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """The methods to run: ``given``, or every per-frame CLIP-side method (VisPruner first) then every LLM-side

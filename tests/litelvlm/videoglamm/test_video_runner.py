@@ -1,0 +1,47 @@
+"""``eval-video --batch-size B`` on the tiny random VideoGLaMM (``VideoGLaMMRunner.ground``): B expressions of one
+video through each clip's LLM forward together, each with its own pruned visual input (the baseline and the
+CLIP-side methods through ``segment_clips``, an LLM-side one through ``ground_batch``), each expression's masks
+then from SAM 2 as at batch 1. In float32 the rows and masks equal batch 1's for B = 2..4 over an odd count of
+expressions (B dividing it or not), the mask logits up to rounding; FastV runs at batch 1 with the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.video.options import VideoArgs
+from litelvlm.budget import Budget
+from litelvlm.families import video_eval
+from tests.fixtures.video_batches import same_as_batch_one, video_records
+
+MODEL = "videoglamm-tiny-random:0"
+
+
+def _runner(tmp_path, **options):
+    return video_eval(MODEL).runner(VideoArgs(out=str(tmp_path / "out"), model=MODEL, **options))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return _runner(tmp_path_factory.mktemp("videoglamm"))
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return video_records(tmp_path_factory.mktemp("videos"), 5)
+
+
+def test_the_baseline_batches_equal_batch_one(run, records):
+    assert run.batch_error("none") is None and "prunes inside the LLM" in run.batch_error("fastv")
+    same_as_batch_one(run, records[:3], "none", Budget(576), sizes=(2,))   # the slow tests: 5 expressions, B = 2..4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,budget", [("none", 576), ("vispruner", 81), ("litelvlm", 196), ("divprune", 196)])
+def test_methods_batch_equal_batch_one(run, records, method, budget):
+    same_as_batch_one(run, records, method, Budget(budget))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{"sam2_video_branch": True}, {"allocation": "relevance", "arrangement": "direct"}])
+def test_options_batch_equal_batch_one(tmp_path, records, options):
+    same_as_batch_one(_runner(tmp_path, **options), records, "vispruner", Budget(81), sizes=(2, 4))
