@@ -4,7 +4,8 @@
 method and budget: each input is pruned by its own selection (the method's stage, run per input: K, N and the
 sequence length may differ per input), the pruned sequences are right-padded to the longest and run through the LLM
 in one forward with an attention mask that hides the padding, and each input's ``[SEG]`` rows feed its own mask
-head. Right padding under a causal mask leaves every real row's attention unchanged, so the masks equal ``ground``'s
+head (SAM's decoder over every input's prompts in one call where the family has ``decode_masks_many``: GLaMM; the
+decoder keeps each (image, prompt) row apart). Right padding under a causal mask leaves every real row's attention unchanged, so the masks equal ``ground``'s
 up to floating-point rounding (identical in float32 on the tiny models; bfloat16 differs by rounding only, which
 ``eval-grounding --batch-size`` reports). :func:`batch_error` names the runs that cannot batch (a method with its
 own forward inside the LLM, a generated answer, a video, a captured prefill); those run one by one.
