@@ -11,9 +11,10 @@ up to floating-point rounding (identical in float32 on the tiny models; bfloat16
 own forward inside the LLM, a generated answer, a video, a captured prefill); those run one by one.
 
 On a CPU with the eager attention (the official stack's kernel, which writes every B x heads x S x S score), the
-padded forward runs in consecutive sub-batches whose scores fit the last-level cache (:func:`sub_batches`): past the
-cache each score pass goes to main memory and a batch of long sequences becomes slower per prompt than one prompt
-at a time. A sub-batch of one is exactly ``ground``'s forward; short (pruned) sequences still share one forward.
+padded forward runs in consecutive sub-batches whose scores fit the last-level cache (:func:`sub_batches`; where
+one decoder layer's weights fit in it too, as on the tiny models): past the cache each score pass goes to main memory
+and a batch of long sequences becomes slower per prompt than one prompt at a time. A sub-batch of one is exactly
+``ground``'s forward; short (pruned) sequences still share one forward.
 """
 
 from __future__ import annotations
@@ -67,15 +68,26 @@ def cache_bytes() -> int:
     return max(sizes, default=32 * 2**20)
 
 
+def _auto_budget(lm) -> int | None:
+    """``sub_batches``' ``"auto"`` budget: the last-level cache (:func:`cache_bytes`) on a CPU with the eager kernel
+    when one decoder layer's weights fit in it too (each sub-batch reads them again: a large model's weights from main
+    memory, so there one forward stays cheaper), else None."""
+    params = list(lm.layers[0].parameters()) if getattr(lm, "layers", None) else []
+    if not params or params[0].device.type != "cpu":
+        return None
+    cache = cache_bytes()
+    return cache if sum(t.numel() * t.element_size() for t in params) <= cache else None
+
+
 def sub_batches(lm, lengths: list[int], budget: int | str | None = "auto") -> list[slice]:
     """Consecutive slices of a batch of sequences of ``lengths``, each run as one padded forward of ``lm``: as many
     sequences as keep its eager attention's peak (:func:`~litelvlm.memory.eager_attention_bytes` at the slice's
-    longest length) within ``budget`` bytes, at least one. ``"auto"``: the last-level cache (:func:`cache_bytes`)
-    on a CPU with the eager kernel, else one slice; None: one slice."""
+    longest length) within ``budget`` bytes, at least one. ``"auto"``: :func:`_auto_budget`; None, or an attention
+    other than eager (no S x S scores): one slice."""
     config = lm.config
     eager = getattr(config, "_attn_implementation", None) == "eager"
     if budget == "auto":
-        budget = cache_bytes() if eager and next(lm.parameters()).device.type == "cpu" else None
+        budget = _auto_budget(lm) if eager else None
     if budget is None or not eager:
         return [slice(0, len(lengths))]
     out, start, longest = [], 0, 0

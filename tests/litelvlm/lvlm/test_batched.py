@@ -105,11 +105,12 @@ def test_methods_pruning_inside_the_llm_and_oracles_cannot_batch(tiny_sa2va_pipe
     assert ground_batch(pipe, [], "litelvlm", 8) == []
 
 
-def _fake_lm(attn: str):
+def _fake_lm(attn: str, layer_weights: int = 16, device: str = "cpu"):
     from types import SimpleNamespace
 
     config = SimpleNamespace(_attn_implementation=attn, num_attention_heads=4)
-    return SimpleNamespace(config=config, dtype=torch.float32, parameters=lambda: iter([torch.zeros(1)]))
+    layer = torch.nn.Linear(layer_weights, 1, bias=False, device="meta" if device != "cpu" else "cpu")
+    return SimpleNamespace(config=config, dtype=torch.float32, layers=[layer])
 
 
 def test_sub_batches_keep_each_forward_within_the_budget_and_cover_the_batch():
@@ -134,6 +135,10 @@ def test_sub_batches_keep_each_forward_within_the_budget_and_cover_the_batch():
     assert sub_batches(lm, lengths, None) == [slice(0, len(lengths))]
     assert sub_batches(lm, lengths, "auto") == sub_batches(lm, lengths, cache_bytes())   # a CPU's eager kernel
     assert sub_batches(_fake_lm("sdpa"), lengths, 1) == [slice(0, len(lengths))]           # no S x S scores
+    whole = [slice(0, len(lengths))]
+    assert sub_batches(_fake_lm("eager", device="meta"), lengths) == whole                # not a CPU
+    big = _fake_lm("eager", layer_weights=cache_bytes() // 4 + 1)                        # a layer's weights past it
+    assert sub_batches(big, lengths) == whole and sub_batches(big, lengths, budget) == parts
     assert cache_bytes() >= 2**20
 
 
