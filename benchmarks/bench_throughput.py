@@ -8,9 +8,11 @@ batch takes less memory and more prompts fit).
     python benchmarks/bench_throughput.py --device cuda --models glamm-7b-random --tokenizer DIR --memory-limit-gib 60
 
 Each model grounds the same P = max(B) prepared images (one expression each; synthetic odd-sized images, or the
-first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one warm-up: B = 1 is today's
-path (``ground``), B > 1 one padded LLM forward per B prompts; a method that cannot batch (FastV: it prunes inside the
-LLM) runs prompt by prompt at every B and is marked ``batched = False``. The time covers ``ground`` (selection, LLM,
+first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one warm-up, the repeats of the
+B interleaved (B = 1, B = 8, B = 1, ...: a load that comes and goes hits each B alike): B = 1 is today's path
+(``ground``), B > 1 ``ground_batch`` per B prompts (padded LLM forwards, on a CPU with eager attention in sub-batches
+whose scores fit the last-level cache; ``--sub-batch-bytes none``: one forward per B prompts); a method that cannot
+batch (FastV: it prunes inside the LLM) runs prompt by prompt at every B and is marked ``batched = False``. The time covers ``ground`` (selection, LLM,
 mask head), not the per-image preparation (vision tower, SAM's image encoder), which batching does not change.
 Peak memory is the activations of one batch of B above the loaded model (:func:`litelvlm.memory.
 peak_activation_bytes`: the tracker of live tensors on a CPU, the allocator's peak on CUDA), measured in a separate,
@@ -61,8 +63,9 @@ def prompts(pipe, count: int, refer_dir: str | None) -> list:
         return [pipe.with_sentences(pipe.prepare_image(im, seed=0), [s]) for im, s in pairs]
 
 
-def ground_all(pipe, preps: list, method: str, budget, batch: int, batched: bool) -> None:
-    """Ground every prompt: one by one (B = 1, or a method that cannot batch), else B prompts per LLM forward."""
+def ground_all(pipe, preps: list, method: str, budget, batch: int, batched: bool, sub_batch="auto") -> None:
+    """Ground every prompt: one by one (B = 1, or a method that cannot batch), else B prompts per ``ground_batch``
+    (its LLM forward split into cache-sized sub-batches per ``sub_batch``, its ``sub_batch_bytes``)."""
     from litelvlm.lvlm.batched import ground_batch
 
     with torch.no_grad():
@@ -71,7 +74,7 @@ def ground_all(pipe, preps: list, method: str, budget, batch: int, batched: bool
                 pipe.ground(p, method, budget)
         else:
             for i in range(0, len(preps), batch):
-                ground_batch(pipe, preps[i:i + batch], method, budget)
+                ground_batch(pipe, preps[i:i + batch], method, budget, sub_batch_bytes=sub_batch)
 
 
 def sync(device: str) -> None:
@@ -80,25 +83,34 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(pipe, preps: list, method: str, budget, batch: int, repeats: int, device: str) -> dict:
-    """Best-of-``repeats`` wall and CPU seconds of grounding ``preps`` at batch ``batch``, and one batch's peak."""
+def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats: int, device: str,
+            sub_batch="auto") -> list[dict]:
+    """Per batch size in ``batches``: the best-of-``repeats`` wall and CPU seconds of grounding ``preps``, the repeats
+    interleaved across the batch sizes (a load that comes and goes hits every B alike), and one batch's peak."""
     from litelvlm.lvlm.batched import batch_error
     from litelvlm.memory import peak_activation_bytes
 
     batched = batch_error(pipe, method) is None
-    warm = min(batch, 2) if batched else 1
-    ground_all(pipe, preps[:warm], method, budget, warm, batched)   # warm-up
-    wall = cpu = math.inf
+    for b in batches:  # warm-up
+        warm = min(b, 2) if batched else 1
+        ground_all(pipe, preps[:warm], method, budget, warm, batched, sub_batch)
+    wall, cpu = dict.fromkeys(batches, math.inf), dict.fromkeys(batches, math.inf)
     for _ in range(repeats):
-        sync(device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        ground_all(pipe, preps, method, budget, batch, batched)
-        sync(device)
-        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
-    one = batch if batched else 1   # a method that cannot batch holds one prompt's activations at a time
-    peak, _ = peak_activation_bytes(lambda: ground_all(pipe, preps[:one], method, budget, one, batched), device)
-    return {"batched": batched, "images": len(preps), "seconds": wall, "cpu_seconds": cpu,
-            "images_per_s": len(preps) / wall, "cpu_s_per_image": cpu / len(preps), "peak_mib": peak / 2**20}
+        for b in batches:
+            sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            ground_all(pipe, preps, method, budget, b, batched, sub_batch)
+            sync(device)
+            wall[b], cpu[b] = min(wall[b], time.perf_counter() - t0), min(cpu[b], time.process_time() - c0)
+    rows = []
+    for b in batches:
+        one = b if batched else 1   # a method that cannot batch holds one prompt's activations at a time
+        peak, _ = peak_activation_bytes(lambda one=one: ground_all(pipe, preps[:one], method, budget, one, batched,
+                                                                   sub_batch), device)
+        rows.append({"batched": batched, "images": len(preps), "seconds": wall[b], "cpu_seconds": cpu[b],
+                     "images_per_s": len(preps) / wall[b], "cpu_s_per_image": cpu[b] / len(preps),
+                     "peak_mib": peak / 2**20})
+    return rows
 
 
 def largest_batch(rows: pd.DataFrame, limit_mib: float) -> int | None:
@@ -127,8 +139,8 @@ def bench_model(model: str, a) -> pd.DataFrame:
     out = []
     for method in a.methods:
         for budget in [None] if get_method(method).baseline else a.budgets:
-            for b in a.batch_sizes:
-                row = measure(pipe, preps, method, budget, b, a.repeats, a.device)
+            rows = measure(pipe, preps, method, budget, a.batch_sizes, a.repeats, a.device, a.sub_batch_bytes)
+            for b, row in zip(a.batch_sizes, rows, strict=True):
                 out.append({"model": model, "method": method, "budget": budget or "all", "batch_size": b, **row})
                 print(f"{model} {method}@{budget or 'all'} B={b}: {row['images_per_s']:.2f} images/s, "
                       f"{row['cpu_s_per_image']:.3f} CPU-s/image, peak {row['peak_mib']:.1f} MiB", flush=True)
@@ -156,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
                    help="the LLM's attention kernel (eager: the official stack's; sdpa: no S x S matrix in memory)")
+    p.add_argument("--sub-batch-bytes", default="auto", type=lambda v: v if v == "auto" else None if v == "none"
+                   else int(v), help="ground_batch's budget for one padded LLM forward's eager attention (auto: the "
+                   "last-level cache on a CPU; none: one forward per batch, as before; or bytes)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="folder for throughput.csv")

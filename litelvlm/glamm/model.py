@@ -71,3 +71,19 @@ class GlammModel(nn.Module):
                                   sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                                   multimask_output=False)
         return low[0]  # (S, 1, 4h, 4w)
+
+    def decode_masks_many(self, image_embeddings: list[torch.Tensor], prompts: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`decode_masks` of several images ((1, C, h, w) each, with their (S_i, C) prompts) in one mask-decoder
+        call: every (image, prompt) pair is one decoder batch row, as ``decode_masks`` makes one row per prompt (the
+        decoder repeats the image per prompt); the rows never mix. Returns each image's (S_i, 1, 4h, 4w)."""
+        sam = self.sam
+        counts = [int(p.shape[0]) for p in prompts]
+        emb = torch.cat([e.expand(n, -1, -1, -1) for e, n in zip(image_embeddings, counts, strict=True)])
+        rows, c, hh, ww = emb.shape
+        pe = sam.get_image_wide_positional_embeddings().to(emb.dtype).expand(rows, -1, -1, -1)
+        dense = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(rows, c, hh, ww)
+        sparse = torch.cat(prompts).to(emb.dtype)[:, None, None, :]  # (rows, 1 prompt, 1 token, C)
+        low, _ = sam.mask_decoder(image_embeddings=emb, image_positional_embeddings=pe,
+                                  sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                  multimask_output=False)
+        return list(low[:, 0].split(counts))  # (rows, 1, 4h, 4w) split per image

@@ -363,6 +363,10 @@ class GlammPipeline(GroundingPipeline):
         """SAM's mask decoder on the image embedding of ``prepare_image``."""
         return self.model.decode_masks(prepared.sam_embeddings, prompts)
 
+    def decode_masks_many(self, prepared: list[PreparedImage], prompts: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`decode_masks` of several inputs in one decoder call (``ground_batch``'s mask head)."""
+        return self.model.decode_masks_many([p.sam_embeddings for p in prepared], prompts)
+
     def upscale_masks(self, prepared: PreparedImage, low: torch.Tensor) -> torch.Tensor:
         """(S, H, W) float32 mask logits at the original size from the decoder's (S, 1, h, w) logits
         (GLaMM's ``postprocess_masks``; masks are ``logits > 0``)."""

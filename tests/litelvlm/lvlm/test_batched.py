@@ -103,3 +103,73 @@ def test_methods_pruning_inside_the_llm_and_oracles_cannot_batch(tiny_sa2va_pipe
     with pytest.raises(LiteLVLMError, match="cannot batch: fastv prunes inside the LLM"):
         ground_batch(pipe, [None], "fastv", 8)    # refused before any input is read
     assert ground_batch(pipe, [], "litelvlm", 8) == []
+
+
+def _fake_lm(attn: str, layer_weights: int = 16, device: str = "cpu"):
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(_attn_implementation=attn, num_attention_heads=4)
+    layer = torch.nn.Linear(layer_weights, 1, bias=False, device="meta" if device != "cpu" else "cpu")
+    return SimpleNamespace(config=config, dtype=torch.float32, layers=[layer])
+
+
+def test_sub_batches_keep_each_forward_within_the_budget_and_cover_the_batch():
+    from litelvlm.lvlm.batched import cache_bytes, sub_batches
+    from litelvlm.memory import eager_attention_bytes
+
+    lm = _fake_lm("eager")
+    lengths = [50, 300, 40, 41, 290, 10, 7]
+
+    def need(chunk):
+        return eager_attention_bytes(len(chunk), 4, max(chunk), max(chunk), torch.float32)
+
+    budget = need([300, 300])
+    parts = sub_batches(lm, lengths, budget)
+    assert [i for p in parts for i in range(len(lengths))[p]] == list(range(len(lengths)))   # consecutive, all
+    assert len(parts) > 1 and any(p.stop - p.start > 1 for p in parts)
+    for p, nxt in zip(parts, [*parts[1:], None], strict=True):
+        assert p.stop - p.start == 1 or need(lengths[p]) <= budget
+        if nxt is not None:                                      # greedy: the next sequence would not have fitted
+            assert need(lengths[p.start:nxt.start + 1]) > budget
+    assert [p.stop - p.start for p in sub_batches(lm, lengths, 1)] == [1] * len(lengths)   # at least one each
+    assert sub_batches(lm, lengths, None) == [slice(0, len(lengths))]
+    assert sub_batches(lm, lengths, "auto") == sub_batches(lm, lengths, cache_bytes())   # a CPU's eager kernel
+    assert sub_batches(_fake_lm("sdpa"), lengths, 1) == [slice(0, len(lengths))]           # no S x S scores
+    whole = [slice(0, len(lengths))]
+    assert sub_batches(_fake_lm("eager", device="meta"), lengths) == whole                # not a CPU
+    big = _fake_lm("eager", layer_weights=cache_bytes() // 4 + 1)                        # a layer's weights past it
+    assert sub_batches(big, lengths) == whole and sub_batches(big, lengths, budget) == parts
+    assert cache_bytes() >= 2**20
+
+
+def test_glamm_decoder_over_several_images_equals_one_call_per_image(tiny_glamm, glamm_preps):
+    pipe = tiny_glamm
+    gen = torch.Generator().manual_seed(0)
+    c = pipe.model.arch.prompt_dim
+    prompts = [torch.randn(n, c, generator=gen) for n in (1, 3, 2)]   # odd prompt counts per image
+    with torch.no_grad():
+        one = [pipe.decode_masks(p, q) for p, q in zip(glamm_preps, prompts, strict=True)]
+        many = pipe.decode_masks_many(glamm_preps, prompts)
+    assert [m.shape for m in many] == [o.shape for o in one]
+    for o, m in zip(one, many, strict=True):
+        torch.testing.assert_close(m, o, rtol=1e-5, atol=1e-5)
+        assert torch.equal(m > 0, o > 0)
+    assert torch.cat([o.flatten() for o in one]).std() > 0
+
+
+def test_glamm_sub_batches_not_dividing_the_prompts_equal_one_by_one(tiny_glamm, glamm_preps):
+    from litelvlm.lvlm.batched import sub_batches
+
+    preps = [*glamm_preps, *_prepared(tiny_glamm, [["a cup"], ["the left one"], ["two birds"]])[:2]]  # 5 prompts
+    with torch.no_grad():
+        one = [tiny_glamm.ground(p, "litelvlm", 8) for p in preps]
+        lengths = [o.seq_len for o in one]
+        budget = 2 * max(lengths) ** 2 * 4 * 4 * 3                  # about two sequences' eager scores
+        assert len(sub_batches(tiny_glamm.language_model, lengths, budget)) > 1
+        for kw in ({"sub_batch_bytes": budget}, {"sub_batch_bytes": None}):
+            batch = ground_batch(tiny_glamm, preps[:3], "litelvlm", 8, **kw) + \
+                ground_batch(tiny_glamm, preps[3:], "litelvlm", 8, **kw)   # B = 3 over 5 prompts
+            for o, b in zip(one, batch, strict=True):
+                assert torch.equal(b.masks, o.masks) and b.seq_len == o.seq_len
+                torch.testing.assert_close(b.mask_logits, o.mask_logits, rtol=1e-4, atol=1e-4)
+                torch.testing.assert_close(b.seg_hidden, o.seg_hidden, rtol=1e-5, atol=1e-5)
