@@ -7,9 +7,14 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from safetensors.torch import load_file
+
+from .checksums import folder_manifest, folder_problem, tensors_digest
 from .io import atomic_path
 
 if TYPE_CHECKING:
@@ -54,11 +59,6 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
 
 def _write_aside(root: Path, write, damaged: int | None) -> Path:
     """:func:`write_once`'s write: aside, marked complete, renamed into place."""
-    import shutil
-    import tempfile
-
-    from .checksums import folder_manifest
-
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
@@ -77,8 +77,6 @@ def _write_aside(root: Path, write, damaged: int | None) -> Path:
 
 
 def _folder_problem(root: Path, verify: bool) -> str | None:
-    from .checksums import folder_problem
-
     try:
         manifest = json.loads((root / ".complete").read_text() or "null")
     except (OSError, ValueError):
@@ -95,9 +93,6 @@ def _inode(path: Path) -> int | None:
 
 def _remove(root: Path) -> None:
     """Move ``root`` aside (readers see the old folder or none), then delete it."""
-    import shutil
-    import tempfile
-
     aside = Path(tempfile.mkdtemp(prefix=f".{root.name}-old-", dir=root.parent))
     try:
         os.replace(root, aside / root.name)
@@ -181,10 +176,6 @@ CHECKSUM_KEY = "litelvlm_sha256"
 
 def _read_entry(path: Path) -> tuple[dict[str, torch.Tensor] | None, str | None]:
     """The tensors of a cache entry and what is wrong with them (None: they match their checksum)."""
-    from safetensors.torch import load_file
-
-    from .checksums import tensors_digest
-
     try:
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little")

@@ -19,6 +19,7 @@ from typing import Any
 from .errors import LiteLVLMError
 from .family_card import FamilyCard, Lazy
 from .image_resize import IMAGE_RESIZES
+from .lvlm.family import GroundingPipeline
 from .model_folder import read_config
 from .model_spec import ModelSpec
 from .video.runner import VideoEval
@@ -101,7 +102,6 @@ def _known(name: str) -> FamilyCard:
 def get_family(name: str) -> type:
     """The pipeline class of family ``name`` (its package imported on first use)."""
     cls = _known(name).pipeline.get()
-    from .lvlm.family import GroundingPipeline
 
     if not (isinstance(cls, type) and issubclass(cls, GroundingPipeline)):
         raise TypeError(f"{_known(name).pipeline} is not a litelvlm.lvlm.family.GroundingPipeline")

@@ -22,6 +22,7 @@ float16 throughout).
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import asdict, dataclass
 
 import torch
@@ -82,8 +83,6 @@ QUIET_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 def _import(backend: str):
     """Import ``backend`` (un-hiding it where the command line deferred it, :func:`litelvlm.cli.defer_quantization_backends`)
     with its import-time notices about optional kernels silenced."""
-    import sys
-
     if backend in sys.modules and sys.modules[backend] is None:
         del sys.modules[backend]
     try:

@@ -18,7 +18,10 @@ import os
 import sys
 from collections.abc import Iterator
 
+import torch
+
 from .errors import LiteLVLMError
+from .families import is_small
 from .model_spec import ModelSpec
 
 _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -27,8 +30,6 @@ _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 def is_small_model(model: str | None) -> bool:
     """True for the bundled toy CLIP (``None``), ``tiny*`` model strings (random or toy weights) and a family's small
     random presets (its card's ``small_presets``)."""
-    from .families import is_small  # the registry reads the cards (light); it sits above this module
-
     return model is None or ModelSpec.of(model).is_small or is_small(model)
 
 
@@ -56,7 +57,6 @@ def torch_threads(n: int | None) -> Iterator[int | None]:
                 else:
                     os.environ[k] = v
         return
-    import torch
 
     prev = torch.get_num_threads()
     try:
@@ -76,8 +76,6 @@ def busy_warning(threads: int | None = None, load: float | None = None) -> str |
         except (AttributeError, OSError):
             return None
     if threads is None:
-        import torch
-
         threads = torch.get_num_threads()
     if load <= threads + 0.5:
         return None

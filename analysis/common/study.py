@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import torch
+
 from litelvlm import __version__, cli
 from litelvlm.cli_args import from_namespace
 from litelvlm.errors import LiteLVLMError
@@ -284,6 +286,4 @@ def run_record() -> dict:
 
 def torch_thread_count() -> int:
     """The torch intra-op thread count of this run (``litelvlm.threads`` decides it), for config.json."""
-    import torch
-
     return torch.get_num_threads()

@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from matplotlib.text import Text
+
+from analysis.common.caveats import draw_notes, run_caveats
 from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
+from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, PNG_DPI, save_figure, weights_footnote
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import PDF_METADATA, PNG_METADATA
 from litelvlm.transaction import current
@@ -65,9 +70,6 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str,
     it, with ``timing`` (the runs' busy-machine caveats) under each figure whose name starts with one of ``timed``
     (those that show measured times). A figure whose file would be byte-identical to one written before it
     in this call is not written twice: one line names both; returns the paths."""
-    from analysis.common.caveats import draw_notes
-    from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, save_figure, weights_footnote
-
     out_dir = notebook_out_dir(figure_set) if out_dir is None else out_dir
     prefix = figure_set if prefix is None else prefix
     paths: list[Path] = []
@@ -93,9 +95,6 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str,
 def _fingerprint(fig, drawn: bool = False) -> tuple:
     """What ``fig`` shows, cheaply: its size, and each artist's kind, text, data and visibility (``drawn``: it was
     drawn since its last change)."""
-    import numpy as np
-    from matplotlib.text import Text
-
     if not drawn:
         fig.draw_without_rendering()  # tick labels are filled in when a figure is drawn
     parts: list = [tuple(fig.get_size_inches())]
@@ -116,8 +115,6 @@ def _fingerprint(fig, drawn: bool = False) -> tuple:
 def same_png(fig, png: Path) -> bool:
     """Whether ``fig`` would be written as the same bytes as the PNG file ``png`` written before it (this run's
     staged copy while a transaction holds it)."""
-    from analysis.common.style import PNG_DPI
-
     kwargs = {"dpi": PNG_DPI, "bbox_inches": "tight", "pad_inches": 0.02}
     buf = io.BytesIO()  # as save_figure writes it: the PDF first (a first drawing can differ), then the PNG
     fig.savefig(io.BytesIO(), format="pdf", metadata=dict(PDF_METADATA), **kwargs)
@@ -234,8 +231,6 @@ class FigureSet:
     def run_notes(self, tables: dict, models, folders) -> dict:
         """What the figures drawn from ``tables`` say under them (:func:`save_figures`' keywords): their null results
         (:attr:`notes`), and under the :attr:`timed` ones the timing caveats the run folders ``folders`` recorded."""
-        from analysis.common.caveats import run_caveats
-
         found = list(self.notes(tables, list(models)) if self.notes is not None else [])
         return {"notes": found, "timing": list(dict.fromkeys(c for f in folders for c in run_caveats(f))),
                 "timed": self.timed}

@@ -32,6 +32,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import Exclusions, one_line
 from litelvlm.families import card, exif_transpose, family_of, load_pipeline
 from litelvlm.io import write_csv, write_json, write_parquet
+from litelvlm.llm.relevance import prompt_relevance
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
 
@@ -74,8 +75,6 @@ def _row(r, prompt: str, c, metrics: dict, n: int) -> dict:
 @torch.no_grad()
 def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0) -> tuple[pd.DataFrame, dict, list]:
     """(rows, counts, similarity maps) of the reversal in ``pipe``'s LLM input space over ``records``."""
-    from litelvlm.llm.relevance import prompt_relevance
-
     question = grid_protocol(pipe.family).question
     cov, counts = _inside(records, threshold, pipe.family)
     by_image: dict[int, list] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from analysis.video.command import run
+from analysis.video.compute import calibration as setup
 from analysis.video.options import VideoArgs
 
 __all__ = ["VideoArgs", "calibration", "run"]
@@ -15,6 +16,4 @@ __all__ = ["VideoArgs", "calibration", "run"]
 def calibration(a: VideoArgs) -> tuple[Any, dict, list, Any]:
     """(the loaded runner, the records by video, the runs with the baseline first, ``work(video, runs)``: ``eval-video``'s
     own work on one video) for options ``a``; imports the heavy modules when called."""
-    from analysis.video.compute import calibration as setup  # lazy: torch
-
     return setup(a)

@@ -10,6 +10,7 @@ page.html`` writes the same views as one HTML file (:mod:`litelvlm.explore.page`
 from __future__ import annotations
 
 from .data import DEFAULT_METHODS, DEFAULT_MODEL, ExploreData, Kept, load
+from .widget import Explorer
 
 __all__ = ["DEFAULT_METHODS", "DEFAULT_MODEL", "ExploreData", "Explorer", "Kept", "explore", "load"]
 
@@ -18,15 +19,11 @@ def explore(image: str, texts: str | list[str], model: str | None = None, method
             seed: int = 0, precompute: bool = True):
     """The notebook explorer of ``image`` and its expression(s) ``texts`` with ``model`` (default: the tiny random
     GLaMM); ``methods`` default to :data:`DEFAULT_METHODS` (those the model runs)."""
-    from .widget import Explorer
-
     data = load(image, [texts] if isinstance(texts, str) else list(texts), model=model, methods=methods, seed=seed)
     return Explorer(data, precompute=precompute)
 
 
 def __getattr__(name: str):
     if name == "Explorer":
-        from .widget import Explorer
-
         return Explorer
     raise AttributeError(name)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.refer import load_refer
 from ..families import DEFAULT_MODEL, card_of, cards
+from ..io import write_text
+from ..toy.refer_layout import write_refer
 
 #: the default model, as the notebook's text names it
 _DEFAULT = f"the tiny random {card_of(DEFAULT_MODEL).display_name} ({DEFAULT_MODEL})"
@@ -48,9 +51,6 @@ explorer"""
 
 def sample_image(folder: str | Path) -> tuple[str, list[str]]:
     """A toy scene written as a one-image REFER folder under ``folder``: (its image file, [one of its sentences])."""
-    from ..data.refer import load_refer
-    from ..toy.refer_layout import write_refer
-
     root = write_refer(Path(folder) / "toy_refer", n_scenes=1, sentences_per_object=1)
     first = load_refer(root, None, split="all")[0]
     return str(first.image_path), [first.sentence]
@@ -81,8 +81,6 @@ def notebook_text() -> str:
 
 def write_notebook(root: str | Path) -> Path:
     """(Re)write the notebook under the repository ``root``; returns its path."""
-    from ..io import write_text
-
     path = Path(root) / NOTEBOOK
     write_text(path, notebook_text())
     return path

@@ -49,12 +49,15 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from ..checkpoint_keys import convert_key, template_regex
 from ..errors import LiteLVLMError
 from ..model_folder import check_model_folder
+from .build import build_glamm
 from .config import ARCHS, GlammArch, with_vocab
 from .folder import FOLDER
+from .tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +211,6 @@ def _read_file(f: Path, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
         return t.clone()
 
     if f.suffix == ".safetensors":
-        from safetensors import safe_open
-
         with safe_open(str(f), framework="pt", device="cpu") as fh:
             return {k: conv(fh.get_slice(k)[:]) for k in fh.keys()}  # noqa: SIM118 (no __iter__)
     sd = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
@@ -304,9 +305,6 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
 
     The model's ``ignored_checkpoint_tensors`` is {what: count} of the checkpoint tensors dropped
     (``IGNORED_PREFIXES``: the region encoder in the released checkpoint), logged in one INFO line."""
-    from .build import build_glamm
-    from .tokenizer import load_tokenizer
-
     path = Path(path)
     if not path.is_dir():
         raise LiteLVLMError(f"GLaMM checkpoint folder {path} does not exist")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .checkpoint import load_qwen as _load
 from .config import PRESETS, SPECIAL_TOKENS, QwenPreset, get_preset, qwen_config, released_config
 
 if TYPE_CHECKING:
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
 
 def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """(model, processor) of a Qwen2.5-VL model string (see :func:`litelvlm.qwen.checkpoint.load_qwen`)."""
-    from .checkpoint import load_qwen as _load
-
     return _load(model, device=device, dtype=dtype)
 
 

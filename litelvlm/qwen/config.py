@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from transformers import Qwen2_5_VLConfig
+
 from ..errors import LiteLVLMError
 
 #: Qwen2.5's special tokens in id order from ``<|endoftext|>`` = 151643 (the released
@@ -159,8 +161,6 @@ def released_config(preset: str | QwenPreset) -> dict:
 def qwen_config(preset: str | QwenPreset):
     """transformers ``Qwen2_5_VLConfig`` of a preset, read from :func:`released_config` (the same dict a
     written checkpoint's ``config.json`` holds)."""
-    from transformers import Qwen2_5_VLConfig
-
     return Qwen2_5_VLConfig.from_dict(released_config(preset))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .checkpoint import load_unipixel as _load
 from .config import PRESETS, SAM2_SIZES, Sam2Size, UniPixelPreset, get_preset
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                   processor: bool = True) -> UniPixelModules:
     """The modules of a UniPixel model string (see :func:`litelvlm.unipixel.checkpoint.load_unipixel`)."""
-    from .checkpoint import load_unipixel as _load
-
     return _load(model, device=device, dtype=dtype, processor=processor)
 
 

@@ -30,6 +30,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ..errors import LiteLVLMError
 from ..model_folder import check_model_folder, read_config
@@ -42,6 +44,7 @@ from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_pre
 from .folder import FOLDER
 from .internvideo2 import UNUSED
 from .model import VideoGLaMM
+from .tokenizer import build_phi3_tokenizer
 
 #: official name prefix -> attribute of :class:`VideoGLaMM`
 PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.vision_tower.vision_model.", "clip."),
@@ -122,8 +125,6 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
                            fill: str = "auto") -> Path:
     """Build a random VideoGLaMM of ``preset`` (``fill`` as :func:`build_videoglamm`) and write it in the official
     layout, with the stand-in tokenizer."""
-    from .tokenizer import build_phi3_tokenizer
-
     p = get_preset(preset)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -162,8 +163,6 @@ def _read_config(folder: Path) -> dict:
 
 
 def _read_tensors(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors.torch import load_file
-
     index = folder / "model.safetensors.index.json"
     if index.exists():
         files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -226,8 +225,6 @@ def _check(found: dict, expected: dict, what: str, folder: Path) -> None:
 
 def _load_tokenizer(folder: Path):
     """The folder's tokenizer: ``tokenizer.json`` when there is one (no config lookup), else ``AutoTokenizer``."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
     try:
         if (folder / "tokenizer.json").exists():
             return PreTrainedTokenizerFast.from_pretrained(str(folder))

@@ -36,8 +36,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from transformers import CLIPVisionConfig, Phi3Config
+
 from ..errors import LiteLVLMError
 from ..sam2.config import SAM2_HIERA_L, SAM2_TINY, Sam2Size
+from ..sam2.config import sam2_config as base
 
 #: ``model_type`` and the saved class of a VideoGLaMM folder (``phi3.py`` L18-19, ``VideoGLaMM.py`` L882).
 MODEL_TYPE = "VideoGPT+"
@@ -46,6 +49,8 @@ ARCHITECTURE = "VideoGLaMMForCausalLM"
 NUM_FRAMES = 16
 CHUNK_SIZE = 4
 IMAGE_TOKEN_INDEX = -200
+#: CLIP patches per frame (24 x 24): the unit of ``ground``'s budget
+FRAME_PATCHES = 576
 #: ImageNet mean / std (InternVideo2's ``VideoTrainProcessor``, ``internvideo/utils.py`` L16-21; SAM 2 in 0-255).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -152,8 +157,6 @@ def phi3_config(p: VideoGLaMMPreset):
     keeps ``kv_idx > q_idx - sliding_window`` (``masking_utils.sliding_window_overlay``): 2047 keys for the same
     value, so the config here holds ``sliding_window + 1``. A video prompt is about 3380 tokens long, so the
     window matters: the rows after the visual tokens do not see the first ~1330 positions directly."""
-    from transformers import Phi3Config
-
     return Phi3Config(vocab_size=p.vocab_size, hidden_size=p.llm_hidden, intermediate_size=p.llm_intermediate,
                       num_hidden_layers=p.llm_layers, num_attention_heads=p.llm_heads,
                       num_key_value_heads=p.llm_heads, hidden_act="silu", rms_norm_eps=1e-5, rope_theta=10000.0,
@@ -167,8 +170,6 @@ def phi3_config(p: VideoGLaMMPreset):
 def clip_config(p: VideoGLaMMPreset):
     """transformers ``CLIPVisionConfig`` of the image tower (OpenAI's quick_gelu, eps 1e-5; eager attention, the
     only one transformers 4.41's CLIP has)."""
-    from transformers import CLIPVisionConfig
-
     return CLIPVisionConfig(hidden_size=p.clip_width, intermediate_size=4 * p.clip_width,
                             num_hidden_layers=p.clip_layers, num_attention_heads=p.clip_heads,
                             image_size=p.clip_image_size, patch_size=p.clip_patch_size, hidden_act="quick_gelu",
@@ -177,10 +178,8 @@ def clip_config(p: VideoGLaMMPreset):
 
 def sam2_config(p: VideoGLaMMPreset):
     """transformers ``Sam2Config`` of the SAM 2 image path with ``build_sam2``'s post-processing settings."""
-    from ..sam2.config import sam2_config as base
-
     return base(p.sam2, p.sam2_image_size, stability=True)
 
 
-__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES", "PRESETS",
+__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "FRAME_PATCHES", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES", "PRESETS",
            "InternVideo2Size", "VideoGLaMMPreset", "clip_config", "get_preset", "phi3_config", "sam2_config"]

@@ -25,6 +25,7 @@ from ..llm.limits import check_llm_input
 from .config import IMAGE_TOKEN_INDEX
 from .model import VideoGLaMM, VideoTokens
 from .prompt import ANSWER, clip_pixels, input_ids, internvideo_pixels, sample_frames
+from .sam2_video import video_branch_logits
 
 
 @dataclass
@@ -107,8 +108,6 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
     rows = model.seg_rows(ids, visual.shape[0], seg_id)
     prompts = model.seg_embeddings(hidden, rows)
     if sam2_video_branch:
-        from .sam2_video import video_branch_logits
-
         return ClipMasks(video_branch_logits(model, prepared, prompts), prompts, ids)
     logits = torch.stack([model.sam2.decode(f, prompts, prepared.original_size) for f in prepared.sam_features])
     return ClipMasks(logits, prompts, ids)
