@@ -19,7 +19,6 @@ from typing import Any
 from .errors import LiteLVLMError
 from .family_card import FamilyCard, Lazy
 from .image_resize import IMAGE_RESIZES
-from .lvlm.family import GroundingPipeline
 from .model_folder import read_config
 from .model_spec import ModelSpec
 from .video.runner import VideoEval
@@ -102,8 +101,9 @@ def _known(name: str) -> FamilyCard:
 def get_family(name: str) -> type:
     """The pipeline class of family ``name`` (its package imported on first use)."""
     cls = _known(name).pipeline.get()
+    base = Lazy("litelvlm.lvlm.family", "GroundingPipeline").get()   # imported by the pipeline's module already
 
-    if not (isinstance(cls, type) and issubclass(cls, GroundingPipeline)):
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise TypeError(f"{_known(name).pipeline} is not a litelvlm.lvlm.family.GroundingPipeline")
     return cls
 

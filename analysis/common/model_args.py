@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from litelvlm.cli_args import arg
 from litelvlm.families import DEFAULT_MODEL, model_help
 from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
-from litelvlm.lvlm.numerics import Numerics
 from litelvlm.model_spec import ModelSpec
-from litelvlm.quantize import check_quantize
 
 #: ``--dtype`` names (torch's dtypes of the same names: ``getattr(torch, name)``)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
@@ -62,17 +60,4 @@ class ModelDataArgs:
     def __post_init__(self) -> None:
         self.model = ModelSpec.of(self.model)  # read once: the command line's is read already, a Python caller's here
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)
-
-
-def study_numerics(args: ModelDataArgs, protocol: str):
-    """The pipeline's ``Numerics``: the official stack under ``protocol="official"``, the project's earlier
-    numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` overriding."""
-    return Numerics.for_protocol(protocol, attn=args.attn, clip_preprocess=args.clip_preprocess,
-                                 score_dtype=args.score_dtype)
-
-
-def quantize_kwargs(args: ModelDataArgs) -> dict[str, str]:
-    """``GlammPipeline.from_model_string``'s quantization and layer-arithmetic arguments from the options."""
-    check_quantize(args.quantize, args.quantize_backend)
-    return {"quantize": args.quantize, "quantize_backend": args.quantize_backend, "layer_dtype": args.layer_dtype}
 

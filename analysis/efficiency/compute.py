@@ -32,8 +32,8 @@ from analysis.common.grounding_runs import Run, image_runs, plan
 from analysis.common.identity import run_identity
 from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record
 from analysis.common.screen import show_table
-from analysis.common.study import run_record
 from analysis.common.style import save_figure
 from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count

@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.text import Text
 
 from analysis.common.caveats import draw_notes, run_caveats
+from analysis.common.defaults import DEFAULT_OUT
 from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
 from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, PNG_DPI, save_figure, weights_footnote
@@ -37,9 +38,6 @@ def figure_set_dir(results_dir: str | os.PathLike, sub: str) -> Path:
     return d / sub if (d / sub).is_dir() else d
 
 
-#: where ``litelvlm figures`` writes without ``--out``: a new folder of the working directory, never the
-#: committed ``figures/`` (remade only with an explicit ``--out figures``)
-DEFAULT_OUT = "litelvlm-figures"
 #: the environment variable that moves a notebook's default output folder (:func:`notebook_out_dir`)
 OUT_ENV = "LITELVLM_FIGURES_DIR"
 

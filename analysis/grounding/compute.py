@@ -48,11 +48,12 @@ from analysis.common.grounding_batches import BatchCheck, batch_notes, batch_sum
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import show_table, with_intervals
 from analysis.common.shards import Shards
-from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
+from analysis.common.study import portable_paths, read_json
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics
 from litelvlm.budget import Budget

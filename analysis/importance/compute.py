@@ -38,16 +38,12 @@ from tqdm.auto import tqdm
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.grounding_runs import clip_record
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import show_table
-from analysis.common.study import (
-    portable_paths,
-    read_json,
-    run_record,
-    torch_thread_count,
-)
+from analysis.common.study import portable_paths, read_json
 from analysis.importance.aggregate import area_bins, summarize
 from analysis.importance.correlation import compare
 from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args

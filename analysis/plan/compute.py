@@ -26,7 +26,7 @@ import torch
 
 from analysis.common.grounding_runs import plan
 from analysis.common.grounding_scoring import evaluate_image
-from analysis.common.model_args import study_numerics
+from analysis.common.model_setup import study_numerics
 from analysis.common.run_folder import RunFolder
 from analysis.grounding import GroundingArgs
 from analysis.plan.layouts import Split, find_layouts

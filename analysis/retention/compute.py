@@ -30,8 +30,9 @@ from PIL import Image, ImageDraw
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.parts import read_parquet
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import show_table
-from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
+from analysis.common.study import portable_paths, read_json
 from analysis.retention.options import RetentionArgs, model_family
 from analysis.retention.parts import selection_parts
 from analysis.retention.pipeline import family_methods, family_tables

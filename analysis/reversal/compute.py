@@ -35,8 +35,9 @@ from analysis.common.clip_reversal import (
 from analysis.common.features_cache import cached_text_embeds
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.stats import ci_text
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.study import portable_paths
 from analysis.reversal.options import ReversalArgs
 from litelvlm.clip import load_clip
 from litelvlm.data.refer import ReferRecord

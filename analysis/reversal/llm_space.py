@@ -26,7 +26,8 @@ from analysis.common.clip_reversal import load_records, reversal_metrics, summar
 from analysis.common.identity import run_identity
 from analysis.common.merged_grid import grid_protocol, merged_coverage
 from analysis.common.run_folder import RunFolder
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.run_record import run_record, torch_thread_count
+from analysis.common.study import portable_paths
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import Exclusions, one_line

@@ -39,9 +39,10 @@ from analysis.common.clip_reversal import (
 )
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import show_table
 from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.study import portable_paths
 from analysis.sink.options import SinkArgs
 from analysis.sink.text_ablation import content_mean_embeds, rerun_text_tower
 from litelvlm.clip import load_clip

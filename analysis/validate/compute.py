@@ -35,10 +35,11 @@ from analysis.common.caveats import TIMING_KEY
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import clip_record, method_options, pick_image, prompt_records
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.run_record import run_record, torch_thread_count
+from analysis.common.study import portable_paths
 from analysis.validate import prefill as pf
 from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens

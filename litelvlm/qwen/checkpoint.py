@@ -38,9 +38,9 @@ from .config import (
     generation_config,
     get_preset,
     preprocessor_config,
-    qwen_config,
     released_config,
 )
+from .hf_config import qwen_config
 from .tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
 
 ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"

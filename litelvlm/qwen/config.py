@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from transformers import Qwen2_5_VLConfig
-
 from ..errors import LiteLVLMError
 
 #: Qwen2.5's special tokens in id order from ``<|endoftext|>`` = 151643 (the released
@@ -156,12 +154,6 @@ def released_config(preset: str | QwenPreset) -> dict:
             "temporal_patch_size": p.temporal_patch_size},
         "rope_scaling": {"type": "mrope", "mrope_section": list(p.mrope_section)},
     }
-
-
-def qwen_config(preset: str | QwenPreset):
-    """transformers ``Qwen2_5_VLConfig`` of a preset, read from :func:`released_config` (the same dict a
-    written checkpoint's ``config.json`` holds)."""
-    return Qwen2_5_VLConfig.from_dict(released_config(preset))
 
 
 def preprocessor_config(preset: str | QwenPreset) -> dict:

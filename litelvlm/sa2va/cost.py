@@ -36,9 +36,10 @@ from ..cost.clip import IMAGE_SIZE, SENTENCE, paired_clip, synthetic_image
 from ..cost.tokens import DecoderSizes
 from ..errors import LiteLVLMError
 from ..qwen.config import get_preset as qwen_preset
-from ..qwen.config import preprocessor_config, qwen_config
+from ..qwen.config import preprocessor_config
 from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention
 from ..qwen.cost_parts import vision_index
+from ..qwen.hf_config import qwen_config
 from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
 from .card import CARD
 from .checkpoint import build_sa2va

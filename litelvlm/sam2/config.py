@@ -23,14 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transformers import (
-    Sam2Config,
-    Sam2HieraDetConfig,
-    Sam2MaskDecoderConfig,
-    Sam2PromptEncoderConfig,
-    Sam2VisionConfig,
-)
-
 from ..errors import LiteLVLMError
 
 #: ``sam2_base.py`` L18: the mask logit of frames where the object score says "absent".
@@ -98,6 +90,14 @@ def sam2_config(size: str | Sam2Size, image_size: int, stability: bool = False):
     the memory modules the video path needs are not part of ``Sam2Model``). ``stability``: the mask decoder's
     ``dynamic_multimask_via_stability`` (delta 0.05, threshold 0.98), which ``build_sam2``'s ``apply_postprocessing``
     sets (``build_sam.py`` L19-27); ``MaskDecoder``'s default is off (``mask_decoder.py`` L28)."""
+    from transformers import (
+        Sam2Config,
+        Sam2HieraDetConfig,
+        Sam2MaskDecoderConfig,
+        Sam2PromptEncoderConfig,
+        Sam2VisionConfig,
+    )
+
     s = sam2_size(size)
     backbone = Sam2HieraDetConfig(
         hidden_size=s.embed_dim, num_attention_heads=s.num_heads, image_size=[image_size, image_size],
