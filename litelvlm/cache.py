@@ -12,9 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from .checksums import folder_manifest, folder_problem, tensors_digest
+from .errors import LiteLVLMError
 from .io import atomic_path
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise
-        from .errors import LiteLVLMError
-
         raise LiteLVLMError(f"the cache folder {root} cannot be written ({e.strerror or e}); nothing partial is left "
                             "there: free some space, or set LITELVLM_CACHE to another folder") from None
 
@@ -160,10 +159,6 @@ class TensorCache:
             return
         try:
             with atomic_path(self._path(item)) as tmp:
-                from safetensors.torch import save_file
-
-                from .checksums import tensors_digest
-
                 tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
                 save_file(tensors, str(tmp), metadata={CHECKSUM_KEY: tensors_digest(tensors)})
         except OSError as e:

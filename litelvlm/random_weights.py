@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.init as init
 from tqdm.auto import tqdm
+from transformers.modeling_utils import PreTrainedModel
 
 from .errors import LiteLVLMError
 
@@ -104,8 +105,6 @@ def skip_init() -> Iterator[None]:
     saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS}
     patched: list = []
     try:
-        from transformers.modeling_utils import PreTrainedModel
-
         patched.append((PreTrainedModel, "initialize_weights", PreTrainedModel.__dict__["initialize_weights"]))
     except (ImportError, KeyError):  # pragma: no cover - transformers without initialize_weights
         pass

@@ -18,8 +18,6 @@ import os
 import sys
 from collections.abc import Iterator
 
-import torch
-
 from .errors import LiteLVLMError
 from .families import is_small
 from .model_spec import ModelSpec
@@ -57,7 +55,7 @@ def torch_threads(n: int | None) -> Iterator[int | None]:
                 else:
                     os.environ[k] = v
         return
-
+    torch = sys.modules["torch"]   # imported already: the branch above is the other case
     prev = torch.get_num_threads()
     try:
         if n is not None:
@@ -65,20 +63,3 @@ def torch_threads(n: int | None) -> Iterator[int | None]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(prev)
-
-
-def busy_warning(threads: int | None = None, load: float | None = None) -> str | None:
-    """A warning when the machine's 1-minute load average exceeds the threads this process times with (other
-    work then shares the cores and time ratios drift); None on a quiet machine or where no load is known."""
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            return None
-    if threads is None:
-        threads = torch.get_num_threads()
-    if load <= threads + 0.5:
-        return None
-    return (f"the machine was busy while timing (1-minute load {load:.1f} above {threads} thread(s)): other work "
-            "shared the cores, so times and their ratios are unreliable; rerun on a quiet machine")
-

@@ -30,7 +30,7 @@ from analysis.common.screen import verbose
 from analysis.common.stats import ci_text
 from analysis.common.style import weights_footnote
 from analysis.demo.options import DemoArgs
-from analysis.demo.plots import plot_demo_selection_grid, plot_demo_similarity_maps
+from analysis.demo.plots import plot_demo_reversal_hist, plot_demo_selection_grid, plot_demo_similarity_maps
 from litelvlm.cli import main
 from litelvlm.clip import load_clip
 from litelvlm.data.geometry import patch_coverage
@@ -167,8 +167,6 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
             _cli(["reversal", "--out", str(rev_dir), *common, "--ks", *map(str, ks)])
             rev = pd.read_parquet(rev_dir / "reversal.parquet")
             rev_summary = pd.read_csv(rev_dir / "summary.csv")
-            from analysis.demo.plots import plot_demo_reversal_hist
-
             figures.append(_save(plot_demo_reversal_hist(rev, model=model)[0], out, "reversal_auroc", model))
             overall = rev_summary[rev_summary["breakdown"] == "all"].sort_values("layer")
             reversal = [{k: (float(r[k]) if k != "layer" else int(r[k])) for k in

@@ -56,6 +56,7 @@ from analysis.efficiency.plots import (
     plot_prefill_vs_budget,
 )
 from litelvlm.budget import Budget
+from litelvlm.busy import busy_warning
 from litelvlm.cli_args import split_list
 from litelvlm.cost import costs, counted, family_cost
 from litelvlm.errors import LiteLVLMError
@@ -64,7 +65,6 @@ from litelvlm.io import atomic_path, write_csv, write_json
 from litelvlm.lvlm.fastest_dtype import fastest_dtype
 from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.quantize import check_quantize
-from litelvlm.threads import busy_warning
 from litelvlm.versions import dist_version
 
 log = logging.getLogger(__name__)

@@ -49,6 +49,7 @@ from analysis.validate.report import ROW_COLUMNS, write_report
 from analysis.validate.video import pick_video
 from analysis.validate.weights import weights_mb
 from litelvlm.budget import Budget
+from litelvlm.busy import busy_warning
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import family_input, image_resize_record, load_pipeline
@@ -58,7 +59,6 @@ from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.methods.select import select
 from litelvlm.random_weights import no_write
-from litelvlm.threads import busy_warning
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import LiteLVLMError
+from ..family_card import Lazy
 from ..model_folder import SCHEMAS, check_model_folder, read_config
 from ..model_spec import DEFAULT_HF_MODEL, ModelSpec
 from ..random_models import cached_random_folder
@@ -32,6 +33,10 @@ from .base import ClipBackend
 from .deferred import DeferredClip, description_path, read_description, save_description
 from .random_init import save_random_hf_clip, save_random_open_clip
 from .traces import HOOK_POINTS, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
+
+#: each backend's class, its module (transformers or open_clip, seconds to import) imported when a load needs it
+BACKENDS: dict[str, Lazy[type]] = {"hf": Lazy("litelvlm.clip.hf", "HFClip"),
+                                   "open_clip": Lazy("litelvlm.clip.openclip", "OpenClip")}
 
 __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
            "DEFAULT_HF_MODEL", "DeferredClip", "resolve_random_model"]
@@ -123,10 +128,7 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
         if record is not None:
             return DeferredClip(model, backend, device, dtype, record, saved)
         resolve_random_model(spec, backend)  # loaded now: the random model's checksums first
-    if backend == "hf":
-        from .hf import HFClip as cls
-    else:
-        from .openclip import OpenClip as cls
+    cls = BACKENDS["hf" if backend == "hf" else "open_clip"].get()
     try:
         clip = cls(resolved, device=device, dtype=dtype)
     except LiteLVLMError:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..data.refer import load_refer
 from ..families import DEFAULT_MODEL, card_of, cards
 from ..io import write_text
+from ..optional import optional_import
 from ..toy.refer_layout import write_refer
 
 #: the default model, as the notebook's text names it
@@ -58,12 +59,10 @@ def sample_image(folder: str | Path) -> tuple[str, list[str]]:
 
 def make_notebook():
     """The notebook (``nbformat`` v4, no outputs, stable cell ids)."""
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-    cells = [new_markdown_cell(INTRO), new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
-             new_code_cell(BODY)]
-    nb = new_notebook(cells=cells, metadata={
+    nbformat, v4 = optional_import("nbformat"), optional_import("nbformat.v4")
+    cells = [v4.new_markdown_cell(INTRO), v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+             v4.new_code_cell(BODY)]
+    nb = v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
     for i, cell in enumerate(nb.cells):
@@ -74,8 +73,7 @@ def make_notebook():
 
 def notebook_text() -> str:
     """The exact file contents of ``notebooks/00_explore.ipynb``."""
-    import nbformat
-
+    nbformat = optional_import("nbformat")
     return nbformat.writes(make_notebook()) + "\n"
 
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -166,8 +167,6 @@ def arch_from_config(cfg: dict, vocab_size: int) -> GlammArch:
             raise LiteLVLMError(f"config.json's litelvlm_arch does not describe a GLaMM: {e}") from None
     base = ARCHS["glamm-7b"]
     try:
-        from dataclasses import replace
-
         return replace(base, llm_hidden=cfg["hidden_size"], llm_layers=cfg["num_hidden_layers"],
                        llm_intermediate=cfg["intermediate_size"], llm_heads=cfg["num_attention_heads"],
                        llm_kv_heads=cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
