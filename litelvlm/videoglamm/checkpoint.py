@@ -40,8 +40,9 @@ from ..random_models import random_preset_folder, random_record, write_json, wri
 from ..random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
-from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
+from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset
 from .folder import FOLDER
+from .hf_config import phi3_config
 from .internvideo2 import UNUSED
 from .model import VideoGLaMM
 from .tokenizer import build_phi3_tokenizer

@@ -49,7 +49,8 @@ from ..lvlm.numerics import set_attention
 from ..methods import BASELINE, get_method
 from . import cost_timing  # imports this module: timing_rows read at call time
 from .card import CARD
-from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, NUM_FRAMES, get_preset, phi3_config
+from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, NUM_FRAMES, get_preset
+from .hf_config import phi3_config
 from .model import VideoGLaMM
 from .prompt import input_ids
 from .pruning import context_part, frame_method_error, per_frame_methods, pooled_side, video_part

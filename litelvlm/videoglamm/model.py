@@ -35,7 +35,8 @@ from transformers import CLIPVisionModel, Phi3ForCausalLM
 
 from ..llm.captured import runner_of
 from ..llm.context import run_layers
-from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, VideoGLaMMPreset, clip_config, phi3_config, sam2_config
+from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, VideoGLaMMPreset, sam2_config
+from .hf_config import clip_config, phi3_config
 from .internvideo2 import InternVideo2Tower
 from .sam2_text import Sam2Text
 from .scratch_attention import Scratch, scratch_eager
