@@ -20,7 +20,7 @@ from ..image_resize import image_resize_arg
 from ..io import save_plot
 from ..methods import available_methods, describe, get_method, method_names
 from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
-from .select_family import run_family
+from .select_family import _load_image, run_family
 
 
 @dataclass
@@ -73,14 +73,6 @@ def kept_per_part(indices: list[int], parts: dict) -> dict[str, int]:
         name = next((k for k, s in sets.items() if i in s), NON_PATCH.get(i, "other"))
         counts[name] = counts.get(name, 0) + 1
     return counts
-
-
-def _load_image(path: str):
-    """The image as PIL's ``convert("RGB")`` decodes it, stored layout (no EXIF turn), or a
-    ``LiteLVLMError`` naming it: missing, unreadable, truncated or past PIL's decompression-bomb limit."""
-    from ..data.refer import open_rgb
-
-    return open_rgb(path, exif_transpose=False)
 
 
 def _list_methods() -> int:

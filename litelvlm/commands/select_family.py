@@ -18,7 +18,14 @@ from ..errors import LiteLVLMError
 from ..families import family_of, get_family, load_pipeline
 from ..image_resize import image_resize_kwargs
 from ..io import save_plot
-from .select import _load_image
+
+
+def _load_image(path: str):
+    """The image as PIL's ``convert("RGB")`` decodes it, stored layout (no EXIF turn), or a
+    ``LiteLVLMError`` naming it: missing, unreadable, truncated or past PIL's decompression-bomb limit."""
+    from ..data.refer import open_rgb
+
+    return open_rgb(path, exif_transpose=False)
 
 
 def _refuse_clip_options(a) -> None:
