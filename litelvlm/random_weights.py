@@ -28,9 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.init as init
 from tqdm.auto import tqdm
-from transformers.modeling_utils import PreTrainedModel
 
 from .errors import LiteLVLMError
+from .family_card import Lazy
+
+#: transformers' model base class, whose ``initialize_weights`` :func:`skip_init` also turns off (imported then:
+#: this module is read by the random presets' light helpers)
+PRETRAINED_MODEL = Lazy("transformers.modeling_utils", "PreTrainedModel")
 
 #: the ways to fill a random model (module docstring)
 FILLS = ("auto", "init", "fast")
@@ -105,6 +109,7 @@ def skip_init() -> Iterator[None]:
     saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS}
     patched: list = []
     try:
+        PreTrainedModel = PRETRAINED_MODEL.get()
         patched.append((PreTrainedModel, "initialize_weights", PreTrainedModel.__dict__["initialize_weights"]))
     except (ImportError, KeyError):  # pragma: no cover - transformers without initialize_weights
         pass

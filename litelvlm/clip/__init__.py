@@ -31,12 +31,14 @@ from ..model_spec import DEFAULT_HF_MODEL, ModelSpec
 from ..random_models import cached_random_folder
 from .base import ClipBackend
 from .deferred import DeferredClip, description_path, read_description, save_description
-from .random_init import save_random_hf_clip, save_random_open_clip
 from .traces import HOOK_POINTS, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
 
 #: each backend's class, its module (transformers or open_clip, seconds to import) imported when a load needs it
 BACKENDS: dict[str, Lazy[type]] = {"hf": Lazy("litelvlm.clip.hf", "HFClip"),
                                    "open_clip": Lazy("litelvlm.clip.openclip", "OpenClip")}
+#: each backend's writer of a random CLIP folder (its module imports transformers and open_clip)
+RANDOM_WRITERS: dict[str, Lazy] = {"hf": Lazy("litelvlm.clip.random_init", "save_random_hf_clip"),
+                                   "open_clip": Lazy("litelvlm.clip.random_init", "save_random_open_clip")}
 
 __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
            "DEFAULT_HF_MODEL", "DeferredClip", "resolve_random_model"]
@@ -52,7 +54,7 @@ def resolve_random_model(model: str | ModelSpec, backend: str, verify: bool = Tr
     seed_i = spec.random_seed()
 
     def write(folder: Path) -> None:
-        save = save_random_hf_clip if backend == "hf" else save_random_open_clip
+        save = RANDOM_WRITERS["hf" if backend == "hf" else "open_clip"].get()
         save(folder, spec.random_clip, seed_i)
 
     # written aside and renamed: a concurrent process never reads a half-written folder
