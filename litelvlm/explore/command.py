@@ -15,7 +15,7 @@ from ..cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from ..errors import LiteLVLMError
 from ..families import check_image_resize, family_input, names_family
 from ..image_resize import image_resize_arg
-from .data import DEFAULT_MODEL, image_models
+from .defaults import DEFAULT_MODEL, image_models
 
 
 @dataclass
