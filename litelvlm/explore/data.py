@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import families
 from ..clip import load_clip
 from ..commands.select import NON_PATCH, NOT_INDEX_SETS, _load_image
 from ..data.refer import load_refer
 from ..data.segmentation import decode_segmentation
 from ..errors import LiteLVLMError
-from ..families import family_input, family_of, get_family, load_pipeline, names_family
+from ..families import family_input, family_of, get_family, names_family
 from ..image_resize import image_resize_kwargs
 from ..lvlm.prune import clip_side
 from ..method import Method
@@ -261,7 +262,7 @@ def _load(image: str, texts: list[str], model: str, family: str | None, methods:
     pil = _load_image(image)
     pipe = prepared = clip = None
     if family is not None:
-        pipe = load_pipeline(model, **image_resize_kwargs(image_resize))
+        pipe = families.load_pipeline(model, **image_resize_kwargs(image_resize))
         prepared = pipe.prepare(pil, texts, seed=seed)
         inputs = prepared.selector_inputs()
         grid = tuple(int(v) for v in pipe.visual_grid(prepared))
