@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 from matplotlib.text import Text
 
+from analysis.common import style
 from analysis.common.caveats import draw_notes, run_caveats
 from analysis.common.defaults import DEFAULT_OUT
 from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
-from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, PNG_DPI, save_figure, weights_footnote
+from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, PNG_DPI, weights_footnote
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import PDF_METADATA, PNG_METADATA
 from litelvlm.transaction import current
@@ -84,7 +85,7 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str,
         if twin is not None:  # the same figure under another name (e.g. FLOPs, which no attention kernel changes)
             print(f"figures: {prefix}_{name} is identical to {twin}: written once, as {twin}")
             continue
-        files = save_figure(fig, out_dir, f"{prefix}_{name}")
+        files = style.save_figure(fig, out_dir, f"{prefix}_{name}")
         paths += files
         written[f"{prefix}_{name}"] = (next(p for p in files if p.suffix == ".png"), _fingerprint(fig, drawn=True))
     return paths

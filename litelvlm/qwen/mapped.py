@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data.geometry import transform_params
-from ..llm.relevance import prompt_relevance
+from ..llm import relevance
 from ..pruning import MappedInputs, SelectorInputs
 from ..qwen_vision.grid import TokenGrid, resample_matrix, source_edges
 from ..qwen_vision.vit_attention import received_attention
@@ -51,7 +51,7 @@ def mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
     inputs = SelectorInputs(vision=cache["vision"], text=text, feature_layer=CLIP_FEATURE_LAYER, seed=prepared.seed)
     similarity = None
     if pipe.similarity_source == "llm":
-        similarity = prompt_relevance(pipe, prepared)[None]
+        similarity = relevance.prompt_relevance(pipe, prepared)[None]
     return MappedInputs(inputs, cache["weights"], context_override=cache.get("vit_context"),
                         similarity_override=similarity)
 
@@ -109,7 +109,7 @@ def frames_mapped_inputs(pipe, prepared, frames: list, grid_hw: tuple[int, int],
                  for v in cache["video_vision"]]
     similarity = None
     if pipe.similarity_source == "llm":
-        similarity = prompt_relevance(pipe, prepared)[None]
+        similarity = relevance.prompt_relevance(pipe, prepared)[None]
     return VideoMappedInputs(per_frame[0].clip, cache["video_weights"], similarity_override=similarity,
                              frames=per_frame, per_patch=per_patch)
 
