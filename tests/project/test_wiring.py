@@ -26,7 +26,7 @@ PACKAGES = ("litelvlm", "analysis")
 #: (file, imported module, why it waits): every import inside a function body of litelvlm/ and analysis/
 ALLOWED: set[tuple[str, str, str]] = {
     ("litelvlm/cli.py", "transformers.utils", "quiets transformers' logging only where a command imported it"),
-    ("litelvlm/cli.py", "torch", "the --threads check reads torch's count only once torch is loaded"),
+    ("litelvlm/cli.py", "torch", "--device cuda*: CUDA is looked for only when a command names it"),
     ("litelvlm/commands/select.py", "litelvlm.methods.select", "select: CLIP features (torch) after the checks"),
     ("litelvlm/commands/select.py", "litelvlm.pruning", "select: the selector inputs (torch) after the checks"),
     ("litelvlm/commands/select.py", "litelvlm.clip", "select: loads CLIP (torch) after the checks"),
@@ -72,7 +72,7 @@ def _files() -> tuple[tuple[str, ast.Module], ...]:
 
 
 def _absolute(rel: str, node: ast.ImportFrom) -> str:
-    package = Path(rel).with_suffix("").parts[: -1 if not rel.endswith("__init__.py") else -1]
+    package = Path(rel).with_suffix("").parts[:-1]   # a package's __init__ and a module: the folder
     up = list(package[: len(package) - node.level + 1])
     return ".".join(up + ([node.module] if node.module else []))
 
