@@ -7,9 +7,15 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from safetensors.torch import load_file, save_file
+
+from .checksums import folder_manifest, folder_problem, tensors_digest
+from .errors import LiteLVLMError
 from .io import atomic_path
 
 if TYPE_CHECKING:
@@ -46,19 +52,12 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise
-        from .errors import LiteLVLMError
-
         raise LiteLVLMError(f"the cache folder {root} cannot be written ({e.strerror or e}); nothing partial is left "
                             "there: free some space, or set LITELVLM_CACHE to another folder") from None
 
 
 def _write_aside(root: Path, write, damaged: int | None) -> Path:
     """:func:`write_once`'s write: aside, marked complete, renamed into place."""
-    import shutil
-    import tempfile
-
-    from .checksums import folder_manifest
-
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
@@ -77,8 +76,6 @@ def _write_aside(root: Path, write, damaged: int | None) -> Path:
 
 
 def _folder_problem(root: Path, verify: bool) -> str | None:
-    from .checksums import folder_problem
-
     try:
         manifest = json.loads((root / ".complete").read_text() or "null")
     except (OSError, ValueError):
@@ -95,9 +92,6 @@ def _inode(path: Path) -> int | None:
 
 def _remove(root: Path) -> None:
     """Move ``root`` aside (readers see the old folder or none), then delete it."""
-    import shutil
-    import tempfile
-
     aside = Path(tempfile.mkdtemp(prefix=f".{root.name}-old-", dir=root.parent))
     try:
         os.replace(root, aside / root.name)
@@ -165,10 +159,6 @@ class TensorCache:
             return
         try:
             with atomic_path(self._path(item)) as tmp:
-                from safetensors.torch import save_file
-
-                from .checksums import tensors_digest
-
                 tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
                 save_file(tensors, str(tmp), metadata={CHECKSUM_KEY: tensors_digest(tensors)})
         except OSError as e:
@@ -181,10 +171,6 @@ CHECKSUM_KEY = "litelvlm_sha256"
 
 def _read_entry(path: Path) -> tuple[dict[str, torch.Tensor] | None, str | None]:
     """The tensors of a cache entry and what is wrong with them (None: they match their checksum)."""
-    from safetensors.torch import load_file
-
-    from .checksums import tensors_digest
-
     try:
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little")

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 if TYPE_CHECKING:
     import torch
 
@@ -27,8 +29,6 @@ MANIFEST_VERSION = 1
 
 def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 (hex) over each tensor's name, dtype, shape and bytes, in name order."""
-    import torch
-
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()

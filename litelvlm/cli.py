@@ -13,9 +13,17 @@ import errno
 import functools
 import importlib
 import logging
+import os
 import sys
+from importlib.metadata import entry_points
 
+from . import __version__
+from .cli_args import split_list
 from .errors import LiteLVLMError
+from .methods import describe
+from .model_spec import ModelSpec
+from .run_owner import claim
+from .threads import default_threads, torch_threads
 
 #: The library's own subcommands: name -> (module, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -34,8 +42,6 @@ ENTRY_POINT_GROUP = "litelvlm.commands"
 @functools.lru_cache(maxsize=1)
 def all_commands() -> dict[str, tuple[str, str]]:
     """The library's subcommands and those that installed packages register (studies first)."""
-    from importlib.metadata import entry_points
-
     found: dict[str, tuple[str, str]] = {}
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         found.update(ep.load())
@@ -45,8 +51,6 @@ def all_commands() -> dict[str, tuple[str, str]]:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser with every subcommand listed; only the ``only`` subcommand's module is imported
     (its options added)."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(prog="litelvlm", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"litelvlm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -75,8 +79,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def quiet_third_party(verbose: bool = False) -> None:
     """Silence library progress bars and info logs that would drown the command's own output
     (through the environment while transformers is not imported: importing it costs seconds)."""
-    import os
-
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     defer_quantization_backends()
     if verbose:
@@ -146,8 +148,6 @@ def _flag(dest: str) -> str:
 def _check_writable(dest: str, path: str, folder: bool) -> None:
     """Raise unless ``path`` can be written: a folder (or a file, ``folder=False``) that exists and is
     writable, or a new one under a writable existing folder."""
-    import os
-
     if folder and os.path.exists(path) and not os.path.isdir(path):
         raise LiteLVLMError(f"{_flag(dest)} {path!r} exists and is not a folder")
     if not folder and os.path.isdir(path):
@@ -173,8 +173,6 @@ def check_common_options(args: argparse.Namespace) -> None:
     (``--out``, ...) and files (``--save-overlay``) must be writable where they are, an ``--out`` folder must hold
     no other command's run and no damaged results (:func:`litelvlm.run_owner.claim`), input paths must exist,
     method names must be registered, and ``--device cuda`` needs a GPU."""
-    import os
-
     listing = getattr(args, "list", False) is True or getattr(args, "list_methods", False) is True
     for dest in () if listing else OUTPUT_FOLDERS + OUTPUT_FILES:  # a listing writes nothing
         path = getattr(args, dest, None)
@@ -182,8 +180,6 @@ def check_common_options(args: argparse.Namespace) -> None:
             _check_writable(dest, path, folder=dest in OUTPUT_FOLDERS)
     out = getattr(args, "out", None)
     if not listing and isinstance(out, str) and out and isinstance(getattr(args, "command", None), str):
-        from .run_owner import claim
-
         claim(out, args.command, getattr(args, "overwrite", False) is True)   # a run owns its --out
     for dest in () if listing else INPUT_PATHS:
         path = getattr(args, dest, None)
@@ -192,17 +188,12 @@ def check_common_options(args: argparse.Namespace) -> None:
     for dest in MODEL_OPTIONS:   # a model given as a path (not a preset or hub name) must exist
         spec = getattr(args, dest, None)
         if isinstance(spec, str) and spec:
-            from .model_spec import ModelSpec
-
             folder = ModelSpec.of(spec).folder
             if folder.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(folder)):
                 raise LiteLVLMError(f"{_flag(dest)} {spec!r}: model folder {folder!r} does not exist")
     for dest in METHOD_OPTIONS:
         value = getattr(args, dest, None)
         if isinstance(value, (str, list)) and value:
-            from .cli_args import split_list
-            from .methods import describe
-
             for name in split_list(value):
                 describe(name)   # an unknown name: an error naming the closest registered ones
     device = getattr(args, "device", None)
@@ -251,8 +242,6 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
         parser.print_help()
         return 2
     try:
-        from .threads import default_threads, torch_threads
-
         hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")  # None: the bundled toy CLIP
         check_common_options(args)
         n = args.threads if getattr(args, "threads", None) is not None else default_threads(hint)
@@ -266,8 +255,6 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
               file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`litelvlm select --list-methods | head`): not an error
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except OSError as e:  # a full disk, a read-only or missing folder met while writing: one line naming the file

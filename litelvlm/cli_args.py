@@ -9,6 +9,8 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from .methods import method_option_list
+
 T = TypeVar("T")
 
 
@@ -157,8 +159,6 @@ def method_flags() -> type:
     ...), keyword-only, built without importing a method: a command's options class inherits it
     (``class MyArgs(MethodFlags, ...)``), and ``Method.options_from(args)`` / ``litelvlm.methods.method_options``
     read the values back, so no command names a method's option."""
-    from .methods import method_option_list
-
     fields = []
     for opt in method_option_list():
         kw = {"help": opt.help, "choices": list(opt.choices) or None}

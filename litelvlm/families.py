@@ -101,9 +101,9 @@ def _known(name: str) -> FamilyCard:
 def get_family(name: str) -> type:
     """The pipeline class of family ``name`` (its package imported on first use)."""
     cls = _known(name).pipeline.get()
-    from .lvlm.family import GroundingPipeline
+    base = Lazy("litelvlm.lvlm.family", "GroundingPipeline").get()   # imported by the pipeline's module already
 
-    if not (isinstance(cls, type) and issubclass(cls, GroundingPipeline)):
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise TypeError(f"{_known(name).pipeline} is not a litelvlm.lvlm.family.GroundingPipeline")
     return cls
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from . import transaction
+from .errors import LiteLVLMError
 
 
 def _current_umask() -> int:
@@ -59,8 +61,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy the file ``src`` to ``dst`` atomically."""
-    import shutil
-
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
 
@@ -128,8 +128,6 @@ def read_json_file(path: str | os.PathLike, what: str) -> Any:
     """Parse a JSON file read as bytes (UTF-8, or UTF-16/32 by their byte-order marks, as ``json.load`` of a
     file opened ``"rb"`` reads it); an unreadable, undecodable or malformed file is a ``LiteLVLMError`` of one
     line naming it as ``what`` (``"instances file"``) and the problem."""
-    from .errors import LiteLVLMError
-
     try:
         data = Path(path).read_bytes()
     except OSError as e:

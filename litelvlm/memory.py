@@ -30,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .errors import LiteLVLMError
+from .optional import optional_import
 
 
 class LiveTensorBytes(TorchDispatchMode):
@@ -203,7 +204,7 @@ def available_bytes(device: str | torch.device = "cpu") -> int | None:
         room = None
     if room is None:
         try:
-            import psutil
+            psutil = optional_import("psutil")
         except ImportError:
             return _cgroup_room()
         room = int(psutil.virtual_memory().available)

@@ -24,7 +24,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from .families import cards
 from .model_spec import ModelSpec
+from .random_models import random_models_root
 
 WeightsKind = Literal["real", "random", "toy"]
 #: the order in which several models of one run decide its mark (the least real wins)
@@ -47,8 +49,6 @@ def _read_json(path: Path) -> dict:
 
 def _folder_kind(path: Path) -> WeightsKind:
     """The kind of a model folder, from where it lies and the markers its writer left."""
-    from .random_models import random_models_root
-
     resolved = path.resolve()
     if resolved == _toy_dir() or (resolved / "training_metrics.json").is_file():
         return "toy"
@@ -61,7 +61,6 @@ def _folder_kind(path: Path) -> WeightsKind:
     if "litelvlm_random" in cfg:
         return "random"
     arch = cfg.get("litelvlm_arch")
-    from .families import cards  # the registry sits above this module; its cards are light
 
     if isinstance(arch, dict) and arch.get("name") not in {p for c in cards() for p in c.released_presets}:
         return "random"

@@ -22,12 +22,14 @@ float16 throughout).
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from .errors import LiteLVLMError
+from .optional import optional_import
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +84,16 @@ QUIET_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 def _import(backend: str):
     """Import ``backend`` (un-hiding it where the command line deferred it, :func:`litelvlm.cli.defer_quantization_backends`)
     with its import-time notices about optional kernels silenced."""
-    import sys
-
     if backend in sys.modules and sys.modules[backend] is None:
         del sys.modules[backend]
     try:
         if backend == "bitsandbytes":
             for name in QUIET_LOGGERS:
                 logging.getLogger(name).setLevel(logging.ERROR)
-            import bitsandbytes as lib
+            lib = optional_import("bitsandbytes")
         else:
             logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's enums, warned once each
-            import torchao as lib
+            lib = optional_import("torchao")
     except ImportError as e:
         raise LiteLVLMError(f"--quantize-backend {backend} needs the {backend} package: "
                             "pip install 'litelvlm[quantize]'") from e
@@ -156,10 +156,9 @@ def quantize_linears(model: nn.Module, prefixes: tuple[str, ...], mode: str, bac
     layers = quantized_linears(model, prefixes)
     kept: list[str] = []
     if backend == "torchao":
-        from torchao.quantization import Int8WeightOnlyConfig, quantize_
-
+        quantization = optional_import("torchao.quantization")
         model.to(device)
-        quantize_(model, Int8WeightOnlyConfig(), filter_fn=lambda m, fqn: (
+        quantization.quantize_(model, quantization.Int8WeightOnlyConfig(), filter_fn=lambda m, fqn: (
             type(m) is nn.Linear and fqn.startswith(prefixes)))
     else:
         odd = [n for n, m in layers if mode == "nf4" and m.in_features % NF4_BLOCK]

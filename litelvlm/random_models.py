@@ -20,7 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from .cache import default_cache_dir, write_once
 from .io import atomic_path, shard_by_size
+from .random_weights import cache_suffix, progress, resolve_fill
+from .safetensors_stream import save_shards
 
 if TYPE_CHECKING:
     import torch
@@ -31,23 +36,17 @@ RANDOM_MODELS = "random-models"
 
 def random_models_root() -> Path:
     """``$LITELVLM_CACHE/random-models`` (:func:`litelvlm.cache.default_cache_dir`)."""
-    from .cache import default_cache_dir
-
     return default_cache_dir() / RANDOM_MODELS
 
 
 def cached_random_folder(name: str, write: Callable[[Path], None], verify: bool = True) -> Path:
     """The folder ``random-models/<name>``, written by ``write(folder)`` the first time it is asked for
     (:func:`litelvlm.cache.write_once`: checked against its checksums when reused; ``verify=False``: its sizes)."""
-    from .cache import write_once
-
     return write_once(random_models_root() / name, write, verify=verify)
 
 
 def random_folder_name(family: str, preset: str, seed: int, fill: str) -> str:
     """``<family>-<preset>-seed<seed>``, ``-fast`` appended for a fast-filled model (``fill`` resolved)."""
-    from .random_weights import cache_suffix
-
     return f"{family}-{preset}-seed{seed}{cache_suffix(fill)}"
 
 
@@ -56,8 +55,6 @@ def random_preset_folder(family: str, preset: str, seed: int, save: Callable[[Pa
     """A family's random ``preset`` at ``seed``: its cached folder, written once by ``save(folder, fill)``, ``fill``
     resolved from ``"auto"`` (:func:`~litelvlm.random_weights.resolve_fill`: fast for a ``full_size`` preset);
     later calls reuse the folder whatever device built it."""
-    from .random_weights import resolve_fill
-
     fill = resolve_fill("auto", full_size)
     return cached_random_folder(random_folder_name(family, preset, seed, fill), lambda folder: save(folder, fill))
 
@@ -68,8 +65,6 @@ def random_record(preset: dict[str, Any], seed: int, fill: str, device: Any = No
     was built on (when given), ``extra``, and ``"fill": "fast"`` for a fast-filled model, in that order."""
     record = {**preset, "seed": seed}
     if device is not None:
-        import torch
-
         record["built_on"] = torch.device(device).type
     record.update(extra or {})
     if fill == "fast":
@@ -86,9 +81,6 @@ def write_json(path: Path, obj: dict) -> None:
 def write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int | None) -> list[str]:
     """Write ``sd`` in safetensors shards of at most ``max_shard_bytes`` (+ the index when several), each tensor
     straight from its memory (:func:`litelvlm.safetensors_stream.save_shards`), a bar over the bytes; the file names."""
-    from .random_weights import progress
-    from .safetensors_stream import save_shards
-
     sizes = {k: v.numel() * v.element_size() for k, v in sd.items()}
     groups = shard_by_size(sizes, max_shard_bytes)
     names = [f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))] \

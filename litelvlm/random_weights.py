@@ -26,6 +26,15 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+import torch.nn.init as init
+from tqdm.auto import tqdm
+
+from .errors import LiteLVLMError
+from .family_card import Lazy
+
+#: transformers' model base class, whose ``initialize_weights`` :func:`skip_init` also turns off (imported then:
+#: this module is read by the random presets' light helpers)
+PRETRAINED_MODEL = Lazy("transformers.modeling_utils", "PreTrainedModel")
 
 #: the ways to fill a random model (module docstring)
 FILLS = ("auto", "init", "fast")
@@ -54,8 +63,6 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 def resolve_fill(fill: str, full_size: bool) -> str:
     """``"init"`` or ``"fast"``: ``fill`` itself; for ``"auto"`` the environment's ``LITELVLM_RANDOM_FILL`` where
     it names one, else ``"fast"`` on a full-size preset only. An unknown name is a ``LiteLVLMError``."""
-    from .errors import LiteLVLMError
-
     if fill not in FILLS:
         raise LiteLVLMError(f"fill must be one of {', '.join(FILLS)}; got {fill!r}")
     if fill == "auto":
@@ -99,13 +106,10 @@ def skip_init() -> Iterator[None]:
     ``initialize_weights`` do nothing; weight tying still runs): their values are whatever memory held until a fill
     or a ``load_state_dict`` sets them. Buffers computed in a constructor (rotary frequencies, position ids) are as
     usual. Not thread-safe (it patches module attributes)."""
-    import torch.nn.init as init
-
     saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS}
     patched: list = []
     try:
-        from transformers.modeling_utils import PreTrainedModel
-
+        PreTrainedModel = PRETRAINED_MODEL.get()
         patched.append((PreTrainedModel, "initialize_weights", PreTrainedModel.__dict__["initialize_weights"]))
     except (ImportError, KeyError):  # pragma: no cover - transformers without initialize_weights
         pass
@@ -169,8 +173,6 @@ def fan_in_plan(named: Iterable[tuple[str, torch.Tensor]]) -> list[tuple[str, to
 
 def progress(total_bytes: int, desc: str):
     """A tqdm.auto bar over ``total_bytes`` on stderr, disabled under :data:`PROGRESS_MIN_BYTES`."""
-    from tqdm.auto import tqdm
-
     return tqdm(total=total_bytes, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, mininterval=1.0,
                 disable=total_bytes < PROGRESS_MIN_BYTES)
 

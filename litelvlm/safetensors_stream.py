@@ -17,6 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
+
+from .io import atomic_path
 
 #: torch dtype -> (safetensors name, rank in safetensors' ``Dtype`` enum: the tensors are written highest first)
 DTYPES: dict[torch.dtype, tuple[str, int]] = {
@@ -31,8 +34,6 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadat
     written from its own memory (a GPU tensor is copied to the CPU one at a time); ``bar`` (a tqdm) advances by
     the bytes of each tensor written."""
     if any(t.dtype not in DTYPES for t in tensors.values()):
-        from safetensors.torch import save_file
-
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
         if bar is not None:
             bar.update(sum(t.numel() * t.element_size() for t in tensors.values()))
@@ -63,8 +64,6 @@ def save_shards(shards: dict[str, dict[str, torch.Tensor]], folder: Path, metada
     """Write each ``{file name: tensors}`` of ``shards`` under ``folder`` with :func:`save_safetensors`, the files in
     parallel threads (one per core, at most 8: the copies into the page cache run side by side), each file written
     aside and moved into place once every file is complete (nothing is left of a failed write)."""
-    from .io import atomic_path
-
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(folder / name)) for name in shards]
         workers = max(1, min(len(shards), os.cpu_count() or 1, 8))

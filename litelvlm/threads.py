@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 
 from .errors import LiteLVLMError
+from .families import is_small
 from .model_spec import ModelSpec
 
 _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -27,8 +28,6 @@ _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 def is_small_model(model: str | None) -> bool:
     """True for the bundled toy CLIP (``None``), ``tiny*`` model strings (random or toy weights) and a family's small
     random presets (its card's ``small_presets``)."""
-    from .families import is_small  # the registry reads the cards (light); it sits above this module
-
     return model is None or ModelSpec.of(model).is_small or is_small(model)
 
 
@@ -56,8 +55,7 @@ def torch_threads(n: int | None) -> Iterator[int | None]:
                 else:
                     os.environ[k] = v
         return
-    import torch
-
+    torch = sys.modules["torch"]   # imported already: the branch above is the other case
     prev = torch.get_num_threads()
     try:
         if n is not None:
@@ -65,22 +63,3 @@ def torch_threads(n: int | None) -> Iterator[int | None]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(prev)
-
-
-def busy_warning(threads: int | None = None, load: float | None = None) -> str | None:
-    """A warning when the machine's 1-minute load average exceeds the threads this process times with (other
-    work then shares the cores and time ratios drift); None on a quiet machine or where no load is known."""
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            return None
-    if threads is None:
-        import torch
-
-        threads = torch.get_num_threads()
-    if load <= threads + 0.5:
-        return None
-    return (f"the machine was busy while timing (1-minute load {load:.1f} above {threads} thread(s)): other work "
-            "shared the cores, so times and their ratios are unreliable; rerun on a quiet machine")
-

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import LiteLVLMError
 from .records import damaged, read_record
 
 STAGE_PREFIX = ".litelvlm-stage-"
@@ -153,8 +154,6 @@ class Transaction:
 def check_targets(out: Path, names: list[str]) -> None:
     """Refuse, before anything moves, a commit whose targets cannot all be written: a folder or a link where a
     result file goes, a file where a folder goes, or a folder that cannot be written (one line naming it)."""
-    from .errors import LiteLVLMError
-
     for rel in names:
         path = out / rel
         for parent in reversed((path.relative_to(out)).parents[:-1]):
@@ -248,8 +247,6 @@ def recover(out: str | os.PathLike, discard_damaged: bool = False) -> None:
     out = _absolute(out)
     journal = out / JOURNAL
     if os.path.lexists(journal):
-        from .errors import LiteLVLMError
-
         try:
             check_journal(out)
         except LiteLVLMError:

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
@@ -125,8 +126,6 @@ def draw_notes(fig, lines) -> list[str]:
     width = max(40, int(fig.get_figwidth() * 17))
     text = "\n".join(w for line in lines for w in textwrap.wrap(line, width))
     if not hasattr(fig.canvas, "get_renderer"):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
         FigureCanvasAgg(fig)
     fig.draw_without_rendering()
     box = fig.get_tightbbox(fig.canvas.get_renderer())

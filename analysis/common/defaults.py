@@ -9,3 +9,6 @@ DEFAULT_KS: tuple[int, ...] = (32, 64, 128, 192)
 PAPER_BUDGETS: tuple[int, ...] = (576, 192, 128, 64)
 #: The paper's per-frame video budgets (of each frame's 576 CLIP patches; 576: all).
 PAPER_VIDEO_BUDGETS: tuple[int, ...] = (576, 196, 81)
+#: where ``litelvlm figures`` writes without ``--out``: a new folder of the working directory, never the
+#: committed ``figures/`` (remade only with an explicit ``--out figures``)
+DEFAULT_OUT = "litelvlm-figures"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from litelvlm.cache import TensorCache, default_cache_dir
+from litelvlm.cache import TensorCache, config_key, default_cache_dir
 from litelvlm.data.refer import open_rgb
 from litelvlm.errors import LiteLVLMError
 
@@ -122,8 +122,6 @@ def cached_text_embeds(clip, texts: list[str], batch_size: int = 256, root: str 
     Keyed by model, backend, weights hash and dtype (the namespace) and a hash of the texts
     (the item). Returns ``(embeddings, hit)``.
     """
-    from litelvlm.cache import config_key
-
     cache = None
     if enabled:
         d = clip.describe()

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from scipy.optimize import brentq, minimize_scalar
+
 from litelvlm.cost.tokens import (
     DecoderSizes,
     LLMSizes,
@@ -63,8 +65,6 @@ def llm_macs_swiglu(s: LLMSizes, plan: TokenPlan) -> int:
 def fit_paper_text_tokens(s: LLMSizes, paper: dict[int, float] | None = None, visual: int = 576) -> dict:
     """For each convention, the sequence length n (and text tokens n - K) that reproduces each of the
     paper's FLOPs figures, plus the single best text-token count (least squares) and its errors."""
-    from scipy.optimize import brentq, minimize_scalar
-
     paper = paper or PAPER_TFLOPS
     convs: dict[str, Callable[[int], float]] = {
         "exact": lambda n: llm_flops_exact(s, TokenPlan.uniform(n)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from litelvlm.budget import Budget, range_error
+from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card, exif_transpose
 from litelvlm.methods import get_method
@@ -106,8 +107,6 @@ def method_options(args, method: str, pipe=None) -> dict:
 def pick_image(a) -> tuple[list, object]:
     """(the records, the image) of the sample image of a study's arguments (``refer_dir``, ``image_dir``,
     ``dataset``, ``split_by``, ``split``, ``image_id``: None for the split's first image id)."""
-    from litelvlm.data.refer import load_refer
-
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     by_image: dict[int, list] = {}
     for r in records:

@@ -18,6 +18,7 @@ from analysis.common.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.data.geometry import PatchCoverage, TransformParams, transform_params
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card
+from litelvlm.qwen_vision.grid import TokenGrid, resample_matrix, source_edges, token_coverage
 
 
 def grid_protocol(family: str):
@@ -31,8 +32,6 @@ def grid_protocol(family: str):
 
 @functools.lru_cache(maxsize=64)
 def _grid(height: int, width: int, family: str):
-    from litelvlm.qwen_vision.grid import TokenGrid
-
     return TokenGrid.from_resized(*grid_protocol(family).resized_size(height, width))
 
 
@@ -47,8 +46,6 @@ def merged_params(height: int, width: int, family: str) -> TransformParams:
 def merged_weights(geometry, clip_grid: tuple[int, int], height: int, width: int, family: str) -> np.ndarray:
     """(N, P) float64: CLIP's P patches (over the padded square) onto the N merged tokens of ``family``'s grid of a
     (height, width) image, by overlap area; each row sums to 1."""
-    from litelvlm.qwen_vision.grid import resample_matrix, source_edges
-
     params = transform_params(geometry, height, width, pad_to_square=True)
     src = source_edges(params, int(clip_grid[0]), int(clip_grid[1]))
     return resample_matrix(src, _grid(height, width, family), (height, width)).numpy()
@@ -57,8 +54,6 @@ def merged_weights(geometry, clip_grid: tuple[int, int], height: int, width: int
 def merged_coverage(mask: np.ndarray, family: str) -> PatchCoverage:
     """The referent ``mask`` (H, W) on ``family``'s merged grid of its image: coverage per token (row-major, the
     LLM's order); nothing is cut (the grid covers the whole image)."""
-    from litelvlm.qwen_vision.grid import token_coverage
-
     mask = np.asarray(mask)
     h, w = mask.shape
     cov = token_coverage(mask.astype(bool), _grid(h, w, family)).numpy()

@@ -61,20 +61,3 @@ class ModelDataArgs:
         self.model = ModelSpec.of(self.model)  # read once: the command line's is read already, a Python caller's here
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)
 
-
-def study_numerics(args: ModelDataArgs, protocol: str):
-    """The pipeline's ``Numerics``: the official stack under ``protocol="official"``, the project's earlier
-    numerics otherwise, with ``--attn`` / ``--clip-preprocess`` / ``--score-dtype`` overriding."""
-    from litelvlm.lvlm.numerics import Numerics
-
-    return Numerics.for_protocol(protocol, attn=args.attn, clip_preprocess=args.clip_preprocess,
-                                 score_dtype=args.score_dtype)
-
-
-def quantize_kwargs(args: ModelDataArgs) -> dict[str, str]:
-    """``GlammPipeline.from_model_string``'s quantization and layer-arithmetic arguments from the options."""
-    from litelvlm.quantize import check_quantize
-
-    check_quantize(args.quantize, args.quantize_backend)
-    return {"quantize": args.quantize, "quantize_backend": args.quantize_backend, "layer_dtype": args.layer_dtype}
-

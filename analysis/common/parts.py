@@ -18,6 +18,8 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
@@ -31,8 +33,6 @@ PREFIX = "part-"
 
 def read_parquet(path: str | Path, **kw) -> pd.DataFrame:
     """``pd.read_parquet(path)``; a truncated or garbled file is a LiteLVLMError naming it."""
-    import pyarrow as pa
-
     try:
         return pd.read_parquet(current(path), **kw)
     except (pa.ArrowException, OSError, ValueError) as e:
@@ -40,9 +40,6 @@ def read_parquet(path: str | Path, **kw) -> pd.DataFrame:
 
 
 def _parquet_ok(path: Path) -> bool:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     try:
         pq.read_metadata(path)
     except (pa.ArrowException, OSError):

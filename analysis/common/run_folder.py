@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from analysis.common.parts import PartStore
 from analysis.common.study import check_config, read_json
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json
@@ -32,8 +33,6 @@ class RunFolder(_RunFolder):
         """Check that the finished parts here were computed with a compatible ``config`` (refused otherwise,
         naming the options), drop unreadable parts, and (``record``) record ``config`` for the next resume.
         Returns the configuration the parts were computed with (None in a fresh folder)."""
-        from analysis.common.parts import PartStore
-
         path = self.out / PARTS_CONFIG
         existed = path.exists()
         old = check_config(path.parent if existed else self.out, config, growable, ignore)

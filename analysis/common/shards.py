@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from accelerate import PartialState
+
 from analysis.common.run_folder import RunFolder
 
 T = TypeVar("T")
@@ -24,8 +26,6 @@ class Shards:
     """The processes of one run (``accelerate.PartialState`` of the launch; one process without a launcher)."""
 
     def __init__(self, device: str) -> None:
-        from accelerate import PartialState
-
         self.state = PartialState(cpu=device == "cpu")
 
     @property

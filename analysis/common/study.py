@@ -19,22 +19,18 @@ imports ``options`` and provides:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from litelvlm import __version__, cli
 from litelvlm.cli_args import from_namespace
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import image_resize_record
 from litelvlm.run_owner import overwriting
 from litelvlm.transaction import current
-from litelvlm.versions import run_versions
 
 
 def read_json(path: str | Path) -> Any:
@@ -269,21 +265,3 @@ def git_commit(root: str | Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")
-
-
-def run_record() -> dict:
-    """The provenance record every study's config.json keeps under ``run`` (never compared on resume: it
-    describes the latest run): the command line, the start time (UTC), the library versions, the
-    project's version and git commit, the torch thread count, and when the record was written (UTC)."""
-    argv = cli.CURRENT_ARGV
-    return {"command": None if argv is None else "litelvlm " + shlex.join(argv),
-            "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "litelvlm": __version__, "git_commit": git_commit(), "versions": run_versions(),
-            "torch_threads": torch_thread_count()}
-
-
-def torch_thread_count() -> int:
-    """The torch intra-op thread count of this run (``litelvlm.threads`` decides it), for config.json."""
-    import torch
-
-    return torch.get_num_threads()

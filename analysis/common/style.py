@@ -18,6 +18,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from litelvlm.io import PDF_METADATA, PNG_METADATA, save_plot  # noqa: F401 (re-exported)
 from litelvlm.methods import TABLE, get_method
@@ -165,7 +166,6 @@ def weights_footnote(fig, *models: str | None) -> str | None:
     style = {"ha": "left", "va": "top", "fontsize": FOOTNOTE_SIZE, "color": FOOTNOTE_COLOR, "fontweight": "bold",
              "gid": "weights-footnote"}
     if not hasattr(fig.canvas, "get_renderer"):  # a closed or canvas-less figure: give it one to measure with
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         FigureCanvasAgg(fig)
     fig.draw_without_rendering()  # lay the figure out, then put the note under everything drawn

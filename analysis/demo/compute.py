@@ -21,17 +21,28 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from analysis.common.run_folder import RunFolder
 from analysis.common.screen import verbose
+from analysis.common.stats import ci_text
+from analysis.common.style import weights_footnote
 from analysis.demo.options import DemoArgs
+from analysis.demo.plots import plot_demo_reversal_hist, plot_demo_selection_grid, plot_demo_similarity_maps
 from litelvlm.cli import main
+from litelvlm.clip import load_clip
+from litelvlm.data.geometry import patch_coverage
+from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import copy_file, save_plot, write_csv, write_json
 from litelvlm.methods import available_methods, get_method
+from litelvlm.methods.select import visual_features
 from litelvlm.provenance import weights_banner, weights_kind
+from litelvlm.pruning import SelectorInputs
 from litelvlm.toy import default_model_path
+from litelvlm.toy.refer_layout import write_refer
 
 log = logging.getLogger(__name__)
 def resolve_model(model: str | None) -> str:
@@ -55,13 +66,6 @@ def _cli(argv: list[str]) -> None:
 def selection_figure(clip, records, show: int, budget: float, seed: int):
     """Token selection of every CLIP-side method on the first ``show`` images; returns
     ``(fig, table)`` with the share of referent patches each method kept."""
-    import pandas as pd
-
-    from analysis.demo.plots import plot_demo_selection_grid
-    from litelvlm.data.geometry import patch_coverage
-    from litelvlm.methods.select import visual_features
-    from litelvlm.pruning import SelectorInputs
-
     picked = _pick_records(records, show)
     n = clip.num_patches
     K = max(1, min(n, int(round(budget * n))))
@@ -104,8 +108,6 @@ def _pick_records(records, show: int):
 
 def similarity_figure(clip, picked, images, captions, inside, layer: int):
     """Patch-text similarity maps (the quantity study 1 ranks) for the shown scenes."""
-    from analysis.demo.plots import plot_demo_similarity_maps
-
     sims = []
     for r in picked:
         vision = clip.trace_image(clip.preprocess([r.image()]))
@@ -125,10 +127,6 @@ def selection_headline(table) -> dict:
 
 
 def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
-    import matplotlib.pyplot as plt
-
-    from analysis.common.style import weights_footnote
-
     weights_footnote(fig, model)
     path = save_plot(fig, out / f"{name}.png", dpi=150, bbox_inches="tight")
     plt.close(fig)
@@ -137,12 +135,6 @@ def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
 
 def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data, both studies, figures, summary
     """Run the demo with checked options (:func:`analysis.demo.command.run` checks them)."""
-    import pandas as pd
-
-    from litelvlm.clip import load_clip
-    from litelvlm.data.refer import load_refer
-    from litelvlm.toy.refer_layout import write_refer
-
     model = resolve_model(a.model)
     out = Path(a.out)
     if out.exists() and not out.is_dir():
@@ -175,8 +167,6 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
             _cli(["reversal", "--out", str(rev_dir), *common, "--ks", *map(str, ks)])
             rev = pd.read_parquet(rev_dir / "reversal.parquet")
             rev_summary = pd.read_csv(rev_dir / "summary.csv")
-            from analysis.demo.plots import plot_demo_reversal_hist
-
             figures.append(_save(plot_demo_reversal_hist(rev, model=model)[0], out, "reversal_auroc", model))
             overall = rev_summary[rev_summary["breakdown"] == "all"].sort_values("layer")
             reversal = [{k: (float(r[k]) if k != "layer" else int(r[k])) for k in
@@ -209,8 +199,6 @@ def run_sink(sink_dir: Path, common: list[str], image_dir: Path, out: Path, figu
              ) -> tuple[dict, list[dict]]:
     """Study 2 through ``litelvlm sink``, with the sink ablation on the images; returns its headline
     numbers and, per vision layer, the AUROC of reversed similarity for each text representation."""
-    import pandas as pd
-
     _cli(["sink", "--out", str(sink_dir), *common, "--image-dir", str(image_dir)])
     summary = pd.read_csv(sink_dir / "summary.csv")
     copy_file(sink_dir / "summary.csv", out / "sink_summary.csv")
@@ -246,8 +234,6 @@ FEW_SCENES = 10
 def summary_lines(s: dict, out: Path, banner: str | None = None, seconds: float = float("nan")) -> list[str]:
     """The demo's closing summary: every headline number with its n (sentences, images or scenes) and its K (kept
     tokens) or N (all tokens ranked) beside it."""
-    from analysis.common.stats import ci_text
-
     N = s["grid"][0] * s["grid"][1]
     lines = [f"litelvlm demo: {s['sentences']} expressions on {s['scenes']} scenes, model {s['model']} "
              f"(grid {s['grid'][0]}x{s['grid'][1]}, N = {N} tokens), {seconds:.0f} s"]

@@ -13,6 +13,7 @@ import sys
 import pandas as pd
 
 from litelvlm.cost.bound import OVERHEAD_BOUND, decoder_params, limit_ms, matmul_tflops, screen_note
+from litelvlm.llm.captured import eager_lines, install, merge_eager_runs
 
 
 def install_prefill(pipe, args) -> None:
@@ -20,7 +21,6 @@ def install_prefill(pipe, args) -> None:
     capture is specialised to the attention it recorded); nothing for the eager prefill."""
     if getattr(args, "prefill", "eager") != "captured":
         return
-    from litelvlm.llm.captured import install
 
     capture = getattr(args, "capture", "auto")
     install(pipe.language_model, None if capture == "auto" else capture)
@@ -29,8 +29,6 @@ def install_prefill(pipe, args) -> None:
 def say_eager(accounts: list[dict[str, list[str]]]) -> None:
     """Name on screen, once per reason, the runs whose decoder-layer calls ran eagerly under ``--prefill captured``
     (``accounts``: one per captured prefill of the run, :attr:`litelvlm.llm.captured.CapturedPrefill.eager_runs`)."""
-    from litelvlm.llm.captured import eager_lines, merge_eager_runs
-
     for line in eager_lines(merge_eager_runs(*accounts)):
         print(f"efficiency: {line}", file=sys.stderr)
 

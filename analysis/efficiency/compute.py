@@ -21,31 +21,50 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from analysis.common.caveats import TIMING_KEY, timing_caveat
+from analysis.common.caveats import TIMING_KEY, draw_notes, timing_caveat
 from analysis.common.device import device_name
 from analysis.common.flops import fit_paper_text_tokens
 from analysis.common.grounding_runs import Run, image_runs, plan
 from analysis.common.identity import run_identity
 from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record
 from analysis.common.screen import show_table
-from analysis.common.study import run_record
+from analysis.common.style import save_figure
 from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count
 from analysis.efficiency import measure as _measure
 from analysis.efficiency.arch import arch_names, arch_of_model, cost_of, get_arch, paper_archs
+from analysis.efficiency.compare import (
+    add_ratios,
+    comparison_markdown,
+    comparison_table,
+    on_cuda,
+    paper_summary,
+    spread_summary,
+)
 from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_ARRANGEMENTS, EfficiencyArgs, check_args
+from analysis.efficiency.plots import (
+    has_cuda_time,
+    plot_cuda_time_vs_budget,
+    plot_flops_vs_budget,
+    plot_memory_vs_budget,
+    plot_prefill_vs_budget,
+)
 from litelvlm.budget import Budget
+from litelvlm.busy import busy_warning
 from litelvlm.cli_args import split_list
 from litelvlm.cost import costs, counted, family_cost
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card
 from litelvlm.io import atomic_path, write_csv, write_json
+from litelvlm.lvlm.fastest_dtype import fastest_dtype
 from litelvlm.methods import BASELINE, get_method, method_names
-from litelvlm.threads import busy_warning
+from litelvlm.quantize import check_quantize
 from litelvlm.versions import dist_version
 
 log = logging.getLogger(__name__)
@@ -55,8 +74,6 @@ METHOD_DEFAULTS = {f.name: f.default for f in fields(EfficiencyArgs)}
 def _validate(a: EfficiencyArgs):
     """(arch, methods, budgets, runs, attns, dtype name) of ``a``: the checks of
     :func:`analysis.efficiency.options.check_args`, then those that need the methods, the arch and torch."""
-    from litelvlm.quantize import check_quantize
-
     check_args(a)
     check_quantize(a.quantize, a.quantize_backend)  # the library's rule (nf4 is bitsandbytes' only)
 
@@ -114,7 +131,6 @@ def _resolve_dtype(name: str, a: EfficiencyArgs, arch) -> tuple[str, dict | None
     if cost_of(arch).cpu_dtype and a.device == "cpu":  # the family's CPU timing dtype (its cost description says why)
         dtype = cost_of(arch).cpu_dtype
         return dtype, {"dtype": dtype, "reason": f"{arch.family}: timed in {dtype} on a CPU (no benchmark)"}
-    from litelvlm.lvlm.fastest_dtype import fastest_dtype
 
     choice = fastest_dtype(a.device, arch.n_tokens(arch.num_patches), arch.llm.llm_hidden, arch.llm.llm_intermediate)
     log.info("--dtype auto: %s (%s)", choice.dtype, choice.reason)
@@ -170,14 +186,6 @@ def run_efficiency(a: EfficiencyArgs) -> int:
 
 
 def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
-    from analysis.efficiency.compare import (
-        add_ratios,
-        comparison_markdown,
-        comparison_table,
-        on_cuda,
-        paper_summary,
-        spread_summary,
-    )
 
     a = resolve_arch(a)
     full_size = a.arch in cost_of(get_arch(a.arch)).full_size
@@ -290,18 +298,6 @@ def load_efficiency(out: str | Path) -> dict:
 
 
 def _figures(df: pd.DataFrame, out: Path, notes=()) -> None:
-    import matplotlib.pyplot as plt
-
-    from analysis.common.caveats import draw_notes
-    from analysis.common.style import save_figure
-    from analysis.efficiency.plots import (
-        has_cuda_time,
-        plot_cuda_time_vs_budget,
-        plot_flops_vs_budget,
-        plot_memory_vs_budget,
-        plot_prefill_vs_budget,
-    )
-
     plots = [("efficiency_flops", plot_flops_vs_budget)]
     if "prefill_ms" in df and df["prefill_ms"].notna().any():
         plots.append(("efficiency_prefill", plot_prefill_vs_budget))

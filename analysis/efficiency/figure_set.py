@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.efficiency import plots
+from analysis.efficiency.compute import load_efficiency
 from analysis.figures.figure_set import FigureSet
 from litelvlm.cli import main
 from litelvlm.families import cards
@@ -21,8 +22,6 @@ def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
 
 def read_efficiency(results_dir: Path) -> dict:
     """The efficiency tables of a results folder."""
-    from analysis.efficiency.compute import load_efficiency
-
     return load_efficiency(results_dir)
 
 

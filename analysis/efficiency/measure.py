@@ -18,12 +18,17 @@ from typing import Any
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from analysis.common.device import device_name
+from analysis.efficiency.bound import install_prefill, limit_columns, resolve_tflops, say_eager
 from litelvlm.cost import CostArch, FamilyCost
 from litelvlm.cost.meta import MB
 from litelvlm.cost.parts import PrefillParts
+from litelvlm.cost.timing import LayerLoopTimer, cuda_time_ms, interleaved_wall_ms, llm_layers, wall_time_ms
 from litelvlm.cost.tokens import selects_on_clip
+from litelvlm.llm.captured import runner_of
+from litelvlm.memory import peak_activation_bytes
 
 log = logging.getLogger("analysis.efficiency.compute")
 
@@ -34,8 +39,6 @@ def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], 
     """Wall time, CUDA time and peak activation memory of every part on ``device``, per attention
     implementation (one pipeline, the same weights, its LLM and CLIP attention switched); ``quantize``: (mode,
     backend) of its decoder layers' weights; ``method_args``: the run's arguments (each method's options)."""
-    from analysis.efficiency.bound import install_prefill, resolve_tflops, say_eager
-
     if cost.sums_parts:  # the family times its own parts; the end-to-end time is their sum
         capture = getattr(method_args, "capture", "auto") if getattr(method_args, "prefill", "eager") == "captured" \
             else None
@@ -70,18 +73,6 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
     CUDA time and memory when ``chain`` (else ``e2e_ms`` is the sum of the parts' medians, memory not
     measured).
     """
-    from tqdm.auto import tqdm
-
-    from analysis.efficiency.bound import limit_columns
-    from litelvlm.cost.timing import (
-        LayerLoopTimer,
-        cuda_time_ms,
-        interleaved_wall_ms,
-        llm_layers,
-        wall_time_ms,
-    )
-    from litelvlm.memory import peak_activation_bytes
-
     device, arch, method_args = parts.pipe.device, parts.arch, parts.method_args
 
     def token_plan(method: str, budget: int):
@@ -148,8 +139,6 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
 def accounted(pipe, fn, *runs: str):
     """``fn`` whose calls put the layer calls a captured prefill ran eagerly on the account of ``runs`` (``fn`` itself
     under the eager prefill)."""
-    from litelvlm.llm.captured import runner_of
-
     runner = runner_of(pipe.language_model)
     if runner is None:
         return fn
@@ -166,8 +155,6 @@ def accounted(pipe, fn, *runs: str):
 
 def eager_runs(pipe) -> dict[str, list[str]]:
     """{reason: runs} of the layer calls ``pipe``'s captured prefill ran eagerly ({} under the eager prefill)."""
-    from litelvlm.llm.captured import runner_of
-
     runner = runner_of(pipe.language_model)
     return {} if runner is None else dict(runner.eager_runs)
 

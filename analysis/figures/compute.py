@@ -17,6 +17,7 @@ import analysis.figures.registry as registry
 from analysis.common.run_folder import RunFolder
 from analysis.common.screen import file_names
 from analysis.figures.figure_set import FigureSet
+from analysis.figures.notebook_run import execute_notebook
 from analysis.figures.options import FiguresArgs, check_args
 from analysis.figures.tree import assign, draw_tree, find_runs
 from litelvlm.cli_args import split_list
@@ -68,8 +69,6 @@ def skip_reason(fs: FigureSet, a: FiguresArgs, explicit: bool) -> str | None:
 def draw(fs: FigureSet, a: FiguresArgs) -> list[Path]:
     """Draw ``fs`` the way ``a`` says (its functions or its notebook); returns the written files."""
     if a.via_notebooks:
-        from analysis.figures.notebook_run import execute_notebook
-
         return execute_notebook(fs, a.results, a.out, a.smoke, a.model)
     return fs(a.results, a.out, a.smoke, a.model)
 

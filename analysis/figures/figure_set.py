@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from matplotlib.text import Text
+
+from analysis.common import style
+from analysis.common.caveats import draw_notes, run_caveats
+from analysis.common.defaults import DEFAULT_OUT
 from analysis.common.identity import identity_label, identity_tag, read_identity
 from analysis.common.study import read_json
+from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, PNG_DPI, weights_footnote
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import PDF_METADATA, PNG_METADATA
 from litelvlm.transaction import current
@@ -32,9 +39,6 @@ def figure_set_dir(results_dir: str | os.PathLike, sub: str) -> Path:
     return d / sub if (d / sub).is_dir() else d
 
 
-#: where ``litelvlm figures`` writes without ``--out``: a new folder of the working directory, never the
-#: committed ``figures/`` (remade only with an explicit ``--out figures``)
-DEFAULT_OUT = "litelvlm-figures"
 #: the environment variable that moves a notebook's default output folder (:func:`notebook_out_dir`)
 OUT_ENV = "LITELVLM_FIGURES_DIR"
 
@@ -65,9 +69,6 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str,
     it, with ``timing`` (the runs' busy-machine caveats) under each figure whose name starts with one of ``timed``
     (those that show measured times). A figure whose file would be byte-identical to one written before it
     in this call is not written twice: one line names both; returns the paths."""
-    from analysis.common.caveats import draw_notes
-    from analysis.common.style import FOOTNOTE_SIZE, LABELLED_GID, save_figure, weights_footnote
-
     out_dir = notebook_out_dir(figure_set) if out_dir is None else out_dir
     prefix = figure_set if prefix is None else prefix
     paths: list[Path] = []
@@ -84,7 +85,7 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str,
         if twin is not None:  # the same figure under another name (e.g. FLOPs, which no attention kernel changes)
             print(f"figures: {prefix}_{name} is identical to {twin}: written once, as {twin}")
             continue
-        files = save_figure(fig, out_dir, f"{prefix}_{name}")
+        files = style.save_figure(fig, out_dir, f"{prefix}_{name}")
         paths += files
         written[f"{prefix}_{name}"] = (next(p for p in files if p.suffix == ".png"), _fingerprint(fig, drawn=True))
     return paths
@@ -93,9 +94,6 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str,
 def _fingerprint(fig, drawn: bool = False) -> tuple:
     """What ``fig`` shows, cheaply: its size, and each artist's kind, text, data and visibility (``drawn``: it was
     drawn since its last change)."""
-    import numpy as np
-    from matplotlib.text import Text
-
     if not drawn:
         fig.draw_without_rendering()  # tick labels are filled in when a figure is drawn
     parts: list = [tuple(fig.get_size_inches())]
@@ -116,8 +114,6 @@ def _fingerprint(fig, drawn: bool = False) -> tuple:
 def same_png(fig, png: Path) -> bool:
     """Whether ``fig`` would be written as the same bytes as the PNG file ``png`` written before it (this run's
     staged copy while a transaction holds it)."""
-    from analysis.common.style import PNG_DPI
-
     kwargs = {"dpi": PNG_DPI, "bbox_inches": "tight", "pad_inches": 0.02}
     buf = io.BytesIO()  # as save_figure writes it: the PDF first (a first drawing can differ), then the PNG
     fig.savefig(io.BytesIO(), format="pdf", metadata=dict(PDF_METADATA), **kwargs)
@@ -234,8 +230,6 @@ class FigureSet:
     def run_notes(self, tables: dict, models, folders) -> dict:
         """What the figures drawn from ``tables`` say under them (:func:`save_figures`' keywords): their null results
         (:attr:`notes`), and under the :attr:`timed` ones the timing caveats the run folders ``folders`` recorded."""
-        from analysis.common.caveats import run_caveats
-
         found = list(self.notes(tables, list(models)) if self.notes is not None else [])
         return {"notes": found, "timing": list(dict.fromkeys(c for f in folders for c in run_caveats(f))),
                 "timed": self.timed}

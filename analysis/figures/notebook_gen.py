@@ -18,6 +18,7 @@ from pathlib import Path
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.io import atomic_path
+from litelvlm.optional import optional_import
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -60,11 +61,9 @@ def _source_file(figure_set: FigureSet) -> str:
 
 def make_notebook(figure_set: FigureSet):
     """The notebook of ``figure_set`` (an ``nbformat`` v4 notebook, no outputs)."""
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
+    nbformat, v4 = optional_import("nbformat"), optional_import("nbformat.v4")
     cells = [
-        new_markdown_cell(
+        v4.new_markdown_cell(
             f"# {figure_set.notebook[:2]} · {figure_set.title}\n\n{figure_set.description}\n\n"
             f"Run top to bottom. With the defaults (`SMOKE = True`, `RESULTS = None`) the results are made now, "
             f"small, with {figure_set.smoke_note}: such figures show that the pipeline works, not findings. "
@@ -73,14 +72,14 @@ def make_notebook(figure_set: FigureSet):
             f"The same figures come from the command line: `litelvlm figures --figure-set {figure_set.name} "
             f"[--results DIR] [--smoke]`. This notebook is generated from `{_source_file(figure_set)}` "
             f"(`litelvlm figures --write-notebooks`); edit that file, not the notebook."),
-        new_code_cell("RESULTS = None  # results folder (None: make small smoke results now)\n"
+        v4.new_code_cell("RESULTS = None  # results folder (None: make small smoke results now)\n"
                       "MODEL = None  # model for smoke results (None: the figure set's default tiny model)\n"
                       "SMOKE = True\n"
                       "OUT = None  # folder for the PDF and PNG files; None: this notebook's own, "
                       f"notebooks/out/{figure_set.name}/\n# (or $LITELVLM_FIGURES_DIR/{figure_set.name}): the same "
                       "folder whatever the working directory, never the committed figures/",
                       metadata={"tags": ["parameters"]}),
-        new_code_cell("from IPython.display import Image, display\n\n"
+        v4.new_code_cell("from IPython.display import Image, display\n\n"
                       + plot_imports(figure_set)
                       + "from analysis.figures.registry import FIGURE_SETS\n"
                       "from analysis.figures.figure_set import MODELS_KEY\n"
@@ -89,13 +88,13 @@ def make_notebook(figure_set: FigureSet):
                       "figure_set.check()\n"
                       "tables = figure_set.load(RESULTS, SMOKE, MODEL)\n"
                       "sorted(tables)"),
-        new_code_cell(BANNER_CELL, metadata={"tags": ["weights-banner"]}),
-        new_code_cell(draw_body(figure_set.draw)
+        v4.new_code_cell(BANNER_CELL, metadata={"tags": ["weights-banner"]}),
+        v4.new_code_cell(draw_body(figure_set.draw)
                       + "paths = figure_set.save(figs, tables, OUT)  # named after the runs' family and model\n"
                       "[str(p) for p in paths]"),
-        new_code_cell('for p in paths:\n    if p.suffix == ".png":\n        display(Image(filename=str(p)))'),
+        v4.new_code_cell('for p in paths:\n    if p.suffix == ".png":\n        display(Image(filename=str(p)))'),
     ]
-    nb = new_notebook(cells=cells, metadata={
+    nb = v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
     for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same file
@@ -111,8 +110,7 @@ def notebook_path(figure_set: FigureSet, notebook_dir: str | os.PathLike = NOTEB
 
 def notebook_text(figure_set: FigureSet) -> str:
     """The exact file contents of ``figure_set``'s notebook."""
-    import nbformat
-
+    nbformat = optional_import("nbformat")
     return nbformat.writes(make_notebook(figure_set)) + "\n"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.notebook_gen import NOTEBOOK_DIR, notebook_path
 from litelvlm.errors import LiteLVLMError
+from litelvlm.optional import optional_import
 
 
 def kernel_name() -> str:
@@ -42,7 +43,7 @@ def execute_notebook(figure_set: FigureSet, results_dir, out_dir, smoke: bool, m
     before = {p: p.stat().st_mtime_ns for p in out_dir.glob(f"{figure_set.name}_*")} if out_dir.exists() else {}
     params = {"RESULTS": None if results_dir is None else str(Path(results_dir).resolve()),
               "MODEL": model, "SMOKE": bool(smoke), "OUT": str(out_dir)}
-    import papermill  # lazy: heavy and optional (the notebook extra)
+    papermill = optional_import("papermill")
 
     with tempfile.TemporaryDirectory() as tmp:
         papermill.execute_notebook(str(nb), str(executed or Path(tmp) / nb.name), parameters=params,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from litelvlm.data.fixtures import write_tiny_refer
+
 ROOT = Path(__file__).resolve().parents[2]
 #: The CLIP model smoke results use unless ``--model`` says otherwise (random weights, 24x24 grid).
 SMOKE_MODEL = "tiny336-random"
@@ -25,7 +27,5 @@ def refer_data(out_dir: Path) -> Path:
     """COCO-128 when present, else a tiny hand-made REFER folder (three images) in ``out_dir/_data``."""
     data = coco128_dir()
     if data is None:
-        from litelvlm.data.fixtures import write_tiny_refer
-
         data = write_tiny_refer(out_dir / "_data", sizes=((336, 448), (448, 336), (336, 336)))
     return data

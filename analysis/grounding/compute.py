@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from analysis.common.caveats import null_results
 from analysis.common.degenerate import warn_if_degenerate
@@ -47,15 +48,17 @@ from analysis.common.grounding_batches import BatchCheck, batch_notes, batch_sum
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import show_table, with_intervals
 from analysis.common.shards import Shards
-from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
+from analysis.common.study import portable_paths, read_json
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
+from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, family_of, get_family, image_resize_record, load_pipeline
@@ -199,8 +202,6 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
     checks them once and hands ``checked``, :func:`check_args`' (methods, budgets), down); ``pipe`` (a family's
     pipeline) skips loading ``--model`` again when several evaluations share one model (it must be the model
     ``a.model`` names)."""
-    from litelvlm.data.refer import load_refer
-
     methods, budgets = checked if checked is not None else check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:
@@ -295,8 +296,6 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
               pairs: list[Run], shards: Shards, check: BatchCheck | None = None) -> None:
     """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images (``--batch-size`` prompts of a chunk's images per
     LLM forward); unreadable images are listed in the part as skipped (not done: the next run tries them again)."""
-    from tqdm.auto import tqdm
-
     rows, chunk_images, skipped, pending = [], [], [], []
 
     def run_pending():

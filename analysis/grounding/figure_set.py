@@ -5,11 +5,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from analysis.common.caveats import null_results
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import plots
 from analysis.grounding.command import run
+from analysis.grounding.compute import load_grounding
 from analysis.grounding.options import PROTOCOLS, GroundingArgs
+from analysis.grounding.statistics import load_statistics
+from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.families import DEFAULT_MODEL, card_of, load_pipeline
 
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
@@ -27,8 +31,6 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
     data = coco128_dir()
     pick = {"image_ids": SMOKE_IMAGES}
     if data is None:
-        from litelvlm.data.fixtures import write_tiny_refer
-
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
         pick = {"limit_images": 2}
     model = model or DEFAULT_MODEL
@@ -41,9 +43,6 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
 def read_grounding(results_dir: Path) -> dict:
     """summary (both protocols), rows, difference and config of a grounding results folder, and its comparisons
     and claims (``analysis.grounding.statistics``; empty for folders written before them)."""
-    from analysis.grounding.compute import load_grounding
-    from analysis.grounding.statistics import load_statistics
-
     return {**load_grounding(results_dir), **load_statistics(results_dir)}
 
 
@@ -64,8 +63,6 @@ def read_protocol_pair(folders: list[Path]) -> dict:
 def grounding_notes(tables: dict, models: list) -> list[str]:
     """The null results of each protocol's summary (:func:`analysis.common.caveats.null_results` on cIoU and gIoU),
     each line naming its protocol."""
-    from analysis.common.caveats import null_results
-
     summary = tables["summary"]
     found = []
     for protocol in summary["protocol"].unique() if "protocol" in summary else [None]:

@@ -32,20 +32,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
+from tqdm.auto import tqdm
 
 from analysis.common.defaults import DEFAULT_KS
 from analysis.common.grounding_runs import clip_record
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import show_table
-from analysis.common.study import (
-    portable_paths,
-    read_json,
-    run_record,
-    torch_thread_count,
-)
+from analysis.common.study import portable_paths, read_json
 from analysis.importance.aggregate import area_bins, summarize
 from analysis.importance.correlation import compare
 from analysis.importance.options import CLIP_SIGNALS, ImportanceArgs, check_args
@@ -54,9 +52,11 @@ from analysis.importance.signals import (
     clip_signals,
     llm_signals,
     method_signals,
+    pruned_masks,
     signal_error,
 )
 from litelvlm.cli_args import split_list
+from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, image_resize_record, load_pipeline
@@ -106,8 +106,6 @@ def evaluate_image(pipe, a: ImportanceArgs, records: list, image, opts: SignalOp
                    keep_scores: int) -> tuple[list[dict], list[dict], dict[str, float], dict]:
     """(comparison rows, token-score rows of the first ``keep_scores`` sentences, IG deltas, the image's N and
     token grid) for one image."""
-    from analysis.importance.signals import pruned_masks
-
     base = pipe.prepare_image(image, seed=a.seed)
     rows, scores, deltas, visual = [], [], {}, {}
     for i, r in enumerate(records):
@@ -161,8 +159,6 @@ def summary_table(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.D
 
 def load_importance(out: str | Path) -> dict:
     """The tables of an importance results folder: ``rows``, ``summary``, ``scores``, ``config``, ``images``."""
-    from PIL import Image
-
     out = Path(out)
     path = out / "importance.parquet"
     if not path.exists():
@@ -229,8 +225,6 @@ def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: lis
                  signals: list[str], kept: int) -> int:
     """Score one image's sentences and write its part (an unreadable image: a part that lists it as
     skipped, not done). Returns the number of sentences whose scores were kept."""
-    from PIL import Image
-
     image_id = recs[0].image_id
     t0 = time.perf_counter()
     info: dict = {"image_id": image_id, "sentences": len(recs)}
@@ -275,10 +269,6 @@ def check_family(pipe, signals: list[str], methods: list[str]) -> list[str]:
 def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compute, resume and merge; returns (rows, summary). ``pipe``: an already loaded pipeline
     for ``a.model`` (default: loaded here)."""
-    from tqdm.auto import tqdm
-
-    from litelvlm.data.refer import load_refer
-
     signals = check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
 from analysis.common.grounding_runs import plan
+from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.study import resolve_config_path
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
+from analysis.importance.compute import ImportanceArgs, load_importance, run_importance
 from litelvlm.budget import Budget
+from litelvlm.data.fixtures import write_tiny_refer
+from litelvlm.data.refer import load_refer
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_MODEL, card_of, exif_transpose, load_pipeline
 from litelvlm.io import write_csv
@@ -20,16 +29,8 @@ from litelvlm.methods import BASELINE
 def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     """Small results: the tiny random GLaMM on one COCO-128 image (one sentence; a synthetic REFER folder
     when ../shared/data is absent), and the oracle ablation (eval-grounding's per-image scoring) on it."""
-    import torch
-
-    from analysis.common.grounding_scoring import evaluate_image, summarize
-    from analysis.importance.compute import ImportanceArgs, run_importance
-    from litelvlm.data.refer import load_refer
-
     data = coco128_dir()
     if data is None:
-        from litelvlm.data.fixtures import write_tiny_refer
-
         data = write_tiny_refer(out_dir / "refer")
     model = model or DEFAULT_MODEL
     pipe = load_pipeline(model)
@@ -43,15 +44,12 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     pairs = plan([BASELINE, *methods], Budget.parse_list("128,32"), pipe.num_visual_tokens)
     with torch.no_grad():
         rows = evaluate_image(pipe, g, first, first[0].image(exif_transpose(pipe)), pairs)
-    import pandas as pd
 
     write_csv(out_dir / "ablation" / "summary.csv", summarize(pd.DataFrame(rows)))
 
 
 def read_importance(results_dir: Path) -> dict:
     """The importance tables of a results folder (and ``ablation/summary.csv`` of eval-grounding, if present)."""
-    from analysis.importance.compute import load_importance
-
     tables = load_importance(results_dir)
     tables["referents"] = referent_windows(results_dir, tables)
     tables["num_tokens"] = typical_n(tables)
@@ -62,11 +60,6 @@ def referent_windows(results_dir: Path, tables: dict) -> dict:
     """Per sentence of ``scores``, its referent's mask in the image window of its visual tokens (CLIP's centred
     square crop for a family with a fixed N; the whole image when N depends on the image), resized to the
     window image; empty when the REFER data cannot be reached."""
-    import numpy as np
-    from PIL import Image
-
-    from litelvlm.data.refer import load_refer
-
     scores, cfg = tables.get("scores"), tables.get("config") or {}
     if scores is None or scores.empty:
         return {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis.common.style import baseline, figsize, figure, method_style, palette
 from litelvlm.methods import TABLE, get_method
@@ -49,8 +50,6 @@ def plot_importance_by_layer(summary: pd.DataFrame, metric: str = "spearman", ll
 def plot_importance_scatter(scores: pd.DataFrame, sent_id: int | None = None, x: str = "clip_rev_sim",
                             y: tuple[str, str, int] = ("attention", "seg", -1), ax=None):
     """One sentence: per-token CLIP score ``x`` against LLM signal ``y`` = (name, query, layer; -1 = last)."""
-    from scipy import stats
-
     sent_id = int(scores["sent_id"].iloc[0]) if sent_id is None else sent_id
     one = scores[scores["sent_id"] == sent_id]
     name, query, layer = y

@@ -27,6 +27,9 @@ from analysis.importance import sensitivity
 from analysis.importance.options import CLIP_SIGNALS, GRADIENT_SIGNALS, LLM_SIGNALS
 from litelvlm.errors import LiteLVLMError
 from litelvlm.llm import attention_rows, attribution
+from litelvlm.methods.saliency import GroundingTarget
+from litelvlm.methods.select import select
+from litelvlm.pruning.scores import context_scores, similarity
 
 QUERY_SETS = ("seg", "last", "text")
 
@@ -74,8 +77,6 @@ def signal_error(pipe, name: str) -> str | None:
 
 def clip_signals(prepared) -> dict[SignalKey, torch.Tensor]:
     """The three CLIP-side scores of the (single) sentence of ``prepared``."""
-    from litelvlm.pruning.scores import context_scores, similarity
-
     inputs = prepared.selector_inputs()
     sim = similarity(inputs, layer=inputs.feature_layer)[0].float().cpu()
     return {SignalKey("clip_rev_sim"): -sim, SignalKey("clip_context"): context_scores(inputs).float().cpu(),
@@ -84,8 +85,6 @@ def clip_signals(prepared) -> dict[SignalKey, torch.Tensor]:
 
 def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, torch.Tensor]:
     """``method:<name>``: the (N,) score each method (one with ``Method.ranks``) ranks the visual tokens by."""
-    from litelvlm.methods.select import select
-
     n = pipe.num_visual(prepared)
     out: dict[SignalKey, torch.Tensor] = {}
     for m in methods:
@@ -136,8 +135,6 @@ def mask_gradient_error(pipe, prepared) -> str | None:
 def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],
                                                                                        dict[str, float]]:
     """captum attributions w.r.t. the visual token embeddings; also the IG convergence deltas."""
-    from litelvlm.methods.saliency import GroundingTarget
-
     if opts.target == "mask" and (why := mask_gradient_error(pipe, prepared)):
         raise LiteLVLMError(why)
     gt = GroundingTarget(pipe, prepared)

@@ -11,6 +11,7 @@ from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs, plots, run
 from analysis.grounding.figure_set import SMOKE_BUDGETS, SMOKE_METHODS, grounding_notes, read_grounding
+from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.families import cards, load_pipeline
 
 #: the families whose grounding runs this figure set draws (in registry order)
@@ -26,8 +27,6 @@ def smoke_merged_grounding(out_dir: Path, model: str | None = None) -> None:
     data = coco128_dir()
     pick = {"image_ids": ["34"]}
     if data is None:
-        from litelvlm.data.fixtures import write_tiny_refer
-
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
         pick = {"limit_images": 1}
     model = model or SMOKE_MODEL

@@ -8,10 +8,13 @@ import json
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.paired import plots
 from litelvlm.cli import main
+from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, official protocol, three images (three resampled units)
@@ -24,8 +27,6 @@ def smoke_paired(out_dir: Path, model: str | None = None) -> None:
     REFER folder when ../shared/data is absent)."""
     data = coco128_dir()
     if data is None:
-        from litelvlm.data.fixtures import write_tiny_refer
-
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     rc = main(["eval-grounding", "--refer-dir", str(data), "--out", str(out_dir), "--model", model or DEFAULT_MODEL,
                "--protocol", "official", "--limit-images", "3", "--methods", SMOKE_METHODS, "--budgets", SMOKE_BUDGETS])
@@ -35,8 +36,6 @@ def smoke_paired(out_dir: Path, model: str | None = None) -> None:
 
 def read_paired(results_dir: Path) -> dict:
     """The ``comparisons.csv`` of one results folder and what made it (its command's protocol, if any)."""
-    import pandas as pd
-
     d = Path(results_dir)
     config = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
     return {"comparisons": pd.read_csv(d / "comparisons.csv"), "protocol": config.get("protocol")}

@@ -22,12 +22,19 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from analysis.common.grounding_runs import plan
+from analysis.common.grounding_scoring import evaluate_image
+from analysis.common.model_setup import study_numerics
 from analysis.common.run_folder import RunFolder
+from analysis.grounding import GroundingArgs
 from analysis.plan.layouts import Split, find_layouts
 from analysis.plan.options import PlanArgs, check_args
 from analysis.plan.video import calibrate_video, refused
 from litelvlm.budget import Budget
-from litelvlm.families import card_of
+from litelvlm.data.refer import load_refer
+from litelvlm.families import card_of, exif_transpose, load_pipeline
 from litelvlm.io import atomic_path, write_json
 from litelvlm.methods import is_baseline
 
@@ -94,15 +101,6 @@ def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[di
     (after one untimed warm-up image running every pair), the per-image work of ``eval-grounding`` itself, and
     the number of images timed. Each pair is timed alone, then all together as a command runs them (the image
     prepared once); the pairs' times are scaled to sum to the joint time, their shares kept."""
-    import torch  # lazy: the calibration alone loads torch and a model
-
-    from analysis.common.grounding_runs import plan  # lazy: torch (the methods' modules)
-    from analysis.common.grounding_scoring import evaluate_image  # lazy: torch
-    from analysis.common.model_args import study_numerics  # lazy: with the calibration's imports
-    from analysis.grounding import GroundingArgs  # lazy: with the calibration's imports
-    from litelvlm.data.refer import load_refer  # lazy: with the calibration's imports
-    from litelvlm.families import exif_transpose, load_pipeline  # lazy: with the calibration's imports
-
     g = GroundingArgs(refer_dir=s.root, out="", model=model, clip=a.clip, image_dir=a.coco_images,
                       dataset=s.dataset, split_by=s.split_by, split=s.split, methods=methods, budgets=a.budgets,
                       seed=a.seed, device=a.device, dtype=a.dtype)
@@ -133,8 +131,6 @@ def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[di
 def machine(device: str) -> str:
     """The processor the calibration ran on: the GPU's name on CUDA, else the CPU's model name."""
     if device.startswith("cuda"):
-        import torch
-
         return torch.cuda.get_device_name(torch.device(device))
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

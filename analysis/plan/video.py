@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+from analysis.video import VideoArgs, calibration
 from litelvlm.budget import Budget
 from litelvlm.families import video_eval
 from litelvlm.methods import is_baseline
@@ -33,8 +34,6 @@ def expression_frames(records: list) -> int:
 def calibrate_video(a, model: str, methods: list[str], s) -> tuple[dict[tuple[str, str], float], int, int]:
     """(seconds per expression-frame of each (method, budget), videos timed, their expression-frames) of ``model``
     on the first ``--calibrate`` videos of split ``s`` after one untimed warm-up video."""
-    from analysis.video import VideoArgs, calibration
-
     va = VideoArgs(out="", video_dir=s.root, dataset=s.dataset, split=s.split, model=model, clip=a.clip,
                    methods=[m for m in methods if not is_baseline(m)], budgets=a.video_budgets, seed=a.seed,
                    device=a.device, dtype=a.dtype)

@@ -29,11 +29,12 @@ from analysis.common.grounding_runs import (
     run_keys,
 )
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record
 from analysis.common.screen import show_table
-from analysis.common.study import portable_paths, run_record
+from analysis.common.study import portable_paths
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError

@@ -6,9 +6,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.positions import PositionsArgs, plots, run
+from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, every method but the slow saliency oracle, two budgets
@@ -20,8 +23,6 @@ def smoke_positions(out_dir: Path, model: str | None = None) -> None:
     ../shared/data is absent)."""
     data = coco128_dir()
     if data is None:
-        from litelvlm.data.fixtures import write_tiny_refer
-
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     rc = run(PositionsArgs(refer_dir=str(data), out=str(out_dir), model=model or DEFAULT_MODEL,
                            budgets=SMOKE_BUDGETS))
@@ -31,8 +32,6 @@ def smoke_positions(out_dir: Path, model: str | None = None) -> None:
 
 def read_positions(results_dir: Path) -> dict:
     """The ``positions.csv`` table of a results folder."""
-    import pandas as pd
-
     return {"positions": pd.read_csv(Path(results_dir) / "positions.csv")}
 
 

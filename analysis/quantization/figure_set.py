@@ -7,11 +7,14 @@ import importlib.util
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.common.study import read_json
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import coco128_dir
 from analysis.quantization import plots
 from litelvlm.cli import main
+from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.families import DEFAULT_MODEL, card_of
 
 #: the smoke run: the tiny random GLaMM, LiteLVLM at three budgets, each precision that is installed
@@ -23,8 +26,6 @@ def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
     is not installed); a synthetic REFER folder when ../shared/data is absent."""
     data = coco128_dir()
     if data is None:
-        from litelvlm.data.fixtures import write_tiny_refer
-
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     modes = ["none"] + (["int8", "nf4"] if importlib.util.find_spec("bitsandbytes") else [])
     for q in modes:  # every run's masks compared with the unquantized run's unpruned ones (its own for bf16)
@@ -44,8 +45,6 @@ def read_quantization(results_dir: Path) -> dict:
 def read_quantization_runs(folders: list[Path]) -> dict:
     """The memory rows and runs of the ``validate`` folders ``folders`` (each holding a ``memory.csv``), each with
     the folder's ``device``, ``model`` and ``quantize``."""
-    import pandas as pd
-
     mem, rows = [], []
     for path in (Path(f) / "memory.csv" for f in folders):
         cfg = read_json(path.parent / "config.json")

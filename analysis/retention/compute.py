@@ -24,24 +24,32 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from PIL import Image, ImageDraw
 
 from analysis.common.identity import CLIP_FAMILY, run_identity
+from analysis.common.parts import read_parquet
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import show_table
-from analysis.common.study import portable_paths, read_json, run_record, torch_thread_count
+from analysis.common.study import portable_paths, read_json
 from analysis.retention.options import RetentionArgs, model_family
 from analysis.retention.parts import selection_parts
 from analysis.retention.pipeline import family_methods, family_tables
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
-from litelvlm.data.refer import load_refs
+from litelvlm.clip import load_clip
+from litelvlm.data.refer import load_refs, open_rgb
 from litelvlm.errors import LiteLVLMError, UnsupportedModelError
 from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.methods import available_methods, get_method
+from litelvlm.methods.select import select
 from litelvlm.provenance import weights_banner
+from litelvlm.pruning import SelectorInputs, context_scores, similarity
+from litelvlm.quantize import quantize_clip
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +59,6 @@ SYNTHETIC_TEXTS = ["the red ball on the left", "the blue square"]
 
 def synthetic_example(size: int = 336):
     """A deterministic synthetic scene (PIL image) and its referring expressions."""
-    from PIL import Image, ImageDraw
-
     y, x = np.mgrid[0:size, 0:size] / size
     bg = np.stack([0.55 + 0.2 * x, 0.6 + 0.15 * y, 0.5 + 0.1 * (1 - x)], -1)
     im = Image.fromarray((bg * 255).astype(np.uint8))
@@ -100,11 +106,6 @@ def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3,
 def retention_tables(clip, examples, budgets: list[Budget], methods: list[str],
                      seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """(kept-token table, per-patch score table, {image_id: display image}, metadata) for ``examples``."""
-    import torch
-
-    from litelvlm.methods.select import select
-    from litelvlm.pruning import SelectorInputs, context_scores, similarity
-
     n = clip.num_patches
     gr, gc = clip.grid
     budgets = sorted({b.at_most(n) for b in Budget.parse_list(budgets)}, key=lambda b: b.column, reverse=True)  # to N
@@ -137,11 +138,6 @@ def retention_tables(clip, examples, budgets: list[Budget], methods: list[str],
 
 def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
     """``methods`` without those this backend cannot run (e.g. ToMe on open_clip), each skip logged."""
-    from PIL import Image
-
-    from litelvlm.methods.select import select
-    from litelvlm.pruning import SelectorInputs
-
     probe = SelectorInputs(vision=clip.trace_image(clip.preprocess([Image.new("RGB", (32, 32))])),
                            text=clip.encode_text(texts[:1], hidden_states=False))
     keep = []
@@ -159,8 +155,6 @@ def run_retention(a: RetentionArgs) -> Path:
     """Compute and write the retention tables for ``a`` (checked: :func:`analysis.retention.options.check_args`);
     returns the output folder."""
 
-    from litelvlm.clip import load_clip
-
     if model_family(a.model) is not None:
         return run_family_retention(a)
     methods = split_list(a.methods) or available_methods("clip")
@@ -170,12 +164,9 @@ def run_retention(a: RetentionArgs) -> Path:
                                 f"{', '.join(available_methods('clip'))}")
     skipped: list[dict] = []
     examples = study_examples(a, skipped)
-    import torch
 
     clip = load_clip(a.model, a.backend, dtype=None if a.dtype == "float32" else getattr(torch, a.dtype))
     if a.quantize != "none":
-        from litelvlm.quantize import quantize_clip
-
         if clip.backend != "hf":
             raise LiteLVLMError("--quantize quantizes a transformers CLIP (--backend hf); open_clip's attention "
                                 "keeps its projections outside nn.Linear")
@@ -205,8 +196,6 @@ def study_examples(a: RetentionArgs, skipped: list[dict]) -> list:
 def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.DataFrame, images: dict,
                  meta: dict) -> None:
     """Write the images, both tables, config.json (``meta`` added to the options) and ``--compare-to``'s overlap."""
-    from PIL import Image
-
     for png in (out / "images").glob("*.png"):  # images of an older run with other examples
         if png.stem not in images:
             png.unlink()
@@ -222,16 +211,12 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
                                       "paths": portable_paths(asdict(a), out), "torch_threads": torch_thread_count(),
                                       "run": run_record(), **run_identity("retention", a.model, family=model_family(a.model) or CLIP_FAMILY)})
     if a.compare_to:
-        from analysis.common.parts import read_parquet
-
         write_csv(out / "overlap.csv", kept_overlap(read_parquet(Path(a.compare_to) / "retention.parquet"), table))
 
 
 def run_family_retention(a: RetentionArgs) -> Path:
     """The retention tables of the methods ``--model``'s family runs (:mod:`analysis.retention.pipeline`): every
     method it cannot run refused, and the pipeline loaded, before anything is written."""
-    import torch
-
     if a.quantize != "none" or a.backend:
         raise LiteLVLMError(f"--model {a.model!r} is an LVLM: --quantize and --backend are for a CLIP model")
     pipe = load_pipeline(a.model, device="cpu", dtype=getattr(torch, a.dtype), **image_resize_kwargs(a.image_resize))
@@ -263,8 +248,6 @@ def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list
     """(image_id, RGB image, texts) of the examples whose image opens, turned by its EXIF tag when ``exif`` (as the
     model's family reads images: :func:`litelvlm.families.exif_transpose`); the others are logged and appended to
     ``skipped``; none readable is an error."""
-    from litelvlm.data.refer import open_rgb
-
     out = []
     for image_id, path, texts in examples:
         try:  # PIL's convert("RGB"), after the family's EXIF turn; any decoding failure is a skip
@@ -281,10 +264,6 @@ def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list
 
 def load_retention(results_dir: str | Path) -> dict:
     """The retention tables of a results folder: {"retention", "scores", "images", "config"}."""
-    from PIL import Image
-
-    from analysis.common.parts import read_parquet
-
     d = Path(results_dir)
     missing = [f for f in RESULT_FILES if not (d / f).exists()]
     if missing:

@@ -7,12 +7,11 @@ from pathlib import Path
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import SMOKE_MODEL, coco128_dir
 from analysis.retention import plots
+from analysis.retention.compute import RetentionArgs, load_retention, run_retention
 
 
 def smoke_retention(out_dir: Path, model: str | None = None) -> None:
     """Small retention results: one COCO-128 image (or a synthetic scene), the tiny 24x24 random CLIP."""
-    from analysis.retention.compute import RetentionArgs, run_retention
-
     data = coco128_dir()
     run_retention(RetentionArgs(out=str(out_dir), model=model or SMOKE_MODEL, refer_dir=str(data) if data else None,
                                 limit_images=1))
@@ -20,8 +19,6 @@ def smoke_retention(out_dir: Path, model: str | None = None) -> None:
 
 def read_retention(results_dir: Path) -> dict:
     """The retention tables of a results folder."""
-    from analysis.retention.compute import load_retention
-
     return load_retention(results_dir)
 
 

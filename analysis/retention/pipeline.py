@@ -16,6 +16,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+import torch
 
 from analysis.common.grounding_runs import Run, image_runs, plan
 from analysis.retention.parts import selection_parts
@@ -58,8 +59,6 @@ def _score_rows(meta: dict, method: str, budget: Budget, sel, grid: tuple[int, i
 def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pairs: list[Run],
                   seed: int) -> tuple[list[pd.DataFrame], list[pd.DataFrame], dict]:
     """(kept-token frames, score frames, this image's N and grid) of one image."""
-    import torch
-
     base = pipe.prepare_image(image, seed=seed)
     groups = [[t] for t in texts] if pipe.abilities.sentences_per_prompt == 1 else [list(texts)]
     rows, scores, info = [], [], {}

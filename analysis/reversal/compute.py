@@ -35,9 +35,11 @@ from analysis.common.clip_reversal import (
 from analysis.common.features_cache import cached_text_embeds
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.stats import ci_text
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.study import portable_paths
 from analysis.reversal.options import ReversalArgs
+from litelvlm.clip import load_clip
 from litelvlm.data.refer import ReferRecord
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
@@ -49,8 +51,6 @@ log = logging.getLogger(__name__)
 
 def run_reversal(a: ReversalArgs) -> int:
     """Run ``litelvlm reversal`` with checked options (:func:`analysis.reversal.command.run` checks them)."""
-    from litelvlm.clip import load_clip
-
     records = load_records(a)
     # deferred: a rerun whose vision features and text embeddings are all cached never loads the model
     clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype), defer=True)

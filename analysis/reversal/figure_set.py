@@ -6,6 +6,9 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from analysis.common import style
 from analysis.common.merged_grid import CLIP_GRID, merged_params
 from analysis.common.study import read_json, resolve_config_path
@@ -13,6 +16,9 @@ from analysis.figures.figure_set import FigureSet
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.reversal import plots
 from litelvlm.cli import main
+from litelvlm.clip.traces import Geometry
+from litelvlm.data.geometry import transform_params
+from litelvlm.data.refer import load_coco_instances, load_refer
 from litelvlm.families import card, exif_transpose
 
 
@@ -44,13 +50,6 @@ def grid_name(grid: str) -> str:
 def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
     """Summaries of every run under the folder (one per model), or of ``runs``, and the similarity-map examples of
     the first."""
-    import numpy as np
-    import pandas as pd
-
-    from litelvlm.clip.traces import Geometry
-    from litelvlm.data.geometry import transform_params
-    from litelvlm.data.refer import load_coco_instances, load_refer
-
     runs = sorted(runs) if runs is not None else sorted(
         p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
     root = Path(os.path.commonpath(runs)) if len(runs) > 1 else Path(results_dir)  # names runs by their own folders

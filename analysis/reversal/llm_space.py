@@ -26,12 +26,14 @@ from analysis.common.clip_reversal import load_records, reversal_metrics, summar
 from analysis.common.identity import run_identity
 from analysis.common.merged_grid import grid_protocol, merged_coverage
 from analysis.common.run_folder import RunFolder
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.run_record import run_record, torch_thread_count
+from analysis.common.study import portable_paths
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import Exclusions, one_line
 from litelvlm.families import card, exif_transpose, family_of, load_pipeline
 from litelvlm.io import write_csv, write_json, write_parquet
+from litelvlm.llm.relevance import prompt_relevance
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.versions import run_versions
 
@@ -74,8 +76,6 @@ def _row(r, prompt: str, c, metrics: dict, n: int) -> dict:
 @torch.no_grad()
 def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0) -> tuple[pd.DataFrame, dict, list]:
     """(rows, counts, similarity maps) of the reversal in ``pipe``'s LLM input space over ``records``."""
-    from litelvlm.llm.relevance import prompt_relevance
-
     question = grid_protocol(pipe.family).question
     cov, counts = _inside(records, threshold, pipe.family)
     by_image: dict[int, list] = {}

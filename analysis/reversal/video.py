@@ -29,6 +29,9 @@ from analysis.reversal.compute import OPTIONAL_OUTPUTS, _run_locked
 from litelvlm.clip import load_clip
 from litelvlm.data.refer import ReferRecord
 from litelvlm.errors import LiteLVLMError
+from litelvlm.video.checks import check_videos
+from litelvlm.video.datasets import load_ref_davis
+from litelvlm.video.synthetic import write_synthetic_videos
 
 #: the synthetic set's frame size (width, height): CLIP's 336-px crop sees its whole width
 SYNTHETIC_SIZE = (128, 96)
@@ -58,7 +61,6 @@ def video_folder(a, tmp: str | Path) -> Path:
     """``--video-dir``, or the synthetic set written under ``tmp`` (``--synthetic-videos/-frames/-seed``)."""
     if a.video_dir:
         return Path(a.video_dir)
-    from litelvlm.video.synthetic import write_synthetic_videos
 
     return write_synthetic_videos(Path(tmp) / "synthetic", videos=a.synthetic_videos, frames=a.synthetic_frames,
                                   size=SYNTHETIC_SIZE, seed=a.synthetic_seed)
@@ -67,9 +69,6 @@ def video_folder(a, tmp: str | Path) -> Path:
 def frame_records(root: Path, split: str, limit: int | None = None) -> list[FrameRecord]:
     """One record per (expression, frame) of the split's expressions with masks (the first ``limit`` expressions),
     their videos' files checked first (:func:`litelvlm.video.checks.check_videos`)."""
-    from litelvlm.video.checks import check_videos
-    from litelvlm.video.datasets import load_ref_davis
-
     expressions = [e for e in load_ref_davis(root, split) if e.has_masks][:limit]
     if not expressions:
         raise LiteLVLMError(f"{root} has no expression with masks in split {split!r}")

@@ -39,11 +39,13 @@ from analysis.common.clip_reversal import (
 )
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
+from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import show_table
 from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.study import portable_paths
 from analysis.sink.options import SinkArgs
 from analysis.sink.text_ablation import content_mean_embeds, rerun_text_tower
+from litelvlm.clip import load_clip
 from litelvlm.data.expressions import load_expressions
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_csv, write_json, write_parquet
@@ -233,8 +235,6 @@ def _texts_and_meta(a) -> tuple[list[str], pd.DataFrame, list | None]:
 
 def run_sink(a: SinkArgs) -> int:
     """Run ``litelvlm sink`` with checked options (:func:`analysis.sink.command.run` checks them)."""
-    from litelvlm.clip import load_clip
-
     texts, meta, records = _texts_and_meta(a)
     ablation = records is not None  # the images of --refer-dir (or --image-dir); --expressions has none
     clip = load_clip(a.model, a.backend, device=a.device, dtype=getattr(torch, a.dtype))

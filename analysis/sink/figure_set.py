@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.figures.figure_set import FigureSet, figure_set_dir
 from analysis.figures.smoke_inputs import SMOKE_MODEL, refer_data
 from analysis.sink import plots
@@ -22,8 +24,6 @@ def smoke_sink(out_dir: Path, model: str | None = None) -> None:
 
 def read_sink(results_dir: Path) -> dict:
     """The sink summary, the example attention rows and, when present, the ablation summary."""
-    import pandas as pd
-
     root = figure_set_dir(results_dir, "sink")
     tables = {"summary": pd.read_csv(root / "summary.csv")}
     if (root / "eos_attention_examples.parquet").exists():

@@ -27,26 +27,38 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from analysis.common.caveats import TIMING_KEY
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import clip_record, method_options, pick_image, prompt_records
 from analysis.common.identity import run_identity
-from analysis.common.model_args import quantize_kwargs, study_numerics
+from analysis.common.model_setup import quantize_kwargs, study_numerics
+from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
-from analysis.common.study import portable_paths, run_record, torch_thread_count
+from analysis.common.run_record import run_record, torch_thread_count
+from analysis.common.study import portable_paths
 from analysis.validate import prefill as pf
 from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens
+from analysis.validate.measure import PeakRSS, RunProbe, timed_ms
 from analysis.validate.options import ValidateArgs
+from analysis.validate.report import ROW_COLUMNS, write_report
+from analysis.validate.video import pick_video
+from analysis.validate.weights import weights_mb
 from litelvlm.budget import Budget
+from litelvlm.busy import busy_warning
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import family_input, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_json, write_parquet
+from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
 from litelvlm.methods import BASELINE, get_method
-from litelvlm.threads import busy_warning
+from litelvlm.methods.select import select
+from litelvlm.random_weights import no_write
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +80,6 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
     plus the CLIP-side selection timed alone; the row's ``budget`` is K, ``budget`` counted against the input's
     full budget (``pipe.full_budget``); ``reference``: the ``none`` row's ids and masks; ``compare``: another run's
     (``--compare-to``) reference, whose masks this row's are compared with."""
-    import torch
-
-    from analysis.validate.measure import RunProbe, timed_ms
-    from litelvlm.llm.compiled import WARMUP_CALLS
-    from litelvlm.methods.select import select
-
     k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
         for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):  # compile this length, untimed
@@ -127,8 +133,6 @@ def mask_agreement(masks, logits, compare: dict) -> dict:
 
 def check_compare(compare: dict | None, reference: dict | None, folder: str | None) -> None:
     """Refuse a ``--compare-to`` folder whose prompt (text ids) is not this run's."""
-    import torch
-
     if compare is not None and reference is not None and not torch.equal(compare["_ids"], reference["_ids"]):
         raise LiteLVLMError(f"--compare-to {folder}: its prompt's token ids differ from this run's (another image, "
                             "sentences, seed or tokenizer)")
@@ -155,9 +159,6 @@ REFERENCE_FILE = "reference.safetensors"
 def save_reference(out: Path, reference: dict) -> None:
     """Keep the reference call's text ids, masks and mask logits, so that a resumed run (a full-size run
     spans hours) checks against them without calling ``none`` again."""
-    import torch
-    from safetensors.torch import save_file
-
     with atomic_path(out / REFERENCE_FILE) as tmp:
         save_file({"ids": reference["_ids"].contiguous(), "masks": reference["_masks"].to(torch.uint8),
                    "logits": reference["_logits"].contiguous()}, str(tmp))
@@ -165,8 +166,6 @@ def save_reference(out: Path, reference: dict) -> None:
 
 def load_reference(out: Path) -> dict | None:
     """The reference kept by :func:`save_reference` (None: there is none yet)."""
-    from safetensors.torch import load_file
-
     path = out / REFERENCE_FILE
     if not path.exists():
         return None
@@ -191,11 +190,6 @@ def measure_rounds(out: Path, todo: list[tuple[str, int]], repeats: int, measure
     """``repeats`` interleaved rounds over ``todo`` ((method, K): A B C A B C ...) of ``measure(method, K) -> row``;
     every call is kept under ``OUT/rounds`` as it finishes, so an interrupted run resumes in the round it stopped in.
     Returns each pair's rows in round order."""
-    from tqdm.auto import tqdm
-
-    from analysis.common.parts import PartStore
-    from analysis.validate.report import ROW_COLUMNS
-
     store = PartStore(out / "rounds")
     done = store.done()
     for r in tqdm(range(repeats), desc=f"validate ({len(todo)} runs per round)"):
@@ -216,8 +210,6 @@ def median_row(rows: list[dict], group: str = "") -> dict:
     """One table row from repeated calls of one (method, budget): median times (each round's kept in
     ``<time>_rounds``, with ``round_group`` naming the interleaved rounds they belong to), the largest memory
     figures."""
-    from analysis.validate.report import ROW_COLUMNS
-
     out = {k: rows[-1][k] for k in ROW_COLUMNS}
     for k in TIMES:
         out[k] = float(pd.Series([r[k] for r in rows]).median())
@@ -237,18 +229,12 @@ def median_row(rows: list[dict], group: str = "") -> dict:
 
 def _load(a: ValidateArgs):
     """(the pipeline of ``--model``, its load time in ms, the load's peak resident bytes)."""
-    import torch
-
-    from analysis.validate.measure import PeakRSS, timed_ms
-    from litelvlm.random_weights import no_write
-
     with PeakRSS() as load_rss, no_write(not a.write):  # --no-write: a random preset built in memory
         pipe, load_ms = timed_ms(lambda: load_pipeline(
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
             dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"),
             **image_resize_kwargs(a.image_resize), **quantize_kwargs(a)), torch.device("cpu"))
     if a.compile:  # the compiled prefill (litelvlm.llm.compiled): its record in the run's setup
-        from litelvlm.llm.compiled import compile_layers, default_mode
 
         pipe.compiled = compile_layers(pipe.language_model.layers, mode=default_mode(a.device))
     pipe.compiled = pf.install_prefill(a, pipe) or getattr(pipe, "compiled", None)  # --prefill captured
@@ -278,10 +264,6 @@ def _prepare(a: ValidateArgs, pipe, recs: list, image, clip_methods: bool = Fals
              ) -> tuple[object, float, list, list | None]:
     """(the prepared image with its prompt, the image forwards' ms, the records in the prompt, GLaMM's turns);
     ``clip_methods``: the paired external CLIP's traces are made here too."""
-    import torch
-
-    from analysis.validate.measure import timed_ms
-
     with torch.no_grad():
         base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
         picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences) if hasattr(recs[0], "image_id") else (
@@ -298,8 +280,6 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
     ``image_id``)."""
 
     if family_input(a.model) == "video":
-        from analysis.validate.video import pick_video
-
         rec, frames, root = pick_video(a, tmp)
         return [rec], frames, f"{root}/{rec.video} ({len(frames)} frames)"
     recs, image = pick_image(a)
@@ -315,13 +295,6 @@ def run_validate(a: ValidateArgs) -> int:
 
 def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's steps in order: load, measure, check, write
     """The steps of one validate run in its locked folder."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from analysis.common.parts import PartStore
-    from analysis.validate.report import ROW_COLUMNS, write_report
-    from analysis.validate.weights import weights_mb
-
     with tempfile.TemporaryDirectory() as tmp:  # a video model's default input: the synthetic set, written here
         recs, image, where = _pick(a, tmp)
         out = Path(a.out)

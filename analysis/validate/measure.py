@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from analysis.common.layer_timer import LayerLoopTimer
 from litelvlm.memory import LiveTensorBytes
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -152,7 +153,6 @@ class RunProbe:
         handles = [lm.embed_tokens.register_forward_pre_hook(self._on_embed),
                    lm.layers[0].register_forward_pre_hook(self._on_first_layer, with_kwargs=True),
                    lm.norm.register_forward_hook(self._on_norm)]
-        from analysis.common.layer_timer import LayerLoopTimer
 
         try:
             with LayerLoopTimer(lm.layers, self.pipe.device) as loop:

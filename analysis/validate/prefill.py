@@ -23,6 +23,7 @@ from litelvlm.cost.bound import (
     screen_note,
     token_layers,
 )
+from litelvlm.llm.captured import eager_lines, install, runner_of
 
 log = logging.getLogger("analysis.validate.compute")
 
@@ -34,7 +35,6 @@ def install_prefill(a, pipe) -> dict | None:
     """Install ``--prefill captured`` on ``pipe``'s LLM; its record (None: the eager prefill)."""
     if a.prefill != "captured":
         return None
-    from litelvlm.llm.captured import install
 
     return install(pipe.language_model, None if a.capture == "auto" else a.capture).record()
 
@@ -92,8 +92,6 @@ def screen_warning(rows: pd.DataFrame, captured: bool = False) -> str | None:
 def account_eager(pipe, run: str) -> None:
     """Put the layer calls that ran eagerly in the last call of a captured prefill on ``run``'s account (nothing
     under the eager prefill); :func:`eager_screen` names them once."""
-    from litelvlm.llm.captured import runner_of
-
     if (runner := runner_of(pipe.language_model)) is not None:
         runner.account(run)
 
@@ -101,8 +99,6 @@ def account_eager(pipe, run: str) -> None:
 def say_eager(pipe) -> None:
     """Name on screen (stderr) what ran eagerly under a captured prefill: one line per reason, naming its runs
     (nothing when every layer call was captured, or under the eager prefill)."""
-    from litelvlm.llm.captured import eager_lines, runner_of
-
     runner = runner_of(pipe.language_model)
     for line in eager_lines({} if runner is None else runner.eager_runs):
         print(f"validate: {line}", file=sys.stderr)

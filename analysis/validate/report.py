@@ -21,10 +21,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from analysis.common.caveats import timing_caveat
+from analysis.common.device import device_name
 from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
+from analysis.common.markdown_table import to_markdown
 from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
+from analysis.validate.memory import memory_frame
+from analysis.validate.video import llm_tokens
 from litelvlm.families import card_of
 from litelvlm.io import atomic_path, write_csv
 from litelvlm.methods import BASELINE, get_method, method_names
@@ -183,10 +188,6 @@ def target_lines(r: pd.DataFrame, budget: int = 192, arch: str | None = None) ->
 
 
 def _machine(pipe) -> str:
-    import torch
-
-    from analysis.common.device import device_name
-
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
 
@@ -257,15 +258,11 @@ def prompt_line(setup: dict, a) -> str:
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
     """Write validate.csv, checks.csv, ratios.csv and report.md for a run of ``n`` visual tokens unpruned; return
     the failed checks' names and the lines for the terminal (:func:`screen_lines`)."""
-    from analysis.common.markdown_table import to_markdown
-    from analysis.validate.memory import memory_frame
-
     result = checks(rows, setup.get("full_budget", n), len(setup["sentences"]),
                     tuple(setup.get("mask_shape", setup["image_size"])))
     sizes = DecoderSizes.of(pipe.language_model.config)
     llm_k = None
     if pipe.abilities.budget_unit == "frame":  # per-frame budgets: the FLOPs count the LLM's visual tokens of each run
-        from analysis.validate.video import llm_tokens
 
         llm_k = llm_tokens(pipe, rows)
     r = ratios(rows, sizes, n, a, pipe.abilities.backbone, llm_k)

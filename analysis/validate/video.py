@@ -17,6 +17,9 @@ import numpy as np
 
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.errors import LiteLVLMError
+from litelvlm.video.datasets import load_ref_davis
+from litelvlm.video.ref_davis import by_video
+from litelvlm.video.synthetic import write_synthetic_videos
 
 #: the longest clip validated: the Ref-DAVIS evaluation cuts a video into clips of at most 64 frames
 #: (``eval_referdavis_infer.py`` L184-187, mbzuai-oryx/VideoGLaMM @6b15b1e)
@@ -26,10 +29,6 @@ CLIP_FRAMES = 64
 def pick_video(a, tmp: str) -> tuple[object, list[np.ndarray], Path]:
     """(the first expression's record, the first clip's frames, the data folder) of ``--video-dir`` or of the
     synthetic set written under ``tmp``."""
-    from litelvlm.video.datasets import load_ref_davis
-    from litelvlm.video.ref_davis import by_video
-    from litelvlm.video.synthetic import write_synthetic_videos
-
     root = Path(a.video_dir) if a.video_dir else write_synthetic_videos(Path(tmp) / "synthetic", videos=1, frames=8,
                                                                         size=(64, 48), seed=a.seed)
     groups = by_video(load_ref_davis(root, "valid" if a.split == "val" else a.split))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from litelvlm.memory import storage_bytes
+
 
 def weight_modules(pipe) -> dict[str, torch.nn.Module]:
     """{attribute name: module} of every module the pipeline holds, in attribute order (see the module doc); a
@@ -31,8 +33,6 @@ def weight_modules(pipe) -> dict[str, torch.nn.Module]:
 def weights_mb(pipe) -> dict:
     """``{"parts": {attribute: MiB}, "total": MiB}``: the storage bytes of each module's parameters, buffers and
     quantization states, and of all of them together (each storage once), in MiB."""
-    from litelvlm.memory import storage_bytes
-
     modules = weight_modules(pipe)
     return {"parts": {k: storage_bytes(m) / 2**20 for k, m in modules.items()},
             "total": storage_bytes(*modules.values()) / 2**20}

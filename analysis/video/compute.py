@@ -42,9 +42,10 @@ from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore
+from analysis.common.run_record import run_record
 from analysis.common.screen import show_table
 from analysis.common.shards import Shards
-from analysis.common.study import portable_paths, run_record
+from analysis.common.study import portable_paths
 from analysis.video import batches, protocols
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.common import style
+from analysis.common.caveats import null_results
 from analysis.common.family_text import video_families
 from analysis.common.identity import read_identity
 from analysis.figures.figure_set import FigureSet
 from analysis.video import VideoArgs, plots, run
+from analysis.video.statistics import load_statistics
 from litelvlm.families import DEFAULT_VIDEO_MODEL, card, family_of
 
 #: the smoke run: the default video model (random weights) on synthetic videos, two methods at the paper's budgets
@@ -53,10 +57,6 @@ def video_eval_note(fam) -> str:
 def read_video(results_dir: Path) -> dict:
     """The ``summary.csv`` table of an ``eval-video`` folder, the models that made it and what its figures say of
     their family (:func:`video_labels`), and its comparisons and claims (empty for a folder written before them)."""
-    import pandas as pd
-
-    from analysis.video.statistics import load_statistics
-
     config = json.loads((Path(results_dir) / "config.json").read_text())
     return {"summary": pd.read_csv(Path(results_dir) / "summary.csv"),
             "models": [config.get("model"), config.get("clip")], "labels": video_labels(config),
@@ -65,8 +65,6 @@ def read_video(results_dir: Path) -> dict:
 
 def video_notes(tables: dict, models: list) -> list[str]:
     """The null results of an ``eval-video`` run's summary (:func:`analysis.common.caveats.null_results`)."""
-    from analysis.common.caveats import null_results
-
     return null_results(tables["summary"], ("J", "F", "J&F"), [*models, *tables.get("models", [])])
 
 

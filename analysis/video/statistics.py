@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis.common import accuracy_stats as acc
 from analysis.common.bootstrap import unit_stat
+from analysis.common.screen import with_intervals
 from litelvlm.io import write_csv, write_parquet
 from litelvlm.provenance import mark_weights, run_weights_kind
 
@@ -93,7 +94,5 @@ def write_unit_tables(out: Path, objects: pd.DataFrame, models: tuple) -> None:
 def summary_text(summary: pd.DataFrame) -> str:
     """The summary as printed and written to ``summary.txt``: each figure with its interval and Monte Carlo error
     in one cell (:func:`analysis.common.screen.with_intervals`)."""
-    from analysis.common.screen import with_intervals
-
     with pd.option_context("display.width", 160, "display.max_rows", 80):
         return with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}")

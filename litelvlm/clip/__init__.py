@@ -22,11 +22,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import LiteLVLMError
+from ..family_card import Lazy
+from ..model_folder import SCHEMAS, check_model_folder, read_config
 from ..model_spec import DEFAULT_HF_MODEL, ModelSpec
+from ..random_models import cached_random_folder
 from .base import ClipBackend
-from .deferred import DeferredClip
+from .deferred import DeferredClip, description_path, read_description, save_description
 from .traces import HOOK_POINTS, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
+
+#: each backend's class, its module (transformers or open_clip, seconds to import) imported when a load needs it
+BACKENDS: dict[str, Lazy[type]] = {"hf": Lazy("litelvlm.clip.hf", "HFClip"),
+                                   "open_clip": Lazy("litelvlm.clip.openclip", "OpenClip")}
+#: each backend's writer of a random CLIP folder (its module imports transformers and open_clip)
+RANDOM_WRITERS: dict[str, Lazy] = {"hf": Lazy("litelvlm.clip.random_init", "save_random_hf_clip"),
+                                   "open_clip": Lazy("litelvlm.clip.random_init", "save_random_open_clip")}
 
 __all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
            "DEFAULT_HF_MODEL", "DeferredClip", "resolve_random_model"]
@@ -38,14 +50,11 @@ def resolve_random_model(model: str | ModelSpec, backend: str, verify: bool = Tr
     spec = ModelSpec.of(model)
     if spec.random_clip is None:
         return None
-    from ..random_models import cached_random_folder
 
     seed_i = spec.random_seed()
 
     def write(folder: Path) -> None:
-        from .random_init import save_random_hf_clip, save_random_open_clip
-
-        save = save_random_hf_clip if backend == "hf" else save_random_open_clip
+        save = RANDOM_WRITERS["hf" if backend == "hf" else "open_clip"].get()
         save(folder, spec.random_clip, seed_i)
 
     # written aside and renamed: a concurrent process never reads a half-written folder
@@ -66,8 +75,6 @@ def _check_folder(model: str, backend: str) -> None:
     """Refuse, before any import, a model folder that cannot hold a model: empty; (hf) without ``config.json``,
     or with one that is not an object, lacks ``model_type`` or holds a key of the wrong type, or without the
     tokenizer or image-processor files; (open_clip) with an ``open_clip_config.json`` of the wrong types."""
-    from ..model_folder import SCHEMAS, check_model_folder, read_config
-
     folder = ModelSpec.of(model).folder
     if not os.path.isdir(folder):
         return
@@ -109,7 +116,6 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
         raise LiteLVLMError(f"unknown backend {backend!r}; choose 'hf' or 'open_clip'")
     if spec.random_clip is not None:
         spec.random_seed()  # a bad seed is refused before anything is written
-    import torch
 
     # a deferred load reads no weights until its first use (a load without defer, which verifies them then)
     resolved = resolve_random_model(spec, backend, verify=not defer) or spec
@@ -119,17 +125,12 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
     dtype = torch.float32 if dtype is None else dtype
     saved = None
     if defer:
-        from .deferred import description_path, read_description
-
         saved = description_path(model, resolved, backend, dtype)
         record = read_description(saved) if saved is not None else None
         if record is not None:
             return DeferredClip(model, backend, device, dtype, record, saved)
         resolve_random_model(spec, backend)  # loaded now: the random model's checksums first
-    if backend == "hf":
-        from .hf import HFClip as cls
-    else:
-        from .openclip import OpenClip as cls
+    cls = BACKENDS["hf" if backend == "hf" else "open_clip"].get()
     try:
         clip = cls(resolved, device=device, dtype=dtype)
     except LiteLVLMError:
@@ -142,8 +143,6 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
     refuse_non_finite(getattr(clip, "model", None), f"CLIP model {model!r}")
     clip.name = model
     if saved is not None:
-        from .deferred import save_description
-
         save_description(clip, saved)
     return clip
 
@@ -152,8 +151,6 @@ def refuse_non_finite(module: Any, what: str, skip: str | None = None) -> None:
     """A ``LiteLVLMError`` naming ``what`` and its first parameter holding NaN or infinity: such weights
     give NaN scores, and a NaN sorts like any number, so a study would write tables that look fine.
     Parameters whose name contains ``skip`` are not read (weights the computation never uses)."""
-    import torch
-
     for name, p in getattr(module, "named_parameters", lambda: [])():
         if skip and skip in name:
             continue

@@ -14,12 +14,18 @@ import contextlib
 import hashlib
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..cache import config_key, default_cache_dir
+from ..data.geometry import transform_params
+from ..data.resize_cap import check_resize
+from ..io import atomic_path
+from .files import model_files
 from .traces import Geometry, TextTrace, VisionTrace, attention_rows
 
 
@@ -95,9 +101,6 @@ class ClipBackend(abc.ABC):
     def check_resize(self, images: list[Image.Image], pad_to_square: bool = False) -> None:
         """Refuse, before any resizing, an image that the pad or resize of :attr:`geometry` would make larger than
         :data:`~litelvlm.data.resize_cap.MAX_RESIZED_SIDE` a side (a LiteLVLMError naming the file)."""
-        from ..data.geometry import transform_params
-        from ..data.resize_cap import check_resize
-
         for im in images:
             t = transform_params(self.geometry, im.height, im.width, pad_to_square)
             if t.frame != (im.height, im.width):
@@ -143,8 +146,6 @@ class ClipBackend(abc.ABC):
         returned trace is in the input order. ``eos_rows`` also keeps every block's [EOS]
         attention row, computed from the q/k projections of the forward pass itself.
         """
-        import warnings
-
         texts = list(texts)
         order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i)) if len(texts) > batch_size \
             else list(range(len(texts)))
@@ -189,8 +190,6 @@ class ClipBackend(abc.ABC):
 
     def weight_files(self) -> list[Path]:
         """The local files the weights were loaded from ([] when unknown, e.g. a hub id not in the cache)."""
-        from .files import model_files
-
         return [p for p in model_files(self.source, self.backend) if p.suffix in (".safetensors", ".bin", ".pt", ".json")]
 
     def weights_hash(self) -> str:
@@ -219,7 +218,6 @@ class ClipBackend(abc.ABC):
             self._weights_hash = h.hexdigest()[:16]
             if memo is not None:
                 with contextlib.suppress(OSError):  # a read-only cache only costs the next run the hash
-                    from ..io import atomic_path
 
                     memo.parent.mkdir(parents=True, exist_ok=True)
                     with atomic_path(memo) as tmp:
@@ -230,7 +228,6 @@ class ClipBackend(abc.ABC):
         files = self.weight_files()
         if not files:
             return None
-        from ..cache import config_key, default_cache_dir
 
         stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
         key = config_key({"files": stats, "dtype": str(self.dtype), "backend": self.backend})

@@ -13,12 +13,18 @@ forward pass, the tokenizer) loads the model, which must then describe itself ex
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
+from .. import clip as _package  # the package, partly imported here: load_clip read at call time
+from ..cache import config_key, default_cache_dir
 from ..errors import LiteLVLMError
+from ..io import atomic_path
+from ..versions import dist_version
 from .files import model_files
+from .traces import Geometry
 
 #: the saved attributes besides ``describe()`` (everything a study reads before its first forward)
 DESCRIBED = ("vision_layers", "text_layers", "vision_heads", "text_heads", "context_length")
@@ -32,8 +38,6 @@ def description_path(model: str, resolved: str, backend: str, dtype: Any) -> Pat
     files = model_files(resolved, backend)
     if not files:
         return None
-    from ..cache import config_key, default_cache_dir
-    from ..versions import dist_version
 
     stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     key = config_key({"v": DESCRIPTION_VERSION, "model": model, "backend": backend, "dtype": str(dtype),
@@ -44,10 +48,6 @@ def description_path(model: str, resolved: str, backend: str, dtype: Any) -> Pat
 
 def save_description(clip: Any, path: Path) -> None:
     """Save a loaded backend's description at ``path`` (a read-only cache is skipped silently)."""
-    import contextlib
-
-    from ..io import atomic_path
-
     record = {"v": DESCRIPTION_VERSION, "describe": clip.describe(),
               **{k: getattr(clip, k) for k in DESCRIBED}}
     with contextlib.suppress(OSError):
@@ -80,8 +80,6 @@ class DeferredClip:
     """
 
     def __init__(self, model: str, backend: str, device: Any, dtype: Any, record: dict, path: Path):
-        from .traces import Geometry
-
         self._args = (model, backend, device, dtype)
         self._path = path
         self._described = record["describe"]
@@ -115,10 +113,8 @@ class DeferredClip:
         """The loaded backend (loaded once); its description (``describe()`` and the layer and head counts) must
         equal the saved one."""
         if self._loaded is None:
-            from . import load_clip
-
             model, backend, device, dtype = self._args
-            clip = load_clip(model, backend, device=device, dtype=dtype)
+            clip = _package.load_clip(model, backend, device=device, dtype=dtype)
             saved = {"describe": self._described, **{k: getattr(self, k) for k in DESCRIBED}}
             if as_json({"describe": clip.describe(), **{k: getattr(clip, k) for k in DESCRIBED}}) != as_json(saved):
                 self._path.unlink(missing_ok=True)

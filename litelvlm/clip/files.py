@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from huggingface_hub import try_to_load_from_cache
+
 from ..model_spec import ModelSpec
 
 
@@ -12,7 +14,6 @@ def hub_snapshot_dir(repo_id: str) -> Path | None:
     """The local snapshot folder of a Hugging Face hub id already in the cache (no network), or None."""
     if os.path.isdir(repo_id) or repo_id.count("/") != 1:
         return None
-    from huggingface_hub import try_to_load_from_cache
 
     try:
         found = try_to_load_from_cache(repo_id, "config.json")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+from urllib.parse import urlparse
 
 import torch
 from PIL import Image
+from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
+from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 from ..errors import LiteLVLMError, UnsupportedModelError
 from . import DEFAULT_HF_MODEL
@@ -43,9 +47,6 @@ def _offline_hint(name: str, reachable: bool = False) -> str:
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub answers at all (a failed name lookup returns at once); without it
     the hub client would retry for about 30 s before giving up."""
-    import socket
-    from urllib.parse import urlparse
-
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
@@ -63,8 +64,6 @@ class HFClip(ClipBackend):
 
     def __init__(self, name: str = DEFAULT_HF_MODEL, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32):
-        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
-
         self.name = str(name)
         looks_local = self.name.startswith((".", "/", "~")) or os.path.sep * 2 in self.name
         if looks_local and not os.path.isdir(os.path.expanduser(self.name)):
@@ -149,8 +148,6 @@ class HFClip(ClipBackend):
     def pil_processor(self):
         """The loaded processor's settings on transformers' PIL backend (made once, on first use)."""
         if getattr(self, "_pil_processor", None) is None:
-            from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
             settings = {k: v for k, v in self.processor.to_dict().items() if k != "image_processor_type"}
             self._pil_processor = CLIPImageProcessorPil(**settings)
         return self._pil_processor

@@ -8,8 +8,10 @@ and ``hf-hub:org/name``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 
+import open_clip
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -25,8 +27,6 @@ from .traces import Geometry, VisionTrace
 def _quiet_root_logger():
     """Within the block, ERROR records that open_clip logs through the root logger are dropped (it
     logs the error it then raises; the raised one is reported). Its warnings still show."""
-    import logging
-
     def keep(record: logging.LogRecord) -> bool:
         return not (record.levelno >= logging.ERROR and "open_clip" in record.pathname)
 
@@ -80,8 +80,6 @@ class OpenClip(ClipBackend):
     backend = "open_clip"
 
     def __init__(self, name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-        import open_clip
-
         self.name = self.source = str(name)
         spec = ModelSpec.of(self.name)
         arch, pretrained = spec.open_clip_name

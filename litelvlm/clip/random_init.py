@@ -11,7 +11,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import open_clip
 import torch
+from open_clip.tokenizer import SimpleTokenizer
+from safetensors.torch import save_file
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from ..io import atomic_path
 
@@ -44,8 +48,6 @@ ARCHS: dict[str, ClipArch] = {
 
 def hf_config(arch: ClipArch):
     """A transformers ``CLIPConfig`` for ``arch`` (quick_gelu, eps 1e-5, as OpenAI's)."""
-    from transformers import CLIPConfig
-
     return CLIPConfig(
         text_config=dict(hidden_size=arch.text_width, intermediate_size=4 * arch.text_width,
                          num_hidden_layers=arch.text_layers, num_attention_heads=arch.text_heads,
@@ -74,9 +76,6 @@ def open_clip_config(arch: ClipArch) -> dict:
 
 def write_clip_tokenizer(path: str | Path):
     """Write OpenAI CLIP's tokenizer (vocab.json, merges.txt) from open_clip's bundled BPE."""
-    from open_clip.tokenizer import SimpleTokenizer
-    from transformers import CLIPTokenizer
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     st = SimpleTokenizer()
@@ -103,8 +102,6 @@ def write_clip_tokenizer(path: str | Path):
 def save_random_hf_clip(path: str | Path, arch: str = "tiny", seed: int = 0) -> Path:
     """Build a random transformers ``CLIPModel`` of ``arch`` and ``save_pretrained`` it with
     tokenizer and image processor; returns the directory."""
-    from transformers import CLIPImageProcessor, CLIPModel
-
     a = ARCHS[arch]
     path = Path(path)
     torch.manual_seed(seed)
@@ -120,8 +117,6 @@ def save_random_hf_clip(path: str | Path, arch: str = "tiny", seed: int = 0) -> 
 
 def save_open_clip_dir(path: str | Path, arch: ClipArch, state_dict: dict[str, torch.Tensor]) -> Path:
     """Write an open_clip ``local-dir:`` folder: ``open_clip_config.json`` + ``open_clip_model.safetensors``."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = {"model_cfg": open_clip_config(arch),
@@ -138,8 +133,6 @@ def save_open_clip_dir(path: str | Path, arch: ClipArch, state_dict: dict[str, t
 
 def save_random_open_clip(path: str | Path, arch: str = "tiny", seed: int = 0) -> Path:
     """Build a random open_clip model of ``arch`` and save it as a ``local-dir:`` folder."""
-    import open_clip
-
     a = ARCHS[arch]
     torch.manual_seed(seed)
     model = open_clip.model.CLIP(**open_clip_config(a))

@@ -11,6 +11,7 @@ Layer conventions (stable names, used everywhere in the project):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,6 @@ HOOK_POINTS: dict[str, tuple[str, str]] = {
 
 def hook_point(name: str, vision: VisionTrace | None = None, text: TextTrace | None = None):
     """The tensor (or q/k/v tuple) a :data:`HOOK_POINTS` name stands for, read from the given traces."""
-    import re
-
     for template, (side, method) in HOOK_POINTS.items():
         rx = "^" + re.escape(template).replace(r"\{layer\}", r"(-?\d+)").replace(r"\{block\}", r"(-?\d+)") + "$"
         m = re.match(rx, name)

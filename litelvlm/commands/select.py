@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from ..families import DEFAULT_MODEL, cards, check_image_resize
+from ..families import DEFAULT_MODEL, cards, check_image_resize, names_family
 from ..image_resize import image_resize_arg
+from ..io import save_plot
+from ..methods import available_methods, describe, get_method, method_names
 from ..model_spec import CLIP_MODEL_HELP, COMMAND_CLIP_MODEL
+from .select_family import _load_image, run_family
 
 
 @dataclass
@@ -72,18 +75,8 @@ def kept_per_part(indices: list[int], parts: dict) -> dict[str, int]:
     return counts
 
 
-def _load_image(path: str):
-    """The image as PIL's ``convert("RGB")`` decodes it, stored layout (no EXIF turn), or a
-    ``LiteLVLMError`` naming it: missing, unreadable, truncated or past PIL's decompression-bomb limit."""
-    from ..data.refer import open_rgb
-
-    return open_rgb(path, exif_transpose=False)
-
-
 def _list_methods() -> int:
     """``--list-methods``: every name and its line, from the registry's table alone (no method module, no torch)."""
-    from ..methods import describe, method_names
-
     width = max(map(len, method_names()))
     for name in method_names():
         print(f"{name:{width}s}  {describe(name)}")
@@ -93,7 +86,6 @@ def _list_methods() -> int:
 def run(ns) -> int:
     if ns.list_methods:
         return _list_methods()
-    from ..methods import available_methods, get_method
     from ..methods.select import visual_features
     from ..pruning import SelectorInputs
 
@@ -102,10 +94,8 @@ def run(ns) -> int:
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")
     check_image_resize(a.image_resize, a.model)   # a family with a resize of its own, before anything loads
-    from ..families import names_family
 
     if names_family(a.model):  # a grounding model (GLaMM, UniPixel): its pipeline, every method it runs
-        from .select_family import run_family
 
         return run_family(a)
     spec = get_method(a.method)  # unknown method -> error listing the known ones
@@ -151,7 +141,6 @@ def run(ns) -> int:
 
 def _save_overlay(a: SelectArgs, k: int, clip, pixels, indices: list[int], texts: list[str], banner: str | None) -> None:
     """The image with the kept tokens, titled with the method, K and the query, the weights named under it."""
-    from ..io import save_plot
     from ..pruning.plot import plot_kept_tokens
 
     query = "; ".join(texts)

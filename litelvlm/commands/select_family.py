@@ -15,6 +15,17 @@ import sys
 import warnings
 
 from ..errors import LiteLVLMError
+from ..families import family_of, get_family, load_pipeline
+from ..image_resize import image_resize_kwargs
+from ..io import save_plot
+
+
+def _load_image(path: str):
+    """The image as PIL's ``convert("RGB")`` decodes it, stored layout (no EXIF turn), or a
+    ``LiteLVLMError`` naming it: missing, unreadable, truncated or past PIL's decompression-bomb limit."""
+    from ..data.refer import open_rgb
+
+    return open_rgb(path, exif_transpose=False)
 
 
 def _refuse_clip_options(a) -> None:
@@ -28,8 +39,6 @@ def _refuse_clip_options(a) -> None:
 
 def run_family(a) -> int:
     """``select`` on a family's pipeline (``a``: :class:`litelvlm.commands.select.SelectArgs`)."""
-    from ..families import family_of, get_family
-
     _refuse_clip_options(a)
     family = family_of(a.model)
     cls = get_family(family)
@@ -38,11 +47,8 @@ def run_family(a) -> int:
     texts = a.text or []
     if not texts:
         raise LiteLVLMError(f"--model {a.model} grounds a referring expression: give it with --text")
-    from .select import _load_image
 
     image = _load_image(a.image)
-    from ..families import load_pipeline
-    from ..image_resize import image_resize_kwargs
 
     pipe = load_pipeline(a.model, **image_resize_kwargs(a.image_resize))
     with warnings.catch_warnings(record=True) as caught:
@@ -76,7 +82,6 @@ def run_family(a) -> int:
 
 def _save_overlay(a, k: int, pipe, image, indices: list[int], grid: list[int], texts: list[str], banner: str | None) -> None:
     """The region the visual tokens cover, the kept ones bright, titled with the method, K and the expression(s)."""
-    from ..io import save_plot
     from ..pruning.plot import plot_kept_tokens
 
     window = pipe.visual_window(image).astype("float64") / 255.0

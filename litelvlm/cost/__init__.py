@@ -26,6 +26,9 @@ from typing import Any
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
+from ..families import cards, get_family
+from ..methods import get_method
+from .tokens import schedule_plan
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,6 @@ class CostArch:
     def spec(self, method: str):
         """The :class:`~litelvlm.method.Method` ``method`` runs as on this architecture's family (its variant for the
         family's backbone where one is registered)."""
-        from ..families import get_family
-        from ..methods import get_method
-
         return get_method(method, get_family(self.family).abilities.backbone)
 
     def n_tokens(self, visual: int) -> int:
@@ -128,8 +128,6 @@ class FamilyCost:
     def method_errors(self, named: list[str]) -> list[str]:
         """Why each of ``named`` does not run on the family (its pipeline's ``method_error``, which reads only the
         family's declarations: asked before any model is built)."""
-        from ..families import get_family
-
         cls = get_family(self.family)
         return [why for m in named if (why := cls.method_error(cls.__new__(cls), m))]
 
@@ -144,8 +142,6 @@ class FamilyCost:
 
     def plan(self, arch: CostArch, row: tuple, method_args: Any):
         """The token plan of ``row`` (``litelvlm.cost.tokens.TokenPlan``), as the method declares it."""
-        from .tokens import schedule_plan
-
         method, budget = row[:2]
         spec = arch.spec(method)
         return schedule_plan(method, budget, arch.num_patches, arch.llm.llm_layers, arch.text_tokens,
@@ -204,8 +200,6 @@ def family_cost(card) -> FamilyCost | None:
 
 def costs() -> list[FamilyCost]:
     """Every registered family's cost description, in the registry's order (families without one left out)."""
-    from ..families import cards
-
     return [c for card in cards() if (c := family_cost(card)) is not None]
 
 

@@ -9,8 +9,10 @@ import tempfile
 
 import torch
 from PIL import Image
+from transformers import CLIPImageProcessor, CLIPModel
 
 from ..clip.hf import HFClip
+from ..clip.random_init import ARCHS, hf_config, write_clip_tokenizer
 from ..clip.traces import Geometry
 
 #: The referring expression: GLaMM's first question around it is 16 CLIP tokens (BOS and EOS included).
@@ -22,8 +24,6 @@ IMAGE_SIZE = (640, 480)
 @functools.cache
 def clip_tokenizer():
     """OpenAI CLIP's tokenizer, from the BPE that ships with open_clip (what random CLIP folders hold)."""
-    from ..clip.random_init import write_clip_tokenizer
-
     with tempfile.TemporaryDirectory() as tmp:
         return write_clip_tokenizer(tmp)
 
@@ -36,8 +36,6 @@ class InMemoryHFClip(HFClip):
     """
 
     def __init__(self, model: torch.nn.Module, name: str = "in-memory-clip"):
-        from transformers import CLIPImageProcessor
-
         vc, tc = model.config.vision_config, model.config.text_config
         size = vc.image_size
         self.name = self.source = name
@@ -58,10 +56,6 @@ class InMemoryHFClip(HFClip):
 
 def build_clip_sizes(clip, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """A random transformers ``CLIPModel`` of the sizes ``clip`` (a ``litelvlm.clip.random_init.ClipArch``)."""
-    from transformers import CLIPModel
-
-    from ..clip.random_init import hf_config
-
     with torch.device(device):
         model = CLIPModel(hf_config(clip))
     return model.to(dtype).eval().requires_grad_(False)
@@ -69,8 +63,6 @@ def build_clip_sizes(clip, device: str | torch.device = "meta", dtype: torch.dty
 
 def paired_clip(sizes: str, device: str | torch.device, dtype: torch.dtype, name: str) -> InMemoryHFClip:
     """An in-memory random CLIP of ``litelvlm.clip.random_init.ARCHS[sizes]`` (a family's paired CLIP)."""
-    from ..clip.random_init import ARCHS
-
     return InMemoryHFClip(build_clip_sizes(ARCHS[sizes], device, dtype), name)
 
 

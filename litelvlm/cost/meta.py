@@ -15,8 +15,11 @@ from types import SimpleNamespace
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
 
 from ..clip.traces import TextTrace, VisionTrace
+from ..memory import LiveTensorBytes
 from ..methods import get_method
 from ..methods.select import select
 from ..pruning import Selection, SelectorInputs
@@ -146,8 +149,6 @@ def llm_prefills(parts, plans: dict, attns: list[str], set_attention) -> dict:
     """{(attention, plan): (FLOPs, peak bytes, kept bytes)} of every distinct token plan's prefill on ``meta``,
     per attention implementation (``set_attention(attn)`` switches the pipeline's); ``parts`` runs a plan's
     prefill (``run_prefill(plan)``)."""
-    from tqdm.auto import tqdm
-
     llm: dict = {}
     for attn in attns:
         set_attention(attn)  # same weights (none: meta), other attention kernel
@@ -158,10 +159,6 @@ def llm_prefills(parts, plans: dict, attns: list[str], set_attention) -> dict:
 
 def meta_prefill(parts, plan: TokenPlan) -> tuple[int, int, int]:
     """(FLOPs, peak bytes, bytes the logits keep) of one prefill of the pipeline on ``meta``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ..memory import LiveTensorBytes
-
     fc, mem = FlopCounterMode(display=False), LiveTensorBytes()
     with torch.no_grad(), MetaScalars(), fc, mem:
         out = parts.run_prefill(plan)

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from litelvlm.llm.context import run_layers
+
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
 from ..lvlm.family import GroundingPipeline
@@ -82,8 +84,6 @@ class PrefillParts:
         at each stage: a selection that reads tensor values (``Method.host_sync``: DivPrune's greedy order,
         DART's pivots, SparseVLM's clustering) cannot run on the meta device, and which tokens are kept does
         not change the FLOPs."""
-        from litelvlm.llm.context import run_layers
-
         ctx = LLMContext(self.pipe, self.prepared, self.visual)
         s, n = ctx.image_start, ctx.num_visual
         keep = torch.cat([torch.arange(s), s + torch.arange(plan.stages[0][1]), torch.arange(s + n, ctx.seq_len)])

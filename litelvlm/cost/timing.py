@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 
 def _sync(device: torch.device) -> None:
@@ -41,7 +42,6 @@ def cuda_time_ms(fn: Callable[[], object], device: str | torch.device = "cuda", 
     device = torch.device(device)
     if device.type != "cuda":
         return float("nan")
-    from torch.profiler import ProfilerActivity, profile
 
     totals = []
     with torch.no_grad():

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from ..errors import LiteLVLMError
 from ..methods import get_method
 
@@ -139,9 +142,6 @@ def schedule_plan(method: str, budget: int, num_visual: int, num_layers: int, te
 
 def count_flops(fn: Callable[[], object]) -> tuple[int, dict[str, int]]:
     """Run ``fn`` under FlopCounterMode: (total FLOPs, FLOPs per aten op)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     fc = FlopCounterMode(display=False)
     with torch.no_grad(), fc:
         fn()

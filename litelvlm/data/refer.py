@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import LiteLVLMError
 from ..exclusions import Exclusions
@@ -104,8 +104,6 @@ def open_rgb(path: str | Path, exif_transpose: bool = True) -> Image.Image:
     ``exif_transpose`` (default) turns the image as its EXIF orientation tag says, as the official
     ``cv2.imread`` does; ``False`` keeps the stored pixel layout (``PIL.Image.open`` alone).
     """
-    from PIL import ImageOps
-
     path = Path(path)
     if not path.is_file():
         raise LiteLVLMError(f"image {str(path)!r} does not exist")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 #: pycocotools' ``rleFrPoly`` (``maskApi.c``) scales each coordinate by 5 into a C ``int``: a coordinate past this
 #: overflows it
@@ -169,8 +170,6 @@ def decode_segmentation(segmentation: Any, height: int, width: int, parts: str =
     parts stay 1). ``parts="sum"``: uint8 part counts, as sejong-rcv/LiteLVLM @5896153
     ``dataset/utils/refcoco_refer.py`` L312-320 (``getMask``) sums the decoded parts.
     """
-    from pycocotools import mask as mask_utils
-
     if parts not in MASK_PARTS:
         raise ValueError(f"parts must be one of {', '.join(MASK_PARTS)}; got {parts!r}")
     check_segmentation(segmentation, height, width)

@@ -1,15 +1,13 @@
-"""``litelvlm.explore``: look at what a pruning method keeps, in a notebook or in one self-contained web page.
-
-``explore(image, texts, model=None, methods=None)`` returns the notebook widget (:class:`Explorer`): a budget slider
-and a method selector over the kept tokens on the family's own token grid (LiteLVLM's similarity-aware and
-context-aware parts in their own colours), the per-token CLIP similarity to [EOS] with the referent's outline, the
-text tokens with their last-layer attention rows, and the predicted mask on demand. ``litelvlm explore ... --out
-page.html`` writes the same views as one HTML file (:mod:`litelvlm.explore.page`). This is this project's own tool.
-"""
-
 from __future__ import annotations
 
-from .data import DEFAULT_METHODS, DEFAULT_MODEL, ExploreData, Kept, load
+from typing import Any
+
+from ..family_card import Lazy
+from .defaults import DEFAULT_METHODS, DEFAULT_MODEL
+
+#: name -> where it is defined (imported on first use: the explorer runs models, so its modules import torch)
+_WHERE = {"ExploreData": "litelvlm.explore.data", "Kept": "litelvlm.explore.data", "load": "litelvlm.explore.data",
+          "Explorer": "litelvlm.explore.widget"}
 
 __all__ = ["DEFAULT_METHODS", "DEFAULT_MODEL", "ExploreData", "Explorer", "Kept", "explore", "load"]
 
@@ -18,15 +16,12 @@ def explore(image: str, texts: str | list[str], model: str | None = None, method
             seed: int = 0, precompute: bool = True):
     """The notebook explorer of ``image`` and its expression(s) ``texts`` with ``model`` (default: the tiny random
     GLaMM); ``methods`` default to :data:`DEFAULT_METHODS` (those the model runs)."""
-    from .widget import Explorer
+    data = __getattr__("load")(image, [texts] if isinstance(texts, str) else list(texts), model=model,
+                               methods=methods, seed=seed)
+    return __getattr__("Explorer")(data, precompute=precompute)
 
-    data = load(image, [texts] if isinstance(texts, str) else list(texts), model=model, methods=methods, seed=seed)
-    return Explorer(data, precompute=precompute)
 
-
-def __getattr__(name: str):
-    if name == "Explorer":
-        from .widget import Explorer
-
-        return Explorer
-    raise AttributeError(name)
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return Lazy(_WHERE[name], name).get()

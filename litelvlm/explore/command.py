@@ -13,9 +13,9 @@ from .. import families
 from ..budget import Budget, BudgetError
 from ..cli_args import add_dataclass_arguments, arg, from_namespace, split_list
 from ..errors import LiteLVLMError
-from ..families import check_image_resize
+from ..families import check_image_resize, family_input, names_family
 from ..image_resize import image_resize_arg
-from .data import DEFAULT_MODEL, image_models
+from .defaults import DEFAULT_MODEL, image_models
 
 
 @dataclass
@@ -73,8 +73,6 @@ def check_args(a: ExploreArgs) -> None:
         raise LiteLVLMError(f"--out {a.page!r}: folder {folder!r} is not writable")
     check_image_resize(a.image_resize, a.model or DEFAULT_MODEL)   # a family with a resize of its own
     if a.model:
-        from ..families import family_input, names_family
-
         if names_family(a.model) and family_input(a.model) != "image":
             raise LiteLVLMError(f"--model {a.model}: its family reads a video; the explorer reads one image")
 

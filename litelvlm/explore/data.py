@@ -16,15 +16,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .. import families
+from ..clip import load_clip
+from ..commands.select import NON_PATCH, NOT_INDEX_SETS, _load_image
+from ..data.refer import load_refer
+from ..data.segmentation import decode_segmentation
 from ..errors import LiteLVLMError
+from ..families import family_input, family_of, get_family, names_family
+from ..image_resize import image_resize_kwargs
+from ..lvlm.prune import clip_side
 from ..method import Method
+from ..methods import get_method
+from ..methods.select import select
+from ..provenance import weights_banner
+from ..pruning import SelectorInputs, check_budget
+from ..pruning.scores import similarity
+from ..threads import default_threads, torch_threads
+from .defaults import DEFAULT_METHODS, DEFAULT_MODEL, image_models
 
-#: the tiny random GLaMM (a family model: kept tokens on its 24 x 24 CLIP grid, masks from its SAM)
-DEFAULT_MODEL = families.DEFAULT_MODEL
-#: the methods shown when none are named (those a family refuses are left out)
-DEFAULT_METHODS = ("litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner")
 #: methods whose one selection gives every budget: ``baseline`` methods keep all N whatever K (read as they are);
 #: these read the first K of one ranking their selection at N carries (``parts[...]``), equal to selecting at K
 #: (tested for every K in tests/litelvlm/test_explore.py)
@@ -47,8 +58,6 @@ class Kept:
 def kept_of(indices: list[int], parts: dict) -> Kept:
     """``indices`` labelled by the first part of a selection holding each (the rule of
     :func:`litelvlm.commands.select.kept_per_part`); "" without parts."""
-    from ..commands.select import NON_PATCH, NOT_INDEX_SETS
-
     sets = {k: {int(i) for i in v.flatten().tolist()} for k, v in parts.items() if k not in NOT_INDEX_SETS}
     labels = [next((k for k, s in sets.items() if i in s), NON_PATCH.get(i, "other" if sets else "")) for i in indices]
     return Kept([int(i) for i in indices], labels)
@@ -57,9 +66,6 @@ def kept_of(indices: list[int], parts: dict) -> Kept:
 def find_referent(image_path: str | Path, texts: list[str]) -> tuple[list[np.ndarray | None], str]:
     """Per text, the referent's mask (original image size) when the image lies in a REFER folder's ``images/`` and
     one of its sentences is the text (case and outer spaces ignored), else None; and a note saying what was found."""
-    from ..data.refer import load_refer
-    from ..data.segmentation import decode_segmentation
-
     image_path = Path(image_path).resolve()
     root = image_path.parent.parent
     refs = sorted(root.glob("refs(*).p"))
@@ -116,8 +122,6 @@ class ExploreData:
 
     def spec(self, method: str) -> Method:
         """The method as this model runs it (a family's variant where it has one)."""
-        from ..methods import get_method
-
         return self.pipe.spec(method) if self.pipe is not None else get_method(method)
 
     def top_budget(self, method: str) -> int:
@@ -133,7 +137,6 @@ class ExploreData:
         key = (method, int(budget))
         if key in self.selections:
             return self.selections[key]
-        from ..pruning import check_budget
 
         k = check_budget(budget, self.n, self.spec(method).extra_tokens)  # a Count: the library does not check again
         if self.one_selection(method) and budget != self.n:
@@ -157,12 +160,8 @@ class ExploreData:
         self.calls += 1
         spec = self.spec(method)
         if self.pipe is None:
-            from ..methods.select import select
-
             sel = select(method, self.inputs, budget)
         elif spec.acts_on_clip:
-            from ..lvlm.prune import clip_side
-
             _, sel = clip_side(self.pipe, self.prepared, spec, budget, None)
         else:
             out = self.pipe.ground(self.prepared, method, budget)
@@ -174,8 +173,6 @@ class ExploreData:
 
     def threads(self) -> AbstractContextManager:
         """A context in which torch runs with the threads the command line gives this model (1 for a small one)."""
-        from ..threads import default_threads, torch_threads
-
         return torch_threads(default_threads(self.model))
 
     def precompute(self, method: str, budgets=None) -> None:
@@ -209,8 +206,6 @@ class ExploreData:
 
     def to_window(self, mask: np.ndarray) -> np.ndarray:
         """A (H, W) mask of the original image mapped onto the window, as the image is (the same library call)."""
-        from PIL import Image
-
         img = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).convert("RGB")
         return _window_of(self.pipe, self.clip, img)[..., 0] > 127
 
@@ -244,8 +239,6 @@ def load(image: str, texts: list[str], model: str | None = None, methods: list[s
          seed: int = 0, image_resize: str = "torchvision") -> ExploreData:
     """Everything the explorer shows for ``image`` and ``texts`` with ``model`` (default :data:`DEFAULT_MODEL`):
     a family's ``prepare`` or a CLIP's traces, run once; ``image_resize``: ``--image-resize`` (a family with one)."""
-    from ..families import family_input, family_of, names_family
-
     model = model or DEFAULT_MODEL
     texts = list(texts)
     if not texts:
@@ -254,13 +247,11 @@ def load(image: str, texts: list[str], model: str | None = None, methods: list[s
     if family is not None and family_input(model) != "image":
         raise LiteLVLMError(f"--model {model}: the {family} family reads a video; the explorer reads one image")
     if family is not None:  # the methods the family refuses, asked of its class before the model loads
-        from ..families import get_family
 
         cls = get_family(family)
         methods = _methods(cls.__new__(cls), methods)
     else:
         methods = _methods(None, methods)
-    from ..threads import default_threads, torch_threads
 
     with torch_threads(default_threads(model)):  # as the command line runs it (1 thread for a small model)
         return _load(image, texts, model, family, methods, seed, image_resize)
@@ -268,24 +259,14 @@ def load(image: str, texts: list[str], model: str | None = None, methods: list[s
 
 def _load(image: str, texts: list[str], model: str, family: str | None, methods: list[str], seed: int,
           image_resize: str = "torchvision") -> ExploreData:
-    from ..commands.select import _load_image
-    from ..provenance import weights_banner
-    from ..pruning import SelectorInputs
-    from ..pruning.scores import similarity
-
     pil = _load_image(image)
     pipe = prepared = clip = None
     if family is not None:
-        from ..families import load_pipeline
-        from ..image_resize import image_resize_kwargs
-
-        pipe = load_pipeline(model, **image_resize_kwargs(image_resize))
+        pipe = families.load_pipeline(model, **image_resize_kwargs(image_resize))
         prepared = pipe.prepare(pil, texts, seed=seed)
         inputs = prepared.selector_inputs()
         grid = tuple(int(v) for v in pipe.visual_grid(prepared))
     else:
-        from ..clip import load_clip
-
         clip = load_clip(model)
         vision = clip.trace_image(clip.preprocess([pil]))
         inputs = SelectorInputs(vision=vision, text=clip.encode_text(texts), seed=seed)
@@ -305,15 +286,8 @@ def _load(image: str, texts: list[str], model: str, family: str | None, methods:
     return data
 
 
-def image_models() -> list[str]:
-    """The documented offline model of each family whose input is an image (what the explorer shows)."""
-    return [c.default_model for c in families.cards() if c.input == "image"]
-
-
 def _methods(pipe, methods: list[str] | None) -> list[str]:
     """The methods to show: those named (each must run on the model), or the defaults the model runs."""
-    from ..methods import get_method
-
     def error(name: str) -> str | None:
         if pipe is not None:
             return pipe.method_error(name)

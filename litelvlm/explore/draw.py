@@ -7,6 +7,7 @@ import base64
 import io
 
 import numpy as np
+from PIL import Image
 
 #: colours of the parts of a selection (LiteLVLM's two: similarity-aware, context-aware), and of a kept token of a
 #: method that names no part
@@ -110,8 +111,6 @@ def mask_overlay(window: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def png(img: np.ndarray) -> bytes:
     """PNG bytes of an (H, W, 3) or (H, W, 4) uint8 array (for the page and files)."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", compress_level=9)
     return buf.getvalue()
@@ -119,8 +118,6 @@ def png(img: np.ndarray) -> bytes:
 
 def jpeg(img: np.ndarray) -> bytes:
     """JPEG bytes of an (H, W, 3) uint8 array: the widget's redraws (a few ms, where a PNG takes tens)."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(img)).save(buf, format="JPEG", quality=92)
     return buf.getvalue()

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.refer import load_refer
 from ..families import DEFAULT_MODEL, card_of, cards
+from ..io import write_text
+from ..optional import optional_import
+from ..toy.refer_layout import write_refer
 
 #: the default model, as the notebook's text names it
 _DEFAULT = f"the tiny random {card_of(DEFAULT_MODEL).display_name} ({DEFAULT_MODEL})"
@@ -48,9 +52,6 @@ explorer"""
 
 def sample_image(folder: str | Path) -> tuple[str, list[str]]:
     """A toy scene written as a one-image REFER folder under ``folder``: (its image file, [one of its sentences])."""
-    from ..data.refer import load_refer
-    from ..toy.refer_layout import write_refer
-
     root = write_refer(Path(folder) / "toy_refer", n_scenes=1, sentences_per_object=1)
     first = load_refer(root, None, split="all")[0]
     return str(first.image_path), [first.sentence]
@@ -58,12 +59,10 @@ def sample_image(folder: str | Path) -> tuple[str, list[str]]:
 
 def make_notebook():
     """The notebook (``nbformat`` v4, no outputs, stable cell ids)."""
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-    cells = [new_markdown_cell(INTRO), new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
-             new_code_cell(BODY)]
-    nb = new_notebook(cells=cells, metadata={
+    nbformat, v4 = optional_import("nbformat"), optional_import("nbformat.v4")
+    cells = [v4.new_markdown_cell(INTRO), v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+             v4.new_code_cell(BODY)]
+    nb = v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
     for i, cell in enumerate(nb.cells):
@@ -74,15 +73,12 @@ def make_notebook():
 
 def notebook_text() -> str:
     """The exact file contents of ``notebooks/00_explore.ipynb``."""
-    import nbformat
-
+    nbformat = optional_import("nbformat")
     return nbformat.writes(make_notebook()) + "\n"
 
 
 def write_notebook(root: str | Path) -> Path:
     """(Re)write the notebook under the repository ``root``; returns its path."""
-    from ..io import write_text
-
     path = Path(root) / NOTEBOOK
     write_text(path, notebook_text())
     return path

@@ -15,7 +15,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from .. import __version__
+from ..io import write_text
+from ..provenance import weights_kind
 from . import draw
 from .data import ExploreData
 from .page_template import TEMPLATE
@@ -62,7 +66,6 @@ def method_entry(data: ExploreData, method: str, budgets: list[int] | None) -> d
     """One method's kept tokens at every budget of ``budgets`` (None: N..1) that it can keep, as the page reads
     them: {budgets, parts, colours, codes: {K: base64}, extra: {K: tokens that are no patch}, baseline}."""
     top = data.top_budget(method)
-    from tqdm.auto import tqdm
 
     ks = sorted({k for k in (range(top, 0, -1) if budgets is None else budgets) if 1 <= k <= top},
                 reverse=True) or [top]  # none of the budgets fits this method: its full budget alone (kept as given:
@@ -124,9 +127,6 @@ def page_html(data: ExploreData, budgets: list[int] | None = None, mask_budgets:
 
 def made_by(data: ExploreData) -> str:
     """The line naming what made the page: image, texts, model (and its kind of weights), methods."""
-    from .. import __version__
-    from ..provenance import weights_kind
-
     return (f"image {Path(data.image_path).name}; texts {data.texts}; model {data.model} "
             f"({data.family or 'CLIP'}, {weights_kind(data.model)} weights); methods {', '.join(data.methods)}; "
             f"litelvlm {__version__}")
@@ -135,7 +135,5 @@ def made_by(data: ExploreData) -> str:
 def write_page(data: ExploreData, out: str | Path, budgets: list[int] | None = None,
                mask_budgets: list[int] | None = None) -> Path:
     """Write :func:`page_html` to ``out`` at once (written beside it, then renamed: no partial page)."""
-    from ..io import write_text
-
     write_text(out, page_html(data, budgets, mask_budgets))
     return Path(out)

@@ -12,6 +12,7 @@ import html
 
 import numpy as np
 
+from ..optional import optional_import
 from . import draw
 from .data import ExploreData
 
@@ -54,7 +55,7 @@ class Explorer:
     cache."""
 
     def __init__(self, data: ExploreData, precompute: bool = True) -> None:
-        import ipywidgets as w
+        w = optional_import("ipywidgets")
 
         self.data, self.precompute, self.redraws, self._no_mask = data, precompute, 0, None
         first = data.methods[0]

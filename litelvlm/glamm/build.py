@@ -8,6 +8,7 @@ from ..errors import LiteLVLMError
 from ..random_weights import default_dtype, fast_fill, init_plan, resolve_fill, skip_init
 from .config import GlammArch, get_arch, with_vocab
 from .model import GlammModel
+from .tokenizer import build_tiny_tokenizer
 
 
 def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cpu",
@@ -26,8 +27,6 @@ def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cp
     if vocab_size is not None:
         a = with_vocab(a, vocab_size)
     if a.vocab_size is None:
-        from .tokenizer import build_tiny_tokenizer
-
         a = with_vocab(a, len(build_tiny_tokenizer()))
     dev = torch.device(device)
     if dev.type == "meta":

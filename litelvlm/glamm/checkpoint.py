@@ -46,15 +46,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from ..checkpoint_keys import convert_key, template_regex
 from ..errors import LiteLVLMError
 from ..model_folder import check_model_folder
+from .build import build_glamm
 from .config import ARCHS, GlammArch, with_vocab
 from .folder import FOLDER
+from .tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +167,6 @@ def arch_from_config(cfg: dict, vocab_size: int) -> GlammArch:
             raise LiteLVLMError(f"config.json's litelvlm_arch does not describe a GLaMM: {e}") from None
     base = ARCHS["glamm-7b"]
     try:
-        from dataclasses import replace
-
         return replace(base, llm_hidden=cfg["hidden_size"], llm_layers=cfg["num_hidden_layers"],
                        llm_intermediate=cfg["intermediate_size"], llm_heads=cfg["num_attention_heads"],
                        llm_kv_heads=cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
@@ -208,8 +210,6 @@ def _read_file(f: Path, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
         return t.clone()
 
     if f.suffix == ".safetensors":
-        from safetensors import safe_open
-
         with safe_open(str(f), framework="pt", device="cpu") as fh:
             return {k: conv(fh.get_slice(k)[:]) for k in fh.keys()}  # noqa: SIM118 (no __iter__)
     sd = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
@@ -304,9 +304,6 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
 
     The model's ``ignored_checkpoint_tensors`` is {what: count} of the checkpoint tensors dropped
     (``IGNORED_PREFIXES``: the region encoder in the released checkpoint), logged in one INFO line."""
-    from .build import build_glamm
-    from .tokenizer import load_tokenizer
-
     path = Path(path)
     if not path.is_dir():
         raise LiteLVLMError(f"GLaMM checkpoint folder {path} does not exist")

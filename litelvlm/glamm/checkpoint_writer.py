@@ -18,8 +18,10 @@ from ..io import atomic_path, shard_by_size
 from ..random_models import random_record
 from ..random_weights import progress, resolve_fill
 from ..safetensors_stream import save_shards
+from .build import build_glamm
 from .checkpoint import model_key_to_glamm
 from .config import get_arch
+from .tokenizer import build_tiny_tokenizer, load_tokenizer
 
 #: Files of a slow (sentencepiece) tokenizer folder, as GLaMM-RefSeg ships it.
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
@@ -122,9 +124,6 @@ def save_random_glamm(path: str | Path, arch: str = "tiny", seed: int = 0, shard
     ``config.json`` records ``litelvlm_random`` (the seed): these are random weights. ``fill``: as
     :func:`~litelvlm.glamm.build.build_glamm` (recorded in ``litelvlm_random`` when ``"fast"``).
     """
-    from .build import build_glamm
-    from .tokenizer import build_tiny_tokenizer, load_tokenizer
-
     a = get_arch(arch)
     fill = resolve_fill(fill, a.name not in ("tiny", "scaled"))
     random_note = {"litelvlm_random": random_record({"arch": a.name}, seed, fill)}

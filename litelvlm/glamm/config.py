@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, SamConfig
+
 from ..clip.random_init import ARCHS as CLIP_ARCHS
 from ..clip.random_init import ClipArch
 from ..errors import LiteLVLMError
@@ -106,8 +108,6 @@ def with_vocab(arch: GlammArch, vocab_size: int) -> GlammArch:
 
 def clip_vision_config(arch: GlammArch):
     """transformers ``CLIPVisionConfig`` of the vision tower."""
-    from transformers import CLIPVisionConfig
-
     a = arch.clip_arch
     return CLIPVisionConfig(hidden_size=a.vision_width, intermediate_size=4 * a.vision_width,
                             num_hidden_layers=a.vision_layers, num_attention_heads=a.vision_heads,
@@ -117,8 +117,6 @@ def clip_vision_config(arch: GlammArch):
 
 def llama_config(arch: GlammArch):
     """transformers ``LlamaConfig`` of the LLM (Vicuna-7B-v1.5 conventions: bos 1, eos 2, unk/pad 0)."""
-    from transformers import LlamaConfig
-
     if arch.vocab_size is None:
         raise LiteLVLMError(f"architecture {arch.name!r} needs a vocabulary size (from its tokenizer)")
     return LlamaConfig(vocab_size=arch.vocab_size, hidden_size=arch.llm_hidden,
@@ -131,8 +129,6 @@ def llama_config(arch: GlammArch):
 
 def llava_config(arch: GlammArch):
     """transformers ``LlavaConfig``: CLIP tower, hidden_states[-2] without CLS, GELU MLP projector, Llama."""
-    from transformers import LlavaConfig
-
     cfg = LlavaConfig(vision_config=clip_vision_config(arch), text_config=llama_config(arch),
                       vision_feature_layer=arch.feature_layer, vision_feature_select_strategy="default",
                       projector_hidden_act="gelu", image_token_index=arch.vocab_size - 1,
@@ -142,8 +138,6 @@ def llava_config(arch: GlammArch):
 
 def sam_config(arch: GlammArch):
     """transformers ``SamConfig`` of the grounding encoder and mask decoder."""
-    from transformers import SamConfig
-
     vision = dict(hidden_size=arch.sam_hidden, output_channels=arch.prompt_dim, num_hidden_layers=arch.sam_layers,
                   num_attention_heads=arch.sam_heads, image_size=arch.sam_image_size, patch_size=arch.sam_patch,
                   window_size=arch.sam_window, global_attn_indexes=list(arch.sam_global_attn),

@@ -17,11 +17,14 @@ fixed length (``cost_parts.with_sentence``). Those, the parts and the FLOPs rows
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..cost import CostArch, FamilyCost
 from .card import CARD
+from .config import ARCHS, with_vocab
+from .cost_parts import PipelineParts, build_pipeline, count_rows, set_attention
+from .tokenizer import build_tiny_tokenizer
 
 if TYPE_CHECKING:  # the pipeline imports torch and transformers: only when an arch is built
     from ..clip.random_init import ClipArch
@@ -58,8 +61,6 @@ class GlammCostArch(CostArch):
         return self.glamm.clip_arch
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         return {"name": self.name, "glamm": self.glamm.to_dict(), "clip": asdict(self.clip),
                 "text_tokens": self.text_tokens, "prefix_tokens": self.prefix_tokens,
                 "description": self.description, "family": self.family}
@@ -67,8 +68,6 @@ class GlammCostArch(CostArch):
 
 @functools.cache
 def _tiny_vocab() -> int:
-    from .tokenizer import build_tiny_tokenizer
-
     return len(build_tiny_tokenizer())
 
 
@@ -92,8 +91,6 @@ class GlammCost(FamilyCost):
     paper_arch = CARD.paper_preset  # the paper's table: GLaMM-7B
 
     def arch(self, name: str, text_tokens: int | None = None) -> GlammCostArch:
-        from .config import ARCHS, with_vocab
-
         glamm = ARCHS[name]
         if glamm.vocab_size is None:  # the tiny LLM takes its tokenizer's length, as build_glamm does
             glamm = with_vocab(glamm, _tiny_vocab())
@@ -103,23 +100,15 @@ class GlammCost(FamilyCost):
         return glamm_arch(name, glamm, text, prefix)
 
     def count(self, arch, rows, attns, dtype, method_args):
-        from .cost_parts import count_rows
-
         return count_rows(self, arch, rows, attns, dtype, method_args)
 
     def build(self, arch, device, dtype, attn="sdpa", quantize=("none", "bitsandbytes")):
-        from .cost_parts import build_pipeline
-
         return build_pipeline(arch, device, dtype, attn, quantize=quantize[0], quantize_backend=quantize[1])
 
     def set_attention(self, pipe, attn: str) -> None:
-        from .cost_parts import set_attention
-
         set_attention(pipe, attn)
 
     def parts(self, pipe, arch, method_args: Any):
-        from .cost_parts import PipelineParts
-
         return PipelineParts(pipe, arch, method_args)
 
 

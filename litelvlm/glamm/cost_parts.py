@@ -29,23 +29,28 @@ from typing import Any
 
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..cost import CostArch, CountedRow
-from ..cost.clip import synthetic_image
+from ..cost.clip import SENTENCE, InMemoryHFClip, build_clip_sizes, synthetic_image
+from ..cost.meta import MetaScalars, SelectorBench, llm_prefills
 from ..cost.parts import PrefillParts
+from ..cost.tokens import count_flops
 from ..errors import LiteLVLMError
+from ..lvlm.numerics import set_attention as set_attn
 from ..methods.select import select
+from ..quantize import quantize_llm_layers
+from .build import build_glamm
+from .pipeline import GlammPipeline
+from .prompts import IMAGE_PLACEHOLDER
 from .sam_preprocess import sam_inputs
+from .tokenizer import build_tiny_tokenizer
 
 
 def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
                method_args: Any) -> list[CountedRow]:
     """GLaMM's FLOPs rows: CLIP, text (for the methods that read it), selector, projector, prefill and SAM, and
     the end-to-end sum, with the ``meta`` activation of every prefill."""
-    from tqdm.auto import tqdm
-
-    from ..cost.meta import MetaScalars, SelectorBench, llm_prefills
-    from ..cost.tokens import count_flops
     with MetaScalars():
         pipe = build_pipeline(arch, "meta", dtype, attns[0])
         parts = PipelineParts(pipe, arch, method_args)
@@ -142,8 +147,6 @@ class PipelineParts(PrefillParts):
 def set_attention(pipe, attn: str) -> None:
     """Use attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``) in the LLM, CLIP and
     SAM (same weights)."""
-    from ..lvlm.numerics import set_attention as set_attn
-
     set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model)
     pipe.numerics = replace(pipe.numerics, attn=attn)
 
@@ -153,14 +156,6 @@ def build_pipeline(arch: CostArch, device="meta", dtype=None, attn: str = "sdpa"
     """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype`` (default float32), LLM/CLIP
     attention ``attn``; ``quantize`` (``int8``/``nf4``) its decoder layers' weights as
     ``GlammPipeline.from_model_string`` does."""
-    import torch
-
-    from ..cost.clip import InMemoryHFClip, build_clip_sizes
-    from ..quantize import quantize_llm_layers
-    from .build import build_glamm
-    from .pipeline import GlammPipeline
-    from .tokenizer import build_tiny_tokenizer
-
     dtype = torch.float32 if dtype is None else dtype
     if quantize != "none" and torch.device(device).type == "meta":
         raise LiteLVLMError("--quantize needs weights: it cannot run on the meta device of the FLOPs count")
@@ -177,10 +172,6 @@ def build_pipeline(arch: CostArch, device="meta", dtype=None, attn: str = "sdpa"
 def prompt_ids(arch: CostArch, seg_token_id: int):
     """Prompt ids of the study's length: ``text_tokens`` tokens (BOS first, the image placeholder after
     ``prefix_tokens`` of them, [SEG] two tokens before the end as in "It is [SEG].</s>" where it fits)."""
-    import torch
-
-    from .prompts import IMAGE_PLACEHOLDER
-
     n, p = arch.text_tokens, arch.prefix_tokens
     ids = 3 + torch.arange(n + 1) % 200  # ordinary tokens of every vocabulary (0-2: unk, bos, eos)
     ids[0], ids[-1] = 1, 2
@@ -192,13 +183,9 @@ def prompt_ids(arch: CostArch, seg_token_id: int):
 def with_sentence(pipe, arch: CostArch, base):
     """``with_sentences`` of the pipeline for the study's sentence (prompt and CLIP text trace), with the prompt ids
     of :func:`prompt_ids` (the study's prompt length) in place of the tokenised prompt."""
-    from ..cost.clip import SENTENCE
-
     return replace(pipe.with_sentences(base, [SENTENCE]), input_ids=prompt_ids(arch, pipe.seg_token_id))
 
 
 def prepare(pipe, arch: CostArch, image=None):
     """The pipeline's per-image steps: ``prepare_image``, then :func:`with_sentence`."""
-    from ..cost.clip import synthetic_image
-
     return with_sentence(pipe, arch, pipe.prepare_image(synthetic_image() if image is None else image))

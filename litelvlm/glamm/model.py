@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import LlavaForConditionalGeneration, SamModel
 
 from .config import GlammArch, llava_config, sam_config
 
@@ -23,7 +24,6 @@ class GlammModel(nn.Module):
 
     def __init__(self, arch: GlammArch):
         super().__init__()
-        from transformers import LlavaForConditionalGeneration, SamModel
 
         self.arch = arch
         self.llava = LlavaForConditionalGeneration(llava_config(arch))

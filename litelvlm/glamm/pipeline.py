@@ -24,21 +24,32 @@ the bare sentences instead (this project's option).
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from PIL import Image
+from transformers import SamImageProcessor
 
+from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
+from ..clip.hf import hub_reachable
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
+from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
 from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
-from ..random_weights import writes_folders
+from ..quantize import check_quantize, quantize_llm_layers
+from ..random_models import random_preset_folder
+from ..random_weights import resolve_fill, writes_folders
+from ..tower import ClipTower
+from .build import build_glamm
 from .card import CARD
+from .checkpoint import load_glamm_checkpoint
+from .checkpoint_writer import save_random_glamm
 from .prompts import (
     IMAGE_PLACEHOLDER,
     build_prompt,
@@ -48,7 +59,7 @@ from .prompts import (
     tokenize_prompt,
 )
 from .sam_preprocess import postprocess_masks, sam_inputs
-from .tokenizer import prompt_encoder, seg_token_id
+from .tokenizer import build_tiny_tokenizer, load_tokenizer, prompt_encoder, seg_token_id
 
 #: What LiteLVLM's CLIP text encoder embeds: the formatted questions (official) or the bare sentences.
 CLIP_TEXTS = ("question", "expression")
@@ -78,9 +89,6 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None,
     """The random GLaMM of preset ``base`` in the GLaMM-RefSeg layout, written once to the cache folder
     (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``, built on
     ``device``; the tiny one on the CPU, as its weights are pinned)."""
-    from ..random_models import random_preset_folder
-    from .checkpoint_writer import save_random_glamm
-
     full = base != "tiny"
 
     def write(folder: Path, fill: str) -> None:
@@ -100,12 +108,6 @@ def _built_random(base: str, seed: int, tokenizer_dir: str | None, device, dtype
     """(model, tokenizer) of the random GLaMM of preset ``base`` built in memory (``validate --no-write``): the
     weights and tokenizer its written folder (:func:`_random_model_dir`) loads back, with no checkpoint written (the
     tiny tokenizer's small files go through a temporary folder)."""
-    import tempfile
-
-    from ..random_weights import resolve_fill
-    from .build import build_glamm
-    from .tokenizer import build_tiny_tokenizer, load_tokenizer
-
     full = base != "tiny"
     if full and tokenizer_dir is None:
         raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder (e.g. --tokenizer "
@@ -186,8 +188,6 @@ class GlammPipeline(GroundingPipeline):
         LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`);
         ``"auto"`` does so where float32 measured faster than bfloat16 on this machine (``layer_dtype_auto`` records why).
         ``clip_context``, ``clip_similarity``: UniPixel's options (GLaMM's visual tokens are CLIP's own: ``"clip"``)."""
-        from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
-
         model = ModelSpec.of(model)  # read once, at this edge
         if clip_context != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps an external "
@@ -195,9 +195,6 @@ class GlammPipeline(GroundingPipeline):
         if clip_similarity != "clip":
             raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that maps an "
                                 "external CLIP onto its own tokens; GLaMM's similarity part is its CLIP's")
-        from ..lvlm.upcast import check_layer_dtype, resolve_layer_dtype, upcast_layers
-        from ..quantize import check_quantize, quantize_llm_layers
-        from .checkpoint import load_glamm_checkpoint
 
         check_quantize(quantize, quantize_backend)
         check_layer_dtype(layer_dtype, quantize)
@@ -348,8 +345,6 @@ class GlammPipeline(GroundingPipeline):
     def tower_context(self, prepared: PreparedImage):
         """GLaMM's CLIP tower (the backend's blocks, shared with LLaVA) from the trace's embeddings to the feature layer;
         the kept patches' output goes through the projector, in the tower's order (``clip_selection_tokens``)."""
-        from ..tower import ClipTower
-
         def to_llm(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
             return self.clip_selection_tokens(prepared, sel), self.clip_selection_rows(prepared, sel)
 
@@ -382,10 +377,6 @@ __all__ = ["GlammPipeline", "GroundingOutput", "PreparedImage", "IMAGE_PLACEHOLD
 def _sam_processor(sam: str):
     """transformers' ``SamImageProcessor`` from a folder or a hub id: the local cache first, the hub
     only when it answers (otherwise the hub client retries for about 30 s before failing)."""
-
-    from transformers import SamImageProcessor
-
-    from ..clip.hf import hub_reachable
 
     try:
         return SamImageProcessor.from_pretrained(sam, local_files_only=True)

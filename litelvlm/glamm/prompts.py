@@ -12,6 +12,7 @@ import torch
 
 from ..data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 from ..errors import LiteLVLMError
+from .tokenizer import PromptEncoder, prompt_encoder
 
 IMAGE_TOKEN = "<image>"
 IMAGE_PLACEHOLDER = -200
@@ -50,8 +51,6 @@ def tokenize_prompt(encoder, prompt: str) -> torch.Tensor:
     """Token ids (1-D long) with ``IMAGE_PLACEHOLDER`` where ``<image>`` stood: LLaVA's
     ``tokenizer_image_token`` (``model/llava/mm_utils.py`` L18-43) over a
     :class:`~litelvlm.glamm.tokenizer.PromptEncoder` (or any tokenizer: it is wrapped in one)."""
-    from .tokenizer import PromptEncoder, prompt_encoder
-
     if not isinstance(encoder, PromptEncoder):
         encoder = prompt_encoder(encoder)
     chunks = [encoder.encode(c) for c in prompt.split(IMAGE_TOKEN)]

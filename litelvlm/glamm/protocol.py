@@ -39,6 +39,7 @@ import torch
 
 from ..data.templates import ANSWER_LIST, SEG_QUESTIONS, format_question
 from .prompts import build_prompt, seg_predictor_positions, tokenize_prompt
+from .tokenizer import seg_token_id
 
 #: Sentences sampled per image by GLaMM's dataset (``num_classes_per_sample``).
 OFFICIAL_MAX_SENTENCES = 3
@@ -96,8 +97,6 @@ def official_prompt(tokenizer, sentences: list[str], seed: int = 0, image_id: in
     the placeholder became ``num_visual`` visual tokens (GLaMM's ``_create_pruned_seg_token_mask``).
     ``tokenizer`` is a GLaMM tokenizer (``[SEG]`` is read from it).
     """
-    from .tokenizer import seg_token_id
-
     sample = sample_official(sentences, seed, image_id, max_sentences)
     ids = tokenize_prompt(tokenizer, sample.prompt)
     return sample, ids, seg_predictor_positions(ids, num_visual, seg_token_id(tokenizer))

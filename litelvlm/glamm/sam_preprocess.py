@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..data.resize_cap import check_resize
+
 #: SAM's pixel mean and std in 0-255 units (``ReferSegmDataset.IMG_MEAN``/``IMG_STD``, ``Sam.pixel_mean``).
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -43,8 +45,6 @@ def sam_inputs(image: Image.Image, size: int = 1024) -> tuple[torch.Tensor, tupl
     """SAM pixel values ``(1, 3, size, size)`` float32 and the resized (h, w) before padding, as GLaMM's
     dataset makes them: PIL bilinear resize of the uint8 RGB image (longest side ``size``), then
     ``(x - PIXEL_MEAN) / PIXEL_STD`` and zero padding at the bottom and right."""
-    from ..data.resize_cap import check_resize
-
     h, w = preprocess_shape(image.height, image.width, size)
     check_resize(image, image.size, (w, h), f"SAM's longest-side resize to {size}")
     if image.mode != "RGB":

@@ -12,6 +12,10 @@ import re
 import string
 from pathlib import Path
 
+import sentencepiece as spm
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
 from ..errors import LiteLVLMError
 from .config import ADDED_TOKENS, SEG_TOKEN
 
@@ -27,9 +31,6 @@ _CORPUS_WORDS = (
 
 def build_tiny_tokenizer(path: str | Path | None = None, vocab_size: int = 384):
     """A small Llama-style BPE tokenizer with GLaMM's added tokens (saved to ``path`` if given)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.normalizer = normalizers.Replace(" ", "▁")
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
@@ -60,8 +61,6 @@ def seg_token_id(tokenizer, where: str = "the tokenizer") -> int:
 
 def load_tokenizer(path: str | Path):
     """``AutoTokenizer.from_pretrained(path)``, checked for ``[SEG]``."""
-    from transformers import AutoTokenizer
-
     path = Path(path)
     try:
         tok = AutoTokenizer.from_pretrained(str(path))
@@ -132,8 +131,6 @@ def prompt_encoder(tokenizer) -> PromptEncoder:
     added = {t: i for t, i in tokenizer.get_added_vocab().items() if t not in special and t != tokenizer.pad_token}
     spm_file = _sentencepiece_file(tokenizer)
     if spm_file is not None:
-        import sentencepiece as spm
-
         sp = spm.SentencePieceProcessor(model_file=str(spm_file))
         if sp.get_piece_size() > len(vocab):
             raise LiteLVLMError(f"{spm_file} has {sp.get_piece_size()} pieces, more than the tokenizer's "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients, Saliency
 from torch import nn
 
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
@@ -108,8 +109,6 @@ def token_attributions(target: TargetFn, x: torch.Tensor, method: str, *, n_step
     steps to satisfy completeness (measured: 256 steps vs 16 for the mean baseline).
     ``convergence_delta=False`` skips IG's delta (two forwards; the attributions are the same).
     """
-    from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients, Saliency
-
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
     inp = x.detach()[None].clone().requires_grad_(True)

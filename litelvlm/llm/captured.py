@@ -31,6 +31,7 @@ from collections import Counter
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,15 @@ ATTR = "_captured_prefill"
 WARMUP_CALLS = 2
 #: compiled variants kept per segment (one per sequence length)
 RECOMPILE_LIMIT = 256
+
+
+def call_layers(layers, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor) -> torch.Tensor:
+    """Hidden states after calling each of ``layers`` from Python (the eager prefill: hooks run)."""
+    for layer in layers:
+        out = layer(hidden, attention_mask=mask, position_embeddings=pe, position_ids=position_ids,
+                    use_cache=False)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
 
 
 def default_capture(device: str | torch.device) -> str:
@@ -176,10 +186,6 @@ class CapturedPrefill:
 
     def run(self, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Hidden states after layers ``start..stop-1``, the segment's captured callable where it can run."""
-        from torch.utils._python_dispatch import _get_current_dispatch_mode
-
-        from .context import call_layers
-
         layers = self.lm.layers
         why = None
         if hidden.shape[0] != 1 or torch.is_grad_enabled():

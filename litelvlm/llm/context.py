@@ -16,10 +16,11 @@ from __future__ import annotations
 import functools
 
 import torch
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 from ..errors import LiteLVLMError
 from .attention_rows import rows_from_hidden
-from .captured import runner_of
+from .captured import call_layers, runner_of
 from .limits import check_llm_input
 
 QUERY_KINDS = ("last", "text", "seg")
@@ -29,8 +30,6 @@ def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor):
     """The mask the decoder layers get: built by transformers from an EXPLICIT all-ones 2-D mask, so
     non-contiguous ``position_ids`` (kept RoPE positions) are never taken for packed sequences; a sliding-window
     causal mask where the decoder's config sets ``sliding_window`` (Phi-3, VideoGLaMM's LLM), as its own forward."""
-    from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
-
     ones = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
     make = create_causal_mask if sliding_window(lm) is None else create_sliding_window_causal_mask
     # the cache (none) is passed by position: transformers 5 renames that argument (``past_key_values`` ->
@@ -65,15 +64,6 @@ def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int 
     if (captured := runner_of(lm)) is not None:  # ``--prefill captured``: the segment as one captured callable
         return captured.run(hidden, mask, pe, position_ids, start, stop)
     return call_layers(lm.layers[start:stop], hidden, mask, pe, position_ids)
-
-
-def call_layers(layers, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor) -> torch.Tensor:
-    """Hidden states after calling each of ``layers`` from Python (the eager prefill: hooks run)."""
-    for layer in layers:
-        out = layer(hidden, attention_mask=mask, position_embeddings=pe, position_ids=position_ids,
-                    use_cache=False)
-        hidden = out[0] if isinstance(out, tuple) else out
-    return hidden
 
 
 def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.Tensor,

@@ -34,8 +34,10 @@ from ..method import Method
 from ..methods import get_method, mapped_methods
 from ..pruning import Selection
 from .abilities import Abilities, refusal
+from .generate import generated_output
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
+from .visual_view import visual_grid, visual_window
 
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
 #: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are ``renumber``-ed
@@ -147,15 +149,11 @@ class GroundingPipeline(abc.ABC):
     def visual_grid(self, prepared) -> tuple[int, int]:
         """(rows, cols) of ``prepared``'s N visual tokens in the sequence's order (row-major), read from the layout's
         positions (M-RoPE) or the square of N (1-D RoPE); :func:`litelvlm.lvlm.visual_view.visual_grid`."""
-        from .visual_view import visual_grid
-
         return visual_grid(self, prepared)
 
     def visual_window(self, image) -> np.ndarray:
         """The part of ``image`` the visual tokens cover, an RGB array (CLIP's crop window for a family of CLIP
         patches, else the whole image); :func:`litelvlm.lvlm.visual_view.visual_window`."""
-        from .visual_view import visual_window
-
         return visual_window(self, image)
 
     def clip_selection_tokens(self, prepared, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
@@ -346,8 +344,6 @@ class GroundingPipeline(abc.ABC):
             vis, sel, kept, llm_output = spec.stage.step_of(self)(prepared, method, budget, full, spec=spec, rule=rule,
                                                                   positions=positions, given=full is not None, **options)
             if llm_output is None and generate:
-                from .generate import generated_output
-
                 return generated_output(self, prepared, vis, kept, method, budget, sel, rule)
             if llm_output is None:
                 final_states, layout = self.run_llm(prepared, vis, kept)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..llm.limits import check_llm_input
+from . import family  # imports this module: GroundingOutput read at call time
 
 
 @dataclass
@@ -69,8 +70,6 @@ def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | 
     """``ground``'s output under ``answer="generate"``: greedy decoding after the prefill with ``visual`` (K, h) at
     the image's place; the mask of the first generated [SEG] (UniPixel's ``infer_seg.py`` L235-237 reads
     ``model.seg[0]``), or the official failure's all-zero mask when none was generated (L216-220)."""
-    from .family import GroundingOutput
-
     layout = pipe.layout(prepared, int(visual.shape[0]))
     pos = layout.position_ids if kept is None else pipe.kept_positions(prepared, kept)
     check_llm_input(pipe.language_model, pipe.name, layout.seq_len, pos, layout.num_visual)  # the prompt, prefilled
@@ -86,7 +85,7 @@ def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | 
     else:
         prompts, low = seg_hidden.new_zeros(0, 1), torch.zeros(0, 1, 1, 1)
         logits = torch.zeros(1, *pipe.mask_shape(prepared))
-    return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
+    return family.GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
                            prompt_embeddings=prompts, kept_indices=sel.indices,
                            seg_positions=layout.seq_len - 1 + gen.seg_steps[:1], method=method, budget=budget,
                            prune_layer=int(sel.prune_layer), seq_len=layout.seq_len, selection=sel,

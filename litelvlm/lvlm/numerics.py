@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
+from transformers.models.sam.modeling_sam import SAM_VISION_ATTENTION_CLASSES
+from transformers.utils import logging
+
 from ..errors import LiteLVLMError
 
 #: ``--attn``: attention kernels of the LLM, CLIP (vision and text) and SAM.
@@ -66,7 +70,6 @@ def set_attention(attn: str, *models) -> None:
     to attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``)."""
     if attn not in ATTN_IMPLEMENTATIONS:
         raise LiteLVLMError(f"attn must be one of {', '.join(ATTN_IMPLEMENTATIONS)}; got {attn!r}")
-    from transformers.utils import logging
 
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # SamModel's sub-configs without a sub-model warn on every switch
@@ -89,8 +92,6 @@ def _sam_vision_attention(model, attn: str) -> None:
     layers = getattr(encoder, "layers", None)
     if layers is None:
         return
-    import torch
-    from transformers.models.sam.modeling_sam import SAM_VISION_ATTENTION_CLASSES
 
     cls = SAM_VISION_ATTENTION_CLASSES[attn]
     for layer in layers:

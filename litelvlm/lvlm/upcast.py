@@ -16,6 +16,9 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..errors import LiteLVLMError
+from .fastest_dtype import fastest_dtype
+
 #: ``--layer-dtype`` values: ``model`` (the weights' dtype, the official), ``float32``, or ``auto`` (the faster of
 #: the two on this machine: :func:`resolve_layer_dtype`)
 LAYER_DTYPES = ("model", "float32", "auto")
@@ -66,8 +69,6 @@ def upcast_layers(layers: nn.ModuleList) -> list[RemovableHandle]:
 
 def check_layer_dtype(layer_dtype: str, quantize: str = "none") -> None:
     """Refuse an unknown ``--layer-dtype``, or float32 layers with quantized weights (nothing to upcast)."""
-    from ..errors import LiteLVLMError
-
     if layer_dtype not in LAYER_DTYPES:
         raise LiteLVLMError(f"--layer-dtype {layer_dtype!r}: choose one of {', '.join(LAYER_DTYPES)}")
     if layer_dtype == "float32" and quantize != "none":
@@ -86,7 +87,6 @@ def resolve_layer_dtype(layer_dtype: str, weights: torch.dtype, device: str | to
     if quantize != "none" or weights != torch.bfloat16:
         why = f"quantized weights ({quantize})" if quantize != "none" else f"{str(weights)[6:]} weights"
         return "model", {"asked": "auto", "layer_dtype": "model", "reason": f"{why}: nothing to choose"}
-    from .fastest_dtype import fastest_dtype
 
     choice = fastest_dtype(device, tokens, hidden, intermediate)
     resolved = "float32" if choice.dtype == "float32" else "model"

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
+from ..data.geometry import transform_params
 from ..errors import LiteLVLMError
 
 
@@ -17,8 +19,6 @@ def visual_grid(pipe, prepared) -> tuple[int, int]:
     """(rows, cols) of ``prepared``'s N visual tokens in the family's sequence order (row-major). With 3-axis
     positions (M-RoPE) a visual token's height and width ids are its row and column (Qwen2.5-VL's
     ``get_rope_index``); with 1-D RoPE the N tokens are a square raster (GLaMM's 24 x 24 CLIP patches)."""
-    import torch
-
     n = pipe.num_visual(prepared)
     if getattr(getattr(pipe, "abilities", None), "position_axes", 1) == 3:
         layout = pipe.layout(prepared, n)
@@ -40,8 +40,6 @@ def visual_window(pipe, image) -> np.ndarray:
     image (a family that resizes the image without a crop, UniPixel's)."""
     clip = getattr(pipe, "clip", None) if pipe.num_visual_tokens is not None else None  # a family of fixed N only
     if clip is not None and clip.num_patches == pipe.num_visual_tokens:
-        from ..data.geometry import transform_params
-
         tp = transform_params(clip.geometry, image.height, image.width)
         (y0, y1), (x0, x1) = tp.to_original(np.array([0, tp.out[0]]), np.array([0, tp.out[1]]))
         return np.asarray(image.convert("RGB").crop((x0, y0, x1, y1)).resize((tp.out[1], tp.out[0])))

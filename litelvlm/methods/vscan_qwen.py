@@ -56,11 +56,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import repeat_kv
 
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext, run_layers
 from ..method import Method
 from ..pruning.selection import Selection, check_budget
+from ..qwen_vision.vit_attention import received_attentions
 
 #: ``test_refcoco.py`` L147-149: ``layer_list = '[14]'``, ``image_token_ratio_list = '[0.67]'``,
 #: ``image_token_ratio = 0.6``; Qwen2.5-VL-7B's 28 decoder layers; ``window_selection(..., window_size=4)`` (L150)
@@ -142,8 +144,6 @@ def token_merging(image_embeds: torch.Tensor, keep_indices: torch.Tensor) -> tor
 def vision_scores(ctx: LLMContext, local_block: int | None = None,
                   global_block: int | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
     """(local, global) scores of the merged tokens (LLM order) and the merged grid (rows, cols) (L338-392)."""
-    from ..qwen_vision.vit_attention import received_attentions
-
     vision = ctx.pipeline.vision(ctx.prepared)
     tower = vision.visual
     local_block = int(tower.fullatt_block_indexes[0]) if local_block is None else int(local_block)
@@ -169,8 +169,6 @@ def scan(local: torch.Tensor, global_: torch.Tensor, visual: int, grid: tuple[in
 def middle_scores(lm, layer: int, hidden: torch.Tensor, start: int, count: int) -> torch.Tensor:
     """(count,) the last token's attention over the visual columns ``start..start+count-1`` in decoder ``layer``
     from the hidden states entering it: no RoPE, heads averaged in the model dtype (L705-758)."""
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import repeat_kv
-
     block = lm.layers[layer]
     self_attn = block.self_attn
     hidden_states = block.input_layernorm(hidden)

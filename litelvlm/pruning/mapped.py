@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .scores import context_scores, similarity
 from .selection import SelectorInputs
 
 
@@ -64,7 +65,6 @@ class MappedInputs:
         onto the tokens."""
         if self.similarity_override is not None:
             return self.similarity_override.to(torch.float64)
-        from .scores import similarity
 
         return self.map(similarity(self.clip, layer=layer, kind=kind))
 
@@ -72,7 +72,6 @@ class MappedInputs:
         """(N,) the context score: the override, or CLIP's (:func:`litelvlm.pruning.scores.context_scores`) mapped."""
         if self.context_override is not None:
             return self.context_override.to(torch.float64)
-        from .scores import context_scores
 
         return self.map(context_scores(self.clip, block=block))
 

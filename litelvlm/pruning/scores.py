@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .mapped import MappedInputs
+from . import mapped  # imports this module: MappedInputs read at call time
 from .selection import SelectorInputs
 
 
@@ -15,7 +15,7 @@ def similarity(inputs: SelectorInputs, layer: int = -2, kind: str = "dot") -> to
     ``kind="dot"`` is the raw dot product LiteLVLM uses; ``"cosine"`` normalises both sides. The
     arithmetic runs in the traces' dtype, as the official ``sim_aware_pruning`` does (bfloat16 there).
     """
-    if isinstance(inputs, MappedInputs):
+    if isinstance(inputs, mapped.MappedInputs):
         return inputs.similarity(layer=layer, kind=kind)
     if inputs.text is None:
         raise ValueError("similarity needs texts")
@@ -35,7 +35,7 @@ def context_scores(inputs: SelectorInputs, block: int = -1) -> torch.Tensor:
     concatenated; D is the hidden size. The arithmetic runs in the traces' dtype, as the official
     ``ctx_aware_pruning`` (``clip_encoder.py`` L78-96) does.
     """
-    if isinstance(inputs, MappedInputs):
+    if isinstance(inputs, mapped.MappedInputs):
         return inputs.context(block=block)
     q, k, v = inputs.vision.qkv(block)
     p = inputs.vision.num_prefix_tokens

@@ -6,19 +6,21 @@ Importing this package is light; the checkpoint functions import torch and trans
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import Any
 
-from .config import PRESETS, SPECIAL_TOKENS, QwenPreset, get_preset, qwen_config, released_config
+from .config import PRESETS, SPECIAL_TOKENS, QwenPreset, get_preset, released_config
 
-if TYPE_CHECKING:
-    import torch
+#: name -> the submodule that defines it (imported on first use: it imports torch and transformers)
+_WHERE = {"load_qwen": ".checkpoint", "qwen_config": ".hf_config"}
 
 
-def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
-    """(model, processor) of a Qwen2.5-VL model string (see :func:`litelvlm.qwen.checkpoint.load_qwen`)."""
-    from .checkpoint import load_qwen as _load
-
-    return _load(model, device=device, dtype=dtype)
+def __getattr__(name: str) -> Any:
+    """``load_qwen`` ((model, processor) of a Qwen2.5-VL model string) and ``qwen_config`` (transformers' config of
+    a preset), their modules imported on first use."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)
 
 
 __all__ = ["PRESETS", "SPECIAL_TOKENS", "QwenPreset", "get_preset", "load_qwen", "qwen_config", "released_config"]

@@ -24,6 +24,8 @@ import json
 from pathlib import Path
 
 import torch
+from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+from transformers.utils import logging as hf_logging
 
 from ..errors import LiteLVLMError
 from ..io import atomic_path
@@ -36,9 +38,10 @@ from .config import (
     generation_config,
     get_preset,
     preprocessor_config,
-    qwen_config,
     released_config,
 )
+from .hf_config import qwen_config
+from .tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
 
 ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"
 
@@ -57,8 +60,6 @@ def build_qwen(preset: str | QwenPreset = "tiny", seed: int = 0, dtype: torch.dt
     """A random ``Qwen2_5_VLForConditionalGeneration`` of ``preset`` (eval mode, no grads), created directly
     on ``device`` in ``dtype`` (default: the preset's); ``device="meta"`` allocates nothing. ``fill``
     (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills a full-size preset, initialises a test preset."""
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
     p = get_preset(preset)
     fill = resolve_fill(fill, p.name not in TEST_PRESETS)
     config = qwen_config(p)
@@ -115,8 +116,6 @@ def weight_files(folder: Path, what: str = "model") -> list[Path]:
 def quiet_transformers():
     """Within: transformers logs errors only (its load report lists the tensors a wrapper around Qwen2.5-VL adds as
     unexpected, and its processor loader warns about the wrapper's model type; the loaders check those themselves)."""
-    from transformers.utils import logging as hf_logging
-
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
@@ -143,8 +142,6 @@ def save_qwen_checkpoint(model, tokenizer, path: str | Path, preset: str | QwenP
     """Write ``model`` and ``tokenizer`` in the released Qwen2.5-VL folder layout (module docstring);
     ``max_shard_bytes`` -1: the preset's (4 GB files for the real sizes), None: one file. ``extra_tensors``
     (names not Qwen's, e.g. a model built on Qwen2.5-VL) are written after the model's, in the same files."""
-    from .tokenizer import CHAT_TEMPLATE
-
     p = get_preset(preset)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -169,8 +166,6 @@ def save_random_qwen(path: str | Path, preset: str | QwenPreset = "tiny", seed: 
                      device: str | torch.device = "cpu", max_shard_bytes: int | None = -1, fill: str = "auto") -> Path:
     """Build a random Qwen2.5-VL of ``preset`` (seeded, in the preset's dtype, created on ``device``, ``fill`` as
     :func:`build_qwen`) and write it in the released layout; ``config.json`` records ``litelvlm_random``."""
-    from .tokenizer import build_qwen_tokenizer
-
     p = get_preset(preset)
     fill = resolve_fill(fill, p.name not in TEST_PRESETS)
     model = build_qwen(p, seed=seed, device=device, fill=fill)
@@ -211,8 +206,6 @@ def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:
 def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """(``Qwen2_5_VLForConditionalGeneration``, ``Qwen2_5_VLProcessor``) of a model string: a random preset
     (``qwen2.5-vl-{3b,7b,tiny}-random[:SEED]``) or a checkpoint folder; ``dtype`` None keeps the folder's."""
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
-
     folder = qwen_folder(model, device=device)
     check_model_folder(folder, "qwen")   # config types, tokenizer and processor files: before transformers reads them
     try:

@@ -156,14 +156,6 @@ def released_config(preset: str | QwenPreset) -> dict:
     }
 
 
-def qwen_config(preset: str | QwenPreset):
-    """transformers ``Qwen2_5_VLConfig`` of a preset, read from :func:`released_config` (the same dict a
-    written checkpoint's ``config.json`` holds)."""
-    from transformers import Qwen2_5_VLConfig
-
-    return Qwen2_5_VLConfig.from_dict(released_config(preset))
-
-
 def preprocessor_config(preset: str | QwenPreset) -> dict:
     """``preprocessor_config.json`` as the released folders write it (``min_pixels`` 3136 = 4 * 28 * 28,
     ``max_pixels`` 12845056 = 16384 * 28 * 28 for the real sizes)."""

@@ -11,8 +11,11 @@ from dataclasses import replace
 import torch
 from PIL import Image
 
+from litelvlm.lvlm.numerics import set_attention as set_attn
+
 from ..cost import CostArch, FamilyCost
 from ..cost.clip import SENTENCE, synthetic_image
+from .cost_parts import QwenSam2Parts, count_rows
 
 #: layers of the tiny LLM in this study (``litelvlm.qwen.config.PRESETS['tiny']`` has 2)
 TINY_LLM_LAYERS = 4
@@ -26,8 +29,6 @@ PAIRED_CLIP = {"3b": "vit-l-14-336", "7b": "vit-l-14-336", "tiny": "tiny-336"}
 def set_attention(pipe, attn: str) -> None:
     """Attention implementation ``attn`` in Qwen2.5-VL (decoder and vision tower), SAM 2 and the paired CLIP (same
     weights)."""
-    from litelvlm.lvlm.numerics import set_attention as set_attn
-
     set_attn(attn, pipe.qwen, pipe.sam2.model, pipe.clip.model)
     pipe.numerics = replace(pipe.numerics, attn=attn)
 
@@ -66,16 +67,12 @@ class QwenSam2Cost(FamilyCost):
     offers_quantize = False  # the pipelines' from_model_string refuse it too
 
     def count(self, arch, rows, attns, dtype, method_args):
-        from .cost_parts import count_rows
-
         return count_rows(self, arch, rows, attns, dtype, method_args)
 
     def set_attention(self, pipe, attn: str) -> None:
         set_attention(pipe, attn)
 
     def parts(self, pipe, arch, method_args):
-        from .cost_parts import QwenSam2Parts
-
         return QwenSam2Parts(self, pipe, arch, method_args)
 
     # -- the family's hooks -----------------------------------------------------------------------------------------

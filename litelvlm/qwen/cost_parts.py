@@ -37,23 +37,25 @@ from dataclasses import replace
 
 import torch
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+from transformers.vision_utils import (
+    get_vision_attention_seqlens,
+    get_vision_position_ids,
+    get_vision_window_index,
+)
 
 from ..cost import CostArch, CountedRow
 from ..cost.clip import SENTENCE, synthetic_image
+from ..cost.meta import MetaScalars, llm_input_selection_flops, llm_prefills
 from ..cost.parts import PrefillParts
-from ..cost.tokens import selects_on_llm_input
+from ..cost.tokens import count_flops, selects_on_llm_input
+from ..methods.select import select
 
 
 def vision_index(pipe, grid: torch.Tensor) -> dict:
     """The vision tower's index tensors of ``grid`` (rotary positions, window order, window and full-attention
     sequence bounds), computed on the CPU by transformers' own functions and passed to the tower, so that it runs on
     ``meta`` (computed inside, they read values back from the device). Same arithmetic: no FLOPs among them."""
-    from transformers.vision_utils import (
-        get_vision_attention_seqlens,
-        get_vision_position_ids,
-        get_vision_window_index,
-    )
-
     vc = pipe.qwen.config.vision_config
     window_index, cu_window_seqlens = get_vision_window_index(grid, vc.spatial_merge_size, vc.window_size,
                                                               vc.patch_size)
@@ -114,8 +116,6 @@ class QwenSam2Parts(PrefillParts):
 
     def run_select(self, method: str, budget: int):
         """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one sentence)."""
-        from ..methods.select import select
-
         return select(method, self.prepared.selector_inputs(), budget)
 
     def run_sam(self) -> torch.Tensor:
@@ -134,8 +134,6 @@ class QwenSam2Parts(PrefillParts):
     def vision_flops(self) -> dict[str, int]:
         """FLOPs of the vision tower by part (FlopCounterMode per module): ``vision`` (patch embedding and blocks),
         ``window`` and ``full`` (the blocks of each attention kind), ``projector`` (the merger)."""
-        from torch.utils.flop_counter import FlopCounterMode
-
         fc = FlopCounterMode(display=False)
         with torch.no_grad(), fc:
             self.run_vision()
@@ -153,9 +151,6 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
                method_args) -> list[CountedRow]:
     """The FLOPs rows of ``cost``'s family (``num_visual``, the parts of the module docstring, the end-to-end sum),
     counted on ``meta``, with the ``meta`` activation of every prefill."""
-    from ..cost.meta import MetaScalars, llm_input_selection_flops, llm_prefills
-    from ..cost.tokens import count_flops
-
     with MetaScalars():
         pipe = cost.build(arch, "meta", dtype, attns[0])
         parts = QwenSam2Parts(cost, pipe, arch, method_args)

@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..data.geometry import transform_params
+from ..llm import relevance
 from ..pruning import MappedInputs, SelectorInputs
+from ..qwen_vision.grid import TokenGrid, resample_matrix, source_edges
+from ..qwen_vision.vit_attention import received_attention
 
 #: where LiteLVLM's context part comes from (see the module docstring)
 CONTEXTS = ("clip", "vit")
@@ -31,8 +35,6 @@ def mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
     """The paired CLIP's traces of the image (padded to a square) and of the sentence's text (``clip_text``: the
     pipeline's ``clip_question`` of it, or the expression), with the map of CLIP's patches onto the merged grid, and
     the pipeline's context and similarity sources."""
-    from ..data.geometry import transform_params
-    from ..qwen_vision.grid import TokenGrid, resample_matrix, source_edges
     clip, cache = pipe.clip, prepared.clip_cache
     if "vision" not in cache:
         cache["vision"] = clip.trace_image(clip.preprocess([prepared.image.convert("RGB")], pad_to_square=True))
@@ -41,8 +43,6 @@ def mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
         cache["weights"] = resample_matrix(source_edges(params, rows, cols), TokenGrid.from_thw(prepared.grid_thw[0]),
                                            prepared.image_size)
     if pipe.context_source == "vit" and "vit_context" not in cache:
-        from ..qwen_vision.vit_attention import received_attention
-
         v = pipe.vision(prepared)
         cache["vit_context"] = received_attention(v.visual, v.pixel_values, v.grid_thw)
     sentence = prepared.sentences[0]
@@ -51,9 +51,7 @@ def mapped_inputs(pipe, prepared, clip_text: str) -> MappedInputs:
     inputs = SelectorInputs(vision=cache["vision"], text=text, feature_layer=CLIP_FEATURE_LAYER, seed=prepared.seed)
     similarity = None
     if pipe.similarity_source == "llm":
-        from ..llm.relevance import prompt_relevance
-
-        similarity = prompt_relevance(pipe, prepared)[None]
+        similarity = relevance.prompt_relevance(pipe, prepared)[None]
     return MappedInputs(inputs, cache["weights"], context_override=cache.get("vit_context"),
                         similarity_override=similarity)
 
@@ -97,9 +95,6 @@ def frames_mapped_inputs(pipe, prepared, frames: list, grid_hw: tuple[int, int],
     of the text ``said``, each frame mapped onto a merged grid of ``grid_hw`` (the same area rule as one image), with
     the pipeline's similarity source (``llm``: the relevance on the video's tokens). The traces are made once per
     video (``prepared.clip_cache``)."""
-    from ..data.geometry import transform_params
-    from ..qwen_vision.grid import TokenGrid, resample_matrix, source_edges
-
     clip, cache = pipe.clip, prepared.clip_cache
     if "video_vision" not in cache:
         cache["video_vision"] = [clip.trace_image(clip.preprocess([f.convert("RGB")], pad_to_square=True))
@@ -114,9 +109,7 @@ def frames_mapped_inputs(pipe, prepared, frames: list, grid_hw: tuple[int, int],
                  for v in cache["video_vision"]]
     similarity = None
     if pipe.similarity_source == "llm":
-        from ..llm.relevance import prompt_relevance
-
-        similarity = prompt_relevance(pipe, prepared)[None]
+        similarity = relevance.prompt_relevance(pipe, prepared)[None]
     return VideoMappedInputs(per_frame[0].clip, cache["video_weights"], similarity_override=similarity,
                              frames=per_frame, per_patch=per_patch)
 

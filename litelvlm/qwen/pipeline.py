@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from PIL import Image
 
+from ..clip import DEFAULT_HF_MODEL, load_clip
 from ..errors import LiteLVLMError
+from ..families import card
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
-from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES  # noqa: F401 (re-exported)
+from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
 
 #: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM embeds
 #: GLaMM's question) or the referring expression alone
@@ -116,8 +118,6 @@ class QwenSam2Pipeline(GroundingPipeline):
     @classmethod
     def card(cls):
         """The family's :class:`~litelvlm.family_card.FamilyCard`."""
-        from ..families import card
-
         return card(cls.family)
 
     @classmethod
@@ -166,8 +166,6 @@ class QwenSam2Pipeline(GroundingPipeline):
             raise LiteLVLMError(f"this {self.family} pipeline has no paired CLIP: give clip=... to run a CLIP-side "
                                 "method")
         if isinstance(self._clip, str):
-            from ..clip import load_clip
-
             self._clip = load_clip(self._clip, "hf", device=self.device, dtype=self.dtype)
         return self._clip
 
@@ -220,8 +218,6 @@ class QwenSam2Pipeline(GroundingPipeline):
                   clip_text: str, **fields):
         """``prepared`` with the prompt ``ids`` (its merged-token count checked) and its CLIP inputs for
         ``clip_text``; ``fields`` are more of ``prepared``'s to replace."""
-        from dataclasses import replace
-
         if int((types > 0).sum()) != self.num_visual(prepared):
             raise AssertionError("the prompt's image/video placeholders do not match the merged tokens")
         out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types, answer=answer,
@@ -231,8 +227,6 @@ class QwenSam2Pipeline(GroundingPipeline):
 
     def _mapped_inputs(self, prepared: QwenSam2Input, clip_text: str) -> MappedInputs:
         """The paired CLIP's scores mapped onto the merged grid (:func:`litelvlm.qwen.mapped.mapped_inputs`)."""
-        from .mapped import mapped_inputs
-
         return mapped_inputs(self, prepared, clip_text)
 
     def visual_tokens(self, prepared: QwenSam2Input) -> torch.Tensor:
@@ -307,8 +301,6 @@ def paired_clip(preset: str | None, seed: int = 0) -> str:
     """The CLIP paired with a model: a random CLIP of the preset's size for a random preset (``tiny``: the tiny CLIP;
     any other: ViT-L/14-336's size), seeded alike, or ViT-L/14-336 (``openai/clip-vit-large-patch14-336``,
     LiteLVLM's) for a checkpoint (``preset`` None)."""
-    from ..clip import DEFAULT_HF_MODEL
-
     if preset is None:
         return DEFAULT_HF_MODEL
     return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"

@@ -14,6 +14,12 @@ The chat template is Qwen2.5-VL-Instruct's (``chat_template.json`` of the releas
 
 from __future__ import annotations
 
+import json
+
+from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from transformers import Qwen2Tokenizer
+from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
 from .config import SPECIAL_TOKENS, QwenPreset, get_preset
 
 #: Regular tokens of the trained byte-level BPE (256 bytes + merges).
@@ -46,9 +52,6 @@ _CORPUS = (
 
 def _trained_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """(vocab, merges) of a byte-level BPE with Qwen's pre-tokenisation, trained to :data:`TRAINED_VOCAB`."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -57,7 +60,6 @@ def _trained_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
     trainer = trainers.BpeTrainer(vocab_size=TRAINED_VOCAB, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False, special_tokens=[])
     tok.train_from_iterator([_CORPUS, _CORPUS.lower(), _CORPUS.upper()], trainer=trainer)
-    import json
 
     model = json.loads(tok.to_str())["model"]
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
@@ -67,9 +69,6 @@ def _trained_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
 def build_qwen_tokenizer(preset: str | QwenPreset = "tiny"):
     """A ``Qwen2Tokenizer`` whose special tokens sit at ``preset``'s ids, with Qwen2.5-VL's chat template
     (a stand-in: a real checkpoint brings its own tokenizer)."""
-    from tokenizers import AddedToken
-    from transformers import Qwen2Tokenizer
-
     p = get_preset(preset)
     vocab, merges = _trained_bpe()
     if len(vocab) > p.special_base:

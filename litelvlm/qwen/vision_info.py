@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from PIL import Image
+from torchvision.transforms.v2 import functional as F
 
 from ..errors import LiteLVLMError
 
@@ -49,7 +50,6 @@ def processor_resize(image: Image.Image, width: int, height: int, how: str = "to
         return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.BICUBIC)
     if how != "torchvision":
         raise LiteLVLMError(f"image resize must be one of {', '.join(PROCESSOR_RESIZES)}; got {how!r}")
-    from torchvision.transforms.v2 import functional as F
 
     out = F.resize(F.pil_to_tensor(image), [height, width], interpolation=F.InterpolationMode.BICUBIC, antialias=True)
     return Image.fromarray(out.permute(1, 2, 0).numpy(), mode="RGB")

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..errors import LiteLVLMError
@@ -186,8 +187,6 @@ def token_edges(grid: TokenGrid, image_size: tuple[int, int]) -> tuple[torch.Ten
 def source_edges(params, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ys, xs) edges, in original-image pixels, of a ``rows x cols`` map laid over the model input that
     ``params`` describes (:class:`litelvlm.data.geometry.TransformParams`: pad, resize, centre crop)."""
-    import numpy as np
-
     ys, _ = params.to_original(np.linspace(0, params.out[0], rows + 1), np.zeros(rows + 1))
     _, xs = params.to_original(np.zeros(cols + 1), np.linspace(0, params.out[1], cols + 1))
     return torch.as_tensor(ys, dtype=torch.float64), torch.as_tensor(xs, dtype=torch.float64)

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
 
 from .grid import TokenGrid, window_index
 
@@ -65,8 +66,6 @@ class QwenVision:
 
     def block_qk(self, block: int, seen: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(q, k, v), each (heads, P, d), of block ``block`` from its captured inputs; q and k after the vision RoPE."""
-        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
-
         attn = self.visual.blocks[block % len(self.visual.blocks)].attn
         x = seen["x"]
         s = x.shape[0]

@@ -27,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
 from ..errors import LiteLVLMError
 from ..model_folder import read_config
@@ -43,6 +46,7 @@ from ..qwen.checkpoint import (
     weight_files,
 )
 from ..qwen.config import generation_config, preprocessor_config
+from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
 from ..random_models import random_preset_folder, random_record, write_json, write_weights
 from ..random_weights import default_dtype, resolve_fill, skip_init, writes_folders
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
@@ -154,8 +158,6 @@ def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed
 def _write_processor_files(path: Path, p: Sa2VAPreset) -> None:
     """A random folder's tokenizer (the Qwen stand-in with Sa2VA's added tokens), generation, preprocessor and chat
     template files."""
-    from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
-
     tok = build_qwen_tokenizer(p.qwen)
     tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)   # qwenvl.py L72
     ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
@@ -182,8 +184,6 @@ def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dty
     """A random preset's modules built in memory (``validate --no-write``): the tensors, processor and config that
     :func:`load_sa2va` reads back from its written folder, with no checkpoint written (the processor's small files
     go through a temporary folder)."""
-    import tempfile
-
     spec = ModelSpec.of(model)
     p = get_preset(RANDOM_SA2VAS[spec.name])
     fill, seed = resolve_fill("auto", p.name != "tiny"), CARD.seed(spec)
@@ -241,8 +241,6 @@ def qwen_key(key: str) -> str:
 
 
 def _read_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[str, Path]]:
-    from safetensors import safe_open
-
     tensors, where = {}, {}
     for f in weight_files(folder, "Sa2VA"):
         try:
@@ -268,8 +266,6 @@ def _check(found: dict, expected: dict, where: dict, what: str, folder: Path, pr
 
 
 def _qwen_config(cfg: dict):
-    from transformers import Qwen2_5_VLConfig
-
     plain = {k: v for k, v in cfg.items() if k not in SA2VA_KEYS}
     plain.update(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"])
     return Qwen2_5_VLConfig.from_dict(plain)
@@ -279,8 +275,6 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
                processor: bool = True) -> Sa2VAModules:
     """The modules of a Sa2VA model string (``sa2va-*-random[:SEED]`` or a checkpoint folder); ``dtype`` None keeps
     the folder's. Every tensor is checked (module docstring)."""
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
     if not writes_folders() and ModelSpec.of(model).name in RANDOM_SA2VAS:  # validate --no-write
         return built_sa2va(model, device, dtype, processor)
     folder = sa2va_folder(model, device=device)
@@ -325,8 +319,6 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
 
 
 def _load_processor(folder: Path):
-    from transformers import Qwen2_5_VLProcessor
-
     try:  # Qwen2.5-VL's processor (config.json's auto_map names remote code; the processor files are Qwen's own);
         # it resizes nothing: litelvlm.sa2va.protocol resizes as the official code does
         with quiet_transformers():

@@ -28,6 +28,7 @@ from ..errors import LiteLVLMError
 from ..qwen.config import SPECIAL_TOKENS, QwenPreset
 from ..qwen.config import get_preset as get_qwen_preset
 from ..sam2.config import SAM2_HIERA_L, SAM2_SIZES, Sam2Size, sam2_size
+from ..sam2.config import sam2_config as build
 from .card import CARD
 
 #: ``sa2va_qwen25_3b.py`` L53: the tokens Sa2VA adds, in that order (ids 151665..151669 in the released models)
@@ -118,8 +119,6 @@ def sam2_config(size: Sam2Size, image_size: int):
     """transformers ``Sam2Config`` of Sa2VA's SAM 2 (the image path): the Hiera/FPN/SAM heads of
     :func:`litelvlm.sam2.config.sam2_config` with Sa2VA's ``dynamic_multimask_via_stability`` (``sam2.py`` L120-124:
     only read when one mask is asked, which a prompt without points never does)."""
-    from ..sam2.config import sam2_config as build
-
     return build(size, image_size, stability=True)
 
 

@@ -29,13 +29,23 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from transformers import Qwen2_5_VLProcessor
 
 from ..cost import CostArch
 from ..cost.clip import IMAGE_SIZE, SENTENCE, paired_clip, synthetic_image
 from ..cost.tokens import DecoderSizes
+from ..errors import LiteLVLMError
+from ..qwen.config import get_preset as qwen_preset
+from ..qwen.config import preprocessor_config
 from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention
 from ..qwen.cost_parts import vision_index
+from ..qwen.hf_config import qwen_config
+from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
 from .card import CARD
+from .checkpoint import build_sa2va
+from .config import EXTRA_TOKENS, get_preset
+from .pipeline import Sa2VAInput, Sa2VAPipeline
+from .protocol import image_question, llm_size, prepare_inputs
 
 _DESCRIPTIONS = {
     "3b": "Sa2VA-Qwen2.5-VL-3B (litelvlm.sa2va PRESETS['3b']): Qwen2.5-VL-3B-Instruct, SAM 2 Hiera-L at 1024 px",
@@ -48,9 +58,6 @@ _DESCRIPTIONS = {
 def study_preset(preset: str):
     """The ``Sa2VAPreset`` the study builds for ``preset``: the library's, the tiny one with its LLM at
     :data:`~litelvlm.qwen.cost.TINY_LLM_LAYERS` layers."""
-    from ..qwen.config import get_preset as qwen_preset
-    from .config import get_preset
-
     p = get_preset(preset)
     if p.name != "tiny":
         return p
@@ -61,9 +68,6 @@ def study_preset(preset: str):
 def merged_grid(preset: str, image_size: tuple[int, int] = IMAGE_SIZE) -> dict:
     """The view of a (W, H) image the LLM sees: ``resized`` (h, w) px within the preset's pixel bounds,
     ``image_grid_thw`` (1, h/14, w/14) and the merged grid (h/28, w/28), whose product is N."""
-    from ..qwen.config import get_preset as qwen_preset
-    from .protocol import llm_size
-
     p = study_preset(preset)
     w, h = image_size
     _, (rh, rw) = llm_size(h, w, p.min_pixels, p.max_pixels)
@@ -77,12 +81,6 @@ def merged_grid(preset: str, image_size: tuple[int, int] = IMAGE_SIZE) -> dict:
 def random_processor(preset: str):
     """The ``Qwen2_5_VLProcessor`` of a random Sa2VA folder of ``preset`` (the stand-in tokenizer with Sa2VA's five
     added tokens, Qwen2.5-VL's preprocessor config and chat template), loaded as a folder's is (``do_resize=False``)."""
-    from transformers import Qwen2_5_VLProcessor
-
-    from ..qwen.config import preprocessor_config
-    from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
-    from .config import EXTRA_TOKENS, get_preset
-
     name = get_preset(preset).qwen
     tok = build_qwen_tokenizer(name)
     tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)
@@ -97,8 +95,6 @@ def random_processor(preset: str):
 def prompt_tokens(preset: str) -> tuple[int, int]:
     """(text tokens, of which before the visual tokens) of Sa2VA's RefCOCO prompt for the study's sentence on the
     study's photo, tokenized by ``preset``'s processor (what ``Sa2VAPipeline.with_sentences`` builds)."""
-    from .protocol import image_question, prepare_inputs
-
     p = study_preset(preset)
     got = prepare_inputs(random_processor(preset), [synthetic_image()], image_question(SENTENCE), p.min_pixels,
                          p.max_pixels).inputs
@@ -116,9 +112,6 @@ class Sa2VACost(QwenSam2Cost):
     full_size = ("sa2va-3b", "sa2va-7b")
 
     def arch(self, name: str, text_tokens: int | None = None) -> CostArch:
-        from ..qwen.config import get_preset as qwen_preset
-        from ..qwen.config import qwen_config
-
         preset = self.archs[name]
         p = study_preset(preset)
         grid = merged_grid(preset)
@@ -133,10 +126,6 @@ class Sa2VACost(QwenSam2Cost):
         return CostArch(name, self.family, preset, llm, n, text, prefix, _DESCRIPTIONS[preset], extra=extra)
 
     def build(self, arch, device, dtype, attn="sdpa", quantize=("none", "bitsandbytes"), seed: int = 0):
-        from ..errors import LiteLVLMError
-        from .checkpoint import build_sa2va
-        from .pipeline import Sa2VAPipeline
-
         if quantize[0] != "none":  # Sa2VAPipeline.from_model_string refuses it too
             raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
         p = study_preset(arch.preset)
@@ -153,7 +142,6 @@ class Sa2VACost(QwenSam2Cost):
         index tensors given (:func:`litelvlm.qwen.cost_parts.vision_index`)."""
         if pipe.device.type != "meta":
             return pipe.prepare_image(image)
-        from .pipeline import Sa2VAInput
 
         seen, px = pipe._image(image)
         grid = px["image_grid_thw"]

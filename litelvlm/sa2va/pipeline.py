@@ -26,8 +26,23 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..lvlm.numerics import Numerics
 from ..model_spec import ModelSpec
+from ..qwen.mapped import frames_mapped_inputs
 from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
+from ..qwen_vision.vision import QwenVision
+from .checkpoint import load_sa2va
+from .generate import RecordingHead, generated_masks, reading_generation
+from .protocol import (
+    PROCESSOR_RESIZES,
+    image_question,
+    llm_image,
+    prepare_inputs,
+    seg_rows,
+    seg_token_id,
+    video_question,
+)
+from .video import joined, propagate, video_method_error, video_parts
 
 #: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
 VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its min(5, T) frames' tokens into one block "
@@ -66,9 +81,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                  clip_text: str = "question", context: str = "clip", similarity: str = "clip",
                  min_pixels: int = 512 * 28 * 28, max_pixels: int = 2048 * 28 * 28,
                  image_resize: str = "torchvision") -> None:
-        from ..lvlm.numerics import Numerics
-        from .protocol import PROCESSOR_RESIZES, seg_token_id
-
         if image_resize not in PROCESSOR_RESIZES:
             raise LiteLVLMError(f"model {name!r}: --image-resize must be one of {', '.join(PROCESSOR_RESIZES)}; "
                                 f"got {image_resize!r}")
@@ -87,8 +99,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     @classmethod
     def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
         """``sa2va-<size>-random[:SEED]`` or a Sa2VA-Qwen2_5-VL checkpoint folder (:mod:`litelvlm.sa2va.checkpoint`)."""
-        from .checkpoint import load_sa2va
-
         return load_sa2va(spec, device=device, dtype=dtype)
 
     @classmethod
@@ -115,8 +125,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     # -- per image ----------------------------------------------------------------------------------
     def _image(self, image: Image.Image):
         """The processor's image inputs of the image the vision tower sees (:func:`litelvlm.sa2va.protocol.llm_image`)."""
-        from .protocol import llm_image
-
         seen = llm_image(image, self.min_pixels, self.max_pixels, self.image_resize)
         return seen, self.processor.image_processor(images=[seen], do_resize=False, return_tensors="pt")
 
@@ -137,9 +145,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     def prepare_video(self, frames: list, seed: int = 0) -> Sa2VAInput:
         """A video (PIL frames of one size): the LLM's merged tokens of its first min(5, T) frames, one image each,
         and every frame's SAM 2 pixels (:mod:`litelvlm.sa2va.video`); masks are (T, H, W) at the first frame's size."""
-        from .protocol import llm_image
-        from .video import video_parts
-
         if not frames:
             raise LiteLVLMError("a video needs at least one frame")
         parts = video_parts(self.sam2, frames)
@@ -165,8 +170,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         """``prepared`` with the RefCOCO (or a video's Ref-VOS) question of one sentence and this project's
         teacher-forced answer, or (``answer="generate"``) the official prompt alone, whose answer ``ground``
         generates (:mod:`litelvlm.sa2va.protocol`)."""
-        from .protocol import image_question, prepare_inputs, video_question
-
         if answer not in self.abilities.answers:
             raise LiteLVLMError(f"answer must be one of {', '.join(self.abilities.answers)}; got {answer!r}")
         clip_text = self.clip_text if clip_text is None else clip_text
@@ -199,8 +202,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         LLM frame's onto its own grid (:func:`litelvlm.qwen.mapped.frames_mapped_inputs`, this project's)."""
         if prepared.video is None:
             return super()._mapped_inputs(prepared, clip_text)
-        from ..qwen.mapped import frames_mapped_inputs
-        from .protocol import video_question
 
         if self.context_source != "clip":
             raise LiteLVLMError("context='vit' reads one image's vision tower; on Sa2VA's video the context part comes "
@@ -212,20 +213,14 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
     def clip_question(self, sentence: str) -> str:
         """The RefCOCO question of ``sentence`` as the LLM reads it (``<image>`` dropped, ``predict_forward`` L87)."""
-        from .protocol import image_question
-
         return image_question(sentence).replace("<image>", "").strip()
 
     def seg_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The rows whose input is ``[SEG]`` (:func:`litelvlm.sa2va.protocol.seg_rows`)."""
-        from .protocol import seg_rows
-
         return seg_rows(input_ids, self.seg_token_id)
 
     def vision(self, prepared: Sa2VAInput):
         """The vision tower and ``prepared``'s image (:class:`litelvlm.qwen_vision.vision.QwenVision`)."""
-        from ..qwen_vision.vision import QwenVision
-
         _, px = self._image(prepared.image)
         visual = self.qwen.model.visual
         return QwenVision(visual, px["pixel_values"].to(self.device, visual.dtype), px["image_grid_thw"].to(self.device))
@@ -263,7 +258,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         """The LLM's output projection; while generating, one that keeps each input (:mod:`litelvlm.sa2va.generate`)."""
         if self._lm_head_inputs is None:
             return self.qwen.lm_head
-        from .generate import RecordingHead
 
         return RecordingHead(self.qwen.lm_head, self._lm_head_inputs)
 
@@ -272,7 +266,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         official prompt, unjoined); the methods a video cannot run refused (:func:`litelvlm.sa2va.video.video_method_error`)."""
         if prepared.video is None:
             return prepared
-        from .video import joined, video_method_error
 
         if why := video_method_error(self, method):
             raise LiteLVLMError(why)
@@ -281,8 +274,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     def generated(self, prepared, run):
         """``answer="generate"``: the masks of the generated ``[SEG]`` rows as ``predict_forward`` reads them
         (:func:`litelvlm.sa2va.generate.generated_masks`)."""
-        from .generate import generated_masks, reading_generation
-
         with reading_generation(self) as inputs:
             out = run()
         return generated_masks(self, prepared, out, inputs)
@@ -297,7 +288,6 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         frames and SAM 2's memory over the rest (:func:`litelvlm.sa2va.video.propagate`), (S, T, h, w)."""
         if prepared.video is None:
             return super().decode_masks(prepared, prompts)
-        from .video import propagate
 
         if torch.is_grad_enabled() and prompts.requires_grad:
             raise LiteLVLMError("Sa2VA's video masks come from SAM 2's memory propagation, run without gradients: no "

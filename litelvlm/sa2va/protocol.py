@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 from PIL import Image
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from ..errors import LiteLVLMError
 from ..qwen.vision_info import PROCESSOR_RESIZES, processor_resize, to_rgb
@@ -70,8 +71,6 @@ def video_question(expression: str) -> str:
 
 def llm_size(height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """((h1, w1), (h2, w2)): qwen-vl-utils' resize target, then the processor's (transformers' ``smart_resize``)."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
     first = qwen_vl_utils_smart_resize(height, width, FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS)
     second = smart_resize(first[0], first[1], factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
     return first, (int(second[0]), int(second[1]))

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from ..lvlm.abilities import refusal
 from ..sam2.video import build_video_model, cached_video_model, memory_encoder
 from ..sam2.video import sam2_video_config as _video_config
 from ..video.sam2_propagation import appended_prompts, video_session
+from .checkpoint import from_g_weight
 from .protocol import LLM_FRAMES
 
 
@@ -44,8 +46,6 @@ def sam2_video_config(size, image_size: int):
 def video_model(sam2):
     """The ``Sam2VideoModel`` of a loaded :class:`~.sam2_head.Sa2VASam2` (its image weights and tracking tensors, the
     latter renamed from Sa2VA's ``g_weight`` to SAM 2's), kept on ``sam2`` (rebuilt when it moved)."""
-    from .checkpoint import from_g_weight
-
     def build():
         tracking = {from_g_weight(k): v for k, v in sam2.tracking.items()}
         return build_video_model(sam2.sam2_size, sam2.image_size, sam2.model.state_dict(), tracking, version="2.0",
@@ -132,8 +132,6 @@ def joined(pipe, prepared):
     :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`): the rows between the first and the last visual token that are no
     visual token (each frame's ``<|vision_end|>`` and the next ``<|vision_start|>``) dropped, every other row keeping
     its official M-RoPE id; the same input if already joined."""
-    from dataclasses import replace
-
     if prepared.joined_positions is not None:
         return prepared
     visual = prepared.mm_token_type_ids > 0
@@ -157,8 +155,6 @@ VIDEO_REFUSES = {"reads_vision_blocks": "{method} reads Qwen2.5-VL's vision towe
 def video_method_error(pipe, method: str) -> str | None:
     """Why ``method`` cannot run on Sa2VA's video (None: it can): the image path's refusals, then
     :data:`VIDEO_REFUSES`."""
-    from ..lvlm.abilities import refusal
-
     cls = pipe if isinstance(pipe, type) else type(pipe)    # the class is enough: its refusals read class attributes
     return cls.method_error(cls, method) or refusal(cls.spec(cls, method), method, VIDEO_REFUSES)
 

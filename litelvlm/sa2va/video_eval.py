@@ -11,7 +11,7 @@ into one (this project's adaptation, :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNIN
 LLM frame (rounded). ``none`` keeps all N in the official prompt.
 
 Importing this module is light (the options are checked before torch loads); the pipeline loads in
-:meth:`Sa2VAVideoEval.runner` and :func:`method_error`, which is why it is imported there.
+:meth:`Sa2VAVideoEval.runner` and :func:`method_error` (:data:`PIPELINE`, :data:`RUNNER`: imported on first use).
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from typing import Any
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
+from ..family_card import Lazy
+from ..methods import get_method, method_names
 
+#: the pipeline, the video runner and the video path's method check (heavy: torch), imported when a method is
+#: checked or a run loads
+PIPELINE = Lazy("litelvlm.sa2va.pipeline", "Sa2VAPipeline")
+RUNNER = Lazy("litelvlm.sa2va.video_runner", "Sa2VARunner")
+VIDEO_METHOD_ERROR = Lazy("litelvlm.sa2va.video", "video_method_error")
 #: what ``config.json`` says a per-frame budget is on Sa2VA
 BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the N merged tokens of the first min(5, T) "
                   "frames, chosen over the whole video, the frames' blocks joined (this project's reading)")
@@ -30,8 +37,8 @@ NOTE = ("Sa2VA's video numbers need its released weights (ByteDance/Sa2VA-Qwen2_
 
 def method_error(name: str) -> str | None:
     """Why ``name`` cannot run on Sa2VA's video path (None: it can)."""
-    from .pipeline import Sa2VAPipeline
-    from .video import video_method_error
+    Sa2VAPipeline = PIPELINE.get()
+    video_method_error = VIDEO_METHOD_ERROR.get()
 
     if Sa2VAPipeline.spec(Sa2VAPipeline, name).baseline:
         return f"{name!r} is the unpruned baseline, run on every video anyway"
@@ -40,8 +47,6 @@ def method_error(name: str) -> str | None:
 
 def offered_methods() -> list[str]:
     """Every method Sa2VA's video path runs, no baseline and no analysis oracle, in the registry's order."""
-    from ..methods import get_method, method_names
-
     return [m for m in method_names() if method_error(m) is None and not get_method(m, "qwen2.5-vl").oracle]
 
 
@@ -64,7 +69,7 @@ class Sa2VAVideoEval:
 
     def runner(self, a: Any):
         """The loaded Sa2VA on its video path (:class:`litelvlm.sa2va.video_runner.Sa2VARunner`)."""
-        from .video_runner import Sa2VARunner
+        Sa2VARunner = RUNNER.get()
 
         return Sa2VARunner(a)
 

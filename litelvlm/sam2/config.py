@@ -24,6 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import LiteLVLMError
+from ..family_card import Lazy
+
+#: transformers (seconds to import), read when a config is built: the sizes and presets here are light
+TRANSFORMERS = Lazy("transformers")
 
 #: ``sam2_base.py`` L18: the mask logit of frames where the object score says "absent".
 NO_OBJ_SCORE = -1024.0
@@ -90,16 +94,10 @@ def sam2_config(size: str | Sam2Size, image_size: int, stability: bool = False):
     the memory modules the video path needs are not part of ``Sam2Model``). ``stability``: the mask decoder's
     ``dynamic_multimask_via_stability`` (delta 0.05, threshold 0.98), which ``build_sam2``'s ``apply_postprocessing``
     sets (``build_sam.py`` L19-27); ``MaskDecoder``'s default is off (``mask_decoder.py`` L28)."""
-    from transformers import (
-        Sam2Config,
-        Sam2HieraDetConfig,
-        Sam2MaskDecoderConfig,
-        Sam2PromptEncoderConfig,
-        Sam2VisionConfig,
-    )
+    transformers = TRANSFORMERS.get()
 
     s = sam2_size(size)
-    backbone = Sam2HieraDetConfig(
+    backbone = transformers.Sam2HieraDetConfig(
         hidden_size=s.embed_dim, num_attention_heads=s.num_heads, image_size=[image_size, image_size],
         patch_kernel_size=[7, 7], patch_stride=[4, 4], patch_padding=[3, 3], query_stride=[2, 2],
         num_query_pool_stages=3, blocks_per_stage=list(s.stages), embed_dim_per_stage=list(s.dims),
@@ -108,12 +106,12 @@ def sam2_config(size: str | Sam2Size, image_size: int, stability: bool = False):
         window_positional_embedding_background_size=list(s.window_pos_embed_bkg), mlp_ratio=4.0,
         hidden_act="gelu", layer_norm_eps=1e-6)
     sizes = [[image_size // stride] * 2 for stride in (4, 8, 16)]
-    vision = Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=list(s.dims[::-1]),
+    vision = transformers.Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=list(s.dims[::-1]),
                               backbone_feature_sizes=sizes, fpn_hidden_size=s.d_model, fpn_top_down_levels=[2, 3],
                               num_feature_levels=3)
-    prompt = Sam2PromptEncoderConfig(hidden_size=s.d_model, image_size=image_size, patch_size=16,
+    prompt = transformers.Sam2PromptEncoderConfig(hidden_size=s.d_model, image_size=image_size, patch_size=16,
                                      mask_input_channels=16)
-    decoder = Sam2MaskDecoderConfig(hidden_size=s.d_model, mlp_dim=s.decoder_mlp, num_hidden_layers=2,
+    decoder = transformers.Sam2MaskDecoderConfig(hidden_size=s.d_model, mlp_dim=s.decoder_mlp, num_hidden_layers=2,
                                     num_attention_heads=s.decoder_heads, attention_downsample_rate=2,
                                     num_multimask_outputs=3, iou_head_depth=3, iou_head_hidden_dim=s.iou_hidden,
                                     dynamic_multimask_via_stability=False)
@@ -121,7 +119,7 @@ def sam2_config(size: str | Sam2Size, image_size: int, stability: bool = False):
         decoder.dynamic_multimask_via_stability = True
         decoder.dynamic_multimask_stability_delta = 0.05
         decoder.dynamic_multimask_stability_thresh = 0.98
-    return Sam2Config(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
+    return transformers.Sam2Config(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "NO_OBJ_SCORE", "SAM2_HIERA_B_PLUS", "SAM2_HIERA_L", "SAM2_SIZES",

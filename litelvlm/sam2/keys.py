@@ -16,7 +16,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import torch
+
 from ..checkpoint_keys import convert_key, template_regex
+from ..random_weights import fan_in_plan, fast_fill
 from .config import Sam2Size
 
 if TYPE_CHECKING:
@@ -119,8 +122,6 @@ def sam2_to_hf(sd: dict) -> tuple[dict, dict]:
         if sorted(points) != [0, 1, 2, 3]:
             rest.update({f"sam_prompt_encoder.point_embeddings.{i}.weight": v for i, v in points.items()})
         else:
-            import torch
-
             out[POINT_EMBED_HF] = torch.cat([points[i] for i in range(4)], dim=0)
     if PE_HF in out:
         out[SHARED_PE_HF] = out[PE_HF]
@@ -200,8 +201,6 @@ def tracking_shapes(s: Sam2Size, version: str = "2.1") -> dict[str, tuple[int, .
 def randomize(tensors, gen: torch.Generator) -> None:
     """Every floating tensor of ``(name, tensor)`` pairs random (SAM 2 zero-initialises some): N(0, 1/fan_in) for
     matrices, N(0, 0.25) for vectors, N(0, 1) for a random-Fourier matrix (as SAM draws it)."""
-    import torch
-
     with torch.no_grad():
         for name, t in tensors:
             if not t.is_floating_point():
@@ -217,10 +216,6 @@ def fill_random(parts, sam2, seed: int, fast: bool) -> None:
     fast_fill` of each tensor's fan-in plan (``fast``, the full-size presets) or :func:`randomize` (the tiny ones,
     their exact weights), seeded ``seed + 1``; then the prompt encoder's Fourier matrix shared with ``sam2``'s image
     embedding, as SAM 2 shares it."""
-    import torch
-
-    from ..random_weights import fan_in_plan, fast_fill
-
     if fast:
         fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1, desc="random SAM 2: filling")
     else:

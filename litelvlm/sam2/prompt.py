@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import Sam2Model
 
 from .config import IMAGENET_MEAN, IMAGENET_STD, NO_OBJ_SCORE
 
@@ -70,8 +71,6 @@ class Sam2Prompt(nn.Module):
     gate_object_score: bool = True
 
     def __init__(self, config, image_size: int) -> None:
-        from transformers import Sam2Model
-
         super().__init__()
         self.model = Sam2Model(config)
         self.image_size = int(image_size)

@@ -23,6 +23,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
+from transformers import Sam2VideoConfig, Sam2VideoModel
 
 from ..random_weights import default_dtype
 from ..video.sam2_propagation import set_memory_width, tracking_key_to_hf
@@ -32,8 +34,6 @@ from .keys import VERSIONS
 
 def sam2_video_config(size: Sam2Size, image_size: int, version: str = "2.1", stability: bool = False):
     """transformers ``Sam2VideoConfig`` of a SAM 2 ``version`` at ``image_size`` (the module docstring's settings)."""
-    from transformers import Sam2VideoConfig
-
     if version not in VERSIONS:
         raise ValueError(f"SAM 2 version must be one of {', '.join(VERSIONS)}; got {version!r}")
     image, v21 = sam2_config(size, image_size, stability=stability), version == "2.1"
@@ -55,8 +55,6 @@ def build_video_model(size: Sam2Size, image_size: int, image_state: dict, tracki
                       version: str = "2.1", stability: bool = False):
     """A ``Sam2VideoModel`` (eval) of ``image_state`` (``Sam2Model``'s names) and ``tracking`` (official names), in
     the image weights' dtype and device."""
-    from transformers import Sam2VideoModel
-
     ref = next(iter(image_state.values()))
     with default_dtype(ref.dtype), torch.device(ref.device):
         net = Sam2VideoModel(sam2_video_config(size, image_size, version, stability))
@@ -87,8 +85,6 @@ def memory_encoder(net, store_dtype: torch.dtype | None = None) -> Iterator[None
     (``binarize_mask_from_pts_for_mem_enc`` False, ``SAM2Base``'s default: the scaled sigmoid of the logits), and
     the memory features are stored in ``store_dtype`` (None: the frame features' dtype; transformers stores
     bfloat16). The occlusion embedding is added where the model has one (SAM 2.1)."""
-    import torch.nn.functional as F
-
     def encode(current_vision_feats, pred_masks_high_res, object_score_logits, is_mask_from_pts):
         batch, channels = current_vision_feats.size(1), net.hidden_dim
         height, width = net.backbone_feature_sizes[-1]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 
 import torch
+from transformers import AutoModel
 
+from ..clip.random_init import ClipArch, hf_config
 from .options import ToyTrainArgs
 
 
 def arch_of(a: ToyTrainArgs):
     """The :class:`~litelvlm.clip.random_init.ClipArch` the arguments describe."""
-    from ..clip.random_init import ClipArch
-
     return ClipArch(image_size=a.image_size, patch_size=a.patch_size, vision_width=a.vision_width,
                     vision_layers=a.vision_layers, vision_heads=a.vision_heads or max(1, a.vision_width // 32),
                     text_width=a.text_width, text_layers=a.text_layers, text_heads=max(1, a.text_width // 16),
@@ -54,10 +54,6 @@ def sincos_position_init(model) -> None:
 def build_model(a: ToyTrainArgs):
     """The ``CLIPModel`` a run starts from: seeded by ``a.seed``, with ``a.attention`` kernels and the
     initialisation the options ask for (sharpened queries and keys, sin-cos positions)."""
-    from transformers import AutoModel
-
-    from ..clip.random_init import hf_config
-
     torch.manual_seed(a.seed)
     model = AutoModel.from_config(hf_config(arch_of(a)), attn_implementation=a.attention)  # a CLIPModel
     sharpen_attention_init(model, a.attn_init)

@@ -14,8 +14,14 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+from tqdm.auto import tqdm
 
 from ..errors import LiteLVLMError
+from ..io import atomic_path, write_text
+from ..run_folder import RunFolder
+from ..run_owner import owner
 from .scenes import CELLS, SHAPES, make_scene, referring_expressions
 
 #: scene seed used by ``litelvlm toy-data`` and the demo (training uses 1, held-out checks 2)
@@ -27,8 +33,6 @@ def image_file_name(image_id: int) -> str:
 
 
 def _rle(mask: np.ndarray) -> dict:
-    from pycocotools import mask as mask_utils
-
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
@@ -56,8 +60,6 @@ def _check_refer_args(out: Path, n_scenes: int, sentences_per_object: int, overw
 
 def _holds_a_run(out: Path) -> bool:
     """Whether ``out`` holds a run of one of this project's commands (readable enough to say which)."""
-    from ..run_owner import owner
-
     try:
         return owner(out) is not None
     except LiteLVLMError:
@@ -73,12 +75,6 @@ def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEE
     :class:`~litelvlm.run_folder.RunFolder` (``toy-data``'s run): nothing is left at ``out`` if writing fails; an
     existing non-empty ``out`` is replaced (whole) only with ``overwrite``; another command's run is refused.
     """
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    from ..io import atomic_path, write_text
-    from ..run_folder import RunFolder
-
     out = Path(out)
     _check_refer_args(out, n_scenes, sentences_per_object, overwrite)
     # the run's folder: staged and committed together, recorded as toy-data's run, another command's refused

@@ -8,6 +8,11 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from ..io import atomic_path, save_plot, write_csv
 from .model import arch_of
 from .options import ToyTrainArgs
 from .scene_sets import HELDOUT_SEED, TRAIN_SEED
@@ -30,10 +35,7 @@ is what this small model, trained for minutes on two CPU cores, has not learned.
 
 def plot_curve(df):
     """Training loss and held-out retrieval accuracy against the step; returns ``(fig, ax)``."""
-    import matplotlib
-
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     ax.plot(df["step"], df["loss"].rolling(10, min_periods=1).mean(), color="C0", label="train loss (10-step mean)")
@@ -52,10 +54,6 @@ def plot_curve(df):
 def write_training_curve(out: Path, rows: list[dict]):
     """Write the per-step ``rows`` to ``training_curve.csv`` (rounded to 5 decimals) and their plot
     to ``training_curve.png`` in ``out``; returns the rows as a DataFrame."""
-    import pandas as pd
-
-    from ..io import save_plot, write_csv
-
     df = pd.DataFrame(rows)
     write_csv(out / "training_curve.csv", df.round(5))
     fig, _ = plot_curve(df)
@@ -65,8 +63,6 @@ def write_training_curve(out: Path, rows: list[dict]):
 
 def write_model_card(out: Path, a: ToyTrainArgs, metrics: dict) -> None:
     """MODEL_CARD.md: what the model is, the data, the seed, the steps and the final metrics."""
-    from ..io import atomic_path
-
     arch = arch_of(a)
     args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in dataclasses.asdict(a).items()
                     if k not in ("out",) and v != getattr(ToyTrainArgs, k, None))

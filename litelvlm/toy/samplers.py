@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 
 from .options import ToyTrainArgs, check_workers
 from .scene_sets import normalise
@@ -82,8 +83,6 @@ class BatchSampler:
 
     def rows(self, exprs: list[Expression]) -> np.ndarray:
         """The table row of each expression, tokenising (once) the ones not seen before."""
-        from torch.nn.utils.rnn import pad_sequence
-
         new = [e for e in dict.fromkeys(exprs) if e not in self._row]
         if new:
             ids = [torch.tensor(t, dtype=torch.long) for t in self.tokenizer([e.text for e in new])["input_ids"]]

@@ -7,6 +7,8 @@ import dataclasses
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm.auto import tqdm
 
 from .scenes import Scene, make_scene
 
@@ -28,8 +30,6 @@ def _strip(scene: Scene) -> Scene:
 
 def render_pixels(scenes_images: list[np.ndarray], image_size: int) -> torch.Tensor:
     """uint8 (N, 3, s, s) model-resolution images (bicubic, as the image processor resizes)."""
-    from PIL import Image
-
     out = np.stack([np.asarray(Image.fromarray(im).resize((image_size, image_size), Image.BICUBIC))
                     for im in scenes_images])
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
@@ -59,8 +59,6 @@ def build_scenes(seed: int, n: int, render_size: int, image_size: int, desc: str
                  n_objects: tuple[int, int] | None = None):
     """Render scenes ``0..n-1`` of ``seed`` (in ``workers`` processes; the result does not depend on
     how many); returns (uint8 pixels at model resolution, attribute-only scenes)."""
-    from tqdm.auto import tqdm
-
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(_SceneRender(seed, render_size, image_size, n_objects), range(n)),
         batch_size=64, num_workers=workers, collate_fn=lambda b: (torch.stack([p for p, _ in b]), [s for _, s in b]),

@@ -20,12 +20,19 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
+from transformers import CLIPImageProcessor
 
 from ..cli_args import from_namespace
+from ..clip import load_clip
+from ..clip.random_init import write_clip_tokenizer
+from ..io import atomic_path
+from ..run_folder import RunFolder
 from .evaluation import (
     accuracy_by_attribute,
     retrieval_accuracy,
@@ -50,11 +57,6 @@ def train(a: ToyTrainArgs) -> dict:
     ``--overwrite`` replaces it whole). The model is trained into a hidden folder beside ``a.out``, and its files
     are staged into the run and committed together, so a failed or interrupted run leaves nothing partial (files of
     ``a.out`` that training does not write are kept)."""
-    import shutil
-
-    from ..io import atomic_path
-    from ..run_folder import RunFolder
-
     check_args(a)
     final = Path(a.out)
     work = final.parent / f".{final.name}.partial"
@@ -92,10 +94,6 @@ def _optimizer(model, a: ToyTrainArgs) -> torch.optim.AdamW:
 
 def _train(a: ToyTrainArgs, out: Path) -> dict:
     """The training run itself, writing the model folder to ``out``."""
-    from tqdm.auto import tqdm
-
-    from ..clip.random_init import write_clip_tokenizer
-
     torch.set_num_threads(a.threads)
     t0 = time.time()
     tokenizer = write_clip_tokenizer(out / ".tokenizer-tmp")
@@ -150,8 +148,6 @@ def _train(a: ToyTrainArgs, out: Path) -> dict:
 
 def _save(model, tokenizer, out: Path, a: ToyTrainArgs) -> None:
     """Save float16 weights, the real CLIP tokenizer and an image processor for the model's input size."""
-    from transformers import CLIPImageProcessor
-
     out.mkdir(parents=True, exist_ok=True)
     model.eval().half().save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -164,8 +160,6 @@ def _save(model, tokenizer, out: Path, a: ToyTrainArgs) -> None:
 
 def _final_metrics(out: Path, a: ToyTrainArgs) -> dict:
     """The final check through the public loading path, on held-out scenes never seen in training."""
-    from ..clip import load_clip
-
     clip = load_clip(str(out), "hf")
     final_scenes = [make_scene(HELDOUT_SEED, i, a.render_size) for i in range(a.final_eval_scenes)]
     items = retrieval_items(final_scenes, HELDOUT_SEED)

@@ -6,22 +6,18 @@ light; the modules with weights import torch and transformers when used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import Any
 
 from .config import PRESETS, SAM2_SIZES, Sam2Size, UniPixelPreset, get_preset
 
-if TYPE_CHECKING:
-    import torch
 
-    from .checkpoint import UniPixelModules
-
-
-def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                  processor: bool = True) -> UniPixelModules:
-    """The modules of a UniPixel model string (see :func:`litelvlm.unipixel.checkpoint.load_unipixel`)."""
-    from .checkpoint import load_unipixel as _load
-
-    return _load(model, device=device, dtype=dtype, processor=processor)
+def __getattr__(name: str) -> Any:
+    """``load_unipixel``: the modules of a UniPixel model string (:func:`litelvlm.unipixel.checkpoint.load_unipixel`),
+    its module imported on first use."""
+    if name != "load_unipixel":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(".checkpoint", __name__).load_unipixel
 
 
 __all__ = ["PRESETS", "SAM2_SIZES", "Sam2Size", "UniPixelPreset", "get_preset", "load_unipixel"]

@@ -31,12 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from ..errors import LiteLVLMError
 from ..model_folder import check_model_folder, read_config
 from ..model_spec import ModelSpec
 from ..qwen.checkpoint import build_qwen, preset_dtype, quiet_transformers, save_qwen_checkpoint, weight_files
 from ..qwen.config import get_preset as get_qwen_preset
+from ..qwen.tokenizer import build_qwen_tokenizer
 from ..random_models import random_preset_folder, random_record
 from ..random_weights import default_dtype, resolve_fill, skip_init
 from ..sam2.keys import fill_random, sam2_from_hf, sam2_to_hf, tracking_shapes
@@ -129,8 +132,6 @@ def save_random_unipixel(path: str | Path, preset: str | UniPixelPreset = "tiny"
                          fill: str = "auto") -> Path:
     """Build a random UniPixel of ``preset`` (``fill`` as :func:`build_unipixel`) and write it in the released
     layout (module docstring)."""
-    from ..qwen.tokenizer import build_qwen_tokenizer
-
     p = get_preset(preset)
     fill = resolve_fill(fill, p.name != "tiny")
     qwen, head, sam2, extras = build_unipixel(p, seed=seed, device=device, fill=fill)
@@ -180,8 +181,6 @@ def _is_qwen(key: str) -> bool:
 
 def _read_unipixel_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[str, Path]]:
     """({name: tensor} of every non-Qwen tensor, {name: file} of every tensor in the folder)."""
-    from safetensors import safe_open
-
     tensors, where = {}, {}
     for f in weight_files(folder, "UniPixel"):
         try:
@@ -220,16 +219,12 @@ def _check_shapes(found: dict, expected: dict, where: dict[str, Path], what: str
 
 def _qwen_config(cfg: dict):
     """transformers ``Qwen2_5_VLConfig`` of a UniPixel ``config.json`` (UniPixel's keys left out)."""
-    from transformers import Qwen2_5_VLConfig
-
     plain = {k: v for k, v in cfg.items() if k not in PIXEL_KEYS}
     plain.update(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"])
     return Qwen2_5_VLConfig.from_dict(plain)
 
 
 def _load_qwen(folder: Path, config, dtype, device):
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
     try:
         with quiet_transformers():
             qwen, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
@@ -290,8 +285,6 @@ def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.d
 
 
 def _load_processor(folder: Path):
-    from transformers import AutoProcessor
-
     try:  # builder.py L21-23: use_fast=True (transformers 5: the torchvision backend), do_resize=False
         with quiet_transformers():
             return AutoProcessor.from_pretrained(str(folder), backend="torchvision", do_resize=False)

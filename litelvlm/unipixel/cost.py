@@ -35,14 +35,24 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from transformers import AutoProcessor
 
+from ..clip.random_init import ARCHS as CLIP_ARCHS
 from ..cost import CostArch
-from ..cost.clip import IMAGE_SIZE, SENTENCE, synthetic_image
+from ..cost.clip import IMAGE_SIZE, SENTENCE, InMemoryHFClip, build_clip_sizes, synthetic_image
 from ..cost.tokens import DecoderSizes
 from ..errors import LiteLVLMError
+from ..qwen.config import get_preset as qwen_preset
+from ..qwen.config import preprocessor_config
 from ..qwen.cost import PAIRED_CLIP, TINY_LLM_LAYERS, QwenSam2Cost, set_attention
 from ..qwen.cost_parts import vision_index
+from ..qwen.hf_config import qwen_config
+from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
 from .card import CARD
+from .checkpoint import build_unipixel
+from .config import EXTRA_TOKENS, get_preset
+from .pipeline import UniPixelInput, UniPixelPipeline
+from .protocol import prepare_inputs, resize_frame, resized_size, video_frames
 
 _DESCRIPTIONS = {
     "3b": "UniPixel-3B (litelvlm.unipixel PRESETS['3b']): Qwen2.5-VL-3B-Instruct (GQA 16/2 heads, tied embeddings), "
@@ -57,9 +67,6 @@ _DESCRIPTIONS = {
 def study_preset(preset: str):
     """The ``UniPixelPreset`` the study builds for ``preset``: the library's, the tiny one with its LLM at
     :data:`TINY_LLM_LAYERS` layers."""
-    from ..qwen.config import get_preset as qwen_preset
-    from .config import get_preset
-
     p = get_preset(preset)
     if p.name != "tiny":
         return p
@@ -70,9 +77,6 @@ def study_preset(preset: str):
 def merged_grid(image_size: tuple[int, int] = IMAGE_SIZE) -> dict:
     """The protocol's view of a (W, H) image: ``resized`` (h, w) px, ``video_grid_thw`` (1, h/14, w/14) and the
     merged grid (h/28, w/28), whose product is N."""
-    from ..qwen.config import get_preset as qwen_preset
-    from .protocol import resized_size
-
     w, h = image_size
     rh, rw = resized_size(h, w)
     q = qwen_preset("3b")  # patch 14 and merge 2 in every preset
@@ -83,9 +87,6 @@ def merged_grid(image_size: tuple[int, int] = IMAGE_SIZE) -> dict:
 
 def unipixel_arch(name: str, preset: str, text_tokens: int | None = None) -> CostArch:
     """The ``--arch`` ``name`` of UniPixel preset ``preset`` (optionally with another prompt length)."""
-    from ..qwen.config import get_preset as qwen_preset
-    from ..qwen.config import qwen_config
-
     p = study_preset(preset)
     grid = merged_grid()
     n = grid["merged_grid"][0] * grid["merged_grid"][1]
@@ -102,12 +103,6 @@ def unipixel_arch(name: str, preset: str, text_tokens: int | None = None) -> Cos
 def random_processor(preset: str):
     """The ``Qwen2_5_VLProcessor`` of a random UniPixel folder of ``preset`` (the stand-in tokenizer with UniPixel's
     three tokens, Qwen2.5-VL's preprocessor config and chat template), loaded as the pipeline loads a folder's."""
-    from transformers import AutoProcessor
-
-    from ..qwen.config import preprocessor_config
-    from ..qwen.tokenizer import CHAT_TEMPLATE, build_qwen_tokenizer
-    from .config import EXTRA_TOKENS
-
     p = study_preset(preset)
     tok = build_qwen_tokenizer(p.qwen)
     tok.add_special_tokens({"additional_special_tokens": list(EXTRA_TOKENS)})
@@ -122,8 +117,6 @@ def random_processor(preset: str):
 def protocol_prompt_tokens(preset: str) -> tuple[int, int]:
     """(text tokens, of which before the visual tokens) of the protocol's prompt for :data:`SENTENCE` on the
     synthetic photo, tokenized by ``preset``'s processor (what ``UniPixelPipeline.with_sentences`` builds)."""
-    from .protocol import prepare_inputs
-
     got = prepare_inputs(random_processor(preset), synthetic_image(), SENTENCE, answer="teacher-forced").inputs
     types = got["mm_token_type_ids"][0]
     visual = torch.nonzero(types > 0).flatten()
@@ -134,11 +127,6 @@ def build_pipeline(arch: CostArch, device: str | torch.device = "meta", dtype: t
                    attn: str = "sdpa", seed: int = 0, quantize: str = "none", **unused):
     """A ``UniPixelPipeline`` of ``arch`` with random weights on ``device`` in ``dtype``, attention ``attn`` in the
     LLM, the vision tower, SAM 2 and the paired CLIP (:data:`PAIRED_CLIP`, built in memory as GLaMM's)."""
-    from ..clip.random_init import ARCHS as CLIP_ARCHS
-    from ..cost.clip import InMemoryHFClip, build_clip_sizes
-    from .checkpoint import build_unipixel
-    from .pipeline import UniPixelPipeline
-
     if quantize != "none":  # UniPixelPipeline.from_model_string refuses it too
         raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
     qwen, head, sam2, _ = build_unipixel(study_preset(arch.preset), seed=seed, dtype=dtype, device=device)
@@ -153,8 +141,6 @@ def build_pipeline(arch: CostArch, device: str | torch.device = "meta", dtype: t
 def vision_inputs(pipe, image: Image.Image) -> dict:
     """The protocol's 1-frame video of ``image`` through the processor (``pixel_values_videos``, ``video_grid_thw``
     on the CPU), as ``UniPixelPipeline.prepare_image`` makes it."""
-    from .protocol import resize_frame, video_frames
-
     return pipe.processor.video_processor(videos=[video_frames(resize_frame(image))], do_resize=False,
                                           return_tensors="pt")
 
@@ -164,7 +150,6 @@ def prepare_image(pipe, image: Image.Image):
     index tensors given (:func:`vision_index`)."""
     if pipe.device.type != "meta":
         return pipe.prepare_image(image)
-    from .pipeline import UniPixelInput
 
     video = vision_inputs(pipe, image)
     grid = video["video_grid_thw"]

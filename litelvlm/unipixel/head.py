@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLRMSNorm
 
 
 class SegHead(nn.Sequential):
@@ -24,8 +25,6 @@ class SegHead(nn.Sequential):
     Its parameters are named as UniPixel's ``seg_head`` (``0.weight``, ``1.*``, ``3.*``)."""
 
     def __init__(self, llm_dim: int, sam_dim: int, hidden_tokens: int, eps: float = 1e-6) -> None:
-        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLRMSNorm
-
         super().__init__(Qwen2_5_VLRMSNorm(llm_dim, eps=eps), nn.Linear(llm_dim, llm_dim), nn.GELU(),
                          nn.Linear(llm_dim, sam_dim * hidden_tokens))
         self.sam_dim = sam_dim

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..lvlm.numerics import Numerics
 from ..model_spec import ModelSpec
 from ..qwen.pipeline import (
     ABILITIES,
@@ -33,6 +34,23 @@ from ..qwen.pipeline import (
     SIMILARITIES,
     QwenSam2Input,
     QwenSam2Pipeline,
+)
+from ..qwen_vision.vision import QwenVision
+from .checkpoint import load_unipixel
+from .protocol import (
+    ANSWERS,
+    GENERATE_KWARGS,
+    SEG_TOKEN,
+    SampleScore,
+    coco_box,
+    prepare_inputs,
+    question,
+    resize_frame,
+    score_sample,
+    seg_rows,
+    seg_token_id,
+    summarize,
+    video_frames,
 )
 
 
@@ -55,8 +73,6 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
     def __init__(self, qwen, processor, seg_head, sam2, name: str = "unipixel", numerics=None,
                  clip=None, clip_text: str = "question", context: str = "clip", similarity: str = "clip"):
-        from ..lvlm.numerics import Numerics
-
         self._set_clip(clip, clip_text, context, similarity)
         self.qwen = qwen
         self.processor = processor
@@ -66,11 +82,9 @@ class UniPixelPipeline(QwenSam2Pipeline):
         self.numerics = Numerics.official() if numerics is None else numerics
         self.quantization = None
         self.layer_hooks = []
-        from .protocol import SEG_TOKEN, seg_token_id
 
         self.seg_token = SEG_TOKEN
         self.seg_token_id = seg_token_id(processor.tokenizer)
-        from .protocol import GENERATE_KWARGS
 
         #: ``answer="generate"``: the official limit on new tokens (``infer_seg.py`` L197)
         self.max_new_tokens = int(GENERATE_KWARGS["max_new_tokens"])
@@ -78,8 +92,6 @@ class UniPixelPipeline(QwenSam2Pipeline):
     @classmethod
     def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
         """``unipixel-<size>-random[:SEED]`` or a UniPixel checkpoint folder (:mod:`litelvlm.unipixel.checkpoint`)."""
-        from .checkpoint import load_unipixel
-
         return load_unipixel(spec, device=device, dtype=dtype)
 
     @classmethod
@@ -103,8 +115,6 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
     def _video(self, image: Image.Image):
         """The processor's video inputs of the image as the protocol's 1-frame video."""
-        from .protocol import resize_frame, video_frames
-
         return self.processor.video_processor(videos=[video_frames(resize_frame(image))], do_resize=False,
                                               return_tensors="pt")
 
@@ -115,8 +125,6 @@ class UniPixelPipeline(QwenSam2Pipeline):
         and this project's teacher-forced answer holding its ``<|seg|>``, or (``answer="generate"``) the official
         prompt alone, whose answer ``ground`` generates (:mod:`litelvlm.unipixel.protocol`); ``clip_text`` (this
         call's, else the pipeline's) is what the paired CLIP embeds (:data:`CLIP_TEXTS`)."""
-        from .protocol import ANSWERS, prepare_inputs
-
         if answer not in ANSWERS:
             raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)}; got {answer!r}")
 
@@ -153,21 +161,15 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
     def clip_question(self, sentence: str) -> str:
         """The protocol's question of ``sentence`` (:func:`litelvlm.unipixel.protocol.question`)."""
-        from .protocol import question
-
         return question(sentence)
 
     def seg_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The rows predicting ``<|seg|>`` (:func:`litelvlm.unipixel.protocol.seg_rows`)."""
-        from .protocol import seg_rows
-
         return seg_rows(input_ids, self.seg_token_id)
 
     def vision(self, prepared: UniPixelInput):
         """The vision tower and ``prepared``'s image as the protocol's 1-frame video
         (:class:`litelvlm.qwen_vision.vision.QwenVision`): what a method's Qwen2.5-VL variant hooks or re-runs."""
-        from ..qwen_vision.vision import QwenVision
-
         video = self._video(prepared.image)
         visual = self.qwen.model.visual
         return QwenVision(visual, video["pixel_values_videos"].to(self.device, visual.dtype),
@@ -178,8 +180,6 @@ class UniPixelPipeline(QwenSam2Pipeline):
         """``infer_seg.py`` L239-250 (:func:`litelvlm.unipixel.protocol.score_sample`): the target read as a plain mask
         (a pixel of any of the referent's parts), IoU 1 on an empty union (no epsilon), and ``hit``: the prediction's
         box against the referent's (COCO (x, y, w, h), stored as UniPixel does) at IoU >= 0.5."""
-        from .protocol import coco_box, score_sample
-
         s = score_sample(pred, gt > 0, None if box is None else coco_box(box))
         return {"unipixel_inter": s.inter, "unipixel_union": s.union, "unipixel_iou": s.iou,
                 "unipixel_hit": bool(s.hit)}
@@ -188,8 +188,6 @@ class UniPixelPipeline(QwenSam2Pipeline):
     def summarize_metrics(cls, rows) -> dict:
         """``eval_refcoco.py`` L29-34 (:func:`litelvlm.unipixel.protocol.summarize`): cIoU = sum(inter) / sum(union),
         gIoU = mean IoU, box accuracy = hits / samples; NaN cIoU where every union is empty."""
-        from .protocol import SampleScore, summarize
-
         scores = [SampleScore(int(i), int(u), float(o), bool(h)) for i, u, o, h in
                   zip(rows["unipixel_inter"], rows["unipixel_union"], rows["unipixel_iou"], rows["unipixel_hit"])]
         got = summarize(scores) if any(s.union for s in scores) else {

@@ -41,10 +41,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
 
+from ..data.resize_cap import check_resize, image_label
 from ..errors import LiteLVLMError
 from ..qwen.vision_info import smart_resize as qwen_smart_resize
 from ..qwen.vision_info import to_rgb  # noqa: F401 (fetch_image's RGB, UniPixel's too)
@@ -115,8 +117,6 @@ def resized_size(height: int, width: int) -> tuple[int, int]:
 
 def resize_frame(image: Image.Image) -> Image.Image:
     """The frame UniPixel feeds Qwen2.5-VL: :func:`to_rgb`, then PIL's bicubic resize to :func:`resized_size`."""
-    from ..data.resize_cap import check_resize, image_label
-
     try:
         height, width = resized_size(image.height, image.width)
     except LiteLVLMError as e:  # past MAX_RATIO: name the file
@@ -223,8 +223,6 @@ def min_box(pred) -> tuple[int, int, int, int] | None:
     """(x_min, y_min, x_max, y_max), inclusive, of the pixels in 8-connected components of at least
     :data:`MIN_BOX_AREA` pixels, found by OpenCV's ``connectedComponentsWithStats`` as ``infer_seg.py`` L24-43 does;
     None when there are none."""
-    import cv2
-
     n, labels, stats, _ = cv2.connectedComponentsWithStats(_bool(pred).astype(np.uint8) * 255, connectivity=8)
     kept = np.isin(labels, 1 + np.flatnonzero(stats[1:n, cv2.CC_STAT_AREA] >= MIN_BOX_AREA))
     ys, xs = np.nonzero(kept)

@@ -17,7 +17,13 @@ from typing import Any
 
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
+from ..family_card import Lazy
+from ..methods import get_method, method_names
+from ..video.runner import FRAME_PATCHES, fraction_budget
 
+#: the video pipeline and the runner (heavy: torch), imported when a method is checked or a run loads
+PIPELINE = Lazy("litelvlm.unipixel.video_pipeline", "UniPixelVideoPipeline")
+RUNNER = Lazy("litelvlm.unipixel.video_runner", "UniPixelRunner")
 #: what ``config.json`` says a per-frame budget is on UniPixel
 BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the video's N merged tokens, chosen over the "
                   "whole video (this project's reading)")
@@ -28,15 +34,12 @@ NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPi
 def video_budget(n: int, budget: Budget, num_patches: int) -> Count:
     """K of N merged tokens for the per-frame ``budget`` of ``num_patches`` (see the module docstring;
     :func:`litelvlm.video.runner.fraction_budget`)."""
-    from ..video.runner import fraction_budget
-
     return fraction_budget(n, budget, num_patches)
 
 
 def method_error(name: str) -> str | None:
     """Why ``name`` cannot run on UniPixel's video path (None: it can)."""
-    from ..methods import get_method
-    from .video_pipeline import UniPixelVideoPipeline
+    UniPixelVideoPipeline = PIPELINE.get()
 
     if get_method(name).baseline:
         return f"{name!r} is the unpruned baseline, run on every video anyway"
@@ -45,8 +48,6 @@ def method_error(name: str) -> str | None:
 
 def offered_methods() -> list[str]:
     """Every method UniPixel's video path runs, no baseline and no analysis oracle, in the registry's order."""
-    from ..methods import get_method, method_names
-
     return [m for m in method_names() if method_error(m) is None and not get_method(m, "qwen2.5-vl").oracle]
 
 
@@ -68,8 +69,7 @@ class UniPixelVideoEval:
 
     def runner(self, a: Any):
         """The loaded UniPixel on its video path (:class:`litelvlm.unipixel.video_runner.UniPixelRunner`)."""
-        from ..video.runner import FRAME_PATCHES
-        from .video_runner import UniPixelRunner
+        UniPixelRunner = RUNNER.get()
 
         return UniPixelRunner(a, FRAME_PATCHES)
 

@@ -17,14 +17,13 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..qwen.mapped import VideoMappedInputs, frames_mapped_inputs
+from .video import video_question
 
 
 @torch.no_grad()
 def video_mapped_inputs(pipe, prepared, clip_text: str) -> VideoMappedInputs:
     """The paired CLIP's traces of the LLM's frames and of the sentence's text, mapped onto the video's merged tokens
     (module docstring), with the pipeline's similarity source (``llm``: the relevance on the video's tokens)."""
-    from .video import video_question
-
     if pipe.context_source != "clip":
         raise LiteLVLMError("context='vit' reads one image's vision tower; on UniPixel's video input the context part "
                             "comes from the paired CLIP (context='clip')")

@@ -35,8 +35,12 @@ import torch
 from PIL import Image
 
 from ..errors import LiteLVLMError
+from ..qwen_vision.vision import QwenVision
 from .pipeline import CLIP_TEXTS, UniPixelInput, UniPixelPipeline
-from .protocol import SAMPLE_FRAMES
+from .protocol import ANSWERS, SAMPLE_FRAMES
+from .sam2_video import propagated_logits
+from .video import llm_frames, prepare_video_inputs, sample_indices
+from .video_mapped import video_mapped_inputs
 
 #: how the frame-0 prompt reaches the later frames (see the module docstring)
 PROPAGATIONS = ("sam2", "frame-wise")
@@ -91,8 +95,6 @@ class UniPixelVideoPipeline(UniPixelPipeline):
     def _mapped_inputs(self, prepared: UniPixelVideoInput, clip_text: str):
         """The paired CLIP's scores of the LLM's frames mapped onto the video's merged tokens
         (:func:`litelvlm.unipixel.video_mapped.video_mapped_inputs`, this project's adaptation)."""
-        from .video_mapped import video_mapped_inputs
-
         return video_mapped_inputs(self, prepared, clip_text)
 
     # -- per video ----------------------------------------------------------------------------------
@@ -101,8 +103,6 @@ class UniPixelVideoPipeline(UniPixelPipeline):
                       sample_frames: int = SAMPLE_FRAMES) -> UniPixelVideoInput:
         """The vision tower's merged tokens of the protocol's sampled frames; SAM 2's features of each frame are
         made on first use."""
-        from .video import llm_frames, sample_indices
-
         frames = list(frames)
         sampled = sample_indices(len(frames), sample_frames)
         made = llm_frames([frames[i] for i in sampled], sample_frames)
@@ -138,9 +138,6 @@ class UniPixelVideoPipeline(UniPixelPipeline):
                        clip_text: str | None = None, answer: str = "teacher-forced", **unused) -> UniPixelVideoInput:
         """``prepared`` with the video protocol's prompt for one sentence and this project's teacher-forced answer
         holding its ``<|seg|>`` (``answer="generate"``: the official prompt alone)."""
-        from .protocol import ANSWERS
-        from .video import prepare_video_inputs
-
         clip_text = self.clip_text if clip_text is None else clip_text
         if answer not in ANSWERS or clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)} and clip_text one of "
@@ -153,8 +150,6 @@ class UniPixelVideoPipeline(UniPixelPipeline):
 
     def vision(self, prepared: UniPixelVideoInput):
         """The vision tower and the video's sampled frames (:class:`litelvlm.qwen_vision.vision.QwenVision`)."""
-        from ..qwen_vision.vision import QwenVision
-
         video = self.processor.video_processor(videos=[prepared.llm_frames], do_resize=False, return_tensors="pt")
         visual = self.qwen.model.visual
         return QwenVision(visual, video["pixel_values_videos"].to(self.device, visual.dtype),
@@ -166,8 +161,6 @@ class UniPixelVideoPipeline(UniPixelPipeline):
         if prompts.shape[0] != 1:
             raise LiteLVLMError(f"UniPixel's video path decodes one prompt; got {prompts.shape[0]}")
         if self.propagation == "sam2":
-            from .sam2_video import propagated_logits
-
             return propagated_logits(self.sam2, prepared.frames, prompts[0], prepared.sam2_video).to(prompts.dtype)
         return torch.cat([self.sam2.decode(self.frame_features(prepared, f), prompts, prepared.image_size).low_res
                           for f in range(prepared.num_frames)])

@@ -58,6 +58,7 @@ from PIL import Image
 
 from ..data.refer import decode_segmentation, open_rgb
 from ..errors import LiteLVLMError
+from . import checks  # imports this module: check_videos read at call time
 
 REF_DAVIS, REF_YOUTUBE_VOS, MEVIS = "ref-davis17", "ref-youtube-vos", "mevis"
 
@@ -323,9 +324,7 @@ def _records(dataset: str, split: str, meta_path: Path, videos: dict[str, dict],
                                   has_masks=has_masks, anno_ids=ids[1], masks=masks)
             out.append(rec)
     if check_files:
-        from .checks import check_videos
-
-        check_videos(out)
+        checks.check_videos(out)
     return out
 
 

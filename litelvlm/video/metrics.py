@@ -35,9 +35,11 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
+from skimage.morphology import disk as skimage_disk
 
 BOUND_TH = 0.008
 TASKS = ("unsupervised", "semi-supervised")
@@ -101,16 +103,12 @@ def boundary_tolerance(shape: tuple[int, int], bound_th: float = BOUND_TH) -> fl
 
 def disk(radius: float) -> np.ndarray:
     """The footprint of the official F: scikit-image's ``disk(radius)`` as uint8 (``metrics.py`` L84, L87, L89)."""
-    from skimage.morphology import disk as skimage_disk  # imported where used, as the official code does
-
     return skimage_disk(radius).astype(np.uint8)
 
 
 def dilate(bmap: ArrayLike, kernel: ArrayLike) -> np.ndarray:
     """``cv2.dilate`` of one (H, W) map by ``kernel`` (both as uint8, OpenCV's defaults: the official call, L87, L89),
     as a boolean map."""
-    import cv2
-
     b, k = np.asarray(bmap), np.asarray(kernel)
     if b.ndim != 2 or k.ndim != 2 or 0 in k.shape or 0 in b.shape:
         raise ValueError(f"dilate takes an (H, W) map and a non-empty 2-D kernel, not {b.shape} and {k.shape}")

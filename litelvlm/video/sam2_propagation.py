@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+from transformers import Sam2VideoInferenceSession
 
 #: official SAM 2 tracking tensor names (``SAM2Base``) -> transformers' ``Sam2VideoModel`` names
 TRACKING_KEY_PAIRS = (
@@ -84,8 +86,6 @@ def tracking_key_to_hf(key: str, downsampler_layers: int = 4) -> str:
 def set_memory_width(model, mem_dim: int) -> None:
     """Rebuild the memory cross-attention's key/value projections of ``model`` for a memory of ``mem_dim``
     channels: transformers fixes them at SAM 2's 64 (a no-op there); small test sizes have other widths."""
-    from torch import nn
-
     for layer in model.memory_attention.layers:
         att = layer.cross_attn_image
         if att.kv_in_dim != mem_dim:
@@ -108,8 +108,6 @@ def vision_features(model, pixels: torch.Tensor) -> list[dict]:
 def video_session(model, pixels: torch.Tensor, video_size: tuple[int, int], features: list[dict] | None = None):
     """A ``Sam2VideoInferenceSession`` over ``(T, 3, S, S)`` preprocessed frames, on the model's device and dtype;
     ``features`` (:func:`vision_features`) fill its cache, which then holds every frame."""
-    from transformers import Sam2VideoInferenceSession
-
     device, dtype = model.no_memory_embedding.device, model.no_memory_embedding.dtype
     session = Sam2VideoInferenceSession(
         video=pixels, video_height=int(video_size[0]), video_width=int(video_size[1]), inference_device=device,

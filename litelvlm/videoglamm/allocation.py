@@ -27,7 +27,9 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import LiteLVLMError
+from ..pruning.scores import similarity
 from .config import NUM_FRAMES
+from .pruning import frame_inputs
 
 #: the weight rules beside explicit weights
 RULES = ("uniform", "relevance")
@@ -106,9 +108,6 @@ def frame_allocation(weights: Sequence[float], budget: int, arrangement: str, fr
 def relevance_weights(trace, text, logit_scale: float) -> list[float]:
     """CLIP's retrieval of the frames by the text: softmax over frames of ``logit_scale`` x each frame's largest
     cosine similarity between the text embedding and its projected layer -2 patches."""
-    from ..pruning.scores import similarity
-    from .pruning import frame_inputs
-
     frames = trace.hidden_states[0].shape[0]
     best = torch.stack([similarity(frame_inputs(trace, text, f), kind="cosine")[0].float().max()
                         for f in range(frames)])

@@ -30,6 +30,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from ..errors import LiteLVLMError
 from ..model_folder import check_model_folder, read_config
@@ -38,10 +40,12 @@ from ..random_models import random_preset_folder, random_record, write_json, wri
 from ..random_weights import default_dtype, fan_in_plan, fast_fill, resolve_fill, skip_init
 from ..sam2.keys import sam2_from_hf, sam2_to_hf, tracking_shapes
 from .card import CARD
-from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset, phi3_config
+from .config import ARCHITECTURE, MODEL_TYPE, PRESETS, VideoGLaMMPreset, get_preset
 from .folder import FOLDER
+from .hf_config import phi3_config
 from .internvideo2 import UNUSED
 from .model import VideoGLaMM
+from .tokenizer import build_phi3_tokenizer
 
 #: official name prefix -> attribute of :class:`VideoGLaMM`
 PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.vision_tower.vision_model.", "clip."),
@@ -122,8 +126,6 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
                            fill: str = "auto") -> Path:
     """Build a random VideoGLaMM of ``preset`` (``fill`` as :func:`build_videoglamm`) and write it in the official
     layout, with the stand-in tokenizer."""
-    from .tokenizer import build_phi3_tokenizer
-
     p = get_preset(preset)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -162,8 +164,6 @@ def _read_config(folder: Path) -> dict:
 
 
 def _read_tensors(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors.torch import load_file
-
     index = folder / "model.safetensors.index.json"
     if index.exists():
         files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -226,8 +226,6 @@ def _check(found: dict, expected: dict, what: str, folder: Path) -> None:
 
 def _load_tokenizer(folder: Path):
     """The folder's tokenizer: ``tokenizer.json`` when there is one (no config lookup), else ``AutoTokenizer``."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
     try:
         if (folder / "tokenizer.json").exists():
             return PreTrainedTokenizerFast.from_pretrained(str(folder))

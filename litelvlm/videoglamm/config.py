@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from ..errors import LiteLVLMError
 from ..sam2.config import SAM2_HIERA_L, SAM2_TINY, Sam2Size
+from ..sam2.config import sam2_config as base
 
 #: ``model_type`` and the saved class of a VideoGLaMM folder (``phi3.py`` L18-19, ``VideoGLaMM.py`` L882).
 MODEL_TYPE = "VideoGPT+"
@@ -46,6 +47,8 @@ ARCHITECTURE = "VideoGLaMMForCausalLM"
 NUM_FRAMES = 16
 CHUNK_SIZE = 4
 IMAGE_TOKEN_INDEX = -200
+#: CLIP patches per frame (24 x 24): the unit of ``ground``'s budget
+FRAME_PATCHES = 576
 #: ImageNet mean / std (InternVideo2's ``VideoTrainProcessor``, ``internvideo/utils.py`` L16-21; SAM 2 in 0-255).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -142,45 +145,10 @@ def get_preset(name: str | VideoGLaMMPreset) -> VideoGLaMMPreset:
     return PRESETS[name]
 
 
-def phi3_config(p: VideoGLaMMPreset):
-    """transformers ``Phi3Config`` (Phi-3-mini-4k-instruct's settings: RMS eps 1e-5, rope theta 10000, SiLU,
-    untied embeddings) with eager attention and the sliding window the official stack applies.
-
-    VideoGLaMM runs transformers 4.41.0 (README L76), whose Phi-3 has no SDPA (``_supports_sdpa = False``):
-    eager attention with ``_prepare_4d_causal_attention_mask(..., sliding_window=2047)``, which masks key j of
-    query i when ``j <= i - 2048`` (``modeling_attn_mask_utils.py`` L165-170): 2048 visible keys. transformers 5
-    keeps ``kv_idx > q_idx - sliding_window`` (``masking_utils.sliding_window_overlay``): 2047 keys for the same
-    value, so the config here holds ``sliding_window + 1``. A video prompt is about 3380 tokens long, so the
-    window matters: the rows after the visual tokens do not see the first ~1330 positions directly."""
-    from transformers import Phi3Config
-
-    return Phi3Config(vocab_size=p.vocab_size, hidden_size=p.llm_hidden, intermediate_size=p.llm_intermediate,
-                      num_hidden_layers=p.llm_layers, num_attention_heads=p.llm_heads,
-                      num_key_value_heads=p.llm_heads, hidden_act="silu", rms_norm_eps=1e-5, rope_theta=10000.0,
-                      max_position_embeddings=p.max_position_embeddings,
-                      original_max_position_embeddings=p.max_position_embeddings,
-                      sliding_window=p.sliding_window + 1, attn_implementation="eager",
-                      bos_token_id=1, eos_token_id=32000 if p.vocab_size > 32000 else 2, pad_token_id=0,
-                      tie_word_embeddings=False, attention_dropout=0.0, embd_pdrop=0.0, resid_pdrop=0.0)
-
-
-def clip_config(p: VideoGLaMMPreset):
-    """transformers ``CLIPVisionConfig`` of the image tower (OpenAI's quick_gelu, eps 1e-5; eager attention, the
-    only one transformers 4.41's CLIP has)."""
-    from transformers import CLIPVisionConfig
-
-    return CLIPVisionConfig(hidden_size=p.clip_width, intermediate_size=4 * p.clip_width,
-                            num_hidden_layers=p.clip_layers, num_attention_heads=p.clip_heads,
-                            image_size=p.clip_image_size, patch_size=p.clip_patch_size, hidden_act="quick_gelu",
-                            projection_dim=768, layer_norm_eps=1e-5, attn_implementation="eager")
-
-
 def sam2_config(p: VideoGLaMMPreset):
     """transformers ``Sam2Config`` of the SAM 2 image path with ``build_sam2``'s post-processing settings."""
-    from ..sam2.config import sam2_config as base
-
     return base(p.sam2, p.sam2_image_size, stability=True)
 
 
-__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES", "PRESETS",
-           "InternVideo2Size", "VideoGLaMMPreset", "clip_config", "get_preset", "phi3_config", "sam2_config"]
+__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "FRAME_PATCHES", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES", "PRESETS",
+           "InternVideo2Size", "VideoGLaMMPreset", "get_preset", "sam2_config"]

@@ -39,12 +39,22 @@ from types import SimpleNamespace
 
 import torch
 
+from ..clip.random_init import ARCHS
 from ..cost import CostArch, CountedRow, FamilyCost, counted
-from ..cost.clip import SENTENCE
+from ..cost.clip import SENTENCE, paired_clip
+from ..cost.meta import MetaScalars, SelectorBench, llm_prefills
 from ..cost.tokens import DecoderSizes, TokenPlan, count_flops
 from ..errors import LiteLVLMError
-from ..methods import get_method
+from ..lvlm.numerics import set_attention
+from ..methods import BASELINE, get_method
+from . import cost_timing  # imports this module: timing_rows read at call time
 from .card import CARD
+from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, NUM_FRAMES, get_preset
+from .hf_config import phi3_config
+from .model import VideoGLaMM
+from .prompt import input_ids
+from .pruning import context_part, frame_method_error, per_frame_methods, pooled_side, video_part
+from .tokenizer import build_phi3_tokenizer
 
 #: the paired CLIP's sizes (``litelvlm.clip.random_init.ARCHS``; ``litelvlm.videoglamm.pruning.default_clip``)
 PAIRED_CLIP = {"videoglamm": "vit-l-14-336", "tiny": "tiny-336"}
@@ -68,8 +78,6 @@ _DESCRIPTIONS = {
 
 def videoglamm_arch(name: str, preset: str, text_tokens: int | None = None) -> CostArch:
     """The ``--arch`` ``name`` of VideoGLaMM preset ``preset``; N (``num_patches``) is a frame's 576 CLIP tokens."""
-    from .config import CHUNK_SIZE, NUM_FRAMES, get_preset, phi3_config
-
     p = get_preset(preset)
     if text_tokens is not None:
         text, prefix, source = text_tokens, min(VIDEO_PROMPT_TOKENS[1], text_tokens - 1), "--text-tokens"
@@ -90,24 +98,17 @@ def videoglamm_arch(name: str, preset: str, text_tokens: int | None = None) -> C
 
 def stand_in_prompt_tokens(preset: str) -> tuple[int, int]:
     """(text tokens, of which before the images) of the official prompt with the preset's stand-in tokenizer."""
-    from .tokenizer import build_phi3_tokenizer
-
     return prompt_tokens(build_phi3_tokenizer(preset))
 
 
 def prompt_tokens(tokenizer, sentence: str = SENTENCE) -> tuple[int, int]:
     """(text tokens, of which before the 16 ``<image>`` ids) of ``eval-video``'s prompt for ``sentence``."""
-    from .config import IMAGE_TOKEN_INDEX
-    from .prompt import input_ids
-
     ids = input_ids(tokenizer, sentence)[0].tolist()
     return len(ids) - ids.count(IMAGE_TOKEN_INDEX), ids.index(IMAGE_TOKEN_INDEX)
 
 
 def context_tokens(budget: int, arrangement: str) -> int:
     """LLM context tokens of one frame keeping ``budget`` of its 576 CLIP tokens (``none``: 576, 144)."""
-    from .pruning import pooled_side
-
     side = pooled_side(budget, arrangement)
     return budget if side is None else side * side
 
@@ -145,9 +146,6 @@ class VideoParts:
     """The parts of one video prompt on a ``meta`` VideoGLaMM of ``arch`` (no weights: the real size anywhere)."""
 
     def __init__(self, arch: CostArch, dtype: torch.dtype):
-        from .config import get_preset
-        from .model import VideoGLaMM
-
         self.arch, self.dtype = arch, dtype
         self.preset = p = get_preset(arch.preset)
         with torch.device("meta"):
@@ -167,14 +165,10 @@ class VideoParts:
 
     def run_video_projector(self):
         """``mm_projector`` and the 8 x 8 pooling of the InternVideo2 half (``pruning.video_part``)."""
-        from .pruning import video_part
-
         return video_part(self.model, self._zeros(4, 4 * 256, self.preset.internvideo.embed_dim))
 
     def run_context_projector(self, rows: int, arrangement: str):
         """``image_mm_projector`` and the arrangement's pooling on 16 frames of ``rows`` kept CLIP rows."""
-        from .pruning import context_part
-
         return context_part(self.model, [self._zeros(rows, self.preset.clip_width)] * 16, arrangement)
 
     def run_sam_frame(self):
@@ -191,17 +185,12 @@ class VideoParts:
 
     def run_text(self):
         """The paired CLIP's text forward on the expression (the text-reading methods' CLIP text trace)."""
-        from ..cost.clip import paired_clip
-
         clip = paired_clip(PAIRED_CLIP[self.arch.preset], "meta", self.dtype, "paired")
         return clip.encode_text([SENTENCE], warn_truncation=False)
 
 
 def selector_bench(arch: CostArch):
     """A :class:`~litelvlm.cost.meta.SelectorBench` of the paired CLIP's sizes (one frame's trace)."""
-    from ..clip.random_init import ARCHS
-    from ..cost.meta import SelectorBench
-
     clip = ARCHS[PAIRED_CLIP[arch.preset]]
     return SelectorBench(SimpleNamespace(name=f"{arch.name}-paired-clip", llm=arch.llm, clip=clip))
 
@@ -216,9 +205,6 @@ def count_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: lis
                ) -> list[CountedRow]:
     """The FLOPs rows of one video prompt per attention and (method, per-frame budget, arrangement) of
     ``rows_spec`` (:func:`plan_rows`), counted on ``meta``."""
-    from ..cost.meta import MetaScalars, llm_prefills
-    from ..lvlm.numerics import set_attention
-
     parts = VideoParts(arch, dtype)
     with MetaScalars():
         fixed = {name: count_flops(fn)[0] for name, fn in (
@@ -280,14 +266,9 @@ class VideoGLaMMCost(FamilyCost):
                                 "time is the sum of the parts)")
 
     def method_errors(self, named: list[str]) -> list[str]:
-        from .pruning import frame_method_error  # per-frame CLIP-side pruning
-
         return [why for m in named if (why := frame_method_error(m))]
 
     def offered_methods(self, arch: CostArch, candidates: list[str]) -> list[str]:
-        from ..methods import BASELINE
-        from .pruning import per_frame_methods
-
         return [BASELINE, *per_frame_methods()]
 
     def rows(self, arch, runs, method_args):
@@ -300,14 +281,10 @@ class VideoGLaMMCost(FamilyCost):
         return count_rows(arch, rows, attns, dtype)
 
     def timing_rows(self, arch, rows, attns, device, dtype, warmup, repeats, device_label="", capture=None):
-        from .cost_timing import timing_rows
-
-        return timing_rows(arch, rows, attns, device, dtype, warmup, repeats, device_label, capture)
+        return cost_timing.timing_rows(arch, rows, attns, device, dtype, warmup, repeats, device_label, capture)
 
     def figure_rows(self, df):
         """One line per method and arrangement (the baseline's label alone)."""
-        from ..methods import get_method
-
         label = df["method"] + " (" + df["arrangement"] + ")"
         return df.assign(method=label.where(~df["method"].map(lambda m: get_method(m).baseline), df["method"]))
 

@@ -21,24 +21,30 @@ import statistics
 import pandas as pd
 import torch
 
+from ..clip.traces import VisionTrace
 from ..cost import CostArch
-from ..cost.clip import SENTENCE
+from ..cost.clip import SENTENCE, paired_clip
 from ..cost.meta import MB
+from ..cost.timing import LayerLoopTimer, interleaved_wall_ms, wall_time_ms
+from ..llm.captured import install, merge_eager_runs, runner_of
+from ..lvlm.numerics import set_attention
+from ..memory import peak_activation_bytes
+from ..methods import get_method
+from ..methods.select import select
+from . import cost as family_cost  # imports this module: its names read at call time
 from . import pruning as vp
-from .cost import PAIRED_CLIP, SAM_FRAMES, video_plan
+from .checkpoint import build_videoglamm
+from .pruning import context_part, frame_inputs, video_part
 
 
 class TimedParts:
     """A random VideoGLaMM of ``arch`` on ``device`` with its paired CLIP and one clip's inputs."""
 
     def __init__(self, arch: CostArch, device: str | torch.device, dtype: torch.dtype, seed: int = 0):
-        from ..cost.clip import paired_clip
-        from .checkpoint import build_videoglamm
-
         self.model, _ = build_videoglamm(arch.preset, seed=seed, dtype=dtype, device=device)
         p = self.preset = self.model.preset
         self.device, self.dtype = torch.device(device), dtype
-        clip = paired_clip(PAIRED_CLIP[arch.preset], device, dtype, "paired-clip")
+        clip = paired_clip(family_cost.PAIRED_CLIP[arch.preset], device, dtype, "paired-clip")
         self.clip = vp.pair_clip(self.model, clip)
         g = torch.Generator().manual_seed(seed)
         size = p.clip_image_size
@@ -49,7 +55,6 @@ class TimedParts:
             self.trace = self.run_clip()
             self.video = self.run_video()[:, 1:]
             self.text = self.run_text()
-        from ..clip.traces import VisionTrace
 
         side = size // p.clip_patch_size
         self.trace = VisionTrace(hidden_states=self.trace, grid=(side, side), num_prefix_tokens=1, backend=self.clip)
@@ -65,14 +70,9 @@ class TimedParts:
 
     def run_select(self, method: str, budget: int) -> list:
         """The selection of each of the 16 frames (``prune_clip``'s loop)."""
-        from ..methods.select import select
-        from .pruning import frame_inputs
-
         return [select(method, frame_inputs(self.trace, self.text, f), budget) for f in range(16)]
 
     def run_projector(self, kept: int, arrangement: str):
-        from .pruning import context_part, video_part
-
         feats = self.trace.hidden_states[-2][:, 1:kept + 1]
         return context_part(self.model, list(feats), arrangement), video_part(self.model, self.video)
 
@@ -84,8 +84,6 @@ class TimedParts:
 
     def run_prefill(self, n: int):
         """Logits of every position of an ``n``-token prefill (``--prefill captured``: the captured decoder stack)."""
-        from ..llm.captured import runner_of
-
         embeds = torch.randn(1, n, self.preset.llm_hidden, generator=torch.Generator().manual_seed(n))
         embeds = embeds.to(self.device, self.dtype)
         if runner_of(self.model.llm.model) is not None:
@@ -99,19 +97,14 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
     """Timing rows per (attention, method, per-frame budget, arrangement) (module docstring); ``device_label``: the
     device in words, for the table; ``capture``: ``--prefill captured``'s ``--capture`` (``auto``, ``graph``,
     ``compile``, ``compile-eager``), the prefill captured afresh per attention; None: the eager prefill."""
-    from ..cost.timing import LayerLoopTimer, interleaved_wall_ms, wall_time_ms
-    from ..lvlm.numerics import set_attention
-    from ..memory import peak_activation_bytes
-    from ..methods import get_method
-
     parts = TimedParts(arch, device, dtype)
 
     def wall(fn) -> float:
         return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
 
     fixed = {"clip_ms": wall(parts.run_clip), "video_ms": wall(parts.run_video), "text_ms": wall(parts.run_text),
-             "sam_ms": SAM_FRAMES * wall(parts.run_sam_frame)}
-    plans = {r: video_plan(arch, *r).n_tokens for r in rows_spec}
+             "sam_ms": family_cost.SAM_FRAMES * wall(parts.run_sam_frame)}
+    plans = {r: family_cost.video_plan(arch, *r).n_tokens for r in rows_spec}
     selectors = {(m, b): 0.0 if get_method(m).baseline else wall(functools.partial(parts.run_select, m, b))
                  for m, b, _ in rows_spec}
     kept = {(m, b): 576 if get_method(m).baseline else _kept(parts.run_select(m, b)) for m, b, _ in rows_spec}
@@ -154,7 +147,6 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
                          "paper_prefill_ms": statistics.median(loops[n][warmup:]), **own,
                          "e2e_ms": sum(own.values()) + prefill, "e2e_mode": "sum of parts",
                          "cuda_time_reading_ms": sum(own.values()) + prefill})
-    from ..llm.captured import merge_eager_runs
 
     df = pd.DataFrame(rows)
     df.attrs["prefill_eager"] = merge_eager_runs(*eager)  # {reason: runs} of eager layer calls (captured prefill)
@@ -165,7 +157,6 @@ def _install(parts: TimedParts, capture: str | None):
     """A fresh captured prefill on the timed Phi-3 (``capture``: ``--capture``), None for the eager prefill."""
     if capture is None:
         return None
-    from ..llm.captured import install
 
     return install(parts.model.llm.model, None if capture == "auto" else capture)
 

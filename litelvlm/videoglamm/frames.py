@@ -14,6 +14,7 @@ import torch
 
 from ..errors import LiteLVLMError
 from ..pruning import Selection
+from .config import FRAME_PATCHES
 
 
 def frame_selection(selections: list[Selection], patches: int) -> Selection:
@@ -33,7 +34,6 @@ def frame_stage(pipe, prepared, method: str, budget: int, given: bool = False, p
     if positions == "keep":
         raise LiteLVLMError(f"positions='keep': {method} passes projected and pooled tokens of each frame's kept CLIP "
                             "patches, which have no original position in the LLM's sequence")
-    from .pipeline import FRAME_PATCHES
 
     pruned = pipe.prune_frames(prepared, method, budget, allocation, **options)
     return pruned.visual, frame_selection(pruned.selections, FRAME_PATCHES), None, None

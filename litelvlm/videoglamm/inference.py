@@ -26,6 +26,7 @@ from ..lvlm.batched import sub_batches
 from .config import IMAGE_TOKEN_INDEX
 from .model import VideoGLaMM, VideoTokens
 from .prompt import ANSWER, clip_pixels, input_ids, internvideo_pixels, sample_frames
+from .sam2_video import video_branch_logits
 
 
 @dataclass
@@ -115,8 +116,6 @@ def clip_masks(model: VideoGLaMM, tokenizer, prepared: PreparedClip, ids: torch.
     rows = model.seg_rows(ids, num_visual, seg_id)
     prompts = model.seg_embeddings(hidden, rows)
     if sam2_video_branch:
-        from .sam2_video import video_branch_logits
-
         return ClipMasks(video_branch_logits(model, prepared, prompts), prompts, ids)
     logits = torch.stack([model.sam2.decode(f, prompts, prepared.original_size) for f in prepared.sam_features])
     return ClipMasks(logits, prompts, ids)

@@ -31,8 +31,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import CLIPVisionModel, Phi3ForCausalLM
 
-from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, VideoGLaMMPreset, clip_config, phi3_config, sam2_config
+from ..llm.captured import runner_of
+from ..llm.context import run_layers
+from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, VideoGLaMMPreset, sam2_config
+from .hf_config import clip_config, phi3_config
 from .internvideo2 import InternVideo2Tower
 from .sam2_text import Sam2Text
 from .scratch_attention import Scratch, scratch_eager
@@ -77,8 +81,6 @@ class VideoGLaMM(nn.Module):
     """The modules of a VideoGLaMM; attribute names follow ``VideoGLaMMForCausalLM.model``'s."""
 
     def __init__(self, preset: VideoGLaMMPreset) -> None:
-        from transformers import CLIPVisionModel, Phi3ForCausalLM
-
         super().__init__()
         self.preset = preset
         #: the model string it was loaded from (what refusals name); the preset's name until a loader sets it
@@ -159,12 +161,8 @@ class VideoGLaMM(nn.Module):
         attention's scores in memory kept from one call to the next (:mod:`.scratch_attention`: the same values).
         Under ``--prefill captured`` (:mod:`litelvlm.llm.captured` installed on ``llm.model``) the decoder stack runs
         as one captured segment, positions 0..S-1 as the LLM's own forward numbers them (the same values)."""
-        from ..llm.captured import runner_of
-
         lm = self.llm.model
         if embeds.shape[0] == 1 and runner_of(lm) is not None:
-            from ..llm.context import run_layers
-
             return lm.norm(run_layers(lm, embeds, torch.arange(embeds.shape[1], device=embeds.device)[None]))
         if not hasattr(self, "_scratch"):
             self._scratch = Scratch()

@@ -36,21 +36,35 @@ import numpy as np
 import torch
 
 from ..budget import Budget, Count
+from ..clip import load_clip
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
+from ..lvlm.numerics import Numerics
 from ..lvlm.prune import llm_stage
+from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
-from .config import IMAGE_TOKEN_INDEX, NUM_FRAMES
+from .checkpoint import load_videoglamm
+from .config import FRAME_PATCHES, IMAGE_TOKEN_INDEX, NUM_FRAMES
+from .frames import frame_stage
 from .inference import PreparedClip, prepare_clip
 from .prompt import ANSWER, input_ids
+from .pruning import (
+    ARRANGEMENTS,
+    CLIP_TEXTS,
+    clip_text_trace,
+    default_clip,
+    frame_inputs,
+    pair_clip,
+    prune_clip,
+    trace_context,
+)
 from .referdavis import CLIP_LENGTH
+from .sam2_video import video_branch_low
 
 #: the answers a prompt offers: this project's teacher-forced one (default) or the official greedy generation
 ANSWERS = ("teacher-forced", "generate")
-#: CLIP patches per frame (24 x 24): the unit of ``ground``'s budget
-FRAME_PATCHES = 576
 #: one expression per prompt, 1-D RoPE, the final states, per-frame budgets; the LLM-side methods reading one image's
 #: CLIP trace refused (no map onto a video's pooled and InternVideo2 tokens)
 ABILITIES = Abilities(sentences_per_prompt=1, answers=ANSWERS, budget_unit="frame", refuses={
@@ -88,8 +102,6 @@ class VideoGLaMMInput:
 
     def selector_inputs(self, frame: int = 0) -> SelectorInputs:
         """Frame ``frame``'s CLIP trace and text: what a CLIP-side method reads, one frame at a time."""
-        from .pruning import frame_inputs
-
         if self.text is None or self.trace is None:
             raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
         return frame_inputs(self.trace(), self.text(), frame, self.seed)
@@ -103,9 +115,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
 
     def __init__(self, model, tokenizer, name: str = "videoglamm", clip=None, clip_text: str = "expression",
                  arrangement: str = "pool", numerics=None, sam2_video_branch: bool = False) -> None:
-        from ..lvlm.numerics import Numerics
-        from .pruning import ARRANGEMENTS, CLIP_TEXTS
-
         if clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
         if arrangement not in ARRANGEMENTS:
@@ -133,10 +142,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
                           **options) -> VideoGLaMMPipeline:
         """``videoglamm[-tiny]-random[:SEED]`` or a VideoGLaMM checkpoint folder (:mod:`.checkpoint`); ``clip``
         (default: :func:`litelvlm.videoglamm.pruning.default_clip`), ``clip_text``, ``arrangement``."""
-        from ..model_spec import ModelSpec
-        from .checkpoint import load_videoglamm
-        from .pruning import default_clip
-
         model = ModelSpec.of(model)  # read once, at this edge
         if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError("the videoglamm family does not offer --quantize or --layer-dtype yet")
@@ -158,9 +163,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
     def clip(self):
         """The paired CLIP backend reading VideoGLaMM's own vision tower (loaded on first use)."""
         if isinstance(self._clip, str):
-            from ..clip import load_clip
-            from .pruning import pair_clip
-
             self._clip = pair_clip(self.model, load_clip(self._clip, "hf", device=self.device, dtype=self.dtype))
         return self._clip
 
@@ -243,8 +245,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
                        clip_text: str | None = None, answer: str = "teacher-forced", **unused) -> VideoGLaMMInput:
         """``prepared`` with the Ref-DAVIS prompt for one expression and the teacher-forced ``It is [SEG].``, or
         (``answer="generate"``) the official prompt alone; ``clip_text``: what the paired CLIP embeds."""
-        from .pruning import CLIP_TEXTS, clip_text_trace
-
         if answer not in ANSWERS:
             raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)}; got {answer!r}")
         if len(sentences) != 1 or turns is not None:
@@ -264,8 +264,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
 
     def _trace(self, prepared: VideoGLaMMInput) -> VisionTrace:
         """The paired CLIP's trace of the clip's context frames on VideoGLaMM's tower (once per clip)."""
-        from .pruning import trace_context
-
         if "trace" not in prepared.clip_cache:
             prepared.clip_cache["trace"] = trace_context(self.model, self.clip, prepared.clip)
         return prepared.clip_cache["trace"]
@@ -273,8 +271,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
     def prune_frames(self, prepared: VideoGLaMMInput, method: str, budget: int, allocation=None, **options):
         """The LLM's visual input of CLIP-side ``method`` keeping ``budget`` (or ``allocation``: one per frame) of
         each frame's CLIP patches (:func:`litelvlm.videoglamm.pruning.prune_clip`, the pipeline's arrangement)."""
-        from .pruning import prune_clip
-
         if prepared.text is None or prepared.trace is None:
             raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
         return prune_clip(self.model, prepared.clip, prepared.trace(), prepared.text(), method, budget,
@@ -340,8 +336,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
         """(S, T, h, w) SAM 2's low-resolution logits of every frame (``inference_framewise``; with
         ``sam2_video_branch``, ``inference_video_branch``'s memory propagation from frame 0)."""
         if self.sam2_video_branch and len(prompts):
-            from .sam2_video import video_branch_low
-
             return video_branch_low(self.model, prepared.clip, prompts).transpose(0, 1)
         low = [self.model.sam2.decode_low(f, prompts) for f in prepared.clip.sam_features]
         return torch.cat(low, dim=1)
@@ -357,8 +351,6 @@ class VideoGLaMMPipeline(GroundingPipeline):
                        given: bool = False, positions: str = "official", allocation=None, **options) -> tuple:
         """A CLIP-side method keeps ``budget`` of each frame's CLIP patches (``allocation``: one budget per frame)
         (:func:`litelvlm.videoglamm.frames.frame_stage`)."""
-        from .frames import frame_stage
-
         return frame_stage(self, prepared, method, budget, given, positions, allocation, **options)
 
     def run_llm_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:

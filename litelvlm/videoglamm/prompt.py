@@ -29,9 +29,13 @@ A teacher-forced answer (``answer=``) is appended as the template appends an ass
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
+from PIL import Image
+from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from ..data.resize_cap import check_resize
 from .config import IMAGE_TOKEN_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_FRAMES
 
 SYSTEM = "<|system|>\nYou are a helpful AI assistant."
@@ -80,8 +84,6 @@ def sample_frames(num: int, frames: int = NUM_FRAMES) -> list[int]:
 def internvideo_pixels(frames: list[np.ndarray], size: int = 224) -> torch.Tensor:
     """(T, 3, size, size) float32: ``VideoTrainProcessor.preprocess`` (utils.py L120-143) of uint8 (H, W, 3) frames:
     ``cv2.resize(x, (size, size))`` as the official L126, normalised in float64 (L20-21), cast as chat.py L434 does."""
-    import cv2
-
     mean = np.array(IMAGENET_MEAN).reshape(1, 1, 3)
     std = np.array(IMAGENET_STD).reshape(1, 1, 3)
     out = [(cv2.resize(np.asarray(f), (size, size)) / 255.0 - mean) / std for f in frames]
@@ -92,8 +94,6 @@ def clip_processor(size: int = 336):
     """``CLIPImageProcessor`` as ``openai/clip-vit-large-patch14-336`` configures it, on transformers' PIL backend
     (``CLIPImageProcessorPil``: the official stack's PIL processing; transformers 5's default backend is
     torchvision, see docs/fidelity.md, CLIP preprocessing)."""
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
     return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
                               do_center_crop=True, do_resize=True, resample=3, do_normalize=True,
                               do_convert_rgb=True)
@@ -101,10 +101,6 @@ def clip_processor(size: int = 336):
 
 def clip_pixels(frames: list[np.ndarray], processor=None) -> torch.Tensor:
     """(T, 3, 336, 336) float32 context images (enc_preprocessors.py L152)."""
-    from PIL import Image
-
-    from ..data.resize_cap import check_resize
-
     processor = processor or clip_processor()
     side = processor.size["shortest_edge"]
     for i, f in enumerate(frames):  # the shortest-edge resize keeps the aspect ratio: cap the long side first

@@ -43,10 +43,14 @@ from dataclasses import dataclass, field
 import torch
 
 from ..budget import Budget, BudgetError
+from ..clip import DEFAULT_HF_MODEL
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
+from ..methods import get_method, method_names
 from ..methods.select import select
+from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
+from .card import CARD
 from .config import CHUNK_SIZE, NUM_FRAMES
 from .inference import PreparedClip
 from .model import VideoGLaMM, apply_adaptive_avg_pooling
@@ -66,8 +70,6 @@ FEATURE_LAYER = -2
 
 def frame_method_error(name: str) -> str | None:
     """Why method ``name`` cannot prune VideoGLaMM's CLIP tokens frame by frame (None: it can)."""
-    from ..methods import get_method
-
     spec = get_method(name)
     if spec.baseline or spec.acts_on_clip:
         return None
@@ -77,8 +79,6 @@ def frame_method_error(name: str) -> str | None:
 
 def per_frame_methods() -> list[str]:
     """Every method that prunes frame by frame, VisPruner (the paper's video baseline) first, no baseline."""
-    from ..methods import get_method, method_names
-
     names = [m for m in method_names() if frame_method_error(m) is None and not get_method(m).baseline]
     return sorted(names, key=lambda m: m != PAPER_VIDEO_BASELINE)
 
@@ -87,10 +87,6 @@ def default_clip(model: str, config: dict | None = None) -> str:
     """The CLIP paired with a VideoGLaMM model string: a random CLIP of the preset's vision size for the random
     presets (seeded alike; its text tower is random) and for a folder of random weights (the preset and seed its
     ``config`` records), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
-    from ..clip import DEFAULT_HF_MODEL
-    from ..model_spec import ModelSpec
-    from .card import CARD
-
     spec = ModelSpec.of(model)
     preset, seed = CARD.preset(spec), None
     rnd = (config or {}).get("litelvlm_random")
@@ -224,8 +220,6 @@ def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, te
                budget: int | None = None, *, allocation: Sequence[int] | None = None, arrangement: str = "pool",
                seed: int = 0, **options) -> PrunedVisual:
     """The LLM's visual input with ``method`` keeping K_f of frame f's CLIP tokens (``none``: all of them)."""
-    from ..methods import get_method
-
     if why := frame_method_error(method):
         raise LiteLVLMError(why)
     n = trace.num_patches

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from transformers import Sam2Model
 
 #: ``sam_preprocess``'s defaults (``utils/sam_transforms.py`` L28-29): SAM's pixel mean and std in 0-255 units
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -59,8 +60,6 @@ class Sam2Text(nn.Module):
     """transformers' ``Sam2Model`` with VideoGLaMM's ``[SEG]``-embedding prompt (module docstring)."""
 
     def __init__(self, config, image_size: int) -> None:
-        from transformers import Sam2Model
-
         super().__init__()
         self.model = Sam2Model(config)
         self.image_size = int(image_size)

@@ -20,6 +20,9 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+from transformers import AttentionInterface
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask, sdpa_mask
+from transformers.models.phi3.modeling_phi3 import eager_attention_forward, repeat_kv
 
 #: the name the scratch attention is registered under (transformers' attention and mask interfaces)
 NAME = "litelvlm_scratch_eager"
@@ -69,8 +72,6 @@ def scratch_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
     """transformers' ``eager_attention_forward`` (``models/phi3/modeling_phi3.py``) with the scores in ``module``'s
     model's :class:`Scratch` on a CPU float32 inference forward (the same values; no attention weights returned);
     transformers' own function otherwise."""
-    from transformers.models.phi3.modeling_phi3 import eager_attention_forward, repeat_kv
-
     scratch = getattr(module, "_litelvlm_scratch", None)
     if scratch is None or module.training or torch.is_grad_enabled() or query.device.type != "cpu" \
             or query.dtype != torch.float32 or kwargs.get("output_attentions"):
@@ -90,8 +91,6 @@ def scratch_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
 def scratch_mask(**kwargs) -> torch.Tensor | None:
     """transformers' ``eager_mask`` (``masking_utils.py``: ``sdpa_mask``'s boolean mask as 0 / the dtype's minimum)
     written into the active :class:`Scratch`'s mask buffer (the same values); ``eager_mask`` itself otherwise."""
-    from transformers.masking_utils import eager_mask, sdpa_mask
-
     dtype = kwargs.get("dtype", torch.float32)
     if not _ACTIVE or dtype != torch.float32:
         return eager_mask(**kwargs)
@@ -105,9 +104,6 @@ def scratch_mask(**kwargs) -> torch.Tensor | None:
 
 
 def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
-
     AttentionInterface.register(NAME, scratch_attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, scratch_mask)   # eager's own mask, in the scratch
 

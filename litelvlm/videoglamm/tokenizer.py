@@ -11,6 +11,11 @@ Its ids mean nothing to a real model.
 
 from __future__ import annotations
 
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+from ..qwen.tokenizer import _trained_bpe
 from .config import VideoGLaMMPreset, get_preset
 
 #: Phi-3-mini's added tokens, ids 32000-32010 in its ``tokenizer.json``.
@@ -22,12 +27,6 @@ SEG_TOKEN = "[SEG]"
 
 def build_phi3_tokenizer(preset: str | VideoGLaMMPreset = "tiny"):
     """A ``PreTrainedTokenizerFast`` with Phi-3's special tokens at ``special_base ..`` and ``[SEG]`` last."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-
-    from ..qwen.tokenizer import _trained_bpe
-
     p = get_preset(preset)
     trained, merges = _trained_bpe()
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
@@ -36,7 +35,6 @@ def build_phi3_tokenizer(preset: str | VideoGLaMMPreset = "tiny"):
         raise ValueError(f"the stand-in vocabulary ({len(vocab)}) exceeds preset {p.name!r}'s {p.special_base}")
     for i in range(len(vocab), p.special_base):
         vocab[f"<|litelvlm_filler_{i}|>"] = i
-    from tokenizers import Regex
 
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
     tok.normalizer = normalizers.NFC()

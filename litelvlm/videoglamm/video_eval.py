@@ -14,8 +14,12 @@ from typing import Any
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
+from ..family_card import Lazy
 from .config import NUM_FRAMES
 
+#: the pipeline and the video runner (heavy: torch), imported when a method is checked or a run loads
+PIPELINE = Lazy("litelvlm.videoglamm.pipeline", "VideoGLaMMPipeline")
+RUNNER = Lazy("litelvlm.videoglamm.video_runner", "VideoGLaMMRunner")
 #: what the numbers' weights are
 NOTE = ("the paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public; numbers here "
         "come from the weights named in the weights column")
@@ -54,13 +58,13 @@ class VideoGLaMMVideoEval:
 
     def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """The family's ``method_error`` of each method, asked of the class (no weights load)."""
-        from .pipeline import VideoGLaMMPipeline
+        VideoGLaMMPipeline = PIPELINE.get()
 
         return [why for m in methods if (why := VideoGLaMMPipeline.method_error(VideoGLaMMPipeline, m))]
 
     def runner(self, a: Any):
         """The loaded VideoGLaMM and its paired CLIP (:class:`litelvlm.videoglamm.video_runner.VideoGLaMMRunner`)."""
-        from .video_runner import VideoGLaMMRunner
+        VideoGLaMMRunner = RUNNER.get()
 
         return VideoGLaMMRunner(a)
 

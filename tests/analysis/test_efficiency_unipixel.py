@@ -39,7 +39,7 @@ def hand_layer_flops(config, n: int) -> int:
 
 @pytest.mark.parametrize("preset", ["3b", "7b", "tiny"])
 def test_one_layer_against_the_hand_count(preset):
-    from litelvlm.qwen.config import qwen_config
+    from litelvlm.qwen.hf_config import qwen_config
 
     arch = get_arch(f"unipixel-{preset}")
     config = qwen_config(preset).text_config

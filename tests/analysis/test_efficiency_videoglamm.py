@@ -35,7 +35,8 @@ def hand_phi3_layer_flops(d: int, m: int, n: int) -> int:
 
 
 def test_the_arch_is_phi3_mini_with_a_frame_of_clip_tokens():
-    from litelvlm.videoglamm.config import get_preset, phi3_config
+    from litelvlm.videoglamm.config import get_preset
+    from litelvlm.videoglamm.hf_config import phi3_config
 
     arch = get_arch("videoglamm")
     assert arch.family == "videoglamm" and arch.num_patches == 576

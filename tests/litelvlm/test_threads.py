@@ -39,7 +39,7 @@ def test_cli_applies_the_count_for_the_run(monkeypatch, argv, expected):
 
 
 def test_busy_warning_only_above_the_thread_count():
-    from litelvlm.threads import busy_warning
+    from litelvlm.busy import busy_warning
 
     assert busy_warning(threads=2, load=2.4) is None
     msg = busy_warning(threads=2, load=5.0)

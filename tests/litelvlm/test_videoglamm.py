@@ -142,7 +142,7 @@ def test_phi3_sliding_window_matches_transformers_441(window):
 
     from transformers import Phi3ForCausalLM
 
-    from litelvlm.videoglamm.config import phi3_config
+    from litelvlm.videoglamm.hf_config import phi3_config
 
     p = replace(get_preset("tiny"), sliding_window=window)
     torch.manual_seed(0)

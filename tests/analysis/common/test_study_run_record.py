@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from analysis.common.study import git_commit, run_record
+from analysis.common.run_record import run_record
+from analysis.common.study import git_commit
 from litelvlm import __version__
 from litelvlm.cli import main
 

@@ -21,7 +21,8 @@ from litelvlm.qwen.checkpoint import (
     released_state_dict,
     save_random_qwen,
 )
-from litelvlm.qwen.config import PRESETS, SPECIAL_TOKENS, get_preset, qwen_config
+from litelvlm.qwen.config import PRESETS, SPECIAL_TOKENS, get_preset
+from litelvlm.qwen.hf_config import qwen_config
 
 #: Parameters of the released checkpoints as loaded by transformers (the Hugging Face Hub lists them as
 #: 3.75B and 8.29B; the 7B's safetensors index totals 16,584,333,312 bytes = 2 x 8,292,166,656 in bfloat16;

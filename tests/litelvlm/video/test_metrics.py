@@ -385,18 +385,18 @@ def test_disk_and_dilation_are_the_libraries_calls():
         M.dilate(one, np.ones((0, 3)))
 
 
-def test_opencv_and_scikit_image_load_when_f_is_computed():
-    """Importing the metrics loads neither library (commands check their arguments first); F loads both."""
+def test_opencv_and_scikit_image_wait_for_the_checks():
+    """A refused ``eval-video`` loads neither library (the command checks its arguments before the metrics module,
+    which imports both, loads); F loads both."""
     import subprocess
-
-    code = ("import sys, numpy as np; from litelvlm.video import metrics as M; "
-            "print('cv2' in sys.modules, 'skimage' in sys.modules); "
-            "M.boundary_f(np.eye(4), np.eye(4)); print('cv2' in sys.modules, 'skimage' in sys.modules)")
     from pathlib import Path
 
+    code = ("import sys, numpy as np; from litelvlm.cli import main; rc = main(['eval-video', '--methods', 'none']); "
+            "print(rc, 'cv2' in sys.modules, 'skimage' in sys.modules); from litelvlm.video import metrics as M; "
+            "M.boundary_f(np.eye(4), np.eye(4)); print('cv2' in sys.modules, 'skimage' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[3])
-    assert out.stdout.split() == ["False", "False", "True", "True"]
+    assert out.stdout.split() == ["2", "False", "False", "True", "True"]
 
 
 def test_boundary_map_and_tolerance():

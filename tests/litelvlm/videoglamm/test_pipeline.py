@@ -108,7 +108,8 @@ def test_shared_layer_runs_phi3_with_its_window():
 
 def pipe_window() -> int:
     """The tiny VideoGLaMM's Phi-3 window: transformers 4.41's 2048 visible keys (config 2047 + 1)."""
-    from litelvlm.videoglamm.config import PRESETS, phi3_config
+    from litelvlm.videoglamm.config import PRESETS
+    from litelvlm.videoglamm.hf_config import phi3_config
 
     return int(phi3_config(PRESETS["tiny"]).sliding_window)
 

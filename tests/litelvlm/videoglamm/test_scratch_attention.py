@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import torch
 
-from litelvlm.videoglamm.config import PRESETS, phi3_config
+from litelvlm.videoglamm.config import PRESETS
+from litelvlm.videoglamm.hf_config import phi3_config
 from litelvlm.videoglamm.scratch_attention import Scratch, scratch_eager
 
 
