@@ -35,6 +35,7 @@ from transformers import CLIPVisionModel, Phi3ForCausalLM
 
 from ..llm.captured import runner_of
 from ..llm.context import run_layers
+from ..lvlm.batched import padded_forward
 from .config import CHUNK_SIZE, IMAGE_TOKEN_INDEX, VideoGLaMMPreset, sam2_config
 from .hf_config import clip_config, phi3_config
 from .internvideo2 import InternVideo2Tower
@@ -174,8 +175,6 @@ class VideoGLaMM(nn.Module):
         """(B, S_max, h) final normed hidden states of several sequences ((S_i, h) each, ``num_visual[i]`` visual
         tokens) in one forward, right-padded with an attention mask hiding the padding, each at positions 0..S_i-1
         (:func:`litelvlm.lvlm.batched.padded_forward`; eager attention in the same scratch as :meth:`final_hidden`)."""
-        from ..lvlm.batched import padded_forward
-
         if not hasattr(self, "_scratch"):
             self._scratch = Scratch()
         pos = [torch.arange(int(e.shape[0]), device=self.device)[None] for e in embeds]
