@@ -11,17 +11,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("analysis.demo.command", "run the main job on the bundled toy CLIP and synthetic scenes"),
     "reversal": ("analysis.reversal.command", "study 1: CLIP similarity reversal over referent masks"),
     "sink": ("analysis.sink.command", "study 2: the [EOS]->[SOS] attention sink of the text encoder"),
-    "retention": ("analysis.retention.command", "which tokens each method keeps, stage by stage (the retention figures)"),
-    "eval-grounding": ("analysis.grounding.command", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
-    "importance": ("analysis.importance.command", "correlate CLIP token ranks with the LLM's own token importance"),
+    "retention":
+    ("analysis.retention.command", "which tokens each method keeps, stage by stage (the retention figures)"),
+    "eval-grounding":
+    ("analysis.grounding.command", "RefCOCO referring segmentation (cIoU/gIoU) per method and budget"),
+    "importance":
+    ("analysis.importance.command", "correlate CLIP token ranks with the LLM's own token importance"),
     "efficiency": ("analysis.efficiency.command", "FLOPs, prefill time, CUDA time and activation memory"),
-    "validate": ("analysis.validate.command", "one real image (a video for a video family) through the full pruned model: every "
-                                      "method and budget, tokens, [SEG] positions, masks, time and memory, with checks"),
-    "positions": ("analysis.positions.command", "the position switch on the sample image: kept tokens at their "
-                                                "original RoPE positions or renumbered, per method and budget"),
+    "validate":
+    ("analysis.validate.command", "one real image (a video for a video family) through the full pruned "
+     "model: every "
+                                      "method and budget, tokens, [SEG] positions, masks, time and memory, "
+                 "with checks"),
+    "positions":
+    ("analysis.positions.command", "the position switch on the sample image: kept tokens at their "
+                                                "original RoPE positions or renumbered, per method and "
+                  "budget"),
     "eval-video": ("analysis.video.command", "referring video segmentation (J&F) per method and per-frame "
                                              "budget, with each family's video path"),
-    "plan": ("analysis.plan.command", "the paper's tables as runs on the data at hand, their time estimated here, and "
+    "plan":
+    ("analysis.plan.command", "the paper's tables as runs on the data at hand, their time estimated here, "
+     "and "
                                       "the torch.distributed.run commands that fill one results tree"),
     "figures": ("analysis.figures.command", "regenerate every figure from result tables"),
 }

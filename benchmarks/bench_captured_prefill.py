@@ -1,11 +1,12 @@
-"""Eager against captured LLM prefill (``litelvlm.llm.captured``) on this machine: the decoder-layer loop's time
-(the paper's prefill definition) of ``none`` and LiteLVLM at one budget, both prefills timed round-robin in one run.
+"""Eager against captured LLM prefill (``litelvlm.llm.captured``) on this machine: the decoder-layer loop's
+time (the paper's prefill definition) of ``none`` and LiteLVLM at one budget, both prefills timed round-robin
+in one run.
 
     python benchmarks/bench_captured_prefill.py --model tiny-random:0 --budget 64 --repeats 5 --threads 1
     python benchmarks/bench_captured_prefill.py --device cuda --model sa2va-qwen2_5-vl-3b-random   # a GPU
 
-Prints, per run, the median loop time of each prefill, eager / captured, and LiteLVLM's speed-up over ``none`` under
-each, with the CPU's flags (or the GPU's name) and the process's CPU seconds. On a CPU the capture is
+Prints, per run, the median loop time of each prefill, eager / captured, and LiteLVLM's speed-up over ``none``
+under each, with the CPU's flags (or the GPU's name) and the process's CPU seconds. On a CPU the capture is
 ``torch.compile`` (inductor, the first calls compile: untimed warm-ups); on CUDA a CUDA graph per length.
 """
 
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--refer-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/coco128_refer"))
+    p.add_argument("--refer-dir",
+                   default=str(Path(__file__).resolve().parents[2] / "shared/data/coco128_refer"))
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     times: dict = {}
     cpu0 = time.process_time()
     lm = pipe.language_model
-    runner = install(lm)  # one runner for the whole run: its captures are kept while the eager prefill is timed
+    # one runner for the whole run: its captures are kept while the eager prefill is timed
+    runner = install(lm)
     with torch.no_grad():
         for _ in range(a.warmup):  # the captured prefill's first calls capture (compile) each length
             for run in runs:
@@ -68,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{a.model} on {a.device} ({where}); threads {torch.get_num_threads()}; {a.repeats} rounds")
     for run in runs:
         e, c = med[("eager", run)], med[("captured", run)]
-        print(f"{run[0]}@{run[1] or 'all'}: eager {e:.1f} ms, captured {c:.1f} ms, eager/captured {e / c:.2f}x")
+        print(f"{run[0]}@{run[1] or 'all'}: eager {e:.1f} ms, captured {c:.1f} ms, eager/captured "
+              f"{e / c:.2f}x")
     for prefill in ("eager", "captured"):
-        print(f"litelvlm@{a.budget} over none, {prefill}: {med[(prefill, runs[0])] / med[(prefill, runs[1])]:.2f}x")
+        print(f"litelvlm@{a.budget} over none, {prefill}: "
+              f"{med[(prefill, runs[0])] / med[(prefill, runs[1])]:.2f}x")
     print(f"CPU seconds of the process: {time.process_time() - cpu0:.1f}")
     return 0
 

@@ -12,7 +12,8 @@ Full-size ViT-L/14-336 CLIP (``vit-l-14-336-random``, random weights, real archi
 All figures come from one run of this script; timings are the studies' own (model loading
 excluded), read from each run's ``config.json``.
 
-    python benchmarks/bench_clip_studies.py [--model vit-l-14-336-random] [--dtype bfloat16] [--pairs 3]\n        [--limit-sentences N] [--sink-limit N]
+    python benchmarks/bench_clip_studies.py [--model vit-l-14-336-random] [--dtype bfloat16] [--pairs 3]\n
+    [--limit-sentences N] [--sink-limit N]
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def main() -> None:
     p.add_argument("--text-batch-size", type=int, default=256)
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--pairs", type=int, default=3, help="cold/warm pairs (each cold run has a fresh cache)")
-    p.add_argument("--limit-sentences", type=int, default=None, help="only the first N sentences (fewer images)")
+    p.add_argument("--limit-sentences", type=int, default=None, help="only the first N sentences (fewer "
+                   "images)")
     p.add_argument("--sink-limit", type=int, default=None, help="only the first N val expressions")
     a = p.parse_args()
     refer = DATA / "coco128_refer"
@@ -69,9 +71,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # the random model is written once into the default cache; the features go to a fresh folder
-        common = ["reversal", "--model", a.model, "--refer-dir", str(refer), "--image-dir", str(refer / "images"),
-                  "--split", "all", "--batch-size", str(a.batch_size), "--text-batch-size", str(a.text_batch_size),
-                  "--dtype", a.dtype]
+        common = ["reversal", "--model", a.model, "--refer-dir", str(refer), "--image-dir",
+                  str(refer / "images"),
+                  "--split", "all", "--batch-size", str(a.batch_size), "--text-batch-size",
+                  str(a.text_batch_size), "--dtype", a.dtype]
         if a.limit_sentences:
             common += ["--limit-sentences", str(a.limit_sentences)]
         ratios, cold_per_image, same = [], [], True
@@ -86,8 +89,9 @@ def main() -> None:
             cold_per_image.append(cold["seconds"] / n_img)
             print(f"  pair {i + 1}: cold {cold['seconds']:.1f} s ({cold['counts']['cache_misses']} misses), "
                   f"warm {warm['seconds']:.2f} s ({warm['counts']['cache_hits']} hits), {n_img} images")
-        print(f"reversal, {a.model}, {a.dtype}, COCO-128 REFER (split all): {cold['counts']['sentences_total']} "
-              f"sentences, {n_img} images, vision layers {cold['layers']}; parquet byte-identical: {same}")
+        print(f"reversal, {a.model}, {a.dtype}, COCO-128 REFER (split all): "
+              f"{cold['counts']['sentences_total']} sentences, {n_img} images, vision layers "
+              f"{cold['layers']}; parquet byte-identical: {same}")
         print("  " + report("warm rerun speedup (cold / warm, study seconds)", ratios, target=20))
         per_image = statistics.median(cold_per_image)
         minutes = per_image * REFCOCO_VAL_IMAGES / 60

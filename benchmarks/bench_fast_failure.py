@@ -1,9 +1,10 @@
-"""How fast every command refuses: ``--help``, a missing input path and an unknown method name, as whole processes.
+"""How fast every command refuses: ``--help``, a missing input path and an unknown method name, as whole
+processes.
 
 Each case runs ``python -m litelvlm.cli ...`` ``--repeats`` times (round robin over the cases) and reads the
-child's CPU time (user + system, from ``resource.getrusage(RUSAGE_CHILDREN)``), which a busy machine inflates far
-less than wall time. The target: every case exits 2 (0 for ``--help``) in under 1 s of CPU. Prints the median and
-the maximum per case, MET or MISSED, and the CPU's flags that matter for the project's timings.
+child's CPU time (user + system, from ``resource.getrusage(RUSAGE_CHILDREN)``), which a busy machine inflates
+far less than wall time. The target: every case exits 2 (0 for ``--help``) in under 1 s of CPU. Prints the
+median and the maximum per case, MET or MISSED, and the CPU's flags that matter for the project's timings.
 
     python benchmarks/bench_fast_failure.py --repeats 3
 """
@@ -33,7 +34,8 @@ for command, out in (("reversal", True), ("sink", True), ("retention", True), ("
                "demo": ["--model", MISSING]}.get(command, ["--refer-dir", MISSING])
     CASES.append((command, [*where, *missing], 2))
     method = {"select": ["--method", "no-such-method", "--image", MISSING, "--text", "a"],
-              "importance": ["--method-signals", "no-such-method"]}.get(command, ["--methods", "no-such-method"])
+              "importance": ["--method-signals", "no-such-method"]}.get(command,
+                                                                        ["--methods", "no-such-method"])
     if command not in ("reversal", "sink", "demo", "figures"):
         CASES.append((command, [*where, *method], 2))
 
@@ -41,7 +43,8 @@ for command, out in (("reversal", True), ("sink", True), ("retention", True), ("
 def cpu_seconds(argv: list[str], expect: int) -> float:
     """The CPU time of one whole process running ``litelvlm argv`` (it must exit with ``expect``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rc = subprocess.run([sys.executable, "-m", "litelvlm.cli", *argv], cwd=ROOT, capture_output=True).returncode
+    rc = subprocess.run([sys.executable, "-m", "litelvlm.cli", *argv], cwd=ROOT,
+                        capture_output=True).returncode
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if rc != expect:
         raise SystemExit(f"litelvlm {' '.join(argv)}: exit {rc}, expected {expect}")
@@ -54,7 +57,8 @@ def cpu_flags() -> str:
         flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     except (OSError, StopIteration):
         return "unknown"
-    return " ".join(f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags) or "none of amx/avx"
+    return " ".join(f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+                    if f in flags) or "none of amx/avx"
 
 
 def main() -> None:

@@ -45,7 +45,8 @@ def main() -> int:  # long by design: one linear benchmark script (options, setu
         clip = load_clip(str(path), "hf")
     vm, tm = clip.model.vision_model, clip.model.text_model
     pixels = torch.randn(1, 3, 336, 336)
-    texts = ["the man in the red shirt on the left", "a white dog", "second cup from the right"][: args.texts_per_image]
+    texts = ["the man in the red shirt on the left", "a white dog",
+             "second cup from the right"][: args.texts_per_image]
     ids, eos, _ = clip.tokenize(texts)
     mask = (torch.arange(ids.shape[1])[None] <= eos[:, None]).long()
 

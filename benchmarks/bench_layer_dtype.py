@@ -2,7 +2,8 @@
 ``--layer-dtype float32`` (weights upcast while the layer runs), paired and interleaved.
 
     python benchmarks/bench_layer_dtype.py --threads 2 --repeats 5
-    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_layer_dtype.py   # an AVX2-only CPU
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_layer_dtype.py   # an AVX2-only
+    CPU
 
 Prints the CPU's flags, the median seconds of each and the paired ratio bf16 / float32 (above 1: the
 upcast is faster), and the extrapolation to one 32-layer prefill.
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5, help="paired runs")
-    p.add_argument("--tokens", type=int, default=706, help="sequence length (GLaMM-7B at 576 visual tokens: 706)")
+    p.add_argument("--tokens", type=int, default=706, help="sequence length (GLaMM-7B at 576 visual tokens: "
+                   "706)")
     a = p.parse_args(argv)
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding
 

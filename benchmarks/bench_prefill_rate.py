@@ -2,17 +2,18 @@
 hardware's limit.
 
     python benchmarks/bench_prefill_rate.py --threads 2 --layers 1 --budgets 576,64 --repeats 2
-    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_prefill_rate.py   # an AVX2-only CPU
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_prefill_rate.py   # an AVX2-only
+    CPU
 
 A stack of ``--layers`` Llama decoder layers of GLaMM-7B's widths (random weights; d=4096, m=11008, 32 heads)
 runs the prefill of each run: ``none`` (all 576 visual tokens plus the 130 text tokens, n=706) and a CLIP-side
-method at each budget K (n = 130 + K in every layer), in each dtype: ``bfloat16`` and ``float32`` (weights in that
-dtype) and ``float32-upcast`` (``--layer-dtype float32``: bfloat16 weights cast up as each layer runs). A run's
-achieved rate is its FLOPs, the project's analytic count (``analysis.common.flops.llm_flops_exact`` without
-the LM head: 2·L·(4nd² + 2n²d + 3ndm)), over its median prefill time; it is printed as a fraction of the matmul
-rate measured here in the same dtype on the same threads (the layer's largest product, n x d @ d x m in a linear
-layer's layout, best of the repeats). Goal: at least 90% (MET / MISSED). Prints the CPU's flags; times on a loaded machine are inflated, and
-the fractions are taken within one run.
+method at each budget K (n = 130 + K in every layer), in each dtype: ``bfloat16`` and ``float32`` (weights in
+that dtype) and ``float32-upcast`` (``--layer-dtype float32``: bfloat16 weights cast up as each layer runs). A
+run's achieved rate is its FLOPs, the project's analytic count (``analysis.common.flops.llm_flops_exact``
+without the LM head: 2·L·(4nd² + 2n²d + 3ndm)), over its median prefill time; it is printed as a fraction of
+the matmul rate measured here in the same dtype on the same threads (the layer's largest product, n x d @ d x
+m in a linear layer's layout, best of the repeats). Goal: at least 90% (MET / MISSED). Prints the CPU's flags;
+times on a loaded machine are inflated, and the fractions are taken within one run.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ TEXT_TOKENS = 130
 
 
 def matmul_rate(dtype: torch.dtype, n: int, d: int, m: int, repeats: int) -> float:
-    """GFLOP/s of the best of ``repeats`` products (n x d) @ (d x m) in ``dtype`` (after a warm-up), in a linear
-    layer's layout (``F.linear``: the weight stored (m, d), as the decoder's; a plain ``a @ b`` of bfloat16 runs a
-    far slower kernel on an AVX2-only CPU)."""
+    """GFLOP/s of the best of ``repeats`` products (n x d) @ (d x m) in ``dtype`` (after a warm-up), in a
+    linear layer's layout (``F.linear``: the weight stored (m, d), as the decoder's; a plain ``a @ b`` of
+    bfloat16 runs a far slower kernel on an AVX2-only CPU)."""
     a, w = torch.randn(n, d).to(dtype), torch.randn(m, d).to(dtype)
     torch.nn.functional.linear(a, w)
     best = float("inf")
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=1, help="decoder layers of GLaMM-7B's widths")
     p.add_argument("--budgets", default="576,64", help="visual tokens kept (576: none)")
     p.add_argument("--dtypes", default="bfloat16,float32,float32-upcast")
-    p.add_argument("--attn", default="eager", choices=["eager", "sdpa"], help="eager: GLaMM's official attention")
+    p.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
+                   help="eager: GLaMM's official attention")
     p.add_argument("--repeats", type=int, default=2)
     a = p.parse_args(argv)
     from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
@@ -116,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             peak = matmul_rate(compute, n, d, m, a.repeats)
             frac = flops / secs / 1e9 / peak
             rows.append(frac)
-            print(f"{name:15s} n={n:4d}: {flops / 1e9:7.1f} GFLOP in {secs:6.2f} s = {flops / secs / 1e9:6.1f} GFLOP/s;"
-                  f" matmul {peak:6.1f} GFLOP/s -> {frac:6.1%} {'MET' if frac >= GOAL else 'MISSED'} (goal {GOAL:.0%})")
+            print(f"{name:15s} n={n:4d}: {flops / 1e9:7.1f} GFLOP in {secs:6.2f} s = "
+                  f"{flops / secs / 1e9:6.1f} GFLOP/s; matmul {peak:6.1f} GFLOP/s -> {frac:6.1%} "
+                  f"{'MET' if frac >= GOAL else 'MISSED'} (goal {GOAL:.0%})")
         del stack
-    print(f"all runs: {'MET' if min(rows) >= GOAL else 'MISSED'} (lowest {min(rows):.1%}); a loaded machine inflates "
-          "times, so fractions below the goal may be the load's")
+    print(f"all runs: {'MET' if min(rows) >= GOAL else 'MISSED'} (lowest {min(rows):.1%}); a loaded machine "
+          "inflates times, so fractions below the goal may be the load's")
     return 0
 
 

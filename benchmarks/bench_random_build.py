@@ -1,20 +1,21 @@
-"""Random full-size model build: the code of an older revision (per-module initialisation) against this one (fast
-fill), in ONE run on one machine.
+"""Random full-size model build: the code of an older revision (per-module initialisation) against this one
+(fast fill), in ONE run on one machine.
 
-Each variant runs in its own child process with an empty ``LITELVLM_CACHE``: the first use of the random preset
-through its family's real entry point (build, write in the checkpoint layout, manifest: ``sa2va_folder`` /
-``unipixel_folder`` / ``qwen_folder`` / GLaMM's cached folder) and, with ``--load``, loading it back (``load_sa2va``...). The old variant
-imports the package as ``git archive <rev>`` exports it. Per variant: wall seconds of each phase, user and system
-CPU-seconds and peak RSS of the child (``getrusage``), the wall and CPU-seconds spent in the fill, the writing of
-the shards and the manifest (``*_wall``, ``*_cpu``: the rest of a phase is single-threaded), and the CPU model and
-flags. ``--no-write`` times the build
-alone (no checkpoint written: where only the timing is wanted; the round trip is proven by the tests).
+Each variant runs in its own child process with an empty ``LITELVLM_CACHE``: the first use of the random
+preset through its family's real entry point (build, write in the checkpoint layout, manifest:
+``sa2va_folder`` / ``unipixel_folder`` / ``qwen_folder`` / GLaMM's cached folder) and, with ``--load``,
+loading it back (``load_sa2va``...). The old variant imports the package as ``git archive <rev>`` exports it.
+Per variant: wall seconds of each phase, user and system CPU-seconds and peak RSS of the child
+(``getrusage``), the wall and CPU-seconds spent in the fill, the writing of the shards and the manifest
+(``*_wall``, ``*_cpu``: the rest of a phase is single-threaded), and the CPU model and flags. ``--no-write``
+times the build alone (no checkpoint written: where only the timing is wanted; the round trip is proven by the
+tests).
 
     python benchmarks/bench_random_build.py [--model sa2va-qwen2_5-vl-3b-random] [--old-rev 45c0a36]
         [--variants old,new] [--load] [--no-write] [--threads N]
 
-Memory: a variant holds the model once (bf16 3B: about 7.5 GB), the old loader about twice; each child is started
-only when /proc/meminfo's MemAvailable exceeds ``--min-free-gb``.
+Memory: a variant holds the model once (bf16 3B: about 7.5 GB), the old loader about twice; each child is
+started only when /proc/meminfo's MemAvailable exceeds ``--min-free-gb``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: run inside the child: the first use of the preset (and optionally its load), phase by phase, as JSON on stdout
+#: run inside the child: the first use of the preset (and optionally its load), phase by phase, as JSON on
+#: stdout
 CHILD = r"""
 import json, sys, time
 model, load, no_write = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
@@ -106,7 +108,7 @@ else:
 import litelvlm
 print("FROM " + json.dumps(litelvlm.__file__))
 print("PHASES " + json.dumps(phases))
-"""
+"""  # noqa: E501
 
 
 def cpu_info() -> tuple[str, str]:
@@ -127,7 +129,8 @@ def mem_available_gb() -> float:
 
 def export_rev(rev: str, dest: Path) -> Path:
     """``litelvlm/`` as revision ``rev`` holds it, under ``dest`` (for PYTHONPATH)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "litelvlm"], check=True, capture_output=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "litelvlm"], check=True,
+                             capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return dest
 
@@ -141,8 +144,10 @@ def run_variant(name: str, pythonpath: Path, args) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", CHILD, args.model, "1" if args.load else "0",
-                               "1" if args.no_write else "0", args.tokenizer], env=env, stdout=subprocess.PIPE, text=True,
-                              cwd=cache)   # not the checkout: ``python -c`` puts the working folder first on sys.path
+                               "1" if args.no_write else "0", args.tokenizer], env=env,
+                              stdout=subprocess.PIPE, text=True,
+                              # not the checkout: ``python -c`` puts the working folder first on sys.path
+                              cwd=cache)
         where = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("FROM "))[5:])
         if Path(where).resolve() != (pythonpath / "litelvlm" / "__init__.py").resolve():
             sys.exit(f"variant {name} imported {where}, not the code under {pythonpath}")
@@ -152,7 +157,8 @@ def run_variant(name: str, pythonpath: Path, args) -> dict:
         sys.exit(f"variant {name} failed with status {proc.returncode}")
     phases = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("PHASES "))[7:])
     return {"variant": name, "wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
-            "sys_s": round(after.ru_stime - before.ru_stime, 1), "peak_rss_gb": round(after.ru_maxrss / (1 << 20), 2),
+            "sys_s": round(after.ru_stime - before.ru_stime, 1),
+            "peak_rss_gb": round(after.ru_maxrss / (1 << 20), 2),
             **{k: round(v, 1) if isinstance(v, float) else v for k, v in phases.items()}}
 
 
@@ -167,18 +173,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", default=str(ROOT.parent / "shared" / "data" / "glamm_refseg_tokenizer"),
                     help="glamm-7b-random's slow tokenizer folder")
     ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS of the children (0: unset)")
-    ap.add_argument("--min-free-gb", type=float, default=17.0, help="start a child only above this MemAvailable")
+    ap.add_argument("--min-free-gb", type=float, default=17.0, help="start a child only above this "
+                    "MemAvailable")
     ap.add_argument("--tmp", default=None, help="folder for the children's caches (default: the system's)")
     args = ap.parse_args(argv)
     name, flags = cpu_info()
     print(f"CPU: {name}; {os.cpu_count()} cores; flags: {flags}")
-    print(f"model {args.model}; load {args.load}; no-write {args.no_write}; old = {args.old_rev}, new = working tree")
+    print(f"model {args.model}; load {args.load}; no-write {args.no_write}; old = {args.old_rev}, new = "
+          "working tree")
     rows = []
     with tempfile.TemporaryDirectory(prefix="randbuild-old-src-") as src:
         for variant in args.variants.split(","):
             free = mem_available_gb()
             if free < args.min_free_gb:
-                sys.exit(f"only {free:.1f} GB available (--min-free-gb {args.min_free_gb}): not starting {variant}")
+                sys.exit(f"only {free:.1f} GB available (--min-free-gb {args.min_free_gb}): not starting "
+                         f"{variant}")
             path = export_rev(args.old_rev, Path(src)) if variant == "old" else ROOT
             rows.append(run_variant(variant, path, args))
             print(json.dumps(rows[-1]), flush=True)

@@ -53,8 +53,8 @@ def timed(argv: list[str], env: dict, expect: int = 0) -> float:
 
 def cli(src: Path) -> list[str]:
     """The ``litelvlm`` command of a checkout."""
-    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(src)!r}); from litelvlm.cli import main; "
-            "sys.exit(main(sys.argv[1:]))"]
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(src)!r}); from litelvlm.cli import "
+            "main; sys.exit(main(sys.argv[1:]))"]
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -109,8 +109,8 @@ def main() -> None:
     print(f"warm sink over the model floor: median {statistics.median(sink_over):.2f} s "
           f"[{min(sink_over):.2f}-{max(sink_over):.2f}]")
     whole = statistics.median(times["warm reversal"])
-    print(f"whole warm reversal: {whole:.2f} s; target <= {OVERHEAD_GOAL_S:g} s of startup as a whole process: "
-          f"{'met' if whole <= OVERHEAD_GOAL_S else 'MISSED'} (the floor alone is "
+    print(f"whole warm reversal: {whole:.2f} s; target <= {OVERHEAD_GOAL_S:g} s of startup as a whole "
+          f"process: {'met' if whole <= OVERHEAD_GOAL_S else 'MISSED'} (the floor alone is "
           f"{statistics.median(times['floor']):.2f} s here)")
     if a.compare_src:
         ratios = [c / w for c, w in zip(times["warm reversal (compared)"], times["warm reversal"])]

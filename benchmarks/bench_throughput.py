@@ -1,25 +1,27 @@
-"""Grounding throughput per batch size: images per second, CPU-seconds per image and peak activation memory at batch
-sizes B (``eval-grounding --batch-size``; :func:`litelvlm.lvlm.batched.ground_batch`), for ``none`` against the
-methods at each budget, and the largest B that fits a memory limit (pruning shortens every sequence, so a pruned
-batch takes less memory and more prompts fit).
+"""Grounding throughput per batch size: images per second, CPU-seconds per image and peak activation memory at
+batch sizes B (``eval-grounding --batch-size``; :func:`litelvlm.lvlm.batched.ground_batch`), for ``none``
+against the methods at each budget, and the largest B that fits a memory limit (pruning shortens every
+sequence, so a pruned batch takes less memory and more prompts fit).
 
-    python benchmarks/bench_throughput.py --threads 2                                   # tiny GLaMM on the CPU
-    python benchmarks/bench_throughput.py --models tiny-random:0 unipixel-tiny-random:0 sa2va-tiny-random:0
-    python benchmarks/bench_throughput.py --device cuda --models glamm-7b-random --tokenizer DIR --memory-limit-gib 60
+    python benchmarks/bench_throughput.py --threads 2                                   # tiny GLaMM on the
+    CPU python benchmarks/bench_throughput.py --models tiny-random:0 unipixel-tiny-random:0
+    sa2va-tiny-random:0 python benchmarks/bench_throughput.py --device cuda --models glamm-7b-random
+    --tokenizer DIR --memory-limit-gib 60
 
-Each model grounds the same P = max(B) prepared images (one expression each; synthetic odd-sized images, or the
-first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one warm-up, the repeats of the
-B interleaved (B = 1, B = 8, B = 1, ...: a load that comes and goes hits each B alike): B = 1 is today's path
-(``ground``), B > 1 ``ground_batch`` per B prompts (padded LLM forwards, on a CPU with eager attention in sub-batches
-whose scores fit the last-level cache; ``--sub-batch-bytes none``: one forward per B prompts); a method that cannot
-batch (FastV: it prunes inside the LLM) runs prompt by prompt at every B and is marked ``batched = False``. The time covers ``ground`` (selection, LLM,
-mask head), not the per-image preparation (vision tower, SAM's image encoder), which batching does not change.
-Peak memory is the activations of one batch of B above the loaded model (:func:`litelvlm.memory.
-peak_activation_bytes`: the tracker of live tensors on a CPU, the allocator's peak on CUDA), measured in a separate,
-untimed pass; the largest B within ``--memory-limit-gib`` is extrapolated from the measured B by a line through the
-smallest and largest B (the ``fit`` column says so). Goal (this CPU, tiny GLaMM): ``none`` at B = 8 at least 2x the
-images/s of B = 1, a ratio measured in one run (MET / MISSED). Prints the CPU's flags; wall times on a loaded machine
-are inflated, so the CPU-seconds per image are printed beside them.
+Each model grounds the same P = max(B) prepared images (one expression each; synthetic odd-sized images, or
+the first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one warm-up, the
+repeats of the B interleaved (B = 1, B = 8, B = 1, ...: a load that comes and goes hits each B alike): B = 1
+is today's path (``ground``), B > 1 ``ground_batch`` per B prompts (padded LLM forwards, on a CPU with eager
+attention in sub-batches whose scores fit the last-level cache; ``--sub-batch-bytes none``: one forward per B
+prompts); a method that cannot batch (FastV: it prunes inside the LLM) runs prompt by prompt at every B and is
+marked ``batched = False``. The time covers ``ground`` (selection, LLM, mask head), not the per-image
+preparation (vision tower, SAM's image encoder), which batching does not change. Peak memory is the
+activations of one batch of B above the loaded model (:func:`litelvlm.memory. peak_activation_bytes`: the
+tracker of live tensors on a CPU, the allocator's peak on CUDA), measured in a separate, untimed pass; the
+largest B within ``--memory-limit-gib`` is extrapolated from the measured B by a line through the smallest and
+largest B (the ``fit`` column says so). Goal (this CPU, tiny GLaMM): ``none`` at B = 8 at least 2x the
+images/s of B = 1, a ratio measured in one run (MET / MISSED). Prints the CPU's flags; wall times on a loaded
+machine are inflated, so the CPU-seconds per image are printed beside them.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ SIZES = [(53, 37), (41, 64), (50, 50), (64, 48), (37, 61), (60, 45), (45, 45), (
 
 
 def prompts(pipe, count: int, refer_dir: str | None) -> list:
-    """``count`` prepared images with one expression each (the first images of ``refer_dir``, else synthetic)."""
+    """``count`` prepared images with one expression each (the first images of ``refer_dir``, else
+    synthetic)."""
     from PIL import Image
 
     if refer_dir:
@@ -64,8 +67,9 @@ def prompts(pipe, count: int, refer_dir: str | None) -> list:
 
 
 def ground_all(pipe, preps: list, method: str, budget, batch: int, batched: bool, sub_batch="auto") -> None:
-    """Ground every prompt: one by one (B = 1, or a method that cannot batch), else B prompts per ``ground_batch``
-    (its LLM forward split into cache-sized sub-batches per ``sub_batch``, its ``sub_batch_bytes``)."""
+    """Ground every prompt: one by one (B = 1, or a method that cannot batch), else B prompts per
+    ``ground_batch`` (its LLM forward split into cache-sized sub-batches per ``sub_batch``, its
+    ``sub_batch_bytes``)."""
     from litelvlm.lvlm.batched import ground_batch
 
     with torch.no_grad():
@@ -85,8 +89,9 @@ def sync(device: str) -> None:
 
 def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats: int, device: str,
             sub_batch="auto") -> list[dict]:
-    """Per batch size in ``batches``: the best-of-``repeats`` wall and CPU seconds of grounding ``preps``, the repeats
-    interleaved across the batch sizes (a load that comes and goes hits every B alike), and one batch's peak."""
+    """Per batch size in ``batches``: the best-of-``repeats`` wall and CPU seconds of grounding ``preps``, the
+    repeats interleaved across the batch sizes (a load that comes and goes hits every B alike), and one
+    batch's peak."""
     from litelvlm.lvlm.batched import batch_error
     from litelvlm.memory import peak_activation_bytes
 
@@ -105,7 +110,8 @@ def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats:
     rows = []
     for b in batches:
         one = b if batched else 1   # a method that cannot batch holds one prompt's activations at a time
-        peak, _ = peak_activation_bytes(lambda one=one: ground_all(pipe, preps[:one], method, budget, one, batched,
+        peak, _ = peak_activation_bytes(
+            lambda one=one: ground_all(pipe, preps[:one], method, budget, one, batched,
                                                                    sub_batch), device)
         rows.append({"batched": batched, "images": len(preps), "seconds": wall[b], "cpu_seconds": cpu[b],
                      "images_per_s": len(preps) / wall[b], "cpu_s_per_image": cpu[b] / len(preps),
@@ -114,8 +120,8 @@ def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats:
 
 
 def largest_batch(rows: pd.DataFrame, limit_mib: float) -> int | None:
-    """The largest B whose extrapolated peak (a line through the smallest and largest measured B) fits the limit;
-    None for a method that cannot batch."""
+    """The largest B whose extrapolated peak (a line through the smallest and largest measured B) fits the
+    limit; None for a method that cannot batch."""
     if not rows["batched"].all() or len(rows) < 2:
         return None
     lo, hi = rows.iloc[0], rows.iloc[-1]
@@ -131,7 +137,8 @@ def bench_model(model: str, a) -> pd.DataFrame:
 
     pipe = load_pipeline(model, device=a.device, **({"tokenizer": a.tokenizer} if a.tokenizer else {}),
                          **({} if a.dtype == "auto" else {"dtype": getattr(torch, a.dtype)}))
-    if a.attn != "eager":  # the LLM's attention kernel (eager: the official stack's, every S x S row materialised)
+    # the LLM's attention kernel (eager: the official stack's, every S x S row materialised)
+    if a.attn != "eager":
         from litelvlm.lvlm.numerics import set_attention
 
         set_attention(a.attn, pipe.language_model)
@@ -141,13 +148,15 @@ def bench_model(model: str, a) -> pd.DataFrame:
         for budget in [None] if get_method(method).baseline else a.budgets:
             rows = measure(pipe, preps, method, budget, a.batch_sizes, a.repeats, a.device, a.sub_batch_bytes)
             for b, row in zip(a.batch_sizes, rows, strict=True):
-                out.append({"model": model, "method": method, "budget": budget or "all", "batch_size": b, **row})
+                out.append(
+                    {"model": model, "method": method, "budget": budget or "all", "batch_size": b, **row})
                 print(f"{model} {method}@{budget or 'all'} B={b}: {row['images_per_s']:.2f} images/s, "
                       f"{row['cpu_s_per_image']:.3f} CPU-s/image, peak {row['peak_mib']:.1f} MiB", flush=True)
     df = pd.DataFrame(out)
     base = df[df["batch_size"] == min(a.batch_sizes)].set_index(["method", "budget"])["images_per_s"]
     df["speedup_vs_b1"] = [r.images_per_s / base[(r.method, r.budget)] for r in df.itertuples()]
-    fits = {k: largest_batch(g, a.memory_limit_gib * 1024) for k, g in df.groupby(["method", "budget"], sort=False)}
+    fits = {k: largest_batch(g, a.memory_limit_gib * 1024) for k,
+            g in df.groupby(["method", "budget"], sort=False)}
     df["largest_batch_in_limit"] = [fits[(r.method, r.budget)] for r in df.itertuples()]
     df["fit"] = "linear in B (extrapolated)"
     return df
@@ -163,14 +172,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--memory-limit-gib", type=float, default=1.0,
                    help="activation memory a batch may take above the loaded model")
-    p.add_argument("--refer-dir", default=None, help="a REFER folder whose first images to use (default: synthetic)")
+    p.add_argument("--refer-dir", default=None, help="a REFER folder whose first images to use (default: "
+                   "synthetic)")
     p.add_argument("--tokenizer", default=None, help="a full-size random GLaMM's tokenizer folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
-                   help="the LLM's attention kernel (eager: the official stack's; sdpa: no S x S matrix in memory)")
-    p.add_argument("--sub-batch-bytes", default="auto", type=lambda v: v if v == "auto" else None if v == "none"
-                   else int(v), help="ground_batch's budget for one padded LLM forward's eager attention (auto: the "
-                   "last-level cache on a CPU; none: one forward per batch, as before; or bytes)")
+                   help="the LLM's attention kernel (eager: the official stack's; sdpa: no S x S matrix in "
+                   "memory)")
+    p.add_argument("--sub-batch-bytes", default="auto",
+                   type=lambda v: v if v == "auto" else None if v == "none"
+                   else int(v), help="ground_batch's budget for one padded LLM forward's eager attention "
+                   "(auto: the last-level cache on a CPU; none: one forward per batch, as before; or bytes)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="folder for throughput.csv")
@@ -184,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.concat([bench_model(m, a) for m in a.models], ignore_index=True)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(df.drop(columns=["fit", "images"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print(f"largest B within {a.memory_limit_gib:g} GiB of activations: a line through B = {a.batch_sizes[0]} and "
-          f"{a.batch_sizes[-1]} (extrapolated); empty for a method that runs at batch 1")
+    print(f"largest B within {a.memory_limit_gib:g} GiB of activations: a line through B = "
+          f"{a.batch_sizes[0]} and {a.batch_sizes[-1]} (extrapolated); empty for a method that runs at batch "
+          "1")
     none8 = df[(df["method"] == "none") & (df["batch_size"] == 8)]
     for r in none8.itertuples():
         print(f"{r.model}: none at B = 8 over B = 1: {r.speedup_vs_b1:.2f}x images/s "

@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import paired_ratios, report  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> int:  # long by design: one linear benchmark script (options, setup, timed rounds, report)
+def main(argv: list[str] | None = None) -> int:
+    # long by design: one linear benchmark script (options, setup, timed rounds, report)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--scenes", type=int, default=600, help="training scenes rendered for the batches")

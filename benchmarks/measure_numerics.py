@@ -4,7 +4,8 @@ The images of ``--refer-dir`` go through GLaMM's official protocol (3 sampled se
 twice, with the official numerics and with one choice switched (``--switch attn=sdpa``,
 ``clip_preprocess=transformers`` or ``score_dtype=float32``), on the same random weights. Printed per
 method and budget: the share of images whose kept tokens are identical, the mean Jaccard overlap of
-the kept sets (NaN where both keep no original token, e.g. SparseVLM keeping only recycled ones), the share of mask pixels that flip, and the largest change of a sentence's IoU.
+the kept sets (NaN where both keep no original token, e.g. SparseVLM keeping only recycled ones), the share of
+mask pixels that flip, and the largest change of a sentence's IoU.
 
     python benchmarks/measure_numerics.py --refer-dir ../shared/data/coco128_refer --limit-images 6 \\
         --dtype bfloat16 --switch attn=sdpa
@@ -42,7 +43,8 @@ def main() -> None:
     field, value = a.switch.split("=")
     dtype = getattr(torch, a.dtype)
     variants = {"official": Numerics.official(), a.switch: replace(Numerics.official(), **{field: value})}
-    pipes = {k: GlammPipeline.from_model_string(a.model, dtype=dtype, numerics=n) for k, n in variants.items()}
+    pipes = {k: GlammPipeline.from_model_string(a.model, dtype=dtype, numerics=n) for k,
+             n in variants.items()}
     records = load_refer(a.refer_dir, None)
     by_image: dict[int, list] = {}
     for r in records:
@@ -56,7 +58,8 @@ def main() -> None:
         for k, pipe in pipes.items():
             prep = pipe.prepare(image, [r.sentence for r in picked], turns, seed=a.seed)
             with torch.no_grad():
-                outs[k] = {(m, int(b)): pipe.ground(prep, m, int(b)) for m in METHODS for b in a.budgets.split(",")}
+                outs[k] = {(m, int(b)): pipe.ground(prep, m, int(b)) for m in METHODS
+                           for b in a.budgets.split(",")}
         gts = [r.mask("sum") for r in picked]
         for key in outs["official"]:
             x, y = outs["official"][key], outs[a.switch][key]
@@ -64,10 +67,11 @@ def main() -> None:
             mx, my = x.masks.cpu().numpy(), y.masks.cpu().numpy()
             d_iou = max(abs(mask_stats(mx[t], g)[2] - mask_stats(my[t], g)[2]) for t, g in enumerate(gts))
             rows.append({"method": key[0], "budget": key[1], "image_id": image_id, "same_tokens": kx == ky,
-                         "jaccard": len(kx & ky) / len(kx | ky) if kx | ky else float("nan"), "pixels_flipped": float((mx != my).mean()),
-                         "max_abs_d_iou": d_iou})
+                         "jaccard": len(kx & ky) / len(kx | ky) if kx | ky else float("nan"),
+                         "pixels_flipped": float((mx != my).mean()), "max_abs_d_iou": d_iou})
     df = pd.DataFrame(rows)
-    table = df.groupby(["method", "budget"]).agg(same_tokens=("same_tokens", "mean"), jaccard=("jaccard", "mean"),
+    table = df.groupby(["method", "budget"]).agg(same_tokens=("same_tokens", "mean"),
+                                                 jaccard=("jaccard", "mean"),
                                                  pixels_flipped=("pixels_flipped", "mean"),
                                                  max_abs_d_iou=("max_abs_d_iou", "max"))
     print(f"official numerics vs {a.switch}, {a.dtype}, {df['image_id'].nunique()} images, {a.model}")

@@ -1,3 +1,4 @@
-"""LiteLVLM analysis suite: CLIP backends, token selectors, a GLaMM-architecture grounding model and studies."""
+"""LiteLVLM analysis suite: CLIP backends, token selectors, a GLaMM-architecture grounding model and
+studies."""
 
 __version__ = "0.1.0"

@@ -1,10 +1,10 @@
 """A token budget: K visual tokens to keep, or :data:`Budget.ALL` (every token, the unpruned baseline's).
 
 One value from the command line to the selector: :meth:`Budget.parse` reads it where the command line is read
-(its form: a whole number >= 1 or ``all``), :meth:`Budget.count` turns it into K for an input of N tokens and is the
-one place its range (1 <= K <= N, + a method's extra tokens) is checked. Code that still holds an int or None
-converts once, at its edge, with :meth:`Budget.of`. Result tables write :attr:`Budget.column` (K, or 0 for ``all``:
-the baseline's row when N depends on the image) and read it back with :meth:`Budget.from_column`.
+(its form: a whole number >= 1 or ``all``), :meth:`Budget.count` turns it into K for an input of N tokens and
+is the one place its range (1 <= K <= N, + a method's extra tokens) is checked. Code that still holds an int
+or None converts once, at its edge, with :meth:`Budget.of`. Result tables write :attr:`Budget.column` (K, or 0
+for ``all``: the baseline's row when N depends on the image) and read it back with :meth:`Budget.from_column`.
 
 This module imports nothing heavy: the command-line layer reads it before torch loads.
 """
@@ -27,8 +27,8 @@ class BudgetError(LiteLVLMError, ValueError):
 
 
 class Count(int):
-    """K, a budget counted against an input (:meth:`Budget.count`): an int that remembers ``limit``, the most tokens
-    it was checked against (N + a method's extra tokens), so that code handed it (a selection kernel's
+    """K, a budget counted against an input (:meth:`Budget.count`): an int that remembers ``limit``, the most
+    tokens it was checked against (N + a method's extra tokens), so that code handed it (a selection kernel's
     ``check_budget``) does not check it again. Arithmetic on it gives plain ints."""
 
     limit: int
@@ -52,8 +52,8 @@ class Budget:
     """K visual tokens to keep (``tokens``), or every token (``tokens`` None: :data:`Budget.ALL`)."""
 
     tokens: int | None = None
-    #: the most tokens this budget was checked against (:meth:`checked`; None: not yet): counting it against an input
-    #: at least that large does not check it again. Not part of its value (equality, hash, repr).
+    #: the most tokens this budget was checked against (:meth:`checked`; None: not yet): counting it against
+    #: an input at least that large does not check it again. Not part of its value (equality, hash, repr).
     within: int | None = field(default=None, compare=False, repr=False)
 
     #: keep every token (the unpruned baseline's budget)
@@ -66,7 +66,7 @@ class Budget:
         if type(k) is not int and k is not None:  # a Count: its plain value
             object.__setattr__(self, "tokens", int(k))
 
-    # -- making one --------------------------------------------------------------------------------------------
+    # -- making one ------------------------------------------------------------------------------------------
     @classmethod
     def parse(cls, text: str) -> Budget:
         """The budget written ``text``: ``all`` or a whole number >= 1 (``"64"``); anything else is a
@@ -82,9 +82,11 @@ class Budget:
 
     @classmethod
     def parse_list(cls, values: Iterable[str | int | Budget] | str | int | Budget | None) -> list[Budget]:
-        """A study's budgets, K >= 1 each, in the order given: ``values`` as the command line or a Python caller
-        writes them (``"576,192"``, ``["64", 16]``, Budgets); ``all`` is refused (:func:`all_in_list_error`: the
-        baseline already runs at every token); anything else that is no budget is a :class:`BudgetError`."""
+        """A study's budgets, K >= 1 each, in the order given: ``values`` as the command line or a Python
+        caller writes them (``"576,192"``, ``["64", 16]``, Budgets); ``all`` is refused
+        (:func:`all_in_list_error`: the baseline already runs at every token); anything else that is no budget
+        is a
+        :class:`BudgetError`."""
         if values is None:
             return []
         if isinstance(values, (str, int, Budget)):
@@ -94,9 +96,11 @@ class Budget:
             items = [x for x in value.split(",") if x.strip() != ""] if isinstance(value, str) else [value]
             for item in items:
                 try:
-                    budget = item if isinstance(item, Budget) else cls.parse(item) if isinstance(item, str) else cls(item)
+                    budget = item if isinstance(item, Budget) else cls.parse(item) if isinstance(
+                        item, str) else cls(item)
                 except BudgetError:
-                    raise BudgetError(f"budget must be a whole number K >= 1 of visual tokens; got {item!r}") from None
+                    raise BudgetError(
+                        f"budget must be a whole number K >= 1 of visual tokens; got {item!r}") from None
                 if budget.is_all:
                     raise BudgetError(all_in_list_error())
                 out.append(budget)
@@ -105,7 +109,8 @@ class Budget:
     @classmethod
     def list_of(cls, values: Iterable[str | int | Budget] | str | int | Budget | None) -> list[Budget]:
         """A study's budgets at the edge of its options: a list of Budgets (the command line's, read by
-        :meth:`list_argument`) as it is, anything else read by :meth:`parse_list`; ``all`` is refused either way."""
+        :meth:`list_argument`) as it is, anything else read by :meth:`parse_list`; ``all`` is refused either
+        way."""
         if isinstance(values, list) and all(isinstance(b, Budget) for b in values):
             if any(b.is_all for b in values):
                 raise BudgetError(all_in_list_error())
@@ -114,8 +119,8 @@ class Budget:
 
     @classmethod
     def list_argument(cls, text: str) -> list[Budget]:
-        """:meth:`parse_list` of one command-line word (``576,192``) as an argparse ``type``: a bad budget is a usage
-        error (exit 2) naming the value."""
+        """:meth:`parse_list` of one command-line word (``576,192``) as an argparse ``type``: a bad budget is
+        a usage error (exit 2) naming the value."""
         try:
             return cls.parse_list(text)
         except BudgetError as e:
@@ -144,7 +149,7 @@ class Budget:
         """The budget a result table's ``budget`` column holds (:attr:`column`: 0 is ``all``)."""
         return cls.ALL if int(value) == 0 else cls(int(value))
 
-    # -- reading one -------------------------------------------------------------------------------------------
+    # -- reading one -----------------------------------------------------------------------------------------
     @property
     def is_all(self) -> bool:
         """Whether this budget keeps every token."""
@@ -156,8 +161,8 @@ class Budget:
         return 0 if self.tokens is None else self.tokens
 
     def at_most(self, num_tokens: int) -> Budget:
-        """This budget, or ``num_tokens`` where it keeps more (a study that clips its budgets to N, as ``retention``
-        on a CLIP does, rather than refusing them)."""
+        """This budget, or ``num_tokens`` where it keeps more (a study that clips its budgets to N, as
+        ``retention`` on a CLIP does, rather than refusing them)."""
         return self.checked(num_tokens) or Budget(int(num_tokens)).checked(num_tokens)
 
     def fits(self, num_tokens: int) -> bool:
@@ -165,9 +170,10 @@ class Budget:
         return self.tokens is None or in_range(self.tokens, num_tokens)
 
     def count(self, num_tokens: int, extra_tokens: int = 0) -> Count:
-        """K for an input of N = ``num_tokens`` tokens (a :class:`Count`): N for ``all``, else this budget, which must
-        satisfy 1 <= K <= N (+ ``extra_tokens``, a method's tokens added to the N, e.g. PruMerge's merged one). The
-        one range check of a budget; not repeated for a budget already :meth:`checked` against at most that many."""
+        """K for an input of N = ``num_tokens`` tokens (a :class:`Count`): N for ``all``, else this budget,
+        which must satisfy 1 <= K <= N (+ ``extra_tokens``, a method's tokens added to the N, e.g. PruMerge's
+        merged one). The one range check of a budget; not repeated for a budget already :meth:`checked`
+        against at most that many."""
         limit = int(num_tokens) + extra_tokens
         if self.tokens is None:
             return Count(int(num_tokens), limit)
@@ -176,9 +182,10 @@ class Budget:
         return Count(self.tokens, limit)
 
     def checked(self, num_tokens: int) -> Budget | None:
-        """This budget checked once against an input of N = ``num_tokens`` tokens: itself, marked so that a later
-        :meth:`count` against it does not check again, or None when the input cannot keep it (a planner skips or
-        refuses it). ``all`` always fits."""
+        """This budget checked once against an input of N = ``num_tokens`` tokens: itself, marked so that a
+        later
+        :meth:`count` against it does not check again, or None when the input cannot keep it (a planner skips
+        or refuses it). ``all`` always fits."""
         if self.tokens is None or self._known_within(int(num_tokens)):
             return self
         return Budget(self.tokens, int(num_tokens)) if in_range(self.tokens, num_tokens) else None
@@ -200,11 +207,12 @@ def form_error(value: object) -> str:
 
 def all_in_list_error() -> str:
     """The one message of ``all`` in a study's budgets: the baseline's budget, not one to prune at."""
-    return (f"{ALL_TEXT!r} is the unpruned baseline's budget (the method none runs once at every token); list the "
-            "budgets K >= 1 to prune at")
+    return (f"{ALL_TEXT!r} is the unpruned baseline's budget (the method none runs once at every token); "
+            "list the budgets K >= 1 to prune at")
 
 
 def range_error(value: object, num_tokens: int, extra_tokens: int = 0) -> str:
-    """The one message of a budget outside 1..N (+ ``extra_tokens``) for an input of N = ``num_tokens`` tokens."""
+    """The one message of a budget outside 1..N (+ ``extra_tokens``) for an input of N = ``num_tokens``
+    tokens."""
     what = "the number of patches" if not extra_tokens else f"{num_tokens} patches + {extra_tokens} extra"
     return f"budget must satisfy 1 <= K <= {int(num_tokens) + extra_tokens} ({what}); got {value}"

@@ -1,5 +1,5 @@
-"""Whether the machine was busy while this process timed torch work (imports torch; :mod:`litelvlm.threads` decides
-the thread count without it)."""
+"""Whether the machine was busy while this process timed torch work (imports torch; :mod:`litelvlm.threads`
+decides the thread count without it)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def busy_warning(threads: int | None = None, load: float | None = None) -> str |
         threads = torch.get_num_threads()
     if load <= threads + 0.5:
         return None
-    return (f"the machine was busy while timing (1-minute load {load:.1f} above {threads} thread(s)): other work "
-            "shared the cores, so times and their ratios are unreliable; rerun on a quiet machine")
+    return (f"the machine was busy while timing (1-minute load {load:.1f} above {threads} thread(s)): other "
+            "work shared the cores, so times and their ratios are unreliable; rerun on a quiet machine")
 
 
 __all__ = ["busy_warning"]

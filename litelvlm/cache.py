@@ -34,12 +34,13 @@ def default_cache_dir() -> Path:
 
 
 def write_once(root: Path, write, verify: bool = True) -> Path:
-    """The folder ``root``, written by ``write(folder)`` the first time it is asked for: written aside and renamed
-    into place, marked complete with a manifest of its files' sizes and checksums, so concurrent processes never
-    read a half-written folder (a stale partial one is replaced; when another process finishes first, its identical
-    copy is kept). A complete folder is checked against its manifest before it is returned (``verify=False``: the
-    sizes of files over 1 MiB only, for a caller that does not read them now); a damaged one is written again,
-    with a warning. A full disk, read-only or unwritable cache is a LiteLVLMError naming the folder."""
+    """The folder ``root``, written by ``write(folder)`` the first time it is asked for: written aside and
+    renamed into place, marked complete with a manifest of its files' sizes and checksums, so concurrent
+    processes never read a half-written folder (a stale partial one is replaced; when another process finishes
+    first, its identical copy is kept). A complete folder is checked against its manifest before it is
+    returned (``verify=False``: the sizes of files over 1 MiB only, for a caller that does not read them now);
+    a damaged one is written again, with a warning. A full disk, read-only or unwritable cache is a
+    LiteLVLMError naming the folder."""
     damaged = None
     if (root / ".complete").exists():
         problem = _folder_problem(root, verify)
@@ -52,8 +53,9 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise
-        raise LiteLVLMError(f"the cache folder {root} cannot be written ({e.strerror or e}); nothing partial is left "
-                            "there: free some space, or set LITELVLM_CACHE to another folder") from None
+        raise LiteLVLMError(f"the cache folder {root} cannot be written ({e.strerror or e}); nothing partial "
+                            "is left there: free some space, or set LITELVLM_CACHE to another "
+                            "folder") from None
 
 
 def _write_aside(root: Path, write, damaged: int | None) -> Path:
@@ -101,9 +103,10 @@ def _remove(root: Path) -> None:
 
 
 class TensorCache:
-    """Tensors stored per item under ``root/<namespace-key>/<item>.safetensors``, each with a SHA-256 of its tensors
-    in the file's metadata. An entry whose tensors do not match it (damaged bytes, a damaged header, or an entry
-    written without one) is a miss: it is removed and recomputed, and the first one in a cache logs a warning."""
+    """Tensors stored per item under ``root/<namespace-key>/<item>.safetensors``, each with a SHA-256 of its
+    tensors in the file's metadata. An entry whose tensors do not match it (damaged bytes, a damaged header,
+    or an entry written without one) is a miss: it is removed and recomputed, and the first one in a cache
+    logs a warning."""
 
     def __init__(self, root: str | os.PathLike, namespace: dict):
         self.namespace = namespace
@@ -125,8 +128,9 @@ class TensorCache:
         """Go on without storing entries (results are computed as without a cache), saying so once."""
         if self.writable:
             logging.getLogger(__name__).warning(
-                "the cache folder %s cannot be written (%s): going on without storing to it; set LITELVLM_CACHE "
-                "to a writable folder to keep computed features", self.dir, error.strerror or error)
+                "the cache folder %s cannot be written (%s): going on without storing to it; set "
+                "LITELVLM_CACHE to a writable folder to keep computed features", self.dir,
+                error.strerror or error)
         self.writable = False
 
     def _path(self, item: str) -> Path:

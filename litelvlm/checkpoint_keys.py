@@ -1,5 +1,5 @@
-"""Renaming checkpoint keys by templates (``"blocks.{a}.norm{b}."`` -> ``"layers.{a}.layer_norm{b}."``), shared by
-the families' checkpoint loaders (GLaMM's SAM, UniPixel's SAM 2)."""
+"""Renaming checkpoint keys by templates (``"blocks.{a}.norm{b}."`` -> ``"layers.{a}.layer_norm{b}."``),
+shared by the families' checkpoint loaders (GLaMM's SAM, UniPixel's SAM 2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import re
 
 
 def template_regex(template: str) -> re.Pattern:
-    """A key template's regex: ``{a}`` and ``{b}`` match layer numbers; a template ending in ``.`` is a prefix."""
+    """A key template's regex: ``{a}`` and ``{b}`` match layer numbers; a template ending in ``.`` is a
+    prefix."""
     rx = re.escape(template).replace(r"\{a\}", r"(?P<a>\d+)").replace(r"\{b\}", r"(?P<b>\d+)")
     return re.compile("^" + rx + ("" if template.endswith(".") else "$"))
 

@@ -1,9 +1,10 @@
 """Checksums that let the cache find damaged bytes before it uses them.
 
-A tensor entry carries a SHA-256 of its tensors (names, dtypes, shapes and bytes); a folder written once (a random
-model checkpoint) carries a manifest of its files' sizes and SHA-256 digests. Large files are hashed in blocks of
-:data:`BLOCK` bytes, in parallel threads (hashlib releases the GIL), so a checkpoint of several shards, or one big
-file, is read at disk or hashing speed on every core.
+A tensor entry carries a SHA-256 of its tensors (names, dtypes, shapes and bytes); a folder written once (a
+random model checkpoint) carries a manifest of its files' sizes and SHA-256 digests. Large files are hashed in
+blocks of
+:data:`BLOCK` bytes, in parallel threads (hashlib releases the GIL), so a checkpoint of several shards, or one
+big file, is read at disk or hashing speed on every core.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def folder_manifest(folder: Path, skip: str = ".complete") -> dict:
             "files": {rel: {"size": size, "sha256": digests[rel]} for rel, (_, size) in files.items()}}
 
 
-def folder_problem(folder: Path, manifest: object, largest: int | None = None, skip: str = ".complete") -> str | None:
+def folder_problem(folder: Path, manifest: object, largest: int | None = None,
+                   skip: str = ".complete") -> str | None:
     """What differs between ``folder`` and its ``manifest`` (None: nothing): a file missing, added, of another
     size or of other bytes. Files over ``largest`` bytes (None: no limit) are compared by size only."""
     if not (isinstance(manifest, dict) and manifest.get("v") == MANIFEST_VERSION

@@ -28,7 +28,8 @@ from .threads import default_threads, torch_threads
 #: The library's own subcommands: name -> (module, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("litelvlm.commands.select", "show which visual tokens a pruning method keeps for an image"),
-    "explore": ("litelvlm.explore.command", "write an interactive page of the tokens each method keeps for an image, "
+    "explore":
+    ("litelvlm.explore.command", "write an interactive page of the tokens each method keeps for an image, "
                 "at every budget (this project's own explorer)"),
     "toy-data": ("litelvlm.toy.cli", "write a synthetic referring-segmentation set in REFER layout"),
     "toy-train": ("litelvlm.toy.options", "train the bundled toy CLIP on synthetic scenes (CPU)"),
@@ -70,7 +71,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if any(a.dest == "out" for a in p._actions):   # a run folder: the run owns it (litelvlm.run_owner)
             with contextlib.suppress(argparse.ArgumentError):  # unless the subcommand has its own --overwrite
                 p.add_argument("--overwrite", action="store_true", default=False,
-                               help="replace whatever run --out holds (another command's, another configuration's "
+                               help="replace whatever run --out holds (another command's, another "
+                               "configuration's "
                                     "or damaged results) whole when this run finishes; a failed run keeps it")
         p.set_defaults(_run=mod.run, _parser=p)
     return parser
@@ -111,15 +113,16 @@ def defer_quantization_backends() -> None:
 
 #: the arguments of the command running now (``litelvlm <CURRENT_ARGV>``); None when a study runs from Python
 CURRENT_ARGV: list[str] | None = None
-#: whether the command runs with ``--verbose``: then it also prints its full tables (``analysis.common.screen``)
+#: whether the command runs with ``--verbose``: then it also prints its full tables
+#: (``analysis.common.screen``)
 VERBOSE = False
 #: how many ``main`` calls are running (a command such as ``demo`` runs others through ``main``)
 _DEPTH = 0
 
 
 class WarnOnce(logging.Filter):
-    """Lets each warning text through once per command (a study run twice by another command, or one check met on
-    every image, warns once)."""
+    """Lets each warning text through once per command (a study run twice by another command, or one check met
+    on every image, warns once)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,8 +137,10 @@ class WarnOnce(logging.Filter):
 OUTPUT_FOLDERS = ("out", "work_dir", "cache_dir")
 OUTPUT_FILES = ("save_overlay",)
 #: Options naming a file or folder a subcommand reads: it must exist (checked before torch is imported).
-INPUT_PATHS = ("refer_dir", "image_dir", "video_dir", "results", "coco_instances", "expressions", "data", "image")
-#: Options naming registered pruning methods (checked against :mod:`litelvlm.methods`, which imports no torch).
+INPUT_PATHS = ("refer_dir", "image_dir", "video_dir", "results", "coco_instances", "expressions", "data",
+               "image")
+#: Options naming registered pruning methods (checked against :mod:`litelvlm.methods`, which imports no
+#: torch).
 METHOD_OPTIONS = ("methods", "method", "method_signals")
 #: Options naming a model: a preset, a hub name or a folder (a folder must exist).
 MODEL_OPTIONS = ("model", "clip", "sam", "tokenizer")
@@ -170,9 +175,9 @@ def one_line(message: str) -> str:
 
 def check_common_options(args: argparse.Namespace) -> None:
     """The checks every subcommand shares, before any work and before torch is imported: output folders
-    (``--out``, ...) and files (``--save-overlay``) must be writable where they are, an ``--out`` folder must hold
-    no other command's run and no damaged results (:func:`litelvlm.run_owner.claim`), input paths must exist,
-    method names must be registered, and ``--device cuda`` needs a GPU."""
+    (``--out``, ...) and files (``--save-overlay``) must be writable where they are, an ``--out`` folder must
+    hold no other command's run and no damaged results (:func:`litelvlm.run_owner.claim`), input paths must
+    exist, method names must be registered, and ``--device cuda`` needs a GPU."""
     listing = getattr(args, "list", False) is True or getattr(args, "list_methods", False) is True
     for dest in () if listing else OUTPUT_FOLDERS + OUTPUT_FILES:  # a listing writes nothing
         path = getattr(args, dest, None)
@@ -221,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     global CURRENT_ARGV
-    CURRENT_ARGV = argv  # the results folders' provenance records name the command (analysis.study.run_record)
+    # the results folders' provenance records name the command (analysis.study.run_record)
+    CURRENT_ARGV = argv
     only = next((a for a in argv if a in all_commands()), None)
     parser = build_parser(only=only)
     try:  # usage errors (exit 2) and --help/--version (exit 0) come back as a return code
@@ -242,7 +248,8 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
         parser.print_help()
         return 2
     try:
-        hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")  # None: the bundled toy CLIP
+        # None: the bundled toy CLIP
+        hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")
         check_common_options(args)
         n = args.threads if getattr(args, "threads", None) is not None else default_threads(hint)
         with torch_threads(n):
@@ -257,7 +264,8 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
     except BrokenPipeError:  # the reader went away (`litelvlm select --list-methods | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
-    except OSError as e:  # a full disk, a read-only or missing folder met while writing: one line naming the file
+    # a full disk, a read-only or missing folder met while writing: one line naming the file
+    except OSError as e:
         if e.filename is None and e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
         where = f" {e.filename}" if e.filename else ""

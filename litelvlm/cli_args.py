@@ -70,7 +70,8 @@ def _items_of(tp: type, minimum: float | None):
             try:
                 value = _convert(tp)(item)
             except ValueError:
-                raise argparse.ArgumentTypeError(f"invalid {tp.__name__.replace('_', ' ')} value: {item!r}") from None
+                raise argparse.ArgumentTypeError(
+                    f"invalid {tp.__name__.replace('_', ' ')} value: {item!r}") from None
             if minimum is not None and value < minimum:
                 raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {item}")
         return text
@@ -80,8 +81,9 @@ def _items_of(tp: type, minimum: float | None):
 
 
 class JoinedList(argparse.Action):
-    """A list option whose words each parse to a list (``--budgets 576,192 64``: a type's ``list_argument``): the
-    words' lists joined in order; a repeated flag replaces the earlier value, as argparse's plain store."""
+    """A list option whose words each parse to a list (``--budgets 576,192 64``: a type's ``list_argument``):
+    the words' lists joined in order; a repeated flag replaces the earlier value, as argparse's plain
+    store."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, [item for word in values for item in word])
@@ -104,8 +106,9 @@ class DeprecatedFlag(argparse.Action):
 
 
 def _value_type(tp: type, is_list: bool, meta: dict) -> dict[str, Any]:
-    """argparse's ``type`` (and ``action``) of a non-flag field: a Budget list's words each parse to Budgets and are
-    joined (:class:`JoinedList`); ``each`` checks a list's comma-separated items; else the type, with ``minimum``."""
+    """argparse's ``type`` (and ``action``) of a non-flag field: a Budget list's words each parse to Budgets
+    and are joined (:class:`JoinedList`); ``each`` checks a list's comma-separated items; else the type, with
+    ``minimum``."""
     if is_list and hasattr(tp, "list_argument"):
         return {"type": tp.list_argument, "action": JoinedList}
     if meta.get("each") is not None:
@@ -155,10 +158,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
 
 
 def method_flags() -> type:
-    """A dataclass of one field per method option of the registry (each method module's ``OPTIONS``: ``--fastv-layer``,
+    """A dataclass of one field per method option of the registry (each method module's ``OPTIONS``:
+    ``--fastv-layer``,
     ...), keyword-only, built without importing a method: a command's options class inherits it
-    (``class MyArgs(MethodFlags, ...)``), and ``Method.options_from(args)`` / ``litelvlm.methods.method_options``
-    read the values back, so no command names a method's option."""
+    (``class MyArgs(MethodFlags, ...)``), and ``Method.options_from(args)`` /
+    ``litelvlm.methods.method_options`` read the values back, so no command names a method's option."""
     fields = []
     for opt in method_option_list():
         kw = {"help": opt.help, "choices": list(opt.choices) or None}

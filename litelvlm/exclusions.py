@@ -1,8 +1,8 @@
-"""What a run leaves out (an unreadable image, a sentence whose referent cannot be scored, a ref naming a missing
-annotation), said on screen: one WARNING line per cause with its count and first examples, e.g.
-``8 of 10 sentences left out: image size mismatch (8): image 42: file is 48x64 but the annotation says 64x48; ...``.
-The results folders record the same counts (``config.json``, ``skipped.csv``); this makes them visible as the run
-ends, not only there."""
+"""What a run leaves out (an unreadable image, a sentence whose referent cannot be scored, a ref naming a
+missing annotation), said on screen: one WARNING line per cause with its count and first examples, e.g.
+``8 of 10 sentences left out: image size mismatch (8): image 42: file is 48x64 but the annotation says 64x48;
+...``. The results folders record the same counts (``config.json``, ``skipped.csv``); this makes them visible
+as the run ends, not only there."""
 
 from __future__ import annotations
 
@@ -22,14 +22,16 @@ class Exclusions:
         self.examples: dict[str, list[str]] = {}
 
     def add(self, cause: str, example: str, n: int = 1) -> None:
-        """Count ``n`` items left out for ``cause``; ``example`` (naming the image or entry) is kept among the first."""
+        """Count ``n`` items left out for ``cause``; ``example`` (naming the image or entry) is kept among the
+        first."""
         self.counts[cause] += n
         shown = self.examples.setdefault(cause, [])
         if len(shown) < EXAMPLES and example not in shown:
             shown.append(example)
 
     def lines(self, total: int) -> list[str]:
-        """One line per cause, most frequent first: ``N of TOTAL <what> left out: <cause> (<n>): <examples>``."""
+        """One line per cause, most frequent first: ``N of TOTAL <what> left out: <cause> (<n>):
+        <examples>``."""
         left_out = sum(self.counts.values())
         out = []
         for cause, n in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -63,8 +65,8 @@ def skip_cause(reason: str) -> str:
 
 def announce_skipped_images(skipped: list[dict], sentences: dict, total: int, log: logging.Logger,
                             what: str = "sentences") -> list[str]:
-    """Say on screen the ``what`` (sentences) that the skipped images (``{"image_id", "reason"}`` dicts) take out
-    of ``total``, one line per cause; ``sentences`` maps an image id to its number of ``what``."""
+    """Say on screen the ``what`` (sentences) that the skipped images (``{"image_id", "reason"}`` dicts) take
+    out of ``total``, one line per cause; ``sentences`` maps an image id to its number of ``what``."""
     left_out = Exclusions(what)
     for s in skipped:
         image_id = s["image_id"]

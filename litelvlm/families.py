@@ -1,12 +1,14 @@
 """Every model family, registered by its card: one line per family, imported on first use.
 
-A family is one package ``litelvlm/<family>/`` whose ``card.py`` holds a :class:`~litelvlm.family_card.FamilyCard`
-(its name, display name, presets and model strings, checkpoint architectures, inputs, video path, cost description)
-and whose pipeline implements :class:`~litelvlm.lvlm.family.GroundingPipeline`. ``load_pipeline(model, ...)`` reads
-the model string once (:class:`~litelvlm.model_spec.ModelSpec`), finds its family (a random preset's name, or the
-``architectures`` of a checkpoint folder's ``config.json``) and returns that family's pipeline. The command line and
-the studies ask the cards (:func:`cards`, :func:`card`, :func:`card_of`) and never name a family. A new family is one
-package and one line in :data:`REGISTERED` (CONTRIBUTING.md). This module imports nothing heavy.
+A family is one package ``litelvlm/<family>/`` whose ``card.py`` holds a
+:class:`~litelvlm.family_card.FamilyCard` (its name, display name, presets and model strings, checkpoint
+architectures, inputs, video path, cost description) and whose pipeline implements
+:class:`~litelvlm.lvlm.family.GroundingPipeline`. ``load_pipeline(model, ...)`` reads the model string once
+(:class:`~litelvlm.model_spec.ModelSpec`), finds its family (a random preset's name, or the ``architectures``
+of a checkpoint folder's ``config.json``) and returns that family's pipeline. The command line and the studies
+ask the cards (:func:`cards`, :func:`card`,
+:func:`card_of`) and never name a family. A new family is one package and one line in :data:`REGISTERED`
+(CONTRIBUTING.md). This module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _cards() -> dict[str, FamilyCard]:
 
 
 def table() -> dict[str, FamilyCard]:
-    """The live registry, name -> card (a test adds a family with ``monkeypatch.setitem(table(), name, card)``)."""
+    """The live registry, name -> card (a test adds a family with ``monkeypatch.setitem(table(), name,
+    card)``)."""
     return _cards()
 
 
@@ -63,7 +66,8 @@ def card_of(model: str | ModelSpec) -> FamilyCard:
     return _cards()[family_of(model)]
 
 
-#: the default ``--model`` of the commands that run a grounding model: the first family's documented offline model
+#: the default ``--model`` of the commands that run a grounding model: the first family's documented offline
+#: model
 DEFAULT_MODEL: str = cards()[0].default_model
 #: ``eval-video``'s default model: the documented offline model of the first family whose input is a video
 DEFAULT_VIDEO_MODEL: str = next(c.default_model for c in cards() if c.input == "video")
@@ -75,7 +79,8 @@ def model_help() -> str:
 
 
 def question_templates() -> list[str]:
-    """The families whose referring-segmentation questions a CLIP study's ``--text-template`` can wrap a sentence in."""
+    """The families whose referring-segmentation questions a CLIP study's ``--text-template`` can wrap a
+    sentence in."""
     return [c.name for c in cards() if c.questions]
 
 
@@ -94,14 +99,16 @@ def _known(name: str) -> FamilyCard:
     if name not in table:
         close = difflib.get_close_matches(name, table, n=3, cutoff=0.6)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-        raise LiteLVLMError(f"unknown model family {name!r}{hint}; known families: {', '.join(family_names())}")
+        raise LiteLVLMError(f"unknown model family {name!r}{hint}; known families: "
+                            f"{', '.join(family_names())}")
     return table[name]
 
 
 def get_family(name: str) -> type:
     """The pipeline class of family ``name`` (its package imported on first use)."""
     cls = _known(name).pipeline.get()
-    base = Lazy("litelvlm.lvlm.family", "GroundingPipeline").get()   # imported by the pipeline's module already
+    # imported by the pipeline's module already
+    base = Lazy("litelvlm.lvlm.family", "GroundingPipeline").get()
 
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise TypeError(f"{_known(name).pipeline} is not a litelvlm.lvlm.family.GroundingPipeline")
@@ -123,7 +130,8 @@ def family_of(model: str | ModelSpec) -> str:
                             f"({', '.join(p + '[:SEED]' for p in presets)})")
     declared = read_config(spec.folder).get("architectures") or []
     if not isinstance(declared, list) or not all(isinstance(a, str) for a in declared):
-        raise LiteLVLMError(f"model {model!r}: {config}'s 'architectures' must be a list of strings, got {declared!r}")
+        raise LiteLVLMError(f"model {model!r}: {config}'s 'architectures' must be a list of strings, got "
+                            f"{declared!r}")
     for name, entry in table.items():
         if set(declared) & set(entry.architectures):
             return name
@@ -138,9 +146,10 @@ def family_input(model: str) -> str:
 
 
 def exif_transpose(model: Any) -> bool:
-    """Whether images are decoded turned by their EXIF orientation tag for ``model`` (a model string or a pipeline),
-    as its family's official evaluation reads them: GLaMM's ``cv2.imread`` turns them, UniPixel's and VideoGLaMM's
-    ``PIL.Image.open`` does not. Anything that names no family (a CLIP) follows GLaMM, whose CLIP it is."""
+    """Whether images are decoded turned by their EXIF orientation tag for ``model`` (a model string or a
+    pipeline), as its family's official evaluation reads them: GLaMM's ``cv2.imread`` turns them, UniPixel's
+    and VideoGLaMM's ``PIL.Image.open`` does not. Anything that names no family (a CLIP) follows GLaMM, whose
+    CLIP it is."""
     table = _cards()
     family = model if isinstance(model, str) and model in table else getattr(model, "family", None)
     if family not in table and isinstance(model, str) and names_family(model):
@@ -159,8 +168,8 @@ def names_family(model: str) -> bool:
 
 
 def load_pipeline(model: str | ModelSpec, **options: Any):
-    """The pipeline of ``model`` (any model string of a registered family, read once here), loaded with the family's
-    ``from_model_string(model, **options)``."""
+    """The pipeline of ``model`` (any model string of a registered family, read once here), loaded with the
+    family's ``from_model_string(model, **options)``."""
     spec = ModelSpec.of(model)
     return get_family(family_of(spec)).from_model_string(spec, **options)
 
@@ -172,8 +181,8 @@ def video_eval(model: str) -> VideoEval:
     target = family.video_eval
     if target is None:
         offered = sorted(c.name for c in cards() if c.video_eval)
-        raise LiteLVLMError(f"model {model!r}: the {family.name} family has no video path; eval-video runs the "
-                            f"families {', '.join(offered)}")
+        raise LiteLVLMError(f"model {model!r}: the {family.name} family has no video path; eval-video runs "
+                            f"the families {', '.join(offered)}")
     out = target.get()
     if not isinstance(out, VideoEval):
         raise TypeError(f"{target} is not a litelvlm.video.runner.VideoEval")
@@ -187,14 +196,14 @@ def check_image_resize(value: str, model: str) -> None:
     """Refuse ``--image-resize value`` (not the default) for a model whose family's card does not offer it."""
     if value != IMAGE_RESIZES[0] and value not in _resizes(model):
         offered = ", ".join(c.name for c in cards() if value in c.image_resizes)
-        raise LiteLVLMError(f"--image-resize {value}: model {model!r} is of a family whose processor offers no such "
-                            f"resize (offered by: {offered})")
+        raise LiteLVLMError(f"--image-resize {value}: model {model!r} is of a family whose processor offers "
+                            f"no such resize (offered by: {offered})")
 
 
 def image_resize_record(value: str, model: str) -> dict[str, str]:
-    """What a run's ``config.json`` records of ``--image-resize``: the resize for a family whose card offers one (so
-    that a folder written with another resize, its numbers apart, is not resumed), nothing for any other family (its
-    folders stay as they were)."""
+    """What a run's ``config.json`` records of ``--image-resize``: the resize for a family whose card offers
+    one (so that a folder written with another resize, its numbers apart, is not resumed), nothing for any
+    other family (its folders stay as they were)."""
     return {"image_resize": value} if _resizes(model) or value != IMAGE_RESIZES[0] else {}
 
 

@@ -1,9 +1,9 @@
 """A model family's card: everything the suite knows of a family before its code loads, in one frozen object.
 
 Each family package holds one ``card.py`` with ``CARD = FamilyCard(...)`` (light: no torch), and
-:mod:`litelvlm.families` registers it with one line. The command line, the studies and the figures ask the card
-(its name, display name, presets, model strings, the paper's model, what it reads, its video path, its cost
-description) and never name a family. The pipeline itself answers the rest through
+:mod:`litelvlm.families` registers it with one line. The command line, the studies and the figures ask the
+card (its name, display name, presets, model strings, the paper's model, what it reads, its video path, its
+cost description) and never name a family. The pipeline itself answers the rest through
 :class:`litelvlm.lvlm.family.GroundingPipeline`. This module imports nothing heavy.
 """
 
@@ -26,9 +26,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Lazy(Generic[T]):
-    """A piece of a card that imports heavy code (its pipeline class, its video path, its cost description) or a
-    package that does (its protocol, its question templates: their packages import numpy, PIL or torch, and the cards
-    are read by ``litelvlm --help``): ``attribute`` of ``module`` (None: the module itself), imported on first use by
+    """A piece of a card that imports heavy code (its pipeline class, its video path, its cost description) or
+    a package that does (its protocol, its question templates: their packages import numpy, PIL or torch, and
+    the cards are read by ``litelvlm --help``): ``attribute`` of ``module`` (None: the module itself),
+    imported on first use by
     :meth:`get`, the one import of a card's pieces (:func:`resolve`)."""
 
     module: str
@@ -49,13 +50,15 @@ class Lazy(Generic[T]):
 
 
 def resolve(ref: Lazy[T]) -> T:
-    """What ``ref`` names: the one place a card's pieces (and the registered cards themselves) are imported."""
+    """What ``ref`` names: the one place a card's pieces (and the registered cards themselves) are
+    imported."""
     module = importlib.import_module(ref.module)
     return module if ref.attribute is None else getattr(module, ref.attribute)
 
 
 def _lazy(value: Lazy | str | None) -> Lazy | None:
-    """A piece as a :class:`Lazy`; a ``"module:attribute"`` string (a card written before them) is read as one."""
+    """A piece as a :class:`Lazy`; a ``"module:attribute"`` string (a card written before them) is read as
+    one."""
     return value if value is None or isinstance(value, Lazy) else Lazy.named(str(value))
 
 
@@ -65,18 +68,20 @@ PIECES = ("pipeline", "video_eval", "cost", "questions", "official_sample", "mer
 
 @dataclass(frozen=True)
 class FamilyCard:
-    """One family, as the suite sees it. ``presets`` maps each random model-string name (``<name>-random``) to the
-    preset it builds; ``architectures`` are the ``config.json`` ``architectures`` its checkpoints declare;
-    ``default_model`` is the documented offline model string (random weights); ``paper_model`` says in words which
-    released weights the paper (or the family's authors) report; ``paper_preset`` is the preset of the paper's
-    architecture (its figures appear only beside rows of it), None when the paper reports none for this family.
-    ``pipeline``, ``video_eval``, ``cost``, ``questions``, ``official_sample`` and ``merged_grid`` are
+    """One family, as the suite sees it. ``presets`` maps each random model-string name (``<name>-random``) to
+    the preset it builds; ``architectures`` are the ``config.json`` ``architectures`` its checkpoints declare;
+    ``default_model`` is the documented offline model string (random weights); ``paper_model`` says in words
+    which released weights the paper (or the family's authors) report; ``paper_preset`` is the preset of the
+    paper's architecture (its figures appear only beside rows of it), None when the paper reports none for
+    this family. ``pipeline``, ``video_eval``, ``cost``, ``questions``, ``official_sample`` and
+    ``merged_grid`` are
     :class:`Lazy` references (:data:`PIECES`), imported on first use."""
 
     name: str
     display_name: str
     description: str
-    pipeline: Lazy[type]    # a litelvlm.lvlm.family.GroundingPipeline subclass (heavy modules are named, not imported)
+    # a litelvlm.lvlm.family.GroundingPipeline subclass (heavy modules are named, not imported)
+    pipeline: Lazy[type]
     presets: Mapping[str, str]
     architectures: tuple[str, ...]
     default_model: str
@@ -88,8 +93,8 @@ class FamilyCard:
     video_eval: Lazy[Any] | None = None    # a litelvlm.video.runner.VideoEval
     #: its cost description for the efficiency study; None: the study does not count it
     cost: Lazy[Any] | None = None    # a litelvlm.cost.FamilyCost
-    #: the efficiency study's ``--arch`` names of the family -> the preset each builds (read before torch loads; the
-    #: cost description's ``archs``)
+    #: the efficiency study's ``--arch`` names of the family -> the preset each builds (read before torch
+    #: loads; the cost description's ``archs``)
     cost_archs: Mapping[str, str] = field(default_factory=dict)
     paper_preset: str | None = None
     #: the seed a preset's model string takes when it names none (default 0): ``<name>-random`` -> seed
@@ -98,20 +103,21 @@ class FamilyCard:
     #: CLIP studies' ``--text-template <family>`` wraps a sentence in; None: it has none
     questions: Lazy[Sequence[str]] | None = None
     #: its official multi-expression protocol's sampler (``(sentences, seed, image_id,
-    #: max_sentences) -> sample`` with ``indices`` and ``turns``) that ``eval-grounding --protocol official`` and the
-    #: one-image studies use on a family holding several expressions per prompt; None: it has none
+    #: max_sentences) -> sample`` with ``indices`` and ``turns``) that ``eval-grounding --protocol official``
+    #: and the one-image studies use on a family holding several expressions per prompt; None: it has none
     official_sample: Lazy[Callable[..., Any]] | None = None
     #: its image protocol module when the family maps an external CLIP's scores onto a merged Qwen2.5-VL grid
-    #: (its abilities' ``clip_side="mapped"``): ``resized_size(height, width)`` (the protocol's resize, whose merged grid it is) and
-    #: ``question(expression)`` (its prompt's question), read by the reversal's ``--grid <family>`` and ``--space llm``;
-    #: None: it has none
+    #: (its abilities' ``clip_side="mapped"``): ``resized_size(height, width)`` (the protocol's resize, whose
+    #: merged grid it is) and ``question(expression)`` (its prompt's question), read by the reversal's
+    #: ``--grid <family>`` and ``--space llm``; None: it has none
     merged_grid: Lazy[ModuleType] | None = None
-    #: presets whose architecture exists with trained weights (a folder this project wrote for any other is random)
+    #: presets whose architecture exists with trained weights (a folder this project wrote for any other is
+    #: random)
     released_presets: tuple[str, ...] = ()
     #: presets small enough to run fastest on one thread
     small_presets: tuple[str, ...] = ("tiny",)
-    #: the resizes its processor offers for the LLM's image (``--image-resize``; the first is the official one), empty
-    #: when its processor resizes nothing of its own
+    #: the resizes its processor offers for the LLM's image (``--image-resize``; the first is the official
+    #: one), empty when its processor resizes nothing of its own
     image_resizes: tuple[str, ...] = ()
     #: its random presets can be built in memory with no checkpoint folder written
     #: (:func:`litelvlm.random_weights.no_write`, ``validate --no-write``)
@@ -129,21 +135,24 @@ class FamilyCard:
     @property
     def model_help(self) -> str:
         """How a ``--model`` help names this family's default and the paper's model."""
-        return f"default: {self.default_model}, random weights that run offline; the paper's model is {self.paper_model}"
+        return (f"default: {self.default_model}, random weights that run offline; the paper's model is "
+                f"{self.paper_model}")
 
     @property
     def preset_strings(self) -> list[str]:
-        """Every random model string of the family, as a help or an error lists them (``<name>-random[:SEED]``)."""
+        """Every random model string of the family, as a help or an error lists them
+        (``<name>-random[:SEED]``)."""
         return [f"{name}[:SEED]" for name in self.presets]
 
     def preset(self, model: str | ModelSpec) -> str | None:
-        """The random preset ``model`` builds (a model string or a parsed one), None when it names none of this
-        family's."""
+        """The random preset ``model`` builds (a model string or a parsed one), None when it names none of
+        this family's."""
         spec = ModelSpec.of(model)
         return self.presets.get(spec.name)
 
     def seed(self, model: str | ModelSpec) -> int:
-        """The seed of a random model string: its ``:SEED``, else the preset's :attr:`default_seeds` entry, else 0."""
+        """The seed of a random model string: its ``:SEED``, else the preset's :attr:`default_seeds` entry,
+        else 0."""
         spec = ModelSpec.of(model)
         return spec.random_seed(self.default_seeds.get(spec.name, 0))
 
@@ -155,6 +164,6 @@ class FamilyCard:
         """The preset ``model`` builds; a string that names none is an error listing the family's presets."""
         preset = self.preset(model)
         if preset is None:
-            raise LiteLVLMError(f"model {str(getattr(model, 'text', model))!r} is no random {self.display_name} "
-                                f"preset ({', '.join(self.preset_strings)})")
+            raise LiteLVLMError(f"model {str(getattr(model, 'text', model))!r} is no random "
+                                f"{self.display_name} preset ({', '.join(self.preset_strings)})")
         return preset

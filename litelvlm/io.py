@@ -51,7 +51,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if staged is not None:
             tx.staged_as(staged)
     except OSError as e:
-        if e.filename is None and e.errno is not None:   # a full disk met by a writer that names no file: name it
+        # a full disk met by a writer that names no file: name it
+        if e.filename is None and e.errno is not None:
             raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     finally:
@@ -109,8 +110,8 @@ def save_plot(fig, path: str | os.PathLike, fmt: str = "png", **savefig_kwargs) 
 
 def shard_by_size(sizes: dict[str, int], max_shard_bytes: int | None) -> list[list[str]]:
     """Checkpoint keys grouped one group per shard file, in the given order: consecutive groups of at most
-    ``max_shard_bytes`` (``sizes``: bytes per key; a larger single tensor gets its own file); one group without
-    a limit."""
+    ``max_shard_bytes`` (``sizes``: bytes per key; a larger single tensor gets its own file); one group
+    without a limit."""
     if max_shard_bytes is None:
         return [list(sizes)]
     groups: list[list[str]] = [[]]
@@ -135,7 +136,8 @@ def read_json_file(path: str | os.PathLike, what: str) -> Any:
     try:
         return json.loads(data)
     except UnicodeDecodeError as e:
-        raise LiteLVLMError(f"{what} {str(path)!r} is not {e.encoding.upper()} text: byte {e.object[e.start]:#04x} at "
-                            f"offset {e.start} cannot be decoded ({e.reason}); JSON files must be UTF-8") from None
+        raise LiteLVLMError(f"{what} {str(path)!r} is not {e.encoding.upper()} text: byte "
+                            f"{e.object[e.start]:#04x} at offset {e.start} cannot be decoded ({e.reason}); "
+                            "JSON files must be UTF-8") from None
     except json.JSONDecodeError as e:
         raise LiteLVLMError(f"{what} {str(path)!r} could not be read: {e}") from e

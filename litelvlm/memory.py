@@ -13,9 +13,10 @@ allocates internally is invisible to it; on CUDA the caching allocator's own pea
 * :func:`peak_memory`: both figures, gradients allowed (the attribution benchmarks);
 * :func:`storage_bytes`: the bytes a model's weights take (parameters, buffers, and the tensors inside
   quantized weights: bitsandbytes' scales and quantization states, torchao's tensor subclasses);
-* :func:`eager_attention_bytes`, :func:`attention_rows_bytes`: what eager attention and explicit attention rows take at
-  their peak; :func:`available_bytes`: the memory a device has left; :func:`check_fits`: a computation that would
-  need more than that is refused before it allocates (:class:`~litelvlm.errors.LiteLVLMError`, both figures in GiB).
+* :func:`eager_attention_bytes`, :func:`attention_rows_bytes`: what eager attention and explicit attention
+  rows take at their peak; :func:`available_bytes`: the memory a device has left; :func:`check_fits`: a
+  computation that would need more than that is refused before it allocates
+  (:class:`~litelvlm.errors.LiteLVLMError`, both figures in GiB).
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ def storage_bytes(*modules: torch.nn.Module) -> int:
 
 def eager_attention_bytes(batch: int, heads: int, queries: int, keys: int, dtype: torch.dtype,
                           saved_layers: int = 0) -> int:
-    """Peak bytes of one eager attention (transformers' ``eager_attention_forward``): the (B, H, Q, K) logits in
-    ``dtype`` while ``softmax(..., dtype=float32)`` holds its float32 copy of them and its float32 result, then the
-    cast back, plus the (B, 1, Q, K) additive mask every layer shares, plus what a backward keeps of
+    """Peak bytes of one eager attention (transformers' ``eager_attention_forward``): the (B, H, Q, K) logits
+    in ``dtype`` while ``softmax(..., dtype=float32)`` holds its float32 copy of them and its float32 result,
+    then the cast back, plus the (B, 1, Q, K) additive mask every layer shares, plus what a backward keeps of
     ``saved_layers`` layers (the float32 softmax and the cast probabilities each)."""
     size = torch.empty(0, dtype=dtype).element_size()
     elements = int(batch) * int(heads) * int(queries) * int(keys)
@@ -162,23 +163,26 @@ def eager_attention_bytes(batch: int, heads: int, queries: int, keys: int, dtype
 
 
 def attention_rows_bytes(batch: int, heads: int, queries: int, keys: int, head_dim: int) -> int:
-    """Peak bytes of Q explicit attention rows over K keys in at least float32 (``rows_from_hidden``): the logits,
-    their masked copy and the softmax (B, H, Q, K), the keys in float32 repeated to every head (B, H, K, d), the mask."""
+    """Peak bytes of Q explicit attention rows over K keys in at least float32 (``rows_from_hidden``): the
+    logits, their masked copy and the softmax (B, H, Q, K), the keys in float32 repeated to every head (B, H,
+    K, d), the mask."""
     elements = int(batch) * int(heads) * int(queries) * int(keys)
     return elements * 12 + int(batch) * int(heads) * int(keys) * int(head_dim) * 8 + int(queries) * int(keys)
 
 
 def _cgroup_room() -> int | None:
-    """Bytes the process's memory cgroup (v2, else v1) still allows: its limit less the anonymous memory in use
-    (page cache can be reclaimed); None without a limit."""
-    for limit, stat, used_key in ((Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.stat"), "anon"),
+    """Bytes the process's memory cgroup (v2, else v1) still allows: its limit less the anonymous memory in
+    use (page cache can be reclaimed); None without a limit."""
+    for limit, stat, used_key in (
+        (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.stat"), "anon"),
                                   (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
                                    Path("/sys/fs/cgroup/memory/memory.stat"), "total_rss")):
         try:
             cap = limit.read_text().strip()
             if not cap.isdigit() or int(cap) >= 1 << 60:
                 continue
-            used = {k: int(v) for k, v in (line.split() for line in stat.read_text().splitlines())}.get(used_key, 0)
+            used = {k: int(v) for k,
+                    v in (line.split() for line in stat.read_text().splitlines())}.get(used_key, 0)
         except (OSError, ValueError):
             continue
         return max(0, int(cap) - used)
@@ -186,9 +190,9 @@ def _cgroup_room() -> int | None:
 
 
 def available_bytes(device: str | torch.device = "cpu") -> int | None:
-    """Bytes a new allocation on ``device`` can take now: on CUDA, ``torch.cuda.mem_get_info``'s free memory plus
-    what the caching allocator holds unused; elsewhere ``MemAvailable`` of ``/proc/meminfo`` (psutil's figure where
-    that file is missing), within the memory cgroup's limit; None where unknown (``meta``)."""
+    """Bytes a new allocation on ``device`` can take now: on CUDA, ``torch.cuda.mem_get_info``'s free memory
+    plus what the caching allocator holds unused; elsewhere ``MemAvailable`` of ``/proc/meminfo`` (psutil's
+    figure where that file is missing), within the memory cgroup's limit; None where unknown (``meta``)."""
     device = torch.device(device)
     if device.type == "meta":
         return None
@@ -220,14 +224,15 @@ def gib(nbytes: int) -> str:
 
 def check_fits(needed: int, what: str, fix: str, device: str | torch.device = "cpu",
                available: int | None = None) -> None:
-    """Refuse (:class:`~litelvlm.errors.LiteLVLMError`) ``what`` when it needs more than ``available`` bytes (None:
+    """Refuse (:class:`~litelvlm.errors.LiteLVLMError`) ``what`` when it needs more than ``available`` bytes
+    (None:
     :func:`available_bytes` of ``device`` now; unknown: allowed), naming both figures and ``fix``."""
     room = available_bytes(device) if available is None else int(available)
     if room is None or needed <= room:
         return
-    raise LiteLVLMError(f"{what} needs {gib(needed)} at once; {torch.device(device)} has {gib(room)} available. "
-                        f"Refused before allocating: {fix}")
+    raise LiteLVLMError(f"{what} needs {gib(needed)} at once; {torch.device(device)} has {gib(room)} "
+                        f"available. Refused before allocating: {fix}")
 
 
-__all__ = ["LiveTensorBytes", "attention_rows_bytes", "available_bytes", "check_fits", "eager_attention_bytes", "gib",
-           "peak_activation_bytes", "peak_memory", "storage_bytes"]
+__all__ = ["LiveTensorBytes", "attention_rows_bytes", "available_bytes", "check_fits",
+           "eager_attention_bytes", "gib", "peak_activation_bytes", "peak_memory", "storage_bytes"]

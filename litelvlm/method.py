@@ -27,20 +27,23 @@ STAGES = {
                  "forward(LLMContext, Selection)",
     "llm-stages": "inside the LLM, over several stages: select(LLMContext, K) -> Selection, then "
                   "forward(LLMContext, Selection)",
-    "vision-tower": "inside the family's vision tower, between its encoder blocks: select(TowerContext, K) -> "
-                    "Selection; the tower finishes on the kept tokens (Selection.features: its output for them)",
+    "vision-tower": "inside the family's vision tower, between its encoder blocks: select(TowerContext, K) "
+    "-> "
+                    "Selection; the tower finishes on the kept tokens (Selection.features: its output for "
+    "them)",
 }
 
 
 class Stage(str):
-    """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written as that
-    name, so tables and configs read as before) and the typed answers the pipeline and the studies ask instead of
-    comparing names. :meth:`step_of` gives the pipeline's own step for it (``GroundingPipeline.run_clip_stage`` /
-    ``run_llm_stage``, named by :attr:`step`; the tower stage's is its own :meth:`run`), which ``ground`` calls, so no
-    caller branches on a stage."""
+    """Where a method acts, as an object: its name in :data:`STAGES` (a Stage compares, prints and is written
+    as that name, so tables and configs read as before) and the typed answers the pipeline and the studies ask
+    instead of comparing names. :meth:`step_of` gives the pipeline's own step for it
+    (``GroundingPipeline.run_clip_stage`` / ``run_llm_stage``, named by :attr:`step`; the tower stage's is its
+    own :meth:`run`), which ``ground`` calls, so no caller branches on a stage."""
 
     NAME = ""
-    #: the pipeline's step for this stage (a ``GroundingPipeline`` method: ``run_llm_stage``, ``run_clip_stage``)
+    #: the pipeline's step for this stage (a ``GroundingPipeline`` method: ``run_llm_stage``,
+    #: ``run_clip_stage``)
     step: str = "run_llm_stage"
     #: selects on CLIP's visual tokens before the LLM (``select(SelectorInputs, K)``; ``kind`` ``clip``)
     acts_on_clip: bool = False
@@ -50,8 +53,9 @@ class Stage(str):
     prunes_inside_llm: bool = False
     #: prunes once, from one decoder layer on (FastV's and DART's K)
     prunes_at_one_layer: bool = False
-    #: prunes between the blocks of the family's own vision tower (``select(TowerContext, K)``), which finishes on the
-    #: kept tokens; it needs the grounding model (kind ``llm``), and a family offering the stage
+    #: prunes between the blocks of the family's own vision tower (``select(TowerContext, K)``), which
+    #: finishes on the kept tokens; it needs the grounding model (kind ``llm``), and a family offering the
+    #: stage
     prunes_in_vision_tower: bool = False
 
     def __new__(cls, name: str | None = None) -> Stage:
@@ -64,8 +68,8 @@ class Stage(str):
 
     @property
     def acts_with_llm(self) -> bool:
-        """Whether the method needs the grounding model (its LLM, or its vision tower for the tower stage): every stage
-        but CLIP's (``kind`` ``llm``)."""
+        """Whether the method needs the grounding model (its LLM, or its vision tower for the tower stage):
+        every stage but CLIP's (``kind`` ``llm``)."""
         return not self.acts_on_clip
 
     @property
@@ -79,12 +83,13 @@ class Stage(str):
         return STAGES[self.NAME]
 
     def step_of(self, pipeline: Any) -> Callable[..., tuple]:
-        """The step of ``pipeline``'s ``ground`` for this stage: its method :attr:`step` (the tower stage: its own)."""
+        """The step of ``pipeline``'s ``ground`` for this stage: its method :attr:`step` (the tower stage: its
+        own)."""
         return getattr(pipeline, self.step)
 
     def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, **kw: Any) -> tuple:
-        """The pipeline's step for this stage (:meth:`step_of`): (LLM inputs or None, Selection, kept indices or None,
-        LLM output or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
+        """The pipeline's step for this stage (:meth:`step_of`): (LLM inputs or None, Selection, kept indices
+        or None, LLM output or None) of ``method`` keeping ``budget`` (K, already counted) tokens."""
         return self.step_of(pipeline)(prepared, method, budget, full, **kw)
 
 
@@ -120,8 +125,9 @@ class StagesStage(Stage):
 
 class TowerStage(Stage):
     """Inside the family's vision tower, between its encoder blocks (``GroundingPipeline.tower_context``: a
-    :class:`litelvlm.tower.TowerContext`): the method's ``select`` runs the tower, choosing after each block which
-    tokens go on; the LLM receives the tower's output on the kept ones. Its step, here, is the same for every family."""
+    :class:`litelvlm.tower.TowerContext`): the method's ``select`` runs the tower, choosing after each block
+    which tokens go on; the LLM receives the tower's output on the kept ones. Its step, here, is the same for
+    every family."""
 
     NAME = "vision-tower"
     prunes_in_vision_tower = True
@@ -129,23 +135,25 @@ class TowerStage(Stage):
     def step_of(self, pipeline: Any) -> Callable[..., tuple]:
         return functools.partial(self.run, pipeline)
 
-    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Method, rule: str,
-            given: bool = False, positions: str = "official", **options: Any) -> tuple:
+    def run(self, pipeline: Any, prepared: Any, method: str, budget: int, full: Any, *, spec: Method,
+            rule: str, given: bool = False, positions: str = "official", **options: Any) -> tuple:
         """(the (K, h) LLM inputs, the selection, the visual-token indices they stand for when they keep their
         positions (``rule`` ``keep``), None) of a tower-stage method."""
         if given:
-            raise LiteLVLMError(f"{method} prunes inside the vision tower, so its LLM inputs are no rows of the given "
-                                "visual_embeds")
+            raise LiteLVLMError(f"{method} prunes inside the vision tower, so its LLM inputs are no rows of "
+                                "the given visual_embeds")
         ctx = pipeline.tower_context(prepared)
         sel = spec.select(ctx, budget, **options)
         if len(sel) != budget or sel.features is None or len(sel.features) != budget:
-            raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget} (with their tower features)")
+            raise AssertionError(f"{method} returned {len(sel)} tokens for budget {budget} (with their tower "
+                                 "features)")
         vis, rows = ctx.llm_inputs(sel)
         return vis, sel, rows if rule == "keep" else None, None
 
 
 #: every stage object by its name
-STAGE_TYPES: dict[str, Stage] = {s.NAME: s() for s in (ClipStage, InputStage, LayerStage, StagesStage, TowerStage)}
+STAGE_TYPES: dict[str, Stage] = {s.NAME: s()
+                                 for s in (ClipStage, InputStage, LayerStage, StagesStage, TowerStage)}
 
 
 def stage_of(name: str | Stage) -> Stage:
@@ -161,8 +169,8 @@ def at_input(budget: int, num_visual: int, num_layers: int, **options) -> tuple[
 
 
 #: What a method's official code does with the RoPE positions of the tokens it keeps: ``renumber`` (the pruned
-#: sequence is numbered afresh: every method that prunes before the LLM, SparseVLM) or ``keep`` (kept tokens keep
-#: their original positions: FastV, DART). ``GroundingPipeline.ground(positions=...)`` switches it.
+#: sequence is numbered afresh: every method that prunes before the LLM, SparseVLM) or ``keep`` (kept tokens
+#: keep their original positions: FastV, DART). ``GroundingPipeline.ground(positions=...)`` switches it.
 POSITION_RULES = ("renumber", "keep")
 
 #: the decoder-layer ranges an :class:`Option` may declare (L: the model's decoder layers)
@@ -175,7 +183,8 @@ class Option:
     ``None`` values are not passed (the method's own default applies). ``layers``: the value is a decoder
     layer in this range (:data:`LAYER_RANGES`; ``1..L`` for FastV's K), which the studies check against the
     model before they write anything. ``value_type``, ``default``, ``choices`` and ``help`` make its flag
-    ``--<dest>`` (:func:`litelvlm.cli_args.method_flags`); ``default`` is the ``select`` keyword's own default."""
+    ``--<dest>`` (:func:`litelvlm.cli_args.method_flags`); ``default`` is the ``select`` keyword's own
+    default."""
 
     name: str
     dest: str
@@ -195,7 +204,8 @@ class Option:
             raise ValueError(f"layers must be one of {', '.join(LAYER_RANGES)}; got {self.layers!r}")
 
     def layer_error(self, value: int, num_layers: int) -> str | None:
-        """Why ``value`` is no layer of this option's range in a model of ``num_layers`` layers (None: it is)."""
+        """Why ``value`` is no layer of this option's range in a model of ``num_layers`` layers (None: it
+        is)."""
         lo, hi = (1, num_layers) if self.layers == "1..L" else (0, num_layers - 1)
         if not self.layers or lo <= value <= hi:
             return None
@@ -205,31 +215,32 @@ class Option:
 @dataclass(frozen=True)
 class Method:
     """A pruning method. ``select`` picks the kept tokens (its K counted once by ``ground`` or
-    :func:`litelvlm.methods.select.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it through
-    its :class:`Stage` (``stage``, declared by name); ``forward`` (methods inside the LLM) returns the
+    :func:`litelvlm.methods.select.select`: :meth:`litelvlm.budget.Budget.count`); the pipeline runs it
+    through its :class:`Stage` (``stage``, declared by name); ``forward`` (methods inside the LLM) returns the
     final normed hidden states (1, S', h) and the rows predicting each [SEG] for a selection, or None when
     the selection prunes nothing inside the LLM (the pipeline then feeds it at the LLM input, e.g.
-    SparseVLM at K = N); ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K may reach
-    N + extra_tokens. ``schedule(K, N, num_layers, **options)`` gives the visual tokens the LLM's layers
-    see, ``((first_layer, visual_tokens), ...)``, for the FLOPs and activation counts. ``baseline``: the
-    method keeps every token (one run at K = N, whatever the budgets). ``oracle``: an analysis oracle
-    that reads the unpruned model's internals (its extra passes are no pruning cost to measure). ``host_sync``:
-    the selection reads tensor values in Python (greedy picks, sets, clustering), so it cannot run on the
-    ``meta`` device of the FLOPs count and waits for the device on a GPU. ``ranks``: ``Selection.scores`` is one
-    score per visual token that the method keeps by (compared with the model's internals by ``importance
-    --method-signals``). ``reads_vision_blocks``: the
-    selection needs the weights of CLIP's vision blocks, not only the trace (ToMe re-runs them, HiPrune reads a
-    middle block's attention). ``name`` and ``description`` come from the
+    SparseVLM at K = N); ``extra_tokens``: tokens it may add to the N patches (PruMerge's merged token), so K
+    may reach N + extra_tokens. ``schedule(K, N, num_layers, **options)`` gives the visual tokens the LLM's
+    layers see, ``((first_layer, visual_tokens), ...)``, for the FLOPs and activation counts. ``baseline``:
+    the method keeps every token (one run at K = N, whatever the budgets). ``oracle``: an analysis oracle
+    that reads the unpruned model's internals (its extra passes are no pruning cost to measure).
+    ``host_sync``: the selection reads tensor values in Python (greedy picks, sets, clustering), so it cannot
+    run on the ``meta`` device of the FLOPs count and waits for the device on a GPU. ``ranks``:
+    ``Selection.scores`` is one score per visual token that the method keeps by (compared with the model's
+    internals by ``importance --method-signals``). ``reads_vision_blocks``: the
+    selection needs the weights of CLIP's vision blocks, not only the trace (ToMe re-runs them, HiPrune reads
+    a middle block's attention). ``name`` and ``description`` come from the
     registry's table. ``positions``: what the official code does with the kept tokens' RoPE positions
-    (:data:`POSITION_RULES`); ``original_positions``: every token it keeps has one (False where it passes tokens
-    that stand for no single visual token: [CLS], merged or recycled ones), so ``positions="keep"`` applies.
-    ``reads_clip``: an LLM-side method that also reads the CLIP traces (``prepared.selector_inputs()``: CDPruner's
-    relevance, VScan's scans), so it runs only on a family paired with CLIP. ``one_axis_positions``: its official rule reads or sets one position per token (1-D RoPE), so a family with
-    multi-axis positions (M-RoPE) needs a rule of its own first. ``scores_only``: a CLIP-side method that reads
-    only per-patch scores (:mod:`litelvlm.pruning.scores`' similarity and context) and the patch count, so it runs
-    on a family that maps an external CLIP's scores onto its own tokens (:class:`litelvlm.pruning.MappedInputs`).
-    ``backbone``: set by the registry on a backbone's variant (:data:`litelvlm.methods.VARIANTS`; "" for the method as
-    its table row describes it)."""
+    (:data:`POSITION_RULES`); ``original_positions``: every token it keeps has one (False where it passes
+    tokens that stand for no single visual token: [CLS], merged or recycled ones), so ``positions="keep"``
+    applies. ``reads_clip``: an LLM-side method that also reads the CLIP traces
+    (``prepared.selector_inputs()``: CDPruner's relevance, VScan's scans), so it runs only on a family paired
+    with CLIP. ``one_axis_positions``: its official rule reads or sets one position per token (1-D RoPE), so a
+    family with multi-axis positions (M-RoPE) needs a rule of its own first. ``scores_only``: a CLIP-side
+    method that reads only per-patch scores (:mod:`litelvlm.pruning.scores`' similarity and context) and the
+    patch count, so it runs on a family that maps an external CLIP's scores onto its own tokens
+    (:class:`litelvlm.pruning.MappedInputs`). ``backbone``: set by the registry on a backbone's variant
+    (:data:`litelvlm.methods.VARIANTS`; "" for the method as its table row describes it)."""
 
     stage: Stage
     select: Callable[..., Any]
@@ -257,9 +268,10 @@ class Method:
         if self.positions not in POSITION_RULES:
             raise ValueError(f"positions must be one of {', '.join(POSITION_RULES)}; got {self.positions!r}")
         if (self.forward is None) == self.stage.prunes_inside_llm:
-            raise ValueError(f"stage {self.stage!r}: a forward is {'needed' if self.forward is None else 'not used'}")
+            raise ValueError(f"stage {self.stage!r}: a forward is "
+                             f"{'needed' if self.forward is None else 'not used'}")
 
-    # -- what the pipeline and the studies ask (the stage's typed answers) -----------------------------------------
+    # -- what the pipeline and the studies ask (the stage's typed answers) -----------------------------------
     @property
     def acts_on_clip(self) -> bool:
         """Whether it selects on CLIP's visual tokens before the LLM (:attr:`Stage.acts_on_clip`)."""
@@ -272,7 +284,8 @@ class Method:
 
     @property
     def selects_at_llm_input(self) -> bool:
-        """Whether it is chosen with the LLM's input embeddings and applied at the LLM input (DivPrune, CDPruner)."""
+        """Whether it is chosen with the LLM's input embeddings and applied at the LLM input (DivPrune,
+        CDPruner)."""
         return self.stage.selects_at_llm_input
 
     @property
@@ -287,42 +300,48 @@ class Method:
 
     @property
     def prunes_in_vision_tower(self) -> bool:
-        """Whether it prunes between the blocks of the family's vision tower (FlowCut; :class:`TowerStage`)."""
+        """Whether it prunes between the blocks of the family's vision tower (FlowCut;
+        :class:`TowerStage`)."""
         return self.stage.prunes_in_vision_tower
 
     @property
     def uses_clip(self) -> bool:
-        """Whether the method reads the CLIP traces: every CLIP-side method, and the LLM-side ones with ``reads_clip``."""
+        """Whether the method reads the CLIP traces: every CLIP-side method, and the LLM-side ones with
+        ``reads_clip``."""
         return self.stage.acts_on_clip or self.reads_clip
 
     @property
     def kind(self) -> str:
-        """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model): kept for readers of
-        earlier tables; ask :attr:`acts_on_clip` instead."""
+        """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model): kept for
+        readers of earlier tables; ask :attr:`acts_on_clip` instead."""
         return self.stage.kind
 
     def token_schedule(self, budget: Budget | int | None, num_visual: int, num_layers: int,
                        options: dict | None = None) -> tuple[tuple[int, int], ...]:
-        """:attr:`schedule` at ``budget`` (counted against N = ``num_visual``; the baseline keeps all N) with this
-        method's own keys of ``options`` (``options_from`` / ``litelvlm.methods.method_options``): the FLOPs and
-        activation counts' token plan without a study naming an option."""
+        """:attr:`schedule` at ``budget`` (counted against N = ``num_visual``; the baseline keeps all N) with
+        this method's own keys of ``options`` (``options_from`` / ``litelvlm.methods.method_options``): the
+        FLOPs and activation counts' token plan without a study naming an option."""
         k = num_visual if self.baseline else Budget.of(budget).count(num_visual, self.extra_tokens)
         own = {o.name for o in self.options}
-        return tuple(self.schedule(k, num_visual, num_layers, **{n: v for n, v in (options or {}).items() if n in own}))
+        return tuple(
+            self
+            .schedule(k, num_visual, num_layers, **{n: v for n, v in (options or {}).items() if n in own}))
 
     def settings(self, args: Any) -> dict:
-        """Every option of this method with its value in ``args`` or, where it holds none, the option's default
-        (what a run records of the method's options)."""
+        """Every option of this method with its value in ``args`` or, where it holds none, the option's
+        default (what a run records of the method's options)."""
         return {opt.name: (v if (v := getattr(args, opt.dest, None)) is not None else opt.default)
                 for opt in self.options}
 
     def layer_errors(self, args: Any, num_layers: int) -> list[str]:
-        """``--flag value: why`` for each of this method's layer options in ``args`` out of the model's range."""
+        """``--flag value: why`` for each of this method's layer options in ``args`` out of the model's
+        range."""
         out = []
         for opt in self.options:
             value = getattr(args, opt.dest, None)
             if value is not None and (why := opt.layer_error(value, num_layers)):
-                out.append(f"--{opt.dest.replace('_', '-')} {value}: {self.name or 'this method'}'s {opt.name} {why}")
+                out.append(f"--{opt.dest.replace('_', '-')} {value}: {self.name or 'this method'}'s "
+                           f"{opt.name} {why}")
         return out
 
     def options_from(self, args: Any) -> dict:

@@ -1,13 +1,14 @@
-"""What a model folder must hold before a loader reads it (every family, Qwen2.5-VL, CLIP): a config file that is a JSON object whose keys have the types the loader reads them as, and the
-tokenizer and processor files the family loads.
+"""What a model folder must hold before a loader reads it (every family, Qwen2.5-VL, CLIP): a config file that
+is a JSON object whose keys have the types the loader reads them as, and the tokenizer and processor files the
+family loads.
 
 :func:`check_model_folder` reads the config (:func:`read_config`), checks it against the family's schema
-(a :class:`FolderSchema`: a family's own, in its package, or one of :data:`SCHEMAS`; :func:`check_types`) and looks
-for its files (:func:`require_files`). Each failure is one :class:`~litelvlm.errors.LiteLVLMError` naming the folder, the file
-or key, and the cause (the key's expected type; the missing files). The loaders call it first, before
-transformers, open_clip or torch read anything, so a broken folder is refused at load, not by a traceback
-or a token-count mismatch later. A key the folder leaves out is the loader's to default or refuse.
-This module imports nothing heavy.
+(a :class:`FolderSchema`: a family's own, in its package, or one of :data:`SCHEMAS`; :func:`check_types`) and
+looks for its files (:func:`require_files`). Each failure is one :class:`~litelvlm.errors.LiteLVLMError`
+naming the folder, the file or key, and the cause (the key's expected type; the missing files). The loaders
+call it first, before transformers, open_clip or torch read anything, so a broken folder is refused at load,
+not by a traceback or a token-count mismatch later. A key the folder leaves out is the loader's to default or
+refuse. This module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from typing import Any
 from .errors import LiteLVLMError
 
 #: how an expected type reads in an error
-_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false", "dict": "an object",
-          "list": "a list", "null": "null", "int list": "a list of integers", "float list": "a list of numbers",
-          "str list": "a list of strings"}
+_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+          "dict": "an object", "list": "a list", "null": "null", "int list": "a list of integers",
+          "float list": "a list of numbers", "str list": "a list of strings"}
 #: the JSON name of a Python value's type, as an error says what a key holds
 _JSON = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
          dict: "an object", type(None): "null"}
 
 
 def _is(value: Any, kind: str) -> bool:
-    """Whether ``value`` (read from JSON) is of ``kind`` (a key of :data:`_WORDS`); a number accepts an integer."""
+    """Whether ``value`` (read from JSON) is of ``kind`` (a key of :data:`_WORDS`); a number accepts an
+    integer."""
     if kind.endswith(" list"):
         return isinstance(value, list) and all(_is(v, kind[:-5]) for v in value)
     if kind in ("int", "float") and isinstance(value, bool):
@@ -58,9 +60,9 @@ def read_config(folder: str | Path, name: str = "config.json") -> dict:
 
 
 def check_types(cfg: dict, schema: dict[str, str], where: str) -> None:
-    """Each key of ``schema`` that ``cfg`` holds (``a.b``: key ``b`` of the object under ``a``) has the type the
-    schema gives (``int``, ``float``, ``str``, ``bool``, ``dict``, ``list``, ``null``, ``int list``, ... joined
-    by ``|``); else a :class:`LiteLVLMError` naming ``where``, the key and the expected type."""
+    """Each key of ``schema`` that ``cfg`` holds (``a.b``: key ``b`` of the object under ``a``) has the type
+    the schema gives (``int``, ``float``, ``str``, ``bool``, ``dict``, ``list``, ``null``, ``int list``, ...
+    joined by ``|``); else a :class:`LiteLVLMError` naming ``where``, the key and the expected type."""
     for key, spec in schema.items():
         node: Any = cfg
         *parents, last = key.split(".")
@@ -76,8 +78,8 @@ def check_types(cfg: dict, schema: dict[str, str], where: str) -> None:
 
 
 def require_files(folder: str | Path, what: str, alternatives: list[tuple[str, ...]]) -> None:
-    """``folder`` holds every file of at least one of ``alternatives``; else a :class:`LiteLVLMError` naming the
-    folder, ``what`` the files are for and the files missing (of the alternative closest to complete)."""
+    """``folder`` holds every file of at least one of ``alternatives``; else a :class:`LiteLVLMError` naming
+    the folder, ``what`` the files are for and the files missing (of the alternative closest to complete)."""
     folder = Path(folder)
     if any(all((folder / f).is_file() for f in files) for files in alternatives):
         return
@@ -93,32 +95,38 @@ def prefixed(prefix: str, schema: dict[str, str]) -> dict[str, str]:
 
 
 #: a decoder's sizes, as Llama, Phi-3 and Qwen2 configs name them
-LLM_SCHEMA = {"architectures": "str list", "model_type": "str", "hidden_size": "int", "intermediate_size": "int",
+LLM_SCHEMA = {"architectures": "str list", "model_type": "str", "hidden_size": "int",
+              "intermediate_size": "int",
         "num_hidden_layers": "int", "num_attention_heads": "int", "num_key_value_heads": "int|null",
         "vocab_size": "int", "max_position_embeddings": "int", "rms_norm_eps": "float", "rope_theta": "float",
         "hidden_act": "str", "tie_word_embeddings": "bool", "bos_token_id": "int|int list|null",
         "eos_token_id": "int|int list|null", "pad_token_id": "int|null"}
-#: Qwen2.5-VL's ``config.json`` (the released flat keys, or transformers 5's ``text_config``), as transformers reads it
-QWEN_SCHEMA = {**LLM_SCHEMA, "sliding_window": "int|null", "max_window_layers": "int", "use_sliding_window": "bool",
+#: Qwen2.5-VL's ``config.json`` (the released flat keys, or transformers 5's ``text_config``), as transformers
+#: reads it
+QWEN_SCHEMA = {**LLM_SCHEMA, "sliding_window": "int|null", "max_window_layers": "int",
+               "use_sliding_window": "bool",
          "image_token_id": "int", "video_token_id": "int", "vision_start_token_id": "int",
          "vision_end_token_id": "int", "rope_scaling": "dict|null", "rope_scaling.mrope_section": "int list",
          "text_config": "dict", **prefixed("text_config.", LLM_SCHEMA), "vision_config": "dict",
          **prefixed("vision_config.", {k: "int" for k in (
-             "depth", "hidden_size", "intermediate_size", "num_heads", "in_chans", "out_hidden_size", "patch_size",
-             "spatial_merge_size", "spatial_patch_size", "temporal_patch_size", "window_size", "tokens_per_second")}),
+             "depth", "hidden_size", "intermediate_size", "num_heads", "in_chans", "out_hidden_size",
+             "patch_size", "spatial_merge_size", "spatial_patch_size", "temporal_patch_size", "window_size",
+             "tokens_per_second")}),
          "vision_config.fullatt_block_indexes": "int list", "vision_config.hidden_act": "str"}
-_CLIP_TOWER = {k: "int" for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+_CLIP_TOWER = {k: "int"
+               for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                                   "projection_dim", "image_size", "patch_size", "num_channels", "vocab_size",
                                   "max_position_embeddings")}
 _CLIP_TOWER.update(layer_norm_eps="float", hidden_act="str")
 _OPEN_CLIP_TOWER = {"width": "int", "layers": "int|int list", "heads": "int", "head_width": "int",
-                    "patch_size": "int", "image_size": "int|int list", "context_length": "int", "vocab_size": "int",
-                    "mlp_ratio": "float"}
+                    "patch_size": "int", "image_size": "int|int list", "context_length": "int",
+                    "vocab_size": "int", "mlp_ratio": "float"}
 
 @dataclass(frozen=True)
 class FolderSchema:
-    """What a model folder holds: its config file, the config's keys and their types (``a.b``: key ``b`` of the object
-    under ``a``), and [(what the files are for, alternatives: every file of one of them is needed)]."""
+    """What a model folder holds: its config file, the config's keys and their types (``a.b``: key ``b`` of
+    the object under ``a``), and [(what the files are for, alternatives: every file of one of them is
+    needed)]."""
 
     config: str
     keys: dict[str, str]
@@ -126,8 +134,8 @@ class FolderSchema:
 
 
 #: the image processor's settings: transformers 5's ``ProcessorMixin.save_pretrained`` writes them under
-#: ``image_processor`` in ``processor_config.json``; ``ImageProcessor.save_pretrained`` and the hub's older folders
-#: in ``preprocessor_config.json`` (transformers loads either)
+#: ``image_processor`` in ``processor_config.json``; ``ImageProcessor.save_pretrained`` and the hub's older
+#: folders in ``preprocessor_config.json`` (transformers loads either)
 IMAGE_PROCESSOR_FILES = ("image processor", [("preprocessor_config.json",), ("processor_config.json",)])
 QWEN_FILES = [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt", "tokenizer_config.json")]),
               IMAGE_PROCESSOR_FILES]
@@ -136,21 +144,27 @@ TOKENIZER_FILES = [("tokenizer", [("tokenizer.json",), ("tokenizer.model",)])]
 #: the shared schemas by name (a family's own schema sits in its package)
 SCHEMAS: dict[str, FolderSchema] = {
     "qwen": FolderSchema("config.json", QWEN_SCHEMA, QWEN_FILES),
-    "clip": FolderSchema("config.json", {"architectures": "str list", "model_type": "str", "projection_dim": "int",
+    "clip":
+    FolderSchema("config.json", {"architectures": "str list", "model_type": "str", "projection_dim": "int",
                                          "logit_scale_init_value": "float", "text_config": "dict",
                                          "vision_config": "dict", **prefixed("text_config.", _CLIP_TOWER),
                                          **prefixed("vision_config.", _CLIP_TOWER)},
-                         [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt")]), IMAGE_PROCESSOR_FILES]),
+                         [("tokenizer", [("tokenizer.json",), ("vocab.json", "merges.txt")]),
+                          IMAGE_PROCESSOR_FILES]),
     "open_clip": FolderSchema("open_clip_config.json", {
-        "model_cfg": "dict", "model_cfg.embed_dim": "int", "model_cfg.vision_cfg": "dict", "model_cfg.text_cfg": "dict",
-        **prefixed("model_cfg.vision_cfg.", _OPEN_CLIP_TOWER), **prefixed("model_cfg.text_cfg.", _OPEN_CLIP_TOWER),
-        "preprocess_cfg": "dict", "preprocess_cfg.mean": "float list|float", "preprocess_cfg.std": "float list|float"}),
+        "model_cfg": "dict", "model_cfg.embed_dim": "int", "model_cfg.vision_cfg": "dict",
+        "model_cfg.text_cfg": "dict", **prefixed("model_cfg.vision_cfg.", _OPEN_CLIP_TOWER),
+        **prefixed("model_cfg.text_cfg.", _OPEN_CLIP_TOWER),
+        "preprocess_cfg": "dict", "preprocess_cfg.mean": "float list|float",
+        "preprocess_cfg.std": "float list|float"}),
 }
 
 
 def check_model_folder(folder: str | Path, schema: str | FolderSchema) -> dict:
-    """The config of a model folder, checked against ``schema`` (a :class:`FolderSchema`, or the name of a shared one in
-    :data:`SCHEMAS`): a JSON object, its keys of the types the loader reads, its tokenizer and processor files present."""
+    """The config of a model folder, checked against ``schema`` (a :class:`FolderSchema`, or the name of a
+    shared one in
+    :data:`SCHEMAS`): a JSON object, its keys of the types the loader reads, its tokenizer and processor files
+    present."""
     schema = SCHEMAS[schema] if isinstance(schema, str) else schema
     cfg = read_config(folder, schema.config)
     check_types(cfg, schema.keys, f"model folder {str(folder)!r}: {schema.config}")
@@ -168,6 +182,7 @@ def check_image_processor(folder: str | Path) -> None:
         return
     settings = read_config(folder, "processor_config.json").get("image_processor")
     if not isinstance(settings, dict):
-        raise LiteLVLMError(f"model folder {str(folder)!r}: processor_config.json has no 'image_processor' object "
-                            f"(it holds {_JSON.get(type(settings), 'a value') if settings is not None else 'none'}) "
+        raise LiteLVLMError(f"model folder {str(folder)!r}: processor_config.json has no 'image_processor' "
+                            "object (it holds "
+                            f"{_JSON.get(type(settings), 'a value') if settings is not None else 'none'}) "
                             "and there is no preprocessor_config.json")

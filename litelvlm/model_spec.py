@@ -6,7 +6,8 @@ A model string is one of:
   through the real path (CLIP towers: :data:`RANDOM_CLIPS`; Qwen2.5-VL: :data:`RANDOM_QWENS`, e.g.
   ``qwen2.5-vl-7b-random:1``; each model family's presets: its card's ``presets``, :mod:`litelvlm.families`);
 * an open_clip string: ``ARCH:TAG``, ``ARCH:/path/ckpt.pt``, ``local-dir:/path`` or ``hf-hub:org/name``;
-* a hub id or a local folder (transformers' ``save_pretrained`` layout, or a family's released checkpoint layout).
+* a hub id or a local folder (transformers' ``save_pretrained`` layout, or a family's released checkpoint
+layout).
 
 This module imports nothing heavy; what a string names on disk (a folder's files and markers) is read by
 the code that loads it.
@@ -33,11 +34,12 @@ OPEN_CLIP_PREFIXES = ("local-dir:", "hf-hub:")
 
 
 class ModelSpec(str):
-    """One model string, read once: the string itself (so it writes, compares and hashes as its text wherever a str
-    goes: a ``config.json``, a table, a message), with ``name``, the part before the first ``:`` (the whole string
-    without one), and ``rest``, the part after it (a seed, an open_clip tag or checkpoint path, a ``local-dir:``
-    folder). The command line makes it (argparse ``type=``, :meth:`argument`) and it travels as this value down to the
-    loader; a library entry point handed a plain str converts it once, at its edge (:meth:`of`)."""
+    """One model string, read once: the string itself (so it writes, compares and hashes as its text wherever
+    a str goes: a ``config.json``, a table, a message), with ``name``, the part before the first ``:`` (the
+    whole string without one), and ``rest``, the part after it (a seed, an open_clip tag or checkpoint path, a
+    ``local-dir:`` folder). The command line makes it (argparse ``type=``, :meth:`argument`) and it travels as
+    this value down to the loader; a library entry point handed a plain str converts it once, at its edge
+    (:meth:`of`)."""
 
     name: str
     rest: str
@@ -87,10 +89,11 @@ class ModelSpec(str):
         return RANDOM_QWENS.get(self.name)
 
     def random_seed(self, default: int = 0) -> int:
-        """The SEED of ``<name>-random[:SEED]`` (when absent, ``default``: a family card's ``seed`` passes its preset's
-        default); anything but a whole number is an error."""
+        """The SEED of ``<name>-random[:SEED]`` (when absent, ``default``: a family card's ``seed`` passes its
+        preset's default); anything but a whole number is an error."""
         if not (self.rest or "0").isdigit():
-            raise LiteLVLMError(f"model {self.text!r}: the seed after ':' must be a whole number, got {self.rest!r}")
+            raise LiteLVLMError(f"model {self.text!r}: the seed after ':' must be a whole number, got "
+                                f"{self.rest!r}")
         return int(self.rest) if self.rest else default
 
     @property
@@ -105,23 +108,25 @@ class ModelSpec(str):
 
     @property
     def open_clip_style(self) -> bool:
-        """``local-dir:``, ``hf-hub:`` or ``ARCH:TAG`` / ``ARCH:/path`` (a ``:`` after a name that is neither a
-        random model nor a path). A folder with ``open_clip_config.json`` is open_clip's too: the loader looks."""
+        """``local-dir:``, ``hf-hub:`` or ``ARCH:TAG`` / ``ARCH:/path`` (a ``:`` after a name that is neither
+        a random model nor a path). A folder with ``open_clip_config.json`` is open_clip's too: the loader
+        looks."""
         if self.text.startswith(OPEN_CLIP_PREFIXES):
             return True
         return ":" in self.text and not self.name.endswith("-random") and "/" not in self.name
 
     @property
     def open_clip_name(self) -> tuple[str, str | None]:
-        """(model name, pretrained) as ``open_clip.create_model_and_transforms`` takes them: ``ARCH:TAG_OR_PATH``
-        is split at its first ``:``; ``local-dir:`` and ``hf-hub:`` strings pass through whole."""
+        """(model name, pretrained) as ``open_clip.create_model_and_transforms`` takes them:
+        ``ARCH:TAG_OR_PATH`` is split at its first ``:``; ``local-dir:`` and ``hf-hub:`` strings pass through
+        whole."""
         if self.text.startswith(OPEN_CLIP_PREFIXES) or ":" not in self.text:
             return self.text, None
         return self.name, self.rest or None
 
     @property
     def is_small(self) -> bool:
-        """A small model by its name (``tiny*``, a toy model, the tiny random Qwen2.5-VL); a family's small presets are
-        its card's (:func:`litelvlm.families.is_small`). Such models run fastest on one thread."""
+        """A small model by its name (``tiny*``, a toy model, the tiny random Qwen2.5-VL); a family's small
+        presets are its card's (:func:`litelvlm.families.is_small`). Such models run fastest on one thread."""
         last = self.text.rsplit("/", 1)[-1].lower()
         return last.startswith("tiny") or "toy" in last or self.random_qwen == "tiny"

@@ -32,7 +32,8 @@ WeightsKind = Literal["real", "random", "toy"]
 #: the order in which several models of one run decide its mark (the least real wins)
 _RANK = {"real": 0, "toy": 1, "random": 2}
 
-__all__ = ["WeightsKind", "weights_kind", "weights_banner", "BANNER_MODELS", "run_weights_kind", "mark_weights"]
+__all__ = ["WeightsKind", "weights_kind", "weights_banner", "BANNER_MODELS", "run_weights_kind",
+           "mark_weights"]
 
 
 def _toy_dir() -> Path:
@@ -113,7 +114,8 @@ def weights_banner(*models: str | os.PathLike | None) -> str | None:
     kind = run_weights_kind(models)
     if kind == "real":
         return None
-    unreal = [(str(m), k) for m in dict.fromkeys(m if isinstance(m, str) else str(m) for m in models if m is not None)
+    unreal = [(str(m), k)
+              for m in dict.fromkeys(m if isinstance(m, str) else str(m) for m in models if m is not None)
               if (k := weights_kind(m)) != "real"]
     names = _named([m for m, _ in unreal], [k for _, k in unreal], kind)
     if kind == "random":

@@ -51,7 +51,8 @@ INT8_THRESHOLD = 6.0
 
 @dataclass(frozen=True)
 class QuantReport:
-    """What :func:`quantize_llm_layers` did: the mode and backend, how many layers it quantized, which it kept."""
+    """What :func:`quantize_llm_layers` did: the mode and backend, how many layers it quantized, which it
+    kept."""
 
     mode: str
     backend: str
@@ -66,7 +67,8 @@ class QuantReport:
 
 
 def check_quantize(mode: str, backend: str = "bitsandbytes") -> None:
-    """Refuse an unknown ``--quantize`` / ``--quantize-backend`` or a pair no backend offers, before any work."""
+    """Refuse an unknown ``--quantize`` / ``--quantize-backend`` or a pair no backend offers, before any
+    work."""
     if mode not in QUANTIZE_MODES:
         raise LiteLVLMError(f"--quantize {mode!r}: choose one of {', '.join(QUANTIZE_MODES)}")
     if backend not in QUANTIZE_BACKENDS:
@@ -82,8 +84,9 @@ QUIET_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 
 
 def _import(backend: str):
-    """Import ``backend`` (un-hiding it where the command line deferred it, :func:`litelvlm.cli.defer_quantization_backends`)
-    with its import-time notices about optional kernels silenced."""
+    """Import ``backend`` (un-hiding it where the command line deferred it,
+    :func:`litelvlm.cli.defer_quantization_backends`) with its import-time notices about optional kernels
+    silenced."""
     if backend in sys.modules and sys.modules[backend] is None:
         del sys.modules[backend]
     try:
@@ -92,7 +95,8 @@ def _import(backend: str):
                 logging.getLogger(name).setLevel(logging.ERROR)
             lib = optional_import("bitsandbytes")
         else:
-            logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's enums, warned once each
+            # torchao's enums, warned once each
+            logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
             lib = optional_import("torchao")
     except ImportError as e:
         raise LiteLVLMError(f"--quantize-backend {backend} needs the {backend} package: "
@@ -100,7 +104,8 @@ def _import(backend: str):
     return lib
 
 
-def quantized_linears(model: nn.Module, prefixes: tuple[str, ...] = (QUANTIZED_PREFIX,)) -> list[tuple[str, nn.Linear]]:
+def quantized_linears(model: nn.Module,
+                      prefixes: tuple[str, ...] = (QUANTIZED_PREFIX,)) -> list[tuple[str, nn.Linear]]:
     """(path, layer) of every ``nn.Linear`` under ``prefixes`` (default: GLaMM's decoder layers): the layers
     quantization replaces."""
     return [(n, m) for n, m in model.named_modules() if n.startswith(prefixes) and type(m) is nn.Linear]
@@ -131,8 +136,8 @@ def _bnb_layer(bnb, lin: nn.Linear, mode: str, device: torch.device) -> nn.Modul
 
 def quantize_llm_layers(model: nn.Module, mode: str, backend: str = "bitsandbytes",
                    device: str | torch.device | None = None) -> QuantReport:
-    """Quantize the LLM decoder layers' ``nn.Linear`` weights of ``model`` (under :data:`QUANTIZED_PREFIX`) in place and move
-    the whole model to ``device`` (default: where it is). ``mode="none"`` only moves it."""
+    """Quantize the LLM decoder layers' ``nn.Linear`` weights of ``model`` (under :data:`QUANTIZED_PREFIX`) in
+    place and move the whole model to ``device`` (default: where it is). ``mode="none"`` only moves it."""
     return quantize_linears(model, (QUANTIZED_PREFIX,), mode, backend, device)
 
 
@@ -180,5 +185,6 @@ def quantize_linears(model: nn.Module, prefixes: tuple[str, ...], mode: str, bac
     return QuantReport(mode, backend, n, tuple(kept), str(lib.__version__))
 
 
-__all__ = ["CLIP_PREFIXES", "NF4_BLOCK", "QUANTIZED_PREFIX", "QUANTIZE_BACKENDS", "QUANTIZE_MODES", "QuantReport",
+__all__ = ["CLIP_PREFIXES", "NF4_BLOCK", "QUANTIZED_PREFIX", "QUANTIZE_BACKENDS", "QUANTIZE_MODES",
+           "QuantReport",
            "check_quantize", "quantize_clip", "quantize_llm_layers", "quantize_linears", "quantized_linears"]

@@ -1,16 +1,19 @@
-"""A random preset's model folder, the one way every family (and CLIP) makes it: built once, written in the family's
-real checkpoint layout under ``$LITELVLM_CACHE/random-models/``, reused from there.
+"""A random preset's model folder, the one way every family (and CLIP) makes it: built once, written in the
+family's real checkpoint layout under ``$LITELVLM_CACHE/random-models/``, reused from there.
 
 * :func:`random_preset_folder`: a family's preset and seed -> its cached folder, named
-  ``<family>-<preset>-seed<seed>[-fast]`` (:func:`random_folder_name`; ``-fast`` for a fast-filled full-size preset,
+  ``<family>-<preset>-seed<seed>[-fast]`` (:func:`random_folder_name`; ``-fast`` for a fast-filled full-size
+  preset,
   :mod:`litelvlm.random_weights`), written the first time by the family's ``save(folder, fill)``;
-* :func:`cached_random_folder`: any folder under ``random-models/`` (CLIP's random models, which have no fill),
-  written once by :func:`litelvlm.cache.write_once` (aside, checksummed, renamed into place);
-* :func:`random_record`: the ``litelvlm_random`` record of the folder's ``config.json`` (these are random weights);
-* :func:`write_weights` and :func:`write_json`: safetensors shards of a size (and their index), straight from the
-  tensors' memory with a progress bar over the bytes, and a JSON file, both written atomically.
+* :func:`cached_random_folder`: any folder under ``random-models/`` (CLIP's random models, which have no
+  fill), written once by :func:`litelvlm.cache.write_once` (aside, checksummed, renamed into place);
+* :func:`random_record`: the ``litelvlm_random`` record of the folder's ``config.json`` (these are random
+weights);
+* :func:`write_weights` and :func:`write_json`: safetensors shards of a size (and their index), straight from
+  the tensors' memory with a progress bar over the bytes, and a JSON file, both written atomically.
 
-Importing this module imports nothing heavy (torch only inside :func:`write_weights` and :func:`random_record`).
+Importing this module imports nothing heavy (torch only inside :func:`write_weights` and
+:func:`random_record`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def random_models_root() -> Path:
 
 def cached_random_folder(name: str, write: Callable[[Path], None], verify: bool = True) -> Path:
     """The folder ``random-models/<name>``, written by ``write(folder)`` the first time it is asked for
-    (:func:`litelvlm.cache.write_once`: checked against its checksums when reused; ``verify=False``: its sizes)."""
+    (:func:`litelvlm.cache.write_once`: checked against its checksums when reused; ``verify=False``: its
+    sizes)."""
     return write_once(random_models_root() / name, write, verify=verify)
 
 
@@ -52,17 +56,19 @@ def random_folder_name(family: str, preset: str, seed: int, fill: str) -> str:
 
 def random_preset_folder(family: str, preset: str, seed: int, save: Callable[[Path, str], Any],
                          full_size: bool) -> Path:
-    """A family's random ``preset`` at ``seed``: its cached folder, written once by ``save(folder, fill)``, ``fill``
-    resolved from ``"auto"`` (:func:`~litelvlm.random_weights.resolve_fill`: fast for a ``full_size`` preset);
-    later calls reuse the folder whatever device built it."""
+    """A family's random ``preset`` at ``seed``: its cached folder, written once by ``save(folder, fill)``,
+    ``fill`` resolved from ``"auto"`` (:func:`~litelvlm.random_weights.resolve_fill`: fast for a ``full_size``
+    preset); later calls reuse the folder whatever device built it."""
     fill = resolve_fill("auto", full_size)
-    return cached_random_folder(random_folder_name(family, preset, seed, fill), lambda folder: save(folder, fill))
+    return cached_random_folder(random_folder_name(family, preset, seed, fill),
+                                lambda folder: save(folder, fill))
 
 
 def random_record(preset: dict[str, Any], seed: int, fill: str, device: Any = None,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``config.json``'s ``litelvlm_random``: ``preset`` (e.g. ``{"preset": "tiny"}``), the seed, the device type it
-    was built on (when given), ``extra``, and ``"fill": "fast"`` for a fast-filled model, in that order."""
+    """``config.json``'s ``litelvlm_random``: ``preset`` (e.g. ``{"preset": "tiny"}``), the seed, the device
+    type it was built on (when given), ``extra``, and ``"fill": "fast"`` for a fast-filled model, in that
+    order."""
     record = {**preset, "seed": seed}
     if device is not None:
         record["built_on"] = torch.device(device).type
@@ -79,8 +85,9 @@ def write_json(path: Path, obj: dict) -> None:
 
 
 def write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int | None) -> list[str]:
-    """Write ``sd`` in safetensors shards of at most ``max_shard_bytes`` (+ the index when several), each tensor
-    straight from its memory (:func:`litelvlm.safetensors_stream.save_shards`), a bar over the bytes; the file names."""
+    """Write ``sd`` in safetensors shards of at most ``max_shard_bytes`` (+ the index when several), each
+    tensor straight from its memory (:func:`litelvlm.safetensors_stream.save_shards`), a bar over the bytes;
+    the file names."""
     sizes = {k: v.numel() * v.element_size() for k, v in sd.items()}
     groups = shard_by_size(sizes, max_shard_bytes)
     names = [f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))] \
@@ -96,5 +103,5 @@ def write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int 
     return names
 
 
-__all__ = ["RANDOM_MODELS", "cached_random_folder", "random_folder_name", "random_models_root", "random_preset_folder",
-           "random_record", "write_json", "write_weights"]
+__all__ = ["RANDOM_MODELS", "cached_random_folder", "random_folder_name", "random_models_root",
+           "random_preset_folder", "random_record", "write_json", "write_weights"]

@@ -1,5 +1,5 @@
-"""Records of an earlier run (its config.json, its run record, a commit journal): read with one error for a damaged
-one, naming the file and the way out."""
+"""Records of an earlier run (its config.json, its run record, a commit journal): read with one error for a
+damaged one, naming the file and the way out."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def read_record(path: str | os.PathLike) -> object:
     file is a LiteLVLMError naming it."""
     path = Path(path)
     if path.is_symlink():   # its run wrote a file: a link (broken or not) is not that file
-        raise damaged(path, "is a broken symbolic link" if not path.exists() else "is a link where a file should be")
+        raise damaged(path,
+                      "is a broken symbolic link" if not path.exists()
+                      else "is a link where a file should be")
     if path.is_dir():
         raise damaged(path, "is a folder where a file should be")
     try:

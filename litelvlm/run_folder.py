@@ -1,6 +1,8 @@
-"""The one run machinery under every command that writes results (the studies', ``toy-data``'s, ``toy-train``'s):
+"""The one run machinery under every command that writes results (the studies', ``toy-data``'s,
+``toy-train``'s):
 :class:`RunFolder`, the ``--out`` folder of one run. The studies' resumable parts are
-:class:`analysis.common.run_folder.RunFolder`'s (this class with :meth:`~analysis.common.run_folder.RunFolder.resume`).
+:class:`analysis.common.run_folder.RunFolder`'s (this class with
+:meth:`~analysis.common.run_folder.RunFolder.resume`).
 
 * **A lock per folder.** A second run on the same ``--out`` is refused at once, naming the run that holds it;
   two runs never interleave. The lock file goes when the run ends (a killed run's stays, and is reused).
@@ -73,7 +75,8 @@ class RunFolder:
 
     def __enter__(self) -> RunFolder:
         if not self._checked and not self.overwrite and self.command is not None:
-            run_owner.claim(self.out, self.command)   # a run started from Python: the checks of the command line
+            # a run started from Python: the checks of the command line
+            run_owner.claim(self.out, self.command)
         try:
             self._created = not self.out.exists()
             self.out.mkdir(parents=True, exist_ok=True)
@@ -102,8 +105,9 @@ class RunFolder:
         return self
 
     def _lock(self) -> int:
-        """Open and lock ``OUT/.lock`` (refused at once when another run holds it). A run that ends removes the
-        file while it still holds it, so a lock taken on a file removed meanwhile is taken again on the new one."""
+        """Open and lock ``OUT/.lock`` (refused at once when another run holds it). A run that ends removes
+        the file while it still holds it, so a lock taken on a file removed meanwhile is taken again on the
+        new one."""
         path = self.out / LOCK_NAME
         while True:
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
@@ -112,8 +116,8 @@ class RunFolder:
             except OSError:
                 holder = _holder(fd)
                 os.close(fd)
-                raise LiteLVLMError(f"--out {str(self.out)!r} is in use by another run{holder} (locked); wait for "
-                                    "it to finish or use another --out") from None
+                raise LiteLVLMError(f"--out {str(self.out)!r} is in use by another run{holder} (locked); "
+                                    "wait for it to finish or use another --out") from None
             try:
                 if os.fstat(fd).st_ino == os.stat(path).st_ino:
                     return fd
@@ -123,19 +127,21 @@ class RunFolder:
 
     def _earlier_run(self) -> list[str]:
         """The top-level entries of the earlier run that ``--overwrite`` replaces: those its record names (its
-        result files, resumable folders, config.json and the record); every entry but hidden ones without one."""
+        result files, resumable folders, config.json and the record); every entry but hidden ones without
+        one."""
         names = {p.name for p in self.out.iterdir() if not p.name.startswith(".")}
         with contextlib.suppress(LiteLVLMError):
             record = run_owner.read_record(self.out / run_owner.MARKER)
             if isinstance(record, dict) and isinstance(record.get("files"), dict):
-                names = {str(rel).split("/")[0] for rel in record["files"]} | set(record.get("direct") or ()) \
-                    | {"config.json"}
+                names = {str(rel).split("/")[0] for rel in record["files"]} | set(
+                    record.get("direct") or ()) | {"config.json"}
         names.add(run_owner.MARKER)
         return sorted(n for n in names if os.path.lexists(self.out / n))
 
     # -- what a run asks of its folder ---------------------------------------------------------------
     def drop_stale(self, written: set[str] | list[str]) -> list[str]:
-        """Mark the owned optional outputs this run does not write for removal at commit; returns their names."""
+        """Mark the owned optional outputs this run does not write for removal at commit; returns their
+        names."""
         self._drop = [n for n in self.owned if n not in set(written) and (self.out / n).exists()]
         return list(self._drop)
 
@@ -161,7 +167,8 @@ class RunFolder:
                     raise
             elif issubclass(kind, (Exception, KeyboardInterrupt, SystemExit)):
                 if issubclass(kind, LiteLVLMError) and not self._created:
-                    self._remove_written()   # before an earlier run replaced whole returns (its files may share names)
+                    # before an earlier run replaced whole returns (its files may share names)
+                    self._remove_written()
                 self.tx.abort()
                 if issubclass(kind, LiteLVLMError) and self._created:   # everything in it is this run's
                     shutil.rmtree(self.out, ignore_errors=True)
@@ -173,8 +180,8 @@ class RunFolder:
             run_owner.release(self.out)
 
     def _record(self) -> None:
-        """Stage the run's record (:data:`~litelvlm.run_owner.MARKER`): its command and the size and SHA-256 of
-        every result file the folder holds after the commit (the earlier run's entries for files kept)."""
+        """Stage the run's record (:data:`~litelvlm.run_owner.MARKER`): its command and the size and SHA-256
+        of every result file the folder holds after the commit (the earlier run's entries for files kept)."""
         if self.command is None:
             return
         files: dict[str, dict] = {}

@@ -1,15 +1,16 @@
-"""A run owns its ``--out``: which command's run a results folder holds, and whether its earlier results are intact,
-read from the folder's own small files before torch is imported or a model loads.
+"""A run owns its ``--out``: which command's run a results folder holds, and whether its earlier results are
+intact, read from the folder's own small files before torch is imported or a model loads.
 
 Every run that commits writes :data:`MARKER` (``.litelvlm-run.json``) with its results: the command that wrote
-them, the SHA-256 and size of every result file it committed, and its resumable folders. A folder written before
-that record existed is recognised by its ``config.json`` (the run identity's study, a ``command`` key, or the
-command line of its provenance record), a demo's ``demo_summary.json``, a toy CLIP's model ``config.json`` or a
-toy REFER folder. :func:`claim` (called by ``litelvlm.cli`` for every command that writes an ``--out`` folder)
-refuses a folder that holds another command's run, naming that command, and refuses damaged earlier results
-(a garbled or mistyped ``config.json``, a table whose bytes are not those its run committed, a folder or a broken
-link where a file should be, an unreadable record), each as one line naming the file. ``--overwrite`` replaces
-the earlier run whole (see :mod:`litelvlm.transaction`). This module is this project's own.
+them, the SHA-256 and size of every result file it committed, and its resumable folders. A folder written
+before that record existed is recognised by its ``config.json`` (the run identity's study, a ``command`` key,
+or the command line of its provenance record), a demo's ``demo_summary.json``, a toy CLIP's model
+``config.json`` or a toy REFER folder. :func:`claim` (called by ``litelvlm.cli`` for every command that writes
+an ``--out`` folder) refuses a folder that holds another command's run, naming that command, and refuses
+damaged earlier results (a garbled or mistyped ``config.json``, a table whose bytes are not those its run
+committed, a folder or a broken link where a file should be, an unreadable record), each as one line naming
+the file. ``--overwrite`` replaces the earlier run whole (see :mod:`litelvlm.transaction`). This module is
+this project's own.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ def _key(out: str | os.PathLike) -> str:
 #: config.json fields whose type every reader relies on: name -> (allowed types, what the message calls them)
 FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "identity": ((dict,), "an object"), "args": ((dict,), "an object"), "paths": ((dict,), "an object"),
-    "run": ((dict, type(None)), "an object"), "command": ((str,), "a string"), "model": ((str, type(None)), "a string"),
+    "run": ((dict, type(None)), "an object"), "command": ((str,), "a string"),
+    "model": ((str, type(None)), "a string"),
 }
 
 
 def check_config_fields(path: str | os.PathLike, config: object) -> dict:
-    """``config`` (the content of a run's ``config.json`` at ``path``) when its fields have the types readers rely
-    on; a LiteLVLMError naming the file and the field otherwise."""
+    """``config`` (the content of a run's ``config.json`` at ``path``) when its fields have the types readers
+    rely on; a LiteLVLMError naming the file and the field otherwise."""
     if not isinstance(config, dict):
         raise damaged(path, f"is not a config.json of this project (a JSON {type(config).__name__})")
     for name, (types, what) in FIELD_TYPES.items():
@@ -57,7 +59,8 @@ def check_config_fields(path: str | os.PathLike, config: object) -> dict:
     for key, entry in (config.get("paths") or {}).items():
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("typed", "absolute",
                                                                                            "from_results")):
-            raise damaged(path, f"has a 'paths' entry {key!r} that is not typed/absolute/from_results strings")
+            raise damaged(path,
+                          f"has a 'paths' entry {key!r} that is not typed/absolute/from_results strings")
     return config
 
 
@@ -150,8 +153,8 @@ def claim(out: str | os.PathLike, command: str, overwrite: bool = False) -> None
     check_journal(out)
     held = owner(out)
     if held is not None and held != command:
-        raise LiteLVLMError(f"--out {str(out)!r} holds a run of `litelvlm {held}`, and this is `litelvlm {command}`: "
-                            f"{WAY_OUT}")
+        raise LiteLVLMError(f"--out {str(out)!r} holds a run of `litelvlm {held}`, and this is `litelvlm "
+                            f"{command}`: {WAY_OUT}")
     check_results(out)
 
 

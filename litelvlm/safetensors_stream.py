@@ -1,11 +1,11 @@
-"""Writing a safetensors file straight from the tensors' memory: the bytes ``safetensors.torch.save_file`` writes
-(same header, same tensor order), without the copy of every tensor it makes first (``_tobytes``), so writing a
-shard of a full-size model costs no second copy of it; a progress bar may follow the bytes written.
+"""Writing a safetensors file straight from the tensors' memory: the bytes ``safetensors.torch.save_file``
+writes (same header, same tensor order), without the copy of every tensor it makes first (``_tobytes``), so
+writing a shard of a full-size model costs no second copy of it; a progress bar may follow the bytes written.
 
-The layout (safetensors' format): 8 bytes little-endian header length, the JSON header (``__metadata__`` first,
-then each tensor's dtype, shape and data offsets, compact separators) padded with spaces to a multiple of 8, then
-the tensors' bytes, ordered by dtype (safetensors' ``Dtype`` order, largest first) and then by name. A dtype this
-module does not know is written by ``save_file`` itself.
+The layout (safetensors' format): 8 bytes little-endian header length, the JSON header (``__metadata__``
+first, then each tensor's dtype, shape and data offsets, compact separators) padded with spaces to a multiple
+of 8, then the tensors' bytes, ordered by dtype (safetensors' ``Dtype`` order, largest first) and then by
+name. A dtype this module does not know is written by ``save_file`` itself.
 """
 
 from __future__ import annotations
@@ -21,18 +21,19 @@ from safetensors.torch import save_file
 
 from .io import atomic_path
 
-#: torch dtype -> (safetensors name, rank in safetensors' ``Dtype`` enum: the tensors are written highest first)
+#: torch dtype -> (safetensors name, rank in safetensors' ``Dtype`` enum: the tensors are written highest
+#: first)
 DTYPES: dict[torch.dtype, tuple[str, int]] = {
     torch.bool: ("BOOL", 0), torch.uint8: ("U8", 4), torch.int8: ("I8", 5), torch.int16: ("I16", 9),
-    torch.float16: ("F16", 11), torch.bfloat16: ("BF16", 12), torch.int32: ("I32", 13), torch.float32: ("F32", 15),
-    torch.float64: ("F64", 16), torch.int64: ("I64", 17)}
+    torch.float16: ("F16", 11), torch.bfloat16: ("BF16", 12), torch.int32: ("I32", 13),
+    torch.float32: ("F32", 15), torch.float64: ("F64", 16), torch.int64: ("I64", 17)}
 
 
-def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None,
-                     bar=None) -> None:
-    """Write ``tensors`` to ``path`` as ``safetensors.torch.save_file`` does (byte for byte), each tensor's bytes
-    written from its own memory (a GPU tensor is copied to the CPU one at a time); ``bar`` (a tqdm) advances by
-    the bytes of each tensor written."""
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path,
+                     metadata: dict[str, str] | None = None, bar=None) -> None:
+    """Write ``tensors`` to ``path`` as ``safetensors.torch.save_file`` does (byte for byte), each tensor's
+    bytes written from its own memory (a GPU tensor is copied to the CPU one at a time); ``bar`` (a tqdm)
+    advances by the bytes of each tensor written."""
     if any(t.dtype not in DTYPES for t in tensors.values()):
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
         if bar is not None:
@@ -44,7 +45,8 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadat
     for k in order:
         t = tensors[k]
         n = t.numel() * t.element_size()
-        header[k] = {"dtype": DTYPES[t.dtype][0], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        header[k] = {"dtype": DTYPES[t.dtype][0], "shape": list(t.shape),
+                     "data_offsets": [offset, offset + n]}
         offset += n
     blob = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     blob += b" " * (-len(blob) % 8)
@@ -59,11 +61,12 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadat
                 bar.update(t.numel() * t.element_size())
 
 
-def save_shards(shards: dict[str, dict[str, torch.Tensor]], folder: Path, metadata: dict[str, str] | None = None,
-                bar=None) -> None:
-    """Write each ``{file name: tensors}`` of ``shards`` under ``folder`` with :func:`save_safetensors`, the files in
-    parallel threads (one per core, at most 8: the copies into the page cache run side by side), each file written
-    aside and moved into place once every file is complete (nothing is left of a failed write)."""
+def save_shards(shards: dict[str, dict[str, torch.Tensor]], folder: Path,
+                metadata: dict[str, str] | None = None, bar=None) -> None:
+    """Write each ``{file name: tensors}`` of ``shards`` under ``folder`` with :func:`save_safetensors`, the
+    files in parallel threads (one per core, at most 8: the copies into the page cache run side by side), each
+    file written aside and moved into place once every file is complete (nothing is left of a failed
+    write)."""
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(folder / name)) for name in shards]
         workers = max(1, min(len(shards), os.cpu_count() or 1, 8))

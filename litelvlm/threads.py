@@ -26,8 +26,8 @@ _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def is_small_model(model: str | None) -> bool:
-    """True for the bundled toy CLIP (``None``), ``tiny*`` model strings (random or toy weights) and a family's small
-    random presets (its card's ``small_presets``)."""
+    """True for the bundled toy CLIP (``None``), ``tiny*`` model strings (random or toy weights) and a
+    family's small random presets (its card's ``small_presets``)."""
     return model is None or ModelSpec.of(model).is_small or is_small(model)
 
 

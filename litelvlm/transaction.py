@@ -9,8 +9,8 @@ the commit forward before it starts (:func:`recover`). Before the journal, every
 (:func:`check_targets`); each earlier file is moved aside before the new one takes its place, so a move that
 fails is rolled back. A failed or killed run leaves the folder as it was; a finished one leaves the new files
 complete, never a mixture of two runs. An earlier run replaced whole (``--overwrite``,
-:meth:`Transaction.replace_earlier`) waits in a ``.litelvlm-replaced-*`` folder until the commit removes it, and
-returns when the run fails (after a kill, at the next :func:`recover`).
+:meth:`Transaction.replace_earlier`) waits in a ``.litelvlm-replaced-*`` folder until the commit removes it,
+and returns when the run fails (after a kill, at the next :func:`recover`).
 
 Writes into the folders named ``direct`` (the resumable parts) go in place at once, each atomically, and
 are recorded in :attr:`Transaction.written`, so a failure can remove exactly what this run wrote and nothing
@@ -51,7 +51,8 @@ def _absolute(path: str | os.PathLike) -> Path:
 
 
 class Transaction:
-    """Stage the writes into ``out`` (except those under the top-level folders ``direct``) until :meth:`commit`."""
+    """Stage the writes into ``out`` (except those under the top-level folders ``direct``) until
+    :meth:`commit`."""
 
     def __init__(self, out: str | os.PathLike, direct: tuple[str, ...] = (), overwrite: bool = False):
         self.out = _absolute(out)
@@ -94,9 +95,10 @@ class Transaction:
 
     def commit(self, drop: tuple[str, ...] | list[str] = ()) -> list[str]:
         """Move every staged file into place and remove the files named in ``drop`` that this run did not
-        write (an older run's optional outputs), behind the journal. Every target is checked first (a folder, a
-        link or an unwritable folder where a file goes is refused before anything moves); a move that still fails
-        is rolled back, so the folder holds the earlier run exactly as it was. Returns the committed names."""
+        write (an older run's optional outputs), behind the journal. Every target is checked first (a folder,
+        a link or an unwritable folder where a file goes is refused before anything moves); a move that still
+        fails is rolled back, so the folder holds the earlier run exactly as it was. Returns the committed
+        names."""
         self._close()
         journal = {"stage": self.stage.name, "files": list(self.staged),
                    "drop": [d for d in drop if d not in self.staged and os.path.lexists(self.out / d)]}
@@ -122,7 +124,8 @@ class Transaction:
         try:
             _apply(self.out, journal, done)
         except Exception:
-            _undo(self.out, journal, done)   # raises when even that fails: the journal then completes it later
+            # raises when even that fails: the journal then completes it later
+            _undo(self.out, journal, done)
             self.abort()
             raise
         return journal["files"]
@@ -159,15 +162,15 @@ def check_targets(out: Path, names: list[str]) -> None:
         for parent in reversed((path.relative_to(out)).parents[:-1]):
             q = out / parent
             if os.path.lexists(q) and (q.is_symlink() or not q.is_dir()):
-                raise LiteLVLMError(f"{q} is a file or a link where the folder of {rel} should be: nothing was "
-                                    "changed; remove it, or use another --out")
+                raise LiteLVLMError(f"{q} is a file or a link where the folder of {rel} should be: nothing "
+                                    "was changed; remove it, or use another --out")
         if path.is_symlink() or path.is_dir():
-            raise LiteLVLMError(f"{path} is a {'link' if path.is_symlink() else 'folder'} where the result file "
-                                f"{rel} should be: nothing was changed; remove it, or use another --out")
+            raise LiteLVLMError(f"{path} is a {'link' if path.is_symlink() else 'folder'} where the result "
+                                f"file {rel} should be: nothing was changed; remove it, or use another --out")
         folder = path.parent if path.parent.exists() else out
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise LiteLVLMError(f"{folder} cannot be written (permission denied), so {rel} cannot be replaced: "
-                                "nothing was changed")
+            raise LiteLVLMError(f"{folder} cannot be written (permission denied), so {rel} cannot be "
+                                "replaced: nothing was changed")
 
 
 def _apply(out: Path, journal: dict, done: list[str] | None = None) -> None:
@@ -196,8 +199,8 @@ def _apply(out: Path, journal: dict, done: list[str] | None = None) -> None:
 
 
 def _undo(out: Path, journal: dict, done: list[str]) -> None:
-    """Roll back a commit that failed part-way: the new files go back to the staging folder and the earlier ones
-    into place, then the journal goes (the folder holds the earlier run exactly as it was)."""
+    """Roll back a commit that failed part-way: the new files go back to the staging folder and the earlier
+    ones into place, then the journal goes (the folder holds the earlier run exactly as it was)."""
     stage = out / journal["stage"]
     earlier = stage / EARLIER
     for rel in reversed(done):
@@ -224,8 +227,8 @@ def _restore(out: Path, aside: Path) -> None:
 
 
 def check_journal(out: str | os.PathLike) -> None:
-    """Refuse a commit journal (``.litelvlm-commit.json``) that cannot be read: the next run could not complete
-    that commit."""
+    """Refuse a commit journal (``.litelvlm-commit.json``) that cannot be read: the next run could not
+    complete that commit."""
     path = Path(out) / JOURNAL
     if os.path.lexists(path):
         journal = read_record(path)
@@ -241,9 +244,10 @@ def pending(out: str | os.PathLike) -> bool:
 
 def recover(out: str | os.PathLike, discard_damaged: bool = False) -> None:
     """Roll forward a commit a killed run began, put back an earlier run that a killed ``--overwrite`` run had
-    moved aside, then remove what an unfinished run of this project left in ``out``: its staging folders and its
-    temporary files (``*`` + :data:`TMP_SUFFIX`); nothing else. A journal that cannot be read is an error naming
-    it (the commit it records could not be completed), or removed with ``discard_damaged`` (``--overwrite``)."""
+    moved aside, then remove what an unfinished run of this project left in ``out``: its staging folders and
+    its temporary files (``*`` + :data:`TMP_SUFFIX`); nothing else. A journal that cannot be read is an error
+    naming it (the commit it records could not be completed), or removed with ``discard_damaged``
+    (``--overwrite``)."""
     out = _absolute(out)
     journal = out / JOURNAL
     if os.path.lexists(journal):
@@ -266,8 +270,8 @@ def recover(out: str | os.PathLike, discard_damaged: bool = False) -> None:
 
 
 def current(path: str | os.PathLike) -> Path:
-    """Where ``path`` is read from: this run's staged copy when an open transaction staged one (a run reads its
-    own writes), else ``path`` itself."""
+    """Where ``path`` is read from: this run's staged copy when an open transaction staged one (a run reads
+    its own writes), else ``path`` itself."""
     tx = active_for(path)
     if tx is not None and tx.stage is not None:
         staged = tx.stage / _absolute(path).relative_to(tx.out)

@@ -37,8 +37,8 @@ def coco128(shared_data) -> Path:
 
 @pytest.fixture(scope="session")
 def official(tmp_path_factory):
-    """The official code in ``../shared/official`` (``tests/official_code.py``); skips only when ``../shared`` is
-    absent."""
+    """The official code in ``../shared/official`` (``tests/official_code.py``); skips only when ``../shared``
+    is absent."""
     from tests.official_code import open_official
 
     return open_official(tmp_path_factory.mktemp("official"))
@@ -115,8 +115,8 @@ def one_glamm_pipeline(monkeypatch):
                tuple(sorted((k, str(v)) for k, v in kw.items())))
         if key not in _GLAMM_PIPES:
             _GLAMM_PIPES[key] = real(cls, model, clip=clip, sam=sam, device=device, numerics=numerics,
-                                     quantize=quantize, quantize_backend=quantize_backend, layer_dtype=layer_dtype,
-                                     **({"dtype": dtype} if dtype else {}), **kw)
+                                     quantize=quantize, quantize_backend=quantize_backend,
+                                     layer_dtype=layer_dtype, **({"dtype": dtype} if dtype else {}), **kw)
         return _GLAMM_PIPES[key]
 
     monkeypatch.setattr(GlammPipeline, "from_model_string", classmethod(cached))
@@ -140,7 +140,8 @@ def tiny_glamm_bf16():
 
 @pytest.fixture(scope="module")
 def tiny_unipixel_pipe():
-    """The tiny random UniPixel (``unipixel-tiny-random:0``) through the family registry, once per test module."""
+    """The tiny random UniPixel (``unipixel-tiny-random:0``) through the family registry, once per test
+    module."""
     from litelvlm.families import load_pipeline
 
     return load_pipeline("unipixel-tiny-random:0")
@@ -198,23 +199,26 @@ def official_clip_towers(pipe):
     folder = resolve_random_model(pipe.clip.name, "hf")
     kw = {"dtype": pipe.dtype, "attn_implementation": "eager"}
     return (CLIPVisionModelWithProjection.from_pretrained(folder, **kw).eval(),
-            CLIPTextModelWithProjection.from_pretrained(folder, **kw).eval(), AutoTokenizer.from_pretrained(folder))
+            CLIPTextModelWithProjection.from_pretrained(folder, **kw).eval(),
+            AutoTokenizer.from_pretrained(folder))
 
 
-#: methods registered only for tests by :func:`unoffered_methods`: a CLIP-grid method without a Qwen2.5-VL variant, and
-#: one whose position rule is one-axis, which the unipixel family refuses with their reasons
+#: methods registered only for tests by :func:`unoffered_methods`: a CLIP-grid method without a Qwen2.5-VL
+#: variant, and one whose position rule is one-axis, which the unipixel family refuses with their reasons
 UNOFFERED = {"clip-grid-only": ("per-token scores", "vispruner:VISPRUNER"),
              "one-axis-only": ("1-D RoPE", "sparsevlm:SPARSEVLM")}
 
 
 @pytest.fixture
 def unoffered_methods(monkeypatch):
-    """{name: the reason's words} of two test-only methods the unipixel family refuses (every registered method runs
-    on it through its Qwen2.5-VL variant), so a study's refusal can be tested whatever the variants cover."""
+    """{name: the reason's words} of two test-only methods the unipixel family refuses (every registered
+    method runs on it through its Qwen2.5-VL variant), so a study's refusal can be tested whatever the
+    variants cover."""
     from litelvlm import methods
 
     for name, (_, target) in UNOFFERED.items():
-        monkeypatch.setitem(methods.TABLE, name, (target, f"{name}: a test-only method the unipixel family refuses"))
+        monkeypatch.setitem(methods.TABLE, name,
+                            (target, f"{name}: a test-only method the unipixel family refuses"))
     monkeypatch.setattr(methods, "_LOADED", {})
     return {name: why for name, (why, _) in UNOFFERED.items()}
 
@@ -255,12 +259,14 @@ def _quantization_backends_importable():
         if name in sys.modules and sys.modules[name] is None:
             del sys.modules[name]
 
-# --cpu-durations FILE: each test's CPU seconds (setup + call + teardown, this process and the children it waited
-# for), written as a TSV sorted by CPU time; CPU time depends far less than wall time on what else the machine runs.
-# Under xdist each worker measures its own tests and the controller gathers them from the reports.
+# --cpu-durations FILE: each test's CPU seconds (setup + call + teardown, this process and the children it
+# waited for), written as a TSV sorted by CPU time; CPU time depends far less than wall time on what else the
+# machine runs. Under xdist each worker measures its own tests and the controller gathers them from the
+# reports.
 def pytest_addoption(parser):
     parser.addoption("--cpu-durations", metavar="FILE", default=None,
-                     help="write each test's CPU seconds and wall seconds (setup+call+teardown) to FILE as a TSV")
+                     help="write each test's CPU seconds and wall seconds (setup+call+teardown) to FILE as a "
+                     "TSV")
 
 
 def _cpu_seconds() -> float:
@@ -285,7 +291,8 @@ def pytest_runtest_protocol(item, nextitem):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """After the teardown: the seconds since the setup, as user properties (they travel from xdist workers)."""
+    """After the teardown: the seconds since the setup, as user properties (they travel from xdist
+    workers)."""
     start = getattr(item, "_cpu_start", None)
     if start is not None and call.when == "teardown":
         import time

@@ -29,8 +29,8 @@ def legend_without_artist(ax) -> list[str]:
 
 
 def hidden_lines(ax, share: float = 0.01) -> list[str]:
-    """Labels of ``ax``'s marked lines all of whose points lie on a point of another line (closer than ``share``
-    of the axes' width and height in display space): lines a reader cannot see."""
+    """Labels of ``ax``'s marked lines all of whose points lie on a point of another line (closer than
+    ``share`` of the axes' width and height in display space): lines a reader cannot see."""
     ax.figure.canvas.draw()
     lines = [ln for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "", " ")]
     pts = {}

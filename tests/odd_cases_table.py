@@ -2,9 +2,9 @@
 
 Every test that tries a class of bad input or fault carries ``@pytest.mark.odd_case(klass, case, commands,
 outcome)`` with literal strings. This module reads those markers from the test files' syntax (no import, so it
-is instant) and renders them as one Markdown table, grouped by class. ``tests/project/test_odd_cases_table.py`` fails
-when the table in ``docs/testing.md`` differs from the rendering; ``python tests/odd_cases_table.py --write``
-rewrites it.
+is instant) and renders them as one Markdown table, grouped by class.
+``tests/project/test_odd_cases_table.py`` fails when the table in ``docs/testing.md`` differs from the
+rendering; ``python tests/odd_cases_table.py --write`` rewrites it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def cases() -> list[dict]:
                 kw = {k.arg: ast.literal_eval(k.value) for k in dec.keywords}
                 row = {f: kw.get(f, values[i]) for i, f in enumerate(FIELDS)}
                 if any(not isinstance(row[f], str) or not row[f] for f in FIELDS):
-                    raise ValueError(f"{path.name}::{node.name}: odd_case needs four non-empty strings {FIELDS}")
+                    raise ValueError(f"{path.name}::{node.name}: odd_case needs four non-empty strings "
+                                     f"{FIELDS}")
                 found.append({**row, "test": f"{path.relative_to(TESTS.parent)}::{node.name}"})
     return sorted(found, key=lambda r: (r["klass"].lower(), r["case"].lower(), r["test"]))
 
@@ -48,7 +49,8 @@ def cases() -> list[dict]:
 def render(rows: list[dict] | None = None) -> str:
     """The Markdown table, between its begin and end comments."""
     rows = cases() if rows is None else rows
-    lines = [BEGIN, "", "| class | case | commands | outcome (asserted by the test) | test |", "|---|---|---|---|---|"]
+    lines = [BEGIN, "", "| class | case | commands | outcome (asserted by the test) | test |",
+             "|---|---|---|---|---|"]
     for r in rows:
         cells = [r[f].replace("|", "\\|") for f in FIELDS] + [f"`{r['test']}`"]
         lines.append("| " + " | ".join(cells) + " |")

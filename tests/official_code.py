@@ -1,8 +1,10 @@
-"""Where the tests find the official code of the reproduced systems: ``../shared/official`` from the project's root
-(its README lists the repositories and pinned commits). Source trees are read in place; the bare git dirs there hold
-``HEAD``, ``packed-refs`` and the objects but no ``refs/`` folder, which git requires, so they are read through a
-small git dir in a temporary folder whose objects are the stored ones (``objects/info/alternates``). Nothing is
-ever written under ``../shared``. The ``official`` fixture (``tests/conftest.py``) hands out one :class:`OfficialCode`.
+"""Where the tests find the official code of the reproduced systems: ``../shared/official`` from the project's
+root (its README lists the repositories and pinned commits). Source trees are read in place; the bare git dirs
+there hold ``HEAD``, ``packed-refs`` and the objects but no ``refs/`` folder, which git requires, so they are
+read through a small git dir in a temporary folder whose objects are the stored ones
+(``objects/info/alternates``). Nothing is ever written under ``../shared``. The ``official`` fixture
+(``tests/conftest.py``) hands out one
+:class:`OfficialCode`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 OFFICIAL = SHARED / "official"
 #: the stored repositories: folder -> repository @ commit (``../shared/official/README.md``)
-REPOSITORIES = {"LiteLVLM.git": "sejong-rcv/LiteLVLM @5896153", "UniPixel.git": "PolyU-ChenLab/UniPixel @5c8e941",
+REPOSITORIES = {"LiteLVLM.git": "sejong-rcv/LiteLVLM @5896153",
+                "UniPixel.git": "PolyU-ChenLab/UniPixel @5c8e941",
                 "VideoGLaMM": "mbzuai-oryx/VideoGLaMM @6b15b1e", "Sa2VA": "bytedance/Sa2VA @9832e1a",
                 "davis2017-evaluation": "davisvideochallenge/davis2017-evaluation @ac7c43f"}
 
@@ -40,7 +43,8 @@ class OfficialCode:
         return self._stored(name)
 
     def git_dir(self, name: str) -> Path:
-        """A git dir git accepts for the stored bare repository ``name`` (``LiteLVLM.git``, ``UniPixel.git``)."""
+        """A git dir git accepts for the stored bare repository ``name`` (``LiteLVLM.git``,
+        ``UniPixel.git``)."""
         stored, made = self._stored(name), self.scratch / name
         if not made.exists():
             (made / "objects" / "info").mkdir(parents=True)
@@ -58,7 +62,8 @@ class OfficialCode:
                               capture_output=True, check=True).stdout
 
     def extract(self, name: str, *paths: str) -> Path:
-        """A folder holding ``paths`` (all of HEAD without any) of the stored repository ``name``, made once."""
+        """A folder holding ``paths`` (all of HEAD without any) of the stored repository ``name``, made
+        once."""
         key = (name, paths)
         if key not in self._extracted:
             out = self.scratch / f"{name.removesuffix('.git')}-src-{len(self._extracted)}"
@@ -71,8 +76,8 @@ class OfficialCode:
 
 
 def open_official(scratch: Path, shared: Path = SHARED) -> OfficialCode:
-    """The official code under ``shared / "official"``: skips the test when ``shared`` is absent, fails it when
-    ``shared`` is there without the official code (a broken setup, not a reason to skip)."""
+    """The official code under ``shared / "official"``: skips the test when ``shared`` is absent, fails it
+    when ``shared`` is there without the official code (a broken setup, not a reason to skip)."""
     official = shared / "official"
     if not shared.is_dir():
         pytest.skip(f"the official code is read from {official}, and {shared} is absent")

@@ -1,12 +1,13 @@
 """Transcription of the official LiteLVLM token selection (sejong-rcv/LiteLVLM @ 5896153,
-``model/llava/model/multimodal_encoder/clip_encoder.py``): the context ranking of ``ctx_aware_pruning`` (L78-96),
-the similarity of ``sim_aware_pruning`` (L98-113) and the adaptive token selection (L158-168), as statements of
-the official code (hooks on the last block's q/k/v projections; the layer ``select_layer`` patch tokens through
-``post_layernorm`` + ``visual_projection``; ``text_embeds`` of the questions, ``truncation=True, padding=True``).
+``model/llava/model/multimodal_encoder/clip_encoder.py``): the context ranking of ``ctx_aware_pruning``
+(L78-96), the similarity of ``sim_aware_pruning`` (L98-113) and the adaptive token selection (L158-168), as
+statements of the official code (hooks on the last block's q/k/v projections; the layer ``select_layer`` patch
+tokens through ``post_layernorm`` + ``visual_projection``; ``text_embeds`` of the questions,
+``truncation=True, padding=True``).
 
-:func:`official_scores` and :func:`official_retain` split the official forward at the scores, so a test can put
-the scores on another grid (UniPixel's merged tokens) before the official selection rule; :func:`official_keep`
-is the whole official forward.
+:func:`official_scores` and :func:`official_retain` split the official forward at the scores, so a test can
+put the scores on another grid (UniPixel's merged tokens) before the official selection rule;
+:func:`official_keep` is the whole official forward.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def official_scores(vision_tower, text_tower, text_tokenizer, images, questions,
 
 
 def official_retain(attn_toks, similarities, num_retain_tokens):
-    """The kept token indices, in the order the LLM receives them, from the official scores ((1, N) and (T, N))."""
+    """The kept token indices, in the order the LLM receives them, from the official scores ((1, N) and (T,
+    N))."""
     # The official call is torch.sort(..., descending=True) on the GPU, where a 576-long row is
     # sorted by a radix sort that keeps tied scores in index order (PyTorch's sortKeyValueInplace);
     # on the CPU an unstable sort breaks ties otherwise, and bfloat16 scores tie often. stable=True
@@ -74,7 +76,8 @@ def official_retain(attn_toks, similarities, num_retain_tokens):
     return retain[0]
 
 
-def official_keep(vision_tower, text_tower, text_tokenizer, images, questions, num_retain_tokens, select_layer=-2):
+def official_keep(vision_tower, text_tower, text_tokenizer, images, questions, num_retain_tokens,
+                  select_layer=-2):
     """The official ``CLIPVisionTower.forward``'s kept indices for one image and its questions."""
     attn_toks, similarities = official_scores(vision_tower, text_tower, text_tokenizer, images, questions,
                                               select_layer)

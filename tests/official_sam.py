@@ -5,8 +5,8 @@ mbzuai-oryx/groundingLMM), ``model/SAM/modeling/{common,image_encoder,transforme
 prompt_encoder}.py``: the classes GLaMM's inference path uses (``ImageEncoderViT`` and its blocks,
 ``TwoWayTransformer``, ``MaskDecoder``, ``PromptEncoder`` with GLaMM's ``text_embeds`` prompt), their
 statements unchanged (``transformer.py``'s ``Attention`` renamed ``TwoWayAttention``, as it shares its name
-with ``image_encoder.py``'s), docstrings dropped; each class is preceded by its file and lines. Segment Anything
-is Copyright (c) Meta Platforms, Inc. and affiliates, under the Apache License 2.0.
+with ``image_encoder.py``'s), docstrings dropped; each class is preceded by its file and lines. Segment
+Anything is Copyright (c) Meta Platforms, Inc. and affiliates, under the Apache License 2.0.
 """
 # ruff: noqa
 
@@ -53,20 +53,34 @@ class LayerNorm2d(nn.Module):
 # model/SAM/modeling/image_encoder.py L17-125
 class ImageEncoderViT(nn.Module):
 
-    def __init__(self, img_size: int=1024, patch_size: int=16, in_chans: int=3, embed_dim: int=768, depth: int=12, num_heads: int=12, mlp_ratio: float=4.0, out_chans: int=256, qkv_bias: bool=True, norm_layer: Type[nn.Module]=nn.LayerNorm, act_layer: Type[nn.Module]=nn.GELU, use_abs_pos: bool=True, use_rel_pos: bool=False, rel_pos_zero_init: bool=True, window_size: int=0, global_attn_indexes: Tuple[int, ...]=()) -> None:
+    def __init__(self, img_size: int=1024, patch_size: int=16, in_chans: int=3, embed_dim: int=768,
+                 depth: int=12, num_heads: int=12, mlp_ratio: float=4.0, out_chans: int=256,
+                 qkv_bias: bool=True, norm_layer: Type[nn.Module]=nn.LayerNorm,
+                 act_layer: Type[nn.Module]=nn.GELU, use_abs_pos: bool=True, use_rel_pos: bool=False,
+                 rel_pos_zero_init: bool=True, window_size: int=0,
+                 global_attn_indexes: Tuple[int, ...]=()) -> None:
         super().__init__()
         self.img_size = img_size
         self.embed_dim = embed_dim
         self.out_chans = out_chans
-        self.patch_embed = PatchEmbed(kernel_size=(patch_size, patch_size), stride=(patch_size, patch_size), in_chans=in_chans, embed_dim=embed_dim)
+        self.patch_embed = PatchEmbed(kernel_size=(patch_size, patch_size), stride=(patch_size, patch_size),
+                                      in_chans=in_chans, embed_dim=embed_dim)
         self.pos_embed: Optional[nn.Parameter] = None
         if use_abs_pos:
-            self.pos_embed = nn.Parameter(torch.zeros(1, img_size // patch_size, img_size // patch_size, embed_dim))
+            self.pos_embed = nn.Parameter(
+                torch.zeros(1, img_size // patch_size, img_size // patch_size, embed_dim))
         self.blocks = nn.ModuleList()
         for i in range(depth):
-            block = Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, norm_layer=norm_layer, act_layer=act_layer, use_rel_pos=use_rel_pos, rel_pos_zero_init=rel_pos_zero_init, window_size=window_size if i not in global_attn_indexes else 0, input_size=(img_size // patch_size, img_size // patch_size))
+            block = Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                          norm_layer=norm_layer, act_layer=act_layer, use_rel_pos=use_rel_pos,
+                          rel_pos_zero_init=rel_pos_zero_init,
+                          window_size=window_size if i not in global_attn_indexes else 0,
+                          input_size=(img_size // patch_size, img_size // patch_size))
             self.blocks.append(block)
-        self.neck = nn.Sequential(nn.Conv2d(embed_dim, out_chans, kernel_size=1, bias=False), LayerNorm2d(out_chans), nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False), LayerNorm2d(out_chans))
+        self.neck = nn.Sequential(nn.Conv2d(embed_dim, out_chans, kernel_size=1, bias=False),
+                                  LayerNorm2d(out_chans),
+                                  nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
+                                  LayerNorm2d(out_chans))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
@@ -87,10 +101,15 @@ class ImageEncoderViT(nn.Module):
 # model/SAM/modeling/image_encoder.py L128-193
 class Block(nn.Module):
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float=4.0, qkv_bias: bool=True, norm_layer: Type[nn.Module]=nn.LayerNorm, act_layer: Type[nn.Module]=nn.GELU, use_rel_pos: bool=False, rel_pos_zero_init: bool=True, window_size: int=0, input_size: Optional[Tuple[int, int]]=None) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float=4.0, qkv_bias: bool=True,
+                 norm_layer: Type[nn.Module]=nn.LayerNorm, act_layer: Type[nn.Module]=nn.GELU,
+                 use_rel_pos: bool=False, rel_pos_zero_init: bool=True, window_size: int=0,
+                 input_size: Optional[Tuple[int, int]]=None) -> None:
         super().__init__()
         self.norm1 = norm_layer(dim)
-        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, use_rel_pos=use_rel_pos, rel_pos_zero_init=rel_pos_zero_init, input_size=input_size if window_size == 0 else (window_size, window_size))
+        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, use_rel_pos=use_rel_pos,
+                              rel_pos_zero_init=rel_pos_zero_init,
+                              input_size=input_size if window_size == 0 else (window_size, window_size))
         self.norm2 = norm_layer(dim)
         self.mlp = MLPBlock(embedding_dim=dim, mlp_dim=int(dim * mlp_ratio), act=act_layer)
         self.window_size = window_size
@@ -112,7 +131,8 @@ class Block(nn.Module):
 # model/SAM/modeling/image_encoder.py L196-260
 class Attention(nn.Module):
 
-    def __init__(self, dim: int, num_heads: int=8, qkv_bias: bool=True, use_rel_pos: bool=False, rel_pos_zero_init: bool=True, input_size: Optional[Tuple[int, int]]=None) -> None:
+    def __init__(self, dim: int, num_heads: int=8, qkv_bias: bool=True, use_rel_pos: bool=False,
+                 rel_pos_zero_init: bool=True, input_size: Optional[Tuple[int, int]]=None) -> None:
         super().__init__()
         self.num_heads = num_heads
         head_dim = dim // num_heads
@@ -121,7 +141,8 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.use_rel_pos = use_rel_pos
         if self.use_rel_pos:
-            assert input_size is not None, 'Input size must be provided if using relative positional encoding.'
+            assert input_size is not None, ('Input size must be provided if using relative positional '
+                                            'encoding.')
             self.rel_pos_h = nn.Parameter(torch.zeros(2 * input_size[0] - 1, head_dim))
             self.rel_pos_w = nn.Parameter(torch.zeros(2 * input_size[1] - 1, head_dim))
 
@@ -152,7 +173,8 @@ def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, T
 
 
 # model/SAM/modeling/image_encoder.py L291-318
-def window_unpartition(windows: torch.Tensor, window_size: int, pad_hw: Tuple[int, int], hw: Tuple[int, int]) -> torch.Tensor:
+def window_unpartition(windows: torch.Tensor, window_size: int, pad_hw: Tuple[int, int],
+                       hw: Tuple[int, int]) -> torch.Tensor:
     Hp, Wp = pad_hw
     H, W = hw
     B = windows.shape[0] // (Hp * Wp // window_size // window_size)
@@ -167,7 +189,8 @@ def window_unpartition(windows: torch.Tensor, window_size: int, pad_hw: Tuple[in
 def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
     max_rel_dist = int(2 * max(q_size, k_size) - 1)
     if rel_pos.shape[0] != max_rel_dist:
-        rel_pos_resized = F.interpolate(rel_pos.reshape(1, rel_pos.shape[0], -1).permute(0, 2, 1), size=max_rel_dist, mode='linear')
+        rel_pos_resized = F.interpolate(rel_pos.reshape(1, rel_pos.shape[0], -1).permute(0, 2, 1),
+                                        size=max_rel_dist, mode='linear')
         rel_pos_resized = rel_pos_resized.reshape(-1, max_rel_dist).permute(1, 0)
     else:
         rel_pos_resized = rel_pos
@@ -178,7 +201,9 @@ def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor
 
 
 # model/SAM/modeling/image_encoder.py L354-392
-def add_decomposed_rel_pos(attn: torch.Tensor, q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, q_size: Tuple[int, int], k_size: Tuple[int, int]) -> torch.Tensor:
+def add_decomposed_rel_pos(attn: torch.Tensor, q: torch.Tensor, rel_pos_h: torch.Tensor,
+                           rel_pos_w: torch.Tensor, q_size: Tuple[int, int],
+                           k_size: Tuple[int, int]) -> torch.Tensor:
     q_h, q_w = q_size
     k_h, k_w = k_size
     Rh = get_rel_pos(q_h, k_h, rel_pos_h)
@@ -187,14 +212,16 @@ def add_decomposed_rel_pos(attn: torch.Tensor, q: torch.Tensor, rel_pos_h: torch
     r_q = q.reshape(B, q_h, q_w, dim)
     rel_h = torch.einsum('bhwc,hkc->bhwk', r_q, Rh)
     rel_w = torch.einsum('bhwc,wkc->bhwk', r_q, Rw)
-    attn = (attn.view(B, q_h, q_w, k_h, k_w) + rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).view(B, q_h * q_w, k_h * k_w)
+    attn = (attn.view(B, q_h, q_w, k_h, k_w) + rel_h[:, :, :, :, None]
+            + rel_w[:, :, :, None, :]).view(B, q_h * q_w, k_h * k_w)
     return attn
 
 
 # model/SAM/modeling/image_encoder.py L395-426
 class PatchEmbed(nn.Module):
 
-    def __init__(self, kernel_size: Tuple[int, int]=(16, 16), stride: Tuple[int, int]=(16, 16), padding: Tuple[int, int]=(0, 0), in_chans: int=3, embed_dim: int=768) -> None:
+    def __init__(self, kernel_size: Tuple[int, int]=(16, 16), stride: Tuple[int, int]=(16, 16),
+                 padding: Tuple[int, int]=(0, 0), in_chans: int=3, embed_dim: int=768) -> None:
         super().__init__()
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=kernel_size, stride=stride, padding=padding)
 
@@ -207,7 +234,8 @@ class PatchEmbed(nn.Module):
 # model/SAM/modeling/transformer.py L16-106
 class TwoWayTransformer(nn.Module):
 
-    def __init__(self, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int, activation: Type[nn.Module]=nn.ReLU, attention_downsample_rate: int=2) -> None:
+    def __init__(self, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int,
+                 activation: Type[nn.Module]=nn.ReLU, attention_downsample_rate: int=2) -> None:
         super().__init__()
         self.depth = depth
         self.embedding_dim = embedding_dim
@@ -215,11 +243,17 @@ class TwoWayTransformer(nn.Module):
         self.mlp_dim = mlp_dim
         self.layers = nn.ModuleList()
         for i in range(depth):
-            self.layers.append(TwoWayAttentionBlock(embedding_dim=embedding_dim, num_heads=num_heads, mlp_dim=mlp_dim, activation=activation, attention_downsample_rate=attention_downsample_rate, skip_first_layer_pe=i == 0))
-        self.final_attn_token_to_image = TwoWayAttention(embedding_dim, num_heads, downsample_rate=attention_downsample_rate)
+            self.layers.append(
+                TwoWayAttentionBlock(embedding_dim=embedding_dim, num_heads=num_heads, mlp_dim=mlp_dim,
+                                     activation=activation,
+                                     attention_downsample_rate=attention_downsample_rate,
+                                     skip_first_layer_pe=i == 0))
+        self.final_attn_token_to_image = TwoWayAttention(embedding_dim, num_heads,
+                                                         downsample_rate=attention_downsample_rate)
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
-    def forward(self, image_embedding: Tensor, image_pe: Tensor, point_embedding: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, image_embedding: Tensor, image_pe: Tensor,
+                point_embedding: Tensor) -> Tuple[Tensor, Tensor]:
         bs, c, h, w = image_embedding.shape
         image_embedding = image_embedding.flatten(2).permute(0, 2, 1)
         image_pe = image_pe.flatten(2).permute(0, 2, 1)
@@ -238,19 +272,24 @@ class TwoWayTransformer(nn.Module):
 # model/SAM/modeling/transformer.py L109-182
 class TwoWayAttentionBlock(nn.Module):
 
-    def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int=2048, activation: Type[nn.Module]=nn.ReLU, attention_downsample_rate: int=2, skip_first_layer_pe: bool=False) -> None:
+    def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int=2048,
+                 activation: Type[nn.Module]=nn.ReLU, attention_downsample_rate: int=2,
+                 skip_first_layer_pe: bool=False) -> None:
         super().__init__()
         self.self_attn = TwoWayAttention(embedding_dim, num_heads)
         self.norm1 = nn.LayerNorm(embedding_dim)
-        self.cross_attn_token_to_image = TwoWayAttention(embedding_dim, num_heads, downsample_rate=attention_downsample_rate)
+        self.cross_attn_token_to_image = TwoWayAttention(embedding_dim, num_heads,
+                                                         downsample_rate=attention_downsample_rate)
         self.norm2 = nn.LayerNorm(embedding_dim)
         self.mlp = MLPBlock(embedding_dim, mlp_dim, activation)
         self.norm3 = nn.LayerNorm(embedding_dim)
         self.norm4 = nn.LayerNorm(embedding_dim)
-        self.cross_attn_image_to_token = TwoWayAttention(embedding_dim, num_heads, downsample_rate=attention_downsample_rate)
+        self.cross_attn_image_to_token = TwoWayAttention(embedding_dim, num_heads,
+                                                         downsample_rate=attention_downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor,
+                key_pe: Tensor) -> Tuple[Tensor, Tensor]:
         if self.skip_first_layer_pe:
             queries = self.self_attn(q=queries, k=queries, v=queries)
         else:
@@ -318,7 +357,9 @@ class TwoWayAttention(nn.Module):
 # model/SAM/modeling/mask_decoder.py L16-164
 class MaskDecoder(nn.Module):
 
-    def __init__(self, *, transformer_dim: int, transformer: nn.Module, num_multimask_outputs: int=3, activation: Type[nn.Module]=nn.GELU, iou_head_depth: int=3, iou_head_hidden_dim: int=256) -> None:
+    def __init__(self, *, transformer_dim: int, transformer: nn.Module, num_multimask_outputs: int=3,
+                 activation: Type[nn.Module]=nn.GELU, iou_head_depth: int=3,
+                 iou_head_hidden_dim: int=256) -> None:
         super().__init__()
         self.transformer_dim = transformer_dim
         self.transformer = transformer
@@ -326,12 +367,23 @@ class MaskDecoder(nn.Module):
         self.iou_token = nn.Embedding(1, transformer_dim)
         self.num_mask_tokens = num_multimask_outputs + 1
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
-        self.output_upscaling = nn.Sequential(nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2), LayerNorm2d(transformer_dim // 4), activation(), nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2), activation())
-        self.output_hypernetworks_mlps = nn.ModuleList([MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3) for i in range(self.num_mask_tokens)])
-        self.iou_prediction_head = MLP(transformer_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
+            LayerNorm2d(transformer_dim // 4), activation(),
+            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
+            activation())
+        self.output_hypernetworks_mlps = nn.ModuleList(
+            [MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
+             for i in range(self.num_mask_tokens)])
+        self.iou_prediction_head = MLP(transformer_dim, iou_head_hidden_dim, self.num_mask_tokens,
+                                       iou_head_depth)
 
-    def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor, dense_prompt_embeddings: torch.Tensor, multimask_output: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-        masks, iou_pred = self.predict_masks(image_embeddings=image_embeddings, image_pe=image_pe, sparse_prompt_embeddings=sparse_prompt_embeddings, dense_prompt_embeddings=dense_prompt_embeddings)
+    def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
+                sparse_prompt_embeddings: torch.Tensor, dense_prompt_embeddings: torch.Tensor,
+                multimask_output: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        masks, iou_pred = self.predict_masks(image_embeddings=image_embeddings, image_pe=image_pe,
+                                             sparse_prompt_embeddings=sparse_prompt_embeddings,
+                                             dense_prompt_embeddings=dense_prompt_embeddings)
         if multimask_output:
             mask_slice = slice(1, None)
         else:
@@ -340,7 +392,9 @@ class MaskDecoder(nn.Module):
         iou_pred = iou_pred[:, mask_slice]
         return (masks, iou_pred)
 
-    def predict_masks(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor, dense_prompt_embeddings: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def predict_masks(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
+                      sparse_prompt_embeddings: torch.Tensor,
+                      dense_prompt_embeddings: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(sparse_prompt_embeddings.size(0), -1, -1)
         tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
@@ -366,7 +420,8 @@ class MaskDecoder(nn.Module):
 # model/SAM/modeling/mask_decoder.py L169-191
 class MLP(nn.Module):
 
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int, sigmoid_output: bool=False) -> None:
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int,
+                 sigmoid_output: bool=False) -> None:
         super().__init__()
         self.num_layers = num_layers
         h = [hidden_dim] * (num_layers - 1)
@@ -384,7 +439,9 @@ class MLP(nn.Module):
 # model/SAM/modeling/prompt_encoder.py L16-186
 class PromptEncoder(nn.Module):
 
-    def __init__(self, embed_dim: int, image_embedding_size: Tuple[int, int], input_image_size: Tuple[int, int], mask_in_chans: int, activation: Type[nn.Module]=nn.GELU) -> None:
+    def __init__(self, embed_dim: int, image_embedding_size: Tuple[int, int],
+                 input_image_size: Tuple[int, int], mask_in_chans: int,
+                 activation: Type[nn.Module]=nn.GELU) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         self.input_image_size = input_image_size
@@ -395,7 +452,12 @@ class PromptEncoder(nn.Module):
         self.point_embeddings = nn.ModuleList(point_embeddings)
         self.not_a_point_embed = nn.Embedding(1, embed_dim)
         self.mask_input_size = (4 * image_embedding_size[0], 4 * image_embedding_size[1])
-        self.mask_downscaling = nn.Sequential(nn.Conv2d(1, mask_in_chans // 4, kernel_size=2, stride=2), LayerNorm2d(mask_in_chans // 4), activation(), nn.Conv2d(mask_in_chans // 4, mask_in_chans, kernel_size=2, stride=2), LayerNorm2d(mask_in_chans), activation(), nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1))
+        self.mask_downscaling = nn.Sequential(nn.Conv2d(1, mask_in_chans // 4, kernel_size=2, stride=2),
+                                              LayerNorm2d(mask_in_chans // 4), activation(),
+                                              nn
+                                              .Conv2d(mask_in_chans // 4, mask_in_chans, kernel_size=2,
+                                                      stride=2), LayerNorm2d(mask_in_chans), activation(),
+                                              nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1))
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
     def get_dense_pe(self) -> torch.Tensor:
@@ -427,7 +489,9 @@ class PromptEncoder(nn.Module):
         mask_embedding = self.mask_downscaling(masks)
         return mask_embedding
 
-    def _get_batch_size(self, points: Optional[Tuple[torch.Tensor, torch.Tensor]], boxes: Optional[torch.Tensor], masks: Optional[torch.Tensor], text_embeds: Optional[torch.Tensor]) -> int:
+    def _get_batch_size(self, points: Optional[Tuple[torch.Tensor, torch.Tensor]],
+                        boxes: Optional[torch.Tensor], masks: Optional[torch.Tensor],
+                        text_embeds: Optional[torch.Tensor]) -> int:
         if points is not None:
             return points[0].shape[0]
         elif boxes is not None:
@@ -442,7 +506,9 @@ class PromptEncoder(nn.Module):
     def _get_device(self) -> torch.device:
         return self.point_embeddings[0].weight.device
 
-    def forward(self, points: Optional[Tuple[torch.Tensor, torch.Tensor]], boxes: Optional[torch.Tensor], masks: Optional[torch.Tensor], text_embeds: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, points: Optional[Tuple[torch.Tensor, torch.Tensor]], boxes: Optional[torch.Tensor],
+                masks: Optional[torch.Tensor],
+                text_embeds: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         bs = self._get_batch_size(points, boxes, masks, text_embeds)
         sparse_embeddings = torch.empty((bs, 0, self.embed_dim), device=self._get_device())
         if points is not None:
@@ -457,7 +523,8 @@ class PromptEncoder(nn.Module):
         if masks is not None:
             dense_embeddings = self._embed_masks(masks)
         else:
-            dense_embeddings = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(bs, -1, self.image_embedding_size[0], self.image_embedding_size[1])
+            dense_embeddings = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
+                bs, -1, self.image_embedding_size[0], self.image_embedding_size[1])
         return (sparse_embeddings, dense_embeddings)
 
 

@@ -89,7 +89,8 @@ class LayerNorm2d(nn.Module):
 # sam2/modeling/position_encoding.py L15-56, L96-131 (the cache warm-up needs CUDA or an NPU; encode_* raise)
 class PositionEmbeddingSine(nn.Module):
 
-    def __init__(self, num_pos_feats, temperature: int = 10000, normalize: bool = True, scale: Optional[float] = None,
+    def __init__(self, num_pos_feats, temperature: int = 10000, normalize: bool = True,
+                 scale: Optional[float] = None,
                  warmup_cache: bool = True, image_size: int = 1024, strides: Tuple[int] = (4, 8, 16, 32)):
         super().__init__()
         assert num_pos_feats % 2 == 0, "Expecting even model width"
@@ -112,8 +113,10 @@ class PositionEmbeddingSine(nn.Module):
 
         # Force fp32 (https://github.com/huggingface/transformers/pull/29285)
         with torch.autocast(device_type=device.type, enabled=False):
-            y_embed = torch.arange(1, H + 1, dtype=torch.float32, device=device).view(1, -1, 1).repeat(B, 1, W)
-            x_embed = torch.arange(1, W + 1, dtype=torch.float32, device=device).view(1, 1, -1).repeat(B, H, 1)
+            y_embed = torch.arange(1, H + 1, dtype=torch.float32, device=device).view(1, -1, 1).repeat(
+                B, 1, W)
+            x_embed = torch.arange(1, W + 1, dtype=torch.float32, device=device).view(1, 1, -1).repeat(
+                B, H, 1)
 
             if self.normalize:
                 eps = 1e-6
@@ -377,13 +380,16 @@ class MultiScaleBlock(nn.Module):
         return x
 
 
-# sam2/modeling/backbones/hieradet.py L179-294 (``weights_path`` loading, L267-270, left out: UniPixel passes none)
+# sam2/modeling/backbones/hieradet.py L179-294 (``weights_path`` loading, L267-270, left out: UniPixel passes
+# none)
 class Hiera(nn.Module):
 
     def __init__(self, embed_dim: int = 96, num_heads: int = 1, drop_path_rate: float = 0.0, q_pool: int = 3,
-                 q_stride: Tuple[int, int] = (2, 2), stages: Tuple[int, ...] = (2, 3, 16, 3), dim_mul: float = 2.0,
+                 q_stride: Tuple[int, int] = (2, 2), stages: Tuple[int, ...] = (2, 3, 16, 3),
+                 dim_mul: float = 2.0,
                  head_mul: float = 2.0, window_pos_embed_bkg_spatial_size: Tuple[int, int] = (14, 14),
-                 window_spec: Tuple[int, ...] = (8, 4, 14, 7), global_att_blocks: Tuple[int, ...] = (12, 16, 20),
+                 window_spec: Tuple[int, ...] = (8, 4, 14, 7),
+                 global_att_blocks: Tuple[int, ...] = (12, 16, 20),
                  weights_path=None, return_interm_layers=True):
         super().__init__()
 
@@ -404,7 +410,8 @@ class Hiera(nn.Module):
         # Windowed positional embedding (https://arxiv.org/abs/2311.05613)
         self.window_pos_embed_bkg_spatial_size = window_pos_embed_bkg_spatial_size
         self.pos_embed = nn.Parameter(torch.zeros(1, embed_dim, *self.window_pos_embed_bkg_spatial_size))
-        self.pos_embed_window = nn.Parameter(torch.zeros(1, embed_dim, self.window_spec[0], self.window_spec[0]))
+        self.pos_embed_window = nn.Parameter(
+            torch.zeros(1, embed_dim, self.window_spec[0], self.window_spec[0]))
 
         dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]  # stochastic depth decay rule
 
@@ -439,13 +446,16 @@ class Hiera(nn.Module):
             self.blocks.append(block)
 
         self.channel_list = ([self.blocks[i].dim_out
-                              for i in self.stage_ends[::-1]] if return_interm_layers else [self.blocks[-1].dim_out])
+                              for i in self.stage_ends[::-1]] if return_interm_layers
+                             else [self.blocks[-1].dim_out])
 
     def _get_pos_embed(self, hw: Tuple[int, int]) -> torch.Tensor:
         h, w = hw
         window_embed = self.pos_embed_window
-        pos_embed = F.interpolate(self.pos_embed.float(), size=(h, w), mode="bicubic").to(self.pos_embed.dtype)
-        pos_embed = pos_embed + window_embed.tile([x // y for x, y in zip(pos_embed.shape, window_embed.shape)])
+        pos_embed = F.interpolate(self.pos_embed.float(), size=(h, w),
+                                  mode="bicubic").to(self.pos_embed.dtype)
+        pos_embed = pos_embed + window_embed.tile(
+            [x // y for x, y in zip(pos_embed.shape, window_embed.shape)])
         pos_embed = pos_embed.permute(0, 2, 3, 1)
         return pos_embed
 
@@ -506,9 +516,9 @@ class ImageEncoder(nn.Module):
 # sam2/modeling/backbones/image_encoder.py L58-145
 class FpnNeck(nn.Module):
 
-    def __init__(self, position_encoding: nn.Module, d_model: int, backbone_channel_list: List[int], kernel_size: int = 1,
-                 stride: int = 1, padding: int = 0, fpn_interp_model: str = "bilinear", fuse_type: str = "sum",
-                 fpn_top_down_levels: Optional[List[int]] = None):
+    def __init__(self, position_encoding: nn.Module, d_model: int, backbone_channel_list: List[int],
+                 kernel_size: int = 1, stride: int = 1, padding: int = 0, fpn_interp_model: str = "bilinear",
+                 fuse_type: str = "sum", fpn_top_down_levels: Optional[List[int]] = None):
         super().__init__()
         self.position_encoding = position_encoding
         self.convs = nn.ModuleList()
@@ -591,10 +601,12 @@ class TwoWayTransformer(nn.Module):
                     skip_first_layer_pe=(i == 0),
                 ))
 
-        self.final_attn_token_to_image = Attention(embedding_dim, num_heads, downsample_rate=attention_downsample_rate)
+        self.final_attn_token_to_image = Attention(embedding_dim, num_heads,
+                                                   downsample_rate=attention_downsample_rate)
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
-    def forward(self, image_embedding: Tensor, image_pe: Tensor, point_embedding: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, image_embedding: Tensor, image_pe: Tensor,
+                point_embedding: Tensor) -> Tuple[Tensor, Tensor]:
         # BxCxHxW -> BxHWxC == B x N_image_tokens x C
         bs, c, h, w = image_embedding.shape
         image_embedding = image_embedding.flatten(2).permute(0, 2, 1)
@@ -626,24 +638,28 @@ class TwoWayTransformer(nn.Module):
 # sam2/modeling/sam/transformer.py L110-178
 class TwoWayAttentionBlock(nn.Module):
 
-    def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int = 2048, activation: Type[nn.Module] = nn.ReLU,
+    def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int = 2048,
+                 activation: Type[nn.Module] = nn.ReLU,
                  attention_downsample_rate: int = 2, skip_first_layer_pe: bool = False) -> None:
         super().__init__()
         self.self_attn = Attention(embedding_dim, num_heads)
         self.norm1 = nn.LayerNorm(embedding_dim)
 
-        self.cross_attn_token_to_image = Attention(embedding_dim, num_heads, downsample_rate=attention_downsample_rate)
+        self.cross_attn_token_to_image = Attention(embedding_dim, num_heads,
+                                                   downsample_rate=attention_downsample_rate)
         self.norm2 = nn.LayerNorm(embedding_dim)
 
         self.mlp = MLP(embedding_dim, mlp_dim, embedding_dim, num_layers=2, activation=activation)
         self.norm3 = nn.LayerNorm(embedding_dim)
 
         self.norm4 = nn.LayerNorm(embedding_dim)
-        self.cross_attn_image_to_token = Attention(embedding_dim, num_heads, downsample_rate=attention_downsample_rate)
+        self.cross_attn_image_to_token = Attention(embedding_dim, num_heads,
+                                                   downsample_rate=attention_downsample_rate)
 
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor,
+                key_pe: Tensor) -> Tuple[Tensor, Tensor]:
         # Self attention block
         if self.skip_first_layer_pe:
             queries = self.self_attn(q=queries, k=queries, v=queries)
@@ -725,10 +741,12 @@ class Attention(nn.Module):
         return out
 
 
-# sam2/modeling/sam/prompt_encoder.py L16-188 (_embed_boxes and _embed_masks, L104-116, left out: no box, no mask)
+# sam2/modeling/sam/prompt_encoder.py L16-188 (_embed_boxes and _embed_masks, L104-116, left out: no box, no
+# mask)
 class PromptEncoder(nn.Module):
 
-    def __init__(self, embed_dim: int, image_embedding_size: Tuple[int, int], input_image_size: Tuple[int, int],
+    def __init__(self, embed_dim: int, image_embedding_size: Tuple[int, int],
+                 input_image_size: Tuple[int, int],
                  mask_in_chans: int, activation: Type[nn.Module] = nn.GELU) -> None:
         super().__init__()
         self.embed_dim = embed_dim
@@ -770,14 +788,14 @@ class PromptEncoder(nn.Module):
         point_embedding = torch.where((labels == -1).unsqueeze(-1),
                                       torch.zeros_like(point_embedding) + self.not_a_point_embed.weight,
                                       point_embedding)
-        point_embedding = torch.where((labels == 0).unsqueeze(-1), point_embedding + self.point_embeddings[0].weight,
-                                      point_embedding)
-        point_embedding = torch.where((labels == 1).unsqueeze(-1), point_embedding + self.point_embeddings[1].weight,
-                                      point_embedding)
-        point_embedding = torch.where((labels == 2).unsqueeze(-1), point_embedding + self.point_embeddings[2].weight,
-                                      point_embedding)
-        point_embedding = torch.where((labels == 3).unsqueeze(-1), point_embedding + self.point_embeddings[3].weight,
-                                      point_embedding)
+        point_embedding = torch.where((labels == 0).unsqueeze(-1),
+                                      point_embedding + self.point_embeddings[0].weight, point_embedding)
+        point_embedding = torch.where((labels == 1).unsqueeze(-1),
+                                      point_embedding + self.point_embeddings[1].weight, point_embedding)
+        point_embedding = torch.where((labels == 2).unsqueeze(-1),
+                                      point_embedding + self.point_embeddings[2].weight, point_embedding)
+        point_embedding = torch.where((labels == 3).unsqueeze(-1),
+                                      point_embedding + self.point_embeddings[3].weight, point_embedding)
         return point_embedding
 
     def _get_batch_size(self, points, boxes, masks, hidden) -> int:
@@ -822,7 +840,8 @@ class PromptEncoder(nn.Module):
 class MaskDecoder(nn.Module):
 
     def __init__(self, *, transformer_dim: int, transformer: nn.Module, num_multimask_outputs: int = 3,
-                 activation: Type[nn.Module] = nn.GELU, iou_head_depth: int = 3, iou_head_hidden_dim: int = 256,
+                 activation: Type[nn.Module] = nn.GELU, iou_head_depth: int = 3,
+                 iou_head_hidden_dim: int = 256,
                  use_high_res_features: bool = False, iou_prediction_use_sigmoid=False,
                  dynamic_multimask_via_stability=False, dynamic_multimask_stability_delta=0.05,
                  dynamic_multimask_stability_thresh=0.98, pred_obj_scores: bool = False,
@@ -855,7 +874,8 @@ class MaskDecoder(nn.Module):
             self.conv_s1 = nn.Conv2d(transformer_dim, transformer_dim // 4, kernel_size=1, stride=1)
 
         self.output_hypernetworks_mlps = nn.ModuleList(
-            [MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3) for i in range(self.num_mask_tokens)])
+            [MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
+             for i in range(self.num_mask_tokens)])
 
         self.iou_prediction_head = MLP(
             transformer_dim,
@@ -873,7 +893,8 @@ class MaskDecoder(nn.Module):
         self.dynamic_multimask_stability_delta = dynamic_multimask_stability_delta
         self.dynamic_multimask_stability_thresh = dynamic_multimask_stability_thresh
 
-    def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
+    def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
+                sparse_prompt_embeddings: torch.Tensor,
                 dense_prompt_embeddings: torch.Tensor, multimask_output: bool, repeat_image: bool,
                 high_res_features: Optional[List[torch.Tensor]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         masks, iou_pred, mask_tokens_out, object_score_logits = self.predict_masks(
@@ -901,7 +922,8 @@ class MaskDecoder(nn.Module):
     def predict_masks(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
                       sparse_prompt_embeddings: torch.Tensor, dense_prompt_embeddings: torch.Tensor,
                       repeat_image: bool,
-                      high_res_features: Optional[List[torch.Tensor]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                      high_res_features: Optional[List[torch.Tensor]] = None) -> Tuple[
+                          torch.Tensor, torch.Tensor]:
         # Concatenate output tokens
         s = 0
         if self.pred_obj_scores:
@@ -965,28 +987,31 @@ class MaskDecoder(nn.Module):
 
 
 class SAM2FrameZero(nn.Module):
-    """``SAM2Base`` (sam2/modeling/sam2_base.py) and ``SAM2VideoPredictor`` (sam2/sam2_video_predictor.py) as a
-    one-frame input with a hidden-state prompt runs them."""
+    """``SAM2Base`` (sam2/modeling/sam2_base.py) and ``SAM2VideoPredictor`` (sam2/sam2_video_predictor.py) as
+    a one-frame input with a hidden-state prompt runs them."""
 
-    # sam2_base.py L23-194 (SAM2Base.__init__; the trunc_normal_ initialisations, L137, L141-142, L175, L180, are
-    # dropped: every tensor is loaded; compile_image_encoder, L185-194, is False in the config; the memory
+    # sam2_base.py L23-194 (SAM2Base.__init__; the trunc_normal_ initialisations, L137, L141-142, L175, L180,
+    # are dropped: every tensor is loaded; compile_image_encoder, L185-194, is False in the config; the memory
     # modules may be None, frame 0 never calls them) and sam2_video_predictor.py L20-39 (SAM2VideoPredictor)
-    def __init__(self, image_encoder, memory_attention=None, memory_encoder=None, num_maskmem=7, image_size=512,
+    def __init__(self, image_encoder, memory_attention=None, memory_encoder=None, num_maskmem=7,
+                 image_size=512,
                  backbone_stride=16, sigmoid_scale_for_mem_enc=1.0, sigmoid_bias_for_mem_enc=0.0,
                  binarize_mask_from_pts_for_mem_enc=False, use_mask_input_as_output_without_sam=False,
-                 max_cond_frames_in_attn=-1, directly_add_no_mem_embed=False, use_high_res_features_in_sam=False,
+                 max_cond_frames_in_attn=-1, directly_add_no_mem_embed=False,
+                 use_high_res_features_in_sam=False,
                  multimask_output_in_sam=False, multimask_min_pt_num=1, multimask_max_pt_num=1,
                  multimask_output_for_tracking=False, use_multimask_token_for_obj_ptr: bool = False,
                  iou_prediction_use_sigmoid=False, memory_temporal_stride_for_eval=1,
-                 non_overlap_masks_for_mem_enc=False, use_obj_ptrs_in_encoder=False, max_obj_ptrs_in_encoder=16,
-                 add_tpos_enc_to_obj_ptrs=True, proj_tpos_enc_in_obj_ptrs=False,
+                 non_overlap_masks_for_mem_enc=False, use_obj_ptrs_in_encoder=False,
+                 max_obj_ptrs_in_encoder=16, add_tpos_enc_to_obj_ptrs=True, proj_tpos_enc_in_obj_ptrs=False,
                  use_signed_tpos_enc_to_obj_ptrs=False, only_obj_ptrs_in_the_past_for_eval=False,
-                 pred_obj_scores: bool = False, pred_obj_scores_mlp: bool = False, fixed_no_obj_ptr: bool = False,
+                 pred_obj_scores: bool = False, pred_obj_scores_mlp: bool = False,
+                 fixed_no_obj_ptr: bool = False,
                  soft_no_obj_ptr: bool = False, use_mlp_for_obj_ptr_proj: bool = False,
                  no_obj_embed_spatial: bool = False, sam_mask_decoder_extra_args=None,
                  compile_image_encoder: bool = False, fill_hole_area=0, non_overlap_masks=False,
-                 clear_non_cond_mem_around_input=False, add_all_frames_to_correct_as_cond=False, inference_mode=True,
-                 **kwargs):
+                 clear_non_cond_mem_around_input=False, add_all_frames_to_correct_as_cond=False,
+                 inference_mode=True, **kwargs):
         super().__init__()
 
         # Part 1: the image backbone
@@ -1114,8 +1139,8 @@ class SAM2FrameZero(nn.Module):
         else:
             self.obj_ptr_tpos_proj = torch.nn.Identity()
 
-    # sam2_base.py L253-412 (the point and mask branches, L308-311 and L318-331, are never taken: no points, no
-    # masks)
+    # sam2_base.py L253-412 (the point and mask branches, L308-311 and L318-331, are never taken: no points,
+    # no masks)
     def _forward_sam_heads(self, backbone_features, point_inputs=None, mask_inputs=None, hidden_inputs=None,
                            high_res_features=None, multimask_output=False):
         B = backbone_features.size(0)
@@ -1250,10 +1275,12 @@ class SAM2FrameZero(nn.Module):
         return pix_feat_with_mem
 
     # sam2_base.py L705-764 (the mask-input branch, L729-734, is not taken)
-    def _track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
+    def _track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds,
+                    feat_sizes,
                     point_inputs, mask_inputs, hidden_inputs, output_dict, num_frames, track_in_reverse,
                     prev_sam_mask_logits):
-        current_out = {"point_inputs": point_inputs, "mask_inputs": mask_inputs, "hidden_inputs": hidden_inputs}
+        current_out = {"point_inputs": point_inputs, "mask_inputs": mask_inputs,
+                       "hidden_inputs": hidden_inputs}
         # High-resolution feature maps for the SAM head, reshape (HW)BC => BCHW
         if len(current_vision_feats) > 1:
             high_res_features = [
@@ -1290,7 +1317,8 @@ class SAM2FrameZero(nn.Module):
         return current_out, sam_outputs, high_res_features, pix_feat
 
     # sam2_base.py L791-858 with L766-789 (_encode_memory_in_output; run_mem_encoder is False on this call)
-    def track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
+    def track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds,
+                   feat_sizes,
                    point_inputs, mask_inputs, hidden_inputs, output_dict, num_frames, track_in_reverse=False,
                    run_mem_encoder=True, prev_sam_mask_logits=None):
         current_out, sam_outputs, _, _ = self._track_step(
@@ -1446,7 +1474,8 @@ class SAM2FrameZero(nn.Module):
             is_cond=is_cond,
             consolidate_at_video_res=True,
         )
-        _, video_res_masks = self._get_orig_video_res_output(inference_state, consolidated_out["pred_masks_video_res"])
+        _, video_res_masks = self._get_orig_video_res_output(inference_state,
+                                                             consolidated_out["pred_masks_video_res"])
         return frame_idx, obj_ids, video_res_masks
 
     # sam2_video_predictor.py L454-474
@@ -1468,7 +1497,8 @@ class SAM2FrameZero(nn.Module):
         return any_res_masks, video_res_masks
 
     # sam2_video_predictor.py L476-549
-    def _consolidate_temp_output_across_obj(self, inference_state, frame_idx, is_cond, consolidate_at_video_res=False):
+    def _consolidate_temp_output_across_obj(self, inference_state, frame_idx, is_cond,
+                                            consolidate_at_video_res=False):
         batch_size = self._get_obj_num(inference_state)
         storage_key = "cond_frame_outputs" if is_cond else "non_cond_frame_outputs"
         if consolidate_at_video_res:
@@ -1521,7 +1551,8 @@ class SAM2FrameZero(nn.Module):
     def propagate_in_video_preflight(self, inference_state):
         batch_size = self._get_obj_num(inference_state)
         if batch_size == 0:
-            raise RuntimeError("No input points or masks are provided for any object; please add inputs first.")
+            raise RuntimeError("No input points or masks are provided for any object; please add inputs "
+                               "first.")
 
         for obj_idx in range(batch_size):
             obj_output_dict = inference_state["output_dict_per_obj"][obj_idx]
@@ -1546,8 +1577,8 @@ class SAM2FrameZero(nn.Module):
     # sam2_video_predictor.py L610-686 (one frame, the conditioning one: L660-674, tracking a later frame, is
     # not reached)
     @torch.inference_mode()
-    def propagate_in_video(self, inference_state, start_frame_idx=None, max_frame_num_to_track=None, reverse=False,
-                           verbose=True):
+    def propagate_in_video(self, inference_state, start_frame_idx=None, max_frame_num_to_track=None,
+                           reverse=False, verbose=True):
         self.propagate_in_video_preflight(inference_state)
 
         obj_ids = inference_state["obj_ids"]
@@ -1622,9 +1653,10 @@ class SAM2FrameZero(nn.Module):
         features = (expanded_image, ) + features
         return features
 
-    # sam2_video_predictor.py L800-878 (fill_hole_area is 0: L850-851 not taken; the memory-saving block, L866-877,
-    # is commented out there)
-    def _run_single_frame_inference(self, inference_state, output_dict, frame_idx, batch_size, is_init_cond_frame,
+    # sam2_video_predictor.py L800-878 (fill_hole_area is 0: L850-851 not taken; the memory-saving block,
+    # L866-877, is commented out there)
+    def _run_single_frame_inference(self, inference_state, output_dict, frame_idx, batch_size,
+                                    is_init_cond_frame,
                                     point_inputs, mask_inputs, hidden_inputs, reverse, run_mem_encoder,
                                     prev_sam_mask_logits=None):
         (
@@ -1659,7 +1691,8 @@ class SAM2FrameZero(nn.Module):
         pred_masks_gpu = current_out["pred_masks"]
         assert self.fill_hole_area == 0
         pred_masks = pred_masks_gpu.to(storage_device, non_blocking=True)
-        maskmem_pos_enc = None  # L854: _get_maskmem_pos_enc returns None for current_out["maskmem_pos_enc"] None
+        # L854: _get_maskmem_pos_enc returns None for current_out["maskmem_pos_enc"] None
+        maskmem_pos_enc = None
         obj_ptr = current_out["obj_ptr"]
         object_score_logits = current_out["object_score_logits"]
         compact_current_out = {
@@ -1685,14 +1718,14 @@ MODEL_SETTINGS = dict(
     use_mlp_for_obj_ptr_proj=True, compile_image_encoder=False)
 
 
-def build_sam2(embed_dim, num_heads, stages, global_att_blocks, window_pos_embed_bkg_spatial_size, window_spec,
-               d_model, image_size, drop_path_rate=0.1):
-    """The SAM 2.1 model UniPixel builds from ``sam2/configs/sam2.1_hiera_b+.yaml`` (image encoder L6-25, model
-    settings L85-117) with ``++model.image_size`` and ``SAM2VideoPredictor`` as the target (qwen2_5_vl.py
-    L64-70), the trunk and neck at the given sizes, without the memory modules."""
+def build_sam2(embed_dim, num_heads, stages, global_att_blocks, window_pos_embed_bkg_spatial_size,
+               window_spec, d_model, image_size, drop_path_rate=0.1):
+    """The SAM 2.1 model UniPixel builds from ``sam2/configs/sam2.1_hiera_b+.yaml`` (image encoder L6-25,
+    model settings L85-117) with ``++model.image_size`` and ``SAM2VideoPredictor`` as the target
+    (qwen2_5_vl.py L64-70), the trunk and neck at the given sizes, without the memory modules."""
     dims = [embed_dim * 2 ** i for i in range(len(stages))]
-    trunk = Hiera(embed_dim=embed_dim, num_heads=num_heads, drop_path_rate=drop_path_rate, stages=tuple(stages),
-                  global_att_blocks=tuple(global_att_blocks),
+    trunk = Hiera(embed_dim=embed_dim, num_heads=num_heads, drop_path_rate=drop_path_rate,
+                  stages=tuple(stages), global_att_blocks=tuple(global_att_blocks),
                   window_pos_embed_bkg_spatial_size=tuple(window_pos_embed_bkg_spatial_size),
                   window_spec=tuple(window_spec))
     neck = FpnNeck(position_encoding=PositionEmbeddingSine(num_pos_feats=d_model, normalize=True, scale=None,

@@ -2,11 +2,12 @@
 
 Source: mbzuai-oryx/VideoGLaMM @6b15b1e7f75009d0e1a858ac08e28021c4faaf11, under ``VideoGLaMM/``. Each piece is
 preceded by its file and lines; statements are kept unchanged except where noted: ``einops.rearrange`` (not
-installed here) is replaced by :func:`rearrange`, which implements the three patterns used; ``.cuda()`` calls are
-dropped; ``encode_videos`` reads the tower width from ``self.D`` (one added line; the original hard-codes
+installed here) is replaced by :func:`rearrange`, which implements the three patterns used; ``.cuda()`` calls
+are dropped; ``encode_videos`` reads the tower width from ``self.D`` (one added line; the original hard-codes
 1408); the InternVideo2 classes keep the non-fused, non-flash, non-checkpointed branches the VideoGLaMM config
-selects (``internvideo2_stage2_config_vision.py`` L22, L56-58) and ``DropPath`` is left out (identity in eval).
-VideoGLaMM is under the Apache License 2.0 (its LICENSE); InternVideo2 is Copyright 2024 OpenGVLab/InternVideo.
+selects (``internvideo2_stage2_config_vision.py`` L22, L56-58) and ``DropPath`` is left out (identity in
+eval). VideoGLaMM is under the Apache License 2.0 (its LICENSE); InternVideo2 is Copyright 2024
+OpenGVLab/InternVideo.
 """
 # ruff: noqa
 
@@ -81,7 +82,8 @@ class OfficialArch:
         D = 1408  # Feature dimension of InternVideo2-Stage2_1B-224p-f4
         D = self.D  # added: the tower's width (1408 for the real one; tests run a tiny tower)
 
-        video_features = torch.zeros(batch_size, num_chunks, CHUNK_SIZE * L, D, device=frames.device, dtype=frames.dtype)
+        video_features = torch.zeros(batch_size, num_chunks, CHUNK_SIZE * L, D, device=frames.device,
+                                     dtype=frames.dtype)
         for i in range(batch_size):
             cur_video = frames[i]  # Current video of shape (t, c, h, w)
             chunks = cur_video.chunk(num_chunks, dim=0)
@@ -91,7 +93,8 @@ class OfficialArch:
             # Store the features in the output tensor - Only storing feature - remove cls
             video_features[i] = chunk_features[:, 1:] # store tensor of shape (num_chunks, CHUNK_SIZE*L, D)
 
-        context_image_features = self.get_model().get_image_vision_tower()(context_images, select_feature="patch")
+        context_image_features = self.get_model().get_image_vision_tower()(context_images,
+                                                                           select_feature="patch")
         context_image_features = rearrange(context_image_features, '(b t) l d -> b t l d', b=batch_size)
 
         return video_features, context_image_features
@@ -101,12 +104,14 @@ class OfficialArch:
         if input_type == "video":
             video_features = self.get_model().mm_projector(video_features)
             video_features = rearrange(video_features, 'b (t l) d -> (b t) l d', t=4)  # t=4 - chunk size
-            video_features = apply_adaptive_avg_pooling(video_features, shape=(8, 8))  # Feature pooling from 256 to 64
+            # Feature pooling from 256 to 64
+            video_features = apply_adaptive_avg_pooling(video_features, shape=(8, 8))
             video_features = rearrange(video_features, '(b t) l d -> b (t l) d', t=4)  # t=4 - chunk size
 
             context_image_features = self.get_model().image_mm_projector(context_features)
             context_image_features = apply_adaptive_avg_pooling(context_image_features,
-                                                                shape=(12, 12))  # Feature pooling from 576 to 144
+                                                                # Feature pooling from 576 to 144
+                                                                shape=(12, 12))
             context_image_features = rearrange(context_image_features, '(b t) l d -> b (t l) d',
                                                b=video_features.shape[0])
 
@@ -227,7 +232,10 @@ class ConvGenerator_VideoGPTPlus:
 
             # Add video token to text prompt
             prompt = self.DEFAULT_VIDEO_TOKEN + "\n" + prompt_text
-            replace_token, vid_replace_token = self.DEFAULT_IMAGE_TOKEN, self.DEFAULT_IMAGE_TOKEN * self.NUM_FRAMES  #NOTE: The value given here for MAX_IMAGE_LENGTH does not matter due to the way how it is handled in In arch.py. It only needs to be a value greater than 2
+            # NOTE: The value given here for MAX_IMAGE_LENGTH does not matter due to the way how it is handled
+            # in In arch.py. It only needs to be a value greater than 2
+            replace_token, vid_replace_token = (self.DEFAULT_IMAGE_TOKEN,
+                                                self.DEFAULT_IMAGE_TOKEN * self.NUM_FRAMES)
             prompt = prompt.replace(self.DEFAULT_IMAGE_TOKEN, replace_token)
             prompt = prompt.replace(self.DEFAULT_VIDEO_TOKEN, vid_replace_token)
             # Create conversation object
@@ -245,7 +253,8 @@ class ConvGenerator_VideoGPTPlus:
 
 # -- eval_referdavis_infer.py L196 ----------------------------------------------------------------------
 def referdavis_prompt(gt_caption):
-    prompt_text = "What is {phrase} in this video? Please respond with segmentation masks.".format(phrase=gt_caption.lower())
+    prompt_text = "What is {phrase} in this video? Please respond with segmentation masks.".format(
+        phrase=gt_caption.lower())
     return prompt_text
 
 
@@ -265,9 +274,11 @@ def llm_frames(np_images_, max_num_frames=16):
     return pil_images
 
 
-# -- utils/sam_transforms.py L26-65 (model_type "sam2") with segment_anything/utils/transforms.py L27-34, L103-113
+# -- utils/sam_transforms.py L26-65 (model_type "sam2") with segment_anything/utils/transforms.py L27-34,
+# L103-113
 def sam_preprocess(x, pixel_mean=torch.Tensor([123.675, 116.28, 103.53]).view(-1, 1, 1),
-                   pixel_std=torch.Tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), img_size=1024, model_type="sam2"):
+                   pixel_std=torch.Tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), img_size=1024,
+                   model_type="sam2"):
     from torchvision.transforms.functional import resize, to_pil_image
 
     scale = img_size * 1.0 / max(x.shape[0], x.shape[1])
@@ -391,13 +402,15 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     def __init__(
             self, dim, num_heads, mlp_ratio=4., qkv_bias=False, drop=0., attn_drop=0., init_values=None,
-            drop_path=0., act_layer=nn.GELU, norm_layer=nn.LayerNorm, use_flash_attn=False, use_fused_mlp=False,
+            drop_path=0., act_layer=nn.GELU, norm_layer=nn.LayerNorm, use_flash_attn=False,
+            use_fused_mlp=False,
             fused_mlp_heuristic=1, with_cp=False, qk_normalization=False, layerscale_no_force_fp32=False,
             use_fused_rmsnorm=False):
         super().__init__()
 
         self.norm1 = norm_layer(dim)
-        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop,
+        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                              proj_drop=drop,
                               use_flash_attn=use_flash_attn, causal=False, norm_layer=norm_layer,
                               qk_normalization=qk_normalization,
                               use_fused_rmsnorm=use_fused_rmsnorm)
@@ -425,7 +438,8 @@ class PatchEmbed(nn.Module):
         super().__init__()
         img_size = (img_size, img_size)
         patch_size = (patch_size, patch_size)
-        self.grid_size = (num_frames // tubelet_size, img_size[0] // patch_size[0], img_size[1] // patch_size[1])
+        self.grid_size = (num_frames // tubelet_size, img_size[0] // patch_size[0],
+                          img_size[1] // patch_size[1])
         self.num_patches = self.grid_size[0] * self.grid_size[1] * self.grid_size[2]
         self.proj = nn.Conv3d(
             in_channels=in_chans, out_channels=embed_dim,
@@ -450,12 +464,14 @@ class PretrainInternVideo2(nn.Module):
         super().__init__()
         self.depth = depth
         norm_layer_for_blocks = partial(RMSNorm, eps=1e-6)
-        self.patch_embed = PatchEmbed(img_size, patch_size, 3, embed_dim, num_frames=num_frames, tubelet_size=1)
+        self.patch_embed = PatchEmbed(img_size, patch_size, 3, embed_dim, num_frames=num_frames,
+                                      tubelet_size=1)
         num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim))
         self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=False, norm_layer=norm_layer_for_blocks, drop_path=0.,
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=False, norm_layer=norm_layer_for_blocks,
+                  drop_path=0.,
                   init_values=0.00001, attn_drop=0., qk_normalization=True, layerscale_no_force_fp32=False)
             for i in range(depth)])
         self.sep_pos_embed = False
@@ -507,7 +523,7 @@ class PretrainInternVideo2(nn.Module):
         return vision_embeds
 
 
-# -- model/VideoGLaMM.py L134-142 (text_hidden_fcs) and L609-643 (inference_framewise's [SEG] rows) ------------
+# -- model/VideoGLaMM.py L134-142 (text_hidden_fcs) and L609-643 (inference_framewise's [SEG] rows) ----------
 def official_text_hidden_fcs(in_dim, out_dim):
     text_fc = [
         nn.Linear(in_dim, in_dim),
@@ -518,11 +534,13 @@ def official_text_hidden_fcs(in_dim, out_dim):
     return nn.ModuleList([nn.Sequential(*text_fc)])
 
 
-def official_pred_embeddings(text_hidden_fcs, output_ids, last_hidden, input_ids, num_embedded, seg_token_idx):
+def official_pred_embeddings(text_hidden_fcs, output_ids, last_hidden, input_ids, num_embedded,
+                             seg_token_idx):
     """``last_hidden`` (1, S, h) stands for ``outputs.hidden_states[-1]`` of the last generate step."""
     num_newly_added_tokens = (num_embedded - input_ids.shape[1])
     seg_token_mask = output_ids[:, 1:] == seg_token_idx
-    seg_token_mask = torch.cat([torch.zeros((seg_token_mask.shape[0], num_newly_added_tokens)).bool(), seg_token_mask], dim=1)
+    seg_token_mask = torch.cat(
+        [torch.zeros((seg_token_mask.shape[0], num_newly_added_tokens)).bool(), seg_token_mask], dim=1)
     hidden_states = []
     hidden_states.append(text_hidden_fcs[0](last_hidden))
     last_hidden_state = torch.stack(hidden_states, dim=-1).sum(dim=-1)
@@ -530,10 +548,11 @@ def official_pred_embeddings(text_hidden_fcs, output_ids, last_hidden, input_ids
     return pred_embeddings
 
 
-# -- transformers 4.41.0 (VideoGLaMM's README L76), modeling_attn_mask_utils.py L144-172 --------------------------
-# ``AttentionMaskConverter._make_causal_mask``, which Phi3Model.forward (models/phi3/modeling_phi3.py L1101-1107)
-# reaches through ``_prepare_4d_causal_attention_mask(..., sliding_window=self.config.sliding_window)`` with eager
-# attention (Phi-3 has ``_supports_sdpa = False`` there, L907).
+# -- transformers 4.41.0 (VideoGLaMM's README L76), modeling_attn_mask_utils.py L144-172 ---------------------
+# ``AttentionMaskConverter._make_causal_mask``, which Phi3Model.forward (models/phi3/modeling_phi3.py
+# L1101-1107) reaches through ``_prepare_4d_causal_attention_mask(...,
+# sliding_window=self.config.sliding_window)`` with eager attention (Phi-3 has ``_supports_sdpa = False``
+# there, L907).
 def _make_causal_mask(
     input_ids_shape: torch.Size,
     dtype: torch.dtype,
@@ -552,7 +571,8 @@ def _make_causal_mask(
     mask = mask.to(dtype)
 
     if past_key_values_length > 0:
-        mask = torch.cat([torch.zeros(tgt_len, past_key_values_length, dtype=dtype, device=device), mask], dim=-1)
+        mask = torch.cat([torch.zeros(tgt_len, past_key_values_length, dtype=dtype, device=device), mask],
+                         dim=-1)
 
     # add lower triangular sliding window mask if necessary
     if sliding_window is not None:
@@ -564,7 +584,8 @@ def _make_causal_mask(
     return mask[None, None, :, :].expand(bsz, 1, tgt_len, tgt_len + past_key_values_length)
 
 
-# -- eval_referdavis_infer.py L164-172 (which expression each annotator set runs), L184-185 (clips), L249-256 ----
+# -- eval_referdavis_infer.py L164-172 (which expression each annotator set runs), L184-185 (clips), L249-256
+# ----
 def official_annotator_indices(num_expressions):
     num_obj = num_expressions // 4
     out = []
@@ -594,10 +615,10 @@ def official_label_maps(anno_masks):
 
 
 # -- SAM 2 frame-wise: VideoGLaMM.py L205-241 (get_visual_embs_sam2), L689-699 and L736-749, with VideoGLaMM's
-# ``PromptEncoder.forward`` for a text prompt (sam2/modeling/sam/prompt_encoder.py L119-138, L167-189: no points,
-# boxes or masks). ``sam`` is a SAM 2 of tests/official_unipixel_sam2.py (UniPixel's copy of the same SAM 2 code:
-# forward_image, _prepare_backbone_features, the mask decoder); ``bb_feat_sizes`` replaces the hard-coded
-# ``[(256, 256), (128, 128), (64, 64)]`` of a 1024-px input for the tiny model's input size.
+# ``PromptEncoder.forward`` for a text prompt (sam2/modeling/sam/prompt_encoder.py L119-138, L167-189: no
+# points, boxes or masks). ``sam`` is a SAM 2 of tests/official_unipixel_sam2.py (UniPixel's copy of the same
+# SAM 2 code: forward_image, _prepare_backbone_features, the mask decoder); ``bb_feat_sizes`` replaces the
+# hard-coded ``[(256, 256), (128, 128), (64, 64)]`` of a 1024-px input for the tiny model's input size.
 def official_prompt_encoder_text(prompt_encoder, text_embeds):
     bs = text_embeds.shape[0]  # _get_batch_size: no points, boxes or masks
     sparse_embeddings = torch.empty(

@@ -1,5 +1,5 @@
-"""VideoGLaMM's SAM 2 video branch (``inference_video_branch``), its orchestration transcribed for tests only (never
-imported by the library).
+"""VideoGLaMM's SAM 2 video branch (``inference_video_branch``), its orchestration transcribed for tests only
+(never imported by the library).
 
 Source: mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/model/VideoGLaMM.py`` L832-876 (the SAM 2 part of
 ``inference_video_branch``) and VideoGLaMM's modified SAM 2, ``VideoGLaMM/model/segment_anything_2/sam2/``:
@@ -15,10 +15,10 @@ are kept (comments and docstrings dropped; state dicts flattened to what one vid
 only reaches: no clicks, no masks, no reverse pass, no offloading, ``clear_non_cond_mem_around_input`` False,
 ``max_cond_frames_in_attn`` -1, ``memory_temporal_stride_for_eval`` 1, ``add_tpos_enc_to_obj_ptrs`` False,
 ``non_overlap_masks(_for_mem_enc)`` False, ``fill_hole_area`` a no-op there). The networks they call -- image
-encoder, mask decoder, memory attention, memory encoder, object-pointer MLP -- are transformers' modules of the
-same ``Sam2VideoModel`` (``net``), called where the official code calls its own; ``.cuda()`` is dropped, and in a
-reduced dtype the float32 masks enter the memory encoder cast to the weights' dtype (the official script runs
-under ``torch.cuda.amp.autocast``).
+encoder, mask decoder, memory attention, memory encoder, object-pointer MLP -- are transformers' modules of
+the same ``Sam2VideoModel`` (``net``), called where the official code calls its own; ``.cuda()`` is dropped,
+and in a reduced dtype the float32 masks enter the memory encoder cast to the weights' dtype (the official
+script runs under ``torch.cuda.amp.autocast``).
 """
 # ruff: noqa
 
@@ -69,14 +69,16 @@ class Official:
     def add_new_text(self, inference_state, frame_idx, obj_id, text):
         obj_idx = len(inference_state["obj_ids"])
         inference_state["obj_ids"].append(obj_id)
-        inference_state["temp_output_dict_per_obj"][obj_idx] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        inference_state["temp_output_dict_per_obj"][obj_idx] = {"cond_frame_outputs": {},
+                                                                "non_cond_frame_outputs": {}}
         is_init_cond_frame = frame_idx not in inference_state["frames_already_tracked"]
         reverse = False
         obj_temp_output_dict = inference_state["temp_output_dict_per_obj"][obj_idx]
         is_cond = is_init_cond_frame
         storage_key = "cond_frame_outputs" if is_cond else "non_cond_frame_outputs"
         current_out, _ = self._run_single_frame_inference(
-            inference_state=inference_state, output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
+            inference_state=inference_state,
+            output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
             frame_idx=frame_idx, batch_size=1, is_init_cond_frame=is_init_cond_frame, point_inputs=None,
             reverse=reverse, run_mem_encoder=False, text_inputs=text)
         obj_temp_output_dict[storage_key][frame_idx] = current_out
@@ -88,16 +90,19 @@ class Official:
         consolidated_H = consolidated_W = self.image_size // 4
         consolidated_out = {
             "maskmem_features": None, "maskmem_pos_enc": None,
-            "pred_masks": torch.full(size=(batch_size, 1, consolidated_H, consolidated_W), fill_value=NO_OBJ_SCORE,
+            "pred_masks": torch
+            .full(size=(batch_size, 1, consolidated_H, consolidated_W), fill_value=NO_OBJ_SCORE,
                                      dtype=torch.float32),
-            "obj_ptr": torch.full(size=(batch_size, self.hidden_dim), fill_value=NO_OBJ_SCORE, dtype=torch.float32),
+            "obj_ptr": torch
+            .full(size=(batch_size, self.hidden_dim), fill_value=NO_OBJ_SCORE, dtype=torch.float32),
         }
         for obj_idx in range(batch_size):
             out = inference_state["temp_output_dict_per_obj"][obj_idx][storage_key].get(frame_idx, None)
             obj_mask = out["pred_masks"]
             consolidated_out["pred_masks"][obj_idx: obj_idx + 1] = obj_mask
             consolidated_out["obj_ptr"][obj_idx: obj_idx + 1] = out["obj_ptr"]
-        high_res_masks = F.interpolate(consolidated_out["pred_masks"], size=(self.image_size, self.image_size),
+        high_res_masks = F.interpolate(consolidated_out["pred_masks"],
+                                       size=(self.image_size, self.image_size),
                                        mode="bilinear", align_corners=False)
         maskmem_features, maskmem_pos_enc = self._run_memory_encoder(
             inference_state=inference_state, frame_idx=frame_idx, batch_size=batch_size,
@@ -135,7 +140,8 @@ class Official:
                     run_mem_encoder=True)
                 output_dict["non_cond_frame_outputs"][frame_idx] = current_out
             inference_state["frames_already_tracked"][frame_idx] = {"reverse": False}
-            yield frame_idx, inference_state["obj_ids"], self._get_orig_video_res_output(inference_state, pred_masks)
+            yield frame_idx, inference_state["obj_ids"], self._get_orig_video_res_output(
+                inference_state, pred_masks)
 
     # sam2_video_predictor.py L498-518
     def _get_orig_video_res_output(self, inference_state, any_res_masks):
@@ -143,13 +149,16 @@ class Official:
         return F.interpolate(any_res_masks, size=(video_H, video_W), mode="bilinear", align_corners=False)
 
     # sam2_video_predictor.py L921-988
-    def _run_single_frame_inference(self, inference_state, output_dict, frame_idx, batch_size, is_init_cond_frame,
+    def _run_single_frame_inference(self, inference_state, output_dict, frame_idx, batch_size,
+                                    is_init_cond_frame,
                                     point_inputs, reverse, run_mem_encoder, text_inputs=None):
         _, _, current_vision_feats, current_vision_pos_embeds, feat_sizes = self._get_image_feature(
             inference_state, frame_idx, batch_size)
         current_out = self.track_step(
-            frame_idx=frame_idx, is_init_cond_frame=is_init_cond_frame, current_vision_feats=current_vision_feats,
-            current_vision_pos_embeds=current_vision_pos_embeds, feat_sizes=feat_sizes, point_inputs=point_inputs,
+            frame_idx=frame_idx, is_init_cond_frame=is_init_cond_frame,
+            current_vision_feats=current_vision_feats,
+            current_vision_pos_embeds=current_vision_pos_embeds, feat_sizes=feat_sizes,
+            point_inputs=point_inputs,
             output_dict=output_dict, num_frames=inference_state["num_frames"], track_in_reverse=reverse,
             run_mem_encoder=run_mem_encoder, text_inputs=text_inputs)
         maskmem_features = current_out["maskmem_features"]
@@ -164,10 +173,11 @@ class Official:
 
     # sam2_video_predictor.py L990-1017
     def _run_memory_encoder(self, inference_state, frame_idx, batch_size, high_res_masks, is_mask_from_pts):
-        _, _, current_vision_feats, _, feat_sizes = self._get_image_feature(inference_state, frame_idx, batch_size)
+        _, _, current_vision_feats, _, feat_sizes = self._get_image_feature(inference_state, frame_idx,
+                                                                            batch_size)
         maskmem_features, maskmem_pos_enc = self._encode_new_memory(
-            current_vision_feats=current_vision_feats, feat_sizes=feat_sizes, pred_masks_high_res=high_res_masks,
-            is_mask_from_pts=is_mask_from_pts)
+            current_vision_feats=current_vision_feats, feat_sizes=feat_sizes,
+            pred_masks_high_res=high_res_masks, is_mask_from_pts=is_mask_from_pts)
         maskmem_features = maskmem_features.to(torch.bfloat16)
         maskmem_pos_enc = self._get_maskmem_pos_enc(inference_state, {"maskmem_pos_enc": maskmem_pos_enc})
         return maskmem_features, maskmem_pos_enc
@@ -193,27 +203,29 @@ class Official:
                 and (self.multimask_min_pt_num <= num_pts <= self.multimask_max_pt_num))
 
     # sam2_base.py L706-803
-    def track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
+    def track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds,
+                   feat_sizes,
                    point_inputs, output_dict, num_frames, track_in_reverse=False, run_mem_encoder=True,
                    text_inputs=None):
         current_out = {"point_inputs": point_inputs, "mask_inputs": None}
         high_res_features = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s)
                              for x, s in zip(current_vision_feats[:-1], feat_sizes[:-1])]
         pix_feat_with_mem = self._prepare_memory_conditioned_features(
-            frame_idx=frame_idx, is_init_cond_frame=is_init_cond_frame, current_vision_feats=current_vision_feats[-1:],
+            frame_idx=frame_idx, is_init_cond_frame=is_init_cond_frame,
+            current_vision_feats=current_vision_feats[-1:],
             current_vision_pos_embeds=current_vision_pos_embeds[-1:], feat_sizes=feat_sizes[-1:],
             output_dict=output_dict, num_frames=num_frames, track_in_reverse=track_in_reverse)
         multimask_output = self._use_multimask(is_init_cond_frame, point_inputs)
         _, _, _, low_res_masks, high_res_masks, obj_ptr, _ = self._forward_sam_heads(
-            backbone_features=pix_feat_with_mem, point_inputs=point_inputs, high_res_features=high_res_features,
-            multimask_output=multimask_output, text_inputs=text_inputs)
+            backbone_features=pix_feat_with_mem, point_inputs=point_inputs,
+            high_res_features=high_res_features, multimask_output=multimask_output, text_inputs=text_inputs)
         current_out["pred_masks"] = low_res_masks
         current_out["pred_masks_high_res"] = high_res_masks
         current_out["obj_ptr"] = obj_ptr
         if run_mem_encoder and self.num_maskmem > 0:
             maskmem_features, maskmem_pos_enc = self._encode_new_memory(
-                current_vision_feats=current_vision_feats, feat_sizes=feat_sizes, pred_masks_high_res=high_res_masks,
-                is_mask_from_pts=(point_inputs is not None))
+                current_vision_feats=current_vision_feats, feat_sizes=feat_sizes,
+                pred_masks_high_res=high_res_masks, is_mask_from_pts=(point_inputs is not None))
             current_out["maskmem_features"] = maskmem_features
             current_out["maskmem_pos_enc"] = maskmem_pos_enc
         else:
@@ -242,13 +254,15 @@ class Official:
         dense_embeddings = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(coords.shape[0], -1, h, w)
         return sparse_embeddings, dense_embeddings
 
-    # sam2_base.py L251-411 (no mask input; pred_obj_scores, fixed_no_obj_ptr, use_multimask_token_for_obj_ptr)
+    # sam2_base.py L251-411 (no mask input; pred_obj_scores, fixed_no_obj_ptr,
+    # use_multimask_token_for_obj_ptr)
     def _forward_sam_heads(self, backbone_features, point_inputs=None, high_res_features=None,
                            multimask_output=False, text_inputs=None):
         B = backbone_features.size(0)
         sam_point_coords = torch.zeros(B, 1, 2)
         sam_point_labels = -torch.ones(B, 1, dtype=torch.int32)
-        sparse_embeddings, dense_embeddings = self._prompt_encoder((sam_point_coords, sam_point_labels), text_inputs)
+        sparse_embeddings, dense_embeddings = self._prompt_encoder((sam_point_coords, sam_point_labels),
+                                                                   text_inputs)
         pe = self.net.get_image_wide_positional_embeddings().repeat(B, 1, 1, 1)
         low_res_multimasks, ious, sam_output_tokens, object_score_logits = [
             x[:, 0] for x in self.net.mask_decoder(
@@ -274,7 +288,8 @@ class Official:
         lambda_is_obj_appearing = is_obj_appearing.float()
         obj_ptr = lambda_is_obj_appearing * obj_ptr
         obj_ptr = obj_ptr + (1 - lambda_is_obj_appearing) * self.net.no_object_pointer
-        return low_res_multimasks, high_res_multimasks, ious, low_res_masks, high_res_masks, obj_ptr, object_score_logits
+        return (low_res_multimasks, high_res_multimasks, ious, low_res_masks, high_res_masks, obj_ptr,
+                object_score_logits)
 
     # sam2_base.py L495-664
     def _prepare_memory_conditioned_features(self, frame_idx, is_init_cond_frame, current_vision_feats,
@@ -305,7 +320,8 @@ class Official:
             to_cat_memory.append(feats.flatten(2).permute(2, 0, 1))
             maskmem_enc = prev["maskmem_pos_enc"][-1]
             maskmem_enc = maskmem_enc.flatten(2).permute(2, 0, 1)
-            maskmem_enc = maskmem_enc + self.net.memory_temporal_positional_encoding[self.num_maskmem - t_pos - 1]
+            maskmem_enc = maskmem_enc + self.net.memory_temporal_positional_encoding[
+                self.num_maskmem - t_pos - 1]
             to_cat_memory_pos_embed.append(maskmem_enc)
         max_obj_ptrs_in_encoder = min(num_frames, self.max_obj_ptrs_in_encoder)
         ptr_cond_outputs = {t: out for t, out in selected_cond_outputs.items() if t <= frame_idx}
@@ -332,7 +348,8 @@ class Official:
         memory = torch.cat(to_cat_memory, dim=0)
         memory_pos_embed = torch.cat(to_cat_memory_pos_embed, dim=0)
         pix_feat_with_mem = self.net.memory_attention(
-            current_vision_features=current_vision_feats[-1], current_vision_position_embeddings=current_vision_pos_embeds[-1],
+            current_vision_features=current_vision_feats[-1],
+            current_vision_position_embeddings=current_vision_pos_embeds[-1],
             memory=memory.to(self.dtype), memory_posision_embeddings=memory_pos_embed.to(self.dtype),
             num_object_pointer_tokens=num_obj_ptr_tokens)
         return pix_feat_with_mem[0].transpose(1, 2).reshape(B, C, H, W)   # (HW)BC => BCHW
@@ -366,5 +383,6 @@ def inference_video_branch_masks(net, images_for_sam, video_height, video_width,
                                   text=feat[ann_obj_id].unsqueeze(0))
     video_segments = {}
     for out_frame_idx, out_obj_ids, out_mask_logits in visual_model.propagate_in_video(inference_state):
-        video_segments[out_frame_idx] = {out_obj_id: out_mask_logits[i][0] for i, out_obj_id in enumerate(out_obj_ids)}
+        video_segments[out_frame_idx] = {out_obj_id: out_mask_logits[i][0] for i,
+                                         out_obj_id in enumerate(out_obj_ids)}
     return video_segments

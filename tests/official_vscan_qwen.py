@@ -1,20 +1,23 @@
 """VScan's official Qwen2.5-VL code, transcribed for the tests (not imported by the library).
 
 Tencent/SelfEvolvingAgent @ a82450e1b5e15070bee79ee8b79f8d9a97cb85f7, folder ``VScan/qwen/``, the classes
-``eval/test_refcoco.py`` L134-140 binds (``Qwen2_5_VLVisionSdpaAttention_X`` for the vision attention) with its
-settings L147-153:
+``eval/test_refcoco.py`` L134-140 binds (``Qwen2_5_VLVisionSdpaAttention_X`` for the vision attention) with
+its settings L147-153:
 
 * ``model/qwen2_5_vl_utils.py`` ``token_merging`` L97-134 and ``window_selection`` L136-193, verbatim;
 * ``model/qwen2_5_vl_custom.py``:
-  - ``Qwen2_5_VisionTransformerPretrainedModel_X.forward`` L338-392 (the local block ``fullatt_block_indexes[0]``,
-    the global block ``num_blocks - 1``, their weights summed over heads, averaged over queries and merge units, and
-    un-permuted) with the weights of ``Qwen2_5_VLVisionSdpaAttention_X.forward`` L474-509. transformers 5 runs the
-    tower's own forward; the two blocks' inputs are taken at the block (a forward pre-hook) and the weights computed
-    from ``blk.norm1`` of them as L404-405 passes it;
-  - ``Qwen2_5_VLForConditionalGeneration_X.forward`` L143-188 (the selection, the merge and the kept position ids);
-  - ``Qwen2_5_VLModel_X.forward`` L575-670 (the decoder loop) and ``layer_prune`` L691-785. The decoder layers get
-    ``attention_mask=None``: transformers 4.5x's ``_update_causal_mask`` gives sdpa None for an unpadded batch of
-    one, so sdpa runs ``is_causal`` on every length, before and after the pruning (the official passes its old mask on).
+  - ``Qwen2_5_VisionTransformerPretrainedModel_X.forward`` L338-392 (the local block
+    ``fullatt_block_indexes[0]``, the global block ``num_blocks - 1``, their weights summed over heads,
+    averaged over queries and merge units, and un-permuted) with the weights of
+    ``Qwen2_5_VLVisionSdpaAttention_X.forward`` L474-509. transformers 5 runs the tower's own forward; the two
+    blocks' inputs are taken at the block (a forward pre-hook) and the weights computed from ``blk.norm1`` of
+    them as L404-405 passes it;
+  - ``Qwen2_5_VLForConditionalGeneration_X.forward`` L143-188 (the selection, the merge and the kept position
+  ids);
+  - ``Qwen2_5_VLModel_X.forward`` L575-670 (the decoder loop) and ``layer_prune`` L691-785. The decoder layers
+    get ``attention_mask=None``: transformers 4.5x's ``_update_causal_mask`` gives sdpa None for an unpadded
+    batch of one, so sdpa runs ``is_causal`` on every length, before and after the pruning (the official
+    passes its old mask on).
 """
 
 from __future__ import annotations
@@ -52,9 +55,11 @@ def token_merging(image_embeds, keep_indices, scaling=1):  # qwen2_5_vl_utils.py
     return merged_features
 
 
-def window_selection(attn_weights, num_keep_tokens, image_grid_thw, window_size=4):  # qwen2_5_vl_utils.py L136-193
+def window_selection(attn_weights, num_keep_tokens, image_grid_thw, window_size=4):
+    # qwen2_5_vl_utils.py L136-193
     token_h, token_w = image_grid_thw[0, 1] // 2, image_grid_thw[0, 2] // 2
-    assert token_h * token_w == attn_weights.shape[0], "The number of tokens in the window is not equal to num_keep_tokens"
+    assert token_h * token_w == attn_weights.shape[
+        0], "The number of tokens in the window is not equal to num_keep_tokens"
 
     num_windows_h = (token_h / window_size).floor().int()
     num_windows_w = (token_w / window_size).floor().int()
@@ -90,7 +95,8 @@ def window_selection(attn_weights, num_keep_tokens, image_grid_thw, window_size=
     return keep_indices
 
 
-def _sdpa_x_weights(attn, hidden_states, cu_seqlens, position_embeddings):  # custom.py L474-509 (weights only)
+def _sdpa_x_weights(attn, hidden_states, cu_seqlens, position_embeddings):
+    # custom.py L474-509 (weights only)
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
 
     self = attn
@@ -100,7 +106,8 @@ def _sdpa_x_weights(attn, hidden_states, cu_seqlens, position_embeddings):  # cu
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
     q = q.transpose(0, 1)
     k = k.transpose(0, 1)
-    attention_mask_X = torch.full([1, seq_length, seq_length], torch.finfo(q.dtype).min, device=q.device, dtype=q.dtype)
+    attention_mask_X = torch.full([1, seq_length, seq_length], torch.finfo(q.dtype).min, device=q.device,
+                                  dtype=q.dtype)
     for i in range(1, len(cu_seqlens)):
         attention_mask_X[..., cu_seqlens[i - 1]: cu_seqlens[i], cu_seqlens[i - 1]: cu_seqlens[i]] = 0
     head_dim = q.size(-1)
@@ -111,7 +118,8 @@ def _sdpa_x_weights(attn, hidden_states, cu_seqlens, position_embeddings):  # cu
 
 @torch.no_grad()
 def official_vision(visual, pixel_values, grid_thw):
-    """(image_embeds, attn_weights_local, attn_weights_global) as ``Qwen2_5_VisionTransformerPretrainedModel_X``."""
+    """(image_embeds, attn_weights_local, attn_weights_global) as
+    ``Qwen2_5_VisionTransformerPretrainedModel_X``."""
     from transformers.vision_utils import get_vision_window_index
 
     num_blocks = len(visual.blocks)  # L341-343
@@ -128,8 +136,8 @@ def official_vision(visual, pixel_values, grid_thw):
             h.remove()
     weights = {}
     for b, seen in got.items():  # blk(...) L355-358 -> Block_X L404-405 -> the attention's weights
-        weights[b] = _sdpa_x_weights(visual.blocks[b].attn, visual.blocks[b].norm1(seen["h"]), seen["cu_seqlens"],
-                                     seen["position_embeddings"])
+        weights[b] = _sdpa_x_weights(visual.blocks[b].attn, visual.blocks[b].norm1(seen["h"]),
+                                     seen["cu_seqlens"], seen["position_embeddings"])
     window_index, _ = get_vision_window_index(grid_thw, spatial_merge_size=visual.spatial_merge_size,
                                               window_size=visual.window_size, patch_size=visual.patch_size)
     spatial_merge_unit = visual.spatial_merge_size ** 2
@@ -155,7 +163,8 @@ def official_select(image_embeds, attn_weights_local, attn_weights_global, input
         num_keep_tokens = int(visual_token_ratio * n_image_tokens)
         indices = torch.nonzero(mask)
 
-        keep_indices_local = window_selection(attn_weights_local, num_keep_tokens // 2, image_grid_thw, window_size=4)
+        keep_indices_local = window_selection(attn_weights_local, num_keep_tokens // 2, image_grid_thw,
+                                              window_size=4)
 
         attn_weights_global[keep_indices_local] = 0  # avoid repetition
         keep_indices_global = torch.topk(attn_weights_global, num_keep_tokens - num_keep_tokens // 2).indices
@@ -219,11 +228,12 @@ def layer_prune(self, rank_layer, features, position_ids, cur_image_tokens, next
 @torch.no_grad()
 def official_llm(lm, image_start_index, inputs_embeds, position_ids, n_image_tokens, layer_list,
                  image_token_ratio_list):
-    """custom.py L575-670: the final normed hidden states and each stage's ``top_rank_index_x``; ``lm`` is the decoder
-    stack (``self``), ``image_start_index`` what L179 sets on it."""
+    """custom.py L575-670: the final normed hidden states and each stage's ``top_rank_index_x``; ``lm`` is the
+    decoder stack (``self``), ``image_start_index`` what L179 sets on it."""
     from types import SimpleNamespace
 
-    self = SimpleNamespace(layers=lm.layers, rotary_emb=lm.rotary_emb, norm=lm.norm, image_start_index=image_start_index)
+    self = SimpleNamespace(layers=lm.layers, rotary_emb=lm.rotary_emb, norm=lm.norm,
+                           image_start_index=image_start_index)
     hidden_states = inputs_embeds
     position_embeddings = self.rotary_emb(hidden_states, position_ids)
     cur_image_tokens = n_image_tokens

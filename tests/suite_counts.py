@@ -3,9 +3,9 @@
 The block counts the tests of the default selection (``python -m pytest -n 2``: ``slow`` and ``gpu``
 deselected by ``pyproject.toml``'s ``addopts``), the slow ones (``-m slow``) and the GPU ones (``-m gpu``).
 Collecting the suite imports every test module (about 20 s of CPU), so no test collects it again: when the
-whole default suite runs, ``tests/project/test_suite_counts.py`` compares the block with the counts of that very
-session (``tests/conftest.py`` keeps the deselected items) and fails when it is stale; a partial run skips it.
-``python tests/suite_counts.py --write`` collects the suite and rewrites the block.
+whole default suite runs, ``tests/project/test_suite_counts.py`` compares the block with the counts of that
+very session (``tests/conftest.py`` keeps the deselected items) and fails when it is stale; a partial run
+skips it. ``python tests/suite_counts.py --write`` collects the suite and rewrites the block.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def render(counts: dict[str, int]) -> str:
         BEGIN,
         f"With the `test` extras installed, the default suite (`python -m pytest -n 2`) collects "
         f"**{counts['default']:,}** tests; "
-        f"`python -m pytest -m slow -n 2` runs the **{counts['slow']:,}** slow ones and `python -m pytest -m gpu` "
-        f"the **{counts['gpu']:,}** GPU ones (skipped without CUDA; a test may be both).",
+        f"`python -m pytest -m slow -n 2` runs the **{counts['slow']:,}** slow ones and `python -m pytest -m "
+        f"gpu` the **{counts['gpu']:,}** GPU ones (skipped without CUDA; a test may be both).",
         END])
 
 
@@ -48,8 +48,9 @@ def current() -> str | None:
 def is_whole_default_run(config) -> bool:
     """Whether this pytest session collected the whole suite with the default selection."""
     opt = config.option
-    if opt.markexpr != DEFAULT_MARKEXPR or opt.keyword or getattr(opt, "deselect", None) or getattr(opt, "ignore", None) \
-            or getattr(opt, "ignore_glob", None) or getattr(opt, "lf", False) or getattr(opt, "sw", False):
+    if (opt.markexpr != DEFAULT_MARKEXPR or opt.keyword or getattr(opt, "deselect", None)
+        or getattr(opt, "ignore", None) or getattr(opt, "ignore_glob", None) or getattr(opt, "lf", False)
+        or getattr(opt, "sw", False)):
         return False
     args = [(config.invocation_params.dir / a.split("::")[0]).resolve() for a in config.args]
     return args == [TESTS]
@@ -70,7 +71,8 @@ def collect() -> dict[str, int]:
             self.selected = list(session.items)
 
     rec = Recorder()
-    rc = pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", "-p", "no:xdist", str(TESTS)], plugins=[rec])
+    rc = pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", "-p", "no:xdist", str(TESTS)],
+                     plugins=[rec])
     if rc != 0:
         raise SystemExit(f"collection failed (pytest exit {rc})")
     return tally(rec.selected, rec.deselected)

@@ -1,9 +1,9 @@
-"""The project's one bootstrap: percentile intervals, paired differences and ratios, a paired p-value and Holm's
-correction, all resampling UNITS (images, expressions or videos), never rows.
+"""The project's one bootstrap: percentile intervals, paired differences and ratios, a paired p-value and
+Holm's correction, all resampling UNITS (images, expressions or videos), never rows.
 
-A statistic is a :class:`UnitStat`: per unit (a resampled item) and per stratum (e.g. a Ref-DAVIS annotator set)
-a numerator and a denominator, and the value ``mean over strata of sum(num) / (sum(den) + eps)``. One form covers
-every figure the studies report:
+A statistic is a :class:`UnitStat`: per unit (a resampled item) and per stratum (e.g. a Ref-DAVIS annotator
+set) a numerator and a denominator, and the value ``mean over strata of sum(num) / (sum(den) + eps)``. One
+form covers every figure the studies report:
 
 * a mean over rows (gIoU, an AUROC): numerator the rows' values, denominator their count (one stratum);
 * a ratio of sums (cIoU = sum(I) / (sum(U) + 1e-10)): the sums are re-taken in every resample, never an
@@ -13,13 +13,14 @@ every figure the studies report:
 Every replicate draws as many units as there are, with replacement (``numpy.random.default_rng(seed)
 .integers(0, U, size=(n_boot, U))``: scipy's own draw), and the interval is the percentile interval (linear
 interpolation, as ``scipy.stats.bootstrap(method="percentile")``). Two statistics on the same units share the
-draw, so their difference is a paired bootstrap. The p-value of a difference is the two-sided bootstrap test of
-"no difference" that centres the replicates on the null (Efron & Tibshirani 1993, sec. 16.4; Hall & Wilson
+draw, so their difference is a paired bootstrap. The p-value of a difference is the two-sided bootstrap test
+of "no difference" that centres the replicates on the null (Efron & Tibshirani 1993, sec. 16.4; Hall & Wilson
 1991): ``p = (1 + #{|d*_b - d| >= |d|}) / (B + 1)``, ties kept within a relative tolerance (:data:`RTOL`).
 
-The accuracy tables (:mod:`analysis.common.accuracy_stats`) use :func:`studentized` for a single figure's interval
-(the percentile interval under-covers at a few dozen units) and the paired swap test of
-:mod:`analysis.common.permutation`, with the intervals that invert it, for their comparisons; :func:`interval` and
+The accuracy tables (:mod:`analysis.common.accuracy_stats`) use :func:`studentized` for a single figure's
+interval (the percentile interval under-covers at a few dozen units) and the paired swap test of
+:mod:`analysis.common.permutation`, with the intervals that invert it, for their comparisons; :func:`interval`
+and
 :func:`paired` remain for the CLIP studies' ``bootstrap_ci`` and for comparison.
 """
 
@@ -40,7 +41,8 @@ _CHUNK = 1 << 22
 
 @dataclass(frozen=True)
 class UnitStat:
-    """``mean over strata s of sum_u num[s, u] / (sum_u den[s, u] + eps)`` over the units ``keys`` (sorted)."""
+    """``mean over strata s of sum_u num[s, u] / (sum_u den[s, u] + eps)`` over the units ``keys``
+    (sorted)."""
 
     keys: np.ndarray
     num: np.ndarray
@@ -67,7 +69,8 @@ class UnitStat:
         with np.errstate(divide="ignore", invalid="ignore"):
             for i in range(0, len(idx), step):
                 part = idx[i:i + step]
-                out[i:i + step] = np.mean(self._ratio(self.num[:, part].sum(-1), self.den[:, part].sum(-1)), axis=0)
+                out[i:i + step] = np.mean(self._ratio(self.num[:, part].sum(-1), self.den[:, part].sum(-1)),
+                                          axis=0)
         return out
 
     def on(self, keys: np.ndarray) -> UnitStat:
@@ -80,8 +83,8 @@ class UnitStat:
 
 def unit_stat(values: np.ndarray, units: np.ndarray, den: np.ndarray | None = None, eps: float = 0.0,
               strata: np.ndarray | None = None) -> UnitStat:
-    """A :class:`UnitStat` from rows: ``values`` summed per unit (and stratum) over ``den`` (default: the row count);
-    rows whose value is NaN are left out."""
+    """A :class:`UnitStat` from rows: ``values`` summed per unit (and stratum) over ``den`` (default: the row
+    count); rows whose value is NaN are left out."""
     v = np.asarray(values, dtype=np.float64)
     d = np.ones_like(v) if den is None else np.asarray(den, dtype=np.float64)
     s = np.zeros(len(v), dtype=np.int64) if strata is None else np.asarray(strata)
@@ -101,7 +104,8 @@ def draw(n_units: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def percentile(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The percentile interval of the replicates at ``level`` (non-finite replicates left out; NaNs when none is)."""
+    """The percentile interval of the replicates at ``level`` (non-finite replicates left out; NaNs when none
+    is)."""
     reps = np.asarray(reps, dtype=np.float64)
     if not np.isfinite(reps).all():
         reps = reps[np.isfinite(reps)]
@@ -116,7 +120,8 @@ def _can_resample(n_units: int, n_boot: int) -> bool:
     return n_units >= 2 and n_boot >= 1
 
 
-def interval(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+def interval(stat: UnitStat, n_boot: int = 1000, seed: int = 0,
+             level: float = 0.95) -> tuple[float, float, float]:
     """(value, low, high): the statistic and its percentile bootstrap interval (NaN bounds under 2 units)."""
     value = stat.value()
     if not _can_resample(stat.n_units, n_boot):
@@ -127,13 +132,15 @@ def interval(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0
 def _counts(idx: np.ndarray, n_units: int) -> np.ndarray:
     """(B, n_units) how often each unit is drawn in each row of ``idx``."""
     rows = np.arange(len(idx))[:, None] * n_units
-    return np.bincount((rows + idx).ravel(), minlength=len(idx) * n_units).reshape(len(idx), n_units).astype(float)
+    return np.bincount((rows + idx).ravel(), minlength=len(idx) * n_units).reshape(len(idx), n_units).astype(
+        float)
 
 
 def linearised(stat: UnitStat, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """((B,) values, (B,) standard errors) of the statistic on units weighted by ``counts`` (B, U): the delta-method
-    (infinitesimal jackknife) error of a mean of ratios of sums, ``sqrt(U / (U - 1) * sum_u c_u z_u^2)`` with
-    ``z_u = mean_s (num[s, u] - R_s den[s, u]) / D_s`` (for a mean, the usual ``s / sqrt(n)``)."""
+    """((B,) values, (B,) standard errors) of the statistic on units weighted by ``counts`` (B, U): the
+    delta-method (infinitesimal jackknife) error of a mean of ratios of sums, ``sqrt(U / (U - 1) * sum_u c_u
+    z_u^2)`` with ``z_u = mean_s (num[s, u] - R_s den[s, u]) / D_s`` (for a mean, the usual ``s /
+    sqrt(n)``)."""
     n_units = stat.n_units
     with np.errstate(divide="ignore", invalid="ignore"):
         num, den = counts @ stat.num.T, counts @ stat.den.T + stat.eps   # (B, S)
@@ -148,12 +155,13 @@ def linearised(stat: UnitStat, counts: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def studentized(stat: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
                 bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float, float]:
-    """(value, low, high, Monte Carlo error): the studentized (bootstrap-t) interval, ``value - t*_(1-a/2) se`` to
-    ``value - t*_(a/2) se`` with ``t* = (value* - value) / se*`` and :func:`linearised` errors, over the same draw
-    as :func:`interval`; the error is half the spread of the end points between the order statistics one binomial
-    standard error either side of each quantile (the larger end's). The ends are kept within ``bounds``, the
-    values the statistic can take (an accuracy in [0, 1]), which few units can overshoot. NaN bounds under 2 units;
-    the ``bounds`` (by default infinite) where too many replicates draw one unit only (under 4 units)."""
+    """(value, low, high, Monte Carlo error): the studentized (bootstrap-t) interval, ``value - t*_(1-a/2)
+    se`` to ``value - t*_(a/2) se`` with ``t* = (value* - value) / se*`` and :func:`linearised` errors, over
+    the same draw as :func:`interval`; the error is half the spread of the end points between the order
+    statistics one binomial standard error either side of each quantile (the larger end's). The ends are kept
+    within ``bounds``, the values the statistic can take (an accuracy in [0, 1]), which few units can
+    overshoot. NaN bounds under 2 units; the ``bounds`` (by default infinite) where too many replicates draw
+    one unit only (under 4 units)."""
     value = stat.value()
     nan = float("nan")
     if not _can_resample(stat.n_units, n_boot) or not np.isfinite(value):
@@ -195,7 +203,8 @@ def common(stats: Sequence[UnitStat]) -> list[UnitStat]:
 
 def shifted_p(reps: np.ndarray, estimate: float) -> float:
     """Two-sided bootstrap p-value of "no difference": replicates centred on the null,
-    ``(1 + #{|d* - d| >= |d|}) / (B + 1)``, ties within :data:`RTOL` of the scale (NaN without finite replicates)."""
+    ``(1 + #{|d* - d| >= |d|}) / (B + 1)``, ties within :data:`RTOL` of the scale (NaN without finite
+    replicates)."""
     reps = np.asarray(reps, dtype=np.float64)
     reps = reps[np.isfinite(reps)]
     if not len(reps) or not np.isfinite(estimate):
@@ -206,8 +215,8 @@ def shifted_p(reps: np.ndarray, estimate: float) -> float:
 
 def paired(a: UnitStat, b: UnitStat, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """``a`` against ``b`` on their common units, one draw for both: their values there (``a``, ``b``), the
-    difference ``a - b`` with its interval and p-value (:func:`shifted_p`), the ratio ``a / b`` with its interval,
-    and the number of units."""
+    difference ``a - b`` with its interval and p-value (:func:`shifted_p`), the ratio ``a / b`` with its
+    interval, and the number of units."""
     a, b = common([a, b])
     va, vb = a.value(), b.value()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -227,15 +236,15 @@ def paired(a: UnitStat, b: UnitStat, n_boot: int = 1000, seed: int = 0, level: f
 
 def margin_over_best(target: UnitStat, others: dict[str, UnitStat], n_boot: int = 1000, seed: int = 0,
                      level: float = 0.95) -> dict:
-    """``target`` minus the best of ``others`` on their common units: the best one (on the data), the margin, and
-    its interval, where each replicate subtracts the best of the others IN that replicate (the choice of the best
-    is resampled too)."""
+    """``target`` minus the best of ``others`` on their common units: the best one (on the data), the margin,
+    and its interval, where each replicate subtracts the best of the others IN that replicate (the choice of
+    the best is resampled too)."""
     names = list(others)
     stats = common([target, *others.values()])
     values = [s.value() for s in stats[1:]]
     best = int(np.nanargmax(values)) if not np.all(np.isnan(values)) else 0
-    out = {"best_other": names[best], "best_other_value": values[best], "margin": stats[0].value() - values[best],
-           "units": stats[0].n_units}
+    out = {"best_other": names[best], "best_other_value": values[best],
+           "margin": stats[0].value() - values[best], "units": stats[0].n_units}
     if not _can_resample(stats[0].n_units, n_boot):
         return {**out, "margin_lo": float("nan"), "margin_hi": float("nan"), "margin_mc": float("nan")}
     idx = draw(stats[0].n_units, n_boot, seed)
@@ -246,8 +255,8 @@ def margin_over_best(target: UnitStat, others: dict[str, UnitStat], n_boot: int 
 
 
 def percentile_mc(reps: np.ndarray, level: float = 0.95) -> float:
-    """The Monte Carlo error of :func:`percentile`'s ends: half the spread between the order statistics one binomial
-    standard error either side of each quantile, the larger end's (NaN without finite replicates)."""
+    """The Monte Carlo error of :func:`percentile`'s ends: half the spread between the order statistics one
+    binomial standard error either side of each quantile, the larger end's (NaN without finite replicates)."""
     reps = np.sort(np.asarray(reps, dtype=np.float64)[np.isfinite(reps)])
     if not len(reps):
         return float("nan")

@@ -30,7 +30,8 @@ class ClipStudyArgs:
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local dir (hf); "
                                               "ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); or "
                                               "tiny-random[:SEED], tiny336-random, vit-l-14-336-random")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
+    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
+                       choices=["hf", "open_clip"])
     refer_dir: str = arg(None, help="folder with refs(<split-by>).p and instances.json (or <dir>/<dataset>/)")
     image_dir: str = arg(None, help="image folder (COCO train2014 for RefCOCO; default: <refer-dir>/images, "
                                     "or images/ beside --coco-instances)")
@@ -39,7 +40,8 @@ class ClipStudyArgs:
     dataset: str = arg("refcoco", help="REFER dataset", choices=["refcoco", "refcoco+", "refcocog"])
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
     split: str = arg("val", help="split name (val, testA, testB, test, train) or 'all'")
-    text_template: str = arg("plain", help="'plain': the sentence as given; a family's name: wrapped in that family's "
+    text_template: str = arg("plain", help="'plain': the sentence as given; a family's name: wrapped in that "
+                             "family's "
                                            "referring-segmentation question chosen by --seed "
                                            f"({', '.join(card(f).display_name for f in question_templates())})",
                              choices=["plain", *question_templates()])
@@ -62,7 +64,8 @@ class ClipStudyArgs:
     dtype: str = arg("float32", help="CLIP dtype: bfloat16 is about 2x faster on a CPU with native bfloat16 "
                                      "(avx512_bf16, amx) and about 6-7x slower on an AVX2-only CPU, which "
                                      "emulates it (its effect on AUROC "
-                                     "and the sink shares is bounded in the tests)", choices=["float32", "bfloat16"])
+                                     "and the sink shares is bounded in the tests)",
+                     choices=["float32", "bfloat16"])
 
 
 def check_clip_study(args: ClipStudyArgs) -> None:

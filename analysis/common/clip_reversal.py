@@ -139,8 +139,8 @@ def family_questions(family: str) -> tuple[str, ...]:
 
 
 def template_text(template: str, sentence: str, key: int | str, seed: int) -> str:
-    """The text fed to CLIP for ``sentence``: as given (:data:`PLAIN_TEMPLATE`), or wrapped in one of the questions
-    of the family ``template`` names, chosen by (``seed``, ``key``) alone as
+    """The text fed to CLIP for ``sentence``: as given (:data:`PLAIN_TEMPLATE`), or wrapped in one of the
+    questions of the family ``template`` names, chosen by (``seed``, ``key``) alone as
     :func:`litelvlm.data.templates.wrap_question` chooses (this project's option, not a family's protocol)."""
     if template == PLAIN_TEMPLATE:
         return sentence
@@ -173,14 +173,15 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
               prompts: list[str] | None = None, kind: str = "dot", ks=DEFAULT_KS, threshold: float = 0.5,
               pad_to_square: bool = False, cache_dir: str | None = None, use_cache: bool = True,
               batch_size: int = 8, desc: str = "reversal", maps: list | None = None,
-              max_maps: int = 0, grid: str = CLIP_GRID) -> tuple[pd.DataFrame, dict]:  # > 60 lines: one batched pass over images; its loop state is shared
+              # > 60 lines: one batched pass over images; its loop state is shared
+              max_maps: int = 0, grid: str = CLIP_GRID) -> tuple[pd.DataFrame, dict]:
     """Study 1 over ``records`` for each text representation in ``text_variants`` (name -> (T, D)).
 
     Returns the rows (sorted by image, ref, sentence, layer, variant) and a counts dict
     (sentences scored / excluded by reason, images skipped, cache hits and misses). With a
     ``maps`` list, the per-patch similarities of the first ``max_maps`` scored sentences
-    (first variant) are appended to it as dict rows. ``grid`` a family's name: the similarities and the referent are
-    put on that family's merged tokens (:mod:`analysis.common.merged_grid`).
+    (first variant) are appended to it as dict rows. ``grid`` a family's name: the similarities and the
+    referent are put on that family's merged tokens (:mod:`analysis.common.merged_grid`).
     """
     counts: Counter = Counter()
     left_out = Exclusions("sentences")
@@ -214,8 +215,8 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
                         size[0], size[1], first.height, first.width)
             counts["images_skipped_size_mismatch"] += 1
             counts["excluded_image_size_mismatch"] += len(idx)
-            left_out.add("image size mismatch", f"image {image_id}: file is {size[0]}x{size[1]} but the annotation "
-                         f"says {first.height}x{first.width} (height x width)", len(idx))
+            left_out.add("image size mismatch", f"image {image_id}: file is {size[0]}x{size[1]} but the "
+                         f"annotation says {first.height}x{first.width} (height x width)", len(idx))
             continue
         counts["images_scored"] += 1
         onto = None if grid == CLIP_GRID else merged_weights(clip.geometry, clip.grid, *size, grid).T
@@ -258,7 +259,8 @@ def run_study(clip, records: list[ReferRecord], text_variants: dict[str, torch.T
     if not rows:
         return pd.DataFrame(), dict(counts)
     df = pd.concat(rows, ignore_index=True)
-    df = df.sort_values(["image_id", "ref_id", "sent_id", "layer", "variant"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["image_id", "ref_id", "sent_id", "layer", "variant"],
+                        kind="stable").reset_index(drop=True)
     for col in ("n_in", "n_out", "n_patches", "n_words", "layer"):
         df[col] = df[col].astype("int64")
     return df, dict(counts)

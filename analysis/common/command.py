@@ -1,12 +1,13 @@
-"""The shell every study's ``command`` module is: :func:`study_run` makes its ``run(args) -> int``, which turns the
-command line's namespace into the study's options dataclass, runs the study's light checks in order, and only then
-imports the study's heavy function and calls it (so ``--help`` and every refusal of the checks import no torch).
+"""The shell every study's ``command`` module is: :func:`study_run` makes its ``run(args) -> int``, which
+turns the command line's namespace into the study's options dataclass, runs the study's light checks in order,
+and only then imports the study's heavy function and calls it (so ``--help`` and every refusal of the checks
+import no torch).
 
     run = study_run(SinkArgs, "analysis.sink.compute:run_sink", check_args)
 
-The checks shared by several studies are here: :func:`check_image_resize_option` (``--image-resize`` against the
-model's family) and :func:`check_same_out` (another run's ``--out`` refused before anything loads). This module
-imports nothing heavy.
+The checks shared by several studies are here: :func:`check_image_resize_option` (``--image-resize`` against
+the model's family) and :func:`check_same_out` (another run's ``--out`` refused before anything loads). This
+module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def check_same_out(a: Any) -> None:
 def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
               hands_down: Check | None = None) -> Callable[..., int]:
     """The study's ``run(args, **extra) -> int``: ``args`` (the dataclass ``options``, or the command line's
-    namespace) as ``options``; each of ``checks`` in order (one that returns an ``options`` instance replaces the
-    options); then the heavy function ``"module:function"`` (or the one ``heavy(options)`` names) imported and
-    called with the options and ``extra``, and with ``checked=`` the result of the check ``hands_down`` (one of
-    ``checks``), so that the heavy function checks nothing again. The returned function's ``study`` is ``options``."""
+    namespace) as ``options``; each of ``checks`` in order (one that returns an ``options`` instance replaces
+    the options); then the heavy function ``"module:function"`` (or the one ``heavy(options)`` names) imported
+    and called with the options and ``extra``, and with ``checked=`` the result of the check ``hands_down``
+    (one of ``checks``), so that the heavy function checks nothing again. The returned function's ``study`` is
+    ``options``."""
 
     def run(args: Any, **extra: Any) -> int:
         a = as_args(options, args)
@@ -54,8 +56,8 @@ def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
         return getattr(importlib.import_module(module), name)(a, **extra)   # lazy: torch, after the checks
 
     run.study = options   # type: ignore[attr-defined]
-    run.__doc__ = (f"Run the study from its options: ``run({options.__name__}(...))``, or the command line's parsed "
-                   "namespace; the options are checked before anything heavy is imported.")
+    run.__doc__ = (f"Run the study from its options: ``run({options.__name__}(...))``, or the command line's "
+                   "parsed namespace; the options are checked before anything heavy is imported.")
     return run
 
 

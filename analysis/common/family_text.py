@@ -1,5 +1,5 @@
-"""What the studies' help and labels say of the families, asked of their cards (:mod:`litelvlm.families`): no study
-names a family. Light (imports only the cards)."""
+"""What the studies' help and labels say of the families, asked of their cards (:mod:`litelvlm.families`): no
+study names a family. Light (imports only the cards)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from litelvlm.family_card import FamilyCard
 
 
 def names(selected: list[FamilyCard]) -> str:
-    """The display names of ``selected`` cards, as a help text lists them (``GLaMM``, ``UniPixel and Sa2VA``)."""
+    """The display names of ``selected`` cards, as a help text lists them (``GLaMM``, ``UniPixel and
+    Sa2VA``)."""
     shown = [c.display_name for c in selected]
     return " and ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
 
@@ -23,14 +24,14 @@ def paper_family() -> FamilyCard:
     return next(c for c in cards() if c.paper_preset)
 
 
-#: the reversal's ``--grid`` value that ranks the similarity on CLIP's own patches (any other names a family's merged
-#: grid, :mod:`analysis.common.merged_grid`)
+#: the reversal's ``--grid`` value that ranks the similarity on CLIP's own patches (any other names a family's
+#: merged grid, :mod:`analysis.common.merged_grid`)
 CLIP_GRID = "clip"
 
 
 def merged_grid_families() -> list[str]:
-    """The families whose card declares a merged grid onto which an external CLIP's scores are mapped (their card's
-    ``merged_grid``), in registry order."""
+    """The families whose card declares a merged grid onto which an external CLIP's scores are mapped (their
+    card's ``merged_grid``), in registry order."""
     return [c.name for c in cards() if c.merged_grid]
 
 
@@ -44,4 +45,5 @@ def video_families() -> str:
     return names([c for c in cards() if c.video_eval])
 
 
-__all__ = ["CLIP_GRID", "merged_grid_families", "merged_grid_names", "names", "official_protocol_families", "paper_family", "video_families"]
+__all__ = ["CLIP_GRID", "merged_grid_families", "merged_grid_names", "names", "official_protocol_families",
+           "paper_family", "video_families"]

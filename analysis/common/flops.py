@@ -1,4 +1,5 @@
-"""LLM FLOPs per method and budget: the analytic counts (the sizes and token plans: :mod:`litelvlm.cost.tokens`).
+"""LLM FLOPs per method and budget: the analytic counts (the sizes and token plans:
+:mod:`litelvlm.cost.tokens`).
 
 Conventions (n tokens, a Llama-style decoder with d, L, m, V; k = the width of the key and value
 projections, ``num_key_value_heads`` x head_dim: k = d for Llama-2-7B's multi-head attention, less for
@@ -40,21 +41,24 @@ from litelvlm.cost.tokens import (
 #: The LiteLVLM paper's LLM FLOPs ("TB") at 576 / 192 / 64 visual tokens.
 PAPER_TFLOPS = {576: 4.66, 192: 2.11, 64: 1.27}
 
-__all__ = ["PAPER_TFLOPS", "DecoderSizes", "LLMSizes", "TokenPlan", "count_flops", "fit_paper_text_tokens", "kv_width",
-           "llm_flops_exact", "llm_macs_fastv_convention", "llm_macs_swiglu", "projection_macs", "schedule_plan"]
+__all__ = ["PAPER_TFLOPS", "DecoderSizes", "LLMSizes", "TokenPlan", "count_flops", "fit_paper_text_tokens",
+           "kv_width", "llm_flops_exact", "llm_macs_fastv_convention", "llm_macs_swiglu", "projection_macs",
+           "schedule_plan"]
 
 
 def llm_flops_exact(s: LLMSizes, plan: TokenPlan, lm_head: bool = True) -> int:
     """Exact FLOPs of a Llama/SwiGLU prefill with the token schedule ``plan`` (see the module docstring)."""
     d, m, V = s.llm_hidden, s.llm_intermediate, s.vocab_size
-    total = sum(2 * c * (projection_macs(s, n) + 2 * n * n * d + 3 * n * d * m) for c, n in plan.layers(s.llm_layers))
+    total = sum(2 * c * (projection_macs(s, n) + 2 * n * n * d + 3 * n * d * m) for c,
+                n in plan.layers(s.llm_layers))
     return total + (2 * plan.n_tokens * d * V if lm_head else 0)
 
 
 def llm_macs_fastv_convention(s: LLMSizes, plan: TokenPlan) -> int:
     """The FastV paper's count: multiply-accumulates, two-matrix FFN, no LM head."""
     d, m = s.llm_hidden, s.llm_intermediate
-    return sum(c * (projection_macs(s, n) + 2 * n * n * d + 2 * n * d * m) for c, n in plan.layers(s.llm_layers))
+    return sum(c * (projection_macs(s, n) + 2 * n * n * d + 2 * n * d * m) for c,
+               n in plan.layers(s.llm_layers))
 
 
 def llm_macs_swiglu(s: LLMSizes, plan: TokenPlan) -> int:

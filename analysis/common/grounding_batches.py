@@ -1,8 +1,9 @@
-"""``eval-grounding --batch-size B`` (this project's addition): the prompts of several images scored with B prompts per
-LLM forward (:func:`litelvlm.lvlm.batched.ground_batch`), each pruned by its own selection. The rows are those of
-:func:`analysis.common.grounding_scoring.evaluate_image`, image by image, in its order; a run that cannot batch
-(:func:`~litelvlm.lvlm.batched.batch_error`) runs prompt by prompt. :class:`BatchCheck` counts, on each run's first
-batch, the mask pixels that differ from batch 1 (zero in float32; rounding only in bfloat16)."""
+"""``eval-grounding --batch-size B`` (this project's addition): the prompts of several images scored with B
+prompts per LLM forward (:func:`litelvlm.lvlm.batched.ground_batch`), each pruned by its own selection. The
+rows are those of
+:func:`analysis.common.grounding_scoring.evaluate_image`, image by image, in its order; a run that cannot
+batch (:func:`~litelvlm.lvlm.batched.batch_error`) runs prompt by prompt. :class:`BatchCheck` counts, on each
+run's first batch, the mask pixels that differ from batch 1 (zero in float32; rounding only in bfloat16)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ CHECK_COLUMNS = ["method", "budget", "batch_size", "prompts", "pixels", "differi
 
 @dataclass
 class BatchCheck:
-    """Per run (method, budget column): the first batch's prompts, mask pixels, pixels that differ from batch 1 and
-    the largest mask-logit difference."""
+    """Per run (method, budget column): the first batch's prompts, mask pixels, pixels that differ from batch
+    1 and the largest mask-logit difference."""
 
     batch_size: int
     runs: dict = field(default_factory=dict)
 
     def compare(self, pipe, args: ScoringArgs, run: Run, preps: list, outs: list) -> None:
-        """Ground ``preps`` one by one for ``run`` (once per run) and count the pixels differing from ``outs``."""
+        """Ground ``preps`` one by one for ``run`` (once per run) and count the pixels differing from
+        ``outs``."""
         method, budget = run
         if (method, budget.column) in self.runs:
             return
@@ -52,7 +54,8 @@ class BatchCheck:
 
 
 def batch_notes(pipe, args, methods: list[str], say: bool = True) -> dict[str, str]:
-    """{method: why it runs at batch 1} under ``--batch-size`` B > 1 ({} at 1), said once on screen when ``say``."""
+    """{method: why it runs at batch 1} under ``--batch-size`` B > 1 ({} at 1), said once on screen when
+    ``say``."""
     if args.batch_size == 1:
         return {}
     notes = {m: why for m in methods if (why := batch_error(pipe, m, args.answer))}
@@ -68,9 +71,9 @@ def unbatched_line(batch_size: int, notes: dict[str, str]) -> str:
 
 
 def batch_summary(out, args, notes: dict[str, str], check: BatchCheck | None) -> tuple[str, str]:
-    """(the lines ``summary.txt`` adds under ``--batch-size`` B > 1, the screen's) ("" at 1): the methods run at batch 1
-    (said on screen at the start already) and the batch check, whose rows (this run's merged over the folder's earlier
-    ones) go to ``OUT/batch_check.csv``."""
+    """(the lines ``summary.txt`` adds under ``--batch-size`` B > 1, the screen's) ("" at 1): the methods run
+    at batch 1 (said on screen at the start already) and the batch check, whose rows (this run's merged over
+    the folder's earlier ones) go to ``OUT/batch_check.csv``."""
     if args.batch_size == 1:
         return "", ""
     path = out / "batch_check.csv"
@@ -86,23 +89,25 @@ def check_line(check: pd.DataFrame) -> str:
     """One summary line: the pixels of the checked batches that differ from batch 1."""
     if check.empty:
         return ""
-    return (f"batch check (--batch-size {int(check['batch_size'].iloc[0])} against 1, each run's first batch): "
-            f"{int(check['differing'].sum())} of {int(check['pixels'].sum())} mask pixels differ, largest mask-logit "
-            f"difference {float(check['max_logit_difference'].max()):.3g}\n")
+    return (f"batch check (--batch-size {int(check['batch_size'].iloc[0])} against 1, each run's first "
+            f"batch): {int(check['differing'].sum())} of {int(check['pixels'].sum())} mask pixels differ, "
+            f"largest mask-logit difference {float(check['max_logit_difference'].max()):.3g}\n")
 
 
 @torch.no_grad()
-def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], pairs: list[Run], batch_size: int,
-                    check: BatchCheck | None = None) -> list[list[dict]]:
+def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], pairs: list[Run],
+                    batch_size: int, check: BatchCheck | None = None) -> list[list[dict]]:
     """Rows per image of ``items`` ((records, image) each), as :func:`evaluate_image` gives them, with up to
-    ``batch_size`` prompts per LLM forward; ``check`` (where given) compares each run's first batch with batch 1."""
+    ``batch_size`` prompts per LLM forward; ``check`` (where given) compares each run's first batch with batch
+    1."""
     prompts = []  # (image index, records, prepared, targets, the image's runs)
     for i, (records, image) in enumerate(items):
         todo, image_prompts_ = image_prompts(pipe, args, records, image, pairs)
         prompts.extend((i, recs, prep, gts, todo) for recs, prep, gts in image_prompts_)
     done: dict[tuple[int, str, int], list[dict]] = {}
     for method, column in dict.fromkeys(run_keys(pairs)):
-        mine = [(j, p, b) for j, p in enumerate(prompts) for m, b in p[4] if (m, b.column) == (method, column)]
+        mine = [(j, p, b) for j, p in enumerate(prompts) for m,
+                b in p[4] if (m, b.column) == (method, column)]
         opts = method_options(args, method, pipe)
         step = 1 if batch_error(pipe, method, args.answer) else batch_size
         for start in range(0, len(mine), step):
@@ -111,8 +116,8 @@ def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], p
             if step == 1:
                 outs = [pipe.ground(part[0][1][2], method, budget, positions=args.positions, **opts)]
             else:
-                outs = ground_batch(pipe, [p[2] for _, p, _ in part], method, budget, positions=args.positions,
-                                    **opts)
+                outs = ground_batch(pipe, [p[2] for _, p, _ in part], method, budget,
+                                    positions=args.positions, **opts)
                 if check is not None and start == 0:
                     check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
             for (j, p, b), out in zip(part, outs, strict=True):

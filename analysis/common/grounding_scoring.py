@@ -70,28 +70,32 @@ def gt_parts(args: ScoringArgs) -> str:
 
 
 def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run]) -> tuple[list[Run], list]:
-    """(the runs this image keeps, its prompts as (records, prepared, targets)): the image prepared once, then one
-    prompt per the protocol's group of sentences."""
+    """(the runs this image keeps, its prompts as (records, prepared, targets)): the image prepared once, then
+    one prompt per the protocol's group of sentences."""
     image_id = records[0].image_id
     if image.size != (records[0].width, records[0].height):  # else mask_stats fails deep in scoring
-        raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width x "
-                            f"height) but its annotations are for {records[0].width} x {records[0].height}")
+        raise LiteLVLMError(f"image {str(records[0].image_path)!r} is {image.width} x {image.height} (width "
+                            f"x height) but its annotations are for {records[0].width} x {records[0].height}")
     base = pipe.prepare_image(image, seed=args.seed)
     n = pipe.num_visual(base)
-    if args.protocol == "official" and getattr(getattr(pipe, "abilities", None), "sentences_per_prompt", None) != 1:
+    if args.protocol == "official" and getattr(getattr(pipe, "abilities", None), "sentences_per_prompt",
+                                               None) != 1:
         picked, turns = official_turns(pipe, records, args.seed, image_id, args.max_sentences)
         groups = [(picked, turns)]
     else:   # one expression per prompt, in the family's own prompt (its default turns)
         groups = [([r], None) for r in records]
     todo = image_runs(pairs, n, image_id)  # a family whose N depends on the image: K > this image's N skipped
     answer = {} if args.answer == "teacher-forced" else {"answer": args.answer}
-    prompts = [(recs, pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer),
+    prompts = [
+        (recs,
+         pipe.with_sentences(base, [r.sentence for r in recs], turns, clip_text=args.clip_text, **answer),
                 [r.mask(gt_parts(args)) for r in recs]) for recs, turns in groups]
     return todo, prompts
 
 
 def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, budget, out) -> list[dict]:
-    """One prompt's rows (one per sentence) for ``method`` at ``budget`` from its ``ground`` output ``out``."""
+    """One prompt's rows (one per sentence) for ``method`` at ``budget`` from its ``ground`` output
+    ``out``."""
     masks = out.masks.cpu().numpy()
     rows = []
     for turn, (r, gt) in enumerate(zip(recs, gts)):
@@ -115,6 +119,7 @@ def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Ru
     rows = []
     for recs, prep, gts in prompts:
         for method, budget in todo:
-            out = pipe.ground(prep, method, budget, positions=args.positions, **method_options(args, method, pipe))
+            out = pipe.ground(prep, method, budget, positions=args.positions,
+                              **method_options(args, method, pipe))
             rows.extend(output_rows(pipe, args, recs, gts, method, budget, out))
     return rows

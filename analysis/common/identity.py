@@ -1,9 +1,11 @@
-"""What a run folder holds, said once in its ``config.json`` under ``identity``: the ``study`` that wrote it, the model
-``family`` and the ``model`` string it ran, and its ``weights`` (``random``, ``toy`` or ``checkpoint``).
+"""What a run folder holds, said once in its ``config.json`` under ``identity``: the ``study`` that wrote it,
+the model ``family`` and the ``model`` string it ran, and its ``weights`` (``random``, ``toy`` or
+``checkpoint``).
 
-``litelvlm figures --results DIR`` reads only this to hand a folder to the figure sets registered for its study
-(:mod:`analysis.figures.tree`), and names every figure after the family and model (:func:`identity_tag`). A CLIP
-study's model is a CLIP (family ``clip``). Never compared on resume: it follows from the command and ``--model``.
+``litelvlm figures --results DIR`` reads only this to hand a folder to the figure sets registered for its
+study (:mod:`analysis.figures.tree`), and names every figure after the family and model
+(:func:`identity_tag`). A CLIP study's model is a CLIP (family ``clip``). Never compared on resume: it follows
+from the command and ``--model``.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ from litelvlm.provenance import weights_kind
 #: the key of ``config.json`` that holds the identity
 KEY = "identity"
 #: every study that writes a run folder, by the name its identity records
-STUDIES = ("reversal", "sink", "retention", "grounding", "importance", "efficiency", "validate", "positions", "video")
+STUDIES = ("reversal", "sink", "retention", "grounding", "importance", "efficiency", "validate", "positions",
+           "video")
 #: the family recorded for a model that no registered model family reads (the CLIP studies' CLIPs)
 CLIP_FAMILY = "clip"
 #: what :func:`litelvlm.provenance.weights_kind` says, as an identity records it
 WEIGHTS = {"real": "checkpoint", "random": "random", "toy": "toy"}
 
 
-def run_identity(study: str, model: str | None, family: str | None = None, weights: str | None = None) -> dict:
-    """``{"identity": {...}}`` for a run of ``study`` on ``model`` (family and weights found from the model string
-    unless given), to merge into the run's ``config.json``."""
+def run_identity(study: str, model: str | None, family: str | None = None,
+                 weights: str | None = None) -> dict:
+    """``{"identity": {...}}`` for a run of ``study`` on ``model`` (family and weights found from the model
+    string unless given), to merge into the run's ``config.json``."""
     if study not in STUDIES:
         raise ValueError(f"unknown study {study!r}; known: {', '.join(STUDIES)}")
     model = None if model is None else ModelSpec.of(model)  # a spec, read once already; written as its text
@@ -39,8 +43,8 @@ def run_identity(study: str, model: str | None, family: str | None = None, weigh
 
 
 def read_identity(config: object) -> dict | None:
-    """The identity a run's ``config.json`` (already read) records, or None when it records none (a folder written
-    before identities, or not a run folder)."""
+    """The identity a run's ``config.json`` (already read) records, or None when it records none (a folder
+    written before identities, or not a run folder)."""
     ident = config.get(KEY) if isinstance(config, dict) else None
     if not isinstance(ident, dict) or not all(isinstance(ident.get(k), str) for k in ("study", "family")):
         return None
@@ -54,8 +58,9 @@ def identity_label(ident: dict) -> str:
 
 
 def identity_tag(ident: dict) -> str:
-    """``family-model`` as a file name carries it, every run of characters other than letters, digits and ``.`` as
-    one ``-`` (``glamm-tiny-random-0``); the model alone where it starts with its family's name
+    """``family-model`` as a file name carries it, every run of characters other than letters, digits and
+    ``.`` as one ``-`` (``glamm-tiny-random-0``); the model alone where it starts with its family's name
     (``unipixel-tiny-random-0``)."""
-    family, model = (re.sub(r"[^A-Za-z0-9.]+", "-", part).strip("-") for part in identity_label(ident).split("/", 1))
+    family, model = (re.sub(r"[^A-Za-z0-9.]+", "-", part).strip("-")
+                     for part in identity_label(ident).split("/", 1))
     return model if model.startswith(family + "-") else f"{family}-{model}"

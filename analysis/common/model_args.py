@@ -14,24 +14,27 @@ from litelvlm.model_spec import ModelSpec
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 #: ``--layer-dtype`` names (``litelvlm.lvlm.upcast.LAYER_DTYPES``, named here: this module imports no torch)
 LAYER_DTYPES: tuple[str, ...] = ("model", "float32", "auto")
-LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-encoder layers: model (--dtype, the "
-                    "official), float32 (weights stay in --dtype, each layer upcast while it runs: several times faster "
-                    "on an AVX2-only CPU, docs/validate.md; this project's option, results differ at bfloat16 "
-                    "rounding) or auto (float32 where "
-                    "a short matmul benchmark at start measures it faster than bfloat16 on this CPU, recorded in "
-                    "config.json; bfloat16 on CUDA)")
+LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-encoder layers: model (--dtype, "
+                    "the official), float32 (weights stay in --dtype, each layer upcast while it runs: "
+                    "several times faster on an AVX2-only CPU, docs/validate.md; this project's option, "
+                    "results differ at bfloat16 rounding) or auto (float32 where "
+                    "a short matmul benchmark at start measures it faster than bfloat16 on this CPU, "
+                    "recorded in config.json; bfloat16 on CUDA)")
 
 
 @dataclass
 class ModelDataArgs:
-    """The model (any family's model string, with its CLIP and SAM sources) and the REFER data a study reads."""
+    """The model (any family's model string, with its CLIP and SAM sources) and the REFER data a study
+    reads."""
 
-    refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. ../shared/data/coco128_refer",
-                         required=True)
+    refer_dir: str = arg(help="REFER folder (refs(<split-by>).p, instances.json), e.g. "
+                         "../shared/data/coco128_refer", required=True)
     out: str = arg(help="output folder (the result tables and config.json; resumable)", required=True)
-    model: ModelSpec = arg(DEFAULT_MODEL, help=f"a model of any family: a random preset [:SEED] or a checkpoint folder "
+    model: ModelSpec = arg(DEFAULT_MODEL, help="a model of any family: a random preset [:SEED] or a "
+                           "checkpoint folder "
                                          f"({model_help()})")
-    clip: ModelSpec | None = arg(None, help="CLIP model (hf id or folder); default: openai/clip-vit-large-patch14-336, "
+    clip: ModelSpec | None = arg(None, help="CLIP model (hf id or folder); default: "
+                                 "openai/clip-vit-large-patch14-336, "
                                       "or the matching tiny random CLIP for tiny-random")
     sam: str | None = arg(None, help="optional SamImageProcessor source (hf id or folder); the SAM weights "
                                      "come from the model's checkpoint")
@@ -39,25 +42,31 @@ class ModelDataArgs:
     dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
     split: str = arg("val", help="split (val, testA, testB, test, ...)")
-    attn: str | None = arg(None, help="attention kernels of the LLM, CLIP and SAM: eager (the official stack's) or "
+    attn: str | None = arg(None, help="attention kernels of the LLM, CLIP and SAM: eager (the official "
+                           "stack's) or "
                                       "sdpa (faster); default: the study's numerics (see --protocol)",
                            choices=["eager", "sdpa"])
-    clip_preprocess: str | None = arg(None, help="CLIP image preprocessing: official (transformers 4.28's PIL path) "
-                                                 "or transformers (the installed default); default: the study's",
-                                      choices=["official", "transformers"])
-    score_dtype: str | None = arg(None, help="precision of FastV's, SparseVLM's and DART's scores: model (the "
+    clip_preprocess: str | None = arg(None, help="CLIP image preprocessing: official (transformers 4.28's "
+                                      "PIL path) "
+                                                 "or transformers (the installed default); default: the "
+                                      "study's", choices=["official", "transformers"])
+    score_dtype: str | None = arg(None, help="precision of FastV's, SparseVLM's and DART's scores: model "
+                                  "(the "
                                              "official: the model's dtype) or float32; default: the study's",
                                   choices=["model", "float32"])
-    quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 (4-bit "
+    quantize: str = arg("none", help="quantize the LLM's decoder-layer weights: int8 (LLM.int8()) or nf4 "
+                        "(4-bit "
                                      "NF4, double quantization); vision, CLIP text tower, SAM, projector and "
-                                     "heads keep --dtype (docs/quantization.md)", choices=["none", "int8", "nf4"])
+                                     "heads keep --dtype (docs/quantization.md)",
+                        choices=["none", "int8", "nf4"])
     quantize_backend: str = arg("bitsandbytes", help="library of --quantize: bitsandbytes (int8, nf4; the "
-                                                     "official stacks' library) or torchao (int8 weight-only)",
-                                choices=["bitsandbytes", "torchao"])
+                                                     "official stacks' library) or torchao (int8 weight-only)"
+                                , choices=["bitsandbytes", "torchao"])
     layer_dtype: str = arg("model", help=LAYER_DTYPE_HELP, choices=list(LAYER_DTYPES))
     image_resize: str = image_resize_arg()
 
     def __post_init__(self) -> None:
-        self.model = ModelSpec.of(self.model)  # read once: the command line's is read already, a Python caller's here
+        # read once: the command line's is read already, a Python caller's here
+        self.model = ModelSpec.of(self.model)
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)
 

@@ -1,5 +1,6 @@
-"""The pipeline settings a study derives from its :class:`~analysis.common.model_args.ModelDataArgs`: the numerics and
-the quantization arguments (the heavy half of :mod:`analysis.common.model_args`: it imports torch)."""
+"""The pipeline settings a study derives from its :class:`~analysis.common.model_args.ModelDataArgs`: the
+numerics and the quantization arguments (the heavy half of :mod:`analysis.common.model_args`: it imports
+torch)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def study_numerics(args: ModelDataArgs, protocol: str):
 def quantize_kwargs(args: ModelDataArgs) -> dict[str, str]:
     """``GlammPipeline.from_model_string``'s quantization and layer-arithmetic arguments from the options."""
     check_quantize(args.quantize, args.quantize_backend)
-    return {"quantize": args.quantize, "quantize_backend": args.quantize_backend, "layer_dtype": args.layer_dtype}
+    return {"quantize": args.quantize, "quantize_backend": args.quantize_backend,
+            "layer_dtype": args.layer_dtype}
 
 
 __all__ = ["quantize_kwargs", "study_numerics"]

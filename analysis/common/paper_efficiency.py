@@ -36,9 +36,9 @@ from litelvlm.families import cards
 
 #: Bytes of the official activations (bfloat16 ``hidden_states.element_size()``).
 OFFICIAL_ELEMENT_SIZE = 2
-#: Methods whose count follows a compiled official loop (the others are counted as they run), and how that loop
-#: counts the layer where the method prunes: ``before`` (the top of the iteration, at the full n: the FastV port) or
-#: ``as run`` (after that layer has run: the SparseVLM port).
+#: Methods whose count follows a compiled official loop (the others are counted as they run), and how that
+#: loop counts the layer where the method prunes: ``before`` (the top of the iteration, at the full n: the
+#: FastV port) or ``as run`` (after that layer has run: the SparseVLM port).
 OFFICIAL_LOOPS = {"fastv": "before", "sparsevlm": "as run"}
 OFFICIAL_LOOP_METHODS = tuple(OFFICIAL_LOOPS)
 #: Text tokens of the official RefCOCO prompt (3 sentences, median over RefCOCO val): 36 before the image.
@@ -48,7 +48,8 @@ OFFICIAL_TEXT_TOKENS = 129
 def counted_layer_tokens(s: LLMSizes, plan: TokenPlan) -> list[int]:
     """Tokens the official loop counts for each decoder layer (``n`` at the top of its iteration)."""
     run = [n for count, n in plan.layers(s.llm_layers) for _ in range(count)]
-    if plan.prune_layer and OFFICIAL_LOOPS.get(plan.method) == "before":  # pruned inside iteration K, after the count
+    # pruned inside iteration K, after the count
+    if plan.prune_layer and OFFICIAL_LOOPS.get(plan.method) == "before":
         k = plan.prune_layer
         run[k] = run[k - 1]
     return run
@@ -78,14 +79,18 @@ def paper_row(s: LLMSizes, plan: TokenPlan, element_size: int = OFFICIAL_ELEMENT
 
 #: The paper's definitions, for a run's ``config.json`` and reports.
 DEFINITIONS = {
-    "paper_tflops": "sum over decoder layers of 4nd^2 + 2n^2d + 3ndm, n = tokens entering the layer-loop iteration "
-                    "(FastV's pruning layer at the full n), no LM head, x 1e-12 (modeling_llama_fastv L699-703); with "
-                    "grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k the key/value width (this project's generalisation)",
+    "paper_tflops": "sum over decoder layers of 4nd^2 + 2n^2d + 3ndm, n = tokens entering the layer-loop "
+    "iteration "
+                    "(FastV's pruning layer at the full n), no LM head, x 1e-12 (modeling_llama_fastv "
+    "L699-703); with "
+                    "grouped-query attention 4nd^2 is 2nd^2 + 2ndk, k the key/value width (this project's "
+    "generalisation)",
     "paper_activation_gib": "sum over decoder layers of n(2d + m) x element size of the dtype, / 2^30 "
                             "(modeling_llama_fastv L706-707, L862-863): analytic, not a measured peak",
     "paper_prefill_ms": "time of the decoder-layer loop only (CUDA events on a GPU, perf_counter on a CPU; "
                         "modeling_llama_fastv L693-699, L850-855)",
-    "cuda_time_reading_ms": "this project's reading of the paper's CUDA time (defined in no released file): the "
+    "cuda_time_reading_ms": "this project's reading of the paper's CUDA time (defined in no released file): "
+    "the "
                             "whole pipeline (CLIP, selection, LLM prefill, SAM), timed the same way",
 }
 
@@ -99,19 +104,20 @@ PAPER = {
 }
 
 
-#: The paper's efficiency numbers by method (a method absent here has none: the paper's own FastV and VisPruner
-#: numbers could not be read from an available text of arXiv 2605.13178, so only LiteLVLM's are known).
+#: The paper's efficiency numbers by method (a method absent here has none: the paper's own FastV and
+#: VisPruner numbers could not be read from an available text of arXiv 2605.13178, so only LiteLVLM's are
+#: known).
 PAPER_BY_METHOD = {"litelvlm": PAPER}
 #: The paper's setting of a method's run, by method: FastV's in the authors' compiled GLaMM port
-#: (``modeling_llama_fastv`` ``LlamaModel.__init__`` L576-581): prune at layer 2, keep ``fast_v_attention_rank``
-#: (192 by default) of 576 visual tokens.
+#: (``modeling_llama_fastv`` ``LlamaModel.__init__`` L576-581): prune at layer 2, keep
+#: ``fast_v_attention_rank`` (192 by default) of 576 visual tokens.
 PAPER_SETTINGS = {"fastv": "K=2, kept = attention rank (192 of 576 by default; compiled "
                            f"{next(c.display_name for c in cards() if c.paper_preset)} port)"}
 
 
 def paper_arch() -> str:
-    """The architecture of the paper's efficiency table (its figures sit beside rows of it only): the preset its
-    family's card names as the paper's (``paper_preset``)."""
+    """The architecture of the paper's efficiency table (its figures sit beside rows of it only): the preset
+    its family's card names as the paper's (``paper_preset``)."""
     return next(c.paper_preset for c in cards() if c.paper_preset)
 
 

@@ -36,7 +36,8 @@ def read_parquet(path: str | Path, **kw) -> pd.DataFrame:
     try:
         return pd.read_parquet(current(path), **kw)
     except (pa.ArrowException, OSError, ValueError) as e:
-        raise LiteLVLMError(f"{path} is not a readable parquet table (truncated or partial copy?): {e}") from None
+        raise LiteLVLMError(
+            f"{path} is not a readable parquet table (truncated or partial copy?): {e}") from None
 
 
 def _parquet_ok(path: Path) -> bool:
@@ -62,9 +63,10 @@ class PartStore:
         for p in sorted(self.folder.glob(f"{PREFIX}*.json")):
             info = read_json(p)
             if not isinstance(info, dict) or not isinstance(info.get("ids"), list):
-                raise LiteLVLMError(f"{p} is not a part marker of this project (damaged?); delete it to compute "
-                                    "its ids again")
-            key = json.dumps({k: info.get(k) for k in ("ids", "keys", "skipped")}, sort_keys=True, default=str)
+                raise LiteLVLMError(f"{p} is not a part marker of this project (damaged?); delete it to "
+                                    "compute its ids again")
+            key = json.dumps({k: info.get(k) for k in ("ids", "keys", "skipped")}, sort_keys=True,
+                             default=str)
             if key in seen:
                 log.warning("part %s repeats an earlier part; left out", p)
                 continue
@@ -109,7 +111,8 @@ class PartStore:
                     out[int(s["image_id"])] = s
         return [out[i] for i in sorted(out)]
 
-    def missing(self, ids: list[int], keys: list[tuple], legacy: list[tuple]) -> list[tuple[list[tuple], list[int]]]:
+    def missing(self, ids: list[int], keys: list[tuple],
+                legacy: list[tuple]) -> list[tuple[list[tuple], list[int]]]:
         """The work left for ``ids`` x ``keys`` (e.g. method/budget pairs) as (keys, ids) groups: ids no
         part covers get every key, finished ids only the keys no part holds yet (recorded under
         ``keys`` in the marker; a marker without them holds ``legacy``)."""
@@ -150,7 +153,8 @@ class PartStore:
         """The rows (or the side table ``table``) of every finished part that has them."""
         out = []
         for marker, _ in self.markers():
-            path = marker.with_suffix(".parquet") if table is None else marker.with_name(f"{marker.stem}-{table}.parquet")
+            path = marker.with_suffix(".parquet") if table is None else marker.with_name(
+                f"{marker.stem}-{table}.parquet")
             if path.exists():
                 out.append(read_parquet(path))
         return out

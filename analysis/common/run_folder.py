@@ -1,9 +1,10 @@
-"""A study's ``--out`` folder: :class:`litelvlm.run_folder.RunFolder` (the lock, one command per folder, atomic
-results, cleanup of its own names only; see there) with the studies' resumable parts: :meth:`RunFolder.resume`
-checks the configuration the finished parts (``parts/``, :mod:`analysis.common.parts`) were computed with
-(``parts/config.json``) before any of them is reused, and drops unreadable ones. A study checks every input before
-it enters the folder; whatever it refuses inside (a :class:`~litelvlm.errors.LiteLVLMError`) removes everything the
-run wrote, and a folder the run created is removed again.
+"""A study's ``--out`` folder: :class:`litelvlm.run_folder.RunFolder` (the lock, one command per folder,
+atomic results, cleanup of its own names only; see there) with the studies' resumable parts:
+:meth:`RunFolder.resume` checks the configuration the finished parts (``parts/``,
+:mod:`analysis.common.parts`) were computed with (``parts/config.json``) before any of them is reused, and
+drops unreadable ones. A study checks every input before it enters the folder; whatever it refuses inside (a
+:class:`~litelvlm.errors.LiteLVLMError`) removes everything the run wrote, and a folder the run created is
+removed again.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class RunFolder(_RunFolder):
 
 
 def read_config(out: str | Path) -> dict:
-    """The ``config.json`` of a finished run in ``out``, as a dict (a LiteLVLMError naming the file otherwise)."""
+    """The ``config.json`` of a finished run in ``out``, as a dict (a LiteLVLMError naming the file
+    otherwise)."""
     path = Path(out) / "config.json"
     if not path.is_file():
         raise LiteLVLMError(f"{out} holds no config.json (not a finished run of this project)")

@@ -1,6 +1,6 @@
-"""The provenance record every study's ``config.json`` keeps under ``run`` (:func:`run_record`) and the torch thread
-count beside it: the heavy half of :mod:`analysis.common.study` (it imports torch; the light half is read by every
-study's ``options``)."""
+"""The provenance record every study's ``config.json`` keeps under ``run`` (:func:`run_record`) and the torch
+thread count beside it: the heavy half of :mod:`analysis.common.study` (it imports torch; the light half is
+read by every study's ``options``)."""
 
 from __future__ import annotations
 

@@ -31,9 +31,9 @@ def show_table(text: str, where: str | os.PathLike, what: str = "table") -> None
 
 def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """``summary`` with each figure that has ``<name>_lo`` / ``<name>_hi`` columns shown as one ``v [lo, hi]``
-    cell (``v [lo, hi ±mc]`` with the interval's Monte Carlo error ``<name>_mc``), the ``weights`` column left out
-    (the command prints a banner) and the unpruned baseline's budget shown as ``all`` (its stored 0 or 576 means every
-    token): at most :data:`MAX_COLUMNS` columns in the usual cases."""
+    cell (``v [lo, hi ±mc]`` with the interval's Monte Carlo error ``<name>_mc``), the ``weights`` column left
+    out (the command prints a banner) and the unpruned baseline's budget shown as ``all`` (its stored 0 or 576
+    means every token): at most :data:`MAX_COLUMNS` columns in the usual cases."""
     out = summary.drop(columns=[c for c in ("weights",) if c in summary])
     if "method" in out and "budget" in out:
         out["budget"] = ["all" if is_baseline(m) else b for m, b in zip(out["method"], out["budget"])]
@@ -48,13 +48,15 @@ def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
 
     for col in [c for c in out.columns if f"{c}_lo" in out and f"{c}_hi" in out]:
         mc = out[f"{col}_mc"] if f"{col}_mc" in out else [None] * len(out)
-        out[col] = [cell(v, lo, hi, e) for v, lo, hi, e in zip(out[col], out[f"{col}_lo"], out[f"{col}_hi"], mc)]
+        out[col] = [cell(v, lo, hi, e) for v, lo, hi,
+                    e in zip(out[col], out[f"{col}_lo"], out[f"{col}_hi"], mc)]
         out = out.drop(columns=[c for c in (f"{col}_lo", f"{col}_hi", f"{col}_mc") if c in out])
     return out
 
 
 def file_names(paths) -> str:
-    """The names of ``paths`` with ``--verbose``; otherwise their count and folder (a family's figures are dozens)."""
+    """The names of ``paths`` with ``--verbose``; otherwise their count and folder (a family's figures are
+    dozens)."""
     paths = [os.fspath(p) for p in paths]
     if verbose() or len(paths) <= 2:
         return ", ".join(paths)

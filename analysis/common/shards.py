@@ -1,11 +1,12 @@
 """One run on several processes: the sharding ``eval-grounding`` and ``eval-video`` share.
 
-Launched on P processes (``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU, where
-``accelerate launch --cpu`` starts a single process; ``accelerate launch --multi_gpu --num_processes P -m
-litelvlm.cli ...`` on GPUs), a study's items (images, videos) are split across the processes (``rank::P``), each
-process writes the finished parts of its own items (``analysis.common.parts``), and the main process alone holds
-the ``--out`` folder (:class:`~analysis.common.run_folder.RunFolder`: its lock, the resume check, the tables), merging
-every process's parts once all have finished. Started as one process (no launcher), it is the single run, unchanged.
+Launched on P processes (``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
+where ``accelerate launch --cpu`` starts a single process; ``accelerate launch --multi_gpu --num_processes P
+-m litelvlm.cli ...`` on GPUs), a study's items (images, videos) are split across the processes (``rank::P``),
+each process writes the finished parts of its own items (``analysis.common.parts``), and the main process
+alone holds the ``--out`` folder (:class:`~analysis.common.run_folder.RunFolder`: its lock, the resume check,
+the tables), merging every process's parts once all have finished. Started as one process (no launcher), it is
+the single run, unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ T = TypeVar("T")
 
 
 class Shards:
-    """The processes of one run (``accelerate.PartialState`` of the launch; one process without a launcher)."""
+    """The processes of one run (``accelerate.PartialState`` of the launch; one process without a
+    launcher)."""
 
     def __init__(self, device: str) -> None:
         self.state = PartialState(cpu=device == "cpu")
@@ -44,20 +46,23 @@ class Shards:
         return self.state.is_main_process
 
     def device(self, device: str) -> Any:
-        """The device this process loads the model on: ``device`` itself on the CPU or alone, its own GPU otherwise."""
+        """The device this process loads the model on: ``device`` itself on the CPU or alone, its own GPU
+        otherwise."""
         return device if device == "cpu" or self.world == 1 else self.state.device
 
     def loading(self) -> contextlib.AbstractContextManager:
-        """Around the model's loading: the main process first (it writes any cached random model), then the others."""
+        """Around the model's loading: the main process first (it writes any cached random model), then the
+        others."""
         return self.state.main_process_first()
 
     def folder(self, out: str | Path, command: str | None = None) -> contextlib.AbstractContextManager:
-        """The run's ``--out`` folder: a :class:`RunFolder` owned by ``command`` on the main process, nothing on the
-        others."""
+        """The run's ``--out`` folder: a :class:`RunFolder` owned by ``command`` on the main process, nothing
+        on the others."""
         return RunFolder(out, command=command) if self.is_main else contextlib.nullcontext()
 
     def wait(self) -> None:
-        """Wait until every process gets here (after the main one has checked the folder; after every part)."""
+        """Wait until every process gets here (after the main one has checked the folder; after every
+        part)."""
         self.state.wait_for_everyone()
 
     def share(self, items: Sequence[T]) -> list[T]:

@@ -1,5 +1,6 @@
-"""Plots of the accuracy tables' statistics (:mod:`analysis.common.accuracy_stats`), shared by the grounding, video
-and paired-comparison figures: interval bars, the claims table and the paired differences against budget."""
+"""Plots of the accuracy tables' statistics (:mod:`analysis.common.accuracy_stats`), shared by the grounding,
+video and paired-comparison figures: interval bars, the claims table and the paired differences against
+budget."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pandas as pd
 from analysis.common.style import METHOD_ORDER, budget_axis, figsize, figure, method_label, method_style
 from litelvlm.families import card, family_names
 
-__all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences", "metric_slug"]
+__all__ = ["draw_interval", "reference_band", "spread", "plot_claims_table", "plot_paired_differences",
+           "metric_slug"]
 
 #: how a verdict is coloured in the claims table
 VERDICT_COLORS = {"MET": "#d9f0d3", "MISSED": "#f4cccc", "not judged": "#e6e6e6"}
@@ -20,8 +22,9 @@ METRIC_LABELS = {"ciou": "cIoU", "giou": "gIoU", "box_acc": "box accuracy"}
 
 
 def metric_label(metric: str) -> str:
-    """How ``metric`` is written on an axis: :data:`METRIC_LABELS`, a family's own metric (``<family>_<metric>``,
-    its abilities' ``own_metric``) after its family card's display name, else as it is."""
+    """How ``metric`` is written on an axis: :data:`METRIC_LABELS`, a family's own metric
+    (``<family>_<metric>``, its abilities' ``own_metric``) after its family card's display name, else as it
+    is."""
     prefix, _, base = metric.rpartition("_")
     while prefix and base not in METRIC_LABELS:   # "box_acc": the metric's name holds a "_"
         prefix, _, head = prefix.rpartition("_")
@@ -48,8 +51,8 @@ def draw_interval(ax, x, lo, hi, color, lw: float = 0.9, zorder: float = 2.5) ->
 
 
 def spread(x, i: int, n: int, step: float = 0.05) -> np.ndarray:
-    """Budgets ``x`` moved a little apart for the ``i``-th of ``n`` methods on a log2 budget axis, so that their
-    interval bars do not hide each other."""
+    """Budgets ``x`` moved a little apart for the ``i``-th of ``n`` methods on a log2 budget axis, so that
+    their interval bars do not hide each other."""
     return np.asarray(x, dtype=float) * 2 ** (step * (i - (n - 1) / 2))
 
 
@@ -83,8 +86,9 @@ def _claim_cell(row) -> str:
 
 
 def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
-    """The claims table (``claims.csv``, optionally with a ``protocol`` column) as a figure: per claim, metric and
-    budget the estimate with its 95% interval, the threshold and the verdict (coloured). Returns (fig, ax)."""
+    """The claims table (``claims.csv``, optionally with a ``protocol`` column) as a figure: per claim, metric
+    and budget the estimate with its 95% interval, the threshold and the verdict (coloured). Returns (fig,
+    ax)."""
     cols = [c for c in ("protocol", "claim", "metric", "budget", "compared_with") if c in claims]
     head = [{"claim": "claim", "compared_with": "against"}.get(c, c) for c in cols] + \
         ["estimate [95% interval]", "threshold", "verdict"]
@@ -101,7 +105,8 @@ def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
     fig, ax = figure(2, figsize=figsize(2, height=0.45 + 0.16 * (len(cells) + 1)))
     ax.axis("off")
     if cells:
-        table = ax.table(cellText=cells, colLabels=head, cellColours=colors, bbox=(0, 0, 1, 1), cellLoc="center")
+        table = ax.table(cellText=cells, colLabels=head, cellColours=colors, bbox=(0, 0, 1, 1),
+                         cellLoc="center")
         table.auto_set_font_size(False)
         table.set_fontsize(5.5)
         table.auto_set_column_width(list(range(len(head))))
@@ -113,9 +118,10 @@ def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
 
 
 def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: str, ax=None):
-    """Each method minus ``reference`` (``none`` or ``litelvlm``) in ``metric`` against the budget, with the 95%
-    interval of the paired swap test (``comparisons.csv``); a filled marker where the same test's p-value is below
-    0.05, which is where the bar leaves 0 (the Holm-adjusted p-values are in the table). Returns (fig, ax)."""
+    """Each method minus ``reference`` (``none`` or ``litelvlm``) in ``metric`` against the budget, with the
+    95% interval of the paired swap test (``comparisons.csv``); a filled marker where the same test's p-value
+    is below 0.05, which is where the bar leaves 0 (the Holm-adjusted p-values are in the table). Returns
+    (fig, ax)."""
     d = comparisons[(comparisons["metric"] == metric) & (comparisons["reference"] == reference)]
     if ax is None:
         fig, ax = figure(2, aspect=0.4)
@@ -137,9 +143,9 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
     unit = d["unit"].iloc[0] if len(d) and "unit" in d else "unit"
     name = metric_label(metric)
     ax.set_ylabel(f"Δ {name} (method − {reference})")
-    ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; 95% intervals of the paired swap "
-                 f"test over {unit}s;\nfilled: its p < 0.05, where the bar leaves 0 (unadjusted; Holm's in "
-                 "comparisons.csv)", fontsize=6)
+    ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; 95% intervals of the paired "
+                 f"swap test over {unit}s;\nfilled: its p < 0.05, where the bar leaves 0 (unadjusted; Holm's "
+                 "in comparisons.csv)", fontsize=6)
     if methods:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return fig, ax

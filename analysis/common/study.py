@@ -127,11 +127,13 @@ def resolve_config_path(config: dict, key: str, results_dir: str | Path) -> str 
 
 #: options renamed since older results folders were written: old name -> the names that replaced it
 #: (``--limit`` counted images in some studies and sentences in others)
-RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",), "limit": ("limit_images", "limit_sentences")}
+RENAMED_OPTIONS: dict[str, tuple[str, ...]] = {"data": ("refer_dir",),
+                                               "limit": ("limit_images", "limit_sentences")}
 
 
 #: options added since older results folders were written: name -> the value those results were computed with
-ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes", "layer_dtype": "model",
+ADDED_OPTIONS: dict[str, object] = {"quantize": "none", "quantize_backend": "bitsandbytes",
+                                    "layer_dtype": "model",
                                      "positions": "official", "compile": False}
 
 
@@ -173,8 +175,8 @@ def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[An
     else:  # a folder written before paths were stored portably: compare them as typed
         diff += [k for k in PATH_OPTIONS if k not in ignore and old.get(k) != config.get(k)]
     if diff:
-        raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: {name_options(diff)}); "
-                            "use another --out, or --overwrite to replace it whole")
+        raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: "
+                            f"{name_options(diff)}); use another --out, or --overwrite to replace it whole")
     return old
 
 
@@ -185,8 +187,9 @@ EARLY_OPTIONS = ("model", "backend", "seed", "dtype", "quantize", "protocol")
 
 def check_early(out: str | Path, options: dict) -> None:
     """Refuse, before torch is imported, a folder whose recorded configuration (``parts/config.json``, else
-    ``config.json``) differs from ``options`` (the command's options as given) in one of :data:`EARLY_OPTIONS`:
-    the refusal :func:`check_config` makes after the model loads, made at once. Nothing with ``--overwrite``."""
+    ``config.json``) differs from ``options`` (the command's options as given) in one of
+    :data:`EARLY_OPTIONS`: the refusal :func:`check_config` makes after the model loads, made at once. Nothing
+    with ``--overwrite``."""
     out = Path(out)
     path = out / "parts" / "config.json"
     path = path if path.is_file() else out / "config.json"
@@ -197,45 +200,48 @@ def check_early(out: str | Path, options: dict) -> None:
         return
     old = current_names(old, options)
     diff = [k for k in EARLY_OPTIONS if k in old and k in options and old[k] != options[k]]
-    if "image_resize" in options and "model" in options:   # recorded for a family with a resize of its own only:
+    # recorded for a family with a resize of its own only:
+    if "image_resize" in options and "model" in options:
         # a folder of that family without the record is older (the PIL resize): refused
         record = image_resize_record(options["image_resize"], options["model"])
         diff += [k for k, v in record.items() if old.get(k) != v]
     if diff:
-        raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: {name_options(diff)}); "
-                            "use another --out, or --overwrite to replace it whole")
+        raise LiteLVLMError(f"{out} holds results of a different configuration (differs in: "
+                            f"{name_options(diff)}); use another --out, or --overwrite to replace it whole")
 
 #: the options that say which model ran: named first when two configurations differ
-MODEL_OPTIONS = ("model", "backend", "arch", "family", "clip", "sam", "tokenizer", "quantize", "dtype", "layer_dtype",
-                 "model_dtype", "numerics")
+MODEL_OPTIONS = ("model", "backend", "arch", "family", "clip", "sam", "tokenizer", "quantize", "dtype",
+                 "layer_dtype", "model_dtype", "numerics")
 #: the options that choose how much is computed (a run grows or shrinks along them): named after those that
 #: change the numbers
-SELECTION_OPTIONS = ("limit", "limit_images", "limit_sentences", "image_ids", "images", "max_sentences", "methods",
-                     "budgets", "anno_sets", "synthetic_videos", "synthetic_frames", "scenes")
+SELECTION_OPTIONS = ("limit", "limit_images", "limit_sentences", "image_ids", "images", "max_sentences",
+                     "methods", "budgets", "anno_sets", "synthetic_videos", "synthetic_frames", "scenes")
 #: bookkeeping: where and how a run goes, never what it finds; named last
 BOOKKEEPING_OPTIONS = ("out", "cache_dir", "no_cache", "chunk", "device", "threads", "work_dir", "quiet",
-                       "no_figures", "progress", "batch_size", "workers", "refer_dir", "image_dir", "coco_instances",
-                       "expressions", "data", "video_dir")
+                       "no_figures", "progress", "batch_size", "workers", "refer_dir", "image_dir",
+                       "coco_instances", "expressions", "data", "video_dir")
 
 
 def option_rank(key: str) -> tuple[int, str]:
     """Where an option stands when a refusal names the options two configurations differ in: the model first,
     then the options that change the numbers, then the selection (limits, ids, methods, budgets), then
     bookkeeping (folders, device, chunking); alphabetical within each."""
-    tier = 0 if key in MODEL_OPTIONS else 2 if key in SELECTION_OPTIONS else 3 if key in BOOKKEEPING_OPTIONS else 1
+    tier = (0 if key in MODEL_OPTIONS else 2 if key in SELECTION_OPTIONS else 3 if key in BOOKKEEPING_OPTIONS
+            else 1)
     return tier, key
 
 
 def name_options(keys: list[str], most: int = 3) -> str:
-    """The ``most`` options of ``keys`` that differ most (:func:`option_rank`) as flags, then ``and N more``."""
+    """The ``most`` options of ``keys`` that differ most (:func:`option_rank`) as flags, then ``and N
+    more``."""
     ranked = [_option(k) for k in sorted(dict.fromkeys(keys), key=option_rank)]
     return ", ".join(ranked[:most]) + (f" and {len(ranked) - most} more" if len(ranked) > most else "")
 
 
 def check_same_model(out: str | Path, model: str | None, backend: str | None = None) -> None:
     """Refuse to write into ``out`` when its config.json records results of another model (``--model``, or the
-    same string through another ``--backend``): a study that recomputes all its tables (``reversal``, ``sink``,
-    ``retention``) would otherwise replace that model's results without a word."""
+    same string through another ``--backend``): a study that recomputes all its tables (``reversal``,
+    ``sink``, ``retention``) would otherwise replace that model's results without a word."""
     path = Path(out) / "config.json"
     if not path.is_file() or overwriting(out):   # --overwrite: the other model's results are replaced whole
         return
@@ -248,7 +254,8 @@ def check_same_model(out: str | Path, model: str | None, backend: str | None = N
     if diff:
         raise LiteLVLMError(f"{out} holds results of model {args.get('model')!r}"
                             + (f" (backend {args.get('backend')!r})" if "--backend" in diff else "")
-                            + f" (differs in: {', '.join(diff)}); use another --out, or --overwrite to replace it whole")
+                            + f" (differs in: {', '.join(diff)}); use another --out, or --overwrite to "
+                            "replace it whole")
 
 
 def git_commit(root: str | Path | None = None) -> str | None:

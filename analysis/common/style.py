@@ -73,12 +73,14 @@ def baseline(method: str) -> bool:
 def method_label(method: str) -> str:
     """The legend name of ``method``: a method of this project's own (its registry description carries ‡,
     e.g. LiteLVLM‡, this project's reading of the paper) is marked as not in the official code."""
-    return f"{method} (‡, not in the official code)" if method in TABLE and "‡" in TABLE[method][1] else method
+    return f"{method} (‡, not in the official code)" if method in TABLE and "‡" in TABLE[method][
+        1] else method
 
 
 #: Every method's place in the style grid, fixed for good: a method keeps its colour and marker in every
 #: figure whatever else is drawn. A new method is appended here; one not listed gets a slot from its name.
-METHOD_ORDER = ("litelvlm", "litelvlm-ctx", "litelvlm-context", "clip_topsim", "random", "vispruner", "visionzip",
+METHOD_ORDER = ("litelvlm", "litelvlm-ctx", "litelvlm-context", "clip_topsim", "random", "vispruner",
+                "visionzip",
                 "prumerge", "prumerge+", "tome", "divprune", "fastv", "dart", "sparsevlm", "llm-attention",
                 "saliency", "none", "hiprune", "cdpruner", "ivc-prune", "vscan")
 #: markers of the style grid (one per row of 10 colours, shifted so no two slots below 100 share a pair)
@@ -101,9 +103,9 @@ LINESTYLES = ("-", "--", ":")
 
 
 def method_style(method: str) -> dict:
-    """The fixed line style of ``method`` in every figure: ``color``, ``marker``, ``ls``, ``lw`` and ``zorder``
-    (LiteLVLM black, solid and thicker; every other slot below 100 a distinct colour and marker pair, and the
-    methods sharing a colour told apart by their line style too)."""
+    """The fixed line style of ``method`` in every figure: ``color``, ``marker``, ``ls``, ``lw`` and
+    ``zorder`` (LiteLVLM black, solid and thicker; every other slot below 100 a distinct colour and marker
+    pair, and the methods sharing a colour told apart by their line style too)."""
     if method in OWN_STYLES:
         return dict(OWN_STYLES[method])
     i = _slot(method)
@@ -163,8 +165,8 @@ def weights_footnote(fig, *models: str | None) -> str | None:
     if banner is None:
         return None
     text = "\n".join(textwrap.wrap(banner, max(40, int(fig.get_figwidth() * 17))))  # fits the width
-    style = {"ha": "left", "va": "top", "fontsize": FOOTNOTE_SIZE, "color": FOOTNOTE_COLOR, "fontweight": "bold",
-             "gid": "weights-footnote"}
+    style = {"ha": "left", "va": "top", "fontsize": FOOTNOTE_SIZE, "color": FOOTNOTE_COLOR,
+             "fontweight": "bold", "gid": "weights-footnote"}
     if not hasattr(fig.canvas, "get_renderer"):  # a closed or canvas-less figure: give it one to measure with
 
         FigureCanvasAgg(fig)
@@ -200,7 +202,8 @@ def label_weights(fig, *models: str | None) -> str | None:
 
 def save_figure(fig, out_dir: str | os.PathLike, name: str, formats: Iterable[str] = FORMATS,
                 close: bool = True) -> list[Path]:
-    """Write ``fig`` as ``out_dir/name.pdf`` and ``.png`` (atomically, reproducible bytes); return the paths."""
+    """Write ``fig`` as ``out_dir/name.pdf`` and ``.png`` (atomically, reproducible bytes); return the
+    paths."""
     out_dir = Path(out_dir)
     paths = []
     for fmt in formats:

@@ -54,13 +54,15 @@ def resolve_model(model: str | None) -> str:
 
 
 def _cli(argv: list[str]) -> None:
-    """Run ``litelvlm ARGV``; its own printed summary only with ``--verbose`` (the demo prints the headlines)."""
+    """Run ``litelvlm ARGV``; its own printed summary only with ``--verbose`` (the demo prints the
+    headlines)."""
     log.info("litelvlm %s", " ".join(argv))
     loud = verbose()
     with contextlib.nullcontext() if loud else contextlib.redirect_stdout(io.StringIO()):
         rc = main(["-v", *argv] if loud else argv)
     if rc != 0:
-        raise LiteLVLMError(f"`litelvlm {' '.join(argv)}` failed with exit status {rc} (see the message above)")
+        raise LiteLVLMError(f"`litelvlm {' '.join(argv)}` failed with exit status {rc} (see the message "
+                            "above)")
 
 
 def selection_figure(clip, records, show: int, budget: float, seed: int):
@@ -133,7 +135,8 @@ def _save(fig, out: Path, name: str, model: str | None = None) -> Path:
     return path
 
 
-def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data, both studies, figures, summary
+def run_demo(a: DemoArgs) -> int:
+    # > 60 lines: the demo's steps in order: data, both studies, figures, summary
     """Run the demo with checked options (:func:`analysis.demo.command.run` checks them)."""
     model = resolve_model(a.model)
     out = Path(a.out)
@@ -155,7 +158,8 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
             figures.append(_save(fig, out, "selection_overlay", model))
             write_csv(out / "selection.csv", sel_table)
             feature_layer = clip.trace_image(clip.preprocess([records[0].image()])).num_layers - 1
-            figures.append(_save(similarity_figure(clip, *shown, layer=feature_layer), out, "similarity_maps", model))
+            figures.append(
+                _save(similarity_figure(clip, *shown, layer=feature_layer), out, "similarity_maps", model))
 
             n = clip.num_patches
             ks = sorted({max(1, n // 8), max(1, n // 4), max(1, n // 2)})
@@ -184,8 +188,10 @@ def run_demo(a: DemoArgs) -> int:  # > 60 lines: the demo's steps in order: data
                        "selection_referent_kept_share": headline["referent_kept_share"],
                        "selection_scenes_scorable": headline["scenes_scorable"],
                        "selection_scenes_shown": headline["scenes_shown"],
-                       "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation, "figures": [p.name for p in figures],
-                       # what was run, not where or how long: the same command writes the same bytes into any --out
+                       "reversal": reversal, "sink": sink, "sink_ablation": sink_ablation,
+                       "figures": [p.name for p in figures],
+                       # what was run, not where or how long: the same command writes the same bytes into any
+                       # --out
                        "args": {k: v for k, v in asdict(a).items() if k not in ("out", "work_dir")}}
             write_json(out / "demo_summary.json", summary)
     finally:
@@ -232,8 +238,8 @@ FEW_SCENES = 10
 
 
 def summary_lines(s: dict, out: Path, banner: str | None = None, seconds: float = float("nan")) -> list[str]:
-    """The demo's closing summary: every headline number with its n (sentences, images or scenes) and its K (kept
-    tokens) or N (all tokens ranked) beside it."""
+    """The demo's closing summary: every headline number with its n (sentences, images or scenes) and its K
+    (kept tokens) or N (all tokens ranked) beside it."""
     N = s["grid"][0] * s["grid"][1]
     lines = [f"litelvlm demo: {s['sentences']} expressions on {s['scenes']} scenes, model {s['model']} "
              f"(grid {s['grid'][0]}x{s['grid'][1]}, N = {N} tokens), {seconds:.0f} s"]
@@ -241,28 +247,35 @@ def summary_lines(s: dict, out: Path, banner: str | None = None, seconds: float 
         lines.append(f"  {banner}")
     n, shown, K = s["selection_scenes_scorable"], s["selection_scenes_shown"], s["selection_budget"]
     if n:
-        few = f"; n < {FEW_SCENES}: an illustration of the figure, not a comparison of methods" if n < FEW_SCENES else ""
-        lines.append(f"  token selection (K = {K} of N = {N}, n = {n} of {shown} shown scenes with a referent "
-                     f"patch{few}): share of referent patches kept: " +
+        few = (f"; n < {FEW_SCENES}: an illustration of the figure, not a comparison of methods" if n
+               < FEW_SCENES else "")
+        lines.append(f"  token selection (K = {K} of N = {N}, n = {n} of {shown} shown scenes with a "
+                     f"referent patch{few}): share of referent patches kept: " +
                      ", ".join(f"{m} {v:.0%}" for m, v in s["selection_referent_kept_share"].items()))
     else:
-        lines.append(f"  token selection (K = {K} of N = {N}): none of the {shown} shown scenes has a referent "
-                     "patch (>= 50% inside the mask); nothing to score")
+        lines.append(f"  token selection (K = {K} of N = {N}): none of the {shown} shown scenes has a "
+                     "referent patch (>= 50% inside the mask); nothing to score")
     for r in s["reversal"]:
         verdict = "reversed (referent ranked LOW)" if r["auroc_reversed_ci_low"] > 0.5 else (
-            "not reversed (referent ranked HIGH)" if r["auroc_reversed_ci_high"] < 0.5 else "no clear direction")
-        lines.append(f"  reversal, layer {r['layer']} (n = {r['n_sentences']:.0f} sentences on {r['n_images']:.0f} "
-                     f"images, all N = {N} tokens ranked): AUROC of reversed similarity {r['auroc_reversed_mean']:.3f} "
-                     f"{ci_text(r['auroc_reversed_ci_low'], r['auroc_reversed_ci_high'], '95% CI ')} -> {verdict}")
+            "not reversed (referent ranked HIGH)" if r["auroc_reversed_ci_high"] < 0.5
+            else "no clear direction")
+        lines.append(f"  reversal, layer {r['layer']} (n = {r['n_sentences']:.0f} sentences on "
+                     f"{r['n_images']:.0f} images, all N = {N} tokens ranked): AUROC of reversed similarity "
+                     f"{r['auroc_reversed_mean']:.3f} "
+                     f"{ci_text(r['auroc_reversed_ci_low'], r['auroc_reversed_ci_high'], '95% CI ')} -> "
+                     f"{verdict}")
     sink = s["sink"]
-    lines.append(f"  sink (n = {sink['n_sentences']} sentences): [EOS]->[SOS] attention share {sink['sos_mean']:.3f} "
-                 f"(mean over text blocks; max {sink['sos_max']:.3f}; uniform 1/n {sink['uniform_mean']:.3f}; "
-                 f"content tokens together {sink['content_mean']:.3f})")
+    lines.append(f"  sink (n = {sink['n_sentences']} sentences): [EOS]->[SOS] attention share "
+                 f"{sink['sos_mean']:.3f} (mean over text blocks; max {sink['sos_max']:.3f}; uniform 1/n "
+                 f"{sink['uniform_mean']:.3f}; content tokens together {sink['content_mean']:.3f})")
     for r in s.get("sink_ablation", []):
-        lines.append(f"  sink ablation, layer {r['layer']} (n = {r['n_sentences']} sentences, all N = {N} tokens "
-                     f"ranked): AUROC_reversed {r['original']:.3f} original -> " +
-                     ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("layer", "original", "n_sentences")))
-    lines.append(f"  figures: {out}/ ({', '.join(Path(p).name for p in s['figures'])}); numbers: {out}/demo_summary.json")
+        lines.append(f"  sink ablation, layer {r['layer']} (n = {r['n_sentences']} sentences, all N = {N} "
+                     f"tokens ranked): AUROC_reversed {r['original']:.3f} original -> " +
+                     ", "
+                     .join(f"{k} {v:.3f}" for k,
+                           v in r.items() if k not in ("layer", "original", "n_sentences")))
+    lines.append(f"  figures: {out}/ ({', '.join(Path(p).name for p in s['figures'])}); numbers: "
+                 f"{out}/demo_summary.json")
     return lines
 
 

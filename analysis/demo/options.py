@@ -24,7 +24,8 @@ class DemoArgs:
     model: str = arg(None, help="CLIP model (default: the bundled toy CLIP); a local save_pretrained "
                                 "folder, local-dir:PATH (open_clip), a hub id in the local cache, or "
                                 "tiny-random[:SEED]")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
+    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
+                       choices=["hf", "open_clip"])
     out: str = arg(DEFAULT_OUT, help="folder for the figures and demo_summary.json (the default is a new "
                                      "folder in the working directory; the committed figures/demo/ is "
                                      "remade only with --out figures/demo)")

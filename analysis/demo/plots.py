@@ -15,7 +15,8 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from litelvlm.pruning.plot import plot_kept_tokens  # noqa: E402
 
-__all__ = ["plot_demo_selection_grid", "plot_demo_similarity_maps", "plot_demo_reversal_hist", "outline_patches"]
+__all__ = ["plot_demo_selection_grid", "plot_demo_similarity_maps", "plot_demo_reversal_hist",
+           "outline_patches"]
 
 #: the referent outline: white with a black edge, visible on bright (kept) and dimmed (dropped) patches
 _OUTLINE = {"color": "white", "lw": 1.3,
@@ -47,7 +48,8 @@ def outline_patches(ax, inside: np.ndarray, grid: tuple[int, int], size: tuple[f
 
 
 def plot_demo_selection_grid(images: list[np.ndarray], captions: list[str], inside: list[np.ndarray],
-                             selections: dict[str, list[np.ndarray]], grid: tuple[int, int], budget: int | None = None):
+                             selections: dict[str, list[np.ndarray]], grid: tuple[int, int],
+                             budget: int | None = None):
     """Rows = scenes, columns = the image with its referent outlined, then each method's kept tokens
     (bright) and dropped tokens (dimmed), the referent outlined again; returns ``(fig, ax)``.
 

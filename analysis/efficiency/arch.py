@@ -1,9 +1,9 @@
 """The architectures the efficiency study runs, as each family's cost description declares them.
 
 An ``--arch`` name belongs to one registered family's cost description (:class:`litelvlm.cost.FamilyCost`, the
-``cost`` of its card); ``--model`` names a family's random preset, whose arch the cost gives. What the study reads
-of an arch (a :class:`litelvlm.cost.CostArch`: the decoder's sizes ``llm``, N = ``num_patches`` visual tokens, the
-prompt tokens around them) comes from the family. This module names no family.
+``cost`` of its card); ``--model`` names a family's random preset, whose arch the cost gives. What the study
+reads of an arch (a :class:`litelvlm.cost.CostArch`: the decoder's sizes ``llm``, N = ``num_patches`` visual
+tokens, the prompt tokens around them) comes from the family. This module names no family.
 """
 
 from __future__ import annotations
@@ -27,14 +27,16 @@ def cost_of(arch: CostArch) -> FamilyCost:
 
 
 def arch_of_model(model: str) -> str:
-    """The ``--arch`` of a family's random model string (``--model``): its preset's arch in the family's cost."""
+    """The ``--arch`` of a family's random model string (``--model``): its preset's arch in the family's
+    cost."""
     c = card_of(model)
     cost, preset = family_cost(c), c.preset(model)
     name = cost.arch_of_preset(preset) if cost is not None and preset is not None else None
     if name is None:
         offered = [f"{m}[:SEED]" for m, p in c.presets.items() if cost is not None and cost.arch_of_preset(p)]
-        raise LiteLVLMError(f"--model {model}: the efficiency study counts random presets of the {c.display_name} "
-                            f"family only ({', '.join(offered) or 'none'}); a checkpoint's sizes: its --arch")
+        raise LiteLVLMError(f"--model {model}: the efficiency study counts random presets of the "
+                            f"{c.display_name} family only ({', '.join(offered) or 'none'}); a checkpoint's "
+                            "sizes: its --arch")
     return name
 
 

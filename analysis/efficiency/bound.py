@@ -1,9 +1,10 @@
 """``efficiency --prefill`` and the arithmetic limit of its timed prefills (this project's additions).
 
-Each timed row gets ``arithmetic_limit_ms`` (2 x the decoder layers' parameters x tokens per layer of its token
-plan / the device's matrix-product rate, :mod:`litelvlm.cost.bound`) and ``over_limit`` (``paper_prefill_ms``, the
-decoder-layer loop, over it) where the rate is known (``--matmul-tflops``: measured on cuda by default); a run above
-3x is called overhead-bound on screen and on the prefill figure, with the ratio.
+Each timed row gets ``arithmetic_limit_ms`` (2 x the decoder layers' parameters x tokens per layer of its
+token plan / the device's matrix-product rate, :mod:`litelvlm.cost.bound`) and ``over_limit``
+(``paper_prefill_ms``, the decoder-layer loop, over it) where the rate is known (``--matmul-tflops``: measured
+on cuda by default); a run above 3x is called overhead-bound on screen and on the prefill figure, with the
+ratio.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ def install_prefill(pipe, args) -> None:
 
 
 def say_eager(accounts: list[dict[str, list[str]]]) -> None:
-    """Name on screen, once per reason, the runs whose decoder-layer calls ran eagerly under ``--prefill captured``
-    (``accounts``: one per captured prefill of the run, :attr:`litelvlm.llm.captured.CapturedPrefill.eager_runs`)."""
+    """Name on screen, once per reason, the runs whose decoder-layer calls ran eagerly under ``--prefill
+    captured`` (``accounts``: one per captured prefill of the run,
+    :attr:`litelvlm.llm.captured.CapturedPrefill.eager_runs`)."""
     for line in eager_lines(merge_eager_runs(*accounts)):
         print(f"efficiency: {line}", file=sys.stderr)
 
@@ -65,8 +67,10 @@ def annotate_figure(fig, df: pd.DataFrame) -> None:
     if bad.empty:
         return
     fig.text(0.01, -0.01, f"overhead-bound: {len(bad)} of {len(ratios)} prefills at {bad.min():.1f}-"
-             f"{bad.max():.1f}x their arithmetic limit (> {OVERHEAD_BOUND:g}x): launch/overhead-bound times, not "
-             "what pruning saves", fontsize=7, color="firebrick", ha="left", va="top")  # below the axis label
+             f"{bad.max():.1f}x their arithmetic limit (> {OVERHEAD_BOUND:g}x): launch/overhead-bound times, "
+             # below the axis label
+             "not what pruning saves", fontsize=7, color="firebrick", ha="left", va="top")
 
 
-__all__ = ["annotate_figure", "install_prefill", "limit_columns", "resolve_tflops", "say_eager", "screen_warning"]
+__all__ = ["annotate_figure", "install_prefill", "limit_columns", "resolve_tflops", "say_eager",
+           "screen_warning"]

@@ -1,6 +1,7 @@
 """``litelvlm efficiency``, the command layer (:func:`analysis.common.command.study_run`): the options checked
 (``options``, light), then the heavy modules imported to measure.
-From code: ``from analysis.efficiency import EfficiencyArgs, run``; ``run(EfficiencyArgs(out=..., flops_only=True))``."""
+From code: ``from analysis.efficiency import EfficiencyArgs, run``; ``run(EfficiencyArgs(out=...,
+flops_only=True))``."""
 
 from __future__ import annotations
 

@@ -10,14 +10,15 @@ from analysis.common.markdown_table import to_markdown
 from analysis.common.paper_efficiency import PAPER_BY_METHOD, PAPER_SETTINGS, paper_ratio
 from litelvlm.methods import BASELINE, get_method, method_names
 
-#: Methods whose efficiency numbers the paper gives (:data:`~analysis.common.paper_efficiency.PAPER_BY_METHOD`):
-#: the other rows' paper columns stay empty (never one method's ratios beside another method).
+#: Methods whose efficiency numbers the paper gives
+#: (:data:`~analysis.common.paper_efficiency.PAPER_BY_METHOD`): the other rows' paper columns stay empty
+#: (never one method's ratios beside another method).
 PAPER_METHODS = tuple(PAPER_BY_METHOD)
 
 
 def baseline_rows(methods: pd.Series) -> pd.Series:
-    """Whether each row's method is the unpruned baseline (``Method.baseline``; a row label that names no method,
-    such as a figure's ``method (arrangement)``, is not)."""
+    """Whether each row's method is the unpruned baseline (``Method.baseline``; a row label that names no
+    method, such as a figure's ``method (arrangement)``, is not)."""
     baselines = {m for m in method_names() if get_method(m).baseline}
     return methods.isin(baselines)
 
@@ -30,10 +31,10 @@ def layer_setting(budget: int, layer: int, visual: int = 576) -> str:
 def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
     """Add baseline/row ratios within each ``group`` (e.g. per attention implementation).
 
-    The baseline row is the method whose ``Method.baseline`` is set (``none``). Ratios: ``flops_ideal_speedup`` (LLM FLOPs),
-    ``e2e_flops_ideal_speedup``, ``prefill_speedup``, ``cuda_speedup``, ``e2e_speedup``,
-    ``e2e_cuda_speedup``, ``act_reduction``, ``e2e_act_reduction``, and how close the measured
-    prefill speedup comes to the FLOPs-ideal one (``prefill_frac_of_ideal``).
+    The baseline row is the method whose ``Method.baseline`` is set (``none``). Ratios:
+    ``flops_ideal_speedup`` (LLM FLOPs), ``e2e_flops_ideal_speedup``, ``prefill_speedup``, ``cuda_speedup``,
+    ``e2e_speedup``, ``e2e_cuda_speedup``, ``act_reduction``, ``e2e_act_reduction``, and how close the
+    measured prefill speedup comes to the FLOPs-ideal one (``prefill_frac_of_ideal``).
     """
     pairs = {
         "flops_ideal_speedup": "llm_tflops_measured",
@@ -45,10 +46,13 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
         "act_reduction": "llm_act_mb",
         "e2e_act_reduction": "e2e_act_mb",
         "meta_act_reduction": "llm_act_mb_meta",
-        "paper_flops_speedup": "paper_tflops",          # the paper's definitions (analysis.common.paper_efficiency)
+        # the paper's definitions (analysis.common.paper_efficiency)
+        "paper_flops_speedup": "paper_tflops",
         "paper_act_reduction": "paper_activation_gib",
-        "paper_def_prefill_speedup": "paper_prefill_ms",  # the decoder-layer loop only (analysis.common.layer_timer)
-        "cuda_time_reading_speedup": "cuda_time_reading_ms",  # this project's reading of the paper's CUDA time
+        # the decoder-layer loop only (analysis.common.layer_timer)
+        "paper_def_prefill_speedup": "paper_prefill_ms",
+        # this project's reading of the paper's CUDA time
+        "cuda_time_reading_speedup": "cuda_time_reading_ms",
     }
     out = []
     for _, g in df.groupby(group, sort=False, dropna=False):
@@ -64,7 +68,8 @@ def add_ratios(df: pd.DataFrame, group: list[str]) -> pd.DataFrame:
         if "e2e_speedup" in g:
             g["e2e_frac_of_ideal"] = g["e2e_speedup"] / g["e2e_flops_ideal_speedup"]
         if "selector_ms" in g and len(base):
-            text = g["text_ms"] if "text_ms" in g else 0.0  # the CLIP text trace of GLaMM's text-guided selectors
+            # the CLIP text trace of GLaMM's text-guided selectors
+            text = g["text_ms"] if "text_ms" in g else 0.0
             g["selector_overhead_pct"] = 100 * (g["selector_ms"] + text) / float(base["prefill_ms"].iloc[0])
         out.append(g)
     return pd.concat(out, ignore_index=True)
@@ -74,14 +79,15 @@ def _paper(numbers: dict | None, metric: str, budget: int) -> float:
     return paper_ratio(metric, budget, numbers) if numbers else math.nan
 
 
-def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64), method_args=None, visual: int = 576,
-                     paper: bool = True) -> pd.DataFrame:
+def comparison_table(df: pd.DataFrame, budgets: tuple[int, ...] = (192, 64), method_args=None,
+                     visual: int = 576, paper: bool = True) -> pd.DataFrame:
     """One row per (attention, method, budget in ``budgets``): our ratios next to the paper's.
 
     The paper columns hold the paper's numbers for that row's method (NaN where the paper's number
-    is not available, and in every row when ``paper`` is False: rows of another architecture than the paper's);
-    a method whose setting the paper states (:data:`~analysis.common.paper_efficiency.PAPER_SETTINGS`) states its
-    (K, R) setting of ``visual`` tokens as run when ``method_args`` (the run's arguments) are given.
+    is not available, and in every row when ``paper`` is False: rows of another architecture than the
+    paper's); a method whose setting the paper states
+    (:data:`~analysis.common.paper_efficiency.PAPER_SETTINGS`) states its (K, R) setting of ``visual`` tokens
+    as run when ``method_args`` (the run's arguments) are given.
     """
     rows = []
     keep = df[df["budget"].isin(budgets) & ~baseline_rows(df["method"])]
@@ -142,10 +148,10 @@ def on_cuda(df: pd.DataFrame) -> bool:
 
 
 def paper_summary(df: pd.DataFrame, paper: bool = False) -> str:
-    """The rows' quantities on the paper's definitions (``analysis.common.paper_efficiency``), named as such, for the terminal:
-    one methods x budgets table per quantity (per attention kernel for the timed ones), unmeasured ones left
-    out, the CUDA time only on CUDA; the paper's own numbers as last rows only beside rows of the paper's
-    architecture (``paper``)."""
+    """The rows' quantities on the paper's definitions (``analysis.common.paper_efficiency``), named as such,
+    for the terminal: one methods x budgets table per quantity (per attention kernel for the timed ones),
+    unmeasured ones left out, the CUDA time only on CUDA; the paper's own numbers as last rows only beside
+    rows of the paper's architecture (``paper``)."""
     cuda = on_cuda(df)
     blocks = []
     for col, (name, paper_key) in PAPER_NAMES.items():
@@ -175,7 +181,8 @@ def spread_summary(df: pd.DataFrame) -> str | None:
         text = df.assign(cell=[f"{m:.3g} [{lo:.3g}, {hi:.3g}]" for m, lo, hi in
                                zip(df[ratio], df[f"{ratio}_min"], df[f"{ratio}_max"])])
         for attn, g in text.groupby("attn", sort=False):
-            table = g.pivot_table(index="method", columns="budget", values="cell", aggfunc="first", sort=False)
+            table = g.pivot_table(index="method", columns="budget", values="cell", aggfunc="first",
+                                  sort=False)
             table = table[sorted(table.columns, reverse=True)]
             table.columns.name, table.index.name = "K", None
             blocks.append(f"{ratio} vs {BASELINE}, {attn}: median [min, max] of the per-round paired ratios "
@@ -183,20 +190,22 @@ def spread_summary(df: pd.DataFrame) -> str | None:
     return "\n".join(blocks) or None
 
 
-#: ``comparison.md``'s columns, the reader's handful (``comparison.csv`` keeps every one): this project's ratios
-#: for any architecture; on the paper's, each of the paper's quantities (``paper_def_*``) beside the paper's number.
-#: Columns empty in every row are left out, and the CUDA time everywhere but on CUDA.
+#: ``comparison.md``'s columns, the reader's handful (``comparison.csv`` keeps every one): this project's
+#: ratios for any architecture; on the paper's, each of the paper's quantities (``paper_def_*``) beside the
+#: paper's number. Columns empty in every row are left out, and the CUDA time everywhere but on CUDA.
 SHORT_COLUMNS = ("method", "budget", "arrangement", "flops_ratio", "prefill_speedup", "prefill_frac_of_ideal",
                  "e2e_speedup", "cuda_speedup", "act_reduction", "selector_overhead_pct")
-PAPER_SHORT_COLUMNS = ("method", "budget", "paper_def_flops_ratio", "flops_ratio_paper", "paper_def_prefill_speedup",
+PAPER_SHORT_COLUMNS = ("method", "budget", "paper_def_flops_ratio", "flops_ratio_paper",
+                       "paper_def_prefill_speedup",
                        "prefill_speedup_paper", "cuda_time_reading_speedup", "cuda_speedup_paper",
                        "paper_def_act_reduction", "act_reduction_paper")
 CUDA_COLUMNS = ("cuda_speedup", "cuda_time_reading_speedup", "cuda_speedup_paper")
 
 
 def short_comparison(cmp: pd.DataFrame, paper: bool, cuda: bool) -> pd.DataFrame:
-    """The columns of ``cmp`` (a :func:`comparison_table`) a reader needs: :data:`PAPER_SHORT_COLUMNS` for rows of
-    the paper's architecture (``paper``), else :data:`SHORT_COLUMNS`; CUDA times only when ``cuda``; empty ones out."""
+    """The columns of ``cmp`` (a :func:`comparison_table`) a reader needs: :data:`PAPER_SHORT_COLUMNS` for
+    rows of the paper's architecture (``paper``), else :data:`SHORT_COLUMNS`; CUDA times only when ``cuda``;
+    empty ones out."""
     cols = [c for c in (PAPER_SHORT_COLUMNS if paper else SHORT_COLUMNS)
             if c in cmp and cmp[c].notna().any() and (cuda or c not in CUDA_COLUMNS)]
     if paper:  # the paper's number only beside ours
@@ -205,18 +214,20 @@ def short_comparison(cmp: pd.DataFrame, paper: bool, cuda: bool) -> pd.DataFrame
 
 
 def _ours(paper_col: str) -> str:
-    return {"flops_ratio_paper": "paper_def_flops_ratio", "prefill_speedup_paper": "paper_def_prefill_speedup",
+    return {"flops_ratio_paper": "paper_def_flops_ratio",
+            "prefill_speedup_paper": "paper_def_prefill_speedup",
             "cuda_speedup_paper": "cuda_time_reading_speedup",
             "act_reduction_paper": "paper_def_act_reduction"}[paper_col]
 
 
 def comparison_markdown(cmp: pd.DataFrame, paper: bool, cuda: bool, paper_arch: str = "") -> str:
     """``comparison.md``: one short table (:func:`short_comparison`) per attention kernel, every column in
-    ``comparison.csv``; ``paper_arch``: the architecture of the paper's table (its numbers beside its rows only)."""
-    which = (f"this {paper_arch} run's ratios on the paper's definitions (`paper_def_*`) beside the paper's LiteLVLM "
-             "numbers (`*_paper`)" if paper else
-             f"ratios against `{BASELINE}`; the paper's numbers are for {paper_arch} and are not shown beside "
-             "another architecture")
+    ``comparison.csv``; ``paper_arch``: the architecture of the paper's table (its numbers beside its rows
+    only)."""
+    which = (f"this {paper_arch} run's ratios on the paper's definitions (`paper_def_*`) beside the paper's "
+             "LiteLVLM numbers (`*_paper`)" if paper else
+             f"ratios against `{BASELINE}`; the paper's numbers are for {paper_arch} and are not shown "
+             "beside another architecture")
     parts = [f"Efficiency comparison: {which}. Every column: `comparison.csv`.", ""]
     groups = cmp.groupby("attn", sort=False, dropna=False) if "attn" in cmp and len(cmp) else [(None, cmp)]
     for attn, g in groups:

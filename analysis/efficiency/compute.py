@@ -1,14 +1,15 @@
 """``litelvlm efficiency``: FLOPs (analytic and FlopCounterMode), prefill time, CUDA time and
 activation memory of a family's model per pruning method and visual-token budget.
 
-What is measured is the family's pipeline (the one ``eval-grounding`` runs) with random weights, built from the
-family's preset of ``--arch`` (or ``--model``) by the family's cost description (:class:`litelvlm.cost.FamilyCost`,
-reached through its card: ``analysis.efficiency.arch``), in the parts it declares. FLOPs are always counted on the
-``meta`` device (the full 7B model needs no memory; ``analysis.efficiency.count``); so is the activation memory of
-every LLM prefill (``llm_act_mb_meta``: bytes of the tensors a forward creates, at their peak).
-Without ``--flops-only`` every part is also run with random weights on ``--device`` and timed
-(median wall time after warm-ups; summed CUDA kernel time on GPUs) and its peak activation memory
-measured, once per attention implementation in ``--attn`` (``analysis.efficiency.measure``).
+What is measured is the family's pipeline (the one ``eval-grounding`` runs) with random weights, built from
+the family's preset of ``--arch`` (or ``--model``) by the family's cost description
+(:class:`litelvlm.cost.FamilyCost`, reached through its card: ``analysis.efficiency.arch``), in the parts it
+declares. FLOPs are always counted on the ``meta`` device (the full 7B model needs no memory;
+``analysis.efficiency.count``); so is the activation memory of every LLM prefill (``llm_act_mb_meta``: bytes
+of the tensors a forward creates, at their peak). Without ``--flops-only`` every part is also run with random
+weights on ``--device`` and timed (median wall time after warm-ups; summed CUDA kernel time on GPUs) and its
+peak activation memory measured, once per attention implementation in ``--attn``
+(``analysis.efficiency.measure``).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def _validate(a: EfficiencyArgs):
         raise LiteLVLMError(f"--arrangements applies to --arch {' / '.join(offered)} only")
     methods = _methods(arch, split_list(a.methods))
     budgets = sorted(set(_family_budgets(cost, a.budgets)), key=lambda b: b.column, reverse=True)
-    runs = _runs(arch, methods, budgets)  # the budgets' one range check (N fixed by the grid) or skip (N per image)
+    # the budgets' one range check (N fixed by the grid) or skip (N per image)
+    runs = _runs(arch, methods, budgets)
     if errors := [e for m in methods for e in arch.spec(m).layer_errors(a, arch.llm.llm_layers)]:
         raise LiteLVLMError(f"--arch {a.arch}: " + "; ".join(dict.fromkeys(errors)))
     attns = split_list(a.attn)
@@ -103,15 +105,17 @@ def _validate(a: EfficiencyArgs):
 
 
 def _family_budgets(cost, budgets: list[Budget]) -> list[Budget]:
-    """``budgets``, or the family's own default budgets (per frame) where ``--budgets`` is left at the study's."""
+    """``budgets``, or the family's own default budgets (per frame) where ``--budgets`` is left at the
+    study's."""
     if cost.default_budgets and budgets == Budget.parse_list(DEFAULT_BUDGETS):
         return Budget.parse_list(cost.default_budgets)
     return budgets
 
 
 def resolve_arch(a: EfficiencyArgs) -> EfficiencyArgs:
-    """``a`` with its ``--arch`` resolved: a ``--model``'s arch (its preset's, in its family's cost description),
-    the paper's architecture when neither is given; an unknown arch is an error listing every one."""
+    """``a`` with its ``--arch`` resolved: a ``--model``'s arch (its preset's, in its family's cost
+    description), the paper's architecture when neither is given; an unknown arch is an error listing every
+    one."""
     if a.model is not None:  # a family's random model string: its preset's arch
         a = replace(a, arch=arch_of_model(a.model), model=None)
     elif a.arch is None:  # the paper's architecture
@@ -122,28 +126,32 @@ def resolve_arch(a: EfficiencyArgs) -> EfficiencyArgs:
 
 
 def _resolve_dtype(name: str, a: EfficiencyArgs, arch) -> tuple[str, dict | None]:
-    """(the dtype, what ``auto`` measured or None): ``auto`` is bfloat16 when counting or on CUDA, else the faster
-    of bfloat16 and float32 for the LLM's layer shape on this CPU's threads (``litelvlm.lvlm.fastest_dtype``)."""
+    """(the dtype, what ``auto`` measured or None): ``auto`` is bfloat16 when counting or on CUDA, else the
+    faster of bfloat16 and float32 for the LLM's layer shape on this CPU's threads
+    (``litelvlm.lvlm.fastest_dtype``)."""
     if name != "auto":
         return name, None
     if a.flops_only:
         return "bfloat16", {"dtype": "bfloat16", "reason": "--flops-only: counted, not timed (no benchmark)"}
-    if cost_of(arch).cpu_dtype and a.device == "cpu":  # the family's CPU timing dtype (its cost description says why)
+    # the family's CPU timing dtype (its cost description says why)
+    if cost_of(arch).cpu_dtype and a.device == "cpu":
         dtype = cost_of(arch).cpu_dtype
         return dtype, {"dtype": dtype, "reason": f"{arch.family}: timed in {dtype} on a CPU (no benchmark)"}
 
-    choice = fastest_dtype(a.device, arch.n_tokens(arch.num_patches), arch.llm.llm_hidden, arch.llm.llm_intermediate)
+    choice = fastest_dtype(a.device, arch.n_tokens(arch.num_patches), arch.llm.llm_hidden,
+                           arch.llm.llm_intermediate)
     log.info("--dtype auto: %s (%s)", choice.dtype, choice.reason)
     return choice.dtype, choice.to_dict()
 
 
 def _methods(arch, named: list[str]) -> list[str]:
-    """The methods to measure: ``named`` (each an error if it is an analysis oracle or the arch's family does not
-    offer it), or by default every registered method but the oracles that the family offers."""
+    """The methods to measure: ``named`` (each an error if it is an analysis oracle or the arch's family does
+    not offer it), or by default every registered method but the oracles that the family offers."""
     cost = cost_of(arch)
     for m in named:
         if get_method(m).oracle:
-            raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost to measure")
+            raise LiteLVLMError(f"--methods: {m!r} is an analysis oracle, not a pruning method with a cost "
+                                "to measure")
     if named:
         if errors := cost.method_errors(named):
             raise LiteLVLMError(f"--arch {arch.name}: " + "; ".join(errors))
@@ -151,23 +159,23 @@ def _methods(arch, named: list[str]) -> list[str]:
     candidates = [m for m in method_names() if not get_method(m).oracle]
     offered = cost.offered_methods(arch, candidates)
     if refused := [m for m in candidates if m not in offered]:
-        print(f"efficiency: --arch {arch.name}: the {arch.family} family does not offer {', '.join(refused)}; "
-              "measuring the others", file=sys.stderr)
+        print(f"efficiency: --arch {arch.name}: the {arch.family} family does not offer "
+              f"{', '.join(refused)}; measuring the others", file=sys.stderr)
     return offered
 
 
 def family_method_error(family: str, method: str) -> str | None:
-    """Why ``method`` does not run on ``family`` (its cost description's answer, asked before any model is built;
-    None: it runs)."""
+    """Why ``method`` does not run on ``family`` (its cost description's answer, asked before any model is
+    built; None: it runs)."""
 
     return next(iter(family_cost(card(family)).method_errors([method])), None)
 
 
 def _runs(arch, methods: list[str], budgets: list[Budget]) -> list[Run]:
-    """(method, budget) runs (``analysis.common.grounding_runs.plan``, the budgets' one range check where N is fixed
-    by the grid): the baseline once at K = N, every other method at every budget; on a family whose N depends on
-    the image, a budget above the study image's N is skipped with a warning (``image_runs``, as ``eval-grounding``
-    skips it per image)."""
+    """(method, budget) runs (``analysis.common.grounding_runs.plan``, the budgets' one range check where N is
+    fixed by the grid): the baseline once at K = N, every other method at every budget; on a family whose N
+    depends on the image, a budget above the study image's N is skipped with a warning (``image_runs``, as
+    ``eval-grounding`` skips it per image)."""
     n, fixed = arch.num_patches, cost_of(arch).fixed_grid
     runs = image_runs(plan([BASELINE, *methods], budgets, n if fixed else None), n)
     if len(runs) == 1 and any(not get_method(m).baseline for m in methods):
@@ -191,17 +199,18 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     full_size = a.arch in cost_of(get_arch(a.arch)).full_size
     small = " or ".join(name for c in costs() for name in c.archs if name not in c.full_size)
     if not a.flops_only and a.device == "cpu" and full_size and a.quantize != "none":
-        raise LiteLVLMError(f"--quantize times the model, and the full-size {a.arch} is not timed on a CPU: use "
-                            f"--device cuda, or --arch {small} on a CPU")
+        raise LiteLVLMError(f"--quantize times the model, and the full-size {a.arch} is not timed on a CPU: "
+                            f"use --device cuda, or --arch {small} on a CPU")
     if not a.flops_only and a.device == "cpu" and full_size:  # the defaults: nothing to refuse
 
-        print(f"efficiency: the full-size {a.arch} is not timed on a CPU; counting its FLOPs and activation bytes "
-              f"only (as --flops-only). Time it with --device cuda, or on a CPU with --arch {small}.",
+        print(f"efficiency: the full-size {a.arch} is not timed on a CPU; counting its FLOPs and activation "
+              f"bytes only (as --flops-only). Time it with --device cuda, or on a CPU with --arch {small}.",
               file=sys.stderr)
         a = replace(a, flops_only=True)
     arch, methods, budgets, runs, attns, dtype_name = _validate(a)
     cost = cost_of(arch)
-    a = replace(a, budgets=_family_budgets(cost, a.budgets))  # the command records the family's default budgets
+    # the command records the family's default budgets
+    a = replace(a, budgets=_family_budgets(cost, a.budgets))
     if a.threads is not None:
         torch.set_num_threads(a.threads)
     dtype_name, auto = _resolve_dtype(dtype_name, a, arch)
@@ -209,7 +218,8 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     dtype = getattr(torch, dtype_name)
     out = Path(a.out)
     t0 = time.perf_counter()
-    rows = cost.rows(arch, runs, a)  # counted: one per (method, K), a video prompt's per (method, K, arrangement)
+    # counted: one per (method, K), a video prompt's per (method, K, arrangement)
+    rows = cost.rows(arch, runs, a)
     df = _count.flops_rows(arch, rows, attns, dtype, a)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
     busy = None
@@ -240,7 +250,8 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "dtype": dtype_name, **({"dtype_auto": auto} if auto else {}),
         "device": device_name(a.device) if not a.flops_only else "meta",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__, "transformers": dist_version("transformers"), "python": platform.python_version(),
+        "torch": torch.__version__, "transformers": dist_version("transformers"),
+        "python": platform.python_version(),
         "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,
         **method_options(a), **({"arrangements": split_list(a.arrangements)} if cost.arrangements else {}),
         "warmup": a.warmup, "repeats": a.repeats, **_prefill_record(a),
@@ -255,7 +266,8 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "paper_definitions": PAPER_DEFINITIONS,
         "paper_flops_fit": fit_paper_text_tokens(arch.llm) if paper else None,
         "seconds": round(time.perf_counter() - t0, 1),
-        **({TIMING_KEY: busy} if busy else {}),  # the busy-machine warning travels with the tables and figures
+        # the busy-machine warning travels with the tables and figures
+        **({TIMING_KEY: busy} if busy else {}),
         "run": run_record(),
         **run_identity("efficiency", arch.name, family=arch.family, weights="random"),
     }
@@ -286,7 +298,8 @@ def _prefill_record(a: EfficiencyArgs) -> dict:
 
 
 def load_efficiency(out: str | Path) -> dict:
-    """The tables of an ``efficiency`` output folder: ``efficiency`` and ``comparison`` (DataFrames), ``config``."""
+    """The tables of an ``efficiency`` output folder: ``efficiency`` and ``comparison`` (DataFrames),
+    ``config``."""
     out = Path(out)
     path = out / "efficiency.csv"
     if not path.exists():
@@ -308,7 +321,8 @@ def _figures(df: pd.DataFrame, out: Path, notes=()) -> None:
         fig, _ = fn(df)
         if name == "efficiency_prefill":
             _bound.annotate_figure(fig, df)
-        draw_notes(fig, notes if name in ("efficiency_prefill", "efficiency_cuda") else ())  # the timed figures
+        # the timed figures
+        draw_notes(fig, notes if name in ("efficiency_prefill", "efficiency_cuda") else ())
         save_figure(fig, out, name, formats=("png",))
         plt.close(fig)
 

@@ -13,7 +13,9 @@ from litelvlm.families import cards
 
 def smoke_efficiency(out_dir: Path, model: str | None = None) -> None:
     """Small efficiency results: FLOPs and meta-device memory of the tiny GLaMM (no timing, a few seconds)."""
-    rc = main(["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "prumerge", "tome", "divprune",
+    rc = main(
+        ["efficiency", "--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "prumerge", "tome",
+         "divprune",
                "fastv", "dart", "sparsevlm",
                "--budgets", "576", "192", "64", "--attn", "eager", "--no-figures", "--out", str(out_dir)])
     if rc:
@@ -42,8 +44,10 @@ def draw_efficiency(tables: dict) -> dict:
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
     name="efficiency", notebook="06_efficiency", title="Efficiency",
-    description="FLOPs, prefill time, CUDA time and memory per budget on the paper's definitions (its compiled "
-                "loop's FLOPs and storing activation, the decoder-layer-loop prefill; CUDA time in this project's "
+    description="FLOPs, prefill time, CUDA time and memory per budget on the paper's definitions (its "
+    "compiled "
+                "loop's FLOPs and storing activation, the decoder-layer-loop prefill; CUDA time in this "
+    "project's "
                 "reading), with the paper's numbers and the FLOPs-ideal limit drawn in.",
     command="litelvlm efficiency", requires=("analysis.efficiency.compute", "analysis.efficiency.plots"),
     subdir="efficiency", make_smoke=smoke_efficiency, read=read_efficiency, draw=draw_efficiency,

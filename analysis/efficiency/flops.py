@@ -1,5 +1,5 @@
-"""A family's token schedule for the efficiency study: :func:`token_plan` of an arch; the counts themselves, shared
-with ``validate``, are in :mod:`analysis.common.flops`."""
+"""A family's token schedule for the efficiency study: :func:`token_plan` of an arch; the counts themselves,
+shared with ``validate``, are in :mod:`analysis.common.flops`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from litelvlm.cost.tokens import TokenPlan
 
 
 def token_plan(arch: CostArch, method: str, budget: int, method_args: Any = None) -> TokenPlan:
-    """The token schedule of ``method`` at visual budget ``budget``, as the method declares it (``Method.schedule``;
-    its options read from ``method_args`` by ``Method.options_from``, its defaults without them)."""
+    """The token schedule of ``method`` at visual budget ``budget``, as the method declares it
+    (``Method.schedule``; its options read from ``method_args`` by ``Method.options_from``, its defaults
+    without them)."""
     return cost_of(arch).plan(arch, (method, budget), method_args)

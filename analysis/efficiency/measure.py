@@ -2,9 +2,10 @@
 
 One random-weight pipeline (the family's cost description builds it: :meth:`litelvlm.cost.FamilyCost.build`)
 per run, its LLM and CLIP attention switched per ``--attn`` value; the family's parts
-(:class:`~litelvlm.cost.parts.PrefillParts`) are timed (median wall time after warm-ups, LLM prefills round-robin; summed CUDA kernel time on GPUs)
-and their peak activation memory measured (:func:`litelvlm.memory.peak_activation_bytes`). Beside them,
-the paper's prefill time (``paper_prefill_ms``: the decoder-layer loop only, timed during the same calls,
+(:class:`~litelvlm.cost.parts.PrefillParts`) are timed (median wall time after warm-ups, LLM prefills
+round-robin; summed CUDA kernel time on GPUs) and their peak activation memory measured
+(:func:`litelvlm.memory.peak_activation_bytes`). Beside them, the paper's prefill time (``paper_prefill_ms``:
+the decoder-layer loop only, timed during the same calls,
 :class:`~litelvlm.cost.timing.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
 (``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``).
 """
@@ -40,9 +41,10 @@ def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], 
     implementation (one pipeline, the same weights, its LLM and CLIP attention switched); ``quantize``: (mode,
     backend) of its decoder layers' weights; ``method_args``: the run's arguments (each method's options)."""
     if cost.sums_parts:  # the family times its own parts; the end-to-end time is their sum
-        capture = getattr(method_args, "capture", "auto") if getattr(method_args, "prefill", "eager") == "captured" \
-            else None
-        rows = cost.timing_rows(arch, pairs, attns, device, dtype, warmup, repeats, device_name(device), capture)
+        capture = getattr(method_args, "capture", "auto") if getattr(method_args, "prefill",
+                                                                     "eager") == "captured" else None
+        rows = cost.timing_rows(arch, pairs, attns, device, dtype, warmup, repeats, device_name(device),
+                                capture)
         say_eager([rows.attrs.pop("prefill_eager", {})])
         return rows
 
@@ -63,8 +65,10 @@ def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], 
     return pd.concat(frames, ignore_index=True)
 
 
-def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list[tuple[str, int]], warmup: int,
-                   repeats: int, chain: bool, tflops: float | None = None) -> pd.DataFrame:  # > 60 lines: one interleaved timing loop: splitting it would split its rounds
+def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
+                   warmup: int,
+                   # > 60 lines: one interleaved timing loop: splitting it would split its rounds
+                   repeats: int, chain: bool, tflops: float | None = None) -> pd.DataFrame:
     """Timing rows of one family's parts (:class:`~litelvlm.cost.parts.PrefillParts`) with attention ``attn``.
 
     Each distinct LLM token plan is timed once (methods that give the LLM the same number of tokens
@@ -84,8 +88,10 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
     fixed = {col: wall(fn) for col, fn in parts.fixed_parts().items()}  # GLaMM: clip, text, sam
     plans = {token_plan(m, b): None for m, b in pairs}
     runs = {plan: [f"{m}@{b}" for m, b in pairs if token_plan(m, b) == plan] for plan in plans}
-    prefill = {plan: accounted(parts.pipe, functools.partial(parts.run_prefill, plan), *runs[plan]) for plan in plans}
-    loops: dict = {plan: [] for plan in plans}  # the paper's prefill time of each timed call (layer loop only)
+    prefill = {plan: accounted(parts.pipe, functools.partial(parts.run_prefill, plan), *runs[plan])
+               for plan in plans}
+    # the paper's prefill time of each timed call (layer loop only)
+    loops: dict = {plan: [] for plan in plans}
 
     def looped(plan):
         with LayerLoopTimer(llm_layers(parts.pipe), device) as t:
@@ -99,7 +105,8 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
     paper_ms = {plan: statistics.median(v[warmup:]) for plan, v in loops.items()}
     base = next((token_plan(m, b) for m, b in pairs if arch.spec(m).baseline), None)
     spread = {plan: {**paired_spread("prefill_speedup", walls, base, plan),
-                     **paired_spread("paper_def_prefill_speedup", {k: {"times": v[warmup:]} for k, v in loops.items()},
+                     **paired_spread("paper_def_prefill_speedup",
+                                     {k: {"times": v[warmup:]} for k, v in loops.items()},
                                      base, plan)} for plan in plans}
     llm = {plan: (walls[plan]["median"], walls[plan]["min"], cuda_time_ms(fn, device),
                   peak_activation_bytes(fn, device)[0]) for plan, fn in prefill.items()}
@@ -116,8 +123,10 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
         def selection(m=method, b=budget):
             return parts.run_select(m, b)
 
-        sel_ms = wall(selection) if selects_on_clip(arch.spec(method)) else 0.0  # LLM-side: inside the prefill
-        own = parts.part_times(method, fixed, sel_ms)  # GLaMM: clip, text (text-guided methods), selector, sam
+        # LLM-side: inside the prefill
+        sel_ms = wall(selection) if selects_on_clip(arch.spec(method)) else 0.0
+        # GLaMM: clip, text (text-guided methods), selector, sam
+        own = parts.part_times(method, fixed, sel_ms)
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
             e2e_act = peak_activation_bytes(e2e, device)[0] / MB
@@ -137,8 +146,8 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
 
 
 def accounted(pipe, fn, *runs: str):
-    """``fn`` whose calls put the layer calls a captured prefill ran eagerly on the account of ``runs`` (``fn`` itself
-    under the eager prefill)."""
+    """``fn`` whose calls put the layer calls a captured prefill ran eagerly on the account of ``runs``
+    (``fn`` itself under the eager prefill)."""
     runner = runner_of(pipe.language_model)
     if runner is None:
         return fn
@@ -154,7 +163,8 @@ def accounted(pipe, fn, *runs: str):
 
 
 def eager_runs(pipe) -> dict[str, list[str]]:
-    """{reason: runs} of the layer calls ``pipe``'s captured prefill ran eagerly ({} under the eager prefill)."""
+    """{reason: runs} of the layer calls ``pipe``'s captured prefill ran eagerly ({} under the eager
+    prefill)."""
     runner = runner_of(pipe.language_model)
     return {} if runner is None else dict(runner.eager_runs)
 

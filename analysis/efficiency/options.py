@@ -1,8 +1,8 @@
 """``litelvlm efficiency``: its options (:class:`EfficiencyArgs`) and their checks.
 
-Light (no torch): a bad option is refused at once; :func:`analysis.efficiency.command.run` imports the measurement
-(:mod:`analysis.efficiency.compute`), which checks what needs the arch's family (its cost description: the archs it
-offers, what it refuses), the methods and the device.
+Light (no torch): a bad option is refused at once; :func:`analysis.efficiency.command.run` imports the
+measurement (:mod:`analysis.efficiency.compute`), which checks what needs the arch's family (its cost
+description: the archs it offers, what it refuses), the methods and the device.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.families import cards
 
 DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
-#: the arrangements of a video prompt's per-frame pooling (its family's cost description's ``arrangements``; named
-#: here: this module imports no torch)
+#: the arrangements of a video prompt's per-frame pooling (its family's cost description's ``arrangements``;
+#: named here: this module imports no torch)
 VIDEO_ARRANGEMENTS = ("pool", "pool-min", "direct")
 
 
@@ -35,45 +35,59 @@ VIDEO_ARRANGEMENTS = ("pool", "pool-min", "direct")
 class EfficiencyArgs(MethodFlags):
     """The options of one ``efficiency`` run."""
 
-    out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures", required=True)
-    arch: str | None = arg(None, help="an architecture of a family's cost description (docs/efficiency.md lists "
-                                      "them: full-size presets, CPU-sized and test ones); default: the paper's")
-    model: str | None = arg(None, help="a family's random model string (e.g. its documented tiny one): the arch of "
+    out: str = arg(help="output folder: efficiency.csv, comparison.csv/.md, config.json, figures",
+                   required=True)
+    arch: str | None = arg(None, help="an architecture of a family's cost description (docs/efficiency.md "
+                           "lists "
+                                      "them: full-size presets, CPU-sized and test ones); default: the "
+                           "paper's")
+    model: str | None = arg(None, help="a family's random model string (e.g. its documented tiny one): the "
+                            "arch of "
                                        "its preset (instead of --arch)")
-    methods: list[str] = arg([], help="methods (space or comma separated; default: every registered method but the "
+    methods: list[str] = arg([], help="methods (space or comma separated; default: every registered method "
+                             "but the "
                                       "analysis oracles); 'none' is the baseline")
-    budgets: list[Budget] = arg(Budget.parse_list(DEFAULT_BUDGETS), help="visual-token budgets K (a video prompt: "
-                                "per frame, default its family's)")
+    budgets: list[Budget] = arg(Budget.parse_list(DEFAULT_BUDGETS), help="visual-token budgets K (a video "
+                                "prompt: per frame, default its family's)")
     flops_only: bool = arg(False, help="count FLOPs and meta-device activation memory only; no timing")
     device: str = arg("cpu", choices=["cpu", "cuda"], help="device for timing and memory")
     dtype: str | None = arg(None, choices=[*DTYPES, "auto"],
-                            help="weights/activations dtype (default: bfloat16 on cuda and for --flops-only, auto "
-                                 "for CPU timing); auto: the faster of bfloat16 and float32 on this CPU, measured by "
+                            help="weights/activations dtype (default: bfloat16 on cuda and for --flops-only, "
+                            "auto "
+                                 "for CPU timing); auto: the faster of bfloat16 and float32 on this CPU, "
+                            "measured by "
                                  "a short matmul benchmark of the LLM's layer shape at start (recorded in "
                                  "config.json as dtype_auto; bfloat16 on cuda)")
     attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager: the official "
                                                   "stacks' explicit softmax)")
-    text_tokens: int | None = arg(None, help="prompt text tokens around the visual ones (default: the arch's)")
+    text_tokens: int | None = arg(None,
+                                  help="prompt text tokens around the visual ones (default: the arch's)")
     arrangements: list[str] = arg(list(VIDEO_ARRANGEMENTS),
-                                  help="a video prompt only: how a frame's K kept CLIP tokens meet the square-only pooling "
-                                       "(pool: 144 LLM tokens a frame; pool-min: min(sqrt K, 12)^2; direct: K)")
+                                  help="a video prompt only: how a frame's K kept CLIP tokens meet the "
+                                  "square-only pooling "
+                                       "(pool: 144 LLM tokens a frame; pool-min: min(sqrt K, 12)^2; direct: "
+                                  "K)")
     warmup: int = arg(2, help="untimed warm-up calls before timing")
     repeats: int = arg(5, help="timed calls; the median is reported")
     e2e: str = arg("auto", choices=["auto", "chain", "parts"],
                    help="end-to-end time: 'chain' times the whole CLIP->selector->LLM->SAM chain per row "
                         "(also its CUDA time and memory); 'parts' sums the parts' medians (CPU-cheap); "
                         "auto: chain on cuda, parts on cpu")
-    threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy machine")
+    threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy "
+                              "machine")
     figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
     prefill: str = arg("eager", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/efficiency.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     quantize: str = arg("none", choices=["none", "int8", "nf4"],
-                        help="time the model with its LLM decoder layers' weights quantized (int8: LLM.int8(); nf4: "
-                             "4-bit NF4), as --quantize of the other commands (docs/quantization.md); not with "
+                        help="time the model with its LLM decoder layers' weights quantized (int8: "
+                        "LLM.int8(); nf4: "
+                             "4-bit NF4), as --quantize of the other commands (docs/quantization.md); not "
+                        "with "
                              "--flops-only (quantization changes the weights' storage, not the FLOPs)")
     quantize_backend: str = arg("bitsandbytes", choices=["bitsandbytes", "torchao"],
-                                help="library of --quantize: bitsandbytes (int8, nf4) or torchao (int8 weight-only)")
+                                help="library of --quantize: bitsandbytes (int8, nf4) or torchao (int8 "
+                                "weight-only)")
 
     def __post_init__(self) -> None:
         self.budgets = Budget.parse_list(self.budgets)  # a Python caller may give strings or ints
@@ -97,7 +111,8 @@ def check_args(a: EfficiencyArgs) -> None:
         raise LiteLVLMError("--warmup must be >= 0 and --repeats >= 1")
     arrangements = split_list(a.arrangements)
     if bad := [x for x in arrangements if x not in VIDEO_ARRANGEMENTS] or (not arrangements and ["(none)"]):
-        raise LiteLVLMError(f"--arrangements: unknown {', '.join(bad)}; choose among {', '.join(VIDEO_ARRANGEMENTS)}")
+        raise LiteLVLMError(f"--arrangements: unknown {', '.join(bad)}; choose among "
+                            f"{', '.join(VIDEO_ARRANGEMENTS)}")
     if a.arch is not None and a.model is not None:
         raise LiteLVLMError("--arch and --model name the same thing: give one")
     known = [arch for c in cards() if c.cost for arch in c.cost_archs]
@@ -107,8 +122,8 @@ def check_args(a: EfficiencyArgs) -> None:
     if a.prefill == "captured" and a.warmup < 1:
         raise LiteLVLMError("--prefill captured needs --warmup >= 1: the warm-up calls capture each length")
     if a.quantize != "none" and a.flops_only:
-        raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not the FLOPs "
-                            "count; time the quantized model (without --flops-only)")
+        raise LiteLVLMError("--quantize with --flops-only: quantization changes the weights' storage, not "
+                            "the FLOPs count; time the quantized model (without --flops-only)")
 
 
 #: this study's options (``analysis.common.study.Study``)

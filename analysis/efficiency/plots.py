@@ -2,10 +2,11 @@
 visual-token budget, with the paper's numbers (stars) and the FLOPs-ideal limit (dashed) drawn in.
 
 Every panel that sets our rows beside the paper's stars uses the paper's definitions (the authors' compiled
-code, ``analysis.common.paper_efficiency`` / ``analysis.common.layer_timer``) where the table has them: FLOPs = ``paper_tflops``,
-prefill = ``paper_prefill_ms`` (the decoder-layer loop), activation = ``paper_activation_gib`` (storing
-activation); the CUDA-time panel is this project's reading (``cuda_time_reading_ms``: the whole pipeline).
-Tables written before those columns existed fall back to this project's measured columns."""
+code, ``analysis.common.paper_efficiency`` / ``analysis.common.layer_timer``) where the table has them: FLOPs
+= ``paper_tflops``, prefill = ``paper_prefill_ms`` (the decoder-layer loop), activation =
+``paper_activation_gib`` (storing activation); the CUDA-time panel is this project's reading
+(``cuda_time_reading_ms``: the whole pipeline). Tables written before those columns existed fall back to this
+project's measured columns."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def _before_llm(d: pd.DataFrame) -> pd.DataFrame:
 
 
 def _setup(ax, attn: str | None, df: pd.DataFrame):
-    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)  # room for the legend on the right
+    # room for the legend on the right
+    fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)
     if attn is None and "attn" in df:
         attn = df["attn"].iloc[0]
     d = df[df["attn"] == attn] if attn is not None and "attn" in df else df
@@ -57,7 +59,8 @@ def _spread(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[dict[str,
     gaps = np.diff(np.log2(budgets)) if len(budgets) > 1 else np.array([1.0])
     shifts = {m: np.zeros(len(x)) for m, (x, _) in series.items()}
     for b in budgets:
-        pts = [(m, i, y[i]) for m, (x, y) in series.items() for i in np.flatnonzero(x == b) if np.isfinite(y[i])]
+        pts = [(m, i, y[i]) for m,
+               (x, y) in series.items() for i in np.flatnonzero(x == b) if np.isfinite(y[i])]
         pts.sort(key=lambda p: p[2])
         clusters, cur = [], []
         for p in pts:
@@ -91,8 +94,8 @@ def _twins(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, list[s
 
 
 def _group_label(methods: list[str]) -> str:
-    """One legend entry for equal lines: their names joined by " = ", three to a row (a method of this project's
-    own marked ‡ alone, as its full label would crowd the axes out)."""
+    """One legend entry for equal lines: their names joined by " = ", three to a row (a method of this
+    project's own marked ‡ alone, as its full label would crowd the axes out)."""
     if len(methods) == 1:
         return method_label(methods[0])
     names = [m + "‡" if method_label(m) != m else m for m in methods]
@@ -127,7 +130,8 @@ def _paper_stars(ax, d: pd.DataFrame, key: str, invert: bool = False) -> None:
     for numbers in PAPER_BY_METHOD.values():
         vals = numbers[key]
         pk = [k for k in vals if k != 576]
-        ax.scatter(pk, [(vals[k] / vals[576]) if invert else (vals[576] / vals[k]) for k in pk], **_PAPER_STYLE)
+        ax.scatter(pk, [(vals[k] / vals[576]) if invert else (vals[576] / vals[k]) for k in pk],
+                   **_PAPER_STYLE)
 
 
 def _legend(ax) -> None:
@@ -202,11 +206,13 @@ def has_cuda_time(df: pd.DataFrame) -> bool:
 
 def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     """Activation-memory reduction per method (the paper's storing activation where the table has it, else
-    measured on the device, else on meta), the token-count ratio (dashed) and the paper's. Returns (fig, ax)."""
+    measured on the device, else on meta), the token-count ratio (dashed) and the paper's. Returns (fig,
+    ax)."""
     fig, ax, d, attn = _setup(ax, attn, df)
     col = _pick(d, "paper_act_reduction", "act_reduction", "meta_act_reduction")
-    base_n = float(d.loc[baseline_rows(d["method"]), "n_tokens"].iloc[0]) if baseline_rows(d["method"]).any() \
-        else float(d["n_tokens"].max())
+    base_n = float(d.loc[baseline_rows(d["method"]),
+                         "n_tokens"].iloc[0]) if baseline_rows(d["method"]).any() else float(
+        d["n_tokens"].max())
     lim = _before_llm(d).groupby("budget")["n_tokens"].first()
     ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
     moved = _draw_methods(ax, d, lambda g: g[col])

@@ -1,6 +1,6 @@
 """``litelvlm figures``, the command layer: ``--list`` and ``--write-notebooks`` answered at once, else the
-options checked (``options``, light) and the drawing imported (``compute``: matplotlib and every study's figure
-set) by :func:`analysis.common.command.study_run`."""
+options checked (``options``, light) and the drawing imported (``compute``: matplotlib and every study's
+figure set) by :func:`analysis.common.command.study_run`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ draw = study_run(FiguresArgs, "analysis.figures.compute:run_figures", check_args
 
 
 def run(args: FiguresArgs | argparse.Namespace) -> int:
-    """``litelvlm figures``: list the figure sets, regenerate the notebooks, or draw the selected figure sets."""
+    """``litelvlm figures``: list the figure sets, regenerate the notebooks, or draw the selected figure
+    sets."""
     if getattr(args, "list", False):
         from analysis.figures.compute import (
             list_figure_sets,  # lazy: matplotlib and every study, after the checks

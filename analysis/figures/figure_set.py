@@ -1,5 +1,6 @@
 """A figure set: where its results come from (``make_smoke``, ``read``), how they are drawn
-(``draw``: the plot functions of its study's ``plots`` module, and ``analysis.common.style``) and which notebook shows it.
+(``draw``: the plot functions of its study's ``plots`` module, and ``analysis.common.style``) and which
+notebook shows it.
 
 ``figure_set(results_dir, out_dir, smoke)`` loads the figure set's result tables, draws them and saves
 every figure as PDF and PNG into ``out_dir``. With ``smoke`` and no results folder, the figure set
@@ -48,11 +49,11 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def notebook_out_dir(figure_set: str = "") -> Path:
-    """Where the notebook of ``figure_set`` writes when run with ``OUT = None``: its own folder, ``out/<figure_set>`` beside
-    the notebooks (ignored by git), or ``$LITELVLM_FIGURES_DIR/<figure_set>`` (outside a checkout: ``litelvlm-figures/
-    <figure_set>`` in the working directory). Absolute, so Jupyter, nbconvert (working directory: the notebook's
-    folder) and papermill (the caller's) write to the same place; never a folder other processes share, never
-    the committed figures."""
+    """Where the notebook of ``figure_set`` writes when run with ``OUT = None``: its own folder,
+    ``out/<figure_set>`` beside the notebooks (ignored by git), or ``$LITELVLM_FIGURES_DIR/<figure_set>``
+    (outside a checkout: ``litelvlm-figures/ <figure_set>`` in the working directory). Absolute, so Jupyter,
+    nbconvert (working directory: the notebook's folder) and papermill (the caller's) write to the same place;
+    never a folder other processes share, never the committed figures."""
     env = os.environ.get(OUT_ENV)
     root = Path(env) if env else NOTEBOOK_DIR / "out" if NOTEBOOK_DIR.is_dir() else Path.cwd() / DEFAULT_OUT
     return (root / figure_set).resolve()
@@ -61,14 +62,15 @@ def notebook_out_dir(figure_set: str = "") -> Path:
 def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str, models=(),
                  label: str | None = None, prefix: str | None = None, notes=(), timing=(),
                  timed: tuple[str, ...] = ()) -> list[Path]:
-    """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None: ``figure_set``;
-    ``out_dir`` None: :func:`notebook_out_dir` of ``figure_set``), each with a footnote when
+    """Save ``{name: figure}`` as ``out_dir/<prefix>_<name>.pdf`` and ``.png`` (``prefix`` None:
+    ``figure_set``; ``out_dir`` None: :func:`notebook_out_dir` of ``figure_set``), each with a footnote when
     ``models`` (those that made the results) have random or toy weights, unless the figure was labelled with
-    its own data's weights (``analysis.common.style.label_weights``), and with ``label`` (the runs' ``family/model``)
-    in its top right corner when given, and ``notes`` (the runs' null results, :mod:`analysis.common.caveats`) under
-    it, with ``timing`` (the runs' busy-machine caveats) under each figure whose name starts with one of ``timed``
-    (those that show measured times). A figure whose file would be byte-identical to one written before it
-    in this call is not written twice: one line names both; returns the paths."""
+    its own data's weights (``analysis.common.style.label_weights``), and with ``label`` (the runs'
+    ``family/model``) in its top right corner when given, and ``notes`` (the runs' null results,
+    :mod:`analysis.common.caveats`) under it, with ``timing`` (the runs' busy-machine caveats) under each
+    figure whose name starts with one of ``timed`` (those that show measured times). A figure whose file would
+    be byte-identical to one written before it in this call is not written twice: one line names both; returns
+    the paths."""
     out_dir = notebook_out_dir(figure_set) if out_dir is None else out_dir
     prefix = figure_set if prefix is None else prefix
     paths: list[Path] = []
@@ -82,18 +84,20 @@ def save_figures(figs: dict, out_dir: str | os.PathLike | None, figure_set: str,
         draw_notes(fig, [*notes, *(timing if name.startswith(tuple(timed)) and timed else ())])
         mine = _fingerprint(fig) if written else None
         twin = next((n for n, (png, fp) in written.items() if fp == mine and same_png(fig, png)), None)
-        if twin is not None:  # the same figure under another name (e.g. FLOPs, which no attention kernel changes)
+        # the same figure under another name (e.g. FLOPs, which no attention kernel changes)
+        if twin is not None:
             print(f"figures: {prefix}_{name} is identical to {twin}: written once, as {twin}")
             continue
         files = style.save_figure(fig, out_dir, f"{prefix}_{name}")
         paths += files
-        written[f"{prefix}_{name}"] = (next(p for p in files if p.suffix == ".png"), _fingerprint(fig, drawn=True))
+        written[f"{prefix}_{name}"] = (next(p for p in files if p.suffix == ".png"),
+                                       _fingerprint(fig, drawn=True))
     return paths
 
 
 def _fingerprint(fig, drawn: bool = False) -> tuple:
-    """What ``fig`` shows, cheaply: its size, and each artist's kind, text, data and visibility (``drawn``: it was
-    drawn since its last change)."""
+    """What ``fig`` shows, cheaply: its size, and each artist's kind, text, data and visibility (``drawn``: it
+    was drawn since its last change)."""
     if not drawn:
         fig.draw_without_rendering()  # tick labels are filled in when a figure is drawn
     parts: list = [tuple(fig.get_size_inches())]
@@ -112,8 +116,8 @@ def _fingerprint(fig, drawn: bool = False) -> tuple:
 
 
 def same_png(fig, png: Path) -> bool:
-    """Whether ``fig`` would be written as the same bytes as the PNG file ``png`` written before it (this run's
-    staged copy while a transaction holds it)."""
+    """Whether ``fig`` would be written as the same bytes as the PNG file ``png`` written before it (this
+    run's staged copy while a transaction holds it)."""
     kwargs = {"dpi": PNG_DPI, "bbox_inches": "tight", "pad_inches": 0.02}
     buf = io.BytesIO()  # as save_figure writes it: the PDF first (a first drawing can differ), then the PNG
     fig.savefig(io.BytesIO(), format="pdf", metadata=dict(PDF_METADATA), **kwargs)
@@ -122,8 +126,9 @@ def same_png(fig, png: Path) -> bool:
 
 
 def run_identities(folder: str | os.PathLike) -> list[dict]:
-    """The run identities (:mod:`analysis.common.identity`) recorded by the ``config.json`` files of a results folder
-    and its subfolders, in tree order, each once (a run's ``parts/`` and hidden staging folders aside)."""
+    """The run identities (:mod:`analysis.common.identity`) recorded by the ``config.json`` files of a results
+    folder and its subfolders, in tree order, each once (a run's ``parts/`` and hidden staging folders
+    aside)."""
     found: list[dict] = []
     root = Path(folder)
     for path in sorted(root.rglob("config.json")):
@@ -151,9 +156,11 @@ def runs_name(name: str, identities: list[dict]) -> tuple[str, str | None]:
 
 #: the key under which :meth:`FigureSet.load` adds the model strings of the results to their tables
 MODELS_KEY = "weights_models"
-#: the key under which :meth:`FigureSet.load` adds the identities of the runs that made the tables (:func:`run_identities`)
+#: the key under which :meth:`FigureSet.load` adds the identities of the runs that made the tables
+#: (:func:`run_identities`)
 RUNS_KEY = "run_identities"
-#: the key under which :meth:`FigureSet.load` adds the runs' null results and timing caveats (:meth:`FigureSet.run_notes`)
+#: the key under which :meth:`FigureSet.load` adds the runs' null results and timing caveats
+#: (:meth:`FigureSet.run_notes`)
 CAVEATS_KEY = "run_caveats"
 
 
@@ -207,29 +214,34 @@ class FigureSet:
     #: ``read`` takes a whole tree and keeps its runs apart itself (one line per run): the figure set is drawn
     #: once from ``--results``; otherwise each folder that holds its results is drawn on its own
     tree: bool = False
-    #: the studies (a run's ``identity.study``, :mod:`analysis.common.identity`) whose runs the figure set draws
+    #: the studies (a run's ``identity.study``, :mod:`analysis.common.identity`) whose runs the figure set
+    #: draws
     studies: tuple[str, ...] = ()
     #: the model families whose runs it draws (None: every one)
     model_families: tuple[str, ...] | None = None
     #: a more general figure set that does not draw the runs this one takes
     replaces: str | None = None
-    #: ``accepts(config)``: whether a run of its study, by its recorded options, is one it draws (None: every one)
+    #: ``accepts(config)``: whether a run of its study, by its recorded options, is one it draws (None: every
+    #: one)
     accepts: Callable[[dict], bool] | None = None
-    #: which runs are drawn together: each on its own (``run``), those of one model in one folder (``parent``),
-    #: all (``all``, each labelled in the figure), or those a function of the run (:class:`analysis.figures.tree.Run`)
-    #: gives one key; several are read with :attr:`read_runs`
+    #: which runs are drawn together: each on its own (``run``), those of one model in one folder
+    #: (``parent``), all (``all``, each labelled in the figure), or those a function of the run
+    #: (:class:`analysis.figures.tree.Run`) gives one key; several are read with :attr:`read_runs`
     together: str | Callable[[Any], object] = "run"
-    #: ``read_runs(folders)``: the result tables of several run folders, each kept apart (``together`` not ``run``)
+    #: ``read_runs(folders)``: the result tables of several run folders, each kept apart (``together`` not
+    #: ``run``)
     read_runs: Callable[[list[Path]], dict] | None = None
-    #: ``notes(tables, models)``: the null results of the tables (one line each, :mod:`analysis.common.caveats`),
-    #: drawn under every figure of them; None: the figure set names none
+    #: ``notes(tables, models)``: the null results of the tables (one line each,
+    #: :mod:`analysis.common.caveats`), drawn under every figure of them; None: the figure set names none
     notes: Callable[[dict, list], list[str]] | None = None
-    #: the names (their starts) of its figures that show measured times: a busy run's caveat is drawn under them
+    #: the names (their starts) of its figures that show measured times: a busy run's caveat is drawn under
+    #: them
     timed: tuple[str, ...] = ()
 
     def run_notes(self, tables: dict, models, folders) -> dict:
-        """What the figures drawn from ``tables`` say under them (:func:`save_figures`' keywords): their null results
-        (:attr:`notes`), and under the :attr:`timed` ones the timing caveats the run folders ``folders`` recorded."""
+        """What the figures drawn from ``tables`` say under them (:func:`save_figures`' keywords): their null
+        results (:attr:`notes`), and under the :attr:`timed` ones the timing caveats the run folders
+        ``folders`` recorded."""
         found = list(self.notes(tables, list(models)) if self.notes is not None else [])
         return {"notes": found, "timing": list(dict.fromkeys(c for f in folders for c in run_caveats(f))),
                 "timed": self.timed}
@@ -243,10 +255,12 @@ class FigureSet:
         missing = self.missing()
         if missing:
             raise LiteLVLMError(f"figure set {self.name!r} needs {', '.join(missing)} "
-                                f"(the `{self.command}` results and plot functions), which are not available yet")
+                                f"(the `{self.command}` results and plot functions), which are not available "
+                                "yet")
 
     def find_results(self, results_dir: str | os.PathLike) -> Path | None:
-        """This figure set's first results folder in ``results_dir`` (:meth:`result_units`), None if it has none."""
+        """This figure set's first results folder in ``results_dir`` (:meth:`result_units`), None if it has
+        none."""
         units = self.result_units(results_dir)
         return units[0] if units else None
 
@@ -274,7 +288,8 @@ class FigureSet:
         return sorted({f for name in names for f in root.rglob(name) if f.is_file()})
 
     def result_runs(self, results_dir: str | os.PathLike) -> list[Path]:
-        """The folders under ``results_dir`` that hold one of this figure set's result files (the runs drawn)."""
+        """The folders under ``results_dir`` that hold one of this figure set's result files (the runs
+        drawn)."""
         return sorted({p.parent for p in self._result_files(Path(results_dir))})
 
     def results_hint(self, results_dir: str | os.PathLike) -> str:
@@ -301,7 +316,8 @@ class FigureSet:
         self.make_smoke(d, model)
         return d
 
-    def load(self, results_dir: str | os.PathLike | None, smoke: bool = False, model: str | None = None) -> dict:
+    def load(self, results_dir: str | os.PathLike | None, smoke: bool = False,
+             model: str | None = None) -> dict:
         """The result tables from ``results_dir``; with ``smoke`` and no folder, small ones made now;
         under ``MODELS_KEY`` the model strings that made them (:func:`results_models`)."""
         self.check()
@@ -315,26 +331,32 @@ class FigureSet:
             tables = {**self.read(folder), MODELS_KEY: models, RUNS_KEY: idents}
             return {**tables, CAVEATS_KEY: self.run_notes(tables, models, runs)}
         if not smoke:
-            raise LiteLVLMError(f"figure set {self.name!r}: give --results DIR (or --smoke to make small results)")
+            raise LiteLVLMError(f"figure set {self.name!r}: give --results DIR (or --smoke to make small "
+                                "results)")
         with tempfile.TemporaryDirectory(prefix=f"litelvlm-{self.name}-") as tmp:
             folder = self.smoke_results(tmp, model)
-            tables = {**self.read(folder), MODELS_KEY: results_models(folder), RUNS_KEY: run_identities(folder)}
+            tables = {**self.read(folder), MODELS_KEY: results_models(folder),
+                      RUNS_KEY: run_identities(folder)}
             return {**tables, CAVEATS_KEY: self.run_notes(tables, tables[MODELS_KEY], [folder])}
 
     def save(self, figs: dict, tables: dict, out_dir: str | os.PathLike | None) -> list[Path]:
-        """Save the figures drawn from ``tables`` (:meth:`load`) under the family and model names of the runs that
-        made them (:func:`runs_name`; the ``--results`` route names its runs alike), with their weights' footnote."""
+        """Save the figures drawn from ``tables`` (:meth:`load`) under the family and model names of the runs
+        that made them (:func:`runs_name`; the ``--results`` route names its runs alike), with their weights'
+        footnote."""
         prefix, label = runs_name(self.name, tables.get(RUNS_KEY, []))
         return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix,
                             **tables.get(CAVEATS_KEY, {}))
 
     def __call__(self, results_dir: str | os.PathLike | None, out_dir: str | os.PathLike, smoke: bool = False,
                  model: str | None = None) -> list[Path]:
-        """Load, draw and save this figure set's figures from its smoke results (``results_dir`` None); returns the written
-        paths, named ``<figure set>_<family>-<model>_<name>`` (:func:`runs_name`). A results tree is drawn by
-        :func:`analysis.figures.tree.draw_figure_set` (each run on its own, never merged), which sits above this module."""
+        """Load, draw and save this figure set's figures from its smoke results (``results_dir`` None);
+        returns the written paths, named ``<figure set>_<family>-<model>_<name>`` (:func:`runs_name`). A
+        results tree is drawn by
+        :func:`analysis.figures.tree.draw_figure_set` (each run on its own, never merged), which sits above
+        this module."""
         if results_dir is not None:
-            raise LiteLVLMError(f"{self.name}: a results folder is drawn by analysis.figures.tree.draw_figure_set(figure_set, "
-                                f"{str(results_dir)!r}, out_dir), which reads every run under its own family and model")
+            raise LiteLVLMError(f"{self.name}: a results folder is drawn by "
+                                f"analysis.figures.tree.draw_figure_set(figure_set, {str(results_dir)!r}, "
+                                "out_dir), which reads every run under its own family and model")
         tables = self.load(results_dir, smoke, model)
         return self.save(self.draw(tables), tables, out_dir)

@@ -46,10 +46,12 @@ def draw_body(fn: Callable) -> str:
 
 
 def plot_imports(figure_set: FigureSet) -> str:
-    """The notebook's imports of what ``figure_set``'s drawing calls: the ``plots`` module it names (its study's, or the
-    one it draws with, e.g. figure set 9 with figure set 4's), and ``analysis.common.style`` when the drawing uses it."""
+    """The notebook's imports of what ``figure_set``'s drawing calls: the ``plots`` module it names (its
+    study's, or the one it draws with, e.g. figure set 9 with figure set 4's), and ``analysis.common.style``
+    when the drawing uses it."""
     plots = figure_set.draw.__globals__.get("plots")
-    study = plots.__name__.rsplit(".", 1)[0] if plots is not None else figure_set.draw.__module__.rsplit(".", 1)[0]
+    study = plots.__name__.rsplit(".", 1)[0] if plots is not None else figure_set.draw.__module__.rsplit(
+        ".", 1)[0]
     lines = ["from analysis.common import style\n"] if "style." in draw_body(figure_set.draw) else []
     return "".join(lines) + f"from {study} import plots\n"
 
@@ -65,10 +67,10 @@ def make_notebook(figure_set: FigureSet):
     cells = [
         v4.new_markdown_cell(
             f"# {figure_set.notebook[:2]} · {figure_set.title}\n\n{figure_set.description}\n\n"
-            f"Run top to bottom. With the defaults (`SMOKE = True`, `RESULTS = None`) the results are made now, "
-            f"small, with {figure_set.smoke_note}: such figures show that the pipeline works, not findings. "
-            f"For the real figures set `RESULTS` to the output folder of `{figure_set.command}` (or to a folder "
-            f"holding a `{figure_set.name}/` subfolder) and `SMOKE = False`.\n\n"
+            "Run top to bottom. With the defaults (`SMOKE = True`, `RESULTS = None`) the results are made "
+            f"now, small, with {figure_set.smoke_note}: such figures show that the pipeline works, not "
+            f"findings. For the real figures set `RESULTS` to the output folder of `{figure_set.command}` "
+            f"(or to a folder holding a `{figure_set.name}/` subfolder) and `SMOKE = False`.\n\n"
             f"The same figures come from the command line: `litelvlm figures --figure-set {figure_set.name} "
             f"[--results DIR] [--smoke]`. This notebook is generated from `{_source_file(figure_set)}` "
             f"(`litelvlm figures --write-notebooks`); edit that file, not the notebook."),
@@ -76,7 +78,8 @@ def make_notebook(figure_set: FigureSet):
                       "MODEL = None  # model for smoke results (None: the figure set's default tiny model)\n"
                       "SMOKE = True\n"
                       "OUT = None  # folder for the PDF and PNG files; None: this notebook's own, "
-                      f"notebooks/out/{figure_set.name}/\n# (or $LITELVLM_FIGURES_DIR/{figure_set.name}): the same "
+                      f"notebooks/out/{figure_set.name}/\n# (or $LITELVLM_FIGURES_DIR/{figure_set.name}): "
+                         "the same "
                       "folder whatever the working directory, never the committed figures/",
                       metadata={"tags": ["parameters"]}),
         v4.new_code_cell("from IPython.display import Image, display\n\n"
@@ -90,9 +93,12 @@ def make_notebook(figure_set: FigureSet):
                       "sorted(tables)"),
         v4.new_code_cell(BANNER_CELL, metadata={"tags": ["weights-banner"]}),
         v4.new_code_cell(draw_body(figure_set.draw)
-                      + "paths = figure_set.save(figs, tables, OUT)  # named after the runs' family and model\n"
+                      + "paths = figure_set.save(figs, tables, OUT)  # named after the runs' family and "
+                         "model\n"
                       "[str(p) for p in paths]"),
-        v4.new_code_cell('for p in paths:\n    if p.suffix == ".png":\n        display(Image(filename=str(p)))'),
+        v4
+        .new_code_cell('for p in paths:\n    if p.suffix == ".png":\n        display(Image(filename=str(p)))')
+        ,
     ]
     nb = v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},

@@ -33,14 +33,16 @@ def kernel_name() -> str:
 
 
 def execute_notebook(figure_set: FigureSet, results_dir, out_dir, smoke: bool, model: str | None = None,
-                     notebook_dir: str | os.PathLike = NOTEBOOK_DIR, executed: str | os.PathLike | None = None,
-                     timeout: int = 600) -> list[Path]:
-    """Run ``figure_set``'s notebook with papermill (this interpreter as kernel); returns the written figures."""
+                     notebook_dir: str | os.PathLike = NOTEBOOK_DIR,
+                     executed: str | os.PathLike | None = None, timeout: int = 600) -> list[Path]:
+    """Run ``figure_set``'s notebook with papermill (this interpreter as kernel); returns the written
+    figures."""
     nb = notebook_path(figure_set, notebook_dir)
     if not nb.exists():
         raise LiteLVLMError(f"notebook {str(nb)!r} does not exist; run `litelvlm figures --write-notebooks`")
     out_dir = Path(out_dir).resolve()
-    before = {p: p.stat().st_mtime_ns for p in out_dir.glob(f"{figure_set.name}_*")} if out_dir.exists() else {}
+    before = {p: p.stat().st_mtime_ns
+              for p in out_dir.glob(f"{figure_set.name}_*")} if out_dir.exists() else {}
     params = {"RESULTS": None if results_dir is None else str(Path(results_dir).resolve()),
               "MODEL": model, "SMOKE": bool(smoke), "OUT": str(out_dir)}
     papermill = optional_import("papermill")

@@ -2,8 +2,8 @@
 smoke-results maker, loader and drawing, and its :class:`~analysis.figures.figure_set.FigureSet`),
 registered here once, in notebook order.
 
-A new figure set: ``analysis/<study>/figure_set.py`` defining ``FIGURE_SET``, one line in :data:`FIGURE_SETS`, then
-``litelvlm figures --write-notebooks`` for its notebook.
+A new figure set: ``analysis/<study>/figure_set.py`` defining ``FIGURE_SET``, one line in :data:`FIGURE_SETS`,
+then ``litelvlm figures --write-notebooks`` for its notebook.
 """
 
 from __future__ import annotations

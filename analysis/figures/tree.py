@@ -2,12 +2,13 @@
 
 A run folder is a folder whose ``config.json`` records the run's identity (``study``, ``family``, ``model``,
 ``weights``: :mod:`analysis.common.identity`). The tree is walked once; each run goes to the figure sets
-registered for its study (:attr:`~analysis.figures.figure_set.FigureSet.studies`) that read its model family and hold the
-table they draw (a figure set with :attr:`~analysis.figures.figure_set.FigureSet.replaces` takes the runs of its model families
-from a more general one). No figure set opens a folder to guess what it holds. A figure set draws each run on its own, or
-(:attr:`~analysis.figures.figure_set.FigureSet.together`) the runs of one model in one folder, or all its runs, each
-labelled in the figure; every file is named ``<figure set>_<family>-<model>_<figure>`` and every figure
-carries ``family/model``. A folder it cannot draw is skipped with one line naming it and the reason.
+registered for its study (:attr:`~analysis.figures.figure_set.FigureSet.studies`) that read its model family
+and hold the table they draw (a figure set with :attr:`~analysis.figures.figure_set.FigureSet.replaces` takes
+the runs of its model families from a more general one). No figure set opens a folder to guess what it holds.
+A figure set draws each run on its own, or (:attr:`~analysis.figures.figure_set.FigureSet.together`) the runs
+of one model in one folder, or all its runs, each labelled in the figure; every file is named ``<figure
+set>_<family>-<model>_<figure>`` and every figure carries ``family/model``. A folder it cannot draw is skipped
+with one line naming it and the reason.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class Run:
 
 
 def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]]]:
-    """(the run folders under ``root``, root included, and (folder, reason) for each ``config.json`` that records
-    no run identity). A run's resumable ``parts/`` and hidden staging folders are not runs."""
+    """(the run folders under ``root``, root included, and (folder, reason) for each ``config.json`` that
+    records no run identity). A run's resumable ``parts/`` and hidden staging folders are not runs."""
     root = Path(root)
     if not root.is_dir():
         raise LiteLVLMError(f"--results {str(root)!r} is not a folder")
@@ -60,7 +61,8 @@ def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]
             continue
         identity = read_identity(config)
         if identity is None:
-            skipped.append((path.parent, "its config.json records no study (written before run identities, or not "
+            skipped.append(
+                (path.parent, "its config.json records no study (written before run identities, or not "
                                          "a run folder of this project); rerun its command to draw it"))
             continue
         runs.append(Run(path.parent, config, identity))
@@ -68,7 +70,8 @@ def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]
 
 
 def takes(fs: FigureSet, run: Run) -> bool:
-    """Whether ``fs`` draws ``run``: its study, its model family, its options (``accepts``), and a table it draws."""
+    """Whether ``fs`` draws ``run``: its study, its model family, its options (``accepts``), and a table it
+    draws."""
     ident = run.identity
     if ident["study"] not in fs.studies:
         return False
@@ -79,8 +82,10 @@ def takes(fs: FigureSet, run: Run) -> bool:
     return any(next(run.folder.glob(p), None) is not None for p in fs.results_files)
 
 
-def assign(runs: list[Run], figure_sets: list[FigureSet]) -> tuple[dict[str, list[Run]], list[tuple[Path, str]]]:
-    """({figure set: the runs it draws}, (folder, reason) for each run no figure set in ``figure_sets`` draws)."""
+def assign(runs: list[Run], figure_sets: list[FigureSet]) -> tuple[dict[str, list[Run]],
+                                                                   list[tuple[Path, str]]]:
+    """({figure set: the runs it draws}, (folder, reason) for each run no figure set in ``figure_sets``
+    draws)."""
     drawn: dict[str, list[Run]] = {f.name: [] for f in figure_sets}
     skipped = []
     for run in runs:
@@ -111,13 +116,15 @@ def groups(fs: FigureSet, runs: list[Run]) -> list[list[Run]]:
 
 
 def slug(text: str) -> str:
-    """``text`` as a part of a file name (runs of characters other than letters, digits and ``.`` as one ``-``)."""
+    """``text`` as a part of a file name (runs of characters other than letters, digits and ``.`` as one
+    ``-``)."""
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
-def draw_group(fs: FigureSet, group: list[Run], root: Path, out: str | os.PathLike | None, used: set[str]) -> list[Path]:
-    """Read, draw and save one group of runs, named by their family and model (and their folder where two groups of
-    one figure set would share a name); returns the written paths."""
+def draw_group(fs: FigureSet, group: list[Run], root: Path, out: str | os.PathLike | None,
+               used: set[str]) -> list[Path]:
+    """Read, draw and save one group of runs, named by their family and model (and their folder where two
+    groups of one figure set would share a name); returns the written paths."""
     tables = fs.read_runs([r.folder for r in group]) if len(group) > 1 else fs.read(group[0].folder)
     prefix, label = runs_name(fs.name, [r.identity for r in group])
     if prefix in used:
@@ -153,12 +160,14 @@ def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_
             except UNREADABLE as e:
                 reason = unreadable_reason(e)
                 if explicit:
-                    raise e if isinstance(e, LiteLVLMError) else LiteLVLMError(f"{fs.name}: {names}: {reason}") from None
+                    raise e if isinstance(e, LiteLVLMError) else LiteLVLMError(
+                        f"{fs.name}: {names}: {reason}") from None
                 print(f"figures: skipping {names} ({fs.name}): {reason}")
                 why[f"{fs.name} {names}"] = reason
                 continue
             if not paths:   # e.g. paired comparisons of a run without the methods they compare
-                print(f"figures: skipping {names} ({fs.name}): its tables give none of this figure set's figures")
+                print(f"figures: skipping {names} ({fs.name}): its tables give none of this figure set's "
+                      "figures")
                 why[f"{fs.name} {names}"] = "no figure"
                 continue
             print(f"figures: {fs.name}: {', '.join(dict.fromkeys(r.label for r in group))} from {names}: "
@@ -175,11 +184,13 @@ def unreadable_reason(e: BaseException) -> str:
     return f"{'unreadable' if isinstance(e, LiteLVLMError) else type(e).__name__}: {text}"
 
 
-def draw_figure_set(figure_set: FigureSet, results: str | os.PathLike, out: str | os.PathLike | None) -> list[Path]:
+def draw_figure_set(figure_set: FigureSet, results: str | os.PathLike,
+                    out: str | os.PathLike | None) -> list[Path]:
     """Every run of ``figure_set`` under ``results``, each drawn on its own under its family and model
     (:func:`draw_tree` over the registered figure sets); none is an error saying how to make them."""
     figure_set.check()
     drawn, _ = draw_tree(results, out, [figure_set], list(FIGURE_SETS.values()), explicit=True)
     if not drawn:
-        raise LiteLVLMError(f"no {figure_set.name} runs in {str(results)!r}; " + figure_set.results_hint(results))
+        raise LiteLVLMError(f"no {figure_set.name} runs in {str(results)!r}; "
+                            + figure_set.results_hint(results))
     return drawn[figure_set.name]

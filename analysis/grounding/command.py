@@ -1,7 +1,8 @@
-"""``litelvlm eval-grounding``, the command layer (:func:`analysis.common.command.study_run`): the options checked
-(``options``, light), then the heavy modules imported to evaluate, resume, shard (accelerate) and merge;
-``run(args, pipe=...)`` reuses a pipeline already loaded (a figure set's smoke run), else loads it from the options.
-From code: ``from analysis.grounding import GroundingArgs, run``; ``run(GroundingArgs(refer_dir=..., out=...))``."""
+"""``litelvlm eval-grounding``, the command layer (:func:`analysis.common.command.study_run`): the options
+checked (``options``, light), then the heavy modules imported to evaluate, resume, shard (accelerate) and
+merge; ``run(args, pipe=...)`` reuses a pipeline already loaded (a figure set's smoke run), else loads it from
+the options. From code: ``from analysis.grounding import GroundingArgs, run``;
+``run(GroundingArgs(refer_dir=..., out=...))``."""
 
 from __future__ import annotations
 

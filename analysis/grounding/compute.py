@@ -18,16 +18,17 @@ Protocols:
   "It is [SEG]."). With one text, LiteLVLM's K lowest-similarity tokens fill the whole budget
   and no context token is kept: its context recovery acts only through the union of several texts.
 
-Masks are teacher-forced, as in GLaMM. ``none`` (no pruning) is evaluated once, at budget N. Outputs: ``OUT/grounding.parquet``
-(one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou, giou, n; on a family with
-an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``, ``unipixel_giou``,
-``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy; each with its 95% bootstrap
-``_lo``/``_hi``), ``OUT/comparisons.csv``, ``OUT/claims.csv`` (:mod:`analysis.grounding.statistics`),
-``OUT/skipped.csv`` (images that could not be read), ``OUT/config.json``.
+Masks are teacher-forced, as in GLaMM. ``none`` (no pruning) is evaluated once, at budget N. Outputs:
+``OUT/grounding.parquet`` (one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou,
+giou, n; on a family with an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``,
+``unipixel_giou``, ``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy;
+each with its 95% bootstrap ``_lo``/``_hi``), ``OUT/comparisons.csv``, ``OUT/claims.csv``
+(:mod:`analysis.grounding.statistics`), ``OUT/skipped.csv`` (images that could not be read),
+``OUT/config.json``.
 
 Work is written in parts of ``--chunk`` images under ``OUT/parts/`` (``analysis.common.parts``); a re-run
-resumes from them. Launched on P processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli ...``
-on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
+resumes from them. Launched on P processes (``accelerate launch --multi_gpu --num_processes P -m litelvlm.cli
+...`` on GPUs; ``python -m torch.distributed.run --nproc_per_node P -m litelvlm.cli ...`` on CPU,
 where ``accelerate launch --cpu`` starts a single process) images are split across processes
 and merged by summing intersections and unions (never by averaging per-shard cIoU).
 """
@@ -76,8 +77,8 @@ ROW_COLUMNS = ["protocol", "method", "budget", "image_id", "ref_id", "ann_id", "
 
 def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: str | None) -> pd.DataFrame:
     """``summary`` with the columns of the model family's own metric beside GLaMM's (``GroundingPipeline.
-    summarize_metrics``: UniPixel's ``unipixel_ciou``, ``unipixel_giou``, ``unipixel_box_acc``), where its rows
-    carry that family's per-sample columns; unchanged otherwise."""
+    summarize_metrics``: UniPixel's ``unipixel_ciou``, ``unipixel_giou``, ``unipixel_box_acc``), where its
+    rows carry that family's per-sample columns; unchanged otherwise."""
 
     if model is None or rows.empty:
         return summary
@@ -86,17 +87,19 @@ def own_metric_summary(summary: pd.DataFrame, rows: pd.DataFrame, model: str | N
     if not metric or f"{metric}_iou" not in rows:
         return summary
     if rows[f"{metric}_iou"].isna().any():  # parts written before the family scored its own metric
-        log.warning("eval-grounding: some rows lack the %s metric (parts of an earlier version): its columns are "
-                    "left out of summary.csv; re-run in a fresh --out to have them", metric)
+        log.warning("eval-grounding: some rows lack the %s metric (parts of an earlier version): its columns "
+                    "are left out of summary.csv; re-run in a fresh --out to have them", metric)
         return summary
     own = pd.DataFrame([{"method": m, "budget": b, **cls.summarize_metrics(g),
-                         **({"seg_generated_rate": g["seg_generated"].mean()} if "seg_generated" in g else {})}
+                         **({"seg_generated_rate": g["seg_generated"].mean()} if "seg_generated" in g
+                            else {})}
                         for (m, b), g in rows.groupby(["method", "budget"], sort=True)])
     return summary.merge(own, on=["method", "budget"], how="left")
 
 
 def protocol_difference(per_expression: pd.DataFrame, official: pd.DataFrame) -> pd.DataFrame:
-    """Join two summaries on (method, budget): cIoU/gIoU of each protocol and official minus per-expression."""
+    """Join two summaries on (method, budget): cIoU/gIoU of each protocol and official minus
+    per-expression."""
     m = per_expression.merge(official, on=["method", "budget"], suffixes=("_per_expression", "_official"))
     m["delta_ciou"] = m["ciou_official"] - m["ciou_per_expression"]
     m["delta_giou"] = m["giou_official"] - m["giou_per_expression"]
@@ -145,18 +148,21 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
         keys = pd.MultiIndex.from_frame(rows[["method", "budget"]].astype({"budget": "int64"}))
         rows = rows[keys.isin(pd.MultiIndex.from_tuples(pairs, names=["method", "budget"]))]
     rows = rows.drop_duplicates(["protocol", "method", "budget", "image_id", "ref_id", "sent_id", "turn"])
-    rows = rows.sort_values(["method", "budget", "image_id", "ref_id", "sent_id"], kind="stable").reset_index(drop=True)
-    for c in ("budget", "image_id", "ref_id", "ann_id", "sent_id", "turn", "intersection", "union", "pred_area",
-              "gt_area", "seq_len", "prune_layer"):
+    rows = rows.sort_values(["method", "budget", "image_id", "ref_id", "sent_id"],
+                            kind="stable").reset_index(drop=True)
+    for c in ("budget", "image_id", "ref_id", "ann_id", "sent_id", "turn", "intersection", "union",
+              "pred_area", "gt_area", "seq_len", "prune_layer"):
         rows[c] = rows[c].astype("int64")
     rows["iou"] = rows["iou"].astype("float64")
     if rows.empty and skipped:
         raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
                             f"{skipped[0]['reason']}); nothing written")
     cfg = read_json_if(out / "config.json") or {}
-    model = None if cfg.get("model") is None else ModelSpec.parse(cfg["model"])  # read back from the folder, once
+    # read back from the folder, once
+    model = None if cfg.get("model") is None else ModelSpec.parse(cfg["model"])
     summary = own_metric_summary(summarize(rows), rows, model)
-    summary = mark_weights(add_statistics(out, summary, rows, {**cfg, "model": model}), model, cfg.get("clip"))
+    summary = mark_weights(add_statistics(out, summary, rows, {**cfg, "model": model}), model,
+                           cfg.get("clip"))
     skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
     write_parquet(out / "grounding.parquet", rows)
     write_csv(out / "summary.csv", summary)
@@ -165,19 +171,19 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
 
 
 def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
-    """The methods' layer options (FastV's K, llm-attention's layer) must exist in the model, and ``--positions
-    keep`` applies to every method (checked before anything is written)."""
+    """The methods' layer options (FastV's K, llm-attention's layer) must exist in the model, and
+    ``--positions keep`` applies to every method (checked before anything is written)."""
     n = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
     errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, n)]
     if a.answer not in (answers := pipe.abilities.answers):
         errors.append(f"--answer {a.answer}: the {pipe.family} family's prompts offer {', '.join(answers)}")
     elif a.answer == "generate":
-        errors += [f"--answer generate: {m} prunes inside the LLM (a pruned KV cache while decoding has no official "
-                   "definition)" for m in methods if pipe.spec(m).forward is not None]
+        errors += [f"--answer generate: {m} prunes inside the LLM (a pruned KV cache while decoding has no "
+                   "official definition)" for m in methods if pipe.spec(m).forward is not None]
     if a.positions == "keep":
-        errors += [f"--positions keep: {m} passes tokens with no original position ([CLS], merged or recycled "
-                   "tokens)" for m in methods if not pipe.spec(m).original_positions]
+        errors += [f"--positions keep: {m} passes tokens with no original position ([CLS], merged or "
+                   "recycled tokens)" for m in methods if not pipe.spec(m).original_positions]
     if errors:
         raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
 
@@ -197,11 +203,12 @@ def _image_ids(a: GroundingArgs, by_image: dict[int, list]) -> list[int]:
     return image_ids[: a.limit_images] if a.limit_images is not None else image_ids
 
 
-def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Budget]] | None = None) -> int:  # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
-    """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point, which
-    checks them once and hands ``checked``, :func:`check_args`' (methods, budgets), down); ``pipe`` (a family's
-    pipeline) skips loading ``--model`` again when several evaluations share one model (it must be the model
-    ``a.model`` names)."""
+def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Budget]] | None = None) -> int:
+    # > 60 lines: one run's steps in order: load, plan, resume, shard, merge
+    """``litelvlm eval-grounding`` with typed arguments (:func:`analysis.grounding.run` is the entry point,
+    which checks them once and hands ``checked``, :func:`check_args`' (methods, budgets), down); ``pipe`` (a
+    family's pipeline) skips loading ``--model`` again when several evaluations share one model (it must be
+    the model ``a.model`` names)."""
     methods, budgets = checked if checked is not None else check_args(a)
     records = load_refer(a.refer_dir, a.image_dir, a.dataset, a.split_by, a.split)
     if not records:
@@ -217,29 +224,32 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
         with shards.loading():  # the main process writes any cached random model first
             pipe = load_pipeline(a.model, clip=a.clip, sam=a.sam, device=device,
                                  **({} if a.clip_context == "clip" else {"clip_context": a.clip_context}),
-                                 **({} if a.clip_similarity == "clip" else {"clip_similarity": a.clip_similarity}),
+                                 **({} if a.clip_similarity == "clip"
+                                    else {"clip_similarity": a.clip_similarity}),
                                  **image_resize_kwargs(a.image_resize),
                                  dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
                                  numerics=study_numerics(a, a.protocol), **quantize_kwargs(a))
     pairs = plan(methods, budgets, pipe.num_visual_tokens)
     if a.protocol == "per-expression" and any(m.startswith("litelvlm") for m in methods):
-        print("eval-grounding: note: with one text per prompt (per-expression), LiteLVLM's K lowest-similarity "
-              "tokens fill the whole budget and no context token is kept; the official protocol embeds up to "
-              f"{a.max_sentences} questions per image")
+        print("eval-grounding: note: with one text per prompt (per-expression), LiteLVLM's K "
+              "lowest-similarity tokens fill the whole budget and no context token is kept; the official "
+              f"protocol embeds up to {a.max_sentences} questions per image")
 
     _check_layers(a, methods, pipe)
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
     for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
                          ("batch_size", 1)):
-        if config[key] == default:  # a default is recorded only when changed: earlier folders resume as they were
+        # a default is recorded only when changed: earlier folders resume as they were
+        if config[key] == default:
             config.pop(key)
     config.update(image_resize_record(config.pop("image_resize"), a.model))
     config.update(methods=methods, budgets=[b.column for b in budgets], images=len(image_ids),
                   **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id,
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
-                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("grounding", a.model))
+                  torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(),
+                  **run_identity("grounding", a.model))
     unbatched = batch_notes(pipe, a, methods, say=shards.is_main)
     if unbatched:
         config["unbatched"] = unbatched
@@ -266,14 +276,16 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
         if shards.is_main:
             rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs))
             shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
-            nulls = "".join(f"{line}\n" for line in null_results(summary, ("ciou", "giou"), [a.model, a.clip]))
+            nulls = "".join(f"{line}\n"
+                            for line in null_results(summary, ("ciou", "giou"), [a.model, a.clip]))
             batching, shown_check = batch_summary(out, a, unbatched, check)
             with atomic_path(out / "summary.txt") as tmp:
                 tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n" + nulls + batching)
             show_table(shown, out / "summary.txt", "cIoU/gIoU per method and budget")
             print(nulls + shown_check, end="")
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
-            warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(), a.model, out)
+            warn_if_degenerate(log, "eval-grounding", len(rows_df) > 0 and not rows_df["pred_area"].any(),
+                               a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
                                     sum(len(by_image[i]) for i in image_ids), log)
             if banner := weights_banner(a.model, a.clip):
@@ -283,7 +295,8 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
 
 #: options a run may change and still reuse the finished parts of its folder (results are restricted
 #: to the current selection, so a grown run equals a fresh one)
-GROWABLE = {k: (lambda old, new: True) for k in ("limit_images", "images", "image_ids", "methods", "budgets", "n_boot",
+GROWABLE = {k: (lambda old, new: True)
+            for k in ("limit_images", "images", "image_ids", "methods", "budgets", "n_boot",
                                                     "boot_seed")}
 
 
@@ -294,8 +307,9 @@ def read_json_if(path: Path) -> dict | None:
 
 def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: list[int],
               pairs: list[Run], shards: Shards, check: BatchCheck | None = None) -> None:
-    """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images (``--batch-size`` prompts of a chunk's images per
-    LLM forward); unreadable images are listed in the part as skipped (not done: the next run tries them again)."""
+    """Evaluate ``pairs`` on ``ids``, one part per ``--chunk`` images (``--batch-size`` prompts of a chunk's
+    images per LLM forward); unreadable images are listed in the part as skipped (not done: the next run tries
+    them again)."""
     rows, chunk_images, skipped, pending = [], [], [], []
 
     def run_pending():
@@ -305,9 +319,11 @@ def _evaluate(pipe, a: GroundingArgs, store: PartStore, by_image: dict, ids: lis
 
     def flush():
         done = sorted(set(chunk_images) - {s["image_id"] for s in skipped})
-        own = list(dict.fromkeys(k for r in rows for k in r if k not in ROW_COLUMNS))  # the family's own metric
+        # the family's own metric
+        own = list(dict.fromkeys(k for r in rows for k in r if k not in ROW_COLUMNS))
         store.write(done, pd.DataFrame(rows, columns=ROW_COLUMNS + own),
-                    {"skipped": list(skipped), "keys": [list(k) for k in run_keys(pairs)]}, tried=chunk_images)
+                    {"skipped": list(skipped), "keys": [list(k) for k in run_keys(pairs)]},
+                    tried=chunk_images)
         rows.clear(), chunk_images.clear(), skipped.clear()
 
     for image_id in tqdm(ids, desc=f"eval-grounding[{shards.rank}]", disable=not shards.is_main):

@@ -19,9 +19,9 @@ from litelvlm.families import DEFAULT_MODEL, card_of, load_pipeline
 #: Methods and budgets of the smoke run (tiny random GLaMM, 24x24 = 576 visual tokens).
 SMOKE_METHODS = "none,litelvlm,random,visionzip,prumerge,fastv,dart,sparsevlm"
 SMOKE_BUDGETS = "144,36"
-#: the COCO-128 images of the smoke run (two expressions each): two, so that the official protocol's intervals,
-#: which resample images, exist (not image 71: its VisionZip mask at K = 36 changes by 16 pixels between one and two
-#: torch threads, and the notebook test's kernel runs on another count than the command)
+#: the COCO-128 images of the smoke run (two expressions each): two, so that the official protocol's
+#: intervals, which resample images, exist (not image 71: its VisionZip mask at K = 36 changes by 16 pixels
+#: between one and two torch threads, and the notebook test's kernel runs on another count than the command)
 SMOKE_IMAGES = ["34", "81"]
 
 
@@ -41,14 +41,15 @@ def smoke_grounding(out_dir: Path, model: str | None = None) -> None:
 
 
 def read_grounding(results_dir: Path) -> dict:
-    """summary (both protocols), rows, difference and config of a grounding results folder, and its comparisons
-    and claims (``analysis.grounding.statistics``; empty for folders written before them)."""
+    """summary (both protocols), rows, difference and config of a grounding results folder, and its
+    comparisons and claims (``analysis.grounding.statistics``; empty for folders written before them)."""
     return {**load_grounding(results_dir), **load_statistics(results_dir)}
 
 
 def protocol_pair(run) -> object:
-    """What groups a run with others: a run in a folder named after its protocol (``official/``, ``per-expression/``)
-    is drawn with the other protocol's run of the same model beside it (the protocols side by side)."""
+    """What groups a run with others: a run in a folder named after its protocol (``official/``,
+    ``per-expression/``) is drawn with the other protocol's run of the same model beside it (the protocols
+    side by side)."""
     ident, protocol = run.identity, run.config.get("protocol")
     if run.folder.name in PROTOCOLS and protocol == run.folder.name:
         return ident["family"], ident.get("model"), run.folder.parent
@@ -56,18 +57,20 @@ def protocol_pair(run) -> object:
 
 
 def read_protocol_pair(folders: list[Path]) -> dict:
-    """Both protocols' runs of one model (``<folder>/official``, ``<folder>/per-expression``): read together."""
+    """Both protocols' runs of one model (``<folder>/official``, ``<folder>/per-expression``): read
+    together."""
     return read_grounding(folders[0].parent)
 
 
 def grounding_notes(tables: dict, models: list) -> list[str]:
-    """The null results of each protocol's summary (:func:`analysis.common.caveats.null_results` on cIoU and gIoU),
-    each line naming its protocol."""
+    """The null results of each protocol's summary (:func:`analysis.common.caveats.null_results` on cIoU and
+    gIoU), each line naming its protocol."""
     summary = tables["summary"]
     found = []
     for protocol in summary["protocol"].unique() if "protocol" in summary else [None]:
         rows = summary[summary["protocol"] == protocol] if protocol is not None else summary
-        found += [f"{protocol}: {line}" if protocol else line for line in null_results(rows, ("ciou", "giou"), models)]
+        found += [f"{protocol}: {line}" if protocol else line
+                  for line in null_results(rows, ("ciou", "giou"), models)]
     return found
 
 
@@ -82,7 +85,8 @@ def draw_grounding(tables: dict) -> dict:
         figs[f"{metric}_protocols"], _ = plots.plot_grounding_protocols(summary, metric)
         if not difference.empty:
             figs[f"{metric}_protocol_difference"], _ = plots.plot_protocol_difference(difference, metric)
-    if not tables["claims"].empty:  # claims.csv of each protocol: MET / MISSED on real weights, else not judged
+    # claims.csv of each protocol: MET / MISSED on real weights, else not judged
+    if not tables["claims"].empty:
         figs["claims"], _ = plots.plot_claims_table(tables["claims"], "The paper's claims (eval-grounding)")
     return figs
 
@@ -91,16 +95,21 @@ def draw_grounding(tables: dict) -> dict:
 FIGURE_SET = FigureSet(
     name="grounding", notebook="04_grounding_vs_budget", title="Grounding against budget",
     description="cIoU and gIoU against the visual-token budget, one line per method with its 95% bootstrap "
-                "interval (images resampled under the official protocol, expressions under per-expression) and "
-                "the unpruned model as a dashed reference with its interval as a band, for the `per-expression` "
-                "and `official` protocols side by side, the difference between the protocols, and the paper's "
-                "claims table (`claims.csv`: LiteLVLM's share of the unpruned score, its margin over the best "
+                "interval (images resampled under the official protocol, expressions under per-expression) "
+    "and "
+                "the unpruned model as a dashed reference with its interval as a band, for the "
+    "`per-expression` "
+                "and `official` protocols side by side, the difference between the protocols, and the "
+    "paper's "
+                "claims table (`claims.csv`: LiteLVLM's share of the unpruned score, its margin over the "
+    "best "
                 "other method; MET or MISSED on real weights, 'not judged' on random or toy weights) "
                 "(`litelvlm eval-grounding`, one --out per protocol under `grounding/per-expression` and "
                 "`grounding/official`).",
     command="litelvlm eval-grounding", requires=("analysis.grounding.compute", "analysis.grounding.plots"),
     subdir="grounding", make_smoke=smoke_grounding, read=read_grounding, draw=draw_grounding,
-    smoke_note=f"the random-weight `{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} (its tiny preset) on two "
+    smoke_note=f"the random-weight `{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} (its tiny preset) "
+    "on two "
                "COCO-128 images with "
                "two generated expressions each (a synthetic REFER folder when ../shared/data is absent); the "
                "numbers mean nothing",

@@ -1,7 +1,7 @@
 """``litelvlm eval-grounding``: its options (:class:`GroundingArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.grounding.command.run` imports the evaluation
-(:mod:`analysis.grounding.compute`) after the checks.
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.grounding.command.run` imports
+the evaluation (:mod:`analysis.grounding.compute`) after the checks.
 """
 
 from __future__ import annotations
@@ -19,38 +19,55 @@ from litelvlm.families import check_image_resize
 PROTOCOLS = ("per-expression", "official")
 
 
-#: the families of the help texts: with an official multi-expression protocol, and mapping CLIP onto a merged grid
+#: the families of the help texts: with an official multi-expression protocol, and mapping CLIP onto a merged
+#: grid
 _OFFICIAL, _MERGED = official_protocol_families(), merged_grid_names()
 
 
 @dataclass
 class GroundingArgs(MethodFlags, ModelDataArgs):
-    """Options of ``litelvlm eval-grounding`` (each method's own options: :data:`litelvlm.cli_args.MethodFlags`)."""
+    """Options of ``litelvlm eval-grounding`` (each method's own options:
+    :data:`litelvlm.cli_args.MethodFlags`)."""
 
     methods: list[str] = arg(["none", "litelvlm"], help="methods, comma or space separated "
                                                         "(the list: `litelvlm select --list-methods`)")
-    budgets: list[Budget] = arg(Budget.parse_list("576,192,128,64,32"), help="visual-token budgets K (K >= 1; the "
+    budgets: list[Budget] = arg(Budget.parse_list("576,192,128,64,32"),
+                                help="visual-token budgets K (K >= 1; the "
                                 "baseline none runs once at all tokens)")
-    protocol: str = arg("official", help=f"evaluation protocol: official ({_OFFICIAL}'s, several expressions per "
+    protocol: str = arg("official", help=f"evaluation protocol: official ({_OFFICIAL}'s, several expressions "
+                        "per "
                                          "prompt; a family with one expression per prompt runs its own) or "
                                          "per-expression (this project's)", choices=list(PROTOCOLS))
-    max_sentences: int = arg(3, help=f"official protocol: sentences sampled per image ({_OFFICIAL}: 3)", minimum=1)
+    max_sentences: int = arg(3, help=f"official protocol: sentences sampled per image ({_OFFICIAL}: 3)",
+                             minimum=1)
     clip_text: str = arg("question", help="what LiteLVLM's CLIP embeds: the formatted question (official) "
                                           "or the bare expression", choices=["question", "expression"])
-    clip_context: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's context part comes from: the paired CLIP's "
-                                         "[CLS] score mapped onto the merged grid, or the attention each merged "
-                                         "token receives in Qwen's last vision block (VScan's Qwen score); both "
+    clip_context: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's context part comes from: the paired "
+                            "CLIP's "
+                                         "[CLS] score mapped onto the merged grid, or the attention each "
+                            "merged "
+                                         "token receives in Qwen's last vision block (VScan's Qwen score); "
+                            "both "
                                          "this project's adaptations", choices=["clip", "vit"])
-    clip_similarity: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's similarity part comes from: the paired CLIP's "
-                                            "patch-text similarity mapped onto the merged grid, or the relevance of "
-                                            "each merged token to the prompt's instruction in the LLM's input space "
-                                            "(cosine with the mean instruction-token embedding, as OpenVINO's CDPruner "
-                                            "port scores Qwen tokens); both this project's adaptations, the lowest "
+    clip_similarity: str = arg("clip", help=f"{_MERGED}: where LiteLVLM's similarity part comes from: the "
+                               "paired CLIP's "
+                                            "patch-text similarity mapped onto the merged grid, or the "
+                               "relevance of "
+                                            "each merged token to the prompt's instruction in the LLM's "
+                               "input space "
+                                            "(cosine with the mean instruction-token embedding, as "
+                               "OpenVINO's CDPruner "
+                                            "port scores Qwen tokens); both this project's adaptations, the "
+                               "lowest "
                                             "kept first as LiteLVLM's rule", choices=["clip", "llm"])
-    answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the official "
-                                             f"evaluation of {_OFFICIAL}; this project's on a family that decodes its "
-                                             "answer, whose random weights never generate its [SEG] token) or "
-                                             "generate (that family's official greedy decoding; methods pruning at "
+    answer: str = arg("teacher-forced", help="the answer holding [SEG]: teacher-forced in the prompt (the "
+                      "official "
+                                             f"evaluation of {_OFFICIAL}; this project's on a family that "
+                      "decodes its "
+                                             "answer, whose random weights never generate its [SEG] token) "
+                      "or "
+                                             "generate (that family's official greedy decoding; methods "
+                      "pruning at "
                                              "the LLM input only)",
                       choices=["teacher-forced", "generate"])
     limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
@@ -59,31 +76,44 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                         "before --limit-images)", each=int)
     seed: int = arg(0, help="seed for templates, sampling, random selectors and (without --boot-seed) the "
                             "bootstrap")
-    n_boot: int = arg(1000, help="bootstrap replicates (over images under --protocol official, expressions under "
-                                 "per-expression) for the intervals, comparisons.csv and claims.csv, and random "
+    n_boot: int = arg(1000, help="bootstrap replicates (over images under --protocol official, expressions "
+                      "under "
+                                 "per-expression) for the intervals, comparisons.csv and claims.csv, and "
+                      "random "
                                  "swap patterns of the paired test beyond 16 units")
     boot_seed: int | None = arg(None, minimum=0,
-                                help="seed of the bootstrap and of the paired test's patterns (default: --seed); a new "
-                                     "one into an existing --out recomputes only the statistics, from the stored rows")
+                                help="seed of the bootstrap and of the paired test's patterns (default: "
+                                "--seed); a new "
+                                     "one into an existing --out recomputes only the statistics, from the "
+                                "stored rows")
     device: str = arg("cpu", help="torch device (under accelerate: each process's own device)")
-    dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s evaluation), "
+    dtype: str = arg("auto", help=f"model dtype; auto: bfloat16 for a checkpoint (as {_OFFICIAL}'s "
+                     "evaluation), "
                                   "float32 for a small random preset", choices=["auto", *DTYPES])
     chunk: int = arg(8, help="images per resumable chunk written under OUT/parts", minimum=1)
-    batch_size: int = arg(1, help="prompts per LLM forward (this project's addition): B prompts of one chunk's images, "
-                                  "right-padded and masked, each pruned by its own selection; a method pruning inside "
-                                  "the LLM, an oracle or a generated answer runs at 1 (said once); raise --chunk to "
+    batch_size: int = arg(1, help="prompts per LLM forward (this project's addition): B prompts of one "
+                          "chunk's images, "
+                                  "right-padded and masked, each pruned by its own selection; a method "
+                          "pruning inside "
+                                  "the LLM, an oracle or a generated answer runs at 1 (said once); raise "
+                          "--chunk to "
                                   "fill batches", minimum=1)
-    positions: str = arg("official", help="RoPE positions of the kept visual tokens: each method's official rule "
-                                          "(FastV, DART keep theirs; the others renumber), or keep / renumber for "
+    positions: str = arg("official", help="RoPE positions of the kept visual tokens: each method's official "
+                         "rule "
+                                          "(FastV, DART keep theirs; the others renumber), or keep / "
+                         "renumber for "
                                           "every method", choices=["official", "keep", "renumber"])
     gt_parts: str | None = arg(None, help="ground truth of a multi-polygon referent: sum (the official REFER "
-                                          "code: overlapping parts count 2 and are scored as the official metric "
-                                          "does) or union; default: sum under --protocol official, union under "
+                                          "code: overlapping parts count 2 and are scored as the official "
+                               "metric "
+                                          "does) or union; default: sum under --protocol official, union "
+                               "under "
                                           "per-expression", choices=["sum", "union"])
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.budgets = Budget.list_of(self.budgets)  # the command line's Budgets as they are; a Python caller's read
+        # the command line's Budgets as they are; a Python caller's read
+        self.budgets = Budget.list_of(self.budgets)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,8 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
-    """(methods, budgets) as given; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it (a budget's
-    form is checked where it is read: the command line, :meth:`GroundingArgs.__post_init__`)."""
+    """(methods, budgets) as given; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it (a
+    budget's form is checked where it is read: the command line, :meth:`GroundingArgs.__post_init__`)."""
     methods = split_list(a.methods)
     if not a.budgets:
         raise LiteLVLMError("--budgets is empty")

@@ -1,6 +1,6 @@
 """Grounding figures: cIoU / gIoU against the visual-token budget, one line per method with its 95% bootstrap
-interval (``summary.csv``'s ``_lo``/``_hi``, where present), the unpruned model as a reference line with its interval
-as a band, the ``official`` and ``per-expression`` protocols side by side, and the claims table
+interval (``summary.csv``'s ``_lo``/``_hi``, where present), the unpruned model as a reference line with its
+interval as a band, the ``official`` and ``per-expression`` protocols side by side, and the claims table
 (:func:`~analysis.common.stat_plots.plot_claims_table`)."""
 
 from __future__ import annotations
@@ -46,9 +46,11 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
     colors = colors or method_colors(methods)
     for i, m in enumerate(methods):
         g = d[d["method"] == m].sort_values("budget")
-        ax.plot(g["budget"], g[metric], ms=3, label=method_label(m), **{**method_style(m), "color": colors[m]})
+        ax.plot(g["budget"], g[metric], ms=3, label=method_label(m),
+                **{**method_style(m), "color": colors[m]})
         if f"{metric}_lo" in g:   # each method's bars a little apart from the others'
-            draw_interval(ax, spread(g["budget"], i, len(methods)), g[f"{metric}_lo"], g[f"{metric}_hi"], colors[m])
+            draw_interval(ax, spread(g["budget"], i, len(methods)), g[f"{metric}_lo"], g[f"{metric}_hi"],
+                          colors[m])
     base = d[d["method"] == baseline]
     if not base.empty:
         k = int(base["budget"].iloc[0])  # 0: every image's own N (a family whose N depends on the image)
@@ -98,7 +100,8 @@ def plot_protocol_difference(difference: pd.DataFrame, metric: str = "ciou", ax=
     Returns (fig, ax)."""
     col = f"delta_{metric}"
     if col not in difference:
-        raise ValueError(f"difference table lacks {col!r} (make it with analysis.grounding.compute.protocol_difference)")
+        raise ValueError(f"difference table lacks {col!r} (make it with "
+                         "analysis.grounding.compute.protocol_difference)")
     if ax is None:
         apply_style()
         fig, ax = plt.subplots(figsize=figsize(2, 0.4), layout="constrained")  # room for the legend outside

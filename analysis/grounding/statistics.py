@@ -1,11 +1,11 @@
 """``eval-grounding``'s intervals, paired comparisons and claims (:mod:`analysis.common.accuracy_stats`).
 
 The resampling unit follows the protocol: under ``official`` an image's sampled sentences share one prompt
-(and LiteLVLM's selection), so IMAGES are resampled; under ``per-expression`` every sentence has its own prompt
-and EXPRESSIONS (image, ref, sentence) are. Each metric is re-computed in every resample from the resampled
-units' rows: cIoU = sum(I) / (sum(U) + 1e-10) as a ratio of sums (never a mean of per-expression IoUs), gIoU the
-mean IoU; a family's own metric likewise (UniPixel: ``eval_refcoco.py``'s cIoU without epsilon, gIoU, box
-accuracy).
+(and LiteLVLM's selection), so IMAGES are resampled; under ``per-expression`` every sentence has its own
+prompt and EXPRESSIONS (image, ref, sentence) are. Each metric is re-computed in every resample from the
+resampled units' rows: cIoU = sum(I) / (sum(U) + 1e-10) as a ratio of sums (never a mean of per-expression
+IoUs), gIoU the mean IoU; a family's own metric likewise (UniPixel: ``eval_refcoco.py``'s cIoU without
+epsilon, gIoU, box accuracy).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ BASE_METRICS: dict[str, tuple[str, str | None, float]] = {
     "ciou": ("intersection", "union", CIOU_EPS),
     "giou": ("iou", None, 0.0),
 }
-#: a family's own metric (its abilities' ``own_metric``; its columns are prefixed with it): its summary metric ->
-#: (numerator, denominator or None) column suffixes, no epsilon (cIoU, gIoU and box accuracy)
+#: a family's own metric (its abilities' ``own_metric``; its columns are prefixed with it): its summary metric
+#: -> (numerator, denominator or None) column suffixes, no epsilon (cIoU, gIoU and box accuracy)
 OWN_METRICS: dict[str, tuple[str, str | None]] = {"ciou": ("inter", "union"), "giou": ("iou", None),
                                                   "box_acc": ("hit", None)}
 
@@ -39,7 +39,8 @@ def own_prefixes(columns) -> list[str]:
     """The own-metric prefixes a table's ``columns`` hold (a rows table's ``<prefix>_inter``, a summary's
     ``<prefix>_ciou``), in column order."""
     ends = ("_" + OWN_METRICS["ciou"][0], "_ciou")
-    return list(dict.fromkeys(c.rsplit("_", 1)[0] for c in columns if c.endswith(ends) and c.rsplit("_", 1)[0]))
+    return list(
+        dict.fromkeys(c.rsplit("_", 1)[0] for c in columns if c.endswith(ends) and c.rsplit("_", 1)[0]))
 
 
 def metrics_of(columns) -> dict[str, tuple[str, str | None, float]]:
@@ -112,8 +113,8 @@ def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config:
 
 
 def load_statistics(results_dir: str | Path) -> dict:
-    """``comparisons`` and ``claims`` of an ``eval-grounding`` folder or of its protocol subfolders, each with a
-    ``protocol`` column (empty tables for folders written before them)."""
+    """``comparisons`` and ``claims`` of an ``eval-grounding`` folder or of its protocol subfolders, each with
+    a ``protocol`` column (empty tables for folders written before them)."""
     root = Path(results_dir)
     found = {"comparisons": [], "claims": []}
     for d in [root / p for p in UNITS if (root / p).is_dir()] or [root]:

@@ -1,6 +1,7 @@
 """``litelvlm importance``, the command layer (:func:`analysis.common.command.study_run`): the options checked
 (``options``, light), then the heavy modules imported to compute.
-From code: ``from analysis.importance import ImportanceArgs, run``; ``run(ImportanceArgs(refer_dir=..., out=...))``."""
+From code: ``from analysis.importance import ImportanceArgs, run``; ``run(ImportanceArgs(refer_dir=...,
+out=...))``."""
 
 from __future__ import annotations
 

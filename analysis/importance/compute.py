@@ -1,8 +1,9 @@
-"""``litelvlm importance``: do the tokens reversed CLIP similarity keeps match the LVLM's own token importance?
+"""``litelvlm importance``: do the tokens reversed CLIP similarity keeps match the LVLM's own token
+importance?
 
-For every sentence (scored alone, in the family's single-expression prompt: GLaMM's single-turn one, UniPixel's
-protocol question; teacher-forced as in ``eval-grounding``), one score per visual token (the image's N: fixed
-for GLaMM, per image for UniPixel) from each signal (:mod:`analysis.importance.signals`):
+For every sentence (scored alone, in the family's single-expression prompt: GLaMM's single-turn one,
+UniPixel's protocol question; teacher-forced as in ``eval-grounding``), one score per visual token (the
+image's N: fixed for GLaMM, per image for UniPixel) from each signal (:mod:`analysis.importance.signals`):
 
 * CLIP side: ``clip_rev_sim`` (-s, LiteLVLM's ranking), ``clip_context``, ``clip_topsim`` (+s);
 * LLM side: ``attention`` (per layer, head mean and per head, from the ``seg``/``last``/``text``
@@ -16,8 +17,8 @@ layer x head), ``OUT/summary.csv`` (head-mean rows aggregated with 95% bootstrap
 images, by LLM layer and by mask-area bin, ``area_bin == "all"`` for every area),
 ``OUT/token_scores.parquet`` (the head-mean score vectors of the first ``--save-scores``
 sentences, for heat maps), ``OUT/images/`` (the image region their visual tokens cover),
-``OUT/visual_tokens.csv`` (each image's N and token grid), ``OUT/config.json``. A family that pairs no CLIP with
-its visual tokens (UniPixel today) has no CLIP signals: its rows compare the ``--method-signals``.
+``OUT/visual_tokens.csv`` (each image's N and token grid), ``OUT/config.json``. A family that pairs no CLIP
+with its visual tokens (UniPixel today) has no CLIP signals: its rows compare the ``--method-signals``.
 Per-image results are written as parts under ``OUT/parts/`` (``analysis.common.parts``); a re-run resumes
 from them.
 """
@@ -85,7 +86,8 @@ def compare_signals(clip: dict, llm: dict) -> list[dict]:
     return rows
 
 
-def sentence_signals(pipe, base, record, signals: list[str], opts: SignalOptions, methods: tuple[str, ...] = ()):
+def sentence_signals(pipe, base, record, signals: list[str], opts: SignalOptions,
+                     methods: tuple[str, ...] = ()):
     """(prepared, clip signals, llm signals, IG deltas) of one REFER record alone."""
     prep = pipe.with_sentences(base, [record.sentence])  # the family's one-expression prompt
     clip = clip_signals(prep) if signal_error(pipe, CLIP_SIGNALS[0]) is None else {}
@@ -109,7 +111,8 @@ def evaluate_image(pipe, a: ImportanceArgs, records: list, image, opts: SignalOp
     base = pipe.prepare_image(image, seed=a.seed)
     rows, scores, deltas, visual = [], [], {}, {}
     for i, r in enumerate(records):
-        prep, clip, llm, d = sentence_signals(pipe, base, r, signals, opts, tuple(split_list(a.method_signals)))
+        prep, clip, llm, d = sentence_signals(pipe, base, r, signals, opts,
+                                              tuple(split_list(a.method_signals)))
         if not visual:
             n, grid = pipe.num_visual(prep), pipe.visual_grid(prep)
             visual = {"image_id": r.image_id, "num_visual": n, "grid_h": grid[0], "grid_w": grid[1]}
@@ -158,14 +161,16 @@ def summary_table(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.D
 
 
 def load_importance(out: str | Path) -> dict:
-    """The tables of an importance results folder: ``rows``, ``summary``, ``scores``, ``config``, ``images``."""
+    """The tables of an importance results folder: ``rows``, ``summary``, ``scores``, ``config``,
+    ``images``."""
     out = Path(out)
     path = out / "importance.parquet"
     if not path.exists():
         raise LiteLVLMError(f"{path} not found: run `litelvlm importance --out {out}` first")
     scores_path = out / "token_scores.parquet"
     scores = read_parquet(scores_path) if scores_path.exists() else pd.DataFrame()
-    images = {int(p.stem): np.asarray(Image.open(p).convert("RGB")) for p in sorted((out / "images").glob("*.png"))}
+    images = {int(p.stem): np.asarray(Image.open(p).convert("RGB"))
+              for p in sorted((out / "images").glob("*.png"))}
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False, na_values=[""])
     summary["query"] = summary["query"].fillna("")       # signals without a query set
     tables = {"rows": read_parquet(path), "summary": summary, "scores": scores,
@@ -179,7 +184,8 @@ def load_importance(out: str | Path) -> dict:
 
 
 # -- resumable parts ----------------------------------------------------------------------------
-def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None = None, config: dict | None = None
+def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None = None,
+                config: dict | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write importance.parquet, token_scores.parquet and summary.csv from every finished image part
     (restricted to ``image_ids`` when given: a run may reuse the parts of a larger one); ``config``: the run's
@@ -195,11 +201,12 @@ def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None =
     if not frames:
         skipped = store.skipped()
         if skipped:
-            raise LiteLVLMError(f"no image could be read ({len(skipped)} unreadable, e.g. {skipped[0]['path']}); "
-                                "nothing written")
+            raise LiteLVLMError(f"no image could be read ({len(skipped)} unreadable, e.g. "
+                                f"{skipped[0]['path']}); nothing written")
         raise LiteLVLMError("no sentence could be scored; nothing written")
     rows = finish_rows(pd.concat(frames, ignore_index=True))
-    rows = rows.sort_values(["image_id", "ref_id", "sent_id"] + PAIR_COLUMNS, kind="stable").reset_index(drop=True)
+    rows = rows.sort_values(["image_id", "ref_id", "sent_id"] + PAIR_COLUMNS,
+                            kind="stable").reset_index(drop=True)
     visual = [f for f in select(store.frames("visual")) if not f.empty]
     if visual:  # each image's N (parts written before it was recorded have none)
         write_csv(out / "visual_tokens.csv", pd.concat(visual, ignore_index=True).sort_values("image_id"))
@@ -210,7 +217,8 @@ def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None =
         for png in (out / "images").glob("*.png"):  # heat-map images of parts outside this selection
             if int(png.stem) not in set(scores["image_id"]):
                 png.unlink()
-    cfg = config if config is not None else read_json(out / "config.json") if current(out / "config.json").exists() else {}
+    cfg = config if config is not None else read_json(out / "config.json") if current(
+        out / "config.json").exists() else {}
     summary = mark_weights(summary_table(rows, n_boot=n_boot, seed=seed), cfg.get("model"), cfg.get("clip"))
     write_parquet(out / "importance.parquet", rows)
     write_csv(out / "summary.csv", summary)
@@ -236,7 +244,8 @@ def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: lis
                     sentences=0, seconds=time.perf_counter() - t0, ig_delta_max={})
         store.write([], pd.DataFrame(), info, tried=[image_id])
         return 0
-    rows, scores, deltas, visual = evaluate_image(pipe, a, recs, image, opts, signals, max(0, a.save_scores - kept))
+    rows, scores, deltas, visual = evaluate_image(pipe, a, recs, image, opts, signals,
+                                                  max(0, a.save_scores - kept))
     n_kept = len({s["sent_id"] for s in scores})
     tables = {"visual": pd.DataFrame([visual])} if visual else {}
     if scores:
@@ -250,17 +259,17 @@ def _score_image(pipe, a: ImportanceArgs, store: PartStore, out: Path, recs: lis
 
 
 def check_family(pipe, signals: list[str], methods: list[str]) -> list[str]:
-    """The CLIP signals ``pipe``'s family gives; a signal or ``--method-signals`` method it cannot give, or nothing
-    left to compare, is a :class:`~litelvlm.errors.LiteLVLMError` (before anything is written)."""
+    """The CLIP signals ``pipe``'s family gives; a signal or ``--method-signals`` method it cannot give, or
+    nothing left to compare, is a :class:`~litelvlm.errors.LiteLVLMError` (before anything is written)."""
     errors = [why for s in signals if (why := signal_error(pipe, s))]
     errors += [why for m in methods if (why := pipe.method_error(m))]
     if errors:
         raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
     clip_names = [s for s in CLIP_SIGNALS if signal_error(pipe, s) is None]
     if not clip_names and not methods:
-        raise LiteLVLMError(f"{signal_error(pipe, CLIP_SIGNALS[0])}: nothing to compare the LLM signals with; give "
-                            "--method-signals (methods that rank the visual tokens by one score each and act with "
-                            "the LLM, e.g. fastv, dart)")
+        raise LiteLVLMError(f"{signal_error(pipe, CLIP_SIGNALS[0])}: nothing to compare the LLM signals "
+                            "with; give --method-signals (methods that rank the visual tokens by one score "
+                            "each and act with the LLM, e.g. fastv, dart)")
     if not clip_names:
         log.warning("the %s family gives no CLIP signals; comparing the --method-signals only", pipe.family)
     return clip_names
@@ -288,7 +297,8 @@ def run_importance(a: ImportanceArgs, pipe=None) -> tuple[pd.DataFrame, pd.DataF
 
     out = Path(a.out)
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "save_scores", "n_boot")}
-    config.update(image_resize_record(config.pop("image_resize"), a.model))   # recorded for a family that has one
+    # recorded for a family that has one
+    config.update(image_resize_record(config.pop("image_resize"), a.model))
     lm = pipe.language_model.config
     config.update(signals=signals, clip_signals=clip_names, images=len(image_ids), ks=list(DEFAULT_KS),
                   **clip_record(pipe),
@@ -321,8 +331,8 @@ def run_and_report(a: ImportanceArgs) -> int:
     cols = ["clip_signal", "llm_signal", "query", "layer", "n_sentences", "spearman_mean", "spearman_lo",
             "spearman_hi", "jaccard_64_mean"]
     with pd.option_context("display.width", 160, "display.max_rows", 60):
-        show_table(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"), Path(a.out) / "summary.csv",
-                   "rank correlations per signal pair")
+        show_table(hm[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"),
+                   Path(a.out) / "summary.csv", "rank correlations per signal pair")
     print(f"{rows['sent_id'].nunique()} sentence(s), {len(rows)} rows -> {a.out}")
     if banner := weights_banner(a.model, a.clip):
         print(banner)

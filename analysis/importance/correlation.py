@@ -55,7 +55,8 @@ def topk_jaccard(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, k: 
 
 def compare(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
             ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
-    """All agreement statistics of two score vectors: ``pearson``, ``spearman``, ``kendall``, ``jaccard_<k>``."""
+    """All agreement statistics of two score vectors: ``pearson``, ``spearman``, ``kendall``,
+    ``jaccard_<k>``."""
     out = correlations(a, b)
     for k in ks:
         out[f"jaccard_{k}"] = topk_jaccard(a, b, k)

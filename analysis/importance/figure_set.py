@@ -34,7 +34,8 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
         data = write_tiny_refer(out_dir / "refer")
     model = model or DEFAULT_MODEL
     pipe = load_pipeline(model)
-    run_importance(ImportanceArgs(refer_dir=str(data), out=str(out_dir), model=model, limit_images=1, max_sentences=1,
+    run_importance(
+        ImportanceArgs(refer_dir=str(data), out=str(out_dir), model=model, limit_images=1, max_sentences=1,
                                   signals=["attention", "saliency", "ablation"], group=12,
                                   save_scores=1, n_boot=200), pipe=pipe)
     records = [r for r in load_refer(data, None, "refcoco", "unc", "val")]
@@ -49,7 +50,8 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
 
 
 def read_importance(results_dir: Path) -> dict:
-    """The importance tables of a results folder (and ``ablation/summary.csv`` of eval-grounding, if present)."""
+    """The importance tables of a results folder (and ``ablation/summary.csv`` of eval-grounding, if
+    present)."""
     tables = load_importance(results_dir)
     tables["referents"] = referent_windows(results_dir, tables)
     tables["num_tokens"] = typical_n(tables)
@@ -57,9 +59,9 @@ def read_importance(results_dir: Path) -> dict:
 
 
 def referent_windows(results_dir: Path, tables: dict) -> dict:
-    """Per sentence of ``scores``, its referent's mask in the image window of its visual tokens (CLIP's centred
-    square crop for a family with a fixed N; the whole image when N depends on the image), resized to the
-    window image; empty when the REFER data cannot be reached."""
+    """Per sentence of ``scores``, its referent's mask in the image window of its visual tokens (CLIP's
+    centred square crop for a family with a fixed N; the whole image when N depends on the image), resized to
+    the window image; empty when the REFER data cannot be reached."""
     scores, cfg = tables.get("scores"), tables.get("config") or {}
     if scores is None or scores.empty:
         return {}
@@ -81,7 +83,8 @@ def referent_windows(results_dir: Path, tables: dict) -> dict:
         side = min(h, w) if cfg.get("num_visual_tokens") is not None else None
         if side is None:  # the tokens cover the whole image
             crop = Image.fromarray(mask * 255)
-            out[int(sent_id)] = np.asarray(crop.resize((window.shape[1], window.shape[0]), Image.NEAREST)) > 127
+            out[int(sent_id)] = np.asarray(
+                crop.resize((window.shape[1], window.shape[0]), Image.NEAREST)) > 127
             continue
         y0, x0 = (h - side) // 2, (w - side) // 2
         crop = Image.fromarray(mask[y0:y0 + side, x0:x0 + side] * 255)
@@ -90,7 +93,8 @@ def referent_windows(results_dir: Path, tables: dict) -> dict:
 
 
 def typical_n(tables: dict) -> int:
-    """The family's N, or the median of each image's N (``visual_tokens.csv``) when it depends on the image."""
+    """The family's N, or the median of each image's N (``visual_tokens.csv``) when it depends on the
+    image."""
     fixed = tables["config"].get("num_visual_tokens")
     if fixed is not None or tables.get("visual") is None:
         return int(fixed or 576)
@@ -98,7 +102,8 @@ def typical_n(tables: dict) -> int:
 
 
 def draw_importance(tables: dict) -> dict:
-    """Correlation against LLM layer, one sentence's scatter, overlap against k, heat maps, oracle ablation."""
+    """Correlation against LLM layer, one sentence's scatter, overlap against k, heat maps, oracle
+    ablation."""
     summary, scores = tables["summary"], tables["scores"]
     figs = {}
     for metric in ("spearman", "kendall"):
@@ -119,15 +124,18 @@ def draw_importance(tables: dict) -> dict:
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
     name="importance", notebook="05_importance_correlation", title="Importance correlation",
-    description="Correlation of CLIP token ranks (-s, context, +s) with the LLM's token importance (attention "
+    description="Correlation of CLIP token ranks (-s, context, +s) with the LLM's token importance "
+    "(attention "
                 "rows per layer, captum attributions, group ablation) against LLM layer; one sentence's "
-                "scatter; top-k overlap against k; heat maps of every signal; the oracle ablation (cIoU against "
+                "scatter; top-k overlap against k; heat maps of every signal; the oracle ablation (cIoU "
+    "against "
                 "budget for LiteLVLM and the llm-attention / saliency oracles).",
     command="litelvlm importance (and litelvlm eval-grounding --out OUT/ablation)",
     requires=("analysis.importance.compute", "analysis.importance.plots"), subdir="importance",
     make_smoke=smoke_importance, read=read_importance, draw=draw_importance,
-    smoke_note=f"the random-weight `{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} on one COCO-128 image (two sentences; a synthetic REFER "
-               "folder when ../shared/data is absent), so every number is meaningless: it only shows the layout",
-    results_files=("importance.parquet",), studies=("importance",),
+    smoke_note=f"the random-weight `{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} on one COCO-128 "
+    "image (two sentences; a synthetic REFER "
+               "folder when ../shared/data is absent), so every number is meaningless: it only shows the "
+    "layout", results_files=("importance.parquet",), studies=("importance",),
     make_results="litelvlm importance --out {out} "
                  "(and litelvlm eval-grounding --out {out}/ablation for the oracle ablation)")

@@ -1,7 +1,7 @@
 """``litelvlm importance``: its options (:class:`ImportanceArgs`), the signal names and their checks.
 
-Light (no torch, no captum): a bad option is refused at once; :func:`analysis.importance.command.run` imports the study
-(:mod:`analysis.importance.compute`) after the checks.
+Light (no torch, no captum): a bad option is refused at once; :func:`analysis.importance.command.run` imports
+the study (:mod:`analysis.importance.compute`) after the checks.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ class ImportanceArgs(ModelDataArgs):
 
     limit_images: int | None = arg(None, help="only the first N images (sorted by image id)", minimum=1,
                                    deprecated=("--limit",))
-    max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)", minimum=1)
+    max_sentences: int | None = arg(None, help="at most this many sentences per image (default: all)",
+                                    minimum=1)
     signals: list[str] = arg(DEFAULT_SIGNALS, help=f"LLM-side signals, comma or space separated "
                                                    f"({', '.join(LLM_SIGNALS)}; or all)")
     method_signals: list[str] = arg([], help="also compare these methods' per-token ranking scores with the "
-                                             "LLM signals, as CLIP-side signals method:NAME (methods that keep "
+                                             "LLM signals, as CLIP-side signals method:NAME (methods that "
+                                    "keep "
                                              "tokens by one score per token, e.g. vispruner, fastv, dart)")
     target: str = arg("mask", help="gradient target: mask logits inside the predicted mask, or the [SEG] "
                                    "prompt-embedding norm", choices=["mask", "seg_norm"])
@@ -53,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_args(a: ImportanceArgs) -> list[str]:
-    """The LLM-side signals to compute; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming it."""
+    """The LLM-side signals to compute; a bad option is a :class:`~litelvlm.errors.LiteLVLMError` naming
+    it."""
     signals = split_list(a.signals)
     if signals == ["all"]:
         signals = list(LLM_SIGNALS)
@@ -74,8 +77,8 @@ def check_args(a: ImportanceArgs) -> list[str]:
 
 
 def check_method_signals(names: list[str]) -> None:
-    """Refuse a ``--method-signals`` method that keeps tokens by no one score per token (``Method.ranks``: ToMe's
-    merges, DivPrune's greedy diversity, SparseVLM's staged raters); imports the methods' modules."""
+    """Refuse a ``--method-signals`` method that keeps tokens by no one score per token (``Method.ranks``:
+    ToMe's merges, DivPrune's greedy diversity, SparseVLM's staged raters); imports the methods' modules."""
     bad = [m for m in names if not get_method(m).ranks]
     if bad:
         raise LiteLVLMError(f"--method-signals: {', '.join(bad)} rank by no per-token score; "

@@ -38,8 +38,8 @@ def plot_importance_by_layer(summary: pd.DataFrame, metric: str = "spearman", ll
         g = g.sort_values("layer")
         ax.plot(g["layer"], g[f"{metric}_mean"], styles.get(query, "-"), marker="o", ms=3,
                 color=colors[(clip, query)], label=f"{clip} vs {query}")
-        ax.fill_between(g["layer"], g[f"{metric}_lo"], g[f"{metric}_hi"], color=colors[(clip, query)], alpha=0.15,
-                        lw=0)
+        ax.fill_between(g["layer"], g[f"{metric}_lo"], g[f"{metric}_hi"], color=colors[(clip, query)],
+                        alpha=0.15, lw=0)
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlabel("LLM layer")
     ax.set_ylabel(f"{metric} (mean, 95% CI)")
@@ -79,7 +79,8 @@ def plot_overlap_vs_k(summary: pd.DataFrame, clip_signal: str = "clip_rev_sim", 
     if ax is None:
         fig, ax = figure(1, 0.8)
     fig = ax.figure
-    ks = sorted(int(c.split("_")[1]) for c in summary.columns if c.startswith("jaccard_") and c.endswith("_mean"))
+    ks = sorted(int(c.split("_")[1]) for c in summary.columns if c.startswith("jaccard_")
+                and c.endswith("_mean"))
     s = summary[(summary["clip_signal"] == clip_signal) & (summary["area_bin"].astype(str) == area_bin)]
     lines = []
     for (name, query), g in s.groupby(["llm_signal", "query"], sort=True, dropna=False):

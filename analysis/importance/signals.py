@@ -1,18 +1,20 @@
 """Every per-token importance signal of one sentence on any family's pipeline (:mod:`litelvlm.lvlm.family`):
 CLIP side and LLM side.
 
-A signal is one score per visual token (the image's ``N``, in the family's sequence order), keyed by :class:`SignalKey`
-(``name``, ``query``, ``layer``, ``head``; ``layer``/``head`` are -1 where they do not
+A signal is one score per visual token (the image's ``N``, in the family's sequence order), keyed by
+:class:`SignalKey` (``name``, ``query``, ``layer``, ``head``; ``layer``/``head`` are -1 where they do not
 apply, ``head`` -1 is the mean over heads). CLIP side: ``clip_rev_sim`` (-s, LiteLVLM's
 ranking), ``clip_context`` (LiteLVLM's context score), ``clip_topsim`` (+s). LLM side:
 ``attention`` (rows of the ``seg``/``last``/``text`` queries onto the visual keys, every
 layer, per head and head mean, captured with hooks in one forward:
 ``litelvlm.llm.attention_rows``), the captum attributions of ``litelvlm.llm.attribution``
-(``saliency``, ``input_x_gradient``, ``integrated_gradients``, ``layer_integrated_gradients``) and ``ablation`` (mask-IoU drop per spatial token group).
+(``saliency``, ``input_x_gradient``, ``integrated_gradients``, ``layer_integrated_gradients``) and
+``ablation`` (mask-IoU drop per spatial token group).
 
 What a family cannot give is refused before a run writes anything (:func:`signal_error`): the CLIP signals
-need a family that pairs a CLIP with its visual tokens (its abilities' ``clip_side``), ``layer_integrated_gradients`` a
-projector from CLIP features to the LLM (GLaMM's), which the family contract does not declare.
+need a family that pairs a CLIP with its visual tokens (its abilities' ``clip_side``),
+``layer_integrated_gradients`` a projector from CLIP features to the LLM (GLaMM's), which the family contract
+does not declare.
 """
 
 from __future__ import annotations
@@ -67,11 +69,11 @@ def signal_error(pipe, name: str) -> str | None:
     """Why signal ``name`` (CLIP-side or LLM-side) cannot be computed on ``pipe``'s family (None: it can)."""
     family = getattr(pipe, "family", "") or "this"
     if name in CLIP_SIGNALS and pipe.abilities.clip_side == "none":
-        return (f"{name} reads CLIP's scores of the visual tokens; the {family} family pairs no CLIP with its visual "
-                "tokens")
+        return (f"{name} reads CLIP's scores of the visual tokens; the {family} family pairs no CLIP with "
+                "its visual tokens")
     if name == "layer_integrated_gradients" and projector(pipe) is None:
-        return (f"layer_integrated_gradients integrates the CLIP features a projector maps to the LLM; the {family} "
-                "family exposes no such projector")
+        return ("layer_integrated_gradients integrates the CLIP features a projector maps to the LLM; the "
+                f"{family} family exposes no such projector")
     return None
 
 
@@ -84,7 +86,8 @@ def clip_signals(prepared) -> dict[SignalKey, torch.Tensor]:
 
 
 def method_signals(pipe, prepared, methods: Iterable[str]) -> dict[SignalKey, torch.Tensor]:
-    """``method:<name>``: the (N,) score each method (one with ``Method.ranks``) ranks the visual tokens by."""
+    """``method:<name>``: the (N,) score each method (one with ``Method.ranks``) ranks the visual tokens
+    by."""
     n = pipe.num_visual(prepared)
     out: dict[SignalKey, torch.Tensor] = {}
     for m in methods:
@@ -105,7 +108,8 @@ def attention_signals(pipe, prepared, per_head: bool = True) -> dict[SignalKey, 
     sl = ctx.visual_slice()
     sets = {q: ctx.query_rows(q) for q in QUERY_SETS}
     lm = pipe.language_model
-    with torch.no_grad(), attention_rows.capture_attention_rows(lm, sets, torch.arange(sl.start, sl.stop)) as rows:
+    with torch.no_grad(), attention_rows.capture_attention_rows(lm, sets,
+                                                                torch.arange(sl.start, sl.stop)) as rows:
         s = ctx.seq_len
         lm(inputs_embeds=ctx.embeds, position_ids=ctx.position_ids,
            attention_mask=torch.ones(1, s, dtype=torch.long, device=ctx.embeds.device), use_cache=False)
@@ -121,18 +125,19 @@ def attention_signals(pipe, prepared, per_head: bool = True) -> dict[SignalKey, 
 
 
 def mask_gradient_error(pipe, prepared) -> str | None:
-    """Why the ``mask`` target gives no gradient on ``pipe``'s family (its mask decoder runs without autograd), or
-    None: one decode of a prompt that requires a gradient."""
+    """Why the ``mask`` target gives no gradient on ``pipe``'s family (its mask decoder runs without
+    autograd), or None: one decode of a prompt that requires a gradient."""
     with torch.enable_grad():
         hidden = torch.zeros(1, pipe.hidden_size, device=pipe.device, dtype=pipe.dtype, requires_grad=True)
         low = pipe.decode_masks(prepared, pipe.seg_prompts(hidden))
     if low.requires_grad:
         return None
-    return (f"--target mask: the {pipe.family} family's mask decoder gives no gradient to its prompts, so the "
-            "gradient signals cannot reach the mask logits; use --target seg_norm")
+    return (f"--target mask: the {pipe.family} family's mask decoder gives no gradient to its prompts, so "
+            "the gradient signals cannot reach the mask logits; use --target seg_norm")
 
 
-def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],
+def gradient_signals(pipe, prepared, names: Iterable[str],
+                     opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],
                                                                                        dict[str, float]]:
     """captum attributions w.r.t. the visual token embeddings; also the IG convergence deltas."""
     if opts.target == "mask" and (why := mask_gradient_error(pipe, prepared)):
@@ -148,7 +153,8 @@ def gradient_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) 
                                      n_steps=opts.ig_steps, internal_batch_size=opts.internal_batch_size,
                                      layer=model.projector)
         else:
-            res = attribution.token_attributions(lambda v: gt(v, opts.target), vis, name, n_steps=opts.ig_steps,
+            res = attribution.token_attributions(lambda v: gt(v, opts.target), vis, name,
+                                                 n_steps=opts.ig_steps,
                                      internal_batch_size=opts.internal_batch_size)
         out[SignalKey(name)] = res.scores.float().cpu()
         if res.delta is not None:
@@ -167,7 +173,8 @@ def pruned_masks(pipe, prepared, keep: torch.Tensor) -> torch.Tensor:
 
 
 def ablation_signal(pipe, prepared, group: int) -> torch.Tensor:
-    """(N,) drop in mask IoU against the unpruned mask when each token's ``group`` x ``group`` block is removed."""
+    """(N,) drop in mask IoU against the unpruned mask when each token's ``group`` x ``group`` block is
+    removed."""
     n = pipe.num_visual(prepared)
     full = pruned_masks(pipe, prepared, torch.arange(n))[0]
 
@@ -180,7 +187,8 @@ def ablation_signal(pipe, prepared, group: int) -> torch.Tensor:
     return sensitivity.ablation_importance(iou, pipe.visual_grid(prepared), group=group)
 
 
-def llm_signals(pipe, prepared, names: Iterable[str], opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],
+def llm_signals(pipe, prepared, names: Iterable[str],
+                opts: SignalOptions) -> tuple[dict[SignalKey, torch.Tensor],
                                                                                   dict[str, float]]:
     """The requested LLM-side signals (``LLM_SIGNALS``) of the (single) sentence of ``prepared``."""
     names = list(names)

@@ -1,6 +1,7 @@
-"""Figure set 9, grounding on the merged-grid families: cIoU/gIoU per method and budget on the families that hold
-one expression per prompt on a merged Qwen2.5-VL grid (image families with no official multi-expression protocol:
-their card's ``official_sample`` is None), the methods each offers, drawn as figure set 4 draws the paper's model."""
+"""Figure set 9, grounding on the merged-grid families: cIoU/gIoU per method and budget on the families that
+hold one expression per prompt on a merged Qwen2.5-VL grid (image families with no official multi-expression
+protocol: their card's ``official_sample`` is None), the methods each offers, drawn as figure set 4 draws the
+paper's model."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ SMOKE_MODEL = MERGED_FAMILIES[0].default_model
 
 
 def smoke_merged_grounding(out_dir: Path, model: str | None = None) -> None:
-    """The family's protocol (one expression per prompt) on one COCO-128 image with :data:`SMOKE_MODEL`, the methods
-    of figure set 4's smoke set that the family offers (a synthetic REFER folder when ../shared/data is absent)."""
+    """The family's protocol (one expression per prompt) on one COCO-128 image with :data:`SMOKE_MODEL`, the
+    methods of figure set 4's smoke set that the family offers (a synthetic REFER folder when ../shared/data
+    is absent)."""
 
     data = coco128_dir()
     pick = {"image_ids": ["34"]}
@@ -33,16 +35,19 @@ def smoke_merged_grounding(out_dir: Path, model: str | None = None) -> None:
     pipe = load_pipeline(model)
     methods = ",".join(m for m in SMOKE_METHODS.split(",") if pipe.method_error(m) is None)
     run(GroundingArgs(refer_dir=str(data), out=str(out_dir / "per-expression"), model=model,
-                      protocol="per-expression", methods=[methods], budgets=[SMOKE_BUDGETS], **pick), pipe=pipe)
+                      protocol="per-expression", methods=[methods], budgets=[SMOKE_BUDGETS], **pick),
+        pipe=pipe)
 
 
 def read_merged_grounding(results_dir: Path) -> dict:
-    """summary, rows and config of an eval-grounding folder of such a family (read as figure set 4 reads its runs)."""
+    """summary, rows and config of an eval-grounding folder of such a family (read as figure set 4 reads its
+    runs)."""
     return read_grounding(results_dir)
 
 
 def draw_merged_grounding(tables: dict) -> dict:
-    """cIoU and gIoU against budget, drawn as figure set 4 draws them (one protocol: no side-by-side figure)."""
+    """cIoU and gIoU against budget, drawn as figure set 4 draws them (one protocol: no side-by-side
+    figure)."""
     summary = tables["summary"]
     figs = {}
     for metric in ("ciou", "giou"):
@@ -59,9 +64,12 @@ FIGURE_SET = FigureSet(
     name="merged_grounding", notebook="09_merged_grid_grounding",
     title=f"Grounding on the merged-grid families ({_NAMES}: Qwen2.5-VL + SAM 2)",
     description=f"cIoU and gIoU against the visual-token budget on the families that hold one expression per "
-                f"prompt on a merged Qwen2.5-VL grid ({_NAMES}), one line per method each offers (those acting with "
-                "the LLM, and, where the family maps an external CLIP's scores onto the merged grid, LiteLVLM, its "
-                "ablations and random; kept tokens keep their M-RoPE ids: both this project's adaptations) with the "
+                f"prompt on a merged Qwen2.5-VL grid ({_NAMES}), one line per method each offers (those "
+    "acting with "
+                "the LLM, and, where the family maps an external CLIP's scores onto the merged grid, "
+    "LiteLVLM, its "
+                "ablations and random; kept tokens keep their M-RoPE ids: both this project's adaptations) "
+    "with the "
                 "unpruned model as a dashed reference (`litelvlm eval-grounding --model MODEL`, the family's "
                 "protocol: one expression per prompt).",
     command="litelvlm eval-grounding --model MODEL",

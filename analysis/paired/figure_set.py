@@ -1,6 +1,6 @@
-"""Figure set 12, paired comparisons: per metric, every method minus the unpruned model and minus LiteLVLM against
-the budget, with the 95% interval of the paired swap test and its significance (``comparisons.csv`` of an
-``eval-grounding`` or ``eval-video`` folder; each folder drawn on its own)."""
+"""Figure set 12, paired comparisons: per metric, every method minus the unpruned model and minus LiteLVLM
+against the budget, with the 95% interval of the paired swap test and its significance (``comparisons.csv`` of
+an ``eval-grounding`` or ``eval-video`` folder; each folder drawn on its own)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,15 @@ SMOKE_BUDGETS = "144,36"
 
 
 def smoke_paired(out_dir: Path, model: str | None = None) -> None:
-    """``litelvlm eval-grounding`` (official protocol) on three COCO-128 images with the tiny random GLaMM (a synthetic
-    REFER folder when ../shared/data is absent)."""
+    """``litelvlm eval-grounding`` (official protocol) on three COCO-128 images with the tiny random GLaMM (a
+    synthetic REFER folder when ../shared/data is absent)."""
     data = coco128_dir()
     if data is None:
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
-    rc = main(["eval-grounding", "--refer-dir", str(data), "--out", str(out_dir), "--model", model or DEFAULT_MODEL,
-               "--protocol", "official", "--limit-images", "3", "--methods", SMOKE_METHODS, "--budgets", SMOKE_BUDGETS])
+    rc = main(
+        ["eval-grounding", "--refer-dir", str(data), "--out", str(out_dir), "--model", model or DEFAULT_MODEL,
+               "--protocol", "official", "--limit-images", "3", "--methods", SMOKE_METHODS, "--budgets",
+               SMOKE_BUDGETS])
     if rc:
         raise RuntimeError(f"litelvlm eval-grounding exited with status {rc}")
 
@@ -55,15 +57,20 @@ def draw_paired(tables: dict) -> dict:
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
     name="paired", notebook="12_paired_comparisons", title="Paired comparisons of the methods",
-    description="Per metric (cIoU, gIoU, a family's own metric; J, F, J&F), every method minus the unpruned model "
-                "and minus LiteLVLM at each budget, on the same images or expressions (`eval-grounding`) or videos "
-                "(`eval-video`): the difference with the 95% interval that inverts the paired swap test, a filled "
-                "marker where that test's p-value is below 0.05, exactly where the bar leaves 0 (Holm's adjustment "
+    description="Per metric (cIoU, gIoU, a family's own metric; J, F, J&F), every method minus the unpruned "
+    "model "
+                "and minus LiteLVLM at each budget, on the same images or expressions (`eval-grounding`) or "
+    "videos "
+                "(`eval-video`): the difference with the 95% interval that inverts the paired swap test, a "
+    "filled "
+                "marker where that test's p-value is below 0.05, exactly where the bar leaves 0 (Holm's "
+    "adjustment "
                 "is in `comparisons.csv`; each results folder drawn on its own).",
-    command="litelvlm eval-grounding / eval-video", requires=("analysis.common.accuracy_stats", "analysis.paired.plots"),
+    command="litelvlm eval-grounding / eval-video",
+    requires=("analysis.common.accuracy_stats", "analysis.paired.plots"),
     subdir="paired", make_smoke=smoke_paired, read=read_paired, draw=draw_paired,
     smoke_note="`litelvlm eval-grounding` (official protocol) with the random-weight "
                f"`{DEFAULT_MODEL}` {card_of(DEFAULT_MODEL).display_name} on three "
-               "COCO-128 images (a synthetic REFER folder when ../shared/data is absent); the numbers mean nothing",
-    results_files=("comparisons.csv",), studies=("grounding", "video"),
+               "COCO-128 images (a synthetic REFER folder when ../shared/data is absent); the numbers mean "
+    "nothing", results_files=("comparisons.csv",), studies=("grounding", "video"),
     make_results="litelvlm eval-grounding --out {out} (or litelvlm eval-video --out {out})")

@@ -1,16 +1,17 @@
-"""``litelvlm plan``: the paper's tables as runs (model, dataset, split, method, budget) on the data found, their
-time estimated from a short calibration on this machine, and the ``torch.distributed.run`` commands that run them
-across the GPUs of one node, resumably, into one results tree (``<results>/<family>/<dataset>_<split>``) that
-``litelvlm figures --results`` draws.
+"""``litelvlm plan``: the paper's tables as runs (model, dataset, split, method, budget) on the data found,
+their time estimated from a short calibration on this machine, and the ``torch.distributed.run`` commands that
+run them across the GPUs of one node, resumably, into one results tree
+(``<results>/<family>/<dataset>_<split>``) that ``litelvlm figures --results`` draws.
 
 One command per (model, dataset, split) runs every method and budget of that table: ``eval-grounding`` (or
-``eval-video``) shards the images across the processes and resumes from its finished parts, so a stopped command
-is simply started again. The calibration times the per-image work of ``eval-grounding`` itself
-(:func:`analysis.common.grounding_scoring.evaluate_image` on the family's pipeline, loaded once per model) on the
-first images of the first split found, after one untimed warm-up image, and extrapolates: a run's estimate is its
-seconds per image times the split's images over ``--gpus``, labelled EXTRAPOLATED with the calibration's n. Model
-loading, the statistics and the writing of the tables are not in it. Video runs (``eval-video`` on Ref-DAVIS-17,
-Refer-YouTube-VOS and MeViS) are calibrated the same way per frame of an expression (:mod:`analysis.plan.video`).
+``eval-video``) shards the images across the processes and resumes from its finished parts, so a stopped
+command is simply started again. The calibration times the per-image work of ``eval-grounding`` itself
+(:func:`analysis.common.grounding_scoring.evaluate_image` on the family's pipeline, loaded once per model) on
+the first images of the first split found, after one untimed warm-up image, and extrapolates: a run's estimate
+is its seconds per image times the split's images over ``--gpus``, labelled EXTRAPOLATED with the
+calibration's n. Model loading, the statistics and the writing of the tables are not in it. Video runs
+(``eval-video`` on Ref-DAVIS-17, Refer-YouTube-VOS and MeViS) are calibrated the same way per frame of an
+expression (:mod:`analysis.plan.video`).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def grounding_command(a: PlanArgs, model: str, s: Split, methods: list[str], out
 
 
 def video_command(a: PlanArgs, model: str, s: Split, methods: list[str], out: str) -> list[str]:
-    """The ``eval-video`` command of one video table (Ref-DAVIS-17, Refer-YouTube-VOS or MeViS, ``--dataset``),
-    launched as ``eval-grounding`` is."""
+    """The ``eval-video`` command of one video table (Ref-DAVIS-17, Refer-YouTube-VOS or MeViS,
+    ``--dataset``), launched as ``eval-grounding`` is."""
     cmd = [*LAUNCH, "--nproc-per-node", str(a.gpus), "-m", "litelvlm.cli", "eval-video", "--model", model,
            "--video-dir", s.root, "--dataset", s.dataset, "--split", s.split,
            "--methods", ",".join(m for m in methods if not is_baseline(m)),
@@ -64,9 +65,11 @@ def video_command(a: PlanArgs, model: str, s: Split, methods: list[str], out: st
     return cmd + (["--clip", a.clip] if a.clip else [])
 
 
-def list_runs(a: PlanArgs, models: list[str], methods: list[str], splits: list[Split]) -> tuple[list, list, list]:
-    """(runs, commands, notes): one run per (model, dataset, split, method, budget) of the paper's tables that the
-    model's family runs on the splits found, the baseline once per table; one command per (model, dataset, split)."""
+def list_runs(a: PlanArgs, models: list[str], methods: list[str],
+              splits: list[Split]) -> tuple[list, list, list]:
+    """(runs, commands, notes): one run per (model, dataset, split, method, budget) of the paper's tables that
+    the model's family runs on the splits found, the baseline once per table; one command per (model, dataset,
+    split)."""
     runs, commands, notes = [], [], []
     for model in models:
         card = card_of(model)
@@ -96,14 +99,15 @@ def list_runs(a: PlanArgs, models: list[str], methods: list[str], splits: list[S
     return runs, commands, notes
 
 
-def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[dict[tuple[str, str], float], int]:
-    """Seconds per image of each (method, budget) of ``model`` on the first ``--calibrate`` images of split ``s``
-    (after one untimed warm-up image running every pair), the per-image work of ``eval-grounding`` itself, and
-    the number of images timed. Each pair is timed alone, then all together as a command runs them (the image
-    prepared once); the pairs' times are scaled to sum to the joint time, their shares kept."""
+def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[dict[tuple[str, str], float],
+                                                                              int]:
+    """Seconds per image of each (method, budget) of ``model`` on the first ``--calibrate`` images of split
+    ``s`` (after one untimed warm-up image running every pair), the per-image work of ``eval-grounding``
+    itself, and the number of images timed. Each pair is timed alone, then all together as a command runs them
+    (the image prepared once); the pairs' times are scaled to sum to the joint time, their shares kept."""
     g = GroundingArgs(refer_dir=s.root, out="", model=model, clip=a.clip, image_dir=a.coco_images,
-                      dataset=s.dataset, split_by=s.split_by, split=s.split, methods=methods, budgets=a.budgets,
-                      seed=a.seed, device=a.device, dtype=a.dtype)
+                      dataset=s.dataset, split_by=s.split_by, split=s.split, methods=methods,
+                      budgets=a.budgets, seed=a.seed, device=a.device, dtype=a.dtype)
     pipe = load_pipeline(model, clip=a.clip, device=a.device, numerics=study_numerics(g, g.protocol),
                          dtype=None if a.dtype == "auto" else getattr(torch, a.dtype))
     by_image: dict[int, list] = {}
@@ -119,7 +123,8 @@ def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[di
         start = time.perf_counter()
         for i in timed:
             evaluate_image(pipe, g, by_image[i], images[i], [pair])
-        alone[(pair[0], "all" if is_baseline(pair[0]) else str(pair[1]))] = (time.perf_counter() - start) / len(timed)
+        alone[(pair[0], "all" if is_baseline(pair[0]) else str(pair[1]))] = (time.perf_counter()
+                                                                             - start) / len(timed)
     start = time.perf_counter()
     for i in timed:   # a command evaluates every pair of an image in one call, preparing the image once
         evaluate_image(pipe, g, by_image[i], images[i], pairs)
@@ -139,9 +144,10 @@ def machine(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[str], splits: list[Split]) -> dict:
-    """Fill each image run's and command's ``seconds`` (EXTRAPOLATED) from a calibration per model; returns the
-    calibration's
+def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[str],
+             splits: list[Split]) -> dict:
+    """Fill each image run's and command's ``seconds`` (EXTRAPOLATED) from a calibration per model; returns
+    the calibration's
     record (n, device, machine, seconds per image by model, method and budget)."""
     record = {"n": a.calibrate, "device": a.device, "machine": machine(a.device),
               "gpus": a.gpus, "seconds_per_image": {}, "video_n": 0, "seconds_per_frame": {}}
@@ -163,9 +169,11 @@ def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[
     return record
 
 
-def estimate_video(a: PlanArgs, runs: list[dict], methods: list[str], splits: list[Split], record: dict) -> None:
+def estimate_video(a: PlanArgs, runs: list[dict], methods: list[str], splits: list[Split],
+                   record: dict) -> None:
     """Fill each video run's ``seconds`` (EXTRAPOLATED) from a calibration per model on the first video split
-    (:func:`analysis.plan.video.calibrate_video`): seconds per expression-frame times the split's, over ``--gpus``."""
+    (:func:`analysis.plan.video.calibrate_video`): seconds per expression-frame times the split's, over
+    ``--gpus``."""
     first = next((s for s in splits if s.kind == "video"), None)
     for model in dict.fromkeys(r["model"] for r in runs if r["kind"] == "video"):
         table = list(dict.fromkeys(r["method"] for r in runs if r["model"] == model and r["kind"] == "video"))
@@ -175,8 +183,8 @@ def estimate_video(a: PlanArgs, runs: list[dict], methods: list[str], splits: li
         for r in runs:
             if r["model"] == model and r["kind"] == "video" and (r["method"], r["budget"]) in per:
                 r["seconds"] = per[(r["method"], r["budget"])] * r["frames"] / a.gpus
-                r["estimate"] = (f"EXTRAPOLATED from n={n} video(s) ({frames} expression-frames) of {first.dataset} "
-                                 f"{first.split}")
+                r["estimate"] = (f"EXTRAPOLATED from n={n} video(s) ({frames} expression-frames) of "
+                                 f"{first.dataset} {first.split}")
 
 
 def _hours(seconds: float) -> str:
@@ -190,15 +198,18 @@ def markdown(runs: list[dict], commands: list[dict], notes: list[str], record: d
     if record["seconds_per_image"] or record["seconds_per_frame"]:
         total = sum(r.get("seconds", 0.0) for r in runs)
         of = [f"n={record['n']} image(s)"] if record["seconds_per_image"] else []
-        of += [f"n={record['video_n']} video(s) (per frame of an expression)"] if record["seconds_per_frame"] else []
-        lines += [f"Estimated time: {_hours(total)} in all, EXTRAPOLATED from a calibration of {' and '.join(of)} "
-                  f"per model, method and budget on {record['device']} ({record['machine']}); model "
-                  "loading, statistics and writing are not counted.", ""]
+        of += [f"n={record['video_n']} video(s) (per frame of an expression)"] if record[
+            "seconds_per_frame"] else []
+        lines += [f"Estimated time: {_hours(total)} in all, EXTRAPOLATED from a calibration of "
+                  f"{' and '.join(of)} per model, method and budget on {record['device']} "
+                  f"({record['machine']}); model loading, statistics and writing are not counted.", ""]
     else:
         lines += ["No calibration (--calibrate 0): no time estimate.", ""]
-    lines += ["| model | dataset | split | method | budget | units | expressions | estimate |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['dataset']} | {r['split']} | {r['method']} | {r['budget']} | {r['units']} | "
-              f"{r['expressions']} | {_hours(r['seconds']) if 'seconds' in r else 'none'} |" for r in runs]
+    lines += ["| model | dataset | split | method | budget | units | expressions | estimate |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['dataset']} | {r['split']} | {r['method']} | {r['budget']} | "
+              f"{r['units']} | {r['expressions']} | {_hours(r['seconds']) if 'seconds' in r else 'none'} |"
+              for r in runs]
     lines += ["", "## Commands (each resumes where it stopped when started again)", "", "```"]
     for c in commands:
         est = f": {_hours(c['seconds'])} (EXTRAPOLATED)" if "seconds" in c else ""
@@ -210,8 +221,8 @@ def markdown(runs: list[dict], commands: list[dict], notes: list[str], record: d
 
 
 def run_plan(a: PlanArgs) -> int:
-    """Find the layouts, list the runs, calibrate, and write plan.json and plan.md into ``--out``; the commands
-    are printed too."""
+    """Find the layouts, list the runs, calibrate, and write plan.json and plan.md into ``--out``; the
+    commands are printed too."""
     dirs, models, methods = check_args(a)
     splits, notes = find_layouts(dirs)
     runs, commands, more = list_runs(a, models, methods, splits)

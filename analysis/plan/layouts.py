@@ -27,7 +27,8 @@ VIDEO_SPLITS: dict[str, tuple[str, str]] = {REF_DAVIS: ("Ref-DAVIS-17", "valid")
 
 @dataclass(frozen=True)
 class Split:
-    """One evaluation split found on disk: its dataset, where it is, its units (images or videos) and expressions."""
+    """One evaluation split found on disk: its dataset, where it is, its units (images or videos) and
+    expressions."""
 
     dataset: str
     split: str
@@ -52,8 +53,9 @@ def _folders(dirs: list[str]) -> list[Path]:
 
 
 def _refer(folder: Path, notes: list[str]) -> list[Split]:
-    """The paper's splits of the REFER layout in ``folder`` (none when it holds no refs file and instances.json).
-    The dataset is the folder's name where it is one of RefCOCO's, else the one the split scheme implies."""
+    """The paper's splits of the REFER layout in ``folder`` (none when it holds no refs file and
+    instances.json). The dataset is the folder's name where it is one of RefCOCO's, else the one the split
+    scheme implies."""
     found = []
     for refs in sorted(folder.glob("refs(*).p")):
         split_by = refs.name[5:-3]
@@ -64,9 +66,11 @@ def _refer(folder: Path, notes: list[str]) -> list[Split]:
             next((d for d, (s, _) in REFER_SPLITS.items() if s == split_by), None)
         if dataset is not None and dataset != folder.name.lower():
             notes.append(f"{refs}: the folder's name is none of {', '.join(REFER_SPLITS)}: read as {dataset} "
-                         f"(the dataset of split scheme {split_by!r}); rename the folder to plan it as another")
+                         f"(the dataset of split scheme {split_by!r}); rename the folder to plan it as "
+                         "another")
         if dataset is None or REFER_SPLITS[dataset][0] != split_by:
-            notes.append(f"{refs}: split scheme {split_by!r} is not the paper's for {dataset or 'any dataset'}: skipped")
+            notes.append(f"{refs}: split scheme {split_by!r} is not the paper's for "
+                         f"{dataset or 'any dataset'}: skipped")
             continue
         counts: dict[str, tuple[set, int]] = {}
         for r in load_refs(refs):
@@ -75,15 +79,17 @@ def _refer(folder: Path, notes: list[str]) -> list[Split]:
             counts[r["split"]] = (images, sentences + len(r["sentences"]))
         for split in REFER_SPLITS[dataset][1]:
             if split in counts:
-                found.append(Split(dataset, split, str(folder), len(counts[split][0]), counts[split][1], split_by))
+                found.append(
+                    Split(dataset, split, str(folder), len(counts[split][0]), counts[split][1], split_by))
             else:
                 notes.append(f"{refs}: no {dataset} {split} split")
     return found
 
 
 def _meta_counts(path: Path, drop: Path | None = None) -> tuple[int, int, int]:
-    """(videos, expressions, expression-frames) of a ``meta_expressions.json``, less the videos that the meta file
-    ``drop`` lists (Refer-YouTube-VOS ``valid`` lists the ``test`` videos too, which its loader drops)."""
+    """(videos, expressions, expression-frames) of a ``meta_expressions.json``, less the videos that the meta
+    file ``drop`` lists (Refer-YouTube-VOS ``valid`` lists the ``test`` videos too, which its loader
+    drops)."""
     videos = json.loads(path.read_text())["videos"]
     if drop is not None:
         test = json.loads(drop.read_text())["videos"]
@@ -116,7 +122,8 @@ def _video(folder: Path) -> list[Split]:
 
 
 def find_layouts(dirs: list[str]) -> tuple[list[Split], list[str]]:
-    """(every split of the paper's tables found under ``dirs``, one note per layout that is absent or unusable)."""
+    """(every split of the paper's tables found under ``dirs``, one note per layout that is absent or
+    unusable)."""
     notes: list[str] = []
     splits: list[Split] = []
     for folder in _folders(dirs):

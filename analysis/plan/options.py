@@ -1,8 +1,8 @@
 """``litelvlm plan``: its options (:class:`PlanArgs`) and their checks.
 
 Light (no torch, no pandas): a missing data folder, an unknown model or method, two models of one family are
-refused at once, before anything is written; :func:`analysis.plan.command.run` imports :mod:`analysis.plan.compute`
-after the checks.
+refused at once, before anything is written; :func:`analysis.plan.command.run` imports
+:mod:`analysis.plan.compute` after the checks.
 """
 
 from __future__ import annotations
@@ -29,33 +29,44 @@ PAPER_METHODS: tuple[str, ...] = ("litelvlm", "fastv", "sparsevlm", "prumerge+",
 class PlanArgs:
     """Options of ``litelvlm plan``."""
 
-    out: str = arg(help="plan folder: plan.json (every run, its estimate, its command) and plan.md", required=True)
-    data_dirs: list[str] = arg(help="folders holding the data, comma or space separated, each searched two levels "
-                                    "deep for the layouts: REFER (refs(unc).p / refs(umd).p beside instances.json, "
+    out: str = arg(help="plan folder: plan.json (every run, its estimate, its command) and plan.md",
+                   required=True)
+    data_dirs: list[str] = arg(help="folders holding the data, comma or space separated, each searched two "
+                               "levels "
+                                    "deep for the layouts: REFER (refs(unc).p / refs(umd).p beside "
+                               "instances.json, "
                                     "images/ or --coco-images), Ref-DAVIS-17, Refer-YouTube-VOS, MeViS",
                                required=True)
-    models: list[str] = arg([DEFAULT_MODEL], help="the checkpoints (or random presets), one per family, comma or "
+    models: list[str] = arg([DEFAULT_MODEL], help="the checkpoints (or random presets), one per family, "
+                            "comma or "
                                                   "space separated")
     clip: str | None = arg(None, help="the CLIP folder passed to every command (default: each command's)")
-    coco_images: str | None = arg(None, help="COCO train2014 image folder of the REFER layouts (default: each "
+    coco_images: str | None = arg(None, help="COCO train2014 image folder of the REFER layouts (default: "
+                                  "each "
                                              "layout's own images/ folder)")
     tree: str = arg("results", help="the results tree the printed commands write into, one folder per run "
-                                       "(<family>/<dataset>_<split>); `litelvlm figures --results TREE` draws it")
-    methods: list[str] = arg(list(PAPER_METHODS), help="methods of every table (default: the paper's comparison, "
-                                                        "this project's reading of which 9); the unpruned baseline "
+                                       "(<family>/<dataset>_<split>); `litelvlm figures --results TREE` "
+                    "draws it")
+    methods: list[str] = arg(list(PAPER_METHODS), help="methods of every table (default: the paper's "
+                             "comparison, "
+                                                        "this project's reading of which 9); the unpruned "
+                             "baseline "
                                                         "is always run")
     budgets: list[Budget] = arg(Budget.parse_list(PAPER_BUDGETS[1:]), help="image budgets K of every method")
     video_budgets: list[Budget] = arg(Budget.parse_list(PAPER_VIDEO_BUDGETS[1:]),
-                                      help="per-frame budgets of the video tables (of each frame's 576 CLIP tokens)")
-    gpus: int = arg(1, help="processes per command (the GPUs of the node), torch.distributed.run's --nproc-per-node",
-                    minimum=1)
-    calibrate: int = arg(2, help="images timed per model, method and budget on this machine (after one untimed "
+                                      help="per-frame budgets of the video tables (of each frame's 576 CLIP "
+                                      "tokens)")
+    gpus: int = arg(1, help="processes per command (the GPUs of the node), torch.distributed.run's "
+                    "--nproc-per-node", minimum=1)
+    calibrate: int = arg(2, help="images timed per model, method and budget on this machine (after one "
+                         "untimed "
                                  "warm-up) to estimate every run's time; 0: the run list and commands only",
                          minimum=0)
     device: str = arg("cpu", help="torch device of the calibration and of the printed commands")
     dtype: str = arg("auto", help="model dtype of the calibration and of the printed commands",
                      choices=["auto", "float32", "bfloat16", "float16"])
-    limit_images: int | None = arg(None, help="append --limit-images N to every printed image command (only the "
+    limit_images: int | None = arg(None, help="append --limit-images N to every printed image command (only "
+                                   "the "
                                               "first N images; a short trial of the plan)", minimum=1)
     seed: int = arg(0, help="seed of the calibration and of the printed commands")
 
@@ -70,8 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_args(a: PlanArgs) -> tuple[list[str], list[str], list[str]]:
-    """(data folders, models, methods with the baseline first); a missing folder, a model that names no family,
-    two models of one family, an unknown method or an empty list is a :class:`LiteLVLMError` naming it."""
+    """(data folders, models, methods with the baseline first); a missing folder, a model that names no
+    family, two models of one family, an unknown method or an empty list is a :class:`LiteLVLMError` naming
+    it."""
     dirs = split_list(a.data_dirs)
     if not dirs:
         raise LiteLVLMError("--data-dirs is empty")
@@ -87,8 +99,8 @@ def check_args(a: PlanArgs) -> tuple[list[str], list[str], list[str]]:
     for m in models:
         family = card_of(m).name   # names the model when it is no family's
         if family in families:
-            raise LiteLVLMError(f"--models: {families[family]!r} and {m!r} are both {family} models; the results "
-                                "tree holds one model per family (plan them one at a time)")
+            raise LiteLVLMError(f"--models: {families[family]!r} and {m!r} are both {family} models; the "
+                                "results tree holds one model per family (plan them one at a time)")
         families[family] = m
     methods = split_list(a.methods)
     for m in methods:

@@ -1,13 +1,15 @@
-"""``litelvlm plan``'s video tables: which methods a family's video path runs, and the calibration of the video runs.
+"""``litelvlm plan``'s video tables: which methods a family's video path runs, and the calibration of the
+video runs.
 
-A video run's work is ``eval-video``'s own per-video work (:func:`analysis.video.compute.video_part` on Ref-DAVIS-17,
-:func:`analysis.video.protocols.expression_part` on MeViS and Refer-YouTube-VOS) on the family's loaded runner. Every
-expression is segmented over all its video's frames, so the work grows with the video's frames times its
-expressions: the calibration times it on the first ``--calibrate`` videos of the first video split (after one
-untimed warm-up video) and gives seconds per frame of an expression (``expression-frames``), which a run's
-estimate multiplies by its split's expression-frames over ``--gpus`` (EXTRAPOLATED, with the calibration's n).
-Each (method, budget) is timed alone, then all together as a command runs them (each video's clips prepared once),
-the alone times scaled to sum to the joint one, as the image calibration does.
+A video run's work is ``eval-video``'s own per-video work (:func:`analysis.video.compute.video_part` on
+Ref-DAVIS-17,
+:func:`analysis.video.protocols.expression_part` on MeViS and Refer-YouTube-VOS) on the family's loaded
+runner. Every expression is segmented over all its video's frames, so the work grows with the video's frames
+times its expressions: the calibration times it on the first ``--calibrate`` videos of the first video split
+(after one untimed warm-up video) and gives seconds per frame of an expression (``expression-frames``), which
+a run's estimate multiplies by its split's expression-frames over ``--gpus`` (EXTRAPOLATED, with the
+calibration's n). Each (method, budget) is timed alone, then all together as a command runs them (each video's
+clips prepared once), the alone times scaled to sum to the joint one, as the image calibration does.
 """
 
 from __future__ import annotations
@@ -21,19 +23,22 @@ from litelvlm.methods import is_baseline
 
 
 def refused(model: str, methods: list[str], budgets: list[Budget]) -> dict[str, str]:
-    """The methods of ``methods`` that ``model``'s video path refuses, each with its reason (light: no weights)."""
+    """The methods of ``methods`` that ``model``'s video path refuses, each with its reason (light: no
+    weights)."""
     family = video_eval(model)
-    return {m: "; ".join(why) for m in methods if not is_baseline(m) and (why := family.method_errors([m], budgets))}
+    return {m: "; ".join(why) for m in methods if not is_baseline(m)
+            and (why := family.method_errors([m], budgets))}
 
 
 def expression_frames(records: list) -> int:
-    """The frames an ``eval-video`` run segments for one video's records: each expression over all its frames."""
+    """The frames an ``eval-video`` run segments for one video's records: each expression over all its
+    frames."""
     return sum(len(r.frames) for r in records)
 
 
 def calibrate_video(a, model: str, methods: list[str], s) -> tuple[dict[tuple[str, str], float], int, int]:
-    """(seconds per expression-frame of each (method, budget), videos timed, their expression-frames) of ``model``
-    on the first ``--calibrate`` videos of split ``s`` after one untimed warm-up video."""
+    """(seconds per expression-frame of each (method, budget), videos timed, their expression-frames) of
+    ``model`` on the first ``--calibrate`` videos of split ``s`` after one untimed warm-up video."""
     va = VideoArgs(out="", video_dir=s.root, dataset=s.dataset, split=s.split, model=model, clip=a.clip,
                    methods=[m for m in methods if not is_baseline(m)], budgets=a.video_budgets, seed=a.seed,
                    device=a.device, dtype=a.dtype)
@@ -47,7 +52,8 @@ def calibrate_video(a, model: str, methods: list[str], s) -> tuple[dict[tuple[st
         start = time.perf_counter()
         for v in timed:
             work(v, [pair])
-        alone[(pair[0], "all" if is_baseline(pair[0]) else str(pair[1]))] = (time.perf_counter() - start) / frames
+        alone[(pair[0], "all" if is_baseline(pair[0]) else str(pair[1]))] = (time.perf_counter()
+                                                                             - start) / frames
     start = time.perf_counter()
     for v in timed:
         work(v, pairs)

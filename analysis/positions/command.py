@@ -1,6 +1,7 @@
 """``litelvlm positions``, the command layer (:func:`analysis.common.command.study_run`): the options checked
 (``options``, light), then the heavy modules imported to compute.
-From code: ``from analysis.positions import PositionsArgs, run``; ``run(PositionsArgs(refer_dir=..., out=...))``."""
+From code: ``from analysis.positions import PositionsArgs, run``; ``run(PositionsArgs(refer_dir=...,
+out=...))``."""
 
 from __future__ import annotations
 

@@ -2,10 +2,10 @@
 tokens at their original RoPE positions and renumbered, compared.
 
 Per (method, budget), one row of ``positions.csv``: the method's official rule (``Method.positions``), whether
-``keep`` applies (``Method.original_positions``), the cosine and the relative distance between the [SEG] states
-of the two runs (mean over the prompt's [SEG]s), the IoU between their masks, and each run's mask IoU with the
-unpruned model's (all N tokens, where both rules coincide). A method whose tokens have no original position
-gets its ``renumber`` column only.
+``keep`` applies (``Method.original_positions``), the cosine and the relative distance between the [SEG]
+states of the two runs (mean over the prompt's [SEG]s), the IoU between their masks, and each run's mask IoU
+with the unpruned model's (all N tokens, where both rules coincide). A method whose tokens have no original
+position gets its ``renumber`` column only.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from litelvlm.provenance import mark_weights, weights_banner
 log = logging.getLogger(__name__)
 
 COLUMNS = ["method", "budget", "official_rule", "keep_available", "seg_cos_keep_renumber",
-           "seg_rel_diff_keep_renumber", "mask_iou_keep_renumber", "mask_iou_keep_none", "mask_iou_renumber_none"]
+           "seg_rel_diff_keep_renumber", "mask_iou_keep_renumber", "mask_iou_keep_none",
+           "mask_iou_renumber_none"]
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -57,8 +58,8 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def compare_rules(keep, renumber, none) -> dict:
-    """The row's measurements from the ``keep`` run (None: not applicable), the ``renumber`` run and the unpruned
-    run (``GroundingOutput``s)."""
+    """The row's measurements from the ``keep`` run (None: not applicable), the ``renumber`` run and the
+    unpruned run (``GroundingOutput``s)."""
     nan = float("nan")
     row = {"mask_iou_renumber_none": mask_iou(renumber.masks.cpu(), none.masks.cpu())}
     if keep is None:
@@ -77,19 +78,20 @@ def part_id(method: str, budget: Budget) -> int:
 
 
 def positions_row(pipe, prep, method: str, budget: Budget, none, args) -> dict:
-    """The row of (method, budget) (:data:`COLUMNS`): its ``keep`` and ``renumber`` runs against each other and
-    against ``none``, the unpruned run."""
+    """The row of (method, budget) (:data:`COLUMNS`): its ``keep`` and ``renumber`` runs against each other
+    and against ``none``, the unpruned run."""
     spec = pipe.spec(method)
     opts = method_options(args, method, pipe)
     runs = {rule: pipe.ground(prep, method, budget, positions=rule, **opts)
             for rule in ("keep", "renumber") if rule == "renumber" or spec.original_positions}
     return {"method": method, "budget": budget.column, "official_rule": pipe.official_rule(method),
-            "keep_available": spec.original_positions, **compare_rules(runs.get("keep"), runs["renumber"], none)}
+            "keep_available": spec.original_positions,
+            **compare_rules(runs.get("keep"), runs["renumber"], none)}
 
 
 def positions_table(pipe, prep, pairs: list[Run], args, store: PartStore) -> pd.DataFrame:
-    """One row per (method, budget) (:data:`COLUMNS`), in ``pairs``' order; each row is kept in ``store`` as it
-    finishes, and rows already there are not made again (a stopped run resumes)."""
+    """One row per (method, budget) (:data:`COLUMNS`), in ``pairs``' order; each row is kept in ``store`` as
+    it finishes, and rows already there are not made again (a stopped run resumes)."""
     done = store.done()
     todo = [p for p in pairs if part_id(*p) not in done]
     if todo:
@@ -118,7 +120,8 @@ def run_positions(a: PositionsArgs, checked: tuple | None = None) -> int:
                         and pipe.method_error(m) is None]
     # methods and budgets are not part of the run's identity: a re-run with others adds their rows
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "methods", "budgets")}
-    config.update(image_resize_record(config.pop("image_resize"), a.model))   # recorded for a family that has one
+    # recorded for a family that has one
+    config.update(image_resize_record(config.pop("image_resize"), a.model))
     config.update(image_id=recs[0].image_id, paths=portable_paths(asdict(a), out),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), **clip_record(pipe),
                   numerics=pipe.numerics.to_dict(), run=run_record(), **run_identity("positions", a.model))

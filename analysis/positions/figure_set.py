@@ -48,8 +48,10 @@ def draw_positions(tables: dict) -> dict:
 FIGURE_SET = FigureSet(
     name="positions", notebook="08_positions", title="Position switch",
     description="What the position switch does (this project's study, after the GAP paper's argument): every "
-                "method's kept tokens at their original RoPE positions (keep) or renumbered (renumber), on the "
-                "sample image: the distance between the two runs' [SEG] states, the IoU of their masks, and each "
+                "method's kept tokens at their original RoPE positions (keep) or renumbered (renumber), on "
+    "the "
+                "sample image: the distance between the two runs' [SEG] states, the IoU of their masks, and "
+    "each "
                 "one's mask IoU with the unpruned model's. Each label names the method's official rule.",
     command="litelvlm positions", requires=("analysis.positions.compute", "analysis.positions.plots"),
     subdir="positions", make_smoke=smoke_positions, read=read_positions, draw=draw_positions,

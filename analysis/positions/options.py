@@ -27,9 +27,11 @@ class PositionsArgs(MethodFlags, ModelDataArgs):
 
     methods: list[str] = arg([], help="methods (default: every registered method but the baseline and the "
                                       "analysis oracles)")
-    budgets: list[Budget] = arg(Budget.parse_list("192,64"), help="visual-token budgets K (K >= 1; at most the image's N)")
+    budgets: list[Budget] = arg(Budget.parse_list("192,64"), help="visual-token budgets K (K >= 1; at most "
+                                "the image's N)")
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
-    max_sentences: int = arg(3, help="sentences sampled for the image under an official multi-expression protocol "
+    max_sentences: int = arg(3, help="sentences sampled for the image under an official multi-expression "
+                             "protocol "
                                      f"({official_protocol_families()}: 3)", minimum=1)
     seed: int = arg(0, help="seed of the official sampling and the random selector")
     device: str = arg("cpu", help="torch device")
@@ -38,7 +40,8 @@ class PositionsArgs(MethodFlags, ModelDataArgs):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.budgets = Budget.list_of(self.budgets)  # the command line's Budgets as they are; a Python caller's read
+        # the command line's Budgets as they are; a Python caller's read
+        self.budgets = Budget.list_of(self.budgets)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

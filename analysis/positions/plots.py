@@ -1,5 +1,5 @@
-"""Position-switch figures: what keeping the kept tokens' original RoPE positions, instead of renumbering them,
-does to each method's [SEG] states and masks on the sample image (``litelvlm positions``)."""
+"""Position-switch figures: what keeping the kept tokens' original RoPE positions, instead of renumbering
+them, does to each method's [SEG] states and masks on the sample image (``litelvlm positions``)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def _order(methods) -> list[str]:
 
 def plot_position_switch(table: pd.DataFrame, budget: int | None = None, ax=None):
     """Two panels at one budget (default: the smallest), one bar per method: the relative distance between the
-    [SEG] states with kept positions and renumbered ones, and the IoU of their masks (dots: each rule's mask IoU
-    with the unpruned model's; filled: keep, open: renumber). Each method's official rule is in its label;
+    [SEG] states with kept positions and renumbered ones, and the IoU of their masks (dots: each rule's mask
+    IoU with the unpruned model's; filled: keep, open: renumber). Each method's official rule is in its label;
     methods whose tokens have no original position are marked n/a. Returns ``(fig, axes)``."""
     budget = int(table["budget"].min()) if budget is None else int(budget)
     d = table[table["budget"] == budget].set_index("method")
@@ -35,8 +35,8 @@ def plot_position_switch(table: pd.DataFrame, budget: int | None = None, ax=None
     right.barh(y, d.loc[methods, "mask_iou_keep_renumber"].fillna(0), color=colors, alpha=0.55)
     right.scatter(d.loc[methods, "mask_iou_keep_none"], y - 0.18, color="black", s=10, zorder=4,
                   label="keep vs all tokens")
-    right.scatter(d.loc[methods, "mask_iou_renumber_none"], y + 0.18, facecolors="none", edgecolors="black", s=10,
-                  zorder=4, label="renumber vs all tokens")
+    right.scatter(d.loc[methods, "mask_iou_renumber_none"], y + 0.18, facecolors="none", edgecolors="black",
+                  s=10, zorder=4, label="renumber vs all tokens")
     for i, m in enumerate(methods):
         if not bool(d.loc[m, "keep_available"]):
             left.text(0.02, i, "n/a: no original positions", va="center", fontsize=6,

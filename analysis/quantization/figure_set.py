@@ -29,9 +29,10 @@ def smoke_quantization(out_dir: Path, model: str | None = None) -> None:
         data = write_tiny_refer(Path(tempfile.mkdtemp(prefix="litelvlm-refer-")))
     modes = ["none"] + (["int8", "nf4"] if importlib.util.find_spec("bitsandbytes") else [])
     for q in modes:  # every run's masks compared with the unquantized run's unpruned ones (its own for bf16)
-        rc = main(["validate", "--refer-dir", str(data), "--model", model or DEFAULT_MODEL, "--dtype", "bfloat16",
-                   "--methods", "litelvlm", "--budgets", *SMOKE_BUDGETS, "--quantize", q, "--out", str(out_dir / q),
-                   "--compare-to", str(out_dir / "none")])
+        rc = main(
+            ["validate", "--refer-dir", str(data), "--model", model or DEFAULT_MODEL, "--dtype", "bfloat16",
+                   "--methods", "litelvlm", "--budgets", *SMOKE_BUDGETS, "--quantize", q, "--out",
+                   str(out_dir / q), "--compare-to", str(out_dir / "none")])
         if rc:
             raise RuntimeError(f"litelvlm validate --quantize {q} exited with status {rc}")
 
@@ -43,13 +44,14 @@ def read_quantization(results_dir: Path) -> dict:
 
 
 def read_quantization_runs(folders: list[Path]) -> dict:
-    """The memory rows and runs of the ``validate`` folders ``folders`` (each holding a ``memory.csv``), each with
-    the folder's ``device``, ``model`` and ``quantize``."""
+    """The memory rows and runs of the ``validate`` folders ``folders`` (each holding a ``memory.csv``), each
+    with the folder's ``device``, ``model`` and ``quantize``."""
     mem, rows = [], []
     for path in (Path(f) / "memory.csv" for f in folders):
         cfg = read_json(path.parent / "config.json")
         tags = {"device": str(cfg.get("device", "cpu")), "model": cfg.get("model"),
-                "quantize": cfg.get("quantize", "none"), "folder": path.parent.name, "model_dtype": cfg.get("model_dtype")}
+                "quantize": cfg.get("quantize", "none"), "folder": path.parent.name,
+                "model_dtype": cfg.get("model_dtype")}
         mem.append(pd.read_csv(path).assign(**{k: v for k, v in tags.items() if k != "quantize"}))
         rows.append(pd.read_csv(path.parent / "validate.csv").assign(**tags))
     return {"memory": pd.concat(mem, ignore_index=True), "validate": pd.concat(rows, ignore_index=True)}
@@ -74,16 +76,20 @@ def draw_quantization(tables: dict) -> dict:
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
     name="quantization", notebook="07_quantization", title="Quantization",
-    description="The budget x precision trade-off of `validate` runs (bf16, int8 and nf4 decoder layers): the "
+    description="The budget x precision trade-off of `validate` runs (bf16, int8 and nf4 decoder layers): "
+    "the "
                 "whole model's memory (weights + activation peak) and the LLM's activation peak against the "
-                "budget, per device, the prefill time of GPU runs, and (runs with `--compare-to` the bf16 folder) "
+                "budget, per device, the prefill time of GPU runs, and (runs with `--compare-to` the bf16 "
+    "folder) "
                 "the IoU of the masks with the bf16 model's unpruned masks.",
-    command="litelvlm validate --quantize", requires=("analysis.validate.memory", "analysis.quantization.plots"),
+    command="litelvlm validate --quantize",
+    requires=("analysis.validate.memory", "analysis.quantization.plots"),
     subdir="validate", make_smoke=smoke_quantization, read=read_quantization, draw=draw_quantization,
     smoke_note=f"`litelvlm validate` on one COCO-128 image with the random-weight `{DEFAULT_MODEL}` "
                f"{card_of(DEFAULT_MODEL).display_name} in bf16, int8 and nf4 "
                "(int8 and nf4 need bitsandbytes)",
     results_files=("memory.csv", "*/memory.csv"), studies=("validate",), together="parent",
     read_runs=read_quantization_runs, timed=("prefill_",),
-    make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out {out}/$Q "
+    make_results="for Q in none int8 nf4; do litelvlm validate --refer-dir REFER --quantize $Q --out "
+    "{out}/$Q "
                  "--compare-to {out}/none; done")

@@ -1,4 +1,5 @@
-"""Quantization figures: the budget x precision trade-off of ``validate`` runs (one folder per ``--quantize``).
+"""Quantization figures: the budget x precision trade-off of ``validate`` runs (one folder per
+``--quantize``).
 
 Each figure draws one device's runs (times and memory from different devices are never mixed) and one
 line per precision: LiteLVLM's rows against the budget, and ``none`` (all tokens) as an open marker at N. The
@@ -19,7 +20,8 @@ UNKNOWN_DTYPE = "unquantized, dtype not recorded"
 
 
 def unquantized_dtype(d: pd.DataFrame) -> str:
-    """The dtype the unquantized (``quantize`` none) rows of ``d`` record (``model_dtype``), e.g. ``float32``."""
+    """The dtype the unquantized (``quantize`` none) rows of ``d`` record (``model_dtype``), e.g.
+    ``float32``."""
     rows = d[d["quantize"] == "none"] if "quantize" in d else d
     found = list(dict.fromkeys(str(v) for v in rows.get("model_dtype", pd.Series(dtype=object)).dropna()))
     return "/".join(found) if found else UNKNOWN_DTYPE
@@ -52,8 +54,10 @@ def _by_precision(ax, d: pd.DataFrame, y: str, scale: float = 1.0, method: str =
               title=f"{method} (open: none, all tokens)", title_fontsize=7)
 
 
-def _panel(table: pd.DataFrame, device: str | None, ax, column: str, ylabel: str, title: str, scale: float = 1.0):
-    """One device's rows of ``table``: ``column`` (times ``scale``) against the budget, one line per precision."""
+def _panel(table: pd.DataFrame, device: str | None, ax, column: str, ylabel: str, title: str,
+           scale: float = 1.0):
+    """One device's rows of ``table``: ``column`` (times ``scale``) against the budget, one line per
+    precision."""
     device = device if device is not None else str(table["device"].iloc[0])
     d = table[table["device"] == device]
     fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)
@@ -83,11 +87,11 @@ def plot_prefill_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=
 def plot_mask_agreement_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=None):
     """IoU of each run's masks with the unquantized, unpruned masks (``validate --compare-to``) against the
     budget, per precision: 1.0 is the same masks; ``none`` (open marker) is quantization alone."""
-    fig, ax = _panel(rows, device, ax, "mask_iou_vs_compare", f"mask IoU with {unquantized_dtype(rows)}, all tokens",
-                     "Mask agreement")
+    fig, ax = _panel(rows, device, ax, "mask_iou_vs_compare", f"mask IoU with {unquantized_dtype(rows)}, all "
+                     "tokens", "Mask agreement")
     ax.set_ylim(-0.02, 1.02)
     return fig, ax
 
 
-__all__ = ["PRECISIONS", "precision_label", "unquantized_dtype", "plot_activation_vs_precision", "plot_mask_agreement_vs_precision", "plot_memory_vs_precision",
-           "plot_prefill_vs_precision"]
+__all__ = ["PRECISIONS", "precision_label", "unquantized_dtype", "plot_activation_vs_precision",
+           "plot_mask_agreement_vs_precision", "plot_memory_vs_precision", "plot_prefill_vs_precision"]

@@ -1,11 +1,12 @@
 """Token retention tables: which patches every CLIP-side method keeps at each budget (``--model`` a CLIP), or
-which visual tokens every method a model family runs keeps (``--model`` an LVLM: :mod:`analysis.retention.pipeline`).
+which visual tokens every method a model family runs keeps (``--model`` an LVLM:
+:mod:`analysis.retention.pipeline`).
 
 For each image and its referring expressions (all of them select together, as in the
-official multi-expression setting; ``text`` joins them with `` | ``), one row per kept token and (method, budget), naming the
-part of the method that chose it, read from its ``Selection.parts`` (LiteLVLM: ``similarity`` or ``context``;
-VisPruner: ``important``/``diverse``; VisionZip: ``dominant``/``contextual``; none: ``kept``), plus
-a per-patch table of the scores behind the choice. The figure set ``retention`` draws
+official multi-expression setting; ``text`` joins them with `` | ``), one row per kept token and (method,
+budget), naming the part of the method that chose it, read from its ``Selection.parts`` (LiteLVLM:
+``similarity`` or ``context``; VisPruner: ``important``/``diverse``; VisionZip: ``dominant``/``contextual``;
+none: ``kept``), plus a per-patch table of the scores behind the choice. The figure set ``retention`` draws
 them like the paper's animation. Run as ``litelvlm retention --help``.
 
 Outputs in ``--out``: ``retention.parquet`` (image_id, text, model, method, budget,
@@ -99,7 +100,9 @@ def refer_examples(root: str | Path, limit: int, texts_per_image: int = 3,
             img = images_root / ("_".join(Path(name).stem.split("_")[:-1]) + Path(name).suffix)
         if not img.exists():
             raise LiteLVLMError(f"image {str(img)!r} named by ref {rs[0]['ref_id']} does not exist")
-        out.append((str(image_id), img, [r["sentences"][0].get("sent", r["sentences"][0].get("raw", "")) for r in rs[:texts_per_image]]))
+        out.append(
+            (str(image_id), img,
+             [r["sentences"][0].get("sent", r["sentences"][0].get("raw", "")) for r in rs[:texts_per_image]]))
     return out
 
 
@@ -108,7 +111,8 @@ def retention_tables(clip, examples, budgets: list[Budget], methods: list[str],
     """(kept-token table, per-patch score table, {image_id: display image}, metadata) for ``examples``."""
     n = clip.num_patches
     gr, gc = clip.grid
-    budgets = sorted({b.at_most(n) for b in Budget.parse_list(budgets)}, key=lambda b: b.column, reverse=True)  # to N
+    # to N
+    budgets = sorted({b.at_most(n) for b in Budget.parse_list(budgets)}, key=lambda b: b.column, reverse=True)
     rows, score_rows, images = [], [], {}
     for image_id, image, image_texts in examples:
         text = " | ".join(image_texts)
@@ -132,7 +136,8 @@ def retention_tables(clip, examples, budgets: list[Budget], methods: list[str],
                     "image_id": image_id, "text": text, "model": clip.name, "method": method,
                     "budget": k.column, "position": np.arange(kept.size), "patch": kept,
                     "part": selection_parts(sel, kept, n).astype(str)}))
-    meta = {"grid": [gr, gc], "num_patches": n, "budgets": [b.column for b in budgets], "methods": list(methods)}
+    meta = {"grid": [gr, gc], "num_patches": n, "budgets": [b.column for b in budgets],
+            "methods": list(methods)}
     return pd.concat(rows, ignore_index=True), pd.concat(score_rows, ignore_index=True), images, meta
 
 
@@ -152,8 +157,8 @@ def supported_methods(clip, methods: list[str], texts: list[str]) -> list[str]:
 
 
 def run_retention(a: RetentionArgs) -> Path:
-    """Compute and write the retention tables for ``a`` (checked: :func:`analysis.retention.options.check_args`);
-    returns the output folder."""
+    """Compute and write the retention tables for ``a`` (checked:
+    :func:`analysis.retention.options.check_args`); returns the output folder."""
 
     if model_family(a.model) is not None:
         return run_family_retention(a)
@@ -168,8 +173,8 @@ def run_retention(a: RetentionArgs) -> Path:
     clip = load_clip(a.model, a.backend, dtype=None if a.dtype == "float32" else getattr(torch, a.dtype))
     if a.quantize != "none":
         if clip.backend != "hf":
-            raise LiteLVLMError("--quantize quantizes a transformers CLIP (--backend hf); open_clip's attention "
-                                "keeps its projections outside nn.Linear")
+            raise LiteLVLMError("--quantize quantizes a transformers CLIP (--backend hf); open_clip's "
+                                "attention keeps its projections outside nn.Linear")
         quantize_clip(clip.modules(), a.quantize, a.quantize_backend, clip.device)
     if not split_list(a.methods):  # the default: every CLIP-side method this backend supports
         methods = supported_methods(clip, methods, examples[0][2])
@@ -195,7 +200,8 @@ def study_examples(a: RetentionArgs, skipped: list[dict]) -> list:
 
 def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.DataFrame, images: dict,
                  meta: dict) -> None:
-    """Write the images, both tables, config.json (``meta`` added to the options) and ``--compare-to``'s overlap."""
+    """Write the images, both tables, config.json (``meta`` added to the options) and ``--compare-to``'s
+    overlap."""
     for png in (out / "images").glob("*.png"):  # images of an older run with other examples
         if png.stem not in images:
             png.unlink()
@@ -205,21 +211,27 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
     write_parquet(out / "retention_scores.parquet", scores)
     write_parquet(out / "retention.parquet", table)
     skipped = meta.pop("skipped")
-    options = asdict(a)   # --image-resize recorded only for a family with a resize of its own (others as before)
+    # --image-resize recorded only for a family with a resize of its own (others as before)
+    options = asdict(a)
     options.update(image_resize_record(options.pop("image_resize"), a.model))
     write_json(out / "config.json", {**options, **meta, "synthetic": a.refer_dir is None, "skipped": skipped,
-                                      "paths": portable_paths(asdict(a), out), "torch_threads": torch_thread_count(),
-                                      "run": run_record(), **run_identity("retention", a.model, family=model_family(a.model) or CLIP_FAMILY)})
+                                      "paths": portable_paths(asdict(a), out),
+                                     "torch_threads": torch_thread_count(),
+                                      "run": run_record(),
+                                     **run_identity("retention", a.model,
+                                                    family=model_family(a.model) or CLIP_FAMILY)})
     if a.compare_to:
-        write_csv(out / "overlap.csv", kept_overlap(read_parquet(Path(a.compare_to) / "retention.parquet"), table))
+        write_csv(out / "overlap.csv",
+                  kept_overlap(read_parquet(Path(a.compare_to) / "retention.parquet"), table))
 
 
 def run_family_retention(a: RetentionArgs) -> Path:
-    """The retention tables of the methods ``--model``'s family runs (:mod:`analysis.retention.pipeline`): every
-    method it cannot run refused, and the pipeline loaded, before anything is written."""
+    """The retention tables of the methods ``--model``'s family runs (:mod:`analysis.retention.pipeline`):
+    every method it cannot run refused, and the pipeline loaded, before anything is written."""
     if a.quantize != "none" or a.backend:
         raise LiteLVLMError(f"--model {a.model!r} is an LVLM: --quantize and --backend are for a CLIP model")
-    pipe = load_pipeline(a.model, device="cpu", dtype=getattr(torch, a.dtype), **image_resize_kwargs(a.image_resize))
+    pipe = load_pipeline(a.model, device="cpu", dtype=getattr(torch, a.dtype),
+                         **image_resize_kwargs(a.image_resize))
     methods = family_methods(pipe, split_list(a.methods))
     skipped: list[dict] = []
     examples = study_examples(a, skipped)
@@ -244,10 +256,11 @@ def kept_overlap(ref: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     return both[[*keys, "kept", "overlap"]].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict], exif: bool = True) -> list:
-    """(image_id, RGB image, texts) of the examples whose image opens, turned by its EXIF tag when ``exif`` (as the
-    model's family reads images: :func:`litelvlm.families.exif_transpose`); the others are logged and appended to
-    ``skipped``; none readable is an error."""
+def readable_examples(examples: list[tuple[str, Path, list[str]]], skipped: list[dict],
+                      exif: bool = True) -> list:
+    """(image_id, RGB image, texts) of the examples whose image opens, turned by its EXIF tag when ``exif``
+    (as the model's family reads images: :func:`litelvlm.families.exif_transpose`); the others are logged and
+    appended to ``skipped``; none readable is an error."""
     out = []
     for image_id, path, texts in examples:
         try:  # PIL's convert("RGB"), after the family's EXIF turn; any decoding failure is a skip
@@ -267,8 +280,8 @@ def load_retention(results_dir: str | Path) -> dict:
     d = Path(results_dir)
     missing = [f for f in RESULT_FILES if not (d / f).exists()]
     if missing:
-        raise LiteLVLMError(f"no retention results in {str(d)!r} (missing {', '.join(missing)}); make them with "
-                            f"`litelvlm retention --out {d}`")
+        raise LiteLVLMError(f"no retention results in {str(d)!r} (missing {', '.join(missing)}); make them "
+                            f"with `litelvlm retention --out {d}`")
     table = read_parquet(d / "retention.parquet")
     images = {}
     for image_id in table["image_id"].unique():
@@ -286,7 +299,8 @@ def run_and_report(a: RetentionArgs) -> int:
     print(f"retention tables written to {out}; {len(skipped)} image(s) skipped as unreadable")
     if a.compare_to:
         ov = pd.read_csv(Path(out) / "overlap.csv").groupby(["method", "budget"])["overlap"].mean().unstack()
-        show_table(f"kept tokens shared with {a.compare_to} (mean over images; overlap.csv):\n{ov.round(3).to_string()}",
+        show_table(f"kept tokens shared with {a.compare_to} (mean over images; "
+                   f"overlap.csv):\n{ov.round(3).to_string()}",
                    Path(out) / "overlap.csv", f"kept tokens shared with {a.compare_to}")
     if banner := weights_banner(a.model):
         print(banner)

@@ -13,7 +13,8 @@ from analysis.retention.compute import RetentionArgs, load_retention, run_retent
 def smoke_retention(out_dir: Path, model: str | None = None) -> None:
     """Small retention results: one COCO-128 image (or a synthetic scene), the tiny 24x24 random CLIP."""
     data = coco128_dir()
-    run_retention(RetentionArgs(out=str(out_dir), model=model or SMOKE_MODEL, refer_dir=str(data) if data else None,
+    run_retention(
+        RetentionArgs(out=str(out_dir), model=model or SMOKE_MODEL, refer_dir=str(data) if data else None,
                                 limit_images=1))
 
 
@@ -28,7 +29,8 @@ def draw_retention(tables: dict) -> dict:
     figs = {}
     for i, image_id in enumerate(table["image_id"].unique()):
         image = images[image_id]
-        grid = tuple(config.get("grids", {}).get(str(image_id), config["grid"]))  # per image on a model family
+        # per image on a model family
+        grid = tuple(config.get("grids", {}).get(str(image_id), config["grid"]))
         figs[f"grid_{i}"], _ = plots.plot_retention_grid(image, table, grid, image_id=image_id)
         for method in plots.staged_methods(table):
             figs[f"stages_{method}_{i}"], _ = plots.plot_retention_stages(

@@ -1,7 +1,7 @@
 """``litelvlm retention``: its options (:class:`RetentionArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.retention.command.run` imports the study
-(:mod:`analysis.retention.compute`) after the checks.
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.retention.command.run` imports
+the study (:mod:`analysis.retention.compute`) after the checks.
 """
 
 from __future__ import annotations
@@ -33,37 +33,45 @@ class RetentionArgs:
     out: str = arg(help="output folder", required=True)
     model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): an hf id or folder, an "
                                               "open_clip string, or a random one such as tiny336-random or "
-                                              "vit-l-14-336-random (see `litelvlm select --help`); or an LVLM of a "
+                                              "vit-l-14-336-random (see `litelvlm select --help`); or an "
+                     "LVLM of a "
                                               f"model family (e.g. {_EXAMPLE}, or a checkpoint folder): the "
                                               "methods it runs, on its own visual tokens")
-    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)", choices=["hf", "open_clip"])
-    refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic image",
-                         deprecated=("--data",))
+    backend: str = arg(None, help="hf or open_clip (default: inferred from --model)",
+                       choices=["hf", "open_clip"])
+    refer_dir: str = arg(None, help="a REFER-layout folder (refs(unc).p, images/); default: one synthetic "
+                         "image", deprecated=("--data",))
     image_dir: str = arg(None, help="image folder (default: <refer-dir>/images)")
     limit_images: int = arg(2, help="only the first N images (val split first, by image id)", minimum=1,
                             deprecated=("--limit",))
-    budgets: list[Budget] = arg(Budget.parse_list(BUDGETS), help="token budgets K >= 1 (a CLIP's: clipped to its number "
-                                "of patches; an LVLM's: planned as eval-grounding plans them)")
-    methods: list[str] = arg(None, help="methods (default: every CLIP-side method the CLIP backend runs; on an "
+    budgets: list[Budget] = arg(Budget.parse_list(BUDGETS), help="token budgets K >= 1 (a CLIP's: clipped to "
+                                "its number of patches; an LVLM's: planned as eval-grounding plans them)")
+    methods: list[str] = arg(None, help="methods (default: every CLIP-side method the CLIP backend runs; on "
+                             "an "
                                         "LVLM, every method its family runs but the analysis oracles)")
     seed: int = arg(0, help="seed for the random method")
     image_resize: str = image_resize_arg()
-    dtype: str = arg("float32", help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in bfloat16)",
+    dtype: str = arg("float32",
+                     help=f"CLIP's dtype ({paper_family().display_name} runs its CLIP in bfloat16)",
                      choices=["float32", "bfloat16"])
-    quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or nf4 "
-                                     "(this project's option, to ask whether quantization changes what is kept)",
-                        choices=["none", "int8", "nf4"])
-    quantize_backend: str = arg("bitsandbytes", help="library of --quantize", choices=["bitsandbytes", "torchao"])
+    quantize: str = arg("none", help="quantize CLIP's encoder layers (vision and text; hf backend): int8 or "
+                        "nf4 "
+                                     "(this project's option, to ask whether quantization changes what is "
+                        "kept)", choices=["none", "int8", "nf4"])
+    quantize_backend: str = arg("bitsandbytes", help="library of --quantize",
+                                choices=["bitsandbytes", "torchao"])
     compare_to: str = arg(None, help="another retention folder (same images, methods and budgets, e.g. the "
-                                     "unquantized run): writes overlap.csv, the share of kept tokens both keep")
+                                     "unquantized run): writes overlap.csv, the share of kept tokens both "
+                          "keep")
 
 
     def __post_init__(self) -> None:
-        self.budgets = Budget.parse_list(self.budgets)  # a Python caller's "64,16" or ints: Budgets, as parsed
+        # a Python caller's "64,16" or ints: Budgets, as parsed
+        self.budgets = Budget.parse_list(self.budgets)
 
 def model_family(model: str) -> str | None:
-    """The model family ``model`` names (an LVLM: its retention runs on the family's pipeline), or None for a CLIP
-    (a random CLIP preset's name, such as ``tiny-random``, stays the CLIP; imports nothing)."""
+    """The model family ``model`` names (an LVLM: its retention runs on the family's pipeline), or None for a
+    CLIP (a random CLIP preset's name, such as ``tiny-random``, stays the CLIP; imports nothing)."""
 
     try:
         if ModelSpec.of(model).random_clip is not None:

@@ -3,11 +3,11 @@ which of the family's visual tokens every method the family runs keeps, at each 
 
 Asked of the family contract and the methods' declarations only: the methods a family cannot run are refused
 before anything is written (``GroundingPipeline.method_error``); the budgets are planned per image against its
-own N (``analysis.common.grounding_runs.plan``: the baseline keeps all of an image's N, ``Budget.ALL``, written 0; a
-budget above N is skipped with a warning); what each kept token is comes from the method's ``Selection`` (``parts``,
-``scores``, ``prune_layer``) and its ``Method.stage``, never from its name. A family that asks one expression
-per prompt (``sentences_per_prompt == 1``, UniPixel) selects for each expression alone; otherwise the image's
-expressions share one prompt, as the CLIP tables do.
+own N (``analysis.common.grounding_runs.plan``: the baseline keeps all of an image's N, ``Budget.ALL``,
+written 0; a budget above N is skipped with a warning); what each kept token is comes from the method's
+``Selection`` (``parts``, ``scores``, ``prune_layer``) and its ``Method.stage``, never from its name. A family
+that asks one expression per prompt (``sentences_per_prompt == 1``, UniPixel) selects for each expression
+alone; otherwise the image's expressions share one prompt, as the CLIP tables do.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def family_methods(pipe, methods: list[str]) -> list[str]:
-    """``methods`` checked against the family (any it cannot run is an error naming why), or, when empty, every
-    method it runs that is no analysis oracle."""
+    """``methods`` checked against the family (any it cannot run is an error naming why), or, when empty,
+    every method it runs that is no analysis oracle."""
     if not methods:
         return [m for m in available_methods() if pipe.method_error(m) is None and not get_method(m).oracle]
     errors = [why for m in methods if (why := pipe.method_error(m))]
@@ -39,7 +39,8 @@ def family_methods(pipe, methods: list[str]) -> list[str]:
 
 
 def _kept_rows(meta: dict, method: str, budget: Budget, sel, n: int, stage: str) -> pd.DataFrame:
-    """One row per kept token of ``sel`` (indices into the family's N visual tokens, negative: no single token)."""
+    """One row per kept token of ``sel`` (indices into the family's N visual tokens, negative: no single
+    token)."""
     kept = sel.indices.cpu().numpy().astype(np.int64)
     return pd.DataFrame({**meta, "method": method, "budget": budget.column, "position": np.arange(kept.size),
                          "patch": kept, "part": selection_parts(sel, kept, n).astype(str),
@@ -47,13 +48,16 @@ def _kept_rows(meta: dict, method: str, budget: Budget, sel, n: int, stage: str)
 
 
 def _score_rows(meta: dict, method: str, budget: Budget, sel, grid: tuple[int, int]) -> pd.DataFrame | None:
-    """The per-token score the selection ranked by (``Selection.scores``, one per visual token), if it has one."""
+    """The per-token score the selection ranked by (``Selection.scores``, one per visual token), if it has
+    one."""
     n = grid[0] * grid[1]
     if sel.scores is None or sel.scores.numel() != n:
         return None
     patch = np.arange(n)
-    return pd.DataFrame({**meta, "method": method, "budget": budget.column, "patch": patch, "row": patch // grid[1],
-                         "col": patch % grid[1], "score": sel.scores.detach().float().cpu().numpy().astype(np.float64)})
+    return pd.DataFrame(
+        {**meta, "method": method, "budget": budget.column, "patch": patch, "row": patch // grid[1],
+                         "col": patch % grid[1],
+                         "score": sel.scores.detach().float().cpu().numpy().astype(np.float64)})
 
 
 def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pairs: list[Run],
@@ -80,8 +84,8 @@ def _image_tables(pipe, model: str, image_id: str, image, texts: list[str], pair
 
 def family_tables(pipe, model: str, examples, budgets: list[Budget], methods: list[str],
                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
-    """(kept-token table, per-token score table, {image_id: display image in [0, 1]}, metadata) for ``examples``
-    ((image_id, RGB image, texts)) on ``pipe``'s family."""
+    """(kept-token table, per-token score table, {image_id: display image in [0, 1]}, metadata) for
+    ``examples`` ((image_id, RGB image, texts)) on ``pipe``'s family."""
     pairs = plan(methods, sorted(set(budgets), key=lambda b: b.column, reverse=True), pipe.num_visual_tokens)
     rows, scores, images, visual = [], [], {}, []
     for image_id, image, texts in examples:

@@ -14,8 +14,8 @@ __all__ = ["PART_ORDER", "part_colors", "token_overlay", "plot_token_parts", "pl
            "plot_retention_grid"]
 
 #: Parts a method's kept tokens can come from, in legend order.
-PART_ORDER = ("similarity", "context", "important", "diverse", "dominant", "contextual", "kept", "anchors_and_buffers",
-              "registers")
+PART_ORDER = ("similarity", "context", "important", "diverse", "dominant", "contextual", "kept",
+              "anchors_and_buffers", "registers")
 _PART_LABELS = {"similarity": "similarity-aware", "context": "context-aware",
                 "anchors_and_buffers": "anchors and buffers"}
 
@@ -54,7 +54,8 @@ def _clean(ax) -> None:
 
 
 def part_names(parts) -> list[str]:
-    """The part names present in ``parts``: those of :data:`PART_ORDER` in its order, then any other in order."""
+    """The part names present in ``parts``: those of :data:`PART_ORDER` in its order, then any other in
+    order."""
     seen = list(dict.fromkeys(parts))
     return [p for p in PART_ORDER if p in seen] + [p for p in seen if p not in PART_ORDER]
 
@@ -112,7 +113,8 @@ def plot_retention_stages(image: np.ndarray, table: pd.DataFrame, grid: tuple[in
     axes[0].imshow(image, interpolation="nearest")
     _clean(axes[0])
     axes[0].set_title("input")
-    stages = (part_names(sub["part"]) + [None, None])[:2]  # the selection's first two parts (LiteLVLM's two stages)
+    # the selection's first two parts (LiteLVLM's two stages)
+    stages = (part_names(sub["part"]) + [None, None])[:2]
     for ax, part in zip(axes[1:3], stages):
         if part is None:
             ax.set_axis_off()
@@ -128,7 +130,8 @@ def plot_retention_stages(image: np.ndarray, table: pd.DataFrame, grid: tuple[in
 
 def plot_retention_grid(image: np.ndarray, table: pd.DataFrame, grid: tuple[int, int], methods=None,
                         budgets=None, image_id: str | None = None):
-    """Kept tokens for every method (rows) at every budget (columns), tinted by part; returns ``(fig, axes)``."""
+    """Kept tokens for every method (rows) at every budget (columns), tinted by part; returns ``(fig,
+    axes)``."""
     apply_style()
     if image_id is not None:
         table = table[table["image_id"] == image_id]

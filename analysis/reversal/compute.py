@@ -66,8 +66,9 @@ OPTIONAL_OUTPUTS = ("similarity_maps.parquet",)
 
 def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[int], prompts: list[str],
                 folder: RunFolder, extra_columns=None) -> int:
-    """Compute and write the results of a validated run while its ``--out`` folder is locked; ``extra_columns(df)``
-    adds columns to the rows (the video frames' names, :mod:`analysis.reversal.video`)."""
+    """Compute and write the results of a validated run while its ``--out`` folder is locked;
+    ``extra_columns(df)`` adds columns to the rows (the video frames' names,
+    :mod:`analysis.reversal.video`)."""
     maps: list = []
     t0 = time.perf_counter()
     emb, text_hit = cached_text_embeds(clip, prompts, a.text_batch_size, a.cache_dir, enabled=a.cache)
@@ -103,7 +104,8 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
     overall = summary[summary["breakdown"] == "all"]
     for _, r in overall.iterrows():
         log.info("layer %d: AUROC_reversed %.3f %s, reversed in %.0f%% of %d sentences",
-                 r["layer"], r["auroc_reversed_mean"], ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"]),
+                 r["layer"], r["auroc_reversed_mean"],
+                 ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"]),
                  100 * r["share_reversed"], r["n_sentences"])
     excluded = {k: v for k, v in counts.items() if k.startswith("excluded_")}
     print(f"reversal: {counts.get('sentences_scored', 0)} of {len(records)} sentences scored on "

@@ -1,4 +1,5 @@
-"""Figure set 1, similarity reversal: similarity maps with the referent, AUROC per layer per model, breakdowns."""
+"""Figure set 1, similarity reversal: similarity maps with the referent, AUROC per layer per model,
+breakdowns."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from litelvlm.families import card, exif_transpose
 
 
 def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
-    """Two random-weight 24x24 CLIPs (two seeds) on a few COCO-128 val sentences (or a tiny hand-made REFER folder)."""
+    """Two random-weight 24x24 CLIPs (two seeds) on a few COCO-128 val sentences (or a tiny hand-made REFER
+    folder)."""
     data = refer_data(Path(out_dir))
     models = [model] if model else [SMOKE_MODEL, f"{SMOKE_MODEL}:1"]
     for i, m in enumerate(models):
-        rc = main(["reversal", "--model", m, "--refer-dir", str(data), "--split", "val", "--limit-sentences", "16",
+        rc = main(
+            ["reversal", "--model", m, "--refer-dir", str(data), "--split", "val", "--limit-sentences", "16",
                    "--layers", "all", "--n-boot", "200", "--save-maps", "3" if i == 0 else "0",
                    "--out", str(Path(out_dir) / f"run{i}")])
         if rc:
@@ -35,32 +38,37 @@ def smoke_reversal(out_dir: Path, model: str | None = None) -> None:
 
 
 def grid_run(config: dict) -> bool:
-    """Whether a reversal run is one of the merged-grid study's (``--pad-to-square``, ``--grid FAMILY`` or ``--space
-    llm``: figure set 10) rather than a plain one (figure set 1), by its recorded options."""
+    """Whether a reversal run is one of the merged-grid study's (``--pad-to-square``, ``--grid FAMILY`` or
+    ``--space llm``: figure set 10) rather than a plain one (figure set 1), by its recorded options."""
     a = config.get("args") or {}
-    return bool(a.get("pad_to_square")) or a.get("grid", CLIP_GRID) != CLIP_GRID or a.get("space", "clip") != "clip"
+    return bool(a.get("pad_to_square")) or a.get("grid", CLIP_GRID) != CLIP_GRID or a.get(
+        "space", "clip") != "clip"
 
 
 def grid_name(grid: str) -> str:
-    """How a run's label says where its similarity was ranked: CLIP's grid, or a family's merged grid (its card's
-    display name)."""
+    """How a run's label says where its similarity was ranked: CLIP's grid, or a family's merged grid (its
+    card's display name)."""
     return " on CLIP's grid" if grid == CLIP_GRID else f" on {card(grid).display_name}'s merged grid"
 
 
 def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
-    """Summaries of every run under the folder (one per model), or of ``runs``, and the similarity-map examples of
-    the first."""
+    """Summaries of every run under the folder (one per model), or of ``runs``, and the similarity-map
+    examples of the first."""
     runs = sorted(runs) if runs is not None else sorted(
         p.parent for p in Path(results_dir).rglob("summary.csv") if (p.parent / "reversal.parquet").exists())
-    root = Path(os.path.commonpath(runs)) if len(runs) > 1 else Path(results_dir)  # names runs by their own folders
+    # names runs by their own folders
+    root = Path(os.path.commonpath(runs)) if len(runs) > 1 else Path(results_dir)
     configs = [read_json(run / "config.json") for run in runs]
     models = [c["clip"]["model"] for c in configs]
     grids = [c["args"].get("grid", "clip") for c in configs]
     spaces = [c["args"].get("space", "clip") for c in configs]
-    labels = [m + (" in the LLM's input space" if sp == "llm" else grid_name(g) if set(grids) != {CLIP_GRID} else "")
+    labels = [m
+              + (" in the LLM's input space" if sp == "llm" else grid_name(g) if set(grids) != {CLIP_GRID}
+                 else "")
               for m, g, sp in zip(models, grids, spaces)]
     summaries = []
-    for run, model, label, space in zip(runs, models, labels, spaces):  # a model run twice is told apart by its folder
+    # a model run twice is told apart by its folder
+    for run, model, label, space in zip(runs, models, labels, spaces):
         s = pd.read_csv(run / "summary.csv")
         s.insert(0, "model", f"{label} ({run.relative_to(root)})" if labels.count(label) > 1 else label)
         s.insert(1, "weights_model", model)  # the model string itself, for the figure's weights note
@@ -85,8 +93,10 @@ def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
                 if space == "clip" else None)
         for _, m in maps.iterrows():
             r = by_sent[int(m["sent_id"])]
-            examples.append({"image": r.image(exif_transpose(cfg["clip"]["model"])), "mask": r.mask(), "k": 32,
-                             "similarity": np.asarray(m["similarity"]).reshape(int(m["rows"]), int(m["cols"])),
+            examples.append(
+                {"image": r.image(exif_transpose(cfg["clip"]["model"])), "mask": r.mask(), "k": 32,
+                             "similarity": np.asarray(m["similarity"])
+                             .reshape(int(m["rows"]), int(m["cols"])),
                              "params": (transform_params(geom, r.height, r.width, a["pad_to_square"])
                                         if a.get("grid", CLIP_GRID) == CLIP_GRID
                                         else merged_params(r.height, r.width, a["grid"])),
@@ -109,8 +119,8 @@ def draw_reversal(tables: dict) -> dict:
     summary = tables["summary"]
     figs = {}
     for i, ex in enumerate(tables["examples"]):  # each figure notes the weights of its own run
-        figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"], ex["params"],
-                                                        k=ex["k"], title=ex["title"])
+        figs[f"map_{i}"], _ = plots.plot_similarity_map(ex["image"], ex["mask"], ex["similarity"],
+                                                        ex["params"], k=ex["k"], title=ex["title"])
         style.label_weights(figs[f"map_{i}"], ex["model"])
     figs["auroc_by_layer"], _ = plots.plot_auroc_by_layer(summary)
     runs = list(dict.fromkeys(summary["model"]))
@@ -127,13 +137,16 @@ def draw_reversal(tables: dict) -> dict:
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
     name="reversal", notebook="01_similarity_reversal", title="Similarity reversal",
-    description="A gallery of images with similarity maps, referent contours and the lowest/highest-similarity "
-                "tokens; AUROC against vision layer, one line per CLIP model; reversal by mask area and category.",
-    command="litelvlm reversal", requires=("analysis.reversal.compute", "analysis.reversal.plots"), subdir="reversal",
-    make_smoke=smoke_reversal, read=read_reversal, draw=draw_reversal,
+    description="A gallery of images with similarity maps, referent contours and the "
+    "lowest/highest-similarity "
+                "tokens; AUROC against vision layer, one line per CLIP model; reversal by mask area and "
+    "category.",
+    command="litelvlm reversal", requires=("analysis.reversal.compute", "analysis.reversal.plots"),
+    subdir="reversal", make_smoke=smoke_reversal, read=read_reversal, draw=draw_reversal,
     smoke_note="two random-weight `tiny336-random` CLIPs (seeds 0 and 1, 24x24 grid) on 16 COCO-128 val "
-               "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is absent)",
-    results_files=("**/reversal.parquet",), tree=True, studies=("reversal",),
+               "sentences with generated expressions (a tiny hand-made REFER folder when ../shared/data is "
+    "absent)", results_files=("**/reversal.parquet",), tree=True, studies=("reversal",),
     extra_imports=("from analysis.reversal.figure_set import run_slug",),
-    accepts=lambda config: not grid_run(config), together="all", read_runs=lambda runs: read_reversal(runs[0], runs),
+    accepts=lambda config: not grid_run(config), together="all",
+    read_runs=lambda runs: read_reversal(runs[0], runs),
     make_results="litelvlm reversal --model MODEL --out {out}/MODEL (one run per CLIP model)")

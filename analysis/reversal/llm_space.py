@@ -1,12 +1,13 @@
-"""The reversal asked in the LLM's input space (``litelvlm reversal --space llm --grid unipixel --model UNIPIXEL``; this
-project's study option).
+"""The reversal asked in the LLM's input space (``litelvlm reversal --space llm --grid unipixel --model
+UNIPIXEL``; this project's study option).
 
-Does the similarity LiteLVLM would read in UniPixel's LLM input space rank the referent LOW? For every sentence, the
-relevance of each merged token to the prompt's instruction (:func:`litelvlm.llm.relevance.prompt_relevance`: the
-cosine of the merged tokens, UniPixel's LLM input embeddings, with the mean instruction-token embedding of the
-protocol's prompt, as OpenVINO's CDPruner port scores Qwen tokens; min-max normalised, which keeps the order) is
-compared with the referent mask on the merged grid (:func:`analysis.common.merged_grid.merged_coverage`), by the study's
-metrics (:func:`analysis.common.clip_reversal.reversal_metrics`). No CLIP is loaded; the one "layer" is the LLM input,
+Does the similarity LiteLVLM would read in UniPixel's LLM input space rank the referent LOW? For every
+sentence, the relevance of each merged token to the prompt's instruction
+(:func:`litelvlm.llm.relevance.prompt_relevance`: the cosine of the merged tokens, UniPixel's LLM input
+embeddings, with the mean instruction-token embedding of the protocol's prompt, as OpenVINO's CDPruner port
+scores Qwen tokens; min-max normalised, which keeps the order) is compared with the referent mask on the
+merged grid (:func:`analysis.common.merged_grid.merged_coverage`), by the study's metrics
+(:func:`analysis.common.clip_reversal.reversal_metrics`). No CLIP is loaded; the one "layer" is the LLM input,
 recorded as layer 0.
 """
 
@@ -40,12 +41,13 @@ from litelvlm.versions import run_versions
 log = logging.getLogger(__name__)
 
 #: what the run's config.json says the scores are
-SPACE_NOTE = ("the relevance of the family's merged tokens to the prompt's mean instruction-token embedding in the LLM's "
-              "input space (litelvlm.llm.relevance; this project's study option)")
+SPACE_NOTE = ("the relevance of the family's merged tokens to the prompt's mean instruction-token embedding "
+              "in the LLM's input space (litelvlm.llm.relevance; this project's study option)")
 
 
 def _inside(records, threshold: float, family: str) -> tuple[dict, Counter]:
-    """Coverage per referent on the merged grid, and the sentences excluded (by reason, also said on screen)."""
+    """Coverage per referent on the merged grid, and the sentences excluded (by reason, also said on
+    screen)."""
     counts: Counter = Counter()
     left_out = Exclusions("sentences")
     cov: dict = {}
@@ -74,7 +76,8 @@ def _row(r, prompt: str, c, metrics: dict, n: int) -> dict:
 
 
 @torch.no_grad()
-def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0) -> tuple[pd.DataFrame, dict, list]:
+def llm_space_study(pipe, records, ks, threshold: float = 0.5,
+                    max_maps: int = 0) -> tuple[pd.DataFrame, dict, list]:
     """(rows, counts, similarity maps) of the reversal in ``pipe``'s LLM input space over ``records``."""
     question = grid_protocol(pipe.family).question
     cov, counts = _inside(records, threshold, pipe.family)
@@ -91,12 +94,14 @@ def llm_space_study(pipe, records, ks, threshold: float = 0.5, max_maps: int = 0
             c = cov[(r.image_id, r.ann_id)]
             inside = c.inside(threshold)
             if pipe.num_visual(prepared) != inside.size:
-                raise LiteLVLMError(f"image {image_id}: {pipe.num_visual(prepared)} merged tokens, but the merged grid "
-                                    f"of the study has {inside.size}")
+                raise LiteLVLMError(f"image {image_id}: {pipe.num_visual(prepared)} merged tokens, but the "
+                                    f"merged grid of the study has {inside.size}")
             s = prompt_relevance(pipe, pipe.with_sentences(prepared, [r.sentence])).double().cpu().numpy()
-            rows.append(_row(r, question(r.sentence), c, reversal_metrics(s[None], inside.reshape(-1), ks), s.size))
+            rows.append(
+                _row(r, question(r.sentence), c, reversal_metrics(s[None], inside.reshape(-1), ks), s.size))
             if len({m["sent_id"] for m in maps} | {r.sent_id}) <= max_maps:
-                maps.append({"image_id": r.image_id, "ann_id": r.ann_id, "sent_id": r.sent_id, "sentence": r.sentence,
+                maps.append(
+                    {"image_id": r.image_id, "ann_id": r.ann_id, "sent_id": r.sent_id, "sentence": r.sentence,
                              "layer": 0, "rows": int(c.coverage.shape[0]), "cols": int(c.coverage.shape[1]),
                              "similarity": s.tolist(), "coverage": c.coverage.reshape(-1).tolist()})
         counts["images_scored"] += 1
@@ -114,9 +119,9 @@ def run_llm_space(a: ReversalArgs) -> int:
     """Run ``litelvlm reversal --space llm`` with checked options (:func:`analysis.reversal.command.run`)."""
 
     if family_of(a.model) != a.grid:
-        raise LiteLVLMError(f"--space llm reads the LLM input space of a model of the --grid family ({a.grid}); "
-                            f"--model {a.model!r} is not one (e.g. {card(a.grid).default_model} or a "
-                            f"{card(a.grid).display_name} checkpoint folder)")
+        raise LiteLVLMError("--space llm reads the LLM input space of a model of the --grid family "
+                            f"({a.grid}); --model {a.model!r} is not one (e.g. {card(a.grid).default_model} "
+                            f"or a {card(a.grid).display_name} checkpoint folder)")
     records = load_records(a)
     pipe = load_pipeline(a.model, device=a.device, dtype=getattr(torch, a.dtype))
     t0 = time.perf_counter()
@@ -142,8 +147,9 @@ def run_llm_space(a: ReversalArgs) -> int:
                                          "torch_threads": torch_thread_count(), "run": run_record(),
                                          **run_identity("reversal", a.model)})
     r = summary[summary["breakdown"] == "all"].iloc[0]
-    print(f"reversal (LLM input space): {counts.get('sentences_scored', 0)} of {len(records)} sentences scored on "
-          f"{counts.get('images_scored', 0)} images; AUROC_reversed {r['auroc_reversed_mean']:.3f}; wrote {out}")
+    print(f"reversal (LLM input space): {counts.get('sentences_scored', 0)} of {len(records)} sentences "
+          f"scored on {counts.get('images_scored', 0)} images; AUROC_reversed "
+          f"{r['auroc_reversed_mean']:.3f}; wrote {out}")
     if banner := weights_banner(a.model):
         print(banner)
     return 0

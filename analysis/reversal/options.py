@@ -1,7 +1,7 @@
 """``litelvlm reversal``: its options (:class:`ReversalArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.reversal.command.run` imports the study
-(:mod:`analysis.reversal.compute`) after the checks.
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.reversal.command.run` imports
+the study (:mod:`analysis.reversal.compute`) after the checks.
 """
 
 from __future__ import annotations
@@ -16,38 +16,49 @@ from litelvlm.cli_args import add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card
 
-#: the grids the reversal is measured on: CLIP's own patches, or a family's merged Qwen2.5-VL tokens (the families
-#: whose card declares a merged grid, :mod:`analysis.common.merged_grid`)
+#: the grids the reversal is measured on: CLIP's own patches, or a family's merged Qwen2.5-VL tokens (the
+#: families whose card declares a merged grid, :mod:`analysis.common.merged_grid`)
 GRIDS = (CLIP_GRID, *merged_grid_families())
-#: where the similarity is measured: CLIP's joint space, or the LLM input space of a model of the ``--grid`` family
-#: (:mod:`analysis.reversal.llm_space`)
+#: where the similarity is measured: CLIP's joint space, or the LLM input space of a model of the ``--grid``
+#: family (:mod:`analysis.reversal.llm_space`)
 SPACES = (CLIP_SPACE := "clip", "llm")
 
 
 @dataclass
 class ReversalArgs(ClipStudyArgs):
-    """The options of one ``reversal`` run (the shared ones in :class:`~analysis.common.clip_args.ClipStudyArgs`)."""
+    """The options of one ``reversal`` run (the shared ones in
+    :class:`~analysis.common.clip_args.ClipStudyArgs`)."""
 
     out: str = arg(help="output folder (reversal.parquet, summary.csv, config.json)", required=True)
     save_maps: int = arg(0, help="also write OUT/similarity_maps.parquet: the per-patch similarities of the "
                                  "first N scored sentences (every requested layer), for plots")
     grid: str = arg(CLIP_GRID, choices=list(GRIDS),
-                    help="where the similarity is ranked: CLIP's own patches, or the merged Qwen2.5-VL tokens of the "
-                         f"family named ({', '.join(card(f).display_name for f in GRIDS[1:])}; CLIP on the padded "
-                         "image, its similarity mapped onto the merged grid by overlap area, as LiteLVLM selects on "
+                    help="where the similarity is ranked: CLIP's own patches, or the merged Qwen2.5-VL "
+                    "tokens of the "
+                         f"family named ({', '.join(card(f).display_name for f in GRIDS[1:])}; CLIP on the "
+                    "padded "
+                         "image, its similarity mapped onto the merged grid by overlap area, as LiteLVLM "
+                    "selects on "
                          "that family; needs --pad-to-square; this project's study option)")
     space: str = arg("clip", choices=list(SPACES),
-                     help="where the similarity is measured: CLIP's joint space (--model a CLIP), or the LLM's input "
+                     help="where the similarity is measured: CLIP's joint space (--model a CLIP), or the "
+                     "LLM's input "
                           "space of a model of the --grid family (--model that family's model, e.g. "
-                          f"{' or '.join(card(f).default_model for f in GRIDS[1:])}): each merged token's relevance to "
-                          "the prompt's mean instruction-token embedding (as OpenVINO's CDPruner port scores Qwen "
+                          f"{' or '.join(card(f).default_model for f in GRIDS[1:])}): each merged token's "
+                     "relevance to "
+                          "the prompt's mean instruction-token embedding (as OpenVINO's CDPruner port scores "
+                     "Qwen "
                           "tokens); this project's study option")
-    video: bool = arg(False, help="the reversal on video frames (this project's study option): every frame of every "
-                                  "expression is a sentence, its ground-truth mask the referent; without --video-dir, "
+    video: bool = arg(False, help="the reversal on video frames (this project's study option): every frame "
+                      "of every "
+                                  "expression is a sentence, its ground-truth mask the referent; without "
+                      "--video-dir, "
                                   "the synthetic moving-shapes set (analysis/reversal/video.py)")
-    video_dir: str | None = arg(None, help="a Ref-DAVIS-17-layout folder for the video reversal (implies --video)")
+    video_dir: str | None = arg(None, help="a Ref-DAVIS-17-layout folder for the video reversal (implies "
+                                "--video)")
     video_split: str = arg("valid", help="split of --video-dir")
-    synthetic_videos: int = arg(2, help="videos of the synthetic set (--video without --video-dir)", minimum=1)
+    synthetic_videos: int = arg(2, help="videos of the synthetic set (--video without --video-dir)",
+                                minimum=1)
     synthetic_frames: int = arg(8, help="frames per synthetic video", minimum=1)
     synthetic_seed: int = arg(0, help="seed of the synthetic set")
 
@@ -62,9 +73,11 @@ def check_args(a: ReversalArgs) -> None:
     check_clip_study(a)
     if a.video or a.video_dir:
         if a.refer_dir or a.coco_instances:
-            raise LiteLVLMError("--video / --video-dir read video frames: drop --refer-dir / --coco-instances")
+            raise LiteLVLMError(
+                "--video / --video-dir read video frames: drop --refer-dir / --coco-instances")
         if a.grid != CLIP_GRID or a.space != CLIP_SPACE:
-            raise LiteLVLMError("--video / --video-dir measure CLIP's own patches in CLIP's space: drop --grid / --space")
+            raise LiteLVLMError("--video / --video-dir measure CLIP's own patches in CLIP's space: drop "
+                                "--grid / --space")
         if a.video_dir and not Path(a.video_dir).is_dir():
             raise LiteLVLMError(f"--video-dir {a.video_dir!r} is not a folder")
     if a.space != CLIP_SPACE and a.grid == CLIP_GRID:

@@ -18,12 +18,14 @@ MAX_VERTICAL_BARS = 12
 
 
 def model_input_view(image, mask: np.ndarray, params) -> tuple[np.ndarray, np.ndarray]:
-    """The image (float RGB in [0, 1]) and mask as the model sees them: padded, resized and cropped by ``params``."""
+    """The image (float RGB in [0, 1]) and mask as the model sees them: padded, resized and cropped by
+    ``params``."""
     im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     oh, ow = params.out
     (y0, y1), (x0, x1) = params.to_original(np.array([0.0, oh]), np.array([0.0, ow]))
     box = (float(x0), float(y0), float(x1), float(y1))
-    view = np.asarray(im.convert("RGB").transform((ow, oh), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
+    view = np.asarray(
+        im.convert("RGB").transform((ow, oh), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
     m = Image.fromarray(np.asarray(mask, np.uint8) * 255)
     mview = np.asarray(m.transform((ow, oh), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR)) >= 128
     return view.astype(float) / 255.0, mview
@@ -69,8 +71,9 @@ def plot_similarity_map(image, mask: np.ndarray, similarity: np.ndarray, params,
 
 
 def plot_auroc_by_layer(summary: pd.DataFrame, ax=None, value: str = "auroc_reversed"):
-    """AUROC_reversed (mean with its 95% CI over images) against vision layer, one line per model (runs measured in an
-    LLM's input space, ``space == "llm"``, have no vision layer and are left to :func:`plot_space_auroc`)."""
+    """AUROC_reversed (mean with its 95% CI over images) against vision layer, one line per model (runs
+    measured in an LLM's input space, ``space == "llm"``, have no vision layer and are left to
+    :func:`plot_space_auroc`)."""
     fig, ax = fig_ax(ax)
     d = summary[summary["breakdown"] == "all"] if "breakdown" in summary else summary
     d = d[d["space"] != "llm"] if "space" in d else d
@@ -91,11 +94,12 @@ def plot_auroc_by_layer(summary: pd.DataFrame, ax=None, value: str = "auroc_reve
 
 def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", layer: int | None = None,
                             ax=None, value: str = "auroc_reversed", model: str | None = None):
-    """AUROC_reversed by group of ``breakdown`` (area_bin, category, length_bin, split) at one layer, with CIs.
+    """AUROC_reversed by group of ``breakdown`` (area_bin, category, length_bin, split) at one layer, with
+    CIs.
 
     With several models in ``summary``, ``model`` picks one (default: the first). More than
-    :data:`MAX_VERTICAL_BARS` groups (COCO's 80 categories) are drawn as horizontal bars on a figure as tall as
-    they need, so no two labels overlap.
+    :data:`MAX_VERTICAL_BARS` groups (COCO's 80 categories) are drawn as horizontal bars on a figure as tall
+    as they need, so no two labels overlap.
     """
     d = summary[summary["breakdown"] == breakdown]
     if "model" in d and d["model"].nunique() > 1:
@@ -139,8 +143,8 @@ def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", 
 
 
 def plot_space_auroc(summary: pd.DataFrame, ax=None, value: str = "auroc_reversed"):
-    """AUROC_reversed (mean with its 95% CI over images) per run: a run in the LLM's input space (``space == "llm"``,
-    one score per token) beside each CLIP run at its last layer, one row per run."""
+    """AUROC_reversed (mean with its 95% CI over images) per run: a run in the LLM's input space (``space ==
+    "llm"``, one score per token) beside each CLIP run at its last layer, one row per run."""
     fig, ax = fig_ax(ax, size=(2, 0.35))
     d = summary[summary["breakdown"] == "all"]
     d = d[d["layer"] == d.groupby("model")["layer"].transform("max")].reset_index(drop=True)
@@ -150,8 +154,8 @@ def plot_space_auroc(summary: pd.DataFrame, ax=None, value: str = "auroc_reverse
     colors = palette(2)
     for i, row in d.iterrows():
         llm = row.get("space", "clip") == "llm"
-        ax.errorbar(mean[i], y[i], xerr=None if np.isnan(err[:, i]).any() else err[:, [i]], fmt="o", capsize=3,
-                    color=colors[0 if llm else 1])
+        ax.errorbar(mean[i], y[i], xerr=None if np.isnan(err[:, i]).any() else err[:, [i]], fmt="o",
+                    capsize=3, color=colors[0 if llm else 1])
     names = [str(m) if sp == "llm" else f"{m}, layer {int(la)}"
              for m, sp, la in zip(d["model"], d.get("space", ["clip"] * len(d)), d["layer"])]
     ax.set_yticks(y, names, fontsize="x-small")

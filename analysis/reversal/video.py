@@ -1,14 +1,15 @@
-"""The reversal on video frames: ``litelvlm reversal --video`` (the synthetic moving-shapes set) or ``--video-dir DIR``
-(a Ref-DAVIS-17-layout folder, ``litelvlm.video.datasets.load_ref_davis``).
+"""The reversal on video frames: ``litelvlm reversal --video`` (the synthetic moving-shapes set) or
+``--video-dir DIR`` (a Ref-DAVIS-17-layout folder, ``litelvlm.video.datasets.load_ref_davis``).
 
-Every frame of every expression is one "sentence" of the image study: the frame is the image, the expression the
-text, the expression's ground-truth mask on that frame (the union over its objects) the referent; the same CLIP
-similarity, the same exclusions (a frame where the object is absent or cut by the crop is excluded and counted) and
-the same statistics (:func:`analysis.common.clip_reversal.run_study`, :func:`~analysis.common.clip_reversal.summarise_reversal`).
-The ids are stable hashes of the names (``image_id`` of video/frame, ``ann_id`` of video/objects, ``ref_id`` of
-video/expression, ``sent_id`` of the three), ``category`` is the video (so the summary's ``category`` breakdown is
-per video), and ``reversal.parquet`` gains ``video``, ``frame``, ``frame_index`` and ``exp_id``. This project's study
-option (the paper's reversal is on RefCOCO images).
+Every frame of every expression is one "sentence" of the image study: the frame is the image, the expression
+the text, the expression's ground-truth mask on that frame (the union over its objects) the referent; the same
+CLIP similarity, the same exclusions (a frame where the object is absent or cut by the crop is excluded and
+counted) and the same statistics (:func:`analysis.common.clip_reversal.run_study`,
+:func:`~analysis.common.clip_reversal.summarise_reversal`). The ids are stable hashes of the names
+(``image_id`` of video/frame, ``ann_id`` of video/objects, ``ref_id`` of video/expression, ``sent_id`` of the
+three), ``category`` is the video (so the summary's ``category`` breakdown is per video), and
+``reversal.parquet`` gains ``video``, ``frame``, ``frame_index`` and ``exp_id``. This project's study option
+(the paper's reversal is on RefCOCO images).
 """
 
 from __future__ import annotations
@@ -62,36 +63,41 @@ def video_folder(a, tmp: str | Path) -> Path:
     if a.video_dir:
         return Path(a.video_dir)
 
-    return write_synthetic_videos(Path(tmp) / "synthetic", videos=a.synthetic_videos, frames=a.synthetic_frames,
-                                  size=SYNTHETIC_SIZE, seed=a.synthetic_seed)
+    return write_synthetic_videos(Path(tmp) / "synthetic", videos=a.synthetic_videos,
+                                  frames=a.synthetic_frames, size=SYNTHETIC_SIZE, seed=a.synthetic_seed)
 
 
 def frame_records(root: Path, split: str, limit: int | None = None) -> list[FrameRecord]:
-    """One record per (expression, frame) of the split's expressions with masks (the first ``limit`` expressions),
-    their videos' files checked first (:func:`litelvlm.video.checks.check_videos`)."""
+    """One record per (expression, frame) of the split's expressions with masks (the first ``limit``
+    expressions), their videos' files checked first (:func:`litelvlm.video.checks.check_videos`)."""
     expressions = [e for e in load_ref_davis(root, split) if e.has_masks][:limit]
     if not expressions:
         raise LiteLVLMError(f"{root} has no expression with masks in split {split!r}")
-    check_videos(expressions)   # a missing or odd frame or annotation is refused, not excluded sentence by sentence
+    # a missing or odd frame or annotation is refused, not excluded sentence by sentence
+    check_videos(expressions)
     out = []
     for e in expressions:
         objects = ",".join(map(str, e.obj_ids))
         for i, name in enumerate(e.frames):
             w, h = e.frame_size(i)
             out.append(FrameRecord(
-                image_path=e.frame_path(i), image_id=stable_id(e.video, name), ref_id=stable_id(e.video, e.exp_id),
-                ann_id=stable_id(e.video, objects), sent_id=stable_id(e.video, e.exp_id, name), sentence=e.sentence,
+                image_path=e.frame_path(i), image_id=stable_id(e.video, name),
+                ref_id=stable_id(e.video, e.exp_id),
+                ann_id=stable_id(e.video, objects), sent_id=stable_id(e.video, e.exp_id, name),
+                sentence=e.sentence,
                 category=e.video, category_id=0, split=split, height=h, width=w, video=e.video, frame=name,
                 frame_index=i, exp_id=e.exp_id, expression=e))
     return out
 
 
 def with_frame_columns(df: pd.DataFrame, records: list[FrameRecord]) -> pd.DataFrame:
-    """``df`` (rows keyed by ``sent_id``) with each row's ``video``, ``frame``, ``frame_index`` and ``exp_id``."""
+    """``df`` (rows keyed by ``sent_id``) with each row's ``video``, ``frame``, ``frame_index`` and
+    ``exp_id``."""
     by_sent = {r.sent_id: r for r in records}
     if len(by_sent) != len(records):
         raise LiteLVLMError("two video frames of the set hash to the same sentence id; rename one")
-    cols = {"video": [by_sent[s].video for s in df["sent_id"]], "frame": [by_sent[s].frame for s in df["sent_id"]],
+    cols = {"video": [by_sent[s].video for s in df["sent_id"]],
+            "frame": [by_sent[s].frame for s in df["sent_id"]],
             "frame_index": [by_sent[s].frame_index for s in df["sent_id"]],
             "exp_id": [by_sent[s].exp_id for s in df["sent_id"]]}
     out = df.copy()
@@ -101,7 +107,8 @@ def with_frame_columns(df: pd.DataFrame, records: list[FrameRecord]) -> pd.DataF
 
 
 def run_video_reversal(a) -> int:
-    """``litelvlm reversal --video`` / ``--video-dir``: the image study's statistics on the frames' referents."""
+    """``litelvlm reversal --video`` / ``--video-dir``: the image study's statistics on the frames'
+    referents."""
     with tempfile.TemporaryDirectory() as tmp:
         records = frame_records(video_folder(a, tmp), a.video_split, a.limit_sentences)
         if not a.video_dir:  # a set written afresh each run: its frames' cache keys never repeat

@@ -1,2 +1,2 @@
-"""Figure set 10: the similarity reversal on UniPixel's merged grid (``litelvlm reversal --grid unipixel``); the
-study itself is :mod:`analysis.reversal`."""
+"""Figure set 10: the similarity reversal on UniPixel's merged grid (``litelvlm reversal --grid unipixel``);
+the study itself is :mod:`analysis.reversal`."""

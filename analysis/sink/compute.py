@@ -106,13 +106,16 @@ def sink_table(clip, texts: list[str], meta: pd.DataFrame, batch_size: int = 256
                 diff = float((same - ref).abs().max())
                 scale = float(ref.abs().max()) or 1.0
                 if checks is not None:
-                    checks["consistency_max_abs_diff"] = max(checks.get("consistency_max_abs_diff", 0.0), diff)
+                    checks["consistency_max_abs_diff"] = max(checks.get("consistency_max_abs_diff", 0.0),
+                                                             diff)
                 if diff > 1e-3 * scale:
-                    raise RuntimeError(f"ablation consistency check failed: re-running text blocks >= {b} with "
-                                       f"nothing masked changes text_embeds by {diff:.3g} (scale {scale:.3g})")
+                    raise RuntimeError(f"ablation consistency check failed: re-running text blocks >= {b} "
+                                       f"with nothing masked changes text_embeds by {diff:.3g} (scale "
+                                       f"{scale:.3g})")
                 variants.setdefault(f"sos_masked_from{b}", []).append(
                     (np.asarray(idx), rerun_text_tower(clip, trace, b, mask_sos=True)))
-            variants.setdefault("content_mean", []).append((np.asarray(idx), content_mean_embeds(clip, trace)))
+            variants.setdefault("content_mean", []).append(
+                (np.asarray(idx), content_mean_embeds(clip, trace)))
     L, _, H = parts[0][1]["sos"].shape
     n_text = len(texts)
     vals = {c: np.empty((n_text, L, H)) for c in SINK_COLUMNS}
@@ -183,7 +186,8 @@ def summarise_sink(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.Da
         row = {"layer": layer, "head": -1, "n_sentences": len(head_avg)}
         for c in SINK_COLUMNS:
             row[f"{c}_mean"] = float(head_avg[c].mean())
-        _, row["sos_ci_low"], row["sos_ci_high"] = bootstrap_ci(head_avg["sos"].to_numpy(), None, n_boot, seed)
+        _, row["sos_ci_low"], row["sos_ci_high"] = bootstrap_ci(head_avg["sos"].to_numpy(), None, n_boot,
+                                                                seed)
         row["sos_over_uniform"] = row["sos_mean"] / row["uniform_mean"]
         rows.append(row)
     return pd.concat([per, pd.DataFrame(rows)], ignore_index=True)
@@ -254,7 +258,8 @@ OPTIONAL_OUTPUTS = ("eos_attention_examples.parquet", "ablation.parquet", "ablat
 
 
 def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records: list | None,
-                layers: list[int], folder: RunFolder) -> int:  # > 60 lines: the writes of one locked run, in order
+                # > 60 lines: the writes of one locked run, in order
+                layers: list[int], folder: RunFolder) -> int:
     """Compute and write the results of a validated run while its ``--out`` folder is locked."""
     ablation = bool(layers)
     t0 = time.perf_counter()
@@ -265,19 +270,21 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
     df.insert(0, "model", clip.name)
     out = Path(a.out)
     summary = summarise_sink(df, a.n_boot, a.seed)
-    counts: dict = {"sentences": len(texts), "truncated": int(df.groupby("text_index")["truncated"].first().sum())}
+    counts: dict = {"sentences": len(texts),
+                    "truncated": int(df.groupby("text_index")["truncated"].first().sum())}
     abl_df = abl_sum = None
     if ablation:
-        abl_df, abl_counts = run_study(clip, records, embeds, layers, prompts=texts, kind=a.similarity, ks=a.ks,
-                                       threshold=a.threshold, pad_to_square=a.pad_to_square,
+        abl_df, abl_counts = run_study(clip, records, embeds, layers, prompts=texts, kind=a.similarity,
+                                       ks=a.ks, threshold=a.threshold, pad_to_square=a.pad_to_square,
                                        cache_dir=a.cache_dir, use_cache=a.cache, batch_size=a.batch_size,
                                        desc="ablation")
         counts["ablation"] = abl_counts
         counts["ablation_consistency_max_abs_diff"] = checks.get("consistency_max_abs_diff")
         if abl_df.empty:
             if abl_counts.get("images_skipped_unreadable"):
-                raise LiteLVLMError(f"ablation: no image could be read ({abl_counts['images_skipped_unreadable']} "
-                                    "unreadable); nothing written")
+                raise LiteLVLMError("ablation: no image could be read "
+                                    f"({abl_counts['images_skipped_unreadable']} unreadable); nothing "
+                                    "written")
             log.warning("ablation: no sentence could be scored (%s)", abl_counts)
             counts["ablation_skipped"] = "skipped: no sentence could be scored (no referent patch inside)"
             abl_df = None
@@ -300,7 +307,8 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
     folder.drop_stale(written)
     write_json(out / "config.json", {"command": "sink", "args": asdict(a), "clip": clip.describe(),
                                      "vision_layers": layers, "versions": run_versions(), "counts": counts,
-                                     "seconds_sink": round(t_sink, 3), "paths": portable_paths(asdict(a), out),
+                                     "seconds_sink": round(t_sink, 3),
+                                     "paths": portable_paths(asdict(a), out),
                                      "torch_threads": torch_thread_count(), "run": run_record(),
                                      **run_identity("sink", a.model, family=CLIP_FAMILY)})
     per_layer = summary[summary["head"] == -1]
@@ -308,10 +316,11 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
         log.info("text layer %d: [EOS]->[SOS] %.3f (uniform %.3f), ->itself %.3f, ->content %.3f",
                  r["layer"], r["sos_mean"], r["uniform_mean"], r["eos_mean"], r["content_sum_mean"])
     print(f"sink: {len(texts)} sentences x {df['layer'].nunique()} layers x {df['head'].nunique()} heads "
-          f"in {t_sink:.1f}s; ablation {'done' if abl_df is not None else counts.get('ablation_skipped', 'not run')}; "
-          f"wrote {out}")
+          f"in {t_sink:.1f}s; ablation "
+          f"{'done' if abl_df is not None else counts.get('ablation_skipped', 'not run')}; wrote {out}")
     if abl_df is not None:
-        show_table(ablation_lines(abl_sum), out / "ablation_summary.csv", "ablation AUROC per layer and text variant")
+        show_table(ablation_lines(abl_sum), out / "ablation_summary.csv", "ablation AUROC per layer and text "
+                   "variant")
     if banner := weights_banner(clip.name):
         print(banner)
     return 0

@@ -1,7 +1,7 @@
 """``litelvlm sink``: its options (:class:`SinkArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.sink.command.run` imports the study
-(:mod:`analysis.sink.compute`) after the checks.
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.sink.command.run` imports the
+study (:mod:`analysis.sink.compute`) after the checks.
 """
 
 from __future__ import annotations

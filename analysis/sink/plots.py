@@ -12,7 +12,8 @@ __all__ = ["plot_sink_heatmap", "plot_eos_attention_example", "plot_ablation_bar
 
 
 def plot_sink_heatmap(summary: pd.DataFrame, value: str = "sos_mean", relative: bool = False, ax=None):
-    """The mean [EOS] attention share (default: on [SOS]) over text layer x head; ``relative`` divides by 1/n."""
+    """The mean [EOS] attention share (default: on [SOS]) over text layer x head; ``relative`` divides by
+    1/n."""
     fig, ax = fig_ax(ax)
     d = summary[summary["head"] >= 0]
     grid = d.pivot(index="layer", columns="head", values=value)
@@ -56,9 +57,10 @@ def plot_ablation_bars(summary: pd.DataFrame, ax=None, value: str = "auroc_rever
     for i, (v, color) in enumerate(zip(variants, palette(len(variants)))):
         sub = d[d["variant"] == v].set_index("layer").reindex(layers)
         mean = sub[f"{value}_mean"].to_numpy()
-        err = np.abs(np.stack([mean - sub[f"{value}_ci_low"].to_numpy(), sub[f"{value}_ci_high"].to_numpy() - mean]))
-        ax.bar(np.arange(len(layers)) + (i - (len(variants) - 1) / 2) * width, mean, width, yerr=np.nan_to_num(err),
-               capsize=2, color=color, label=v)
+        err = np.abs(
+            np.stack([mean - sub[f"{value}_ci_low"].to_numpy(), sub[f"{value}_ci_high"].to_numpy() - mean]))
+        ax.bar(np.arange(len(layers)) + (i - (len(variants) - 1) / 2) * width, mean, width,
+               yerr=np.nan_to_num(err), capsize=2, color=color, label=v)
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     ax.set_xticks(range(len(layers)), [str(x) for x in layers])
     ax.set_xlabel("vision layer")

@@ -1,6 +1,7 @@
 """``litelvlm validate``, the command layer (:func:`analysis.common.command.study_run`): the options checked
-(``options``, light), then the heavy modules imported to validate (resumable), then write the table and report.
-From code: ``from analysis.validate import ValidateArgs, run``; ``run(ValidateArgs(refer_dir=..., out=...))``."""
+(``options``, light), then the heavy modules imported to validate (resumable), then write the table and
+report. From code: ``from analysis.validate import ValidateArgs, run``; ``run(ValidateArgs(refer_dir=...,
+out=...))``."""
 
 from __future__ import annotations
 

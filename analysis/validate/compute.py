@@ -2,8 +2,8 @@
 
 The model is loaded through the real loading path of its family (``litelvlm.families.load_pipeline``: a
 GLaMM-RefSeg folder, ``glamm-7b-random`` / ``tiny-random``, a UniPixel folder, ``unipixel-3b-random`` /
-``unipixel-tiny-random``: a random model written once in its checkpoint layout and loaded back), and asked only
-what the family contract declares. One image of ``--refer-dir`` and its sentences go through the family's
+``unipixel-tiny-random``: a random model written once in its checkpoint layout and loaded back), and asked
+only what the family contract declares. One image of ``--refer-dir`` and its sentences go through the family's
 protocol (:mod:`analysis.validate.inputs`: GLaMM's official 3 sampled sentences in one multi-turn prompt;
 UniPixel's one expression per prompt); the image's forwards (``prepare_image``) run once; then ``ground`` runs
 for every (method, budget), the budgets planned against this image's N, and :mod:`analysis.validate.measure`
@@ -63,7 +63,8 @@ from litelvlm.random_weights import no_write
 log = logging.getLogger(__name__)
 
 def part_id(method: str, k: int) -> int:
-    """The stable id of the run of ``method`` at K = ``k`` in ``OUT/parts`` (runs of any plan share one folder)."""
+    """The stable id of the run of ``method`` at K = ``k`` in ``OUT/parts`` (runs of any plan share one
+    folder)."""
     return zlib.crc32(f"{method}@{k}".encode())
 
 
@@ -77,34 +78,40 @@ def _run_order(col: pd.Series) -> pd.Series:
 def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, reference: dict | None,
                  compare: dict | None = None) -> dict:
     """One row: ``ground`` for (method, budget) under :class:`~analysis.validate.measure.RunProbe`,
-    plus the CLIP-side selection timed alone; the row's ``budget`` is K, ``budget`` counted against the input's
-    full budget (``pipe.full_budget``); ``reference``: the ``none`` row's ids and masks; ``compare``: another run's
-    (``--compare-to``) reference, whose masks this row's are compared with."""
+    plus the CLIP-side selection timed alone; the row's ``budget`` is K, ``budget`` counted against the
+    input's full budget (``pipe.full_budget``); ``reference``: the ``none`` row's ids and masks; ``compare``:
+    another run's (``--compare-to``) reference, whose masks this row's are compared with."""
     k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
-        for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):  # compile this length, untimed
+        # compile this length, untimed
+        for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):
             pipe.ground(prep, method, budget, **options)
         out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
-        pf.account_eager(pipe, f"{method}@{k}")  # --prefill captured: what could not be captured, said once at the end
+        # --prefill captured: what could not be captured, said once at the end
+        pf.account_eager(pipe, f"{method}@{k}")
         spec = pipe.spec(method)
         sel_ms = float("nan")
-        if selects_on_clip(spec) and pipe.abilities.budget_unit == "frame":  # a video: every frame's selection and projection
+        # a video: every frame's selection and projection
+        if selects_on_clip(spec) and pipe.abilities.budget_unit == "frame":
             sel_ms = timed_ms(lambda: pipe.prune_frames(prep, method, k, **options), pipe.device)[1]
         elif selects_on_clip(spec):
-            sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options), pipe.device)[1]
+            sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options),
+                              pipe.device)[1]
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
     row = {"method": method, "budget": k, "kind": spec.kind, "prune_layer": out.prune_layer,
-           "llm_input_tokens": rec.llm_input_len, "visual_tokens_input": (rec.llm_input_len or 0) - text_tokens,
+           "llm_input_tokens": rec.llm_input_len,
+           "visual_tokens_input": (rec.llm_input_len or 0) - text_tokens,
            "visual_tokens_kept": int(out.seq_len) - text_tokens, "text_tokens": text_tokens,
            "seq_len": int(out.seq_len), "seg_positions": " ".join(map(str, out.seg_positions.tolist())),
-           "mask_shape": "x".join(map(str, masks.shape)), "mask_dtype": str(masks.dtype).replace("torch.", ""),
+           "mask_shape": "x".join(map(str, masks.shape)),
+           "mask_dtype": str(masks.dtype).replace("torch.", ""),
            "keeps_all_in_order": pipe.keeps_everything(prep, out),
            "mask_pixels": int(masks.sum()), "prefill_ms": rec.prefill_ms, "e2e_ms": rec.e2e_ms,
            "paper_prefill_ms": rec.paper_prefill_ms, "cuda_time_reading_ms": rec.cuda_time_reading_ms,
            "selection_ms": sel_ms, "peak_rss_gib": rec.peak_rss / 2**30,
-           "activation_mb": rec.activation_bytes / 2**20, "llm_activation_mb": rec.llm_activation_bytes / 2**20,
-           "repeats": 1}
+           "activation_mb": rec.activation_bytes / 2**20,
+           "llm_activation_mb": rec.llm_activation_bytes / 2**20, "repeats": 1}
     first_ids = rec.embedded_ids if rec.embedded_ids is not None else torch.empty(0, dtype=torch.long)
     if reference is None:
         row.update(text_ids_equal=True, masks_equal_none=True, max_logit_diff_none=0.0)
@@ -134,8 +141,8 @@ def mask_agreement(masks, logits, compare: dict) -> dict:
 def check_compare(compare: dict | None, reference: dict | None, folder: str | None) -> None:
     """Refuse a ``--compare-to`` folder whose prompt (text ids) is not this run's."""
     if compare is not None and reference is not None and not torch.equal(compare["_ids"], reference["_ids"]):
-        raise LiteLVLMError(f"--compare-to {folder}: its prompt's token ids differ from this run's (another image, "
-                            "sentences, seed or tokenizer)")
+        raise LiteLVLMError(f"--compare-to {folder}: its prompt's token ids differ from this run's (another "
+                            "image, sentences, seed or tokenizer)")
 
 
 def load_compare(folder: str, prep, pipe) -> dict:
@@ -143,12 +150,12 @@ def load_compare(folder: str, prep, pipe) -> dict:
     mask size: a clear error naming the folder otherwise."""
     ref = load_reference(Path(folder))
     if ref is None:
-        raise LiteLVLMError(f"--compare-to {folder}: no {REFERENCE_FILE} there (not a validate folder, or its run "
-                            "did not start)")
+        raise LiteLVLMError(f"--compare-to {folder}: no {REFERENCE_FILE} there (not a validate folder, or "
+                            "its run did not start)")
     shape = (len(prep.sentences), *pipe.mask_shape(prep))
     if tuple(ref["_masks"].shape) != shape:
-        raise LiteLVLMError(f"--compare-to {folder}: its masks are {tuple(ref['_masks'].shape)}, this run's would be "
-                            f"{shape}: another image or sentences (same "
+        raise LiteLVLMError(f"--compare-to {folder}: its masks are {tuple(ref['_masks'].shape)}, this run's "
+                            f"would be {shape}: another image or sentences (same "
                             "--image-id, --seed and --max-sentences are needed)")
     return ref
 
@@ -177,7 +184,8 @@ def load_reference(out: Path) -> dict | None:
 TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms")
 
 
-#: The timed quantities whose per-round values are kept (``<name>_rounds``), for the spread of the paired ratios.
+#: The timed quantities whose per-round values are kept (``<name>_rounds``), for the spread of the paired
+#: ratios.
 ROUND_TIMES = ("prefill_ms", "paper_prefill_ms")
 
 
@@ -186,10 +194,11 @@ def round_id(method: str, k: int, round_: int) -> int:
     return zlib.crc32(f"{method}@{k}#{round_}".encode())
 
 
-def measure_rounds(out: Path, todo: list[tuple[str, int]], repeats: int, measure) -> dict[tuple[str, int], list[dict]]:
-    """``repeats`` interleaved rounds over ``todo`` ((method, K): A B C A B C ...) of ``measure(method, K) -> row``;
-    every call is kept under ``OUT/rounds`` as it finishes, so an interrupted run resumes in the round it stopped in.
-    Returns each pair's rows in round order."""
+def measure_rounds(out: Path, todo: list[tuple[str, int]], repeats: int,
+                   measure) -> dict[tuple[str, int], list[dict]]:
+    """``repeats`` interleaved rounds over ``todo`` ((method, K): A B C A B C ...) of ``measure(method, K) ->
+    row``; every call is kept under ``OUT/rounds`` as it finishes, so an interrupted run resumes in the round
+    it stopped in. Returns each pair's rows in round order."""
     store = PartStore(out / "rounds")
     done = store.done()
     for r in tqdm(range(repeats), desc=f"validate ({len(todo)} runs per round)"):
@@ -202,7 +211,8 @@ def measure_rounds(out: Path, todo: list[tuple[str, int]], repeats: int, measure
     calls = {}
     for method, budget in todo:
         mine = rows[(rows["method"] == method) & (rows["budget"] == budget) & (rows["round"] < repeats)]
-        calls[(method, budget)] = [r.drop(labels="round").to_dict() for _, r in mine.sort_values("round").iterrows()]
+        calls[(method, budget)] = [r.drop(labels="round").to_dict() for _,
+                                   r in mine.sort_values("round").iterrows()]
     return calls
 
 
@@ -232,7 +242,8 @@ def _load(a: ValidateArgs):
     with PeakRSS() as load_rss, no_write(not a.write):  # --no-write: a random preset built in memory
         pipe, load_ms = timed_ms(lambda: load_pipeline(
             a.model, clip=a.clip, sam=a.sam, device=a.device, tokenizer=a.tokenizer,
-            dtype=None if a.dtype == "auto" else getattr(torch, a.dtype), numerics=study_numerics(a, "official"),
+            dtype=None if a.dtype == "auto" else getattr(torch, a.dtype),
+            numerics=study_numerics(a, "official"),
             **image_resize_kwargs(a.image_resize), **quantize_kwargs(a)), torch.device("cpu"))
     if a.compile:  # the compiled prefill (litelvlm.llm.compiled): its record in the run's setup
 
@@ -242,20 +253,25 @@ def _load(a: ValidateArgs):
 
 
 def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
-    """The run's identity (``config.json``): every option but the methods, budgets, repeats and ``--compare-to``
-    (a re-run with others adds their rows), the image, the model's dtype and its paired CLIP's weights (None: the
-    family pairs none)."""
+    """The run's identity (``config.json``): every option but the methods, budgets, repeats and
+    ``--compare-to`` (a re-run with others adds their rows), the image, the model's dtype and its paired
+    CLIP's weights (None: the family pairs none)."""
 
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to",
-                                                                 "matmul_tflops", "write", *(("prefill", "capture") if a.prefill == "eager" else ()))}
-    config.update(image_resize_record(config.pop("image_resize"), a.model))   # recorded for a family that has one
+    config = {k: v for k,
+              v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to",
+                                                                 "matmul_tflops", "write",
+                                                              *(("prefill", "capture") if a.prefill == "eager"
+                                                                else ()))}
+    # recorded for a family that has one
+    config.update(image_resize_record(config.pop("image_resize"), a.model))
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
                   **run_identity("validate", a.model))
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
                   seg_token_id=pipe.seg_token_id)
     if a.layer_dtype == "auto":  # the arithmetic auto chose (compared on resume), and why (not compared)
         auto = getattr(pipe, "layer_dtype_auto", None) or {"asked": "auto", "layer_dtype": "model",
-                                                            "reason": f"the {pipe.family} family runs its weights' dtype"}
+                                                            "reason": f"the {pipe.family} family runs its "
+                                                           "weights' dtype"}
         config.update(layer_dtype=auto["layer_dtype"], layer_dtype_auto=auto)
     return config
 
@@ -266,18 +282,20 @@ def _prepare(a: ValidateArgs, pipe, recs: list, image, clip_methods: bool = Fals
     ``clip_methods``: the paired external CLIP's traces are made here too."""
     with torch.no_grad():
         base, prep_ms = timed_ms(lambda: pipe.prepare_image(image, seed=a.seed), pipe.device)
-        picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences) if hasattr(recs[0], "image_id") else (
+        picked, turns = prompt_records(pipe, recs, a.seed, a.max_sentences) if hasattr(
+            recs[0], "image_id") else (
             recs, None)
         prep = pipe.with_sentences(base, [r.sentence for r in picked], turns)
-        if clip_methods:  # a paired CLIP's forward (UniPixel; a video's frames) is per-input work, as GLaMM's CLIP's
+        # a paired CLIP's forward (UniPixel; a video's frames) is per-input work, as GLaMM's CLIP's
+        if clip_methods:
             prep_ms += timed_ms(prep.selector_inputs, pipe.device)[1]
     return prep, prep_ms, picked, turns
 
 
 def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
-    """(the records one prompt may hold, the image or a video's frames, where it is) of ``--refer-dir`` (an image
-    model) or ``--video-dir`` (a video model: the first video's first clip and expression; its records have no
-    ``image_id``)."""
+    """(the records one prompt may hold, the image or a video's frames, where it is) of ``--refer-dir`` (an
+    image model) or ``--video-dir`` (a video model: the first video's first clip and expression; its records
+    have no ``image_id``)."""
 
     if family_input(a.model) == "video":
         rec, frames, root = pick_video(a, tmp)
@@ -287,21 +305,27 @@ def _pick(a: ValidateArgs, tmp: str) -> tuple[list, object, str]:
 
 
 def run_validate(a: ValidateArgs) -> int:
-    """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point), in its locked
-    ``--out`` folder: the measured calls (``parts/``, ``rounds/``) and the reference are kept as they finish."""
+    """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point), in its
+    locked ``--out`` folder: the measured calls (``parts/``, ``rounds/``) and the reference are kept as they
+    finish."""
     with RunFolder(a.out, direct=("parts", "rounds", REFERENCE_FILE), command="validate") as folder:
         return _run_validate(a, folder)
 
 
-def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's steps in order: load, measure, check, write
+def _run_validate(a: ValidateArgs, folder) -> int:
+    # > 60 lines: one run's steps in order: load, measure, check, write
     """The steps of one validate run in its locked folder."""
-    with tempfile.TemporaryDirectory() as tmp:  # a video model's default input: the synthetic set, written here
+    # a video model's default input: the synthetic set, written here
+    with tempfile.TemporaryDirectory() as tmp:
         recs, image, where = _pick(a, tmp)
         out = Path(a.out)
         pipe, load_ms, load_peak = _load(a)
-        methods = check_methods(a, pipe)  # a method the family cannot run is refused before the image's forwards
-        clip_methods = (pipe.abilities.clip_side == "mapped" or pipe.abilities.budget_unit == "frame") and any(pipe.spec(m).uses_clip for m in methods)
-        if clip_methods:  # the paired external CLIP loaded now: its weights are the model's, its loading no call's
+        # a method the family cannot run is refused before the image's forwards
+        methods = check_methods(a, pipe)
+        clip_methods = (pipe.abilities.clip_side == "mapped" or pipe.abilities.budget_unit
+                        == "frame") and any(pipe.spec(m).uses_clip for m in methods)
+        # the paired external CLIP loaded now: its weights are the model's, its loading no call's
+        if clip_methods:
             log.info("the paired CLIP %s is loaded for the methods that read it", pipe.clip.name)
         config = _config(a, pipe, getattr(recs[0], "image_id", None) or recs[0].video, out)
         # N is known after the image's forwards: checked (and recorded) below where it depends on the image
@@ -316,10 +340,11 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     budget_of = {(m, b.count(full)): b for m, b in runs}  # a table's (method, K) -> the budget ground takes
     setup = {"load_ms": load_ms, "load_peak_rss_gib": load_peak / 2**30, "prepare_image_ms": prep_ms,
              "sentences": [r.sentence for r in picked], "questions": [q for q, _ in turns or []],
-             "prompt_tokens": int(len(prep.input_ids)), "text_tokens": prompt_text_tokens(pipe, prep, n), "num_visual": n,
-             "skipped_budgets": skipped, "image": where, "image_size": list(prep.image_size),
+             "prompt_tokens": int(len(prep.input_ids)), "text_tokens": prompt_text_tokens(pipe, prep, n),
+             "num_visual": n, "skipped_budgets": skipped, "image": where, "image_size": list(prep.image_size),
              "full_budget": full, "mask_shape": list(pipe.mask_shape(prep)),
-             "model": pipe.describe(), "weights_mb": weights_mb(pipe), "compiled": getattr(pipe, "compiled", None)}
+             "model": pipe.describe(), "weights_mb": weights_mb(pipe),
+             "compiled": getattr(pipe, "compiled", None)}
     store = PartStore(out)
     done = store.done()
     todo = [(m, k) for m, k in budget_of if part_id(m, k) not in done]
@@ -342,10 +367,12 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     log.info("%d of %d runs to measure (%d done)", len(todo), len(runs), len(runs) - len(todo))
     if a.repeats == 1:  # each run is kept as it finishes
         for method, k in tqdm(todo, desc="validate"):
-            row = measure_pair(pipe, prep, method, budget_of[method, k], method_options(a, method, pipe), reference,
-                               compare)
-            store.write([part_id(method, k)], pd.DataFrame([{c: row[c] for c in ROW_COLUMNS + COMPARED if c in row}]))
-    elif todo:  # rounds over every pair (A B C A B C ...), each call kept as it finishes, then the median per pair
+            row = measure_pair(pipe, prep, method, budget_of[method, k], method_options(a, method, pipe),
+                               reference, compare)
+            store.write([part_id(method, k)],
+                        pd.DataFrame([{c: row[c] for c in ROW_COLUMNS + COMPARED if c in row}]))
+    # rounds over every pair (A B C A B C ...), each call kept as it finishes, then the median per pair
+    elif todo:
         calls = measure_rounds(out, todo, a.repeats, lambda m, k: measure_pair(
             pipe, prep, m, budget_of[m, k], method_options(a, m, pipe), reference, compare))
         group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
@@ -360,7 +387,8 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
     rows["repeats"] = rows["repeats"].fillna(1).astype("int64") if "repeats" in rows else 1
     rows = rows.sort_values(["method", "budget"], key=_run_order, kind="stable").reset_index(drop=True)
-    rows = pf.add_limits(rows, pipe, tflops := pf.resolve_tflops(a, pipe))  # the arithmetic limit, where known
+    # the arithmetic limit, where known
+    rows = pf.add_limits(rows, pipe, tflops := pf.resolve_tflops(a, pipe))
     setup["limit_lines"] = pf.limit_lines(rows, tflops)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)
@@ -368,6 +396,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:  # > 60 lines: one run's step
     print("\n".join(lines + [w for w in [pf.screen_warning(rows, a.prefill == "captured")] if w]))
     pf.say_eager(pipe)  # --prefill captured: each reason for eager layer calls once, with its runs
     warn_if_degenerate(log, "validate", len(rows) > 0 and not rows["mask_pixels"].any(), a.model, out)
-    print(f"{len(rows)} runs -> {out} (report.md); checks {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
+    print(f"{len(rows)} runs -> {out} (report.md); checks "
+          f"{'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0
 

@@ -22,16 +22,19 @@ log = logging.getLogger(__name__)
 
 
 def check_methods(a, pipe) -> list[str]:
-    """The baseline then ``--methods`` (default: every registered method ``pipe``'s family runs); refuses, naming
-    each, a method the family cannot run and a layer option (``--fastv-layer``) the model does not have."""
+    """The baseline then ``--methods`` (default: every registered method ``pipe``'s family runs); refuses,
+    naming each, a method the family cannot run and a layer option (``--fastv-layer``) the model does not
+    have."""
 
     given = split_list(a.methods)
-    # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens) would
-    # hold every layer's attention (about 3 GB a layer at VideoGLaMM's real size)
+    # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens)
+    # would hold every layer's attention (about 3 GB a layer at VideoGLaMM's real size)
     for m in given:
         get_method(m)  # an unknown name: an error naming the known ones
-    methods = given or [m for m in available_methods() if not get_method(m).baseline and pipe.method_error(m) is None
-                        and _has_schedule(pipe, m) and not (pipe.abilities.budget_unit == "frame" and pipe.spec(m).oracle)]
+    methods = given or [m for m in available_methods() if not get_method(m).baseline
+                        and pipe.method_error(m) is None
+                        and _has_schedule(pipe, m)
+                        and not (pipe.abilities.budget_unit == "frame" and pipe.spec(m).oracle)]
     methods = [BASELINE, *[m for m in methods if not get_method(m).baseline]]
     layers = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
@@ -42,8 +45,8 @@ def check_methods(a, pipe) -> list[str]:
 
 
 def _has_schedule(pipe, method: str) -> bool:
-    """Whether ``method`` has a token schedule for the model's decoder (SparseVLM's three stages need more than 2
-    layers); a default method without one is left out with a warning."""
+    """Whether ``method`` has a token schedule for the model's decoder (SparseVLM's three stages need more
+    than 2 layers); a default method without one is left out with a warning."""
     n = pipe.num_visual_tokens or 576
     try:
         pipe.spec(method).schedule(max(1, n // 2), n, int(pipe.language_model.config.num_hidden_layers))
@@ -54,21 +57,23 @@ def _has_schedule(pipe, method: str) -> bool:
 
 
 def plan_runs(methods: list[str], budgets: list[Budget], pipe, n: int) -> tuple[list[Run], list[int]]:
-    """((method, budget) runs for an image of ``n`` visual tokens, the budgets skipped as above ``n``, as their
-    table columns): the studies' plan (``grounding_runs.plan``: the baseline once, at all N; a fixed grid refuses
-    K > N there), a budget above this image's N skipped (``image_runs``) when the family's N depends on the image."""
+    """((method, budget) runs for an image of ``n`` visual tokens, the budgets skipped as above ``n``, as
+    their table columns): the studies' plan (``grounding_runs.plan``: the baseline once, at all N; a fixed
+    grid refuses K > N there), a budget above this image's N skipped (``image_runs``) when the family's N
+    depends on the image."""
     planned = plan(methods, budgets, pipe.num_visual_tokens if pipe.abilities.budget_unit == "visual" else n)
     runs = image_runs(planned, n)
     kept = {b for _, b in runs}
     skipped = sorted({b.column for _, b in planned if b not in kept}, reverse=True)
     if all(get_method(m).baseline for m, _ in runs) and len(methods) > 1:
-        raise LiteLVLMError(f"--budgets: every budget is above this image's {n} visual tokens; nothing to compare")
+        raise LiteLVLMError(f"--budgets: every budget is above this image's {n} visual tokens; nothing to "
+                            "compare")
     return runs, skipped
 
 
 def text_tokens(pipe, prepared, n: int) -> int:
-    """Tokens of ``prepared``'s LLM sequence that are not visual tokens (the sequence with all ``n`` of them, less
-    ``n``): GLaMM's prompt less its one image placeholder, UniPixel's less its N video-pad tokens."""
+    """Tokens of ``prepared``'s LLM sequence that are not visual tokens (the sequence with all ``n`` of them,
+    less ``n``): GLaMM's prompt less its one image placeholder, UniPixel's less its N video-pad tokens."""
     return int(pipe.layout(prepared, n).seq_len) - n
 
 

@@ -3,8 +3,8 @@
 :class:`RunProbe` hooks the LLM's embedding, first decoder layer and final norm of the pipeline's model
 (forward hooks, removed in ``finally``) and records, for one call:
 
-* the token ids the call embeds before its first decoder layer runs (the first forward's text tokens: the check
-  that no method changes them);
+* the token ids the call embeds before its first decoder layer runs (the first forward's text tokens: the
+  check that no method changes them);
 * the sequence length at the LLM input (text tokens + the visual tokens the LLM received);
 * prefill time: from the first decoder layer's start to the final norm's end (every LLM forward of the
   call: a method that prunes inside the LLM runs its layers in pieces, all of which count);
@@ -103,7 +103,8 @@ class RunProbe:
         self.record = RunRecord()
         self.tracker: LiveTensorBytes | None = None
         self._span_base = 0
-        self._embedded: list[torch.Tensor] = []  # the ids of the embedding calls before the first decoder layer
+        # the ids of the embedding calls before the first decoder layer
+        self._embedded: list[torch.Tensor] = []
 
     def _level(self) -> int:
         """Bytes held now by what the call created (CPU tracker) or allocated (CUDA)."""
@@ -126,9 +127,10 @@ class RunProbe:
         return time.perf_counter()
 
     def _on_embed(self, module, args) -> None:
-        """The ids embedded before the first decoder layer runs: the first forward's text (GLaMM embeds it in one
-        call, UniPixel in two, around its visual tokens)."""
-        if self.record.prefill_start is None:  # joined after the call (no tensor made inside the measured span)
+        """The ids embedded before the first decoder layer runs: the first forward's text (GLaMM embeds it in
+        one call, UniPixel in two, around its visual tokens)."""
+        # joined after the call (no tensor made inside the measured span)
+        if self.record.prefill_start is None:
             self._embedded.append(args[0].detach().cpu().reshape(-1))
 
     def _on_first_layer(self, module, args, kwargs) -> None:
@@ -143,7 +145,8 @@ class RunProbe:
 
     def _on_norm(self, module, args, output) -> None:
         self.record.prefill_end = self._now()
-        self.record.llm_activation_bytes = max(self.record.llm_activation_bytes, self._span_peak() - self._span_base)
+        self.record.llm_activation_bytes = max(self.record.llm_activation_bytes,
+                                               self._span_peak() - self._span_base)
 
     def probe(self, fn) -> tuple[object, RunRecord]:
         """(``fn()``, its record); hooks are removed afterwards whatever happens."""

@@ -34,7 +34,8 @@ COLUMNS = ["quantize", "method", "budget", "weights_mb", "activation_mb", "llm_a
 def memory_frame(rows: pd.DataFrame, ratios: pd.DataFrame, weights_mb: float, quantize: str,
                  none_paper_gib: float | None = None) -> pd.DataFrame:
     """Per (method, budget): weights, activation peaks, their sum (``peak_mb``) and the paper's analytic
-    storing activation (``paper_def_activation_gib``; ``none_paper_gib`` for ``none``, which ``ratios`` lacks)."""
+    storing activation (``paper_def_activation_gib``; ``none_paper_gib`` for ``none``, which ``ratios``
+    lacks)."""
     m = rows[["method", "budget", "activation_mb", "llm_activation_mb"]].merge(
         ratios[["method", "budget", "paper_def_activation_gib"]], on=["method", "budget"], how="left")
     if none_paper_gib is not None:

@@ -1,7 +1,7 @@
 """``litelvlm validate``: its options (:class:`ValidateArgs`) and their checks.
 
-Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.validate.command.run` imports the validation
-(:mod:`analysis.validate.compute`) after the checks.
+Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.validate.command.run` imports
+the validation (:mod:`analysis.validate.compute`) after the checks.
 """
 
 from __future__ import annotations
@@ -36,44 +36,61 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     """Options of ``litelvlm validate``."""
 
     refer_dir: str | None = arg(None, help="REFER folder (refs(<split-by>).p, instances.json), e.g. "
-                                           "../shared/data/coco128_refer: an image model's image (required there)")
+                                           "../shared/data/coco128_refer: an image model's image (required "
+                                "there)")
     video_dir: str | None = arg(None, help="a video model: Ref-DAVIS-17-layout folder whose first "
-                                           "video (its first clip of at most 64 frames) and that video's first "
-                                           "expression are validated; default: the project's synthetic set, written "
+                                           "video (its first clip of at most 64 frames) and that video's "
+                                "first "
+                                           "expression are validated; default: the project's synthetic set, "
+                                "written "
                                            "to a temporary folder")
-    tokenizer: str | None = arg(None, help="a random full-size model whose checkpoint ships a tokenizer: that slow "
+    tokenizer: str | None = arg(None, help="a random full-size model whose checkpoint ships a tokenizer: "
+                                "that slow "
                                            "tokenizer's folder (docs/validate.md)")
-    methods: list[str] = arg([], help="methods (default: every registered method the model's family runs; one it "
+    methods: list[str] = arg([], help="methods (default: every registered method the model's family runs; "
+                             "one it "
                                       "cannot run is refused)")
-    budgets: list[Budget] | None = arg(None, help="visual-token budgets K (default: 576,192,128,64; a K above the image's N "
-                                         "is skipped when N depends on the image); a video model: per-frame budgets of "
+    budgets: list[Budget] | None = arg(None, help="visual-token budgets K (default: 576,192,128,64; a K "
+                                       "above the image's N "
+                                         "is skipped when N depends on the image); a video model: per-frame "
+                                       "budgets of "
                                          "each frame's 576 CLIP patches (default: 576,196,81)")
     image_id: int | None = arg(None, help="the image (default: the split's first image id)")
     max_sentences: int = arg(3, help="sentences sampled for the image by a family's official multi-sentence "
-                                     "protocol; a family whose protocol holds a fixed number of expressions per "
+                                     "protocol; a family whose protocol holds a fixed number of expressions "
+                             "per "
                                      "prompt takes that many",
                              minimum=1)
     seed: int = arg(0, help="seed of the official sampling and the random selector")
     device: str = arg("cpu", help="torch device (cuda: the GPU validation, CUDA-synchronised times)")
     dtype: str = arg("auto", help="model dtype; auto: the family's official evaluation dtype (bfloat16 for a "
-                                  "checkpoint or a full-size random model), float32 for a tiny one", choices=["auto", *DTYPES])
+                                  "checkpoint or a full-size random model), float32 for a tiny one",
+                     choices=["auto", *DTYPES])
     compile: bool = arg(False, help="compile each LLM decoder layer (torch.compile, without CUDA graphs: per-"
-                                    "layer graphs overwrite each other's outputs; --prefill captured graphs the "
-                                    "whole stack); every (method, budget) gets 2 untimed warm-up calls first (this "
-                                    "project's option; equal to the eager path, tests/litelvlm/llm/test_compiled_prefill.py)")
+                                    "layer graphs overwrite each other's outputs; --prefill captured graphs "
+                        "the "
+                                    "whole stack); every (method, budget) gets 2 untimed warm-up calls first "
+                        "(this "
+                                    "project's option; equal to the eager path, "
+                        "tests/litelvlm/llm/test_compiled_prefill.py)")
     prefill: str = arg("eager", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/validate.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     layer_dtype: str = arg("auto", help=LAYER_DTYPE_HELP + "; auto by default here (a timing study)",
                            choices=list(LAYER_DTYPES))
-    repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their median",
-                       minimum=1)
-    write: bool = arg(True, help="--no-write: a random preset built in memory, no checkpoint folder written (where only "
-                                 "timings are wanted: the same weights as the written folder's; the families that offer "
+    repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their "
+                       "median", minimum=1)
+    write: bool = arg(True, help="--no-write: a random preset built in memory, no checkpoint folder written "
+                      "(where only "
+                                 "timings are wanted: the same weights as the written folder's; the families "
+                      "that offer "
                                  "it: docs/validate.md)")
-    compare_to: str | None = arg(None, help="another validate folder of the same model, image and seed (e.g. the "
-                                            "unquantized run): each run's masks are compared with its unpruned "
-                                            "masks (mask_iou_vs_compare, logit_diff_vs_compare); this run's own "
+    compare_to: str | None = arg(None, help="another validate folder of the same model, image and seed (e.g. "
+                                 "the "
+                                            "unquantized run): each run's masks are compared with its "
+                                 "unpruned "
+                                            "masks (mask_iou_vs_compare, logit_diff_vs_compare); this run's "
+                                 "own "
                                             "--out: its own unpruned masks (the agreement of pruning alone)")
 
     def __post_init__(self) -> None:
@@ -93,8 +110,8 @@ def check_compare_to(a: ValidateArgs) -> None:
     if a.compare_to is None or Path(a.compare_to).resolve() == Path(a.out).resolve():
         return
     if not (Path(a.compare_to) / "reference.safetensors").is_file():
-        raise LiteLVLMError(f"--compare-to {a.compare_to}: no reference.safetensors there (not a validate folder, "
-                            "or its run did not start)")
+        raise LiteLVLMError(f"--compare-to {a.compare_to}: no reference.safetensors there (not a validate "
+                            "folder, or its run did not start)")
 
 
 def check_no_write(no_write: bool, model: str) -> None:
@@ -103,19 +120,20 @@ def check_no_write(no_write: bool, model: str) -> None:
         return
     card = card_of(model)
     if card.preset(model) is None:
-        raise LiteLVLMError(f"--no-write: {model} is no random preset (a checkpoint folder is read, never written)")
+        raise LiteLVLMError(f"--no-write: {model} is no random preset (a checkpoint folder is read, never "
+                            "written)")
     if not card.builds_in_memory:
-        raise LiteLVLMError(f"--no-write: the {card.name} family does not build its random presets in memory yet "
-                            "(run without --no-write: the folder is written once to the cache)")
+        raise LiteLVLMError(f"--no-write: the {card.name} family does not build its random presets in memory "
+                            "yet (run without --no-write: the folder is written once to the cache)")
 
 
 def check_inputs(a: ValidateArgs) -> ValidateArgs:
-    """The input the model's family reads: ``--refer-dir`` (an image model, required) or ``--video-dir`` (a video
-    model, optional); the family's default budgets. Refused before anything is loaded."""
+    """The input the model's family reads: ``--refer-dir`` (an image model, required) or ``--video-dir`` (a
+    video model, optional); the family's default budgets. Refused before anything is loaded."""
     video = family_input(a.model) == "video"
     if video and a.refer_dir is not None:
-        raise LiteLVLMError(f"--refer-dir: {a.model} is a video model; give a Ref-DAVIS-layout --video-dir (or none: "
-                            "the synthetic set)")
+        raise LiteLVLMError(f"--refer-dir: {a.model} is a video model; give a Ref-DAVIS-layout --video-dir "
+                            "(or none: the synthetic set)")
     if not video and a.video_dir is not None:
         raise LiteLVLMError(f"--video-dir: {a.model} is an image model; give --refer-dir")
     if not video and a.refer_dir is None:

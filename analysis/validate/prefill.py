@@ -1,11 +1,11 @@
 """``validate --prefill`` and the arithmetic limit of its prefills (this project's additions).
 
-* ``--prefill captured``: :mod:`litelvlm.llm.captured` installed on the pipeline's LLM (the layers between pruning
-  points as one CUDA graph on cuda, one ``torch.compile``'d function elsewhere); layer calls that ran eagerly are
-  named on screen once per reason, with the runs they ran in (:func:`say_eager`).
+* ``--prefill captured``: :mod:`litelvlm.llm.captured` installed on the pipeline's LLM (the layers between
+  pruning points as one CUDA graph on cuda, one ``torch.compile``'d function elsewhere); layer calls that ran
+  eagerly are named on screen once per reason, with the runs they ran in (:func:`say_eager`).
 * ``--matmul-tflops``: the device's matrix-product rate; each row gets ``arithmetic_limit_ms`` (2 x decoder
-  parameters x tokens per layer / rate, :mod:`litelvlm.cost.bound`) and ``over_limit`` (``paper_prefill_ms`` over
-  it); a run above 3x is called overhead-bound on screen and in report.md.
+  parameters x tokens per layer / rate, :mod:`litelvlm.cost.bound`) and ``over_limit`` (``paper_prefill_ms``
+  over it); a run above 3x is called overhead-bound on screen and in report.md.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def install_prefill(a, pipe) -> dict | None:
 
 
 def resolve_tflops(a, pipe) -> float | None:
-    """The rate of ``--matmul-tflops`` (TFLOP/s; measured in the model's dtype where asked), None: no limit."""
+    """The rate of ``--matmul-tflops`` (TFLOP/s; measured in the model's dtype where asked), None: no
+    limit."""
     value = a.matmul_tflops
     if value == "off" or (value == "auto" and pipe.device.type != "cuda"):
         return None
@@ -59,7 +60,8 @@ def add_limits(rows: pd.DataFrame, pipe, tflops: float | None) -> pd.DataFrame:
     params, layers = decoder_params(lm), len(lm.layers)
     rows = rows.copy()
     rows["arithmetic_limit_ms"] = [
-        limit_ms(params, layers, token_layers(int(r.llm_input_tokens), int(r.seq_len), int(r.prune_layer), layers),
+        limit_ms(params, layers,
+                 token_layers(int(r.llm_input_tokens), int(r.seq_len), int(r.prune_layer), layers),
                  tflops) for r in rows.itertuples()]
     rows["over_limit"] = rows["paper_prefill_ms"] / rows["arithmetic_limit_ms"]
     return rows
@@ -70,16 +72,16 @@ def limit_lines(rows: pd.DataFrame, tflops: float | None) -> list[str]:
     if tflops is None or "over_limit" not in rows:
         return []
     lines = ["", "## Arithmetic limit", "",
-             f"Matrix-product rate {tflops:.3g} TFLOP/s (``--matmul-tflops``). ``arithmetic_limit_ms`` = 2 x the "
-             "decoder layers' parameters x tokens per layer / that rate (attention's n^2 products left out: a lower "
-             "bound); ``over_limit`` = ``paper_prefill_ms`` / it. Above "
-             f"{OVERHEAD_BOUND:g}x a run is overhead-bound: per-layer Python overhead and kernel launches, not "
-             "arithmetic, set its time, so its speed-up does not show what pruning saves.", ""]
+             f"Matrix-product rate {tflops:.3g} TFLOP/s (``--matmul-tflops``). ``arithmetic_limit_ms`` = 2 x "
+             "the decoder layers' parameters x tokens per layer / that rate (attention's n^2 products left "
+             "out: a lower bound); ``over_limit`` = ``paper_prefill_ms`` / it. Above "
+             f"{OVERHEAD_BOUND:g}x a run is overhead-bound: per-layer Python overhead and kernel launches, "
+             "not arithmetic, set its time, so its speed-up does not show what pruning saves.", ""]
     for r in rows.itertuples():
         tag = " **overhead-bound**" if r.over_limit > OVERHEAD_BOUND else ""
-        lines.append(f"- {r.method}@{r.budget}: {r.paper_prefill_ms:.2f} ms, limit {r.arithmetic_limit_ms:.2f} ms "
-                     f"({r.arithmetic_limit_ms * tflops / 1e3:.3g} TFLOP at {tflops:.3g} TFLOP/s; "
-                     f"{r.over_limit:.1f}x){tag}")
+        lines.append(f"- {r.method}@{r.budget}: {r.paper_prefill_ms:.2f} ms, limit "
+                     f"{r.arithmetic_limit_ms:.2f} ms ({r.arithmetic_limit_ms * tflops / 1e3:.3g} TFLOP at "
+                     f"{tflops:.3g} TFLOP/s; {r.over_limit:.1f}x){tag}")
     return lines
 
 
@@ -90,8 +92,8 @@ def screen_warning(rows: pd.DataFrame, captured: bool = False) -> str | None:
 
 
 def account_eager(pipe, run: str) -> None:
-    """Put the layer calls that ran eagerly in the last call of a captured prefill on ``run``'s account (nothing
-    under the eager prefill); :func:`eager_screen` names them once."""
+    """Put the layer calls that ran eagerly in the last call of a captured prefill on ``run``'s account
+    (nothing under the eager prefill); :func:`eager_screen` names them once."""
     if (runner := runner_of(pipe.language_model)) is not None:
         runner.account(run)
 

@@ -1,4 +1,5 @@
-"""Checks, real-size ratios and the markdown report of ``litelvlm validate`` (see :mod:`analysis.validate.compute`).
+"""Checks, real-size ratios and the markdown report of ``litelvlm validate`` (see
+:mod:`analysis.validate.compute`).
 
 Checks (each a column of ``checks.csv`` and a line of ``report.md``):
 
@@ -8,9 +9,9 @@ Checks (each a column of ``checks.csv`` and a line of ``report.md``):
 * every mask is bool, one per sampled sentence, at the image's size; one [SEG] position per sentence.
 
 Ratios (``ratios.csv``): prefill speedup (the paper's definition, the decoder-layer loop, and this project's),
-this project's reading of the paper's "CUDA time" and activation-memory reduction of every method at each budget
-against ``none``, beside the FLOPs-ideal prefill speedup of what runs (``analysis.common.flops``, no LM head)
-and the paper's LiteLVLM figures (GLaMM-7B on a GPU: prefill 166 -> 75 -> 54 ms, activations
+this project's reading of the paper's "CUDA time" and activation-memory reduction of every method at each
+budget against ``none``, beside the FLOPs-ideal prefill speedup of what runs (``analysis.common.flops``, no LM
+head) and the paper's LiteLVLM figures (GLaMM-7B on a GPU: prefill 166 -> 75 -> 54 ms, activations
 0.81 -> 0.35 -> 0.21 GB at 576 / 192 / 64).
 """
 
@@ -36,8 +37,10 @@ from litelvlm.methods import BASELINE, get_method, method_names
 from litelvlm.provenance import weights_banner
 
 ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "visual_tokens_input",
-               "visual_tokens_kept", "keeps_all_in_order", "text_tokens", "seq_len", "seg_positions", "mask_shape",
-               "mask_dtype", "mask_pixels", "prefill_ms", "e2e_ms", "selection_ms", "peak_rss_gib", "activation_mb",
+               "visual_tokens_kept", "keeps_all_in_order", "text_tokens", "seq_len", "seg_positions",
+               "mask_shape",
+               "mask_dtype", "mask_pixels", "prefill_ms", "e2e_ms", "selection_ms", "peak_rss_gib",
+               "activation_mb",
                "llm_activation_mb", "text_ids_equal", "masks_equal_none", "max_logit_diff_none", "repeats",
                "paper_prefill_ms", "cuda_time_reading_ms"]
 
@@ -47,8 +50,8 @@ TARGETS = {"prefill_speedup": 2.2, "act_reduction": 2.3, "frac_of_ideal": 0.9, "
 
 
 def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, ...]) -> dict[str, list[str]]:
-    """{check: the (method, budget) pairs that fail it} (an empty list: passed); ``n``: the budget keeping everything;
-    ``image_size``: one mask's shape ((H, W), or a video's (T, H, W))."""
+    """{check: the (method, budget) pairs that fail it} (an empty list: passed); ``n``: the budget keeping
+    everything; ``image_size``: one mask's shape ((H, W), or a video's (T, H, W))."""
     def fails(mask) -> list[str]:
         return [f"{m}@{b}" for m, b in zip(rows.loc[mask, "method"], rows.loc[mask, "budget"])]
 
@@ -66,26 +69,30 @@ def checks(rows: pd.DataFrame, n: int, sentences: int, image_size: tuple[int, ..
 
 
 def _baseline(rows: pd.DataFrame) -> pd.Series:
-    """Whether each row's method is the unpruned baseline (``Method.baseline``; a name no method has is not)."""
+    """Whether each row's method is the unpruned baseline (``Method.baseline``; a name no method has is
+    not)."""
     return rows["method"].isin({m for m in method_names() if get_method(m).baseline})
 
 
-def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None, backbone: str = ""):
+def run_schedule(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None,
+                 backbone: str = ""):
     """The token schedule of ``method`` at ``budget`` as it ran (``analysis.common.flops.schedule_plan``, with
-    the method's options from the run's arguments ``method_args``; its defaults without them); a stage from a layer the model does not have (a method pruning after its last
-    layer, e.g. DART's layer 2 in a 2-layer model) is dropped: every layer then sees what the earlier stages give.
-    ``backbone``: the family's (the method's variant for it, where one is registered, runs)."""
+    the method's options from the run's arguments ``method_args``; its defaults without them); a stage from a
+    layer the model does not have (a method pruning after its last layer, e.g. DART's layer 2 in a 2-layer
+    model) is dropped: every layer then sees what the earlier stages give. ``backbone``: the family's (the
+    method's variant for it, where one is registered, runs)."""
 
     spec = get_method(method, backbone)
-    plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, spec.options_from(method_args), spec=spec)
+    plan = schedule_plan(method, budget, n, sizes.llm_layers, text_tokens, spec.options_from(method_args),
+                         spec=spec)
     stages = tuple(st for st in plan.stages if st[0] < sizes.llm_layers)
     return plan if stages == plan.stages else replace(plan, stages=stages)
 
 
 def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, method_args=None,
                   backbone: str = "") -> float:
-    """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a decoder
-    of ``sizes`` (``analysis.common.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
+    """LLM FLOPs of ``none`` / FLOPs of ``method`` at ``budget`` (the prefill as run: no LM head), for a
+    decoder of ``sizes`` (``analysis.common.flops.LLMSizes``) and ``n`` visual tokens unpruned."""
 
     base = llm_flops_exact(sizes, run_schedule(sizes, n, text_tokens, BASELINE, n), lm_head=False)
     run = run_schedule(sizes, n, text_tokens, method, budget, method_args, backbone)
@@ -94,8 +101,9 @@ def ideal_speedup(sizes, n: int, text_tokens: int, method: str, budget: int, met
 
 def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
                       method_args=None, backbone: str = "") -> tuple[float, float]:
-    """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions (``analysis.common.paper_efficiency``:
-    the authors' compiled loop, bfloat16 element size; the ratios do not depend on it)."""
+    """(TFLOPs, activation GiB) of ``method`` at ``budget`` under the paper's definitions
+    (``analysis.common.paper_efficiency``: the authors' compiled loop, bfloat16 element size; the ratios do
+    not depend on it)."""
 
     row = paper_row(sizes, run_schedule(sizes, n, text_tokens, method, budget, method_args, backbone))
     return row["paper_tflops"], row["paper_activation_gib"]
@@ -104,8 +112,9 @@ def paper_definitions(sizes, n: int, text_tokens: int, method: str, budget: int,
 def ratios(rows: pd.DataFrame, sizes, n: int, method_args=None, backbone: str = "",
            llm_k: dict | None = None) -> pd.DataFrame:
     """Per (method, budget): prefill speedup, activation reduction, FLOPs-ideal speedup and the paper's
-    (``method_args``: the run's arguments, each method's options; ``backbone``: the family's; ``llm_k``: {(method, budget): the
-    visual tokens the LLM gets}, a video family's per-frame budgets read in the LLM's tokens; None: the budget)."""
+    (``method_args``: the run's arguments, each method's options; ``backbone``: the family's; ``llm_k``:
+    {(method, budget): the visual tokens the LLM gets}, a video family's per-frame budgets read in the LLM's
+    tokens; None: the budget)."""
 
     base = rows[_baseline(rows)].iloc[0]
     out = rows[~_baseline(rows)][["method", "budget", "prefill_ms", "llm_activation_mb", "activation_mb",
@@ -180,37 +189,44 @@ def target_lines(r: pd.DataFrame, budget: int = 192, arch: str | None = None) ->
              ("activation reduction (the paper's definition: storing activation, sum of n(2d+m)x2 bytes)",
               f"{x['paper_def_act_reduction']:.3g}x", f">= {TARGETS['act_reduction']}x",
               x["paper_def_act_reduction"] >= TARGETS["act_reduction"]),
-             ("share of the FLOPs-ideal speedup", f"{x['frac_of_ideal']:.1%}", f">= {TARGETS['frac_of_ideal']:.0%}",
-              x["frac_of_ideal"] >= TARGETS["frac_of_ideal"]),
-             ("selection time / prefill", f"{x['selection_share']:.1%}", f"< {TARGETS['selection_share']:.0%}",
-              x["selection_share"] < TARGETS["selection_share"])]
-    return [f"- {name}: {val} (target {target}) **{'MET' if ok else 'MISSED'}**" for name, val, target, ok in items]
+             ("share of the FLOPs-ideal speedup", f"{x['frac_of_ideal']:.1%}",
+              f">= {TARGETS['frac_of_ideal']:.0%}", x["frac_of_ideal"] >= TARGETS["frac_of_ideal"]),
+             ("selection time / prefill", f"{x['selection_share']:.1%}",
+              f"< {TARGETS['selection_share']:.0%}", x["selection_share"] < TARGETS["selection_share"])]
+    return [f"- {name}: {val} (target {target}) **{'MET' if ok else 'MISSED'}**" for name, val, target,
+            ok in items]
 
 
 def _machine(pipe) -> str:
     return f"{device_name(pipe.device)}; torch {torch.__version__}; {platform.platform()}"
 
 
-def screen_lines(r: pd.DataFrame, arch: str | None = None, banner: str | None = None, cuda: bool = True) -> list[str]:
-    """For the terminal: which weights made the numbers (``banner``), LiteLVLM's ratios against ``none`` on the
-    paper's definitions, named as such (the CUDA time only on ``cuda``), and whether the targets were judged
-    (full size only)."""
+def screen_lines(r: pd.DataFrame, arch: str | None = None, banner: str | None = None,
+                 cuda: bool = True) -> list[str]:
+    """For the terminal: which weights made the numbers (``banner``), LiteLVLM's ratios against ``none`` on
+    the paper's definitions, named as such (the CUDA time only on ``cuda``), and whether the targets were
+    judged (full size only)."""
     lines = [banner] if banner else []
     for x in _paper_rows(r).itertuples():
         lines.append(f"litelvlm@{x.budget} vs none, on the paper's definitions: prefill (decoder-layer loop) "
-                     f"{x.paper_def_prefill_speedup:.2f}x, storing activation {x.paper_def_act_reduction:.2f}x lower, "
-                     f"FLOPs {x.paper_def_flops_speedup:.2f}x fewer"
-                     + (f"; CUDA time (this project's reading) {x.cuda_time_reading_speedup:.2f}x" if cuda else ""))
+                     f"{x.paper_def_prefill_speedup:.2f}x, storing activation "
+                     f"{x.paper_def_act_reduction:.2f}x lower, FLOPs {x.paper_def_flops_speedup:.2f}x fewer"
+                     + (f"; CUDA time (this project's reading) {x.cuda_time_reading_speedup:.2f}x" if cuda
+                        else ""))
     return lines
 
 
 #: report.md's short tables (every column is in ratios.csv and validate.csv): the ratios of every run, the
 #: paper's LiteLVLM figures beside this run's on the paper's definitions (the paper's architecture only), and
 #: each run's times and memory. CUDA times only on CUDA.
-RATIO_COLUMNS = ["method", "budget", "paper_def_prefill_speedup", "prefill_speedup", "cuda_time_reading_speedup",
-                 "act_reduction", "paper_def_act_reduction", "flops_ideal_speedup", "frac_of_ideal", "selection_share"]
-PAPER_COLUMNS = ["method", "budget", "paper_def_prefill_speedup", "paper_prefill_speedup", "cuda_time_reading_speedup",
-                 "paper_cuda_speedup", "paper_def_act_reduction", "paper_act_reduction", "paper_def_flops_speedup"]
+RATIO_COLUMNS = ["method", "budget", "paper_def_prefill_speedup", "prefill_speedup",
+                 "cuda_time_reading_speedup",
+                 "act_reduction", "paper_def_act_reduction", "flops_ideal_speedup", "frac_of_ideal",
+                 "selection_share"]
+PAPER_COLUMNS = ["method", "budget", "paper_def_prefill_speedup", "paper_prefill_speedup",
+                 "cuda_time_reading_speedup",
+                 "paper_cuda_speedup", "paper_def_act_reduction", "paper_act_reduction",
+                 "paper_def_flops_speedup"]
 RUN_COLUMNS = ["method", "budget", "visual_tokens_kept", "prefill_ms", "paper_prefill_ms", "e2e_ms",
                "cuda_time_reading_ms", "llm_activation_mb", "peak_rss_gib", "mask_iou_vs_compare"]
 CUDA_COLUMNS = ("cuda_time_reading_speedup", "paper_cuda_speedup", "cuda_time_reading_ms")
@@ -230,11 +246,12 @@ def memory_note(setup: dict, a, pipe) -> str:
     how = (f"the LLM's {q.quantized} decoder linear layers quantized to {q.mode} with {q.backend} {q.version}"
            + (f", {len(q.kept)} kept in {str(pipe.dtype)[6:]}" if q.kept else "")) if q else "not quantized"
     parts = ", ".join(f"`{k}` {v:.0f} MB" for k, v in w["parts"].items())
-    return (f"Weights ({how}): {parts} (the pipeline's modules, each whole: a CLIP backend's text tower included); "
-            f"{w['total']:.0f} MB in all (a storage two modules share counted once): storage bytes of parameters, "
-            "buffers and quantization states. ``peak_mb`` = those weights + the call's activation peak "
-            "(``activation_mb``): the whole model's memory during one call. ``paper_def_activation_gib`` is the "
-            "paper's analytic storing activation. MB here are MiB (2^20 bytes).")
+    return (f"Weights ({how}): {parts} (the pipeline's modules, each whole: a CLIP backend's text tower "
+            f"included); {w['total']:.0f} MB in all (a storage two modules share counted once): storage "
+            "bytes of parameters, buffers and quantization states. ``peak_mb`` = those weights + the call's "
+            "activation peak (``activation_mb``): the whole model's memory during one call. "
+            "``paper_def_activation_gib`` is the paper's analytic storing activation. MB here are MiB (2^20 "
+            "bytes).")
 
 
 def prompt_line(setup: dict, a) -> str:
@@ -242,27 +259,32 @@ def prompt_line(setup: dict, a) -> str:
     n, h, w = setup["num_visual"], *setup["image_size"]
     head = f"Image `{setup['image']}` ({w}x{h}), N = {n} visual tokens"
     if len(setup.get("mask_shape", ())) == 3:  # a video
-        head = (f"Video `{setup['image']}` ({w}x{h}), N = {n} visual tokens (16 frames x 144 CLIP context + 16 x 64 "
-                f"InternVideo2 tokens); budgets are per frame, K of each frame's {setup['full_budget']} CLIP patches "
-                f"(an LLM-side method keeps round({n} K / {setup['full_budget']}) of the N: this project's reading)")
+        head = (f"Video `{setup['image']}` ({w}x{h}), N = {n} visual tokens (16 frames x 144 CLIP context + "
+                "16 x 64 InternVideo2 tokens); budgets are per frame, K of each frame's "
+                f"{setup['full_budget']} CLIP patches (an LLM-side method keeps round({n} K / "
+                f"{setup['full_budget']}) of the N: this project's reading)")
     if setup["skipped_budgets"]:
         head += f" (budgets above N skipped: {', '.join(map(str, setup['skipped_budgets']))})"
     tokens = f"prompt of {setup['text_tokens']} text tokens and the {n} visual tokens"
     if not setup["questions"]:  # the family's own protocol: a fixed number of expressions per prompt
         said = "; ".join(f"\"{s}\"" for s in setup["sentences"])
-        return f"{head}. The family's protocol: {len(setup['sentences'])} expression(s) per prompt, {tokens}: {said}"
-    return (f"{head}. {card_of(a.model).display_name}'s official protocol (seed {a.seed}): {len(setup['sentences'])} sentences, {tokens}. "
-            "Questions: " + "; ".join(f"\"{q}\"" for q in setup["questions"]))
+        return (f"{head}. The family's protocol: {len(setup['sentences'])} expression(s) per prompt, "
+                f"{tokens}: {said}")
+    return (f"{head}. {card_of(a.model).display_name}'s official protocol (seed {a.seed}): "
+            f"{len(setup['sentences'])} sentences, {tokens}. Questions: "
+            + "; ".join(f"\"{q}\"" for q in setup["questions"]))
 
 
-def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:  # > 60 lines: the report's sections, in reading order
-    """Write validate.csv, checks.csv, ratios.csv and report.md for a run of ``n`` visual tokens unpruned; return
-    the failed checks' names and the lines for the terminal (:func:`screen_lines`)."""
+def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:
+    # > 60 lines: the report's sections, in reading order
+    """Write validate.csv, checks.csv, ratios.csv and report.md for a run of ``n`` visual tokens unpruned;
+    return the failed checks' names and the lines for the terminal (:func:`screen_lines`)."""
     result = checks(rows, setup.get("full_budget", n), len(setup["sentences"]),
                     tuple(setup.get("mask_shape", setup["image_size"])))
     sizes = DecoderSizes.of(pipe.language_model.config)
     llm_k = None
-    if pipe.abilities.budget_unit == "frame":  # per-frame budgets: the FLOPs count the LLM's visual tokens of each run
+    # per-frame budgets: the FLOPs count the LLM's visual tokens of each run
+    if pipe.abilities.budget_unit == "frame":
 
         llm_k = llm_tokens(pipe, rows)
     r = ratios(rows, sizes, n, a, pipe.abilities.backbone, llm_k)
@@ -293,34 +315,37 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              f"Loaded in {setup['load_ms'] / 1e3:.1f} s (peak RSS {setup['load_peak_rss_gib']:.1f} GiB); "
              f"the image's forwards (``prepare_image``: vision tower, mask encoder) "
              f"{setup['prepare_image_ms'] / 1e3:.1f} s.", "", prompt_line(setup, a),
-             "", "## Checks", "", *[f"- {'PASS' if not v else 'FAIL'}: {k}" + (f" (failing: {' '.join(v)})" if v else "")
+             "", "## Checks", "",
+             *[f"- {'PASS' if not v else 'FAIL'}: {k}" + (f" (failing: {' '.join(v)})" if v else "")
                                     for k, v in result.items()],
-             "", f"## Targets (LiteLVLM at 192 against 576; {'CUDA' if pipe.device.type == 'cuda' else 'CPU'} ratios)",
+             "", "## Targets (LiteLVLM at 192 against 576; "
+             f"{'CUDA' if pipe.device.type == 'cuda' else 'CPU'} ratios)",
              "", *target_lines(r, arch=arch), "",
-             f"Times are the median of {int(rows['repeats'].max())} call(s) per run (interleaved), after a warm-up call "
-             "(``none``); with repeated calls, ``*_speedup_min``/``_max`` are the extremes of the per-round ratios "
-             "(round i of ``none`` over round i of the run; the ratio of the medians lies between them); on the CPU they are CPU ratios, not the "
-             "paper's GPU milliseconds. ``paper_prefill_ms`` is the paper's prefill time, as the authors' compiled code "
-             "times it: the decoder-layer loop only (first layer's start to last layer's end; CUDA events on a GPU); "
-             "the prefill target uses it. ``prefill_ms`` (this project's) spans the first LLM layer's start to the "
-             "final norm's end "
-             "(for LLM-side methods everything they run inside the LLM, oracles' extra passes included). "
-             "``cuda_time_reading_ms`` is this project's reading of the paper's \"CUDA time\" (defined in no "
-             "released file): the whole call (vision, selection, LLM, mask decoder), timed the same way (shown on "
-             "CUDA only). "
-             "Activation memory: the peak of the tensors a call creates (on CUDA: the allocator's peak), for the LLM "
-             "span (``llm_activation_mb``, above the level at its start: the ratios use it) and for the whole call "
-             "(``activation_mb``): this project's measured quantities (``act_reduction``). ``paper_def_*`` are the paper's "
-             "definitions, as the authors' compiled code computes them (``analysis.common.paper_efficiency``): storing "
-             "activation = sum over decoder layers of n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm (with "
-             "grouped keys and values 2nd^2 + 2ndk for the projections, this project's generalisation), FastV's "
-             "pruning layer counted at the full length; the activation target uses it. The paper's columns "
-             f"(``paper_prefill_speedup``, ``paper_act_reduction``) are its {full} LiteLVLM figures, on LiteLVLM's "
-             f"rows of that architecture only. The tables show a reader's columns: every column, the spreads "
+             f"Times are the median of {int(rows['repeats'].max())} call(s) per run (interleaved), after a "
+             "warm-up call (``none``); with repeated calls, ``*_speedup_min``/``_max`` are the extremes of "
+             "the per-round ratios (round i of ``none`` over round i of the run; the ratio of the medians "
+             "lies between them); on the CPU they are CPU ratios, not the paper's GPU milliseconds. "
+             "``paper_prefill_ms`` is the paper's prefill time, as the authors' compiled code times it: the "
+             "decoder-layer loop only (first layer's start to last layer's end; CUDA events on a GPU); the "
+             "prefill target uses it. ``prefill_ms`` (this project's) spans the first LLM layer's start to "
+             "the final norm's end (for LLM-side methods everything they run inside the LLM, oracles' extra "
+             "passes included). ``cuda_time_reading_ms`` is this project's reading of the paper's \"CUDA "
+             "time\" (defined in no released file): the whole call (vision, selection, LLM, mask decoder), "
+             "timed the same way (shown on CUDA only). "
+             "Activation memory: the peak of the tensors a call creates (on CUDA: the allocator's peak), for "
+             "the LLM span (``llm_activation_mb``, above the level at its start: the ratios use it) and for "
+             "the whole call (``activation_mb``): this project's measured quantities (``act_reduction``). "
+             "``paper_def_*`` are the paper's definitions, as the authors' compiled code computes them "
+             "(``analysis.common.paper_efficiency``): storing activation = sum over decoder layers of "
+             "n(2d+m) x 2 bytes, FLOPs = sum of 4nd^2 + 2n^2d + 3ndm (with grouped keys and values 2nd^2 + "
+             "2ndk for the projections, this project's generalisation), FastV's pruning layer counted at the "
+             "full length; the activation target uses it. The paper's columns (``paper_prefill_speedup``, "
+             f"``paper_act_reduction``) are its {full} LiteLVLM figures, on LiteLVLM's rows of that "
+             "architecture only. The tables show a reader's columns: every column, the spreads "
              "(``*_min``/``_max``) included, is in ``ratios.csv``, ``memory.csv`` and ``validate.csv``.",
              *setup.get("limit_lines", []),
-             "", "## Ratios against none", "", to_markdown(short_view(r, RATIO_COLUMNS, cuda)), *paper_table, "",
-             "## Memory", "", memory_note(setup, a, pipe), "", to_markdown(mem), "",
+             "", "## Ratios against none", "", to_markdown(short_view(r, RATIO_COLUMNS, cuda)), *paper_table,
+             "", "## Memory", "", memory_note(setup, a, pipe), "", to_markdown(mem), "",
              "## Every run", "", to_markdown(short_view(rows, RUN_COLUMNS, cuda)), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))

@@ -1,8 +1,8 @@
-"""Referring video segmentation with per-frame pruning of VideoGLaMM's CLIP context stream (``eval-video``), on
-Ref-DAVIS-17, MeViS and Refer-YouTube-VOS. From code: ``from analysis.video import VideoArgs, run``;
-``calibration(a)`` (:func:`analysis.video.compute.calibration`, its module imported on first use: torch) is the
-per-video work that ``litelvlm plan`` times: (the loaded runner, the records by video, the runs with the baseline
-first, ``work(video, runs)``: ``eval-video``'s own work on one video) for options ``a``."""
+"""Referring video segmentation with per-frame pruning of VideoGLaMM's CLIP context stream (``eval-video``),
+on Ref-DAVIS-17, MeViS and Refer-YouTube-VOS. From code: ``from analysis.video import VideoArgs, run``;
+``calibration(a)`` (:func:`analysis.video.compute.calibration`, its module imported on first use: torch) is
+the per-video work that ``litelvlm plan`` times: (the loaded runner, the records by video, the runs with the
+baseline first, ``work(video, runs)``: ``eval-video``'s own work on one video) for options ``a``."""
 
 from __future__ import annotations
 

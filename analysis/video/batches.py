@@ -1,13 +1,14 @@
 """``eval-video --batch-size B`` (this project's addition): B expressions of one video per LLM forward.
 
-The expressions of a video share its frames; only their text differs. A runner that can batch (its ``batch_error``
-is None for the method) grounds them B at a time (its ``ground``: the prompts right-padded through one masked LLM
-forward, each pruned by its own selection, each expression's masks then from SAM 2 as at batch 1) and turns each
-output into :meth:`~litelvlm.video.runner.VideoRunner.expression`'s result (its ``result``); every other run, and
-every run at B = 1, is the runner's ``expression``, one expression at a time, as before. The expressions keep their
-order, so the rows are batch 1's. :class:`VideoBatchCheck` grounds each (method, budget)'s first batch once more at
-batch 1 and counts the mask pixels that differ (``batch_check.csv``, ``summary.txt``: zero in float32, rounding
-only in bfloat16), as ``eval-grounding --batch-size`` does (:mod:`analysis.common.grounding_batches`).
+The expressions of a video share its frames; only their text differs. A runner that can batch (its
+``batch_error`` is None for the method) grounds them B at a time (its ``ground``: the prompts right-padded
+through one masked LLM forward, each pruned by its own selection, each expression's masks then from SAM 2 as
+at batch 1) and turns each output into :meth:`~litelvlm.video.runner.VideoRunner.expression`'s result (its
+``result``); every other run, and every run at B = 1, is the runner's ``expression``, one expression at a
+time, as before. The expressions keep their order, so the rows are batch 1's. :class:`VideoBatchCheck` grounds
+each (method, budget)'s first batch once more at batch 1 and counts the mask pixels that differ
+(``batch_check.csv``, ``summary.txt``: zero in float32, rounding only in bfloat16), as ``eval-grounding
+--batch-size`` does (:mod:`analysis.common.grounding_batches`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from litelvlm.budget import Budget
 
 
 class VideoBatchCheck(BatchCheck):
-    """Per run (method, budget column): the first batch's expressions, mask pixels, pixels that differ from batch 1
-    and the largest mask-logit difference."""
+    """Per run (method, budget column): the first batch's expressions, mask pixels, pixels that differ from
+    batch 1 and the largest mask-logit difference."""
 
     def compare_video(self, run, recs: list, method: str, budget: Budget, got: list) -> None:
         """Ground ``recs`` one by one (once per run) and count the pixels differing from ``got``'s outputs."""
@@ -29,7 +30,8 @@ class VideoBatchCheck(BatchCheck):
             return
         pixels = differing = 0
         worst = 0.0
-        for (_, _, one), (_, _, out) in zip(run.ground(recs, method, budget, batched=False), got, strict=True):
+        for (_, _, one), (_, _, out) in zip(run.ground(recs, method, budget, batched=False), got,
+                                            strict=True):
             pixels += one.masks.numel()
             differing += int((one.masks != out.masks).sum())
             worst = max(worst, float((one.mask_logits - out.mask_logits).abs().max()))
@@ -37,8 +39,8 @@ class VideoBatchCheck(BatchCheck):
 
 
 def batch_notes(run, methods: list[str], batch_size: int, say: bool = True) -> dict[str, str]:
-    """{method: why it runs at batch 1} under ``--batch-size`` B > 1 ({} at 1), said once on screen when ``say``
-    (the methods sharing a reason named together)."""
+    """{method: why it runs at batch 1} under ``--batch-size`` B > 1 ({} at 1), said once on screen when
+    ``say`` (the methods sharing a reason named together)."""
     if batch_size == 1:
         return {}
     notes = {m: why for m in methods if (why := run.batch_error(m))}
@@ -48,7 +50,8 @@ def batch_notes(run, methods: list[str], batch_size: int, say: bool = True) -> d
 
 
 def unbatched_line(batch_size: int, notes: dict[str, str]) -> str:
-    """One line naming the methods that run at batch 1 under ``--batch-size`` and why (one reason, its methods)."""
+    """One line naming the methods that run at batch 1 under ``--batch-size`` and why (one reason, its
+    methods)."""
     by_reason: dict[str, list[str]] = {}
     for method, why in notes.items():
         by_reason.setdefault(why, []).append(method)
@@ -57,17 +60,17 @@ def unbatched_line(batch_size: int, notes: dict[str, str]) -> str:
 
 
 def batch_record(batch_size: int, notes: dict[str, str]) -> dict:
-    """What ``config.json`` records of ``--batch-size`` B: nothing at 1 (folders written before it resume as they
-    were), else B and the methods run at batch 1 (``unbatched``, where any)."""
+    """What ``config.json`` records of ``--batch-size`` B: nothing at 1 (folders written before it resume as
+    they were), else B and the methods run at batch 1 (``unbatched``, where any)."""
     if batch_size == 1:
         return {}
     return {"batch_size": batch_size, **({"unbatched": notes} if notes else {})}
 
 
 def batch_summary(out, a, notes: dict[str, str], check: VideoBatchCheck | None) -> tuple[str, str]:
-    """(the lines ``summary.txt`` adds under ``--batch-size`` B > 1, the screen's) ("" at 1): the methods run at batch 1
-    and the batch check, whose rows (this run's merged over the folder's earlier ones) go to ``OUT/batch_check.csv``
-    (:func:`analysis.common.grounding_batches.batch_summary`)."""
+    """(the lines ``summary.txt`` adds under ``--batch-size`` B > 1, the screen's) ("" at 1): the methods run
+    at batch 1 and the batch check, whose rows (this run's merged over the folder's earlier ones) go to
+    ``OUT/batch_check.csv`` (:func:`analysis.common.grounding_batches.batch_summary`)."""
     text, shown = common_summary(out, a, {}, check)
     return (unbatched_line(a.batch_size, notes) if notes else "") + text, shown
 
@@ -75,9 +78,9 @@ def batch_summary(out, a, notes: dict[str, str], check: VideoBatchCheck | None) 
 @torch.no_grad()
 def expression_results(run, recs: list, method: str, budget: Budget, batch_size: int = 1,
                        check: VideoBatchCheck | None = None) -> list[tuple]:
-    """``run.expression(rec, method, budget)`` for every ``rec`` of one video, in order, with up to ``batch_size``
-    expressions per LLM forward where the run can batch; ``check`` (where given) compares the first batch with
-    batch 1."""
+    """``run.expression(rec, method, budget)`` for every ``rec`` of one video, in order, with up to
+    ``batch_size`` expressions per LLM forward where the run can batch; ``check`` (where given) compares the
+    first batch with batch 1."""
     if batch_size == 1 or run.batch_error(method):
         return [run.expression(rec, method, budget) for rec in recs]
     results = []
@@ -90,4 +93,5 @@ def expression_results(run, recs: list, method: str, budget: Budget, batch_size:
     return results
 
 
-__all__ = ["VideoBatchCheck", "batch_notes", "batch_record", "batch_summary", "expression_results", "unbatched_line"]
+__all__ = ["VideoBatchCheck", "batch_notes", "batch_record", "batch_summary", "expression_results",
+           "unbatched_line"]

@@ -1,28 +1,29 @@
-"""``litelvlm eval-video``: a family's video path with per-frame budgets on a Ref-DAVIS-layout folder, J / F / J&F
-per method and per-frame budget.
+"""``litelvlm eval-video``: a family's video path with per-frame budgets on a Ref-DAVIS-layout folder, J / F /
+J&F per method and per-frame budget.
 
 The model's family is found in the registry and runs its own video path (:func:`litelvlm.families.video_eval`;
-each family's ``video_eval`` module says what a budget means on it and what it refuses). Per video, for the unpruned
-baseline (``none``, budget 576 a frame) and every (method, budget), every expression of the chosen annotator sets
-is segmented by the family's runner (``expression``) and scored:
+each family's ``video_eval`` module says what a budget means on it and what it refuses). Per video, for the
+unpruned baseline (``none``, budget 576 a frame) and every (method, budget), every expression of the chosen
+annotator sets is segmented by the family's runner (``expression``) and scored:
 
 * ``expressions.parquet``: one row per expression: J and F as frame means against the expression's own object
   (MeViS's per-expression protocol, ``litelvlm.video.metrics.mevis_scores``);
 * ``summary.csv``: per (method, budget), the DAVIS 2017 unsupervised scores of each annotator set as
   ``eval_referdavis_metrics.py`` computes them (the objects' masks of a set as label maps, Hungarian matching,
   J-Mean and F-Mean over all objects of all videos), and J, F, J&F averaged over the chosen sets (VideoGLaMM
-  prints the four sets apart; the mean is this table's single number), each with its 95% bootstrap interval over
-  videos (``J_lo``, ``J_hi``, ``J_mc``, ...); ``comparisons.csv`` and ``claims.csv``
+  prints the four sets apart; the mean is this table's single number), each with its 95% bootstrap interval
+  over videos (``J_lo``, ``J_hi``, ``J_mc``, ...); ``comparisons.csv`` and ``claims.csv``
   (:mod:`analysis.video.statistics`); ``summary.txt``, the table as printed;
-* ``objects.parquet``: the per-object J and F of each annotator set the statistics resample (one row per object,
-  set, method and budget), and ``videos.csv``, the per-unit table: per video, method and budget the mean J, F and
-  J&F over its objects and sets.
+* ``objects.parquet``: the per-object J and F of each annotator set the statistics resample (one row per
+  object, set, method and budget), and ``videos.csv``, the per-unit table: per video, method and budget the
+  mean J, F and J&F over its objects and sets.
 
-One part per (video, method, budget) in ``OUT/parts`` (a stopped run resumes; other methods, budgets or a larger
-``--limit-videos`` add rows). Seeded and deterministic. Launched on P processes (``python -m torch.distributed.run
---nproc_per_node P -m litelvlm.cli eval-video ...``; :mod:`analysis.common.shards`, as ``eval-grounding``), the
-videos are split across them (``rank::P``) and the main process merges every part exactly as one process does (J
-and F per object from the parts, then the averages): the tables equal the single run's byte for byte.
+One part per (video, method, budget) in ``OUT/parts`` (a stopped run resumes; other methods, budgets or a
+larger ``--limit-videos`` add rows). Seeded and deterministic. Launched on P processes (``python -m
+torch.distributed.run --nproc_per_node P -m litelvlm.cli eval-video ...``; :mod:`analysis.common.shards`, as
+``eval-grounding``), the videos are split across them (``rank::P``) and the main process merges every part
+exactly as one process does (J and F per object from the parts, then the averages): the tables equal the
+single run's byte for byte.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ from litelvlm.video.synthetic import write_synthetic_videos
 
 log = logging.getLogger(__name__)
 
-EXPRESSION_COLUMNS = ["video", "anno_set", "exp_id", "obj_id", "sentence", "method", "budget", "context_tokens",
-                      "J", "F", "J&F", "llm_visual_tokens"]
+EXPRESSION_COLUMNS = ["video", "anno_set", "exp_id", "obj_id", "sentence", "method", "budget",
+                      "context_tokens", "J", "F", "J&F", "llm_visual_tokens"]
 OBJECT_COLUMNS = ["video", "anno_set", "object", "method", "budget", "J", "F"]
 SUMMARY_COLUMNS = ["method", "budget", "context_tokens", "J", "F", "J&F", "videos", "objects", "expressions",
                    "llm_visual_tokens"]
@@ -78,20 +79,24 @@ def part_id(video: str, method: str, budget: Budget) -> int:
 
 def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int, tokens: int | None,
                    llm_tokens: int | None = None) -> dict:
-    """The per-expression row: J and F frame means against the expression's own object; ``tokens``: LLM context
-    tokens a frame (None: an LLM-side method, which keeps ``llm_tokens`` of the whole visual sequence)."""
+    """The per-expression row: J and F frame means against the expression's own object; ``tokens``: LLM
+    context tokens a frame (None: an LLM-side method, which keeps ``llm_tokens`` of the whole visual
+    sequence)."""
     gt = np.stack([rec.mask(i) for i in range(len(rec.frames))])
     j, f = metrics.mevis_scores(gt, masks.numpy() > 0.5)
-    return {"video": rec.video, "anno_set": anno, "exp_id": rec.exp_id, "obj_id": ",".join(str(o) for o in rec.obj_ids),
+    return {"video": rec.video, "anno_set": anno, "exp_id": rec.exp_id,
+            "obj_id": ",".join(str(o) for o in rec.obj_ids),
             "sentence": rec.sentence, "method": method, "budget": budget, "context_tokens": tokens,
             "J": j, "F": f, "J&F": (j + f) / 2, "llm_visual_tokens": llm_tokens}
 
 
 @torch.no_grad()
-def video_part(run: VideoRunner, records: list, sets: list[int], method: str, budget: Budget, batch_size: int = 1,
+def video_part(run: VideoRunner, records: list, sets: list[int], method: str, budget: Budget,
+               batch_size: int = 1,
                check: batches.VideoBatchCheck | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(expression rows, object rows) of one video for (method, per-frame budget): the runner gets the Budget, the
-    rows its column; the sets' expressions grounded in order, up to ``batch_size`` per LLM forward (:mod:`.batches`)."""
+    """(expression rows, object rows) of one video for (method, per-frame budget): the runner gets the Budget,
+    the rows its column; the sets' expressions grounded in order, up to ``batch_size`` per LLM forward
+    (:mod:`.batches`)."""
     gt, void = metrics.gt_objects(ground_truth(records[0]))
     rows, objects = [], []
     todo = [rec for anno in sets for rec in annotator_expressions(records, anno)]
@@ -105,9 +110,11 @@ def video_part(run: VideoRunner, records: list, sets: list[int], method: str, bu
             rows.append({**expression_row(rec, anno, m, method, budget.column, tokens, None), **extra})
         j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
         objects += [{"video": records[0].video, "anno_set": anno, "object": f"{records[0].video}_{k + 1}",
-                     "method": method, "budget": budget.column, "J": float(np.mean(j[k])), "F": float(np.mean(f[k]))}
+                     "method": method, "budget": budget.column, "J": float(np.mean(j[k])),
+                     "F": float(np.mean(f[k]))}
                     for k in range(len(j))]
-    frame = pd.DataFrame(rows, columns=EXPRESSION_COLUMNS + list(run.extra_columns)).astype({"context_tokens": "Int64"})
+    frame = pd.DataFrame(rows, columns=EXPRESSION_COLUMNS + list(run.extra_columns)).astype(
+        {"context_tokens": "Int64"})
     return frame, pd.DataFrame(objects, columns=OBJECT_COLUMNS)
 
 
@@ -118,11 +125,13 @@ def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[s
     for method, budget in pairs:
         o = objects[(objects.method == method) & (objects.budget == budget)]
         e = expr[(expr.method == method) & (expr.budget == budget)]
-        per_set = [(float(np.mean(g.J.tolist())), float(np.mean(g.F.tolist()))) for _, g in o.groupby("anno_set")]
+        per_set = [(float(np.mean(g.J.tolist())), float(np.mean(g.F.tolist()))) for _,
+                   g in o.groupby("anno_set")]
         j = float(np.mean([s[0] for s in per_set]))
         f = float(np.mean([s[1] for s in per_set]))
         tokens = e.context_tokens.iloc[0]
-        out.append({"method": method, "budget": budget, "context_tokens": None if pd.isna(tokens) else int(tokens),
+        out.append(
+            {"method": method, "budget": budget, "context_tokens": None if pd.isna(tokens) else int(tokens),
                     "J": j, "F": f, "J&F": float(np.mean([(a + b) / 2 for a, b in per_set])),
                     "videos": e.video.nunique(), "objects": len(o), "expressions": len(e),
                     "llm_visual_tokens": int(e.llm_visual_tokens.iloc[0])})
@@ -130,10 +139,11 @@ def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[s
 
 
 def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], store: PartStore,
-            dataset: str = REF_DAVIS, batch_size: int = 1, check: batches.VideoBatchCheck | None = None) -> None:
-    """Every (video, method, budget) part of ``runs`` not in ``store`` yet, video by video (the clips' work done
-    once); Ref-DAVIS-17 by annotator sets, the other datasets expression by expression (:mod:`.protocols`), up to
-    ``batch_size`` expressions of a video per LLM forward (:mod:`.batches`)."""
+            dataset: str = REF_DAVIS, batch_size: int = 1,
+            check: batches.VideoBatchCheck | None = None) -> None:
+    """Every (video, method, budget) part of ``runs`` not in ``store`` yet, video by video (the clips' work
+    done once); Ref-DAVIS-17 by annotator sets, the other datasets expression by expression
+    (:mod:`.protocols`), up to ``batch_size`` expressions of a video per LLM forward (:mod:`.batches`)."""
     done = store.done()
     for video, records in groups.items():
         todo = [p for p in runs if part_id(video, *p) not in done]
@@ -144,12 +154,14 @@ def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], st
             store.write([part_id(video, method, budget)], tables.pop("rows"), tables=tables)
 
 
-def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect(store: PartStore, groups: dict,
+            pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The plan's expression and object rows from the finished parts, in video and plan order."""
     expr = pd.concat(store.frames(), ignore_index=True)
     objects = pd.concat(store.frames("objects") or [pd.DataFrame(columns=OBJECT_COLUMNS)], ignore_index=True)
     keep = {(v, m, int(b)) for v in groups for m, b in pairs}
-    expr = expr[[(v, m, int(b)) in keep for v, m, b in zip(expr.video, expr.method, expr.budget, strict=True)]]
+    expr = expr[
+        [(v, m, int(b)) in keep for v, m, b in zip(expr.video, expr.method, expr.budget, strict=True)]]
     objects = objects[[(v, m, int(b)) in keep for v, m, b in
                        zip(objects.video, objects.method, objects.budget, strict=True)]]
     order = {p: i for i, p in enumerate(pairs)}
@@ -159,7 +171,8 @@ def collect(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) -> tup
         if df.empty:   # a split scored by its server has no object rows
             return df.reset_index(drop=True)
         key = df.apply(lambda r: (vorder[r.video], order[(r.method, int(r.budget))]), axis=1)
-        return df.assign(_k=key).sort_values(["_k", *cols], kind="stable").drop(columns="_k").reset_index(drop=True)
+        return df.assign(_k=key).sort_values(["_k", *cols], kind="stable").drop(columns="_k").reset_index(
+            drop=True)
     return sort(expr, ["anno_set"]), sort(objects, ["anno_set"])
 
 
@@ -167,12 +180,14 @@ def collect_masks(store: PartStore, groups: dict, pairs: list[tuple[str, int]]) 
     """The plan's predicted masks (:mod:`.protocols`' RLE rows) from the finished parts."""
     masks = pd.concat(store.frames("masks"), ignore_index=True)
     keep = {(v, m, int(b)) for v in groups for m, b in pairs}
-    return masks[[(v, m, int(b)) in keep for v, m, b in zip(masks.video, masks.method, masks.budget, strict=True)]]
+    return masks[
+        [(v, m, int(b)) in keep for v, m, b in zip(masks.video, masks.method, masks.budget, strict=True)]]
 
 
 def calibration(a: VideoArgs) -> tuple[VideoRunner, dict, list[Run], object]:
-    """What ``litelvlm plan`` times (:func:`analysis.video.calibration`): the family's loaded runner, the records by
-    video, the runs (the baseline first) and ``work(video, runs)``, this command's own per-video work."""
+    """What ``litelvlm plan`` times (:func:`analysis.video.calibration`): the family's loaded runner, the
+    records by video, the runs (the baseline first) and ``work(video, runs)``, this command's own per-video
+    work."""
     given, budgets, sets = check_args(a)
     run = video_eval(a.model).runner(a)
     groups = by_video(load_video_expressions(a.dataset, a.video_dir, a.split))
@@ -186,38 +201,44 @@ def calibration(a: VideoArgs) -> tuple[VideoRunner, dict, list[Run], object]:
 
 
 def config_skip(a: VideoArgs) -> tuple[str, ...]:
-    """The options ``config.json`` does not record (those that change no part, and defaults added later, so that
-    folders written before them stay resumable)."""
-    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "image_resize", "batch_size")
+    """The options ``config.json`` does not record (those that change no part, and defaults added later, so
+    that folders written before them stay resumable)."""
+    skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "image_resize",
+            "batch_size")
     skip += ("allocation",) if a.allocation == "uniform" else ()
     return skip + (("dataset",) if a.dataset == REF_DAVIS else ("anno_sets",))
 
 
 def predictions(a: VideoArgs, out: Path, store: PartStore, groups: dict, pairs: list, expr: pd.DataFrame,
                 clip: str | None, note: str) -> int | None:
-    """The official servers' zips of a dataset that has them (:mod:`.protocols`); on a split scored by its server
-    also its tables and screen (:func:`server_run`, whose status is returned); None: the run goes on to score."""
+    """The official servers' zips of a dataset that has them (:mod:`.protocols`); on a split scored by its
+    server also its tables and screen (:func:`server_run`, whose status is returned); None: the run goes on to
+    score."""
     if not protocols.writes_predictions(a.dataset):
         return None
     zips = protocols.write_predictions(out, collect_masks(store, groups, pairs), pairs, groups)
-    return None if protocols.scored_locally(a.dataset, a.split) else server_run(a, out, expr, pairs, zips, clip, note)
+    return None if protocols.scored_locally(a.dataset, a.split) else server_run(a, out, expr, pairs, zips,
+                                                                                clip, note)
 
 
 def video_work(run: VideoRunner, records: list, sets: list[int], dataset: str, method: str, budget: Budget,
                batch_size: int = 1, check: batches.VideoBatchCheck | None = None) -> dict:
-    """One video's part for (method, budget) as ``eval-video`` computes it, by the dataset's protocol: its tables
-    (``objects``, and ``masks`` where the dataset has prediction zips) and the expression rows (``rows``)."""
+    """One video's part for (method, budget) as ``eval-video`` computes it, by the dataset's protocol: its
+    tables (``objects``, and ``masks`` where the dataset has prediction zips) and the expression rows
+    (``rows``)."""
     if dataset == REF_DAVIS:
         rows, objects = video_part(run, records, sets, method, budget, batch_size, check)
         return {"rows": rows, "objects": objects}
-    rows, objects, masks = protocols.expression_part(run, records, method, budget, expression_row, batch_size, check)
+    rows, objects, masks = protocols.expression_part(run, records, method, budget, expression_row, batch_size,
+                                                     check)
     return {"rows": rows, "objects": objects, "masks": masks}
 
 
 def server_run(a: VideoArgs, out: Path, expr: pd.DataFrame, pairs: list, zips: list[str], clip: str | None,
                note: str) -> int:
     """The tables of a split scored by its evaluation server (no J, F or J&F here): ``expressions.parquet``,
-    ``submission.csv`` (the zip of each method and budget), and the on-screen note that the server gives J&F."""
+    ``submission.csv`` (the zip of each method and budget), and the on-screen note that the server gives
+    J&F."""
     table = protocols.server_table(expr, pairs, zips)
     write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, clip))
     write_csv(out / "submission.csv", mark_weights(table, a.model, clip))
@@ -225,7 +246,8 @@ def server_run(a: VideoArgs, out: Path, expr: pd.DataFrame, pairs: list, zips: l
     write_text(out / "summary.txt", table.to_string(index=False) + "\n" + said + "\n")
     show_table(table.to_string(index=False), out / "summary.txt", "the predictions per method and budget")
     print(said)
-    print(f"{len(table)} zips -> {out / 'predictions'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
+    print(f"{len(table)} zips -> {out / 'predictions'}; {len(expr)} expressions -> "
+          f"{out / 'expressions.parquet'}")
     if banner := weights_banner(a.model, clip):
         print(banner)
     print(f"Note: {note}.")
@@ -233,8 +255,9 @@ def server_run(a: VideoArgs, out: Path, expr: pd.DataFrame, pairs: list, zips: l
 
 
 def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
-    """The data folder (``--video-dir`` or the synthetic set written under ``tmp``) and the videos the run uses, in
-    order, every frame and annotation of them checked (:func:`~litelvlm.video.checks.check_videos`)."""
+    """The data folder (``--video-dir`` or the synthetic set written under ``tmp``) and the videos the run
+    uses, in order, every frame and annotation of them checked
+    (:func:`~litelvlm.video.checks.check_videos`)."""
     root = Path(a.video_dir) if a.video_dir else write_synthetic_videos(
         Path(tmp) / "synthetic", videos=a.synthetic_videos, frames=a.synthetic_frames, size=(64, 48),
         seed=a.synthetic_seed)
@@ -244,14 +267,15 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
     groups = dict(list(groups.items())[:a.limit_videos])
     for video, records in groups.items() if a.dataset == REF_DAVIS else ():   # four expressions per object
         if len(records) % 4:
-            raise LiteLVLMError(f"video {video!r} of {str(root)!r} has {len(records)} expressions, not four per "
-                                "object (Ref-DAVIS's four annotator sets)")
+            raise LiteLVLMError(f"video {video!r} of {str(root)!r} has {len(records)} expressions, not four "
+                                "per object (Ref-DAVIS's four annotator sets)")
     check_videos(rec for records in groups.values() for rec in records)   # every file the run reads, up front
     return root, groups
 
 
 def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
-    """``litelvlm eval-video`` (``checked``: ``check_args``' result, handed down by ``run``): parts, tables, summary."""
+    """``litelvlm eval-video`` (``checked``: ``check_args``' result, handed down by ``run``): parts, tables,
+    summary."""
     given, budgets, sets = checked if checked is not None else check_args(a)
     out = Path(a.out)
     family = video_eval(a.model)
@@ -261,25 +285,32 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
     config = {k: v for k, v in asdict(a).items() if k not in config_skip(a)}
     if a.sam2_video_branch:   # non-default options only: folders written before them stay resumable
         config["sam2_video_branch"] = True
-    config.update(image_resize_record(a.image_resize, a.model))   # a family with a resize of its own records it
-    config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note, **run_identity("video", a.model))
+    # a family with a resize of its own records it
+    config.update(image_resize_record(a.image_resize, a.model))
+    config.update(paths=portable_paths(asdict(a), out), run=run_record(), note=note,
+                  **run_identity("video", a.model))
     shards = Shards(a.device)
     with tempfile.TemporaryDirectory() as tmp:
         _, groups = dataset(a, tmp)
         with shards.loading():   # the main process writes any cached random model first
-            run = family.runner(a if shards.device(a.device) == a.device else replace(a, device=shards.device(a.device)))
+            run = family.runner(a if shards.device(a.device) == a.device
+                                else replace(a, device=shards.device(a.device)))
         methods = run.plan_methods(given, budgets)
-        runs = plan([BASELINE, *methods], budgets, NUM_PATCHES)   # the baseline once at 576, then methods x budgets
+        # the baseline once at 576, then methods x budgets
+        runs = plan([BASELINE, *methods], budgets, NUM_PATCHES)
         pairs = run_keys(runs)
         config.update(clip=run.clip_name, model_dtype=str(run.model.dtype).replace("torch.", ""))
         config.update(run.config())
         unbatched = batches.batch_notes(run, [BASELINE, *methods], a.batch_size, say=shards.is_main)
-        config.update(batches.batch_record(a.batch_size, unbatched))   # nothing at batch 1: earlier folders resume
+        # nothing at batch 1: earlier folders resume
+        config.update(batches.batch_record(a.batch_size, unbatched))
         with shards.folder(out, command="eval-video") as folder:
             if shards.is_main:
-                folder.resume(config, ignore=("n_boot", "boot_seed", "unbatched"))   # no part changes with them
+                # no part changes with them
+                folder.resume(config, ignore=("n_boot", "boot_seed", "unbatched"))
                 write_json(out / "config.json", config)   # staged: it reaches the folder with the tables
-            shards.wait()   # the folder checked (and its unreadable parts dropped) before any process computes
+            # the folder checked (and its unreadable parts dropped) before any process computes
+            shards.wait()
             store = PartStore(out)
             mine = {video: groups[video] for video in shards.share(list(groups))}
             log.info("%s: %d video(s) to evaluate", shards.label(), len(mine))
@@ -300,25 +331,27 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
             write_unit_tables(out, objects, (a.model, run.clip_name))
             write_csv(out / "summary.csv", summary)
             shown = summary_text(summary)
-            nulls = null_results(summary, ("J", "F", "J&F"), [a.model, run.clip_name])   # one line per null result
+            # one line per null result
+            nulls = null_results(summary, ("J", "F", "J&F"), [a.model, run.clip_name])
             batching, shown_check = batches.batch_summary(out, a, unbatched, check)   # "" at batch 1
             write_text(out / "summary.txt", shown + "\n" + "".join(f"{line}\n" for line in nulls) + batching)
     announce(a, out, (shown, nulls, shown_check), summary, expr, run.clip_name, note)
     return 0
 
 
-def announce(a: VideoArgs, out: Path, said: tuple[str, list[str], str], summary: pd.DataFrame, expr: pd.DataFrame,
-             clip: str | None, note: str) -> None:
-    """The screen of a scored run: the table, the null results, the batch check (``said``), where the tables went,
-    the degenerate-run warning, the weights banner and the note."""
+def announce(a: VideoArgs, out: Path, said: tuple[str, list[str], str], summary: pd.DataFrame,
+             expr: pd.DataFrame, clip: str | None, note: str) -> None:
+    """The screen of a scored run: the table, the null results, the batch check (``said``), where the tables
+    went, the degenerate-run warning, the weights banner and the note."""
     shown, nulls, shown_check = said
     show_table(shown, out / "summary.txt", "J&F per method and budget")
     for line in nulls:
         print(line)
     print(shown_check, end="")
-    print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> {out / 'expressions.parquet'}")
-    warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model, out,
-                       "every J and F is 0 (every mask empty, or missing its object)")
+    print(f"{len(summary)} rows -> {out / 'summary.csv'}; {len(expr)} expressions -> "
+          f"{out / 'expressions.parquet'}")
+    warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model,
+                       out, "every J and F is 0 (every mask empty, or missing its object)")
     if banner := weights_banner(a.model, clip):
         print(banner)
     print(f"Note: {note}.")

@@ -17,14 +17,15 @@ from analysis.video import VideoArgs, plots, run
 from analysis.video.statistics import load_statistics
 from litelvlm.families import DEFAULT_VIDEO_MODEL, card, family_of
 
-#: the smoke run: the default video model (random weights) on synthetic videos, two methods at the paper's budgets
+#: the smoke run: the default video model (random weights) on synthetic videos, two methods at the paper's
+#: budgets
 SMOKE_METHODS = "vispruner,litelvlm"
 SMOKE_BUDGETS = "196,81"
 
 
 def smoke_video(out_dir: Path, model: str | None = None) -> None:
-    """``litelvlm eval-video`` on two 4-frame synthetic videos (first annotator set) with the default video model
-    (random weights): two, so that the intervals, which resample videos, exist."""
+    """``litelvlm eval-video`` on two 4-frame synthetic videos (first annotator set) with the default video
+    model (random weights): two, so that the intervals, which resample videos, exist."""
     rc = run(VideoArgs(out=str(out_dir), model=model or DEFAULT_VIDEO_MODEL, methods=[SMOKE_METHODS],
                        budgets=[SMOKE_BUDGETS], anno_sets=["0"], synthetic_videos=2, synthetic_frames=4,
                        synthetic_seed=11))
@@ -33,10 +34,10 @@ def smoke_video(out_dir: Path, model: str | None = None) -> None:
 
 
 def video_labels(config: dict) -> plots.VideoLabels:
-    """What the figures of an ``eval-video`` run say of its model family (:func:`litelvlm.families.card`): its display
-    name (a family whose input is an image: its video path), the budget reading its run recorded, and the note on the
-    weights the run recorded (or its family's video path's); a folder that records no family is of the default
-    video model's family, the only one before families were recorded."""
+    """What the figures of an ``eval-video`` run say of its model family (:func:`litelvlm.families.card`): its
+    display name (a family whose input is an image: its video path), the budget reading its run recorded, and
+    the note on the weights the run recorded (or its family's video path's); a folder that records no family
+    is of the default video model's family, the only one before families were recorded."""
     ident = read_identity(config) or {}
     name = config.get("family") or ident.get("family") or family_of(DEFAULT_VIDEO_MODEL)
     fam = card(name)
@@ -44,7 +45,9 @@ def video_labels(config: dict) -> plots.VideoLabels:
     note = config.get("note") or video_eval_note(fam)
     note = f"{note[:1].upper()}{note[1:]}".rstrip(".") + "."
     reading = config.get("budget_reading")
-    return plots.VideoLabels(title, f"per-frame budget (of 576): {reading}" if reading else plots.PER_FRAME_CLIP, note)
+    return plots.VideoLabels(title,
+                             f"per-frame budget (of 576): {reading}" if reading else plots.PER_FRAME_CLIP,
+                             note)
 
 
 def video_eval_note(fam) -> str:
@@ -55,8 +58,9 @@ def video_eval_note(fam) -> str:
 
 
 def read_video(results_dir: Path) -> dict:
-    """The ``summary.csv`` table of an ``eval-video`` folder, the models that made it and what its figures say of
-    their family (:func:`video_labels`), and its comparisons and claims (empty for a folder written before them)."""
+    """The ``summary.csv`` table of an ``eval-video`` folder, the models that made it and what its figures say
+    of their family (:func:`video_labels`), and its comparisons and claims (empty for a folder written before
+    them)."""
     config = json.loads((Path(results_dir) / "config.json").read_text())
     return {"summary": pd.read_csv(Path(results_dir) / "summary.csv"),
             "models": [config.get("model"), config.get("clip")], "labels": video_labels(config),
@@ -69,8 +73,8 @@ def video_notes(tables: dict, models: list) -> list[str]:
 
 
 def draw_video(tables: dict) -> dict:
-    """J&F, J and F against the per-frame budget (95% bootstrap intervals over videos where the results have them),
-    and the paper's claims judged on these results, each labelled with its results' weights."""
+    """J&F, J and F against the per-frame budget (95% bootstrap intervals over videos where the results have
+    them), and the paper's claims judged on these results, each labelled with its results' weights."""
     figs = {}
     for name, metric in (("jf", "J&F"), ("j", "J"), ("f", "F")):
         fig, _ = plots.plot_jf_vs_budget(tables["summary"], metric, labels=tables["labels"])
@@ -88,18 +92,26 @@ _NAMES = video_families()
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
     name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation",
-    description=f"J&F (and J, F) of each family's video path ({_NAMES}; the run's family named on each figure) on a "
-                "Ref-DAVIS-layout folder (DAVIS 2017 unsupervised task per annotator set, averaged over the sets), "
-                "one line per pruning method against the per-frame budget with its 95% bootstrap interval over "
-                "videos (CLIP tokens kept per frame, 576 -> 196, 81; LLM-side methods and a family seeing the video "
-                "as merged tokens keep the same fraction of the visual tokens), the unpruned model dashed with its "
-                "interval as a band, and the paper's claims table on J&F (`claims.csv`; 'not judged' on random or "
+    description=f"J&F (and J, F) of each family's video path ({_NAMES}; the run's family named on each "
+    "figure) on a "
+                "Ref-DAVIS-layout folder (DAVIS 2017 unsupervised task per annotator set, averaged over the "
+    "sets), "
+                "one line per pruning method against the per-frame budget with its 95% bootstrap interval "
+    "over "
+                "videos (CLIP tokens kept per frame, 576 -> 196, 81; LLM-side methods and a family seeing "
+    "the video "
+                "as merged tokens keep the same fraction of the visual tokens), the unpruned model dashed "
+    "with its "
+                "interval as a band, and the paper's claims table on J&F (`claims.csv`; 'not judged' on "
+    "random or "
                 "toy weights). Pruning a video is this project's adaptation. The paper's video numbers need "
-                "weights that are not public (each figure says its run's note on the weights); the numbers here "
+                "weights that are not public (each figure says its run's note on the weights); the numbers "
+    "here "
                 "come from the weights named on each figure (random weights by default).",
     command="litelvlm eval-video", requires=("analysis.video.compute", "analysis.video.plots"),
     subdir="video", make_smoke=smoke_video, read=read_video, draw=draw_video,
-    smoke_note=f"`litelvlm eval-video` with the random-weight `{DEFAULT_VIDEO_MODEL}` on two 4-frame synthetic "
+    smoke_note=f"`litelvlm eval-video` with the random-weight `{DEFAULT_VIDEO_MODEL}` on two 4-frame "
+    "synthetic "
                "videos, VisPruner and LiteLVLM at 196 and 81 tokens per frame; the numbers mean nothing",
     results_files=("summary.csv",), studies=("video",), notes=video_notes,
     make_results="litelvlm eval-video --out {out}")

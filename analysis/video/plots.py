@@ -1,7 +1,8 @@
 """Referring-video figures: J&F per pruning method against the per-frame budget (``litelvlm eval-video``), for
-VideoGLaMM (per-frame pruning of its CLIP stream; LLM-side methods on its whole visual sequence) or UniPixel's video
-path (the same fraction of the video's merged tokens), each point with its 95% bootstrap interval over videos where
-``summary.csv`` has it, and the claims table (:func:`~analysis.common.stat_plots.plot_claims_table`)."""
+VideoGLaMM (per-frame pruning of its CLIP stream; LLM-side methods on its whole visual sequence) or UniPixel's
+video path (the same fraction of the video's merged tokens), each point with its 95% bootstrap interval over
+videos where ``summary.csv`` has it, and the claims table
+(:func:`~analysis.common.stat_plots.plot_claims_table`)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ from analysis.common.style import METHOD_ORDER, baseline, figure, method_label, 
 
 __all__ = ["VideoLabels", "frame_tokens", "plot_jf_vs_budget", "plot_claims_table"]
 
-#: the x axis of a run that records no budget reading of its own: K of each frame's 576 CLIP tokens (a family that
-#: prunes its CLIP stream per frame)
-PER_FRAME_CLIP = "CLIP tokens kept per frame (of 576; LLM-side methods: the same fraction of the LLM's visual tokens)"
+#: the x axis of a run that records no budget reading of its own: K of each frame's 576 CLIP tokens (a family
+#: that prunes its CLIP stream per frame)
+PER_FRAME_CLIP = ("CLIP tokens kept per frame (of 576; LLM-side methods: the same fraction of the LLM's "
+                  "visual tokens)")
 
 
 @dataclass(frozen=True)
 class VideoLabels:
-    """What a video figure says of the run that made it: the model family's ``name`` (its title), the ``xlabel``
-    (what a per-frame budget means on it) and the ``note`` on the weights."""
+    """What a video figure says of the run that made it: the model family's ``name`` (its title), the
+    ``xlabel`` (what a per-frame budget means on it) and the ``note`` on the weights."""
 
     name: str
     xlabel: str = PER_FRAME_CLIP
@@ -31,7 +33,8 @@ class VideoLabels:
 
 
 def frame_tokens(summary: pd.DataFrame) -> int | None:
-    """The tokens a frame of the run holds: ``none``'s ``context_tokens`` (all of them), None when not recorded."""
+    """The tokens a frame of the run holds: ``none``'s ``context_tokens`` (all of them), None when not
+    recorded."""
     rows = summary[summary["method"].map(baseline)]
     if rows.empty or "context_tokens" not in rows or pd.isna(rows["context_tokens"].iloc[0]):
         return None
@@ -44,10 +47,10 @@ def _order(methods) -> list[str]:
 
 
 def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, labels: VideoLabels | None = None):
-    """One line per method: ``metric`` (J&F, J or F) against the per-frame budget (of 576), the unpruned baseline
-    as a dashed line; ``labels``: what the run's model family says (its title and axis labels). With
-    ``<metric>_lo``/``_hi`` columns each point's 95% interval is a bar and the unpruned model's a band. Returns
-    ``(fig, ax)``."""
+    """One line per method: ``metric`` (J&F, J or F) against the per-frame budget (of 576), the unpruned
+    baseline as a dashed line; ``labels``: what the run's model family says (its title and axis labels). With
+    ``<metric>_lo``/``_hi`` columns each point's 95% interval is a bar and the unpruned model's a band.
+    Returns ``(fig, ax)``."""
     if metric not in ("J&F", "J", "F"):
         raise ValueError(f"metric must be J&F, J or F; got {metric!r}")
     if labels is None:
@@ -64,8 +67,8 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
         d = pruned[pruned["method"] == method].sort_values("budget")
         ax.plot(d["budget"], d[metric], ms=3, label=method_label(method), **method_style(method))
         if f"{metric}_lo" in d:   # each method's bars a little apart from the others'
-            draw_interval(ax, spread(d["budget"], i, len(methods), 0.03), d[f"{metric}_lo"], d[f"{metric}_hi"],
-                          method_style(method)["color"])
+            draw_interval(ax, spread(d["budget"], i, len(methods), 0.03), d[f"{metric}_lo"],
+                          d[f"{metric}_hi"], method_style(method)["color"])
     frame = frame_tokens(summary)
     if not none.empty:
         ax.axhline(float(none[metric].iloc[0]), color="black", ls="--", lw=0.8,

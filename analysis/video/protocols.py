@@ -1,24 +1,26 @@
-"""``litelvlm eval-video``'s datasets other than Ref-DAVIS-17, each evaluated as its official code evaluates it.
+"""``litelvlm eval-video``'s datasets other than Ref-DAVIS-17, each evaluated as its official code evaluates
+it.
 
-* **MeViS** (``--dataset mevis``): the unit is the expression. ``valid_u`` (public masks) is scored here as MeViS's
-  ``tools/eval_mevis.py`` scores it (henghuiding/MeViS @7c0620b, L41-53 and L89-94; ``litelvlm.video.metrics``):
-  per expression J and F are means over ALL its video's frames of the prediction against the union of its
-  objects' masks, and J, F of the set are means over expressions, J&F = (J + F) / 2. Here each expression is one
-  row of ``objects.parquet`` (``object`` = ``<video>_<exp_id>``, ``anno_set`` 0), so ``summary.csv``'s J and F
-  are exactly those means and its intervals resample videos. ``valid`` (masks on the server) is written only.
+* **MeViS** (``--dataset mevis``): the unit is the expression. ``valid_u`` (public masks) is scored here as
+  MeViS's ``tools/eval_mevis.py`` scores it (henghuiding/MeViS @7c0620b, L41-53 and L89-94;
+  ``litelvlm.video.metrics``): per expression J and F are means over ALL its video's frames of the prediction
+  against the union of its objects' masks, and J, F of the set are means over expressions, J&F = (J + F) / 2.
+  Here each expression is one row of ``objects.parquet`` (``object`` = ``<video>_<exp_id>``, ``anno_set`` 0),
+  so ``summary.csv``'s J and F are exactly those means and its intervals resample videos. ``valid`` (masks on
+  the server) is written only.
 * **Refer-YouTube-VOS** (``--dataset ref-youtube-vos``): ``valid`` has no public masks; its J&F comes from the
   official evaluation server alone, never from a local number.
 
-For every split of these two, each (method, budget)'s predictions are written as the official scripts write them
-for the servers, one zip per (method, budget), ``predictions/<method>@<budget>.zip`` holding
+For every split of these two, each (method, budget)'s predictions are written as the official scripts write
+them for the servers, one zip per (method, budget), ``predictions/<method>@<budget>.zip`` holding
 ``Annotations/<video>/<exp_id>/<frame>.png``: the folder of Sa2VA's ``mask_save`` (bytedance/Sa2VA @9832e1a,
 ``projects/sa2va/evaluation/sa2va_eval_ref_vos.py`` L35-44, also ReferFormer's ``inference_ytvos.py``), one
 greyscale PNG per frame named by the frame, 255 on the object and 0 elsewhere (VideoGLaMM's writer,
-mbzuai-oryx/VideoGLaMM @6b15b1e ``VideoGLaMM/eval_mevis.py`` L182-199: ``(pred > 0) * 255`` as uint8; MeViS frames
-are named ``00000``, ``00001``, ..., its ``{t:05d}.png``). MeViS's ``tools/eval_mevis.py`` reads such a folder
-(``<video>/<exp_id>/<frame>.png``, inside ``Annotations/``), so a ``valid_u`` run's zip lets the official script
-check the local number. The masks travel in the parts as COCO RLEs (one per frame), so the zips come out of a
-resumed or sharded run the same.
+mbzuai-oryx/VideoGLaMM @6b15b1e ``VideoGLaMM/eval_mevis.py`` L182-199: ``(pred > 0) * 255`` as uint8; MeViS
+frames are named ``00000``, ``00001``, ..., its ``{t:05d}.png``). MeViS's ``tools/eval_mevis.py`` reads such a
+folder (``<video>/<exp_id>/<frame>.png``, inside ``Annotations/``), so a ``valid_u`` run's zip lets the
+official script check the local number. The masks travel in the parts as COCO RLEs (one per frame), so the
+zips come out of a resumed or sharded run the same.
 """
 
 from __future__ import annotations
@@ -42,14 +44,16 @@ from litelvlm.video.datasets import MEVIS, REF_DAVIS, REF_YOUTUBE_VOS, SPLITS
 #: the display names
 NAMES: dict[str, str] = {REF_DAVIS: "Ref-DAVIS-17", REF_YOUTUBE_VOS: "Refer-YouTube-VOS", MEVIS: "MeViS"}
 MASK_COLUMNS = ["video", "exp_id", "method", "budget", "frames", "rles"]
-#: one row per expression of a split with masks (MeViS's unit), as ``analysis.video.compute`` reads object rows
+#: one row per expression of a split with masks (MeViS's unit), as ``analysis.video.compute`` reads object
+#: rows
 OBJECT_COLUMNS = ["video", "anno_set", "object", "method", "budget", "J", "F"]
 #: a zip entry's fixed time, so the same predictions give the same bytes
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def scored_locally(dataset: str, split: str) -> bool:
-    """Whether ``split`` of ``dataset`` has public masks (scored here) or is scored by its evaluation server."""
+    """Whether ``split`` of ``dataset`` has public masks (scored here) or is scored by its evaluation
+    server."""
     return SPLITS[dataset][split]
 
 
@@ -69,18 +73,20 @@ def encode(masks: np.ndarray) -> str:
 
 def decode(rles: str) -> np.ndarray:
     """The (T, H, W) bool masks of :func:`encode`'s text."""
-    return np.stack([mask_utils.decode({"size": r["size"], "counts": r["counts"].encode("ascii")}).astype(bool)
+    return np.stack(
+        [mask_utils.decode({"size": r["size"], "counts": r["counts"].encode("ascii")}).astype(bool)
                      for r in json.loads(rles)])
 
 
 def expression_part(run, records: list, method: str, budget: Budget, row, batch_size: int = 1,
                     check=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(expression rows, object rows, mask rows) of one video for (method, per-frame budget), the expressions in order
-    (up to ``batch_size`` per LLM forward, :mod:`.batches`); ``row(rec, anno, masks, method, budget, tokens)`` scores
-    an expression of a split with masks (MeViS's protocol), and a split without them gets no J or F (its server
-    scores it)."""
+    """(expression rows, object rows, mask rows) of one video for (method, per-frame budget), the expressions
+    in order (up to ``batch_size`` per LLM forward, :mod:`.batches`); ``row(rec, anno, masks, method, budget,
+    tokens)`` scores an expression of a split with masks (MeViS's protocol), and a split without them gets no
+    J or F (its server scores it)."""
     rows, objects, masks_out = [], [], []
-    for rec, (m, tokens, extra) in zip(records, expression_results(run, records, method, budget, batch_size, check),
+    for rec, (m, tokens, extra) in zip(records,
+                                       expression_results(run, records, method, budget, batch_size, check),
                                        strict=True):
         pred = m.numpy() > 0.5
         if rec.has_masks:
@@ -88,13 +94,15 @@ def expression_part(run, records: list, method: str, budget: Budget, row, batch_
             objects.append({"video": rec.video, "anno_set": 0, "object": f"{rec.video}_{rec.exp_id}",
                             "method": method, "budget": budget.column, "J": r["J"], "F": r["F"]})
         else:
-            r = {"video": rec.video, "anno_set": 0, "exp_id": rec.exp_id, "obj_id": "", "sentence": rec.sentence,
-                 "method": method, "budget": budget.column, "context_tokens": tokens, "J": np.nan, "F": np.nan,
-                 "J&F": np.nan, "llm_visual_tokens": None, **extra}
+            r = {"video": rec.video, "anno_set": 0, "exp_id": rec.exp_id, "obj_id": "",
+                 "sentence": rec.sentence,
+                 "method": method, "budget": budget.column, "context_tokens": tokens, "J": np.nan,
+                 "F": np.nan, "J&F": np.nan, "llm_visual_tokens": None, **extra}
         rows.append(r)
         masks_out.append({"video": rec.video, "exp_id": rec.exp_id, "method": method, "budget": budget.column,
                           "frames": json.dumps(list(rec.frames)), "rles": encode(pred)})
-    return pd.DataFrame(rows), pd.DataFrame(objects, columns=OBJECT_COLUMNS), pd.DataFrame(masks_out, columns=MASK_COLUMNS)
+    return pd.DataFrame(rows), pd.DataFrame(objects, columns=OBJECT_COLUMNS), pd.DataFrame(
+        masks_out, columns=MASK_COLUMNS)
 
 
 def png_bytes(mask: np.ndarray) -> bytes:
@@ -109,7 +117,8 @@ def zip_name(method: str, budget: int) -> str:
     return f"predictions/{method}@{budget}.zip"
 
 
-def write_predictions(out: Path, masks: pd.DataFrame, pairs: list[tuple[str, int]], groups: dict) -> list[str]:
+def write_predictions(out: Path, masks: pd.DataFrame, pairs: list[tuple[str, int]],
+                      groups: dict) -> list[str]:
     """One zip per (method, budget) of ``pairs`` (``Annotations/<video>/<exp_id>/<frame>.png``, videos and
     expressions in the run's order); returns their names relative to ``out``."""
     order = {(rec.video, rec.exp_id): i for i, rec in enumerate(r for recs in groups.values() for r in recs)}
@@ -121,27 +130,31 @@ def write_predictions(out: Path, masks: pd.DataFrame, pairs: list[tuple[str, int
         with atomic_path(out / name) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
             for r in rows:
                 for frame, m in zip(json.loads(r.frames), decode(r.rles), strict=True):
-                    z.writestr(zipfile.ZipInfo(f"Annotations/{r.video}/{r.exp_id}/{frame}.png", ZIP_TIME), png_bytes(m))
+                    z.writestr(zipfile.ZipInfo(f"Annotations/{r.video}/{r.exp_id}/{frame}.png", ZIP_TIME),
+                               png_bytes(m))
         names.append(name)
     return names
 
 
 def server_table(expr: pd.DataFrame, pairs: list[tuple[str, int]], zips: list[str]) -> pd.DataFrame:
-    """``submission.csv`` of a split scored by its server: per (method, budget) the zip to upload and what ran."""
+    """``submission.csv`` of a split scored by its server: per (method, budget) the zip to upload and what
+    ran."""
     out = []
     for (method, budget), name in zip(pairs, zips, strict=True):
         e = expr[(expr.method == method) & (expr.budget == budget)]
         tokens, llm = e.context_tokens.iloc[0], e.llm_visual_tokens.iloc[0]
-        out.append({"method": method, "budget": budget, "context_tokens": None if pd.isna(tokens) else int(tokens),
+        out.append(
+            {"method": method, "budget": budget, "context_tokens": None if pd.isna(tokens) else int(tokens),
                     "videos": e.video.nunique(), "expressions": len(e),
                     "llm_visual_tokens": None if pd.isna(llm) else int(llm), "predictions": name})
     return pd.DataFrame(out).astype({"context_tokens": "Int64", "llm_visual_tokens": "Int64"})
 
 
 def server_note(dataset: str, split: str) -> str:
-    """What a run on a split without public masks says on screen: its J&F is the server's, never a local number."""
-    return (f"{NAMES[dataset]} {split} has no public masks: its J&F comes from the official evaluation server "
-            f"alone (upload a predictions/<method>@<budget>.zip); no J, F or J&F is computed here.")
+    """What a run on a split without public masks says on screen: its J&F is the server's, never a local
+    number."""
+    return (f"{NAMES[dataset]} {split} has no public masks: its J&F comes from the official evaluation "
+            f"server alone (upload a predictions/<method>@<budget>.zip); no J, F or J&F is computed here.")
 
 
 __all__ = ["DEFAULT_SPLITS", "NAMES", "decode", "encode", "expression_part", "scored_locally",

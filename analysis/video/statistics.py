@@ -1,10 +1,10 @@
 """``eval-video``'s intervals, paired comparisons and claims (:mod:`analysis.common.accuracy_stats`).
 
-VIDEOS are resampled: every replicate draws as many videos as the run has, with replacement, and recomputes each
-figure from the drawn videos' rows as ``summary.csv`` computes it: DAVIS's J (F) is, per annotator set, the mean
-over the objects of the drawn videos, then the mean over the sets (one stratum per set); J&F the same of the
-objects' (J + F) / 2; a family's own score (columns ``<prefix>_J``, ``_F``, ``_J&F`` its video path adds to the
-summary, e.g. UniPixel's) means over the drawn videos' expressions.
+VIDEOS are resampled: every replicate draws as many videos as the run has, with replacement, and recomputes
+each figure from the drawn videos' rows as ``summary.csv`` computes it: DAVIS's J (F) is, per annotator set,
+the mean over the objects of the drawn videos, then the mean over the sets (one stratum per set); J&F the same
+of the objects' (J + F) / 2; a family's own score (columns ``<prefix>_J``, ``_F``, ``_J&F`` its video path
+adds to the summary, e.g. UniPixel's) means over the drawn videos' expressions.
 """
 
 from __future__ import annotations
@@ -66,9 +66,11 @@ def add_statistics(out: Path, summary: pd.DataFrame, expr: pd.DataFrame, objects
 
 
 def load_statistics(results_dir: str | Path) -> dict:
-    """``comparisons`` and ``claims`` of an ``eval-video`` folder (empty tables for a folder written before them)."""
+    """``comparisons`` and ``claims`` of an ``eval-video`` folder (empty tables for a folder written before
+    them)."""
     d = Path(results_dir)
-    return {name: pd.read_csv(d / f"{name}.csv") if (d / f"{name}.csv").exists() else pd.DataFrame(columns=cols)
+    return {name: pd.read_csv(d / f"{name}.csv") if (d / f"{name}.csv").exists()
+            else pd.DataFrame(columns=cols)
             for name, cols in (("comparisons", acc.COMPARISON_COLUMNS), ("claims", acc.CLAIM_COLUMNS))}
 
 
@@ -77,8 +79,8 @@ VIDEO_COLUMNS = ["video", "method", "budget", "J", "F", "J&F", "objects"]
 
 
 def unit_table(objects: pd.DataFrame) -> pd.DataFrame:
-    """Per video, method and budget (in the objects' order): the mean J, F and J&F over its objects and annotator
-    sets, and how many object rows that is."""
+    """Per video, method and budget (in the objects' order): the mean J, F and J&F over its objects and
+    annotator sets, and how many object rows that is."""
     o = objects.assign(**{"J&F": _values(objects, "J&F")})
     g = o.groupby(["video", "method", "budget"], sort=False)
     table = g[["J", "F", "J&F"]].mean().join(g.size().rename("objects")).reset_index()
@@ -92,7 +94,7 @@ def write_unit_tables(out: Path, objects: pd.DataFrame, models: tuple) -> None:
 
 
 def summary_text(summary: pd.DataFrame) -> str:
-    """The summary as printed and written to ``summary.txt``: each figure with its interval and Monte Carlo error
-    in one cell (:func:`analysis.common.screen.with_intervals`)."""
+    """The summary as printed and written to ``summary.txt``: each figure with its interval and Monte Carlo
+    error in one cell (:func:`analysis.common.screen.with_intervals`)."""
     with pd.option_context("display.width", 160, "display.max_rows", 80):
         return with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}")

@@ -10,9 +10,9 @@ Model strings:
   architecture, written to the cache folder and loaded back through the real path.
 
 Importing this package imports torch; the backends (transformers: ``litelvlm.clip.hf.HFClip``,
-open_clip: ``litelvlm.clip.openclip.OpenClip``) are imported when a model of theirs is loaded. A model that cannot be loaded (a
-missing or empty folder, a config without ``model_type``, truncated weights, a checkpoint of
-another architecture, an unknown name) is a :class:`~litelvlm.errors.LiteLVLMError` naming it.
+open_clip: ``litelvlm.clip.openclip.OpenClip``) are imported when a model of theirs is loaded. A model that
+cannot be loaded (a missing or empty folder, a config without ``model_type``, truncated weights, a checkpoint
+of another architecture, an unknown name) is a :class:`~litelvlm.errors.LiteLVLMError` naming it.
 """
 
 from __future__ import annotations
@@ -33,20 +33,21 @@ from .base import ClipBackend
 from .deferred import DeferredClip, description_path, read_description, save_description
 from .traces import HOOK_POINTS, Geometry, TextTrace, VisionTrace, attention_rows, hook_point
 
-#: each backend's class, its module (transformers or open_clip, seconds to import) imported when a load needs it
+#: each backend's class, its module (transformers or open_clip, seconds to import) imported when a load needs
+#: it
 BACKENDS: dict[str, Lazy[type]] = {"hf": Lazy("litelvlm.clip.hf", "HFClip"),
                                    "open_clip": Lazy("litelvlm.clip.openclip", "OpenClip")}
 #: each backend's writer of a random CLIP folder (its module imports transformers and open_clip)
 RANDOM_WRITERS: dict[str, Lazy] = {"hf": Lazy("litelvlm.clip.random_init", "save_random_hf_clip"),
                                    "open_clip": Lazy("litelvlm.clip.random_init", "save_random_open_clip")}
 
-__all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows", "hook_point", "load_clip",
-           "DEFAULT_HF_MODEL", "DeferredClip", "resolve_random_model"]
+__all__ = ["HOOK_POINTS", "ClipBackend", "Geometry", "TextTrace", "VisionTrace", "attention_rows",
+           "hook_point", "load_clip", "DEFAULT_HF_MODEL", "DeferredClip", "resolve_random_model"]
 
 
 def resolve_random_model(model: str | ModelSpec, backend: str, verify: bool = True) -> str | None:
-    """For ``<arch>-random[:SEED]`` strings, write (once) and return the random model's path (checked against its
-    checksums first; ``verify=False``: its file sizes only, for a caller that reads no weights now)."""
+    """For ``<arch>-random[:SEED]`` strings, write (once) and return the random model's path (checked against
+    its checksums first; ``verify=False``: its file sizes only, for a caller that reads no weights now)."""
     spec = ModelSpec.of(model)
     if spec.random_clip is None:
         return None
@@ -72,9 +73,10 @@ def _backend_for(model: ModelSpec) -> str:
 
 
 def _check_folder(model: str, backend: str) -> None:
-    """Refuse, before any import, a model folder that cannot hold a model: empty; (hf) without ``config.json``,
-    or with one that is not an object, lacks ``model_type`` or holds a key of the wrong type, or without the
-    tokenizer or image-processor files; (open_clip) with an ``open_clip_config.json`` of the wrong types."""
+    """Refuse, before any import, a model folder that cannot hold a model: empty; (hf) without
+    ``config.json``, or with one that is not an object, lacks ``model_type`` or holds a key of the wrong type,
+    or without the tokenizer or image-processor files; (open_clip) with an ``open_clip_config.json`` of the
+    wrong types."""
     folder = ModelSpec.of(model).folder
     if not os.path.isdir(folder):
         return
@@ -86,7 +88,8 @@ def _check_folder(model: str, backend: str) -> None:
         return
     cfg = Path(folder) / "config.json"
     if not cfg.is_file():
-        raise LiteLVLMError(f"model folder {folder!r} has no config.json (a save_pretrained folder is expected)")
+        raise LiteLVLMError(f"model folder {folder!r} has no config.json (a save_pretrained folder is "
+                            "expected)")
     model_type = read_config(folder).get("model_type")
     if model_type is None:
         raise LiteLVLMError(f"model {folder!r}: {cfg} has no 'model_type' (not a transformers model folder)")
@@ -139,7 +142,8 @@ def load_clip(model: str = DEFAULT_HF_MODEL, backend: str | None = None,
         # A truncated safetensors file (SafetensorError), a checkpoint of another architecture
         # (RuntimeError, AssertionError), ...: one line naming the model; -v logs the traceback.
         logging.getLogger(__name__).debug("loading %r failed", model, exc_info=True)
-        raise LiteLVLMError(f"CLIP model {model!r} could not be loaded: {type(e).__name__}: {_one_line(e)}") from e
+        raise LiteLVLMError(
+            f"CLIP model {model!r} could not be loaded: {type(e).__name__}: {_one_line(e)}") from e
     refuse_non_finite(getattr(clip, "model", None), f"CLIP model {model!r}")
     clip.name = model
     if saved is not None:

@@ -99,7 +99,8 @@ class ClipBackend(abc.ABC):
         """Pixel tensor (B, 3, H, W) through the model's own image transform."""
 
     def check_resize(self, images: list[Image.Image], pad_to_square: bool = False) -> None:
-        """Refuse, before any resizing, an image that the pad or resize of :attr:`geometry` would make larger than
+        """Refuse, before any resizing, an image that the pad or resize of :attr:`geometry` would make larger
+        than
         :data:`~litelvlm.data.resize_cap.MAX_RESIZED_SIDE` a side (a LiteLVLMError naming the file)."""
         for im in images:
             t = transform_params(self.geometry, im.height, im.width, pad_to_square)
@@ -190,7 +191,8 @@ class ClipBackend(abc.ABC):
 
     def weight_files(self) -> list[Path]:
         """The local files the weights were loaded from ([] when unknown, e.g. a hub id not in the cache)."""
-        return [p for p in model_files(self.source, self.backend) if p.suffix in (".safetensors", ".bin", ".pt", ".json")]
+        return [p for p in model_files(self.source, self.backend)
+                if p.suffix in (".safetensors", ".bin", ".pt", ".json")]
 
     def weights_hash(self) -> str:
         """SHA-256 (16 hex digits) over every parameter and buffer: keys caches to the exact weights.
@@ -208,8 +210,8 @@ class ClipBackend(abc.ABC):
                 self._weights_hash = saved
                 return saved
             if saved:
-                logging.getLogger(__name__).warning("the weights-hash memo %s is damaged: hashing the weights again",
-                                                    memo)
+                logging.getLogger(__name__).warning("the weights-hash memo %s is damaged: hashing the "
+                                                    "weights again", memo)
             h = hashlib.sha256()
             for name, t in sorted(self.modules().state_dict().items()):
                 h.update(name.encode())

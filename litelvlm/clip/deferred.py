@@ -110,13 +110,14 @@ class DeferredClip:
         return self._described["weights_hash"]
 
     def load(self) -> Any:
-        """The loaded backend (loaded once); its description (``describe()`` and the layer and head counts) must
-        equal the saved one."""
+        """The loaded backend (loaded once); its description (``describe()`` and the layer and head counts)
+        must equal the saved one."""
         if self._loaded is None:
             model, backend, device, dtype = self._args
             clip = _package.load_clip(model, backend, device=device, dtype=dtype)
             saved = {"describe": self._described, **{k: getattr(self, k) for k in DESCRIBED}}
-            if as_json({"describe": clip.describe(), **{k: getattr(clip, k) for k in DESCRIBED}}) != as_json(saved):
+            if as_json({"describe": clip.describe(), **{k: getattr(clip, k) for k in DESCRIBED}}) != as_json(
+                saved):
                 self._path.unlink(missing_ok=True)
                 raise LiteLVLMError(
                     f"CLIP model {model!r} no longer matches its saved description {str(self._path)!r} "

@@ -134,7 +134,8 @@ class HFClip(ClipBackend):
         bit-identical to the official transformers 4.28 ``CLIPImageProcessor``; ``"transformers"``: the
         loaded processor (torchvision-backed in transformers 5)."""
         if processor not in PREPROCESSORS:
-            raise LiteLVLMError(f"CLIP preprocessing must be one of {', '.join(PREPROCESSORS)}; got {processor!r}")
+            raise LiteLVLMError(f"CLIP preprocessing must be one of {', '.join(PREPROCESSORS)}; got "
+                                f"{processor!r}")
         self.check_resize(images, pad_to_square)
         images = [im.convert("RGB") for im in images]
         if pad_to_square:
@@ -193,7 +194,8 @@ class HFClip(ClipBackend):
         return embeds, hs
 
     def text_attention_projections(self):
-        return [(layer.self_attn.q_proj, layer.self_attn.k_proj) for layer in self.model.text_model.encoder.layers]
+        return [(layer.self_attn.q_proj, layer.self_attn.k_proj)
+                for layer in self.model.text_model.encoder.layers]
 
     def text_qkv(self, block: int, hidden: torch.Tensor):
         layer = self.model.text_model.encoder.layers[block]

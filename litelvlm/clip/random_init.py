@@ -116,7 +116,8 @@ def save_random_hf_clip(path: str | Path, arch: str = "tiny", seed: int = 0) -> 
 
 
 def save_open_clip_dir(path: str | Path, arch: ClipArch, state_dict: dict[str, torch.Tensor]) -> Path:
-    """Write an open_clip ``local-dir:`` folder: ``open_clip_config.json`` + ``open_clip_model.safetensors``."""
+    """Write an open_clip ``local-dir:`` folder: ``open_clip_config.json`` +
+    ``open_clip_model.safetensors``."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = {"model_cfg": open_clip_config(arch),

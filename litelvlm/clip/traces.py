@@ -41,7 +41,8 @@ HOOK_POINTS: dict[str, tuple[str, str]] = {
 def hook_point(name: str, vision: VisionTrace | None = None, text: TextTrace | None = None):
     """The tensor (or q/k/v tuple) a :data:`HOOK_POINTS` name stands for, read from the given traces."""
     for template, (side, method) in HOOK_POINTS.items():
-        rx = "^" + re.escape(template).replace(r"\{layer\}", r"(-?\d+)").replace(r"\{block\}", r"(-?\d+)") + "$"
+        rx = "^" + re.escape(template).replace(r"\{layer\}", r"(-?\d+)").replace(
+            r"\{block\}", r"(-?\d+)") + "$"
         m = re.match(rx, name)
         if m is None:
             continue

@@ -25,15 +25,20 @@ from .select_family import _load_image, run_family
 
 @dataclass
 class SelectArgs(MethodFlags):
-    """Options of ``litelvlm select``, with every method's own flags (``--fastv-layer``, ...: the registry's)."""
+    """Options of ``litelvlm select``, with every method's own flags (``--fastv-layer``, ...: the
+    registry's)."""
 
     image: str = arg(None, help="image file (required unless --list-methods)")
     text: list[str] = arg(None, help="a text query (repeat --text for several); methods that use "
                                      "no text accept none", flag="--text", nargs="append")
-    budget: Budget = arg(None, help="visual tokens to keep: K, 1 <= K <= N, or all (required unless --list-methods)")
-    model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local save_pretrained "
-                                              "dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH (open_clip); "
-                                              "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random; or a "
+    budget: Budget = arg(None, help="visual tokens to keep: K, 1 <= K <= N, or all (required unless "
+                         "--list-methods)")
+    model: str = arg(COMMAND_CLIP_MODEL, help=f"CLIP model ({CLIP_MODEL_HELP}): hub id or local "
+                     "save_pretrained "
+                                              "dir (hf); ARCH:TAG, ARCH:/ckpt.pt or local-dir:PATH "
+                     "(open_clip); "
+                                              "or tiny-random[:SEED], tiny336-random, vit-l-14-336-random; "
+                     "or a "
                                               "grounding model of any family (a random preset such as "
                                               f"{DEFAULT_MODEL}, or a checkpoint folder), whose pipeline "
                                               "then runs the method on its own visual tokens")
@@ -76,7 +81,8 @@ def kept_per_part(indices: list[int], parts: dict) -> dict[str, int]:
 
 
 def _list_methods() -> int:
-    """``--list-methods``: every name and its line, from the registry's table alone (no method module, no torch)."""
+    """``--list-methods``: every name and its line, from the registry's table alone (no method module, no
+    torch)."""
     width = max(map(len, method_names()))
     for name in method_names():
         print(f"{name:{width}s}  {describe(name)}")
@@ -100,10 +106,10 @@ def run(ns) -> int:
         return run_family(a)
     spec = get_method(a.method)  # unknown method -> error listing the known ones
     if spec.acts_with_llm:
-        raise LiteLVLMError(f"method {a.method!r} acts with the LLM or in a model's vision tower and needs a grounding "
-                            f"model (--model {' or '.join(c.default_model for c in cards() if c.input == 'image')}, "
-                            "or a checkpoint folder); "
-                            f"CLIP-side methods: {', '.join(available_methods('clip'))}")
+        raise LiteLVLMError(f"method {a.method!r} acts with the LLM or in a model's vision tower and needs a "
+                            "grounding model (--model "
+                            f"{' or '.join(c.default_model for c in cards() if c.input == 'image')}, or a "
+                            f"checkpoint folder); CLIP-side methods: {', '.join(available_methods('clip'))}")
     texts = a.text or []
     if spec.needs_text and not texts:
         raise LiteLVLMError(f"method {a.method!r} needs at least one --text")
@@ -139,7 +145,8 @@ def run(ns) -> int:
     return 0
 
 
-def _save_overlay(a: SelectArgs, k: int, clip, pixels, indices: list[int], texts: list[str], banner: str | None) -> None:
+def _save_overlay(a: SelectArgs, k: int, clip, pixels, indices: list[int], texts: list[str],
+                  banner: str | None) -> None:
     """The image with the kept tokens, titled with the method, K and the query, the weights named under it."""
     from ..pruning.plot import plot_kept_tokens
 
@@ -151,8 +158,10 @@ def _save_overlay(a: SelectArgs, k: int, clip, pixels, indices: list[int], texts
     save_plot(fig, a.save_overlay, dpi=150, bbox_inches="tight")
 
 
-def _print_summary(a: SelectArgs, k: int, clip, sel, indices: list[int], texts: list[str], banner: str | None) -> None:
-    """What was kept, what each part of the method supplied, what a negative index stands for, and the weights."""
+def _print_summary(a: SelectArgs, k: int, clip, sel, indices: list[int], texts: list[str],
+                   banner: str | None) -> None:
+    """What was kept, what each part of the method supplied, what a negative index stands for, and the
+    weights."""
     n = clip.num_patches
     print(f"{a.method}: kept {k} of {n} tokens ({k / n:.1%}) on a "
           f"{clip.grid[0]}x{clip.grid[1]} grid, model {a.model} ({clip.backend})")
@@ -162,7 +171,8 @@ def _print_summary(a: SelectArgs, k: int, clip, sel, indices: list[int], texts: 
         print(f"  note: with one text, {a.method}'s K similarity tokens fill the whole budget and no "
               "context token is kept; its context recovery acts through the union of several texts "
               "(an official protocol that puts several questions in one prompt embeds them all)")
-    print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))
+    print("  first indices (LLM order): " + " ".join(map(str, indices[:16]))
+          + (" ..." if len(indices) > 16 else ""))
     for i in sorted({i for i in indices if i < 0}, reverse=True):
         print(f"  {i}: {NON_PATCH_MEANING.get(i, 'no patch')} (patch indices are 0..{n - 1}, raster order)")
     if a.save_overlay:

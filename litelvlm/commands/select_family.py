@@ -1,11 +1,13 @@
-"""``litelvlm select --model <a grounding model>``: which visual tokens a method keeps in a model family's pipeline.
+"""``litelvlm select --model <a grounding model>``: which visual tokens a method keeps in a model family's
+pipeline.
 
-With a GLaMM or UniPixel model string (a random preset or a checkpoint folder; :mod:`litelvlm.families`) instead of
-a CLIP, ``select`` runs the family's pipeline on the image and its expression(s), ``ground(prepared, method, K)``,
-and reports the kept indices on the family's own token grid: GLaMM's 24 x 24 CLIP patches, UniPixel's merged
-tokens (N depends on the image). Every method the family runs is offered, the LLM-side ones too (their kept
-indices are the tokens the last LLM layer sees), each as the family runs it (its backbone's variant where one is
-registered). The image and the expression(s) go through the family's own prompt and preprocessing.
+With a GLaMM or UniPixel model string (a random preset or a checkpoint folder; :mod:`litelvlm.families`)
+instead of a CLIP, ``select`` runs the family's pipeline on the image and its expression(s),
+``ground(prepared, method, K)``, and reports the kept indices on the family's own token grid: GLaMM's 24 x 24
+CLIP patches, UniPixel's merged tokens (N depends on the image). Every method the family runs is offered, the
+LLM-side ones too (their kept indices are the tokens the last LLM layer sees), each as the family runs it (its
+backbone's variant where one is registered). The image and the expression(s) go through the family's own
+prompt and preprocessing.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def _refuse_clip_options(a) -> None:
     bad = [flag for flag, value in (("--pad", a.pad), ("--backend", a.backend)) if value]
     if bad:
         verb = "choose" if len(bad) > 1 else "chooses"
-        raise LiteLVLMError(f"{' and '.join(bad)} {verb} a CLIP's preprocessing or loader; --model {a.model} is a "
-                            "grounding model, which preprocesses the image its own way")
+        raise LiteLVLMError(f"{' and '.join(bad)} {verb} a CLIP's preprocessing or loader; --model {a.model} "
+                            "is a grounding model, which preprocesses the image its own way")
 
 
 def run_family(a) -> int:
@@ -67,7 +69,8 @@ def run_family(a) -> int:
         indices = sorted(indices)
     grid = [int(v) for v in pipe.visual_grid(prepared)]
     result = {"method": a.method, "budget": k, "grid": grid, "indices": indices, "family": family,
-              "num_visual": n, "prune_layer": out.prune_layer, "method_variant": pipe.spec(a.method).backbone or None}
+              "num_visual": n, "prune_layer": out.prune_layer,
+              "method_variant": pipe.spec(a.method).backbone or None}
     from ..provenance import weights_banner
 
     banner = weights_banner(a.model)
@@ -80,8 +83,10 @@ def run_family(a) -> int:
     return 0
 
 
-def _save_overlay(a, k: int, pipe, image, indices: list[int], grid: list[int], texts: list[str], banner: str | None) -> None:
-    """The region the visual tokens cover, the kept ones bright, titled with the method, K and the expression(s)."""
+def _save_overlay(a, k: int, pipe, image, indices: list[int], grid: list[int], texts: list[str],
+                  banner: str | None) -> None:
+    """The region the visual tokens cover, the kept ones bright, titled with the method, K and the
+    expression(s)."""
     from ..pruning.plot import plot_kept_tokens
 
     window = pipe.visual_window(image).astype("float64") / 255.0
@@ -101,9 +106,11 @@ def _print_summary(a, k: int, result: dict, out, banner: str | None) -> None:
     print(f"{a.method}{variant}: kept {k} of {n} visual tokens ({k / n:.1%}) on a {rows}x{cols} grid "
           f"{where}, model {a.model} ({result['family']})")
     indices = result["indices"]
-    print("  first indices (LLM order): " + " ".join(map(str, indices[:16])) + (" ..." if len(indices) > 16 else ""))
+    print("  first indices (LLM order): " + " ".join(map(str, indices[:16]))
+          + (" ..." if len(indices) > 16 else ""))
     if any(i < 0 for i in indices):
-        print("  negative indices: tokens that stand for no single visual token ([CLS], merged or recycled ones)")
+        print("  negative indices: tokens that stand for no single visual token ([CLS], merged or recycled "
+              "ones)")
     if a.save_overlay:
         print(f"  overlay: {a.save_overlay}")
     if banner:

@@ -1,21 +1,21 @@
 """The efficiency study's cost contract: what a family tells ``litelvlm efficiency`` to count and time.
 
-Each family that the study counts holds ``COST`` (a :class:`FamilyCost`) in its ``cost.py``; its card's ``cost``
-field points at it (``"module:attribute"``) and :func:`family_cost` loads it. The study asks it and never names
-a family:
+Each family that the study counts holds ``COST`` (a :class:`FamilyCost`) in its ``cost.py``; its card's
+``cost`` field points at it (``"module:attribute"``) and :func:`family_cost` loads it. The study asks it and
+never names a family:
 
 * :attr:`FamilyCost.archs` (``--arch`` name -> the family's preset) and :meth:`FamilyCost.arch`, a
   :class:`CostArch`: the decoder's sizes, N (the visual tokens of the study's image), the prompt around them;
   :attr:`~FamilyCost.full_size` (archs not timed on a CPU), :attr:`~FamilyCost.paper_arch`;
-* the run's rows (:meth:`~FamilyCost.rows`: its (method, :class:`~litelvlm.budget.Budget`) runs counted, keyed by :attr:`~FamilyCost.row_keys`) and each row's token plan
-  (:meth:`~FamilyCost.plan`);
+* the run's rows (:meth:`~FamilyCost.rows`: its (method, :class:`~litelvlm.budget.Budget`) runs counted, keyed
+  by :attr:`~FamilyCost.row_keys`) and each row's token plan (:meth:`~FamilyCost.plan`);
 * FLOPs and activation per part (:meth:`~FamilyCost.count`: one :class:`CountedRow` per attention and row);
 * the parts it times: the random pipeline (:meth:`~FamilyCost.build`) and its parts
   (:meth:`~FamilyCost.parts`, a :class:`litelvlm.cost.parts.PrefillParts`), or, for a family whose end-to-end
   time is the sum of its parts (:attr:`~FamilyCost.sums_parts`), its own :meth:`~FamilyCost.timing_rows`.
 
-A method's options (e.g. FastV's layer) reach the cost as one object, ``method_args`` (the study's arguments, read
-by ``Method.options_from``). This module is light: it imports nothing heavy.
+A method's options (e.g. FastV's layer) reach the cost as one object, ``method_args`` (the study's arguments,
+read by ``Method.options_from``). This module is light: it imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ class CostArch:
     """One architecture of a family and the prompt it is run with.
 
     ``family`` and ``preset`` name it; ``llm`` holds the decoder's sizes (``litelvlm.cost.tokens.LLMSizes``);
-    ``num_patches`` is N, the visual tokens of the study's image; ``text_tokens`` the prompt tokens around them,
-    ``prefix_tokens`` of them before the visual tokens; ``extra`` what the family adds to the run's config."""
+    ``num_patches`` is N, the visual tokens of the study's image; ``text_tokens`` the prompt tokens around
+    them, ``prefix_tokens`` of them before the visual tokens; ``extra`` what the family adds to the run's
+    config."""
 
     name: str
     family: str
@@ -55,8 +56,8 @@ class CostArch:
         raise LiteLVLMError(f"--arch {self.name}: the {self.family} family has no CLIP tower")
 
     def spec(self, method: str):
-        """The :class:`~litelvlm.method.Method` ``method`` runs as on this architecture's family (its variant for the
-        family's backbone where one is registered)."""
+        """The :class:`~litelvlm.method.Method` ``method`` runs as on this architecture's family (its variant
+        for the family's backbone where one is registered)."""
         return get_method(method, get_family(self.family).abilities.backbone)
 
     def n_tokens(self, visual: int) -> int:
@@ -66,15 +67,15 @@ class CostArch:
     def to_dict(self) -> dict:
         """The run's record of this architecture (``config.json``'s ``arch``)."""
         return {"name": self.name, "family": self.family, "preset": self.preset, "llm": asdict(self.llm),
-                "num_visual": self.num_patches, "text_tokens": self.text_tokens, "prefix_tokens": self.prefix_tokens,
-                "description": self.description, **dict(self.extra)}
+                "num_visual": self.num_patches, "text_tokens": self.text_tokens,
+                "prefix_tokens": self.prefix_tokens, "description": self.description, **dict(self.extra)}
 
 
 @dataclass(frozen=True)
 class CountedRow:
-    """One row of the FLOPs count: its attention, method, budget and token plan, the LLM prefill's FLOPs and the
-    activation bytes on ``meta`` (peak, kept by the logits), and the family's own columns (``columns``, in the
-    table's order: its parts' FLOPs and the end-to-end sum)."""
+    """One row of the FLOPs count: its attention, method, budget and token plan, the LLM prefill's FLOPs and
+    the activation bytes on ``meta`` (peak, kept by the logits), and the family's own columns (``columns``, in
+    the table's order: its parts' FLOPs and the end-to-end sum)."""
 
     attn: str
     method: str
@@ -90,7 +91,8 @@ class FamilyCost:
     """A family's cost description (the defaults: a single-image family whose N is fixed by its grid).
 
     Subclasses set the class attributes and implement :meth:`arch`, :meth:`count` and either :meth:`build`,
-    :meth:`set_attention` and :meth:`parts` (timed by the study) or :meth:`timing_rows` (:attr:`sums_parts`)."""
+    :meth:`set_attention` and :meth:`parts` (timed by the study) or :meth:`timing_rows`
+    (:attr:`sums_parts`)."""
 
     #: the family's registry name
     family: str = ""
@@ -115,7 +117,7 @@ class FamilyCost:
     #: whether its pipeline's decoder layers can be timed quantized (``--quantize``)
     offers_quantize: bool = True
 
-    # -- architectures ------------------------------------------------------------------------------------------
+    # -- architectures ---------------------------------------------------------------------------------------
     def arch(self, name: str, text_tokens: int | None = None) -> CostArch:
         """The architecture ``name`` of :attr:`archs` (optionally with another prompt length)."""
         raise NotImplementedError
@@ -124,10 +126,10 @@ class FamilyCost:
         """The ``--arch`` name of the family's preset ``preset`` (None: the study counts none of it)."""
         return next((name for name, p in self.archs.items() if p == preset), None)
 
-    # -- rows ---------------------------------------------------------------------------------------------------
+    # -- rows ------------------------------------------------------------------------------------------------
     def method_errors(self, named: list[str]) -> list[str]:
-        """Why each of ``named`` does not run on the family (its pipeline's ``method_error``, which reads only the
-        family's declarations: asked before any model is built)."""
+        """Why each of ``named`` does not run on the family (its pipeline's ``method_error``, which reads only
+        the family's declarations: asked before any model is built)."""
         cls = get_family(self.family)
         return [why for m in named if (why := cls.method_error(cls.__new__(cls), m))]
 
@@ -136,8 +138,8 @@ class FamilyCost:
         return [m for m in candidates if not self.method_errors([m])]
 
     def rows(self, arch: CostArch, runs: list[tuple[str, Budget]], method_args: Any) -> list[tuple]:
-        """The rows of a run (keys after ``attn`` in :attr:`row_keys`) from its (method, budget) runs, each budget
-        counted once (:meth:`Budget.count` against ``arch``'s N) into its K: (method, K)."""
+        """The rows of a run (keys after ``attn`` in :attr:`row_keys`) from its (method, budget) runs, each
+        budget counted once (:meth:`Budget.count` against ``arch``'s N) into its K: (method, K)."""
         return counted(arch, runs)
 
     def plan(self, arch: CostArch, row: tuple, method_args: Any):
@@ -153,13 +155,16 @@ class FamilyCost:
         if not self.offers_quantize and quantize != "none":
             raise LiteLVLMError(f"the {arch.family} family does not offer --quantize yet")
 
-    # -- counting and timing ------------------------------------------------------------------------------------
-    def count(self, arch: CostArch, rows: list[tuple], attns: list[str], dtype, method_args: Any) -> list[CountedRow]:
+    # -- counting and timing ---------------------------------------------------------------------------------
+    def count(self, arch: CostArch, rows: list[tuple], attns: list[str], dtype,
+              method_args: Any) -> list[CountedRow]:
         """The FLOPs and ``meta`` activation of every part, per attention and row, counted on ``meta``."""
         raise NotImplementedError
 
-    def build(self, arch: CostArch, device, dtype, attn: str = "sdpa", quantize: tuple[str, str] = ("none", "")):
-        """The family's pipeline of ``arch`` with random weights on ``device`` (what ``eval-grounding`` runs)."""
+    def build(self, arch: CostArch, device, dtype, attn: str = "sdpa",
+              quantize: tuple[str, str] = ("none", "")):
+        """The family's pipeline of ``arch`` with random weights on ``device`` (what ``eval-grounding``
+        runs)."""
         raise NotImplementedError
 
     def set_attention(self, pipe, attn: str) -> None:
@@ -167,13 +172,15 @@ class FamilyCost:
         raise NotImplementedError
 
     def parts(self, pipe, arch: CostArch, method_args: Any):
-        """One grounding call of ``pipe`` as measurable parts (a :class:`litelvlm.cost.parts.PrefillParts`)."""
+        """One grounding call of ``pipe`` as measurable parts (a
+        :class:`litelvlm.cost.parts.PrefillParts`)."""
         raise NotImplementedError
 
     def timing_rows(self, arch: CostArch, rows: list[tuple], attns: list[str], device, dtype, warmup: int,
                     repeats: int, device_label: str = "", capture: str | None = None):
-        """A :attr:`sums_parts` family's timing rows (a DataFrame keyed by :attr:`row_keys`; ``device_label``: the
-        device in words; ``capture``: ``--prefill captured``'s ``--capture``, None for the eager prefill)."""
+        """A :attr:`sums_parts` family's timing rows (a DataFrame keyed by :attr:`row_keys`; ``device_label``:
+        the device in words; ``capture``: ``--prefill captured``'s ``--capture``, None for the eager
+        prefill)."""
         raise NotImplementedError
 
     def figure_rows(self, df):
@@ -187,8 +194,8 @@ def counted(arch: CostArch, runs: list[tuple[str, Budget]]) -> list[tuple[str, i
 
 
 def family_cost(card) -> FamilyCost | None:
-    """The cost description a family card points at (its ``cost`` field, a :class:`~litelvlm.family_card.Lazy`);
-    None: none."""
+    """The cost description a family card points at (its ``cost`` field, a
+    :class:`~litelvlm.family_card.Lazy`); None: none."""
     target = getattr(card, "cost", None)
     if not target:
         return None

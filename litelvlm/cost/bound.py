@@ -1,11 +1,13 @@
-"""Is a measured prefill bound by arithmetic or by overhead? Its arithmetic limit, and the label of a run far above it.
+"""Is a measured prefill bound by arithmetic or by overhead? Its arithmetic limit, and the label of a run far
+above it.
 
-The arithmetic limit of a prefill (this project's yardstick): 2 x (the parameters of the LLM's decoder layers) x
-(tokens, per layer) over the device's matrix-product rate, measured here by a large GEMM in the run's dtype
-(:func:`matmul_tflops`). A prefill that takes more than :data:`OVERHEAD_BOUND` times its limit is bound by per-layer
-overhead and kernel launches, not by its arithmetic: its times do not show what pruning saves (at batch 1 on a GPU
-an eager prefill sits 5-10x above its limit and stays flat across budgets), and ``validate`` and ``efficiency`` say
-so beside it (:func:`bound_note`). Attention's own n^2 products are left out: the limit is a lower bound.
+The arithmetic limit of a prefill (this project's yardstick): 2 x (the parameters of the LLM's decoder layers)
+x (tokens, per layer) over the device's matrix-product rate, measured here by a large GEMM in the run's dtype
+(:func:`matmul_tflops`). A prefill that takes more than :data:`OVERHEAD_BOUND` times its limit is bound by
+per-layer overhead and kernel launches, not by its arithmetic: its times do not show what pruning saves (at
+batch 1 on a GPU an eager prefill sits 5-10x above its limit and stays flat across budgets), and ``validate``
+and ``efficiency`` say so beside it (:func:`bound_note`). Attention's own n^2 products are left out: the limit
+is a lower bound.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ GEMM_SIZE = {"cuda": 8192, "cpu": 1024}
 
 def matmul_tflops(device: str | torch.device, dtype: torch.dtype = torch.bfloat16, size: int | None = None,
                   repeats: int = 5) -> float:
-    """TFLOP/s of the best of ``repeats`` square products (``size``; default :data:`GEMM_SIZE`) in ``dtype`` on
-    ``device``, in a linear layer's layout, after a warm-up (CUDA-synchronised)."""
+    """TFLOP/s of the best of ``repeats`` square products (``size``; default :data:`GEMM_SIZE`) in ``dtype``
+    on ``device``, in a linear layer's layout, after a warm-up (CUDA-synchronised)."""
     device = torch.device(device)
     n = size or GEMM_SIZE.get(device.type, 1024)
     gen = torch.Generator(device="cpu").manual_seed(0)
@@ -48,8 +50,9 @@ def decoder_params(lm) -> int:
 
 
 def token_layers(tokens_in: int, tokens_out: int, prune_layer: int, num_layers: int) -> int:
-    """Tokens summed over the layers: ``tokens_in`` in layers before ``prune_layer``, ``tokens_out`` from it on (a
-    method pruning at several layers is counted at its first: the limit stays a lower bound's upper side)."""
+    """Tokens summed over the layers: ``tokens_in`` in layers before ``prune_layer``, ``tokens_out`` from it
+    on (a method pruning at several layers is counted at its first: the limit stays a lower bound's upper
+    side)."""
     k = min(max(int(prune_layer), 0), num_layers)
     return tokens_in * k + tokens_out * (num_layers - k)
 
@@ -62,8 +65,8 @@ def limit_ms(layer_params: int, num_layers: int, layer_tokens: int, tflops: floa
 
 
 def bound_note(measured_ms: float, limit: float) -> str | None:
-    """``overhead-bound (N.Nx its arithmetic limit)`` when ``measured_ms`` exceeds :data:`OVERHEAD_BOUND` times
-    ``limit``; None otherwise (or when either is unknown)."""
+    """``overhead-bound (N.Nx its arithmetic limit)`` when ``measured_ms`` exceeds :data:`OVERHEAD_BOUND`
+    times ``limit``; None otherwise (or when either is unknown)."""
     if not (limit > 0 and measured_ms > 0) or math.isnan(measured_ms) or math.isnan(limit):
         return None
     ratio = measured_ms / limit
@@ -72,13 +75,15 @@ def bound_note(measured_ms: float, limit: float) -> str | None:
 
 def screen_note(ratios: list[float], captured: bool = False) -> str | None:
     """The on-screen warning for a run whose prefills sit above :data:`OVERHEAD_BOUND` times their limit (the
-    ``over_limit`` ratios of its rows; ``captured``: the run's prefill was already captured), None when none does."""
+    ``over_limit`` ratios of its rows; ``captured``: the run's prefill was already captured), None when none
+    does."""
     bad = [r for r in ratios if r == r and r > OVERHEAD_BOUND]
     if not bad:
         return None
     return (f"overhead-bound: {len(bad)} of {len(ratios)} prefills took {min(bad):.1f}-{max(bad):.1f}x their "
-            f"arithmetic limit (> {OVERHEAD_BOUND:g}x: per-layer overhead and kernel launches, not arithmetic); "
-            "their speed-ups do not show what pruning saves" + ("" if captured else " (try --prefill captured)"))
+            f"arithmetic limit (> {OVERHEAD_BOUND:g}x: per-layer overhead and kernel launches, not "
+            "arithmetic); their speed-ups do not show what pruning saves"
+            + ("" if captured else " (try --prefill captured)"))
 
 
 __all__ = ["GEMM_SIZE", "OVERHEAD_BOUND", "bound_note", "decoder_params", "limit_ms", "matmul_tflops",

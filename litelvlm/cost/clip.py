@@ -41,7 +41,8 @@ class InMemoryHFClip(HFClip):
         self.name = self.source = name
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = clip_tokenizer()
-        self.processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+        self.processor = CLIPImageProcessor(size={"shortest_edge": size},
+                                            crop_size={"height": size, "width": size})
         self.image_mean = tuple(self.processor.image_mean)
         self.image_std = tuple(self.processor.image_std)
         self.vision_heads = vc.num_attention_heads
@@ -54,8 +55,10 @@ class InMemoryHFClip(HFClip):
         return "random"
 
 
-def build_clip_sizes(clip, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """A random transformers ``CLIPModel`` of the sizes ``clip`` (a ``litelvlm.clip.random_init.ClipArch``)."""
+def build_clip_sizes(clip, device: str | torch.device = "meta",
+                     dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A random transformers ``CLIPModel`` of the sizes ``clip`` (a
+    ``litelvlm.clip.random_init.ClipArch``)."""
     with torch.device(device):
         model = CLIPModel(hf_config(clip))
     return model.to(dtype).eval().requires_grad_(False)

@@ -69,8 +69,8 @@ def materialize_selector_modules(model: torch.nn.Module, device: str | torch.dev
 
 
 class SelectorBench:
-    """Runs CLIP-side selectors on a synthetic trace with the arch's true CLIP shapes (real tensors); ``arch`` has
-    ``name``, ``llm`` (its ``llm_hidden``) and ``clip`` (the CLIP sizes)."""
+    """Runs CLIP-side selectors on a synthetic trace with the arch's true CLIP shapes (real tensors); ``arch``
+    has ``name``, ``llm`` (its ``llm_hidden``) and ``clip`` (the CLIP sizes)."""
 
     def __init__(self, arch, device: str | torch.device = "cpu", seed: int = 0):
         self.llm_hidden, self.device, self.seed = arch.llm.llm_hidden, device, seed
@@ -81,7 +81,8 @@ class SelectorBench:
         n = self.backend.num_patches + 1
         hs = tuple(torch.randn(1, n, cfg.hidden_size, generator=g).to(device, torch.float32)
                    for _ in range(cfg.num_hidden_layers + 1))
-        self.trace = VisionTrace(hidden_states=hs, grid=self.backend.grid, num_prefix_tokens=1, backend=self.backend)
+        self.trace = VisionTrace(hidden_states=hs, grid=self.backend.grid, num_prefix_tokens=1,
+                                 backend=self.backend)
         g = torch.Generator().manual_seed(seed + 1)
         emb = torch.randn(1, arch.clip.embed_dim, generator=g).to(device)
         self.text = TextTrace(texts=[SENTENCE], input_ids=torch.zeros(1, QUERY_TOKENS, dtype=torch.long),
@@ -93,21 +94,24 @@ class SelectorBench:
         return SelectorInputs(self.trace, self.text)
 
     def select(self, method: str, budget: int) -> Selection:
-        """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first); a tower-stage method's
-        runs the tower's blocks from the trace's embeddings (:class:`~litelvlm.tower.ClipTower`)."""
+        """The selection of a CLIP-side method (what ``GlammPipeline.ground`` computes first); a tower-stage
+        method's runs the tower's blocks from the trace's embeddings (:class:`~litelvlm.tower.ClipTower`)."""
         spec = get_method(method)
         if spec.prunes_in_vision_tower:
             return spec.select(ClipTower.of(self.backend, self.trace), budget)
         return select(method, self.inputs(), budget)
 
     def run(self, method: str, budget: int) -> tuple[int, Selection | None]:
-        """(FLOPs of the selection, the selection); (0, None) for ``none`` and FastV, whose cost is in the LLM."""
+        """(FLOPs of the selection, the selection); (0, None) for ``none`` and FastV, whose cost is in the
+        LLM."""
         spec = get_method(method)
-        if spec.reads_vision_blocks:  # ToMe re-runs the vision blocks, HiPrune reads a middle block's attention
+        # ToMe re-runs the vision blocks, HiPrune reads a middle block's attention
+        if spec.reads_vision_blocks:
             materialize_selector_modules(self.backend.modules(), self.device, self.seed, all_layers=True)
         if selects_on_llm_input(spec):  # from the (N, h) LLM input embeddings (DivPrune, CDPruner)
             prepared = SimpleNamespace(selector_inputs=self.inputs)  # the CLIP traces (CDPruner's relevance)
-            return llm_input_selection_flops(method, budget, self.backend.num_patches, self.llm_hidden, prepared), None
+            return llm_input_selection_flops(method, budget, self.backend.num_patches, self.llm_hidden,
+                                             prepared), None
         if not selects_on_clip(spec):  # none, FastV, DART, SparseVLM: their cost is in the prefill
             return 0, None
         out: dict[str, Selection] = {}
@@ -117,25 +121,26 @@ class SelectorBench:
 
 def llm_input_selection_flops(method: str, budget: int, num_visual: int, hidden: int, prepared=None,
                               arch=None) -> int:
-    """FLOPs of an ``llm-input`` method's selection (DivPrune, CDPruner) on real random (``num_visual``, ``hidden``)
-    LLM input embeddings, the true shapes (its selection reads tensor values, which ``meta`` has not);
-    ``prepared``: what the selection may read beside them (the CLIP traces, for CDPruner). With ``arch`` (a family
-    with backbone variants, a Qwen2.5-VL one), the method's variant runs on a synthetic prompt of ``arch``'s lengths
-    (:func:`synthetic_prompt`: what CDPruner's Qwen2.5-VL variant reads)."""
+    """FLOPs of an ``llm-input`` method's selection (DivPrune, CDPruner) on real random (``num_visual``,
+    ``hidden``) LLM input embeddings, the true shapes (its selection reads tensor values, which ``meta`` has
+    not); ``prepared``: what the selection may read beside them (the CLIP traces, for CDPruner). With ``arch``
+    (a family with backbone variants, a Qwen2.5-VL one), the method's variant runs on a synthetic prompt of
+    ``arch``'s lengths (:func:`synthetic_prompt`: what CDPruner's Qwen2.5-VL variant reads)."""
     g = torch.Generator().manual_seed(0)
     embeds = torch.randn(num_visual, hidden, generator=g)
     spec = get_method(method) if arch is None else arch.spec(method)
     pipeline = None
     if arch is not None:
         pipeline, prepared = synthetic_prompt(arch, num_visual, hidden)
-    inputs = SimpleNamespace(visual_embeds=embeds, num_visual=num_visual, prepared=prepared, pipeline=pipeline)
+    inputs = SimpleNamespace(visual_embeds=embeds, num_visual=num_visual, prepared=prepared,
+                             pipeline=pipeline)
     return count_flops(lambda: spec.select(inputs, budget))[0]
 
 
 def synthetic_prompt(arch, num_visual: int, hidden: int) -> tuple[SimpleNamespace, SimpleNamespace]:
-    """(pipeline, prepared) of a Qwen2.5-VL family's prompt for a selection's FLOPs: ``arch.text_tokens`` text tokens
-    (``arch.prefix_tokens`` of them before the image) around ``num_visual`` pads, and an embedding table of random rows
-    (a lookup counts no FLOPs; the table's size does not matter)."""
+    """(pipeline, prepared) of a Qwen2.5-VL family's prompt for a selection's FLOPs: ``arch.text_tokens`` text
+    tokens (``arch.prefix_tokens`` of them before the image) around ``num_visual`` pads, and an embedding
+    table of random rows (a lookup counts no FLOPs; the table's size does not matter)."""
     text = max(int(arch.text_tokens), 1)
     before = min(int(arch.prefix_tokens), text)
     types = torch.tensor([0] * before + [2] * num_visual + [0] * (text - before))
@@ -146,9 +151,9 @@ def synthetic_prompt(arch, num_visual: int, hidden: int) -> tuple[SimpleNamespac
 
 
 def llm_prefills(parts, plans: dict, attns: list[str], set_attention) -> dict:
-    """{(attention, plan): (FLOPs, peak bytes, kept bytes)} of every distinct token plan's prefill on ``meta``,
-    per attention implementation (``set_attention(attn)`` switches the pipeline's); ``parts`` runs a plan's
-    prefill (``run_prefill(plan)``)."""
+    """{(attention, plan): (FLOPs, peak bytes, kept bytes)} of every distinct token plan's prefill on
+    ``meta``, per attention implementation (``set_attention(attn)`` switches the pipeline's); ``parts`` runs a
+    plan's prefill (``run_prefill(plan)``)."""
     llm: dict = {}
     for attn in attns:
         set_attention(attn)  # same weights (none: meta), other attention kernel

@@ -1,10 +1,10 @@
 """What every family's measurable parts share: the prepared input and the LLM prefill of a token schedule.
 
 A family's parts (its ``cost.py``) run the statements its pipeline runs for each part, on the pipeline's own
-modules, so what is counted and timed is what ``eval-grounding`` runs. :class:`PrefillParts` holds the prefill:
-``ground``'s LLM forward for a token schedule (``sequence_embeds`` + ``final_hidden``; with pruning inside the
-LLM, the method's selection on an ``LLMContext`` and its forward), plus the LM head on every position (the
-logits the family's generation computes in its prefill).
+modules, so what is counted and timed is what ``eval-grounding`` runs. :class:`PrefillParts` holds the
+prefill: ``ground``'s LLM forward for a token schedule (``sequence_embeds`` + ``final_hidden``; with pruning
+inside the LLM, the method's selection on an ``LLMContext`` and its forward), plus the LM head on every
+position (the logits the family's generation computes in its prefill).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from .tokens import TokenPlan, selects_on_llm_input
 
 
 class PrefillParts:
-    """What every family's parts share: the prepared input (``prepared``, ``visual``: the (N, h) visual tokens)
-    and the LLM prefill of a token schedule (:meth:`run_prefill`). A family's parts set ``pipe``, ``arch``,
-    ``method_args`` (the run's arguments, which each method reads its options from), ``prepared`` and ``visual``,
-    and give the LM head (:meth:`lm_head`), its fixed parts and the parts of a method's call."""
+    """What every family's parts share: the prepared input (``prepared``, ``visual``: the (N, h) visual
+    tokens) and the LLM prefill of a token schedule (:meth:`run_prefill`). A family's parts set ``pipe``,
+    ``arch``, ``method_args`` (the run's arguments, which each method reads its options from), ``prepared``
+    and ``visual``, and give the LM head (:meth:`lm_head`), its fixed parts and the parts of a method's
+    call."""
 
     pipe: GroundingPipeline
     arch: CostArch
@@ -36,11 +37,13 @@ class PrefillParts:
     visual: torch.Tensor
 
     def lm_head(self, final: torch.Tensor) -> torch.Tensor:
-        """The family's LM head on the final hidden states (the logits its generation computes in the prefill)."""
+        """The family's LM head on the final hidden states (the logits its generation computes in the
+        prefill)."""
         raise NotImplementedError
 
     def options(self, method: str) -> dict:
-        """``ground``'s options for ``method`` (``Method.options_from`` the run's arguments, as ``eval-grounding``)."""
+        """``ground``'s options for ``method`` (``Method.options_from`` the run's arguments, as
+        ``eval-grounding``)."""
         return self.arch.spec(method).options_from(self.method_args)
 
     def fixed_parts(self) -> dict:
@@ -48,7 +51,8 @@ class PrefillParts:
         raise NotImplementedError
 
     def part_times(self, method: str, fixed: dict[str, float], selector_ms: float) -> dict[str, float]:
-        """{time column: ms} of the parts of ``method``'s grounding call beside its prefill, in the table's order."""
+        """{time column: ms} of the parts of ``method``'s grounding call beside its prefill, in the table's
+        order."""
         raise NotImplementedError
 
     def run_prefill(self, plan: TokenPlan) -> torch.Tensor:
@@ -57,11 +61,14 @@ class PrefillParts:
         plan's LLM-side method inside the LLM (FastV and DART at their layer, SparseVLM's stages)."""
         pipe, prepared = self.pipe, self.prepared
         if plan.text_tokens != self.arch.text_tokens:
-            raise LiteLVLMError(f"the plan has {plan.text_tokens} text tokens, the prompt {self.arch.text_tokens}")
+            raise LiteLVLMError(f"the plan has {plan.text_tokens} text tokens, the prompt "
+                                f"{self.arch.text_tokens}")
         spec = self.arch.spec(plan.method) if plan.method else None  # None: the plan needs no LLM-side method
-        if pipe.device.type == "meta" and spec is not None and spec.host_sync:  # its selection cannot run on meta
+        # its selection cannot run on meta
+        if pipe.device.type == "meta" and spec is not None and spec.host_sync:
             return self.lm_head(self._staged_stand_in(plan))
-        if spec is not None and selects_on_llm_input(spec):  # its selection on the projector outputs, then K tokens
+        # its selection on the projector outputs, then K tokens
+        if spec is not None and selects_on_llm_input(spec):
             ctx = LLMContext(pipe, prepared, self.visual)
             kept = self.visual[spec.select(ctx, plan.budget).indices.to(self.visual.device)]
             final = pipe.run_llm(prepared, kept)[0]
@@ -74,7 +81,8 @@ class PrefillParts:
             sel = spec.select(ctx, plan.budget, **layer)
             # one pruning layer: the pruned forward alone (the method's forward also checks the [SEG] rows,
             # with torch.equal, which the meta device of the FLOPs count cannot run)
-            final = (run_pruned_from(ctx, sel.indices, layer["layer"]) if layer else spec.forward(ctx, sel))[0]
+            final = (run_pruned_from(ctx, sel.indices, layer["layer"]) if layer
+                     else spec.forward(ctx, sel))[0]
         else:
             raise LiteLVLMError(f"no prefill for the token stages {plan.stages} of method {plan.method!r}")
         return self.lm_head(final)
@@ -86,14 +94,18 @@ class PrefillParts:
         not change the FLOPs."""
         ctx = LLMContext(self.pipe, self.prepared, self.visual)
         s, n = ctx.image_start, ctx.num_visual
-        keep = torch.cat([torch.arange(s), s + torch.arange(plan.stages[0][1]), torch.arange(s + n, ctx.seq_len)])
+        keep = torch.cat(
+            [torch.arange(s), s + torch.arange(plan.stages[0][1]), torch.arange(s + n, ctx.seq_len)])
         # 1-D RoPE: the kept rows' indices; M-RoPE (3, 1, S): the kept rows' original ids
-        hidden, pos = ctx.embeds[:, keep], keep[None] if self.pipe.abilities.position_axes == 1 else ctx.layout.positions(keep)
+        hidden, pos = ctx.embeds[:,
+                                 keep], keep[
+            None] if self.pipe.abilities.position_axes == 1 else ctx.layout.positions(keep)
         ends = [first for first, _ in plan.stages[1:]] + [ctx.num_layers]
         prev = plan.stages[0][1]
         for (first, visual), end in zip(plan.stages, ends):
             if first:  # prune to ``visual`` tokens before this stage (recycled tokens count as visual)
-                idx = torch.cat([torch.arange(s), s + torch.arange(visual), torch.arange(s + prev, hidden.shape[1])])
+                idx = torch.cat(
+                    [torch.arange(s), s + torch.arange(visual), torch.arange(s + prev, hidden.shape[1])])
                 hidden, pos = hidden[:, idx], pos[..., idx.to(pos.device)]
             hidden = run_layers(ctx.lm, hidden, pos.to(hidden.device), first, end)
             prev = visual

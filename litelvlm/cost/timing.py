@@ -1,4 +1,5 @@
-"""Wall time (synchronised, warm-ups first, median over repeats), summed CUDA kernel time, and the paper's prefill time.
+"""Wall time (synchronised, warm-ups first, median over repeats), summed CUDA kernel time, and the paper's
+prefill time.
 
 The paper's "Prefill Time": a timer around the LLM's decoder-layer loop only, as the authors' compiled code.
 
@@ -83,8 +84,9 @@ def _length(args: tuple, kwargs: dict) -> int:
 
 
 class LayerLoopTimer:
-    """Context manager: ``ms`` is the time spent inside ``layers[0]`` .. ``layers[-1]`` of the LLM (summed over
-    prefill forwards), ``forwards`` the number of such spans; ``layers`` is the LLM's decoder-layer list."""
+    """Context manager: ``ms`` is the time spent inside ``layers[0]`` .. ``layers[-1]`` of the LLM (summed
+    over prefill forwards), ``forwards`` the number of such spans; ``layers`` is the LLM's decoder-layer
+    list."""
 
     #: its hooks only read (``litelvlm.llm.captured`` calls them around a captured segment)
     observes_only = True

@@ -1,10 +1,11 @@
-"""The decoder sizes and token schedules every family's cost shares, and FlopCounterMode's count of a callable.
+"""The decoder sizes and token schedules every family's cost shares, and FlopCounterMode's count of a
+callable.
 
 One token schedule per method (:class:`TokenPlan`: the visual tokens each LLM layer sees, as stages
 ``[(first_layer, visual_tokens), ...]``) drives both the analytic counts (``analysis.common.flops``) and the
-prefill the efficiency study runs (:class:`litelvlm.cost.parts.PrefillParts`): the unpruned baseline is [(0, N)],
-methods pruning before the LLM [(0, K)], a method pruning once inside it [(0, N), (K_layer, K)]; a method pruning
-at several LLM layers (SparseVLM) a longer list. ``k``, the width of the key and value projections
+prefill the efficiency study runs (:class:`litelvlm.cost.parts.PrefillParts`): the unpruned baseline is [(0,
+N)], methods pruning before the LLM [(0, K)], a method pruning once inside it [(0, N), (K_layer, K)]; a method
+pruning at several LLM layers (SparseVLM) a longer list. ``k``, the width of the key and value projections
 (``num_key_value_heads`` x head_dim), is ``d`` without grouped-query attention (:func:`kv_width`).
 """
 
@@ -34,9 +35,10 @@ class LLMSizes(Protocol):
 
 @dataclass(frozen=True)
 class DecoderSizes:
-    """:class:`LLMSizes` of a family's decoder, read from its transformers config (Llama, Qwen2: any decoder with
-    ``hidden_size``, ``intermediate_size``, ``num_hidden_layers``, ``vocab_size``; ``num_key_value_heads`` and
-    ``head_dim`` where it has them). ``llm_kv_hidden`` None: the key/value width is ``llm_hidden``."""
+    """:class:`LLMSizes` of a family's decoder, read from its transformers config (Llama, Qwen2: any decoder
+    with ``hidden_size``, ``intermediate_size``, ``num_hidden_layers``, ``vocab_size``;
+    ``num_key_value_heads`` and ``head_dim`` where it has them). ``llm_kv_hidden`` None: the key/value width
+    is ``llm_hidden``."""
 
     llm_hidden: int
     llm_intermediate: int
@@ -84,7 +86,8 @@ class TokenPlan:
     def __post_init__(self) -> None:
         firsts = [first for first, _ in self.stages]
         if not firsts or firsts[0] != 0 or any(b <= a for a, b in zip(firsts, firsts[1:])):
-            raise LiteLVLMError(f"token stages must start at layer 0 with increasing layers; got {self.stages}")
+            raise LiteLVLMError("token stages must start at layer 0 with increasing layers; got "
+                                f"{self.stages}")
 
     @classmethod
     def uniform(cls, n: int) -> TokenPlan:
@@ -115,24 +118,26 @@ class TokenPlan:
 
 
 def selects_on_clip(spec) -> bool:
-    """Whether the method selects before the LLM on CLIP's side: on the CLIP traces (no forward of its own, and the
-    CLIP traces are what it reads, not the LLM's inputs), or inside the vision tower (re-running the tower's blocks
-    from its embeddings, as ToMe re-runs them; the tower's own forward stays counted unpruned)."""
+    """Whether the method selects before the LLM on CLIP's side: on the CLIP traces (no forward of its own,
+    and the CLIP traces are what it reads, not the LLM's inputs), or inside the vision tower (re-running the
+    tower's blocks from its embeddings, as ToMe re-runs them; the tower's own forward stays counted
+    unpruned)."""
     return spec.forward is None and (spec.uses_clip or spec.prunes_in_vision_tower) and not spec.reads_clip
 
 
 def selects_on_llm_input(spec) -> bool:
-    """Whether the method selects on the LLM's input embeddings (no forward of its own; not the unpruned baseline)."""
+    """Whether the method selects on the LLM's input embeddings (no forward of its own; not the unpruned
+    baseline)."""
     return spec.forward is None and not spec.baseline and not selects_on_clip(spec)
 
 
 def schedule_plan(method: str, budget: int, num_visual: int, num_layers: int, text_tokens: int,
                   options: dict | None = None, spec=None) -> TokenPlan:
-    """The token schedule of ``method`` at visual budget ``budget`` for any family: ``num_visual`` visual tokens
-    unpruned, ``num_layers`` decoder layers, ``text_tokens`` text tokens around them; ``options``: the method's own
-    (``Method.options_from``; its defaults where absent); ``spec``: the method as the family runs it (None: as
-    registered). The plan names the method when the method itself must run to realise it (its selection happens
-    with the LLM), not for CLIP-side methods or the unpruned baseline."""
+    """The token schedule of ``method`` at visual budget ``budget`` for any family: ``num_visual`` visual
+    tokens unpruned, ``num_layers`` decoder layers, ``text_tokens`` text tokens around them; ``options``: the
+    method's own (``Method.options_from``; its defaults where absent); ``spec``: the method as the family runs
+    it (None: as registered). The plan names the method when the method itself must run to realise it (its
+    selection happens with the LLM), not for CLIP-side methods or the unpruned baseline."""
     spec = get_method(method) if spec is None else spec
     budget = num_visual if spec.baseline else budget
     stages = tuple(spec.schedule(budget, num_visual, num_layers, **(options or {})))
@@ -145,4 +150,5 @@ def count_flops(fn: Callable[[], object]) -> tuple[int, dict[str, int]]:
     fc = FlopCounterMode(display=False)
     with torch.no_grad(), fc:
         fn()
-    return int(fc.get_total_flops()), {str(k): int(v) for k, v in fc.get_flop_counts().get("Global", {}).items()}
+    return int(fc.get_total_flops()), {str(k): int(v) for k,
+                                       v in fc.get_flop_counts().get("Global", {}).items()}

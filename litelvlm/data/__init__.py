@@ -1,4 +1,5 @@
-"""Referring-expression data: REFER/COCO loaders, mask geometry on the model's patch grid, prompt templates."""
+"""Referring-expression data: REFER/COCO loaders, mask geometry on the model's patch grid, prompt
+templates."""
 
 from .expressions import Expression, load_expressions
 from .geometry import PatchCoverage, TransformParams, patch_coverage, transform_params

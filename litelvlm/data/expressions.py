@@ -1,4 +1,5 @@
-"""Text-only expression files (``{"items": [{"image", "mask", "text"}, ...]}``), as in refcoco_unc_expressions."""
+"""Text-only expression files (``{"items": [{"image", "mask", "text"}, ...]}``), as in
+refcoco_unc_expressions."""
 
 from __future__ import annotations
 
@@ -28,5 +29,7 @@ def load_expressions(path: str | Path) -> list[Expression]:
     items = data.get("items") if isinstance(data, dict) else data
     if not isinstance(items, list) or any(not isinstance(i, dict) or "text" not in i for i in items):
         raise LiteLVLMError(f"expressions file {str(path)!r} must hold {{'items': [{{'text': ...}}, ...]}}")
-    return [Expression(index=i, text=str(it["text"]), image=str(it.get("image", "")), mask=str(it.get("mask", "")))
+    return [
+        Expression(index=i, text=str(it["text"]), image=str(it.get("image", "")),
+                   mask=str(it.get("mask", "")))
             for i, it in enumerate(items)]

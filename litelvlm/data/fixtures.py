@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 
-def write_tiny_refer(folder: str | Path, sizes: tuple[tuple[int, int], ...] = ((120, 160), (160, 120), (100, 100)),
+def write_tiny_refer(folder: str | Path,
+                     sizes: tuple[tuple[int, int], ...] = ((120, 160), (160, 120), (100, 100)),
                      seed: int = 0) -> Path:
     """Write a REFER-layout folder: one image per (H, W) in ``sizes``, two rectangle referents each.
 
@@ -45,9 +46,11 @@ def write_tiny_refer(folder: str | Path, sizes: tuple[tuple[int, int], ...] = ((
             refs.append({"ref_id": ref_id, "ann_id": ann_id, "image_id": i, "split": "val",
                          "category_id": cat_id, "file_name": name.replace(".jpg", f"_{ann_id}.jpg"),
                          "sent_ids": [sent_id],
-                         "sentences": [{"tokens": text.split(), "raw": text, "sent_id": sent_id, "sent": text}]})
+                         "sentences":
+                         [{"tokens": text.split(), "raw": text, "sent_id": sent_id, "sent": text}]})
     cats = [{"id": 1, "name": "box", "supercategory": ""}, {"id": 2, "name": "pair", "supercategory": ""}]
-    (folder / "instances.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    (folder / "instances.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": cats}))
     with open(folder / "refs(unc).p", "wb") as f:
         pickle.dump(refs, f, protocol=2)
     return folder

@@ -111,7 +111,8 @@ class PatchCoverage:
         return self.coverage.reshape(-1) >= threshold
 
     def exclusion_reason(self, threshold: float = 0.5) -> str | None:
-        """Why this referent cannot be scored (``empty_mask``, ``no_inside_patch``, ``no_outside_patch``) or None."""
+        """Why this referent cannot be scored (``empty_mask``, ``no_inside_patch``, ``no_outside_patch``) or
+        None."""
         if self.mask_area_fraction == 0:
             return "empty_mask"
         inside = self.inside(threshold)

@@ -67,8 +67,9 @@ class ReferRecord:
         except Exception as e:  # None, garbage RLE counts, a type pycocotools refuses
             raise LiteLVLMError(bad_segmentation(self.source, self.ann_id, self.image_id, e)) from e
         if m.shape != (self.height, self.width):
-            raise LiteLVLMError(f"annotation {self.ann_id} (image {self.image_id}) decodes to a {m.shape[1]} x "
-                                f"{m.shape[0]} mask but its image is {self.width} x {self.height} (width x height)")
+            raise LiteLVLMError(f"annotation {self.ann_id} (image {self.image_id}) decodes to a {m.shape[1]} "
+                                f"x {m.shape[0]} mask but its image is {self.width} x {self.height} (width x "
+                                "height)")
         return m
 
     def image(self, exif_transpose: bool = True) -> Image.Image:
@@ -79,9 +80,9 @@ class ReferRecord:
             tag = exif_orientation(self.image_path)
             why = (f"; its EXIF orientation tag is {tag}, which the decoding "
                    f"{'applied' if exif_transpose else 'ignored'}" if tag not in (None, 1) else "")
-            raise LiteLVLMError(f"image {str(self.image_path)!r} decodes to {im.width} x {im.height} (width x height) "
-                                f"but its annotations are for {self.width} x {self.height}{why}: its masks would "
-                                "not fit its predictions")
+            raise LiteLVLMError(f"image {str(self.image_path)!r} decodes to {im.width} x {im.height} (width "
+                                f"x height) but its annotations are for {self.width} x {self.height}{why}: "
+                                "its masks would not fit its predictions")
         return im
 
 
@@ -111,34 +112,38 @@ def open_rgb(path: str | Path, exif_transpose: bool = True) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             if im.mode in WIDE_MODES:
-                log.warning("image %r has %s samples (mode %s); it is decoded as PIL's convert('RGB') does, which "
-                            "clips every value above 255", str(path), WIDE_MODES[im.mode], im.mode)
+                log.warning("image %r has %s samples (mode %s); it is decoded as PIL's convert('RGB') does, "
+                            "which clips every value above 255", str(path), WIDE_MODES[im.mode], im.mode)
             if exif_transpose:
                 im = ImageOps.exif_transpose(im)
             rgb = im.convert("RGB")
-            rgb.info[SOURCE_KEY] = str(path)  # messages about this image name its file (resize_cap.image_label)
+            # messages about this image name its file (resize_cap.image_label)
+            rgb.info[SOURCE_KEY] = str(path)
             return rgb
-    except Exception as e:  # PIL raises many types for truncated / corrupt / oversized (decompression bomb) files
+    # PIL raises many types for truncated / corrupt / oversized (decompression bomb) files
+    except Exception as e:
         raise LiteLVLMError(f"image {str(path)!r} could not be read: {e}") from e
 
 
 #: PIL modes with more than 8 bits per sample, which ``convert("RGB")`` clips to 0..255
-WIDE_MODES = {"I;16": "16-bit", "I;16L": "16-bit", "I;16B": "16-bit", "I;16N": "16-bit", "I": "32-bit integer",
-              "F": "32-bit float"}
+WIDE_MODES = {"I;16": "16-bit", "I;16L": "16-bit", "I;16B": "16-bit", "I;16N": "16-bit",
+              "I": "32-bit integer", "F": "32-bit float"}
 
 
 def _find(folder: Path, name: str, dataset: str) -> Path:
     for cand in (folder / name, folder / dataset / name):
         if cand.is_file():
             return cand
-    raise LiteLVLMError(f"{name!r} not found in --refer-dir {str(folder)!r} (nor in {str(folder / dataset)!r})")
+    raise LiteLVLMError(f"{name!r} not found in --refer-dir {str(folder)!r} (nor in "
+                        f"{str(folder / dataset)!r})")
 
 
 def _load_instances(path: Path) -> dict:
     data = read_json_file(path, "instances file")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise LiteLVLMError(f"instances file {str(path)!r} has no {key!r} list (not COCO instances format)")
+            raise LiteLVLMError(f"instances file {str(path)!r} has no {key!r} list (not COCO instances "
+                                "format)")
     return data
 
 
@@ -165,9 +170,10 @@ def load_refs(path: str | Path) -> list[dict]:
         with open(path, "rb") as f:
             refs = _BuiltinsOnly(f).load()
     except UnicodeDecodeError as e:  # a byte string that is not ASCII (Python 2) or not UTF-8 (Python 3)
-        raise LiteLVLMError(f"refs file {str(path)!r} holds a string that is not {e.encoding.upper()} text: byte "
-                            f"{e.object[e.start]:#04x} at offset {e.start} of the string cannot be decoded ({e.reason}); "
-                            "REFER files hold ASCII byte strings or unicode strings") from None
+        raise LiteLVLMError(f"refs file {str(path)!r} holds a string that is not {e.encoding.upper()} text: "
+                            f"byte {e.object[e.start]:#04x} at offset {e.start} of the string cannot be "
+                            f"decoded ({e.reason}); REFER files hold ASCII byte strings or unicode "
+                            "strings") from None
     except Exception as e:  # truncated, not a pickle, or refused by find_class
         raise LiteLVLMError(f"refs file {str(path)!r} could not be loaded: {e}") from e
     if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
@@ -227,7 +233,8 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
     cats = {c["id"]: c["name"] for c in data["categories"]}
     available = sorted({r["split"] for r in refs})
     if split != "all" and split not in available:
-        raise LiteLVLMError(f"split {split!r} not in {str(refs_path)!r}; available: {', '.join(available)} or 'all'")
+        raise LiteLVLMError(f"split {split!r} not in {str(refs_path)!r}; available: {', '.join(available)} "
+                            "or 'all'")
     out, checked, left_out, total, clipped = [], set(), Exclusions("sentences"), 0, []
     for pos, ref in enumerate(refs):
         if split != "all" and ref["split"] != split:
@@ -237,7 +244,8 @@ def load_refer(refer_dir: str | Path, image_dir: str | Path | None, dataset: str
         im = images.get(ref["image_id"])
         if ann is None or im is None:
             log.warning("ref %s names a missing annotation/image; skipped", ref.get("ref_id"))
-            left_out.add(f"the ref names an {'annotation' if ann is None else 'image'} that {inst_path.name} lacks",
+            left_out.add(f"the ref names an {'annotation' if ann is None else 'image'} that {inst_path.name} "
+                         "lacks",
                          f"ref {ref.get('ref_id')} (annotation {ref['ann_id']}, image {ref['image_id']})",
                          len(ref["sentences"]))
             continue
@@ -268,8 +276,9 @@ def bad_segmentation(source: str | Path | None, ann_id: Any, image_id: Any, caus
 
 def _check_annotation(path: Path, ann: dict, im: dict, checked: set, clipped: list | None = None) -> None:
     """Refuse, before pycocotools ever sees it, an annotation whose segmentation or image size is unusable
-    (:func:`~litelvlm.data.segmentation.check_segmentation`); ``checked`` holds the annotation ids done, ``clipped``
-    gets (annotation id, image id, polygons) for each annotation with polygons reaching outside its image."""
+    (:func:`~litelvlm.data.segmentation.check_segmentation`); ``checked`` holds the annotation ids done,
+    ``clipped`` gets (annotation id, image id, polygons) for each annotation with polygons reaching outside
+    its image."""
     if ann.get("id") in checked:
         return
     height, width = im.get("height"), im.get("width")
@@ -282,21 +291,24 @@ def _check_annotation(path: Path, ann: dict, im: dict, checked: set, clipped: li
         clipped.append((ann.get("id"), im.get("id"), outside))
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and height * width > 2 * limit:
-        raise LiteLVLMError(f"instances file {str(path)!r}: image {im.get('id')} is {width} x {height} (width x "
-                            f"height), past the {2 * limit} pixels at which PIL refuses an image as a decompression "
-                            "bomb")
+        raise LiteLVLMError(f"instances file {str(path)!r}: image {im.get('id')} is {width} x {height} "
+                            f"(width x height), past the {2 * limit} pixels at which PIL refuses an image as "
+                            "a decompression bomb")
     checked.add(ann.get("id"))
 
 
 def announce_clipped(path: Path, clipped: list, total: int) -> str | None:
-    """Say once (a warning on this module's log) how many polygons of the ``total`` annotations read reach outside
-    their image, which pycocotools clips to it as the official REFER reader's decoding does; returns the line."""
+    """Say once (a warning on this module's log) how many polygons of the ``total`` annotations read reach
+    outside their image, which pycocotools clips to it as the official REFER reader's decoding does; returns
+    the line."""
     if not clipped:
         return None
     polygons = sum(n for _, _, n in clipped)
-    shown = "; ".join(f"annotation {a} (image {i})" for a, i, _ in clipped[:3]) + ("; ..." if len(clipped) > 3 else "")
-    line = (f"instances file {str(path)!r}: {polygons} polygon(s) of {len(clipped)} of {total} annotations reach "
-            f"outside their image and are clipped to it, as pycocotools decodes them for the official reader: {shown}")
+    shown = "; ".join(f"annotation {a} (image {i})" for a, i, _ in clipped[:3]) + (
+        "; ..." if len(clipped) > 3 else "")
+    line = (f"instances file {str(path)!r}: {polygons} polygon(s) of {len(clipped)} of {total} annotations "
+            "reach outside their image and are clipped to it, as pycocotools decodes them for the official "
+            f"reader: {shown}")
     log.warning(line)
     return line
 
@@ -325,11 +337,13 @@ def load_coco_instances(instances_json: str | Path, image_dir: str | Path | None
     out, checked, left_out, clipped = [], set(), Exclusions("annotations"), []
     for a in data["annotations"]:
         if a.get("iscrowd", 0):
-            left_out.add("crowd annotation (iscrowd 1)", f"annotation {a.get('id')} (image {a.get('image_id')})")
+            left_out.add("crowd annotation (iscrowd 1)", f"annotation {a.get('id')} (image "
+                         f"{a.get('image_id')})")
             continue
         im = images.get(a["image_id"])
         if im is None:
-            left_out.add(f"its image is not in {path.name}", f"annotation {a.get('id')} (image {a.get('image_id')})")
+            left_out.add(f"its image is not in {path.name}", f"annotation {a.get('id')} (image "
+                         f"{a.get('image_id')})")
             continue
         _require_fields(path, "annotation", a, ("segmentation",))
         _require_fields(path, "image", im, ("file_name", "height", "width"))

@@ -1,16 +1,18 @@
-"""COCO segmentations (polygons, uncompressed and compressed RLE): checked in Python, then decoded with pycocotools.
+"""COCO segmentations (polygons, uncompressed and compressed RLE): checked in Python, then decoded with
+pycocotools.
 
 pycocotools' C code trusts its input: a NaN or infinite polygon coordinate becomes a huge integer and the
 rasteriser allocates without bound (the process is killed), and RLE counts that run past ``height * width``
 are written past the end of the mask buffer. :func:`check_segmentation` therefore refuses, before pycocotools
-sees them, what it cannot decode: polygons with a coordinate that is not a finite number, a first polygon of at
-most 4 numbers (``frPyObjects`` reads a first one of 4 numbers as a box and refuses a shorter one; a later polygon
-of fewer than 3 points, or a first one of 5 numbers, decodes to no pixels, as there), or whose coordinates overflow
-its rasteriser (:data:`MAX_COORDINATE`, :data:`MAX_BOUNDARY_POINTS`); RLEs whose ``size`` is not the image's, and
-RLE counts that are negative, not integers, or do not add up to ``height * width``. A polygon that reaches outside
-its image is decoded as the official reader decodes it (REFER's ``getMask``/``annToMask``: pycocotools clips it to
-the image); :func:`polygons_outside` counts such polygons so that the loaders can say how many there were. A valid
-segmentation decodes exactly as before (the checks only refuse).
+sees them, what it cannot decode: polygons with a coordinate that is not a finite number, a first polygon of
+at most 4 numbers (``frPyObjects`` reads a first one of 4 numbers as a box and refuses a shorter one; a later
+polygon of fewer than 3 points, or a first one of 5 numbers, decodes to no pixels, as there), or whose
+coordinates overflow its rasteriser (:data:`MAX_COORDINATE`, :data:`MAX_BOUNDARY_POINTS`); RLEs whose ``size``
+is not the image's, and RLE counts that are negative, not integers, or do not add up to ``height * width``. A
+polygon that reaches outside its image is decoded as the official reader decodes it (REFER's
+``getMask``/``annToMask``: pycocotools clips it to the image); :func:`polygons_outside` counts such polygons
+so that the loaders can say how many there were. A valid segmentation decodes exactly as before (the checks
+only refuse).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-#: pycocotools' ``rleFrPoly`` (``maskApi.c``) scales each coordinate by 5 into a C ``int``: a coordinate past this
-#: overflows it
+#: pycocotools' ``rleFrPoly`` (``maskApi.c``) scales each coordinate by 5 into a C ``int``: a coordinate past
+#: this overflows it
 MAX_COORDINATE = (2**31 - 1) / 5 - 1
 #: ... and walks every point of the 5x upsampled boundary (four ints each): a longer boundary is refused
 MAX_BOUNDARY_POINTS = 2**24
@@ -48,7 +50,8 @@ def rle_string_counts(counts: bytes | str) -> list[int]:
                 raise ValueError("its compressed RLE counts end in the middle of a number")
             c = s[p] - 48
             if not 0 <= c < 64:
-                raise ValueError(f"its compressed RLE counts hold the byte {s[p]:#04x} at {p}, outside '0'..'o'")
+                raise ValueError(f"its compressed RLE counts hold the byte {s[p]:#04x} at {p}, outside "
+                                 "'0'..'o'")
             x |= (c & 0x1F) << (5 * k)
             more = bool(c & 0x20)
             p += 1
@@ -82,8 +85,8 @@ def _check_rle(seg: dict, height: int, width: int) -> None:
     if dims is None or None in dims:
         raise ValueError(f"its RLE size is {size!r}, not [height, width]")
     if dims != [height, width]:
-        raise ValueError(f"its RLE decodes to a {dims[1]} x {dims[0]} mask but its image is {width} x {height} "
-                         "(width x height)")
+        raise ValueError(f"its RLE decodes to a {dims[1]} x {dims[0]} mask but its image is {width} x "
+                         f"{height} (width x height)")
     counts = seg["counts"]
     if isinstance(counts, (str, bytes)):
         runs = rle_string_counts(counts)
@@ -95,7 +98,8 @@ def _check_rle(seg: dict, height: int, width: int) -> None:
     else:
         raise ValueError(f"its RLE counts are a {type(counts).__name__}, neither a list nor a string")
     if sum(runs) != height * width:
-        raise ValueError(f"its RLE counts add up to {sum(runs)} pixels, not {height} x {width} = {height * width}")
+        raise ValueError(f"its RLE counts add up to {sum(runs)} pixels, not {height} x {width} = "
+                         f"{height * width}")
 
 
 def _check_polygons(seg: list, height: int, width: int) -> None:
@@ -112,8 +116,9 @@ def _check_polygons(seg: list, height: int, width: int) -> None:
             j = int(np.flatnonzero(~np.isfinite(xy))[0])
             raise ValueError(f"its polygon {i} has a non-finite coordinate ({xy[j]} at position {j})")
         if i == 0 and len(xy) <= 4:
-            raise ValueError(f"its first polygon has {len(xy)} coordinate(s), fewer than 3 points (pycocotools' "
-                             "frPyObjects reads a first polygon of 4 numbers as a box and decodes none from fewer)")
+            raise ValueError(f"its first polygon has {len(xy)} coordinate(s), fewer than 3 points "
+                             "(pycocotools' frPyObjects reads a first polygon of 4 numbers as a box and "
+                             "decodes none from fewer)")
         big = np.abs(xy) > MAX_COORDINATE
         if big.any():
             j = int(np.flatnonzero(big)[0])
@@ -135,8 +140,9 @@ def _boundary_points(xy: np.ndarray) -> int:
 
 
 def polygons_outside(segmentation: Any, height: int, width: int) -> int:
-    """How many polygons of ``segmentation`` (0 for an RLE) have a vertex outside the ``width`` x ``height`` image
-    (x in 0..width, y in 0..height: COCO's polygons run along the border); pycocotools clips them to the image."""
+    """How many polygons of ``segmentation`` (0 for an RLE) have a vertex outside the ``width`` x ``height``
+    image (x in 0..width, y in 0..height: COCO's polygons run along the border); pycocotools clips them to the
+    image."""
     if not isinstance(segmentation, list):
         return 0
     count = 0
@@ -151,7 +157,8 @@ def check_segmentation(segmentation: Any, height: int, width: int) -> None:
     """Refuse, with a ``ValueError`` saying why, a segmentation that pycocotools must not see (see the module
     docstring); an empty polygon list passes (an empty mask)."""
     if _int(height) is None or _int(width) is None or height < 1 or width < 1:
-        raise ValueError(f"its image size {width!r} x {height!r} (width x height) is not two positive integers")
+        raise ValueError(f"its image size {width!r} x {height!r} (width x height) is not two positive "
+                         "integers")
     if segmentation is None:
         raise ValueError("record has no segmentation")
     if isinstance(segmentation, list):

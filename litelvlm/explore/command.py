@@ -1,7 +1,7 @@
 """``litelvlm explore``: write the explorer as one self-contained HTML page (this project's own tool).
 
-Every argument and path is checked before torch is imported (a bad one: exit 2, one line); then the image and its
-texts go through the model once (:func:`litelvlm.explore.data.load`) and the page is written in one piece.
+Every argument and path is checked before torch is imported (a bad one: exit 2, one line); then the image and
+its texts go through the model once (:func:`litelvlm.explore.data.load`) and the page is written in one piece.
 """
 
 from __future__ import annotations
@@ -21,18 +21,25 @@ from .defaults import DEFAULT_MODEL, image_models
 @dataclass
 class ExploreArgs:
     image: str = arg(None, help="image file (required)")
-    text: list[str] = arg(None, help="an expression to ground (repeat --text for several; required)", flag="--text",
-                          nargs="append")
-    model: str = arg(None, help=f"a grounding model (a random preset such as {' or '.join(image_models())}, or a "
-                                "checkpoint folder: kept tokens on its own grid, masks) or a CLIP (tiny336-random, "
-                                f"a folder: no masks); default: {DEFAULT_MODEL}, {families.card_of(DEFAULT_MODEL).display_name}"
+    text: list[str] = arg(None, help="an expression to ground (repeat --text for several; required)",
+                          flag="--text", nargs="append")
+    model: str = arg(None, help=f"a grounding model (a random preset such as {' or '.join(image_models())}, "
+                     "or a "
+                                "checkpoint folder: kept tokens on its own grid, masks) or a CLIP "
+                     "(tiny336-random, "
+                                f"a folder: no masks); default: {DEFAULT_MODEL}, "
+                     f"{families.card_of(DEFAULT_MODEL).display_name}"
                                 "'s random preset")
-    methods: list[str] = arg(None, help="methods to show (default: litelvlm, litelvlm-ctx, clip_topsim, random, "
+    methods: list[str] = arg(None, help="methods to show (default: litelvlm, litelvlm-ctx, clip_topsim, "
+                             "random, "
                                         "vispruner, those the model runs)")
-    budgets: list[Budget] | None = arg(None, help="budgets stored in the page for every method (default: every K "
+    budgets: list[Budget] | None = arg(None, help="budgets stored in the page for every method (default: "
+                                       "every K "
                                                   "from N to 1); the slider snaps to the nearest stored one")
-    mask_budgets: list[Budget] | None = arg(None, help="budgets at which the page holds each method's predicted "
-                                                       "masks (default: N, N/3, N/9, N/18: 576, 192, 64, 32 at "
+    mask_budgets: list[Budget] | None = arg(None, help="budgets at which the page holds each method's "
+                                            "predicted "
+                                                       "masks (default: N, N/3, N/9, N/18: 576, 192, 64, 32 "
+                                            "at "
                                                        "N = 576; "
                                                        "an empty value \"\": no masks)")
     page: str = arg(None, help="the HTML file to write (required)", flag="--out", metavar="PAGE.html")
@@ -51,7 +58,8 @@ def add_arguments(parser) -> None:
 def check_args(a: ExploreArgs) -> None:
     """Refuse a missing or bad argument with one line, importing nothing heavy (the image's existence and the
     model folder and method names are checked by the command line's common checks before this)."""
-    missing = [flag for flag, value in (("--image", a.image), ("--text", a.text), ("--out", a.page)) if not value]
+    missing = [flag for flag,
+               value in (("--image", a.image), ("--text", a.text), ("--out", a.page)) if not value]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required")
     if not os.path.isfile(os.path.expanduser(a.image)):
@@ -65,7 +73,8 @@ def check_args(a: ExploreArgs) -> None:
     if os.path.isdir(a.page):
         raise LiteLVLMError(f"--out {a.page!r} is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(a.page)))
-    while not os.path.exists(folder):  # missing folders are made when the page is written, as every --out's are
+    # missing folders are made when the page is written, as every --out's are
+    while not os.path.exists(folder):
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
         raise LiteLVLMError(f"--out {a.page!r}: {folder!r} is a file, not a folder")

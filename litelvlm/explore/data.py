@@ -1,11 +1,12 @@
 """What the explorer shows, read from the library's own calls: one image, its expressions, one model.
 
-:class:`ExploreData` runs the per-image work once (a family's ``prepare``, or a CLIP's traces as ``select`` runs
-them) and then answers, each from the call ``select`` or ``ground`` makes: the tokens a method keeps at a budget
-(:meth:`ExploreData.kept`, cached per method and budget), the predicted masks (:meth:`ExploreData.masks`, a
-family's ``ground``, on demand and cached), the per-token CLIP similarity to each text's [EOS]
-(:func:`litelvlm.pruning.scores.similarity`, LiteLVLM's), and the text encoder's last-layer attention rows
-(:meth:`litelvlm.clip.traces.TextTrace.attention`). It adds no second way to compute any of them.
+:class:`ExploreData` runs the per-image work once (a family's ``prepare``, or a CLIP's traces as ``select``
+runs them) and then answers, each from the call ``select`` or ``ground`` makes: the tokens a method keeps at a
+budget (:meth:`ExploreData.kept`, cached per method and budget), the predicted masks
+(:meth:`ExploreData.masks`, a family's ``ground``, on demand and cached), the per-token CLIP similarity to
+each text's [EOS] (:func:`litelvlm.pruning.scores.similarity`, LiteLVLM's), and the text encoder's last-layer
+attention rows (:meth:`litelvlm.clip.traces.TextTrace.attention`). It adds no second way to compute any of
+them.
 """
 
 from __future__ import annotations
@@ -36,16 +37,17 @@ from ..pruning.scores import similarity
 from ..threads import default_threads, torch_threads
 from .defaults import DEFAULT_METHODS, DEFAULT_MODEL, image_models
 
-#: methods whose one selection gives every budget: ``baseline`` methods keep all N whatever K (read as they are);
-#: these read the first K of one ranking their selection at N carries (``parts[...]``), equal to selecting at K
-#: (tested for every K in tests/litelvlm/test_explore.py)
+#: methods whose one selection gives every budget: ``baseline`` methods keep all N whatever K (read as they
+#: are); these read the first K of one ranking their selection at N carries (``parts[...]``), equal to
+#: selecting at K (tested for every K in tests/litelvlm/test_explore.py)
 PREFIX_OF_PART = {"litelvlm-context": "context"}
 
 
 @dataclass
 class Kept:
     """The tokens a method keeps at one budget: indices in the LLM's order (negative: no single token, as
-    ``select`` reports them) and, per index, the part of the method that supplied it ("" where it names none)."""
+    ``select`` reports them) and, per index, the part of the method that supplied it ("" where it names
+    none)."""
 
     indices: list[int]
     parts: list[str]
@@ -59,13 +61,15 @@ def kept_of(indices: list[int], parts: dict) -> Kept:
     """``indices`` labelled by the first part of a selection holding each (the rule of
     :func:`litelvlm.commands.select.kept_per_part`); "" without parts."""
     sets = {k: {int(i) for i in v.flatten().tolist()} for k, v in parts.items() if k not in NOT_INDEX_SETS}
-    labels = [next((k for k, s in sets.items() if i in s), NON_PATCH.get(i, "other" if sets else "")) for i in indices]
+    labels = [next((k for k, s in sets.items() if i in s), NON_PATCH.get(i, "other" if sets else ""))
+              for i in indices]
     return Kept([int(i) for i in indices], labels)
 
 
 def find_referent(image_path: str | Path, texts: list[str]) -> tuple[list[np.ndarray | None], str]:
-    """Per text, the referent's mask (original image size) when the image lies in a REFER folder's ``images/`` and
-    one of its sentences is the text (case and outer spaces ignored), else None; and a note saying what was found."""
+    """Per text, the referent's mask (original image size) when the image lies in a REFER folder's ``images/``
+    and one of its sentences is the text (case and outer spaces ignored), else None; and a note saying what
+    was found."""
     image_path = Path(image_path).resolve()
     root = image_path.parent.parent
     refs = sorted(root.glob("refs(*).p"))
@@ -79,9 +83,11 @@ def find_referent(image_path: str | Path, texts: list[str]) -> tuple[list[np.nda
     out = []
     for text in texts:
         match = next((r for r in records if r.sentence.strip().lower() == text.strip().lower()), None)
-        out.append(None if match is None else decode_segmentation(match.segmentation, match.height, match.width))
+        out.append(None if match is None
+                   else decode_segmentation(match.segmentation, match.height, match.width))
     found = sum(m is not None for m in out)
-    return out, f"REFER folder {root.name}: {found} of {len(texts)} texts are sentences of this image (outlined)"
+    return (out, f"REFER folder {root.name}: {found} of {len(texts)} texts are sentences of this image "
+            "(outlined)")
 
 
 @dataclass
@@ -129,16 +135,19 @@ class ExploreData:
         return self.n + self.spec(method).extra_tokens
 
     def one_selection(self, method: str) -> bool:
-        """Whether every budget of ``method`` is read from its one selection at N (see :data:`PREFIX_OF_PART`)."""
+        """Whether every budget of ``method`` is read from its one selection at N (see
+        :data:`PREFIX_OF_PART`)."""
         return self.spec(method).baseline or method in PREFIX_OF_PART
 
     def kept(self, method: str, budget: int) -> Kept:
-        """The tokens ``method`` keeps at ``budget``: computed once (the call ``select`` makes), then cached."""
+        """The tokens ``method`` keeps at ``budget``: computed once (the call ``select`` makes), then
+        cached."""
         key = (method, int(budget))
         if key in self.selections:
             return self.selections[key]
 
-        k = check_budget(budget, self.n, self.spec(method).extra_tokens)  # a Count: the library does not check again
+        # a Count: the library does not check again
+        k = check_budget(budget, self.n, self.spec(method).extra_tokens)
         if self.one_selection(method) and budget != self.n:
             whole = self.kept(method, self.n)
             if self.spec(method).baseline:  # every token, whatever the budget
@@ -151,8 +160,8 @@ class ExploreData:
         return self.selections[key]
 
     def _select(self, method: str, budget: int) -> Kept:
-        """One selection by the library: a family's ``clip_side`` (as ``ground`` runs a CLIP-side method) or its
-        ``ground`` (a method acting with the LLM, whose masks are cached too); a CLIP's ``select``."""
+        """One selection by the library: a family's ``clip_side`` (as ``ground`` runs a CLIP-side method) or
+        its ``ground`` (a method acting with the LLM, whose masks are cached too); a CLIP's ``select``."""
         with self.threads():
             return self._select_now(method, budget)
 
@@ -172,7 +181,8 @@ class ExploreData:
         return kept_of(sel.indices.tolist(), sel.parts)
 
     def threads(self) -> AbstractContextManager:
-        """A context in which torch runs with the threads the command line gives this model (1 for a small one)."""
+        """A context in which torch runs with the threads the command line gives this model (1 for a small
+        one)."""
         return torch_threads(default_threads(self.model))
 
     def precompute(self, method: str, budgets=None) -> None:
@@ -187,12 +197,13 @@ class ExploreData:
         return self.pipe is not None
 
     def masks(self, method: str, budget: int) -> np.ndarray:
-        """(T, H, W) bool: the family's predicted mask of each text on the window, computed once by ``ground``."""
+        """(T, H, W) bool: the family's predicted mask of each text on the window, computed once by
+        ``ground``."""
         key = (method, int(budget))
         if key not in self.mask_cache:
             if self.pipe is None:
-                raise LiteLVLMError(f"model {self.model!r} is a CLIP, which predicts no mask: give a grounding model "
-                                    "(e.g. tiny-random:0) for the predicted masks")
+                raise LiteLVLMError(f"model {self.model!r} is a CLIP, which predicts no mask: give a "
+                                    "grounding model (e.g. tiny-random:0) for the predicted masks")
             self.calls += 1
             with self.threads():
                 out = self.pipe.ground(self.prepared, method, int(budget))
@@ -202,17 +213,19 @@ class ExploreData:
 
     def _on_window(self, masks) -> np.ndarray:
         """(T, H, W) masks at the original size -> on the window (the family's own crop of the image)."""
-        return np.stack([self.to_window(m) for m in np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)])
+        return np.stack(
+            [self.to_window(m) for m in np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)])
 
     def to_window(self, mask: np.ndarray) -> np.ndarray:
-        """A (H, W) mask of the original image mapped onto the window, as the image is (the same library call)."""
+        """A (H, W) mask of the original image mapped onto the window, as the image is (the same library
+        call)."""
         img = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).convert("RGB")
         return _window_of(self.pipe, self.clip, img)[..., 0] > 127
 
 
 def _window_of(pipe, clip, image) -> np.ndarray:
-    """(H, W, 3) uint8: the region of ``image`` the visual tokens cover: a family's ``visual_window``, or what a
-    CLIP sees (its preprocessing undone, as ``select --save-overlay`` draws it)."""
+    """(H, W, 3) uint8: the region of ``image`` the visual tokens cover: a family's ``visual_window``, or what
+    a CLIP sees (its preprocessing undone, as ``select --save-overlay`` draws it)."""
     if pipe is not None:
         return np.asarray(pipe.visual_window(image), dtype=np.uint8)
     shown = clip.to_display(clip.preprocess([image]))[0].numpy()
@@ -237,15 +250,17 @@ def _token_strings(text) -> list[list[str]]:
 
 def load(image: str, texts: list[str], model: str | None = None, methods: list[str] | None = None,
          seed: int = 0, image_resize: str = "torchvision") -> ExploreData:
-    """Everything the explorer shows for ``image`` and ``texts`` with ``model`` (default :data:`DEFAULT_MODEL`):
-    a family's ``prepare`` or a CLIP's traces, run once; ``image_resize``: ``--image-resize`` (a family with one)."""
+    """Everything the explorer shows for ``image`` and ``texts`` with ``model`` (default
+    :data:`DEFAULT_MODEL`): a family's ``prepare`` or a CLIP's traces, run once; ``image_resize``:
+    ``--image-resize`` (a family with one)."""
     model = model or DEFAULT_MODEL
     texts = list(texts)
     if not texts:
         raise LiteLVLMError("give at least one text (an expression to ground)")
     family = family_of(model) if names_family(model) else None
     if family is not None and family_input(model) != "image":
-        raise LiteLVLMError(f"--model {model}: the {family} family reads a video; the explorer reads one image")
+        raise LiteLVLMError(f"--model {model}: the {family} family reads a video; the explorer reads one "
+                            "image")
     if family is not None:  # the methods the family refuses, asked of its class before the model loads
 
         cls = get_family(family)

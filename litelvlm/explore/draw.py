@@ -1,5 +1,6 @@
-"""The explorer's pictures as arrays, drawn with numpy alone (no matplotlib on the redraw path): the kept tokens on the
-window, the similarity map with the referent's outline, a mask over the window; and PNG bytes of any of them."""
+"""The explorer's pictures as arrays, drawn with numpy alone (no matplotlib on the redraw path): the kept
+tokens on the window, the similarity map with the referent's outline, a mask over the window; and PNG bytes of
+any of them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import io
 import numpy as np
 from PIL import Image
 
-#: colours of the parts of a selection (LiteLVLM's two: similarity-aware, context-aware), and of a kept token of a
-#: method that names no part
-PART_COLOURS = {"similarity": (230, 97, 1), "context": (44, 123, 182), "": (26, 152, 80), "other": (26, 152, 80)}
+#: colours of the parts of a selection (LiteLVLM's two: similarity-aware, context-aware), and of a kept token
+#: of a method that names no part
+PART_COLOURS = {"similarity": (230, 97, 1), "context": (44, 123, 182), "": (26, 152, 80),
+                "other": (26, 152, 80)}
 #: what the legend calls each part
 PART_LABELS = {"similarity": "similarity-aware (lowest CLIP similarity to [EOS])",
                "context": "context-aware ([CLS]-attended context)", "": "kept", "other": "kept (other part)"}
@@ -32,7 +34,8 @@ def cell_edges(size: int, cells: int) -> np.ndarray:
 
 
 def token_map(values: np.ndarray, grid: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
-    """(H, W, ...) ``values`` of the N tokens (raster order, first axis) spread over their cells of the window."""
+    """(H, W, ...) ``values`` of the N tokens (raster order, first axis) spread over their cells of the
+    window."""
     rows, cols = grid
     ys, xs = cell_edges(shape[0], rows), cell_edges(shape[1], cols)
     r = np.searchsorted(ys, np.arange(shape[0]), side="right") - 1
@@ -40,8 +43,10 @@ def token_map(values: np.ndarray, grid: tuple[int, int], shape: tuple[int, int])
     return np.asarray(values).reshape(rows, cols, *np.shape(values)[1:])[r][:, c]
 
 
-def kept_tokens(window: np.ndarray, grid: tuple[int, int], indices: list[int], parts: list[str]) -> np.ndarray:
-    """(H, W, 3) uint8: the window darkened where tokens were dropped, the kept ones tinted by their part's colour."""
+def kept_tokens(window: np.ndarray, grid: tuple[int, int], indices: list[int],
+                parts: list[str]) -> np.ndarray:
+    """(H, W, 3) uint8: the window darkened where tokens were dropped, the kept ones tinted by their part's
+    colour."""
     n = grid[0] * grid[1]
     colour = np.zeros((n, 3))
     keep = np.zeros(n, dtype=bool)
@@ -91,8 +96,8 @@ def outline(mask: np.ndarray) -> np.ndarray:
 
 def similarity_map(window: np.ndarray, grid: tuple[int, int], values: np.ndarray,
                    referent: np.ndarray | None = None) -> np.ndarray:
-    """(H, W, 3) uint8: each token's similarity on :data:`RAMP` (min..max of this text) over a faint window, the
-    referent's outline on top where there is one."""
+    """(H, W, 3) uint8: each token's similarity on :data:`RAMP` (min..max of this text) over a faint window,
+    the referent's outline on top where there is one."""
     colours = token_map(ramp(normalise(values)), grid, window.shape[:2])
     out = 0.8 * colours + 0.2 * window.astype(np.float64).mean(-1, keepdims=True)
     if referent is not None:

@@ -1,6 +1,6 @@
-"""``notebooks/00_explore.ipynb``: the explorer on a sample image, generated from here (``notebook_text``; a test
-checks that the committed notebook is the generated one). The sample is a toy scene written in REFER layout
-(``litelvlm toy-data``'s writer), so the referent's outline shows without any downloaded data.
+"""``notebooks/00_explore.ipynb``: the explorer on a sample image, generated from here (``notebook_text``; a
+test checks that the committed notebook is the generated one). The sample is a toy scene written in REFER
+layout (``litelvlm toy-data``'s writer), so the referent's outline shows without any downloaded data.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ a **token** of the text to see its attention row in the CLIP text encoder's last
 
 With the defaults the model is {_DEFAULT.replace('(', '(`').replace(')', '`)')} and the image a toy scene written now:
 the views show that the pipeline works, not findings. Set `IMAGE`, `TEXTS` and `MODEL` for your own.
-The same views as one self-contained page: `litelvlm explore --image IMG --text "..." --out page.html`."""
+The same views as one self-contained page: `litelvlm explore --image IMG --text "..." --out page.html`."""  # noqa: E501
 
 PARAMETERS = f"""IMAGE = None  # an image file; None: a toy scene written now in REFER layout (with its referent)
 TEXTS = None  # its expression(s); None: the toy scene's sentence
 MODEL = None  # None: {_DEFAULT}; any {_IMAGE_FAMILIES} model, or a CLIP (no masks)
-METHODS = None  # None: litelvlm, litelvlm-ctx, clip_topsim, random, vispruner (those the model runs)"""
+METHODS = None  # None: litelvlm, litelvlm-ctx, clip_topsim, random, vispruner (those the model runs)"""  # noqa: E501
 
 BODY = """import tempfile
 
@@ -51,7 +51,8 @@ explorer"""
 
 
 def sample_image(folder: str | Path) -> tuple[str, list[str]]:
-    """A toy scene written as a one-image REFER folder under ``folder``: (its image file, [one of its sentences])."""
+    """A toy scene written as a one-image REFER folder under ``folder``: (its image file, [one of its
+    sentences])."""
     root = write_refer(Path(folder) / "toy_refer", n_scenes=1, sentences_per_object=1)
     first = load_refer(root, None, split="all")[0]
     return str(first.image_path), [first.sentence]

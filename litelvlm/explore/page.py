@@ -1,10 +1,11 @@
-"""The explorer as one self-contained HTML file: the views of the notebook widget (slider, method selector, text
-tokens with their attention rows on hover), their data and scripts embedded, nothing fetched.
+"""The explorer as one self-contained HTML file: the views of the notebook widget (slider, method selector,
+text tokens with their attention rows on hover), their data and scripts embedded, nothing fetched.
 
-Each method's kept tokens are stored for every budget computed (4 bits a token: dropped, or kept by which part);
-the masks (a family's ``ground``) at a few budgets (default: N, N/3 and N/18, the paper's 576, 192 and 32 at
-N = 576, and N/9, the budget of the link the command prints and the docs name: 64), as small transparent PNGs drawn
-over the window; at any other budget the mask panel names the budgets the page holds. ``page_html`` builds the text, ``write_page`` writes it.
+Each method's kept tokens are stored for every budget computed (4 bits a token: dropped, or kept by which
+part); the masks (a family's ``ground``) at a few budgets (default: N, N/3 and N/18, the paper's 576, 192 and
+32 at N = 576, and N/9, the budget of the link the command prints and the docs name: 64), as small transparent
+PNGs drawn over the window; at any other budget the mask panel names the budgets the page holds. ``page_html``
+builds the text, ``write_page`` writes it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def decode_codes(text: str, n: int) -> np.ndarray:
 
 
 def _rgba(mask: np.ndarray, colour: tuple[int, int, int], fill: int) -> np.ndarray:
-    """(H, W, 4): ``mask`` filled with ``colour`` at alpha ``fill`` and its outline opaque; transparent elsewhere."""
+    """(H, W, 4): ``mask`` filled with ``colour`` at alpha ``fill`` and its outline opaque; transparent
+    elsewhere."""
     m = np.asarray(mask, dtype=bool)
     out = np.zeros((*m.shape, 4), dtype=np.uint8)
     out[m] = (*colour, fill)
@@ -63,17 +65,20 @@ def _rgba(mask: np.ndarray, colour: tuple[int, int, int], fill: int) -> np.ndarr
 
 
 def method_entry(data: ExploreData, method: str, budgets: list[int] | None) -> dict:
-    """One method's kept tokens at every budget of ``budgets`` (None: N..1) that it can keep, as the page reads
-    them: {budgets, parts, colours, codes: {K: base64}, extra: {K: tokens that are no patch}, baseline}."""
+    """One method's kept tokens at every budget of ``budgets`` (None: N..1) that it can keep, as the page
+    reads them: {budgets, parts, colours, codes: {K: base64}, extra: {K: tokens that are no patch},
+    baseline}."""
     top = data.top_budget(method)
 
     ks = sorted({k for k in (range(top, 0, -1) if budgets is None else budgets) if 1 <= k <= top},
-                reverse=True) or [top]  # none of the budgets fits this method: its full budget alone (kept as given:
+                # none of the budgets fits this method: its full budget alone (kept as given:
+                reverse=True) or [top]
     # the command's Counts, counted once against the largest N, are not checked again where they fit)
     parts: list[str] = []
     codes, extra = {}, {}
     with data.threads():
-        kept_at = {k: data.kept(method, k) for k in tqdm(ks, desc=f"{method}: selections", leave=False, disable=None)}
+        kept_at = {k: data.kept(method, k)
+                   for k in tqdm(ks, desc=f"{method}: selections", leave=False, disable=None)}
     for k in ks:
         kept = kept_at[k]
         c = np.zeros(data.n, dtype=np.uint8)
@@ -85,18 +90,20 @@ def method_entry(data: ExploreData, method: str, budgets: list[int] | None) -> d
         codes[str(k)] = encode_codes(c)
         if n_extra := sum(i < 0 for i in kept.indices):
             extra[str(k)] = n_extra
-    return {"budgets": ks, "parts": parts, "colours": [list(draw.colour_of(p)) for p in parts], "codes": codes,
-            "extra": extra, "baseline": bool(data.spec(method).baseline)}
+    return {"budgets": ks, "parts": parts, "colours": [list(draw.colour_of(p)) for p in parts],
+            "codes": codes, "extra": extra, "baseline": bool(data.spec(method).baseline)}
 
 
-def page_html(data: ExploreData, budgets: list[int] | None = None, mask_budgets: list[int] | None = None) -> str:
+def page_html(data: ExploreData, budgets: list[int] | None = None,
+              mask_budgets: list[int] | None = None) -> str:
     """The page's text: ``data``'s views with every method's selections at ``budgets`` (None: N..1) and the
     predicted masks at ``mask_budgets`` (None: :func:`default_mask_budgets`; [] or a CLIP model: none)."""
     kept = {m: method_entry(data, m, budgets) for m in data.methods}
     images = [f'<img id="window" alt="" src="{draw.data_uri(data.window)}">']
     for t, ref in enumerate(data.referent):
         if ref is not None:
-            images.append(f'<img id="referent-{t}" alt="" src="{draw.data_uri(_rgba(ref, (255, 255, 255), 0))}">')
+            images.append(f'<img id="referent-{t}" alt="" '
+                          f'src="{draw.data_uri(_rgba(ref, (255, 255, 255), 0))}">')
     shown_masks: list[int] = []
     if data.predicts_masks:
         wanted = default_mask_budgets(data.n) if mask_budgets is None else mask_budgets
@@ -128,8 +135,8 @@ def page_html(data: ExploreData, budgets: list[int] | None = None, mask_budgets:
 def made_by(data: ExploreData) -> str:
     """The line naming what made the page: image, texts, model (and its kind of weights), methods."""
     return (f"image {Path(data.image_path).name}; texts {data.texts}; model {data.model} "
-            f"({data.family or 'CLIP'}, {weights_kind(data.model)} weights); methods {', '.join(data.methods)}; "
-            f"litelvlm {__version__}")
+            f"({data.family or 'CLIP'}, {weights_kind(data.model)} weights); methods "
+            f"{', '.join(data.methods)}; litelvlm {__version__}")
 
 
 def write_page(data: ExploreData, out: str | Path, budgets: list[int] | None = None,

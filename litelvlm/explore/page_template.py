@@ -1,9 +1,9 @@
 """The self-contained page's HTML, style and script (:mod:`litelvlm.explore.page` fills in the data).
 
-The script reads the data embedded in ``<script id="data" type="application/json">`` and the images embedded as
-hidden ``<img>`` data URIs, and draws on canvases; no request leaves the page. The URL fragment
-(``#method=litelvlm&budget=64&text=0&token=5``) sets the view on load and follows every change. After each draw
-``document.body.dataset.view`` holds the view as JSON (what the browser test reads).
+The script reads the data embedded in ``<script id="data" type="application/json">`` and the images embedded
+as hidden ``<img>`` data URIs, and draws on canvases; no request leaves the page. The URL fragment
+(``#method=litelvlm&budget=64&text=0&token=5``) sets the view on load and follows every change. After each
+draw ``document.body.dataset.view`` holds the view as JSON (what the browser test reads).
 """
 
 TEMPLATE = r"""<!DOCTYPE html>
@@ -175,4 +175,4 @@ window.addEventListener("error", (e) => { document.body.dataset.error = String(e
 if (document.readyState === "complete") setup(); else window.addEventListener("load", setup);
 </script>
 </body></html>
-"""
+"""  # noqa: E501

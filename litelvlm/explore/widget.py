@@ -1,9 +1,9 @@
 """The notebook explorer: ipywidgets over :class:`~litelvlm.explore.data.ExploreData`.
 
 A budget slider (N down to 1) and a method selector redraw the kept tokens from the cached selections; an
-expression selector switches the similarity map, the referent outline and the text tokens; choosing a token shows its
-attention row in the text encoder's last layer; "predict mask" runs the family's ``ground`` once per method and
-budget (then cached). Redrawing reads caches and draws with numpy (:mod:`litelvlm.explore.draw`).
+expression selector switches the similarity map, the referent outline and the text tokens; choosing a token
+shows its attention row in the text encoder's last layer; "predict mask" runs the family's ``ground`` once per
+method and budget (then cached). Redrawing reads caches and draws with numpy (:mod:`litelvlm.explore.draw`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from . import draw
 from .data import ExploreData
 
 #: a line on every view: this project's tool, not the paper's
-TOOL_LABEL = ("litelvlm explore: this project's own explorer (not part of LiteLVLM's official code or project "
-              "page)")
+TOOL_LABEL = ("litelvlm explore: this project's own explorer (not part of LiteLVLM's official code or "
+              "project page)")
 
 
 def attention_html(tokens: list[str], row: np.ndarray, chosen: int) -> str:
-    """The text tokens, each shaded by the attention token ``chosen`` pays it in the last layer (its causal row)."""
+    """The text tokens, each shaded by the attention token ``chosen`` pays it in the last layer (its causal
+    row)."""
     top = float(row.max()) if row.size else 1.0
     spans = []
     for j, tok in enumerate(tokens):
@@ -38,7 +39,8 @@ def attention_html(tokens: list[str], row: np.ndarray, chosen: int) -> str:
 
 
 def caption(data: ExploreData, method: str, budget: int) -> str:
-    """What the kept-tokens view shows: the method, K of N, what each part supplied, tokens that are no patch."""
+    """What the kept-tokens view shows: the method, K of N, what each part supplied, tokens that are no
+    patch."""
     kept = data.kept(method, budget)
     counts = {p: kept.parts.count(p) for p in kept.part_names()}
     parts = ", ".join(f"{draw.PART_LABELS.get(p, p).split(' (')[0]} {c}" for p, c in counts.items())
@@ -50,9 +52,9 @@ def caption(data: ExploreData, method: str, budget: int) -> str:
 
 
 class Explorer:
-    """The widget; display it (``display(explorer)``, or as a cell's last value). ``precompute``: compute every
-    budget of a method that acts on CLIP's tokens when it is first shown, so that the slider redraws from the
-    cache."""
+    """The widget; display it (``display(explorer)``, or as a cell's last value). ``precompute``: compute
+    every budget of a method that acts on CLIP's tokens when it is first shown, so that the slider redraws
+    from the cache."""
 
     def __init__(self, data: ExploreData, precompute: bool = True) -> None:
         w = optional_import("ipywidgets")
@@ -62,7 +64,8 @@ class Explorer:
         self.method = w.Dropdown(options=data.methods, value=first, description="method")
         self.budget = w.IntSlider(min=1, max=data.top_budget(first), value=data.n, description="budget K",
                                   continuous_update=True)
-        self.text = w.Dropdown(options=[(t, i) for i, t in enumerate(data.texts)], value=0, description="text")
+        self.text = w.Dropdown(options=[(t, i) for i, t in enumerate(data.texts)], value=0,
+                               description="text")
         self.token = w.ToggleButtons(options=self._token_options(0), value=len(data.tokens[0]) - 1,
                                      description="token", style={"button_width": "auto"})
         self.kept_view, self.sim_view, self.mask_view = (w.Image(format="jpeg") for _ in range(3))
@@ -71,13 +74,19 @@ class Explorer:
         banner = f"<div style='color:#b2182b'><b>{html.escape(data.banner)}</b></div>" if data.banner else ""
         header = w.HTML(f"<div><i>{html.escape(TOOL_LABEL)}</i></div>{banner}"
                         f"<div>{html.escape(data.referent_note)}</div>")
-        legend = w.HTML(" ".join(f"<span style='color:rgb{draw.colour_of(p)}'>&#9632;</span> {html.escape(label)}"
-                                 for p, label in draw.PART_LABELS.items() if p in ("similarity", "context", "")))
+        legend = w.HTML(
+            " ".join(f"<span style='color:rgb{draw.colour_of(p)}'>&#9632;</span> {html.escape(label)}"
+                                 for p,
+                                 label in draw.PART_LABELS.items() if p in ("similarity", "context", "")))
         panels = w.HBox([w.VBox([w.HTML("<b>kept tokens</b>"), self.kept_view]),
                          w.VBox([w.HTML("<b>CLIP similarity to [EOS]</b> (per token; referent outlined)"),
                                  self.sim_view]),
-                         w.VBox([w.HTML("<b>predicted mask</b>"), self.mask_view, self.mask_button, self.mask_note])])
-        self.widget = w.VBox([header, w.HBox([self.method, self.budget]), self.text, legend, self.caption, panels,
+                         w
+                         .VBox(
+                             [w.HTML("<b>predicted mask</b>"), self.mask_view, self.mask_button,
+                              self.mask_note])])
+        self.widget = w.VBox(
+            [header, w.HBox([self.method, self.budget]), self.text, legend, self.caption, panels,
                               self.token, self.attention])
         self.method.observe(self._on_method, names="value")
         self.budget.observe(lambda _: self.redraw(similarity=False), names="value")
@@ -94,7 +103,8 @@ class Explorer:
         return [(tok, j) for j, tok in enumerate(self.data.tokens[t])]
 
     def _prepare(self, method: str) -> None:
-        """Compute ``method``'s selections once: every budget when cheap (a CLIP-side method) and asked for."""
+        """Compute ``method``'s selections once: every budget when cheap (a CLIP-side method) and asked
+        for."""
         if self.precompute and self.data.spec(method).acts_on_clip:
             self.data.precompute(method)
 
@@ -119,13 +129,14 @@ class Explorer:
         self.redraw()
 
     def redraw(self, similarity: bool = True) -> None:
-        """Draw the views for the current state from the caches (a selection not yet computed is computed once);
-        ``similarity``: the similarity map too (it changes with the text only)."""
+        """Draw the views for the current state from the caches (a selection not yet computed is computed
+        once); ``similarity``: the similarity map too (it changes with the text only)."""
         d, method, k, t = self.data, self.method.value, self.budget.value, self.text.value
         kept = d.kept(method, k)
         self.kept_view.value = draw.jpeg(draw.kept_tokens(d.window, d.grid, kept.indices, kept.parts))
         if similarity:
-            self.sim_view.value = draw.jpeg(draw.similarity_map(d.window, d.grid, d.similarity[t], d.referent[t]))
+            self.sim_view.value = draw.jpeg(
+                draw.similarity_map(d.window, d.grid, d.similarity[t], d.referent[t]))
         masks = d.mask_cache.get((method, k))
         if masks is not None:
             self.mask_view.value = draw.jpeg(draw.mask_overlay(d.window, masks[t]))
@@ -135,7 +146,8 @@ class Explorer:
                 self._no_mask = draw.jpeg((d.window * 0.35).astype(np.uint8))
             self.mask_view.value = self._no_mask
             self.mask_note.value = ("not computed yet at this method and budget: press 'predict mask'"
-                                    if d.predicts_masks else "a CLIP alone predicts no mask (give a grounding model)")
+                                    if d.predicts_masks else "a CLIP alone predicts no mask (give a "
+                                    "grounding model)")
         self.caption.value = html.escape(caption(d, method, k))
         self._draw_attention()
         self.redraws += 1

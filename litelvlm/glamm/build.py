@@ -13,7 +13,8 @@ from .tokenizer import build_tiny_tokenizer
 
 def build_glamm(arch: str | GlammArch = "tiny", device: str | torch.device = "cpu",
                 dtype: torch.dtype = torch.float32, seed: int = 0,
-                vocab_size: int | None = None, init_on_device: bool = False, fill: str = "auto") -> GlammModel:
+                vocab_size: int | None = None, init_on_device: bool = False,
+                fill: str = "auto") -> GlammModel:
     """A randomly initialised ``GlammModel`` (eval mode, no grads); ``device="meta"`` allocates nothing.
 
     ``vocab_size`` overrides the architecture's (the tiny one takes its tokenizer's length).

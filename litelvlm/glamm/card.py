@@ -1,5 +1,5 @@
-"""GLaMM's card: what the suite knows of the family before its code loads (:class:`litelvlm.family_card.FamilyCard`).
-Imports nothing heavy."""
+"""GLaMM's card: what the suite knows of the family before its code loads
+(:class:`litelvlm.family_card.FamilyCard`). Imports nothing heavy."""
 
 from __future__ import annotations
 

@@ -25,9 +25,9 @@ vision tower's, so the released state dict holds the region encoder's 43 tensors
     model.region_encoder.mlvl_fuse.fuse_convs.{f}.conv.weight               mmcv ConvModule 3x3 (no bias)
     model.region_encoder.mlvl_fuse.fuse_convs.{f}.gn.{weight,bias}          its GroupNorm(64, 1024)
     model.region_encoder.roi_align.pconvs.{l}.{weight,bias}                 Conv2d 1024 -> 1024, 3x3
-    model.region_encoder.roi_align.pos_embedd.{0,2,3,5}.{weight,bias}       Linear, LayerNorm, Linear, LayerNorm
-    model.region_encoder.roi_align.flatten_linear.{weight,bias}             Linear 1024*14*14 -> 1024
-    model.region_encoder.roi_align.updims.{weight,bias}                     Linear 1024 -> 4096
+    model.region_encoder.roi_align.pos_embedd.{0,2,3,5}.{weight,bias}       Linear, LayerNorm, Linear,
+    LayerNorm model.region_encoder.roi_align.flatten_linear.{weight,bias}             Linear 1024*14*14 ->
+    1024 model.region_encoder.roi_align.updims.{weight,bias}                     Linear 1024 -> 4096
 
 It only encodes ``<bbox>`` region prompts, which referring segmentation never has, so ``GlammModel``
 lacks it and every ``model.region_encoder.*`` tensor is dropped (counted and logged in one line).
@@ -89,9 +89,12 @@ SAM_KEY_PAIRS: tuple[tuple[str, str], ...] = (
     ("mask_decoder.output_upscaling.0.", "mask_decoder.upscale_conv1."),
     ("mask_decoder.output_upscaling.1.", "mask_decoder.upscale_layer_norm."),
     ("mask_decoder.output_upscaling.3.", "mask_decoder.upscale_conv2."),
-    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.0.", "mask_decoder.output_hypernetworks_mlps.{a}.proj_in."),
-    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.1.", "mask_decoder.output_hypernetworks_mlps.{a}.layers.0."),
-    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.2.", "mask_decoder.output_hypernetworks_mlps.{a}.proj_out."),
+    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.0.",
+     "mask_decoder.output_hypernetworks_mlps.{a}.proj_in."),
+    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.1.",
+     "mask_decoder.output_hypernetworks_mlps.{a}.layers.0."),
+    ("mask_decoder.output_hypernetworks_mlps.{a}.layers.2.",
+     "mask_decoder.output_hypernetworks_mlps.{a}.proj_out."),
     ("mask_decoder.iou_prediction_head.layers.0.", "mask_decoder.iou_prediction_head.proj_in."),
     ("mask_decoder.iou_prediction_head.layers.1.", "mask_decoder.iou_prediction_head.layers.0."),
     ("mask_decoder.iou_prediction_head.layers.2.", "mask_decoder.iou_prediction_head.proj_out."),
@@ -196,8 +199,9 @@ def _weight_files(path: Path) -> list[Path]:
     for single in ("model.safetensors", "pytorch_model.bin"):
         if (path / single).exists():
             return [path / single]
-    raise LiteLVLMError(f"no checkpoint weights in {path}: expected pytorch_model.bin, pytorch_model.bin.index.json "
-                        "+ shards, model.safetensors or model.safetensors.index.json + shards")
+    raise LiteLVLMError(f"no checkpoint weights in {path}: expected pytorch_model.bin, "
+                        "pytorch_model.bin.index.json + shards, model.safetensors or "
+                        "model.safetensors.index.json + shards")
 
 
 def _read_file(f: Path, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
@@ -307,7 +311,8 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_dir():
         raise LiteLVLMError(f"GLaMM checkpoint folder {path} does not exist")
-    cfg = check_model_folder(path, FOLDER)   # config types and tokenizer files, before transformers reads them
+    # config types and tokenizer files, before transformers reads them
+    cfg = check_model_folder(path, FOLDER)
     tokenizer = load_tokenizer(path)
     sd, ignored = split_ignored(read_state_dict(path, dtype))
     _report_ignored(ignored, str(path))
@@ -329,7 +334,8 @@ def load_glamm_checkpoint(path: str | Path, device: str | torch.device = "cpu",
 
 def _materialize_rest(model, device) -> None:
     """Give storage on ``device`` to what the checkpoint does not hold (the CLIP tower, replaced when a
-    CLIP backend's tower is shared) and rebuild the non-persistent buffers (RoPE frequencies, position ids)."""
+    CLIP backend's tower is shared) and rebuild the non-persistent buffers (RoPE frequencies, position
+    ids)."""
     for module in model.modules():
         if any(t.is_meta for t in (*module.parameters(recurse=False), *module.buffers(recurse=False))):
             module.to_empty(device=device, recurse=False)

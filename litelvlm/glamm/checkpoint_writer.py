@@ -55,14 +55,17 @@ def _glamm_config(model, dtype: torch.dtype) -> dict:
             "num_attention_heads": a.llm_heads, "num_key_value_heads": a.llm_kv_heads,
             "rms_norm_eps": a.rms_norm_eps, "rope_theta": a.rope_theta,
             "max_position_embeddings": a.max_positions, "vocab_size": a.vocab_size, "hidden_act": "silu",
-            "mm_vision_tower": "openai/clip-vit-large-patch14-336", "mm_hidden_size": a.clip_arch.vision_width,
+            "mm_vision_tower": "openai/clip-vit-large-patch14-336",
+            "mm_hidden_size": a.clip_arch.vision_width,
             "mm_vision_select_layer": a.feature_layer, "mm_use_im_start_end": True, "out_dim": a.prompt_dim,
-            "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "torch_dtype": str(dtype).replace("torch.", "")}
+            "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+            "torch_dtype": str(dtype).replace("torch.", "")}
 
 
 def save_glamm_checkpoint(model, tokenizer, path: str | Path, shards: int = 2, fmt: str = "bin",
                           extra_config: dict | None = None, write_arch: bool = True,
-                          max_shard_bytes: int | None = None, tokenizer_dir: str | Path | None = None) -> Path:
+                          max_shard_bytes: int | None = None,
+                          tokenizer_dir: str | Path | None = None) -> Path:
     """Write ``model`` in the GLaMM-RefSeg layout (``fmt`` ``"bin"`` or ``"safetensors"``; ``shards``
     files, or files of at most ``max_shard_bytes``). The tokenizer is ``tokenizer.save_pretrained``,
     or the files of a slow tokenizer folder ``tokenizer_dir`` copied as they are."""
@@ -104,8 +107,8 @@ def save_glamm_checkpoint(model, tokenizer, path: str | Path, shards: int = 2, f
 def _copy_tokenizer(src: Path, dst: Path) -> None:
     missing = [f for f in TOKENIZER_FILES[:2] if not (src / f).is_file()]
     if missing:
-        raise LiteLVLMError(f"tokenizer folder {src} lacks {', '.join(missing)} (a slow Llama tokenizer folder "
-                            "such as GLaMM-RefSeg's is needed)")
+        raise LiteLVLMError(f"tokenizer folder {src} lacks {', '.join(missing)} (a slow Llama tokenizer "
+                            "folder such as GLaMM-RefSeg's is needed)")
     for f in TOKENIZER_FILES:
         if (src / f).is_file():
             shutil.copyfile(src / f, dst / f)
@@ -146,4 +149,5 @@ def save_random_glamm(path: str | Path, arch: str = "tiny", seed: int = 0, shard
     return out
 
 
-__all__ = ["TOKENIZER_FILES", "glamm_state_dict", "save_glamm_checkpoint", "save_random_glamm", "shard_groups"]
+__all__ = ["TOKENIZER_FILES", "glamm_state_dict", "save_glamm_checkpoint", "save_random_glamm",
+           "shard_groups"]

@@ -83,8 +83,8 @@ ARCHS: dict[str, GlammArch] = {
         name="scaled", clip=ClipArch(336, 14, 128, 6, 2, 64, 2, 2, 64), llm_hidden=512, llm_layers=4,
         llm_intermediate=1376, llm_heads=8, llm_kv_heads=8, vocab_size=4000, sam_hidden=128, sam_layers=8,
         sam_heads=2, sam_global_attn=(1, 3, 5, 7), sam_window=8, sam_patch=16, sam_decoder_mlp=256,
-        sam_decoder_heads=2, prompt_dim=32, sam_image_size=512, sam_mask_input_channels=4, max_positions=2048),
-    "tiny": GlammArch(
+        sam_decoder_heads=2, prompt_dim=32, sam_image_size=512, sam_mask_input_channels=4, max_positions=2048)
+    , "tiny": GlammArch(
         name="tiny", clip="tiny-336", llm_hidden=64, llm_layers=4, llm_intermediate=128, llm_heads=4,
         llm_kv_heads=4, vocab_size=None, sam_hidden=32, sam_layers=2, sam_heads=2, sam_global_attn=(1,),
         sam_window=4, sam_patch=64, sam_decoder_mlp=64, sam_decoder_heads=2, prompt_dim=32,
@@ -138,8 +138,10 @@ def llava_config(arch: GlammArch):
 
 def sam_config(arch: GlammArch):
     """transformers ``SamConfig`` of the grounding encoder and mask decoder."""
-    vision = dict(hidden_size=arch.sam_hidden, output_channels=arch.prompt_dim, num_hidden_layers=arch.sam_layers,
-                  num_attention_heads=arch.sam_heads, image_size=arch.sam_image_size, patch_size=arch.sam_patch,
+    vision = dict(hidden_size=arch.sam_hidden, output_channels=arch.prompt_dim,
+                  num_hidden_layers=arch.sam_layers,
+                  num_attention_heads=arch.sam_heads, image_size=arch.sam_image_size,
+                  patch_size=arch.sam_patch,
                   window_size=arch.sam_window, global_attn_indexes=list(arch.sam_global_attn),
                   num_pos_feats=arch.prompt_dim // 2, mlp_dim=4 * arch.sam_hidden)
     prompt = dict(hidden_size=arch.prompt_dim, image_size=arch.sam_image_size, patch_size=arch.sam_patch,

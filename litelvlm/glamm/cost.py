@@ -1,17 +1,19 @@
 """GLaMM's cost description for the efficiency study (``COST``, its card's ``cost``).
 
-GLaMM = CLIP ViT-L/14-336 (visual tokens) -> 2-layer GELU projector -> Llama-2-7B (Vicuna) LLM -> SAM ViT-H image
-encoder + mask decoder (the [SEG] token's hidden state is the prompt). Every size is a preset of
-:data:`litelvlm.glamm.config.ARCHS` (``glamm-7b``, ``scaled``, ``tiny``), built by ``litelvlm.glamm`` so the model
-counted and timed is the model ``eval-grounding`` runs; the study only adds the prompt length around the visual
-tokens (:data:`OFFICIAL_PROMPT_TOKENS`).
+GLaMM = CLIP ViT-L/14-336 (visual tokens) -> 2-layer GELU projector -> Llama-2-7B (Vicuna) LLM -> SAM ViT-H
+image encoder + mask decoder (the [SEG] token's hidden state is the prompt). Every size is a preset of
+:data:`litelvlm.glamm.config.ARCHS` (``glamm-7b``, ``scaled``, ``tiny``), built by ``litelvlm.glamm`` so the
+model counted and timed is the model ``eval-grounding`` runs; the study only adds the prompt length around the
+visual tokens (:data:`OFFICIAL_PROMPT_TOKENS`).
 
-:func:`litelvlm.glamm.cost_parts.build_pipeline` assembles what ``GlammPipeline.from_model_string`` loads from files, in memory: the
-``GlammModel`` of the arch's preset (created directly on the device in the target dtype; ``meta`` needs no memory,
-so the full 7B model can be counted anywhere), a transformers ``CLIPModel`` of the arch's tower behind the
-library's ``HFClip`` backend, and the tiny LLM tokenizer. ``cost_parts.prepare`` runs the pipeline's own per-image steps
-(``prepare_image``, ``with_sentences``) on the study's photo and sentence, then gives the prompt the study's
-fixed length (``cost_parts.with_sentence``). Those, the parts and the FLOPs rows: :mod:`litelvlm.glamm.cost_parts`.
+:func:`litelvlm.glamm.cost_parts.build_pipeline` assembles what ``GlammPipeline.from_model_string`` loads from
+files, in memory: the ``GlammModel`` of the arch's preset (created directly on the device in the target dtype;
+``meta`` needs no memory, so the full 7B model can be counted anywhere), a transformers ``CLIPModel`` of the
+arch's tower behind the library's ``HFClip`` backend, and the tiny LLM tokenizer. ``cost_parts.prepare`` runs
+the pipeline's own per-image steps (``prepare_image``, ``with_sentences``) on the study's photo and sentence,
+then gives the prompt the study's fixed length (``cost_parts.with_sentence``). Those, the parts and the FLOPs
+rows:
+:mod:`litelvlm.glamm.cost_parts`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ if TYPE_CHECKING:  # the pipeline imports torch and transformers: only when an a
     from .config import GlammArch
 
 _DESCRIPTIONS = {
-    "glamm-7b": "GLaMM-7B (litelvlm.lvlm ARCHS['glamm-7b']): CLIP ViT-L/14-336, Llama-2-7B (Vicuna), SAM ViT-H",
+    "glamm-7b": "GLaMM-7B (litelvlm.lvlm ARCHS['glamm-7b']): CLIP ViT-L/14-336, Llama-2-7B (Vicuna), SAM "
+    "ViT-H",
     "scaled": "GLaMM family scaled for CPU timing: LLM d=512 L=4 m=1376; CLIP width 128 (24x24 grid); "
               "SAM width 128 at 512 px",
     "tiny": "litelvlm.lvlm ARCHS['tiny'] (576 visual tokens, tiny widths), for tests",
@@ -72,7 +75,8 @@ def _tiny_vocab() -> int:
 
 
 def glamm_arch(name: str, glamm: GlammArch, text_tokens: int, prefix_tokens: int) -> GlammCostArch:
-    """The GLaMM architecture of ``glamm``'s sizes: its LLM, N = its CLIP grid (576 for ViT-L/14 at 336 px)."""
+    """The GLaMM architecture of ``glamm``'s sizes: its LLM, N = its CLIP grid (576 for ViT-L/14 at 336
+    px)."""
     return GlammCostArch(name, "glamm", name, glamm, glamm.num_visual_tokens, text_tokens, prefix_tokens,
                          _DESCRIPTIONS.get(name, ""), glamm=glamm)
 
@@ -83,7 +87,8 @@ def with_sizes(arch: GlammCostArch, **sizes) -> GlammCostArch:
 
 
 class GlammCost(FamilyCost):
-    """GLaMM's cost: its presets at the official prompt's length, its parts (:mod:`litelvlm.glamm.cost_parts`)."""
+    """GLaMM's cost: its presets at the official prompt's length, its parts
+    (:mod:`litelvlm.glamm.cost_parts`)."""
 
     family = "glamm"
     archs = CARD.cost_archs

@@ -10,16 +10,16 @@ counted and timed is what ``eval-grounding`` runs:
   ``prepared.selector_inputs()``, as ``litelvlm.lvlm.prune.clip_side``);
 * ``projector``: ``model.project`` on the rows ``ground`` projects (all N patch tokens, of which it
   then gathers the kept ones; the K merged features of a merging method such as VisionZip);
-* ``prefill``: the shared LLM prefill of a token schedule (:class:`litelvlm.cost.parts.PrefillParts`), plus the LM
-  head on every position: the logits GLaMM's generation computes in its prefill (``ground`` itself reads the
-  hidden states only);
+* ``prefill``: the shared LLM prefill of a token schedule (:class:`litelvlm.cost.parts.PrefillParts`), plus
+  the LM head on every position: the logits GLaMM's generation computes in its prefill (``ground`` itself
+  reads the hidden states only);
 * ``sam``: SAM's image encoder (``prepare_image``) and ``ground``'s mask decoding (``seg_prompts``,
   ``decode_masks``, ``upscale_masks``);
 * ``e2e``: ``prepare_image`` + ``with_sentences`` + ``ground``, i.e. :func:`litelvlm.glamm.cost.prepare`
   and ``GlammPipeline.ground(prepared, method, budget)``.
 
-The FLOPs rows (:func:`count_rows`): FlopCounterMode counts the parts on a ``meta`` pipeline (no memory: the full 7B
-model anywhere), the selectors on true shapes (:class:`~litelvlm.cost.meta.SelectorBench`).
+The FLOPs rows (:func:`count_rows`): FlopCounterMode counts the parts on a ``meta`` pipeline (no memory: the
+full 7B model anywhere), the selectors on true shapes (:class:`~litelvlm.cost.meta.SelectorBench`).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from .tokenizer import build_tiny_tokenizer
 
 def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
                method_args: Any) -> list[CountedRow]:
-    """GLaMM's FLOPs rows: CLIP, text (for the methods that read it), selector, projector, prefill and SAM, and
-    the end-to-end sum, with the ``meta`` activation of every prefill."""
+    """GLaMM's FLOPs rows: CLIP, text (for the methods that read it), selector, projector, prefill and SAM,
+    and the end-to-end sum, with the ``meta`` activation of every prefill."""
     with MetaScalars():
         pipe = build_pipeline(arch, "meta", dtype, attns[0])
         parts = PipelineParts(pipe, arch, method_args)
@@ -72,7 +72,8 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
                 with MetaScalars():
                     proj_flops[vis_in] = count_flops(lambda n=vis_in: parts.run_projector(n))[0]
             proj = proj_flops[vis_in]
-            own = {"clip_tflops": const["clip"] / 1e12, "text_tflops": text / 1e12, "selector_tflops": sel / 1e12,
+            own = {"clip_tflops": const["clip"] / 1e12, "text_tflops": text / 1e12,
+                   "selector_tflops": sel / 1e12,
                    "projector_tflops": proj / 1e12, "sam_tflops": const["sam"] / 1e12,
                    "e2e_tflops": (const["clip"] + text + sel + proj + flops + const["sam"]) / 1e12}
             rows.append(CountedRow(attn, method, budget, plan, flops, peak, kept, own))
@@ -80,7 +81,8 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
 
 
 class PipelineParts(PrefillParts):
-    """The parts of one grounding call of a GLaMM ``pipe`` (one synthetic image, one sentence, the arch's prompt)."""
+    """The parts of one grounding call of a GLaMM ``pipe`` (one synthetic image, one sentence, the arch's
+    prompt)."""
 
     def __init__(self, pipe, arch: CostArch, method_args: Any = None, image: Image.Image | None = None):
         self.pipe, self.arch, self.method_args = pipe, arch, method_args
@@ -101,7 +103,8 @@ class PipelineParts(PrefillParts):
 
     def part_times(self, method: str, fixed: dict[str, float], selector_ms: float) -> dict[str, float]:
         text = fixed["text_ms"] if self.arch.spec(method).needs_text else 0.0
-        return {"clip_ms": fixed["clip_ms"], "text_ms": text, "selector_ms": selector_ms, "sam_ms": fixed["sam_ms"]}
+        return {"clip_ms": fixed["clip_ms"], "text_ms": text, "selector_ms": selector_ms,
+                "sam_ms": fixed["sam_ms"]}
 
     def projector_rows(self, selection) -> int:
         """How many rows ``ground`` projects after ``selection`` (None: no CLIP-side selection)."""
@@ -119,8 +122,8 @@ class PipelineParts(PrefillParts):
         return with_sentence(self.pipe, self.arch, self.base)
 
     def run_select(self, method: str, budget: int):
-        """The selection of a CLIP-side method (``ground``'s first step for it), or a tower-stage method's (its run of
-        the CLIP tower's blocks)."""
+        """The selection of a CLIP-side method (``ground``'s first step for it), or a tower-stage method's
+        (its run of the CLIP tower's blocks)."""
         spec = self.pipe.spec(method)
         if spec.prunes_in_vision_tower:
             return spec.select(self.pipe.tower_context(self.prepared), budget)
@@ -132,7 +135,8 @@ class PipelineParts(PrefillParts):
         return self.pipe.model.project(feats.to(self.pipe.dtype))
 
     def run_sam(self) -> torch.Tensor:
-        """Mask logits at the image size: SAM's image encoder, then ``ground``'s mask decoding of one [SEG]."""
+        """Mask logits at the image size: SAM's image encoder, then ``ground``'s mask decoding of one
+        [SEG]."""
         model = self.pipe.model
         embeddings = model.sam.get_image_embeddings(self.sam_pixels)
         low = model.decode_masks(embeddings, model.seg_prompts(self.seg_hidden))
@@ -153,8 +157,8 @@ def set_attention(pipe, attn: str) -> None:
 
 def build_pipeline(arch: CostArch, device="meta", dtype=None, attn: str = "sdpa", seed: int = 0,
                    quantize: str = "none", quantize_backend: str = "bitsandbytes"):
-    """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype`` (default float32), LLM/CLIP
-    attention ``attn``; ``quantize`` (``int8``/``nf4``) its decoder layers' weights as
+    """A ``GlammPipeline`` of ``arch`` with random weights on ``device`` in ``dtype`` (default float32),
+    LLM/CLIP attention ``attn``; ``quantize`` (``int8``/``nf4``) its decoder layers' weights as
     ``GlammPipeline.from_model_string`` does."""
     dtype = torch.float32 if dtype is None else dtype
     if quantize != "none" and torch.device(device).type == "meta":
@@ -181,8 +185,8 @@ def prompt_ids(arch: CostArch, seg_token_id: int):
 
 
 def with_sentence(pipe, arch: CostArch, base):
-    """``with_sentences`` of the pipeline for the study's sentence (prompt and CLIP text trace), with the prompt ids
-    of :func:`prompt_ids` (the study's prompt length) in place of the tokenised prompt."""
+    """``with_sentences`` of the pipeline for the study's sentence (prompt and CLIP text trace), with the
+    prompt ids of :func:`prompt_ids` (the study's prompt length) in place of the tokenised prompt."""
     return replace(pipe.with_sentences(base, [SENTENCE]), input_ids=prompt_ids(arch, pipe.seg_token_id))
 
 

@@ -1,4 +1,5 @@
-"""What a GLaMM model folder must hold before its loader reads it (:func:`litelvlm.model_folder.check_model_folder`)."""
+"""What a GLaMM model folder must hold before its loader reads it
+(:func:`litelvlm.model_folder.check_model_folder`)."""
 
 from __future__ import annotations
 
@@ -14,4 +15,5 @@ _ARCH = {"name": "str", "clip": "str|dict", "vocab_size": "int|null", "sam_globa
 
 #: a GLaMM-RefSeg folder (or one written by this project): LLaVA's config keys and the LLaMA tokenizer
 FOLDER = FolderSchema("config.json", {**LLM_SCHEMA, "mm_vision_select_layer": "int", "out_dim": "int",
-                                      "litelvlm_arch": "dict", **prefixed("litelvlm_arch.", _ARCH)}, TOKENIZER_FILES)
+                                      "litelvlm_arch": "dict", **prefixed("litelvlm_arch.", _ARCH)},
+                      TOKENIZER_FILES)

@@ -66,16 +66,19 @@ class GlammModel(nn.Module):
         _, c, hh, ww = image_embeddings.shape
         pe = sam.get_image_wide_positional_embeddings().to(image_embeddings.dtype)
         dense = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, c, hh, ww)
-        sparse = prompts.to(image_embeddings.dtype)[None, :, None, :]  # (image batch 1, S prompts, 1 token, C)
+        # (image batch 1, S prompts, 1 token, C)
+        sparse = prompts.to(image_embeddings.dtype)[None, :, None, :]
         low, _ = sam.mask_decoder(image_embeddings=image_embeddings, image_positional_embeddings=pe,
                                   sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                                   multimask_output=False)
         return low[0]  # (S, 1, 4h, 4w)
 
-    def decode_masks_many(self, image_embeddings: list[torch.Tensor], prompts: list[torch.Tensor]) -> list[torch.Tensor]:
-        """:meth:`decode_masks` of several images ((1, C, h, w) each, with their (S_i, C) prompts) in one mask-decoder
-        call: every (image, prompt) pair is one decoder batch row, as ``decode_masks`` makes one row per prompt (the
-        decoder repeats the image per prompt); the rows never mix. Returns each image's (S_i, 1, 4h, 4w)."""
+    def decode_masks_many(self, image_embeddings: list[torch.Tensor],
+                          prompts: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`decode_masks` of several images ((1, C, h, w) each, with their (S_i, C) prompts) in one
+        mask-decoder call: every (image, prompt) pair is one decoder batch row, as ``decode_masks`` makes one
+        row per prompt (the decoder repeats the image per prompt); the rows never mix. Returns each image's
+        (S_i, 1, 4h, 4w)."""
         sam = self.sam
         counts = [int(p.shape[0]) for p in prompts]
         emb = torch.cat([e.expand(n, -1, -1, -1) for e, n in zip(image_embeddings, counts, strict=True)])

@@ -87,8 +87,8 @@ class PreparedImage:
 def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None,
                       device: str | torch.device = "cpu") -> Path:
     """The random GLaMM of preset ``base`` in the GLaMM-RefSeg layout, written once to the cache folder
-    (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``, built on
-    ``device``; the tiny one on the CPU, as its weights are pinned)."""
+    (the full-size one in bfloat16 sharded safetensors with the slow tokenizer folder ``tokenizer_dir``, built
+    on ``device``; the tiny one on the CPU, as its weights are pinned)."""
     full = base != "tiny"
 
     def write(folder: Path, fill: str) -> None:
@@ -105,9 +105,9 @@ def _random_model_dir(base: str, seed: int, tokenizer_dir: str | None = None,
 
 
 def _built_random(base: str, seed: int, tokenizer_dir: str | None, device, dtype: torch.dtype):
-    """(model, tokenizer) of the random GLaMM of preset ``base`` built in memory (``validate --no-write``): the
-    weights and tokenizer its written folder (:func:`_random_model_dir`) loads back, with no checkpoint written (the
-    tiny tokenizer's small files go through a temporary folder)."""
+    """(model, tokenizer) of the random GLaMM of preset ``base`` built in memory (``validate --no-write``):
+    the weights and tokenizer its written folder (:func:`_random_model_dir`) loads back, with no checkpoint
+    written (the tiny tokenizer's small files go through a temporary folder)."""
     full = base != "tiny"
     if full and tokenizer_dir is None:
         raise LiteLVLMError(f"{base}-random needs the slow GLaMM-RefSeg tokenizer folder (e.g. --tokenizer "
@@ -148,7 +148,8 @@ class GlammPipeline(GroundingPipeline):
         self.quantization = None
         #: hooks that run the decoder layers in float32 (``layer_dtype="float32"``), empty otherwise
         self.layer_hooks: list = []
-        #: what ``layer_dtype="auto"`` chose and why (:func:`litelvlm.lvlm.upcast.resolve_layer_dtype`), else None
+        #: what ``layer_dtype="auto"`` chose and why (:func:`litelvlm.lvlm.upcast.resolve_layer_dtype`), else
+        #: None
         self.layer_dtype_auto: dict | None = None
         a = model.arch
         s = a.sam_image_size
@@ -159,8 +160,8 @@ class GlammPipeline(GroundingPipeline):
         self.sam_size = s
         width = clip.modules().config.vision_config.hidden_size
         if width != a.clip_arch.vision_width:
-            raise LiteLVLMError(f"CLIP {clip.name!r} has vision width {width}, but the GLaMM projector expects "
-                                f"{a.clip_arch.vision_width}")
+            raise LiteLVLMError(f"CLIP {clip.name!r} has vision width {width}, but the GLaMM projector "
+                                f"expects {a.clip_arch.vision_width}")
         if clip.num_patches != a.num_visual_tokens:
             raise LiteLVLMError(f"CLIP {clip.name!r} has {clip.num_patches} patches; GLaMM expects "
                                 f"{a.num_visual_tokens}")
@@ -184,17 +185,20 @@ class GlammPipeline(GroundingPipeline):
         ``dtype=None`` is the official precision: bfloat16 for a checkpoint folder (GLaMM's
         evaluation runs the whole model, pruning arithmetic included, in bfloat16), float32 for
         ``tiny-random``. ``quantize`` (``int8``/``nf4``, :mod:`litelvlm.quantize`) quantizes the LLM's
-        decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs each
-        LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype`` (:mod:`litelvlm.lvlm.upcast`);
-        ``"auto"`` does so where float32 measured faster than bfloat16 on this machine (``layer_dtype_auto`` records why).
-        ``clip_context``, ``clip_similarity``: UniPixel's options (GLaMM's visual tokens are CLIP's own: ``"clip"``)."""
+        decoder layers with ``quantize_backend`` as they move to ``device``; ``layer_dtype="float32"`` runs
+        each LLM decoder layer and SAM image-encoder layer in float32, weights kept in ``dtype``
+        (:mod:`litelvlm.lvlm.upcast`); ``"auto"`` does so where float32 measured faster than bfloat16 on this
+        machine (``layer_dtype_auto`` records why). ``clip_context``, ``clip_similarity``: UniPixel's options
+        (GLaMM's visual tokens are CLIP's own: ``"clip"``)."""
         model = ModelSpec.of(model)  # read once, at this edge
         if clip_context != "clip":
-            raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps an external "
-                                "CLIP onto its own tokens; GLaMM's context part is its CLIP's [CLS] score")
+            raise LiteLVLMError(f"model {model!r}: --clip-context {clip_context} is for a family that maps "
+                                "an external CLIP onto its own tokens; GLaMM's context part is its CLIP's "
+                                "[CLS] score")
         if clip_similarity != "clip":
-            raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that maps an "
-                                "external CLIP onto its own tokens; GLaMM's similarity part is its CLIP's")
+            raise LiteLVLMError(f"model {model!r}: --clip-similarity {clip_similarity} is for a family that "
+                                "maps an external CLIP onto its own tokens; GLaMM's similarity part is its "
+                                "CLIP's")
 
         check_quantize(quantize, quantize_backend)
         check_layer_dtype(layer_dtype, quantize)
@@ -203,8 +207,10 @@ class GlammPipeline(GroundingPipeline):
         load_on = "cpu" if quantize != "none" else device
         if CARD.preset(model) is not None:
             seed_i = CARD.seed(model)
-            path = _random_model_dir(CARD.preset(model), seed_i, tokenizer, load_on) if writes_folders() else None
-            clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(model) == "tiny" else f"vit-l-14-336-random:{seed_i}")
+            path = _random_model_dir(CARD.preset(model), seed_i, tokenizer,
+                                     load_on) if writes_folders() else None
+            clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(model) == "tiny"
+                            else f"vit-l-14-336-random:{seed_i}")
         else:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL
@@ -221,8 +227,10 @@ class GlammPipeline(GroundingPipeline):
         a = glamm.arch  # auto: a layer of the LLM's widths on its visual tokens and about 130 text tokens
         layer_dtype, pipe.layer_dtype_auto = resolve_layer_dtype(
             layer_dtype, dtype, device, a.num_visual_tokens + 130, a.llm_hidden, a.llm_intermediate, quantize)
-        if layer_dtype == "float32":  # the two big bfloat16 workloads (CLIP, whose ranks pick the tokens, keeps its dtype)
-            pipe.layer_hooks = upcast_layers(glamm.language_model.layers) + upcast_layers(glamm.sam.vision_encoder.layers)
+        # the two big bfloat16 workloads (CLIP, whose ranks pick the tokens, keeps its dtype)
+        if layer_dtype == "float32":
+            pipe.layer_hooks = upcast_layers(glamm.language_model.layers) + upcast_layers(
+                glamm.sam.vision_encoder.layers)
         return pipe
 
     # -- properties ---------------------------------------------------------------------------
@@ -307,15 +315,16 @@ class GlammPipeline(GroundingPipeline):
         return self.model.project(feats.to(self.dtype))
 
     def sequence_embeds(self, prepared: PreparedImage, visual: torch.Tensor) -> torch.Tensor:
-        """(B, S, h) input embeddings: the text tokens' embeddings with ``visual`` ((K, h) or (B, K, h)) at the
-        placeholder."""
+        """(B, S, h) input embeddings: the text tokens' embeddings with ``visual`` ((K, h) or (B, K, h)) at
+        the placeholder."""
         ids = prepared.input_ids
         p = image_offset(ids)
         emb = self.language_model.embed_tokens(torch.cat([ids[:p], ids[p + 1:]]).to(self.device))
         if visual.dim() == 2:
             return torch.cat([emb[:p], visual.to(emb.dtype), emb[p:]])[None]
         b = visual.shape[0]
-        return torch.cat([emb[None, :p].expand(b, -1, -1), visual.to(emb.dtype), emb[None, p:].expand(b, -1, -1)], 1)
+        return torch.cat(
+            [emb[None, :p].expand(b, -1, -1), visual.to(emb.dtype), emb[None, p:].expand(b, -1, -1)], 1)
 
     def layout(self, prepared: PreparedImage, num_visual: int) -> SequenceLayout:
         """The N visual tokens replace the prompt's one placeholder; positions 0..S-1 (1-D RoPE)."""
@@ -323,13 +332,14 @@ class GlammPipeline(GroundingPipeline):
         seq_len = int(len(ids)) - 1 + num_visual
         return SequenceLayout(image_start=image_offset(ids), num_visual=num_visual, seq_len=seq_len,
                               position_ids=torch.arange(seq_len, device=self.device)[None],
-                              find_seg_predictors=lambda: seg_predictor_positions(ids, num_visual, self.seg_token_id),
+                              find_seg_predictors=lambda:
+                              seg_predictor_positions(ids, num_visual, self.seg_token_id),
                               positions_are_indices=True)
 
     def clip_selection_tokens(self, prepared: PreparedImage, sel: Selection,
                               full: torch.Tensor | None = None) -> torch.Tensor:
-        """Merged CLIP features (VisionZip) through the projector; kept rows of ``full``; with no ``full``, the
-        official order: gather the kept CLIP features, then the projector on K rows."""
+        """Merged CLIP features (VisionZip) through the projector; kept rows of ``full``; with no ``full``,
+        the official order: gather the kept CLIP features, then the projector on K rows."""
         if sel.features is not None:
             return self.model.project(sel.features.to(self.dtype))
         if full is None:
@@ -343,8 +353,9 @@ class GlammPipeline(GroundingPipeline):
         return sel.indices
 
     def tower_context(self, prepared: PreparedImage):
-        """GLaMM's CLIP tower (the backend's blocks, shared with LLaVA) from the trace's embeddings to the feature layer;
-        the kept patches' output goes through the projector, in the tower's order (``clip_selection_tokens``)."""
+        """GLaMM's CLIP tower (the backend's blocks, shared with LLaVA) from the trace's embeddings to the
+        feature layer; the kept patches' output goes through the projector, in the tower's order
+        (``clip_selection_tokens``)."""
         def to_llm(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
             return self.clip_selection_tokens(prepared, sel), self.clip_selection_rows(prepared, sel)
 
@@ -358,7 +369,8 @@ class GlammPipeline(GroundingPipeline):
         """SAM's mask decoder on the image embedding of ``prepare_image``."""
         return self.model.decode_masks(prepared.sam_embeddings, prompts)
 
-    def decode_masks_many(self, prepared: list[PreparedImage], prompts: list[torch.Tensor]) -> list[torch.Tensor]:
+    def decode_masks_many(self, prepared: list[PreparedImage],
+                          prompts: list[torch.Tensor]) -> list[torch.Tensor]:
         """:meth:`decode_masks` of several inputs in one decoder call (``ground_batch``'s mask head)."""
         return self.model.decode_masks_many([p.sam_embeddings for p in prepared], prompts)
 

@@ -72,7 +72,8 @@ def image_offset(input_ids: torch.Tensor) -> int:
 def expand_image(input_ids: torch.Tensor, num_visual: int, fill: int) -> torch.Tensor:
     """Replace the placeholder by ``num_visual`` copies of ``fill`` (the expanded sequence)."""
     p = image_offset(input_ids)
-    return torch.cat([input_ids[:p], torch.full((num_visual,), fill, dtype=input_ids.dtype), input_ids[p + 1:]])
+    return torch.cat(
+        [input_ids[:p], torch.full((num_visual,), fill, dtype=input_ids.dtype), input_ids[p + 1:]])
 
 
 def seg_predictor_positions(input_ids: torch.Tensor, num_visual: int, seg_token_id: int) -> torch.Tensor:

@@ -90,7 +90,8 @@ def sample_official(sentences: list[str], seed: int, image_id: int,
 
 
 def official_prompt(tokenizer, sentences: list[str], seed: int = 0, image_id: int = 0, num_visual: int = 576,
-                    max_sentences: int = OFFICIAL_MAX_SENTENCES) -> tuple[OfficialSample, torch.Tensor, torch.Tensor]:
+                    max_sentences: int = OFFICIAL_MAX_SENTENCES) -> tuple[OfficialSample, torch.Tensor,
+                                                                          torch.Tensor]:
     """(sample, input ids, [SEG]-predicting positions) of the official prompt for one image.
 
     ``input_ids`` hold one ``IMAGE_PLACEHOLDER`` (-200); the positions index the sequence in which

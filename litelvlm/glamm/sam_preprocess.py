@@ -12,13 +12,13 @@ The official referring-segmentation path (sejong-rcv/LiteLVLM = mbzuai-oryx/grou
   ``postprocess_masks(low_res_masks, input_size=resize, original_size=label.shape)``: bilinear
   (``align_corners=False``) to 1024 x 1024, crop to the resized (h, w), bilinear to the original size.
 
-``sam_inputs`` and ``postprocess_masks`` reproduce these bit for bit (``tests/litelvlm/glamm/test_sam_preprocess.py``
-checks them against a statement-by-statement transcription). transformers' ``SamImageProcessor``
-(5.x, torchvision backend) differs slightly: its antialiased bilinear resize of the uint8 tensor is
-off from PIL's by one level in a few pixels (|pixel_values| difference <= 1/57.12), and its 0-1
-rescale + ImageNet normalisation adds float rounding (~2e-7); its mask post-processing is the same.
-The one thing outside these functions is JPEG decoding: the official code reads files with OpenCV,
-we take a PIL image.
+``sam_inputs`` and ``postprocess_masks`` reproduce these bit for bit
+(``tests/litelvlm/glamm/test_sam_preprocess.py`` checks them against a statement-by-statement transcription).
+transformers' ``SamImageProcessor`` (5.x, torchvision backend) differs slightly: its antialiased bilinear
+resize of the uint8 tensor is off from PIL's by one level in a few pixels (|pixel_values| difference <=
+1/57.12), and its 0-1 rescale + ImageNet normalisation adds float rounding (~2e-7); its mask post-processing
+is the same. The one thing outside these functions is JPEG decoding: the official code reads files with
+OpenCV, we take a PIL image.
 """
 
 from __future__ import annotations

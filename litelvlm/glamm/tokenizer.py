@@ -36,7 +36,8 @@ def build_tiny_tokenizer(path: str | Path | None = None, vocab_size: int = 384):
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first", split=True)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=list(string.printable.strip()) + ["▁", "\n"], show_progress=False)
+                                  initial_alphabet=list(string.printable.strip()) + ["▁", "\n"],
+                                  show_progress=False)
     corpus = [_CORPUS_WORDS, _CORPUS_WORDS.upper(), string.punctuation, "0 1 2 3 4 5 6 7 8 9"]
     tok.train_from_iterator(corpus, trainer=trainer)
     tok.normalizer = None
@@ -128,7 +129,8 @@ def prompt_encoder(tokenizer) -> PromptEncoder:
     ``tokenizer.model`` (GLaMM-RefSeg's slow layout), else the tokenizer's own chunk encoding."""
     vocab = tokenizer.get_vocab()
     special = {t: vocab[t] for t in _NO_STRIP if t in vocab}
-    added = {t: i for t, i in tokenizer.get_added_vocab().items() if t not in special and t != tokenizer.pad_token}
+    added = {t: i for t,
+             i in tokenizer.get_added_vocab().items() if t not in special and t != tokenizer.pad_token}
     spm_file = _sentencepiece_file(tokenizer)
     if spm_file is not None:
         sp = spm.SentencePieceProcessor(model_file=str(spm_file))

@@ -30,7 +30,8 @@ from ..memory import attention_rows_bytes, check_fits
 
 
 def find_attention_modules(model: nn.Module) -> list[nn.Module]:
-    """The decoder's self-attention modules in layer order (Llama-family: ``q_proj``/``k_proj``/``layer_idx``)."""
+    """The decoder's self-attention modules in layer order (Llama-family:
+    ``q_proj``/``k_proj``/``layer_idx``)."""
     mods = [m for m in model.modules()
             if (hasattr(m, "qkv_proj") or all(hasattr(m, a) for a in ("q_proj", "k_proj")))
             and all(hasattr(m, a) for a in ("head_dim", "scaling", "layer_idx", "num_key_value_groups"))]
@@ -76,8 +77,9 @@ def rotary_fn(module: nn.Module) -> Callable:
 
 
 def projected(module: nn.Module, x: torch.Tensor, which: str) -> torch.Tensor:
-    """(..., H_which * d) query (``q``), key (``k``) or value (``v``) states of ``x``: ``q_proj`` / ``k_proj`` /
-    ``v_proj``, or the slice of a fused ``qkv_proj`` (Phi-3: queries, then keys, then values; ``Phi3Attention``)."""
+    """(..., H_which * d) query (``q``), key (``k``) or value (``v``) states of ``x``: ``q_proj`` / ``k_proj``
+    / ``v_proj``, or the slice of a fused ``qkv_proj`` (Phi-3: queries, then keys, then values;
+    ``Phi3Attention``)."""
     fused = getattr(module, "qkv_proj", None)
     if fused is None:
         return getattr(module, f"{which}_proj")(x)
@@ -138,7 +140,8 @@ def _probabilities(q: torch.Tensor, k: torch.Tensor, module: nn.Module, allowed:
     return torch.softmax(logits, dim=-1)
 
 
-def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
+def rows_from_hidden(module: nn.Module, hidden: torch.Tensor,
+                     position_embeddings: tuple[torch.Tensor, torch.Tensor],
                      attention_mask: torch.Tensor | None, query_positions: torch.Tensor,
                      key_positions: torch.Tensor | None = None, kernel: str = "float32") -> torch.Tensor:
     """(B, H, Q, V) softmax attention of ``query_positions`` onto ``key_positions`` (None: all S keys).
@@ -146,15 +149,16 @@ def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embedding
     ``hidden`` (B, S, h) is what the attention module receives. Recomputes what its forward
     computes for those rows: the same projections, rotary embedding, scaling and mask (a 4-D
     bool or additive mask, or causal by sequence index when ``attention_mask`` is None); the
-    logits and the softmax as ``kernel`` (:data:`ROW_KERNELS`; default: in at least float32). Rows that would need
-    more memory than the device has are refused first (:func:`litelvlm.memory.check_fits`).
+    logits and the softmax as ``kernel`` (:data:`ROW_KERNELS`; default: in at least float32). Rows that would
+    need more memory than the device has are refused first (:func:`litelvlm.memory.check_fits`).
     """
     B, S, _ = hidden.shape
     qp = query_positions.to(hidden.device)
     q = projected(module, hidden[:, qp], "q").view(B, qp.numel(), -1, module.head_dim).transpose(1, 2)
     check_fits(attention_rows_bytes(B, q.shape[1], qp.numel(), S, module.head_dim),
-               f"the attention rows of {qp.numel()} queries over {S} keys ({type(module).__name__}, {q.shape[1]} "
-               "heads, in float32)", "fewer query rows, a shorter prompt or fewer visual tokens", hidden.device)
+               f"the attention rows of {qp.numel()} queries over {S} keys ({type(module).__name__}, "
+               f"{q.shape[1]} heads, in float32)",
+               "fewer query rows, a shorter prompt or fewer visual tokens", hidden.device)
     cos, sin = position_embeddings
     q, _ = rotary_fn(module)(q, q, cos[:, qp], sin[:, qp])
     k = rotated_keys(module, hidden, cos, sin)
@@ -170,7 +174,8 @@ def rows_from_hidden(module: nn.Module, hidden: torch.Tensor, position_embedding
 
 
 def _query_sets(query_sets: Mapping[str, Sequence[int] | torch.Tensor]) -> dict[str, torch.Tensor]:
-    qsets = {name: torch.as_tensor(list(p) if not isinstance(p, torch.Tensor) else p, dtype=torch.long).reshape(-1)
+    qsets = {
+        name: torch.as_tensor(list(p) if not isinstance(p, torch.Tensor) else p, dtype=torch.long).reshape(-1)
              for name, p in query_sets.items()}
     if any(v.numel() == 0 for v in qsets.values()):
         raise ValueError(f"empty query set in {sorted(qsets)}")

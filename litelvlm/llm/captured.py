@@ -1,26 +1,29 @@
-"""A captured LLM prefill (``--prefill captured``; this project's option): the decoder layers between two pruning points
-run as ONE captured callable per (segment, sequence length), not one layer at a time from Python.
+"""A captured LLM prefill (``--prefill captured``; this project's option): the decoder layers between two
+pruning points run as ONE captured callable per (segment, sequence length), not one layer at a time from
+Python.
 
-At batch 1 an eager prefill on a GPU is bound by per-layer Python overhead and kernel launches (a 612-token Sa2VA-3B
-prefill on an H200: 23.4 ms eager against an arithmetic limit of about 4.6 ms, flat across budgets). Here the whole
-stack ``layers[start:stop]`` is one function (:func:`run_stack`: each layer's own ``forward``, no hooks) and is
-captured in one of two ways (:data:`CAPTURES`):
+At batch 1 an eager prefill on a GPU is bound by per-layer Python overhead and kernel launches (a 612-token
+Sa2VA-3B prefill on an H200: 23.4 ms eager against an arithmetic limit of about 4.6 ms, flat across budgets).
+Here the whole stack ``layers[start:stop]`` is one function (:func:`run_stack`: each layer's own ``forward``,
+no hooks) and is captured in one of two ways (:data:`CAPTURES`):
 
-* ``graph`` (CUDA only): a ``torch.cuda.CUDAGraph`` per (segment, input shapes and dtypes), recorded after warm-up
-  calls on a side stream, with static input buffers (hidden states, mask, RoPE cos/sin, positions) and one private
-  memory pool shared by every graph of the run; a call copies its inputs in, replays, and clones the output (so a
-  later replay never overwrites what a caller holds).
+* ``graph`` (CUDA only): a ``torch.cuda.CUDAGraph`` per (segment, input shapes and dtypes), recorded after
+  warm-up calls on a side stream, with static input buffers (hidden states, mask, RoPE cos/sin, positions) and
+  one private memory pool shared by every graph of the run; a call copies its inputs in, replays, and clones
+  the output (so a later replay never overwrites what a caller holds).
 * ``compile``: ``torch.compile`` of :func:`run_stack` for the segment (static shapes; on CUDA ``mode=
-  "reduce-overhead"``: inductor's kernels replayed as CUDA graph trees, each call a new step, its output cloned). On a
-  CPU with ``backend="eager"``/``"aot_eager"`` it replays the same operations bit for bit (the equivalence tests).
+  "reduce-overhead"``: inductor's kernels replayed as CUDA graph trees, each call a new step, its output
+  cloned). On a CPU with ``backend="eager"``/``"aot_eager"`` it replays the same operations bit for bit (the
+  equivalence tests).
 
-Where the LLM runs in pieces (FastV and DART after layer K, SparseVLM's stages, the oracles' hidden states), each
-piece between two pruning points is one segment, captured the same way. Hooks: those that only observe (their
-object's class sets ``observes_only = True``: the prefill timers) are called, eagerly, before the first and after the
-last layer of a segment, as the layers would call them; a layer carrying any other hook, on itself or inside it
-(``--layer-dtype float32``'s upcast, an attention reader), runs eagerly, and :attr:`CapturedPrefill.eager` says why.
-A batch over 1, a forward with autograd enabled (captures run under ``torch.no_grad``), or one under a tensor-tracking dispatch mode (the
-activation-memory measurement of ``validate`` on a CPU: ``torch.compile`` would fall back there) runs eagerly as well.
+Where the LLM runs in pieces (FastV and DART after layer K, SparseVLM's stages, the oracles' hidden states),
+each piece between two pruning points is one segment, captured the same way. Hooks: those that only observe
+(their object's class sets ``observes_only = True``: the prefill timers) are called, eagerly, before the first
+and after the last layer of a segment, as the layers would call them; a layer carrying any other hook, on
+itself or inside it (``--layer-dtype float32``'s upcast, an attention reader), runs eagerly, and
+:attr:`CapturedPrefill.eager` says why. A batch over 1, a forward with autograd enabled (captures run under
+``torch.no_grad``), or one under a tensor-tracking dispatch mode (the activation-memory measurement of
+``validate`` on a CPU: ``torch.compile`` would fall back there) runs eagerly as well.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ log = logging.getLogger(__name__)
 
 #: ``--prefill`` values: ``eager`` (each layer from Python, the default) or ``captured`` (this module)
 PREFILLS = ("eager", "captured")
-#: how a segment is captured: ``graph`` (CUDA graphs of the eager layers) or ``compile`` (torch.compile of the stack)
+#: how a segment is captured: ``graph`` (CUDA graphs of the eager layers) or ``compile`` (torch.compile of the
+#: stack)
 CAPTURES = ("graph", "compile")
 #: the attribute of the LLM's decoder stack holding its :class:`CapturedPrefill` (``run_layers`` reads it)
 ATTR = "_captured_prefill"
@@ -62,7 +66,8 @@ def default_capture(device: str | torch.device) -> str:
 
 
 def run_stack(layers, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor) -> torch.Tensor:
-    """Hidden states after ``layers`` (each layer's own ``forward``: no module hooks), as ``run_layers`` calls them."""
+    """Hidden states after ``layers`` (each layer's own ``forward``: no module hooks), as ``run_layers`` calls
+    them."""
     for layer in layers:
         out = type(layer).forward(layer, hidden, attention_mask=mask, position_embeddings=pe,
                                   position_ids=position_ids, use_cache=False)
@@ -120,7 +125,8 @@ def _clone(obj):
 
 
 class CapturedPrefill:
-    """The captured segments of one LLM decoder stack (``lm``: ``layers``, ...); :func:`install` puts it on ``lm``."""
+    """The captured segments of one LLM decoder stack (``lm``: ``layers``, ...); :func:`install` puts it on
+    ``lm``."""
 
     def __init__(self, lm: nn.Module, capture: str = "compile", backend: str = "inductor",
                  mode: str | None = None) -> None:
@@ -134,22 +140,24 @@ class CapturedPrefill:
         self.counts: Counter = Counter()
         #: why layers ran eagerly: {reason: layer calls} since the last :meth:`reset_counts`
         self.eager: Counter = Counter()
-        #: {reason: the runs (``method@K``) in which layers ran eagerly for it}: :meth:`account`'s, for :func:`eager_lines`
+        #: {reason: the runs (``method@K``) in which layers ran eagerly for it}: :meth:`account`'s, for
+        #: :func:`eager_lines`
         self.eager_runs: dict[str, list[str]] = {}
 
     def record(self) -> dict:
         """The run config's record of this prefill."""
         rec = {"prefill": "captured", "capture": self.capture, "segments": "layers between pruning points"}
-        return rec | ({"backend": self.backend, "mode": self.mode or "default"} if self.capture == "compile" else {})
+        return rec | ({"backend": self.backend, "mode": self.mode or "default"} if self.capture == "compile"
+                      else {})
 
     def reset_counts(self) -> None:
         """Start counting captured and eager layer calls afresh."""
         self.counts, self.eager = Counter(), Counter()
 
     def account(self, *runs: str) -> None:
-        """Put the eager layer calls since :meth:`reset_counts` on the account of ``runs`` (labels such as ``fastv@64``:
-        the runs the call served) in :attr:`eager_runs`, and reset the counts: a command names each reason once, with
-        its runs (:func:`eager_lines`)."""
+        """Put the eager layer calls since :meth:`reset_counts` on the account of ``runs`` (labels such as
+        ``fastv@64``: the runs the call served) in :attr:`eager_runs`, and reset the counts: a command names
+        each reason once, with its runs (:func:`eager_lines`)."""
         for why in self.eager:
             known = self.eager_runs.setdefault(why, [])
             known.extend(r for r in dict.fromkeys(runs) if r not in known)
@@ -161,17 +169,19 @@ class CapturedPrefill:
         return "eager" if not cap and eag else "mixed" if cap and eag else "captured"
 
     def _eager_reason(self, layer: nn.Module, first: bool, last: bool) -> str | None:
-        if any(not _observes(h) for h in layer._forward_pre_hooks.values()) or (layer._forward_pre_hooks and not first):
+        if any(not _observes(h) for h in layer._forward_pre_hooks.values()) or (layer._forward_pre_hooks
+                                                                                and not first):
             return "hooks on the decoder layers (e.g. --layer-dtype float32's upcast)"
-        if any(not _observes(h) for h in layer._forward_hooks.values()) or (layer._forward_hooks and not last):
+        if any(not _observes(h) for h in layer._forward_hooks.values()) or (layer._forward_hooks
+                                                                            and not last):
             return "hooks on the decoder layers (e.g. --layer-dtype float32's upcast)"
         if any(m._forward_hooks or m._forward_pre_hooks for m in layer.modules() if m is not layer):
             return "hooks inside a decoder layer (an attention reader or a quantization wrapper)"
         return None
 
     def pieces(self, start: int, stop: int) -> list[tuple[int, int, str | None]]:
-        """(first, end, why eager or None) runs covering layers ``start..stop-1``: a layer carrying hooks other than
-        observers at the segment's ends runs alone and eagerly."""
+        """(first, end, why eager or None) runs covering layers ``start..stop-1``: a layer carrying hooks
+        other than observers at the segment's ends runs alone and eagerly."""
         out: list[tuple[int, int, str | None]] = []
         for i in range(start, stop):
             layer = self.lm.layers[i]
@@ -184,7 +194,8 @@ class CapturedPrefill:
                 out.append((i, i + 1, why))
         return out
 
-    def run(self, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def run(self, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor, start: int,
+            stop: int) -> torch.Tensor:
         """Hidden states after layers ``start..stop-1``, the segment's captured callable where it can run."""
         layers = self.lm.layers
         why = None
@@ -211,16 +222,18 @@ class CapturedPrefill:
 
     @staticmethod
     def _fire_pre(layer, hidden, mask, pe, position_ids) -> tuple[tuple, dict]:
-        args, kwargs = (hidden,), {"attention_mask": mask, "position_embeddings": pe, "position_ids": position_ids,
-                                   "use_cache": False}
-        for hid, hook in layer._forward_pre_hooks.items():  # observers only (pieces): their results are ignored
+        args, kwargs = (hidden,), {"attention_mask": mask, "position_embeddings": pe,
+                                   "position_ids": position_ids, "use_cache": False}
+        # observers only (pieces): their results are ignored
+        for hid, hook in layer._forward_pre_hooks.items():
             hook(layer, args, kwargs) if hid in layer._forward_pre_hooks_with_kwargs else hook(layer, args)
         return args, kwargs
 
     @staticmethod
     def _fire_post(layer, args, kwargs, out: torch.Tensor) -> torch.Tensor:
         for hid, hook in layer._forward_hooks.items():
-            hook(layer, args, kwargs, out) if hid in layer._forward_hooks_with_kwargs else hook(layer, args, out)
+            hook(layer, args, kwargs, out) if hid in layer._forward_hooks_with_kwargs else hook(
+                layer, args, out)
         return out
 
     def _captured(self, first: int, end: int, args: tuple) -> torch.Tensor:
@@ -242,9 +255,11 @@ class CapturedPrefill:
                 if self._pool is None:
                     self._pool = torch.cuda.graph_pool_handle()
                 self._graphs[key] = _Graph(layers, args, self._pool)
-            except RuntimeError as err:  # an operation that cannot be captured: this segment runs eagerly, named
+            # an operation that cannot be captured: this segment runs eagerly, named
+            except RuntimeError as err:
                 self._graphs[key] = f"CUDA graph capture failed ({str(err).splitlines()[0][:120]})"
-                log.warning("layers %d..%d at %s: %s; they run eagerly", first, end - 1, key[2], self._graphs[key])
+                log.warning("layers %d..%d at %s: %s; they run eagerly", first, end - 1, key[2],
+                            self._graphs[key])
         graph = self._graphs[key]
         if isinstance(graph, str):
             self.eager[graph] += end - first
@@ -260,7 +275,8 @@ def eager_lines(eager_runs: dict[str, list[str]]) -> list[str]:
 
 
 def merge_eager_runs(*accounts: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The runs of several :attr:`CapturedPrefill.eager_runs` (one per captured prefill of a command), each once."""
+    """The runs of several :attr:`CapturedPrefill.eager_runs` (one per captured prefill of a command), each
+    once."""
     out: dict[str, list[str]] = {}
     for account in accounts:
         for why, runs in account.items():
@@ -270,19 +286,22 @@ def merge_eager_runs(*accounts: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def _raise_recompile_limits(num_layers: int) -> None:
     dynamo = torch._dynamo.config
-    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                 "accumulated_cache_size_limit"):
         if hasattr(dynamo, name):
             setattr(dynamo, name, max(getattr(dynamo, name), RECOMPILE_LIMIT * num_layers))
 
 
 def install(lm: nn.Module, capture: str | None = None, backend: str = "inductor",
             mode: str | None = None) -> CapturedPrefill:
-    """Capture ``lm``'s prefill from now on (``run_layers`` and the families' LLM forward use it); ``capture`` None:
-    :func:`default_capture` of ``lm``'s device, ``compile-eager``: ``compile`` with dynamo's ``eager`` backend; ``mode``
-    None on CUDA with ``compile``: ``"reduce-overhead"``."""
+    """Capture ``lm``'s prefill from now on (``run_layers`` and the families' LLM forward use it); ``capture``
+    None:
+    :func:`default_capture` of ``lm``'s device, ``compile-eager``: ``compile`` with dynamo's ``eager``
+    backend; ``mode`` None on CUDA with ``compile``: ``"reduce-overhead"``."""
     device = next(lm.parameters()).device
     capture = capture or default_capture(device)
-    if capture == "compile-eager":  # traced and replayed by dynamo, no code generated (a quick check on a CPU)
+    # traced and replayed by dynamo, no code generated (a quick check on a CPU)
+    if capture == "compile-eager":
         capture, backend = "compile", "eager"
     if capture == "graph" and device.type != "cuda":
         raise ValueError("capture='graph' records CUDA graphs: it needs the model on a CUDA device")

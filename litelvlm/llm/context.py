@@ -28,8 +28,9 @@ QUERY_KINDS = ("last", "text", "seg")
 
 def causal_mask(lm, hidden: torch.Tensor, position_ids: torch.Tensor):
     """The mask the decoder layers get: built by transformers from an EXPLICIT all-ones 2-D mask, so
-    non-contiguous ``position_ids`` (kept RoPE positions) are never taken for packed sequences; a sliding-window
-    causal mask where the decoder's config sets ``sliding_window`` (Phi-3, VideoGLaMM's LLM), as its own forward."""
+    non-contiguous ``position_ids`` (kept RoPE positions) are never taken for packed sequences; a
+    sliding-window causal mask where the decoder's config sets ``sliding_window`` (Phi-3, VideoGLaMM's LLM),
+    as its own forward."""
     ones = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
     make = create_causal_mask if sliding_window(lm) is None else create_sliding_window_causal_mask
     # the cache (none) is passed by position: transformers 5 renames that argument (``past_key_values`` ->
@@ -61,7 +62,8 @@ def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int 
         return hidden
     mask = causal_mask(lm, hidden, position_ids)
     pe = lm.rotary_emb(hidden, position_ids=position_ids)
-    if (captured := runner_of(lm)) is not None:  # ``--prefill captured``: the segment as one captured callable
+    # ``--prefill captured``: the segment as one captured callable
+    if (captured := runner_of(lm)) is not None:
         return captured.run(hidden, mask, pe, position_ids, start, stop)
     return call_layers(lm.layers[start:stop], hidden, mask, pe, position_ids)
 
@@ -69,8 +71,8 @@ def run_layers(lm, hidden: torch.Tensor, position_ids: torch.Tensor, start: int 
 def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.Tensor,
                       query_rows: torch.Tensor, kernel: str = "float32") -> torch.Tensor:
     """Softmax attention (H, Q, S) of sequence rows ``query_rows`` in decoder layer ``layer``, given the
-    hidden states (1, S, h) entering it; causal by sequence index, within the decoder's sliding window where it has
-    one (``attention_rows.rows_from_hidden``, probabilities computed as ``kernel``)."""
+    hidden states (1, S, h) entering it; causal by sequence index, within the decoder's sliding window where
+    it has one (``attention_rows.rows_from_hidden``, probabilities computed as ``kernel``)."""
     block = lm.layers[layer]
     pe = lm.rotary_emb(hidden, position_ids=position_ids)
     mask = window_mask(lm, hidden.shape[1], hidden.device)
@@ -79,8 +81,9 @@ def attention_rows_at(lm, layer: int, hidden: torch.Tensor, position_ids: torch.
 
 
 class LLMContext:
-    """The unpruned sequence of one prepared image, with cached per-layer hidden states (the sequence checked against
-    the LLM's positions and memory when the context is made: :func:`litelvlm.llm.limits.check_llm_input`).
+    """The unpruned sequence of one prepared image, with cached per-layer hidden states (the sequence checked
+    against the LLM's positions and memory when the context is made:
+    :func:`litelvlm.llm.limits.check_llm_input`).
 
     ``embeds`` (1, S, h) holds the N visual tokens at ``image_start``; ``seg_predictors`` are the
     positions predicting each [SEG]; ``hidden_before(l)`` is what enters decoder layer ``l``.
@@ -126,9 +129,9 @@ class LLMContext:
         return self.layout.positions(keep)
 
     def pruned_positions(self, keep: torch.Tensor, official: str) -> torch.Tensor:
-        """Positions of the pruned sequence made of the rows ``keep`` (sorted), by ``position_rule`` (None: the
-        calling method's ``official`` rule): the rows' own (``keep``) or the family's positions of a sequence of
-        that length (``renumber``: 0..S'-1 for 1-D RoPE)."""
+        """Positions of the pruned sequence made of the rows ``keep`` (sorted), by ``position_rule`` (None:
+        the calling method's ``official`` rule): the rows' own (``keep``) or the family's positions of a
+        sequence of that length (``renumber``: 0..S'-1 for 1-D RoPE)."""
         if (self.position_rule or official) == "keep":
             return self.positions(keep)
         kept_visual = int(keep.numel()) - (self.seq_len - self.num_visual)
@@ -138,7 +141,8 @@ class LLMContext:
         return slice(self.image_start, self.image_start + self.num_visual)
 
     def hidden_before(self, layer: int) -> torch.Tensor:
-        """Hidden states (1, S, h) entering decoder layer ``layer`` (cached; computed from the nearest one)."""
+        """Hidden states (1, S, h) entering decoder layer ``layer`` (cached; computed from the nearest
+        one)."""
         if not 0 <= layer <= self.num_layers:
             raise LiteLVLMError(f"layer must be in 0..{self.num_layers}; got {layer}")
         if not self._hidden:
@@ -173,7 +177,8 @@ class LLMContext:
     def visual_attention(self, layer: int, queries: str | torch.Tensor = "last",
                          kernel: str = "float32") -> torch.Tensor:
         """(N,) attention each visual token receives, averaged over heads and query rows. With a
-        model-dtype ``kernel``, in that dtype: the mean over heads first (FastV's ``torch.mean(attn, dim=1)``)."""
+        model-dtype ``kernel``, in that dtype: the mean over heads first (FastV's ``torch.mean(attn,
+        dim=1)``)."""
         rows = self.attention_rows(layer, queries, kernel)
         if kernel == "float32":
             return rows[:, :, self.visual_slice()].mean(dim=(0, 1))

@@ -1,26 +1,27 @@
-"""Relevance in the LLM's input space: how well each visual token (the LLM input embeddings of the image) matches the
-instruction's token embeddings (the LLM's ``embed_tokens`` of the prompt's text tokens).
+"""Relevance in the LLM's input space: how well each visual token (the LLM input embeddings of the image)
+matches the instruction's token embeddings (the LLM's ``embed_tokens`` of the prompt's text tokens).
 
-A statement-level port of OpenVINO GenAI's CDPruner for Qwen2-VL / Qwen2.5-VL / Qwen3-VL, openvinotoolkit/openvino.genai
-at commit da1db864d2bc1a265e9a036f5b57ef13f0e86c2c (transcribed in tests/litelvlm/llm/test_relevance.py):
+A statement-level port of OpenVINO GenAI's CDPruner for Qwen2-VL / Qwen2.5-VL / Qwen3-VL,
+openvinotoolkit/openvino.genai at commit da1db864d2bc1a265e9a036f5b57ef13f0e86c2c (transcribed in
+tests/litelvlm/llm/test_relevance.py):
 
-* ``src/cpp/src/visual_language/vision_token_pruning_processor.cpp`` L160-222 (``extract_text_features``): the text
-  feature is ONE row, the mean of the prompt's token embeddings (``text_embeds``, the embedding of ``input_ids``) over
-  every position outside the vision region: ``<|vision_start|>``, ``<|vision_end|>`` and everything between them (the
-  pad tokens) are skipped; every other prompt token counts (the system prompt and the chat template's tokens too).
-  No instruction token: a zero row. The visual features are the vision tower's merged outputs (the LLM input
-  embeddings), in prompt order (L976-990), float32 (L841-852).
-* ``src/cpp/src/visual_language/cdpruner/conditional_kernel.cpp`` L405-445 and L487-510 (the OV model the kernel
-  builder runs; ``relevance_calculator.cpp`` L18-54 is its CPU fallback): ``NormalizeL2`` of the visual and the text
-  features with ``EpsMode::ADD`` (``x / sqrt(sum(x^2) + eps)``), their ``MatMul``, the mean over the text rows, the
-  negation only with ``use_negative_relevance`` (default ``false``: "for non-CLIP models", Qwen's; CDPruner's own
-  LLaVA code negates), then ``(r - min) / (max - min + eps)``; ``eps = numerical_threshold = 1e-6``
-  (``cdpruner_config.hpp`` L36-40).
+* ``src/cpp/src/visual_language/vision_token_pruning_processor.cpp`` L160-222 (``extract_text_features``): the
+  text feature is ONE row, the mean of the prompt's token embeddings (``text_embeds``, the embedding of
+  ``input_ids``) over every position outside the vision region: ``<|vision_start|>``, ``<|vision_end|>`` and
+  everything between them (the pad tokens) are skipped; every other prompt token counts (the system prompt and
+  the chat template's tokens too). No instruction token: a zero row. The visual features are the vision
+  tower's merged outputs (the LLM input embeddings), in prompt order (L976-990), float32 (L841-852).
+* ``src/cpp/src/visual_language/cdpruner/conditional_kernel.cpp`` L405-445 and L487-510 (the OV model the
+  kernel builder runs; ``relevance_calculator.cpp`` L18-54 is its CPU fallback): ``NormalizeL2`` of the visual
+  and the text features with ``EpsMode::ADD`` (``x / sqrt(sum(x^2) + eps)``), their ``MatMul``, the mean over
+  the text rows, the negation only with ``use_negative_relevance`` (default ``false``: "for non-CLIP models",
+  Qwen's; CDPruner's own LLaVA code negates), then ``(r - min) / (max - min + eps)``; ``eps =
+  numerical_threshold = 1e-6`` (``cdpruner_config.hpp`` L36-40).
 
-This project's (labelled, not in OpenVINO's code): the arithmetic runs on the model's tensors cast to float32 (OpenVINO
-requires float32 tensors, i.e. a model run in float32; on a bfloat16 model the embeddings are rounded once before), and
-a teacher-forced answer appended to the prompt (:mod:`litelvlm.unipixel.protocol`) is no part of the instruction: the
-rows stop at ``prompt_len``, the prompt the official generation prefills.
+This project's (labelled, not in OpenVINO's code): the arithmetic runs on the model's tensors cast to float32
+(OpenVINO requires float32 tensors, i.e. a model run in float32; on a bfloat16 model the embeddings are
+rounded once before), and a teacher-forced answer appended to the prompt (:mod:`litelvlm.unipixel.protocol`)
+is no part of the instruction: the rows stop at ``prompt_len``, the prompt the official generation prefills.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ import torch
 EPS = 1e-6
 
 
-def instruction_rows(input_ids: torch.Tensor, token_types: torch.Tensor, prompt_len: int | None = None) -> torch.Tensor:
-    """The prompt rows ``extract_text_features`` averages: every row before ``prompt_len`` except the vision region (its
-    pads, ``token_types > 0``, and the ``<|vision_start|>`` / ``<|vision_end|>`` rows just before and after them)."""
+def instruction_rows(input_ids: torch.Tensor, token_types: torch.Tensor,
+                     prompt_len: int | None = None) -> torch.Tensor:
+    """The prompt rows ``extract_text_features`` averages: every row before ``prompt_len`` except the vision
+    region (its pads, ``token_types > 0``, and the ``<|vision_start|>`` / ``<|vision_end|>`` rows just before
+    and after them)."""
     n = len(input_ids) if prompt_len is None else int(prompt_len)
     pads = torch.nonzero(token_types[:n] > 0).flatten()
     keep = torch.ones(n, dtype=torch.bool)
@@ -43,7 +46,8 @@ def instruction_rows(input_ids: torch.Tensor, token_types: torch.Tensor, prompt_
 
 
 def instruction_features(text_embeds: torch.Tensor) -> torch.Tensor:
-    """(1, h) float32: the mean of the instruction's (T, h) token embeddings; a zero row when there is none (L192-197)."""
+    """(1, h) float32: the mean of the instruction's (T, h) token embeddings; a zero row when there is none
+    (L192-197)."""
     if text_embeds.shape[0] == 0:
         return torch.zeros(1, text_embeds.shape[-1], device=text_embeds.device)
     return text_embeds.float().mean(dim=0, keepdim=True)
@@ -54,9 +58,10 @@ def normalize_l2(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     return x / torch.sqrt(torch.sum(x * x, dim=-1, keepdim=True) + eps)
 
 
-def llm_relevance(visual: torch.Tensor, text: torch.Tensor, negative: bool = False, eps: float = EPS) -> torch.Tensor:
-    """(N,) float32 relevance of (N, h) visual tokens to (M, h) text features: the mean over the text rows of their
-    cosine (negated with ``negative``), min-max normalised as ``(r - min) / (max - min + eps)``."""
+def llm_relevance(visual: torch.Tensor, text: torch.Tensor, negative: bool = False,
+                  eps: float = EPS) -> torch.Tensor:
+    """(N,) float32 relevance of (N, h) visual tokens to (M, h) text features: the mean over the text rows of
+    their cosine (negated with ``negative``), min-max normalised as ``(r - min) / (max - min + eps)``."""
     v = normalize_l2(visual.float(), eps)
     t = normalize_l2(text.to(v.device).float(), eps)
     r = torch.matmul(v, t.t()).mean(dim=-1)
@@ -68,8 +73,9 @@ def llm_relevance(visual: torch.Tensor, text: torch.Tensor, negative: bool = Fal
 @torch.no_grad()
 def prompt_relevance(pipeline, prepared, visual: torch.Tensor | None = None) -> torch.Tensor:
     """(N,) the LLM-space relevance of ``prepared``'s visual tokens (or ``visual``, (N, h)) to its prompt: the
-    instruction rows of ``prepared.input_ids`` looked up in the LLM's embedding table (Qwen2.5-VL families' prompts;
-    the table is read, the module not called, so what hooks on the LLM's input see is the sequence alone)."""
+    instruction rows of ``prepared.input_ids`` looked up in the LLM's embedding table (Qwen2.5-VL families'
+    prompts; the table is read, the module not called, so what hooks on the LLM's input see is the sequence
+    alone)."""
     ids = prepared.input_ids
     rows = instruction_rows(ids, prepared.mm_token_type_ids, getattr(prepared, "prompt_len", None))
     weight = pipeline.language_model.embed_tokens.weight
@@ -77,4 +83,5 @@ def prompt_relevance(pipeline, prepared, visual: torch.Tensor | None = None) -> 
     return llm_relevance(pipeline.visual_tokens(prepared) if visual is None else visual, text)
 
 
-__all__ = ["EPS", "instruction_features", "instruction_rows", "llm_relevance", "normalize_l2", "prompt_relevance"]
+__all__ = ["EPS", "instruction_features", "instruction_rows", "llm_relevance", "normalize_l2",
+           "prompt_relevance"]

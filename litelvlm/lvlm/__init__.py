@@ -2,8 +2,9 @@
 
 * :mod:`litelvlm.lvlm.family`: ``GroundingPipeline`` (the contract a family's pipeline implements and its one
   ``ground``), ``SequenceLayout``, ``GroundingOutput`` (:mod:`~litelvlm.lvlm.sequence`);
-* :mod:`~litelvlm.lvlm.prune`: the step of ``ground`` that runs a method's stage; :mod:`~litelvlm.lvlm.generate`:
-  the generated answer; :mod:`~litelvlm.lvlm.visual_view`: the visual tokens' grid and window;
+* :mod:`~litelvlm.lvlm.prune`: the step of ``ground`` that runs a method's stage;
+  :mod:`~litelvlm.lvlm.generate`: the generated answer; :mod:`~litelvlm.lvlm.visual_view`: the visual tokens'
+  grid and window;
 * the numerics a family's forwards share: :mod:`~litelvlm.lvlm.numerics`, :mod:`~litelvlm.lvlm.upcast`,
   :mod:`~litelvlm.lvlm.fastest_dtype`.
 

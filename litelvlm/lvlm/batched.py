@@ -1,23 +1,26 @@
-"""Batched grounding: several prompts (and their images) through the LLM in ONE forward (this project's addition).
+"""Batched grounding: several prompts (and their images) through the LLM in ONE forward (this project's
+addition).
 
-:func:`ground_batch` is :meth:`~litelvlm.lvlm.family.GroundingPipeline.ground` for a list of prepared inputs and one
-method and budget: each input is pruned by its own selection (the method's stage, run per input: K, N and the
-sequence length may differ per input), the pruned sequences are right-padded to the longest and run through the LLM
-in one forward with an attention mask that hides the padding, and each input's ``[SEG]`` rows feed its own mask
-head (a video's expressions alike, each one sequence of its frames' tokens and its text, its masks from SAM 2 per
-prompt as ``ground`` makes them; SAM's decoder over every input's prompts in one call where the family has
-``decode_masks_many``: GLaMM, the decoder keeping each (image, prompt) row apart). Right padding under a causal mask
-leaves every real row's attention unchanged, so the masks equal ``ground``'s up to floating-point rounding (identical
-in float32 on the tiny models; bfloat16 differs by rounding only, which ``eval-grounding --batch-size`` and
-``eval-video --batch-size`` report). :func:`batch_error` names the runs that cannot batch (a method with its own
-forward inside the LLM, an analysis oracle, a generated answer, a captured prefill); those run one by one.
-:func:`padded_forward` is the padded forward alone (VideoGLaMM's own video path batches its expressions with it).
+:func:`ground_batch` is :meth:`~litelvlm.lvlm.family.GroundingPipeline.ground` for a list of prepared inputs
+and one method and budget: each input is pruned by its own selection (the method's stage, run per input: K, N
+and the sequence length may differ per input), the pruned sequences are right-padded to the longest and run
+through the LLM in one forward with an attention mask that hides the padding, and each input's ``[SEG]`` rows
+feed its own mask head (a video's expressions alike, each one sequence of its frames' tokens and its text, its
+masks from SAM 2 per prompt as ``ground`` makes them; SAM's decoder over every input's prompts in one call
+where the family has ``decode_masks_many``: GLaMM, the decoder keeping each (image, prompt) row apart). Right
+padding under a causal mask leaves every real row's attention unchanged, so the masks equal ``ground``'s up to
+floating-point rounding (identical in float32 on the tiny models; bfloat16 differs by rounding only, which
+``eval-grounding --batch-size`` and ``eval-video --batch-size`` report). :func:`batch_error` names the runs
+that cannot batch (a method with its own forward inside the LLM, an analysis oracle, a generated answer, a
+captured prefill); those run one by one.
+:func:`padded_forward` is the padded forward alone (VideoGLaMM's own video path batches its expressions with
+it).
 
-On a CPU with the eager attention (the official stack's kernel, which writes every B x heads x S x S score), the
-padded forward runs in consecutive sub-batches whose scores fit the last-level cache (:func:`sub_batches`; where
-one decoder layer's weights fit in it too, as on the tiny models): past the cache each score pass goes to main memory
-and a batch of long sequences becomes slower per prompt than one prompt at a time. A sub-batch of one is exactly
-``ground``'s forward; short (pruned) sequences still share one forward.
+On a CPU with the eager attention (the official stack's kernel, which writes every B x heads x S x S score),
+the padded forward runs in consecutive sub-batches whose scores fit the last-level cache (:func:`sub_batches`;
+where one decoder layer's weights fit in it too, as on the tiny models): past the cache each score pass goes
+to main memory and a batch of long sequences becomes slower per prompt than one prompt at a time. A sub-batch
+of one is exactly ``ground``'s forward; short (pruned) sequences still share one forward.
 """
 
 from __future__ import annotations
@@ -70,9 +73,9 @@ def cache_bytes() -> int:
 
 
 def _auto_budget(lm) -> int | None:
-    """``sub_batches``' ``"auto"`` budget: the last-level cache (:func:`cache_bytes`) on a CPU with the eager kernel
-    when one decoder layer's weights fit in it too (each sub-batch reads them again: a large model's weights from main
-    memory, so there one forward stays cheaper), else None."""
+    """``sub_batches``' ``"auto"`` budget: the last-level cache (:func:`cache_bytes`) on a CPU with the eager
+    kernel when one decoder layer's weights fit in it too (each sub-batch reads them again: a large model's
+    weights from main memory, so there one forward stays cheaper), else None."""
     params = list(lm.layers[0].parameters()) if getattr(lm, "layers", None) else []
     if not params or params[0].device.type != "cpu":
         return None
@@ -81,10 +84,10 @@ def _auto_budget(lm) -> int | None:
 
 
 def sub_batches(lm, lengths: list[int], budget: int | str | None = "auto") -> list[slice]:
-    """Consecutive slices of a batch of sequences of ``lengths``, each run as one padded forward of ``lm``: as many
-    sequences as keep its eager attention's peak (:func:`~litelvlm.memory.eager_attention_bytes` at the slice's
-    longest length) within ``budget`` bytes, at least one. ``"auto"``: :func:`_auto_budget`; None, or an attention
-    other than eager (no S x S scores): one slice."""
+    """Consecutive slices of a batch of sequences of ``lengths``, each run as one padded forward of ``lm``: as
+    many sequences as keep its eager attention's peak (:func:`~litelvlm.memory.eager_attention_bytes` at the
+    slice's longest length) within ``budget`` bytes, at least one. ``"auto"``: :func:`_auto_budget`; None, or
+    an attention other than eager (no S x S scores): one slice."""
     config = lm.config
     eager = getattr(config, "_attn_implementation", None) == "eager"
     if budget == "auto":
@@ -102,8 +105,8 @@ def sub_batches(lm, lengths: list[int], budget: int | str | None = "auto") -> li
 
 
 def _select(pipe, prepared, method: str, budget, positions: str, options: dict) -> dict:
-    """One input's selection, as ``ground`` makes it: its LLM inputs, positions and layout (or the method's own
-    LLM output, when its selection ran the LLM)."""
+    """One input's selection, as ``ground`` makes it: its LLM inputs, positions and layout (or the method's
+    own LLM output, when its selection ran the LLM)."""
     spec = pipe.spec(method)
     whole = pipe.full_budget(prepared)
     k = Budget.of(budget).count(whole, spec.extra_tokens)
@@ -122,9 +125,10 @@ def _select(pipe, prepared, method: str, budget, positions: str, options: dict) 
 
 def padded_forward(lm, name: str, embeds: list[torch.Tensor], positions: list[torch.Tensor],
                    num_visual: list[int | None], device) -> torch.Tensor:
-    """(B, S_max, h) final normed hidden states of the LLM ``lm`` (model ``name``) over the sequences ``embeds`` ((S_i, h)
-    each, at ``positions``, (1, S_i) or (3, 1, S_i)) right-padded to the longest, in one forward whose attention mask
-    hides the padding; each sequence checked against the LLM's positions and the batch against its attention memory."""
+    """(B, S_max, h) final normed hidden states of the LLM ``lm`` (model ``name``) over the sequences
+    ``embeds`` ((S_i, h) each, at ``positions``, (1, S_i) or (3, 1, S_i)) right-padded to the longest, in one
+    forward whose attention mask hides the padding; each sequence checked against the LLM's positions and the
+    batch against its attention memory."""
     lengths = [int(e.shape[0]) for e in embeds]
     s = max(lengths)
     for length, pos, n in zip(lengths, positions, num_visual, strict=True):
@@ -140,15 +144,16 @@ def padded_forward(lm, name: str, embeds: list[torch.Tensor], positions: list[to
 
 
 def _forward(pipe, items: list[dict]) -> torch.Tensor:
-    """(B, S_max, h) final normed hidden states of the padded batch of ``items``' sequences, in one forward."""
-    return padded_forward(pipe.language_model, pipe.name, [it["embeds"] for it in items], [it["pos"] for it in items],
-                          [it["num_visual"] for it in items], pipe.device)
+    """(B, S_max, h) final normed hidden states of the padded batch of ``items``' sequences, in one
+    forward."""
+    return padded_forward(pipe.language_model, pipe.name, [it["embeds"] for it in items],
+                          [it["pos"] for it in items], [it["num_visual"] for it in items], pipe.device)
 
 
 def _mask_heads(pipe, items: list[dict], method: str) -> list[GroundingOutput]:
-    """``ground``'s outputs for every input from its ``[SEG]`` rows' states: the prompts per input, SAM's decoder
-    over all inputs in one call where the family has one (``decode_masks_many``; else per input), the upscaling
-    per input."""
+    """``ground``'s outputs for every input from its ``[SEG]`` rows' states: the prompts per input, SAM's
+    decoder over all inputs in one call where the family has one (``decode_masks_many``; else per input), the
+    upscaling per input."""
     prompts = [pipe.seg_prompts(it["out"][0]) for it in items]
     many = getattr(pipe, "decode_masks_many", None)
     if many is not None and len(items) > 1 and sum(int(p.shape[0]) for p in prompts) > 0:
@@ -163,18 +168,19 @@ def _output(pipe, item: dict, prompts: torch.Tensor, low: torch.Tensor, method: 
     (seg_hidden, pred, seq_len), sel = item["out"], item["sel"]
     logits = pipe.upscale_masks(item["prepared"], low)
     return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
-                           prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred, method=method,
-                           budget=item["budget"], prune_layer=int(sel.prune_layer), seq_len=seq_len, selection=sel,
-                           position_rule=item["rule"])
+                           prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
+                           method=method,
+                           budget=item["budget"], prune_layer=int(sel.prune_layer), seq_len=seq_len,
+                           selection=sel, position_rule=item["rule"])
 
 
 @torch.no_grad()
 def ground_batch(pipe, prepared: list, method: str = "none", budget: Budget | int | None = None,
                  positions: str = "official", sub_batch_bytes: int | str | None = "auto",
                  **options) -> list[GroundingOutput]:
-    """``pipe.ground(p, method, budget, positions=..., **options)`` for every ``p`` in ``prepared``, the LLM run
-    over all of them in right-padded, masked forwards (one per :func:`sub_batches` slice; ``sub_batch_bytes``: its
-    budget); refused (:func:`batch_error`) where that cannot be done."""
+    """``pipe.ground(p, method, budget, positions=..., **options)`` for every ``p`` in ``prepared``, the LLM
+    run over all of them in right-padded, masked forwards (one per :func:`sub_batches` slice;
+    ``sub_batch_bytes``: its budget); refused (:func:`batch_error`) where that cannot be done."""
     if not prepared:
         return []
     if why := pipe.method_error(method):

@@ -1,18 +1,19 @@
 """The contract of a model family: what a pixel-grounding LVLM gives the pruning methods and the studies.
 
-A family is one package (``litelvlm/<family>``) whose pipeline subclasses :class:`GroundingPipeline` and is registered
-by its card in :mod:`litelvlm.families`. The contract has three parts:
+A family is one package (``litelvlm/<family>``) whose pipeline subclasses :class:`GroundingPipeline` and is
+registered by its card in :mod:`litelvlm.families`. The contract has three parts:
 
-* what every family provides (``abc.abstractmethod``): its input (``prepare_image``, ``with_sentences``), its LLM
-  sequence (``language_model``, ``visual_tokens``, ``layout``, ``sequence_embeds``) and its mask head
+* what every family provides (``abc.abstractmethod``): its input (``prepare_image``, ``with_sentences``), its
+  LLM sequence (``language_model``, ``visual_tokens``, ``layout``, ``sequence_embeds``) and its mask head
   (``seg_prompts``, ``decode_masks``, ``upscale_masks``);
-* what it declares as data (``family``, ``abilities``: :class:`~litelvlm.lvlm.abilities.Abilities`) and what it may
-  override: defaults (``device``, ``num_visual``, ``mask_shape``, ...) and the hooks ``ground`` calls
+* what it declares as data (``family``, ``abilities``: :class:`~litelvlm.lvlm.abilities.Abilities`) and what
+  it may override: defaults (``device``, ``num_visual``, ``mask_shape``, ...) and the hooks ``ground`` calls
   (``run_input``, ``run_clip_stage``, ``run_llm_stage``, ``generated``);
-* what no family overrides (``typing.final``): ``ground``, one for every family, and what it runs (``method_error``,
-  ``run_llm``, the LLM layer by layer: :mod:`litelvlm.llm.context`).
-N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows predicting
-each [SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last axis only."""
+* what no family overrides (``typing.final``): ``ground``, one for every family, and what it runs
+  (``method_error``, ``run_llm``, the LLM layer by layer: :mod:`litelvlm.llm.context`).
+N is asked per prepared input (:meth:`GroundingPipeline.num_visual`); where the visual tokens sit, the rows
+predicting each [SEG] and the positions come as one :class:`SequenceLayout`, indexed on their last axis
+only."""
 
 from __future__ import annotations
 
@@ -40,12 +41,14 @@ from .sequence import GroundingOutput, SequenceLayout, norm_input_states
 from .visual_view import visual_grid, visual_window
 
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
-#: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are ``renumber``-ed
+#: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are
+#: ``renumber``-ed
 POSITION_SWITCH = ("official", "keep", "renumber")
 
 
 class GroundingPipeline(abc.ABC):
-    """A family's pipeline: one image (or video), its sentences, any method and budget -> masks (see the module)."""
+    """A family's pipeline: one image (or video), its sentences, any method and budget -> masks (see the
+    module)."""
 
     #: the family's name in :mod:`litelvlm.families`
     family: ClassVar[str] = ""
@@ -63,7 +66,7 @@ class GroundingPipeline(abc.ABC):
     #: ``answer="generate"``: the most new tokens a generated answer may have (the family's official limit)
     max_new_tokens: int = 0
 
-    # -- what every family provides ----------------------------------------------------------------------------------
+    # -- what every family provides --------------------------------------------------------------------------
     @property
     @abc.abstractmethod
     def language_model(self):
@@ -71,7 +74,8 @@ class GroundingPipeline(abc.ABC):
 
     @abc.abstractmethod
     def prepare_image(self, image, seed: int = 0):
-        """The per-image work (vision forwards, the mask decoder's image embedding), reused by every method and budget."""
+        """The per-image work (vision forwards, the mask decoder's image embedding), reused by every method
+        and budget."""
 
     @abc.abstractmethod
     def with_sentences(self, prepared, sentences: list[str], turns=None, **options):
@@ -87,8 +91,8 @@ class GroundingPipeline(abc.ABC):
 
     @abc.abstractmethod
     def sequence_embeds(self, prepared, visual: torch.Tensor) -> torch.Tensor:
-        """(B, S, h) input embeddings: the prompt's text embeddings with ``visual`` ((K, h) or (B, K, h)) at the
-        image's place."""
+        """(B, S, h) input embeddings: the prompt's text embeddings with ``visual`` ((K, h) or (B, K, h)) at
+        the image's place."""
 
     @abc.abstractmethod
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
@@ -100,10 +104,10 @@ class GroundingPipeline(abc.ABC):
 
     @abc.abstractmethod
     def upscale_masks(self, prepared, low: torch.Tensor) -> torch.Tensor:
-        """(S, *mask_shape) float32 mask logits at the original size, (S, H, W) or a video's (S, T, H, W) (masks are
-        ``logits > 0``)."""
+        """(S, *mask_shape) float32 mask logits at the original size, (S, H, W) or a video's (S, T, H, W)
+        (masks are ``logits > 0``)."""
 
-    # -- defaults a family may override ----------------------------------------------------------------------------
+    # -- defaults a family may override ----------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         """Where the LLM's input embeddings live."""
@@ -134,8 +138,8 @@ class GroundingPipeline(abc.ABC):
         return int(self.visual_tokens(prepared).shape[0])
 
     def full_budget(self, prepared) -> int:
-        """The budget keeping everything (the baseline's) in the abilities' ``budget_unit``: N, or a frame's CLIP
-        patches; ``ground`` counts a budget against it."""
+        """The budget keeping everything (the baseline's) in the abilities' ``budget_unit``: N, or a frame's
+        CLIP patches; ``ground`` counts a budget against it."""
         return self.num_visual(prepared)
 
     def mask_shape(self, prepared) -> tuple[int, ...]:
@@ -147,16 +151,18 @@ class GroundingPipeline(abc.ABC):
         return bool(torch.equal(out.kept_indices.cpu(), torch.arange(self.num_visual(prepared))))
 
     def visual_grid(self, prepared) -> tuple[int, int]:
-        """(rows, cols) of ``prepared``'s N visual tokens in the sequence's order (row-major), read from the layout's
-        positions (M-RoPE) or the square of N (1-D RoPE); :func:`litelvlm.lvlm.visual_view.visual_grid`."""
+        """(rows, cols) of ``prepared``'s N visual tokens in the sequence's order (row-major), read from the
+        layout's positions (M-RoPE) or the square of N (1-D RoPE);
+        :func:`litelvlm.lvlm.visual_view.visual_grid`."""
         return visual_grid(self, prepared)
 
     def visual_window(self, image) -> np.ndarray:
-        """The part of ``image`` the visual tokens cover, an RGB array (CLIP's crop window for a family of CLIP
-        patches, else the whole image); :func:`litelvlm.lvlm.visual_view.visual_window`."""
+        """The part of ``image`` the visual tokens cover, an RGB array (CLIP's crop window for a family of
+        CLIP patches, else the whole image); :func:`litelvlm.lvlm.visual_view.visual_window`."""
         return visual_window(self, image)
 
-    def clip_selection_tokens(self, prepared, sel: Selection, full: torch.Tensor | None = None) -> torch.Tensor:
+    def clip_selection_tokens(self, prepared, sel: Selection,
+                              full: torch.Tensor | None = None) -> torch.Tensor:
         """(K, h) the LLM inputs of a CLIP-side selection: ``sel.indices`` index CLIP's patch grid (raster
         order), ``sel.features`` are merged CLIP features; ``full`` are the family's (N, h) visual tokens to
         gather from (None: computed here). A family whose visual tokens are not CLIP's patches maps the grid
@@ -164,7 +170,8 @@ class GroundingPipeline(abc.ABC):
         raise LiteLVLMError(f"the {self.family} family hands no CLIP-side selection to its LLM")
 
     def tower_context(self, prepared):
-        """The vision tower on ``prepared`` (a :class:`~litelvlm.tower.TowerContext`), where ``abilities.tower_stage``."""
+        """The vision tower on ``prepared`` (a :class:`~litelvlm.tower.TowerContext`), where
+        ``abilities.tower_stage``."""
         raise LiteLVLMError(f"the {self.family} family offers no vision-tower stage")
 
     def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
@@ -180,12 +187,14 @@ class GroundingPipeline(abc.ABC):
 
     @property
     def stop_ids(self) -> set[int]:
-        """The token ids that end a generated answer (a family whose abilities' ``answers`` offer ``generate``)."""
+        """The token ids that end a generated answer (a family whose abilities' ``answers`` offer
+        ``generate``)."""
         raise LiteLVLMError(f"the {self.family} family's prompts offer no generated answer")
 
     def sample_metrics(self, pred, gt, box) -> dict:
-        """The family's own per-sample columns (prefixed with the abilities' ``own_metric``) for a boolean (H, W)
-        prediction ``pred``, the target ``gt`` and the referent's COCO box (x, y, w, h) or None; {} when it has none."""
+        """The family's own per-sample columns (prefixed with the abilities' ``own_metric``) for a boolean (H,
+        W) prediction ``pred``, the target ``gt`` and the referent's COCO box (x, y, w, h) or None; {} when it
+        has none."""
         return {}
 
     @classmethod
@@ -193,57 +202,65 @@ class GroundingPipeline(abc.ABC):
         """The family's own summary columns over one (method, budget)'s rows of :meth:`sample_metrics`."""
         return {}
 
-    # -- the hooks ``ground`` calls ------------------------------------------------------------------------------
+    # -- the hooks ``ground`` calls --------------------------------------------------------------------------
     def run_input(self, prepared, method: str, prunes: bool):
-        """The input ``ground`` runs ``method`` on (default: ``prepared``); ``prunes``: the run keeps fewer than all
-        the visual tokens. A family whose prompt differs when pruned (Sa2VA's video) returns that prompt here, and
-        refuses a method this input cannot run."""
+        """The input ``ground`` runs ``method`` on (default: ``prepared``); ``prunes``: the run keeps fewer
+        than all the visual tokens. A family whose prompt differs when pruned (Sa2VA's video) returns that
+        prompt here, and refuses a method this input cannot run."""
         return prepared
 
     def run_clip_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
-        """A CLIP-side method's step of :meth:`ground` (:class:`~litelvlm.method.ClipStage`): :func:`clip_stage`."""
+        """A CLIP-side method's step of :meth:`ground` (:class:`~litelvlm.method.ClipStage`):
+        :func:`clip_stage`."""
         return clip_stage(self, prepared, method, budget, full, **kw)
 
     def run_llm_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
-        """The step of :meth:`ground` of a method acting with the LLM (the other stages): :func:`llm_stage`."""
+        """The step of :meth:`ground` of a method acting with the LLM (the other stages):
+        :func:`llm_stage`."""
         return llm_stage(self, prepared, method, budget, full, **kw)
 
     def generated(self, prepared, run: Callable[[], GroundingOutput]) -> GroundingOutput:
-        """``answer="generate"``: ``run()``'s output (:mod:`~litelvlm.lvlm.generate`) as the family's official code reads it."""
+        """``answer="generate"``: ``run()``'s output (:mod:`~litelvlm.lvlm.generate`) as the family's official
+        code reads it."""
         return run()
 
-    # -- the same for every family (final) ----------------------------------------------------------------------
+    # -- the same for every family (final) -------------------------------------------------------------------
     @final
     def spec(self, method: str) -> Method:
-        """The :class:`~litelvlm.method.Method` ``method`` runs as here: its variant for ``abilities.backbone``, or itself."""
+        """The :class:`~litelvlm.method.Method` ``method`` runs as here: its variant for
+        ``abilities.backbone``, or itself."""
         return get_method(method, self.abilities.backbone)
 
     @final
     def method_error(self, method: str) -> str | None:
         """Why ``method`` cannot run on this family (None: it can): read from the method's declaration and the
-        family's abilities, so a study refuses it before anything is written (it reads class attributes only, so a
-        study may ask the class)."""
+        family's abilities, so a study refuses it before anything is written (it reads class attributes only,
+        so a study may ask the class)."""
         ab = self.abilities
         spec = get_method(method, ab.backbone)
         if spec.uses_clip and ab.clip_side == "none":
-            return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its visual "
-                    "tokens yet (an external CLIP mapped onto its grid): use a method that acts with the LLM")
+            return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its "
+                    "visual tokens yet (an external CLIP mapped onto its grid): use a method that acts with "
+                    "the LLM")
         if spec.uses_clip and ab.clip_side == "mapped" and not spec.scores_only:
-            return (f"{method} reads CLIP's features or attention on CLIP's own patch grid; the {self.family} family "
-                    "maps only an external CLIP's per-token scores onto its own tokens (this project's adaptation), "
-                    "so the CLIP-side methods that read scores alone run on it: "
+            return (f"{method} reads CLIP's features or attention on CLIP's own patch grid; the "
+                    f"{self.family} family maps only an external CLIP's per-token scores onto its own tokens "
+                    "(this project's adaptation), so the CLIP-side methods that read scores alone run on it: "
                     f"{', '.join(mapped_methods())}, or a method that acts with the LLM")
         if spec.prunes_in_vision_tower and not ab.tower_stage:
-            return f"{method} prunes inside a vision tower; the {self.family} family offers no vision-tower stage"
+            return (f"{method} prunes inside a vision tower; the {self.family} family offers no vision-tower "
+                    "stage")
         if spec.one_axis_positions and ab.position_axes != 1:
-            return (f"{method}'s official position rule is for 1-D RoPE; the {self.family} family's positions have "
-                    f"{ab.position_axes} axes (multi-axis positions need a rule of the method's own first)")
+            return (f"{method}'s official position rule is for 1-D RoPE; the {self.family} family's "
+                    f"positions have {ab.position_axes} axes (multi-axis positions need a rule of the "
+                    "method's own first)")
         return refusal(spec, method, ab.refuses)
 
     @final
     def official_rule(self, method: str) -> str:
-        """What ``positions="official"`` does with ``method``'s kept tokens on this family: the family's own rule
-        (the abilities' ``position_rule``) where it has one and the method keeps single tokens, else the method's."""
+        """What ``positions="official"`` does with ``method``'s kept tokens on this family: the family's own
+        rule (the abilities' ``position_rule``) where it has one and the method keeps single tokens, else the
+        method's."""
         spec, own = self.spec(method), self.abilities.position_rule
         if own is not None and (own != "keep" or spec.original_positions):
             return own
@@ -259,8 +276,9 @@ class GroundingPipeline(abc.ABC):
     @contextlib.contextmanager
     def seg_source(self) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
         """Within: the LLM forwards leave what the mask head reads (the abilities' ``seg_reads``); yields
-        ``states(final, rows)``: (B, R, h) those states at sequence ``rows``, ``final`` being the last forward's
-        final normed hidden states (B, S, h). The hook on the final norm (``norm_input``) is removed on exit."""
+        ``states(final, rows)``: (B, R, h) those states at sequence ``rows``, ``final`` being the last
+        forward's final normed hidden states (B, S, h). The hook on the final norm (``norm_input``) is removed
+        on exit."""
         reads = self.abilities.seg_reads
         with norm_input_states(self.language_model.norm if reads == "norm_input" else None) as states:
             yield states
@@ -268,8 +286,9 @@ class GroundingPipeline(abc.ABC):
     @final
     def final_hidden(self, embeds: torch.Tensor, position_ids: torch.Tensor,
                      num_visual: int | None = None) -> torch.Tensor:
-        """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit all-ones
-        mask and ``position_ids`` (one sequence's: expanded to the batch), after :mod:`litelvlm.llm.limits`' checks."""
+        """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit
+        all-ones mask and ``position_ids`` (one sequence's: expanded to the batch), after
+        :mod:`litelvlm.llm.limits`' checks."""
         b, s = embeds.shape[:2]
         pos = position_ids.to(embeds.device)
         grad = torch.is_grad_enabled() and embeds.requires_grad
@@ -285,9 +304,10 @@ class GroundingPipeline(abc.ABC):
     @final
     def run_llm(self, prepared, visual: torch.Tensor,
                 kept: torch.Tensor | None = None) -> tuple[torch.Tensor, SequenceLayout]:
-        """(final normed hidden states (1, S, h), the sequence's layout) of the LLM's standard forward with the
-        visual tokens ``visual`` (K, h) at the image's place; ``kept`` (K,): the visual-token indices they are,
-        to give them their original positions (None: the positions of a sequence with K visual tokens)."""
+        """(final normed hidden states (1, S, h), the sequence's layout) of the LLM's standard forward with
+        the visual tokens ``visual`` (K, h) at the image's place; ``kept`` (K,): the visual-token indices they
+        are, to give them their original positions (None: the positions of a sequence with K visual
+        tokens)."""
         layout = self.layout(prepared, int(visual.shape[0]))
         pos = layout.position_ids if kept is None else self.kept_positions(prepared, kept)
         return self.final_hidden(self.sequence_embeds(prepared, visual), pos, layout.num_visual), layout
@@ -298,24 +318,26 @@ class GroundingPipeline(abc.ABC):
         every token's position in the unpruned sequence (``positions="keep"``)."""
         kept = kept.long().cpu()
         if bool((kept < 0).any()):
-            raise LiteLVLMError("positions='keep': the selection holds tokens that are no single visual token (a "
-                                "[CLS] or merged extra token), which have no original position")
+            raise LiteLVLMError("positions='keep': the selection holds tokens that are no single visual "
+                                "token (a [CLS] or merged extra token), which have no original position")
         full = self.layout(prepared, self.num_visual(prepared))
         s, n = full.image_start, full.num_visual
         return full.positions(torch.cat([torch.arange(s), s + kept, torch.arange(s + n, full.seq_len)]))
 
     @final
     def ground(self, prepared, method: str = "none", budget: Budget | int | None = None,
-               visual_embeds: torch.Tensor | None = None, positions: str = "official", **options) -> GroundingOutput:
-        """Masks for every [SEG] with ``method`` keeping ``budget`` (a :class:`~litelvlm.budget.Budget`; an int K or
-        None, all, are converted here), counted once against :meth:`full_budget` (N, or a video's per-frame patches).
+               visual_embeds: torch.Tensor | None = None, positions: str = "official",
+               **options) -> GroundingOutput:
+        """Masks for every [SEG] with ``method`` keeping ``budget`` (a :class:`~litelvlm.budget.Budget`; an
+        int K or None, all, are converted here), counted once against :meth:`full_budget` (N, or a video's
+        per-frame patches).
 
         ``visual_embeds`` (N, h) replaces the family's visual tokens (e.g. a leaf tensor for captum);
         the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation). ``positions``
         (:data:`POSITION_SWITCH`): the kept tokens' RoPE positions as the method's official code sets them,
-        or their original ones (``keep``), or those of the shorter sequence (``renumber``). The family's hooks run
-        in order: :meth:`run_input`, the method's stage (:meth:`run_clip_stage` / :meth:`run_llm_stage`) and, under
-        ``answer="generate"``, :meth:`generated`.
+        or their original ones (``keep``), or those of the shorter sequence (``renumber``). The family's hooks
+        run in order: :meth:`run_input`, the method's stage (:meth:`run_clip_stage` / :meth:`run_llm_stage`)
+        and, under ``answer="generate"``, :meth:`generated`.
         """
         if positions not in POSITION_SWITCH:
             raise LiteLVLMError(f"positions must be one of {', '.join(POSITION_SWITCH)}; got {positions!r}")
@@ -330,7 +352,8 @@ class GroundingPipeline(abc.ABC):
         if visual_embeds is not None and tuple(visual_embeds.shape) != (n, self.hidden_size):
             raise LiteLVLMError(f"visual_embeds must have shape ({n}, {self.hidden_size}); "
                                 f"got {tuple(visual_embeds.shape)}")
-        run = functools.partial(self._run, prepared, method, spec, budget, visual_embeds, positions, rule, **options)
+        run = functools.partial(self._run, prepared, method, spec, budget, visual_embeds, positions, rule,
+                                **options)
         if getattr(prepared, "answer", "teacher-forced") == "generate":
             return self.generated(prepared, run)
         return run()
@@ -338,11 +361,14 @@ class GroundingPipeline(abc.ABC):
     @final
     def _run(self, prepared, method: str, spec: Method, budget: int, full, positions: str, rule: str,
              **options) -> GroundingOutput:
-        """``ground``'s run of the method's stage (its own ``step_of``), the LLM and the mask head (or the generation)."""
+        """``ground``'s run of the method's stage (its own ``step_of``), the LLM and the mask head (or the
+        generation)."""
         generate = getattr(prepared, "answer", "teacher-forced") == "generate"
         with self.seg_source() as seg_states:
-            vis, sel, kept, llm_output = spec.stage.step_of(self)(prepared, method, budget, full, spec=spec, rule=rule,
-                                                                  positions=positions, given=full is not None, **options)
+            vis, sel, kept, llm_output = spec.stage.step_of(self)(prepared, method, budget, full, spec=spec,
+                                                                  rule=rule,
+                                                                  positions=positions, given=full is not None,
+                                                                  **options)
             if llm_output is None and generate:
                 return generated_output(self, prepared, vis, kept, method, budget, sel, rule)
             if llm_output is None:
@@ -351,31 +377,35 @@ class GroundingPipeline(abc.ABC):
             else:
                 final_states, pred = llm_output
             seg_hidden = seg_states(final_states, pred.to(final_states.device))[0]
-        out = self._masks(prepared, final_states, seg_hidden, pred.to(final_states.device), method, budget, sel,
-                          int(sel.prune_layer))
+        out = self._masks(prepared, final_states, seg_hidden, pred.to(final_states.device), method, budget,
+                          sel, int(sel.prune_layer))
         out.position_rule = rule
         return out
 
     @final
     def _position_rule(self, prepared, method: str, spec: Method, positions: str) -> tuple[str, str]:
-        """``ground``'s (positions, rule): the switch resolved against the family's and the method's rules, refusals."""
+        """``ground``'s (positions, rule): the switch resolved against the family's and the method's rules,
+        refusals."""
         if positions == "official" and self.abilities.position_rule is not None:
             positions = self.official_rule(method)
         rule = spec.positions if positions == "official" else positions
         if positions == "keep" and not spec.original_positions:
-            raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token ([CLS], "
-                                "merged or recycled tokens), which have no original position")
+            raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token "
+                                "([CLS], merged or recycled tokens), which have no original position")
         if getattr(prepared, "answer", "teacher-forced") == "generate" and spec.forward is not None:
-            raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that prune at the "
-                                "LLM input (a pruned KV cache while decoding has no official definition)")
+            raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that "
+                                "prune at the LLM input (a pruned KV cache while decoding has no official "
+                                "definition)")
         return positions, rule
 
     @final
-    def _masks(self, prepared, final_states, seg_hidden, pred, method, budget, sel, prune_layer) -> GroundingOutput:
+    def _masks(self, prepared, final_states, seg_hidden, pred, method, budget, sel,
+               prune_layer) -> GroundingOutput:
         prompts = self.seg_prompts(seg_hidden)
         low = self.decode_masks(prepared, prompts)
         logits = self.upscale_masks(prepared, low)
-        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
+        return GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low,
+                               seg_hidden=seg_hidden,
                                prompt_embeddings=prompts, kept_indices=sel.indices, seg_positions=pred,
                                method=method, budget=budget, prune_layer=prune_layer,
                                seq_len=int(final_states.shape[1]), selection=sel)
@@ -389,8 +419,9 @@ class GroundingPipeline(abc.ABC):
     @final
     def attention_rows(self, prepared, layers: list[int], queries: str | torch.Tensor = "last",
                        visual_embeds: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
-        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM (only those rows computed); ``queries``:
-        ``"last"``, ``"text"`` (after the image), ``"seg"`` (predicting [SEG]) or sequence positions."""
+        """{layer: (H, Q, S) attention of the query rows} in the unpruned LLM (only those rows computed);
+        ``queries``: ``"last"``, ``"text"`` (after the image), ``"seg"`` (predicting [SEG]) or sequence
+        positions."""
         ctx = self.context(prepared, visual_embeds)
         return {int(layer): ctx.attention_rows(int(layer), queries) for layer in layers}
 

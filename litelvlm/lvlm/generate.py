@@ -1,12 +1,13 @@
 """Greedy generation after a (pruned) prefill, with the mask head's states of every step that predicts [SEG].
 
-A family whose official protocol generates its answer (UniPixel: ``infer_seg.py`` L190-197, greedy, at most 512 new
-tokens) offers ``answer="generate"``: the prompt ends where the assistant's answer starts, the LLM prefills the
-sequence with the visual tokens a method kept (at the LLM input), then decodes greedily with its KV cache, each new
-token at the position after the last one. At every forward, prefill included, where the last row's argmax is the
-[SEG] token, the state the mask head reads at that row is kept (UniPixel's ``model/qwen2_5_vl.py`` L348-350, the
-final norm's input: its ``cache_state_hook``). Methods that prune inside the LLM do not run this way (their pruned
-KV cache during decoding has no official definition): ``ground`` refuses them.
+A family whose official protocol generates its answer (UniPixel: ``infer_seg.py`` L190-197, greedy, at most
+512 new tokens) offers ``answer="generate"``: the prompt ends where the assistant's answer starts, the LLM
+prefills the sequence with the visual tokens a method kept (at the LLM input), then decodes greedily with its
+KV cache, each new token at the position after the last one. At every forward, prefill included, where the
+last row's argmax is the [SEG] token, the state the mask head reads at that row is kept (UniPixel's
+``model/qwen2_5_vl.py`` L348-350, the final norm's input: its ``cache_state_hook``). Methods that prune inside
+the LLM do not run this way (their pruned KV cache during decoding has no official definition): ``ground``
+refuses them.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ class Generated:
 
 @torch.no_grad()
 def greedy_with_seg(language_model, lm_head, embed_tokens, embeds: torch.Tensor, position_ids: torch.Tensor,
-                    seg_id: int, stop_ids: set[int], max_new_tokens: int, norm_input: bool = True) -> Generated:
-    """Greedy decoding of ``language_model`` (its final norm hooked for the mask head's state) from the prefill
-    ``embeds`` (1, S, h) at ``position_ids`` (..., 1, S); stops after a token of ``stop_ids`` or
+                    seg_id: int, stop_ids: set[int], max_new_tokens: int,
+                    norm_input: bool = True) -> Generated:
+    """Greedy decoding of ``language_model`` (its final norm hooked for the mask head's state) from the
+    prefill ``embeds`` (1, S, h) at ``position_ids`` (..., 1, S); stops after a token of ``stop_ids`` or
     ``max_new_tokens`` tokens. ``norm_input``: the state is the final norm's input (else its output)."""
     seen: list[torch.Tensor] = []
 
@@ -65,14 +67,15 @@ def greedy_with_seg(language_model, lm_head, embed_tokens, embeds: torch.Tensor,
 
 
 
-def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | None, method: str, budget: int,
-                     sel, rule: str):
-    """``ground``'s output under ``answer="generate"``: greedy decoding after the prefill with ``visual`` (K, h) at
-    the image's place; the mask of the first generated [SEG] (UniPixel's ``infer_seg.py`` L235-237 reads
+def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | None, method: str,
+                     budget: int, sel, rule: str):
+    """``ground``'s output under ``answer="generate"``: greedy decoding after the prefill with ``visual`` (K,
+    h) at the image's place; the mask of the first generated [SEG] (UniPixel's ``infer_seg.py`` L235-237 reads
     ``model.seg[0]``), or the official failure's all-zero mask when none was generated (L216-220)."""
     layout = pipe.layout(prepared, int(visual.shape[0]))
     pos = layout.position_ids if kept is None else pipe.kept_positions(prepared, kept)
-    check_llm_input(pipe.language_model, pipe.name, layout.seq_len, pos, layout.num_visual)  # the prompt, prefilled
+    # the prompt, prefilled
+    check_llm_input(pipe.language_model, pipe.name, layout.seq_len, pos, layout.num_visual)
     embeds = pipe.sequence_embeds(prepared, visual)
     gen = greedy_with_seg(pipe.language_model, pipe.lm_head, pipe.language_model.embed_tokens, embeds,
                           pos.to(embeds.device), pipe.seg_token_id, pipe.stop_ids, pipe.max_new_tokens,
@@ -85,7 +88,8 @@ def generated_output(pipe, prepared, visual: torch.Tensor, kept: torch.Tensor | 
     else:
         prompts, low = seg_hidden.new_zeros(0, 1), torch.zeros(0, 1, 1, 1)
         logits = torch.zeros(1, *pipe.mask_shape(prepared))
-    return family.GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low, seg_hidden=seg_hidden,
+    return family.GroundingOutput(masks=logits > 0, mask_logits=logits, low_res_logits=low,
+                                  seg_hidden=seg_hidden,
                            prompt_embeddings=prompts, kept_indices=sel.indices,
                            seg_positions=layout.seq_len - 1 + gen.seg_steps[:1], method=method, budget=budget,
                            prune_layer=int(sel.prune_layer), seq_len=layout.seq_len, selection=sel,

@@ -1,4 +1,5 @@
-"""Pruning in the loop: which visual tokens the LLM receives for a method and a budget K (counted by ``ground``).
+"""Pruning in the loop: which visual tokens the LLM receives for a method and a budget K (counted by
+``ground``).
 
 Each method's :class:`~litelvlm.method.Stage` picks one step of ``GroundingPipeline.ground`` here:
 
@@ -26,14 +27,16 @@ from ..pruning.selection import check_selector, checked
 
 def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor | None, *,
               visual_embeds_given: bool = False, **options) -> tuple[torch.Tensor, Selection]:
-    """(K, h) LLM inputs and the selection of the CLIP-side method ``spec`` (the method ``ground`` looked up, handed
-    down); ``full`` are the (N, h) projector outputs to gather from (None: computed here). ``visual_embeds_given``:
-    ``full`` was given by the caller (to differentiate w.r.t. it), so a method that merges CLIP features is refused.
-    The [CLS]-attention methods (those whose ``select`` takes an ``attention`` option: ``official`` / ``project``,
-    see litelvlm.pruning.scores) compute their attention as the official code (``attention="official"``) unless
-    the pipeline's numerics score in float32 (``Numerics.project()``), which keeps the earlier
-    ``attention="project"``. ``budget`` is K, counted by ``ground``; the kernel runs here, after the contract's
-    checks (:func:`~litelvlm.pruning.selection.check_selector`, :func:`~litelvlm.pruning.selection.checked`)."""
+    """(K, h) LLM inputs and the selection of the CLIP-side method ``spec`` (the method ``ground`` looked up,
+    handed down); ``full`` are the (N, h) projector outputs to gather from (None: computed here).
+    ``visual_embeds_given``: ``full`` was given by the caller (to differentiate w.r.t. it), so a method that
+    merges CLIP features is refused. The [CLS]-attention methods (those whose ``select`` takes an
+    ``attention`` option: ``official`` / ``project``, see litelvlm.pruning.scores) compute their attention as
+    the official code (``attention="official"``) unless the pipeline's numerics score in float32
+    (``Numerics.project()``), which keeps the earlier ``attention="project"``. ``budget`` is K, counted by
+    ``ground``; the kernel runs here, after the contract's checks
+    (:func:`~litelvlm.pruning.selection.check_selector`,
+    :func:`~litelvlm.pruning.selection.checked`)."""
     if "attention" in inspect.signature(spec.select).parameters and "attention" not in options:
         numerics = getattr(pipeline, "numerics", None)
         if numerics is not None and numerics.score_dtype == "float32":
@@ -47,19 +50,21 @@ def clip_side(pipeline, prepared, spec: Method, budget: int, full: torch.Tensor 
     return pipeline.clip_selection_tokens(prepared, sel, full), sel
 
 
-def clip_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *, spec: Method, rule: str,
-               given: bool = False, positions: str = "official", **options) -> tuple:
-    """``ground``'s step for a CLIP-side method (:class:`~litelvlm.method.ClipStage`): (its (K, h) LLM inputs, its
-    selection, the visual-token indices they stand for when they keep their positions (``rule`` ``keep``), None)."""
+def clip_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *, spec: Method,
+               rule: str, given: bool = False, positions: str = "official", **options) -> tuple:
+    """``ground``'s step for a CLIP-side method (:class:`~litelvlm.method.ClipStage`): (its (K, h) LLM inputs,
+    its selection, the visual-token indices they stand for when they keep their positions (``rule`` ``keep``),
+    None)."""
     vis, sel = clip_side(pipeline, prepared, spec, budget, full, visual_embeds_given=given, **options)
     return vis, sel, pipeline.clip_selection_rows(prepared, sel) if rule == "keep" else None, None
 
 
-def llm_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *, spec: Method, rule: str,
-              positions: str = "official", given: bool = False, **options) -> tuple:
-    """``ground``'s step for a method acting with the LLM: its ``select`` on an ``LLMContext``, then its ``forward``
-    (a method pruning inside the LLM); (the LLM inputs, the selection, the kept indices when they keep their positions,
-    None) for a selection applied at the LLM input, (None, the selection, None, (final, rows)) otherwise."""
+def llm_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor | None, *, spec: Method,
+              rule: str, positions: str = "official", given: bool = False, **options) -> tuple:
+    """``ground``'s step for a method acting with the LLM: its ``select`` on an ``LLMContext``, then its
+    ``forward`` (a method pruning inside the LLM); (the LLM inputs, the selection, the kept indices when they
+    keep their positions, None) for a selection applied at the LLM input, (None, the selection, None, (final,
+    rows)) otherwise."""
     n = pipeline.num_visual(prepared)
     full = pipeline.visual_tokens(prepared) if full is None else full
     ctx = LLMContext(pipeline, prepared, full, None if positions == "official" else positions)
@@ -80,5 +85,6 @@ def llm_stage(pipeline, prepared, method: str, budget: int, full: torch.Tensor |
 
 
 def keeps_all(sel: Selection, n: int) -> bool:
-    """Whether ``sel`` keeps all N tokens in raster order (the LLM input is then the visual tokens as they are)."""
+    """Whether ``sel`` keeps all N tokens in raster order (the LLM input is then the visual tokens as they
+    are)."""
     return len(sel) == n and bool(torch.equal(sel.indices.cpu(), torch.arange(n)))

@@ -1,5 +1,6 @@
-"""What a family's pipeline hands the shared layer and returns from ``ground``: where the visual tokens sit in one
-prompt's LLM sequence (:class:`SequenceLayout`) and the masks with what produced them (:class:`GroundingOutput`)."""
+"""What a family's pipeline hands the shared layer and returns from ``ground``: where the visual tokens sit in
+one prompt's LLM sequence (:class:`SequenceLayout`) and the masks with what produced them
+(:class:`GroundingOutput`)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ class SequenceLayout:
     image_start: int                 # sequence index of the first visual token
     num_visual: int                  # visual tokens in the sequence
     seq_len: int                     # length of the whole sequence
-    position_ids: torch.Tensor       # (1, S) for 1-D RoPE, (3, 1, S) for M-RoPE; the last axis is the sequence
+    # (1, S) for 1-D RoPE, (3, 1, S) for M-RoPE; the last axis is the sequence
+    position_ids: torch.Tensor
     find_seg_predictors: Callable[[], torch.Tensor] = field(repr=False, compare=False)
-    #: the positions are the sequence indices 0..S-1 (1-D RoPE, nothing skipped): a kept row's position is its index
+    #: the positions are the sequence indices 0..S-1 (1-D RoPE, nothing skipped): a kept row's position is its
+    #: index
     positions_are_indices: bool = False
 
     @functools.cached_property
@@ -47,7 +50,8 @@ class GroundingOutput:
     low_res_logits: torch.Tensor             # (S, 1, h, w) mask-decoder output
     seg_hidden: torch.Tensor                 # (S, h) final hidden states predicting each [SEG]
     prompt_embeddings: torch.Tensor          # (S, prompt_dim) the mask decoder's prompts
-    kept_indices: torch.Tensor               # visual-token indices the pruned LLM layers saw (-1: CLS, -2: PruMerge extra)
+    # visual-token indices the pruned LLM layers saw (-1: CLS, -2: PruMerge extra)
+    kept_indices: torch.Tensor
     seg_positions: torch.Tensor              # positions of the [SEG]-predicting tokens in the run sequence
     method: str
     budget: int
@@ -59,14 +63,16 @@ class GroundingOutput:
 
     def short_kept(self) -> dict:
         """``{"kept": n}`` when the method kept fewer visual tokens than its budget, as its official code does
-        (``Selection.short``: HiPrune's Qwen2.5-VL registers); ``{}`` otherwise (a table's ``kept`` column)."""
+        (``Selection.short``: HiPrune's Qwen2.5-VL registers); ``{}`` otherwise (a table's ``kept``
+        column)."""
         return {"kept": len(self.selection)} if self.selection is not None and self.selection.short else {}
 
 
 @contextlib.contextmanager
 def norm_input_states(norm) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
-    """Within: ``states(final, rows)``, (B, R, h) at sequence ``rows`` of the last input of the LLM's final ``norm``
-    (hooked; the hook removed on exit), or of ``final`` itself when ``norm`` is None (``seg_reads="final"``)."""
+    """Within: ``states(final, rows)``, (B, R, h) at sequence ``rows`` of the last input of the LLM's final
+    ``norm`` (hooked; the hook removed on exit), or of ``final`` itself when ``norm`` is None
+    (``seg_reads="final"``)."""
     if norm is None:
         yield lambda final, rows: final[:, rows]
         return

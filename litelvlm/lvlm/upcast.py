@@ -19,8 +19,8 @@ from torch.utils.hooks import RemovableHandle
 from ..errors import LiteLVLMError
 from .fastest_dtype import fastest_dtype
 
-#: ``--layer-dtype`` values: ``model`` (the weights' dtype, the official), ``float32``, or ``auto`` (the faster of
-#: the two on this machine: :func:`resolve_layer_dtype`)
+#: ``--layer-dtype`` values: ``model`` (the weights' dtype, the official), ``float32``, or ``auto`` (the
+#: faster of the two on this machine: :func:`resolve_layer_dtype`)
 LAYER_DTYPES = ("model", "float32", "auto")
 
 
@@ -76,12 +76,12 @@ def check_layer_dtype(layer_dtype: str, quantize: str = "none") -> None:
                             f"{quantize} replaces: use one of them")
 
 
-def resolve_layer_dtype(layer_dtype: str, weights: torch.dtype, device: str | torch.device, tokens: int, hidden: int,
-                        intermediate: int, quantize: str = "none") -> tuple[str, dict | None]:
-    """(``model`` or ``float32``, the record of ``auto``'s choice or None) for ``--layer-dtype layer_dtype`` with
-    weights in ``weights``: ``auto`` upcasts bfloat16 weights where float32 arithmetic measured faster
-    (:func:`litelvlm.lvlm.fastest_dtype.fastest_dtype`, on a layer of these widths); float32 or quantized weights
-    keep their arithmetic (nothing to choose)."""
+def resolve_layer_dtype(layer_dtype: str, weights: torch.dtype, device: str | torch.device, tokens: int,
+                        hidden: int, intermediate: int, quantize: str = "none") -> tuple[str, dict | None]:
+    """(``model`` or ``float32``, the record of ``auto``'s choice or None) for ``--layer-dtype layer_dtype``
+    with weights in ``weights``: ``auto`` upcasts bfloat16 weights where float32 arithmetic measured faster
+    (:func:`litelvlm.lvlm.fastest_dtype.fastest_dtype`, on a layer of these widths); float32 or quantized
+    weights keep their arithmetic (nothing to choose)."""
     if layer_dtype != "auto":
         return layer_dtype, None
     if quantize != "none" or weights != torch.bfloat16:

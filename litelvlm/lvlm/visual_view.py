@@ -1,7 +1,7 @@
-"""Where a family's visual tokens lie on the image, as ``select`` and the studies draw them: their grid and the
-image region they cover, read from what the family contract (:mod:`litelvlm.lvlm.family`) gives for any family
-(the layout's positions, the family's fixed N, its CLIP's geometry). ``GroundingPipeline.visual_grid`` and
-``visual_window`` call these; a family overrides them where its tokens lie otherwise.
+"""Where a family's visual tokens lie on the image, as ``select`` and the studies draw them: their grid and
+the image region they cover, read from what the family contract (:mod:`litelvlm.lvlm.family`) gives for any
+family (the layout's positions, the family's fixed N, its CLIP's geometry). ``GroundingPipeline.visual_grid``
+and ``visual_window`` call these; a family overrides them where its tokens lie otherwise.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ def visual_grid(pipe, prepared) -> tuple[int, int]:
         shape = (int(rows.max()) + 1, int(cols.max()) + 1)
         if shape[0] * shape[1] == n and bool(((rows * shape[1] + cols) == torch.arange(n)).all()):
             return shape
-        raise LiteLVLMError(f"the {pipe.family} family's {n} visual tokens are no row-major grid of their positions")
+        raise LiteLVLMError(f"the {pipe.family} family's {n} visual tokens are no row-major grid of their "
+                            "positions")
     side = math.isqrt(n)
     if side * side != n:
-        raise LiteLVLMError(f"the {pipe.family} family's {n} visual tokens (1-D positions) are no square grid")
+        raise LiteLVLMError(
+            f"the {pipe.family} family's {n} visual tokens (1-D positions) are no square grid")
     return side, side
 
 
@@ -38,7 +40,8 @@ def visual_window(pipe, image) -> np.ndarray:
     """The part of ``image`` the visual tokens cover, as an RGB array: CLIP's input window (its centre crop at
     its input size) for a family whose visual tokens are its CLIP's patches (fixed N, GLaMM's), else the whole
     image (a family that resizes the image without a crop, UniPixel's)."""
-    clip = getattr(pipe, "clip", None) if pipe.num_visual_tokens is not None else None  # a family of fixed N only
+    # a family of fixed N only
+    clip = getattr(pipe, "clip", None) if pipe.num_visual_tokens is not None else None
     if clip is not None and clip.num_patches == pipe.num_visual_tokens:
         tp = transform_params(clip.geometry, image.height, image.width)
         (y0, y1), (x0, x1) = tp.to_original(np.array([0, tp.out[0]]), np.array([0, tp.out[1]]))

@@ -1,14 +1,15 @@
 """Every pruning method, one module each in this package, and the registry that names them.
 
-:data:`TABLE` maps a name to ``("module:attribute", one-line description)`` and imports nothing until a method is
-asked for, so listing the names loads no torch; ``get_method(name)`` imports the module (a module of this package)
-that declares the method (a :class:`~litelvlm.method.Method`) and names it. Whatever its stage (inside CLIP's
-vision tower, at CLIP's output, at the LLM input or inside the LLM), a method is one module here; its variant for
-another backbone (its official Qwen2.5-VL code, or this project's adaptation) is the module ``<name>_qwen`` beside
-it and one line of :data:`VARIANTS`; ``get_method(name, backbone)`` returns it where it exists (a family's
-``spec(name)`` asks with the family's :attr:`~litelvlm.lvlm.family.GroundingPipeline.backbone`), and the method
-itself everywhere else. A method's command-line options are declared in its own module (``OPTIONS``, beside its
-``Method``) and read from the module's source by :mod:`litelvlm.methods.options` without importing it.
+:data:`TABLE` maps a name to ``("module:attribute", one-line description)`` and imports nothing until a method
+is asked for, so listing the names loads no torch; ``get_method(name)`` imports the module (a module of this
+package) that declares the method (a :class:`~litelvlm.method.Method`) and names it. Whatever its stage
+(inside CLIP's vision tower, at CLIP's output, at the LLM input or inside the LLM), a method is one module
+here; its variant for another backbone (its official Qwen2.5-VL code, or this project's adaptation) is the
+module ``<name>_qwen`` beside it and one line of :data:`VARIANTS`; ``get_method(name, backbone)`` returns it
+where it exists (a family's ``spec(name)`` asks with the family's
+:attr:`~litelvlm.lvlm.family.GroundingPipeline.backbone`), and the method itself everywhere else. A method's
+command-line options are declared in its own module (``OPTIONS``, beside its ``Method``) and read from the
+module's source by :mod:`litelvlm.methods.options` without importing it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ TABLE: dict[str, tuple[str, str]] = {
     BASELINE: ("none:NONE", "no pruning: all N visual tokens (the unpruned baseline)"),
     "litelvlm": ("litelvlm:LITELVLM", "LiteLVLM: lowest CLIP similarity to the text [EOS] + context tokens"),
     "litelvlm-ctx": ("litelvlm:LITELVLM_CTX",
-                     "LiteLVLM‡ (context-heavy, this project's reading of the paper; not in the official code): "
-                     "50% of K to context tokens first"),
+                     "LiteLVLM‡ (context-heavy, this project's reading of the paper; not in the official "
+                     "code): 50% of K to context tokens first"),
     "litelvlm-context": ("context_only:LITELVLM_CONTEXT",
-                         "LiteLVLM's context ranking alone (‡ this project's ablation; not in the official code): "
-                         "the K tokens of highest context score, no text"),
+                         "LiteLVLM's context ranking alone (‡ this project's ablation; not in the official "
+                         "code): the K tokens of highest context score, no text"),
     "clip_topsim": ("topsim:CLIP_TOPSIM",
                     "highest CLIP similarity to the text [EOS] (not reversed) + context tokens"),
     "random": ("random_sel:RANDOM", "K tokens drawn uniformly without replacement (seeded), raster order"),
@@ -43,87 +44,100 @@ TABLE: dict[str, tuple[str, str]] = {
     "visionzip": ("visionzip:VISIONZIP",
                   "VisionZip: dominant [CLS]-attention tokens + merged contextual tokens"),
     "prumerge": ("prumerge:PRUMERGE",
-                 "PruMerge: [CLS]-attention IQR outliers + key-similarity merge (adaptive K; fixed K: top K-1)"),
+                 "PruMerge: [CLS]-attention IQR outliers + key-similarity merge (adaptive K; fixed K: top "
+                 "K-1)"),
     "prumerge+": ("prumerge:PRUMERGE_PLUS", "PruMerge+: PruMerge + spatially uniform samples "
                   "(adaptive K; fixed K: top 1/4 + even samples)"),
     "tome": ("tome:TOME", "ToMe: bipartite soft matching + size-weighted merging in the CLIP blocks"),
     "hiprune": ("hiprune:HIPRUNE", "HiPrune: anchor tokens (object-layer attention) with their 4 neighbours, "
                 "then register tokens (feature-layer attention), raster order"),
-    "flowcut": ("flowcut:FLOWCUT", "FlowCut: inside the CLIP vision tower, prune by the information flow to [CLS] "
-                "(relation + semantic attention x value L1 norm, accumulated over blocks) on an entropy-adaptive "
-                "schedule, the tower finishing on the K kept patches"),
+    "flowcut":
+    ("flowcut:FLOWCUT", "FlowCut: inside the CLIP vision tower, prune by the information flow to [CLS] "
+                "(relation + semantic attention x value L1 norm, accumulated over blocks) on an "
+                "entropy-adaptive schedule, the tower finishing on the K kept patches"),
     "divprune": ("divprune:DIVPRUNE", "DivPrune: greedy max-min cosine-diverse visual tokens, measured on "
                  "the LLM input embeddings (projector outputs), applied at the LLM input"),
     "cdpruner": ("cdpruner:CDPRUNER", "CDPruner: greedy MAP of a conditional DPP (cosine of the LLM input "
                  "embeddings weighted by the CLIP text relevance), applied at the LLM input, raster order"),
     "ivc-prune": ("ivc_prune:IVC_PRUNE", "IVC-Prune: from LLM layer 16 of 32, the implicit visual coordinate "
-                  "tokens (largest mean RoPE cos / sin), then seeds and foreground by value similarity to the "
-                  "question (kept tokens keep their RoPE positions; official K: official_budget)"),
+                  "tokens (largest mean RoPE cos / sin), then seeds and foreground by value similarity to "
+                  "the question (kept tokens keep their RoPE positions; official K: official_budget)"),
     "fastv": ("fastv:FASTV", "FastV: drop visual tokens by the last token's attention at LLM layer K-1 "
               "(kept tokens keep their RoPE positions)"),
     "dart": ("dart:DART", "DART: after LLM layer K-1, keep pivot tokens (largest key L1 norm) and the visual "
              "tokens least similar to them (kept tokens keep their RoPE positions)"),
     "sparsevlm": ("sparsevlm:SPARSEVLM", "SparseVLM (v1.5): text raters' attention drops visual tokens after "
-                  "LLM layers 2/6/15 with the official per-budget counts; 30% of the dropped recycled as DPC-KNN "
-                  "cluster means; positions renumbered"),
+                  "LLM layers 2/6/15 with the official per-budget counts; 30% of the dropped recycled as "
+                  "DPC-KNN cluster means; positions renumbered"),
     "vscan": ("vscan:VSCAN", "VScan: global ([CLS] attention, feature block) and local (block 5, per 6x6 "
-              "window) scans with token merging at the LLM input, then the last token's attention keeps K/2 after "
-              "LLM layer 16 (K = the average over layers: 3K/2 tokens enter); positions renumbered"),
+              "window) scans with token merging at the LLM input, then the last token's attention keeps K/2 "
+              "after LLM layer 16 (K = the average over layers: 3K/2 tokens enter); positions renumbered"),
     "llm-attention": ("llm_attention:LLM_ATTENTION", "oracle: rank visual tokens by the attention they "
-                      "receive in the LLM (from the last token, all text tokens or the [SEG]-predicting tokens, at "
-                      "one layer)"),
+                      "receive in the LLM (from the last token, all text tokens or the [SEG]-predicting "
+                      "tokens, at one layer)"),
     "saliency": ("saliency:SALIENCY", "oracle: rank visual tokens by captum gradient saliency of the "
-                 "predicted mask logits w.r.t. the visual tokens (a full forward and backward of the unpruned model)"),
+                 "predicted mask logits w.r.t. the visual tokens (a full forward and backward of the "
+                 "unpruned model)"),
 }
 
-#: (name, backbone) -> (where the variant's Method is declared, what it does on that backbone): the method on a
-#: family whose backbone is not the one its table row describes (LLaVA-1.5's CLIP and Llama); each description says
-#: whether it follows the method's official code for that backbone or is this project's adaptation
-_STAND_IN = ("this project's adaptation (no official Qwen2.5-VL code read): the attention each merged token receives "
-             "in the tower's last full-attention block stands for the [CLS] attention, its keys averaged over each "
-             "2x2 merge unit for CLIP's keys")
+#: (name, backbone) -> (where the variant's Method is declared, what it does on that backbone): the method on
+#: a family whose backbone is not the one its table row describes (LLaVA-1.5's CLIP and Llama); each
+#: description says whether it follows the method's official code for that backbone or is this project's
+#: adaptation
+_STAND_IN = ("this project's adaptation (no official Qwen2.5-VL code read): the attention each merged token "
+             "receives in the tower's last full-attention block stands for the [CLS] attention, its keys "
+             "averaged over each 2x2 merge unit for CLIP's keys")
 VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
     ("ivc-prune", "qwen2.5-vl"): ("ivc_prune_qwen:IVC_PRUNE_QWEN", "IVC-Prune, its official Qwen2.5-VL code: "
-                                  "from LLM layer 16 of 28 (22 of 36), the implicit visual coordinate tokens (largest "
-                                  "mean M-RoPE cos / sin over the 3 axes), seeds, then value similarity to the question "
-                                  "and seeds up to K (kept tokens keep their 3-D positions; official K: N/2)"),
-    ("visionzip", "qwen2.5-vl"): ("visionzip_qwen:VISIONZIP", "VisionZip on Qwen2.5-VL's merged tokens, " + _STAND_IN +
-                                  ": dominant tokens by it + contextual tokens merged by the keys, at the LLM input"),
-    ("vispruner", "qwen2.5-vl"): ("vispruner_qwen:VISPRUNER", "VisPruner on Qwen2.5-VL's merged tokens, " + _STAND_IN +
+                                  "from LLM layer 16 of 28 (22 of 36), the implicit visual coordinate tokens "
+                                  "(largest mean M-RoPE cos / sin over the 3 axes), seeds, then value "
+                                  "similarity to the question and seeds up to K (kept tokens keep their 3-D "
+                                  "positions; official K: N/2)")
+    , ("visionzip", "qwen2.5-vl"):
+    ("visionzip_qwen:VISIONZIP", "VisionZip on Qwen2.5-VL's merged tokens, " + _STAND_IN +
+                                  ": dominant tokens by it + contextual tokens merged by the keys, at the "
+                                  "LLM input"),
+    ("vispruner", "qwen2.5-vl"):
+    ("vispruner_qwen:VISPRUNER", "VisPruner on Qwen2.5-VL's merged tokens, " + _STAND_IN +
                                   ": important tokens by it + diverse tokens, at the LLM input"),
-    ("prumerge", "qwen2.5-vl"): ("prumerge_qwen:PRUMERGE", "PruMerge on Qwen2.5-VL's merged tokens, " + _STAND_IN +
-                                 ": IQR outliers (fixed K: top K-1) merged by key similarity + one extra token"),
-    ("prumerge+", "qwen2.5-vl"): ("prumerge_qwen:PRUMERGE_PLUS", "PruMerge+ on Qwen2.5-VL's merged tokens, " + _STAND_IN +
+    ("prumerge", "qwen2.5-vl"):
+    ("prumerge_qwen:PRUMERGE", "PruMerge on Qwen2.5-VL's merged tokens, " + _STAND_IN +
+                                 ": IQR outliers (fixed K: top K-1) merged by key similarity + one extra "
+                                 "token"),
+    ("prumerge+", "qwen2.5-vl"):
+    ("prumerge_qwen:PRUMERGE_PLUS", "PruMerge+ on Qwen2.5-VL's merged tokens, " + _STAND_IN +
                                   ": PruMerge + spatially uniform samples, merged + one extra token"),
     ("sparsevlm", "qwen2.5-vl"): ("sparsevlm_qwen:SPARSEVLM_QWEN",
-                                  "SparseVLM on Qwen2.5-VL, this project's adaptation (no official Qwen code): the "
-                                  "official stages and recycling, the pruned sequence renumbered 0..S'-1 on all three "
-                                  "M-RoPE axes (recycled tokens too)"),
+                                  "SparseVLM on Qwen2.5-VL, this project's adaptation (no official Qwen "
+                                  "code): the official stages and recycling, the pruned sequence renumbered "
+                                  "0..S'-1 on all three M-RoPE axes (recycled tokens too)"),
     ("tome", "qwen2.5-vl"): ("tome_qwen:TOME_QWEN",
-                             "ToMe on Qwen2.5-VL, this project's adaptation (no official Qwen code): bipartite soft "
-                             "matching on the last vision block's keys per merged token, size-weighted merging of the "
-                             "N merged tokens at the LLM input, rounds of up to half until K remain"),
+                             "ToMe on Qwen2.5-VL, this project's adaptation (no official Qwen code): "
+                             "bipartite soft matching on the last vision block's keys per merged token, "
+                             "size-weighted merging of the N merged tokens at the LLM input, rounds of up to "
+                             "half until K remain"),
     ("vscan", "qwen2.5-vl"): ("vscan_qwen:VSCAN_QWEN", "VScan's official Qwen2.5-VL code: local (first "
-                              "full-attention block, <= ceil per 4x4 window) and global (last block) scans of the "
-                              "tower's attention with token merging at the LLM input, then the last token's "
-                              "attention (no RoPE) keeps int(0.67 V) after LLM layer 14 of 28; kept tokens keep "
-                              "their M-RoPE ids (K = the average over layers)"),
+                              "full-attention block, <= ceil per 4x4 window) and global (last block) scans "
+                              "of the tower's attention with token merging at the LLM input, then the last "
+                              "token's attention (no RoPE) keeps int(0.67 V) after LLM layer 14 of 28; kept "
+                              "tokens keep their M-RoPE ids (K = the average over layers)"),
     ("hiprune", "qwen2.5-vl"): ("hiprune_qwen:HIPRUNE_QWEN",
-                                "HiPrune, its official Qwen2.5-VL code: anchors (object-layer 16 of 32 attention of the "
-                                "vision tower) with their 4 neighbours, then registers (last block) among the merged "
-                                "tokens; LLM order, original M-RoPE positions"),
+                                "HiPrune, its official Qwen2.5-VL code: anchors (object-layer 16 of 32 "
+                                "attention of the vision tower) with their 4 neighbours, then registers "
+                                "(last block) among the merged tokens; LLM order, original M-RoPE positions"),
     ("cdpruner", "qwen2.5-vl"): ("cdpruner_qwen:CDPRUNER_QWEN",
-                                 "CDPruner on Qwen2.5-VL (this project's adaptation): CDPruner's conditional DPP over "
-                                 "the merged tokens, relevance in the LLM's input space (cosine with the mean "
-                                 "instruction-token embedding, as OpenVINO's Qwen port scores it), raster order"),
+                                 "CDPruner on Qwen2.5-VL (this project's adaptation): CDPruner's conditional "
+                                 "DPP over the merged tokens, relevance in the LLM's input space (cosine "
+                                 "with the mean instruction-token embedding, as OpenVINO's Qwen port scores "
+                                 "it), raster order"),
 }
 
 _LOADED: dict[tuple[str, str], Method] = {}
 
 
 def is_baseline(name: str) -> bool:
-    """Whether ``name`` is the unpruned baseline's (read from the table alone, before any method module loads; a loaded
-    method answers ``Method.baseline``)."""
+    """Whether ``name`` is the unpruned baseline's (read from the table alone, before any method module loads;
+    a loaded method answers ``Method.baseline``)."""
     return name == BASELINE
 
 
@@ -146,9 +160,9 @@ def _known(name: str) -> str:
 
 
 def get_method(name: str, backbone: str | None = None) -> Method:
-    """The :class:`Method` registered as ``name`` (its module imported on first use); with ``backbone``, its variant
-    for that backbone where :data:`VARIANTS` has one. An unknown name is an error that suggests the closest names and
-    lists the known ones."""
+    """The :class:`Method` registered as ``name`` (its module imported on first use); with ``backbone``, its
+    variant for that backbone where :data:`VARIANTS` has one. An unknown name is an error that suggests the
+    closest names and lists the known ones."""
     key = (_known(name), backbone or "")
     if key[1] and key not in VARIANTS:
         key = (name, "")
@@ -170,7 +184,8 @@ def _module(name: str) -> str:
 
 
 def method_option_list() -> list[Option]:
-    """Every method option of the registry (imports nothing), one per command-line ``dest``, in table order."""
+    """Every method option of the registry (imports nothing), one per command-line ``dest``, in table
+    order."""
     out: dict[str, Option] = {}
     for name in TABLE:
         for opt in declared_options(_module(name)):
@@ -179,8 +194,9 @@ def method_option_list() -> list[Option]:
 
 
 def method_options(args, methods: list[str], backbone: str | None = None) -> dict[str, dict]:
-    """{method: its keyword options from ``args``} for every method of ``methods`` (as it runs on ``backbone``): what a
-    study passes to ``ground(..., **options)`` or ``Method.schedule`` without naming any option."""
+    """{method: its keyword options from ``args``} for every method of ``methods`` (as it runs on
+    ``backbone``): what a study passes to ``ground(..., **options)`` or ``Method.schedule`` without naming any
+    option."""
     return {m: get_method(m, backbone).options_from(args) for m in methods}
 
 
@@ -190,18 +206,20 @@ def variant_names(backbone: str) -> list[str]:
 
 
 def ranking_methods() -> list[str]:
-    """The methods that keep tokens by one score per visual token (``Method.ranks``; imports every module), sorted."""
+    """The methods that keep tokens by one score per visual token (``Method.ranks``; imports every module),
+    sorted."""
     return [n for n in method_names() if get_method(n).ranks]
 
 
 def mapped_methods() -> list[str]:
-    """The CLIP-side methods that run on a family mapping CLIP's scores onto its own tokens (``Method.scores_only``;
-    imports every module), sorted."""
+    """The CLIP-side methods that run on a family mapping CLIP's scores onto its own tokens
+    (``Method.scores_only``; imports every module), sorted."""
     return [n for n in method_names() if get_method(n).scores_only]
 
 
 def available_methods(kind: str | None = None) -> list[str]:
-    """Registered names (optionally only those of ``kind``, ``clip`` or ``llm``: imports their modules), sorted."""
+    """Registered names (optionally only those of ``kind``, ``clip`` or ``llm``: imports their modules),
+    sorted."""
     if kind is None:
         return method_names()
     if kind not in ("clip", "llm"):

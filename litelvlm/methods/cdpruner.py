@@ -77,7 +77,8 @@ def similarity_matrix(visual_embeds: torch.Tensor) -> torch.Tensor:
 
 
 def relevance_scores(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-    """(N,) float32 relevance: mean over texts of ``-cos(image, text)``, min-max normalised (official ``+ 1e-6``)."""
+    """(N,) float32 relevance: mean over texts of ``-cos(image, text)``, min-max normalised (official ``+
+    1e-6``)."""
     image_embeds = image_embeds.float()
     text_embeds = text_embeds.to(image_embeds.device).float()
     image_embeds = image_embeds / image_embeds.norm(dim=-1, keepdim=True)
@@ -122,8 +123,8 @@ def map_order(kernel: torch.Tensor, budget: int) -> torch.Tensor:
 @torch.no_grad()
 def cdpruner_select(visual_embeds: torch.Tensor, image_embeds: torch.Tensor, text_embeds: torch.Tensor,
                     budget: int) -> Selection:
-    """CDPruner on (N, h) LLM input embeddings, (N, C) CLIP image embeds and (T, C) CLIP text embeds: K indices
-    in raster order; ``parts["order"]`` is the pick order."""
+    """CDPruner on (N, h) LLM input embeddings, (N, C) CLIP image embeds and (T, C) CLIP text embeds: K
+    indices in raster order; ``parts["order"]`` is the pick order."""
     visual_embeds = visual_embeds.detach()
     relevance = relevance_scores(image_embeds.detach().to(visual_embeds.device), text_embeds.detach())
     return conditional_dpp(visual_embeds, relevance, budget)
@@ -131,14 +132,15 @@ def cdpruner_select(visual_embeds: torch.Tensor, image_embeds: torch.Tensor, tex
 
 @torch.no_grad()
 def conditional_dpp(visual_embeds: torch.Tensor, relevance: torch.Tensor, budget: int) -> Selection:
-    """The conditional DPP on (N, h) LLM input embeddings and an (N,) relevance: the kernel ``r_i S_ij r_j`` of their
-    cosine, its greedy MAP picks sorted into raster order; ``parts["order"]`` is the pick order."""
+    """The conditional DPP on (N, h) LLM input embeddings and an (N,) relevance: the kernel ``r_i S_ij r_j``
+    of their cosine, its greedy MAP picks sorted into raster order; ``parts["order"]`` is the pick order."""
     order = map_order(kernel_matrix(similarity_matrix(visual_embeds.detach()), relevance), budget)
     return Selection(indices=torch.sort(order).values, parts={"order": order})
 
 
 def cdpruner(ctx: LLMContext, budget: int) -> Selection:
-    """CDPruner at the LLM input: the conditional DPP over the N visual input embeddings (projector outputs)."""
+    """CDPruner at the LLM input: the conditional DPP over the N visual input embeddings (projector
+    outputs)."""
     inputs = ctx.prepared.selector_inputs()
     if inputs.text is None or len(inputs.text.texts) == 0:
         raise ValueError("cdpruner needs texts")

@@ -1,4 +1,5 @@
-"""``litelvlm-context``: LiteLVLM's context ranking alone (‡ this project's ablation; not in the official code).
+"""``litelvlm-context``: LiteLVLM's context ranking alone (‡ this project's ablation; not in the official
+code).
 
 The K visual tokens with the highest LiteLVLM context score (:func:`litelvlm.pruning.scores.context_scores`:
 the norm of the [CLS] query's attention-weighted value of each token in the last CLIP block), in the order

@@ -140,14 +140,15 @@ def retained_image_tokens(state: torch.Tensor, keys: torch.Tensor, image_start: 
             "key_norm": k_states_image_token_L1_norm}
 
 
-def dart_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER, pivot_image: int = PIVOT_IMAGE_TOKENS,
-                pivot_text: int = PIVOT_TEXT_TOKENS) -> Selection:
+def dart_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER,
+                pivot_image: int = PIVOT_IMAGE_TOKENS, pivot_text: int = PIVOT_TEXT_TOKENS) -> Selection:
     """The ``budget`` visual tokens DART keeps before decoder layer ``layer`` (pivots by key L1 norm at
     layer ``layer-1``, then the tokens least similar to each pivot); raster order."""
     if not 1 <= layer <= ctx.num_layers:
         raise LiteLVLMError(f"DART layer K must be in 1..{ctx.num_layers}; got {layer}")
     if pivot_image < 1 or pivot_text < 0:
-        raise LiteLVLMError(f"DART needs pivot_image >= 1 and pivot_text >= 0; got {pivot_image}, {pivot_text}")
+        raise LiteLVLMError(f"DART needs pivot_image >= 1 and pivot_text >= 0; got {pivot_image}, "
+                            f"{pivot_text}")
     state = ctx.lm.norm(ctx.hidden_before(layer))[0].detach()  # the cache keeps its graph (captum)
     keys = key_states(ctx, layer - 1).detach()
     out = retained_image_tokens(state, keys, ctx.image_start, ctx.num_visual, budget, pivot_image, pivot_text)

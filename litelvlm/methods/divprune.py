@@ -100,7 +100,8 @@ def max_min_order(distance: torch.Tensor, budget: int) -> torch.Tensor:
             scores = torch.topk(distance, 2, dim=0, largest=False).values[1, :]
         else:  # distance to the selected set: min over the selected rows, as a running minimum (exact)
             to_set = distance[order[0]] if i == 1 else torch.minimum(to_set, distance[order[i - 1]])
-            scores = to_set.masked_fill(taken, float("-inf"))  # deviation 1: selected tokens are no candidates
+            # deviation 1: selected tokens are no candidates
+            scores = to_set.masked_fill(taken, float("-inf"))
         pick = torch.argmax(scores)
         order[i] = pick
         taken[pick] = True
@@ -109,7 +110,8 @@ def max_min_order(distance: torch.Tensor, budget: int) -> torch.Tensor:
 
 @torch.no_grad()
 def divprune_select(embeds: torch.Tensor, budget: int) -> Selection:
-    """DivPrune on (N, h) LLM input embeddings: K indices in raster order; ``parts["order"]`` is the pick order."""
+    """DivPrune on (N, h) LLM input embeddings: K indices in raster order; ``parts["order"]`` is the pick
+    order."""
     order = max_min_order(cosine_distance(embeds.detach()), budget)
     return Selection(indices=torch.sort(order).values, parts={"order": order})
 

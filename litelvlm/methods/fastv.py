@@ -32,7 +32,8 @@ def fastv_select(ctx: LLMContext, budget: int, *, layer: int = DEFAULT_LAYER) ->
     return Selection(indices=torch.sort(top).values, scores=score.float(), prune_layer=layer)
 
 
-def run_pruned_from(ctx: LLMContext, kept: torch.Tensor, prune_layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+def run_pruned_from(ctx: LLMContext, kept: torch.Tensor,
+                    prune_layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(final normed hidden (1, S', h), kept sequence positions) when visual tokens outside ``kept``
     are dropped before decoder layer ``prune_layer``."""
     dev = ctx.embeds.device
@@ -57,11 +58,15 @@ def pruned_forward(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch
 
 
 def pruned_at_layer(budget: int, num_visual: int, num_layers: int, *, layer: int = DEFAULT_LAYER):
-    """Token schedule of one pruning inside the LLM: N visual tokens up to layer K-1, K from layer ``layer``."""
+    """Token schedule of one pruning inside the LLM: N visual tokens up to layer K-1, K from layer
+    ``layer``."""
     return ((0, num_visual), (layer, budget))
 
 
-#: its command-line option (``--fastv-layer``; :mod:`litelvlm.methods.options` reads it without importing this module)
-OPTIONS = (Option("layer", "fastv_layer", "1..L", default=DEFAULT_LAYER, help="FastV's K: prune after LLM layer K-1"),)
-FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, ranks=True, schedule=pruned_at_layer, positions="keep",
-               options=OPTIONS)
+#: its command-line option (``--fastv-layer``; :mod:`litelvlm.methods.options` reads it without importing this
+#: module)
+OPTIONS = (
+    Option("layer", "fastv_layer", "1..L", default=DEFAULT_LAYER, help="FastV's K: prune after LLM layer K-1")
+    ,)
+FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, ranks=True, schedule=pruned_at_layer,
+               positions="keep", options=OPTIONS)

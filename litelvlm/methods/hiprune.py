@@ -36,15 +36,17 @@ from ..method import Method
 from ..pruning.scores import eager_attention
 from ..pruning.selection import Selection, SelectorInputs
 
-#: The official defaults (README's table: ``HIPRUNE_ALPHA``, ``HIPRUNE_OBJECT_LAYER``) for LLaVA-1.5's 24-layer
-#: CLIP ViT-L/14-336.
+#: The official defaults (README's table: ``HIPRUNE_ALPHA``, ``HIPRUNE_OBJECT_LAYER``) for LLaVA-1.5's
+#: 24-layer CLIP ViT-L/14-336.
 ALPHA, OBJECT_LAYER, OFFICIAL_DEPTH = 0.1, 9, 24
 
 
 def default_object_layer(num_layers: int) -> int:
     """The official object layer (9) on a 24-layer tower; on a tower of another depth the same relative depth,
-    ``round(9 * L / 24)`` (at least 1): this project's adaptation, as SparseVLM's layers scale with the LLM."""
-    return OBJECT_LAYER if num_layers == OFFICIAL_DEPTH else max(1, round(OBJECT_LAYER * num_layers / OFFICIAL_DEPTH))
+    ``round(9 * L / 24)`` (at least 1): this project's adaptation, as SparseVLM's layers scale with the
+    LLM."""
+    return (OBJECT_LAYER if num_layers == OFFICIAL_DEPTH
+            else max(1, round(OBJECT_LAYER * num_layers / OFFICIAL_DEPTH)))
 
 
 def global_attention(inputs: SelectorInputs, block: int) -> torch.Tensor:
@@ -79,7 +81,8 @@ def hiprune(inputs: SelectorInputs, budget: int, *, alpha: float = ALPHA, object
     taken[anchored] = True
     registers = torch.topk((deep - taken.int())[None], k=budget - anchored.shape[0], dim=1)[1][0]
     indices = torch.sort(torch.cat([anchored, registers])).values
-    return Selection(indices=indices, scores=deep, parts={"anchors_and_buffers": anchored, "registers": registers})
+    return Selection(indices=indices, scores=deep,
+                     parts={"anchors_and_buffers": anchored, "registers": registers})
 
 
 HIPRUNE = Method("clip", hiprune, reads_vision_blocks=True, ranks=True)

@@ -1,44 +1,47 @@
-"""HiPrune's Qwen2.5-VL variant: anchors, buffers and registers among the merged tokens, from the vision tower's attention.
+"""HiPrune's Qwen2.5-VL variant: anchors, buffers and registers among the merged tokens, from the vision
+tower's attention.
 
 A statement-level port of the official Qwen2.5-VL code, Danielement321/HiPrune at commit 6e83a12,
-``Qwen2_5_VL/qwen2_5_vl_HiPrune.py`` (a copy of transformers 4.52's ``modeling_qwen2_5_vl.py``; ``bench_qwen.sh``
-runs it with ``attn_implementation="flash_attention_2"``, ``HIPRUNE_QWEN_RETENTION`` 0.223, ``HIPRUNE_ALPHA`` 0.1,
-``HIPRUNE_OBJECT_LAYER`` 16; the README's table: retention 0.334/0.223/0.112):
+``Qwen2_5_VL/qwen2_5_vl_HiPrune.py`` (a copy of transformers 4.52's ``modeling_qwen2_5_vl.py``;
+``bench_qwen.sh`` runs it with ``attn_implementation="flash_attention_2"``, ``HIPRUNE_QWEN_RETENTION`` 0.223,
+``HIPRUNE_ALPHA`` 0.1, ``HIPRUNE_OBJECT_LAYER`` 16; the README's table: retention 0.334/0.223/0.112):
 
-* every vision block returns its attention weights (L169-213 flash, L245-287 eager, L353-369): q and k after the
-  vision RoPE, ``softmax(q k^T / sqrt(d))`` per head. With flash attention (the benchmark's, the default
+* every vision block returns its attention weights (L169-213 flash, L245-287 eager, L353-369): q and k after
+  the vision RoPE, ``softmax(q k^T / sqrt(d))`` per head. With flash attention (the benchmark's, the default
   ``attention="flash"``) the weights are recomputed by hand over ALL the image's patches, in every block, the
-  window blocks' windows ignored, the softmax in the tower's dtype (L201-211); with ``attention="eager"`` they are
-  the eager class's own, a window block's masked to its windows, the softmax in float32 cast back (L266-286);
-* the tower reduces each block's weights (L571-576): mean over heads, SUM over the query patches (the attention
-  each patch receives), mean over the 4 patches of each merged token (4 consecutive rows of the window order), then
-  ``[reverse_indices]`` (``argsort(window_index)``): one score per merged token in the LLM's order;
-* the selection (``forward`` L1854-1896), on the ``N`` merged tokens: object layer ``attn_list[OBJECT_LAYER - 1]``
-  (default 16, 1-based), registers from the LAST block ``attn_list[-1]``; ``K = round(N * retention)``
-  (here the budget); ``round(K * alpha / 5)`` anchors by top-k of the object layer; their buffers at flat offsets
-  -1, +1, -w, +w with ``w`` the merged grid's width, clamped to ``0..N-1``, duplicates removed; registers by
-  top-k (``K - |anchors and buffers|``) of the last block's score minus 1 on the anchors and buffers; the LLM keeps
-  the visual tokens of the mask, in the LLM's (raster) order, with their ORIGINAL 3-D M-RoPE positions
-  (``position_ids[:, :, img_mask]``, L1891) and their unmodified merged features.
+  window blocks' windows ignored, the softmax in the tower's dtype (L201-211); with ``attention="eager"`` they
+  are the eager class's own, a window block's masked to its windows, the softmax in float32 cast back
+  (L266-286);
+* the tower reduces each block's weights (L571-576): mean over heads, SUM over the query patches (the
+  attention each patch receives), mean over the 4 patches of each merged token (4 consecutive rows of the
+  window order), then ``[reverse_indices]`` (``argsort(window_index)``): one score per merged token in the
+  LLM's order;
+* the selection (``forward`` L1854-1896), on the ``N`` merged tokens: object layer ``attn_list[OBJECT_LAYER -
+  1]`` (default 16, 1-based), registers from the LAST block ``attn_list[-1]``; ``K = round(N * retention)``
+  (here the budget); ``round(K * alpha / 5)`` anchors by top-k of the object layer; their buffers at flat
+  offsets -1, +1, -w, +w with ``w`` the merged grid's width, clamped to ``0..N-1``, duplicates removed;
+  registers by top-k (``K - |anchors and buffers|``) of the last block's score minus 1 on the anchors and
+  buffers; the LLM keeps the visual tokens of the mask, in the LLM's (raster) order, with their ORIGINAL 3-D
+  M-RoPE positions (``position_ids[:, :, img_mask]``, L1891) and their unmodified merged features.
 
-Where the official code misses the budget: the score is a sum over query patches (about 1 per token on average,
-unbounded above), so subtracting 1 need not exclude an anchor or buffer from the registers' top-k; where it picks
-one again, the official mask keeps fewer than K tokens. By default (``registers="official"``) the project does what
-the official code does: it keeps those tokens, fewer than K (the selection is marked ``short``, and
-``eval-grounding`` records the count in a ``kept`` column of those rows); ``registers="refuse"`` refuses such a call
-with a message instead; ``registers="fill"`` (this project's extension) takes the official top-k and, for each
-anchor or buffer it repeats, the next register of the same score with every kept token excluded, so it equals the
-official selection wherever that one has K tokens. Where the
-anchors and buffers alone outnumber K (``alpha`` near 1 at a small K) the official top-k gets a negative k and
-crashes; that call is refused too (the default alpha 0.1 never does).
+Where the official code misses the budget: the score is a sum over query patches (about 1 per token on
+average, unbounded above), so subtracting 1 need not exclude an anchor or buffer from the registers' top-k;
+where it picks one again, the official mask keeps fewer than K tokens. By default (``registers="official"``)
+the project does what the official code does: it keeps those tokens, fewer than K (the selection is marked
+``short``, and ``eval-grounding`` records the count in a ``kept`` column of those rows);
+``registers="refuse"`` refuses such a call with a message instead; ``registers="fill"`` (this project's
+extension) takes the official top-k and, for each anchor or buffer it repeats, the next register of the same
+score with every kept token excluded, so it equals the official selection wherever that one has K tokens.
+Where the anchors and buffers alone outnumber K (``alpha`` near 1 at a small K) the official top-k gets a
+negative k and crashes; that call is refused too (the default alpha 0.1 never does).
 
-Not transcribed as such: flash attention's rotary kernel (``flash_attn``'s ``apply_rotary_emb``, L152-159) is the
-same rotation computed by transformers' eager ``apply_rotary_pos_emb_vision`` (float32, cast back), equal up to the
-kernel's rounding; the tower's inputs are captured in one ordinary forward of transformers 5's tower
-(:class:`litelvlm.qwen_vision.vision.QwenVision`). On a tower of another depth than the released 32 blocks the default
-object layer keeps its relative depth, ``round(16 L / 32)`` (this project's adaptation, as the LLaVA port's).
-The variant declares ``reads_vision_blocks``: its selection re-runs the tower, which the efficiency study does not count
-yet (it refuses the method on UniPixel).
+Not transcribed as such: flash attention's rotary kernel (``flash_attn``'s ``apply_rotary_emb``, L152-159) is
+the same rotation computed by transformers' eager ``apply_rotary_pos_emb_vision`` (float32, cast back), equal
+up to the kernel's rounding; the tower's inputs are captured in one ordinary forward of transformers 5's tower
+(:class:`litelvlm.qwen_vision.vision.QwenVision`). On a tower of another depth than the released 32 blocks the
+default object layer keeps its relative depth, ``round(16 L / 32)`` (this project's adaptation, as the LLaVA
+port's). The variant declares ``reads_vision_blocks``: its selection re-runs the tower, which the efficiency
+study does not count yet (it refuses the method on UniPixel).
 """
 
 from __future__ import annotations
@@ -59,11 +62,11 @@ if TYPE_CHECKING:
 #: The official defaults (``bench_qwen.sh``: ``HIPRUNE_ALPHA``, ``HIPRUNE_OBJECT_LAYER``) for Qwen2.5-VL's
 #: 32-block vision tower (3B and 7B alike).
 ALPHA, OBJECT_LAYER, OFFICIAL_DEPTH = 0.1, 16, 32
-#: how the blocks' attention weights are computed: the flash-attention class's (the benchmark's, over every patch)
-#: or the eager class's (a window block's masked to its windows)
+#: how the blocks' attention weights are computed: the flash-attention class's (the benchmark's, over every
+#: patch) or the eager class's (a window block's masked to its windows)
 ATTENTIONS = ("flash", "eager")
-#: what happens where the official registers repeat an anchor or buffer: fewer than K kept as the official code keeps
-#: them (``official``), refused (``refuse``), or filled to K (``fill``, this project's extension)
+#: what happens where the official registers repeat an anchor or buffer: fewer than K kept as the official
+#: code keeps them (``official``), refused (``refuse``), or filled to K (``fill``, this project's extension)
 REGISTERS = ("official", "refuse", "fill")
 
 
@@ -74,8 +77,8 @@ def default_object_layer(depth: int) -> int:
 
 
 def block_weights(vision: QwenVision, block: int, seen: dict, attention: str = "flash") -> torch.Tensor:
-    """(heads, P, P) the attention weights block ``block`` returns in the official code (window order): the flash
-    class's, over every patch in the tower's dtype (L201-211), or the eager class's (L266-280)."""
+    """(heads, P, P) the attention weights block ``block`` returns in the official code (window order): the
+    flash class's, over every patch in the tower's dtype (L201-211), or the eager class's (L266-280)."""
     if attention == "eager":
         return vision.block_attention(block, seen)
     q, k, _ = vision.block_qk(block, seen)
@@ -115,7 +118,8 @@ def registers_for(deep: torch.Tensor, anchored: torch.Tensor, budget: int, regis
 
 def hiprune_qwen(ctx: LLMContext, budget: int, *, alpha: float = ALPHA, object_layer: int | None = None,
                  attention: str = "flash", registers: str = "official") -> Selection:
-    """HiPrune on Qwen2.5-VL's merged tokens: ``round(K * alpha / 5)`` anchors from the object layer (1-based; default
+    """HiPrune on Qwen2.5-VL's merged tokens: ``round(K * alpha / 5)`` anchors from the object layer (1-based;
+    default
     :func:`default_object_layer`) with their buffers, then registers from the last block; LLM order."""
     n = ctx.num_visual
     check_budget(budget, n)
@@ -126,34 +130,39 @@ def hiprune_qwen(ctx: LLMContext, budget: int, *, alpha: float = ALPHA, object_l
         raise LiteLVLMError(f"object_layer must be in 1..{depth} (1-based); got {object_layer}")
     scores = block_scores(vision, [object_layer - 1, depth - 1], attention)
     if scores[depth - 1].shape[0] != n:
-        raise AssertionError(f"the tower gives {scores[depth - 1].shape[0]} merged tokens; the LLM receives {n}")
+        raise AssertionError(f"the tower gives {scores[depth - 1].shape[0]} merged tokens; the LLM receives "
+                             f"{n}")
     return select_tokens(scores[object_layer - 1], scores[depth - 1], budget, vision.grids()[0].llm_w,
                          alpha=alpha, registers=registers)
 
 
 def select_tokens(shallow: torch.Tensor, deep: torch.Tensor, budget: int, width: int, *, alpha: float = ALPHA,
                   registers: str = "official") -> Selection:
-    """The selection (L1854-1896) from the object layer's and the last block's (N,) scores on a merged grid ``width``
-    tokens wide: the kept tokens in the LLM's order; ``scores`` the last block's."""
+    """The selection (L1854-1896) from the object layer's and the last block's (N,) scores on a merged grid
+    ``width`` tokens wide: the kept tokens in the LLM's order; ``scores`` the last block's."""
     n = deep.shape[0]
     check_budget(budget, n)
     if registers not in REGISTERS:
         raise LiteLVLMError(f"registers must be one of {', '.join(REGISTERS)}; got {registers!r}")
     anchored = anchors_and_buffers(shallow, round(budget * float(alpha) / 5), width)
     if anchored.shape[0] > budget:
-        raise LiteLVLMError(f"HiPrune: {anchored.shape[0]} anchor and buffer tokens exceed K = {budget} (alpha "
-                            f"{alpha}); the official code's top-k crashes here: lower alpha or raise K")
+        raise LiteLVLMError(f"HiPrune: {anchored.shape[0]} anchor and buffer tokens exceed K = {budget} "
+                            f"(alpha {alpha}); the official code's top-k crashes here: lower alpha or raise "
+                            "K")
     picked = registers_for(deep, anchored, budget, registers)
     keep = torch.zeros(n, dtype=torch.bool, device=deep.device)
     keep[torch.cat([anchored, picked])] = True
     indices = torch.nonzero(keep).flatten()
     if indices.shape[0] != budget and registers == "refuse":
-        raise LiteLVLMError(f"HiPrune's official Qwen2.5-VL code keeps {indices.shape[0]} tokens, not K = {budget}, "
-                            "on this image (its registers pick an anchor or buffer token again: the last block's "
-                            "score minus 1 still ranks it); registers='official' keeps those as the official code "
-                            "does, registers='fill' (this project's extension) keeps K")
-    return Selection(indices=indices, scores=deep, parts={"anchors_and_buffers": anchored, "registers": picked},
+        raise LiteLVLMError(f"HiPrune's official Qwen2.5-VL code keeps {indices.shape[0]} tokens, not K = "
+                            f"{budget}, on this image (its registers pick an anchor or buffer token again: "
+                            "the last block's score minus 1 still ranks it); registers='official' keeps "
+                            "those as the official code does, registers='fill' (this project's extension) "
+                            "keeps K")
+    return Selection(indices=indices, scores=deep,
+                     parts={"anchors_and_buffers": anchored, "registers": picked},
                      short=indices.shape[0] < budget)
 
 
-HIPRUNE_QWEN = Method("llm-input", hiprune_qwen, host_sync=True, ranks=True, positions="keep", reads_vision_blocks=True)
+HIPRUNE_QWEN = Method("llm-input", hiprune_qwen, host_sync=True, ranks=True, positions="keep",
+                      reads_vision_blocks=True)

@@ -1,8 +1,8 @@
 """IVC-Prune (Sun et al., ICLR 2026, "Revealing the Implicit Visual Coordinates in LVLMs for Vision Token
 Pruning") inside the LLM: at one decoder layer, keep the visual tokens whose RoPE rotations are closest to the
-identity and to the 90-degree rotation (implicit visual coordinates, IVC), a few prompt-relevant seed tokens and
-the foreground tokens whose values resemble the question's and the seeds'; layers K.. run on the kept tokens
-with their ORIGINAL RoPE positions (the FastV mechanism, ``fastv.run_pruned_from``).
+identity and to the 90-degree rotation (implicit visual coordinates, IVC), a few prompt-relevant seed tokens
+and the foreground tokens whose values resemble the question's and the seeds'; layers K.. run on the kept
+tokens with their ORIGINAL RoPE positions (the FastV mechanism, ``fastv.run_pruned_from``).
 
 A statement-level port of the official LLaVA-1.5 code, FireRedTeam/IVC-Prune @
 03afd9cee41f60bb30b51a4105839f2b5d467814, ``transformers/src/transformers/models/llama/modeling_llama.py``
@@ -11,7 +11,8 @@ A statement-level port of the official LLaVA-1.5 code, FireRedTeam/IVC-Prune @
 * L966-976 with ``compute_attention_weights`` L734-766 (value similarity): before decoder layer ``K-1``
   runs, its ``input_layernorm`` output goes through ``v_proj``; per key-value head,
   ``softmax(V V^T / sqrt(d))`` (no mask; the product and the division in the model's dtype, the softmax in
-  float32 cast back), an (S, S) matrix; the sequence's RoPE cos/sin (``position_embeddings``) are kept with it.
+  float32 cast back), an (S, S) matrix; the sequence's RoPE cos/sin (``position_embeddings``) are kept with
+  it.
 * L894-945 (selection, when the loop reaches layer ``K``; prefill only), with ``s`` the image's first index,
   ``n`` its token count and the question rows ``s + n + 2 .. S-1``: the head mean of the similarity (L896);
   seeds = top ``max(1, round(0.01 n))`` visual tokens by the question rows' mean similarity (L899-908);
@@ -52,9 +53,9 @@ Deviations from the official code (this project's, for budgets the official code
    ``round(16 L / 32)`` (at least 1; the tiny 4-layer GLaMM: 2); ``layer=`` overrides.
 
 The rule is defined for 1-D RoPE (one position per token: ``position_ids`` of shape (1, S)); a family
-with multi-axis positions runs the repository's Qwen2.5-VL variant instead (:mod:`litelvlm.methods.ivc_prune_qwen`,
-``ivc-prune``'s ``qwen2.5-vl`` variant), or is refused. The scores are
-computed in the model's dtype whatever ``score_dtype``, as the official code does (float16 there, bfloat16
+with multi-axis positions runs the repository's Qwen2.5-VL variant instead
+(:mod:`litelvlm.methods.ivc_prune_qwen`, ``ivc-prune``'s ``qwen2.5-vl`` variant), or is refused. The scores
+are computed in the model's dtype whatever ``score_dtype``, as the official code does (float16 there, bfloat16
 for GLaMM): many scores tie there, and ``topk`` breaks the ties as the backend does.
 """
 
@@ -108,22 +109,25 @@ def value_similarity(ctx: LLMContext, layer: int) -> torch.Tensor:
 
 
 def rope_means(ctx: LLMContext) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N,) means over the head dimension of the visual tokens' RoPE cos and sin (L926-932), in the model dtype."""
+    """(N,) means over the head dimension of the visual tokens' RoPE cos and sin (L926-932), in the model
+    dtype."""
     if ctx.position_ids.dim() != 2:
-        raise LiteLVLMError("IVC-Prune picks its IVC tokens by one position's RoPE angles, as its official LLaVA-1.5 "
-                            "code does for 1-D RoPE; a family with multi-axis positions needs its own rule")
+        raise LiteLVLMError("IVC-Prune picks its IVC tokens by one position's RoPE angles, as its official "
+                            "LLaVA-1.5 code does for 1-D RoPE; a family with multi-axis positions needs its "
+                            "own rule")
     cos, sin = ctx.lm.rotary_emb(ctx.embeds, position_ids=ctx.position_ids)
     sl = ctx.visual_slice()
     return cos[0, sl].mean(dim=1), sin[0, sl].mean(dim=1)
 
 
 def ivc_scores(ctx: LLMContext, layer: int) -> dict[str, torch.Tensor]:
-    """The official lists (local visual indices, ``topk`` order) and the foreground score (N,) of the selection
-    before decoder layer ``layer`` (L896-936): ``seeds``, ``foreground``, ``cos``, ``sin``, ``score``."""
+    """The official lists (local visual indices, ``topk`` order) and the foreground score (N,) of the
+    selection before decoder layer ``layer`` (L896-936): ``seeds``, ``foreground``, ``cos``, ``sin``,
+    ``score``."""
     s, n, seq = ctx.image_start, ctx.num_visual, ctx.seq_len
     if seq <= s + n + QUESTION_OFFSET:
-        raise LiteLVLMError(f"IVC-Prune reads the question rows from {QUESTION_OFFSET} tokens after the image on; "
-                            "this prompt has none")
+        raise LiteLVLMError(f"IVC-Prune reads the question rows from {QUESTION_OFFSET} tokens after the "
+                            "image on; this prompt has none")
     n_seed, n_fg, n_ivc = part_counts(n)
     sim = value_similarity(ctx, layer - 1)
     question = torch.arange(s + n + QUESTION_OFFSET, seq, device=sim.device)
@@ -147,8 +151,8 @@ def foreground_ranking(score: torch.Tensor, foreground: torch.Tensor) -> torch.T
 
 
 def keep_for_budget(lists: dict[str, torch.Tensor], budget: int) -> dict[str, torch.Tensor]:
-    """The ``budget`` kept visual tokens (sorted) from :func:`ivc_scores`'s lists: the priority (IVC tokens and
-    seeds), then the foreground ranking (the Qwen2.5-VL variant's fill, L1526-1542; deviation 1 below the
+    """The ``budget`` kept visual tokens (sorted) from :func:`ivc_scores`'s lists: the priority (IVC tokens
+    and seeds), then the foreground ranking (the Qwen2.5-VL variant's fill, L1526-1542; deviation 1 below the
     priority's size). Returns ``kept``, ``ivc``, ``seeds`` and ``fill`` (sorted local indices)."""
     cos, sin, seeds = lists["cos"], lists["sin"], lists["seeds"]
     priority = torch.unique(torch.cat((cos, sin, seeds)))
@@ -159,7 +163,8 @@ def keep_for_budget(lists: dict[str, torch.Tensor], budget: int) -> dict[str, to
         priority = torch.unique(torch.cat((cos, sin, seeds)))
     ranking = foreground_ranking(lists["score"], lists["foreground"])
     fill = ranking[~torch.isin(ranking, priority)][:budget - priority.numel()]
-    return {"kept": torch.sort(torch.cat((priority, fill))).values, "ivc": torch.unique(torch.cat((cos, sin))),
+    return {"kept": torch.sort(torch.cat((priority, fill))).values,
+            "ivc": torch.unique(torch.cat((cos, sin))),
             "seeds": torch.sort(seeds).values, "fill": torch.sort(fill).values}
 
 
@@ -178,7 +183,8 @@ def checked_layer(ctx: LLMContext, layer: int | None, default=default_layer) -> 
 
 def kept_selection(lists: dict[str, torch.Tensor], out: dict[str, torch.Tensor], layer: int,
                    official: int) -> Selection:
-    """The Selection of ``keep_for_budget``'s ``out``: its parts, the official count, the score it ranks by."""
+    """The Selection of ``keep_for_budget``'s ``out``: its parts, the official count, the score it ranks
+    by."""
     parts = {"ivc": out["ivc"], "seeds": out["seeds"], "foreground": out["fill"],
              "official_budget": torch.tensor(official)}
     return Selection(indices=out["kept"], scores=lists["score"].float(), parts=parts, prune_layer=layer)
@@ -191,8 +197,8 @@ def official_budget(ctx: LLMContext, layer: int | None = None) -> int:
 
 
 def ivc_prune_select(ctx: LLMContext, budget: int, *, layer: int | None = None) -> Selection:
-    """The ``budget`` visual tokens IVC-Prune keeps from decoder layer ``layer`` on (default 16 of 32): IVC tokens
-    and seeds, then foreground tokens; raster order (see the module docstring)."""
+    """The ``budget`` visual tokens IVC-Prune keeps from decoder layer ``layer`` on (default 16 of 32): IVC
+    tokens and seeds, then foreground tokens; raster order (see the module docstring)."""
     layer = checked_layer(ctx, layer)
     with torch.no_grad():
         lists = ivc_scores(ctx, layer)
@@ -206,5 +212,5 @@ def ivc_schedule(budget: int, num_visual: int, num_layers: int, *, layer: int | 
                            layer=default_layer(num_layers) if layer is None else layer)
 
 
-IVC_PRUNE = Method("llm-layer", ivc_prune_select, forward=pruned_forward, schedule=ivc_schedule, host_sync=True,
-                   ranks=True, positions="keep", one_axis_positions=True)
+IVC_PRUNE = Method("llm-layer", ivc_prune_select, forward=pruned_forward, schedule=ivc_schedule,
+                   host_sync=True, ranks=True, positions="keep", one_axis_positions=True)

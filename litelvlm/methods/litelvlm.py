@@ -1,9 +1,9 @@
 """LiteLVLM: keep the tokens LEAST similar to each text's [EOS] embedding, fill with context tokens.
 
 The official ``CLIPVisionTower.forward`` (sejong-rcv/LiteLVLM, ``clip_encoder.py`` L78-172; the
-equality is tested in ``tests/litelvlm/methods/test_litelvlm_official_loop.py``): with T texts, the K//T lowest-similarity tokens of every
-text are taken and united (sorted ascending); the context ranking (descending) minus that
-union fills the rest; the LLM receives ``[context[:K - |union|], union]``.
+equality is tested in ``tests/litelvlm/methods/test_litelvlm_official_loop.py``): with T texts, the K//T
+lowest-similarity tokens of every text are taken and united (sorted ascending); the context ranking
+(descending) minus that union fills the rest; the LLM receives ``[context[:K - |union|], union]``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = No
 
 
 #: its command-line options (:mod:`litelvlm.methods.options` reads them without importing this module)
-OPTIONS = (Option("layer", "attention_layer", "0..L-1", help="llm-attention: decoder layer (default: the middle one)"),
-           Option("queries", "attention_queries", value_type=str, default="seg", choices=("last", "text", "seg"),
-                  help="llm-attention: query rows"))
+OPTIONS = (
+    Option("layer", "attention_layer", "0..L-1",
+           help="llm-attention: decoder layer (default: the middle one)"),
+           Option("queries", "attention_queries", value_type=str, default="seg",
+                  choices=("last", "text", "seg"), help="llm-attention: query rows"))
 LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True, options=OPTIONS)

@@ -29,8 +29,9 @@ A statement-level port of the official code, 42Shawn/LLaVA-PruMerge at commit
 The budget is ADAPTIVE: the number of outliers depends on the image. ``prumerge_adaptive`` (or
 the registered selectors with ``budget=None``) returns the official selection;
 ``adaptive_budget`` says its size (up to N + 1: PruMerge+'s outliers and samples can cover all N
-patches, and the official code then hands the LLM N + 1 tokens; so can the project), and ``select(name, inputs, adaptive_budget(inputs, plus),
-adaptive=True)`` runs it through the registry and the grounding pipeline.
+patches, and the official code then hands the LLM N + 1 tokens; so can the project), and ``select(name,
+inputs, adaptive_budget(inputs, plus), adaptive=True)`` runs it through the registry and the grounding
+pipeline.
 
 Fixed-budget mode (``select(name, inputs, K)``; NOT in the official code): K - 1 patch tokens
 are kept and the extra token makes K.
@@ -71,8 +72,8 @@ LLaVA-1.5's 576 patches, except where it would crash, or in exact ties, item 4):
 4. Rounding and ties: arithmetic runs in the trace's dtype (the official code runs in the vision
    tower's, fp16 in LLaVA's evaluation), and the attention is the official full (S, S) product
    (``attention="official"``, the default; ``"project"``: the earlier one-row product, which rounds
-   differently); the cluster similarities of all kept tokens are one matrix product with the token's own column
-   set to -inf instead of one product per token over a list without it. Exact ties in ``topk``
+   differently); the cluster similarities of all kept tokens are one matrix product with the token's own
+   column set to -inf instead of one product per token over a list without it. Exact ties in ``topk``
    fall as torch breaks them, which may differ from the official per-token call.
 """
 
@@ -144,7 +145,8 @@ def even_samples(top: torch.Tensor, num_patches: int, count: int) -> torch.Tenso
 
 def merge(features: torch.Tensor, keys: torch.Tensor, attn: torch.Tensor, kept: torch.Tensor,
           cluster_size: int = CLUSTER_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-    """(len(kept) + 1, C) merged features ``[x_i + sum(attn_j x_j over i's cluster)..., extra]``; and the pruned."""
+    """(len(kept) + 1, C) merged features ``[x_i + sum(attn_j x_j over i's cluster)..., extra]``; and the
+    pruned."""
     n = features.shape[0]
     is_kept = torch.zeros(n, dtype=torch.bool, device=features.device)
     is_kept[kept] = True
@@ -173,8 +175,8 @@ def merged_selection(features: torch.Tensor, attn: torch.Tensor, keys: torch.Ten
 
 
 def adaptive_kept(attn: torch.Tensor, plus: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(outliers in descending ``attn`` order, PruMerge+'s samples or none): the official adaptive choice (L115-116,
-    L203-214)."""
+    """(outliers in descending ``attn`` order, PruMerge+'s samples or none): the official adaptive choice
+    (L115-116, L203-214)."""
     n = attn.shape[0]
     ratio = outlier_ratio(attn)
     top = torch.topk(attn, int(n * ratio), largest=True).indices
@@ -183,7 +185,8 @@ def adaptive_kept(attn: torch.Tensor, plus: bool = False) -> tuple[torch.Tensor,
 
 def fixed_kept(attn: torch.Tensor, budget: int, plus: bool = False,
                top_share: float = TOP_SHARE) -> tuple[torch.Tensor, torch.Tensor]:
-    """(attention-ranked, even samples) for K (not official): K - 1 tokens, PruMerge+ a ``top_share`` by ``attn``."""
+    """(attention-ranked, even samples) for K (not official): K - 1 tokens, PruMerge+ a ``top_share`` by
+    ``attn``."""
     n = attn.shape[0]
     if not 1 <= budget <= n:
         raise LiteLVLMError(f"budget must satisfy 1 <= K <= {n}; got {budget}")
@@ -218,7 +221,8 @@ def prumerge_fixed(inputs: SelectorInputs, budget: int, plus: bool = False, *, t
     return merged_selection(inputs.patches(), attn, keys, top, spatial, cluster_size)
 
 
-def _run(inputs: SelectorInputs, budget: int | None, plus: bool, adaptive: bool | None, **options) -> Selection:
+def _run(inputs: SelectorInputs, budget: int | None, plus: bool, adaptive: bool | None,
+         **options) -> Selection:
     if adaptive is None:
         adaptive = budget is None
     if not adaptive:
@@ -229,13 +233,14 @@ def _run(inputs: SelectorInputs, budget: int | None, plus: bool, adaptive: bool 
     sel = prumerge_adaptive(inputs, plus, **options)
     if budget is not None and len(sel) != budget:
         name = "prumerge+" if plus else "prumerge"
-        raise LiteLVLMError(f"{name} with adaptive=True keeps {len(sel)} tokens for this image, not {budget}; "
-                            "pass budget=adaptive_budget(inputs) (litelvlm.methods.prumerge)")
+        raise LiteLVLMError(f"{name} with adaptive=True keeps {len(sel)} tokens for this image, not "
+                            f"{budget}; pass budget=adaptive_budget(inputs) (litelvlm.methods.prumerge)")
     return sel
 
 
 def prumerge(inputs: SelectorInputs, budget: int | None = None, *, adaptive: bool | None = None,
-             attention_block: int = -1, cluster_size: int = CLUSTER_SIZE, attention: str = "official") -> Selection:
+             attention_block: int = -1, cluster_size: int = CLUSTER_SIZE,
+             attention: str = "official") -> Selection:
     """PruMerge: official adaptive selection when ``budget`` is None (or ``adaptive=True``), else K tokens."""
     return _run(inputs, budget, False, adaptive, attention_block=attention_block, cluster_size=cluster_size,
                 attention=attention)
@@ -244,7 +249,8 @@ def prumerge(inputs: SelectorInputs, budget: int | None = None, *, adaptive: boo
 def prumerge_plus(inputs: SelectorInputs, budget: int | None = None, *, adaptive: bool | None = None,
                   top_share: float = TOP_SHARE, attention_block: int = -1,
                   cluster_size: int = CLUSTER_SIZE, attention: str = "official") -> Selection:
-    """PruMerge+: official adaptive selection when ``budget`` is None (or ``adaptive=True``), else K tokens."""
+    """PruMerge+: official adaptive selection when ``budget`` is None (or ``adaptive=True``), else K
+    tokens."""
     return _run(inputs, budget, True, adaptive, top_share=top_share, attention_block=attention_block,
                 cluster_size=cluster_size, attention=attention)
 

@@ -1,23 +1,24 @@
 """PruMerge and PruMerge+ on Qwen2.5-VL (UniPixel, Sa2VA's Qwen presets):
 this project's adaptation (no official Qwen2.5-VL code of it could be read). It reads the shared stand-in for
-CLIP's [CLS] attention and keys (:func:`litelvlm.qwen_vision.cls_stand_in.stand_in`: the attention each merged token receives in the
-tower's last full-attention block, and that block's keys averaged over each merged token's 4 patches, both in the
-LLM's order) in place of CLIP's, and keeps or merges the LLM-input merged tokens (``ctx.visual_embeds``) by its
-official rule, through the very functions its GLaMM (LLaVA-1.5) module uses on CLIP's grid. It acts at the LLM input;
-option ``block``: the tower block the stand-in reads (default: the last full-attention block). It re-runs the tower
-once per image (``reads_vision_blocks``; the efficiency study does not count that yet and refuses it).
+CLIP's [CLS] attention and keys (:func:`litelvlm.qwen_vision.cls_stand_in.stand_in`: the attention each merged
+token receives in the tower's last full-attention block, and that block's keys averaged over each merged
+token's 4 patches, both in the LLM's order) in place of CLIP's, and keeps or merges the LLM-input merged
+tokens (``ctx.visual_embeds``) by its official rule, through the very functions its GLaMM (LLaVA-1.5) module
+uses on CLIP's grid. It acts at the LLM input; option ``block``: the tower block the stand-in reads (default:
+the last full-attention block). It re-runs the tower once per image (``reads_vision_blocks``; the efficiency
+study does not count that yet and refuses it).
 
-* ``prumerge`` / ``prumerge+``: the weights are the score divided by its sum (one distribution over the tokens, as
-  the [CLS] row over the patches); adaptive mode (``adaptive=True``, or ``budget=None``) keeps the IQR outliers of
-  the weights (PruMerge+: and its spatial samples over the N merged tokens in the LLM's order), fixed K the top K - 1
-  (PruMerge+: a quarter by weight, the rest evenly spaced), as on GLaMM
+* ``prumerge`` / ``prumerge+``: the weights are the score divided by its sum (one distribution over the
+  tokens, as the [CLS] row over the patches); adaptive mode (``adaptive=True``, or ``budget=None``) keeps the
+  IQR outliers of the weights (PruMerge+: and its spatial samples over the N merged tokens in the LLM's
+  order), fixed K the top K - 1 (PruMerge+: a quarter by weight, the rest evenly spaced), as on GLaMM
   (:func:`~litelvlm.methods.prumerge.adaptive_kept`, :func:`~litelvlm.methods.prumerge.fixed_kept`);
-  each kept token plus the weighted sum of its 32 nearest tokens by the full-width keys (heads concatenated), then
-  one extra token (index -2) merging every pruned token
+  each kept token plus the weighted sum of its 32 nearest tokens by the full-width keys (heads concatenated),
+  then one extra token (index -2) merging every pruned token
   (:func:`~litelvlm.methods.prumerge.merged_selection`).
 
-The tokens they pass are merged, so they have no original position (``original_positions=False``: the sequence is
-renumbered).
+The tokens they pass are merged, so they have no original position (``original_positions=False``: the sequence
+is renumbered).
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ from . import prumerge as _pm
 
 def prumerge_kept(weights: torch.Tensor, budget: int | None, plus: bool, adaptive: bool | None,
                   top_share: float = _pm.TOP_SHARE) -> tuple[torch.Tensor, torch.Tensor]:
-    """(attention-ranked, spatial) kept tokens for K (``adaptive``: the IQR outliers, None: adaptive when no K)."""
+    """(attention-ranked, spatial) kept tokens for K (``adaptive``: the IQR outliers, None: adaptive when no
+    K)."""
     if adaptive is None:
         adaptive = budget is None
     if adaptive:
         top, spatial = _pm.adaptive_kept(weights, plus)
         if budget is not None and top.numel() + spatial.numel() + 1 != budget:
             raise LiteLVLMError(f"{'prumerge+' if plus else 'prumerge'} with adaptive=True keeps "
-                                f"{top.numel() + spatial.numel() + 1} tokens for this image, not {budget}; pass "
-                                "budget=adaptive_budget(ctx) (litelvlm.methods.prumerge_qwen)")
+                                f"{top.numel() + spatial.numel() + 1} tokens for this image, not {budget}; "
+                                "pass budget=adaptive_budget(ctx) (litelvlm.methods.prumerge_qwen)")
         return top, spatial
     if budget is None:
         raise LiteLVLMError("adaptive=False needs a budget")
@@ -61,14 +63,16 @@ def _prumerge(ctx, budget: int | None, plus: bool, adaptive: bool | None, top_sh
 
 
 
-def prumerge(ctx, budget: int | None = None, *, adaptive: bool | None = None, cluster_size: int = _pm.CLUSTER_SIZE,
-             block: int | None = None) -> Selection:
-    """PruMerge on the merged tokens: the stand-in weights' outliers (fixed K: the top K - 1), merged, + extra."""
+def prumerge(ctx, budget: int | None = None, *, adaptive: bool | None = None,
+             cluster_size: int = _pm.CLUSTER_SIZE, block: int | None = None) -> Selection:
+    """PruMerge on the merged tokens: the stand-in weights' outliers (fixed K: the top K - 1), merged, +
+    extra."""
     return _prumerge(ctx, budget, False, adaptive, _pm.TOP_SHARE, cluster_size, block)
 
 
 
-def prumerge_plus(ctx, budget: int | None = None, *, adaptive: bool | None = None, top_share: float = _pm.TOP_SHARE,
+def prumerge_plus(ctx, budget: int | None = None, *, adaptive: bool | None = None,
+                  top_share: float = _pm.TOP_SHARE,
                   cluster_size: int = _pm.CLUSTER_SIZE, block: int | None = None) -> Selection:
     """PruMerge+ on the merged tokens: PruMerge's tokens plus spatial samples, merged, + the extra token."""
     return _prumerge(ctx, budget, True, adaptive, top_share, cluster_size, block)

@@ -13,17 +13,20 @@ from ..pruning.selection import Selection, SelectorInputs, run_selector
 from . import get_method
 
 
-def select(method: str, inputs: SelectorInputs | MappedInputs, budget: Budget | int, **options: Any) -> Selection:
-    """Run a CLIP-side method (:attr:`Method.acts_on_clip <litelvlm.method.Method.acts_on_clip>`) by name keeping
-    ``budget`` (a :class:`~litelvlm.budget.Budget` or an int K), counted once against the input's patches."""
+def select(method: str, inputs: SelectorInputs | MappedInputs, budget: Budget | int,
+           **options: Any) -> Selection:
+    """Run a CLIP-side method (:attr:`Method.acts_on_clip <litelvlm.method.Method.acts_on_clip>`) by name
+    keeping ``budget`` (a :class:`~litelvlm.budget.Budget` or an int K), counted once against the input's
+    patches."""
     spec = get_method(method)
-    return run_selector(spec, inputs, Budget.of(budget).count(inputs.num_patches, spec.extra_tokens), **options)
+    return run_selector(spec, inputs, Budget.of(budget).count(inputs.num_patches, spec.extra_tokens),
+                        **options)
 
 
 def visual_features(inputs: SelectorInputs, method: str = "none", budget: Budget | int | None = None,
                     **options) -> tuple[torch.Tensor, Selection]:
-    """(K, W) feature-layer tokens the LLM would receive, and the selection behind them; ``budget`` (None: all N) is
-    counted once against the patches.
+    """(K, W) feature-layer tokens the LLM would receive, and the selection behind them; ``budget`` (None: all
+    N) is counted once against the patches.
 
     The baseline (``Method.baseline``: ``none``) gives the unpruned features in raster order.
     """

@@ -28,9 +28,9 @@ A statement-level port of the official code, Gumpest/SparseVLMs at commit
 * L302 / L314 (positions): ``position_ids[:, :L']``, i.e. the pruned sequence is RENUMBERED
   0..L'-1 (RoPE positions are not kept; only SparseVLM+ keeps them), with a plain causal
   mask over it (SDPA ``is_causal``). Text tokens are never dropped (L263-269), so the
-  [SEG]-predicting tokens always survive. The rule is ``sparsevlm_forward``'s ``renumber`` argument (this one by
-  default, for 1-D RoPE); the Qwen2.5-VL variant (:mod:`litelvlm.methods.sparsevlm_qwen`, this project's adaptation)
-  passes its rule for M-RoPE's three axes.
+  [SEG]-predicting tokens always survive. The rule is ``sparsevlm_forward``'s ``renumber`` argument (this one
+  by default, for 1-D RoPE); the Qwen2.5-VL variant (:mod:`litelvlm.methods.sparsevlm_qwen`, this project's
+  adaptation) passes its rule for M-RoPE's three axes.
 
 So for K = 192 on LLaVA-1.5 / GLaMM-7B the visual tokens entering the 32 layers are 576 (layers
 0-2), 309 (3-6), 204 (7-15) and 113 (16-31): the counts plus the recycled tokens, the same for
@@ -141,7 +141,8 @@ def index_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     b = points.shape[0]
     view_shape = [b] + [1] * (idx.dim() - 1)
     repeat_shape = [1] + list(idx.shape[1:])
-    batch_indices = torch.arange(b, dtype=torch.long, device=points.device).view(view_shape).repeat(repeat_shape)
+    batch_indices = torch.arange(b, dtype=torch.long, device=points.device).view(view_shape).repeat(
+        repeat_shape)
     return points[batch_indices, idx, :]
 
 
@@ -203,8 +204,8 @@ def renumbered(ctx: LLMContext, length: int) -> torch.Tensor:
 
 def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[int, ...],
                       renumber: Callable[[LLMContext, int], torch.Tensor] | None = None) -> SparseVLMRun:
-    """The staged SparseVLM forward over ``ctx``'s sequence (L186-322); ``renumber(ctx, L')``: the positions of the
-    pruned sequence (None: :func:`renumbered`, the official rule, for 1-D RoPE only)."""
+    """The staged SparseVLM forward over ``ctx``'s sequence (L186-322); ``renumber(ctx, L')``: the positions
+    of the pruned sequence (None: :func:`renumbered`, the official rule, for 1-D RoPE only)."""
     lm, s, n = ctx.lm, ctx.image_start, ctx.num_visual
     if len(layers) != len(counts) or any(b <= a for a, b in zip(layers, layers[1:])) \
             or not 0 <= layers[0] or layers[-1] >= ctx.num_layers:
@@ -213,12 +214,14 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
     if int(ctx.seg_predictors.min()) < s + n:
         raise LiteLVLMError("a [SEG]-predicting token lies before the end of the image")
     if ctx.position_rule == "keep":
-        raise LiteLVLMError("positions='keep' is not defined for SparseVLM: its recycled tokens (cluster means of "
-                            "dropped ones) have no original position; it renumbers, as its official code (L302)")
+        raise LiteLVLMError("positions='keep' is not defined for SparseVLM: its recycled tokens (cluster "
+                            "means of dropped ones) have no original position; it renumbers, as its official "
+                            "code (L302)")
     if renumber is None:
         if ctx.position_ids.dim() != 2:  # renumbering 0..L'-1 (L302) is defined for 1-D RoPE only
-            raise LiteLVLMError("SparseVLM renumbers the pruned sequence's positions 0..L'-1, as its official code "
-                                "does for 1-D RoPE; a family with multi-axis positions needs its own rule")
+            raise LiteLVLMError("SparseVLM renumbers the pruned sequence's positions 0..L'-1, as its "
+                                "official code does for 1-D RoPE; a family with multi-axis positions needs "
+                                "its own rule")
         renumber = renumbered
     dev = ctx.embeds.device
     raters = text_raters(ctx.embeds, s, n)
@@ -254,8 +257,8 @@ def sparsevlm_forward(ctx: LLMContext, layers: tuple[int, ...], counts: tuple[in
 def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | None = None,
                      counts: tuple[int, ...] | None = None,
                      renumber: Callable[[LLMContext, int], torch.Tensor] | None = None) -> Selection:
-    """SparseVLM's staged pruning with recycling; K = N is no pruning (see the module docstring); ``renumber``: the
-    pruned sequence's positions (:func:`sparsevlm_forward`)."""
+    """SparseVLM's staged pruning with recycling; K = N is no pruning (see the module docstring);
+    ``renumber``: the pruned sequence's positions (:func:`sparsevlm_forward`)."""
     if budget == ctx.num_visual:
         return Selection(indices=torch.arange(ctx.num_visual))
     layers = stage_layers(ctx.num_layers) if layers is None else tuple(int(x) for x in layers)
@@ -265,8 +268,8 @@ def sparsevlm_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | 
              "stage_counts": torch.tensor(counts), "stage_visual": torch.tensor(run_.visual),
              "stage_recycled": torch.tensor(run_.recycled), "raters": run_.raters}
     parts.update({f"stage{i}_kept": k for i, k in enumerate(run_.kept)})
-    return Selection(indices=run_.kept[-1], scores=run_.scores.float(), parts=parts, prune_layer=layers[0] + 1,
-                     llm_output=(run_.final, run_.seg_positions))
+    return Selection(indices=run_.kept[-1], scores=run_.scores.float(), parts=parts,
+                     prune_layer=layers[0] + 1, llm_output=(run_.final, run_.seg_positions))
 
 
 def staged_forward(ctx: LLMContext, sel: Selection,
@@ -279,13 +282,14 @@ def staged_forward(ctx: LLMContext, sel: Selection,
         return sel.llm_output
     if "stage_layers" not in sel.parts:
         return None
-    run_ = sparsevlm_forward(ctx, tuple(sel.parts["stage_layers"].tolist()), tuple(sel.parts["stage_counts"].tolist()),
-                             renumber)
+    run_ = sparsevlm_forward(ctx, tuple(sel.parts["stage_layers"].tolist()),
+                             tuple(sel.parts["stage_counts"].tolist()), renumber)
     return run_.final, run_.seg_positions
 
 
 def stages(budget: int, num_visual: int, num_layers: int) -> tuple[tuple[int, int], ...]:
-    """:func:`token_schedule` as ``((first_layer, visual_tokens), ...)``: a stage starts where the count changes."""
+    """:func:`token_schedule` as ``((first_layer, visual_tokens), ...)``: a stage starts where the count
+    changes."""
     per_layer = token_schedule(budget, num_visual, num_layers)
     return tuple((i, v) for i, v in enumerate(per_layer) if i == 0 or v != per_layer[i - 1])
 

@@ -10,8 +10,8 @@ af95e4b1befa172dadccd8c81e223b10090f9579, applied to the blocks of LLaVA's CLIP 
   token's best B match (``max``) is its edge; the ``r`` A tokens with the highest edges
   (``argsort(descending=True)``) are merged into their B match, the others stay, sorted by position
   (L68, which keeps CLS first); ``merge`` (L70-80) returns ``cat[unmerged A, B]`` with the merged A
-  tokens ``scatter_reduce``-d into their B token. ``class_token=False`` (the official default: nothing protected,
-  r capped at t // 2, unmerged A tokens left in edge order) serves the Qwen2.5-VL variant
+  tokens ``scatter_reduce``-d into their B token. ``class_token=False`` (the official default: nothing
+  protected, r capped at t // 2, unmerged A tokens left in edge order) serves the Qwen2.5-VL variant
   (:mod:`litelvlm.methods.tome_qwen`, this project's adaptation), which has no class token.
 * ``tome/merge.py`` L210-224 ``merge_wavg``: ``merge(x * size, "sum") / merge(size, "sum")``, the
   size-weighted average (size starts at 1 per token); L227-239 ``merge_source``: the
@@ -85,7 +85,8 @@ from ..pruning.selection import Selection, SelectorInputs
 
 
 def merge_schedule(num_patches: int, budget: int, num_blocks: int) -> list[int]:
-    """r per block taking ``num_patches`` to ``budget`` in ``num_blocks`` blocks (see the module docstring)."""
+    """r per block taking ``num_patches`` to ``budget`` in ``num_blocks`` blocks (see the module
+    docstring)."""
     if num_blocks < 1:
         raise ValueError("ToMe needs at least one block before the feature layer")
     remaining, after = num_patches - budget, budget
@@ -162,7 +163,8 @@ def merge_wavg(m: Matching, x: torch.Tensor, size: torch.Tensor | None = None
 
 def clip_attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ToMeAttention.forward (timm.py L66-96) on a transformers ``CLIPAttention``: (output, keys averaged over heads)."""
+    """ToMeAttention.forward (timm.py L66-96) on a transformers ``CLIPAttention``: (output, keys averaged over
+    heads)."""
     B, N, C = x.shape
     shape = (B, N, attn.num_heads, attn.head_dim)
     q = attn.q_proj(x).view(shape).transpose(1, 2)
@@ -252,10 +254,12 @@ def tome(inputs: SelectorInputs, budget: int, *, schedule: list[int] | None = No
     vision = inputs.vision
     if vision.num_prefix_tokens != 1:
         vision.cls(0)  # raises the "no CLS token" error where there is none
-        raise UnsupportedModelError(f"ToMe here expects one prefix (CLS) token, got {vision.num_prefix_tokens}")
+        raise UnsupportedModelError("ToMe here expects one prefix (CLS) token, got "
+                                    f"{vision.num_prefix_tokens}")
     num_blocks = vision.layer_index(inputs.feature_layer)
     if num_blocks < 1:
-        raise LiteLVLMError(f"feature layer {inputs.feature_layer} is the embedding output: no block to merge in")
+        raise LiteLVLMError(f"feature layer {inputs.feature_layer} is the embedding output: no block to "
+                            "merge in")
     n = vision.num_patches
     sched = merge_schedule(n, budget, num_blocks) if schedule is None else \
         _check_schedule(schedule, num_blocks, n - budget)

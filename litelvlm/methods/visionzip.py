@@ -77,8 +77,8 @@ def split_budget(budget: int, dominant_share: float = DOMINANT_SHARE) -> tuple[i
 
 
 def dominant_split(attn: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dominant, remaining) token indices, each ascending (sequence order): the top ``count`` by ``attn`` (N,)
-    and the others (``clip_encoder.py`` L49-57, the mask over the patches)."""
+    """(dominant, remaining) token indices, each ascending (sequence order): the top ``count`` by ``attn``
+    (N,) and the others (``clip_encoder.py`` L49-57, the mask over the patches)."""
     top = attn.topk(count).indices
     is_dom = torch.zeros(attn.shape[0], dtype=torch.bool, device=attn.device)
     is_dom[top] = True
@@ -88,9 +88,9 @@ def dominant_split(attn: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.
 def contextual_tokens(hidden: torch.Tensor, metric: torch.Tensor, remaining: torch.Tensor,
                       count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(targets, contextual tokens (C, W)): the ``remaining`` tokens (ascending) merged into ``count`` targets
-    (``clip_encoder.py`` L59-80): ``metric`` (N, d) over the tokens, normalised; targets every ``max(1, R // C)``-th
-    remaining token; each other one assigned to the target of highest cosine; target + mean of its assigned
-    ``hidden`` (N, W) rows."""
+    (``clip_encoder.py`` L59-80): ``metric`` (N, d) over the tokens, normalised; targets every ``max(1, R //
+    C)``-th remaining token; each other one assigned to the target of highest cosine; target + mean of its
+    assigned ``hidden`` (N, W) rows."""
     device = hidden.device
     metric = metric[remaining]
     metric = metric / metric.norm(dim=-1, keepdim=True)

@@ -1,11 +1,12 @@
 """VisionZip on Qwen2.5-VL (UniPixel, Sa2VA's Qwen presets):
 this project's adaptation (no official Qwen2.5-VL code of it could be read). It reads the shared stand-in for
-CLIP's [CLS] attention and keys (:func:`litelvlm.qwen_vision.cls_stand_in.stand_in`: the attention each merged token receives in the
-tower's last full-attention block, and that block's keys averaged over each merged token's 4 patches, both in the
-LLM's order) in place of CLIP's, and keeps or merges the LLM-input merged tokens (``ctx.visual_embeds``) by its
-official rule, through the very functions its GLaMM (LLaVA-1.5) module uses on CLIP's grid. It acts at the LLM input;
-option ``block``: the tower block the stand-in reads (default: the last full-attention block). It re-runs the tower
-once per image (``reads_vision_blocks``; the efficiency study does not count that yet and refuses it).
+CLIP's [CLS] attention and keys (:func:`litelvlm.qwen_vision.cls_stand_in.stand_in`: the attention each merged
+token receives in the tower's last full-attention block, and that block's keys averaged over each merged
+token's 4 patches, both in the LLM's order) in place of CLIP's, and keeps or merges the LLM-input merged
+tokens (``ctx.visual_embeds``) by its official rule, through the very functions its GLaMM (LLaVA-1.5) module
+uses on CLIP's grid. It acts at the LLM input; option ``block``: the tower block the stand-in reads (default:
+the last full-attention block). It re-runs the tower once per image (``reads_vision_blocks``; the efficiency
+study does not count that yet and refuses it).
 
 * ``visionzip``: the top D tokens by the score are dominant (no [CLS] to count among them, so D real tokens:
   :func:`~litelvlm.methods.visionzip.split_budget`'s D = floor(K * 27/32 + 1/2)), in the LLM's order; the
@@ -13,8 +14,8 @@ once per image (``reads_vision_blocks``; the efficiency study does not count tha
   head-averaged keys (:func:`~litelvlm.methods.visionzip.dominant_split`,
   :func:`~litelvlm.methods.visionzip.contextual_tokens`); the LLM gets ``[dominant, contextual]``.
 
-The tokens it passes are merged, so they have no original position (``original_positions=False``: the sequence is
-renumbered).
+The tokens it passes are merged, so they have no original position (``original_positions=False``: the sequence
+is renumbered).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from ..qwen_vision.cls_stand_in import STAND_IN_FLAGS, stand_in
 from .visionzip import DOMINANT_SHARE, contextual_tokens, dominant_split, split_budget
 
 
-def visionzip(ctx, budget: int, *, dominant_share: float = DOMINANT_SHARE, block: int | None = None) -> Selection:
-    """VisionZip on the merged tokens: D dominant tokens by the stand-in score, C contextual ones merged by its keys."""
+def visionzip(ctx, budget: int, *, dominant_share: float = DOMINANT_SHARE,
+              block: int | None = None) -> Selection:
+    """VisionZip on the merged tokens: D dominant tokens by the stand-in score, C contextual ones merged by
+    its keys."""
     check_budget(budget, ctx.num_visual)
     s = stand_in(ctx, block)
     feats = ctx.visual_embeds

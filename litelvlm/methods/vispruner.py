@@ -65,7 +65,8 @@ from ..pruning.selection import Selection, SelectorInputs
 STEP = 8
 
 
-def remove_duplicates(features: torch.Tensor, residual: torch.Tensor, keep: int, step: int = STEP) -> torch.Tensor:
+def remove_duplicates(features: torch.Tensor, residual: torch.Tensor, keep: int,
+                      step: int = STEP) -> torch.Tensor:
     """The official even/odd duplicate-removal loop, for one image.
 
     ``features`` (N, W) are the feature-layer patch tokens, ``residual`` the patch indices in
@@ -87,10 +88,12 @@ def remove_duplicates(features: torch.Tensor, residual: torch.Tensor, keep: int,
     return residual
 
 
-def important_and_diverse(attn: torch.Tensor, features: torch.Tensor, budget: int, important_ratio: float = 0.5,
+def important_and_diverse(attn: torch.Tensor, features: torch.Tensor, budget: int,
+                          important_ratio: float = 0.5,
                           step: int = STEP) -> tuple[torch.Tensor, torch.Tensor]:
-    """(important, diverse) token indices for K: the top ``int(K * ratio)`` by ``attn`` (N,) in descending order,
-    then :func:`remove_duplicates` over the rest of ``features`` (N, W) (``llava_arch.py`` L141-183)."""
+    """(important, diverse) token indices for K: the top ``int(K * ratio)`` by ``attn`` (N,) in descending
+    order, then :func:`remove_duplicates` over the rest of ``features`` (N, W) (``llava_arch.py``
+    L141-183)."""
     n_imp = int(budget * important_ratio)
     n_div = budget - n_imp
     order = attn.argsort(descending=True)

@@ -1,14 +1,15 @@
 """VisPruner on Qwen2.5-VL (UniPixel, Sa2VA's Qwen presets):
 this project's adaptation (no official Qwen2.5-VL code of it could be read). It reads the shared stand-in for
-CLIP's [CLS] attention and keys (:func:`litelvlm.qwen_vision.cls_stand_in.stand_in`: the attention each merged token receives in the
-tower's last full-attention block, and that block's keys averaged over each merged token's 4 patches, both in the
-LLM's order) in place of CLIP's, and keeps or merges the LLM-input merged tokens (``ctx.visual_embeds``) by its
-official rule, through the very functions its GLaMM (LLaVA-1.5) module uses on CLIP's grid. It acts at the LLM input;
-option ``block``: the tower block the stand-in reads (default: the last full-attention block). It re-runs the tower
-once per image (``reads_vision_blocks``; the efficiency study does not count that yet and refuses it).
+CLIP's [CLS] attention and keys (:func:`litelvlm.qwen_vision.cls_stand_in.stand_in`: the attention each merged
+token receives in the tower's last full-attention block, and that block's keys averaged over each merged
+token's 4 patches, both in the LLM's order) in place of CLIP's, and keeps or merges the LLM-input merged
+tokens (``ctx.visual_embeds``) by its official rule, through the very functions its GLaMM (LLaVA-1.5) module
+uses on CLIP's grid. It acts at the LLM input; option ``block``: the tower block the stand-in reads (default:
+the last full-attention block). It re-runs the tower once per image (``reads_vision_blocks``; the efficiency
+study does not count that yet and refuses it).
 
-* ``vispruner``: ``int(K * important_ratio)`` tokens of highest score, then the even/odd duplicate removal over the
-  rest in descending-score order, measured on the LLM-input tokens
+* ``vispruner``: ``int(K * important_ratio)`` tokens of highest score, then the even/odd duplicate removal
+  over the rest in descending-score order, measured on the LLM-input tokens
   (:func:`~litelvlm.methods.vispruner.important_and_diverse`); the LLM gets them in its order. The score is
   summed over heads (GLaMM's VisPruner averages: a constant factor, the same ranking).
 
@@ -27,10 +28,12 @@ from .vispruner import STEP, important_and_diverse
 
 def vispruner(ctx, budget: int, *, important_ratio: float = 0.5, step: int = STEP,
               block: int | None = None) -> Selection:
-    """VisPruner on the merged tokens: important tokens by the stand-in score, then diverse ones; the LLM's order."""
+    """VisPruner on the merged tokens: important tokens by the stand-in score, then diverse ones; the LLM's
+    order."""
     check_budget(budget, ctx.num_visual)
     s = stand_in(ctx, block)
-    important, diverse = important_and_diverse(s.score, ctx.visual_embeds.detach(), budget, important_ratio, step)
+    important, diverse = important_and_diverse(s.score, ctx.visual_embeds.detach(), budget, important_ratio,
+                                               step)
     idx = torch.sort(torch.cat([important, diverse])).values
     return Selection(indices=idx, scores=s.score, parts={"important": important, "diverse": diverse})
 

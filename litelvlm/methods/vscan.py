@@ -61,8 +61,8 @@ Deviations and adaptations (options; the official behaviour is the default where
 
 Options: ``counts=(V, kept)`` (the official ``visual_token_num`` and ``image_token_list``), ``layer``,
 ``local_block``, ``global_block`` (0-based blocks), ``window``, ``exact``, ``deterministic``. Not ported:
-several pruning layers (``--layer_list '[8, 16]'``), LLaVA-NeXT's tiles. The Qwen2.5-VL code is ported on its own
-(:mod:`litelvlm.methods.vscan_qwen`, the variant the UniPixel family runs). Batch size 1.
+several pruning layers (``--layer_list '[8, 16]'``), LLaVA-NeXT's tiles. The Qwen2.5-VL code is ported on its
+own (:mod:`litelvlm.methods.vscan_qwen`, the variant the UniPixel family runs). Batch size 1.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ LLM_LAYER, OFFICIAL_LLM_LAYERS = 16, 32
 
 
 def stage_counts(budget: int, num_visual: int) -> tuple[int, int]:
-    """(V, kept): tokens entering the LLM and tokens from the middle layer on for an average of K (96/32 at 64)."""
+    """(V, kept): tokens entering the LLM and tokens from the middle layer on for an average of K (96/32 at
+    64)."""
     visual = min(num_visual, 3 * budget // 2)
     return visual, 2 * budget - visual
 
@@ -100,12 +101,14 @@ def default_window(rows: int, cols: int) -> int:
 
 def default_local_block(num_layers: int) -> int:
     """Block 5 of a 24-block tower; the same relative depth elsewhere (deviation 3)."""
-    return LOCAL_BLOCK if num_layers == OFFICIAL_DEPTH else max(0, round((LOCAL_BLOCK + 1) * num_layers / OFFICIAL_DEPTH) - 1)
+    return (LOCAL_BLOCK if num_layers == OFFICIAL_DEPTH
+            else max(0, round((LOCAL_BLOCK + 1) * num_layers / OFFICIAL_DEPTH) - 1))
 
 
 def default_layer(num_layers: int) -> int:
     """Layer 16 of 32; ``round(16 * L / 32)`` on an L-layer LLM (deviation 3)."""
-    return LLM_LAYER if num_layers == OFFICIAL_LLM_LAYERS else max(1, round(LLM_LAYER * num_layers / OFFICIAL_LLM_LAYERS))
+    return (LLM_LAYER if num_layers == OFFICIAL_LLM_LAYERS
+            else max(1, round(LLM_LAYER * num_layers / OFFICIAL_LLM_LAYERS)))
 
 
 def scan_counts(visual: int, windows: int, exact: bool = False) -> tuple[int, int]:
@@ -143,11 +146,13 @@ def window_cls_selection(attention: torch.Tensor, rows: int, cols: int, per_wind
 def global_and_local_scan(inputs: SelectorInputs, visual: int, *, local_block: int | None = None,
                           global_block: int | None = None, window: int | None = None,
                           exact: bool = False) -> dict[str, torch.Tensor]:
-    """``local`` and ``global`` picks (scan order) for V tokens, and the [CLS] attentions they ranked (L254-285)."""
+    """``local`` and ``global`` picks (scan order) for V tokens, and the [CLS] attentions they ranked
+    (L254-285)."""
     vision = inputs.vision
     rows, cols = vision.grid
     local_block = default_local_block(vision.num_layers) if local_block is None else int(local_block)
-    if global_block is None:  # attentions[-2] with LLaVA's feature layer -2: the block whose output are the features
+    # attentions[-2] with LLaVA's feature layer -2: the block whose output are the features
+    if global_block is None:
         global_block = vision.layer_index(inputs.feature_layer) - 1
     window = default_window(rows, cols) if window is None else int(window)
     if not 1 <= window <= min(rows, cols):
@@ -165,7 +170,8 @@ def raster_split(picks: torch.Tensor, num_patches: int) -> tuple[torch.Tensor, t
     """(kept, dropped) patch indices, each ascending, of the index mask the picks set (L284-285)."""
     mask = torch.zeros(num_patches, dtype=torch.bool, device=picks.device)
     mask.scatter_(0, picks, True)
-    # a picked patch counts once; the meta device of the FLOPs count cannot read the mask (no duplicates there)
+    # a picked patch counts once; the meta device of the FLOPs count cannot read the mask (no duplicates
+    # there)
     count = picks.numel() if mask.device.type == "meta" else int(mask.sum())
     order = torch.argsort((~mask).to(torch.uint8), stable=True)
     return order[:count], order[count:]
@@ -176,7 +182,8 @@ def _deterministic(on: bool):
     if not on:
         yield
         return
-    before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    before, warn = (torch.are_deterministic_algorithms_enabled(),
+                    torch.is_deterministic_algorithms_warn_only_enabled())
     torch.use_deterministic_algorithms(True)
     try:
         yield
@@ -199,8 +206,10 @@ def token_merging(features: torch.Tensor, kept: torch.Tensor, dropped: torch.Ten
     merged_features = torch.zeros_like(retained_tokens)
     merged_features += retained_tokens * 1
     with _deterministic(deterministic):
-        merged_features.scatter_add_(1, nearest_token_indices.unsqueeze(-1).expand(-1, -1, D), non_retained_tokens)
-        merge_count.scatter_add_(1, nearest_token_indices, torch.ones_like(nearest_token_indices, dtype=merge_count.dtype))
+        merged_features.scatter_add_(1, nearest_token_indices.unsqueeze(-1).expand(-1, -1, D),
+                                     non_retained_tokens)
+        merge_count.scatter_add_(1, nearest_token_indices,
+                                 torch.ones_like(nearest_token_indices, dtype=merge_count.dtype))
     merged_features /= (1 + merge_count.unsqueeze(2))
     return merged_features[0]
 
@@ -223,7 +232,8 @@ class VScanRun:
 
     final: torch.Tensor | None       # (1, S', h) final normed hidden states (None: nothing pruned, K = N)
     seg_positions: torch.Tensor | None
-    tokens: torch.Tensor             # (V', h) LLM input visual tokens (merged), raster order of ``stage1_kept``
+    # (V', h) LLM input visual tokens (merged), raster order of ``stage1_kept``
+    tokens: torch.Tensor
     stage1_kept: torch.Tensor        # CLIP grid indices entering the LLM, ascending
     stage2_rows: torch.Tensor        # rows of ``tokens`` kept from ``layer`` on, ascending
     layer: int
@@ -276,19 +286,22 @@ def vscan_forward(ctx: LLMContext, visual: int, keep: int, layer: int | None = N
     if int(run_ctx.seg_predictors.min()) < s + v:
         raise LiteLVLMError("a [SEG]-predicting token lies before the end of the image")
     if not keep_positions and run_ctx.position_ids.dim() != 2:  # renumbering 0..S'-1 (L1490): 1-D RoPE only
-        raise LiteLVLMError("VScan renumbers the pruned sequence's positions 0..S'-1, as its official code does "
-                            "for 1-D RoPE; a family with multi-axis positions needs its own rule")
+        raise LiteLVLMError("VScan renumbers the pruned sequence's positions 0..S'-1, as its official code "
+                            "does for 1-D RoPE; a family with multi-axis positions needs its own rule")
     rows = middle_keep(run_ctx, layer, keep)
     hidden = run_ctx.hidden_before(layer)
     dev = hidden.device
-    seq = torch.cat([torch.arange(s, device=dev), s + rows.to(dev), torch.arange(s + v, run_ctx.seq_len, device=dev)])
+    seq = torch.cat(
+        [torch.arange(s, device=dev), s + rows.to(dev), torch.arange(s + v, run_ctx.seq_len, device=dev)])
     hidden = hidden[:, seq]
-    pos = run_ctx.position_ids.to(dev)[..., seq] if keep_positions else torch.arange(hidden.shape[1], device=dev)[None]
+    pos = run_ctx.position_ids.to(dev)[..., seq] if keep_positions else torch.arange(
+        hidden.shape[1], device=dev)[None]
     final = run_ctx.lm.norm(run_layers(run_ctx.lm, hidden, pos, layer, ctx.num_layers))
     return VScanRun(final, run_ctx.seg_predictors - v + keep, tokens, stage1, rows, layer, scans)
 
 
-def vscan_select(ctx: LLMContext, budget: int, *, counts: tuple[int, int] | None = None, layer: int | None = None,
+def vscan_select(ctx: LLMContext, budget: int, *, counts: tuple[int, int] | None = None,
+                 layer: int | None = None,
                  local_block: int | None = None, global_block: int | None = None, window: int | None = None,
                  exact: bool = False, deterministic: bool = False) -> Selection:
     """VScan for an average of K visual tokens over the LLM's layers (see the module docstring); K = N prunes
@@ -312,16 +325,16 @@ def vscan_select(ctx: LLMContext, budget: int, *, counts: tuple[int, int] | None
 
 
 def vscan_output(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(final normed hidden (1, S', h), rows predicting each [SEG]) of the forward that made ``sel``; None when
-    it prunes nothing (K = N: the LLM runs on all N tokens at its input)."""
+    """(final normed hidden (1, S', h), rows predicting each [SEG]) of the forward that made ``sel``; None
+    when it prunes nothing (K = N: the LLM runs on all N tokens at its input)."""
     return sel.llm_output
 
 
 def vscan_schedule(budget: int, num_visual: int, num_layers: int, *, counts: tuple[int, int] | None = None,
                    layer: int | None = None, window: int | None = None, exact: bool = False,
                    **_ignored) -> tuple[tuple[int, int], ...]:
-    """Visual tokens per LLM stage: V' (the official scans' count) from layer 0, then ``min(kept, V')`` from the
-    middle layer (a square grid of N patches; a patch picked twice would make both fewer)."""
+    """Visual tokens per LLM stage: V' (the official scans' count) from layer 0, then ``min(kept, V')`` from
+    the middle layer (a square grid of N patches; a patch picked twice would make both fewer)."""
     visual, keep = stage_counts(budget, num_visual) if counts is None else counts
     entering = scanned_count(int(visual), num_visual, window, exact)
     kept = min(int(keep), entering)
@@ -330,5 +343,5 @@ def vscan_schedule(budget: int, num_visual: int, num_layers: int, *, counts: tup
     return ((0, entering), (default_layer(num_layers) if layer is None else int(layer), kept))
 
 
-VSCAN = Method("llm-stages", vscan_select, forward=vscan_output, schedule=vscan_schedule, reads_vision_blocks=True,
-               reads_clip=True)
+VSCAN = Method("llm-stages", vscan_select, forward=vscan_output, schedule=vscan_schedule,
+               reads_vision_blocks=True, reads_clip=True)

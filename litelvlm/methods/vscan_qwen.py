@@ -1,49 +1,53 @@
-"""VScan's official Qwen2.5-VL variant: global and local scans of the vision tower's attention with token merging
-at the LLM input, then pruning in the middle of the LLM by the last token's attention (no RoPE).
+"""VScan's official Qwen2.5-VL variant: global and local scans of the vision tower's attention with token
+merging at the LLM input, then pruning in the middle of the LLM by the last token's attention (no RoPE).
 
 A statement-level port of Tencent/SelfEvolvingAgent at commit a82450e1b5e15070bee79ee8b79f8d9a97cb85f7, folder
-``VScan/qwen/`` (the classes ``eval/test_refcoco.py`` L134-140 binds; its settings L147-153 are the defaults here):
+``VScan/qwen/`` (the classes ``eval/test_refcoco.py`` L134-140 binds; its settings L147-153 are the defaults
+here):
 
 * ``model/qwen2_5_vl_custom.py`` L338-392 (``Qwen2_5_VisionTransformerPretrainedModel_X``): the scores of two
-  full-attention blocks, the local one ``fullatt_block_indexes[0]`` and the global one, the last block: each block's
-  softmax attention (``Qwen2_5_VLVisionSdpaAttention_X`` L474-509, after the vision RoPE), summed over heads, averaged
-  over the query patches and over the 4 patches of each merged token, in the LLM's token order
+  full-attention blocks, the local one ``fullatt_block_indexes[0]`` and the global one, the last block: each
+  block's softmax attention (``Qwen2_5_VLVisionSdpaAttention_X`` L474-509, after the vision RoPE), summed over
+  heads, averaged over the query patches and over the 4 patches of each merged token, in the LLM's token order
   (:func:`litelvlm.qwen_vision.vit_attention.received_attentions`), in the tower's dtype.
 * ``Qwen2_5_VLForConditionalGeneration_X.forward`` L143-175: V = ``int(image_token_ratio * N)`` tokens kept
-  (none dropped when the ratio is 1); the local scan (``model/qwen2_5_vl_utils.py`` ``window_selection`` L136-193)
-  picks ``V // 2`` merged tokens in descending local score, at most ``(V // 2) / windows`` rounded up per window of
-  4x4 merged tokens (as torch computes it: the float32 reciprocal of the window count times V // 2, which can round
-  above an exact quotient: 21 over 7 windows allows 4 per window), the rows and columns past the last whole window
-  belonging to it; the global scan the top
+  (none dropped when the ratio is 1); the local scan (``model/qwen2_5_vl_utils.py`` ``window_selection``
+  L136-193) picks ``V // 2`` merged tokens in descending local score, at most ``(V // 2) / windows`` rounded
+  up per window of 4x4 merged tokens (as torch computes it: the float32 reciprocal of the window count times V
+  // 2, which can round above an exact quotient: 21 over 7 windows allows 4 per window), the rows and columns
+  past the last whole window belonging to it; the global scan the top
   ``V - V // 2`` of the global score with the local picks set to 0; both sorted (raster order); then
-  ``token_merging`` (``qwen2_5_vl_utils.py`` L97-134): every dropped token is added to the kept token of highest
-  cosine similarity (first maximum), each kept token divided by 1 + the tokens added to it. The kept tokens (and the
-  text after them) keep their 3-D M-RoPE ids (``position_ids[remove_mask]``, L174).
+  ``token_merging`` (``qwen2_5_vl_utils.py`` L97-134): every dropped token is added to the kept token of
+  highest cosine similarity (first maximum), each kept token divided by 1 + the tokens added to it. The kept
+  tokens (and the text after them) keep their 3-D M-RoPE ids (``position_ids[remove_mask]``, L174).
 * ``Qwen2_5_VLModel_X.forward`` L626-656 and ``layer_prune`` L691-785: after the decoder layer before layer
-  ``l`` (``layer_list = [14]`` of the 28 layers of Qwen2.5-VL-7B: layers 14.. see the pruned sequence), the hidden
-  states entering layer ``l`` go through ITS ``input_layernorm``, ``q_proj`` and ``k_proj`` WITHOUT RoPE (the
-  official rotation is commented out, L723-726); the last token's row (``seq_len - 1``) over every key, divided by
-  sqrt(d), softmax in float32 cast back, averaged over heads in the model dtype, over the visual columns; its top
-  ``int(image_token_ratio_list[0] * V)`` tokens (0.67 of V) stay, sorted, with their position ids (L775); the
-  following layers run causally on the shorter sequence (the official mask is sdpa's ``is_causal``: no padding).
+  ``l`` (``layer_list = [14]`` of the 28 layers of Qwen2.5-VL-7B: layers 14.. see the pruned sequence), the
+  hidden states entering layer ``l`` go through ITS ``input_layernorm``, ``q_proj`` and ``k_proj`` WITHOUT
+  RoPE (the official rotation is commented out, L723-726); the last token's row (``seq_len - 1``) over every
+  key, divided by sqrt(d), softmax in float32 cast back, averaged over heads in the model dtype, over the
+  visual columns; its top ``int(image_token_ratio_list[0] * V)`` tokens (0.67 of V) stay, sorted, with their
+  position ids (L775); the following layers run causally on the shorter sequence (the official mask is sdpa's
+  ``is_causal``: no padding).
 
-The budget K is the average visual tokens over the LLM's L layers (as the LLaVA-1.5 port, :mod:`litelvlm.methods.vscan`; the
-RefCOCO settings, ratios 0.6 and 0.67 at layer 14 of 28, average 50% of N): V is the largest in 1..N with
-``l * V + (L - l) * int(0.67 * V) <= L * K`` (this project's mapping of a token budget onto the official ratios;
-``ratios=(image_token_ratio, image_token_ratio_list[0])`` gives the official ratios themselves), and the middle
-layer keeps the official ``int(0.67 * V)``; K = N prunes nothing. :func:`vscan_qwen_schedule` counts exactly that.
+The budget K is the average visual tokens over the LLM's L layers (as the LLaVA-1.5 port,
+:mod:`litelvlm.methods.vscan`; the RefCOCO settings, ratios 0.6 and 0.67 at layer 14 of 28, average 50% of N):
+V is the largest in 1..N with ``l * V + (L - l) * int(0.67 * V) <= L * K`` (this project's mapping of a token
+budget onto the official ratios; ``ratios=(image_token_ratio, image_token_ratio_list[0])`` gives the official
+ratios themselves), and the middle layer keeps the official ``int(0.67 * V)``; K = N prunes nothing.
+:func:`vscan_qwen_schedule` counts exactly that.
 
 UniPixel feeds its image as a 1-frame video; the official code prunes images only (its video branch, L193-209,
-prunes nothing and would not even unpack the tower's three outputs): here the scans run on the frame's merged tokens
-as the image path does (same tower, same 1-frame grid). The middle-layer query is the last token of UniPixel's
-teacher-forced prompt (as FastV's on this family).
+prunes nothing and would not even unpack the tower's three outputs): here the scans run on the frame's merged
+tokens as the image path does (same tower, same 1-frame grid). The middle-layer query is the last token of
+UniPixel's teacher-forced prompt (as FastV's on this family).
 
 Deviations (options; the official behaviour is the default wherever it runs):
 
-1. ``fit_windows=True``: on a merged grid with a side under 4 tokens the official window split has no window on that
-   side and ``window_selection`` fails (its limit divides by 0 windows, its assert fires); then that side is one
-   window. The default raises.
-2. On an LLM of other depth than 28 the layer is ``round(14 * L / 28)`` (this project's adaptation); ``layer=`` sets it.
+1. ``fit_windows=True``: on a merged grid with a side under 4 tokens the official window split has no window
+   on that side and ``window_selection`` fails (its limit divides by 0 windows, its assert fires); then that
+   side is one window. The default raises.
+2. On an LLM of other depth than 28 the layer is ``round(14 * L / 28)`` (this project's adaptation);
+``layer=`` sets it.
 
 Options: ``ratios``, ``stage_ratio`` (0.67), ``layer``, ``window`` (4 merged tokens), ``local_block``,
 ``global_block`` (0-based vision blocks), ``fit_windows``. Batch size 1, one image.
@@ -65,7 +69,8 @@ from ..pruning.selection import Selection, check_budget
 from ..qwen_vision.vit_attention import received_attentions
 
 #: ``test_refcoco.py`` L147-149: ``layer_list = '[14]'``, ``image_token_ratio_list = '[0.67]'``,
-#: ``image_token_ratio = 0.6``; Qwen2.5-VL-7B's 28 decoder layers; ``window_selection(..., window_size=4)`` (L150)
+#: ``image_token_ratio = 0.6``; Qwen2.5-VL-7B's 28 decoder layers; ``window_selection(..., window_size=4)``
+#: (L150)
 LLM_LAYER, OFFICIAL_LLM_LAYERS, STAGE_RATIO, VISION_RATIO, WINDOW = 14, 28, 0.67, 0.6, 4
 
 
@@ -77,7 +82,8 @@ def default_layer(num_layers: int) -> int:
 
 
 def stage_counts(budget: int, num_visual: int, num_layers: int, layer: int | None = None,
-                 stage_ratio: float = STAGE_RATIO, ratios: tuple[float, float] | None = None) -> tuple[int, int]:
+                 stage_ratio: float = STAGE_RATIO,
+                 ratios: tuple[float, float] | None = None) -> tuple[int, int]:
     """(V, kept): tokens entering the LLM and tokens from the middle layer on (see the module docstring)."""
     n = num_visual
     if ratios is not None:  # the official ratios (L145-147, L635)
@@ -96,8 +102,8 @@ def stage_counts(budget: int, num_visual: int, num_layers: int, layer: int | Non
 
 def window_selection(scores: torch.Tensor, count: int, rows: int, cols: int, window: int = WINDOW,
                      fit_windows: bool = False) -> torch.Tensor:
-    """``count`` token indices in descending score, at most ``ceil(count / windows)`` per window, in pick order
-    (``qwen2_5_vl_utils.py`` L136-193, the greedy walk done at once)."""
+    """``count`` token indices in descending score, at most ``ceil(count / windows)`` per window, in pick
+    order (``qwen2_5_vl_utils.py`` L136-193, the greedy walk done at once)."""
     if rows * cols != scores.shape[0]:
         raise LiteLVLMError(f"VScan's window scan needs {rows}x{cols} scores; got {scores.shape[0]}")
     if count <= 0:
@@ -106,24 +112,29 @@ def window_selection(scores: torch.Tensor, count: int, rows: int, cols: int, win
     if fit_windows:
         wins_h, wins_w = max(1, wins_h), max(1, wins_w)
     if wins_h * wins_w == 0:
-        raise LiteLVLMError(f"VScan's window scan: a {rows}x{cols} merged grid has no whole {window}x{window} window "
-                            "(the official code fails here); pass fit_windows=True")
-    # ``(num_keep_tokens / num_windows).ceil()`` with an int32 tensor of windows: torch computes ``int / tensor`` as
-    # ``tensor.reciprocal() * int`` in float32, so the limit can exceed ceil(count / windows) (21 / 7 -> 4)
+        raise LiteLVLMError(f"VScan's window scan: a {rows}x{cols} merged grid has no whole "
+                            f"{window}x{window} window (the official code fails here); pass fit_windows=True")
+    # ``(num_keep_tokens / num_windows).ceil()`` with an int32 tensor of windows: torch computes ``int /
+    # tensor`` as ``tensor.reciprocal() * int`` in float32, so the limit can exceed ceil(count / windows) (21
+    # / 7 -> 4)
     limit = int((torch.tensor(wins_h * wins_w, dtype=torch.int32).reciprocal() * count).ceil())
     order = torch.argsort(scores, dim=0, descending=True)
-    x = ((order // cols) // window).clamp(max=wins_h - 1)  # the rows past the last window belong to it (L176-179)
+    # the rows past the last window belong to it (L176-179)
+    x = ((order // cols) // window).clamp(max=wins_h - 1)
     y = ((order % cols) // window).clamp(max=wins_w - 1)
     onehot = F.one_hot(x * wins_w + y, wins_h * wins_w)
-    rank = onehot.cumsum(0).gather(1, (x * wins_w + y)[:, None])[:, 0] - 1  # the token's place in its window's walk
+    # the token's place in its window's walk
+    rank = onehot.cumsum(0).gather(1, (x * wins_w + y)[:, None])[:, 0] - 1
     picks = order[rank < limit][:count]
     if picks.numel() < count:
-        raise LiteLVLMError(f"VScan's window scan placed {picks.numel()} of {count} tokens (the official assert)")
+        raise LiteLVLMError(f"VScan's window scan placed {picks.numel()} of {count} tokens (the official "
+                            "assert)")
     return picks
 
 
 def token_merging(image_embeds: torch.Tensor, keep_indices: torch.Tensor) -> torch.Tensor:
-    """(T, D) the kept rows, each averaged with the dropped rows most cosine-similar to it (L97-134, scaling 1)."""
+    """(T, D) the kept rows, each averaged with the dropped rows most cosine-similar to it (L97-134, scaling
+    1)."""
     N, D = image_embeds.shape
     keep_index_mask = torch.zeros(N, dtype=torch.bool, device=image_embeds.device)
     keep_index_mask[keep_indices] = True
@@ -136,7 +147,8 @@ def token_merging(image_embeds: torch.Tensor, keep_indices: torch.Tensor) -> tor
     merged_features += retained_tokens * 1
     merged_features.scatter_add_(0, nearest_token_indices.unsqueeze(-1).expand(-1, D), non_retained_tokens)
     merge_count = torch.zeros(T, device=image_embeds.device, dtype=torch.int)
-    merge_count.scatter_add_(0, nearest_token_indices, torch.ones_like(nearest_token_indices, dtype=merge_count.dtype))
+    merge_count.scatter_add_(0, nearest_token_indices,
+                             torch.ones_like(nearest_token_indices, dtype=merge_count.dtype))
     merged_features /= (1 + merge_count.unsqueeze(1))
     return merged_features
 
@@ -167,8 +179,8 @@ def scan(local: torch.Tensor, global_: torch.Tensor, visual: int, grid: tuple[in
 
 
 def middle_scores(lm, layer: int, hidden: torch.Tensor, start: int, count: int) -> torch.Tensor:
-    """(count,) the last token's attention over the visual columns ``start..start+count-1`` in decoder ``layer``
-    from the hidden states entering it: no RoPE, heads averaged in the model dtype (L705-758)."""
+    """(count,) the last token's attention over the visual columns ``start..start+count-1`` in decoder
+    ``layer`` from the hidden states entering it: no RoPE, heads averaged in the model dtype (L705-758)."""
     block = lm.layers[layer]
     self_attn = block.self_attn
     hidden_states = block.input_layernorm(hidden)
@@ -189,7 +201,8 @@ def middle_scores(lm, layer: int, hidden: torch.Tensor, start: int, count: int) 
 def vision_stage(ctx: LLMContext, visual: int, *, window: int = WINDOW, fit_windows: bool = False,
                  local_block: int | None = None, global_block: int | None = None,
                  ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """(merged LLM inputs (V', h), the merged-token indices they stand at (ascending), the scans) for V tokens."""
+    """(merged LLM inputs (V', h), the merged-token indices they stand at (ascending), the scans) for V
+    tokens."""
     n = ctx.num_visual
     tokens = ctx.visual_embeds
     if visual >= n:  # every token, unmerged (``visual_token_ratio == 1``, L146)
@@ -203,8 +216,8 @@ def vision_stage(ctx: LLMContext, visual: int, *, window: int = WINDOW, fit_wind
 
 
 def _stage_positions(ctx: LLMContext, kept: torch.Tensor) -> torch.Tensor:
-    """Positions of the sequence with the tokens ``kept`` at the image: their own 3-D ids (official, L174) or, under
-    ``renumber``, the family's positions of a sequence of that length."""
+    """Positions of the sequence with the tokens ``kept`` at the image: their own 3-D ids (official, L174) or,
+    under ``renumber``, the family's positions of a sequence of that length."""
     if ctx.position_rule == "renumber":
         return ctx.pipeline.layout(ctx.prepared, int(kept.numel())).position_ids
     return ctx.pipeline.kept_positions(ctx.prepared, kept.cpu())
@@ -223,10 +236,10 @@ class VScanQwenRun:
     scans: dict[str, torch.Tensor]
 
 
-def vscan_qwen_forward(ctx: LLMContext, visual: int, stage_ratio: float = STAGE_RATIO, layer: int | None = None,
-                       **scan_options) -> VScanQwenRun:
-    """Both stages: V tokens into the LLM, ``int(stage_ratio * V')`` of the V' that entered from decoder ``layer`` on
-    (L585-670, L635)."""
+def vscan_qwen_forward(ctx: LLMContext, visual: int, stage_ratio: float = STAGE_RATIO,
+                       layer: int | None = None, **scan_options) -> VScanQwenRun:
+    """Both stages: V tokens into the LLM, ``int(stage_ratio * V')`` of the V' that entered from decoder
+    ``layer`` on (L585-670, L635)."""
     layer = default_layer(ctx.num_layers) if layer is None else int(layer)
     if not 1 <= layer < ctx.num_layers:
         raise LiteLVLMError(f"VScan layer must be in 1..{ctx.num_layers - 1}; got {layer}")
@@ -244,7 +257,8 @@ def vscan_qwen_forward(ctx: LLMContext, visual: int, stage_ratio: float = STAGE_
     scores = middle_scores(run_ctx.lm, layer, hidden, s, v)
     rows = scores.topk(keep).indices.sort().values
     dev = hidden.device
-    seq = torch.cat([torch.arange(s, device=dev), s + rows.to(dev), torch.arange(s + v, run_ctx.seq_len, device=dev)])
+    seq = torch.cat(
+        [torch.arange(s, device=dev), s + rows.to(dev), torch.arange(s + v, run_ctx.seq_len, device=dev)])
     if ctx.position_rule == "renumber":
         pos = ctx.pipeline.layout(ctx.prepared, keep).position_ids.to(dev)
     else:
@@ -257,8 +271,8 @@ def vscan_qwen_select(ctx: LLMContext, budget: int, *, ratios: tuple[float, floa
                       stage_ratio: float = STAGE_RATIO, layer: int | None = None, window: int = WINDOW,
                       local_block: int | None = None, global_block: int | None = None,
                       fit_windows: bool = False) -> Selection:
-    """VScan on Qwen2.5-VL for an average of K visual tokens over the LLM's layers (module docstring); K = N prunes
-    nothing. Returns the forward's final hidden states with the selection."""
+    """VScan on Qwen2.5-VL for an average of K visual tokens over the LLM's layers (module docstring); K = N
+    prunes nothing. Returns the forward's final hidden states with the selection."""
     n = ctx.num_visual
     check_budget(budget, n)
     visual, keep = stage_counts(budget, n, ctx.num_layers, layer, stage_ratio, ratios)
@@ -278,15 +292,17 @@ def vscan_qwen_select(ctx: LLMContext, budget: int, *, ratios: tuple[float, floa
 
 
 def vscan_qwen_output(ctx: LLMContext, sel: Selection) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(final normed hidden (1, S', h), rows predicting each [SEG]) of the forward that made ``sel``; None when it
-    prunes nothing (K = N)."""
+    """(final normed hidden (1, S', h), rows predicting each [SEG]) of the forward that made ``sel``; None
+    when it prunes nothing (K = N)."""
     return sel.llm_output
 
 
-def vscan_qwen_schedule(budget: int, num_visual: int, num_layers: int, *, ratios: tuple[float, float] | None = None,
+def vscan_qwen_schedule(budget: int, num_visual: int, num_layers: int, *,
+                        ratios: tuple[float, float] | None = None,
                         stage_ratio: float = STAGE_RATIO, layer: int | None = None,
                         **_ignored) -> tuple[tuple[int, int], ...]:
-    """Visual tokens per LLM stage: V from layer 0, then the official ``int(0.67 * V)`` from the middle layer."""
+    """Visual tokens per LLM stage: V from layer 0, then the official ``int(0.67 * V)`` from the middle
+    layer."""
     visual, keep = stage_counts(budget, num_visual, num_layers, layer, stage_ratio, ratios)
     keep = min(keep, visual)
     if keep == visual:

@@ -1,5 +1,5 @@
-"""CLIP-side token selection: what a selector reads (:class:`SelectorInputs`, :class:`MappedInputs`) and returns
-(:class:`Selection`), and the scores the methods share.
+"""CLIP-side token selection: what a selector reads (:class:`SelectorInputs`, :class:`MappedInputs`) and
+returns (:class:`Selection`), and the scores the methods share.
 
 The methods themselves, and ``select("litelvlm", inputs, K)`` by name, are in :mod:`litelvlm.methods`.
 """

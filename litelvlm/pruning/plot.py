@@ -10,7 +10,8 @@ import numpy as np  # noqa: E402
 
 
 def kept_token_mask(indices, grid: tuple[int, int]) -> np.ndarray:
-    """(rows, cols) boolean grid, True where a patch is kept (negative entries, VisionZip's CLS, are no patch)."""
+    """(rows, cols) boolean grid, True where a patch is kept (negative entries, VisionZip's CLS, are no
+    patch)."""
     m = np.zeros(grid[0] * grid[1], dtype=bool)
     idx = np.asarray(indices, dtype=int)
     m[idx[idx >= 0]] = True
@@ -27,7 +28,8 @@ def plot_kept_tokens(image: np.ndarray, indices, grid: tuple[int, int], ax=None,
     h, w = image.shape[:2]
     keep = kept_token_mask(indices, grid)
     ph, pw = h / grid[0], w / grid[1]
-    # each pixel takes its token's cell, (y * rows) // h: exact where the grid does not divide the image evenly
+    # each pixel takes its token's cell, (y * rows) // h: exact where the grid does not divide the image
+    # evenly
     rows, cols = (np.arange(h) * grid[0]) // h, (np.arange(w) * grid[1]) // w
     shade = keep[rows[:, None], cols[None, :]].astype(float)
     ax.imshow(image * (dim + (1 - dim) * shade[..., None]))

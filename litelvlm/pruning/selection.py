@@ -51,10 +51,11 @@ class Selection:
     the feature-layer patch tokens at ``indices``. ``scores`` is the per-patch score the
     method ranked by (N,), where it has one; ``parts`` names index subsets (e.g. the
     similarity-aware and context-aware sets of LiteLVLM). ``prune_layer`` is the first LLM decoder layer
-    whose input lacks the dropped tokens (0: pruned before the LLM; FastV's K). ``llm_output`` is the (final normed hidden
-    states, rows predicting each [SEG]) of the LLM forward that made the selection, for a method that
-    runs the LLM to select (SparseVLM): its ``forward`` returns them instead of running the LLM again. ``short``: the
-    method's official code keeps fewer tokens than the budget here (HiPrune's Qwen2.5-VL registers), and so does this.
+    whose input lacks the dropped tokens (0: pruned before the LLM; FastV's K). ``llm_output`` is the (final
+    normed hidden states, rows predicting each [SEG]) of the LLM forward that made the selection, for a method
+    that runs the LLM to select (SparseVLM): its ``forward`` returns them instead of running the LLM again.
+    ``short``: the method's official code keeps fewer tokens than the budget here (HiPrune's Qwen2.5-VL
+    registers), and so does this.
     """
 
     indices: torch.Tensor
@@ -70,9 +71,9 @@ class Selection:
 
 
 def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
-    """K = ``budget`` (an int) checked against N = ``num_patches`` (+ ``extra_tokens``, for a method that adds tokens
-    to the patches) by the one rule, :meth:`Budget.count <litelvlm.budget.Budget.count>`: for a selection kernel
-    called directly (the pipeline counts a budget once, in ``ground`` or :func:`select`: a
+    """K = ``budget`` (an int) checked against N = ``num_patches`` (+ ``extra_tokens``, for a method that adds
+    tokens to the patches) by the one rule, :meth:`Budget.count <litelvlm.budget.Budget.count>`: for a
+    selection kernel called directly (the pipeline counts a budget once, in ``ground`` or :func:`select`: a
     :class:`~litelvlm.budget.Count` counted against at most this input is not checked again)."""
     if isinstance(budget, Count) and budget.limit <= int(num_patches) + extra_tokens:
         return budget
@@ -83,21 +84,23 @@ def check_budget(budget: int, num_patches: int, extra_tokens: int = 0) -> int:
 
 def run_selector(spec: Method, inputs: SelectorInputs | MappedInputs, k: int, **options: Any) -> Selection:
     """``spec``'s selection of ``k`` tokens, K already counted (:func:`select`), after the contract's checks
-    (:func:`check_selector`, :func:`checked`; the pipeline's ``ground`` makes the same two around its kernel call)."""
+    (:func:`check_selector`, :func:`checked`; the pipeline's ``ground`` makes the same two around its kernel
+    call)."""
     check_selector(spec, inputs)
     return checked(spec, spec.select(inputs, k, **options), k)
 
 
 def check_selector(spec: Method, inputs: SelectorInputs | MappedInputs) -> None:
-    """The contract's checks before a CLIP-side selection: a CLIP-side method, on inputs it can read, with the text it
-    needs."""
+    """The contract's checks before a CLIP-side selection: a CLIP-side method, on inputs it can read, with the
+    text it needs."""
     method = spec.name or "this method"
     if not spec.acts_on_clip:
         raise LiteLVLMError(f"method {method!r} runs inside the LLM; use the grounding pipeline "
                             "(litelvlm.lvlm) to apply it")
     if not isinstance(inputs, SelectorInputs) and not spec.scores_only:
-        raise LiteLVLMError(f"method {method!r} reads CLIP's features or attention on CLIP's own grid, so it cannot "
-                            "select among another family's tokens (only methods reading per-token scores can)")
+        raise LiteLVLMError(f"method {method!r} reads CLIP's features or attention on CLIP's own grid, so it "
+                            "cannot select among another family's tokens (only methods reading per-token "
+                            "scores can)")
     if spec.needs_text and (inputs.text is None or len(inputs.text.texts) == 0):
         raise LiteLVLMError(f"method {method!r} needs at least one text")
 
@@ -105,5 +108,6 @@ def check_selector(spec: Method, inputs: SelectorInputs | MappedInputs) -> None:
 def checked(spec: Method, sel: Selection, k: int) -> Selection:
     """``sel``, the selection ``spec`` made for K = ``k``, checked to hold K tokens."""
     if sel.indices.numel() != k:
-        raise AssertionError(f"{spec.name or 'this method'} returned {sel.indices.numel()} tokens for budget {k}")
+        raise AssertionError(f"{spec.name or 'this method'} returned {sel.indices.numel()} tokens for budget "
+                             f"{k}")
     return sel

@@ -1,4 +1,5 @@
-"""Random-weight Qwen2.5-VL checkpoints written in the released layout, and the loader of any Qwen2.5-VL folder.
+"""Random-weight Qwen2.5-VL checkpoints written in the released layout, and the loader of any Qwen2.5-VL
+folder.
 
 A random model is built from a preset (:mod:`litelvlm.qwen.config`) with a seed, directly in its
 dtype, written once under the cache folder (``random-models/qwen2.5-vl-<preset>-seed<seed>``) in the
@@ -69,10 +70,12 @@ def build_qwen(preset: str | QwenPreset = "tiny", seed: int = 0, dtype: torch.dt
         raise LiteLVLMError(f"device {device!r} requested but CUDA is not available")
     if dev.type != "meta":
         torch.manual_seed(seed)
-    with default_dtype(dtype), dev, skip_init() if fill == "fast" and dev.type != "meta" else contextlib.nullcontext():
+    with default_dtype(
+        dtype), dev, skip_init() if fill == "fast" and dev.type != "meta" else contextlib.nullcontext():
         model = Qwen2_5_VLForConditionalGeneration(config)
     if fill == "fast" and dev.type != "meta":
-        fast_fill(init_plan(model, config.get_text_config().initializer_range), seed, desc=f"random Qwen2.5-VL {p.name}: filling")
+        fast_fill(init_plan(model, config.get_text_config().initializer_range), seed,
+                  desc=f"random Qwen2.5-VL {p.name}: filling")
     return model.eval().requires_grad_(False)
 
 
@@ -94,8 +97,8 @@ def released_state_dict(model) -> dict[str, torch.Tensor]:
 
 
 def weight_files(folder: Path, what: str = "model") -> list[Path]:
-    """The safetensors files of a checkpoint folder: the shards its index lists, or ``model.safetensors``; a missing
-    shard or no weights is an error naming the folder (``what``: whose weights, for the message)."""
+    """The safetensors files of a checkpoint folder: the shards its index lists, or ``model.safetensors``; a
+    missing shard or no weights is an error naming the folder (``what``: whose weights, for the message)."""
     index = folder / "model.safetensors.index.json"
     if index.exists():
         try:
@@ -108,14 +111,15 @@ def weight_files(folder: Path, what: str = "model") -> list[Path]:
         return [folder / f for f in files]
     if (folder / "model.safetensors").exists():
         return [folder / "model.safetensors"]
-    raise LiteLVLMError(f"no {what} weights in {folder}: expected model.safetensors or model.safetensors.index.json "
-                        "+ shards")
+    raise LiteLVLMError(f"no {what} weights in {folder}: expected model.safetensors or "
+                        "model.safetensors.index.json + shards")
 
 
 @contextlib.contextmanager
 def quiet_transformers():
-    """Within: transformers logs errors only (its load report lists the tensors a wrapper around Qwen2.5-VL adds as
-    unexpected, and its processor loader warns about the wrapper's model type; the loaders check those themselves)."""
+    """Within: transformers logs errors only (its load report lists the tensors a wrapper around Qwen2.5-VL
+    adds as unexpected, and its processor loader warns about the wrapper's model type; the loaders check those
+    themselves)."""
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
@@ -163,8 +167,10 @@ def save_qwen_checkpoint(model, tokenizer, path: str | Path, preset: str | QwenP
 
 
 def save_random_qwen(path: str | Path, preset: str | QwenPreset = "tiny", seed: int = 0,
-                     device: str | torch.device = "cpu", max_shard_bytes: int | None = -1, fill: str = "auto") -> Path:
-    """Build a random Qwen2.5-VL of ``preset`` (seeded, in the preset's dtype, created on ``device``, ``fill`` as
+                     device: str | torch.device = "cpu", max_shard_bytes: int | None = -1,
+                     fill: str = "auto") -> Path:
+    """Build a random Qwen2.5-VL of ``preset`` (seeded, in the preset's dtype, created on ``device``, ``fill``
+    as
     :func:`build_qwen`) and write it in the released layout; ``config.json`` records ``litelvlm_random``."""
     p = get_preset(preset)
     fill = resolve_fill(fill, p.name not in TEST_PRESETS)
@@ -181,7 +187,8 @@ def random_qwen_dir(preset: str, seed: int = 0, device: str | torch.device = "cp
     ``device`` the first time; later calls reuse the folder whatever their device)."""
     p = get_preset(preset)
     return random_preset_folder("qwen2.5-vl", p.name, seed,
-                                lambda folder, fill: save_random_qwen(folder, p, seed, device=device, fill=fill),
+                                lambda folder,
+                                fill: save_random_qwen(folder, p, seed, device=device, fill=fill),
                                 full_size=p.name not in TEST_PRESETS)
 
 
@@ -195,11 +202,12 @@ def qwen_folder(model: str, device: str | torch.device = "cpu") -> Path:
     config = folder / "config.json"
     if not config.is_file():
         presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_QWENS)
-        raise LiteLVLMError(f"model {model!r}: not a Qwen2.5-VL checkpoint folder with config.json, nor a random "
-                            f"preset ({presets})")
+        raise LiteLVLMError(f"model {model!r}: not a Qwen2.5-VL checkpoint folder with config.json, nor a "
+                            f"random preset ({presets})")
     declared = read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:
-        raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
+        raise LiteLVLMError(
+            f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
     return folder
 
 
@@ -207,13 +215,15 @@ def load_qwen(model: str, device: str | torch.device = "cpu", dtype: torch.dtype
     """(``Qwen2_5_VLForConditionalGeneration``, ``Qwen2_5_VLProcessor``) of a model string: a random preset
     (``qwen2.5-vl-{3b,7b,tiny}-random[:SEED]``) or a checkpoint folder; ``dtype`` None keeps the folder's."""
     folder = qwen_folder(model, device=device)
-    check_model_folder(folder, "qwen")   # config types, tokenizer and processor files: before transformers reads them
+    # config types, tokenizer and processor files: before transformers reads them
+    check_model_folder(folder, "qwen")
     try:
         net = Qwen2_5_VLForConditionalGeneration.from_pretrained(
             str(folder), dtype=dtype if dtype is not None else "auto", device_map=str(torch.device(device)))
         processor = AutoProcessor.from_pretrained(str(folder))
     except (OSError, ValueError, KeyError) as e:
-        raise LiteLVLMError(f"model {model!r}: could not load the Qwen2.5-VL checkpoint in {folder}: {e}") from e
+        raise LiteLVLMError(
+            f"model {model!r}: could not load the Qwen2.5-VL checkpoint in {folder}: {e}") from e
     return net.eval().requires_grad_(False), processor
 
 

@@ -38,7 +38,8 @@ IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 
 @dataclass(frozen=True)
 class QwenPreset:
-    """Every size of a Qwen2.5-VL model: the text decoder, the vision tower, the tokens, the image processor."""
+    """Every size of a Qwen2.5-VL model: the text decoder, the vision tower, the tokens, the image
+    processor."""
 
     name: str
     hidden: int                 # text hidden_size
@@ -73,11 +74,12 @@ class QwenPreset:
     def __post_init__(self) -> None:
         head_dim = self.hidden // self.heads
         if 2 * sum(self.mrope_section) != head_dim:
-            raise LiteLVLMError(f"Qwen preset {self.name!r}: mrope_section {list(self.mrope_section)} must sum to "
-                                f"head_dim / 2 = {head_dim // 2}")
+            raise LiteLVLMError(f"Qwen preset {self.name!r}: mrope_section {list(self.mrope_section)} must "
+                                f"sum to head_dim / 2 = {head_dim // 2}")
         if self.special_base + len(SPECIAL_TOKENS) > self.vocab_size:
-            raise LiteLVLMError(f"Qwen preset {self.name!r}: {self.vocab_size} embedding rows cannot hold the special "
-                                f"tokens at {self.special_base}..{self.special_base + len(SPECIAL_TOKENS) - 1}")
+            raise LiteLVLMError(f"Qwen preset {self.name!r}: {self.vocab_size} embedding rows cannot hold "
+                                "the special tokens at "
+                                f"{self.special_base}..{self.special_base + len(SPECIAL_TOKENS) - 1}")
 
     def token_id(self, token: str) -> int:
         """The id of one of :data:`SPECIAL_TOKENS` in this preset."""
@@ -97,23 +99,29 @@ PRESETS: dict[str, QwenPreset] = {
     # Qwen/Qwen2.5-VL-3B-Instruct config.json: hidden_size 2048, intermediate_size 11008, 36 layers,
     # 16 heads, 2 KV heads, vocab_size 151936, tie_word_embeddings true, max_window_layers 70,
     # vision_config.out_hidden_size 2048; the shared values are the QwenPreset defaults above.
-    "3b": QwenPreset(name="3b", hidden=2048, intermediate=11008, layers=36, heads=16, kv_heads=2, vocab_size=151936,
-                     tie_word_embeddings=True, mrope_section=(16, 24, 24), vision_depth=32, vision_hidden=1280,
+    "3b":
+    QwenPreset(name="3b", hidden=2048, intermediate=11008, layers=36, heads=16, kv_heads=2, vocab_size=151936,
+                     tie_word_embeddings=True, mrope_section=(16, 24, 24), vision_depth=32,
+                     vision_hidden=1280,
                      vision_intermediate=3420, vision_heads=16, fullatt_block_indexes=(7, 15, 23, 31)),
     # Qwen/Qwen2.5-VL-7B-Instruct config.json: hidden_size 3584, intermediate_size 18944, 28 layers,
     # 28 heads, 4 KV heads, vocab_size 152064, tie_word_embeddings false, max_window_layers 28,
     # vision_config.out_hidden_size 3584 (transformers' Qwen2_5_VLVisionConfig default too).
-    "7b": QwenPreset(name="7b", hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4, vocab_size=152064,
-                     tie_word_embeddings=False, mrope_section=(16, 24, 24), vision_depth=32, vision_hidden=1280,
+    "7b":
+    QwenPreset(name="7b", hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4, vocab_size=152064,
+                     tie_word_embeddings=False, mrope_section=(16, 24, 24), vision_depth=32,
+                     vision_hidden=1280,
                      vision_intermediate=3420, vision_heads=16, fullatt_block_indexes=(7, 15, 23, 31),
                      max_window_layers=28),
     # the 7B's layout (untied, the real vocabulary and ids) at widths a test writes in seconds
-    "scaled": QwenPreset(name="scaled", hidden=64, intermediate=176, layers=4, heads=4, kv_heads=2, vocab_size=152064,
+    "scaled":
+    QwenPreset(name="scaled", hidden=64, intermediate=176, layers=4, heads=4, kv_heads=2, vocab_size=152064,
                          tie_word_embeddings=False, mrope_section=(2, 3, 3), vision_depth=8, vision_hidden=64,
                          vision_intermediate=176, vision_heads=2, fullatt_block_indexes=(1, 3, 5, 7),
                          max_window_layers=28, max_shard_bytes=8_000_000),
     # tests: special tokens at 384.. (a 384-token byte-level BPE before them), 512 rows
-    "tiny": QwenPreset(name="tiny", hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab_size=512,
+    "tiny":
+    QwenPreset(name="tiny", hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab_size=512,
                        tie_word_embeddings=False, mrope_section=(2, 3, 3), vision_depth=4, vision_hidden=32,
                        vision_intermediate=64, vision_heads=2, fullatt_block_indexes=(1, 3), special_base=384,
                        max_positions=4096, min_pixels=56 * 56, max_pixels=112 * 112, dtype="float32",
@@ -131,7 +139,8 @@ def get_preset(name: str | QwenPreset) -> QwenPreset:
 
 
 def released_config(preset: str | QwenPreset) -> dict:
-    """``config.json`` as the released folders write it (flat text keys, ``vision_config``, ``rope_scaling``)."""
+    """``config.json`` as the released folders write it (flat text keys, ``vision_config``,
+    ``rope_scaling``)."""
     p = get_preset(preset)
     return {
         "architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl",
@@ -139,7 +148,8 @@ def released_config(preset: str | QwenPreset) -> dict:
         "eos_token_id": p.token_id("<|im_end|>"), "vision_start_token_id": p.token_id("<|vision_start|>"),
         "vision_end_token_id": p.token_id("<|vision_end|>"), "vision_token_id": p.token_id("<|vision_pad|>"),
         "image_token_id": p.image_token_id, "video_token_id": p.token_id("<|video_pad|>"),
-        "hidden_act": "silu", "hidden_size": p.hidden, "initializer_range": 0.02, "intermediate_size": p.intermediate,
+        "hidden_act": "silu", "hidden_size": p.hidden, "initializer_range": 0.02,
+        "intermediate_size": p.intermediate,
         "max_position_embeddings": p.max_positions, "max_window_layers": p.max_window_layers,
         "num_attention_heads": p.heads, "num_hidden_layers": p.layers, "num_key_value_heads": p.kv_heads,
         "rms_norm_eps": p.rms_norm_eps, "rope_theta": p.rope_theta, "sliding_window": p.sliding_window,
@@ -148,7 +158,8 @@ def released_config(preset: str | QwenPreset) -> dict:
         "vision_config": {
             "depth": p.vision_depth, "hidden_act": "silu", "hidden_size": p.vision_hidden,
             "intermediate_size": p.vision_intermediate, "num_heads": p.vision_heads, "in_chans": 3,
-            "out_hidden_size": p.hidden, "patch_size": p.patch_size, "spatial_merge_size": p.spatial_merge_size,
+            "out_hidden_size": p.hidden, "patch_size": p.patch_size,
+            "spatial_merge_size": p.spatial_merge_size,
             "spatial_patch_size": p.patch_size, "window_size": p.window_size,
             "fullatt_block_indexes": list(p.fullatt_block_indexes), "tokens_per_second": p.tokens_per_second,
             "temporal_patch_size": p.temporal_patch_size},

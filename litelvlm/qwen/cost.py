@@ -1,8 +1,8 @@
-"""What every Qwen2.5-VL + SAM 2 family's cost description shares (:class:`QwenSam2Cost`): the study's tiny LLM depth,
-the paired CLIP's sizes, attention switching, the vision tower's index tensors on ``meta``, the prompt of the study's
-sentence and its synthetic stand-in, and the parts and FLOPs rows (:mod:`litelvlm.qwen.cost_parts`). A family's cost
-subclasses it with its own architectures, model and image view (``arch``, ``build``, ``prepare_image``,
-``vision_inputs``, ``vision_forward``)."""
+"""What every Qwen2.5-VL + SAM 2 family's cost description shares (:class:`QwenSam2Cost`): the study's tiny
+LLM depth, the paired CLIP's sizes, attention switching, the vision tower's index tensors on ``meta``, the
+prompt of the study's sentence and its synthetic stand-in, and the parts and FLOPs rows
+(:mod:`litelvlm.qwen.cost_parts`). A family's cost subclasses it with its own architectures, model and image
+view (``arch``, ``build``, ``prepare_image``, ``vision_inputs``, ``vision_forward``)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ PAIRED_CLIP = {"3b": "vit-l-14-336", "7b": "vit-l-14-336", "tiny": "tiny-336"}
 
 
 def set_attention(pipe, attn: str) -> None:
-    """Attention implementation ``attn`` in Qwen2.5-VL (decoder and vision tower), SAM 2 and the paired CLIP (same
-    weights)."""
+    """Attention implementation ``attn`` in Qwen2.5-VL (decoder and vision tower), SAM 2 and the paired CLIP
+    (same weights)."""
     set_attn(attn, pipe.qwen, pipe.sam2.model, pipe.clip.model)
     pipe.numerics = replace(pipe.numerics, attn=attn)
 
@@ -47,7 +47,8 @@ def synthetic_prompt(prepared, arch: CostArch, seg_token_id: int):
 
 
 def with_sentence(pipe, arch: CostArch, base):
-    """``with_sentences`` of the pipeline for :data:`SENTENCE` (the protocol's prompt); with ``--text-tokens``, the
+    """``with_sentences`` of the pipeline for :data:`SENTENCE` (the protocol's prompt); with
+    ``--text-tokens``, the
     :func:`synthetic_prompt` of that length in its place."""
     prepared = pipe.with_sentences(base, [SENTENCE])
     n = pipe.num_visual(prepared)
@@ -59,8 +60,9 @@ def with_sentence(pipe, arch: CostArch, base):
 
 
 class QwenSam2Cost(FamilyCost):
-    """The cost of a Qwen2.5-VL + SAM 2 family: N depends on the image, float32 CPU timing, no quantization yet; the
-    parts and rows of :mod:`litelvlm.qwen.cost_parts`, with the family's hooks (the image's view, the vision forward)."""
+    """The cost of a Qwen2.5-VL + SAM 2 family: N depends on the image, float32 CPU timing, no quantization
+    yet; the parts and rows of :mod:`litelvlm.qwen.cost_parts`, with the family's hooks (the image's view, the
+    vision forward)."""
 
     fixed_grid = False  # N: the merged tokens of the image, so a budget above it is skipped, as per image
     cpu_dtype = "float32"  # its bfloat16 CPU timing fails in its seg head (float32 input)
@@ -75,9 +77,10 @@ class QwenSam2Cost(FamilyCost):
     def parts(self, pipe, arch, method_args):
         return QwenSam2Parts(self, pipe, arch, method_args)
 
-    # -- the family's hooks -----------------------------------------------------------------------------------------
+    # -- the family's hooks ----------------------------------------------------------------------------------
     def prepare_image(self, pipe, image: Image.Image):
-        """The pipeline's ``prepare_image`` (on ``meta``, the same statements with the tower's index tensors)."""
+        """The pipeline's ``prepare_image`` (on ``meta``, the same statements with the tower's index
+        tensors)."""
         raise NotImplementedError
 
     def vision_inputs(self, pipe, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,4 +96,5 @@ class QwenSam2Cost(FamilyCost):
 
     def prepare(self, pipe, arch: CostArch, image: Image.Image | None = None):
         """The pipeline's per-image steps: :meth:`prepare_image`, then :meth:`with_sentence`."""
-        return self.with_sentence(pipe, arch, self.prepare_image(pipe, synthetic_image() if image is None else image))
+        return self.with_sentence(pipe, arch,
+                                  self.prepare_image(pipe, synthetic_image() if image is None else image))

@@ -1,5 +1,5 @@
-"""One grounding call of a Qwen2.5-VL + SAM 2 pipeline as measurable parts, and its FLOPs rows; each family's cost
-(:class:`litelvlm.qwen.cost.QwenSam2Cost`) gives the hooks: its image's view and vision forward.
+"""One grounding call of a Qwen2.5-VL + SAM 2 pipeline as measurable parts, and its FLOPs rows; each family's
+cost (:class:`litelvlm.qwen.cost.QwenSam2Cost`) gives the hooks: its image's view and vision forward.
 
 The parts run the statements the pipeline runs:
 
@@ -8,27 +8,29 @@ The parts run the statements the pipeline runs:
   attention over 8 x 8-patch windows, i.e. 112 px, in every block but ``fullatt_block_indexes`` 7, 15, 23, 31,
   which attend over all patches; each block's MLP is SwiGLU), then the merger (RMSNorm, Linear(4w, 4w), GELU,
   Linear(4w, d) on the 2 x 2-merged patches: N rows), which is Qwen2.5-VL's projector into the LLM;
-* ``prompt``: ``with_sentences`` (the protocol's chat template, tokenisation; the processor reads the video again
-  for the prompt's placeholders): CPU work every method runs, no FLOPs;
+* ``prompt``: ``with_sentences`` (the protocol's chat template, tokenisation; the processor reads the video
+  again for the prompt's placeholders): CPU work every method runs, no FLOPs;
 * ``prefill``: the shared LLM prefill of a token schedule (:class:`~litelvlm.cost.parts.PrefillParts`), plus
   the LM head on every position (tied to the embeddings in the 3B: the same matmul);
-* ``sam``: SAM 2's image encoder (``prepare_image``) and ``ground``'s mask decoding of one ``<|seg|>``: the seg head
-  on the final norm's input, SAM 2's mask decoder, the upscaling;
+* ``sam``: SAM 2's image encoder (``prepare_image``) and ``ground``'s mask decoding of one ``<|seg|>``: the
+  seg head on the final norm's input, SAM 2's mask decoder, the upscaling;
 * ``clip`` and ``text``: the paired external CLIP (this project's adaptation of the CLIP-side methods to
-  a Qwen2.5-VL family): its vision forward on the image padded to a square and its text forward on the protocol's question,
-  which ``ground`` runs for a method that reads CLIP (``Method.uses_clip``; the text for ``needs_text``), and
-  ``select``, that method's selection on the mapped scores;
-* ``e2e``: :meth:`litelvlm.qwen.cost.QwenSam2Cost.prepare` then the pipeline's ``ground(prepared, method, budget)``.
+  a Qwen2.5-VL family): its vision forward on the image padded to a square and its text forward on the
+  protocol's question, which ``ground`` runs for a method that reads CLIP (``Method.uses_clip``; the text for
+  ``needs_text``), and ``select``, that method's selection on the mapped scores;
+* ``e2e``: :meth:`litelvlm.qwen.cost.QwenSam2Cost.prepare` then the pipeline's ``ground(prepared, method,
+budget)``.
 
 The FLOPs columns (:func:`flops_rows`): ``vision_tflops`` (patch embedding and blocks), of which
 ``vision_window_tflops`` (the window-attention blocks) and ``vision_full_tflops`` (the full-attention blocks),
-``projector_tflops`` (the merger), ``selector_tflops`` (a selection on the N x d LLM inputs: DivPrune's, on real
-tensors of the true shapes), ``sam_tflops``, ``clip_tflops`` and ``text_tflops`` (the paired CLIP's forwards, for
-the methods that read it; 0 for the others); ``e2e_tflops`` is their sum with the LLM's. A CLIP-side selection on
-the mapped scores (a sort of N scores) is not counted (``selector_tflops`` 0). A Qwen2.5-VL variant that re-runs the
-vision tower to select (``Method.reads_vision_blocks``: HiPrune, VScan, VisionZip, VisPruner, PruMerge(+), ToMe) is
-charged that forward, tower and merger, as ``selector_tflops``; the attention it then recomputes from one or two
-blocks' inputs (2 P^2 w per block read, well under 1% of the tower) and its own arithmetic are not counted.
+``projector_tflops`` (the merger), ``selector_tflops`` (a selection on the N x d LLM inputs: DivPrune's, on
+real tensors of the true shapes), ``sam_tflops``, ``clip_tflops`` and ``text_tflops`` (the paired CLIP's
+forwards, for the methods that read it; 0 for the others); ``e2e_tflops`` is their sum with the LLM's. A
+CLIP-side selection on the mapped scores (a sort of N scores) is not counted (``selector_tflops`` 0). A
+Qwen2.5-VL variant that re-runs the vision tower to select (``Method.reads_vision_blocks``: HiPrune, VScan,
+VisionZip, VisPruner, PruMerge(+), ToMe) is charged that forward, tower and merger, as ``selector_tflops``;
+the attention it then recomputes from one or two blocks' inputs (2 P^2 w per block read, well under 1% of the
+tower) and its own arithmetic are not counted.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ from ..methods.select import select
 
 def vision_index(pipe, grid: torch.Tensor) -> dict:
     """The vision tower's index tensors of ``grid`` (rotary positions, window order, window and full-attention
-    sequence bounds), computed on the CPU by transformers' own functions and passed to the tower, so that it runs on
-    ``meta`` (computed inside, they read values back from the device). Same arithmetic: no FLOPs among them."""
+    sequence bounds), computed on the CPU by transformers' own functions and passed to the tower, so that it
+    runs on ``meta`` (computed inside, they read values back from the device). Same arithmetic: no FLOPs among
+    them."""
     vc = pipe.qwen.config.vision_config
     window_index, cu_window_seqlens = get_vision_window_index(grid, vc.spatial_merge_size, vc.window_size,
                                                               vc.patch_size)
@@ -65,7 +68,8 @@ def vision_index(pipe, grid: torch.Tensor) -> dict:
 
 
 class QwenSam2Parts(PrefillParts):
-    """The parts of one grounding call of a Qwen2.5-VL + SAM 2 ``pipe`` (one synthetic image, one sentence)."""
+    """The parts of one grounding call of a Qwen2.5-VL + SAM 2 ``pipe`` (one synthetic image, one
+    sentence)."""
 
     def __init__(self, cost, pipe, arch: CostArch, method_args=None, image: Image.Image | None = None):
         self.cost, self.pipe, self.arch, self.method_args = cost, pipe, arch, method_args
@@ -91,12 +95,13 @@ class QwenSam2Parts(PrefillParts):
         spec = self.arch.spec(method)
         clip = fixed["clip_ms"] if spec.uses_clip else 0.0
         text = fixed["text_ms"] if spec.uses_clip and spec.needs_text else 0.0
-        return {"vision_ms": fixed["vision_ms"], "prompt_ms": fixed["prompt_ms"], "clip_ms": clip, "text_ms": text,
-                "selector_ms": selector_ms, "sam_ms": fixed["sam_ms"]}
+        return {"vision_ms": fixed["vision_ms"], "prompt_ms": fixed["prompt_ms"], "clip_ms": clip,
+                "text_ms": text, "selector_ms": selector_ms, "sam_ms": fixed["sam_ms"]}
 
     # -- parts ----------------------------------------------------------------------------------
     def run_vision(self) -> torch.Tensor:
-        """The merged tokens of the image (``prepare_image``'s vision forward; on ``meta`` with its index tensors)."""
+        """The merged tokens of the image (``prepare_image``'s vision forward; on ``meta`` with its index
+        tensors)."""
         if self.index:
             return self.pipe.qwen.model.visual(self.pixels, grid_thw=self.grid, **self.index).pooler_output
         return self.cost.vision_forward(self.pipe, self.pixels, self.grid)
@@ -115,11 +120,13 @@ class QwenSam2Parts(PrefillParts):
         return self.pipe.clip.encode_text([self.pipe.clip_question(SENTENCE)], warn_truncation=False)
 
     def run_select(self, method: str, budget: int):
-        """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one sentence)."""
+        """A CLIP-side method's selection on the mapped scores (the CLIP traces made once, as for one
+        sentence)."""
         return select(method, self.prepared.selector_inputs(), budget)
 
     def run_sam(self) -> torch.Tensor:
-        """Mask logits at the image size: SAM 2's image encoder, then ``ground``'s mask decoding of one ``<|seg|>``."""
+        """Mask logits at the image size: SAM 2's image encoder, then ``ground``'s mask decoding of one
+        ``<|seg|>``."""
         pipe = self.pipe
         features = pipe.sam2.encode_image(self.sam_pixels)
         prepared = replace(self.prepared, sam_features=features)
@@ -132,8 +139,8 @@ class QwenSam2Parts(PrefillParts):
         return self.pipe.ground(prepared, method, budget, **self.options(method)).mask_logits
 
     def vision_flops(self) -> dict[str, int]:
-        """FLOPs of the vision tower by part (FlopCounterMode per module): ``vision`` (patch embedding and blocks),
-        ``window`` and ``full`` (the blocks of each attention kind), ``projector`` (the merger)."""
+        """FLOPs of the vision tower by part (FlopCounterMode per module): ``vision`` (patch embedding and
+        blocks), ``window`` and ``full`` (the blocks of each attention kind), ``projector`` (the merger)."""
         fc = FlopCounterMode(display=False)
         with torch.no_grad(), fc:
             self.run_vision()
@@ -143,14 +150,15 @@ class QwenSam2Parts(PrefillParts):
         depth = len(self.pipe.qwen.model.visual.blocks)
         blocks = {i: counts.get(f"{root}.blocks.{i}", 0) for i in range(depth)}
         merger = counts.get(f"{root}.merger", 0)
-        return {"vision": counts[root] - merger, "window": sum(v for i, v in blocks.items() if i not in full_blocks),
+        return {"vision": counts[root] - merger,
+                "window": sum(v for i, v in blocks.items() if i not in full_blocks),
                 "full": sum(v for i, v in blocks.items() if i in full_blocks), "projector": merger}
 
 
 def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[str], dtype: torch.dtype,
                method_args) -> list[CountedRow]:
-    """The FLOPs rows of ``cost``'s family (``num_visual``, the parts of the module docstring, the end-to-end sum),
-    counted on ``meta``, with the ``meta`` activation of every prefill."""
+    """The FLOPs rows of ``cost``'s family (``num_visual``, the parts of the module docstring, the end-to-end
+    sum), counted on ``meta``, with the ``meta`` activation of every prefill."""
     with MetaScalars():
         pipe = cost.build(arch, "meta", dtype, attns[0])
         parts = QwenSam2Parts(cost, pipe, arch, method_args)
@@ -163,10 +171,12 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
         for (method, budget), plan in plans.items():
             flops, peak, kept = llm[attn, plan]
             spec = arch.spec(method)
-            if spec.reads_vision_blocks:  # a Qwen2.5-VL variant re-running the tower: its forward (and merger) again
+            # a Qwen2.5-VL variant re-running the tower: its forward (and merger) again
+            if spec.reads_vision_blocks:
                 sel = vision["vision"] + vision["projector"]
             elif selects_on_llm_input(spec):
-                sel = llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden, arch=arch)
+                sel = llm_input_selection_flops(method, budget, arch.num_patches, arch.llm.llm_hidden,
+                                                arch=arch)
             else:
                 sel = 0
             own_clip = clip if spec.uses_clip else 0
@@ -177,5 +187,6 @@ def count_rows(cost, arch: CostArch, pairs: list[tuple[str, int]], attns: list[s
                    "projector_tflops": vision["projector"] / 1e12, "sam_tflops": sam / 1e12,
                    "clip_tflops": own_clip / 1e12, "text_tflops": own_text / 1e12}
             e2e = vision["vision"] + sel + vision["projector"] + flops + sam + own_clip + own_text
-            rows.append(CountedRow(attn, method, budget, plan, flops, peak, kept, {**own, "e2e_tflops": e2e / 1e12}))
+            rows.append(
+                CountedRow(attn, method, budget, plan, flops, peak, kept, {**own, "e2e_tflops": e2e / 1e12}))
     return rows

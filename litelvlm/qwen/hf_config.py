@@ -1,5 +1,5 @@
-"""transformers' ``Qwen2_5_VLConfig`` of a preset (this module imports transformers; :mod:`litelvlm.qwen.config`
-holds the presets and imports nothing heavy)."""
+"""transformers' ``Qwen2_5_VLConfig`` of a preset (this module imports transformers;
+:mod:`litelvlm.qwen.config` holds the presets and imports nothing heavy)."""
 
 from __future__ import annotations
 

@@ -1,23 +1,25 @@
-"""``QwenSam2Pipeline``: Qwen2.5-VL + SAM 2 prompted by the LLM's hidden state, the part of the family contract every
-such family shares (a family subclasses it with its own protocol, prompt head and SAM 2 input).
+"""``QwenSam2Pipeline``: Qwen2.5-VL + SAM 2 prompted by the LLM's hidden state, the part of the family
+contract every such family shares (a family subclasses it with its own protocol, prompt head and SAM 2 input).
 
 What is shared: the visual tokens are the vision tower's merged tokens (``pooler_output``) at the prompt's
-image/video-pad rows, in one block; the LLM is ``Qwen2_5_VLForConditionalGeneration``'s language model (3-D M-RoPE,
-transformers' ``get_rope_index``); SAM 2 is a :class:`litelvlm.sam2.prompt.Sam2Prompt` (the image features made
-once per image, the prompt decoded on them, the logits upscaled to the original size).
+image/video-pad rows, in one block; the LLM is ``Qwen2_5_VLForConditionalGeneration``'s language model (3-D
+M-RoPE, transformers' ``get_rope_index``); SAM 2 is a :class:`litelvlm.sam2.prompt.Sam2Prompt` (the image
+features made once per image, the prompt decoded on them, the logits upscaled to the original size).
 
 What is this project's (labelled wherever a user meets it, ``describe()``):
 
-* ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (the abilities' ``position_rule="keep"``),
-  as UniPruneBench's and vLLM's Qwen pruners do; ``renumber`` gives a pruned sequence the positions of a plain
-  token sequence, ``0..S'-1`` on all three axes (no official definition exists for a pruned M-RoPE grid);
-* the CLIP-side methods that read per-token scores alone (LiteLVLM, its ablations, random: ``Method.scores_only``)
-  select among the merged tokens through an external CLIP run on the same image (``clip``), its scores mapped onto
-  the merged grid (:mod:`litelvlm.qwen.mapped`): CLIP sees the image padded to a square (LLaVA's "pad", so every
-  merged token lies under CLIP's patches) and each token takes the area-weighted mean of the patch scores its box
-  overlaps; CLIP's text is the family protocol's question (``clip_question``; ``clip_text="question"``, as the
-  official LiteLVLM embeds GLaMM's question) or the expression. ``context`` and ``similarity`` say where LiteLVLM's
-  two parts come from. CLIP is loaded on first use. The other methods run as their Qwen2.5-VL variants where
+* ``positions``: the kept visual tokens keep their original 3-D M-RoPE ids (the abilities'
+  ``position_rule="keep"``), as UniPruneBench's and vLLM's Qwen pruners do; ``renumber`` gives a pruned
+  sequence the positions of a plain token sequence, ``0..S'-1`` on all three axes (no official definition
+  exists for a pruned M-RoPE grid);
+* the CLIP-side methods that read per-token scores alone (LiteLVLM, its ablations, random:
+  ``Method.scores_only``) select among the merged tokens through an external CLIP run on the same image
+  (``clip``), its scores mapped onto the merged grid (:mod:`litelvlm.qwen.mapped`): CLIP sees the image padded
+  to a square (LLaVA's "pad", so every merged token lies under CLIP's patches) and each token takes the
+  area-weighted mean of the patch scores its box overlaps; CLIP's text is the family protocol's question
+  (``clip_question``; ``clip_text="question"``, as the official LiteLVLM embeds GLaMM's question) or the
+  expression. ``context`` and ``similarity`` say where LiteLVLM's two parts come from. CLIP is loaded on first
+  use. The other methods run as their Qwen2.5-VL variants where
   :data:`litelvlm.methods.VARIANTS` has one.
 """
 
@@ -39,8 +41,8 @@ from ..model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
 
-#: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM embeds
-#: GLaMM's question) or the referring expression alone
+#: what the paired CLIP embeds for a sentence: the protocol's question (the default, as the official LiteLVLM
+#: embeds GLaMM's question) or the referring expression alone
 CLIP_TEXTS = ("question", "expression")
 
 
@@ -60,11 +62,11 @@ class QwenSam2Input:
     seed: int = 0
     #: the prompt's length before a teacher-forced answer (None: all of ``input_ids``, the official prompt)
     prompt_len: int | None = None
-    #: ``teacher-forced`` (this project's: the prompt holds a training answer with the [SEG] token) or ``generate``
-    #: (the official protocol: greedy decoding after the prefill, :mod:`litelvlm.lvlm.generate`)
+    #: ``teacher-forced`` (this project's: the prompt holds a training answer with the [SEG] token) or
+    #: ``generate`` (the official protocol: greedy decoding after the prefill, :mod:`litelvlm.lvlm.generate`)
     answer: str = "teacher-forced"
-    #: the paired CLIP's per-image work (its vision trace, the map onto the merged grid), made on first use and
-    #: shared by every sentence of the image
+    #: the paired CLIP's per-image work (its vision trace, the map onto the merged grid), made on first use
+    #: and shared by every sentence of the image
     clip_cache: dict = field(default_factory=dict, repr=False, compare=False)
     #: made by ``with_sentences``: the CLIP-side methods' inputs on the merged tokens (computed on first use)
     mapped: Callable[[], MappedInputs] | None = field(default=None, repr=False, compare=False)
@@ -76,22 +78,23 @@ class QwenSam2Input:
         return self.mapped()
 
 
-#: what every Qwen2.5-VL + SAM 2 family offers: one expression per prompt (the studies' ``--protocol`` does not regroup
-#: them); an external CLIP's scores mapped onto the merged tokens (this project's adaptation); 3-D M-RoPE; the
-#: methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`); kept tokens keep their M-RoPE ids under
-#: ``positions="official"`` (this project's adaptation)
+#: what every Qwen2.5-VL + SAM 2 family offers: one expression per prompt (the studies' ``--protocol`` does
+#: not regroup them); an external CLIP's scores mapped onto the merged tokens (this project's adaptation); 3-D
+#: M-RoPE; the methods' Qwen2.5-VL variants (:data:`litelvlm.methods.VARIANTS`); kept tokens keep their M-RoPE
+#: ids under ``positions="official"`` (this project's adaptation)
 ABILITIES = Abilities(sentences_per_prompt=1, clip_side="mapped", position_axes=3, backbone="qwen2.5-vl",
                       position_rule="keep")
 
 
 class QwenSam2Pipeline(GroundingPipeline):
-    """``Qwen2_5_VLForConditionalGeneration`` + processor + a prompt head + SAM 2 (module docstring). A family sets
-    ``family``, its abilities (:data:`ABILITIES` with its ``seg_reads`` and ``answers``), ``seg_token`` /
+    """``Qwen2_5_VLForConditionalGeneration`` + processor + a prompt head + SAM 2 (module docstring). A family
+    sets ``family``, its abilities (:data:`ABILITIES` with its ``seg_reads`` and ``answers``), ``seg_token`` /
     ``seg_token_id`` and implements its protocol (``prepare_image``, ``with_sentences``, ``vision``),
     :meth:`seg_rows`, :meth:`clip_question`, ``seg_prompts``."""
 
     abilities = ABILITIES
-    #: the grid argument of ``get_rope_index`` the prompt's visual tokens take (``image_grid_thw`` / ``video_grid_thw``)
+    #: the grid argument of ``get_rope_index`` the prompt's visual tokens take (``image_grid_thw`` /
+    #: ``video_grid_thw``)
     rope_grid = "image_grid_thw"
 
     # -- construction -------------------------------------------------------------------------------
@@ -100,19 +103,21 @@ class QwenSam2Pipeline(GroundingPipeline):
                           dtype: torch.dtype | None = None, numerics=None, quantize: str = "none",
                           layer_dtype: str = "model", **options) -> QwenSam2Pipeline:
         """The family's random preset (``<preset>-random[:SEED]``) or checkpoint folder, read once here
-        (:meth:`ModelSpec.of`) and loaded by the family's :meth:`load_parts`; ``clip`` (default :meth:`default_clip`),
-        ``clip_text``, ``clip_context``, ``clip_similarity`` and the family's :meth:`part_options` from ``options``."""
+        (:meth:`ModelSpec.of`) and loaded by the family's :meth:`load_parts`; ``clip`` (default
+        :meth:`default_clip`), ``clip_text``, ``clip_context``, ``clip_similarity`` and the family's
+        :meth:`part_options` from ``options``."""
         spec = ModelSpec.of(model)
         if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError(f"the {cls.family} family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if options.get(key):
-                raise LiteLVLMError(f"model {spec!r}: --{key} does not apply: a {cls.card().display_name} folder "
-                                    "brings its own")
+                raise LiteLVLMError(f"model {spec!r}: --{key} does not apply: a {cls.card().display_name} "
+                                    "folder brings its own")
         parts = cls.load_parts(spec, device=device, dtype=dtype)
         return cls(*cls.modules_of(parts), name=spec, numerics=numerics,
                    clip=options.get("clip") or cls.default_clip(spec, parts.config),
-                   clip_text=options.get("clip_text") or "question", context=options.get("clip_context") or "clip",
+                   clip_text=options.get("clip_text") or "question",
+                   context=options.get("clip_context") or "clip",
                    similarity=options.get("clip_similarity") or "clip", **cls.part_options(parts, options))
 
     @classmethod
@@ -122,7 +127,8 @@ class QwenSam2Pipeline(GroundingPipeline):
 
     @classmethod
     def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
-        """The family's loaded parts (its checkpoint module's loader): ``config`` and what :meth:`modules_of` reads."""
+        """The family's loaded parts (its checkpoint module's loader): ``config`` and what :meth:`modules_of`
+        reads."""
         raise NotImplementedError
 
     @classmethod
@@ -132,13 +138,14 @@ class QwenSam2Pipeline(GroundingPipeline):
 
     @classmethod
     def part_options(cls, parts, options: dict) -> dict:
-        """The family's own ``__init__`` keywords from its loaded ``parts`` and the caller's ``options`` (none)."""
+        """The family's own ``__init__`` keywords from its loaded ``parts`` and the caller's ``options``
+        (none)."""
         return {}
 
     @classmethod
     def default_clip(cls, model: str | ModelSpec, config: dict | None = None) -> str:
-        """The CLIP paired with a model string of the family (:func:`paired_clip` of its random preset); a folder of
-        random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
+        """The CLIP paired with a model string of the family (:func:`paired_clip` of its random preset); a
+        folder of random weights (its ``config``) pairs with the random CLIP of its preset and seed."""
         spec, card = ModelSpec.of(model), cls.card()
         preset = card.preset(spec)
         if preset is None and (random := random_folder_clip(config)):
@@ -146,16 +153,19 @@ class QwenSam2Pipeline(GroundingPipeline):
         return paired_clip(preset, card.seed(spec) if preset is not None else 0)
 
     def _set_clip(self, clip, clip_text: str, context: str, similarity: str) -> None:
-        """Check and keep the paired CLIP's options (:data:`CLIP_TEXTS`, :data:`CONTEXTS`, :data:`SIMILARITIES`)."""
+        """Check and keep the paired CLIP's options (:data:`CLIP_TEXTS`, :data:`CONTEXTS`,
+        :data:`SIMILARITIES`)."""
         for what, got, known in (("clip_text", clip_text, CLIP_TEXTS), ("context", context, CONTEXTS),
                                  ("similarity", similarity, SIMILARITIES)):
             if got not in known:
                 raise LiteLVLMError(f"{what} must be one of {', '.join(known)}; got {got!r}")
-        #: where LiteLVLM's similarity part comes from (:data:`SIMILARITIES`; ``llm`` is this project's adaptation)
+        #: where LiteLVLM's similarity part comes from (:data:`SIMILARITIES`; ``llm`` is this project's
+        #: adaptation)
         self.similarity_source = similarity
         #: where LiteLVLM's context part comes from (:data:`CONTEXTS`)
         self.context_source = context
-        #: the paired CLIP: a loaded backend, a model string (loaded on first use), or None (CLIP-side methods refused)
+        #: the paired CLIP: a loaded backend, a model string (loaded on first use), or None (CLIP-side methods
+        #: refused)
         self._clip = clip
         self.clip_text = clip_text
 
@@ -163,8 +173,8 @@ class QwenSam2Pipeline(GroundingPipeline):
     def clip(self):
         """The paired CLIP backend (loaded on first use, in the pipeline's dtype and device)."""
         if self._clip is None:
-            raise LiteLVLMError(f"this {self.family} pipeline has no paired CLIP: give clip=... to run a CLIP-side "
-                                "method")
+            raise LiteLVLMError(f"this {self.family} pipeline has no paired CLIP: give clip=... to run a "
+                                "CLIP-side method")
         if isinstance(self._clip, str):
             self._clip = load_clip(self._clip, "hf", device=self.device, dtype=self.dtype)
         return self._clip
@@ -181,7 +191,8 @@ class QwenSam2Pipeline(GroundingPipeline):
 
     @property
     def stop_ids(self) -> set[int]:
-        """The tokens that end a generated answer: the model's ``generation_config`` end tokens and the tokenizer's."""
+        """The tokens that end a generated answer: the model's ``generation_config`` end tokens and the
+        tokenizer's."""
         ends = getattr(self.qwen.generation_config, "eos_token_id", None)
         ends = [] if ends is None else [ends] if isinstance(ends, int) else list(ends)
         tok = self.processor.tokenizer.eos_token_id
@@ -198,7 +209,8 @@ class QwenSam2Pipeline(GroundingPipeline):
                 "positions": "keep (this project's adaptation for M-RoPE)",
                 "clip": {"model": clip, "text": self.clip_text, "view": "pad", "context": self.context_source,
                          "map": "area-weighted mean onto the merged grid (this project's adaptation)",
-                         **({} if self.similarity_source == "clip" else {"similarity": "llm (the relevance in the "
+                         **({} if self.similarity_source == "clip"
+                            else {"similarity": "llm (the relevance in the "
                             "LLM's input space, this project's adaptation)"})}}
 
     def num_visual(self, prepared: QwenSam2Input) -> int:
@@ -210,7 +222,8 @@ class QwenSam2Pipeline(GroundingPipeline):
         raise NotImplementedError
 
     def clip_question(self, sentence: str) -> str:
-        """What the paired CLIP embeds for ``sentence`` under ``clip_text="question"`` (the family's question)."""
+        """What the paired CLIP embeds for ``sentence`` under ``clip_text="question"`` (the family's
+        question)."""
         raise NotImplementedError
 
     # -- the prompt -----------------------------------------------------------------------------------
@@ -220,13 +233,14 @@ class QwenSam2Pipeline(GroundingPipeline):
         ``clip_text``; ``fields`` are more of ``prepared``'s to replace."""
         if int((types > 0).sum()) != self.num_visual(prepared):
             raise AssertionError("the prompt's image/video placeholders do not match the merged tokens")
-        out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types, answer=answer,
-                      **fields)
+        out = replace(prepared, sentences=list(sentences), input_ids=ids, mm_token_type_ids=types,
+                      answer=answer, **fields)
         out.mapped = functools.cache(functools.partial(self._mapped_inputs, out, clip_text))
         return out
 
     def _mapped_inputs(self, prepared: QwenSam2Input, clip_text: str) -> MappedInputs:
-        """The paired CLIP's scores mapped onto the merged grid (:func:`litelvlm.qwen.mapped.mapped_inputs`)."""
+        """The paired CLIP's scores mapped onto the merged grid
+        (:func:`litelvlm.qwen.mapped.mapped_inputs`)."""
         return mapped_inputs(self, prepared, clip_text)
 
     def visual_tokens(self, prepared: QwenSam2Input) -> torch.Tensor:
@@ -246,16 +260,18 @@ class QwenSam2Pipeline(GroundingPipeline):
         return torch.cat([ids[:s], ids[s:s + 1].expand(num_visual), ids[s + n:]])
 
     def _rope_index(self, prepared: QwenSam2Input, ids: torch.Tensor) -> torch.Tensor:
-        """(3, 1, S) transformers' ``get_rope_index`` of the unpruned prompt ``ids`` (3-D M-RoPE over its grid)."""
+        """(3, 1, S) transformers' ``get_rope_index`` of the unpruned prompt ``ids`` (3-D M-RoPE over its
+        grid)."""
         grids = {self.rope_grid: prepared.grid_thw}
         if self.rope_grid == "video_grid_thw":
             grids["second_per_grid_ts"] = prepared.second_per_grid_ts
-        pos, _ = self.qwen.model.get_rope_index(ids[None], mm_token_type_ids=prepared.mm_token_type_ids[None], **grids)
+        pos, _ = self.qwen.model.get_rope_index(ids[None], mm_token_type_ids=prepared.mm_token_type_ids[None],
+                                                **grids)
         return pos
 
     def layout(self, prepared: QwenSam2Input, num_visual: int) -> SequenceLayout:
-        """All N: transformers' ``get_rope_index`` (3-D M-RoPE ids). Fewer: the positions of a plain sequence of
-        that length, ``0..S'-1`` on all three axes (``renumber``, this project's definition)."""
+        """All N: transformers' ``get_rope_index`` (3-D M-RoPE ids). Fewer: the positions of a plain sequence
+        of that length, ``0..S'-1`` on all three axes (``renumber``, this project's definition)."""
         n = self.num_visual(prepared)
         if not 0 < num_visual <= n:
             raise LiteLVLMError(f"num_visual must be in 1..{n}; got {num_visual}")
@@ -264,22 +280,25 @@ class QwenSam2Pipeline(GroundingPipeline):
             pos = self._rope_index(prepared, ids)
         else:
             pos = torch.arange(len(ids)).view(1, 1, -1).expand(3, 1, -1)
-        return SequenceLayout(image_start=self._image_start(prepared), num_visual=num_visual, seq_len=len(ids),
-                              position_ids=pos.to(self.device), find_seg_predictors=lambda: self.seg_rows(ids))
+        return SequenceLayout(image_start=self._image_start(prepared), num_visual=num_visual,
+                              seq_len=len(ids), position_ids=pos.to(self.device),
+                              find_seg_predictors=lambda: self.seg_rows(ids))
 
     def sequence_embeds(self, prepared: QwenSam2Input, visual: torch.Tensor) -> torch.Tensor:
         """(B, S, h) text embeddings with ``visual`` ((K, h) or (B, K, h)) at the image-pad rows."""
         s, n = self._image_start(prepared), self.num_visual(prepared)
         ids = prepared.input_ids.to(self.device)
-        before, after = self.language_model.embed_tokens(ids[:s]), self.language_model.embed_tokens(ids[s + n:])
+        before, after = self.language_model.embed_tokens(ids[:s]), self.language_model.embed_tokens(
+            ids[s + n:])
         if visual.dim() == 2:
             return torch.cat([before, visual.to(before.dtype), after])[None]
         b = visual.shape[0]
-        return torch.cat([before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
+        return torch.cat(
+            [before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
 
     def clip_selection_tokens(self, prepared: QwenSam2Input, sel: Selection, full=None) -> torch.Tensor:
-        """(K, h) the merged tokens a CLIP-side selection kept (its indices index the merged tokens: the scores were
-        mapped onto them), from ``full`` or the prepared ones."""
+        """(K, h) the merged tokens a CLIP-side selection kept (its indices index the merged tokens: the
+        scores were mapped onto them), from ``full`` or the prepared ones."""
         src = prepared.visual if full is None else full
         return src[sel.indices.to(src.device)]
 
@@ -298,22 +317,22 @@ class QwenSam2Pipeline(GroundingPipeline):
 
 
 def paired_clip(preset: str | None, seed: int = 0) -> str:
-    """The CLIP paired with a model: a random CLIP of the preset's size for a random preset (``tiny``: the tiny CLIP;
-    any other: ViT-L/14-336's size), seeded alike, or ViT-L/14-336 (``openai/clip-vit-large-patch14-336``,
-    LiteLVLM's) for a checkpoint (``preset`` None)."""
+    """The CLIP paired with a model: a random CLIP of the preset's size for a random preset (``tiny``: the
+    tiny CLIP; any other: ViT-L/14-336's size), seeded alike, or ViT-L/14-336
+    (``openai/clip-vit-large-patch14-336``, LiteLVLM's) for a checkpoint (``preset`` None)."""
     if preset is None:
         return DEFAULT_HF_MODEL
     return f"tiny336-random:{seed}" if preset == "tiny" else f"vit-l-14-336-random:{seed}"
 
 
 def random_folder_clip(config: dict | None) -> str | None:
-    """The CLIP paired with a random model read from its folder: :func:`paired_clip` of the preset and seed its
-    ``config.json`` records under ``litelvlm_random`` (None: not a random model's folder)."""
+    """The CLIP paired with a random model read from its folder: :func:`paired_clip` of the preset and seed
+    its ``config.json`` records under ``litelvlm_random`` (None: not a random model's folder)."""
     rnd = (config or {}).get("litelvlm_random")
     if not isinstance(rnd, dict) or "preset" not in rnd:
         return None
     return paired_clip(str(rnd["preset"]), int(rnd.get("seed", 0)))
 
 
-__all__ = ["ABILITIES", "CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input", "QwenSam2Pipeline",
-           "paired_clip", "random_folder_clip"]
+__all__ = ["ABILITIES", "CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "QwenSam2Input",
+           "QwenSam2Pipeline", "paired_clip", "random_folder_clip"]

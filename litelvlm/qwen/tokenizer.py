@@ -29,25 +29,27 @@ CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] "
+    "}}<|im_end|>\n{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
-    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value "
+    "}}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value "
+    "+ 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif "
+    "%}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif "
+    "%}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt "
+    "%}<|im_start|>assistant\n{% endif %}")
 
 _CORPUS = (
     "You are a helpful assistant. Please segment the object the sentence describes in this image and "
     "output its mask. Sure, it is here. What is in the picture? The person on the left, the man in the "
     "middle, the woman at the back, the boy and the girl, the child in front, the dog near the cat, the "
-    "horse behind the car, the bus and the truck, a bike, a bowl, a cup on the table, the chair by the couch, "
-    "the bed, a bird, the sheep and the cow, an elephant, a bear, a zebra, a giraffe with an umbrella, a "
-    "bottle, a pizza, a cake, a banana, an apple, an orange, a sandwich, broccoli, a donut, a laptop, a phone, "
-    "the tv, a book, a clock, a vase; white black red blue green yellow brown; small large big tall short; "
-    "leftmost rightmost biggest smallest top bottom; one two three four five 0 1 2 3 4 5 6 7 8 9. ")
+    "horse behind the car, the bus and the truck, a bike, a bowl, a cup on the table, the chair by the "
+    "couch, the bed, a bird, the sheep and the cow, an elephant, a bear, a zebra, a giraffe with an "
+    "umbrella, a bottle, a pizza, a cake, a banana, an apple, an orange, a sandwich, broccoli, a donut, a "
+    "laptop, a phone, the tv, a book, a clock, a vase; white black red blue green yellow brown; small large "
+    "big tall short; leftmost rightmost biggest smallest top bottom; one two three four five 0 1 2 3 4 5 6 7 "
+    "8 9. ")
 
 
 def _trained_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -57,7 +59,8 @@ def _trained_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    trainer = trainers.BpeTrainer(vocab_size=TRAINED_VOCAB, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    trainer = trainers.BpeTrainer(vocab_size=TRAINED_VOCAB,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False, special_tokens=[])
     tok.train_from_iterator([_CORPUS, _CORPUS.lower(), _CORPUS.upper()], trainer=trainer)
 
@@ -72,14 +75,17 @@ def build_qwen_tokenizer(preset: str | QwenPreset = "tiny"):
     p = get_preset(preset)
     vocab, merges = _trained_bpe()
     if len(vocab) > p.special_base:
-        raise ValueError(f"the trained vocabulary ({len(vocab)}) exceeds preset {p.name!r}'s special_base {p.special_base}")
+        raise ValueError(f"the trained vocabulary ({len(vocab)}) exceeds preset {p.name!r}'s special_base "
+                         f"{p.special_base}")
     for i in range(len(vocab), p.special_base):  # unreachable fillers: no merge builds them
         vocab[f"<|litelvlm_filler_{i}|>"] = i
     tok = Qwen2Tokenizer(vocab=vocab, merges=merges, errors="replace", model_max_length=32768,
                          chat_template=CHAT_TEMPLATE)
     tok.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS[1:]])
-    tok.eos_token = "<|im_end|>"  # the Instruct releases' tokenizer_config.json: eos <|im_end|>, pad <|endoftext|>
-    wrong = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS if tok.convert_tokens_to_ids(t) != p.token_id(t)}
+    # the Instruct releases' tokenizer_config.json: eos <|im_end|>, pad <|endoftext|>
+    tok.eos_token = "<|im_end|>"
+    wrong = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS if tok.convert_tokens_to_ids(t)
+             != p.token_id(t)}
     if wrong:
         raise ValueError(f"special tokens at the wrong ids for preset {p.name!r}: {wrong}")
     return tok

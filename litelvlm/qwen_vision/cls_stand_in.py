@@ -1,22 +1,24 @@
 """A stand-in for CLIP's [CLS] attention and keys on Qwen2.5-VL's vision tower (this project's adaptation).
 
-VisionZip, VisPruner, PruMerge and PruMerge+ rank CLIP's patches by the attention the [CLS] query pays them and merge
-by CLIP's keys, both on CLIP's own patch grid. Qwen2.5-VL's tower has no [CLS] token and hands the LLM merged tokens
-(2x2 patches each), so their Qwen2.5-VL variants (:mod:`litelvlm.methods.visionzip_qwen`, ``vispruner_qwen``, ``prumerge_qwen``) read this stand-in instead,
-from one block of the tower (by default the last full-attention block, ``fullatt_block_indexes[-1]``: the last
-block in every Qwen2.5-VL):
+VisionZip, VisPruner, PruMerge and PruMerge+ rank CLIP's patches by the attention the [CLS] query pays them
+and merge by CLIP's keys, both on CLIP's own patch grid. Qwen2.5-VL's tower has no [CLS] token and hands the
+LLM merged tokens (2x2 patches each), so their Qwen2.5-VL variants (:mod:`litelvlm.methods.visionzip_qwen`,
+``vispruner_qwen``, ``prumerge_qwen``) read this stand-in instead, from one block of the tower (by default the
+last full-attention block, ``fullatt_block_indexes[-1]``: the last block in every Qwen2.5-VL):
 
 * ``score`` (M,): the attention each merged token receives in that block, VScan's Qwen score
-  (:func:`litelvlm.qwen_vision.vit_attention.received_from`: softmax attention after the vision RoPE, summed over heads,
-  averaged over the query patches and over the token's 4 patches), in the LLM's order;
-* ``keys`` (M, heads, d): that block's keys (``QwenVision.block_qk``: after the vision RoPE, as the attention reads
-  them) averaged over each merge unit of 4 patches and put in the LLM's order (``QwenVision.to_llm_order``).
+  (:func:`litelvlm.qwen_vision.vit_attention.received_from`: softmax attention after the vision RoPE, summed
+  over heads, averaged over the query patches and over the token's 4 patches), in the LLM's order;
+* ``keys`` (M, heads, d): that block's keys (``QwenVision.block_qk``: after the vision RoPE, as the attention
+  reads them) averaged over each merge unit of 4 patches and put in the LLM's order
+  (``QwenVision.to_llm_order``).
 
-The features a method keeps or merges are the LLM-input merged tokens (``LLMContext.visual_embeds``: the family's
-``prepared.visual`` unless the caller replaces them). No official Qwen2.5-VL code of these methods could be read
-(the mirrored snapshots of VisionZip and VisPruner have none; VisionZip's later Qwen2.5-VL code is not mirrored), so
-everything here is this project's definition. The score and keys are computed once per image (one forward of the
-tower with a pre-hook on the block) and kept in the prepared image's ``clip_cache`` where it has one.
+The features a method keeps or merges are the LLM-input merged tokens (``LLMContext.visual_embeds``: the
+family's ``prepared.visual`` unless the caller replaces them). No official Qwen2.5-VL code of these methods
+could be read (the mirrored snapshots of VisionZip and VisPruner have none; VisionZip's later Qwen2.5-VL code
+is not mirrored), so everything here is this project's definition. The score and keys are computed once per
+image (one forward of the tower with a pre-hook on the block) and kept in the prepared image's ``clip_cache``
+where it has one.
 """
 
 from __future__ import annotations
@@ -50,30 +52,34 @@ class StandIn:
         return self.keys.flatten(1)
 
     def weights(self) -> torch.Tensor:
-        """(M,) ``score`` divided by its sum: one distribution over the tokens, as the [CLS] row over the patches."""
+        """(M,) ``score`` divided by its sum: one distribution over the tokens, as the [CLS] row over the
+        patches."""
         return self.score / self.score.sum()
 
 
 def default_block(visual) -> int:
-    """The last full-attention block of the tower (``fullatt_block_indexes[-1]``; the last block if none is named)."""
+    """The last full-attention block of the tower (``fullatt_block_indexes[-1]``; the last block if none is
+    named)."""
     full = getattr(visual, "fullatt_block_indexes", None) or [len(visual.blocks) - 1]
     return int(full[-1]) % len(visual.blocks)
 
 
 def block_keys(vision: QwenVision, block: int, seen: dict) -> torch.Tensor:
-    """(M, heads, d) block ``block``'s keys (after the vision RoPE) averaged over each merged token's patches, in the
-    LLM's order, from the block's captured inputs ``seen``."""
+    """(M, heads, d) block ``block``'s keys (after the vision RoPE) averaged over each merged token's patches,
+    in the LLM's order, from the block's captured inputs ``seen``."""
     _, k, _ = vision.block_qk(block, seen)                          # (heads, P, d), window order
     return vision.to_llm_order(k.permute(0, 2, 1)).permute(2, 0, 1)
 
 
 @torch.no_grad()
 def compute_stand_in(vision: QwenVision, block: int | None = None) -> StandIn:
-    """The :class:`StandIn` of one image from one forward of its tower (``block``: default :func:`default_block`)."""
+    """The :class:`StandIn` of one image from one forward of its tower (``block``: default
+    :func:`default_block`)."""
     blocks = len(vision.visual.blocks)
     block = default_block(vision.visual) if block is None else int(block) % blocks
     seen = vision.block_inputs([block])[block]
-    return StandIn(score=received_from(vision, block, seen), keys=block_keys(vision, block, seen), block=block)
+    return StandIn(score=received_from(vision, block, seen), keys=block_keys(vision, block, seen),
+                   block=block)
 
 
 def stand_in(ctx, block: int | None = None) -> StandIn:

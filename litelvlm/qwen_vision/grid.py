@@ -1,4 +1,5 @@
-"""Qwen2.5-VL's visual token grid: 14-px patches, 2x2-merged tokens, pixels, and the vision tower's window order.
+"""Qwen2.5-VL's visual token grid: 14-px patches, 2x2-merged tokens, pixels, and the vision tower's window
+order.
 
 An image (or a video's temporal patch) resized to ``h x w`` pixels (multiples of 28) is a grid of
 ``h/14 x w/14`` patches and ``h/28 x w/28`` merged tokens. Three orders (transformers 5):
@@ -38,7 +39,8 @@ PATCH, MERGE, WINDOW = 14, 2, 112
 
 @dataclass(frozen=True)
 class TokenGrid:
-    """A ``(t, h, w)`` patch grid (``image_grid_thw`` / ``video_grid_thw`` row) with its patch size and merge."""
+    """A ``(t, h, w)`` patch grid (``image_grid_thw`` / ``video_grid_thw`` row) with its patch size and
+    merge."""
 
     t: int
     h: int
@@ -48,7 +50,8 @@ class TokenGrid:
 
     def __post_init__(self) -> None:
         if min(self.t, self.h, self.w) < 1 or self.h % self.merge or self.w % self.merge:
-            raise LiteLVLMError(f"grid (t, h, w) = {(self.t, self.h, self.w)}: h and w must be positive multiples "
+            raise LiteLVLMError(f"grid (t, h, w) = {(self.t, self.h, self.w)}: h and w must be positive "
+                                "multiples "
                              f"of the merge size {self.merge}")
 
     @classmethod
@@ -57,7 +60,8 @@ class TokenGrid:
         return cls(t, h, w, patch, merge)
 
     @classmethod
-    def from_resized(cls, height: int, width: int, t: int = 1, patch: int = PATCH, merge: int = MERGE) -> TokenGrid:
+    def from_resized(cls, height: int, width: int, t: int = 1, patch: int = PATCH,
+                     merge: int = MERGE) -> TokenGrid:
         """The grid of a frame already resized to ``height x width`` (multiples of ``patch * merge``)."""
         return cls(t, height // patch, width // patch, patch, merge)
 
@@ -86,13 +90,15 @@ class TokenGrid:
 def patch_rc(grid: TokenGrid) -> torch.Tensor:
     """(N, 3) long: (t, row, col) on the patch grid of each patch in patchify order."""
     m = grid.merge
-    t, br, bc, ir, ic = torch.meshgrid(torch.arange(grid.t), torch.arange(grid.llm_h), torch.arange(grid.llm_w),
+    t, br, bc, ir, ic = torch.meshgrid(torch.arange(grid.t), torch.arange(grid.llm_h),
+                                       torch.arange(grid.llm_w),
                                        torch.arange(m), torch.arange(m), indexing="ij")
     return torch.stack([t.flatten(), (br * m + ir).flatten(), (bc * m + ic).flatten()], dim=1)
 
 
 def patch_index(grid: TokenGrid, t: torch.Tensor | int, row: torch.Tensor | int, col: torch.Tensor | int):
-    """Patchify-order index of the patch at (t, row, col) of the patch grid (the inverse of :func:`patch_rc`)."""
+    """Patchify-order index of the patch at (t, row, col) of the patch grid (the inverse of
+    :func:`patch_rc`)."""
     m = grid.merge
     block = (t * grid.llm_h + row // m) * grid.llm_w + col // m
     return block * m * m + (row % m) * m + col % m
@@ -105,7 +111,8 @@ def token_of_patch(grid: TokenGrid) -> torch.Tensor:
 
 def token_rc(grid: TokenGrid) -> torch.Tensor:
     """(M, 3) long: (t, row, col) on the merged grid of each token in LLM (= raster) order."""
-    t, r, c = torch.meshgrid(torch.arange(grid.t), torch.arange(grid.llm_h), torch.arange(grid.llm_w), indexing="ij")
+    t, r, c = torch.meshgrid(torch.arange(grid.t), torch.arange(grid.llm_h), torch.arange(grid.llm_w),
+                             indexing="ij")
     return torch.stack([t.flatten(), r.flatten(), c.flatten()], dim=1)
 
 
@@ -116,7 +123,8 @@ def token_patches(grid: TokenGrid) -> torch.Tensor:
 
 
 def patch_boxes(grid: TokenGrid) -> torch.Tensor:
-    """(N, 4) long: (x0, y0, x1, y1) pixels of each patch (patchify order) in the resized frame, end-exclusive."""
+    """(N, 4) long: (x0, y0, x1, y1) pixels of each patch (patchify order) in the resized frame,
+    end-exclusive."""
     rc = patch_rc(grid)
     y0, x0 = rc[:, 1] * grid.patch, rc[:, 2] * grid.patch
     return torch.stack([x0, y0, x0 + grid.patch, y0 + grid.patch], dim=1)
@@ -208,7 +216,8 @@ def grid_coverage(src: tuple[torch.Tensor, torch.Tensor], grid: TokenGrid,
 
 
 def resample_to_grid(scores: torch.Tensor, src: tuple[torch.Tensor, torch.Tensor], grid: TokenGrid,
-                     image_size: tuple[int, int], mode: str = "area", fill: float = float("nan")) -> torch.Tensor:
+                     image_size: tuple[int, int], mode: str = "area",
+                     fill: float = float("nan")) -> torch.Tensor:
     """A (..., H', W') score map whose cells have edges ``src`` = (ys, xs) in original-image pixels (e.g.
     :func:`source_edges` of CLIP's crop) on the merged grid: (..., llm_h, llm_w), float64.
 
@@ -238,9 +247,9 @@ def resample_to_grid(scores: torch.Tensor, src: tuple[torch.Tensor, torch.Tensor
 
 def resample_matrix(src: tuple[torch.Tensor, torch.Tensor], grid: TokenGrid,
                     image_size: tuple[int, int]) -> torch.Tensor:
-    """(M, H' * W') float64: :func:`resample_to_grid`'s area rule as a matrix, so that ``matrix @ scores.flatten()``
-    is the resampled map in LLM order (one frame); each row sums to 1 where the source map covers the token,
-    and is all zeros where it does not."""
+    """(M, H' * W') float64: :func:`resample_to_grid`'s area rule as a matrix, so that ``matrix @
+    scores.flatten()`` is the resampled map in LLM order (one frame); each row sums to 1 where the source map
+    covers the token, and is all zeros where it does not."""
     if grid.t != 1:
         raise LiteLVLMError(f"resample_matrix maps one frame; the grid has t = {grid.t}")
     ys, xs = token_edges(grid, image_size)
@@ -251,8 +260,9 @@ def resample_matrix(src: tuple[torch.Tensor, torch.Tensor], grid: TokenGrid,
 
 
 def token_coverage(mask, grid: TokenGrid) -> torch.Tensor:
-    """(llm_h, llm_w) float64: the share of each merged token's box (in the original image) that the (H, W) ``mask``
-    covers, pixels as unit squares (the rule of :func:`litelvlm.data.geometry.patch_coverage` on this grid)."""
+    """(llm_h, llm_w) float64: the share of each merged token's box (in the original image) that the (H, W)
+    ``mask`` covers, pixels as unit squares (the rule of :func:`litelvlm.data.geometry.patch_coverage` on this
+    grid)."""
     m = torch.as_tensor(mask, dtype=torch.float64)
     H, W = m.shape
     ys, xs = token_edges(grid, (H, W))
@@ -262,5 +272,6 @@ def token_coverage(mask, grid: TokenGrid) -> torch.Tensor:
 
 
 __all__ = ["MERGE", "PATCH", "WINDOW", "TokenGrid", "grid_coverage", "patch_boxes", "patch_index", "patch_rc",
-           "resample_matrix", "resample_to_grid", "source_edges", "token_boxes", "token_coverage", "token_edges", "token_of_patch", "token_patches",
+           "resample_matrix", "resample_to_grid", "source_edges", "token_boxes", "token_coverage",
+           "token_edges", "token_of_patch", "token_patches",
            "token_rc", "window_index", "window_inverse", "window_patch_index", "window_seqlens"]

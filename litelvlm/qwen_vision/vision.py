@@ -1,11 +1,11 @@
 """One image's pass through Qwen2.5-VL's vision tower, for the methods' Qwen2.5-VL variants to hook or re-run.
 
 :class:`QwenVision` holds the tower and the processor's inputs of one image (or frame group); ``block_inputs``
-captures, in one ordinary forward, what chosen blocks' attention modules receive (forward pre-hooks, removed in
-``finally``), and ``block_attention`` recomputes one block's softmax attention from them (the vision RoPE applied,
-a window block's attention masked to its windows), as :mod:`litelvlm.clip.traces` does for CLIP. Everything is in
-the tower's window order at patch level; ``to_llm_order`` averages the patches of each merged token and puts the
-tokens in the LLM's order (``argsort(window_index)``, :mod:`litelvlm.qwen_vision.grid`).
+captures, in one ordinary forward, what chosen blocks' attention modules receive (forward pre-hooks, removed
+in ``finally``), and ``block_attention`` recomputes one block's softmax attention from them (the vision RoPE
+applied, a window block's attention masked to its windows), as :mod:`litelvlm.clip.traces` does for CLIP.
+Everything is in the tower's window order at patch level; ``to_llm_order`` averages the patches of each merged
+token and puts the tokens in the LLM's order (``argsort(window_index)``, :mod:`litelvlm.qwen_vision.grid`).
 """
 
 from __future__ import annotations
@@ -42,18 +42,20 @@ class QwenVision:
         return window_index(self.grids(), window_size=self.visual.window_size)
 
     def to_llm_order(self, per_patch: torch.Tensor) -> torch.Tensor:
-        """(..., P) values per patch in window order -> (..., M) per merged token (mean of its patches), LLM order."""
+        """(..., P) values per patch in window order -> (..., M) per merged token (mean of its patches), LLM
+        order."""
         per_token = per_patch.reshape(*per_patch.shape[:-1], -1, self.merge_unit).mean(-1)
         return per_token[..., torch.argsort(self.window_order().to(per_token.device))]
 
     def block_inputs(self, blocks: list[int]) -> dict[int, dict]:
-        """{block: its attention's normed input ``x``, ``cu_seqlens`` and ``position_embeddings``} from one forward
-        of the tower (``blocks`` may be negative)."""
+        """{block: its attention's normed input ``x``, ``cu_seqlens`` and ``position_embeddings``} from one
+        forward of the tower (``blocks`` may be negative)."""
         seen: dict[int, dict] = {}
         handles = []
         for b in sorted({b % len(self.visual.blocks) for b in blocks}):
             def keep(module, args, kwargs, b=b) -> None:
-                seen[b] = dict(x=args[0] if args else kwargs["hidden_states"], cu_seqlens=kwargs["cu_seqlens"],
+                seen[b] = dict(x=args[0] if args else kwargs["hidden_states"],
+                               cu_seqlens=kwargs["cu_seqlens"],
                                position_embeddings=kwargs["position_embeddings"])
 
             handles.append(self.visual.blocks[b].attn.register_forward_pre_hook(keep, with_kwargs=True))
@@ -65,7 +67,8 @@ class QwenVision:
         return seen
 
     def block_qk(self, block: int, seen: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(q, k, v), each (heads, P, d), of block ``block`` from its captured inputs; q and k after the vision RoPE."""
+        """(q, k, v), each (heads, P, d), of block ``block`` from its captured inputs; q and k after the
+        vision RoPE."""
         attn = self.visual.blocks[block % len(self.visual.blocks)].attn
         x = seen["x"]
         s = x.shape[0]

@@ -8,17 +8,20 @@ from ..family_card import FamilyCard, Lazy
 CARD = FamilyCard(
     name="sa2va",
     display_name="Sa2VA",
-    description="Sa2VA-Qwen2.5-VL (Qwen2.5-VL 3B/7B + SAM 2 prompted by the [SEG] hidden state); pruning it is this "
+    description="Sa2VA-Qwen2.5-VL (Qwen2.5-VL 3B/7B + SAM 2 prompted by the [SEG] hidden state); pruning it "
+    "is this "
                 "project's adaptation",
     pipeline=Lazy("litelvlm.sa2va.pipeline", "Sa2VAPipeline"),
     cost=Lazy("litelvlm.sa2va.cost", "COST"),
     cost_archs={"sa2va-3b": "3b", "sa2va-7b": "7b", "sa2va-tiny": "tiny"},
-    presets={"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b", "sa2va-tiny-random": "tiny"},
+    presets={"sa2va-qwen2_5-vl-3b-random": "3b", "sa2va-qwen2_5-vl-7b-random": "7b",
+             "sa2va-tiny-random": "tiny"},
     architectures=("Sa2VAChatModelQwen",),
     default_model="sa2va-tiny-random:0",
     paper_model="a Sa2VA-Qwen2.5-VL-3B or -7B checkpoint folder (ByteDance/Sa2VA-Qwen2_5-VL-3B)",
     exif_transpose=False,  # Image.open(...).convert('RGB') (RES.py L206)
     video_eval=Lazy("litelvlm.sa2va.video_eval", "VIDEO_EVAL"),
     builds_in_memory=True,  # validate --no-write: litelvlm.sa2va.checkpoint.built_sa2va
-    image_resizes=("torchvision", "pil"),  # litelvlm.qwen.vision_info.PROCESSOR_RESIZES: the fast processor's first
+    # litelvlm.qwen.vision_info.PROCESSOR_RESIZES: the fast processor's first
+    image_resizes=("torchvision", "pil"),
 )

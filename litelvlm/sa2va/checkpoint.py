@@ -1,13 +1,16 @@
-"""Random-weight Sa2VA-Qwen2.5-VL checkpoints in the released folder layout, and the loader of any such folder.
+"""Random-weight Sa2VA-Qwen2.5-VL checkpoints in the released folder layout, and the loader of any such
+folder.
 
-A released folder (``ByteDance/Sa2VA-Qwen2_5-VL-3B`` / ``-7B``) is what ``tools/convert_to_hf.py`` (bytedance/Sa2VA
-@9832e1a, L82-83, L150-190) writes: ``Sa2VAChatModelQwen.save_pretrained`` under the ``latest`` pin of
-``pyproject.toml`` (transformers 4.57.0, L33) plus the processor and the model code. The tensor names are the
-module tree of ``modeling_sa2va_qwen.py`` L38-61 (no checkpoint conversion mapping is declared on the wrapper):
+A released folder (``ByteDance/Sa2VA-Qwen2_5-VL-3B`` / ``-7B``) is what ``tools/convert_to_hf.py``
+(bytedance/Sa2VA @9832e1a, L82-83, L150-190) writes: ``Sa2VAChatModelQwen.save_pretrained`` under the
+``latest`` pin of ``pyproject.toml`` (transformers 4.57.0, L33) plus the processor and the model code. The
+tensor names are the module tree of ``modeling_sa2va_qwen.py`` L38-61 (no checkpoint conversion mapping is
+declared on the wrapper):
 
-* ``model.`` + the ``Qwen2_5_VLForConditionalGeneration`` names of transformers >= 4.52 (``model.model.visual.*``,
-  ``model.model.language_model.*``, ``model.lm_head.weight``; the last is absent when the 3B ties it to the
-  embeddings); a folder with the older names (``model.visual.*``, ``model.model.layers.*``) loads too;
+* ``model.`` + the ``Qwen2_5_VLForConditionalGeneration`` names of transformers >= 4.52
+  (``model.model.visual.*``, ``model.model.language_model.*``, ``model.lm_head.weight``; the last is absent
+  when the 3B ties it to the embeddings); a folder with the older names (``model.visual.*``,
+  ``model.model.layers.*``) loads too;
 * ``grounding_encoder.sam2_model.`` + SAM 2's own names (``SAM2VideoPredictor``: ``image_encoder.*``,
   ``sam_prompt_encoder.*``, ``sam_mask_decoder.*``, ``obj_ptr_proj.*``, ``memory_attention.*``,
   ``memory_encoder.*``, ``maskmem_tpos_enc``, ``no_mem_embed``, ...; SAM 2.0 Hiera-L without the 2.1 tensors
@@ -15,11 +18,11 @@ module tree of ``modeling_sa2va_qwen.py`` L38-61 (no checkpoint conversion mappi
 * ``text_hidden_fcs.0.*`` and ``text_hidden_fcs.2.*`` (``nn.Sequential(Linear, ReLU, Linear, Dropout)``).
 
 ``config.json`` is ``Sa2VAChatConfigQwen.to_dict()``: Qwen2.5-VL's config (nested ``text_config`` and
-``vision_config``, 151670 rows) with ``model_type`` ``sa2va_chat``, ``architectures`` ``["Sa2VAChatModelQwen"]``,
-``template`` and the ``auto_map`` of the copied code. The tokenizer holds the five added tokens. A random folder's
-tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with them added; its config records
-``litelvlm_random``. Every tensor is checked on loading: a missing or unknown name or a wrong shape is a
-``LiteLVLMError`` naming the file.
+``vision_config``, 151670 rows) with ``model_type`` ``sa2va_chat``, ``architectures``
+``["Sa2VAChatModelQwen"]``, ``template`` and the ``auto_map`` of the copied code. The tokenizer holds the five
+added tokens. A random folder's tokenizer is the Qwen stand-in (:mod:`litelvlm.qwen.tokenizer`) with them
+added; its config records ``litelvlm_random``. Every tensor is checked on loading: a missing or unknown name
+or a wrong shape is a ``LiteLVLMError`` naming the file.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX = "model.", "grounding_encoder.sam2_model.",
 SA2VA_KEYS = ("template", "auto_map", "litelvlm_random")
 @dataclass
 class Sa2VAModules:
-    """A loaded Sa2VA: the Qwen2.5-VL, ``text_hidden_fcs``, SAM 2, the processor, and what config.json says."""
+    """A loaded Sa2VA: the Qwen2.5-VL, ``text_hidden_fcs``, SAM 2, the processor, and what config.json
+    says."""
 
     qwen: torch.nn.Module
     fcs: TextHiddenFcs
@@ -80,8 +84,8 @@ class Sa2VAModules:
 
 
 def g_weight(key: str) -> str:
-    """Sa2VA's name of a SAM 2 tracking tensor: its ``CXBlock`` layer scale is ``g_weight`` (``sam2.py`` L611), where
-    SAM 2 has ``gamma``, saved as ``weight`` (:func:`litelvlm.sam2.keys.tracking_shapes`)."""
+    """Sa2VA's name of a SAM 2 tracking tensor: its ``CXBlock`` layer scale is ``g_weight`` (``sam2.py``
+    L611), where SAM 2 has ``gamma``, saved as ``weight`` (:func:`litelvlm.sam2.keys.tracking_shapes`)."""
     return re.sub(r"^(memory_encoder\.fuser\.layers\.\d+)\.weight$", r"\1.g_weight", key)
 
 
@@ -91,8 +95,8 @@ def from_g_weight(key: str) -> str:
 
 
 def sam2_tracking_shapes(size) -> dict[str, tuple[int, ...]]:
-    """Shapes of the SAM 2.0 tensors only the video path reads (``sam2.py`` L2358-2426: no ``no_obj_embed_spatial``,
-    ``proj_tpos_enc_in_obj_ptrs`` False), under Sa2VA's names (:func:`g_weight`)."""
+    """Shapes of the SAM 2.0 tensors only the video path reads (``sam2.py`` L2358-2426: no
+    ``no_obj_embed_spatial``, ``proj_tpos_enc_in_obj_ptrs`` False), under Sa2VA's names (:func:`g_weight`)."""
     return {g_weight(k): s for k, s in tracking_shapes(size, version="2.0").items()}
 
 
@@ -117,9 +121,11 @@ def build_sa2va(preset: str | Sa2VAPreset = "tiny", seed: int = 0, dtype: torch.
 
 
 def sa2va_tensors(qwen, fcs: TextHiddenFcs, sam2: Sa2VASam2, tracking: dict) -> dict[str, torch.Tensor]:
-    """Every tensor under the released names, in module order (``model``, ``grounding_encoder``, ``text_hidden_fcs``)."""
+    """Every tensor under the released names, in module order (``model``, ``grounding_encoder``,
+    ``text_hidden_fcs``)."""
     tied = bool(qwen.config.tie_word_embeddings)
-    out = {QWEN_PREFIX + k: v.detach() for k, v in qwen.state_dict().items() if not (tied and k == "lm_head.weight")}
+    out = {QWEN_PREFIX + k: v.detach() for k,
+           v in qwen.state_dict().items() if not (tied and k == "lm_head.weight")}
     out.update({SAM_PREFIX + k: v.detach() for k, v in sam2_from_hf(sam2.model.state_dict()).items()})
     out.update({SAM_PREFIX + k: v.detach() for k, v in tracking.items()})
     out.update({FCS_PREFIX + k: v.detach() for k, v in fcs.state_dict().items()})
@@ -139,9 +145,10 @@ def sa2va_config(p: Sa2VAPreset, qwen) -> dict:
 
 
 def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed: int = 0,
-                      device: str | torch.device = "cpu", max_shard_bytes: int | None = -1, fill: str = "auto") -> Path:
-    """Build a random Sa2VA of ``preset`` (``fill`` as :func:`build_sa2va`) and write it in the released layout
-    (module docstring)."""
+                      device: str | torch.device = "cpu", max_shard_bytes: int | None = -1,
+                      fill: str = "auto") -> Path:
+    """Build a random Sa2VA of ``preset`` (``fill`` as :func:`build_sa2va`) and write it in the released
+    layout (module docstring)."""
     p = get_preset(preset)
     q = p.qwen_preset()
     fill = resolve_fill(fill, p.name != "tiny")
@@ -156,14 +163,14 @@ def save_random_sa2va(path: str | Path, preset: str | Sa2VAPreset = "tiny", seed
 
 
 def _write_processor_files(path: Path, p: Sa2VAPreset) -> None:
-    """A random folder's tokenizer (the Qwen stand-in with Sa2VA's added tokens), generation, preprocessor and chat
-    template files."""
+    """A random folder's tokenizer (the Qwen stand-in with Sa2VA's added tokens), generation, preprocessor and
+    chat template files."""
     tok = build_qwen_tokenizer(p.qwen)
     tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)   # qwenvl.py L72
     ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
     if ids != p.token_ids() or len(tok) != p.vocab_size:
-        raise LiteLVLMError(f"Sa2VA preset {p.name!r}: the tokenizer gives {ids} ({len(tok)} tokens), expected "
-                            f"{p.token_ids()} ({p.vocab_size})")
+        raise LiteLVLMError(f"Sa2VA preset {p.name!r}: the tokenizer gives {ids} ({len(tok)} tokens), "
+                            f"expected {p.token_ids()} ({p.vocab_size})")
     q = p.qwen_preset()
     write_json(path / "generation_config.json", generation_config(q))
     write_json(path / "preprocessor_config.json", preprocessor_config(q))
@@ -181,9 +188,10 @@ def _random_config(p: Sa2VAPreset, qwen, seed: int, device, fill: str) -> dict:
 
 def built_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                 processor: bool = True) -> Sa2VAModules:
-    """A random preset's modules built in memory (``validate --no-write``): the tensors, processor and config that
-    :func:`load_sa2va` reads back from its written folder, with no checkpoint written (the processor's small files
-    go through a temporary folder)."""
+    """A random preset's modules built in memory (``validate --no-write``): the tensors, processor and config
+    that
+    :func:`load_sa2va` reads back from its written folder, with no checkpoint written (the processor's small
+    files go through a temporary folder)."""
     spec = ModelSpec.of(model)
     p = get_preset(RANDOM_SA2VAS[spec.name])
     fill, seed = resolve_fill("auto", p.name != "tiny"), CARD.seed(spec)
@@ -205,7 +213,8 @@ def random_sa2va_dir(preset: str, seed: int = 0, device: str | torch.device = "c
     """The random Sa2VA of ``preset`` and ``seed``, written once under the cache folder."""
     p = get_preset(preset)
     return random_preset_folder("sa2va", p.name, seed,
-                                lambda folder, fill: save_random_sa2va(folder, p, seed, device=device, fill=fill),
+                                lambda folder,
+                                fill: save_random_sa2va(folder, p, seed, device=device, fill=fill),
                                 full_size=p.name != "tiny")
 
 
@@ -218,8 +227,8 @@ def sa2va_folder(model: str, device: str | torch.device = "cpu") -> Path:
     folder = Path(spec.folder)
     if not (folder / "config.json").is_file():
         presets = ", ".join(f"{name}[:SEED]" for name in RANDOM_SA2VAS)
-        raise LiteLVLMError(f"model {model!r}: not a Sa2VA checkpoint folder with config.json, nor a random preset "
-                            f"({presets})")
+        raise LiteLVLMError(f"model {model!r}: not a Sa2VA checkpoint folder with config.json, nor a random "
+                            f"preset ({presets})")
     declared = read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:
         raise LiteLVLMError(f"model {model!r}: {folder / 'config.json'} declares architectures {declared}, "
@@ -257,10 +266,11 @@ def _read_tensors(folder: Path, dtype: torch.dtype | None) -> tuple[dict, dict[s
 def _check(found: dict, expected: dict, where: dict, what: str, folder: Path, prefix: str = "") -> None:
     unknown, missing = sorted(set(found) - set(expected)), sorted(set(expected) - set(found))
     wrong = sorted(k for k in set(found) & set(expected) if tuple(found[k].shape) != tuple(expected[k]))
-    parts = ([f"unknown tensor(s): {', '.join(prefix + k for k in unknown[:6])}"] if unknown else []) + \
-        ([f"missing tensor(s): {', '.join(prefix + k for k in missing[:6])}"] if missing else []) + \
-        [f"{prefix}{k} has shape {tuple(found[k].shape)} in {where.get(prefix + k, Path('?')).name}, expected "
-         f"{tuple(expected[k])}" for k in wrong[:6]]
+    parts = ([f"unknown tensor(s): {', '.join(prefix + k for k in unknown[:6])}"] if unknown
+             else []) + ([f"missing tensor(s): {', '.join(prefix + k for k in missing[:6])}"] if missing
+                         else []) + [f"{prefix}{k} has shape {tuple(found[k].shape)} in "
+                                     f"{where.get(prefix + k, Path('?')).name}, expected "
+                                     f"{tuple(expected[k])}" for k in wrong[:6]]
     if parts:
         raise LiteLVLMError(f"{folder} does not have Sa2VA's layout ({what}): " + "; ".join(parts))
 
@@ -273,8 +283,8 @@ def _qwen_config(cfg: dict):
 
 def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                processor: bool = True) -> Sa2VAModules:
-    """The modules of a Sa2VA model string (``sa2va-*-random[:SEED]`` or a checkpoint folder); ``dtype`` None keeps
-    the folder's. Every tensor is checked (module docstring)."""
+    """The modules of a Sa2VA model string (``sa2va-*-random[:SEED]`` or a checkpoint folder); ``dtype`` None
+    keeps the folder's. Every tensor is checked (module docstring)."""
     if not writes_folders() and ModelSpec.of(model).name in RANDOM_SA2VAS:  # validate --no-write
         return built_sa2va(model, device, dtype, processor)
     folder = sa2va_folder(model, device=device)
@@ -282,7 +292,8 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
     qcfg = _qwen_config(cfg)
     tensors, where = _read_tensors(folder, dtype)
     dtype = dtype or next(iter(tensors.values())).dtype
-    # the modules take the read tensors themselves (assign): each in the modules' dtype (no copy where it is already)
+    # the modules take the read tensors themselves (assign): each in the modules' dtype (no copy where it is
+    # already)
     tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     rnd = cfg.get("litelvlm_random") or {}
     size = sam2_size_of(rnd.get("sam2", "sam2_hiera_l"))
@@ -301,25 +312,30 @@ def load_sa2va(model: str, device: str | torch.device = "cpu", dtype: torch.dtyp
         fcs = TextHiddenFcs(qcfg.text_config.hidden_size, size.d_model)
         sam2 = Sa2VASam2(sam2_config(size, image_size), image_size)
     fsd = {k[len(FCS_PREFIX):]: v for k, v in tensors.items() if k.startswith(FCS_PREFIX)}
-    _check(fsd, {k: tuple(v.shape) for k, v in fcs.state_dict().items()}, where, "text_hidden_fcs", folder, FCS_PREFIX)
+    _check(fsd, {k: tuple(v.shape) for k, v in fcs.state_dict().items()}, where, "text_hidden_fcs", folder,
+           FCS_PREFIX)
     ssd = {k[len(SAM_PREFIX):]: v for k, v in tensors.items() if k.startswith(SAM_PREFIX)}
     hf, rest = sam2_to_hf(ssd)
     _check(rest, sam2_tracking_shapes(size), where, "SAM 2's tracking tensors", folder, SAM_PREFIX)
-    _check(hf, {k: tuple(v.shape) for k, v in sam2.model.state_dict().items()}, where, "SAM 2", folder, SAM_PREFIX)
+    _check(hf, {k: tuple(v.shape) for k, v in sam2.model.state_dict().items()}, where, "SAM 2", folder,
+           SAM_PREFIX)
     stray = sorted(k for k in tensors if not k.startswith((QWEN_PREFIX, SAM_PREFIX, FCS_PREFIX)))
     if stray:
-        raise LiteLVLMError(f"{folder} does not have Sa2VA's layout: unknown tensor(s) {', '.join(stray[:6])}")
+        raise LiteLVLMError(
+            f"{folder} does not have Sa2VA's layout: unknown tensor(s) {', '.join(stray[:6])}")
     fcs.load_state_dict(fsd, strict=True, assign=True)
     sam2.model.load_state_dict(hf, strict=True, assign=True)
     sam2.sam2_size, sam2.tracking = size, dict(rest)
     proc = _load_processor(folder) if processor else None
     seg = int(cfg.get("seg_token_id") or proc.tokenizer.convert_tokens_to_ids("[SEG]")) if proc else -1
-    return Sa2VAModules(qwen.to(device).eval().requires_grad_(False), fcs.to(device).eval().requires_grad_(False),
+    return Sa2VAModules(qwen.to(device).eval().requires_grad_(False),
+                        fcs.to(device).eval().requires_grad_(False),
                         sam2.to(device).eval().requires_grad_(False), proc, seg, cfg)
 
 
 def _load_processor(folder: Path):
-    try:  # Qwen2.5-VL's processor (config.json's auto_map names remote code; the processor files are Qwen's own);
+    # Qwen2.5-VL's processor (config.json's auto_map names remote code; the processor files are Qwen's own);
+    try:
         # it resizes nothing: litelvlm.sa2va.protocol resizes as the official code does
         with quiet_transformers():
             return Qwen2_5_VLProcessor.from_pretrained(str(folder), do_resize=False, trust_remote_code=False)
@@ -327,5 +343,5 @@ def _load_processor(folder: Path):
         raise LiteLVLMError(f"could not load the processor of the Sa2VA checkpoint in {folder}: {e}") from e
 
 
-__all__ = ["Sa2VAModules", "build_sa2va", "built_sa2va", "load_sa2va", "qwen_key", "random_sa2va_dir", "sa2va_config", "sa2va_folder",
-           "sa2va_tensors", "save_random_sa2va"]
+__all__ = ["Sa2VAModules", "build_sa2va", "built_sa2va", "load_sa2va", "qwen_key", "random_sa2va_dir",
+           "sa2va_config", "sa2va_folder", "sa2va_tensors", "save_random_sa2va"]

@@ -1,14 +1,14 @@
 """Sa2VA-Qwen2.5-VL's sizes and constants: which Qwen2.5-VL, which SAM 2, the added tokens, the pixel bounds.
 
 Source: bytedance/Sa2VA @9832e1a. ``projects/sa2va/hf/models_qwen2_5_vl/modeling_sa2va_qwen.py`` (the released
-``Sa2VAChatModelQwen``) holds ``model`` (a ``Qwen2_5_VLForConditionalGeneration``), ``grounding_encoder`` (``SAM2``,
-``sam2.py`` L76-132: a ``SAM2VideoPredictor`` at 1024 px with the Hiera-L trunk of L137-151 -- ``embed_dim`` 144,
-``num_heads`` 2, stages (2, 6, 36, 4), global attention in blocks 23, 33, 43, background positional embedding
-7 x 7, windows (8, 4, 16, 8); neck 256 wide over [1152, 576, 288, 144]; memory attention 4 layers, 256 wide, FFN
-2048, ``kv_in_dim`` 64; memory encoder ``out_dim`` 64; ``num_maskmem`` 7) and ``text_hidden_fcs``
-(Linear(h, h), ReLU, Linear(h, 256), Dropout(0): the ``[SEG]`` hidden state -> one SAM 2 prompt token,
-L55-61). ``min_pixels`` = 512*28*28 and ``max_pixels`` = 2048*28*28 (L45-46) bound the image the LLM sees;
-SAM 2 sees the image stretched to 1024 x 1024 (``DirectResize``, L21-30).
+``Sa2VAChatModelQwen``) holds ``model`` (a ``Qwen2_5_VLForConditionalGeneration``), ``grounding_encoder``
+(``SAM2``, ``sam2.py`` L76-132: a ``SAM2VideoPredictor`` at 1024 px with the Hiera-L trunk of L137-151 --
+``embed_dim`` 144, ``num_heads`` 2, stages (2, 6, 36, 4), global attention in blocks 23, 33, 43, background
+positional embedding 7 x 7, windows (8, 4, 16, 8); neck 256 wide over [1152, 576, 288, 144]; memory attention
+4 layers, 256 wide, FFN 2048, ``kv_in_dim`` 64; memory encoder ``out_dim`` 64; ``num_maskmem`` 7) and
+``text_hidden_fcs`` (Linear(h, h), ReLU, Linear(h, 256), Dropout(0): the ``[SEG]`` hidden state -> one SAM 2
+prompt token, L55-61). ``min_pixels`` = 512*28*28 and ``max_pixels`` = 2048*28*28 (L45-46) bound the image the
+LLM sees; SAM 2 sees the image stretched to 1024 x 1024 (``DirectResize``, L21-30).
 
 The configs ``projects/sa2va/configs/sa2va_qwenvl25/sa2va_qwen25_{3b,7b}.py`` build the two released models on
 ``Qwen/Qwen2.5-VL-{3B,7B}-Instruct`` (L28) with ``special_tokens = ['[SEG]', '<p>', '</p>', '<vp>', '</vp>']``
@@ -31,7 +31,8 @@ from ..sam2.config import SAM2_HIERA_L, SAM2_SIZES, Sam2Size, sam2_size
 from ..sam2.config import sam2_config as build
 from .card import CARD
 
-#: ``sa2va_qwen25_3b.py`` L53: the tokens Sa2VA adds, in that order (ids 151665..151669 in the released models)
+#: ``sa2va_qwen25_3b.py`` L53: the tokens Sa2VA adds, in that order (ids 151665..151669 in the released
+#: models)
 EXTRA_TOKENS: tuple[str, ...] = ("[SEG]", "<p>", "</p>", "<vp>", "</vp>")
 SEG_TOKEN = "[SEG]"
 #: ``Sa2VAChatConfigQwen.model_type`` and the saved class (``configuration_sa2va_chat.py`` L12-13,
@@ -46,7 +47,8 @@ SAM_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class Sa2VAPreset:
-    """A Sa2VA-Qwen2.5-VL model: its Qwen2.5-VL preset, its SAM 2, SAM 2's input size, the LLM's pixel bounds."""
+    """A Sa2VA-Qwen2.5-VL model: its Qwen2.5-VL preset, its SAM 2, SAM 2's input size, the LLM's pixel
+    bounds."""
 
     name: str
     qwen: str                     # litelvlm.qwen.config preset
@@ -60,8 +62,8 @@ class Sa2VAPreset:
         if self.sam2 not in SAM2_SIZES:
             raise LiteLVLMError(f"Sa2VA preset {self.name!r}: unknown SAM 2 size {self.sam2!r}")
         if self.image_size % 32:
-            raise LiteLVLMError(f"Sa2VA preset {self.name!r}: the SAM 2 input size {self.image_size} must be a "
-                                "multiple of 32")
+            raise LiteLVLMError(f"Sa2VA preset {self.name!r}: the SAM 2 input size {self.image_size} must be "
+                                "a multiple of 32")
 
     @property
     def sam2_size(self) -> Sam2Size:
@@ -69,16 +71,19 @@ class Sa2VAPreset:
 
     @property
     def vocab_size(self) -> int:
-        """The embedding rows after ``resize_token_embeddings(len(tokenizer))``: Qwen's tokens plus the five added."""
+        """The embedding rows after ``resize_token_embeddings(len(tokenizer))``: Qwen's tokens plus the five
+        added."""
         q = get_qwen_preset(self.qwen)
         return q.special_base + len(SPECIAL_TOKENS) + len(EXTRA_TOKENS)
 
     def qwen_preset(self) -> QwenPreset:
-        """The Qwen2.5-VL preset with its rows resized to :attr:`vocab_size` (as Sa2VA's training leaves them)."""
+        """The Qwen2.5-VL preset with its rows resized to :attr:`vocab_size` (as Sa2VA's training leaves
+        them)."""
         return replace(get_qwen_preset(self.qwen), vocab_size=self.vocab_size)
 
     def token_ids(self) -> dict[str, int]:
-        """Each added token's id: right after the Qwen tokenizer's last token, in :data:`EXTRA_TOKENS` order."""
+        """Each added token's id: right after the Qwen tokenizer's last token, in :data:`EXTRA_TOKENS`
+        order."""
         q = get_qwen_preset(self.qwen)
         first = q.special_base + len(SPECIAL_TOKENS)
         return {t: first + i for i, t in enumerate(EXTRA_TOKENS)}
@@ -101,8 +106,8 @@ DEFAULT_MODEL = CARD.default_model
 
 
 def sam2_size_of(name: str) -> Sam2Size:
-    """The SAM 2 size a preset (or a random folder's ``litelvlm_random`` record) names (``sam2.py`` L137-151, L166-168,
-    L181-229, L274-283: the released Hiera-L is :data:`litelvlm.sam2.config.SAM2_HIERA_L`)."""
+    """The SAM 2 size a preset (or a random folder's ``litelvlm_random`` record) names (``sam2.py`` L137-151,
+    L166-168, L181-229, L274-283: the released Hiera-L is :data:`litelvlm.sam2.config.SAM2_HIERA_L`)."""
     return sam2_size(name)
 
 
@@ -117,10 +122,11 @@ def get_preset(name: str | Sa2VAPreset) -> Sa2VAPreset:
 
 def sam2_config(size: Sam2Size, image_size: int):
     """transformers ``Sam2Config`` of Sa2VA's SAM 2 (the image path): the Hiera/FPN/SAM heads of
-    :func:`litelvlm.sam2.config.sam2_config` with Sa2VA's ``dynamic_multimask_via_stability`` (``sam2.py`` L120-124:
-    only read when one mask is asked, which a prompt without points never does)."""
+    :func:`litelvlm.sam2.config.sam2_config` with Sa2VA's ``dynamic_multimask_via_stability`` (``sam2.py``
+    L120-124: only read when one mask is asked, which a prompt without points never does)."""
     return build(size, image_size, stability=True)
 
 
-__all__ = ["ARCHITECTURE", "DEFAULT_MODEL", "EXTRA_TOKENS", "MODEL_TYPE", "PRESETS", "RANDOM_SA2VAS", "SAM2_HIERA_L",
+__all__ = ["ARCHITECTURE", "DEFAULT_MODEL", "EXTRA_TOKENS", "MODEL_TYPE", "PRESETS", "RANDOM_SA2VAS",
+           "SAM2_HIERA_L",
            "SEG_TOKEN", "Sa2VAPreset", "TEMPLATE", "get_preset", "sam2_config", "sam2_size_of"]

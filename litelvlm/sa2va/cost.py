@@ -2,17 +2,17 @@
 
 Sa2VA-Qwen2.5-VL is Qwen2.5-VL + SAM 2, so its cost is that of every such family
 (:class:`litelvlm.qwen.cost.QwenSam2Cost` and :mod:`litelvlm.qwen.cost_parts`: the vision tower and its
-merger, the LLM prefill, SAM 2's encoder and mask decoding, the paired CLIP for the score-only CLIP-side methods)
-with what is Sa2VA's own in place of the hooks:
+merger, the LLM prefill, SAM 2's encoder and mask decoding, the paired CLIP for the score-only CLIP-side
+methods) with what is Sa2VA's own in place of the hooks:
 
 * the image the LLM sees: an image (``<|image_pad|>`` tokens), resized within the preset's pixel bounds
   (:func:`litelvlm.sa2va.protocol.llm_image`); N is the merged-token count of the study's photo
   (``litelvlm.cost.clip.IMAGE_SIZE``) after that resize;
 * the prompt around them: Sa2VA's RefCOCO question on the study's sentence with this project's teacher-forced
-  answer (``Sa2VAPipeline.with_sentences``), tokenized by the preset's stand-in tokenizer (Qwen's with Sa2VA's five
-  added tokens);
-* the model: ``build_sa2va``'s modules in memory (``meta`` for counting the full sizes anywhere), its processor and
-  its paired random CLIP (:func:`litelvlm.sa2va.pipeline.default_clip`'s sizes).
+  answer (``Sa2VAPipeline.with_sentences``), tokenized by the preset's stand-in tokenizer (Qwen's with Sa2VA's
+  five added tokens);
+* the model: ``build_sa2va``'s modules in memory (``meta`` for counting the full sizes anywhere), its
+  processor and its paired random CLIP (:func:`litelvlm.sa2va.pipeline.default_clip`'s sizes).
 
 As for UniPixel, the tiny preset's LLM runs at 4 layers here (FastV at its default layer 2 and DART then prune
 inside it). Pruning Sa2VA is this project's adaptation (no official code prunes it): these rows have no paper
@@ -48,9 +48,12 @@ from .pipeline import Sa2VAInput, Sa2VAPipeline
 from .protocol import image_question, llm_size, prepare_inputs
 
 _DESCRIPTIONS = {
-    "3b": "Sa2VA-Qwen2.5-VL-3B (litelvlm.sa2va PRESETS['3b']): Qwen2.5-VL-3B-Instruct, SAM 2 Hiera-L at 1024 px",
-    "7b": "Sa2VA-Qwen2.5-VL-7B (litelvlm.sa2va PRESETS['7b']): Qwen2.5-VL-7B-Instruct, SAM 2 Hiera-L at 1024 px",
-    "tiny": "litelvlm.sa2va PRESETS['tiny'] (tiny Qwen2.5-VL and SAM 2 of the same structure) with a 4-layer LLM, "
+    "3b": "Sa2VA-Qwen2.5-VL-3B (litelvlm.sa2va PRESETS['3b']): Qwen2.5-VL-3B-Instruct, SAM 2 Hiera-L at 1024 "
+    "px",
+    "7b": "Sa2VA-Qwen2.5-VL-7B (litelvlm.sa2va PRESETS['7b']): Qwen2.5-VL-7B-Instruct, SAM 2 Hiera-L at 1024 "
+    "px",
+    "tiny": "litelvlm.sa2va PRESETS['tiny'] (tiny Qwen2.5-VL and SAM 2 of the same structure) with a 4-layer "
+    "LLM, "
             "for tests",
 }
 
@@ -79,8 +82,9 @@ def merged_grid(preset: str, image_size: tuple[int, int] = IMAGE_SIZE) -> dict:
 
 @functools.cache
 def random_processor(preset: str):
-    """The ``Qwen2_5_VLProcessor`` of a random Sa2VA folder of ``preset`` (the stand-in tokenizer with Sa2VA's five
-    added tokens, Qwen2.5-VL's preprocessor config and chat template), loaded as a folder's is (``do_resize=False``)."""
+    """The ``Qwen2_5_VLProcessor`` of a random Sa2VA folder of ``preset`` (the stand-in tokenizer with Sa2VA's
+    five added tokens, Qwen2.5-VL's preprocessor config and chat template), loaded as a folder's is
+    (``do_resize=False``)."""
     name = get_preset(preset).qwen
     tok = build_qwen_tokenizer(name)
     tok.add_tokens(list(EXTRA_TOKENS), special_tokens=True)
@@ -93,11 +97,11 @@ def random_processor(preset: str):
 
 @functools.cache
 def prompt_tokens(preset: str) -> tuple[int, int]:
-    """(text tokens, of which before the visual tokens) of Sa2VA's RefCOCO prompt for the study's sentence on the
-    study's photo, tokenized by ``preset``'s processor (what ``Sa2VAPipeline.with_sentences`` builds)."""
+    """(text tokens, of which before the visual tokens) of Sa2VA's RefCOCO prompt for the study's sentence on
+    the study's photo, tokenized by ``preset``'s processor (what ``Sa2VAPipeline.with_sentences`` builds)."""
     p = study_preset(preset)
-    got = prepare_inputs(random_processor(preset), [synthetic_image()], image_question(SENTENCE), p.min_pixels,
-                         p.max_pixels).inputs
+    got = prepare_inputs(random_processor(preset), [synthetic_image()], image_question(SENTENCE),
+                         p.min_pixels, p.max_pixels).inputs
     types = got["mm_token_type_ids"][0]
     visual = torch.nonzero(types > 0).flatten()
     return int(types.numel() - visual.numel()), int(visual[0])
@@ -118,10 +122,12 @@ class Sa2VACost(QwenSam2Cost):
         n = grid["merged_grid"][0] * grid["merged_grid"][1]
         text, prefix, source = (*prompt_tokens(preset), "Sa2VA's RefCOCO prompt (model tokenizer)")
         if text_tokens is not None:
-            text, prefix, source = text_tokens, min(prefix, text_tokens - 1), "--text-tokens (synthetic prompt)"
-        extra = (("qwen_preset", qwen_preset(p.qwen).name), ("sam2", p.sam2), ("sam2_image_size", p.image_size),
-                 ("min_pixels", p.min_pixels), ("max_pixels", p.max_pixels), *grid.items(), ("prompt", source),
-                 ("sentence", SENTENCE), ("paired_clip", PAIRED_CLIP[preset]))
+            text, prefix, source = text_tokens, min(prefix,
+                                                    text_tokens - 1), "--text-tokens (synthetic prompt)"
+        extra = (("qwen_preset", qwen_preset(p.qwen).name), ("sam2", p.sam2),
+                 ("sam2_image_size", p.image_size),
+                 ("min_pixels", p.min_pixels), ("max_pixels", p.max_pixels), *grid.items(),
+                 ("prompt", source), ("sentence", SENTENCE), ("paired_clip", PAIRED_CLIP[preset]))
         llm = DecoderSizes.of(qwen_config(p.qwen_preset()).text_config)
         return CostArch(name, self.family, preset, llm, n, text, prefix, _DESCRIPTIONS[preset], extra=extra)
 
@@ -131,15 +137,16 @@ class Sa2VACost(QwenSam2Cost):
         p = study_preset(arch.preset)
         qwen, fcs, sam2, _ = build_sa2va(p, seed=seed, dtype=dtype, device=device)
         sizes = PAIRED_CLIP[arch.preset]
-        pipe = Sa2VAPipeline(qwen, random_processor(arch.preset), fcs, sam2, name=f"{arch.name}-random:{seed}",
-                             clip=paired_clip(sizes, device, dtype, f"{sizes}-random-clip"), min_pixels=p.min_pixels,
-                             max_pixels=p.max_pixels)
+        pipe = Sa2VAPipeline(qwen, random_processor(arch.preset), fcs, sam2,
+                             name=f"{arch.name}-random:{seed}",
+                             clip=paired_clip(sizes, device, dtype, f"{sizes}-random-clip"),
+                             min_pixels=p.min_pixels, max_pixels=p.max_pixels)
         set_attention(pipe, attn)
         return pipe
 
     def prepare_image(self, pipe, image: Image.Image):
-        """``Sa2VAPipeline.prepare_image`` on a real device; on ``meta`` the same statements with the vision tower's
-        index tensors given (:func:`litelvlm.qwen.cost_parts.vision_index`)."""
+        """``Sa2VAPipeline.prepare_image`` on a real device; on ``meta`` the same statements with the vision
+        tower's index tensors given (:func:`litelvlm.qwen.cost_parts.vision_index`)."""
         if pipe.device.type != "meta":
             return pipe.prepare_image(image)
 
@@ -150,7 +157,8 @@ class Sa2VACost(QwenSam2Cost):
                                             **vision_index(pipe, grid)).pooler_output
             sam = pipe.sam2.encode_image(pipe.sam2.preprocess(image))
         return Sa2VAInput(image=image, image_size=(image.height, image.width), sentences=[],
-                          input_ids=torch.empty(0, dtype=torch.long), mm_token_type_ids=torch.empty(0, dtype=torch.long),
+                          input_ids=torch.empty(0, dtype=torch.long),
+                          mm_token_type_ids=torch.empty(0, dtype=torch.long),
                           grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1), visual=visual.to(pipe.dtype),
                           sam_features=sam, llm_images=[seen])
 
@@ -159,7 +167,8 @@ class Sa2VACost(QwenSam2Cost):
         return px["pixel_values"], px["image_grid_thw"]
 
     def vision_forward(self, pipe, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        return pipe.qwen.model.get_image_features(pixels, image_grid_thw=grid.to(pipe.device)).pooler_output[0]
+        return pipe.qwen.model.get_image_features(pixels,
+                                                  image_grid_thw=grid.to(pipe.device)).pooler_output[0]
 
 
 #: the efficiency study's cost description of this family

@@ -1,20 +1,23 @@
-"""``Sa2VAPipeline``: the ``sa2va`` family (Sa2VA-Qwen2.5-VL: Qwen2.5-VL + SAM 2 prompted by ``[SEG]``) on the contract.
+"""``Sa2VAPipeline``: the ``sa2va`` family (Sa2VA-Qwen2.5-VL: Qwen2.5-VL + SAM 2 prompted by ``[SEG]``) on the
+contract.
 
     from litelvlm.families import load_pipeline
     pipe = load_pipeline("sa2va-tiny-random:0")         # or a Sa2VA-Qwen2_5-VL checkpoint folder
     prep = pipe.prepare(image, ["the dog on the left"])
     out = pipe.ground(prep, "fastv", 16)                 # any method that acts with the LLM
 
-What is Sa2VA's (bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/modeling_sa2va_qwen.py``): the
-image goes to Qwen2.5-VL as an image (``<|image_pad|>`` tokens, 3-D M-RoPE over its grid), resized as
-:mod:`litelvlm.sa2va.protocol` says; the mask head reads the FINAL (normed) hidden state at the row whose input is
-``[SEG]``, through ``text_hidden_fcs`` into SAM 2 as one prompt token (:mod:`litelvlm.sa2va.sam2_head`).
+What is Sa2VA's (bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/modeling_sa2va_qwen.py``):
+the image goes to Qwen2.5-VL as an image (``<|image_pad|>`` tokens, 3-D M-RoPE over its grid), resized as
+:mod:`litelvlm.sa2va.protocol` says; the mask head reads the FINAL (normed) hidden state at the row whose
+input is ``[SEG]``, through ``text_hidden_fcs`` into SAM 2 as one prompt token
+(:mod:`litelvlm.sa2va.sam2_head`).
 
-What is this project's: pruning Sa2VA at all (no official code prunes it) -- the budget counts the merged visual
-tokens of the Qwen2.5-VL grid, and every method runs as on every Qwen2.5-VL + SAM 2 family (:mod:`litelvlm.qwen.pipeline`:
-the LLM-side methods on the image tokens, their Qwen2.5-VL variants where one exists, the score-only CLIP-side methods
-through a paired CLIP mapped onto the merged grid; the kept tokens keep their M-RoPE ids, ``positions="keep"``); the
-teacher-forced answer (the default; ``answer="generate"`` is the official greedy decoding,
+What is this project's: pruning Sa2VA at all (no official code prunes it) -- the budget counts the merged
+visual tokens of the Qwen2.5-VL grid, and every method runs as on every Qwen2.5-VL + SAM 2 family
+(:mod:`litelvlm.qwen.pipeline`: the LLM-side methods on the image tokens, their Qwen2.5-VL variants where one
+exists, the score-only CLIP-side methods through a paired CLIP mapped onto the merged grid; the kept tokens
+keep their M-RoPE ids, ``positions="keep"``); the teacher-forced answer (the default; ``answer="generate"`` is
+the official greedy decoding,
 :mod:`litelvlm.sa2va.generate`). ``describe()`` says so on every run.
 """
 
@@ -45,22 +48,23 @@ from .protocol import (
 from .video import joined, propagate, video_method_error, video_parts
 
 #: how a video's LLM input is pruned (this project's adaptation, :func:`litelvlm.sa2va.video.joined`)
-VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its min(5, T) frames' tokens into one block "
-                 "(the separators between the frames' blocks dropped, every row keeping its official M-RoPE ids) and "
-                 "the method keeps K of the N merged tokens over the whole video; the unpruned run (none) and any "
-                 "method at K = N run the official prompt")
+VIDEO_PRUNING = ("this project's adaptation: a pruned video (K < N) joins its min(5, T) frames' tokens into "
+                 "one block (the separators between the frames' blocks dropped, every row keeping its "
+                 "official M-RoPE ids) and the method keeps K of the N merged tokens over the whole video; "
+                 "the unpruned run (none) and any method at K = N run the official prompt")
 #: how ``describe()`` labels this family's pruning
-ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual tokens of "
-              "the Qwen2.5-VL grid")
+ADAPTATION = ("this project's adaptation: Sa2VA has no official pruning; budgets count the merged visual "
+              "tokens of the Qwen2.5-VL grid")
 
 
 @dataclass
 class Sa2VAInput(QwenSam2Input):
-    """One image (or a video's first frames) and its prompt (``grid_thw`` is the image grid, one row per image,
-    ``mm_token_type_ids`` 1 on the image tokens)."""
+    """One image (or a video's first frames) and its prompt (``grid_thw`` is the image grid, one row per
+    image, ``mm_token_type_ids`` 1 on the image tokens)."""
 
     llm_images: list | None = None          # the image(s) the vision tower sees
-    video: object | None = None             # a video's frames for SAM 2 (:class:`litelvlm.sa2va.video.VideoParts`)
+    # a video's frames for SAM 2 (:class:`litelvlm.sa2va.video.VideoParts`)
+    video: object | None = None
     #: a pruned video's prompt (:func:`litelvlm.sa2va.video.joined`): the official M-RoPE ids of its rows
     joined_positions: torch.Tensor | None = None
 
@@ -69,8 +73,9 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     """Sa2VA-Qwen2.5-VL: ``Qwen2_5_VLForConditionalGeneration`` + processor + ``text_hidden_fcs`` + SAM 2."""
 
     family = "sa2va"
-    #: the mask head reads the final states; this project's teacher-forced answer (the default: random weights never
-    #: generate ``[SEG]``) or the official greedy generation (``predict_forward`` L218-224, :mod:`.generate`)
+    #: the mask head reads the final states; this project's teacher-forced answer (the default: random weights
+    #: never generate ``[SEG]``) or the official greedy generation (``predict_forward`` L218-224,
+    #: :mod:`.generate`)
     abilities = replace(ABILITIES, answers=("teacher-forced", "generate"))
     #: ``answer="generate"``: the official limit on new tokens (``predict_forward`` L220)
     max_new_tokens = 2048
@@ -82,8 +87,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                  min_pixels: int = 512 * 28 * 28, max_pixels: int = 2048 * 28 * 28,
                  image_resize: str = "torchvision") -> None:
         if image_resize not in PROCESSOR_RESIZES:
-            raise LiteLVLMError(f"model {name!r}: --image-resize must be one of {', '.join(PROCESSOR_RESIZES)}; "
-                                f"got {image_resize!r}")
+            raise LiteLVLMError(f"model {name!r}: --image-resize must be one of "
+                                f"{', '.join(PROCESSOR_RESIZES)}; got {image_resize!r}")
 
         self._set_clip(clip, clip_text, context, similarity)
         self.qwen, self.processor, self.sam2, self.name = qwen, processor, sam2, name
@@ -98,7 +103,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
     @classmethod
     def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
-        """``sa2va-<size>-random[:SEED]`` or a Sa2VA-Qwen2_5-VL checkpoint folder (:mod:`litelvlm.sa2va.checkpoint`)."""
+        """``sa2va-<size>-random[:SEED]`` or a Sa2VA-Qwen2_5-VL checkpoint folder
+        (:mod:`litelvlm.sa2va.checkpoint`)."""
         return load_sa2va(spec, device=device, dtype=dtype)
 
     @classmethod
@@ -114,49 +120,58 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
     def describe(self) -> dict:
         out = super().describe()
-        out.update(pruning=ADAPTATION, video_pruning=VIDEO_PRUNING, answer="teacher-forced by default (this project's: the official answer is "
-                   "generated, answer='generate')",
-                   mask_head="final hidden state of the [SEG] row -> text_hidden_fcs -> SAM 2 (no object-score gate)",
+        out.update(pruning=ADAPTATION, video_pruning=VIDEO_PRUNING, answer="teacher-forced by default (this "
+                   "project's: the official answer is generated, answer='generate')",
+                   mask_head="final hidden state of the [SEG] row -> text_hidden_fcs -> SAM 2 (no "
+                   "object-score gate)",
                    image_resize=self.image_resize + (" (the official Qwen2VLImageProcessorFast's)" if
                                                      self.image_resize == "torchvision" else
-                                                     " (this project's option: the slow processor's PIL bicubic)"))
+                                                     " (this project's option: the slow processor's PIL "
+                                                     "bicubic)"))
         return out
 
     # -- per image ----------------------------------------------------------------------------------
     def _image(self, image: Image.Image):
-        """The processor's image inputs of the image the vision tower sees (:func:`litelvlm.sa2va.protocol.llm_image`)."""
+        """The processor's image inputs of the image the vision tower sees
+        (:func:`litelvlm.sa2va.protocol.llm_image`)."""
         seen = llm_image(image, self.min_pixels, self.max_pixels, self.image_resize)
         return seen, self.processor.image_processor(images=[seen], do_resize=False, return_tensors="pt")
 
     @torch.no_grad()
     def prepare_image(self, image: Image.Image, seed: int = 0) -> Sa2VAInput:
-        """The vision tower's merged tokens and SAM 2's features of the 1024-px stretched image, once per image."""
+        """The vision tower's merged tokens and SAM 2's features of the 1024-px stretched image, once per
+        image."""
         seen, px = self._image(image)
         grid = px["image_grid_thw"]
         visual = self.qwen.model.get_image_features(px["pixel_values"].to(self.device),
                                                     image_grid_thw=grid.to(self.device)).pooler_output[0]
         return Sa2VAInput(image=image, image_size=(image.height, image.width), sentences=[],
-                          input_ids=torch.empty(0, dtype=torch.long), mm_token_type_ids=torch.empty(0, dtype=torch.long),
+                          input_ids=torch.empty(0, dtype=torch.long),
+                          mm_token_type_ids=torch.empty(0, dtype=torch.long),
                           grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype),
                           sam_features=self.sam2.encode_image(self.sam2.preprocess(image)), seed=seed,
                           llm_images=[seen])
 
     @torch.no_grad()
     def prepare_video(self, frames: list, seed: int = 0) -> Sa2VAInput:
-        """A video (PIL frames of one size): the LLM's merged tokens of its first min(5, T) frames, one image each,
-        and every frame's SAM 2 pixels (:mod:`litelvlm.sa2va.video`); masks are (T, H, W) at the first frame's size."""
+        """A video (PIL frames of one size): the LLM's merged tokens of its first min(5, T) frames, one image
+        each, and every frame's SAM 2 pixels (:mod:`litelvlm.sa2va.video`); masks are (T, H, W) at the first
+        frame's size."""
         if not frames:
             raise LiteLVLMError("a video needs at least one frame")
         parts = video_parts(self.sam2, frames)
-        seen = [llm_image(f, self.min_pixels, self.max_pixels, self.image_resize) for f in frames[:parts.llm_frames]]
+        seen = [llm_image(f, self.min_pixels, self.max_pixels, self.image_resize)
+                for f in frames[:parts.llm_frames]]
         px = self.processor.image_processor(images=seen, do_resize=False, return_tensors="pt")
         grid = px["image_grid_thw"]
         feats = self.qwen.model.get_image_features(px["pixel_values"].to(self.device),
                                                    image_grid_thw=grid.to(self.device)).pooler_output
         first = frames[0]
         return Sa2VAInput(image=first, image_size=(first.height, first.width), sentences=[],
-                          input_ids=torch.empty(0, dtype=torch.long), mm_token_type_ids=torch.empty(0, dtype=torch.long),
-                          grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1), visual=torch.cat(feats).to(self.dtype),
+                          input_ids=torch.empty(0, dtype=torch.long),
+                          mm_token_type_ids=torch.empty(0, dtype=torch.long),
+                          grid_thw=grid.cpu(), second_per_grid_ts=torch.ones(1),
+                          visual=torch.cat(feats).to(self.dtype),
                           sam_features=None, seed=seed, llm_images=seen, video=parts)
 
     def mask_shape(self, prepared: Sa2VAInput) -> tuple[int, ...]:
@@ -165,7 +180,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         return size if prepared.video is None else (len(prepared.video.pixels), *size)
 
     @torch.no_grad()
-    def with_sentences(self, prepared: Sa2VAInput, sentences: list[str], turns=None, clip_text: str | None = None,
+    def with_sentences(self, prepared: Sa2VAInput, sentences: list[str], turns=None,
+                       clip_text: str | None = None,
                        answer: str = "teacher-forced", response: int = 0, **unused) -> Sa2VAInput:
         """``prepared`` with the RefCOCO (or a video's Ref-VOS) question of one sentence and this project's
         teacher-forced answer, or (``answer="generate"``) the official prompt alone, whose answer ``ground``
@@ -181,11 +197,11 @@ class Sa2VAPipeline(QwenSam2Pipeline):
             raise LiteLVLMError("turns do not apply: Sa2VA's prompt is the protocol's one question")
         said = None if answer == "generate" else response
         if prepared.video is None:
-            made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]), self.min_pixels,
-                                  self.max_pixels, said, self.image_resize)
+            made = prepare_inputs(self.processor, [prepared.image], image_question(sentences[0]),
+                                  self.min_pixels, self.max_pixels, said, self.image_resize)
         else:   # the frames as given (prepare_video resized them), the Ref-VOS question
-            made = prepare_inputs(self.processor, prepared.llm_images, video_question(sentences[0]), self.min_pixels,
-                                  self.max_pixels, said, self.image_resize)
+            made = prepare_inputs(self.processor, prepared.llm_images, video_question(sentences[0]),
+                                  self.min_pixels, self.max_pixels, said, self.image_resize)
         got = made.inputs
         if not torch.equal(got["image_grid_thw"].cpu(), prepared.grid_thw):
             raise AssertionError("the prompt's image grid differs from the prepared input's")
@@ -198,21 +214,24 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                               prompt_len=None if made.response is None else len(ids) - len(said_ids))
 
     def _mapped_inputs(self, prepared: Sa2VAInput, clip_text: str):
-        """The paired CLIP's scores mapped onto the merged tokens: one image's (:mod:`litelvlm.qwen.mapped`), or each
-        LLM frame's onto its own grid (:func:`litelvlm.qwen.mapped.frames_mapped_inputs`, this project's)."""
+        """The paired CLIP's scores mapped onto the merged tokens: one image's (:mod:`litelvlm.qwen.mapped`),
+        or each LLM frame's onto its own grid (:func:`litelvlm.qwen.mapped.frames_mapped_inputs`, this
+        project's)."""
         if prepared.video is None:
             return super()._mapped_inputs(prepared, clip_text)
 
         if self.context_source != "clip":
-            raise LiteLVLMError("context='vit' reads one image's vision tower; on Sa2VA's video the context part comes "
-                                "from the paired CLIP (context='clip')")
+            raise LiteLVLMError("context='vit' reads one image's vision tower; on Sa2VA's video the context "
+                                "part comes from the paired CLIP (context='clip')")
         sentence = prepared.sentences[0]
-        said = video_question(sentence).replace("<image>", "").strip() if clip_text == "question" else sentence
+        said = video_question(sentence).replace("<image>",
+                                                "").strip() if clip_text == "question" else sentence
         _, h, w = (int(v) for v in prepared.grid_thw[0])
         return frames_mapped_inputs(self, prepared, prepared.video.originals, (h, w), said, per_patch=1)
 
     def clip_question(self, sentence: str) -> str:
-        """The RefCOCO question of ``sentence`` as the LLM reads it (``<image>`` dropped, ``predict_forward`` L87)."""
+        """The RefCOCO question of ``sentence`` as the LLM reads it (``<image>`` dropped, ``predict_forward``
+        L87)."""
         return image_question(sentence).replace("<image>", "").strip()
 
     def seg_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -223,27 +242,32 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         """The vision tower and ``prepared``'s image (:class:`litelvlm.qwen_vision.vision.QwenVision`)."""
         _, px = self._image(prepared.image)
         visual = self.qwen.model.visual
-        return QwenVision(visual, px["pixel_values"].to(self.device, visual.dtype), px["image_grid_thw"].to(self.device))
+        return QwenVision(visual, px["pixel_values"].to(self.device, visual.dtype),
+                          px["image_grid_thw"].to(self.device))
 
     def layout(self, prepared: Sa2VAInput, num_visual: int):
-        """All N: transformers' ``get_rope_index`` over the image grid (3-D M-RoPE; a joined video's official ids).
-        Fewer: ``0..S'-1`` on all three axes (``renumber``, this project's); the [SEG] rows are those whose input is
-        ``[SEG]``. A video's official prompt (its frames in separate blocks) runs at all N only."""
-        if prepared.video is not None and prepared.joined_positions is None and num_visual != self.num_visual(prepared):
-            raise LiteLVLMError(f"a video's official prompt runs at all N; pruned: {VIDEO_PRUNING} (pipe.ground joins "
-                                "it, or litelvlm.sa2va.video.joined)")
+        """All N: transformers' ``get_rope_index`` over the image grid (3-D M-RoPE; a joined video's official
+        ids). Fewer: ``0..S'-1`` on all three axes (``renumber``, this project's); the [SEG] rows are those
+        whose input is ``[SEG]``. A video's official prompt (its frames in separate blocks) runs at all N
+        only."""
+        if prepared.video is not None and prepared.joined_positions is None and num_visual != self.num_visual(
+            prepared):
+            raise LiteLVLMError(f"a video's official prompt runs at all N; pruned: {VIDEO_PRUNING} "
+                                "(pipe.ground joins it, or litelvlm.sa2va.video.joined)")
         return super().layout(prepared, num_visual)
 
     def _rope_index(self, prepared: Sa2VAInput, ids: torch.Tensor) -> torch.Tensor:
-        return super()._rope_index(prepared, ids) if prepared.joined_positions is None else prepared.joined_positions
+        return super()._rope_index(prepared,
+                                   ids) if prepared.joined_positions is None else prepared.joined_positions
 
     def sequence_embeds(self, prepared: Sa2VAInput, visual: torch.Tensor) -> torch.Tensor:
-        """One image's tokens in one block (:class:`litelvlm.qwen.pipeline.QwenSam2Pipeline`); a video's N tokens go
-        to its frames' image-pad rows."""
+        """One image's tokens in one block (:class:`litelvlm.qwen.pipeline.QwenSam2Pipeline`); a video's N
+        tokens go to its frames' image-pad rows."""
         if prepared.video is None or prepared.joined_positions is not None:
             return super().sequence_embeds(prepared, visual)
         if visual.shape[-2] != self.num_visual(prepared):
-            raise LiteLVLMError(f"a video's official prompt takes all N visual tokens; pruned: {VIDEO_PRUNING}")
+            raise LiteLVLMError("a video's official prompt takes all N visual tokens; pruned: "
+                                f"{VIDEO_PRUNING}")
         ids = prepared.input_ids.to(self.device)
         rows = (prepared.mm_token_type_ids > 0).to(self.device)
         text = self.language_model.embed_tokens(ids)
@@ -255,15 +279,17 @@ class Sa2VAPipeline(QwenSam2Pipeline):
     # -- answer="generate" ----------------------------------------------------------------------------
     @property
     def lm_head(self):
-        """The LLM's output projection; while generating, one that keeps each input (:mod:`litelvlm.sa2va.generate`)."""
+        """The LLM's output projection; while generating, one that keeps each input
+        (:mod:`litelvlm.sa2va.generate`)."""
         if self._lm_head_inputs is None:
             return self.qwen.lm_head
 
         return RecordingHead(self.qwen.lm_head, self._lm_head_inputs)
 
     def run_input(self, prepared, method: str, prunes: bool):
-        """A video pruned by the run (``prunes``) joined first (:data:`VIDEO_PRUNING`; K = N prunes nothing: the
-        official prompt, unjoined); the methods a video cannot run refused (:func:`litelvlm.sa2va.video.video_method_error`)."""
+        """A video pruned by the run (``prunes``) joined first (:data:`VIDEO_PRUNING`; K = N prunes nothing:
+        the official prompt, unjoined); the methods a video cannot run refused
+        (:func:`litelvlm.sa2va.video.video_method_error`)."""
         if prepared.video is None:
             return prepared
 
@@ -280,23 +306,26 @@ class Sa2VAPipeline(QwenSam2Pipeline):
 
     # -- the mask head --------------------------------------------------------------------------------
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
-        """``text_hidden_fcs`` of the [SEG] rows' final hidden states: (..., 1, 256) one SAM 2 prompt token each."""
+        """``text_hidden_fcs`` of the [SEG] rows' final hidden states: (..., 1, 256) one SAM 2 prompt token
+        each."""
         return self.fcs(seg_hidden).unsqueeze(-2)
 
     def decode_masks(self, prepared: Sa2VAInput, prompts: torch.Tensor) -> torch.Tensor:
-        """One image: SAM 2's decoder on its features, (S, 1, h, w). A video: each prompt on the first min(5, T)
-        frames and SAM 2's memory over the rest (:func:`litelvlm.sa2va.video.propagate`), (S, T, h, w)."""
+        """One image: SAM 2's decoder on its features, (S, 1, h, w). A video: each prompt on the first min(5,
+        T) frames and SAM 2's memory over the rest (:func:`litelvlm.sa2va.video.propagate`), (S, T, h, w)."""
         if prepared.video is None:
             return super().decode_masks(prepared, prompts)
 
         if torch.is_grad_enabled() and prompts.requires_grad:
-            raise LiteLVLMError("Sa2VA's video masks come from SAM 2's memory propagation, run without gradients: no "
-                                "gradient reaches the prompt (a saliency target needs one image)")
+            raise LiteLVLMError("Sa2VA's video masks come from SAM 2's memory propagation, run without "
+                                "gradients: no gradient reaches the prompt (a saliency target needs one "
+                                "image)")
         v = prepared.video
         return torch.stack([propagate(self.sam2, v.pixels, p, v.llm_frames)[:, 0] for p in prompts])
 
     def upscale_masks(self, prepared: Sa2VAInput, low: torch.Tensor) -> torch.Tensor:
-        """(S, H, W) or a video's (S, T, H, W) float32 logits: to ``image_size`` squared, then the original size."""
+        """(S, H, W) or a video's (S, T, H, W) float32 logits: to ``image_size`` squared, then the original
+        size."""
         if prepared.video is None:
             return super().upscale_masks(prepared, low)
         s, t = low.shape[:2]

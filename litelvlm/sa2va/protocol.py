@@ -1,31 +1,33 @@
-"""Sa2VA-Qwen2.5-VL's referring-segmentation protocol: the question, the image the LLM sees, the ``[SEG]`` rows.
+"""Sa2VA-Qwen2.5-VL's referring-segmentation protocol: the question, the image the LLM sees, the ``[SEG]``
+rows.
 
 bytedance/Sa2VA @9832e1a:
 
 1. question (``projects/sa2va/evaluation/dataset/RES.py`` L179-187, RefCOCO/+/g): ``"<image>\\n Please segment
-   {sent} in this image."``; Ref-VOS (``dataset/refVOS.py`` L13-14, L99): ``"<image>\\nPlease segment {exp}."``, or
-   ``"<image>\\n {exp} Please respond with a segmentation mask."`` when the expression holds a ``?``.
-   ``predict_forward`` drops ``<image>`` from the text (``modeling_sa2va_qwen.py`` L87) and puts the image before
-   it in one user turn (L190-203);
-2. the image the LLM sees (L205-214): ``qwen_vl_utils.process_vision_info`` first (``fetch_image``: RGB, then PIL's
-   default bicubic resize to qwen-vl-utils' ``smart_resize`` with its defaults, factor 28, 4*28*28 .. 16384*28*28
-   pixels), then the processor with ``min_pixels`` 512*28*28 and ``max_pixels`` 2048*28*28 (L45-46), whose image
-   processor resizes again to transformers' ``smart_resize``. The evaluation scripts load the processor with
-   ``AutoProcessor.from_pretrained(path, trust_remote_code=True)`` (``sa2va_eval_refcoco.py`` L92); under the
-   official pin (``pyproject.toml``: transformers 4.57.0) with torchvision installed that is
-   ``Qwen2VLImageProcessorFast`` (transformers 4.57.0 ``models/auto/image_processing_auto.py`` L52, L528-531:
-   ``FORCE_FAST_IMAGE_PROCESSOR``), whose resize is torchvision's bicubic with antialias on the uint8 tensor
-   (``image_processing_utils_fast.py`` L363, L582) -- :func:`llm_image` with ``resize="torchvision"``, the
-   default; ``resize="pil"`` is the slow processor's PIL bicubic (this project's earlier choice, an option);
+   {sent} in this image."``; Ref-VOS (``dataset/refVOS.py`` L13-14, L99): ``"<image>\\nPlease segment
+   {exp}."``, or ``"<image>\\n {exp} Please respond with a segmentation mask."`` when the expression holds a
+   ``?``. ``predict_forward`` drops ``<image>`` from the text (``modeling_sa2va_qwen.py`` L87) and puts the
+   image before it in one user turn (L190-203);
+2. the image the LLM sees (L205-214): ``qwen_vl_utils.process_vision_info`` first (``fetch_image``: RGB, then
+   PIL's default bicubic resize to qwen-vl-utils' ``smart_resize`` with its defaults, factor 28, 4*28*28 ..
+   16384*28*28 pixels), then the processor with ``min_pixels`` 512*28*28 and ``max_pixels`` 2048*28*28
+   (L45-46), whose image processor resizes again to transformers' ``smart_resize``. The evaluation scripts
+   load the processor with ``AutoProcessor.from_pretrained(path, trust_remote_code=True)``
+   (``sa2va_eval_refcoco.py`` L92); under the official pin (``pyproject.toml``: transformers 4.57.0) with
+   torchvision installed that is ``Qwen2VLImageProcessorFast`` (transformers 4.57.0
+   ``models/auto/image_processing_auto.py`` L52, L528-531: ``FORCE_FAST_IMAGE_PROCESSOR``), whose resize is
+   torchvision's bicubic with antialias on the uint8 tensor (``image_processing_utils_fast.py`` L363, L582) --
+   :func:`llm_image` with ``resize="torchvision"``, the default; ``resize="pil"`` is the slow processor's PIL
+   bicubic (this project's earlier choice, an option);
 3. prompt: the processor's chat template with ``add_generation_prompt=True`` (L203);
-4. answer: greedy generation, up to 2048 new tokens (L218-224); the mask of each ``[SEG]`` comes from the final
-   (normed) hidden state of the row whose INPUT is that ``[SEG]`` (``get_seg_hidden_states`` L255-259 over the
-   generated sequence less its last token) -- :func:`seg_rows`. RefCOCO keeps a sample's masks only when the
-   answer holds ``[SEG]``, their union (``sa2va_eval_refcoco.py`` L160-186).
+4. answer: greedy generation, up to 2048 new tokens (L218-224); the mask of each ``[SEG]`` comes from the
+   final (normed) hidden state of the row whose INPUT is that ``[SEG]`` (``get_seg_hidden_states`` L255-259
+   over the generated sequence less its last token) -- :func:`seg_rows`. RefCOCO keeps a sample's masks only
+   when the answer holds ``[SEG]``, their union (``sa2va_eval_refcoco.py`` L160-186).
 
-This project's (labelled where a user meets it): ``answer="teacher-forced"`` (the default) appends a training answer
-(``projects/sa2va/datasets/common.py`` L36-42, :data:`ANSWERS_LIST`) after the prompt, so that random weights,
-which never generate ``[SEG]``, still give a ``[SEG]`` row; ``answer="generate"`` is step 4 as it is
+This project's (labelled where a user meets it): ``answer="teacher-forced"`` (the default) appends a training
+answer (``projects/sa2va/datasets/common.py`` L36-42, :data:`ANSWERS_LIST`) after the prompt, so that random
+weights, which never generate ``[SEG]``, still give a ``[SEG]`` row; ``answer="generate"`` is step 4 as it is
 (:mod:`litelvlm.sa2va.generate`).
 """
 
@@ -48,8 +50,8 @@ IMAGE_QUESTION = "<image>\n Please segment {} in this image."
 VIDEO_QUESTION = "<image>\nPlease segment {}."
 VIDEO_QUESTION_ASKED = "<image>\n {} Please respond with a segmentation mask."
 #: ``projects/sa2va/datasets/common.py`` L36-42: the answers of the referring-segmentation training data
-ANSWERS_LIST = ("It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].", "Sure, the segmentation result is [SEG].",
-                "[SEG].")
+ANSWERS_LIST = ("It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].", "Sure, the segmentation result is "
+                "[SEG].", "[SEG].")
 ANSWER_MODES = ("teacher-forced", "generate")
 #: qwen_vl_utils' ``fetch_image`` defaults (IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS)
 FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS = 28, 4 * 28 * 28, 16384 * 28 * 28
@@ -69,16 +71,19 @@ def video_question(expression: str) -> str:
     return (VIDEO_QUESTION_ASKED if "?" in expression else VIDEO_QUESTION).format(expression)
 
 
-def llm_size(height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((h1, w1), (h2, w2)): qwen-vl-utils' resize target, then the processor's (transformers' ``smart_resize``)."""
+def llm_size(height: int, width: int, min_pixels: int,
+             max_pixels: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((h1, w1), (h2, w2)): qwen-vl-utils' resize target, then the processor's (transformers'
+    ``smart_resize``)."""
     first = qwen_vl_utils_smart_resize(height, width, FETCH_FACTOR, FETCH_MIN_PIXELS, FETCH_MAX_PIXELS)
     second = smart_resize(first[0], first[1], factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
     return first, (int(second[0]), int(second[1]))
 
 
-def llm_image(image: Image.Image, min_pixels: int, max_pixels: int, resize: str = "torchvision") -> Image.Image:
-    """The image the vision tower sees: ``fetch_image``'s RGB + PIL bicubic resize, then the processor's resize
-    (``resize``: ``"torchvision"``, the fast processor's, official; ``"pil"``, the slow one's)."""
+def llm_image(image: Image.Image, min_pixels: int, max_pixels: int,
+              resize: str = "torchvision") -> Image.Image:
+    """The image the vision tower sees: ``fetch_image``'s RGB + PIL bicubic resize, then the processor's
+    resize (``resize``: ``"torchvision"``, the fast processor's, official; ``"pil"``, the slow one's)."""
     (h1, w1), (h2, w2) = llm_size(image.height, image.width, min_pixels, max_pixels)
     out = to_rgb(image).resize((w1, h1), Image.Resampling.BICUBIC)
     return processor_resize(out, w2, h2, resize)
@@ -100,9 +105,11 @@ def seg_token_id(tokenizer) -> int:
 
 
 def chat_messages(question: str, images: list) -> list[dict]:
-    """``predict_forward``'s message: the images, then the question without ``<image>`` (L87, L121-127, L190-200)."""
+    """``predict_forward``'s message: the images, then the question without ``<image>`` (L87, L121-127,
+    L190-200)."""
     content = [{"type": "image", "image": im} for im in images]
-    return [{"role": "user", "content": content + [{"type": "text", "text": question.replace("<image>", "")}]}]
+    return [
+        {"role": "user", "content": content + [{"type": "text", "text": question.replace("<image>", "")}]}]
 
 
 @dataclass
@@ -113,22 +120,25 @@ class Sa2VAInputs:
     text: str
     response: str | None
     images: list[Image.Image]           # what the vision tower sees
-    inputs: Any                         # the processor's BatchFeature (input_ids, pixel_values, image_grid_thw, ...)
+    # the processor's BatchFeature (input_ids, pixel_values, image_grid_thw, ...)
+    inputs: Any
 
 
 def prepare_inputs(processor, images: list[Image.Image], question: str, min_pixels: int, max_pixels: int,
                    response: int | None = 0, resize: str = "torchvision") -> Sa2VAInputs:
     """The prompt of ``question`` over ``images`` (one image, or a video's first frames) with this project's
-    teacher-forced answer ``ANSWERS_LIST[response]`` after it (None: the official prompt alone, which ends where the
-    generated answer starts); ``resize``: the processor's resize (:func:`llm_image`)."""
+    teacher-forced answer ``ANSWERS_LIST[response]`` after it (None: the official prompt alone, which ends
+    where the generated answer starts); ``resize``: the processor's resize (:func:`llm_image`)."""
     if response is not None and not 0 <= response < len(ANSWERS_LIST):
         raise LiteLVLMError(f"response {response} not in 0..{len(ANSWERS_LIST) - 1} (ANSWERS_LIST)")
     seen = [llm_image(im, min_pixels, max_pixels, resize) for im in images]
-    text = processor.apply_chat_template(chat_messages(question, seen), add_generation_prompt=True, tokenize=False)
+    text = processor.apply_chat_template(chat_messages(question, seen), add_generation_prompt=True,
+                                         tokenize=False)
     said = None if response is None else ANSWERS_LIST[response]
     inputs = processor(text=[text + (said or "")], images=seen, do_resize=False, return_tensors="pt")
     return Sa2VAInputs(question=question, text=text + (said or ""), response=said, images=seen, inputs=inputs)
 
 
-__all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "PROCESSOR_RESIZES", "Sa2VAInputs", "chat_messages", "image_question",
+__all__ = ["ANSWERS_LIST", "IMAGE_QUESTION", "LLM_FRAMES", "PROCESSOR_RESIZES", "Sa2VAInputs",
+           "chat_messages", "image_question",
            "llm_image", "llm_size", "prepare_inputs", "seg_rows", "seg_token_id", "video_question"]

@@ -1,21 +1,24 @@
-"""Sa2VA's mask head: ``text_hidden_fcs`` and SAM 2 prompted by the ``[SEG]`` hidden state, on transformers' ``Sam2Model``.
+"""Sa2VA's mask head: ``text_hidden_fcs`` and SAM 2 prompted by the ``[SEG]`` hidden state, on transformers'
+``Sam2Model``.
 
 bytedance/Sa2VA @9832e1a, ``projects/sa2va/hf/models_qwen2_5_vl/``:
 
-* the SAM 2 input (``modeling_sa2va_qwen.py`` L21-30, L181-188; ``sam2.py`` L366-374): the RGB image stretched to
-  ``image_size`` squared by ``DirectResize`` (``to_pil_image(...).resize((S, S))``: PIL's default, bicubic), then
-  ``/ 255``, minus the mean, over the std, with the mean and std as bfloat16 tensors. On one image the pixels are
-  cast to bfloat16 first, so the whole normalisation runs in bfloat16 (L183-188); on a video they stay uint8, so
-  it runs in float32 against the bfloat16-rounded constants, cast to bfloat16 after (L112-137) -- :func:`sam_pixels`;
-* the prompt (``text_hidden_fcs``, L55-61): ``Linear(h, h)``, ReLU, ``Linear(h, 256)`` of the ``[SEG]`` row's final
-  hidden state -- one prompt token;
+* the SAM 2 input (``modeling_sa2va_qwen.py`` L21-30, L181-188; ``sam2.py`` L366-374): the RGB image stretched
+  to ``image_size`` squared by ``DirectResize`` (``to_pil_image(...).resize((S, S))``: PIL's default,
+  bicubic), then ``/ 255``, minus the mean, over the std, with the mean and std as bfloat16 tensors. On one
+  image the pixels are cast to bfloat16 first, so the whole normalisation runs in bfloat16 (L183-188); on a
+  video they stay uint8, so it runs in float32 against the bfloat16-rounded constants, cast to bfloat16 after
+  (L112-137) --
+  :func:`sam_pixels`;
+* the prompt (``text_hidden_fcs``, L55-61): ``Linear(h, h)``, ReLU, ``Linear(h, 256)`` of the ``[SEG]`` row's
+  final hidden state -- one prompt token;
 * SAM 2 (``sam2.py`` ``add_language_embd`` L3752-3820, ``_forward_sam_heads`` L3190-3330): frame 0 an initial
   conditioning frame with no point inputs, so the prompt encoder gets the empty point (label -1) and pads one
   more (no boxes); the token is appended to those two sparse rows; dense = ``no_mask_embed``; 3 masks
-  (``_use_multimask``: 0 points within ``multimask_min_pt_num`` 0 .. ``max_pt_num`` 1), the masks cast to float32
-  and the one of highest predicted IoU kept. **No object-score gate**: Sa2VA comments out the ``torch.where(
-  is_obj_appearing, masks, NO_OBJ_SCORE)`` of SAM 2 (L3299-3305), so a mask is never blanked by the object score
-  (which still decides the object pointer of the video memory);
+  (``_use_multimask``: 0 points within ``multimask_min_pt_num`` 0 .. ``max_pt_num`` 1), the masks cast to
+  float32 and the one of highest predicted IoU kept. **No object-score gate**: Sa2VA comments out the
+  ``torch.where( is_obj_appearing, masks, NO_OBJ_SCORE)`` of SAM 2 (L3299-3305), so a mask is never blanked by
+  the object score (which still decides the object pointer of the video memory);
 * the output (``propagate_in_video`` -> ``_get_orig_video_res_output`` L3677-3697 with ``video_height`` =
   ``video_width`` = ``image_size`` (``init_state`` L3716-3717), then ``predict_forward`` L246-250): the
   ``image_size / 4`` logits bilinearly resized to ``image_size`` squared, then to the original (H, W), both
@@ -35,14 +38,17 @@ from .config import SAM_MEAN, SAM_STD
 
 
 class TextHiddenFcs(nn.Sequential):
-    """``text_hidden_fcs``: Linear(h, h), ReLU, Linear(h, out), Dropout(0) (``modeling_sa2va_qwen.py`` L57-60)."""
+    """``text_hidden_fcs``: Linear(h, h), ReLU, Linear(h, out), Dropout(0) (``modeling_sa2va_qwen.py``
+    L57-60)."""
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim), nn.Dropout(0.0))
+        super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim),
+                         nn.Dropout(0.0))
 
 
 def direct_resize(image, size: int) -> np.ndarray:
-    """``DirectResize(size).apply_image``: an RGB image (PIL or (H, W, 3) uint8) stretched to size x size, bicubic."""
+    """``DirectResize(size).apply_image``: an RGB image (PIL or (H, W, 3) uint8) stretched to size x size,
+    bicubic."""
     arr = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
@@ -50,8 +56,8 @@ def direct_resize(image, size: int) -> np.ndarray:
 
 
 def sam_pixels(image, size: int, video: bool = False) -> torch.Tensor:
-    """(3, size, size) bfloat16 SAM 2 pixels of one image (normalised in bfloat16) or of a video frame (normalised in
-    float32 against bfloat16 constants), as the module docstring says."""
+    """(3, size, size) bfloat16 SAM 2 pixels of one image (normalised in bfloat16) or of a video frame
+    (normalised in float32 against bfloat16 constants), as the module docstring says."""
     x = torch.from_numpy(direct_resize(image, size)).permute(2, 0, 1).contiguous()
     if not video:
         x = x.to(torch.bfloat16)
@@ -64,9 +70,10 @@ def sam_pixels(image, size: int, video: bool = False) -> torch.Tensor:
 
 
 class Sa2VASam2(Sam2Prompt):
-    """transformers' ``Sam2Model`` with Sa2VA's ``[SEG]`` prompt (module docstring); ``image_size`` 1024 as released.
-    :meth:`~litelvlm.sam2.prompt.Sam2Prompt.decode` is the base's: three candidates, the masks cast to float32, the best
-    by predicted IoU, no object-score gate."""
+    """transformers' ``Sam2Model`` with Sa2VA's ``[SEG]`` prompt (module docstring); ``image_size`` 1024 as
+    released.
+    :meth:`~litelvlm.sam2.prompt.Sam2Prompt.decode` is the base's: three candidates, the masks cast to
+    float32, the best by predicted IoU, no object-score gate."""
 
     mask_dtype = torch.float32
     gate_object_score = False
@@ -80,7 +87,8 @@ class Sa2VASam2(Sam2Prompt):
         H, W = (int(v) for v in original_size)
         x = low_res.float()
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                              align_corners=False)
         if tuple(x.shape[-2:]) != (H, W):
             x = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)
         return x[:, 0]

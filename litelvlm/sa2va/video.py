@@ -1,4 +1,5 @@
-"""Sa2VA's video path: the first five frames to the LLM, the ``[SEG]`` prompt on each of them, SAM 2's memory over the rest.
+"""Sa2VA's video path: the first five frames to the LLM, the ``[SEG]`` prompt on each of them, SAM 2's memory
+over the rest.
 
 bytedance/Sa2VA @9832e1a, ``modeling_sa2va_qwen.py`` ``predict_forward`` (video branch, L107-146, L240-252) as
 ``sa2va_eval_ref_vos.py`` L188-193 calls it with every frame of the video:
@@ -7,18 +8,20 @@ bytedance/Sa2VA @9832e1a, ``modeling_sa2va_qwen.py`` ``predict_forward`` (video 
   (:func:`litelvlm.sa2va.protocol.video_question`), each resized as one image is;
 * SAM 2 sees every frame: ``DirectResize`` to 1024, left uint8, normalised in float32 against the bfloat16
   constants (:func:`litelvlm.sa2va.sam2_head.sam_pixels` with ``video=True``), cast to bfloat16 (L112-137);
-* ``language_embd_inference(init_state(frames), [seg] * min(5, T))`` (``sam2.py`` L332-358): the prompt is added
-  on each of the first ``min(5, T)`` frames, each an initial conditioning frame (``add_language_embd``, no memory
-  read); ``propagate_in_video`` then memory-encodes them (not binarised: ``binarize_mask_from_pts_for_mem_enc``
-  keeps its False default; features stored in bfloat16, L3650-3653) and tracks every later frame forward, each
-  attending to all conditioning frames and the 6 previous frames' memories and up to 16 object pointers without
-  temporal encoding (SAM 2.0: no occlusion embedding);
-* each frame's ``image_size / 4`` logits -> ``image_size`` squared -> the first frame's (H, W), ``sigmoid > 0.5``.
+* ``language_embd_inference(init_state(frames), [seg] * min(5, T))`` (``sam2.py`` L332-358): the prompt is
+  added on each of the first ``min(5, T)`` frames, each an initial conditioning frame (``add_language_embd``,
+  no memory read); ``propagate_in_video`` then memory-encodes them (not binarised:
+  ``binarize_mask_from_pts_for_mem_enc`` keeps its False default; features stored in bfloat16, L3650-3653) and
+  tracks every later frame forward, each attending to all conditioning frames and the 6 previous frames'
+  memories and up to 16 object pointers without temporal encoding (SAM 2.0: no occlusion embedding);
+* each frame's ``image_size / 4`` logits -> ``image_size`` squared -> the first frame's (H, W), ``sigmoid >
+0.5``.
 
-Here: transformers' ``Sam2VideoModel`` with the checkpoint's SAM 2 weights (:mod:`litelvlm.sam2.video`, driven by
-:mod:`litelvlm.video.sam2_propagation`), the prompt appended to the empty point's sparse embeddings on each of the
-conditioning frames. Pruning the video's LLM input is this project's adaptation (:func:`joined`: the frames' blocks
-joined into one, the method keeping K of the N merged tokens over the whole video).
+Here: transformers' ``Sam2VideoModel`` with the checkpoint's SAM 2 weights (:mod:`litelvlm.sam2.video`, driven
+by
+:mod:`litelvlm.video.sam2_propagation`), the prompt appended to the empty point's sparse embeddings on each of
+the conditioning frames. Pruning the video's LLM input is this project's adaptation (:func:`joined`: the
+frames' blocks joined into one, the method keeping K of the N merged tokens over the whole video).
 """
 
 from __future__ import annotations
@@ -38,38 +41,40 @@ from .protocol import LLM_FRAMES
 
 
 def sam2_video_config(size, image_size: int):
-    """transformers ``Sam2VideoConfig`` of Sa2VA's SAM 2 (``sam2.py`` L86-126: SAM 2.0 settings, the image path's
-    ``dynamic_multimask_via_stability``) -- :func:`litelvlm.sam2.video.sam2_video_config`."""
+    """transformers ``Sam2VideoConfig`` of Sa2VA's SAM 2 (``sam2.py`` L86-126: SAM 2.0 settings, the image
+    path's ``dynamic_multimask_via_stability``) -- :func:`litelvlm.sam2.video.sam2_video_config`."""
     return _video_config(size, image_size, version="2.0", stability=True)
 
 
 def video_model(sam2):
-    """The ``Sam2VideoModel`` of a loaded :class:`~.sam2_head.Sa2VASam2` (its image weights and tracking tensors, the
-    latter renamed from Sa2VA's ``g_weight`` to SAM 2's), kept on ``sam2`` (rebuilt when it moved)."""
+    """The ``Sam2VideoModel`` of a loaded :class:`~.sam2_head.Sa2VASam2` (its image weights and tracking
+    tensors, the latter renamed from Sa2VA's ``g_weight`` to SAM 2's), kept on ``sam2`` (rebuilt when it
+    moved)."""
     def build():
         tracking = {from_g_weight(k): v for k, v in sam2.tracking.items()}
-        return build_video_model(sam2.sam2_size, sam2.image_size, sam2.model.state_dict(), tracking, version="2.0",
-                                 stability=True)
+        return build_video_model(sam2.sam2_size, sam2.image_size, sam2.model.state_dict(), tracking,
+                                 version="2.0", stability=True)
 
     return cached_video_model(sam2, build, sam2.model.no_memory_embedding)
 
 
 @contextlib.contextmanager
 def sa2va_memory(net) -> Iterator[None]:
-    """Within: ``net``'s memory encoding as Sa2VA's SAM 2 does it: a mask from point inputs not binarised (the scaled
-    sigmoid; Sa2VA's prompt frames carry no points), features stored in bfloat16 (L3650-3653), no occlusion term
-    (SAM 2.0) -- :func:`litelvlm.sam2.video.memory_encoder`."""
+    """Within: ``net``'s memory encoding as Sa2VA's SAM 2 does it: a mask from point inputs not binarised (the
+    scaled sigmoid; Sa2VA's prompt frames carry no points), features stored in bfloat16 (L3650-3653), no
+    occlusion term (SAM 2.0) -- :func:`litelvlm.sam2.video.memory_encoder`."""
     with memory_encoder(net, store_dtype=torch.bfloat16):
         yield
 
 
 @contextlib.contextmanager
 def no_object_gate(net) -> Iterator[None]:
-    """Within: ``net``'s masks are not blanked by the object score (Sa2VA comments out SAM 2's ``torch.where``,
-    ``sam2.py`` L3299-3305), which still chooses the object pointer. Done with two forward hooks, no code edited: the
-    mask decoder's object score is reported positive to ``_single_frame_forward`` (so its ``torch.where`` keeps the
-    masks) and kept aside; the pointer projection's output is then mixed with ``no_object_pointer`` by the true score,
-    as ``_single_frame_forward`` would (SAM 2.0 has no occlusion embedding, the only other reader of the score)."""
+    """Within: ``net``'s masks are not blanked by the object score (Sa2VA comments out SAM 2's
+    ``torch.where``, ``sam2.py`` L3299-3305), which still chooses the object pointer. Done with two forward
+    hooks, no code edited: the mask decoder's object score is reported positive to ``_single_frame_forward``
+    (so its ``torch.where`` keeps the masks) and kept aside; the pointer projection's output is then mixed
+    with ``no_object_pointer`` by the true score, as ``_single_frame_forward`` would (SAM 2.0 has no occlusion
+    embedding, the only other reader of the score)."""
     scores: list[torch.Tensor] = []
 
     def decoder(module, args, output):
@@ -81,7 +86,8 @@ def no_object_gate(net) -> Iterator[None]:
         lam = (scores.pop(0) > 0).to(output.dtype)
         return lam * output + (1 - lam) * net.no_object_pointer
 
-    hooks = [net.mask_decoder.register_forward_hook(decoder), net.object_pointer_proj.register_forward_hook(pointer)]
+    hooks = [net.mask_decoder.register_forward_hook(decoder),
+             net.object_pointer_proj.register_forward_hook(pointer)]
     try:
         yield
     finally:
@@ -90,8 +96,8 @@ def no_object_gate(net) -> Iterator[None]:
 
 
 def propagate(sam2, pixels: torch.Tensor, prompt: torch.Tensor, num_cond: int) -> torch.Tensor:
-    """(T, 1, h, w) float32 low-resolution logits of one ``(1, C)`` prompt added on frames ``0..num_cond-1`` of
-    ``(T, 3, S, S)`` SAM 2 pixels, the later frames tracked by the memory (module docstring)."""
+    """(T, 1, h, w) float32 low-resolution logits of one ``(1, C)`` prompt added on frames ``0..num_cond-1``
+    of ``(T, 3, S, S)`` SAM 2 pixels, the later frames tracked by the memory (module docstring)."""
     net = video_model(sam2)
     T, side = len(pixels), net.config.image_size // 4
     session = video_session(net, pixels.to(sam2.device, sam2.dtype), (sam2.image_size, sam2.image_size))
@@ -116,7 +122,8 @@ class VideoParts:
 
     pixels: torch.Tensor                     # (T, 3, S, S)
     llm_frames: int
-    originals: list = field(default_factory=list, repr=False)   # the frames the LLM sees, as given (the paired CLIP's)
+    # the frames the LLM sees, as given (the paired CLIP's)
+    originals: list = field(default_factory=list, repr=False)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -129,9 +136,9 @@ def video_parts(sam2, frames: list) -> VideoParts:
 
 def joined(pipe, prepared):
     """A video's prompt with its frames' blocks joined into one (this project's adaptation for pruning,
-    :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`): the rows between the first and the last visual token that are no
-    visual token (each frame's ``<|vision_end|>`` and the next ``<|vision_start|>``) dropped, every other row keeping
-    its official M-RoPE id; the same input if already joined."""
+    :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`): the rows between the first and the last visual token that
+    are no visual token (each frame's ``<|vision_end|>`` and the next ``<|vision_start|>``) dropped, every
+    other row keeping its official M-RoPE id; the same input if already joined."""
     if prepared.joined_positions is not None:
         return prepared
     visual = prepared.mm_token_type_ids > 0
@@ -140,24 +147,28 @@ def joined(pipe, prepared):
     keep = visual | (rows < int(where[0])) | (rows > int(where[-1]))
     pos = pipe._rope_index(prepared, prepared.input_ids)
     dropped = int((~keep[:prepared.prompt_len]).sum()) if prepared.prompt_len is not None else 0
-    out = replace(prepared, input_ids=prepared.input_ids[keep], mm_token_type_ids=prepared.mm_token_type_ids[keep],
+    out = replace(prepared, input_ids=prepared.input_ids[keep],
+                  mm_token_type_ids=prepared.mm_token_type_ids[keep],
                   joined_positions=pos[..., keep.to(pos.device)],
                   prompt_len=None if prepared.prompt_len is None else prepared.prompt_len - dropped)
     return out   # ``mapped`` as it was: the paired CLIP reads the same frames, text and instruction rows
 
 
-#: what Sa2VA's video refuses beyond the image path (``Method`` flag -> reason, as :class:`~litelvlm.lvlm.abilities.
-#: Abilities` ``refuses`` reads): the methods reading Qwen2.5-VL's vision tower over one image's grid
-VIDEO_REFUSES = {"reads_vision_blocks": "{method} reads Qwen2.5-VL's vision tower over one image's grid; Sa2VA's video "
+#: what Sa2VA's video refuses beyond the image path (``Method`` flag -> reason, as
+#: :class:`~litelvlm.lvlm.abilities. Abilities` ``refuses`` reads): the methods reading Qwen2.5-VL's vision
+#: tower over one image's grid
+VIDEO_REFUSES = {"reads_vision_blocks": "{method} reads Qwen2.5-VL's vision tower over one image's grid; "
+                 "Sa2VA's video "
                                         "gives the tower min(5, T) images, for which no rule is defined yet"}
 
 
 def video_method_error(pipe, method: str) -> str | None:
     """Why ``method`` cannot run on Sa2VA's video (None: it can): the image path's refusals, then
     :data:`VIDEO_REFUSES`."""
-    cls = pipe if isinstance(pipe, type) else type(pipe)    # the class is enough: its refusals read class attributes
+    # the class is enough: its refusals read class attributes
+    cls = pipe if isinstance(pipe, type) else type(pipe)
     return cls.method_error(cls, method) or refusal(cls.spec(cls, method), method, VIDEO_REFUSES)
 
 
-__all__ = ["VIDEO_REFUSES", "VideoParts", "joined", "propagate", "sa2va_memory", "sam2_video_config", "video_method_error",
-           "video_model", "video_parts"]
+__all__ = ["VIDEO_REFUSES", "VideoParts", "joined", "propagate", "sa2va_memory", "sam2_video_config",
+           "video_method_error", "video_model", "video_parts"]

@@ -1,17 +1,18 @@
-"""Sa2VA's video path in ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoEval`): the LLM sees the first
-min(5, T) frames, one image each, and SAM 2's memory carries each ``[SEG]`` prompt over the rest
-(:mod:`litelvlm.sa2va.video`, ``sa2va_eval_ref_vos.py``'s path); the expression goes in as the meta file gives it
-(``refVOS.py`` L99 formats it into the question).
+"""Sa2VA's video path in ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoEval`): the LLM sees the
+first min(5, T) frames, one image each, and SAM 2's memory carries each ``[SEG]`` prompt over the rest
+(:mod:`litelvlm.sa2va.video`, ``sa2va_eval_ref_vos.py``'s path); the expression goes in as the meta file gives
+it (``refVOS.py`` L99 formats it into the question).
 
-What a per-frame budget means on Sa2VA (this project's reading, labelled in ``config.json``), as on every family whose
-LLM does not see the video frame by frame at 576 CLIP tokens: a per-frame budget b keeps the same fraction of the N
-merged tokens of the frames the LLM sees, K = round(N b / 576) (at least 1,
-:func:`litelvlm.video.runner.fraction_budget`), chosen by the method over the whole video, the frames' blocks joined
-into one (this project's adaptation, :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`); ``context_tokens`` is then K per
-LLM frame (rounded). ``none`` keeps all N in the official prompt.
+What a per-frame budget means on Sa2VA (this project's reading, labelled in ``config.json``), as on every
+family whose LLM does not see the video frame by frame at 576 CLIP tokens: a per-frame budget b keeps the same
+fraction of the N merged tokens of the frames the LLM sees, K = round(N b / 576) (at least 1,
+:func:`litelvlm.video.runner.fraction_budget`), chosen by the method over the whole video, the frames' blocks
+joined into one (this project's adaptation, :data:`litelvlm.sa2va.pipeline.VIDEO_PRUNING`); ``context_tokens``
+is then K per LLM frame (rounded). ``none`` keeps all N in the official prompt.
 
 Importing this module is light (the options are checked before torch loads); the pipeline loads in
-:meth:`Sa2VAVideoEval.runner` and :func:`method_error` (:data:`PIPELINE`, :data:`RUNNER`: imported on first use).
+:meth:`Sa2VAVideoEval.runner` and :func:`method_error` (:data:`PIPELINE`, :data:`RUNNER`: imported on first
+use).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ PIPELINE = Lazy("litelvlm.sa2va.pipeline", "Sa2VAPipeline")
 RUNNER = Lazy("litelvlm.sa2va.video_runner", "Sa2VARunner")
 VIDEO_METHOD_ERROR = Lazy("litelvlm.sa2va.video", "video_method_error")
 #: what ``config.json`` says a per-frame budget is on Sa2VA
-BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the N merged tokens of the first min(5, T) "
-                  "frames, chosen over the whole video, the frames' blocks joined (this project's reading)")
-NOTE = ("Sa2VA's video numbers need its released weights (ByteDance/Sa2VA-Qwen2_5-VL-3B, -7B); numbers here come "
-        "from the weights named in the weights column")
+BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the N merged tokens of the first "
+                  "min(5, T) frames, chosen over the whole video, the frames' blocks joined (this project's "
+                  "reading)")
+NOTE = ("Sa2VA's video numbers need its released weights (ByteDance/Sa2VA-Qwen2_5-VL-3B, -7B); numbers here "
+        "come from the weights named in the weights column")
 
 
 def method_error(name: str) -> str | None:
@@ -56,12 +58,12 @@ class Sa2VAVideoEval:
     note = NOTE
 
     def check_options(self, a: Any, budgets: list[Budget]) -> None:
-        """``--sam2-video-branch`` and ``--allocation`` are refused: Sa2VA always propagates by SAM 2's memory from
-        the frames the LLM sees, and selects among the merged tokens of those frames at once."""
+        """``--sam2-video-branch`` and ``--allocation`` are refused: Sa2VA always propagates by SAM 2's memory
+        from the frames the LLM sees, and selects among the merged tokens of those frames at once."""
         if a.sam2_video_branch or a.allocation != "uniform":
-            raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: Sa2VA's video path always "
-                                "propagates by SAM 2's memory from the frames its LLM sees and selects among "
-                                "their merged tokens at once")
+            raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: Sa2VA's video path "
+                                "always propagates by SAM 2's memory from the frames its LLM sees and "
+                                "selects among their merged tokens at once")
 
     def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """:func:`method_error` of each method."""

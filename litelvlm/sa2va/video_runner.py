@@ -1,5 +1,5 @@
-"""Sa2VA loaded on its video path for ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoRunner`): one
-prepared video (the LLM's first min(5, T) frames, every frame's SAM 2 pixels), each expression grounded at
+"""Sa2VA loaded on its video path for ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoRunner`):
+one prepared video (the LLM's first min(5, T) frames, every frame's SAM 2 pixels), each expression grounded at
 K = round(N b / 576) of the N merged tokens of those frames (:mod:`litelvlm.sa2va.video_eval`)."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Sa2VARunner(PipelineVideoRunner):
         return self.pipe.with_sentences(self.prepared_for(rec), [rec.sentence])
 
     def count(self, prep, method: str, budget: Budget) -> Count:
-        """K of the N merged tokens the LLM sees: all for the baseline, else the per-frame ``budget``'s fraction."""
+        """K of the N merged tokens the LLM sees: all for the baseline, else the per-frame ``budget``'s
+        fraction."""
         n = self.pipe.num_visual(prep)
         return Count(n, n) if self.pipe.spec(method).baseline else fraction_budget(n, budget, FRAME_PATCHES)
 

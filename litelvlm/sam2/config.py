@@ -6,17 +6,17 @@ The sizes transcribe the official configs (facebookresearch/sam2, also vendored 
   ``num_heads`` 2; neck ``d_model`` 256, ``backbone_channel_list`` [896, 448, 224, 112]; memory attention
   ``d_model`` 256, ``dim_feedforward`` 2048, ``kv_in_dim`` 64, 4 layers; memory encoder ``out_dim`` 64;
   ``num_maskmem`` 7) with ``Hiera``'s defaults for what it leaves out (``sam2/modeling/backbones/hieradet.py``
-  L186-207: stages (2, 3, 16, 3), global attention in blocks 12, 16, 20, background positional embedding 14 x 14,
-  windows (8, 4, 14, 7), q-pooling in 3 stages with stride 2, dims and heads doubling per stage);
+  L186-207: stages (2, 3, 16, 3), global attention in blocks 12, 16, 20, background positional embedding 14 x
+  14, windows (8, 4, 14, 7), q-pooling in 3 stages with stride 2, dims and heads doubling per stage);
 * ``sam2_hiera_l`` -- ``sam2_hiera_l.yaml`` (SAM 2.0 Hiera-L: ``embed_dim`` 144, ``num_heads`` 2, stages
   (2, 6, 36, 4), global attention in blocks 23, 33, 43, background positional embedding 7 x 7, windows
   (8, 4, 16, 8); neck 256 wide over [1152, 576, 288, 144]; the same memory modules);
 * the SAM heads ``SAM2Base._build_sam_heads`` hard-codes (``sam2/modeling/sam2_base.py`` L221-238: 3 multimask
   outputs, a depth-2 two-way transformer with MLP 2048 and 8 heads, IoU head depth 3 and width 256).
 
-``tiny`` is this project's test size: every code path of the trunk (windows with and without padding, q-pooling, a
-global block) at a 128-pixel input, the SAM heads at the widths ``_build_sam_heads`` hard-codes. Importing this
-module is light (transformers is imported by :func:`sam2_config` when called).
+``tiny`` is this project's test size: every code path of the trunk (windows with and without padding,
+q-pooling, a global block) at a 128-pixel input, the SAM heads at the widths ``_build_sam_heads`` hard-codes.
+Importing this module is light (transformers is imported by :func:`sam2_config` when called).
 """
 
 from __future__ import annotations
@@ -69,12 +69,14 @@ class Sam2Size:
 
 
 SAM2_HIERA_B_PLUS = Sam2Size(name="sam2.1_hiera_b+", embed_dim=112, num_heads=2, stages=(2, 3, 16, 3),
-                             global_att_blocks=(12, 16, 20), window_pos_embed_bkg=(14, 14), window_spec=(8, 4, 14, 7))
+                             global_att_blocks=(12, 16, 20), window_pos_embed_bkg=(14, 14),
+                             window_spec=(8, 4, 14, 7))
 SAM2_HIERA_L = Sam2Size(name="sam2_hiera_l", embed_dim=144, num_heads=2, stages=(2, 6, 36, 4),
-                        global_att_blocks=(23, 33, 43), window_pos_embed_bkg=(7, 7), window_spec=(8, 4, 16, 8))
+                        global_att_blocks=(23, 33, 43), window_pos_embed_bkg=(7, 7),
+                        window_spec=(8, 4, 16, 8))
 SAM2_TINY = Sam2Size(name="tiny", embed_dim=8, num_heads=1, stages=(1, 2, 3, 2), global_att_blocks=(4,),
-                     window_pos_embed_bkg=(4, 4), window_spec=(8, 4, 6, 2), d_model=32, mem_dim=16, mem_layers=1,
-                     mem_ff=64, num_maskmem=3, mask_downsampler_embed=32)
+                     window_pos_embed_bkg=(4, 4), window_spec=(8, 4, 6, 2), d_model=32, mem_dim=16,
+                     mem_layers=1, mem_ff=64, num_maskmem=3, mask_downsampler_embed=32)
 #: every size this project builds, by name
 SAM2_SIZES: dict[str, Sam2Size] = {s.name: s for s in (SAM2_HIERA_B_PLUS, SAM2_HIERA_L, SAM2_TINY)}
 
@@ -90,10 +92,11 @@ def sam2_size(name: str | Sam2Size) -> Sam2Size:
 
 
 def sam2_config(size: str | Sam2Size, image_size: int, stability: bool = False):
-    """transformers ``Sam2Config`` of a SAM 2 size at a square input of ``image_size`` pixels (the image model only:
-    the memory modules the video path needs are not part of ``Sam2Model``). ``stability``: the mask decoder's
-    ``dynamic_multimask_via_stability`` (delta 0.05, threshold 0.98), which ``build_sam2``'s ``apply_postprocessing``
-    sets (``build_sam.py`` L19-27); ``MaskDecoder``'s default is off (``mask_decoder.py`` L28)."""
+    """transformers ``Sam2Config`` of a SAM 2 size at a square input of ``image_size`` pixels (the image model
+    only: the memory modules the video path needs are not part of ``Sam2Model``). ``stability``: the mask
+    decoder's ``dynamic_multimask_via_stability`` (delta 0.05, threshold 0.98), which ``build_sam2``'s
+    ``apply_postprocessing`` sets (``build_sam.py`` L19-27); ``MaskDecoder``'s default is off
+    (``mask_decoder.py`` L28)."""
     transformers = TRANSFORMERS.get()
 
     s = sam2_size(size)
@@ -107,19 +110,23 @@ def sam2_config(size: str | Sam2Size, image_size: int, stability: bool = False):
         hidden_act="gelu", layer_norm_eps=1e-6)
     sizes = [[image_size // stride] * 2 for stride in (4, 8, 16)]
     vision = transformers.Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=list(s.dims[::-1]),
-                              backbone_feature_sizes=sizes, fpn_hidden_size=s.d_model, fpn_top_down_levels=[2, 3],
+                              backbone_feature_sizes=sizes, fpn_hidden_size=s.d_model,
+                                           fpn_top_down_levels=[2, 3],
                               num_feature_levels=3)
     prompt = transformers.Sam2PromptEncoderConfig(hidden_size=s.d_model, image_size=image_size, patch_size=16,
                                      mask_input_channels=16)
-    decoder = transformers.Sam2MaskDecoderConfig(hidden_size=s.d_model, mlp_dim=s.decoder_mlp, num_hidden_layers=2,
+    decoder = transformers.Sam2MaskDecoderConfig(hidden_size=s.d_model, mlp_dim=s.decoder_mlp,
+                                                 num_hidden_layers=2,
                                     num_attention_heads=s.decoder_heads, attention_downsample_rate=2,
-                                    num_multimask_outputs=3, iou_head_depth=3, iou_head_hidden_dim=s.iou_hidden,
+                                    num_multimask_outputs=3, iou_head_depth=3,
+                                                 iou_head_hidden_dim=s.iou_hidden,
                                     dynamic_multimask_via_stability=False)
     if stability:
         decoder.dynamic_multimask_via_stability = True
         decoder.dynamic_multimask_stability_delta = 0.05
         decoder.dynamic_multimask_stability_thresh = 0.98
-    return transformers.Sam2Config(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
+    return transformers.Sam2Config(vision_config=vision, prompt_encoder_config=prompt,
+                                   mask_decoder_config=decoder)
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "NO_OBJ_SCORE", "SAM2_HIERA_B_PLUS", "SAM2_HIERA_L", "SAM2_SIZES",

@@ -1,13 +1,14 @@
-"""SAM 2's official tensor names, their mapping onto transformers' ``Sam2Model``, and the tracking tensors' shapes.
+"""SAM 2's official tensor names, their mapping onto transformers' ``Sam2Model``, and the tracking tensors'
+shapes.
 
 A SAM 2 module saved under its own names (``SAM2Base`` / ``SAM2VideoPredictor``, facebookresearch/sam2, as the
-grounding LVLMs save it) holds the image path (trunk, neck, prompt encoder, mask decoder, ``no_mem_embed``), which
-maps onto transformers' ``Sam2Model`` (:data:`SAM2_KEY_PAIRS`, after transformers' own ``convert_sam2_to_hf.py``
-``KEYS_TO_MODIFY_MAPPING``; ``sam_prompt_encoder.point_embeddings.{0..3}`` are stacked into
-``prompt_encoder.point_embed.weight``, and the random-Fourier matrix is also
+grounding LVLMs save it) holds the image path (trunk, neck, prompt encoder, mask decoder, ``no_mem_embed``),
+which maps onto transformers' ``Sam2Model`` (:data:`SAM2_KEY_PAIRS`, after transformers' own
+``convert_sam2_to_hf.py`` ``KEYS_TO_MODIFY_MAPPING``; ``sam_prompt_encoder.point_embeddings.{0..3}`` are
+stacked into ``prompt_encoder.point_embed.weight``, and the random-Fourier matrix is also
 ``shared_image_embedding.positional_embedding``), and the tracking tensors only a video's later frames read
-(memory attention, memory encoder, object pointers, temporal encodings: :func:`tracking_shapes`, for SAM 2.1 or
-2.0; their transformers names are :func:`litelvlm.video.sam2_propagation.tracking_key_to_hf`'s).
+(memory attention, memory encoder, object pointers, temporal encodings: :func:`tracking_shapes`, for SAM 2.1
+or 2.0; their transformers names are :func:`litelvlm.video.sam2_propagation.tracking_key_to_hf`'s).
 :func:`randomize` fills random test weights.
 """
 
@@ -50,8 +51,10 @@ SAM2_KEY_PAIRS: tuple[tuple[str, str], ...] = (
     ("sam_mask_decoder.transformer.layers.{a}.norm2.", "mask_decoder.transformer.layers.{a}.layer_norm2."),
     ("sam_mask_decoder.transformer.layers.{a}.norm3.", "mask_decoder.transformer.layers.{a}.layer_norm3."),
     ("sam_mask_decoder.transformer.layers.{a}.norm4.", "mask_decoder.transformer.layers.{a}.layer_norm4."),
-    ("sam_mask_decoder.transformer.layers.{a}.mlp.layers.0.", "mask_decoder.transformer.layers.{a}.mlp.proj_in."),
-    ("sam_mask_decoder.transformer.layers.{a}.mlp.layers.1.", "mask_decoder.transformer.layers.{a}.mlp.proj_out."),
+    ("sam_mask_decoder.transformer.layers.{a}.mlp.layers.0.",
+     "mask_decoder.transformer.layers.{a}.mlp.proj_in."),
+    ("sam_mask_decoder.transformer.layers.{a}.mlp.layers.1.",
+     "mask_decoder.transformer.layers.{a}.mlp.proj_out."),
     ("sam_mask_decoder.transformer.layers.{a}.self_attn.out_proj.",
      "mask_decoder.transformer.layers.{a}.self_attn.o_proj."),
     ("sam_mask_decoder.transformer.layers.{a}.cross_attn_token_to_image.out_proj.",
@@ -61,14 +64,18 @@ SAM2_KEY_PAIRS: tuple[tuple[str, str], ...] = (
     ("sam_mask_decoder.transformer.layers.{a}.", "mask_decoder.transformer.layers.{a}."),
     ("sam_mask_decoder.transformer.final_attn_token_to_image.out_proj.",
      "mask_decoder.transformer.final_attn_token_to_image.o_proj."),
-    ("sam_mask_decoder.transformer.final_attn_token_to_image.", "mask_decoder.transformer.final_attn_token_to_image."),
+    ("sam_mask_decoder.transformer.final_attn_token_to_image.",
+     "mask_decoder.transformer.final_attn_token_to_image."),
     ("sam_mask_decoder.transformer.norm_final_attn.", "mask_decoder.transformer.layer_norm_final_attn."),
     ("sam_mask_decoder.output_upscaling.0.", "mask_decoder.upscale_conv1."),
     ("sam_mask_decoder.output_upscaling.1.", "mask_decoder.upscale_layer_norm."),
     ("sam_mask_decoder.output_upscaling.3.", "mask_decoder.upscale_conv2."),
-    ("sam_mask_decoder.output_hypernetworks_mlps.{a}.layers.0.", "mask_decoder.output_hypernetworks_mlps.{a}.proj_in."),
-    ("sam_mask_decoder.output_hypernetworks_mlps.{a}.layers.1.", "mask_decoder.output_hypernetworks_mlps.{a}.layers.0."),
-    ("sam_mask_decoder.output_hypernetworks_mlps.{a}.layers.2.", "mask_decoder.output_hypernetworks_mlps.{a}.proj_out."),
+    ("sam_mask_decoder.output_hypernetworks_mlps.{a}.layers.0.",
+     "mask_decoder.output_hypernetworks_mlps.{a}.proj_in."),
+    ("sam_mask_decoder.output_hypernetworks_mlps.{a}.layers.1.",
+     "mask_decoder.output_hypernetworks_mlps.{a}.layers.0."),
+    ("sam_mask_decoder.output_hypernetworks_mlps.{a}.layers.2.",
+     "mask_decoder.output_hypernetworks_mlps.{a}.proj_out."),
     ("sam_mask_decoder.iou_prediction_head.layers.0.", "mask_decoder.iou_prediction_head.proj_in."),
     ("sam_mask_decoder.iou_prediction_head.layers.1.", "mask_decoder.iou_prediction_head.layers.0."),
     ("sam_mask_decoder.iou_prediction_head.layers.2.", "mask_decoder.iou_prediction_head.proj_out."),
@@ -135,7 +142,8 @@ def sam2_from_hf(sd: dict) -> dict:
         if k == SHARED_PE_HF:
             continue
         if k == POINT_EMBED_HF:
-            out.update({f"sam_prompt_encoder.point_embeddings.{i}.weight": v[i:i + 1] for i in range(v.shape[0])})
+            out.update(
+                {f"sam_prompt_encoder.point_embeddings.{i}.weight": v[i:i + 1] for i in range(v.shape[0])})
             continue
         name = sam2_key_from_hf(k)
         if name is None:
@@ -144,7 +152,8 @@ def sam2_from_hf(sd: dict) -> dict:
     return out
 
 
-#: the tracking tensors SAM 2.1 added (``no_obj_embed_spatial``, ``proj_tpos_enc_in_obj_ptrs``); SAM 2.0 has none
+#: the tracking tensors SAM 2.1 added (``no_obj_embed_spatial``, ``proj_tpos_enc_in_obj_ptrs``); SAM 2.0 has
+#: none
 SAM2_1_ONLY = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
 #: the SAM 2 versions :func:`tracking_shapes` and :func:`litelvlm.sam2.video.sam2_video_config` know
 VERSIONS = ("2.0", "2.1")
@@ -163,8 +172,8 @@ def conv_shapes(name: str, n_in: int, n_out: int, k: int, groups: int = 1) -> di
 
 
 def tracking_shapes(s: Sam2Size, version: str = "2.1") -> dict[str, tuple[int, ...]]:
-    """Shapes of the SAM 2 tensors only the video path reads (SAM2Base.__init__, sam2_base.py L111-180, L239-251;
-    ``MemoryAttention`` and ``MemoryEncoder`` as the configs build them); ``version`` 2.0 has no
+    """Shapes of the SAM 2 tensors only the video path reads (SAM2Base.__init__, sam2_base.py L111-180,
+    L239-251; ``MemoryAttention`` and ``MemoryEncoder`` as the configs build them); ``version`` 2.0 has no
     :data:`SAM2_1_ONLY` tensors."""
     if version not in VERSIONS:
         raise ValueError(f"SAM 2 version must be one of {', '.join(VERSIONS)}; got {version!r}")
@@ -176,9 +185,11 @@ def tracking_shapes(s: Sam2Size, version: str = "2.1") -> dict[str, tuple[int, .
         p = f"memory_attention.layers.{i}"
         for attn, kv in (("self_attn", d), ("cross_attn_image", m)):
             out.update(linear_shapes(f"{p}.{attn}.q_proj", d, d) | linear_shapes(f"{p}.{attn}.k_proj", kv, d)
-                       | linear_shapes(f"{p}.{attn}.v_proj", kv, d) | linear_shapes(f"{p}.{attn}.out_proj", d, d))
+                       | linear_shapes(f"{p}.{attn}.v_proj", kv, d)
+                       | linear_shapes(f"{p}.{attn}.out_proj", d, d))
         out.update(linear_shapes(f"{p}.linear1", d, s.mem_ff) | linear_shapes(f"{p}.linear2", s.mem_ff, d))
-        out.update(vector_shapes(f"{p}.norm1", d) | vector_shapes(f"{p}.norm2", d) | vector_shapes(f"{p}.norm3", d))
+        out.update(vector_shapes(f"{p}.norm1", d) | vector_shapes(f"{p}.norm2", d)
+                   | vector_shapes(f"{p}.norm3", d))
     out.update(vector_shapes("memory_attention.norm", d))
     chans, e = 1, s.mask_downsampler_embed  # MaskDownSampler: kernel 3 stride 2 -> 4 conv+LayerNorm2d stages
     for i in range(4):
@@ -189,7 +200,8 @@ def tracking_shapes(s: Sam2Size, version: str = "2.1") -> dict[str, tuple[int, .
     out.update(conv_shapes("memory_encoder.pix_feat_proj", d, d, 1))
     for i in range(2):  # Fuser of 2 CXBlocks (``gamma``, saved as ``.weight``)
         p = f"memory_encoder.fuser.layers.{i}"
-        out.update({f"{p}.weight": (d,)} | conv_shapes(f"{p}.dwconv", d, d, 7, groups=d) | vector_shapes(f"{p}.norm", d)
+        out.update({f"{p}.weight": (d,)} | conv_shapes(f"{p}.dwconv", d, d, 7, groups=d)
+                   | vector_shapes(f"{p}.norm", d)
                    | linear_shapes(f"{p}.pwconv1", d, 4 * d) | linear_shapes(f"{p}.pwconv2", 4 * d, d))
     out.update(conv_shapes("memory_encoder.out_proj", d, m, 1))
     for i in range(3):  # use_mlp_for_obj_ptr_proj: MLP(d, d, d, 3)
@@ -199,8 +211,8 @@ def tracking_shapes(s: Sam2Size, version: str = "2.1") -> dict[str, tuple[int, .
 
 
 def randomize(tensors, gen: torch.Generator) -> None:
-    """Every floating tensor of ``(name, tensor)`` pairs random (SAM 2 zero-initialises some): N(0, 1/fan_in) for
-    matrices, N(0, 0.25) for vectors, N(0, 1) for a random-Fourier matrix (as SAM draws it)."""
+    """Every floating tensor of ``(name, tensor)`` pairs random (SAM 2 zero-initialises some): N(0, 1/fan_in)
+    for matrices, N(0, 0.25) for vectors, N(0, 1) for a random-Fourier matrix (as SAM draws it)."""
     with torch.no_grad():
         for name, t in tensors:
             if not t.is_floating_point():
@@ -213,11 +225,12 @@ def randomize(tensors, gen: torch.Generator) -> None:
 
 def fill_random(parts, sam2, seed: int, fast: bool) -> None:
     """Fill a family's random SAM 2 side, ``parts`` (state dicts), in place: :func:`~litelvlm.random_weights.
-    fast_fill` of each tensor's fan-in plan (``fast``, the full-size presets) or :func:`randomize` (the tiny ones,
-    their exact weights), seeded ``seed + 1``; then the prompt encoder's Fourier matrix shared with ``sam2``'s image
-    embedding, as SAM 2 shares it."""
+    fast_fill` of each tensor's fan-in plan (``fast``, the full-size presets) or :func:`randomize` (the tiny
+    ones, their exact weights), seeded ``seed + 1``; then the prompt encoder's Fourier matrix shared with
+    ``sam2``'s image embedding, as SAM 2 shares it."""
     if fast:
-        fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1, desc="random SAM 2: filling")
+        fast_fill(fan_in_plan(kv for part in parts for kv in part.items()), seed + 1,
+                  desc="random SAM 2: filling")
     else:
         gen = torch.Generator().manual_seed(seed + 1)
         for part in parts:
@@ -226,5 +239,7 @@ def fill_random(parts, sam2, seed: int, fast: bool) -> None:
         sam2.model.prompt_encoder.shared_embedding.positional_embedding)
 
 
-__all__ = ["POINT_EMBED_HF", "SAM2_1_ONLY", "SAM2_KEY_PAIRS", "VERSIONS", "conv_shapes", "fill_random", "linear_shapes", "randomize",
-           "sam2_from_hf", "sam2_key_from_hf", "sam2_key_to_hf", "sam2_to_hf", "tracking_shapes", "vector_shapes"]
+__all__ = ["POINT_EMBED_HF", "SAM2_1_ONLY", "SAM2_KEY_PAIRS", "VERSIONS", "conv_shapes", "fill_random",
+           "linear_shapes", "randomize",
+           "sam2_from_hf", "sam2_key_from_hf", "sam2_key_to_hf", "sam2_to_hf", "tracking_shapes",
+           "vector_shapes"]

@@ -1,10 +1,11 @@
 """SAM 2 prompted by an LLM's hidden state, on transformers' ``Sam2Model``: the image path on one frame.
 
-The grounding LVLMs built on SAM 2 hand its mask decoder ``(T, C)`` tokens made from the LLM's hidden state, appended
-to the sparse prompt embeddings, which the stock SAM 2 has no input for. :class:`Sam2Prompt` feeds them to the stock
-``Sam2Model``'s modules; as it is, it transcribes the modified SAM 2.1 of PolyU-ChenLab/UniPixel @5c8e941 on frame 0
-of a one-frame "video" (a family subclasses it for its own input transform and edits)
-(``qwen2_5_vl.py`` L361-366: ``init_state``, ``add_new_hidden_state``, ``propagate_in_video``, ``> 0``):
+The grounding LVLMs built on SAM 2 hand its mask decoder ``(T, C)`` tokens made from the LLM's hidden state,
+appended to the sparse prompt embeddings, which the stock SAM 2 has no input for. :class:`Sam2Prompt` feeds
+them to the stock ``Sam2Model``'s modules; as it is, it transcribes the modified SAM 2.1 of
+PolyU-ChenLab/UniPixel @5c8e941 on frame 0 of a one-frame "video" (a family subclasses it for its own input
+transform and edits) (``qwen2_5_vl.py`` L361-366: ``init_state``, ``add_new_hidden_state``,
+``propagate_in_video``, ``> 0``):
 
 * the image (``unipixel/utils/transforms.py`` L21-34): ``uint8 / 255``, resized to ``image_size`` squared
   (bilinear, antialiased, aspect not kept), normalised with ImageNet's mean and std;
@@ -65,9 +66,11 @@ class Sam2Prompt(nn.Module):
     ``image_size`` is the square SAM input. A family's subclass changes :meth:`decode` only through
     :attr:`mask_dtype` and :attr:`gate_object_score` (the loop itself exists once, here)."""
 
-    #: the decoder's masks are cast to this dtype before the gate and the choice (None: kept in the model's dtype)
+    #: the decoder's masks are cast to this dtype before the gate and the choice (None: kept in the model's
+    #: dtype)
     mask_dtype: torch.dtype | None = None
-    #: every mask of a prompt whose object score is not positive set to ``NO_OBJ_SCORE`` (SAM 2's inference mode)
+    #: every mask of a prompt whose object score is not positive set to ``NO_OBJ_SCORE`` (SAM 2's inference
+    #: mode)
     gate_object_score: bool = True
 
     def __init__(self, config, image_size: int) -> None:
@@ -92,8 +95,8 @@ class Sam2Prompt(nn.Module):
         return self.model.mask_decoder.iou_token.weight.shape[-1]
 
     def preprocess(self, image) -> torch.Tensor:
-        """A PIL image or an ``(H, W, 3)`` uint8 array -> ``(1, 3, S, S)`` pixels in the model's dtype and device
-        (``get_sam2_transform``: ``ToTensor``, ``Resize((S, S), antialias=True)``, ``Normalize``)."""
+        """A PIL image or an ``(H, W, 3)`` uint8 array -> ``(1, 3, S, S)`` pixels in the model's dtype and
+        device (``get_sam2_transform``: ``ToTensor``, ``Resize((S, S), antialias=True)``, ``Normalize``)."""
         arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
@@ -101,21 +104,22 @@ class Sam2Prompt(nn.Module):
         x = video.float().permute(0, 3, 1, 2) / 255
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
                           antialias=True)
-        mean, std = x.new_tensor(IMAGENET_MEAN)[None, :, None, None], x.new_tensor(IMAGENET_STD)[None, :, None, None]
+        mean, std = x.new_tensor(IMAGENET_MEAN)[None, :, None, None], x.new_tensor(IMAGENET_STD)[
+            None, :, None, None]
         return ((x - mean) / std).to(self.device, self.dtype)
 
     @torch.no_grad()
     def encode_image(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """``(1, 3, S, S)`` -> the three feature maps the decoder reads: ``conv_s0`` of stride 4, ``conv_s1`` of
-        stride 8, and the stride-16 map plus ``no_mem_embed`` (what the per-image work keeps)."""
+        """``(1, 3, S, S)`` -> the three feature maps the decoder reads: ``conv_s0`` of stride 4, ``conv_s1``
+        of stride 8, and the stride-16 map plus ``no_mem_embed`` (what the per-image work keeps)."""
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[-2:]) != (self.image_size, self.image_size):
             raise ValueError(f"expected (B, 3, {self.image_size}, {self.image_size}) pixels, "
                              f"got {tuple(pixel_values.shape)}")
         return self.model.get_image_embeddings(pixel_values.to(self.device, self.dtype))
 
     def image_pe(self) -> torch.Tensor:
-        """``(1, C, h, w)`` dense positional encoding (``PositionEmbeddingRandom.forward``, position_encoding.py
-        L158-174: in float32, cast to the weights' dtype)."""
+        """``(1, C, h, w)`` dense positional encoding (``PositionEmbeddingRandom.forward``,
+        position_encoding.py L158-174: in float32, cast to the weights' dtype)."""
         h, w = self.model.prompt_encoder.image_embedding_size
         gauss = self.model.shared_image_embedding.positional_embedding
         grid = torch.ones((h, w), device=gauss.device, dtype=torch.float32)
@@ -137,9 +141,10 @@ class Sam2Prompt(nn.Module):
 
     def decode(self, features: list[torch.Tensor], seg_tokens: torch.Tensor,
                original_size: tuple[int, int]) -> Sam2Masks:
-        """Masks of S prompts ``(S, T, C)`` on one image's ``features`` (:meth:`encode_image`), at the original
-        ``(H, W)``; see the module docstring for each step. The prompts are cast to SAM 2's dtype (UniPixel
-        runs the LLM and SAM 2 in one dtype). Differentiable in the prompts (the saliency oracle's mask target)."""
+        """Masks of S prompts ``(S, T, C)`` on one image's ``features`` (:meth:`encode_image`), at the
+        original ``(H, W)``; see the module docstring for each step. The prompts are cast to SAM 2's dtype
+        (UniPixel runs the LLM and SAM 2 in one dtype). Differentiable in the prompts (the saliency oracle's
+        mask target)."""
         if seg_tokens.dim() != 3 or seg_tokens.shape[-1] != self.hidden_dim:
             raise ValueError(f"expected (S, T, {self.hidden_dim}) seg tokens, got {tuple(seg_tokens.shape)}")
         if features[-1].shape[0] != 1:
@@ -150,7 +155,8 @@ class Sam2Prompt(nn.Module):
         for token in seg_tokens.to(self.device):
             sparse, dense = self.prompt_embeddings(token)
             masks, iou, _, obj = self.model.mask_decoder(
-                image_embeddings=features[-1], image_positional_embeddings=pe, sparse_prompt_embeddings=sparse,
+                image_embeddings=features[-1], image_positional_embeddings=pe,
+                sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense, multimask_output=True, high_resolution_features=features[:-1])
             masks, iou, obj = masks[0], iou[0], obj[0]                      # (1, 3, h, w), (1, 3), (1, 1)
             if self.mask_dtype is not None:
@@ -166,8 +172,8 @@ class Sam2Prompt(nn.Module):
 
     @staticmethod
     def upscale(low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
-        """(S, H, W) logits at the original size from (S, 1, h, w) ones: bilinear, ``align_corners=False``, in the
-        logits' dtype (``sam2_video_predictor.py`` L454-474)."""
+        """(S, H, W) logits at the original size from (S, 1, h, w) ones: bilinear, ``align_corners=False``, in
+        the logits' dtype (``sam2_video_predictor.py`` L454-474)."""
         H, W = (int(v) for v in original_size)
         if tuple(low_res.shape[-2:]) == (H, W):
             return low_res[:, 0]

@@ -1,20 +1,22 @@
-"""SAM 2's video model on transformers' ``Sam2VideoModel``: one config and builder for every SAM 2-headed family, and
-the memory encoding the grounding LVLMs' SAM 2 code does.
+"""SAM 2's video model on transformers' ``Sam2VideoModel``: one config and builder for every SAM 2-headed
+family, and the memory encoding the grounding LVLMs' SAM 2 code does.
 
 The settings every family shares (facebookresearch/sam2 ``sam2_base.py`` L23-90 and the ``sam2*_hiera_*.yaml``
-configs): ``num_maskmem`` frames of memory, the memory encoder's sigmoid scale 20 / bias -10, multimask outputs on
-every frame (0..1 points, ``multimask_output_for_tracking``), up to 16 object pointers, every conditioning frame
-attended (``max_cond_frames_in_attn`` -1). What the versions switch (:data:`litelvlm.sam2.keys.VERSIONS`):
+configs): ``num_maskmem`` frames of memory, the memory encoder's sigmoid scale 20 / bias -10, multimask
+outputs on every frame (0..1 points, ``multimask_output_for_tracking``), up to 16 object pointers, every
+conditioning frame attended (``max_cond_frames_in_attn`` -1). What the versions switch
+(:data:`litelvlm.sam2.keys.VERSIONS`):
 
-* ``2.1``: the occlusion embedding ``no_obj_embed_spatial`` and the object pointers' projected temporal encodings
-  (``add_tpos_enc_to_obj_ptrs``, ``proj_tpos_enc_in_obj_ptrs``);
+* ``2.1``: the occlusion embedding ``no_obj_embed_spatial`` and the object pointers' projected temporal
+  encodings (``add_tpos_enc_to_obj_ptrs``, ``proj_tpos_enc_in_obj_ptrs``);
 * ``2.0``: neither (no such tensors: :func:`litelvlm.sam2.keys.tracking_shapes`).
 
-``stability`` is the image path's ``dynamic_multimask_via_stability`` (:func:`litelvlm.sam2.config.sam2_config`).
-:func:`memory_encoder` replaces ``_encode_new_memory`` where a family's SAM 2 encodes differently from transformers
-(which binarises a mask from point inputs and stores the features in bfloat16). The tiny size's memory width (16)
-differs from the 64 transformers fixes for the memory cross-attention's keys and values, so those two projections
-are rebuilt at its width (:func:`~litelvlm.video.sam2_propagation.set_memory_width`).
+``stability`` is the image path's ``dynamic_multimask_via_stability``
+(:func:`litelvlm.sam2.config.sam2_config`).
+:func:`memory_encoder` replaces ``_encode_new_memory`` where a family's SAM 2 encodes differently from
+transformers (which binarises a mask from point inputs and stores the features in bfloat16). The tiny size's
+memory width (16) differs from the 64 transformers fixes for the memory cross-attention's keys and values, so
+those two projections are rebuilt at its width (:func:`~litelvlm.video.sam2_propagation.set_memory_width`).
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from .keys import VERSIONS
 
 
 def sam2_video_config(size: Sam2Size, image_size: int, version: str = "2.1", stability: bool = False):
-    """transformers ``Sam2VideoConfig`` of a SAM 2 ``version`` at ``image_size`` (the module docstring's settings)."""
+    """transformers ``Sam2VideoConfig`` of a SAM 2 ``version`` at ``image_size`` (the module docstring's
+    settings)."""
     if version not in VERSIONS:
         raise ValueError(f"SAM 2 version must be one of {', '.join(VERSIONS)}; got {version!r}")
     image, v21 = sam2_config(size, image_size, stability=stability), version == "2.1"
     return Sam2VideoConfig(
-        vision_config=image.vision_config.to_dict(), prompt_encoder_config=image.prompt_encoder_config.to_dict(),
+        vision_config=image.vision_config.to_dict(),
+        prompt_encoder_config=image.prompt_encoder_config.to_dict(),
         mask_decoder_config=image.mask_decoder_config.to_dict(), image_size=image_size,
         num_maskmem=size.num_maskmem, sigmoid_scale_for_mem_enc=20.0, sigmoid_bias_for_mem_enc=-10.0,
         enable_occlusion_spatial_embedding=v21, enable_temporal_pos_encoding_for_object_pointers=v21,
@@ -53,8 +57,8 @@ def sam2_video_config(size: Sam2Size, image_size: int, version: str = "2.1", sta
 
 def build_video_model(size: Sam2Size, image_size: int, image_state: dict, tracking: dict[str, torch.Tensor],
                       version: str = "2.1", stability: bool = False):
-    """A ``Sam2VideoModel`` (eval) of ``image_state`` (``Sam2Model``'s names) and ``tracking`` (official names), in
-    the image weights' dtype and device."""
+    """A ``Sam2VideoModel`` (eval) of ``image_state`` (``Sam2Model``'s names) and ``tracking`` (official
+    names), in the image weights' dtype and device."""
     ref = next(iter(image_state.values()))
     with default_dtype(ref.dtype), torch.device(ref.device):
         net = Sam2VideoModel(sam2_video_config(size, image_size, version, stability))
@@ -66,11 +70,12 @@ def build_video_model(size: Sam2Size, image_size: int, image_state: dict, tracki
 
 
 def cached_video_model(owner, build: Callable[[], object], ref: torch.Tensor, attr: str = "_video_model"):
-    """The video model kept on ``owner`` under ``attr`` (not a submodule: ``owner``'s state dict stays the image
-    path's), built by ``build()`` on first use and again when ``ref`` (an image weight) moved to another device or
-    dtype. Weights edited in place later are not seen: delete the attribute."""
+    """The video model kept on ``owner`` under ``attr`` (not a submodule: ``owner``'s state dict stays the
+    image path's), built by ``build()`` on first use and again when ``ref`` (an image weight) moved to another
+    device or dtype. Weights edited in place later are not seen: delete the attribute."""
     net = getattr(owner, attr, None)
-    if net is not None and (net.no_memory_embedding.dtype, net.no_memory_embedding.device) != (ref.dtype, ref.device):
+    if net is not None and (net.no_memory_embedding.dtype,
+                            net.no_memory_embedding.device) != (ref.dtype, ref.device):
         net = None
     if net is None:
         net = build()
@@ -80,25 +85,28 @@ def cached_video_model(owner, build: Callable[[], object], ref: torch.Tensor, at
 
 @contextlib.contextmanager
 def memory_encoder(net, store_dtype: torch.dtype | None = None) -> Iterator[None]:
-    """Within: ``net``'s memory encoding as the grounding LVLMs' SAM 2 code does it; restored on exit. transformers'
-    ``Sam2VideoModel._encode_new_memory`` with two statements changed: a mask from point inputs is not binarised
-    (``binarize_mask_from_pts_for_mem_enc`` False, ``SAM2Base``'s default: the scaled sigmoid of the logits), and
-    the memory features are stored in ``store_dtype`` (None: the frame features' dtype; transformers stores
-    bfloat16). The occlusion embedding is added where the model has one (SAM 2.1)."""
+    """Within: ``net``'s memory encoding as the grounding LVLMs' SAM 2 code does it; restored on exit.
+    transformers' ``Sam2VideoModel._encode_new_memory`` with two statements changed: a mask from point inputs
+    is not binarised (``binarize_mask_from_pts_for_mem_enc`` False, ``SAM2Base``'s default: the scaled sigmoid
+    of the logits), and the memory features are stored in ``store_dtype`` (None: the frame features' dtype;
+    transformers stores bfloat16). The occlusion embedding is added where the model has one (SAM 2.1)."""
     def encode(current_vision_feats, pred_masks_high_res, object_score_logits, is_mask_from_pts):
         batch, channels = current_vision_feats.size(1), net.hidden_dim
         height, width = net.backbone_feature_sizes[-1]
         mh, mw = (4 * v for v in net.prompt_encoder.mask_input_size)
         if pred_masks_high_res.shape[2:] != (mh, mw):
-            pred_masks_high_res = F.interpolate(pred_masks_high_res.float(), size=(mh, mw), align_corners=False,
+            pred_masks_high_res = F.interpolate(pred_masks_high_res.float(), size=(mh, mw),
+                                                align_corners=False,
                                                 mode="bilinear", antialias=True).to(pred_masks_high_res.dtype)
         pix_feat = current_vision_feats.permute(1, 2, 0).view(batch, channels, height, width)
         mask_for_mem = torch.sigmoid(pred_masks_high_res)        # never binarised
-        mask_for_mem = mask_for_mem * net.config.sigmoid_scale_for_mem_enc + net.config.sigmoid_bias_for_mem_enc
+        mask_for_mem = (mask_for_mem * net.config.sigmoid_scale_for_mem_enc
+                        + net.config.sigmoid_bias_for_mem_enc)
         features, pos_enc = net.memory_encoder(pix_feat, mask_for_mem)
         if net.occlusion_spatial_embedding_parameter is not None:
             appearing = (object_score_logits > 0).float()
-            features += (1 - appearing[..., None]) * net.occlusion_spatial_embedding_parameter[..., None, None].expand(
+            features += (1 - appearing[..., None]) * net.occlusion_spatial_embedding_parameter[
+                ..., None, None].expand(
                 *features.shape)
         dtype = current_vision_feats.dtype if store_dtype is None else store_dtype
         features = features.to(dtype).flatten(2).permute(2, 0, 1)

@@ -27,5 +27,6 @@ def run(ns) -> int:
     a = from_namespace(ToyDataArgs, ns)
     out = write_refer(a.out, a.scenes, a.seed, a.size, a.split, a.sentences, a.overwrite)
     print(f"wrote {a.scenes} synthetic scenes in REFER layout to {out} (split {a.split!r}, seed {a.seed}); "
-          f"load with litelvlm.data.refer.load_refer({str(out)!r}, {str(out / 'images')!r}, split={a.split!r})")
+          f"load with litelvlm.data.refer.load_refer({str(out)!r}, {str(out / 'images')!r}, "
+          f"split={a.split!r})")
     return 0

@@ -106,7 +106,8 @@ def accuracy_by_attribute(clip, scenes_full: list[Scene], seed: int) -> dict[str
             sims = (txt[row:row + 1 + len(negs)] @ img[k]).tolist()
             row += 1 + len(negs)
             for e, sim in zip(negs, sims[1:]):
-                changed = next(f for f in ("shape", "colour", "size", "cell") if getattr(e, f) != getattr(pos, f))
+                changed = next(f for f in ("shape", "colour", "size", "cell") if getattr(e, f)
+                               != getattr(pos, f))
                 hits.setdefault(changed, []).append(sims[0] > sim)
                 if changed == "cell":  # binding: does the other cell hold another object?
                     held = any(o.cell == e.cell for o in chunk[k].objects)

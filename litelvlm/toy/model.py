@@ -14,7 +14,8 @@ from .options import ToyTrainArgs
 def arch_of(a: ToyTrainArgs):
     """The :class:`~litelvlm.clip.random_init.ClipArch` the arguments describe."""
     return ClipArch(image_size=a.image_size, patch_size=a.patch_size, vision_width=a.vision_width,
-                    vision_layers=a.vision_layers, vision_heads=a.vision_heads or max(1, a.vision_width // 32),
+                    vision_layers=a.vision_layers,
+                    vision_heads=a.vision_heads or max(1, a.vision_width // 32),
                     text_width=a.text_width, text_layers=a.text_layers, text_heads=max(1, a.text_width // 16),
                     embed_dim=a.embed_dim)
 

@@ -44,7 +44,8 @@ def _bbox(mask: np.ndarray) -> list[float]:
 
 
 def _check_refer_args(out: Path, n_scenes: int, sentences_per_object: int, overwrite: bool) -> None:
-    """Refuse bad counts, and an ``out`` that holds something (unless ``overwrite``) or is not a REFER folder."""
+    """Refuse bad counts, and an ``out`` that holds something (unless ``overwrite``) or is not a REFER
+    folder."""
     if n_scenes < 1:
         raise LiteLVLMError(f"the number of scenes must be >= 1, got {n_scenes}")
     if sentences_per_object < 1:
@@ -54,8 +55,8 @@ def _check_refer_args(out: Path, n_scenes: int, sentences_per_object: int, overw
             raise LiteLVLMError(f"output folder {str(out)!r} exists and is not empty (use --overwrite)")
         if not ((out / "refs(unc).p").exists() and (out / "scenes.json").exists()) and any(out.iterdir()) \
                 and not _holds_a_run(out):   # another command's run is replaced whole (litelvlm.run_owner)
-            raise LiteLVLMError(f"refusing to overwrite {str(out)!r}: it is not a toy REFER folder written by "
-                                "litelvlm toy-data (no scenes.json beside refs(unc).p)")
+            raise LiteLVLMError(f"refusing to overwrite {str(out)!r}: it is not a toy REFER folder written "
+                                "by litelvlm toy-data (no scenes.json beside refs(unc).p)")
 
 
 def _holds_a_run(out: Path) -> bool:
@@ -72,8 +73,9 @@ def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEE
 
     Every object gets one ref with up to ``sentences_per_object`` distinct referring
     expressions, each of which describes that object only. The files are written through
-    :class:`~litelvlm.run_folder.RunFolder` (``toy-data``'s run): nothing is left at ``out`` if writing fails; an
-    existing non-empty ``out`` is replaced (whole) only with ``overwrite``; another command's run is refused.
+    :class:`~litelvlm.run_folder.RunFolder` (``toy-data``'s run): nothing is left at ``out`` if writing fails;
+    an existing non-empty ``out`` is replaced (whole) only with ``overwrite``; another command's run is
+    refused.
     """
     out = Path(out)
     _check_refer_args(out, n_scenes, sentences_per_object, overwrite)
@@ -102,15 +104,18 @@ def write_refer(out: str | os.PathLike, n_scenes: int = 64, seed: int = DEMO_SEE
                 sents = []
                 for e in chosen:
                     sent_id += 1
-                    sents.append({"tokens": e.text.split(), "raw": e.text, "sent_id": sent_id, "sent": e.text})
+                    sents.append(
+                        {"tokens": e.text.split(), "raw": e.text, "sent_id": sent_id, "sent": e.text})
                 refs.append({"ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "split": split,
                              "category_id": cat, "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.png",
                              "sent_ids": [s["sent_id"] for s in sents], "sentences": sents})
-                attrs.append({"ann_id": ann_id, "image_id": image_id, "shape": obj.shape, "colour": obj.colour,
+                attrs.append(
+                    {"ann_id": ann_id, "image_id": image_id, "shape": obj.shape, "colour": obj.colour,
                               "size": obj.size, "cell": list(obj.cell), "cell_index": CELLS.index(obj.cell),
                               "center": [round(c, 3) for c in obj.center], "z_order": k})
         cats = [{"id": j + 1, "name": s, "supercategory": "shape"} for j, s in enumerate(SHAPES)]
-        write_text(out / "instances.json", json.dumps({"images": images, "annotations": anns, "categories": cats}))
+        write_text(out / "instances.json",
+                   json.dumps({"images": images, "annotations": anns, "categories": cats}))
         with atomic_path(out / "refs(unc).p") as tmp, open(tmp, "wb") as f:
             pickle.dump(refs, f, protocol=2)
         write_text(out / "scenes.json", json.dumps({"seed": seed, "size": size, "n_scenes": n_scenes,

@@ -38,7 +38,8 @@ def plot_curve(df):
     matplotlib.use("Agg", force=False)
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    ax.plot(df["step"], df["loss"].rolling(10, min_periods=1).mean(), color="C0", label="train loss (10-step mean)")
+    ax.plot(df["step"], df["loss"].rolling(10, min_periods=1).mean(), color="C0",
+            label="train loss (10-step mean)")
     ax.set_xlabel("step")
     ax.set_ylabel("contrastive loss", color="C0")
     ax2 = ax.twinx()
@@ -114,7 +115,7 @@ are masked.
   {', '.join(f'{k} {v:.3f}' for k, v in metrics['text_interaction_share'].items())}
 - final training loss (mean of the last 20 steps): {metrics['final_train_loss']:.3f}
 - the project's target for this check is {TARGET_TOP1:.2f}: **{'met' if metrics['heldout_top1_of_8'] >= TARGET_TOP1 else 'NOT met'}**.
-{'' if metrics['heldout_top1_of_8'] >= TARGET_TOP1 else _NOT_MET.format(additive=1 - metrics['text_interaction_share']['cell'])}"""
+{'' if metrics['heldout_top1_of_8'] >= TARGET_TOP1 else _NOT_MET.format(additive=1 - metrics['text_interaction_share']['cell'])}"""  # noqa: E501
     with atomic_path(out / "MODEL_CARD.md") as tmp:
         tmp.write_text(text)
     with atomic_path(out / "training_metrics.json") as tmp:

@@ -85,7 +85,8 @@ class BatchSampler:
         """The table row of each expression, tokenising (once) the ones not seen before."""
         new = [e for e in dict.fromkeys(exprs) if e not in self._row]
         if new:
-            ids = [torch.tensor(t, dtype=torch.long) for t in self.tokenizer([e.text for e in new])["input_ids"]]
+            ids = [torch.tensor(t, dtype=torch.long)
+                   for t in self.tokenizer([e.text for e in new])["input_ids"]]
             width = max(self._tokens.shape[1], max(len(t) for t in ids))
             old = F.pad(self._tokens, (0, width - self._tokens.shape[1]), value=self.pad_id)
             fresh = pad_sequence(ids, batch_first=True, padding_value=self.pad_id)
@@ -131,7 +132,8 @@ class BatchSampler:
         rows = self.rows(texts)
         distinct, inverse = np.unique(rows, return_inverse=True)
         truth = codes_true(obj, count, self._expr_codes[distinct])[:, inverse]  # (B, T)
-        return Batch(normalise(self.pixels[idx]), self._padded(rows), torch.tensor(owner), torch.from_numpy(truth))
+        return Batch(normalise(self.pixels[idx]), self._padded(rows), torch.tensor(owner),
+                     torch.from_numpy(truth))
 
 
 class PositionSampler(BatchSampler):
@@ -140,7 +142,8 @@ class PositionSampler(BatchSampler):
     caption at other cells where it is false, cells holding another object first (so that a
     position must be bound to the object there, not only marked as occupied)."""
 
-    def __init__(self, scenes, pixels_u8, tokenizer, a: ToyTrainArgs, colour_p: float = 1.0, size_p: float = 0.0):
+    def __init__(self, scenes, pixels_u8, tokenizer, a: ToyTrainArgs, colour_p: float = 1.0,
+                 size_p: float = 0.0):
         super().__init__(scenes, pixels_u8, tokenizer, a)
         self.colour_p, self.size_p = colour_p, size_p
 
@@ -175,7 +178,8 @@ class TrainingBatches(torch.utils.data.IterableDataset):
     (which sampler serves a step is drawn from it too): the position warm-up first, then the
     position batches (share ``a.position_mix``) among the ordinary ones."""
 
-    def __init__(self, a: ToyTrainArgs, sampler: BatchSampler, warm: BatchSampler | None, mix: BatchSampler | None):
+    def __init__(self, a: ToyTrainArgs, sampler: BatchSampler, warm: BatchSampler | None,
+                 mix: BatchSampler | None):
         self.a, self.sampler, self.warm, self.mix = a, sampler, warm, mix
 
     def __iter__(self):

@@ -61,7 +61,8 @@ def build_scenes(seed: int, n: int, render_size: int, image_size: int, desc: str
     how many); returns (uint8 pixels at model resolution, attribute-only scenes)."""
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(_SceneRender(seed, render_size, image_size, n_objects), range(n)),
-        batch_size=64, num_workers=workers, collate_fn=lambda b: (torch.stack([p for p, _ in b]), [s for _, s in b]),
+        batch_size=64, num_workers=workers,
+        collate_fn=lambda b: (torch.stack([p for p, _ in b]), [s for _, s in b]),
         multiprocessing_context="fork" if workers else None)
     pixels, scenes = [], []
     with tqdm(total=n, desc=desc, leave=False, mininterval=5) as bar:

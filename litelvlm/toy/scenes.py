@@ -4,7 +4,8 @@ and referring expressions built from each object's attributes.
 A scene places 3-5 objects, one per cell of a 3x3 layout (so "at the top left" is always
 well defined), each with a shape, a colour and a size class. Big objects spill into the
 neighbouring cells and occlude each other; every object keeps at least half of its area
-visible, and the centroid of its visible pixels stays in its own cell. Masks are the exact visible pixels: the image is painted from the same masks.
+visible, and the centroid of its visible pixels stays in its own cell. Masks are the exact visible pixels: the
+image is painted from the same masks.
 
 Scene ``i`` of a set with seed ``s`` depends only on ``(s, i)``, so any subset can be
 regenerated on its own, in any order.
@@ -192,7 +193,8 @@ def make_scene(seed: int, index: int, size: int = 224, n_objects: tuple[int, int
     # a small per-scene palette of shapes and colours, so that objects share attributes and
     # referring to one needs colour, size or position words
     shapes = [SHAPES[i] for i in rng.choice(len(SHAPES), size=int(rng.integers(1, 4)), replace=False)]
-    colours = [list(COLOURS)[i] for i in rng.choice(len(COLOURS), size=int(rng.integers(2, 5)), replace=False)]
+    colours = [list(COLOURS)[i]
+               for i in rng.choice(len(COLOURS), size=int(rng.integers(2, 5)), replace=False)]
     for _attempt in range(50):
         cells = [CELLS[i] for i in rng.choice(len(CELLS), size=n, replace=False)]
         specs = []
@@ -244,7 +246,8 @@ def referring_expressions(scene: Scene, target: int) -> list[Expression]:
     return sorted(out, key=lambda e: sum(x is not None for x in (e.colour, e.size, e.cell)))
 
 
-def sample_expression(scene: Scene, target: int, rng: np.random.Generator, redundant: float = 0.3) -> Expression:
+def sample_expression(scene: Scene, target: int, rng: np.random.Generator,
+                      redundant: float = 0.3) -> Expression:
     """A random unique referring expression for ``target``: minimal, or (with probability
     ``redundant``) one with extra attributes."""
     exprs = referring_expressions(scene, target)

@@ -53,10 +53,10 @@ log = logging.getLogger(__name__)
 
 def train(a: ToyTrainArgs) -> dict:
     """Train, save to ``a.out`` and return the final metrics, as ``toy-train``'s run in
-    :class:`~litelvlm.run_folder.RunFolder` (a folder holding another command's run is refused before training;
-    ``--overwrite`` replaces it whole). The model is trained into a hidden folder beside ``a.out``, and its files
-    are staged into the run and committed together, so a failed or interrupted run leaves nothing partial (files of
-    ``a.out`` that training does not write are kept)."""
+    :class:`~litelvlm.run_folder.RunFolder` (a folder holding another command's run is refused before
+    training; ``--overwrite`` replaces it whole). The model is trained into a hidden folder beside ``a.out``,
+    and its files are staged into the run and committed together, so a failed or interrupted run leaves
+    nothing partial (files of ``a.out`` that training does not write are kept)."""
     check_args(a)
     final = Path(a.out)
     work = final.parent / f".{final.name}.partial"
@@ -76,7 +76,8 @@ def train(a: ToyTrainArgs) -> dict:
 
 
 def learning_rate(a: ToyTrainArgs, step: int) -> float:
-    """The learning rate of ``step``: linear warm-up over ``a.warmup`` steps to ``a.lr``, then cosine decay."""
+    """The learning rate of ``step``: linear warm-up over ``a.warmup`` steps to ``a.lr``, then cosine
+    decay."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
     p = (step - a.warmup) / max(1, a.steps - a.warmup)
@@ -88,7 +89,8 @@ def _optimizer(model, a: ToyTrainArgs) -> torch.optim.AdamW:
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     return torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98), eps=1e-6,
+                              {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98),
+                             eps=1e-6,
                              fused=True)  # one kernel per group: the 3.2M-parameter token embedding is dense
 
 
@@ -98,9 +100,10 @@ def _train(a: ToyTrainArgs, out: Path) -> dict:
     t0 = time.time()
     tokenizer = write_clip_tokenizer(out / ".tokenizer-tmp")
     render = a.threads if a.threads > 1 else 0  # scenes are rendered in as many processes as training threads
-    pixels, scenes = build_scenes(TRAIN_SEED, a.train_scenes, a.render_size, a.image_size, "train scenes", render)
-    ev_pixels, ev_scenes = build_scenes(HELDOUT_SEED, a.eval_scenes, a.render_size, a.image_size, "eval scenes",
-                                        render)
+    pixels, scenes = build_scenes(TRAIN_SEED, a.train_scenes, a.render_size, a.image_size, "train scenes",
+                                  render)
+    ev_pixels, ev_scenes = build_scenes(HELDOUT_SEED, a.eval_scenes, a.render_size, a.image_size,
+                                        "eval scenes", render)
     ev_items = retrieval_items(ev_scenes, HELDOUT_SEED)
     if a.position_warmup:
         warm_pixels, warm_scenes = build_warmup_scenes(a.warmup_scenes, a.render_size, a.image_size, render,

@@ -8,7 +8,8 @@ from ..family_card import FamilyCard, Lazy
 CARD = FamilyCard(
     name="unipixel",
     display_name="UniPixel",
-    description="UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's LVLM beyond "
+    description="UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's "
+    "LVLM beyond "
                 "LLaVA",
     pipeline=Lazy("litelvlm.unipixel.pipeline", "UniPixelPipeline"),
     cost=Lazy("litelvlm.unipixel.cost", "COST"),
@@ -19,8 +20,9 @@ CARD = FamilyCard(
     paper_model="a UniPixel-3B or -7B checkpoint folder (PolyU-ChenLab/UniPixel-3B)",
     exif_transpose=False,  # PIL.Image.open (litelvlm.unipixel.protocol.EXIF_TRANSPOSE)
     video_eval=Lazy("litelvlm.unipixel.video_eval", "VIDEO_EVAL"),
-    # the tiny preset's SAM 2 object-score gate is closed for seed 0 (every mask logit -1024, every mask empty on the
-    # sample images, so every score 0) and open for 5: ``unipixel-tiny-random`` means ``unipixel-tiny-random:5``
+    # the tiny preset's SAM 2 object-score gate is closed for seed 0 (every mask logit -1024, every mask empty
+    # on the sample images, so every score 0) and open for 5: ``unipixel-tiny-random`` means
+    # ``unipixel-tiny-random:5``
     default_seeds={"unipixel-tiny-random": 5},
     merged_grid=Lazy("litelvlm.unipixel.protocol"),
 )

@@ -16,11 +16,11 @@ generation configs) with:
   (:mod:`litelvlm.unipixel.keys`).
 
 :func:`load_unipixel` returns the project's modules: transformers' ``Qwen2_5_VLForConditionalGeneration``
-(``from_pretrained`` of the folder with a plain Qwen2.5-VL config), the :class:`~litelvlm.unipixel.head.SegHead`
-and the :class:`~litelvlm.sam2.prompt.Sam2Prompt`, every tensor accounted for: a missing or
-unknown name, or a wrong shape, is a ``LiteLVLMError`` naming the file that holds it. The processor is
-loaded as ``unipixel/model/builder.py`` L23 loads it (``use_fast=True, do_resize=False``: UniPixel resizes
-images itself before the processor). A random folder's tokenizer is the Qwen stand-in of
+(``from_pretrained`` of the folder with a plain Qwen2.5-VL config), the
+:class:`~litelvlm.unipixel.head.SegHead` and the :class:`~litelvlm.sam2.prompt.Sam2Prompt`, every tensor
+accounted for: a missing or unknown name, or a wrong shape, is a ``LiteLVLMError`` naming the file that holds
+it. The processor is loaded as ``unipixel/model/builder.py`` L23 loads it (``use_fast=True, do_resize=False``:
+UniPixel resizes images itself before the processor). A random folder's tokenizer is the Qwen stand-in of
 :mod:`litelvlm.qwen.tokenizer` with the three tokens added; its config records ``litelvlm_random``.
 """
 
@@ -59,7 +59,8 @@ from .head import SegHead
 from .keys import extra_shapes
 
 #: the config.json keys UniPixel adds to Qwen2.5-VL's (train.py ModelArguments L21-34, token ids L177-179)
-PIXEL_KEYS = ("model_name_or_path", "base_model", "conv_type", "partial_checkpoint", "sam2_config", "sam2_checkpoint",
+PIXEL_KEYS = ("model_name_or_path", "base_model", "conv_type", "partial_checkpoint", "sam2_config",
+              "sam2_checkpoint",
               "sam2_image_size", "sam2_hidden_tokens", "sam2_batch_mode", "sam2_apply_postprocessing",
               "sam2_enable_decoder", "sam2_inference_mode", "sample_objects", "ref_token_id", "seg_token_id",
               "mem_token_id", "base_model_path", "litelvlm_random")
@@ -67,7 +68,8 @@ PIXEL_KEYS = ("model_name_or_path", "base_model", "conv_type", "partial_checkpoi
 
 @dataclass
 class UniPixelModules:
-    """A loaded UniPixel: the LLM, the seg head, SAM 2 with the hidden-state prompt, and what config.json says."""
+    """A loaded UniPixel: the LLM, the seg head, SAM 2 with the hidden-state prompt, and what config.json
+    says."""
 
     qwen: torch.nn.Module               # transformers Qwen2_5_VLForConditionalGeneration
     seg_head: SegHead
@@ -86,7 +88,8 @@ def pixel_config(preset: UniPixelPreset) -> dict:
     arguments; ``partial_checkpoint`` and the paths are the scripts' own strings)."""
     q = get_qwen_preset(preset.qwen)
     return {"architectures": [ARCHITECTURE], "model_type": MODEL_TYPE,
-            "model_name_or_path": f"model_zoo/Qwen2.5-VL-{q.name.upper()}-Instruct", "base_model": "qwen2_5_vl",
+            "model_name_or_path": f"model_zoo/Qwen2.5-VL-{q.name.upper()}-Instruct",
+            "base_model": "qwen2_5_vl",
             "conv_type": "chatml", "partial_checkpoint": "work_dirs/8p_stage1_1e,work_dirs/8p_stage2_1e",
             "sam2_config": preset.sam2_config, "sam2_checkpoint": None, "sam2_image_size": preset.image_size,
             "sam2_hidden_tokens": preset.hidden_tokens, "sam2_batch_mode": preset.batch_mode,
@@ -117,7 +120,8 @@ def build_unipixel(preset: str | UniPixelPreset = "tiny", seed: int = 0, dtype: 
     return qwen, head, sam2, extras
 
 
-def unipixel_tensors(head: SegHead, sam2: Sam2Prompt, extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def unipixel_tensors(head: SegHead, sam2: Sam2Prompt,
+                     extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The non-Qwen tensors of a UniPixel checkpoint under UniPixel's names, in its module order
     (``sam2``, ``seg_head``, then ``ref_encoder`` ... ``msk_proj``)."""
     out = {f"sam2.{k}": v.detach() for k, v in sam2_from_hf(sam2.model.state_dict()).items()}
@@ -139,7 +143,8 @@ def save_random_unipixel(path: str | Path, preset: str | UniPixelPreset = "tiny"
     tok.add_special_tokens({"additional_special_tokens": list(EXTRA_TOKENS)})
     ids = {t: tok.convert_tokens_to_ids(t) for t in EXTRA_TOKENS}
     if list(ids.values()) != list(p.token_ids().values()):
-        raise LiteLVLMError(f"UniPixel preset {p.name!r}: the tokenizer gives {ids}, config.json says {p.token_ids()}")
+        raise LiteLVLMError(f"UniPixel preset {p.name!r}: the tokenizer gives {ids}, config.json says "
+                            f"{p.token_ids()}")
     cfg = pixel_config(p)
     cfg["litelvlm_random"] = random_record({"preset": p.name}, seed, fill, device)
     out = save_qwen_checkpoint(qwen, tok, path, p.qwen, extra_config=cfg, max_shard_bytes=max_shard_bytes,
@@ -152,7 +157,8 @@ def random_unipixel_dir(preset: str, seed: int = 0, device: str | torch.device =
     """The random UniPixel of ``preset`` and ``seed``, written once under the cache folder."""
     p = get_preset(preset)
     return random_preset_folder("unipixel", p.name, seed,
-                                lambda folder, fill: save_random_unipixel(folder, p, seed, device=device, fill=fill),
+                                lambda folder,
+                                fill: save_random_unipixel(folder, p, seed, device=device, fill=fill),
                                 full_size=p.name != "tiny")
 
 
@@ -166,11 +172,12 @@ def unipixel_folder(model: str, device: str | torch.device = "cpu") -> Path:
     config = folder / "config.json"
     if not config.is_file():
         presets = ", ".join(CARD.preset_strings)
-        raise LiteLVLMError(f"model {model!r}: not a UniPixel checkpoint folder with config.json, nor a random "
-                            f"preset ({presets})")
+        raise LiteLVLMError(f"model {model!r}: not a UniPixel checkpoint folder with config.json, nor a "
+                            f"random preset ({presets})")
     declared = read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:
-        raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
+        raise LiteLVLMError(
+            f"model {model!r}: {config} declares architectures {declared}, not {ARCHITECTURE}")
     return folder
 
 
@@ -211,7 +218,8 @@ def _check_shapes(found: dict, expected: dict, where: dict[str, Path], what: str
     if missing:
         parts.append(f"missing tensor(s): {_names(missing)}")
     if wrong:
-        parts.append("wrong shape(s): " + ", ".join(f"{k} {tuple(found[k].shape)} in {where[k].name}, expected "
+        parts.append("wrong shape(s): "
+                     + ", ".join(f"{k} {tuple(found[k].shape)} in {where[k].name}, expected "
                                                     f"{tuple(expected[k])}" for k in wrong[:6]))
     if parts:
         raise LiteLVLMError(f"{folder} does not have UniPixel's layout ({what}): " + "; ".join(parts))
@@ -231,11 +239,13 @@ def _load_qwen(folder: Path, config, dtype, device):
                 str(folder), config=config, dtype=dtype if dtype is not None else "auto",
                 device_map=str(torch.device(device)), output_loading_info=True)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise LiteLVLMError(f"could not load the Qwen2.5-VL part of the UniPixel checkpoint in {folder}: {e}") from e
+        raise LiteLVLMError(
+            f"could not load the Qwen2.5-VL part of the UniPixel checkpoint in {folder}: {e}") from e
     stray = [k for k in info.get("unexpected_keys", ()) if _is_qwen(k)]
     bad = list(info.get("missing_keys", ())) + stray + list(info.get("mismatched_keys", ()))
     if bad:
-        raise LiteLVLMError(f"{folder}: the Qwen2.5-VL tensors do not match Qwen2.5-VL's layout: {_names(map(str, bad))}")
+        raise LiteLVLMError(f"{folder}: the Qwen2.5-VL tensors do not match Qwen2.5-VL's layout: "
+                            f"{_names(map(str, bad))}")
     return qwen.eval().requires_grad_(False)
 
 
@@ -251,30 +261,37 @@ def _head_modules(folder: Path, cfg: dict, qwen_config, dtype) -> tuple[SegHead,
     merger = qwen_config.vision_config.hidden_size * qwen_config.vision_config.spatial_merge_size ** 2
     sam2_sd = {k[len("sam2."):]: v for k, v in tensors.items() if k.startswith("sam2.")}
     hf, rest = sam2_to_hf(sam2_sd)
-    _check_shapes({f"sam2.{k}": v for k, v in rest.items()}, {f"sam2.{k}": s for k, s in tracking_shapes(size).items()},
-                  where, "SAM 2", folder)
+    _check_shapes({f"sam2.{k}": v for k, v in rest.items()},
+                  {f"sam2.{k}": s for k, s in tracking_shapes(size).items()}, where, "SAM 2", folder)
     others = {k: v for k, v in tensors.items() if not k.startswith(("sam2.", "seg_head."))}
-    _check_shapes(others, extra_shapes(size.d_model, llm, merger), where, "the prompt-encoding modules", folder)
+    _check_shapes(others, extra_shapes(size.d_model, llm, merger), where, "the prompt-encoding modules",
+                  folder)
     head_sd = {k[len("seg_head."):]: v for k, v in tensors.items() if k.startswith("seg_head.")}
-    with default_dtype(dtype or next(iter(head_sd.values()), torch.empty(0)).dtype), skip_init():  # all loaded below
+    # all loaded below
+    with default_dtype(dtype or next(iter(head_sd.values()), torch.empty(0)).dtype), skip_init():
         head = SegHead(llm, size.d_model, tokens)
         sam2 = Sam2Prompt(sam2_config(size, image_size), image_size)
     _check_shapes({f"seg_head.{k}": v for k, v in head_sd.items()},
-                  {f"seg_head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}, where, "the seg head", folder)
+                  {f"seg_head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}, where,
+                  "the seg head", folder)
     expected = {f"sam2.{k}": tuple(v.shape) for k, v in sam2_from_hf(sam2.model.state_dict()).items()}
-    _check_shapes({f"sam2.{k}": v for k, v in sam2_sd.items() if k not in rest}, expected, where, "SAM 2", folder)
+    _check_shapes({f"sam2.{k}": v for k, v in sam2_sd.items() if k not in rest}, expected, where, "SAM 2",
+                  folder)
     head.load_state_dict(head_sd, strict=True)
     sam2.model.load_state_dict(hf, strict=True)
-    sam2.sam2_size, sam2.tracking = size, dict(rest)   # the video path's (litelvlm.unipixel.sam2_video), not modules
+    # the video path's (litelvlm.unipixel.sam2_video), not modules
+    sam2.sam2_size, sam2.tracking = size, dict(rest)
     return head.eval().requires_grad_(False), sam2.eval().requires_grad_(False)
 
 
 def load_unipixel(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                   processor: bool = True) -> UniPixelModules:
-    """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint folder);
-    ``dtype`` None keeps the folder's. Every tensor is checked (module docstring), the non-Qwen ones first."""
+    """The modules of a UniPixel model string (``unipixel-{3b,7b,tiny}-random[:SEED]`` or a checkpoint
+    folder); ``dtype`` None keeps the folder's. Every tensor is checked (module docstring), the non-Qwen ones
+    first."""
     folder = unipixel_folder(model, device=device)
-    cfg = check_model_folder(folder, FOLDER)   # config types, tokenizer and processor files, before any tensor
+    # config types, tokenizer and processor files, before any tensor
+    cfg = check_model_folder(folder, FOLDER)
     if "seg_token_id" not in cfg:
         raise LiteLVLMError(f"{folder / 'config.json'} lacks UniPixel's setting 'seg_token_id'")
     qwen_config = _qwen_config(cfg)
@@ -289,8 +306,9 @@ def _load_processor(folder: Path):
         with quiet_transformers():
             return AutoProcessor.from_pretrained(str(folder), backend="torchvision", do_resize=False)
     except (OSError, ValueError, KeyError) as e:
-        raise LiteLVLMError(f"could not load the processor of the UniPixel checkpoint in {folder}: {e}") from e
+        raise LiteLVLMError(
+            f"could not load the processor of the UniPixel checkpoint in {folder}: {e}") from e
 
 
-__all__ = ["PIXEL_KEYS", "UniPixelModules", "build_unipixel", "load_unipixel", "pixel_config", "random_unipixel_dir",
-           "save_random_unipixel", "unipixel_folder", "unipixel_tensors"]
+__all__ = ["PIXEL_KEYS", "UniPixelModules", "build_unipixel", "load_unipixel", "pixel_config",
+           "random_unipixel_dir", "save_random_unipixel", "unipixel_folder", "unipixel_tensors"]

@@ -12,11 +12,11 @@ both vocabularies (151936 and 152064 rows: no resize).
 
 The SAM 2.1 size ``sam2.1_hiera_b+`` and the test size ``tiny`` are :mod:`litelvlm.sam2.config`'s.
 
-``tiny`` is for tests: the tiny Qwen preset and a tiny SAM 2 of the same structure at a 128-pixel input. Its random
-weights' default seed is 5 (``unipixel-tiny-random`` means ``unipixel-tiny-random:5``,
-:attr:`litelvlm.unipixel.card.CARD.default_seeds`): for seed 0 SAM 2's object-score gate is closed on the sample images (every
-mask logit -1024, every mask empty, every score 0); for 5 it is open, so the examples' numbers move with the method.
-Importing this module is light.
+``tiny`` is for tests: the tiny Qwen preset and a tiny SAM 2 of the same structure at a 128-pixel input. Its
+random weights' default seed is 5 (``unipixel-tiny-random`` means ``unipixel-tiny-random:5``,
+:attr:`litelvlm.unipixel.card.CARD.default_seeds`): for seed 0 SAM 2's object-score gate is closed on the
+sample images (every mask logit -1024, every mask empty, every score 0); for 5 it is open, so the examples'
+numbers move with the method. Importing this module is light.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ MODEL_TYPE = "pixel_qwen2_5_vl"
 ARCHITECTURE = "PixelQwen2_5_VLForConditionalGeneration"
 @dataclass(frozen=True)
 class UniPixelPreset:
-    """A UniPixel model: its Qwen2.5-VL preset, its SAM 2.1, and the ``sam2_*`` settings of ``config.json``."""
+    """A UniPixel model: its Qwen2.5-VL preset, its SAM 2.1, and the ``sam2_*`` settings of
+    ``config.json``."""
 
     name: str
     qwen: str                     # litelvlm.qwen.config preset
@@ -50,15 +51,17 @@ class UniPixelPreset:
         if self.sam2 not in SAM2_SIZES:
             raise LiteLVLMError(f"UniPixel preset {self.name!r}: unknown SAM 2 size {self.sam2!r}")
         if self.image_size % 32:
-            raise LiteLVLMError(f"UniPixel preset {self.name!r}: the SAM 2 input size {self.image_size} must be a "
-                                "multiple of 32 (three q-pooling stages after a stride-4 patch embedding)")
+            raise LiteLVLMError(f"UniPixel preset {self.name!r}: the SAM 2 input size {self.image_size} must "
+                                "be a multiple of 32 (three q-pooling stages after a stride-4 patch "
+                                "embedding)")
 
     @property
     def sam2_size(self) -> Sam2Size:
         return SAM2_SIZES[self.sam2]
 
     def token_ids(self) -> dict[str, int]:
-        """``ref_token_id``, ``seg_token_id``, ``mem_token_id``: the ids after the Qwen tokenizer's last token."""
+        """``ref_token_id``, ``seg_token_id``, ``mem_token_id``: the ids after the Qwen tokenizer's last
+        token."""
         q = get_qwen_preset(self.qwen)
         first = q.special_base + len(SPECIAL_TOKENS)  # Qwen's tokenizer length (151665 for the real sizes)
         return {f"{t.strip('<|>')}_token_id": first + i for i, t in enumerate(EXTRA_TOKENS)}
@@ -69,14 +72,18 @@ PRESETS: dict[str, UniPixelPreset] = {
     "3b": UniPixelPreset(name="3b", qwen="3b", sam2="sam2.1_hiera_b+", sam2_config="configs/sam2.1_hiera_b+"),
     # scripts/launch_7b.sh L102-114
     "7b": UniPixelPreset(name="7b", qwen="7b", sam2="sam2.1_hiera_b+", sam2_config="configs/sam2.1_hiera_b+"),
-    "tiny": UniPixelPreset(name="tiny", qwen="tiny", sam2="tiny", sam2_config="litelvlm/sam2_tiny", image_size=128),
+    "tiny":
+    UniPixelPreset(name="tiny", qwen="tiny", sam2="tiny", sam2_config="litelvlm/sam2_tiny", image_size=128),
 }
-#: ``config.json``'s ``sam2_config`` (a hydra config name under UniPixel's ``sam2/``) -> the SAM 2 size it builds
-SAM2_CONFIG_NAMES: dict[str, str] = {"configs/sam2.1_hiera_b+": "sam2.1_hiera_b+", "litelvlm/sam2_tiny": "tiny"}
+#: ``config.json``'s ``sam2_config`` (a hydra config name under UniPixel's ``sam2/``) -> the SAM 2 size it
+#: builds
+SAM2_CONFIG_NAMES: dict[str, str] = {"configs/sam2.1_hiera_b+": "sam2.1_hiera_b+",
+                                     "litelvlm/sam2_tiny": "tiny"}
 
 
 def sam2_size_of(sam2_config_name: str) -> Sam2Size:
-    """The SAM 2 size a ``config.json`` ``sam2_config`` names (an unknown one is an error listing the known ones)."""
+    """The SAM 2 size a ``config.json`` ``sam2_config`` names (an unknown one is an error listing the known
+    ones)."""
     if sam2_config_name not in SAM2_CONFIG_NAMES:
         raise LiteLVLMError(f"sam2_config {sam2_config_name!r} is not a SAM 2 this project builds; known: "
                             + ", ".join(sorted(SAM2_CONFIG_NAMES)))

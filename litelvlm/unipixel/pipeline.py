@@ -1,19 +1,20 @@
-"""``UniPixelPipeline``: the ``unipixel`` family (Qwen2.5-VL + UniPixel's SAM 2 mask head) on the family contract.
+"""``UniPixelPipeline``: the ``unipixel`` family (Qwen2.5-VL + UniPixel's SAM 2 mask head) on the family
+contract.
 
     from litelvlm.families import load_pipeline
     pipe = load_pipeline("unipixel-tiny-random:0")       # or a UniPixel checkpoint folder
     prep = pipe.prepare(image, ["the dog on the left"])
     out = pipe.ground(prep, "fastv", 64)                  # any method that acts with the LLM
 
-What is UniPixel's (PolyU-ChenLab/UniPixel @5c8e941, ``unipixel/model/qwen2_5_vl.py``): the visual tokens are the
-vision tower's merged tokens (``pooler_output``) at the prompt's image-pad rows; the mask head reads the INPUT of
-the LLM's final norm (its ``cache_state_hook``) at the rows predicting each ``<seg>``, through ``seg_head`` into
-SAM 2 as a hidden-state prompt. The prompt and the image's resizing are the protocol's
+What is UniPixel's (PolyU-ChenLab/UniPixel @5c8e941, ``unipixel/model/qwen2_5_vl.py``): the visual tokens are
+the vision tower's merged tokens (``pooler_output``) at the prompt's image-pad rows; the mask head reads the
+INPUT of the LLM's final norm (its ``cache_state_hook``) at the rows predicting each ``<seg>``, through
+``seg_head`` into SAM 2 as a hidden-state prompt. The prompt and the image's resizing are the protocol's
 (:mod:`litelvlm.unipixel.protocol`).
 
-What is this project's (labelled wherever a user meets it): the kept tokens' positions and the paired CLIP mapped onto
-the merged grid, as on every Qwen2.5-VL + SAM 2 family (:mod:`litelvlm.qwen.pipeline`); the teacher-forced answer
-(:mod:`litelvlm.unipixel.protocol`).
+What is this project's (labelled wherever a user meets it): the kept tokens' positions and the paired CLIP
+mapped onto the merged grid, as on every Qwen2.5-VL + SAM 2 family (:mod:`litelvlm.qwen.pipeline`); the
+teacher-forced answer (:mod:`litelvlm.unipixel.protocol`).
 """
 
 from __future__ import annotations
@@ -56,18 +57,19 @@ from .protocol import (
 
 @dataclass
 class UniPixelInput(QwenSam2Input):
-    """One image (and, after ``with_sentences``, its prompt) as UniPixel's protocol makes it: the image as a 1-frame
-    video (``grid_thw`` the video grid, ``mm_token_type_ids`` 2 on the video tokens)."""
+    """One image (and, after ``with_sentences``, its prompt) as UniPixel's protocol makes it: the image as a
+    1-frame video (``grid_thw`` the video grid, ``mm_token_type_ids`` 2 on the video tokens)."""
 
 
 class UniPixelPipeline(QwenSam2Pipeline):
     """UniPixel: ``Qwen2_5_VLForConditionalGeneration`` + processor + seg head + SAM 2 adapter."""
 
     family = "unipixel"
-    #: the mask head reads the final norm's input; this project's teacher-forced answer (the default: random weights
-    #: never generate ``<|seg|>``) or the official greedy generation (``infer_seg.py`` L190-197); UniPixel's own
-    #: RefCOCO metric (``eval_refcoco.py``, :meth:`sample_metrics`) beside GLaMM's
-    abilities = replace(ABILITIES, seg_reads="norm_input", answers=("teacher-forced", "generate"), own_metric="unipixel")
+    #: the mask head reads the final norm's input; this project's teacher-forced answer (the default: random
+    #: weights never generate ``<|seg|>``) or the official greedy generation (``infer_seg.py`` L190-197);
+    #: UniPixel's own RefCOCO metric (``eval_refcoco.py``, :meth:`sample_metrics`) beside GLaMM's
+    abilities = replace(ABILITIES, seg_reads="norm_input", answers=("teacher-forced", "generate"),
+                        own_metric="unipixel")
     #: the image goes in as a 1-frame video
     rope_grid = "video_grid_thw"
 
@@ -91,7 +93,8 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
     @classmethod
     def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):
-        """``unipixel-<size>-random[:SEED]`` or a UniPixel checkpoint folder (:mod:`litelvlm.unipixel.checkpoint`)."""
+        """``unipixel-<size>-random[:SEED]`` or a UniPixel checkpoint folder
+        (:mod:`litelvlm.unipixel.checkpoint`)."""
         return load_unipixel(spec, device=device, dtype=dtype)
 
     @classmethod
@@ -120,11 +123,13 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
     @torch.no_grad()
     def with_sentences(self, prepared: UniPixelInput, sentences: list[str], turns=None,
-                       clip_text: str | None = None, answer: str = "teacher-forced", **unused) -> UniPixelInput:
+                       clip_text: str | None = None, answer: str = "teacher-forced",
+                       **unused) -> UniPixelInput:
         """``prepared`` with the protocol's prompt for one sentence (UniPixel asks one expression per prompt)
-        and this project's teacher-forced answer holding its ``<|seg|>``, or (``answer="generate"``) the official
-        prompt alone, whose answer ``ground`` generates (:mod:`litelvlm.unipixel.protocol`); ``clip_text`` (this
-        call's, else the pipeline's) is what the paired CLIP embeds (:data:`CLIP_TEXTS`)."""
+        and this project's teacher-forced answer holding its ``<|seg|>``, or (``answer="generate"``) the
+        official prompt alone, whose answer ``ground`` generates (:mod:`litelvlm.unipixel.protocol`);
+        ``clip_text`` (this call's, else the pipeline's) is what the paired CLIP embeds
+        (:data:`CLIP_TEXTS`)."""
         if answer not in ANSWERS:
             raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)}; got {answer!r}")
 
@@ -139,16 +144,18 @@ class UniPixelPipeline(QwenSam2Pipeline):
         return self._with_prompt(prepared, made, sentences, answer, clip_text)
 
     def _with_prompt(self, prepared, made, sentences: list[str], answer: str, clip_text: str):
-        """``prepared`` with the protocol's prompt ``made`` (its ids checked against the prepared grid, the [SEG]
-        count and the merged tokens) and its CLIP inputs for ``clip_text``."""
+        """``prepared`` with the protocol's prompt ``made`` (its ids checked against the prepared grid, the
+        [SEG] count and the merged tokens) and its CLIP inputs for ``clip_text``."""
         got = made.inputs
         if not torch.equal(got["video_grid_thw"].cpu(), prepared.grid_thw):
             raise AssertionError("the prompt's video grid differs from the prepared input's")
         ids, types = got["input_ids"][0], got["mm_token_type_ids"][0]
         if int((ids == self.seg_token_id).sum()) != (answer == "teacher-forced"):
-            raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} {self.seg_token}")
+            raise LiteLVLMError(f"the prompt must hold {'one' if answer == 'teacher-forced' else 'no'} "
+                                f"{self.seg_token}")
         return self._with_ids(prepared, sentences, ids, types, answer, clip_text,
-                              second_per_grid_ts=got["second_per_grid_ts"], prompt_len=self._prompt_len(made, ids))
+                              second_per_grid_ts=got["second_per_grid_ts"],
+                              prompt_len=self._prompt_len(made, ids))
 
     def _prompt_len(self, got, ids: torch.Tensor) -> int | None:
         """Where the teacher-forced answer starts in ``ids`` (None: no answer appended)."""
@@ -169,30 +176,34 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
     def vision(self, prepared: UniPixelInput):
         """The vision tower and ``prepared``'s image as the protocol's 1-frame video
-        (:class:`litelvlm.qwen_vision.vision.QwenVision`): what a method's Qwen2.5-VL variant hooks or re-runs."""
+        (:class:`litelvlm.qwen_vision.vision.QwenVision`): what a method's Qwen2.5-VL variant hooks or
+        re-runs."""
         video = self._video(prepared.image)
         visual = self.qwen.model.visual
         return QwenVision(visual, video["pixel_values_videos"].to(self.device, visual.dtype),
                           video["video_grid_thw"].to(self.device))
 
-    # -- UniPixel's own RefCOCO metric (eval_refcoco.py), beside GLaMM's ---------------------------------------
+    # -- UniPixel's own RefCOCO metric (eval_refcoco.py), beside GLaMM's -------------------------------------
     def sample_metrics(self, pred, gt, box) -> dict:
-        """``infer_seg.py`` L239-250 (:func:`litelvlm.unipixel.protocol.score_sample`): the target read as a plain mask
-        (a pixel of any of the referent's parts), IoU 1 on an empty union (no epsilon), and ``hit``: the prediction's
-        box against the referent's (COCO (x, y, w, h), stored as UniPixel does) at IoU >= 0.5."""
+        """``infer_seg.py`` L239-250 (:func:`litelvlm.unipixel.protocol.score_sample`): the target read as a
+        plain mask (a pixel of any of the referent's parts), IoU 1 on an empty union (no epsilon), and
+        ``hit``: the prediction's box against the referent's (COCO (x, y, w, h), stored as UniPixel does) at
+        IoU >= 0.5."""
         s = score_sample(pred, gt > 0, None if box is None else coco_box(box))
         return {"unipixel_inter": s.inter, "unipixel_union": s.union, "unipixel_iou": s.iou,
                 "unipixel_hit": bool(s.hit)}
 
     @classmethod
     def summarize_metrics(cls, rows) -> dict:
-        """``eval_refcoco.py`` L29-34 (:func:`litelvlm.unipixel.protocol.summarize`): cIoU = sum(inter) / sum(union),
-        gIoU = mean IoU, box accuracy = hits / samples; NaN cIoU where every union is empty."""
+        """``eval_refcoco.py`` L29-34 (:func:`litelvlm.unipixel.protocol.summarize`): cIoU = sum(inter) /
+        sum(union), gIoU = mean IoU, box accuracy = hits / samples; NaN cIoU where every union is empty."""
         scores = [SampleScore(int(i), int(u), float(o), bool(h)) for i, u, o, h in
-                  zip(rows["unipixel_inter"], rows["unipixel_union"], rows["unipixel_iou"], rows["unipixel_hit"])]
+                  zip(rows["unipixel_inter"], rows["unipixel_union"], rows["unipixel_iou"],
+                      rows["unipixel_hit"])]
         got = summarize(scores) if any(s.union for s in scores) else {
             "ciou": float("nan"), "giou": 1.0, "box_acc": sum(bool(s.hit) for s in scores) / len(scores)}
-        return {"unipixel_ciou": got["ciou"], "unipixel_giou": got["giou"], "unipixel_box_acc": got["box_acc"]}
+        return {"unipixel_ciou": got["ciou"], "unipixel_giou": got["giou"],
+                "unipixel_box_acc": got["box_acc"]}
 
     # -- the mask head ----------------------------------------------------------------------------------
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
@@ -204,4 +215,5 @@ class UniPixelPipeline(QwenSam2Pipeline):
 default_clip = UniPixelPipeline.default_clip
 
 
-__all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput", "UniPixelPipeline", "default_clip"]
+__all__ = ["CLIP_FEATURE_LAYER", "CLIP_TEXTS", "CONTEXTS", "SIMILARITIES", "UniPixelInput",
+           "UniPixelPipeline", "default_clip"]

@@ -23,7 +23,8 @@ Official code: PolyU-ChenLab/UniPixel @5c8e941 (``scripts/auto_eval.sh`` L354-37
    input, shifted by one (L342-346), and at the last row of each step whose argmax is ``<|seg|>`` (L348-350).
    Only the first mask counts (``infer_seg.py`` L238-241); a sample that produces none, or fails, scores
    an all-zero prediction (L216-219);
-5. score (``infer_seg.py`` L239-250, ``eval_refcoco.py`` L29-34): see :func:`score_sample` and :func:`summarize`.
+5. score (``infer_seg.py`` L239-250, ``eval_refcoco.py`` L29-34): see :func:`score_sample` and
+:func:`summarize`.
 
 This project's (not in the official evaluation): ``answer="teacher-forced"`` appends a training
 answer (``segmentation.py`` L76-82, :data:`SEG_RESPONSES`; :func:`teacher_forced_answer`) to the prompt,
@@ -54,7 +55,8 @@ from ..qwen.vision_info import to_rgb  # noqa: F401 (fetch_image's RGB, UniPixel
 #: UniPixel's added tokens in the order ``train/train.py`` L173-174 adds them (ids 151665, 151666, 151667).
 REF_TOKEN, SEG_TOKEN, MEM_TOKEN = "<|ref|>", "<|seg|>", "<|mem|>"
 ADDED_TOKENS = (REF_TOKEN, SEG_TOKEN, MEM_TOKEN)
-#: ``dataset/utils.py`` L26 and L33, L73: resize factor (patch 14 x merge 2), frames per temporal patch, max aspect ratio.
+#: ``dataset/utils.py`` L26 and L33, L73: resize factor (patch 14 x merge 2), frames per temporal patch, max
+#: aspect ratio.
 IMAGE_FACTOR, FRAME_FACTOR, MAX_RATIO = 28, 2, 200
 #: ``infer_seg.py`` L121-122 and L153: per-frame pixel bounds and ``--sample_frames``.
 MIN_PIXELS, FRAME_PIXELS, SAMPLE_FRAMES = 128 * 28 * 28, 256 * 28 * 28, 16
@@ -99,7 +101,8 @@ def question(expression: str, media: str = "image") -> str:
 
 # -- 2. the visual input -----------------------------------------------------------------------------
 def max_pixels(num_frames: int = 1, sample_frames: int = SAMPLE_FRAMES) -> int:
-    """``256 * 28 * 28 * int(sample_frames / num_frames)``: 3,211,264 for one image (``infer_seg.py`` L122)."""
+    """``256 * 28 * 28 * int(sample_frames / num_frames)``: 3,211,264 for one image (``infer_seg.py``
+    L122)."""
     return FRAME_PIXELS * int(sample_frames / num_frames)
 
 
@@ -116,7 +119,8 @@ def resized_size(height: int, width: int) -> tuple[int, int]:
 
 
 def resize_frame(image: Image.Image) -> Image.Image:
-    """The frame UniPixel feeds Qwen2.5-VL: :func:`to_rgb`, then PIL's bicubic resize to :func:`resized_size`."""
+    """The frame UniPixel feeds Qwen2.5-VL: :func:`to_rgb`, then PIL's bicubic resize to
+    :func:`resized_size`."""
     try:
         height, width = resized_size(image.height, image.width)
     except LiteLVLMError as e:  # past MAX_RATIO: name the file
@@ -133,7 +137,8 @@ def video_frames(frame: Image.Image) -> list[Image.Image]:
 
 # -- 3. messages, prompt and answer ------------------------------------------------------------------
 def chat_messages(text: str, frames: Sequence[Any], num_frames: int = 1) -> list[dict]:
-    """The official message: one user turn, a ``video`` of the frames with UniPixel's pixel bounds, then the text."""
+    """The official message: one user turn, a ``video`` of the frames with UniPixel's pixel bounds, then the
+    text."""
     video = {"type": "video", "video": list(frames), "min_pixels": MIN_PIXELS,
              "max_pixels": max_pixels(num_frames)}
     return [{"role": "user", "content": [video, {"type": "text", "text": text}]}]
@@ -158,7 +163,8 @@ def seg_token_id(tokenizer) -> int:
     """The id of ``<|seg|>`` in ``tokenizer`` (an error if it is not one added token there)."""
     ids = tokenizer.encode(SEG_TOKEN, add_special_tokens=False)
     if len(ids) != 1 or tokenizer.convert_ids_to_tokens(ids[0]) != SEG_TOKEN:
-        raise LiteLVLMError(f"the tokenizer has no {SEG_TOKEN} token (UniPixel adds {', '.join(ADDED_TOKENS)})")
+        raise LiteLVLMError(f"the tokenizer has no {SEG_TOKEN} token (UniPixel adds "
+                            f"{', '.join(ADDED_TOKENS)})")
     return int(ids[0])
 
 
@@ -181,7 +187,8 @@ class UniPixelInputs:
     frame_size: tuple[int, int]   # (H, W) of the original image (the prediction's size)
     resized: tuple[int, int]      # (h, w) of the frame the vision tower sees
     frames: list[Image.Image]
-    inputs: Any                   # the processor's BatchFeature (input_ids, pixel_values_videos, video_grid_thw, ...)
+    # the processor's BatchFeature (input_ids, pixel_values_videos, video_grid_thw, ...)
+    inputs: Any
 
 
 def prepare_inputs(processor, image: Image.Image, expression: str, answer: str = "generate",
@@ -198,7 +205,8 @@ def prepare_inputs(processor, image: Image.Image, expression: str, answer: str =
     inputs = processor(text=[text], videos=[frames], do_resize=False, return_tensors="pt")
     temporal = int(getattr(processor.video_processor, "temporal_patch_size", FRAME_FACTOR))
     inputs["second_per_grid_ts"] = torch.tensor([temporal / VIDEO_FPS])
-    return UniPixelInputs(question=q, text=text, answer=answer, response=said, frame_size=(image.height, image.width),
+    return UniPixelInputs(question=q, text=text, answer=answer, response=said,
+                          frame_size=(image.height, image.width),
                           resized=(frames[0].height, frames[0].width), frames=frames, inputs=inputs)
 
 
@@ -221,8 +229,8 @@ def _bool(mask) -> np.ndarray:
 
 def min_box(pred) -> tuple[int, int, int, int] | None:
     """(x_min, y_min, x_max, y_max), inclusive, of the pixels in 8-connected components of at least
-    :data:`MIN_BOX_AREA` pixels, found by OpenCV's ``connectedComponentsWithStats`` as ``infer_seg.py`` L24-43 does;
-    None when there are none."""
+    :data:`MIN_BOX_AREA` pixels, found by OpenCV's ``connectedComponentsWithStats`` as ``infer_seg.py`` L24-43
+    does; None when there are none."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(_bool(pred).astype(np.uint8) * 255, connectivity=8)
     kept = np.isin(labels, 1 + np.flatnonzero(stats[1:n, cv2.CC_STAT_AREA] >= MIN_BOX_AREA))
     ys, xs = np.nonzero(kept)
@@ -268,8 +276,8 @@ def score_sample(pred, gt, box: Sequence[float] | None = None, ignore=None) -> S
 
 
 def summarize(scores: Iterable[SampleScore]) -> dict[str, float]:
-    """``eval_refcoco.py`` L29-34: cIoU = sum(inter) / sum(union), gIoU = mean IoU, box accuracy = hits / samples
-    (a sample without a box counts as a miss); also the sums and the number of samples."""
+    """``eval_refcoco.py`` L29-34: cIoU = sum(inter) / sum(union), gIoU = mean IoU, box accuracy = hits /
+    samples (a sample without a box counts as a miss); also the sums and the number of samples."""
     scores = list(scores)
     if not scores:
         raise LiteLVLMError("no samples to summarize")
@@ -283,8 +291,9 @@ def summarize(scores: Iterable[SampleScore]) -> dict[str, float]:
 
 
 __all__ = ["ADDED_TOKENS", "ANSWERS", "ARTICLES", "EXIF_TRANSPOSE", "FRAME_FACTOR", "FRAME_PIXELS",
-           "GENERATE_KWARGS", "IMAGE_FACTOR", "MAX_RATIO", "MEM_TOKEN", "MIN_BOX_AREA", "MIN_PIXELS", "QUESTION",
-           "REF_TOKEN", "SAMPLE_FRAMES", "SEG_RESPONSES", "SEG_TOKEN", "VIDEO_FPS", "SampleScore", "UniPixelInputs",
+           "GENERATE_KWARGS", "IMAGE_FACTOR", "MAX_RATIO", "MEM_TOKEN", "MIN_BOX_AREA", "MIN_PIXELS",
+           "QUESTION", "REF_TOKEN", "SAMPLE_FRAMES", "SEG_RESPONSES", "SEG_TOKEN", "VIDEO_FPS", "SampleScore",
+           "UniPixelInputs",
            "box_iou", "chat_messages", "clean_query", "coco_box", "max_pixels", "min_box", "prepare_inputs",
-           "question", "resize_frame", "resized_size", "sample_seed", "score_sample", "seg_rows", "seg_token_id",
-           "smart_resize", "summarize", "teacher_forced_answer", "to_rgb", "video_frames"]
+           "question", "resize_frame", "resized_size", "sample_seed", "score_sample", "seg_rows",
+           "seg_token_id", "smart_resize", "summarize", "teacher_forced_answer", "to_rgb", "video_frames"]

@@ -2,10 +2,11 @@
 :mod:`litelvlm.unipixel.video_pipeline`): the same data, J / F / J&F tables and parts as every family, one
 expression at a time.
 
-What a per-frame budget means on UniPixel (this project's reading, labelled in ``config.json``): UniPixel's LLM sees
-the video as one Qwen2.5-VL video of N merged tokens (temporal patches of 2 frames), not frame by frame at 576 CLIP
-tokens; a per-frame budget b keeps the same fraction of them, K = round(N b / 576) (at least 1), chosen by the method
-over the whole video; ``context_tokens`` is then K per temporal patch (rounded). ``none`` keeps all N.
+What a per-frame budget means on UniPixel (this project's reading, labelled in ``config.json``): UniPixel's
+LLM sees the video as one Qwen2.5-VL video of N merged tokens (temporal patches of 2 frames), not frame by
+frame at 576 CLIP tokens; a per-frame budget b keeps the same fraction of them, K = round(N b / 576) (at least
+1), chosen by the method over the whole video; ``context_tokens`` is then K per temporal patch (rounded).
+``none`` keeps all N.
 
 Importing this module is light (the options are checked before the weights load); the video pipeline loads in
 :meth:`UniPixelVideoEval.runner`, which is why it is imported there.
@@ -25,10 +26,10 @@ from ..video.runner import FRAME_PATCHES, fraction_budget
 PIPELINE = Lazy("litelvlm.unipixel.video_pipeline", "UniPixelVideoPipeline")
 RUNNER = Lazy("litelvlm.unipixel.video_runner", "UniPixelRunner")
 #: what ``config.json`` says a per-frame budget is on UniPixel
-BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the video's N merged tokens, chosen over the "
-                  "whole video (this project's reading)")
-NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPixel-3B, -7B); numbers here come from "
-        "the weights named in the weights column")
+BUDGET_READING = ("per-frame fraction: K = round(N * budget / 576) of the video's N merged tokens, chosen "
+                  "over the whole video (this project's reading)")
+NOTE = ("UniPixel's video numbers need its released weights (PolyU-ChenLab/UniPixel-3B, -7B); numbers here "
+        "come from the weights named in the weights column")
 
 
 def video_budget(n: int, budget: Budget, num_patches: int) -> Count:
@@ -47,7 +48,8 @@ def method_error(name: str) -> str | None:
 
 
 def offered_methods() -> list[str]:
-    """Every method UniPixel's video path runs, no baseline and no analysis oracle, in the registry's order."""
+    """Every method UniPixel's video path runs, no baseline and no analysis oracle, in the registry's
+    order."""
     return [m for m in method_names() if method_error(m) is None and not get_method(m, "qwen2.5-vl").oracle]
 
 
@@ -57,11 +59,13 @@ class UniPixelVideoEval:
     note = NOTE
 
     def check_options(self, a: Any, budgets: list[Budget]) -> None:
-        """``--sam2-video-branch`` and ``--allocation`` are refused: UniPixel's video path always propagates by SAM 2's
-        memory and selects among the video's merged tokens at once (any per-frame budget, square or not)."""
+        """``--sam2-video-branch`` and ``--allocation`` are refused: UniPixel's video path always propagates
+        by SAM 2's memory and selects among the video's merged tokens at once (any per-frame budget, square or
+        not)."""
         if a.sam2_video_branch or a.allocation != "uniform":
-            raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: UniPixel's video path always "
-                                "propagates by SAM 2's memory and selects among the video's merged tokens at once")
+            raise LiteLVLMError("--sam2-video-branch and --allocation do not apply: UniPixel's video path "
+                                "always propagates by SAM 2's memory and selects among the video's merged "
+                                "tokens at once")
 
     def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """:func:`method_error` of each method."""

@@ -1,28 +1,29 @@
 """UniPixel's video path on the family contract: ``ground`` on a whole video, one mask per frame.
 
     from litelvlm.unipixel.video_pipeline import UniPixelVideoPipeline
-    pipe = UniPixelVideoPipeline.from_model_string("unipixel-tiny-random:0")   # or .of(a loaded UniPixelPipeline)
-    prep = pipe.with_sentences(pipe.prepare_video(frames), ["the dog running left"])
+    pipe = UniPixelVideoPipeline.from_model_string("unipixel-tiny-random:0")   # or .of(a loaded
+    UniPixelPipeline) prep = pipe.with_sentences(pipe.prepare_video(frames), ["the dog running left"])
     out = pipe.ground(prep, "fastv", 64)       # out.masks: (frames, H, W), one mask per frame of the video
 
 What is UniPixel's (PolyU-ChenLab/UniPixel @5c8e941; :mod:`litelvlm.unipixel.video`): the LLM sees 16 frames
-sampled uniformly (all of a shorter video), resized and padded to an even count, as one Qwen2.5-VL video (temporal
-patches of 2 frames, 3-D M-RoPE with ``second_per_grid_ts`` 1); the prompt is the video question; the seg head's
-prompt is given to SAM 2 on frame 0 of the whole video and a mask comes out for every frame.
+sampled uniformly (all of a shorter video), resized and padded to an even count, as one Qwen2.5-VL video
+(temporal patches of 2 frames, 3-D M-RoPE with ``second_per_grid_ts`` 1); the prompt is the video question;
+the seg head's prompt is given to SAM 2 on frame 0 of the whole video and a mask comes out for every frame.
 
 How the mask reaches the later frames (:data:`PROPAGATIONS`, ``propagation=``):
 
 * ``sam2`` (the default, UniPixel's): SAM 2's memory carries the frame-0 prompt forward through the video
   (``propagate_in_video``), on transformers' ``Sam2VideoModel`` with UniPixel's SAM 2.1 settings
   (:mod:`litelvlm.unipixel.sam2_video`);
-* ``frame-wise`` (this project's fallback, labelled wherever a user meets it): the frame-0 prompt decoded on every
-  frame's own SAM 2 features as on an image (each frame an initial conditioning frame, ``no_mem_embed`` added, no
-  memory of the frames before). Frame 0's mask is the same; the later frames' are not UniPixel's.
+* ``frame-wise`` (this project's fallback, labelled wherever a user meets it): the frame-0 prompt decoded on
+  every frame's own SAM 2 features as on an image (each frame an initial conditioning frame, ``no_mem_embed``
+  added, no memory of the frames before). Frame 0's mask is the same; the later frames' are not UniPixel's.
 
-The methods run on the video's merged tokens as on an image's (the LLM-side methods and the Qwen2.5-VL variants); the
-CLIP-side methods that read scores alone through the paired CLIP's scores of each LLM frame, mapped onto its temporal
-patch's merged grid (:mod:`litelvlm.unipixel.video_mapped`, this project's adaptation). A budget K keeps K of the
-video's N merged tokens, chosen over the whole video. VScan is refused (:data:`ONE_IMAGE_VARIANTS`).
+The methods run on the video's merged tokens as on an image's (the LLM-side methods and the Qwen2.5-VL
+variants); the CLIP-side methods that read scores alone through the paired CLIP's scores of each LLM frame,
+mapped onto its temporal patch's merged grid (:mod:`litelvlm.unipixel.video_mapped`, this project's
+adaptation). A budget K keeps K of the video's N merged tokens, chosen over the whole video. VScan is refused
+(:data:`ONE_IMAGE_VARIANTS`).
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ from .video_mapped import video_mapped_inputs
 #: how the frame-0 prompt reaches the later frames (see the module docstring)
 PROPAGATIONS = ("sam2", "frame-wise")
 #: the methods whose Qwen2.5-VL variant reads one image's merged grid, and why they are refused on a video
-ONE_IMAGE_VARIANTS = {"vscan": "VScan's Qwen2.5-VL window scan runs over one image's merged grid (its official code "
-                               "prunes images); a video's several temporal patches have no scan of its own yet"}
+ONE_IMAGE_VARIANTS = {"vscan": "VScan's Qwen2.5-VL window scan runs over one image's merged grid (its "
+                      "official code "
+                               "prunes images); a video's several temporal patches have no scan of its own "
+                      "yet"}
 
 
 @dataclass
@@ -87,9 +90,11 @@ class UniPixelVideoPipeline(UniPixelPipeline):
 
     def describe(self) -> dict:
         return {**super().describe(), "video": {
-            "frames": f"{SAMPLE_FRAMES} sampled uniformly for the LLM (UniPixel's infer_seg.py), every frame for SAM 2",
-            "propagation": self.propagation + (" (this project's fallback: the frame-0 prompt decoded on each frame "
-                                               "without SAM 2's memory)" if self.propagation == "frame-wise" else
+            "frames": f"{SAMPLE_FRAMES} sampled uniformly for the LLM (UniPixel's infer_seg.py), every frame "
+            "for SAM 2", "propagation": self.propagation
+            + (" (this project's fallback: the frame-0 prompt decoded on each frame "
+                                               "without SAM 2's memory)" if self.propagation == "frame-wise"
+                                               else
                                                " (SAM 2's memory from frame 0, UniPixel's)")}}
 
     def _mapped_inputs(self, prepared: UniPixelVideoInput, clip_text: str):
@@ -101,8 +106,8 @@ class UniPixelVideoPipeline(UniPixelPipeline):
     @torch.no_grad()
     def prepare_video(self, frames: Sequence[Image.Image], seed: int = 0,
                       sample_frames: int = SAMPLE_FRAMES) -> UniPixelVideoInput:
-        """The vision tower's merged tokens of the protocol's sampled frames; SAM 2's features of each frame are
-        made on first use."""
+        """The vision tower's merged tokens of the protocol's sampled frames; SAM 2's features of each frame
+        are made on first use."""
         frames = list(frames)
         sampled = sample_indices(len(frames), sample_frames)
         made = llm_frames([frames[i] for i in sampled], sample_frames)
@@ -114,7 +119,8 @@ class UniPixelVideoPipeline(UniPixelPipeline):
         out = UniPixelVideoInput(image=first, image_size=(first.height, first.width), sentences=[],
                                  input_ids=torch.empty(0, dtype=torch.long),
                                  mm_token_type_ids=torch.empty(0, dtype=torch.long), grid_thw=grid.cpu(),
-                                 second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype), sam_features=None,
+                                 second_per_grid_ts=torch.ones(1), visual=visual.to(self.dtype),
+                                 sam_features=None,
                                  seed=seed, frames=frames, sampled=sampled, llm_frames=made,
                                  sample_frames=sample_frames)
         if self.propagation == "frame-wise":   # the memory path encodes the frames itself, on first use
@@ -135,22 +141,26 @@ class UniPixelVideoPipeline(UniPixelPipeline):
 
     @torch.no_grad()
     def with_sentences(self, prepared: UniPixelVideoInput, sentences: list[str], turns=None,
-                       clip_text: str | None = None, answer: str = "teacher-forced", **unused) -> UniPixelVideoInput:
-        """``prepared`` with the video protocol's prompt for one sentence and this project's teacher-forced answer
-        holding its ``<|seg|>`` (``answer="generate"``: the official prompt alone)."""
+                       clip_text: str | None = None, answer: str = "teacher-forced",
+                       **unused) -> UniPixelVideoInput:
+        """``prepared`` with the video protocol's prompt for one sentence and this project's teacher-forced
+        answer holding its ``<|seg|>`` (``answer="generate"``: the official prompt alone)."""
         clip_text = self.clip_text if clip_text is None else clip_text
         if answer not in ANSWERS or clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)} and clip_text one of "
                                 f"{', '.join(CLIP_TEXTS)}; got {answer!r}, {clip_text!r}")
         if len(sentences) != 1 or turns is not None:
-            raise LiteLVLMError(f"UniPixel's protocol asks one expression per prompt, no turns; got {len(sentences)}")
-        made = prepare_video_inputs(self.processor, prepared.frames, sentences[0], answer=answer, seed=prepared.seed,
-                                    sample_frames=prepared.sample_frames)
+            raise LiteLVLMError("UniPixel's protocol asks one expression per prompt, no turns; got "
+                                f"{len(sentences)}")
+        made = prepare_video_inputs(self.processor, prepared.frames, sentences[0], answer=answer,
+                                    seed=prepared.seed, sample_frames=prepared.sample_frames)
         return self._with_prompt(prepared, made, sentences, answer, clip_text)
 
     def vision(self, prepared: UniPixelVideoInput):
-        """The vision tower and the video's sampled frames (:class:`litelvlm.qwen_vision.vision.QwenVision`)."""
-        video = self.processor.video_processor(videos=[prepared.llm_frames], do_resize=False, return_tensors="pt")
+        """The vision tower and the video's sampled frames
+        (:class:`litelvlm.qwen_vision.vision.QwenVision`)."""
+        video = self.processor.video_processor(videos=[prepared.llm_frames], do_resize=False,
+                                               return_tensors="pt")
         visual = self.qwen.model.visual
         return QwenVision(visual, video["pixel_values_videos"].to(self.device, visual.dtype),
                           video["video_grid_thw"].to(self.device))
@@ -161,8 +171,10 @@ class UniPixelVideoPipeline(UniPixelPipeline):
         if prompts.shape[0] != 1:
             raise LiteLVLMError(f"UniPixel's video path decodes one prompt; got {prompts.shape[0]}")
         if self.propagation == "sam2":
-            return propagated_logits(self.sam2, prepared.frames, prompts[0], prepared.sam2_video).to(prompts.dtype)
-        return torch.cat([self.sam2.decode(self.frame_features(prepared, f), prompts, prepared.image_size).low_res
+            return propagated_logits(self.sam2, prepared.frames, prompts[0],
+                                     prepared.sam2_video).to(prompts.dtype)
+        return torch.cat(
+            [self.sam2.decode(self.frame_features(prepared, f), prompts, prepared.image_size).low_res
                           for f in range(prepared.num_frames)])
 
 

@@ -1,5 +1,5 @@
-"""UniPixel loaded on its video path for ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoRunner`): one
-prepared video, each expression grounded at K = round(N b / 576) of its N merged tokens
+"""UniPixel loaded on its video path for ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoRunner`):
+one prepared video, each expression grounded at K = round(N b / 576) of its N merged tokens
 (:mod:`litelvlm.unipixel.video_eval`), and UniPixel's own Ref-DAVIS / MeViS score beside the DAVIS table."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from .video_pipeline import UniPixelVideoPipeline
 
 
 def own_summary(summary, expr):
-    """``summary`` with UniPixel's own Ref-DAVIS / MeViS score beside the DAVIS table (``eval/eval_seg.py`` L197-199,
-    L257-265): per expression J and F are frame means (``expressions.parquet``), then ``unipixel_J`` and
-    ``unipixel_F`` are means over the (method, budget)'s expressions and ``unipixel_J&F`` their mean (as fractions:
-    the script prints them x 100, rounded to 2 decimals)."""
+    """``summary`` with UniPixel's own Ref-DAVIS / MeViS score beside the DAVIS table (``eval/eval_seg.py``
+    L197-199, L257-265): per expression J and F are frame means (``expressions.parquet``), then ``unipixel_J``
+    and ``unipixel_F`` are means over the (method, budget)'s expressions and ``unipixel_J&F`` their mean (as
+    fractions: the script prints them x 100, rounded to 2 decimals)."""
     rows = []
     for method, budget in zip(summary.method, summary.budget, strict=True):
         e = expr[(expr.method == method) & (expr.budget == budget)]
@@ -36,7 +36,8 @@ class UniPixelRunner(PipelineVideoRunner):
         self.num_patches = num_patches
 
     def prompt(self, rec):
-        """The video question of ``rec``'s expression on its prepared video (``segmentation.py`` L555: exp.strip())."""
+        """The video question of ``rec``'s expression on its prepared video (``segmentation.py`` L555:
+        exp.strip())."""
         return self.pipe.with_sentences(self.prepared_for(rec), [rec.sentence.strip()])
 
     def count(self, prep, method: str, budget: Budget) -> Count:

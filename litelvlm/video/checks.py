@@ -1,8 +1,8 @@
 """The check of a video folder's files before a run uses them (:func:`check_videos`).
 
 The readers of :mod:`litelvlm.video.datasets` load each frame and annotation when it is asked for; a run that
-scores whole videos needs every one of them, of one size. :func:`check_videos` opens every frame and annotation
-of the given expressions' videos once (the image header only: cheap) and refuses, as one
+scores whole videos needs every one of them, of one size. :func:`check_videos` opens every frame and
+annotation of the given expressions' videos once (the image header only: cheap) and refuses, as one
 :class:`~litelvlm.errors.LiteLVLMError` naming the file and the cause:
 
 * a video whose meta file lists no frame;
@@ -27,8 +27,9 @@ from . import datasets  # imports this module: its classes read at call time
 
 
 def image_header(path: Path, what: str, listed: str) -> tuple[tuple[int, int], str]:
-    """((width, height), mode) of an image file from its header; absent or unreadable: a :class:`LiteLVLMError`
-    naming ``what`` (``frame``, ``annotation``) and the file (``listed``: what the meta file lists it as)."""
+    """((width, height), mode) of an image file from its header; absent or unreadable: a
+    :class:`LiteLVLMError` naming ``what`` (``frame``, ``annotation``) and the file (``listed``: what the meta
+    file lists it as)."""
     if not path.is_file():
         raise LiteLVLMError(f"{what} {str(path)!r} does not exist, but the meta file lists {listed} "
                             "(a partial download?)")
@@ -46,25 +47,28 @@ def _size(size: tuple[int, int]) -> str:
 def _check_frames(rec: datasets.VideoExpression) -> list[tuple[int, int]]:
     """The size of every listed frame of ``rec``'s video, all one size."""
     if not rec.frames:
-        raise LiteLVLMError(f"video {rec.video!r} ({str(rec.frame_dir)!r}) has no frames: its meta file lists none")
+        raise LiteLVLMError(f"video {rec.video!r} ({str(rec.frame_dir)!r}) has no frames: its meta file "
+                            "lists none")
     sizes = []
     for i in range(len(rec.frames)):
         size, _ = image_header(rec.frame_path(i), "frame", "it")
         if sizes and size != sizes[0]:
-            raise LiteLVLMError(f"frame {str(rec.frame_path(i))!r} is {_size(size)} but the first frame of video "
-                                f"{rec.video!r}, {str(rec.frame_path(0))!r}, is {_size(sizes[0])}: the frames of a "
-                                "video must have one size")
+            raise LiteLVLMError(f"frame {str(rec.frame_path(i))!r} is {_size(size)} but the first frame of "
+                                f"video {rec.video!r}, {str(rec.frame_path(0))!r}, is {_size(sizes[0])}: the "
+                                "frames of a video must have one size")
         sizes.append(size)
     return sizes
 
 
-def _check_palette(rec: datasets.VideoExpression, masks: datasets.PaletteMasks, sizes: list[tuple[int, int]]) -> None:
+def _check_palette(rec: datasets.VideoExpression, masks: datasets.PaletteMasks,
+                   sizes: list[tuple[int, int]]) -> None:
     """Every listed frame's annotation PNG: present, palette or greyscale, of its frame's size."""
     for i, name in enumerate(rec.frames):
         path = masks.path(rec, i)
         size, mode = image_header(path, "annotation", f"frame {name!r} of video {rec.video!r}")
         if mode not in ("P", "L"):
-            raise LiteLVLMError(f"annotation {str(path)!r} is a mode {mode} image, not a palette PNG of object ids")
+            raise LiteLVLMError(f"annotation {str(path)!r} is a mode {mode} image, not a palette PNG of "
+                                "object ids")
         if size != sizes[i]:
             raise LiteLVLMError(f"annotation {str(path)!r} is {_size(size)} but its frame "
                                 f"{str(rec.frame_path(i))!r} is {_size(sizes[i])}")

@@ -86,8 +86,8 @@ class NoMasks(MaskSource):
 
     def mask(self, rec: VideoExpression, index: int) -> np.ndarray:
         """Always a :class:`LiteLVLMError`: the split has no public masks."""
-        raise LiteLVLMError(f"{rec.dataset} split {rec.split!r} has no public ground-truth masks (they are held by "
-                            f"its evaluation server); video {rec.video!r}, expression {rec.exp_id!r}")
+        raise LiteLVLMError(f"{rec.dataset} split {rec.split!r} has no public ground-truth masks (they are "
+                            f"held by its evaluation server); video {rec.video!r}, expression {rec.exp_id!r}")
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,9 @@ class PaletteMasks(MaskSource):
         """Every listed frame's annotation PNG exists."""
         for i in range(len(rec.frames)):
             if not self.path(rec, i).is_file():
-                raise LiteLVLMError(f"annotation {str(self.path(rec, i))!r} does not exist, but the meta file lists "
-                                    f"frame {rec.frames[i]!r} of video {rec.video!r} (a partial download?)")
+                raise LiteLVLMError(f"annotation {str(self.path(rec, i))!r} does not exist, but the meta "
+                                    f"file lists frame {rec.frames[i]!r} of video {rec.video!r} (a partial "
+                                    "download?)")
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ class RLEMasks(MaskSource):
         if not self._table:
             data = _read_json(self.path, "mask file")
             if not isinstance(data, dict):
-                raise LiteLVLMError(f"mask file {str(self.path)!r} is not a {{anno_id: [RLE per frame]}} mapping")
+                raise LiteLVLMError(f"mask file {str(self.path)!r} is not a {{anno_id: [RLE per frame]}} "
+                                    "mapping")
             self._table.update(data)
         return self._table
 
@@ -132,11 +134,11 @@ class RLEMasks(MaskSource):
         """One annotation's per-frame RLEs, checked against ``rec``'s frame count."""
         seq = self.table().get(anno_id)
         if not isinstance(seq, list):
-            raise LiteLVLMError(f"mask file {str(self.path)!r} has no annotation {anno_id!r} (video {rec.video!r}, "
-                                f"expression {rec.exp_id!r})")
+            raise LiteLVLMError(f"mask file {str(self.path)!r} has no annotation {anno_id!r} (video "
+                                f"{rec.video!r}, expression {rec.exp_id!r})")
         if len(seq) != len(rec.frames):
-            raise LiteLVLMError(f"mask file {str(self.path)!r}: annotation {anno_id!r} has {len(seq)} frames but video "
-                                f"{rec.video!r} lists {len(rec.frames)}")
+            raise LiteLVLMError(f"mask file {str(self.path)!r}: annotation {anno_id!r} has {len(seq)} frames "
+                                f"but video {rec.video!r} lists {len(rec.frames)}")
         return seq
 
     def mask(self, rec: VideoExpression, index: int) -> np.ndarray:
@@ -150,8 +152,8 @@ class RLEMasks(MaskSource):
             try:
                 part = decode_segmentation(rle, height, width)
             except Exception as e:  # garbage counts, a wrong type
-                raise LiteLVLMError(f"mask file {str(self.path)!r}: annotation {anno_id!r}, frame {index} cannot be "
-                                    f"decoded: {e}") from e
+                raise LiteLVLMError(f"mask file {str(self.path)!r}: annotation {anno_id!r}, frame {index} "
+                                    f"cannot be decoded: {e}") from e
             if part.shape != out.shape:
                 raise LiteLVLMError(f"mask file {str(self.path)!r}: annotation {anno_id!r}, frame {index} is "
                                     f"{part.shape[1]} x {part.shape[0]} but its frame is {width} x {height}")
@@ -219,8 +221,9 @@ class VideoExpression:
         m = self.masks.mask(self, i)
         width, height = self.frame_size(i)
         if m.shape != (height, width):
-            raise LiteLVLMError(f"the annotation of frame {self.frames[i]!r} of video {self.video!r} is {m.shape[1]} "
-                                f"x {m.shape[0]} but the frame {str(self.frame_path(i))!r} is {width} x {height}")
+            raise LiteLVLMError(f"the annotation of frame {self.frames[i]!r} of video {self.video!r} is "
+                                f"{m.shape[1]} x {m.shape[0]} but the frame {str(self.frame_path(i))!r} is "
+                                f"{width} x {height}")
         return m
 
 
@@ -237,7 +240,8 @@ def read_object_ids(path: str | Path) -> np.ndarray:
     except Exception as e:  # truncated or not an image
         raise LiteLVLMError(f"annotation {str(path)!r} could not be read: {e}") from e
     if ids is None:
-        raise LiteLVLMError(f"annotation {str(path)!r} is a mode {mode} image, not a palette PNG of object ids")
+        raise LiteLVLMError(f"annotation {str(path)!r} is a mode {mode} image, not a palette PNG of object "
+                            "ids")
     return ids
 
 
@@ -262,13 +266,14 @@ def load_meta_expressions(path: str | Path) -> dict[str, dict]:
     for video, entry in videos.items():
         frames = entry.get("frames") if isinstance(entry, dict) else None
         exps = entry.get("expressions") if isinstance(entry, dict) else None
-        if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames) or not isinstance(exps, dict):
-            raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r} needs a 'frames' list of names "
-                                "and an 'expressions' mapping")
+        if not isinstance(frames, list) or not all(isinstance(f, str)
+                                                   for f in frames) or not isinstance(exps, dict):
+            raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r} needs a 'frames' list "
+                                "of names and an 'expressions' mapping")
         for exp_id, exp in exps.items():
             if not isinstance(exp, dict) or not isinstance(exp.get("exp"), str):
-                raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r}, expression {exp_id!r} "
-                                    "has no 'exp' sentence")
+                raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r}, expression "
+                                    f"{exp_id!r} has no 'exp' sentence")
     return videos
 
 
@@ -285,8 +290,8 @@ def _ids(path: Path, video: str, exp_id: str, exp: dict, key: str, required: boo
         return tuple(str(v) for v in values) if key == "anno_id" else tuple(int(v) for v in values)
     except (TypeError, ValueError):
         what = "a list of ids" if many else "an object id"
-        raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r}, expression {exp_id!r} needs "
-                            f"{key!r} as {what}; got {value!r}") from None
+        raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r}, expression {exp_id!r} "
+                            f"needs {key!r} as {what}; got {value!r}") from None
 
 
 def _split_dirs(dataset: str, root: str | Path, split: str) -> tuple[Path, Path]:
@@ -319,8 +324,9 @@ def _records(dataset: str, split: str, meta_path: Path, videos: dict[str, dict],
         for exp_id, exp in videos[video]["expressions"].items():
             ids = (_ids(meta_path, video, exp_id, exp, "obj_id", has_masks, dataset == MEVIS),
                    _ids(meta_path, video, exp_id, exp, "anno_id", has_masks and dataset == MEVIS, True))
-            rec = VideoExpression(dataset=dataset, split=split, video=video, exp_id=str(exp_id), sentence=exp["exp"],
-                                  obj_ids=ids[0], frames=tuple(videos[video]["frames"]), frame_dir=image_dir / video,
+            rec = VideoExpression(dataset=dataset, split=split, video=video, exp_id=str(exp_id),
+                                  sentence=exp["exp"], obj_ids=ids[0], frames=tuple(videos[video]["frames"]),
+                                  frame_dir=image_dir / video,
                                   has_masks=has_masks, anno_ids=ids[1], masks=masks)
             out.append(rec)
     if check_files:
@@ -328,7 +334,8 @@ def _records(dataset: str, split: str, meta_path: Path, videos: dict[str, dict],
     return out
 
 
-def load_ref_davis(root: str | Path, split: str = "valid", check_files: bool = False) -> list[VideoExpression]:
+def load_ref_davis(root: str | Path, split: str = "valid",
+                   check_files: bool = False) -> list[VideoExpression]:
     """Ref-DAVIS-17 in ReferFormer's layout (``root/meta_expressions/<split>``, ``root/<split>/JPEGImages``
     and ``Annotations``), one record per expression, in the meta file's order."""
     root, image_dir = _split_dirs(REF_DAVIS, root, split)
@@ -337,12 +344,15 @@ def load_ref_davis(root: str | Path, split: str = "valid", check_files: bool = F
     _require_dir(image_dir, "frame folder")
     ann_dir = root / split / "Annotations"
     _require_dir(ann_dir, "annotation folder")
-    return _records(REF_DAVIS, split, meta_path, videos, list(videos), image_dir, PaletteMasks(ann_dir), check_files)
+    return _records(REF_DAVIS, split, meta_path, videos, list(videos), image_dir, PaletteMasks(ann_dir),
+                    check_files)
 
 
-def load_ref_youtube_vos(root: str | Path, split: str = "valid", check_files: bool = False) -> list[VideoExpression]:
-    """Refer-YouTube-VOS (``root/meta_expressions/<split>``, ``root/<split>/JPEGImages``, ``train/Annotations``);
-    ``valid`` keeps the videos that ``meta_expressions/test`` does not list, sorted."""
+def load_ref_youtube_vos(root: str | Path, split: str = "valid",
+                         check_files: bool = False) -> list[VideoExpression]:
+    """Refer-YouTube-VOS (``root/meta_expressions/<split>``, ``root/<split>/JPEGImages``,
+    ``train/Annotations``); ``valid`` keeps the videos that ``meta_expressions/test`` does not list,
+    sorted."""
     root, image_dir = _split_dirs(REF_YOUTUBE_VOS, root, split)
     meta_path = root / "meta_expressions" / split / "meta_expressions.json"
     videos = load_meta_expressions(meta_path)
@@ -369,8 +379,8 @@ def load_mevis(root: str | Path, split: str = "valid_u", check_files: bool = Fal
     if SPLITS[MEVIS][split]:
         mask_path = root / split / "mask_dict.json"
         if not mask_path.is_file():
-            raise LiteLVLMError(f"mask file {str(mask_path)!r} does not exist, but MeViS {split!r} has public masks "
-                                "(a partial download?)")
+            raise LiteLVLMError(f"mask file {str(mask_path)!r} does not exist, but MeViS {split!r} has "
+                                "public masks (a partial download?)")
         masks = RLEMasks(mask_path)
     return _records(MEVIS, split, meta_path, videos, list(videos), image_dir, masks, check_files)
 

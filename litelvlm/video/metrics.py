@@ -47,7 +47,8 @@ MAX_PROPOSALS = 20  # the unsupervised task's limit on predicted objects (evalua
 VOID_LABEL = 255
 
 
-def _frames(pred: ArrayLike, gt: ArrayLike, void: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _frames(pred: ArrayLike, gt: ArrayLike,
+            void: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boolean masks (nonzero is foreground) and the pixels to count (not void), shapes checked."""
     p, g = np.asarray(pred).astype(bool), np.asarray(gt).astype(bool)
     if p.shape != g.shape or p.ndim < 2:
@@ -61,7 +62,8 @@ def _frames(pred: ArrayLike, gt: ArrayLike, void: ArrayLike | None = None) -> tu
 
 
 def region_similarity_frames(pred: ArrayLike, gt: ArrayLike, void: ArrayLike | None = None) -> np.ndarray:
-    """J of each (H, W) frame of (..., H, W) masks: intersection over union outside void, 1 on an empty union."""
+    """J of each (H, W) frame of (..., H, W) masks: intersection over union outside void, 1 on an empty
+    union."""
     p, g, keep = _frames(pred, gt, void)
     inter = np.sum(p & g & keep, axis=(-2, -1))
     union = np.sum((p | g) & keep, axis=(-2, -1))
@@ -102,16 +104,18 @@ def boundary_tolerance(shape: tuple[int, int], bound_th: float = BOUND_TH) -> fl
 
 
 def disk(radius: float) -> np.ndarray:
-    """The footprint of the official F: scikit-image's ``disk(radius)`` as uint8 (``metrics.py`` L84, L87, L89)."""
+    """The footprint of the official F: scikit-image's ``disk(radius)`` as uint8 (``metrics.py`` L84, L87,
+    L89)."""
     return skimage_disk(radius).astype(np.uint8)
 
 
 def dilate(bmap: ArrayLike, kernel: ArrayLike) -> np.ndarray:
-    """``cv2.dilate`` of one (H, W) map by ``kernel`` (both as uint8, OpenCV's defaults: the official call, L87, L89),
-    as a boolean map."""
+    """``cv2.dilate`` of one (H, W) map by ``kernel`` (both as uint8, OpenCV's defaults: the official call,
+    L87, L89), as a boolean map."""
     b, k = np.asarray(bmap), np.asarray(kernel)
     if b.ndim != 2 or k.ndim != 2 or 0 in k.shape or 0 in b.shape:
-        raise ValueError(f"dilate takes an (H, W) map and a non-empty 2-D kernel, not {b.shape} and {k.shape}")
+        raise ValueError(
+            f"dilate takes an (H, W) map and a non-empty 2-D kernel, not {b.shape} and {k.shape}")
     return cv2.dilate(b.astype(np.uint8), k.astype(np.uint8)).astype(bool)
 
 
@@ -145,7 +149,8 @@ def boundary_f_frames(pred: ArrayLike, gt: ArrayLike, void: ArrayLike | None = N
     return _f_from_boundaries(fg, gt_).reshape(lead)
 
 
-def boundary_f(pred: ArrayLike, gt: ArrayLike, void: ArrayLike | None = None, bound_th: float = BOUND_TH) -> float:
+def boundary_f(pred: ArrayLike, gt: ArrayLike, void: ArrayLike | None = None,
+               bound_th: float = BOUND_TH) -> float:
     """F of one (H, W) frame (``f_measure``)."""
     if np.ndim(pred) != 2:
         raise ValueError("boundary_f takes one (H, W) frame; boundary_f_frames takes more")
@@ -178,7 +183,8 @@ def _objects(masks: ArrayLike, name: str) -> np.ndarray:
 
 def _trim(pred: np.ndarray) -> np.ndarray:
     """Drop trailing empty objects: the official reader counts objects up to the largest label present."""
-    present = np.flatnonzero(pred.reshape(len(pred), int(np.prod(pred.shape[1:]))).any(axis=1))  # 0 objects too
+    # 0 objects too
+    present = np.flatnonzero(pred.reshape(len(pred), int(np.prod(pred.shape[1:]))).any(axis=1))
     return pred[: present[-1] + 1] if present.size else pred[:0]
 
 
@@ -209,7 +215,8 @@ def _pair_scores(gt, pred, keep, bound_th, pairs) -> tuple[np.ndarray, np.ndarra
 def sequence_scores(gt: ArrayLike, pred: ArrayLike, void: ArrayLike | None = None, task: str = "unsupervised",
                     bound_th: float = BOUND_TH) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame J and F of one sequence's ground-truth objects, (N, T') each, as ``DAVISEvaluation`` scores
-    ``task``: gt (N, T, H, W) and pred (M, T, H, W) object masks (object k has label k + 1), void (T, H, W)."""
+    ``task``: gt (N, T, H, W) and pred (M, T, H, W) object masks (object k has label k + 1), void (T, H,
+    W)."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
     gt, pred = _objects(gt, "gt"), _objects(pred, "pred")
@@ -250,7 +257,8 @@ class Summary:
     def row(self) -> dict[str, float]:
         """The global numbers under the official column names."""
         return {"J&F-Mean": self.jf_mean, "J-Mean": self.j_mean, "J-Recall": self.j_recall,
-                "J-Decay": self.j_decay, "F-Mean": self.f_mean, "F-Recall": self.f_recall, "F-Decay": self.f_decay}
+                "J-Decay": self.j_decay, "F-Mean": self.f_mean, "F-Recall": self.f_recall,
+                "F-Decay": self.f_decay}
 
 
 def summarize(objects: Mapping[str, tuple[ArrayLike, ArrayLike]]) -> Summary:

@@ -1,12 +1,13 @@
-"""What an ``eval-video`` runner over a family pipeline's video path shares (:class:`PipelineVideoRunner`): the
-pipeline loaded from the run's options, its paired CLIP named, one prepared video reused by every expression of that
-video, and the masks checked against the video's frames. A family's runner adds its prompt, its budget rule, its row
-and its record.
+"""What an ``eval-video`` runner over a family pipeline's video path shares (:class:`PipelineVideoRunner`):
+the pipeline loaded from the run's options, its paired CLIP named, one prepared video reused by every
+expression of that video, and the masks checked against the video's frames. A family's runner adds its prompt,
+its budget rule, its row and its record.
 
-``eval-video --batch-size B`` (this project's addition): :meth:`PipelineVideoRunner.ground` runs B expressions of
-one video through the LLM in one right-padded, masked forward (:func:`~litelvlm.lvlm.batched.ground_batch`: the
-shared frames prepared once, each expression pruned by its own selection), then each expression's masks come from
-SAM 2 as at batch 1; :meth:`PipelineVideoRunner.batch_error` names the methods that cannot share a forward."""
+``eval-video --batch-size B`` (this project's addition): :meth:`PipelineVideoRunner.ground` runs B expressions
+of one video through the LLM in one right-padded, masked forward (:func:`~litelvlm.lvlm.batched.ground_batch`:
+the shared frames prepared once, each expression pruned by its own selection), then each expression's masks
+come from SAM 2 as at batch 1; :meth:`PipelineVideoRunner.batch_error` names the methods that cannot share a
+forward."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from ..lvlm.batched import batch_error, ground_batch
 
 
 class PipelineVideoRunner:
-    """One loaded pipeline (``pipeline_class.from_model_string`` of the run's options) and the video being scored."""
+    """One loaded pipeline (``pipeline_class.from_model_string`` of the run's options) and the video being
+    scored."""
 
     extra_columns: list[str] = []
 
@@ -29,7 +31,8 @@ class PipelineVideoRunner:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
         self.pipe = pipeline_class.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
                                                      clip_text=a.clip_text,
-                                                     **image_resize_kwargs(getattr(a, "image_resize", IMAGE_RESIZES[0])))
+                                                     **image_resize_kwargs(
+                                                         getattr(a, "image_resize", IMAGE_RESIZES[0])))
         self.model = self.pipe
         #: the paired CLIP (the CLIP-side methods' scores, mapped onto the family's merged grid)
         self.clip_name = self.pipe.describe()["clip"]["model"]
@@ -54,17 +57,19 @@ class PipelineVideoRunner:
         raise NotImplementedError
 
     def count(self, prep, method: str, budget: Budget) -> Count:
-        """K of ``prep``'s visual tokens that ``method`` keeps at the per-frame ``budget`` (the family's rule)."""
+        """K of ``prep``'s visual tokens that ``method`` keeps at the per-frame ``budget`` (the family's
+        rule)."""
         raise NotImplementedError
 
     def result(self, rec, prep, k: Count, out) -> tuple[torch.Tensor, int, dict]:
-        """:meth:`expression`'s result of ``rec`` from its prompt, K and ``ground``'s output (the family's)."""
+        """:meth:`expression`'s result of ``rec`` from its prompt, K and ``ground``'s output (the
+        family's)."""
         raise NotImplementedError
 
     @torch.no_grad()
     def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int, dict]:
-        """((frames, H, W) masks, kept tokens per frame, the row's extra columns) of one expression at the per-frame
-        ``budget``: K of the video's N visual tokens, grounded as a budget of those tokens."""
+        """((frames, H, W) masks, kept tokens per frame, the row's extra columns) of one expression at the
+        per-frame ``budget``: K of the video's N visual tokens, grounded as a budget of those tokens."""
         prep = self.prompt(rec)
         k = self.count(prep, method, budget)
         return self.result(rec, prep, k, self.pipe.ground(prep, method, Budget.of(k)))
@@ -75,8 +80,9 @@ class PipelineVideoRunner:
 
     @torch.no_grad()
     def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
-        """[(prompt, K, ``ground``'s output)] of expressions ``recs`` of one video, their LLM forwards in one padded
-        batch (``batched``; K is the same for all: they share the video) or one by one (as :meth:`expression`)."""
+        """[(prompt, K, ``ground``'s output)] of expressions ``recs`` of one video, their LLM forwards in one
+        padded batch (``batched``; K is the same for all: they share the video) or one by one (as
+        :meth:`expression`)."""
         preps = [self.prompt(rec) for rec in recs]
         ks = [self.count(p, method, budget) for p in preps]
         if batched and len({int(k) for k in ks}) == 1:
@@ -86,7 +92,8 @@ class PipelineVideoRunner:
         return list(zip(preps, ks, outs, strict=True))
 
     def frame_masks(self, rec, masks: torch.Tensor) -> torch.Tensor:
-        """``masks`` (one per frame of ``rec``'s video) as float on the CPU; another count is an error naming it."""
+        """``masks`` (one per frame of ``rec``'s video) as float on the CPU; another count is an error naming
+        it."""
         if masks.shape[0] != len(rec.frames):
             raise LiteLVLMError(f"{rec.video}: {masks.shape[0]} masks for {len(rec.frames)} frames")
         return masks.float().cpu()

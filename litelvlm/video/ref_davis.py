@@ -1,5 +1,5 @@
-"""Ref-DAVIS-17's evaluation layout, shared by every family's video path: the records grouped by video, the four
-annotator sets, the ground-truth label maps and the predicted ones (as ``eval_referdavis_infer.py`` of
+"""Ref-DAVIS-17's evaluation layout, shared by every family's video path: the records grouped by video, the
+four annotator sets, the ground-truth label maps and the predicted ones (as ``eval_referdavis_infer.py`` of
 mbzuai-oryx/VideoGLaMM @6b15b1e forms them; its line numbers below)."""
 
 from __future__ import annotations

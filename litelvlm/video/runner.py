@@ -1,10 +1,11 @@
-"""The video contract of ``litelvlm eval-video``: what a family with a video path offers the video study, found
-through the family registry (:func:`litelvlm.families.video_eval`, from an entry's ``video_eval``), so the study
-names no family.
+"""The video contract of ``litelvlm eval-video``: what a family with a video path offers the video study,
+found through the family registry (:func:`litelvlm.families.video_eval`, from an entry's ``video_eval``), so
+the study names no family.
 
-A family's :class:`VideoEval` is light (importing it loads no torch): it checks the family's own options before
-anything is written, says why a method cannot run on its video path, and loads its :class:`VideoRunner`, which
-segments one expression over its whole video at a per-frame :class:`~litelvlm.budget.Budget` (of
+A family's :class:`VideoEval` is light (importing it loads no torch): it checks the family's own options
+before anything is written, says why a method cannot run on its video path, and loads its
+:class:`VideoRunner`, which segments one expression over its whole video at a per-frame
+:class:`~litelvlm.budget.Budget` (of
 :data:`FRAME_PATCHES`; the study checks its range once, against a frame's patches, before anything loads).
 """
 
@@ -20,9 +21,9 @@ FRAME_PATCHES = 576
 
 def fraction_budget(n: int, budget: Budget, num_patches: int = FRAME_PATCHES) -> Count:
     """K of a video's N visual tokens for the per-frame ``budget`` b of ``num_patches``: the same fraction,
-    K = round(N b / num_patches), at least 1 (this project's reading for a family whose LLM does not see the video
-    frame by frame at ``num_patches`` tokens); a :class:`~litelvlm.budget.Count` of those N, within them by
-    construction, that the family's ``ground`` (handed ``Budget.of(K)``) does not check again."""
+    K = round(N b / num_patches), at least 1 (this project's reading for a family whose LLM does not see the
+    video frame by frame at ``num_patches`` tokens); a :class:`~litelvlm.budget.Count` of those N, within them
+    by construction, that the family's ``ground`` (handed ``Budget.of(K)``) does not check again."""
     b = budget.count(num_patches)
     return Count(max(1, min(n, round(n * b / num_patches))), n)
 
@@ -42,17 +43,18 @@ class VideoRunner(Protocol):
         """Drop the previous video's work."""
 
     def expression(self, rec, method: str, budget: Budget) -> tuple[Any, int | None, dict]:
-        """((T, H, W) float 0/1 masks, context tokens per frame (None: not per frame), the row's extra columns,
-        ``llm_visual_tokens`` among them) of one expression at the per-frame ``budget``."""
+        """((T, H, W) float 0/1 masks, context tokens per frame (None: not per frame), the row's extra
+        columns, ``llm_visual_tokens`` among them) of one expression at the per-frame ``budget``."""
 
     def batch_error(self, method: str) -> str | None:
-        """Why ``method`` cannot ground several expressions of a video in one LLM forward (None: it can; the runner
-        then offers ``ground(recs, method, budget, batched=True)``, [(prompt, K, ``ground``'s output)] per expression,
-        and ``result(rec, prompt, K, output)``, :meth:`expression`'s result from them:
+        """Why ``method`` cannot ground several expressions of a video in one LLM forward (None: it can; the
+        runner then offers ``ground(recs, method, budget, batched=True)``, [(prompt, K, ``ground``'s output)]
+        per expression, and ``result(rec, prompt, K, output)``, :meth:`expression`'s result from them:
         :class:`litelvlm.video.pipeline_runner.PipelineVideoRunner`)."""
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
-        """The methods to run: ``given`` (refused with the reason when they cannot run), or the family's default."""
+        """The methods to run: ``given`` (refused with the reason when they cannot run), or the family's
+        default."""
 
     def config(self) -> dict:
         """What ``config.json`` records of this family's run beyond the options."""
@@ -69,7 +71,8 @@ class VideoEval(Protocol):
     note: str
 
     def check_options(self, a: Any, budgets: list[Budget]) -> None:
-        """Refuse (:class:`~litelvlm.errors.LiteLVLMError`) the study's options this family cannot take; light."""
+        """Refuse (:class:`~litelvlm.errors.LiteLVLMError`) the study's options this family cannot take;
+        light."""
 
     def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
         """Why each method of ``methods`` cannot run on this video path (empty: all can); loads no weights."""

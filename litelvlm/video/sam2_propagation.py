@@ -1,13 +1,15 @@
-"""SAM 2 memory propagation of a frame-0 prompt given as sparse prompt embeddings, on transformers' ``Sam2VideoModel``.
+"""SAM 2 memory propagation of a frame-0 prompt given as sparse prompt embeddings, on transformers'
+``Sam2VideoModel``.
 
 Stock SAM 2 takes points, boxes and masks; the grounding LVLMs built on it (VideoGLaMM's ``add_new_text``,
 UniPixel's hidden-state prompt) hand its mask decoder an embedding instead: their prompt encoders append it to
-the sparse embeddings of the (empty) point prompt (VideoGLaMM @6b15b1e ``model/segment_anything_2/sam2/modeling/
-sam/prompt_encoder.py`` L167-189; UniPixel @5c8e941 ``sam2/modeling/sam/prompt_encoder.py`` L167-179). This module
-drives transformers' own video inference with such a prompt and edits none of its code:
+the sparse embeddings of the (empty) point prompt (VideoGLaMM @6b15b1e
+``model/segment_anything_2/sam2/modeling/ sam/prompt_encoder.py`` L167-189; UniPixel @5c8e941
+``sam2/modeling/sam/prompt_encoder.py`` L167-179). This module drives transformers' own video inference with
+such a prompt and edits none of its code:
 
-* an inference session over the clip's preprocessed frames (:func:`video_session`; the image encoder's features
-  of every frame can be given, :func:`vision_features`, so that a clip's frames are encoded once);
+* an inference session over the clip's preprocessed frames (:func:`video_session`; the image encoder's
+  features of every frame can be given, :func:`vision_features`, so that a clip's frames are encoded once);
 * on frame 0 every object gets the empty point SAM 2 pads a prompt-less call with (``(0, 0)``, label -1:
   ``sam2_base.py`` ``_forward_sam_heads`` L300-305) through the session's point inputs, and one
   ``model(session, frame_idx=0)`` call runs the conditioning frame with a forward hook on ``prompt_encoder``
@@ -19,10 +21,10 @@ drives transformers' own video inference with such a prompt and edits none of it
 
 The point inputs make frame 0 an initial conditioning frame whose mask is binarised for the memory encoder
 (``is_mask_from_pts``), what SAM 2's video predictor does to the frames a prompt was added on
-(``_consolidate_temp_output_across_obj``, ``is_mask_from_pts=True``), and a single point keeps SAM 2's multimask
-choice (``multimask_min_pt_num`` 0 <= 1 <= ``multimask_max_pt_num`` 1) what it is without points. The result is
-the low-resolution mask logits of every frame and object (``image_size / 4`` square, float32, before any
-resizing), and the object score logits. Official SAM 2 tracking names map onto transformers' with
+(``_consolidate_temp_output_across_obj``, ``is_mask_from_pts=True``), and a single point keeps SAM 2's
+multimask choice (``multimask_min_pt_num`` 0 <= 1 <= ``multimask_max_pt_num`` 1) what it is without points.
+The result is the low-resolution mask logits of every frame and object (``image_size / 4`` square, float32,
+before any resizing), and the object score logits. Official SAM 2 tracking names map onto transformers' with
 :func:`tracking_key_to_hf`; :func:`set_memory_width` fits a model whose memory is not 64 channels wide (test
 sizes) to the memory cross-attention, whose key/value width transformers fixes at 64.
 """
@@ -55,16 +57,19 @@ TRACKING_KEY_PAIRS = (
     (r"memory_attention\.norm\.", "memory_attention.layer_norm."),
     (r"memory_encoder\.mask_downsampler\.encoder\.(\d+)\.", None),   # see _downsampler_key
     (r"memory_encoder\.pix_feat_proj\.", "memory_encoder.feature_projection."),
-    (r"memory_encoder\.fuser\.layers\.(\d+)\.(weight|gamma)$", r"memory_encoder.memory_fuser.layers.\1.scale"),
-    (r"memory_encoder\.fuser\.layers\.(\d+)\.dwconv\.", r"memory_encoder.memory_fuser.layers.\1.depthwise_conv."),
+    (r"memory_encoder\.fuser\.layers\.(\d+)\.(weight|gamma)$", r"memory_encoder.memory_fuser.layers.\1.scale")
+    , (r"memory_encoder\.fuser\.layers\.(\d+)\.dwconv\.",
+     r"memory_encoder.memory_fuser.layers.\1.depthwise_conv."),
     (r"memory_encoder\.fuser\.layers\.(\d+)\.norm\.", r"memory_encoder.memory_fuser.layers.\1.layer_norm."),
-    (r"memory_encoder\.fuser\.layers\.(\d+)\.pwconv(\d)\.", r"memory_encoder.memory_fuser.layers.\1.pointwise_conv\2."),
+    (r"memory_encoder\.fuser\.layers\.(\d+)\.pwconv(\d)\.",
+     r"memory_encoder.memory_fuser.layers.\1.pointwise_conv\2."),
     (r"memory_encoder\.out_proj\.", "memory_encoder.projection."),
 )
 
 
 def _downsampler_key(index: int, num_layers: int) -> str:
-    """``mask_downsampler.encoder.{i}``: conv 3k, LayerNorm2d 3k + 1 (GELU 3k + 2), the final 1x1 conv last."""
+    """``mask_downsampler.encoder.{i}``: conv 3k, LayerNorm2d 3k + 1 (GELU 3k + 2), the final 1x1 conv
+    last."""
     if index == 3 * num_layers:
         return "memory_encoder.mask_downsampler.final_conv."
     kind = {0: "conv", 1: "layer_norm"}[index % 3]
@@ -72,7 +77,8 @@ def _downsampler_key(index: int, num_layers: int) -> str:
 
 
 def tracking_key_to_hf(key: str, downsampler_layers: int = 4) -> str:
-    """transformers' name of an official SAM 2 tracking tensor (``downsampler_layers``: log4 of the total stride)."""
+    """transformers' name of an official SAM 2 tracking tensor (``downsampler_layers``: log4 of the total
+    stride)."""
     for pattern, repl in TRACKING_KEY_PAIRS:
         m = re.match(pattern, key)
         if m is None:
@@ -96,22 +102,26 @@ def set_memory_width(model, mem_dim: int) -> None:
 
 
 def vision_features(model, pixels: torch.Tensor) -> list[dict]:
-    """Per frame, what the session caches: ``vision_feats`` and ``vision_pos_embeds`` of ``get_image_features``."""
+    """Per frame, what the session caches: ``vision_feats`` and ``vision_pos_embeds`` of
+    ``get_image_features``."""
     out = []
     with torch.inference_mode():
         for frame in pixels:
             f = model.get_image_features(frame[None], return_dict=True)
-            out.append({"vision_feats": list(f.fpn_hidden_states), "vision_pos_embeds": list(f.fpn_position_encoding)})
+            out.append(
+                {"vision_feats": list(f.fpn_hidden_states),
+                 "vision_pos_embeds": list(f.fpn_position_encoding)})
     return out
 
 
-def video_session(model, pixels: torch.Tensor, video_size: tuple[int, int], features: list[dict] | None = None):
-    """A ``Sam2VideoInferenceSession`` over ``(T, 3, S, S)`` preprocessed frames, on the model's device and dtype;
-    ``features`` (:func:`vision_features`) fill its cache, which then holds every frame."""
+def video_session(model, pixels: torch.Tensor, video_size: tuple[int, int],
+                  features: list[dict] | None = None):
+    """A ``Sam2VideoInferenceSession`` over ``(T, 3, S, S)`` preprocessed frames, on the model's device and
+    dtype; ``features`` (:func:`vision_features`) fill its cache, which then holds every frame."""
     device, dtype = model.no_memory_embedding.device, model.no_memory_embedding.dtype
     session = Sam2VideoInferenceSession(
-        video=pixels, video_height=int(video_size[0]), video_width=int(video_size[1]), inference_device=device,
-        inference_state_device=device, video_storage_device=device, dtype=dtype,
+        video=pixels, video_height=int(video_size[0]), video_width=int(video_size[1]),
+        inference_device=device, inference_state_device=device, video_storage_device=device, dtype=dtype,
         max_vision_features_cache_size=max(1, len(pixels)))
     for i, f in enumerate(features or []):
         session.cache.cache_vision_features(i, f)
@@ -120,8 +130,9 @@ def video_session(model, pixels: torch.Tensor, video_size: tuple[int, int], feat
 
 @contextmanager
 def appended_prompts(model, prompts: list[torch.Tensor], append: bool = True):
-    """A forward hook on ``model.prompt_encoder`` giving the k-th call's sparse output ``prompts[k]`` ``(n, C)``
-    appended (or, ``append=False``, instead); removed on exit. Yields the list of prompts not yet used."""
+    """A forward hook on ``model.prompt_encoder`` giving the k-th call's sparse output ``prompts[k]`` ``(n,
+    C)`` appended (or, ``append=False``, instead); removed on exit. Yields the list of prompts not yet
+    used."""
     queue = list(prompts)
 
     def hook(module, args, output):
@@ -148,7 +159,8 @@ class Propagation:
 
 
 def add_prompts(model, session, prompts: torch.Tensor, append: bool = True) -> None:
-    """Frame 0's conditioning output of each of the ``(O, n, C)`` prompts (object ids 0..O-1), memory encoded."""
+    """Frame 0's conditioning output of each of the ``(O, n, C)`` prompts (object ids 0..O-1), memory
+    encoded."""
     point = {"point_coords": torch.zeros(1, 1, 1, 2, dtype=torch.float32),
              "point_labels": -torch.ones(1, 1, 1, dtype=torch.int32)}
     for obj_id in range(len(prompts)):

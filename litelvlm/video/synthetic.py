@@ -96,7 +96,8 @@ def plan_video(rng: np.random.Generator, frames: int, width: int, height: int) -
         step = sign * travel / max(frames - 1, 1)
         direction = ("right" if sign > 0 else "left") if horizontal else ("down" if sign > 0 else "up")
         objects.append(ToyObject(
-            obj_id=k + 1, colour=colours[k], shape=SHAPES[int(rng.integers(0, len(SHAPES)))], direction=direction,
+            obj_id=k + 1, colour=colours[k], shape=SHAPES[int(rng.integers(0, len(SHAPES)))],
+            direction=direction,
             place=places[k], size=size, start=(along, across) if horizontal else (across, along),
             step=(step, 0.0) if horizontal else (0.0, step)))
     return objects
@@ -105,7 +106,8 @@ def plan_video(rng: np.random.Generator, frames: int, width: int, height: int) -
 def background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A static muted texture (H, W, 3) uint8: smooth colour blobs, diagonal stripes and pixel noise."""
     coarse = rng.uniform(70, 170, size=(4, 5, 3)).astype(np.uint8)
-    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float64)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR),
+                        dtype=np.float64)
     ys, xs = np.mgrid[0:height, 0:width]
     period = float(rng.uniform(6, 14))
     stripes = 12 * np.sin(2 * np.pi * (xs + ys) / period)[..., None]
@@ -152,14 +154,14 @@ def _write_video(folder: Path, split: str, name: str, objects: list[ToyObject], 
     return names
 
 
-def write_synthetic_videos(folder: str | Path, videos: int = 3, frames: int = 8, size: tuple[int, int] = (128, 96),
-                           seed: int = 0, split: str = "valid") -> Path:
+def write_synthetic_videos(folder: str | Path, videos: int = 3, frames: int = 8,
+                           size: tuple[int, int] = (128, 96), seed: int = 0, split: str = "valid") -> Path:
     """Write ``videos`` toy videos of ``frames`` frames of ``size`` (W, H) in the Ref-DAVIS-17 layout under
     ``folder`` (see the module docstring); deterministic in ``seed``. Returns the folder."""
     width, height = size
     if videos < 1 or frames < 2 or min(width, height) < 32:
-        raise LiteLVLMError(f"synthetic videos need videos >= 1, frames >= 2 and W, H >= 32; got videos={videos}, "
-                            f"frames={frames}, size={size}")
+        raise LiteLVLMError("synthetic videos need videos >= 1, frames >= 2 and W, H >= 32; got "
+                            f"videos={videos}, frames={frames}, size={size}")
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     expressions, categories = {}, {}

@@ -1,22 +1,23 @@
 """Per-frame budget allocation for VideoGLaMM's per-frame pruning (this project's own idea; no official code).
 
-:func:`litelvlm.videoglamm.pruning.prune_clip` takes one budget per context frame (``allocation=``). This module
-turns a per-frame budget K and per-frame weights into those 16 budgets, keeping the clip's total 16 K:
+:func:`litelvlm.videoglamm.pruning.prune_clip` takes one budget per context frame (``allocation=``). This
+module turns a per-frame budget K and per-frame weights into those 16 budgets, keeping the clip's total 16 K:
 
 * **weights**: ``uniform`` (every frame K: the default, what ``eval-video`` ran before), explicit weights (16
-  non-negative numbers, not all zero), or ``relevance``: CLIP's own frame retrieval for the expression, the softmax
-  over the 16 frames of ``logit_scale`` x the frame's best patch-text cosine similarity (the projected layer -2
-  patches against the text embedding, :func:`relevance_weights`; ``logit_scale`` is the paired CLIP's learned
-  temperature, 100 for OpenAI's CLIP), so frames where the expression is seen get more tokens;
+  non-negative numbers, not all zero), or ``relevance``: CLIP's own frame retrieval for the expression, the
+  softmax over the 16 frames of ``logit_scale`` x the frame's best patch-text cosine similarity (the projected
+  layer -2 patches against the text embedding, :func:`relevance_weights`; ``logit_scale`` is the paired CLIP's
+  learned temperature, 100 for OpenAI's CLIP), so frames where the expression is seen get more tokens;
 * **integer budgets** (``direct`` arrangement, any K per frame): frame f's target is 16 K x w_f; frames whose
   target exceeds 576 are capped and the rest is shared again among the others by weight (water filling); every
   frame keeps at least 1; the floors are topped up by the largest remainders (ties: the earlier frame), so the
   total is exactly 16 K (:func:`integer_budgets`);
-* **square budgets** (``pool`` and ``pool-min``, whose pooling needs a square count, ``arch.py`` L88-96): each frame
-  gets the largest square side s_f <= sqrt(target) (the water-filled target; at least 1, at most 24), then sides grow by one, the frame
-  with the largest shortfall target - s_f^2 first (ties: the earlier frame), while the total of squares stays
-  within 16 K (:func:`square_budgets`). The total is at most 16 K and may fall short of it (a square grid cannot
-  hit every total); equal weights give every frame K back when K is a square.
+* **square budgets** (``pool`` and ``pool-min``, whose pooling needs a square count, ``arch.py`` L88-96): each
+  frame gets the largest square side s_f <= sqrt(target) (the water-filled target; at least 1, at most 24),
+  then sides grow by one, the frame with the largest shortfall target - s_f^2 first (ties: the earlier frame),
+  while the total of squares stays within 16 K (:func:`square_budgets`). The total is at most 16 K and may
+  fall short of it (a square grid cannot hit every total); equal weights give every frame K back when K is a
+  square.
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ NUM_PATCHES, SIDE = 576, 24
 def _check(weights: Sequence[float], frames: int) -> list[float]:
     w = [float(x) for x in weights]
     if len(w) != frames or any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
-        raise LiteLVLMError(f"per-frame weights must be {frames} finite non-negative numbers, not all zero; got {w}")
+        raise LiteLVLMError(f"per-frame weights must be {frames} finite non-negative numbers, not all zero; "
+                            f"got {w}")
     total = sum(w)
     return [x / total for x in w]
 
 
 def targets(weights: Sequence[float], total: int, cap: int = NUM_PATCHES) -> list[float]:
-    """Real-valued shares of ``total`` proportional to ``weights``, at most ``cap`` each: the frames above the cap are
-    capped and the rest is shared again among the others by weight (equally where their weights are all zero)."""
+    """Real-valued shares of ``total`` proportional to ``weights``, at most ``cap`` each: the frames above the
+    cap are capped and the rest is shared again among the others by weight (equally where their weights are
+    all zero)."""
     w = _check(weights, len(weights))
     n = len(w)
     if not n <= total <= n * cap:
@@ -80,11 +83,14 @@ def integer_budgets(weights: Sequence[float], total: int, cap: int = NUM_PATCHES
 
 
 def square_budgets(weights: Sequence[float], total: int, side_cap: int = SIDE) -> list[int]:
-    """Square budgets (s_f^2, 1 <= s_f <= ``side_cap``) near the :func:`targets` whose sum is at most ``total``."""
+    """Square budgets (s_f^2, 1 <= s_f <= ``side_cap``) near the :func:`targets` whose sum is at most
+    ``total``."""
     target = targets(weights, total, side_cap * side_cap)
     sides = [min(side_cap, max(1, math.isqrt(int(t)))) for t in target]
-    while sum(s * s for s in sides) > total:  # the frames raised to one token pushed it over: shrink the largest excess
-        shrink = max((i for i in range(len(sides)) if sides[i] > 1), key=lambda i: (sides[i] ** 2 - target[i], -i))
+    # the frames raised to one token pushed it over: shrink the largest excess
+    while sum(s * s for s in sides) > total:
+        shrink = max((i for i in range(len(sides)) if sides[i] > 1),
+                     key=lambda i: (sides[i] ** 2 - target[i], -i))
         sides[shrink] -= 1
     while True:
         room = total - sum(s * s for s in sides)
@@ -95,9 +101,10 @@ def square_budgets(weights: Sequence[float], total: int, side_cap: int = SIDE) -
         sides[best] += 1
 
 
-def frame_allocation(weights: Sequence[float], budget: int, arrangement: str, frames: int = NUM_FRAMES) -> list[int]:
-    """The ``frames`` budgets of per-frame budget ``budget`` shared by ``weights``: integers for ``direct``, squares
-    for the pooling arrangements (module docstring)."""
+def frame_allocation(weights: Sequence[float], budget: int, arrangement: str,
+                     frames: int = NUM_FRAMES) -> list[int]:
+    """The ``frames`` budgets of per-frame budget ``budget`` shared by ``weights``: integers for ``direct``,
+    squares for the pooling arrangements (module docstring)."""
     total = budget * frames
     if arrangement == "direct":
         return integer_budgets(weights, total)
@@ -106,8 +113,8 @@ def frame_allocation(weights: Sequence[float], budget: int, arrangement: str, fr
 
 @torch.no_grad()
 def relevance_weights(trace, text, logit_scale: float) -> list[float]:
-    """CLIP's retrieval of the frames by the text: softmax over frames of ``logit_scale`` x each frame's largest
-    cosine similarity between the text embedding and its projected layer -2 patches."""
+    """CLIP's retrieval of the frames by the text: softmax over frames of ``logit_scale`` x each frame's
+    largest cosine similarity between the text embedding and its projected layer -2 patches."""
     frames = trace.hidden_states[0].shape[0]
     best = torch.stack([similarity(frame_inputs(trace, text, f), kind="cosine")[0].float().max()
                         for f in range(frames)])
@@ -118,9 +125,10 @@ def clip_logit_scale(clip) -> float:
     """The paired CLIP's learned temperature ``exp(logit_scale)`` (transformers ``CLIPModel``)."""
     scale = getattr(getattr(clip, "model", None), "logit_scale", None)
     if scale is None:
-        raise LiteLVLMError(f"CLIP {getattr(clip, 'name', clip)!r} has no logit_scale for the relevance allocation")
+        raise LiteLVLMError(f"CLIP {getattr(clip, 'name', clip)!r} has no logit_scale for the relevance "
+                            "allocation")
     return float(scale.detach().float().exp())
 
 
-__all__ = ["RULES", "clip_logit_scale", "frame_allocation", "integer_budgets", "relevance_weights", "square_budgets",
-           "targets"]
+__all__ = ["RULES", "clip_logit_scale", "frame_allocation", "integer_budgets", "relevance_weights",
+           "square_budgets", "targets"]

@@ -8,7 +8,8 @@ from ..family_card import FamilyCard, Lazy
 CARD = FamilyCard(
     name="videoglamm",
     display_name="VideoGLaMM",
-    description="VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled frames, "
+    description="VideoGLaMM (Phi-3 + CLIP + InternVideo2 + SAM 2 frame by frame): a video of 16 sampled "
+    "frames, "
                 "per-frame budgets",
     pipeline=Lazy("litelvlm.videoglamm.pipeline", "VideoGLaMMPipeline"),
     cost=Lazy("litelvlm.videoglamm.cost", "COST"),

@@ -1,7 +1,8 @@
-"""Random-weight VideoGLaMM checkpoints in the official tensor layout, and the loader of any VideoGLaMM folder.
+"""Random-weight VideoGLaMM checkpoints in the official tensor layout, and the loader of any VideoGLaMM
+folder.
 
-The released weights (mbzuai-oryx/VideoGLaMM, README / ``RUN_VideoGLaMM.md`` L7: a SharePoint folder) could not be
-read offline, so the layout is the state dict of the official ``VideoGLaMMForCausalLM`` (@6b15b1e,
+The released weights (mbzuai-oryx/VideoGLaMM, README / ``RUN_VideoGLaMM.md`` L7: a SharePoint folder) could
+not be read offline, so the layout is the state dict of the official ``VideoGLaMMForCausalLM`` (@6b15b1e,
 ``VideoGLaMM/model/VideoGLaMM.py`` L882-895 and the modules it builds) after ``initialize_vision_modules``
 (``chat.py`` L315) has loaded both towers, as ``save_pretrained`` writes it:
 
@@ -9,8 +10,8 @@ read offline, so the layout is the state dict of the official ``VideoGLaMMForCau
 * ``model.vision_tower.vision_encoder.*``: ``InternVideo2_Stage2V`` (``internvideo/utils.py`` L146-164), plus
   ``model.vision_tower.vision_proj.*`` and the encoder's modules the inference never runs
   (:data:`~litelvlm.videoglamm.internvideo2.UNUSED`), which the loader accepts and leaves out;
-* ``model.image_vision_tower.vision_tower.vision_model.*``: ``CLIPVisionTower.vision_tower``, a ``CLIPVisionModel``
-  as transformers 4 names it (transformers 5 drops the ``vision_model`` prefix)
+* ``model.image_vision_tower.vision_tower.vision_model.*``: ``CLIPVisionTower.vision_tower``, a
+  ``CLIPVisionModel`` as transformers 4 names it (transformers 5 drops the ``vision_model`` prefix)
   (``clip_encoder.py`` L26-30);
 * ``model.mm_projector.*``, ``model.image_mm_projector.*`` (``arch.py`` L18-19), ``model.text_hidden_fcs.0.*``
   (``VideoGLaMM.py`` L142);
@@ -48,7 +49,8 @@ from .model import VideoGLaMM
 from .tokenizer import build_phi3_tokenizer
 
 #: official name prefix -> attribute of :class:`VideoGLaMM`
-PREFIXES = (("model.vision_tower.", "internvideo."), ("model.image_vision_tower.vision_tower.vision_model.", "clip."),
+PREFIXES = (("model.vision_tower.", "internvideo."),
+            ("model.image_vision_tower.vision_tower.vision_model.", "clip."),
             ("model.mm_projector.", "mm_projector."), ("model.image_mm_projector.", "image_mm_projector."),
             ("model.text_hidden_fcs.", "text_hidden_fcs."))
 
@@ -74,7 +76,8 @@ def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dty
                      fill: str = "auto") -> tuple[VideoGLaMM, dict[str, torch.Tensor]]:
     """A random VideoGLaMM and its SAM 2 tracking tensors (``visual_model.``-relative names). ``fill``
     (:mod:`litelvlm.random_weights`): ``"auto"`` fast-fills the full size with :func:`_randomize`'s
-    distributions (created without initialisation, filled on every core), draws the tiny one tensor by tensor."""
+    distributions (created without initialisation, filled on every core), draws the tiny one tensor by
+    tensor."""
     p = get_preset(preset)
     fast = resolve_fill(fill, p.name != "tiny") == "fast"
     dtype = getattr(torch, p.dtype) if dtype is None else dtype
@@ -89,8 +92,10 @@ def build_videoglamm(preset: str | VideoGLaMMPreset = "tiny", seed: int = 0, dty
         _randomize(model.state_dict(keep_vars=True).items(), gen)
         _randomize(extras.items(), gen)
     sam = model.sam2.model
-    sam.shared_image_embedding.positional_embedding.copy_(sam.prompt_encoder.shared_embedding.positional_embedding)
-    model.sam2_tracking = extras          # a plain attribute: the video branch's tensors (sam2_video.video_model)
+    sam.shared_image_embedding.positional_embedding.copy_(
+        sam.prompt_encoder.shared_embedding.positional_embedding)
+    # a plain attribute: the video branch's tensors (sam2_video.video_model)
+    model.sam2_tracking = extras
     return model, extras
 
 
@@ -100,7 +105,9 @@ def videoglamm_tensors(model: VideoGLaMM, extras: dict[str, torch.Tensor]) -> di
     for official, ours in PREFIXES:
         module = model.get_submodule(ours[:-1])
         out.update({official + k: v.detach() for k, v in module.state_dict().items()})
-    out.update({f"model.visual_model.{k}": v.detach() for k, v in sam2_from_hf(model.sam2.model.state_dict()).items()})
+    out.update(
+        {f"model.visual_model.{k}": v.detach() for k,
+         v in sam2_from_hf(model.sam2.model.state_dict()).items()})
     out.update({f"model.visual_model.{k}": v.detach() for k, v in extras.items()})
     return out
 
@@ -124,8 +131,8 @@ def videoglamm_config(p: VideoGLaMMPreset) -> dict:
 def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "tiny", seed: int = 0,
                            device: str | torch.device = "cpu", max_shard_bytes: int | None = 4_000_000_000,
                            fill: str = "auto") -> Path:
-    """Build a random VideoGLaMM of ``preset`` (``fill`` as :func:`build_videoglamm`) and write it in the official
-    layout, with the stand-in tokenizer."""
+    """Build a random VideoGLaMM of ``preset`` (``fill`` as :func:`build_videoglamm`) and write it in the
+    official layout, with the stand-in tokenizer."""
     p = get_preset(preset)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -141,7 +148,8 @@ def save_random_videoglamm(path: str | Path, preset: str | VideoGLaMMPreset = "t
 
 
 def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
-    """``videoglamm[-tiny]-random[:SEED]`` (written once under the cache) or a VideoGLaMM checkpoint folder."""
+    """``videoglamm[-tiny]-random[:SEED]`` (written once under the cache) or a VideoGLaMM checkpoint
+    folder."""
     spec = ModelSpec.of(model)
     if CARD.preset(spec) is not None:
         p, seed = get_preset(CARD.preset(spec)), CARD.seed(spec)
@@ -152,14 +160,15 @@ def videoglamm_folder(model: str, device: str | torch.device = "cpu") -> Path:
     folder = Path(spec.folder)
     declared = _read_config(folder).get("architectures") or []
     if ARCHITECTURE not in declared:
-        raise LiteLVLMError(f"model {model!r}: {folder / 'config.json'} declares {declared}, not {ARCHITECTURE}")
+        raise LiteLVLMError(f"model {model!r}: {folder / 'config.json'} declares {declared}, not "
+                            f"{ARCHITECTURE}")
     return folder
 
 
 def _read_config(folder: Path) -> dict:
     if not (folder / "config.json").is_file():
-        raise LiteLVLMError(f"not a VideoGLaMM checkpoint folder ({str(folder / 'config.json')!r} does not exist); "
-                            "random presets: videoglamm-random[:SEED], videoglamm-tiny-random[:SEED]")
+        raise LiteLVLMError(f"not a VideoGLaMM checkpoint folder ({str(folder / 'config.json')!r} does not "
+                            "exist); random presets: videoglamm-random[:SEED], videoglamm-tiny-random[:SEED]")
     return read_config(folder)
 
 
@@ -170,7 +179,8 @@ def _read_tensors(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
     elif (folder / "model.safetensors").exists():
         files = ["model.safetensors"]
     else:
-        raise LiteLVLMError(f"no VideoGLaMM weights in {folder}: expected model.safetensors or an index + shards")
+        raise LiteLVLMError(f"no VideoGLaMM weights in {folder}: expected model.safetensors or an index + "
+                            "shards")
     tensors, where = {}, {}
     for f in files:
         try:
@@ -219,13 +229,15 @@ def _check(found: dict, expected: dict, what: str, folder: Path) -> None:
     unknown = sorted(set(found) - set(expected))
     wrong = sorted(k for k in set(found) & set(expected) if tuple(found[k].shape) != tuple(expected[k]))
     parts = [f"{label}: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
-             for label, names in (("missing", missing), ("unknown", unknown), ("wrong shape", wrong)) if names]
+             for label,
+             names in (("missing", missing), ("unknown", unknown), ("wrong shape", wrong)) if names]
     if parts:
         raise LiteLVLMError(f"{folder} does not have VideoGLaMM's layout ({what}): " + "; ".join(parts))
 
 
 def _load_tokenizer(folder: Path):
-    """The folder's tokenizer: ``tokenizer.json`` when there is one (no config lookup), else ``AutoTokenizer``."""
+    """The folder's tokenizer: ``tokenizer.json`` when there is one (no config lookup), else
+    ``AutoTokenizer``."""
     try:
         if (folder / "tokenizer.json").exists():
             return PreTrainedTokenizerFast.from_pretrained(str(folder))
@@ -235,11 +247,13 @@ def _load_tokenizer(folder: Path):
 
 
 def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
-    """(:class:`VideoGLaMM`, tokenizer, config.json) of a model string; every tensor checked by name and shape."""
+    """(:class:`VideoGLaMM`, tokenizer, config.json) of a model string; every tensor checked by name and
+    shape."""
     folder = videoglamm_folder(model, device=device)
     cfg = check_model_folder(folder, FOLDER)   # config types and tokenizer files, before any tensor
     name = (cfg.get("litelvlm_random") or {}).get("preset")
-    p = PRESETS[name] if name in PRESETS else replace(get_preset("videoglamm"), vocab_size=int(cfg.get("vocab_size", 32012)),
+    p = PRESETS[name] if name in PRESETS else replace(get_preset("videoglamm"),
+                                                      vocab_size=int(cfg.get("vocab_size", 32012)),
                                                         sliding_window=int(cfg.get("sliding_window", 2047)))
     tensors, where = _read_tensors(folder)
     dtype = dtype or next(iter(tensors.values())).dtype
@@ -247,15 +261,18 @@ def load_videoglamm(model: str, device: str | torch.device = "cpu", dtype: torch
         net = VideoGLaMM(p)
     ours, hf, rest, unknown = _split(tensors, p)
     if unknown:
-        _check({k: tensors[k] for k in unknown}, {}, f"in {', '.join(sorted({where[k] for k in unknown}))}", folder)
+        _check({k: tensors[k] for k in unknown}, {}, f"in {', '.join(sorted({where[k] for k in unknown}))}",
+               folder)
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.startswith("sam2.")}
     _check(ours, expected, "LLM, towers, projectors, text_hidden_fcs", folder)
-    _check(hf, {k: tuple(v.shape) for k, v in net.sam2.model.state_dict().items()}, "SAM 2 image path", folder)
+    _check(hf, {k: tuple(v.shape) for k, v in net.sam2.model.state_dict().items()}, "SAM 2 image path",
+           folder)
     _check(rest, sam2_tracking_shapes(p), "SAM 2 tracking", folder)
     state = {k: v.to(device, dtype) for k, v in ours.items()}
     state.update({f"sam2.model.{k}": v.to(device, dtype) for k, v in hf.items()})
     net.load_state_dict(state, strict=True)
-    net.sam2_tracking = {k: v.to(device, dtype) for k, v in rest.items()}   # the video branch's (sam2_video.py)
+    # the video branch's (sam2_video.py)
+    net.sam2_tracking = {k: v.to(device, dtype) for k, v in rest.items()}
     net.source = str(model)
     tokenizer = _load_tokenizer(folder)
     if tokenizer.convert_tokens_to_ids("[SEG]") != cfg.get("seg_token_idx"):

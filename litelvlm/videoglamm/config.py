@@ -5,7 +5,8 @@ Source: mbzuai-oryx/VideoGLaMM @6b15b1e (``VideoGLaMM/``):
 * LLM: ``microsoft/Phi-3-mini-4k-instruct`` (``train_ds_with_videogptplus.py`` L31) through
   ``VideoGPTPlusPhi3ForCausalLM`` (``model/videogpt_plus/model/language_model/phi3.py``: transformers'
   ``Phi3Model`` / ``Phi3ForCausalLM`` with the multimodal input); the vocabulary is resized to the tokenizer's
-  length after ``[SEG]`` is added (``chat.py`` L296-300): Phi-3's 32011 tokens + ``[SEG]`` = 32012 rows, ``[SEG]``
+  length after ``[SEG]`` is added (``chat.py`` L296-300): Phi-3's 32011 tokens + ``[SEG]`` = 32012 rows,
+  ``[SEG]``
   = 32011 (``mm_use_im_start_end`` and ``mm_use_im_patch_token`` off, ``VideoGLaMMModel.__init__``
   L173 and the config default ``getattr(..., False)`` of ``chat.py`` L290-291);
 * image tower: ``openai/clip-vit-large-patch14-336`` (L39), ``hidden_states[mm_vision_select_layer]``
@@ -17,8 +18,9 @@ Source: mbzuai-oryx/VideoGLaMM @6b15b1e (``VideoGLaMM/``):
   tokens after a CLS; features are the output of block 38 (``x_vis_return_idx=-2``, ``utils.py`` L229-238);
 * projectors: ``mm_projector`` (1408 -> h) and ``image_mm_projector`` (1024 -> h) of type ``mlp2x_gelu``
   (``builder.py`` L36-45; the type is VideoGPT+'s training setting, ``PROJECTOR_TYPE=mlp2x_gelu`` in
-  mbzuai-oryx/VideoGPT-plus ``scripts/finetune_dual_encoder.sh``, which also sets ``--mm_vision_select_layer -2``
-  and ``--mm_use_im_start_end False``; VideoGLaMM starts from that model, ``train_ds_with_videogptplus.py`` L30);
+  mbzuai-oryx/VideoGPT-plus ``scripts/finetune_dual_encoder.sh``, which also sets ``--mm_vision_select_layer
+  -2`` and ``--mm_use_im_start_end False``; VideoGLaMM starts from that model,
+  ``train_ds_with_videogptplus.py`` L30);
 * pooling (``model/videogpt_plus/model/arch.py`` L164-191): CLIP 576 -> 12 x 12 = 144 per frame, InternVideo2
   256 -> 8 x 8 = 64 per frame; ``NUM_FRAMES`` 16, ``CHUNK_SIZE`` 4 (``constants.py`` L6-7);
 * ``text_hidden_fcs``: Linear(h, h), ReLU, Linear(h, 256), Dropout(0) (``VideoGLaMM.py`` L134-142,
@@ -49,7 +51,8 @@ CHUNK_SIZE = 4
 IMAGE_TOKEN_INDEX = -200
 #: CLIP patches per frame (24 x 24): the unit of ``ground``'s budget
 FRAME_PATCHES = 576
-#: ImageNet mean / std (InternVideo2's ``VideoTrainProcessor``, ``internvideo/utils.py`` L16-21; SAM 2 in 0-255).
+#: ImageNet mean / std (InternVideo2's ``VideoTrainProcessor``, ``internvideo/utils.py`` L16-21; SAM 2 in
+#: 0-255).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -103,10 +106,12 @@ class VideoGLaMMPreset:
     def __post_init__(self) -> None:
         grid = self.clip_image_size // self.clip_patch_size
         if grid != 24 or self.internvideo.grid != 16:
-            raise LiteLVLMError(f"VideoGLaMM preset {self.name!r}: the pooling needs a 24 x 24 CLIP grid and a 16 x 16 "
-                                f"InternVideo2 grid (arch.py L164-191), got {grid} and {self.internvideo.grid}")
+            raise LiteLVLMError(f"VideoGLaMM preset {self.name!r}: the pooling needs a 24 x 24 CLIP grid and "
+                                f"a 16 x 16 InternVideo2 grid (arch.py L164-191), got {grid} and "
+                                f"{self.internvideo.grid}")
         if self.projector_type not in ("linear", "mlp2x_gelu"):
-            raise LiteLVLMError(f"VideoGLaMM preset {self.name!r}: unknown projector type {self.projector_type!r}")
+            raise LiteLVLMError(f"VideoGLaMM preset {self.name!r}: unknown projector type "
+                                f"{self.projector_type!r}")
 
     @property
     def seg_token_id(self) -> int:
@@ -124,14 +129,17 @@ class VideoGLaMMPreset:
 
 
 PRESETS: dict[str, VideoGLaMMPreset] = {
-    # Phi-3-mini-4k-instruct's config.json: 3072 wide, 32 layers, 32 heads, MLP 8192; vocabulary 32064 resized to
-    # the tokenizer's 32011 + [SEG]
+    # Phi-3-mini-4k-instruct's config.json: 3072 wide, 32 layers, 32 heads, MLP 8192; vocabulary 32064 resized
+    # to the tokenizer's 32011 + [SEG]
     "videoglamm": VideoGLaMMPreset(name="videoglamm", llm_hidden=3072, llm_layers=32, llm_heads=32,
-                                   llm_intermediate=8192, vocab_size=32012, special_base=32000, clip_width=1024,
-                                   clip_layers=24, clip_heads=16, internvideo=InternVideo2Size(), sam2=SAM2_HIERA_L),
+                                   llm_intermediate=8192, vocab_size=32012, special_base=32000,
+                                   clip_width=1024,
+                                   clip_layers=24, clip_heads=16, internvideo=InternVideo2Size(),
+                                   sam2=SAM2_HIERA_L),
     "tiny": VideoGLaMMPreset(name="tiny", llm_hidden=64, llm_layers=2, llm_heads=4, llm_intermediate=128,
                              vocab_size=412, special_base=400, clip_width=32, clip_layers=2, clip_heads=2,
-                             internvideo=InternVideo2Size(embed_dim=32, depth=3, num_heads=2, clip_embed_dim=16),
+                             internvideo=InternVideo2Size(embed_dim=32, depth=3, num_heads=2,
+                                                          clip_embed_dim=16),
                              sam2=SAM2_TINY, sam2_image_size=128, out_dim=32, dtype="float32"),
 }
 
@@ -150,5 +158,5 @@ def sam2_config(p: VideoGLaMMPreset):
     return base(p.sam2, p.sam2_image_size, stability=True)
 
 
-__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "FRAME_PATCHES", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES", "PRESETS",
-           "InternVideo2Size", "VideoGLaMMPreset", "get_preset", "sam2_config"]
+__all__ = ["ARCHITECTURE", "CHUNK_SIZE", "FRAME_PATCHES", "IMAGE_TOKEN_INDEX", "MODEL_TYPE", "NUM_FRAMES",
+           "PRESETS", "InternVideo2Size", "VideoGLaMMPreset", "get_preset", "sam2_config"]

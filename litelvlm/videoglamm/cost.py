@@ -1,34 +1,38 @@
-"""VideoGLaMM in the efficiency study: the FLOPs of one video prompt, unpruned and with per-frame CLIP-side pruning.
+"""VideoGLaMM in the efficiency study: the FLOPs of one video prompt, unpruned and with per-frame CLIP-side
+pruning.
 
 ``--arch videoglamm`` is the real size (``litelvlm.videoglamm.config.PRESETS['videoglamm']``: Phi-3-mini, CLIP
-ViT-L/14-336, InternVideo2-1B, SAM 2 Hiera-L, with the exact parameter counts ``tests/litelvlm/test_videoglamm.py`` checks),
-built on the ``meta`` device, so it counts anywhere in seconds; ``--arch videoglamm-tiny`` the tiny preset (tests).
-VideoGLaMM is not a registered family (docs/videoglamm.md), so this module counts its parts itself, each on the
-library's own modules (:class:`litelvlm.videoglamm.model.VideoGLaMM`) under FlopCounterMode, for one video prompt:
+ViT-L/14-336, InternVideo2-1B, SAM 2 Hiera-L, with the exact parameter counts
+``tests/litelvlm/test_videoglamm.py`` checks), built on the ``meta`` device, so it counts anywhere in seconds;
+``--arch videoglamm-tiny`` the tiny preset (tests). VideoGLaMM is not a registered family
+(docs/videoglamm.md), so this module counts its parts itself, each on the library's own modules
+(:class:`litelvlm.videoglamm.model.VideoGLaMM`) under FlopCounterMode, for one video prompt:
 
-* ``clip``: CLIP on the 16 context frames (16 x 336 x 336; every layer kept, the per-frame trace the selectors read,
-  whose layer -2 is the LLM's CLIP stream: counted once);
+* ``clip``: CLIP on the 16 context frames (16 x 336 x 336; every layer kept, the per-frame trace the selectors
+  read, whose layer -2 is the LLM's CLIP stream: counted once);
 * ``video``: InternVideo2-1B on 4 chunks of 4 frames at 224 px (to block 38 of 40);
-* ``text``: the paired CLIP's text forward on the expression (only for the text-reading methods, ``needs_text``);
+* ``text``: the paired CLIP's text forward on the expression (only for the text-reading methods,
+``needs_text``);
 * ``selector``: each per-frame method's own selection on one frame's trace of the true shapes
   (:class:`litelvlm.cost.meta.SelectorBench` with the paired CLIP's sizes), times 16 frames;
 * ``projector``: ``image_mm_projector`` on each frame's kept (or merged) CLIP rows and ``mm_projector`` on the
   4 x 1024 InternVideo2 rows, plus both adaptive poolings (FlopCounterMode has no formula for
   ``adaptive_avg_pool2d``: counted here analytically, one operation per input element of each window,
   :func:`pooling_flops`);
-* ``llm``: Phi-3-mini's prefill (logits on every position) over the text tokens + 16 x c context tokens + 16 x 64
-  video tokens, where c depends on the arrangement (``litelvlm.videoglamm.pruning``): ``none`` 144; ``pool`` 144;
-  ``pool-min`` min(sqrt(K), 12)^2; ``direct`` K. Eager attention computes the full n x n scores under the
-  sliding-window mask, so the count is the full causal prefill;
+* ``llm``: Phi-3-mini's prefill (logits on every position) over the text tokens + 16 x c context tokens + 16 x
+  64 video tokens, where c depends on the arrangement (``litelvlm.videoglamm.pruning``): ``none`` 144;
+  ``pool`` 144; ``pool-min`` min(sqrt(K), 12)^2; ``direct`` K. Eager attention computes the full n x n scores
+  under the sliding-window mask, so the count is the full causal prefill;
 * ``sam``: SAM 2's image encoder at 1024 px, the ``[SEG]`` head and its mask decoding, per frame, times
   :data:`SAM_FRAMES` (a 16-frame clip: SAM 2 sees every frame of the clip, a longer clip adds
   ``sam_tflops_per_frame`` per frame).
 
 The prompt (:data:`VIDEO_PROMPT_TOKENS`): the Ref-DAVIS question on the study sentence with the teacher-forced
-answer ``It is [SEG].``, as ``eval-video`` runs it, counted with Llama-2's SentencePiece tokenizer plus Phi-3's
-added tokens (Phi-3-mini's vocabulary: docs/efficiency.md); the tiny preset counts its stand-in tokenizer's.
-Timing (without ``--flops-only``): :mod:`litelvlm.videoglamm.cost_timing`. Per-frame pruning is this project's adaptation (docs/video.md); no official code prunes VideoGLaMM, so these rows
-have no paper numbers to stand beside.
+answer ``It is [SEG].``, as ``eval-video`` runs it, counted with Llama-2's SentencePiece tokenizer plus
+Phi-3's added tokens (Phi-3-mini's vocabulary: docs/efficiency.md); the tiny preset counts its stand-in
+tokenizer's. Timing (without ``--flops-only``): :mod:`litelvlm.videoglamm.cost_timing`. Per-frame pruning is
+this project's adaptation (docs/video.md); no official code prunes VideoGLaMM, so these rows have no paper
+numbers to stand beside.
 """
 
 from __future__ import annotations
@@ -60,9 +64,10 @@ from .tokenizer import build_phi3_tokenizer
 PAIRED_CLIP = {"videoglamm": "vit-l-14-336", "tiny": "tiny-336"}
 #: the per-frame budgets of the paper's video table (196 = 14 x 14, 81 = 9 x 9)
 DEFAULT_BUDGETS = (196, 81)
-#: (text tokens, of which before the 16 ``<image>``) of the official prompt on :data:`SENTENCE` with the answer
-#: ``It is [SEG].``, tokenized by Llama-2's SentencePiece with Phi-3's added tokens (``tests/test_efficiency_videoglamm``
-#: recomputes it from /work/shared/data/llama_tokenizer); 46 without the answer
+#: (text tokens, of which before the 16 ``<image>``) of the official prompt on :data:`SENTENCE` with the
+#: answer ``It is [SEG].``, tokenized by Llama-2's SentencePiece with Phi-3's added tokens
+#: (``tests/test_efficiency_videoglamm`` recomputes it from /work/shared/data/llama_tokenizer); 46 without the
+#: answer
 VIDEO_PROMPT_TOKENS = (52, 18)
 #: frames SAM 2 decodes per prompt in the table (a 16-frame clip)
 SAM_FRAMES = 16
@@ -77,7 +82,8 @@ _DESCRIPTIONS = {
 
 
 def videoglamm_arch(name: str, preset: str, text_tokens: int | None = None) -> CostArch:
-    """The ``--arch`` ``name`` of VideoGLaMM preset ``preset``; N (``num_patches``) is a frame's 576 CLIP tokens."""
+    """The ``--arch`` ``name`` of VideoGLaMM preset ``preset``; N (``num_patches``) is a frame's 576 CLIP
+    tokens."""
     p = get_preset(preset)
     if text_tokens is not None:
         text, prefix, source = text_tokens, min(VIDEO_PROMPT_TOKENS[1], text_tokens - 1), "--text-tokens"
@@ -93,11 +99,13 @@ def videoglamm_arch(name: str, preset: str, text_tokens: int | None = None) -> C
              ("sam2_image_size", p.sam2_image_size), ("paired_clip", PAIRED_CLIP[preset]), ("prompt", source),
              ("sentence", SENTENCE), ("answer", "It is [SEG]. (teacher-forced, as eval-video runs it)"))
     llm = DecoderSizes.of(phi3_config(p))
-    return CostArch(name, "videoglamm", preset, llm, p.clip_tokens, text, prefix, _DESCRIPTIONS[preset], extra=extra)
+    return CostArch(name, "videoglamm", preset, llm, p.clip_tokens, text, prefix, _DESCRIPTIONS[preset],
+                    extra=extra)
 
 
 def stand_in_prompt_tokens(preset: str) -> tuple[int, int]:
-    """(text tokens, of which before the images) of the official prompt with the preset's stand-in tokenizer."""
+    """(text tokens, of which before the images) of the official prompt with the preset's stand-in
+    tokenizer."""
     return prompt_tokens(build_phi3_tokenizer(preset))
 
 
@@ -114,16 +122,17 @@ def context_tokens(budget: int, arrangement: str) -> int:
 
 
 def pooling_flops(side_in: int, side_out: int, channels: int) -> int:
-    """Operations of ``adaptive_avg_pool2d`` from side_in^2 to side_out^2 on ``channels`` maps: each output cell sums
-    its window and divides once (window size operations), windows [floor(i In/Out), ceil((i+1) In/Out))."""
+    """Operations of ``adaptive_avg_pool2d`` from side_in^2 to side_out^2 on ``channels`` maps: each output
+    cell sums its window and divides once (window size operations), windows [floor(i In/Out), ceil((i+1)
+    In/Out))."""
     widths = sum(math.ceil((i + 1) * side_in / side_out) - (i * side_in) // side_out for i in range(side_out))
     return channels * widths * widths
 
 
 def plan_rows(pairs: list[tuple[str, int]], arrangements: list[str]) -> list[tuple[str, int, str]]:
     """(method, K, arrangement) rows of counted (method, K) pairs (per-frame K): the baseline once (official
-    pooling), every other (method, K) with each arrangement; a pooling arrangement with a non-square K is skipped
-    with a warning."""
+    pooling), every other (method, K) with each arrangement; a pooling arrangement with a non-square K is
+    skipped with a warning."""
     rows, skipped = [], []
     for method, k in pairs:
         if get_method(method).baseline:
@@ -135,15 +144,18 @@ def plan_rows(pairs: list[tuple[str, int]], arrangements: list[str]) -> list[tup
                 continue
             rows.append((method, k, arr))
     if skipped:
-        print(f"efficiency: a pooling arrangement needs a square per-frame budget; skipped {', '.join(skipped)}",
-              file=sys.stderr)
-    if not any(not get_method(m).baseline for m, _, _ in rows) and any(not get_method(m).baseline for m, _ in pairs):
-        raise LiteLVLMError("--budgets: no per-frame budget is square, and only --arrangements direct takes others")
+        print("efficiency: a pooling arrangement needs a square per-frame budget; skipped "
+              f"{', '.join(skipped)}", file=sys.stderr)
+    if not any(not get_method(m).baseline for m, _, _ in rows) and any(not get_method(m).baseline for m,
+                                                                       _ in pairs):
+        raise LiteLVLMError("--budgets: no per-frame budget is square, and only --arrangements direct takes "
+                            "others")
     return rows
 
 
 class VideoParts:
-    """The parts of one video prompt on a ``meta`` VideoGLaMM of ``arch`` (no weights: the real size anywhere)."""
+    """The parts of one video prompt on a ``meta`` VideoGLaMM of ``arch`` (no weights: the real size
+    anywhere)."""
 
     def __init__(self, arch: CostArch, dtype: torch.dtype):
         self.arch, self.dtype = arch, dtype
@@ -155,7 +167,8 @@ class VideoParts:
         return torch.zeros(*shape, device="meta", dtype=self.dtype)
 
     def run_clip(self):
-        """CLIP on the 16 context frames, every hidden state (``trace_context``; layer -2 is the LLM's stream)."""
+        """CLIP on the 16 context frames, every hidden state (``trace_context``; layer -2 is the LLM's
+        stream)."""
         size = self.preset.clip_image_size
         return self.model.clip_hidden_states(self._zeros(16, 3, size, size))
 
@@ -172,7 +185,8 @@ class VideoParts:
         return context_part(self.model, [self._zeros(rows, self.preset.clip_width)] * 16, arrangement)
 
     def run_sam_frame(self):
-        """SAM 2 on one 1024-px frame: image encoder, the ``[SEG]`` head, the mask decoding to the frame's size."""
+        """SAM 2 on one 1024-px frame: image encoder, the ``[SEG]`` head, the mask decoding to the frame's
+        size."""
         size = self.preset.sam2_image_size
         features = self.model.sam2.encode(self._zeros(1, 3, size, size))
         prompt = self.model.text_hidden_fcs[0](self._zeros(1, self.preset.llm_hidden))
@@ -196,7 +210,8 @@ def selector_bench(arch: CostArch):
 
 
 def video_plan(arch: CostArch, method: str, budget: int, arrangement: str) -> TokenPlan:
-    """The LLM's tokens: the prompt's text, 16 frames' context tokens and 16 x 64 video tokens, from layer 0."""
+    """The LLM's tokens: the prompt's text, 16 frames' context tokens and 16 x 64 video tokens, from layer
+    0."""
     per_frame = 144 if get_method(method).baseline else context_tokens(budget, arrangement)
     return TokenPlan(arch.text_tokens, ((0, 16 * per_frame + 16 * 64),))
 
@@ -208,7 +223,8 @@ def count_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: lis
     parts = VideoParts(arch, dtype)
     with MetaScalars():
         fixed = {name: count_flops(fn)[0] for name, fn in (
-            ("clip", parts.run_clip), ("video", parts.run_video), ("video_projector", parts.run_video_projector),
+            ("clip", parts.run_clip), ("video", parts.run_video),
+            ("video_projector", parts.run_video_projector),
             ("sam", parts.run_sam_frame), ("text", parts.run_text))}
     plans = {r: video_plan(arch, *r) for r in rows_spec}
     llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(attn, parts.model.llm))
@@ -221,7 +237,8 @@ def count_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: lis
             if (method, budget) not in selections:
                 selections[method, budget] = (0, None) if spec.baseline else bench.run(method, budget)
             sel, selection = selections[method, budget]
-            kept = 576 if selection is None else (int(selection.features.shape[0]) if selection.features is not None
+            kept = 576 if selection is None else (int(selection.features.shape[0])
+                                                  if selection.features is not None
                                                   else len(selection))
             if (kept, arr) not in proj:
                 with MetaScalars():
@@ -233,9 +250,11 @@ def count_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: lis
             text = fixed["text"] if spec.needs_text else 0
             flops, peak, kept_bytes = llm[attn, plan]
             own = {"clip_tflops": fixed["clip"], "video_tflops": fixed["video"], "text_tflops": text,
-                   "selector_tflops": 16 * sel, "projector_tflops": projector, "sam_tflops": SAM_FRAMES * fixed["sam"]}
+                   "selector_tflops": 16 * sel, "projector_tflops": projector,
+                   "sam_tflops": SAM_FRAMES * fixed["sam"]}
             columns = {"arrangement": arr, "kept_per_frame": kept,
-                       "context_tokens_per_frame": plan.stages[0][1] // 16 - 64, "visual_tokens": plan.stages[0][1],
+                       "context_tokens_per_frame": plan.stages[0][1] // 16 - 64,
+                       "visual_tokens": plan.stages[0][1],
                        **{k: v / 1e12 for k, v in own.items()}, "sam_tflops_per_frame": fixed["sam"] / 1e12,
                        "e2e_tflops": (sum(own.values()) + flops) / 1e12}
             rows.append(CountedRow(attn, method, budget, plan, flops, peak, kept_bytes, columns))
@@ -244,8 +263,8 @@ def count_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: lis
 
 class VideoGLaMMCost(FamilyCost):
     """VideoGLaMM's cost: one video prompt per (method, per-frame budget, arrangement), its parts counted
-    (:func:`count_rows`) and timed (:mod:`litelvlm.videoglamm.cost_timing`) by this module, the end-to-end time the
-    sum of the parts."""
+    (:func:`count_rows`) and timed (:mod:`litelvlm.videoglamm.cost_timing`) by this module, the end-to-end
+    time the sum of the parts."""
 
     family = "videoglamm"
     archs = CARD.cost_archs
@@ -262,8 +281,8 @@ class VideoGLaMMCost(FamilyCost):
     def check(self, arch: CostArch, method_args) -> None:
         quantize, e2e = getattr(method_args, "quantize", "none"), getattr(method_args, "e2e", "auto")
         if quantize != "none" or e2e == "chain":
-            raise LiteLVLMError(f"--arch {arch.name} times its parts (no --quantize, no --e2e chain: the end-to-end "
-                                "time is the sum of the parts)")
+            raise LiteLVLMError(f"--arch {arch.name} times its parts (no --quantize, no --e2e chain: the "
+                                "end-to-end time is the sum of the parts)")
 
     def method_errors(self, named: list[str]) -> list[str]:
         return [why for m in named if (why := frame_method_error(m))]
@@ -281,12 +300,14 @@ class VideoGLaMMCost(FamilyCost):
         return count_rows(arch, rows, attns, dtype)
 
     def timing_rows(self, arch, rows, attns, device, dtype, warmup, repeats, device_label="", capture=None):
-        return cost_timing.timing_rows(arch, rows, attns, device, dtype, warmup, repeats, device_label, capture)
+        return cost_timing.timing_rows(arch, rows, attns, device, dtype, warmup, repeats, device_label,
+                                       capture)
 
     def figure_rows(self, df):
         """One line per method and arrangement (the baseline's label alone)."""
         label = df["method"] + " (" + df["arrangement"] + ")"
-        return df.assign(method=label.where(~df["method"].map(lambda m: get_method(m).baseline), df["method"]))
+        return df.assign(
+            method=label.where(~df["method"].map(lambda m: get_method(m).baseline), df["method"]))
 
 
 #: the efficiency study's cost description of this family

@@ -1,16 +1,16 @@
-"""Timing rows of one VideoGLaMM video prompt (``efficiency --arch videoglamm-tiny`` on a CPU; the real size on
-``--device cuda``): wall time per part and the LLM prefill's activation memory, on a random-weight model.
+"""Timing rows of one VideoGLaMM video prompt (``efficiency --arch videoglamm-tiny`` on a CPU; the real size
+on ``--device cuda``): wall time per part and the LLM prefill's activation memory, on a random-weight model.
 
 The parts are those of :mod:`litelvlm.videoglamm.cost` on real tensors of the true shapes (random pixels: the
-time of these forwards does not depend on pixel values): ``clip_ms`` (CLIP on the 16 context frames, every hidden
-state), ``video_ms`` (InternVideo2 on 4 chunks of 4), ``text_ms`` (the paired CLIP's text forward, for the
-text-reading methods), ``selector_ms`` (the method's selection on each of the 16 frames' traces, as
-``litelvlm.videoglamm.pruning.prune_clip`` runs it), ``projector_ms`` (both projectors and poolings), ``prefill_ms``
-(Phi-3-mini's prefill with its LM head, every token plan timed round-robin: ``interleaved_wall_ms``; its median),
-``paper_prefill_ms`` (the decoder-layer loop only, timed in the same calls: ``LayerLoopTimer``), ``llm_act_mb``
-(the prefill's peak activation bytes), ``sam_ms`` (SAM 2 on one frame, encoder, ``[SEG]`` head and decoding, times
-the :data:`~litelvlm.videoglamm.cost.SAM_FRAMES` frames) and ``e2e_ms``, the sum of the parts' medians
-(``e2e_mode`` "sum of parts"; no chained run).
+time of these forwards does not depend on pixel values): ``clip_ms`` (CLIP on the 16 context frames, every
+hidden state), ``video_ms`` (InternVideo2 on 4 chunks of 4), ``text_ms`` (the paired CLIP's text forward, for
+the text-reading methods), ``selector_ms`` (the method's selection on each of the 16 frames' traces, as
+``litelvlm.videoglamm.pruning.prune_clip`` runs it), ``projector_ms`` (both projectors and poolings),
+``prefill_ms`` (Phi-3-mini's prefill with its LM head, every token plan timed round-robin:
+``interleaved_wall_ms``; its median), ``paper_prefill_ms`` (the decoder-layer loop only, timed in the same
+calls: ``LayerLoopTimer``), ``llm_act_mb`` (the prefill's peak activation bytes), ``sam_ms`` (SAM 2 on one
+frame, encoder, ``[SEG]`` head and decoding, times the :data:`~litelvlm.videoglamm.cost.SAM_FRAMES` frames)
+and ``e2e_ms``, the sum of the parts' medians (``e2e_mode`` "sum of parts"; no chained run).
 """
 
 from __future__ import annotations
@@ -50,14 +50,16 @@ class TimedParts:
         size = p.clip_image_size
         self.clip_pixels = torch.randn(16, 3, size, size, generator=g).to(device, dtype)
         self.video_pixels = torch.randn(4, 4, 3, 224, 224, generator=g).to(device, dtype)
-        self.sam_pixels = torch.randn(1, 3, p.sam2_image_size, p.sam2_image_size, generator=g).to(device, dtype)
+        self.sam_pixels = torch.randn(1, 3, p.sam2_image_size, p.sam2_image_size,
+                                      generator=g).to(device, dtype)
         with torch.no_grad():
             self.trace = self.run_clip()
             self.video = self.run_video()[:, 1:]
             self.text = self.run_text()
 
         side = size // p.clip_patch_size
-        self.trace = VisionTrace(hidden_states=self.trace, grid=(side, side), num_prefix_tokens=1, backend=self.clip)
+        self.trace = VisionTrace(hidden_states=self.trace, grid=(side, side), num_prefix_tokens=1,
+                                 backend=self.clip)
 
     def run_clip(self):
         return self.model.clip_hidden_states(self.clip_pixels)
@@ -83,7 +85,8 @@ class TimedParts:
         return self.model.sam2.decode(features, prompt, (480, 854))
 
     def run_prefill(self, n: int):
-        """Logits of every position of an ``n``-token prefill (``--prefill captured``: the captured decoder stack)."""
+        """Logits of every position of an ``n``-token prefill (``--prefill captured``: the captured decoder
+        stack)."""
         embeds = torch.randn(1, n, self.preset.llm_hidden, generator=torch.Generator().manual_seed(n))
         embeds = embeds.to(self.device, self.dtype)
         if runner_of(self.model.llm.model) is not None:
@@ -93,17 +96,19 @@ class TimedParts:
 
 def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: list[str], device: str,
                 dtype: torch.dtype, warmup: int, repeats: int, device_label: str = "",
-                capture: str | None = None) -> pd.DataFrame:  # > 60 lines: one timing pass, its parts in table order
-    """Timing rows per (attention, method, per-frame budget, arrangement) (module docstring); ``device_label``: the
-    device in words, for the table; ``capture``: ``--prefill captured``'s ``--capture`` (``auto``, ``graph``,
-    ``compile``, ``compile-eager``), the prefill captured afresh per attention; None: the eager prefill."""
+                # > 60 lines: one timing pass, its parts in table order
+                capture: str | None = None) -> pd.DataFrame:
+    """Timing rows per (attention, method, per-frame budget, arrangement) (module docstring);
+    ``device_label``: the device in words, for the table; ``capture``: ``--prefill captured``'s ``--capture``
+    (``auto``, ``graph``, ``compile``, ``compile-eager``), the prefill captured afresh per attention; None:
+    the eager prefill."""
     parts = TimedParts(arch, device, dtype)
 
     def wall(fn) -> float:
         return wall_time_ms(fn, device, warmup=warmup, repeats=repeats)["median"]
 
-    fixed = {"clip_ms": wall(parts.run_clip), "video_ms": wall(parts.run_video), "text_ms": wall(parts.run_text),
-             "sam_ms": family_cost.SAM_FRAMES * wall(parts.run_sam_frame)}
+    fixed = {"clip_ms": wall(parts.run_clip), "video_ms": wall(parts.run_video),
+             "text_ms": wall(parts.run_text), "sam_ms": family_cost.SAM_FRAMES * wall(parts.run_sam_frame)}
     plans = {r: family_cost.video_plan(arch, *r).n_tokens for r in rows_spec}
     selectors = {(m, b): 0.0 if get_method(m).baseline else wall(functools.partial(parts.run_select, m, b))
                  for m, b, _ in rows_spec}
@@ -138,7 +143,8 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
         for (method, budget, arr), n in plans.items():
             spec = get_method(method)
             own = {"clip_ms": fixed["clip_ms"], "video_ms": fixed["video_ms"],
-                   "text_ms": fixed["text_ms"] if spec.needs_text else 0.0, "selector_ms": selectors[method, budget],
+                   "text_ms": fixed["text_ms"] if spec.needs_text else 0.0,
+                   "selector_ms": selectors[method, budget],
                    "projector_ms": projector[kept[method, budget], arr], "sam_ms": fixed["sam_ms"]}
             prefill = walls[n]["median"]
             rows.append({"attn": attn, "method": method, "budget": budget, "arrangement": arr,
@@ -149,12 +155,14 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
                          "cuda_time_reading_ms": sum(own.values()) + prefill})
 
     df = pd.DataFrame(rows)
-    df.attrs["prefill_eager"] = merge_eager_runs(*eager)  # {reason: runs} of eager layer calls (captured prefill)
+    # {reason: runs} of eager layer calls (captured prefill)
+    df.attrs["prefill_eager"] = merge_eager_runs(*eager)
     return df
 
 
 def _install(parts: TimedParts, capture: str | None):
-    """A fresh captured prefill on the timed Phi-3 (``capture``: ``--capture``), None for the eager prefill."""
+    """A fresh captured prefill on the timed Phi-3 (``capture``: ``--capture``), None for the eager
+    prefill."""
     if capture is None:
         return None
 

@@ -7,4 +7,5 @@ from ..model_folder import LLM_SCHEMA, TOKENIZER_FILES, FolderSchema
 
 #: Phi-3's config keys with VideoGLaMM's, and the tokenizer
 FOLDER = FolderSchema("config.json", {**LLM_SCHEMA, "sliding_window": "int", "seg_token_idx": "int",
-                                      "litelvlm_random": "dict", "litelvlm_random.preset": "str"}, TOKENIZER_FILES)
+                                      "litelvlm_random": "dict", "litelvlm_random.preset": "str"},
+                      TOKENIZER_FILES)

@@ -1,17 +1,18 @@
 """VideoGLaMM's referring video segmentation of one clip, frame-wise SAM 2, with a teacher-forced answer.
 
-``segment_clip`` runs ``inference_framewise`` (mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/model/VideoGLaMM.py``
-L598-768) on the inputs ``eval_referdavis_infer.py`` builds (:mod:`.prompt`), with one difference: the answer is
-teacher-forced (``"It is [SEG]."``, VideoGLaMM's referring answer) instead of generated (``generate`` with
-``max_new_tokens=512``, L616-626), so that a random-weight model yields a ``[SEG]`` and the masks are defined.
-The row predicting ``[SEG]`` in a teacher-forced prefill is the row ``generate`` reads when it emits that
-``[SEG]`` as the same token sequence (causal attention); ``answer=None`` generates the answer greedily instead
-(:func:`greedy_answer`). Each of the clip's frames gets SAM 2's mask of the
-``[SEG]`` embedding (:mod:`.sam2_text`); ``sam2_video_branch=True`` runs the memory propagation path
-(``inference_video_branch``, the official ``--use_sam2_video_branch``) instead (:mod:`.sam2_video`).
+``segment_clip`` runs ``inference_framewise`` (mbzuai-oryx/VideoGLaMM @6b15b1e,
+``VideoGLaMM/model/VideoGLaMM.py`` L598-768) on the inputs ``eval_referdavis_infer.py`` builds
+(:mod:`.prompt`), with one difference: the answer is teacher-forced (``"It is [SEG]."``, VideoGLaMM's
+referring answer) instead of generated (``generate`` with ``max_new_tokens=512``, L616-626), so that a
+random-weight model yields a ``[SEG]`` and the masks are defined. The row predicting ``[SEG]`` in a
+teacher-forced prefill is the row ``generate`` reads when it emits that ``[SEG]`` as the same token sequence
+(causal attention); ``answer=None`` generates the answer greedily instead (:func:`greedy_answer`). Each of the
+clip's frames gets SAM 2's mask of the ``[SEG]`` embedding (:mod:`.sam2_text`); ``sam2_video_branch=True``
+runs the memory propagation path (``inference_video_branch``, the official ``--use_sam2_video_branch``)
+instead (:mod:`.sam2_video`).
 
-:class:`PreparedClip` keeps the per-frame CLIP patch tokens ``(16, 576, 1024)`` before projection and pooling --
-the stream a per-frame visual-token pruning method selects from -- next to the LLM's 3328 visual tokens.
+:class:`PreparedClip` keeps the per-frame CLIP patch tokens ``(16, 576, 1024)`` before projection and pooling
+-- the stream a per-frame visual-token pruning method selects from -- next to the LLM's 3328 visual tokens.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def prepare_clip(model: VideoGLaMM, frames: list[np.ndarray]) -> PreparedClip:
         raise ValueError("a clip needs at least one frame")
     idx = sample_frames(len(frames))
     chosen = [frames[i] for i in idx]
-    tokens = model.visual_tokens(internvideo_pixels(chosen).to(model.dtype), clip_pixels(chosen).to(model.dtype))
+    tokens = model.visual_tokens(internvideo_pixels(chosen).to(model.dtype),
+                                 clip_pixels(chosen).to(model.dtype))
     features = [model.sam2.encode(model.sam2.preprocess(f)) for f in frames]
     return PreparedClip(list(frames), idx, tokens, features)
 
@@ -74,7 +76,8 @@ def prepare_clip(model: VideoGLaMM, frames: list[np.ndarray]) -> PreparedClip:
 def greedy_answer(model: VideoGLaMM, ids: torch.Tensor, visual: torch.Tensor, eos_ids: tuple[int, ...],
                   max_new_tokens: int = 512) -> torch.Tensor:
     """(1, L + n) ids with the greedy answer appended, as ``generate(num_beams=1, use_cache=False)`` makes it
-    (L616-626): every step recomputes the whole sequence; stops after an id of ``eos_ids`` or ``max_new_tokens``."""
+    (L616-626): every step recomputes the whole sequence; stops after an id of ``eos_ids`` or
+    ``max_new_tokens``."""
     embed = model.llm.model.embed_tokens
     seq = model.sequence_embeds(ids, visual)
     out = ids
@@ -95,8 +98,8 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
     """Masks of ``expression`` on every frame; ``visual`` replaces the LLM's visual tokens (a pruned set).
     ``answer`` None generates it greedily (the official inference); no ``[SEG]`` then gives no mask (S = 0).
     ``sam2_video_branch`` (the official ``--use_sam2_video_branch``): SAM 2's memory propagation from frame 0
-    (:mod:`.sam2_video`) instead of frame-wise decoding. A prompt past the LLM's positions or memory is refused before
-    the LLM runs (:func:`litelvlm.llm.limits.check_llm_input`)."""
+    (:mod:`.sam2_video`) instead of frame-wise decoding. A prompt past the LLM's positions or memory is
+    refused before the LLM runs (:func:`litelvlm.llm.limits.check_llm_input`)."""
     visual = prepared.tokens.visual if visual is None else visual
     ids = input_ids(tokenizer, expression, answer).to(model.device)
     seq_len = ids.shape[1] - int((ids == IMAGE_TOKEN_INDEX).sum()) + int(visual.shape[0])
@@ -110,24 +113,25 @@ def segment_clip(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressio
 
 def clip_masks(model: VideoGLaMM, tokenizer, prepared: PreparedClip, ids: torch.Tensor, hidden: torch.Tensor,
                num_visual: int, sam2_video_branch: bool = False) -> ClipMasks:
-    """:func:`segment_clip`'s masks from one prompt's ids and final hidden states ((1, S, h); a padded batch's row
-    may run longer: its real rows come first)."""
+    """:func:`segment_clip`'s masks from one prompt's ids and final hidden states ((1, S, h); a padded batch's
+    row may run longer: its real rows come first)."""
     seg_id = tokenizer.convert_tokens_to_ids("[SEG]")
     rows = model.seg_rows(ids, num_visual, seg_id)
     prompts = model.seg_embeddings(hidden, rows)
     if sam2_video_branch:
         return ClipMasks(video_branch_logits(model, prepared, prompts), prompts, ids)
-    logits = torch.stack([model.sam2.decode(f, prompts, prepared.original_size) for f in prepared.sam_features])
+    logits = torch.stack(
+        [model.sam2.decode(f, prompts, prepared.original_size) for f in prepared.sam_features])
     return ClipMasks(logits, prompts, ids)
 
 
 @torch.no_grad()
 def segment_clips(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressions: list[str],
                   visuals: list[torch.Tensor], sam2_video_branch: bool = False) -> list[ClipMasks]:
-    """:func:`segment_clip` (teacher-forced answer) of several ``expressions`` of one clip, each with its own LLM
-    visual input (``visuals``), their prompts' LLM forwards in one right-padded, masked batch
-    (:meth:`~litelvlm.videoglamm.model.VideoGLaMM.final_hidden_batch`; ``eval-video --batch-size``; on a CPU in the
-    cache-sized sub-batches of :func:`~litelvlm.lvlm.batched.sub_batches`); the masks of each
+    """:func:`segment_clip` (teacher-forced answer) of several ``expressions`` of one clip, each with its own
+    LLM visual input (``visuals``), their prompts' LLM forwards in one right-padded, masked batch
+    (:meth:`~litelvlm.videoglamm.model.VideoGLaMM.final_hidden_batch`; ``eval-video --batch-size``; on a CPU
+    in the cache-sized sub-batches of :func:`~litelvlm.lvlm.batched.sub_batches`); the masks of each
     from SAM 2 as :func:`segment_clip` makes them."""
     ids = [input_ids(tokenizer, e, ANSWER).to(model.device) for e in expressions]
     embeds = [model.sequence_embeds(i, v)[0] for i, v in zip(ids, visuals, strict=True)]
@@ -139,4 +143,5 @@ def segment_clips(model: VideoGLaMM, tokenizer, prepared: PreparedClip, expressi
     return out
 
 
-__all__ = ["ClipMasks", "PreparedClip", "clip_masks", "greedy_answer", "prepare_clip", "segment_clip", "segment_clips"]
+__all__ = ["ClipMasks", "PreparedClip", "clip_masks", "greedy_answer", "prepare_clip", "segment_clip",
+           "segment_clips"]

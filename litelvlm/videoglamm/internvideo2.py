@@ -8,19 +8,19 @@ takes: ``InternVideo2_Stage2V.forward`` (``internvideo/utils.py`` L229-238) call
 MLP off. So:
 
 * ``PatchEmbed`` (L319-351): a Conv3d with a (1, 14, 14) kernel and stride, flattened to (B, T, HW, C);
-* a CLS token, then the learned ``pos_embed`` (1, 1 + T*HW, C) (L585-617; initialised from a 3-D sin-cos table,
-  L518-531, then overwritten by the checkpoint);
+* a CLS token, then the learned ``pos_embed`` (1, 1 + T*HW, C) (L585-617; initialised from a 3-D sin-cos
+  table, L518-531, then overwritten by the checkpoint);
 * ``Block`` (L265-316) without the fused path: ``x + ls1(attn(norm1(x)))``, ``x + ls2(mlp(norm2(x)))``, with
-  ``RMSNorm`` eps 1e-6 (L134-145, computed in float32), ``Attention._naive_attn`` with qk RMS normalisation over
-  the flattened heads (L190-209), ``Mlp`` fc1-GELU-fc2 (L238-262), ``LayerScale`` in float32
+  ``RMSNorm`` eps 1e-6 (L134-145, computed in float32), ``Attention._naive_attn`` with qk RMS normalisation
+  over the flattened heads (L190-209), ``Mlp`` fc1-GELU-fc2 (L238-262), ``LayerScale`` in float32
   (``force_fp32`` = not ``layerscale_no_force_fp32`` = True, L148-163, L279-280);
 * the loop stops after block ``depth - 2`` (L640-642: ``idx == depth + x_vis_return_idx``) and returns the
   tokens with no final norm (L649-651).
 
 The attention-pooling, CLIP-decoder and image position-embedding modules of ``PretrainInternVideo2``
-(L462-511) and ``InternVideo2_Stage2V.vision_proj`` (utils.py L162) never run on this path; the module does not
-hold them and the checkpoint loader lists them (:data:`UNUSED`). The last block (index ``depth - 1``) is held
-(its tensors are in every checkpoint) but never run.
+(L462-511) and ``InternVideo2_Stage2V.vision_proj`` (utils.py L162) never run on this path; the module does
+not hold them and the checkpoint loader lists them (:data:`UNUSED`). The last block (index ``depth - 1``) is
+held (its tensors are in every checkpoint) but never run.
 """
 
 from __future__ import annotations
@@ -142,7 +142,8 @@ class InternVideo2Encoder(nn.Module):
         tokens = size.num_frames * size.grid ** 2 + 1
         self.cls_token = nn.Parameter(torch.zeros(1, 1, size.embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, size.embed_dim))
-        self.blocks = nn.ModuleList(Block(size.embed_dim, size.num_heads, size.mlp_hidden) for _ in range(size.depth))
+        self.blocks = nn.ModuleList(Block(size.embed_dim, size.num_heads, size.mlp_hidden)
+                                    for _ in range(size.depth))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -162,7 +163,8 @@ class InternVideo2Encoder(nn.Module):
 
 
 class InternVideo2Tower(nn.Module):
-    """``InternVideo2_Stage2V`` (utils.py L146-238): the tower ``encode_videos`` calls on (chunks, 4, C, H, W)."""
+    """``InternVideo2_Stage2V`` (utils.py L146-238): the tower ``encode_videos`` calls on (chunks, 4, C, H,
+    W)."""
 
     def __init__(self, size: InternVideo2Size) -> None:
         super().__init__()

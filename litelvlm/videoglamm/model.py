@@ -1,8 +1,8 @@
 """VideoGLaMM's modules on current transformers, and its video forward up to the [SEG] embeddings.
 
 mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/``: ``VideoGLaMMForCausalLM`` (``model/VideoGLaMM.py``
-L882-903) = VideoGPT+'s Phi-3 (``model/videogpt_plus/model/language_model/phi3.py``) with two vision towers and
-two projectors (``model/videogpt_plus/model/arch.py`` L11-19), ``text_hidden_fcs`` (``VideoGLaMM.py``
+L882-903) = VideoGPT+'s Phi-3 (``model/videogpt_plus/model/language_model/phi3.py``) with two vision towers
+and two projectors (``model/videogpt_plus/model/arch.py`` L11-19), ``text_hidden_fcs`` (``VideoGLaMM.py``
 L133-145) and SAM 2 (``visual_model``). Here: transformers' ``Phi3ForCausalLM`` and ``CLIPVisionModel``, the
 InternVideo2 port (:mod:`.internvideo2`), the projectors and ``text_hidden_fcs`` as ``nn.Linear`` stacks under
 the official names, and SAM 2 on ``Sam2Model`` (:mod:`.sam2_text`).
@@ -42,8 +42,8 @@ from .internvideo2 import InternVideo2Tower
 from .sam2_text import Sam2Text
 from .scratch_attention import Scratch, scratch_eager
 
-#: widths the projectors take (``multimodal_projector/builder.py`` L23-25): InternVideo2 1408, CLIP 1024 for the
-#: real towers; a preset's own widths otherwise.
+#: widths the projectors take (``multimodal_projector/builder.py`` L23-25): InternVideo2 1408, CLIP 1024 for
+#: the real towers; a preset's own widths otherwise.
 
 
 def apply_adaptive_avg_pooling(x: torch.Tensor, shape: tuple[int, int] = (12, 12)) -> torch.Tensor:
@@ -105,8 +105,8 @@ class VideoGLaMM(nn.Module):
 
     @torch.no_grad()
     def clip_hidden_states(self, context_images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Every CLIP hidden state (L + 1 of (T, 577, width), CLS first) of the context images: what a CLIP-side
-        pruning method traces per frame (``litelvlm.clip.traces`` layer convention)."""
+        """Every CLIP hidden state (L + 1 of (T, 577, width), CLS first) of the context images: what a
+        CLIP-side pruning method traces per frame (``litelvlm.clip.traces`` layer convention)."""
         out = self.clip(context_images.to(self.device, self.clip.dtype), output_hidden_states=True)
         return tuple(out.hidden_states)
 
@@ -158,10 +158,11 @@ class VideoGLaMM(nn.Module):
 
     @torch.no_grad()
     def final_hidden(self, embeds: torch.Tensor) -> torch.Tensor:
-        """(1, S, h) final normed hidden states of the LLM on ``embeds`` (``outputs[0]``, phi3.py L72-83); the eager
-        attention's scores in memory kept from one call to the next (:mod:`.scratch_attention`: the same values).
-        Under ``--prefill captured`` (:mod:`litelvlm.llm.captured` installed on ``llm.model``) the decoder stack runs
-        as one captured segment, positions 0..S-1 as the LLM's own forward numbers them (the same values)."""
+        """(1, S, h) final normed hidden states of the LLM on ``embeds`` (``outputs[0]``, phi3.py L72-83); the
+        eager attention's scores in memory kept from one call to the next (:mod:`.scratch_attention`: the same
+        values). Under ``--prefill captured`` (:mod:`litelvlm.llm.captured` installed on ``llm.model``) the
+        decoder stack runs as one captured segment, positions 0..S-1 as the LLM's own forward numbers them
+        (the same values)."""
         lm = self.llm.model
         if embeds.shape[0] == 1 and runner_of(lm) is not None:
             return lm.norm(run_layers(lm, embeds, torch.arange(embeds.shape[1], device=embeds.device)[None]))
@@ -172,9 +173,11 @@ class VideoGLaMM(nn.Module):
 
     @torch.no_grad()
     def final_hidden_batch(self, embeds: list[torch.Tensor], num_visual: list[int]) -> torch.Tensor:
-        """(B, S_max, h) final normed hidden states of several sequences ((S_i, h) each, ``num_visual[i]`` visual
-        tokens) in one forward, right-padded with an attention mask hiding the padding, each at positions 0..S_i-1
-        (:func:`litelvlm.lvlm.batched.padded_forward`; eager attention in the same scratch as :meth:`final_hidden`)."""
+        """(B, S_max, h) final normed hidden states of several sequences ((S_i, h) each, ``num_visual[i]``
+        visual tokens) in one forward, right-padded with an attention mask hiding the padding, each at
+        positions 0..S_i-1 (:func:`litelvlm.lvlm.batched.padded_forward`; eager attention in the same scratch
+        as
+        :meth:`final_hidden`)."""
         if not hasattr(self, "_scratch"):
             self._scratch = Scratch()
         pos = [torch.arange(int(e.shape[0]), device=self.device)[None] for e in embeds]

@@ -1,29 +1,32 @@
-"""``VideoGLaMMPipeline``: the ``videoglamm`` family, VideoGLaMM on the family contract (a video, not an image).
+"""``VideoGLaMMPipeline``: the ``videoglamm`` family, VideoGLaMM on the family contract (a video, not an
+image).
 
     from litelvlm.families import load_pipeline
     pipe = load_pipeline("videoglamm-tiny-random:0")       # or a VideoGLaMM checkpoint folder
-    prep = pipe.prepare(frames, ["the red circle"])         # frames: a list of (H, W, 3) uint8 arrays (one clip)
-    out = pipe.ground(prep, "fastv", 196)                   # budget: K of each frame's 576 CLIP patches
+    prep = pipe.prepare(frames, ["the red circle"])         # frames: a list of (H, W, 3) uint8 arrays (one
+    clip) out = pipe.ground(prep, "fastv", 196)                   # budget: K of each frame's 576 CLIP patches
     out.masks                                               # (S, T, H, W) bool: one mask per [SEG] and frame
 
-What is VideoGLaMM's (mbzuai-oryx/VideoGLaMM @6b15b1e, :mod:`.inference`, :mod:`.model`, :mod:`.prompt`): the 16
-sampled frames' 16 x 144 pooled CLIP context tokens then 16 x 64 InternVideo2 tokens (N = 3328) replace the prompt's
-16 ``<image>`` ids; 1-D RoPE (Phi-3, positions 0..S-1, its sliding window); one expression per prompt (the Ref-DAVIS
-question, ``eval_referdavis_infer.py`` L196); the mask head reads the final normed hidden state of the row before
-``[SEG]`` (the abilities' ``seg_reads="final"``, ``inference_framewise`` L630-643) through ``text_hidden_fcs`` into SAM 2 on every
-frame of the clip. The answer is teacher-forced (``It is [SEG].``, the default: random weights generate no
-``[SEG]``) or generated greedily (``answer="generate"``: ``lm_head``, the tokenizer's EOS, at most 512 new tokens,
-L616-626).
+What is VideoGLaMM's (mbzuai-oryx/VideoGLaMM @6b15b1e, :mod:`.inference`, :mod:`.model`, :mod:`.prompt`): the
+16 sampled frames' 16 x 144 pooled CLIP context tokens then 16 x 64 InternVideo2 tokens (N = 3328) replace the
+prompt's 16 ``<image>`` ids; 1-D RoPE (Phi-3, positions 0..S-1, its sliding window); one expression per prompt
+(the Ref-DAVIS question, ``eval_referdavis_infer.py`` L196); the mask head reads the final normed hidden state
+of the row before ``[SEG]`` (the abilities' ``seg_reads="final"``, ``inference_framewise`` L630-643) through
+``text_hidden_fcs`` into SAM 2 on every frame of the clip. The answer is teacher-forced (``It is [SEG].``, the
+default: random weights generate no ``[SEG]``) or generated greedily (``answer="generate"``: ``lm_head``, the
+tokenizer's EOS, at most 512 new tokens, L616-626).
 
 What is this project's (labelled wherever a user meets it):
 
-* **budgets** (the abilities' ``budget_unit="frame"``): ``ground``'s budget K counts each frame's CLIP patches (1..576, the
-  paper's per-frame 196 and 81), for every method. A CLIP-side method keeps K of every frame's 576 CLIP tokens
-  (:func:`litelvlm.videoglamm.pruning.prune_clip`, ``arrangement`` / ``clip_text`` options); an LLM-side method acts
-  on the LLM's whole visual sequence (3328 tokens, frames and both streams together) and keeps the same fraction,
-  ``round(3328 * K / 576)`` (:meth:`VideoGLaMMPipeline.llm_budget`): 196 -> 1132, 81 -> 468, 576 -> all;
-* LLM-side methods that read one image's CLIP trace (``reads_clip``: CDPruner, VScan) are refused (the abilities'
-  ``refuses``): no map from a frame's CLIP patches onto the pooled and InternVideo2 tokens is defined.
+* **budgets** (the abilities' ``budget_unit="frame"``): ``ground``'s budget K counts each frame's CLIP patches
+  (1..576, the paper's per-frame 196 and 81), for every method. A CLIP-side method keeps K of every frame's
+  576 CLIP tokens (:func:`litelvlm.videoglamm.pruning.prune_clip`, ``arrangement`` / ``clip_text`` options);
+  an LLM-side method acts on the LLM's whole visual sequence (3328 tokens, frames and both streams together)
+  and keeps the same fraction, ``round(3328 * K / 576)`` (:meth:`VideoGLaMMPipeline.llm_budget`): 196 -> 1132,
+  81 -> 468, 576 -> all;
+* LLM-side methods that read one image's CLIP trace (``reads_clip``: CDPruner, VScan) are refused (the
+  abilities' ``refuses``): no map from a frame's CLIP patches onto the pooled and InternVideo2 tokens is
+  defined.
 """
 
 from __future__ import annotations
@@ -65,11 +68,13 @@ from .sam2_video import video_branch_low
 
 #: the answers a prompt offers: this project's teacher-forced one (default) or the official greedy generation
 ANSWERS = ("teacher-forced", "generate")
-#: one expression per prompt, 1-D RoPE, the final states, per-frame budgets; the LLM-side methods reading one image's
-#: CLIP trace refused (no map onto a video's pooled and InternVideo2 tokens)
+#: one expression per prompt, 1-D RoPE, the final states, per-frame budgets; the LLM-side methods reading one
+#: image's CLIP trace refused (no map onto a video's pooled and InternVideo2 tokens)
 ABILITIES = Abilities(sentences_per_prompt=1, answers=ANSWERS, budget_unit="frame", refuses={
-    "reads_clip": "{method} reads one image's CLIP trace beside the LLM's tokens; VideoGLaMM's visual tokens are 16 "
-                  "frames' pooled CLIP and InternVideo2 tokens, onto which no CLIP patch map is defined: use a "
+    "reads_clip": "{method} reads one image's CLIP trace beside the LLM's tokens; VideoGLaMM's visual tokens "
+    "are 16 "
+                  "frames' pooled CLIP and InternVideo2 tokens, onto which no CLIP patch map is defined: use "
+    "a "
                   "per-frame CLIP-side method or an LLM-side method that reads the LLM alone"})
 
 
@@ -77,7 +82,8 @@ ABILITIES = Abilities(sentences_per_prompt=1, answers=ANSWERS, budget_unit="fram
 class VideoGLaMMInput:
     """One clip (and, after ``with_sentences``, its prompt): everything every method and budget reuses."""
 
-    clip: PreparedClip                      # the frames, the 16 LLM frames' tokens, SAM 2's features of every frame
+    # the frames, the 16 LLM frames' tokens, SAM 2's features of every frame
+    clip: PreparedClip
     sentences: list[str]
     input_ids: torch.Tensor                 # 1-D prompt ids with the 16 IMAGE_TOKEN_INDEX ids
     seed: int = 0
@@ -128,7 +134,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
         #: how a frame's K kept CLIP tokens meet the square-only pooling (``litelvlm.videoglamm.pruning``)
         self.arrangement = arrangement
         self.numerics = Numerics.official() if numerics is None else numerics
-        #: masks by SAM 2's memory from frame 0 (the official ``--use_sam2_video_branch``), else frame-wise (default)
+        #: masks by SAM 2's memory from frame 0 (the official ``--use_sam2_video_branch``), else frame-wise
+        #: (default)
         self.sam2_video_branch = bool(sam2_video_branch)
         self.quantization = None
         self.layer_hooks = []
@@ -137,22 +144,25 @@ class VideoGLaMMPipeline(GroundingPipeline):
         self.max_new_tokens = 512
 
     @classmethod
-    def from_model_string(cls, model: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+    def from_model_string(cls, model: str, device: str | torch.device = "cpu",
+                          dtype: torch.dtype | None = None,
                           numerics=None, quantize: str = "none", layer_dtype: str = "model",
                           **options) -> VideoGLaMMPipeline:
-        """``videoglamm[-tiny]-random[:SEED]`` or a VideoGLaMM checkpoint folder (:mod:`.checkpoint`); ``clip``
-        (default: :func:`litelvlm.videoglamm.pruning.default_clip`), ``clip_text``, ``arrangement``."""
+        """``videoglamm[-tiny]-random[:SEED]`` or a VideoGLaMM checkpoint folder (:mod:`.checkpoint`);
+        ``clip`` (default: :func:`litelvlm.videoglamm.pruning.default_clip`), ``clip_text``,
+        ``arrangement``."""
         model = ModelSpec.of(model)  # read once, at this edge
         if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError("the videoglamm family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):
             if options.get(key):
-                raise LiteLVLMError(f"model {model!r}: --{key} is for a family whose folder lacks it; a VideoGLaMM "
-                                    "folder brings its own")
+                raise LiteLVLMError(f"model {model!r}: --{key} is for a family whose folder lacks it; a "
+                                    "VideoGLaMM folder brings its own")
         for key in ("clip_context", "clip_similarity"):
             if options.get(key) not in (None, "clip"):
-                raise LiteLVLMError(f"model {model!r}: --{key.replace('_', '-')} is for a family that maps an external "
-                                    "CLIP onto its own tokens; VideoGLaMM's tokens are its CLIP's")
+                raise LiteLVLMError(f"model {model!r}: --{key.replace('_', '-')} is for a family that maps "
+                                    "an external CLIP onto its own tokens; VideoGLaMM's tokens are its "
+                                    "CLIP's")
         net, tokenizer, cfg = load_videoglamm(model, device=device, dtype=dtype)
         return cls(net, tokenizer, name=model, clip=options.get("clip") or default_clip(model, cfg),
                    clip_text=options.get("clip_text") or "expression",
@@ -163,7 +173,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
     def clip(self):
         """The paired CLIP backend reading VideoGLaMM's own vision tower (loaded on first use)."""
         if isinstance(self._clip, str):
-            self._clip = pair_clip(self.model, load_clip(self._clip, "hf", device=self.device, dtype=self.dtype))
+            self._clip = pair_clip(self.model,
+                                   load_clip(self._clip, "hf", device=self.device, dtype=self.dtype))
         return self._clip
 
     # -- properties -------------------------------------------------------------------------------------
@@ -208,7 +219,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
     def llm_budget(self, budget: int, prepared=None) -> int:
         """The LLM's visual tokens an LLM-side method keeps for a per-frame budget K: the same fraction of the
         whole visual sequence, ``round(N * K / 576)`` (this project's reading), at least 1; for K <= 576 a
-        :class:`~litelvlm.budget.Count` of those N, within them by construction (``ground`` does not check it again)."""
+        :class:`~litelvlm.budget.Count` of those N, within them by construction (``ground`` does not check it
+        again)."""
         n = self.num_visual_tokens if prepared is None else self.num_visual(prepared)
         k = max(1, int(np.floor(n * int(budget) / FRAME_PATCHES + 0.5)))
         return Count(k, n) if k <= n else k
@@ -221,7 +233,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
         clip = self._clip if self._clip is None or isinstance(self._clip, str) else self._clip.name
         return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
                 "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
-                "budget": "K of each frame's 576 CLIP patches; LLM-side methods keep round(3328 K / 576) of the "
+                "budget": "K of each frame's 576 CLIP patches; LLM-side methods keep round(3328 K / 576) of "
+                "the "
                           "LLM's visual tokens (this project's reading)",
                 "clip": {"model": clip, "text": self.clip_text, "arrangement": self.arrangement},
                 **({"sam2_video_branch": True} if self.sam2_video_branch else {})}
@@ -230,25 +243,30 @@ class VideoGLaMMPipeline(GroundingPipeline):
     @torch.no_grad()
     def prepare_image(self, image, seed: int = 0) -> VideoGLaMMInput:
         """``image`` is a VIDEO: one clip, a list of (H, W, 3) uint8 frames (at most 64, as
-        ``eval_referdavis_infer.py`` L184-187 cuts a video); both towers on its 16 sampled frames, SAM 2 on all."""
+        ``eval_referdavis_infer.py`` L184-187 cuts a video); both towers on its 16 sampled frames, SAM 2 on
+        all."""
         if hasattr(image, "convert") or (isinstance(image, np.ndarray) and image.ndim == 3):
-            raise LiteLVLMError("VideoGLaMM's input is a video, a list of (H, W, 3) uint8 frames, not one image: "
-                                "image studies (eval-grounding, importance, ...) do not run on the videoglamm family")
+            raise LiteLVLMError("VideoGLaMM's input is a video, a list of (H, W, 3) uint8 frames, not one "
+                                "image: image studies (eval-grounding, importance, ...) do not run on the "
+                                "videoglamm family")
         frames = [np.asarray(f.convert("RGB") if hasattr(f, "convert") else f, dtype=np.uint8) for f in image]
         if not frames or len(frames) > CLIP_LENGTH:
-            raise LiteLVLMError(f"a VideoGLaMM input is one clip of 1..{CLIP_LENGTH} frames; got {len(frames)}")
+            raise LiteLVLMError(f"a VideoGLaMM input is one clip of 1..{CLIP_LENGTH} frames; got "
+                                f"{len(frames)}")
         return VideoGLaMMInput(clip=prepare_clip(self.model, frames), sentences=[],
                                input_ids=torch.empty(0, dtype=torch.long), seed=seed)
 
     @torch.no_grad()
     def with_sentences(self, prepared: VideoGLaMMInput, sentences: list[str], turns=None,
-                       clip_text: str | None = None, answer: str = "teacher-forced", **unused) -> VideoGLaMMInput:
-        """``prepared`` with the Ref-DAVIS prompt for one expression and the teacher-forced ``It is [SEG].``, or
-        (``answer="generate"``) the official prompt alone; ``clip_text``: what the paired CLIP embeds."""
+                       clip_text: str | None = None, answer: str = "teacher-forced",
+                       **unused) -> VideoGLaMMInput:
+        """``prepared`` with the Ref-DAVIS prompt for one expression and the teacher-forced ``It is [SEG].``,
+        or (``answer="generate"``) the official prompt alone; ``clip_text``: what the paired CLIP embeds."""
         if answer not in ANSWERS:
             raise LiteLVLMError(f"answer must be one of {', '.join(ANSWERS)}; got {answer!r}")
         if len(sentences) != 1 or turns is not None:
-            raise LiteLVLMError(f"VideoGLaMM's protocol asks one expression per prompt (no turns); got {len(sentences)}")
+            raise LiteLVLMError("VideoGLaMM's protocol asks one expression per prompt (no turns); got "
+                                f"{len(sentences)}")
         clip_text = self.clip_text if clip_text is None else clip_text
         if clip_text not in CLIP_TEXTS:
             raise LiteLVLMError(f"clip_text must be one of {', '.join(CLIP_TEXTS)}; got {clip_text!r}")
@@ -269,8 +287,9 @@ class VideoGLaMMPipeline(GroundingPipeline):
         return prepared.clip_cache["trace"]
 
     def prune_frames(self, prepared: VideoGLaMMInput, method: str, budget: int, allocation=None, **options):
-        """The LLM's visual input of CLIP-side ``method`` keeping ``budget`` (or ``allocation``: one per frame) of
-        each frame's CLIP patches (:func:`litelvlm.videoglamm.pruning.prune_clip`, the pipeline's arrangement)."""
+        """The LLM's visual input of CLIP-side ``method`` keeping ``budget`` (or ``allocation``: one per
+        frame) of each frame's CLIP patches (:func:`litelvlm.videoglamm.pruning.prune_clip`, the pipeline's
+        arrangement)."""
         if prepared.text is None or prepared.trace is None:
             raise LiteLVLMError("no sentence yet: call with_sentences before a CLIP-side method")
         return prune_clip(self.model, prepared.clip, prepared.trace(), prepared.text(), method, budget,
@@ -282,8 +301,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
 
     def visual_grid(self, prepared) -> tuple[int, int]:
         """A video's tokens are no single grid (16 frames of 12 x 12, then 16 of 8 x 8)."""
-        raise LiteLVLMError("VideoGLaMM's visual tokens are 16 frames' 12 x 12 context and 16 x 8 x 8 video tokens, "
-                            "no single grid")
+        raise LiteLVLMError("VideoGLaMM's visual tokens are 16 frames' 12 x 12 context and 16 x 8 x 8 video "
+                            "tokens, no single grid")
 
     def visual_window(self, image) -> np.ndarray:
         """The first frame of the video (each frame is seen whole)."""
@@ -308,8 +327,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
                               positions_are_indices=True)
 
     def sequence_embeds(self, prepared: VideoGLaMMInput, visual: torch.Tensor) -> torch.Tensor:
-        """(B, S, h): the text embeddings with ``visual`` ((K, h) or (B, K, h)) at the ``<image>`` ids (arch.py
-        L281-371)."""
+        """(B, S, h): the text embeddings with ``visual`` ((K, h) or (B, K, h)) at the ``<image>`` ids
+        (arch.py L281-371)."""
         start, end = self._image_span(prepared)
         ids = prepared.input_ids.to(self.device)
         embed = self.language_model.embed_tokens
@@ -317,17 +336,21 @@ class VideoGLaMMPipeline(GroundingPipeline):
         if visual.dim() == 2:
             return torch.cat([before, visual.to(before.dtype), after])[None]
         b = visual.shape[0]
-        return torch.cat([before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
+        return torch.cat(
+            [before[None].expand(b, -1, -1), visual.to(before.dtype), after[None].expand(b, -1, -1)], 1)
 
     def clip_selection_tokens(self, prepared, sel: Selection, full=None) -> torch.Tensor:
-        """Not used: a video's CLIP-side selections are per frame (:meth:`run_clip_stage` runs ``prune_clip``)."""
-        raise LiteLVLMError("VideoGLaMM's CLIP-side methods select per frame: ground() runs them through prune_clip")
+        """Not used: a video's CLIP-side selections are per frame (:meth:`run_clip_stage` runs
+        ``prune_clip``)."""
+        raise LiteLVLMError("VideoGLaMM's CLIP-side methods select per frame: ground() runs them through "
+                            "prune_clip")
 
     def clip_selection_rows(self, prepared, sel: Selection) -> torch.Tensor:
         """Not used (see :meth:`clip_selection_tokens`)."""
-        raise LiteLVLMError("VideoGLaMM's CLIP-side methods select per frame: ground() runs them through prune_clip")
+        raise LiteLVLMError("VideoGLaMM's CLIP-side methods select per frame: ground() runs them through "
+                            "prune_clip")
 
-    # -- the mask head ----------------------------------------------------------------------------------------
+    # -- the mask head ---------------------------------------------------------------------------------------
     def seg_prompts(self, seg_hidden: torch.Tensor) -> torch.Tensor:
         """``text_hidden_fcs[0]`` of the final hidden states predicting each [SEG] (L636-643)."""
         return self.model.text_hidden_fcs[0](seg_hidden)
@@ -346,22 +369,24 @@ class VideoGLaMMPipeline(GroundingPipeline):
         return self.model.sam2.upscale(low.reshape(s * t, 1, *low.shape[2:]),
                                        prepared.image_size).reshape(s, t, *prepared.image_size)
 
-    # -- ground's steps with per-frame budgets ----------------------------------------------------------------------
+    # -- ground's steps with per-frame budgets ---------------------------------------------------------------
     def run_clip_stage(self, prepared, method: str, budget: int, full, *, spec=None, rule: str = "renumber",
                        given: bool = False, positions: str = "official", allocation=None, **options) -> tuple:
-        """A CLIP-side method keeps ``budget`` of each frame's CLIP patches (``allocation``: one budget per frame)
-        (:func:`litelvlm.videoglamm.frames.frame_stage`)."""
+        """A CLIP-side method keeps ``budget`` of each frame's CLIP patches (``allocation``: one budget per
+        frame) (:func:`litelvlm.videoglamm.frames.frame_stage`)."""
         return frame_stage(self, prepared, method, budget, given, positions, allocation, **options)
 
     def run_llm_stage(self, prepared, method: str, budget: int, full, **kw) -> tuple:
-        """An LLM-side method keeps :meth:`llm_budget` of the LLM's 3328 visual tokens for the per-frame ``budget``
-        (:func:`litelvlm.lvlm.prune.llm_stage`)."""
-        k = Budget.of(self.llm_budget(budget, prepared)).count(self.num_visual(prepared), kw["spec"].extra_tokens)
+        """An LLM-side method keeps :meth:`llm_budget` of the LLM's 3328 visual tokens for the per-frame
+        ``budget`` (:func:`litelvlm.lvlm.prune.llm_stage`)."""
+        k = Budget.of(self.llm_budget(budget, prepared)).count(self.num_visual(prepared),
+                                                               kw["spec"].extra_tokens)
         return llm_stage(self, prepared, method, k, full, **kw)
 
     def keeps_everything(self, prepared, out: GroundingOutput) -> bool:
-        """All N of the LLM's tokens in order (an LLM-side run), or every frame's 576 patches in raster order, pooled
-        as the official ``project`` (``arrangement="pool"``: a CLIP-side run; no LLM-side run keeps 16 x 576)."""
+        """All N of the LLM's tokens in order (an LLM-side run), or every frame's 576 patches in raster order,
+        pooled as the official ``project`` (``arrangement="pool"``: a CLIP-side run; no LLM-side run keeps 16
+        x 576)."""
         every_patch = torch.arange(NUM_FRAMES * FRAME_PATCHES)
         return super().keeps_everything(prepared, out) or (
             self.arrangement == "pool" and bool(torch.equal(out.kept_indices.cpu(), every_patch)))

@@ -8,8 +8,8 @@ mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/`` (the Ref-DAVIS-17 inference, ``
   ``np.linspace(0, T - 1, 16, dtype=int)`` when the clip is longer (L421-427); a shorter clip repeats its last
   frame up to 16 (``utils/enc_preprocessors.py`` L144-149); SAM 2 sees every frame of the clip (L448);
 * InternVideo2's pixels (``internvideo/utils.py`` L120-143, ``VideoTrainProcessor``): OpenCV's own
-  ``cv2.resize(x, (224, 224))`` (its default ``INTER_LINEAR``) of the uint8 frame, then ``(x / 255 - mean) / std``
-  with ImageNet's mean and std (L16-21);
+  ``cv2.resize(x, (224, 224))`` (its default ``INTER_LINEAR``) of the uint8 frame, then ``(x / 255 - mean) /
+  std`` with ImageNet's mean and std (L16-21);
 * CLIP's pixels (enc_preprocessors.py L152): ``CLIPImageProcessor`` of ``openai/clip-vit-large-patch14-336``
   (shortest side 336, bicubic, centre crop 336, OpenAI's mean and std) on each of the 16 frames, on the PIL
   backend as the official transformers 4.41 runs it;
@@ -17,7 +17,8 @@ mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/`` (the Ref-DAVIS-17 inference, ``
   template, ``model/videogpt_plus/conversation.py`` L60-68 and L124-132): ``<video>`` becomes 16 ``<image>``
   (``NUM_FRAMES``; no start / end tokens), one user message and an empty assistant message::
 
-      <|system|>\\nYou are a helpful AI assistant.<|end|>\\n<|user|>\\n<image>...<image>\\n{sentence}<|end|>\\n<|assistant|>\\n
+      <|system|>\\nYou are a helpful AI
+      assistant.<|end|>\\n<|user|>\\n<image>...<image>\\n{sentence}<|end|>\\n<|assistant|>\\n
 
 * the ids (``model/videogpt_plus/mm_utils.py`` L17-37, ``tokenizer_image_token``): each ``<image>`` is the id
   ``IMAGE_TOKEN_INDEX`` (-200); the chunks between are tokenised on their own, a leading BOS kept once.
@@ -71,19 +72,22 @@ def tokenizer_image_token(prompt: str, tokenizer) -> list[int]:
 
 
 def input_ids(tokenizer, expression: str, answer: str | None = ANSWER) -> torch.Tensor:
-    """(1, S) ids of the Ref-DAVIS question on ``expression``, with a teacher-forced ``answer`` (None: none)."""
+    """(1, S) ids of the Ref-DAVIS question on ``expression``, with a teacher-forced ``answer`` (None:
+    none)."""
     return torch.tensor([tokenizer_image_token(prompt_text(question(expression), answer), tokenizer)])
 
 
 def sample_frames(num: int, frames: int = NUM_FRAMES) -> list[int]:
-    """Indices of the LLM's frames of a clip of ``num`` frames (chat.py L421-427, enc_preprocessors.py L144-149)."""
+    """Indices of the LLM's frames of a clip of ``num`` frames (chat.py L421-427, enc_preprocessors.py
+    L144-149)."""
     idx = np.linspace(0, num - 1, frames, dtype=int).tolist() if num > frames else list(range(num))
     return idx + [idx[-1]] * (frames - len(idx))
 
 
 def internvideo_pixels(frames: list[np.ndarray], size: int = 224) -> torch.Tensor:
-    """(T, 3, size, size) float32: ``VideoTrainProcessor.preprocess`` (utils.py L120-143) of uint8 (H, W, 3) frames:
-    ``cv2.resize(x, (size, size))`` as the official L126, normalised in float64 (L20-21), cast as chat.py L434 does."""
+    """(T, 3, size, size) float32: ``VideoTrainProcessor.preprocess`` (utils.py L120-143) of uint8 (H, W, 3)
+    frames: ``cv2.resize(x, (size, size))`` as the official L126, normalised in float64 (L20-21), cast as
+    chat.py L434 does."""
     mean = np.array(IMAGENET_MEAN).reshape(1, 1, 3)
     std = np.array(IMAGENET_STD).reshape(1, 1, 3)
     out = [(cv2.resize(np.asarray(f), (size, size)) / 255.0 - mean) / std for f in frames]
@@ -91,9 +95,9 @@ def internvideo_pixels(frames: list[np.ndarray], size: int = 224) -> torch.Tenso
 
 
 def clip_processor(size: int = 336):
-    """``CLIPImageProcessor`` as ``openai/clip-vit-large-patch14-336`` configures it, on transformers' PIL backend
-    (``CLIPImageProcessorPil``: the official stack's PIL processing; transformers 5's default backend is
-    torchvision, see docs/fidelity.md, CLIP preprocessing)."""
+    """``CLIPImageProcessor`` as ``openai/clip-vit-large-patch14-336`` configures it, on transformers' PIL
+    backend (``CLIPImageProcessorPil``: the official stack's PIL processing; transformers 5's default backend
+    is torchvision, see docs/fidelity.md, CLIP preprocessing)."""
     return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
                               do_center_crop=True, do_resize=True, resample=3, do_normalize=True,
                               do_convert_rgb=True)

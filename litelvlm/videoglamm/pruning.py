@@ -1,20 +1,20 @@
 """Per-frame visual-token pruning on VideoGLaMM's CLIP context stream (this project's adaptation).
 
-VideoGLaMM's LLM reads 16 frames' CLIP patch tokens, (16, 576, 1024) at CLIP layer -2, each frame projected and
-pooled to 12 x 12 = 144 context tokens (``project``, arch.py L164-191), then 16 x 64 InternVideo2 tokens. No
-official code prunes it; here a CLIP-side method (``Method.acts_on_clip``: VisPruner, the paper's video baseline,
-LiteLVLM and its variants, random, CLIP top-similarity, VisionZip, HiPrune, ToMe, PruMerge) selects K of each
-frame's 576 tokens **before** the projection and pooling, frame by frame, on a :class:`SelectorInputs` built from
-that frame's CLIP trace; the InternVideo2 stream is untouched.
+VideoGLaMM's LLM reads 16 frames' CLIP patch tokens, (16, 576, 1024) at CLIP layer -2, each frame projected
+and pooled to 12 x 12 = 144 context tokens (``project``, arch.py L164-191), then 16 x 64 InternVideo2 tokens.
+No official code prunes it; here a CLIP-side method (``Method.acts_on_clip``: VisPruner, the paper's video
+baseline, LiteLVLM and its variants, random, CLIP top-similarity, VisionZip, HiPrune, ToMe, PruMerge) selects
+K of each frame's 576 tokens **before** the projection and pooling, frame by frame, on a
+:class:`SelectorInputs` built from that frame's CLIP trace; the InternVideo2 stream is untouched.
 
-* **The trace** (:func:`trace_context`): one CLIP vision forward of the 16 context frames through VideoGLaMM's own
-  tower, every layer kept (:meth:`VideoGLaMM.clip_hidden_states`); its layer -2 without the CLS is exactly
-  ``PreparedClip.tokens.clip``. VideoGLaMM's tower has no text tower and no ``visual_projection``: a CLIP backend
-  of the same vision size is paired with it (:func:`pair_clip`) and reads VideoGLaMM's vision tower (the module
-  is shared), so the q/k/v, the [CLS] attention and the projected patches come from the weights VideoGLaMM runs,
-  and the text side (``text_embeds``) from the paired model. With released weights the tower is OpenAI's
-  frozen ``clip-vit-large-patch14-336`` (clip_encoder.py L26-30), so pairing that model changes nothing; with
-  random weights the paired model's text tower and projection are random (:func:`default_clip`).
+* **The trace** (:func:`trace_context`): one CLIP vision forward of the 16 context frames through VideoGLaMM's
+  own tower, every layer kept (:meth:`VideoGLaMM.clip_hidden_states`); its layer -2 without the CLS is exactly
+  ``PreparedClip.tokens.clip``. VideoGLaMM's tower has no text tower and no ``visual_projection``: a CLIP
+  backend of the same vision size is paired with it (:func:`pair_clip`) and reads VideoGLaMM's vision tower
+  (the module is shared), so the q/k/v, the [CLS] attention and the projected patches come from the weights
+  VideoGLaMM runs, and the text side (``text_embeds``) from the paired model. With released weights the tower
+  is OpenAI's frozen ``clip-vit-large-patch14-336`` (clip_encoder.py L26-30), so pairing that model changes
+  nothing; with random weights the paired model's text tower and projection are random (:func:`default_clip`).
 * **The text** (``clip_text``): the referring expression as written (default), or VideoGLaMM's question
   (``"What is {expression} in this video? ..."``, eval_referdavis_infer.py L196: ``"question"``).
 * **Per frame**: frame ``f`` gets ``SelectorInputs(vision=<frame f's trace>, text, feature_layer=-2,
@@ -24,14 +24,14 @@ that frame's CLIP trace; the InternVideo2 stream is untouched.
 * **Budgets** (``allocation``): ``K`` on every frame (default), or one budget per frame (16 values).
 * **Meeting the square-only pooling** (``arrangement``, this project's reading; the paper's 196 and 81 are
   squares): ``pool`` (default): the K kept tokens, in the selection's order (raster order for the selecting
-  methods), as a sqrt(K) x sqrt(K) grid through the official pooling to 12 x 12 -- the LLM still reads 144 tokens
-  a frame (81 is upsampled by ``adaptive_avg_pool2d``); ``pool-min``: pooled to min(sqrt(K), 12) squared, so a
-  frame never gets more LLM tokens than it kept (81 -> 9 x 9); ``direct``: no pooling, the K projected tokens
-  go to the LLM as they are (any K; 196 x 16 is more than the unpruned 144 x 16). The pooling arrangements need
-  a square K.
+  methods), as a sqrt(K) x sqrt(K) grid through the official pooling to 12 x 12 -- the LLM still reads 144
+  tokens a frame (81 is upsampled by ``adaptive_avg_pool2d``); ``pool-min``: pooled to min(sqrt(K), 12)
+  squared, so a frame never gets more LLM tokens than it kept (81 -> 9 x 9); ``direct``: no pooling, the K
+  projected tokens go to the LLM as they are (any K; 196 x 16 is more than the unpruned 144 x 16). The pooling
+  arrangements need a square K.
 
-The LLM-side methods (``llm-input``, ``llm-layer``, ``llm-stages``) act on the LLM's whole visual sequence, not
-on a frame's CLIP tokens: :func:`frame_method_error` refuses them by name. ``none`` keeps all 576.
+The LLM-side methods (``llm-input``, ``llm-layer``, ``llm-stages``) act on the LLM's whole visual sequence,
+not on a frame's CLIP tokens: :func:`frame_method_error` refuses them by name. ``none`` keeps all 576.
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def per_frame_methods() -> list[str]:
 
 
 def default_clip(model: str, config: dict | None = None) -> str:
-    """The CLIP paired with a VideoGLaMM model string: a random CLIP of the preset's vision size for the random
-    presets (seeded alike; its text tower is random) and for a folder of random weights (the preset and seed its
-    ``config`` records), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
+    """The CLIP paired with a VideoGLaMM model string: a random CLIP of the preset's vision size for the
+    random presets (seeded alike; its text tower is random) and for a folder of random weights (the preset and
+    seed its ``config`` records), ``openai/clip-vit-large-patch14-336`` for a checkpoint."""
     spec = ModelSpec.of(model)
     preset, seed = CARD.preset(spec), None
     rnd = (config or {}).get("litelvlm_random")
@@ -99,13 +99,15 @@ def default_clip(model: str, config: dict | None = None) -> str:
 
 
 def pair_clip(model: VideoGLaMM, clip):
-    """``clip`` (a transformers CLIP backend) reading VideoGLaMM's own vision tower: the module is shared, so its
-    traces are those of VideoGLaMM's tower; its text tower and ``visual_projection`` stay its own."""
+    """``clip`` (a transformers CLIP backend) reading VideoGLaMM's own vision tower: the module is shared, so
+    its traces are those of VideoGLaMM's tower; its text tower and ``visual_projection`` stay its own."""
     inner = getattr(clip, "model", None)
     if getattr(clip, "backend", None) != "hf" or not hasattr(inner, "vision_model"):
-        raise LiteLVLMError("per-frame pruning pairs a transformers CLIP model (hf backend) with VideoGLaMM's tower")
+        raise LiteLVLMError("per-frame pruning pairs a transformers CLIP model (hf backend) with "
+                            "VideoGLaMM's tower")
     ours, theirs = model.clip.config, inner.vision_model.config
-    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size", "intermediate_size")
+    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size",
+            "intermediate_size")
     if diff := [k for k in keys if getattr(ours, k) != getattr(theirs, k)]:
         raise LiteLVLMError(f"CLIP {clip.name!r} differs from VideoGLaMM's image tower in {', '.join(diff)}")
     inner.vision_model = model.clip
@@ -134,11 +136,13 @@ def frame_inputs(trace: VisionTrace, text: TextTrace | None, frame: int, seed: i
     """Frame ``frame``'s selector inputs: its slice of the trace, the text, seed ``seed + frame``."""
     one = VisionTrace(hidden_states=tuple(h[frame:frame + 1] for h in trace.hidden_states), grid=trace.grid,
                       num_prefix_tokens=trace.num_prefix_tokens, backend=trace.backend)
-    return SelectorInputs(vision=one, text=text, image_index=0, feature_layer=FEATURE_LAYER, seed=seed + frame)
+    return SelectorInputs(vision=one, text=text, image_index=0, feature_layer=FEATURE_LAYER,
+                          seed=seed + frame)
 
 
 def pooled_side(budget: int, arrangement: str) -> int | None:
-    """The pooled grid side of a frame of K kept tokens (None: ``direct``, no pooling); a non-square K is refused."""
+    """The pooled grid side of a frame of K kept tokens (None: ``direct``, no pooling); a non-square K is
+    refused."""
     if arrangement not in ARRANGEMENTS:
         raise LiteLVLMError(f"arrangement must be one of {', '.join(ARRANGEMENTS)}; got {arrangement!r}")
     if arrangement == "direct":
@@ -150,10 +154,10 @@ def pooled_side(budget: int, arrangement: str) -> int | None:
     return POOLED if arrangement == "pool" else min(side, POOLED)
 
 
-def frame_budgets(budget: Budget | int | None, allocation: Sequence[int] | None = None, frames: int = NUM_FRAMES,
-                  num_patches: int = 576) -> list[int]:
-    """The budget of each frame: ``budget`` on all (uniform: counted once) or ``allocation``, one per frame, each
-    counted against a frame's N (:meth:`Budget.count <litelvlm.budget.Budget.count>`: 1 <= K_f <= N), as
+def frame_budgets(budget: Budget | int | None, allocation: Sequence[int] | None = None,
+                  frames: int = NUM_FRAMES, num_patches: int = 576) -> list[int]:
+    """The budget of each frame: ``budget`` on all (uniform: counted once) or ``allocation``, one per frame,
+    each counted against a frame's N (:meth:`Budget.count <litelvlm.budget.Budget.count>`: 1 <= K_f <= N), as
     :class:`~litelvlm.budget.Count` values that ``select`` does not check again."""
     if allocation is not None and len(allocation) != frames:
         raise LiteLVLMError(f"a per-frame allocation needs {frames} budgets, got {len(allocation)}")
@@ -192,10 +196,11 @@ def video_part(model: VideoGLaMM, video: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, v.shape[-1])
 
 
-def context_part(model: VideoGLaMM, kept: list[torch.Tensor] | torch.Tensor, arrangement: str) -> list[torch.Tensor]:
-    """Each frame's LLM context tokens of its kept CLIP features: ``image_mm_projector``, then the arrangement's
-    pooling (batched over frames when they keep the same count, as ``project`` runs the unpruned stream); ``kept``
-    a (T, K, W) tensor: every frame's features at once, used as given (no stacked copy)."""
+def context_part(model: VideoGLaMM, kept: list[torch.Tensor] | torch.Tensor,
+                 arrangement: str) -> list[torch.Tensor]:
+    """Each frame's LLM context tokens of its kept CLIP features: ``image_mm_projector``, then the
+    arrangement's pooling (batched over frames when they keep the same count, as ``project`` runs the unpruned
+    stream); ``kept`` a (T, K, W) tensor: every frame's features at once, used as given (no stacked copy)."""
     sides = [pooled_side(k.shape[0], arrangement) for k in kept]
     if len({k.shape[0] for k in kept}) == 1:
         stacked = kept if torch.is_tensor(kept) else torch.stack(kept)
@@ -216,9 +221,9 @@ def _keeps_all(sel: Selection, n: int) -> bool:
 
 
 @torch.no_grad()
-def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, text: TextTrace | None, method: str,
-               budget: int | None = None, *, allocation: Sequence[int] | None = None, arrangement: str = "pool",
-               seed: int = 0, **options) -> PrunedVisual:
+def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, text: TextTrace | None,
+               method: str, budget: int | None = None, *, allocation: Sequence[int] | None = None,
+               arrangement: str = "pool", seed: int = 0, **options) -> PrunedVisual:
     """The LLM's visual input with ``method`` keeping K_f of frame f's CLIP tokens (``none``: all of them)."""
     if why := frame_method_error(method):
         raise LiteLVLMError(why)
@@ -235,8 +240,9 @@ def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, te
         sels.append(sel)
         kept.append(kept_features(inputs, sel))
     if all(sel.features is None and _keeps_all(sel, n) for sel in sels):
-        # every frame keeps all its patches in raster order: the projector reads the trace's own layer -2 slice, as
-        # ``project`` reads ``hidden_states[-2][:, 1:]`` (a gathered copy changes a bfloat16 GEMM's rounding)
+        # every frame keeps all its patches in raster order: the projector reads the trace's own layer -2
+        # slice, as ``project`` reads ``hidden_states[-2][:, 1:]`` (a gathered copy changes a bfloat16 GEMM's
+        # rounding)
         kept = trace.hidden_states[FEATURE_LAYER][:, trace.num_prefix_tokens:]
     context = context_part(model, kept, arrangement)
     visual = torch.cat([*context, video_part(model, prepared.tokens.video)], dim=0)
@@ -244,5 +250,6 @@ def prune_clip(model: VideoGLaMM, prepared: PreparedClip, trace: VisionTrace, te
 
 
 __all__ = ["ARRANGEMENTS", "CLIP_TEXTS", "FEATURE_LAYER", "POOLED", "PrunedVisual", "clip_text_trace",
-           "context_part", "default_clip", "frame_budgets", "frame_inputs", "frame_method_error", "kept_features",
+           "context_part", "default_clip", "frame_budgets", "frame_inputs", "frame_method_error",
+           "kept_features",
            "pair_clip", "per_frame_methods", "pooled_side", "prune_clip", "trace_context", "video_part"]

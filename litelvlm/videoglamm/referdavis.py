@@ -1,16 +1,18 @@
-"""Ref-DAVIS-17 with VideoGLaMM as ``eval_referdavis_infer.py`` runs it, scored by :mod:`litelvlm.video.metrics`.
+"""Ref-DAVIS-17 with VideoGLaMM as ``eval_referdavis_infer.py`` runs it, scored by
+:mod:`litelvlm.video.metrics`.
 
 mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/eval_referdavis_infer.py``:
 
 * a video's expressions come four per object, in the meta file's order (object k: expressions 4k .. 4k+3;
-  ``num_obj = num_expressions // 4``, L164), and each of the four "annotator" sets (``anno_id`` 0..3, L165-166:
-  ``Davis17_annot1``, ``..._full_video``, ``Davis17_annot2``, ``..._full_video``) is predicted on its own: for each
-  object the expression ``obj_id * 4 + anno_id`` (L172);
+  ``num_obj = num_expressions // 4``, L164), and each of the four "annotator" sets (``anno_id`` 0..3,
+  L165-166: ``Davis17_annot1``, ``..._full_video``, ``Davis17_annot2``, ``..._full_video``) is predicted on
+  its own: for each object the expression ``obj_id * 4 + anno_id`` (L172);
 * each expression is run on clips of at most 64 frames (L184-187; :func:`clip_ranges`), each clip through
-  :func:`~litelvlm.videoglamm.inference.segment_clip` (frame-wise SAM 2 here; the script's ``--use_sam2_video_branch``
-  propagation is not ported), the first ``[SEG]``'s mask per frame kept (L236-239), the clips concatenated (L245);
-* the objects' masks of one annotator set become one label map per frame (L249-256; :func:`label_maps`): values
-  below 0.5 zeroed, a constant 0.1 background stacked first, the argmax;
+  :func:`~litelvlm.videoglamm.inference.segment_clip` (frame-wise SAM 2 here; the script's
+  ``--use_sam2_video_branch`` propagation is not ported), the first ``[SEG]``'s mask per frame kept
+  (L236-239), the clips concatenated (L245);
+* the objects' masks of one annotator set become one label map per frame (L249-256; :func:`label_maps`):
+  values below 0.5 zeroed, a constant 0.1 background stacked first, the argmax;
 * the label maps are scored as ``eval_referdavis_metrics.py`` scores them: DAVIS 2017, unsupervised task
   (docs/video.md), one :class:`~litelvlm.video.metrics.Summary` per annotator set (L533-536; not averaged).
 
@@ -32,7 +34,8 @@ from .prompt import ANSWER
 
 CLIP_LENGTH = 64
 #: eval_referdavis_infer.py L166
-ANNOTATOR_SETS = ("Davis17_annot1", "Davis17_annot1_full_video", "Davis17_annot2", "Davis17_annot2_full_video")
+ANNOTATOR_SETS = ("Davis17_annot1", "Davis17_annot1_full_video", "Davis17_annot2",
+                  "Davis17_annot2_full_video")
 
 
 def clip_ranges(video_len: int, length: int = CLIP_LENGTH) -> list[range]:
@@ -45,11 +48,12 @@ def clip_ranges(video_len: int, length: int = CLIP_LENGTH) -> list[range]:
 def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | None = None,
                      answer: str | None = ANSWER, visual: Callable | None = None,
                      sam2_video_branch: bool = False) -> torch.Tensor:
-    """(T, H, W) float 0/1 masks of one expression over its whole video, clip by clip. ``prepared`` caches each
-    clip's tower and SAM 2 work by (video, first frame): it does not depend on the expression. A generated
-    answer (``answer=None``) without ``[SEG]`` gives empty masks (the official script fails there: L236).
-    ``visual(prepared_clip, rec)`` gives each clip's LLM visual input instead of the unpruned one (a pruned set).
-    ``sam2_video_branch``: SAM 2's memory propagation within each clip (the official ``--use_sam2_video_branch``)."""
+    """(T, H, W) float 0/1 masks of one expression over its whole video, clip by clip. ``prepared`` caches
+    each clip's tower and SAM 2 work by (video, first frame): it does not depend on the expression. A
+    generated answer (``answer=None``) without ``[SEG]`` gives empty masks (the official script fails there:
+    L236). ``visual(prepared_clip, rec)`` gives each clip's LLM visual input instead of the unpruned one (a
+    pruned set). ``sam2_video_branch``: SAM 2's memory propagation within each clip (the official
+    ``--use_sam2_video_branch``)."""
     prepared = {} if prepared is None else prepared
     out = []
     for frames in clip_ranges(len(rec.frames)):
@@ -67,9 +71,11 @@ def expression_masks(model, tokenizer, rec: VideoExpression, prepared: dict | No
 
 
 def evaluate_ref_davis(model, tokenizer, root, split: str = "valid", videos: list[str] | None = None,
-                       answer: str | None = ANSWER, sam2_video_branch: bool = False) -> dict[str, metrics.Summary]:
+                       answer: str | None = ANSWER,
+                       sam2_video_branch: bool = False) -> dict[str, metrics.Summary]:
     """J&F per annotator set (unsupervised DAVIS task) of VideoGLaMM on a Ref-DAVIS-layout folder (``answer``
-    None: generated greedily, as the official script; ``sam2_video_branch``: its ``--use_sam2_video_branch``)."""
+    None: generated greedily, as the official script; ``sam2_video_branch``: its
+    ``--use_sam2_video_branch``)."""
     groups = by_video(load_ref_davis(root, split))
     chosen = [v for v in groups if videos is None or v in videos]
     sequences: dict[str, list] = {name: [] for name in ANNOTATOR_SETS}
@@ -86,5 +92,5 @@ def evaluate_ref_davis(model, tokenizer, root, split: str = "valid", videos: lis
     return {name: metrics.evaluate(seqs, task="unsupervised") for name, seqs in sequences.items()}
 
 
-__all__ = ["ANNOTATOR_SETS", "CLIP_LENGTH", "annotator_expressions", "by_video", "clip_ranges", "evaluate_ref_davis",
-           "expression_masks", "ground_truth", "label_maps"]
+__all__ = ["ANNOTATOR_SETS", "CLIP_LENGTH", "annotator_expressions", "by_video", "clip_ranges",
+           "evaluate_ref_davis", "expression_masks", "ground_truth", "label_maps"]

@@ -9,8 +9,8 @@ branch):
   (``ResizeLongestSide.apply_image``: PIL bilinear), ``(x - mean) / std`` in 0-255 units, then bilinearly
   stretched to 1024 x 1024 (``F.interpolate``, ``align_corners`` False) -- no padding;
 * its features (``get_visual_embs_sam2``, L205-241): ``forward_image`` (trunk, FPN neck, ``conv_s0`` /
-  ``conv_s1`` on the two finer levels) and ``no_mem_embed`` added to the coarsest (``directly_add_no_mem_embed``)
-  -- ``Sam2Model.get_image_embeddings``;
+  ``conv_s1`` on the two finer levels) and ``no_mem_embed`` added to the coarsest
+  (``directly_add_no_mem_embed``) -- ``Sam2Model.get_image_embeddings``;
 * the prompt (L689-699; the ``text_embeds`` argument of VideoGLaMM's ``PromptEncoder.forward``,
   ``sam2/modeling/sam/prompt_encoder.py`` L167-189): sparse = the ``[SEG]`` embedding alone (no point padding,
   since no points are given), dense = ``no_mask_embed`` everywhere;
@@ -46,7 +46,8 @@ def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]
 
 
 def sam2_pixels(frame: np.ndarray, size: int = 1024) -> torch.Tensor:
-    """``(1, 3, size, size)`` float32 of an ``(H, W, 3)`` uint8 frame (``sam_preprocess``, model_type ``sam2``)."""
+    """``(1, 3, size, size)`` float32 of an ``(H, W, 3)`` uint8 frame (``sam_preprocess``, model_type
+    ``sam2``)."""
     image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
     h, w = preprocess_shape(image.height, image.width, size)
     x = torch.from_numpy(np.array(image.resize((w, h), Image.BILINEAR))).permute(2, 0, 1).contiguous()
@@ -78,7 +79,8 @@ class Sam2Text(nn.Module):
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> list[torch.Tensor]:
-        """``(1, 3, S, S)`` -> the decoder's three feature maps (stride 4, 8, and 16 with ``no_mem_embed``)."""
+        """``(1, 3, S, S)`` -> the decoder's three feature maps (stride 4, 8, and 16 with
+        ``no_mem_embed``)."""
         return self.model.get_image_embeddings(pixels.to(self.device, self.dtype))
 
     def decode(self, features: list[torch.Tensor], prompts: torch.Tensor,
@@ -87,7 +89,8 @@ class Sam2Text(nn.Module):
         return self.upscale(self.decode_low(features, prompts), original_size)
 
     def decode_low(self, features: list[torch.Tensor], prompts: torch.Tensor) -> torch.Tensor:
-        """``(S, 1, h, w)`` low-resolution mask logits (the decoder's, model dtype) of S ``[SEG]`` embeddings."""
+        """``(S, 1, h, w)`` low-resolution mask logits (the decoder's, model dtype) of S ``[SEG]``
+        embeddings."""
         pe = self.model.get_image_wide_positional_embeddings()
         prompt_encoder = self.model.prompt_encoder
         h, w = prompt_encoder.image_embedding_size
@@ -96,7 +99,8 @@ class Sam2Text(nn.Module):
         for token in prompts.to(self.device, self.dtype):
             sparse = token.reshape(1, 1, 1, -1)
             masks, _, _, _ = self.model.mask_decoder(
-                image_embeddings=features[-1], image_positional_embeddings=pe, sparse_prompt_embeddings=sparse,
+                image_embeddings=features[-1], image_positional_embeddings=pe,
+                sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense, multimask_output=False, high_resolution_features=features[:-1])
             out.append(masks[0])                                         # (1, 1, h, w)
         return torch.cat(out) if out else features[-1].new_zeros(0, 1, 4 * h, 4 * w)

@@ -1,15 +1,18 @@
-"""VideoGLaMM's eager attention with its score tensors in reused scratch memory (CPU, float32), bit for bit the same.
+"""VideoGLaMM's eager attention with its score tensors in reused scratch memory (CPU, float32), bit for bit
+the same.
 
-Phi-3 runs eager attention (transformers 4.41 has no SDPA for it; :func:`~litelvlm.videoglamm.config.phi3_config`), so
-every layer of every prefill makes (1, heads, S, S) float32 score tensors: the product, the masked product and the
-softmax, 175 MB each on the tiny preset's 4 heads at S ~ 3380 (1.4 GB on the real 32). glibc serves blocks that large
-with a fresh ``mmap`` (its threshold tops out at 32 MB) and unmaps them when freed, so each prefill faulted in every
-page again: ``eval-video`` spent half its CPU time in the kernel. :func:`scratch_attention` computes the same operations
-(transformers' ``eager_attention_forward``: the product, ``* scaling``, ``+ mask``, the float32 softmax, the product with
-the values) in place, into two buffers that one :class:`Scratch` keeps from one prefill to the next (grown when a
-longer prompt needs more), and eager's (1, 1, S, S) float mask into a third (:func:`scratch_mask`), so the pages are
-touched once per run. Elsewhere (another device or dtype, training or gradients, attention weights asked for) it is
-transformers' own function. :func:`scratch_eager` switches a Phi-3 to it for one forward.
+Phi-3 runs eager attention (transformers 4.41 has no SDPA for it;
+:func:`~litelvlm.videoglamm.config.phi3_config`), so every layer of every prefill makes (1, heads, S, S)
+float32 score tensors: the product, the masked product and the softmax, 175 MB each on the tiny preset's 4
+heads at S ~ 3380 (1.4 GB on the real 32). glibc serves blocks that large with a fresh ``mmap`` (its threshold
+tops out at 32 MB) and unmaps them when freed, so each prefill faulted in every page again: ``eval-video``
+spent half its CPU time in the kernel. :func:`scratch_attention` computes the same operations (transformers'
+``eager_attention_forward``: the product, ``* scaling``, ``+ mask``, the float32 softmax, the product with the
+values) in place, into two buffers that one :class:`Scratch` keeps from one prefill to the next (grown when a
+longer prompt needs more), and eager's (1, 1, S, S) float mask into a third (:func:`scratch_mask`), so the
+pages are touched once per run. Elsewhere (another device or dtype, training or gradients, attention weights
+asked for) it is transformers' own function.
+:func:`scratch_eager` switches a Phi-3 to it for one forward.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ NAME = "litelvlm_scratch_eager"
 
 
 class Scratch:
-    """Flat float32 buffers (two for the scores, one for the mask), grown to the largest seen with a quarter's headroom
-    (a prompt a few tokens longer reuses them), viewed at each call's shape."""
+    """Flat float32 buffers (two for the scores, one for the mask), grown to the largest seen with a quarter's
+    headroom (a prompt a few tokens longer reuses them), viewed at each call's shape."""
 
     def __init__(self) -> None:
         self.flat: list[torch.Tensor] = []
@@ -45,7 +48,8 @@ class Scratch:
         return max(n, 0 if old is None else old.numel() * 5 // 4)
 
     def views(self, shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two contiguous float32 tensors of ``shape`` on ``device`` over the kept buffers (grown when too small)."""
+        """Two contiguous float32 tensors of ``shape`` on ``device`` over the kept buffers (grown when too
+        small)."""
         n = math.prod(int(s) for s in shape)
         if not self._fits(self.flat[0] if self.flat else None, n, device):
             size = self._size(self.flat[0] if self.flat else None, n)
@@ -69,9 +73,9 @@ _ACTIVE: list[Scratch] = []
 
 def scratch_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0, **kwargs):
-    """transformers' ``eager_attention_forward`` (``models/phi3/modeling_phi3.py``) with the scores in ``module``'s
-    model's :class:`Scratch` on a CPU float32 inference forward (the same values; no attention weights returned);
-    transformers' own function otherwise."""
+    """transformers' ``eager_attention_forward`` (``models/phi3/modeling_phi3.py``) with the scores in
+    ``module``'s model's :class:`Scratch` on a CPU float32 inference forward (the same values; no attention
+    weights returned); transformers' own function otherwise."""
     scratch = getattr(module, "_litelvlm_scratch", None)
     if scratch is None or module.training or torch.is_grad_enabled() or query.device.type != "cpu" \
             or query.dtype != torch.float32 or kwargs.get("output_attentions"):
@@ -89,8 +93,9 @@ def scratch_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
 
 
 def scratch_mask(**kwargs) -> torch.Tensor | None:
-    """transformers' ``eager_mask`` (``masking_utils.py``: ``sdpa_mask``'s boolean mask as 0 / the dtype's minimum)
-    written into the active :class:`Scratch`'s mask buffer (the same values); ``eager_mask`` itself otherwise."""
+    """transformers' ``eager_mask`` (``masking_utils.py``: ``sdpa_mask``'s boolean mask as 0 / the dtype's
+    minimum) written into the active :class:`Scratch`'s mask buffer (the same values); ``eager_mask`` itself
+    otherwise."""
     dtype = kwargs.get("dtype", torch.float32)
     if not _ACTIVE or dtype != torch.float32:
         return eager_mask(**kwargs)
@@ -110,8 +115,9 @@ def _register() -> None:
 
 @contextlib.contextmanager
 def scratch_eager(model: nn.Module, scratch: Scratch) -> Iterator[None]:
-    """Run ``model`` (a Phi-3 with eager attention) on :func:`scratch_attention` with ``scratch`` for the block; the
-    model's own attention (and its config) as before afterwards. Another attention is left as it is."""
+    """Run ``model`` (a Phi-3 with eager attention) on :func:`scratch_attention` with ``scratch`` for the
+    block; the model's own attention (and its config) as before afterwards. Another attention is left as it
+    is."""
     config = model.config
     if config._attn_implementation != "eager":
         yield

@@ -1,12 +1,13 @@
-"""A small offline stand-in for Phi-3-mini's tokenizer, with Phi-3's special tokens and ``[SEG]`` at the real ids.
+"""A small offline stand-in for Phi-3-mini's tokenizer, with Phi-3's special tokens and ``[SEG]`` at the real
+ids.
 
 No Phi-3 vocabulary can be had offline, so random VideoGLaMM checkpoints get this tokenizer; a real checkpoint
 folder brings its own. Phi-3-mini-4k-instruct's tokenizer is Llama's 32000-piece SentencePiece (``<unk>`` 0,
 ``<s>`` 1, ``</s>`` 2) plus eleven added tokens at 32000-32010 (:data:`PHI3_SPECIAL`), and VideoGLaMM adds
 ``[SEG]`` after them (``chat.py`` L296-298: 32011). The stand-in is the byte-level BPE of
-:mod:`litelvlm.qwen.tokenizer` after the three Llama tokens, padded with unreachable fillers up to the preset's
-``special_base``, then those tokens; it prepends ``<s>`` as the Llama tokenizer does (``add_bos_token``).
-Its ids mean nothing to a real model.
+:mod:`litelvlm.qwen.tokenizer` after the three Llama tokens, padded with unreachable fillers up to the
+preset's ``special_base``, then those tokens; it prepends ``<s>`` as the Llama tokenizer does
+(``add_bos_token``). Its ids mean nothing to a real model.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from .config import VideoGLaMMPreset, get_preset
 
 #: Phi-3-mini's added tokens, ids 32000-32010 in its ``tokenizer.json``.
 PHI3_SPECIAL: tuple[str, ...] = ("<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>",
-                                 "<|placeholder3|>", "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>",
-                                 "<|placeholder6|>", "<|user|>")
+                                 "<|placeholder3|>", "<|placeholder4|>", "<|system|>", "<|end|>",
+                                 "<|placeholder5|>", "<|placeholder6|>", "<|user|>")
 SEG_TOKEN = "[SEG]"
 
 
@@ -32,7 +33,8 @@ def build_phi3_tokenizer(preset: str | VideoGLaMMPreset = "tiny"):
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
     vocab.update({t: i + 3 for t, i in trained.items()})
     if len(vocab) > p.special_base:
-        raise ValueError(f"the stand-in vocabulary ({len(vocab)}) exceeds preset {p.name!r}'s {p.special_base}")
+        raise ValueError(f"the stand-in vocabulary ({len(vocab)}) exceeds preset {p.name!r}'s "
+                         f"{p.special_base}")
     for i in range(len(vocab), p.special_base):
         vocab[f"<|litelvlm_filler_{i}|>"] = i
 

@@ -1,7 +1,8 @@
-"""VideoGLaMM's video path in ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoEval`): per-frame pruning
-of its CLIP stream (:mod:`litelvlm.videoglamm.pruning`) on ``eval_referdavis_infer.py``'s clips, and the LLM-side
-methods on the LLM's whole visual sequence through the family's ``ground`` at the same kept fraction,
-round(3328 K / 576) of its 3328 visual tokens (this project's reading, :mod:`litelvlm.videoglamm.pipeline`).
+"""VideoGLaMM's video path in ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoEval`): per-frame
+pruning of its CLIP stream (:mod:`litelvlm.videoglamm.pruning`) on ``eval_referdavis_infer.py``'s clips, and
+the LLM-side methods on the LLM's whole visual sequence through the family's ``ground`` at the same kept
+fraction, round(3328 K / 576) of its 3328 visual tokens (this project's reading,
+:mod:`litelvlm.videoglamm.pipeline`).
 
 Importing this module is light (the options are checked before torch loads); the runner's modules load in
 :meth:`VideoGLaMMVideoEval.runner`, which is why they are imported there.
@@ -21,24 +22,26 @@ from .config import NUM_FRAMES
 PIPELINE = Lazy("litelvlm.videoglamm.pipeline", "VideoGLaMMPipeline")
 RUNNER = Lazy("litelvlm.videoglamm.video_runner", "VideoGLaMMRunner")
 #: what the numbers' weights are
-NOTE = ("the paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public; numbers here "
-        "come from the weights named in the weights column")
+NOTE = ("the paper's video numbers need VideoGLaMM's RVOS fine-tuned weights, which are not public; numbers "
+        "here come from the weights named in the weights column")
 ALLOCATION_RULES = ("uniform", "relevance")         # litelvlm.videoglamm.allocation.RULES
 #: the expression rows' columns under a non-uniform ``--allocation``
 ALLOCATION_COLUMNS = ["frame_budgets", "kept_tokens", "llm_context_tokens"]
 
 
 def allocation_weights(text: str) -> str | list[float]:
-    """``--allocation``: a rule name, or the 16 per-frame weights it lists (finite, non-negative, not all zero)."""
+    """``--allocation``: a rule name, or the 16 per-frame weights it lists (finite, non-negative, not all
+    zero)."""
     if text in ALLOCATION_RULES:
         return text
     try:
         weights = [float(x) for x in text.split(",")]
     except ValueError:
         weights = []
-    if len(weights) != NUM_FRAMES or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise LiteLVLMError(f"--allocation must be {' or '.join(ALLOCATION_RULES)}, or {NUM_FRAMES} comma-separated "
-                            f"non-negative weights, not all zero; got {text!r}")
+    if len(weights) != NUM_FRAMES or not all(math.isfinite(w) and w >= 0
+                                             for w in weights) or sum(weights) <= 0:
+        raise LiteLVLMError(f"--allocation must be {' or '.join(ALLOCATION_RULES)}, or {NUM_FRAMES} "
+                            f"comma-separated non-negative weights, not all zero; got {text!r}")
     return weights
 
 
@@ -52,8 +55,8 @@ class VideoGLaMMVideoEval:
         (every token, :data:`Budget.ALL`, is 24 x 24)."""
         squares = [b.tokens for b in budgets if not b.is_all]
         if a.arrangement != "direct" and (bad := [k for k in squares if math.isqrt(k) ** 2 != k]):
-            raise LiteLVLMError(f"--arrangement {a.arrangement} pools a square grid: budgets {bad} are not squares "
-                                "(196, 81, ...); use --arrangement direct")
+            raise LiteLVLMError(f"--arrangement {a.arrangement} pools a square grid: budgets {bad} are not "
+                                "squares (196, 81, ...); use --arrangement direct")
         allocation_weights(a.allocation)
 
     def method_errors(self, methods: list[str], budgets: list[Budget]) -> list[str]:
@@ -63,7 +66,8 @@ class VideoGLaMMVideoEval:
         return [why for m in methods if (why := VideoGLaMMPipeline.method_error(VideoGLaMMPipeline, m))]
 
     def runner(self, a: Any):
-        """The loaded VideoGLaMM and its paired CLIP (:class:`litelvlm.videoglamm.video_runner.VideoGLaMMRunner`)."""
+        """The loaded VideoGLaMM and its paired CLIP
+        (:class:`litelvlm.videoglamm.video_runner.VideoGLaMMRunner`)."""
         VideoGLaMMRunner = RUNNER.get()
 
         return VideoGLaMMRunner(a)

@@ -1,11 +1,12 @@
-"""VideoGLaMM loaded on its video path for ``litelvlm eval-video`` (:class:`litelvlm.video.runner.VideoRunner`).
+"""VideoGLaMM loaded on its video path for ``litelvlm eval-video``
+(:class:`litelvlm.video.runner.VideoRunner`).
 
-Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once; the unpruned baseline and
-a CLIP-side method segment through :func:`~litelvlm.videoglamm.referdavis.expression_masks` with the pruned visual
-input, an LLM-side method through the family's ``ground`` on each clip (:func:`family_masks`). Under ``eval-video
---batch-size`` (:meth:`VideoGLaMMRunner.ground`) several expressions of a video go through each clip's LLM forward
-together (``segment_clips``, ``ground_batch``), each with its own pruned visual input; their masks are SAM 2's as at
-batch 1.
+Per video, each clip's towers and SAM 2 features and its CLIP trace are computed once; the unpruned baseline
+and a CLIP-side method segment through :func:`~litelvlm.videoglamm.referdavis.expression_masks` with the
+pruned visual input, an LLM-side method through the family's ``ground`` on each clip (:func:`family_masks`).
+Under ``eval-video --batch-size`` (:meth:`VideoGLaMMRunner.ground`) several expressions of a video go through
+each clip's LLM forward together (``segment_clips``, ``ground_batch``), each with its own pruned visual input;
+their masks are SAM 2's as at batch 1.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class VideoGLaMMRunner:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
         self.model, self.tokenizer, cfg = load_videoglamm(a.model, device=a.device, dtype=dtype)
         self.clip_name = a.clip or vp.default_clip(a.model, cfg)
-        self.clip = vp.pair_clip(self.model, load_clip(self.clip_name, "hf", device=a.device, dtype=self.model.dtype))
+        self.clip = vp.pair_clip(self.model,
+                                 load_clip(self.clip_name, "hf", device=a.device, dtype=self.model.dtype))
         #: the same model on the family contract: the LLM-side methods run through its ``ground``
         self.pipe = VideoGLaMMPipeline(self.model, self.tokenizer, name=a.model, clip=self.clip,
                                        clip_text=a.clip_text, arrangement=a.arrangement)
@@ -52,12 +54,13 @@ class VideoGLaMMRunner:
         self.extra_columns = ALLOCATION_COLUMNS if a.allocation != "uniform" else []
 
     def allocation(self, trace, text, method: str, k: int) -> list[int] | None:
-        """The 16 frames' budgets of ``--allocation`` sharing 16 ``k`` (None: ``uniform``, ``k`` on every frame; the
-        baseline keeps all)."""
+        """The 16 frames' budgets of ``--allocation`` sharing 16 ``k`` (None: ``uniform``, ``k`` on every
+        frame; the baseline keeps all)."""
         rule = allocation_weights(self.args.allocation)
         if rule == "uniform" or self.pipe.spec(method).baseline:
             return None
-        weights = va.relevance_weights(trace, text, va.clip_logit_scale(self.clip)) if rule == "relevance" else rule
+        weights = va.relevance_weights(trace, text,
+                                       va.clip_logit_scale(self.clip)) if rule == "relevance" else rule
         return va.frame_allocation(weights, k, self.args.arrangement)
 
     def new_video(self) -> None:
@@ -66,8 +69,9 @@ class VideoGLaMMRunner:
         self.traces.clear()
 
     def visual_fn(self, method: str, k: int, tokens: list[int], budgets: list | None = None):
-        """``expression_masks``' ``visual`` callable for ``method`` keeping ``k`` of each frame's CLIP patches;
-        appends each clip's context tokens (to ``tokens``) and frames' budgets (to ``budgets``, default the runner's)."""
+        """``expression_masks``' ``visual`` callable for ``method`` keeping ``k`` of each frame's CLIP
+        patches; appends each clip's context tokens (to ``tokens``) and frames' budgets (to ``budgets``,
+        default the runner's)."""
         a = self.args
         budgets = self.budgets if budgets is None else budgets
 
@@ -85,12 +89,14 @@ class VideoGLaMMRunner:
         return visual
 
     def expression(self, rec, method: str, budget: Budget) -> tuple[torch.Tensor, int | None, dict]:
-        """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra columns)
-        of one expression at the per-frame ``budget``; an LLM-side method runs through the family's ``ground``."""
+        """((frames, H, W) masks, CLIP context tokens per frame (None: an LLM-side method), the row's extra
+        columns) of one expression at the per-frame ``budget``; an LLM-side method runs through the family's
+        ``ground``."""
         spec = self.pipe.spec(method)
         k = budget.count(FRAME_PATCHES)   # of each frame's CLIP patches
         if not spec.baseline and spec.acts_with_llm:
-            return family_masks(self, rec, method, budget), None, {"llm_visual_tokens": self.pipe.llm_budget(k)}
+            return family_masks(self, rec, method, budget), None, {
+                "llm_visual_tokens": self.pipe.llm_budget(k)}
         tokens: list[int] = []
         self.budgets.clear()
         masks = expression_masks(self.model, self.tokenizer, rec, self.prepared,
@@ -112,10 +118,11 @@ class VideoGLaMMRunner:
 
     @torch.no_grad()
     def ground(self, recs: list, method: str, budget: Budget, batched: bool = True) -> list[tuple]:
-        """[(what the row needs, the per-frame K, the masks and mask logits over the video)] of expressions ``recs``
-        of one video, clip by clip as :meth:`expression` runs them, each clip's prompts in one padded LLM forward
-        (``batched``) or one by one: an LLM-side method through the family's ``ground`` (``ground_batch``), the
-        baseline and a CLIP-side method through ``segment_clip`` (``segment_clips``)."""
+        """[(what the row needs, the per-frame K, the masks and mask logits over the video)] of expressions
+        ``recs`` of one video, clip by clip as :meth:`expression` runs them, each clip's prompts in one padded
+        LLM forward (``batched``) or one by one: an LLM-side method through the family's ``ground``
+        (``ground_batch``), the baseline and a CLIP-side method through ``segment_clip``
+        (``segment_clips``)."""
         spec = self.pipe.spec(method)
         k = budget.count(FRAME_PATCHES)
         llm_side = not spec.baseline and spec.acts_with_llm
@@ -144,14 +151,20 @@ class VideoGLaMMRunner:
         return [out.mask_logits[0] for out in outs]
 
     def _clip_side(self, clip, recs: list, preps: list[dict], method: str, k: int, batched: bool) -> list:
-        """Each expression's (T, H, W) logits on ``clip`` of the baseline or a CLIP-side method (``segment_clip``)."""
-        visuals = [self.visual_fn(method, k, p["tokens"], p["budgets"])(clip, rec) for rec, p in zip(recs, preps,
-                                                                                                      strict=True)]
+        """Each expression's (T, H, W) logits on ``clip`` of the baseline or a CLIP-side method
+        (``segment_clip``)."""
+        visuals = [self.visual_fn(method, k, p["tokens"], p["budgets"])(clip, rec) for rec,
+                   p in zip(recs, preps,
+                                                                                                      strict=
+                                                                                                     True)]
         branch = self.args.sam2_video_branch
         if batched:
-            outs = segment_clips(self.model, self.tokenizer, clip, [rec.sentence for rec in recs], visuals, branch)
+            outs = segment_clips(self.model, self.tokenizer, clip, [rec.sentence for rec in recs], visuals,
+                                 branch)
         else:
-            outs = [segment_clip(self.model, self.tokenizer, clip, rec.sentence, visual=v, sam2_video_branch=branch)
+            outs = [
+                segment_clip(self.model, self.tokenizer, clip, rec.sentence, visual=v,
+                             sam2_video_branch=branch)
                     for rec, v in zip(recs, visuals, strict=True)]
         return [out.logits[:, 0] for out in outs]
 
@@ -162,10 +175,10 @@ class VideoGLaMMRunner:
         return out.masks.float(), prep["tokens"][0] // NUM_FRAMES, self.extra(prep["tokens"], prep["budgets"])
 
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
-        """The methods to run: ``given``, or every per-frame CLIP-side method (VisPruner first) then every LLM-side
-        one the family runs (oracles aside); an LLM-side method with no token schedule for this model's decoder
-        (e.g. SparseVLM's three stages in a 2-layer model) is refused when given and left out, with a warning, by
-        default."""
+        """The methods to run: ``given``, or every per-frame CLIP-side method (VisPruner first) then every
+        LLM-side one the family runs (oracles aside); an LLM-side method with no token schedule for this
+        model's decoder (e.g. SparseVLM's three stages in a 2-layer model) is refused when given and left out,
+        with a warning, by default."""
         pipe = self.pipe
         llm = [m for m in available_methods() if pipe.method_error(m) is None and pipe.spec(m).acts_with_llm
                and not pipe.spec(m).baseline and not pipe.spec(m).oracle]
@@ -195,8 +208,9 @@ class VideoGLaMMRunner:
 
 
 def family_masks(run: VideoGLaMMRunner, rec, method: str, budget: Budget) -> torch.Tensor:
-    """(T, H, W) float 0/1 masks of an LLM-side ``method`` over the expression's video, clip by clip (clips of at
-    most 64 frames, as ``expression_masks``), each through the family's ``ground`` at the per-frame ``budget``."""
+    """(T, H, W) float 0/1 masks of an LLM-side ``method`` over the expression's video, clip by clip (clips of
+    at most 64 frames, as ``expression_masks``), each through the family's ``ground`` at the per-frame
+    ``budget``."""
     out = []
     for frames in clip_ranges(len(rec.frames)):
         key = (rec.video, frames.start)

@@ -43,9 +43,11 @@ def test_demo_smoke_on_the_bundled_toy_clip(tmp_path, capsys, caplog, monkeypatc
     assert summary["weights"] == "toy" and 0 < n <= shown == 2
     assert f"n = {n} of {shown} shown scenes with a referent patch; n < 10: an illustration" in printed
     # every headline number with its n and its K (or N, all tokens ranked) beside it
-    headlines = [line for line in printed.splitlines() if line.startswith(("  token selection", "  reversal", "  sink"))]
+    headlines = [line for line in printed.splitlines()
+                 if line.startswith(("  token selection", "  reversal", "  sink"))]
     assert len(headlines) >= 4 and all("n = " in line for line in headlines)
-    assert all("K = " in line or "N = " in line for line in headlines if "[EOS]->[SOS]" not in line)  # image tokens
+    # image tokens
+    assert all("K = " in line or "N = " in line for line in headlines if "[EOS]->[SOS]" not in line)
     # each warning once: the left-out sentences (both studies score the same set), the weights' banner
     left_out = [r.getMessage() for r in caplog.records if "sentences left out" in r.getMessage()]
     assert len(left_out) == 1, left_out
@@ -57,7 +59,8 @@ def test_the_selection_headline_counts_only_scorable_scenes():
 
     from analysis.demo.compute import selection_headline
 
-    table = pd.DataFrame({"image_id": [1, 1, 2, 2, 3, 3], "method": ["a", "b"] * 3, "n_inside": [4, 4, 2, 2, 0, 0],
+    table = pd.DataFrame(
+        {"image_id": [1, 1, 2, 2, 3, 3], "method": ["a", "b"] * 3, "n_inside": [4, 4, 2, 2, 0, 0],
                           "referent_kept_share": [0.5, 1.0, 1.0, 0.0, float("nan"), float("nan")]})
     h = selection_headline(table)
     assert h == {"referent_kept_share": {"a": 0.75, "b": 0.5}, "scenes_scorable": 2, "scenes_shown": 3}

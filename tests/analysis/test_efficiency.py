@@ -37,7 +37,8 @@ def fastv_scoring_bound(arch, plan: TokenPlan) -> int:
     return 2 * d * d * (n + 1) + 2 * n * d
 
 
-def assert_measured_matches_analytic(arch, plan: TokenPlan, measured: float, what, slack: float = 0.0) -> None:
+def assert_measured_matches_analytic(arch, plan: TokenPlan, measured: float, what,
+                                     slack: float = 0.0) -> None:
     """FlopCounterMode's count of the pipeline's prefill is the analytic count of its token schedule
     (within 1%; FastV: plus at most its scoring). ``slack``: FLOPs lost to a float round trip."""
     analytic = llm_flops_exact(arch.glamm, plan)
@@ -99,7 +100,8 @@ def test_token_plan_stages():
     by_stage = sum(llm_flops_exact(g, TokenPlan(t, ((0, v),)), lm_head=False) // 32 * c
                     for c, v in ((3, 576), (4, 309), (9, 204), (16, 113)))
     assert llm_flops_exact(g, sparse, lm_head=False) == by_stage
-    assert llm_flops_exact(g, sparse) - llm_flops_exact(g, sparse, lm_head=False) == 2 * (t + 113) * g.llm_hidden * g.vocab_size
+    assert llm_flops_exact(g, sparse) - llm_flops_exact(g, sparse, lm_head=False) == 2 * (
+        t + 113) * g.llm_hidden * g.vocab_size
     for bad in (((1, 576),), ((0, 576), (3, 64), (3, 32)), ()):
         with pytest.raises(LiteLVLMError, match="stages"):
             TokenPlan(t, bad)
@@ -142,7 +144,9 @@ def test_analytic_flops_match_flop_counter_for_every_method_and_budget(arch_name
     L = arch.glamm.llm_layers
     full = llm_flops_exact(arch.glamm, plans["none", 576], lm_head=False)
     pruned = llm_flops_exact(arch.glamm, cs, lm_head=False)
-    expect = 2 / L * full + (L - 2) / L * pruned + 2 * cs.n_tokens * arch.glamm.llm_hidden * arch.glamm.vocab_size
+    expect = 2 / L * full + (L
+                             -
+                             2) / L * pruned + 2 * cs.n_tokens * arch.glamm.llm_hidden * arch.glamm.vocab_size
     assert llm_flops_exact(arch.glamm, fv) == pytest.approx(expect, rel=1e-12)
     assert measured[fv] > measured[cs]
 
@@ -249,7 +253,8 @@ def _cli(args, tmp_path):
 
 
 def test_cli_flops_only_tiny_columns_and_config(tmp_path):
-    rc = _cli(["--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "fastv", "--budgets", "576", "64",
+    rc = _cli(
+        ["--arch", "tiny", "--flops-only", "--methods", "none", "litelvlm", "fastv", "--budgets", "576", "64",
                "--attn", "sdpa", "--no-figures"], tmp_path)
     assert rc == 0
     df = pd.read_csv(tmp_path / "efficiency.csv")
@@ -264,7 +269,8 @@ def test_cli_flops_only_tiny_columns_and_config(tmp_path):
                 "sam_tflops"]].sum(axis=1)
     assert (parts - df["e2e_tflops"]).abs().max() < 1e-12
     # the pipeline projects all N patch tokens and gathers the kept ones (ground's clip_side)
-    # the projector runs on the K kept CLIP features (the official order), on all N without a CLIP-side selection
+    # the projector runs on the K kept CLIP features (the official order), on all N without a CLIP-side
+    # selection
     proj = df.groupby("method")["projector_tflops"]
     assert proj.max()["none"] == proj.max()["fastv"] > proj.min()["litelvlm"]
     cfg = json.loads((tmp_path / "config.json").read_text())
@@ -279,7 +285,8 @@ def test_cli_flops_only_tiny_columns_and_config(tmp_path):
     assert len(paper_cols) == 6 and cmp[paper_cols].isna().all().all()
     assert fastv["setting"].str.startswith("K=2, R=88.9%").all()
     tables = markdown_tables((tmp_path / "comparison.md").read_text())
-    assert tables and all(len(header) <= 10 for header, _ in tables)  # the short view; every column in the csv
+    # the short view; every column in the csv
+    assert tables and all(len(header) <= 10 for header, _ in tables)
     assert not any("paper" in c for header, _ in tables for c in header)
     assert "glamm-7b" in (tmp_path / "comparison.md").read_text()
 
@@ -320,20 +327,24 @@ def test_cli_timing_tiny_on_cpu(tmp_path, capsys, monkeypatch):
     assert row["paper_activation_gib"] == pytest.approx(4 * 84 * (2 * 64 + 128) * size / 2 ** 30)
     # the terminal names the paper's quantities as the paper's, and the CUDA time as this project's reading
     screen = capsys.readouterr().out
-    assert "On the paper's definitions" in screen and "prefill ms (paper's definition: decoder-layer loop)" in screen
+    assert ("On the paper's definitions" in screen
+            and "prefill ms (paper's definition: decoder-layer loop)" in screen)
     assert "CUDA" not in screen  # CUDA-only quantities only on CUDA
     assert "the paper's own" not in screen  # the paper's 7B numbers only beside full-size rows
     tables = markdown_tables((tmp_path / "comparison.md").read_text())
-    assert all(len(header) <= 10 and not any("cuda" in c or "paper" in c for c in header) for header, _ in tables)
+    assert all(len(header) <= 10 and not any("cuda" in c or "paper" in c for c in header) for header,
+               _ in tables)
     # the busy machine's warning travels: recorded in config.json, said first in comparison.md
     busy = json.loads((tmp_path / "config.json").read_text())["busy"]
     assert busy.startswith("the machine was busy while timing")
     assert (tmp_path / "comparison.md").read_text().startswith(f"> **TIMES UNRELIABLE: {busy}.**")
 
 
-@pytest.mark.parametrize("light", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["sdpa-192-64", "all"])
+@pytest.mark.parametrize("light", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["sdpa-192-64", "all"])
 def test_cli_flops_only_glamm7b(tmp_path, capsys, light):
-    methods = "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"  # ToMe: the slow test
+    # ToMe: the slow test
+    methods = "none,litelvlm,vispruner,visionzip,prumerge,divprune,fastv,dart,sparsevlm"
     subset = ["--attn", "sdpa", "--budgets", "192", "64"] if light else []  # every attention and budget: slow
     assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", methods, *subset, "-v"],
                 tmp_path) == 0
@@ -343,7 +354,8 @@ def test_cli_flops_only_glamm7b(tmp_path, capsys, light):
     # comparison.md: the paper's quantities beside the paper's numbers (its architecture), a short table
     (header, body), *_ = markdown_tables((tmp_path / "comparison.md").read_text())  # one table per kernel
     assert len(header) <= 10 and {"flops_ratio_paper", "paper_def_flops_ratio"} <= set(header)
-    assert "2.21" in dict(zip(header, next(r for r in body if r[:2] == ["litelvlm", "192"])))["flops_ratio_paper"]
+    assert "2.21" in dict(zip(header, next(r for r in body if r[:2] == ["litelvlm", "192"])))[
+        "flops_ratio_paper"]
     df = pd.read_csv(tmp_path / "efficiency.csv")
     assert len(df) == (1 + 8 * 2 if light else 2 * (1 + 8 * 5))
     check_measured_column(df, arch_name="glamm-7b")
@@ -354,7 +366,8 @@ def test_every_pruning_method_is_counted_on_its_own_schedule(tmp_path):
     from litelvlm.cli import main
 
     out = tmp_path / "eff"
-    assert main(["efficiency", "--arch", "tiny", "--flops-only", "--no-figures", "--attn", "sdpa", "--budgets", "64",
+    assert main(
+        ["efficiency", "--arch", "tiny", "--flops-only", "--no-figures", "--attn", "sdpa", "--budgets", "64",
                  "--methods", "none,litelvlm,prumerge,prumerge+,tome,divprune,fastv,dart,sparsevlm",
                  "--out", str(out)]) == 0
     df = pd.read_csv(out / "efficiency.csv").set_index("method")
@@ -370,7 +383,8 @@ def test_every_pruning_method_is_counted_on_its_own_schedule(tmp_path):
 @pytest.mark.slow
 def test_cli_flops_only_glamm7b_tome(tmp_path):
     """ToMe's selector FLOPs re-run the full-size vision blocks on real tensors (minutes on a CPU)."""
-    assert _cli(["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", "tome", "--budgets", "64"],
+    assert _cli(
+        ["--arch", "glamm-7b", "--flops-only", "--no-figures", "--methods", "tome", "--budgets", "64"],
                 tmp_path) == 0
     df = pd.read_csv(tmp_path / "efficiency.csv")
     assert (df["selector_tflops"] > 0).all()
@@ -409,7 +423,8 @@ def test_default_prompt_length_is_the_official_prompts(shared_data):
 def test_official_prompt_length_gives_the_papers_flops():
     # with 129 text tokens the LLM's SwiGLU MACs come to 4.70 / 2.11 / 1.26 T (paper: 4.66 / 2.11 / 1.27)
     g = get_arch("glamm-7b").glamm
-    tmacs = {b: llm_macs_swiglu(g, TokenPlan.uniform(OFFICIAL_PROMPT_TOKENS + b)) / 1e12 for b in PAPER_TFLOPS}
+    tmacs = {b: llm_macs_swiglu(g, TokenPlan.uniform(OFFICIAL_PROMPT_TOKENS + b)) / 1e12
+             for b in PAPER_TFLOPS}
     assert {b: round(v, 2) for b, v in tmacs.items()} == {576: 4.70, 192: 2.11, 64: 1.26}
     for b, v in PAPER_TFLOPS.items():
         assert tmacs[b] == pytest.approx(v, rel=0.01)
@@ -461,7 +476,8 @@ def test_efficiency_figures_paper_stars_and_legend(plot, glamm7b_rows):
 
 
 def test_the_default_command_counts_instead_of_refusing(tmp_path, capsys):
-    """`litelvlm efficiency` with its defaults (glamm-7b, cpu) counts FLOPs and memory, saying why it does not time."""
+    """`litelvlm efficiency` with its defaults (glamm-7b, cpu) counts FLOPs and memory, saying why it does not
+    time."""
     from litelvlm.cli import main
 
     assert main(["efficiency", "--methods", "none", "litelvlm", "--budgets", "576", "192", "--no-figures",
@@ -473,9 +489,9 @@ def test_the_default_command_counts_instead_of_refusing(tmp_path, capsys):
 
 @pytest.mark.parametrize("plot", ["plot_flops_vs_budget", "plot_memory_vs_budget", "plot_prefill_vs_budget"])
 def test_efficiency_figures_show_every_method(plot):
-    """Methods with equal values (every CLIP-side method has LiteLVLM's FLOPs at a budget) are drawn once, their
-    legend entry naming each (``a = b``), other equal points side by side, so no line hides another; every legend
-    entry names a drawn line; the ticks stay at the budgets."""
+    """Methods with equal values (every CLIP-side method has LiteLVLM's FLOPs at a budget) are drawn once,
+    their legend entry naming each (``a = b``), other equal points side by side, so no line hides another;
+    every legend entry names a drawn line; the ticks stay at the budgets."""
     import matplotlib.pyplot as plt
 
     from analysis.efficiency import plots as figs
@@ -489,7 +505,8 @@ def test_efficiency_figures_show_every_method(plot):
     # a prefill column with equal values too (as in a timed run): the ratio of token counts
     df = df.assign(prefill_speedup=df["n_tokens"].max() / df["n_tokens"], device="CPU (test)")
     fig, ax = getattr(figs, plot)(df)
-    names = [n.rstrip("‡") for t in ax.get_legend().get_texts() for n in t.get_text().replace("\n", " = ").split(" = ")]
+    names = [n.rstrip("‡") for t in ax.get_legend().get_texts()
+             for n in t.get_text().replace("\n", " = ").split(" = ")]
     lines = {"plot_prefill_vs_budget": ["FLOPs-ideal (CLIP-side pruning)"],
              "plot_memory_vs_budget": ["token-count ratio (linear in n)"]}.get(plot, [])
     assert sorted(names) == sorted([*methods, *lines])  # every method, once
@@ -499,21 +516,26 @@ def test_efficiency_figures_show_every_method(plot):
 
 
 def test_comparison_views_show_cuda_times_only_on_cuda():
-    """comparison.md's view and the terminal summary show the CUDA time only for rows timed on a CUDA device."""
+    """comparison.md's view and the terminal summary show the CUDA time only for rows timed on a CUDA
+    device."""
     from analysis.efficiency.compare import CUDA_COLUMNS, on_cuda, short_comparison
 
-    cmp = pd.DataFrame({"method": ["litelvlm"], "budget": [192], "flops_ratio": [2.0], "prefill_speedup": [1.5],
-                        "cuda_speedup": [1.4], "cuda_time_reading_speedup": [1.3], "cuda_speedup_paper": [1.28],
+    cmp = pd.DataFrame(
+        {"method": ["litelvlm"], "budget": [192], "flops_ratio": [2.0], "prefill_speedup": [1.5],
+                        "cuda_speedup": [1.4], "cuda_time_reading_speedup": [1.3],
+                        "cuda_speedup_paper": [1.28],
                         "paper_def_flops_ratio": [2.2], "flops_ratio_paper": [2.21]})
     assert on_cuda(pd.DataFrame({"device": ["NVIDIA H100 80GB HBM3"]}))
     assert not on_cuda(pd.DataFrame({"device": ["CPU (x86_64, 1 threads)"]})) and not on_cuda(pd.DataFrame())
     for paper in (False, True):
         assert not set(short_comparison(cmp, paper, cuda=False).columns) & set(CUDA_COLUMNS)
         assert set(short_comparison(cmp, paper, cuda=True).columns) & set(CUDA_COLUMNS)
-    assert "flops_ratio_paper" not in short_comparison(cmp, False, cuda=True)  # the paper's only beside glamm-7b
+    # the paper's only beside glamm-7b
+    assert "flops_ratio_paper" not in short_comparison(cmp, False, cuda=True)
 
 
-#: a fresh interpreter runs each command line and says its exit status, its error line and whether torch loaded
+#: a fresh interpreter runs each command line and says its exit status, its error line and whether torch
+#: loaded
 BEFORE_TORCH = """
 import contextlib, io, json, sys
 from litelvlm.cli import main
@@ -532,14 +554,15 @@ def parse_refusals(argvs: list[list[str]]) -> list[dict]:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", BEFORE_TORCH, json.dumps(argvs)], capture_output=True, text=True,
-                          timeout=120, check=True)
+    done = subprocess.run([sys.executable, "-c", BEFORE_TORCH, json.dumps(argvs)], capture_output=True,
+                          text=True, timeout=120, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("budgets", ["0", "x", "all", "64,-1"])
 def test_bad_budget_is_refused_at_parsing_before_torch(tmp_path, budgets):
-    """``efficiency --budgets 0 / x / all``: exit 2 at parsing, one line naming --budgets and the value, no torch."""
+    """``efficiency --budgets 0 / x / all``: exit 2 at parsing, one line naming --budgets and the value, no
+    torch."""
     out = tmp_path / "out"
     [got] = parse_refusals([["efficiency", "--arch", "tiny", "--budgets", budgets, "--out", str(out)]])
     assert got["rc"] == 2 and not got["torch"] and "argument --budgets" in got["err"], got
@@ -548,8 +571,10 @@ def test_bad_budget_is_refused_at_parsing_before_torch(tmp_path, budgets):
 
 
 def test_budget_above_a_fixed_grid_names_budgets(tmp_path, capsys):
-    """A budget above a fixed grid's N (the tiny GLaMM's 576 patches): exit 2 naming --budgets, nothing written."""
-    assert _cli(["--arch", "tiny", "--flops-only", "--budgets", "64", "999", "--no-figures"], tmp_path / "x") == 2
+    """A budget above a fixed grid's N (the tiny GLaMM's 576 patches): exit 2 naming --budgets, nothing
+    written."""
+    assert _cli(["--arch", "tiny", "--flops-only", "--budgets", "64", "999", "--no-figures"],
+                tmp_path / "x") == 2
     err = capsys.readouterr().err
     assert "--budgets" in err and "999" in err and "576" in err
     assert not (tmp_path / "x").exists()
@@ -557,8 +582,9 @@ def test_budget_above_a_fixed_grid_names_budgets(tmp_path, capsys):
 
 @pytest.mark.parametrize(("arch", "n"), [("tiny", 576), ("unipixel-tiny", None)])
 def test_runs_reach_the_family_as_budgets(tmp_path, monkeypatch, arch, n):
-    """The (method, budget) runs reach the family's cost description (``rows``) as Budgets, the baseline's at N
-    (a fixed grid) or ``Budget.ALL`` (N depends on the image); the tables and config.json hold the counted ints."""
+    """The (method, budget) runs reach the family's cost description (``rows``) as Budgets, the baseline's at
+    N (a fixed grid) or ``Budget.ALL`` (N depends on the image); the tables and config.json hold the counted
+    ints."""
     from analysis.efficiency.arch import cost_of
     from litelvlm.budget import Budget
     from litelvlm.cost import FamilyCost
@@ -573,9 +599,11 @@ def test_runs_reach_the_family_as_budgets(tmp_path, monkeypatch, arch, n):
     monkeypatch.setattr(cost, "rows", spy)
     assert _cli(["--arch", arch, "--flops-only", "--methods", "none", "litelvlm", "--budgets", "64", "16",
                  "--attn", "sdpa", "--no-figures"], tmp_path) == 0
-    assert seen == [("none", Budget.ALL if n is None else Budget(n)), ("litelvlm", Budget(64)), ("litelvlm", Budget(16))]
+    assert seen == [("none", Budget.ALL if n is None else Budget(n)), ("litelvlm", Budget(64)),
+                    ("litelvlm", Budget(16))]
     config = json.loads((tmp_path / "config.json").read_text())
     full = get_arch(arch).num_patches
-    assert config["budgets"] == [64, 16] and config["pairs"] == [["none", full], ["litelvlm", 64], ["litelvlm", 16]]
+    assert config["budgets"] == [64, 16] and config["pairs"] == [["none", full], ["litelvlm", 64],
+                                                                 ["litelvlm", 16]]
     assert "--budgets 64 16 " in config["command"]
     assert sorted(pd.read_csv(tmp_path / "efficiency.csv")["budget"].unique()) == [16, 64, full]

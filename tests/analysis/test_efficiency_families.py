@@ -1,5 +1,5 @@
-"""The efficiency study across families: each family's cost description (its card's ``cost``), reached only through
-the registry, and the fourth family (Sa2VA) counted and timed through it."""
+"""The efficiency study across families: each family's cost description (its card's ``cost``), reached only
+through the registry, and the fourth family (Sa2VA) counted and timed through it."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def test_the_study_reaches_a_family_only_through_the_registry():
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 parts = name.split(".")
-                assert not (parts[0] == "litelvlm" and len(parts) > 1 and parts[1] in families), f"{path}: {name}"
+                assert not (parts[0] == "litelvlm" and len(parts) > 1
+                            and parts[1] in families), f"{path}: {name}"
 
 
 def test_model_strings_map_to_their_presets_arch():
@@ -54,7 +55,8 @@ def test_model_strings_map_to_their_presets_arch():
 
 
 def test_sa2va_arch_is_its_pipelines_view_of_the_study_image():
-    """N and the prompt length the cost declares are what ``Sa2VAPipeline`` gives the study's photo and sentence."""
+    """N and the prompt length the cost declares are what ``Sa2VAPipeline`` gives the study's photo and
+    sentence."""
     import torch
 
     from litelvlm.cost.clip import SENTENCE, synthetic_image
@@ -71,20 +73,26 @@ def test_sa2va_arch_is_its_pipelines_view_of_the_study_image():
 
 
 def test_efficiency_runs_on_sa2va_counted_and_timed(tmp_path):
-    """``--model sa2va-tiny-random``: FLOPs on meta (every part a row's e2e sums) and the parts timed on the CPU."""
-    base = ["efficiency", "--model", "sa2va-tiny-random", "--methods", "none", "litelvlm", "fastv", "divprune",
-            "--budgets", "64", "16", "--attn", "sdpa", "--no-figures"]
+    """``--model sa2va-tiny-random``: FLOPs on meta (every part a row's e2e sums) and the parts timed on the
+    CPU."""
+    base = ["efficiency", "--model", "sa2va-tiny-random", "--methods", "none", "litelvlm", "fastv",
+            "divprune", "--budgets", "64", "16", "--attn", "sdpa", "--no-figures"]
     assert main([*base, "--flops-only", "--out", str(tmp_path / "flops")]) == 0
     df = pd.read_csv(tmp_path / "flops" / "efficiency.csv")
-    assert set(df["arch"]) == {"sa2va-tiny"} and list(df["method"]) == ["none", "litelvlm", "litelvlm", "fastv",
+    assert set(df["arch"]) == {"sa2va-tiny"} and list(df["method"]) == ["none", "litelvlm", "litelvlm",
+                                                                        "fastv",
                                                                          "fastv", "divprune", "divprune"]
-    parts = ["vision_tflops", "selector_tflops", "projector_tflops", "sam_tflops", "clip_tflops", "text_tflops"]
+    parts = ["vision_tflops", "selector_tflops", "projector_tflops", "sam_tflops", "clip_tflops",
+             "text_tflops"]
     assert (df[parts].sum(axis=1) + df["llm_tflops_measured"]).round(15).equals(df["e2e_tflops"].round(15))
-    assert df["llm_flops_rel_diff"].abs().max() < 0.02  # FastV adds its scoring (as on UniPixel); the others are exact
+    # FastV adds its scoring (as on UniPixel); the others are exact
+    assert df["llm_flops_rel_diff"].abs().max() < 0.02
     assert (df.loc[df["method"] != "fastv", "llm_flops_rel_diff"].abs() < 1e-9).all()
-    assert (df.loc[df["method"] == "litelvlm", "clip_tflops"] > 0).all()   # the paired CLIP's forward, charged
+    # the paired CLIP's forward, charged
+    assert (df.loc[df["method"] == "litelvlm", "clip_tflops"] > 0).all()
     assert (df.loc[df["method"] == "fastv", "prune_layer"] == 2).all()
-    assert main([*base, "--threads", "1", "--warmup", "0", "--repeats", "1", "--out", str(tmp_path / "cpu")]) == 0
+    assert main(
+        [*base, "--threads", "1", "--warmup", "0", "--repeats", "1", "--out", str(tmp_path / "cpu")]) == 0
     t = pd.read_csv(tmp_path / "cpu" / "efficiency.csv")
     assert (t["e2e_ms"] > 0).all() and (t["vision_ms"] > 0).all() and t["dtype"].eq("float32").all()
 
@@ -97,12 +105,13 @@ def test_model_and_arch_are_one_choice(tmp_path):
 
 @pytest.mark.slow
 def test_sa2va_full_size_counts_on_meta(tmp_path):
-    """``--model sa2va-qwen2_5-vl-3b-random --flops-only``: the released 3B's sizes counted on ``meta`` (no weights);
-    the measured LLM FLOPs equal the analytic count of the token plan (FastV adds its scoring)."""
+    """``--model sa2va-qwen2_5-vl-3b-random --flops-only``: the released 3B's sizes counted on ``meta`` (no
+    weights); the measured LLM FLOPs equal the analytic count of the token plan (FastV adds its scoring)."""
     assert main(["efficiency", "--model", "sa2va-qwen2_5-vl-3b-random", "--flops-only", "--methods", "none",
                  "litelvlm", "fastv", "--budgets", "64", "--attn", "eager", "--no-figures",
                  "--out", str(tmp_path)]) == 0
     df = pd.read_csv(tmp_path / "efficiency.csv")
     assert set(df["arch"]) == {"sa2va-3b"} and df.loc[df["method"] == "none", "budget"].tolist() == [540]
     assert (df.loc[df["method"] != "fastv", "llm_flops_rel_diff"].abs() < 1e-9).all()
-    assert df["llm_flops_rel_diff"].abs().max() < 0.02 and (df["e2e_tflops"] > df["llm_tflops_measured"]).all()
+    assert df["llm_flops_rel_diff"].abs().max() < 0.02 and (df["e2e_tflops"]
+                                                            > df["llm_tflops_measured"]).all()

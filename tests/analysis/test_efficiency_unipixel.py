@@ -1,4 +1,5 @@
-"""The efficiency study on the unipixel family: its archs, the FLOPs count of Qwen2.5-VL's decoder, the CLI."""
+"""The efficiency study on the unipixel family: its archs, the FLOPs count of Qwen2.5-VL's decoder, the
+CLI."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ BUDGETS = ["576", "192", "64"]
 
 
 def hand_layer_flops(config, n: int) -> int:
-    """FLOPs of one Qwen2.5-VL decoder layer on ``n`` tokens (multiply-add = 2, biases and norms not counted), from
-    the shapes of transformers 5.24's ``models/qwen2_5_vl/modeling_qwen2_5_vl.py``: ``Qwen2_5_VLAttention`` L625-628
-    (q_proj d -> heads x head_dim, k_proj and v_proj d -> kv_heads x head_dim, o_proj heads x head_dim -> d; head_dim
+    """FLOPs of one Qwen2.5-VL decoder layer on ``n`` tokens (multiply-add = 2, biases and norms not counted),
+    from the shapes of transformers 5.24's ``models/qwen2_5_vl/modeling_qwen2_5_vl.py``:
+    ``Qwen2_5_VLAttention`` L625-628 (q_proj d -> heads x head_dim, k_proj and v_proj d -> kv_heads x
+    head_dim, o_proj heads x head_dim -> d; head_dim
     = d / heads, L612), ``eager_attention_forward`` L247 and L253 (Q K^T and A V over every head, the kv heads
     repeated), ``Qwen2MLP`` L556-558 (gate, up d -> m; down m -> d)."""
     d, heads, kv_heads, m = (config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
@@ -55,14 +57,16 @@ def test_one_layer_against_the_hand_count(preset):
     if preset == "3b":  # tied embeddings: the LM head is the same matmul (2 n d V)
         assert qwen_config(preset).tie_word_embeddings is True
         full = llm_flops_exact(arch.llm, TokenPlan.uniform(472))
-        assert full - llm_flops_exact(arch.llm, TokenPlan.uniform(472), lm_head=False) == 2 * 472 * 2048 * 151936
+        assert full - llm_flops_exact(arch.llm, TokenPlan.uniform(472),
+                                      lm_head=False) == 2 * 472 * 2048 * 151936
 
 
 def test_one_decoder_layer_counted_by_flop_counter_is_the_hand_count():
     from litelvlm.qwen.checkpoint import build_qwen
 
     qwen = build_qwen("tiny", seed=0, dtype=torch.float32)
-    qwen.set_attn_implementation("eager")  # the hand count's eager_attention_forward (CPU sdpa is not counted)
+    # the hand count's eager_attention_forward (CPU sdpa is not counted)
+    qwen.set_attn_implementation("eager")
     lm = qwen.model.language_model
     n = 37
     hidden = torch.randn(1, n, lm.config.hidden_size)
@@ -96,8 +100,8 @@ def _run(tmp_path, *args) -> int:
 @pytest.mark.slow  # heavy: the default suite keeps a lighter case of the same rule
 def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
     with caplog.at_level("WARNING", logger="analysis.common.grounding_runs"):
-        rc = _run(tmp_path, "--arch", "unipixel-tiny", "--budgets", *BUDGETS, "--attn", "sdpa", "--warmup", "0",
-                  "--repeats", "1", "--threads", "1")
+        rc = _run(tmp_path, "--arch", "unipixel-tiny", "--budgets", *BUDGETS, "--attn", "sdpa", "--warmup",
+                  "0", "--repeats", "1", "--threads", "1")
     assert rc == 0
     refused = [m for m in method_names() if family_method_error("unipixel", m)]
     assert ("does not offer" in capsys.readouterr().err) == bool(refused)
@@ -110,12 +114,14 @@ def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
     # the paired CLIP's forwards are charged to the methods that read it, as ground runs them
     for _, row in df.iterrows():
         spec = get_arch("unipixel-tiny").spec(row["method"])
-        assert (row["clip_ms"] > 0) == spec.uses_clip and (row["text_ms"] > 0) == (spec.uses_clip and spec.needs_text)
+        assert (row["clip_ms"] > 0) == spec.uses_clip and (row["text_ms"] > 0) == (
+            spec.uses_clip and spec.needs_text)
     assert config["num_visual"] == 391 and config["arch"]["num_visual"] == 391
     assert set(df["num_visual"]) == {391} and set(df["budget"]) == {391, 192, 64}
     assert (df["prefill_ms"] > 0).all() and (df["vision_ms"] > 0).all() and (df["sam_ms"] > 0).all()
     exact = df[df["method"].isin(["none", "dart", "divprune"])]
-    assert (exact["llm_tflops_measured"] == exact["llm_tflops_analytic"]).all()  # FlopCounterMode = the formula
+    # FlopCounterMode = the formula
+    assert (exact["llm_tflops_measured"] == exact["llm_tflops_analytic"]).all()
     none = df[df["method"] == "none"].iloc[0]
     assert none["n_tokens"] == 391 + config["arch"]["text_tokens"]
     patches, width = 34 * 46, 32  # the 1 x 34 x 46 grid; the tiny vision tower's width
@@ -126,7 +132,8 @@ def test_cli_unipixel_tiny_timed(tmp_path, capsys, caplog):
 
 def _offered() -> set[str]:
     """The methods (no oracles) the unipixel family runs: what efficiency measures by default."""
-    return {m for m in method_names() if not get_method(m).oracle and family_method_error("unipixel", m) is None}
+    return {m for m in method_names() if not get_method(m).oracle
+            and family_method_error("unipixel", m) is None}
 
 
 def test_cli_refuses_what_the_family_does_not_offer(tmp_path):
@@ -137,35 +144,44 @@ def test_cli_refuses_what_the_family_does_not_offer(tmp_path):
         assert family_method_error("unipixel", m) == cls.method_error(cls.__new__(cls), m)
     assert family_method_error("unipixel", "litelvlm") is None  # the paired CLIP's forward is counted
     assert family_method_error("unipixel", "visionzip") is None  # its variant's tower re-run is counted
-    assert _run(tmp_path, "--arch", "unipixel-tiny", "--methods", "fastv", "--budgets", "576", "--flops-only") != 0
+    assert _run(tmp_path, "--arch", "unipixel-tiny", "--methods", "fastv", "--budgets", "576",
+                "--flops-only") != 0
     assert not (tmp_path / "efficiency.csv").exists()
 
 
 @pytest.mark.parametrize("budgets", [pytest.param(("128", "64"), marks=pytest.mark.slow),
-                                     pytest.param(("256", "128", "64"), marks=pytest.mark.slow)], ids=["two", "three"])
-def test_cli_flops_only_unipixel_3b(tmp_path, budgets):  # full size (36 CPU-s): slow; the tiny preset's run is default
+                                     pytest.param(("256", "128", "64"), marks=pytest.mark.slow)],
+                         ids=["two", "three"])
+def test_cli_flops_only_unipixel_3b(tmp_path, budgets):
+    # full size (36 CPU-s): slow; the tiny preset's run is default
     rc = _run(tmp_path, "--arch", "unipixel-3b", "--flops-only", "--attn", "sdpa", "--budgets", *budgets)
     assert rc == 0
     df = pd.read_csv(tmp_path / "efficiency.csv")
     assert set(df["method"]) == _offered()
-    # the paired CLIP is ViT-L/14-336 on a 336 px square: the same forward as GLaMM's CLIP (committed glamm-7b table)
+    # the paired CLIP is ViT-L/14-336 on a 336 px square: the same forward as GLaMM's CLIP (committed glamm-7b
+    # table)
     glamm = pd.read_csv(Path(__file__).parents[2] / "results/efficiency/glamm-7b_flops/efficiency.csv")
     clip = df.set_index(["method", "budget"])["clip_tflops"]
     assert clip["litelvlm", 64] == glamm.loc[glamm["method"] == "litelvlm", "clip_tflops"].iloc[0]
     assert clip["fastv", 64] == 0 and df.loc[df["method"] == "litelvlm", "text_tflops"].gt(0).all()
-    # a Qwen2.5-VL variant re-running the vision tower is charged that forward (tower and merger) as its selection
+    # a Qwen2.5-VL variant re-running the vision tower is charged that forward (tower and merger) as its
+    # selection
     for m in [m for m in _offered() if get_arch("unipixel-3b").spec(m).reads_vision_blocks]:
         row = df[(df["method"] == m) & (df["budget"] == 64)].iloc[0]
-        assert row["selector_tflops"] == pytest.approx(row["vision_tflops"] + row["projector_tflops"], rel=1e-12), m
+        assert row["selector_tflops"] == pytest.approx(row["vision_tflops"] + row["projector_tflops"],
+                                                       rel=1e-12), m
     lite = df[(df["method"] == "litelvlm") & (df["budget"] == 64)].iloc[0]
-    parts = ("vision_tflops", "selector_tflops", "projector_tflops", "sam_tflops", "clip_tflops", "text_tflops")
-    assert lite["e2e_tflops"] == pytest.approx(sum(lite[c] for c in parts) + lite["llm_tflops_measured"], rel=1e-9)
+    parts = ("vision_tflops", "selector_tflops", "projector_tflops", "sam_tflops", "clip_tflops",
+             "text_tflops")
+    assert lite["e2e_tflops"] == pytest.approx(sum(lite[c] for c in parts) + lite["llm_tflops_measured"],
+                                               rel=1e-9)
     for col in ("paper_tflops", "llm_tflops_analytic", "llm_tflops_measured", "e2e_tflops", "vision_tflops",
                 "sam_tflops"):
         assert df[col].map(math.isfinite).all() and (df[col] > 0).all(), col
     base = float(df.loc[df["method"] == "none", "paper_tflops"].iloc[0])
     for method, g in df[df["method"] != "none"].groupby("method"):
         flops = g.sort_values("budget", ascending=False)["paper_tflops"].tolist()
-        assert flops == sorted(flops, reverse=True) and len(set(flops)) == len(budgets), method  # fewer, fewer FLOPs
+        # fewer, fewer FLOPs
+        assert flops == sorted(flops, reverse=True) and len(set(flops)) == len(budgets), method
         assert max(flops) < base, method
     assert df["llm_flops_rel_diff"].abs().max() < 0.02  # FastV adds its scoring; the others are exact

@@ -1,5 +1,5 @@
-"""The efficiency study on VideoGLaMM: one video prompt's parts, counted on ``meta``, per per-frame method, budget and
-arrangement (``--arch videoglamm`` / ``videoglamm-tiny``)."""
+"""The efficiency study on VideoGLaMM: one video prompt's parts, counted on ``meta``, per per-frame method,
+budget and arrangement (``--arch videoglamm`` / ``videoglamm-tiny``)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def hand_phi3_layer_flops(d: int, m: int, n: int) -> int:
-    """FLOPs of one Phi-3 decoder layer on ``n`` tokens (multiply-add = 2), from transformers' ``modeling_phi3.py``
-    shapes: ``qkv_proj`` d -> 3d and ``o_proj`` d -> d (32 heads, no GQA), Q K^T and A V over the full n x n scores
-    (eager, the sliding window is a mask), ``gate_up_proj`` d -> 2m and ``down_proj`` m -> d."""
+    """FLOPs of one Phi-3 decoder layer on ``n`` tokens (multiply-add = 2), from transformers'
+    ``modeling_phi3.py`` shapes: ``qkv_proj`` d -> 3d and ``o_proj`` d -> d (32 heads, no GQA), Q K^T and A V
+    over the full n x n scores (eager, the sliding window is a mask), ``gate_up_proj`` d -> 2m and
+    ``down_proj`` m -> d."""
     return 2 * n * d * 3 * d + 2 * n * d * d + 2 * 2 * n * n * d + 2 * n * d * 2 * m + 2 * n * m * d
 
 
@@ -40,7 +41,8 @@ def test_the_arch_is_phi3_mini_with_a_frame_of_clip_tokens():
 
     arch = get_arch("videoglamm")
     assert arch.family == "videoglamm" and arch.num_patches == 576
-    assert arch.llm == DecoderSizes(3072, 8192, 32, 32012) == DecoderSizes.of(phi3_config(get_preset("videoglamm")))
+    assert arch.llm == DecoderSizes(3072, 8192, 32, 32012) == DecoderSizes.of(
+        phi3_config(get_preset("videoglamm")))
     assert (arch.text_tokens, arch.prefix_tokens) == VIDEO_PROMPT_TOKENS
     assert get_arch("videoglamm", text_tokens=10).text_tokens == 10
     n = 52 + 16 * 144 + 16 * 64
@@ -55,8 +57,10 @@ def test_the_prompt_length_is_the_official_prompt_with_phi3s_vocabulary():
 
     from litelvlm.videoglamm.tokenizer import PHI3_SPECIAL
 
-    # Phi-3-mini's vocabulary is Llama-2's 32000 pieces and 11 added tokens (32000-32010); VideoGLaMM adds [SEG]
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(LLAMA), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    # Phi-3-mini's vocabulary is Llama-2's 32000 pieces and 11 added tokens (32000-32010); VideoGLaMM adds
+    # [SEG]
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(LLAMA), bos_token="<s>", eos_token="</s>",
+                                  unk_token="<unk>")
     tok.add_special_tokens({"additional_special_tokens": [AddedToken(t, special=True, normalized=False)
                                                           for t in PHI3_SPECIAL]})
     tok.add_tokens([AddedToken("[SEG]", normalized=False)])
@@ -73,13 +77,15 @@ def test_context_tokens_and_pooling_counts():
     # 24 -> 12: windows of 2 (every input element once); 9 -> 12: windows [floor(9i/12), ceil(9(i+1)/12))
     assert pooling_flops(24, 12, 5) == 5 * 576
     widths = [math.ceil(9 * (i + 1) / 12) - (9 * i) // 12 for i in range(12)]
-    assert widths == [1, 2, 2, 1] * 3 and pooling_flops(9, 12, 1) == 18 ** 2  # windows overlap when upsampling
+    # windows overlap when upsampling
+    assert widths == [1, 2, 2, 1] * 3 and pooling_flops(9, 12, 1) == 18 ** 2
     assert pooling_flops(16, 8, 3) == 3 * 256 and pooling_flops(9, 9, 2) == 2 * 81
 
 
 def test_the_real_towers_counted_on_meta():
-    """CLIP is 16 x ViT-L/14-336's forward (0.382 TFLOPs each: the committed glamm-7b table's CLIP); InternVideo2
-    is its 39 blocks run (of 40) on 4 chunks of 1 + 4 x 256 tokens plus the patch embedding, by hand."""
+    """CLIP is 16 x ViT-L/14-336's forward (0.382 TFLOPs each: the committed glamm-7b table's CLIP);
+    InternVideo2 is its 39 blocks run (of 40) on 4 chunks of 1 + 4 x 256 tokens plus the patch embedding, by
+    hand."""
     from analysis.common.flops import count_flops
     from litelvlm.cost.meta import MetaScalars
 
@@ -116,8 +122,10 @@ def test_cli_videoglamm_tiny(tmp_path, capsys):
         assert r["e2e_tflops"] == pytest.approx(total, rel=1e-12)
         assert r["sam_tflops"] == pytest.approx(16 * r["sam_tflops_per_frame"])
     assert key.loc[("none", 576, "pool"), "selector_tflops"] == 0
-    assert key.loc[("litelvlm", 81, "pool"), "text_tflops"] > 0 == key.loc[("tome", 81, "pool"), "text_tflops"]
-    assert key.loc[("tome", 81, "pool"), "selector_tflops"] > key.loc[("litelvlm", 81, "pool"), "selector_tflops"] > 0
+    assert key.loc[("litelvlm", 81, "pool"), "text_tflops"] > 0 == key.loc[("tome", 81, "pool"),
+                                                                           "text_tflops"]
+    assert key.loc[("tome", 81, "pool"), "selector_tflops"] > key.loc[("litelvlm", 81, "pool"),
+                                                                      "selector_tflops"] > 0
     # the pooled arrangements give the LLM what the unpruned model gets; pool-min and direct fewer at 81
     base = key.loc[("none", 576, "pool"), "llm_tflops_measured"]
     assert key.loc[("litelvlm", 196, "pool"), "llm_tflops_measured"] == base
@@ -132,7 +140,9 @@ def test_cli_videoglamm_defaults_and_refusals(tmp_path, capsys):
     assert sorted(df["context_tokens_per_frame"]) == [81, 144, 144]
     for bad, msg in ((["--methods", "fastv"], "whole video"), (["--arrangements", "grid"], "unknown grid"),
                      (["--budgets", "577"], "--budgets: budget must satisfy 1 <= K <= 576")):
-        assert main(["efficiency", "--arch", "videoglamm-tiny", "--flops-only", *bad, "--out", str(tmp_path / "x")]) == 2
+        assert main(
+            ["efficiency", "--arch", "videoglamm-tiny", "--flops-only", *bad, "--out",
+             str(tmp_path / "x")]) == 2
         assert msg in capsys.readouterr().err
     assert main(["efficiency", "--arch", "tiny", "--arrangements", "pool", "--out", str(tmp_path / "y")]) == 2
     assert "videoglamm" in capsys.readouterr().err
@@ -143,7 +153,8 @@ def test_committed_table_matches_its_command():
     out = ROOT / "results/efficiency/videoglamm_flops"
     config = json.loads((out / "config.json").read_text())
     df = pd.read_csv(out / "efficiency.csv")
-    assert config["command"].startswith("litelvlm efficiency --arch videoglamm ") and "--flops-only" in config["command"]
+    assert config["command"].startswith("litelvlm efficiency --arch "
+                                        "videoglamm ") and "--flops-only" in config["command"]
     eager = df[df["attn"] == "eager"].set_index(["method", "budget", "arrangement"])
     assert eager.loc[("none", 576, "pool"), "n_tokens"] == 52 + 3328
     assert eager.loc[("litelvlm", 81, "pool-min"), "n_tokens"] == 52 + 16 * 81 + 1024
@@ -151,16 +162,19 @@ def test_committed_table_matches_its_command():
         ctx = 144 if method == "none" else context_tokens(budget, arr)
         plan = TokenPlan(52, ((0, 16 * ctx + 16 * 64),))
         assert r["n_tokens"] == plan.n_tokens
-        assert r["llm_tflops_analytic"] == pytest.approx(llm_flops_exact(get_arch("videoglamm").llm, plan) / 1e12)
+        assert r["llm_tflops_analytic"] == pytest.approx(llm_flops_exact(get_arch("videoglamm").llm, plan)
+                                                         / 1e12)
 
 
 @pytest.mark.slow
 def test_cli_videoglamm_tiny_timed(tmp_path):
-    """Timing on the tiny preset (CPU): every part's time, the prefill's activation bytes, e2e the sum of the parts."""
+    """Timing on the tiny preset (CPU): every part's time, the prefill's activation bytes, e2e the sum of the
+    parts."""
     out = tmp_path / "eff"
-    assert main(["efficiency", "--arch", "videoglamm-tiny", "--threads", "1", "--warmup", "0", "--repeats", "1",
-                 "--methods", "none", "litelvlm", "--budgets", "81", "--arrangements", "pool-min", "--attn", "sdpa",
-                 "--no-figures", "--out", str(out)]) == 0
+    assert main(
+        ["efficiency", "--arch", "videoglamm-tiny", "--threads", "1", "--warmup", "0", "--repeats", "1",
+                 "--methods", "none", "litelvlm", "--budgets", "81", "--arrangements", "pool-min", "--attn",
+                 "sdpa", "--no-figures", "--out", str(out)]) == 0
     df = pd.read_csv(out / "efficiency.csv").set_index(["method", "budget", "arrangement"])
     parts = ["clip_ms", "video_ms", "text_ms", "selector_ms", "projector_ms", "sam_ms", "prefill_ms"]
     for key, r in df.iterrows():
@@ -171,4 +185,5 @@ def test_cli_videoglamm_tiny_timed(tmp_path):
     assert none["selector_ms"] == 0 == none["text_ms"] and pruned["selector_ms"] > 0 and pruned["text_ms"] > 0
     assert pruned["llm_act_mb"] < none["llm_act_mb"]  # 2372 tokens against 3380 (pool-min keeps 81 a frame)
     assert json.loads((out / "config.json").read_text())["e2e_mode"] == "sum of parts"
-    assert main(["efficiency", "--arch", "videoglamm-tiny", "--quantize", "int8", "--out", str(tmp_path / "q")]) == 2
+    assert main(
+        ["efficiency", "--arch", "videoglamm-tiny", "--quantize", "int8", "--out", str(tmp_path / "q")]) == 2

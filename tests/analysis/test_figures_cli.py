@@ -13,7 +13,8 @@ from analysis.figures.registry import FIGURE_SETS
 from analysis.figures.tree import draw_figure_set
 from litelvlm.cli import main
 
-NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "quantization", "positions", "merged_grounding", "reversal_grid", "video", "paired"]
+NOTEBOOK_ORDER = ["reversal", "sink", "retention", "grounding", "importance", "efficiency", "quantization",
+                  "positions", "merged_grounding", "reversal_grid", "video", "paired"]
 
 
 def test_needs_results_or_smoke(capsys, tmp_path):
@@ -27,7 +28,9 @@ def test_needs_results_or_smoke(capsys, tmp_path):
 
 
 def test_results_without_the_family_tables_name_the_missing_files(capsys, tmp_path):
-    assert main(["figures", "--results", str(tmp_path), "--figure-set", "retention", "--out", str(tmp_path / "f")]) == 2
+    assert main(
+        ["figures", "--results", str(tmp_path), "--figure-set", "retention", "--out",
+         str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
     assert "retention.parquet" in err and f"litelvlm retention --out {tmp_path / 'retention'}" in err
     assert not (tmp_path / "f").exists()
@@ -45,7 +48,8 @@ def test_list_names_every_family(capsys, tmp_path):
     (tmp_path / "validate" / "old").mkdir(parents=True)   # no run identity in its config.json: not claimed
     (tmp_path / "validate" / "old" / "memory.csv").write_text("quantize\n")
     (tmp_path / "validate" / "old" / "config.json").write_text("{}")
-    (tmp_path / "validate" / "none" / "config.json").write_text(json.dumps(run_identity("validate", "tiny-random:0")))
+    (tmp_path / "validate" / "none" / "config.json").write_text(
+        json.dumps(run_identity("validate", "tiny-random:0")))
     assert main(["figures", "--list", "--results", str(tmp_path)]) == 0
     lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
     assert f"[results in {tmp_path / 'validate' / 'none'}]" in lines["quantization"]
@@ -66,7 +70,8 @@ def _ghost() -> FigureSet:
     def nothing(*args):
         raise AssertionError("a figure set whose modules are missing is never made, read or drawn")
 
-    return FigureSet(name="ghost", notebook="99_ghost", title="Ghost", description="", command="litelvlm ghost",
+    return FigureSet(name="ghost", notebook="99_ghost", title="Ghost", description="",
+                     command="litelvlm ghost",
                   requires=("analysis.no_such_module",), subdir="ghost", make_smoke=nothing, read=nothing,
                   draw=nothing, results_files=("ghost.csv",), make_results="litelvlm ghost --out {out}")
 
@@ -105,9 +110,12 @@ def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_
     fs = FIGURE_SETS["retention"]
     results = tmp_path / "results"
     fs.smoke_results(results, model="tiny-random")
-    assert main(["figures", "--results", str(results), "--figure-set", "retention", "--out", str(tmp_path / "a")]) == 0
+    assert main(
+        ["figures", "--results", str(results), "--figure-set", "retention", "--out",
+         str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
-    assert f"figures: retention: clip/tiny-random from {results / 'retention'}: " in printed  # the run, its model
+    # the run, its model
+    assert f"figures: retention: clip/tiny-random from {results / 'retention'}: " in printed
     paths = draw_figure_set(fs, results / "retention", tmp_path / "b")  # one command's --out works too
     assert paths and {p.suffix for p in paths} == {".pdf", ".png"}
     assert all(p.name.startswith("retention_clip-tiny-random_") for p in paths)  # named after the model
@@ -118,10 +126,12 @@ def test_results_route_equals_the_family_function_and_skips_what_is_missing(tmp_
     lines = capsys.readouterr().out.splitlines()
     others = [n for n in FIGURE_SETS if n != "retention"]
     assert [line.split(":")[1].split()[-1] for line in lines if "skipping" in line] == others
-    assert lines[-2] == f"figures: wrote {len(paths)} files to {tmp_path / 'c'} from 1 figure sets (retention)"
+    assert lines[
+        -2] == f"figures: wrote {len(paths)} files to {tmp_path / 'c'} from 1 figure sets (retention)"
     assert lines[-1] == f"figures: skipped {len(others)}: " + "; ".join(
         f"{n} (no results in {results})" for n in others)
-    assert sorted(p.name for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")) == sorted(p.name for p in paths)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")) == sorted(
+        p.name for p in paths)
     for p in paths:
         assert (tmp_path / "c" / p.name).read_bytes() == p.read_bytes(), p.name
 
@@ -132,7 +142,8 @@ def test_unknown_option_is_a_usage_error(bad, capsys):
     assert "usage: litelvlm figures" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # about 50 s on 2 cores; the default tree test (tests/analysis/figures/test_tree.py) draws each run on its own
+# about 50 s on 2 cores; the default tree test (tests/analysis/figures/test_tree.py) draws each run on its own
+@pytest.mark.slow
 def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_path, capsys):
     """``runs/retention`` and ``runs/retention-seed1`` (another model) under one tree: both are found and
     named as read, and each is drawn on its own under its model's name (each equal to drawing that folder
@@ -145,7 +156,8 @@ def test_sibling_run_folders_of_one_family_are_all_drawn_each_on_its_own(tmp_pat
         (runs / name).mkdir(parents=True)
         smoke_retention(runs / name, model)
     (runs / "notes").mkdir()  # a folder without results is not a run
-    assert main(["figures", "--results", str(runs), "--figure-set", "retention", "--out", str(tmp_path / "a")]) == 0
+    assert main(
+        ["figures", "--results", str(runs), "--figure-set", "retention", "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
     assert f"figures: retention: clip/tiny336-random from {runs / 'retention'}: " in printed
     assert f"figures: retention: clip/tiny336-random:1 from {runs / 'retention-seed1'}: " in printed

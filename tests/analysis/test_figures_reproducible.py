@@ -14,7 +14,8 @@ from litelvlm.cli import main
 
 def _files(folder: Path) -> dict[str, bytes]:
     """The result files of ``folder`` (the run's lock, which names the process that held it, aside)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()
+            and not p.name.startswith(".")}
 
 
 def _same_bytes(a: Path, b: Path) -> None:
@@ -25,7 +26,8 @@ def _same_bytes(a: Path, b: Path) -> None:
 
 def test_figures_smoke_twice_gives_the_same_bytes_and_leaves_the_committed_folder_alone(
         smoke_figures, tmp_path, monkeypatch):
-    first = smoke_figures("sink")  # `litelvlm figures --smoke --figure-set sink --out DIR`, shared with other tests
+    # `litelvlm figures --smoke --figure-set sink --out DIR`, shared with other tests
+    first = smoke_figures("sink")
     committed = tmp_path / "figures"  # a checkout's committed gallery, run from the repository root
     committed.mkdir()
     (committed / "sink_example.png").write_bytes(b"committed")
@@ -51,10 +53,11 @@ def test_demo_smoke_twice_into_two_folders_gives_the_same_bytes(tmp_path):
     _same_bytes(a, b)  # figures, tables and demo_summary.json (no run time, no --out path in it)
 
 
-def test_a_notebooks_default_out_is_its_own_absolute_folder_whatever_the_working_directory(tmp_path, monkeypatch):
-    """A notebook run with ``OUT = None`` writes into its own folder (``notebooks/out/<family>``, ignored by git),
-    the same whatever the working directory, never a folder other processes share (``/tmp/litelvlm-figures``)
-    nor the committed figures."""
+def test_a_notebooks_default_out_is_its_own_absolute_folder_whatever_the_working_directory(
+    tmp_path, monkeypatch):
+    """A notebook run with ``OUT = None`` writes into its own folder (``notebooks/out/<family>``, ignored by
+    git), the same whatever the working directory, never a folder other processes share
+    (``/tmp/litelvlm-figures``) nor the committed figures."""
     import subprocess
 
     from analysis.figures.figure_set import OUT_ENV, notebook_out_dir
@@ -75,7 +78,8 @@ def test_a_notebooks_default_out_is_its_own_absolute_folder_whatever_the_working
         here = notebook_out_dir(fam.name)
         monkeypatch.chdir(tmp_path.parent)
         assert notebook_out_dir(fam.name) == here == repo / "notebooks" / "out" / fam.name
-    assert len({notebook_out_dir(f.name) for f in FIGURE_SETS.values()}) == len(FIGURE_SETS)  # one folder each
+    # one folder each
+    assert len({notebook_out_dir(f.name) for f in FIGURE_SETS.values()}) == len(FIGURE_SETS)
     ignored = subprocess.run(["git", "check-ignore", "-q", "notebooks/out/efficiency/x.png"], cwd=repo)
     assert ignored.returncode in (0, 128)  # ignored by git (128: not a git checkout)
     for nb in (repo / "notebooks").glob("*.ipynb"):

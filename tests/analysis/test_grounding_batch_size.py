@@ -1,8 +1,8 @@
-"""``eval-grounding --batch-size B``: B prompts (of a chunk's images) per LLM forward give batch 1's tables (float32:
-identical rows, byte-identical summary.csv, B not dividing the prompts); the methods that cannot batch run at 1 and
-are named once (screen, summary.txt, config.json); each run's first batch is checked against batch 1
-(``batch_check.csv``: 0 pixels differ in float32, rounding only in bfloat16); B = 1 writes what it wrote before;
-resuming and sharding keep working with B."""
+"""``eval-grounding --batch-size B``: B prompts (of a chunk's images) per LLM forward give batch 1's tables
+(float32: identical rows, byte-identical summary.csv, B not dividing the prompts); the methods that cannot
+batch run at 1 and are named once (screen, summary.txt, config.json); each run's first batch is checked
+against batch 1 (``batch_check.csv``: 0 pixels differ in float32, rounding only in bfloat16); B = 1 writes
+what it wrote before; resuming and sharding keep working with B."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 ROOT = Path(__file__).resolve().parents[2]
 
 #: three images, one official prompt each (B = 2 does not divide them); fastv cannot batch
-ARGS = ("--protocol", "official", "--image-ids", "34,71,81", "--methods", "none,litelvlm,fastv", "--budgets", 8,
-        "--n-boot", 20)
+ARGS = ("--protocol", "official", "--image-ids", "34,71,81", "--methods", "none,litelvlm,fastv", "--budgets",
+        8, "--n-boot", 20)
 
 
 def _same_tables(a: Path, b: Path) -> None:
-    pd.testing.assert_frame_equal(pd.read_parquet(a / "grounding.parquet"), pd.read_parquet(b / "grounding.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "grounding.parquet"),
+                                  pd.read_parquet(b / "grounding.parquet"))
     for name in ("summary.csv", "comparisons.csv", "claims.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
@@ -53,12 +54,14 @@ def test_batch_size_gives_batch_ones_tables_and_names_what_runs_at_one(coco128, 
 
 
 @pytest.mark.odd_case("arguments", "--batch-size 0", "eval-grounding",
-                      "exit 2, argparse's usage and one line naming the option, before the model loads; --out not created")
+                      "exit 2, argparse's usage and one line naming the option, before the model loads; "
+                      "--out not created")
 def test_batch_size_below_one_refused(coco128, tmp_path, capsys):
     assert _run(coco128, tmp_path / "a", "--batch-size", 0) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == "litelvlm eval-grounding: error: argument --batch-size: must be >= 1, got 0"
+    assert err.strip().splitlines()[
+        -1] == "litelvlm eval-grounding: error: argument --batch-size: must be >= 1, got 0"
     assert not (tmp_path / "a").exists()
 
 
@@ -82,7 +85,8 @@ def test_batch_size_on_one_expression_per_prompt_families(coco128, tmp_path, mod
     from litelvlm.cli import main
 
     def run(out, *extra):
-        return main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), *map(str, args + extra)])
+        return main(
+            ["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), *map(str, args + extra)])
 
     assert run(tmp_path / "one") == 0 and run(tmp_path / "b", "--batch-size", 4) == 0
     _same_tables(tmp_path / "one", tmp_path / "b")
@@ -102,15 +106,18 @@ def test_bfloat16_batches_report_their_rounding(coco128, tmp_path):
 def test_two_processes_with_batch_size_equal_one(coco128, tmp_path):
     from tests.fixtures.launch import torchrun
 
-    cmd = ["eval-grounding", "--refer-dir", str(coco128), "--model", "tiny-random:0", "--protocol", "per-expression",
+    cmd = ["eval-grounding", "--refer-dir", str(coco128), "--model", "tiny-random:0", "--protocol",
+           "per-expression",
            "--image-ids", "34,71,81", "--chunk", "2", "--methods", "none,litelvlm", "--budgets", "16",
            "--n-boot", "20", "--batch-size", "2"]
-    env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
     two = subprocess.run(torchrun(2) + cmd + ["--out", str(tmp_path / "two")], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "process 1/2" in two.stderr
-    one = subprocess.run([sys.executable, "-m", "litelvlm.cli"] + cmd[:-1] + ["1", "--out", str(tmp_path / "one")],
+    one = subprocess.run([sys.executable, "-m", "litelvlm.cli"] + cmd[:-1]
+                         + ["1", "--out", str(tmp_path / "one")],
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     _same_tables(tmp_path / "one", tmp_path / "two")

@@ -1,8 +1,8 @@
 """``eval-grounding`` under GLaMM's official protocol puts an image's sampled expressions (up to 3) in one
-multi-turn prompt, as GLaMM's evaluation does: the image is prepared once (vision tower and CLIP traces), and each
-(method, budget) is one LLM forward for all of them, whose ``[SEG]`` rows give one mask per expression.
-Families whose official protocol holds one expression per prompt (``sentences_per_prompt == 1``) run one forward
-per expression, as their official code does (batching those would change the official arithmetic)."""
+multi-turn prompt, as GLaMM's evaluation does: the image is prepared once (vision tower and CLIP traces), and
+each (method, budget) is one LLM forward for all of them, whose ``[SEG]`` rows give one mask per expression.
+Families whose official protocol holds one expression per prompt (``sentences_per_prompt == 1``) run one
+forward per expression, as their official code does (batching those would change the official arithmetic)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,10 @@ def test_an_images_expressions_share_one_prepare_and_one_forward_per_method_and_
     rows = pd.read_parquet(out / "grounding.parquet")
     per_image = rows.groupby("image_id")
     assert len(prepared) == per_image.ngroups == 2                    # one vision pass per image
-    assert len(grounded) == 2 * 3                                        # none, litelvlm@16, litelvlm@8 per image
+    # none, litelvlm@16, litelvlm@8 per image
+    assert len(grounded) == 2 * 3
     sentences = per_image["sent_id"].nunique()
-    assert (sentences > 1).any()                                        # several expressions share one forward
+    # several expressions share one forward
+    assert (sentences > 1).any()
     assert len(rows) == int(sentences.sum()) * 3
     assert set(rows["turn"]) == set(range(int(sentences.max())))       # one [SEG] turn per expression

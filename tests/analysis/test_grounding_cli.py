@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 def _check(out, methods, budgets, n_sentences):
     rows = pd.read_parquet(out / "grounding.parquet")
     summary = pd.read_csv(out / "summary.csv")
-    pairs = {(m, 576) for m in methods if m == "none"} | {(m, b) for m in methods if m != "none" for b in budgets}
+    pairs = {(m, 576) for m in methods if m == "none"} | {(m, b) for m in methods if m != "none"
+                                                          for b in budgets}
     assert set(zip(summary["method"], summary["budget"])) == pairs
     assert (summary["n"] == n_sentences).all()
     assert len(rows) == n_sentences * len(pairs)
@@ -50,14 +51,15 @@ def test_every_method_official(coco128, tmp_path, budgets):
 
 def test_every_method_per_expression(coco128, tmp_path):
     budgets = [16]
-    assert _run(coco128, tmp_path, "--protocol", "per-expression", "--image-ids", 34, "--methods", ",".join(METHODS),
-                "--budgets", ",".join(map(str, budgets))) == 0
+    assert _run(coco128, tmp_path, "--protocol", "per-expression", "--image-ids", 34, "--methods",
+                ",".join(METHODS), "--budgets", ",".join(map(str, budgets))) == 0
     rows, _ = _check(tmp_path, METHODS, budgets, 2)
     assert (rows["turn"] == 0).all() and set(rows["image_id"]) == {34}
 
 
 @pytest.mark.odd_case("arguments", "--image-resize pil for a family whose processor resizes nothing (GLaMM)",
-                      "eval-grounding", "exit 2, one line naming the option and the model, before the model loads")
+                      "eval-grounding", "exit 2, one line naming the option and the model, before the model "
+                      "loads")
 def test_image_resize_is_sa2va_only(coco128, tmp_path, capsys):
     from tests.fixtures.cli import one_error_line, run_grounding
 

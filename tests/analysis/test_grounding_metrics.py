@@ -93,7 +93,8 @@ def _official_intersection_and_union(output, target, k=2, ignore_index=255):
 
 
 def _official_get_mask(segmentation, height, width):
-    """REFER ``getMask``: sejong-rcv/LiteLVLM @5896153, ``dataset/utils/refcoco_refer.py`` L312-320 (polygons)."""
+    """REFER ``getMask``: sejong-rcv/LiteLVLM @5896153, ``dataset/utils/refcoco_refer.py`` L312-320
+    (polygons)."""
     from pycocotools import mask
 
     rle = mask.frPyObjects(segmentation, height, width)

@@ -43,7 +43,8 @@ def test_interrupted_run_resumes(coco128, tmp_path, monkeypatch):
     monkeypatch.setattr(grounding, "evaluate_image", real)
     seen = []
     monkeypatch.setattr(grounding, "evaluate_image",
-                        lambda pipe, a, records, *r: seen.append(records[0].image_id) or real(pipe, a, records, *r))
+                        lambda pipe, a, records,
+                        *r: seen.append(records[0].image_id) or real(pipe, a, records, *r))
     assert _run(coco128, tmp_path / "resumed", *args) == 0
     assert seen == calls[1:] + [i for i in seen if i not in calls]   # the finished image is not redone
     assert len(seen) == 2 and calls[0] not in seen

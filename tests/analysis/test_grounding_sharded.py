@@ -26,7 +26,8 @@ def _cmd(coco, out) -> list[str]:
             "--budgets", "16"]
 
 
-@pytest.mark.slow  # two processes of a real run (about 25 CPU-s); the part store's merge is tested in the default suite
+# two processes of a real run (about 25 CPU-s); the part store's merge is tested in the default suite
+@pytest.mark.slow
 def test_two_processes_equal_one(coco128, tmp_path):
     env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "ACCELERATE_DISABLE_RICH": "1"}

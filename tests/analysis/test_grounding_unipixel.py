@@ -25,22 +25,27 @@ def offered():
 
 
 def _run(coco, out, *extra) -> int:
-    return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", MODEL, *map(str, extra)])
+    return main(
+        ["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", MODEL, *map(str, extra)])
 
 
 def test_every_offered_method_runs(coco128, tmp_path, offered):
-    # every registered method runs on UniPixel (variants included) but those pruning inside a vision tower, a stage the
-    # family does not offer (method_error refuses them: test_a_tower_method_is_refused_before_writing)
+    # every registered method runs on UniPixel (variants included) but those pruning inside a vision tower, a
+    # stage the family does not offer (method_error refuses them:
+    # test_a_tower_method_is_refused_before_writing)
     assert set(offered) == {m for m in available_methods() if not get_method(m).prunes_in_vision_tower}
     assert offered and len(offered) < len(available_methods())
-    methods = [m for m in offered if m != "saliency"]  # captum over the tiny model: covered by the library tests
-    assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(methods), "--budgets", "64,8") == 0
+    # captum over the tiny model: covered by the library tests
+    methods = [m for m in offered if m != "saliency"]
+    assert _run(coco128, tmp_path, "--image-ids", 34, "--methods", ",".join(methods), "--budgets",
+                "64,8") == 0
     rows = pd.read_parquet(tmp_path / "grounding.parquet")
     summary = pd.read_csv(tmp_path / "summary.csv")
     pairs = {("none", Budget.ALL.column)} | {(m, b) for m in methods if m != "none" for b in (64, 8)}
     assert set(zip(summary["method"], summary["budget"])) == pairs
     n_sent = rows["sent_id"].nunique()
-    assert n_sent >= 2 and (summary["n"] == n_sent).all() and (rows["turn"] == 0).all()  # one expression per prompt
+    # one expression per prompt
+    assert n_sent >= 2 and (summary["n"] == n_sent).all() and (rows["turn"] == 0).all()
     # pruning at the LLM input shortens the sequence by N - K (N: this image's merged tokens)
     full = rows.loc[rows["method"] == "none", "seq_len"].iloc[0]
     div = rows[rows["method"] == "divprune"].groupby("budget")["seq_len"].first()
@@ -50,18 +55,21 @@ def test_every_offered_method_runs(coco128, tmp_path, offered):
     # UniPixel's own metric beside GLaMM's (eval_refcoco.py L29-34): sums with no epsilon, mean IoU, box hits
     for (m, b), g in rows.groupby(["method", "budget"]):
         got = summary[(summary["method"] == m) & (summary["budget"] == b)].iloc[0]
-        assert got["unipixel_ciou"] == pytest.approx(g["unipixel_inter"].sum() / g["unipixel_union"].sum(), rel=1e-12)
+        assert got["unipixel_ciou"] == pytest.approx(g["unipixel_inter"].sum() / g["unipixel_union"].sum(),
+                                                     rel=1e-12)
         assert got["unipixel_giou"] == pytest.approx(g["unipixel_iou"].mean(), rel=1e-12)
         assert got["unipixel_box_acc"] == pytest.approx(g["unipixel_hit"].mean(), rel=1e-12)
-    assert (rows["unipixel_inter"] == rows["intersection"]).all()  # plain masks: the same pixel counts as GLaMM's
+    # plain masks: the same pixel counts as GLaMM's
+    assert (rows["unipixel_inter"] == rows["intersection"]).all()
     cfg = json.loads((tmp_path / "config.json").read_text())
     # the paired CLIP (read by LiteLVLM) named without loading it: the config does not depend on the methods
-    assert cfg["model"] == MODEL and cfg["clip_weights"] is None and cfg["paired_clip"]["model"] == "tiny336-random:0"
+    assert cfg["model"] == MODEL and cfg["clip_weights"] is None and cfg["paired_clip"][
+        "model"] == "tiny336-random:0"
 
 
 def test_unipixel_sample_metric_on_hand_made_masks():
-    """``infer_seg.py`` L239-250: IoU 1 on an empty union (no epsilon), a part count read as a plain mask, and the
-    prediction's box against the referent's COCO box at IoU >= 0.5; GLaMM has no metric of its own."""
+    """``infer_seg.py`` L239-250: IoU 1 on an empty union (no epsilon), a part count read as a plain mask, and
+    the prediction's box against the referent's COCO box at IoU >= 0.5; GLaMM has no metric of its own."""
     import numpy as np
 
     from litelvlm.families import get_family
@@ -78,11 +86,14 @@ def test_unipixel_sample_metric_on_hand_made_masks():
     empty = pipe.sample_metrics(np.zeros((10, 10), bool), np.zeros((10, 10), np.int64), None)
     assert empty["unipixel_iou"] == 1.0 and empty["unipixel_hit"] is False
     rows = pd.DataFrame([got, empty])
-    assert cls.summarize_metrics(rows) == {"unipixel_ciou": 0.8, "unipixel_giou": 0.9, "unipixel_box_acc": 0.5}
-    assert get_family("glamm").abilities.own_metric == "" and get_family("glamm").summarize_metrics(rows) == {}
+    assert cls.summarize_metrics(rows) == {"unipixel_ciou": 0.8, "unipixel_giou": 0.9,
+                                           "unipixel_box_acc": 0.5}
+    assert get_family("glamm").abilities.own_metric == "" and get_family("glamm").summarize_metrics(
+        rows) == {}
 
 
-@pytest.mark.parametrize(("method", "why"), [("clip-grid-only", "per-token scores"), ("one-axis-only", "1-D RoPE")])
+@pytest.mark.parametrize(("method", "why"),
+                         [("clip-grid-only", "per-token scores"), ("one-axis-only", "1-D RoPE")])
 def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_path, method, why, capsys,
                                                                   unoffered_methods):
     out = tmp_path / "run"
@@ -92,7 +103,8 @@ def test_a_method_the_family_does_not_offer_fails_before_writing(coco128, tmp_pa
 
 
 def test_a_tower_method_is_refused_before_writing(coco128, tmp_path, capsys):
-    """FlowCut prunes inside a vision tower; UniPixel offers no vision-tower stage: one line, exit 2, nothing written."""
+    """FlowCut prunes inside a vision tower; UniPixel offers no vision-tower stage: one line, exit 2, nothing
+    written."""
     out = tmp_path / "run"
     assert _run(coco128, out, "--image-ids", 34, "--methods", "none,flowcut", "--budgets", 8) == 2
     err = capsys.readouterr().err
@@ -102,39 +114,47 @@ def test_a_tower_method_is_refused_before_writing(coco128, tmp_path, capsys):
 
 def test_the_vit_context_option(coco128, tmp_path):
     """``--clip-context vit`` (UniPixel's LiteLVLM context from Qwen's own tower; the score is tested in
-    tests/litelvlm/test_unipixel_litelvlm.py) runs and is recorded (the default is not, so earlier folders resume); GLaMM refuses it
-    before writing."""
+    tests/litelvlm/test_unipixel_litelvlm.py) runs and is recorded (the default is not, so earlier folders
+    resume); GLaMM refuses it before writing."""
     base = ["--image-ids", 34, "--methods", "litelvlm-context", "--budgets", 16]
-    assert _run(coco128, tmp_path / "clip", *base) == 0 and _run(coco128, tmp_path / "vit", *base, "--clip-context", "vit") == 0
+    assert _run(coco128, tmp_path / "clip", *base) == 0 and _run(coco128, tmp_path / "vit", *base,
+                                                                 "--clip-context", "vit") == 0
     cfg = json.loads((tmp_path / "vit" / "config.json").read_text())
-    assert cfg["clip_context"] == "vit" and "clip_context" not in json.loads((tmp_path / "clip" / "config.json").read_text())
+    assert cfg["clip_context"] == "vit" and "clip_context" not in json.loads(
+        (tmp_path / "clip" / "config.json").read_text())
     a, b = (pd.read_parquet(tmp_path / k / "grounding.parquet") for k in ("clip", "vit"))
     assert len(a) == len(b) > 0
     out = tmp_path / "glamm"
     assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", "tiny-random:0",
-                 "--image-ids", "34", "--methods", "litelvlm", "--budgets", "16", "--clip-context", "vit"]) == 2
+                 "--image-ids", "34", "--methods", "litelvlm", "--budgets", "16", "--clip-context",
+                 "vit"]) == 2
     assert not out.exists() or not any(out.iterdir())
 
 
 def test_answer_generate(coco128, tmp_path):
-    """``--answer generate`` (UniPixel's official greedy decoding, tested against it in tests/litelvlm/test_unipixel_generate.py):
-    rows say whether a <|seg|> was generated, the summary its rate; recorded only when changed; refused, before
-    writing, for a method pruning inside the LLM and on GLaMM."""
+    """``--answer generate`` (UniPixel's official greedy decoding, tested against it in
+    tests/litelvlm/test_unipixel_generate.py): rows say whether a <|seg|> was generated, the summary its rate;
+    recorded only when changed; refused, before writing, for a method pruning inside the LLM and on GLaMM."""
     from litelvlm.unipixel.protocol import GENERATE_KWARGS
 
     assert GENERATE_KWARGS["max_new_tokens"] == 512
     out = tmp_path / "gen"
-    assert _run(coco128, out, "--image-ids", 34, "--methods", "none,random", "--budgets", 8, "--answer", "generate") == 0
+    assert _run(coco128, out, "--image-ids", 34, "--methods", "none,random", "--budgets", 8, "--answer",
+                "generate") == 0
     rows = pd.read_parquet(out / "grounding.parquet")
     summary = pd.read_csv(out / "summary.csv")
     assert rows["seg_generated"].dtype == bool and rows["generated_tokens"].between(1, 512).all()
-    assert (rows.loc[~rows["seg_generated"], "pred_area"] == 0).all()  # the official failure: an all-zero mask
+    # the official failure: an all-zero mask
+    assert (rows.loc[~rows["seg_generated"], "pred_area"] == 0).all()
     got = summary.set_index(["method", "budget"])["seg_generated_rate"]
-    assert got.to_dict() == pytest.approx(rows.groupby(["method", "budget"])["seg_generated"].mean().to_dict())
+    assert got.to_dict() == pytest.approx(
+        rows.groupby(["method", "budget"])["seg_generated"].mean().to_dict())
     assert json.loads((out / "config.json").read_text())["answer"] == "generate"
     for model, methods, why in ((MODEL, "none,fastv", "fastv prunes inside the LLM"),
                                 ("tiny-random:0", "none", "prompts offer teacher-forced")):
         bad = tmp_path / why.split()[0]
-        assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(bad), "--model", model, "--image-ids",
+        assert main(
+            ["eval-grounding", "--refer-dir", str(coco128), "--out", str(bad), "--model", model,
+             "--image-ids",
                      "34", "--methods", methods, "--budgets", "8", "--answer", "generate"]) == 2
         assert not bad.exists() or not any(bad.iterdir())

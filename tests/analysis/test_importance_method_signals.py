@@ -34,10 +34,11 @@ def test_every_method_signal_is_one_finite_score_per_token(pipe_and_prep):
         assert v.shape == (pipe.num_visual_tokens,) and torch.isfinite(v).all() and v.std() > 0
 
 
-def test_command_compares_method_signals_and_rejects_scoreless_methods(pipe_and_prep, tmp_path, one_glamm_pipeline):
+def test_command_compares_method_signals_and_rejects_scoreless_methods(pipe_and_prep, tmp_path,
+                                                                       one_glamm_pipeline):
     _, _, d = pipe_and_prep
-    args = ["importance", "--refer-dir", str(d), "--limit", "1", "--max-sentences", "1", "--signals", "attention",
-            "--no-per-head", "--n-boot", "10"]
+    args = ["importance", "--refer-dir", str(d), "--limit", "1", "--max-sentences", "1", "--signals",
+            "attention", "--no-per-head", "--n-boot", "10"]
     assert main([*args, "--out", str(tmp_path / "ok"), "--method-signals", "vispruner,dart"]) == 0
     rows = pd.read_parquet(tmp_path / "ok" / "importance.parquet")
     assert {"method:vispruner", "method:dart", "clip_rev_sim"} <= set(rows["clip_signal"])

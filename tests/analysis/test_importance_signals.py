@@ -16,7 +16,8 @@ from litelvlm.llm.attention_rows import capture_attention_rows, find_attention_m
 from litelvlm.llm.attribution import batched, mask_logit_target, seg_norm_target, token_attributions
 
 
-def tiny_llama(layers: int = 3, heads: int = 4, kv: int = 2, width: int = 32, seed: int = 0) -> LlamaForCausalLM:
+def tiny_llama(layers: int = 3, heads: int = 4, kv: int = 2, width: int = 32,
+               seed: int = 0) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=64, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
                       num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=256)

@@ -135,9 +135,10 @@ def test_merging_method_refuses_given_visual_embeds(pipe, prepared):
 
 def test_importance_command_end_to_end_and_resume(coco128, tmp_path, capsys):
     out = tmp_path / "imp"
-    argv = ["importance", "--refer-dir", str(coco128), "--image-dir", str(coco128 / "images"), "--split", "val",
-            "--limit", "1", "--max-sentences", "1", "--signals", "attention,input_x_gradient", "--group", "12",
-            "--n-boot", "50", "--out", str(out)]
+    argv = ["importance", "--refer-dir", str(coco128), "--image-dir", str(coco128 / "images"), "--split",
+            "val",
+            "--limit", "1", "--max-sentences", "1", "--signals", "attention,input_x_gradient", "--group",
+            "12", "--n-boot", "50", "--out", str(out)]
     assert main(argv) == 0
     rows = pd.read_parquet(out / "importance.parquet")
     for c in ["clip_signal", "llm_signal", "query", "layer", "head", "area_bin", *METRICS]:
@@ -157,7 +158,9 @@ def test_importance_command_end_to_end_and_resume(coco128, tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_parquet(out / "importance.parquet"), rows)
     assert main(argv[:-1] + [str(out), "--ig-steps", "3"]) == 2   # another configuration: refused
     assert "different configuration" in capsys.readouterr().err
-    assert main(["importance", "--refer-dir", str(coco128), "--signals", "gradcam", "--out", str(tmp_path / "x")]) == 2
+    assert main(
+        ["importance", "--refer-dir", str(coco128), "--signals", "gradcam", "--out",
+         str(tmp_path / "x")]) == 2
     assert "gradcam" in capsys.readouterr().err
 
 
@@ -180,5 +183,5 @@ def test_hook_attention_rows_equal_the_llm_attention_oracle_scores(pipe, prepare
     ctx = pipe.context(prepared)
     for q in QUERY_SETS:
         for layer in (0, pipe.model.arch.llm_layers - 1):
-            torch.testing.assert_close(rows[SignalKey("attention", q, layer)], ctx.visual_attention(layer, q).float(),
-                                       atol=1e-7, rtol=1e-5)
+            torch.testing.assert_close(rows[SignalKey("attention", q, layer)],
+                                       ctx.visual_attention(layer, q).float(), atol=1e-7, rtol=1e-5)

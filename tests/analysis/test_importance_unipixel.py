@@ -1,6 +1,6 @@
-"""`litelvlm importance` on the second model family, UniPixel (tiny random weights, CPU, one COCO-128 image): the
-signals the family gives, compared with the ranking scores of the LLM-side methods it runs; each image's own N
-and token grid recorded; what the family cannot give refused before anything is written."""
+"""`litelvlm importance` on the second model family, UniPixel (tiny random weights, CPU, one COCO-128 image):
+the signals the family gives, compared with the ranking scores of the LLM-side methods it runs; each image's
+own N and token grid recorded; what the family cannot give refused before anything is written."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ IMAGE_ID = 9  # the first image of COCO-128's val split, which --limit-images 1 
 
 @pytest.fixture(scope="module")
 def unipixel_n(coco128):
-    """(N, merged grid) of the scored image, asked of the pipeline directly: Qwen2.5-VL's patch grid (time, height,
-    width) merged 2 x 2 (``spatial_merge_size``) into the LLM's tokens."""
+    """(N, merged grid) of the scored image, asked of the pipeline directly: Qwen2.5-VL's patch grid (time,
+    height, width) merged 2 x 2 (``spatial_merge_size``) into the LLM's tokens."""
     from litelvlm.data.refer import load_refer
     from litelvlm.families import load_pipeline
 
@@ -54,7 +54,8 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
     assert cfg["clip_signals"] == ["clip_rev_sim", "clip_context", "clip_topsim"]
     rows = pd.read_parquet(results / "importance.parquet")
     # the CLIP signals are the paired CLIP's scores mapped onto the merged tokens (this project's adaptation)
-    assert set(rows["clip_signal"]) == {"clip_rev_sim", "clip_context", "clip_topsim", "method:fastv", "method:dart",
+    assert set(rows["clip_signal"]) == {"clip_rev_sim", "clip_context", "clip_topsim", "method:fastv",
+                                        "method:dart",
                                       "method:ivc-prune", "method:hiprune"}
     assert set(rows["llm_signal"]) == {"attention", "saliency", "ablation"}
     assert set(rows.loc[rows["llm_signal"] == "attention", "layer"]) == set(range(cfg["llm_layers"]))
@@ -71,12 +72,14 @@ def test_tables_record_each_image_n_and_compare_the_method_signals(results, unip
     from litelvlm.data.refer import load_refer
 
     window = Image.open(results / "images" / f"{IMAGE_ID}.png")
-    rec = next(r for r in load_refer(cfg["refer_dir"], None, "refcoco", "unc", "val") if r.image_id == IMAGE_ID)
+    rec = next(r for r in load_refer(cfg["refer_dir"], None, "refcoco", "unc", "val") if r.image_id
+               == IMAGE_ID)
     assert window.size == rec.image().size  # the whole image: UniPixel's tokens cover it uncropped
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    # every ranking method runs on UniPixel now (HiPrune through its Qwen2.5-VL variant): one that ranks by none
+    # every ranking method runs on UniPixel now (HiPrune through its Qwen2.5-VL variant): one that ranks by
+    # none
     (("--signals", "attention", "--method-signals", "tome"), "rank by no per-token score"),
     (("--signals", "layer_integrated_gradients", "--method-signals", "fastv"), "no such projector"),
 ])

@@ -1,5 +1,6 @@
-"""``litelvlm plan``: the paper's tables as runs on the data found, the estimate from a calibration, the printed
-``torch.distributed.run`` commands, and (slow) the commands run and drawn by ``figures`` end to end."""
+"""``litelvlm plan``: the paper's tables as runs on the data found, the estimate from a calibration, the
+printed ``torch.distributed.run`` commands, and (slow) the commands run and drawn by ``figures`` end to
+end."""
 
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ MODELS = "tiny-random:0,unipixel-tiny-random:5"
 
 
 def _plan(tmp_path, data, *extra) -> dict:
-    assert main(["plan", "--data-dirs", str(data), "--out", str(tmp_path / "plan"), "--tree", str(tmp_path / "tree"),
+    assert main(
+        ["plan", "--data-dirs", str(data), "--out", str(tmp_path / "plan"), "--tree", str(tmp_path / "tree"),
                  *extra]) == 0
     return json.loads((tmp_path / "plan" / "plan.json").read_text())
 
 
 def test_the_paper_tables_of_the_sample_as_runs_and_commands(shared_data, tmp_path, capsys):
-    """The sample's REFER layout is read as RefCOCO (val, testA, testB); each (model, split) is the paper's 28 runs
-    (9 methods at 3 budgets and the unpruned model once) in one command; every absent layout has its note."""
+    """The sample's REFER layout is read as RefCOCO (val, testA, testB); each (model, split) is the paper's 28
+    runs (9 methods at 3 budgets and the unpruned model once) in one command; every absent layout has its
+    note."""
     plan = _plan(tmp_path, shared_data, "--models", MODELS, "--calibrate", "0", "--gpus", "4")
     out = capsys.readouterr().out
     runs, commands = plan["runs"], plan["commands"]
@@ -41,7 +44,8 @@ def test_the_paper_tables_of_the_sample_as_runs_and_commands(shared_data, tmp_pa
             assert {(r["method"], r["budget"]) for r in table} == {("none", "all")} | {
                 (m, b) for m in PAPER_METHODS for b in ("192", "128", "64")}
             assert {r["units"] for r in table} == {len({x["image_id"] for x in refs if x["split"] == split})}
-            assert {r["expressions"] for r in table} == {sum(len(x["sentences"]) for x in refs if x["split"] == split)}
+            assert {r["expressions"] for r in table} == {
+                sum(len(x["sentences"]) for x in refs if x["split"] == split)}
             assert {r["dataset"] for r in table} == {"refcoco"} and "seconds" not in table[0]
             (cmd,) = [c for c in commands if c["model"] == model and c["split"] == split]
             argv = shlex.split(cmd["command"])
@@ -77,9 +81,9 @@ def _meta(path: Path, videos: int) -> None:
 
 
 def test_every_layout_is_found_by_its_files(tmp_path):
-    """RefCOCO+ and RefCOCOg by their folders' names and split schemes; Ref-DAVIS-17, Refer-YouTube-VOS and MeViS by
-    their files (Refer-YouTube-VOS valid less the test videos its meta file also lists); each video split gets its
-    eval-video command with its --dataset and --split."""
+    """RefCOCO+ and RefCOCOg by their folders' names and split schemes; Ref-DAVIS-17, Refer-YouTube-VOS and
+    MeViS by their files (Refer-YouTube-VOS valid less the test videos its meta file also lists); each video
+    split gets its eval-video command with its --dataset and --split."""
     from analysis.plan.layouts import find_layouts
     from litelvlm.video.synthetic import write_synthetic_videos
 
@@ -95,16 +99,18 @@ def test_every_layout_is_found_by_its_files(tmp_path):
     (data / "mevis" / "valid_u" / "mask_dict.json").write_text("{}")
     splits, notes = find_layouts([str(data)])
     found = {(s.dataset, s.split): (s.units, s.expressions) for s in splits}
-    assert found == {("refcoco+", "val"): (2, 6), ("refcoco+", "testA"): (2, 6), ("refcoco+", "testB"): (2, 6),
-                     ("refcocog", "val"): (2, 6), ("refcocog", "test"): (2, 6),
+    assert found == {("refcoco+", "val"): (2, 6), ("refcoco+", "testA"): (2, 6),
+                     ("refcoco+", "testB"): (2, 6), ("refcocog", "val"): (2, 6), ("refcocog", "test"): (2, 6),
                      ("ref-davis17", "valid"): found[("ref-davis17", "valid")],
                      ("ref-youtube-vos", "valid"): (2, 4), ("mevis", "valid_u"): (2, 4)}
-    assert {s.dataset: s.frames for s in splits if s.kind == "video"}["mevis"] == 4   # 2 expressions x 1 frame, twice
+    # 2 expressions x 1 frame, twice
+    assert {s.dataset: s.frames for s in splits if s.kind == "video"}["mevis"] == 4
     assert [n for n in notes if "not planned" in n] == [n for n in notes if n.startswith("refcoco:")]
     plan = _plan(tmp_path, data, "--models", "videoglamm-tiny-random:0", "--calibrate", "0")
     assert {r["dataset"] for r in plan["runs"]} == {"ref-davis17", "ref-youtube-vos", "mevis"}
     # VideoGLaMM's video path refuses CDPruner (no CLIP patch map onto its tokens): left out, with one note
-    assert {(r["method"], r["budget"]) for r in plan["runs"] if r["dataset"] == "mevis"} == {("none", "all")} | {
+    assert {(r["method"], r["budget"]) for r in plan["runs"] if r["dataset"]
+            == "mevis"} == {("none", "all")} | {
         (m, b) for m in PAPER_METHODS if m != "cdpruner" for b in ("196", "81")}
     assert sum("does not run cdpruner" in n for n in plan["notes"]) == 1
     folders = {"ref-davis17": ("ref-davis", "valid"), "ref-youtube-vos": ("ytvos", "valid"),
@@ -115,7 +121,8 @@ def test_every_layout_is_found_by_its_files(tmp_path):
         assert argv[argv.index("litelvlm.cli") + 1] == "eval-video"
         folder, split = folders[cmd["dataset"]]
         assert argv[argv.index("--video-dir") + 1] == str((data / folder).resolve())
-        assert argv[argv.index("--dataset") + 1] == cmd["dataset"] and argv[argv.index("--split") + 1] == split
+        assert argv[argv.index("--dataset") + 1] == cmd["dataset"] and argv[argv.index("--split")
+                                                                            + 1] == split
         _parses(cmd["command"])
 
 
@@ -135,8 +142,8 @@ def test_the_estimate_extrapolates_the_calibration(shared_data, tmp_path, monkey
 
     per = {("none", "all"): 2.0, ("litelvlm", "64"): 1.0}
     monkeypatch.setattr(compute, "calibrate", lambda a, model, methods, s: (per, 3))
-    plan = _plan(tmp_path, shared_data, "--models", "tiny-random:0", "--methods", "litelvlm", "--budgets", "64",
-                 "--gpus", "2", "--calibrate", "3")
+    plan = _plan(tmp_path, shared_data, "--models", "tiny-random:0", "--methods", "litelvlm", "--budgets",
+                 "64", "--gpus", "2", "--calibrate", "3")
     for r in plan["runs"]:
         assert r["seconds"] == pytest.approx(per[(r["method"], r["budget"])] * r["units"] / 2)
         assert r["estimate"] == "EXTRAPOLATED from n=3 image(s) of refcoco val"
@@ -145,14 +152,15 @@ def test_the_estimate_extrapolates_the_calibration(shared_data, tmp_path, monkey
     for c in plan["commands"]:
         assert c["seconds"] == pytest.approx(sum(r["seconds"] for r in plan["runs"] if r["out"] == c["out"]))
     assert "EXTRAPOLATED from a calibration of n=3" in (tmp_path / "plan" / "plan.md").read_text()
-    plan = _plan(tmp_path, shared_data, "--models", "tiny-random:0", "--methods", "litelvlm", "--budgets", "64",
-                 "--calibrate", "3", "--limit-images", "2")
+    plan = _plan(tmp_path, shared_data, "--models", "tiny-random:0", "--methods", "litelvlm", "--budgets",
+                 "64", "--calibrate", "3", "--limit-images", "2")
     assert {r["seconds"] for r in plan["runs"] if r["method"] == "none"} == {4.0}
     assert all(c["command"].endswith("--limit-images 2") for c in plan["commands"])
 
 
-@pytest.mark.odd_case("bad input", "plan: a missing --data-dirs folder, a model of no family, two models of one family, "
-                      "an unknown method", "plan", "one line naming it, exit 2, nothing written, before torch")
+@pytest.mark.odd_case("bad input", "plan: a missing --data-dirs folder, a model of no family, two models of "
+                      "one family, an unknown method", "plan",
+                      "one line naming it, exit 2, nothing written, before torch")
 @pytest.mark.parametrize("bad, named", [(["--data-dirs", "NOPE"], "NOPE"),
                                         (["--models", "nonesuch-random"], "nonesuch-random"),
                                         (["--models", "tiny-random:0,tiny-random:1"], "tiny-random:1"),
@@ -163,14 +171,15 @@ def test_refusals_before_torch(shared_data, tmp_path, bad, named):
     code = ("import json, sys; from litelvlm.cli import main; rc = main(json.loads(sys.argv[1])); "
             "print(json.dumps([rc, 'torch' in sys.modules]))")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, cwd=ROOT,
-                       env=env, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=120)
     assert json.loads(p.stdout.strip().splitlines()[-1]) == [2, False], p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and named in p.stderr and "Traceback" not in p.stderr
     assert not out.exists()
 
 
-@pytest.mark.slow  # two models calibrated, two eval-grounding commands under torch.distributed.run, figures (about 80 CPU-s)
+# two models calibrated, two eval-grounding commands under torch.distributed.run, figures (about 80 CPU-s)
+@pytest.mark.slow
 def test_end_to_end_the_printed_commands_run_and_figures_draws_them(shared_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "LITELVLM_CACHE": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}

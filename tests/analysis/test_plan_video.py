@@ -1,8 +1,8 @@
-"""``litelvlm plan``'s video tables (``analysis.plan.video``): every video layout commanded with its ``--dataset``
-and ``--split``, the video runs calibrated (seconds per frame of an expression, EXTRAPOLATED and labelled with n),
-on tiny layouts written here: by default on a fake video path (eval-video's own per-video work on a runner that
-returns the ground truth), and (slow) on the tiny random VideoGLaMM, whose printed MeViS and Refer-YouTube-VOS
-commands then run under ``torch.distributed.run`` and resume."""
+"""``litelvlm plan``'s video tables (``analysis.plan.video``): every video layout commanded with its
+``--dataset`` and ``--split``, the video runs calibrated (seconds per frame of an expression, EXTRAPOLATED and
+labelled with n), on tiny layouts written here: by default on a fake video path (eval-video's own per-video
+work on a runner that returns the ground truth), and (slow) on the tiny random VideoGLaMM, whose printed MeViS
+and Refer-YouTube-VOS commands then run under ``torch.distributed.run`` and resume."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def _layouts(data: Path, frames: int = 1) -> None:
 
 
 def _plan(tmp_path: Path, data: Path, *extra: str) -> dict:
-    assert main(["plan", "--data-dirs", str(data), "--out", str(tmp_path / "plan"), "--tree", str(tmp_path / "tree"),
+    assert main(
+        ["plan", "--data-dirs", str(data), "--out", str(tmp_path / "plan"), "--tree", str(tmp_path / "tree"),
                  "--models", "videoglamm-tiny-random:0", "--methods", "litelvlm", "--video-budgets", "81",
                  *extra]) == 0
     return json.loads((tmp_path / "plan" / "plan.json").read_text())
@@ -51,7 +52,8 @@ def test_the_video_runs_are_calibrated_and_extrapolated_per_frame(tmp_path, monk
     plan = _plan(tmp_path, data, "--calibrate", "1", "--gpus", "2")
     cal = plan["calibration"]
     per = cal["seconds_per_frame"]["videoglamm-tiny-random:0"]
-    assert cal["video_n"] == 1 and set(per) == {"none@all", "litelvlm@81"} and all(v > 0 for v in per.values())
+    assert cal["video_n"] == 1 and set(per) == {"none@all", "litelvlm@81"} and all(
+        v > 0 for v in per.values())
     frames = {"mevis": 3, "ref-davis17": None, "ref-youtube-vos": 12}   # 1 expression x 1 + 2 frames; 4 x 3
     for r in plan["runs"]:
         assert r["estimate"] == "EXTRAPOLATED from n=1 video(s) (2 expression-frames) of mevis valid_u"
@@ -68,7 +70,8 @@ def test_the_video_runs_are_calibrated_and_extrapolated_per_frame(tmp_path, monk
         ("vid1", "none", 576), ("vid1", "litelvlm", 81)]
 
 
-@pytest.mark.slow  # the calibration and two eval-video commands under torch.distributed.run, resumed (about 60 CPU-s)
+# the calibration and two eval-video commands under torch.distributed.run, resumed (about 60 CPU-s)
+@pytest.mark.slow
 def test_the_printed_video_commands_run_and_resume(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "LITELVLM_CACHE": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}
@@ -76,7 +79,8 @@ def test_the_printed_video_commands_run_and_resume(tmp_path):
     data = tmp_path / "data"
     _layouts(data, frames=2)
     plan = _plan(tmp_path, data, "--calibrate", "1")
-    assert all(r["seconds"] > 0 and r["estimate"].startswith("EXTRAPOLATED from n=1 video(s)") for r in plan["runs"])
+    assert all(r["seconds"] > 0 and r["estimate"].startswith("EXTRAPOLATED from n=1 video(s)")
+               for r in plan["runs"])
     for dataset, table in (("mevis", "summary.csv"), ("ref-youtube-vos", "submission.csv")):
         (cmd,) = [c for c in plan["commands"] if c["dataset"] == dataset]
         argv = shlex.split(cmd["command"])

@@ -25,7 +25,8 @@ def test_positions_table_compares_keep_and_renumber(coco128, tmp_path, capsys):
     assert 0 <= t.loc["visionzip", "mask_iou_renumber_none"] <= 1
     assert (t["weights"] == "random").all()
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["model"] == "tiny-random:0" and "methods" not in cfg  # the plan is no part of the run's identity
+    # the plan is no part of the run's identity
+    assert cfg["model"] == "tiny-random:0" and "methods" not in cfg
     assert "RANDOM WEIGHTS" in capsys.readouterr().out
     # a re-run with other methods reuses the finished rows and makes only the new ones
     before = {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")}
@@ -36,7 +37,8 @@ def test_positions_table_compares_keep_and_renumber(coco128, tmp_path, capsys):
     assert again.loc["fastv"].drop("weights").equals(t.loc["fastv"].drop("weights"))
     after = {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")}
     assert len(after) == 4 and all(after[p] == m for p, m in before.items())
-    assert main(["positions", "--refer-dir", str(coco128), "--methods", "fastv", "--budgets", "16", "--seed", "1",
+    assert main(
+        ["positions", "--refer-dir", str(coco128), "--methods", "fastv", "--budgets", "16", "--seed", "1",
                  "--out", str(out)]) == 2  # other options: refused, the folder left as it was
     assert {p: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")} == after
 
@@ -51,13 +53,17 @@ def test_positions_refuses_bad_options_before_writing(bad, coco128, tmp_path, ca
 def test_position_switch_figure_draws_every_method():
     from analysis.positions.plots import plot_position_switch
 
-    t = pd.DataFrame({"method": ["fastv", "visionzip", "newcomer"], "budget": 8, "official_rule": ["keep", "renumber",
-                      "renumber"], "keep_available": [True, False, True], "seg_cos_keep_renumber": [0.99, None, 0.9],
-                      "seg_rel_diff_keep_renumber": [0.01, None, 0.2], "mask_iou_keep_renumber": [0.9, None, 0.5],
+    t = pd.DataFrame(
+        {"method": ["fastv", "visionzip", "newcomer"], "budget": 8, "official_rule": ["keep", "renumber",
+                      "renumber"], "keep_available": [True, False, True],
+                      "seg_cos_keep_renumber": [0.99, None, 0.9],
+                      "seg_rel_diff_keep_renumber": [0.01, None, 0.2],
+                      "mask_iou_keep_renumber": [0.9, None, 0.5],
                       "mask_iou_keep_none": [0.8, None, 0.4], "mask_iou_renumber_none": [0.7, 0.6, 0.3]})
     fig, axes = plot_position_switch(t)
     labels = [x.get_text() for x in axes[0].get_yticklabels()]
-    assert labels == ["visionzip · renumber", "fastv · keep", "newcomer · renumber"]  # the style order, then new
+    # the style order, then new
+    assert labels == ["visionzip · renumber", "fastv · keep", "newcomer · renumber"]
     assert any("n/a" in x.get_text() for x in axes[0].texts)
     with pytest.raises(ValueError, match="no position-switch rows at budget 3"):
         plot_position_switch(t, budget=3)

@@ -77,7 +77,8 @@ def test_bad_inputs_are_clear_errors(tmp_path, tiny_hf_clip_dir):
     with pytest.raises(LiteLVLMError, match="runs inside the LLM"):
         run_retention(RetentionArgs(out=str(tmp_path / "x"), model=str(tiny_hf_clip_dir), methods=["fastv"]))
     with pytest.raises(LiteLVLMError, match="refs"):
-        run_retention(RetentionArgs(out=str(tmp_path / "y"), model=str(tiny_hf_clip_dir), refer_dir=str(tmp_path)))
+        run_retention(
+            RetentionArgs(out=str(tmp_path / "y"), model=str(tiny_hf_clip_dir), refer_dir=str(tmp_path)))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 

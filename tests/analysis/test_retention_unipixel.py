@@ -1,6 +1,7 @@
-"""`litelvlm retention` on a model family's pipeline, UniPixel (tiny random weights, CPU, one COCO-128 image): the
-LLM-side methods it runs, budgets planned against the image's own N (above it: skipped with a warning), one
-expression per prompt, each kept token's part, stage and prune layer read from its Selection and declaration."""
+"""`litelvlm retention` on a model family's pipeline, UniPixel (tiny random weights, CPU, one COCO-128 image):
+the LLM-side methods it runs, budgets planned against the image's own N (above it: skipped with a warning),
+one expression per prompt, each kept token's part, stage and prune layer read from its Selection and
+declaration."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ METHODS = ["none", "fastv", "dart", "divprune", "llm-attention"]
 
 
 def _run(coco, out, *extra) -> int:
-    return main(["retention", "--model", MODEL, "--refer-dir", str(coco), "--limit-images", "1", "--out", str(out),
+    return main(
+        ["retention", "--model", MODEL, "--refer-dir", str(coco), "--limit-images", "1", "--out", str(out),
                  *map(str, extra)])
 
 
@@ -62,7 +64,8 @@ def test_one_expression_per_prompt_and_what_each_stage_kept(results):
     out, _ = results
     table = pd.read_parquet(out / "retention.parquet")
     texts = set(table["text"])
-    assert 1 <= len(texts) <= 3 and not any(" | " in t for t in texts)  # UniPixel asks one expression per prompt
+    # UniPixel asks one expression per prompt
+    assert 1 <= len(texts) <= 3 and not any(" | " in t for t in texts)
     for method, g in table.groupby("method"):
         assert (g["stage"] == get_method(method).stage).all()
     assert (table.loc[table["method"] == "fastv", "prune_layer"] == 2).all()  # FastV's default K = 2
@@ -70,7 +73,8 @@ def test_one_expression_per_prompt_and_what_each_stage_kept(results):
     assert set(table.loc[table["method"] == "none", "part"]) == {"kept"}
     assert set(table.loc[table["method"] == "dart", "part"]) <= {"kept", "pivots"}
     scores = pd.read_parquet(out / "retention_scores.parquet")
-    assert {"fastv", "dart", "llm-attention"} <= set(scores["method"])  # the methods whose Selection has scores
+    # the methods whose Selection has scores
+    assert {"fastv", "dart", "llm-attention"} <= set(scores["method"])
     assert np.isfinite(scores["score"]).all()
 
 
@@ -93,9 +97,9 @@ def test_a_method_the_family_does_not_run_is_refused_before_writing(coco128, tmp
 
 
 def test_litelvlm_keeps_merged_tokens_through_the_mapped_clip(coco128, tmp_path):
-    """LiteLVLM on UniPixel (an external CLIP mapped onto the merged grid, this project's adaptation): its kept
-    tokens are merged-token indices labelled by its own parts; one expression per prompt, so T = 1 and every kept
-    token is a similarity token (no context share), while ``litelvlm-ctx`` keeps both parts."""
+    """LiteLVLM on UniPixel (an external CLIP mapped onto the merged grid, this project's adaptation): its
+    kept tokens are merged-token indices labelled by its own parts; one expression per prompt, so T = 1 and
+    every kept token is a similarity token (no context share), while ``litelvlm-ctx`` keeps both parts."""
     out = tmp_path / "run"
     assert _run(coco128, out, "--methods", "litelvlm,litelvlm-ctx", "--budgets", 8) == 0
     table = pd.read_parquet(out / "retention.parquet")

@@ -97,11 +97,13 @@ def test_reversal_cli_coco128_hf_cache_and_determinism(coco128, tiny_hf_clip_dir
     monkeypatch.setattr(VisionFeatureCache, "compute", no_vision)
     assert _run(tiny_hf_clip_dir, coco128, tmp_path / "b", cache, "--limit", "40") == 0
     assert json.loads((tmp_path / "b" / "config.json").read_text())["counts"]["cache_misses"] == 0
-    assert (tmp_path / "a" / "reversal.parquet").read_bytes() == (tmp_path / "b" / "reversal.parquet").read_bytes()
+    assert (tmp_path / "a" / "reversal.parquet").read_bytes() == (tmp_path / "b"
+                                                                  / "reversal.parquet").read_bytes()
 
 
 def test_interrupted_run_resumes(coco128, tiny_hf_clip_dir, tmp_path, monkeypatch):
-    assert _run(tiny_hf_clip_dir, coco128, tmp_path / "ref", tmp_path / "c1", "--limit", "20", "--no-cache") == 0
+    assert _run(tiny_hf_clip_dir, coco128, tmp_path / "ref", tmp_path / "c1", "--limit", "20",
+                "--no-cache") == 0
     orig = VisionFeatureCache.compute
     calls = []
 
@@ -113,13 +115,15 @@ def test_interrupted_run_resumes(coco128, tiny_hf_clip_dir, tmp_path, monkeypatc
 
     monkeypatch.setattr(VisionFeatureCache, "compute", interrupted)
     # the CLI reports the interruption with status 130
-    assert _run(tiny_hf_clip_dir, coco128, tmp_path / "x", tmp_path / "c2", "--limit", "20", "--batch-size", "1") == 130
+    assert _run(tiny_hf_clip_dir, coco128, tmp_path / "x", tmp_path / "c2", "--limit", "20", "--batch-size",
+                "1") == 130
     assert not (tmp_path / "x").exists()  # nothing partial
     monkeypatch.setattr(VisionFeatureCache, "compute", orig)
     assert _run(tiny_hf_clip_dir, coco128, tmp_path / "y", tmp_path / "c2", "--limit", "20") == 0
     c = json.loads((tmp_path / "y" / "config.json").read_text())["counts"]
     assert c["cache_hits"] == 2 and c["cache_misses"] >= 1  # the two finished images were kept
-    assert (tmp_path / "ref" / "reversal.parquet").read_bytes() == (tmp_path / "y" / "reversal.parquet").read_bytes()
+    assert (tmp_path / "ref" / "reversal.parquet").read_bytes() == (tmp_path / "y"
+                                                                    / "reversal.parquet").read_bytes()
 
 
 def test_open_clip_backend_and_glamm_template(coco128, tiny_open_clip_dir, tmp_path):
@@ -150,7 +154,8 @@ def test_unreadable_images_are_skipped_and_counted(tiny_hf_clip_dir, tmp_path, c
 def test_coco_instances_input(tmp_path, tiny_hf_clip_dir):
     refer = write_tiny_refer(tmp_path / "r")
     out = tmp_path / "o"
-    rc = main(["reversal", "--model", str(tiny_hf_clip_dir), "--coco-instances", str(refer / "instances.json"),
+    rc = main(
+        ["reversal", "--model", str(tiny_hf_clip_dir), "--coco-instances", str(refer / "instances.json"),
                "--n-boot", "50", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
     assert rc == 0
     df = pd.read_parquet(out / "reversal.parquet")
@@ -220,12 +225,14 @@ def test_figures_keep_two_runs_of_one_model_apart(coco128, tmp_path):
 
     tree = tmp_path / "tree" / "reversal"
     for name, sim in (("dot", "dot"), ("cosine", "cosine")):
-        assert cli_main(["reversal", "--model", "tiny336-random", "--refer-dir", str(coco128), "--limit-sentences", "8",
+        assert cli_main(
+            ["reversal", "--model", "tiny336-random", "--refer-dir", str(coco128), "--limit-sentences", "8",
                          "--n-boot", "10", "--no-cache", "--similarity", sim, "--out", str(tree / name)]) == 0
     tables = read_reversal(tmp_path / "tree")
     assert sorted(tables["summary"]["model"].unique()) == ["tiny336-random (cosine)", "tiny336-random (dot)"]
     figs = draw_reversal(tables)
-    assert {"by_area_tiny336-random-cosine", "by_area_tiny336-random-dot", "by_category_tiny336-random-cosine",
+    assert {"by_area_tiny336-random-cosine", "by_area_tiny336-random-dot",
+            "by_category_tiny336-random-cosine",
             "by_category_tiny336-random-dot"} <= set(figs)   # each run's breakdowns named after it, no "_2"
     labels = figs["auroc_by_layer"].axes[0].get_legend_handles_labels()[1]
     assert labels == ["tiny336-random (cosine)", "tiny336-random (dot)", "chance"]
@@ -251,13 +258,15 @@ def test_each_figure_notes_the_weights_of_its_own_data(coco128, tmp_path):
     def notes(fig) -> list[str]:
         return [t.get_text().replace("\n", " ") for t in fig.texts if t.get_gid() == "weights-footnote"]
 
-    assert notes(figs["by_category_tiny336-random-1"]) == ["RANDOM WEIGHTS (tiny336-random:1): numbers exercise the pipeline, "
+    assert notes(figs["by_category_tiny336-random-1"]) == ["RANDOM WEIGHTS (tiny336-random:1): numbers "
+                                                           "exercise the pipeline, "
                                             "they are not findings"]
-    assert "tiny336-random:1" not in notes(figs["by_category_tiny336-random"])[0] and "tiny336-random" in notes(figs["map_0"])[0]
+    assert "tiny336-random:1" not in notes(figs["by_category_tiny336-random"])[
+        0] and "tiny336-random" in notes(figs["map_0"])[0]
     save_figures(figs, tmp_path / "figs", "reversal", ["tiny336-random", "tiny336-random:1"])
     assert all(len(notes(f)) == 1 for f in figs.values())  # the tree's note only where none was written
     # both runs: the tree's note, naming both models
-    assert notes(figs["auroc_by_layer"]) == ["RANDOM WEIGHTS (tiny336-random, tiny336-random:1): numbers exercise "
-                                             "the pipeline, they are not findings"]
+    assert notes(figs["auroc_by_layer"]) == ["RANDOM WEIGHTS (tiny336-random, tiny336-random:1): numbers "
+                                             "exercise the pipeline, they are not findings"]
     for fig in figs.values():
         plt.close(fig)

@@ -1,6 +1,7 @@
-"""``litelvlm reversal --grid unipixel`` (this project's study option): the reversal measured on UniPixel's merged
-grid, where LiteLVLM selects on that family. The token coverage is checked against block means of the mask, the
-mapped similarities against the CLIP-grid run's own similarities through the map, and the refusals."""
+"""``litelvlm reversal --grid unipixel`` (this project's study option): the reversal measured on UniPixel's
+merged grid, where LiteLVLM selects on that family. The token coverage is checked against block means of the
+mask, the mapped similarities against the CLIP-grid run's own similarities through the map, and the
+refusals."""
 
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ def test_token_coverage_of_a_full_mask_is_one_and_of_half_is_the_area(size):
 
 
 def _reversal(coco, out, grid, *extra):
-    return main(["reversal", "--refer-dir", str(coco), "--split", "val", "--limit-sentences", "6", "--layers", "all",
-                 "--n-boot", "20", "--pad-to-square", "--grid", grid, "--save-maps", "6", "--out", str(out), *extra])
+    return main(
+        ["reversal", "--refer-dir", str(coco), "--split", "val", "--limit-sentences", "6", "--layers", "all",
+                 "--n-boot", "20", "--pad-to-square", "--grid", grid, "--save-maps", "6", "--out", str(out),
+                 *extra])
 
 
 def test_the_merged_grid_run_is_the_clip_run_through_the_map(coco128, tmp_path):
@@ -52,7 +55,8 @@ def test_the_merged_grid_run_is_the_clip_run_through_the_map(coco128, tmp_path):
     from litelvlm.qwen_vision.grid import TokenGrid
     from litelvlm.unipixel.protocol import resized_size
 
-    assert _reversal(coco128, tmp_path / "clip", "clip") == 0 and _reversal(coco128, tmp_path / "up", "unipixel") == 0
+    assert _reversal(coco128, tmp_path / "clip", "clip") == 0 and _reversal(coco128, tmp_path / "up",
+                                                                            "unipixel") == 0
     on_clip = pd.read_parquet(tmp_path / "clip" / "similarity_maps.parquet")
     on_up = pd.read_parquet(tmp_path / "up" / "similarity_maps.parquet")
     assert len(on_clip) == len(on_up) > 0
@@ -72,7 +76,9 @@ def test_the_merged_grid_run_is_the_clip_run_through_the_map(coco128, tmp_path):
 
 def test_the_merged_grid_needs_the_padded_view(coco128, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["reversal", "--refer-dir", str(coco128), "--split", "val", "--limit-sentences", "2", "--grid", "unipixel",
+    rc = main(
+        ["reversal", "--refer-dir", str(coco128), "--split", "val", "--limit-sentences", "2", "--grid",
+         "unipixel",
                "--out", str(out)])
     assert rc == 2 and "--pad-to-square" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())

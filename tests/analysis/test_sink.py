@@ -72,7 +72,8 @@ def test_rerun_with_nothing_masked_reproduces_text_embeds(backend, tiny_hf_clip,
     trace = clip.encode_text(texts, hidden_states=True, warn_truncation=False)
     ref = trace.text_embeds.float()
     for b in range(trace.num_layers + 1):
-        torch.testing.assert_close(rerun_text_tower(clip, trace, b, mask_sos=False), ref, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(rerun_text_tower(clip, trace, b, mask_sos=False), ref, atol=1e-5,
+                                   rtol=1e-4)
     masked = rerun_text_tower(clip, trace, 0, mask_sos=True)
     assert (masked - ref).abs().max() > 1e-4
     # masking from after the last block changes nothing
@@ -100,8 +101,8 @@ def test_sink_cli_on_refcoco_expressions(shared_data, tiny_hf_clip_dir, tmp_path
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
     df = pd.read_parquet(tmp_path / "a" / "sink.parquet")
     assert len(df) == 40 * 2 * 2
-    for c in ("text_index", "sentence", "layer", "head", "sos", "eos", "content_sum", "content_max", "uniform",
-              "n_tokens"):
+    for c in ("text_index", "sentence", "layer", "head", "sos", "eos", "content_sum", "content_max",
+              "uniform", "n_tokens"):
         assert c in df.columns
     np.testing.assert_allclose(df["uniform"], 1 / df["n_tokens"])
     np.testing.assert_allclose(df["sos"] + df["eos"] + df["content_sum"], 1.0, atol=1e-5)
@@ -117,7 +118,8 @@ def test_sink_cli_ablation_on_coco128(coco128, tiny_hf_clip_dir, tmp_path, capsy
                str(coco128 / "images"), "--limit", "30", "--ablate-from", "0", "1", "--layers", "all",
                "--n-boot", "100", "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--verbose"])
     assert rc == 0
-    printed = capsys.readouterr().out  # the ablation's result on screen (--verbose): one line per vision layer
+    # the ablation's result on screen (--verbose): one line per vision layer
+    printed = capsys.readouterr().out
     assert "ablation: AUROC of reversed similarity" in printed
     layer_lines = [ln for ln in printed.splitlines() if ln.startswith("  layer ")]
     assert layer_lines and all("original" in ln and "sos_masked_from1" in ln and "vs original" in ln

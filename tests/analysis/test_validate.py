@@ -45,7 +45,8 @@ def test_tiny_validate_writes_table_report_and_passes_checks(tiny_run):
     # CLIP-side methods hand the LLM K tokens; FastV gets all 576 and keeps K after its layer
     lite = rows.set_index(["method", "budget"])
     assert lite.loc[("litelvlm", 64), "visual_tokens_input"] == 64
-    assert lite.loc[("fastv", 64), "visual_tokens_input"] == 576 and lite.loc[("fastv", 64), "visual_tokens_kept"] == 64
+    assert lite.loc[("fastv", 64), "visual_tokens_input"] == 576 and lite.loc[("fastv", 64),
+                                                                              "visual_tokens_kept"] == 64
     assert (rows["prefill_ms"] > 0).all() and (rows["llm_activation_mb"] > 0).all()
     # the paper's prefill (the decoder-layer loop) ends before the project's (at the final norm's end)
     assert ((rows["paper_prefill_ms"] > 0) & (rows["paper_prefill_ms"] <= rows["prefill_ms"])).all()
@@ -56,7 +57,8 @@ def test_tiny_validate_writes_table_report_and_passes_checks(tiny_run):
     assert set(ratios["budget"]) == {576, 64}
     # the paper's GLaMM-7B numbers sit beside rows of its architecture only: none beside the tiny model's
     assert ratios[["paper_prefill_speedup", "paper_act_reduction", "paper_cuda_speedup"]].isna().all().all()
-    assert {"paper_def_prefill_speedup", "cuda_time_reading_speedup", "paper_def_act_reduction"} <= set(ratios)
+    assert {"paper_def_prefill_speedup", "cuda_time_reading_speedup",
+            "paper_def_act_reduction"} <= set(ratios)
     report = (out / "report.md").read_text()
     assert "``paper_prefill_ms`` is the paper's prefill time" in report and "| paper_prefill_ms |" in report
     assert "Beside the paper's LiteLVLM figures" not in report
@@ -95,26 +97,31 @@ def test_checks_name_the_failing_runs():
 
 
 def test_targets_use_the_papers_definitions():
-    """The prefill and activation targets (the paper's 2.2x and 2.3x) are judged on the paper's definitions."""
+    """The prefill and activation targets (the paper's 2.2x and 2.3x) are judged on the paper's
+    definitions."""
     from analysis.validate.report import target_lines
 
-    r = pd.DataFrame([{"method": "litelvlm", "budget": 192, "prefill_speedup": 1.5, "paper_def_prefill_speedup": 2.25,
+    r = pd.DataFrame(
+        [{"method": "litelvlm", "budget": 192, "prefill_speedup": 1.5, "paper_def_prefill_speedup": 2.25,
                        "act_reduction": 1.2, "paper_def_act_reduction": 2.2, "frac_of_ideal": 0.95,
                        "selection_share": 0.01}])
     lines = target_lines(r)
-    assert lines[0].startswith("- prefill speedup (the paper's definition: the decoder-layer loop only): 2.25")
-    assert lines[0].endswith("**MET**") and "storing activation" in lines[1] and lines[1].endswith("**MISSED**")
+    assert lines[0].startswith(
+        "- prefill speedup (the paper's definition: the decoder-layer loop only): 2.25")
+    assert lines[0].endswith("**MET**") and "storing activation" in lines[1] and lines[1].endswith(
+        "**MISSED**")
     # each value in its target's unit: ratios with x, shares in percent
     assert ": 2.25x (target >= 2.2x)" in lines[0] and ": 95.0% (target >= 90%)" in lines[2]
     assert ": 1.0% (target < 2%)" in lines[3]
-    assert target_lines(r, arch="scaled") == ["- not judged: the targets are the paper's glamm-7b figures, and this "
-                                              "model is the `scaled` architecture (its ratios are shown below, for "
-                                              "the mechanism only)"]
+    assert target_lines(r, arch="scaled") == ["- not judged: the targets are the paper's glamm-7b figures, "
+                                              "and this model is the `scaled` architecture (its ratios are "
+                                              "shown below, for the mechanism only)"]
 
 
 def test_full_size_random_model_needs_the_tokenizer_folder(coco128, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["validate", "--model", "glamm-7b-random", "--refer-dir", str(coco128), "--out", str(out)]) == 2
+    assert main(
+        ["validate", "--model", "glamm-7b-random", "--refer-dir", str(coco128), "--out", str(out)]) == 2
     assert "needs the slow GLaMM-RefSeg tokenizer folder" in capsys.readouterr().err
 
 
@@ -153,8 +160,10 @@ def test_shard_groups_cut_by_size():
                     reason="the full-size random GLaMM needs about 17 GB of memory")
 def test_full_size_validate_one_method(coco128, shared_data, tmp_path):
     out = tmp_path / "out"
-    assert main(["validate", "--model", "glamm-7b-random", "--tokenizer", str(shared_data / "glamm_refseg_tokenizer"),
-                 "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm", "--budgets", "192"]) == 0
+    assert main(
+        ["validate", "--model", "glamm-7b-random", "--tokenizer", str(shared_data / "glamm_refseg_tokenizer"),
+                 "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm", "--budgets",
+                 "192"]) == 0
     rows = pd.read_parquet(out / "validate.parquet")
     assert rows["visual_tokens_input"].tolist() == [576, 192]
     assert pd.read_csv(out / "checks.csv")["passed"].all()
@@ -168,7 +177,8 @@ def test_repeats_interleave_and_grow_the_same_folder(coco128, tmp_path):
     assert rows.set_index("method")["repeats"].to_dict() == {"none": 2, "litelvlm": 2}
     assert (out / "reference.safetensors").exists()  # the checks' reference, kept for resumed runs
     r = pd.read_csv(out / "ratios.csv").set_index("method").loc["litelvlm"]
-    for ratio in ("prefill_speedup", "paper_def_prefill_speedup"):  # the spread of the paired per-round ratios
+    # the spread of the paired per-round ratios
+    for ratio in ("prefill_speedup", "paper_def_prefill_speedup"):
         assert r[f"{ratio}_min"] <= r[ratio] <= r[f"{ratio}_max"] and math.isfinite(r[f"{ratio}_max"])
     assert main([*base, "--methods", "fastv"]) == 0  # other methods: their rows join the table (checked
     # against the kept reference: the text ids and masks of none)
@@ -193,11 +203,13 @@ def test_interrupted_rounds_resume_where_they_stopped(tmp_path):
         if stop_after is not None and len(calls) == stop_after:
             raise KeyboardInterrupt
         calls.append((method, budget))
-        return {**{k: 0 for k in ROW_COLUMNS}, "method": method, "budget": budget, "prefill_ms": float(len(calls))}
+        return {**{k: 0 for k in ROW_COLUMNS}, "method": method, "budget": budget,
+                "prefill_ms": float(len(calls))}
 
     todo = [("none", 576), ("litelvlm", 64)]
     with pytest.raises(KeyboardInterrupt):
-        measure_rounds(tmp_path, todo, 3, lambda m, b: measure(m, b, stop_after=3))  # round 0, then none of round 1
+        # round 0, then none of round 1
+        measure_rounds(tmp_path, todo, 3, lambda m, b: measure(m, b, stop_after=3))
     assert calls == [("none", 576), ("litelvlm", 64), ("none", 576)]
     rows = measure_rounds(tmp_path, todo, 3, measure)
     assert calls[3:] == [("litelvlm", 64), ("none", 576), ("litelvlm", 64)]  # the rest, interleaved
@@ -220,7 +232,8 @@ def test_compare_to_measures_mask_agreement_with_another_run(coco128, tmp_path, 
     """``--compare-to``: each run's masks against another run's unpruned masks (IoU and logit difference); the
     run's own folder gives the agreement of pruning alone (1.0 for none); a folder of another prompt, or no
     validate folder, is refused with exit 2 naming it, before anything is measured."""
-    base = ["validate", "--refer-dir", str(coco128), "--threads", "1", "--methods", "litelvlm", "--budgets", "64"]
+    base = ["validate", "--refer-dir", str(coco128), "--threads", "1", "--methods", "litelvlm", "--budgets",
+            "64"]
     own = tmp_path / "fp32"
     assert main([*base, "--out", str(own), "--compare-to", str(own)]) == 0
     rows = pd.read_csv(own / "validate.csv").set_index("method")
@@ -229,7 +242,8 @@ def test_compare_to_measures_mask_agreement_with_another_run(coco128, tmp_path, 
     other = tmp_path / "bf16"
     assert main([*base, "--dtype", "bfloat16", "--out", str(other), "--compare-to", str(own)]) == 0
     rows = pd.read_csv(other / "validate.csv").set_index("method")
-    assert 0.0 <= rows.loc["none", "mask_iou_vs_compare"] <= 1.0 and rows.loc["none", "logit_diff_vs_compare"] > 0
+    assert 0.0 <= rows.loc["none", "mask_iou_vs_compare"] <= 1.0 and rows.loc["none",
+                                                                              "logit_diff_vs_compare"] > 0
     assert "mask_iou_vs_compare" in (other / "report.md").read_text()
     capsys.readouterr()
     assert main([*base, "--out", str(tmp_path / "x"), "--compare-to", str(tmp_path / "nothing")]) == 2
@@ -239,7 +253,8 @@ def test_compare_to_measures_mask_agreement_with_another_run(coco128, tmp_path, 
 
 
 def test_report_tables_are_short_and_cuda_free_on_cpu(tiny_run):
-    """report.md's tables show at most 10 columns (every column is in the csv files), no CUDA time on a CPU."""
+    """report.md's tables show at most 10 columns (every column is in the csv files), no CUDA time on a
+    CPU."""
     from tests.md_tables import markdown_tables
 
     out, _ = tiny_run
@@ -265,14 +280,15 @@ def test_bad_budget_is_refused_at_parsing_before_torch(tmp_path, budgets):
     from tests.analysis.test_efficiency import parse_refusals
 
     out = tmp_path / "out"
-    [got] = parse_refusals([["validate", "--refer-dir", str(tmp_path), "--budgets", budgets, "--out", str(out)]])
+    [got] = parse_refusals(
+        [["validate", "--refer-dir", str(tmp_path), "--budgets", budgets, "--out", str(out)]])
     assert got["rc"] == 2 and not got["torch"] and "argument --budgets" in got["err"], got
     assert not out.exists()
 
 
 def test_plan_runs_carries_budgets_and_skips_above_the_images_n():
-    """``plan_runs``: (method, Budget) runs, the baseline at ``Budget.ALL`` where N depends on the image (at N on a
-    fixed grid), a budget above this image's N skipped and reported as its column."""
+    """``plan_runs``: (method, Budget) runs, the baseline at ``Budget.ALL`` where N depends on the image (at N
+    on a fixed grid), a budget above this image's N skipped and reported as its column."""
     from types import SimpleNamespace
 
     from analysis.validate.inputs import plan_runs
@@ -281,17 +297,20 @@ def test_plan_runs_carries_budgets_and_skips_above_the_images_n():
 
     per_image = SimpleNamespace(num_visual_tokens=None, abilities=SimpleNamespace(budget_unit="visual"))
     runs, skipped = plan_runs(["none", "litelvlm"], Budget.parse_list("64,8,1000"), per_image, 391)
-    assert runs == [("none", Budget.ALL), ("litelvlm", Budget(64)), ("litelvlm", Budget(8))] and skipped == [1000]
+    assert runs == [("none", Budget.ALL), ("litelvlm", Budget(64)),
+                    ("litelvlm", Budget(8))] and skipped == [1000]
     grid = SimpleNamespace(num_visual_tokens=576, abilities=SimpleNamespace(budget_unit="visual"))
-    assert plan_runs(["none", "fastv"], [Budget(64)], grid, 576) == ([("none", Budget(576)), ("fastv", Budget(64))], [])
+    assert plan_runs(["none", "fastv"], [Budget(64)], grid, 576) == (
+        [("none", Budget(576)), ("fastv", Budget(64))], [])
     a = check_inputs(ValidateArgs(refer_dir=".", out="x"))  # the family's default, as Budgets
     assert a.budgets == list(BUDGETS) == Budget.parse_list("576,192,128,64")
-    assert ValidateArgs(refer_dir=".", out="x", budgets=["576,64", 8]).budgets == Budget.parse_list("576,64,8")
+    assert ValidateArgs(refer_dir=".", out="x", budgets=["576,64", 8]).budgets == Budget.parse_list(
+        "576,64,8")
 
 
 def test_runs_reach_the_pipeline_as_budgets(coco128, tmp_path, monkeypatch):
-    """Every ``ground`` call of a validate run gets a Budget (the reference and the baseline at N, each method at
-    its K); the table keys hold the counted K."""
+    """Every ``ground`` call of a validate run gets a Budget (the reference and the baseline at N, each method
+    at its K); the table keys hold the counted K."""
     import analysis.validate.compute as compute
     from litelvlm.budget import Budget
 

@@ -1,9 +1,10 @@
-"""``litelvlm validate`` on the second model family, UniPixel (tiny random weights, CPU): the LLM-side methods the
-family offers, budgets planned against the image's own N, one expression per prompt (its protocol), checks passed.
+"""``litelvlm validate`` on the second model family, UniPixel (tiny random weights, CPU): the LLM-side methods
+the family offers, budgets planned against the image's own N, one expression per prompt (its protocol), checks
+passed.
 
-``unipixel-tiny-random:0`` has 2 decoder layers: FastV runs with ``--fastv-layer 1`` so that it prunes inside the
-LLM; DART's official layer (2) is after the last one there, so no layer sees its K tokens (FLOPs ratio 1). Its
-SAM 2 object-score gate is closed on these images (every mask logit is -1024), so the mask checks compare
+``unipixel-tiny-random:0`` has 2 decoder layers: FastV runs with ``--fastv-layer 1`` so that it prunes inside
+the LLM; DART's official layer (2) is after the last one there, so no layer sees its K tokens (FLOPs ratio 1).
+Its SAM 2 object-score gate is closed on these images (every mask logit is -1024), so the mask checks compare
 constants; seed 5 opens it, and the last test checks a budget of all N against ``none`` on real mask logits.
 """
 
@@ -25,7 +26,8 @@ METHODS = ("none", "fastv", "dart", "divprune")
 def _validate(coco, out, model: str, *extra) -> tuple[int, str]:
     screen = io.StringIO()
     with contextlib.redirect_stdout(screen):
-        rc = main(["validate", "--model", model, "--refer-dir", str(coco), "--out", str(out), "--repeats", "1",
+        rc = main(
+            ["validate", "--model", model, "--refer-dir", str(coco), "--out", str(out), "--repeats", "1",
                    "--threads", "1", *map(str, extra)])
     return rc, screen.getvalue()
 
@@ -46,12 +48,14 @@ def test_tables_are_finite_and_checks_pass(tiny_run):
     n = cfg["num_visual"]  # this image's N (merged tokens of the 1-frame video), part of the run's identity
     assert 64 < n < 1000 and cfg["clip_weights"] is None and cfg["model"] == "unipixel-tiny-random:0"
     # the baseline once, at all of this image's N; 100000 > N is skipped, not run
-    assert set(zip(rows["method"], rows["budget"])) == {("none", n)} | {(m, k) for m in METHODS[1:] for k in (64, 8)}
+    assert set(zip(rows["method"], rows["budget"])) == {("none", n)} | {(m, k) for m in METHODS[1:]
+                                                                        for k in (64, 8)}
     by = rows.set_index(["method", "budget"])
     text = int(by.loc[("none", n), "text_tokens"])
     assert by.loc[("none", n), "visual_tokens_input"] == n and by.loc[("none", n), "seq_len"] == text + n
     for k in (64, 8):  # DivPrune at the LLM input; FastV and DART receive all N and keep K inside
-        assert by.loc[("divprune", k), "visual_tokens_input"] == k and by.loc[("divprune", k), "prune_layer"] == 0
+        assert by.loc[("divprune", k), "visual_tokens_input"] == k and by.loc[("divprune", k),
+                                                                              "prune_layer"] == 0
         for m in ("fastv", "dart"):
             assert by.loc[(m, k), "visual_tokens_input"] == n and by.loc[(m, k), "visual_tokens_kept"] == k
     assert by.loc[("fastv", 8), "prune_layer"] == 1 and by.loc[("dart", 8), "prune_layer"] == 2
@@ -75,7 +79,8 @@ def test_tables_are_finite_and_checks_pass(tiny_run):
     assert "RANDOM WEIGHTS (unipixel-tiny-random:0)" in screen and "this model is `unipixel`" in screen
 
 
-@pytest.mark.parametrize(("method", "why"), [("clip-grid-only", "per-token scores"), ("one-axis-only", "1-D RoPE")])
+@pytest.mark.parametrize(("method", "why"),
+                         [("clip-grid-only", "per-token scores"), ("one-axis-only", "1-D RoPE")])
 def test_a_method_the_family_does_not_offer_is_refused_before_writing(coco128, tmp_path, method, why, capsys,
                                                                       unoffered_methods):
     out = tmp_path / "run"
@@ -85,12 +90,14 @@ def test_a_method_the_family_does_not_offer_is_refused_before_writing(coco128, t
 
 
 def test_all_n_equals_none_on_open_masks(coco128, tmp_path):
-    """Seed 5's gate is open: DivPrune at K = N (this image's N, read from the first run; the second run resumes
-    the folder and adds the row) keeps every token in order and gives ``none``'s mask logits exactly."""
+    """Seed 5's gate is open: DivPrune at K = N (this image's N, read from the first run; the second run
+    resumes the folder and adds the row) keeps every token in order and gives ``none``'s mask logits
+    exactly."""
     out = tmp_path / "run"
     assert _validate(coco128, out, "unipixel-tiny-random:5", "--methods", "divprune", "--budgets", 8)[0] == 0
     n = json.loads((out / "config.json").read_text())["num_visual"]
-    assert _validate(coco128, out, "unipixel-tiny-random:5", "--methods", "divprune", "--budgets", n, 8)[0] == 0
+    assert _validate(coco128, out, "unipixel-tiny-random:5", "--methods", "divprune", "--budgets", n,
+                     8)[0] == 0
     rows = pd.read_parquet(out / "validate.parquet").set_index(["method", "budget"])
     assert list(rows.index) == [("none", n), ("divprune", n), ("divprune", 8)]
     assert rows.loc[("none", n), "mask_pixels"] > 0  # real masks, not the closed gate's empty ones
@@ -112,4 +119,5 @@ def test_default_methods_are_the_ones_the_family_runs(coco128, tmp_path):
     assert _validate(coco128, out, "unipixel-tiny-random:0", "--budgets", 8, "--fastv-layer", 1)[0] == 0
     rows = pd.read_parquet(out / "validate.parquet")
     assert set(rows["method"]) == offered and {"saliency", "llm-attention"} <= offered
-    assert "litelvlm" in offered and {"visionzip", "vispruner", "prumerge", "prumerge+", "tome", "sparsevlm"} <= offered
+    assert "litelvlm" in offered and {"visionzip", "vispruner", "prumerge", "prumerge+", "tome",
+                                      "sparsevlm"} <= offered

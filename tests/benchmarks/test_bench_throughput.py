@@ -1,5 +1,6 @@
-"""benchmarks/bench_throughput.py: the largest batch within a memory limit (a line through the measured batch sizes;
-none for a method that runs at batch 1). Its measurements run in the benchmark and in gpu_check.sh's dry run (slow)."""
+"""benchmarks/bench_throughput.py: the largest batch within a memory limit (a line through the measured batch
+sizes; none for a method that runs at batch 1). Its measurements run in the benchmark and in gpu_check.sh's
+dry run (slow)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""benchmarks/gpu_check.sh: its steps and arguments (light), its summary's targets, and its dry run on a CPU (slow)."""
+"""benchmarks/gpu_check.sh: its steps and arguments (light), its summary's targets, and its dry run on a CPU
+(slow)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ TINY = ("tiny-random:0", "unipixel-tiny-random:0", "sa2va-tiny-random:0", "video
 
 
 def _steps(*args: str) -> dict[str, str]:
-    done = subprocess.run(["bash", str(SCRIPT), "--print-steps", "--out", "/nowhere", *args], capture_output=True,
-                          text=True, check=True, timeout=60)
+    done = subprocess.run(["bash", str(SCRIPT), "--print-steps", "--out", "/nowhere", *args],
+                          capture_output=True, text=True, check=True, timeout=60)
     return dict(line.split(": ", 1) for line in done.stdout.splitlines())
 
 
@@ -33,13 +34,16 @@ def test_the_check_runs_eager_and_captured_for_every_model_beside_the_matmul_rat
         for prefill in ("eager", "captured"):
             cmd = steps[f"validate-{model}-{prefill}"]
             assert f"--model {model} " in cmd and f"--prefill {prefill}" in cmd and "--device cuda" in cmd
-            assert "--budgets 576 192 64" in cmd and "--methods litelvlm fastv" in cmd and "--repeats 3" in cmd
-            assert "--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd and f"--out '/nowhere/validate/{model}-" in cmd
+            assert ("--budgets 576 192 64" in cmd and "--methods litelvlm fastv" in cmd
+                    and "--repeats 3" in cmd)
+            assert ("--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd
+                    and f"--out '/nowhere/validate/{model}-" in cmd)
     assert "--tokenizer" in steps["validate-glamm-7b-random-eager"]
     for prefill in ("eager", "captured"):  # a video model: validate's synthetic clip, no RefCOCO images
         assert "--refer-dir" not in steps[f"validate-videoglamm-random-{prefill}"]
         assert "--refer-dir" in steps[f"validate-glamm-7b-random-{prefill}"]
-    for model in [m for m in FULL if not m.startswith("videoglamm")]:   # then the grounding throughput per batch size (benchmarks/bench_throughput.py)
+    # then the grounding throughput per batch size (benchmarks/bench_throughput.py)
+    for model in [m for m in FULL if not m.startswith("videoglamm")]:
         cmd = steps[f"throughput-{model}"]
         assert f"bench_throughput.py' --models {model} " in cmd and "--device cuda" in cmd
         assert "--methods none litelvlm fastv" in cmd and "--batch-sizes 1 8 32 --budgets 192 64" in cmd
@@ -53,21 +57,25 @@ def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
     assert "matmul '/nowhere' cpu" in steps["matmul"]
     for model in TINY:
         name = model.split(":")[0]
-        assert "--device cpu" in steps[f"validate-{name}-eager"] and "--budgets 64" in steps[f"validate-{name}-eager"]
+        assert "--device cpu" in steps[f"validate-{name}-eager"] and "--budgets 64" in steps[
+            f"validate-{name}-eager"]
         assert "--prefill captured --capture compile-eager" in steps[f"validate-{name}-captured"]
         if name.startswith("videoglamm"):  # a video model: no image throughput step
             assert f"throughput-{name}" not in steps
             continue
-        assert "--device cpu" in steps[f"throughput-{name}"] and "--batch-sizes 1 2" in steps[f"throughput-{name}"]
+        assert "--device cpu" in steps[f"throughput-{name}"] and "--batch-sizes 1 2" in steps[
+            f"throughput-{name}"]
 
 
 def test_the_check_names_the_card_or_the_cpu_it_ran_on():
-    """A dry run names the CPU (model, cores, flags) where a GPU run names its card: in env.txt and summary.md."""
+    """A dry run names the CPU (model, cores, flags) where a GPU run names its card: in env.txt and
+    summary.md."""
     assert card("cpu").startswith("CPU: ") and " cores (" in card("cpu")
     assert "\ncpu: " in env() and "\ndevice: " in env()
 
 
-@pytest.mark.odd_case("bad option", "an unknown argument", "benchmarks/gpu_check.sh", "one line naming it (exit 2)")
+@pytest.mark.odd_case("bad option", "an unknown argument", "benchmarks/gpu_check.sh",
+                      "one line naming it (exit 2)")
 def test_an_unknown_argument_is_refused():
     done = subprocess.run(["bash", str(SCRIPT), "--fast"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unknown argument --fast" in done.stderr
@@ -81,13 +89,14 @@ def test_the_summary_judges_the_captured_targets(tmp_path):
         pd.DataFrame([{"method": "none", "budget": 576, "seq_len": 706, "paper_prefill_ms": none_ms,
                        "arithmetic_limit_ms": 9.0, "over_limit": none_ms / 9.0},
                       {"method": "litelvlm", "budget": 192, "seq_len": 322, "paper_prefill_ms": lite_ms,
-                       "arithmetic_limit_ms": 4.1, "over_limit": lite_ms / 4.1}]).to_csv(folder / "validate.csv")
+                       "arithmetic_limit_ms": 4.1, "over_limit": lite_ms / 4.1}]).to_csv(
+                           folder / "validate.csv")
 
     run("glamm-7b-random-eager", 45.0, 44.0)
     run("glamm-7b-random-captured", 15.0, 7.0)
     run("sa2va-qwen2_5-vl-3b-random-captured", 12.0, 10.0)
-    (tmp_path / "matmul.json").write_text('{"tflops": 790.0, "dtype": "bfloat16", "name": "H200", "gemm": 8192, '
-                                          '"device": "cuda"}')
+    (tmp_path / "matmul.json").write_text('{"tflops": 790.0, "dtype": "bfloat16", "name": "H200", "gemm": '
+                                          '8192, "device": "cuda"}')
     text = summary(tmp_path)
     assert "790 TFLOP/s (bfloat16, H200" in text and "Ran on: H200 (`cuda`)" in text
     assert "- GLaMM unpruned prefill within 2x of its arithmetic limit: 1.67x **MET**" in text
@@ -95,18 +104,22 @@ def test_the_summary_judges_the_captured_targets(tmp_path):
     assert "sa2va-qwen2_5-vl-3b-random: LiteLVLM@192 over none (captured, decoder-layer loop) 1.20x" in text
     assert text.count("**MISSED**") == 1
     rows = pd.read_csv(tmp_path / "summary.csv")
-    got = rows[(rows["model"] == "glamm-7b-random") & (rows["prefill"] == "captured") & (rows["method"] == "none")]
+    got = rows[(rows["model"] == "glamm-7b-random") & (rows["prefill"] == "captured")
+               & (rows["method"] == "none")]
     assert float(got["captured_vs_eager"].iloc[0]) == pytest.approx(3.0)
-    assert float(got["tflop"].iloc[0]) == pytest.approx(9.0 * 790.0 / 1e3)  # the limit's FLOPs beside the time
+    # the limit's FLOPs beside the time
+    assert float(got["tflop"].iloc[0]) == pytest.approx(9.0 * 790.0 / 1e3)
 
 
 @pytest.mark.slow
 def test_the_dry_run_runs_end_to_end(tmp_path, shared_data):
-    """The whole flow on a CPU (tiny random presets): every step passes, the folder is packed after each step."""
+    """The whole flow on a CPU (tiny random presets): every step passes, the folder is packed after each
+    step."""
     out = tmp_path / "gc"
-    env = {**os.environ, "PYTHON": sys.executable, "LITELVLM_SHARED_DATA": str(shared_data), "STEP_LIMIT_S": "600"}
-    done = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out)], capture_output=True, text=True,
-                          env=env, timeout=1800)
+    env = {**os.environ, "PYTHON": sys.executable, "LITELVLM_SHARED_DATA": str(shared_data),
+           "STEP_LIMIT_S": "600"}
+    done = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out)], capture_output=True,
+                          text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = (out / "steps.log").read_text()
     images = [m for m in TINY if not m.startswith("videoglamm")]

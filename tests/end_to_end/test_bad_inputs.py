@@ -101,12 +101,14 @@ def test_a_model_that_cannot_be_loaded_is_a_usage_error(command, option, kind, c
     if option == "--model" and kind == "clip":
         argv += ["--threads", "1"]
     rc = main(argv)
-    _assert_clean(rc, capsys.readouterr().err, command, model.split(":")[-1] if case != "bad seed" else model, out)
+    _assert_clean(rc, capsys.readouterr().err, command, model.split(":")[-1] if case != "bad seed" else model,
+                  out)
 
 
 #: every subcommand with an output folder, and the output-file options
 OUTPUT_CASES = [(c, "--out") for c in ["reversal", "sink", "retention", "eval-grounding", "importance",
-                                         "efficiency", "validate", "demo", "figures", "toy-data", "toy-train"]]
+                                         "efficiency", "validate", "demo", "figures", "toy-data",
+                                       "toy-train"]]
 OUTPUT_CASES += [("select", "--save-overlay"), ("demo", "--work-dir"), ("reversal", "--cache-dir"),
                  ("sink", "--cache-dir"), ("explore", "--out")]
 

@@ -7,7 +7,8 @@ import pytest
 
 from litelvlm.cli import main
 
-#: (command, option, bad value, the smallest accepted value); budgets are Budgets (tests/end_to_end/test_budget_flags.py)
+#: (command, option, bad value, the smallest accepted value); budgets are Budgets
+#: (tests/end_to_end/test_budget_flags.py)
 CASES = [
     ("eval-grounding", "--limit-images", "-40", 1), ("eval-grounding", "--limit-images", "0", 1),
     ("eval-grounding", "--chunk", "0", 1), ("eval-grounding", "--max-sentences", "0", 1),
@@ -20,7 +21,8 @@ CASES = [
     ("retention", "--limit-images", "-2", 1),
     ("demo", "--scenes", "1", 2), ("demo", "--show", "0", 1),
     ("toy-data", "--scenes", "0", 1), ("toy-data", "--size", "0", 32), ("toy-data", "--sentences", "0", 1),
-    ("toy-train", "--steps", "0", 1), ("toy-train", "--batch-size", "1", 2), ("toy-train", "--eval-every", "0", 1),
+    ("toy-train", "--steps", "0", 1), ("toy-train", "--batch-size", "1", 2),
+    ("toy-train", "--eval-every", "0", 1),
 ]
 
 

@@ -1,6 +1,7 @@
-"""A study's budgets are one type from the command line on: every subcommand's budget list is parsed word by word
-into :class:`~litelvlm.budget.Budget` objects at parse time (``Budget.list_argument``), and a bad budget (its form,
-or ``all`` in a list to prune at) is a usage error, exit 2, one line naming the option, nothing written."""
+"""A study's budgets are one type from the command line on: every subcommand's budget list is parsed word by
+word into :class:`~litelvlm.budget.Budget` objects at parse time (``Budget.list_argument``), and a bad budget
+(its form, or ``all`` in a list to prune at) is a usage error, exit 2, one line naming the option, nothing
+written."""
 
 from __future__ import annotations
 
@@ -29,12 +30,14 @@ def test_every_budget_list_of_every_subcommand_is_a_budget_type():
     found = {c: sorted(o for o, a in _budget_options(c).items() if a.type == Budget.list_argument)
              for c in all_commands()}
     assert {c: o for c, o in found.items() if o} == {c: sorted(o) for c, o in BUDGET_LISTS.items()}
-    singles = {c: o for c in all_commands() for o, a in _budget_options(c).items() if a.type == Budget.argument}
+    singles = {c: o for c in all_commands() for o,
+               a in _budget_options(c).items() if a.type == Budget.argument}
     assert singles == {"select": "--budget"}  # one budget, K or all (tests/litelvlm/test_budget.py)
     for command in BUDGET_LISTS:  # none is left as strings or ints for a study to convert
         for option, action in _budget_options(command).items():
             assert action.type in (Budget.list_argument, Budget.argument), (command, option, action.type)
-            assert all(isinstance(b, Budget) for b in (action.default or [])), (command, option, action.default)
+            assert all(isinstance(b, Budget) for b in (action.default or [])), (command, option,
+                                                                                action.default)
 
 
 @pytest.mark.parametrize("value", list(BAD))
@@ -59,9 +62,10 @@ def test_budget_words_and_commas_join_in_order():
 
 
 @pytest.mark.parametrize("command", list(BUDGET_LISTS))
-def test_an_empty_budget_list_is_refused_not_taken_for_the_default(command, tmp_path, capsys, coco128, monkeypatch):
-    """``--budgets ""`` (or ``,``) is refused before the model loads, never read as the command's default; explore's
-    ``--mask-budgets ""`` alone means what its help says: no masks."""
+def test_an_empty_budget_list_is_refused_not_taken_for_the_default(command, tmp_path, capsys, coco128,
+                                                                   monkeypatch):
+    """``--budgets ""`` (or ``,``) is refused before the model loads, never read as the command's default;
+    explore's ``--mask-budgets ""`` alone means what its help says: no masks."""
     import sys
 
     out = tmp_path / ("page.html" if command == "explore" else "out")
@@ -73,7 +77,8 @@ def test_an_empty_budget_list_is_refused_not_taken_for_the_default(command, tmp_
     if command == "explore":
         argv += ["--image", str(next((coco128 / "images").iterdir())), "--text", "a thing"]
     loaded = []
-    monkeypatch.setattr("litelvlm.families.load_pipeline", lambda *a, **k: loaded.append(a) or sys.exit("loaded"))
+    monkeypatch.setattr("litelvlm.families.load_pipeline", lambda *a,
+                        **k: loaded.append(a) or sys.exit("loaded"))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--budgets is empty" in err and "Traceback" not in err and not out.exists() and not loaded, err

@@ -1,7 +1,8 @@
 """``--budgets`` from the command line to the selection kernel, the short way: read once (argparse ``type``,
-:meth:`litelvlm.budget.Budget.list_argument`), the study's options checked once, the method looked up once (the
-family's ``spec`` in ``ground``) and handed down, and through at most :data:`MAX_FILES` project files: the call stack
-at the kernel, from ``litelvlm/cli.py`` (where argparse reads the line) to the kernel's module, both counted."""
+:meth:`litelvlm.budget.Budget.list_argument`), the study's options checked once, the method looked up once
+(the family's ``spec`` in ``ground``) and handed down, and through at most :data:`MAX_FILES` project files:
+the call stack at the kernel, from ``litelvlm/cli.py`` (where argparse reads the line) to the kernel's module,
+both counted."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def _record_kernel(monkeypatch) -> list[traceback.StackSummary]:
 
 @contextlib.contextmanager
 def _counting_calls(function) -> Iterator[list[int]]:
-    """Count the calls of ``function`` however it is held (a module's name, a study's list of checks): by its code."""
+    """Count the calls of ``function`` however it is held (a module's name, a study's list of checks): by its
+    code."""
     calls = [0]
     code = function.__code__
     previous = sys.getprofile()
@@ -80,21 +82,23 @@ def test_budgets_reach_the_kernel_the_short_way(case, coco128, tmp_path, monkeyp
     stacks = _record_kernel(monkeypatch)
     reads = []
     parse = budget_module.Budget.parse.__func__
-    monkeypatch.setattr(budget_module.Budget, "parse", classmethod(lambda cls, t: reads.append(t) or parse(cls, t)))
+    monkeypatch.setattr(budget_module.Budget, "parse",
+                        classmethod(lambda cls, t: reads.append(t) or parse(cls, t)))
     assert main([*argv, "--methods", "litelvlm", "--budgets", "64,16", "--refer-dir", str(coco128),
                  "--out", str(tmp_path / "out")]) == 0
     assert sorted(reads) == ["16", "64"], reads  # read once each, by argparse
     assert stacks, "the kernel never ran"
     for stack in stacks:
         files = _project_files(stack)
-        assert files[0] == "litelvlm/cli.py" and files[-1] == get_method("litelvlm").select.__module__.replace(
+        assert files[0] == "litelvlm/cli.py" and files[-1] == get_method(
+            "litelvlm").select.__module__.replace(
             ".", "/") + ".py", files
         assert len(files) <= MAX_FILES, files
 
 
 def test_the_pipeline_hands_the_method_down():
-    """``ground`` looks the method up once (its family's ``spec``) and hands that object to the CLIP-side step: the
-    step never looks a method up by name again."""
+    """``ground`` looks the method up once (its family's ``spec``) and hands that object to the CLIP-side
+    step: the step never looks a method up by name again."""
     tree = ast.parse((ROOT / "litelvlm" / "lvlm" / "prune.py").read_text())
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
         a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
@@ -115,12 +119,14 @@ STUDIES = {
 
 @pytest.mark.parametrize("study", list(STUDIES))
 def test_a_study_with_budgets_checks_its_options_once(study, tmp_path, monkeypatch):
-    """The command layer checks the options (before torch) and hands the result down; the computation does not check
-    them again."""
+    """The command layer checks the options (before torch) and hands the result down; the computation does not
+    check them again."""
     package, where, step = STUDIES[study]
-    monkeypatch.setattr(importlib.import_module(where), step, lambda *a, **kw: (_ for _ in ()).throw(_Checked()))
+    monkeypatch.setattr(importlib.import_module(where), step, lambda *a,
+                        **kw: (_ for _ in ()).throw(_Checked()))
     command = importlib.import_module(f"{package}.command")
-    args = command.ARGS(out=str(tmp_path / "out"), **({} if study == "eval-video" else {"refer_dir": str(tmp_path)}))
+    args = command.ARGS(out=str(tmp_path / "out"),
+                        **({} if study == "eval-video" else {"refer_dir": str(tmp_path)}))
     with _counting_calls(importlib.import_module(f"{package}.options").check_args) as checks, \
             pytest.raises(_Checked):
         command.run(args)

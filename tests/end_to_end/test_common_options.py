@@ -7,8 +7,8 @@ import torch
 
 from litelvlm.cli import main
 
-OUT_COMMANDS = ["reversal", "sink", "retention", "eval-grounding", "importance", "efficiency", "demo", "figures",
-                "toy-data", "toy-train"]
+OUT_COMMANDS = ["reversal", "sink", "retention", "eval-grounding", "importance", "efficiency", "demo",
+                "figures", "toy-data", "toy-train"]
 
 
 @pytest.mark.parametrize("command", OUT_COMMANDS)
@@ -23,7 +23,8 @@ def test_out_that_is_a_file_is_refused(command, tmp_path, capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-@pytest.mark.parametrize("command", ["reversal", "sink", "eval-grounding", "importance", "efficiency", "demo"])
+@pytest.mark.parametrize("command",
+                         ["reversal", "sink", "eval-grounding", "importance", "efficiency", "demo"])
 def test_cuda_without_a_gpu_is_refused(command, tmp_path, capsys):
     argv = [command, "--out", str(tmp_path / "out"), "--device", "cuda"]
     if command in ("eval-grounding", "importance"):

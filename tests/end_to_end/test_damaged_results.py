@@ -1,5 +1,6 @@
-"""Damaged files of an earlier run, in every resumable command's folder and under ``figures``: a damaged part is
-computed again with a warning, a damaged run record (config.json) or parts record is one line naming it, and ``figures`` skips a folder it cannot read with one line naming it."""
+"""Damaged files of an earlier run, in every resumable command's folder and under ``figures``: a damaged part
+is computed again with a warning, a damaged run record (config.json) or parts record is one line naming it,
+and ``figures`` skips a folder it cannot read with one line naming it."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 RESUMABLE = ["eval-grounding", "importance", "positions", "validate", "eval-video"]
 
 
-@pytest.mark.odd_case("damaged results", "a garbled part marker, a garbled config.json, a garbled parts/config.json "
-                      "(not UTF-8)", "eval-grounding, importance, positions, validate, eval-video",
-                      "the part computed again with a warning; config.json and parts/config.json one line naming "
-                      "the file (exit 2), left as they were")
+@pytest.mark.odd_case("damaged results", "a garbled part marker, a garbled config.json, a garbled "
+                      "parts/config.json (not UTF-8)", "eval-grounding, importance, positions, validate, "
+                      "eval-video",
+                      "the part computed again with a warning; config.json and parts/config.json one line "
+                      "naming the file (exit 2), left as they were")
 @pytest.mark.parametrize("command", RESUMABLE)
 def test_damaged_files_of_an_earlier_run(command, coco128, tmp_path, capsys, caplog):
     out, fresh = tmp_path / "out", tmp_path / "fresh"
@@ -50,8 +52,8 @@ def test_damaged_files_of_an_earlier_run(command, coco128, tmp_path, capsys, cap
     assert str(record) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
-@pytest.mark.odd_case("damaged results", "a results folder of an older layout, or with a garbled config.json, under "
-                      "figures --results", "figures",
+@pytest.mark.odd_case("damaged results", "a results folder of an older layout, or with a garbled "
+                      "config.json, under figures --results", "figures",
                       "that folder skipped with one line naming it and the reason; the other families drawn")
 def test_figures_skip_a_folder_they_cannot_read(coco128, tmp_path, capsys):
     tree = tmp_path / "runs"
@@ -73,4 +75,5 @@ def test_figures_skip_a_folder_they_cannot_read(coco128, tmp_path, capsys):
     assert len(line) == 1 and "layout" in line[0] and "(video)" in line[0], line
     (old / "config.json").write_bytes(b"\xff")
     assert main(["figures", "--results", str(tree), "--out", str(tmp_path / "figs2")]) == 0
-    assert any(x.startswith(f"figures: skipping {old}: unreadable") for x in capsys.readouterr().out.splitlines())
+    assert any(x.startswith(f"figures: skipping {old}: unreadable")
+               for x in capsys.readouterr().out.splitlines())

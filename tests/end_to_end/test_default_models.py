@@ -38,11 +38,12 @@ def test_the_default_model_runs_offline_and_the_help_names_the_papers(command):
         assert paper in action.help, action.help
 
 
-# -- the documented tiny models mean something -------------------------------------------------------------------
+# -- the documented tiny models mean something ---------------------------------------------------------------
 def _documented_tiny_models() -> list[str]:
-    """Every tiny random model string of every registered family that README.md and docs/ offer a user: in their
-    code blocks, as ``--model NAME[:SEED]``, or as a loader's ``("NAME[:SEED]")`` (a family whose tiny preset they
-    never show: its preset without a seed). Prose that explains a seed (why seed 0 is not the default) is no offer."""
+    """Every tiny random model string of every registered family that README.md and docs/ offer a user: in
+    their code blocks, as ``--model NAME[:SEED]``, or as a loader's ``("NAME[:SEED]")`` (a family whose tiny
+    preset they never show: its preset without a seed). Prose that explains a seed (why seed 0 is not the
+    default) is no offer."""
     import re
     from pathlib import Path
 
@@ -68,8 +69,8 @@ DOCUMENTED_TINY = _documented_tiny_models()
 
 @pytest.mark.parametrize("model", DOCUMENTED_WEIGHTS)
 def test_every_documented_tiny_model_predicts_non_empty_masks_on_the_sample_images(model, coco128):
-    """Each family's documented tiny model string (the unpruned model, the first sample image; a video family: the image
-    as a 3-frame clip) predicts a non-empty mask: no random gate closed by the documented seed."""
+    """Each family's documented tiny model string (the unpruned model, the first sample image; a video family:
+    the image as a 3-frame clip) predicts a non-empty mask: no random gate closed by the documented seed."""
     import numpy as np
     import torch
 
@@ -90,8 +91,8 @@ def test_every_documented_tiny_model_predicts_non_empty_masks_on_the_sample_imag
 
 
 def test_the_tiny_unipixel_without_a_seed_takes_the_seed_that_opens_its_gate():
-    """``unipixel-tiny-random`` means ``unipixel-tiny-random:5`` (seed 0 closes SAM 2's object-score gate); every
-    other preset's default seed stays 0, and the documented strings name no closed seed."""
+    """``unipixel-tiny-random`` means ``unipixel-tiny-random:5`` (seed 0 closes SAM 2's object-score gate);
+    every other preset's default seed stays 0, and the documented strings name no closed seed."""
     seed = [card_of(m).seed(m) for m in ("unipixel-tiny-random", "unipixel-tiny-random:0", "tiny-random",
                                          "videoglamm-tiny-random", "sa2va-tiny-random")]
     assert seed == [5, 0, 0, 0, 0]

@@ -1,7 +1,7 @@
 """Inputs checked at the edge, before native code sees them: segmentations that pycocotools must not decode,
 annotation and expression files that are not UTF-8. Each ends in one stderr line naming the file and the cause
-(exit 2), never a crash; the CLI runs go through a subprocess with a memory cap, so that a regression is a failing
-exit status instead of a killed test session."""
+(exit 2), never a crash; the CLI runs go through a subprocess with a memory cap, so that a regression is a
+failing exit status instead of a killed test session."""
 
 from __future__ import annotations
 
@@ -35,19 +35,22 @@ def _with_segmentation(src: Path, dst: Path, segmentation) -> Path:
     """A copy of ``src`` whose first annotation (id 1, image 1, a 64 x 64 image) has ``segmentation``."""
     _copy(src, dst)
     inst = json.loads((dst / "instances.json").read_text())
-    assert inst["annotations"][0]["id"] == 1 and inst["images"][0] == {**inst["images"][0], "width": 64, "height": 64}
+    assert inst["annotations"][0]["id"] == 1 and inst["images"][0] == {**inst["images"][0], "width": 64,
+                                                                       "height": 64}
     inst["annotations"][0]["segmentation"] = segmentation
     (dst / "instances.json").write_text(json.dumps(inst))  # NaN and Infinity as Python's json writes them
     return dst
 
 
 def _capped_run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    """``litelvlm ARGV`` in a fresh interpreter with 6 GB of address space (a crash is an exit status here)."""
+    """``litelvlm ARGV`` in a fresh interpreter with 6 GB of address space (a crash is an exit status
+    here)."""
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
 
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path),
-           "LITELVLM_CACHE": os.environ.get("LITELVLM_CACHE", str(tmp_path / "cache"))}  # the session's (conftest)
+           # the session's (conftest)
+           "LITELVLM_CACHE": os.environ.get("LITELVLM_CACHE", str(tmp_path / "cache"))}
     return subprocess.run([sys.executable, "-m", "litelvlm.cli", *argv], capture_output=True, text=True,
                           preexec_fn=cap, env=env, cwd=ROOT, timeout=600)
 
@@ -57,10 +60,13 @@ def _capped_run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 #: case -> (segmentation of annotation 1 in a 64 x 64 image, what the error says besides the ids)
 BAD_SEGMENTATIONS = {
     "NaN polygon coordinate": ([[float("nan"), 1.0, 10.0, 1.0, 10.0, 10.0]], "non-finite coordinate (nan"),
-    "infinite polygon coordinate": ([[1.0, 1.0, float("inf"), 1.0, 10.0, 10.0]], "non-finite coordinate (inf"),
-    "polygon coordinate past pycocotools' int": ([[1.0, 1.0, 1e9, 1.0, 10.0, 10.0]], "that pycocotools' rasteriser "
+    "infinite polygon coordinate":
+    ([[1.0, 1.0, float("inf"), 1.0, 10.0, 10.0]], "non-finite coordinate (inf"),
+    "polygon coordinate past pycocotools' int":
+    ([[1.0, 1.0, 1e9, 1.0, 10.0, 10.0]], "that pycocotools' rasteriser "
                                                                                      "can hold"),
-    "polygon whose boundary is too long to rasterise": ([[1.0, 1.0, 4e6, 1.0, 10.0, 10.0]], "upsampled points"),
+    "polygon whose boundary is too long to rasterise":
+    ([[1.0, 1.0, 4e6, 1.0, 10.0, 10.0]], "upsampled points"),
     "polygon of 2 points": ([[1.0, 1.0, 10.0, 1.0]], "fewer than 3 points"),
     "polygon of strings": ([["1", "1", "10", "1", "10", "10"]], "not a flat list of numbers"),
     "nested polygon": ([[[1, 1], [10, 1], [10, 10]]], "not a flat list of numbers"),
@@ -69,21 +75,24 @@ BAD_SEGMENTATIONS = {
     "negative RLE count": ({"size": [64, 64], "counts": [5000, -904]}, "not a non-negative integer"),
     "NaN RLE count": ({"size": [64, 64], "counts": [float("nan"), 4096]}, "not a non-negative integer"),
     "compressed RLE with bytes outside '0'..'o'": ({"size": [64, 64], "counts": "~~~~"}, "outside '0'..'o'"),
-    "compressed RLE cut off mid-number": ({"size": [64, 64], "counts": "0o"}, "end in the middle of a number"),
+    "compressed RLE cut off mid-number":
+    ({"size": [64, 64], "counts": "0o"}, "end in the middle of a number"),
     "compressed RLE past height x width": ({"size": [64, 64], "counts": "`h9"}, "add up to 10000 pixels"),
-    "RLE of another size": ({"size": [10, 10], "counts": [100]}, "decodes to a 10 x 10 mask but its image is 64 x 64"),
+    "RLE of another size":
+    ({"size": [10, 10], "counts": [100]}, "decodes to a 10 x 10 mask but its image is 64 x 64"),
     "RLE size that is not two integers": ({"size": [64], "counts": [4096]}, "not [height, width]"),
     "RLE without counts": ({"size": [64, 64]}, "has no 'counts'"),
     "a number as segmentation": (7, "unknown segmentation format int"),
 }
 
 
-@pytest.mark.odd_case("annotations", "NaN, infinite, non-numeric or nested polygons, a first polygon of at most 4 numbers "
-                      "or too large for pycocotools' rasteriser; RLE counts that "
-                      "are negative, NaN, short of or past height x width; bad compressed RLE strings; an RLE of "
-                      "another size", "load_refer, load_coco_instances (what reversal, eval-grounding, importance, sink read)",
-                      "one error naming the instances file, the annotation, the image and the cause, raised by the "
-                      "loader before pycocotools sees the segmentation")
+@pytest.mark.odd_case("annotations", "NaN, infinite, non-numeric or nested polygons, a first polygon of at "
+                      "most 4 numbers or too large for pycocotools' rasteriser; RLE counts that "
+                      "are negative, NaN, short of or past height x width; bad compressed RLE strings; an "
+                      "RLE of another size", "load_refer, load_coco_instances (what reversal, "
+                      "eval-grounding, importance, sink read)",
+                      "one error naming the instances file, the annotation, the image and the cause, raised "
+                      "by the loader before pycocotools sees the segmentation")
 @pytest.mark.parametrize("loader", ["refer", "coco"])
 @pytest.mark.parametrize("case", BAD_SEGMENTATIONS)
 def test_a_bad_segmentation_is_refused_by_the_loaders_before_pycocotools(case, loader, toy_refer, tmp_path,
@@ -97,8 +106,8 @@ def test_a_bad_segmentation_is_refused_by_the_loaders_before_pycocotools(case, l
     with pytest.raises(LiteLVLMError) as err:
         load_refer(refer, None) if loader == "refer" else load_coco_instances(refer / "instances.json", None)
     message = str(err.value)
-    assert message.startswith(f"instances file {str(refer / 'instances.json')!r}: annotation 1 (image 1) has a "
-                              "segmentation that cannot be decoded: "), message
+    assert message.startswith(f"instances file {str(refer / 'instances.json')!r}: annotation 1 (image 1) has "
+                              "a segmentation that cannot be decoded: "), message
     assert cause in message and "\n" not in message, message
 
 
@@ -119,16 +128,17 @@ def test_valid_segmentations_pass_the_checks_and_decode_as_before(toy_refer):
     np.testing.assert_array_equal(decode_segmentation(border, 64, 64), want)
 
 
-@pytest.mark.odd_case("annotations", "polygons reaching outside their image ((-200, -150) on a 640 x 480 image)",
-                      "load_refer, load_coco_instances (what reversal, eval-grounding, importance, sink read)",
-                      "decoded as the official reader decodes them (pycocotools clips them to the image); one "
-                      "warning line counting the clipped polygons")
+@pytest.mark.odd_case("annotations", "polygons reaching outside their image ((-200, -150) on a 640 x 480 "
+                      "image)",
+                      "load_refer, load_coco_instances (what reversal, eval-grounding, importance, sink read)"
+                      , "decoded as the official reader decodes them (pycocotools clips them to the image); "
+                      "one warning line counting the clipped polygons")
 @pytest.mark.parametrize("loader", ["refer", "coco"])
 def test_polygons_outside_the_image_are_clipped_as_the_official_reader_does_and_counted(loader, toy_refer,
                                                                                        tmp_path, caplog):
-    """REFER's ``getMask`` (sejong-rcv/LiteLVLM @5896153 ``dataset/utils/refcoco_refer.py`` L308-320) decodes a
-    polygon list with ``pycocotools.mask.frPyObjects`` and ``decode``, summing the parts; pycocotools' rasteriser
-    (``maskApi.c`` ``rleFrPoly``) keeps only the columns and rows inside the image."""
+    """REFER's ``getMask`` (sejong-rcv/LiteLVLM @5896153 ``dataset/utils/refcoco_refer.py`` L308-320) decodes
+    a polygon list with ``pycocotools.mask.frPyObjects`` and ``decode``, summing the parts; pycocotools'
+    rasteriser (``maskApi.c`` ``rleFrPoly``) keeps only the columns and rows inside the image."""
     from pycocotools import mask as mask_utils
 
     seg = [[-200.0, -150.0, 40.0, 2.0, 60.0, 50.0, 5.0, 60.0], [10.0, 10.0, 30.0, 10.0, 30.0, 30.0],
@@ -146,15 +156,17 @@ def test_polygons_outside_the_image_are_clipped_as_the_official_reader_does_and_
     assert len(lines) == 1 and "2 polygon(s) of 1 of" in lines[0] and "annotation 1 (image 1)" in lines[0]
 
 
-@pytest.mark.odd_case("annotations", "a NaN polygon coordinate (pycocotools was killed: SIGSEGV or out of memory)",
-                      "reversal, eval-grounding, importance",
+@pytest.mark.odd_case("annotations", "a NaN polygon coordinate (pycocotools was killed: SIGSEGV or out of "
+                      "memory)", "reversal, eval-grounding, importance",
                       "exit 2, one line naming the instances file, the annotation, the image and the cause")
 @pytest.mark.parametrize("command", ["reversal", "eval-grounding", "importance"])
-def test_a_nan_polygon_is_one_clear_error_on_every_command_that_decodes_masks(command, toy_refer, tmp_path, capsys):
+def test_a_nan_polygon_is_one_clear_error_on_every_command_that_decodes_masks(command, toy_refer, tmp_path,
+                                                                              capsys):
     """``reversal`` (where the crash was found) runs in a capped subprocess; the others in this process."""
     refer = _with_segmentation(toy_refer, tmp_path / "refer", [[float("nan"), 1.0, 10.0, 1.0, 10.0, 10.0]])
     model = "tiny-random" if command == "reversal" else "tiny-random:0"
-    argv = [command, "--refer-dir", str(refer), "--out", str(tmp_path / "out"), "--model", model, "--threads", "1"]
+    argv = [command, "--refer-dir", str(refer), "--out", str(tmp_path / "out"), "--model", model, "--threads",
+            "1"]
     if command == "reversal":
         done = _capped_run(argv, tmp_path)
         line = _one_error_line(done.returncode, done.stderr, command)
@@ -169,11 +181,13 @@ def test_a_nan_polygon_is_one_clear_error_on_every_command_that_decodes_masks(co
 
 def _latin1_instances(refer: Path) -> None:
     raw = (refer / "instances.json").read_bytes()
-    (refer / "instances.json").write_bytes(raw.replace(b'"categories": [{', b'"categories": [{"note": "caf\xe9", ', 1))
+    (refer / "instances.json").write_bytes(
+        raw.replace(b'"categories": [{', b'"categories": [{"note": "caf\xe9", ', 1))
 
 
 def _latin1_refs(refer: Path) -> None:
-    """The first sentence stored as a Python 2 byte string with a Latin-1 byte (as an old pickle would hold it)."""
+    """The first sentence stored as a Python 2 byte string with a Latin-1 byte (as an old pickle would hold
+    it)."""
     refs = pickle.loads((refer / "refs(unc).p").read_bytes())
     data = pickle.dumps(refs, protocol=2)
     text = refs[0]["sentences"][0]["sent"].encode()
@@ -211,12 +225,13 @@ def test_an_expressions_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
     out = tmp_path / "out"
     line = _one_error_line(main(["sink", "--expressions", str(path), "--out", str(out), "--threads", "1"]),
                            capsys.readouterr().err, "sink")
-    assert f"expressions file {str(path)!r} is not UTF-8 text: byte 0xe9 at offset {raw.index(0xE9)}" in line, line
+    assert (f"expressions file {str(path)!r} is not UTF-8 text: byte 0xe9 at offset {raw.index(0xE9)}"
+            in line), line
 
 
 def test_utf16_json_with_a_byte_order_mark_reads_as_the_official_binary_json_load(toy_refer, tmp_path):
-    """The official REFER code reads instances.json with ``json.load(open(path, "rb"))``: UTF-16 and UTF-32 files
-    (with their byte-order marks) load too."""
+    """The official REFER code reads instances.json with ``json.load(open(path, "rb"))``: UTF-16 and UTF-32
+    files (with their byte-order marks) load too."""
     refer = _copy(toy_refer, tmp_path / "refer")
     inst = json.loads((refer / "instances.json").read_text())
     for c in inst["categories"]:

@@ -11,8 +11,9 @@ The fixture :func:`faults` counts the writes of a run (every write of the projec
 
 The default suite tries a full disk at the first write, a permission error at a middle one and a kill at the
 last write (the commit's final move) of a re-run into a finished folder, for each command (only the kill for
-the three slowest); ``-m slow`` tries every fault at every write. :func:`test_a_second_run_on_a_busy_folder_is_refused_for_every_command`
-is the concurrency test of every command, and the two-process test runs the case that used to double-count.
+the three slowest); ``-m slow`` tries every fault at every write.
+:func:`test_a_second_run_on_a_busy_folder_is_refused_for_every_command` is the concurrency test of every
+command, and the two-process test runs the case that used to double-count.
 """
 
 from __future__ import annotations
@@ -45,13 +46,16 @@ def argv(command: str, coco: Path, out: Path, results: Path | None = None) -> li
     return {
         "reversal": ["reversal", *clip],
         "sink": ["sink", *clip],
-        "retention": ["retention", "--refer-dir", str(coco), "--limit-images", "1", "--budgets", "16", "--methods",
+        "retention":
+        ["retention", "--refer-dir", str(coco), "--limit-images", "1", "--budgets", "16", "--methods",
                       "litelvlm"],
-        "eval-grounding": ["eval-grounding", "--refer-dir", str(coco), "--limit-images", "2", "--methods", "none",
+        "eval-grounding":
+        ["eval-grounding", "--refer-dir", str(coco), "--limit-images", "2", "--methods", "none",
                            "--chunk", "1"],
         "importance": ["importance", "--refer-dir", str(coco), "--limit-images", "2", "--max-sentences", "1",
                        "--signals", "attention", "--no-per-head", "--n-boot", "20"],
-        "efficiency": ["efficiency", "--arch", "tiny", "--flops-only", "--budgets", "16", "--methods", "litelvlm",
+        "efficiency":
+        ["efficiency", "--arch", "tiny", "--flops-only", "--budgets", "16", "--methods", "litelvlm",
                        "--no-figures"],
         "validate": ["validate", "--refer-dir", str(coco), "--methods", "litelvlm", "--budgets", "32"],
         "positions": ["positions", "--refer-dir", str(coco), "--methods", "random", "--budgets", "16"],
@@ -63,10 +67,11 @@ def argv(command: str, coco: Path, out: Path, results: Path | None = None) -> li
 
 #: the slowest commands to run (seconds a run): the default suite tries only the kill during their commit
 HEAVY = ("demo", "efficiency", "eval-video")
-COMMANDS = ["reversal", "sink", "retention", "eval-grounding", "importance", "efficiency", "validate", "positions",
-            "eval-video", "demo", "figures"]
-#: the heaviest commands' single-fault case runs with the slow tests (every command's every-write faults are slow too);
-#: the commit machinery they share is the same RunFolder the other nine commands exercise by default
+COMMANDS = ["reversal", "sink", "retention", "eval-grounding", "importance", "efficiency", "validate",
+            "positions", "eval-video", "demo", "figures"]
+#: the heaviest commands' single-fault case runs with the slow tests (every command's every-write faults are
+#: slow too); the commit machinery they share is the same RunFolder the other nine commands exercise by
+#: default
 SLOW_ONE_FAULT = ("demo", "figures")
 #: what a run writes that differs between two identical runs (its provenance and timings)
 VOLATILE = ("run", "seconds", "torch_threads", "busy", "paths", "out", "written_utc")
@@ -81,7 +86,8 @@ class Killed(BaseException):
 
 
 def results(out: Path) -> dict[str, bytes]:
-    """The result files of ``out`` (resumable work and the lock aside), config.json without its volatile keys."""
+    """The result files of ``out`` (resumable work and the lock aside), config.json without its volatile
+    keys."""
     res = {}
     for p in sorted(out.rglob("*")) if out.is_dir() else []:
         rel = p.relative_to(out)
@@ -116,8 +122,8 @@ def different(a: dict[str, bytes], b: dict[str, bytes]) -> list[str]:
 
 @pytest.fixture
 def faults(monkeypatch):
-    """``faults.arm(out, n, kind)``: write number ``n`` (1-based) into ``out`` of what follows fails with ``kind``
-    (``enospc``, ``eacces`` or ``kill``); ``faults.count``: the writes into ``out`` seen so far."""
+    """``faults.arm(out, n, kind)``: write number ``n`` (1-based) into ``out`` of what follows fails with
+    ``kind`` (``enospc``, ``eacces`` or ``kill``); ``faults.count``: the writes into ``out`` seen so far."""
     real = transaction.replace
 
     class Faults:
@@ -161,7 +167,8 @@ def _clean(command: str, coco: Path, where: Path, faults, results_dir: Path) -> 
 
 
 def _counted(command: str, coco: Path, prior: Path, where: Path, faults, results_dir: Path) -> int:
-    """How many writes a run makes into a copy of the finished folder ``prior`` (a resumed run writes fewer)."""
+    """How many writes a run makes into a copy of the finished folder ``prior`` (a resumed run writes
+    fewer)."""
     shutil.copytree(prior, where)
     faults.arm(where, None)
     assert main(argv(command, coco, where, results_dir)) == 0
@@ -194,43 +201,48 @@ def _one_fault(command, kind, n, coco, tmp_path, faults, results_dir, clean, pri
             f"{different(results(out), before)}"
     faults.arm(out, None)
     assert main(argv(command, coco, out, results_dir)) == 0
-    assert not (bad := different(results(out), clean)), f"after a fault at write {n} ({kind}), the re-run differs: {bad}"
+    assert not (bad := different(results(out),
+                                 clean)), f"after a fault at write {n} ({kind}), the re-run differs: {bad}"
 
 
-@pytest.mark.odd_case("faults", "a full disk at the first write, a permission error at a middle one, a kill at the "
-                      "last (the commit's final move) of a re-run; every fault at every write with -m slow",
-                      "every command that writes results",
-                      "one line naming the cause (exit 2) or the kill; results as before, or completed by the next "
-                      "run; a re-run equals a clean run")
+@pytest.mark.odd_case("faults", "a full disk at the first write, a permission error at a middle one, a kill "
+                      "at the last (the commit's final move) of a re-run; every fault at every write with -m "
+                      "slow", "every command that writes results",
+                      "one line naming the cause (exit 2) or the kill; results as before, or completed by "
+                      "the next run; a re-run equals a clean run")
 @pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_ONE_FAULT else c
                                      for c in COMMANDS])
-def test_a_fault_at_a_write_leaves_the_results_whole(command, coco128, tmp_path, faults, reversal_results, capsys):
+def test_a_fault_at_a_write_leaves_the_results_whole(command, coco128, tmp_path, faults, reversal_results,
+                                                     capsys):
     clean, total = _clean(command, coco128, tmp_path / "clean", faults, reversal_results)
     again = _counted(command, coco128, tmp_path / "clean", tmp_path / "again", faults, reversal_results)
     assert total >= 2 and again >= 2 and clean
     cases = [(1, "enospc", None), ((total + 1) // 2, "eacces", None), (again, "kill", tmp_path / "clean")]
     for n, kind, prior in cases[2:] if command in HEAVY else cases:   # the rest of a heavy command's: -m slow
-        _one_fault(command, kind, n, coco128, tmp_path / f"w{n}", faults, reversal_results, clean, prior, capsys)
+        _one_fault(command, kind, n, coco128, tmp_path / f"w{n}", faults, reversal_results, clean, prior,
+                   capsys)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["enospc", "eacces", "kill"])
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_fault_at_every_write_leaves_the_results_whole(command, kind, coco128, tmp_path, faults, reversal_results,
-                                                         capsys):
+def test_a_fault_at_every_write_leaves_the_results_whole(command, kind, coco128, tmp_path, faults,
+                                                         reversal_results, capsys):
     clean, total = _clean(command, coco128, tmp_path / "clean", faults, reversal_results)
     again = _counted(command, coco128, tmp_path / "clean", tmp_path / "again", faults, reversal_results)
     for prior, writes in ((None, total), (tmp_path / "clean", again)):
         for n in range(1, writes + 1):
-            _one_fault(command, kind, n, coco128, tmp_path / f"w{n}-{prior is None}", faults, reversal_results,
-                       clean, prior, capsys)
+            _one_fault(command, kind, n, coco128, tmp_path / f"w{n}-{prior is None}", faults,
+                       reversal_results, clean, prior, capsys)
 
 
-@pytest.mark.odd_case("concurrency", "a second run on an --out another run holds", "every command that writes results",
-                      "refused at once (exit 2, one line naming the folder and the holder); the folder untouched")
+@pytest.mark.odd_case("concurrency", "a second run on an --out another run holds",
+                      "every command that writes results",
+                      "refused at once (exit 2, one line naming the folder and the holder); the folder "
+                      "untouched")
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_second_run_on_a_busy_folder_is_refused_for_every_command(command, coco128, tmp_path, reversal_results,
-                                                                    capsys):
+def test_a_second_run_on_a_busy_folder_is_refused_for_every_command(command, coco128, tmp_path,
+                                                                    reversal_results, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("the user's")
@@ -242,12 +254,15 @@ def test_a_second_run_on_a_busy_folder_is_refused_for_every_command(command, coc
 
 
 @pytest.mark.slow
-@pytest.mark.odd_case("concurrency", "two eval-video processes on one --out at once (-m slow)", "eval-video x2",
-                      "one finishes, the other is refused; no part written twice, the summary counts each object once")
+@pytest.mark.odd_case("concurrency", "two eval-video processes on one --out at once (-m slow)",
+                      "eval-video x2",
+                      "one finishes, the other is refused; no part written twice, the summary counts each "
+                      "object once")
 def test_two_eval_video_processes_on_one_folder_never_double_count(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "litelvlm.cli", *argv("eval-video", Path("."), out)]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
     codes = [p.wait(timeout=600) for p in procs]
     assert sorted(codes) in ([0, 0], [0, 2]), [p.stderr.read()[-2000:] for p in procs]
     import pandas as pd

@@ -55,7 +55,8 @@ def test_grounding_grows_images_methods_and_budgets(coco128, tmp_path, monkeypat
     # a smaller selection reuses the parts too, and equals a fresh small run
     calls.clear()
     assert main(small) == 0
-    assert main([*small[:small.index("--out") + 1], str(tmp_path / "small"), *small[small.index("--out") + 2:]]) == 0
+    assert main(
+        [*small[:small.index("--out") + 1], str(tmp_path / "small"), *small[small.index("--out") + 2:]]) == 0
     assert_same_tables("eval-grounding", out, tmp_path / "small")
 
 
@@ -83,7 +84,8 @@ def test_rerun_with_a_larger_limit_equals_a_fresh_run(study, coco128, tmp_path):
     assert_same_tables(study, out, fresh)
 
 
-@pytest.mark.parametrize("study,option", [("eval-grounding", ["--seed", "1"]), ("importance", ["--seed", "1"]),
+@pytest.mark.parametrize("study,option",
+                         [("eval-grounding", ["--seed", "1"]), ("importance", ["--seed", "1"]),
                                           ("eval-grounding", ["--max-sentences", "1"])])
 def test_incompatible_options_are_refused_naming_them(study, option, coco128, tmp_path, capsys):
     out = tmp_path / "out"

@@ -42,7 +42,8 @@ def _assert_error(rc: int, err: str, command: str, names: str, out: Path) -> Non
 def _png_header_only(path: Path, width: int, height: int) -> None:
     """A PNG whose header claims ``width`` x ``height`` with almost no pixel data (a 'decompression bomb')."""
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I",
+                                                                        zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10))
@@ -81,7 +82,8 @@ def _odd_image(case: str, folder: Path) -> Path:
 IMAGE_CASES = {"cmyk": ("ok", ""), "palette": ("ok", ""), "1x1": ("ok", ""), "very wide": ("ok", ""),
                "grey+alpha": ("ok", ""), "non-ascii path": ("ok", ""),
                "16-bit": ("warns", "clips every value above 255"),
-               "truncated": ("error", "image file is truncated"), "too large": ("error", "decompression bomb")}
+               "truncated": ("error", "image file is truncated"),
+               "too large": ("error", "decompression bomb")}
 
 
 @pytest.mark.parametrize("case", IMAGE_CASES)
@@ -107,8 +109,8 @@ def test_select_on_odd_images(case, tmp_path, capsys, caplog):
 # ---------------------------------------------------------------- sentences (select)
 
 LONG = "the small red circle next to the big blue square on the left of the picture " * 8
-SENTENCES = {"empty": "", "whitespace": " \t  ", "far past 77 tokens": LONG, "emoji": "🐶 the dog 🐕‍🦺 on the left",
-             "non-Latin": "左边的红色圆圈 и синий квадрат"}
+SENTENCES = {"empty": "", "whitespace": " \t  ", "far past 77 tokens": LONG,
+             "emoji": "🐶 the dog 🐕‍🦺 on the left", "non-Latin": "左边的红色圆圈 и синий квадрат"}
 
 
 @pytest.mark.parametrize("case", SENTENCES)
@@ -182,27 +184,33 @@ REFER_CASES = {
     "degenerate polygon": (None, _each_ann(lambda a: a.update(segmentation=[[1, 1, 1, 1, 1, 1]])), "ok", ""),
     "polygon of two points": (None, _each_ann(lambda a: a.update(segmentation=[[1, 1, 5, 5]])), "error",
                               "fewer than 3 points"),
-    "polygons reaching outside the image": (None, _each_ann(lambda a: a.update(segmentation=[[-200, -150, 40, 2, 60,
+    "polygons reaching outside the image":
+    (None, _each_ann(lambda a: a.update(segmentation=[[-200, -150, 40, 2, 60,
                                                                                               50, 5, 60]])),
                                             "warns", "are clipped to it"),
     "no segmentation": (None, _each_ann(lambda a: a.update(segmentation=None)), "error",
                         "has a segmentation that cannot be decoded"),
-    "garbage RLE": (None, _each_ann(lambda a: a.update(segmentation={"size": [64, 64], "counts": 7})), "error",
+    "garbage RLE":
+    (None, _each_ann(lambda a: a.update(segmentation={"size": [64, 64], "counts": 7})), "error",
                     "has a segmentation that cannot be decoded"),
-    "RLE of another size": (None, _each_ann(lambda a: a.update(segmentation={"size": [10, 10], "counts": [100]})),
+    "RLE of another size":
+    (None, _each_ann(lambda a: a.update(segmentation={"size": [10, 10], "counts": [100]})),
                             "error", "decodes to a 10 x 10 mask but its image is 64 x 64"),
     "a ref naming a missing annotation": (lambda refs: refs[1].update(ann_id=10**6), None, "warns",
                                           "names a missing annotation/image; skipped"),
-    "every ref naming a missing annotation": (lambda refs: [r.update(ann_id=10**6) for r in refs] and None, None, "error",
+    "every ref naming a missing annotation":
+    (lambda refs: [r.update(ann_id=10**6) for r in refs] and None, None, "error",
                                               "no sentences in split 'val'"),
     "duplicate annotation ids": (None, lambda inst: inst["annotations"].append(dict(inst["annotations"][0])),
                                  "error", "holds annotation id 1 twice"),
     "duplicate image ids": (None, lambda inst: inst["images"].append(dict(inst["images"][0])), "error",
                             "holds image id 1 twice"),
     "duplicate ref ids": (lambda refs: refs.append(dict(refs[0])), None, "error", "holds ref_id 1 twice"),
-    "duplicate sentence ids": (lambda refs: refs[1]["sentences"][0].update(sent_id=refs[0]["sentences"][0]["sent_id"]),
+    "duplicate sentence ids":
+    (lambda refs: refs[1]["sentences"][0].update(sent_id=refs[0]["sentences"][0]["sent_id"]),
                                None, "error", "twice"),
-    "a ref without its split": (lambda refs: refs[0].pop("split") and None, None, "error", "ref #0 (ref_id 1) has no 'split'"),
+    "a ref without its split":
+    (lambda refs: refs[0].pop("split") and None, None, "error", "ref #0 (ref_id 1) has no 'split'"),
     "a ref without sentences": (lambda refs: refs[1].update(sentences=[]), None, "ok", ""),
     "annotations without segmentation": (None, _each_ann(lambda a: a.pop("segmentation")), "error",
                                          "annotation 1 has no segmentation field"),
@@ -220,7 +228,8 @@ REFER_CASES = {
 }
 #: the cases that retention (refs and images only) reads; it never opens instances.json
 RETENTION_CASES = ["a ref without its split", "a ref without sentences", "no refs", "a pickle of a dict",
-                   "duplicate ref ids", "empty sentences", "whitespace sentences", "sentences far past 77 tokens",
+                   "duplicate ref ids", "empty sentences", "whitespace sentences",
+                   "sentences far past 77 tokens",
                    "emoji sentences", "non-Latin sentences", "a folder with spaces and non-ASCII characters"]
 
 
@@ -230,13 +239,15 @@ def _refer_case(case: str, toy_refer: Path, tmp_path: Path) -> Path:
     return _edit_refer(toy_refer, tmp_path / name, refs_fn, inst_fn)
 
 
-def _check_outcome(case: str, command: str, rc: int, captured, caplog, out: Path, table: str) -> pd.DataFrame | None:
+def _check_outcome(case: str, command: str, rc: int, captured, caplog, out: Path,
+                   table: str) -> pd.DataFrame | None:
     outcome, names = REFER_CASES[case][2:]
     if outcome == "error":
         _assert_error(rc, captured.err, command, names, out)
         return None
     assert rc == 0, captured.err
-    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("litelvlm")]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+              and r.name.startswith("litelvlm")]
     assert any(names in w for w in warned) if outcome == "warns" else not warned, warned
     df = pd.read_parquet(out / table)
     numbers = df.select_dtypes("number")
@@ -260,7 +271,8 @@ def test_eval_grounding_on_odd_refer_folders(case, toy_refer, tmp_path, capsys, 
 def test_retention_on_odd_refer_folders(case, toy_refer, tmp_path, capsys, caplog):
     refer = _refer_case(case, toy_refer, tmp_path)
     out = tmp_path / "out"
-    rc = main(["retention", "--refer-dir", str(refer), "--out", str(out), "--limit-images", "1", "--budgets", "4",
+    rc = main(
+        ["retention", "--refer-dir", str(refer), "--out", str(out), "--limit-images", "1", "--budgets", "4",
                "--methods", "litelvlm", "--threads", "1"])
     _check_outcome(case, "retention", rc, capsys.readouterr(), caplog, out, "retention.parquet")
 
@@ -302,15 +314,16 @@ def test_a_glamm_with_nan_weights_is_refused_not_scored(toy_refer, tmp_path, cap
     out = tmp_path / "out"
     rc = main(["eval-grounding", "--refer-dir", str(toy_refer), "--out", str(out), "--model", str(model),
                "--limit-images", "1", "--methods", "litelvlm", "--budgets", "32", "--threads", "1"])
-    _assert_error(rc, capsys.readouterr().err, "eval-grounding", f"non-finite weights (NaN or infinity) in {name.removeprefix('model.')!r}",
-                  out)
+    _assert_error(rc, capsys.readouterr().err, "eval-grounding", "non-finite weights (NaN or infinity) in "
+                  f"{name.removeprefix('model.')!r}", out)
 
 
 @pytest.mark.usefixtures("one_glamm_pipeline")
 @pytest.mark.parametrize("mode", ["CMYK", "P", "LA", "I;16"])
 def test_eval_grounding_on_odd_image_modes(mode, toy_refer, tmp_path, capsys, caplog):
     """The grounding studies decode every image through ``open_rgb`` (PIL ``convert("RGB")`` after the EXIF
-    turn): CMYK, palette, grey+alpha and 16-bit images give finite results (16-bit with the clipping warning)."""
+    turn): CMYK, palette, grey+alpha and 16-bit images give finite results (16-bit with the clipping
+    warning)."""
     from PIL import Image
 
     refer = _edit_refer(toy_refer, tmp_path / "refer")

@@ -25,7 +25,8 @@ def _reversal(refer: Path, out: Path) -> list[str]:
 
 @pytest.mark.odd_case("storage", "a full disk during a write", "reversal",
                        "one line naming the cause, exit 2; no table or temporary file left; a re-run resumes")
-def test_a_full_disk_during_a_write_is_one_clear_error_and_leaves_nothing_partial(coco128, tmp_path, monkeypatch,
+def test_a_full_disk_during_a_write_is_one_clear_error_and_leaves_nothing_partial(
+    coco128, tmp_path, monkeypatch,
                                                                                    capsys):
     def full(self, path, *args, **kwargs):
         Path(path).write_bytes(b"half")  # what a write cut short leaves in the temporary file
@@ -36,7 +37,8 @@ def test_a_full_disk_during_a_write_is_one_clear_error_and_leaves_nothing_partia
     assert main(_reversal(coco128, out)) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "nothing partial" in err and "Traceback" not in err
-    assert not list(out.glob("*.parquet")) and not list(out.rglob("*.litelvlm-tmp"))  # no table, no temporary file
+    # no table, no temporary file
+    assert not list(out.glob("*.parquet")) and not list(out.rglob("*.litelvlm-tmp"))
 
 
 def test_an_unwritable_cache_folder_is_skipped_with_a_warning_and_results_are_unchanged(coco128, tmp_path,
@@ -73,8 +75,11 @@ def test_two_runs_sharing_one_cache_at_once_both_finish_with_the_same_tables(coc
     """Two processes start together on a fresh cache: both write the random model and the features (each
     write is atomic), and both tables are the same bytes."""
     env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-    runs = [subprocess.Popen([sys.executable, "-m", "litelvlm.cli", *_reversal(coco128, tmp_path / name)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    runs = [
+        subprocess
+        .Popen([sys.executable, "-m", "litelvlm.cli", *_reversal(coco128, tmp_path / name)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in ("a", "b")]
     for p in runs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err

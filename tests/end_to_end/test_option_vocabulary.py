@@ -34,7 +34,8 @@ def options(name: str) -> dict[str, argparse.Action]:
 
 
 def hidden(name: str) -> dict[str, argparse.Action]:
-    return {flag: a for a in subparser(name)._actions for flag in a.option_strings if a.help is argparse.SUPPRESS}
+    return {flag: a for a in subparser(name)._actions for flag in a.option_strings
+            if a.help is argparse.SUPPRESS}
 
 
 COMMANDS = sorted(all_commands())
@@ -75,15 +76,16 @@ def test_limits_say_what_they_count(name):
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_budget_is_a_count_everywhere(name):
-    """``--budget``/``--budgets`` count visual tokens (``--budget`` is a :class:`~litelvlm.budget.Budget`: a count, or
-    ``all``); the demo's share has its own name."""
+    """``--budget``/``--budgets`` count visual tokens (``--budget`` is a :class:`~litelvlm.budget.Budget`: a
+    count, or ``all``); the demo's share has its own name."""
     from litelvlm.budget import Budget
 
     opts = options(name)
     if "--budget" in opts:
         assert opts["--budget"].type("64") == Budget(64) and opts["--budget"].type("all") is Budget.ALL, name
     if "--budgets" in opts:  # Budgets, K >= 1 each (tests/end_to_end/test_budget_flags.py)
-        assert all(isinstance(b, Budget) and b.count(10_000) > 0 for b in opts["--budgets"].default or []), name
+        assert all(isinstance(b, Budget) and b.count(10_000) > 0 for b in opts["--budgets"].default
+                   or []), name
     if "--budget-share" in opts:
         assert "share" in opts["--budget-share"].help and hidden(name)["--budget"].dest == "budget_share"
 

@@ -29,7 +29,8 @@ def test_another_model_is_refused(coco128, tmp_path, capsys, study, extra):
     assert main([study, "--model", "tiny-random", *data, *extra, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "holds results of model 'tiny336-random'" in err and "differs in: --model" in err
-    assert main([study, "--model", "tiny336-random", "--backend", "open_clip", *data, *extra, "--out", str(out)]) == 2
+    assert main(
+        [study, "--model", "tiny336-random", "--backend", "open_clip", *data, *extra, "--out", str(out)]) == 2
     assert "differs in: --backend" in capsys.readouterr().err
     assert _files(out) == before  # nothing of the earlier run changed
     assert main(first) == 0  # the same model reruns into its folder

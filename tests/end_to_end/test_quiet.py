@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: what a command itself writes on stderr: its loggers, its own "<command>: ..." lines, progress bars
-OWN = re.compile(r"^(INFO|WARNING|ERROR|DEBUG) (litelvlm|analysis)[.:]|^[a-z-]+: |^\s*$|^[^:]{0,60}:\s+\d+%\|")
+OWN = re.compile(
+    r"^(INFO|WARNING|ERROR|DEBUG) (litelvlm|analysis)[.:]|^[a-z-]+: |^\s*$|^[^:]{0,60}:\s+\d+%\|")
 
 
 def foreign_lines(stderr: str) -> list[str]:
@@ -29,14 +30,15 @@ def _python(code: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 def _command(argv: list[str]) -> str:
-    """Python code running ``litelvlm ARGV`` as the command line does, then printing which back-ends loaded."""
+    """Python code running ``litelvlm ARGV`` as the command line does, then printing which back-ends
+    loaded."""
     return (f"import sys\nfrom litelvlm.cli import main\nrc = main({argv!r})\n"
             "print('LOADED', [m for m in ('bitsandbytes', 'torchao') if sys.modules.get(m) is not None], rc)")
 
 
 def test_foreign_lines_tells_a_commands_lines_from_a_librarys():
-    own = ("INFO analysis.reversal.compute: layer 1\nWARNING litelvlm.quantize: nf4\nefficiency: warning: busy\n"
-           "reversal:  42%|####      | 17/40 [00:00<00:00]\r\n")
+    own = ("INFO analysis.reversal.compute: layer 1\nWARNING litelvlm.quantize: nf4\nefficiency: warning: "
+           "busy\nreversal:  42%|####      | 17/40 [00:00<00:00]\r\n")
     assert foreign_lines(own) == []
     lib = ("Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'\n"
            "W1125 18:19:50.161000 7507 torch/utils/_pytree.py:630] <enum 'KernelPreference'> is an Enum\n"
@@ -47,7 +49,8 @@ def test_foreign_lines_tells_a_commands_lines_from_a_librarys():
 def test_a_plain_command_is_quiet_and_loads_no_quantization_backend(coco128):
     """``select`` on a tiny CLIP (transformers imported, which imports torchao whenever it is installed)."""
     image = next((coco128 / "images").glob("*.jpg"))
-    run = _python(_command(["select", "--model", "tiny336-random", "--image", str(image), "--text", "the bowl",
+    run = _python(
+        _command(["select", "--model", "tiny336-random", "--image", str(image), "--text", "the bowl",
                             "--budget", "16"]))
     assert run.returncode == 0, run.stderr
     assert "LOADED [] 0" in run.stdout  # neither bitsandbytes nor torchao
@@ -59,9 +62,10 @@ def test_the_quantization_backend_loads_quietly_when_asked():
     """What ``--quantize`` runs: the back-ends hidden as the command line hides them, then the one asked for
     imported; bitsandbytes' notice about an optional hub kernel (on CPUs with avx512_bf16) is not printed."""
     pytest.importorskip("bitsandbytes", reason="the quantize extra is not installed")
-    run = _python("import sys\nfrom litelvlm.cli import defer_quantization_backends\ndefer_quantization_backends()\n"
-                  "import transformers.modeling_utils\nfrom litelvlm.quantize import _import\n"
-                  "print('VERSION', _import('bitsandbytes').__version__, sys.modules.get('torchao'))")
+    run = _python("import sys\nfrom litelvlm.cli import "
+                  "defer_quantization_backends\ndefer_quantization_backends()\nimport "
+                  "transformers.modeling_utils\nfrom litelvlm.quantize import _import\nprint('VERSION', "
+                  "_import('bitsandbytes').__version__, sys.modules.get('torchao'))")
     assert run.returncode == 0, run.stderr
     assert "VERSION" in run.stdout and run.stdout.strip().endswith("None")  # torchao still not loaded
     assert foreign_lines(run.stderr) == [] and "kernels-community" not in run.stderr
@@ -69,7 +73,8 @@ def test_the_quantization_backend_loads_quietly_when_asked():
 
 @pytest.mark.slow
 def test_a_quantized_efficiency_run_is_quiet(tmp_path):
-    """``efficiency --quantize int8`` end to end in a fresh process: only the command's own lines on stderr."""
+    """``efficiency --quantize int8`` end to end in a fresh process: only the command's own lines on
+    stderr."""
     pytest.importorskip("bitsandbytes", reason="the quantize extra is not installed")
     run = _python(_command(["efficiency", "--arch", "tiny", "--methods", "none,litelvlm", "--budgets", "32",
                             "--warmup", "0", "--repeats", "1", "--attn", "sdpa", "--no-figures", "--quantize",
@@ -82,18 +87,21 @@ def test_a_quantized_efficiency_run_is_quiet(tmp_path):
 #: every command's smallest case (what stands for the tree a run reads, the REFER folder, is filled in by
 #: :func:`_argv`), and whether it prints a table (or a list) that only ``--verbose`` shows in full
 SMALLEST = {
-    "select": (["--model", "tiny-random", "--image", "{image}", "--text", "the bowl", "--budget", "4"], False),
+    "select":
+    (["--model", "tiny-random", "--image", "{image}", "--text", "the bowl", "--budget", "4"], False),
     "explore": (["--model", "tiny-random", "--image", "{image}", "--text", "the bowl", "--budgets", "16,4",
                  "--out", "{out}/page.html"], False),
     "toy-data": (["--scenes", "2", "--out", "{out}"], False),
     "toy-train": (["--steps", "2", "--batch-size", "2", "--train-scenes", "4", "--eval-scenes", "2",
                    "--final-eval-scenes", "2", "--eval-every", "1", "--out", "{out}"], False),
     "demo": (["--smoke", "--scenes", "2", "--out", "{out}"], False),
-    "reversal": (["--model", "tiny-random", "--refer-dir", "{refer}", "--limit-sentences", "6", "--n-boot", "10",
+    "reversal":
+    (["--model", "tiny-random", "--refer-dir", "{refer}", "--limit-sentences", "6", "--n-boot", "10",
                   "--out", "{out}"], False),
     "sink": (["--model", "tiny-random", "--refer-dir", "{refer}", "--limit-sentences", "6", "--n-boot", "10",
               "--out", "{out}"], True),
-    "retention": (["--refer-dir", "{refer}", "--limit-images", "1", "--budgets", "64", "--compare-to", "{base}",
+    "retention":
+    (["--refer-dir", "{refer}", "--limit-images", "1", "--budgets", "64", "--compare-to", "{base}",
                    "--out", "{out}"], True),
     "eval-grounding": (["--refer-dir", "{refer}", "--limit-images", "1", "--methods", "none,litelvlm",
                         "--budgets", "64", "--n-boot", "10", "--out", "{out}"], True),
@@ -103,11 +111,13 @@ SMALLEST = {
                     "--no-figures", "--out", "{out}"], True),
     "validate": (["--refer-dir", "{refer}", "--methods", "litelvlm", "--budgets", "64", "--repeats", "1",
                   "--out", "{out}"], False),  # a line per budget; report.md holds the tables
-    "positions": (["--refer-dir", "{refer}", "--methods", "litelvlm", "--budgets", "16", "--out", "{out}"], True),
+    "positions":
+    (["--refer-dir", "{refer}", "--methods", "litelvlm", "--budgets", "16", "--out", "{out}"], True),
     "eval-video": (["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "3", "--methods",
                     "litelvlm", "--budgets", "81", "--n-boot", "10", "--out", "{out}"], True),
     "figures": (["--smoke", "--figure-set", "efficiency", "--out", "{out}"], True),
-    "plan": (["--data-dirs", "{refer}", "--models", "tiny-random", "--calibrate", "0", "--out", "{out}"], False),
+    "plan":
+    (["--data-dirs", "{refer}", "--models", "tiny-random", "--calibrate", "0", "--out", "{out}"], False),
 }
 #: the most lines a command prints without --verbose: its progress goes to stderr, its summary is short
 SHORT = 25
@@ -131,8 +141,9 @@ def test_every_command_has_its_smallest_case():
 @pytest.mark.parametrize("command", [pytest.param(c, marks=() if c in DEFAULT else pytest.mark.slow)
                                      for c in SMALLEST])
 def test_a_command_prints_a_short_summary_and_its_tables_with_verbose(command, tmp_path, coco128, capsys):
-    """Quiet by default: progress (stderr) and a short summary; a full table goes to its file, named on one line
-    ending "(--verbose prints it)" (a figure set's files: "(--verbose lists them)"), and ``--verbose`` prints it."""
+    """Quiet by default: progress (stderr) and a short summary; a full table goes to its file, named on one
+    line ending "(--verbose prints it)" (a figure set's files: "(--verbose lists them)"), and ``--verbose``
+    prints it."""
     from litelvlm.cli import main
 
     argv = _argv(command, tmp_path, coco128)

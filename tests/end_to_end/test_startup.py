@@ -17,11 +17,13 @@ HEAVY = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", 
 
 #: one bad value of an option each subcommand has (refused at parse time)
 BAD_ARGUMENT = {
-    "reversal": ["--limit-sentences", "0"], "sink": ["--ablate-from", "1.5"], "retention": ["--budgets", "64,1.5"],
+    "reversal": ["--limit-sentences", "0"], "sink": ["--ablate-from", "1.5"],
+    "retention": ["--budgets", "64,1.5"],
     "eval-grounding": ["--budgets", "0"], "importance": ["--group", "x"], "efficiency": ["--arch", "nope"],
     "validate": ["--repeats", "0"], "positions": ["--budgets", "0"], "demo": ["--scenes", "0"],
     "eval-video": ["--budgets", "0"], "figures": ["--threads", "1.5"], "plan": ["--gpus", "0"],
-    "select": ["--budget", "1.5"], "explore": ["--budgets", "0"], "toy-data": ["--size", "0"], "toy-train": ["--steps", "0"],
+    "select": ["--budget", "1.5"], "explore": ["--budgets", "0"], "toy-data": ["--size", "0"],
+    "toy-train": ["--steps", "0"],
 }
 
 CODE = """
@@ -87,7 +89,8 @@ print(json.dumps(sorted(m for m in json.loads(sys.argv[1]) if m in sys.modules))
 
 
 def test_every_study_options_module_and_package_is_light():
-    """Each subcommand's module (a study's ``command``, which imports its ``options``) and its package import nothing heavy."""
+    """Each subcommand's module (a study's ``command``, which imports its ``options``) and its package import
+    nothing heavy."""
     done = subprocess.run([sys.executable, "-c", IMPORTS, json.dumps(HEAVY)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr

@@ -1,12 +1,14 @@
-"""Write ``official_clip_preprocess.json``: how the official stack decodes images and preprocesses them for CLIP.
+"""Write ``official_clip_preprocess.json``: how the official stack decodes images and preprocesses them for
+CLIP.
 
 Run in an environment with the versions sejong-rcv/LiteLVLM @5896153 pins in ``requirements.txt``
 (``numpy==1.24.2``, ``opencv-python==4.8.0.74``, ``pillow==9.4.0``; transformers is pinned to the
 development build ``cae78c46`` (4.28.0.dev0), whose nearest release is 4.28.1), NOT the project's own::
 
     python3.10 -m venv /tmp/ref428c
-    /tmp/ref428c/bin/pip install transformers==4.28.1 numpy==1.24.2 pillow==9.4.0 opencv-python-headless==4.8.0.74
-    /tmp/ref428c/bin/python tests/golden/make_official_clip_preprocess.py ../shared/data
+    /tmp/ref428c/bin/pip install transformers==4.28.1 numpy==1.24.2 pillow==9.4.0
+    opencv-python-headless==4.8.0.74 /tmp/ref428c/bin/python tests/golden/make_official_clip_preprocess.py
+    ../shared/data
 
 What it records, as the official code does it (``dataset/segm_datasets/RefCOCO_Segm_ds.py`` L36 and
 L160-163: ``CLIPImageProcessor.from_pretrained(global_image_encoder)``, ``cv2.imread`` then
@@ -20,7 +22,8 @@ array):
 - ``exif``: eight small JPEGs (base64), one per EXIF orientation 1-8, with the shape and SHA-256 of
   what ``cv2.imread`` + BGR->RGB decodes from each.
 
-``tests/litelvlm/test_clip_preprocess_official.py`` and ``tests/litelvlm/data/test_refer_image_decoding.py`` check the project against it.
+``tests/litelvlm/test_clip_preprocess_official.py`` and ``tests/litelvlm/data/test_refer_image_decoding.py``
+check the project against it.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ from transformers import CLIPImageProcessor
 #: openai/clip-vit-large-patch14-336's preprocessor_config.json (size and crop 336, bicubic, CLIP mean/std)
 PROCESSOR = CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336})
 #: (height, width) of the synthetic cases: tiny, COCO-like, at and around the crop, very wide, very tall
-SYNTHETIC_SIZES = [(2, 2), (5, 7), (7, 5), (336, 336), (337, 335), (427, 640), (640, 427), (16, 900), (900, 16)]
+SYNTHETIC_SIZES = [(2, 2), (5, 7), (7, 5), (336, 336), (337, 335), (427, 640), (640, 427), (16, 900),
+                   (900, 16)]
 EXIF_ORIENTATION = 0x0112
 
 
@@ -84,8 +88,8 @@ def main(shared: Path) -> None:
         with Image.open(path) as im:
             tag = im.getexif().get(EXIF_ORIENTATION)
         rgb = cv2_rgb(str(path))
-        images[path.name] = {"exif_orientation": tag, "decoded_shape": list(rgb.shape), "decoded_sha256": sha(rgb),
-                             "pixel_values_sha256": sha(pixel_values(rgb))}
+        images[path.name] = {"exif_orientation": tag, "decoded_shape": list(rgb.shape),
+                             "decoded_sha256": sha(rgb), "pixel_values_sha256": sha(pixel_values(rgb))}
     synth = []
     for h, w in SYNTHETIC_SIZES:
         rgb = synthetic(h, w)

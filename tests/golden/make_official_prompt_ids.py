@@ -3,8 +3,8 @@
 Run in an environment with the tokenizer stack GLaMM and LiteLVLM pin (transformers 4.28.1,
 sentencepiece), NOT the project's own::
 
-    python3 -m venv /tmp/ref428 && /tmp/ref428/bin/pip install transformers==4.28.1 sentencepiece protobuf numpy
-    /tmp/ref428/bin/python tests/golden/make_official_prompt_ids.py ../shared/data
+    python3 -m venv /tmp/ref428 && /tmp/ref428/bin/pip install transformers==4.28.1 sentencepiece protobuf
+    numpy /tmp/ref428/bin/python tests/golden/make_official_prompt_ids.py ../shared/data
 
 The prompt text is built as sejong-rcv/LiteLVLM @5896153 builds it (transcribed below):
 ``dataset/segm_datasets/RefCOCO_Segm_ds.py`` L38-40 and L106-125 (``begin_str``,
@@ -14,7 +14,8 @@ The prompt text is built as sejong-rcv/LiteLVLM @5896153 builds it (transcribed 
 ``--pretrained`` as in ``run_evaluation.sh``, so no tokens are added), and
 ``model/llava/mm_utils.py`` L18-43 (``tokenizer_image_token``). The ids come from the real
 transformers 4.28.1 ``LlamaTokenizer`` on ``glamm_refseg_tokenizer/``. The test
-``tests/litelvlm/glamm/test_prompts_official.py`` checks the project's prompt builder and tokenizer against this file.
+``tests/litelvlm/glamm/test_prompts_official.py`` checks the project's prompt builder and tokenizer against
+this file.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ SEG_QUESTIONS = [
     "Where is the {class_name} in this picture? Please respond with a segmentation mask",
     "Can you highlight the {class_name} in this image with a segmentation mask",
 ]
-ANSWER_LIST = ["It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].", "Sure, the segmentation result is [SEG].",
-               "[SEG]."]
+ANSWER_LIST = ["It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].",
+               "Sure, the segmentation result is [SEG].", "[SEG]."]
 SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
           "The assistant gives helpful, detailed, and polite answers to the human's questions.")
 BEGIN_STR = "The <image> provides an overview of the picture.\n"
@@ -95,8 +96,8 @@ def main(shared: Path) -> None:
     with open(shared / "coco128_refer" / "refs(unc).p", "rb") as f:
         refs = pickle.load(f)
     generated = [s["sent"] for r in refs[:40] for s in r["sentences"]][:30]
-    odd = ["  The Man in RED  ", "guy's shirt, left", "2nd from right.", "person [SEG] near", "cafe\u0301 sign",
-           "dog\non the left", "A", "x" * 120]
+    odd = ["  The Man in RED  ", "guy's shirt, left", "2nd from right.", "person [SEG] near",
+           "cafe\u0301 sign", "dog\non the left", "A", "x" * 120]
     sentences = human + generated + odd
     cases = []
     for i in range(0, len(sentences), 3):

@@ -1,4 +1,5 @@
-"""Write ``official_unipixel_sam2.json``: the names and shapes of UniPixel's non-Qwen tensors, from its own code.
+"""Write ``official_unipixel_sam2.json``: the names and shapes of UniPixel's non-Qwen tensors, from its own
+code.
 
 Run with a checkout of PolyU-ChenLab/UniPixel @5c8e941 (a clone, or a folder where ``git archive`` of it was
 unpacked) in the project's environment; hydra, omegaconf and iopath are not needed (they are stubbed: the
@@ -13,9 +14,9 @@ that file (``_target_`` classes built from the nested values; PyYAML reads ``1e-
 OmegaConf reads a float, hence the conversion). The prompt-encoding modules are built as L78-94 builds
 them (``PromptEncoder``, ``PositionEmbedding1DRandom`` from the checkout; the linear layers transcribed),
 for the 3B (LLM width 2048) and the 7B (3584), both with the vision merger's 5120 = 1280 x 4 inputs.
-``tests/litelvlm/unipixel/test_head.py`` checks the project's key tables against the file, and its SAM 2 path against this
-code run on UniPixel's ``sam2`` package extracted from ``../shared/official/UniPixel.git`` (and that this script,
-run on it, writes the file unchanged).
+``tests/litelvlm/unipixel/test_head.py`` checks the project's key tables against the file, and its SAM 2 path
+against this code run on UniPixel's ``sam2`` package extracted from ``../shared/official/UniPixel.git`` (and
+that this script, run on it, writes the file unchanged).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def stub_missing_modules() -> None:
     file_io.g_pathmgr = None
     for name, mod in {"hydra": hydra, "hydra.core": types.ModuleType("hydra.core"),
                       "hydra.core.global_hydra": global_hydra, "iopath": types.ModuleType("iopath"),
-                      "iopath.common": types.ModuleType("iopath.common"), "iopath.common.file_io": file_io}.items():
+                      "iopath.common": types.ModuleType("iopath.common"),
+                      "iopath.common.file_io": file_io}.items():
         sys.modules.setdefault(name, mod)
 
 
@@ -105,7 +107,8 @@ def official_extras(repo: Path, sam_dim: int, image_size: int, llm_dim: int) -> 
         "tem_pe": PositionEmbedding1DRandom(sam_dim // 2),
         "tem_emb": nn.Embedding(1, sam_dim),
         "tem_proj": nn.Linear(sam_dim, sam_dim * 3),
-        "msk_proj": nn.Sequential(nn.Linear(MERGER_DIM, MERGER_DIM), nn.GELU(), nn.Linear(MERGER_DIM, llm_dim)),
+        "msk_proj": nn
+        .Sequential(nn.Linear(MERGER_DIM, MERGER_DIM), nn.GELU(), nn.Linear(MERGER_DIM, llm_dim)),
     })
     return {k: list(v.shape) for k, v in mods.state_dict().items()}
 

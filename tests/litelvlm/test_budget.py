@@ -16,7 +16,8 @@ def test_parse_reads_a_whole_number_or_all():
     assert Budget.parse("64") == Budget(64) and Budget.parse(" 64 ").count(576) == 64
     assert Budget.parse("all") is Budget.ALL and Budget.parse("ALL") is Budget.ALL
     for bad in ("0", "-3", "1.5", "many", ""):
-        with pytest.raises(BudgetError, match=r"budget must satisfy 1 <= K \(a whole number of visual tokens\) or be "
+        with pytest.raises(BudgetError, match=r"budget must satisfy 1 <= K \(a whole number of visual "
+                           r"tokens\) or be "
                                               r"'all'; got"):
             Budget.parse(bad)
     assert str(Budget.parse("64")) == "64" and str(Budget.ALL) == "all"
@@ -26,13 +27,15 @@ def test_all_keeps_every_token_and_is_the_tables_zero():
     assert Budget.ALL.is_all and not Budget(5).is_all
     assert Budget.ALL.count(576) == 576 and Budget.ALL.count(1234) == 1234  # N per input
     assert Budget.ALL.fits(1) and Budget(64).fits(64) and not Budget(65).fits(64)
-    assert Budget.ALL.column == 0 and Budget(64).column == 64  # the baseline's row when N depends on the image
+    # the baseline's row when N depends on the image
+    assert Budget.ALL.column == 0 and Budget(64).column == 64
     assert Budget.from_column(0) is Budget.ALL and Budget.from_column(192) == Budget(192)
     assert Budget.of(None) is Budget.ALL and Budget.of(7) == Budget(7) and Budget.of(Budget(7)) == Budget(7)
 
 
 def test_range_is_checked_once_by_count_with_one_message():
-    with pytest.raises(BudgetError, match=r"^budget must satisfy 1 <= K <= 576 \(the number of patches\); got 577$"):
+    with pytest.raises(BudgetError, match=r"^budget must satisfy 1 <= K <= 576 \(the number of patches\); "
+                       r"got 577$"):
         Budget(577).count(576)
     with pytest.raises(BudgetError, match=r"1 <= K <= 577 \(576 patches \+ 1 extra\); got 578"):
         Budget(578).count(576, extra_tokens=1)
@@ -44,13 +47,15 @@ def test_range_is_checked_once_by_count_with_one_message():
 
 
 def test_ground_and_select_count_a_budget_once(tiny_glamm, tiny_glamm_prep, monkeypatch):
-    """The pipeline converts a budget at its edge and counts it once: ``ground`` for every stage, ``select``."""
+    """The pipeline converts a budget at its edge and counts it once: ``ground`` for every stage,
+    ``select``."""
     from litelvlm.methods.select import select
 
     pipe, prepared = tiny_glamm, tiny_glamm_prep
     calls = []
     count = Budget.count
-    monkeypatch.setattr(Budget, "count", lambda self, n, extra=0: calls.append((self, n)) or count(self, n, extra))
+    monkeypatch.setattr(Budget, "count", lambda self, n,
+                        extra=0: calls.append((self, n)) or count(self, n, extra))
     n = pipe.num_visual(prepared)
     for method, budget in (("litelvlm", 8), ("fastv", Budget(8)), ("none", None), ("llm-attention", 8)):
         calls.clear()
@@ -84,14 +89,17 @@ def test_a_budget_field_is_a_command_line_type_exiting_2_on_bad_input(capsys):
 
 def test_a_studys_budget_list_is_budgets_k_at_least_1_and_never_all(capsys):
     assert Budget.parse_list("576,192") == [Budget(576), Budget(192)]
-    assert Budget.parse_list(["64", 16, Budget(8), "4,2"]) == [Budget(64), Budget(16), Budget(8), Budget(4), Budget(2)]
+    assert Budget.parse_list(["64", 16, Budget(8), "4,2"]) == [Budget(64), Budget(16), Budget(8), Budget(4),
+                                                               Budget(2)]
     assert Budget.parse_list(None) == [] and Budget.parse_list(7) == [Budget(7)]
     for bad, said in (("0", "got '0'"), ("x", "got 'x'"), (0, "got 0"), ("8,-1", "got '-1'")):
-        with pytest.raises(BudgetError, match=f"budget must be a whole number K >= 1 of visual tokens; {said}"):
+        with pytest.raises(BudgetError,
+                           match=f"budget must be a whole number K >= 1 of visual tokens; {said}"):
             Budget.parse_list(bad)
     with pytest.raises(BudgetError, match="'all' is the unpruned baseline's budget"):
         Budget.parse_list("64,all")
-    assert Budget(600).at_most(576) == Budget(576) and Budget(64).at_most(576) == Budget(64)  # a CLIP's retention
+    # a CLIP's retention
+    assert Budget(600).at_most(576) == Budget(576) and Budget(64).at_most(576) == Budget(64)
 
     @dataclass
     class Args:
@@ -101,7 +109,8 @@ def test_a_studys_budget_list_is_budgets_k_at_least_1_and_never_all(capsys):
     add_dataclass_arguments(parser, Args)
     assert from_namespace(Args, parser.parse_args([])).budgets == [Budget(192), Budget(64)]
     assert parser.parse_args(["--budgets", "8,4", "2"]).budgets == [Budget(8), Budget(4), Budget(2)]
-    assert parser.parse_args(["--budgets", "8", "--budgets", "3"]).budgets == [Budget(3)]  # a repeated flag replaces
+    # a repeated flag replaces
+    assert parser.parse_args(["--budgets", "8", "--budgets", "3"]).budgets == [Budget(3)]
     for argv in (["--budgets", "8,0"], ["--budgets", "all"]):
         with pytest.raises(SystemExit) as e:
             parser.parse_args(argv)
@@ -110,21 +119,25 @@ def test_a_studys_budget_list_is_budgets_k_at_least_1_and_never_all(capsys):
 
 def test_a_budget_checked_against_an_input_is_not_checked_again(monkeypatch):
     """``checked`` (a planner's one check) marks the budget; ``count`` against that input, and a kernel's
-    ``check_budget`` handed the resulting Count, do not run the range rule again; a larger claim is checked."""
+    ``check_budget`` handed the resulting Count, do not run the range rule again; a larger claim is
+    checked."""
     import litelvlm.budget as budget_module
     from litelvlm.budget import Count
     from litelvlm.pruning import check_budget
 
     rule, checks = budget_module.in_range, []
-    monkeypatch.setattr(budget_module, "in_range", lambda k, n, extra=0: checks.append((k, n, extra)) or rule(k, n, extra))
+    monkeypatch.setattr(budget_module, "in_range", lambda k, n,
+                        extra=0: checks.append((k, n, extra)) or rule(k, n, extra))
     b = Budget(64).checked(576)
-    assert b == Budget(64) and hash(b) == hash(Budget(64)) and repr(b) == "Budget(tokens=64)" and checks == [(64, 576, 0)]
+    assert b == Budget(64) and hash(b) == hash(Budget(64)) and repr(b) == "Budget(tokens=64)" and checks == [
+        (64, 576, 0)]
     assert Budget(600).checked(576) is None and Budget.ALL.checked(3) is Budget.ALL
     checks.clear()
     k = b.count(576, extra_tokens=1)  # PruMerge's N + 1: the check against 576 covers it
     assert (k, type(k), k.limit) == (64, Count, 577) and checks == []
     assert check_budget(k, 576, 1) == 64 and checks == []  # a kernel handed the Count
-    assert check_budget(Budget(64).count(577), 576) == 64 and checks == [(64, 577, 0), (64, 576, 0)]  # counted vs more
+    # counted vs more
+    assert check_budget(Budget(64).count(577), 576) == 64 and checks == [(64, 577, 0), (64, 576, 0)]
     with pytest.raises(BudgetError, match="1 <= K <= 576"):
         check_budget(Budget(577).count(576, 1), 576)
     assert k + 1 == 65 and type(k + 1) is int and f"{k}" == "64" and Budget(k) == Budget(64)

@@ -1,6 +1,7 @@
 """Every cache entry is checked against a checksum of its payload before it is used: a feature entry whose
-safetensors header is intact but whose tensor bytes are damaged, an entry written without a checksum, and a random
-model folder with a damaged file are each a miss, recomputed to the clean result, with exactly one warning."""
+safetensors header is intact but whose tensor bytes are damaged, an entry written without a checksum, and a
+random model folder with a damaged file are each a miss, recomputed to the clean result, with exactly one
+warning."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from litelvlm.cli import main
 
 
 def _damage_payload(path: Path, n: int = 32) -> None:
-    """Flip ``n`` bytes of a safetensors file's tensor data, leaving its header (and modification time) intact,
-    as a bad disk sector or a faulty copy would."""
+    """Flip ``n`` bytes of a safetensors file's tensor data, leaving its header (and modification time)
+    intact, as a bad disk sector or a faulty copy would."""
     st = path.stat()
     data = bytearray(path.read_bytes())
     start = 8 + int.from_bytes(data[:8], "little")
@@ -39,7 +40,8 @@ def _entry() -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.odd_case("cache", "a feature entry whose header is intact but whose tensor bytes are damaged",
-                      "TensorCache.get", "a miss: the entry is removed, one warning; recomputed equal to the clean one")
+                      "TensorCache.get", "a miss: the entry is removed, one warning; recomputed equal to the "
+                      "clean one")
 def test_a_damaged_payload_is_a_miss_with_one_warning_and_the_recomputed_entry_equals_the_clean_one(tmp_path,
                                                                                                      caplog):
     cache = TensorCache(tmp_path, {"kind": "test"})
@@ -72,8 +74,8 @@ def test_several_damaged_entries_of_one_cache_give_one_warning(tmp_path, caplog)
     assert len(_warnings(caplog)) == 1 and cache.bad == 3
 
 
-@pytest.mark.odd_case("cache", "a feature entry written without a checksum (an older litelvlm)", "TensorCache.get",
-                      "a miss: removed, one warning")
+@pytest.mark.odd_case("cache", "a feature entry written without a checksum (an older litelvlm)",
+                      "TensorCache.get", "a miss: removed, one warning")
 def test_an_entry_without_a_checksum_is_a_miss_with_one_warning(tmp_path, caplog):
     from safetensors.torch import save_file
 
@@ -87,7 +89,8 @@ def test_an_entry_without_a_checksum_is_a_miss_with_one_warning(tmp_path, caplog
 
 def test_a_clean_entry_is_a_hit_without_a_warning_and_keeps_its_values(tmp_path, caplog):
     cache = TensorCache(tmp_path, {"kind": "test"})
-    entry = {**_entry(), "half": torch.randn(3, 2).bfloat16(), "scalar": torch.tensor(1.5), "empty": torch.zeros(0)}
+    entry = {**_entry(), "half": torch.randn(3, 2).bfloat16(), "scalar": torch.tensor(1.5),
+             "empty": torch.zeros(0)}
     cache.put("x", entry)
     with caplog.at_level("WARNING"):
         hit = TensorCache(tmp_path, {"kind": "test"}).get("x")
@@ -98,8 +101,8 @@ def test_a_clean_entry_is_a_hit_without_a_warning_and_keeps_its_values(tmp_path,
 
 def _reversal(model: str | Path, refer: Path, out: Path, cache: Path, *extra: str) -> int:
     return main(["reversal", "--model", str(model), "--refer-dir", str(refer), "--limit-sentences", "24",
-                 "--layers", "all", "--n-boot", "50", "--cache-dir", str(cache), "--out", str(out), "--threads", "1",
-                 *extra])
+                 "--layers", "all", "--n-boot", "50", "--cache-dir", str(cache), "--out", str(out),
+                 "--threads", "1", *extra])
 
 
 def _same_tables(a: Path, b: Path) -> None:
@@ -109,7 +112,8 @@ def _same_tables(a: Path, b: Path) -> None:
 
 @pytest.mark.odd_case("cache", "a vision-feature entry with damaged tensor bytes, header intact", "reversal",
                       "that image is a miss, recomputed; one warning; byte-identical tables")
-def test_reversal_recomputes_a_damaged_feature_entry_with_one_warning_and_the_same_tables(coco128, tiny_hf_clip_dir,
+def test_reversal_recomputes_a_damaged_feature_entry_with_one_warning_and_the_same_tables(
+    coco128, tiny_hf_clip_dir,
                                                                                           tmp_path, caplog):
     cache = tmp_path / "cache"
     assert _reversal(tiny_hf_clip_dir, coco128, tmp_path / "clean", cache) == 0
@@ -143,7 +147,8 @@ def _write_model(calls: list[int]):
     return write
 
 
-@pytest.mark.odd_case("cache", "a random model folder with a damaged weights file, header intact", "write_once",
+@pytest.mark.odd_case("cache", "a random model folder with a damaged weights file, header intact",
+                      "write_once",
                       "one warning naming the folder and file; the folder is written again, same bytes")
 def test_a_damaged_model_folder_is_written_again_with_one_warning(tmp_path, caplog):
     calls: list[int] = []
@@ -194,7 +199,8 @@ def test_without_verify_files_over_1_mib_are_compared_by_size_only(tmp_path, cap
 
     def write(folder: Path) -> None:
         calls.append(1)
-        save_file({"w": torch.arange((1 << 20) // 4 + 64, dtype=torch.float32)}, str(folder / "model.safetensors"))
+        save_file({"w": torch.arange((1 << 20) // 4 + 64, dtype=torch.float32)},
+                  str(folder / "model.safetensors"))
         (folder / "config.json").write_text('{"model_type": "x"}')
 
     write_once(root, write)
@@ -209,7 +215,8 @@ def test_without_verify_files_over_1_mib_are_compared_by_size_only(tmp_path, cap
 
 
 @pytest.mark.odd_case("cache", "the cached random CLIP a run loads has a damaged weights file, header intact",
-                      "reversal (tiny336-random)", "one warning; the model is written again; byte-identical tables")
+                      "reversal (tiny336-random)", "one warning; the model is written again; byte-identical "
+                      "tables")
 def test_reversal_rewrites_a_damaged_random_model_with_one_warning_and_the_same_tables(coco128, tmp_path,
                                                                                        monkeypatch, caplog):
     monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
@@ -218,7 +225,8 @@ def test_reversal_rewrites_a_damaged_random_model_with_one_warning_and_the_same_
     clean = (folder / "model.safetensors").read_bytes()
     _damage_payload(folder / "model.safetensors")
     with caplog.at_level("WARNING"):
-        assert _reversal("tiny336-random", coco128, tmp_path / "damaged", tmp_path / "features", "--no-cache") == 0
+        assert _reversal("tiny336-random", coco128, tmp_path / "damaged", tmp_path / "features",
+                         "--no-cache") == 0
     (message,) = _warnings(caplog)
     assert str(folder) in message and "model.safetensors" in message
     assert (folder / "model.safetensors").read_bytes() == clean
@@ -241,7 +249,8 @@ def test_a_damaged_weights_hash_memo_is_hashed_again_with_one_warning(tiny_hf_cl
     assert str(memo) in message and memo.read_text().strip() == h
 
 
-@pytest.mark.odd_case("cache", "a saved CLIP description whose layer count is damaged", "load_clip (deferred)",
+@pytest.mark.odd_case("cache", "a saved CLIP description whose layer count is damaged",
+                      "load_clip (deferred)",
                       "refused at the first load: error naming the description, which is removed")
 def test_a_description_with_a_damaged_layer_count_is_refused_when_the_model_loads(tiny_hf_clip_dir, tmp_path,
                                                                                    monkeypatch):

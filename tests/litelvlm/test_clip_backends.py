@@ -64,7 +64,8 @@ def test_text_embeddings_tokens_and_attention_agree(pair):
                                    atol=ATOL, rtol=0)
         pa, pb = ta.attention(block), tb.attention(block)
         for i, e in enumerate(ta.eos_index.tolist()):  # rows past a text's [EOS] are padding
-            torch.testing.assert_close(pa[i, :, : e + 1, : e + 1], pb[i, :, : e + 1, : e + 1], atol=ATOL, rtol=0)
+            torch.testing.assert_close(pa[i, :, : e + 1, : e + 1], pb[i, :, : e + 1, : e + 1], atol=ATOL,
+                                       rtol=0)
 
 
 def test_attention_rows_match_eager_reference(tiny_hf_clip_dir, pixels, tiny_hf_clip):
@@ -163,7 +164,8 @@ def test_open_clip_without_class_token_refuses_cls_quantities(pair, pixels):
 
 
 def test_length_sorted_batches_return_the_input_order(tiny_hf_clip):
-    """encode_text batches length-sorted texts; the trace must be in the input order, whatever the batch size."""
+    """encode_text batches length-sorted texts; the trace must be in the input order, whatever the batch
+    size."""
     texts = ["the dog on the left near the big red car", "a", "two people standing", "cat", "x y z", "a man"]
     one = tiny_hf_clip.encode_text(texts, batch_size=64)
     many = tiny_hf_clip.encode_text(texts, batch_size=2)

@@ -8,7 +8,8 @@ TEXTS = ["a red square on the left", "dog", "the second cup from the right of th
 
 
 def test_captured_rows_equal_recomputed_bit_for_bit_in_one_batch(tiny_hf_clip):
-    captured = tiny_hf_clip.encode_text(TEXTS, batch_size=len(TEXTS), eos_rows=True)  # as the sink study calls it
+    # as the sink study calls it
+    captured = tiny_hf_clip.encode_text(TEXTS, batch_size=len(TEXTS), eos_rows=True)
     plain = tiny_hf_clip.encode_text(TEXTS, batch_size=len(TEXTS))
     assert captured.eos_rows is not None and len(captured.eos_rows) == plain.num_layers
     for b in range(plain.num_layers):

@@ -33,7 +33,8 @@ def test_every_name_resolves_to_its_trace_method(traces):
     assert len(expected) == len(HOOK_POINTS)  # one example per hook point
     for name, want in expected.items():
         got = hook_point(name, vision=vision, text=text)
-        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        for g, w in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
             torch.testing.assert_close(g, w)
 
 

@@ -1,11 +1,12 @@
 """Property-based tests (hypothesis) of the annotation readers and the mask geometry.
 
-Readers: any segmentation, valid or not (NaN, infinite, negative or out-of-image polygon coordinates; RLE counts
-that are negative, short, too long or of another size; compressed RLE strings with stray bytes), ends in a mask of
-the image's size or a ``ValueError`` / ``LiteLVLMError``, never a crash; a valid one decodes as pycocotools decodes
-it. Geometry: the patch and token coverages of a mask keep their shape, stay within [0, 1], add up over disjoint
-masks and account for the mask's area; SAM's and UniPixel's resize rules keep their documented bounds.
-Examples are few (fast on two cores) and the deadline is off (first calls import pycocotools and torch)."""
+Readers: any segmentation, valid or not (NaN, infinite, negative or out-of-image polygon coordinates; RLE
+counts that are negative, short, too long or of another size; compressed RLE strings with stray bytes), ends
+in a mask of the image's size or a ``ValueError`` / ``LiteLVLMError``, never a crash; a valid one decodes as
+pycocotools decodes it. Geometry: the patch and token coverages of a mask keep their shape, stay within [0,
+1], add up over disjoint masks and account for the mask's area; SAM's and UniPixel's resize rules keep their
+documented bounds. Examples are few (fast on two cores) and the deadline is off (first calls import
+pycocotools and torch)."""
 
 from __future__ import annotations
 
@@ -69,8 +70,10 @@ def any_segmentations(draw):
     """A valid segmentation, or one broken in one of the ways a file can be."""
     seg, h, w, _ = draw(valid_segmentations())
     how = draw(st.sampled_from(["none", "bad coordinate", "count changed", "negative count", "NaN count",
-                                "count appended", "size swapped", "byte changed", "byte appended", "wrong type"]))
-    counts = seg["counts"] if isinstance(seg, dict) and isinstance(seg["counts"], list) else _runs(np.zeros((h, w)))
+                                "count appended", "size swapped", "byte changed", "byte appended",
+                                "wrong type"]))
+    counts = seg["counts"] if isinstance(seg, dict) and isinstance(seg["counts"],
+                                                                   list) else _runs(np.zeros((h, w)))
     if how == "bad coordinate":
         polys = [list(p) for p in seg] if isinstance(seg, list) and seg else [[1.0, 1.0, 2.0, 1.0, 2.0, 2.0]]
         i = draw(st.integers(0, len(polys) - 1))
@@ -93,9 +96,11 @@ def any_segmentations(draw):
             mask_utils.encode(np.zeros((h, w), np.uint8, order="F"))["counts"].decode("ascii")
         byte = draw(st.characters(min_codepoint=32, max_codepoint=130))
         i = draw(st.integers(0, len(s) - 1))
-        return {"size": [h, w], "counts": s[:i] + byte + s[i + 1:] if how == "byte changed" else s + byte}, h, w
+        return {"size": [h, w],
+                "counts": s[:i] + byte + s[i + 1:] if how == "byte changed" else s + byte}, h, w
     if how == "wrong type":
-        return draw(st.sampled_from([7, "polygon", [7, 8, 9], [{"size": [h, w]}], {"counts": [h * w]}, None])), h, w
+        return draw(
+            st.sampled_from([7, "polygon", [7, 8, 9], [{"size": [h, w]}], {"counts": [h * w]}, None])), h, w
     return seg, h, w
 
 
@@ -155,11 +160,13 @@ def test_the_loaders_give_records_whose_masks_decode_or_one_clear_error(case, lo
                 "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "segmentation": seg}],
                 "categories": [{"id": 1, "name": "thing"}]}
         (root / "instances.json").write_text(json.dumps(inst))
-        refs = [{"ref_id": 1, "image_id": 1, "ann_id": 5, "category_id": 1, "split": "val", "file_name": "a.jpg",
+        refs = [
+            {"ref_id": 1, "image_id": 1, "ann_id": 5, "category_id": 1, "split": "val", "file_name": "a.jpg",
                  "sentences": [{"sent_id": 1, "sent": "the thing", "raw": "the thing"}]}]
         (root / "refs(unc).p").write_bytes(pickle.dumps(refs, protocol=2))
         try:
-            records = load_refer(root, None) if loader == "refer" else load_coco_instances(root / "instances.json", None)
+            records = load_refer(root, None) if loader == "refer" else load_coco_instances(
+                root / "instances.json", None)
         except LiteLVLMError as e:
             message = str(e)
             assert "instances.json" in message and "annotation 5 (image 1)" in message and "\n" not in message
@@ -190,11 +197,13 @@ def test_patch_coverage_keeps_its_shape_bounds_and_the_masks_area(m, geom, cells
     assert np.all((0 <= c.coverage) & (c.coverage <= 1)) and 0 <= c.crop_cut_share <= 1
     assert c.mask_area_fraction == pytest.approx(m.mean())
     p = c.params
-    assert min(p.resized) >= 1 and p.out == (geom[1], geom[1]) and p.frame[0] >= m.shape[0] and p.frame[1] >= m.shape[1]
+    assert min(p.resized) >= 1 and p.out == (geom[1], geom[1]) and p.frame[0] >= m.shape[0] and p.frame[
+        1] >= m.shape[1]
     ys, _ = p.to_original(np.linspace(0, p.out[0], cells + 1), np.zeros(cells + 1))
     _, xs = p.to_original(np.zeros(cells + 1), np.linspace(0, p.out[1], cells + 1))
     inside = float((c.coverage * np.diff(ys)[:, None] * np.diff(xs)[None, :]).sum())
-    assert inside == pytest.approx(m.sum() * (1 - c.crop_cut_share), abs=1e-6)  # the window's share of the mask
+    # the window's share of the mask
+    assert inside == pytest.approx(m.sum() * (1 - c.crop_cut_share), abs=1e-6)
 
 
 @FAST
@@ -222,7 +231,8 @@ def test_token_coverage_on_the_merged_grid_keeps_shape_bounds_and_area(m, llm_h,
     cov = token_coverage(m, grid).numpy()
     assert cov.shape == (llm_h, llm_w) and np.all((0 <= cov) & (cov <= 1))
     ys, xs = (e.numpy() for e in token_edges(grid, m.shape))
-    assert float((cov * np.diff(ys)[:, None] * np.diff(xs)[None, :]).sum()) == pytest.approx(m.sum(), abs=1e-6)
+    assert float((cov * np.diff(ys)[:, None] * np.diff(xs)[None, :]).sum()) == pytest.approx(
+        m.sum(), abs=1e-6)
     np.testing.assert_allclose(token_coverage(np.ones(m.shape, bool), grid).numpy(), 1.0)
 
 

@@ -1,6 +1,7 @@
-"""``litelvlm.explore``: the explorer's data is the library's own (select/ground, similarity, text attention), each
-method's selection is computed once per image and budget (one selection for every budget where the method allows),
-the notebook widget redraws from the caches, and the command refuses bad input before torch is imported."""
+"""``litelvlm.explore``: the explorer's data is the library's own (select/ground, similarity, text attention),
+each method's selection is computed once per image and budget (one selection for every budget where the method
+allows), the notebook widget redraws from the caches, and the command refuses bad input before torch is
+imported."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def toy_scene(tmp_path_factory):
 def data(toy_scene):
     """The explorer's data for the toy scene, its sentence and a second text, on the tiny random GLaMM."""
     image, texts = toy_scene
-    return load(image, [texts[0], "the thing in the corner"], methods=["litelvlm", "random", "litelvlm-context"])
+    return load(image, [texts[0], "the thing in the corner"],
+                methods=["litelvlm", "random", "litelvlm-context"])
 
 
 def test_views_are_the_librarys_own(data):
@@ -34,12 +36,14 @@ def test_views_are_the_librarys_own(data):
 
     inputs = data.prepared.selector_inputs()
     assert data.family == "glamm" and data.grid == (24, 24) and data.n == 576
-    np.testing.assert_array_equal(data.similarity, similarity(inputs, layer=inputs.feature_layer).float().numpy())
+    np.testing.assert_array_equal(data.similarity,
+                                  similarity(inputs, layer=inputs.feature_layer).float().numpy())
     rows = inputs.text.attention(-1).float().mean(1)
     for t, eos in enumerate(inputs.text.eos_index.tolist()):
         np.testing.assert_array_equal(data.attention[t], rows[t, :eos + 1, :eos + 1].numpy())
         assert data.attention[t][-1].sum() == pytest.approx(1, abs=1e-5)  # the [EOS] row: causal softmax
-        assert data.tokens[t][0] == "[SOS]" and data.tokens[t][-1] == "[EOS]" and len(data.tokens[t]) == eos + 1
+        assert data.tokens[t][0] == "[SOS]" and data.tokens[t][-1] == "[EOS]" and len(
+            data.tokens[t]) == eos + 1
     assert data.clip_texts == inputs.text.texts and data.banner.startswith("RANDOM WEIGHTS")
     assert data.window.shape == (336, 336, 3) and data.window.dtype == np.uint8
 
@@ -59,7 +63,8 @@ def test_litelvlm_parts_are_similarity_and_context(data):
 
 
 def test_one_selection_gives_every_budget_where_the_method_allows(data):
-    """litelvlm-context: one library call at N; every K read from its ranking equals the library's selection at K."""
+    """litelvlm-context: one library call at N; every K read from its ranking equals the library's selection
+    at K."""
     from litelvlm.lvlm.prune import clip_side
 
     assert PREFIX_OF_PART == {"litelvlm-context": "context"}
@@ -130,7 +135,8 @@ def test_a_clip_model_shows_tokens_and_similarity_but_no_masks(toy_scene):
     from litelvlm.toy import default_model_path
 
     clip_data = load(toy_scene[0], toy_scene[1], model=str(default_model_path()), methods=["litelvlm"])
-    assert clip_data.family is None and not clip_data.predicts_masks and clip_data.banner.startswith("TOY WEIGHTS")
+    assert clip_data.family is None and not clip_data.predicts_masks and clip_data.banner.startswith(
+        "TOY WEIGHTS")
     ex = Explorer(clip_data, precompute=False)
     ex.budget.value = 5
     assert clip_data.kept("litelvlm", 5).indices and "predicts no mask" in ex.mask_note.value
@@ -146,7 +152,8 @@ print(json.dumps({"rc": rc, "torch": "torch" in sys.modules}))
 """
 
 
-@pytest.mark.parametrize("case", ["no-image", "no-text", "not-html", "file-as-folder", "bad-method", "video-model",
+@pytest.mark.parametrize("case",
+                         ["no-image", "no-text", "not-html", "file-as-folder", "bad-method", "video-model",
                                   "zero-budget", "missing-model-folder"])
 def test_bad_input_is_one_line_and_exit_2_before_torch(case, toy_scene, tmp_path):
     image, texts = toy_scene
@@ -158,7 +165,8 @@ def test_bad_input_is_one_line_and_exit_2_before_torch(case, toy_scene, tmp_path
         del argv["text"]
     elif case == "not-html":
         argv["out"] = str(tmp_path / "page.png")
-    elif case == "file-as-folder":  # a missing folder is made (tests/litelvlm/explore/test_page.py); a file is not one
+    # a missing folder is made (tests/litelvlm/explore/test_page.py); a file is not one
+    elif case == "file-as-folder":
         (tmp_path / "a-file").write_text("keep me")
         argv["out"] = str(tmp_path / "a-file" / "runs" / "page.html")
     elif case == "bad-method":
@@ -170,7 +178,8 @@ def test_bad_input_is_one_line_and_exit_2_before_torch(case, toy_scene, tmp_path
     else:
         extra = ["--model", str(tmp_path / "no-model")]
     args = ["explore", *[x for k, v in argv.items() for x in (f"--{k}", v)], *extra]
-    done = subprocess.run([sys.executable, "-c", CODE, json.dumps(args)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", CODE, json.dumps(args)], capture_output=True, text=True,
+                          timeout=120)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"rc": 2, "torch": False}, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 or case == "zero-budget", lines  # argparse's usage line comes with its error
@@ -192,8 +201,8 @@ def test_a_method_the_family_refuses_is_one_line_before_the_model_loads(toy_scen
 
 
 def test_unipixel_tokens_are_on_its_own_merged_grid(toy_scene, monkeypatch):
-    """Another family: UniPixel's merged tokens (N from the image), CLIP's scores mapped onto them, its masks; the
-    baseline `none` keeps every token at every budget, read from its one selection."""
+    """Another family: UniPixel's merged tokens (N from the image), CLIP's scores mapped onto them, its masks;
+    the baseline `none` keeps every token at every budget, read from its one selection."""
     from PIL import Image
 
     from litelvlm import families
@@ -210,17 +219,19 @@ def test_unipixel_tokens_are_on_its_own_merged_grid(toy_scene, monkeypatch):
     calls = up.calls
     assert up.kept("none", 3).indices == list(range(up.n)) and up.calls == calls + 1
     assert up.kept("none", 7) is up.kept("none", up.n) and up.calls == calls + 1
-    assert up.masks("none", up.n).shape == (1, *up.window.shape[:2]) and up.calls == calls + 1  # cached by ground
+    # cached by ground
+    assert up.masks("none", up.n).shape == (1, *up.window.shape[:2]) and up.calls == calls + 1
 
 
 def test_sa2va_tokens_are_on_its_own_merged_grid(toy_scene):
-    """The fourth family: Sa2VA's merged Qwen2.5-VL tokens (N from the image), its kept tokens as its ``ground`` keeps
-    them, its masks on demand."""
+    """The fourth family: Sa2VA's merged Qwen2.5-VL tokens (N from the image), its kept tokens as its
+    ``ground`` keeps them, its masks on demand."""
     from PIL import Image
 
     image, texts = toy_scene
     sv = load(image, texts, model="sa2va-tiny-random:0", methods=["litelvlm", "none"])
-    assert sv.family == "sa2va" and sv.grid == tuple(sv.pipe.visual_grid(sv.prepared)) and sv.n == sv.grid[0] * sv.grid[1]
+    assert sv.family == "sa2va" and sv.grid == tuple(sv.pipe.visual_grid(sv.prepared)) and sv.n == sv.grid[
+        0] * sv.grid[1]
     assert sv.window.shape == sv.pipe.visual_window(Image.open(image)).shape
     out = sv.pipe.ground(sv.prepared, "litelvlm", 10)
     assert sv.kept("litelvlm", 10).indices == out.kept_indices.tolist()

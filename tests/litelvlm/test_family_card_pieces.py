@@ -1,7 +1,7 @@
-"""A family card refers to its pieces (pipeline class, video path, cost description, question templates, official
-sampler, merged-grid protocol) by one typed lazy reference, :class:`litelvlm.family_card.Lazy`, imported in one
-function, :func:`litelvlm.family_card.resolve`: no other code turns a card's ``"module:attribute"`` string into an
-import."""
+"""A family card refers to its pieces (pipeline class, video path, cost description, question templates,
+official sampler, merged-grid protocol) by one typed lazy reference, :class:`litelvlm.family_card.Lazy`,
+imported in one function, :func:`litelvlm.family_card.resolve`: no other code turns a card's
+``"module:attribute"`` string into an import."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from litelvlm.families import REGISTERED, cards
 from litelvlm.family_card import PIECES, FamilyCard, Lazy
 
 ROOT = Path(__file__).resolve().parents[2]
-#: every ``import_module`` call of the library and the studies, (file, function): the card pieces' one place, and
-#: the registries that are no card's (the subcommands, the methods, GLaMM's lazy exports)
+#: every ``import_module`` call of the library and the studies, (file, function): the card pieces' one place,
+#: and the registries that are no card's (the subcommands, the methods, GLaMM's lazy exports)
 IMPORTS = {("litelvlm/family_card.py", "resolve"): "a card's pieces and the registered cards",
            ("litelvlm/cli.py", "build_parser"): "the subcommand's options module",
            ("litelvlm/methods/__init__.py", "get_method"): "a method's module",
@@ -64,15 +64,17 @@ def test_every_card_piece_is_a_lazy_reference():
             value = getattr(card, piece)
             assert value is None or isinstance(value, Lazy), (card.name, piece, value)
         assert isinstance(card.pipeline, Lazy)
-    old = FamilyCard(name="x", display_name="X", description="", pipeline="pkg.mod:Cls", presets={}, architectures=(),
-                     default_model="x-random", paper_model="", merged_grid="pkg.proto")
-    assert (old.pipeline, old.merged_grid) == (Lazy("pkg.mod", "Cls"), Lazy("pkg.proto"))  # a card written as text
+    old = FamilyCard(name="x", display_name="X", description="", pipeline="pkg.mod:Cls", presets={},
+                     architectures=(), default_model="x-random", paper_model="", merged_grid="pkg.proto")
+    # a card written as text
+    assert (old.pipeline, old.merged_grid) == (Lazy("pkg.mod", "Cls"), Lazy("pkg.proto"))
     assert str(old.pipeline) == "pkg.mod:Cls" and str(old.merged_grid) == "pkg.proto"
 
 
 def test_the_public_readers_import_pieces_through_resolve(monkeypatch):
-    """Every reader of a card's pieces (the pipeline class, the video path, the cost description, the questions, the
-    official sampler, the merged-grid protocol) imports them through :func:`litelvlm.family_card.resolve` alone."""
+    """Every reader of a card's pieces (the pipeline class, the video path, the cost description, the
+    questions, the official sampler, the merged-grid protocol) imports them through
+    :func:`litelvlm.family_card.resolve` alone."""
     from analysis.common.clip_reversal import family_questions
     from analysis.common.grounding_runs import official_turns
     from analysis.common.merged_grid import grid_protocol

@@ -56,7 +56,8 @@ def _pair(arch, dtype, attn):
     ref = official_sam(arch)
     with torch.no_grad():
         for p in ref.parameters():  # every tensor random (SAM zero-initialises its relative positions)
-            p.copy_(torch.randn_like(p) * (p[0].numel() ** -0.5 if p.ndim > 1 else 0.5))  # unit-scale activations
+            # unit-scale activations
+            p.copy_(torch.randn_like(p) * (p[0].numel() ** -0.5 if p.ndim > 1 else 0.5))
         ref["prompt_encoder"].pe_layer.positional_encoding_gaussian_matrix.normal_()
     ref = ref.eval().to(dtype)
     model = build_glamm(arch, dtype=dtype)
@@ -98,10 +99,12 @@ def _compare(arch_name, dtype, attn, atol, rtol):
         pe = model.sam.get_image_wide_positional_embeddings()
         torch.testing.assert_close(pe.to(dtype), pe_ref.to(dtype), atol=atol, rtol=rtol)
         # GLaMM.py L232-241: one call per image with every [SEG] embedding as a batch of sparse prompts
-        sparse, dense = ref["prompt_encoder"](points=None, boxes=None, masks=None, text_embeds=prompts.unsqueeze(1))
-        low_ref, _ = ref["mask_decoder"](image_embeddings=emb_ref, image_pe=ref["prompt_encoder"].get_dense_pe(),
-                                         sparse_prompt_embeddings=sparse.to(dtype), dense_prompt_embeddings=dense,
-                                         multimask_output=False)
+        sparse, dense = ref["prompt_encoder"](points=None, boxes=None, masks=None,
+                                              text_embeds=prompts.unsqueeze(1))
+        low_ref, _ = ref["mask_decoder"](image_embeddings=emb_ref,
+                                         image_pe=ref["prompt_encoder"].get_dense_pe(),
+                                         sparse_prompt_embeddings=sparse.to(dtype),
+                                         dense_prompt_embeddings=dense, multimask_output=False)
         low = model.decode_masks(emb_ref, prompts)
     torch.testing.assert_close(low, low_ref, atol=atol, rtol=rtol)
     assert low_ref.abs().max() > 0.2  # masks of unit scale: the comparison is not vacuous
@@ -131,13 +134,15 @@ def test_sam_equals_glamms_sam_bfloat16(attn):
 F32 = {"emb": 1e-5, "decoder": 2e-6, "low": 1e-5, "flips": 1e-5}
 #: bfloat16: the official modules round at other places than transformers' (whose eager softmax runs in
 #: float32; SDPA fuses): embeddings <= 0.012 / 0.014 (a few bfloat16 steps; one is 0.0039 relative),
-#: logits from the same embeddings <= 0.016 / 0.015, end to end <= 0.023 / 0.018, flipped pixels <= 0.11% / 0.34%.
+#: logits from the same embeddings <= 0.016 / 0.015, end to end <= 0.023 / 0.018, flipped pixels <= 0.11% /
+#: 0.34%.
 BF16 = {"emb": 0.03, "decoder": 0.03, "low": 0.04, "flips": 1e-2}
 
 
 def _checkpoint_pair(arch, path):
     """GLaMM's SAM with random weights, written under the released checkpoint's names
-    (``model.grounding_encoder.*``, beside a random LLM's tensors) and read back by ``load_glamm_checkpoint``."""
+    (``model.grounding_encoder.*``, beside a random LLM's tensors) and read back by
+    ``load_glamm_checkpoint``."""
     from litelvlm.glamm import load_glamm_checkpoint, save_glamm_checkpoint
     from litelvlm.glamm.checkpoint import SAM_PREFIX
     from litelvlm.glamm.checkpoint_writer import glamm_state_dict
@@ -153,9 +158,11 @@ def _checkpoint_pair(arch, path):
     native = build_glamm(arch, vocab_size=len(tok))
     written = glamm_state_dict(native)
     official = {SAM_PREFIX + k: v for k, v in ref.state_dict().items()}
-    assert {k for k in written if k.startswith(SAM_PREFIX)} == set(official)  # the writer's SAM keys are GLaMM's
+    # the writer's SAM keys are GLaMM's
+    assert {k for k in written if k.startswith(SAM_PREFIX)} == set(official)
     save_glamm_checkpoint(native, tok, path, shards=1)
-    torch.save({**{k: v for k, v in written.items() if k not in official}, **official}, path / "pytorch_model.bin")
+    torch.save({**{k: v for k, v in written.items() if k not in official}, **official},
+               path / "pytorch_model.bin")
     model, _ = load_glamm_checkpoint(path)
     return ref.eval(), model
 
@@ -186,13 +193,16 @@ def _end_to_end(ref, model, image, arch, dtype, bounds):
     assert tuple(resize) == reshaped
     prompts = torch.randn(3, arch.prompt_dim, generator=torch.Generator().manual_seed(2)).to(dtype)
     seen = {}
-    hook = model.sam.mask_decoder.register_forward_pre_hook(lambda m, a, kw: seen.update(kw), with_kwargs=True)
+    hook = model.sam.mask_decoder.register_forward_pre_hook(lambda m, a, kw: seen.update(kw),
+                                                            with_kwargs=True)
     with torch.no_grad():
         emb_ref = ref["image_encoder"](x_ref.reshape(1, 3, size, size).to(dtype))
-        sparse, dense = ref["prompt_encoder"](points=None, boxes=None, masks=None, text_embeds=prompts.unsqueeze(1))
+        sparse, dense = ref["prompt_encoder"](points=None, boxes=None, masks=None,
+                                              text_embeds=prompts.unsqueeze(1))
         sparse = sparse.to(prompts.dtype)
         pe = ref["prompt_encoder"].get_dense_pe()
-        low_ref, _ = ref["mask_decoder"](image_embeddings=emb_ref, image_pe=pe, sparse_prompt_embeddings=sparse,
+        low_ref, _ = ref["mask_decoder"](image_embeddings=emb_ref, image_pe=pe,
+                                         sparse_prompt_embeddings=sparse,
                                          dense_prompt_embeddings=dense, multimask_output=False)
         masks_ref = official_postprocess_masks(low_ref, resize, orig, size)[:, 0]
         emb = model.sam.get_image_embeddings(x.to(dtype))
@@ -201,7 +211,8 @@ def _end_to_end(ref, model, image, arch, dtype, bounds):
     hook.remove()
     masks = postprocess_masks(low, reshaped, orig, size)
     def close(x, x_ref, what):
-        torch.testing.assert_close(x.float(), x_ref.float(), atol=bounds[what] * x_ref.abs().max().item(), rtol=0)
+        torch.testing.assert_close(x.float(), x_ref.float(), atol=bounds[what] * x_ref.abs().max().item(),
+                                   rtol=0)
 
     close(emb, emb_ref, "emb")
     assert torch.equal(seen["sparse_prompt_embeddings"][0], sparse)  # (S, 1, C): each [SEG] its only prompt
@@ -262,7 +273,8 @@ def test_official_sam_settings_in_the_model():
     model = build_glamm("tiny")
     norms = [m for m in model.sam.mask_decoder.transformer.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert len(norms) == 9 and {m.eps for m in norms} == {1e-5}
-    for attn, cls in (("eager", SamVisionAttention), ("sdpa", SamVisionSdpaAttention), ("eager", SamVisionAttention)):
+    for attn, cls in (("eager", SamVisionAttention), ("sdpa", SamVisionSdpaAttention),
+                      ("eager", SamVisionAttention)):
         set_attention(attn, model.sam)
         assert {type(layer.attn) for layer in model.sam.vision_encoder.layers} == {cls}
         assert model.sam.mask_decoder.config._attn_implementation == attn

@@ -24,10 +24,13 @@ def test_every_table_entry_is_a_method():
         assert m.stage in STAGES and callable(m.select)
         assert (m.forward is not None) == (m.stage in ("llm-layer", "llm-stages")), name
         assert m.kind == ("clip" if m.stage == "clip" else "llm")
-        stages = m.schedule(64, 576, 32, **({"layer": 3} if m.options and m.options[0].name == "layer" else {}))
+        stages = m.schedule(64, 576, 32,
+                            **({"layer": 3} if m.options and m.options[0].name == "layer" else {}))
         assert stages[0][0] == 0 and all(a[0] < b[0] for a, b in zip(stages, stages[1:])), (name, stages)
-        if m.stage == "llm-stages":  # stages that shrink, from at least K tokens at the input (SparseVLM: N, VScan: 3K/2)
-            assert 64 <= stages[0][1] <= 576 and all(a[1] > b[1] for a, b in zip(stages, stages[1:])), (name, stages)
+        # stages that shrink, from at least K tokens at the input (SparseVLM: N, VScan: 3K/2)
+        if m.stage == "llm-stages":
+            assert 64 <= stages[0][1] <= 576 and all(a[1] > b[1] for a,
+                                                     b in zip(stages, stages[1:])), (name, stages)
         else:
             assert stages[0][1] == (576 if m.stage == "llm-layer" else 64), (name, stages)
     assert available_methods("clip") == sorted(n for n in TABLE if get_method(n).stage == "clip")
@@ -64,7 +67,8 @@ def test_methods_map_their_own_options():
 
 def test_layer_options_are_checked_against_the_model():
     args = SimpleNamespace(fastv_layer=32, attention_layer=32)
-    assert get_method("fastv").layer_errors(args, 32) == []  # FastV's K may be L (prunes after the last layer)
+    # FastV's K may be L (prunes after the last layer)
+    assert get_method("fastv").layer_errors(args, 32) == []
     assert get_method("llm-attention").layer_errors(args, 32) == [
         "--attention-layer 32: llm-attention's layer must be in 0..31 for this model (32 decoder layers)"]
     assert get_method("fastv").layer_errors(SimpleNamespace(fastv_layer=0), 32) == [
@@ -129,7 +133,8 @@ def _imports(path: Path) -> set[str]:
                 mod = node.module or ""
             if mod.startswith("litelvlm"):
                 out.add(mod)
-                out |= {f"{mod}.{a.name}" for a in node.names if (LIB.parent / f"{mod}.{a.name}".replace(".", "/")).exists()
+                out |= {f"{mod}.{a.name}" for a in node.names
+                        if (LIB.parent / f"{mod}.{a.name}".replace(".", "/")).exists()
                         or (LIB.parent / (f"{mod}.{a.name}".replace(".", "/") + ".py")).exists()}
     return out
 
@@ -156,13 +161,15 @@ def test_no_import_circle_across_packages():
 
     circles = sorted(p for p in edges if p in reach(p))
     assert not circles, {p: sorted(edges[p]) for p in circles}
-    # the walk sees the real arrows: the LLM-side methods use the selection types, the selectors CLIP's traces,
-    # the GLaMM family the shared LLM layer, CLIP and the selectors; the circle of earlier versions (the registry
-    # imported litelvlm.lvlm to register its methods) is gone, and nothing shared reaches a family's package
+    # the walk sees the real arrows: the LLM-side methods use the selection types, the selectors CLIP's
+    # traces, the GLaMM family the shared LLM layer, CLIP and the selectors; the circle of earlier versions
+    # (the registry imported litelvlm.lvlm to register its methods) is gone, and nothing shared reaches a
+    # family's package
     assert "litelvlm.pruning" in edges["litelvlm.lvlm"] and "litelvlm.clip" in edges["litelvlm.pruning"]
     assert {"litelvlm.lvlm", "litelvlm.clip", "litelvlm.pruning"} <= edges["litelvlm.glamm"]
     assert "litelvlm.lvlm" not in reach("litelvlm.pruning")
-    for shared in ("litelvlm.lvlm", "litelvlm.pruning", "litelvlm.clip", "litelvlm.methods", "litelvlm.families"):
+    for shared in ("litelvlm.lvlm", "litelvlm.pruning", "litelvlm.clip", "litelvlm.methods",
+                   "litelvlm.families"):
         assert "litelvlm.glamm" not in reach(shared), shared
 
 

@@ -1,5 +1,5 @@
-"""A method is a typed unit: the pipeline calls its stage object, nothing branches on a method's name, stage or kind,
-and its options are declared by the method (the registry's row) and become command-line flags."""
+"""A method is a typed unit: the pipeline calls its stage object, nothing branches on a method's name, stage
+or kind, and its options are declared by the method (the registry's row) and become command-line flags."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def test_every_method_holds_a_stage_object_with_typed_answers():
         assert m.prunes_at_one_layer == (m.stage == "llm-layer")
         assert m.prunes_in_vision_tower == (m.stage == "vision-tower")
         assert m.kind == m.stage.kind == ("clip" if m.acts_on_clip else "llm")
-    assert str(get_method("fastv").stage) == "llm-layer" and f"{get_method('litelvlm').stage}" == "clip"  # tables
+    # tables
+    assert str(get_method("fastv").stage) == "llm-layer" and f"{get_method('litelvlm').stage}" == "clip"
     assert pickle.loads(pickle.dumps(get_method("fastv"))).stage is STAGE_TYPES["llm-layer"]
     assert Method(InputStage(), print).stage is STAGE_TYPES["llm-input"]
     with pytest.raises(ValueError, match="ClipStage is stage 'clip'"):
@@ -51,18 +52,20 @@ def test_every_method_holds_a_stage_object_with_typed_answers():
 
 
 def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monkeypatch):
-    """``ground`` hands each method to the pipeline's step its own stage names (``Stage.step``); ``Stage.run`` calls
-    the same step."""
+    """``ground`` hands each method to the pipeline's step its own stage names (``Stage.step``); ``Stage.run``
+    calls the same step."""
     seen = []
     for step in ("run_clip_stage", "run_llm_stage"):
         run = getattr(type(tiny_glamm), step)
         monkeypatch.setattr(type(tiny_glamm), step,
-                            lambda self, *a, _run=run, _step=step, **kw: seen.append(_step) or _run(self, *a, **kw))
+                            lambda self, *a, _run=run, _step=step,
+                            **kw: seen.append(_step) or _run(self, *a, **kw))
     for method in ("litelvlm", "none", "fastv"):
         tiny_glamm.ground(tiny_glamm_prep, method, 8 if method != "none" else None)
     assert seen == ["run_clip_stage", "run_llm_stage", "run_llm_stage"]
     assert [get_method(m).stage.step for m in ("litelvlm", "none", "fastv")] == seen
-    assert (ClipStage.step, InputStage.step, LayerStage.step) == ("run_clip_stage", "run_llm_stage", "run_llm_stage")
+    assert (ClipStage.step, InputStage.step, LayerStage.step) == ("run_clip_stage", "run_llm_stage",
+                                                                  "run_llm_stage")
 
 
 def test_options_are_declared_with_the_method_and_default_as_its_select():
@@ -97,7 +100,8 @@ def test_the_command_line_builds_every_methods_flags_from_the_registry():
 
 
 def test_a_token_schedule_takes_the_methods_options_dict():
-    """The efficiency study's plan: the method's own options from a dict, the budget counted once, no option named."""
+    """The efficiency study's plan: the method's own options from a dict, the budget counted once, no option
+    named."""
     from litelvlm.budget import Budget
 
     args = SimpleNamespace(fastv_layer=3, attention_layer=None, attention_queries="seg")

@@ -1,6 +1,7 @@
-"""One home for every method: each pruning method, whatever its stage, is one module of ``litelvlm/methods/``, its
-Qwen variant the module ``<name>_qwen`` beside it, its command-line options declared in it, the registry beside them;
-``litelvlm/lvlm/`` holds only the family contract (no method is declared there or anywhere else)."""
+"""One home for every method: each pruning method, whatever its stage, is one module of ``litelvlm/methods/``,
+its Qwen variant the module ``<name>_qwen`` beside it, its command-line options declared in it, the registry
+beside them; ``litelvlm/lvlm/`` holds only the family contract (no method is declared there or anywhere
+else)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,15 @@ def _method_declarations(path: Path) -> list[str]:
 
 
 def _targets() -> list[tuple[str, str]]:
-    rows = [target for target, _ in methods.TABLE.values()] + [target for target, _ in methods.VARIANTS.values()]
+    rows = [target for target, _ in methods.TABLE.values()] + [target for target,
+                                                               _ in methods.VARIANTS.values()]
     return [tuple(t.split(":")) for t in rows]
 
 
 def test_every_registered_method_is_a_module_of_the_package():
     for module, attr in _targets():
-        assert "." not in module, f"{module}: a registry target names a module of litelvlm/methods/ by its name alone"
+        assert "." not in module, (f"{module}: a registry target names a module of litelvlm/methods/ by its "
+                                   "name alone")
         path = PACKAGE / f"{module}.py"
         assert path.is_file(), f"{module}:{attr} is no module of litelvlm/methods/"
         assert attr in _method_declarations(path), f"{path.name} declares no Method {attr}"
@@ -75,7 +78,8 @@ def test_options_are_declared_in_the_method_module(name):
     spec = methods.get_method(name)
     assert isinstance(spec, Method)
     assert spec.options == declared_options(module), f"{module}.py: its OPTIONS read statically differ"
-    raw = getattr(__import__(f"litelvlm.methods.{module}", fromlist=["x"]), methods.TABLE[name][0].split(":")[1])
+    raw = getattr(__import__(f"litelvlm.methods.{module}", fromlist=["x"]),
+                  methods.TABLE[name][0].split(":")[1])
     assert raw.options == spec.options, f"{module}.py: the Method does not carry its module's OPTIONS"
     for backbone in {bb for (n, bb) in methods.VARIANTS if n == name}:
         assert methods.get_method(name, backbone).options == spec.options
@@ -83,4 +87,5 @@ def test_options_are_declared_in_the_method_module(name):
 
 def test_the_registry_declares_no_options_of_its_own():
     assert not hasattr(methods, "OPTIONS")
-    assert {o.dest for o in methods.method_option_list()} == {"fastv_layer", "attention_layer", "attention_queries"}
+    assert {o.dest for o in methods.method_option_list()} == {"fastv_layer", "attention_layer",
+                                                              "attention_queries"}

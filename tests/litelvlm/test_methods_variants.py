@@ -1,5 +1,5 @@
-"""A method's variant for another backbone (``litelvlm.methods.VARIANTS``): found by ``get_method(name, backbone)``
-and by a family's ``spec``, the method itself everywhere else."""
+"""A method's variant for another backbone (``litelvlm.methods.VARIANTS``): found by ``get_method(name,
+backbone)`` and by a family's ``spec``, the method itself everywhere else."""
 
 from __future__ import annotations
 

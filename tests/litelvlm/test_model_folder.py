@@ -1,8 +1,8 @@
-"""Model folders checked at load (``litelvlm.model_folder``), every family alike: a ``config.json`` that is not a
-JSON object or holds a key of the wrong type, or a folder without its tokenizer (or image-processor) files, is one
-``LiteLVLMError`` naming the folder and the key with its expected type, or the missing files, before transformers,
-open_clip or torch read anything (no traceback, no token-count mismatch later); through the CLI, one exit-2 line
-with nothing written.
+"""Model folders checked at load (``litelvlm.model_folder``), every family alike: a ``config.json`` that is
+not a JSON object or holds a key of the wrong type, or a folder without its tokenizer (or image-processor)
+files, is one ``LiteLVLMError`` naming the folder and the key with its expected type, or the missing files,
+before transformers, open_clip or torch read anything (no traceback, no token-count mismatch later); through
+the CLI, one exit-2 line with nothing written.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def good_folders(tmp_path_factory, tiny_hf_clip_dir, tiny_open_clip_dir) -> dict
     from litelvlm.videoglamm.checkpoint import videoglamm_folder
 
     return {"glamm": save_random_glamm(tmp_path_factory.mktemp("glamm") / "glamm", "tiny", 0),
-            "videoglamm": videoglamm_folder("videoglamm-tiny-random:0"), "unipixel": random_unipixel_dir("tiny", 0),
+            "videoglamm": videoglamm_folder("videoglamm-tiny-random:0"),
+            "unipixel": random_unipixel_dir("tiny", 0),
             "qwen": random_qwen_dir("tiny", 0), "clip": tiny_hf_clip_dir, "open_clip": tiny_open_clip_dir}
 
 
@@ -89,13 +90,17 @@ def load(family: str, folder: Path):
     return load_clip(str(folder), "hf") if family == "clip" else load_clip(f"local-dir:{folder}", "open_clip")
 
 
-LOADER_CASES = [(f, c) for f in FAMILIES for c in ("config a JSON list", "a size as a string", "no tokenizer files")
-                if not (f == "open_clip" and c == "no tokenizer files")]   # open_clip's tokenizer ships with it
+LOADER_CASES = [(f, c) for f in FAMILIES
+                for c in ("config a JSON list", "a size as a string", "no tokenizer files")
+                # open_clip's tokenizer ships with it
+                if not (f == "open_clip" and c == "no tokenizer files")]
 
 
-@pytest.mark.odd_case("model folders", "config.json a JSON list, a size as a string, no tokenizer files (every family)",
+@pytest.mark.odd_case("model folders", "config.json a JSON list, a size as a string, no tokenizer files "
+                      "(every family)",
                       "load_glamm_checkpoint, load_videoglamm, load_unipixel, load_qwen, load_clip",
-                      "LiteLVLMError naming the folder and the key with its expected type, or the missing files")
+                      "LiteLVLMError naming the folder and the key with its expected type, or the missing "
+                      "files")
 @pytest.mark.parametrize("family,case", LOADER_CASES)
 def test_a_broken_model_folder_is_refused_at_load(family, case, good_folders, tmp_path):
     folder, names = broken_folder(good_folders[family], family, case, tmp_path)
@@ -111,17 +116,21 @@ def test_qwen_and_unipixel_need_every_file_of_their_slow_tokenizer(good_folders,
         shutil.copytree(good_folders[family], folder)
         (folder / "tokenizer.json").unlink()
         (folder / "merges.txt").unlink()
-        with pytest.raises(LiteLVLMError, match=r"lacks the tokenizer file\(s\) merges.txt \(or tokenizer.json\)"):
+        with pytest.raises(LiteLVLMError, match=r"lacks the tokenizer file\(s\) merges.txt \(or "
+                           r"tokenizer.json\)"):
             load(family, folder)
         (folder / "preprocessor_config.json").unlink()
         shutil.copy(good_folders[family] / "tokenizer.json", folder)
-        with pytest.raises(LiteLVLMError, match=r"lacks the image processor file\(s\) preprocessor_config.json"):
+        with pytest.raises(LiteLVLMError, match=r"lacks the image processor file\(s\) "
+                           r"preprocessor_config.json"):
             load(family, folder)
 
 
 def test_check_types_reads_json_types_strictly(tmp_path):
-    schema = {"n": "int", "eps": "float", "flag": "bool", "ids": "int list", "opt": "int|null", "sub.k": "str"}
-    check_types({"n": 3, "eps": 1, "flag": False, "ids": [1, 2], "opt": None, "sub": {"k": "x"}, "extra": "y"},
+    schema = {"n": "int", "eps": "float", "flag": "bool", "ids": "int list", "opt": "int|null",
+              "sub.k": "str"}
+    check_types(
+        {"n": 3, "eps": 1, "flag": False, "ids": [1, 2], "opt": None, "sub": {"k": "x"}, "extra": "y"},
                 schema, "here")
     check_types({}, schema, "here")   # a key left out is the loader's to default or refuse
     for cfg, key, want in [({"n": True}, "n", "an integer, got true or false"),
@@ -149,8 +158,8 @@ CLI_CASES = [(c, f, case) for c, f in [("eval-grounding", "glamm"), ("eval-groun
              for case in ("config a JSON list", "a size as a string", "no tokenizer files")]
 
 
-@pytest.mark.odd_case("model folders", "a --model folder whose config.json is a list, holds a size as a string, or "
-                      "lacks the tokenizer files", "eval-grounding, eval-video, reversal",
+@pytest.mark.odd_case("model folders", "a --model folder whose config.json is a list, holds a size as a "
+                      "string, or lacks the tokenizer files", "eval-grounding, eval-video, reversal",
                       "one line naming the folder and the key or files; exit 2; --out not created")
 @pytest.mark.parametrize("command,family,case", CLI_CASES)
 def test_a_broken_model_folder_is_one_line_before_anything_is_written(command, family, case, good_folders,
@@ -163,6 +172,7 @@ def test_a_broken_model_folder_is_one_line_before_anything_is_written(command, f
     assert main(argv) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("WARNING")]
-    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith(f"litelvlm {command}: error: "), err
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith(
+        f"litelvlm {command}: error: "), err
     assert all(n in lines[0] for n in names[:2]), lines[0]
     assert not out.exists() or not any(out.iterdir()), sorted(out.rglob("*"))

@@ -17,8 +17,10 @@ from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 
 #: both processor files and both weight layouts by default; the other two pairings under ``-m slow``
-LAYOUTS = [("processor_config.json", False), pytest.param("processor_config.json", True, marks=pytest.mark.slow),
-           pytest.param("preprocessor_config.json", False, marks=pytest.mark.slow), ("preprocessor_config.json", True)]
+LAYOUTS = [("processor_config.json", False),
+           pytest.param("processor_config.json", True, marks=pytest.mark.slow),
+           pytest.param("preprocessor_config.json", False, marks=pytest.mark.slow),
+           ("preprocessor_config.json", True)]
 
 
 def write_clip(folder: Path, processor_file: str, sharded: bool, seed: int = 0) -> Path:
@@ -42,9 +44,11 @@ def write_clip(folder: Path, processor_file: str, sharded: bool, seed: int = 0) 
         tokenizer.save_pretrained(folder)
         images.save_pretrained(folder)
     names = {p.name for p in folder.iterdir()}
-    assert processor_file in names and ({"processor_config.json", "preprocessor_config.json"} - {processor_file}
+    assert processor_file in names and ({"processor_config.json", "preprocessor_config.json"}
+                                        - {processor_file}
                                         ).isdisjoint(names)
-    assert ("model.safetensors.index.json" in names) is sharded and ("model.safetensors" in names) is not sharded
+    assert ("model.safetensors.index.json" in names) is sharded and ("model.safetensors"
+                                                                     in names) is not sharded
     return folder
 
 
@@ -85,14 +89,16 @@ def test_a_processor_config_without_image_settings_is_named(content, tmp_path):
     with pytest.raises(LiteLVLMError, match="processor_config.json has no 'image_processor' object"):
         load_clip(str(folder), "hf")
     (folder / "processor_config.json").unlink()
-    with pytest.raises(LiteLVLMError, match=r"lacks the image processor file\(s\) preprocessor_config.json \(or "
+    with pytest.raises(LiteLVLMError, match=r"lacks the image processor file\(s\) preprocessor_config.json "
+                       r"\(or "
                                             r"processor_config.json\)"):
         load_clip(str(folder), "hf")
 
 
 def test_a_qwen_folder_of_todays_processor_layout_is_accepted(tmp_path):
-    """A Qwen2.5-VL folder whose processor was written by transformers 5's ``Qwen2_5_VLProcessor.save_pretrained``
-    (``processor_config.json``, ``chat_template.jinja``; no ``preprocessor_config.json``) passes the folder check."""
+    """A Qwen2.5-VL folder whose processor was written by transformers 5's
+    ``Qwen2_5_VLProcessor.save_pretrained`` (``processor_config.json``, ``chat_template.jinja``; no
+    ``preprocessor_config.json``) passes the folder check."""
     import shutil
 
     from litelvlm.model_folder import check_model_folder

@@ -21,12 +21,14 @@ LIB = Path(__file__).resolve().parents[2] / "litelvlm"
 ])
 def test_random_names(text, clip, glamm, seed):
     spec = ModelSpec.parse(text)
-    assert (spec.random_clip, card("glamm").preset(spec), spec.random_seed(), spec.is_random) == (clip, glamm, seed, True)
+    assert (spec.random_clip, card("glamm").preset(spec), spec.random_seed(),
+            spec.is_random) == (clip, glamm, seed, True)
     assert not spec.open_clip_style
 
 
 def test_bad_seed_names_the_string():
-    with pytest.raises(LiteLVLMError, match=r"model 'tiny-random:abc': the seed after ':' must be a whole number"):
+    with pytest.raises(LiteLVLMError, match=r"model 'tiny-random:abc': the seed after ':' must be a whole "
+                       r"number"):
         ModelSpec.parse("tiny-random:abc").random_seed()
 
 
@@ -47,12 +49,14 @@ def test_open_clip_strings(text, style, name):
 
 def test_folders_and_sizes():
     assert ModelSpec.parse("local-dir:/m/clip").folder == "/m/clip" == ModelSpec.parse("/m/clip").folder
-    assert ModelSpec.parse("local-dir:/m/clip").local_dir == "/m/clip" and ModelSpec.parse("/m/clip").local_dir is None
+    assert ModelSpec.parse("local-dir:/m/clip").local_dir == "/m/clip" and ModelSpec.parse(
+        "/m/clip").local_dir is None
     assert ModelSpec.parse("random-glamm-7b").is_random  # the efficiency study's in-memory models
     for small in ("tiny-random:1", "/x/tiny336-random-hf-seed0", "toy-clip", "/w/my-toy"):
         assert ModelSpec.parse(small).is_small, small
     assert not ModelSpec.parse("openai/clip-vit-large-patch14-336").is_small
-    assert set(card("glamm").presets) & set(RANDOM_CLIPS) == {"tiny-random"}  # GLaMM's tiny-random pairs with tiny336
+    # GLaMM's tiny-random pairs with tiny336
+    assert set(card("glamm").presets) & set(RANDOM_CLIPS) == {"tiny-random"}
 
 
 def test_no_other_module_splits_model_strings():

@@ -1,6 +1,6 @@
 """A model string is read once: at the command line (argparse ``type=``), then it travels as a
-:class:`litelvlm.model_spec.ModelSpec` down to the family's loader; library entry points convert a Python caller's str
-once, at their edge (:meth:`ModelSpec.of`)."""
+:class:`litelvlm.model_spec.ModelSpec` down to the family's loader; library entry points convert a Python
+caller's str once, at their edge (:meth:`ModelSpec.of`)."""
 
 from __future__ import annotations
 
@@ -44,10 +44,11 @@ def _parses_while_loading(monkeypatch, argv: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("model", ["tiny-random:0", "sa2va-tiny-random:0"])
 def test_the_command_line_reads_the_model_string_once(model, coco128, tmp_path, monkeypatch):
-    """``eval-grounding --model M`` reads M once (argparse), and no other model string is read twice on the way to
-    the loaded pipeline (the CLIP paired with the model included)."""
+    """``eval-grounding --model M`` reads M once (argparse), and no other model string is read twice on the
+    way to the loaded pipeline (the CLIP paired with the model included)."""
     read = _parses_while_loading(monkeypatch, ["eval-grounding", "--refer-dir", str(coco128), "--out",
-                                               str(tmp_path / "out"), "--model", model, "--limit-images", "1"])
+                                               str(tmp_path / "out"), "--model", model, "--limit-images",
+                                               "1"])
     assert read.count(model) == 1, read
     assert len(read) == len(set(read)), read
 
@@ -61,7 +62,9 @@ def test_a_python_caller_converts_once():
 def test_a_model_spec_is_its_text_wherever_a_string_goes():
     """Results stay as they were: a spec writes, compares, hashes, copies and pickles as its text."""
     spec = ModelSpec.parse("local-dir:/m/clip")
-    assert spec == "local-dir:/m/clip" and hash(spec) == hash("local-dir:/m/clip") and f"{spec!r}" == "'local-dir:/m/clip'"
+    assert spec == "local-dir:/m/clip" and hash(spec) == hash(
+        "local-dir:/m/clip") and f"{spec!r}" == "'local-dir:/m/clip'"
     assert json.dumps({"model": spec}) == json.dumps({"model": "local-dir:/m/clip"})
     for twin in (copy.deepcopy(spec), pickle.loads(pickle.dumps(spec))):
-        assert isinstance(twin, ModelSpec) and (twin, twin.name, twin.local_dir) == (spec, "local-dir", "/m/clip")
+        assert isinstance(twin, ModelSpec) and (twin, twin.name, twin.local_dir) == (
+            spec, "local-dir", "/m/clip")

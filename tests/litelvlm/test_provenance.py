@@ -13,7 +13,8 @@ from litelvlm.provenance import mark_weights, run_weights_kind, weights_banner, 
 
 @pytest.mark.parametrize("model, kind", [
     ("tiny-random", "random"), ("tiny-random:3", "random"), ("tiny336-random:1", "random"),
-    ("vit-l-14-336-random", "random"), ("glamm-7b-random:0", "random"), ("random-vit-l-14-336-2layers", "random"),
+    ("vit-l-14-336-random", "random"), ("glamm-7b-random:0", "random"),
+    ("random-vit-l-14-336-2layers", "random"),
     ("openai/clip-vit-large-patch14-336", "real"), ("ViT-L-14-336:openai", "real"), (None, "real"),
 ])
 def test_model_strings(model, kind):
@@ -38,7 +39,8 @@ def test_folders(tmp_path, monkeypatch):
 
     toy = default_model_path()
     assert weights_kind(str(toy)) == weights_kind(f"local-dir:{toy}") == "toy"
-    assert "bundled toy CLIP" in weights_banner(str(toy)) and weights_banner(str(toy)).startswith("TOY WEIGHTS")
+    assert "bundled toy CLIP" in weights_banner(str(toy)) and weights_banner(str(toy)).startswith(
+        "TOY WEIGHTS")
     trained = tmp_path / "trained"  # a toy-train output
     trained.mkdir()
     (trained / "training_metrics.json").write_text("{}")
@@ -85,8 +87,10 @@ def test_the_banner_names_every_model_that_is_not_real():
     past BANNER_MODELS the first few are named and the rest counted."""
     from litelvlm.provenance import BANNER_MODELS
 
-    two = weights_banner("tiny336-random", "openai/clip-vit-large-patch14-336", "tiny336-random:1", "tiny336-random")
-    assert two == "RANDOM WEIGHTS (tiny336-random, tiny336-random:1): numbers exercise the pipeline, they are not findings"
+    two = weights_banner("tiny336-random", "openai/clip-vit-large-patch14-336", "tiny336-random:1",
+                         "tiny336-random")
+    assert (two == "RANDOM WEIGHTS (tiny336-random, tiny336-random:1): numbers exercise the pipeline, they "
+            "are not findings")
     from litelvlm.toy import default_model_path
 
     toy = str(default_model_path())
@@ -105,7 +109,8 @@ def test_a_study_on_random_weights_prints_the_banner_and_marks_summary_csv(coco1
 
     out = tmp_path / "rev"
     assert main(["reversal", "--model", "tiny336-random:0", "--refer-dir", str(coco128), "--split", "val",
-                 "--limit", "8", "--n-boot", "50", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]) == 0
+                 "--limit", "8", "--n-boot", "50", "--cache-dir", str(tmp_path / "cache"), "--out",
+                 str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == weights_banner("tiny336-random:0")
     assert set(pd.read_csv(out / "summary.csv")["weights"]) == {"random"}

@@ -37,9 +37,11 @@ def hand_inputs(sims: np.ndarray, q_cls, keys, values) -> SelectorInputs:
     q = torch.cat([torch.tensor(q_cls, dtype=torch.float32)[None, None],
                    torch.zeros(1, N, len(q_cls))], dim=1)
     k = torch.cat([torch.zeros(1, 1, len(q_cls)), torch.tensor(keys, dtype=torch.float32)[None]], dim=1)
-    v = torch.cat([torch.zeros(1, 1, values.shape[1]), torch.tensor(values, dtype=torch.float32)[None]], dim=1)
+    v = torch.cat([torch.zeros(1, 1, values.shape[1]), torch.tensor(values, dtype=torch.float32)[None]],
+                  dim=1)
     backend = HandBackend(q, k, v)
-    vision = VisionTrace(hidden_states=(hidden, hidden, hidden), grid=(1, N), num_prefix_tokens=1, backend=backend)
+    vision = VisionTrace(hidden_states=(hidden, hidden, hidden), grid=(1, N), num_prefix_tokens=1,
+                         backend=backend)
     text = TextTrace(texts=[f"t{i}" for i in range(T)], input_ids=torch.zeros(T, 2, dtype=torch.long),
                      eos_index=torch.ones(T, dtype=torch.long), text_embeds=torch.eye(T),
                      hidden_states=None, truncated=[False] * T, backend=backend)
@@ -106,7 +108,8 @@ def test_litelvlm_options():
     ctx_heavy = select("litelvlm-ctx", inp, 6)  # 3 of 6 to context first: 1 lowest per text
     assert ctx_heavy.parts["similarity"].tolist() == sorted({3, 0})
     top = select("clip_topsim", inp, 6)
-    assert top.parts["similarity"].tolist() == sorted(set(np.argsort(-SIMS[0])[:3]) | set(np.argsort(-SIMS[1])[:3]))
+    assert top.parts["similarity"].tolist() == sorted(set(np.argsort(-SIMS[0])[:3])
+                                                      | set(np.argsort(-SIMS[1])[:3]))
 
 
 def test_full_budget_in_raster_order_equals_the_unpruned_features():
@@ -126,7 +129,8 @@ def tiny_inputs(tiny_hf_clip):
     return SelectorInputs(tiny_hf_clip.trace_image(pix), tiny_hf_clip.encode_text(["a dog", "the red cup"]))
 
 
-@pytest.mark.parametrize("method", ["litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner", "visionzip"])
+@pytest.mark.parametrize("method",
+                         ["litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner", "visionzip"])
 @pytest.mark.parametrize("budget", [1, 5, 16])
 def test_every_clip_method_returns_k_distinct_valid_tokens(tiny_inputs, method, budget):
     feats, sel = visual_features(tiny_inputs, method, budget)

@@ -16,7 +16,8 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.memory import storage_bytes
 from litelvlm.quantize import QUANTIZED_PREFIX, check_quantize, quantize_llm_layers, quantized_linears
 
-bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes not installed (pip install 'litelvlm[quantize]')")
+bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes not installed (pip install "
+                          "'litelvlm[quantize]')")
 
 SENTENCES = ["the dog on the left", "a red car"]
 
@@ -45,7 +46,8 @@ def _expected_type(mode: str, backend: str) -> type:
     return bnb.nn.Linear8bitLt if mode == "int8" else bnb.nn.Linear4bit
 
 
-@pytest.mark.parametrize("mode,backend", [("int8", "bitsandbytes"), ("nf4", "bitsandbytes"), ("int8", "torchao")])
+@pytest.mark.parametrize("mode,backend",
+                         [("int8", "bitsandbytes"), ("nf4", "bitsandbytes"), ("int8", "torchao")])
 def test_only_decoder_linears_are_quantized(pipe, mode, backend):
     if backend == "torchao":
         pytest.importorskip("torchao", reason="torchao not installed (pip install 'litelvlm[quantize]')")
@@ -67,7 +69,8 @@ def test_only_decoder_linears_are_quantized(pipe, mode, backend):
     for part in ("vision_tower", "projector"):
         assert all(type(m) is nn.Linear for m in getattr(q.model, part).modules() if isinstance(m, nn.Linear))
     assert type(q.model.llava.lm_head) is nn.Linear and type(q.model.text_hidden_fcs[0][0]) is nn.Linear
-    assert all(type(m) is nn.Linear for m in q.clip.modules().text_model.modules() if isinstance(m, nn.Linear))
+    assert all(type(m) is nn.Linear for m in q.clip.modules().text_model.modules()
+               if isinstance(m, nn.Linear))
 
 
 @pytest.mark.parametrize("mode,min_iou", [("int8", 0.9), ("nf4", 0.9)])
@@ -135,7 +138,8 @@ def test_folders_written_before_quantize_resume(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model": "tiny-random:0"}))
     check_config(tmp_path, {"model": "tiny-random:0", "quantize": "none", "quantize_backend": "bitsandbytes"})
     with pytest.raises(LiteLVLMError, match="--quantize"):
-        check_config(tmp_path, {"model": "tiny-random:0", "quantize": "int8", "quantize_backend": "bitsandbytes"})
+        check_config(tmp_path,
+                     {"model": "tiny-random:0", "quantize": "int8", "quantize_backend": "bitsandbytes"})
 
 
 def test_memory_claims_judging():
@@ -144,10 +148,12 @@ def test_memory_claims_judging():
     rows = []
     for q, w in (("none", 15000.0), ("int8", 9000.0)):
         for method, budget, act in (("none", 576, 200.0), ("litelvlm", 192, 60.0), ("litelvlm", 32, 50.0)):
-            rows.append({"quantize": q, "method": method, "budget": budget, "weights_mb": w, "peak_mb": w + act})
+            rows.append(
+                {"quantize": q, "method": method, "budget": budget, "weights_mb": w, "peak_mb": w + act})
     claims = memory_claims(pd.DataFrame(rows)).set_index(["claim", "quantize"])["verdict"]
     assert claims[("pruning alone, LiteLVLM at 192", "none")] == "MET"  # 140 of 15200 MB: 0.9%
-    assert claims[("pruning alone, LiteLVLM at 192", "int8")] == "no claim"  # the paper's claim is unquantized
+    # the paper's claim is unquantized
+    assert claims[("pruning alone, LiteLVLM at 192", "int8")] == "no claim"
     assert claims[("8-bit weights, all tokens", "int8")] == "MET"  # 9200 against 15200: 39.5% lower
     missing = memory_claims(pd.DataFrame(rows[:3]))
     assert (missing.set_index("claim").loc["8-bit weights, all tokens", "verdict"]) == "not measured"
@@ -194,7 +200,8 @@ def test_quantized_tiny_validate_on_cuda(mode, coco128, tmp_path):
     from litelvlm.cli import main
 
     out = tmp_path / mode
-    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--device", "cuda", "--quantize", mode,
+    assert main(
+        ["validate", "--refer-dir", str(coco128), "--out", str(out), "--device", "cuda", "--quantize", mode,
                  "--methods", "litelvlm,fastv", "--budgets", "576", "64"]) == 0
     assert pd.read_csv(out / "checks.csv")["passed"].all()
     mem = pd.read_csv(out / "memory.csv")
@@ -204,15 +211,16 @@ def test_quantized_tiny_validate_on_cuda(mode, coco128, tmp_path):
 def test_settings_are_those_of_lisas_bitsandbytes_config():
     """LISA's chat.py (dvlab-research/LISA, commit 3cb2d43, chat.py lines 88-116), transcribed:
     ``BitsAndBytesConfig(llm_int8_skip_modules=["visual_model"], load_in_8bit=True)`` and
-    ``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16, bnb_4bit_use_double_quant=True,
-    bnb_4bit_quant_type="nf4", llm_int8_skip_modules=["visual_model"])``; our layers carry the same settings
-    (the compute dtype is --dtype here, a listed deviation)."""
+    ``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16,
+    bnb_4bit_use_double_quant=True, bnb_4bit_quant_type="nf4", llm_int8_skip_modules=["visual_model"])``; our
+    layers carry the same settings (the compute dtype is --dtype here, a listed deviation)."""
     from transformers import BitsAndBytesConfig
 
     from litelvlm.quantize import INT8_THRESHOLD, NF4_BLOCK
 
     c8 = BitsAndBytesConfig(llm_int8_skip_modules=["visual_model"], load_in_8bit=True)
-    c4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16, bnb_4bit_use_double_quant=True,
+    c4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16,
+                            bnb_4bit_use_double_quant=True,
                             bnb_4bit_quant_type="nf4", llm_int8_skip_modules=["visual_model"])
     # one linear layer at GLaMM's path llava.model.language_model.layers.0
     stack = nn.ModuleDict({"layers": nn.ModuleList([nn.Linear(128, 64)])})
@@ -231,8 +239,8 @@ def test_settings_are_those_of_lisas_bitsandbytes_config():
 
 
 def test_efficiency_times_the_quantized_model(tmp_path, capsys):
-    """``efficiency --quantize``: the timed pipeline's decoder layers hold quantized weights (its CLIP and SAM do
-    not), the run records the precision, and a FLOPs-only or meta-device quantization is refused."""
+    """``efficiency --quantize``: the timed pipeline's decoder layers hold quantized weights (its CLIP and SAM
+    do not), the run records the precision, and a FLOPs-only or meta-device quantization is refused."""
     import json
 
     import torch
@@ -254,8 +262,11 @@ def test_efficiency_times_the_quantized_model(tmp_path, capsys):
             "--repeats", "1", "--attn", "sdpa", "--no-figures"]
     assert main([*args, "--quantize", "int8", "--out", str(out)]) == 0
     cfg = json.loads((out / "config.json").read_text())
-    assert (cfg["quantize"], cfg["quantize_backend"]) == ("int8", "bitsandbytes") and "--quantize int8" in cfg["command"]
+    assert ((cfg["quantize"], cfg["quantize_backend"]) == ("int8", "bitsandbytes")
+            and "--quantize int8" in cfg["command"])
     assert main([*args, "--quantize", "int8", "--flops-only", "--out", str(tmp_path / "bad")]) == 2
     assert "not the FLOPs" in capsys.readouterr().err and not (tmp_path / "bad").exists()
-    assert main([*args, "--quantize", "nf4", "--quantize-backend", "torchao", "--out", str(tmp_path / "bad")]) == 2
-    assert "torchao serves --quantize int8 only" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(
+        [*args, "--quantize", "nf4", "--quantize-backend", "torchao", "--out", str(tmp_path / "bad")]) == 2
+    assert "torchao serves --quantize int8 only" in capsys.readouterr().err and not (
+        tmp_path / "bad").exists()

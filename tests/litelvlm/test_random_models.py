@@ -1,12 +1,13 @@
-"""Every family's random preset goes through one helper (:mod:`litelvlm.random_models`): built once, written in the
-family's real checkpoint layout under ``$LITELVLM_CACHE/random-models/``, reused from there.
+"""Every family's random preset goes through one helper (:mod:`litelvlm.random_models`): built once, written
+in the family's real checkpoint layout under ``$LITELVLM_CACHE/random-models/``, reused from there.
 
 The digests below were recorded from the code before the families shared that helper (one copy per family):
-the folder's name, the SHA-256 of its tensors (:func:`litelvlm.checksums.tensors_digest` of every weight file's
-tensors) and of its files' bytes (each file's name and SHA-256, in name order; a ``torch.save`` ``.bin`` file by its
-tensors only, as ``torch.save`` writes a random ``serialization_id`` into each file). They must not change: the
-weights of the tiny presets are pinned, and every result table of the default commands depends on them. The test
-reads the session's cache, so a folder another test wrote already costs only its hashing."""
+the folder's name, the SHA-256 of its tensors (:func:`litelvlm.checksums.tensors_digest` of every weight
+file's tensors) and of its files' bytes (each file's name and SHA-256, in name order; a ``torch.save``
+``.bin`` file by its tensors only, as ``torch.save`` writes a random ``serialization_id`` into each file).
+They must not change: the weights of the tiny presets are pinned, and every result table of the default
+commands depends on them. The test reads the session's cache, so a folder another test wrote already costs
+only its hashing."""
 
 from __future__ import annotations
 
@@ -57,8 +58,10 @@ def _folder(name: str) -> Path:
     from litelvlm.unipixel.checkpoint import random_unipixel_dir
     from litelvlm.videoglamm.checkpoint import videoglamm_folder
 
-    made = {"glamm-tiny": lambda: _random_model_dir("tiny", 0), "qwen-tiny": lambda: random_qwen_dir("tiny", 0),
-            "unipixel-tiny": lambda: random_unipixel_dir("tiny", 5), "sa2va-tiny": lambda: random_sa2va_dir("tiny", 0),
+    made = {"glamm-tiny": lambda: _random_model_dir("tiny", 0),
+            "qwen-tiny": lambda: random_qwen_dir("tiny", 0),
+            "unipixel-tiny": lambda: random_unipixel_dir("tiny", 5),
+            "sa2va-tiny": lambda: random_sa2va_dir("tiny", 0),
             "videoglamm-tiny": lambda: videoglamm_folder("videoglamm-tiny-random:0"),
             "clip-tiny-hf": lambda: resolve_random_model("tiny-random:0", "hf"),
             "clip-tiny-open_clip": lambda: resolve_random_model("tiny-random:0", "open_clip"),
@@ -97,8 +100,10 @@ def test_each_tiny_preset_folder_is_byte_identical_to_the_recorded_one(name):
 
 def test_the_families_write_their_random_folders_through_one_helper():
     """No family module builds a cache path or calls ``write_once`` itself: each asks
-    :func:`~litelvlm.random_models.random_preset_folder` (CLIP: :func:`~litelvlm.random_models.cached_random_folder`),
-    and the ``litelvlm_random`` record of ``config.json`` comes from :func:`~litelvlm.random_models.random_record`."""
+    :func:`~litelvlm.random_models.random_preset_folder` (CLIP:
+    :func:`~litelvlm.random_models.cached_random_folder`), and the ``litelvlm_random`` record of
+    ``config.json`` comes from
+    :func:`~litelvlm.random_models.random_record`."""
     import litelvlm.clip as clip
     import litelvlm.glamm.checkpoint_writer as glamm_writer
     import litelvlm.glamm.pipeline as glamm
@@ -118,7 +123,8 @@ def test_the_families_write_their_random_folders_through_one_helper():
 
 @pytest.mark.parametrize(("family", "preset", "fill", "name"), [
     ("glamm", "tiny", "init", "glamm-tiny-seed3"), ("glamm", "glamm-7b", "fast", "glamm-glamm-7b-seed3-fast"),
-    ("qwen2.5-vl", "7b", "fast", "qwen2.5-vl-7b-seed3-fast"), ("unipixel", "3b", "init", "unipixel-3b-seed3")])
+    ("qwen2.5-vl", "7b", "fast", "qwen2.5-vl-7b-seed3-fast"),
+    ("unipixel", "3b", "init", "unipixel-3b-seed3")])
 def test_a_preset_folder_is_named_by_family_preset_seed_and_fill(family, preset, fill, name):
     from litelvlm.random_models import random_folder_name
 

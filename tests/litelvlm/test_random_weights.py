@@ -1,5 +1,5 @@
-"""Random full-size models: the fast fill (deterministic, finite, of the initialisation's scale), the tiny presets'
-pinned weights, the streaming safetensors writer, the progress bar and the cache reuse."""
+"""Random full-size models: the fast fill (deterministic, finite, of the initialisation's scale), the tiny
+presets' pinned weights, the streaming safetensors writer, the progress bar and the cache reuse."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from litelvlm import random_weights as rw
 from litelvlm.checksums import tensors_digest
 from litelvlm.errors import LiteLVLMError
 
-#: tensors_digest of the tiny presets' state dicts at seed 3, as per-module initialisation built them before the fast
-#: fill existed (the default commands' result tables rest on these weights)
+#: tensors_digest of the tiny presets' state dicts at seed 3, as per-module initialisation built them before
+#: the fast fill existed (the default commands' result tables rest on these weights)
 TINY_QWEN_SEED3 = "6d3daaa49454b5266f15972201069872cd380be11408021ce1e95a27769e2df6"
 
 
@@ -38,7 +38,8 @@ def test_the_fast_fill_has_the_initialisations_distributions_and_buffers(tiny_qw
     assert torch.equal(bias, torch.zeros_like(bias))
     emb = sd["model.language_model.embed_tokens.weight"]
     assert emb.float().std().item() == pytest.approx(0.02, rel=0.05)
-    assert emb.float().std().item() == pytest.approx(init.state_dict()["model.language_model.embed_tokens.weight"]
+    assert emb.float().std().item() == pytest.approx(
+        init.state_dict()["model.language_model.embed_tokens.weight"]
                                                      .float().std().item(), rel=0.05)
     buffers = dict(init.named_buffers())   # rotary frequencies: computed by the constructors, not by a fill
     assert buffers and all(torch.equal(v, buffers[k]) for k, v in fast.named_buffers())
@@ -50,14 +51,16 @@ def test_the_fast_fill_is_deterministic_whatever_the_threads(monkeypatch):
 
     def filled(seed, workers):
         ts = [torch.empty(s, dtype=torch.bfloat16) for s in shapes]
-        rw.fast_fill([("a", ts[0], 0.02, None), ("b", ts[1], 1.0, None), ("c", ts[2], 0.0, 1.0)], seed, workers=workers)
+        rw.fast_fill([("a", ts[0], 0.02, None), ("b", ts[1], 1.0, None), ("c", ts[2], 0.0, 1.0)], seed,
+                     workers=workers)
         return ts
 
     one, many, other = filled(5, 1), filled(5, 4), filled(6, 4)
     assert all(torch.equal(a, b) for a, b in zip(one, many))
     assert not torch.equal(one[0], other[0])
     assert torch.equal(one[2], torch.ones(7, dtype=torch.bfloat16))
-    assert one[1][:1000].float().std().item() != pytest.approx(one[1][1000:2000].float().std().item(), abs=0.0)
+    assert one[1][:1000].float().std().item() != pytest.approx(one[1][1000:2000].float().std().item(),
+                                                               abs=0.0)
 
 
 def test_skip_init_restores_the_initialisers():
@@ -90,7 +93,8 @@ def test_the_streaming_writer_writes_save_files_bytes(tmp_path):
     gen = torch.Generator().manual_seed(0)
     tensors = {f"t{(i * 7) % 5}.{i}": (torch.randn(i % 3 + 1, 2, generator=gen) * 9).to(dt)
                for i, dt in enumerate(DTYPES)}
-    tensors |= {"scalar": torch.tensor(2.5), "empty": torch.ones(0, 3, dtype=torch.bfloat16), "é": torch.ones(2)}
+    tensors |= {"scalar": torch.tensor(2.5), "empty": torch.ones(0, 3, dtype=torch.bfloat16),
+                "é": torch.ones(2)}
     for meta in ({"format": "pt"}, None):
         save_file(tensors, str(tmp_path / "a"), metadata=meta)
         save_safetensors(tensors, tmp_path / "b", metadata=meta)
@@ -122,7 +126,8 @@ def _same_modules(parts, built) -> bool:
     qwen, fcs, sam2, tracking = built
     pairs = ((parts.qwen, qwen), (parts.fcs, fcs), (parts.sam2.model, sam2.model))
     same = all(m.state_dict().keys() == t.state_dict().keys()
-               and all(torch.equal(v, t.state_dict()[k]) for k, v in m.state_dict().items()) for m, t in pairs)
+               and all(torch.equal(v, t.state_dict()[k]) for k, v in m.state_dict().items()) for m,
+               t in pairs)
     return same and all(torch.equal(parts.sam2.tracking[k], v) for k, v in tracking.items())
 
 
@@ -136,9 +141,10 @@ def test_a_fast_filled_model_round_trips_through_the_checkpoint_layout(tmp_path)
 
 
 def test_no_write_builds_in_memory_what_the_written_folder_loads(fresh_cache):
-    """``validate --no-write`` (``no_write()``): a random preset named by its model string is built in memory and no
-    folder is written; its tensors, config and processor are those its written folder loads back (the round trip
-    through the checkpoint layout, proven here on the tiny preset); outside it the folder is written as before."""
+    """``validate --no-write`` (``no_write()``): a random preset named by its model string is built in memory
+    and no folder is written; its tensors, config and processor are those its written folder loads back (the
+    round trip through the checkpoint layout, proven here on the tiny preset); outside it the folder is
+    written as before."""
     from litelvlm.sa2va.checkpoint import load_sa2va, sa2va_tensors
 
     with rw.no_write():
@@ -182,8 +188,9 @@ def _available_gb() -> float:
 
 @pytest.mark.slow
 def test_the_full_size_random_sa2va_round_trips_with_progress_and_is_reused(fresh_cache, capsys):
-    """Sa2VA-Qwen2_5-VL-3B, fast-filled (about 7.5 GB in bfloat16): written once under the cache with its progress
-    shown, loaded back through the checkpoint path with every tensor as the file holds it, reused on a second use."""
+    """Sa2VA-Qwen2_5-VL-3B, fast-filled (about 7.5 GB in bfloat16): written once under the cache with its
+    progress shown, loaded back through the checkpoint path with every tensor as the file holds it, reused on
+    a second use."""
     if _available_gb() < 18:
         pytest.skip("the full-size Sa2VA needs about 16 GB of free memory (built, then loaded)")
     from safetensors import safe_open
@@ -226,8 +233,9 @@ def test_shards_are_written_side_by_side_and_nothing_is_left_of_a_failed_write(t
 
 
 def test_the_fast_fill_leaves_meta_tensors_alone_and_fills_the_rest_as_before():
-    """A model built on the meta device (efficiency --flops-only counts it) holds no data: nothing to fill, no error;
-    the real tensors beside it get the values they get without it (each keeps its place in the plan)."""
+    """A model built on the meta device (efficiency --flops-only counts it) holds no data: nothing to fill, no
+    error; the real tensors beside it get the values they get without it (each keeps its place in the
+    plan)."""
     import torch
 
     from litelvlm.random_weights import fast_fill

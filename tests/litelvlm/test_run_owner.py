@@ -1,6 +1,6 @@
-"""litelvlm.run_owner: which command's run a folder holds (from its record, its config.json, a demo's summary, a toy
-CLIP or a toy REFER folder), the refusal of another command's folder, and every kind of damaged earlier result as
-one error naming the file."""
+"""litelvlm.run_owner: which command's run a folder holds (from its record, its config.json, a demo's summary,
+a toy CLIP or a toy REFER folder), the refusal of another command's folder, and every kind of damaged earlier
+result as one error naming the file."""
 
 from __future__ import annotations
 
@@ -49,20 +49,23 @@ def test_the_command_a_folder_holds(tmp_path, case):
     assert owner(_folder(tmp_path, files)) == command
 
 
-@pytest.mark.odd_case("a run owns its --out", "an --out holding another command's run", "every command writing --out",
-                      "refused before anything loads (exit 2), one line naming that command, another --out and "
-                      "--overwrite")
+@pytest.mark.odd_case("a run owns its --out", "an --out holding another command's run",
+                      "every command writing --out",
+                      "refused before anything loads (exit 2), one line naming that command, another --out "
+                      "and --overwrite")
 def test_another_commands_folder_is_refused_naming_it_and_the_way_out(tmp_path):
     out = _folder(tmp_path, {"config.json": _identity("importance")})
     with pytest.raises(LiteLVLMError) as e:
         claim(out, "eval-grounding")
-    assert "`litelvlm importance`" in str(e.value) and "another --out" in str(e.value) and "--overwrite" in str(e.value)
+    assert "`litelvlm importance`" in str(e.value) and "another --out" in str(
+        e.value) and "--overwrite" in str(e.value)
     claim(out, "importance")   # its own command: accepted
     claim(out, "eval-grounding", overwrite=True)   # replaced whole when the new run commits
     assert run_owner.overwriting(out)
 
 
-#: damaged earlier results: what is done to a folder holding a finished reversal run -> the file the error names
+#: damaged earlier results: what is done to a folder holding a finished reversal run -> the file the error
+#: names
 def _garble(p: Path) -> None:
     p.write_bytes(b'{"half": ')
 
@@ -97,11 +100,13 @@ DAMAGES = {
     "run a string": ("config.json", _retype("run", "yesterday")),
     "config.json a folder": ("config.json", _to_folder),
     "config.json a broken link": ("config.json", _dangling),
-    "config.json a link": ("config.json", lambda p: (p.rename(p.parent / "real.json"), p.symlink_to("real.json"))),
+    "config.json a link":
+    ("config.json", lambda p: (p.rename(p.parent / "real.json"), p.symlink_to("real.json"))),
     "a foreign table": ("reversal.parquet", _foreign),
     "a truncated table": ("summary.csv", lambda p: p.write_bytes(p.read_bytes()[:10])),
     "a table replaced by a folder": ("summary.csv", _to_folder),
-    "a table replaced by a link": ("summary.csv", lambda p: (p.unlink(), p.symlink_to(p.parent / "config.json"))),
+    "a table replaced by a link":
+    ("summary.csv", lambda p: (p.unlink(), p.symlink_to(p.parent / "config.json"))),
     "the record garbled": (MARKER, _garble),
     "the record a folder": (MARKER, _to_folder),
     "the record without files": (MARKER, lambda p: p.write_text('{"command": "reversal", "files": [1]}')),
@@ -111,7 +116,8 @@ DAMAGES = {
 
 def _finished_run(tmp_path: Path, record: bool = True) -> Path:
     """A folder as a finished reversal run leaves it (with its record)."""
-    out = _folder(tmp_path, {"config.json": {"command": "reversal", "args": {"seed": 0}, "run": None, **_identity(
+    out = _folder(tmp_path,
+                  {"config.json": {"command": "reversal", "args": {"seed": 0}, "run": None, **_identity(
         "reversal"), "paths": {"refer_dir": {"typed": "d", "absolute": "/d", "from_results": "../d"}}},
         "summary.csv": "layer,auroc\n2,0.5\n"})
     (out / "reversal.parquet").write_bytes(b"PAR1 reversal rows PAR1")
@@ -122,14 +128,16 @@ def _finished_run(tmp_path: Path, record: bool = True) -> Path:
     return out
 
 
-@pytest.mark.odd_case("damaged results", "an earlier result damaged: config.json garbled, of the wrong type or with "
-                      "fields of the wrong type, a foreign or truncated table, a folder or a link where a file was, "
-                      "a garbled run record or commit journal", "every command writing --out",
+@pytest.mark.odd_case("damaged results", "an earlier result damaged: config.json garbled, of the wrong type "
+                      "or with fields of the wrong type, a foreign or truncated table, a folder or a link "
+                      "where a file was, a garbled run record or commit journal",
+                      "every command writing --out",
                       "one line naming the file (exit 2) before anything loads; nothing rewritten")
 @pytest.mark.parametrize("case", list(DAMAGES))
 def test_every_damaged_earlier_result_is_named(tmp_path, case):
     name, damage = DAMAGES[case]
-    for record in (True, False) if name == "config.json" else (True,):   # also a folder written before records
+    # also a folder written before records
+    for record in (True, False) if name == "config.json" else (True,):
         _refused(tmp_path / str(record), name, damage, record)
 
 
@@ -163,9 +171,9 @@ def test_an_intact_run_is_accepted_and_an_unreadable_file_is_named(tmp_path, mon
         claim(out, "reversal")
 
 
-@pytest.mark.odd_case("storage", "a full disk met by a writer that names no file, or while writing a random model "
-                      "into the cache", "every command", "one line naming the file or the cache folder (exit 2); "
-                      "nothing partial left")
+@pytest.mark.odd_case("storage", "a full disk met by a writer that names no file, or while writing a random "
+                      "model into the cache", "every command", "one line naming the file or the cache folder "
+                      "(exit 2); nothing partial left")
 def test_a_full_disk_is_named(tmp_path):
     def full(tmp):
         raise OSError(errno.ENOSPC, "No space left on device")

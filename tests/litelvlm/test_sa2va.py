@@ -1,5 +1,5 @@
-"""The fourth family, Sa2VA-Qwen2.5-VL (tiny random weights, CPU): presets and model strings, random weights written
-in the released layout and loaded back, the masks of the default seed, every registered method through
+"""The fourth family, Sa2VA-Qwen2.5-VL (tiny random weights, CPU): presets and model strings, random weights
+written in the released layout and loaded back, the masks of the default seed, every registered method through
 ``eval-grounding`` at every budget, ``validate``, and what the family refuses and why."""
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def test_presets_and_model_strings():
     assert set(card("sa2va").presets) == {"sa2va-tiny-random", "sa2va-qwen2_5-vl-3b-random",
                                                 "sa2va-qwen2_5-vl-7b-random"}
     assert all(family_of(f"{n}:3") == "sa2va" for n in RANDOM_SA2VAS)
-    for name in ("3b", "7b"):   # the released vocabulary: Qwen's 151665 tokens + [SEG], <p>, </p>, <vp>, </vp>
+    # the released vocabulary: Qwen's 151665 tokens + [SEG], <p>, </p>, <vp>, </vp>
+    for name in ("3b", "7b"):
         p = PRESETS[name]
         assert p.vocab_size == 151670 and p.token_ids()["[SEG]"] == 151665 and p.image_size == 1024
         assert (p.min_pixels, p.max_pixels) == (512 * 28 * 28, 2048 * 28 * 28)
@@ -113,8 +114,9 @@ def test_describe_labels_the_adaptation(tiny_pipe):
 
 
 def test_the_pipeline_feeds_the_official_fast_processors_pixels(tiny_pipe):
-    """The loaded pipeline's vision-tower input is the official pin's (``Qwen2VLImageProcessorFast``), written out
-    independently in ``tests/litelvlm/sa2va/test_protocol_image_processor.py``; ``image_resize="pil"`` is the labelled option."""
+    """The loaded pipeline's vision-tower input is the official pin's (``Qwen2VLImageProcessorFast``), written
+    out independently in ``tests/litelvlm/sa2va/test_protocol_image_processor.py``; ``image_resize="pil"`` is
+    the labelled option."""
     from tests.litelvlm.sa2va.test_protocol_image_processor import _image, official_pixel_values
 
     image = _image(333, 517, seed=1)
@@ -139,7 +141,8 @@ def test_refusals_say_why(tiny_pipe):
 
 def test_eval_grounding_runs(coco128, tmp_path):
     out = tmp_path / "g"
-    assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", MODEL, "--image-ids",
+    assert main(
+        ["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", MODEL, "--image-ids",
                  "34", "--methods", "none,fastv,litelvlm", "--budgets", "8"]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 3 and summary["ciou"].gt(0).all()
@@ -154,9 +157,11 @@ def test_every_offered_method_runs_through_eval_grounding(coco128, tmp_path):
     cls = get_family("sa2va")
     offered = [m for m in available_methods() if cls.method_error(cls, m) is None]
     assert set(offered) == set(available_methods())   # every registered method applies (as on UniPixel)
-    methods = [m for m in offered if m != "saliency"]  # captum over the tiny model: covered by the library tests
+    # captum over the tiny model: covered by the library tests
+    methods = [m for m in offered if m != "saliency"]
     out = tmp_path / "g"
-    assert main(["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", MODEL, "--image-ids",
+    assert main(
+        ["eval-grounding", "--refer-dir", str(coco128), "--out", str(out), "--model", MODEL, "--image-ids",
                  "34", "--methods", ",".join(methods), "--budgets", "8,2"]) == 0
     summary = pd.read_csv(out / "summary.csv")
     from litelvlm.budget import Budget
@@ -184,6 +189,7 @@ def test_positions_and_select_run(coco128, tmp_path):
                  "--methods", "fastv", "divprune", "--budgets", "8"]) == 0
     assert len(pd.read_csv(tmp_path / "pos" / "positions.csv")) == 2
     image = sorted((coco128 / "images").glob("*.jpg"))[0]
-    assert main(["select", "--model", MODEL, "--image", str(image), "--method", "fastv", "--budget", "8", "--text",
+    assert main(
+        ["select", "--model", MODEL, "--image", str(image), "--method", "fastv", "--budget", "8", "--text",
                  "the bowl", "--save-overlay", str(tmp_path / "sel.png")]) == 0
     assert (tmp_path / "sel.png").stat().st_size > 0

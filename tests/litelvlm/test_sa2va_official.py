@@ -1,6 +1,7 @@
 """Sa2VA-Qwen2.5-VL against its official code (bytedance/Sa2VA @9832e1a) on random weights of the tiny preset:
-the released checkpoint layout (loaded into the official module tree), the SAM 2 input, the ``[SEG]`` rows, and the
-masks of the official ``SAM2VideoPredictor`` over odd image sizes. Skipped when ``../shared`` is absent."""
+the released checkpoint layout (loaded into the official module tree), the SAM 2 input, the ``[SEG]`` rows,
+and the masks of the official ``SAM2VideoPredictor`` over odd image sizes. Skipped when ``../shared`` is
+absent."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from PIL import Image
 from tests import sa2va_official as off
 from tests.fixtures.images import noise_image as _image
 
-pytestmark = pytest.mark.skipif(not off.available(), reason="the official Sa2VA code (../shared/official/Sa2VA) is absent")
+pytestmark = pytest.mark.skipif(not off.available(),
+                                reason="the official Sa2VA code (../shared/official/Sa2VA) is absent")
 
 ODD_SIZES = [(1, 1), (7, 300), (91, 137), (333, 41), (480, 640)]
 
@@ -58,7 +60,8 @@ def test_checkpoint_names_are_the_official_module_tree(tiny):
     mine = {k: v for k, v in sd.items() if k.startswith(("model.", "text_hidden_fcs."))}
     missing, unexpected = wrapper.load_state_dict(mine, strict=False)
     assert not unexpected and missing in ([], ["model.lm_head.weight"])
-    assert parts.config["architectures"] == ["Sa2VAChatModelQwen"] and parts.config["model_type"] == "sa2va_chat"
+    assert parts.config["architectures"] == ["Sa2VAChatModelQwen"] and parts.config[
+        "model_type"] == "sa2va_chat"
     config = off.official("configuration_sa2va_chat").Sa2VAChatConfigQwen(**{
         k: v for k, v in parts.config.items() if k not in ("architectures", "model_type", "auto_map")})
     assert config.text_config.vocab_size == parts.qwen.config.text_config.vocab_size == 411
@@ -71,8 +74,10 @@ def test_sam_pixels_are_the_official(size, video):
 
     m = off.official("modeling_sa2va_qwen")
     image = _image(*size)
-    g = torch.from_numpy(m.DirectResize(target_length=128).apply_image(np.array(image))).permute(2, 0, 1).contiguous()
-    if not video:   # L183: the one image is cast to bfloat16 before preprocess_image; a video's frames are not
+    g = torch.from_numpy(m.DirectResize(target_length=128).apply_image(np.array(image))).permute(
+        2, 0, 1).contiguous()
+    # L183: the one image is cast to bfloat16 before preprocess_image; a video's frames are not
+    if not video:
         g = g.to(torch.bfloat16)
     norm = types_self()
     ref = off.official("sam2").SAM2.preprocess_image(norm, g).to(torch.bfloat16)
@@ -90,15 +95,16 @@ def test_seg_rows_are_get_seg_hidden_states():
 
     m = off.official("modeling_sa2va_qwen")
     seq = torch.tensor([5, 9, 7, 406, 3, 406, 8, 2])          # prompt + generated, as generate returns it
-    hidden = torch.arange(len(seq) - 1, dtype=torch.float32)[:, None].expand(-1, 4)   # one state per input row
+    # one state per input row
+    hidden = torch.arange(len(seq) - 1, dtype=torch.float32)[:, None].expand(-1, 4)
     got = m.get_seg_hidden_states(hidden, seq[:-1], seg_id=406)
     assert torch.equal(got[:, 0].long(), seg_rows(seq, 406))
 
 
 @pytest.mark.parametrize("size", ODD_SIZES)
 def test_masks_are_the_official_sam2_on_one_image(tiny, official_sam2, size):
-    """Our SAM 2 path (transformers' modules, the prompt appended to two not-a-point rows, best IoU, no gate, two
-    resizes) gives the official ``SAM2VideoPredictor``'s masks for the same prompt."""
+    """Our SAM 2 path (transformers' modules, the prompt appended to two not-a-point rows, best IoU, no gate,
+    two resizes) gives the official ``SAM2VideoPredictor``'s masks for the same prompt."""
     _, parts = tiny
     image = _image(*size, seed=sum(size))
     prompt = torch.randn(1, parts.sam2.hidden_dim, generator=torch.Generator().manual_seed(sum(size)))
@@ -125,13 +131,15 @@ def test_the_pipeline_reads_the_final_state_of_the_seg_row(tiny, official_sam2):
     out = pipe.ground(prep, "none", pipe.num_visual(prep))
     made_text = parts.processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image", "image": image},
-                                      {"type": "text", "text": image_question("the cat").replace("<image>", "")}]}],
+                                      {"type": "text",
+                                       "text": image_question("the cat").replace("<image>", "")}]}],
         add_generation_prompt=True, tokenize=False)
     assert made_text + "It is [SEG]." == pipe.processor.tokenizer.decode(prep.input_ids).replace(
         "<|image_pad|>" * pipe.num_visual(prep), "<|image_pad|>")
     from tests.litelvlm.sa2va.test_protocol_image_processor import official_pixel_values
 
-    # the pixels as the official pin's Qwen2VLImageProcessorFast makes them, written out with PIL and torchvision
+    # the pixels as the official pin's Qwen2VLImageProcessorFast makes them, written out with PIL and
+    # torchvision
     pixels = official_pixel_values(image, pipe.min_pixels, pipe.max_pixels)
     inputs = parts.processor(text=[made_text + "It is [SEG]."], images=prep.llm_images, do_resize=False,
                              return_tensors="pt")
@@ -147,8 +155,8 @@ def test_the_pipeline_reads_the_final_state_of_the_seg_row(tiny, official_sam2):
 
 @pytest.mark.parametrize("num_frames", [1, 7, pytest.param(9, marks=pytest.mark.slow)])
 def test_video_memory_is_the_official(tiny, official_sam2, num_frames):
-    """The video path's SAM 2 (``language_embd_inference``): the prompt on the first min(5, T) frames, the memory
-    over the rest, no object-score gate, two resizes -- the official logits and masks, 1 frame to 9."""
+    """The video path's SAM 2 (``language_embd_inference``): the prompt on the first min(5, T) frames, the
+    memory over the rest, no object-score gate, two resizes -- the official logits and masks, 1 frame to 9."""
     from litelvlm.sa2va.video import propagate, video_parts
 
     _, parts = tiny
@@ -166,9 +174,9 @@ def test_video_memory_is_the_official(tiny, official_sam2, num_frames):
 
 @pytest.mark.parametrize("num_frames", [1, pytest.param(7, marks=pytest.mark.slow)])
 def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
-    """A video through the pipeline (method none, all N): the first min(5, T) frames as images of one prompt with
-    the Ref-VOS question, the final state of the [SEG] row, text_hidden_fcs, the official SAM 2 memory over every
-    frame (``predict_forward`` video branch, L107-146, L240-252)."""
+    """A video through the pipeline (method none, all N): the first min(5, T) frames as images of one prompt
+    with the Ref-VOS question, the final state of the [SEG] row, text_hidden_fcs, the official SAM 2 memory
+    over every frame (``predict_forward`` video branch, L107-146, L240-252)."""
     from litelvlm.families import load_pipeline
     from litelvlm.sa2va.protocol import video_question
 
@@ -189,16 +197,19 @@ def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
     assert torch.equal(inputs["input_ids"][0], prep.input_ids)
     from tests.litelvlm.sa2va.test_protocol_image_processor import official_pixel_values
 
-    pixels = torch.cat([official_pixel_values(f, pipe.min_pixels, pipe.max_pixels) for f in frames[:len(seen)]])
+    pixels = torch.cat(
+        [official_pixel_values(f, pipe.min_pixels, pipe.max_pixels) for f in frames[:len(seen)]])
     assert inputs["pixel_values"].shape == pixels.shape
     inputs["pixel_values"] = pixels       # the official pin's pixels, written out independently
     with torch.no_grad():
         hidden = parts.qwen(**inputs, output_hidden_states=True).hidden_states[-1][0]
     prompt = parts.fcs(hidden[inputs["input_ids"][0] == pipe.seg_token_id])
-    ref = off.official_logits(official_sam2, prep.video.pixels.float(), prompt, (50, 70), num_cond=min(5, num_frames))
+    ref = off.official_logits(official_sam2, prep.video.pixels.float(), prompt, (50, 70),
+                              num_cond=min(5, num_frames))
     torch.testing.assert_close(out.mask_logits[0], ref, atol=1e-4, rtol=1e-4)
     assert torch.equal(out.masks[0], ref.sigmoid() > 0.5)
-    pruned = pipe.ground(prep, "divprune", 4)   # this project's adaptation: the frames' blocks joined, K of N kept
+    # this project's adaptation: the frames' blocks joined, K of N kept
+    pruned = pipe.ground(prep, "divprune", 4)
     frames_seen = min(5, num_frames)
     assert pruned.masks.shape == out.masks.shape
     assert pruned.seq_len == len(prep.input_ids) - 2 * (frames_seen - 1) - (pipe.num_visual(prep) - 4)
@@ -207,7 +218,8 @@ def test_the_video_pipeline_is_predict_forward(tiny, official_sam2, num_frames):
 @pytest.mark.slow
 def test_full_size_sam2_names_and_shapes_are_the_official():
     """The released SAM 2 (``SAM2()``, sam2.py L76-132: Hiera-L at 1024 px) built by the official code on the
-    CPU has exactly the tensor names and shapes the 3B preset writes under ``grounding_encoder.sam2_model.``."""
+    CPU has exactly the tensor names and shapes the 3B preset writes under
+    ``grounding_encoder.sam2_model.``."""
     from litelvlm.sa2va.checkpoint import SAM_PREFIX, build_sa2va, sa2va_tensors
 
     ref = off.official("sam2").SAM2().sam2_model.state_dict()   # its constructor reads values: not on meta

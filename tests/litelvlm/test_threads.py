@@ -1,4 +1,5 @@
-"""One place decides torch's thread count: 1 for tiny/toy models, torch's default otherwise, --threads wins."""
+"""One place decides torch's thread count: 1 for tiny/toy models, torch's default otherwise, --threads
+wins."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from litelvlm.threads import default_threads, is_small_model, torch_threads
 
 def test_small_models():
     assert is_small_model(None) and is_small_model("tiny-random:0") and is_small_model("/x/tiny336-random")
-    assert not is_small_model("openai/clip-vit-large-patch14-336") and not is_small_model("vit-l-14-336-random")
+    assert not is_small_model("openai/clip-vit-large-patch14-336") and not is_small_model(
+        "vit-l-14-336-random")
     assert default_threads("tiny-random") == 1
 
 
@@ -26,7 +28,8 @@ def test_context_restores_and_rejects_bad_counts():
             pass
 
 
-@pytest.mark.parametrize("argv,expected", [(["--model", "tiny-random"], 1), (["--model", "tiny-random", "--threads", "2"], 2)])
+@pytest.mark.parametrize("argv,expected",
+                         [(["--model", "tiny-random"], 1), (["--model", "tiny-random", "--threads", "2"], 2)])
 def test_cli_applies_the_count_for_the_run(monkeypatch, argv, expected):
     import litelvlm.commands.select as sel
     from litelvlm.cli import main
@@ -56,6 +59,8 @@ def test_validate_reports_a_busy_machine(coco128, tmp_path, monkeypatch, capsys)
     assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
                  "--budgets", "32"]) == 0
     assert "validate: warning: the machine was busy while timing" in capsys.readouterr().err
-    assert "> **TIMES UNRELIABLE: the machine was busy while timing" in (out / "report.md").read_text()  # as its figures
+    # as its figures
+    assert "> **TIMES UNRELIABLE: the machine was busy while timing" in (out / "report.md").read_text()
     # recorded with the run, so that every figure drawn from it says so (analysis.common.caveats)
-    assert json.loads((out / "config.json").read_text())["busy"].startswith("the machine was busy while timing")
+    assert json.loads((out / "config.json").read_text())["busy"].startswith("the machine was busy while "
+                                                                            "timing")

@@ -1,6 +1,7 @@
 """The vision-tower stage (``litelvlm.tower``, ``Method("vision-tower", ...)``): a method choosing between the
-encoder blocks of the family's own vision tower, the tower finishing on the kept tokens, run by ``ground`` through the
-stage object on GLaMM's CLIP tower; a family without the stage refuses such a method before anything runs."""
+encoder blocks of the family's own vision tower, the tower finishing on the kept tokens, run by ``ground``
+through the stage object on GLaMM's CLIP tower; a family without the stage refuses such a method before
+anything runs."""
 
 from __future__ import annotations
 
@@ -39,12 +40,13 @@ KEEP_LAST = Method("vision-tower", keep_last)
 
 @pytest.fixture
 def registered(monkeypatch):
-    """``tower-test``: :data:`KEEP_LAST` registered by one table row, as a method module of the package registers (the
-    module stands in ``sys.modules``; it declares no options)."""
+    """``tower-test``: :data:`KEEP_LAST` registered by one table row, as a method module of the package
+    registers (the module stands in ``sys.modules``; it declares no options)."""
     module = types.ModuleType("litelvlm.methods.tower_test")
     module.KEEP_LAST = KEEP_LAST
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(methods.TABLE, "tower-test", ("tower_test:KEEP_LAST", "keeps the last K patches after block 0"))
+    monkeypatch.setitem(methods.TABLE, "tower-test",
+                        ("tower_test:KEEP_LAST", "keeps the last K patches after block 0"))
     own = methods.declared_options
     monkeypatch.setattr(methods, "declared_options", lambda m: () if m == "tower_test" else own(m))
     monkeypatch.setattr(methods, "_LOADED", {})
@@ -52,12 +54,13 @@ def registered(monkeypatch):
 
 
 def _tower(layers: int = 4, seed: int = 0):
-    """A random transformers CLIP vision tower (width 32, 4 heads, a 4x4 grid) and its embeddings after the pre-norm."""
+    """A random transformers CLIP vision tower (width 32, 4 heads, a 4x4 grid) and its embeddings after the
+    pre-norm."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     torch.manual_seed(seed)
-    cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
-                           image_size=56, patch_size=14, attn_implementation="eager")
+    cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                           num_attention_heads=4, image_size=56, patch_size=14, attn_implementation="eager")
     vm = CLIPVisionModel(cfg).eval()
     pixels = torch.randn(1, 3, 56, 56)
     with torch.no_grad():
@@ -74,8 +77,8 @@ def test_the_stage_is_a_typed_stage_object():
 
 
 def test_clip_tower_unpruned_is_the_towers_own_forward():
-    """Nothing pruned: the stage's blocks give the tower's hidden states (feature layer -2), and each block's view is
-    its attention (rows summing to 1) on all tokens."""
+    """Nothing pruned: the stage's blocks give the tower's hidden states (feature layer -2), and each block's
+    view is its attention (rows summing to 1) on all tokens."""
     vm, hs = _tower()
     views = []
     ctx = ClipTower(list(vm.encoder.layers), hs[0], feature_layer=-2)
@@ -90,7 +93,8 @@ def test_clip_tower_unpruned_is_the_towers_own_forward():
 
 
 def test_clip_tower_finishes_on_the_kept_tokens():
-    """Pruned after block 0: blocks 1..2 run on [CLS] + the kept patches, as transformers' own layers do on them."""
+    """Pruned after block 0: blocks 1..2 run on [CLS] + the kept patches, as transformers' own layers do on
+    them."""
     vm, hs = _tower()
     ctx = ClipTower(list(vm.encoder.layers), hs[0], feature_layer=-2)
     keep = torch.tensor([3, 5, 6, 15])
@@ -102,13 +106,14 @@ def test_clip_tower_finishes_on_the_kept_tokens():
             x = x[0] if isinstance(x, tuple) else x
     torch.testing.assert_close(out.features, x[0, 1:], atol=1e-5, rtol=1e-5)
     assert out.indices.tolist() == [3, 5, 6, 15]
-    twice = ctx.run(lambda b: {0: keep, 1: torch.tensor([0, 2])}.get(b.index))  # positions among the current ones
+    # positions among the current ones
+    twice = ctx.run(lambda b: {0: keep, 1: torch.tensor([0, 2])}.get(b.index))
     assert twice.indices.tolist() == [3, 6] and twice.features.shape == (2, 32)
 
 
 def test_ground_runs_a_tower_method_on_glamm(tiny_glamm, tiny_glamm_prep, registered):
-    """``ground`` hands the method to the tower stage: at K = N the LLM gets the tower's own tokens (the unpruned run);
-    at K = 9 the projected tower output of the 9 kept patches, with their patch indices."""
+    """``ground`` hands the method to the tower stage: at K = N the LLM gets the tower's own tokens (the
+    unpruned run); at K = 9 the projected tower output of the 9 kept patches, with their patch indices."""
     pipe, prep = tiny_glamm, tiny_glamm_prep
     n = pipe.num_visual(prep)
     assert pipe.method_error(registered) is None
@@ -121,7 +126,8 @@ def test_ground_runs_a_tower_method_on_glamm(tiny_glamm, tiny_glamm_prep, regist
         direct = pipe.model.project(prep.vision.patches(prep.feature_layer)[0][n - 9:])
     assert out.kept_indices.tolist() == list(range(n - 9, n)) == rows.tolist()
     assert out.seq_len == ref.seq_len - (n - 9) and out.masks.shape == ref.masks.shape
-    torch.testing.assert_close(vis, direct, atol=1e-5, rtol=1e-5)  # tiny tower: the feature layer is block 0's output
+    # tiny tower: the feature layer is block 0's output
+    torch.testing.assert_close(vis, direct, atol=1e-5, rtol=1e-5)
     keep = pipe.ground(prep, registered, 9, positions="keep")
     assert keep.position_rule == "keep" and torch.isfinite(keep.mask_logits).all()
 
@@ -130,7 +136,8 @@ def test_a_family_without_the_stage_refuses_it(tiny_glamm, tiny_glamm_prep, regi
     """Refused by the method's declaration, before anything runs; and the stage's output is no row of given
     visual_embeds."""
     no_tower = type("NoTower", (GroundingPipeline,), {"family": "no-tower"})
-    no_tower.__abstractmethods__ = frozenset()  # the contract's shared code alone: nothing of a family is reached
+    # the contract's shared code alone: nothing of a family is reached
+    no_tower.__abstractmethods__ = frozenset()
     assert not no_tower.abilities.tower_stage
     assert no_tower.method_error(no_tower, registered) == (
         "tower-test prunes inside a vision tower; the no-tower family offers no vision-tower stage")
@@ -139,12 +146,13 @@ def test_a_family_without_the_stage_refuses_it(tiny_glamm, tiny_glamm_prep, regi
     with pytest.raises(LiteLVLMError, match="offers no vision-tower stage"):
         no_tower().tower_context(None)
     with pytest.raises(LiteLVLMError, match="no rows of the given visual_embeds"):
-        tiny_glamm.ground(tiny_glamm_prep, registered, 9, visual_embeds=tiny_glamm.visual_tokens(tiny_glamm_prep))
+        tiny_glamm.ground(tiny_glamm_prep, registered, 9,
+                          visual_embeds=tiny_glamm.visual_tokens(tiny_glamm_prep))
 
 
 def test_the_cost_counts_a_tower_method_as_a_selection_before_the_llm(registered):
-    """The efficiency study's plan: the selection re-runs the tower before the LLM (its FLOPs counted as ToMe's
-    re-run), and the LLM sees K tokens from its first layer with no method run inside it."""
+    """The efficiency study's plan: the selection re-runs the tower before the LLM (its FLOPs counted as
+    ToMe's re-run), and the LLM sees K tokens from its first layer with no method run inside it."""
     from litelvlm.cost.tokens import schedule_plan, selects_on_clip, selects_on_llm_input
 
     spec = methods.get_method(registered)

@@ -36,7 +36,8 @@ def test_shipped_folder_is_complete_and_small():
     assert f"{metrics['heldout_top1_of_8']:.3f}" in card and "seed" in card
     # the card says honestly whether the project's target was reached
     met = metrics["heldout_top1_of_8"] >= TARGET_TOP1
-    assert (f"{TARGET_TOP1:.2f}: **met**" in card) == met and (f"{TARGET_TOP1:.2f}: **NOT met**" in card) != met
+    assert (f"{TARGET_TOP1:.2f}: **met**" in card) == met and (f"{TARGET_TOP1:.2f}: **NOT met**"
+                                                               in card) != met
 
 
 def test_loads_through_the_public_path(toy_clip):
@@ -60,7 +61,8 @@ def test_converts_to_open_clip_with_the_same_outputs(toy_clip, tmp_path):
 
     cfg = toy_clip.modules().config
     vc, tc = cfg.vision_config, cfg.text_config
-    arch = ClipArch(vc.image_size, vc.patch_size, vc.hidden_size, vc.num_hidden_layers, vc.num_attention_heads,
+    arch = ClipArch(vc.image_size, vc.patch_size, vc.hidden_size, vc.num_hidden_layers,
+                    vc.num_attention_heads,
                     tc.hidden_size, tc.num_hidden_layers, tc.num_attention_heads, cfg.projection_dim)
     sd = {k: v.float() for k, v in load_file(str(default_model_path() / "model.safetensors")).items()}
     oc = load_clip(f"local-dir:{save_open_clip_dir(tmp_path / 'oc', arch, hf_to_open_clip(sd))}", "open_clip")

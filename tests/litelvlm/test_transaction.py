@@ -1,5 +1,6 @@
-"""litelvlm.transaction: staged writes reach the folder together at commit, or never; a commit a kill interrupted
-is rolled forward; cleanup touches only the project's own names; a run reads its own staged writes."""
+"""litelvlm.transaction: staged writes reach the folder together at commit, or never; a commit a kill
+interrupted is rolled forward; cleanup touches only the project's own names; a run reads its own staged
+writes."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def test_staged_writes_reach_the_folder_together_at_commit(tmp_path):
         assert tx.written == [tmp_path / "parts" / "part-1.json"]
     finally:
         assert tx.commit() == ["table.csv", "config.json"]
-    assert (tmp_path / "table.csv").read_text() == "new" and json.loads((tmp_path / "config.json").read_text())
+    assert (tmp_path / "table.csv").read_text() == "new" and json.loads(
+        (tmp_path / "config.json").read_text())
     assert not list(tmp_path.glob(f"{STAGE_PREFIX}*")) and not pending(tmp_path)
 
 
@@ -104,12 +106,14 @@ def _two_tables(tmp_path) -> Transaction:
 
 
 def _leftovers(folder) -> list[str]:
-    return [p.name for p in folder.iterdir() if p.name.startswith((STAGE_PREFIX, JOURNAL, ".litelvlm-replaced"))]
+    return [p.name for p in folder.iterdir()
+            if p.name.startswith((STAGE_PREFIX, JOURNAL, ".litelvlm-replaced"))]
 
 
 @pytest.mark.odd_case("damaged results", "a folder (or a link) where a result file of the commit goes",
                       "every command that writes results",
-                      "one line naming it (exit 2), checked before the first file moves: the earlier run as it was")
+                      "one line naming it (exit 2), checked before the first file moves: the earlier run as "
+                      "it was")
 @pytest.mark.parametrize("kind", ["folder", "link"])
 def test_a_commit_checks_every_target_before_the_first_move(tmp_path, kind):
     tx = _two_tables(tmp_path)
@@ -120,7 +124,8 @@ def test_a_commit_checks_every_target_before_the_first_move(tmp_path, kind):
         (tmp_path / "b.csv").symlink_to(tmp_path / "elsewhere.csv")
     with pytest.raises(LiteLVLMError, match=r"b\.csv.*nothing was changed"):
         tx.commit()
-    assert (tmp_path / "a.csv").read_text() == "old A"   # not moved: the first target was fine, the second not
+    # not moved: the first target was fine, the second not
+    assert (tmp_path / "a.csv").read_text() == "old A"
     assert not _leftovers(tmp_path) and not pending(tmp_path)
 
 
@@ -146,7 +151,8 @@ def test_a_commit_that_fails_part_way_is_rolled_back(tmp_path, monkeypatch):
 
 
 @pytest.mark.odd_case("damaged results", "a commit journal that cannot be read (garbled, a folder)",
-                      "every command that writes results", "one line naming it (exit 2); --overwrite removes it")
+                      "every command that writes results", "one line naming it (exit 2); --overwrite removes "
+                      "it")
 @pytest.mark.parametrize("kind", ["garbled", "folder"])
 def test_an_unreadable_journal_is_named_not_guessed(tmp_path, kind):
     (tmp_path / "a.csv").write_text("old A")

@@ -1,10 +1,11 @@
 """``answer="generate"`` on UniPixel: the official greedy generation (PolyU-ChenLab/UniPixel @5c8e941
-``unipixel/eval/infer_seg.py`` L190-197, ``model/qwen2_5_vl.py`` L348-350) after a prefill pruned at the LLM input.
+``unipixel/eval/infer_seg.py`` L190-197, ``model/qwen2_5_vl.py`` L348-350) after a prefill pruned at the LLM
+input.
 
-Transcribed here: ``model.generate(**data, do_sample=False, ..., max_new_tokens)`` on the stock model, with UniPixel's
-``cache_state_hook`` (L21-22, a pre-hook on the final norm, L52) and, at every forward, the last row's state kept
-when its argmax is ``<|seg|>`` (L348-350). Random weights never pick ``<|seg|>``, so a forward hook on the LM head
-adds to its logit at chosen steps (the same hook on both sides)."""
+Transcribed here: ``model.generate(**data, do_sample=False, ..., max_new_tokens)`` on the stock model, with
+UniPixel's ``cache_state_hook`` (L21-22, a pre-hook on the final norm, L52) and, at every forward, the last
+row's state kept when its argmax is ``<|seg|>`` (L348-350). Random weights never pick ``<|seg|>``, so a
+forward hook on the LM head adds to its logit at chosen steps (the same hook on both sides)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def pipe():
 
 
 class _ForceSeg:
-    """A forward hook on the LM head: +1e4 on ``<|seg|>``'s logit at the last row of the forwards in ``steps``."""
+    """A forward hook on the LM head: +1e4 on ``<|seg|>``'s logit at the last row of the forwards in
+    ``steps``."""
 
     def __init__(self, pipe, steps: set[int]):
         self.pipe, self.steps, self.calls = pipe, steps, 0
@@ -102,8 +104,8 @@ def test_no_seg_generated_gives_the_official_failure_mask(pipe):
 
 
 def test_a_pruned_prefill_decodes_from_its_own_positions(pipe):
-    """K kept tokens at the LLM input (their 3-D ids kept, the family's rule): the same ids as decoding by hand
-    with the full forward over the growing sequence (no cache)."""
+    """K kept tokens at the LLM input (their 3-D ids kept, the family's rule): the same ids as decoding by
+    hand with the full forward over the growing sequence (no cache)."""
     prep = pipe.with_sentences(pipe.prepare_image(_image(61, 200)), ["a cat"], answer="generate")
     with _ForceSeg(pipe, {2}), torch.no_grad():
         out = pipe.ground(prep, "divprune", 9)

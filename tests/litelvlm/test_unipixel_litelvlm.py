@@ -1,12 +1,13 @@
 """LiteLVLM on UniPixel's merged tokens (this project's adaptation; no official code exists for it).
 
-What is official and transcribed: the scores and the selection rule of LiteLVLM (``tests/official_litelvlm.py``,
-sejong-rcv/LiteLVLM @ 5896153 ``clip_encoder.py`` L78-113, L158-168). What is this project's: CLIP sees the image
-padded to a square, its per-patch scores are put on Qwen2.5-VL's merged grid by the area rule (each token the
-overlap-weighted mean of the patch scores under its box), and the official rule then ranks the N merged tokens.
-The tests check each piece against an independent computation: the map against boxes computed by hand, the
-selection at every budget 1..N against the official statements on the mapped scores, and the LLM input and the
-kept tokens' 3-D positions against the merged tokens themselves, on a COCO image and on odd sizes.
+What is official and transcribed: the scores and the selection rule of LiteLVLM
+(``tests/official_litelvlm.py``, sejong-rcv/LiteLVLM @ 5896153 ``clip_encoder.py`` L78-113, L158-168). What is
+this project's: CLIP sees the image padded to a square, its per-patch scores are put on Qwen2.5-VL's merged
+grid by the area rule (each token the overlap-weighted mean of the patch scores under its box), and the
+official rule then ranks the N merged tokens. The tests check each piece against an independent computation:
+the map against boxes computed by hand, the selection at every budget 1..N against the official statements on
+the mapped scores, and the LLM input and the kept tokens' 3-D positions against the merged tokens themselves,
+on a COCO image and on odd sizes.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def towers(official_clip_towers):
 
 
 def _hand_map(image_size, grid_thw, clip_side_cells: int) -> torch.Tensor:
-    """(N, P) the area rule from boxes computed here: CLIP's cells over the image padded to a centred square, the
-    merged tokens over the whole image resized per axis to the processor's grid."""
+    """(N, P) the area rule from boxes computed here: CLIP's cells over the image padded to a centred square,
+    the merged tokens over the whole image resized per axis to the processor's grid."""
     H, W = image_size
     _, gh, gw = (int(v) for v in grid_thw)
     th, tw = gh // 2, gw // 2                      # merged tokens per column / row
@@ -66,7 +67,8 @@ def test_the_map_is_the_area_rule_over_the_padded_square(pipe, size):
 
 
 def _official_on_merged(pipe, towers, prep, question: str):
-    """The official scores of the padded image and the question, put on the merged grid by the pipeline's map."""
+    """The official scores of the padded image and the question, put on the merged grid by the pipeline's
+    map."""
     vision, text, tok = towers
     with torch.no_grad():
         pixels = pipe.clip.preprocess([prep.image.convert("RGB")], pad_to_square=True)
@@ -83,7 +85,8 @@ def test_every_budget_equals_the_official_rule_on_the_mapped_scores(pipe, towers
     sentence = "the man on the left"
     prep = pipe.prepare(image, [sentence])
     mapped = prep.selector_inputs()
-    assert mapped.text.texts == [question(sentence)]  # CLIP embeds the protocol's question, as LiteLVLM does GLaMM's
+    # CLIP embeds the protocol's question, as LiteLVLM does GLaMM's
+    assert mapped.text.texts == [question(sentence)]
     attn, sims = _official_on_merged(pipe, towers, prep, question(sentence))
     n = pipe.num_visual(prep)
     assert n == mapped.num_patches and n > 100
@@ -114,12 +117,14 @@ def test_the_llm_gets_the_kept_merged_tokens_at_their_3d_positions(pipe):
     assert torch.equal(pipe.clip_selection_tokens(prep, sel), prep.visual[sel.indices])
     assert torch.equal(pipe.clip_selection_rows(prep, sel), sel.indices)
     keep, renum = pipe.ground(prep, "litelvlm", 9), pipe.ground(prep, "litelvlm", 9, positions="renumber")
-    assert keep.position_rule == "keep" and renum.position_rule == "renumber"  # the family's rule, as for FastV
+    # the family's rule, as for FastV
+    assert keep.position_rule == "keep" and renum.position_rule == "renumber"
     assert torch.equal(keep.kept_indices, sel.indices)
     layout = pipe.layout(prep, n)
     pos = pipe.kept_positions(prep, keep.kept_indices)
     s = layout.image_start
-    assert torch.equal(pos[..., s:s + 9], layout.position_ids[..., s + sel.indices.to(layout.position_ids.device)])
+    assert torch.equal(pos[..., s:s + 9],
+                       layout.position_ids[..., s + sel.indices.to(layout.position_ids.device)])
     assert not torch.equal(keep.seg_hidden, renum.seg_hidden)
 
 
@@ -135,7 +140,8 @@ def test_the_score_only_methods_run_and_the_others_are_refused(pipe, unoffered_m
             assert len(out.kept_indices) == budget and out.kept_indices.unique().numel() == budget
             assert int(out.kept_indices.min()) >= 0 and int(out.kept_indices.max()) < n
     g = torch.Generator().manual_seed(prep.seed)
-    assert pipe.ground(prep, "random", 5).kept_indices.tolist() == sorted(torch.randperm(n, generator=g)[:5].tolist())
+    assert pipe.ground(prep, "random", 5).kept_indices.tolist() == sorted(
+        torch.randperm(n, generator=g)[:5].tolist())
     for method in ("clip-grid-only",):  # a CLIP-grid method without a Qwen2.5-VL variant (test-only)
         assert "per-token scores" in pipe.method_error(method)
         with pytest.raises(LiteLVLMError, match="per-token scores"):
@@ -167,11 +173,12 @@ def test_methods_that_never_read_clip_never_load_it(pipe):
 
 
 def _vscan_global_score(visual, pixel_values, grid_thw):
-    """VScan's Qwen score, transcribed (Tencent/SelfEvolvingAgent @a82450e ``VScan/qwen/model/qwen2_5_vl_custom.py``):
-    the last block's attention weights (``Qwen2_5_VLVisionSdpaAttention_X.forward`` L474-509, rotary once, the
-    window mask of L501-505), summed over heads, averaged over queries and over each merge unit, and un-permuted
-    (L342-392). The block's input is taken here at the block (not its attention), and the window order from
-    transformers' ``get_vision_window_index``."""
+    """VScan's Qwen score, transcribed (Tencent/SelfEvolvingAgent @a82450e
+    ``VScan/qwen/model/qwen2_5_vl_custom.py``): the last block's attention weights
+    (``Qwen2_5_VLVisionSdpaAttention_X.forward`` L474-509, rotary once, the window mask of L501-505), summed
+    over heads, averaged over queries and over each merge unit, and un-permuted (L342-392). The block's input
+    is taken here at the block (not its attention), and the window order from transformers'
+    ``get_vision_window_index``."""
     from transformers.vision_utils import get_vision_window_index
 
     from tests.official_vscan_qwen import _sdpa_x_weights  # custom.py L474-509, transcribed once
@@ -183,7 +190,8 @@ def _vscan_global_score(visual, pixel_values, grid_thw):
         visual(pixel_values, grid_thw=grid_thw)
     finally:
         handle.remove()
-    attn_weights = _sdpa_x_weights(blk.attn, blk.norm1(got["h"]), got["cu_seqlens"], got["position_embeddings"])
+    attn_weights = _sdpa_x_weights(blk.attn, blk.norm1(got["h"]), got["cu_seqlens"],
+                                   got["position_embeddings"])
     attn_weights_global = torch.sum(attn_weights, dim=0)
     attn_weights_global = torch.mean(attn_weights_global, dim=0)
     attn_weights_global = attn_weights_global.view(-1, visual.spatial_merge_size ** 2)

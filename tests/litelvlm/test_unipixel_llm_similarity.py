@@ -1,7 +1,8 @@
 """LiteLVLM's similarity part in the LLM's input space on UniPixel (``similarity="llm"``, ``eval-grounding
---clip-similarity llm``; this project's adaptation): the relevance of :mod:`litelvlm.llm.relevance` replaces the paired
-CLIP's mapped patch-text similarity, and LiteLVLM's official rule (sejong-rcv/LiteLVLM ``clip_encoder.py`` L158-168,
-``tests/official_litelvlm.py``) is unchanged: the lowest similarity is kept first. The default (``clip``) is untouched.
+--clip-similarity llm``; this project's adaptation): the relevance of :mod:`litelvlm.llm.relevance` replaces
+the paired CLIP's mapped patch-text similarity, and LiteLVLM's official rule (sejong-rcv/LiteLVLM
+``clip_encoder.py`` L158-168, ``tests/official_litelvlm.py``) is unchanged: the lowest similarity is kept
+first. The default (``clip``) is untouched.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ def test_every_budget_is_the_official_rule_on_the_llm_relevance(pipes, coco128, 
     n = mapped.num_patches
     for budget in _budgets(n, every):
         ours = select("litelvlm", mapped, budget).indices
-        assert ours.tolist() == official_retain(context[None], relevance[None].double(), budget).tolist(), budget
+        assert ours.tolist() == official_retain(context[None], relevance[None].double(),
+                                                budget).tolist(), budget
     # one text: K lowest-relevance tokens fill the budget (the reversal), in ascending index order
-    assert select("litelvlm", mapped, 5).indices.tolist() == sorted(torch.topk(relevance, 5, largest=False).indices.tolist())
+    assert select("litelvlm", mapped, 5).indices.tolist() == sorted(
+        torch.topk(relevance, 5, largest=False).indices.tolist())
 
 
 def test_the_option_is_checked_and_described(pipes):
@@ -69,8 +72,8 @@ def test_the_option_is_checked_and_described(pipes):
 
 
 def test_eval_grounding_clip_similarity(coco128, tmp_path, monkeypatch):
-    """``--clip-similarity llm`` runs LiteLVLM on the LLM-space relevance and is recorded; the default is not recorded
-    (earlier folders resume) and never computes the relevance."""
+    """``--clip-similarity llm`` runs LiteLVLM on the LLM-space relevance and is recorded; the default is not
+    recorded (earlier folders resume) and never computes the relevance."""
     calls = []
     real = rel.prompt_relevance
 

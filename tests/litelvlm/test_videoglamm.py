@@ -1,5 +1,6 @@
-"""VideoGLaMM on random weights: the official transcriptions (tests/official_videoglamm.py, mbzuai-oryx/VideoGLaMM
-@6b15b1e), the checkpoint round trip, the real size on the meta device, and a 16-frame synthetic video."""
+"""VideoGLaMM on random weights: the official transcriptions (tests/official_videoglamm.py,
+mbzuai-oryx/VideoGLaMM @6b15b1e), the checkpoint round trip, the real size on the meta device, and a 16-frame
+synthetic video."""
 
 from __future__ import annotations
 
@@ -111,7 +112,8 @@ def test_towers_and_projection_match_official(tiny):
     video, ctx = arch.encode_videos(frames, context, batch_size=1)
     expected = arch.project(video[0], ctx[0], input_type="video")[0]
     tokens = model.visual_tokens(frames, context)
-    assert tokens.clip.shape == (16, p.clip_tokens, p.clip_width)            # the per-frame stream: 576 per frame
+    # the per-frame stream: 576 per frame
+    assert tokens.clip.shape == (16, p.clip_tokens, p.clip_width)
     assert tokens.video.shape == (4, 4 * 256, p.internvideo.embed_dim)
     assert tokens.visual.shape == (p.visual_tokens, p.llm_hidden) == (3328, p.llm_hidden)
     assert torch.equal(tokens.visual, expected)
@@ -136,8 +138,8 @@ def test_seg_embedding_matches_official(tiny):
 
 @pytest.mark.parametrize("window", [3, 7])
 def test_phi3_sliding_window_matches_transformers_441(window):
-    """Our Phi-3 (transformers 5, config ``sliding_window + 1``) attends as transformers 4.41's eager Phi-3 with the
-    official ``sliding_window`` (the 4-D mask of ``_make_causal_mask``, transcribed)."""
+    """Our Phi-3 (transformers 5, config ``sliding_window + 1``) attends as transformers 4.41's eager Phi-3
+    with the official ``sliding_window`` (the 4-D mask of ``_make_causal_mask``, transcribed)."""
     from dataclasses import replace
 
     from transformers import Phi3ForCausalLM
@@ -195,7 +197,8 @@ def test_checkpoint_round_trip(tiny, tmp_path, monkeypatch):
         save_file(bad, str(folder / "model.safetensors"))
         with pytest.raises(LiteLVLMError, match=message):
             load_videoglamm(str(folder))
-    save_file({k: v for k, v in sd.items() if k != "model.mm_projector.0.bias"}, str(folder / "model.safetensors"))
+    save_file({k: v for k, v in sd.items() if k != "model.mm_projector.0.bias"},
+              str(folder / "model.safetensors"))
     with pytest.raises(LiteLVLMError, match="missing: mm_projector.0.bias"):
         load_videoglamm(str(folder))
     cfg = json.loads((folder / "config.json").read_text())
@@ -279,7 +282,8 @@ def test_ref_davis_bookkeeping_matches_official():
         records = list(range(n))
         assert [annotator_expressions(records, a) for a in range(4)] == off.official_annotator_indices(n)
     g = torch.Generator().manual_seed(4)
-    masks = [torch.rand(5, 7, 9, generator=g) for _ in range(3)] + [(torch.rand(5, 7, 9, generator=g) > 0.5).float()]
+    masks = [torch.rand(5, 7, 9, generator=g) for _ in range(3)] + [
+        (torch.rand(5, 7, 9, generator=g) > 0.5).float()]
     assert np.array_equal(label_maps(torch.stack(masks)), off.official_label_maps([m.clone() for m in masks]))
 
 
@@ -297,7 +301,8 @@ def test_ref_davis_evaluation_on_synthetic_videos(tiny, tmp_path):
 
 
 def test_pooled_projection_takes_pruned_square_counts(tiny):
-    """The per-frame stream pruned to 196 or 81 tokens still pools to 144 per frame (arch.py's square assert)."""
+    """The per-frame stream pruned to 196 or 81 tokens still pools to 144 per frame (arch.py's square
+    assert)."""
     model = tiny[0]
     g = torch.Generator().manual_seed(5)
     video = torch.randn(4, 1024, model.preset.internvideo.embed_dim, generator=g)
@@ -307,11 +312,13 @@ def test_pooled_projection_takes_pruned_square_counts(tiny):
     with pytest.raises(AssertionError):
         model.project(video, torch.randn(16, 100 - 1, model.preset.clip_width))
     states = model.clip_hidden_states(torch.randn(2, 3, 336, 336, generator=g))
-    assert len(states) == model.preset.clip_layers + 1 and states[-1].shape == (2, 577, model.preset.clip_width)
+    assert len(states) == model.preset.clip_layers + 1 and states[-1].shape == (2, 577,
+                                                                                model.preset.clip_width)
 
 
 def test_greedy_answer_matches_transformers_generate(tiny):
-    """The official answer is ``generate(num_beams=1, use_cache=False)`` (VideoGLaMM.py L616-626): the same ids."""
+    """The official answer is ``generate(num_beams=1, use_cache=False)`` (VideoGLaMM.py L616-626): the same
+    ids."""
     from litelvlm.videoglamm.inference import greedy_answer
 
     model, _, tok = tiny
@@ -319,7 +326,8 @@ def test_greedy_answer_matches_transformers_generate(tiny):
     visual = torch.randn(200, model.preset.llm_hidden, generator=torch.Generator().manual_seed(6))
     ours = greedy_answer(model, ids, visual, eos_ids=(-1,), max_new_tokens=4)
     with torch.no_grad():
-        ref = model.llm.generate(inputs_embeds=model.sequence_embeds(ids, visual), max_new_tokens=4, do_sample=False,
+        ref = model.llm.generate(inputs_embeds=model.sequence_embeds(ids, visual), max_new_tokens=4,
+                                 do_sample=False,
                                  num_beams=1, use_cache=False, eos_token_id=None, pad_token_id=0)
     assert torch.equal(ours[:, ids.shape[1]:], ref[:, -4:])
 
@@ -358,17 +366,19 @@ def test_generated_answer_reads_the_rows_before_seg(tiny):
     assert out.input_ids[0, -4:].tolist() == [260, seg, 16, eos]
     hidden = model.final_hidden(model.sequence_embeds(out.input_ids, tokens.visual))
     rows = model.seg_rows(out.input_ids, 150, seg)
-    assert torch.equal(out.seg_embeddings, model.seg_embeddings(hidden, rows)) and out.logits.shape == (1, 1, 40, 56)
+    assert torch.equal(out.seg_embeddings, model.seg_embeddings(hidden, rows)) and out.logits.shape == (
+        1, 1, 40, 56)
     assert none.logits.shape == (1, 0, 40, 56)
 
 
 @pytest.mark.parametrize("thresh", [0.98, 0.0, 2.0])
 def test_framewise_sam2_matches_official(tiny, thresh):
-    """Sam2Text (transformers' Sam2Model) against VideoGLaMM's frame-wise SAM 2 path on the same random weights,
-    the mask decoder built with build_sam2's dynamic multimask fallback (threshold 0.98; 0 and 2 force the single
-    mask and the fallback). The image encoder and the decoder's predict_masks are UniPixel's SAM 2.1 copy
-    (tests/official_unipixel_sam2.py): VideoGLaMM's SAM 2.0 files differ from it on this path only in formatting,
-    ``do_pool``'s float32 round trip (exact for a max pool) and attention chunking of batches over 64."""
+    """Sam2Text (transformers' Sam2Model) against VideoGLaMM's frame-wise SAM 2 path on the same random
+    weights, the mask decoder built with build_sam2's dynamic multimask fallback (threshold 0.98; 0 and 2
+    force the single mask and the fallback). The image encoder and the decoder's predict_masks are UniPixel's
+    SAM 2.1 copy (tests/official_unipixel_sam2.py): VideoGLaMM's SAM 2.0 files differ from it on this path
+    only in formatting, ``do_pool``'s float32 round trip (exact for a max pool) and attention chunking of
+    batches over 64."""
     from litelvlm.sam2.keys import sam2_from_hf
     from tests import official_unipixel_sam2 as sam_off
 
@@ -384,7 +394,8 @@ def test_framewise_sam2_matches_official(tiny, thresh):
     assert {k for k in own if k not in ours} <= {"maskmem_tpos_enc", "no_mem_pos_enc", "no_obj_ptr",
                                                  "no_obj_embed_spatial", "obj_ptr_tpos_proj.weight",
                                                  "obj_ptr_tpos_proj.bias", "mask_downsample.weight",
-                                                 "mask_downsample.bias"} | {k for k in own if k.startswith("obj_ptr_proj")}
+                                                 "mask_downsample.bias"} | {k for k in own
+                                                                            if k.startswith("obj_ptr_proj")}
     rng = np.random.default_rng(8)
     frames = [rng.integers(0, 256, (45, 70, 3), dtype=np.uint8) for _ in range(3)]
     prompts = torch.randn(3, s.d_model, generator=torch.Generator().manual_seed(8))

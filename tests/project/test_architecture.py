@@ -16,7 +16,8 @@ def _imported_modules(path: Path) -> set[str]:
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             out.add(node.module)
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr",
+                                                    getattr(node.func, "id", "")) == "import_module":
             out.update(a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
     return out
 

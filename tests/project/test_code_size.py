@@ -16,7 +16,8 @@ def _modules() -> list[Path]:
 
 
 def test_no_module_over_400_lines():
-    long = {str(p.relative_to(ROOT)): n for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_FILE}
+    long = {str(p.relative_to(ROOT)): n for p in _modules() if (n := len(p.read_text().splitlines()))
+            > MAX_FILE}
     assert not long, long
     assert len(_modules()) > 100  # the walk sees the project
 

@@ -1,5 +1,6 @@
-"""CONTRIBUTING.md matches the tree: every module, name and file it cites exists, and what it says of a study's
-anatomy (where ``run`` lives, which module ``analysis/commands.py`` points at) is what the studies do."""
+"""CONTRIBUTING.md matches the tree: every module, name and file it cites exists, and what it says of a
+study's anatomy (where ``run`` lives, which module ``analysis/commands.py`` points at) is what the studies
+do."""
 
 from __future__ import annotations
 
@@ -30,22 +31,24 @@ def _resolves(dotted: str) -> bool:
 
 
 def test_every_cited_module_and_name_exists():
-    names = {m.group(1) for s in SPANS for m in [re.fullmatch(r"((?:litelvlm|analysis)(?:\.\w+)+)(?:\(.*)?", s)] if m}
+    names = {m.group(1) for s in SPANS
+             for m in [re.fullmatch(r"((?:litelvlm|analysis)(?:\.\w+)+)(?:\(.*)?", s)] if m}
     assert len(names) > 10   # the scan saw the file
     missing = sorted(n for n in names if not _resolves(n))
     assert not missing, f"CONTRIBUTING.md cites names that do not exist: {missing}"
 
 
 def test_every_cited_file_exists():
-    paths = {s for s in SPANS if re.fullmatch(r"[\w./-]+/[\w.-]+\.(py|md|toml)", s) and "<" not in s and "/x/" not in s}
+    paths = {s for s in SPANS if re.fullmatch(r"[\w./-]+/[\w.-]+\.(py|md|toml)", s) and "<" not in s
+             and "/x/" not in s}
     assert len(paths) > 10
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert not missing, f"CONTRIBUTING.md cites files that do not exist: {missing}"
 
 
 def test_the_study_anatomy_is_the_studies_own():
-    """``run`` lives in each study's ``command`` module (not ``options``), and ``analysis/commands.py`` points at the
-    module CONTRIBUTING.md names."""
+    """``run`` lives in each study's ``command`` module (not ``options``), and ``analysis/commands.py`` points
+    at the module CONTRIBUTING.md names."""
     from analysis.commands import COMMANDS
 
     options_bullet = next(b for b in TEXT.split("\n- ") if b.startswith("`options.py`"))

@@ -1,7 +1,8 @@
-"""A family is one package: outside ``litelvlm/<family>/``, no module of ``litelvlm/`` or ``analysis/`` names a family in
-code (identifiers, import paths, string constants that are not docstrings), except its one registration line in
-``litelvlm/families.py``. The command line and the studies ask the family's card (:mod:`litelvlm.family_card`) and
-the pipeline contract instead. Comments and docstrings may cite a family (they explain, they do not dispatch)."""
+"""A family is one package: outside ``litelvlm/<family>/``, no module of ``litelvlm/`` or ``analysis/`` names
+a family in code (identifiers, import paths, string constants that are not docstrings), except its one
+registration line in ``litelvlm/families.py``. The command line and the studies ask the family's card
+(:mod:`litelvlm.family_card`) and the pipeline contract instead. Comments and docstrings may cite a family
+(they explain, they do not dispatch)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def _code_tokens(path: Path):
     """(line, text) of every name and non-docstring string token of ``path``."""
     prev = None
     for t in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
-        docstring = (t.type == tokenize.STRING and (prev is None or prev.type in (tokenize.INDENT, tokenize.NEWLINE,
+        docstring = (t.type == tokenize.STRING
+                     and (prev is None or prev.type in (tokenize.INDENT, tokenize.NEWLINE,
                                                                                   tokenize.DEDENT))
                      and t.string.lstrip("rbuRBU").startswith(('"""', "'''")))
         if t.type == tokenize.NAME or (t.type == tokenize.STRING and not docstring):

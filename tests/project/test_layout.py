@@ -1,9 +1,10 @@
 """The tests mirror the code: every test file names the module it tests, and set-up lives in one place.
 
 A test of ``litelvlm/x/y.py`` (or of the package ``litelvlm/x/y/``) is ``tests/litelvlm/x/test_y.py`` or
-``tests/litelvlm/x/test_y_<aspect>.py``; the same for ``analysis/`` and ``benchmarks/``. Tests that no single module
-owns sit in the cross-cutting folders below. Set-up shared between test files is a fixture (``tests/conftest.py``)
-or a helper of ``tests/fixtures/``, never a copy: no two files under tests/ define a helper with the same body.
+``tests/litelvlm/x/test_y_<aspect>.py``; the same for ``analysis/`` and ``benchmarks/``. Tests that no single
+module owns sit in the cross-cutting folders below. Set-up shared between test files is a fixture
+(``tests/conftest.py``) or a helper of ``tests/fixtures/``, never a copy: no two files under tests/ define a
+helper with the same body.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ CODE = ("litelvlm", "analysis", "benchmarks")
 
 #: folders for tests that no single module owns
 CROSS_CUTTING = {
-    "project": "the repository's own rules: lint, module sizes, imports, README, docs' generated tables, notebooks",
-    "end_to_end": "the `litelvlm` command across its subcommands: bad and odd inputs, faults, resuming, output",
+    "project": "the repository's own rules: lint, module sizes, imports, README, docs' generated tables, "
+    "notebooks",
+    "end_to_end": "the `litelvlm` command across its subcommands: bad and odd inputs, faults, resuming, "
+    "output",
 }
 
 #: helpers allowed to share a body, with the reason
 SAME_BODY_ALLOWED = {
-    "rotate_half": "a statement-by-statement transcription: each file transcribes (and cites) its own official file",
+    "rotate_half": "a statement-by-statement transcription: each file transcribes (and cites) its own "
+    "official file",
     "tower": "a cache of the file's own `Tower` class: the same words, a different class in each file",
     "current": "tests/suite_counts.py and tests/odd_cases_table.py each read their own generated block",
 }
@@ -35,7 +39,8 @@ def _test_files() -> list[Path]:
 
 
 def _names_a_module(path: Path) -> bool:
-    """tests/<dirs>/test_<name>.py: <dirs> is a package of the code and <name> starts with one of its modules."""
+    """tests/<dirs>/test_<name>.py: <dirs> is a package of the code and <name> starts with one of its
+    modules."""
     rel = path.relative_to(TESTS)
     folder = ROOT.joinpath(*rel.parts[:-1])
     if rel.parts[0] not in CODE or not folder.is_dir():
@@ -53,10 +58,11 @@ def test_every_test_file_sits_under_the_path_of_its_module_or_a_cross_cutting_fo
     files = _test_files()
     assert len(files) > 100  # the scan saw the suite
     misplaced = [str(p.relative_to(ROOT)) for p in files
-                 if not (p.relative_to(TESTS).parts[0] in CROSS_CUTTING and len(p.relative_to(TESTS).parts) == 2)
+                 if not (p.relative_to(TESTS).parts[0] in CROSS_CUTTING and len(p.relative_to(TESTS).parts)
+                         == 2)
                  and not _names_a_module(p)]
-    assert not misplaced, ("test files that name no module of litelvlm/, analysis/ or benchmarks/ and sit in no "
-                           f"cross-cutting folder ({', '.join(CROSS_CUTTING)}): {misplaced}")
+    assert not misplaced, ("test files that name no module of litelvlm/, analysis/ or benchmarks/ and sit in "
+                           f"no cross-cutting folder ({', '.join(CROSS_CUTTING)}): {misplaced}")
 
 
 def test_every_folder_of_tests_is_a_package():
@@ -72,7 +78,8 @@ def test_no_test_file_left_at_the_top_of_tests():
 
 
 def _is_alias(fn: ast.FunctionDef) -> bool:
-    """A fixture that returns one of its arguments under the test module's own name (``def pipe(tiny_glamm)``)."""
+    """A fixture that returns one of its arguments under the test module's own name (``def
+    pipe(tiny_glamm)``)."""
     body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     args = {a.arg for a in fn.args.args}
     return len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Name) \
@@ -98,7 +105,8 @@ def _helper_bodies() -> dict[str, list[str]]:
 
 def test_no_two_files_copy_a_helper():
     copies = [names for names in _helper_bodies().values() if len({n.split("::")[0] for n in names}) > 1]
-    assert not copies, f"the same helper in several files (make it a fixture or a tests/fixtures helper): {copies}"
+    assert not copies, ("the same helper in several files (make it a fixture or a tests/fixtures helper): "
+                        f"{copies}")
 
 
 def test_the_copy_check_sees_a_copy(tmp_path):

@@ -1,4 +1,5 @@
-"""The code passes ruff (style, imports, bugbear, pyupgrade and the McCabe complexity limit of pyproject.toml)."""
+"""The code passes ruff (style, imports, bugbear, pyupgrade and the McCabe complexity limit of
+pyproject.toml)."""
 
 from __future__ import annotations
 

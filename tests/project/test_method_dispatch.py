@@ -1,7 +1,7 @@
-"""A method is a typed unit: no study (``analysis/``) and no pipeline (``litelvlm/`` outside the method contract and the
-methods' own modules) branches on a method's name, its ``stage`` or its ``kind``. They ask the :class:`Method` object
-(its typed attributes and stage object) instead; a table keyed by method (the paper's numbers, a colour) is data,
-not a branch."""
+"""A method is a typed unit: no study (``analysis/``) and no pipeline (``litelvlm/`` outside the method
+contract and the methods' own modules) branches on a method's name, its ``stage`` or its ``kind``. They ask
+the :class:`Method` object (its typed attributes and stage object) instead; a table keyed by method (the
+paper's numbers, a colour) is data, not a branch."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the contract and the registry, which define names and stages
 CONTRACT = {"litelvlm/method.py", "litelvlm/methods/__init__.py"}
 #: modules whose ``method`` is no pruning method: the reason
-NOT_PRUNING = {"litelvlm/llm/attribution.py": "captum's attribution algorithms (saliency, integrated gradients)"}
+NOT_PRUNING = {"litelvlm/llm/attribution.py": "captum's attribution algorithms (saliency, integrated "
+               "gradients)"}
 #: names that hold the baseline's name
 BASELINE_NAMES = {"BASELINE"}
 
 
 def _mentions_method(node: ast.AST) -> bool:
-    """Whether an expression reads a method's name: ``method``, ``a.method``, ``r["method"]``, ``m``, ``spec.name``..."""
+    """Whether an expression reads a method's name: ``method``, ``a.method``, ``r["method"]``, ``m``,
+    ``spec.name``..."""
     text = ast.unparse(node)
     return "method" in text or text in {"m", "name", "spec.name"} or text.endswith(".name")
 
@@ -38,7 +40,8 @@ def branches(path: Path) -> list[str]:
             sides = [node.func.value, *node.args]
         else:
             continue
-        consts = {c.value for s in sides for c in ast.walk(s) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        consts = {c.value for s in sides for c in ast.walk(s) if isinstance(c, ast.Constant)
+                  and isinstance(c.value, str)}
         attrs = {a.attr for s in sides for a in ast.walk(s) if isinstance(a, ast.Attribute)}
         ids = {n.id for s in sides for n in ast.walk(s) if isinstance(n, ast.Name)}
         on_stage = bool({"stage", "kind"} & attrs) and bool(consts & kinds)
@@ -51,7 +54,8 @@ def branches(path: Path) -> list[str]:
 
 def method_branches() -> list[str]:
     files = [*(ROOT / "analysis").rglob("*.py"), *(ROOT / "litelvlm").rglob("*.py")]
-    return [b for p in sorted(files) if p.relative_to(ROOT).as_posix() not in CONTRACT | set(NOT_PRUNING) for b in branches(p)]
+    return [b for p in sorted(files) if p.relative_to(ROOT).as_posix() not in CONTRACT | set(NOT_PRUNING)
+            for b in branches(p)]
 
 
 
@@ -64,9 +68,9 @@ def test_no_study_or_pipeline_branches_on_a_methods_name_stage_or_kind():
 def test_the_check_finds_each_form_of_branch(tmp_path):
     """The check is not vacuous: each form it forbids, written into a module, is found."""
     probe = ROOT / "analysis" / "_probe_dispatch.py"
-    probe.write_text('if spec.stage == "clip": pass\nif method == "litelvlm": pass\nif r["method"] == "fastv": pass\n'
-                     'x = d[d["method"].isin(["none"])]\nif m == BASELINE: pass\nif get_method(m).kind != "clip": pass\n'
-                     'if mode == "none": pass\n')
+    probe.write_text('if spec.stage == "clip": pass\nif method == "litelvlm": pass\nif r["method"] == '
+                     '"fastv": pass\nx = d[d["method"].isin(["none"])]\nif m == BASELINE: pass\nif '
+                     'get_method(m).kind != "clip": pass\nif mode == "none": pass\n')
     try:
         assert len(branches(probe)) == 6
     finally:

@@ -9,17 +9,21 @@ from analysis.figures.notebook_run import execute_notebook
 from analysis.figures.registry import FIGURE_SETS
 
 READY = [f for f in FIGURE_SETS.values() if not f.missing()]
-#: the notebooks the default suite runs: every notebook is generated from one template over its figure_set's functions
-#: (tests/project/test_notebooks_stripped.py), so a few light ones stand for the rest, which run with the slow tests
+#: the notebooks the default suite runs: every notebook is generated from one template over its figure_set's
+#: functions (tests/project/test_notebooks_stripped.py), so a few light ones stand for the rest, which run
+#: with the slow tests
 DEFAULT = {"sink"}
 
 
-@pytest.mark.parametrize("figure_set", [f if f.name in DEFAULT else pytest.param(f, marks=pytest.mark.slow) for f in READY],
+@pytest.mark.parametrize("figure_set",
+                         [f if f.name in DEFAULT else pytest.param(f, marks=pytest.mark.slow) for f in READY],
                          ids=lambda f: f.name)
-def test_notebook_runs_in_smoke_mode_and_matches_the_command(figure_set, smoke_figures, tmp_path, monkeypatch):
+def test_notebook_runs_in_smoke_mode_and_matches_the_command(figure_set, smoke_figures, tmp_path,
+                                                             monkeypatch):
     import torch
 
-    cli_figures = smoke_figures(figure_set.name)  # `litelvlm figures --smoke --figure-set NAME`, once per test session
+    # `litelvlm figures --smoke --figure-set NAME`, once per test session
+    cli_figures = smoke_figures(figure_set.name)
     # the kernel computes with as many threads as this process did (float sums depend on it)
     monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
     executed = tmp_path / f"{figure_set.notebook}.ipynb"

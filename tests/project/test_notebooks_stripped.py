@@ -19,7 +19,8 @@ FIGURE_SET_NOTEBOOKS = [p for p in NOTEBOOKS if p.name != "00_explore.ipynb"]
 
 def test_every_family_has_its_notebook_and_no_stray_ones():
     known = {notebook_gen.notebook_path(f) for f in FIGURE_SETS.values()}
-    assert known == set(FIGURE_SET_NOTEBOOKS), "a figure_set without its notebook, or a notebook without a figure_set in analysis.figures.registry"
+    assert known == set(FIGURE_SET_NOTEBOOKS), ("a figure_set without its notebook, or a notebook without a "
+                                                "figure_set in analysis.figures.registry")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -44,7 +45,8 @@ def test_parameters_cell_sets_results_model_smoke(path: Path):
 def test_committed_notebook_is_the_generated_one(figure_set):
     committed = notebook_gen.notebook_path(figure_set).read_text()
     assert committed == notebook_gen.notebook_text(figure_set), (
-        f"{figure_set.notebook}.ipynb differs from {figure_set.draw.__module__}; run `litelvlm figures --write-notebooks`")
+        f"{figure_set.notebook}.ipynb differs from {figure_set.draw.__module__}; run `litelvlm figures "
+        "--write-notebooks`")
 
 
 @pytest.mark.parametrize("figure_set", FIGURE_SETS.values(), ids=lambda f: f.name)

@@ -1,4 +1,5 @@
-"""docs/testing.md's table of odd-input and fault classes is the one the tests' ``odd_case`` markers generate."""
+"""docs/testing.md's table of odd-input and fault classes is the one the tests' ``odd_case`` markers
+generate."""
 
 from __future__ import annotations
 

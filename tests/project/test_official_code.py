@@ -38,7 +38,8 @@ def test_skips_only_without_shared(tmp_path):
     with pytest.raises(pytest.fail.Exception, match="is here but"):
         open_official(tmp_path / "scratch", shared=tmp_path / "shared")
     (tmp_path / "shared" / "official").mkdir()
-    assert open_official(tmp_path / "scratch", shared=tmp_path / "shared").root == tmp_path / "shared" / "official"
+    assert open_official(tmp_path / "scratch",
+                         shared=tmp_path / "shared").root == tmp_path / "shared" / "official"
     with pytest.raises(FileNotFoundError, match="sejong-rcv/LiteLVLM @5896153"):
         open_official(tmp_path / "scratch", shared=tmp_path / "shared").git_dir("LiteLVLM.git")
     assert not os.listdir(tmp_path / "shared" / "official")

@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-#: a time as the README states one: "about 15 s on 2 cores", "under 1 min on 2 cores", "a few seconds", "hours on 2 cores"
-TIME = re.compile(r"(about|under) \d+(\.\d+)? ?(s|min)\b[^`]{0,40}?on 2 cores|a few seconds|hours on 2\s+cores")
+#: a time as the README states one: "about 15 s on 2 cores", "under 1 min on 2 cores", "a few seconds", "hours
+#: on 2 cores"
+TIME = re.compile(r"(about|under) \d+(\.\d+)? ?(s|min)\b[^`]{0,40}?on 2 cores|a few seconds|hours on "
+                  r"2\s+cores")
 
 
 def examples(text: str) -> list[tuple[str, str]]:
@@ -37,8 +39,8 @@ def test_every_readme_example_states_its_time_on_2_cores():
 
 
 def test_examples_finds_examples_and_their_times():
-    text = ("```bash\npip install x  # about 2 min on 2 cores\n```\n`litelvlm a --out x` (about 15 s on 2 cores) "
-            "writes; `litelvlm b --out y` writes.\n`litelvlm COMMAND --help` is no example")
+    text = ("```bash\npip install x  # about 2 min on 2 cores\n```\n`litelvlm a --out x` (about 15 s on 2 "
+            "cores) writes; `litelvlm b --out y` writes.\n`litelvlm COMMAND --help` is no example")
     found = examples(text)
     assert [e for e, _ in found] == ["pip install x  # about 2 min on 2 cores", "litelvlm a --out x",
                                      "litelvlm b --out y"]

@@ -53,7 +53,8 @@ OPTIONS = sorted(ANALYSIS.glob("*/options.py"))
 def test_options_imports_nothing_of_its_study_but_common_pieces(path):
     study = path.parent.name
     own = [f"{line}: {name}" for line, _, name in imports(path)
-           if name.startswith(f"analysis.{study}.") and name.split(".")[2] not in LIGHT_OPTION_PEERS.get(study, ())]
+           if name.startswith(f"analysis.{study}.")
+           and name.split(".")[2] not in LIGHT_OPTION_PEERS.get(study, ())]
     assert own == [], f"analysis/{study}/options.py imports its own study's modules (the command layer does)"
 
 
@@ -61,7 +62,8 @@ def test_options_imports_nothing_of_its_study_but_common_pieces(path):
 LIGHT_OPTION_PEERS: dict[str, tuple[str, ...]] = {"efficiency": ("arch",), "figures": ("figure_set",)}
 
 
-STUDIES = sorted(p.name for p in ANALYSIS.iterdir() if (p / "__init__.py").exists() and p.name not in ("common",))
+STUDIES = sorted(p.name for p in ANALYSIS.iterdir() if (p / "__init__.py").exists()
+                 and p.name not in ("common",))
 
 #: A study imports, of another package of ``analysis/``, only:
 #: * ``analysis.common`` (the pieces two studies share) and ``analysis.commands``' table;
@@ -70,8 +72,8 @@ STUDIES = sorted(p.name for p in ANALYSIS.iterdir() if (p / "__init__.py").exist
 #:   study's ``figure_set`` (its registry draws them all);
 #: * a study's public API, its package's names (``from analysis.grounding import GroundingArgs, run``);
 #: * in a figure set that draws another study's tables (figure set 9 draws ``eval-grounding``'s tables of a
-#:   UniPixel run, figure set 10 ``reversal``'s on the merged grid): that study's ``figure_set`` (its reader) and
-#:   ``plots`` (its drawings), the published drawing side of a study.
+#:   UniPixel run, figure set 10 ``reversal``'s on the merged grid): that study's ``figure_set`` (its reader)
+#:   and ``plots`` (its drawings), the published drawing side of a study.
 FIGURE_CONTRACT = ("analysis.figures.figure_set", "analysis.figures.smoke_inputs")
 DRAWING_SIDE = ("figure_set", "plots")
 #: cross-study imports not yet removed: (importing module, imported module); this list may only shrink
@@ -90,7 +92,8 @@ def cross_study_imports() -> set[tuple[str, str, int]]:
             parts = name.split(".")
             if parts[0] != "analysis" or len(parts) < 2 or parts[1] in (study, "common"):
                 continue
-            if study == "figures" or name in FIGURE_CONTRACT or any(name.startswith(c + ".") for c in FIGURE_CONTRACT):
+            if study == "figures" or name in FIGURE_CONTRACT or any(name.startswith(c + ".")
+                                                                    for c in FIGURE_CONTRACT):
                 continue
             if parts[1] not in STUDIES:
                 continue  # ``from analysis import x``: x is checked as analysis.x
@@ -108,17 +111,18 @@ def test_no_study_imports_another_study_s_internals():
     assert KNOWN <= found, f"fixed: remove {sorted(KNOWN - found)} from KNOWN"
 
 
-# -- imports inside functions -------------------------------------------------------------------------------------
+# -- imports inside functions --------------------------------------------------------------------------------
 ROOT = ANALYSIS.parent
 #: An import inside a function is kept there only for a reason: its module is heavy (:func:`is_heavy`: one of
 #: these packages, or a module of the project whose top level imports one), so the light modules (``options``,
 #: ``command``, the figure sets' readers) and a bad option never wait for it; or its line says
-#: ``# lazy: <reason>``. These are the packages slow to import (torch and what a bad option must never wait for,
-#: the data libraries the light modules avoid at import) and the optional ones a run may lack.
-HEAVY_PACKAGES = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", "captum", "accelerate",
-                  "bitsandbytes", "optimum", "peft", "sklearn", "skimage", "cv2", "nbformat", "nbclient", "IPython",
-                  "safetensors", "huggingface_hub", "torchvision", "timm", "sam2", "decord", "av", "pycocotools",
-                  "tqdm", "PIL", "numpy", "pyarrow", "seaborn", "statsmodels", "papermill")
+#: ``# lazy: <reason>``. These are the packages slow to import (torch and what a bad option must never wait
+#: for, the data libraries the light modules avoid at import) and the optional ones a run may lack.
+HEAVY_PACKAGES = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", "captum",
+                  "accelerate",
+                  "bitsandbytes", "optimum", "peft", "sklearn", "skimage", "cv2", "nbformat", "nbclient",
+                  "IPython", "safetensors", "huggingface_hub", "torchvision", "timm", "sam2", "decord", "av",
+                  "pycocotools", "tqdm", "PIL", "numpy", "pyarrow", "seaborn", "statsmodels", "papermill")
 
 
 def _source_of(module: str) -> Path | None:
@@ -172,9 +176,11 @@ def nested_imports_without_reason() -> list[str]:
 
 def test_imports_inside_functions_are_heavy_or_say_why():
     found = nested_imports_without_reason()
-    assert found == [], "move these to the module's top, or mark them '# lazy: <reason>':\n" + "\n".join(found)
+    assert found == [], "move these to the module's top, or mark them '# lazy: <reason>':\n" + "\n".join(
+        found)
 
 
 def test_the_heavy_rule_tells_light_from_heavy_modules():
     assert is_heavy("torch") and is_heavy("analysis.reversal.compute") and is_heavy("litelvlm.clip")
-    assert not is_heavy("analysis.reversal.options") and not is_heavy("litelvlm.errors") and not is_heavy("json")
+    assert not is_heavy("analysis.reversal.options") and not is_heavy("litelvlm.errors") and not is_heavy(
+        "json")

@@ -1,17 +1,18 @@
 """Wiring in the open: imports sit at the module's top (read with ``ast``, nothing imported).
 
 An import inside a function is allowed only in a command module (the CLI layer: ``litelvlm/cli.py``,
-``litelvlm/commands/``, the subcommand modules ``litelvlm.cli.COMMANDS`` names, ``analysis/commands.py`` and the
-studies' ``command.py``), and only of a heavy module that waits for the arguments to be checked, so ``--help`` and
-every refusal stay under a second. :data:`ALLOWED` lists each one with its reason; it may only shrink.
+``litelvlm/commands/``, the subcommand modules ``litelvlm.cli.COMMANDS`` names, ``analysis/commands.py`` and
+the studies' ``command.py``), and only of a heavy module that waits for the arguments to be checked, so
+``--help`` and every refusal stay under a second. :data:`ALLOWED` lists each one with its reason; it may only
+shrink.
 
 Two explicit ways reach a heavy or optional piece later without an import statement:
 
 * an optional package (the ``quantize`` and ``notebooks`` extras, psutil) only through
   :func:`litelvlm.optional.optional_import`, whose error names the extra (:data:`OPTIONAL_USERS`);
-* ``importlib.import_module`` only in the few modules that resolve named pieces on first use (:data:`RESOLVERS`):
-  the command dispatch, the families' :class:`litelvlm.family_card.Lazy` pieces, the method registry and the light
-  packages' ``__getattr__``.
+* ``importlib.import_module`` only in the few modules that resolve named pieces on first use
+  (:data:`RESOLVERS`): the command dispatch, the families' :class:`litelvlm.family_card.Lazy` pieces, the
+  method registry and the light packages' ``__getattr__``.
 """
 
 from __future__ import annotations
@@ -25,21 +26,28 @@ PACKAGES = ("litelvlm", "analysis")
 
 #: (file, imported module, why it waits): every import inside a function body of litelvlm/ and analysis/
 ALLOWED: set[tuple[str, str, str]] = {
-    ("litelvlm/cli.py", "transformers.utils", "quiets transformers' logging only where a command imported it"),
-    ("litelvlm/cli.py", "torch", "--device cuda*: CUDA is looked for only when a command names it"),
-    ("litelvlm/commands/select.py", "litelvlm.methods.select", "select: CLIP features (torch) after the checks"),
-    ("litelvlm/commands/select.py", "litelvlm.pruning", "select: the selector inputs (torch) after the checks"),
+    ("litelvlm/cli.py", "transformers.utils", "quiets transformers' logging only where a command imported it")
+    , ("litelvlm/cli.py", "torch", "--device cuda*: CUDA is looked for only when a command names it"),
+    ("litelvlm/commands/select.py", "litelvlm.methods.select", "select: CLIP features (torch) after the "
+     "checks"),
+    ("litelvlm/commands/select.py", "litelvlm.pruning",
+     "select: the selector inputs (torch) after the checks"),
     ("litelvlm/commands/select.py", "litelvlm.clip", "select: loads CLIP (torch) after the checks"),
-    ("litelvlm/commands/select.py", "litelvlm.provenance", "select: the weights banner (torch) after the checks"),
+    ("litelvlm/commands/select.py", "litelvlm.provenance", "select: the weights banner (torch) after the "
+     "checks"),
     ("litelvlm/commands/select.py", "litelvlm.pruning.plot", "select --save-overlay: matplotlib"),
-    ("litelvlm/commands/select_family.py", "litelvlm.data.refer", "select: reads the image (PIL) after the checks"),
+    ("litelvlm/commands/select_family.py", "litelvlm.data.refer", "select: reads the image (PIL) after the "
+     "checks"),
     ("litelvlm/commands/select_family.py", "litelvlm.provenance", "select: the weights banner (torch)"),
     ("litelvlm/commands/select_family.py", "litelvlm.pruning.plot", "select --save-overlay: matplotlib"),
-    ("litelvlm/explore/command.py", "litelvlm.explore.data", "explore: runs the model (torch) after the checks"),
+    ("litelvlm/explore/command.py", "litelvlm.explore.data", "explore: runs the model (torch) after the "
+     "checks"),
     ("litelvlm/explore/command.py", "litelvlm.explore.page", "explore: writes the page (numpy, PIL)"),
     ("litelvlm/toy/options.py", "litelvlm.toy.train", "toy-train: trains (torch) after the checks"),
-    ("analysis/figures/command.py", "analysis.figures.compute", "figures: draws (matplotlib) after the checks"),
-    ("analysis/figures/command.py", "analysis.figures.notebook_gen", "figures --notebooks: every figure set's module"),
+    ("analysis/figures/command.py", "analysis.figures.compute",
+     "figures: draws (matplotlib) after the checks"),
+    ("analysis/figures/command.py", "analysis.figures.notebook_gen", "figures --notebooks: every figure "
+     "set's module"),
 }
 #: the modules that import an optional package, all through ``optional_import``: (file, package)
 OPTIONAL = ("bitsandbytes", "torchao", "jupyterlab", "papermill", "ipywidgets", "nbformat", "psutil")
@@ -51,7 +59,8 @@ OPTIONAL_USERS: set[tuple[str, str]] = {
     ("analysis/figures/notebook_gen.py", "nbformat.v4"), ("analysis/figures/notebook_run.py", "papermill"),
 }
 #: the modules that call ``importlib.import_module`` (each resolves names it is given, on first use)
-RESOLVERS = {"litelvlm/cli.py", "litelvlm/family_card.py", "litelvlm/methods/__init__.py", "litelvlm/optional.py",
+RESOLVERS = {"litelvlm/cli.py", "litelvlm/family_card.py", "litelvlm/methods/__init__.py",
+             "litelvlm/optional.py",
              "litelvlm/glamm/__init__.py", "litelvlm/qwen/__init__.py", "litelvlm/unipixel/__init__.py",
              "analysis/common/command.py", "analysis/video/__init__.py"}
 
@@ -97,7 +106,8 @@ def _calls(name: str) -> list[tuple[str, list[str]]]:
     out = []
     for rel, tree in _files():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == name:
+            if isinstance(node, ast.Call) and getattr(node.func, "attr",
+                                                      getattr(node.func, "id", "")) == name:
                 out.append((rel, [a.value for a in node.args if isinstance(a, ast.Constant)]))
     return out
 
@@ -105,8 +115,8 @@ def _calls(name: str) -> list[tuple[str, list[str]]]:
 def test_every_import_inside_a_function_is_allowed():
     allowed = {(f, m) for f, m, _ in ALLOWED}
     extra = sorted(f"{f}:{line}: {m}" for f, line, m in nested_imports() if (f, m) not in allowed)
-    assert extra == [], "move these imports to the module's top (or, in a command module, add them to ALLOWED):\n" \
-        + "\n".join(extra)
+    assert extra == [], ("move these imports to the module's top (or, in a command module, add them to "
+                         "ALLOWED):\n" + "\n".join(extra))
 
 
 def test_the_allow_list_is_short_current_and_in_command_modules():
@@ -120,7 +130,8 @@ def test_the_allow_list_is_short_current_and_in_command_modules():
 
 
 def test_optional_packages_are_imported_only_through_optional_import():
-    direct = [f"{rel}: {a.name}" for rel, tree in _files() for node in ast.walk(tree) if isinstance(node, ast.Import)
+    direct = [f"{rel}: {a.name}" for rel,
+              tree in _files() for node in ast.walk(tree) if isinstance(node, ast.Import)
               for a in node.names if a.name.split(".")[0] in OPTIONAL]
     direct += [f"{rel}: {node.module}" for rel, tree in _files() for node in ast.walk(tree)
                if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in OPTIONAL]

@@ -1,7 +1,7 @@
-"""The accuracy tables' statistics (``analysis.common.accuracy_stats`` with ``analysis.grounding.statistics`` and
-``analysis.video.statistics``) on hand-made rows with known answers: the units resampled, cIoU recomputed as a ratio
-of sums in every resample (against a slow loop over the rows), the paired comparisons and Holm, the claims and their
-verdicts, determinism under the seed; and their plots."""
+"""The accuracy tables' statistics (``analysis.common.accuracy_stats`` with ``analysis.grounding.statistics``
+and ``analysis.video.statistics``) on hand-made rows with known answers: the units resampled, cIoU recomputed
+as a ratio of sums in every resample (against a slow loop over the rows), the paired comparisons and Holm, the
+claims and their verdicts, determinism under the seed; and their plots."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ matplotlib.use("Agg")
 
 def _rows(protocol="official", methods=(("none", 576, 1.0), ("litelvlm", 64, 0.95), ("fastv", 64, 0.80),
                                         ("random", 64, 0.99)), images=12, seed=0) -> pd.DataFrame:
-    """Grounding rows: 3 sentences per image, each method's intersection a fixed share of the unpruned one's."""
+    """Grounding rows: 3 sentences per image, each method's intersection a fixed share of the unpruned
+    one's."""
     rng = np.random.default_rng(seed)
     union = rng.integers(200, 2000, size=images * 3)
     base = np.floor(union * rng.uniform(0.2, 0.9, size=len(union)))
@@ -29,8 +30,8 @@ def _rows(protocol="official", methods=(("none", 576, 1.0), ("litelvlm", 64, 0.9
         for k in range(len(union)):
             inter = np.floor(base[k] * share * rng.uniform(0.97, 1.03))
             out.append({"protocol": protocol, "method": method, "budget": budget, "image_id": 100 + k // 3,
-                        "ref_id": k, "ann_id": k, "sent_id": 1000 + k, "turn": k % 3, "intersection": int(inter),
-                        "union": int(union[k]), "iou": inter / (union[k] + 1e-5)})
+                        "ref_id": k, "ann_id": k, "sent_id": 1000 + k, "turn": k % 3,
+                        "intersection": int(inter), "union": int(union[k]), "iou": inter / (union[k] + 1e-5)})
     return pd.DataFrame(out)
 
 
@@ -57,7 +58,8 @@ def test_grounding_units_follow_the_protocol_and_ciou_is_a_ratio_of_sums(protoco
     stats = gs.metric_stats(rows, unit)
     g = rows[(rows.method == "fastv")]
     assert stats[("fastv", 64)]["ciou"].n_units == g[unit_col].nunique()
-    assert stats[("fastv", 64)]["ciou"].value() == pytest.approx(g.intersection.sum() / (g.union.sum() + 1e-10))
+    assert stats[("fastv", 64)]["ciou"].value() == pytest.approx(g.intersection.sum()
+                                                                 / (g.union.sum() + 1e-10))
     assert stats[("fastv", 64)]["giou"].value() == pytest.approx(g.iou.mean())
     _, lo, hi = B.interval(stats[("fastv", 64)]["ciou"], 400, 3)
     assert (lo, hi) == pytest.approx(slow_ciou_interval(g, unit_col, 400, 3), rel=1e-12)
@@ -70,8 +72,8 @@ def test_intervals_sit_beside_their_values_and_leave_the_old_columns_alone():
     rows = _rows()
     summary = summarize(rows)
     got = acc.with_intervals(summary, gs.metric_stats(rows, "image"), ["ciou", "giou"], 200, 0)
-    assert list(got.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou", "giou_lo",
-                                 "giou_hi", "giou_mc", "n"]
+    assert list(got.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou",
+                                 "giou_lo", "giou_hi", "giou_mc", "n"]
     assert got[list(summary.columns)].equals(summary)
     assert (got.ciou_lo < got.ciou_hi).all() and (got.ciou_mc > 0).all()
     stat = gs.metric_stats(rows, "image")[("fastv", 64)]["ciou"]
@@ -84,20 +86,24 @@ def test_comparisons_pair_every_method_with_none_and_litelvlm_and_holm_over_the_
     stats = gs.metric_stats(rows, "image")
     table = acc.comparisons_table(stats, ["ciou", "giou"], 300, 4, "image")
     ciou = table[table.metric == "ciou"]
-    assert set(zip(ciou.method, ciou.reference)) == {("fastv", "none"), ("fastv", "litelvlm"), ("litelvlm", "none"),
+    assert set(zip(ciou.method, ciou.reference)) == {("fastv", "none"), ("fastv", "litelvlm"),
+                                                     ("litelvlm", "none"),
                                                       ("random", "none"), ("random", "litelvlm")}
     row = ciou[(ciou.method == "fastv") & (ciou.reference == "litelvlm")].iloc[0]
     want = P.paired_test(stats[("fastv", 64)]["ciou"], stats[("litelvlm", 64)]["ciou"], 300, 4)
     assert row.difference == pytest.approx(want["difference"]) and row.p == pytest.approx(want["p"])
-    assert (row.difference_lo, row.difference_hi) == pytest.approx((want["difference_lo"], want["difference_hi"]))
+    assert (row.difference_lo, row.difference_hi) == pytest.approx(
+        (want["difference_lo"], want["difference_hi"]))
     assert row.difference == pytest.approx(0.80 / 0.95 * row.reference_value - row.reference_value, rel=0.05)
     np.testing.assert_allclose(ciou.p_adjusted, B.holm(ciou.p))
-    assert (ciou.correction == "holm").all() and (ciou.family_size == 5).all() and (ciou.unit == "image").all()
+    assert (ciou.correction == "holm").all() and (ciou.family_size == 5).all() and (
+        ciou.unit == "image").all()
     kept = ciou[(ciou.method == "litelvlm") & (ciou.reference == "none")].iloc[0]
     assert kept.ratio == pytest.approx(0.95, abs=0.01) and kept.ratio_lo < kept.ratio < kept.ratio_hi
     # one pair of interval and test: every interval excludes 0 (the ratio's 1) exactly where p < 0.05
     leaves = ~((table.difference_lo <= 0) & (0 <= table.difference_hi))
-    assert (leaves == (table.p < 0.05)).all() and (leaves == ~((table.ratio_lo <= 1) & (1 <= table.ratio_hi))).all()
+    assert (leaves == (table.p < 0.05)).all() and (leaves
+                                                   == ~((table.ratio_lo <= 1) & (1 <= table.ratio_hi))).all()
     assert (table.test == "exact swap test (2^12 patterns)").all() and (table.p_mc == 0).all()
 
 
@@ -113,12 +119,14 @@ def test_claims_known_answers_and_not_judged_on_random_weights(monkeypatch):
     assert margin.compared_with == "fastv" and margin.verdict == "MET"
     assert keep.mc == 0 and margin.mc > 0   # 12 images: the exact test's interval has no Monte Carlo error
     none = stats[("none", 576)]["ciou"].value()
-    assert margin.value == pytest.approx(stats[("litelvlm", 64)]["ciou"].value() - stats[("fastv", 64)]["ciou"].value())
+    assert margin.value == pytest.approx(stats[("litelvlm", 64)]["ciou"].value()
+                                         - stats[("fastv", 64)]["ciou"].value())
     assert margin.value == pytest.approx(0.15 * none, rel=0.1)
     random = acc.claims_table(stats, ["ciou"], 300, 0, "random")
     assert (random.verdict == "not judged").all() and random.interval_clears.isna().all()
     assert random.value.tolist() == pytest.approx(real.value.tolist())
-    # the margin and the share MISSED: a competitor better than LiteLVLM, LiteLVLM at 85% of the unpruned model
+    # the margin and the share MISSED: a competitor better than LiteLVLM, LiteLVLM at 85% of the unpruned
+    # model
     worse = gs.metric_stats(_rows(methods=(("none", 576, 1.0), ("litelvlm", 64, 0.85), ("dart", 64, 0.9),
                                            ("litelvlm-ctx", 64, 1.0), ("llm-attention", 64, 1.0))), "image")
     got = acc.claims_table(worse, ["ciou"], 300, 0, "real")
@@ -131,8 +139,8 @@ def test_claims_not_judged_without_their_reference():
     got = acc.claims_table(stats, ["ciou"], 100, 0, "real")
     assert list(got.verdict) == ["not judged", "not judged"]
     assert list(got.note) == ["no unpruned run", "no existing method run at this budget"]
-    without = acc.claims_table(gs.metric_stats(_rows(methods=(("none", 576, 1.0),)), "image"), ["ciou"], 100, 0,
-                               "real")
+    without = acc.claims_table(gs.metric_stats(_rows(methods=(("none", 576, 1.0),)), "image"), ["ciou"], 100,
+                               0, "real")
     assert list(without.note) == ["litelvlm was not run"] * 2
 
 
@@ -152,7 +160,8 @@ def test_video_statistics_equal_the_summary_table():
 
     rng = np.random.default_rng(1)
     objects = pd.DataFrame([{"video": f"v{v}", "anno_set": s, "object": f"v{v}_{o}", "method": m, "budget": b,
-                             "J": rng.random(), "F": rng.random()} for m, b in (("none", 576), ("litelvlm", 81))
+                             "J": rng.random(), "F": rng.random()} for m,
+                            b in (("none", 576), ("litelvlm", 81))
                             for v in range(5) for s in range(2) for o in range(1 + v % 2)])
     expr = objects.rename(columns={"object": "exp_id"}).assign(context_tokens=None, llm_visual_tokens=3328)
     summary = summary_table(expr, objects, [("none", 576), ("litelvlm", 81)])
@@ -162,7 +171,8 @@ def test_video_statistics_equal_the_summary_table():
             assert stats[(row.method, row.budget)][metric].value() == pytest.approx(row[metric], rel=1e-12)
         e = expr[expr.method == row.method]
         assert stats[(row.method, row.budget)]["unipixel_J"].value() == pytest.approx(e.J.mean(), rel=1e-12)
-    # DAVIS's J over videos by a slow loop: per set the mean over the drawn videos' objects, then over the sets
+    # DAVIS's J over videos by a slow loop: per set the mean over the drawn videos' objects, then over the
+    # sets
     o = objects[objects.method == "litelvlm"]
     videos = sorted(o.video.unique())
     idx = B.draw(len(videos), 150, 2)
@@ -198,7 +208,8 @@ def test_a_claim_on_one_unit_says_there_is_no_interval():
     rows = _rows(images=1)   # one image: three sentences, one resampled unit
     got = acc.claims_table(gs.metric_stats(rows, "image"), ["ciou"], 100, 0, "real")
     assert list(got.note) == [acc.ONE_UNIT] * 2 == ["no interval (one unit)"] * 2
-    assert got.lo.isna().all() and got.hi.isna().all() and got.interval_clears.isna().all() and got.mc.isna().all()
+    assert (got.lo.isna().all() and got.hi.isna().all() and got.interval_clears.isna().all()
+            and got.mc.isna().all())
     assert set(got.verdict) <= {"MET", "MISSED"}
     from analysis.common.stat_plots import plot_claims_table
 

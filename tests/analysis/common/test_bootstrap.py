@@ -1,6 +1,6 @@
-"""The shared bootstrap (``analysis.common.bootstrap``) against scipy's ``bootstrap``, textbook loops and known
-answers: intervals, paired differences, cIoU's ratio of sums per resample, the strata of DAVIS's J, the paired
-p-value and Holm's correction; and the CLIP studies' ``bootstrap_ci`` unchanged by going through it."""
+"""The shared bootstrap (``analysis.common.bootstrap``) against scipy's ``bootstrap``, textbook loops and
+known answers: intervals, paired differences, cIoU's ratio of sums per resample, the strata of DAVIS's J, the
+paired p-value and Holm's correction; and the CLIP studies' ``bootstrap_ci`` unchanged by going through it."""
 
 from __future__ import annotations
 
@@ -111,9 +111,11 @@ def test_ciou_is_a_ratio_of_sums_in_every_resample_as_a_slow_loop():
 
 
 def test_strata_mean_of_ratios_as_davis_j_by_a_slow_loop():
-    """DAVIS's J: per annotator set the mean over the objects of the drawn videos, then the mean over the sets."""
+    """DAVIS's J: per annotator set the mean over the objects of the drawn videos, then the mean over the
+    sets."""
     rng = np.random.default_rng(6)
-    rows = [(v, s, float(rng.random())) for v in range(12) for s in range(4) for _ in range(int(rng.integers(1, 4)))]
+    rows = [(v, s, float(rng.random())) for v in range(12) for s in range(4)
+            for _ in range(int(rng.integers(1, 4)))]
     video, stratum, j = (np.array(c) for c in zip(*rows))
     stat = B.unit_stat(j, video, strata=stratum)
     idx = B.draw(stat.n_units, 200, 8)
@@ -163,7 +165,8 @@ def test_the_ratio_interval_is_the_percentile_of_replicate_ratios():
     got = B.paired(B.unit_stat(a, units), B.unit_stat(b, units), n_boot=400, seed=12)
     idx = B.draw(40, 400, 12)
     reps = a[idx].mean(1) / b[idx].mean(1)
-    assert (got["ratio_lo"], got["ratio_hi"]) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])), rel=1e-12)
+    assert (got["ratio_lo"], got["ratio_hi"]) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])),
+                                                               rel=1e-12)
     assert got["ratio"] == pytest.approx(a.mean() / b.mean(), rel=1e-12)
 
 
@@ -179,8 +182,8 @@ def test_margin_over_the_best_other_resamples_the_choice_of_the_best():
     units = np.arange(60)
     target = rng.random(60) + 0.3
     others = {"p": rng.random(60), "q": rng.random(60) + 0.05}
-    got = B.margin_over_best(B.unit_stat(target, units), {k: B.unit_stat(v, units) for k, v in others.items()},
-                             n_boot=300, seed=14)
+    got = B.margin_over_best(B.unit_stat(target, units),
+                             {k: B.unit_stat(v, units) for k, v in others.items()}, n_boot=300, seed=14)
     best = max(others, key=lambda k: others[k].mean())
     assert got["best_other"] == best and got["margin"] == pytest.approx(target.mean() - others[best].mean())
     idx = B.draw(60, 300, 14)
@@ -219,13 +222,15 @@ def slow_studentized(x: np.ndarray, n_boot: int, seed: int, level: float = 0.95)
         xs = x[row]
         ts.append((xs.mean() - x.mean()) / (xs.std(ddof=1) / np.sqrt(n)))
     a = (1 - level) / 2
-    return (x.mean() - np.quantile(ts, 1 - a, method="higher") * se, x.mean() - np.quantile(ts, a, method="lower") * se)
+    return (x.mean() - np.quantile(ts, 1 - a, method="higher") * se,
+            x.mean() - np.quantile(ts, a, method="lower") * se)
 
 
 def test_studentized_interval_of_a_mean_as_the_textbook_loop():
     x = np.random.default_rng(16).beta(2, 5, 15)
     value, lo, hi, mc = B.studentized(B.unit_stat(x, np.arange(15)), 800, 17)
-    assert value == pytest.approx(x.mean()) and (lo, hi) == pytest.approx(slow_studentized(x, 800, 17), rel=1e-10)
+    assert value == pytest.approx(x.mean()) and (lo, hi) == pytest.approx(slow_studentized(x, 800, 17),
+                                                                          rel=1e-10)
     assert 0 < mc < (hi - lo) / 10   # the Monte Carlo error is reported, and small beside the interval
 
 
@@ -247,14 +252,16 @@ def test_linearised_error_of_a_mean_a_ratio_and_strata():
 
 
 def test_studentized_edges_constant_one_unit_and_few_units():
-    assert B.studentized(B.unit_stat(np.full(9, 0.4), np.arange(9)), 200, 0) == pytest.approx((0.4, 0.4, 0.4, 0.0))
+    assert B.studentized(B.unit_stat(np.full(9, 0.4), np.arange(9)), 200, 0) == pytest.approx(
+        (0.4, 0.4, 0.4, 0.0))
     assert np.isnan(B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.array([7, 7])), 200, 0)[1])
     _, lo, hi, _ = B.studentized(B.unit_stat(np.array([0.3, 0.5]), np.arange(2)), 200, 0)
     assert lo == -np.inf and hi == np.inf   # half the draws repeat one unit: no finite interval from 2 units
 
 
 def test_studentized_ends_stay_within_the_values_the_statistic_takes():
-    x = np.array([0.02, 0.9, 0.05, 0.03])   # four units, one far out: the bootstrap-t's lower end overshoots 0
+    # four units, one far out: the bootstrap-t's lower end overshoots 0
+    x = np.array([0.02, 0.9, 0.05, 0.03])
     _, lo, hi, _ = B.studentized(B.unit_stat(x, np.arange(4)), 500, 1)
     assert lo < 0
     _, lo, hi, _ = B.studentized(B.unit_stat(x, np.arange(4)), 500, 1, bounds=(0.0, 1.0))
@@ -267,5 +274,6 @@ def test_percentile_monte_carlo_error_by_hand_and_beside_the_margin():
     assert B.percentile_mc(np.random.default_rng(0).permutation(np.arange(1001.0))) == pytest.approx(5.0)
     rng = np.random.default_rng(19)
     units = np.arange(30)
-    got = B.margin_over_best(B.unit_stat(rng.random(30), units), {"p": B.unit_stat(rng.random(30), units)}, 500, 1)
+    got = B.margin_over_best(B.unit_stat(rng.random(30), units), {"p": B.unit_stat(rng.random(30), units)},
+                             500, 1)
     assert 0 < got["margin_mc"] < (got["margin_hi"] - got["margin_lo"]) / 5

@@ -1,11 +1,12 @@
-"""Do the accuracy tables' intervals and test keep their promise at small n? Simulated coverage of the studentized
-95% interval (:func:`analysis.common.bootstrap.studentized`) and the false-positive rate of the paired swap test
-(:func:`analysis.common.permutation.paired_test`).
+"""Do the accuracy tables' intervals and test keep their promise at small n? Simulated coverage of the
+studentized 95% interval (:func:`analysis.common.bootstrap.studentized`) and the false-positive rate of the
+paired swap test (:func:`analysis.common.permutation.paired_test`).
 
 The data model (docs/grounding.md, "Intervals and tests"): a unit (image) carries 1-3 rows; a row's union is
-lognormal(7, 0.5) pixels and its intersection the union times a Beta(2, 3) share, so cIoU's true value, the ratio of
-the expected sums, is 0.4; gIoU-like per-unit means are Beta(0.5, 2) (skewed, true mean 0.2). Under "no difference"
-the two methods' rows on a unit are independent draws from the same law given the unit's union.
+lognormal(7, 0.5) pixels and its intersection the union times a Beta(2, 3) share, so cIoU's true value, the
+ratio of the expected sums, is 0.4; gIoU-like per-unit means are Beta(0.5, 2) (skewed, true mean 0.2). Under
+"no difference" the two methods' rows on a unit are independent draws from the same law given the unit's
+union.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def _ciou(rng, n):
 
 
 def coverage(n: int, reps: int, seed: int, kind: str) -> float:
-    """The share of ``reps`` simulated data sets of ``n`` units whose studentized 95% interval holds the truth."""
+    """The share of ``reps`` simulated data sets of ``n`` units whose studentized 95% interval holds the
+    truth."""
     rng = np.random.default_rng(seed)
     hits = 0
     for r in range(reps):
@@ -64,6 +66,7 @@ def test_the_paired_test_rejects_a_true_null_at_most_6pct(n):
 
 
 def test_coverage_and_false_positives_light_representative():
-    """The slow tests' machinery at a few replicates (the bands are wide: 200 sets give a standard error of 1.5%)."""
+    """The slow tests' machinery at a few replicates (the bands are wide: 200 sets give a standard error of
+    1.5%)."""
     assert 0.89 <= coverage(8, 200, 7, "ciou") <= 0.99
     assert false_positives(8, 100, 9) <= 0.10

@@ -1,6 +1,7 @@
-"""Every study's ``command`` module is one call of :func:`analysis.common.command.study_run`: the options as the
-study's dataclass, its checks in order, then the heavy function imported and run. The commands' behaviour, messages
-and exit codes are the end-to-end tests' (``tests/end_to_end``); here, the shell itself and that no study copies it."""
+"""Every study's ``command`` module is one call of :func:`analysis.common.command.study_run`: the options as
+the study's dataclass, its checks in order, then the heavy function imported and run. The commands' behaviour,
+messages and exit codes are the end-to-end tests' (``tests/end_to_end``); here, the shell itself and that no
+study copies it."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ class _Args:
 
 
 def test_study_run_checks_in_order_then_imports_the_heavy_function(monkeypatch, tmp_path):
-    """A check's returned options replace the options; the heavy module is imported only after every check, with
-    the options and the caller's keywords; a namespace becomes the dataclass."""
+    """A check's returned options replace the options; the heavy module is imported only after every check,
+    with the options and the caller's keywords; a namespace becomes the dataclass."""
     (tmp_path / "heavy_probe.py").write_text("import sys\nCALLS = []\n"
                                              "def go(a, **kw):\n    CALLS.append((a, kw))\n    return 7\n")
     monkeypatch.syspath_prepend(str(tmp_path))

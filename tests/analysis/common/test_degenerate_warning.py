@@ -1,7 +1,7 @@
 """A degenerate result is said on screen: where a command scores masks (``eval-grounding``, ``eval-video``,
 ``validate``), a run whose every mask is empty gets one WARNING line naming the model and the run folder
-(``analysis.common.degenerate``); a run with masks gets none. ``unipixel-tiny-random:0`` is such a model: SAM 2's
-object-score gate of its random weights is closed (the documented default seed, 5, opens it)."""
+(``analysis.common.degenerate``); a run with masks gets none. ``unipixel-tiny-random:0`` is such a model: SAM
+2's object-score gate of its random weights is closed (the documented default seed, 5, opens it)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ VIDEO = ["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "2
 
 
 def _warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "measure nothing" in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+            and "measure nothing" in r.getMessage()]
 
 
 def _argv(command: str, model: str, out, coco) -> list[str]:

@@ -1,5 +1,5 @@
-"""The paper's efficiency quantities (``analysis.common.paper_efficiency``) against transcriptions of the authors' compiled
-loops, and the paper's FLOPs and activation figures reproduced from the formulas.
+"""The paper's efficiency quantities (``analysis.common.paper_efficiency``) against transcriptions of the
+authors' compiled loops, and the paper's FLOPs and activation figures reproduced from the formulas.
 
 Source: sejong-rcv/LiteLVLM @5896153, compiled CPython 3.10 files (no source released), read with
 ``marshal`` + ``dis``:
@@ -35,7 +35,8 @@ def _fastv_port_counters(seq_len, num_layers, d, m, agg_layer, image_len, attent
     for idx in range(num_layers):  # L699
         flops += 4 * n * d ** 2 + 2 * n ** 2 * d + 3 * n * d * m  # L700-703
         activation += n * (2 * d + m) * element_size  # L706-707
-        if idx == agg_layer:  # L743-775: keep_indexs = sys + top-rank image + the rest; hidden_states filtered
+        # L743-775: keep_indexs = sys + top-rank image + the rest; hidden_states filtered
+        if idx == agg_layer:
             n = n - image_len + attention_rank
     return flops, activation
 
@@ -66,7 +67,8 @@ def test_fastv_counts_its_pruning_layer_at_full_length(arch):
         plan = token_plan(arch, "fastv", budget, 2)
         ref = _fastv_port_counters(seq, s.llm_layers, s.llm_hidden, s.llm_intermediate, 2, 576, budget)
         assert (paper_flops(s, plan), paper_activation_bytes(s, plan)) == ref, budget
-    assert counted_layer_tokens(s, token_plan(arch, "fastv", 192, 2))[:4] == [seq, seq, seq, OFFICIAL_TEXT_TOKENS + 192]
+    assert counted_layer_tokens(s, token_plan(arch, "fastv", 192, 2))[:4] == [seq, seq, seq,
+                                                                              OFFICIAL_TEXT_TOKENS + 192]
 
 
 @pytest.mark.parametrize("budget", [192, 128, 96, 64, 32, 300, 7])
@@ -74,7 +76,8 @@ def test_sparsevlm_counts_the_schedule_as_run(arch, budget):
     s = arch.glamm
     per_layer = token_schedule(budget, 576, s.llm_layers)
     visual_after = {i - 1: v for i, v in enumerate(per_layer) if i and v != per_layer[i - 1]}
-    ref = _sparse_port_flops(OFFICIAL_TEXT_TOKENS + 576, s.llm_layers, s.llm_hidden, s.llm_intermediate, visual_after)
+    ref = _sparse_port_flops(OFFICIAL_TEXT_TOKENS + 576, s.llm_layers, s.llm_hidden, s.llm_intermediate,
+                             visual_after)
     assert paper_flops(s, token_plan(arch, "sparsevlm", budget)) == ref
 
 
@@ -96,12 +99,14 @@ def test_paper_figures_from_the_formulas(arch):
     """At the official prompt (129 text tokens, 36 before the image): FLOPs 4.70 / 2.11 / 1.26 TFLOPs
     against the paper's 4.66 / 2.11 / 1.27, activation 0.81 / 0.37 / 0.22 GB against 0.81 / 0.35 / 0.21.
     The paper's activation figures are the formula at 704-712 / 302-310 / 180-187 tokens (128-136 /
-    110-118 / 116-123 text tokens beside 576 / 192 / 64 visual ones): no single prompt length gives all three."""
+    110-118 / 116-123 text tokens beside 576 / 192 / 64 visual ones): no single prompt length gives all
+    three."""
     s = arch.glamm
     got = {}
     for method, budget in (("none", 576), ("litelvlm", 192), ("litelvlm", 64)):
         plan = token_plan(arch, method, budget)
-        got[budget] = (round(paper_flops(s, plan) / 1e12, 2), round(paper_activation_bytes(s, plan) / 2 ** 30, 2))
+        got[budget] = (round(paper_flops(s, plan) / 1e12, 2),
+                       round(paper_activation_bytes(s, plan) / 2 ** 30, 2))
     assert got == {576: (4.70, 0.81), 192: (2.11, 0.37), 64: (1.26, 0.22)}
     per_layer_bytes = s.llm_layers * (2 * s.llm_hidden + s.llm_intermediate) * 2
     act = {v: _tokens_reproducing(v, lambda n: n * per_layer_bytes / 2 ** 30) for v in (0.81, 0.35, 0.21)}
@@ -109,7 +114,10 @@ def test_paper_figures_from_the_formulas(arch):
     assert (min(act[0.35]), max(act[0.35])) == (302, 310)
     assert (min(act[0.21]), max(act[0.21])) == (180, 187)
     d, m = s.llm_hidden, s.llm_intermediate
-    fl = {v: _tokens_reproducing(v, lambda n: s.llm_layers * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) / 1e12)
+    fl = {
+        v:
+        _tokens_reproducing(v,
+                            lambda n: s.llm_layers * (4 * n * d * d + 2 * n * n * d + 3 * n * d * m) / 1e12)
           for v in (4.66, 2.11, 1.27)}
     # the paper's FLOPs are the formula at 700 / 321-322 / 194-195 tokens: 124 / 129-130 / 130-131 text tokens
     assert fl == {4.66: [700], 2.11: [321, 322], 1.27: [194, 195]}
@@ -119,7 +127,8 @@ def test_fastv_at_the_paper_budgets(arch):
     """FastV (K=2) at 192 / 64 under the official loop: the paper prints no FastV figure to compare with."""
     s = arch.glamm
     vals = {b: (round(paper_flops(s, token_plan(arch, "fastv", b, 2)) / 1e12, 2),
-                round(paper_activation_bytes(s, token_plan(arch, "fastv", b, 2)) / 2 ** 30, 2)) for b in (192, 64)}
+                round(paper_activation_bytes(s, token_plan(arch, "fastv", b, 2)) / 2 ** 30, 2))
+            for b in (192, 64)}
     assert vals == {192: (2.35, 0.41), 64: (1.58, 0.28)}
 
 
@@ -136,7 +145,9 @@ def test_validate_and_efficiency_report_the_paper_definitions():
     lite = paper_definitions(big.glamm, 576, OFFICIAL_TEXT_TOKENS, "litelvlm", 192)
     assert round(none[1] / lite[1], 2) == round(705 / 321, 2)  # a token-count ratio, as the paper's "2.3x"
     tiny = get_arch("tiny")
-    df = flops_rows(tiny, [("none", tiny.num_patches), ("fastv", 8), ("litelvlm", 8)], ["sdpa"], torch.float32, 2)
+    df = flops_rows(tiny, [("none", tiny.num_patches), ("fastv", 8), ("litelvlm", 8)], ["sdpa"],
+                    torch.float32, 2)
     for r in df.itertuples():
         expected = paper_row(tiny.glamm, token_plan(tiny, r.method, r.budget, 2), element_size=4)  # float32
-        assert (r.paper_tflops, r.paper_activation_gib) == (expected["paper_tflops"], expected["paper_activation_gib"])
+        assert (r.paper_tflops, r.paper_activation_gib) == (expected["paper_tflops"],
+                                                            expected["paper_activation_gib"])

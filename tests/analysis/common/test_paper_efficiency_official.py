@@ -1,4 +1,5 @@
-"""The paper's efficiency counters, read from the authors' compiled code, against ``analysis.common.paper_efficiency``.
+"""The paper's efficiency counters, read from the authors' compiled code, against
+``analysis.common.paper_efficiency``.
 
 Source: sejong-rcv/LiteLVLM @5896153 ships the code that printed the paper's efficiency table only compiled
 (CPython 3.10, no .py source), read here with ``marshal`` + ``dis`` (code objects keep source lines):
@@ -16,9 +17,10 @@ Source: sejong-rcv/LiteLVLM @5896153 ships the code that printed the paper's eff
   layer loop), L219-222 (the same FLOPs, ``self.all_FLOPs``), L224 (``layer_idx in self.pruning_loc``),
   L229-237 (the layer runs), L317 (``batch_index_select`` of its outputs: pruned after the layer ran).
 
-The bytecode tests read that repository from ``../shared/official/LiteLVLM.git`` (the ``official`` fixture; they skip
-only when ``../shared`` is absent) and unmarshal the .pyc files with a CPython 3.10 (``python3.10`` on the PATH, a
-pyenv 3.10, or ``LITELVLM_PYTHON310``; they skip, saying so, without one); the transcription tests always run.
+The bytecode tests read that repository from ``../shared/official/LiteLVLM.git`` (the ``official`` fixture;
+they skip only when ``../shared`` is absent) and unmarshal the .pyc files with a CPython 3.10 (``python3.10``
+on the PATH, a pyenv 3.10, or ``LITELVLM_PYTHON310``; they skip, saying so, without one); the transcription
+tests always run.
 """
 
 from __future__ import annotations
@@ -43,11 +45,11 @@ from analysis.efficiency.flops import token_plan
 from litelvlm.methods.sparsevlm import token_schedule
 
 PYC = "model/llava/model/language_model/__pycache__/"
-CLIP_SIDE = ["litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner", "visionzip", "prumerge", "prumerge+",
-             "tome", "divprune"]
+CLIP_SIDE = ["litelvlm", "litelvlm-ctx", "clip_topsim", "random", "vispruner", "visionzip", "prumerge",
+             "prumerge+", "tome", "divprune"]
 
 
-# --- transcriptions of the compiled loops -------------------------------------------------------------------------
+# --- transcriptions of the compiled loops -------------------------------------------------------------------
 
 def fastv_port(seq_len, num_layers, d, m, agg_layer, image_len, rank, element_size=2):
     """``modeling_llama_fastv`` ``LlamaModel.forward``: (FLOPs, activation bytes, n counted per layer)."""
@@ -57,7 +59,8 @@ def fastv_port(seq_len, num_layers, d, m, agg_layer, image_len, rank, element_si
         counted.append(n)  # L700
         flops += 4 * n * d ** 2 + 2 * n ** 2 * d + 3 * n * d * m  # L703
         activation += n * (2 * d + m) * element_size  # L706-707
-        if idx == agg_layer:  # L743-775: keep sys + top-``rank`` image + the rest, before the layer runs (L833)
+        # L743-775: keep sys + top-``rank`` image + the rest, before the layer runs (L833)
+        if idx == agg_layer:
             n = n - image_len + rank
     return flops, activation, counted
 
@@ -87,14 +90,16 @@ def test_fastv_every_budget_against_the_port(arch_name):
     seq = arch.text_tokens + big_n
     for budget in range(1, big_n + 1):
         plan = token_plan(arch, "fastv", budget, 2)
-        flops, act, counted = fastv_port(seq, s.llm_layers, s.llm_hidden, s.llm_intermediate, 2, big_n, budget)
+        flops, act, counted = fastv_port(seq, s.llm_layers, s.llm_hidden, s.llm_intermediate, 2, big_n,
+                                         budget)
         assert counted_layer_tokens(s, plan) == counted, budget
         assert (paper_flops(s, plan), paper_activation_bytes(s, plan)) == (flops, act), budget
 
 
 @pytest.mark.parametrize("arch_name", ["tiny", "glamm-7b"])
 def test_sparsevlm_every_budget_against_the_port(arch_name):
-    """SparseVLM's official schedule (``pruning_loc`` 2, 6, 15 on 32 layers, scaled on tiny) at every budget."""
+    """SparseVLM's official schedule (``pruning_loc`` 2, 6, 15 on 32 layers, scaled on tiny) at every
+    budget."""
     arch = get_arch(arch_name)
     s = arch.glamm
     for budget in range(1, arch.num_patches + 1):
@@ -109,8 +114,9 @@ def test_sparsevlm_every_budget_against_the_port(arch_name):
 
 @pytest.mark.parametrize("arch_name", ["tiny", "glamm-7b"])
 def test_uncovered_methods_are_counted_as_they_run(arch_name):
-    """``none``, the CLIP-side methods and DivPrune (K tokens from layer 0) and DART (N in layers 0-1, K after)
-    are in no compiled loop: counted as they run, i.e. the FastV port's loop with no in-loop pruning."""
+    """``none``, the CLIP-side methods and DivPrune (K tokens from layer 0) and DART (N in layers 0-1, K
+    after) are in no compiled loop: counted as they run, i.e. the FastV port's loop with no in-loop
+    pruning."""
     arch = get_arch(arch_name)
     s = arch.glamm
     d, m, big_n, t = s.llm_hidden, s.llm_intermediate, arch.num_patches, arch.text_tokens
@@ -123,18 +129,20 @@ def test_uncovered_methods_are_counted_as_they_run(arch_name):
             assert (counted_layer_tokens(s, plan), paper_flops(s, plan), paper_activation_bytes(s, plan)) \
                 == (counted, flops, act), (method, budget)
         dart = token_plan(arch, "dart", budget)
-        assert counted_layer_tokens(s, dart) == as_run(arch, dart) == [t + big_n] * 2 + [t + budget] * (s.llm_layers - 2)
+        assert counted_layer_tokens(s, dart) == as_run(arch, dart) == [t + big_n] * 2 + [t + budget] * (
+            s.llm_layers - 2)
 
 
 def test_element_size_and_units():
-    """``b_m = hidden_states.element_size()`` (L706): float32 doubles the bytes of bfloat16; GiB = 2**30 (L862)."""
+    """``b_m = hidden_states.element_size()`` (L706): float32 doubles the bytes of bfloat16; GiB = 2**30
+    (L862)."""
     arch = get_arch("glamm-7b", OFFICIAL_TEXT_TOKENS)
     plan = token_plan(arch, "litelvlm", 192)
     assert paper_activation_bytes(arch.glamm, plan, 4) == 2 * paper_activation_bytes(arch.glamm, plan)
     assert paper_activation_bytes(arch.glamm, plan) == 32 * 321 * (2 * 4096 + 11008) * 2
 
 
-# --- the compiled code itself --------------------------------------------------------------------------------------
+# --- the compiled code itself -------------------------------------------------------------------------------
 
 _DIS = r"""
 import dis, json, marshal, sys, types
@@ -152,36 +160,41 @@ for name, c in walk(co):
         ins.append([line, i.offset, i.opname, i.argrepr, repr(i.argval) if i.opname == 'LOAD_CONST' else None])
     out[f'{name}@{c.co_firstlineno}'] = ins
 print(json.dumps(out))
-"""
+"""  # noqa: E501
 
 
 def _python310() -> str | None:
     found = [os.environ.get("LITELVLM_PYTHON310"), shutil.which("python3.10"),
              *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python")))]
     check = "import sys; assert sys.version_info[:2] == (3, 10)"
-    return next((p for p in found if p and subprocess.run([p, "-c", check], capture_output=True).returncode == 0),
+    return next(
+        (p for p in found if p and subprocess.run([p, "-c", check], capture_output=True).returncode == 0),
                 None)
 
 
 @pytest.fixture(scope="module")
 def compiled(official, tmp_path_factory):
-    """{file: {"Class.method@first_line": [[line, offset, opname, argrepr, const], ...]}} of both .pyc files."""
+    """{file: {"Class.method@first_line": [[line, offset, opname, argrepr, const], ...]}} of both .pyc
+    files."""
     py = _python310()
     if py is None:
-        pytest.skip("no CPython 3.10 to unmarshal the official .pyc files (marshal's format is per Python version): "
-                    "none as python3.10 on the PATH, in ~/.pyenv/versions/3.10*, or in LITELVLM_PYTHON310")
+        pytest.skip("no CPython 3.10 to unmarshal the official .pyc files (marshal's format is per Python "
+                    "version): none as python3.10 on the PATH, in ~/.pyenv/versions/3.10*, or in "
+                    "LITELVLM_PYTHON310")
     tmp = tmp_path_factory.mktemp("pyc")
     out = {}
     for name in ("modeling_llama_fastv", "modelling_sparse_llama"):
         data = official.show("LiteLVLM.git", f"{PYC}{name}.cpython-310.pyc")
         (tmp / f"{name}.pyc").write_bytes(data)
-        res = subprocess.run([py, "-c", _DIS, str(tmp / f"{name}.pyc")], capture_output=True, text=True, check=True)
+        res = subprocess.run([py, "-c", _DIS, str(tmp / f"{name}.pyc")], capture_output=True, text=True,
+                             check=True)
         out[name] = json.loads(res.stdout)
     return out
 
 
 def _expression(ins, line: int, target: str) -> str:
-    """The right-hand side of ``self.<target> += <expr>`` on source line ``line``, rebuilt from its bytecode."""
+    """The right-hand side of ``self.<target> += <expr>`` on source line ``line``, rebuilt from its
+    bytecode."""
     ops = {"BINARY_MULTIPLY": "*", "BINARY_POWER": "**", "BINARY_ADD": "+", "BINARY_SUBTRACT": "-"}
     body = [i for i in ins if i[0] == line]
     start = next(k for k, i in enumerate(body) if i[2] == "LOAD_ATTR" and i[3] == target) + 1
@@ -216,7 +229,8 @@ def test_fastv_port_counters_in_the_bytecode(compiled):
         one = token_plan(arch, "none", 576)
         assert eval(flops_expr, env) * s.llm_layers == paper_flops(s, type(one).uniform(n))
         assert eval(act_expr, env) * s.llm_layers == paper_activation_bytes(s, type(one).uniform(n))
-    assert [i[3] for i in ins if i[0] == 702 and i[2] == "LOAD_ATTR"] == ["layers", "mlp", "up_proj", "out_features"]
+    assert [i[3] for i in ins if i[0] == 702 and i[2] == "LOAD_ATTR"] == ["layers", "mlp", "up_proj",
+                                                                          "out_features"]
     assert any(i[0] == 706 and i[3] == "element_size" for i in ins)
     # order inside one iteration: count (L700-707) < FastV's in-place pruning (L775) < the layer call (L833)
     loop = _first(ins, 699, "FOR_ITER")
@@ -224,10 +238,12 @@ def test_fastv_port_counters_in_the_bytecode(compiled):
     call = _first(ins, 833, "CALL_FUNCTION_KW")
     assert loop < count < prune < call
     # the timer: CUDA events before the loop (L694-697), end after it (L851), the final norm outside (L865)
-    assert _first(ins, 694, "LOAD_ATTR", "Event") < loop < _first(ins, 851) < _first(ins, 865, "LOAD_METHOD", "norm")
-    assert any(i[0] == 862 and i[4] == "1073741824" for i in ins) and any(i[0] == 858 and i[4] == "1e-12" for i in ins)
-    # L693's guard (``shape[1] != 1``) covers only the start events: it jumps to the loop, so the counters run on
-    # every forward (the referring-segmentation evaluation runs one teacher-forced forward, no decode step)
+    assert _first(ins, 694, "LOAD_ATTR", "Event") < loop < _first(ins, 851) < _first(
+        ins, 865, "LOAD_METHOD", "norm")
+    assert any(i[0] == 862 and i[4] == "1073741824" for i in ins) and any(i[0] == 858 and i[4] == "1e-12"
+                                                                          for i in ins)
+    # L693's guard (``shape[1] != 1``) covers only the start events: it jumps to the loop, so the counters run
+    # on every forward (the referring-segmentation evaluation runs one teacher-forced forward, no decode step)
     assert next(i[3] for i in ins if i[0] == 693 and i[2] == "POP_JUMP_IF_FALSE") == f"to {_first(ins, 699)}"
 
 
@@ -236,12 +252,15 @@ def test_fastv_port_settings_in_the_bytecode(compiled):
     in place (``self.<attr> = <constant>``: LOAD_CONST, LOAD_FAST self, STORE_ATTR)."""
     init = compiled["modeling_llama_fastv"]["LlamaModel.__init__@563"]
     stored = {b[3]: a[4] for a, b in zip(init, init[2:]) if b[2] == "STORE_ATTR" and a[2] == "LOAD_CONST"}
-    assert {k: (stored[k], line) for k, line in (("fast_v_sys_length", 577), ("fast_v_image_token_length", 578),
-                                                  ("fast_v_attention_rank", 579), ("fast_v_agg_layer", 580),
-                                                  ("fast_v_inplace", 581))} == \
-        {k: (v, line) for k, v, line in (("fast_v_sys_length", "36", 577), ("fast_v_image_token_length", "576", 578),
-                                          ("fast_v_attention_rank", "192", 579), ("fast_v_agg_layer", "2", 580),
-                                          ("fast_v_inplace", "True", 581))}
+    assert {k: (stored[k], line) for k,
+            line
+            in (("fast_v_sys_length", 577), ("fast_v_image_token_length", 578),
+                ("fast_v_attention_rank", 579), ("fast_v_agg_layer", 580), ("fast_v_inplace", 581))} == {
+        k: (v, line) for k, v,
+        line
+        in (("fast_v_sys_length", "36", 577), ("fast_v_image_token_length", "576", 578),
+            ("fast_v_attention_rank", "192", 579), ("fast_v_agg_layer", "2", 580),
+            ("fast_v_inplace", "True", 581))}
     assert {b[3]: b[0] for b in init if b[2] == "STORE_ATTR" and b[3].startswith("fast_v_")} == {
         "fast_v_sys_length": 577, "fast_v_image_token_length": 578, "fast_v_attention_rank": 579,
         "fast_v_agg_layer": 580, "fast_v_inplace": 581}
@@ -272,8 +291,8 @@ class _Clock:
 
 
 def test_layer_loop_timer_spans_the_decoder_layers_only(monkeypatch):
-    """The paper's prefill time (L693-699, L850-855): from the first decoder layer's start to the last one's end,
-    summed over forwards longer than one token; embedding and norm (L865) outside."""
+    """The paper's prefill time (L693-699, L850-855): from the first decoder layer's start to the last one's
+    end, summed over forwards longer than one token; embedding and norm (L865) outside."""
     import torch
 
     from litelvlm.cost import timing as layer_timer

@@ -1,6 +1,7 @@
 """The paired swap test and the intervals that invert it (``analysis.common.permutation``): ties kept within a
-relative tolerance, exact p-values against loops over every sign pattern (a mean and cIoU's ratio of sums), the
-Monte Carlo path against a loop over the same patterns, and an interval that excludes 0 exactly when p < 0.05."""
+relative tolerance, exact p-values against loops over every sign pattern (a mean and cIoU's ratio of sums),
+the Monte Carlo path against a loop over the same patterns, and an interval that excludes 0 exactly when p <
+0.05."""
 
 from __future__ import annotations
 
@@ -111,7 +112,8 @@ def test_the_interval_excludes_zero_iff_p_is_below_alpha_and_inverts_the_test(se
 
 def test_few_units_give_no_finite_interval_and_one_unit_p_one():
     five = P.paired_test(_u([0.9, 0.8, 0.95, 0.7, 0.85]), _u([0.1, 0.2, 0.1, 0.2, 0.1]))
-    assert five["p"] == pytest.approx(2 / 32) and five["difference_lo"] == -np.inf and five["difference_hi"] == np.inf
+    assert five["p"] == pytest.approx(2 / 32) and five["difference_lo"] == -np.inf and five[
+        "difference_hi"] == np.inf
     six = P.paired_test(_u([0.9, 0.8, 0.95, 0.7, 0.85, 0.9]), _u([0.1, 0.2, 0.1, 0.2, 0.1, 0.2]))
     assert six["p"] == pytest.approx(2 / 64) and 0 < six["difference_lo"] < six["difference_hi"] < np.inf
     one = P.paired_test(_u([0.9]), _u([0.1]))

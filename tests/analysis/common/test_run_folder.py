@@ -1,6 +1,6 @@
-"""A run owns its ``--out`` folder (analysis.common.study.RunFolder, analysis.common.parts), on every resumable study:
-a lock against a second run, stale temporary files removed, nothing left behind on an error, all
-images unreadable an error, unreadable images retried, truncated files named or recomputed, stale
+"""A run owns its ``--out`` folder (analysis.common.study.RunFolder, analysis.common.parts), on every
+resumable study: a lock against a second run, stale temporary files removed, nothing left behind on an error,
+all images unreadable an error, unreadable images retried, truncated files named or recomputed, stale
 optional outputs removed, the thread count recorded, and paths that work from any directory."""
 
 from __future__ import annotations
@@ -26,14 +26,16 @@ def study_args(study: str, data: Path, out: Path, images: Path | None = None) ->
     """A small command line of each resumable study on the REFER folder ``data``."""
     img = ["--image-dir", str(images)] if images else []
     return {
-        "eval-grounding": ["eval-grounding", "--refer-dir", str(data), *img, "--out", str(out), "--limit", "2",
+        "eval-grounding":
+        ["eval-grounding", "--refer-dir", str(data), *img, "--out", str(out), "--limit", "2",
                            "--methods", "none", "--chunk", "1"],
         "importance": ["importance", "--refer-dir", str(data), *img, "--out", str(out), "--limit", "2",
                        "--max-sentences", "1", "--signals", "attention", "--no-per-head", "--n-boot", "20"],
         "reversal": ["reversal", "--model", "tiny-random", "--refer-dir", str(data), *img, "--out", str(out),
                      "--limit", "20", "--n-boot", "20"],
         "sink": ["sink", "--model", "tiny-random", "--refer-dir", str(data),
-                 "--image-dir", str(images or data / "images"), "--out", str(out), "--limit", "10", "--n-boot", "20"],
+                 "--image-dir", str(images or data / "images"), "--out", str(out), "--limit", "10",
+                 "--n-boot", "20"],
         "retention": ["retention", retention_data_option(), str(data), "--out", str(out), "--limit", "2"],
     }[study]
 
@@ -155,7 +157,8 @@ def test_truncated_part_is_recomputed_and_truncated_config_named(coco128, tmp_pa
     capsys.readouterr()
     assert main(study_args("eval-grounding", coco128, out)) == 2
     err = capsys.readouterr().err
-    assert str(config) in err and "damaged" in err and len([x for x in err.splitlines() if "error" in x]) == 1, err
+    assert str(config) in err and "damaged" in err and len(
+        [x for x in err.splitlines() if "error" in x]) == 1, err
     assert config.read_bytes() == whole[:20]
     config.write_bytes(whole)
     assert read_json(config)["run"]
@@ -177,7 +180,8 @@ def test_truncated_part_is_recomputed_and_truncated_config_named(coco128, tmp_pa
 def test_part_store_verify_and_readers(tmp_path):
     store = PartStore(tmp_path)
     store.write([1, 2], pd.DataFrame({"image_id": [1, 2]}), {"skipped": []})
-    m = store.write([], pd.DataFrame(), {"skipped": [{"image_id": 3, "path": "x", "reason": "bad"}]}, tried=[3])
+    m = store.write([], pd.DataFrame(), {"skipped": [{"image_id": 3, "path": "x", "reason": "bad"}]},
+                    tried=[3])
     assert store.done() == {1, 2} and [s["image_id"] for s in store.skipped()] == [3]
     m.write_text("{")
     with pytest.raises(LiteLVLMError, match=m.name):
@@ -249,7 +253,8 @@ def test_paths_resolve_relative_to_a_moved_results_folder(tmp_path):
 def test_check_config_names_the_option_and_ignores_threads(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"seed": 0, "limit": 2, "torch_threads": 1}))
     check_config(tmp_path, {"seed": 0, "limit": 2, "torch_threads": 2})
-    check_config(tmp_path, {"seed": 0, "limit": 5, "torch_threads": 1}, growable={"limit": lambda o, n: n >= o})
+    check_config(tmp_path, {"seed": 0, "limit": 5, "torch_threads": 1},
+                 growable={"limit": lambda o, n: n >= o})
     with pytest.raises(LiteLVLMError, match="--seed"):
         check_config(tmp_path, {"seed": 1, "limit": 2})
 

@@ -1,6 +1,6 @@
-"""RunFolder with ``--overwrite``: the earlier run (another command's) goes only when the new run commits; a run that
-fails puts it back exactly, even where the new run wrote parts of the same names; the record names the new command,
-and no lock file is left."""
+"""RunFolder with ``--overwrite``: the earlier run (another command's) goes only when the new run commits; a
+run that fails puts it back exactly, even where the new run wrote parts of the same names; the record names
+the new command, and no lock file is left."""
 
 from __future__ import annotations
 

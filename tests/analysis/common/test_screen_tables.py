@@ -1,5 +1,5 @@
-"""The terminal's and text files' view of a summary: each figure with its interval in one cell, no weights column
-(the command prints a banner), at most 10 columns."""
+"""The terminal's and text files' view of a summary: each figure with its interval in one cell, no weights
+column (the command prints a banner), at most 10 columns."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def test_a_full_table_is_printed_only_with_verbose(monkeypatch, capsys):
     screen.show_table("a\nb\nc", "out/summary.csv", "the table")
     assert capsys.readouterr().out == "the table: out/summary.csv (--verbose prints it)\n"
     assert screen.file_names(["f/a.png", "f/a.pdf", "f/b.png"]) == "3 files in f (--verbose lists them)"
-    assert screen.file_names(["f/a.png", "f/a.pdf"]) == "f/a.png, f/a.pdf"  # two names are as short as a count
+    # two names are as short as a count
+    assert screen.file_names(["f/a.png", "f/a.pdf"]) == "f/a.png, f/a.pdf"
     monkeypatch.setattr(cli, "VERBOSE", True)
     screen.show_table("a\nb\nc", "out/summary.csv", "the table")
     assert capsys.readouterr().out == "a\nb\nc\n"
@@ -38,8 +39,8 @@ def test_a_full_table_is_printed_only_with_verbose(monkeypatch, capsys):
 
 
 def test_each_warning_is_shown_once_per_command_by_every_handler():
-    """``litelvlm.cli.WarnOnce``: a repeated warning text is dropped, by each handler that carries the filter (the
-    first record passes all of them); other levels and other texts pass."""
+    """``litelvlm.cli.WarnOnce``: a repeated warning text is dropped, by each handler that carries the filter
+    (the first record passes all of them); other levels and other texts pass."""
     import logging
 
     from litelvlm.cli import WarnOnce

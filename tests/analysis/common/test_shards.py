@@ -1,5 +1,5 @@
-"""``analysis.common.shards``: started without a launcher, one process is the whole run (every item its own, the folder
-held); the shares of P processes cover every item once, in order within each."""
+"""``analysis.common.shards``: started without a launcher, one process is the whole run (every item its own,
+the folder held); the shares of P processes cover every item once, in order within each."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def test_the_shares_of_p_processes_cover_every_item_once():
     shares = []
     for rank in range(3):
         s = Shards("cpu")
-        s.state = type("State", (), {"process_index": rank, "num_processes": 3, "is_main_process": rank == 0})()
+        s.state = type("State", (),
+                       {"process_index": rank, "num_processes": 3, "is_main_process": rank == 0})()
         shares.append(s.share(items))
     assert shares == [[0, 3, 6], [1, 4], [2, 5]]

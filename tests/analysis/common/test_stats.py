@@ -88,7 +88,8 @@ def test_wilcoxon_sanity():
 def test_bins():
     labels = area_bins(np.array([0.0, 0.019, 0.02, 0.5, 1.0])).astype(str)
     assert list(labels) == ["[0,0.02)", "[0,0.02)", "[0.02,0.05)", "[0.4,1)", "[0.4,1)"]
-    assert list(length_bins(np.array([1, 2, 3, 7, 8, 40])).astype(str)) == ["1-2", "1-2", "3-4", "5-7", "8+", "8+"]
+    assert list(length_bins(np.array([1, 2, 3, 7, 8, 40])).astype(str)) == ["1-2", "1-2", "3-4", "5-7", "8+",
+                                                                            "8+"]
 
 
 def test_ci_text_explains_a_missing_interval():

@@ -1,4 +1,5 @@
-"""One provenance record (``run``) in every study's config.json: command, time, versions, project version, commit."""
+"""One provenance record (``run``) in every study's config.json: command, time, versions, project version,
+commit."""
 
 from __future__ import annotations
 

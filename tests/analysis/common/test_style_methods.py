@@ -76,7 +76,8 @@ def test_breakdown_labels_never_overlap(groups):
 
     name = "cat {}" if groups <= 12 else "category number {}"  # short labels stay vertical, rotated
     rows = [{"breakdown": "category", "group": name.format(i), "layer": 23, "n_sentences": 3 + i,
-             "auroc_reversed_mean": 0.3 + 0.005 * i, "auroc_reversed_ci_low": 0.25, "auroc_reversed_ci_high": 0.9}
+             "auroc_reversed_mean": 0.3 + 0.005 * i, "auroc_reversed_ci_low": 0.25,
+             "auroc_reversed_ci_high": 0.9}
             for i in range(groups)]
     fig, ax = plot_reversal_breakdown(pd.DataFrame(rows), "category")
     fig.canvas.draw()

@@ -1,6 +1,6 @@
-"""The committed gallery (``figures/``, made by ``litelvlm figures --smoke``): every file carries the figure set and
-the family and model of the runs it comes from (``<figure set>_<family>-<model>_<figure>``, as the ``--results``
-route names them), and every figure docs/figures.md shows is committed."""
+"""The committed gallery (``figures/``, made by ``litelvlm figures --smoke``): every file carries the figure
+set and the family and model of the runs it comes from (``<figure set>_<family>-<model>_<figure>``, as the
+``--results`` route names them), and every figure docs/figures.md shows is committed."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ GALLERY = ROOT / "figures"
 
 
 def _figure_family(name: str) -> str:
-    """The figure set a file name starts with (the longest that matches: ``reversal_grid`` before ``reversal``)."""
+    """The figure set a file name starts with (the longest that matches: ``reversal_grid`` before
+    ``reversal``)."""
     return next(f for f in sorted(FIGURE_SETS, key=len, reverse=True) if name.startswith(f + "_"))
 
 

@@ -1,9 +1,9 @@
 """Every registered figure set, drawn the way ``litelvlm figures --results DIR`` draws it (the tree route:
-each run's ``config.json`` names its study, family and model) from run folders of different dtypes, families and
-weights written here (a config.json and small tables in the layout each study writes, no model), read back from
-its matplotlib texts: the texts name the run's own family, model and weights; none names a dtype, family or token
-count the run does not have; a run recorded on a busy machine says so under every figure of measured times and
-in its text tables."""
+each run's ``config.json`` names its study, family and model) from run folders of different dtypes, families
+and weights written here (a config.json and small tables in the layout each study writes, no model), read back
+from its matplotlib texts: the texts name the run's own family, model and weights; none names a dtype, family
+or token count the run does not have; a run recorded on a busy machine says so under every figure of measured
+times and in its text tables."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[3]
 RESULTS = ROOT / "results"
 BUSY = "the machine was busy while timing (1-minute load 7.0 above 1 thread(s)); rerun on a quiet machine"
 #: how a text names a dtype: the words a figure would use
-DTYPE_WORDS = {"float32": ("float32", "fp32"), "bfloat16": ("bfloat16", "bf16"), "float16": ("float16", "fp16")}
+DTYPE_WORDS = {"float32": ("float32", "fp32"), "bfloat16": ("bfloat16", "bf16"),
+               "float16": ("float16", "fp16")}
 #: how a text names a model family
 FAMILY_WORDS = {"glamm": "GLaMM", "unipixel": "UniPixel", "sa2va": "Sa2VA", "videoglamm": "VideoGLaMM"}
 
@@ -58,8 +59,8 @@ def all_texts(fig) -> list[str]:
 
 
 def _config(folder: Path, study: str, model: str, fam: str, weights: str, **fields) -> None:
-    cfg = {**json.loads((folder / "config.json").read_text()), **fields} if (folder / "config.json").exists() \
-        else dict(fields)
+    cfg = {**json.loads((folder / "config.json").read_text()), **fields} if (
+        folder / "config.json").exists() else dict(fields)
     cfg.update(model=model, identity={"study": study, "family": fam, "model": model, "weights": weights})
     (folder / "config.json").write_text(json.dumps(cfg))
 
@@ -70,7 +71,7 @@ def _copy(src: str, folder: Path) -> None:
         png.unlink()
 
 
-# --- the run folders, one builder per study layout -------------------------------------------------------------
+# --- the run folders, one builder per study layout ----------------------------------------------------------
 
 def efficiency_run(src: str, model: str, family: str, dtype: str, busy: bool = False):
     def build(folder: Path) -> None:
@@ -82,7 +83,8 @@ def efficiency_run(src: str, model: str, family: str, dtype: str, busy: bool = F
                     if col in df:
                         df[col] = dtype
                 df.to_csv(folder / name, index=False)
-        _config(folder, "efficiency", model, family, "random", dtype=dtype, **({TIMING_KEY: BUSY} if busy else {}))
+        _config(folder, "efficiency", model, family, "random", dtype=dtype,
+                **({TIMING_KEY: BUSY} if busy else {}))
     return build
 
 
@@ -109,7 +111,9 @@ def video_run(model: str, family: str, frame: int, reading: str | None = None):
 def positions_run(model: str, family: str):
     def build(folder: Path) -> None:
         folder.mkdir(parents=True)
-        rows = [{"method": m, "budget": b, "official_rule": r, "keep_available": True, "seg_cos_keep_renumber": 0.9,
+        rows = [
+            {"method": m, "budget": b, "official_rule": r, "keep_available": True,
+             "seg_cos_keep_renumber": 0.9,
                  "seg_rel_diff_keep_renumber": 0.1, "mask_iou_keep_renumber": 0.8, "mask_iou_keep_none": 0.7,
                  "mask_iou_renumber_none": 0.6} for m, r in (("fastv", "keep"), ("visionzip", "renumber"))
                 for b in (64, 16)]
@@ -123,8 +127,8 @@ def _grounding_rows(protocol: str, budget: int) -> pd.DataFrame:
 
     rng = np.random.default_rng(0)
     return pd.DataFrame([{"protocol": protocol, "method": m, "budget": b, "image_id": k // 2, "ref_id": k,
-                          "ann_id": k, "sent_id": k, "turn": 0, "intersection": int(100 * s * rng.uniform(0.9, 1)),
-                          "union": 200, "iou": s / 2}
+                          "ann_id": k, "sent_id": k, "turn": 0,
+                          "intersection": int(100 * s * rng.uniform(0.9, 1)), "union": 200, "iou": s / 2}
                          for m, b, s in (("none", 0, 1.0), ("litelvlm", budget, 0.9), ("fastv", budget, 0.8))
                          for k in range(6)])
 
@@ -146,9 +150,13 @@ def grounding_run(model: str, family: str, budget: int, protocols=("per-expressi
 def importance_run(model: str, family: str, fixed_n: int | None):
     def build(folder: Path) -> None:
         folder.mkdir(parents=True)
-        stats = {f"{m}_{x}": v for m in ("spearman", "kendall") for x, v in (("mean", 0.2), ("lo", 0.1), ("hi", 0.3))}
-        stats.update({f"jaccard_{k}_{x}": v for k in (8, 16) for x, v in (("mean", 0.2), ("lo", 0.1), ("hi", 0.3))})
-        rows = [{"llm_signal": "attention", "clip_signal": c, "query": "seg", "area_bin": "all", "layer": la, **stats}
+        stats = {f"{m}_{x}": v for m in ("spearman", "kendall") for x,
+                 v in (("mean", 0.2), ("lo", 0.1), ("hi", 0.3))}
+        stats.update(
+            {f"jaccard_{k}_{x}": v for k in (8, 16) for x, v in (("mean", 0.2), ("lo", 0.1), ("hi", 0.3))})
+        rows = [
+            {"llm_signal": "attention", "clip_signal": c, "query": "seg", "area_bin": "all", "layer": la,
+             **stats}
                 for c in ("clip_rev_sim", "clip_sim") for la in (0, 1)]
         pd.DataFrame(rows).to_csv(folder / "summary.csv", index=False)
         pd.DataFrame(rows).to_parquet(folder / "importance.parquet")
@@ -159,18 +167,21 @@ def importance_run(model: str, family: str, fixed_n: int | None):
     return build
 
 
-def retention_run(model: str, family: str, grid: tuple[int, int], budgets: tuple[int, ...], weights: str = "random"):
+def retention_run(model: str, family: str, grid: tuple[int, int], budgets: tuple[int, ...],
+                  weights: str = "random"):
     def build(folder: Path) -> None:
         import numpy as np
         from PIL import Image
 
         (folder / "images").mkdir(parents=True)
-        Image.fromarray(np.full((grid[0] * 4, grid[1] * 4, 3), 128, np.uint8)).save(folder / "images" / "7.png")
+        Image.fromarray(np.full((grid[0] * 4, grid[1] * 4, 3), 128, np.uint8)).save(
+            folder / "images" / "7.png")
         rows = [{"image_id": 7, "method": m, "budget": b, "patch": p, "part": part, "text": "the dog"}
                 for m in ("litelvlm", "random") for b in budgets for p in range(b)
                 for part in [("similarity" if p < b // 2 else "context") if m == "litelvlm" else "kept"]]
         pd.DataFrame(rows).to_parquet(folder / "retention.parquet")
-        pd.DataFrame({"image_id": [7], "patch": [0], "score": [0.1]}).to_parquet(folder / "retention_scores.parquet")
+        pd.DataFrame({"image_id": [7], "patch": [0], "score": [0.1]}).to_parquet(
+            folder / "retention_scores.parquet")
         _config(folder, "retention", model, family, weights, grid=list(grid))
     return build
 
@@ -203,9 +214,11 @@ def paired_run(model: str, family: str, budget: int):
 
         folder.mkdir(parents=True)
         rng = np.random.default_rng(0)
-        rows = [{"protocol": "official", "method": m, "budget": b, "image_id": k // 2, "ref_id": k, "ann_id": k,
+        rows = [
+            {"protocol": "official", "method": m, "budget": b, "image_id": k // 2, "ref_id": k, "ann_id": k,
                  "sent_id": k, "turn": 0, "intersection": int(100 * s * rng.uniform(0.9, 1)), "union": 200,
-                 "iou": s / 2} for m, b, s in (("none", 0, 1.0), ("litelvlm", budget, 0.9), ("fastv", budget, 0.8))
+                 "iou": s / 2} for m, b,
+                s in (("none", 0, 1.0), ("litelvlm", budget, 0.9), ("fastv", budget, 0.8))
                 for k in range(6)]
         stats = gs.metric_stats(pd.DataFrame(rows), "image")
         acc.comparisons_table(stats, ["ciou"], 20, 0, "image").to_csv(folder / "comparisons.csv", index=False)
@@ -228,23 +241,29 @@ def sink_run(model: str, layers: int, heads: int, weights: str = "random"):
 
 
 CASES = [
-    Case("efficiency", "glamm-float32-busy", efficiency_run("efficiency/scaled_cpu", "glamm-tiny-random:0", "glamm",
+    Case("efficiency", "glamm-float32-busy",
+         efficiency_run("efficiency/scaled_cpu", "glamm-tiny-random:0", "glamm",
                                                             "float32", busy=True),
          dtype="float32", model_family="glamm", busy=True, timed=("prefill_", "cuda_"), slow=True),
-    Case("efficiency", "videoglamm-bfloat16", efficiency_run("efficiency/videoglamm_flops", "videoglamm-random:0",
+    Case("efficiency", "videoglamm-bfloat16",
+         efficiency_run("efficiency/videoglamm_flops", "videoglamm-random:0",
                                                              "videoglamm", "bfloat16"),
          dtype="bfloat16", model_family="videoglamm"),
-    Case("quantization", "glamm-bfloat16", validate_run("validate/glamm-7b-random_cpu_bf16", "glamm-7b-random",
+    Case("quantization", "glamm-bfloat16",
+         validate_run("validate/glamm-7b-random_cpu_bf16", "glamm-7b-random",
                                                         "glamm", "bfloat16"),
          says=("bfloat16 (not quantized)",), dtype="bfloat16", model_family="glamm", slow=True),
     Case("quantization", "unipixel-float32", validate_run("validate/unipixel-3b-random_cpu_bf16",
                                                                "unipixel-3b-random", "unipixel", "float32"),
          says=("float32 (not quantized)",), dtype="float32", model_family="unipixel", slow=True),
     Case("quantization", "glamm-cuda-float32-busy", validate_run("validate/glamm-7b-random_cuda_none",
-                                                                 "glamm-7b-random", "glamm", "float32", busy=True),
-         says=("float32 (not quantized)",), dtype="float32", model_family="glamm", busy=True, timed=("prefill_",)),
-    Case("positions", "glamm", positions_run("glamm-tiny-random:0", "glamm"), model_family="glamm", slow=True),
-    Case("positions", "unipixel", positions_run("unipixel-tiny-random:5", "unipixel"), model_family="unipixel"),
+                                                                 "glamm-7b-random", "glamm", "float32",
+                                                                 busy=True),
+         says=("float32 (not quantized)",), dtype="float32", model_family="glamm", busy=True,
+         timed=("prefill_",)),
+    Case("positions", "glamm", positions_run("glamm-tiny-random:0", "glamm"), model_family="glamm", slow=True)
+    , Case("positions", "unipixel", positions_run("unipixel-tiny-random:5", "unipixel"),
+         model_family="unipixel"),
     Case("paired", "glamm-64", paired_run("glamm-tiny-random:0", "glamm", 64), model_family="glamm",
          not_tokens=("576",), slow=True),
     Case("paired", "sa2va-16", paired_run("sa2va-tiny-random:0", "sa2va", 16), model_family="sa2va",
@@ -258,7 +277,8 @@ CASES = [
          not_tokens=("576",)),
     Case("merged_grounding", "sa2va", grounding_run("sa2va-tiny-random:0", "sa2va", 16, ("per-expression",)),
          model_family="sa2va", not_tokens=("576",), slow=True),
-    Case("importance", "glamm-576", importance_run("glamm-tiny-random:0", "glamm", 576), model_family="glamm", slow=True),
+    Case("importance", "glamm-576", importance_run("glamm-tiny-random:0", "glamm", 576), model_family="glamm",
+         slow=True),
     Case("importance", "unipixel-per-image", importance_run("unipixel-tiny-random:5", "unipixel", None),
          model_family="unipixel", not_tokens=("576",)),
     Case("retention", "clip-24x24", retention_run("tiny336-random", "clip", (24, 24), (64, 16))),
@@ -277,8 +297,10 @@ CASES = [
          "random")), model_family="unipixel"),
     Case("sink", "tiny336", sink_run("tiny336-random", 2, 2), slow=True),
     Case("sink", "toy", sink_run(TOY, 3, 2, "toy"), weights="toy"),
-    Case("video", "sa2va-36", video_run("sa2va-tiny-random:0", "sa2va", 36, "per-frame fraction of the N merged "
-                                                                                   "tokens (the reading it records)"),
+    Case("video", "sa2va-36",
+         video_run("sa2va-tiny-random:0", "sa2va", 36, "per-frame fraction of the N merged "
+                                                                                   "tokens (the reading it "
+                                        "records)"),
          model_family="sa2va", says=("(36 a frame)", "the reading it records"), not_tokens=("all 576",)),
     Case("video", "videoglamm-144", video_run("videoglamm-tiny-random:0", "videoglamm", 144),
          model_family="videoglamm", says=("(144 a frame)",), not_tokens=("all 576",), slow=True),
@@ -289,7 +311,8 @@ def test_every_registered_family_has_two_cases():
     """The table covers every figure set the registry holds, each in at least two variants."""
     counts = {name: sum(c.figure_set == name for c in CASES) for name in registry.FIGURE_SETS}
     assert {k: v for k, v in counts.items() if v < 2} == {}
-    assert {c.figure_set for c in CASES if not c.slow} == set(registry.FIGURE_SETS)  # each drawn in the default suite
+    # each drawn in the default suite
+    assert {c.figure_set for c in CASES if not c.slow} == set(registry.FIGURE_SETS)
 
 
 def _draw(case: Case, tmp_path: Path, monkeypatch) -> dict:
@@ -352,8 +375,10 @@ def test_every_figure_states_its_runs_own_labels(case, tmp_path, monkeypatch):
                 assert tokens not in shown, (name, tokens, shown)
             # (c) a busy run's caveat under every figure of measured times, and only there
             caveat = any("TIMES UNRELIABLE" in t for t in texts)
-            assert caveat == (case.busy and name[len(prefix) + 1:].startswith(case.timed or ("\0",))), (name, shown)
+            assert caveat == (case.busy
+                              and name[len(prefix) + 1:].startswith(case.timed or ("\0",))), (name, shown)
     finally:
         plt.close("all")
     if case.busy:
-        assert any(n[len(prefix) + 1:].startswith(case.timed) for n in figs), ("no timed figure drawn", list(figs))
+        assert any(n[len(prefix) + 1:].startswith(case.timed) for n in figs), ("no timed figure drawn",
+                                                                               list(figs))

@@ -1,12 +1,12 @@
-"""One results tree (``litelvlm figures --results DIR``): runs of every registered model family and of the studies
-under one folder, each drawn under its own family and model name, never merged with another run nor drawn under
-another's name; what cannot be drawn is skipped with one line naming the folder and the reason.
+"""One results tree (``litelvlm figures --results DIR``): runs of every registered model family and of the
+studies under one folder, each drawn under its own family and model name, never merged with another run nor
+drawn under another's name; what cannot be drawn is skipped with one line naming the folder and the reason.
 
-The tree is built once per session from real runs: every family of :func:`litelvlm.families.cards` (so a new family
-joins by registering) with its tiny random preset at the cheapest arguments. The default test runs each family's
-grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies (``reversal``, ``sink``) and
-the reversal in a merged-grid family's LLM input space; the slow one every study of every family (``eval-video`` on
-each family with a video path) and the CLIP studies, in one tree."""
+The tree is built once per session from real runs: every family of :func:`litelvlm.families.cards` (so a new
+family joins by registering) with its tiny random preset at the cheapest arguments. The default test runs each
+family's grounding study (images: ``eval-grounding``; video: ``eval-video``), the CLIP studies (``reversal``,
+``sink``) and the reversal in a merged-grid family's LLM input space; the slow one every study of every family
+(``eval-video`` on each family with a video path) and the CLIP studies, in one tree."""
 
 from __future__ import annotations
 
@@ -33,19 +33,23 @@ def tiny_model(family: str) -> str:
 
 
 def study_argv(study: str, family: str, out: Path, coco: Path) -> list[str] | None:
-    """The cheapest command line of ``study`` for ``family``'s tiny model into ``out`` (None: the study takes no
-    model of a family)."""
+    """The cheapest command line of ``study`` for ``family``'s tiny model into ``out`` (None: the study takes
+    no model of a family)."""
     model, image = tiny_model(family), card(family).input == "image"
     refer = ["--refer-dir", str(coco), "--threads", "1"]
     argv = {
-        "grounding": ["eval-grounding", "--model", model, *refer, "--limit-images", "1", "--methods", "random",
+        "grounding":
+        ["eval-grounding", "--model", model, *refer, "--limit-images", "1", "--methods", "random",
                       "--budgets", "8", "--n-boot", "10"],
-        "video": ["eval-video", "--model", model, *VIDEO, *_video_methods(model), "--budgets", "16", "--n-boot", "10"],
+        "video":
+        ["eval-video", "--model", model, *VIDEO, *_video_methods(model), "--budgets", "16", "--n-boot", "10"],
         "importance": ["importance", "--model", model, *refer, "--limit-images", "1", "--max-sentences", "1"],
-        "validate": ["validate", "--model", model, *refer, "--methods", "random", "--budgets", "8", "--repeats", "1"],
+        "validate":
+        ["validate", "--model", model, *refer, "--methods", "random", "--budgets", "8", "--repeats", "1"],
         "positions": ["positions", "--model", model, *refer, "--methods", "fastv", "--budgets", "8"],
         "retention": ["retention", "--model", model, *refer, "--limit-images", "1", "--budgets", "8"],
-        "reversal": ["reversal", "--space", "llm", "--grid", family, "--model", model, *refer, "--limit-sentences", "4",
+        "reversal":
+        ["reversal", "--space", "llm", "--grid", family, "--model", model, *refer, "--limit-sentences", "4",
                      "--n-boot", "10"],
         "efficiency": ["efficiency", "--arch", _arch(family), "--flops-only", "--budgets", "64", "--methods",
                        "none,random", "--no-figures"],
@@ -63,7 +67,8 @@ def _video_methods(model: str) -> list[str]:
 
 
 def _arch(family: str) -> str:
-    """The efficiency study's ``--arch`` of the family's tiny preset (its random model string without ``-random``)."""
+    """The efficiency study's ``--arch`` of the family's tiny preset (its random model string without
+    ``-random``)."""
     return tiny_model(family).split(":")[0].removesuffix("-random")
 
 
@@ -84,21 +89,24 @@ def _build(root: Path, coco: Path, pairs: list[tuple[str, str]]) -> dict[tuple[s
 
 
 def _default_pairs() -> list[tuple[str, str]]:
-    return [(f, "grounding" if card(f).input == "image" else "video") for f in MODEL_FAMILIES] + [(MERGED, "reversal")]
+    return [(f, "grounding" if card(f).input == "image" else "video")
+            for f in MODEL_FAMILIES] + [(MERGED, "reversal")]
 
 
 def _clip_runs(root: Path, coco: Path) -> None:
-    """The CLIP studies' runs (family ``clip``): the reversal and the text-attention sink of one tiny random CLIP."""
-    clip = ["--model", CLIP, "--refer-dir", str(coco), "--limit-sentences", "8", "--n-boot", "10", "--threads", "1"]
+    """The CLIP studies' runs (family ``clip``): the reversal and the text-attention sink of one tiny random
+    CLIP."""
+    clip = ["--model", CLIP, "--refer-dir", str(coco), "--limit-sentences", "8", "--n-boot", "10",
+            "--threads", "1"]
     assert main(["reversal", *clip, "--out", str(root / "clip" / "reversal")]) == 0
     assert main(["sink", *clip, "--out", str(root / "clip" / "sink")]) == 0
 
 
 @pytest.fixture(scope="session")
 def results_tree(tmp_path_factory, shared_data):
-    """(tree, exit statuses): each family's grounding (or video) run, the reversal in a merged-grid family's LLM input
-    space, the CLIP runs (reversal, sink), a run folder written before run identities (its ``identity`` removed), a
-    run missing its tables, and a model folder."""
+    """(tree, exit statuses): each family's grounding (or video) run, the reversal in a merged-grid family's
+    LLM input space, the CLIP runs (reversal, sink), a run folder written before run identities (its
+    ``identity`` removed), a run missing its tables, and a model folder."""
     coco = shared_data / "coco128_refer"
     root = tmp_path_factory.mktemp("tree") / "runs"
     status = _build(root, coco, _default_pairs())
@@ -158,8 +166,10 @@ def _check_tree(root: Path, out: Path, capsys) -> dict[str, list[str]]:
                 assert f"_{other}_" not in name, (name, other)
         for f in group:
             files.setdefault(str(f), []).extend(names.split(", "))
-    for folder in runs:   # drawn, or skipped with a line naming it (and the figure set that could not draw it)
-        said = [ln for ln in skips if re.match(rf"figures: skipping (\S+, )*{re.escape(str(folder))}(: | \(\w+\): )", ln)]
+    # drawn, or skipped with a line naming it (and the figure set that could not draw it)
+    for folder in runs:
+        said = [ln for ln in skips
+                if re.match(rf"figures: skipping (\S+, )*{re.escape(str(folder))}(: | \(\w+\): )", ln)]
         assert str(folder) in files or said, (folder, printed)
     source = {name: folder for folder, names in files.items() for name in names}
     by_bytes: dict[bytes, set[str]] = {}
@@ -176,7 +186,8 @@ def test_every_familys_runs_are_drawn_under_their_own_family_and_model(results_t
     for family in MODEL_FAMILIES:  # a registered family joins by itself
         ours = [f for folder, names in files.items() if folder.startswith(str(root / family)) for f in names]
         assert ours and all(identity_tag(read_identity({"identity": {"study": "x", "family": family,
-                                                                     "model": tiny_model(family)}})) in f for f in ours)
+                                                                     "model": tiny_model(family)}})) in f
+                            for f in ours)
     drawn = [f for names in files.values() for f in names]
     assert any(f.startswith("reversal_clip-tiny336-random_") for f in drawn)
     assert any(f.startswith("sink_clip-tiny336-random_") for f in drawn)
@@ -185,9 +196,11 @@ def test_every_familys_runs_are_drawn_under_their_own_family_and_model(results_t
 
 def test_what_cannot_be_drawn_is_skipped_with_one_line_naming_the_folder(results_tree, tmp_path, capsys):
     root, _ = results_tree
-    assert main(["figures", "--results", str(root), "--out", str(tmp_path / "f"), "--figure-set", "positions"]) == 2
+    assert main(
+        ["figures", "--results", str(root), "--out", str(tmp_path / "f"), "--figure-set", "positions"]) == 2
     out = capsys.readouterr().out
-    old = [ln for ln in out.splitlines() if ln.startswith(f"figures: skipping {root / 'old' / 'grounding'}: ")]
+    old = [ln for ln in out.splitlines()
+           if ln.startswith(f"figures: skipping {root / 'old' / 'grounding'}: ")]
     assert len(old) == 1 and "records no study" in old[0]
     damaged = [ln for ln in out.splitlines() if ln.startswith(f"figures: skipping {root / 'damaged'}")]
     assert len(damaged) == 1 and "holds none of the tables" in damaged[0]
@@ -197,9 +210,9 @@ def test_what_cannot_be_drawn_is_skipped_with_one_line_naming_the_folder(results
 
 @pytest.mark.slow
 def test_every_study_of_every_family_in_one_tree(tmp_path, shared_data, capsys):
-    """Every family x every study that takes a family's model, and the CLIP studies, in one tree: each run drawn under
-    its own name; a study that refuses a family exits 2 with one line, and a run no figure set draws is skipped
-    with one line."""
+    """Every family x every study that takes a family's model, and the CLIP studies, in one tree: each run
+    drawn under its own name; a study that refuses a family exits 2 with one line, and a run no figure set
+    draws is skipped with one line."""
     pairs = [(f, s) for f in MODEL_FAMILIES for s in STUDIES]
     status = _build(tmp_path / "runs", shared_data / "coco128_refer", pairs)
     _clip_runs(tmp_path / "runs", shared_data / "coco128_refer")

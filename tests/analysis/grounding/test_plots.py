@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 
 
 def _summary(protocol: str, shift: float = 0.0) -> pd.DataFrame:
-    rows = [("none", 576, 0.5)] + [(m, b, 0.1 * i + b / 1000 + shift) for i, m in enumerate(["litelvlm", "random"])
+    rows = [("none", 576, 0.5)] + [(m, b, 0.1 * i + b / 1000 + shift) for i,
+                                   m in enumerate(["litelvlm", "random"])
                                    for b in (32, 64, 192)]
     return pd.DataFrame([{"method": m, "budget": b, "ciou": v, "giou": v - 0.01, "n": 4, "protocol": protocol}
                          for m, b, v in rows])

@@ -1,6 +1,7 @@
-"""`litelvlm eval-grounding`'s intervals, comparisons.csv and claims.csv end to end (tiny random GLaMM, COCO-128):
-the interval of each cIoU against a slow loop over the run's own rows, the resampling unit of each protocol, the same
-bytes for the same command and seed, and a resume with another --n-boot that changes only the intervals."""
+"""`litelvlm eval-grounding`'s intervals, comparisons.csv and claims.csv end to end (tiny random GLaMM,
+COCO-128): the interval of each cIoU against a slow loop over the run's own rows, the resampling unit of each
+protocol, the same bytes for the same command and seed, and a resume with another --n-boot that changes only
+the intervals."""
 
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ METHODS = ["none", "litelvlm", "random", "fastv"]
 
 def _run(coco, out, protocol, *extra) -> int:
     return main(["eval-grounding", "--refer-dir", str(coco), "--out", str(out), "--model", "tiny-random:0",
-                 "--protocol", protocol, "--image-ids", "34,81", "--methods", ",".join(METHODS), "--budgets", "16",
-                 *map(str, extra)])
+                 "--protocol", protocol, "--image-ids", "34,81", "--methods", ",".join(METHODS), "--budgets",
+                 "16", *map(str, extra)])
 
 
 def slow_interval(rows: pd.DataFrame, keys: list[str], n_boot: int, seed: int) -> tuple[float, float]:
-    """The studentized interval of cIoU by a loop: draw units (sorted by ``keys``) with replacement, add up I and U
-    over every row of each drawn unit, and divide the replicate's distance from cIoU by its own delta-method error
-    (each drawn unit's residual I - cIoU* U over the drawn union)."""
+    """The studentized interval of cIoU by a loop: draw units (sorted by ``keys``) with replacement, add up I
+    and U over every row of each drawn unit, and divide the replicate's distance from cIoU by its own
+    delta-method error (each drawn unit's residual I - cIoU* U over the drawn union)."""
     units = [(float(g["intersection"].sum()), float(g["union"].sum()))
              for _, g in rows.sort_values(keys).groupby(keys, sort=True)]
     n = len(units)
@@ -39,26 +40,30 @@ def slow_interval(rows: pd.DataFrame, keys: list[str], n_boot: int, seed: int) -
     value, se = ciou_se(units)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     ts = [(r - value) / s for r, s in (ciou_se([units[i] for i in draw]) for draw in idx)]
-    ends = (value - np.quantile(ts, 0.975, method="higher") * se, value - np.quantile(ts, 0.025, method="lower") * se)
+    ends = (value - np.quantile(ts, 0.975, method="higher") * se,
+            value - np.quantile(ts, 0.025, method="lower") * se)
     return tuple(min(max(e, 0.0), 1.0) for e in ends)   # a cIoU lies in [0, 1]
 
 
-@pytest.mark.parametrize("protocol, keys, unit", [("per-expression", ["image_id", "ref_id", "sent_id"], "expression"),
+@pytest.mark.parametrize("protocol, keys, unit",
+                         [("per-expression", ["image_id", "ref_id", "sent_id"], "expression"),
                                                   ("official", ["image_id"], "image")])
 def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, unit):
     out = tmp_path / "run"
     assert _run(coco128, out, protocol, "--n-boot", 200, "--seed", 3) == 0
     rows = pd.read_parquet(out / "grounding.parquet")
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou", "giou_lo",
-                                     "giou_hi", "giou_mc", "n", "weights"]
+    assert list(summary.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou",
+                                     "giou_lo", "giou_hi", "giou_mc", "n", "weights"]
     for _, s in summary.iterrows():
         g = rows[(rows.method == s.method) & (rows.budget == s.budget)]
         assert (s.ciou_lo, s.ciou_hi) == pytest.approx(slow_interval(g, keys, 200, 3), rel=1e-12)
     comparisons = pd.read_csv(out / "comparisons.csv")
     assert set(zip(comparisons.method, comparisons.reference)) == {
-        ("litelvlm", "none"), ("random", "none"), ("fastv", "none"), ("random", "litelvlm"), ("fastv", "litelvlm")}
-    assert len(comparisons) == 10 and (comparisons.unit == unit).all() and (comparisons.weights == "random").all()
+        ("litelvlm", "none"), ("random", "none"), ("fastv", "none"), ("random", "litelvlm"),
+        ("fastv", "litelvlm")}
+    assert len(comparisons) == 10 and (comparisons.unit == unit).all() and (comparisons.weights
+                                                                            == "random").all()
     assert (comparisons.correction == "holm").all() and (comparisons.p_adjusted >= comparisons.p).all()
     assert (comparisons.test.str.startswith("exact swap test")).all()   # 2 images or 6 expressions: exact
     claims = pd.read_csv(out / "claims.csv")
@@ -66,7 +71,8 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
     assert set(claims.compared_with) <= {"none", "fastv"}   # random is no "existing method"
     assert json.loads((out / "config.json").read_text())["n_boot"] == 200
     # the text view (printed and summary.txt): each figure with its interval in one cell, at most 10 columns
-    assert (out / "summary.txt").read_text().splitlines()[0].split() == ["method", "budget", "ciou", "giou", "n"]
+    assert (out / "summary.txt").read_text().splitlines()[0].split() == ["method", "budget", "ciou", "giou",
+                                                                         "n"]
 
 
 def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_path):
@@ -77,7 +83,8 @@ def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_p
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     before, margins = pd.read_csv(a / "summary.csv"), pd.read_csv(a / "claims.csv")[["lo", "hi"]]
     parts = sorted(p.name for p in (a / "parts").iterdir())
-    assert _run(coco128, a, "per-expression", "--n-boot", 40) == 0   # the parts stay valid: only the tables change
+    # the parts stay valid: only the tables change
+    assert _run(coco128, a, "per-expression", "--n-boot", 40) == 0
     after = pd.read_csv(a / "summary.csv")
     assert sorted(p.name for p in (a / "parts").iterdir()) == parts
     old = ["method", "budget", "ciou", "giou", "n", "weights"]
@@ -86,8 +93,8 @@ def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_p
 
 
 def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monkeypatch):
-    """--boot-seed is no new experiment: into the same --out, the model is not called again; the figures stay, the
-    intervals move (the exact test's p-values do not: they draw nothing)."""
+    """--boot-seed is no new experiment: into the same --out, the model is not called again; the figures stay,
+    the intervals move (the exact test's p-values do not: they draw nothing)."""
     out = tmp_path / "run"
     assert _run(coco128, out, "per-expression", "--n-boot", 100) == 0
     before = {n: pd.read_csv(out / n) for n in ("summary.csv", "comparisons.csv", "claims.csv")}
@@ -104,4 +111,5 @@ def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monke
     assert not after["claims.csv"][["lo", "hi"]].equals(before["claims.csv"][["lo", "hi"]])
     assert after["comparisons.csv"].equals(before["comparisons.csv"])
     assert json.loads((out / "config.json").read_text())["boot_seed"] == 7
-    assert _run(coco128, out, "per-expression", "--n-boot", 100, "--seed", 7) == 2   # --seed is the experiment's
+    # --seed is the experiment's
+    assert _run(coco128, out, "per-expression", "--n-boot", 100, "--seed", 7) == 2

@@ -1,4 +1,5 @@
-"""The importance plot functions on small hand-made tables: each returns (fig, ax) and draws what it is given."""
+"""The importance plot functions on small hand-made tables: each returns (fig, ax) and draws what it is
+given."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def test_summary_and_layer_and_overlap_plots(rows):
     fig, ax = plots.plot_importance_by_layer(summary)
     assert len(ax.lines) == 2 * 2 + 1                        # clip signal x query, plus the zero line
     np.testing.assert_allclose(ax.lines[0].get_ydata(),
-                               allrows[(allrows["clip_signal"] == "clip_rev_sim") & (allrows["query"] == "last")]
+                               allrows[(allrows["clip_signal"] == "clip_rev_sim")
+                                       & (allrows["query"] == "last")]
                                .sort_values("layer")["spearman_mean"])
     plt.close(fig)
     fig, ax = plots.plot_overlap_vs_k(summary)
@@ -58,10 +60,13 @@ def test_scatter_heatmaps_and_oracle_plots():
     rng = np.random.default_rng(1)
     base = {"image_id": 1, "sent_id": 5, "sentence": "the dog", "grid_h": 4, "grid_w": 4}
     scores = pd.DataFrame([{**base, "signal": s, "query": q, "layer": layer, "scores": rng.normal(size=16)}
-                           for s, q, layer in [("clip_rev_sim", "", -1), ("attention", "seg", 0), ("attention", "seg", 1),
+                           for s, q,
+                           layer
+                           in [("clip_rev_sim", "", -1), ("attention", "seg", 0), ("attention", "seg", 1),
                                            ("saliency", "", -1)]])
     fig, ax = plots.plot_importance_scatter(scores, 5, y=("attention", "seg", -1))
-    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 1], scores["scores"].iloc[2])   # the last layer
+    # the last layer
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 1], scores["scores"].iloc[2])
     plt.close(fig)
     fig, axes = plots.plot_signal_heatmaps(np.zeros((32, 32, 3), np.uint8), scores, 5)
     titles = [a.get_title() for a in axes.flat if a.get_visible()]

@@ -1,6 +1,7 @@
-"""``litelvlm reversal --space llm --grid unipixel`` (this project's study option): the reversal asked in UniPixel's LLM
-input space, each merged token's relevance (:mod:`litelvlm.llm.relevance`, tested in tests/litelvlm/llm/test_relevance.py) against
-the referent's coverage on the merged grid, and figure set 10's drawing of it."""
+"""``litelvlm reversal --space llm --grid unipixel`` (this project's study option): the reversal asked in
+UniPixel's LLM input space, each merged token's relevance (:mod:`litelvlm.llm.relevance`, tested in
+tests/litelvlm/llm/test_relevance.py) against the referent's coverage on the merged grid, and figure set 10's
+drawing of it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from tests.unipixel_tiny import MODEL, tiny_unipixel  # noqa: E402
 
 
 def _run(coco, out, *extra) -> int:
-    return main(["reversal", "--refer-dir", str(coco), "--split", "val", "--limit-sentences", "4", "--n-boot", "50",
+    return main(
+        ["reversal", "--refer-dir", str(coco), "--split", "val", "--limit-sentences", "4", "--n-boot", "50",
                  "--out", str(out), *map(str, extra)])
 
 
@@ -61,9 +63,11 @@ def test_rows_are_the_metrics_of_the_relevance_on_the_merged_grid(llm_run, coco1
 def test_refusals(coco128, tmp_path, capsys):
     assert _run(coco128, tmp_path / "a", "--space", "llm", "--model", MODEL) == 2
     assert "add --grid FAMILY (unipixel)" in capsys.readouterr().err
-    assert _run(coco128, tmp_path / "b", "--space", "llm", "--grid", "unipixel", "--model", "tiny336-random") == 2
+    assert _run(coco128, tmp_path / "b", "--space", "llm", "--grid", "unipixel", "--model",
+                "tiny336-random") == 2
     assert "nor a random preset (" in capsys.readouterr().err  # a CLIP is no LVLM of any family
-    assert _run(coco128, tmp_path / "c", "--space", "llm", "--grid", "unipixel", "--model", "tiny-random:0") == 2
+    assert _run(coco128, tmp_path / "c", "--space", "llm", "--grid", "unipixel", "--model",
+                "tiny-random:0") == 2
     assert "of the --grid family (unipixel)" in capsys.readouterr().err  # a GLaMM
     assert not any((tmp_path / k / "reversal.parquet").exists() for k in "bc")
 

@@ -1,5 +1,5 @@
-"""``litelvlm reversal --video`` / ``--video-dir``: the image study's statistics on video frames (the synthetic
-moving-shapes set), each frame's referent the expression's ground-truth mask on it."""
+"""``litelvlm reversal --video`` / ``--video-dir``: the image study's statistics on video frames (the
+synthetic moving-shapes set), each frame's referent the expression's ground-truth mask on it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""``eval-video --batch-size B``: B expressions of one video per LLM forward where the runner can batch, the rows,
-tables and part ids those of batch 1, each (method, budget)'s first batch checked against batch 1
-(``batch_check.csv``), the methods that run at batch 1 named once with the reason, ``config.json`` recording B only when
-not 1; resumed and sharded folders as at batch 1. A fake video path here (each expression segmented by its own ground
-truth, the batches recorded); the tiny models' masks are ``tests/litelvlm/video/test_pipeline_runner.py``'s."""
+"""``eval-video --batch-size B``: B expressions of one video per LLM forward where the runner can batch, the
+rows, tables and part ids those of batch 1, each (method, budget)'s first batch checked against batch 1
+(``batch_check.csv``), the methods that run at batch 1 named once with the reason, ``config.json`` recording B
+only when not 1; resumed and sharded folders as at batch 1. A fake video path here (each expression segmented
+by its own ground truth, the batches recorded); the tiny models' masks are
+``tests/litelvlm/video/test_pipeline_runner.py``'s."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from litelvlm.cli import main
 from tests.analysis.video import test_compute_budgets, test_compute_shards
 
 _tables = test_compute_shards._tables
-ARGV = ["--anno-sets", "0,1", "--synthetic-videos", "3", "--synthetic-frames", "3", "--methods", "litelvlm,fastv",
-        "--budgets", "81", "--n-boot", "20"]
+ARGV = ["--anno-sets", "0,1", "--synthetic-videos", "3", "--synthetic-frames", "3", "--methods",
+        "litelvlm,fastv", "--budgets", "81", "--n-boot", "20"]
 
 
 class BatchingRunner(test_compute_budgets.FakeRunner):
-    """The fake runner with a batched ``ground`` (fastv runs at batch 1, as a method pruning inside the LLM)."""
+    """The fake runner with a batched ``ground`` (fastv runs at batch 1, as a method pruning inside the
+    LLM)."""
 
     def batch_error(self, method):
         return "fastv prunes inside the LLM" if method == "fastv" else None
@@ -56,8 +58,8 @@ def fake(monkeypatch):
 
 
 def test_the_batch_size_is_kept_and_nothing_is_said_before_the_model_loads(tmp_path, capsys):
-    a = VideoArgs(out=str(tmp_path / "video"), model="sa2va-tiny-random:0", methods=["litelvlm"], budgets=["64"],
-                  batch_size=4)
+    a = VideoArgs(out=str(tmp_path / "video"), model="sa2va-tiny-random:0", methods=["litelvlm"],
+                  budgets=["64"], batch_size=4)
     check_args(a)
     assert a.batch_size == 4 and capsys.readouterr().err == "" and not (tmp_path / "video").exists()
 
@@ -65,7 +67,8 @@ def test_the_batch_size_is_kept_and_nothing_is_said_before_the_model_loads(tmp_p
 def test_batches_give_batch_one_tables_and_say_the_unbatched_method_once(tmp_path, fake, capsys):
     assert main(["eval-video", "--out", str(tmp_path / "one"), *ARGV]) == 0
     one = _tables(tmp_path / "one")
-    assert fake.seen["batches"] == [] and "batch_size" not in json.loads((tmp_path / "one" / "config.json").read_text())
+    assert fake.seen["batches"] == [] and "batch_size" not in json.loads(
+        (tmp_path / "one" / "config.json").read_text())
     assert not (tmp_path / "one" / "batch_check.csv").exists()
     capsys.readouterr()
     out = tmp_path / "three"
@@ -75,18 +78,21 @@ def test_batches_give_batch_one_tables_and_say_the_unbatched_method_once(tmp_pat
     assert _tables(out) == one   # the rows and tables of batch 1, byte for byte
     rows = pd.read_parquet(tmp_path / "one" / "expressions.parquet")
     counts = rows[rows.method == "none"].groupby("video", sort=False).size().tolist()
-    assert counts == [6, 6, 2]   # 2 sets x (3, 3, 1) objects: batches of 4 then 2 (then one of 2), baseline and litelvlm
+    # 2 sets x (3, 3, 1) objects: batches of 4 then 2 (then one of 2), baseline and litelvlm
+    assert counts == [6, 6, 2]
     assert [n for m, n in fake.seen["batches"] if n > 0] == [4, 2, 4, 2, 4, 2, 4, 2, 2, 2]
     assert [n for _, n in fake.seen["batches"] if n < 0] == [-4, -4]   # the first batch of each run checked
     assert not any(m == "fastv" for m, _ in fake.seen["batches"])
     config = json.loads((out / "config.json").read_text())
     assert config["batch_size"] == 4 and config["unbatched"] == {"fastv": "fastv prunes inside the LLM"}
     check = pd.read_csv(out / "batch_check.csv")
-    assert list(check.method) == ["litelvlm", "none"] and (check.differing == 0).all() and (check.prompts == 4).all()
+    assert list(check.method) == ["litelvlm", "none"] and (check.differing == 0).all() and (
+        check.prompts == 4).all()
     summary = (out / "summary.txt").read_text()
     assert "batch check (--batch-size 4 against 1" in summary and "0 of" in summary and "fastv" in summary
     fake.seen["batches"].clear(), fake.seen["expression"].clear()
-    assert main(["eval-video", "--out", str(out), *ARGV, "--batch-size", "4"]) == 0   # resumed: nothing recomputed
+    # resumed: nothing recomputed
+    assert main(["eval-video", "--out", str(out), *ARGV, "--batch-size", "4"]) == 0
     assert fake.seen["batches"] == [] and fake.seen["expression"] == [] and _tables(out) == one
 
 
@@ -105,7 +111,8 @@ def test_a_sharded_batched_run_equals_the_single_run(tmp_path, fake, monkeypatch
         m.setattr(compute, "Shards", lambda device: next(made))
         assert main(argv) == 0 and calls == [0]
     assert _tables(tmp_path / "two") == one
-    assert sorted(n for _, n in fake.seen["batches"] if n > 0) == [2] * 14   # 2 runs x (6 + 6 + 2) expressions / 2
+    # 2 runs x (6 + 6 + 2) expressions / 2
+    assert sorted(n for _, n in fake.seen["batches"] if n > 0) == [2] * 14
     assert len(pd.read_csv(tmp_path / "two" / "batch_check.csv")) == 2        # checked by the main process
 
 
@@ -113,10 +120,12 @@ def test_a_folder_of_batch_one_is_not_resumed_at_another_batch_size(tmp_path, fa
     out = tmp_path / "one"
     assert main(["eval-video", "--out", str(out), *ARGV]) == 0
     assert main(["eval-video", "--out", str(out), *ARGV, "--batch-size", "2"]) == 2
-    assert "differs in: --batch-size)" in capsys.readouterr().err   # as eval-grounding: bfloat16 rounds otherwise
+    # as eval-grounding: bfloat16 rounds otherwise
+    assert "differs in: --batch-size)" in capsys.readouterr().err
     more = [a if a != "litelvlm,fastv" else "litelvlm,fastv,random" for a in ARGV]
     assert main(["eval-video", "--out", str(tmp_path / "two"), *ARGV, "--batch-size", "2"]) == 0
-    assert main(["eval-video", "--out", str(tmp_path / "two"), *more, "--batch-size", "2"]) == 0   # a method added
+    # a method added
+    assert main(["eval-video", "--out", str(tmp_path / "two"), *more, "--batch-size", "2"]) == 0
 
 
 def test_expression_results_at_batch_one_is_the_runner_s_expression_in_order():

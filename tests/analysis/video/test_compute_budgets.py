@@ -1,8 +1,8 @@
-"""``litelvlm eval-video``'s per-frame budgets: one :class:`~litelvlm.budget.Budget` from the command line to the
-family's runner. A bad budget (no budget, ``all``, or outside a frame's 1..576 patches) exits 2 naming ``--budgets``
-before torch loads and before anything is written; the runs reach the family's video path as Budget objects (the
-baseline once at 576), and the parts and tables hold the budget's column, so a folder written before keeps its
-part ids and resumes."""
+"""``litelvlm eval-video``'s per-frame budgets: one :class:`~litelvlm.budget.Budget` from the command line to
+the family's runner. A bad budget (no budget, ``all``, or outside a frame's 1..576 patches) exits 2 naming
+``--budgets`` before torch loads and before anything is written; the runs reach the family's video path as
+Budget objects (the baseline once at 576), and the parts and tables hold the budget's column, so a folder
+written before keeps its part ids and resumes."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from litelvlm.cli import main
 
 HEAVY = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib")
 
-#: each bad ``--budgets`` in one fresh interpreter: (exit status, stderr, whether the folder exists), then the heavy
-#: modules loaded
+#: each bad ``--budgets`` in one fresh interpreter: (exit status, stderr, whether the folder exists), then the
+#: heavy modules loaded
 CODE = """
 import contextlib, io, json, os, sys
 from litelvlm.cli import main
@@ -36,7 +36,7 @@ for value in json.loads(sys.argv[2]):
             rc = e.code
     results.append([rc, err.getvalue(), os.path.exists(out)])
 print(json.dumps({"results": results, "heavy": sorted(m for m in json.loads(sys.argv[3]) if m in sys.modules)}))
-"""
+"""  # noqa: E501
 
 BAD = {"0": "K >= 1 of visual tokens; got '0'", "577": "1 <= K <= 576", "all": "unpruned baseline's budget",
        "x": "got 'x'"}
@@ -54,7 +54,8 @@ def test_a_bad_budget_exits_2_naming_the_option_before_torch(tmp_path):
 
 
 class FakeRunner:
-    """A video path's runner that segments each expression by its own ground truth and records what it gets."""
+    """A video path's runner that segments each expression by its own ground truth and records what it
+    gets."""
 
     clip_name = None
     model = types.SimpleNamespace(dtype="torch.float32")
@@ -118,11 +119,13 @@ def test_the_runs_reach_the_runner_as_budgets_and_the_parts_keep_their_ids(tmp_p
     from analysis.common.parts import PartStore
 
     out = tmp_path / "video"
-    argv = ["eval-video", "--out", str(out), "--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "3",
+    argv = ["eval-video", "--out", str(out), "--anno-sets", "0", "--synthetic-videos", "1",
+            "--synthetic-frames", "3",
             "--methods", "litelvlm,fastv", "--budgets", "196", "81", "--n-boot", "10"]
     assert main(argv) == 0
     want = [Budget(196), Budget(81)]
-    for call in ("check_options", "method_errors", "plan_methods"):   # the family's light checks and its runner's plan
+    # the family's light checks and its runner's plan
+    for call in ("check_options", "method_errors", "plan_methods"):
         assert fake.seen[call] and all(budgets == want for budgets in fake.seen[call]), call
     got = fake.seen["expression"]
     assert all(type(b) is Budget for _, _, b in got)

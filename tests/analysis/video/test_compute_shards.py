@@ -1,10 +1,11 @@
-"""``litelvlm eval-video`` sharded across processes (``analysis.common.shards``, the mechanism ``eval-grounding``
-shares): each process segments its own videos (``rank::P``), the main one merges every part, and the tables equal the
-single-process run's byte for byte; a partial sharded folder resumes like a single run's.
+"""``litelvlm eval-video`` sharded across processes (``analysis.common.shards``, the mechanism
+``eval-grounding`` shares): each process segments its own videos (``rank::P``), the main one merges every
+part, and the tables equal the single-process run's byte for byte; a partial sharded folder resumes like a
+single run's.
 
-The default test runs the two processes' shares in one interpreter (a fake video path, the second process's share run
-while the first waits for it); the slow one launches two CPU processes with ``torch.distributed.run`` on the tiny
-random VideoGLaMM."""
+The default test runs the two processes' shares in one interpreter (a fake video path, the second process's
+share run while the first waits for it); the slow one launches two CPU processes with
+``torch.distributed.run`` on the tiny random VideoGLaMM."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ fake = test_compute_budgets.fake
 
 
 class FakeShards:
-    """Process ``rank`` of ``world`` in one interpreter: ``wait`` runs ``at_wait`` (the other processes' work) once."""
+    """Process ``rank`` of ``world`` in one interpreter: ``wait`` runs ``at_wait`` (the other processes' work)
+    once."""
 
     def __init__(self, rank: int, world: int, at_wait=None) -> None:
         self.rank, self.world, self.at_wait = rank, world, at_wait
@@ -58,8 +60,8 @@ class FakeShards:
 
 
 def _argv(out) -> list[str]:
-    return ["eval-video", "--out", str(out), "--anno-sets", "0,1", "--synthetic-videos", "3", "--synthetic-frames", "3",
-            "--methods", "litelvlm", "--budgets", "81", "--n-boot", "20"]
+    return ["eval-video", "--out", str(out), "--anno-sets", "0,1", "--synthetic-videos", "3",
+            "--synthetic-frames", "3", "--methods", "litelvlm", "--budgets", "81", "--n-boot", "20"]
 
 
 def _sharded(monkeypatch, out) -> list[int]:
@@ -98,13 +100,14 @@ def test_two_processes_split_the_videos_and_merge_to_the_single_run(tmp_path, fa
         sorted(p.name for p in (tmp_path / "two" / "parts").glob("part-*"))
 
 
-@pytest.mark.odd_case("faults", "a sharded run stopped with parts unfinished (a part's rows written, its marker not)",
-                      "eval-video on two processes",
-                      "a sharded or a single-process re-run computes only the unfinished parts; the tables equal a "
-                      "whole single run's byte for byte")
+@pytest.mark.odd_case("faults", "a sharded run stopped with parts unfinished (a part's rows written, its "
+                      "marker not)", "eval-video on two processes",
+                      "a sharded or a single-process re-run computes only the unfinished parts; the tables "
+                      "equal a whole single run's byte for byte")
 def test_a_partial_sharded_folder_resumes_sharded_or_alone(tmp_path, fake, monkeypatch):
-    """A sharded run stopped with some parts finished (one part's rows written, its marker not yet): a sharded rerun
-    and a single-process rerun each compute only the unfinished parts, and the tables equal a whole single run's."""
+    """A sharded run stopped with some parts finished (one part's rows written, its marker not yet): a sharded
+    rerun and a single-process rerun each compute only the unfinished parts, and the tables equal a whole
+    single run's."""
     assert main(_argv(tmp_path / "one")) == 0
     one = _tables(tmp_path / "one")
     fake.seen["expression"].clear()
@@ -119,7 +122,8 @@ def test_a_partial_sharded_folder_resumes_sharded_or_alone(tmp_path, fake, monke
     for folder in (out, alone):   # killed: two parts unfinished (their markers are written last)
         for marker in markers[:2]:
             (folder / "parts" / marker.name).unlink()
-    unfinished = sum(len(pd.read_parquet(out / "parts" / m.with_suffix(".parquet").name)) for m in markers[:2])
+    unfinished = sum(len(pd.read_parquet(out / "parts" / m.with_suffix(".parquet").name))
+                     for m in markers[:2])
     fake.seen["expression"].clear()
     _sharded(monkeypatch, out)
     assert len(fake.seen["expression"]) == unfinished > 0   # the unfinished parts' expressions, nothing else
@@ -133,16 +137,19 @@ VIDEO = ["--anno-sets", "0", "--synthetic-videos", "2", "--synthetic-frames", "2
          "--budgets", "81", "--n-boot", "20"]
 
 
-@pytest.mark.slow  # two processes of the tiny random VideoGLaMM (about 40 CPU-s); the merge is the default test above
+# two processes of the tiny random VideoGLaMM (about 40 CPU-s); the merge is the default test above
+@pytest.mark.slow
 def test_two_cpu_processes_equal_one(tmp_path):
-    env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "ACCELERATE_DISABLE_RICH": "1"}
+    env = {**os.environ, "LITELVLM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "ACCELERATE_DISABLE_RICH": "1"}
     launch = torchrun(2)
     two = subprocess.run(launch + ["eval-video", "--out", str(tmp_path / "two"), *VIDEO], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=900)
     assert two.returncode == 0, two.stderr[-3000:]
-    assert "process 0/2: 1 video(s)" in two.stderr and "process 1/2: 1 video(s)" in two.stderr   # really two shards
-    one = subprocess.run([sys.executable, "-m", "litelvlm.cli", "eval-video", "--out", str(tmp_path / "one"), *VIDEO],
+    # really two shards
+    assert "process 0/2: 1 video(s)" in two.stderr and "process 1/2: 1 video(s)" in two.stderr
+    one = subprocess.run(
+        [sys.executable, "-m", "litelvlm.cli", "eval-video", "--out", str(tmp_path / "one"), *VIDEO],
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert one.returncode == 0, one.stderr[-3000:]
     assert _tables(tmp_path / "two") == _tables(tmp_path / "one")

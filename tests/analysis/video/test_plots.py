@@ -1,5 +1,5 @@
-"""The video figures say which model family made them: each family's title (its card's display name), the budget
-reading its run recorded and its weights note, never another family's."""
+"""The video figures say which model family made them: each family's title (its card's display name), the
+budget reading its run recorded and its weights note, never another family's."""
 
 import matplotlib
 
@@ -30,7 +30,8 @@ def test_labels_name_the_family_of_the_run(family):
     assert (reading in xlabel) if reading else xlabel.startswith("CLIP tokens kept per frame")
     for other in {card(f).display_name for f in VIDEO_FAMILIES} - {card(family).display_name}:
         assert other not in title.split(",")[0] and other not in xlabel
-    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "none: all tokens"  # no context_tokens here
+    # no context_tokens here
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "none: all tokens"
 
 
 def test_a_folder_recording_no_family_is_the_default_video_models():

@@ -1,16 +1,18 @@
-"""``litelvlm eval-video --dataset mevis|ref-youtube-vos`` (``analysis.video.protocols``) against the official code.
+"""``litelvlm eval-video --dataset mevis|ref-youtube-vos`` (``analysis.video.protocols``) against the official
+code.
 
 * MeViS ``valid_u``: the run's J, F, J&F equal MeViS's ``tools/eval_mevis.py`` (henghuiding/MeViS
-  @7c0620b9dc0ab7802747957f221674f175c8a47b; transcribed below, its ``tools/metrics.py`` being the DAVIS file whose
-  transcription ``tests/litelvlm/video/test_metrics.py`` holds) run on the PNGs of the run's own prediction zip
-  and the layout's ``mask_dict.json``.
-* Refer-YouTube-VOS ``valid``: no J&F on disk or on screen but the server's note; the zip holds exactly the files
-  VideoGLaMM's writer (mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/eval_mevis.py`` L182-199, transcribed below)
-  writes, in the ``Annotations/<video>/<exp_id>/`` folder of Sa2VA's ``mask_save`` (bytedance/Sa2VA @9832e1a,
-  ``projects/sa2va/evaluation/sa2va_eval_ref_vos.py`` L35-44), byte for byte as images.
+  @7c0620b9dc0ab7802747957f221674f175c8a47b; transcribed below, its ``tools/metrics.py`` being the DAVIS file
+  whose transcription ``tests/litelvlm/video/test_metrics.py`` holds) run on the PNGs of the run's own
+  prediction zip and the layout's ``mask_dict.json``.
+* Refer-YouTube-VOS ``valid``: no J&F on disk or on screen but the server's note; the zip holds exactly the
+  files VideoGLaMM's writer (mbzuai-oryx/VideoGLaMM @6b15b1e, ``VideoGLaMM/eval_mevis.py`` L182-199,
+  transcribed below) writes, in the ``Annotations/<video>/<exp_id>/`` folder of Sa2VA's ``mask_save``
+  (bytedance/Sa2VA @9832e1a, ``projects/sa2va/evaluation/sa2va_eval_ref_vos.py`` L35-44), byte for byte as
+  images.
 
-The layouts are written here (a few frames of odd sizes); the default tests use a fake video path whose masks are
-known (the ground truth shifted), the slow one the tiny random families.
+The layouts are written here (a few frames of odd sizes); the default tests use a fake video path whose masks
+are known (the ground truth shifted), the slow one the tiny random families.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _frames(root: Path, video: str, size: tuple[int, int], n: int, rng) -> list[
     names = [f"{t:05d}" for t in range(n)]
     (root / video).mkdir(parents=True)
     for name in names:
-        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(root / video / f"{name}.jpg")
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(
+            root / video / f"{name}.jpg")
     return names
 
 
@@ -55,8 +58,8 @@ def _box(size, t, k) -> np.ndarray:
 
 
 def write_mevis(root: Path, split: str = "valid_u", exps: int = 3, frames: int = 3) -> dict:
-    """A tiny MeViS layout: two videos (``frames`` and one more), the first ``exps`` of three expressions (of one
-    object, of two, of the other), a null RLE (the second object absent from frame 0)."""
+    """A tiny MeViS layout: two videos (``frames`` and one more), the first ``exps`` of three expressions (of
+    one object, of two, of the other), a null RLE (the second object absent from frame 0)."""
     rng = np.random.default_rng(0)
     videos, masks = {}, {}
     anno = 0
@@ -65,7 +68,8 @@ def write_mevis(root: Path, split: str = "valid_u", exps: int = 3, frames: int =
         names = _frames(root / split / "JPEGImages", video, size, frames + v, rng)
         ids = []
         for k in range(2):
-            masks[str(anno)] = [None if (k == 1 and t == 0) else _rle(_box(size, t, k)) for t in range(len(names))]
+            masks[str(anno)] = [None if (k == 1 and t == 0) else _rle(_box(size, t, k))
+                                for t in range(len(names))]
             ids.append(anno)
             anno += 1
         every = {"0": {"exp": "The Left Thing", "obj_id": [0], "anno_id": [ids[0]]},
@@ -85,8 +89,10 @@ def write_ytvos(root: Path) -> dict:
         frames = _frames(root / "valid" / "JPEGImages", v, size, 3, rng)
         frames = [f"{5 * int(f):05d}" for f in frames]
         for old, new in zip(sorted(os.listdir(root / "valid" / "JPEGImages" / v)), frames, strict=True):
-            os.rename(root / "valid" / "JPEGImages" / v / old, root / "valid" / "JPEGImages" / v / f"{new}.jpg")
-        videos[v] = {"expressions": {"0": {"exp": "a cat"}, "1": {"exp": "the dog on the left"}}, "frames": frames}
+            os.rename(root / "valid" / "JPEGImages" / v / old,
+                      root / "valid" / "JPEGImages" / v / f"{new}.jpg")
+        videos[v] = {"expressions": {"0": {"exp": "a cat"}, "1": {"exp": "the dog on the left"}},
+                     "frames": frames}
     test = {"t9": {"expressions": {"0": {"exp": "x"}}, "frames": ["00000"]}}
     for split, vids in (("valid", {**videos, **test}), ("test", test)):
         (root / "meta_expressions" / split).mkdir(parents=True)
@@ -95,14 +101,16 @@ def write_ytvos(root: Path) -> dict:
 
 
 class ShiftRunner(FakeRunner):
-    """Each expression's ground truth moved one pixel right (a split with masks), or a box of its own (without)."""
+    """Each expression's ground truth moved one pixel right (a split with masks), or a box of its own
+    (without)."""
 
     def expression(self, rec, method, budget):
         import torch
 
         self.seen["expression"].append((rec.video, method, budget))
         if rec.has_masks:
-            m = np.roll(np.stack([rec.mask(i) for i in range(len(rec.frames))]), 1 + (budget.tokens < 100), axis=2)
+            m = np.roll(np.stack([rec.mask(i) for i in range(len(rec.frames))]), 1 + (budget.tokens < 100),
+                        axis=2)
         else:
             w, h = rec.frame_size(0)
             m = np.stack([_box((w, h), t, int(rec.exp_id)) for t in range(len(rec.frames))])
@@ -167,7 +175,8 @@ def mevis_summary(output_dict: dict) -> tuple[float, float, float]:
     return np.mean(j), np.mean(f), (np.mean(j) + np.mean(f)) / 2
 
 
-def videoglamm_writer(save_dir: Path, video_name: str, exp_id: str, frame_ids: list[str], video_segments: dict):
+def videoglamm_writer(save_dir: Path, video_name: str, exp_id: str, frame_ids: list[str],
+                      video_segments: dict):
     """VideoGLaMM eval_mevis.py L182-199 (ReferYouTubeVOS: the frame's id as the file name, L191-192)."""
     for t, pred_mask in video_segments.items():
         for _obj_id, pred_mask_i in pred_mask.items():
@@ -214,7 +223,8 @@ def test_ref_youtube_vos_valid_writes_the_servers_zip_and_no_local_number(tmp_pa
     assert main(["eval-video", "--out", str(out), "--dataset", "ref-youtube-vos", "--video-dir", str(data),
                  "--methods", "fastv", "--budgets", "81", "--n-boot", "10"]) == 0
     said = capsys.readouterr().out
-    assert "J&F comes from the official evaluation server" in said and "no J, F or J&F is computed here" in said
+    assert ("J&F comes from the official evaluation server" in said
+            and "no J, F or J&F is computed here" in said)
     assert not (out / "summary.csv").exists() and not (out / "comparisons.csv").exists()
     sub = pd.read_csv(out / "submission.csv")
     assert list(sub.predictions) == ["predictions/none@576.zip", "predictions/fastv@81.zip"]
@@ -224,7 +234,8 @@ def test_ref_youtube_vos_valid_writes_the_servers_zip_and_no_local_number(tmp_pa
     for zname in sub.predictions:
         official = tmp_path / "official" / zname
         for video in ("a0", "b1"):   # the runner's masks through VideoGLaMM's writer
-            size = Image.open(data / "valid" / "JPEGImages" / video / f"{videos[video]['frames'][0]}.jpg").size
+            size = Image.open(data / "valid" / "JPEGImages" / video
+                              / f"{videos[video]['frames'][0]}.jpg").size
             for exp_id in videos[video]["expressions"]:
                 segments = {t: {0: _box(size, t, int(exp_id)).astype(float)} for t in range(3)}
                 videoglamm_writer(official / "Annotations", video, exp_id, videos[video]["frames"], segments)
@@ -243,9 +254,11 @@ def test_ref_youtube_vos_valid_writes_the_servers_zip_and_no_local_number(tmp_pa
     assert (out / sub.predictions[1]).read_bytes() == first   # resumed from the parts, the same bytes
 
 
-@pytest.mark.odd_case("bad input", "eval-video: a split the --dataset lacks, MeViS or Refer-YouTube-VOS without "
-                      "--video-dir", "eval-video", "one line naming the option, exit 2, nothing written")
-@pytest.mark.parametrize("argv,named", [(["--dataset", "mevis", "--split", "test", "--video-dir", "."], "--split"),
+@pytest.mark.odd_case("bad input", "eval-video: a split the --dataset lacks, MeViS or Refer-YouTube-VOS "
+                      "without --video-dir", "eval-video", "one line naming the option, exit 2, nothing "
+                      "written")
+@pytest.mark.parametrize("argv,named",
+                         [(["--dataset", "mevis", "--split", "test", "--video-dir", "."], "--split"),
                                         (["--dataset", "mevis"], "--video-dir")])
 def test_refusals(tmp_path, capsys, argv, named):
     out = tmp_path / "run"
@@ -253,8 +266,10 @@ def test_refusals(tmp_path, capsys, argv, named):
     assert named in capsys.readouterr().err and not out.exists()
 
 
-@pytest.mark.slow  # three tiny random families on MeViS valid_u and Refer-YouTube-VOS valid (about 3 CPU-minutes)
-@pytest.mark.parametrize("model", ["videoglamm-tiny-random:0", "unipixel-tiny-random:5", "sa2va-tiny-random:0"])
+# three tiny random families on MeViS valid_u and Refer-YouTube-VOS valid (about 3 CPU-minutes)
+@pytest.mark.slow
+@pytest.mark.parametrize("model",
+                         ["videoglamm-tiny-random:0", "unipixel-tiny-random:5", "sa2va-tiny-random:0"])
 def test_every_video_family_on_both_layouts(tmp_path, model, monkeypatch, capsys):
     monkeypatch.setenv("LITELVLM_CACHE", str(tmp_path / "cache"))
     videos = write_mevis(tmp_path / "mevis", exps=2, frames=2)
@@ -271,7 +286,8 @@ def test_every_video_family_on_both_layouts(tmp_path, model, monkeypatch, capsys
         assert (row.J, row.F, row["J&F"]) == pytest.approx((j, f, jf), abs=1e-12)
     write_ytvos(tmp_path / "ytvos")
     out = tmp_path / "ytvos_run"
-    assert main(["eval-video", "--model", model, "--out", str(out), "--dataset", "ref-youtube-vos", "--video-dir",
+    assert main(
+        ["eval-video", "--model", model, "--out", str(out), "--dataset", "ref-youtube-vos", "--video-dir",
                  str(tmp_path / "ytvos"), "--methods", "fastv", "--budgets", "81"]) == 0
     assert "J&F comes from the official evaluation server" in capsys.readouterr().out
     with zipfile.ZipFile(out / "predictions" / "fastv@81.zip") as z:

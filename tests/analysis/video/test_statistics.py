@@ -1,7 +1,7 @@
-"""`litelvlm eval-video`'s intervals over videos, comparisons.csv and claims.csv end to end (tiny random VideoGLaMM,
-two synthetic videos, one annotator set): J's interval against a slow loop over the run's own per-object rows, the
-tables' columns, the per-video table and summary.txt, the claims not judged on random weights, and a resume with
-another --n-boot or --boot-seed that does not call the model."""
+"""`litelvlm eval-video`'s intervals over videos, comparisons.csv and claims.csv end to end (tiny random
+VideoGLaMM, two synthetic videos, one annotator set): J's interval against a slow loop over the run's own
+per-object rows, the tables' columns, the per-video table and summary.txt, the claims not judged on random
+weights, and a resume with another --n-boot or --boot-seed that does not call the model."""
 
 from __future__ import annotations
 
@@ -25,15 +25,16 @@ def test_intervals_over_videos_comparisons_and_claims(tmp_path, monkeypatch):
     from analysis.common import bootstrap as B
     from analysis.common.parts import PartStore
 
-    objects = pd.concat(PartStore(out).frames("objects"), ignore_index=True)   # DAVIS's per-object J of each part
+    # DAVIS's per-object J of each part
+    objects = pd.concat(PartStore(out).frames("objects"), ignore_index=True)
     stored = pd.read_parquet(out / "objects.parquet")   # the same rows, kept beside the tables
     assert stored.drop(columns="weights").sort_values(list(objects.columns)).reset_index(drop=True).equals(
         objects.sort_values(list(objects.columns)).reset_index(drop=True))
     videos = sorted(objects.video.unique())
     assert len(videos) == 2 and len(objects[objects.method == "none"]) > 2   # several objects in a video
     for _, s in summary.iterrows():
-        # one annotator set: the set's J is the mean over every object of the drawn videos (a video drawn twice
-        # counts twice); two videos give the interval [0, 1]
+        # one annotator set: the set's J is the mean over every object of the drawn videos (a video drawn
+        # twice counts twice); two videos give the interval [0, 1]
         o = objects[(objects.method == s.method) & (objects.budget == s.budget)]
         stat = B.unit_stat(o.J.to_numpy(), o.video.to_numpy())
         assert (s.J_lo, s.J_hi) == B.studentized(stat, 300, 2, bounds=(0.0, 1.0))[1:3] == (0.0, 1.0)
@@ -53,7 +54,8 @@ def test_intervals_over_videos_comparisons_and_claims(tmp_path, monkeypatch):
     assert list(claims.claim) == ["retains_90pct", "margin_over_5pct"] and (claims.metric == "J&F").all()
     assert (claims.verdict == "not judged").all() and claims.compared_with.tolist() == ["none", "vispruner"]
     before = summary
-    assert main(["eval-video", "--out", str(out), *ARGV, "--n-boot", "50", "--seed", "2"]) == 0   # parts reused
+    # parts reused
+    assert main(["eval-video", "--out", str(out), *ARGV, "--n-boot", "50", "--seed", "2"]) == 0
     after = pd.read_csv(out / "summary.csv")
     old = ["method", "budget", "context_tokens", "J", "F", "J&F", "videos", "objects", "expressions",
            "llm_visual_tokens", "weights"]
@@ -62,8 +64,10 @@ def test_intervals_over_videos_comparisons_and_claims(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(compute, "video_part", lambda *a, **k: calls.append(a))
-    assert main(["eval-video", "--out", str(out), *ARGV, "--n-boot", "50", "--seed", "2", "--boot-seed", "9"]) == 0
-    assert calls == [] and pd.read_csv(out / "summary.csv")[old].equals(before[old])   # the model is not called
+    assert main(
+        ["eval-video", "--out", str(out), *ARGV, "--n-boot", "50", "--seed", "2", "--boot-seed", "9"]) == 0
+    # the model is not called
+    assert calls == [] and pd.read_csv(out / "summary.csv")[old].equals(before[old])
     import json
 
     assert json.loads((out / "config.json").read_text())["boot_seed"] == 9   # two videos: no interval moves

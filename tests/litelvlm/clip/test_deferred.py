@@ -115,7 +115,8 @@ def test_a_hub_id_in_the_local_cache_has_files_and_a_description(tiny_hf_clip_di
         "b = load_clip('someorg/tiny-clip', 'hf', defer=True)\n"
         "print(hub_snapshot_dir('someorg/tiny-clip'), len(a.weight_files()), isinstance(b, DeferredClip),"
         " b.describe() == as_json(a.describe()))\n")
-    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "LITELVLM_CACHE": str(tmp_path / "c")}
+    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1",
+           "LITELVLM_CACHE": str(tmp_path / "c")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     folder, n_files, deferred, equal = done.stdout.split()

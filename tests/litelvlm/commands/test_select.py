@@ -26,8 +26,8 @@ def run(capsys, *argv):
 
 
 def test_json_output_contract(capsys, tiny_hf_clip_dir, image):
-    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text", "a cup",
-                       "--text", "the dog", "--budget", "5", "--json")
+    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text",
+                       "a cup", "--text", "the dog", "--budget", "5", "--json")
     assert code == 0
     res = json.loads(out)
     assert set(res) == {"method", "budget", "grid", "indices"}
@@ -48,14 +48,15 @@ def test_both_backends_select_the_same_tokens(capsys, tiny_hf_clip_dir, tiny_ope
 
 def test_overlay_and_human_summary(capsys, tiny_hf_clip_dir, image, tmp_path):
     png = tmp_path / "overlay.png"
-    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text", "a cup",
-                       "--budget", "4", "--method", "vispruner", "--save-overlay", str(png))
+    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text",
+                       "a cup", "--budget", "4", "--method", "vispruner", "--save-overlay", str(png))
     assert code == 0 and "kept 4 of 16" in out and png.stat().st_size > 0
     assert Image.open(png).format == "PNG"
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--budget", "0"], "argument --budget: budget must satisfy 1 <= K (a whole number"),  # its form: at parsing
+    # its form: at parsing
+    (["--budget", "0"], "argument --budget: budget must satisfy 1 <= K (a whole number"),
     (["--budget", "many"], "argument --budget: budget must satisfy 1 <= K (a whole number"),
     (["--budget", "17"], "1 <= K <= 16"),  # its range: counted once against the image's patches
     (["--method", "nope"], "known methods"),
@@ -127,8 +128,8 @@ def test_unknown_option_is_reported_under_the_subcommand_usage(capsys):
 def test_summary_says_what_each_part_supplied(capsys, tiny_hf_clip_dir, image, method):
     """``kept: a=x, b=y`` counts the kept tokens per part (summing to K), not the size of each part
     (LiteLVLM's context part is a ranking of every patch)."""
-    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text", "a cup",
-                       "--text", "the dog", "--budget", "5", "--method", method)
+    code, out, _ = run(capsys, "select", "--model", str(tiny_hf_clip_dir), "--image", image, "--text",
+                       "a cup", "--text", "the dog", "--budget", "5", "--method", method)
     assert code == 0 and "parts:" not in out
     line = next(s.strip() for s in out.splitlines() if s.strip().startswith("kept:"))
     counts = {k: int(v) for k, v in (kv.split("=") for kv in line[len("kept: "):].split(", "))}
@@ -156,7 +157,8 @@ def test_kept_per_part_rules():
     assert kept_per_part([0, 1], {"assignment": torch.tensor([0, 1, 1]), "size": torch.tensor([1, 2])}) == {}
 
 
-def test_summary_and_overlay_name_the_weights_the_query_and_non_patch_indices(capsys, image, tmp_path, monkeypatch):
+def test_summary_and_overlay_name_the_weights_the_query_and_non_patch_indices(capsys, image, tmp_path,
+                                                                              monkeypatch):
     """A random model's summary ends with the RANDOM WEIGHTS line, a -1 in the kept indices is explained, and
     the overlay carries the query and the weights."""
     from litelvlm.pruning import plot
@@ -165,11 +167,12 @@ def test_summary_and_overlay_name_the_weights_the_query_and_non_patch_indices(ca
     real = plot.plot_kept_tokens
     monkeypatch.setattr(plot, "plot_kept_tokens", lambda *a, **k: figs.append(real(*a, **k)) or figs[-1])
     png = tmp_path / "kept.png"
-    code, out, _ = run(capsys, "select", "--model", "tiny336-random", "--image", image, "--text", "the red cup",
-                       "--budget", "8", "--method", "visionzip", "--save-overlay", str(png))
+    code, out, _ = run(capsys, "select", "--model", "tiny336-random", "--image", image, "--text",
+                       "the red cup", "--budget", "8", "--method", "visionzip", "--save-overlay", str(png))
     assert code == 0 and png.stat().st_size > 0
     lines = out.splitlines()
     assert "  -1: the [CLS] token (VisionZip passes it on) (patch indices are 0..575, raster order)" in lines
     assert lines[-1].startswith("RANDOM WEIGHTS (tiny336-random)")
     fig, ax = figs[0]
-    assert '"the red cup"' in ax.get_title() and any(t.get_text().startswith("RANDOM WEIGHTS") for t in fig.texts)
+    assert '"the red cup"' in ax.get_title() and any(t.get_text().startswith("RANDOM WEIGHTS")
+                                                     for t in fig.texts)

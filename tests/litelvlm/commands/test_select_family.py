@@ -1,5 +1,6 @@
-"""``litelvlm select --model <grounding model>``: the family's pipeline runs the method, and the kept indices are on
-the family's own token grid (UniPixel's merged tokens, whose number depends on the image; GLaMM's CLIP patches)."""
+"""``litelvlm select --model <grounding model>``: the family's pipeline runs the method, and the kept indices
+are on the family's own token grid (UniPixel's merged tokens, whose number depends on the image; GLaMM's CLIP
+patches)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def _select(capsys, *args) -> tuple[int, str, str]:
 
 
 def test_names_family_tells_grounding_models_from_clips(tmp_path):
-    assert names_family("unipixel-tiny-random:0") and names_family("tiny-random:0") and names_family("glamm-7b-random")
+    assert names_family("unipixel-tiny-random:0") and names_family("tiny-random:0") and names_family(
+        "glamm-7b-random")
     assert not names_family("tiny336-random") and not names_family("openai/clip-vit-large-patch14-336")
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["CLIPModel"]}))
     assert not names_family(str(tmp_path))
@@ -57,8 +59,8 @@ def test_unipixel_select_equals_ground(image_path, capsys, tmp_path):
 
 
 def test_glamm_select_runs_llm_side_methods(image_path, capsys):
-    rc, out, _ = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR, "--budget", 16,
-                         "--method", "dart", "--json")
+    rc, out, _ = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR,
+                         "--budget", 16, "--method", "dart", "--json")
     got = json.loads(out)
     assert rc == 0 and got["grid"] == [24, 24] and len(got["indices"]) == 16 and got["prune_layer"] == 2
     rc, _, err = _select(capsys, "--image", image_path, "--text", EXPR, "--budget", 16, "--method", "dart")
@@ -68,14 +70,14 @@ def test_glamm_select_runs_llm_side_methods(image_path, capsys):
 def test_select_takes_each_methods_own_flags_and_all(image_path, capsys):
     """The method's flags come from the registry (``--fastv-layer``), are checked against the model, and
     ``--budget all`` keeps every token."""
-    rc, out, _ = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR, "--budget", 16,
-                         "--method", "fastv", "--fastv-layer", 1, "--json")
+    rc, out, _ = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR,
+                         "--budget", 16, "--method", "fastv", "--fastv-layer", 1, "--json")
     assert rc == 0 and json.loads(out)["prune_layer"] == 1
-    rc, _, err = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR, "--budget", 16,
-                         "--method", "fastv", "--fastv-layer", 99)
+    rc, _, err = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR,
+                         "--budget", 16, "--method", "fastv", "--fastv-layer", 99)
     assert rc == 2 and "--fastv-layer 99: fastv's layer must be in 1.." in err
-    rc, out, _ = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR, "--budget", "all",
-                         "--method", "none", "--json")
+    rc, out, _ = _select(capsys, "--model", "tiny-random:0", "--image", image_path, "--text", EXPR,
+                         "--budget", "all", "--method", "none", "--json")
     assert rc == 0 and json.loads(out)["budget"] == 576 == len(json.loads(out)["indices"])
 
 

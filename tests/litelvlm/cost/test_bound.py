@@ -1,5 +1,6 @@
 """The arithmetic limit of a prefill and the overhead-bound label (``litelvlm.cost.bound``; ``validate`` and
-``efficiency`` with ``--matmul-tflops``), and the refusals of ``--prefill`` / ``--capture`` / ``--matmul-tflops``."""
+``efficiency`` with ``--matmul-tflops``), and the refusals of ``--prefill`` / ``--capture`` /
+``--matmul-tflops``."""
 
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ from litelvlm.cost.bound import (
 
 
 def _lm(layers: int = 4, width: int = 8):
-    """A stand-in LLM: ``layers`` decoder layers of one (width x width) linear each (width^2 + width parameters)."""
+    """A stand-in LLM: ``layers`` decoder layers of one (width x width) linear each (width^2 + width
+    parameters)."""
     return SimpleNamespace(layers=torch.nn.ModuleList(torch.nn.Linear(width, width) for _ in range(layers)))
 
 
 def test_the_limit_is_two_parameters_tokens_over_the_rate():
-    """2 x parameters x tokens / rate: the report's Sa2VA-3B figure (about 3e9 decoder parameters, 612 tokens, an
-    H200's 790 TFLOP/s) is about 4.6 ms; a method pruning at layer K counts its tokens per layer."""
+    """2 x parameters x tokens / rate: the report's Sa2VA-3B figure (about 3e9 decoder parameters, 612 tokens,
+    an H200's 790 TFLOP/s) is about 4.6 ms; a method pruning at layer K counts its tokens per layer."""
     assert limit_ms(36 * 83_000_000, 36, 36 * 612, 790.0) == pytest.approx(2 * 2.988e9 * 612 / 790e12 * 1e3)
     assert 4.5 < limit_ms(36 * 83_000_000, 36, 36 * 612, 790.0) < 4.7
     assert token_layers(612, 264, 0, 36) == 36 * 264                    # pruned before the LLM
@@ -55,16 +57,20 @@ def test_validate_rows_get_the_limit_and_the_report_names_overhead_bound_runs():
     from analysis.validate.prefill import add_limits, limit_lines, screen_warning
 
     pipe = SimpleNamespace(language_model=_lm(4, 8))
-    rows = pd.DataFrame([{"method": "none", "budget": 576, "llm_input_tokens": 706, "seq_len": 706, "prune_layer": 0,
+    rows = pd.DataFrame(
+        [{"method": "none", "budget": 576, "llm_input_tokens": 706, "seq_len": 706, "prune_layer": 0,
                           "paper_prefill_ms": 10.0},
-                         {"method": "fastv", "budget": 64, "llm_input_tokens": 706, "seq_len": 194, "prune_layer": 2,
-                          "paper_prefill_ms": 1e-6}])
-    assert add_limits(rows, pipe, None) is rows and limit_lines(rows, None) == []  # no rate: the table as it was
+                         {"method": "fastv", "budget": 64, "llm_input_tokens": 706, "seq_len": 194,
+                          "prune_layer": 2, "paper_prefill_ms": 1e-6}])
+    # no rate: the table as it was
+    assert add_limits(rows, pipe, None) is rows and limit_lines(rows, None) == []
     got = add_limits(rows, pipe, 1e-3)
-    assert got["arithmetic_limit_ms"][0] == pytest.approx(2 * 288 * 706 / 1e9 * 1e3)  # 2 x all layers' parameters x tokens
+    # 2 x all layers' parameters x tokens
+    assert got["arithmetic_limit_ms"][0] == pytest.approx(2 * 288 * 706 / 1e9 * 1e3)
     assert got["arithmetic_limit_ms"][1] == pytest.approx(2 * 72 * (2 * 706 + 2 * 194) / 1e9 * 1e3)
     lines = limit_lines(got, 1e-3)
-    assert "## Arithmetic limit" in lines and any(x.startswith("- none@576") and "overhead-bound" in x for x in lines)
+    assert "## Arithmetic limit" in lines and any(x.startswith("- none@576") and "overhead-bound" in x
+                                                  for x in lines)
     assert not any(x.startswith("- fastv@64") and "overhead-bound" in x for x in lines)
     assert screen_warning(got).startswith("overhead-bound: 1 of 2 prefills")
 
@@ -103,7 +109,8 @@ def test_bad_prefill_options_are_refused_before_torch(tmp_path):
                           [*val, "--compile", "--prefill", "captured"],
                           [*val, "--prefill", "captured", "--capture", "graph"],
                           [*eff, "--prefill", "captured", "--warmup", "0"], [*eff, "--matmul-tflops", "0"]])
-    names = ["--matmul-tflops", "--matmul-tflops", "--compile", "--capture graph", "--warmup", "--matmul-tflops"]
+    names = ["--matmul-tflops", "--matmul-tflops", "--compile", "--capture graph", "--warmup",
+             "--matmul-tflops"]
     for g, name in zip(got, names, strict=True):
         assert g["rc"] == 2 and not g["torch"] and name in g["err"], g
     assert not out.exists()

@@ -1,4 +1,5 @@
-"""Mask geometry on the patch grid: exact coverage fractions, crop offsets checked against the real transforms."""
+"""Mask geometry on the patch grid: exact coverage fractions, crop offsets checked against the real
+transforms."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def coordinate_image(h: int, w: int) -> Image.Image:
 
 
 def decoded_coordinates(clip, image: Image.Image, pad_to_square: bool = False) -> np.ndarray:
-    """The (out_h, out_w, 2) original (x, y) that the backend's own transform put at each model-input pixel."""
+    """The (out_h, out_w, 2) original (x, y) that the backend's own transform put at each model-input
+    pixel."""
     px = clip.preprocess([image], pad_to_square=pad_to_square)[0].float().numpy()
     mean, std = np.asarray(clip.image_mean)[:, None, None], np.asarray(clip.image_std)[:, None, None]
     rgb = (px * std + mean) * 255.0

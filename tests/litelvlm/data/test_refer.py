@@ -130,7 +130,8 @@ def test_plain_coco_instances_category_name_is_the_phrase(tmp_path):
                  "segmentation": [[15, 2, 25, 2, 25, 18, 15, 18]], "bbox": [15, 2, 10, 16]}]}
     (tmp_path / "instances.json").write_text(json.dumps(inst))
     recs = load_coco_instances(tmp_path / "instances.json", None)
-    assert [(r.ann_id, r.sentence, r.category) for r in recs] == [(11, "dog", "dog"), (13, "person", "person")]
+    assert [(r.ann_id, r.sentence, r.category) for r in recs] == [(11, "dog", "dog"),
+                                                                  (13, "person", "person")]
     assert all(r.mask().any() for r in recs) and recs[0].split == "val"
 
 

@@ -1,4 +1,5 @@
-"""Image decoding as the official dataset does it, and a clear error when an image does not fit its annotations.
+"""Image decoding as the official dataset does it, and a clear error when an image does not fit its
+annotations.
 
 Official code: sejong-rcv/LiteLVLM @5896153, ``dataset/segm_datasets/RefCOCO_Segm_ds.py`` L160-162:
 ``image = cv2.imread(image_path)`` then ``cv2.cvtColor(image, cv2.COLOR_BGR2RGB)``. ``cv2.imread``
@@ -48,7 +49,8 @@ def test_open_rgb_decodes_the_real_images_as_cv2_imread(shared_data):
     for path in paths:
         golden = GOLDEN["images"][path.name]
         image = np.asarray(open_rgb(path))
-        assert list(image.shape) == golden["decoded_shape"] and _sha(image) == golden["decoded_sha256"], path.name
+        assert list(image.shape) == golden["decoded_shape"] and _sha(image) == golden[
+            "decoded_sha256"], path.name
         tagged += exif_orientation(path) is not None
         assert exif_orientation(path) == golden["exif_orientation"]
     assert tagged == 0  # none of the 128 shared images carries an orientation tag
@@ -63,12 +65,14 @@ def test_an_image_that_does_not_fit_its_annotations_is_a_clear_error(tmp_path):
     path = _write(tmp_path, GOLDEN["exif"][5])  # orientation 6: stored 24 x 16, shown 16 x 24
     assert _record(path, 16, 24).image().size == (16, 24)
     with pytest.raises(LiteLVLMError, match=r"orientation6\.jpg.*decodes to 16 x 24 .*annotations are for "
-                                            r"24 x 16; its EXIF orientation tag is 6, which the decoding applied"):
+                                            r"24 x 16; its EXIF orientation tag is 6, which the decoding "
+                       r"applied"):
         _record(path, 24, 16).image()
     assert _record(path, 24, 16).image(exif_transpose=False).size == (24, 16)
     plain = tmp_path / "plain.png"
     Image.new("RGB", (640, 480)).save(plain)
-    with pytest.raises(LiteLVLMError, match=r"plain\.png.*decodes to 640 x 480 .*annotations are for 480 x 640: "):
+    with pytest.raises(LiteLVLMError, match=r"plain\.png.*decodes to 640 x 480 .*annotations are for 480 x "
+                       r"640: "):
         _record(plain, 480, 640).image()
 
 

@@ -1,5 +1,6 @@
-"""Short polygons: refused exactly where pycocotools (REFER's ``annToMask``/``getMask``) cannot decode them, and
-decoded to its pixels everywhere else (a later polygon of 0-2 points, an odd coordinate count, a first of 5)."""
+"""Short polygons: refused exactly where pycocotools (REFER's ``annToMask``/``getMask``) cannot decode them,
+and decoded to its pixels everywhere else (a later polygon of 0-2 points, an odd coordinate count, a first of
+5)."""
 
 import numpy as np
 import pytest
@@ -25,7 +26,8 @@ SHORT = {
 
 def _official(seg, parts):
     """What pycocotools itself gives, as sejong-rcv/LiteLVLM @5896153 dataset/utils/refcoco_refer.py L312-320
-    (getMask: frPyObjects, then the parts summed) and REFER's annToMask (merged) decode it; None if it raises."""
+    (getMask: frPyObjects, then the parts summed) and REFER's annToMask (merged) decode it; None if it
+    raises."""
     try:
         rles = mask_utils.frPyObjects(seg, H, W)
         if parts == "sum":

@@ -1,5 +1,6 @@
-"""``notebooks/00_explore.ipynb``: generated from :mod:`litelvlm.explore.notebook`, stripped, with a parameters cell,
-and its code opens the explorer on the sample toy scene (run in this process; a real kernel with ``-m slow``)."""
+"""``notebooks/00_explore.ipynb``: generated from :mod:`litelvlm.explore.notebook`, stripped, with a
+parameters cell, and its code opens the explorer on the sample toy scene (run in this process; a real kernel
+with ``-m slow``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ PATH = Path(__file__).resolve().parents[3] / notebook.NOTEBOOK
 def test_the_committed_notebook_is_the_generated_one_and_stripped():
     assert PATH.read_text() == notebook.notebook_text(), "run litelvlm.explore.notebook.write_notebook('.')"
     nb = json.loads(PATH.read_text())
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb["cells"] if c["cell_type"] == "code")
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb["cells"]
+               if c["cell_type"] == "code")
     tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
     names = {t.id for node in ast.parse("".join(tagged[0]["source"])).body for t in node.targets}
@@ -43,5 +45,6 @@ def test_the_notebook_opens_the_explorer_on_a_sample_image(one_glamm_pipeline):
 def test_the_notebook_runs_in_a_kernel(tmp_path):
     import papermill
 
-    papermill.execute_notebook(str(PATH), str(tmp_path / "run.ipynb"), kernel_name="python3", progress_bar=False)
+    papermill.execute_notebook(str(PATH), str(tmp_path / "run.ipynb"), kernel_name="python3",
+                               progress_bar=False)
     assert b'"output_type": "error"' not in (tmp_path / "run.ipynb").read_bytes()

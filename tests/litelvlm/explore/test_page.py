@@ -1,7 +1,7 @@
 """The explorer's page: one self-contained HTML file holding the explorer's own data, tested in a real browser
-(headless Chromium, Debian's ``chromium``; skipped with the reason where it is absent): opened from disk at two URL
-fragments, it shows the view each names, its screenshots differ where the kept tokens differ and nowhere else in the
-similarity view, and the page logs nothing to the console.
+(headless Chromium, Debian's ``chromium``; skipped with the reason where it is absent): opened from disk at
+two URL fragments, it shows the view each names, its screenshots differ where the kept tokens differ and
+nowhere else in the similarity view, and the page logs nothing to the console.
 
 ``LITELVLM_UPDATE_SCREENSHOT=1`` makes the browser test write the README's screenshot (docs/explore.png)."""
 
@@ -29,7 +29,8 @@ BUDGETS = [576, 192, 64, 32, 8]
 
 @pytest.fixture(scope="module")
 def explored(tmp_path_factory):
-    """(the explorer's data, its page) for a toy scene, its sentence and a second text, on the tiny random GLaMM."""
+    """(the explorer's data, its page) for a toy scene, its sentence and a second text, on the tiny random
+    GLaMM."""
     folder = tmp_path_factory.mktemp("page")
     image, texts = sample_image(folder / "data")
     data = load(image, [texts[0], "the thing in the corner"], methods=["litelvlm", "random"])
@@ -99,11 +100,14 @@ def _chromium() -> str | None:
 
 
 def _open(browser: str, page: Path, fragment: str, shot: Path, profile: Path) -> tuple[dict, list[str], str]:
-    """Open ``page#fragment`` from disk in headless Chromium: (the page's view, its console lines, its DOM)."""
+    """Open ``page#fragment`` from disk in headless Chromium: (the page's view, its console lines, its
+    DOM)."""
     done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--force-device-scale-factor=1", "--window-size=1200,720", f"--user-data-dir={profile}",
+                           "--force-device-scale-factor=1", "--window-size=1200,720",
+                           f"--user-data-dir={profile}",
                            "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", "--dump-dom",
-                           f"{page.resolve().as_uri()}#{fragment}"], capture_output=True, text=True, timeout=120)
+                           f"{page.resolve().as_uri()}#{fragment}"], capture_output=True, text=True,
+                          timeout=120)
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     found = re.search(r'data-view="([^"]*)"', done.stdout)
     assert found, f"the page drew nothing at #{fragment}: {done.stderr[-2000:]}"
@@ -117,13 +121,15 @@ def _crop(path: Path, rect: list[int]) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))[y + 2:y + h - 2, x + 2:x + w - 2]
 
 
-@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (Debian: apt-get install chromium; "
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (Debian: apt-get install "
+                    "chromium; "
                                                "docs/testing.md), so the page is not opened in a browser")
 def test_the_page_in_a_real_browser_opens_at_the_fragments_view(explored, tmp_path):
     data, page = explored
     browser = _chromium()
     views, shots, doms = {}, {}, {}
-    for fragment in ("method=litelvlm&budget=64", "method=litelvlm&budget=8", "method=random&budget=192&text=1&token=2"):
+    for fragment in ("method=litelvlm&budget=64", "method=litelvlm&budget=8",
+                     "method=random&budget=192&text=1&token=2"):
         shots[fragment] = tmp_path / f"{len(shots)}.png"
         view, console, dom = _open(browser, page, fragment, shots[fragment], tmp_path / "profile")
         assert console == [], f"the page logged to the console at #{fragment}: {console}"
@@ -135,11 +141,13 @@ def test_the_page_in_a_real_browser_opens_at_the_fragments_view(explored, tmp_pa
     assert (c["method"], c["budget"], c["kept"], c["text"], c["mask"]) == ("random", 192, 192, 1, True)
     assert c["token"] == 2 and a["token"] is None  # a chosen token's attention row; by default the [EOS] row
     assert a["mask"] and not b["mask"]  # the README's link, K = 64, shows a mask; K = 8 has none stored
-    assert "masks on this page: K = 576, 192, 64, 32" in doms["method=litelvlm&budget=8"]  # ... and says which
+    # ... and says which
+    assert "masks on this page: K = 576, 192, 64, 32" in doms["method=litelvlm&budget=8"]
     first, second = (shots[f] for f in list(shots)[:2])
     assert a["rects"] == b["rects"]
     kept_a, kept_b = _crop(first, a["rects"]["kept"]), _crop(second, b["rects"]["kept"])
-    assert kept_a.shape[0] > 100 and (kept_a != kept_b).any(axis=-1).mean() > 0.01, "the kept tokens look the same"
+    assert kept_a.shape[0] > 100 and (kept_a
+                                      != kept_b).any(axis=-1).mean() > 0.01, "the kept tokens look the same"
     np.testing.assert_array_equal(_crop(first, a["rects"]["sim"]), _crop(second, b["rects"]["sim"]))
     mask_a, mask_b = _crop(first, a["rects"]["mask"]), _crop(second, b["rects"]["mask"])
     assert (mask_a != mask_b).any(axis=-1).mean() > 0.01, "the mask panel at K = 64 looks like the empty one"

@@ -91,7 +91,8 @@ def test_written_layout_is_glamm_refseg(native, ckpt):
 @pytest.mark.parametrize("fmt,shards", [("bin", 3), ("safetensors", 1), ("safetensors", 2)])
 def test_round_trip_identical_masks(native, clip, tmp_path, fmt, shards, ckpt):
     model, tok = native
-    path = ckpt if fmt == "bin" else save_glamm_checkpoint(model, tok, tmp_path / "ck", shards=shards, fmt=fmt)
+    path = ckpt if fmt == "bin" else save_glamm_checkpoint(model, tok, tmp_path / "ck", shards=shards,
+                                                           fmt=fmt)
     loaded, tok2 = load_glamm_checkpoint(path)
     want = {k: v for k, v in model.state_dict().items() if not k.startswith("llava.model.vision_tower.")}
     got = loaded.state_dict()
@@ -138,7 +139,8 @@ def _edit(ckpt, tmp_path, fn) -> str:
 
 def test_missing_key_named(ckpt, tmp_path):
     d = _edit(ckpt, tmp_path, lambda sd: sd.pop("model.grounding_encoder.mask_decoder.iou_token.weight"))
-    with pytest.raises(LiteLVLMError, match=r"missing key\(s\): model\.grounding_encoder\.mask_decoder\.iou_token"):
+    with pytest.raises(LiteLVLMError,
+                       match=r"missing key\(s\): model\.grounding_encoder\.mask_decoder\.iou_token"):
         load_glamm_checkpoint(d)
 
 

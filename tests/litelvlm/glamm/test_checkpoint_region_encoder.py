@@ -29,16 +29,16 @@ def official_region_encoder_shapes(d: int = 8, q: int = 12, out: int = 16, roi: 
 
     * lines 198-216 ``MLVLROIQueryModule``: ``mlvl_fuse = MLVLFuseModule(..., num_levels=4, num_fuse=5)``,
       ``roi_align = MlvlRoIExtractor(...)`` (``fuse_level=num_levels`` = 4, ``roi_layer`` RoIAlign output 14);
-    * lines 127-143 ``MLVLFuseModule._init_layers``: ``input_conv`` = ModuleList of 4 ``Conv2d(1024 + 2, 1024, 1)``;
-      ``fuse_convs`` = 5 mmcv ``ConvModule(1024, 1024, 3, norm_cfg=dict(type='GN', num_groups=64))``: the
-      conv is ``.conv`` without bias (``bias='auto'`` -> ``not with_norm``, mmcv ``cnn/bricks/conv_module.py``
-      lines 104-106, 115-124) and the norm is registered as ``.gn`` (``build_norm_layer`` abbreviation of
-      GroupNorm, ``cnn/bricks/norm.py`` lines 54-55, 104; ``add_module(self.norm_name, ...)`` conv_module.py
-      line 147); the ReLU has no parameters;
+    * lines 127-143 ``MLVLFuseModule._init_layers``: ``input_conv`` = ModuleList of 4 ``Conv2d(1024 + 2, 1024,
+      1)``; ``fuse_convs`` = 5 mmcv ``ConvModule(1024, 1024, 3, norm_cfg=dict(type='GN', num_groups=64))``:
+      the conv is ``.conv`` without bias (``bias='auto'`` -> ``not with_norm``, mmcv
+      ``cnn/bricks/conv_module.py`` lines 104-106, 115-124) and the norm is registered as ``.gn``
+      (``build_norm_layer`` abbreviation of GroupNorm, ``cnn/bricks/norm.py`` lines 54-55, 104;
+      ``add_module(self.norm_name, ...)`` conv_module.py line 147); the ReLU has no parameters;
     * lines 262-275 ``MlvlRoIExtractor.__init__``: ``pconvs`` = 4 ``Conv2d(1024, 1024, 3, padding=1)``,
-      ``pos_embedd`` = Sequential(Linear(4, 256), ReLU, LayerNorm(256), Linear(256, 1024), ReLU, LayerNorm(1024)),
-      ``updims`` = Linear(1024, 4096), ``flatten_linear`` = Linear(1024 * 14 * 14, 1024); its base
-      ``BaseRoIExtractor`` only adds ``roi_layers`` (mmcv RoIAlign, no parameters or buffers).
+      ``pos_embedd`` = Sequential(Linear(4, 256), ReLU, LayerNorm(256), Linear(256, 1024), ReLU,
+      LayerNorm(1024)), ``updims`` = Linear(1024, 4096), ``flatten_linear`` = Linear(1024 * 14 * 14, 1024);
+      its base ``BaseRoIExtractor`` only adds ``roi_layers`` (mmcv RoIAlign, no parameters or buffers).
 
     Real sizes: ``d`` = 1024 (embed), ``q`` = 256 (pos_embedd hidden), ``out`` = 4096, ``roi`` = 14.
     """
@@ -105,12 +105,16 @@ def test_official_names():
     shapes = official_region_encoder_shapes()
     assert len(shapes) == N_REGION_TENSORS
     assert all(k.startswith("model.region_encoder.") for k in shapes)
-    for k in ("model.region_encoder.mlvl_fuse.input_conv.3.weight", "model.region_encoder.mlvl_fuse.fuse_convs.4.conv.weight",
-              "model.region_encoder.mlvl_fuse.fuse_convs.0.gn.bias", "model.region_encoder.roi_align.pconvs.0.bias",
-              "model.region_encoder.roi_align.pos_embedd.5.weight", "model.region_encoder.roi_align.updims.weight",
+    for k in ("model.region_encoder.mlvl_fuse.input_conv.3.weight",
+              "model.region_encoder.mlvl_fuse.fuse_convs.4.conv.weight",
+              "model.region_encoder.mlvl_fuse.fuse_convs.0.gn.bias",
+              "model.region_encoder.roi_align.pconvs.0.bias",
+              "model.region_encoder.roi_align.pos_embedd.5.weight",
+              "model.region_encoder.roi_align.updims.weight",
               "model.region_encoder.roi_align.flatten_linear.weight"):
         assert k in shapes
-    assert "model.region_encoder.mlvl_fuse.fuse_convs.0.conv.bias" not in shapes  # ConvModule + GN: no conv bias
+    # ConvModule + GN: no conv bias
+    assert "model.region_encoder.mlvl_fuse.fuse_convs.0.conv.bias" not in shapes
 
 
 def test_region_encoder_ignored_and_counted(native, plain_ckpt, tmp_path, caplog):
@@ -147,14 +151,16 @@ def test_clip_tower_keys_ignored_too(plain_ckpt, tmp_path, caplog):
     LiteLVLM variant's ``text_tower``) loads; the tower comes from ``--clip``."""
     extra = _random(official_region_encoder_shapes())
     extra.update({
-        "model.vision_tower.vision_tower.vision_model.embeddings.patch_embedding.weight": torch.zeros(4, 3, 2, 2),
+        "model.vision_tower.vision_tower.vision_model.embeddings.patch_embedding.weight": torch
+        .zeros(4, 3, 2, 2),
         "model.vision_tower.vision_tower.vision_model.post_layernorm.bias": torch.zeros(4),
         "model.vision_tower.text_tower.text_model.final_layer_norm.weight": torch.zeros(4),
     })
     d = _add_tensors(plain_ckpt, tmp_path / "with_clip", extra)
     with caplog.at_level(logging.INFO, logger="litelvlm"):
         loaded, _ = load_glamm_checkpoint(d)
-    assert loaded.ignored_checkpoint_tensors == {"region encoder": 43, "CLIP vision tower": 2, "CLIP text tower": 1}
+    assert loaded.ignored_checkpoint_tensors == {"region encoder": 43, "CLIP vision tower": 2,
+                                                 "CLIP text tower": 1}
     (msg,) = [r.getMessage() for r in _checkpoint_records(caplog)]
     assert "ignored 46 " in msg
 
@@ -171,8 +177,8 @@ def test_foreign_key_still_named(plain_ckpt, tmp_path, foreign):
 
 
 def test_split_ignored_only_takes_the_prefixes():
-    sd = {"model.region_encoder.roi_align.updims.bias": torch.zeros(1), "model.region_encoder_x": torch.zeros(1),
-          "model.norm.weight": torch.zeros(1)}
+    sd = {"model.region_encoder.roi_align.updims.bias": torch.zeros(1),
+          "model.region_encoder_x": torch.zeros(1), "model.norm.weight": torch.zeros(1)}
     kept, ignored = split_ignored(sd)
     assert set(kept) == {"model.region_encoder_x", "model.norm.weight"} and ignored == {"region encoder": 1}
     assert set(convert_state_dict({k: sd[k] for k in ("model.region_encoder.roi_align.updims.bias",

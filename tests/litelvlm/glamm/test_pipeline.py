@@ -43,7 +43,8 @@ def prep(pipe):
 
 @pytest.fixture(scope="module")
 def eager_attn(pipe, prep):
-    """Every layer's full attention of an eager copy of the LLM (reference only; the library never does this)."""
+    """Every layer's full attention of an eager copy of the LLM (reference only; the library never does
+    this)."""
     lm = copy.deepcopy(pipe.model.language_model)
     lm.set_attn_implementation("eager")
     ctx = pipe.context(prep)
@@ -99,7 +100,8 @@ def test_fastv_at_budget_n_equals_unpruned(pipe, prep):
 
 
 def test_fastv_keeps_rope_positions_against_masked_reference(pipe, prep):
-    """FastV's kept-token run equals the full sequence with dropped tokens masked out as keys from layer K on."""
+    """FastV's kept-token run equals the full sequence with dropped tokens masked out as keys from layer K
+    on."""
     k_layer, budget = 2, 40
     out = pipe.ground(prep, "fastv", budget, layer=k_layer)
     ctx = pipe.context(prep)

@@ -34,7 +34,8 @@ def test_golden_file_was_made_by_the_pinned_tokenizer():
     assert GOLDEN["transformers"] == "4.28.1" and len(GOLDEN["cases"]) >= 60
 
 
-@pytest.mark.parametrize("case", GOLDEN["cases"], ids=lambda c: f"{len(c['sentences'])}x{c['question_index'][0]}")
+@pytest.mark.parametrize("case", GOLDEN["cases"],
+                         ids=lambda c: f"{len(c['sentences'])}x{c['question_index'][0]}")
 def test_prompt_text_equals_the_official_conversation(case):
     turns = [(SEG_QUESTIONS[q].format(class_name=s.strip().lower()), ANSWER_LIST[a])
              for s, q, a in zip(case["sentences"], case["question_index"], case["answer_index"])]
@@ -121,7 +122,8 @@ def test_protocol_sample_equals_the_official_draws(n):
         for image_id in (9, 25, 581929):
             ours = sample_official(sents, seed, image_id)
             idx, picked, questions, answers = _official_sample(sents, image_seed(seed, image_id))
-            assert (ours.indices, ours.sentences, ours.questions, ours.answers) == (idx, picked, questions, answers)
+            assert (ours.indices, ours.sentences, ours.questions, ours.answers) == (
+                idx, picked, questions, answers)
 
 
 def test_protocol_sample_consumes_the_dataset_draw_first():

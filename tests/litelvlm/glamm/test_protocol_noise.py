@@ -24,7 +24,8 @@ def test_variance_formula_matches_enumeration():
         x = (x - x.mean()) / x.std() * 0.3 if n > 1 else x  # population SD exactly 0.3
         images.append(x)
     sums = []
-    for subsets in itertools.product(*[list(itertools.combinations(range(len(x)), min(3, len(x)))) for x in images]):
+    for subsets in itertools.product(
+        *[list(itertools.combinations(range(len(x)), min(3, len(x)))) for x in images]):
         sums.append(sum(x[list(s)].sum() for x, s in zip(images, subsets)))
     total = sampled_sentences(len(x) for x in images)
     exact = np.std(np.array(sums) / total)

@@ -25,7 +25,8 @@ MASK_BOUND = 1e-6
 
 # -- the official code, transcribed statement by statement ------------------------------------------
 def official_get_preprocess_shape(oldh: int, oldw: int, long_side_length: int) -> tuple[int, int]:
-    """``ResizeLongestSide.get_preprocess_shape``: OFFICIAL, ``model/SAM/utils/transforms.py`` lines 102-113."""
+    """``ResizeLongestSide.get_preprocess_shape``: OFFICIAL, ``model/SAM/utils/transforms.py`` lines
+    102-113."""
     scale = long_side_length * 1.0 / max(oldh, oldw)
     newh, neww = oldh * scale, oldw * scale
     neww = int(neww + 0.5)
@@ -59,7 +60,8 @@ def official_grounding_enc_image(image: np.ndarray, img_size: int = 1024) -> tup
     161-162, read there with OpenCV). Returns (grounding_enc_img, image_resize)."""
     image = official_apply_image(image, img_size)
     image_resize = image.shape[:2]
-    grounding_enc_img = official_grounding_enc_processor(torch.from_numpy(image).permute(2, 0, 1).contiguous(),
+    grounding_enc_img = official_grounding_enc_processor(
+        torch.from_numpy(image).permute(2, 0, 1).contiguous(),
                                                          img_size)
     return grounding_enc_img, image_resize
 

@@ -1,8 +1,8 @@
-"""The compiled prefill (``litelvlm.llm.compiled``, ``validate --compile``) equals the eager path: the same masks and
-mask logits for the unpruned model, a CLIP-side method and a method that prunes inside the LLM. The default suite
-compiles with dynamo's ``eager`` backend (the layers traced by dynamo and replayed: bit for bit); ``aot_eager`` (also
-bit for bit) and inductor's fused CPU kernels (compared within rounding: their sums may associate differently) are
-``slow``-marked: compiling takes minutes on 2 cores."""
+"""The compiled prefill (``litelvlm.llm.compiled``, ``validate --compile``) equals the eager path: the same
+masks and mask logits for the unpruned model, a CLIP-side method and a method that prunes inside the LLM. The
+default suite compiles with dynamo's ``eager`` backend (the layers traced by dynamo and replayed: bit for
+bit); ``aot_eager`` (also bit for bit) and inductor's fused CPU kernels (compared within rounding: their sums
+may associate differently) are ``slow``-marked: compiling takes minutes on 2 cores."""
 
 from __future__ import annotations
 
@@ -55,12 +55,14 @@ def test_inductor_compiled_layers_match_the_eager_path(tiny_glamm, tiny_glamm_pr
 
 
 def test_per_layer_compile_uses_no_cuda_graphs():
-    """Per-layer ``reduce-overhead`` crashed on CUDA (one layer's graph output overwritten before the next layer read
-    it): ``--compile`` uses the default mode everywhere; CUDA graphs are the captured prefill's, of the whole stack."""
+    """Per-layer ``reduce-overhead`` crashed on CUDA (one layer's graph output overwritten before the next
+    layer read it): ``--compile`` uses the default mode everywhere; CUDA graphs are the captured prefill's, of
+    the whole stack."""
     assert default_mode("cuda") is None and default_mode("cpu") is None
 
 
-# -- the captured prefill (litelvlm.llm.captured, ``--prefill captured``): whole segments between pruning points --
+# -- the captured prefill (litelvlm.llm.captured, ``--prefill captured``): whole segments between pruning
+# points --
 
 def _captured_outputs(pipe, prep, runs, warm: bool = True, **capture) -> tuple[dict, dict, object]:
     """(outputs, {run: decoder-loop spans seen by the timer}, the runner) of ``runs`` under a captured prefill
@@ -90,13 +92,14 @@ def _assert_equal_outputs(got: dict, want: dict) -> None:
     for key, out in got.items():
         assert torch.equal(out.masks, want[key].masks), key
         assert torch.equal(out.mask_logits, want[key].mask_logits), key
-        assert out.seq_len == want[key].seq_len and torch.equal(out.seg_positions, want[key].seg_positions), key
+        assert out.seq_len == want[key].seq_len and torch.equal(out.seg_positions,
+                                                                want[key].seg_positions), key
 
 
 def test_captured_prefill_equals_the_eager_path(tiny_glamm, tiny_glamm_prep):
-    """The whole stack as one compiled function (dynamo's ``eager`` backend: bit for bit): ``none`` through the
-    family's LLM forward, FastV as two segments (layers 0..K-1, then K.. on the kept tokens); every layer call was
-    captured, and the prefill timer's observer hooks still see one decoder-loop span per call."""
+    """The whole stack as one compiled function (dynamo's ``eager`` backend: bit for bit): ``none`` through
+    the family's LLM forward, FastV as two segments (layers 0..K-1, then K.. on the kept tokens); every layer
+    call was captured, and the prefill timer's observer hooks still see one decoder-loop span per call."""
     eager = _ground_all(tiny_glamm, tiny_glamm_prep)
     captured, spans, runner = _captured_outputs(tiny_glamm, tiny_glamm_prep, RUNS, False, capture="compile",
                                                 backend="eager")
@@ -104,16 +107,18 @@ def test_captured_prefill_equals_the_eager_path(tiny_glamm, tiny_glamm_prep):
     layers = len(tiny_glamm.language_model.layers)
     assert runner.counts == {"captured": 2 * layers} and runner.path() == "captured" and not runner.eager
     assert spans == {run: 1 for run in RUNS}
-    assert runner.record() == {"prefill": "captured", "capture": "compile", "segments": "layers between pruning "
-                               "points", "backend": "eager", "mode": "default"}
+    assert runner.record() == {"prefill": "captured", "capture": "compile",
+                               "segments": "layers between pruning points", "backend": "eager",
+                               "mode": "default"}
     again = _ground_all(tiny_glamm, tiny_glamm_prep)  # uninstalled: the eager path again
     assert all(torch.equal(again[k].mask_logits, eager[k].mask_logits) for k in eager)
 
 
 def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
-    """A hook inside a layer (an attention reader) splits the segment around that layer, which runs eagerly; hooks
-    that change a layer's inputs (``--layer-dtype float32``'s upcast) make every such layer eager; a forward for
-    autograd runs eagerly; only observers (``observes_only``) are called around a captured segment."""
+    """A hook inside a layer (an attention reader) splits the segment around that layer, which runs eagerly;
+    hooks that change a layer's inputs (``--layer-dtype float32``'s upcast) make every such layer eager; a
+    forward for autograd runs eagerly; only observers (``observes_only``) are called around a captured
+    segment."""
     from litelvlm.llm.captured import install, uninstall
     from litelvlm.lvlm.upcast import upcast_layers
 
@@ -124,7 +129,8 @@ def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
         handle = lm.layers[1].self_attn.register_forward_hook(lambda *a: None)
         pieces = runner.pieces(0, 4)
         handle.remove()
-        assert [p[:2] for p in pieces] == [(0, 1), (1, 2), (2, 4)] and "inside a decoder layer" in pieces[1][2]
+        assert [p[:2] for p in pieces] == [(0, 1), (1, 2), (2, 4)] and "inside a decoder layer" in pieces[1][
+            2]
         assert pieces[0][2] is None and pieces[2][2] is None
         handles = upcast_layers(lm.layers)
         try:
@@ -143,8 +149,8 @@ def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
 
 
 def test_a_segment_that_cannot_be_captured_runs_eagerly_and_says_why(tiny_glamm, monkeypatch, caplog):
-    """A CUDA graph capture that fails (an operation that cannot be captured) is tried once per segment and length;
-    the segment then runs eagerly, with the same result, and the reason is counted and logged."""
+    """A CUDA graph capture that fails (an operation that cannot be captured) is tried once per segment and
+    length; the segment then runs eagerly, with the same result, and the reason is counted and logged."""
     from litelvlm.llm import captured
     from litelvlm.llm.context import call_layers, causal_mask, run_layers
 
@@ -156,13 +162,15 @@ def test_a_segment_that_cannot_be_captured_runs_eagerly_and_says_why(tiny_glamm,
 
     monkeypatch.setattr(captured, "_Graph", refuse)
     lm = tiny_glamm.language_model
-    runner = captured.CapturedPrefill(lm, "graph")  # install() refuses graphs off CUDA: the runner itself here
+    # install() refuses graphs off CUDA: the runner itself here
+    runner = captured.CapturedPrefill(lm, "graph")
     lm.__dict__[captured.ATTR] = runner
     hidden, pos = torch.randn(1, 5, lm.config.hidden_size), torch.arange(5)[None]
     try:
         with torch.no_grad():
             got = [run_layers(lm, hidden, pos) for _ in range(2)]
-            want = call_layers(lm.layers, hidden, causal_mask(lm, hidden, pos), lm.rotary_emb(hidden, pos), pos)
+            want = call_layers(lm.layers, hidden, causal_mask(lm, hidden, pos), lm.rotary_emb(hidden, pos),
+                               pos)
     finally:
         captured.uninstall(lm)
     assert len(tries) == 1 and all(torch.equal(g, want) for g in got)
@@ -225,9 +233,9 @@ def _cuda_pipe():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("capture", ["graph", "compile"])
 def test_captured_prefill_on_cuda_matches_the_eager_path(capture, coco128):
-    """On CUDA (bfloat16): CUDA graphs of the eager layers (static buffers, one shared pool) or torch.compile's
-    ``reduce-overhead`` of the whole stack give the eager path's masks, logits within bfloat16 rounding; a second
-    call at the same length replays (its output is a copy: the first one's survives)."""
+    """On CUDA (bfloat16): CUDA graphs of the eager layers (static buffers, one shared pool) or
+    torch.compile's ``reduce-overhead`` of the whole stack give the eager path's masks, logits within bfloat16
+    rounding; a second call at the same length replays (its output is a copy: the first one's survives)."""
     from litelvlm.data.refer import load_refer
 
     pipe = _cuda_pipe()
@@ -244,9 +252,9 @@ def test_captured_prefill_on_cuda_matches_the_eager_path(capture, coco128):
 
 
 def test_eager_layer_calls_are_named_once_per_reason_with_their_runs(tiny_glamm):
-    """``CapturedPrefill.account``: the eager calls since the last account go to the runs named; a command prints
-    ``eager_lines`` once at its end: one line per reason with each run once, however many rounds ran it; the accounts
-    of several captured prefills (one per attention) merge."""
+    """``CapturedPrefill.account``: the eager calls since the last account go to the runs named; a command
+    prints ``eager_lines`` once at its end: one line per reason with each run once, however many rounds ran
+    it; the accounts of several captured prefills (one per attention) merge."""
     from litelvlm.llm.captured import eager_lines, install, merge_eager_runs, uninstall
     from litelvlm.llm.context import run_layers
 
@@ -263,8 +271,8 @@ def test_eager_layer_calls_are_named_once_per_reason_with_their_runs(tiny_glamm)
         uninstall(lm)
     [(why, runs)] = runner.eager_runs.items()
     assert "autograd" in why and runs == ["none@576", "fastv@64"] and not runner.eager
-    assert eager_lines(runner.eager_runs) == [f"--prefill captured: decoder-layer calls ran eagerly for {why}: "
-                                              "none@576, fastv@64"]
+    assert eager_lines(runner.eager_runs) == ["--prefill captured: decoder-layer calls ran eagerly for "
+                                              f"{why}: none@576, fastv@64"]
     assert merge_eager_runs(runner.eager_runs, {why: ["fastv@64", "dart@64"]}, {"other": ["x@1"]}) == {
         why: ["none@576", "fastv@64", "dart@64"], "other": ["x@1"]}
     assert eager_lines({}) == []

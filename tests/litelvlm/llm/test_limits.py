@@ -1,6 +1,6 @@
-"""The limits every family's LLM run is held to before its forward (``litelvlm.llm.limits``): a prompt past the
-LLM's positions, and eager attention that needs more memory than the device has, are refused with one error naming
-the figures (through the commands: exit 2, one line); runs within the limits are unchanged."""
+"""The limits every family's LLM run is held to before its forward (``litelvlm.llm.limits``): a prompt past
+the LLM's positions, and eager attention that needs more memory than the device has, are refused with one
+error naming the figures (through the commands: exit 2, one line); runs within the limits are unchanged."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.llm.limits import check_positions, eager_forward_bytes
 from tests.fixtures.cli import one_error_line as _one_error_line
 
-#: one phrase, repeated into expressions past each tiny model's positions (GLaMM 2048, UniPixel and VideoGLaMM 4096)
+#: one phrase, repeated into expressions past each tiny model's positions (GLaMM 2048, UniPixel and VideoGLaMM
+#: 4096)
 PHRASE = "the red circle on the left"
 LONG = " ".join([PHRASE] * 700)
 FAMILIES = {"tiny-random:0": 2048, "unipixel-tiny-random:0": 4096, "videoglamm-tiny-random:0": 4096}
@@ -48,8 +49,8 @@ def _image_or_clip(model: str):
 
 # ---------------------------------------------------------------- positions
 
-@pytest.mark.odd_case("prompt length", "an expression past the LLM's positions (every family, every LLM entry)",
-                      "library: ground, context, answer=generate",
+@pytest.mark.odd_case("prompt length", "an expression past the LLM's positions (every family, every LLM "
+                      "entry)", "library: ground, context, answer=generate",
                       "LiteLVLMError naming the model, the prompt's length and max_position_embeddings")
 @pytest.mark.parametrize("model", list(FAMILIES))
 def test_every_family_refuses_a_prompt_past_its_positions(model):
@@ -60,9 +61,11 @@ def test_every_family_refuses_a_prompt_past_its_positions(model):
     assert pipe.language_model.config.max_position_embeddings == limit
     base = pipe.prepare_image(_image_or_clip(model))
     prep = pipe.with_sentences(base, [LONG])
-    said = rf"model {re.escape(model)}: the prompt is \d+ tokens \(\d+ text \+ \d+ visual\), more than the {limit} " \
-           rf"positions its LLM has \(\w+, max_position_embeddings {limit}\); refused before the forward"
-    for run in (lambda: pipe.ground(prep, "none"), lambda: pipe.context(prep), lambda: pipe.ground(prep, "fastv")):
+    said = (rf"model {re.escape(model)}: the prompt is \d+ tokens \(\d+ text \+ \d+ visual\), more than the "
+            rf"{limit} " rf"positions its LLM has \(\w+, max_position_embeddings {limit}\); refused before "
+            r"the forward")
+    for run in (lambda: pipe.ground(prep, "none"), lambda: pipe.context(prep),
+                lambda: pipe.ground(prep, "fastv")):
         with pytest.raises(LiteLVLMError, match=said):
             run()
     if "generate" in pipe.abilities.answers:
@@ -79,13 +82,14 @@ def test_every_family_refuses_a_prompt_past_its_positions(model):
                       "library: ground(positions='keep')",
                       "refused naming the position reached; the same tokens renumbered run")
 def test_kept_positions_past_the_limit_are_refused_and_renumbered_ones_run(tiny_glamm):
-    """130 phrases: about 1700 text tokens, so all 576 visual tokens pass the 2048 positions but 32 kept ones fit;
-    kept at their original positions they still reach past 2048."""
+    """130 phrases: about 1700 text tokens, so all 576 visual tokens pass the 2048 positions but 32 kept ones
+    fit; kept at their original positions they still reach past 2048."""
     image = _image_or_clip("tiny-random:0")
     prep = tiny_glamm.prepare(image, [" ".join([PHRASE] * 130)])
     text = tiny_glamm.layout(prep, 576).seq_len - 576
     assert text + 576 > 2048 >= text + 32
-    with pytest.raises(LiteLVLMError, match=rf"the prompt of {text + 32} tokens \({text} text \+ 32 visual\) reaches "
+    with pytest.raises(LiteLVLMError, match=rf"the prompt of {text + 32} tokens \({text} text \+ 32 visual\) "
+                       r"reaches "
                                             rf"position {text + 575}, more than the 2048 positions"):
         tiny_glamm.ground(prep, "litelvlm", 32, positions="keep")
     with torch.no_grad():
@@ -93,15 +97,16 @@ def test_kept_positions_past_the_limit_are_refused_and_renumbered_ones_run(tiny_
     assert out.seq_len == text + 32
 
 
-@pytest.mark.odd_case("prompt length", "VideoGLaMM --arrangement direct at 196 a frame: 4160 visual tokens past "
-                      "Phi-3's 4096 positions", "library: ground(arrangement='direct')",
+@pytest.mark.odd_case("prompt length", "VideoGLaMM --arrangement direct at 196 a frame: 4160 visual tokens "
+                      "past Phi-3's 4096 positions", "library: ground(arrangement='direct')",
                       "LiteLVLMError naming the 4160 visual tokens and the 4096 positions")
 def test_videoglamm_direct_arrangement_past_phi3_positions_is_refused():
     from litelvlm.families import load_pipeline
 
     pipe = load_pipeline("videoglamm-tiny-random:0", arrangement="direct")
     prep = pipe.prepare(_image_or_clip("videoglamm-tiny-random:0"), [PHRASE])
-    with pytest.raises(LiteLVLMError, match=r"the prompt is \d+ tokens \(\d+ text \+ 4160 visual\), more than the 4096 "
+    with pytest.raises(LiteLVLMError, match=r"the prompt is \d+ tokens \(\d+ text \+ 4160 visual\), more "
+                       r"than the 4096 "
                                             r"positions its LLM has \(Phi3Model"):
         pipe.ground(prep, "litelvlm", 196)
     with torch.no_grad():
@@ -113,22 +118,28 @@ def test_videoglamm_direct_arrangement_past_phi3_positions_is_refused():
                       "one line naming the model, the prompt's length and the 2048 positions, exit 2")
 def test_eval_grounding_refuses_an_expression_past_the_positions(long_refer, tmp_path, capsys):
     rc = main(["eval-grounding", "--refer-dir", str(long_refer), "--out", str(tmp_path / "out"), "--model",
-               "tiny-random:0", "--limit-images", "1", "--methods", "litelvlm", "--budgets", "32", "--threads", "1"])
+               "tiny-random:0", "--limit-images", "1", "--methods", "litelvlm", "--budgets", "32",
+               "--threads", "1"])
     line = _one_error_line(rc, capsys.readouterr().err, "eval-grounding")
-    assert re.search(r"model tiny-random:0: the prompt is \d+ tokens \(\d+ text \+ \d+ visual\), more than the 2048 "
+    assert re.search(r"model tiny-random:0: the prompt is \d+ tokens \(\d+ text \+ \d+ visual\), more than "
+                     r"the 2048 "
                      r"positions its LLM has \(LlamaModel, max_position_embeddings 2048\)", line), line
     assert "give a shorter expression" in line
 
 
-@pytest.mark.odd_case("prompt length", "--arrangement direct: 576 CLIP tokens a frame, past Phi-3's 4096 positions",
-                      "eval-video", "one line naming the model, the prompt's length and the 4096 positions, exit 2")
+@pytest.mark.odd_case("prompt length", "--arrangement direct: 576 CLIP tokens a frame, past Phi-3's 4096 "
+                      "positions",
+                      "eval-video", "one line naming the model, the prompt's length and the 4096 positions, "
+                      "exit 2")
 def test_eval_video_refuses_the_direct_arrangement_past_the_positions(tmp_path, capsys):
     rc = main(["eval-video", "--out", str(tmp_path / "video"), "--anno-sets", "0", "--synthetic-videos", "1",
-               "--synthetic-frames", "4", "--synthetic-seed", "11", "--methods", "litelvlm", "--budgets", "196",
-               "--arrangement", "direct", "--threads", "1"])
+               "--synthetic-frames", "4", "--synthetic-seed", "11", "--methods", "litelvlm", "--budgets",
+               "196", "--arrangement", "direct", "--threads", "1"])
     line = _one_error_line(rc, capsys.readouterr().err, "eval-video")
-    assert re.search(r"model videoglamm-tiny-random:0: the prompt is \d+ tokens \(\d+ text \+ \d+ visual\), more than "
-                     r"the 4096 positions its LLM has \(Phi3Model, max_position_embeddings 4096\)", line), line
+    assert re.search(r"model videoglamm-tiny-random:0: the prompt is \d+ tokens \(\d+ text \+ \d+ visual\), "
+                     r"more than "
+                     r"the 4096 positions its LLM has \(Phi3Model, max_position_embeddings 4096\)",
+                     line), line
     assert not (tmp_path / "video" / "summary.csv").exists()
 
 
@@ -136,7 +147,8 @@ def test_positions_are_read_from_the_llm_config():
     """``check_positions`` reads ``max_position_embeddings``; a decoder without one is not limited."""
     from transformers import LlamaConfig, LlamaModel
 
-    lm = LlamaModel(LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+    lm = LlamaModel(
+        LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
                                 vocab_size=32, max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
                                 eos_token_id=2))
     check_positions(lm, "m", 64)
@@ -155,8 +167,8 @@ def _decoder(kind: str, dtype: torch.dtype):
     from transformers import LlamaConfig, LlamaModel, Phi3Config, Phi3Model
 
     sizes = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=4, vocab_size=100, max_position_embeddings=4096, attn_implementation="eager",
-                 pad_token_id=0, bos_token_id=1, eos_token_id=2)
+                 num_key_value_heads=4, vocab_size=100, max_position_embeddings=4096,
+                 attn_implementation="eager", pad_token_id=0, bos_token_id=1, eos_token_id=2)
     if kind == "phi3":
         return Phi3Model(Phi3Config(sliding_window=2048, **sizes)).to(dtype).eval()
     return LlamaModel(LlamaConfig(**sizes)).to(dtype).eval()
@@ -179,16 +191,20 @@ def test_the_eager_estimate_tracks_the_measured_peak(kind, dtype):
 
 
 @pytest.mark.usefixtures("one_glamm_pipeline")
-@pytest.mark.odd_case("memory", "eager attention needing more memory than the machine has (injected small figure)",
-                      "eval-grounding", "one line naming the eager attention, the GiB needed and available, exit 2")
+@pytest.mark.odd_case("memory", "eager attention needing more memory than the machine has (injected small "
+                      "figure)",
+                      "eval-grounding", "one line naming the eager attention, the GiB needed and available, "
+                      "exit 2")
 def test_eval_grounding_refuses_attention_past_the_available_memory(toy_refer, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 300_000)
     rc = main(["eval-grounding", "--refer-dir", str(toy_refer), "--out", str(tmp_path / "out"),
                "--model", "tiny-random:0", "--limit-images", "1", "--methods", "litelvlm", "--budgets", "32",
                "--threads", "1"])
     line = _one_error_line(rc, capsys.readouterr().err, "eval-grounding")
-    assert re.search(r"model tiny-random:0: the LLM's eager attention \(LlamaAttention, 4 heads, float32\) over 1 "
-                     r"sequence\(s\) of \d+ tokens needs [0-9.e-]+ GiB at once; cpu has 0.00028 GiB available. "
+    assert re.search(r"model tiny-random:0: the LLM's eager attention \(LlamaAttention, 4 heads, float32\) "
+                     r"over 1 "
+                     r"sequence\(s\) of \d+ tokens needs [0-9.e-]+ GiB at once; cpu has 0.00028 GiB "
+                     r"available. "
                      r"Refused before allocating: give a shorter expression", line), line
 
 
@@ -199,14 +215,16 @@ def test_attention_rows_past_the_available_memory_are_refused(tiny_glamm, monkey
     ctx = tiny_glamm.context(prep)
     ctx.hidden_before(1)  # the layers run within the memory the machine has
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 1000)
-    with pytest.raises(LiteLVLMError, match=r"the attention rows of \d+ queries over \d+ keys \(LlamaAttention, 4 "
-                                            r"heads, in float32\) needs .* GiB at once; cpu has 9.3e-07 GiB available"):
+    with pytest.raises(LiteLVLMError, match=r"the attention rows of \d+ queries over \d+ keys "
+                       r"\(LlamaAttention, 4 "
+                                            r"heads, in float32\) needs .* GiB at once; cpu has 9.3e-07 GiB "
+                       r"available"):
         ctx.attention_rows(1, "text")
 
 
 def test_a_run_within_the_memory_is_unchanged(tiny_glamm, monkeypatch):
-    """With exactly the memory the estimate asks for, the run passes and its masks are those of an unchecked run
-    (no device figure); one byte less is refused."""
+    """With exactly the memory the estimate asks for, the run passes and its masks are those of an unchecked
+    run (no device figure); one byte less is refused."""
     prep = tiny_glamm.prepare(_image_or_clip("tiny-random:0"), [PHRASE])
     needed = eager_forward_bytes(tiny_glamm.language_model, tiny_glamm.layout(prep, 576).seq_len)
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": None)
@@ -226,7 +244,8 @@ def test_available_memory_is_read_per_device():
     assert room is None or room > 0
     assert memory.available_bytes("meta") is None
     memory.check_fits(10, "x", "y", "cpu", available=10)
-    with pytest.raises(LiteLVLMError, match=r"^x needs 1.00 GiB at once; cpu has 0.50 GiB available. Refused before "
+    with pytest.raises(LiteLVLMError, match=r"^x needs 1.00 GiB at once; cpu has 0.50 GiB available. Refused "
+                       r"before "
                                             r"allocating: y$"):
         memory.check_fits(2 ** 30, "x", "y", "cpu", available=2 ** 29)
     assert memory.gib(0) == "0.00 GiB" and memory.gib(3 * 2 ** 29) == "1.50 GiB"

@@ -3,16 +3,17 @@ transcription of OpenVINO GenAI's CDPruner port for Qwen2-VL / Qwen2.5-VL / Qwen
 
 openvinotoolkit/openvino.genai at commit da1db864d2bc1a265e9a036f5b57ef13f0e86c2c:
 
-* ``src/cpp/src/visual_language/vision_token_pruning_processor.cpp`` L160-222 (``extract_text_features``): the mean
-  of the prompt's token embeddings outside the vision region (:func:`official_extract_text_features`);
-* ``src/cpp/src/visual_language/cdpruner/conditional_kernel.cpp`` L405-445 (``create_conditional_kernel_model``,
-  "RELEVANCE COMPUTATION") and L487-510 (``create_min_max_normalize_ops``), the OV model the kernel builder runs
-  (:func:`official_ov_relevance`); ``cdpruner_config.hpp`` L36-40: ``numerical_threshold = 1e-6``,
-  ``use_negative_relevance = false``.
+* ``src/cpp/src/visual_language/vision_token_pruning_processor.cpp`` L160-222 (``extract_text_features``): the
+  mean of the prompt's token embeddings outside the vision region (:func:`official_extract_text_features`);
+* ``src/cpp/src/visual_language/cdpruner/conditional_kernel.cpp`` L405-445
+  (``create_conditional_kernel_model``, "RELEVANCE COMPUTATION") and L487-510
+  (``create_min_max_normalize_ops``), the OV model the kernel builder runs (:func:`official_ov_relevance`);
+  ``cdpruner_config.hpp`` L36-40: ``numerical_threshold = 1e-6``, ``use_negative_relevance = false``.
 
-The C++ loops and OV ops are transcribed as torch statements on (B, N, D) / (M, D) float32 tensors, one statement per
-op. The CPU fallback (``relevance_calculator.cpp`` L117-157) normalises the range differently (no ``eps`` added, a range
-below ``eps`` set to 1); it runs only when the OV model fails, and is transcribed too, to show where it differs.
+The C++ loops and OV ops are transcribed as torch statements on (B, N, D) / (M, D) float32 tensors, one
+statement per op. The CPU fallback (``relevance_calculator.cpp`` L117-157) normalises the range differently
+(no ``eps`` added, a range below ``eps`` set to 1); it runs only when the OV model fails, and is transcribed
+too, to show where it differs.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ EPS = 1e-6  # cdpruner_config.hpp L36: numerical_threshold
 
 def official_extract_text_features(text_embeds, input_ids, image_pad_token_id, vision_start_token_id,
                                    vision_end_token_id, video_pad_token_id):
-    """vision_token_pruning_processor.cpp L161-222; ``text_embeds`` (1, S, h) float32, ``input_ids`` (1, S)."""
+    """vision_token_pruning_processor.cpp L161-222; ``text_embeds`` (1, S, h) float32, ``input_ids`` (1,
+    S)."""
     instruction_indices = []
     seq_len = input_ids.shape[1]
     inside_vision_region = False
@@ -126,14 +128,16 @@ def test_the_fallback_only_differs_in_the_range():
 
 
 def test_instruction_rows_and_features_on_hand_made_ids():
-    # 0: text, 9: <|vision_start|>, 7: pads, 8: <|vision_end|>, then the instruction and a teacher-forced answer
+    # 0: text, 9: <|vision_start|>, 7: pads, 8: <|vision_end|>, then the instruction and a teacher-forced
+    # answer
     ids = torch.tensor([1, 2, 9, 7, 7, 7, 8, 3, 4, 5, 6])
     types = torch.tensor([0, 0, 0, 2, 2, 2, 0, 0, 0, 0, 0])
     assert rel.instruction_rows(ids, types).tolist() == [0, 1, 7, 8, 9, 10]
     assert rel.instruction_rows(ids, types, prompt_len=9).tolist() == [0, 1, 7, 8]
     embeds = torch.randn(1, 11, 6)
     official = official_extract_text_features(embeds, ids[None], -1, 9, 8, 7)
-    torch.testing.assert_close(rel.instruction_features(embeds[0, rel.instruction_rows(ids, types)]), official)
+    torch.testing.assert_close(rel.instruction_features(embeds[0, rel.instruction_rows(ids, types)]),
+                               official)
     assert torch.equal(rel.instruction_features(torch.empty(0, 6)), official_extract_text_features(
         embeds[:, 2:7], ids[None, 2:7], -1, 9, 8, 7))  # no instruction token: a zero row
 
@@ -153,8 +157,8 @@ def coco_image(coco128, size=None) -> Image.Image:
 
 
 def _official_on_prompt(pipe, prep):
-    """OpenVINO's relevance of ``prep``'s merged tokens, from the official GENERATION prompt of the same sentence
-    (what OpenVINO prefills), with the tokenizer's special-token ids."""
+    """OpenVINO's relevance of ``prep``'s merged tokens, from the official GENERATION prompt of the same
+    sentence (what OpenVINO prefills), with the tokenizer's special-token ids."""
     tok = pipe.processor.tokenizer
     gen = pipe.with_sentences(prep, prep.sentences, answer="generate")
     ids = gen.input_ids[None]
@@ -166,11 +170,15 @@ def _official_on_prompt(pipe, prep):
     return official_ov_relevance(prep.visual.float().cpu()[None], text)[0]
 
 
-@pytest.mark.parametrize("size", [(97, 61), pytest.param(None, marks=pytest.mark.slow), pytest.param((203, 149),
-                                                                                                  marks=pytest.mark.slow)])
+@pytest.mark.parametrize("size",
+                         [(97, 61), pytest.param(None, marks=pytest.mark.slow), pytest.param((203, 149),
+                                                                                                  marks=pytest
+                                                                                                     .mark
+                                                                                                     .slow)])
 def test_pipeline_relevance_equals_openvino(pipe, coco128, size):
-    """The teacher-forced prompt (this project's) gives the relevance of the official generation prompt: its answer
-    is no part of the instruction; the scores are OpenVINO's within float32 rounding, their order identical."""
+    """The teacher-forced prompt (this project's) gives the relevance of the official generation prompt: its
+    answer is no part of the instruction; the scores are OpenVINO's within float32 rounding, their order
+    identical."""
     with torch.no_grad():
         prep = pipe.prepare(coco_image(coco128, size), ["the person on the left"])
         assert prep.answer == "teacher-forced" and prep.prompt_len < len(prep.input_ids)

@@ -1,6 +1,6 @@
-"""``ground_batch``: several prompts through the LLM in one padded forward give ``ground``'s masks, each input pruned by
-its own selection (K, N and the sequence length differing per input), on GLaMM, UniPixel and Sa2VA; the runs that
-cannot share a forward are named and refused."""
+"""``ground_batch``: several prompts through the LLM in one padded forward give ``ground``'s masks, each input
+pruned by its own selection (K, N and the sequence length differing per input), on GLaMM, UniPixel and Sa2VA;
+the runs that cannot share a forward are named and refused."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ SENTENCES = [["the red thing on the left"], ["a dog"], ["the big cat near the wi
 def _prepared(pipe, sentences=SENTENCES):
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in SIZES]
-    return [pipe.with_sentences(pipe.prepare_image(im, seed=0), s) for im, s in zip(images, sentences, strict=True)]
+    return [pipe.with_sentences(pipe.prepare_image(im, seed=0), s) for im,
+            s in zip(images, sentences, strict=True)]
 
 
 def _same_as_one_by_one(pipe, preps, method, budget):
@@ -46,14 +47,16 @@ def glamm_preps(tiny_glamm):
     return _prepared(tiny_glamm, [SENTENCES[0], SENTENCES[1], [SENTENCES[2][0], "a man"]])
 
 
-@pytest.mark.slow  # the default suite compares GLaMM's batched rows in tests/analysis/test_grounding_batch_size.py
+# the default suite compares GLaMM's batched rows in tests/analysis/test_grounding_batch_size.py
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["litelvlm", "divprune"])
 def test_glamm_batch_equals_one_by_one(tiny_glamm, glamm_preps, method):
     one = _same_as_one_by_one(tiny_glamm, glamm_preps, method, 8)
     assert len({o.seq_len for o in one}) == 3                           # padded: three sequence lengths
     assert one[2].masks.shape[0] == 2
     masks = torch.cat([o.masks.flatten() for o in one])
-    assert masks.any() and not masks.all()                             # the masks compared hold pixels both ways
+    # the masks compared hold pixels both ways
+    assert masks.any() and not masks.all()
 
 
 @pytest.mark.slow
@@ -125,19 +128,23 @@ def test_sub_batches_keep_each_forward_within_the_budget_and_cover_the_batch():
 
     budget = need([300, 300])
     parts = sub_batches(lm, lengths, budget)
-    assert [i for p in parts for i in range(len(lengths))[p]] == list(range(len(lengths)))   # consecutive, all
+    # consecutive, all
+    assert [i for p in parts for i in range(len(lengths))[p]] == list(range(len(lengths)))
     assert len(parts) > 1 and any(p.stop - p.start > 1 for p in parts)
     for p, nxt in zip(parts, [*parts[1:], None], strict=True):
         assert p.stop - p.start == 1 or need(lengths[p]) <= budget
-        if nxt is not None:                                      # greedy: the next sequence would not have fitted
+        # greedy: the next sequence would not have fitted
+        if nxt is not None:
             assert need(lengths[p.start:nxt.start + 1]) > budget
     assert [p.stop - p.start for p in sub_batches(lm, lengths, 1)] == [1] * len(lengths)   # at least one each
     assert sub_batches(lm, lengths, None) == [slice(0, len(lengths))]
-    assert sub_batches(lm, lengths, "auto") == sub_batches(lm, lengths, cache_bytes())   # a CPU's eager kernel
+    # a CPU's eager kernel
+    assert sub_batches(lm, lengths, "auto") == sub_batches(lm, lengths, cache_bytes())
     assert sub_batches(_fake_lm("sdpa"), lengths, 1) == [slice(0, len(lengths))]           # no S x S scores
     whole = [slice(0, len(lengths))]
     assert sub_batches(_fake_lm("eager", device="meta"), lengths) == whole                # not a CPU
-    big = _fake_lm("eager", layer_weights=cache_bytes() // 4 + 1)                        # a layer's weights past it
+    # a layer's weights past it
+    big = _fake_lm("eager", layer_weights=cache_bytes() // 4 + 1)
     assert sub_batches(big, lengths) == whole and sub_batches(big, lengths, budget) == parts
     assert cache_bytes() >= 2**20
 
@@ -160,7 +167,8 @@ def test_glamm_decoder_over_several_images_equals_one_call_per_image(tiny_glamm,
 def test_glamm_sub_batches_not_dividing_the_prompts_equal_one_by_one(tiny_glamm, glamm_preps):
     from litelvlm.lvlm.batched import sub_batches
 
-    preps = [*glamm_preps, *_prepared(tiny_glamm, [["a cup"], ["the left one"], ["two birds"]])[:2]]  # 5 prompts
+    # 5 prompts
+    preps = [*glamm_preps, *_prepared(tiny_glamm, [["a cup"], ["the left one"], ["two birds"]])[:2]]
     with torch.no_grad():
         one = [tiny_glamm.ground(p, "litelvlm", 8) for p in preps]
         lengths = [o.seq_len for o in one]

@@ -30,7 +30,8 @@ def tiny_glamm_pipeline(tiny_glamm):
 
 
 def _contract() -> set[str]:
-    return {n for n in vars(GroundingPipeline) if not n.startswith("__")} | set(GroundingPipeline.__annotations__)
+    return {n for n in vars(GroundingPipeline) if not n.startswith("__")} | set(
+        GroundingPipeline.__annotations__)
 
 
 def _required() -> list[str]:
@@ -55,7 +56,8 @@ def test_the_shared_layer_asks_pipelines_only_the_contract():
     for path in SHARED.glob("*.py"):
         for name in re.findall(r"\b(?:pipeline|pipe)\.(\w+)", path.read_text()):
             seen.add(name)
-            assert name in contract, f"{path.name} reads pipeline.{name}, which the family contract does not declare"
+            assert name in contract, (f"{path.name} reads pipeline.{name}, which the family contract does "
+                                      "not declare")
     assert {"layout", "sequence_embeds", "language_model"} <= seen  # the scan sees the real reads
 
 
@@ -63,7 +65,8 @@ def test_family_of_reads_presets_and_checkpoint_folders(tmp_path):
     assert family_of("tiny-random") == family_of("glamm-7b-random:3") == "glamm"
     folder = tmp_path / "ckpt"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"architectures": ["GLaMMForCausalLM"], "model_type": "llava"}))
+    (folder / "config.json").write_text(
+        json.dumps({"architectures": ["GLaMMForCausalLM"], "model_type": "llava"}))
     assert family_of(str(folder)) == "glamm"
     (folder / "config.json").write_text(json.dumps({"architectures": ["SomethingElse"]}))
     with pytest.raises(LiteLVLMError, match="SomethingElse.*no family reads them.*GLaMMForCausalLM"):
@@ -84,8 +87,9 @@ def test_every_family_entry_is_a_pipeline():
 
 def test_the_registry_imports_no_torch():
     code = ("import sys; from litelvlm.families import family_of, family_names; "
-            "assert family_of('tiny-random') == 'glamm' and family_of('unipixel-tiny-random:1') == 'unipixel' and family_of('sa2va-tiny-random:0') == 'sa2va' and family_names() == ['glamm', 'sa2va', 'unipixel', 'videoglamm']; "
-            "print('torch' in sys.modules)")
+            "assert family_of('tiny-random') == 'glamm' and family_of('unipixel-tiny-random:1') == "
+            "'unipixel' and family_of('sa2va-tiny-random:0') == 'sa2va' and family_names() == ['glamm', "
+            "'sa2va', 'unipixel', 'videoglamm']; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -100,11 +104,13 @@ def test_layout_positions_serve_1d_and_3d_rope():
     keep = torch.tensor([0, 2, 5])
     one = SequenceLayout(0, 4, 8, torch.arange(8)[None], lambda: torch.tensor([7]))
     assert one.positions(keep).tolist() == [[0, 2, 5]]
-    three = SequenceLayout(0, 4, 8, torch.stack([torch.arange(8), torch.arange(8) * 2, torch.arange(8) * 3])[:, None],
+    three = SequenceLayout(0, 4, 8,
+                           torch.stack([torch.arange(8), torch.arange(8) * 2, torch.arange(8) * 3])[:, None],
                            lambda: torch.tensor([7]))
     assert three.positions(keep).shape == (3, 1, 3) and three.positions(keep)[2, 0].tolist() == [0, 6, 15]
     assert one.seg_predictors.tolist() == [7] and one.seg_predictors is one.seg_predictors  # found once
-    indices = SequenceLayout(0, 4, 8, torch.arange(8)[None], lambda: torch.tensor([7]), positions_are_indices=True)
+    indices = SequenceLayout(0, 4, 8, torch.arange(8)[None], lambda: torch.tensor([7]),
+                             positions_are_indices=True)
     assert torch.equal(indices.positions(keep), one.positions(keep))
 
 
@@ -123,10 +129,12 @@ def test_glamm_layout_is_its_prompt(tiny_glamm_pipeline):
         emb = pipe.sequence_embeds(prep, pipe.visual_tokens(prep)[:k])
         assert emb.shape[:2] == (1, lay.seq_len) and lay.image_start == image_offset(prep.input_ids)
         assert torch.equal(lay.position_ids, torch.arange(lay.seq_len)[None]) and lay.positions_are_indices
-        ids = torch.cat([prep.input_ids[:lay.image_start], torch.full((k,), -1), prep.input_ids[lay.image_start + 1:]])
+        ids = torch.cat(
+            [prep.input_ids[:lay.image_start], torch.full((k,), -1), prep.input_ids[lay.image_start + 1:]])
         assert torch.equal(ids[lay.seg_predictors + 1], torch.full((2,), pipe.seg_token_id))
     batch = pipe.sequence_embeds(prep, pipe.visual_tokens(prep)[None].expand(3, -1, -1))
-    assert batch.shape[0] == 3 and torch.equal(batch[2], pipe.sequence_embeds(prep, pipe.visual_tokens(prep))[0])
+    assert batch.shape[0] == 3 and torch.equal(batch[2],
+                                               pipe.sequence_embeds(prep, pipe.visual_tokens(prep))[0])
 
 
 class TransposedGlamm(GlammPipeline):
@@ -162,16 +170,17 @@ class TransposedGlamm(GlammPipeline):
 
 
 def _transposed_card(presets: tuple[str, ...]):
-    """The card of the test family :class:`TransposedGlamm` (random presets ``presets``): GLaMM's, with its own name,
-    pipeline, presets and architecture (its protocol is GLaMM's)."""
+    """The card of the test family :class:`TransposedGlamm` (random presets ``presets``): GLaMM's, with its
+    own name, pipeline, presets and architecture (its protocol is GLaMM's)."""
     import dataclasses
 
     from litelvlm.families import card
     from litelvlm.family_card import Lazy
 
     return dataclasses.replace(card("glamm"), name="glamm-transposed", display_name="Transposed GLaMM",
-                               description="GLaMM with its visual tokens in column-major order (a test family)",
-                               pipeline=Lazy(__name__, "TransposedGlamm"), presets=dict.fromkeys(presets, "tiny"),
+                               description="GLaMM with its visual tokens in column-major order (a test "
+                               "family)", pipeline=Lazy(__name__, "TransposedGlamm"),
+                               presets=dict.fromkeys(presets, "tiny"),
                                architectures=("TransposedGlammForTest",), default_model="transposed-random:0",
                                cost=None, cost_archs={}, released_presets=())
 
@@ -198,7 +207,8 @@ def test_every_method_runs_on_a_second_family(tiny_glamm_pipeline, monkeypatch):
         for k in (n, 9):
             mapped = fam.ground(prep, "litelvlm", k, visual_embeds=fam.visual_tokens(prep))
             direct = glamm.ground(prep, "litelvlm", k, visual_embeds=glamm.visual_tokens(prep))
-            assert torch.equal(mapped.kept_indices, direct.kept_indices)  # CLIP's grid, as the selector gave it
+            # CLIP's grid, as the selector gave it
+            assert torch.equal(mapped.kept_indices, direct.kept_indices)
             assert torch.equal(mapped.seg_hidden, direct.seg_hidden)
         ran = []
         for name in method_names():
@@ -222,7 +232,8 @@ def test_the_shared_llm_layer_runs_multi_axis_rope():
     torch.manual_seed(0)
     cfg = Qwen2_5_VLTextConfig(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                num_attention_heads=4, num_key_value_heads=2, bos_token_id=0, eos_token_id=1,
-                               rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, attn_implementation="eager")
+                               rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+                               attn_implementation="eager")
     lm = Qwen2_5_VLTextModel(cfg).eval()
     s = 12
     embeds = torch.randn(1, s, 64)
@@ -236,20 +247,22 @@ def test_the_shared_llm_layer_runs_multi_axis_rope():
 
     def model(x, p):
         ones = torch.ones(x.shape[:2], dtype=torch.long)
-        return lm(inputs_embeds=x, position_ids=p, attention_mask=ones, use_cache=False, output_attentions=True,
-                  output_hidden_states=True)
+        return lm(inputs_embeds=x, position_ids=p, attention_mask=ones, use_cache=False,
+                  output_attentions=True, output_hidden_states=True)
 
     with torch.no_grad():
         ref = model(embeds, pos)
         assert torch.equal(lm.norm(run_layers(lm, embeds, pos)), ref.last_hidden_state)
         kept = model(embeds[:, keep], layout.positions(keep))
-        assert torch.equal(lm.norm(run_layers(lm, embeds[:, keep], layout.positions(keep))), kept.last_hidden_state)
+        assert torch.equal(lm.norm(run_layers(lm, embeds[:, keep], layout.positions(keep))),
+                           kept.last_hidden_state)
         rows = attention_rows_at(lm, 1, ref.hidden_states[1], pos, torch.tensor([s - 1, 5]))
         torch.testing.assert_close(rows, ref.attentions[1][0][:, [s - 1, 5]], atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("command", ["eval-grounding", "importance", "validate"])
-def test_the_studies_run_a_second_family_found_by_its_checkpoint(command, coco128, tmp_path, monkeypatch, capsys):
+def test_the_studies_run_a_second_family_found_by_its_checkpoint(command, coco128, tmp_path, monkeypatch,
+                                                                 capsys):
     """A checkpoint folder whose ``config.json`` declares the test family's architecture: the studies load it
     through the family table (``load_pipeline``) and run it unchanged."""
     import shutil

@@ -1,7 +1,8 @@
-"""The family contract's shape (``litelvlm.lvlm.family``): the few members every family provides (abstract), what a
-family may override (defaults and hooks), what it declares (its name and its abilities, one frozen object) and what
-no family overrides (final: ``ground`` and what it runs). Every registered family, and every pipeline class of the
-package (the intermediate Qwen2.5-VL + SAM 2 class, UniPixel's video path), is walked."""
+"""The family contract's shape (``litelvlm.lvlm.family``): the few members every family provides (abstract),
+what a family may override (defaults and hooks), what it declares (its name and its abilities, one frozen
+object) and what no family overrides (final: ``ground`` and what it runs). Every registered family, and every
+pipeline class of the package (the intermediate Qwen2.5-VL + SAM 2 class, UniPixel's video path), is
+walked."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from litelvlm.lvlm.family import GroundingPipeline
 #: what every family must provide (``abc.abstractmethod``)
 ABSTRACT = {"language_model", "prepare_image", "with_sentences", "visual_tokens", "layout", "sequence_embeds",
             "seg_prompts", "decode_masks", "upscale_masks"}
-#: what a family may override besides: defaults (from the LLM, the visual tokens, the image) and the hooks ``ground``
-#: calls (``run_input``, ``generated``, ``run_clip_stage``, ``run_llm_stage``)
+#: what a family may override besides: defaults (from the LLM, the visual tokens, the image) and the hooks
+#: ``ground`` calls (``run_input``, ``generated``, ``run_clip_stage``, ``run_llm_stage``)
 OPTIONAL = {"device", "dtype", "hidden_size", "num_visual", "num_visual_tokens", "describe", "full_budget",
             "mask_shape", "keeps_everything", "visual_grid", "visual_window", "clip_selection_tokens",
-            "clip_selection_rows", "tower_context", "lm_head", "stop_ids", "sample_metrics", "summarize_metrics", "run_input",
-            "generated", "run_clip_stage", "run_llm_stage"}
+            "clip_selection_rows", "tower_context", "lm_head", "stop_ids", "sample_metrics",
+            "summarize_metrics", "run_input", "generated", "run_clip_stage", "run_llm_stage"}
 #: what a family declares as data: its registry name and its abilities
 DECLARED = {"family", "abilities"}
 #: what each pipeline holds of its own (set by its ``__init__``)
@@ -30,8 +31,8 @@ STATE = {"name", "numerics", "quantization", "layer_hooks", "seg_token_id", "max
 #: exactly what a family may override
 OVERRIDABLE = ABSTRACT | OPTIONAL | DECLARED | STATE
 #: what no family overrides (``typing.final``): ``ground`` and what it runs
-FINAL = {"spec", "method_error", "official_rule", "prepare", "seg_source", "final_hidden", "run_llm", "kept_positions",
-         "ground", "_run", "_position_rule", "_masks", "context", "attention_rows"}
+FINAL = {"spec", "method_error", "official_rule", "prepare", "seg_source", "final_hidden", "run_llm",
+         "kept_positions", "ground", "_run", "_position_rule", "_masks", "context", "attention_rows"}
 #: the class flags the abilities replaced: no family declares them any more
 OLD_FLAGS = {"seg_reads", "family_positions", "offers_clip_side", "clip_mapped", "position_axes",
              "sentences_per_prompt", "backbone", "answers", "budget_unit", "own_metric"}
@@ -52,8 +53,10 @@ def _final() -> set[str]:
 
 
 def _pipelines() -> list[type]:
-    """Every registered family's pipeline and every pipeline class the package defines (loaded families' modules)."""
-    import litelvlm.unipixel.video_pipeline  # noqa: F401  (UniPixel's video path: a pipeline class of its own)
+    """Every registered family's pipeline and every pipeline class the package defines (loaded families'
+    modules)."""
+    # (UniPixel's video path: a pipeline class of its own)
+    import litelvlm.unipixel.video_pipeline  # noqa: F401
 
     found = {get_family(name) for name in family_names()}
     todo = list(GroundingPipeline.__subclasses__())
@@ -75,8 +78,8 @@ def overridden(cls: type) -> set[str]:
 
 
 def violations(cls: type) -> set[str]:
-    """What ``cls`` overrides that the contract does not let a family override (the final members, or a member the
-    lists above do not name)."""
+    """What ``cls`` overrides that the contract does not let a family override (the final members, or a member
+    the lists above do not name)."""
     return overridden(cls) - OVERRIDABLE
 
 
@@ -104,7 +107,8 @@ def test_no_family_overrides_what_the_contract_marks_final():
         assert not violations(cls), f"{cls.__qualname__} overrides {sorted(violations(cls))}"
         assert "ground" not in overridden(cls)
         assert isinstance(cls.abilities, Abilities), cls
-        assert not OLD_FLAGS & {n for k in cls.__mro__ for n in vars(k)}, f"{cls.__qualname__} declares an old flag"
+        assert not OLD_FLAGS & {n for k in cls.__mro__
+                                for n in vars(k)}, f"{cls.__qualname__} declares an old flag"
         if not inspect.isabstract(cls):
             assert cls.family and set(ABSTRACT) <= {n for k in cls.__mro__[:-3] for n in vars(k)}
 
@@ -125,8 +129,8 @@ def test_the_walk_sees_an_override_of_ground():
 
 
 def test_abilities_refusals_name_method_flags_or_methods():
-    """An ability's refusal names a ``Method`` flag or a registered method; the refusal reaches ``method_error``
-    asked of the class (what the studies ask before any weights load)."""
+    """An ability's refusal names a ``Method`` flag or a registered method; the refusal reaches
+    ``method_error`` asked of the class (what the studies ask before any weights load)."""
     import dataclasses
 
     from litelvlm.method import Method

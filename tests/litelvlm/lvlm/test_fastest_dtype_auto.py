@@ -1,5 +1,6 @@
-"""``--layer-dtype auto`` / ``efficiency --dtype auto``: the faster of bfloat16 and float32 on this machine, chosen by a
-short matmul benchmark (stubbed here: no timed test), recorded in ``config.json``; result studies keep ``model``."""
+"""``--layer-dtype auto`` / ``efficiency --dtype auto``: the faster of bfloat16 and float32 on this machine,
+chosen by a short matmul benchmark (stubbed here: no timed test), recorded in ``config.json``; result studies
+keep ``model``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from litelvlm.lvlm import fastest_dtype as fd
 
 @pytest.fixture
 def stub_bench(monkeypatch):
-    """Stub the micro-benchmark: ``stub_bench(float32=s, bfloat16=s)`` sets each dtype's seconds; returns the calls."""
+    """Stub the micro-benchmark: ``stub_bench(float32=s, bfloat16=s)`` sets each dtype's seconds; returns the
+    calls."""
     calls: list[torch.dtype] = []
 
     def set_times(**seconds: float) -> list[torch.dtype]:
@@ -30,7 +32,8 @@ def stub_bench(monkeypatch):
 
 
 @pytest.mark.parametrize(("fp32", "bf16", "expected"), [(1.0, 2.0, "float32"), (2.0, 1.0, "bfloat16"),
-                                                       (1.0, 1.02, "bfloat16")])  # a tie keeps the official bf16
+                                                       # a tie keeps the official bf16
+                                                       (1.0, 1.02, "bfloat16")])
 def test_the_faster_dtype_is_chosen(stub_bench, fp32, bf16, expected):
     calls = stub_bench(float32=fp32, bfloat16=bf16)
     choice = fd.fastest_dtype("cpu", 706, 4096, 11008)
@@ -81,7 +84,8 @@ def test_validate_records_the_choice_in_config(coco128, tmp_path, stub_bench):
 
     stub_bench(float32=1.0, bfloat16=3.0)
     out = tmp_path / "v"
-    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--threads", "1", "--dtype", "bfloat16",
+    assert main(
+        ["validate", "--refer-dir", str(coco128), "--out", str(out), "--threads", "1", "--dtype", "bfloat16",
                  "--methods", "litelvlm", "--budgets", "64"]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["layer_dtype"] == "float32" and cfg["layer_dtype_auto"]["asked"] == "auto"
@@ -93,7 +97,8 @@ def test_efficiency_cpu_timing_defaults_to_auto_and_records_it(tmp_path, stub_be
 
     stub_bench(float32=3.0, bfloat16=1.0)
     assert main(["efficiency", "--arch", "tiny", "--methods", "none", "--budgets", "576", "--warmup", "0",
-                 "--repeats", "1", "--threads", "1", "--attn", "sdpa", "--no-figures", "--out", str(tmp_path)]) == 0
+                 "--repeats", "1", "--threads", "1", "--attn", "sdpa", "--no-figures", "--out",
+                 str(tmp_path)]) == 0
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["dtype"] == "bfloat16" and cfg["dtype_auto"]["dtype"] == "bfloat16"
     assert cfg["dtype_auto"]["shape"] == [256, 64, 128]

@@ -29,8 +29,10 @@ def test_presets_and_overrides():
 def _implementations(pipe) -> set[str]:
     """The attention implementation of every config the LLM, CLIP towers and SAM run with."""
     m = pipe.model
-    configs = [m.llava.config.text_config, m.llava.config.vision_config, pipe.clip.modules().config.vision_config,
-               pipe.clip.modules().config.text_config, m.sam.config.vision_config, m.sam.config.mask_decoder_config]
+    configs = [m.llava.config.text_config, m.llava.config.vision_config,
+               pipe.clip.modules().config.vision_config,
+               pipe.clip.modules().config.text_config, m.sam.config.vision_config,
+               m.sam.config.mask_decoder_config]
     return {c._attn_implementation for c in configs}
 
 
@@ -47,7 +49,8 @@ def test_pipeline_sets_attention_everywhere(pipes):
     eager, sdpa = pipes
     assert eager.numerics == Numerics.official() and _implementations(eager) == {"eager"}
     assert sdpa.numerics.attn == "sdpa" and _implementations(sdpa) == {"sdpa"}
-    assert eager.describe()["numerics"] == {"attn": "eager", "clip_preprocess": "official", "score_dtype": "model"}
+    assert eager.describe()["numerics"] == {"attn": "eager", "clip_preprocess": "official",
+                                            "score_dtype": "model"}
 
 
 @pytest.mark.parametrize("method,budget", [("none", None), ("litelvlm", 16), ("fastv", 16), ("dart", 20),

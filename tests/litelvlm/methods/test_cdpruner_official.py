@@ -27,7 +27,8 @@ CDPRUNER_COMMIT = "9541616c40fcd5625de1cdb8ea6c33c129eb7864"
 # Official code, transcribed
 # ----------------------------------------------------------------------------------------------
 
-def official_encode_images(image_features, image_embeds, text_embeds, visual_token_num, mm_projector=lambda x: x):
+def official_encode_images(image_features, image_embeds, text_embeds, visual_token_num,
+                           mm_projector=lambda x: x):
     """Theia-4869/CDPruner @ 9541616c40fcd5625de1cdb8ea6c33c129eb7864, llava/model/llava_arch.py L141-188
     (``encode_images``), with ``get_vision_tower()(images, texts=texts)`` (L142) replaced by its three
     outputs and ``self.get_model().mm_projector`` by ``mm_projector``. Returns ``(image_features,
@@ -61,8 +62,9 @@ def official_encode_images(image_features, image_embeds, text_embeds, visual_tok
         j = torch.argmax(di2s, dim=-1)
         select_idx[i] = j
 
-        eis = (kernel[torch.arange(B), j] - torch.einsum('tb,tbn->bn', cis[:i, torch.arange(B), j], cis[:i])) \
-            / torch.sqrt(di2s[torch.arange(B), j]).unsqueeze(-1)
+        eis = (kernel[torch.arange(B), j]
+               - torch.einsum('tb,tbn->bn', cis[:i, torch.arange(B), j], cis[:i])) / torch.sqrt(
+            di2s[torch.arange(B), j]).unsqueeze(-1)
         cis[i, :, :] = eis
         di2s -= torch.square(eis)
         di2s[torch.arange(B), j] = -float('inf')
@@ -77,7 +79,8 @@ def official_encode_images(image_features, image_embeds, text_embeds, visual_tok
 def official_kept(image_features, image_embeds, text_embeds, budget, mm_projector=lambda x: x):
     """The official kept indices (raster order: ``index_masks`` of batch element 0), or None when its loop
     picked a token twice (fewer than K tokens kept: deviation 1)."""
-    _, masks, select_idx = official_encode_images(image_features, image_embeds, text_embeds, budget, mm_projector)
+    _, masks, select_idx = official_encode_images(image_features, image_embeds, text_embeds, budget,
+                                                  mm_projector)
     kept = masks[0].nonzero().flatten()
     if kept.numel() < budget:
         return None
@@ -132,7 +135,8 @@ def test_sampled_budgets_match_official_n576():
 
 
 def test_bfloat16_n576_matches_official():
-    feats, image_embeds, text_embeds = random_inputs(576, 3, width=640, embed_dim=64, texts=1, dtype=torch.bfloat16)
+    feats, image_embeds, text_embeds = random_inputs(576, 3, width=640, embed_dim=64, texts=1,
+                                                     dtype=torch.bfloat16)
     assert sweep(feats, image_embeds, text_embeds, (96,)) == 1  # every budget: the slow test
 
 
@@ -155,7 +159,8 @@ def test_projector_is_applied_first():
 
     for budget in (8, 32, 64):
         official = official_kept(feats, image_embeds, text_embeds, budget, projector)
-        assert cd.cdpruner_select(projector(feats[0]), image_embeds[0], text_embeds, budget).indices.tolist() == (
+        assert cd.cdpruner_select(projector(feats[0]), image_embeds[0], text_embeds,
+                                  budget).indices.tolist() == (
             official.tolist())
 
 

@@ -1,11 +1,13 @@
-"""CDPruner's Qwen2.5-VL variant on UniPixel (this project's adaptation, :mod:`litelvlm.methods.cdpruner_qwen`).
+"""CDPruner's Qwen2.5-VL variant on UniPixel (this project's adaptation,
+:mod:`litelvlm.methods.cdpruner_qwen`).
 
-Its defining properties: (1) the DPP is the GLaMM code path's (``cdpruner.conditional_dpp``) and, wherever the official
-loop keeps K distinct tokens, the official statements' (Theia-4869/CDPruner @9541616, ``llava_arch.py`` L150-188, the
-similarity, kernel and greedy MAP lines, transcribed below with the relevance given) on the same kernel inputs: the
-merged tokens and the LLM-space relevance of :mod:`litelvlm.llm.relevance`; at every budget 1..N on a small odd image,
-float32 and bfloat16; (2) it runs through ``ground`` (kept tokens at the LLM input, raster order; K = N is the unpruned
-answer) and is no longer refused on the family.
+Its defining properties: (1) the DPP is the GLaMM code path's (``cdpruner.conditional_dpp``) and, wherever the
+official loop keeps K distinct tokens, the official statements' (Theia-4869/CDPruner @9541616,
+``llava_arch.py`` L150-188, the similarity, kernel and greedy MAP lines, transcribed below with the relevance
+given) on the same kernel inputs: the merged tokens and the LLM-space relevance of
+:mod:`litelvlm.llm.relevance`; at every budget 1..N on a small odd image, float32 and bfloat16; (2) it runs
+through ``ground`` (kept tokens at the LLM input, raster order; K
+= N is the unpruned answer) and is no longer refused on the family.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ SIZE = (67, 45)  # an odd image: the processor's minimum pixels give a small mer
 
 
 def official_dpp(image_features, relevance, visual_token_num):
-    """Theia-4869/CDPruner @ 9541616c40fcd5625de1cdb8ea6c33c129eb7864, llava/model/llava_arch.py L150-188 with the
-    relevance (L157-162) given: (1, N, D) features and (1, N) relevance -> (the kept indices in raster order, or None
-    when the loop picked a token twice: the documented deviation 1 of :mod:`litelvlm.methods.cdpruner`; the picks in
-    selection order, ``select_idx`` before its sort)."""
+    """Theia-4869/CDPruner @ 9541616c40fcd5625de1cdb8ea6c33c129eb7864, llava/model/llava_arch.py L150-188 with
+    the relevance (L157-162) given: (1, N, D) features and (1, N) relevance -> (the kept indices in raster
+    order, or None when the loop picked a token twice: the documented deviation 1 of
+    :mod:`litelvlm.methods.cdpruner`; the picks in selection order, ``select_idx`` before its sort)."""
     B, N, C = image_features.shape
     device = image_features.device
     image_normalized = image_features / image_features.norm(dim=-1, keepdim=True)  # (B, N, D)
@@ -41,8 +43,9 @@ def official_dpp(image_features, relevance, visual_token_num):
     for i in range(visual_token_num):
         j = torch.argmax(di2s, dim=-1)
         select_idx[i] = j
-        eis = (kernel[torch.arange(B), j] - torch.einsum('tb,tbn->bn', cis[:i, torch.arange(B), j], cis[:i])) \
-            / torch.sqrt(di2s[torch.arange(B), j]).unsqueeze(-1)
+        eis = (kernel[torch.arange(B), j]
+               - torch.einsum('tb,tbn->bn', cis[:i, torch.arange(B), j], cis[:i])) / torch.sqrt(
+            di2s[torch.arange(B), j]).unsqueeze(-1)
         cis[i, :, :] = eis
         di2s -= torch.square(eis)
         di2s[torch.arange(B), j] = -float('inf')
@@ -70,10 +73,11 @@ def _inputs(pipe, prep):
 
 
 def test_every_budget_keeps_the_official_dpp_tokens(setup):
-    """Every budget 1..N: the official kept tokens wherever its loop keeps K distinct ones. ``visual_token_num`` only
-    sizes the official loop (and ``cis``, whose unwritten rows are never read), so its picks at K are the first K of
-    its picks at N: one official run at N gives every budget's kept set; ours at K is checked to be the first K of ours
-    at N at sampled budgets here, at every budget in the slow test."""
+    """Every budget 1..N: the official kept tokens wherever its loop keeps K distinct ones.
+    ``visual_token_num`` only sizes the official loop (and ``cis``, whose unwritten rows are never read), so
+    its picks at K are the first K of its picks at N: one official run at N gives every budget's kept set;
+    ours at K is checked to be the first K of ours at N at sampled budgets here, at every budget in the slow
+    test."""
     pipe, prep = setup
     spec = pipe.spec("cdpruner")
     assert spec.backbone == "qwen2.5-vl" and spec.stage == "llm-input" and not spec.uses_clip
@@ -99,8 +103,8 @@ def test_every_budget_keeps_the_official_dpp_tokens(setup):
 
 @pytest.mark.slow
 def test_every_budget_one_by_one(setup):
-    """Every budget 1..N run on its own: the GLaMM path's DPP on the same kernel inputs, and the official statements'
-    kept tokens wherever they keep K distinct ones."""
+    """Every budget 1..N run on its own: the GLaMM path's DPP on the same kernel inputs, and the official
+    statements' kept tokens wherever they keep K distinct ones."""
     pipe, prep = setup
     spec = pipe.spec("cdpruner")
     with torch.no_grad():
@@ -109,7 +113,8 @@ def test_every_budget_one_by_one(setup):
         for budget in range(1, visual.shape[0] + 1):
             sel = spec.select(ctx, budget)
             glamm = cd.conditional_dpp(visual, relevance, budget)
-            assert torch.equal(sel.indices, glamm.indices) and torch.equal(sel.parts["order"], glamm.parts["order"])
+            assert torch.equal(sel.indices, glamm.indices) and torch.equal(sel.parts["order"],
+                                                                           glamm.parts["order"])
             assert len(set(sel.indices.tolist())) == budget
             official = official_dpp(visual[None], relevance[None], budget)[0]
             if official is not None:
@@ -136,7 +141,8 @@ def test_ground_keeps_the_selection_at_the_llm_input(setup):
     with torch.no_grad():
         out = pipe.ground(prep, "cdpruner", 9)
         ctx = LLMContext(pipe, prep, pipe.visual_tokens(prep))
-        assert out.kept_indices.tolist() == get_method("cdpruner", "qwen2.5-vl").select(ctx, 9).indices.tolist()
+        assert out.kept_indices.tolist() == get_method("cdpruner", "qwen2.5-vl").select(
+            ctx, 9).indices.tolist()
         assert out.prune_layer == 0 and out.masks.shape[-2:] == prep.image_size
         full = pipe.ground(prep, "cdpruner", n)
         assert full.kept_indices.tolist() == list(range(n))

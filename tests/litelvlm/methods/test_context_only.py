@@ -24,7 +24,8 @@ def test_is_litelvlm_with_the_whole_budget_on_context(tiny_hf_clip):
     pix = torch.randn(1, 3, 56, 56, generator=torch.Generator().manual_seed(5))
     inp = SelectorInputs(tiny_hf_clip.trace_image(pix), tiny_hf_clip.encode_text(["a dog", "the red cup"]))
     for k in range(1, inp.vision.num_patches + 1):  # every budget 1..N
-        assert torch.equal(select("litelvlm-context", inp, k).indices, litelvlm_select(inp, k, context_ratio=1.0).indices)
+        assert torch.equal(select("litelvlm-context", inp, k).indices,
+                           litelvlm_select(inp, k, context_ratio=1.0).indices)
     no_text = SelectorInputs(inp.vision, None)  # reads no text
     assert len(select("litelvlm-context", no_text, 3)) == 3
 

@@ -57,18 +57,22 @@ def official_get_retained_image_token(config, last_layer_state, any_states, coun
     pivot_text_token = DART_config['pivot_text_token']
     reduction_ratio = DART_config['reduction_ratio']
     TOKEN_TOPK = math.ceil((MAX_NUM_TRUNCTION if MAX_NUM_TRUNCTION is not None
-                            else (image_token_length * (1 - reduction_ratio))) // (pivot_image_token + pivot_text_token))
+                            else (image_token_length * (1 - reduction_ratio)))
+                           // (pivot_image_token + pivot_text_token))
     device = last_layer_state.device
     any_states = any_states.permute(0, 2, 1, 3).reshape(any_states.shape[0], any_states.shape[2], -1)
-    k_states_image_token = any_states[0][image_token_start_index:image_token_start_index + image_token_length, :]
+    k_states_image_token = any_states[0][image_token_start_index:image_token_start_index + image_token_length,
+                                         :]
     k_states_query_token = any_states[0][image_token_start_index + image_token_length:, :]
     k_states_image_token_L1_norm = torch.norm(k_states_image_token, p=1, dim=-1)
     k_states_query_token_L1_norm = torch.norm(k_states_query_token, p=1, dim=-1)
-    image_indices = (k_states_image_token_L1_norm.topk(pivot_image_token).indices + image_token_start_index).tolist()
+    image_indices = (k_states_image_token_L1_norm.topk(pivot_image_token).indices
+                     + image_token_start_index).tolist()
     query_indices = (k_states_query_token_L1_norm.topk(pivot_text_token).indices
                      + image_token_start_index + image_token_length).tolist()
     indices_set = set(image_indices + query_indices)
-    valid_indices = set(range(image_token_start_index, image_token_start_index + image_token_length)) - set(image_indices)
+    valid_indices = set(range(image_token_start_index, image_token_start_index + image_token_length)) - set(
+        image_indices)
     valid_indices_list = list(valid_indices)
     for i, item in enumerate(list(indices_set)):
         if counts is not None:  # deviation 1
@@ -93,7 +97,8 @@ def official_dart(lm, embeds, DART_config, monkeypatch):
     captured = []
     eager = modeling_llama.eager_attention_forward
 
-    def capture(module, query, key, value, *args, **kwargs):  # the layer's key_states, as L578/L621 return them
+    def capture(module, query, key, value, *args, **kwargs):
+        # the layer's key_states, as L578/L621 return them
         captured.append(modeling_llama.repeat_kv(key, module.num_key_value_groups))
         return eager(module, query, key, value, *args, **kwargs)
 
@@ -114,8 +119,10 @@ def official_dart(lm, embeds, DART_config, monkeypatch):
             last_layer_state = layer_outputs[0]
             last_layer_state = lm.norm(last_layer_state)
             any_states = layer_outputs[-2]
-            retained_image_tokens_index = official_get_retained_image_token(config, last_layer_state, any_states)
-            keep_indexs = torch.cat((torch.arange(image_token_start_index, device=device), retained_image_tokens_index,
+            retained_image_tokens_index = official_get_retained_image_token(config, last_layer_state,
+                                                                            any_states)
+            keep_indexs = torch.cat(
+                (torch.arange(image_token_start_index, device=device), retained_image_tokens_index,
                                      torch.arange(image_token_start_index + image_token_length, seq_length,
                                                   device=device)))
             keep_indexs = keep_indexs.sort().values
@@ -136,7 +143,8 @@ def dart_config(ctx, K=2, max_num_trunction=128, reduction_ratio=0.778, pivots=(
     """``configure_DART`` (model_vqa_loader.py L18-31) with the scripts' values, at GLaMM's image offset."""
     return {"K": K, "image_token_start_index": ctx.image_start, "image_token_length": ctx.num_visual,
             "max_num_trunction": max_num_trunction, "reduction_ratio": reduction_ratio,
-            "retain_token_num_for_llava_next": 320, "pivot_image_token": pivots[0], "pivot_text_token": pivots[1]}
+            "retain_token_num_for_llava_next": 320, "pivot_image_token": pivots[0],
+            "pivot_text_token": pivots[1]}
 
 
 def official_kept(cfg):
@@ -164,7 +172,8 @@ def assert_same(pipe, prep, ctx, cfg, monkeypatch):
     ours = pipe.ground(prep, "dart", budget, layer=cfg["K"], pivot_image=cfg["pivot_image_token"],
                        pivot_text=cfg["pivot_text_token"])
     keep, final = run_official(pipe, ctx, cfg, monkeypatch)
-    kept_visual = keep[(keep >= ctx.image_start) & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
+    kept_visual = keep[(keep >= ctx.image_start)
+                       & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
     assert ours.kept_indices.tolist() == kept_visual.tolist()
     assert ours.prune_layer == cfg["K"]
     assert ours.seq_len == final.shape[1] == ctx.seq_len - ctx.num_visual + budget
@@ -191,7 +200,8 @@ def test_dart_equals_the_official_loop_by_reduction_ratio(pipe, prep, monkeypatc
 @pytest.mark.parametrize("pivots,max_num_trunction", [((2, 6), 96), ((8, 0), 64), ((1, 1), 40)])
 def test_dart_equals_the_official_loop_other_pivots(pipe, prep, monkeypatch, pivots, max_num_trunction):
     ctx = pipe.context(prep)
-    assert_same(pipe, prep, ctx, dart_config(ctx, max_num_trunction=max_num_trunction, pivots=pivots), monkeypatch)
+    assert_same(pipe, prep, ctx, dart_config(ctx, max_num_trunction=max_num_trunction, pivots=pivots),
+                monkeypatch)
 
 
 def test_readme_setting_keeps_132_tokens(pipe, prep):
@@ -336,7 +346,8 @@ def test_budgets_equal_the_official_selection(typed, monkeypatch, K, budgets):
         for budget in ks:
             sel = dart_module.dart_select(ctx, budget, layer=K)
             if budget < 4:  # only the top-K visual pivots (deviation 1)
-                norms = torch.norm(keys.permute(0, 2, 1, 3).reshape(ctx.seq_len, -1)[ctx.image_start:][:n], p=1, dim=-1)
+                norms = torch.norm(keys.permute(0, 2, 1, 3).reshape(ctx.seq_len, -1)[ctx.image_start:][:n],
+                                   p=1, dim=-1)
                 assert sel.indices.tolist() == sorted(norms.topk(budget).indices.tolist())
                 continue
             cfg = dart_config(ctx, K=K, max_num_trunction=budget - 4)
@@ -344,8 +355,8 @@ def test_budgets_equal_the_official_selection(typed, monkeypatch, K, budgets):
             counts = None if exact else dart_module.pivot_counts(budget - 4, 8)
             if exact:
                 assert official_kept(cfg) == budget
-            ref = official_get_retained_image_token(SimpleNamespace(DART_config=cfg, text_length=None), state, keys,
-                                                    counts)
+            ref = official_get_retained_image_token(SimpleNamespace(DART_config=cfg, text_length=None), state,
+                                                    keys, counts)
             assert sel.indices.tolist() == sorted((ref - ctx.image_start).tolist()), f"K={budget}"
 
 
@@ -356,7 +367,8 @@ def test_dart_equals_the_official_loop_in_each_dtype(typed, monkeypatch, max_num
     budget = official_kept(cfg)
     ours = pipe.ground(prepared, "dart", budget)
     keep, final = run_official(pipe, ctx, cfg, monkeypatch)
-    kept_visual = keep[(keep >= ctx.image_start) & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
+    kept_visual = keep[(keep >= ctx.image_start)
+                       & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
     assert ours.kept_indices.tolist() == kept_visual.tolist()
     tol = 1e-4 if pipe.dtype == torch.float32 else 2e-2
     torch.testing.assert_close(ours.seg_hidden, final[0, ours.seg_positions], rtol=tol, atol=tol)

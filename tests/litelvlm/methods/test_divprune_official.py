@@ -49,7 +49,8 @@ def official_divprune(visual_feature_vectors, image_feature_length, cosine_matri
         if i == 0:
             m2 = cosine_matrix
         else:
-            m2 = torch.index_select(cosine_matrix, 0, torch.index_select(s, 0, torch.arange(0, i, device=cosine_matrix.device)))
+            m2 = torch.index_select(cosine_matrix, 0,
+                                    torch.index_select(s, 0, torch.arange(0, i, device=cosine_matrix.device)))
 
         if i == 0:
             scores = torch.topk(m2, 2, dim=0, largest=False).values[1, :]  # for distance
@@ -76,7 +77,8 @@ def official_prune(new_input_embeds, image_features, diverse_ratio, SYS_TOKEN_LE
                                                               threshold_ratio=diverse_ratio)
     order = selected_visual_tokens.clone()
     selected_visual_tokens += SYS_TOKEN_LEN
-    keep_indexs = torch.cat((torch.arange(SYS_TOKEN_LEN, device=new_input_embeds.device), selected_visual_tokens,
+    keep_indexs = torch.cat(
+        (torch.arange(SYS_TOKEN_LEN, device=new_input_embeds.device), selected_visual_tokens,
                              torch.arange(SYS_TOKEN_LEN + img_feature_len, new_input_embeds.shape[1],
                                           device=new_input_embeds.device)))
     keep_indexs = keep_indexs.sort().values
@@ -124,7 +126,8 @@ def ratio_for(budget: int) -> float:
 # Selection
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seed,clustered,budget", [(0, False, 56), (0, True, 64), (1, True, 128), (1, False, 192),
+@pytest.mark.parametrize("seed,clustered,budget",
+                         [(0, False, 56), (0, True, 64), (1, True, 128), (1, False, 192),
                                                    (0, True, 192)])
 def test_divprune_matches_official(seed, clustered, budget):
     image_features, new_input_embeds = llava_inputs(seed, clustered)

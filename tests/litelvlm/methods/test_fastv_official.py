@@ -55,7 +55,8 @@ def rotary_428(x, seq_len, dim, base):
     freqs = torch.einsum("i,j->ij", t, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos_cached, sin_cached = emb.cos()[None, None, :, :], emb.sin()[None, None, :, :]
-    return cos_cached[:, :, :seq_len, ...].to(dtype=x.dtype), sin_cached[:, :, :seq_len, ...].to(dtype=x.dtype)
+    return cos_cached[:, :, :seq_len, ...].to(dtype=x.dtype), sin_cached[:, :, :seq_len,
+                                                                         ...].to(dtype=x.dtype)
 
 
 def attention_weights_428(attn, hidden_states, position_ids, attention_mask):
@@ -74,7 +75,8 @@ def attention_weights_428(attn, hidden_states, position_ids, attention_mask):
 
 
 def _official_fastv(lm, embeds, image_start, image_len, fastv_k, fastv_r, weights_428=False):
-    """The official loop on a transformers ``LlamaModel`` with eager attention (returns keep, final hidden)."""
+    """The official loop on a transformers ``LlamaModel`` with eager attention (returns keep, final
+    hidden)."""
     def causal(n):  # what ``_update_causal_mask`` builds for an unpadded sequence (additive, eager)
         return torch.full((n, n), torch.finfo(embeds.dtype).min).triu(1)[None, None]
 
@@ -128,7 +130,8 @@ def test_fastv_equals_the_official_loop(pipe, budget, fastv_k):
                                           1 - budget / ctx.num_visual)
     finally:
         lm.config._attn_implementation = old
-    kept_visual = keep[(keep >= ctx.image_start) & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
+    kept_visual = keep[(keep >= ctx.image_start)
+                       & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
     assert ours.kept_indices.tolist() == kept_visual.tolist()
     assert ours.seq_len == final.shape[1]
     torch.testing.assert_close(ours.seg_hidden, final[0, ours.seg_positions], rtol=1e-4, atol=1e-5)
@@ -160,14 +163,16 @@ def _official_image_attention(ctx, fastv_k):
     mask = torch.full((seq, seq), torch.finfo(ctx.embeds.dtype).min).triu(1)[None, None]
     layer = lm.layers[fastv_k - 1]
     with torch.no_grad():
-        weights = attention_weights_428(layer.self_attn, layer.input_layernorm(ctx.hidden_before(fastv_k - 1)),
+        weights = attention_weights_428(layer.self_attn,
+                                        layer.input_layernorm(ctx.hidden_before(fastv_k - 1)),
                                         ctx.position_ids, mask)
     last_layer_attention_avg = torch.mean(weights, dim=1)[0]
     return last_layer_attention_avg[-1][ctx.image_start:ctx.image_start + ctx.num_visual]
 
 
 def test_rotary_428_equals_the_models(official_case):
-    """The 4.28 rotary tables equal transformers 5's in the model dtype (so the layers' own RoPE is the official)."""
+    """The 4.28 rotary tables equal transformers 5's in the model dtype (so the layers' own RoPE is the
+    official)."""
     _, _, ctx = official_case
     attn = ctx.lm.layers[0].self_attn
     cos, sin = rotary_428(ctx.embeds, ctx.seq_len, attn.head_dim, attn.config.rope_parameters["rope_theta"])
@@ -203,7 +208,8 @@ def test_fastv_equals_the_official_loop_at_the_official_precision(official_case,
     with torch.no_grad():
         keep, final = _official_fastv(lm, ctx.embeds, ctx.image_start, ctx.num_visual, fastv_k,
                                       1 - budget / ctx.num_visual, weights_428=True)
-    kept_visual = keep[(keep >= ctx.image_start) & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
+    kept_visual = keep[(keep >= ctx.image_start)
+                       & (keep < ctx.image_start + ctx.num_visual)] - ctx.image_start
     assert ours.kept_indices.tolist() == kept_visual.tolist()
     assert ours.seq_len == final.shape[1]
     tol = 1e-5 if pipe.dtype == torch.float32 else 2e-2

@@ -1,25 +1,29 @@
 """FlowCut against its official LLaVA code, run on random weights: every budget K = 1..N.
 
-Official code: TungChintao/FlowCut @ a2ecd247cb3c605773ec317a0c246425b47abdbe (the PyPI package ``flowcut`` 1.0.2
-holds the same files), folder ``flowcut/``, transcribed verbatim below (trailing spaces dropped) and executed:
+Official code: TungChintao/FlowCut @ a2ecd247cb3c605773ec317a0c246425b47abdbe (the PyPI package ``flowcut``
+1.0.2 holds the same files), folder ``flowcut/``, transcribed verbatim below (trailing spaces dropped) and
+executed:
 
 * ``utils_flowcut.py`` L1-42 (``compute_score``, ``adaptive_prune_ratio``), whole;
 * ``modeling_clip_flowcut.py`` L1-9 and L12-299 (``CLIPAttention_forward``, ``CLIPEncoderLayer_forward``,
-  ``CLIPEncoder_forward``, ``CLIPVisionTransformer_forward``, ``apply_flowcut_config``): its L10 imports transformers
-  4.x's ``CLIPVisionTransformer`` (never used; transformers 5 folds it into ``CLIPVisionModel``, whose attributes the
-  official forward reads), its L11 imports ``utils_flowcut`` (executed into the same namespace instead);
+  ``CLIPEncoder_forward``, ``CLIPVisionTransformer_forward``, ``apply_flowcut_config``): its L10 imports
+  transformers 4.x's ``CLIPVisionTransformer`` (never used; transformers 5 folds it into ``CLIPVisionModel``,
+  whose attributes the official forward reads), its L11 imports ``utils_flowcut`` (executed into the same
+  namespace instead);
 * ``clip_encoder.py`` L1-22 (``CLIPVisionTower_FlowCut.forward``), whole;
 * ``main.py`` L36-42: ``target_tokens = target_num + 1`` (``pad`` images, ``select_feature='patch'``) and
-  ``apply_flowcut_config``; L44-50 patch the CLIP classes, done here per module instance (``types.MethodType``).
+  ``apply_flowcut_config``; L44-50 patch the CLIP classes, done here per module instance
+  (``types.MethodType``).
 
 Set ``FLOWCUT_SOURCE`` to a checkout of that commit to check the transcription against its files.
 
 Beside the official functions: transformers 4.37.2's ``CLIPAttention._shape`` (``src/transformers/models/clip/
 modeling_clip.py`` L246-247), which the official attention calls and transformers 5 dropped, and LLaVA's
 ``CLIPVisionTower.feature_select`` for ``select_layer=-2``, ``select_feature='patch'`` (as vendored by
-Theia-4869/VisPruner @ aefa01adc7c7ce6334e880c88225e90cede760d1, ``llava/model/multimodal_encoder/clip_encoder.py``
-L36-43). The towers are transformers ``CLIPVisionModel``s with random weights and odd image sizes (small grids keep
-every budget cheap); ours runs the same tower through the vision-tower stage (``ClipTower``) from the same embeddings.
+Theia-4869/VisPruner @ aefa01adc7c7ce6334e880c88225e90cede760d1,
+``llava/model/multimodal_encoder/clip_encoder.py`` L36-43). The towers are transformers ``CLIPVisionModel``s
+with random weights and odd image sizes (small grids keep every budget cheap); ours runs the same tower
+through the vision-tower stage (``ClipTower``) from the same embeddings.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ def adaptive_prune_ratio(attn,rpl,target_num):
     if r.shape[0] > 1: r = r.max(0).values
 
     return int(r.round())
-'''
+'''  # noqa: E501
 
 #: ``modeling_clip_flowcut.py``, L1-9
 CLIP_HEAD_SRC = r'''
@@ -384,7 +388,7 @@ def apply_flowcut_config(model, target_tokens):
 
     model.vision_model.encoder.target = target_tokens
     model.vision_model.encoder.select_layer = len(model.vision_model.encoder.layers) - 2
-'''
+'''  # noqa: E501
 
 #: ``clip_encoder.py``, L1-22
 ENCODER_SRC = r'''
@@ -410,24 +414,26 @@ class CLIPVisionTower_FlowCut(nn.Module):
             # keep_indices = outputs.all_keep_indices
 
         return hidden_states.to(images.dtype), keep_indices
-'''
+'''  # noqa: E501
 
 
 def _shape(self, tensor: torch.Tensor, seq_len: int, bsz: int):
-    """transformers 4.37.2 ``CLIPAttention._shape`` (src/transformers/models/clip/modeling_clip.py L246-247)."""
+    """transformers 4.37.2 ``CLIPAttention._shape`` (src/transformers/models/clip/modeling_clip.py
+    L246-247)."""
     return tensor.view(bsz, seq_len, self.num_heads, self.head_dim).transpose(1, 2).contiguous()
 
 
 def _run(source: str, name: str, ns: dict) -> None:
-    """Execute an official file's text into ``ns``, its lines registered where ``inspect`` finds them (transformers'
-    docstring decorators read the decorated function's source)."""
+    """Execute an official file's text into ``ns``, its lines registered where ``inspect`` finds them
+    (transformers' docstring decorators read the decorated function's source)."""
     name = f"<FlowCut/flowcut/{name}>"
     linecache.cache[name] = (len(source), None, source.splitlines(True), name)
     exec(compile(source, name, "exec"), ns)
 
 
 def official_namespace() -> dict:
-    """The official modules, executed: ``utils_flowcut``'s names, then ``modeling_clip_flowcut``'s, ``clip_encoder``'s."""
+    """The official modules, executed: ``utils_flowcut``'s names, then ``modeling_clip_flowcut``'s,
+    ``clip_encoder``'s."""
     ns: dict = {}
     _run(UTILS_SRC.lstrip("\n"), "utils_flowcut.py", ns)
     _run(CLIP_HEAD_SRC.lstrip("\n") + CLIP_SRC, "modeling_clip_flowcut.py", ns)
@@ -436,8 +442,8 @@ def official_namespace() -> dict:
 
 
 class OfficialTower:
-    """LLaVA's ``CLIPVisionTower`` (``select_layer=-2``, ``'patch'``) with FlowCut's official forwards on the modules of
-    a transformers ``CLIPVisionModel`` (main.py L44-54, per instance)."""
+    """LLaVA's ``CLIPVisionTower`` (``select_layer=-2``, ``'patch'``) with FlowCut's official forwards on the
+    modules of a transformers ``CLIPVisionModel`` (main.py L44-54, per instance)."""
 
     select_layer, select_feature = -2, "patch"
 
@@ -451,7 +457,8 @@ class OfficialTower:
         self.device, self.dtype = vm.pre_layrnorm.weight.device, vm.pre_layrnorm.weight.dtype
 
     def vision_tower(self, images, **kwargs):
-        """``CLIPVisionModel.forward`` of transformers 4.x, which calls the patched ``CLIPVisionTransformer.forward``."""
+        """``CLIPVisionModel.forward`` of transformers 4.x, which calls the patched
+        ``CLIPVisionTransformer.forward``."""
         return self.ns["CLIPVisionTransformer_forward"](self.vm, images, **kwargs)
 
     def feature_select(self, image_forward_outs):
@@ -462,20 +469,23 @@ class OfficialTower:
 
     def __call__(self, images: torch.Tensor, target_num: int):
         """main.py L39 and L42 (``pad`` images, ``'patch'``), then ``CLIPVisionTower_FlowCut.forward``."""
-        self.ns["apply_flowcut_config"](types.SimpleNamespace(vision_model=self.vm), target_tokens=target_num + 1)
+        self.ns["apply_flowcut_config"](types.SimpleNamespace(vision_model=self.vm),
+                                        target_tokens=target_num + 1)
         return self.ns["CLIPVisionTower_FlowCut"].forward(self, images)
 
 
 def _tower(layers: int, image_size: int, width: int = 32, heads: int = 4, seed: int = 0):
-    """A random transformers CLIP vision tower (eager attention), a random image and the embeddings after the pre-norm
-    (the trace's ``hidden_states[0]``)."""
+    """A random transformers CLIP vision tower (eager attention), a random image and the embeddings after the
+    pre-norm (the trace's ``hidden_states[0]``)."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     torch.manual_seed(seed)
     cfg = CLIPVisionConfig(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
-                           num_attention_heads=heads, image_size=image_size, patch_size=14, attn_implementation="eager")
+                           num_attention_heads=heads, image_size=image_size, patch_size=14,
+                           attn_implementation="eager")
     vm = CLIPVisionModel(cfg).eval()
-    for p in vm.parameters():  # a spread of attention (random init is near uniform): the scores must discriminate
+    # a spread of attention (random init is near uniform): the scores must discriminate
+    for p in vm.parameters():
         if p.dim() > 1:
             p.data.normal_(0, 0.3)
     pixels = torch.randn(1, 3, image_size, image_size)
@@ -485,9 +495,9 @@ def _tower(layers: int, image_size: int, width: int = 32, heads: int = 4, seed: 
 
 
 def compare_every_budget(layers: int, image_size: int, budgets=None, **kw) -> int:
-    """Ours (the registered method on ``ClipTower``) against the official forward at each budget: the same kept
-    patches, in the same order, and the same feature-layer tokens (bit for bit: the same operations). Returns how many
-    budgets pruned."""
+    """Ours (the registered method on ``ClipTower``) against the official forward at each budget: the same
+    kept patches, in the same order, and the same feature-layer tokens (bit for bit: the same operations).
+    Returns how many budgets pruned."""
     vm, pixels, hidden0 = _tower(layers, image_size, **kw)
     official, flowcut = OfficialTower(vm), get_method("flowcut")
     n = hidden0.shape[1] - 1
@@ -496,7 +506,8 @@ def compare_every_budget(layers: int, image_size: int, budgets=None, **kw) -> in
         feats, keep = official(pixels, k)
         ours = flowcut.select(ClipTower(list(vm.encoder.layers), hidden0, feature_layer=-2), k)
         assert ours.indices.tolist() == sorted(set(ours.indices.tolist())) and len(ours) == k, k
-        if k == n:  # nothing pruned: the official index list is the unpruned sequence's, its [CLS] slot counted
+        # nothing pruned: the official index list is the unpruned sequence's, its [CLS] slot counted
+        if k == n:
             assert torch.equal(keep[0], torch.arange(n + 1)) and torch.equal(ours.indices, torch.arange(n))
         else:
             assert torch.equal(ours.indices, keep[0]), k
@@ -507,8 +518,8 @@ def compare_every_budget(layers: int, image_size: int, budgets=None, **kw) -> in
 
 @pytest.mark.parametrize("layers", [3, 5, 6])
 def test_flowcut_is_the_official_code_at_every_budget(layers):
-    """Towers of 3, 5 and 6 blocks (the official schedule prunes after blocks with an even count left: 0 | 0, 2 |
-    1, 3), a 5x5 grid (image 70): every K = 1..25."""
+    """Towers of 3, 5 and 6 blocks (the official schedule prunes after blocks with an even count left: 0 | 0,
+    2 | 1, 3), a 5x5 grid (image 70): every K = 1..25."""
     assert compare_every_budget(layers, 70) == 24
 
 
@@ -519,8 +530,9 @@ def test_flowcut_is_the_official_code_at_every_budget_on_vit_l_depth():
 
 
 def test_a_tower_too_shallow_for_the_official_schedule():
-    """2 blocks (the tiny test towers): the official forward fails (``sqrt`` of rpl = -2 is complex), ours prunes to K
-    after the last block it runs (the module's deviation), which is block 0 at the feature layer -2."""
+    """2 blocks (the tiny test towers): the official forward fails (``sqrt`` of rpl = -2 is complex), ours
+    prunes to K after the last block it runs (the module's deviation), which is block 0 at the feature layer
+    -2."""
     vm, pixels, hidden0 = _tower(2, 42)
     with pytest.raises((TypeError, NotImplementedError)):  # int() or round() of a complex tensor
         OfficialTower(vm)(pixels, 4)
@@ -528,12 +540,14 @@ def test_a_tower_too_shallow_for_the_official_schedule():
     assert len(ours) == 4 and ours.features.shape == (4, 32)
 
 
-@pytest.mark.skipif(not os.environ.get("FLOWCUT_SOURCE"), reason="FLOWCUT_SOURCE (a checkout of TungChintao/FlowCut "
-                    "@ a2ecd24) is not set: the transcription is checked against the official files only there")
+@pytest.mark.skipif(not os.environ.get("FLOWCUT_SOURCE"), reason="FLOWCUT_SOURCE (a checkout of "
+                    "TungChintao/FlowCut @ a2ecd24) is not set: the transcription is checked against the "
+                    "official files only there")
 def test_the_transcription_is_the_official_files():
     root = Path(os.environ["FLOWCUT_SOURCE"]) / "flowcut"
 
-    def lines(name: str, first: int, last: int) -> str:  # lines first..last (1-based), trailing spaces dropped
+    def lines(name: str, first: int, last: int) -> str:
+        # lines first..last (1-based), trailing spaces dropped
         text = (root / name).read_text().split("\n")[first - 1:last]
         return "\n".join(line.rstrip() for line in text).strip("\n")
 

@@ -25,7 +25,8 @@ HIPRUNE_COMMIT = "6e83a12"
 LAYERS, GRID = 10, 24
 
 
-def official_hiprune(attentions, visual_token_num: int, alpha: float, object_layer: int, select_layer: int = -2):
+def official_hiprune(attentions, visual_token_num: int, alpha: float, object_layer: int,
+                     select_layer: int = -2):
     """``encode_images`` L143-181 (the projector, L183, left out): the patch indices the LLM receives through
     ``index_masks`` (raster order). ``HIPRUNE_RETENTION`` is ``visual_token_num`` (B = 1), ``HIPRUNE_ALPHA``
     ``alpha``, ``HIPRUNE_OBJECT_LAYER`` ``object_layer``; ``.cuda()`` dropped; the features' shape is taken
@@ -73,17 +74,20 @@ class Tower:
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
         torch.manual_seed(seed)
-        cfg = CLIPVisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=LAYERS, num_attention_heads=4,
-                               image_size=14 * GRID, patch_size=14)
+        cfg = CLIPVisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=LAYERS,
+                               num_attention_heads=4, image_size=14 * GRID, patch_size=14)
         self.model = CLIPVisionModelWithProjection(cfg).eval().to(dtype)
         for layer in self.model.vision_model.encoder.layers:  # peaked attention rows, as CLIP's
             layer.self_attn.q_proj.weight.data.mul_(4.0)
         self.vision_heads = 4
-        pixels = torch.randn(1, 3, 14 * GRID, 14 * GRID, generator=torch.Generator().manual_seed(seed)).to(dtype)
+        pixels = torch.randn(1, 3, 14 * GRID, 14 * GRID,
+                             generator=torch.Generator().manual_seed(seed)).to(dtype)
         with torch.no_grad():
-            self.hidden_states = tuple(self.model(pixel_values=pixels, output_hidden_states=True).hidden_states)
+            self.hidden_states = tuple(
+                self.model(pixel_values=pixels, output_hidden_states=True).hidden_states)
             layers = self.model.vision_model.encoder.layers
-            self.attentions = tuple(official_clip_attention(layer.self_attn, layer.layer_norm1(self.hidden_states[b]))[0]
+            self.attentions = tuple(
+                official_clip_attention(layer.self_attn, layer.layer_norm1(self.hidden_states[b]))[0]
                                     for b, layer in enumerate(layers))
 
     @torch.no_grad()
@@ -93,7 +97,8 @@ class Tower:
         return layer.self_attn.q_proj(x), layer.self_attn.k_proj(x), layer.self_attn.v_proj(x)
 
     def inputs(self) -> SelectorInputs:
-        return SelectorInputs(VisionTrace(hidden_states=self.hidden_states, grid=(GRID, GRID), num_prefix_tokens=1,
+        return SelectorInputs(
+            VisionTrace(hidden_states=self.hidden_states, grid=(GRID, GRID), num_prefix_tokens=1,
                                           backend=self))
 
 
@@ -103,11 +108,13 @@ def tower(dtype: torch.dtype) -> Tower:
 
 
 @pytest.mark.parametrize("budgets", [(1, 2, 3, 7, 64, 128, 191, 192, 193, 288, 574, 575, 576),
-                                     pytest.param(range(1, 577), marks=pytest.mark.slow)], ids=["edges", "all"])
+                                     pytest.param(range(1, 577), marks=pytest.mark.slow)],
+                         ids=["edges", "all"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_every_budget_matches_the_official_code(dtype, budgets):
     """K = 1..576 at the official defaults (alpha 0.1, object layer 9), in float32 and bfloat16: the same kept
-    patches in the same (raster) order (the default suite: the edges and the paper's budgets; every K: slow)."""
+    patches in the same (raster) order (the default suite: the edges and the paper's budgets; every K:
+    slow)."""
     t = tower(dtype)
     inputs = t.inputs()
     for budget in budgets:
@@ -131,7 +138,8 @@ def test_buffers_follow_the_official_index_arithmetic():
     clamped to the grid; on another grid the row offset is its width (this project's adaptation)."""
     attention = torch.zeros(48)
     attention[24] = 1.0  # the first patch of the second row of a 24-wide grid
-    assert sorted(anchors_and_buffers(attention, 1, 24).tolist()) == [0, 23, 24, 25, 47]  # 24 + 24 clamped to 47
+    # 24 + 24 clamped to 47
+    assert sorted(anchors_and_buffers(attention, 1, 24).tolist()) == [0, 23, 24, 25, 47]
     attention = torch.zeros(64)
     attention[9] = 1.0  # an 8x8 grid: the row offset is 8
     assert sorted(anchors_and_buffers(attention, 1, 8).tolist()) == [1, 8, 9, 10, 17]
@@ -144,4 +152,5 @@ def test_the_default_object_layer_is_the_official_one_at_its_depth():
     assert default_object_layer(24) == 9 and default_object_layer(12) == 4 and default_object_layer(2) == 1
     assert default_object_layer(LAYERS) == 4
     t = tower(torch.float32)
-    assert torch.equal(select("hiprune", t.inputs(), 64).indices, select("hiprune", t.inputs(), 64, object_layer=4).indices)
+    assert torch.equal(select("hiprune", t.inputs(), 64).indices,
+                       select("hiprune", t.inputs(), 64, object_layer=4).indices)

@@ -1,21 +1,23 @@
-"""HiPrune's Qwen2.5-VL variant against a statement-by-statement transcription of its official code, at every budget.
+"""HiPrune's Qwen2.5-VL variant against a statement-by-statement transcription of its official code, at every
+budget.
 
 Danielement321/HiPrune @ 6e83a12, ``Qwen2_5_VL/qwen2_5_vl_HiPrune.py`` (``bench_qwen.sh``: flash attention,
 ``HIPRUNE_QWEN_RETENTION`` 0.223, ``HIPRUNE_ALPHA`` 0.1, ``HIPRUNE_OBJECT_LAYER`` 16):
 
-* L152-159 / L169-213: the flash-attention class's weights, over every patch of the sequence (L201-211); the rotary
-  kernel (``flash_attn``'s ``apply_rotary_emb``, not installable here) is replaced by the same rotation of L223-234,
-  the eager class's (float32, cast back);
-* L216-234 / L245-287: the eager class's weights (the block's ``cu_seqlens`` mask, softmax in float32 cast back);
-* L477-516 (``get_window_index``), L548-558 (``cu_seqlens``, ``reverse_indices``), L560-577 (the blocks' loop: which
-  blocks attend fully, the reduction of each block's weights to one score per merged token);
+* L152-159 / L169-213: the flash-attention class's weights, over every patch of the sequence (L201-211); the
+  rotary kernel (``flash_attn``'s ``apply_rotary_emb``, not installable here) is replaced by the same rotation
+  of L223-234, the eager class's (float32, cast back);
+* L216-234 / L245-287: the eager class's weights (the block's ``cu_seqlens`` mask, softmax in float32 cast
+back);
+* L477-516 (``get_window_index``), L548-558 (``cu_seqlens``, ``reverse_indices``), L560-577 (the blocks' loop:
+  which blocks attend fully, the reduction of each block's weights to one score per merged token);
 * L1854-1896: the selection (the projector's features, L1786, are UniPixel's merged tokens as they are).
 
-The tower is the random ``unipixel-tiny-random:0`` one (4 blocks, full attention in blocks 1 and 3, 112-px windows) on
-odd image sizes through UniPixel's protocol; the input of each block (its hidden states and RoPE cos/sin) is taken
-at the block during one forward of transformers 5's tower, whose ``rot_pos_emb`` and window permutation were rewritten
-since 4.52 (the window order and ``cu_seqlens`` are recomputed here by the official statements and checked against
-what the blocks receive).
+The tower is the random ``unipixel-tiny-random:0`` one (4 blocks, full attention in blocks 1 and 3, 112-px
+windows) on odd image sizes through UniPixel's protocol; the input of each block (its hidden states and RoPE
+cos/sin) is taken at the block during one forward of transformers 5's tower, whose ``rot_pos_emb`` and window
+permutation were rewritten since 4.52 (the window order and ``cu_seqlens`` are recomputed here by the official
+statements and checked against what the blocks receive).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ MODEL = "unipixel-tiny-random:0"
 SIZES = [(97, 131), (301, 45), (45, 301)]
 
 
-# -- the transcription ----------------------------------------------------------------------------------------------
+# -- the transcription ---------------------------------------------------------------------------------------
 def rotate_half(x):
     """L216-220."""
     x1 = x[..., : x.shape[-1] // 2]
@@ -58,8 +60,8 @@ def apply_rotary_pos_emb_vision(q, k, cos, sin):
 
 
 def official_weights(self, hidden_states, cu_seqlens, position_embeddings, impl: str):
-    """The attention weights a block's attention returns: eager L251-286, flash L175-211 (its attention output is
-    not needed here; the rotary kernel of L152-159 replaced by L223-234)."""
+    """The attention weights a block's attention returns: eager L251-286, flash L175-211 (its attention output
+    is not needed here; the rotary kernel of L152-159 replaced by L223-234)."""
     seq_length = hidden_states.shape[0]
     q, k, v = self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
     cos, sin = position_embeddings
@@ -132,7 +134,8 @@ def get_window_index(self, grid_thw):
 
 
 def official_attn_list(self, pixel_values, grid_thw, impl: str = "flash"):
-    """The tower's ``attn_list`` (L531-577): each block's weights on the block's input, reduced per merged token."""
+    """The tower's ``attn_list`` (L531-577): each block's weights on the block's input, reduced per merged
+    token."""
     inputs: dict[int, dict] = {}
     handles = [blk.register_forward_pre_hook(lambda m, a, kw, b=b: inputs.update({b: dict(h=a[0], **kw)}),
                                              with_kwargs=True) for b, blk in enumerate(self.blocks)]
@@ -156,9 +159,10 @@ def official_attn_list(self, pixel_values, grid_thw, impl: str = "flash"):
         else:
             cu_seqlens_now = cu_window_seqlens
         seen = inputs[layer_num]
-        assert torch.equal(seen["cu_seqlens"].cpu(), cu_seqlens_now.cpu())  # what transformers 5's block receives
-        attn_weights = official_weights(blk.attn, blk.norm1(seen["h"]), cu_seqlens_now, seen["position_embeddings"],
-                                        impl)
+        # what transformers 5's block receives
+        assert torch.equal(seen["cu_seqlens"].cpu(), cu_seqlens_now.cpu())
+        attn_weights = official_weights(blk.attn, blk.norm1(seen["h"]), cu_seqlens_now,
+                                        seen["position_embeddings"], impl)
         with torch.no_grad():
             attn_weights = attn_weights.mean(dim=0)
             attn_weights = attn_weights.sum(dim=0)
@@ -170,8 +174,9 @@ def official_attn_list(self, pixel_values, grid_thw, impl: str = "flash"):
 
 def official_hiprune(attn_list, image_grid_thw, n_image_tokens: int, retention: float, alpha: float,
                      object_layer: int, spatial_merge_size: int = 2) -> torch.Tensor:
-    """L1854-1896 (B = 1; ``attn_list`` as the tower returns it): the visual tokens the LLM keeps (``img_mask`` over
-    the image's rows), in the sequence's order. The environment variables are the module's constants (L47-49)."""
+    """L1854-1896 (B = 1; ``attn_list`` as the tower returns it): the visual tokens the LLM keeps
+    (``img_mask`` over the image's rows), in the sequence's order. The environment variables are the module's
+    constants (L47-49)."""
     os.environ["HIPRUNE_OBJECT_LAYER"], os.environ["HIPRUNE_ALPHA"] = str(object_layer), str(alpha)
     os.environ["HIPRUNE_QWEN_RETENTION"] = str(retention)
     OBJECT_LAYER = int(os.environ['HIPRUNE_OBJECT_LAYER'])
@@ -204,10 +209,11 @@ def official_hiprune(attn_list, image_grid_thw, n_image_tokens: int, retention: 
     deep_token_indices = torch.topk(deep_attention, k=deep_token_num).indices
     retain = torch.cat([shallow_token_indices, deep_token_indices])
     select_mask[retain] = True
-    return torch.nonzero(select_mask).flatten()  # img_mask[first:last+1] = select_mask: the kept rows, in order
+    # img_mask[first:last+1] = select_mask: the kept rows, in order
+    return torch.nonzero(select_mask).flatten()
 
 
-# -- fixtures -------------------------------------------------------------------------------------------------------
+# -- fixtures ------------------------------------------------------------------------------------------------
 @functools.cache
 def _pipe(dtype: torch.dtype):
     from litelvlm.families import load_pipeline
@@ -237,9 +243,9 @@ def _official(attn, prep, budget: int, n: int, alpha: float = 0.1, object_layer:
 
 
 def _check_budget(p, prep, attn, budget: int, **options) -> None:
-    """The variant through the pipeline's context equals the official code, fewer than K tokens included (marked
-    ``short``), or is refused where that one crashes; where it keeps fewer than K, ``registers="refuse"`` refuses and
-    ``registers="fill"`` keeps K, the official tokens among them."""
+    """The variant through the pipeline's context equals the official code, fewer than K tokens included
+    (marked ``short``), or is refused where that one crashes; where it keeps fewer than K,
+    ``registers="refuse"`` refuses and ``registers="fill"`` keeps K, the official tokens among them."""
     n = p.num_visual(prep)
     layer = options.get("object_layer", 2)
     try:
@@ -259,12 +265,13 @@ def _check_budget(p, prep, attn, budget: int, **options) -> None:
     assert len(filled) == budget and set(expected.tolist()) <= set(filled.tolist())
 
 
-# -- tests ----------------------------------------------------------------------------------------------------------
+# -- tests ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_every_budget_matches_the_official_code(dtype):
-    """K = 1..N at the official alpha 0.1 (object layer 2 of the tiny 4-block tower: 16 of 32, a full-attention
-    block; registers from the last block), flash attention: the block scores are the official ones bit for bit, and
-    the kept tokens are the same, in the same (LLM) order, at every budget; a few budgets through the pipeline."""
+    """K = 1..N at the official alpha 0.1 (object layer 2 of the tiny 4-block tower: 16 of 32, a
+    full-attention block; registers from the last block), flash attention: the block scores are the official
+    ones bit for bit, and the kept tokens are the same, in the same (LLM) order, at every budget; a few
+    budgets through the pipeline."""
     from litelvlm.methods.hiprune_qwen import block_scores, select_tokens
 
     p, prep, attn = _case(dtype, (97, 131))
@@ -285,8 +292,8 @@ def test_every_budget_matches_the_official_code(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=pytest.mark.slow)],
                          ids=["fp32", "bf16"])
 def test_eager_attention_and_a_window_block_match_the_official_code(dtype):
-    """``attention="eager"``: the eager class's weights, a window block's masked to its windows (object layer 1: block 0
-    of the tiny tower attends per 112-px window; the 10 x 14 merged tokens span 3 x 4 windows)."""
+    """``attention="eager"``: the eager class's weights, a window block's masked to its windows (object layer
+    1: block 0 of the tiny tower attends per 112-px window; the 10 x 14 merged tokens span 3 x 4 windows)."""
     from litelvlm.methods.hiprune_qwen import block_scores, select_tokens
 
     p, prep, attn = _case(dtype, (97, 131), "eager")
@@ -321,22 +328,24 @@ def test_other_alphas_short_budgets_and_crashes_follow_the_official_code(alpha):
             with pytest.raises(LiteLVLMError, match="crashes"):
                 select_tokens(attn[1], attn[3], budget, width, alpha=alpha)
             continue
-        assert select_tokens(attn[1], attn[3], budget, width, alpha=alpha).indices.tolist() == expected.tolist()
+        assert select_tokens(attn[1], attn[3], budget, width,
+                             alpha=alpha).indices.tolist() == expected.tolist()
     assert (crashed > 0) == (alpha == 1.0)
 
 
 def test_where_the_official_registers_repeat_an_anchor():
-    """The last block's score is a sum over query patches, so minus 1 need not exclude an anchor: on scores where an
-    anchor is also the strongest register the official code keeps K - 1 tokens, and so does the default (marked
-    ``short``); ``registers="refuse"`` refuses the call, ``registers="fill"`` keeps K: the official tokens and the next
-    register."""
+    """The last block's score is a sum over query patches, so minus 1 need not exclude an anchor: on scores
+    where an anchor is also the strongest register the official code keeps K - 1 tokens, and so does the
+    default (marked ``short``); ``registers="refuse"`` refuses the call, ``registers="fill"`` keeps K: the
+    official tokens and the next register."""
     from litelvlm.methods.hiprune_qwen import select_tokens
 
     n, width, budget = 30, 6, 26  # round(26 * 0.1 / 5) = 1 anchor
     grid = torch.Generator().manual_seed(0)
     shallow, deep = torch.rand(n, generator=grid), torch.rand(n, generator=grid) + 0.5
     shallow[14], deep[14] = 5.0, 9.0  # token 14 is the anchor and would be the strongest register
-    expected = official_hiprune([shallow, deep], torch.tensor([[1, 2 * n // width, 2 * width]]), n, budget / n, 0.1, 1)
+    expected = official_hiprune([shallow, deep], torch.tensor([[1, 2 * n // width, 2 * width]]), n,
+                                budget / n, 0.1, 1)
     assert len(expected) == budget - 1 and 14 in expected.tolist()
     default = select_tokens(shallow, deep, budget, width)
     assert default.indices.tolist() == expected.tolist() and default.short and len(default) == budget - 1
@@ -352,9 +361,9 @@ def test_where_the_official_registers_repeat_an_anchor():
 
 
 def test_the_variant_runs_through_ground_with_the_kept_tokens_at_their_positions():
-    """``hiprune`` is no longer refused on UniPixel; ``ground`` feeds the kept merged tokens as they are, with their
-    original 3-D M-RoPE positions (the official ``position_ids[:, :, img_mask]``); the default object layer keeps its
-    relative depth; the ranking score is the last block's."""
+    """``hiprune`` is no longer refused on UniPixel; ``ground`` feeds the kept merged tokens as they are, with
+    their original 3-D M-RoPE positions (the official ``position_ids[:, :, img_mask]``); the default object
+    layer keeps its relative depth; the ranking score is the last block's."""
     from litelvlm.methods.hiprune_qwen import default_object_layer
     from litelvlm.unipixel.pipeline import UniPixelPipeline
 
@@ -362,7 +371,8 @@ def test_the_variant_runs_through_ground_with_the_kept_tokens_at_their_positions
     assert default_object_layer(32) == 16 and default_object_layer(4) == 2 and default_object_layer(1) == 1
     p, prep, attn = _case(torch.float32, (97, 131))
     spec = p.spec("hiprune")
-    assert spec.backbone == "qwen2.5-vl" and spec.stage == "llm-input" and spec.ranks and spec.positions == "keep"
+    assert (spec.backbone == "qwen2.5-vl" and spec.stage == "llm-input" and spec.ranks and spec.positions
+            == "keep")
     seen = []
     original = p.sequence_embeds
     p.sequence_embeds = lambda prepared, visual: seen.append(visual) or original(prepared, visual)
@@ -371,12 +381,14 @@ def test_the_variant_runs_through_ground_with_the_kept_tokens_at_their_positions
     finally:
         del p.sequence_embeds
     expected = _official(attn, prep, 40, p.num_visual(prep))
-    assert torch.equal(seen[0], prep.visual[expected])  # the official image_embeds[select_mask]: unmodified tokens
+    # the official image_embeds[select_mask]: unmodified tokens
+    assert torch.equal(seen[0], prep.visual[expected])
     parts = out.selection.parts  # index sets (what retention labels the kept tokens by)
     assert set(parts) == {"anchors_and_buffers", "registers"}
     assert sorted(set(torch.cat(list(parts.values())).tolist())) == out.kept_indices.tolist()
     assert out.kept_indices.tolist() == expected.tolist() and out.position_rule == "keep"
-    assert out.masks.shape[0] == 1 and out.seq_len == p.layout(prep, p.num_visual(prep)).seq_len - (p.num_visual(prep) - 40)
+    assert out.masks.shape[0] == 1 and out.seq_len == p.layout(prep, p.num_visual(prep)).seq_len - (
+        p.num_visual(prep) - 40)
     sel = spec.select(p.context(prep), p.num_visual(prep))
     assert torch.equal(sel.scores, attn[-1]) and len(sel) == p.num_visual(prep)
     with pytest.raises(LiteLVLMError, match="object_layer"):
@@ -397,9 +409,10 @@ def test_every_budget_through_the_pipeline_on_odd_sizes(dtype, size, impl):
 
 
 def test_fewer_than_k_through_ground_as_the_official_code_keeps_them(monkeypatch):
-    """Where the official registers repeat an anchor (designed block scores), ``ground`` runs on the K - 1 tokens the
-    official code keeps and records the count (``short_kept``: a grounding row's ``kept`` column); the refusal stays
-    as ``registers="refuse"``; a full selection records nothing (tables of other runs keep their columns)."""
+    """Where the official registers repeat an anchor (designed block scores), ``ground`` runs on the K - 1
+    tokens the official code keeps and records the count (``short_kept``: a grounding row's ``kept`` column);
+    the refusal stays as ``registers="refuse"``; a full selection records nothing (tables of other runs keep
+    their columns)."""
     import litelvlm.methods.hiprune_qwen as hiprune
 
     p, prep, attn = _case(torch.float32, (97, 131))
@@ -407,7 +420,8 @@ def test_fewer_than_k_through_ground_as_the_official_code_keeps_them(monkeypatch
     gen = torch.Generator().manual_seed(0)
     shallow, deep = torch.rand(n, generator=gen), torch.rand(n, generator=gen) + 0.5
     shallow[50], deep[50] = 5.0, 9.0  # token 50: the anchor, and the strongest register too
-    monkeypatch.setattr(hiprune, "block_scores", lambda vision, blocks, attention="flash": {1: shallow, 3: deep})
+    monkeypatch.setattr(hiprune, "block_scores", lambda vision, blocks,
+                        attention="flash": {1: shallow, 3: deep})
     expected = official_hiprune([shallow, deep], prep.grid_thw, n, budget / n, 0.1, 1)
     assert len(expected) == budget - 1
     out = p.ground(prep, "hiprune", budget)
@@ -419,8 +433,9 @@ def test_fewer_than_k_through_ground_as_the_official_code_keeps_them(monkeypatch
 
 
 def test_eval_grounding_records_the_kept_count_on_the_rows_that_keep_fewer(monkeypatch, coco128, tmp_path):
-    """``eval-grounding``: the rows where the official registers repeat an anchor carry ``kept`` (K - 1), the others
-    none (NaN: the budget); a run where it never happens has no ``kept`` column (``test_every_budget_...``)."""
+    """``eval-grounding``: the rows where the official registers repeat an anchor carry ``kept`` (K - 1), the
+    others none (NaN: the budget); a run where it never happens has no ``kept`` column
+    (``test_every_budget_...``)."""
     import pandas as pd
 
     import litelvlm.methods.hiprune_qwen as hiprune
@@ -436,7 +451,8 @@ def test_eval_grounding_records_the_kept_count_on_the_rows_that_keep_fewer(monke
 
     monkeypatch.setattr(hiprune, "block_scores", designed)
     out = tmp_path / "out"
-    assert main(["eval-grounding", "--model", "unipixel-tiny-random:5", "--refer-dir", str(coco128), "--limit-images",
+    assert main(
+        ["eval-grounding", "--model", "unipixel-tiny-random:5", "--refer-dir", str(coco128), "--limit-images",
                  "1", "--methods", "hiprune,random", "--budgets", "60", "--n-boot", "10", "--threads", "1",
                  "--out", str(out)]) == 0
     rows = pd.read_parquet(out / "grounding.parquet")

@@ -3,19 +3,22 @@
 Transcribes FireRedTeam/IVC-Prune @ 03afd9cee41f60bb30b51a4105839f2b5d467814,
 ``transformers/src/transformers/models/llama/modeling_llama.py`` (the LLaVA-1.5 variant):
 
-* L115-126 (``LlamaRotaryEmbedding.forward``): the cos/sin tables whose head-dimension means pick the IVC tokens;
+* L115-126 (``LlamaRotaryEmbedding.forward``): the cos/sin tables whose head-dimension means pick the IVC
+tokens;
 * L734-797 (``LlamaModel.compute_attention_weights``): the value similarity of layer ``K-1``;
 * L799-1011 (``IVCP_forward_flashattention``), the prefill: L849-863 (positions, mask, RoPE), L888-994 (the
-  loop: the similarity before layer ``K-1`` runs, the selection L896-945 and the cut L950-962 before layer ``K``);
+  loop: the similarity before layer ``K-1`` runs, the selection L896-945 and the cut L950-962 before layer
+  ``K``);
 
 with the LLaVA-1.5 config of ``VLMEvalKit/vlmeval/config.py`` L511-519 (``ivcp_k`` 16 on 32 layers;
 ``image_token_start_index`` and ``image_token_length`` are GLaMM's place and count of the visual tokens here).
-The official model runs flash attention in float16 (``vlm/ivcp/llava_ivcp.py`` L31-37); the transcription runs the
-decoder layers with transformers' eager attention and the additive causal mask ``_update_causal_mask`` gives it,
-without a KV cache (L964 and L1013-1048 cut the cache of layers 1..K-1, which only generated tokens read).
+The official model runs flash attention in float16 (``vlm/ivcp/llava_ivcp.py`` L31-37); the transcription runs
+the decoder layers with transformers' eager attention and the additive causal mask ``_update_causal_mask``
+gives it, without a KV cache (L964 and L1013-1048 cut the cache of layers 1..K-1, which only generated tokens
+read).
 
-The official code keeps an image-dependent count (the union of its four lists). Other budgets follow the module's
-documented rule: the target-count fill of the repository's Qwen2.5-VL variant
+The official code keeps an image-dependent count (the union of its four lists). Other budgets follow the
+module's documented rule: the target-count fill of the repository's Qwen2.5-VL variant
 (``qwen2_5_vl/modeling_qwen2_5_vl.py`` L1526-1542) over the LLaVA-1.5 lists, with deviation 1 (the foreground
 ranking after the official top 20%, written here in plain Python from the docstring; the shrunk priority below
 its size). At the official count the two transcriptions agree, which the tests check.
@@ -45,7 +48,8 @@ IVC_COMMIT = "03afd9cee41f60bb30b51a4105839f2b5d467814"
 
 def official_rotary(rotary_emb, x, position_ids):
     """``LlamaRotaryEmbedding.forward`` L115-126 (the default rope type: no dynamic update)."""
-    inv_freq_expanded = rotary_emb.inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1).to(x.device)
+    inv_freq_expanded = rotary_emb.inv_freq[None, :, None].float().expand(position_ids.shape[0], -1,
+                                                                          1).to(x.device)
     position_ids_expanded = position_ids[:, None, :].float()
     freqs = (inv_freq_expanded.float() @ position_ids_expanded.float()).transpose(1, 2)
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -87,8 +91,8 @@ def official_compute_attention_weights(layers, hidden_states, attention_mask, la
     return attn_output, attn_weights, value_weights, position_embeddings
 
 
-def official_keep_indexs(critical_value_weights, critical_position_embedding, ivcp_config, seq_length_with_past,
-                         device):
+def official_keep_indexs(critical_value_weights, critical_position_embedding, ivcp_config,
+                         seq_length_with_past, device):
     """The selection, L896-945 (``IVCP_image_token_*`` from ``ivcp_config``, L815-816)."""
     IVCP_image_token_start_index = ivcp_config['image_token_start_index']
     IVCP_image_token_length = ivcp_config['image_token_length']
@@ -101,15 +105,21 @@ def official_keep_indexs(critical_value_weights, critical_position_embedding, iv
         max(1, round(IVCP_image_token_length * 0.01))).indices + IVCP_image_token_start_index
     anchor_dim = torch.cat((
         top_seed_index,
-        torch.arange(IVCP_image_token_start_index + IVCP_image_token_length + 2, seq_length_with_past, device=device)))
+        torch
+        .arange(IVCP_image_token_start_index + IVCP_image_token_length + 2, seq_length_with_past,
+                device=device)))
     value_related_attn = torch.mean(value_sim_avg[anchor_dim], dim=0)
     value_related_img = value_related_attn[
         IVCP_image_token_start_index:IVCP_image_token_start_index + IVCP_image_token_length]
     top_value_index = (value_related_img.topk(round(IVCP_image_token_length * 0.2)).indices
                        + IVCP_image_token_start_index)
     cos_pe, sin_pe = critical_position_embedding
-    cos_mean = cos_pe[0, IVCP_image_token_start_index:IVCP_image_token_start_index + IVCP_image_token_length].mean(dim=1)
-    sin_mean = sin_pe[0, IVCP_image_token_start_index:IVCP_image_token_start_index + IVCP_image_token_length].mean(dim=1)
+    cos_mean = cos_pe[0,
+                      IVCP_image_token_start_index:IVCP_image_token_start_index
+                      + IVCP_image_token_length].mean(dim=1)
+    sin_mean = sin_pe[0,
+                      IVCP_image_token_start_index:IVCP_image_token_start_index
+                      + IVCP_image_token_length].mean(dim=1)
     pe_index = torch.cat((
         cos_mean.topk(round(IVCP_image_token_length * 0.05)).indices + IVCP_image_token_start_index,
         sin_mean.topk(round(IVCP_image_token_length * 0.05)).indices + IVCP_image_token_start_index))
@@ -118,19 +128,22 @@ def official_keep_indexs(critical_value_weights, critical_position_embedding, iv
         top_value_index,
         top_seed_index,
         pe_index,
-        torch.arange(IVCP_image_token_start_index + IVCP_image_token_length, seq_length_with_past, device=device),
+        torch
+        .arange(IVCP_image_token_start_index + IVCP_image_token_length, seq_length_with_past, device=device),
     )), sorted=True)
     return keep_indexs
 
 
-def budget_lists(critical_value_weights, critical_position_embedding, ivcp_config, seq_length_with_past, device):
+def budget_lists(critical_value_weights, critical_position_embedding, ivcp_config, seq_length_with_past,
+                 device):
     """L896-936 (the four lists and the foreground score, verbatim but for the names)."""
     start, length = ivcp_config['image_token_start_index'], ivcp_config['image_token_length']
     value_sim_avg = torch.mean(critical_value_weights, dim=1)[0]
     value_attn_question = torch.mean(value_sim_avg[start + length + 2:], dim=0)
     value_attn_img = value_attn_question[start:start + length]
     top_seed_index = value_attn_img.topk(max(1, round(length * 0.01))).indices + start
-    anchor_dim = torch.cat((top_seed_index, torch.arange(start + length + 2, seq_length_with_past, device=device)))
+    anchor_dim = torch.cat(
+        (top_seed_index, torch.arange(start + length + 2, seq_length_with_past, device=device)))
     value_related_img = torch.mean(value_sim_avg[anchor_dim], dim=0)[start:start + length]
     top_value_index = value_related_img.topk(round(length * 0.2)).indices + start
     cos_pe, sin_pe = critical_position_embedding
@@ -140,8 +153,8 @@ def budget_lists(critical_value_weights, critical_position_embedding, ivcp_confi
 
 
 def budget_fill(lists, ivcp_config, seq_length_with_past, device, target):
-    """The Qwen2.5-VL variant's fill to ``target`` image tokens (L1526-1542) over the LLaVA-1.5 lists, with the
-    module's deviation 1: the ranking is the official top-20% list, then the other tokens by their score
+    """The Qwen2.5-VL variant's fill to ``target`` image tokens (L1526-1542) over the LLaVA-1.5 lists, with
+    the module's deviation 1: the ranking is the official top-20% list, then the other tokens by their score
     (descending, ties by index); a priority above ``target`` shrinks its counts to ``floor(c * target / T)``,
     the first of each official list."""
     start, length = ivcp_config['image_token_start_index'], ivcp_config['image_token_length']
@@ -172,8 +185,8 @@ def budget_fill(lists, ivcp_config, seq_length_with_past, device, target):
 def budget_keep_indexs(critical_value_weights, critical_position_embedding, ivcp_config, seq_length_with_past,
                        device, target):
     """The budget rule in the official loop's place: :func:`budget_lists`, then :func:`budget_fill`."""
-    lists = budget_lists(critical_value_weights, critical_position_embedding, ivcp_config, seq_length_with_past,
-                         device)
+    lists = budget_lists(critical_value_weights, critical_position_embedding, ivcp_config,
+                         seq_length_with_past, device)
     return budget_fill(lists, ivcp_config, seq_length_with_past, device, target)
 
 
@@ -208,20 +221,24 @@ def official_ivcp_forward(lm, inputs_embeds, ivcp_config, select=official_keep_i
         if layer_idx == IVCP_k - 1:
             normalized_hs = decoder_layer.input_layernorm(hidden_states)
             _, _, critical_value_weights, critical_position_embedding = official_compute_attention_weights(
-                lm.layers, normalized_hs, cur_attention_mask, layer_idx, position_embeddings=cur_position_embeddings)
-        layer_outputs = decoder_layer(hidden_states, attention_mask=cur_attention_mask, position_ids=cur_position_ids,
+                lm.layers, normalized_hs, cur_attention_mask, layer_idx,
+                position_embeddings=cur_position_embeddings)
+        layer_outputs = decoder_layer(hidden_states, attention_mask=cur_attention_mask,
+                                      position_ids=cur_position_ids,
                                       position_embeddings=cur_position_embeddings)
         hidden_states = layer_outputs[0] if isinstance(layer_outputs, tuple) else layer_outputs
     return keep_indexs, lm.norm(hidden_states), (critical_value_weights, critical_position_embedding)
 
 
 def ivcp_config(ctx, k):
-    """``llava_v1.5_7b_IVCP``'s config (config.py L514-518) at GLaMM's place and count of the visual tokens."""
+    """``llava_v1.5_7b_IVCP``'s config (config.py L514-518) at GLaMM's place and count of the visual
+    tokens."""
     return {"ivcp_k": k, "image_token_start_index": ctx.image_start, "image_token_length": ctx.num_visual}
 
 
 def run_official(ctx, k, target=None):
-    """The official loop over ``ctx``'s sequence (eager attention); ``target``: the budget rule instead of L896-945."""
+    """The official loop over ``ctx``'s sequence (eager attention); ``target``: the budget rule instead of
+    L896-945."""
     lm = ctx.lm
     old = lm.config._attn_implementation
     lm.config._attn_implementation = "eager"
@@ -237,7 +254,9 @@ def run_official(ctx, k, target=None):
 # The pipeline against the official loop (a real image, float32)
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("layer", [2, pytest.param(1, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("layer",
+                         [2, pytest.param(1, marks=pytest.mark.slow),
+                          pytest.param(3, marks=pytest.mark.slow)])
 def test_pipeline_equals_the_official_loop(tiny_glamm, tiny_glamm_prep, layer):
     pipe, prep = tiny_glamm, tiny_glamm_prep
     ctx = pipe.context(prep)
@@ -250,7 +269,8 @@ def test_pipeline_equals_the_official_loop(tiny_glamm, tiny_glamm_prep, layer):
     torch.testing.assert_close(ours.seg_hidden, final[0, ours.seg_positions], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("budget", [9, *(pytest.param(k, marks=pytest.mark.slow) for k in (576, 300, 64, 40, 1))])
+@pytest.mark.parametrize("budget",
+                         [9, *(pytest.param(k, marks=pytest.mark.slow) for k in (576, 300, 64, 40, 1))])
 def test_pipeline_at_other_budgets_equals_the_budget_rule(tiny_glamm, tiny_glamm_prep, budget):
     pipe, prep = tiny_glamm, tiny_glamm_prep
     ctx = pipe.context(prep)
@@ -261,12 +281,14 @@ def test_pipeline_at_other_budgets_equals_the_budget_rule(tiny_glamm, tiny_glamm
     assert ours.seq_len == final.shape[1]
     torch.testing.assert_close(ours.seg_hidden, final[0, ours.seg_positions], rtol=1e-4, atol=1e-4)
     if budget == ctx.num_visual:  # nothing pruned: the unpruned model
-        torch.testing.assert_close(ours.seg_hidden, pipe.ground(prep, "none").seg_hidden, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(ours.seg_hidden, pipe.ground(prep, "none").seg_hidden, rtol=1e-4,
+                                   atol=1e-4)
 
 
 @pytest.fixture(scope="module")
 def pipe32(tiny_glamm):
-    """The tiny GLaMM with a 32-layer LLM (random, seed 1), so the official ``ivcp_k = 16`` applies as it is."""
+    """The tiny GLaMM with a 32-layer LLM (random, seed 1), so the official ``ivcp_k = 16`` applies as it
+    is."""
     from litelvlm.glamm import GlammPipeline, build_glamm
 
     model = build_glamm(replace(tiny_glamm.model.arch, llm_layers=32), seed=1)
@@ -275,8 +297,8 @@ def pipe32(tiny_glamm):
 
 @pytest.mark.parametrize("n", [144, pytest.param(576, marks=pytest.mark.slow)])
 def test_default_layer_is_the_official_16_of_32(pipe32, tiny_glamm_prep, n):
-    """On a 32-layer LLM the default layer is the official ``ivcp_k = 16`` (the prepared image's CLIP trace and
-    prompt; its SAM embedding is not used), with the image's first N visual tokens."""
+    """On a 32-layer LLM the default layer is the official ``ivcp_k = 16`` (the prepared image's CLIP trace
+    and prompt; its SAM embedding is not used), with the image's first N visual tokens."""
     ctx = LLMContext(pipe32, tiny_glamm_prep, pipe32.visual_tokens(tiny_glamm_prep)[:n])
     budget = ivc.official_budget(ctx)
     with torch.no_grad():
@@ -356,7 +378,9 @@ def test_sampled_budgets_equal_the_transcription(typed):
 
 
 @pytest.mark.parametrize("n,layer", [(1, 3), (7, 3), (20, 3), *(pytest.param(n, layer, marks=pytest.mark.slow)
-                                                          for n, layer in ((20, 1), (37, 1), (37, 3), (100, 3)))])
+                                                          for n,
+                                                                layer
+                                                                in ((20, 1), (37, 1), (37, 3), (100, 3)))])
 def test_every_budget_on_other_token_counts(typed, n, layer):
     """N visual tokens (the first N of the image's), every budget 1..N."""
     pipe, prep = typed

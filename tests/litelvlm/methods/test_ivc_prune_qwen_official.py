@@ -1,28 +1,31 @@
-"""IVC-Prune on Qwen2.5-VL (UniPixel) keeps the tokens, and runs the layers, that the official Qwen2.5-VL code does.
+"""IVC-Prune on Qwen2.5-VL (UniPixel) keeps the tokens, and runs the layers, that the official Qwen2.5-VL code
+does.
 
 Transcribes FireRedTeam/IVC-Prune @ 03afd9cee41f60bb30b51a4105839f2b5d467814,
 ``transformers/src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py``:
 
-* L585-600 (``Qwen2_5_VLRotaryEmbedding.forward``): the per-axis cos/sin tables (3, B, S, head_dim) whose means pick
-  the IVC tokens, with ``modeling_rope_utils.py`` L119-131 (the default ``inv_freq``; ``configuration_qwen2_5_vl.py``
-  L252-255 turns ``mrope`` into ``default``), and L685-689 (``apply_multimodal_rotary_pos_emb``'s ``mrope_section``
-  pick, the tables the decoder layers rotate with);
-* L697-706 (``repeat_kv``), L866-873, L887-889, L895-918 and L948-949 (``Qwen2_5_VLFlashAttention2``: the value
-  states layer ``K-1`` hands out) with L1103-1104 (the decoder layer's ``input_layernorm``);
+* L585-600 (``Qwen2_5_VLRotaryEmbedding.forward``): the per-axis cos/sin tables (3, B, S, head_dim) whose
+  means pick the IVC tokens, with ``modeling_rope_utils.py`` L119-131 (the default ``inv_freq``;
+  ``configuration_qwen2_5_vl.py`` L252-255 turns ``mrope`` into ``default``), and L685-689
+  (``apply_multimodal_rotary_pos_emb``'s ``mrope_section`` pick, the tables the decoder layers rotate with);
+* L697-706 (``repeat_kv``), L866-873, L887-889, L895-918 and L948-949 (``Qwen2_5_VLFlashAttention2``: the
+  value states layer ``K-1`` hands out) with L1103-1104 (the decoder layer's ``input_layernorm``);
 * L1355-1390 (``calculate_avg_similarity_for_subset_einsum``);
-* L1393-1612 (``IVCP_forward_flashattention``), the prefill: L1436-1460 (positions and RoPE), L1476-1610 (the loop:
-  value states of layer ``K-1`` L1577-1590, the selection L1487-1551 and the cut L1554-1561 before layer ``K``);
+* L1393-1612 (``IVCP_forward_flashattention``), the prefill: L1436-1460 (positions and RoPE), L1476-1610 (the
+  loop: value states of layer ``K-1`` L1577-1590, the selection L1487-1551 and the cut L1554-1561 before layer
+  ``K``);
 * L2108-2122 (``get_image_token_length_single_pair``: where the image is);
 
-with ``VLMEvalKit/vlmeval/config.py`` L1089-1134 (``ivcp_k`` 22 for the 36-layer 3B, 16 for the 28-layer 7B). The
-official model runs flash attention (causal over the kept rows after the cut, L1564); the transcription runs the
-decoder layers with transformers' eager attention and an additive causal mask over the rows it holds, without a KV
-cache (L1569 cuts the cache of layers 0..K-1, which only generated tokens read). The tiny UniPixel's decoder layers
-are transformers 5's, which take the ``mrope_section``-picked tables (L685-689 done before the call).
+with ``VLMEvalKit/vlmeval/config.py`` L1089-1134 (``ivcp_k`` 22 for the 36-layer 3B, 16 for the 28-layer 7B).
+The official model runs flash attention (causal over the kept rows after the cut, L1564); the transcription
+runs the decoder layers with transformers' eager attention and an additive causal mask over the rows it holds,
+without a KV cache (L1569 cuts the cache of layers 0..K-1, which only generated tokens read). The tiny
+UniPixel's decoder layers are transformers 5's, which take the ``mrope_section``-picked tables (L685-689 done
+before the call).
 
-Budgets: the official code keeps ``target_image_token_count = round(n * 0.5)``; the transcription takes the target as
-a parameter (the module's K). Below the priority's size the module's deviation 1 (the shrunk priority), written here
-in plain Python from the docstring.
+Budgets: the official code keeps ``target_image_token_count = round(n * 0.5)``; the transcription takes the
+target as a parameter (the module's K). Below the priority's size the module's deviation 1 (the shrunk
+priority), written here in plain Python from the docstring.
 """
 
 from __future__ import annotations
@@ -47,14 +50,16 @@ MODEL = "unipixel-tiny-random:0"
 # ----------------------------------------------------------------------------------------------
 
 def official_inv_freq(rope_theta, hidden_size, num_attention_heads, device=None):
-    """``_compute_default_rope_parameters`` L121-131 (``config.rope_theta`` etc. passed in: transformers 5 moved
-    them into ``rope_parameters``)."""
+    """``_compute_default_rope_parameters`` L121-131 (``config.rope_theta`` etc. passed in: transformers 5
+    moved them into ``rope_parameters``)."""
     base = rope_theta
     partial_rotary_factor = 1.0
     head_dim = hidden_size // num_attention_heads
     dim = int(head_dim * partial_rotary_factor)
     attention_factor = 1.0  # Unused in this type of RoPE
-    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim))
+    inv_freq = 1.0 / (base
+                      ** (torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float)
+                          / dim))
     return inv_freq, attention_factor
 
 
@@ -87,8 +92,8 @@ def repeat_kv(hidden_states: torch.Tensor, n_rep: int) -> torch.Tensor:
 
 
 def official_value_states(decoder_layer, hidden_states):
-    """The value states decoder layer ``K-1`` returns (L1103-1104, then L866-873, L887-889, L895-918, L948-949; the
-    KV-cache update L883-885 returns the prefill's own states)."""
+    """The value states decoder layer ``K-1`` returns (L1103-1104, then L866-873, L887-889, L895-918,
+    L948-949; the KV-cache update L883-885 returns the prefill's own states)."""
     self = decoder_layer.self_attn
     hidden_states = decoder_layer.input_layernorm(hidden_states)
     bsz, q_len, _ = hidden_states.size()
@@ -129,7 +134,8 @@ def get_image_token_length_single_pair(input_ids, start_token=151652, end_token=
     min_start, _ = start_pos.min(dim=1)
     min_end, _ = end_pos.min(dim=1)
     lengths = torch.clamp(min_end - min_start - 1, min=0)
-    first_start_indices = torch.where(min_start < seq_len, min_start + 1, torch.tensor(-1, device=input_ids.device))
+    first_start_indices = torch.where(min_start < seq_len, min_start + 1,
+                                      torch.tensor(-1, device=input_ids.device))
     first_start_indices = [None if idx.item() == -1 else int(idx.item()) for idx in first_start_indices]
     return lengths.tolist(), first_start_indices
 
@@ -161,8 +167,8 @@ def official_lists(critical_value_states, position_embeddings, IVCP_image_token_
 
 def official_fill(lists, IVCP_image_token_start_index, IVCP_image_token_length, seq_length_with_past, device,
                   target=None):
-    """L1524-1551 (``target``: ``target_image_token_count`` instead of ``round(n * 0.5)``; below the priority's
-    size, the module's deviation 1, which is not official)."""
+    """L1524-1551 (``target``: ``target_image_token_count`` instead of ``round(n * 0.5)``; below the
+    priority's size, the module's deviation 1, which is not official)."""
     top_attention_rank_index, img_scores_final_mean, topk_index_1, topk_index_2 = lists
     pe_index = torch.cat((topk_index_1, topk_index_2))
     priority_indices = torch.cat((pe_index, top_attention_rank_index))
@@ -185,22 +191,24 @@ def official_fill(lists, IVCP_image_token_start_index, IVCP_image_token_length, 
     keep_indexs = torch.cat((
         torch.arange(IVCP_image_token_start_index, device=device),
         selected_image_indices,
-        torch.arange(IVCP_image_token_start_index + IVCP_image_token_length, seq_length_with_past, device=device)))
+        torch
+        .arange(IVCP_image_token_start_index + IVCP_image_token_length, seq_length_with_past, device=device)))
     return torch.unique(keep_indexs, sorted=True)
 
 
-def official_keep_indexs(critical_value_states, position_embeddings, start, length, seq_length_with_past, head_dim,
-                         device, target=None):
+def official_keep_indexs(critical_value_states, position_embeddings, start, length, seq_length_with_past,
+                         head_dim, device, target=None):
     """The selection L1487-1551: :func:`official_lists`, then :func:`official_fill`."""
-    lists = official_lists(critical_value_states, position_embeddings, start, length, seq_length_with_past, head_dim,
-                           device)
+    lists = official_lists(critical_value_states, position_embeddings, start, length, seq_length_with_past,
+                           head_dim, device)
     return official_fill(lists, start, length, seq_length_with_past, device, target)
 
 
 def official_ivcp_forward(lm, inputs_embeds, position_ids, IVCP_k, start, length, target=None):
-    """``IVCP_forward_flashattention`` L1436-1612 on the tiny UniPixel's decoder stack (prefill, batch 1, eager
-    attention, no cache). Returns (keep_indexs, final normed hidden states, (critical value states, per-axis
-    position embeddings)); ``keep_indexs`` is every row when the loop never reaches layer ``IVCP_k``."""
+    """``IVCP_forward_flashattention`` L1436-1612 on the tiny UniPixel's decoder stack (prefill, batch 1,
+    eager attention, no cache). Returns (keep_indexs, final normed hidden states, (critical value states,
+    per-axis position embeddings)); ``keep_indexs`` is every row when the loop never reaches layer
+    ``IVCP_k``."""
     rotary = lm.rotary_emb
     cfg = lm.config
     inv_freq, attention_scaling = official_inv_freq(cfg.rope_parameters["rope_theta"], cfg.hidden_size,
@@ -209,7 +217,8 @@ def official_ivcp_forward(lm, inputs_embeds, position_ids, IVCP_k, start, length
     seq = inputs_embeds.shape[1]
     device = inputs_embeds.device
     cache_position = torch.arange(0, seq, device=device)
-    causal_mask = torch.full((seq, seq), torch.finfo(inputs_embeds.dtype).min, device=device).triu(1)[None, None]
+    causal_mask = torch.full((seq, seq), torch.finfo(inputs_embeds.dtype).min,
+                             device=device).triu(1)[None, None]
     hidden_states = inputs_embeds
     position_embeddings = official_rotary(inv_freq.to(device), attention_scaling, hidden_states, position_ids)
     assert torch.equal(inv_freq.to(rotary.inv_freq.device), rotary.inv_freq)
@@ -220,17 +229,19 @@ def official_ivcp_forward(lm, inputs_embeds, position_ids, IVCP_k, start, length
     for layer_idx, decoder_layer in enumerate(lm.layers):
         if layer_idx == IVCP_k:
             keep_indexs = official_keep_indexs(critical_value_states, position_embeddings, start, length,
-                                               seq_length_with_past, cfg.hidden_size // cfg.num_attention_heads,
-                                               device, target)
+                                               seq_length_with_past,
+                                               cfg.hidden_size // cfg.num_attention_heads, device, target)
             hidden_states = hidden_states[:, keep_indexs, :]
             position_ids = position_ids[:, :, keep_indexs]
             cos, sin = position_embeddings
             current_position_embeddings = cos[:, :, keep_indexs, :], sin[:, :, keep_indexs, :]
-            current_attention_mask = causal_mask[:, :, keep_indexs][:, :, :, keep_indexs]  # flash: causal on the rows
+            # flash: causal on the rows
+            current_attention_mask = causal_mask[:, :, keep_indexs][:, :, :, keep_indexs]
         if layer_idx == IVCP_k - 1:
             critical_value_states = official_value_states(decoder_layer, hidden_states)
         out = decoder_layer(hidden_states, attention_mask=current_attention_mask, position_ids=position_ids,
-                            position_embeddings=official_mrope_pick(*current_position_embeddings, mrope_section))
+                            position_embeddings=official_mrope_pick(*current_position_embeddings,
+                                                                    mrope_section))
         hidden_states = out[0] if isinstance(out, tuple) else out
     return keep_indexs, lm.norm(hidden_states), (critical_value_states, position_embeddings)
 
@@ -242,8 +253,8 @@ def run_official(ctx, k, target=None):
     lm.config._attn_implementation = "eager"
     try:
         with torch.no_grad():
-            return official_ivcp_forward(lm, ctx.embeds, ctx.position_ids.to(ctx.embeds.device), k, ctx.image_start,
-                                         ctx.num_visual, target)
+            return official_ivcp_forward(lm, ctx.embeds, ctx.position_ids.to(ctx.embeds.device), k,
+                                         ctx.image_start, ctx.num_visual, target)
     finally:
         lm.config._attn_implementation = old
 
@@ -261,8 +272,9 @@ def _image(h, w, seed=7):
 
 @pytest.fixture(scope="module", params=["float32", "bfloat16"])
 def typed(request):
-    """The tiny UniPixel in each dtype, its value projections scaled by 8 so that the value similarities spread
-    (the ranking is the scores', not only ``topk``'s tie-breaking), and a prompt on a 123 x 57 image."""
+    """The tiny UniPixel in each dtype, its value projections scaled by 8 so that the value similarities
+    spread (the ranking is the scores', not only ``topk``'s tie-breaking), and a prompt on a 123 x 57
+    image."""
     from litelvlm.families import load_pipeline
 
     p = load_pipeline(MODEL, dtype=getattr(torch, request.param))
@@ -273,11 +285,12 @@ def typed(request):
 
 
 def _sweep(ctx, layer, budgets, every=1):
-    """Our selection at every budget against the transcribed selection (L1487-1551) over the value states of the
-    hidden states entering layer ``K-1`` as the pipeline computes them (transformers' attention kernel for the layers
-    before; the official loop's own at the default layer 1, see the tests above) and the official tables; at the
-    official count, against the unmodified official selection too. The lists are computed once on both sides and
-    filled per budget; ``select`` itself runs at every ``every``-th budget and at both ends."""
+    """Our selection at every budget against the transcribed selection (L1487-1551) over the value states of
+    the hidden states entering layer ``K-1`` as the pipeline computes them (transformers' attention kernel for
+    the layers before; the official loop's own at the default layer 1, see the tests above) and the official
+    tables; at the official count, against the unmodified official selection too. The lists are computed once
+    on both sides and filled per budget; ``select`` itself runs at every ``every``-th budget and at both
+    ends."""
     lm, pos, dev = ctx.lm, ctx.position_ids.to(ctx.embeds.device), ctx.embeds.device
     with torch.no_grad():
         values = official_value_states(lm.layers[layer - 1], ctx.hidden_before(layer - 1))
@@ -341,8 +354,8 @@ def test_tables_values_and_image_span_are_the_official(typed):
 @pytest.mark.parametrize("size", [(123, 57), (75, 101), pytest.param((201, 153), marks=pytest.mark.slow),
                                   pytest.param((9, 13), marks=pytest.mark.slow)])
 def test_pipeline_equals_the_official_loop(typed, size):
-    """Odd image sizes (N 136, 140, 130, 140), the default layer (1 of 2), the official count: kept tokens, the
-    pruned sequence and its final normed states at the [SEG]-predicting rows."""
+    """Odd image sizes (N 136, 140, 130, 140), the default layer (1 of 2), the official count: kept tokens,
+    the pruned sequence and its final normed states at the [SEG]-predicting rows."""
     pipe, _ = typed
     prep = pipe.prepare(_image(*size, seed=size[0]), ["a red cup on the table"])
     ctx = pipe.context(prep)
@@ -382,8 +395,8 @@ def test_every_budget_equals_the_transcription(typed, layer):
 
 @pytest.mark.parametrize("n", [1, 7, 20, pytest.param(45, marks=pytest.mark.slow)])
 def test_every_budget_on_other_token_counts(typed, n):
-    """The image's first N visual tokens (a sequence whose positions the family renumbers), every budget 1..N: the
-    small counts where ``round`` rounds the shares to 0 or 1."""
+    """The image's first N visual tokens (a sequence whose positions the family renumbers), every budget 1..N:
+    the small counts where ``round`` rounds the shares to 0 or 1."""
     pipe, prep = typed
     ctx = LLMContext(pipe, prep, pipe.visual_tokens(prep)[:n])
     _sweep(ctx, 1, range(1, n + 1))
@@ -395,7 +408,8 @@ def test_every_budget_on_other_token_counts(typed, n):
 
 def test_counts_layers_and_schedule():
     assert ivq.part_counts(1296) == (13, 130, 648)  # L1502, L1522-1523, L1529
-    assert ivq.part_counts(25) == (1, 2, 12) and ivq.part_counts(150) == (2, 15, 75)  # Python's round: half to even
+    # Python's round: half to even
+    assert ivq.part_counts(25) == (1, 2, 12) and ivq.part_counts(150) == (2, 15, 75)
     assert ivq.part_counts(1) == (1, 0, 0)
     assert [ivq.default_layer(n) for n in (28, 36, 2, 1, 56)] == [16, 22, 1, 1, 32]
     assert ivq.ivc_qwen_schedule(64, 1296, 28) == ((0, 1296), (16, 64))
@@ -406,19 +420,21 @@ def test_counts_layers_and_schedule():
 
     m = get_method("ivc-prune", "qwen2.5-vl")
     assert m.backbone == "qwen2.5-vl" and m.select is ivq.ivc_prune_qwen_select and m.stage == "llm-layer"
-    assert m.ranks and m.positions == "keep" and not m.one_axis_positions and m.schedule is ivq.ivc_qwen_schedule
+    assert (m.ranks and m.positions == "keep" and not m.one_axis_positions
+            and m.schedule is ivq.ivc_qwen_schedule)
     assert schedule_plan("ivc-prune", 64, 1296, 28, 50, spec=m).stages == ((0, 1296), (16, 64))
     assert get_method("ivc-prune").one_axis_positions  # the LLaVA-1.5 rule stays the method's own
 
 
 @pytest.mark.slow
 def test_efficiency_plans_on_the_unipixel_archs():
-    """``efficiency``'s token plans follow the variant: the official ``ivcp_k`` on UniPixel-3B (36 layers) and -7B
-    (28), GLaMM's rule (16 of 32) on GLaMM."""
+    """``efficiency``'s token plans follow the variant: the official ``ivcp_k`` on UniPixel-3B (36 layers) and
+    -7B (28), GLaMM's rule (16 of 32) on GLaMM."""
     from analysis.efficiency.arch import get_arch
     from analysis.efficiency.flops import token_plan
 
-    plans = {name: token_plan(get_arch(name), "ivc-prune", 64).stages for name in ("unipixel-3b", "unipixel-7b")}
+    plans = {name: token_plan(get_arch(name), "ivc-prune", 64).stages
+             for name in ("unipixel-3b", "unipixel-7b")}
     assert plans == {"unipixel-3b": ((0, 391), (22, 64)), "unipixel-7b": ((0, 391), (16, 64))}
     assert token_plan(get_arch("glamm-7b"), "ivc-prune", 64).stages == ((0, 576), (16, 64))
 

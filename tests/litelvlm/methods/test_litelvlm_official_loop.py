@@ -30,10 +30,13 @@ def loop(request):
     dtype = getattr(torch, request.param)
     pipe = GlammPipeline.from_model_string("tiny-random:0", dtype=dtype)
     folder = resolve_random_model("tiny336-random:0", "hf")
-    # the official stack (transformers 4.28) runs CLIP with eager attention, as the pipeline's official numerics do
-    towers = (CLIPVisionModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation="eager").eval(),
-              CLIPTextModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation="eager").eval(),
-              AutoTokenizer.from_pretrained(folder))
+    # the official stack (transformers 4.28) runs CLIP with eager attention, as the pipeline's official
+    # numerics do
+    towers = (
+        CLIPVisionModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+        .eval(),
+              CLIPTextModelWithProjection.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+              .eval(), AutoTokenizer.from_pretrained(folder))
     return pipe, towers
 
 
@@ -57,7 +60,8 @@ def test_transformers_preprocessing_is_the_installed_processor(loop, coco128):
 
 
 @pytest.mark.parametrize("budget", [576, 192, pytest.param(128, marks=pytest.mark.slow),
-                                    pytest.param(64, marks=pytest.mark.slow), 7])  # 128, 64: also on one image below
+                                    # 128, 64: also on one image below
+                                    pytest.param(64, marks=pytest.mark.slow), 7])
 def test_kept_tokens_equal_the_official_clip_vision_tower(loop, coco128, budget):
     from litelvlm.data import load_refer
 
@@ -99,7 +103,8 @@ def test_clip_text_option_per_call(loop):
 
 
 @pytest.mark.parametrize("budgets", [(1, 2, 3, 7, 64, 128, 191, 192, 193, 288, 574, 575, 576),
-                                     pytest.param(range(1, 577), marks=pytest.mark.slow)], ids=["edges", "all"])
+                                     pytest.param(range(1, 577), marks=pytest.mark.slow)],
+                         ids=["edges", "all"])
 def test_every_budget_equals_the_official_loop(loop, coco128, budgets):
     """Every budget 1..N (N = 576) on one real image with 3 sampled questions, through the selector the
     pipeline calls: the kept indices and their order equal the official loop's, float32 and bfloat16 (the

@@ -1,5 +1,5 @@
-"""The position switch (``ground(positions=...)``): every method's kept tokens keep their original RoPE positions
-or are renumbered; ``official`` (the default) is each method's own rule (``Method.positions``)."""
+"""The position switch (``ground(positions=...)``): every method's kept tokens keep their original RoPE
+positions or are renumbered; ``official`` (the default) is each method's own rule (``Method.positions``)."""
 
 from __future__ import annotations
 
@@ -18,17 +18,18 @@ K = 9
 
 def test_each_method_declares_its_official_rule():
     rules = {name: get_method(name).positions for name in method_names()}
-    assert rules["fastv"] == rules["dart"] == rules["ivc-prune"] == "keep"  # pruned inside the LLM, positions gathered
+    # pruned inside the LLM, positions gathered
+    assert rules["fastv"] == rules["dart"] == rules["ivc-prune"] == "keep"
     assert rules["sparsevlm"] == "renumber"  # position_ids[:, :L'] (its L302)
     assert all(r == "renumber" for n, r in rules.items() if get_method(n).stage in ("clip", "llm-input"))
     assert POSITION_SWITCH == ("official", "keep", "renumber")
 
 
 def _manual(pipe, prep, rows_visual, positions: str, out=None):
-    """Final hidden states of the LLM on the visual tokens ``rows_visual`` with explicit positions. The tokens are
-    formed as ``ground`` forms them: a CLIP-side selection's (``out.selection``) projected on their own (a
-    projection of K rows may round otherwise than rows of the projection of all N, depending on the CPU's GEMM),
-    else rows of the N visual tokens."""
+    """Final hidden states of the LLM on the visual tokens ``rows_visual`` with explicit positions. The tokens
+    are formed as ``ground`` forms them: a CLIP-side selection's (``out.selection``) projected on their own (a
+    projection of K rows may round otherwise than rows of the projection of all N, depending on the CPU's
+    GEMM), else rows of the N visual tokens."""
     lay = pipe.layout(prep, pipe.num_visual(prep))
     s, n = lay.image_start, lay.num_visual
     if positions == "keep":
@@ -54,14 +55,16 @@ def test_the_docs_name_each_rule_as_the_methods_declare_it():
 
 def test_input_level_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
     """A CLIP-side and an LLM-input method: ``keep`` runs the kept tokens at their unpruned positions (gaps
-    where tokens were dropped), ``renumber`` (their official rule) at 0..S'-1; ``official`` is ``renumber``."""
+    where tokens were dropped), ``renumber`` (their official rule) at 0..S'-1; ``official`` is
+    ``renumber``."""
     pipe, prep = tiny_glamm, tiny_glamm_prep
     with torch.no_grad():
         for method in ("litelvlm", "divprune", "random"):
             official = pipe.ground(prep, method, K)
             renumber = pipe.ground(prep, method, K, positions="renumber")
             keep = pipe.ground(prep, method, K, positions="keep")
-            assert torch.equal(official.seg_hidden, renumber.seg_hidden) and official.position_rule == "renumber"
+            assert torch.equal(official.seg_hidden,
+                               renumber.seg_hidden) and official.position_rule == "renumber"
             assert keep.position_rule == "keep" and torch.equal(keep.kept_indices, official.kept_indices)
             assert not torch.allclose(keep.seg_hidden, official.seg_hidden)  # the switch does something
             rows = keep.kept_indices.long()
@@ -71,14 +74,15 @@ def test_input_level_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
 
 
 def test_in_llm_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
-    """FastV (official: keep) renumbered runs the kept rows from its layer on at 0..S'-1; its official run keeps
-    the gathered positions."""
+    """FastV (official: keep) renumbered runs the kept rows from its layer on at 0..S'-1; its official run
+    keeps the gathered positions."""
     pipe, prep = tiny_glamm, tiny_glamm_prep
     with torch.no_grad():
         official = pipe.ground(prep, "fastv", K)
         assert torch.equal(official.seg_hidden, pipe.ground(prep, "fastv", K, positions="keep").seg_hidden)
         renumber = pipe.ground(prep, "fastv", K, positions="renumber")
-        assert renumber.position_rule == "renumber" and torch.equal(renumber.kept_indices, official.kept_indices)
+        assert renumber.position_rule == "renumber" and torch.equal(renumber.kept_indices,
+                                                                    official.kept_indices)
         ctx = pipe.context(prep)
         s, n, layer = ctx.image_start, ctx.num_visual, official.prune_layer
         keep = torch.cat([torch.arange(s), s + official.kept_indices, torch.arange(s + n, ctx.seq_len)])
@@ -91,16 +95,17 @@ def test_in_llm_methods_keep_or_renumber(tiny_glamm, tiny_glamm_prep):
 
 
 def test_a_two_stage_method_keeps_positions_at_both_stages(tiny_glamm, tiny_glamm_prep):
-    """VScan (official: renumber) under ``keep``: its V merged tokens enter the LLM at their patches' positions,
-    and the rows it keeps from its middle layer on keep theirs (its middle-layer choice, made with those
-    positions, differs; the forward given that choice is transcribed here)."""
+    """VScan (official: renumber) under ``keep``: its V merged tokens enter the LLM at their patches'
+    positions, and the rows it keeps from its middle layer on keep theirs (its middle-layer choice, made with
+    those positions, differs; the forward given that choice is transcribed here)."""
     pipe, prep = tiny_glamm, tiny_glamm_prep
     with torch.no_grad():
         official = pipe.ground(prep, "vscan", 64)
         keep = pipe.ground(prep, "vscan", 64, positions="keep")
         assert official.position_rule == "renumber" and keep.position_rule == "keep"
         stage1, layer = keep.selection.parts["stage1_kept"].long(), keep.prune_layer
-        assert torch.equal(stage1, official.selection.parts["stage1_kept"].long())  # the vision scans: no positions
+        # the vision scans: no positions
+        assert torch.equal(stage1, official.selection.parts["stage1_kept"].long())
         assert not torch.allclose(keep.seg_hidden, official.seg_hidden)
         from litelvlm.methods.vscan import vision_stage
 
@@ -113,7 +118,8 @@ def test_a_two_stage_method_keeps_positions_at_both_stages(tiny_glamm, tiny_glam
         hidden = run_layers(pipe.language_model, pipe.sequence_embeds(prep, tokens), pos, 0, layer)
         rows2 = torch.searchsorted(stage1, keep.kept_indices.long())
         seq = torch.cat([torch.arange(s), s + rows2, torch.arange(s + len(stage1), hidden.shape[1])])
-        final = pipe.language_model.norm(run_layers(pipe.language_model, hidden[:, seq], pos[..., seq], layer))
+        final = pipe.language_model.norm(
+            run_layers(pipe.language_model, hidden[:, seq], pos[..., seq], layer))
         assert torch.equal(keep.seg_hidden, final[0, keep.seg_positions])
 
 
@@ -152,7 +158,8 @@ def test_the_switch_on_a_second_family(tiny_glamm):
 
 def test_renumbering_inside_the_llm_asks_the_family_for_multi_axis_positions():
     """``LLMContext.pruned_positions``: ``keep`` indexes the last axis of (3, 1, S) M-RoPE positions;
-    ``renumber`` takes the family's positions of the shorter sequence (its ``layout``), whatever their shape."""
+    ``renumber`` takes the family's positions of the shorter sequence (its ``layout``), whatever their
+    shape."""
     s = 10
 
     def layout(prepared, k):
@@ -160,7 +167,8 @@ def test_renumbering_inside_the_llm_asks_the_family_for_multi_axis_positions():
         return SequenceLayout(2, k, len(t), torch.stack([t, t // 2, t % 3])[:, None] + 100,
                               lambda: torch.tensor([len(t) - 1]))
 
-    fake = SimpleNamespace(layout=layout, numerics=None, language_model=None, name="fake")   # no LLM: no limits
+    # no LLM: no limits
+    fake = SimpleNamespace(layout=layout, numerics=None, language_model=None, name="fake")
     ctx = LLMContext(fake, None, torch.zeros(6, 4), position_rule="renumber")
     keep = torch.tensor([0, 1, 3, 5, 8, 9])
     assert torch.equal(ctx.pruned_positions(keep, official="keep"), layout(None, 2).position_ids)
@@ -170,14 +178,14 @@ def test_renumbering_inside_the_llm_asks_the_family_for_multi_axis_positions():
 
 
 def test_eval_grounding_switches_positions(coco128, tmp_path, capsys):
-    """``eval-grounding --positions``: keep changes FastV's nothing and LiteLVLM's results, renumber the reverse;
-    a method with no original positions is refused under keep before anything is written."""
+    """``eval-grounding --positions``: keep changes FastV's nothing and LiteLVLM's results, renumber the
+    reverse; a method with no original positions is refused under keep before anything is written."""
     import pandas as pd
 
     from litelvlm.cli import main
 
-    args = ["eval-grounding", "--refer-dir", str(coco128), "--limit-images", "1", "--methods", "litelvlm,fastv",
-            "--budgets", "16"]
+    args = ["eval-grounding", "--refer-dir", str(coco128), "--limit-images", "1", "--methods",
+            "litelvlm,fastv", "--budgets", "16"]
     iou = {}
     for rule in POSITION_SWITCH:
         assert main([*args, "--positions", rule, "--out", str(tmp_path / rule)]) == 0

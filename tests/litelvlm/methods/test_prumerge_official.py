@@ -84,8 +84,10 @@ def official_hooked_forward(vision_tower, images, block=23):
         outputs['desired_k'] = output
     def hook_q(module, input, output):
         outputs['desired_q'] = output
-    hook_handle_k = vision_tower.vision_model.encoder.layers[block].self_attn.k_proj.register_forward_hook(hook_k)
-    hook_handle_q = vision_tower.vision_model.encoder.layers[block].self_attn.q_proj.register_forward_hook(hook_q)
+    hook_handle_k = vision_tower.vision_model.encoder.layers[block].self_attn.k_proj.register_forward_hook(
+        hook_k)
+    hook_handle_q = vision_tower.vision_model.encoder.layers[block].self_attn.q_proj.register_forward_hook(
+        hook_q)
     image_forward_outs = vision_tower(images.to(dtype=vision_tower.dtype), output_hidden_states=True)
     desired_layer_k = outputs["desired_k"]
     desired_layer_q = outputs["desired_q"]
@@ -94,8 +96,8 @@ def official_hooked_forward(vision_tower, images, block=23):
     return image_forward_outs.hidden_states, desired_layer_q, desired_layer_k
 
 
-def official_select(hidden_states, desired_layer_q, desired_layer_k, plus, if_adaptive=True, reduction_ratio=1/8,
-                    select_layer=-2):
+def official_select(hidden_states, desired_layer_q, desired_layer_k, plus, if_adaptive=True,
+                    reduction_ratio=1/8, select_layer=-2):
     """clip_encoder.py L98-116 (PruMerge) and L187-227 (PruMerge+), after the forward pass:
     ``feature_select`` (L73-81, 'patch'), the full-width CLS attention, the IQR outliers, and
     PruMerge+'s spatial samples (``self.device`` is k's device; the unused ``cls_token_last_layer``
@@ -108,13 +110,15 @@ def official_select(hidden_states, desired_layer_q, desired_layer_k, plus, if_ad
     cls_attn = attn[:, 0, 1:]
     if if_adaptive:
         reduction_ratio = outlier_dectection(cls_attn)#*3.5
-    _, idx = torch.topk(cls_attn, int(N*reduction_ratio), dim=1, largest=True)  # [B, left_tokens] , sorted=True
+    # [B, left_tokens] , sorted=True
+    _, idx = torch.topk(cls_attn, int(N*reduction_ratio), dim=1, largest=True)
     if plus:
         if if_adaptive:
             step_length = int(1/reduction_ratio)
             arithmetic_sequence = torch.arange(0, 575, int(step_length/3)).to(device=device)
             original_tensor_1d = idx.flatten().to(device=device)
-            filtered_sequence = torch.tensor([x for x in arithmetic_sequence if x not in original_tensor_1d]).to(
+            filtered_sequence = torch.tensor(
+                [x for x in arithmetic_sequence if x not in original_tensor_1d]).to(
                 device=device)
             concatenated_tensor = torch.cat((idx, filtered_sequence.unsqueeze(0)), dim=1)
             idx = concatenated_tensor
@@ -123,7 +127,8 @@ def official_select(hidden_states, desired_layer_q, desired_layer_k, plus, if_ad
             step_length = int(1/reduction_ratio)
             new_idx = torch.zeros((idx.size(0), idx.size(1)*2), dtype=torch.long).to(device=device)
             for i in range(idx.size(0)):
-                arithmetic_sequence = torch.arange(int(step_length/2), 575, int(step_length)).to(device=device)
+                arithmetic_sequence = torch.arange(int(step_length/2), 575,
+                                                   int(step_length)).to(device=device)
                 original_tensor_1d = idx[i].flatten().to(device=device)
                 filtered_sequence = arithmetic_sequence
                 concatenated_tensor = torch.cat((original_tensor_1d, filtered_sequence), dim=0)
@@ -156,7 +161,8 @@ def official_merge(image_features, cls_attn, desired_layer_k, idx):
             after_i_Key = Key_others_norm[b, i+1:, :].unsqueeze(0)
             before_i_x_others = x_others[b, :i, :].unsqueeze(0)
             after_i_x_others = x_others[b, i+1:, :].unsqueeze(0)
-            rest_x_others = torch.cat([before_i_x_others, after_i_x_others, non_topk[b, :, :].unsqueeze(0)], dim=1)
+            rest_x_others = torch.cat([before_i_x_others, after_i_x_others, non_topk[b, :, :].unsqueeze(0)],
+                                      dim=1)
             before_i_x_others_attn = x_others_attn[b, :i].unsqueeze(0)
             after_i_x_others_attn = x_others_attn[b, i+1:].unsqueeze(0)
             rest_x_others_attn = torch.cat([before_i_x_others_attn, after_i_x_others_attn,
@@ -184,7 +190,8 @@ def official(hidden_states, q, k, plus, **kw):
 
 @functools.cache
 def official_on_tower(seed: int, plus: bool, dtype: torch.dtype = torch.float32, **kw):
-    """:func:`official` on :func:`make_tower`'s inputs, computed once (its per-token loop is slow on the CPU)."""
+    """:func:`official` on :func:`make_tower`'s inputs, computed once (its per-token loop is slow on the
+    CPU)."""
     _, _, (hs, q, k) = make_tower(seed, dtype)
     return official(hs, q, k, plus, **kw)
 
@@ -213,7 +220,8 @@ class RandomTower:
         for m in (*self.norms, *(lin for block in self.qkv for lin in block)):
             m.to(dtype)
         s = 1 + grid * grid
-        self.hidden_states = tuple((torch.randn(1, s, WIDTH, generator=g) * 2).to(dtype) for _ in range(LAYERS + 1))
+        self.hidden_states = tuple((torch.randn(1, s, WIDTH, generator=g) * 2).to(dtype)
+                                   for _ in range(LAYERS + 1))
 
     @torch.no_grad()
     def vision_qkv(self, block, hidden):
@@ -388,7 +396,8 @@ def loop():
     from litelvlm.glamm import GlammPipeline
 
     pipe = GlammPipeline.from_model_string("tiny-random:0")
-    tower = CLIPVisionModelWithProjection.from_pretrained(resolve_random_model("tiny336-random:0", "hf")).eval()
+    tower = CLIPVisionModelWithProjection.from_pretrained(
+        resolve_random_model("tiny336-random:0", "hf")).eval()
     return pipe, tower
 
 
@@ -435,8 +444,8 @@ def test_pruned_glamm_pipeline_adaptive_is_official(loop, prepared, method, plus
 class DesignedTower:
     """A backend whose last block's q/k give a chosen CLS attention row: the CLS query is e_0, key j has
     ``logit_j * sqrt(C)`` in dimension 0 (so ``softmax(q . k / sqrt(C))`` over patches is ``softmax(logits)``)
-    and noise elsewhere (distinct key cosines for the merge, no near-ties in its top-32). Patches with logit 0 share one attention
-    (Q1 = Q3, IQR = 0): exactly the patches with a positive logit are outliers."""
+    and noise elsewhere (distinct key cosines for the merge, no near-ties in its top-32). Patches with logit 0
+    share one attention (Q1 = Q3, IQR = 0): exactly the patches with a positive logit are outliers."""
 
     name = "designed-cls-attention"
     vision_heads = 1
@@ -455,7 +464,8 @@ class DesignedTower:
         self.q[0, 0] = 0
         self.q[0, 0, 0] = 1.0
         self.q, self.k = self.q.to(dtype), self.k.to(dtype)
-        self.hidden_states = tuple((torch.randn(1, 1 + n, width, generator=g)).to(dtype) for _ in range(LAYERS + 1))
+        self.hidden_states = tuple((torch.randn(1, 1 + n, width, generator=g)).to(dtype)
+                                   for _ in range(LAYERS + 1))
 
     def vision_qkv(self, block, hidden):
         return self.q, self.k, self.k

@@ -110,7 +110,8 @@ def attn_postprocess_topk(self_attn_weights, v_token_start, v_token_num, text_to
     s_flag = True
     if v_token_num != 0:
         mask = torch.zeros_like(relation_vis, dtype=bool)
-        _, indices = torch.topk(relation_vis, min(sparse_token_list[layer_dict[layer_idx]], v_token_num - 1), dim=1)
+        _, indices = torch.topk(relation_vis, min(sparse_token_list[layer_dict[layer_idx]], v_token_num - 1),
+                                dim=1)
         mask[0][indices] = 1
     else:
         mask = torch.ones_like(relation_vis_text, dtype=bool)
@@ -169,7 +170,8 @@ def _no_noise(shape, device=None, dtype=None):
     return torch.zeros(shape, device=device, dtype=dtype)
 
 
-def official_sparse_forward(lm, inputs_embeds, pre_prompt_length, image_shape, sparse_token_list, pruning_loc):
+def official_sparse_forward(lm, inputs_embeds, pre_prompt_length, image_shape, sparse_token_list,
+                            pruning_loc):
     """LlamaDynamicvitModel.forward L186-322, L351, L373 (prefill, eval, B = 1, ``USE_VERSION=1_0``);
     returns (final normed hidden, [original visual indices kept after each stage], [visual counts])."""
     layer_dict = {loc: i for i, loc in enumerate(pruning_loc)}  # score.py L9 for the given layers
@@ -195,7 +197,8 @@ def official_sparse_forward(lm, inputs_embeds, pre_prompt_length, image_shape, s
             pred_score_vis, s_flag, relation_vis_text = attn_postprocess_topk(
                 attn_logits, v_token_start, v_token_num, text_token_start, t_token_idx, layer_idx,
                 sparse_token_list, layer_dict)
-            policy = torch.ones(B, hidden_states.shape[1], dtype=hidden_states.dtype, device=hidden_states.device)
+            policy = torch.ones(B, hidden_states.shape[1], dtype=hidden_states.dtype,
+                                device=hidden_states.device)
             policy[:, v_token_start:text_token_start] = pred_score_vis.type(dtype=hidden_states.dtype)
             for batch in range(len(pre_prompt_length_list)):
                 prompt_length = pre_prompt_length_list[batch]
@@ -220,8 +223,8 @@ def official_sparse_forward(lm, inputs_embeds, pre_prompt_length, image_shape, s
                 select_vis_token_num = pred_score_vis.sum()
                 select_and_merge_token = torch.cat((select_token[:, :v_token_start + select_vis_token_num, :],
                                                     merge_sparse_token,
-                                                    select_token[:, v_token_start + select_vis_token_num:, :]),
-                                                   dim=1)
+                                                    select_token[:, v_token_start + select_vis_token_num:, :])
+                                                   , dim=1)
                 layer_outputs = (select_and_merge_token, layer_outputs[1])
                 position_ids = position_ids[:, :len(select_token_idx[0]) + cluster_num]
                 labels = torch.cat([labels[pred_score_vis[0]], torch.full((cluster_num,), -1)])  # bookkeeping
@@ -237,7 +240,8 @@ def official_sparse_forward(lm, inputs_embeds, pre_prompt_length, image_shape, s
             kept.append(labels[labels >= 0])  # bookkeeping
             counts.append(int(v_token_num))  # bookkeeping
         else:
-            layer_outputs = (official_decoder_layer(decoder_layer, hidden_states, position_ids, lm.rotary_emb)[0],)
+            layer_outputs = (
+                official_decoder_layer(decoder_layer, hidden_states, position_ids, lm.rotary_emb)[0],)
         hidden_states = layer_outputs[0]
     return lm.norm(hidden_states), kept, counts
 
@@ -419,7 +423,8 @@ def test_budgets_equal_the_official_stages(spread, budgets):
     test below takes every budget."""
     pipe, prep, ctx = spread
     n = ctx.num_visual
-    ks = sorted(sv.SPARSE_TOKEN_DICT) if budgets == "official" else sorted({1, 2, 3, n - 1, n, *range(5, n, 13)})
+    ks = sorted(sv.SPARSE_TOKEN_DICT) if budgets == "official" else sorted(
+        {1, 2, 3, n - 1, n, *range(5, n, 13)})
     for budget in ks:
         _stages_equal_official(pipe, prep, ctx, budget)
 
@@ -448,7 +453,8 @@ def test_official_loop_at_the_official_precision(spread, budget):
 
 
 def test_float32_scores_are_the_earlier_computation(spread):
-    """``score_dtype="float32"``: the rater rows and their means in float32 (``--protocol per-expression``)."""
+    """``score_dtype="float32"``: the rater rows and their means in float32 (``--protocol
+    per-expression``)."""
     from dataclasses import replace as dc_replace
 
     from litelvlm.llm.context import attention_rows_at

@@ -202,7 +202,8 @@ class OfficialToMeAttention(nn.Module):
 
 
 class OfficialToMeBlock(nn.Module):
-    """ToMeBlock on a CLIP layer (``norm1``/``norm2`` = ``layer_norm1``/``layer_norm2``, ``mlp``, no drop path).
+    """ToMeBlock on a CLIP layer (``norm1``/``norm2`` = ``layer_norm1``/``layer_norm2``, ``mlp``, no drop
+    path).
 
     ``rounds=True`` is the project's extension (deviation 2): where this block's r exceeds ToMe's
     half-of-the-tokens cap, merge again on the size-weighted averaged metric until r tokens are gone.
@@ -270,7 +271,8 @@ def merged_representatives(merge: Callable, rep: torch.Tensor) -> torch.Tensor:
 def official_tome_forward(layers, x: torch.Tensor, r, rounds: bool = False):
     """The ToMe ViT forward (tome/patch/timm.py L106-111 with ``apply_patch(model, trace_source=True)``,
     L131-143: class token, no distillation token, proportional attention) from the first block's input,
-    through ``layers`` (the blocks before LLaVA's feature layer). Returns (x, size, source, representatives)."""
+    through ``layers`` (the blocks before LLaVA's feature layer). Returns (x, size, source,
+    representatives)."""
     tome_info = {"r": 0, "size": None, "source": None, "trace_source": True, "prop_attn": True,
                  "class_token": True, "distill_token": False}
     blocks = [OfficialToMeBlock(layer, tome_info, rounds) for layer in layers]
@@ -332,9 +334,11 @@ def check_against_official(inputs: SelectorInputs, budget: int, schedule=None, r
     """The project's selection equals the transcription's tokens, sizes, sources and representatives."""
     model, hs = make_tower(len(inputs.vision.hidden_states) - 1)
     n_blocks = inputs.vision.layer_index(inputs.feature_layer)
-    feats, sel = visual_features(inputs, "tome", budget, **({} if schedule is None else {"schedule": schedule}))
+    feats, sel = visual_features(inputs, "tome", budget,
+                                 **({} if schedule is None else {"schedule": schedule}))
     r = list(schedule) if schedule is not None else merge_schedule(576, budget, n_blocks)
-    x, size, source, rep = official_tome_forward(model.vision_model.encoder.layers[:n_blocks], hs[0], r, rounds)
+    x, size, source, rep = official_tome_forward(model.vision_model.encoder.layers[:n_blocks], hs[0], r,
+                                                 rounds)
     assert x.shape[1] == budget + 1 and len(sel) == budget
     torch.testing.assert_close(feats, x[0, 1:], atol=1e-5, rtol=1e-5)
     assert sel.indices.tolist() == (rep[1:] - 1).tolist()
@@ -469,7 +473,8 @@ SAMPLED_BUDGETS = sorted({1, 2, 3, 17, 575, *range(5, 577, 61)})
 
 @pytest.mark.parametrize("budget", SAMPLED_BUDGETS)
 def test_tome_matches_official_at_sampled_budgets(budget):
-    """5 blocks before the feature layer; the budgets beyond ToMe's half-per-block cap (K < 18) merge in rounds."""
+    """5 blocks before the feature layer; the budgets beyond ToMe's half-per-block cap (K < 18) merge in
+    rounds."""
     check_against_official(inputs_for(6), budget, rounds=576 > budget * 2 ** 5)
 
 

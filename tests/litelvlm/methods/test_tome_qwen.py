@@ -1,11 +1,12 @@
-"""ToMe's Qwen2.5-VL variant (this project's adaptation: facebookresearch/ToMe @af95e4b has no Qwen code): ToMe's
-bipartite soft matching and size-weighted merging applied to the N merged tokens at the LLM input.
+"""ToMe's Qwen2.5-VL variant (this project's adaptation: facebookresearch/ToMe @af95e4b has no Qwen code):
+ToMe's bipartite soft matching and size-weighted merging applied to the N merged tokens at the LLM input.
 
-Checked: K tokens whose sizes sum to N, each merged feature the size-weighted (here: plain, sizes start at 1) mean
-of the tokens it absorbed; the rounds equal a loop of the transcribed official ``bipartite_soft_matching``
-(``class_token=False``) and ``merge_wavg`` (tests/litelvlm/methods/test_tome_official.py, ToMe merge.py L18-97, L210-224), and the
-shared matching function is the one called; the metric is the last vision block's keys per merged token in the
-LLM's order; it runs through ``ground`` (positions official / renumber; keep refused)."""
+Checked: K tokens whose sizes sum to N, each merged feature the size-weighted (here: plain, sizes start at 1)
+mean of the tokens it absorbed; the rounds equal a loop of the transcribed official
+``bipartite_soft_matching`` (``class_token=False``) and ``merge_wavg``
+(tests/litelvlm/methods/test_tome_official.py, ToMe merge.py L18-97, L210-224), and the shared matching
+function is the one called; the metric is the last vision block's keys per merged token in the LLM's order; it
+runs through ``ground`` (positions official / renumber; keep refused)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from tests.litelvlm.methods.test_tome_official import (
 
 
 def _official_loop(x: torch.Tensor, metric: torch.Tensor, budget: int, r: int | None):
-    """ToMe's merge.py statements, one matching per round until ``budget`` tokens remain (the variant's rounds)."""
+    """ToMe's merge.py statements, one matching per round until ``budget`` tokens remain (the variant's
+    rounds)."""
     x, metric, size, rounds = x[None], metric[None], None, []
     while x.shape[1] > budget:
         want = x.shape[1] - budget if r is None else min(r, x.shape[1] - budget)
@@ -56,7 +58,8 @@ def test_every_budget_is_the_official_loop_and_a_mean_of_members(n):
             assignment = state.group
             assert torch.equal(torch.bincount(assignment, minlength=budget), state.size[0, :, 0].long())
             torch.testing.assert_close(state.x[0], _members_mean(x, assignment, budget), rtol=0, atol=1e-5)
-            assert torch.equal(assignment[state.rep], torch.arange(budget))  # each representative is in its row
+            # each representative is in its row
+            assert torch.equal(assignment[state.rep], torch.arange(budget))
 
 
 def test_matching_without_class_token_is_the_official():
@@ -72,7 +75,8 @@ def test_matching_without_class_token_is_the_official():
 def test_the_shared_matching_function_is_called(monkeypatch):
     calls = []
     shared = tome.bipartite_soft_matching
-    monkeypatch.setattr(tome, "bipartite_soft_matching", lambda *a, **k: (calls.append(k), shared(*a, **k))[1])
+    monkeypatch.setattr(tome, "bipartite_soft_matching", lambda *a,
+                        **k: (calls.append(k), shared(*a, **k))[1])
     state, rounds = tome_qwen.merge_to(torch.randn(20, 4), torch.randn(20, 3), 3)
     assert rounds == [10, 5, 2] and len(calls) == 3 and all(c == {"class_token": False} for c in calls)
     assert state.x.shape[1] == 3
@@ -92,13 +96,14 @@ def prep(pipe):
 def test_the_variant_is_registered_and_offered():
     variant = methods.get_method("tome", "qwen2.5-vl")
     assert variant.backbone == "qwen2.5-vl" and "this project's adaptation" in variant.description
-    assert variant.stage == "llm-input" and not variant.original_positions and methods.get_method("tome").stage == "clip"
+    assert variant.stage == "llm-input" and not variant.original_positions and methods.get_method(
+        "tome").stage == "clip"
     assert UniPixelPipeline.method_error(UniPixelPipeline, "tome") is None
 
 
 def test_the_metric_is_the_last_blocks_keys_per_merged_token(pipe, prep):
-    """Keys of the last block after the vision RoPE, mean over heads, then over each unit's 4 consecutive patches
-    (window order), put in the LLM's order by argsort(window_index)."""
+    """Keys of the last block after the vision RoPE, mean over heads, then over each unit's 4 consecutive
+    patches (window order), put in the LLM's order by argsort(window_index)."""
     vision = pipe.vision(prep)
     last = len(vision.visual.blocks) - 1
     _, k, _ = vision.block_qk(last, vision.block_inputs([last])[last])
@@ -117,13 +122,15 @@ def test_runs_through_ground(pipe, prep):
         renumber = pipe.ground(prep, "tome", 9, positions="renumber")
         whole, none = pipe.ground(prep, "tome", n), pipe.ground(prep, "none")
         metric = tome_qwen.merged_keys(pipe.vision(prep))
-    assert official.position_rule == renumber.position_rule == "renumber" and official.seq_len == full_len - n + 9
+    assert (official.position_rule == renumber.position_rule == "renumber" and official.seq_len == full_len
+            - n + 9)
     assert torch.equal(official.mask_logits, renumber.mask_logits) and official.mask_logits.isfinite().all()
     sel = official.selection
     state, rounds = tome_qwen.merge_to(pipe.visual_tokens(prep), metric, 9)
     assert torch.equal(sel.features, state.x[0]) and sel.parts["rounds"].tolist() == rounds
     assert int(sel.parts["size"].sum()) == n and len(sel.indices) == 9
-    torch.testing.assert_close(sel.features, _members_mean(pipe.visual_tokens(prep), sel.parts["assignment"], 9),
+    torch.testing.assert_close(sel.features,
+                               _members_mean(pipe.visual_tokens(prep), sel.parts["assignment"], 9),
                                rtol=0, atol=1e-5)
     assert torch.equal(whole.mask_logits, none.mask_logits)  # K = N merges nothing
     with pytest.raises(LiteLVLMError, match="no original position"):

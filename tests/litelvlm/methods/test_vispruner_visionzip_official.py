@@ -169,8 +169,8 @@ def official_visionzip(hidden_states_all, attentions, metric, dominant, contextu
     assign_one_hot.scatter_(2, similarity.argmax(dim=2).unsqueeze(-1), 1)
     counts = assign_one_hot.sum(dim=1).clamp(min=1).unsqueeze(-1)
     hidden_to_merge = hidden_states_filtered[:, ~torch.isin(torch.arange(hidden_states_filtered.shape[1],
-                                                                         device=hidden_states_filtered.device),
-                                                            target_indices), :]
+                                                                         device=hidden_states_filtered.device)
+                                                            , target_indices), :]
     aggregated_hidden = torch.bmm(assign_one_hot.transpose(1, 2), hidden_to_merge) / counts
     target_hidden = hidden_states_filtered[:, target_indices, :]
 
@@ -235,12 +235,13 @@ class RandomTower:
         return a.q_proj(x), a.k_proj(x), a.v_proj(x)
 
     def trace(self) -> VisionTrace:
-        return VisionTrace(hidden_states=self.hidden_states, grid=(GRID, GRID), num_prefix_tokens=1, backend=self)
+        return VisionTrace(hidden_states=self.hidden_states, grid=(GRID, GRID), num_prefix_tokens=1,
+                           backend=self)
 
     def official_attention_trace(self, attentions) -> VisionTrace:
         """The same trace, except that its CLS attention rows ARE the official ``attentions``."""
-        return OfficialAttentionTrace(hidden_states=self.hidden_states, grid=(GRID, GRID), num_prefix_tokens=1,
-                                      backend=self, attentions=attentions)
+        return OfficialAttentionTrace(hidden_states=self.hidden_states, grid=(GRID, GRID),
+                                      num_prefix_tokens=1, backend=self, attentions=attentions)
 
     @torch.no_grad()
     def official_outputs(self):
@@ -328,7 +329,8 @@ def test_vispruner_odd_residual(seed, budget):
 
 def test_vispruner_odd_fix_is_inert_where_the_official_code_runs():
     _, _, (hs, attns, _) = make_tower(2)
-    assert torch.equal(official_vispruner(hs, attns, 192, 0.5), official_vispruner(hs, attns, 192, 0.5, odd_fix=True))
+    assert torch.equal(official_vispruner(hs, attns, 192, 0.5),
+                       official_vispruner(hs, attns, 192, 0.5, odd_fix=True))
 
 
 @pytest.mark.parametrize("budget", [1, 575, 576])
@@ -418,13 +420,14 @@ class HFTower:
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
         torch.manual_seed(seed)
-        cfg = CLIPVisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-                               image_size=14 * grid, patch_size=14)
+        cfg = CLIPVisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=3,
+                               num_attention_heads=4, image_size=14 * grid, patch_size=14)
         self.model = CLIPVisionModelWithProjection(cfg).eval().to(dtype)  # has .vision_model in v5
         for layer in self.model.vision_model.encoder.layers:  # peaked CLS rows, as CLIP's
             layer.self_attn.q_proj.weight.data.mul_(4.0)
         self.vision_heads, self.grid = 4, grid
-        pixels = torch.randn(1, 3, 14 * grid, 14 * grid, generator=torch.Generator().manual_seed(seed)).to(dtype)
+        pixels = torch.randn(1, 3, 14 * grid, 14 * grid,
+                             generator=torch.Generator().manual_seed(seed)).to(dtype)
         with torch.no_grad():
             out = self.model(pixel_values=pixels, output_hidden_states=True)
             self.hidden_states = tuple(out.hidden_states)
@@ -510,7 +513,8 @@ def test_every_budget_small_grid(dtype):
 def test_every_budget_576_patches(dtype):
     """K = 1..576 on LLaVA-1.5's grid (the random 3-block tower above)."""
     _, inputs, (hs, attns, metric) = make_tower(0, dtype)
-    inputs = SelectorInputs(make_tower(0, dtype)[0].trace())  # the project's own attention, not the rows given
+    # the project's own attention, not the rows given
+    inputs = SelectorInputs(make_tower(0, dtype)[0].trace())
     for budget in range(1, 577):
         check_visionzip_budget(inputs, hs, attns, metric, budget)
         check_vispruner_budget(inputs, hs, attns, budget)
@@ -533,7 +537,8 @@ def test_every_budget_vit_l_14_336_random(coco128, dtype):
         attns, metric = official_attentions(clip.model.vision_model.encoder.layers, hs)
     inputs = SelectorInputs(clip.trace_image(pixels))
     for budget in range(1, 577):
-        check_visionzip_budget(inputs, hs, attns, metric, budget, atol=1e-5 if dtype == torch.float32 else 1e-2)
+        check_visionzip_budget(inputs, hs, attns, metric, budget,
+                               atol=1e-5 if dtype == torch.float32 else 1e-2)
         check_vispruner_budget(inputs, hs, attns, budget)
     if dtype == torch.float32:
         before = visual_features(inputs, "visionzip", 379, attention="project")[1].indices

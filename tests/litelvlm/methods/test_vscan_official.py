@@ -44,7 +44,8 @@ SENTENCES = ["the dog on the left", "a red cup"]
 # ----------------------------------------------------------------------------------------------
 
 def feature_select_attentions(attentions):
-    """clip_encoder.py L40-44 (``select_feature == 'patch'``) and L77 (``.to(images.dtype)``, the same dtype)."""
+    """clip_encoder.py L40-44 (``select_feature == 'patch'``) and L77 (``.to(images.dtype)``, the same
+    dtype)."""
     image_attentions = torch.stack(attentions, dim=0)
     image_attentions = image_attentions[:, :, :, 0, 1:]
     return image_attentions
@@ -70,7 +71,8 @@ def official_token_merging(image_features, index_mask, scaling=1):
     merged_features = torch.zeros_like(retained_tokens)
     merged_features += retained_tokens * scaling
     expanded_indices = nearest_token_indices
-    merged_features.scatter_add_(1, nearest_token_indices.unsqueeze(-1).expand(-1, -1, D), non_retained_tokens)
+    merged_features.scatter_add_(1, nearest_token_indices.unsqueeze(-1).expand(-1, -1, D),
+                                 non_retained_tokens)
     merge_count.scatter_add_(1, expanded_indices, torch.ones_like(expanded_indices, dtype=merge_count.dtype))
     merged_features /= (scaling + merge_count.unsqueeze(2))
     for b in range(B):
@@ -93,7 +95,8 @@ def official_window_cls_selection(image_attentions, visual_token_num, window_siz
         indices_b = []
         for i in range(num_windows_h):
             for j in range(num_windows_w):
-                window = attn_map[b, i * window_size:(i + 1) * window_size, j * window_size:(j + 1) * window_size]
+                window = attn_map[b, i * window_size:(i + 1) * window_size,
+                                  j * window_size:(j + 1) * window_size]
                 window_flat = window.reshape(-1)
                 topk_values, topk_indices = torch.topk(window_flat, k)
                 for idx in topk_indices:
@@ -118,7 +121,8 @@ def official_encode_images(image_attentions, image_features, visual_token_num, l
                            window_size=6):
     """llava_arch.py L257-293 on ``official_image_attentions`` (L255-256, computed once per tower), with the
     projector applied by the caller (``image_features`` are its outputs, B, N, D); ``local_block`` (official
-    5), ``grid`` and ``window_size`` are arguments. Returns (image_features, index_mask) as ``encode_images``."""
+    5), ``grid`` and ``window_size`` are arguments. Returns (image_features, index_mask) as
+    ``encode_images``."""
     B, N = image_features.shape[:2]
     if visual_token_num == N:  # official: == 576
         index_mask = torch.ones(B, N, dtype=torch.bool, device=image_features.device)
@@ -127,11 +131,13 @@ def official_encode_images(image_attentions, image_features, visual_token_num, l
     image_attentions_deep = image_attentions[-2]
     global_ratio = 0.5
     local_ratio = 1 - global_ratio
-    local_indices = official_window_cls_selection(image_attentions_shallow, int(visual_token_num * local_ratio),
+    local_indices = official_window_cls_selection(image_attentions_shallow,
+                                                  int(visual_token_num * local_ratio),
                                                   window_size=window_size, grid=grid)
     for b in range(B):
         image_attentions_deep[b, local_indices[b]] = 0
-    global_indices = torch.topk(image_attentions_deep, k=visual_token_num - int(visual_token_num * local_ratio), dim=1)[1]
+    global_indices = torch.topk(image_attentions_deep,
+                                k=visual_token_num - int(visual_token_num * local_ratio), dim=1)[1]
     token_indices = torch.cat((local_indices, global_indices), dim=1)
     index_mask = torch.zeros(B, N, dtype=torch.bool, device=image_features.device)
     index_mask.scatter_(1, token_indices, True)
@@ -140,7 +146,8 @@ def official_encode_images(image_attentions, image_features, visual_token_num, l
 
 
 def rotary_437(x, seq_len, dim, base):
-    """modeling_llama_x.py L126-160 (``LlamaRotaryEmbedding``, cache in float32, returned in ``x``'s dtype)."""
+    """modeling_llama_x.py L126-160 (``LlamaRotaryEmbedding``, cache in float32, returned in ``x``'s
+    dtype)."""
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
     t = torch.arange(max(2048, seq_len), dtype=inv_freq.dtype)
     freqs = torch.outer(t, inv_freq)
@@ -166,17 +173,19 @@ def apply_rotary_pos_emb(q, k, cos, sin, position_ids, unsqueeze_dim=1):
 
 
 def causal_4d(n, dtype):
-    """transformers 4.37 ``_prepare_4d_causal_attention_mask`` of an all-ones 2-D mask: 0 / the dtype's minimum."""
+    """transformers 4.37 ``_prepare_4d_causal_attention_mask`` of an all-ones 2-D mask: 0 / the dtype's
+    minimum."""
     return torch.full((n, n), torch.finfo(dtype).min).triu(1)[None, None].to(dtype)
 
 
-def official_layer_prune(lm, image_token_list, image_tokens_, image_token_posi, prompt_len, cur_num, rank_layer,
-                         features, position_ids):
+def official_layer_prune(lm, image_token_list, image_tokens_, image_token_posi, prompt_len, cur_num,
+                         rank_layer, features, position_ids):
     """modeling_llama_x.py L1320-1509 (right padding, inference, attention mask and labels None, B = 1):
     (position_ids, hidden states, kept visual rows: bookkeeping)."""
     batch_size = features.shape[0]
     image_tokens = [min(int(image_token_list[cur_num]), cur_image_token) for cur_image_token in image_tokens_]
-    keep_length = [min(int(image_token_list[cur_num + 1]), cur_image_token) for cur_image_token in image_tokens_]
+    keep_length = [min(int(image_token_list[cur_num + 1]), cur_image_token)
+                   for cur_image_token in image_tokens_]
     features_list = []
     attention_mask = torch.ones((batch_size, features.shape[1]), dtype=torch.bool, device=features.device)
     hidden_states = features.clone().detach()
@@ -196,7 +205,8 @@ def official_layer_prune(lm, image_token_list, image_tokens_, image_token_posi, 
     cos, sin = rotary_437(value_states, kv_seq_len, head_dim, self_attn.config.rope_parameters["rope_theta"])
     query_states, key_states = apply_rotary_pos_emb(query_states, key_states, cos, sin, position_ids)
     eager_attention_mask = causal_4d(q_len, hidden_states.dtype)
-    features = [cur_features[cur_attention_mask] for cur_features, cur_attention_mask in zip(features, attention_mask)]
+    features = [cur_features[cur_attention_mask] for cur_features,
+                cur_attention_mask in zip(features, attention_mask)]
     kept_rows = None
     for i in range(batch_size):
         image_index = image_token_posi[i]
@@ -224,11 +234,13 @@ def official_layer_prune(lm, image_token_list, image_tokens_, image_token_posi, 
     position_ids = torch.zeros((batch_size, max_len), dtype=position_ids.dtype, device=position_ids.device)
     for i, cur_new_embed in enumerate(features_list):
         cur_len = cur_new_embed.shape[0]
-        position_ids[i, :cur_len] = torch.arange(0, cur_len, dtype=position_ids.dtype, device=position_ids.device)
+        position_ids[i, :cur_len] = torch.arange(0, cur_len, dtype=position_ids.dtype,
+                                                 device=position_ids.device)
     return position_ids, torch.stack(features_list, dim=0), kept_rows, attention_avg_text
 
 
-def official_forward_x(lm, inputs_embeds, layer_list, image_token_list, image_token_posi, prompt_len, image_tokens):
+def official_forward_x(lm, inputs_embeds, layer_list, image_token_list, image_token_posi, prompt_len,
+                       image_tokens):
     """modeling_llama_x.py L1186-1295 (prefill): the decoder loop with ``layer_prune`` after each layer of
     ``layer_list``; returns (final normed hidden, kept rows, scores) of the last pruning."""
     seq_length = inputs_embeds.shape[1]
@@ -238,7 +250,8 @@ def official_forward_x(lm, inputs_embeds, layer_list, image_token_list, image_to
     for layer_idx, decoder_layer in enumerate(lm.layers):
         mask = causal_4d(hidden_states.shape[1], hidden_states.dtype)
         pe = lm.rotary_emb(hidden_states, position_ids)
-        out = decoder_layer(hidden_states, attention_mask=mask, position_ids=position_ids, position_embeddings=pe)
+        out = decoder_layer(hidden_states, attention_mask=mask, position_ids=position_ids,
+                            position_embeddings=pe)
         hidden_states = out[0] if isinstance(out, tuple) else out
         rank_layer = layer_idx + 1
         if rank_layer in layer_list:
@@ -271,9 +284,11 @@ class Tower:
         pixels = torch.randn(1, 3, 14 * 24, 14 * 24, generator=g).to(dtype)
         self.features = torch.randn(1, 576, 24, generator=g).to(dtype)
         with torch.no_grad():
-            self.hidden_states = tuple(self.model(pixel_values=pixels, output_hidden_states=True).hidden_states)
+            self.hidden_states = tuple(
+                self.model(pixel_values=pixels, output_hidden_states=True).hidden_states)
             blocks = self.model.vision_model.encoder.layers
-            attentions = tuple(official_clip_attention(block.self_attn, block.layer_norm1(self.hidden_states[b]))[0]
+            attentions = tuple(
+                official_clip_attention(block.self_attn, block.layer_norm1(self.hidden_states[b]))[0]
                                for b, block in enumerate(blocks))
         self.image_attentions = official_image_attentions(attentions)
 
@@ -284,7 +299,8 @@ class Tower:
         return layer.self_attn.q_proj(x), layer.self_attn.k_proj(x), layer.self_attn.v_proj(x)
 
     def inputs(self) -> SelectorInputs:
-        return SelectorInputs(VisionTrace(hidden_states=self.hidden_states, grid=(24, 24), num_prefix_tokens=1,
+        return SelectorInputs(
+            VisionTrace(hidden_states=self.hidden_states, grid=(24, 24), num_prefix_tokens=1,
                                           backend=self))
 
 
@@ -316,7 +332,8 @@ def official_vision(t: Tower, visual, features=None, **kw):
 #: V = visual_token_num where the scans change shape: the first with local picks (32), the 16-multiples of
 #: int(V / 2) around the headline 96/192/288 (K = 64/128/192), the last pruned and N
 EDGES = (32, 33, 63, 64, 65, 95, 96, 97, 191, 192, 193, 287, 288, 289, 575, 576)
-SAMPLED = {torch.float32: sorted(set(range(34, 577, 11)) | set(EDGES)), torch.float16: EDGES, torch.bfloat16: EDGES}
+SAMPLED = {torch.float32: sorted(set(range(34, 577, 11)) | set(EDGES)), torch.float16: EDGES,
+           torch.bfloat16: EDGES}
 
 
 def _compare_vision(dtype, visuals):
@@ -345,8 +362,8 @@ def test_every_visual_count_matches_the_official_scans_and_merge(dtype):
 
 
 def test_below_32_the_official_code_crashes_and_the_port_scans_globally():
-    """Deviation 1: V < 32 leaves no local pick per window; the official empty index tensor is float and cannot
-    index. Here the local scan keeps nothing and the global scan its V - int(V / 2)."""
+    """Deviation 1: V < 32 leaves no local pick per window; the official empty index tensor is float and
+    cannot index. Here the local scan keeps nothing and the global scan its V - int(V / 2)."""
     t = tower(torch.float32)
     for visual in range(1, 32):
         with pytest.raises(IndexError):
@@ -354,11 +371,13 @@ def test_below_32_the_official_code_crashes_and_the_port_scans_globally():
         scans = vscan.global_and_local_scan(t.inputs(), visual)
         deep = t.image_attentions[-2][0]
         assert scans["local"].numel() == 0
-        assert scans["global"].tolist() == torch.topk(deep[None], k=visual - int(visual / 2), dim=1)[1][0].tolist()
+        assert scans["global"].tolist() == torch.topk(deep[None], k=visual - int(visual / 2),
+                                                      dim=1)[1][0].tolist()
 
 
 def test_exact_fills_the_local_remainder_with_global_picks():
-    """Deviation 2: ``exact=True`` keeps V tokens for every V; where ``int(V / 2) % 16 == 0`` it is the official scan."""
+    """Deviation 2: ``exact=True`` keeps V tokens for every V; where ``int(V / 2) % 16 == 0`` it is the
+    official scan."""
     t = tower(torch.float32)
     for visual in (1, 20, 33, 50, 96, 100, 287, 288, 575):
         scans = vscan.global_and_local_scan(t.inputs(), visual, exact=True)
@@ -380,8 +399,8 @@ def test_other_local_blocks_match(local_block):
 
 @pytest.mark.parametrize("grid,window", [((8, 8), None), ((7, 9), None), ((10, 13), 3), ((5, 5), 1)])
 def test_odd_grids_window_scan_is_the_official_arithmetic(grid, window):
-    """Adaptation 3: on other grids the windows are ``side // 4`` patches (or ``window``); the local scan is the
-    official ``window_cls_selection`` with the grid as an argument, for every per-window count, with ties
+    """Adaptation 3: on other grids the windows are ``side // 4`` patches (or ``window``); the local scan is
+    the official ``window_cls_selection`` with the grid as an argument, for every per-window count, with ties
     (bfloat16 scores)."""
     rows, cols = grid
     w = vscan.default_window(rows, cols) if window is None else window
@@ -396,8 +415,10 @@ def test_odd_grids_window_scan_is_the_official_arithmetic(grid, window):
 
 
 def test_defaults_keep_the_official_values_at_llava_shapes():
-    assert vscan.default_window(24, 24) == 6 and vscan.default_window(8, 8) == 2 and vscan.default_window(3, 3) == 1
-    assert vscan.default_local_block(24) == 5 and vscan.default_local_block(12) == 2 and vscan.default_local_block(2) == 0
+    assert vscan.default_window(24, 24) == 6 and vscan.default_window(8, 8) == 2 and vscan.default_window(
+        3, 3) == 1
+    assert vscan.default_local_block(24) == 5 and vscan.default_local_block(
+        12) == 2 and vscan.default_local_block(2) == 0
     assert vscan.default_layer(32) == 16 and vscan.default_layer(4) == 2 and vscan.default_layer(40) == 20
     assert [vscan.stage_counts(k, 576) for k in (64, 128, 192, 1, 2, 3, 384, 400, 576)] == [
         (96, 32), (192, 64), (288, 96), (1, 1), (3, 1), (4, 2), (576, 192), (576, 224), (576, 576)]
@@ -408,16 +429,18 @@ def test_defaults_keep_the_official_values_at_llava_shapes():
 # ----------------------------------------------------------------------------------------------
 
 def official_glamm(pipe, prep, budget, local_block=0, layer=2, counts=None):
-    """The official VScan on the GLaMM pipeline's CLIP trace and LLM: ``encode_images`` on the attentions of the
-    tower's own blocks (block ``local_block``: the tiny tower has 2 blocks, no block 5; ``[-2]`` as the
-    official), the projector outputs ``pipe.visual_tokens`` (L287), the LLM input ``image_feature[index_mask]``
-    (L592) placed in GLaMM's prompt, then ``forward_x`` with ``layer_list [layer]`` and ``image_token_list
-    [V, kept]`` (model_vqa_loader.py L113-115). Returns (index mask, LLM input tokens, kept rows, final, layout)."""
+    """The official VScan on the GLaMM pipeline's CLIP trace and LLM: ``encode_images`` on the attentions of
+    the tower's own blocks (block ``local_block``: the tiny tower has 2 blocks, no block 5; ``[-2]`` as the
+    official), the projector outputs ``pipe.visual_tokens`` (L287), the LLM input
+    ``image_feature[index_mask]`` (L592) placed in GLaMM's prompt, then ``forward_x`` with ``layer_list
+    [layer]`` and ``image_token_list [V, kept]`` (model_vqa_loader.py L113-115). Returns (index mask, LLM
+    input tokens, kept rows, final, layout)."""
     visual, keep = vscan.stage_counts(budget, 576) if counts is None else counts
     vision = prep.vision
     blocks = pipe.clip.model.vision_model.encoder.layers
     with torch.no_grad():
-        attentions = tuple(official_clip_attention(block.self_attn, block.layer_norm1(vision.hidden_states[b]))[0]
+        attentions = tuple(
+            official_clip_attention(block.self_attn, block.layer_norm1(vision.hidden_states[b]))[0]
                            for b, block in enumerate(blocks))
         features = pipe.visual_tokens(prep)[None].clone()
         merged, mask = official_encode_images(official_image_attentions(attentions), features, visual,
@@ -425,8 +448,8 @@ def official_glamm(pipe, prep, budget, local_block=0, layer=2, counts=None):
         tokens = merged[0][mask[0]]
         layout = pipe.layout(prep, len(tokens))
         final, rows, _ = official_forward_x(pipe.language_model, pipe.sequence_embeds(prep, tokens), [layer],
-                                            [visual, keep], [layout.image_start], [layout.seq_len - len(tokens)],
-                                            [len(tokens)])
+                                            [visual, keep], [layout.image_start],
+                                            [layout.seq_len - len(tokens)], [len(tokens)])
     return mask[0], tokens, rows, final, layout
 
 
@@ -451,7 +474,8 @@ def _compare_glamm(pipe, prep, budget, tol, **options):
 @pytest.mark.parametrize("budget", [22, 64, 100, 128, 192, 300, 400, 576])
 def test_glamm_pipeline_equals_the_official_code(tiny_glamm, tiny_glamm_prep, budget):
     """The tiny GLaMM (24x24 grid, 2 CLIP blocks, 4 LLM layers: middle layer 2) on a COCO image, float32: the
-    same tokens enter the LLM (merged within 1e-5), the same stay after layer 2, the [SEG] hidden states within 1e-5."""
+    same tokens enter the LLM (merged within 1e-5), the same stay after layer 2, the [SEG] hidden states
+    within 1e-5."""
     _compare_glamm(tiny_glamm, tiny_glamm_prep, budget, 1e-5)
 
 
@@ -469,8 +493,9 @@ def test_glamm_pipeline_other_blocks_and_layers(tiny_glamm, tiny_glamm_prep, opt
 
 @pytest.mark.parametrize("counts", [(576, 100), (96, 96), (200, 150), (40, 1)])
 def test_glamm_pipeline_explicit_counts(tiny_glamm, tiny_glamm_prep, counts):
-    """``counts=(visual_token_num, image_token_list[1])`` as the official flags: 576 enters unmerged (L261-264),
-    a kept count of at least V' prunes nothing in the middle (the official topk of all, sorted)."""
+    """``counts=(visual_token_num, image_token_list[1])`` as the official flags: 576 enters unmerged
+    (L261-264), a kept count of at least V' prunes nothing in the middle (the official topk of all,
+    sorted)."""
     pipe, prep = tiny_glamm, tiny_glamm_prep
     out = pipe.ground(prep, "vscan", 64, counts=counts)
     mask, _, rows, final, _ = official_glamm(pipe, prep, 64, counts=counts)
@@ -482,14 +507,16 @@ def test_glamm_pipeline_explicit_counts(tiny_glamm, tiny_glamm_prep, counts):
 
 
 def test_schedule_is_what_the_pipeline_keeps(tiny_glamm, tiny_glamm_prep):
-    """The FLOPs schedule (official layer 16 of 32; the tiny LLM's 2 of 4) counts the tokens the run keeps; the
-    headline budgets are the official 96/32, 192/64, 288/96 and average K over the layers."""
+    """The FLOPs schedule (official layer 16 of 32; the tiny LLM's 2 of 4) counts the tokens the run keeps;
+    the headline budgets are the official 96/32, 192/64, 288/96 and average K over the layers."""
     method = vscan.VSCAN
     assert method.schedule(64, 576, 32) == ((0, 96), (16, 32))
     assert method.schedule(128, 576, 32) == ((0, 192), (16, 64))
     assert method.schedule(192, 576, 32) == ((0, 288), (16, 96))
-    assert method.schedule(576, 576, 32) == ((0, 576),) and method.schedule(400, 576, 32) == ((0, 576), (16, 224))
-    assert method.schedule(100, 576, 32) == ((0, 139), (16, 50))  # V = 150: 16 windows x (75 // 16) + 75 global
+    assert method.schedule(576, 576, 32) == ((0, 576),) and method.schedule(400, 576,
+                                                                            32) == ((0, 576), (16, 224))
+    # V = 150: 16 windows x (75 // 16) + 75 global
+    assert method.schedule(100, 576, 32) == ((0, 139), (16, 50))
     assert method.schedule(100, 576, 32, exact=True) == ((0, 150), (16, 50))
     for budget in (64, 128, 192):
         (_, v), (layer, kept) = method.schedule(budget, 576, 32)
@@ -499,7 +526,8 @@ def test_schedule_is_what_the_pipeline_keeps(tiny_glamm, tiny_glamm_prep):
             out = tiny_glamm.ground(tiny_glamm_prep, "vscan", budget, exact=exact)
             stages = method.schedule(budget, 576, 4, exact=exact)
             visual = out.selection.parts["stage_visual"].tolist()
-            assert [v for _, v in stages] == (visual if visual[0] != visual[1] else visual[:1]), (budget, exact)
+            assert [v for _, v in stages] == (visual if visual[0] != visual[1]
+                                              else visual[:1]), (budget, exact)
             assert stages[-1][0] == out.prune_layer
 
 
@@ -514,8 +542,8 @@ def test_deterministic_merge_is_the_same_on_cpu():
 
 @pytest.fixture(scope="module")
 def glamm_bf16(coco128):
-    """The tiny GLaMM in bfloat16 (GLaMM's precision; the official numerics score in it), its LLM q/k scaled by 8
-    so that the middle-layer scores spread, on the first COCO image."""
+    """The tiny GLaMM in bfloat16 (GLaMM's precision; the official numerics score in it), its LLM q/k scaled
+    by 8 so that the middle-layer scores spread, on the first COCO image."""
     from PIL import Image
 
     from litelvlm.glamm import GlammPipeline
@@ -537,11 +565,13 @@ def test_glamm_pipeline_equals_the_official_code_in_bfloat16(glamm_bf16, budget)
     _compare_glamm(pipe, prep, budget, 0)
 
 
-@pytest.mark.parametrize("dtype,visual", [("float32", 96), ("bfloat16", 96), ("float32", 288), ("bfloat16", 288)])
-def test_every_middle_layer_count_keeps_the_official_rows(tiny_glamm, tiny_glamm_prep, glamm_bf16, dtype, visual):
-    """For V' tokens entering the LLM (96, K = 64; 288, K = 192), the middle layer's scores are ``layer_prune``'s
-    (bit-equal in bfloat16), and for every kept count 1..V' the top rows of ours are the official top rows
-    (L1446-1451 on the official scores; the whole call path is in the pipeline tests)."""
+@pytest.mark.parametrize("dtype,visual",
+                         [("float32", 96), ("bfloat16", 96), ("float32", 288), ("bfloat16", 288)])
+def test_every_middle_layer_count_keeps_the_official_rows(tiny_glamm, tiny_glamm_prep, glamm_bf16, dtype,
+                                                          visual):
+    """For V' tokens entering the LLM (96, K = 64; 288, K = 192), the middle layer's scores are
+    ``layer_prune``'s (bit-equal in bfloat16), and for every kept count 1..V' the top rows of ours are the
+    official top rows (L1446-1451 on the official scores; the whole call path is in the pipeline tests)."""
     pipe, prep = (tiny_glamm, tiny_glamm_prep) if dtype == "float32" else glamm_bf16
     with torch.no_grad():
         tokens, _, _ = vscan.vision_stage(pipe.context(prep), visual)
@@ -557,19 +587,21 @@ def test_every_middle_layer_count_keeps_the_official_rows(tiny_glamm, tiny_glamm
     for keep in range(1, v + 1):
         top_rank_index = attention_avg_text.topk(keep).indices  # L1446-1451 (the image offset cancels)
         top_rank_index = top_rank_index.sort().values
-        assert torch.topk(ours, keep).indices.sort().values.tolist() == top_rank_index.tolist(), (visual, keep)
+        assert torch.topk(ours, keep).indices.sort().values.tolist() == top_rank_index.tolist(), (
+            visual, keep)
 
 
 def test_flops_count_runs_vscan_on_its_schedule(tmp_path):
-    """``efficiency --flops-only`` runs VScan's own forward on the meta device (no host sync): 3K/2 visual tokens
-    from layer 0, K/2 from the middle layer; the measured count adds the scans' attentions, the merge and the
-    scores to the schedule's (on the tiny model more than the LLM itself)."""
+    """``efficiency --flops-only`` runs VScan's own forward on the meta device (no host sync): 3K/2 visual
+    tokens from layer 0, K/2 from the middle layer; the measured count adds the scans' attentions, the merge
+    and the scores to the schedule's (on the tiny model more than the LLM itself)."""
     import pandas as pd
 
     from litelvlm.cli import main
 
     out = tmp_path / "eff"
-    assert main(["efficiency", "--arch", "tiny", "--flops-only", "--no-figures", "--attn", "sdpa", "--budgets", "64",
+    assert main(
+        ["efficiency", "--arch", "tiny", "--flops-only", "--no-figures", "--attn", "sdpa", "--budgets", "64",
                  "--methods", "none,vscan", "--out", str(out)]) == 0
     df = pd.read_csv(out / "efficiency.csv").set_index("method")
     text = df.loc["none", "n_tokens"] - 576

@@ -1,10 +1,11 @@
 """VScan's Qwen2.5-VL variant (``litelvlm.methods.vscan_qwen``) against its official code, transcribed in
-``tests/official_vscan_qwen.py`` (Tencent/SelfEvolvingAgent @a82450e, ``VScan/qwen/model/qwen2_5_vl_custom.py``
-L143-188, L338-392, L474-509, L575-670, L691-785 and ``VScan/qwen/model/qwen2_5_vl_utils.py`` L97-193, with the
-settings of ``VScan/qwen/eval/test_refcoco.py`` L147-153), on UniPixel's tiny random Qwen2.5-VL
-(``unipixel-tiny-random:0``): odd image sizes, budgets over the whole range, float32 and bfloat16. Checked: the local
-and global picks in their order, the kept tokens, the merged features (1e-5 in float32, identical in bfloat16), the
-tokens the middle layer keeps, the final hidden states, and the schedule the FLOPs count reads.
+``tests/official_vscan_qwen.py`` (Tencent/SelfEvolvingAgent @a82450e,
+``VScan/qwen/model/qwen2_5_vl_custom.py`` L143-188, L338-392, L474-509, L575-670, L691-785 and
+``VScan/qwen/model/qwen2_5_vl_utils.py`` L97-193, with the settings of ``VScan/qwen/eval/test_refcoco.py``
+L147-153), on UniPixel's tiny random Qwen2.5-VL (``unipixel-tiny-random:0``): odd image sizes, budgets over
+the whole range, float32 and bfloat16. Checked: the local and global picks in their order, the kept tokens,
+the merged features (1e-5 in float32, identical in bfloat16), the tokens the middle layer keeps, the final
+hidden states, and the schedule the FLOPs count reads.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class Official:
 
     @torch.no_grad()
     def run(self, visual: int, layer: int, ratio: float = vq.STAGE_RATIO):
-        """V = ``visual`` tokens (through an image_token_ratio with int(ratio * N) = V), ``layer_list=[layer]``."""
+        """V = ``visual`` tokens (through an image_token_ratio with int(ratio * N) = V),
+        ``layer_list=[layer]``."""
         pipe, prep, n = self.pipe, self.prep, self.n
         visual_token_ratio = 1 if visual == n else (visual + 0.5) / n
         input_ids = prep.input_ids[None]
@@ -68,8 +70,8 @@ class Official:
         inputs_embeds = lm.embed_tokens(ids)  # L184-188
         image_mask = (ids == prep.input_ids[int(image_start_index)]).unsqueeze(-1).expand_as(inputs_embeds)
         inputs_embeds = inputs_embeds.masked_scatter(image_mask, embeds.to(inputs_embeds.dtype))
-        final, kept = off.official_llm(lm, image_start_index, inputs_embeds, pos, int(image_mask[..., 0].sum()),
-                                       [layer], [ratio])
+        final, kept = off.official_llm(lm, image_start_index, inputs_embeds, pos,
+                                       int(image_mask[..., 0].sum()), [layer], [ratio])
         return dict(embeds=embeds, keep=keep, local=local, global_=global_, final=final, rows=kept[0])
 
 
@@ -110,7 +112,8 @@ def _budgets(n: int, step: int) -> list[int]:
 
 
 def test_budgets_across_the_range_match_the_official_code(pipe):
-    """A small odd-sized image (97x131, N = 140 merged tokens on 5x7 windows), budgets across 1..N, each dtype."""
+    """A small odd-sized image (97x131, N = 140 merged tokens on 5x7 windows), budgets across 1..N, each
+    dtype."""
     prep = pipe.prepare(_noise(97, 131), ["the cup"])
     ref = Official(pipe, prep)
     for budget in _budgets(ref.n, 9):
@@ -135,19 +138,22 @@ def test_odd_sizes_match_the_official_code(fp32, size):
 
 
 def test_the_official_ratios(fp32):
-    """``ratios=(image_token_ratio, image_token_ratio_list[0])``: RefCOCO's (0.6, 0.67) as the official code runs them."""
+    """``ratios=(image_token_ratio, image_token_ratio_list[0])``: RefCOCO's (0.6, 0.67) as the official code
+    runs them."""
     from litelvlm.llm.context import LLMContext
 
     prep = fp32.prepare(_noise(97, 131, seed=4), ["the cup"])
     ref = Official(fp32, prep)
-    sel = fp32.spec("vscan").select(LLMContext(fp32, prep, fp32.visual_tokens(prep)), ref.n, ratios=(0.6, 0.67))
+    sel = fp32.spec("vscan").select(LLMContext(fp32, prep, fp32.visual_tokens(prep)), ref.n,
+                                    ratios=(0.6, 0.67))
     visual = int(0.6 * ref.n)
     got = ref.run(visual, 1, 0.67)
     assert torch.equal(sel.parts["stage1_kept"], got["keep"].long())
     assert sel.indices.tolist() == got["keep"].long()[got["rows"].sort().values].tolist()
     assert len(sel) == int(0.67 * visual)
     torch.testing.assert_close(sel.llm_output[0], got["final"], rtol=0, atol=1e-5)
-    assert fp32.spec("vscan").schedule(ref.n, ref.n, 2, ratios=(0.6, 0.67)) == ((0, visual), (1, int(0.67 * visual)))
+    assert fp32.spec("vscan").schedule(ref.n, ref.n, 2, ratios=(0.6, 0.67)) == ((0, visual),
+                                                                                (1, int(0.67 * visual)))
 
 
 def _grid(h: int, w: int) -> torch.Tensor:
@@ -156,9 +162,11 @@ def _grid(h: int, w: int) -> torch.Tensor:
 
 @pytest.mark.parametrize(("h", "w"), [(4, 4), (5, 7), (8, 13), (11, 6), (4, 30), (9, 9)])
 def test_window_selection_is_the_official_walk(h, w):
-    """Every count 0..N on random scores, and on scores with many ties (bfloat16-coarse), in the official order."""
+    """Every count 0..N on random scores, and on scores with many ties (bfloat16-coarse), in the official
+    order."""
     g = torch.Generator().manual_seed(h * 100 + w)
-    for scores in (torch.rand(h * w, generator=g), torch.randint(0, 5, (h * w,), generator=g).to(torch.bfloat16)):
+    for scores in (torch.rand(h * w, generator=g),
+                   torch.randint(0, 5, (h * w,), generator=g).to(torch.bfloat16)):
         for count in range(0, h * w + 1):
             try:
                 want = off.window_selection(scores, count, _grid(h, w)).long().tolist()
@@ -170,8 +178,8 @@ def test_window_selection_is_the_official_walk(h, w):
 
 
 def test_a_grid_without_a_whole_window():
-    """A side under 4 merged tokens: the official walk places nothing (its limit divides by 0 windows) and fails; the
-    default refuses, ``fit_windows=True`` makes that side one window."""
+    """A side under 4 merged tokens: the official walk places nothing (its limit divides by 0 windows) and
+    fails; the default refuses, ``fit_windows=True`` makes that side one window."""
     scores = torch.rand(3 * 10, generator=torch.Generator().manual_seed(0))
     with pytest.raises((AssertionError, RuntimeError, IndexError)):
         off.window_selection(scores, 4, _grid(3, 10))
@@ -187,7 +195,8 @@ def test_a_grid_without_a_whole_window():
 def test_token_merging_is_the_official_merge(dtype):
     g = torch.Generator().manual_seed(1)
     feats = torch.randn(40, 16, generator=g).to(dtype)
-    for keep in (torch.tensor([0]), torch.tensor([3, 9, 17, 39]), torch.arange(40), torch.randperm(40, generator=g)[:13]):
+    for keep in (torch.tensor([0]), torch.tensor([3, 9, 17, 39]), torch.arange(40),
+                 torch.randperm(40, generator=g)[:13]):
         keep = keep.sort().values
         assert torch.equal(vq.token_merging(feats, keep), off.token_merging(feats, keep, scaling=1))
 
@@ -209,8 +218,8 @@ def test_stage_counts_and_schedule():
 
 
 def test_it_grounds_on_unipixel(fp32):
-    """Through ``ground``: the kept tokens keep their M-RoPE ids (official), ``renumber`` on request; the sequence
-    the mask head reads is the pruned one."""
+    """Through ``ground``: the kept tokens keep their M-RoPE ids (official), ``renumber`` on request; the
+    sequence the mask head reads is the pruned one."""
     cls = type(fp32)
     assert cls.method_error(cls, "vscan") is None
     prep = fp32.prepare(_noise(97, 131, seed=6), ["the cup"])
@@ -222,7 +231,8 @@ def test_it_grounds_on_unipixel(fp32):
     v, keep = vq.stage_counts(32, n, 2)
     text = len(prep.input_ids) - n
     assert out.position_rule == "keep" and ren.position_rule == "renumber"
-    assert out.seq_len == ren.seq_len == text + keep and out.prune_layer == 1 and len(out.kept_indices) == keep
+    assert out.seq_len == ren.seq_len == text + keep and out.prune_layer == 1 and len(
+        out.kept_indices) == keep
     assert torch.equal(out.kept_indices, ren.kept_indices)
     assert not torch.equal(out.seg_hidden, ren.seg_hidden)
     assert full.seq_len == len(prep.input_ids) and full.prune_layer == 0
@@ -230,4 +240,5 @@ def test_it_grounds_on_unipixel(fp32):
         fp32.ground(prep, "vscan", 32, layer=2)
     from analysis.efficiency.compute import family_method_error
 
-    assert family_method_error("unipixel", "vscan") is None  # efficiency charges its tower re-run as its selection
+    # efficiency charges its tower re-run as its selection
+    assert family_method_error("unipixel", "vscan") is None

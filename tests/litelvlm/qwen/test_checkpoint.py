@@ -41,7 +41,8 @@ def cache(fresh_cache):
 def _chat_inputs(processor, size=(56, 84)):
     rng = np.random.RandomState(0)
     image = Image.fromarray((rng.rand(*size, 3) * 255).astype("uint8"))
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Segment the dog."}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Segment the dog."}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return processor(text=[text], images=[image], return_tensors="pt")
 
@@ -59,14 +60,16 @@ def test_tiny_written_and_loaded_back_equal(cache):
     assert folder.parent == cache / "random-models" and folder.name == "qwen2.5-vl-tiny-seed3"
     assert {p.name for p in folder.iterdir()} == RELEASED_FILES | {"model.safetensors", ".complete"}
     cfg = json.loads((folder / "config.json").read_text())
-    assert cfg["litelvlm_random"]["seed"] == 3 and cfg["architectures"] == ["Qwen2_5_VLForConditionalGeneration"]
+    assert cfg["litelvlm_random"]["seed"] == 3 and cfg["architectures"] == [
+        "Qwen2_5_VLForConditionalGeneration"]
     ref = build_qwen("tiny", seed=3)
     _equal_state(ref, model)
     assert not torch.equal(ref.lm_head.weight, build_qwen("tiny", seed=4).lm_head.weight)
     inputs = _chat_inputs(processor)
     tiny = PRESETS["tiny"]
     n_image = int(inputs["image_grid_thw"].prod()) // tiny.spatial_merge_size ** 2
-    assert int((inputs["input_ids"] == tiny.image_token_id).sum()) == n_image == 6  # 56x84 px: 4x6 patches, 2x3 tokens
+    # 56x84 px: 4x6 patches, 2x3 tokens
+    assert int((inputs["input_ids"] == tiny.image_token_id).sum()) == n_image == 6
     ids = inputs["input_ids"][0].tolist()
     prompt = [tiny.token_id("<|im_start|>"), *processor.tokenizer("assistant\n")["input_ids"]]
     assert ids[-len(prompt):] == prompt and ids.count(tiny.token_id("<|vision_start|>")) == 1
@@ -87,7 +90,8 @@ def test_tied_embeddings_are_written_once(tmp_path):
     with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as fh:
         keys = set(fh.keys())  # noqa: SIM118 (no __iter__)
     assert "lm_head.weight" not in keys and "model.embed_tokens.weight" in keys
-    assert any(k.startswith("visual.blocks.") for k in keys) and not any(k.startswith("model.visual") for k in keys)
+    assert any(k.startswith("visual.blocks.") for k in keys) and not any(k.startswith("model.visual")
+                                                                         for k in keys)
     loaded = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(tmp_path))
     assert loaded.lm_head.weight.data_ptr() == loaded.model.language_model.embed_tokens.weight.data_ptr()
     _equal_state(build_qwen(tied, seed=1), loaded)
@@ -100,7 +104,9 @@ def test_released_sizes_on_meta(name, files):
     assert sum(p.numel() for p in model.parameters()) == RELEASED_PARAMETERS[name]
     sd = released_state_dict(model)
     assert all(v.dtype == torch.bfloat16 for v in sd.values())
-    assert len(shard_by_size({k: v.numel() * v.element_size() for k, v in sd.items()}, PRESETS[name].max_shard_bytes)) == files
+    assert len(
+        shard_by_size({k: v.numel() * v.element_size() for k, v in sd.items()},
+                      PRESETS[name].max_shard_bytes)) == files
     cfg = model.config
     assert (cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id, cfg.vision_end_token_id) == (
         151655, 151656, 151652, 151653)
@@ -130,7 +136,8 @@ def test_scaled_preset_shards_and_full_tokenizer(tmp_path):
     assert len(tok) == 151665  # as Qwen2.5's: 151643 regular tokens, then the 22 special ones
     assert [tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == list(range(151643, 151665))
     assert processor.image_token_id == loaded.config.image_token_id == 151655
-    assert (processor.image_processor.size["shortest_edge"], processor.image_processor.size["longest_edge"]) == (
+    assert (processor.image_processor.size["shortest_edge"],
+            processor.image_processor.size["longest_edge"]) == (
         3136, 12845056)
     assert json.loads((tmp_path / "generation_config.json").read_text())["eos_token_id"] == [151645, 151643]
 
@@ -138,22 +145,27 @@ def test_scaled_preset_shards_and_full_tokenizer(tmp_path):
 def test_model_strings():
     assert {ModelSpec.parse(f"{name}:7").random_qwen for name in RANDOM_QWENS} == {"3b", "7b", "tiny"}
     spec = ModelSpec.parse("qwen2.5-vl-7b-random:12")
-    assert (spec.random_qwen, spec.random_seed(), spec.is_random, spec.open_clip_style) == ("7b", 12, True, False)
+    assert (spec.random_qwen, spec.random_seed(), spec.is_random,
+            spec.open_clip_style) == ("7b", 12, True, False)
     assert ModelSpec.parse("qwen2.5-vl-3b-random").random_seed() == 0
-    assert ModelSpec.parse("qwen2.5-vl-tiny-random").is_small and not ModelSpec.parse("qwen2.5-vl-3b-random").is_small
+    assert ModelSpec.parse("qwen2.5-vl-tiny-random").is_small and not ModelSpec.parse(
+        "qwen2.5-vl-3b-random").is_small
     assert ModelSpec.parse("tiny-random").random_qwen is None
     assert not set(RANDOM_QWENS) & (set(RANDOM_CLIPS) | set(card("glamm").presets))
-    with pytest.raises(LiteLVLMError, match=r"model 'qwen2.5-vl-3b-random:x': the seed after ':' must be a whole"):
+    with pytest.raises(LiteLVLMError, match=r"model 'qwen2.5-vl-3b-random:x': the seed after ':' must be a "
+                       r"whole"):
         load_qwen("qwen2.5-vl-3b-random:x")
 
 
 def test_bad_folders_are_refused_by_name(tmp_path):
-    with pytest.raises(LiteLVLMError, match=r"model '.*nowhere': not a Qwen2.5-VL checkpoint folder.*qwen2.5-vl-3b-random"):
+    with pytest.raises(LiteLVLMError, match=r"model '.*nowhere': not a Qwen2.5-VL checkpoint "
+                       r"folder.*qwen2.5-vl-3b-random"):
         load_qwen(str(tmp_path / "nowhere"))
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
     with pytest.raises(LiteLVLMError, match=r"config.json declares architectures \['LlamaForCausalLM'\]"):
         load_qwen(str(tmp_path))
-    with pytest.raises(LiteLVLMError, match=r"unknown Qwen2.5-VL preset 'qwen2.5-vl-3b'; known: 3b, 7b, scaled, tiny"):
+    with pytest.raises(LiteLVLMError, match=r"unknown Qwen2.5-VL preset 'qwen2.5-vl-3b'; known: 3b, 7b, "
+                       r"scaled, tiny"):
         get_preset("qwen2.5-vl-3b")
 
 

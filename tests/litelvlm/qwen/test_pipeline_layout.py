@@ -1,7 +1,7 @@
-"""The Qwen2.5-VL + SAM 2 pipeline's ``layout`` of the unpruned prompt as the meta-device activation count sees it:
-the prompt's token ids are an input of the prefill (they exist before it, as the weights), so the layout reads them
-and makes no copy of them, and ``llm_act_mb_meta`` counts no such copy (a host tensor a CUDA run's ``llm_act_mb``,
-the allocator's statistics, could not count either)."""
+"""The Qwen2.5-VL + SAM 2 pipeline's ``layout`` of the unpruned prompt as the meta-device activation count
+sees it: the prompt's token ids are an input of the prefill (they exist before it, as the weights), so the
+layout reads them and makes no copy of them, and ``llm_act_mb_meta`` counts no such copy (a host tensor a CUDA
+run's ``llm_act_mb``, the allocator's statistics, could not count either)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class CountedTensors(LiveTensorBytes):
 
 @functools.cache
 def _meta_parts():
-    """The efficiency study's parts of ``unipixel-tiny`` on ``meta`` in bfloat16 (eager), as ``count_rows`` builds
-    them, and its arch."""
+    """The efficiency study's parts of ``unipixel-tiny`` on ``meta`` in bfloat16 (eager), as ``count_rows``
+    builds them, and its arch."""
     from litelvlm.cost.meta import MetaScalars
     from litelvlm.unipixel.cost import UniPixelCost
 
@@ -68,8 +68,9 @@ def test_the_unpruned_layout_reads_the_prompt_ids_without_copying_them():
 
 @pytest.mark.parametrize("method", ["none", "fastv"])
 def test_the_meta_prefill_counts_no_copy_of_the_prompt_ids(method):
-    """``llm_act_mb_meta`` of ``unipixel-tiny`` (``none``, FastV 64: both build the unpruned layout) counts no host
-    copy of the 472 prompt ids (3,776 bytes: what the row counted before the shared Qwen2.5-VL + SAM 2 pipeline)."""
+    """``llm_act_mb_meta`` of ``unipixel-tiny`` (``none``, FastV 64: both build the unpruned layout) counts no
+    host copy of the 472 prompt ids (3,776 bytes: what the row counted before the shared Qwen2.5-VL + SAM 2
+    pipeline)."""
     from litelvlm.cost.meta import MetaScalars
 
     cost, arch, parts = _meta_parts()

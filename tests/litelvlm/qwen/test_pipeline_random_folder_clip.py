@@ -1,5 +1,5 @@
-"""A random model loaded by its folder path pairs with the random CLIP of its preset and seed, as its model string
-does (so the CLIP-side methods run offline); a checkpoint folder without ``litelvlm_random`` pairs with
+"""A random model loaded by its folder path pairs with the random CLIP of its preset and seed, as its model
+string does (so the CLIP-side methods run offline); a checkpoint folder without ``litelvlm_random`` pairs with
 ViT-L/14-336, LiteLVLM's."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ FAMILIES = {"sa2va": "litelvlm.sa2va.pipeline", "unipixel": "litelvlm.unipixel.p
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("preset,seed,want", [("tiny", 0, "tiny336-random:0"), ("tiny", 5, "tiny336-random:5"),
+@pytest.mark.parametrize("preset,seed,want",
+                         [("tiny", 0, "tiny336-random:0"), ("tiny", 5, "tiny336-random:5"),
                                               ("3b", 2, "vit-l-14-336-random:2")])
 def test_a_random_folder_pairs_with_the_random_clip_of_its_seed(family, preset, seed, want, tmp_path):
     import importlib
@@ -30,7 +31,8 @@ def test_the_written_sa2va_folder_records_what_pairs_it():
     from litelvlm.sa2va.pipeline import default_clip
 
     folder = sa2va_folder("sa2va-tiny-random:0")
-    assert default_clip(str(folder), read_config(folder)) == default_clip("sa2va-tiny-random:0") == "tiny336-random:0"
+    assert default_clip(str(folder), read_config(folder)) == default_clip(
+        "sa2va-tiny-random:0") == "tiny336-random:0"
 
 
 @pytest.mark.slow   # loads the model; the default representatives above read the same config

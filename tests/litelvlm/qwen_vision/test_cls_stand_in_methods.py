@@ -1,15 +1,17 @@
-"""VisionZip, VisPruner, PruMerge and PruMerge+ on Qwen2.5-VL (``unipixel-tiny-random:0``): this project's adaptation.
+"""VisionZip, VisPruner, PruMerge and PruMerge+ on Qwen2.5-VL (``unipixel-tiny-random:0``): this project's
+adaptation.
 
-No official Qwen2.5-VL code of these methods could be read (the mirrored snapshots dvlab-research/VisionZip @ 3151f6d
-and Theia-4869/VisPruner @ aefa01a have none: VisPruner's ``llava/model/language_model/llava_qwen.py`` is LLaVA's
-Qwen2 *LLM* wrapper, not Qwen2.5-VL; VisionZip's later ``Qwen2_5_VL`` folder is not mirrored). So these tests check
-(1) the shared stand-in (:mod:`litelvlm.qwen_vision.cls_stand_in`) against an independent computation: VScan's Qwen score
-and the last full-attention block's keys, captured by hooks and averaged over each merge unit by hand in the tower's
-window order; (2) each method's defining properties at every budget 1..N on a small odd-sized image; (3) that the
-official LLaVA-1.5 statements, transcribed in ``tests/litelvlm/methods/test_vispruner_visionzip_official.py`` (VisPruner
-``llava_arch.py`` L141-183, VisionZip ``clip_encoder.py`` L42-85) and ``tests/litelvlm/methods/test_prumerge_official.py``
-(LLaVA-PruMerge ``clip_encoder.py`` L12-47, L117-171), give the same tokens and merged features (1e-5, float32) when
-fed the stand-in in place of the [CLS] row and the keys (a zero [CLS] row prepended where they expect one); (4) that
+No official Qwen2.5-VL code of these methods could be read (the mirrored snapshots dvlab-research/VisionZip @
+3151f6d and Theia-4869/VisPruner @ aefa01a have none: VisPruner's ``llava/model/language_model/llava_qwen.py``
+is LLaVA's Qwen2 *LLM* wrapper, not Qwen2.5-VL; VisionZip's later ``Qwen2_5_VL`` folder is not mirrored). So
+these tests check (1) the shared stand-in (:mod:`litelvlm.qwen_vision.cls_stand_in`) against an independent
+computation: VScan's Qwen score and the last full-attention block's keys, captured by hooks and averaged over
+each merge unit by hand in the tower's window order; (2) each method's defining properties at every budget
+1..N on a small odd-sized image; (3) that the official LLaVA-1.5 statements, transcribed in
+``tests/litelvlm/methods/test_vispruner_visionzip_official.py`` (VisPruner ``llava_arch.py`` L141-183,
+VisionZip ``clip_encoder.py`` L42-85) and ``tests/litelvlm/methods/test_prumerge_official.py`` (LLaVA-PruMerge
+``clip_encoder.py`` L12-47, L117-171), give the same tokens and merged features (1e-5, float32) when fed the
+stand-in in place of the [CLS] row and the keys (a zero [CLS] row prepended where they expect one); (4) that
 they run through ``ground``.
 """
 
@@ -73,12 +75,14 @@ def test_the_family_offers_the_four_variants(pipe):
 
 
 def _hooked_keys(vision, block):
-    """(P, heads, d) keys of ``block`` from hooks on the tower: its qkv projection's output and the RoPE it gets."""
+    """(P, heads, d) keys of ``block`` from hooks on the tower: its qkv projection's output and the RoPE it
+    gets."""
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
 
     attn = vision.visual.blocks[block].attn
     got = {}
-    h1 = attn.register_forward_pre_hook(lambda m, a, kw: got.update(rope=kw["position_embeddings"]), with_kwargs=True)
+    h1 = attn.register_forward_pre_hook(lambda m, a, kw: got.update(rope=kw["position_embeddings"]),
+                                        with_kwargs=True)
     h2 = attn.qkv.register_forward_hook(lambda m, a, out: got.update(qkv=out))
     try:
         vision.visual(vision.pixel_values, grid_thw=vision.grid_thw)
@@ -97,8 +101,10 @@ def test_stand_in_is_vscans_score_and_the_merge_units_keys(pipe, size):
     s = stand_in(ctx)
     vision = pipe.vision(ctx.prepared)
     blocks = len(vision.visual.blocks)
-    assert s.block == blocks - 1 == vision.visual.fullatt_block_indexes[-1]  # the last block, a full-attention one
-    assert torch.equal(s.score, received_attention(vision.visual, vision.pixel_values, vision.grid_thw, block=-1))
+    # the last block, a full-attention one
+    assert s.block == blocks - 1 == vision.visual.fullatt_block_indexes[-1]
+    assert torch.equal(s.score,
+                       received_attention(vision.visual, vision.pixel_values, vision.grid_thw, block=-1))
     keys = _hooked_keys(vision, s.block)                      # (P, heads, d) in the tower's window order
     order = vision.window_order()                            # LLM index of each merged token, window order
     want = torch.empty(ctx.num_visual, *keys.shape[1:], dtype=keys.dtype)
@@ -106,7 +112,8 @@ def test_stand_in_is_vscans_score_and_the_merge_units_keys(pipe, size):
         want[token] = keys[4 * p:4 * p + 4].mean(0)
     torch.testing.assert_close(s.keys, want, rtol=1e-5, atol=1e-6)
     assert s.score.shape == (ctx.num_visual,) and float(s.weights().sum()) == pytest.approx(1.0, abs=1e-5)
-    assert stand_in(ctx).score is not None and ("qwen-stand-in", None) in ctx.prepared.clip_cache  # one tower pass
+    # one tower pass
+    assert stand_in(ctx).score is not None and ("qwen-stand-in", None) in ctx.prepared.clip_cache
 
 
 def _with_cls(x):
@@ -128,7 +135,8 @@ def check_visionzip(ctx, budget):
     d, c = split_budget(budget)
     assert len(sel) == budget and sel.features.shape == (budget, feats.shape[1])
     top = torch.sort(torch.topk(s.score, d).indices).values
-    assert torch.equal(sel.parts["dominant"], top)                       # dominant: the top D, in the LLM's order
+    # dominant: the top D, in the LLM's order
+    assert torch.equal(sel.parts["dominant"], top)
     torch.testing.assert_close(sel.features[:d], feats[top], rtol=0, atol=0)
     if c == 0:  # the official code divides by zero (R // C): no contextual token (GLaMM's deviation 1)
         assert sel.parts["contextual"].numel() == 0
@@ -143,7 +151,8 @@ def check_visionzip(ctx, budget):
 def check_vispruner(ctx, budget):
     s, feats = stand_in(ctx), ctx.visual_embeds
     sel = _spec("vispruner").select(ctx, budget)
-    assert len(sel) == budget == len(set(sel.indices.tolist())) and torch.equal(sel.indices, sel.indices.sort().values)
+    assert len(sel) == budget == len(set(sel.indices.tolist())) and torch.equal(sel.indices,
+                                                                                sel.indices.sort().values)
     important = torch.topk(s.score, budget // 2).indices
     assert set(sel.parts["important"].tolist()) == set(important.tolist())
     hs = _with_cls(feats)
@@ -162,10 +171,11 @@ def _pad(x, width):
 
 
 def official_prumerge_features(s: StandIn, feats, idx):
-    """The official merge statements (L117-171) on the merged tokens with the stand-in weights and full-width keys."""
+    """The official merge statements (L117-171) on the merged tokens with the stand-in weights and full-width
+    keys."""
     width = max(feats.shape[1], s.full_width_keys().shape[1])
-    out = official_merge(_pad(feats, width)[None], s.weights()[None], _with_cls(_pad(s.full_width_keys(), width)),
-                         idx[None])
+    out = official_merge(_pad(feats, width)[None], s.weights()[None],
+                         _with_cls(_pad(s.full_width_keys(), width)), idx[None])
     return out[0, :, :feats.shape[1]]
 
 
@@ -174,15 +184,18 @@ def check_prumerge(ctx, budget, plus, official=True):
     sel = _spec("prumerge+" if plus else "prumerge").select(ctx, budget)
     kept = budget - 1
     n_top = min(kept, math.ceil(kept / 4)) if plus else kept
-    assert len(sel) == budget and int(sel.indices[-1]) == EXTRA_INDEX and sel.features.shape == (budget, feats.shape[1])
-    assert torch.equal(sel.parts["outliers"], torch.topk(s.weights(), n_top).indices)   # descending weight order
+    assert len(sel) == budget and int(sel.indices[-1]) == EXTRA_INDEX and sel.features.shape == (
+        budget, feats.shape[1])
+    # descending weight order
+    assert torch.equal(sel.parts["outliers"], torch.topk(s.weights(), n_top).indices)
     spatial = sel.parts["spatial"]
     assert spatial.numel() == kept - n_top and torch.equal(spatial, spatial.sort().values)
     assert not set(spatial.tolist()) & set(sel.parts["outliers"].tolist())
     idx = torch.cat([sel.parts["outliers"], spatial])
     assert torch.equal(sel.indices[:-1], idx)
     if official:  # the official merge loops over the kept tokens: every budget in the slow tests
-        torch.testing.assert_close(sel.features, official_prumerge_features(s, feats, idx), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(sel.features, official_prumerge_features(s, feats, idx), rtol=1e-5,
+                                   atol=1e-5)
 
 
 def _sweep(ctx, budgets, merged=None):
@@ -228,7 +241,8 @@ def test_the_shared_glamm_functions_on_the_stand_in(small):
     dom, rest = visionzip.dominant_split(s.score, split_budget(k)[0])
     targets, merged = visionzip.contextual_tokens(feats, s.head_mean_keys(), rest, split_budget(k)[1])
     sel = _spec("visionzip").select(small, k)
-    assert torch.equal(sel.indices, torch.cat([dom, targets])) and torch.equal(sel.features, torch.cat([feats[dom], merged]))
+    assert (torch.equal(sel.indices, torch.cat([dom, targets]))
+            and torch.equal(sel.features, torch.cat([feats[dom], merged])))
     imp, div = vispruner.important_and_diverse(s.score, feats, k)
     assert torch.equal(_spec("vispruner").select(small, k).indices, torch.cat([imp, div]).sort().values)
     top, spatial = prumerge.fixed_kept(s.weights(), k, True)
@@ -238,7 +252,8 @@ def test_the_shared_glamm_functions_on_the_stand_in(small):
 
 
 def _designed(ctx, seed=0):
-    """A stand-in with IQR outliers (the tiny random tower's attention has none): a few tokens with 20x the score."""
+    """A stand-in with IQR outliers (the tiny random tower's attention has none): a few tokens with 20x the
+    score."""
     s = stand_in(ctx)
     g = torch.Generator().manual_seed(seed)
     score = torch.rand(ctx.num_visual, generator=g) + 0.5
@@ -262,7 +277,8 @@ def test_adaptive_mode_is_the_official_outlier_rule(small, monkeypatch, plus):
     assert k == top.numel() + spatial.numel() + 1
     sel = _spec(name).select(small, k, adaptive=True)
     assert torch.equal(sel.indices[:-1], torch.cat([top, spatial]))
-    torch.testing.assert_close(sel.features, official_prumerge_features(designed, small.visual_embeds, sel.indices[:-1]),
+    torch.testing.assert_close(sel.features,
+                               official_prumerge_features(designed, small.visual_embeds, sel.indices[:-1]),
                                rtol=1e-5, atol=1e-5)
     assert torch.equal(_spec(name).select(small, None).indices, sel.indices)  # no budget: adaptive
     with pytest.raises(LiteLVLMError, match="adaptive=True keeps"):
@@ -284,7 +300,8 @@ def test_they_run_through_ground(pipe, small, name):
 
 
 def test_importance_reads_their_stand_in_score(pipe, small):
-    """``importance --method-signals`` compares the score each variant ranks by (``Method.ranks``): the stand-in's."""
+    """``importance --method-signals`` compares the score each variant ranks by (``Method.ranks``): the
+    stand-in's."""
     from analysis.importance.signals import SignalKey, method_signals
 
     got = method_signals(pipe, small.prepared, METHODS)

@@ -1,6 +1,6 @@
-"""litelvlm.qwen_vision.grid against transformers 5: the processors' patchify output, the vision tower's window order
-(``transformers.vision_utils.get_vision_window_index`` and a tiny random Qwen2.5-VL's blocks), and the
-resampling of another grid's scores onto the merged grid."""
+"""litelvlm.qwen_vision.grid against transformers 5: the processors' patchify output, the vision tower's
+window order (``transformers.vision_utils.get_vision_window_index`` and a tiny random Qwen2.5-VL's blocks),
+and the resampling of another grid's scores onto the merged grid."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from litelvlm.qwen_vision import grid as G
 
 def _grids(rng: np.random.RandomState, n: int, max_side: int = 12):
     for _ in range(n):
-        yield G.TokenGrid(int(rng.randint(1, 3)), 2 * int(rng.randint(1, max_side)), 2 * int(rng.randint(1, max_side)))
+        yield G.TokenGrid(int(rng.randint(1, 3)), 2 * int(rng.randint(1, max_side)),
+                          2 * int(rng.randint(1, max_side)))
 
 
 # -- patches, tokens, pixels: against the processors' patchify ----------------------------------------------
@@ -98,7 +99,8 @@ def test_llm_order_matches_get_rope_index():
     model = build_qwen("tiny")
     tiny = get_preset("tiny")
     grid = G.TokenGrid(1, 6, 10)
-    ids = torch.tensor([[1, 2, tiny.token_id("<|vision_start|>")] + [tiny.token_id("<|video_pad|>")] * grid.num_tokens
+    ids = torch.tensor(
+        [[1, 2, tiny.token_id("<|vision_start|>")] + [tiny.token_id("<|video_pad|>")] * grid.num_tokens
                         + [tiny.token_id("<|vision_end|>"), 5]])
     types = (ids == tiny.token_id("<|video_pad|>")).int() * 2
     pos, _ = model.model.get_rope_index(ids, types, video_grid_thw=torch.tensor([[1, 6, 10]]),
@@ -121,7 +123,8 @@ def test_window_index_equals_transformers():
             assert torch.equal(got, want)
             assert torch.equal(G.window_seqlens(grids, window), cu)
             inv = G.window_inverse(got)
-            assert torch.equal(got[inv], torch.arange(got.numel())) and torch.equal(inv[got], torch.arange(got.numel()))
+            assert torch.equal(got[inv], torch.arange(got.numel())) and torch.equal(
+                inv[got], torch.arange(got.numel()))
 
 
 def test_window_order_is_what_the_tiny_tower_blocks_see():
@@ -132,7 +135,8 @@ def test_window_order_is_what_the_tiny_tower_blocks_see():
     visual = build_qwen("tiny", seed=1).model.visual
     cfg = visual.config
     seen = {}
-    visual.blocks[0].register_forward_pre_hook(lambda m, args, kwargs: seen.update(x=args[0]), with_kwargs=True)
+    visual.blocks[0].register_forward_pre_hook(lambda m, args, kwargs: seen.update(x=args[0]),
+                                               with_kwargs=True)
     rng = np.random.RandomState(5)
     for grid in [G.TokenGrid(1, 10, 14), G.TokenGrid(1, 16, 8), G.TokenGrid(2, 4, 18)]:
         pixels = torch.from_numpy(rng.randn(grid.num_patches, 3 * 2 * 14 * 14).astype(np.float32))
@@ -161,7 +165,8 @@ def test_resample_identity_and_pooling():
         f = torch.from_numpy(rng.rand(2 * grid.llm_h, 2 * grid.llm_w))
         pooled = torch.nn.functional.avg_pool2d(f[None, None], 2)[0, 0]
         assert torch.allclose(G.resample_to_grid(f, fine, grid, (H, W)), pooled, atol=1e-12)
-        assert torch.allclose(G.grid_coverage(fine, grid, (H, W)), torch.ones(grid.llm_h, grid.llm_w, dtype=torch.float64))
+        assert torch.allclose(G.grid_coverage(fine, grid, (H, W)),
+                              torch.ones(grid.llm_h, grid.llm_w, dtype=torch.float64))
 
 
 def _clip_square(H: int, W: int):

@@ -1,11 +1,12 @@
 """``answer="generate"`` on Sa2VA: the official greedy answer and the masks of its ``[SEG]`` tokens
-(bytedance/Sa2VA @9832e1a ``modeling_sa2va_qwen.py`` ``predict_forward`` L218-274, ``sa2va_eval_refcoco.py`` L160-186,
-``sa2va_eval_ref_vos.py`` L196-201), on the tiny random weights.
+(bytedance/Sa2VA @9832e1a ``modeling_sa2va_qwen.py`` ``predict_forward`` L218-274, ``sa2va_eval_refcoco.py``
+L160-186, ``sa2va_eval_ref_vos.py`` L196-201), on the tiny random weights.
 
 Transcribed here: ``model.generate(**mm_inputs, max_new_tokens, do_sample=False, output_hidden_states=True,
-return_dict_in_generate=True)`` on the stock model and ``get_seg_hidden_states`` over the sequence less its last token
-(the final state of each row whose input is a generated ``[SEG]``). Random weights never pick ``[SEG]``, so a forward
-hook on the LM head adds to its logit at chosen steps (the same hook on both sides)."""
+return_dict_in_generate=True)`` on the stock model and ``get_seg_hidden_states`` over the sequence less its
+last token (the final state of each row whose input is a generated ``[SEG]``). Random weights never pick
+``[SEG]``, so a forward hook on the LM head adds to its logit at chosen steps (the same hook on both
+sides)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def pipe():
 
 
 class _ForceSeg:
-    """A forward hook on the LM head: +1e4 on ``[SEG]``'s logit at the last row of the forwards in ``steps``."""
+    """A forward hook on the LM head: +1e4 on ``[SEG]``'s logit at the last row of the forwards in
+    ``steps``."""
 
     def __init__(self, pipe, steps: set[int]):
         self.pipe, self.steps, self.calls, self.seg = pipe, steps, 0, pipe.seg_token_id
@@ -75,9 +77,10 @@ def test_the_prompt_ends_where_the_answer_starts(pipe):
 
 @pytest.mark.parametrize("size", [(61, 97), (300, 41)])
 def test_generated_masks_are_predict_forwards(pipe, size):
-    """Two [SEG]s generated (steps 1 and 3): the rows whose input is each (the step after), their union as RefCOCO's
-    evaluation keeps it."""
-    prep = pipe.with_sentences(pipe.prepare_image(noise_image(*size)), ["the dog on the left"], answer="generate")
+    """Two [SEG]s generated (steps 1 and 3): the rows whose input is each (the step after), their union as
+    RefCOCO's evaluation keeps it."""
+    prep = pipe.with_sentences(pipe.prepare_image(noise_image(*size)), ["the dog on the left"],
+                               answer="generate")
     with _ForceSeg(pipe, {1, 3}):
         want_ids, want_seg = official_generate(pipe, prep)
     with _ForceSeg(pipe, {1, 3}), torch.no_grad():
@@ -95,7 +98,8 @@ def test_a_seg_generated_last_has_no_state_and_none_gives_an_empty_mask(pipe):
     prep = pipe.with_sentences(pipe.prepare_image(noise_image(61, 97)), ["a cat"], answer="generate")
     with _ForceSeg(pipe, {STEPS - 1}), torch.no_grad():
         out = pipe.ground(prep, "divprune", 9)
-    if int(out.generated[-1]) == pipe.seg_token_id:   # generated last: predict_forward drops the last token's row
+    # generated last: predict_forward drops the last token's row
+    if int(out.generated[-1]) == pipe.seg_token_id:
         assert out.seg_hidden.shape[0] == 0
     assert out.masks.shape == (1, 61, 97) and not out.masks.any()
     with pytest.raises(LiteLVLMError, match="prunes inside the LLM"):
@@ -103,7 +107,8 @@ def test_a_seg_generated_last_has_no_state_and_none_gives_an_empty_mask(pipe):
 
 
 def test_a_video_reads_the_first_seg(pipe):
-    """A video's generated answer: the first [SEG]'s masks on every frame (``sa2va_eval_ref_vos.py`` L196-201)."""
+    """A video's generated answer: the first [SEG]'s masks on every frame (``sa2va_eval_ref_vos.py``
+    L196-201)."""
     frames = [noise_image(40, 56, seed=i) for i in range(2)]
     prep = pipe.with_sentences(pipe.prepare_video(frames), ["the bird"], answer="generate")
     with _ForceSeg(pipe, {0, 2}):

@@ -5,15 +5,17 @@
 The official side here is written out with PIL, torch and torchvision directly, sharing no step with
 ``litelvlm.sa2va.protocol``:
 
-* qwen-vl-utils ``vision_process.py`` ``smart_resize`` and ``fetch_image`` (PIL ``resize`` with its default, bicubic),
-  as ``predict_forward`` calls them through ``process_vision_info`` (bytedance/Sa2VA @9832e1a
+* qwen-vl-utils ``vision_process.py`` ``smart_resize`` and ``fetch_image`` (PIL ``resize`` with its default,
+  bicubic), as ``predict_forward`` calls them through ``process_vision_info`` (bytedance/Sa2VA @9832e1a
   ``projects/sa2va/hf/models_qwen2_5_vl/modeling_sa2va_qwen.py`` L205-214);
 * transformers 4.57.0 ``models/auto/image_processing_auto.py`` L52 (``FORCE_FAST_IMAGE_PROCESSOR =
-  ["Qwen2VLImageProcessor"]``) and L528-531 (the fast class when ``use_fast`` is unset and torchvision is there);
+  ["Qwen2VLImageProcessor"]``) and L528-531 (the fast class when ``use_fast`` is unset and torchvision is
+  there);
 * transformers 4.57.0 ``models/qwen2_vl/image_processing_qwen2_vl.py`` L54-80 (``smart_resize``),
   ``image_processing_qwen2_vl_fast.py`` L122-123 (``min_pixels``/``max_pixels`` of the call become the size),
-  L182-260 (resize, fused rescale-and-normalize, patches), ``image_processing_utils_fast.py`` L62 (torchvision v2
-  functional), L363 (``F.resize(..., antialias=True)``), L434-448 (the fused mean and std), L582 (``pil_to_tensor``).
+  L182-260 (resize, fused rescale-and-normalize, patches), ``image_processing_utils_fast.py`` L62 (torchvision
+  v2 functional), L363 (``F.resize(..., antialias=True)``), L434-448 (the fused mean and std), L582
+  (``pil_to_tensor``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def _transformers_457_size(h: int, w: int, lo: int, hi: int, factor=28) -> tuple
 
 
 def official_pixel_values(image: Image.Image, lo: int, hi: int, fast: bool = True) -> torch.Tensor:
-    """``fetch_image`` then ``Qwen2VLImageProcessorFast`` (``fast=False``: the slow processor's PIL resize)."""
+    """``fetch_image`` then ``Qwen2VLImageProcessorFast`` (``fast=False``: the slow processor's PIL
+    resize)."""
     from torchvision.transforms.v2 import functional as F
 
     image = image.convert("RGB")
@@ -64,7 +67,8 @@ def official_pixel_values(image: Image.Image, lo: int, hi: int, fast: bool = Tru
         x = F.resize(F.pil_to_tensor(image)[None], [h2, w2], interpolation=F.InterpolationMode.BICUBIC,
                      antialias=True)
     else:
-        x = torch.from_numpy(np.array(image.resize((w2, h2), Image.Resampling.BICUBIC))).permute(2, 0, 1)[None]
+        x = torch.from_numpy(np.array(image.resize((w2, h2), Image.Resampling.BICUBIC))).permute(2, 0, 1)[
+            None]
     mean, std = torch.tensor(MEAN) * (1.0 / (1 / 255)), torch.tensor(STD) * (1.0 / (1 / 255))
     x = F.normalize(x.to(torch.float32), mean.tolist(), std.tolist()).unsqueeze(1)
     x = torch.cat([x, x[:, -1:].repeat(1, 1, 1, 1, 1)], dim=1)       # temporal_patch_size 2
@@ -81,8 +85,8 @@ def _image(w: int, h: int, seed: int = 0) -> Image.Image:
 
 @functools.cache
 def _image_processor():
-    """The image processor a Sa2VA folder's ``Qwen2_5_VLProcessor`` holds (transformers 5's default, torchvision
-    backend; the whole loaded pipeline is compared in ``tests/litelvlm/test_sa2va.py``)."""
+    """The image processor a Sa2VA folder's ``Qwen2_5_VLProcessor`` holds (transformers 5's default,
+    torchvision backend; the whole loaded pipeline is compared in ``tests/litelvlm/test_sa2va.py``)."""
     from transformers import Qwen2VLImageProcessor
 
     from litelvlm.qwen.config import preprocessor_config
@@ -113,7 +117,8 @@ def test_pixel_values_are_the_fast_processors_exactly(size, bounds):
 
 def test_the_pil_option_is_the_slow_processors_and_differs():
     """``resize="pil"`` (this project's earlier choice, now an option) is the slow processor's PIL bicubic; on
-    640 x 480 under the released bounds the two differ by a uint8 level or two, as the official pin would show."""
+    640 x 480 under the released bounds the two differ by a uint8 level or two, as the official pin would
+    show."""
     image = _image(640, 480, seed=3)
     slow, fast = official_pixel_values(image, *RELEASED, fast=False), official_pixel_values(image, *RELEASED)
     assert torch.equal(ours(image, *RELEASED, "pil"), slow)

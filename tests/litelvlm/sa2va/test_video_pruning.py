@@ -1,7 +1,8 @@
-"""Pruning Sa2VA's video (this project's adaptation, ``litelvlm.sa2va.video.joined``): the first min(5, T) frames'
-blocks of the official prompt joined into one (the separators between them dropped, every other row keeping its
-official M-RoPE id), the method keeping K of the N merged tokens over the whole video, as UniPixel's video path
-chooses over its one video block; the unpruned run stays the official prompt. Tiny random weights."""
+"""Pruning Sa2VA's video (this project's adaptation, ``litelvlm.sa2va.video.joined``): the first min(5, T)
+frames' blocks of the official prompt joined into one (the separators between them dropped, every other row
+keeping its official M-RoPE id), the method keeping K of the N merged tokens over the whole video, as
+UniPixel's video path chooses over its one video block; the unpruned run stays the official prompt. Tiny
+random weights."""
 
 from __future__ import annotations
 
@@ -44,18 +45,22 @@ def test_the_joined_prompt_drops_the_separators_and_keeps_the_official_ids(pipe,
 
 
 def test_a_pruned_video_is_the_joined_prompt_with_the_kept_tokens(pipe, video):
-    """``ground`` on a video with a method: the kept merged tokens at the LLM input of the joined prompt, at their
-    official ids (the family's ``keep`` rule), the final state of the [SEG] row, SAM 2's memory over every frame."""
+    """``ground`` on a video with a method: the kept merged tokens at the LLM input of the joined prompt, at
+    their official ids (the family's ``keep`` rule), the final state of the [SEG] row, SAM 2's memory over
+    every frame."""
     from litelvlm.sa2va.video import joined
 
     with torch.no_grad():
         out = pipe.ground(video, "divprune", 12)
         j = joined(pipe, video)
         kept = out.selection.indices
-        final = pipe.final_hidden(pipe.sequence_embeds(j, pipe.visual_tokens(j)[kept]), pipe.kept_positions(j, kept))
+        final = pipe.final_hidden(pipe.sequence_embeds(j, pipe.visual_tokens(j)[kept]),
+                                  pipe.kept_positions(j, kept))
         start = int(torch.nonzero(j.mm_token_type_ids).min())
-        ids = torch.cat([j.input_ids[:start + 12], j.input_ids[start + pipe.num_visual(j):]])   # K pads in the block
-        seg = final[0, ids == pipe.seg_token_id]                                              # its input is [SEG]
+        # K pads in the block
+        ids = torch.cat([j.input_ids[:start + 12], j.input_ids[start + pipe.num_visual(j):]])
+        # its input is [SEG]
+        seg = final[0, ids == pipe.seg_token_id]
         logits = pipe.upscale_masks(j, pipe.decode_masks(j, pipe.seg_prompts(seg)))
     assert out.masks.shape == (1, 6, 40, 64) and len(kept) == 12
     assert torch.equal(out.mask_logits, logits)
@@ -63,13 +68,14 @@ def test_a_pruned_video_is_the_joined_prompt_with_the_kept_tokens(pipe, video):
 
 @pytest.mark.parametrize("method", ["divprune", pytest.param("fastv", marks=pytest.mark.slow)])
 def test_k_equal_to_n_on_a_video_changes_nothing(pipe, video, method):
-    """At K = N nothing is pruned, so the video is not joined either: the official prompt (its frames' separators
-    included) and the unpruned run's masks and [SEG] state, exactly."""
+    """At K = N nothing is pruned, so the video is not joined either: the official prompt (its frames'
+    separators included) and the unpruned run's masks and [SEG] state, exactly."""
     n = pipe.num_visual(video)
     with torch.no_grad():
         base, full = pipe.ground(video, "none", n), pipe.ground(video, method, n)
     assert torch.equal(full.masks, base.masks) and torch.equal(full.kept_indices.cpu(), torch.arange(n))
-    assert torch.equal(full.seg_hidden, base.seg_hidden) and full.seq_len == base.seq_len == len(video.input_ids)
+    assert torch.equal(full.seg_hidden, base.seg_hidden) and full.seq_len == base.seq_len == len(
+        video.input_ids)
 
 
 @pytest.mark.slow

@@ -1,9 +1,11 @@
-"""SAM 2's per-prompt mask decode exists once (``Sam2Prompt.decode``); a family changes it by declaring what it does
-differently (Sa2VA: the masks cast to float32, no object-score gate), not by a second copy of the loop.
+"""SAM 2's per-prompt mask decode exists once (``Sam2Prompt.decode``); a family changes it by declaring what
+it does differently (Sa2VA: the masks cast to float32, no object-score gate), not by a second copy of the
+loop.
 
-The official transcription tests (``tests/litelvlm/test_sa2va_official.py``, ``tests/litelvlm/unipixel/test_head.py``)
-compare each family's decode with its official code; this one checks the single loop and both settings on one tiny
-SAM 2 steered to an absent object (the object-score head's bias), where the gate matters."""
+The official transcription tests (``tests/litelvlm/test_sa2va_official.py``,
+``tests/litelvlm/unipixel/test_head.py``) compare each family's decode with its official code; this one checks
+the single loop and both settings on one tiny SAM 2 steered to an absent object (the object-score head's
+bias), where the gate matters."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from litelvlm.unipixel.config import get_preset, sam2_config
 
 
 def test_the_decode_loop_is_written_once():
-    """No family subclass of ``Sam2Prompt`` redefines ``decode``; the loop's one call of the mask decoder is the base's."""
+    """No family subclass of ``Sam2Prompt`` redefines ``decode``; the loop's one call of the mask decoder is
+    the base's."""
     import litelvlm.sa2va.sam2_head as sa2va_head
 
     assert "decode" not in Sa2VASam2.__dict__

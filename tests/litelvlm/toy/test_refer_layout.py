@@ -23,7 +23,8 @@ def toy_dir(tmp_path_factory):
 def test_loader_reads_exact_masks_and_expressions(toy_dir):
     recs = load_refer(toy_dir, toy_dir / "images", split="val")
     assert len({r.image_id for r in recs}) == 4
-    assert all(r.image_path.suffix == ".png" and r.image_path.name.startswith("COCO_train2014_") for r in recs)
+    assert all(r.image_path.suffix == ".png" and r.image_path.name.startswith("COCO_train2014_")
+               for r in recs)
     scenes = {i + 1: make_scene(5, i, 128) for i in range(4)}
     attrs = {o["ann_id"]: o for o in json.loads((toy_dir / "scenes.json").read_text())["objects"]}
     names = list(COLOURS)
@@ -55,8 +56,8 @@ def test_refs_pickle_has_the_refer_fields(toy_dir):
         assert len({s["sent"] for s in ref["sentences"]}) == len(ref["sentences"])
 
 
-@pytest.mark.odd_case("cleanup", "toy-data --overwrite into a folder it did not write (a user's notes, a real RefCOCO "
-                      "folder)", "toy-data", "refused, one line; the folder untouched")
+@pytest.mark.odd_case("cleanup", "toy-data --overwrite into a folder it did not write (a user's notes, a "
+                      "real RefCOCO folder)", "toy-data", "refused, one line; the folder untouched")
 def test_existing_folder_needs_overwrite_and_cli_writes(tmp_path, capsys):
     out = tmp_path / "set"
     assert main(["toy-data", "--out", str(out), "--scenes", "2", "--size", "96"]) == 0

@@ -48,7 +48,8 @@ def test_masks_are_exact_disjoint_and_painted(seed, index):
         median = np.median(s.image[o.mask].astype(float), axis=0)
         assert names[int(np.argmin(((palette - median) ** 2).sum(1)))] == o.colour
         # and the background just outside is not that colour
-        assert np.abs(s.image[~(union.astype(bool))].astype(float).mean(0) - palette[names.index(o.colour)]).max() > 30
+        assert np.abs(s.image[~(union.astype(bool))].astype(float).mean(0)
+                      - palette[names.index(o.colour)]).max() > 30
 
 
 @pytest.mark.parametrize("seed,index", SEEDS)
@@ -63,10 +64,12 @@ def test_position_words_match_mask_centroids(seed, index):
                 continue
             others = [_centroid(p.mask) for j, p in enumerate(s.objects) if j != i]
             if "left" in e.text:  # "left" object: left of every object in another column
-                assert all(cx < ox for (ox, _), p in zip(others, [p for j, p in enumerate(s.objects) if j != i])
+                assert all(cx < ox for (ox, _),
+                           p in zip(others, [p for j, p in enumerate(s.objects) if j != i])
                            if p.cell[1] > o.cell[1])
             if "top" in e.text:
-                assert all(cy < oy for (_, oy), p in zip(others, [p for j, p in enumerate(s.objects) if j != i])
+                assert all(cy < oy for (_, oy),
+                           p in zip(others, [p for j, p in enumerate(s.objects) if j != i])
                            if p.cell[0] > o.cell[0])
             if "right" in e.text:
                 assert o.cell[1] == 2 and cx > 2 * side / 3

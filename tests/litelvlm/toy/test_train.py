@@ -66,7 +66,8 @@ def test_binding_negatives_take_values_from_other_objects_first(tmp_path):
     full = [make_scene(7, i, 112) for i in range(10)]
     scenes = [_strip(s) for s in full]
     a = ToyTrainArgs(batch_size=4, positives=2, hard_negatives=4, binding_negatives=1.0)
-    sampler = BatchSampler(scenes, render_pixels([s.image for s in full], 56), write_clip_tokenizer(tmp_path / "tok"), a)
+    sampler = BatchSampler(scenes, render_pixels([s.image for s in full], 56),
+                           write_clip_tokenizer(tmp_path / "tok"), a)
     rng = np.random.default_rng(0)
     seen_plain = 0
     for i, scene in enumerate(scenes):
@@ -80,11 +81,13 @@ def test_binding_negatives_take_values_from_other_objects_first(tmp_path):
             assert all(e in binding for e in negs[:k])  # binding counterfactuals first, as many as asked
             seen_plain += sum(e not in binding for e in negs)
             for e in binding:  # the changed value is another object's
-                field = next(f for f in ("shape", "colour", "size", "cell") if getattr(e, f) != getattr(expr, f))
+                field = next(f for f in ("shape", "colour", "size", "cell") if getattr(e, f)
+                             != getattr(expr, f))
                 assert any(getattr(o, field) == getattr(e, field) for o in scene.objects)
     assert seen_plain > 0  # topped up with the other counterfactuals where too few bind
     # with share 0 the draw is the plain uniform one
-    plain = BatchSampler(scenes, sampler.pixels, sampler.tokenizer, ToyTrainArgs(hard_negatives=4, binding_negatives=0.0))
+    plain = BatchSampler(scenes, sampler.pixels, sampler.tokenizer,
+                         ToyTrainArgs(hard_negatives=4, binding_negatives=0.0))
     expr = plain.expression(0, 0, np.random.default_rng(1))
     pool = one_attribute_counterfactuals(scenes[0], expr)
     want = [pool[j] for j in np.random.default_rng(2).choice(len(pool), size=4, replace=False)]
@@ -104,7 +107,8 @@ def test_build_scenes_same_in_worker_processes():
     _, warm = build_warmup_scenes(3, 112, 56, workers=1)
     assert [len(s.objects) for s in warm] == [1, 1, 1]
     _, warm2 = build_warmup_scenes(3, 112, 56, objects=2)
-    assert [len(s.objects) for s in warm2] == [2, 2, 2] and all(s.objects[0].cell != s.objects[1].cell for s in warm2)
+    assert [len(s.objects) for s in warm2] == [2, 2, 2] and all(s.objects[0].cell != s.objects[1].cell
+                                                                for s in warm2)
 
 
 def test_training_loader_worker_gives_the_same_batches(tmp_path):
@@ -251,7 +255,8 @@ def test_position_sampler_moves_only_the_cell_and_prefers_occupied_cells(tmp_pat
             free_occupied = [c for c in occupied - {expr.cell}
                              if not scene.is_true(Expression(expr.shape, expr.colour, expr.size, c))]
             # occupied cells come first: as many as there are (up to n) before any empty cell
-            assert [e.cell in occupied for e in moved][:len(free_occupied)] == [True] * min(3, len(free_occupied))
+            assert [e.cell in occupied for e in moved][:len(free_occupied)] == [True] * min(
+                3, len(free_occupied))
     # a batch of it is a normal training batch: every positive true of its image, no negative true
     px, (ids, _), owner, truth = sampler(np.random.default_rng(1))
     n_pos = len(owner)
@@ -269,14 +274,16 @@ def test_toy_train_end_to_end_tiny(tmp_path):
 
     a = ToyTrainArgs(out=str(tmp_path / "m"), steps=4, batch_size=4, hard_negatives=2, train_scenes=8,
                      eval_scenes=6, final_eval_scenes=6, eval_every=2, image_size=56, patch_size=28,
-                     vision_width=32, vision_layers=1, vision_heads=4, text_width=32, text_layers=1, embed_dim=16,
+                     vision_width=32, vision_layers=1, vision_heads=4, text_width=32, text_layers=1,
+                     embed_dim=16,
                      pos_init="sincos", position_warmup=2, warmup_scenes=4, position_mix=0.5, threads=1)
     before = torch.get_num_threads()
     metrics = train(a)
     assert torch.get_num_threads() == before  # --threads applies to the run only
     out = tmp_path / "m"
     assert 0.0 <= metrics["heldout_top1_of_8"] <= 1.0
-    assert json.loads((out / "training_metrics.json").read_text())["heldout_items"] == metrics["heldout_items"]
+    assert json.loads((out / "training_metrics.json").read_text())["heldout_items"] == metrics[
+        "heldout_items"]
     assert "--position-warmup 2" in (out / "MODEL_CARD.md").read_text()
     assert (out / "training_curve.png").stat().st_size > 0
     assert len((out / "training_curve.csv").read_text().splitlines()) == 1 + 4
@@ -291,7 +298,8 @@ def test_toy_train_rejects_bad_arguments_before_any_work(tmp_path):
     from litelvlm.toy.train import train
 
     for bad, flag in (({"vision_heads": 5}, "--vision-heads"), ({"position_mix": 1.5}, "--position-mix"),
-                      ({"image_size": 100}, "--patch-size"), ({"binding_negatives": -0.1}, "--binding-negatives"),
+                      ({"image_size": 100}, "--patch-size"),
+                      ({"binding_negatives": -0.1}, "--binding-negatives"),
                       ({"workers": 2}, "--workers"), ({"warmup_objects": 0}, "--warmup-objects"),
                       ({"positives": 0}, "--positives")):
         with pytest.raises(LiteLVLMError, match=flag):

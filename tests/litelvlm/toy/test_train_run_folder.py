@@ -1,6 +1,6 @@
-"""``toy-data`` and ``toy-train`` write their results through :class:`litelvlm.run_folder.RunFolder`, like every
-command: staged and committed together (atomic), recorded as their command's run (owned), refusing a folder that
-holds another command's run, and holding the folder's lock while they write."""
+"""``toy-data`` and ``toy-train`` write their results through :class:`litelvlm.run_folder.RunFolder`, like
+every command: staged and committed together (atomic), recorded as their command's run (owned), refusing a
+folder that holds another command's run, and holding the folder's lock while they write."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from litelvlm.run_owner import MARKER, owner
 from litelvlm.toy.options import ToyTrainArgs
 
 TINY_TRAIN = dict(steps=1, batch_size=4, hard_negatives=1, train_scenes=4, eval_scenes=4, final_eval_scenes=4,
-                  eval_every=1, image_size=56, patch_size=28, vision_width=32, vision_layers=1, vision_heads=4,
-                  text_width=32, text_layers=1, embed_dim=16, threads=1)
+                  eval_every=1, image_size=56, patch_size=28, vision_width=32, vision_layers=1,
+                  vision_heads=4, text_width=32, text_layers=1, embed_dim=16, threads=1)
 
 
 def test_toy_data_commits_its_run_record_through_run_folder(tmp_path, monkeypatch):
@@ -38,8 +38,9 @@ def test_toy_data_commits_its_run_record_through_run_folder(tmp_path, monkeypatc
     assert not (out / ".lock").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.odd_case("a run owns its --out", "toy-train called from Python on a folder holding another command's "
-                      "run", "toy-train", "refused before training, naming that command; the folder untouched")
+@pytest.mark.odd_case("a run owns its --out", "toy-train called from Python on a folder holding another "
+                      "command's run", "toy-train",
+                      "refused before training, naming that command; the folder untouched")
 def test_toy_train_refuses_another_commands_folder_from_python(tmp_path):
     from litelvlm.toy.train import train
 

@@ -16,12 +16,13 @@ Tolerances (logits of scale 8-12): float32 2e-5 (measured at most 1.9e-6: transf
 modules order their operations differently); bfloat16 0.125, two bfloat16 steps at that scale (measured
 0.0625 with UniPixel's float32 resize of the Hiera's positional embedding: transformers' channel LayerNorm
 rounds differently from SAM 2's ``LayerNorm2d`` in bfloat16; the adapter uses transformers' model code as it
-is, which resizes that embedding in bfloat16, so the image features also differ at bfloat16 rounding). Masks must agree wherever the reference logit is farther than the tolerance
-from 0. Pixels are bitwise equal; seg-head prompts within 2e-6 (the same operations on fewer rows).
+is, which resizes that embedding in bfloat16, so the image features also differ at bfloat16 rounding). Masks
+must agree wherever the reference logit is farther than the tolerance from 0. Pixels are bitwise equal;
+seg-head prompts within 2e-6 (the same operations on fewer rows).
 
-The last tests run UniPixel's real ``sam2`` package, read from ``../shared/official/UniPixel.git`` (the ``official``
-fixture; they skip only when ``../shared`` is absent; hydra and iopath stubbed), against the transcription and the
-adapter, and regenerate ``tests/golden/official_unipixel_sam2.json``.
+The last tests run UniPixel's real ``sam2`` package, read from ``../shared/official/UniPixel.git`` (the
+``official`` fixture; they skip only when ``../shared`` is absent; hydra and iopath stubbed), against the
+transcription and the adapter, and regenerate ``tests/golden/official_unipixel_sam2.json``.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ from tests import official_unipixel_sam2 as off  # noqa: E402
 GOLDEN = Path(__file__).parents[2] / "golden" / "official_unipixel_sam2.json"
 TOL = {torch.float32: 2e-5, torch.bfloat16: 0.125}
 TINY = get_preset("tiny")
-#: tracking tensors whose shapes follow mem_dim, which the transcription (built without memory modules) sizes as
-#: hidden_dim: frame 0 never reads them
+#: tracking tensors whose shapes follow mem_dim, which the transcription (built without memory modules) sizes
+#: as hidden_dim: frame 0 never reads them
 MEM_SIZED = {"maskmem_tpos_enc", "no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias"}
 
 
@@ -132,7 +133,8 @@ def test_frame_zero_masks_match_unipixel(tiny, file_tensors, dtype, size, n_seg,
     frames = off.get_sam2_transform(TINY.image_size)(torch.from_numpy(img)[None]).to(dtype)
     pixels = ours.preprocess(img)
     assert torch.equal(pixels, frames)
-    tokens = torch.randn(n_seg, TINY.hidden_tokens, ours.hidden_dim, generator=torch.Generator().manual_seed(n_seg))
+    tokens = torch.randn(n_seg, TINY.hidden_tokens, ours.hidden_dim,
+                         generator=torch.Generator().manual_seed(n_seg))
     tokens = (tokens * 3).to(dtype)
     want = off.predict_masks(ref, [frames], [(h, w)], [t[None] for t in tokens])
     got = ours.decode(ours.encode_image(pixels), tokens, (h, w))
@@ -141,7 +143,8 @@ def test_frame_zero_masks_match_unipixel(tiny, file_tensors, dtype, size, n_seg,
     assert got.iou.argmax(-1).tolist() == [best] * n_seg
     assert ((got.object_score > 0) == present).all()
     _compare(torch.cat([m[0] for m in want]), got.logits, dtype)
-    if not present:  # sam2_base.py L363-368: every low-resolution logit NO_OBJ_SCORE (the bfloat16 resize rounds)
+    # sam2_base.py L363-368: every low-resolution logit NO_OBJ_SCORE (the bfloat16 resize rounds)
+    if not present:
         assert (got.low_res == -1024).all() and not got.masks.any()
         assert all((m < -1000).all() for m in want) and (got.logits < -1000).all()
     else:
@@ -152,8 +155,8 @@ def test_frame_zero_masks_match_unipixel(tiny, file_tensors, dtype, size, n_seg,
 def test_image_features_match_unipixel(tiny, file_tensors, dtype):
     """``encode_image`` = ``forward_image`` + ``no_mem_embed`` on the coarsest map (sam2_base.py L464-472,
     L631-637): float rounding in float32; in bfloat16 within bfloat16 rounding, since transformers resizes the
-    Hiera's background positional embedding in bfloat16 where UniPixel resizes it in float32 (a deviation kept:
-    the model code is used as it is)."""
+    Hiera's background positional embedding in bfloat16 where UniPixel resizes it in float32 (a deviation
+    kept: the model code is used as it is)."""
     ours, ref = copy.deepcopy(tiny.sam2).to(dtype), official_sam2(file_tensors).to(dtype)
     frames = off.get_sam2_transform(TINY.image_size)(torch.from_numpy(_image(45, 71, 3))[None]).to(dtype)
     got = ours.encode_image(frames)
@@ -164,7 +167,8 @@ def test_image_features_match_unipixel(tiny, file_tensors, dtype):
         assert a.shape == b.shape
         if dtype == torch.bfloat16:
             # measured at most 0.0205 on features of scale 1-2 (a few bfloat16 steps through the Hiera)
-            assert torch.allclose(a.float(), b.float(), rtol=2 ** -4, atol=2 ** -4), (a.float() - b.float()).abs().max()
+            assert torch.allclose(a.float(), b.float(), rtol=2 ** -4, atol=2 ** -4), (
+                a.float() - b.float()).abs().max()
         else:
             assert (a - b).abs().max().item() < 1e-5
 
@@ -175,7 +179,8 @@ def test_seg_head_and_rows_match_unipixel(tiny, file_tensors):
     seg = tiny.seg_token_id
     llm = tiny.qwen.config.text_config.hidden_size
     head = off.build_seg_head(llm, tiny.sam2.hidden_dim, TINY.hidden_tokens)
-    head.load_state_dict({k[len("seg_head."):]: v for k, v in file_tensors.items() if k.startswith("seg_head.")})
+    head.load_state_dict(
+        {k[len("seg_head."):]: v for k, v in file_tensors.items() if k.startswith("seg_head.")})
     ids = torch.tensor([seg, 5, 9, seg, 7, seg, seg, 3, 11, seg, 2])  # a <|seg|> first: no row predicts it
     state = torch.randn(1, len(ids), llm, generator=torch.Generator().manual_seed(0)) * 4
     with torch.no_grad():
@@ -217,9 +222,11 @@ def test_checkpoint_round_trip(tiny, tiny_dir, file_tensors):
     assert not torch.equal(fresh["seg_head.1.weight"], unipixel_tensors(*build_unipixel("tiny", seed=1)[1:])[
         "seg_head.1.weight"])
     cfg = json.loads((tiny_dir / "config.json").read_text())
-    assert cfg["model_type"] == "pixel_qwen2_5_vl" and cfg["architectures"] == ["PixelQwen2_5_VLForConditionalGeneration"]
+    assert cfg["model_type"] == "pixel_qwen2_5_vl" and cfg["architectures"] == [
+        "PixelQwen2_5_VLForConditionalGeneration"]
     assert (cfg["sam2_image_size"], cfg["sam2_hidden_tokens"], cfg["sam2_batch_mode"]) == (128, 2, False)
-    assert [cfg[f"{t}_token_id"] for t in ("ref", "seg", "mem")] == [406, 407, 408] and tiny.seg_token_id == 407
+    assert [cfg[f"{t}_token_id"] for t in ("ref", "seg", "mem")] == [406, 407,
+                                                                     408] and tiny.seg_token_id == 407
 
 
 def test_model_string_and_processor(monkeypatch, tmp_path):
@@ -235,9 +242,11 @@ def test_model_string_and_processor(monkeypatch, tmp_path):
     assert m.processor.image_processor.do_resize is False  # builder.py L23
     assert tok("a <|seg|>")["input_ids"][-1] == 407
     spec = ModelSpec.parse("unipixel-7b-random:12")
-    assert (card("unipixel").preset(spec), spec.random_seed(), spec.is_random, spec.random_qwen) == ("7b", 12, True, None)
+    assert (card("unipixel").preset(spec), spec.random_seed(), spec.is_random,
+            spec.random_qwen) == ("7b", 12, True, None)
     assert is_small("unipixel-tiny-random") and not is_small("unipixel-3b-random")
-    assert not set(card("unipixel").presets) & (set(RANDOM_CLIPS) | set(card("glamm").presets) | set(RANDOM_QWENS))
+    assert not set(card("unipixel").presets) & (set(RANDOM_CLIPS) | set(card("glamm").presets)
+                                                | set(RANDOM_QWENS))
 
 
 def test_sharded_checkpoint_loads(tmp_path):
@@ -268,8 +277,10 @@ def _rewrite(src: Path, dst: Path, edit) -> Path:
 BAD = {
     "unknown": (lambda sd, cfg: sd.update({"sam2.extra_head.weight": torch.zeros(2)}),
                 r"unknown tensor\(s\): sam2\.extra_head\.weight \(model\.safetensors\)"),
-    "missing": (lambda sd, cfg: sd.pop("seg_head.3.bias"), r"the seg head\): missing tensor\(s\): seg_head\.3\.bias"),
-    "missing image path": (lambda sd, cfg: sd.pop("sam2.no_mem_embed"), r"missing tensor\(s\): sam2\.no_mem_embed"),
+    "missing":
+    (lambda sd, cfg: sd.pop("seg_head.3.bias"), r"the seg head\): missing tensor\(s\): seg_head\.3\.bias"),
+    "missing image path":
+    (lambda sd, cfg: sd.pop("sam2.no_mem_embed"), r"missing tensor\(s\): sam2\.no_mem_embed"),
     "shape": (lambda sd, cfg: sd.update({"ref_proj.1.weight": torch.zeros(3, 3)}),
               r"wrong shape\(s\): ref_proj\.1\.weight \(3, 3\) in model\.safetensors, expected \(64, 192\)"),
     "stray prefix": (lambda sd, cfg: sd.update({"adapter.weight": torch.zeros(2)}),
@@ -291,10 +302,13 @@ def test_bad_checkpoints_are_refused_by_name(tiny_dir, tmp_path, case):
 
 
 def test_bad_folders_are_refused(tmp_path, tiny_dir):
-    with pytest.raises(LiteLVLMError, match=r"not a UniPixel checkpoint folder with config.json.*unipixel-3b-random"):
+    with pytest.raises(LiteLVLMError, match=r"not a UniPixel checkpoint folder with "
+                       r"config.json.*unipixel-3b-random"):
         load_unipixel(str(tmp_path / "nowhere"))
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"]}))
-    with pytest.raises(LiteLVLMError, match=r"declares architectures \['Qwen2_5_VLForConditionalGeneration'\], "
+    (tmp_path / "config.json").write_text(
+        json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"]}))
+    with pytest.raises(LiteLVLMError,
+                       match=r"declares architectures \['Qwen2_5_VLForConditionalGeneration'\], "
                                             r"not PixelQwen2_5_VLForConditionalGeneration"):
         load_unipixel(str(tmp_path))
     import shutil
@@ -311,8 +325,9 @@ def test_bad_folders_are_refused(tmp_path, tiny_dir):
 
 
 def test_released_presets_and_key_tables():
-    """3B and 7B: the launch scripts' settings; the SAM 2.1 b+ tensors (names and shapes) and the prompt-encoding
-    modules equal what UniPixel's own code builds (``tests/golden/official_unipixel_sam2.json``)."""
+    """3B and 7B: the launch scripts' settings; the SAM 2.1 b+ tensors (names and shapes) and the
+    prompt-encoding modules equal what UniPixel's own code builds
+    (``tests/golden/official_unipixel_sam2.json``)."""
     golden = json.loads(GOLDEN.read_text())
     for name, qwen, llm in (("3b", "3b", 2048), ("7b", "7b", 3584)):
         p = PRESETS[name]
@@ -332,14 +347,15 @@ def test_released_presets_and_key_tables():
 
 
 def test_package_import_is_light():
-    code = "import sys, litelvlm.unipixel as u; assert 'torch' not in sys.modules, 'torch'; print(sorted(u.PRESETS))"
+    code = ("import sys, litelvlm.unipixel as u; assert 'torch' not in sys.modules, 'torch'; "
+            "print(sorted(u.PRESETS))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[3])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['3b', '7b', 'tiny']"
 
 
-# -- against UniPixel's own code (../shared/official/UniPixel.git) --------------------------------------------------
+# -- against UniPixel's own code (../shared/official/UniPixel.git) -------------------------------------------
 @pytest.fixture(scope="module")
 def real_unipixel(official):
     repo = official.extract("UniPixel.git", "sam2")   # a folder holding UniPixel's sam2 package
@@ -349,7 +365,8 @@ def real_unipixel(official):
     s = SAM2_SIZES["tiny"]
     tiny_sizes = {
         "image_encoder.trunk.embed_dim": s.embed_dim, "image_encoder.trunk.num_heads": s.num_heads,
-        "image_encoder.trunk.stages": list(s.stages), "image_encoder.trunk.global_att_blocks": list(s.global_att_blocks),
+        "image_encoder.trunk.stages": list(s.stages),
+        "image_encoder.trunk.global_att_blocks": list(s.global_att_blocks),
         "image_encoder.trunk.window_pos_embed_bkg_spatial_size": list(s.window_pos_embed_bkg),
         "image_encoder.trunk.window_spec": list(s.window_spec), "image_encoder.neck.d_model": s.d_model,
         "image_encoder.neck.backbone_channel_list": list(s.dims[::-1]),
@@ -359,19 +376,22 @@ def real_unipixel(official):
         "memory_attention.layer.self_attention.embedding_dim": s.d_model,
         "memory_attention.layer.cross_attention.embedding_dim": s.d_model,
         "memory_attention.layer.cross_attention.kv_in_dim": s.mem_dim, "memory_encoder.out_dim": s.mem_dim,
-        "memory_encoder.in_dim": s.d_model, "memory_encoder.mask_downsampler.embed_dim": s.mask_downsampler_embed,
-        "memory_encoder.fuser.layer.dim": s.d_model, "memory_encoder.position_encoding.num_pos_feats": s.mem_dim}
+        "memory_encoder.in_dim": s.d_model,
+        "memory_encoder.mask_downsampler.embed_dim": s.mask_downsampler_embed,
+        "memory_encoder.fuser.layer.dim": s.d_model,
+        "memory_encoder.position_encoding.num_pos_feats": s.mem_dim}
     return repo, make, make.build_official_sam2(repo, TINY.image_size, tiny_sizes)
 
 
 @pytest.mark.parametrize("case", [0, *(pytest.param(i, marks=pytest.mark.slow) for i in (1, 2, 3))])
 def test_real_unipixel_sam2_matches_transcription_and_adapter(real_unipixel, tiny, file_tensors, case):
-    """UniPixel's real ``SAM2VideoPredictor`` (every ``sam2.*`` tensor of the file loaded strictly, the tracking
-    ones included) gives the transcription's logits bitwise, and the adapter's within the tolerance. One case in the
-    default suite, the other three (each winning mask) in the slow one."""
+    """UniPixel's real ``SAM2VideoPredictor`` (every ``sam2.*`` tensor of the file loaded strictly, the
+    tracking ones included) gives the transcription's logits bitwise, and the adapter's within the tolerance.
+    One case in the default suite, the other three (each winning mask) in the slow one."""
     _, _, real = real_unipixel
     real = real.eval()
-    real.load_state_dict({k[len("sam2."):]: v for k, v in file_tensors.items() if k.startswith("sam2.")}, strict=True)
+    real.load_state_dict({k[len("sam2."):]: v for k, v in file_tensors.items() if k.startswith("sam2.")},
+                         strict=True)
     for size, n_seg, best, present in CASES[case:case + 1]:
         ours, ref, model = copy.deepcopy(tiny.sam2), official_sam2(file_tensors), copy.deepcopy(real)
         steer(ours, ref, best, present)

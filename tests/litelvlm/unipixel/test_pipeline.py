@@ -1,12 +1,12 @@
-"""The ``unipixel`` family on the family contract: ``UniPixelPipeline`` against UniPixel's own mask path on random
-weights of the tiny preset, its M-RoPE positions against UniPixel's pinned transformers, and every method that
-acts with the LLM at every budget.
+"""The ``unipixel`` family on the family contract: ``UniPixelPipeline`` against UniPixel's own mask path on
+random weights of the tiny preset, its M-RoPE positions against UniPixel's pinned transformers, and every
+method that acts with the LLM at every budget.
 
 UniPixel's path (PolyU-ChenLab/UniPixel @5c8e941, ``unipixel/model/qwen2_5_vl.py``): the stock Qwen2.5-VL
 forward over the protocol's inputs; ``cache_state_hook`` (L21-22) on ``language_model.norm`` (L52) keeps the
 final norm's input; ``seg_head`` on it (L300-301); the rows where ``input_ids[..., 1:] == seg_token_id``
-(L343-346); SAM 2 on frame 0 (L361-366, the adapter tested in ``tests/litelvlm/unipixel/test_head.py``). Transcribed below
-in :func:`official_masks`.
+(L343-346); SAM 2 on frame 0 (L361-366, the adapter tested in ``tests/litelvlm/unipixel/test_head.py``).
+Transcribed below in :func:`official_masks`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from litelvlm.errors import LiteLVLMError
 from tests.fixtures.images import noise_image as _image
 from tests.official_qwen_rope import get_rope_index as official_rope_index  # noqa: E402
 
-#: the methods that act with the LLM and run on this family (IVC-Prune as its Qwen2.5-VL variant; SparseVLM needs a
-#: rule for multi-axis positions first: refused, tested below)
+#: the methods that act with the LLM and run on this family (IVC-Prune as its Qwen2.5-VL variant; SparseVLM
+#: needs a rule for multi-axis positions first: refused, tested below)
 LLM_METHODS = ("none", "fastv", "dart", "divprune", "llm-attention", "ivc-prune")
 
 
@@ -29,7 +29,8 @@ def pipe():
     from litelvlm.families import load_pipeline
 
     p = load_pipeline("unipixel-tiny-random:0")
-    with torch.no_grad():  # an object present, so masks are not the -1024 of an absent object (as in test_unipixel_head)
+    # an object present, so masks are not the -1024 of an absent object (as in test_unipixel_head)
+    with torch.no_grad():
         p.sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
     return p
 
@@ -84,7 +85,8 @@ def test_unpruned_ground_equals_unipixel(pipe, size):
 
 
 def test_positions_equal_unipixels_transformers(pipe, prep):
-    """All N tokens: our layout's 3-D ids are those of transformers 4.53's ``get_rope_index`` (UniPixel's pin)."""
+    """All N tokens: our layout's 3-D ids are those of transformers 4.53's ``get_rope_index`` (UniPixel's
+    pin)."""
     n = pipe.num_visual(prep)
     ours = pipe.layout(prep, n).position_ids.cpu()
     want, _ = official_rope_index(pipe.qwen.model, prep.input_ids[None], image_grid_thw=None,
@@ -107,11 +109,13 @@ def test_renumbered_layout_is_a_plain_sequence(pipe, prep):
 
 @pytest.mark.parametrize("method", LLM_METHODS)
 def test_every_llm_method_at_every_budget(pipe, prep, method):
-    """Every budget 1..N (a stride of them for the slower methods): K visual tokens reach the LLM (or its layers
-    after the pruning one), one mask of the image's size, finite logits, the positions rule recorded."""
+    """Every budget 1..N (a stride of them for the slower methods): K visual tokens reach the LLM (or its
+    layers after the pruning one), one mask of the image's size, finite logits, the positions rule
+    recorded."""
     n = pipe.num_visual(prep)
     text = len(prep.input_ids) - n
-    budgets = [n] if method == "none" else sorted({1, 2, n - 1, n, *range(3, n, 7 if method in ("fastv", "divprune", "ivc-prune") else 23)})
+    budgets = [n] if method == "none" else sorted(
+        {1, 2, n - 1, n, *range(3, n, 7 if method in ("fastv", "divprune", "ivc-prune") else 23)})
     for k in budgets:
         with torch.no_grad():
             out = pipe.ground(prep, method, k)
@@ -139,8 +143,10 @@ def test_kept_tokens_keep_their_3d_positions(pipe, prep):
 
 
 @pytest.mark.parametrize(("method", "options", "reason"), [
-    ("clip-grid-only", {}, "per-token scores"), ("one-axis-only", {"layers": (0, 1), "counts": (16, 8)}, "multi-axis positions")])
-def test_methods_not_offered_yet_are_refused_with_a_reason(pipe, prep, method, options, reason, unoffered_methods):
+    ("clip-grid-only", {}, "per-token scores"),
+    ("one-axis-only", {"layers": (0, 1), "counts": (16, 8)}, "multi-axis positions")])
+def test_methods_not_offered_yet_are_refused_with_a_reason(pipe, prep, method, options, reason,
+                                                           unoffered_methods):
     with pytest.raises(LiteLVLMError, match=reason):
         pipe.ground(prep, method, 8, **options)
 

@@ -34,7 +34,8 @@ def official_question(query: str, data_type: str = "seg_image") -> str:
     return f'Please segment the {query} in this {media}.'
 
 
-IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS, MAX_RATIO = 28, 4 * 28 * 28, 16384 * 28 * 28, 200  # dataset/utils.py L26-29
+# dataset/utils.py L26-29
+IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS, MAX_RATIO = 28, 4 * 28 * 28, 16384 * 28 * 28, 200
 FRAME_FACTOR = 2                                                                       # dataset/utils.py L33
 
 
@@ -54,7 +55,8 @@ def official_smart_resize(height, width, factor=IMAGE_FACTOR, min_pixels=MIN_PIX
     """dataset/utils.py L59-87."""
     if max(height, width) / min(height, width) > MAX_RATIO:
         raise ValueError(
-            f"absolute aspect ratio must be smaller than {MAX_RATIO}, got {max(height, width) / min(height, width)}")
+            f"absolute aspect ratio must be smaller than {MAX_RATIO}, got "
+            f"{max(height, width) / min(height, width)}")
     h_bar = max(factor, round_by_factor(height, factor))
     w_bar = max(factor, round_by_factor(width, factor))
     if h_bar * w_bar < min_pixels:
@@ -118,8 +120,8 @@ def official_messages(paths, question, sample_frames=16):
 
 
 def official_cc_min_box(pred, min_area=10):
-    """infer_seg.py L24-43 ``get_min_box``; ``cv2.connectedComponentsWithStats(connectivity=8)`` written out as
-    an 8-neighbour flood fill (the components and their areas are what the function uses)."""
+    """infer_seg.py L24-43 ``get_min_box``; ``cv2.connectedComponentsWithStats(connectivity=8)`` written out
+    as an 8-neighbour flood fill (the components and their areas are what the function uses)."""
     binary = pred.numpy().astype(bool)
     h, w = binary.shape
     seen = np.zeros_like(binary)
@@ -150,7 +152,8 @@ def official_cc_min_box(pred, min_area=10):
 
 
 def official_bbox_iou(bboxes1, bboxes2):
-    """nncore 0.4.7 ``nncore/ops/bbox.py`` ``bbox_iou`` (aligned=False) with ``bbox_area``/``bbox_intersection``."""
+    """nncore 0.4.7 ``nncore/ops/bbox.py`` ``bbox_iou`` (aligned=False) with
+    ``bbox_area``/``bbox_intersection``."""
     area1 = (bboxes1[:, 2] - bboxes1[:, 0]) * (bboxes1[:, 3] - bboxes1[:, 1])
     area2 = (bboxes2[:, 2] - bboxes2[:, 0]) * (bboxes2[:, 3] - bboxes2[:, 1])
     lt = torch.max(bboxes1[:, None, :2], bboxes2[:, :2])
@@ -192,8 +195,8 @@ def official_seg_rows(input_ids, seg_token_id):
 
 
 OFFICIAL_SEG_RESPONSES = [  # unipixel/dataset/sub_classes/segmentation.py L76-82 (SEG_TOKEN: constants.py L6)
-    'The target is <|seg|>.', 'The segmentation result is <|seg|>.', 'Sure, the segmentation mask is <|seg|>.',
-    'Sure, it is <|seg|>.', '<|seg|>.']
+    'The target is <|seg|>.', 'The segmentation result is <|seg|>.',
+    'Sure, the segmentation mask is <|seg|>.', 'Sure, it is <|seg|>.', '<|seg|>.']
 OFFICIAL_GENERATE = dict(do_sample=False, temperature=None, top_k=None, top_p=None, repetition_penalty=None,
                          max_new_tokens=512)  # infer_seg.py L190-197
 
@@ -201,8 +204,8 @@ OFFICIAL_GENERATE = dict(do_sample=False, temperature=None, top_k=None, top_p=No
 # -- 1. the question --------------------------------------------------------------------------------
 WORDS = ["dog", "Man", "left", "THE", "a", "an", "the", "guy", "in", "red", "shirt", "É", "apple", "x", "2",
          "", "theater", "another", "ana", ".", "...", "anA"]
-PREFIXES = ["", "the ", "The ", "THE ", "a ", "A ", "an ", "An ", "the a ", "the an ", "an a ", "a an ", "the the ",
-            "a the ", ".the ", "the", "a", " the ", "thea ", "an", "the  ", "a  "]
+PREFIXES = ["", "the ", "The ", "THE ", "a ", "A ", "an ", "An ", "the a ", "the an ", "an a ", "a an ",
+            "the the ", "a the ", ".the ", "the", "a", " the ", "thea ", "an", "the  ", "a  "]
 
 
 def _random_expression(rng: random.Random) -> str:
@@ -241,7 +244,8 @@ def test_question_examples(expr, want):
 def test_question_on_real_refcoco_expressions(shared_data):
     n = 0
     for split in ("val", "testA", "testB"):
-        for item in json.loads((shared_data / "refcoco_unc_expressions" / f"{split}.json").read_text())["items"]:
+        for item in json.loads((shared_data / "refcoco_unc_expressions" / f"{split}.json").read_text())[
+            "items"]:
             assert P.question(item["text"]) == official_question(item["text"]), item["text"]
             n += 1
     assert n == 10834 + 5657 + 5095
@@ -342,7 +346,8 @@ def tiny_processor():
     from litelvlm.qwen import load_qwen
 
     model, processor = load_qwen("qwen2.5-vl-tiny-random:0")
-    processor.tokenizer.add_special_tokens({"additional_special_tokens": list(P.ADDED_TOKENS)})  # train.py L171-174
+    # train.py L171-174
+    processor.tokenizer.add_special_tokens({"additional_special_tokens": list(P.ADDED_TOKENS)})
     return model, processor
 
 
@@ -352,10 +357,11 @@ def test_prepare_inputs_generate(tiny_processor):
     x = P.prepare_inputs(processor, image, "The man on the left.")
     assert x.resized == (476, 644) == P.resized_size(480, 640) and x.frame_size == (480, 640)
     assert x.text == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
-                      "<|vision_start|><|video_pad|><|vision_end|>Please segment the man on the left in this image."
-                      "<|im_end|>\n<|im_start|>assistant\n")
+                      "<|vision_start|><|video_pad|><|vision_end|>Please segment the man on the left in this "
+                      "image.<|im_end|>\n<|im_start|>assistant\n")
     inputs = x.inputs
-    # the tiny processor's max_pixels (112 * 112) would shrink the frame: do_resize=False keeps it (builder.py L23)
+    # the tiny processor's max_pixels (112 * 112) would shrink the frame: do_resize=False keeps it (builder.py
+    # L23)
     assert inputs["video_grid_thw"].tolist() == [[1, 34, 46]] and "pixel_values" not in inputs
     video_pad = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
     assert int((inputs["input_ids"] == video_pad).sum()) == 17 * 23
@@ -445,13 +451,15 @@ def test_ignored_pixels_and_failures_count_as_the_official():
         h, w = rng.randint(1, 30), rng.randint(1, 30)
         gt, pred, ignore = _random_mask(rng, h, w), _random_mask(rng, h, w), rng.rand(h, w) < 0.3
         label = torch.from_numpy(gt).float()
-        label[torch.from_numpy(ignore)] = -1  # process_masks' -1 for ignored pixels (dataset/utils.py L389, L445)
+        # process_masks' -1 for ignored pixels (dataset/utils.py L389, L445)
+        label[torch.from_numpy(ignore)] = -1
         o = official_score(label, torch.from_numpy(pred))
         s = P.score_sample(pred, label.numpy() == 1, ignore=ignore)
         assert (s.inter, s.union, s.iou) == (o["inter"], o["union"], o["iou"])
         failed = P.score_sample(None, gt, box=(0, 0, w, h))  # infer_seg.py L219: zeros of frame_size
         o = official_score(torch.from_numpy(gt).float(), torch.zeros(h, w), boxes=[[[0, 0, w, h]]])
-        assert (failed.inter, failed.union, failed.iou, failed.hit) == (o["inter"], o["union"], o["iou"], o["hit"])
+        assert (failed.inter, failed.union, failed.iou, failed.hit) == (o["inter"], o["union"], o["iou"],
+                                                                        o["hit"])
 
 
 def test_min_box_equals_the_official_components():
@@ -467,8 +475,9 @@ def test_min_box_equals_the_official_components():
 
 
 def test_min_box_equals_unipixels_get_min_box(official):
-    """``get_min_box`` itself (``unipixel/eval/infer_seg.py`` L24-43, read from ``../shared/official/UniPixel.git``
-    and run as it is; the rest of the script needs UniPixel's package): the same boxes and the same None."""
+    """``get_min_box`` itself (``unipixel/eval/infer_seg.py`` L24-43, read from
+    ``../shared/official/UniPixel.git`` and run as it is; the rest of the script needs UniPixel's package):
+    the same boxes and the same None."""
     import ast
 
     import cv2

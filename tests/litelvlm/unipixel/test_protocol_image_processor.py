@@ -1,10 +1,11 @@
-"""UniPixel's vision input is the one its official pin makes: PolyU-ChenLab/UniPixel @5c8e941 pins transformers
-4.53.3 (``requirements.txt``) and loads ``AutoProcessor.from_pretrained(model_path, use_fast=True,
-do_resize=False)`` (``unipixel/model/builder.py`` L21-23): the processor resizes nothing, UniPixel's own
-``fetch_image`` resizes each frame with PIL (``unipixel/dataset/utils.py`` L59-87 ``smart_resize``, L99-147; the image
-padded to two frames, L322-324), and the image goes in as a video. Under 4.53.3 that video runs through
-``Qwen2VLVideoProcessor`` (``models/qwen2_vl/video_processing_qwen2_vl.py`` L262-300: the fused rescale and normalise
-of ``image_processing_utils_fast.py`` L434-448 on the uint8 frames, then the patches).
+"""UniPixel's vision input is the one its official pin makes: PolyU-ChenLab/UniPixel @5c8e941 pins
+transformers 4.53.3 (``requirements.txt``) and loads ``AutoProcessor.from_pretrained(model_path,
+use_fast=True, do_resize=False)`` (``unipixel/model/builder.py`` L21-23): the processor resizes nothing,
+UniPixel's own ``fetch_image`` resizes each frame with PIL (``unipixel/dataset/utils.py`` L59-87
+``smart_resize``, L99-147; the image padded to two frames, L322-324), and the image goes in as a video. Under
+4.53.3 that video runs through ``Qwen2VLVideoProcessor`` (``models/qwen2_vl/video_processing_qwen2_vl.py``
+L262-300: the fused rescale and normalise of ``image_processing_utils_fast.py`` L434-448 on the uint8 frames,
+then the patches).
 
 The official side below is written with PIL and torch directly, sharing no step with ``litelvlm.unipixel``."""
 
@@ -18,7 +19,8 @@ import torch
 from PIL import Image
 
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-#: ``dataset/utils.py``: IMAGE_FACTOR, MIN_PIXELS 128*28*28, and ``infer_seg.py`` L122's max_pixels for one image
+#: ``dataset/utils.py``: IMAGE_FACTOR, MIN_PIXELS 128*28*28, and ``infer_seg.py`` L122's max_pixels for one
+#: image
 FACTOR, LO, HI = 28, 128 * 28 * 28, 256 * 28 * 28 * 16
 
 
@@ -35,7 +37,8 @@ def _size(h: int, w: int) -> tuple[int, int]:
 
 def official_pixel_values_videos(image: Image.Image) -> torch.Tensor:
     h, w = _size(image.height, image.width)
-    frame = torch.from_numpy(np.array(image.convert("RGB").resize((w, h), Image.Resampling.BICUBIC))).permute(2, 0, 1)
+    frame = torch.from_numpy(np.array(image.convert("RGB").resize((w, h), Image.Resampling.BICUBIC))).permute(
+        2, 0, 1)
     video = torch.stack([frame, frame])[None].to(torch.float32)                 # (1, T=2, C, H, W)
     mean = (torch.tensor(MEAN) * (1.0 / (1 / 255))).view(1, 1, 3, 1, 1)
     std = (torch.tensor(STD) * (1.0 / (1 / 255))).view(1, 1, 3, 1, 1)

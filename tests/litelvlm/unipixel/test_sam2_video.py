@@ -1,16 +1,17 @@
-"""UniPixel's SAM 2 video path (litelvlm.unipixel.sam2_video): the frame-0 hidden-state prompt carried by SAM 2's
-memory, on random weights of the tiny preset.
+"""UniPixel's SAM 2 video path (litelvlm.unipixel.sam2_video): the frame-0 hidden-state prompt carried by SAM
+2's memory, on random weights of the tiny preset.
 
-Always: the checkpoint's tracking tensors are the video model's; frame 0 equals the image path (UniPixel's frame 0,
-tested against UniPixel's code in ``tests/litelvlm/unipixel/test_head.py``); frame 0 enters the memory through the scaled sigmoid
-(UniPixel's ``binarize_mask_from_pts_for_mem_enc`` False, ``sam2/modeling/sam2_base.py`` L34, L1246-1251 of
-``sam2_video_predictor.py``), not binarised, and memory features keep the features' dtype (L906), not bfloat16;
-``ground`` gives every frame.
+Always: the checkpoint's tracking tensors are the video model's; frame 0 equals the image path (UniPixel's
+frame 0, tested against UniPixel's code in ``tests/litelvlm/unipixel/test_head.py``); frame 0 enters the
+memory through the scaled sigmoid (UniPixel's ``binarize_mask_from_pts_for_mem_enc`` False,
+``sam2/modeling/sam2_base.py`` L34, L1246-1251 of ``sam2_video_predictor.py``), not binarised, and memory
+features keep the features' dtype (L906), not bfloat16; ``ground`` gives every frame.
 
-Against UniPixel's own code (PolyU-ChenLab/UniPixel @5c8e941, read from ``../shared/official/UniPixel.git``; skipped
-only when ``../shared`` is absent): its ``SAM2VideoPredictor`` (built as ``tests/golden/make_official_unipixel_sam2.py``
-builds it, every ``sam2.*`` tensor of the file loaded strictly) runs ``qwen2_5_vl.py`` L361-366 on the same frames
-and prompt, and every frame's logits are compared.
+Against UniPixel's own code (PolyU-ChenLab/UniPixel @5c8e941, read from ``../shared/official/UniPixel.git``;
+skipped only when ``../shared`` is absent): its ``SAM2VideoPredictor`` (built as
+``tests/golden/make_official_unipixel_sam2.py`` builds it, every ``sam2.*`` tensor of the file loaded
+strictly) runs ``qwen2_5_vl.py`` L361-366 on the same frames and prompt, and every frame's logits are
+compared.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ def _frames(n: int = FRAMES, size=SIZE, seed: int = 0) -> list[Image.Image]:
 
 @pytest.fixture(scope="module")
 def tiny():
-    """The shared tiny model's parts, its SAM 2 copied (and nudged: an object present, so masks are not the -1024 of
-    an absent object)."""
+    """The shared tiny model's parts, its SAM 2 copied (and nudged: an object present, so masks are not the
+    -1024 of an absent object)."""
     from types import SimpleNamespace
 
     from tests.unipixel_tiny import tiny_unipixel
 
     sam2 = copy.deepcopy(tiny_unipixel().sam2)
-    sam2.__dict__.pop("_video_model", None)   # a video model another test built holds the weights before the nudge
+    # a video model another test built holds the weights before the nudge
+    sam2.__dict__.pop("_video_model", None)
     with torch.no_grad():
         sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
     return SimpleNamespace(sam2=sam2)
@@ -71,7 +73,8 @@ def test_frame_0_is_the_image_path_and_memory_is_unipixels(tiny):
     sam2, frames, prompt = tiny.sam2, _frames(), _prompt(tiny.sam2)
     net = video_model(sam2)
     seen = []
-    hook = net.memory_encoder.register_forward_hook(lambda m, args, out: seen.append(args[1].detach().clone()))
+    hook = net.memory_encoder.register_forward_hook(lambda m, args,
+                                                    out: seen.append(args[1].detach().clone()))
     try:
         got = propagated_logits(sam2, frames, prompt, {})
     finally:
@@ -81,13 +84,15 @@ def test_frame_0_is_the_image_path_and_memory_is_unipixels(tiny):
         first = sam2.decode(sam2.encode_image(sam2.preprocess(frames[0])), prompt[None], SIZE).low_res
     assert torch.allclose(got[:1], first.float(), atol=1e-4, rtol=1e-4)
     assert "_encode_new_memory" not in vars(net)   # restored after the call
-    # frame 0's memory mask: UniPixel's sigmoid * 20 - 10 (values strictly inside), not transformers' binarised +-10
+    # frame 0's memory mask: UniPixel's sigmoid * 20 - 10 (values strictly inside), not transformers'
+    # binarised +-10
     assert len(seen) == FRAMES and ((seen[0] > -10) & (seen[0] < 10)).any()
 
 
 @pytest.mark.slow
 def test_transformers_own_memory_differs(tiny):
-    """Without :func:`unipixel_memory`, transformers binarises frame 0's mask and stores bfloat16 memory features."""
+    """Without :func:`unipixel_memory`, transformers binarises frame 0's mask and stores bfloat16 memory
+    features."""
     from litelvlm.unipixel.sam2_video import propagated_logits, unipixel_memory, video_model
     from litelvlm.video.sam2_propagation import add_prompts, propagate_prompts, video_session
 
@@ -96,7 +101,8 @@ def test_transformers_own_memory_differs(tiny):
     got = propagated_logits(sam2, frames, prompt, cache)
     net = video_model(sam2)
     seen = []
-    hook = net.memory_encoder.register_forward_hook(lambda m, args, out: seen.append(args[1].detach().clone()))
+    hook = net.memory_encoder.register_forward_hook(lambda m, args,
+                                                    out: seen.append(args[1].detach().clone()))
     try:
         hard = propagate_prompts(net, cache["pixels"], SIZE, prompt[None], features=cache["features"]).logits
     finally:
@@ -133,11 +139,13 @@ def test_ground_gives_every_frame_through_the_memory():
     assert not torch.allclose(a.mask_logits[1:], b.mask_logits[1:], atol=1e-2)
 
 
-# -- against UniPixel's own SAM2VideoPredictor (../shared/official/UniPixel.git) -----------------------------------
-@pytest.mark.parametrize("dtype, seeds", [("float32", (0,)), pytest.param("float32", (1, 2), marks=pytest.mark.slow),
+# -- against UniPixel's own SAM2VideoPredictor (../shared/official/UniPixel.git) -----------------------------
+@pytest.mark.parametrize("dtype, seeds",
+                         [("float32", (0,)), pytest.param("float32", (1, 2), marks=pytest.mark.slow),
                                           pytest.param("bfloat16", (0, 1, 2), marks=pytest.mark.slow)])
 def test_propagation_equals_unipixels_video_predictor(tiny, official, dtype, seeds):
-    """One float32 prompt in the default suite; two more, and bfloat16 (UniPixel's evaluation dtype), in the slow one."""
+    """One float32 prompt in the default suite; two more, and bfloat16 (UniPixel's evaluation dtype), in the
+    slow one."""
     from litelvlm.sam2.keys import sam2_from_hf
     from litelvlm.unipixel.config import SAM2_SIZES, get_preset
     from litelvlm.unipixel.sam2_video import propagated_logits, unipixel_memory, video_model
@@ -158,7 +166,8 @@ def test_propagation_equals_unipixels_video_predictor(tiny, official, dtype, see
 
     s, image_size = SAM2_SIZES["tiny"], get_preset("tiny").image_size
     sizes = {"image_encoder.trunk.embed_dim": s.embed_dim, "image_encoder.trunk.num_heads": s.num_heads,
-             "image_encoder.trunk.stages": list(s.stages), "image_encoder.trunk.global_att_blocks": list(s.global_att_blocks),
+             "image_encoder.trunk.stages": list(s.stages),
+             "image_encoder.trunk.global_att_blocks": list(s.global_att_blocks),
              "image_encoder.trunk.window_pos_embed_bkg_spatial_size": list(s.window_pos_embed_bkg),
              "image_encoder.trunk.window_spec": list(s.window_spec), "image_encoder.neck.d_model": s.d_model,
              "image_encoder.neck.backbone_channel_list": list(s.dims[::-1]),
@@ -167,15 +176,18 @@ def test_propagation_equals_unipixels_video_predictor(tiny, official, dtype, see
              "memory_attention.layer.d_model": s.d_model, "memory_attention.layer.dim_feedforward": s.mem_ff,
              "memory_attention.layer.self_attention.embedding_dim": s.d_model,
              "memory_attention.layer.cross_attention.embedding_dim": s.d_model,
-             "memory_attention.layer.cross_attention.kv_in_dim": s.mem_dim, "memory_encoder.out_dim": s.mem_dim,
-             "memory_encoder.in_dim": s.d_model, "memory_encoder.mask_downsampler.embed_dim": s.mask_downsampler_embed,
-             "memory_encoder.fuser.layer.dim": s.d_model, "memory_encoder.position_encoding.num_pos_feats": s.mem_dim}
+             "memory_attention.layer.cross_attention.kv_in_dim": s.mem_dim,
+             "memory_encoder.out_dim": s.mem_dim, "memory_encoder.in_dim": s.d_model,
+             "memory_encoder.mask_downsampler.embed_dim": s.mask_downsampler_embed,
+             "memory_encoder.fuser.layer.dim": s.d_model,
+             "memory_encoder.position_encoding.num_pos_feats": s.mem_dim}
     real = make.build_official_sam2(repo, image_size, sizes).eval()
     state = {**sam2_from_hf(tiny.sam2.model.state_dict()), **tiny.sam2.tracking}
     real.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     real = real.to(dt)
     frames = _frames(6, SIZE, seed=5)
-    video = off.get_sam2_transform(image_size)(torch.from_numpy(np.stack([np.asarray(f) for f in frames]))).to(dt)
+    video = off.get_sam2_transform(image_size)(
+        torch.from_numpy(np.stack([np.asarray(f) for f in frames]))).to(dt)
     for seed in seeds:
         prompt = _prompt(tiny.sam2, seed).to(dt)
         with torch.inference_mode():
@@ -186,7 +198,8 @@ def test_propagation_equals_unipixels_video_predictor(tiny, official, dtype, see
         got = torch.nn.functional.interpolate(low, SIZE, mode="bilinear", align_corners=False)[:, 0]
         err = (got.float() - want[0].float()).abs().max()
         assert want.shape == (1, 6, *SIZE) and (got > 0).any()
-        if dt != torch.float32:   # two bfloat16 steps at the logits' scale (4-8); the image path's own bf16 rounding
+        # two bfloat16 steps at the logits' scale (4-8); the image path's own bf16 rounding
+        if dt != torch.float32:
             assert err < 0.0625, float(err)
             assert (got.float() > 0).ne(want[0].float() > 0).float().mean() < 5e-3
             continue

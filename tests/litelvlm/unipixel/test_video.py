@@ -1,13 +1,14 @@
-"""UniPixel's video path (litelvlm.unipixel.video, litelvlm.unipixel.video_pipeline) against the official code on
-random weights of the tiny preset.
+"""UniPixel's video path (litelvlm.unipixel.video, litelvlm.unipixel.video_pipeline) against the official code
+on random weights of the tiny preset.
 
-Official code: PolyU-ChenLab/UniPixel @ 5c8e941 ("Fix sam2 config"). Transcribed here: ``unipixel/utils/io.py``
-L49-76 (``load_frames``: which frames the LLM sees) and ``unipixel/eval/infer_seg.py`` L88-136 (the per-sample
-inputs of the referring-video evaluation); ``fetch_video`` / ``fetch_image`` / ``smart_resize`` and the message are
-the transcriptions of ``tests/litelvlm/unipixel/test_protocol.py`` (``dataset/utils.py`` L59-147, L311-327; ``infer_seg.py``
-L115-127), the M-RoPE index that of ``tests/official_qwen_rope.py`` (transformers 4.53, UniPixel's pin). The model
-chain is the one of ``tests/litelvlm/unipixel/test_pipeline.py`` (``model/qwen2_5_vl.py`` L21-22, L52, L300-301, L343-346),
-with SAM 2 on frame 0 of the whole video (L361-363).
+Official code: PolyU-ChenLab/UniPixel @ 5c8e941 ("Fix sam2 config"). Transcribed here:
+``unipixel/utils/io.py`` L49-76 (``load_frames``: which frames the LLM sees) and
+``unipixel/eval/infer_seg.py`` L88-136 (the per-sample inputs of the referring-video evaluation);
+``fetch_video`` / ``fetch_image`` / ``smart_resize`` and the message are the transcriptions of
+``tests/litelvlm/unipixel/test_protocol.py`` (``dataset/utils.py`` L59-147, L311-327; ``infer_seg.py``
+L115-127), the M-RoPE index that of ``tests/official_qwen_rope.py`` (transformers 4.53, UniPixel's pin). The
+model chain is the one of ``tests/litelvlm/unipixel/test_pipeline.py`` (``model/qwen2_5_vl.py`` L21-22, L52,
+L300-301, L343-346), with SAM 2 on frame 0 of the whole video (L361-363).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from tests.official_qwen_rope import get_rope_index as official_rope_index  # no
 def official_sample_inds(vlen, sample_frames=-1):
     """unipixel/utils/io.py L52-68 (``sample_type='uniform'``, an int ``sample_frames``)."""
     if sample_frames > 0 and vlen > sample_frames:
-        inds = np.arange(0, vlen, (vlen - 1) / (sample_frames - 1))[:sample_frames].round().astype(int).tolist()
+        inds = np.arange(0, vlen, (vlen - 1) / (sample_frames - 1))[:sample_frames].round().astype(
+            int).tolist()
         assert len(inds) == sample_frames
     else:
         inds = list(range(vlen))
@@ -42,8 +44,9 @@ def official_sample_inds(vlen, sample_frames=-1):
 
 
 def official_sample_text_and_frames(processor, frames, query, sample_frames=16):
-    """infer_seg.py L88-133 on frames given as PIL images (``load_frames`` L70-75 keeps every frame for SAM 2 and
-    the sampled ones for the LLM; fetch_image opens a path with Image.open, L122-123, so a PIL frame is the same)."""
+    """infer_seg.py L88-133 on frames given as PIL images (``load_frames`` L70-75 keeps every frame for SAM 2
+    and the sampled ones for the LLM; fetch_image opens a path with Image.open, L122-123, so a PIL frame is
+    the same)."""
     inds = official_sample_inds(len(frames), sample_frames)
     paths = [frames[i] for i in inds]
     data_type = 'seg_video' if len(frames) > 1 else 'seg_image'   # segmentation.py L546
@@ -76,7 +79,8 @@ def tiny_processor(pipe):
                                            *(pytest.param(*v, marks=pytest.mark.slow) for v in
                                              [(1, 97, 131), (16, 40, 300), (40, 30, 30)])])
 def test_video_inputs_equal_the_official(tiny_processor, n, h, w):
-    """Sampled frames, pixels, question, prompt text and the processor's inputs equal the official sample's."""
+    """Sampled frames, pixels, question, prompt text and the processor's inputs equal the official
+    sample's."""
     frames = _video(n, h, w, seed=n)
     query = random.Random(n).choice(["The red circle moving left.", "a blue square", "the man in a hat"])
     inds, question, text, videos, fps = official_sample_text_and_frames(tiny_processor, frames, query)
@@ -112,7 +116,8 @@ def pipe():
 
     p = UniPixelVideoPipeline.of(tiny_unipixel())   # the shared tiny model; SAM 2 copied below
     p.sam2 = copy.deepcopy(p.sam2)   # the nudge below stays in this module's copy
-    p.sam2.__dict__.pop("_video_model", None)   # a video model another test built holds the weights before the nudge
+    # a video model another test built holds the weights before the nudge
+    p.sam2.__dict__.pop("_video_model", None)
     with torch.no_grad():   # an object present, so masks are not the -1024 of an absent object
         p.sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
     return p
@@ -129,8 +134,8 @@ def prep(pipe, video):
 
 
 def official_chain(pipe, frames, query):
-    """UniPixel's forward on the official sample (plus this project's teacher-forced answer): the norm input at the
-    seg row, the seg tokens, and SAM 2's frame-0 logits (the hidden-state prompt added on frame 0)."""
+    """UniPixel's forward on the official sample (plus this project's teacher-forced answer): the norm input
+    at the seg row, the seg tokens, and SAM 2's frame-0 logits (the hidden-state prompt added on frame 0)."""
     from litelvlm.unipixel.protocol import teacher_forced_answer
 
     _, _, text, videos, _ = official_sample_text_and_frames(pipe.processor, frames, query)
@@ -152,7 +157,8 @@ def official_chain(pipe, frames, query):
     seg_tokens = pipe.seg_head(state["state"])[0][inds]
     sam = pipe.sam2
     with torch.no_grad():
-        first = sam.decode(sam.encode_image(sam.preprocess(frames[0])), seg_tokens, (frames[0].height, frames[0].width))
+        first = sam.decode(sam.encode_image(sam.preprocess(frames[0])), seg_tokens,
+                           (frames[0].height, frames[0].width))
     return state["state"][0, inds], seg_tokens, first.logits.float(), inputs
 
 
@@ -179,7 +185,8 @@ def test_unpruned_video_equals_unipixel_on_frame_0(pipe, video, prep):
 
 
 def test_video_positions_equal_unipixels_transformers(pipe, prep):
-    """All N tokens of a 3-temporal-patch video: transformers 4.53's ``get_rope_index`` (temporal ids 0, 2, 4)."""
+    """All N tokens of a 3-temporal-patch video: transformers 4.53's ``get_rope_index`` (temporal ids 0, 2,
+    4)."""
     n = pipe.num_visual(prep)
     ours = pipe.layout(prep, n).position_ids.cpu()
     want, _ = official_rope_index(pipe.qwen.model, prep.input_ids[None], image_grid_thw=None,
@@ -189,7 +196,8 @@ def test_video_positions_equal_unipixels_transformers(pipe, prep):
     s = pipe.layout(prep, n).image_start
     assert (t, n) == (3, 3 * (h // 2) * (w // 2))
     per = (h // 2) * (w // 2)
-    assert torch.equal(ours[0, 0, s:s + n] - s, torch.arange(t).repeat_interleave(per) * 2)  # tokens_per_second 2
+    # tokens_per_second 2
+    assert torch.equal(ours[0, 0, s:s + n] - s, torch.arange(t).repeat_interleave(per) * 2)
 
 
 @pytest.mark.parametrize("method", ["fastv", *(pytest.param(m, marks=pytest.mark.slow)
@@ -218,5 +226,6 @@ def test_refusals_and_the_image_case(pipe, prep):
     assert torch.equal(a.visual, b.visual) and torch.equal(a.input_ids, b.input_ids)
     with torch.no_grad():
         got, want = pipe.ground(a, "fastv", 20), image_path.ground(b, "fastv", 20)
-    assert torch.equal(got.seg_hidden, want.seg_hidden)   # the same LLM run; SAM 2's video model on one frame:
+    # the same LLM run; SAM 2's video model on one frame:
+    assert torch.equal(got.seg_hidden, want.seg_hidden)
     assert torch.allclose(got.mask_logits, want.mask_logits, atol=1e-4, rtol=1e-4)   # the image path's decode

@@ -1,6 +1,6 @@
-"""``litelvlm eval-video --model unipixel-tiny-random:0``: UniPixel's video path in the video study, every method it
-offers at the per-frame budgets 196 and 81 (a per-frame fraction of the video's merged tokens), resumable, its
-refusals before anything is written; and the runner's masks and budgets on a nudged model."""
+"""``litelvlm eval-video --model unipixel-tiny-random:0``: UniPixel's video path in the video study, every
+method it offers at the per-frame budgets 196 and 81 (a per-frame fraction of the video's merged tokens),
+resumable, its refusals before anything is written; and the runner's masks and budgets on a nudged model."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def _check_run(out, methods):
     from litelvlm.unipixel.video_eval import BUDGET_READING, video_budget
 
     s = pd.read_csv(out / "summary.csv")
-    assert list(zip(s.method, s.budget, strict=True)) == [("none", 576)] + [(m, b) for m in methods for b in (196, 81)]
+    assert list(zip(s.method, s.budget, strict=True)) == [("none", 576)] + [(m, b) for m in methods
+                                                                            for b in (196, 81)]
     per_patch = int(s.context_tokens.iloc[0])            # 4 frames: 2 temporal patches of N / 2 merged tokens
     n = 2 * per_patch
     for b in (196, 81):
@@ -74,14 +75,16 @@ def test_every_offered_method_by_default(tmp_path):
 
 
 def test_own_summary_equals_eval_seg():
-    """UniPixel's score: means over expressions of their frame-mean J and F (eval_seg.py), per (method, budget)."""
+    """UniPixel's score: means over expressions of their frame-mean J and F (eval_seg.py), per (method,
+    budget)."""
     from litelvlm.unipixel.video_runner import own_summary
 
     rng = np.random.default_rng(0)
     pairs = [("none", 576), ("fastv", 196), ("fastv", 81)]
     expr = pd.DataFrame([{"video": f"v{k % 3}", "exp_id": str(k), "method": m, "budget": b, "J": rng.random(),
                           "F": rng.random()} for m, b in pairs for k in range(7)])
-    summary = own_summary(pd.DataFrame({"method": [p[0] for p in pairs], "budget": [p[1] for p in pairs]}), expr)
+    summary = own_summary(pd.DataFrame({"method": [p[0] for p in pairs], "budget": [p[1] for p in pairs]}),
+                          expr)
     for _, row in summary.iterrows():
         e = expr[(expr.method == row["method"]) & (expr.budget == row["budget"])]
         out_dict = {f"{v}_{x}": [j, f] for v, x, j, f in zip(e.video, e.exp_id, e.J, e.F, strict=True)}
@@ -90,7 +93,8 @@ def test_own_summary_equals_eval_seg():
 
 
 @pytest.mark.parametrize("argv", [["--methods", "vscan"], ["--methods", "none"], ["--budgets", "577"],
-                                  ["--methods", "fastvv"], ["--sam2-video-branch"], ["--allocation", "relevance"]])
+                                  ["--methods", "fastvv"], ["--sam2-video-branch"],
+                                  ["--allocation", "relevance"]])
 def test_refused_before_writing(tmp_path, argv):
     out = tmp_path / "video"
     assert main(["eval-video", "--out", str(out), *FAST, *argv]) == 2
@@ -107,7 +111,8 @@ def test_non_square_budgets_run_on_unipixel(tmp_path):
 
 @pytest.mark.slow
 def test_runner_masks_every_frame_at_the_video_budget(tmp_path):
-    """On a model whose SAM 2 sees an object, the runner's masks are every frame's, scored as the study scores them."""
+    """On a model whose SAM 2 sees an object, the runner's masks are every frame's, scored as the study scores
+    them."""
     from analysis.video.options import VideoArgs
     from litelvlm.unipixel.video_eval import video_budget
     from litelvlm.unipixel.video_runner import UniPixelRunner
@@ -115,14 +120,16 @@ def test_runner_masks_every_frame_at_the_video_budget(tmp_path):
     from litelvlm.video.datasets import load_ref_davis
     from litelvlm.video.synthetic import write_synthetic_videos
 
-    rec = load_ref_davis(write_synthetic_videos(tmp_path / "data", videos=1, frames=3, size=(64, 48), seed=2))[0]
+    rec = load_ref_davis(
+        write_synthetic_videos(tmp_path / "data", videos=1, frames=3, size=(64, 48), seed=2))[0]
     run = UniPixelRunner(VideoArgs(out=str(tmp_path / "o"), model=MODEL), 576)
     with torch.no_grad():
         run.pipe.sam2.model.mask_decoder.pred_obj_score_head.proj_out.bias += 5.0
     masks, tokens, _ = run.expression(rec, "fastv", Budget(81))
     prep = run.pipe.with_sentences(run.prepared, [rec.sentence])
     n, t = run.pipe.num_visual(prep), int(prep.grid_thw[0, 0])
-    assert masks.shape == (3, 48, 64) and masks.any() and tokens == round(video_budget(n, Budget(81), 576) / t)
+    assert masks.shape == (3, 48, 64) and masks.any() and tokens == round(video_budget(n, Budget(81), 576)
+                                                                          / t)
     again, _, _ = run.expression(rec, "fastv", Budget(81))
     assert torch.equal(masks, again)                 # the prepared video is reused
     gt = np.stack([rec.mask(i) for i in range(3)])

@@ -1,10 +1,10 @@
-"""The CLIP-side methods that read scores alone on UniPixel's video tokens (litelvlm.unipixel.video_mapped, this
-project's adaptation): each LLM frame's paired-CLIP scores mapped onto its temporal patch's merged grid, averaged over
-the patch's frames; LiteLVLM's official rule over the video's N tokens.
+"""The CLIP-side methods that read scores alone on UniPixel's video tokens (litelvlm.unipixel.video_mapped,
+this project's adaptation): each LLM frame's paired-CLIP scores mapped onto its temporal patch's merged grid,
+averaged over the patch's frames; LiteLVLM's official rule over the video's N tokens.
 
 What is official and transcribed: LiteLVLM's scores and selection rule (``tests/official_litelvlm.py``,
-sejong-rcv/LiteLVLM @5896153 ``clip_encoder.py`` L78-113, L158-168), run here on each frame with the paired CLIP's
-towers, then mapped and averaged as the adaptation defines.
+sejong-rcv/LiteLVLM @5896153 ``clip_encoder.py`` L78-113, L158-168), run here on each frame with the paired
+CLIP's towers, then mapped and averaged as the adaptation defines.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def test_budgets_equal_the_official_rule_on_the_video_scores(pipe, towers, every
     attn, sims = [], []
     with torch.no_grad():
         for f in frames + [frames[-1]]:   # the LLM's 3 frames padded with the last: 2 temporal patches
-            a, s = official_scores(vision, text, tok, pipe.clip.preprocess([f], pad_to_square=True), [question])
+            a, s = official_scores(vision, text, tok, pipe.clip.preprocess([f], pad_to_square=True),
+                                   [question])
             attn.append(a.double() @ w.T)
             sims.append(s.double() @ w.T)
     attn = torch.cat([(attn[0] + attn[1]) / 2, (attn[2] + attn[3]) / 2], dim=-1)

@@ -1,10 +1,11 @@
-"""Video folders checked at the edge: every frame and annotation of the videos a run uses is opened (header only)
-before anything is written or any model loaded; a missing, unreadable or odd-sized file is one exit-2 line naming
-it, the same line from ``eval-video`` and ``reversal --video-dir`` (one check, ``litelvlm.video.checks``).
+"""Video folders checked at the edge: every frame and annotation of the videos a run uses is opened (header
+only) before anything is written or any model loaded; a missing, unreadable or odd-sized file is one exit-2
+line naming it, the same line from ``eval-video`` and ``reversal --video-dir`` (one check,
+``litelvlm.video.checks``).
 
-The property test writes random small Ref-DAVIS-layout folders (frame and mask sizes, counts, missing files, zero
-frames, palette, greyscale and RGB masks): reading one is a consistent video or a ``LiteLVLMError``, never another
-exception, and the check refuses exactly the folders with a defect.
+The property test writes random small Ref-DAVIS-layout folders (frame and mask sizes, counts, missing files,
+zero frames, palette, greyscale and RGB masks): reading one is a consistent video or a ``LiteLVLMError``,
+never another exception, and the check refuses exactly the folders with a defect.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ VIDEO = "clip-a"
 
 def write_folder(root: Path, frames: list[dict | None], masks: list[dict | None]) -> Path:
     """A Ref-DAVIS ``valid`` split of one video, four expressions of object 1, listing ``len(frames)`` frames:
-    frame ``i`` is ``frames[i]`` (``{"size", "mode"}``, None: absent), its annotation ``masks[i]`` likewise."""
+    frame ``i`` is ``frames[i]`` (``{"size", "mode"}``, None: absent), its annotation ``masks[i]``
+    likewise."""
     names = [f"{i:05d}" for i in range(len(frames))]
     exps = {str(k): {"exp": f"the thing, take {k}", "obj_id": "1"} for k in range(4)}
     meta = root / "meta_expressions" / "valid" / "meta_expressions.json"
@@ -40,7 +42,8 @@ def write_folder(root: Path, frames: list[dict | None], masks: list[dict | None]
         (root / "valid" / kind / VIDEO).mkdir(parents=True)
     for name, frame, mask in zip(names, frames, masks, strict=True):
         if frame is not None:
-            Image.new(frame["mode"], frame["size"], 120).save(root / "valid" / "JPEGImages" / VIDEO / f"{name}.jpg")
+            Image.new(frame["mode"], frame["size"], 120).save(root / "valid" / "JPEGImages" / VIDEO
+                                                              / f"{name}.jpg")
         if mask is not None:
             w, h = mask["size"]
             ids = np.zeros((h, w), np.uint8)
@@ -88,8 +91,8 @@ CASES = ["missing annotation", "missing frame", "frames of two sizes", "annotati
          "RGB annotation", "zero frames", "frame not an image"]
 
 
-@pytest.mark.odd_case("video folders", "a missing, unreadable, odd-sized or RGB frame or annotation; zero frames",
-                      "load_ref_davis(check_files=True), check_videos",
+@pytest.mark.odd_case("video folders", "a missing, unreadable, odd-sized or RGB frame or annotation; zero "
+                      "frames", "load_ref_davis(check_files=True), check_videos",
                       "LiteLVLMError naming the file and the cause")
 @pytest.mark.parametrize("case", CASES)
 def test_check_videos_names_the_file_and_the_cause(case, tmp_path):
@@ -117,14 +120,16 @@ def test_check_videos_takes_a_good_folder_and_only_the_videos_given(tmp_path):
 
 def _error_line(err: str, command: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith(f"litelvlm {command}: error: "), err
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith(
+        f"litelvlm {command}: error: "), err
     return lines[0].split(": error: ", 1)[1]
 
 
-@pytest.mark.odd_case("video folders", "a video folder with a missing frame or annotation, frames of two sizes, or no frame",
-                      "eval-video, reversal --video-dir",
+@pytest.mark.odd_case("video folders", "a video folder with a missing frame or annotation, frames of two "
+                      "sizes, or no frame", "eval-video, reversal --video-dir",
                       "the same one line from both, naming the file; exit 2; --out not created")
-@pytest.mark.parametrize("case", ["missing annotation", "missing frame", "frames of two sizes", "zero frames"])
+@pytest.mark.parametrize("case",
+                         ["missing annotation", "missing frame", "frames of two sizes", "zero frames"])
 def test_eval_video_and_reversal_refuse_a_broken_folder_alike_before_writing(case, tmp_path, capsys):
     root, names = _broken(case, tmp_path / "davis")
     said = {}
@@ -167,7 +172,8 @@ def folders(draw) -> tuple[list, list]:
         frames.append({"size": size, "mode": draw(st.sampled_from(["RGB", "L"]))} if present else None)
         present = draw(st.booleans()) or draw(st.booleans())
         size = size if draw(st.integers(0, 3)) else draw(SIZES)
-        masks.append({"size": size, "mode": draw(st.sampled_from(["P", "P", "L", "RGB"]))} if present else None)
+        masks.append({"size": size, "mode": draw(st.sampled_from(["P", "P", "L", "RGB"]))} if present
+                     else None)
     return frames, masks
 
 
@@ -177,8 +183,8 @@ def _expected_ok(frames: list, masks: list) -> bool:
         and all(m["size"] == f["size"] for f, m in zip(frames, masks, strict=True))
 
 
-@pytest.mark.odd_case("video folders", "random small folders: sizes, counts, missing files, zero frames, palette, "
-                      "grey or RGB masks", "load_ref_davis, check_videos (hypothesis)",
+@pytest.mark.odd_case("video folders", "random small folders: sizes, counts, missing files, zero frames, "
+                      "palette, grey or RGB masks", "load_ref_davis, check_videos (hypothesis)",
                       "a consistent video or a LiteLVLMError, never another exception; refused iff defective")
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(folders())

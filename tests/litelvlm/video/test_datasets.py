@@ -3,15 +3,17 @@ refused with the file named, and this project's synthetic Ref-DAVIS-layout set.
 
 The fake folders below are written in the layouts the official loaders read:
 - Ref-DAVIS-17: mbzuai-oryx/VideoGLaMM @6b15b1e7f75009d0e1a858ac08e28021c4faaf11
-  ``VideoGLaMM/utils/refer_datasets/new/davis17.py`` L19-45 (``meta_expressions/<split>/meta_expressions.json``,
-  ``<split>/JPEGImages/<video>/<frame>.jpg``), ``VideoGLaMM/utils/refer_datasets/davis.py`` L62-89 and L147-157
+  ``VideoGLaMM/utils/refer_datasets/new/davis17.py`` L19-45
+  (``meta_expressions/<split>/meta_expressions.json``, ``<split>/JPEGImages/<video>/<frame>.jpg``),
+  ``VideoGLaMM/utils/refer_datasets/davis.py`` L62-89 and L147-157
   (``<split>/Annotations/<video>/<frame>.png``, ``Image.open(png).convert('P')``, ``mask == int(obj_id)``),
   ``VideoGLaMM/eval_referdavis_infer.py`` L113-176 (four expressions per object, in the file's order);
   wjn922/ReferFormer @06fc218f5d8f04730f81471a15ed89ea7e4d30d8 ``tools/data/convert_davis_to_ytvos.py``
   L76-101 (the meta file's format, ``obj_id`` a string from "1") and L159-211.
 - Refer-YouTube-VOS: VideoGLaMM ``VideoGLaMM/utils/refer_datasets/new/ytvos.py`` L19-57 (``valid`` minus the
-  videos of ``meta_expressions/test``, sorted; ``<split>/JPEGImages``), ``VideoGLaMM/utils/refer_datasets/ytvos.py``
-  L43-50 (masks public for ``train`` only) and L152-160; ReferFormer ``inference_ytvos.py`` L70-85.
+  videos of ``meta_expressions/test``, sorted; ``<split>/JPEGImages``),
+  ``VideoGLaMM/utils/refer_datasets/ytvos.py`` L43-50 (masks public for ``train`` only) and L152-160;
+  ReferFormer ``inference_ytvos.py`` L70-85.
 - MeViS: VideoGLaMM ``VideoGLaMM/utils/refer_datasets/mevis.py`` L59-158 (``<split>/meta_expressions.json``,
   ``mask_dict.json`` for ``train`` and ``valid_u`` only, ``mask_dict[anno_id][frame_index]``, a null entry
   skipped); henghuiding/MeViS @7c0620b9dc0ab7802747957f221674f175c8a47b ``tools/eval_mevis.py`` L41-51 (the
@@ -88,10 +90,13 @@ def ytvos(tmp_path) -> Path:
     for name, ids in zip(frames, _ids_frames()):
         _jpeg(root / "train" / "JPEGImages" / "vid_a" / f"{name}.jpg")
         _palette(root / "train" / "Annotations" / "vid_a" / f"{name}.png", ids)
-    exps = {"0": {"exp": "a cat on the left", "obj_id": "1"}, "1": {"exp": "a dog running right", "obj_id": "2"}}
-    _meta(root / "meta_expressions" / "train" / "meta_expressions.json", {"vid_a": {"expressions": exps, "frames": frames}})
+    exps = {"0": {"exp": "a cat on the left", "obj_id": "1"},
+            "1": {"exp": "a dog running right", "obj_id": "2"}}
+    _meta(root / "meta_expressions" / "train" / "meta_expressions.json",
+          {"vid_a": {"expressions": exps, "frames": frames}})
     # valid's meta file also lists the test video "vid_t" (whose frames are in test/, not valid/)
-    valid = {v: {"expressions": {"0": {"exp": f"the thing in {v}"}}, "frames": frames[:2]} for v in ("vid_z", "vid_t", "vid_b")}
+    valid = {v: {"expressions": {"0": {"exp": f"the thing in {v}"}}, "frames": frames[:2]}
+             for v in ("vid_z", "vid_t", "vid_b")}
     _meta(root / "meta_expressions" / "valid" / "meta_expressions.json", valid)
     _meta(root / "meta_expressions" / "test" / "meta_expressions.json", {"vid_t": valid["vid_t"]})
     for v in ("vid_z", "vid_b"):
@@ -151,17 +156,20 @@ def mevis(tmp_path) -> Path:
 @pytest.mark.parametrize("split", ["train", "valid_u"])
 def test_mevis_masks_are_the_union_of_the_annotations(mevis, split):
     both, moving = load_mevis(mevis, split, check_files=True)
-    assert (both.obj_ids, both.anno_ids, moving.obj_ids, moving.anno_ids) == ((1, 2), ("10", "11"), (2,), ("11",))
+    assert (both.obj_ids, both.anno_ids, moving.obj_ids, moving.anno_ids) == ((1, 2), ("10", "11"), (2,),
+                                                                              ("11",))
     assert both.has_masks and both.dataset == "mevis" and both.split == split
     for t, ids in enumerate(_ids_frames()):
         assert np.array_equal(both.mask(t), ids > 0)
         assert np.array_equal(moving.mask(t), ids == 2)
-    assert moving.mask(2).shape == (H, W) and not moving.mask(2).any()  # only null entries: empty, frame-sized
+    # only null entries: empty, frame-sized
+    assert moving.mask(2).shape == (H, W) and not moving.mask(2).any()
 
 
 def test_mevis_valid_has_no_masks(mevis):
     recs = load_mevis(mevis, "valid", check_files=True)
-    assert [(r.exp_id, r.obj_ids, r.anno_ids, r.has_masks) for r in recs] == [("0", (), (), False), ("1", (), (), False)]
+    assert [(r.exp_id, r.obj_ids, r.anno_ids, r.has_masks) for r in recs] == [("0", (), (), False),
+                                                                              ("1", (), (), False)]
     with pytest.raises(LiteLVLMError, match="evaluation server"):
         recs[0].mask(0)
 
@@ -171,7 +179,8 @@ def test_mevis_valid_has_no_masks(mevis):
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    return write_synthetic_videos(tmp_path_factory.mktemp("synthetic") / "ref-davis", videos=4, frames=6, seed=3)
+    return write_synthetic_videos(tmp_path_factory.mktemp("synthetic") / "ref-davis", videos=4, frames=6,
+                                  seed=3)
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray:
@@ -192,7 +201,8 @@ def test_synthetic_set_reads_back_as_ref_davis(synthetic):
         centres = []
         for t in range(6):
             png = synthetic / "valid" / "Annotations" / r.video / f"{r.frames[t]}.png"
-            official = np.array(Image.open(png).convert("P")) == r.obj_ids[0]  # as VideoGLaMM davis.py L152-157
+            # as VideoGLaMM davis.py L152-157
+            official = np.array(Image.open(png).convert("P")) == r.obj_ids[0]
             m = r.mask(t)
             assert m.any() and np.array_equal(m, official)
             pixels = np.asarray(r.frame(t), dtype=float)[m]
@@ -209,7 +219,8 @@ def test_synthetic_set_reads_back_as_ref_davis(synthetic):
 def test_synthetic_places_match_the_frames(synthetic):
     for r in load_ref_davis(synthetic, "valid"):
         x, y = _centroid(r.mask(0)) / (128, 96)
-        place = {"at the top": y < 0.5, "at the bottom": y > 0.5, "on the left": x < 0.5, "on the right": x > 0.5}
+        place = {"at the top": y < 0.5, "at the bottom": y > 0.5, "on the left": x < 0.5,
+                 "on the right": x > 0.5}
         for phrase, holds in place.items():
             if phrase in r.sentence:
                 assert holds, (r.sentence, x, y)
@@ -229,7 +240,8 @@ def test_synthetic_set_is_byte_identical_under_its_seed(tmp_path):
     assert a.keys() == c.keys() and a != c
     frame = Image.open(tmp_path / "a" / "valid" / "JPEGImages" / "shapes-000" / "00000.jpg")
     ann = Image.open(tmp_path / "a" / "valid" / "Annotations" / "shapes-000" / "00000.png")
-    assert frame.size == ann.size == (64, 48) and ann.mode == "P" and ann.getpalette()[:6] == [0, 0, 0, 128, 0, 0]
+    assert frame.size == ann.size == (64, 48) and ann.mode == "P" and ann.getpalette()[:6] == [
+        0, 0, 0, 128, 0, 0]
 
 
 def test_synthetic_set_refuses_unusable_arguments(tmp_path):
@@ -261,11 +273,14 @@ def test_missing_root_split_and_meta_file_are_named(tmp_path, davis):
     meta.write_text("{\"videos\": ")
     with pytest.raises(LiteLVLMError, match="meta_expressions.json' could not be read"):
         load_ref_davis(davis)
-    meta.write_text(json.dumps({"videos": {"v": {"frames": ["00000"], "expressions": {"0": {"obj_id": "1"}}}}}))
+    meta.write_text(
+        json.dumps({"videos": {"v": {"frames": ["00000"], "expressions": {"0": {"obj_id": "1"}}}}}))
     with pytest.raises(LiteLVLMError, match="video 'v', expression '0' has no 'exp' sentence"):
         load_ref_davis(davis)
-    meta.write_text(json.dumps({"videos": {"shapes-000": {"frames": ["00000"], "expressions": {"0": {"exp": "x"}}}}}))
-    with pytest.raises(LiteLVLMError, match="'shapes-000', expression '0' needs 'obj_id' as an object id; got None"):
+    meta.write_text(
+        json.dumps({"videos": {"shapes-000": {"frames": ["00000"], "expressions": {"0": {"exp": "x"}}}}}))
+    with pytest.raises(LiteLVLMError, match="'shapes-000', expression '0' needs 'obj_id' as an object id; "
+                       "got None"):
         load_ref_davis(davis)
 
 
@@ -274,7 +289,8 @@ def test_missing_folders_are_named(davis, ytvos, mevis):
     with pytest.raises(LiteLVLMError, match=r"frame folder .*valid/JPEGImages/shapes-001' does not exist"):
         load_ref_davis(davis)
     shutil.rmtree(davis / "valid" / "Annotations" / "shapes-000")
-    with pytest.raises(LiteLVLMError, match=r"annotation folder .*valid/Annotations/shapes-000' does not exist"):
+    with pytest.raises(LiteLVLMError, match=r"annotation folder .*valid/Annotations/shapes-000' does not "
+                       r"exist"):
         load_ref_davis(davis)
     shutil.rmtree(ytvos / "train" / "Annotations")
     with pytest.raises(LiteLVLMError, match=r"annotation folder .*train/Annotations' does not exist"):
@@ -300,7 +316,8 @@ def test_a_listed_frame_or_annotation_that_is_absent_is_named(davis):
     png.unlink()
     with pytest.raises(LiteLVLMError, match=r"annotation .*shapes-002/00004.png' does not exist"):
         rec.mask("00004")
-    with pytest.raises(LiteLVLMError, match=r"shapes-002/00004.png' does not exist, but the meta file lists frame"):
+    with pytest.raises(LiteLVLMError, match=r"shapes-002/00004.png' does not exist, but the meta file lists "
+                       r"frame"):
         load_ref_davis(davis, check_files=True)
 
 
@@ -323,12 +340,14 @@ def test_bad_annotations_are_named(davis, mevis):
         rec.frame("00099")
     meta = mevis / "valid_u" / "meta_expressions.json"
     meta.write_text(meta.read_text().replace('"anno_id": [11]', '"anno_id": "11"'))
-    with pytest.raises(LiteLVLMError, match=r"valid_u/meta_expressions.json'.* needs 'anno_id' as a list of ids; got '11'"):
+    with pytest.raises(LiteLVLMError, match=r"valid_u/meta_expressions.json'.* needs 'anno_id' as a list of "
+                       r"ids; got '11'"):
         load_mevis(mevis, "valid_u")
     masks = mevis / "train" / "mask_dict.json"
     masks.write_text(json.dumps({"10": [None, None, None], "11": [None]}))
     both = load_mevis(mevis, "train")[0]  # the mask file is read on first use
-    with pytest.raises(LiteLVLMError, match=r"mask_dict.json': annotation '11' has 1 frames but video 'v1' lists 3"):
+    with pytest.raises(LiteLVLMError, match=r"mask_dict.json': annotation '11' has 1 frames but video 'v1' "
+                       r"lists 3"):
         both.mask(0)
     masks.write_text(json.dumps({"10": [None, None, None]}))
     with pytest.raises(LiteLVLMError, match=r"mask_dict.json' has no annotation '11'"):

@@ -1,17 +1,19 @@
-"""J&F (``litelvlm.video.metrics``) against the official DAVIS 2017 evaluation: its own code, and a transcription.
+"""J&F (``litelvlm.video.metrics``) against the official DAVIS 2017 evaluation: its own code, and a
+transcription.
 
 The official code itself: davisvideochallenge/davis2017-evaluation @ ac7c43fca936f9722837b7fbd337d284ba37004b,
 imported from ``../shared/official/davis2017-evaluation``, and VideoGLaMM's copy of it (mbzuai-oryx/VideoGLaMM
-@6b15b1e ``eval_referdavis_metrics.py``), from ``../shared/official/VideoGLaMM`` (the ``official`` fixture; these
-tests skip only when ``../shared`` is absent): the metrics on single frames and stacks, and
+@6b15b1e ``eval_referdavis_metrics.py``), from ``../shared/official/VideoGLaMM`` (the ``official`` fixture;
+these tests skip only when ``../shared`` is absent): the metrics on single frames and stacks, and
 ``DAVISEvaluation.evaluate`` on a DAVIS folder and a results folder written as PNG files, both tasks.
 
 The functions under "Official code, transcribed" follow the same commit statement by statement
 (``davis2017/metrics.py``, ``davis2017/utils.py``, ``davis2017/evaluation.py``, ``davis2017/davis.py``,
 ``davis2017/results.py``, ``evaluation_method.py``), in numpy with OpenCV's ``cv2.dilate`` and scikit-image's
-``disk`` as the official F calls them, so the sweeps also run where ``../shared`` is absent. The MeViS protocol
-follows henghuiding/MeViS @ 7c0620b9dc0ab7802747957f221674f175c8a47b ``tools/eval_mevis.py`` (its ``tools/metrics.py``
-is the DAVIS ``metrics.py`` unchanged). Ours must equal them exactly, on every mask shape and edge case.
+``disk`` as the official F calls them, so the sweeps also run where ``../shared`` is absent. The MeViS
+protocol follows henghuiding/MeViS @ 7c0620b9dc0ab7802747957f221674f175c8a47b ``tools/eval_mevis.py`` (its
+``tools/metrics.py`` is the DAVIS ``metrics.py`` unchanged). Ours must equal them exactly, on every mask shape
+and edge case.
 """
 
 from __future__ import annotations
@@ -241,7 +243,8 @@ def _evaluate_semisupervised(all_gt_masks, all_res_masks, all_void_masks, metric
         if 'J' in metric:
             j_metrics_res[ii, :] = db_eval_iou(all_gt_masks[ii, ...], all_res_masks[ii, ...], all_void_masks)
         if 'F' in metric:
-            f_metrics_res[ii, :] = db_eval_boundary(all_gt_masks[ii, ...], all_res_masks[ii, ...], all_void_masks)
+            f_metrics_res[ii, :] = db_eval_boundary(all_gt_masks[ii, ...], all_res_masks[ii, ...],
+                                                    all_void_masks)
     return j_metrics_res, f_metrics_res
 
 
@@ -258,7 +261,8 @@ def _evaluate_unsupervised(all_gt_masks, all_res_masks, all_void_masks, metric, 
     for ii in range(all_gt_masks.shape[0]):
         for jj in range(all_res_masks.shape[0]):
             if 'J' in metric:
-                j_metrics_res[jj, ii, :] = db_eval_iou(all_gt_masks[ii, ...], all_res_masks[jj, ...], all_void_masks)
+                j_metrics_res[jj, ii, :] = db_eval_iou(all_gt_masks[ii, ...], all_res_masks[jj, ...],
+                                                       all_void_masks)
             if 'F' in metric:
                 f_metrics_res[jj, ii, :] = db_eval_boundary(all_gt_masks[ii, ...], all_res_masks[jj, ...],
                                                             all_void_masks)
@@ -281,7 +285,8 @@ def davis_evaluate(sequences, task, metric=('J', 'F')):
             all_gt_masks, all_masks_id = all_gt_masks[:, 1:-1, :, :], all_masks_id[1:-1]
         all_res_masks = read_masks(res_labels, all_masks_id)
         if task == 'unsupervised':
-            j_metrics_res, f_metrics_res = _evaluate_unsupervised(all_gt_masks, all_res_masks, all_void_masks, metric)
+            j_metrics_res, f_metrics_res = _evaluate_unsupervised(all_gt_masks, all_res_masks, all_void_masks,
+                                                                  metric)
         elif task == 'semi-supervised':
             j_metrics_res, f_metrics_res = _evaluate_semisupervised(all_gt_masks, all_res_masks, None, metric)
         for ii in range(all_gt_masks.shape[0]):
@@ -362,8 +367,9 @@ def _same(a, b):
 # ----------------------------------------------------------------------------------------------
 
 def test_disk_and_dilation_are_the_libraries_calls():
-    """The footprint and the dilation are scikit-image's ``disk`` and OpenCV's ``dilate`` themselves (the official
-    calls, L84-89); OpenCV's default anchor (kh // 2, kw // 2) and border (pixels outside ignored) shown by hand."""
+    """The footprint and the dilation are scikit-image's ``disk`` and OpenCV's ``dilate`` themselves (the
+    official calls, L84-89); OpenCV's default anchor (kh // 2, kw // 2) and border (pixels outside ignored)
+    shown by hand."""
     from skimage.morphology import disk
 
     rng = np.random.default_rng(0)
@@ -372,12 +378,14 @@ def test_disk_and_dilation_are_the_libraries_calls():
         np.testing.assert_array_equal(M.disk(radius), kernel)
         for h, w in SMALL_SHAPES:
             b = rng.random((h, w)) < 0.05
-            np.testing.assert_array_equal(M.dilate(b, kernel), cv2.dilate(b.astype(np.uint8), kernel).astype(bool))
+            np.testing.assert_array_equal(M.dilate(b, kernel),
+                                          cv2.dilate(b.astype(np.uint8), kernel).astype(bool))
     assert M.disk(1.0).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
     assert M.disk(1.5).shape == (4, 4) and M.disk(2.5).shape == (6, 6)   # arange(-r, r + 1): an even side
     one = np.zeros((3, 4), bool)
     one[0, 0] = True
-    # anchor (0, 1) of a 1 x 2 kernel: dst(y, x) = max(src(y, x - 1), src(y, x)), so a pixel grows to the right
+    # anchor (0, 1) of a 1 x 2 kernel: dst(y, x) = max(src(y, x - 1), src(y, x)), so a pixel grows to the
+    # right
     assert np.argwhere(M.dilate(one, np.ones((1, 2)))).tolist() == [[0, 0], [0, 1]]
     assert np.argwhere(M.dilate(one, np.ones((2, 1)))).tolist() == [[0, 0], [1, 0]]
     assert M.dilate(one, M.disk(1.0)).sum() == 3                                  # the border adds nothing
@@ -386,14 +394,15 @@ def test_disk_and_dilation_are_the_libraries_calls():
 
 
 def test_opencv_and_scikit_image_wait_for_the_checks():
-    """A refused ``eval-video`` loads neither library (the command checks its arguments before the metrics module,
-    which imports both, loads); F loads both."""
+    """A refused ``eval-video`` loads neither library (the command checks its arguments before the metrics
+    module, which imports both, loads); F loads both."""
     import subprocess
     from pathlib import Path
 
-    code = ("import sys, numpy as np; from litelvlm.cli import main; rc = main(['eval-video', '--methods', 'none']); "
-            "print(rc, 'cv2' in sys.modules, 'skimage' in sys.modules); from litelvlm.video import metrics as M; "
-            "M.boundary_f(np.eye(4), np.eye(4)); print('cv2' in sys.modules, 'skimage' in sys.modules)")
+    code = ("import sys, numpy as np; from litelvlm.cli import main; rc = main(['eval-video', '--methods', "
+            "'none']); print(rc, 'cv2' in sys.modules, 'skimage' in sys.modules); from litelvlm.video import "
+            "metrics as M; M.boundary_f(np.eye(4), np.eye(4)); print('cv2' in sys.modules, 'skimage' in "
+            "sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[3])
     assert out.stdout.split() == ["2", "False", "False", "True", "True"]
@@ -441,7 +450,8 @@ def test_edge_cases_return_the_official_values():
         (empty, dot, None, 0.0, 0.0),     # no predicted boundary: precision 1, recall 0
         (dot, empty, None, 0.0, 0.0),     # no true boundary: precision 0, recall 1
         (dot, dot, None, 1.0, 1.0),
-        (full, full, None, 1.0, 1.0),     # a full mask has no boundary (the last row and column compare inward)
+        # a full mask has no boundary (the last row and column compare inward)
+        (full, full, None, 1.0, 1.0),
         (full, dot, full, 1.0, 1.0),      # all void: an empty union, no boundary
     ]:
         assert M.region_similarity(p, g, void) == db_eval_iou(g, p, void) == j
@@ -481,7 +491,8 @@ def _labels(rng, t, h, w, n, void=False, p_absent=0.2):
             if rng.random() < p_absent:
                 continue
             y, x = rng.integers(0, h), rng.integers(0, w)
-            lab[f, max(0, y - rng.integers(0, h // 2 + 1)): y + 1, max(0, x - rng.integers(0, w // 2 + 1)): x + 1] = k
+            lab[f, max(0, y - rng.integers(0, h // 2 + 1)): y + 1,
+                max(0, x - rng.integers(0, w // 2 + 1)): x + 1] = k
         if void:
             lab[f][rng.random((h, w)) < 0.05] = 255
     return lab
@@ -635,8 +646,8 @@ def test_bad_inputs_are_refused():
 
 
 def test_an_all_empty_prediction_scores_as_the_official_zero_padding():
-    """No predicted object at all (every mask empty, as random weights give): the official reader reads 0 objects and
-    ``_evaluate_unsupervised`` pads them with empty masks."""
+    """No predicted object at all (every mask empty, as random weights give): the official reader reads 0
+    objects and ``_evaluate_unsupervised`` pads them with empty masks."""
     gt = np.zeros((2, 4, 6, 6), bool)
     gt[0, :, 1:3, 1:3], gt[1, :, 3:5, 3:5] = True, True
     empty = M.pred_objects(np.zeros((4, 6, 6), np.uint8))
@@ -651,9 +662,9 @@ def test_an_all_empty_prediction_scores_as_the_official_zero_padding():
 # ----------------------------------------------------------------------------------------------
 
 def _videoglamm_copy(path):
-    """VideoGLaMM's copy of the DAVIS code (``eval_referdavis_metrics.py``: ``DAVIS``, ``Results``, the metrics,
-    ``db_statistics``, ``DAVISEvaluation``, L1-515), executed without its run section (L526-535 parse the command
-    line and evaluate)."""
+    """VideoGLaMM's copy of the DAVIS code (``eval_referdavis_metrics.py``: ``DAVIS``, ``Results``, the
+    metrics, ``db_statistics``, ``DAVISEvaluation``, L1-515), executed without its run section (L526-535 parse
+    the command line and evaluate)."""
     import ast
 
     tree = ast.parse(path.read_text())
@@ -667,9 +678,9 @@ def _videoglamm_copy(path):
 
 @pytest.fixture(scope="module", params=["davis2017-evaluation", "VideoGLaMM"])
 def davis(official, request):
-    """The official DAVIS code: the package ``davis2017`` imported from its stored tree, or VideoGLaMM's copy of it
-    (mbzuai-oryx/VideoGLaMM @6b15b1e, what its Ref-DAVIS-17 numbers come from); each with ``db_eval_iou``,
-    ``f_measure``, ``db_eval_boundary`` and ``DAVISEvaluation``."""
+    """The official DAVIS code: the package ``davis2017`` imported from its stored tree, or VideoGLaMM's copy
+    of it (mbzuai-oryx/VideoGLaMM @6b15b1e, what its Ref-DAVIS-17 numbers come from); each with
+    ``db_eval_iou``, ``f_measure``, ``db_eval_boundary`` and ``DAVISEvaluation``."""
     if request.param == "VideoGLaMM":
         return _videoglamm_copy(official.tree("VideoGLaMM") / "VideoGLaMM" / "eval_referdavis_metrics.py")
     root = str(official.tree("davis2017-evaluation"))
@@ -691,8 +702,9 @@ ODD_SHAPES = [(1, 1), (1, 2), (2, 1), (3, 500), (500, 3), (17, 23), (61, 89), (1
 
 @official_warnings
 def test_j_and_f_equal_the_official_module_on_random_masks(davis):
-    """Every frame's J and F, one frame and stacks, with and without void, at every tolerance, on odd sizes and on
-    empty, full, one-pixel, line and blob masks: exactly the official ``db_eval_iou`` and ``f_measure``."""
+    """Every frame's J and F, one frame and stacks, with and without void, at every tolerance, on odd sizes
+    and on empty, full, one-pixel, line and blob masks: exactly the official ``db_eval_iou`` and
+    ``f_measure``."""
     off = davis
     rng = np.random.default_rng(11)
     for h, w in SMALL_SHAPES + ODD_SHAPES:
@@ -702,7 +714,8 @@ def test_j_and_f_equal_the_official_module_on_random_masks(davis):
             void = None if rng.random() < 0.4 else random_mask(rng, h, w)
             assert M.region_similarity(p, g, void) == off.db_eval_iou(g, p, void)
             for th in [0.008] if big else BOUND_THS:
-                assert M.boundary_f(p, g, void, bound_th=th) == off.f_measure(p, g, void, bound_th=th), (h, w, th)
+                assert M.boundary_f(p, g, void, bound_th=th) == off.f_measure(p, g, void,
+                                                                              bound_th=th), (h, w, th)
         t = 3
         p = np.stack([random_mask(rng, h, w) for _ in range(t)])
         g = np.stack([random_mask(rng, h, w) for _ in range(t)])
@@ -726,8 +739,9 @@ def test_edge_cases_equal_the_official_module(davis):
 
 
 def _write_davis(root, labels, task):
-    """A DAVIS 2017 folder (``davis.py`` L29-52: ``ImageSets/2017/val.txt``, ``JPEGImages/480p/<seq>/*.jpg``, the
-    task's annotations as PNG label maps) and a results folder (``results.py`` L12-13: ``<seq>/<frame>.png``)."""
+    """A DAVIS 2017 folder (``davis.py`` L29-52: ``ImageSets/2017/val.txt``, ``JPEGImages/480p/<seq>/*.jpg``,
+    the task's annotations as PNG label maps) and a results folder (``results.py`` L12-13:
+    ``<seq>/<frame>.png``)."""
     annotations = "Annotations" if task == "semi-supervised" else "Annotations_unsupervised"
     (root / "ImageSets" / "2017").mkdir(parents=True)
     (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{seq}\n" for seq in labels))
@@ -750,7 +764,8 @@ def test_dataset_equals_the_official_davis_evaluation(davis, task, tmp_path):
     for k in range(2):
         labels, ours = _dataset(rng, task, n_seq=4)
         _write_davis(tmp_path / str(k), labels, task)
-        res = davis.DAVISEvaluation(str(tmp_path / str(k)), task, "val").evaluate(str(tmp_path / str(k) / "results"))
+        res = davis.DAVISEvaluation(str(tmp_path / str(k)), task, "val").evaluate(
+            str(tmp_path / str(k) / "results"))
         J, F = res["J"], res["F"]
         row = [(np.mean(J["M"]) + np.mean(F["M"])) / 2., np.mean(J["M"]), np.mean(J["R"]), np.mean(J["D"]),
                np.mean(F["M"]), np.mean(F["R"]), np.mean(F["D"])]

@@ -1,10 +1,10 @@
-"""``eval-video --batch-size B`` on the tiny random UniPixel and Sa2VA: B expressions of one video through the LLM in
-one padded, masked forward (``PipelineVideoRunner.ground``, ``litelvlm.lvlm.batched.ground_batch``), each pruned by
-its own selection, each expression's masks then from SAM 2's memory as at batch 1. In float32 the masks equal batch 1's
-for B = 2..4 over an odd count of expressions (B dividing it or not), the [SEG] states and mask logits up to rounding;
-the methods pruning inside the LLM run at batch 1 with the reason. (The tiny UniPixel's mask gate is
-closed for seed 0: its logits are constant, its [SEG] states are not.) VideoGLaMM's:
-``tests/litelvlm/videoglamm/test_video_runner.py``."""
+"""``eval-video --batch-size B`` on the tiny random UniPixel and Sa2VA: B expressions of one video through the
+LLM in one padded, masked forward (``PipelineVideoRunner.ground``, ``litelvlm.lvlm.batched.ground_batch``),
+each pruned by its own selection, each expression's masks then from SAM 2's memory as at batch 1. In float32
+the masks equal batch 1's for B = 2..4 over an odd count of expressions (B dividing it or not), the [SEG]
+states and mask logits up to rounding; the methods pruning inside the LLM run at batch 1 with the reason. (The
+tiny UniPixel's mask gate is closed for seed 0: its logits are constant, its [SEG] states are not.)
+VideoGLaMM's: ``tests/litelvlm/videoglamm/test_video_runner.py``."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def test_unipixel_batches_equal_batch_one(unipixel, records):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["sa2va", "unipixel"])
-@pytest.mark.parametrize("method,budget", [("litelvlm", 81), ("none", 576), ("divprune", 196), ("random", 81)])
+@pytest.mark.parametrize("method,budget",
+                         [("litelvlm", 81), ("none", 576), ("divprune", 196), ("random", 81)])
 def test_more_methods_batch_equal_batch_one(request, records, family, method, budget):
     same_as_batch_one(request.getfixturevalue(family), records, method, Budget(budget))
 

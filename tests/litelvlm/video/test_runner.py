@@ -18,7 +18,8 @@ from litelvlm.families import card, family_names, video_eval
 from litelvlm.video.runner import VideoEval
 
 STUDY = Path(__file__).resolve().parents[3] / "analysis" / "video"
-MODELS = {"videoglamm": "videoglamm-tiny-random:0", "unipixel": "unipixel-tiny-random:0", "sa2va": "sa2va-tiny-random:0"}
+MODELS = {"videoglamm": "videoglamm-tiny-random:0", "unipixel": "unipixel-tiny-random:0",
+          "sa2va": "sa2va-tiny-random:0"}
 
 
 @pytest.mark.parametrize("family", sorted(MODELS))
@@ -30,7 +31,8 @@ def test_every_video_family_resolves_through_the_registry(family):
 
 def test_a_family_without_a_video_path_is_refused(tmp_path, capsys):
     assert {n for n in family_names() if card(n).video_eval} == set(MODELS)
-    with pytest.raises(LiteLVLMError, match="the glamm family has no video path; eval-video runs the families "
+    with pytest.raises(LiteLVLMError, match="the glamm family has no video path; eval-video runs the "
+                       "families "
                                             "sa2va, unipixel, videoglamm"):
         video_eval("tiny-random:0")
     assert main(["eval-video", "--out", str(tmp_path / "o"), "--model", "tiny-random:0"]) == 2
@@ -38,10 +40,12 @@ def test_a_family_without_a_video_path_is_refused(tmp_path, capsys):
 
 
 def _code_words(path: Path) -> list[str]:
-    """Identifiers, import paths and one-word string constants of a module: its docstrings and comments aside."""
+    """Identifiers, import paths and one-word string constants of a module: its docstrings and comments
+    aside."""
     source = path.read_text()
     docstrings = {(n.body[0].value.lineno, n.body[0].value.col_offset) for n in ast.walk(ast.parse(source))
-                  if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and n.body
+                  if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                  and n.body
                   and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)
                   and isinstance(n.body[0].value.value, str)}
     words = []

@@ -38,7 +38,8 @@ def test_uniform_weights_give_every_frame_k():
         assert integer_budgets([1] * 16, 16 * k) == [k] * 16
         assert frame_allocation([2.5] * 16, k, "direct") == [k] * 16
         if math.isqrt(k) ** 2 == k:
-            assert frame_allocation([1] * 16, k, "pool") == [k] * 16 == frame_allocation([1] * 16, k, "pool-min")
+            assert frame_allocation([1] * 16, k, "pool") == [k] * 16 == frame_allocation(
+                [1] * 16, k, "pool-min")
 
 
 def test_integer_budgets_keep_the_total_within_the_caps():
@@ -70,9 +71,11 @@ def test_square_budgets_are_squares_within_the_total():
         # no frame could still grow by one side within the total (the fill stops only when nothing fits)
         room = 16 * k - sum(got)
         assert all(math.isqrt(b) == 24 or 2 * math.isqrt(b) + 1 > room for b in got)
-    # the capped frame's excess shared equally (zero weights): targets 48, sides 6, then 13 frames grow to 7 (+13 each)
+    # the capped frame's excess shared equally (zero weights): targets 48, sides 6, then 13 frames grow to 7
+    # (+13 each)
     assert square_budgets([1] + [0] * 15, 16 * 81) == [576] + [49] * 13 + [36] * 2   # 1285 of 1296
-    assert square_budgets([1] + [0] * 15, 32) == [16] + [1] * 15   # frames raised to one token shrink the first
+    # frames raised to one token shrink the first
+    assert square_budgets([1] + [0] * 15, 32) == [16] + [1] * 15
 
 
 def test_relevance_weights_follow_the_frames_best_similarity():
@@ -88,10 +91,12 @@ def test_relevance_weights_follow_the_frames_best_similarity():
     hs = tuple(torch.randn(16, 10, 8, generator=g) for _ in range(3))
     trace = VisionTrace(hidden_states=hs, grid=(3, 3), num_prefix_tokens=1, backend=Backend())
     text = TextTrace(texts=["x"], input_ids=torch.zeros(1, 2, dtype=torch.long), eos_index=torch.tensor([1]),
-                     text_embeds=torch.randn(1, 8, generator=g), hidden_states=None, truncated=[False], backend=None)
+                     text_embeds=torch.randn(1, 8, generator=g), hidden_states=None, truncated=[False],
+                     backend=None)
     w = relevance_weights(trace, text, logit_scale=100.0)
     best = torch.stack([similarity(frame_inputs(trace, text, f), kind="cosine")[0].max() for f in range(16)])
-    assert sum(w) == pytest.approx(1.0) and torch.allclose(torch.tensor(w), torch.softmax(100 * best, 0), atol=1e-6)
+    assert sum(w) == pytest.approx(1.0) and torch.allclose(torch.tensor(w), torch.softmax(100 * best, 0),
+                                                           atol=1e-6)
     assert int(torch.tensor(w).argmax()) == int(best.argmax())
     assert relevance_weights(trace, text, logit_scale=0.0) == pytest.approx([1 / 16] * 16)
 
@@ -106,7 +111,8 @@ def test_cli_allocation(tmp_path, allocation, arrangement):
     budgets = [int(b) for b in expr.loc["litelvlm", "frame_budgets"].split(",")]
     assert len(budgets) == 16 and expr.loc["litelvlm", "kept_tokens"] == sum(budgets)
     assert expr.loc["none", "frame_budgets"] == ",".join(["576"] * 16)
-    if arrangement == "direct":  # explicit weights: 3 x the others' share on the first frame, total exactly 16 K
+    # explicit weights: 3 x the others' share on the first frame, total exactly 16 K
+    if arrangement == "direct":
         assert budgets == frame_allocation([3] + [1] * 15, 81, "direct") and sum(budgets) == 16 * 81
         assert budgets[0] > budgets[1] and expr.loc["litelvlm", "llm_context_tokens"] == 16 * 81
     else:  # squares within 16 K; pool-min gives the LLM min(side, 12)^2 a frame
@@ -114,12 +120,14 @@ def test_cli_allocation(tmp_path, allocation, arrangement):
         llm = sum(min(math.isqrt(b), 12) ** 2 for b in budgets)
         assert expr.loc["litelvlm", "llm_context_tokens"] == llm
     s = pd.read_csv(out / "summary.csv")
-    assert list(s.method) == ["none", "litelvlm"] and s[["J", "F"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert list(s.method) == ["none", "litelvlm"] and s[["J", "F"]].apply(
+        lambda c: c.between(0, 1)).all().all()
 
 
     assert json.loads((out / "config.json").read_text())["allocation"] == allocation
     # another allocation in the same folder is refused
-    assert main(["eval-video", "--out", str(out), *FAST, "--budgets", "81", "--arrangement", arrangement]) == 2
+    assert main(
+        ["eval-video", "--out", str(out), *FAST, "--budgets", "81", "--arrangement", arrangement]) == 2
 
 
 @pytest.mark.parametrize("bad", ["even", "1,2,3", ",".join(["0"] * 16), ",".join(["1"] * 15 + ["-1"])])

@@ -1,11 +1,13 @@
-"""VideoGLaMM as the ``videoglamm`` family (``litelvlm.videoglamm.pipeline``), tiny random weights on a synthetic clip.
+"""VideoGLaMM as the ``videoglamm`` family (``litelvlm.videoglamm.pipeline``), tiny random weights on a
+synthetic clip.
 
-Checked: the registry and the contract; ``none`` is the ported inference (``segment_clip``, itself transcription-tested
-in tests/litelvlm/test_videoglamm.py) to the bit; the shared layer's attention rows and layer-by-layer forward are Phi-3's own
-(fused ``qkv_proj``, its sliding window, on a small Phi-3 whose window is shorter than its sequence); the per-frame budget's LLM-side reading
-(the kept fraction of the 3328 visual tokens); LLM-side and CLIP-side methods at the paper's per-frame budgets, the
-CLIP-side path equal to ``prune_clip`` + ``segment_clip`` (eval-video's path); a budget of all 576 with nothing pruned
-equals ``none``; the methods the family refuses, by name; the generated answer.
+Checked: the registry and the contract; ``none`` is the ported inference (``segment_clip``, itself
+transcription-tested in tests/litelvlm/test_videoglamm.py) to the bit; the shared layer's attention rows and
+layer-by-layer forward are Phi-3's own (fused ``qkv_proj``, its sliding window, on a small Phi-3 whose window
+is shorter than its sequence); the per-frame budget's LLM-side reading (the kept fraction of the 3328 visual
+tokens); LLM-side and CLIP-side methods at the paper's per-frame budgets, the CLIP-side path equal to
+``prune_clip`` + ``segment_clip`` (eval-video's path); a budget of all 576 with nothing pruned equals
+``none``; the methods the family refuses, by name; the generated answer.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def video(tmp_path_factory):
     from litelvlm.video.datasets import load_ref_davis
     from litelvlm.video.synthetic import write_synthetic_videos
 
-    root = write_synthetic_videos(tmp_path_factory.mktemp("vf") / "syn", videos=1, frames=3, size=(40, 32), seed=0)
+    root = write_synthetic_videos(tmp_path_factory.mktemp("vf") / "syn", videos=1, frames=3, size=(40, 32),
+                                  seed=0)
     rec = load_ref_davis(root)[0]
     return [np.asarray(rec.frame(i)) for i in range(len(rec.frames))], rec.sentence
 
@@ -57,7 +60,8 @@ def test_registered_family_implements_the_contract(pipe):
     for name in GroundingPipeline.__abstractmethods__:
         assert vars(VideoGLaMMPipeline).get(name) is not None, name
     ab = pipe.abilities
-    assert (ab.budget_unit, ab.sentences_per_prompt, ab.position_axes, ab.seg_reads) == ("frame", 1, 1, "final")
+    assert (ab.budget_unit, ab.sentences_per_prompt, ab.position_axes,
+            ab.seg_reads) == ("frame", 1, 1, "final")
     assert ab.answers == ("teacher-forced", "generate") and pipe.max_new_tokens == 512
     assert pipe.num_visual_tokens == 3328 and pipe.describe()["family"] == "videoglamm"
 
@@ -72,7 +76,8 @@ def test_none_is_the_ported_inference(pipe, prep, none_out, video):
     assert torch.equal(none_out.mask_logits, ref.logits.permute(1, 0, 2, 3))
     assert pipe.mask_shape(prep) == (3, 32, 40) and none_out.budget == 576 and pipe.full_budget(prep) == 576
     lay = pipe.layout(prep, 3328)
-    assert lay.seq_len == none_out.seq_len == len(prep.input_ids) - 16 + 3328 > 2048  # longer than Phi-3's window
+    # longer than Phi-3's window
+    assert lay.seq_len == none_out.seq_len == len(prep.input_ids) - 16 + 3328 > 2048
     assert torch.equal(lay.position_ids, torch.arange(lay.seq_len)[None])
     seg = pipe.model.seg_rows(ref.input_ids, 3328, pipe.seg_token_id)
     assert torch.equal(none_out.seg_positions.cpu(), seg) and pipe.keeps_everything(prep, none_out)
@@ -81,15 +86,17 @@ def test_none_is_the_ported_inference(pipe, prep, none_out, video):
 
 
 def test_shared_layer_runs_phi3_with_its_window():
-    """The shared layer's attention rows (``attention_rows_at``: Phi-3's fused ``qkv_proj``) are Phi-3's eager attention
-    weights with its sliding window, and its layer-by-layer run (``run_layers``) is the model's own forward, on a
-    sequence longer than the window (VideoGLaMM's ~3420-token prompt against its 2048 keys, here 40 against 9)."""
+    """The shared layer's attention rows (``attention_rows_at``: Phi-3's fused ``qkv_proj``) are Phi-3's eager
+    attention weights with its sliding window, and its layer-by-layer run (``run_layers``) is the model's own
+    forward, on a sequence longer than the window (VideoGLaMM's ~3420-token prompt against its 2048 keys, here
+    40 against 9)."""
     from transformers import Phi3Config, Phi3Model
 
     from litelvlm.llm.context import attention_rows_at, run_layers
 
     torch.manual_seed(0)
-    cfg = Phi3Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+    cfg = Phi3Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=4,
                      num_key_value_heads=2, sliding_window=9, attn_implementation="eager", pad_token_id=0)
     lm = Phi3Model(cfg).eval()
     embeds = torch.randn(1, 40, 32)
@@ -116,7 +123,8 @@ def pipe_window() -> int:
 
 def test_per_frame_budget_is_the_kept_fraction_for_llm_side_methods(pipe):
     ks = [pipe.llm_budget(k) for k in range(1, 577)]
-    assert (pipe.llm_budget(196), pipe.llm_budget(81), pipe.llm_budget(576), pipe.llm_budget(1)) == (1132, 468, 3328, 6)
+    assert (pipe.llm_budget(196), pipe.llm_budget(81), pipe.llm_budget(576),
+            pipe.llm_budget(1)) == (1132, 468, 3328, 6)
     assert ks == sorted(set(ks))  # one LLM budget per per-frame budget, increasing
 
 
@@ -130,29 +138,33 @@ def test_llm_side_methods_at_the_papers_budgets(pipe, prep, none_out):
 
 
 def test_clip_side_methods_prune_each_frame(pipe, prep, none_out, video):
-    """LiteLVLM at 81 a frame is eval-video's path (prune_clip, then the ported inference on its visual input)."""
+    """LiteLVLM at 81 a frame is eval-video's path (prune_clip, then the ported inference on its visual
+    input)."""
     from litelvlm.videoglamm.inference import segment_clip
     from litelvlm.videoglamm.pruning import prune_clip
 
     frames, sentence = video
     with torch.no_grad():
-        out = pipe.ground(prep, "litelvlm", 81)  # the trace (trace_context) and text (clip_text_trace) made once
+        # the trace (trace_context) and text (clip_text_trace) made once
+        out = pipe.ground(prep, "litelvlm", 81)
         vis = prune_clip(pipe.model, prep.clip, prep.trace(), prep.text(), "litelvlm", 81)
         ref = segment_clip(pipe.model, pipe.tokenizer, prep.clip, sentence, visual=vis.visual)
     assert torch.equal(out.mask_logits, ref.logits.permute(1, 0, 2, 3)) and out.seq_len == none_out.seq_len
     idx = out.kept_indices
-    assert len(idx) == 16 * 81 and all(0 <= int(i) - 576 * f < 576 for f in range(16) for i in idx[f * 81:(f + 1) * 81])
+    assert len(idx) == 16 * 81 and all(0 <= int(i) - 576 * f < 576 for f in range(16)
+                                       for i in idx[f * 81:(f + 1) * 81])
     assert not pipe.keeps_everything(prep, out)
 
 
 @pytest.mark.slow
 def test_every_offered_method_at_the_papers_budgets(pipe, prep, none_out):
-    """Every method the family offers at 196 and 81 a frame, and at 576: a method keeping everything in order equals
-    ``none`` (SparseVLM is offered but its three stages need more than the tiny model's 2 layers)."""
+    """Every method the family offers at 196 and 81 a frame, and at 576: a method keeping everything in order
+    equals ``none`` (SparseVLM is offered but its three stages need more than the tiny model's 2 layers)."""
     from litelvlm.methods import available_methods
 
     offered = [m for m in available_methods() if pipe.method_error(m) is None and m != "none"]
-    assert {"fastv", "dart", "divprune", "ivc-prune", "sparsevlm", "litelvlm", "vispruner", "tome"} <= set(offered)
+    assert {"fastv", "dart", "divprune", "ivc-prune", "sparsevlm", "litelvlm", "vispruner",
+            "tome"} <= set(offered)
     with torch.no_grad():
         for m in (m for m in offered if m != "sparsevlm"):
             for k in (196, 81, 576):
@@ -223,10 +235,10 @@ def test_sam2_video_branch_option(video):
 
 
 def test_captured_prefill_runs_ground_and_segment_clip_captured(pipe, prep, none_out):
-    """``--prefill captured`` (dynamo's eager backend on a CPU): ``ground(none)`` (the contract's ``final_hidden``) and
-    ``segment_clip`` (the model's own ``final_hidden``: eval-video, the generated answer, the efficiency prefill) each
-    run every Phi-3 layer captured, with its sliding window, and give the eager masks exactly and the eager logits
-    within bfloat16 rounding (more methods: the slow test below)."""
+    """``--prefill captured`` (dynamo's eager backend on a CPU): ``ground(none)`` (the contract's
+    ``final_hidden``) and ``segment_clip`` (the model's own ``final_hidden``: eval-video, the generated
+    answer, the efficiency prefill) each run every Phi-3 layer captured, with its sliding window, and give the
+    eager masks exactly and the eager logits within bfloat16 rounding (more methods: the slow test below)."""
     from litelvlm.llm.captured import install, uninstall
     from litelvlm.videoglamm.inference import segment_clip
 
@@ -248,14 +260,16 @@ def test_captured_prefill_runs_ground_and_segment_clip_captured(pipe, prep, none
 
 @pytest.mark.slow
 def test_captured_prefill_of_methods_and_the_efficiency_prefill(pipe, prep):
-    """``--prefill captured``: FastV in two segments (the layers before and after its layer, on the kept tokens), a
-    per-frame CLIP-side method, and the efficiency study's timed prefill (``TimedParts.run_prefill``: logits of every
-    position) through the captured stack, with the eager masks and logits within bfloat16 rounding."""
+    """``--prefill captured``: FastV in two segments (the layers before and after its layer, on the kept
+    tokens), a per-frame CLIP-side method, and the efficiency study's timed prefill
+    (``TimedParts.run_prefill``: logits of every position) through the captured stack, with the eager masks
+    and logits within bfloat16 rounding."""
     from litelvlm.llm.captured import install, uninstall
     from litelvlm.videoglamm.cost_timing import TimedParts
 
     parts = TimedParts.__new__(TimedParts)  # the timed prefill alone, on this pipeline's model
-    parts.model, parts.preset, parts.device, parts.dtype = pipe.model, pipe.model.preset, pipe.device, pipe.dtype
+    parts.model, parts.preset, parts.device, parts.dtype = (pipe.model, pipe.model.preset, pipe.device,
+                                                            pipe.dtype)
     runs = [("fastv", 81), ("litelvlm", 81)]
     with torch.no_grad():
         eager = {r: pipe.ground(prep, *r) for r in runs}
@@ -266,7 +280,8 @@ def test_captured_prefill_of_methods_and_the_efficiency_prefill(pipe, prep):
     try:
         with torch.no_grad():
             got = {r: pipe.ground(prep, *r) for r in runs}
-            assert runner.counts == {"captured": 2 * layers} and not runner.eager  # FastV's pieces and the CLIP-side run
+            # FastV's pieces and the CLIP-side run
+            assert runner.counts == {"captured": 2 * layers} and not runner.eager
             runner.reset_counts()
             captured_logits = parts.run_prefill(40)
             assert runner.counts == {"captured": layers}

@@ -1,10 +1,10 @@
 """VideoGLaMM's CLIP pixels are the slow ``CLIPImageProcessor``'s, the class its official code names
 (mbzuai-oryx/VideoGLaMM @6b15b1e ``VideoGLaMM/utils/enc_preprocessors.py`` L28-30:
-``CLIPImageProcessor.from_pretrained("openai/clip-vit-large-patch14-336")``, an explicit class, so no fast processor
-under its pin, transformers 4.41.0 in ``README.md`` L76): PIL's bicubic shortest-edge resize, a floor-offset centre
-crop, rescale and normalise. The official side is the transcription of that processor in
-``tests/litelvlm/test_clip_preprocess_official.py`` (numpy and PIL, no transformers), checked there against the real
-processor's outputs; the processor's steps are the same in 4.41.0."""
+``CLIPImageProcessor.from_pretrained("openai/clip-vit-large-patch14-336")``, an explicit class, so no fast
+processor under its pin, transformers 4.41.0 in ``README.md`` L76): PIL's bicubic shortest-edge resize, a
+floor-offset centre crop, rescale and normalise. The official side is the transcription of that processor in
+``tests/litelvlm/test_clip_preprocess_official.py`` (numpy and PIL, no transformers), checked there against
+the real processor's outputs; the processor's steps are the same in 4.41.0."""
 
 from __future__ import annotations
 

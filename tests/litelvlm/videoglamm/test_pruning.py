@@ -1,7 +1,8 @@
-"""Per-frame pruning of VideoGLaMM's CLIP context stream (``litelvlm.videoglamm.pruning``, this project's adaptation:
-no official code prunes VideoGLaMM). Checks its defining properties on random weights: the trace is the stream
-VideoGLaMM reads, ``none`` is the official projection bit for bit, each frame's selection is the method's own
-selection on that frame, the arrangements meet the square-only pooling as documented, and the refusals."""
+"""Per-frame pruning of VideoGLaMM's CLIP context stream (``litelvlm.videoglamm.pruning``, this project's
+adaptation: no official code prunes VideoGLaMM). Checks its defining properties on random weights: the trace
+is the stream VideoGLaMM reads, ``none`` is the official projection bit for bit, each frame's selection is the
+method's own selection on that frame, the arrangements meet the square-only pooling as documented, and the
+refusals."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def _paper_budgets(setup, methods):
 
 def test_per_frame_methods_listed():
     methods = VP.per_frame_methods()
-    assert methods[0] == "vispruner" and {"litelvlm", "random", "visionzip", "hiprune", "tome"} <= set(methods)
+    assert methods[0] == "vispruner" and {"litelvlm", "random", "visionzip", "hiprune",
+                                          "tome"} <= set(methods)
     assert not {"none", "fastv", "divprune"} & set(methods)
 
 
@@ -71,7 +73,8 @@ def test_every_per_frame_method_at_the_paper_budgets(setup):
 
 def test_each_frame_gets_the_methods_own_selection(setup):
     """Frame f's selection is ``select`` on the whole trace at image_index f (seed + f): the slicing changes
-    nothing; the context tokens are the official projection and pooling of the kept tokens as a 14 x 14 grid."""
+    nothing; the context tokens are the official projection and pooling of the kept tokens as a 14 x 14
+    grid."""
     model, clip, prep, trace, text = setup
     for method in ("vispruner", "litelvlm", "random"):
         out = VP.prune_clip(model, prep, trace, text, method, 196, seed=7)
@@ -91,7 +94,8 @@ def test_random_frames_draw_differently(setup):
     out = VP.prune_clip(model, prep, trace, text, "random", 81, seed=0)
     assert not torch.equal(out.selections[0].indices, out.selections[1].indices)
     again = VP.prune_clip(model, prep, trace, text, "random", 81, seed=0)
-    assert all(torch.equal(a.indices, b.indices) for a, b in zip(out.selections, again.selections, strict=True))
+    assert all(torch.equal(a.indices, b.indices) for a,
+               b in zip(out.selections, again.selections, strict=True))
 
 
 def test_arrangements_and_allocation(setup):
@@ -147,13 +151,14 @@ def test_pair_clip_refuses_another_tower(setup):
 
 
 def test_keeping_every_patch_is_the_official_stream_in_bfloat16():
-    """A selecting method keeping all 576 patches of every frame in raster order gives the LLM VideoGLaMM's own
-    visual tokens bit for bit, in bfloat16 too (the projector reads the trace's layer -2 slice, as ``project``
-    does, not a gathered copy whose bfloat16 GEMM rounds differently: seen at the real size)."""
+    """A selecting method keeping all 576 patches of every frame in raster order gives the LLM VideoGLaMM's
+    own visual tokens bit for bit, in bfloat16 too (the projector reads the trace's layer -2 slice, as
+    ``project`` does, not a gathered copy whose bfloat16 GEMM rounds differently: seen at the real size)."""
     from litelvlm.clip import load_clip
 
     model, _ = build_videoglamm("tiny", seed=0, dtype=torch.bfloat16)
-    clip = VP.pair_clip(model, load_clip(VP.default_clip("videoglamm-tiny-random:0"), "hf", dtype=torch.bfloat16))
+    clip = VP.pair_clip(model,
+                        load_clip(VP.default_clip("videoglamm-tiny-random:0"), "hf", dtype=torch.bfloat16))
     frames = [np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8) for i in range(3)]
     prep = prepare_clip(model, frames)
     trace = VP.trace_context(model, clip, prep)

@@ -50,16 +50,16 @@ def tiny(request):
 
 def _official(model, prepared, prompts) -> torch.Tensor:
     with torch.no_grad():
-        ref = off.inference_video_branch_masks(video_model(model), prepared.sam2_video[0], *prepared.original_size,
-                                               prompts)
+        ref = off.inference_video_branch_masks(video_model(model), prepared.sam2_video[0],
+                                               *prepared.original_size, prompts)
     return torch.stack([torch.stack([ref[t][o] for o in range(len(prompts))]) for t in sorted(ref)])
 
 
 def test_video_branch_matches_official(tiny):
-    """Two [SEG] objects on a 7-frame clip (memory bank of 3 full, pointers of every past frame): frame 0 is the
-    official conditioning-frame output exactly, every frame within 1e-5 in float32 with equal masks; in bfloat16
-    transformers rounds the high-resolution logits to bfloat16 before the memory encoder (the official code keeps
-    them in float32), so the logits agree to 0.1 and the masks on 99.9% of the pixels."""
+    """Two [SEG] objects on a 7-frame clip (memory bank of 3 full, pointers of every past frame): frame 0 is
+    the official conditioning-frame output exactly, every frame within 1e-5 in float32 with equal masks; in
+    bfloat16 transformers rounds the high-resolution logits to bfloat16 before the memory encoder (the
+    official code keeps them in float32), so the logits agree to 0.1 and the masks on 99.9% of the pixels."""
     model, _, prepared, dtype = tiny
     prompts = torch.randn(2, model.preset.out_dim, generator=torch.Generator().manual_seed(1)).to(dtype)
     got = video_branch_logits(model, prepared, prompts)
@@ -75,12 +75,13 @@ def test_video_branch_matches_official(tiny):
 
 @pytest.mark.parametrize(("frames", "size", "objects"), [(1, (33, 17), 1), (2, (1, 9), 3), (19, (27, 40), 1)])
 def test_clip_lengths_match_official(tiny, frames, size, objects):
-    """One frame (no propagation), two, and 19 (past the 16 object pointers ``max_obj_ptrs_in_encoder`` keeps);
-    odd frame sizes down to one pixel high."""
+    """One frame (no propagation), two, and 19 (past the 16 object pointers ``max_obj_ptrs_in_encoder``
+    keeps); odd frame sizes down to one pixel high."""
     model, _, _, dtype = tiny
     rng = np.random.default_rng(frames)
     prepared = _sam_only([rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(frames)])
-    prompts = torch.randn(objects, model.preset.out_dim, generator=torch.Generator().manual_seed(frames)).to(dtype)
+    prompts = torch.randn(objects, model.preset.out_dim,
+                          generator=torch.Generator().manual_seed(frames)).to(dtype)
     got, expected = video_branch_logits(model, prepared, prompts), _official(model, prepared, prompts)
     assert got.shape == expected.shape == (frames, objects, *size) and torch.equal(got[0], expected[0])
     tol = 1e-5 if dtype == torch.float32 else 0.1
@@ -97,7 +98,9 @@ def test_later_frames_come_from_the_memory(tiny):
     model, _, prepared, dtype = tiny
     net = video_model(model)
     pixels = torch.cat([model.sam2.preprocess(f) for f in prepared.frames])
-    prompts = (4 * torch.randn(3, 1, model.preset.out_dim, generator=torch.Generator().manual_seed(2))).to(dtype)
+    prompts = (4
+               * torch.randn(3, 1, model.preset.out_dim, generator=torch.Generator().manual_seed(2))).to(
+        dtype)
     many = propagate_prompts(net, pixels, SIZE, prompts)
     again = propagate_prompts(net, pixels, SIZE, prompts)
     assert torch.equal(many.logits, again.logits) and torch.equal(many.object_scores, again.object_scores)
@@ -110,11 +113,12 @@ def test_later_frames_come_from_the_memory(tiny):
 
 
 def test_engine_equals_transformers_propagation_of_a_point(tiny):
-    """The engine given the sparse embeddings of a point prompt (``append=False``) reproduces transformers' own
-    propagation of that point (session point inputs, no hook) bit for bit."""
+    """The engine given the sparse embeddings of a point prompt (``append=False``) reproduces transformers'
+    own propagation of that point (session point inputs, no hook) bit for bit."""
     model, _, prepared, dtype = tiny
     net = video_model(model)
-    pixels = torch.cat([model.sam2.preprocess(f) for f in prepared.frames])   # this test's own (any test order)
+    # this test's own (any test order)
+    pixels = torch.cat([model.sam2.preprocess(f) for f in prepared.frames])
     coords, labels = torch.tensor([[[[40.0, 70.0]]]]), torch.tensor([[[1]]], dtype=torch.int32)
     session = video_session(net, pixels, SIZE)
     session.add_point_inputs(session.obj_id_to_idx(0), 0, {"point_coords": coords, "point_labels": labels})
@@ -131,9 +135,9 @@ def test_engine_equals_transformers_propagation_of_a_point(tiny):
 
 
 def test_engine_on_a_sam21_configuration():
-    """The engine on SAM 2.1's tracking options (occlusion embedding in the memory, temporal encoding of the object
-    pointers; what UniPixel's SAM 2.1 has), random weights: transformers' own point propagation reproduced bit for
-    bit, and an appended prompt is the point prompt's sparse embeddings plus the prompt."""
+    """The engine on SAM 2.1's tracking options (occlusion embedding in the memory, temporal encoding of the
+    object pointers; what UniPixel's SAM 2.1 has), random weights: transformers' own point propagation
+    reproduced bit for bit, and an appended prompt is the point prompt's sparse embeddings plus the prompt."""
     from transformers import Sam2VideoModel
 
     from litelvlm.videoglamm.checkpoint import _randomize
@@ -155,18 +159,20 @@ def test_engine_on_a_sam21_configuration():
         expected = [o.pred_masks.float().reshape(32, 32)
                     for o in net.propagate_in_video_iterator(session, start_frame_idx=0)]
         sparse, _ = net.prompt_encoder(coords, labels, None, None)
-        empty, _ = net.prompt_encoder(torch.zeros(1, 1, 1, 2), -torch.ones(1, 1, 1, dtype=torch.int32), None, None)
+        empty, _ = net.prompt_encoder(torch.zeros(1, 1, 1, 2), -torch.ones(1, 1, 1, dtype=torch.int32), None,
+                                      None)
     got = propagate_prompts(net, pixels, (30, 50), sparse[0, 0][None].clone(), append=False)
     assert torch.equal(got.logits[:, 0], torch.stack(expected))
     extra = torch.randn(1, 2, 32, generator=torch.Generator().manual_seed(6))
     appended = propagate_prompts(net, pixels, (30, 50), extra)
-    replaced = propagate_prompts(net, pixels, (30, 50), torch.cat([empty[0, 0], extra[0]])[None].clone(), append=False)
+    replaced = propagate_prompts(net, pixels, (30, 50), torch.cat([empty[0, 0], extra[0]])[None].clone(),
+                                 append=False)
     assert torch.equal(appended.logits, replaced.logits) and not torch.equal(appended.logits, got.logits)
 
 
 def test_flag_off_is_the_framewise_path(tiny):
-    """``sam2_video_branch=False`` (the default) is the frame-wise decoding, bit for bit, and building the video
-    model registers nothing on VideoGLaMM (its state dict and official tensors are unchanged)."""
+    """``sam2_video_branch=False`` (the default) is the frame-wise decoding, bit for bit, and building the
+    video model registers nothing on VideoGLaMM (its state dict and official tensors are unchanged)."""
     model, extras, _, dtype = tiny
     if dtype != torch.float32:
         pytest.skip("one dtype is enough for the frame-wise path")
@@ -186,8 +192,8 @@ def test_flag_off_is_the_framewise_path(tiny):
 
 
 def test_tracking_names_map_onto_transformers():
-    """Every official tracking tensor of both presets (and SAM 2.1's two extra ones) lands on a ``Sam2VideoModel``
-    tensor of the same shape, and every ``Sam2VideoModel`` tensor is covered."""
+    """Every official tracking tensor of both presets (and SAM 2.1's two extra ones) lands on a
+    ``Sam2VideoModel`` tensor of the same shape, and every ``Sam2VideoModel`` tensor is covered."""
     from transformers import Sam2VideoConfig, Sam2VideoModel
 
     from litelvlm.videoglamm.config import sam2_config
@@ -206,9 +212,11 @@ def test_tracking_names_map_onto_transformers():
         assert set(mapped) | image_keys == set(shapes) and not set(mapped) & image_keys
         wrong = {k for k, s in mapped.items() if shapes[k] != s}
         assert wrong <= ({"memory_attention.layers.0.cross_attn_image.k_proj.weight",
-                          "memory_attention.layers.0.cross_attn_image.v_proj.weight"} if name == "tiny" else set())
+                          "memory_attention.layers.0.cross_attn_image.v_proj.weight"} if name == "tiny"
+                         else set())
     assert tracking_key_to_hf("no_obj_embed_spatial") == "occlusion_spatial_embedding_parameter"
-    assert tracking_key_to_hf("obj_ptr_tpos_proj.bias") == "temporal_positional_encoding_projection_layer.bias"
+    assert tracking_key_to_hf(
+        "obj_ptr_tpos_proj.bias") == "temporal_positional_encoding_projection_layer.bias"
     assert isinstance(sam2_video_config(get_preset("tiny")), Sam2VideoConfig)
     with pytest.raises(KeyError):
         tracking_key_to_hf("image_encoder.trunk.pos_embed")
@@ -256,7 +264,8 @@ def test_eval_video_option():
 
 @pytest.mark.slow
 def test_eval_video_with_the_video_branch(tmp_path):
-    """``eval-video --sam2-video-branch`` runs, records the flag, and a run without it is refused in that folder."""
+    """``eval-video --sam2-video-branch`` runs, records the flag, and a run without it is refused in that
+    folder."""
     import json
 
     import pandas as pd
@@ -275,8 +284,8 @@ def test_eval_video_with_the_video_branch(tmp_path):
 
 @pytest.mark.slow
 def test_eval_video_video_branch_resumes_and_plain_folders_refuse_it(tmp_path):
-    """A run with the flag resumes to the same bytes; a folder written without it refuses it and records nothing
-    new (folders written before the option stay resumable); both score the same expressions."""
+    """A run with the flag resumes to the same bytes; a folder written without it refuses it and records
+    nothing new (folders written before the option stay resumable); both score the same expressions."""
     import json
 
     import pandas as pd
@@ -299,7 +308,8 @@ def test_eval_video_video_branch_resumes_and_plain_folders_refuse_it(tmp_path):
 @pytest.mark.slow
 def test_real_size_video_branch_matches_official():
     """SAM 2 Hiera-L at 1024 px with the memory modules of ``sam2_hiera_l.yaml`` (7 memories, 64-wide memory,
-    4 memory-attention layers) on random weights: two [SEG] objects over three frames against the transcription."""
+    4 memory-attention layers) on random weights: two [SEG] objects over three frames against the
+    transcription."""
     from types import SimpleNamespace
 
     from litelvlm.videoglamm.checkpoint import _randomize

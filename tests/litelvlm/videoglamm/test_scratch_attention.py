@@ -1,6 +1,7 @@
-"""VideoGLaMM's eager attention in reused scratch memory (``litelvlm.videoglamm.scratch_attention``): the LLM's final
-hidden states equal transformers' eager attention's bit for bit (past the sliding window too), the buffers are the same
-memory from one prefill to the next (grown only for a longer prompt), and the model's attention is restored after."""
+"""VideoGLaMM's eager attention in reused scratch memory (``litelvlm.videoglamm.scratch_attention``): the
+LLM's final hidden states equal transformers' eager attention's bit for bit (past the sliding window too), the
+buffers are the same memory from one prefill to the next (grown only for a longer prompt), and the model's
+attention is restored after."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_the_same_hidden_states_in_the_same_memory():
     scratch = Scratch()
     ptrs = []
     for length in (150, 70, 150, 151):   # past the 64-key window; shorter, the same, longer
-        embeds = torch.randn(1, length, llm.config.hidden_size, generator=torch.Generator().manual_seed(length))
+        embeds = torch.randn(1, length, llm.config.hidden_size,
+                             generator=torch.Generator().manual_seed(length))
         want = llm(inputs_embeds=embeds, use_cache=False).last_hidden_state
         with scratch_eager(llm, scratch):
             got = llm(inputs_embeds=embeds, use_cache=False).last_hidden_state
@@ -36,7 +38,8 @@ def test_the_same_hidden_states_in_the_same_memory():
         assert not any(hasattr(m, "_litelvlm_scratch") for m in llm.modules())
         ptrs.append((scratch.flat[0].data_ptr(), scratch.flat[1].data_ptr(), scratch.flat_mask.data_ptr()))
     assert ptrs[0] == ptrs[1] == ptrs[2]   # the first prompt's memory (scores and mask), reused
-    assert scratch.flat[0].numel() == 4 * 150 * 150 * 5 // 4   # grown once, a quarter more, for the longer prompt
+    # grown once, a quarter more, for the longer prompt
+    assert scratch.flat[0].numel() == 4 * 150 * 150 * 5 // 4
     assert scratch.flat_mask.numel() == 150 * 150 * 5 // 4
 
 

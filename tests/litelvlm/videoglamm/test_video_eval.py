@@ -1,5 +1,6 @@
-"""``litelvlm eval-video`` on the synthetic Ref-DAVIS set: VideoGLaMM (tiny, random weights) with per-frame pruning,
-J / F / J&F per method and per-frame budget, resumable, deterministic, its refusals before anything is written."""
+"""``litelvlm eval-video`` on the synthetic Ref-DAVIS set: VideoGLaMM (tiny, random weights) with per-frame
+pruning, J / F / J&F per method and per-frame budget, resumable, deterministic, its refusals before anything
+is written."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ def _summary(out):
     return pd.read_csv(out / "summary.csv")
 
 
-#: the LLM-side methods the family runs on the 2-layer tiny model by default (SparseVLM's three stages need more
-#: layers; the oracles and CDPruner / VScan, which read one image's CLIP trace, are not offered)
+#: the LLM-side methods the family runs on the 2-layer tiny model by default (SparseVLM's three stages need
+#: more layers; the oracles and CDPruner / VScan, which read one image's CLIP trace, are not offered)
 LLM_SIDE = ["dart", "divprune", "fastv", "ivc-prune"]
 #: the LLM-side methods of the fast test (the slow one runs the default methods: every one the family runs)
 FAST_LLM_SIDE = ["divprune", "fastv"]
@@ -25,9 +26,9 @@ FAST_LLM_SIDE = ["divprune", "fastv"]
 @pytest.mark.parametrize("every", [pytest.param(False, id="two-per-frame"),
                                    pytest.param(True, id="every-per-frame", marks=pytest.mark.slow)])
 def test_every_method_at_the_paper_budgets_resume_and_refusals(tmp_path, every):
-    """Every per-frame method (two in the default suite, LiteLVLM and VisPruner; all of them with ``-m slow``) and two
-    LLM-side methods at the paper's per-frame budgets 196 and 81, through the family's ``ground``: an LLM-side method
-    keeps round(3328 K / 576) of the LLM's visual tokens."""
+    """Every per-frame method (two in the default suite, LiteLVLM and VisPruner; all of them with ``-m slow``)
+    and two LLM-side methods at the paper's per-frame budgets 196 and 81, through the family's ``ground``: an
+    LLM-side method keeps round(3328 K / 576) of the LLM's visual tokens."""
     from litelvlm.videoglamm.pruning import per_frame_methods
 
     out = tmp_path / "video"
@@ -40,9 +41,11 @@ def test_every_method_at_the_paper_budgets_resume_and_refusals(tmp_path, every):
     assert list(zip(s.method, s.budget, strict=True)) == [("none", 576)] + [
         (m, b) for m in methods + FAST_LLM_SIDE for b in (196, 81)]
     clip = s[~s.method.isin(FAST_LLM_SIDE)]
-    assert (clip.context_tokens == 144).all() and (s.weights == "random").all() and (clip.llm_visual_tokens == 3328).all()
+    assert (clip.context_tokens == 144).all() and (s.weights == "random").all() and (
+        clip.llm_visual_tokens == 3328).all()
     llm = s[s.method.isin(FAST_LLM_SIDE)]
-    assert llm.context_tokens.isna().all() and (llm.llm_visual_tokens == llm.budget.map({196: 1132, 81: 468})).all()
+    assert llm.context_tokens.isna().all() and (llm.llm_visual_tokens
+                                                == llm.budget.map({196: 1132, 81: 468})).all()
     assert s[["J", "F", "J&F"]].apply(lambda c: c.between(0, 1)).all().all()
     assert ((s.J + s.F) / 2 - s["J&F"]).abs().max() < 1e-12 and (s.objects == 1).all()
     expr = pd.read_parquet(out / "expressions.parquet")
@@ -52,7 +55,8 @@ def test_every_method_at_the_paper_budgets_resume_and_refusals(tmp_path, every):
     first = (out / "summary.csv").read_bytes()
     parts = sorted(p.name for p in (out / "parts").iterdir())
     assert main(["eval-video", "--out", str(out), *argv]) == 0   # resumes
-    assert (out / "summary.csv").read_bytes() == first and sorted(p.name for p in (out / "parts").iterdir()) == parts
+    assert (out / "summary.csv").read_bytes() == first and sorted(p.name
+                                                                  for p in (out / "parts").iterdir()) == parts
     # another configuration in the same folder is refused and changes nothing
     assert main(["eval-video", "--out", str(out), "--clip-text", "question", *argv]) == 2
     assert (out / "summary.csv").read_bytes() == first

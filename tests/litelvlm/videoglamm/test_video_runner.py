@@ -1,8 +1,9 @@
-"""``eval-video --batch-size B`` on the tiny random VideoGLaMM (``VideoGLaMMRunner.ground``): B expressions of one
-video through each clip's LLM forward together, each with its own pruned visual input (the baseline and the
-CLIP-side methods through ``segment_clips``, an LLM-side one through ``ground_batch``), each expression's masks
-then from SAM 2 as at batch 1. In float32 the rows and masks equal batch 1's for B = 2..4 over an odd count of
-expressions (B dividing it or not), the mask logits up to rounding; FastV runs at batch 1 with the reason."""
+"""``eval-video --batch-size B`` on the tiny random VideoGLaMM (``VideoGLaMMRunner.ground``): B expressions of
+one video through each clip's LLM forward together, each with its own pruned visual input (the baseline and
+the CLIP-side methods through ``segment_clips``, an LLM-side one through ``ground_batch``), each expression's
+masks then from SAM 2 as at batch 1. In float32 the rows and masks equal batch 1's for B = 2..4 over an odd
+count of expressions (B dividing it or not), the mask logits up to rounding; FastV runs at batch 1 with the
+reason."""
 
 from __future__ import annotations
 
@@ -32,16 +33,19 @@ def records(tmp_path_factory):
 
 def test_the_baseline_batches_equal_batch_one(run, records):
     assert run.batch_error("none") is None and "prunes inside the LLM" in run.batch_error("fastv")
-    same_as_batch_one(run, records[:3], "none", Budget(576), sizes=(2,))   # the slow tests: 5 expressions, B = 2..4
+    # the slow tests: 5 expressions, B = 2..4
+    same_as_batch_one(run, records[:3], "none", Budget(576), sizes=(2,))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,budget", [("none", 576), ("vispruner", 81), ("litelvlm", 196), ("divprune", 196)])
+@pytest.mark.parametrize("method,budget",
+                         [("none", 576), ("vispruner", 81), ("litelvlm", 196), ("divprune", 196)])
 def test_methods_batch_equal_batch_one(run, records, method, budget):
     same_as_batch_one(run, records, method, Budget(budget))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [{"sam2_video_branch": True}, {"allocation": "relevance", "arrangement": "direct"}])
+@pytest.mark.parametrize("options",
+                         [{"sam2_video_branch": True}, {"allocation": "relevance", "arrangement": "direct"}])
 def test_options_batch_equal_batch_one(tmp_path, records, options):
     same_as_batch_one(_runner(tmp_path, **options), records, "vispruner", Budget(81), sizes=(2, 4))
