@@ -41,9 +41,8 @@ class ClipStudyArgs:
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
     split: str = arg("val", help="split name (val, testA, testB, test, train) or 'all'")
     text_template: str = arg("plain", help="'plain': the sentence as given; a family's name: wrapped in that "
-                             "family's "
-                                           "referring-segmentation question chosen by --seed "
-                                           f"({', '.join(card(f).display_name for f in question_templates())})",
+                             "family's referring-segmentation question chosen by --seed "
+                             f"({', '.join(card(f).display_name for f in question_templates())})",
                              choices=["plain", *question_templates()])
     limit_sentences: int = arg(None, help="only the first N sentences (sorted by image, ref, sentence id)",
                                minimum=1, deprecated=("--limit",))

@@ -220,8 +220,8 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     budget_axis(ax, d["budget"])
     _label(ax, moved)
     ax.set_ylabel("activation memory reduction")
-    src = {"paper_act_reduction": "paper's storing activation", "act_reduction": "measured"}.get(col,
-                                                                                                 "meta-device count")
+    src = {"paper_act_reduction": "paper's storing activation",
+           "act_reduction": "measured"}.get(col, "meta-device count")
     ax.set_title(f"LLM activation memory ({attn}, {src})", fontsize=7)
     _legend(ax)
     return fig, ax

@@ -215,7 +215,7 @@ def markdown(runs: list[dict], commands: list[dict], notes: list[str], record: d
         est = f": {_hours(c['seconds'])} (EXTRAPOLATED)" if "seconds" in c else ""
         lines += [f"# {c['family']} {c['dataset']} {c['split']}{est}", c["command"]]
     lines += ["```", "", "Then: `litelvlm figures --results "
-                                                 f"{Path(commands[0]['out']).parent.parent if commands else 'TREE'}`"]
+              f"{Path(commands[0]['out']).parent.parent if commands else 'TREE'}`"]
     lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
