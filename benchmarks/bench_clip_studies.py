@@ -51,6 +51,7 @@ def run_cli(argv: list[str]) -> tuple[dict, float]:
 
 
 def main() -> None:
+    # long by design: one linear benchmark script (options, cold and warm runs, report)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="vit-l-14-336-random")
     p.add_argument("--batch-size", type=int, default=8, help="images per vision forward")

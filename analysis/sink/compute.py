@@ -81,6 +81,7 @@ def eos_shares(trace) -> dict[str, np.ndarray]:
 def sink_table(clip, texts: list[str], meta: pd.DataFrame, batch_size: int = 256,
                ablate_from: list[int] | None = None, progress: bool = True,
                checks: dict | None = None) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    # > 60 lines: the batched pass with its ablation re-runs and check, then the table, in order
     """The sink rows (text x layer x head, ordered by text index) and, optionally, ablation embeddings.
 
     Texts are processed in length-sorted batches (less padding); ``meta`` (one row per text)

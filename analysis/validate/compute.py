@@ -28,7 +28,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from analysis.common.caveats import TIMING_KEY
@@ -45,16 +44,24 @@ from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens
 from analysis.validate.measure import PeakRSS, RunProbe, timed_ms
 from analysis.validate.options import ValidateArgs
+from analysis.validate.reference import (
+    COMPARED,
+    REFERENCE_FILE,
+    check_compare,
+    load_compare,
+    load_reference,
+    mask_agreement,
+    save_reference,
+)
 from analysis.validate.report import ROW_COLUMNS, write_report
 from analysis.validate.video import pick_video
 from analysis.validate.weights import weights_mb
 from litelvlm.budget import Budget
 from litelvlm.busy import busy_warning
 from litelvlm.cost.tokens import selects_on_clip
-from litelvlm.errors import LiteLVLMError
 from litelvlm.families import family_input, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.io import atomic_path, write_json, write_parquet
+from litelvlm.io import write_json, write_parquet
 from litelvlm.llm.compiled import WARMUP_CALLS, compile_layers, default_mode
 from litelvlm.methods import BASELINE, get_method
 from litelvlm.methods.select import select
@@ -123,61 +130,6 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
     if compare is not None:
         row.update(mask_agreement(masks, out.mask_logits.float().cpu(), compare))
     return row
-
-
-#: The columns of ``--compare-to``: agreement with another run's unpruned masks.
-COMPARED = ["mask_iou_vs_compare", "logit_diff_vs_compare"]
-
-
-def mask_agreement(masks, logits, compare: dict) -> dict:
-    """IoU of ``masks`` (every [SEG]'s, together) with ``compare``'s unpruned masks (1.0 when both are empty),
-    and the largest absolute difference of their mask logits."""
-    other = compare["_masks"]
-    union = int((masks | other).sum())
-    iou = 1.0 if union == 0 else int((masks & other).sum()) / union
-    return {COMPARED[0]: iou, COMPARED[1]: float((logits - compare["_logits"]).abs().max())}
-
-
-def check_compare(compare: dict | None, reference: dict | None, folder: str | None) -> None:
-    """Refuse a ``--compare-to`` folder whose prompt (text ids) is not this run's."""
-    if compare is not None and reference is not None and not torch.equal(compare["_ids"], reference["_ids"]):
-        raise LiteLVLMError(f"--compare-to {folder}: its prompt's token ids differ from this run's (another "
-                            "image, sentences, seed or tokenizer)")
-
-
-def load_compare(folder: str, prep, pipe) -> dict:
-    """The reference of another validate folder (``--compare-to``), checked to be of the same prompt and
-    mask size: a clear error naming the folder otherwise."""
-    ref = load_reference(Path(folder))
-    if ref is None:
-        raise LiteLVLMError(f"--compare-to {folder}: no {REFERENCE_FILE} there (not a validate folder, or "
-                            "its run did not start)")
-    shape = (len(prep.sentences), *pipe.mask_shape(prep))
-    if tuple(ref["_masks"].shape) != shape:
-        raise LiteLVLMError(f"--compare-to {folder}: its masks are {tuple(ref['_masks'].shape)}, this run's "
-                            f"would be {shape}: another image or sentences (same "
-                            "--image-id, --seed and --max-sentences are needed)")
-    return ref
-
-
-REFERENCE_FILE = "reference.safetensors"
-
-
-def save_reference(out: Path, reference: dict) -> None:
-    """Keep the reference call's text ids, masks and mask logits, so that a resumed run (a full-size run
-    spans hours) checks against them without calling ``none`` again."""
-    with atomic_path(out / REFERENCE_FILE) as tmp:
-        save_file({"ids": reference["_ids"].contiguous(), "masks": reference["_masks"].to(torch.uint8),
-                   "logits": reference["_logits"].contiguous()}, str(tmp))
-
-
-def load_reference(out: Path) -> dict | None:
-    """The reference kept by :func:`save_reference` (None: there is none yet)."""
-    path = out / REFERENCE_FILE
-    if not path.exists():
-        return None
-    t = load_file(str(path))
-    return {"_ids": t["ids"], "_masks": t["masks"].bool(), "_logits": t["logits"]}
 
 
 #: Columns that are the median over repeated calls (the rest are the same in every call, or the last call's).

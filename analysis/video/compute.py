@@ -274,6 +274,7 @@ def dataset(a: VideoArgs, tmp: str) -> tuple[Path, dict]:
 
 
 def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
+    # > 60 lines: the run's steps in order: check, plan, compute the parts, merge, write and report
     """``litelvlm eval-video`` (``checked``: ``check_args``' result, handed down by ``run``): parts, tables,
     summary."""
     given, budgets, sets = checked if checked is not None else check_args(a)

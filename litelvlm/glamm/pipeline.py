@@ -23,17 +23,14 @@ the bare sentences instead (this project's option).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers import SamImageProcessor
 
 from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
-from ..clip.hf import hub_reachable
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
@@ -58,7 +55,7 @@ from .prompts import (
     seg_turns,
     tokenize_prompt,
 )
-from .sam_preprocess import postprocess_masks, sam_inputs
+from .sam_preprocess import postprocess_masks, sam_inputs, sam_processor
 from .tokenizer import build_tiny_tokenizer, load_tokenizer, prompt_encoder, seg_token_id
 
 #: What LiteLVLM's CLIP text encoder embeds: the formatted questions (official) or the bare sentences.
@@ -176,6 +173,7 @@ class GlammPipeline(GroundingPipeline):
                           numerics: Numerics | None = None, quantize: str = "none",
                           quantize_backend: str = "bitsandbytes", layer_dtype: str = "model",
                           clip_context: str = "clip", clip_similarity: str = "clip") -> GlammPipeline:
+        # > 60 lines: the loader's steps in order: check, read or build the weights, quantize, CLIP, upcast
         """``tiny-random[:SEED]`` / ``glamm-7b-random[:SEED]`` (a random GLaMM of that size written in the
         GLaMM-RefSeg layout and loaded back; the full size needs ``tokenizer``, a slow GLaMM-RefSeg
         tokenizer folder, and gets ``vit-l-14-336-random:SEED`` as CLIP), or a GLaMM-RefSeg folder with
@@ -214,7 +212,7 @@ class GlammPipeline(GroundingPipeline):
         else:
             path = Path(model)
             clip = clip or DEFAULT_HF_MODEL
-        proc = _sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
+        proc = sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
         glamm, tok = load_glamm_checkpoint(path, device=load_on, dtype=dtype) if path is not None else \
             _built_random(CARD.preset(model), seed_i, tokenizer, load_on, dtype)  # validate --no-write
         # before quantization; GLaMM's own vision tower is skipped: images go through the CLIP loaded
@@ -384,20 +382,3 @@ class GlammPipeline(GroundingPipeline):
 
 
 __all__ = ["GlammPipeline", "GroundingOutput", "PreparedImage", "IMAGE_PLACEHOLDER"]
-
-
-def _sam_processor(sam: str):
-    """transformers' ``SamImageProcessor`` from a folder or a hub id: the local cache first, the hub
-    only when it answers (otherwise the hub client retries for about 30 s before failing)."""
-
-    try:
-        return SamImageProcessor.from_pretrained(sam, local_files_only=True)
-    except OSError as e:
-        if os.path.isdir(sam) or not hub_reachable():
-            raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: not a folder with "
-                                "preprocessor_config.json, and not in the local Hugging Face cache "
-                                f"({e})") from e
-    try:
-        return SamImageProcessor.from_pretrained(sam)
-    except OSError as e:
-        raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: {e}") from e

@@ -23,12 +23,17 @@ OpenCV, we take a PIL image.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from transformers import SamImageProcessor
 
+from ..clip.hf import hub_reachable
 from ..data.resize_cap import check_resize
+from ..errors import LiteLVLMError
 
 #: SAM's pixel mean and std in 0-255 units (``ReferSegmDataset.IMG_MEAN``/``IMG_STD``, ``Sam.pixel_mean``).
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -67,3 +72,19 @@ def postprocess_masks(low_res_logits: torch.Tensor, reshaped: tuple[int, int], o
     masks = masks[..., : reshaped[0], : reshaped[1]]
     masks = F.interpolate(masks, tuple(int(s) for s in original_size), mode="bilinear", align_corners=False)
     return masks[:, 0]
+
+
+def sam_processor(sam: str):
+    """transformers' ``SamImageProcessor`` from a folder or a hub id: the local cache first, the hub
+    only when it answers (otherwise the hub client retries for about 30 s before failing)."""
+    try:
+        return SamImageProcessor.from_pretrained(sam, local_files_only=True)
+    except OSError as e:
+        if os.path.isdir(sam) or not hub_reachable():
+            raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: not a folder with "
+                                "preprocessor_config.json, and not in the local Hugging Face cache "
+                                f"({e})") from e
+    try:
+        return SamImageProcessor.from_pretrained(sam)
+    except OSError as e:
+        raise LiteLVLMError(f"could not load the SAM image processor from {sam!r}: {e}") from e

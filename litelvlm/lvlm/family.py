@@ -28,13 +28,12 @@ import torch
 
 from ..budget import Budget
 from ..errors import LiteLVLMError
-from ..llm.captured import runner_of
-from ..llm.context import LLMContext, run_layers
-from ..llm.limits import check_llm_input
+from ..llm.context import LLMContext
 from ..method import Method
-from ..methods import get_method, mapped_methods
+from ..methods import get_method
 from ..pruning import Selection
-from .abilities import Abilities, refusal
+from . import contract_steps as steps
+from .abilities import Abilities
 from .generate import generated_output
 from .prune import clip_stage, llm_stage
 from .sequence import GroundingOutput, SequenceLayout, norm_input_states
@@ -236,25 +235,7 @@ class GroundingPipeline(abc.ABC):
         """Why ``method`` cannot run on this family (None: it can): read from the method's declaration and the
         family's abilities, so a study refuses it before anything is written (it reads class attributes only,
         so a study may ask the class)."""
-        ab = self.abilities
-        spec = get_method(method, ab.backbone)
-        if spec.uses_clip and ab.clip_side == "none":
-            return (f"{method} reads CLIP's patch grid; the {self.family} family pairs no CLIP with its "
-                    "visual tokens yet (an external CLIP mapped onto its grid): use a method that acts with "
-                    "the LLM")
-        if spec.uses_clip and ab.clip_side == "mapped" and not spec.scores_only:
-            return (f"{method} reads CLIP's features or attention on CLIP's own patch grid; the "
-                    f"{self.family} family maps only an external CLIP's per-token scores onto its own tokens "
-                    "(this project's adaptation), so the CLIP-side methods that read scores alone run on it: "
-                    f"{', '.join(mapped_methods())}, or a method that acts with the LLM")
-        if spec.prunes_in_vision_tower and not ab.tower_stage:
-            return (f"{method} prunes inside a vision tower; the {self.family} family offers no vision-tower "
-                    "stage")
-        if spec.one_axis_positions and ab.position_axes != 1:
-            return (f"{method}'s official position rule is for 1-D RoPE; the {self.family} family's "
-                    f"positions have {ab.position_axes} axes (multi-axis positions need a rule of the "
-                    "method's own first)")
-        return refusal(spec, method, ab.refuses)
+        return steps.method_error(self, method)
 
     @final
     def official_rule(self, method: str) -> str:
@@ -289,17 +270,7 @@ class GroundingPipeline(abc.ABC):
         """Final (normed) hidden states of the LLM's standard forward over ``embeds`` (B, S, h), an explicit
         all-ones mask and ``position_ids`` (one sequence's: expanded to the batch), after
         :mod:`litelvlm.llm.limits`' checks."""
-        b, s = embeds.shape[:2]
-        pos = position_ids.to(embeds.device)
-        grad = torch.is_grad_enabled() and embeds.requires_grad
-        check_llm_input(self.language_model, self.name, s, pos, num_visual, b, grad)
-        if b == 1 and not grad and runner_of(self.language_model) is not None:  # ``--prefill captured``
-            return self.language_model.norm(run_layers(self.language_model, embeds, pos))
-        pos = pos.expand(*pos.shape[:-2], b, pos.shape[-1]) if b > 1 else pos
-        out = self.language_model(inputs_embeds=embeds, position_ids=pos,
-                                  attention_mask=torch.ones(b, s, dtype=torch.long, device=embeds.device),
-                                  use_cache=False)
-        return out.last_hidden_state
+        return steps.final_hidden(self, embeds, position_ids, num_visual)
 
     @final
     def run_llm(self, prepared, visual: torch.Tensor,
@@ -316,13 +287,7 @@ class GroundingPipeline(abc.ABC):
     def kept_positions(self, prepared, kept: torch.Tensor) -> torch.Tensor:
         """Positions of the sequence whose visual tokens are ``kept`` (indices into the N, in sequence order):
         every token's position in the unpruned sequence (``positions="keep"``)."""
-        kept = kept.long().cpu()
-        if bool((kept < 0).any()):
-            raise LiteLVLMError("positions='keep': the selection holds tokens that are no single visual "
-                                "token (a [CLS] or merged extra token), which have no original position")
-        full = self.layout(prepared, self.num_visual(prepared))
-        s, n = full.image_start, full.num_visual
-        return full.positions(torch.cat([torch.arange(s), s + kept, torch.arange(s + n, full.seq_len)]))
+        return steps.kept_positions(self, prepared, kept)
 
     @final
     def ground(self, prepared, method: str = "none", budget: Budget | int | None = None,

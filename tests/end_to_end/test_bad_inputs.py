@@ -210,7 +210,7 @@ def test_an_unknown_sam_name_is_refused_without_asking_an_unreachable_hub(monkey
     import transformers
 
     from litelvlm.errors import LiteLVLMError
-    from litelvlm.glamm import pipeline
+    from litelvlm.glamm import sam_preprocess
 
     calls = []
     real = transformers.SamImageProcessor.from_pretrained
@@ -223,5 +223,5 @@ def test_an_unknown_sam_name_is_refused_without_asking_an_unreachable_hub(monkey
     monkeypatch.setattr("litelvlm.clip.hf.hub_reachable", lambda timeout=3.0: False)
     monkeypatch.setattr(transformers.SamImageProcessor, "from_pretrained", spy)
     with pytest.raises(LiteLVLMError, match="not in the local Hugging Face cache"):
-        pipeline._sam_processor("no-such-org/no-such-sam")
+        sam_preprocess.sam_processor("no-such-org/no-such-sam")
     assert calls == [{"local_files_only": True}]
