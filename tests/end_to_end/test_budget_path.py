@@ -79,6 +79,8 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_budgets_reach_the_kernel_the_short_way(case, coco128, tmp_path, monkeypatch):
     argv = CASES[case]
+    for module in ("analysis.grounding.options", "analysis.validate.options"):
+        importlib.import_module(module)  # their default budgets are read at import
     stacks = _record_kernel(monkeypatch)
     reads = []
     parse = budget_module.Budget.parse.__func__
@@ -111,7 +113,7 @@ class _Checked(Exception):
 
 #: study -> (its package, the module holding the first step after the checks, that step)
 STUDIES = {
-    "eval-grounding": ("analysis.grounding", "litelvlm.data.refer", "load_refer"),
+    "eval-grounding": ("analysis.grounding", "analysis.grounding.compute", "load_refer"),
     "positions": ("analysis.positions", "analysis.positions.compute", "pick_image"),
     "eval-video": ("analysis.video", "analysis.video.compute", "video_eval"),
 }
