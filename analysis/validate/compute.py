@@ -99,7 +99,9 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
         spec = pipe.spec(method)
         sel_ms = float("nan")
         # a video: every frame's selection and projection
-        if selects_on_clip(spec) and pipe.abilities.budget_unit == "frame":
+        if spec.prunes_in_vision_tower:  # the tower stage's own run: the tower's blocks choosing as they go
+            sel_ms = timed_ms(lambda: spec.select(pipe.tower_context(prep), k, **options), pipe.device)[1]
+        elif selects_on_clip(spec) and pipe.abilities.budget_unit == "frame":
             sel_ms = timed_ms(lambda: pipe.prune_frames(prep, method, k, **options), pipe.device)[1]
         elif selects_on_clip(spec):
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options),

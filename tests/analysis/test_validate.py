@@ -335,3 +335,14 @@ def test_runs_reach_the_pipeline_as_budgets(coco128, tmp_path, monkeypatch):
     assert set(seen) == {("none", Budget.ALL), ("none", Budget(576)), ("litelvlm", Budget(64))}
     rows = pd.read_parquet(tmp_path / "validate.parquet")
     assert list(zip(rows["method"], rows["budget"])) == [("none", 576), ("litelvlm", 64)]
+
+
+def test_a_vision_tower_method_is_timed_by_its_tower_stage(coco128, tmp_path):
+    """``validate``'s default runs every method GLaMM offers, FlowCut (the vision-tower stage) included: its
+    selection time is the tower stage's own run, not a CLIP-side selection (which refuses it)."""
+    out = tmp_path / "out"
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--threads", "1",
+                 "--budgets", "64", "--methods", "flowcut"]) == 0
+    row = pd.read_parquet(out / "validate.parquet").set_index("method").loc["flowcut"]
+    assert math.isfinite(row["selection_ms"]) and row["selection_ms"] > 0
+    assert row["visual_tokens_kept"] == 64
