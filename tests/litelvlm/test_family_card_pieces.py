@@ -23,7 +23,11 @@ IMPORTS = {("litelvlm/family_card.py", "resolve"): "a card's pieces and the regi
            ("litelvlm/cli.py", "build_parser"): "the subcommand's options module",
            ("litelvlm/methods/__init__.py", "get_method"): "a method's module",
            ("litelvlm/glamm/__init__.py", "__getattr__"): "GLaMM's lazy exports",
-           ("analysis/common/command.py", "run"): "a study's heavy function, after its checks"}
+           ("analysis/common/command.py", "run"): "a study's heavy function, after its checks",
+           ("litelvlm/qwen/__init__.py", "__getattr__"): "the Qwen2.5-VL package's lazy exports",
+           ("litelvlm/unipixel/__init__.py", "__getattr__"): "UniPixel's lazy exports",
+           ("analysis/video/__init__.py", "__getattr__"): "the video study's lazy exports",
+           ("litelvlm/optional.py", "optional_import"): "an optional package (an extra), by name"}
 
 
 def _import_module_calls() -> set[tuple[str, str]]:
