@@ -37,15 +37,20 @@ class BatchCheck:
         if (method, budget.column) in self.runs:
             return
         opts = method_options(args, method, pipe)
+        with torch.no_grad():
+            ones = [pipe.ground(prep, method, budget, positions=args.positions, **opts) for prep in preps]
+        self.count(method, budget, list(zip(ones, outs, strict=True)))
+
+    def count(self, method: str, budget, pairs: list) -> None:
+        """Record the run's (prompts, mask pixels, pixels differing, largest mask-logit difference) over
+        ``pairs`` of (batch 1's output, the batch's output)."""
         pixels = differing = 0
         worst = 0.0
-        with torch.no_grad():
-            for prep, out in zip(preps, outs, strict=True):
-                one = pipe.ground(prep, method, budget, positions=args.positions, **opts)
-                pixels += one.masks.numel()
-                differing += int((one.masks != out.masks).sum())
-                worst = max(worst, float((one.mask_logits - out.mask_logits).abs().max()))
-        self.runs[(method, budget.column)] = (len(preps), pixels, differing, worst)
+        for one, out in pairs:
+            pixels += one.masks.numel()
+            differing += int((one.masks != out.masks).sum())
+            worst = max(worst, float((one.mask_logits - out.mask_logits).abs().max()))
+        self.runs[(method, budget.column)] = (len(pairs), pixels, differing, worst)
 
     def frame(self) -> pd.DataFrame:
         """The check as ``batch_check.csv``'s rows."""

@@ -28,14 +28,8 @@ class VideoBatchCheck(BatchCheck):
         """Ground ``recs`` one by one (once per run) and count the pixels differing from ``got``'s outputs."""
         if (method, budget.column) in self.runs:
             return
-        pixels = differing = 0
-        worst = 0.0
-        for (_, _, one), (_, _, out) in zip(run.ground(recs, method, budget, batched=False), got,
-                                            strict=True):
-            pixels += one.masks.numel()
-            differing += int((one.masks != out.masks).sum())
-            worst = max(worst, float((one.mask_logits - out.mask_logits).abs().max()))
-        self.runs[(method, budget.column)] = (len(recs), pixels, differing, worst)
+        ones = run.ground(recs, method, budget, batched=False)
+        self.count(method, budget, [(one, out) for (_, _, one), (_, _, out) in zip(ones, got, strict=True)])
 
 
 def batch_notes(run, methods: list[str], batch_size: int, say: bool = True) -> dict[str, str]:

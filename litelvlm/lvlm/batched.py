@@ -25,6 +25,7 @@ of one is exactly ``ground``'s forward; short (pruned) sequences still share one
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -60,8 +61,9 @@ def _pad_positions(pos: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([pos, tail], dim=-1)
 
 
+@functools.cache
 def cache_bytes() -> int:
-    """This CPU's last-level cache in bytes (Linux's sysfs; 32 MiB where it cannot be read)."""
+    """This CPU's last-level cache in bytes (Linux's sysfs, read once; 32 MiB where it cannot be read)."""
     sizes = []
     for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
         text = f.read_text().strip().upper()
