@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The GPU check: eager against captured LLM prefill (``--prefill eager|captured``) for GLaMM-7B, UniPixel-3B, Sa2VA-3B
-# and VideoGLaMM (random weights, real architectures) at budgets 576/192/64 (VideoGLaMM's per frame, on the synthetic
-# clip), ``none`` against LiteLVLM and FastV, beside the card's measured bf16 matmul rate and each prefill's arithmetic
-# limit; then each image model's grounding throughput at batch sizes 1/8/32 (benchmarks/bench_throughput.py: images/s,
-# peak memory, the largest batch within 60 GiB; none against LiteLVLM and FastV at 192/64). Built to end well inside
-# 10 minutes on a fresh single-GPU machine with no network. docs/validate.md ("The GPU check") says what it must show;
-# env.txt and summary.md name the card (the CPU on a dry run) it ran on.
+# The GPU check: first each image model's grounding throughput at batch sizes 1/8/32 (benchmarks/bench_throughput.py:
+# images/s, peak memory, the largest batch within 60 GiB; none against LiteLVLM and FastV at 192/64), then eager
+# against captured LLM prefill (``--prefill eager|captured``) for Sa2VA-3B, GLaMM-7B, UniPixel-3B and VideoGLaMM
+# (random weights, real architectures) at budgets 576/192/64 (VideoGLaMM's per frame 576/196/64: its default pooling
+# arrangement takes squares), none against LiteLVLM and FastV, beside the card's measured bf16 matmul rate and each
+# prefill's arithmetic limit. Built to end inside 10 minutes on a fresh single-GPU machine with no network.
+# docs/validate.md ("The GPU check") says what it must show; env.txt and summary.md name the card (the CPU on a dry
+# run) it ran on.
 #
 #   benchmarks/gpu_check.sh --prepare            # HERE (PyPI reachable): the missing wheels into .whl/ (ignored)
 #   benchmarks/gpu_check.sh --out results/gpu_check/<card>   # THERE: the check (installs .whl/ into a scratch site)
@@ -13,7 +14,9 @@
 #   benchmarks/gpu_check.sh --print-steps [--dry-run]        # the steps' commands, nothing run
 #
 # Every step writes into the one results folder (--out) and the folder is packed into <out>.tar.gz after each step,
-# so a step that runs out of time loses nothing before it; each step has its own time limit (STEP_LIMIT_S, seconds).
+# so a step that runs out of time loses nothing before it; each step has its own time limit (STEP_LIMIT_S, seconds),
+# cut to what is left of the whole check's (DEADLINE_S, seconds from the start; a step with under 20 s left is
+# skipped and logged); PACK names the archive (default <out>.tar.gz). The throughput steps run first.
 # The last step writes summary.md / summary.csv (benchmarks/gpu_check.py summary): eager and captured times per
 # model, method and budget, the arithmetic limit, the ratio to it, the speed-up over none and the targets.
 set -uo pipefail
@@ -23,13 +26,14 @@ PY="${PYTHON:-python3}"
 MODE=check
 OUT=""
 STEP_LIMIT_S="${STEP_LIMIT_S:-150}"
+DEADLINE_S="${DEADLINE_S:-480}"
 WHEELS="$ROOT/.whl"
 # the packages a fresh GPU image lacked (/work notes: torch, numpy, pandas, ... were there); the project's own wheel
 # is built without the toy model's weights (the full-size random presets do not need them)
 MISSING=("transformers==5.24.0" "open_clip_torch" "captum" "pycocotools" "ftfy" "wcwidth")
 PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -67,7 +71,7 @@ if [ "$DRY" = 1 ]; then
   THROUGHPUT=(--batch-sizes 1 2 --budgets 64 --repeats 1 --memory-limit-gib 1)
 else
   DEVICE=cuda
-  MODELS=("sa2va-qwen2_5-vl-3b-random" "unipixel-3b-random" "videoglamm-random" "glamm-7b-random")
+  MODELS=("sa2va-qwen2_5-vl-3b-random" "glamm-7b-random" "unipixel-3b-random" "videoglamm-random")
   BUDGETS=(576 192 64)
   REPEATS=3
   CAPTURE=()
@@ -80,24 +84,9 @@ DATA="${LITELVLM_SHARED_DATA:-$ROOT/../shared/data}"
 # the steps: name, then the command (one string each; run with bash -c)
 STEPS=()
 step() { STEPS+=("$1" "$2"); }
-step env "(nvidia-smi || true; $PY '$ROOT/benchmarks/gpu_check.py' env) > '$OUT/env.txt' 2>&1; cat '$OUT/env.txt'"
+step env "(nvidia-smi || true; df -h / /tmp /dev/shm \"\${LITELVLM_CACHE:-\$HOME}\" || true; $PY '$ROOT/benchmarks/gpu_check.py' env) > '$OUT/env.txt' 2>&1; rc=\$?; \
+cat '$OUT/env.txt'; exit \$rc"
 step matmul "$PY '$ROOT/benchmarks/gpu_check.py' matmul '$OUT' $DEVICE"
-for model in "${MODELS[@]}"; do
-  name="${model%%:*}"
-  tok=""
-  input="--refer-dir '$DATA/coco128_refer'"
-  case "$model" in
-    glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;;
-    videoglamm*) input="" ;;   # a video model: validate's synthetic clip (written in a scratch folder)
-  esac
-  for prefill in eager captured; do
-    extra=""
-    [ "$prefill" = captured ] && extra="${CAPTURE[*]:-}"
-    step "validate-$name-$prefill" "$PY -m litelvlm.cli validate --model $model $tok $input \
---device $DEVICE --methods litelvlm fastv --budgets ${BUDGETS[*]} --repeats $REPEATS --prefill $prefill $extra \
---matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) --out '$OUT/validate/$name-$prefill'"
-  done
-done
 for model in "${MODELS[@]}"; do
   name="${model%%:*}"
   tok=""
@@ -107,6 +96,29 @@ for model in "${MODELS[@]}"; do
   esac
   step "throughput-$name" "$PY '$ROOT/benchmarks/bench_throughput.py' --models $model $tok --device $DEVICE \
 --methods none litelvlm fastv ${THROUGHPUT[*]} --refer-dir '$DATA/coco128_refer' --out '$OUT/throughput/$name'"
+done
+for model in "${MODELS[@]}"; do
+  name="${model%%:*}"
+  tok=""
+  input="--refer-dir '$DATA/coco128_refer'"
+  budgets="${BUDGETS[*]}"
+  case "$model" in
+    glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;;
+    # a video model: validate's synthetic clip (written in a scratch folder); its default arrangement (pool)
+    # takes square per-frame budgets only
+    videoglamm*) input=""; budgets="${budgets//192/196}" ;;
+  esac
+  for prefill in eager captured; do
+    extra=""
+    [ "$prefill" = captured ] && extra="${CAPTURE[*]:-}"
+    step "validate-$name-$prefill" "$PY -m litelvlm.cli validate --model $model $tok $input \
+--device $DEVICE --methods litelvlm fastv --budgets $budgets --repeats $REPEATS --prefill $prefill $extra \
+--matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) --out '$OUT/validate/$name-$prefill'"
+  done
+  # a full-size random model's cached checkpoint (7-16 GB) goes once its last step is done: the disk of a fresh
+  # GPU machine holds about two of them
+  [ "$DRY" = 1 ] || step "drop-$name" "rm -rf \"\${LITELVLM_CACHE:-\$HOME/.cache/litelvlm}/random-models/\
+${name%%-*}-\"*-fast; df -h \"\${LITELVLM_CACHE:-\$HOME/.cache/litelvlm}\" | tail -1"
 done
 step summary "$PY '$ROOT/benchmarks/gpu_check.py' summary '$OUT'"
 
@@ -126,18 +138,28 @@ fi
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg LITELVLM_SHARED_DATA="$DATA"
 cmdline="benchmarks/gpu_check.sh $([ "$DRY" = 1 ] && echo '--dry-run ')--out $OUT"
 echo "$cmdline" > "$OUT/command.txt"
-pack() { tar czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" 2>/dev/null; }
+PACK="${PACK:-$OUT.tar.gz}"
+pack() { tar czf "$PACK.part" -C "$(dirname "$OUT")" "$(basename "$OUT")" 2>/dev/null && mv "$PACK.part" "$PACK"; }
+start=$(date +%s)
 failed=0
 for ((i = 0; i < ${#STEPS[@]}; i += 2)); do
   name="${STEPS[i]}"
   t0=$(date +%s)
-  echo "== $name" | tee -a "$OUT/steps.log"
-  timeout "$STEP_LIMIT_S" bash -c "${STEPS[i+1]}" > "$OUT/$name.log" 2>&1
+  left=$((DEADLINE_S - (t0 - start)))
+  limit=$((left < STEP_LIMIT_S ? left : STEP_LIMIT_S))
+  if [ "$limit" -lt 20 ]; then
+    echo "$name skipped: ${left} s left of DEADLINE_S=$DEADLINE_S" | tee -a "$OUT/steps.log"
+    failed=$((failed + 1))
+    continue
+  fi
+  echo "== $name (limit $limit s)" | tee -a "$OUT/steps.log"
+  timeout "$limit" bash -c "${STEPS[i+1]}" > "$OUT/$name.log" 2>&1
   rc=$?
   echo "$name rc=$rc $(( $(date +%s) - t0 )) s" | tee -a "$OUT/steps.log"
   [ $rc -eq 0 ] || failed=$((failed + 1))
   tail -n 3 "$OUT/$name.log"
   pack
 done
-echo "$failed step(s) failed; results in $OUT (packed: $OUT.tar.gz)"
+pack
+echo "$failed step(s) failed or skipped; results in $OUT (packed: $PACK)"
 [ $failed -eq 0 ]

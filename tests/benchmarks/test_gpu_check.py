@@ -34,7 +34,8 @@ def test_the_check_runs_eager_and_captured_for_every_model_beside_the_matmul_rat
         for prefill in ("eager", "captured"):
             cmd = steps[f"validate-{model}-{prefill}"]
             assert f"--model {model} " in cmd and f"--prefill {prefill}" in cmd and "--device cuda" in cmd
-            assert ("--budgets 576 192 64" in cmd and "--methods litelvlm fastv" in cmd
+            budgets = "576 196 64" if model.startswith("videoglamm") else "576 192 64"  # pool: squares
+            assert (f"--budgets {budgets} " in cmd and "--methods litelvlm fastv" in cmd
                     and "--repeats 3" in cmd)
             assert ("--matmul-tflops $(cat '/nowhere/rate.txt'" in cmd
                     and f"--out '/nowhere/validate/{model}-" in cmd)
@@ -49,7 +50,13 @@ def test_the_check_runs_eager_and_captured_for_every_model_beside_the_matmul_rat
         assert "--methods none litelvlm fastv" in cmd and "--batch-sizes 1 8 32 --budgets 192 64" in cmd
         assert "--memory-limit-gib 60" in cmd and f"--out '/nowhere/throughput/{model}'" in cmd
     assert "--tokenizer" in steps["throughput-glamm-7b-random"]
-    assert len(steps) == 2 + 3 * len(FULL) - 1 + 1  # no throughput step for the video model
+    # each model's cached random checkpoint dropped after its last step (the disk holds about two)
+    names = list(steps)
+    for model in FULL:
+        family = model.split("-")[0]
+        assert f"random-models/{family}-\"*-fast" in steps[f"drop-{model}"]
+        assert names.index(f"drop-{model}") == names.index(f"validate-{model}-captured") + 1
+    assert len(steps) == 2 + 4 * len(FULL) - 1 + 1  # no throughput step for the video model
 
 
 def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
@@ -60,11 +67,35 @@ def test_the_dry_run_is_the_same_flow_on_a_cpu_with_the_tiny_presets():
         assert "--device cpu" in steps[f"validate-{name}-eager"] and "--budgets 64" in steps[
             f"validate-{name}-eager"]
         assert "--prefill captured --capture compile-eager" in steps[f"validate-{name}-captured"]
+        assert f"drop-{name}" not in steps  # a tiny model's cache is kept
         if name.startswith("videoglamm"):  # a video model: no image throughput step
             assert f"throughput-{name}" not in steps
             continue
         assert "--device cpu" in steps[f"throughput-{name}"] and "--batch-sizes 1 2" in steps[
             f"throughput-{name}"]
+
+
+def test_the_throughput_steps_run_before_the_prefill_tables():
+    """The batch-size throughput (the issue a GPU session is lent for first) before the eager/captured
+    tables."""
+    names = list(_steps())
+    first_validate = min(i for i, n in enumerate(names) if n.startswith("validate-"))
+    assert max(i for i, n in enumerate(names) if n.startswith("throughput-")) < first_validate
+    assert names.index("validate-glamm-7b-random-eager") < names.index("validate-unipixel-3b-random-eager")
+
+
+@pytest.mark.odd_case("deadline", "no time left for a step", "benchmarks/gpu_check.sh",
+                      "the step is skipped and logged, the archive still written (PACK), exit 1")
+def test_a_step_past_the_deadline_is_skipped_and_the_archive_still_written(tmp_path):
+    out, pack = tmp_path / "gc", tmp_path / "back" / "gc.tar.gz"
+    pack.parent.mkdir()
+    env = {**os.environ, "PYTHON": "false", "DEADLINE_S": "0", "PACK": str(pack)}
+    done = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out)], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    log = (out / "steps.log").read_text()
+    assert log.count(" skipped: ") == len(_steps("--dry-run")) and "DEADLINE_S=0" in log
+    assert pack.is_file() and not (tmp_path / "gc.tar.gz").exists()
 
 
 def test_the_check_names_the_card_or_the_cpu_it_ran_on():
@@ -117,7 +148,7 @@ def test_the_dry_run_runs_end_to_end(tmp_path, shared_data):
     step."""
     out = tmp_path / "gc"
     env = {**os.environ, "PYTHON": sys.executable, "LITELVLM_SHARED_DATA": str(shared_data),
-           "STEP_LIMIT_S": "600"}
+           "STEP_LIMIT_S": "600", "DEADLINE_S": "3600"}
     done = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out)], capture_output=True,
                           text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
