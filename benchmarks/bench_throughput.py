@@ -9,7 +9,9 @@ sequence, so a pruned batch takes less memory and more prompts fit).
     --tokenizer DIR --memory-limit-gib 60
 
 Each model grounds the same P = max(B) prepared images (one expression each; synthetic odd-sized images, or
-the first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one warm-up, the
+the first images of ``--refer-dir``), ``--repeats`` times per (method, budget, B) after one untimed warm-up
+(``--warmup``: on CUDA a whole pass over the P prompts at that B, so that no shape is timed on its first call;
+on a CPU one batch of at most 2), the
 repeats of the B interleaved (B = 1, B = 8, B = 1, ...: a load that comes and goes hits each B alike): B = 1
 is today's path (``ground``), B > 1 ``ground_batch`` per B prompts (padded LLM forwards, on a CPU with eager
 attention in sub-batches whose scores fit the last-level cache; ``--sub-batch-bytes none``: one forward per B
@@ -87,18 +89,28 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def warmup_prompts(count: int, batch: int, batched: bool, mode: str) -> int:
+    """How many of the ``count`` prompts the untimed warm-up of batch size ``batch`` grounds: all of them for
+    ``full`` (every sequence length and padded shape of the timed pass has run once: a GPU's first calls of a
+    shape choose kernels and grow the allocator's pool), else one batch of at most 2 (one prompt for a method
+    that cannot batch)."""
+    if mode == "full":
+        return count
+    return min(batch, 2, count) if batched else 1
+
+
 def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats: int, device: str,
-            sub_batch="auto") -> list[dict]:
+            sub_batch="auto", warmup: str = "short") -> list[dict]:
     """Per batch size in ``batches``: the best-of-``repeats`` wall and CPU seconds of grounding ``preps``, the
     repeats interleaved across the batch sizes (a load that comes and goes hits every B alike), and one
-    batch's peak."""
+    batch's peak; ``warmup``: :func:`warmup_prompts`' mode."""
     from litelvlm.lvlm.batched import batch_error
     from litelvlm.memory import peak_activation_bytes
 
     batched = batch_error(pipe, method) is None
     for b in batches:  # warm-up
-        warm = min(b, 2) if batched else 1
-        ground_all(pipe, preps[:warm], method, budget, warm, batched, sub_batch)
+        warm = warmup_prompts(len(preps), b, batched, warmup)
+        ground_all(pipe, preps[:warm], method, budget, min(b, warm) if batched else 1, batched, sub_batch)
     wall, cpu = dict.fromkeys(batches, math.inf), dict.fromkeys(batches, math.inf)
     for _ in range(repeats):
         for b in batches:
@@ -146,10 +158,11 @@ def bench_model(model: str, a) -> pd.DataFrame:
     out = []
     for method in a.methods:
         for budget in [None] if get_method(method).baseline else a.budgets:
-            rows = measure(pipe, preps, method, budget, a.batch_sizes, a.repeats, a.device, a.sub_batch_bytes)
+            rows = measure(pipe, preps, method, budget, a.batch_sizes, a.repeats, a.device, a.sub_batch_bytes,
+                           a.warmup)
             for b, row in zip(a.batch_sizes, rows, strict=True):
-                out.append(
-                    {"model": model, "method": method, "budget": budget or "all", "batch_size": b, **row})
+                out.append({"model": model, "method": method, "budget": budget or "all", "batch_size": b,
+                            **row, "warmup": a.warmup})
                 print(f"{model} {method}@{budget or 'all'} B={b}: {row['images_per_s']:.2f} images/s, "
                       f"{row['cpu_s_per_image']:.3f} CPU-s/image, peak {row['peak_mib']:.1f} MiB", flush=True)
     df = pd.DataFrame(out)
@@ -183,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                    type=lambda v: v if v == "auto" else None if v == "none"
                    else int(v), help="ground_batch's budget for one padded LLM forward's eager attention "
                    "(auto: the last-level cache on a CPU; none: one forward per batch, as before; or bytes)")
+    p.add_argument("--warmup", default="auto", choices=["auto", "short", "full"],
+                   help="the untimed warm-up per (method, budget, B): full grounds every prompt once (every "
+                   "shape of the timed pass; auto: full on CUDA), short one batch of at most 2")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="folder for throughput.csv")
@@ -190,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     if min(a.batch_sizes) < 1 or min(a.budgets) < 1 or a.repeats < 1:
         p.error("--batch-sizes, --budgets and --repeats must be >= 1")
     a.batch_sizes = sorted(set(a.batch_sizes))
+    if a.warmup == "auto":
+        a.warmup = "full" if a.device.startswith("cuda") else "short"
     if a.threads:
         torch.set_num_threads(a.threads)
-    print(f"CPU: {cpu_flags()}; threads {torch.get_num_threads()}; device {a.device}")
+    print(f"CPU: {cpu_flags()}; threads {torch.get_num_threads()}; device {a.device}; warm-up {a.warmup}")
     df = pd.concat([bench_model(m, a) for m in a.models], ignore_index=True)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(df.drop(columns=["fit", "images"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from bench_throughput import largest_batch  # noqa: E402
+from bench_throughput import largest_batch, warmup_prompts  # noqa: E402
 
 
 def test_the_largest_batch_is_read_off_a_line_through_the_measured_peaks():
@@ -24,3 +24,12 @@ def test_the_largest_batch_is_read_off_a_line_through_the_measured_peaks():
 def test_a_method_that_runs_at_batch_one_has_no_largest_batch():
     rows = pd.DataFrame({"batch_size": [1, 8], "peak_mib": [12.0, 12.0], "batched": [False, False]})
     assert largest_batch(rows, 1024.0) is None
+
+
+def test_a_full_warm_up_grounds_every_prompt_once_at_each_batch_size():
+    """On CUDA (``--warmup auto``) every shape of the timed pass has run once, untimed: the first timed
+    figures of a run (none at B = 1) are not its kernels' first calls."""
+    assert [warmup_prompts(32, b, True, "full") for b in (1, 8, 32)] == [32, 32, 32]
+    assert warmup_prompts(32, 1, False, "full") == 32             # prompt by prompt, every prompt
+    assert [warmup_prompts(32, b, True, "short") for b in (1, 8, 32)] == [1, 2, 2]
+    assert warmup_prompts(32, 8, False, "short") == 1 and warmup_prompts(1, 8, True, "short") == 1
