@@ -7,7 +7,9 @@ x (tokens, per layer) over the device's matrix-product rate, measured here by a 
 per-layer overhead and kernel launches, not by its arithmetic: its times do not show what pruning saves (at
 batch 1 on a GPU an eager prefill sits 5-10x above its limit and stays flat across budgets), and ``validate``
 and ``efficiency`` say so beside it (:func:`bound_note`). Attention's own n^2 products are left out: the limit
-is a lower bound.
+is a lower bound. With the layers captured (``--prefill captured``) the launches are gone, so a run still
+above the bound is named for what the limit leaves out (a long prompt's attention) or overhead outside the
+capture.
 """
 
 from __future__ import annotations
@@ -80,9 +82,11 @@ def screen_note(ratios: list[float], captured: bool = False) -> str | None:
     bad = [r for r in ratios if r == r and r > OVERHEAD_BOUND]
     if not bad:
         return None
+    why = ("with the decoder layers captured: work the limit leaves out, attention's n^2 products and its "
+           "scores' memory traffic, or overhead outside the captured stack" if captured
+           else "per-layer overhead and kernel launches, not arithmetic")
     return (f"overhead-bound: {len(bad)} of {len(ratios)} prefills took {min(bad):.1f}-{max(bad):.1f}x their "
-            f"arithmetic limit (> {OVERHEAD_BOUND:g}x: per-layer overhead and kernel launches, not "
-            "arithmetic); their speed-ups do not show what pruning saves"
+            f"arithmetic limit (> {OVERHEAD_BOUND:g}x: {why}); their speed-ups do not show what pruning saves"
             + ("" if captured else " (try --prefill captured)"))
 
 
