@@ -12,8 +12,7 @@ weights);
 * :func:`write_weights` and :func:`write_json`: safetensors shards of a size (and their index), straight from
   the tensors' memory with a progress bar over the bytes, and a JSON file, both written atomically.
 
-Importing this module imports nothing heavy (torch only inside :func:`write_weights` and
-:func:`random_record`).
+It imports torch and the safetensors writer: the command-line layer reaches it only after the checks.
 """
 
 from __future__ import annotations

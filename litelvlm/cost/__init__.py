@@ -15,7 +15,8 @@ never names a family:
   time is the sum of its parts (:attr:`~FamilyCost.sums_parts`), its own :meth:`~FamilyCost.timing_rows`.
 
 A method's options (e.g. FastV's layer) reach the cost as one object, ``method_args`` (the study's arguments,
-read by ``Method.options_from``). This module is light: it imports nothing heavy.
+read by ``Method.options_from``). Importing it loads torch (the FLOP counter of :mod:`.tokens`); the
+study's options and ``--help`` do not import it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A family's pipeline sets ``abilities = Abilities(...)`` on its class
 (:class:`litelvlm.lvlm.family.GroundingPipeline`); the contract's shared code (``ground``, ``method_error``,
-the studies) reads it, also from the class before any weights load. This module imports nothing heavy.
+the studies) reads it, also from the class before any weights load. Its own imports are the standard
+library's; its package (:mod:`litelvlm.lvlm`) loads torch.
 """
 
 from __future__ import annotations
