@@ -1,12 +1,9 @@
 """VisPruner on Qwen2.5-VL (UniPixel, Sa2VA's Qwen presets):
-this project's adaptation (no official Qwen2.5-VL code of it could be read). It reads the shared stand-in for
-CLIP's [CLS] attention and keys (:func:`litelvlm.qwen_vision.cls_stand_in.stand_in`: the attention each merged
-token receives in the tower's last full-attention block, and that block's keys averaged over each merged
-token's 4 patches, both in the LLM's order) in place of CLIP's, and keeps or merges the LLM-input merged
-tokens (``ctx.visual_embeds``) by its official rule, through the very functions its GLaMM (LLaVA-1.5) module
-uses on CLIP's grid. It acts at the LLM input; option ``block``: the tower block the stand-in reads (default:
-the last full-attention block). It re-runs the tower once per image (``reads_vision_blocks``; the efficiency
-study does not count that yet and refuses it).
+this project's adaptation (no official Qwen2.5-VL code of it could be read). It keeps or merges the LLM-input
+merged tokens (``ctx.visual_embeds``) by its official rule, through the very functions its GLaMM (LLaVA-1.5)
+module uses on CLIP's grid, reading :mod:`litelvlm.qwen_vision.cls_stand_in` (what stands in for CLIP's [CLS]
+attention and keys) in place of CLIP's. It acts at the LLM input; option ``block``: the tower block the
+stand-in reads. It re-runs the tower once per image (``reads_vision_blocks``; efficiency refuses it).
 
 * ``vispruner``: ``int(K * important_ratio)`` tokens of highest score, then the even/odd duplicate removal
   over the rest in descending-score order, measured on the LLM-input tokens
