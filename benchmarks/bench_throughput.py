@@ -110,7 +110,7 @@ def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats:
     batched = batch_error(pipe, method) is None
     for b in batches:  # warm-up
         warm = warmup_prompts(len(preps), b, batched, warmup)
-        ground_all(pipe, preps[:warm], method, budget, min(b, warm) if batched else 1, batched, sub_batch)
+        ground_all(pipe, preps[:warm], method, budget, min(b, warm), batched, sub_batch)
     wall, cpu = dict.fromkeys(batches, math.inf), dict.fromkeys(batches, math.inf)
     for _ in range(repeats):
         for b in batches:

@@ -1,13 +1,17 @@
 """A bad argument fails before the heavy imports: every subcommand returns 2 without importing torch
 (nor transformers, open_clip, pandas, scipy, matplotlib or captum), checked in a fresh interpreter.
 Parsing imports only the subcommand's module, whose top-level imports are light; the output-folder
-and thread checks run before the subcommand does. No timing is asserted (see docs/testing.md)."""
+and thread checks run before the subcommand does. A module whose docstring says it imports nothing heavy is
+held to it the same way. No timing is asserted (see docs/testing.md)."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +99,40 @@ def test_every_study_options_module_and_package_is_light():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: a docstring's claim that importing the module loads nothing heavy
+LIGHT_CLAIM = re.compile(r"(?:This|this) (?:module|package file) (?:is light|imports nothing heavy)"
+                         r"|Importing this module imports nothing heavy")
+LOADED = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
+"""
+
+
+def _claims_light() -> list[str]:
+    found = []
+    for package in ("litelvlm", "analysis"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
+            if LIGHT_CLAIM.search(doc):
+                parts = path.relative_to(ROOT).with_suffix("").parts
+                found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+def test_a_module_that_says_it_is_light_loads_nothing_heavy():
+    """Each module whose docstring says it imports nothing heavy, imported alone in a fresh interpreter
+    (its parents' ``__init__`` included: that is what importing it costs), loads none of :data:`HEAVY`."""
+    modules = _claims_light()
+    assert len(modules) >= 8, modules
+    loaded = {}
+    for module in modules:
+        done = subprocess.run([sys.executable, "-c", LOADED, module, json.dumps(HEAVY)], capture_output=True,
+                              text=True, timeout=120, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        if heavy := json.loads(done.stdout.strip().splitlines()[-1]):
+            loaded[module] = heavy
+    assert loaded == {}

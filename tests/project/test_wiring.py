@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,38 +142,3 @@ def test_optional_packages_are_imported_only_through_optional_import():
 def test_import_module_only_in_the_resolvers():
     assert {rel for rel, _ in _calls("import_module")} == RESOLVERS
 
-
-#: the packages a module that calls itself light must not load (the slow ones and the data libraries)
-HEAVY = ("torch", "transformers", "open_clip", "pandas", "scipy", "matplotlib", "numpy", "PIL", "safetensors")
-#: a docstring's claim that importing the module loads nothing heavy
-LIGHT_CLAIM = re.compile(r"(?:This|this) (?:module|package file) (?:is light|imports nothing heavy)"
-                         r"|Importing this module imports nothing heavy")
-
-
-def _claims_light() -> list[str]:
-    found = []
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
-            if LIGHT_CLAIM.search(doc):
-                parts = path.relative_to(ROOT).with_suffix("").parts
-                found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return found
-
-
-def test_a_module_that_says_it_is_light_loads_nothing_heavy():
-    """Each module whose docstring says it imports nothing heavy, imported alone in a fresh process, leaves
-    every package of :data:`HEAVY` unloaded (its parents' ``__init__`` included: that is what importing it
-    costs)."""
-    modules = _claims_light()
-    assert len(modules) >= 8, modules
-    code = ("import importlib, subprocess, sys\n"
-            f"heavy = {HEAVY!r}\n"
-            "for mod in sys.argv[1:]:\n"
-            "    done = subprocess.run([sys.executable, '-c', f'import sys, {mod}; print(*sorted(p for p in "
-            "{heavy!r} if p in sys.modules))'], capture_output=True, text=True)\n"
-            "    print(mod, '->', done.stdout.strip() or done.stderr.strip()[-300:] or 'light')\n")
-    out = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, cwd=ROOT,
-                         timeout=300)
-    loaded = [line for line in out.stdout.splitlines() if not line.endswith("-> light")]
-    assert not loaded and out.returncode == 0, loaded or out.stderr
