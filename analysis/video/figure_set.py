@@ -16,6 +16,7 @@ from analysis.figures.figure_set import FigureSet
 from analysis.video import VideoArgs, plots, run
 from analysis.video.statistics import load_statistics
 from litelvlm.families import DEFAULT_VIDEO_MODEL, card, family_of
+from litelvlm.video.datasets import REF_DAVIS
 
 #: the smoke run: the default video model (random weights) on synthetic videos, two methods at the paper's
 #: budgets
@@ -37,7 +38,8 @@ def video_labels(config: dict) -> plots.VideoLabels:
     """What the figures of an ``eval-video`` run say of its model family (:func:`litelvlm.families.card`): its
     display name (a family whose input is an image: its video path), the budget reading its run recorded, and
     the note on the weights the run recorded (or its family's video path's); a folder that records no family
-    is of the default video model's family, the only one before families were recorded."""
+    is of the default video model's family, the only one before families were recorded. Its dataset and split
+    are the recorded ones (a run records ``dataset`` unless it is Ref-DAVIS-17, the default)."""
     ident = read_identity(config) or {}
     name = config.get("family") or ident.get("family") or family_of(DEFAULT_VIDEO_MODEL)
     fam = card(name)
@@ -47,7 +49,7 @@ def video_labels(config: dict) -> plots.VideoLabels:
     reading = config.get("budget_reading")
     return plots.VideoLabels(title,
                              f"per-frame budget (of 576): {reading}" if reading else plots.PER_FRAME_CLIP,
-                             note)
+                             note, config.get("dataset") or REF_DAVIS, config.get("split") or "")
 
 
 def video_eval_note(fam) -> str:
@@ -76,13 +78,16 @@ def draw_video(tables: dict) -> dict:
     """J&F, J and F against the per-frame budget (95% bootstrap intervals over videos where the results have
     them), and the paper's claims judged on these results, each labelled with its results' weights."""
     figs = {}
+    suffix = tables["labels"].suffix   # the run's dataset (none for Ref-DAVIS-17): jf_mevis, ...
     for name, metric in (("jf", "J&F"), ("j", "J"), ("f", "F")):
         fig, _ = plots.plot_jf_vs_budget(tables["summary"], metric, labels=tables["labels"])
         style.label_weights(fig, *tables["models"])
-        figs[name] = fig
+        figs[name + suffix] = fig
     if not tables["claims"].empty:  # claims.csv: MET / MISSED on real weights, else not judged
-        figs["claims"], _ = plots.plot_claims_table(tables["claims"], "The paper's claims (eval-video, J&F)")
-        style.label_weights(figs["claims"], *tables["models"])
+        claims, _ = plots.plot_claims_table(tables["claims"], "The paper's claims (eval-video, J&F, "
+                                            f"{tables['labels'].protocol})")
+        style.label_weights(claims, *tables["models"])
+        figs["claims" + suffix] = claims
     return figs
 
 
@@ -93,9 +98,9 @@ _NAMES = video_families()
 FIGURE_SET = FigureSet(
     name="video", notebook="11_video_referring_segmentation", title="Referring video segmentation",
     description=f"J&F (and J, F) of each family's video path ({_NAMES}; the run's family named on each "
-    "figure) on a "
-                "Ref-DAVIS-layout folder (DAVIS 2017 unsupervised task per annotator set, averaged over the "
-    "sets), "
+    "figure) on Ref-DAVIS-17 (DAVIS 2017 unsupervised task per annotator set, averaged over the sets) or "
+    "MeViS `valid_u` (its per-expression J&F; the protocol the run used named in each title, its files named "
+    "`..._mevis`), "
                 "one line per pruning method against the per-frame budget with its 95% bootstrap interval "
     "over "
                 "videos (CLIP tokens kept per frame, 576 -> 196, 81; LLM-side methods and a family seeing "

@@ -35,6 +35,9 @@ from litelvlm.video.runner import FRAME_PATCHES
 #: masks (Ref-DAVIS-17, MeViS) or the server's (Refer-YouTube-VOS); ``analysis.video.protocols`` evaluates the
 #: last two
 DEFAULT_SPLITS: dict[str, str] = {REF_DAVIS: "valid", REF_YOUTUBE_VOS: "valid", MEVIS: "valid_u"}
+#: each dataset's display name, as the protocol a run used is named on screen and in its figures' titles
+DATASET_NAMES: dict[str, str] = {REF_DAVIS: "Ref-DAVIS-17", REF_YOUTUBE_VOS: "Refer-YouTube-VOS",
+                                 MEVIS: "MeViS"}
 # the 16-frame CLIP stream's pooling (its family's pruning module)
 ARRANGEMENTS = ("pool", "pool-min", "direct")
 CLIP_TEXTS = ("expression", "question")             # the CLIP text of the text-reading methods

@@ -13,6 +13,8 @@ import pandas as pd
 
 from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band, spread
 from analysis.common.style import METHOD_ORDER, baseline, figure, method_label, method_style
+from analysis.video.options import DATASET_NAMES
+from litelvlm.video.datasets import REF_DAVIS
 
 __all__ = ["VideoLabels", "frame_tokens", "plot_jf_vs_budget", "plot_claims_table"]
 
@@ -25,11 +27,26 @@ PER_FRAME_CLIP = ("CLIP tokens kept per frame (of 576; LLM-side methods: the sam
 @dataclass(frozen=True)
 class VideoLabels:
     """What a video figure says of the run that made it: the model family's ``name`` (its title), the
-    ``xlabel`` (what a per-frame budget means on it) and the ``note`` on the weights."""
+    ``xlabel`` (what a per-frame budget means on it), the ``note`` on the weights, and the ``dataset`` whose
+    protocol it ran (``eval-video --dataset``) with its ``split`` where recorded."""
 
     name: str
     xlabel: str = PER_FRAME_CLIP
     note: str = ""
+    dataset: str = REF_DAVIS
+    split: str = ""
+
+    @property
+    def protocol(self) -> str:
+        """The protocol the run used, as its title names it: ``MeViS protocol on valid_u``."""
+        name = DATASET_NAMES.get(self.dataset, self.dataset)
+        return f"{name} protocol" + (f" on {self.split}" if self.split else "")
+
+    @property
+    def suffix(self) -> str:
+        """What the run's figure names end with: ``_<dataset>`` (``jf_mevis``), nothing for Ref-DAVIS-17 (the
+        names of the runs before the other datasets)."""
+        return "" if self.dataset == REF_DAVIS else f"_{self.dataset}"
 
 
 def frame_tokens(summary: pd.DataFrame) -> int | None:
@@ -48,7 +65,8 @@ def _order(methods) -> list[str]:
 
 def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, labels: VideoLabels | None = None):
     """One line per method: ``metric`` (J&F, J or F) against the per-frame budget (of 576), the unpruned
-    baseline as a dashed line; ``labels``: what the run's model family says (its title and axis labels). With
+    baseline as a dashed line; ``labels``: what the run's model family and dataset say (its title and axis
+    labels). With
     ``<metric>_lo``/``_hi`` columns each point's 95% interval is a bar and the unpruned model's a band.
     Returns ``(fig, ax)``."""
     if metric not in ("J&F", "J", "F"):
@@ -82,6 +100,6 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
     ax.set_xlabel("\n".join(textwrap.wrap(xlabel, 60)), fontsize=7)
     ax.set_ylabel(metric, fontsize=7)
     note = "\n".join(textwrap.wrap(weights_note, 70))
-    ax.set_title(f"{name}, Ref-DAVIS protocol: {metric} vs per-frame budget\n{note}", fontsize=6)
+    ax.set_title(f"{name}, {labels.protocol}: {metric} vs per-frame budget\n{note}", fontsize=6)
     ax.legend(fontsize=5, frameon=False, ncols=2)
     return fig, ax

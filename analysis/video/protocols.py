@@ -36,13 +36,13 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from analysis.video.batches import expression_results
-from analysis.video.options import DEFAULT_SPLITS
+from analysis.video.options import DATASET_NAMES, DEFAULT_SPLITS
 from litelvlm.budget import Budget
 from litelvlm.io import atomic_path
-from litelvlm.video.datasets import MEVIS, REF_DAVIS, REF_YOUTUBE_VOS, SPLITS
+from litelvlm.video.datasets import REF_DAVIS, SPLITS
 
-#: the display names
-NAMES: dict[str, str] = {REF_DAVIS: "Ref-DAVIS-17", REF_YOUTUBE_VOS: "Refer-YouTube-VOS", MEVIS: "MeViS"}
+#: the display names (:data:`analysis.video.options.DATASET_NAMES`)
+NAMES: dict[str, str] = DATASET_NAMES
 MASK_COLUMNS = ["video", "exp_id", "method", "budget", "frames", "rles"]
 #: one row per expression of a split with masks (MeViS's unit), as ``analysis.video.compute`` reads object
 #: rows

@@ -1,6 +1,8 @@
 """The video figures say which model family made them: each family's title (its card's display name), the
 budget reading its run recorded and its weights note, never another family's."""
 
+import json
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -44,3 +46,36 @@ def test_a_folder_recording_no_family_is_the_default_video_models():
 def test_no_labels_refused():
     with pytest.raises(ValueError, match="labels"):
         plots.plot_jf_vs_budget(_summary())
+
+
+@pytest.mark.parametrize(("recorded", "protocol", "other"),
+                         [({}, "Ref-DAVIS-17 protocol", "MeViS"),
+                          ({"dataset": "mevis", "split": "valid_u"}, "MeViS protocol on valid_u", "Ref-DAVIS"),
+                          ({"dataset": "ref-youtube-vos", "split": "valid"},
+                           "Refer-YouTube-VOS protocol on valid", "Ref-DAVIS")])
+def test_the_title_names_the_protocol_the_run_used(recorded, protocol, other):
+    """A run records ``dataset`` (from ``--dataset``) unless it is Ref-DAVIS-17, the default and the only one
+    before the others; the title names the protocol the run used, never another."""
+    labels = video_labels({"family": "videoglamm", **recorded})
+    fig, ax = plots.plot_jf_vs_budget(_summary(), "J", labels=labels)
+    title = ax.get_title()
+    assert f", {protocol}: J vs per-frame budget" in title and other not in title, title
+
+
+def _run(folder, **recorded):
+    folder.mkdir()
+    config = {"model": "videoglamm-tiny-random:0", "family": "videoglamm", **recorded}
+    (folder / "config.json").write_text(json.dumps(config))
+    _summary().to_csv(folder / "summary.csv", index=False)
+    return folder
+
+
+def test_a_runs_figure_files_carry_its_dataset_unless_ref_davis(tmp_path):
+    """The figures of a MeViS run are named after its dataset (``jf_mevis``, ...), a Ref-DAVIS-17 run's keep
+    their names (``jf``, ``j``, ``f``)."""
+    from analysis.video.figure_set import draw_video, read_video
+
+    davis = draw_video(read_video(_run(tmp_path / "davis", split="valid")))
+    mevis = draw_video(read_video(_run(tmp_path / "mevis", dataset="mevis", split="valid_u")))
+    assert set(davis) == {"jf", "j", "f"} and set(mevis) == {"jf_mevis", "j_mevis", "f_mevis"}
+    assert "MeViS protocol" in mevis["jf_mevis"].axes[0].get_title()
