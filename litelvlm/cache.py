@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 from safetensors.torch import load_file, save_file
 
 from .checksums import folder_manifest, folder_problem, tensors_digest
-from .errors import LiteLVLMError
+from .errors import LiteLVLMError, storage_errno
 from .io import atomic_path
 
 if TYPE_CHECKING:
@@ -39,8 +38,9 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
     processes never read a half-written folder (a stale partial one is replaced; when another process finishes
     first, its identical copy is kept). A complete folder is checked against its manifest before it is
     returned (``verify=False``: the sizes of files over 1 MiB only, for a caller that does not read them now);
-    a damaged one is written again, with a warning. A full disk, read-only or unwritable cache is a
-    LiteLVLMError naming the folder."""
+    a damaged one is written again, with a warning. A full disk, quota, read-only or unwritable cache is a
+    LiteLVLMError naming the folder, whichever library's writer met it
+    (:func:`~litelvlm.errors.storage_errno`: safetensors' ``SafetensorError`` is no ``OSError``)."""
     damaged = None
     if (root / ".complete").exists():
         problem = _folder_problem(root, verify)
@@ -50,11 +50,13 @@ def write_once(root: Path, write, verify: bool = True) -> Path:
         damaged = _inode(root)
     try:
         return _write_aside(root, write, damaged)
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+    except LiteLVLMError:
+        raise
+    except Exception as e:
+        if (code := storage_errno(e)) is None:
             raise
-        raise LiteLVLMError(f"the cache folder {root} cannot be written ({e.strerror or e}); nothing partial "
-                            "is left there: free some space, or set LITELVLM_CACHE to another "
+        raise LiteLVLMError(f"the cache folder {root} cannot be written ({os.strerror(code)}); nothing "
+                            "partial is left there: free some space, or set LITELVLM_CACHE to another "
                             "folder") from None
 
 
@@ -124,13 +126,14 @@ class TensorCache:
         except OSError as e:
             self._not_writable(e)
 
-    def _not_writable(self, error: OSError) -> None:
+    def _not_writable(self, error: Exception) -> None:
         """Go on without storing entries (results are computed as without a cache), saying so once."""
+        code = storage_errno(error)
         if self.writable:
             logging.getLogger(__name__).warning(
                 "the cache folder %s cannot be written (%s): going on without storing to it; set "
                 "LITELVLM_CACHE to a writable folder to keep computed features", self.dir,
-                error.strerror or error)
+                os.strerror(code) if code is not None else getattr(error, "strerror", None) or error)
         self.writable = False
 
     def _path(self, item: str) -> Path:
@@ -165,7 +168,9 @@ class TensorCache:
             with atomic_path(self._path(item)) as tmp:
                 tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
                 save_file(tensors, str(tmp), metadata={CHECKSUM_KEY: tensors_digest(tensors)})
-        except OSError as e:
+        except Exception as e:
+            if not isinstance(e, OSError) and storage_errno(e) is None:
+                raise
             self._not_writable(e)
 
 

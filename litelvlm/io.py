@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import transaction
-from .errors import LiteLVLMError
+from .errors import LiteLVLMError, storage_errno
 
 
 def _current_umask() -> int:
@@ -32,9 +32,10 @@ def publish(path: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds. Inside an open
-    :class:`~litelvlm.transaction.Transaction` on a folder holding ``path``, "into place" is the transaction's
-    staging folder, and the file reaches ``path`` when the transaction commits."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds (a writer's
+    error carrying a full disk's errno is an ``OSError`` naming ``path``, whichever library raised it). Inside
+    an open :class:`~litelvlm.transaction.Transaction` on a folder holding ``path``, "into place" is the
+    transaction's staging folder, and the file reaches ``path`` when the transaction commits."""
     path = Path(path)
     tx = transaction.active_for(path)
     staged = tx.route(path) if tx is not None else None
@@ -55,6 +56,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if e.filename is None and e.errno is not None:
             raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
+    except Exception as e:
+        # a full disk met by a writer whose error is no OSError (safetensors' SafetensorError): name it
+        if isinstance(e, LiteLVLMError) or (code := storage_errno(e)) is None:
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from e
     finally:
         if tmp.exists():
             tmp.unlink()

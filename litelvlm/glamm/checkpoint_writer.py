@@ -83,8 +83,9 @@ def save_glamm_checkpoint(model, tokenizer, path: str | Path, shards: int = 2, f
             save_shards({name: {k: sd[k] for k in group} for name, group in zip(names, groups)}, path,
                         metadata={"format": "pt"}, bar=bar)
         for name, group in zip(names, groups) if fmt == "bin" else ():
-            with atomic_path(path / name) as tmp:
-                torch.save({k: sd[k] for k in group}, tmp)
+            # into a Python file: its full disk's OSError reaches torch's error (a path's names no errno)
+            with atomic_path(path / name) as tmp, open(tmp, "wb") as f:
+                torch.save({k: sd[k] for k in group}, f)
             bar.update(sum(sd[k].numel() * sd[k].element_size() for k in group))
     if len(groups) > 1:
         index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in sd.values())},
