@@ -23,6 +23,7 @@ from .errors import LiteLVLMError
 from .methods import describe
 from .model_spec import ModelSpec
 from .run_owner import claim
+from .stop_signals import Stopped, stops_as_interrupts
 from .threads import default_threads, torch_threads
 
 #: The library's own subcommands: name -> (module, one-line help).
@@ -153,6 +154,9 @@ def _flag(dest: str) -> str:
 def _check_writable(dest: str, path: str, folder: bool) -> None:
     """Raise unless ``path`` can be written: a folder (or a file, ``folder=False``) that exists and is
     writable, or a new one under a writable existing folder."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise LiteLVLMError(f"{_flag(dest)} {path!r} is a broken symbolic link (to {os.readlink(path)!r}): "
+                            f"remove it, or give another {_flag(dest)}")
     if folder and os.path.exists(path) and not os.path.isdir(path):
         raise LiteLVLMError(f"{_flag(dest)} {path!r} exists and is not a folder")
     if not folder and os.path.isdir(path):
@@ -185,7 +189,8 @@ def check_common_options(args: argparse.Namespace) -> None:
             _check_writable(dest, path, folder=dest in OUTPUT_FOLDERS)
     out = getattr(args, "out", None)
     if not listing and isinstance(out, str) and out and isinstance(getattr(args, "command", None), str):
-        claim(out, args.command, getattr(args, "overwrite", False) is True)   # a run owns its --out
+        with stops_as_interrupts():   # a stop while an unfinished run's folder is being settled
+            claim(out, args.command, getattr(args, "overwrite", False) is True)   # a run owns its --out
     for dest in () if listing else INPUT_PATHS:
         path = getattr(args, dest, None)
         if isinstance(path, str) and path and not os.path.exists(os.path.expanduser(path)):
@@ -252,11 +257,15 @@ def _main(argv: list[str] | None, once: WarnOnce | None) -> int:
         hint = args.model if hasattr(args, "model") else getattr(args, "arch", "")
         check_common_options(args)
         n = args.threads if getattr(args, "threads", None) is not None else default_threads(hint)
-        with torch_threads(n):
+        with torch_threads(n), stops_as_interrupts():   # SIGTERM, SIGHUP: rolled back as Ctrl-C is
             return int(args._run(args) or 0)
     except LiteLVLMError as e:
         print(f"litelvlm {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
+    except Stopped as e:
+        print(f"litelvlm {args.command}: stopped by {e.name}; the results folder keeps its earlier results, "
+              "completed parts are kept and a re-run resumes", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(f"litelvlm {args.command}: interrupted; completed work is kept and a re-run resumes",
               file=sys.stderr)

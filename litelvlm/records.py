@@ -38,4 +38,38 @@ def read_record(path: str | os.PathLike) -> object:
         raise damaged(path, "is not valid JSON (truncated, garbled or a partial copy)") from None
 
 
-__all__ = ["WAY_OUT", "damaged", "read_record"]
+def plain_name(out: str | os.PathLike, rel: object, record: str | os.PathLike, top: bool = False) -> Path:
+    """``out / rel`` when the name ``rel`` that the record file ``record`` holds is a plain relative name
+    inside ``out`` (no absolute path, no ``..`` or ``.`` part, no empty part, no link on the way that leads
+    out of ``out``; ``top``: one entry, itself no link leading out); a LiteLVLMError naming the record as
+    damaged otherwise. A record is data: it never names where a file is moved, read or deleted outside its
+    folder."""
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        raise damaged(record, f"names {rel!r}, which is not a file name")
+    parts = rel.split("/")
+    if rel.startswith("/") or any(part in ("", ".", "..") for part in parts) or (top and len(parts) > 1):
+        raise damaged(record, f"names {rel!r}, which is not a plain {'entry' if top else 'path'} inside its "
+                              "folder")
+    path = Path(out) / rel
+    root = os.path.realpath(out)
+    parent = os.path.realpath(path if top else path.parent)   # a folder it names: the folder itself too
+    if parent != root and not parent.startswith(root + os.sep):
+        raise damaged(record, f"names {rel!r}, which leads out of its folder through a link")
+    return path
+
+
+def inside(out: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path`` when it lies inside the folder ``out`` (its parent resolved through links; the entry itself
+    may be a link, which is moved or removed, never followed); a LiteLVLMError otherwise. Every move or
+    removal of the run machinery checks its target with it."""
+    root = os.path.realpath(out)
+    parent = os.path.realpath(Path(path).parent)
+    name = Path(path).name
+    if name in ("", ".", "..") or (parent != root and not parent.startswith(root + os.sep)):
+        raise LiteLVLMError(f"{path} lies outside the folder {out}: this project moves and removes files "
+                            f"only "
+                            "inside the folder a run owns; nothing was changed there")
+    return Path(path)
+
+
+__all__ = ["WAY_OUT", "damaged", "inside", "plain_name", "read_record"]

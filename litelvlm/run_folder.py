@@ -26,27 +26,20 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from . import run_owner
 from .errors import LiteLVLMError
+from .folder_lock import LOCK_NAME, FolderLock
 from .io import write_json
+from .records import inside
+from .stop_signals import stops_as_interrupts
 from .transaction import Transaction
 
-#: the lock file of a folder a run is writing
-LOCK_NAME = ".lock"
-
-
-def _holder(fd: int) -> str:
-    """What the lock file says of the run holding it ("" when it says nothing)."""
-    with contextlib.suppress(OSError):
-        text = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-        return f" ({text})" if text else ""
-    return ""
+log = logging.getLogger(__name__)
 
 
 class RunFolder:
@@ -68,24 +61,28 @@ class RunFolder:
         self._checked = claim is not None and (command is None or claim[0] == command)
         self.owned = tuple(owned)
         self.direct = tuple(direct)
-        self._fd: int | None = None
+        self._lock = FolderLock(self.out)
+        self._signals: contextlib.ExitStack | None = None
         self._created = False
         self._drop: list[str] = []
         self.tx: Transaction | None = None
 
     def __enter__(self) -> RunFolder:
+        if self.out.is_symlink() and not self.out.exists():
+            raise LiteLVLMError(f"--out {str(self.out)!r} is a broken symbolic link (to "
+                                f"{os.readlink(self.out)!r}): remove it, or use another --out")
         if not self._checked and not self.overwrite and self.command is not None:
             # a run started from Python: the checks of the command line
             run_owner.claim(self.out, self.command)
         try:
-            self._created = not self.out.exists()
+            self._created = not os.path.lexists(self.out)
             self.out.mkdir(parents=True, exist_ok=True)
-            self._fd = self._lock()
+            self._lock.acquire()
         except OSError as e:
             raise LiteLVLMError(f"--out {str(self.out)!r}: cannot write there ({e.strerror})") from None
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, f"pid {os.getpid()}: {' '.join(sys.argv[:1] + sys.argv[1:6])}".encode(), 0)
+        # SIGTERM and SIGHUP roll the run back as Ctrl-C does (a run started from Python too)
+        self._signals = contextlib.ExitStack()
+        self._signals.enter_context(stops_as_interrupts())
         try:
             self.tx = Transaction(self.out, self.direct, overwrite=self.overwrite).begin()
             if self.overwrite:
@@ -104,37 +101,19 @@ class RunFolder:
             raise
         return self
 
-    def _lock(self) -> int:
-        """Open and lock ``OUT/.lock`` (refused at once when another run holds it). A run that ends removes
-        the file while it still holds it, so a lock taken on a file removed meanwhile is taken again on the
-        new one."""
-        path = self.out / LOCK_NAME
-        while True:
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = _holder(fd)
-                os.close(fd)
-                raise LiteLVLMError(f"--out {str(self.out)!r} is in use by another run{holder} (locked); "
-                                    "wait for it to finish or use another --out") from None
-            try:
-                if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                    return fd
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-
     def _earlier_run(self) -> list[str]:
         """The top-level entries of the earlier run that ``--overwrite`` replaces: those its record names (its
         result files, resumable folders, config.json and the record); every entry but hidden ones without
         one."""
         names = {p.name for p in self.out.iterdir() if not p.name.startswith(".")}
-        with contextlib.suppress(LiteLVLMError):
-            record = run_owner.read_record(self.out / run_owner.MARKER)
-            if isinstance(record, dict) and isinstance(record.get("files"), dict):
-                names = {str(rel).split("/")[0] for rel in record["files"]} | set(
-                    record.get("direct") or ()) | {"config.json"}
+        try:
+            record = run_owner.read_run_record(self.out)
+        except LiteLVLMError as e:   # not trusted: the folder's entries are replaced whole
+            log.warning("%s; --overwrite replaces every entry of the folder but hidden ones", e)
+            record = None
+        if record is not None:
+            names = {rel.split("/")[0] for rel in record["files"]} | set(record.get("direct", ())) | {
+                "config.json"}
         names.add(run_owner.MARKER)
         return sorted(n for n in names if os.path.lexists(self.out / n))
 
@@ -187,8 +166,8 @@ class RunFolder:
         files: dict[str, dict] = {}
         if not self.overwrite:
             with contextlib.suppress(LiteLVLMError):
-                earlier = run_owner.read_record(self.out / run_owner.MARKER)
-                if isinstance(earlier, dict) and isinstance(earlier.get("files"), dict):
+                earlier = run_owner.read_run_record(self.out)
+                if earlier is not None:
                     files = {rel: e for rel, e in earlier["files"].items()
                              if rel not in self._drop and os.path.isfile(self.out / rel)}
         for rel in self.tx.staged:
@@ -202,7 +181,7 @@ class RunFolder:
         """Remove the files this run wrote in place (and the folders that held only them)."""
         dirs = set()
         for p in self.tx.written:
-            p.unlink(missing_ok=True)
+            inside(self.out, p).unlink(missing_ok=True)
             dirs.update(q for q in p.parents if self.out in q.parents)
         for d in sorted(dirs, key=lambda q: len(q.parts), reverse=True):
             with contextlib.suppress(OSError):
@@ -210,18 +189,16 @@ class RunFolder:
 
     def _remove_if_empty(self) -> None:
         """A folder this run created and left with nothing but its lock is removed again."""
-        if self._created and self.out.is_dir() and \
+        if self._created and self.out.is_dir() and not self.out.is_symlink() and \
                 all(p.is_dir() or p == self.out / LOCK_NAME for p in self.out.rglob("*")):
             shutil.rmtree(self.out, ignore_errors=True)
 
     def _release(self) -> None:
-        """Remove the lock file (while still holding it) and let it go."""
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                if os.fstat(self._fd).st_ino == os.stat(self.out / LOCK_NAME).st_ino:
-                    os.unlink(self.out / LOCK_NAME)
-            os.close(self._fd)
-            self._fd = None
+        """Let the lock go (its file removed while still held) and the stop signals' handlers return."""
+        self._lock.release()
+        if self._signals is not None:
+            self._signals.close()
+            self._signals = None
 
 
 __all__ = ["LOCK_NAME", "RunFolder"]

@@ -21,8 +21,8 @@ import shlex
 from pathlib import Path
 
 from .errors import LiteLVLMError
-from .records import WAY_OUT, damaged, read_record
-from .transaction import check_journal
+from .records import WAY_OUT, damaged, plain_name, read_record
+from .transaction import check_journal, settle
 
 #: the record of the run a folder holds (written with its results, by ``analysis.common.run_folder``)
 MARKER = ".litelvlm-run.json"
@@ -86,17 +86,35 @@ def _from_config(config: dict, out: Path) -> str | None:
     return None
 
 
+def read_run_record(out: str | os.PathLike) -> dict | None:
+    """The run record (:data:`MARKER`) of ``out`` (None: there is none) once every field has the type its
+    readers rely on and every name in it is a plain relative name inside ``out``
+    (:func:`litelvlm.records.plain_name`); a LiteLVLMError naming the record as damaged otherwise."""
+    path = Path(out) / MARKER
+    if not os.path.lexists(path):
+        return None
+    record = read_record(path)
+    if not isinstance(record, dict) or not isinstance(record.get("command"), str) \
+            or not isinstance(record.get("files"), dict) or not isinstance(record.get("direct", []), list):
+        raise damaged(path, "is not a run record of this project")
+    for rel, entry in record["files"].items():
+        plain_name(out, rel, path)
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) \
+                or not isinstance(entry.get("size"), int) or isinstance(entry.get("size"), bool):
+            raise damaged(path, f"has an entry {rel!r} that is not a checksum and a size")
+    for name in record.get("direct", []):
+        plain_name(out, name, path, top=True)
+    return record
+
+
 def owner(out: str | os.PathLike) -> str | None:
     """The command whose run ``out`` holds, or None (no folder, an empty one, or none of this project's runs);
     damaged records are a LiteLVLMError naming the file."""
     out = Path(out)
     if not out.is_dir():
         return None
-    if os.path.lexists(out / MARKER):
-        record = read_record(out / MARKER)
-        if not isinstance(record, dict) or not isinstance(record.get("command"), str) \
-                or not isinstance(record.get("files"), dict):
-            raise damaged(out / MARKER, "is not a run record of this project")
+    record = read_run_record(out)
+    if record is not None:
         return record["command"]
     config = out / "config.json"
     if os.path.lexists(config):
@@ -121,16 +139,9 @@ def check_results(out: str | os.PathLike) -> None:
     """Refuse (a LiteLVLMError naming the file) an earlier result of ``out`` whose bytes are not those its run
     committed (:data:`MARKER`): changed, truncated, replaced by a folder or a link, or unreadable."""
     out = Path(out)
-    if not os.path.lexists(out / MARKER):
-        return
-    record = read_record(out / MARKER)
-    files = record.get("files") if isinstance(record, dict) else None
-    if not isinstance(files, dict):
-        raise damaged(out / MARKER, "is not a run record of this project")
-    for rel, entry in files.items():
+    record = read_run_record(out)
+    for rel, entry in (record or {"files": {}})["files"].items():
         path = out / rel
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
-            raise damaged(out / MARKER, f"has an entry {rel!r} that is not a checksum")
         if not os.path.lexists(path):
             continue   # removed since: nothing to damage
         if path.is_symlink() or not path.is_file():
@@ -146,11 +157,15 @@ def check_results(out: str | os.PathLike) -> None:
 def claim(out: str | os.PathLike, command: str, overwrite: bool = False) -> None:
     """Check, before anything loads, that ``command`` may write its run into ``out``: refused when the folder
     holds another command's run (naming it) or damaged earlier results (naming the file), unless ``overwrite``
-    (the earlier run is then replaced whole when the new one commits)."""
+    (the earlier run is then replaced whole when the new one commits). First, what a stopped or killed run
+    left is finished or undone (:func:`litelvlm.transaction.settle`), so the checks read the folder's last
+    finished run, never a half-replaced one."""
     _CLAIMS[_key(out)] = (command, overwrite)
+    if not overwrite:
+        check_journal(out)
+    settle(out, discard_damaged=overwrite)
     if overwrite:
         return
-    check_journal(out)
     held = owner(out)
     if held is not None and held != command:
         raise LiteLVLMError(f"--out {str(out)!r} holds a run of `litelvlm {held}`, and this is `litelvlm "

@@ -21,13 +21,18 @@ folders, and the temporary files ending in :data:`TMP_SUFFIX`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from .errors import LiteLVLMError
-from .records import damaged, read_record
+from .folder_lock import FolderLock
+from .records import damaged, inside, plain_name, read_record
+from .stop_signals import held
+
+log = logging.getLogger(__name__)
 
 STAGE_PREFIX = ".litelvlm-stage-"
 JOURNAL = ".litelvlm-commit.json"
@@ -109,41 +114,46 @@ class Transaction:
         except BaseException:
             self.abort()
             raise
-        fd, tmp = tempfile.mkstemp(prefix=f"{JOURNAL}.", suffix=TMP_SUFFIX, dir=self.out)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(journal, f)
-                f.flush()
-                os.fsync(f.fileno())
-            replace(tmp, self.out / JOURNAL)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            self.abort()
-            raise
-        done: list[str] = []
-        try:
-            _apply(self.out, journal, done)
-        except Exception:
-            # raises when even that fails: the journal then completes it later
-            _undo(self.out, journal, done)
-            self.abort()
-            raise
+        with held():   # a stop (SIGINT, SIGTERM, SIGHUP) lands before the journal or after the last move
+            fd, tmp = tempfile.mkstemp(prefix=f"{JOURNAL}.", suffix=TMP_SUFFIX, dir=self.out)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(journal, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                step("journal written")
+                replace(tmp, self.out / JOURNAL)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                self.abort()
+                raise
+            done: list[str] = []
+            try:
+                _apply(self.out, journal, done)
+            except Exception:
+                # raises when even that fails: the journal then completes it later
+                _undo(self.out, journal, done)
+                self.abort()
+                raise
         return journal["files"]
 
     def replace_earlier(self, names: list[str]) -> None:
         """Move the top-level entries ``names`` (an earlier run, replaced whole) aside until the commit, which
         removes them; a failed run puts them back (:meth:`abort`, or :func:`recover` after a kill)."""
         self.replaced = Path(tempfile.mkdtemp(prefix=REPLACED_PREFIX, dir=self.out))
+        step("replaced folder made")
         for name in names:
-            replace(self.out / name, self.replaced / name)
+            replace(inside(self.out, self.out / name), self.replaced / name)
+            step(f"moved aside {name}")
 
     def abort(self) -> None:
         """Discard every staged file; the folder keeps what it held before (and the direct writes)."""
         self._close()
-        if self.stage is not None:
-            shutil.rmtree(self.stage, ignore_errors=True)
-        if self.replaced is not None and self.replaced.exists():
-            _restore(self.out, self.replaced)
+        with held():
+            if self.stage is not None:
+                shutil.rmtree(self.stage, ignore_errors=True)
+            if self.replaced is not None and self.replaced.exists():
+                _restore(self.out, self.replaced)
 
     def forget(self) -> None:
         """Stop routing writes, touching nothing on disk (a killed run: :func:`recover` cleans up later)."""
@@ -179,23 +189,30 @@ def _apply(out: Path, journal: dict, done: list[str] | None = None) -> None:
     stage = out / journal["stage"]
     earlier = stage / EARLIER
     for rel in journal["files"]:
-        src, dst = stage / rel, out / rel
+        src, dst = stage / rel, inside(out, out / rel)
         if src.exists():   # moved already when a killed commit is rolled forward
             dst.parent.mkdir(parents=True, exist_ok=True)
             if os.path.lexists(dst) and not os.path.lexists(earlier / rel):
                 (earlier / rel).parent.mkdir(parents=True, exist_ok=True)
                 replace(dst, earlier / rel)
+                step(f"moved the earlier {rel} aside")
             replace(src, dst)
+            step(f"moved {rel} into place")
             if done is not None:
                 done.append(rel)
-    for rel in journal["drop"]:
-        if os.path.lexists(out / rel) and not os.path.lexists(earlier / "drop" / rel):
+    for rel in journal.get("drop", []):
+        if os.path.lexists(inside(out, out / rel)) and not os.path.lexists(earlier / "drop" / rel):
             (earlier / "drop" / rel).parent.mkdir(parents=True, exist_ok=True)
             replace(out / rel, earlier / "drop" / rel)
-    (out / JOURNAL).unlink(missing_ok=True)
-    shutil.rmtree(stage, ignore_errors=True)
+            step(f"dropped {rel}")
+    # the journal goes last: until it has gone, a kill is rolled forward (never back to the replaced run)
     if journal.get("replaced"):
-        shutil.rmtree(out / journal["replaced"], ignore_errors=True)
+        _remove_tree(out, out / journal["replaced"])
+        step("replaced run removed")
+    _remove_tree(out, stage)
+    step("staging folder removed")
+    (out / JOURNAL).unlink(missing_ok=True)
+    step("journal removed")
 
 
 def _undo(out: Path, journal: dict, done: list[str]) -> None:
@@ -204,11 +221,11 @@ def _undo(out: Path, journal: dict, done: list[str]) -> None:
     stage = out / journal["stage"]
     earlier = stage / EARLIER
     for rel in reversed(done):
-        replace(out / rel, stage / rel)
+        replace(inside(out, out / rel), stage / rel)
     for rel in journal["files"]:
         if os.path.lexists(earlier / rel):
             replace(earlier / rel, out / rel)
-    for rel in journal["drop"]:
+    for rel in journal.get("drop", []):
         if os.path.lexists(earlier / "drop" / rel):
             replace(earlier / "drop" / rel, out / rel)
     (out / JOURNAL).unlink(missing_ok=True)
@@ -217,13 +234,23 @@ def _undo(out: Path, journal: dict, done: list[str]) -> None:
 def _restore(out: Path, aside: Path) -> None:
     """Put an earlier run replaced whole back in place (the failed new run's entries of the same names go)."""
     for entry in aside.iterdir():
-        target = out / entry.name
+        target = inside(out, out / entry.name)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif os.path.lexists(target):
             target.unlink()
         replace(entry, target)
+        step(f"put back {entry.name}")
     aside.rmdir()
+
+
+def _remove_tree(out: Path, path: Path) -> None:
+    """Remove ``path`` inside ``out``: a folder with its content, a link (never followed) or a file."""
+    inside(out, path)
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def check_journal(out: str | os.PathLike) -> None:
@@ -232,9 +259,17 @@ def check_journal(out: str | os.PathLike) -> None:
     path = Path(out) / JOURNAL
     if os.path.lexists(path):
         journal = read_record(path)
-        if not isinstance(journal, dict) or not isinstance(journal.get("stage"), str) \
-                or not isinstance(journal.get("files"), list):
+        if not isinstance(journal, dict) or not isinstance(journal.get("files"), list) \
+                or not isinstance(journal.get("drop", []), list):
             raise damaged(path, "is not a commit journal of this project")
+        for key, prefix in (("stage", STAGE_PREFIX), ("replaced", REPLACED_PREFIX)):
+            if key in journal or key == "stage":
+                plain_name(out, journal.get(key), path, top=True)
+                if not journal[key].startswith(prefix):
+                    raise damaged(path, f"names {journal[key]!r} as its {key} folder, not one of this "
+                                        f"project's")
+        for rel in journal["files"] + journal.get("drop", []):
+            plain_name(out, rel, path)
 
 
 def pending(out: str | os.PathLike) -> bool:
@@ -242,31 +277,84 @@ def pending(out: str | os.PathLike) -> bool:
     return (Path(out) / JOURNAL).exists()
 
 
-def recover(out: str | os.PathLike, discard_damaged: bool = False) -> None:
+def recover(out: str | os.PathLike, discard_damaged: bool = False) -> list[str]:
     """Roll forward a commit a killed run began, put back an earlier run that a killed ``--overwrite`` run had
     moved aside, then remove what an unfinished run of this project left in ``out``: its staging folders and
-    its temporary files (``*`` + :data:`TMP_SUFFIX`); nothing else. A journal that cannot be read is an error
-    naming it (the commit it records could not be completed), or removed with ``discard_damaged``
-    (``--overwrite``)."""
+    its temporary files (``*`` + :data:`TMP_SUFFIX`); nothing else, and nothing outside ``out`` (a link under
+    one of these names is removed, never followed). A journal that cannot be read is an error naming it (the
+    commit it records could not be completed), or removed with ``discard_damaged`` (``--overwrite``). Returns
+    what it did to the folder's results (empty: they were as the last finished run left them). The caller
+    holds the folder's lock."""
     out = _absolute(out)
     journal = out / JOURNAL
-    if os.path.lexists(journal):
-        try:
-            check_journal(out)
-        except LiteLVLMError:
-            if not discard_damaged:
-                raise
-            shutil.rmtree(journal) if journal.is_dir() and not journal.is_symlink() else journal.unlink()
-        else:
-            _apply(out, json.loads(journal.read_text()))
-    for p in out.glob(f"{REPLACED_PREFIX}*"):
-        _restore(out, p)
-    for p in out.glob(f"{STAGE_PREFIX}*"):
-        shutil.rmtree(p, ignore_errors=True)
-    for p in out.rglob(f"*{TMP_SUFFIX}"):
-        if p.is_file() and not any(part.startswith((STAGE_PREFIX, REPLACED_PREFIX))
-                                   for part in p.relative_to(out).parts):
+    did: list[str] = []
+    with held():
+        if os.path.lexists(journal):
+            try:
+                check_journal(out)
+            except LiteLVLMError:
+                if not discard_damaged:
+                    raise
+                _remove_tree(out, journal)
+            else:
+                _apply(out, json.loads(journal.read_text()))
+                did.append("finished the commit of a run stopped while it moved its results into place")
+        for p in sorted(out.glob(f"{REPLACED_PREFIX}*")):
+            if p.is_symlink() or not p.is_dir():
+                _remove_tree(out, p)
+                continue
+            _restore(out, p)
+            did.append("put back the earlier run that an unfinished --overwrite run had moved aside")
+        for p in out.glob(f"{STAGE_PREFIX}*"):
+            _remove_tree(out, p)
+        for p in _tmp_files(out):
             p.unlink(missing_ok=True)
+    return did
+
+
+def _tmp_files(out: Path) -> list[Path]:
+    """The project's temporary files under ``out`` (links to folders are not followed), outside the staging
+    and replaced folders."""
+    found = []
+    for root, dirs, files in os.walk(out):   # os.walk never follows a link to a folder
+        dirs[:] = [d for d in dirs if not d.startswith((STAGE_PREFIX, REPLACED_PREFIX))]
+        found += [Path(root) / f for f in files if f.endswith(TMP_SUFFIX)
+                  and not os.path.islink(os.path.join(root, f))]
+    return found
+
+
+def leftovers(out: str | os.PathLike) -> bool:
+    """Whether ``out`` holds what an unfinished run left at its top: a commit journal, a replaced earlier run
+    or a staging folder."""
+    try:
+        names = os.listdir(out)
+    except OSError:
+        return False
+    return any(n == JOURNAL or n.startswith((STAGE_PREFIX, REPLACED_PREFIX)) for n in names)
+
+
+def settle(out: str | os.PathLike, discard_damaged: bool = False) -> list[str]:
+    """Before a command touches ``out``: when an unfinished run left a commit or a replaced earlier run there,
+    take the folder's lock (refused when a running run holds it), finish or undo what was left
+    (:func:`recover`) and say so in one line. Returns what was done."""
+    if not leftovers(out):
+        return []
+    with FolderLock(out):
+        did = recover(out, discard_damaged=discard_damaged)
+    if did:
+        log.warning("--out %r: %s", str(out), "; ".join(did))
+    return did
+
+
+#: called with the name of each step of the commit and overwrite protocol as it completes (None: nothing);
+#: fault-injection tests set it to stop a process at a chosen step
+STEP_HOOK = None
+
+
+def step(name: str) -> None:
+    """Mark that the protocol step ``name`` has completed (:data:`STEP_HOOK`)."""
+    if STEP_HOOK is not None:
+        STEP_HOOK(name)
 
 
 def current(path: str | os.PathLike) -> Path:
