@@ -101,7 +101,9 @@ def draw_results(names: list[str], a: FiguresArgs, explicit: bool) -> tuple[dict
             fs.check()
     drawn, skipped = draw_tree(a.results, a.out, selected, list(registry.FIGURE_SETS.values()), explicit)
     for fs in selected:
-        if fs.name not in drawn and not any(k.startswith(fs.name + " ") for k in skipped):
+        # not drawn, and nothing said yet (a failed run, a skipped folder holding its tables)
+        if fs.name not in drawn and fs.name not in skipped and not any(k.startswith(fs.name + " ")
+                                                                       for k in skipped):
             if explicit:
                 raise LiteLVLMError(f"no {fs.name} runs in {a.results!r} (a run folder of "
                                     f"{' or '.join(fs.studies)} holding {' or '.join(fs.results_files)}); "

@@ -8,7 +8,8 @@ the runs of its model families from a more general one). No figure set opens a f
 A figure set draws each run on its own, or (:attr:`~analysis.figures.figure_set.FigureSet.together`) the runs
 of one model in one folder, or all its runs, each labelled in the figure; every file is named ``<figure
 set>_<family>-<model>_<figure>`` and every figure carries ``family/model``. A folder it cannot draw is skipped
-with one line naming it and the reason.
+with one line naming it and the reason, a folder holding a figure set's table but no ``config.json`` too
+(:func:`unrecorded`); a figure set without runs names such a folder that holds its tables.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class Run:
         return identity_label(self.identity)
 
 
+def _hidden(parts: tuple[str, ...]) -> bool:
+    """Whether a folder (its parts under the tree's root) is in a run's ``parts/`` or in a hidden staging
+    folder."""
+    return "parts" in parts or any(p.startswith(".") for p in parts)
+
+
 def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]]]:
     """(the run folders under ``root``, root included, and (folder, reason) for each ``config.json`` that
     records no run identity). A run's resumable ``parts/`` and hidden staging folders are not runs."""
@@ -51,8 +58,7 @@ def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]
         raise LiteLVLMError(f"--results {str(root)!r} is not a folder")
     runs, skipped = [], []
     for path in sorted(root.rglob("config.json")):
-        parts = path.parent.relative_to(root).parts
-        if "parts" in parts or any(p.startswith(".") for p in parts):
+        if _hidden(path.parent.relative_to(root).parts):
             continue
         try:
             config = read_json(path)
@@ -67,6 +73,34 @@ def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]
             continue
         runs.append(Run(path.parent, config, identity))
     return runs, skipped
+
+
+def unrecorded(root: Path, figure_sets: list[FigureSet]) -> list[tuple[Path, str]]:
+    """(folder, reason) for each folder under ``root`` (root included) holding a table that one of
+    ``figure_sets`` draws (a name of its :attr:`~FigureSet.results_files`) with no ``config.json`` in it or in
+    a folder above it up to ``root``: nothing records its study, family and model, so it is no run."""
+    held: dict[Path, list[str]] = {}
+    for name in sorted({Path(p).name for fs in figure_sets for p in fs.results_files}):
+        for path in root.rglob(name):
+            parts = path.parent.relative_to(root).parts
+            if _hidden(parts) or not path.is_file():
+                continue
+            if not any((root.joinpath(*parts[:i]) / "config.json").exists() for i in range(len(parts) + 1)):
+                held.setdefault(path.parent, []).append(name)
+    return [(folder, f"it holds {', '.join(names)} but no config.json (nothing records its study, family "
+                     "and model: a partial copy, or not a run folder of this project); rerun its command to "
+                     "draw it") for folder, names in sorted(held.items())]
+
+
+def holding(fs: FigureSet, skipped: list[tuple[Path, str]]) -> list[tuple[Path, str, str]]:
+    """(folder, reason, the tables) of each folder of ``skipped`` that holds a table ``fs`` draws (in it, not
+    in a folder below it)."""
+    found = []
+    for folder, why in skipped:
+        tables = [p for p in (p.removeprefix("**/") for p in fs.results_files) if next(folder.glob(p), None)]
+        if tables:
+            found.append((folder, why, ", ".join(tables)))
+    return found
 
 
 def takes(fs: FigureSet, run: Run) -> bool:
@@ -144,11 +178,20 @@ def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_
     root = Path(results)
     runs, skipped = find_runs(root)
     taken, untaken = assign(runs, every)
+    skipped += untaken + unrecorded(root, every)
     drawn: dict[str, list[Path]] = {}
     why: dict[str, str] = {}
-    for folder, reason in skipped + untaken:
+    for folder, reason in skipped:
         print(f"figures: skipping {folder}: {reason}")
         why[str(folder)] = reason
+    for fs in figure_sets:   # no run, but a skipped folder holds its tables: that folder named
+        if not taken.get(fs.name) and (held := holding(fs, skipped)):
+            if explicit:
+                raise LiteLVLMError(f"no {fs.name} runs to draw in {str(root)!r}; skipped {held[0][0]}: "
+                                    f"{held[0][1]}")
+            more = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
+            why[fs.name] = f"no run to draw in {root}; {held[0][0]}{more} (skipped above) holds {held[0][2]}"
+            print(f"figures: skipping {fs.name}: {why[fs.name]}")
     for fs in figure_sets:
         if not taken.get(fs.name):
             continue
