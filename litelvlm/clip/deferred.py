@@ -8,13 +8,19 @@ description is saved to ``<cache>/clip-descriptions/<key>.json``. The key covers
 string, backend and dtype, the installed transformers/open_clip versions and every local file of
 the model (path, size, modification time), so a changed file or library is a new key. Later calls
 return a :class:`DeferredClip` built from it; the first use of anything else (preprocessing, a
-forward pass, the tokenizer) loads the model, which must then describe itself exactly as saved.
+forward pass, the tokenizer) loads the model, which must then describe itself exactly as saved. A saved
+description that is damaged (not JSON, not of the schema :class:`DeferredClip` reads, a folder or a link in
+its place, unreadable) is removed with a warning, and the model is loaded and described again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +49,12 @@ def description_path(model: str, resolved: str, backend: str, dtype: Any) -> Pat
     key = config_key({"v": DESCRIPTION_VERSION, "model": model, "backend": backend, "dtype": str(dtype),
                       "files": stats,
                       "versions": {d: dist_version(d) for d in ("torch", "transformers", "open_clip_torch")}})
-    return default_cache_dir() / "clip-descriptions" / f"{key}.json"
+    return descriptions_dir() / f"{key}.json"
+
+
+def descriptions_dir() -> Path:
+    """The cache's folder of saved descriptions, ``<cache>/clip-descriptions``."""
+    return default_cache_dir() / "clip-descriptions"
 
 
 def save_description(clip: Any, path: Path) -> None:
@@ -62,14 +73,86 @@ def as_json(value: Any) -> Any:
 
 
 def read_description(path: Path) -> dict | None:
-    """A saved description, or None when absent or unreadable."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    """A saved description holding everything :class:`DeferredClip` reads, or None: absent (silently), or
+    damaged (removed, with a warning naming it, so that the model is loaded and it is written again)."""
+    if not os.path.lexists(path):
         return None
-    if not isinstance(record, dict) or record.get("v") != DESCRIPTION_VERSION or "describe" not in record:
-        return None
-    return record
+    record = None
+    if path.is_symlink() or path.is_dir():
+        problem = "a link" if path.is_symlink() else "a folder"
+    else:
+        try:
+            record = json.loads(path.read_bytes())
+            problem = description_problem(record)
+        except OSError as e:
+            problem = f"cannot be read: {e.strerror or e}"
+        except ValueError:
+            problem = "not valid JSON: truncated or garbled"
+    if problem is None:
+        return record
+    done = "removed, and written again" if _remove(path) else \
+        "not removed (outside the cache's clip-descriptions folder): the model is loaded"
+    logging.getLogger(__name__).warning("the saved CLIP description %s is damaged (%s): %s", path, problem,
+                                        done)
+    return None
+
+
+def description_problem(record: Any) -> str | None:
+    """What keeps ``record`` from being a description :class:`DeferredClip` can answer from (None: nothing):
+    the version, ``describe`` (its strings, ``grid``, ``geometry``) and each of :data:`DESCRIBED`."""
+    if not isinstance(record, dict):
+        return "not an object"
+    if not _positive_ints([record.get("v")], 1) or record["v"] != DESCRIPTION_VERSION:
+        return f"'v' is not {DESCRIPTION_VERSION}"
+    describe = record.get("describe")
+    if not isinstance(describe, dict):
+        return "'describe' is not an object"
+    for key in ("model", "backend", "weights_hash", "dtype"):
+        if not isinstance(describe.get(key), str):
+            return f"describe's {key!r} is not a string"
+    if not _positive_ints(describe.get("grid"), 2):
+        return "describe's 'grid' is not two positive integers"
+    if (problem := _geometry_problem(describe.get("geometry"))) is not None:
+        return f"describe's 'geometry' {problem}"
+    for key in DESCRIBED:
+        if not _positive_ints([record.get(key)], 1):
+            return f"{key!r} is not a positive integer"
+    return None
+
+
+def _positive_ints(value: Any, n: int) -> bool:
+    return isinstance(value, list) and len(value) == n and all(type(v) is int and v > 0 for v in value)
+
+
+def _geometry(fields: dict) -> Geometry:
+    """The :class:`Geometry` of a saved ``geometry`` (its ``crop`` a list in JSON)."""
+    return Geometry(**{**fields, "crop": tuple(fields["crop"])})
+
+
+def _geometry_problem(fields: Any) -> str | None:
+    """What keeps a saved ``geometry`` from building a :class:`Geometry` of the right types (None:
+    nothing)."""
+    if not isinstance(fields, dict):
+        return "is not an object"
+    names = {f.name: f.default is dataclasses.MISSING for f in dataclasses.fields(Geometry)}
+    if not {k for k, required in names.items() if required} <= set(fields) <= set(names):
+        return "does not hold the fields of a Geometry"
+    g = Geometry(**fields)
+    if not (isinstance(g.mode, str) and _positive_ints([g.resize], 1) and _positive_ints(g.crop, 2)
+            and isinstance(g.crop_rounding, str) and isinstance(g.pad_to_square, bool)):
+        return "has a field of the wrong type"
+    return None
+
+
+def _remove(path: Path) -> bool:
+    """Remove a damaged description: a file or a link, or a folder inside the cache's ``clip-descriptions``
+    folder (none elsewhere); whether it is gone."""
+    with contextlib.suppress(OSError):
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        elif path.resolve().parent == descriptions_dir().resolve():
+            shutil.rmtree(path)
+    return not os.path.lexists(path)
 
 
 class DeferredClip:
@@ -87,9 +170,7 @@ class DeferredClip:
         self.name = model
         self.backend = backend
         self.grid = tuple(self._described["grid"])
-        geometry = dict(self._described["geometry"])
-        geometry["crop"] = tuple(geometry["crop"])
-        self.geometry = Geometry(**geometry)
+        self.geometry = _geometry(self._described["geometry"])
         for k in DESCRIBED:
             setattr(self, k, record[k])
 
