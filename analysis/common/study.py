@@ -86,8 +86,27 @@ def as_args(cls: type, args: Any) -> Any:
 # -- the results folder a run owns ------------------------------------------------------------------
 #: options holding paths: config.json keeps them as typed and, under ``paths``, portably
 PATH_OPTIONS = ("refer_dir", "image_dir", "coco_instances", "expressions", "data", "video_dir")
-#: config keys never compared when a run resumes into a folder
-NOT_COMPARED = ("torch_threads", "paths", "run", "layer_dtype_auto", "identity", *PATH_OPTIONS)
+#: what the studies record in config.json beside their options (``analysis/<study>/compute.py``), compared
+#: when a run resumes: key -> what it is; a refusal names it as such, never as a flag (there is no
+#: ``--model-dtype``)
+RECORDED_FACTS: dict[str, str] = {
+    "images": "the number of images", "model_dtype": "the dtype the model loaded in",
+    "numerics": "the arithmetic the model ran", "seg_token_id": "the [SEG] token's id",
+    "clip_weights": "the hash of the CLIP's weights", "paired_clip": "the paired CLIP",
+    "clip_signals": "the CLIP-side signals scored", "ks": "the token counts the overlaps are measured at",
+    "llm_layers": "the LLM's layer count", "llm_heads": "the LLM's attention head count",
+    "num_visual_tokens": "the model's visual token count", "num_visual": "the image's visual token count",
+    "family": "the model family", "budget_reading": "what a per-frame budget means on the family",
+    "video_pruning": "how the family prunes a video", "propagation": "how the masks propagate over frames",
+    "note": "the note on the weights"}
+#: recorded facts that follow from options which are compared themselves, and are not: ``unbatched``, the
+#: methods ``--batch-size`` ran at batch 1 (of ``--methods``, ``--batch-size`` and the ``--model``'s family)
+DERIVED_FACTS = ("unbatched",)
+#: config keys never compared when a run resumes into a folder: the circumstances of a run (its threads, its
+#: time, whether the machine was busy while it timed, ``analysis.common.caveats.TIMING_KEY``), its identity,
+#: its paths (compared by their absolute paths) and the :data:`DERIVED_FACTS`
+NOT_COMPARED = ("torch_threads", "paths", "run", "layer_dtype_auto", "identity", "busy", *DERIVED_FACTS,
+                *PATH_OPTIONS)
 
 
 def _option(key: str) -> str:
@@ -156,8 +175,9 @@ def current_names(old: dict, new: dict) -> dict:
 def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[Any, Any], bool]] | None = None,
                  ignore: tuple[str, ...] = ()) -> dict | None:
     """Refuse to resume into ``out`` when its config.json records an incompatible configuration (the
-    message names the options). Keys in ``growable`` may change when their test passes (a larger
-    ``--limit``); path options are compared by their absolute paths. Returns the old config."""
+    message names the options and recorded facts that differ: :func:`name_options`). Keys in ``growable`` may
+    change when their test passes (a larger ``--limit``); path options are compared by their absolute paths.
+    Returns the old config."""
     path = Path(out) / "config.json"
     if not path.exists():
         return None
@@ -231,10 +251,16 @@ def option_rank(key: str) -> tuple[int, str]:
     return tier, key
 
 
+def name_key(key: str) -> str:
+    """A key of config.json as a refusal names it: an option as its flag (``--limit-images``), a recorded fact
+    as what it is (:data:`RECORDED_FACTS`: ``the recorded model_dtype (the dtype the model loaded in)``)."""
+    return f"the recorded {key} ({RECORDED_FACTS[key]})" if key in RECORDED_FACTS else _option(key)
+
+
 def name_options(keys: list[str], most: int = 3) -> str:
-    """The ``most`` options of ``keys`` that differ most (:func:`option_rank`) as flags, then ``and N
-    more``."""
-    ranked = [_option(k) for k in sorted(dict.fromkeys(keys), key=option_rank)]
+    """The ``most`` keys of ``keys`` that differ most (:func:`option_rank`), options as flags and recorded
+    facts as what they are (:func:`name_key`), then ``and N more``."""
+    ranked = [name_key(k) for k in sorted(dict.fromkeys(keys), key=option_rank)]
     return ", ".join(ranked[:most]) + (f" and {len(ranked) - most} more" if len(ranked) > most else "")
 
 
