@@ -80,6 +80,8 @@ def _write_aside(root: Path, write, damaged: int | None) -> Path:
 
 
 def _folder_problem(root: Path, verify: bool) -> str | None:
+    if (root / ".complete").is_symlink():
+        return "has a link where its manifest (.complete) should be"
     try:
         manifest = json.loads((root / ".complete").read_text() or "null")
     except (OSError, ValueError):
@@ -144,12 +146,16 @@ class TensorCache:
         """The cached tensors for ``item``, or None (a damaged or unverifiable entry counts as a miss and is
         removed)."""
         p = self._path(item)
-        if not p.is_file():
+        if not os.path.lexists(p):
             return None
-        tensors, problem = _read_entry(p)
-        if problem is None:
-            return tensors
-        p.unlink(missing_ok=True)
+        if p.is_symlink() or not p.is_file():   # removed itself, never what a link points to
+            problem = "is a link or a folder where a cache entry should be"
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        else:
+            tensors, problem = _read_entry(p)
+            if problem is None:
+                return tensors
+            p.unlink(missing_ok=True)
         self.bad += 1
         log = logging.getLogger(__name__)
         if self.bad == 1:

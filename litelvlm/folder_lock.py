@@ -41,7 +41,12 @@ class FolderLock:
         a lock taken on a file removed meanwhile is taken again on the new one."""
         path = self.folder / LOCK_NAME
         while True:
-            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o666)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o666)
+            except OSError as e:
+                what = "a link" if path.is_symlink() else "a folder" if path.is_dir() else e.strerror
+                raise LiteLVLMError(f"{path} cannot be this folder's lock file ({what}): remove it, or use "
+                                    "another --out") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

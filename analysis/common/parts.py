@@ -1,20 +1,26 @@
 """Resumable work: the one format every study writes its finished parts in (``OUT/parts/``).
 
-A part covers one or more ids (images): ``part-<first>-<last>-<n>.parquet`` holds its rows, named
-side tables go to ``part-...-<table>.parquet``, and ``part-...json``, the marker, is written LAST
-(atomically) with the ids it covers and whatever the study records about them. A part counts as
-finished once its marker exists, so an interrupted run resumes from the finished parts; a re-run
-computes only the ids no marker covers. Ids a part tried but could not do (an unreadable image)
-are listed under ``skipped`` and not under ``ids``: the next run retries them.
+A part covers one or more ids (images): ``part-<first>-<last>-<n>.parquet`` holds its rows, named side tables
+go to ``part-...-<table>.parquet``, and ``part-...json``, the marker, is written LAST (atomically) with the
+ids it covers and whatever the study records about them. A part counts as finished once its marker exists, so
+an interrupted run resumes from the finished parts; a re-run computes only the ids no marker covers. Ids a
+part tried but could not do (an unreadable image) are listed under ``skipped`` and not under ``ids``: the next
+run retries them.
 
-A marker that does not parse, or whose tables are truncated (a partial copy), is not a finished
-part: :meth:`PartStore.verify` removes it (with a warning) and the run recomputes those ids.
+The marker also records the columns of each of its tables. A marker that does not parse or does not hold what
+a marker holds (``ids`` a list of integers, ``skipped`` entries with an integer ``image_id``, ``keys`` a list
+of lists), a folder or a link in its place, or tables that are truncated (a partial copy), unreadable or of
+other columns than the marker recorded, is not a finished part: :meth:`PartStore.verify` removes it (with a
+warning naming it and what is wrong) and the run recomputes those ids. A ``parts`` folder that is a link
+leading out of the run's folder is refused (nothing is removed through it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +30,7 @@ import pyarrow.parquet as pq
 from analysis.common.study import read_json
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import write_json, write_parquet
+from litelvlm.records import inside
 from litelvlm.transaction import current
 
 log = logging.getLogger(__name__)
@@ -40,12 +47,35 @@ def read_parquet(path: str | Path, **kw) -> pd.DataFrame:
             f"{path} is not a readable parquet table (truncated or partial copy?): {e}") from None
 
 
-def _parquet_ok(path: Path) -> bool:
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def marker_problem(info: object) -> str | None:
+    """What is wrong with a part marker's content (None: it holds what a marker holds)."""
+    if not isinstance(info, dict):
+        return f"is a JSON {type(info).__name__}, not a part marker"
+    if not isinstance(info.get("ids"), list) or not all(_is_int(i) for i in info["ids"]):
+        return "has 'ids' that are not a list of integers"
+    skipped = info.get("skipped", [])
+    if not isinstance(skipped, list) or not all(isinstance(e, dict) and _is_int(e.get("image_id"))
+                                                for e in skipped):
+        return "has 'skipped' entries without an integer image_id"
+    keys = info.get("keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, list) for k in keys):
+        return "has 'keys' that are not a list of lists"
+    columns = info.get("columns", {})
+    if not isinstance(columns, dict) or not all(isinstance(c, list) for c in columns.values()):
+        return "has 'columns' that are not lists of names"
+    return None
+
+
+def _columns(path: Path) -> list[str] | None:
+    """The columns of a parquet table (None: unreadable or truncated)."""
     try:
-        pq.read_metadata(path)
+        return [n for n in pq.read_schema(path).names if not n.startswith("__index_level_")]
     except (pa.ArrowException, OSError):
-        return False
-    return True
+        return None
 
 
 class PartStore:
@@ -62,9 +92,10 @@ class PartStore:
         seen, out = set(), []
         for p in sorted(self.folder.glob(f"{PREFIX}*.json")):
             info = read_json(p)
-            if not isinstance(info, dict) or not isinstance(info.get("ids"), list):
-                raise LiteLVLMError(f"{p} is not a part marker of this project (damaged?); delete it to "
-                                    "compute its ids again")
+            problem = marker_problem(info)
+            if problem is not None:
+                raise LiteLVLMError(f"{p} {problem}: not a part marker of this project (damaged?); delete it "
+                                    "to compute its ids again")
             key = json.dumps({k: info.get(k) for k in ("ids", "keys", "skipped")}, sort_keys=True,
                              default=str)
             if key in seen:
@@ -78,22 +109,44 @@ class PartStore:
         return sorted(self.folder.glob(f"{marker.stem}.parquet")) + \
             sorted(self.folder.glob(f"{marker.stem}-*.parquet"))
 
+    def _problem(self, marker: Path) -> str | None:
+        """What is wrong with a finished part (None: nothing)."""
+        if marker.is_symlink() or not marker.is_file():
+            return "is a link or a folder where a part marker should be"
+        try:
+            info = read_json(marker)
+        except LiteLVLMError:
+            return "cannot be read or is not valid JSON (truncated?)"
+        problem = marker_problem(info)
+        if problem is not None:
+            return problem
+        recorded = info.get("columns", {})
+        for t in self._tables(marker):
+            columns = None if t.is_symlink() else _columns(t)
+            if columns is None:
+                return f"has a table {t.name} that is truncated, unreadable or a link"
+            name = t.stem[len(marker.stem) + 1:]
+            if name in recorded and columns != recorded[name]:
+                return f"has a table {t.name} whose columns are not those its part recorded"
+        return None
+
     def verify(self) -> list[Path]:
-        """Remove every marker that does not parse or whose tables are unreadable (a partial copy):
-        its ids are computed again. Returns the removed markers."""
+        """Remove every part that is damaged (see the module's description), with a warning naming it and what
+        is wrong: its ids are computed again. Returns the removed markers."""
+        if self.folder.is_symlink():
+            raise LiteLVLMError(f"{self.folder} is a link where the run's parts folder should be: nothing is "
+                                "removed through it; remove the link, or use another --out")
         bad = []
         for p in sorted(self.folder.glob(f"{PREFIX}*.json")) if self.folder.is_dir() else []:
-            try:
-                info = read_json(p)
-                ok = isinstance(info, dict) and isinstance(info.get("ids"), list)
-            except LiteLVLMError:
-                ok = False
-            ok = ok and all(_parquet_ok(t) for t in self._tables(p))
-            if not ok:
-                log.warning("part %s is truncated or unreadable; its images are computed again", p)
-                for t in self._tables(p):
-                    t.unlink()
-                p.unlink()
+            problem = self._problem(p)
+            if problem is not None:
+                log.warning("part %s %s: removed, and its images are computed again", p, problem)
+                for t in [*self._tables(p), p]:
+                    inside(self.folder, t)
+                    if t.is_dir() and not t.is_symlink():
+                        shutil.rmtree(t)
+                    elif os.path.lexists(t):
+                        t.unlink()
                 bad.append(p)
         return bad
 
@@ -146,7 +199,9 @@ class PartStore:
         for name, table in (tables or {}).items():
             write_parquet(self.folder / f"{stem}-{name}.parquet", table)
         marker = self.folder / f"{stem}.json"
-        write_json(marker, {"ids": ids, **(info or {})})
+        columns = {"": [str(c) for c in rows.columns],
+                   **{name: [str(c) for c in table.columns] for name, table in (tables or {}).items()}}
+        write_json(marker, {"ids": ids, **(info or {}), "columns": columns})
         return marker
 
     def frames(self, table: str | None = None) -> list[pd.DataFrame]:

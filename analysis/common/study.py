@@ -29,7 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 from litelvlm.cli_args import from_namespace
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import image_resize_record
-from litelvlm.run_owner import overwriting
+from litelvlm.records import read_record
+from litelvlm.run_owner import check_config_fields, overwriting
 from litelvlm.transaction import current
 
 
@@ -179,11 +180,10 @@ def check_config(out: str | Path, config: dict, growable: dict[str, Callable[[An
     change when their test passes (a larger ``--limit``); path options are compared by their absolute paths.
     Returns the old config."""
     path = Path(out) / "config.json"
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
-    old = read_json(path)
-    if not isinstance(old, dict):
-        raise LiteLVLMError(f"{path} is not a config.json of this project")
+    # a link, a folder, an unreadable or garbled file, or fields of the wrong type: one line naming it
+    old = check_config_fields(path, read_record(current(path)))
     old = current_names(old, config)
     skip = set(NOT_COMPARED) | set(ignore)
     diff = [k for k in sorted(set(old) | set(config)) if k not in skip and old.get(k) != config.get(k)
