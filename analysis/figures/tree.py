@@ -9,7 +9,9 @@ A figure set draws each run on its own, or (:attr:`~analysis.figures.figure_set.
 of one model in one folder, or all its runs, each labelled in the figure; every file is named ``<figure
 set>_<family>-<model>_<figure>`` and every figure carries ``family/model``. A folder it cannot draw is skipped
 with one line naming it and the reason, a folder holding a figure set's table but no ``config.json`` too
-(:func:`unrecorded`); a figure set without runs names such a folder that holds its tables.
+(:func:`unrecorded`); a figure set without runs names such a folder that holds its tables. A run folder that a
+killed run left half-replaced is settled first (:func:`litelvlm.transaction.settle`), so the tree shows its
+last finished run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from analysis.common.study import read_json
 from analysis.figures.figure_set import FigureSet, results_models, runs_name, save_figures
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
+from litelvlm.transaction import JOURNAL, REPLACED_PREFIX, settle
 
 #: what reading a run of an older layout, or a damaged one, raises while a figure set draws it
 UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, FileNotFoundError)
@@ -57,6 +60,11 @@ def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]
     if not root.is_dir():
         raise LiteLVLMError(f"--results {str(root)!r} is not a folder")
     runs, skipped = [], []
+    for folder in sorted({p.parent for p in [*root.rglob(JOURNAL), *root.rglob(f"{REPLACED_PREFIX}*")]}):
+        try:   # what a killed run left: its commit finished or its earlier run put back, in one line
+            settle(folder)
+        except (LiteLVLMError, OSError) as e:
+            skipped.append((folder, f"holds what an unfinished run left, which could not be settled ({e})"))
     for path in sorted(root.rglob("config.json")):
         if _hidden(path.parent.relative_to(root).parts):
             continue

@@ -101,20 +101,27 @@ def test_a_stopped_overwrite_puts_the_earlier_run_back_itself(coco128, earlier, 
 
 
 @pytest.mark.odd_case("a run owns its --out", "SIGKILL while --overwrite has moved the earlier run aside",
-                      "reversal, then sink into the same folder",
-                      "sink first puts the earlier run back and says so in one line, then refuses it naming "
-                      "reversal (exit 2); the earlier run byte for byte")
+                      "reversal, then sink into the same folder, or figures over it",
+                      "the next command first puts the earlier run back and says so in one line; sink then "
+                      "refuses it naming reversal (exit 2), figures draws it; the earlier run byte for byte")
+@pytest.mark.parametrize("then", ["sink", "figures"])
 def test_after_a_killed_overwrite_the_next_command_puts_the_earlier_run_back(coco128, earlier, capsys,
-                                                                             caplog):
+                                                                             caplog, then, tmp_path):
     out, before = earlier
     done = _stop(_reversal(coco128, out, 8, "--overwrite"), out, signal.SIGKILL)
     assert done.returncode == -signal.SIGKILL
     assert any(out.glob(f"{REPLACED_PREFIX}*"))   # what the kill left
     capsys.readouterr()
-    assert main(_sink(coco128, out)) == 2
+    if then == "sink":
+        assert main(_sink(coco128, out)) == 2
+        assert "`litelvlm reversal`" in capsys.readouterr().err
+    else:
+        figures = tmp_path / "figures"
+        assert main(["figures", "--results", str(out.parent), "--out", str(figures)]) == 0
+        assert any(figures.rglob("reversal_*.png"))
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    said = [m for m in said if "put back" in m]
     assert len(said) == 1 and "put back the earlier run" in said[0] and str(out) in said[0], said
-    assert "`litelvlm reversal`" in capsys.readouterr().err
     assert _files(out) == before
 
 
