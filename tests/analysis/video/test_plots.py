@@ -50,7 +50,8 @@ def test_no_labels_refused():
 
 @pytest.mark.parametrize(("recorded", "protocol", "other"),
                          [({}, "Ref-DAVIS-17 protocol", "MeViS"),
-                          ({"dataset": "mevis", "split": "valid_u"}, "MeViS protocol on valid_u", "Ref-DAVIS"),
+                          ({"dataset": "mevis", "split": "valid_u"}, "MeViS protocol on valid_u",
+                           "Ref-DAVIS"),
                           ({"dataset": "ref-youtube-vos", "split": "valid"},
                            "Refer-YouTube-VOS protocol on valid", "Ref-DAVIS")])
 def test_the_title_names_the_protocol_the_run_used(recorded, protocol, other):
