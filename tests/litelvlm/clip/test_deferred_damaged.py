@@ -15,6 +15,7 @@ import pytest
 
 from litelvlm.clip import DeferredClip, load_clip
 from litelvlm.clip.deferred import read_description, save_description
+from tests.fixtures.damage import replaced_by, truncated
 
 
 def _drop(key: str):
@@ -39,20 +40,12 @@ def _set(key: str, value):
     return change
 
 
-def _text(text: str | bytes):
-    return lambda path: path.write_bytes(text if isinstance(text, bytes) else text.encode())
-
-
 def _record(change):
     def damage(path: Path) -> None:
         record = json.loads(path.read_text())
         change(record)
         path.write_text(json.dumps(record))
     return damage
-
-
-def _truncated(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
 def _folder(path: Path) -> None:
@@ -77,12 +70,12 @@ def _broken_link(path: Path) -> None:
 
 #: damage kind -> (how the file is damaged, what the warning says is wrong)
 DAMAGE = {
-    "garbled JSON": (_text("{not json"), "not valid JSON"),
-    "truncated": (_truncated, "not valid JSON"),
-    "empty": (_text(""), "not valid JSON"),
-    "not UTF-8": (_text(b'{"v": 1, "describe": "\xff"}'), "not valid JSON"),
-    "not an object": (_text("[1, 2]"), "not an object"),
-    "null": (_text("null"), "not an object"),
+    "garbled JSON": (replaced_by("{not json"), "not valid JSON"),
+    "truncated": (truncated, "not valid JSON"),
+    "empty": (replaced_by(""), "not valid JSON"),
+    "not UTF-8": (replaced_by(b'{"v": 1, "describe": "\xff"}'), "not valid JSON"),
+    "not an object": (replaced_by("[1, 2]"), "not an object"),
+    "null": (replaced_by("null"), "not an object"),
     "another version": (_record(_set("v", 0)), "'v' is not 1"),
     "no describe": (_record(_drop("describe")), "'describe' is not an object"),
     "describe not an object": (_record(_set("describe", [4, 4])), "'describe' is not an object"),
