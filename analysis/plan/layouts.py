@@ -1,17 +1,18 @@
 """Which data layouts a user has: REFER (RefCOCO, RefCOCO+, RefCOCOg) and the referring-video layouts
 (Ref-DAVIS-17, Refer-YouTube-VOS, MeViS, as :mod:`litelvlm.video.datasets` reads them), found under the given
 folders (each folder, its sub-folders and theirs), with the images or videos and expressions of each split the
-paper's tables use, and one note per layout that is absent (light: no torch).
+paper's tables use, and one note per layout that is absent (light: no torch). A video split's meta files are
+read as ``eval-video`` reads them: a damaged one is an error naming it.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from litelvlm.data.refer import load_refs
-from litelvlm.video.datasets import MEVIS, REF_DAVIS, REF_YOUTUBE_VOS
+from litelvlm.video.datasets import MEVIS, REF_DAVIS, REF_YOUTUBE_VOS, split_videos
 
 #: The paper's RefCOCO tables: dataset -> (REFER split scheme, evaluation splits), 8 splits in all
 REFER_SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -86,37 +87,35 @@ def _refer(folder: Path, notes: list[str]) -> list[Split]:
     return found
 
 
-def _meta_counts(path: Path, drop: Path | None = None) -> tuple[int, int, int]:
-    """(videos, expressions, expression-frames) of a ``meta_expressions.json``, less the videos that the meta
-    file ``drop`` lists (Refer-YouTube-VOS ``valid`` lists the ``test`` videos too, which its loader
-    drops)."""
-    videos = json.loads(path.read_text())["videos"]
-    if drop is not None:
-        test = json.loads(drop.read_text())["videos"]
-        videos = {k: v for k, v in videos.items() if k not in test}
-    exps = {k: len(v.get("expressions", {})) for k, v in videos.items()}
-    return len(videos), sum(exps.values()), sum(n * len(videos[k].get("frames", [])) for k, n in exps.items())
+def _counts(dataset: str, folder: Path, split: str) -> tuple[int, int, int]:
+    """(videos, expressions, expression-frames) of the videos ``eval-video`` reads in ``split``, its meta
+    files read and checked as ``eval-video`` reads them (:func:`litelvlm.video.datasets.split_videos`:
+    Refer-YouTube-VOS ``valid`` less the ``test`` videos; a damaged meta file is an error naming it)."""
+    _, videos, order = split_videos(dataset, folder, split)
+    exps = {v: len(videos[v]["expressions"]) for v in order}
+    return len(order), sum(exps.values()), sum(n * len(videos[v]["frames"]) for v, n in exps.items())
 
 
 def _video(folder: Path) -> list[Split]:
     """The video layout in ``folder``, if any: Refer-YouTube-VOS (``meta_expressions/test`` beside ``valid``),
     Ref-DAVIS-17 (``meta_expressions/valid``, ``valid/JPEGImages``, ``valid/Annotations``) or MeViS
-    (``valid_u/meta_expressions.json``, ``valid_u/JPEGImages``, ``valid_u/mask_dict.json``)."""
+    (``valid_u/meta_expressions.json``, ``valid_u/JPEGImages``, ``valid_u/mask_dict.json``). A meta file is
+    found by its name, whatever it is (a folder in its place is refused when it is read)."""
     meta = folder / "meta_expressions"
-    if (meta / "valid" / "meta_expressions.json").is_file() and (folder / "valid" / "JPEGImages").is_dir():
-        drop = meta / "test" / "meta_expressions.json"
-        if drop.is_file():
+    valid = meta / "valid" / "meta_expressions.json"
+    if os.path.lexists(valid) and (folder / "valid" / "JPEGImages").is_dir():
+        if os.path.lexists(meta / "test" / "meta_expressions.json"):
             dataset = REF_YOUTUBE_VOS
         elif (folder / "valid" / "Annotations").is_dir():
-            dataset, drop = REF_DAVIS, None
+            dataset = REF_DAVIS
         else:
             return []
-        videos, exps, frames = _meta_counts(meta / "valid" / "meta_expressions.json", drop)
+        videos, exps, frames = _counts(dataset, folder, "valid")
         return [Split(dataset, "valid", str(folder), videos, exps, kind="video", frames=frames)]
     mevis = folder / "valid_u"
-    if (mevis / "meta_expressions.json").is_file() and (mevis / "JPEGImages").is_dir() \
+    if os.path.lexists(mevis / "meta_expressions.json") and (mevis / "JPEGImages").is_dir() \
             and (mevis / "mask_dict.json").is_file():
-        videos, exps, frames = _meta_counts(mevis / "meta_expressions.json")
+        videos, exps, frames = _counts(MEVIS, folder, "valid_u")
         return [Split(MEVIS, "valid_u", str(folder), videos, exps, kind="video", frames=frames)]
     return []
 

@@ -48,10 +48,8 @@ every expression).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -59,6 +57,7 @@ from PIL import Image
 from ..data.refer import decode_segmentation, open_rgb
 from ..errors import LiteLVLMError
 from . import checks  # imports this module: check_videos read at call time
+from .meta import load_meta_expressions, meta_ids, read_json
 
 REF_DAVIS, REF_YOUTUBE_VOS, MEVIS = "ref-davis17", "ref-youtube-vos", "mevis"
 
@@ -123,7 +122,7 @@ class RLEMasks(MaskSource):
     def table(self) -> dict[str, list]:
         """The loaded ``mask_dict.json`` (read once, shared by the split's records)."""
         if not self._table:
-            data = _read_json(self.path, "mask file")
+            data = read_json(self.path, "mask file")
             if not isinstance(data, dict):
                 raise LiteLVLMError(f"mask file {str(self.path)!r} is not a {{anno_id: [RLE per frame]}} "
                                     "mapping")
@@ -245,53 +244,20 @@ def read_object_ids(path: str | Path) -> np.ndarray:
     return ids
 
 
-def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise LiteLVLMError(f"{what} {str(path)!r} does not exist (a partial download?)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LiteLVLMError(f"{what} {str(path)!r} could not be read: {e}") from e
-
-
-def load_meta_expressions(path: str | Path) -> dict[str, dict]:
-    """The ``videos`` of a ``meta_expressions.json``, each checked for a ``frames`` list of names and an
-    ``expressions`` mapping of ``{"exp": ...}`` entries; a malformed file is a :class:`LiteLVLMError`."""
-    path = Path(path)
-    data = _read_json(path, "meta expressions file")
-    videos = data.get("videos") if isinstance(data, dict) else None
-    if not isinstance(videos, dict):
-        raise LiteLVLMError(f"meta expressions file {str(path)!r} has no 'videos' mapping")
-    for video, entry in videos.items():
-        frames = entry.get("frames") if isinstance(entry, dict) else None
-        exps = entry.get("expressions") if isinstance(entry, dict) else None
-        if not isinstance(frames, list) or not all(isinstance(f, str)
-                                                   for f in frames) or not isinstance(exps, dict):
-            raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r} needs a 'frames' list "
-                                "of names and an 'expressions' mapping")
-        for exp_id, exp in exps.items():
-            if not isinstance(exp, dict) or not isinstance(exp.get("exp"), str):
-                raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r}, expression "
-                                    f"{exp_id!r} has no 'exp' sentence")
-    return videos
-
-
-def _ids(path: Path, video: str, exp_id: str, exp: dict, key: str, required: bool, many: bool) -> tuple:
-    """``exp[key]`` as a tuple (one id, or a list of ids where ``many``); ``()`` when absent and not
-    ``required``; a :class:`LiteLVLMError` naming the file when required and absent or malformed."""
-    if key not in exp and not required:
-        return ()
-    value = exp.get(key)
-    try:
-        if many and not isinstance(value, list):
-            raise TypeError
-        values = tuple(value) if many else (value,)
-        return tuple(str(v) for v in values) if key == "anno_id" else tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        what = "a list of ids" if many else "an object id"
-        raise LiteLVLMError(f"meta expressions file {str(path)!r}: video {video!r}, expression {exp_id!r} "
-                            f"needs {key!r} as {what}; got {value!r}") from None
+def split_videos(dataset: str, root: str | Path, split: str) -> tuple[Path, dict[str, dict], list[str]]:
+    """(``split``'s meta file, its videos as :func:`~litelvlm.video.meta.load_meta_expressions` reads and
+    checks them, the videos a run reads in order: the file's, or for Refer-YouTube-VOS ``valid`` those that
+    ``meta_expressions/test`` does not list, sorted). The loaders and ``litelvlm plan`` read a split's meta
+    files here, and only here."""
+    root = Path(root)
+    folder = root / split if dataset == MEVIS else root / "meta_expressions" / split
+    meta_path = folder / "meta_expressions.json"
+    videos = load_meta_expressions(meta_path)
+    order = list(videos)
+    if dataset == REF_YOUTUBE_VOS and split == "valid":
+        test = load_meta_expressions(root / "meta_expressions" / "test" / "meta_expressions.json")
+        order = sorted(v for v in videos if v not in test)
+    return meta_path, videos, order
 
 
 def _split_dirs(dataset: str, root: str | Path, split: str) -> tuple[Path, Path]:
@@ -322,8 +288,8 @@ def _records(dataset: str, split: str, meta_path: Path, videos: dict[str, dict],
         if isinstance(masks, PaletteMasks):
             _require_dir(masks.folder / video, "annotation folder")
         for exp_id, exp in videos[video]["expressions"].items():
-            ids = (_ids(meta_path, video, exp_id, exp, "obj_id", has_masks, dataset == MEVIS),
-                   _ids(meta_path, video, exp_id, exp, "anno_id", has_masks and dataset == MEVIS, True))
+            ids = (meta_ids(meta_path, video, exp_id, exp, "obj_id", has_masks, dataset == MEVIS),
+                   meta_ids(meta_path, video, exp_id, exp, "anno_id", has_masks and dataset == MEVIS, True))
             rec = VideoExpression(dataset=dataset, split=split, video=video, exp_id=str(exp_id),
                                   sentence=exp["exp"], obj_ids=ids[0], frames=tuple(videos[video]["frames"]),
                                   frame_dir=image_dir / video,
@@ -339,13 +305,11 @@ def load_ref_davis(root: str | Path, split: str = "valid",
     """Ref-DAVIS-17 in ReferFormer's layout (``root/meta_expressions/<split>``, ``root/<split>/JPEGImages``
     and ``Annotations``), one record per expression, in the meta file's order."""
     root, image_dir = _split_dirs(REF_DAVIS, root, split)
-    meta_path = root / "meta_expressions" / split / "meta_expressions.json"
-    videos = load_meta_expressions(meta_path)
+    meta_path, videos, order = split_videos(REF_DAVIS, root, split)
     _require_dir(image_dir, "frame folder")
     ann_dir = root / split / "Annotations"
     _require_dir(ann_dir, "annotation folder")
-    return _records(REF_DAVIS, split, meta_path, videos, list(videos), image_dir, PaletteMasks(ann_dir),
-                    check_files)
+    return _records(REF_DAVIS, split, meta_path, videos, order, image_dir, PaletteMasks(ann_dir), check_files)
 
 
 def load_ref_youtube_vos(root: str | Path, split: str = "valid",
@@ -354,12 +318,7 @@ def load_ref_youtube_vos(root: str | Path, split: str = "valid",
     ``train/Annotations``); ``valid`` keeps the videos that ``meta_expressions/test`` does not list,
     sorted."""
     root, image_dir = _split_dirs(REF_YOUTUBE_VOS, root, split)
-    meta_path = root / "meta_expressions" / split / "meta_expressions.json"
-    videos = load_meta_expressions(meta_path)
-    order = list(videos)
-    if split == "valid":
-        test = load_meta_expressions(root / "meta_expressions" / "test" / "meta_expressions.json")
-        order = sorted(v for v in videos if v not in test)
+    meta_path, videos, order = split_videos(REF_YOUTUBE_VOS, root, split)
     _require_dir(image_dir, "frame folder")
     masks: MaskSource = NoMasks()
     if SPLITS[REF_YOUTUBE_VOS][split]:
@@ -372,8 +331,7 @@ def load_mevis(root: str | Path, split: str = "valid_u", check_files: bool = Fal
     """MeViS (``root/<split>/meta_expressions.json``, ``JPEGImages``, and ``mask_dict.json`` for ``train``
     and ``valid_u``), one record per expression, in the meta file's order."""
     root, image_dir = _split_dirs(MEVIS, root, split)
-    meta_path = root / split / "meta_expressions.json"
-    videos = load_meta_expressions(meta_path)
+    meta_path, videos, order = split_videos(MEVIS, root, split)
     _require_dir(image_dir, "frame folder")
     masks: MaskSource = NoMasks()
     if SPLITS[MEVIS][split]:
@@ -382,7 +340,7 @@ def load_mevis(root: str | Path, split: str = "valid_u", check_files: bool = Fal
             raise LiteLVLMError(f"mask file {str(mask_path)!r} does not exist, but MeViS {split!r} has "
                                 "public masks (a partial download?)")
         masks = RLEMasks(mask_path)
-    return _records(MEVIS, split, meta_path, videos, list(videos), image_dir, masks, check_files)
+    return _records(MEVIS, split, meta_path, videos, order, image_dir, masks, check_files)
 
 
 LOADERS = {REF_DAVIS: load_ref_davis, REF_YOUTUBE_VOS: load_ref_youtube_vos, MEVIS: load_mevis}
