@@ -66,6 +66,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def remove_result(path: str | os.PathLike) -> None:
+    """Remove an earlier run's result file: when the open transaction of its folder commits (a failed or
+    stopped run leaves it in place, beside the tables that name it), else at once."""
+    tx = transaction.active_for(path)
+    if tx is None or not tx.remove_later(path):
+        Path(path).unlink(missing_ok=True)
+
+
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy the file ``src`` to ``dst`` atomically."""
     with atomic_path(dst) as tmp:

@@ -168,8 +168,9 @@ class RunFolder:
             with contextlib.suppress(LiteLVLMError):
                 earlier = run_owner.read_run_record(self.out)
                 if earlier is not None:
+                    gone = {*self._drop, *self.tx.removed}
                     files = {rel: e for rel, e in earlier["files"].items()
-                             if rel not in self._drop and os.path.isfile(self.out / rel)}
+                             if rel not in gone and os.path.isfile(self.out / rel)}
         for rel in self.tx.staged:
             path = self.tx.stage / rel
             if rel != run_owner.MARKER:

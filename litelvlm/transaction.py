@@ -70,6 +70,8 @@ class Transaction:
         self.written: list[Path] = []
         #: where the earlier run replaced whole (``--overwrite``) waits until the commit
         self.replaced: Path | None = None
+        #: earlier result files to remove at the commit (:meth:`remove_later`), relative to ``out``
+        self.removed: list[str] = []
 
     def begin(self) -> Transaction:
         """Finish or discard what an interrupted run left (:func:`recover`), then open the staging folder."""
@@ -92,6 +94,17 @@ class Transaction:
             return None
         return self.stage / rel
 
+    def remove_later(self, path: str | os.PathLike) -> bool:
+        """Remove the file ``path`` of this folder when the transaction commits (so a failed or stopped run
+        leaves it in place); False when ``path`` is not in the folder."""
+        try:
+            rel = _absolute(path).relative_to(self.out).as_posix()
+        except ValueError:
+            return False
+        if rel not in self.removed:
+            self.removed.append(rel)
+        return True
+
     def staged_as(self, staged: Path) -> None:
         """Record that the staged file ``staged`` is complete (called by :func:`litelvlm.io.atomic_path`)."""
         rel = staged.relative_to(self.stage).as_posix()
@@ -105,8 +118,10 @@ class Transaction:
         fails is rolled back, so the folder holds the earlier run exactly as it was. Returns the committed
         names."""
         self._close()
+        drop = [*drop, *self.removed]
         journal = {"stage": self.stage.name, "files": list(self.staged),
-                   "drop": [d for d in drop if d not in self.staged and os.path.lexists(self.out / d)]}
+                   "drop": [d for d in dict.fromkeys(drop) if d not in self.staged
+                            and os.path.lexists(self.out / d)]}
         if self.replaced is not None:
             journal["replaced"] = self.replaced.name
         try:

@@ -62,7 +62,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.io import atomic_path, remove_result, write_csv, write_json, write_parquet
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
 
@@ -216,7 +216,7 @@ def merge_parts(out: Path, n_boot: int, seed: int, image_ids: list[int] | None =
         write_parquet(out / "token_scores.parquet", scores)
         for png in (out / "images").glob("*.png"):  # heat-map images of parts outside this selection
             if int(png.stem) not in set(scores["image_id"]):
-                png.unlink()
+                remove_result(png)
     cfg = config if config is not None else read_json(out / "config.json") if current(
         out / "config.json").exists() else {}
     summary = mark_weights(summary_table(rows, n_boot=n_boot, seed=seed), cfg.get("model"), cfg.get("clip"))

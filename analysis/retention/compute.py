@@ -45,7 +45,7 @@ from litelvlm.errors import LiteLVLMError, UnsupportedModelError
 from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
-from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.io import atomic_path, remove_result, write_csv, write_json, write_parquet
 from litelvlm.methods import available_methods, get_method
 from litelvlm.methods.select import select
 from litelvlm.provenance import weights_banner
@@ -204,7 +204,7 @@ def write_tables(a: RetentionArgs, out: Path, table: pd.DataFrame, scores: pd.Da
     overlap."""
     for png in (out / "images").glob("*.png"):  # images of an older run with other examples
         if png.stem not in images:
-            png.unlink()
+            remove_result(png)
     for image_id, arr in images.items():
         with atomic_path(out / "images" / f"{image_id}.png") as tmp:
             Image.fromarray((arr * 255).round().astype(np.uint8)).save(tmp, format="png")

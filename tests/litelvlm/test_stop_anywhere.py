@@ -20,7 +20,7 @@ import pytest
 from litelvlm import transaction
 from litelvlm.errors import LiteLVLMError
 from litelvlm.folder_lock import LOCK_NAME
-from litelvlm.io import write_json, write_text
+from litelvlm.io import remove_result, write_json, write_text
 from litelvlm.run_folder import RunFolder
 from litelvlm.run_owner import claim, owner, release
 
@@ -43,6 +43,7 @@ def _earlier(out: Path, command: str) -> None:
         write_text(out / "parts" / "part-1.json", f"{command}'s part 1")
         write_text(out / "summary.csv", f"{command}'s summary")
         write_text(out / "extra.csv", f"{command}'s optional table")
+        write_text(out / "images" / "old.png", f"{command}'s image of an example the new run drops")
         write_json(out / "config.json", {"command": command, "n": 1})
     (out / "notes.txt").write_text("the user's own notes")
 
@@ -67,6 +68,7 @@ def _new_run(out: Path, command: str, overwrite: bool) -> None:
         write_text(out / "summary.csv", f"new {command}'s summary")
         write_text(out / "table.parquet", "new table")
         write_json(out / "config.json", {"command": command, "n": 2})
+        remove_result(out / "images" / "old.png")   # removed with the commit, never before
         run.drop_stale({"summary.csv", "table.parquet", "config.json"})
         transaction.step("the run staged its results")
 
