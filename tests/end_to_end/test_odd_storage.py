@@ -85,3 +85,15 @@ def test_two_runs_sharing_one_cache_at_once_both_finish_with_the_same_tables(coc
         assert p.returncode == 0, err
     for name in ("reversal.parquet", "summary.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+@pytest.mark.odd_case("storage", "a broken symbolic link as --out", "every command writing --out (toy-data "
+                                                                    "tried)",
+                      "one line naming the link and where it points (exit 2), nothing created")
+def test_a_broken_link_as_out_is_named_as_such(tmp_path, capsys):
+    link = tmp_path / "runs"
+    link.symlink_to(tmp_path / "gone")
+    assert main(["toy-data", "--out", str(link)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken symbolic link" in err[0] and "gone" in err[0], err
+    assert "File exists" not in err[0] and not (tmp_path / "gone").exists()
