@@ -4,6 +4,9 @@ masks with another validate folder's (:mod:`analysis.validate.compute`)."""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -11,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from litelvlm.errors import LiteLVLMError
 from litelvlm.io import atomic_path
+from litelvlm.records import inside
 
 #: The columns of ``--compare-to``: agreement with another run's unpruned masks.
 COMPARED = ["mask_iou_vs_compare", "logit_diff_vs_compare"]
@@ -35,7 +39,7 @@ def check_compare(compare: dict | None, reference: dict | None, folder: str | No
 def load_compare(folder: str, prep, pipe) -> dict:
     """The reference of another validate folder (``--compare-to``), checked to be of the same prompt and
     mask size: a clear error naming the folder otherwise."""
-    ref = load_reference(Path(folder))
+    ref = load_reference(Path(folder), own=False)
     if ref is None:
         raise LiteLVLMError(f"--compare-to {folder}: no {REFERENCE_FILE} there (not a validate folder, or "
                             "its run did not start)")
@@ -58,10 +62,26 @@ def save_reference(out: Path, reference: dict) -> None:
                    "logits": reference["_logits"].contiguous()}, str(tmp))
 
 
-def load_reference(out: Path) -> dict | None:
-    """The reference kept by :func:`save_reference` (None: there is none yet)."""
+def load_reference(out: Path, own: bool = True) -> dict | None:
+    """The reference kept by :func:`save_reference` (None: there is none yet). A damaged one (truncated,
+    garbled, of another schema, a folder or a link) is removed with a warning when ``out`` is this run's
+    folder (``own``: the reference call is made again), else a LiteLVLMError naming it."""
     path = out / REFERENCE_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
-    t = load_file(str(path))
-    return {"_ids": t["ids"], "_masks": t["masks"].bool(), "_logits": t["logits"]}
+    problem = "is a link or a folder where the reference file should be"
+    if not path.is_symlink() and path.is_file():
+        try:
+            t = load_file(str(path))
+            ref = {"_ids": t["ids"], "_masks": t["masks"].bool(), "_logits": t["logits"]}
+            if ref["_ids"].dtype.is_floating_point or ref["_logits"].shape[:1] != ref["_masks"].shape[:1]:
+                raise ValueError("another schema")
+            return ref
+        except Exception:  # noqa: BLE001 - a damaged header or payload fails in many ways
+            problem = "cannot be read as a reference (truncated, garbled or of another schema)"
+    if not own:
+        raise LiteLVLMError(f"--compare-to {out}: {path} {problem}")
+    logging.getLogger(__name__).warning("%s %s: removed, and the reference call is made again", path, problem)
+    inside(out, path)
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return None

@@ -25,6 +25,8 @@ import torch
 
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder as StudyFolder
+from analysis.validate import reference
+from analysis.validate.reference import REFERENCE_FILE, load_reference, save_reference
 from litelvlm import cache
 from litelvlm.errors import LiteLVLMError
 from litelvlm.folder_lock import LOCK_NAME
@@ -87,6 +89,18 @@ def _rebuild_folder(path: Path) -> None:
     assert (root / "weights.bin").read_bytes() == b"w" * 64 and (root / ".complete").is_file()
 
 
+def _reference(tmp_path: Path) -> Path:
+    out = tmp_path / "d"
+    out.mkdir()
+    save_reference(out, {"_ids": torch.arange(5)[None], "_masks": torch.zeros(2, 4, 4, dtype=torch.bool),
+                         "_logits": torch.zeros(2, 4, 4)})
+    return out / REFERENCE_FILE
+
+
+def _load_reference(out: Path) -> None:
+    assert load_reference(out) is None   # removed: the reference call is made again
+
+
 @dataclass(frozen=True)
 class Reader:
     """One file read back: ``build(tmp_path)`` makes a folder and returns the file; ``read(folder)`` reads it;
@@ -119,6 +133,8 @@ READERS = {
                               "removed", b"", folder=lambda p: p.parents[1]),
     "feature-cache entry": Reader(_cache_entry, lambda p: _cache_get(p), "removed", b"",
                                   folder=lambda p: p),
+    "validate's reference": Reader(_reference, _load_reference, "removed",
+                                   b"", folder=lambda p: p.parent),
     "cached folder's manifest": Reader(_cached_folder, lambda p: _rebuild_folder(p), "rebuilt",
                                        json.dumps({"v": 1, "files": []}).encode(), folder=lambda p: p),
 }
@@ -156,27 +172,35 @@ def _damage(kind: str, path: Path, reader: Reader, monkeypatch) -> None:
         else:
             path.mkdir()
             (path / "inside.txt").write_text("a folder where a file should be")
-    elif kind == "unreadable":   # as a user without permission meets it (root reads every file)
-        inode = path.stat().st_ino
+    elif kind == "unreadable":
+        _deny_reading(path, monkeypatch)
 
-        def denied(file) -> bool:   # this file, not a new one written in its place
-            try:
-                return Path(file) == path and os.stat(file).st_ino == inode
-            except (OSError, TypeError):
-                return False
 
-        def refusing(real):
-            def call(file, *a, **k):
-                if denied(file):
-                    raise PermissionError(errno.EACCES, "Permission denied", str(file))
-                return real(file, *a, **k)
-            return call
+def _deny_reading(path: Path, monkeypatch) -> None:
+    """Reading ``path`` fails as for a user without permission (root reads every file): Python's, pyarrow's
+    and safetensors' readers alike, for this file only (not a new one written in its place)."""
+    inode = path.stat().st_ino
 
-        for name in ("read_bytes", "read_text"):
-            monkeypatch.setattr(Path, name, refusing(getattr(Path, name)))
-        monkeypatch.setattr("builtins.open", refusing(open))
-        for name in ("read_schema", "read_metadata"):   # pyarrow opens files itself
-            monkeypatch.setattr(pq, name, refusing(getattr(pq, name)))
+    def denied(file) -> bool:   # this file, not a new one written in its place
+        try:
+            return Path(file) == path and os.stat(file).st_ino == inode
+        except (OSError, TypeError):
+            return False
+
+    def refusing(real):
+        def call(file, *a, **k):
+            if denied(file):
+                raise PermissionError(errno.EACCES, "Permission denied", str(file))
+            return real(file, *a, **k)
+        return call
+
+    for name in ("read_bytes", "read_text"):
+        monkeypatch.setattr(Path, name, refusing(getattr(Path, name)))
+    monkeypatch.setattr("builtins.open", refusing(open))
+    for name in ("read_schema", "read_metadata"):   # pyarrow opens files itself
+        monkeypatch.setattr(pq, name, refusing(getattr(pq, name)))
+    for module in (reference, cache):   # so does safetensors
+        monkeypatch.setattr(module, "load_file", refusing(module.load_file))
 
 
 KINDS = ["garbled", "wrong type", "wrong schema", "truncated", "link", "folder", "unreadable"]
@@ -234,3 +258,11 @@ def test_a_damaged_lock_file_is_named(tmp_path, kind):
     assert str(out / LOCK_NAME) in str(e.value) and "\n" not in str(e.value)
     assert (tmp_path / "elsewhere").read_text() == "x" if kind == "link" else (out / LOCK_NAME).is_dir()
     shutil.rmtree(out)
+
+
+def test_a_damaged_reference_of_another_folder_is_named_never_removed(tmp_path):
+    path = _reference(tmp_path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(LiteLVLMError, match=f"--compare-to {path.parent}: {path} cannot be read"):
+        load_reference(path.parent, own=False)
+    assert path.exists()
