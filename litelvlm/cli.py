@@ -25,6 +25,7 @@ from .model_spec import ModelSpec
 from .run_owner import claim
 from .stop_signals import Stopped, stops_as_interrupts
 from .threads import default_threads, torch_threads
+from .transaction import settle
 
 #: The library's own subcommands: name -> (module, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -140,6 +141,9 @@ OUTPUT_FILES = ("save_overlay",)
 #: Options naming a file or folder a subcommand reads: it must exist (checked before torch is imported).
 INPUT_PATHS = ("refer_dir", "image_dir", "video_dir", "results", "coco_instances", "expressions", "data",
                "image")
+#: Options naming another run's results folder that a subcommand reads (``figures --results`` settles each run
+#: folder of its tree itself)
+RUN_INPUTS = ("compare_to",)
 #: Options naming registered pruning methods (checked against :mod:`litelvlm.methods`, which imports no
 #: torch).
 METHOD_OPTIONS = ("methods", "method", "method_signals")
@@ -177,6 +181,20 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+def _run_folders(args: argparse.Namespace) -> None:
+    """A run owns its ``--out`` (:func:`litelvlm.run_owner.claim`); another run's folder that the command
+    reads (:data:`RUN_INPUTS`) first has what a killed run left there settled
+    (:func:`litelvlm.transaction.settle`)."""
+    with stops_as_interrupts():   # a stop while an unfinished run's folder is being settled
+        out = getattr(args, "out", None)
+        if isinstance(out, str) and out and isinstance(getattr(args, "command", None), str):
+            claim(out, args.command, getattr(args, "overwrite", False) is True)
+        for dest in RUN_INPUTS:
+            path = getattr(args, dest, None)
+            if isinstance(path, str) and path and os.path.isdir(path):
+                settle(path)
+
+
 def check_common_options(args: argparse.Namespace) -> None:
     """The checks every subcommand shares, before any work and before torch is imported: output folders
     (``--out``, ...) and files (``--save-overlay``) must be writable where they are, an ``--out`` folder must
@@ -187,10 +205,8 @@ def check_common_options(args: argparse.Namespace) -> None:
         path = getattr(args, dest, None)
         if isinstance(path, str) and path:
             _check_writable(dest, path, folder=dest in OUTPUT_FOLDERS)
-    out = getattr(args, "out", None)
-    if not listing and isinstance(out, str) and out and isinstance(getattr(args, "command", None), str):
-        with stops_as_interrupts():   # a stop while an unfinished run's folder is being settled
-            claim(out, args.command, getattr(args, "overwrite", False) is True)   # a run owns its --out
+    if not listing:
+        _run_folders(args)
     for dest in () if listing else INPUT_PATHS:
         path = getattr(args, dest, None)
         if isinstance(path, str) and path and not os.path.exists(os.path.expanduser(path)):
