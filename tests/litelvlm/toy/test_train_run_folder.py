@@ -9,7 +9,7 @@ import json
 import pytest
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.run_owner import MARKER, owner
+from litelvlm.run_owner import MARKER, file_digest, owner
 from litelvlm.toy.options import ToyTrainArgs
 
 TINY_TRAIN = dict(steps=1, batch_size=4, hard_negatives=1, train_scenes=4, eval_scenes=4, final_eval_scenes=4,
@@ -56,8 +56,9 @@ def test_toy_data_overwrite_replaces_another_commands_run_whole_and_records_its_
 
     out = tmp_path / "a"
     out.mkdir()
-    (out / MARKER).write_text(json.dumps({"command": "reversal", "files": {"summary.csv": {}}, "direct": []}))
     (out / "summary.csv").write_text("x")
+    entry = {"sha256": file_digest(out / "summary.csv"), "size": 1}
+    (out / MARKER).write_text(json.dumps({"command": "reversal", "files": {"summary.csv": entry}, "direct": []}))
     write_refer(out, 1, size=64, overwrite=True)
     assert not (out / "summary.csv").exists()
     assert json.loads((out / MARKER).read_text())["command"] == "toy-data"
