@@ -35,10 +35,19 @@ class FolderLock:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.fd: int | None = None
+        #: what the lock file says of the run holding it, when :meth:`try_acquire` found one
+        self.holder = ""
 
     def acquire(self) -> FolderLock:
         """Take the lock, refused at once (a LiteLVLMError naming the holder) when another process holds it;
         a lock taken on a file removed meanwhile is taken again on the new one."""
+        if not self.try_acquire():
+            raise LiteLVLMError(f"--out {str(self.folder)!r} is in use by another run{self.holder} (locked); "
+                                "wait for it to finish or use another --out")
+        return self
+
+    def try_acquire(self) -> bool:
+        """Take the lock if no other run holds it (False, and :attr:`holder` says who, when one does)."""
         path = self.folder / LOCK_NAME
         while True:
             try:
@@ -50,10 +59,9 @@ class FolderLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                holder = _holder(fd)
+                self.holder = _holder(fd)
                 os.close(fd)
-                raise LiteLVLMError(f"--out {str(self.folder)!r} is in use by another run{holder} (locked); "
-                                    "wait for it to finish or use another --out") from None
+                return False
             try:
                 if os.fstat(fd).st_ino == os.stat(path).st_ino:
                     break
@@ -64,7 +72,7 @@ class FolderLock:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:1] + sys.argv[1:6])}".encode(), 0)
-        return self
+        return True
 
     def release(self) -> None:
         """Remove the lock file (while still holding it) and let it go."""

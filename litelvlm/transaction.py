@@ -350,12 +350,18 @@ def leftovers(out: str | os.PathLike) -> bool:
 
 def settle(out: str | os.PathLike, discard_damaged: bool = False) -> list[str]:
     """Before a command touches ``out``: when an unfinished run left a commit or a replaced earlier run there,
-    take the folder's lock (refused when a running run holds it), finish or undo what was left
-    (:func:`recover`) and say so in one line. Returns what was done."""
+    take the folder's lock, finish or undo what was left (:func:`recover`) and say so in one line. Nothing
+    when a running run holds the lock: what is there is its own (a second run is refused when it asks for the
+    lock; a shard of the running run goes on). Returns what was done."""
     if not leftovers(out):
         return []
-    with FolderLock(out):
+    lock = FolderLock(out)
+    if not lock.try_acquire():
+        return []
+    try:
         did = recover(out, discard_damaged=discard_damaged)
+    finally:
+        lock.release()
     if did:
         log.warning("--out %r: %s", str(out), "; ".join(did))
     return did

@@ -187,20 +187,27 @@ def test_a_run_stopped_by_sigterm_or_sighup_at_any_step_rolls_back_itself(tmp_pa
             assert outcome == "earlier", name   # stopped before the commit began: the earlier run, whole
 
 
-def test_a_folder_being_settled_by_another_process_is_refused_as_in_use(tmp_path):
+def test_what_a_running_run_left_is_its_own_and_a_second_run_is_refused_at_the_lock(tmp_path):
     out = tmp_path / "out"
     _earlier(out, "sink")
-    (out / f"{transaction.REPLACED_PREFIX}x").mkdir()
+    aside = out / f"{transaction.REPLACED_PREFIX}x"   # as a running --overwrite run has it
+    aside.mkdir()
+    (out / "summary.csv").rename(aside / "summary.csv")
     from litelvlm.folder_lock import FolderLock
 
-    with FolderLock(out):
+    with FolderLock(out):   # the running run
         pid = os.fork()
         if pid == 0:
+            code = 7
             try:
-                claim(out, "sink")
-                os._exit(0)
+                claim(out, "sink")   # a shard of the running run: goes on, nothing settled under it
+                code = 5 if aside.is_dir() else 6
+                with RunFolder(out, command="sink", overwrite=False):   # a second run: refused
+                    code = 8
             except LiteLVLMError as e:
-                os._exit(5 if "in use by another run" in str(e) else 6)
+                code += 10 if "in use by another run" in str(e) else 20
             except BaseException:   # noqa: BLE001
-                os._exit(7)
-        assert os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 5
+                code = 9
+            os._exit(code)
+        assert os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 15
+    assert (aside / "summary.csv").exists()
