@@ -22,10 +22,10 @@ from .cli_args import split_list
 from .errors import LiteLVLMError
 from .methods import describe
 from .model_spec import ModelSpec
+from .recovery import settle
 from .run_owner import claim
 from .stop_signals import Stopped, stops_as_interrupts
 from .threads import default_threads, torch_threads
-from .transaction import settle
 
 #: The library's own subcommands: name -> (module, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -184,7 +184,7 @@ def one_line(message: str) -> str:
 def _run_folders(args: argparse.Namespace) -> None:
     """A run owns its ``--out`` (:func:`litelvlm.run_owner.claim`); another run's folder that the command
     reads (:data:`RUN_INPUTS`) first has what a killed run left there settled
-    (:func:`litelvlm.transaction.settle`)."""
+    (:func:`litelvlm.recovery.settle`)."""
     with stops_as_interrupts():   # a stop while an unfinished run's folder is being settled
         out = getattr(args, "out", None)
         if isinstance(out, str) and out and isinstance(getattr(args, "command", None), str):

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .errors import LiteLVLMError
 from .records import WAY_OUT, damaged, plain_name, read_record
-from .transaction import check_journal, settle
+from .recovery import settle
+from .transaction import check_journal
 
 #: the record of the run a folder holds (written with its results, by ``analysis.common.run_folder``)
 MARKER = ".litelvlm-run.json"
@@ -158,7 +159,7 @@ def claim(out: str | os.PathLike, command: str, overwrite: bool = False) -> None
     """Check, before anything loads, that ``command`` may write its run into ``out``: refused when the folder
     holds another command's run (naming it) or damaged earlier results (naming the file), unless ``overwrite``
     (the earlier run is then replaced whole when the new one commits). First, what a stopped or killed run
-    left is finished or undone (:func:`litelvlm.transaction.settle`), so the checks read the folder's last
+    left is finished or undone (:func:`litelvlm.recovery.settle`), so the checks read the folder's last
     finished run, never a half-replaced one."""
     _CLAIMS[_key(out)] = (command, overwrite)
     if not overwrite:

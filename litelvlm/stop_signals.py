@@ -6,7 +6,7 @@ middle.
 main thread while a run is inside it, where their handler is still the default (a program that set its own
 keeps it); :func:`held` holds SIGINT, SIGTERM and SIGHUP back while a commit moves files, delivering them when
 it ends. SIGKILL and a power loss cannot be caught: the next command on the folder finishes or undoes what
-such a run left (:func:`litelvlm.transaction.settle`). This module is this project's own.
+such a run left (:func:`litelvlm.recovery.settle`). This module is this project's own.
 """
 
 from __future__ import annotations

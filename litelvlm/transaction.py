@@ -21,18 +21,14 @@ folders, and the temporary files ending in :data:`TMP_SUFFIX`.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from .errors import LiteLVLMError
-from .folder_lock import FolderLock
 from .records import damaged, inside, plain_name, read_record
 from .stop_signals import held
-
-log = logging.getLogger(__name__)
 
 STAGE_PREFIX = ".litelvlm-stage-"
 JOURNAL = ".litelvlm-commit.json"
@@ -336,35 +332,6 @@ def _tmp_files(out: Path) -> list[Path]:
         found += [Path(root) / f for f in files if f.endswith(TMP_SUFFIX)
                   and not os.path.islink(os.path.join(root, f))]
     return found
-
-
-def leftovers(out: str | os.PathLike) -> bool:
-    """Whether ``out`` holds what an unfinished run left at its top: a commit journal, a replaced earlier run
-    or a staging folder."""
-    try:
-        names = os.listdir(out)
-    except OSError:
-        return False
-    return any(n == JOURNAL or n.startswith((STAGE_PREFIX, REPLACED_PREFIX)) for n in names)
-
-
-def settle(out: str | os.PathLike, discard_damaged: bool = False) -> list[str]:
-    """Before a command touches ``out``: when an unfinished run left a commit or a replaced earlier run there,
-    take the folder's lock, finish or undo what was left (:func:`recover`) and say so in one line. Nothing
-    when a running run holds the lock: what is there is its own (a second run is refused when it asks for the
-    lock; a shard of the running run goes on). Returns what was done."""
-    if not leftovers(out):
-        return []
-    lock = FolderLock(out)
-    if not lock.try_acquire():
-        return []
-    try:
-        did = recover(out, discard_damaged=discard_damaged)
-    finally:
-        lock.release()
-    if did:
-        log.warning("--out %r: %s", str(out), "; ".join(did))
-    return did
 
 
 #: called with the name of each step of the commit and overwrite protocol as it completes (None: nothing);

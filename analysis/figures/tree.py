@@ -10,7 +10,7 @@ of one model in one folder, or all its runs, each labelled in the figure; every 
 set>_<family>-<model>_<figure>`` and every figure carries ``family/model``. A folder it cannot draw is skipped
 with one line naming it and the reason, a folder holding a figure set's table but no ``config.json`` too
 (:func:`unrecorded`); a figure set without runs names such a folder that holds its tables. A run folder that a
-killed run left half-replaced is settled first (:func:`litelvlm.transaction.settle`), so the tree shows its
+killed run left half-replaced is settled first (:func:`litelvlm.recovery.settle`), so the tree shows its
 last finished run.
 """
 
@@ -27,7 +27,8 @@ from analysis.common.study import read_json
 from analysis.figures.figure_set import FigureSet, results_models, runs_name, save_figures
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
-from litelvlm.transaction import JOURNAL, REPLACED_PREFIX, settle
+from litelvlm.recovery import settle
+from litelvlm.transaction import JOURNAL, REPLACED_PREFIX
 
 #: what reading a run of an older layout, or a damaged one, raises while a figure set draws it
 UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, FileNotFoundError)

@@ -3,7 +3,7 @@ the complete new one, byte for byte, and a different command is never accepted o
 
 Each run below is forked into a child process that is stopped at one named step of the protocol
 (:func:`litelvlm.transaction.step`): by SIGKILL, which nothing can catch (the next command on the folder
-finishes or undoes what it left, :func:`litelvlm.transaction.settle`, saying so in one line), and by SIGTERM
+finishes or undoes what it left, :func:`litelvlm.recovery.settle`, saying so in one line), and by SIGTERM
 and SIGHUP, which roll the run back in the process itself as Ctrl-C does (or, inside a commit's moves, arrive
 once the commit is complete). Every step of every scenario is tried."""
 
@@ -21,6 +21,7 @@ from litelvlm import transaction
 from litelvlm.errors import LiteLVLMError
 from litelvlm.folder_lock import LOCK_NAME
 from litelvlm.io import remove_result, write_json, write_text
+from litelvlm.recovery import leftovers
 from litelvlm.run_folder import RunFolder
 from litelvlm.run_owner import claim, owner, release
 
@@ -147,7 +148,7 @@ def test_a_run_killed_at_any_step_leaves_the_earlier_run_or_the_new_one(tmp_path
         left = {n for n in os.listdir(out) if n == transaction.JOURNAL
                 or n.startswith(transaction.REPLACED_PREFIX)}
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="litelvlm.transaction"):
+        with caplog.at_level(logging.WARNING, logger="litelvlm.recovery"):
             with pytest.raises(LiteLVLMError, match="holds a run of"):   # never accepted over the folder
                 claim(out, "positions")
         release(out)
@@ -182,7 +183,7 @@ def test_a_run_stopped_by_sigterm_or_sighup_at_any_step_rolls_back_itself(tmp_pa
         got = _files(out)   # no later command needed: the process itself rolled back
         outcome = _same(got, earlier, new, SCENARIOS[scenario][2])
         assert outcome, f"stopped after step {at} ({name}): {sorted(got)}"
-        assert not transaction.leftovers(out)
+        assert not leftovers(out)
         if "journal written" not in steps[: at + 1]:
             assert outcome == "earlier", name   # stopped before the commit began: the earlier run, whole
 

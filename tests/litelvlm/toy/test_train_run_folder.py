@@ -58,7 +58,8 @@ def test_toy_data_overwrite_replaces_another_commands_run_whole_and_records_its_
     out.mkdir()
     (out / "summary.csv").write_text("x")
     entry = {"sha256": file_digest(out / "summary.csv"), "size": 1}
-    (out / MARKER).write_text(json.dumps({"command": "reversal", "files": {"summary.csv": entry}, "direct": []}))
+    record = {"command": "reversal", "files": {"summary.csv": entry}, "direct": []}
+    (out / MARKER).write_text(json.dumps(record))
     write_refer(out, 1, size=64, overwrite=True)
     assert not (out / "summary.csv").exists()
     assert json.loads((out / MARKER).read_text())["command"] == "toy-data"
