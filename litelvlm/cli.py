@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from importlib.metadata import entry_points
+from typing import NoReturn
 
 from . import __version__
 from .cli_args import split_list
@@ -51,10 +52,19 @@ def all_commands() -> dict[str, tuple[str, str]]:
     return {**found, **COMMANDS}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``litelvlm CMD: error: ...; see --help`` (exit 2),
+    without argparse's usage dump; its subparsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the error on one line naming ``--help`` and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {one_line(message)}; see --help\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser with every subcommand listed; only the ``only`` subcommand's module is imported
     (its options added)."""
-    parser = argparse.ArgumentParser(prog="litelvlm", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="litelvlm", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"litelvlm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

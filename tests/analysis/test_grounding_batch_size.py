@@ -61,7 +61,7 @@ def test_batch_size_below_one_refused(coco128, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.strip().splitlines()[
-        -1] == "litelvlm eval-grounding: error: argument --batch-size: must be >= 1, got 0"
+        -1] == "litelvlm eval-grounding: error: argument --batch-size: must be >= 1, got 0; see --help"
     assert not (tmp_path / "a").exists()
 
 
