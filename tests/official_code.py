@@ -22,7 +22,8 @@ OFFICIAL = SHARED / "official"
 REPOSITORIES = {"LiteLVLM.git": "sejong-rcv/LiteLVLM @5896153",
                 "UniPixel.git": "PolyU-ChenLab/UniPixel @5c8e941",
                 "VideoGLaMM": "mbzuai-oryx/VideoGLaMM @6b15b1e", "Sa2VA": "bytedance/Sa2VA @9832e1a",
-                "davis2017-evaluation": "davisvideochallenge/davis2017-evaluation @ac7c43f"}
+                "davis2017-evaluation": "davisvideochallenge/davis2017-evaluation @ac7c43f",
+                "FlowCut": "TungChintao/FlowCut @a2ecd24"}
 
 
 class OfficialCode:

@@ -15,7 +15,8 @@ executed:
   ``apply_flowcut_config``; L44-50 patch the CLIP classes, done here per module instance
   (``types.MethodType``).
 
-Set ``FLOWCUT_SOURCE`` to a checkout of that commit to check the transcription against its files.
+The transcription is checked against the files of that commit in ``../shared/official/FlowCut`` (the
+``official`` fixture, ``tests/official_code.py``).
 
 Beside the official functions: transformers 4.37.2's ``CLIPAttention._shape`` (``src/transformers/models/clip/
 modeling_clip.py`` L246-247), which the official attention calls and transformers 5 dropped, and LLaVA's
@@ -29,9 +30,7 @@ through the vision-tower stage (``ClipTower``) from the same embeddings.
 from __future__ import annotations
 
 import linecache
-import os
 import types
-from pathlib import Path
 
 import pytest
 import torch
@@ -540,11 +539,8 @@ def test_a_tower_too_shallow_for_the_official_schedule():
     assert len(ours) == 4 and ours.features.shape == (4, 32)
 
 
-@pytest.mark.skipif(not os.environ.get("FLOWCUT_SOURCE"), reason="FLOWCUT_SOURCE (a checkout of "
-                    "TungChintao/FlowCut @ a2ecd24) is not set: the transcription is checked against the "
-                    "official files only there")
-def test_the_transcription_is_the_official_files():
-    root = Path(os.environ["FLOWCUT_SOURCE"]) / "flowcut"
+def test_the_transcription_is_the_official_files(official):
+    root = official.tree("FlowCut") / "flowcut"   # ../shared/official/FlowCut, TungChintao/FlowCut @ a2ecd24
 
     def lines(name: str, first: int, last: int) -> str:
         # lines first..last (1-based), trailing spaces dropped
