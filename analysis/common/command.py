@@ -12,6 +12,7 @@ module imports nothing heavy.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Callable
 from dataclasses import asdict
@@ -22,6 +23,24 @@ from litelvlm.families import check_image_resize
 
 #: a check of the options: raises to refuse them; may return corrected options (an instance of the dataclass)
 Check = Callable[[Any], Any]
+#: whether the running study was given ``--quiet``: its headline (the few lines of its answer,
+#: :func:`analysis.common.screen.headline`) is not printed; set by :func:`study_run` for the run's length
+QUIET = False
+
+
+def with_quiet(add_arguments: Callable[[argparse.ArgumentParser], None]
+               ) -> Callable[[argparse.ArgumentParser], None]:
+    """``add_arguments`` of a study, plus ``--quiet`` (no headline; a screen option, not the run's: it is no
+    field of the options, so config.json and the results stay the same)."""
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        add_arguments(parser)
+        parser.add_argument("--quiet", action="store_true", default=False,
+                            help="do not print the headline (the few lines stating the run's answer at its "
+                                 "end); the random-weights banner stays")
+
+    add.__doc__ = add_arguments.__doc__
+    return add
 
 
 def check_image_resize_option(a: Any) -> None:
@@ -41,10 +60,12 @@ def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
     namespace) as ``options``; each of ``checks`` in order (one that returns an ``options`` instance replaces
     the options); then the heavy function ``"module:function"`` (or the one ``heavy(options)`` names) imported
     and called with the options and ``extra``, and with ``checked=`` the result of the check ``hands_down``
-    (one of ``checks``), so that the heavy function checks nothing again. The returned function's ``study`` is
-    ``options``."""
+    (one of ``checks``), so that the heavy function checks nothing again; ``quiet=True`` (or the namespace's
+    ``--quiet``) silences the headline. The returned function's ``study`` is ``options``."""
 
     def run(args: Any, **extra: Any) -> int:
+        global QUIET
+        quiet = bool(extra.pop("quiet", getattr(args, "quiet", False)))
         a = as_args(options, args)
         for check in checks:
             checked = check(a)
@@ -53,7 +74,12 @@ def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
             elif check is hands_down:
                 extra["checked"] = checked
         module, name = (heavy(a) if callable(heavy) else heavy).split(":")
-        return getattr(importlib.import_module(module), name)(a, **extra)   # lazy: torch, after the checks
+        before, QUIET = QUIET, quiet or QUIET   # a study run by a quiet one is quiet
+        try:
+            # lazy: torch, after the checks
+            return getattr(importlib.import_module(module), name)(a, **extra)
+        finally:
+            QUIET = before
 
     run.study = options   # type: ignore[attr-defined]
     run.__doc__ = (f"Run the study from its options: ``run({options.__name__}(...))``, or the command line's "
@@ -61,4 +87,4 @@ def study_run(options: type, heavy: str | Callable[[Any], str], *checks: Check,
     return run
 
 
-__all__ = ["Check", "check_image_resize_option", "check_same_out", "study_run"]
+__all__ = ["QUIET", "Check", "check_image_resize_option", "check_same_out", "study_run", "with_quiet"]

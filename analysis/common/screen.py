@@ -1,24 +1,70 @@
 """Tables for the terminal and text files: a reader's view of a summary (the csv files keep every column), and
 the one rule of what a command prints: its progress and a short summary; a full table only with ``--verbose``
-(:func:`show_table`), otherwise one line naming the file that holds it."""
+(:func:`show_table`), otherwise one line naming the file that holds it; and at its end the headline
+(:func:`headline`), a few lines stating the run's answer with intervals and n, which ``--quiet`` silences."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from analysis.common import command
 from litelvlm import cli
 from litelvlm.methods import is_baseline
 
 #: the most columns a human-facing table shows
 MAX_COLUMNS = 10
+#: the fewest units (images, videos) an interval is printed over; below, the headline says n instead
+MIN_INTERVAL_N = 3
+#: what ``±mc`` means where a table shows it
+MC_NOTE = ("±mc: the Monte Carlo error of the interval's bounds (how much they move with another "
+           "bootstrap seed), not a second interval")
 
 
 def verbose() -> bool:
     """Whether the running command was given ``--verbose`` (``litelvlm -v COMMAND`` or ``COMMAND -v``)."""
     return cli.VERBOSE
+
+
+def quiet() -> bool:
+    """Whether the running study was given ``--quiet`` (no headline)."""
+    return command.QUIET
+
+
+def estimate(value: float, lo: float | None = None, hi: float | None = None, n: int | None = None,
+             digits: int = 3, unit: str = "") -> str:
+    """``value [lo, hi]`` for the headline; without an interval (NaN bounds, or ``n`` under
+    :data:`MIN_INTERVAL_N` units) ``value (n = 2, no interval)``; ``unit`` names n's units when given."""
+    if value is None or not isinstance(value, (int, float)) or math.isnan(value):
+        return "n/a"
+    v = f"{value:.{digits}f}"
+    units = f" {unit}" if unit else ""
+    few = n is not None and n < MIN_INTERVAL_N
+    if few or lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return f"{v} (n = {n}{units}, no interval)" if n is not None else v
+    return f"{v} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def counts_text(counts: Mapping[str, int], prefix: str = "", none: str = "none") -> str:
+    """``13 no inside patch, 2 unreadable`` from ``{"excluded_no_inside_patch": 13, ...}`` (keys starting
+    with ``prefix``, the prefix dropped, zeros left out): a count for a reader, never a Python dict."""
+    parts = [f"{v} {k[len(prefix):].replace('_', ' ')}" for k, v in counts.items()
+             if k.startswith(prefix) and v]
+    return ", ".join(parts) or none
+
+
+def headline(command_name: str, lines: Iterable[str], banner: str | None = None) -> None:
+    """Print the run's answer: each of ``lines`` as ``COMMAND: line`` (unless ``--quiet``), then ``banner``
+    (the random-weights line, printed even with ``--quiet``: a number from random weights is always said
+    to be one)."""
+    if not quiet():
+        for line in lines:
+            print(f"{command_name}: {line}")
+    if banner:
+        print(banner)
 
 
 def show_table(text: str, where: str | os.PathLike, what: str = "table") -> None:

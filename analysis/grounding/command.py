@@ -6,10 +6,14 @@ the options. From code: ``from analysis.grounding import GroundingArgs, run``;
 
 from __future__ import annotations
 
-from analysis.common.command import check_same_out, study_run
-from analysis.grounding.options import ARGS, GroundingArgs, add_arguments, check_args
+from analysis.common.command import check_same_out, study_run, with_quiet
+from analysis.grounding.options import ARGS, GroundingArgs, check_args
+from analysis.grounding.options import add_arguments as study_arguments
 
 __all__ = ["ARGS", "add_arguments", "run"]
+
+#: the study's options and ``--quiet`` (no headline)
+add_arguments = with_quiet(study_arguments)
 
 run = study_run(GroundingArgs, "analysis.grounding.compute:run_grounding",
                 check_args, check_same_out, hands_down=check_args)

@@ -5,11 +5,15 @@ out=...))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import check_image_resize_option, check_same_out, study_run
-from analysis.importance.options import ARGS, ImportanceArgs, add_arguments, check_args, check_method_signals
+from analysis.common.command import check_image_resize_option, check_same_out, study_run, with_quiet
+from analysis.importance.options import ARGS, ImportanceArgs, check_args, check_method_signals
+from analysis.importance.options import add_arguments as study_arguments
 from litelvlm.cli_args import split_list
 
 __all__ = ["ARGS", "add_arguments", "run"]
+
+#: the study's options and ``--quiet`` (no headline)
+add_arguments = with_quiet(study_arguments)
 
 run = study_run(ImportanceArgs, "analysis.importance.compute:run_and_report",
                 check_args, check_image_resize_option, check_same_out,

@@ -5,10 +5,14 @@ out=...))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import check_image_resize_option, check_same_out, study_run
-from analysis.positions.options import ARGS, PositionsArgs, add_arguments, check_args
+from analysis.common.command import check_image_resize_option, check_same_out, study_run, with_quiet
+from analysis.positions.options import ARGS, PositionsArgs, check_args
+from analysis.positions.options import add_arguments as study_arguments
 
 __all__ = ["ARGS", "add_arguments", "run"]
+
+#: the study's options and ``--quiet`` (no headline)
+add_arguments = with_quiet(study_arguments)
 
 run = study_run(PositionsArgs, "analysis.positions.compute:run_positions",
                 check_args, check_image_resize_option, check_same_out, hands_down=check_args)

@@ -4,10 +4,14 @@ From code: ``from analysis.retention import RetentionArgs, run``; ``run(Retentio
 
 from __future__ import annotations
 
-from analysis.common.command import study_run
-from analysis.retention.options import ARGS, RetentionArgs, add_arguments, check_args
+from analysis.common.command import study_run, with_quiet
+from analysis.retention.options import ARGS, RetentionArgs, check_args
+from analysis.retention.options import add_arguments as study_arguments
 
 __all__ = ["ARGS", "add_arguments", "run"]
+
+#: the study's options and ``--quiet`` (no headline)
+add_arguments = with_quiet(study_arguments)
 
 run = study_run(RetentionArgs, "analysis.retention.compute:run_and_report",
                 check_args)

@@ -4,10 +4,14 @@ From code: ``from analysis.reversal import ReversalArgs, run``; ``run(ReversalAr
 
 from __future__ import annotations
 
-from analysis.common.command import study_run
-from analysis.reversal.options import ARGS, ReversalArgs, add_arguments, check_args
+from analysis.common.command import study_run, with_quiet
+from analysis.reversal.options import ARGS, ReversalArgs, check_args
+from analysis.reversal.options import add_arguments as study_arguments
 
 __all__ = ["ARGS", "add_arguments", "run"]
+
+#: the study's options and ``--quiet`` (no headline)
+add_arguments = with_quiet(study_arguments)
 
 
 def _path(a: ReversalArgs) -> str:

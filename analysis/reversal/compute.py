@@ -36,6 +36,7 @@ from analysis.common.features_cache import cached_text_embeds
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
+from analysis.common.screen import counts_text, estimate, headline
 from analysis.common.stats import ci_text
 from analysis.common.study import portable_paths
 from analysis.reversal.options import ReversalArgs
@@ -103,14 +104,35 @@ def _run_locked(a: ReversalArgs, clip, records: list[ReferRecord], layers: list[
                                      **run_identity("reversal", a.model, family=CLIP_FAMILY)})
     overall = summary[summary["breakdown"] == "all"]
     for _, r in overall.iterrows():
-        log.info("layer %d: AUROC_reversed %.3f %s, reversed in %.0f%% of %d sentences",
-                 r["layer"], r["auroc_reversed_mean"],
-                 ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"]),
-                 100 * r["share_reversed"], r["n_sentences"])
-    excluded = {k: v for k, v in counts.items() if k.startswith("excluded_")}
+        log.debug("layer %d: AUROC_reversed %.3f %s, reversed in %.0f%% of %d sentences",
+                  r["layer"], r["auroc_reversed_mean"],
+                  ci_text(r["auroc_reversed_ci_low"], r["auroc_reversed_ci_high"]),
+                  100 * r["share_reversed"], r["n_sentences"])
     print(f"reversal: {counts.get('sentences_scored', 0)} of {len(records)} sentences scored on "
-          f"{counts.get('images_scored', 0)} images; excluded {excluded or 'none'}; "
+          f"{counts.get('images_scored', 0)} images; excluded: {counts_text(counts, 'excluded_')}; "
           f"cache {counts['cache_hits']} hits / {counts['cache_misses']} misses; wrote {out}")
-    if banner := weights_banner(clip.name):
-        print(banner)
+    headline("reversal", reversal_headline(overall), weights_banner(clip.name))
     return 0
+
+
+#: the most layers the headline names one by one; past it, the strongest and the last
+HEADLINE_LAYERS = 4
+
+
+def reversal_headline(overall: pd.DataFrame, space: str = "CLIP") -> list[str]:
+    """The run's answer in a few lines: the AUROC of reversed similarity (> 0.5: the referent's patches score
+    lower than the rest) at the layers studied, with its interval over images and n."""
+    if overall.empty:
+        return []
+    rows = overall.sort_values("layer")
+    if len(rows) > HEADLINE_LAYERS:
+        rows = rows.loc[sorted({rows["auroc_reversed_mean"].idxmax(), rows.index[-1]})]
+    first = overall.iloc[0]
+    n = f"n = {int(first['n_sentences'])} sentences on {int(first['n_images'])} images"
+    per_layer = "; ".join(
+        f"layer {int(r['layer'])} " + estimate(r["auroc_reversed_mean"], r["auroc_reversed_ci_low"],
+                                               r["auroc_reversed_ci_high"], int(r["n_images"]), unit="images")
+        for _, r in rows.iterrows())
+    shown = "" if len(rows) == len(overall) else f" (strongest and last of {len(overall)} layers)"
+    return [f"AUROC of reversed {space} similarity (0.5: none; > 0.5: the referent scores lower), {n}:",
+            f"  {per_layer}{shown}"]

@@ -28,7 +28,9 @@ from analysis.common.identity import run_identity
 from analysis.common.merged_grid import grid_protocol, merged_coverage
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
+from analysis.common.screen import headline
 from analysis.common.study import portable_paths
+from analysis.reversal.compute import reversal_headline
 from analysis.reversal.options import ReversalArgs
 from litelvlm.errors import LiteLVLMError
 from litelvlm.exclusions import Exclusions, one_line
@@ -146,12 +148,10 @@ def run_llm_space(a: ReversalArgs) -> int:
                                          "paths": portable_paths(asdict(a), out),
                                          "torch_threads": torch_thread_count(), "run": run_record(),
                                          **run_identity("reversal", a.model)})
-    r = summary[summary["breakdown"] == "all"].iloc[0]
     print(f"reversal (LLM input space): {counts.get('sentences_scored', 0)} of {len(records)} sentences "
-          f"scored on {counts.get('images_scored', 0)} images; AUROC_reversed "
-          f"{r['auroc_reversed_mean']:.3f}; wrote {out}")
-    if banner := weights_banner(a.model):
-        print(banner)
+          f"scored on {counts.get('images_scored', 0)} images; wrote {out}")
+    headline("reversal", reversal_headline(summary[summary["breakdown"] == "all"], "LLM-input-space"),
+             weights_banner(a.model))
     return 0
 
 

@@ -4,10 +4,14 @@ From code: ``from analysis.sink import SinkArgs, run``; ``run(SinkArgs(out=..., 
 
 from __future__ import annotations
 
-from analysis.common.command import study_run
-from analysis.sink.options import ARGS, SinkArgs, add_arguments, check_args
+from analysis.common.command import study_run, with_quiet
+from analysis.sink.options import ARGS, SinkArgs, check_args
+from analysis.sink.options import add_arguments as study_arguments
 
 __all__ = ["ARGS", "add_arguments", "run"]
+
+#: the study's options and ``--quiet`` (no headline)
+add_arguments = with_quiet(study_arguments)
 
 run = study_run(SinkArgs, "analysis.sink.compute:run_sink",
                 check_args)

@@ -40,7 +40,7 @@ from analysis.common.clip_reversal import (
 from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import show_table
+from analysis.common.screen import estimate, headline, show_table
 from analysis.common.stats import bootstrap_ci, ci_text, wilcoxon_paired
 from analysis.common.study import portable_paths
 from analysis.sink.options import SinkArgs
@@ -314,7 +314,7 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
                                      **run_identity("sink", a.model, family=CLIP_FAMILY)})
     per_layer = summary[summary["head"] == -1]
     for _, r in per_layer.iterrows():
-        log.info("text layer %d: [EOS]->[SOS] %.3f (uniform %.3f), ->itself %.3f, ->content %.3f",
+        log.debug("text layer %d: [EOS]->[SOS] %.3f (uniform %.3f), ->itself %.3f, ->content %.3f",
                  r["layer"], r["sos_mean"], r["uniform_mean"], r["eos_mean"], r["content_sum_mean"])
     print(f"sink: {len(texts)} sentences x {df['layer'].nunique()} layers x {df['head'].nunique()} heads "
           f"in {t_sink:.1f}s; ablation "
@@ -322,9 +322,44 @@ def _run_locked(a: SinkArgs, clip, texts: list[str], meta: pd.DataFrame, records
     if abl_df is not None:
         show_table(ablation_lines(abl_sum), out / "ablation_summary.csv", "ablation AUROC per layer and text "
                    "variant")
-    if banner := weights_banner(clip.name):
-        print(banner)
+    headline("sink", sink_headline(per_layer) + ablation_headline(abl_sum), weights_banner(clip.name))
     return 0
+
+
+def sink_headline(per_layer: pd.DataFrame) -> list[str]:
+    """The [SOS] share of the [EOS] token's attention (over heads) at the text layer where it is largest and
+    at the last, against a uniform share, with its interval over sentences and n."""
+    if per_layer.empty:
+        return []
+    rows = per_layer.sort_values("layer")
+    shown = rows.loc[sorted({rows["sos_mean"].idxmax(), rows.index[-1]})]
+    parts = [f"layer {int(r['layer'])} " + estimate(r["sos_mean"], r["sos_ci_low"], r["sos_ci_high"],
+                                                   int(r["n_sentences"]), unit="sentences")
+             + f" (uniform {r['uniform_mean']:.3f})" for _, r in shown.iterrows()]
+    which = "largest and last" if len(shown) > 1 else "largest, the last"
+    return [f"[EOS]->[SOS] share of attention, n = {int(rows['n_sentences'].iloc[0])} sentences ({which} "
+            f"of {len(rows)} text layers): " + "; ".join(parts)]
+
+
+def ablation_headline(abl_sum: pd.DataFrame | None) -> list[str]:
+    """The ablation's effect at the deepest vision layer studied: the reversed AUROC of each text variant
+    against the original text's (paired change and Wilcoxon p), with intervals over images and n."""
+    if abl_sum is None or abl_sum.empty:
+        return []
+    rows = abl_sum[abl_sum["breakdown"] == "all"]
+    rows = rows[rows["layer"] == rows["layer"].max()]
+    rows = rows.sort_values("variant", key=lambda v: v != "original", kind="stable")
+    parts = []
+    for _, r in rows.iterrows():
+        delta = "" if pd.isna(r["delta_vs_original"]) else (
+            f" ({r['delta_vs_original']:+.3f}, p = {r['paired_wilcoxon_p']:.2g})")
+        parts.append(f"{r['variant']} " + estimate(r["auroc_reversed_mean"], r["auroc_reversed_ci_low"],
+                                                   r["auroc_reversed_ci_high"], int(r["n_images"]),
+                                                   unit="images") + delta)
+    first = rows.iloc[0]
+    return [f"ablation, AUROC of reversed similarity at vision layer {int(first['layer'])}, "
+            f"n = {int(first['n_sentences'])} sentences on {int(first['n_images'])} images:",
+            "  " + "; ".join(parts)]
 
 
 def ablation_lines(abl_sum: pd.DataFrame) -> str:
