@@ -1,0 +1,73 @@
+"""The run folders of one results tree: every folder under ``--results`` (the root included) whose
+``config.json`` records the run's identity (``study``, ``family``, ``model``, ``weights``:
+:mod:`analysis.common.identity`), read once and shared by the commands that read a tree (``litelvlm
+figures``, :mod:`analysis.figures.tree`; ``litelvlm tables``, :mod:`analysis.tables.compute`). A run's
+resumable ``parts/`` and hidden staging folders are not runs; a run folder that a killed run left
+half-replaced is settled first (:func:`litelvlm.recovery.settle`), so the tree shows its last finished run; a
+``config.json`` that records no identity is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.common.identity import identity_label, read_identity
+from analysis.common.study import read_json
+from litelvlm.errors import LiteLVLMError
+from litelvlm.recovery import settle
+from litelvlm.transaction import JOURNAL, REPLACED_PREFIX
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder of a results tree: where it is, its ``config.json`` and the identity it records."""
+
+    folder: Path
+    config: dict
+    identity: dict
+
+    @property
+    def label(self) -> str:
+        """``family/model`` (:func:`~analysis.common.identity.identity_label`)."""
+        return identity_label(self.identity)
+
+
+def hidden(parts: tuple[str, ...]) -> bool:
+    """Whether a folder (its parts under the tree's root) is in a run's ``parts/`` or in a hidden staging
+    folder."""
+    return "parts" in parts or any(p.startswith(".") for p in parts)
+
+
+def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """(the run folders under ``root``, root included, and (folder, reason) for each ``config.json`` that
+    records no run identity). A run's resumable ``parts/`` and hidden staging folders are not runs."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LiteLVLMError(f"--results {str(root)!r} is not a folder")
+    runs, skipped = [], []
+    for folder in sorted({p.parent for p in [*root.rglob(JOURNAL), *root.rglob(f"{REPLACED_PREFIX}*")]}):
+        try:   # what a killed run left: its commit finished or its earlier run put back, in one line
+            settle(folder)
+        except (LiteLVLMError, OSError) as e:
+            skipped.append((folder, f"holds what an unfinished run left, which could not be settled ({e})"))
+    for path in sorted(root.rglob("config.json")):
+        if hidden(path.parent.relative_to(root).parts):
+            continue
+        try:
+            config = read_json(path)
+        except LiteLVLMError as e:
+            skipped.append((path.parent, f"unreadable config.json ({str(e).splitlines()[0]})"))
+            continue
+        identity = read_identity(config)
+        if identity is None:
+            skipped.append(
+                (path.parent, "its config.json records no study (written before run identities, or not "
+                                         "a run folder of this project); rerun its command to draw it"))
+            continue
+        runs.append(Run(path.parent, config, identity))
+    return runs, skipped
+
+
+__all__ = ["Run", "find_runs", "hidden"]
