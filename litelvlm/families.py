@@ -14,10 +14,12 @@ ask the cards (:func:`cards`, :func:`card`,
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .budget import range_error
 from .errors import LiteLVLMError
 from .family_card import FamilyCard, Lazy
 from .image_resize import IMAGE_RESIZES
@@ -138,6 +140,24 @@ def family_of(model: str | ModelSpec) -> str:
     known = sorted(a for e in table.values() for a in e.architectures)
     raise LiteLVLMError(f"model {model!r}: {config} declares architectures {declared}; no family reads them "
                         f"(known: {', '.join(known)})")
+
+
+def check_budgets_fit(model: str | ModelSpec, budgets: Sequence[Any], option: str = "--budgets") -> None:
+    """Refuse a budget above N before anything loads, where ``model``'s card knows N (a fixed-N preset or a
+    released checkpoint's hub id); the same message as the check after loading."""
+    if not names_family(model) and not hub_family(model):
+        return
+    num = (card_of(model) if names_family(model) else hub_family(model)).fixed_num_visual(model)
+    for budget in budgets if num is not None else ():
+        tokens = getattr(budget, "tokens", budget)
+        if isinstance(tokens, int) and tokens > num:
+            raise LiteLVLMError(f"{option}: {range_error(tokens, num)} (model {str(model)!r})")
+
+
+def hub_family(model: str | ModelSpec) -> FamilyCard | None:
+    """The card whose released checkpoints include the hub id ``model`` (None: no family's)."""
+    folder = ModelSpec.of(model).folder
+    return next((c for c in cards() if folder in c.hub_ids), None)
 
 
 def family_input(model: str) -> str:

@@ -122,6 +122,11 @@ class FamilyCard:
     #: its random presets can be built in memory with no checkpoint folder written
     #: (:func:`litelvlm.random_weights.no_write`, ``validate --no-write``)
     builds_in_memory: bool = False
+    #: preset -> N, the visual tokens its model gives every input (per frame for a video), read before
+    #: anything loads to refuse a budget above it; a preset absent: N depends on the input (checked later)
+    num_visual: Mapping[str, int] = field(default_factory=dict)
+    #: the hub ids of the family's released checkpoints (``--model ID`` downloads one, or names how to)
+    hub_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
@@ -131,6 +136,7 @@ class FamilyCard:
         object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
         object.__setattr__(self, "default_seeds", MappingProxyType(dict(self.default_seeds)))
         object.__setattr__(self, "cost_archs", MappingProxyType(dict(self.cost_archs)))
+        object.__setattr__(self, "num_visual", MappingProxyType(dict(self.num_visual)))
 
     @property
     def model_help(self) -> str:
@@ -155,6 +161,15 @@ class FamilyCard:
         else 0."""
         spec = ModelSpec.of(model)
         return spec.random_seed(self.default_seeds.get(spec.name, 0))
+
+    def fixed_num_visual(self, model: str | ModelSpec) -> int | None:
+        """N of ``model`` when the card knows it before loading (a random preset of :attr:`num_visual`, or a
+        released checkpoint's hub id: the paper preset's N); None otherwise."""
+        spec = ModelSpec.of(model)
+        preset = self.preset(spec)
+        if preset is None and spec.folder in self.hub_ids:
+            preset = self.paper_preset or (self.released_presets[0] if self.released_presets else None)
+        return self.num_visual.get(preset) if preset is not None else None
 
     def is_small(self, model: str | ModelSpec) -> bool:
         """Whether ``model`` is one of the family's small random presets (fastest on one thread)."""

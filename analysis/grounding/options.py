@@ -13,8 +13,9 @@ from analysis.common.family_text import merged_grid_names, official_protocol_fam
 from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
+from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import check_image_resize
+from litelvlm.families import check_budgets_fit, check_image_resize
 
 PROTOCOLS = ("per-expression", "official")
 
@@ -134,6 +135,8 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
     if a.batch_size < 1:
         raise LiteLVLMError("--batch-size must be >= 1")
     check_image_resize(a.image_resize, a.model)
+    check_budgets_fit(a.model, a.budgets)   # against the card's N, before anything loads
+    check_refer_folder(a.refer_dir, a.dataset, a.split_by)
     return methods, a.budgets
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
+from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
 
@@ -73,6 +74,7 @@ def check_args(a: ImportanceArgs) -> list[str]:
             raise LiteLVLMError(f"--{name.replace('_', '-')} must be >= 1")
     if a.max_sentences is not None and a.max_sentences < 1:
         raise LiteLVLMError("--max-sentences must be >= 1")
+    check_refer_folder(a.refer_dir, a.dataset, a.split_by)   # before anything loads
     return signals
 
 

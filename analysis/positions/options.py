@@ -17,7 +17,9 @@ from analysis.common.family_text import official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
+from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import check_budgets_fit
 from litelvlm.methods import TABLE, describe
 
 
@@ -57,6 +59,8 @@ def check_args(a: PositionsArgs) -> tuple[list[str], list[Budget]]:
             describe(m)  # the registry's error: the closest names, the known ones
     if not a.budgets:
         raise LiteLVLMError("--budgets is empty")
+    check_budgets_fit(a.model, a.budgets)   # against the card's N, before anything loads
+    check_refer_folder(a.refer_dir, a.dataset, a.split_by)
     return methods, a.budgets
 
 

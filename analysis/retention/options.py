@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 from analysis.common.family_text import paper_family
 from analysis.common.study import check_same_model
@@ -94,6 +95,8 @@ def check_args(a: RetentionArgs) -> None:
         raise LiteLVLMError(f"--limit-images must be >= 1, got {a.limit_images}")
     if a.image_dir and not a.refer_dir:
         raise LiteLVLMError("--image-dir needs --refer-dir (the synthetic default has no image folder)")
+    if a.refer_dir and not (Path(a.refer_dir) / "refs(unc).p").is_file():   # before anything loads
+        raise LiteLVLMError(f"--refer-dir {a.refer_dir!r} has no 'refs(unc).p' (REFER layout expected)")
     check_same_model(a.out, a.model, a.backend)
     check_image_resize(a.image_resize, a.model)   # a family with a resize of its own, before anything loads
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
 from analysis.common.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.cli_args import add_dataclass_arguments, arg
+from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card
 
@@ -71,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_args(a: ReversalArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
     check_clip_study(a)
+    if a.refer_dir:   # its layout, before anything loads (--coco-instances may give the instances)
+        check_refer_folder(a.refer_dir, a.dataset, a.split_by, instances=not a.coco_instances)
     if a.video or a.video_dir:
         if a.refer_dir or a.coco_instances:
             raise LiteLVLMError(

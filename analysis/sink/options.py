@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
 from litelvlm.cli_args import add_dataclass_arguments, arg
+from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
 
 
@@ -42,6 +43,8 @@ def check_args(a: SinkArgs) -> None:
         raise LiteLVLMError("give either --expressions or --refer-dir/--coco-instances, not both")
     if not (a.expressions or a.refer_dir or a.coco_instances):
         raise LiteLVLMError("give --expressions FILE.json or --refer-dir D (or --coco-instances FILE)")
+    if a.refer_dir:   # its layout, before anything loads (--coco-instances may give the instances)
+        check_refer_folder(a.refer_dir, a.dataset, a.split_by, instances=not a.coco_instances)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -22,8 +22,9 @@ from analysis.common.prefill_args import (
 )
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
+from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card_of, family_input
+from litelvlm.families import card_of, check_budgets_fit, family_input
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = tuple(Budget.parse_list(PAPER_BUDGETS))
@@ -140,6 +141,9 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
         raise LiteLVLMError("the following arguments are required: --refer-dir")
     if a.budgets is not None and not a.budgets:  # given, but empty (--budgets ""): not the default
         raise LiteLVLMError("--budgets is empty")
+    check_budgets_fit(a.model, a.budgets or [])   # against the card's N, before anything loads
+    if a.refer_dir is not None:
+        check_refer_folder(a.refer_dir, a.dataset, a.split_by)
     check_prefill(a.prefill, a.compile, a.matmul_tflops, a.capture, a.device)
     check_no_write(not a.write, a.model)
     return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))

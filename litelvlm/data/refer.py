@@ -138,6 +138,14 @@ def _find(folder: Path, name: str, dataset: str) -> Path:
                         f"{str(folder / dataset)!r})")
 
 
+def check_refer_folder(refer_dir: str | Path, dataset: str = "refcoco", split_by: str = "unc",
+                       instances: bool = True) -> None:
+    """Refuse a ``--refer-dir`` without ``refs(<split_by>).p`` (and ``instances.json``, unless ``instances``
+    is False), in it or its ``<dataset>/``, before anything loads, as :func:`load_refer` says it."""
+    for name in (f"refs({split_by}).p", "instances.json")[:2 if instances else 1]:
+        _find(Path(refer_dir), name, dataset)
+
+
 def _load_instances(path: Path) -> dict:
     data = read_json_file(path, "instances file")
     for key in ("images", "annotations", "categories"):

@@ -21,6 +21,7 @@ CARD = FamilyCard(
     paper_model="a Sa2VA-Qwen2.5-VL-3B or -7B checkpoint folder (ByteDance/Sa2VA-Qwen2_5-VL-3B)",
     exif_transpose=False,  # Image.open(...).convert('RGB') (RES.py L206)
     video_eval=Lazy("litelvlm.sa2va.video_eval", "VIDEO_EVAL"),
+    hub_ids=("ByteDance/Sa2VA-Qwen2_5-VL-3B", "ByteDance/Sa2VA-Qwen2_5-VL-7B"),
     builds_in_memory=True,  # validate --no-write: litelvlm.sa2va.checkpoint.built_sa2va
     # litelvlm.qwen.vision_info.PROCESSOR_RESIZES: the fast processor's first
     image_resizes=("torchvision", "pil"),

@@ -25,4 +25,5 @@ CARD = FamilyCard(
     # ``unipixel-tiny-random:5``
     default_seeds={"unipixel-tiny-random": 5},
     merged_grid=Lazy("litelvlm.unipixel.protocol"),
+    hub_ids=("PolyU-ChenLab/UniPixel-3B", "PolyU-ChenLab/UniPixel-7B"),
 )

@@ -21,4 +21,5 @@ CARD = FamilyCard(
     input="video",
     exif_transpose=False,  # frames: PIL.Image.open (eval_referdavis_infer.py L187)
     video_eval=Lazy("litelvlm.videoglamm.video_eval", "VIDEO_EVAL"),
+    num_visual={"videoglamm": 576, "tiny": 576},  # per frame: a 24 x 24 CLIP grid (FRAME_PATCHES)
 )
