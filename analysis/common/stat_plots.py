@@ -34,7 +34,7 @@ def metric_label(metric: str) -> str:
     name = card(prefix).display_name if prefix in family_names() else prefix
     return f"{name} {METRIC_LABELS[base]}"
 #: what each claim's value is
-_CLAIM_LABELS = {"retains_90pct": "share of unpruned kept", "margin_over_5pct": "margin over best other"}
+_CLAIM_LABELS = {"retains_90pct": "share of unpruned kept", "margin_over_5pct": "margin over it"}
 
 
 def metric_slug(metric: str) -> str:
@@ -85,13 +85,21 @@ def _claim_cell(row) -> str:
     return f"{value} [{fmt.format(100 * row['lo'])}, {fmt.format(100 * row['hi'])}]"
 
 
+def _p_cell(row) -> str:
+    """The claim's p-value and Holm-adjusted p-value (those of its comparison in ``comparisons.csv``)."""
+    p, adj = row.get("p", float("nan")), row.get("p_adjusted", float("nan"))
+    return "" if pd.isna(p) else f"{p:.3g} ({adj:.3g})"
+
+
 def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
-    """The claims table (``claims.csv``, optionally with a ``protocol`` column) as a figure: per claim, metric
-    and budget the estimate with its 95% interval, the threshold and the verdict (coloured). Returns (fig,
-    ax)."""
+    """The claims table (``claims.csv``, optionally with a ``protocol`` column) as a figure: per claim,
+    metric, budget and method compared with, the estimate with its 95% interval, the p-value of the paired
+    test with Holm's adjustment (those of ``comparisons.csv``), the threshold and the verdict (coloured).
+    Returns (fig, ax)."""
     cols = [c for c in ("protocol", "claim", "metric", "budget", "compared_with") if c in claims]
+    with_p = "p_adjusted" in claims
     head = [{"claim": "claim", "compared_with": "against"}.get(c, c) for c in cols] + \
-        ["estimate [95% interval]", "threshold", "verdict"]
+        ["estimate [95% interval]"] + (["p (Holm)"] if with_p else []) + ["threshold", "verdict"]
     cells, colors = [], []
     for _, row in claims.iterrows():
         shown = [_CLAIM_LABELS.get(row[c], row[c]) if c == "claim" else
@@ -100,8 +108,9 @@ def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
             f"> {100 * row['threshold']:.0f} pts"
         if "metric" in cols:
             shown[cols.index("metric")] = metric_label(row["metric"])
-        cells.append(shown + [_claim_cell(row), threshold, row["verdict"]])
-        colors.append(["white"] * (len(shown) + 2) + [VERDICT_COLORS.get(row["verdict"], "white")])
+        cells.append(shown + [_claim_cell(row)] + ([_p_cell(row)] if with_p else []) + [threshold,
+                                                                                          row["verdict"]])
+        colors.append(["white"] * (len(cells[-1]) - 1) + [VERDICT_COLORS.get(row["verdict"], "white")])
     fig, ax = figure(2, figsize=figsize(2, height=0.45 + 0.16 * (len(cells) + 1)))
     ax.axis("off")
     if cells:
@@ -113,6 +122,9 @@ def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
     else:
         ax.text(0.5, 0.5, "no claims table in these results", ha="center", va="center", fontsize=7)
     notes = sorted({n for n in claims.get("note", pd.Series(dtype=str)).dropna() if n})
+    if with_p and (claims["claim"] == "margin_over_5pct").any():
+        notes.append("margin: LiteLVLM minus each existing method, with the paired swap test of "
+                     "comparisons.csv (Holm over the metric's comparisons)")
     ax.set_title("\n".join([title] + [textwrap.shorten(n, 110) for n in notes]), fontsize=7)
     return fig, ax
 

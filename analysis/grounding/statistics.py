@@ -1,11 +1,14 @@
 """``eval-grounding``'s intervals, paired comparisons and claims (:mod:`analysis.common.accuracy_stats`).
 
-The resampling unit follows the protocol: under ``official`` an image's sampled sentences share one prompt
-(and LiteLVLM's selection), so IMAGES are resampled; under ``per-expression`` every sentence has its own
-prompt and EXPRESSIONS (image, ref, sentence) are. Each metric is re-computed in every resample from the
-resampled units' rows: cIoU = sum(I) / (sum(U) + 1e-10) as a ratio of sums (never a mean of per-expression
-IoUs), gIoU the mean IoU; a family's own metric likewise (UniPixel: ``eval_refcoco.py``'s cIoU without
-epsilon, gIoU, box accuracy).
+IMAGES are resampled under both protocols, each with all its rows: under ``official`` an image's sampled
+sentences share one prompt (and LiteLVLM's selection); under ``per-expression`` every sentence has its own
+prompt, but the expressions of one image share the image, so they are not independent (this project's choice:
+until this version ``per-expression`` resampled expressions, which treated them as independent). The tables
+say the unit (``unit`` in ``summary.csv`` and ``comparisons.csv``). Each metric is re-computed in every
+resample from the resampled units' rows: cIoU = sum(I) / (sum(U) + 1e-10) as a ratio of sums (never a mean of
+per-expression IoUs), gIoU the mean IoU; a family's own metric likewise (UniPixel: ``eval_refcoco.py``'s cIoU
+without epsilon, gIoU, box accuracy, a hit rate whose interval is Clopper-Pearson's:
+:mod:`analysis.common.proportion`).
 """
 
 from __future__ import annotations
@@ -55,14 +58,13 @@ def metrics_of(columns) -> dict[str, tuple[str, str | None, float]]:
 
 #: the metrics the claims are judged on (the paper's RefCOCO tables: cIoU; gIoU beside it)
 CLAIM_METRICS = ["ciou", "giou"]
-#: the resampling unit of each protocol
-UNITS = {"official": "image", "per-expression": "expression"}
+#: the protocols (the subfolders of a run of both)
+UNITS = {"official": "image", "per-expression": "image"}
 
 
 def resample_unit(rows: pd.DataFrame) -> str:
-    """``image`` (the official protocol: sentences of one image share a prompt) or ``expression``."""
-    protocols = set(rows["protocol"]) if "protocol" in rows and len(rows) else {"official"}
-    return "expression" if protocols == {"per-expression"} else "image"
+    """``image`` under every protocol: an image's expressions are resampled together (see the module)."""
+    return "image"
 
 
 def unit_ids(rows: pd.DataFrame, unit: str) -> np.ndarray:
@@ -106,10 +108,10 @@ def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config:
     metrics = [m for m in metrics_of(summary.columns) if m in summary.columns]
     comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, unit)
     claims = acc.claims_table(stats, [m for m in CLAIM_METRICS if m in metrics], n_boot, seed,
-                              run_weights_kind(models))
+                              run_weights_kind(models), comparisons)
     write_csv(out / "comparisons.csv", mark_weights(comparisons, *models))
     write_csv(out / "claims.csv", mark_weights(claims, *models))
-    return acc.with_intervals(summary, stats, metrics, n_boot, seed)
+    return acc.with_intervals(summary, stats, metrics, n_boot, seed, unit)
 
 
 def load_statistics(results_dir: str | Path) -> dict:

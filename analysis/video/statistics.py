@@ -59,10 +59,10 @@ def add_statistics(out: Path, summary: pd.DataFrame, expr: pd.DataFrame, objects
     stats = metric_stats(expr, objects, own)
     metrics = DAVIS_METRICS + own
     comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, UNIT)
-    claims = acc.claims_table(stats, CLAIM_METRICS, n_boot, seed, run_weights_kind(models))
+    claims = acc.claims_table(stats, CLAIM_METRICS, n_boot, seed, run_weights_kind(models), comparisons)
     write_csv(out / "comparisons.csv", mark_weights(comparisons, *models))
     write_csv(out / "claims.csv", mark_weights(claims, *models))
-    return acc.with_intervals(summary, stats, metrics, n_boot, seed)
+    return acc.with_intervals(summary, stats, metrics, n_boot, seed, UNIT)
 
 
 def load_statistics(results_dir: str | Path) -> dict:

@@ -50,11 +50,11 @@ def slow_ciou_interval(rows: pd.DataFrame, unit_col: str, n_boot: int, seed: int
     return tuple(np.quantile(reps, [0.025, 0.975]))
 
 
-@pytest.mark.parametrize("protocol, unit_col", [("official", "image_id"), ("per-expression", "sent_id")])
-def test_grounding_units_follow_the_protocol_and_ciou_is_a_ratio_of_sums(protocol, unit_col):
+@pytest.mark.parametrize("protocol, unit_col", [("official", "image_id"), ("per-expression", "image_id")])
+def test_grounding_units_are_images_under_both_protocols_and_ciou_is_a_ratio_of_sums(protocol, unit_col):
     rows = _rows(protocol)
     unit = gs.resample_unit(rows)
-    assert unit == {"official": "image", "per-expression": "expression"}[protocol]
+    assert unit == "image"   # an image's expressions are resampled together (issue #67, item 9)
     stats = gs.metric_stats(rows, unit)
     g = rows[(rows.method == "fastv")]
     assert stats[("fastv", 64)]["ciou"].n_units == g[unit_col].nunique()
@@ -71,9 +71,10 @@ def test_intervals_sit_beside_their_values_and_leave_the_old_columns_alone():
     assert gs.CIOU_EPS == CIOU_EPS
     rows = _rows()
     summary = summarize(rows)
-    got = acc.with_intervals(summary, gs.metric_stats(rows, "image"), ["ciou", "giou"], 200, 0)
+    got = acc.with_intervals(summary, gs.metric_stats(rows, "image"), ["ciou", "giou"], 200, 0, "image")
     assert list(got.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou",
-                                 "giou_lo", "giou_hi", "giou_mc", "n"]
+                                 "giou_lo", "giou_hi", "giou_mc", "n", "unit", "units", "heavy_tails"]
+    assert (got.unit == "image").all() and (got.units == 12).all() and (got.heavy_tails == "").all()
     assert got[list(summary.columns)].equals(summary)
     assert (got.ciou_lo < got.ciou_hi).all() and (got.ciou_mc > 0).all()
     stat = gs.metric_stats(rows, "image")[("fastv", 64)]["ciou"]
@@ -117,7 +118,8 @@ def test_claims_known_answers_and_not_judged_on_random_weights(monkeypatch):
     keep, margin = real.iloc[0], real.iloc[1]
     assert keep.verdict == "MET" and keep.value == pytest.approx(0.95, abs=0.01) and keep.interval_clears
     assert margin.compared_with == "fastv" and margin.verdict == "MET"
-    assert keep.mc == 0 and margin.mc > 0   # 12 images: the exact test's interval has no Monte Carlo error
+    assert keep.mc == 0 and margin.mc == 0   # 12 images: the exact test's intervals have no Monte Carlo error
+    assert margin.p < 0.05 and margin.lo > 0   # the paired test's interval, p and Holm's p
     none = stats[("none", 576)]["ciou"].value()
     assert margin.value == pytest.approx(stats[("litelvlm", 64)]["ciou"].value()
                                          - stats[("fastv", 64)]["ciou"].value())
@@ -145,7 +147,7 @@ def test_claims_not_judged_without_their_reference():
 
 
 def test_the_tables_are_deterministic_under_the_seed():
-    stats = gs.metric_stats(_rows(), "image")
+    stats = gs.metric_stats(_rows(images=20), "image")   # over 16 images: Monte Carlo swap tests
 
     def tables(seed):
         return (acc.comparisons_table(stats, ["ciou"], 200, seed, "image").to_csv(),

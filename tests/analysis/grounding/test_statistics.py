@@ -46,15 +46,17 @@ def slow_interval(rows: pd.DataFrame, keys: list[str], n_boot: int, seed: int) -
 
 
 @pytest.mark.parametrize("protocol, keys, unit",
-                         [("per-expression", ["image_id", "ref_id", "sent_id"], "expression"),
-                                                  ("official", ["image_id"], "image")])
+                         [("per-expression", ["image_id"], "image"), ("official", ["image_id"], "image")])
 def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, unit):
     out = tmp_path / "run"
     assert _run(coco128, out, protocol, "--n-boot", 200, "--seed", 3) == 0
     rows = pd.read_parquet(out / "grounding.parquet")
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou",
-                                     "giou_lo", "giou_hi", "giou_mc", "n", "weights"]
+                                     "giou_lo", "giou_hi", "giou_mc", "n", "unit", "units", "heavy_tails",
+                                     "weights"]
+    # every protocol resamples images, each with all its expressions (issue #67, item 9); the table says so
+    assert (summary.unit == "image").all() and (summary.units == 2).all()
     for _, s in summary.iterrows():
         g = rows[(rows.method == s.method) & (rows.budget == s.budget)]
         assert (s.ciou_lo, s.ciou_hi) == pytest.approx(slow_interval(g, keys, 200, 3), rel=1e-12)
@@ -72,7 +74,7 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
     assert json.loads((out / "config.json").read_text())["n_boot"] == 200
     # the text view (printed and summary.txt): each figure with its interval in one cell, at most 10 columns
     assert (out / "summary.txt").read_text().splitlines()[0].split() == ["method", "budget", "ciou", "giou",
-                                                                         "n"]
+                                                                         "n", "unit", "units", "heavy_tails"]
 
 
 def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_path):
@@ -88,13 +90,14 @@ def test_same_command_same_bytes_and_a_resume_with_another_n_boot(coco128, tmp_p
     after = pd.read_csv(a / "summary.csv")
     assert sorted(p.name for p in (a / "parts").iterdir()) == parts
     old = ["method", "budget", "ciou", "giou", "n", "weights"]
-    # four expressions: every studentized interval is [0, 1]; the margins' bootstrap intervals move
-    assert after[old].equals(before[old]) and not pd.read_csv(a / "claims.csv")[["lo", "hi"]].equals(margins)
+    # two images: every studentized interval is [0, 1]; the claims read the exact paired tests, which draw
+    # nothing
+    assert after[old].equals(before[old]) and pd.read_csv(a / "claims.csv")[["lo", "hi"]].equals(margins)
 
 
 def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monkeypatch):
     """--boot-seed is no new experiment: into the same --out, the model is not called again; the figures stay,
-    the intervals move (the exact test's p-values do not: they draw nothing)."""
+    the intervals move where they draw (the exact tests, and the claims read from them, draw nothing)."""
     out = tmp_path / "run"
     assert _run(coco128, out, "per-expression", "--n-boot", 100) == 0
     before = {n: pd.read_csv(out / n) for n in ("summary.csv", "comparisons.csv", "claims.csv")}
@@ -107,8 +110,7 @@ def test_a_new_boot_seed_recomputes_only_the_statistics(coco128, tmp_path, monke
     after = {n: pd.read_csv(out / n) for n in ("summary.csv", "comparisons.csv", "claims.csv")}
     old = ["method", "budget", "ciou", "giou", "n", "weights"]
     assert after["summary.csv"][old].equals(before["summary.csv"][old])
-    assert after["claims.csv"].value.equals(before["claims.csv"].value)
-    assert not after["claims.csv"][["lo", "hi"]].equals(before["claims.csv"][["lo", "hi"]])
+    assert after["claims.csv"].equals(before["claims.csv"])   # the claims are the exact tests' too
     assert after["comparisons.csv"].equals(before["comparisons.csv"])
     assert json.loads((out / "config.json").read_text())["boot_seed"] == 7
     # --seed is the experiment's
