@@ -67,6 +67,59 @@ def headline(command_name: str, lines: Iterable[str], banner: str | None = None)
         print(banner)
 
 
+def _budget_order(budget) -> tuple:
+    """Budgets largest first (numbers before other spellings)."""
+    try:
+        return (0, -float(budget))
+    except (TypeError, ValueError):
+        return (1, str(budget))
+
+
+def methods_headline(summary: pd.DataFrame, metrics: Mapping[str, str], units: str = "images",
+                     n_of: str = "sentences", digits: int = 3) -> list[str]:
+    """The answer of a method x budget table (``summary.csv``, with ``<metric>_lo``/``_hi``, ``n`` and
+    ``units``): the unpruned baseline's line first, then one line per budget, largest first, its methods best
+    first (by the first metric), each metric (column -> label in ``metrics``) with its interval over
+    ``units`` (the table's ``unit`` column names them; none printed under :data:`MIN_INTERVAL_N`) and n."""
+    metrics = {m: label for m, label in metrics.items() if m in summary}
+    if summary.empty or not metrics:
+        return []
+    first = summary.iloc[0]
+    if isinstance(first.get("unit"), str) and first["unit"]:
+        units = first["unit"] if first["unit"].endswith("s") else f"{first['unit']}s"
+
+    def cells(r) -> str:
+        k = int(r["units"]) if "units" in r and pd.notna(r["units"]) else None
+        heavy = str(r.get("heavy_tails") or "").split(",") if isinstance(r.get("heavy_tails"), str) else []
+        return " / ".join(f"{label} " + estimate(r[m], r.get(f"{m}_lo"), r.get(f"{m}_hi"), k, digits, units)
+                          + (" (heavy tails)" if m in heavy else "") for m, label in metrics.items())
+
+    k = f" on {int(first['units'])} {units}" if "units" in summary and pd.notna(first["units"]) else ""
+    n = f"n = {int(first['n'])} {n_of}{k}" if "n" in summary else f"{len(summary)} rows"
+    lines = [f"{' / '.join(metrics.values())} per method and budget (best first; intervals over {units}), "
+             f"{n}:"]
+    base = summary[[is_baseline(m) for m in summary["method"]]]
+    lines += [f"  {r['method']} (every token): {cells(r)}" for _, r in base.iterrows()]
+    rest = summary.drop(index=base.index)
+    for budget in sorted(rest["budget"].unique(), key=_budget_order):
+        rows = rest[rest["budget"] == budget].sort_values(next(iter(metrics)), ascending=False, kind="stable")
+        lines.append(f"  K={budget}: " + "; ".join(f"{r['method']} {cells(r)}" for _, r in rows.iterrows()))
+    return lines
+
+
+def table_notes(summary: pd.DataFrame, n_of: str = "sentences") -> str:
+    """The lines under a summary table in ``summary.txt`` saying what its columns count: ``n`` the ``n_of``
+    scored, ``units`` the units its intervals resample (a unit's rows go together), and what ``±mc`` is."""
+    lines = []
+    if "n" in summary and "units" in summary:
+        unit = str(summary["unit"].iloc[0]) if "unit" in summary and len(summary) else "unit"
+        lines.append(f"n: the {n_of} scored; units: the {unit}s the intervals resample (all the {n_of} of "
+                     f"one {unit} drawn together), so an interval rests on `units`, not on n")
+    if any(f"{c}_mc" in summary for c in summary.columns):
+        lines.append(MC_NOTE)
+    return "".join(f"{line}\n" for line in lines)
+
+
 def show_table(text: str, where: str | os.PathLike, what: str = "table") -> None:
     """Print ``text``, a full table, with ``--verbose``; otherwise one line saying which file holds it."""
     if verbose():

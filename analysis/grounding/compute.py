@@ -52,7 +52,7 @@ from analysis.common.identity import run_identity
 from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import show_table, with_intervals
+from analysis.common.screen import headline, methods_headline, show_table, table_notes, with_intervals
 from analysis.common.shards import Shards
 from analysis.common.study import portable_paths, read_json
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
@@ -280,7 +280,8 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
                             for line in null_results(summary, ("ciou", "giou"), [a.model, a.clip]))
             batching, shown_check = batch_summary(out, a, unbatched, check)
             with atomic_path(out / "summary.txt") as tmp:
-                tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n" + nulls + batching)
+                tmp.write_text(shown + f"\nskipped images: {len(skipped_df)}\n" + table_notes(summary) + nulls
+                               + batching)
             show_table(shown, out / "summary.txt", "cIoU/gIoU per method and budget")
             print(nulls + shown_check, end="")
             print(f"{len(rows_df)} rows, {len(skipped_df)} image(s) skipped -> {out}")
@@ -288,8 +289,8 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
                                a.model, out)
             announce_skipped_images(skipped_df.to_dict("records"), {i: len(by_image[i]) for i in image_ids},
                                     sum(len(by_image[i]) for i in image_ids), log)
-            if banner := weights_banner(a.model, a.clip):
-                print(banner)
+            headline("eval-grounding", methods_headline(summary, {"ciou": "cIoU", "giou": "gIoU"}),
+                     weights_banner(a.model, a.clip))
     return 0
 
 

@@ -1,0 +1,38 @@
+"""``eval-grounding`` ends with its headline: cIoU/gIoU per method and budget, the unpruned model first and
+each budget's best method first, with intervals over images and n; ``summary.txt`` says what n, units and
+``±mc`` are; ``--quiet`` silences the headline (the random-weights banner stays)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.fixtures.cli import run_grounding
+
+pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
+
+INTERVAL = r"0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]"
+
+
+def test_grounding_headline_and_summary_notes(coco128, tmp_path, capsys):
+    args = ["--limit-images", "3", "--methods", "none,litelvlm,fastv", "--budgets", "16,8", "--n-boot", "50"]
+    assert run_grounding(coco128, tmp_path / "a", *args) == 0
+    out = capsys.readouterr().out
+    assert "{" not in out and "}" not in out
+    lines = out.strip().splitlines()
+    assert lines[-1].startswith("RANDOM WEIGHTS")
+    at = next(i for i, line in enumerate(lines) if "cIoU / gIoU per method and budget" in line)
+    assert re.search(r"n = \d+ sentences on 3 images", lines[at])
+    head = lines[at + 1:-1]
+    assert len(head) == 3 and head[0].startswith("eval-grounding:   none (every token): cIoU ")
+    assert head[1].startswith("eval-grounding:   K=16: ") and head[2].startswith("eval-grounding:   K=8: ")
+    assert re.search(f"cIoU {INTERVAL} / gIoU {INTERVAL}", head[1]), head
+    values = [float(v) for v in re.findall(r"(?:fastv|litelvlm) cIoU (0\.\d{3})", head[1])]
+    assert len(values) == 2 and values == sorted(values, reverse=True)   # the best first
+    text = (tmp_path / "a" / "summary.txt").read_text()
+    assert "±mc: the Monte Carlo error" in text and "n: the sentences scored; units: the images" in text
+    assert run_grounding(coco128, tmp_path / "b", *args, "--quiet") == 0
+    quiet = capsys.readouterr().out
+    assert "per method and budget (best first" not in quiet and "K=16" not in quiet
+    assert quiet.strip().splitlines()[-1].startswith("RANDOM WEIGHTS")
