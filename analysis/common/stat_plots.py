@@ -123,8 +123,8 @@ def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
         ax.text(0.5, 0.5, "no claims table in these results", ha="center", va="center", fontsize=7)
     notes = sorted({n for n in claims.get("note", pd.Series(dtype=str)).dropna() if n})
     if with_p and (claims["claim"] == "margin_over_5pct").any():
-        notes.append("margin: LiteLVLM minus each existing method, with the paired swap test of "
-                     "comparisons.csv (Holm over the metric's comparisons)")
+        notes.append("margin: LiteLVLM minus each existing method; interval and p (Holm's) of their paired "
+                     "test")
     ax.set_title("\n".join([title] + [textwrap.shorten(n, 110) for n in notes]), fontsize=7)
     return fig, ax
 

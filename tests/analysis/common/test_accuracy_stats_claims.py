@@ -90,3 +90,21 @@ def test_the_retention_claim_is_its_comparison_with_none():
     # without the comparisons given, the claims compute the same ones
     assert claims.equals(acc.claims_table(stats, ["ciou"], 200, 3, "real"))
     assert isinstance(claims, pd.DataFrame) and list(claims.columns) == acc.CLAIM_COLUMNS
+
+
+def test_the_claims_figure_draws_a_row_per_competitor_with_its_paired_test():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.common.stat_plots import plot_claims_table
+
+    claims = acc.claims_table(random_run(5, units=6), ["ciou"], 100, 5, "real")
+    fig, ax = plot_claims_table(claims)
+    cells = {k: c.get_text().get_text() for k, c in ax.tables[0].get_celld().items()}
+    head = [cells[(0, j)] for j in range(8)]
+    assert head[3:5] == ["against", "estimate [95% interval]"] and head[5] == "p (Holm)"
+    shown = {(cells[(i, 3)], cells[(i, 5)]) for i in range(1, len(claims) + 1)}
+    want = {(r.compared_with, f"{r.p:.3g} ({r.p_adjusted:.3g})") for r in claims.itertuples()}
+    assert shown == want and {"fastv", "vispruner", "visionzip", "none"} == {a for a, _ in shown}
+    assert "margin: LiteLVLM minus each existing method" in ax.get_title()
+    matplotlib.pyplot.close(fig)
