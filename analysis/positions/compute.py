@@ -33,7 +33,7 @@ from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record
-from analysis.common.screen import show_table
+from analysis.common.screen import headline, show_table
 from analysis.common.study import portable_paths
 from analysis.positions.options import PositionsArgs, check_args
 from litelvlm.budget import Budget
@@ -137,6 +137,29 @@ def run_positions(a: PositionsArgs, checked: tuple | None = None) -> int:
         show_table(table.drop(columns=["weights"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"),
                    out / "positions.csv", "[SEG] states and masks per method, budget and position rule")
     print(f"{len(table)} rows -> {out / 'positions.csv'}")
-    if banner := weights_banner(a.model, a.clip):
-        print(banner)
+    headline("positions", positions_headline(table), weights_banner(a.model, a.clip))
     return 0
+
+
+def positions_headline(table: pd.DataFrame) -> list[str]:
+    """The answer in a few lines: where the position rule (kept tokens at their original RoPE positions, or
+    renumbered) changes the [SEG] states most and least, and each rule's mask IoU with the unpruned model; one
+    image, so no interval."""
+    both = table.dropna(subset=["seg_rel_diff_keep_renumber"])
+    lines = [f"keep vs renumber on one image (n = 1 image, no interval), {len(both)} of {len(table)} "
+             "method x budget rows with both rules:"]
+    if both.empty:
+        return lines + ["  no method here has original positions to keep: every row is renumbered"]
+
+    def said(r) -> str:
+        return (f"{r['method']} K={r['budget']} ([SEG] relative difference "
+                f"{r['seg_rel_diff_keep_renumber']:.4f}, mask IoU between the rules "
+                f"{r['mask_iou_keep_renumber']:.3f})")
+
+    most = both.loc[both["seg_rel_diff_keep_renumber"].idxmax()]
+    least = both.loc[both["seg_rel_diff_keep_renumber"].idxmin()]
+    lines.append(f"  largest change {said(most)}; smallest {said(least)}")
+    keep, renumber = both["mask_iou_keep_none"].mean(), both["mask_iou_renumber_none"].mean()
+    lines.append(f"  mask IoU with the unpruned model, mean over those rows: keep {keep:.3f}, renumber "
+                 f"{renumber:.3f}")
+    return lines
