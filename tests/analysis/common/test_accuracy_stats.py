@@ -230,3 +230,27 @@ def test_the_paired_figure_fills_where_its_own_bars_leave_zero():
     _, ax = plot_paired_differences(table, "ciou", "none")
     hollow = [ln for ln in ax.get_lines() if ln.get_markerfacecolor() == "white"]
     assert len(hollow) == 1 and list(hollow[0].get_xdata()) == pytest.approx([144 * 2 ** 0, 256])
+
+
+def test_a_family_hit_rate_gets_the_clopper_pearson_interval_over_images():
+    from analysis.common import proportion
+    from analysis.common.grounding_scoring import summarize
+
+    rows = _rows(images=8)
+    rng = np.random.default_rng(2)
+    rows = rows.assign(unipixel_inter=rows.intersection, unipixel_union=rows.union, unipixel_iou=rows.iou,
+                       unipixel_hit=(rng.random(len(rows)) < 0.7).astype(int))
+    stats = gs.metric_stats(rows, "image")
+    summary = summarize(rows)
+    for m in ("unipixel_ciou", "unipixel_giou", "unipixel_box_acc"):
+        summary[m] = [stats[(a, int(b))][m].value() for a, b in zip(summary.method, summary.budget)]
+    got = acc.with_intervals(summary, stats, list(gs.metrics_of(rows.columns)), 200, 0, "image")
+    for _, row in got.iterrows():
+        stat = stats[(row.method, int(row.budget))]["unipixel_box_acc"]
+        assert stat.n_units == 8 and stat.den.sum() == 24   # 8 images of 3 expressions each
+        want = proportion.hit_rate_interval(stat)
+        assert (row.unipixel_box_acc, row.unipixel_box_acc_lo, row.unipixel_box_acc_hi,
+                row.unipixel_box_acc_mc) == want and want[3] == 0.0
+        assert "box_acc" not in row.heavy_tails and row.unit == "image" and row.units == 8
+    # the point estimates stay the summary's
+    assert got[list(summary.columns)].equals(summary)
