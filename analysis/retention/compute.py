@@ -32,7 +32,7 @@ from analysis.common.identity import CLIP_FAMILY, run_identity
 from analysis.common.parts import read_parquet
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
-from analysis.common.screen import show_table
+from analysis.common.screen import headline, show_table
 from analysis.common.study import portable_paths, read_json
 from analysis.retention.options import RetentionArgs, model_family
 from analysis.retention.parts import selection_parts
@@ -302,6 +302,33 @@ def run_and_report(a: RetentionArgs) -> int:
         show_table(f"kept tokens shared with {a.compare_to} (mean over images; "
                    f"overlap.csv):\n{ov.round(3).to_string()}",
                    Path(out) / "overlap.csv", f"kept tokens shared with {a.compare_to}")
-    if banner := weights_banner(a.model):
-        print(banner)
+    headline("retention", retention_headline(read_parquet(Path(out) / "retention.parquet"),
+                                             pd.read_csv(Path(out) / "overlap.csv") if a.compare_to else None,
+                                             a.compare_to),
+             weights_banner(a.model))
     return 0
+
+
+def retention_headline(table: pd.DataFrame, overlap: pd.DataFrame | None = None,
+                       compare_to: str | None = None) -> list[str]:
+    """The answer in a few lines: at the smallest budget, which part of each method chose its kept tokens
+    (share of the kept tokens, mean over images; methods with one part left out), and with ``--compare-to``
+    the mean share of kept tokens the two runs share, with its interval over images and n."""
+    if table.empty:
+        return []
+    n = table["image_id"].nunique()
+    k = table["budget"].min()
+    at = table[table["budget"] == k]
+    shares = (at.groupby(["method", "image_id"])["part"].value_counts(normalize=True).unstack(fill_value=0)
+              .groupby(level="method", sort=False).mean().stack())   # a part an image lacks counts 0 there
+    shares = shares[shares > 0]
+    parts = [f"{m} " + " + ".join(f"{part} {100 * v:.0f}%" for part, v in g.droplevel(0).sort_values(
+        ascending=False).items()) for m, g in shares.groupby(level=0, sort=False) if len(g) > 1]
+    lines = [f"at K={k} (the smallest budget), which part chose the kept tokens, mean over n = {n} images:"]
+    lines += ["  " + "; ".join(parts[i:i + 4]) for i in range(0, len(parts), 4)] or [
+        "  every method keeps by one rule"]
+    if overlap is not None and not overlap.empty:
+        means = overlap[overlap["budget"] == overlap["budget"].min()].groupby("method")["overlap"]
+        shown = "; ".join(f"{m} {g.mean():.3f} (n = {len(g)} images)" for m, g in means)
+        lines.append(f"kept tokens shared with {compare_to} at K={overlap['budget'].min()}: {shown}")
+    return lines
