@@ -17,6 +17,7 @@ from analysis.figures.smoke_inputs import coco128_dir
 from analysis.grounding import GroundingArgs
 from analysis.importance import plots
 from analysis.importance.compute import ImportanceArgs, load_importance, run_importance
+from analysis.importance.options import GRADIENT_SIGNALS
 from litelvlm.budget import Budget
 from litelvlm.data.fixtures import write_tiny_refer
 from litelvlm.data.refer import load_refer
@@ -102,12 +103,15 @@ def typical_n(tables: dict) -> int:
 
 
 def draw_importance(tables: dict) -> dict:
-    """Correlation against LLM layer, one sentence's scatter, overlap against k, heat maps, oracle
-    ablation."""
+    """Correlation against LLM layer; the mission's figure (reversed CLIP ranks and each method's score
+    against attention and captum saliency) when the run holds saliency; one sentence's scatter, overlap
+    against k, heat maps, oracle ablation."""
     summary, scores = tables["summary"], tables["scores"]
     figs = {}
     for metric in ("spearman", "kendall"):
         figs[f"by_layer_{metric}"], _ = plots.plot_importance_by_layer(summary, metric=metric)
+    if summary["llm_signal"].isin(GRADIENT_SIGNALS).any() and plots.mission_signals(summary):
+        figs["mission_spearman"], _ = plots.plot_mission_correlation(summary)  # the study's question
     figs["overlap_vs_k"], _ = plots.plot_overlap_vs_k(summary, num_tokens=tables["num_tokens"])
     if not scores.empty:
         sent_id = int(scores["sent_id"].iloc[0])

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
-from analysis.common.style import baseline, figsize, figure, method_style, palette
+from analysis.common.style import LITELVLM_STYLE, baseline, figsize, figure, method_style, palette
+from analysis.importance.options import GRADIENT_SIGNALS
 from litelvlm.methods import TABLE, get_method
 
 __all__ = ["plot_importance_by_layer", "plot_importance_scatter", "plot_overlap_vs_k", "plot_signal_heatmaps",
-           "plot_oracle_ablation"]
+           "plot_oracle_ablation", "plot_mission_correlation", "MIN_INTERVAL_N"]
+
+#: the fewest images an interval is drawn over; below it the figure says n instead
+MIN_INTERVAL_N = 3
 
 
 def _is_oracle(method: str) -> bool:
@@ -24,26 +30,50 @@ def _label(query: str, layer: int, name: str) -> str:
     return name
 
 
+def _band(ax, g: pd.DataFrame, x: str, metric: str, color) -> None:
+    """The 95% interval of ``metric`` as a band over ``x``, where the rows of ``g`` hold at least
+    :data:`MIN_INTERVAL_N` images (``n_images``; every row when the table has no count)."""
+    ok = g["n_images"] >= MIN_INTERVAL_N if "n_images" in g else pd.Series(True, index=g.index)
+    if ok.any():
+        ax.fill_between(g[x], g[f"{metric}_lo"].where(ok), g[f"{metric}_hi"].where(ok), color=color,
+                        alpha=0.15, lw=0)
+
+
+def _n_note(rows: pd.DataFrame) -> str:
+    """How many images the rows hold (``n = 2``, or a range), and whether intervals are drawn."""
+    if "n_images" not in rows or rows.empty:
+        return "95% CI over images"
+    lo, hi = int(rows["n_images"].min()), int(rows["n_images"].max())
+    n = f"n = {lo}" if lo == hi else f"n = {lo}-{hi}"
+    if hi < MIN_INTERVAL_N:
+        return f"{n} images: no interval drawn (fewer than {MIN_INTERVAL_N})"
+    fewer = f" (none drawn under {MIN_INTERVAL_N})" if lo < MIN_INTERVAL_N else ""
+    return f"95% CI over images, {n}{fewer}"
+
+
 def plot_importance_by_layer(summary: pd.DataFrame, metric: str = "spearman", llm_signal: str = "attention",
                              area_bin: str = "all", ax=None):
-    """``metric`` (mean, 95% CI band) against LLM layer, one line per CLIP signal x query set."""
+    """``metric`` (mean, 95% CI band) against LLM layer, one line per CLIP signal (its colour) x query set
+    (its line style); the legend beside the axes, never over the lines."""
     if ax is None:
-        fig, ax = figure(1, 0.8)
+        fig, ax = figure(2, 0.4)
     fig = ax.figure
     s = summary[(summary["llm_signal"] == llm_signal) & (summary["area_bin"].astype(str) == area_bin)]
-    keys = list(s.groupby(["clip_signal", "query"], sort=True).groups)
-    colors = dict(zip(keys, palette(max(len(keys), 1))))
+    signals = sorted(s["clip_signal"].unique())
+    colors = dict(zip(signals, palette(max(len(signals), 1))))
     styles = {"seg": "-", "last": "--", "text": ":"}
     for (clip, query), g in s.groupby(["clip_signal", "query"], sort=True):
         g = g.sort_values("layer")
         ax.plot(g["layer"], g[f"{metric}_mean"], styles.get(query, "-"), marker="o", ms=3,
-                color=colors[(clip, query)], label=f"{clip} vs {query}")
-        ax.fill_between(g["layer"], g[f"{metric}_lo"], g[f"{metric}_hi"], color=colors[(clip, query)],
-                        alpha=0.15, lw=0)
+                color=colors[clip], label=f"{clip} vs {query}")
+        _band(ax, g, "layer", metric, colors[clip])
     ax.axhline(0, color="0.6", lw=0.6)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("LLM layer")
     ax.set_ylabel(f"{metric} (mean, 95% CI)")
-    ax.legend(fontsize=5, ncols=1, loc="best")
+    ax.set_title(f"CLIP signals vs {llm_signal} rows by layer ({_n_note(s)})", fontsize=7)
+    ax.legend(fontsize=5, ncols=1 + len(s.groupby(["clip_signal", "query"])) // 9, loc="upper left",
+              bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return fig, ax
 
 
@@ -182,3 +212,80 @@ def plot_oracle_ablation(grounding_summary: pd.DataFrame, metric: str = "ciou", 
     ax.legend(fontsize=5)
     return fig, ax
 
+
+
+def _mission_style(signal: str) -> tuple[str, dict]:
+    """Legend label and line style of a CLIP-side signal of the mission figure: LiteLVLM's reversed CLIP ranks
+    in its own black, each method's score in that method's colour and marker."""
+    if signal == "clip_rev_sim":
+        return "reversed CLIP ranks (−s, LiteLVLM)", dict(LITELVLM_STYLE)
+    name = signal.removeprefix("method:")
+    return f"{name}'s own score", method_style(name)
+
+
+def mission_signals(summary: pd.DataFrame) -> list[str]:
+    """The CLIP-side signals of the mission figure in ``summary``: the reversed CLIP ranks, then each method's
+    own score (``method:NAME``)."""
+    found = set(summary["clip_signal"])
+    return [s for s in ("clip_rev_sim",) if s in found] + sorted(s for s in found if s.startswith("method:"))
+
+
+def _mission_attention(ax, s: pd.DataFrame, signals: list[str], metric: str) -> None:
+    """The left panel: each signal against attention of the query rows, by LLM layer."""
+    for signal in signals:
+        label, style = _mission_style(signal)
+        g = s[s["clip_signal"] == signal].sort_values("layer")
+        ax.plot(g["layer"], g[f"{metric}_mean"], ms=3, label=label, **style)
+        _band(ax, g, "layer", metric, style["color"])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("LLM layer")
+
+
+def _mission_gradients(ax, s: pd.DataFrame, signals: list[str], metric: str) -> None:
+    """The right panel: each signal against each captum attribution (one value, no layer), side by side."""
+    grads = [g for g in GRADIENT_SIGNALS if g in set(s["llm_signal"])]
+    for i, signal in enumerate(signals):
+        label, style = _mission_style(signal)
+        for j, grad in enumerate(grads):
+            row = s[(s["clip_signal"] == signal) & (s["llm_signal"] == grad)]
+            if row.empty:
+                continue
+            r, x = row.iloc[0], j + 0.5 * (i + 0.5) / len(signals) - 0.25
+            wide = int(r.get("n_images", MIN_INTERVAL_N)) >= MIN_INTERVAL_N
+            err = [[r[f"{metric}_mean"] - r[f"{metric}_lo"]], [r[f"{metric}_hi"] - r[f"{metric}_mean"]]]
+            ax.errorbar([x], [r[f"{metric}_mean"]], yerr=err if wide else None, ls="none", ms=4,
+                        marker=style["marker"], color=style["color"], capsize=2, lw=1.0, zorder=3)
+    ax.set_xticks(range(len(grads)), [g.replace("_", " ") for g in grads], fontsize=6)
+    ax.set_xlim(-0.5, len(grads) - 0.5)
+    ax.set_xlabel("captum attribution (no layer)")
+
+
+def plot_mission_correlation(summary: pd.DataFrame, metric: str = "spearman", query: str = "seg",
+                             area_bin: str = "all"):
+    """The study's question in one figure: the reversed CLIP ranks (LiteLVLM's -s) and each method's own score
+    (``--method-signals``) against the LLM's attention from the ``query`` rows by layer (left) and against
+    captum's attributions (right), ``metric`` with 95% intervals over images (none under
+    :data:`MIN_INTERVAL_N` images: the title says n). Returns ``(fig, axes)``."""
+    s = summary[summary["area_bin"].astype(str) == area_bin]
+    signals = mission_signals(s)
+    att = s[(s["llm_signal"] == "attention") & (s["query"] == query) & s["clip_signal"].isin(signals)]
+    grad = s[s["llm_signal"].isin(GRADIENT_SIGNALS) & s["clip_signal"].isin(signals)]
+    panels = [p for p, rows in (("attention", att), ("gradients", grad)) if not rows.empty]
+    fig, axes = figure(2, 0.42, ncols=len(panels), sharey=True, squeeze=False,
+                       width_ratios=[3, 1.3][:len(panels)] if len(panels) == 2 else None)
+    axes = axes[0]
+    for ax, panel in zip(axes, panels):
+        if panel == "attention":
+            _mission_attention(ax, att, signals, metric)
+            ax.set_title(f"vs LLM attention from the [{query}] rows" if query == "seg" else
+                         f"vs LLM attention from the {query} rows", fontsize=7)
+        else:
+            _mission_gradients(ax, grad, signals, metric)
+            ax.set_title("vs captum saliency", fontsize=7)
+        ax.axhline(0, color="0.6", lw=0.6, gid="reference")
+    axes[0].set_ylabel(f"{metric} with the LLM's importance")
+    fig.suptitle(f"Do CLIP's reversed ranks and each method's score agree with the LLM's own importance? "
+                 f"({_n_note(pd.concat([att, grad]))})", fontsize=7)
+    handles = [Line2D([], [], ms=3, label=label, **style) for label, style in map(_mission_style, signals)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=6)
+    return fig, axes
