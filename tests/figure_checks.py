@@ -3,7 +3,13 @@ every line shows at least one point that no other line covers."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.patches import Rectangle
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 
 def legend_without_artist(ax) -> list[str]:
@@ -50,3 +56,199 @@ def hidden_lines(ax, share: float = 0.01) -> list[str]:
         if all(covered):
             hidden.append(ln.get_label())
     return hidden
+
+
+# --- a reviewer's checks, from matplotlib's own geometry (tests/analysis/figures/test_figure_set_geometry.py)
+
+#: an absolute path of a machine inside a text: a slash-rooted run of at least two folder names
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:[\w.+-]+/)+[\w.+-]*")
+#: words of an axis label whose quantity is an integer (layers, budgets, token counts, counts)
+INTEGER_LABEL = re.compile(r"^(?:(?:LLM|vision|CLIP|decoder|text)\s+)?(?:layers?|budget|k|visual tokens kept|"
+                           r"tokens kept|number of|count of|frames?|heads?)\b", re.IGNORECASE)
+
+
+def _undrawn_ticks(fig) -> set[int]:
+    """The ids of the tick labels of ``fig`` that matplotlib does not draw (their tick lies outside the view
+    interval)."""
+    out = set()
+    for ax in fig.axes:
+        for axis in ax._axis_map.values():
+            lo, hi = sorted(axis.get_view_interval())
+            span = (hi - lo) * 1e-6
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if not lo - span <= tick.get_loc() <= hi + span:
+                    out |= {id(tick.label1), id(tick.label2)}
+    return out
+
+
+def _texts(fig) -> list[Text]:
+    """Every drawn, non-empty text of ``fig`` (after a layout)."""
+    fig.draw_without_rendering()
+    undrawn = _undrawn_ticks(fig)
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in undrawn
+            and (t.axes is None or t.axes.get_visible())]
+
+
+def machine_paths(fig) -> list[str]:
+    """The texts of ``fig`` that carry an absolute path of a machine (``/tmp/...``, ``/home/...``)."""
+    return [t.get_text() for t in _texts(fig) if MACHINE_PATH.search(t.get_text())]
+
+
+def _saved_box(fig) -> Bbox:
+    """The area of ``fig`` that ``savefig(bbox_inches="tight")`` writes, in display pixels."""
+    renderer = fig.canvas.get_renderer()
+    box = fig.get_tightbbox(renderer)
+    return Bbox.from_extents(*(np.asarray(box.extents) * fig.dpi))
+
+
+def texts_past_canvas(fig, tol: float = 1.0) -> list[str]:
+    """Texts of ``fig`` that reach past the saved canvas, or past the clip box they are drawn in (a tick label
+    or title cut where the figure or its axes end)."""
+    renderer = fig.canvas.get_renderer()
+    canvas = _saved_box(fig)
+    out = []
+    for t in _texts(fig):
+        box = t.get_window_extent(renderer)
+        inside = [canvas]
+        clip = t.get_clip_box() if t.get_clip_on() else None
+        if clip is not None:
+            inside.append(clip)
+        for c in inside:
+            if box.x0 < c.x0 - tol or box.x1 > c.x1 + tol or box.y0 < c.y0 - tol or box.y1 > c.y1 + tol:
+                out.append(t.get_text())
+                break
+    return out
+
+
+def overlapping_texts(fig, tol: float = 0.5) -> list[tuple[str, str]]:
+    """Pairs of texts of ``fig`` drawn over each other (a label over a header, crowded tick labels); the
+    cells of a table are laid out by matplotlib and left out."""
+    renderer = fig.canvas.get_renderer()
+    cells = {id(c.get_text()) for ax in fig.axes for tab in ax.tables for c in tab.get_celld().values()}
+    texts = [t for t in _texts(fig) if id(t) not in cells]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    pairs = []
+    for i, (a, ba) in enumerate(zip(texts, boxes)):
+        for b, bb in zip(texts[i + 1:], boxes[i + 1:]):
+            w = min(ba.x1, bb.x1) - max(ba.x0, bb.x0)
+            h = min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
+            if w > tol and h > tol:
+                pairs.append((a.get_text(), b.get_text()))
+    return pairs
+
+
+def _data_points(ax) -> np.ndarray:
+    """Display coordinates of what ``ax`` plots: the points of its lines (their segments sampled), scatter
+    offsets, bars' corners and centres, and the vertices of its collections (intervals, bands)."""
+    pts = [np.empty((0, 2))]
+    for ln in ax.get_lines():
+        if not ln.get_visible() or ln.get_gid() == "reference":
+            continue
+        xy = np.asarray(ln.get_xydata(), float)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        if len(xy) > 1 and ln.get_linestyle() not in ("None", "", " "):
+            t = np.linspace(0, 1, 12)[:, None, None]
+            xy = (xy[:-1] * (1 - t) + xy[1:] * t).reshape(-1, 2)
+        if len(xy):
+            pts.append(ln.get_transform().transform(xy))
+    for coll in ax.collections:
+        if not coll.get_visible():
+            continue
+        offsets = np.asarray(coll.get_offsets(), float)
+        if len(offsets) and coll.get_offset_transform() is not None and len(coll.get_paths()) <= 1:
+            pts.append(coll.get_offset_transform().transform(offsets[np.isfinite(offsets).all(axis=1)]))
+            continue
+        for path in coll.get_paths():
+            v = np.asarray(path.vertices, float)
+            v = v[np.isfinite(v).all(axis=1)]
+            if len(v):
+                pts.append(coll.get_transform().transform(v))
+    for p in ax.patches:
+        if isinstance(p, Rectangle) and p.get_visible() and p.get_height() and p.get_width():
+            box = p.get_window_extent()
+            pts.append(np.array([[box.x0, box.y0], [box.x1, box.y1], [box.x0, box.y1], [box.x1, box.y0],
+                                 [(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]]))
+    return np.concatenate(pts)
+
+
+def _inside(p: np.ndarray, box, pad: float) -> np.ndarray:
+    """Which display points ``p`` lie in ``box`` grown by ``pad`` pixels (shrunk when negative)."""
+    return ((p[:, 0] >= box.x0 - pad) & (p[:, 0] <= box.x1 + pad) & (p[:, 1] >= box.y0 - pad)
+            & (p[:, 1] <= box.y1 + pad))
+
+
+def legends_over_data(fig) -> list[str]:
+    """The legends of ``fig`` (of its axes and its own) whose box covers a plotted point of any axes: each
+    named by its first entry."""
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    points = [(ax, _data_points(ax)) for ax in fig.axes if ax.get_visible()]
+    bad = []
+    for leg in legends:
+        if not leg.get_visible():
+            continue
+        box = leg.get_window_extent(renderer)
+        for ax, p in points:
+            axbox = ax.get_window_extent(renderer)
+            p = p[_inside(p, axbox, 0.0)]   # what the axes clip away is not drawn
+            if _inside(p, box, -1.0).any():
+                texts = leg.get_texts()
+                bad.append(texts[0].get_text() if texts else "legend")
+                break
+    return bad
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s.replace("\u2212", "-"))
+    except ValueError:
+        return False
+    return True
+
+
+def fractional_integer_ticks(fig) -> list[str]:
+    """Axes of ``fig`` whose label names an integer quantity (a layer, a budget, a count:
+    :data:`INTEGER_LABEL`) and whose tick labels show a fraction (``0.5``): ``"<axis label>: <tick>"``."""
+    fig.draw_without_rendering()
+    out = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            label = axis.get_label().get_text()
+            if not label or not INTEGER_LABEL.search(label):
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_ticklabels():
+                text = tick.get_text().strip()
+                pos = tick.get_position()[0 if axis is ax.xaxis else 1]
+                if not (tick.get_visible() and text and _is_number(text) and lo - 1e-9 <= pos <= hi + 1e-9):
+                    continue
+                if float(text.replace("\u2212", "-")) % 1:
+                    out.append(f"{label}: {text}")
+    return out
+
+
+def drawn_intervals(fig) -> int:
+    """How many interval marks ``fig`` draws: error bars and vertical or horizontal interval segments of
+    non-zero length, and filled bands (``fill_between``)."""
+    count = 0
+    for ax in fig.axes:
+        for coll in ax.collections:
+            if isinstance(coll, LineCollection):
+                count += sum(np.ptp(np.asarray(s, float), axis=0).max() > 0 for s in coll.get_segments()
+                             if len(s) > 1 and np.isfinite(np.asarray(s, float)).all())
+            elif isinstance(coll, PolyCollection) and coll.get_paths():
+                count += sum(len(p.vertices) > 2 for p in coll.get_paths())
+    return count
+
+
+def says_n(fig) -> list[str]:
+    """The texts of ``fig`` that state a sample size (``n = 2``, ``n=2``)."""
+    return [t.get_text() for t in _texts(fig) if re.search(r"\bn\s*=\s*\d", t.get_text())]
+
+
+def reviewer_flaws(fig) -> dict[str, list]:
+    """Every flaw of ``fig`` the checks above find (empty lists: none)."""
+    return {"legend over data": legends_over_data(fig), "text past the canvas": texts_past_canvas(fig),
+            "texts over each other": overlapping_texts(fig), "fraction on an integer axis":
+            fractional_integer_ticks(fig), "path of the machine": machine_paths(fig)}

@@ -70,6 +70,16 @@ def baseline(method: str) -> bool:
     return method in TABLE and get_method(method).baseline
 
 
+def model_name(model: str) -> str:
+    """A model as a figure names it: a folder (``local-dir:`` or a path) by its last two folder names
+    (``toy/weights``), never the machine's absolute path; a preset or hub id as it is."""
+    path = str(model).removeprefix("local-dir:")
+    if not os.path.isabs(path):
+        return str(model)
+    parts = Path(path).parts[1:]
+    return "/".join(parts[-2:]) if parts else str(model)
+
+
 def method_label(method: str) -> str:
     """The legend name of ``method``: a method of this project's own (its registry description carries ‡,
     e.g. LiteLVLM‡, this project's reading of the paper) is marked as not in the official code."""

@@ -13,12 +13,16 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from analysis.common.style import model_name  # noqa: E402
 from litelvlm.pruning.plot import plot_kept_tokens  # noqa: E402
 
 __all__ = ["plot_demo_selection_grid", "plot_demo_similarity_maps", "plot_demo_reversal_hist",
            "outline_patches"]
 
 #: the referent outline: white with a black edge, visible on bright (kept) and dimmed (dropped) patches
+#: the most methods side by side in one row of the selection grid; more wrap onto further rows, so that every
+#: title stays readable
+MAX_METHOD_COLUMNS = 5
 _OUTLINE = {"color": "white", "lw": 1.3,
             "path_effects": [patheffects.withStroke(linewidth=2.4, foreground="black")]}
 
@@ -61,22 +65,29 @@ def plot_demo_selection_grid(images: list[np.ndarray], captions: list[str], insi
     n = grid[0] * grid[1]
     kept_of = f", K = {budget} of {n}" if budget is not None else ""
     methods = list(selections)
-    rows, cols = len(images), 1 + len(methods)
+    per_row = max(1, min(len(methods), MAX_METHOD_COLUMNS))
+    blocks = -(-len(methods) // per_row) if methods else 1   # rows of methods per scene
+    rows, cols = len(images) * blocks, 1 + per_row
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
     for r, (img, cap, ins) in enumerate(zip(images, captions, inside)):
-        size = img.shape[:2]
-        plot_kept_tokens(img, np.arange(ins.size), grid, ax=axes[r, 0])
-        outline_patches(axes[r, 0], ins, grid, size)
+        size, top = img.shape[:2], r * blocks
+        axes[top, 0].set_axis_on()
+        plot_kept_tokens(img, np.arange(ins.size), grid, ax=axes[top, 0])
+        outline_patches(axes[top, 0], ins, grid, size)
         note = "" if ins.any() else "\n(no patch >= 50% inside: not scored)"
-        axes[r, 0].set_title(f'"{cap}"{note}', fontsize=6.5)
-        for c, m in enumerate(methods, start=1):
+        axes[top, 0].set_title(f'"{cap}"{note}', fontsize=6.5)
+        for i, m in enumerate(methods):
+            ax = axes[top + i // per_row, 1 + i % per_row]
+            ax.set_axis_on()
             kept = np.asarray(selections[m][r], dtype=int)
             kept = kept[kept >= 0]
-            plot_kept_tokens(img, kept, grid, ax=axes[r, c])
-            outline_patches(axes[r, c], ins, grid, size)
+            plot_kept_tokens(img, kept, grid, ax=ax)
+            outline_patches(ax, ins, grid, size)
             share = (f"referent kept {float(ins[kept].sum()) / int(ins.sum()):.0%}" if ins.any()
                      else "referent: not scored")
-            axes[r, c].set_title(f"{m}{kept_of}\n{share}", fontsize=6.5)
+            ax.set_title(f"{m}{kept_of}\n{share}", fontsize=6.5)
     axes[0, 0].set_ylabel("image, referent outlined", fontsize=7)
     handles = [Patch(facecolor="0.85", edgecolor="0.5", label="kept token (shown bright)"),
                Patch(facecolor="0.2", edgecolor="0.5", label="dropped token (dimmed)"),
@@ -116,8 +127,8 @@ def plot_demo_reversal_hist(df: pd.DataFrame, ax=None, model: str | None = None)
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(4.2, 3.0))
     counts = sorted({int(c) for c in df.groupby("layer")["auroc_reversed"].count()})
     n = "/".join(map(str, counts)) or "0"
-    ax.set_title(f"Reversed-similarity AUROC per sentence{f' ({model})' if model else ''}, n = {n} sentences",
-                 fontsize=7)
+    name = f" ({model_name(model)})" if model else ""   # never the machine's path of a local model
+    ax.set_title(f"Reversed-similarity AUROC per sentence{name}, n = {n} sentences", fontsize=7)
     bins = np.linspace(0, 1, 21)
     for layer, sub in df.groupby("layer", sort=True):
         ax.hist(sub["auroc_reversed"].dropna(), bins=bins, histtype="step", lw=1.4,

@@ -46,7 +46,9 @@ def plot_position_switch(table: pd.DataFrame, budget: int | None = None, ax=None
     left.set_xlabel("[SEG] state change\n‖keep − renumber‖ / ‖renumber‖", fontsize=7)
     right.set_xlabel("mask IoU, keep vs renumber (bars)\nand with all N tokens (dots)", fontsize=7)
     right.set_xlim(0, 1.02)
-    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize=6, frameon=False)
+    # under both panels' axis labels, never over them
+    fig.legend(*right.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=6,
+               frameon=False)
     fig.suptitle(f"Kept tokens at their original positions (keep) or renumbered, K={budget} "
                  "(after each method: its official rule)", fontsize=7)
     return fig, axes

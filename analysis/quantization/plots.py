@@ -54,6 +54,11 @@ def _by_precision(ax, d: pd.DataFrame, y: str, scale: float = 1.0, method: str =
               title=f"{method} (open: none, all tokens)", title_fontsize=7)
 
 
+def varied(d: pd.DataFrame) -> bool:
+    """Whether the rows of ``d`` hold more than one precision (else no figure is titled by precision)."""
+    return d["quantize"].nunique() > 1
+
+
 def _panel(table: pd.DataFrame, device: str | None, ax, column: str, ylabel: str, title: str,
            scale: float = 1.0):
     """One device's rows of ``table``: ``column`` (times ``scale``) against the budget, one line per
@@ -63,20 +68,29 @@ def _panel(table: pd.DataFrame, device: str | None, ax, column: str, ylabel: str
     fig, ax = (ax.figure, ax) if ax is not None else figure(2, aspect=0.42)
     _by_precision(ax, d, column, scale=scale)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{title} by precision and budget ({device})")
+    if varied(d):
+        ax.set_title(f"{title} by precision and budget ({device})")
+    else:  # one run, not quantized or quantized one way: the budget is all it varied
+        only = precision_label(d, d["quantize"].iloc[0])
+        ax.set_title(f"{title} by budget ({device}; one precision, {only}: no other run to compare)",
+                     fontsize=7)
     return fig, ax
 
 
 def plot_memory_vs_precision(mem: pd.DataFrame, device: str | None = None, ax=None):
     """Whole-model memory during a call (weights + activation peak) against the budget, per precision."""
     gib = mem["peak_mb"].max() >= 1024  # GiB at full size, MiB for small models
-    return _panel(mem, device, ax, "peak_mb", f"whole-model memory ({'GiB' if gib else 'MiB'})", "Memory",
-                  scale=1 / 1024 if gib else 1.0)
+    fig, ax = _panel(mem, device, ax, "peak_mb", f"whole-model memory ({'GiB' if gib else 'MiB'})", "Memory",
+                     scale=1 / 1024 if gib else 1.0)
+    ax.set_ylim(bottom=0)   # a quantity of memory from zero: no small change drawn as a large one
+    return fig, ax
 
 
 def plot_activation_vs_precision(mem: pd.DataFrame, device: str | None = None, ax=None):
     """The LLM span's activation peak (MiB) against the budget, per precision."""
-    return _panel(mem, device, ax, "llm_activation_mb", "LLM activation peak (MiB)", "Activation")
+    fig, ax = _panel(mem, device, ax, "llm_activation_mb", "LLM activation peak (MiB)", "Activation")
+    ax.set_ylim(bottom=0)
+    return fig, ax
 
 
 def plot_prefill_vs_precision(rows: pd.DataFrame, device: str | None = None, ax=None):

@@ -64,7 +64,7 @@ def _legend(fig, parts) -> None:
     colors = part_colors()
     present = [p for p in part_names(parts) if p in colors]
     handles = [Patch(color=colors[p], label=_PART_LABELS.get(p, p)) for p in present]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), frameon=False)
 
 
 def plot_token_parts(image: np.ndarray, grid: tuple[int, int], patches, parts=None, ax=None,
@@ -150,5 +150,7 @@ def plot_retention_grid(image: np.ndarray, table: pd.DataFrame, grid: tuple[int,
             plot_token_parts(image, grid, sub["patch"], sub["part"], ax=axes[r, c + 1],
                              title=f"K={k}" if r == 0 else None)
     axes[0, 0].set_title("input")
+    # a title row above the budgets' headers: the run's label in the top right corner stays clear of them
+    fig.suptitle("kept visual tokens per method (rows) and budget K (columns)", fontsize=7)
     _legend(fig, table[table["method"].isin(methods)]["part"])
     return fig, axes

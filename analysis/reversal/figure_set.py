@@ -62,7 +62,7 @@ def read_reversal(results_dir: Path, runs: list[Path] | None = None) -> dict:
     models = [c["clip"]["model"] for c in configs]
     grids = [c["args"].get("grid", "clip") for c in configs]
     spaces = [c["args"].get("space", "clip") for c in configs]
-    labels = [m
+    labels = [style.model_name(m)
               + (" in the LLM's input space" if sp == "llm" else grid_name(g) if set(grids) != {CLIP_GRID}
                  else "")
               for m, g, sp in zip(models, grids, spaces)]

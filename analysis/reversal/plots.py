@@ -15,6 +15,21 @@ __all__ = ["model_input_view", "plot_similarity_map", "plot_auroc_by_layer", "pl
 
 #: groups drawn as vertical bars; more become horizontal bars, one label per line
 MAX_VERTICAL_BARS = 12
+#: the fewest units (images where the table counts them, else sentences) an interval is drawn over
+MIN_INTERVAL_N = 3
+
+
+def _units(d: pd.DataFrame) -> np.ndarray:
+    """Each row's number of resampled units: ``n_images`` where the table has it, else ``n_sentences`` (every
+    row counted as enough when neither is recorded)."""
+    for col in ("n_images", "n_sentences"):
+        if col in d:
+            return d[col].fillna(0).to_numpy(dtype=float)
+    return np.full(len(d), float(MIN_INTERVAL_N))
+
+
+def _unit_name(d: pd.DataFrame) -> str:
+    return "images" if "n_images" in d else "sentences"
 
 
 def model_input_view(image, mask: np.ndarray, params) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +97,14 @@ def plot_auroc_by_layer(summary: pd.DataFrame, ax=None, value: str = "auroc_reve
         sub = d if model is None else d[d["model"] == model]
         sub = sub.sort_values("layer")
         ax.plot(sub["layer"], sub[f"{value}_mean"], marker="o", color=color, label=model)
-        ax.fill_between(sub["layer"], sub[f"{value}_ci_low"], sub[f"{value}_ci_high"], color=color, alpha=0.2)
+        ok = _units(sub) >= MIN_INTERVAL_N  # no interval over fewer units
+        if ok.any():
+            ax.fill_between(sub["layer"], sub[f"{value}_ci_low"].where(ok), sub[f"{value}_ci_high"].where(ok),
+                            color=color, alpha=0.2)
+    few = d[_units(d) < MIN_INTERVAL_N]
+    if len(few):
+        ax.set_title(f"no interval where n < {MIN_INTERVAL_N} {_unit_name(d)} "
+                     f"(n = {int(_units(few).min())})", fontsize="x-small")
     ax.axhline(0.5, color="grey", ls="--", lw=1, label="chance")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("vision layer (index into hidden_states)")
@@ -115,15 +137,22 @@ def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", 
     fig, ax = fig_ax(ax)
     x = np.arange(len(d))
     mean = d[f"{value}_mean"].to_numpy()
-    err = np.nan_to_num(np.abs(np.stack([mean - d[f"{value}_ci_low"].to_numpy(),
-                                         d[f"{value}_ci_high"].to_numpy() - mean])))
-    label = f"AUROC of -s (layer {layer})"
+    n = _units(d)
+    # no interval over fewer than MIN_INTERVAL_N units: each bar says its n instead
+    err = np.abs(np.stack([mean - d[f"{value}_ci_low"].to_numpy(), d[f"{value}_ci_high"].to_numpy() - mean]))
+    err[:, (n < MIN_INTERVAL_N) | ~np.isfinite(err).all(axis=0)] = np.nan
+    drawn = np.isfinite(err).all(axis=0)
+    label = f"AUROC of -s (layer {layer})" + ("" if drawn.all() else
+                                              f"\nno interval where n < {MIN_INTERVAL_N} {_unit_name(d)}")
     name = {"area_bin": "mask area (fraction of the image)", "length_bin": "sentence length (words)"}.get(
         breakdown, breakdown)
     if horizontal:
-        ax.barh(x, mean, color=palette(1)[0], xerr=err, capsize=1.5, height=0.7)
-        for xi, n in zip(x, d["n_sentences"]):
-            ax.text(0.02, xi, str(n), ha="left", va="center", fontsize="xx-small", color="white")
+        ax.barh(x, mean, color=palette(1)[0], height=0.7)
+        if drawn.any():
+            ax.errorbar(mean[drawn], x[drawn], xerr=err[:, drawn], ls="none", color="black", capsize=1.5,
+                        lw=0.8)
+        for xi, ni in zip(x, n):
+            ax.text(0.02, xi, f"n={int(ni)}", ha="left", va="center", fontsize="xx-small", color="white")
         ax.axvline(0.5, color="grey", ls="--", lw=1)
         ax.set_yticks(x, d["group"], fontsize="x-small")
         ax.invert_yaxis()  # the highest first, as in the vertical layout
@@ -131,9 +160,11 @@ def plot_reversal_breakdown(summary: pd.DataFrame, breakdown: str = "area_bin", 
         ax.set_xlabel(label)
         ax.set_ylabel(name)
         return fig, ax
-    ax.bar(x, mean, color=palette(1)[0], yerr=err, capsize=2)
-    for xi, n in zip(x, d["n_sentences"]):
-        ax.text(xi, 0.02, str(n), ha="center", va="bottom", fontsize="xx-small", color="white")
+    ax.bar(x, mean, color=palette(1)[0])
+    if drawn.any():
+        ax.errorbar(x[drawn], mean[drawn], yerr=err[:, drawn], ls="none", color="black", capsize=2, lw=0.8)
+    for xi, ni in zip(x, n):
+        ax.text(xi, 0.02, f"n={int(ni)}", ha="center", va="bottom", fontsize="xx-small", color="white")
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     ax.set_xticks(x, d["group"], rotation=45 if len(d) > 4 else 0, ha="right" if len(d) > 4 else "center")
     ax.set_ylim(0, 1)
