@@ -113,6 +113,8 @@ def plot_claims_table(claims: pd.DataFrame, title: str = "The paper's claims"):
         colors.append(["white"] * (len(cells[-1]) - 1) + [VERDICT_COLORS.get(row["verdict"], "white")])
     fig, ax = figure(2, figsize=figsize(2, height=0.45 + 0.16 * (len(cells) + 1)))
     ax.axis("off")
+    ax.set_xticks([])   # no hidden tick labels left on the table's axes
+    ax.set_yticks([])
     if cells:
         table = ax.table(cellText=cells, colLabels=head, cellColours=colors, bbox=(0, 0, 1, 1),
                          cellLoc="center")

@@ -107,4 +107,7 @@ def test_the_claims_figure_draws_a_row_per_competitor_with_its_paired_test():
     want = {(r.compared_with, f"{r.p:.3g} ({r.p_adjusted:.3g})") for r in claims.itertuples()}
     assert shown == want and {"fastv", "vispruner", "visionzip", "none"} == {a for a, _ in shown}
     assert "margin: LiteLVLM minus each existing method" in ax.get_title()
+    from tests.figure_checks import reviewer_flaws
+
+    assert not any(reviewer_flaws(fig).values())   # no hidden tick label past the canvas, nothing clipped
     matplotlib.pyplot.close(fig)
