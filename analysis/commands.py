@@ -34,4 +34,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
      "and "
                                       "the torch.distributed.run commands that fill one results tree"),
     "figures": ("analysis.figures.command", "regenerate every figure from result tables"),
+    "tables": ("analysis.tables.command", "the paper's tables (grounding, efficiency, video) from a results "
+                                          "tree, as Markdown, LaTeX and CSV"),
 }

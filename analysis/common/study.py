@@ -70,6 +70,7 @@ STUDIES: dict[str, str | None] = {
     "demo": None,
     "eval-video": "video",
     "plan": None,
+    "tables": None,
 }
 
 

@@ -116,6 +116,7 @@ SMALLEST = {
     "eval-video": (["--anno-sets", "0", "--synthetic-videos", "1", "--synthetic-frames", "3", "--methods",
                     "litelvlm", "--budgets", "81", "--n-boot", "10", "--out", "{out}"], True),
     "figures": (["--smoke", "--figure-set", "efficiency", "--out", "{out}"], True),
+    "tables": (["--results", "{base}", "--out", "{out}"], True),  # {base}: a tree of one efficiency run
     "plan":
     (["--data-dirs", "{refer}", "--models", "tiny-random", "--calibrate", "0", "--out", "{out}"], False),
 }
@@ -150,6 +151,10 @@ def test_a_command_prints_a_short_summary_and_its_tables_with_verbose(command, t
     if "--compare-to" in argv:  # a finished run of the same command to compare with
         i = argv.index("--compare-to")
         assert main([*argv[:i], *argv[i + 2:-1], argv[i + 1]]) == 0
+        capsys.readouterr()
+    if command == "tables":  # a results tree to read
+        efficiency = SMALLEST["efficiency"][0][:-1]   # its argv up to --out
+        assert main(["efficiency", *efficiency, str(tmp_path / "base" / "efficiency")]) == 0
         capsys.readouterr()
     assert main(argv) == 0
     quiet = capsys.readouterr().out

@@ -27,7 +27,7 @@ BAD_ARGUMENT = {
     "validate": ["--repeats", "0"], "positions": ["--budgets", "0"], "demo": ["--scenes", "0"],
     "eval-video": ["--budgets", "0"], "figures": ["--threads", "1.5"], "plan": ["--gpus", "0"],
     "select": ["--budget", "1.5"], "explore": ["--budgets", "0"], "toy-data": ["--size", "0"],
-    "toy-train": ["--steps", "0"],
+    "toy-train": ["--steps", "0"], "tables": ["--threads", "1.5"],
 }
 
 CODE = """
