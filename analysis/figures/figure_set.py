@@ -162,6 +162,9 @@ RUNS_KEY = "run_identities"
 #: the key under which :meth:`FigureSet.load` adds the runs' null results and timing caveats
 #: (:meth:`FigureSet.run_notes`)
 CAVEATS_KEY = "run_caveats"
+#: the key under which a results tree's group of runs carries its (file-name prefix, figure label), the same
+#: in the notebooks and ``litelvlm figures`` (:func:`analysis.figures.tree.plan`)
+NAME_KEY = "run_name"
 
 
 def results_models(folder: str | os.PathLike) -> list[str | None]:
@@ -258,55 +261,12 @@ class FigureSet:
                                 f"(the `{self.command}` results and plot functions), which are not available "
                                 "yet")
 
-    def find_results(self, results_dir: str | os.PathLike) -> Path | None:
-        """This figure set's first results folder in ``results_dir`` (:meth:`result_units`), None if it has
-        none."""
-        units = self.result_units(results_dir)
-        return units[0] if units else None
-
-    def result_units(self, results_dir: str | os.PathLike) -> list[Path]:
-        """Every folder under ``results_dir`` (at any depth, whatever its name) that holds this figure set's
-        results, each drawn on its own: the outermost folder in which a result file matches one of
-        :attr:`results_files` (``grounding/`` for ``grounding/official/grounding.parquet``). A
-        :attr:`tree` figure set is drawn once from ``results_dir`` when it holds any of its results."""
-        root = Path(results_dir)
-        if not root.is_dir():
-            raise LiteLVLMError(f"--results {str(root)!r} is not a folder")
-        units: set[Path] = set()
-        for path in self._result_files(root):
-            rel = path.relative_to(root)
-            depths = [len(Path(p).parts) for p in self.results_files if not p.startswith("**")
-                      and len(Path(p).parts) <= len(rel.parts) and rel.match(p)]
-            units.add(path.parents[max(depths) - 1] if depths else path.parent)
-        if self.tree:
-            return [root] if units else []
-        return sorted(units)
-
-    def _result_files(self, root: Path) -> list[Path]:
-        """Every file under ``root`` named like one of :attr:`results_files`."""
-        names = sorted({Path(p).name for p in self.results_files})
-        return sorted({f for name in names for f in root.rglob(name) if f.is_file()})
-
-    def result_runs(self, results_dir: str | os.PathLike) -> list[Path]:
-        """The folders under ``results_dir`` that hold one of this figure set's result files (the runs
-        drawn)."""
-        return sorted({p.parent for p in self._result_files(Path(results_dir))})
-
     def results_hint(self, results_dir: str | os.PathLike) -> str:
         """Where and how to make this figure set's missing results for ``results_dir``."""
         d = Path(results_dir)
         target = d if d.name == self.subdir else d / self.subdir
         return (f"make them with `{self.make_results.format(out=target)}`, or small ones with "
                 f"`litelvlm figures --smoke --figure-set {self.name}`")
-
-    def results_folder(self, results_dir: str | os.PathLike) -> Path:
-        """:meth:`find_results`, or an error naming the files looked for and how to make them."""
-        found = self.find_results(results_dir)
-        if found is None:
-            raise LiteLVLMError(f"no {self.name} results in {str(results_dir)!r} (none of "
-                                f"{', '.join(self.results_files)} in it or its subfolders); "
-                                + self.results_hint(results_dir))
-        return found
 
     def smoke_results(self, out_dir: str | os.PathLike, model: str | None = None) -> Path:
         """Make this figure set's small smoke results in ``out_dir/<subdir>``; returns that folder."""
@@ -318,18 +278,14 @@ class FigureSet:
 
     def load(self, results_dir: str | os.PathLike | None, smoke: bool = False,
              model: str | None = None) -> dict:
-        """The result tables from ``results_dir``; with ``smoke`` and no folder, small ones made now;
-        under ``MODELS_KEY`` the model strings that made them (:func:`results_models`)."""
+        """The result tables of small smoke results made now (``smoke``, no ``results_dir``), under
+        ``MODELS_KEY`` the model strings that made them (:func:`results_models`). A results tree is read run
+        by run by :func:`analysis.figures.tree.load_runs` (the notebooks' route) or drawn by
+        :func:`analysis.figures.tree.draw_tree` (the command's), which sit above this module."""
         self.check()
         if results_dir is not None:
-            folder = self.results_folder(results_dir)
-            runs = self.result_runs(folder) if self.tree else [folder]  # a tree: only its own runs' models
-            models = list(dict.fromkeys(m for run in runs for m in results_models(run)))
-            idents: list[dict] = []
-            for ident in (i for run in runs for i in run_identities(run)):
-                idents += [ident] if ident not in idents else []
-            tables = {**self.read(folder), MODELS_KEY: models, RUNS_KEY: idents}
-            return {**tables, CAVEATS_KEY: self.run_notes(tables, models, runs)}
+            raise LiteLVLMError(f"{self.name}: a results tree is read by analysis.figures.tree.load_runs("
+                                f"figure_set, {str(results_dir)!r}), each run under its own family and model")
         if not smoke:
             raise LiteLVLMError(f"figure set {self.name!r}: give --results DIR (or --smoke to make small "
                                 "results)")
@@ -340,10 +296,11 @@ class FigureSet:
             return {**tables, CAVEATS_KEY: self.run_notes(tables, tables[MODELS_KEY], [folder])}
 
     def save(self, figs: dict, tables: dict, out_dir: str | os.PathLike | None) -> list[Path]:
-        """Save the figures drawn from ``tables`` (:meth:`load`) under the family and model names of the runs
-        that made them (:func:`runs_name`; the ``--results`` route names its runs alike), with their weights'
-        footnote."""
-        prefix, label = runs_name(self.name, tables.get(RUNS_KEY, []))
+        """Save the figures drawn from ``tables`` (:meth:`load`, or one group of runs of
+        :func:`analysis.figures.tree.load_runs`) under the name of the runs that made them (``NAME_KEY``, the
+        tree's: family and model, and the run's folder where one model has two runs; else :func:`runs_name`),
+        with their weights' footnote."""
+        prefix, label = tables.get(NAME_KEY) or runs_name(self.name, tables.get(RUNS_KEY, []))
         return save_figures(figs, out_dir, self.name, tables[MODELS_KEY], label=label, prefix=prefix,
                             **tables.get(CAVEATS_KEY, {}))
 

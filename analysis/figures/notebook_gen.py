@@ -1,7 +1,10 @@
 """The notebooks in ``notebooks/``, generated from the figure sets.
 
-A figure set's notebook is its parameters cell, a call to ``figure_set.load``, the body of its ``draw``
-function copied verbatim, then :meth:`~analysis.figures.figure_set.FigureSet.save`.
+A figure set's notebook is its parameters cell (papermill's), a call to
+:func:`analysis.figures.tree.load_runs` (every run of ``RESULTS``, read and named as ``litelvlm figures``
+does),
+the body of its ``draw`` function copied verbatim into a loop over the runs, then
+:func:`analysis.figures.output.save_runs` (the figure set's earlier files in ``OUT`` replaced).
 ``litelvlm figures --write-notebooks`` regenerates them and a test checks that the committed
 notebooks equal the generated ones, so the notebook and the command cannot diverge.
 """
@@ -27,7 +30,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 #: the cell after loading: a banner (markdown) when the results were made from random or toy weights
 BANNER_CELL = ("from IPython.display import Markdown\n"
                "from litelvlm.provenance import weights_banner\n\n"
-               "banner = weights_banner(*tables[MODELS_KEY])\n"
+               "banner = weights_banner(*dict.fromkeys(m for tables in runs for m in tables[MODELS_KEY]))\n"
                "if banner:  # results of random or toy weights: the figures below are not findings\n"
                '    display(Markdown(f"> **⚠ {banner}**"))')
 
@@ -61,44 +64,70 @@ def _source_file(figure_set: FigureSet) -> str:
     return figure_set.draw.__module__.replace(".", "/") + ".py"
 
 
+def intro(figure_set: FigureSet) -> str:
+    """The notebook's first (markdown) cell: what it draws, its parameters, the command drawing the same."""
+    return (f"# {figure_set.notebook[:2]} · {figure_set.title}\n\n{figure_set.description}\n\n"
+            "Run top to bottom. With the defaults (`SMOKE = True`, `RESULTS = None`) the results are made "
+            f"now, small, with {figure_set.smoke_note}: such figures show that the pipeline works, not "
+            "findings. For the real figures set `RESULTS` to a results tree (any folder holding run folders "
+            f"of `{figure_set.command}`, at any depth): every run of it is drawn, each under its own family "
+            "and model (and its folder where one model has two runs), as the command draws them. With "
+            f"papermill: `papermill notebooks/{figure_set.notebook}.ipynb run.ipynb -p RESULTS runs/ "
+            "-p OUT figs/`.\n\n"
+            f"The same files come from the command line: `litelvlm figures --figure-set {figure_set.name} "
+            f"[--results DIR] [--smoke]`. This notebook is generated from `{_source_file(figure_set)}` "
+            "(`litelvlm figures --write-notebooks`); edit that file, not the notebook.")
+
+
+def parameters(figure_set: FigureSet) -> str:
+    """The tagged ``parameters`` cell (papermill's ``-p NAME VALUE`` replaces it)."""
+    return ("RESULTS = None  # a results tree: each of its runs drawn (None: make small smoke results now)\n"
+            "MODEL = None  # model for smoke results (None: the figure set's default tiny model)\n"
+            "SMOKE = True  # without RESULTS, make small results now with tiny models\n"
+            "OUT = None  # folder for the PDF and PNG files; None: this notebook's own, "
+            f"notebooks/out/{figure_set.name}/\n# (or $LITELVLM_FIGURES_DIR/{figure_set.name}), whatever the "
+            "working directory, never the committed figures/;\n"
+            f"# the {figure_set.name} files an earlier run left there are replaced by this run's")
+
+
+def loading(figure_set: FigureSet) -> str:
+    """The cell that imports what the drawing calls and reads every run
+    (:func:`analysis.figures.tree.load_runs`)."""
+    return ("from IPython.display import Image, display\n\n"
+            + plot_imports(figure_set)
+            + "from analysis.figures.registry import FIGURE_SETS\n"
+            "from analysis.figures.figure_set import MODELS_KEY\n"
+            "from analysis.figures.output import save_runs\n"
+            "from analysis.figures.tree import load_runs\n"
+            + "".join(f"{line}\n" for line in figure_set.extra_imports)
+            + f'\nfigure_set = FIGURE_SETS["{figure_set.name}"]\n'
+            "# every run (or runs drawn together) of RESULTS, read and named as `litelvlm figures` does\n"
+            "runs = load_runs(figure_set, RESULTS, SMOKE, MODEL)\n"
+            "len(runs)")
+
+
+def drawing(figure_set: FigureSet) -> str:
+    """The cell that draws each run with the figure set's ``draw`` body and saves them all."""
+    return ("drawn = []\n"
+            "for tables in runs:  # each on its own, as `litelvlm figures` draws them\n"
+            + textwrap.indent(draw_body(figure_set.draw), "    ")
+            + "    drawn.append((figs, tables))\n"
+            "# named after each run's family and model; this figure set's earlier files in OUT removed\n"
+            "paths = save_runs(figure_set, drawn, OUT)\n"
+            "[str(p) for p in paths]")
+
+
 def make_notebook(figure_set: FigureSet):
     """The notebook of ``figure_set`` (an ``nbformat`` v4 notebook, no outputs)."""
     nbformat, v4 = optional_import("nbformat"), optional_import("nbformat.v4")
     cells = [
-        v4.new_markdown_cell(
-            f"# {figure_set.notebook[:2]} · {figure_set.title}\n\n{figure_set.description}\n\n"
-            "Run top to bottom. With the defaults (`SMOKE = True`, `RESULTS = None`) the results are made "
-            f"now, small, with {figure_set.smoke_note}: such figures show that the pipeline works, not "
-            f"findings. For the real figures set `RESULTS` to the output folder of `{figure_set.command}` "
-            f"(or to a folder holding a `{figure_set.name}/` subfolder) and `SMOKE = False`.\n\n"
-            f"The same figures come from the command line: `litelvlm figures --figure-set {figure_set.name} "
-            f"[--results DIR] [--smoke]`. This notebook is generated from `{_source_file(figure_set)}` "
-            f"(`litelvlm figures --write-notebooks`); edit that file, not the notebook."),
-        v4.new_code_cell("RESULTS = None  # results folder (None: make small smoke results now)\n"
-                      "MODEL = None  # model for smoke results (None: the figure set's default tiny model)\n"
-                      "SMOKE = True\n"
-                      "OUT = None  # folder for the PDF and PNG files; None: this notebook's own, "
-                      f"notebooks/out/{figure_set.name}/\n# (or $LITELVLM_FIGURES_DIR/{figure_set.name}): "
-                         "the same "
-                      "folder whatever the working directory, never the committed figures/",
-                      metadata={"tags": ["parameters"]}),
-        v4.new_code_cell("from IPython.display import Image, display\n\n"
-                      + plot_imports(figure_set)
-                      + "from analysis.figures.registry import FIGURE_SETS\n"
-                      "from analysis.figures.figure_set import MODELS_KEY\n"
-                      + "".join(f"{line}\n" for line in figure_set.extra_imports)
-                      + f'\nfigure_set = FIGURE_SETS["{figure_set.name}"]\n'
-                      "figure_set.check()\n"
-                      "tables = figure_set.load(RESULTS, SMOKE, MODEL)\n"
-                      "sorted(tables)"),
+        v4.new_markdown_cell(intro(figure_set)),
+        v4.new_code_cell(parameters(figure_set), metadata={"tags": ["parameters"]}),
+        v4.new_code_cell(loading(figure_set)),
         v4.new_code_cell(BANNER_CELL, metadata={"tags": ["weights-banner"]}),
-        v4.new_code_cell(draw_body(figure_set.draw)
-                      + "paths = figure_set.save(figs, tables, OUT)  # named after the runs' family and "
-                         "model\n"
-                      "[str(p) for p in paths]"),
-        v4
-        .new_code_cell('for p in paths:\n    if p.suffix == ".png":\n        display(Image(filename=str(p)))')
-        ,
+        v4.new_code_cell(drawing(figure_set)),
+        v4.new_code_cell('for p in paths:\n    if p.suffix == ".png":\n'
+                         '        display(Image(filename=str(p)))'),
     ]
     nb = v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},

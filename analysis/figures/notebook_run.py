@@ -13,7 +13,9 @@ from pathlib import Path
 
 from analysis.figures.figure_set import FigureSet
 from analysis.figures.notebook_gen import NOTEBOOK_DIR, notebook_path
+from analysis.figures.output import figure_files
 from litelvlm.errors import LiteLVLMError
+from litelvlm.io import copy_file
 from litelvlm.optional import optional_import
 
 
@@ -35,21 +37,22 @@ def kernel_name() -> str:
 def execute_notebook(figure_set: FigureSet, results_dir, out_dir, smoke: bool, model: str | None = None,
                      notebook_dir: str | os.PathLike = NOTEBOOK_DIR,
                      executed: str | os.PathLike | None = None, timeout: int = 600) -> list[Path]:
-    """Run ``figure_set``'s notebook with papermill (this interpreter as kernel); returns the written
-    figures."""
+    """Run ``figure_set``'s notebook with papermill (this interpreter as kernel, ``RESULTS``, ``SMOKE``,
+    ``MODEL`` as given) into a folder of its own, then copy the figures it wrote into ``out_dir`` (through the
+    transaction of ``out_dir``'s run when one holds it, as the command writes); returns the copies."""
     nb = notebook_path(figure_set, notebook_dir)
     if not nb.exists():
         raise LiteLVLMError(f"notebook {str(nb)!r} does not exist; run `litelvlm figures --write-notebooks`")
-    out_dir = Path(out_dir).resolve()
-    before = {p: p.stat().st_mtime_ns
-              for p in out_dir.glob(f"{figure_set.name}_*")} if out_dir.exists() else {}
-    params = {"RESULTS": None if results_dir is None else str(Path(results_dir).resolve()),
-              "MODEL": model, "SMOKE": bool(smoke), "OUT": str(out_dir)}
     papermill = optional_import("papermill")
-
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"litelvlm-{figure_set.name}-") as tmp:
+        own = Path(tmp) / "out"   # the notebook's own run folder (``out_dir``'s may be held by this process)
+        params = {"RESULTS": None if results_dir is None else str(Path(results_dir).resolve()),
+                  "MODEL": model, "SMOKE": bool(smoke), "OUT": str(own)}
         papermill.execute_notebook(str(nb), str(executed or Path(tmp) / nb.name), parameters=params,
                                    kernel_name=kernel_name(), cwd=str(nb.parent), progress_bar=False,
                                    execution_timeout=timeout)
-    return sorted(p for p in out_dir.glob(f"{figure_set.name}_*")
-                  if p.suffix in (".pdf", ".png") and before.get(p) != p.stat().st_mtime_ns)
+        paths = []
+        for path in figure_files(own, [figure_set.name]):
+            paths.append(Path(out_dir).resolve() / path.name)
+            copy_file(path, paths[-1])
+    return paths

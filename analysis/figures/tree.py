@@ -18,11 +18,21 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common.run_tree import Run, find_runs, hidden
 from analysis.common.screen import file_names
-from analysis.figures.figure_set import FigureSet, results_models, runs_name, save_figures
+from analysis.figures.figure_set import (
+    CAVEATS_KEY,
+    MODELS_KEY,
+    NAME_KEY,
+    RUNS_KEY,
+    FigureSet,
+    results_models,
+    runs_name,
+)
 from analysis.figures.registry import FIGURE_SETS
 from litelvlm.errors import LiteLVLMError
 
@@ -110,31 +120,63 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
-def draw_group(fs: FigureSet, group: list[Run], root: Path, out: str | os.PathLike | None,
-               used: set[str]) -> list[Path]:
-    """Read, draw and save one group of runs, named by their family and model (and their folder where two
-    groups of one figure set would share a name); returns the written paths."""
-    tables = fs.read_runs([r.folder for r in group]) if len(group) > 1 else fs.read(group[0].folder)
-    prefix, label = runs_name(fs.name, [r.identity for r in group])
-    if prefix in used:
-        prefix += "_" + (slug(os.path.relpath(group[0].folder, root)) or "results")
-    used.add(prefix)
-    models = list(dict.fromkeys(m for r in group for m in results_models(r.folder)))
-    notes = fs.run_notes(tables, models, [r.folder for r in group])
-    return save_figures(fs.draw(tables), out, fs.name, models, label=label, prefix=prefix, **notes)
+@dataclass(frozen=True)
+class Group:
+    """Runs a figure set draws together, and the name they are saved under: ``prefix`` of every file,
+    ``label`` in every figure's top right corner."""
+
+    runs: list[Run]
+    prefix: str
+    label: str | None
 
 
-def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_sets: list[FigureSet],
-              every: list[FigureSet], explicit: bool = False) -> tuple[dict[str, list[Path]], dict[str, str]]:
-    """Draw every run under ``results`` that a figure set of ``figure_sets`` takes (``every``: all registered
-    figure sets, which decide which runs one replaces another on); one line per drawn group and per skipped
-    folder. Returns ({figure set: written files}, {figure set or folder: why skipped}). ``explicit``: a
-    failing figure set ends the run with its error."""
-    root = Path(results)
+def run_tag(folder: Path, root: Path) -> str:
+    """The run's folder under the tree's root (the root's own name when it is the run), as in a file name and
+    in a figure's label."""
+    rel = os.path.relpath(folder, root)
+    return root.resolve().name or "results" if rel == "." else Path(rel).as_posix()
+
+
+def plan(fs: FigureSet, runs: list[Run], root: Path) -> list[Group]:
+    """The groups of ``runs`` that ``fs`` draws (:func:`groups`), each named by its family and model; where
+    two groups would share a name (one model, two runs), each adds its run's folder (:func:`run_tag`) to the
+    files and the label, so every file names its run."""
+    named = [(g, *runs_name(fs.name, [r.identity for r in g])) for g in groups(fs, runs)]
+    shared = Counter(prefix for _, prefix, _ in named)
+    out: list[Group] = []
+    used: set[str] = set()
+    for group, prefix, label in named:
+        if shared[prefix] > 1:
+            tag = run_tag(group[0].folder, root)
+            prefix, label = f"{prefix}_{slug(tag) or 'results'}", f"{label} ({tag})"
+        base, n = prefix, 1
+        while prefix in used:   # folders whose names differ only in characters a file name drops
+            n += 1
+            prefix = f"{base}-{n}"
+        used.add(prefix)
+        out.append(Group(group, prefix, label))
+    return out
+
+
+def read_group(fs: FigureSet, group: Group) -> dict:
+    """The tables of one group of runs as ``fs`` draws them: its tables, the runs' models, identities and
+    notes, and the group's name (``NAME_KEY``, which :meth:`FigureSet.save` saves it under)."""
+    folders = [r.folder for r in group.runs]
+    tables = fs.read_runs(folders) if len(folders) > 1 else fs.read(folders[0])
+    models = list(dict.fromkeys(m for f in folders for m in results_models(f)))
+    tables = {**tables, MODELS_KEY: models, RUNS_KEY: [r.identity for r in group.runs],
+              NAME_KEY: (group.prefix, group.label)}
+    return {**tables, CAVEATS_KEY: fs.run_notes(tables, models, folders)}
+
+
+def survey(root: Path, figure_sets: list[FigureSet], every: list[FigureSet], explicit: bool
+           ) -> tuple[dict[str, list[Run]], dict[str, str]]:
+    """Walk the tree once: ({figure set: the runs it draws}, {folder or figure set: why skipped}), one line
+    printed per skipped folder and per figure set of ``figure_sets`` left without runs whose tables a skipped
+    folder holds (``explicit``: that is an error)."""
     runs, skipped = find_runs(root)
     taken, untaken = assign(runs, every)
     skipped += untaken + unrecorded(root, every)
-    drawn: dict[str, list[Path]] = {}
     why: dict[str, str] = {}
     for folder, reason in skipped:
         print(f"figures: skipping {folder}: {reason}")
@@ -147,14 +189,24 @@ def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_
             more = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
             why[fs.name] = f"no run to draw in {root}; {held[0][0]}{more} (skipped above) holds {held[0][2]}"
             print(f"figures: skipping {fs.name}: {why[fs.name]}")
+    return taken, why
+
+
+def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_sets: list[FigureSet],
+              every: list[FigureSet], explicit: bool = False) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    """Draw every run under ``results`` that a figure set of ``figure_sets`` takes (``every``: all registered
+    figure sets, which decide which runs one replaces another on); one line per drawn group and per skipped
+    folder. Returns ({figure set: written files}, {figure set or folder: why skipped}). ``explicit``: a
+    failing figure set ends the run with its error."""
+    root = Path(results)
+    taken, why = survey(root, figure_sets, every, explicit)
+    drawn: dict[str, list[Path]] = {}
     for fs in figure_sets:
-        if not taken.get(fs.name):
-            continue
-        used: set[str] = set()
-        for group in groups(fs, taken[fs.name]):
-            names = ", ".join(str(r.folder) for r in group)
+        for group in plan(fs, taken.get(fs.name, []), root):
+            names = ", ".join(str(r.folder) for r in group.runs)
             try:
-                paths = draw_group(fs, group, root, out, used)
+                tables = read_group(fs, group)
+                paths = fs.save(fs.draw(tables), tables, out)
             except UNREADABLE as e:
                 reason = unreadable_reason(e)
                 if explicit:
@@ -168,10 +220,34 @@ def draw_tree(results: str | os.PathLike, out: str | os.PathLike | None, figure_
                       "figures")
                 why[f"{fs.name} {names}"] = "no figure"
                 continue
-            print(f"figures: {fs.name}: {', '.join(dict.fromkeys(r.label for r in group))} from {names}: "
-                  + file_names([p.name for p in paths]))
+            labels = ", ".join(dict.fromkeys(r.label for r in group.runs))
+            print(f"figures: {fs.name}: {labels} from {names}: " + file_names([p.name for p in paths]))
             drawn.setdefault(fs.name, []).extend(paths)
     return drawn, why
+
+
+def load_runs(figure_set: FigureSet, results: str | os.PathLike | None, smoke: bool = False,
+              model: str | None = None) -> list[dict]:
+    """The notebooks' reading: the tables of every group of runs of ``figure_set`` under ``results``, read
+    and named as ``litelvlm figures --results`` reads and names them (:func:`plan`, :func:`read_group`), one
+    line per run it skips; ``results`` None with ``smoke``: the one group of small results made now
+    (:meth:`FigureSet.load`). No run to draw is an error saying how to make one."""
+    figure_set.check()
+    if results is None:
+        return [figure_set.load(None, smoke, model)]
+    root = Path(results)
+    taken, _ = survey(root, [figure_set], list(FIGURE_SETS.values()), explicit=True)
+    found = []
+    for group in plan(figure_set, taken.get(figure_set.name, []), root):
+        try:
+            found.append(read_group(figure_set, group))
+        except UNREADABLE as e:
+            print(f"figures: skipping {', '.join(str(r.folder) for r in group.runs)} ({figure_set.name}): "
+                  f"{unreadable_reason(e)}")
+    if not found:
+        raise LiteLVLMError(f"no {figure_set.name} runs to draw in {str(results)!r}; "
+                            + figure_set.results_hint(results))
+    return found
 
 
 def unreadable_reason(e: BaseException) -> str:
