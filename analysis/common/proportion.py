@@ -61,10 +61,10 @@ def effective_size(stat: UnitStat, level: float = 0.95) -> float:
     """Korn & Graubard's effective number of rows of a hit rate over clustered units (see the module): the
     rows themselves where every unit holds one."""
     rows, units = float(stat.den.sum()), stat.n_units
-    if units < 2 or np.allclose(stat.den, 1.0):
+    if np.allclose(stat.den, 1.0):
         return rows
     rate = stat.value()
-    if not 0.0 < rate < 1.0:
+    if units < 2 or not 0.0 < rate < 1.0:
         return float(units)   # no spread to measure the clustering from: count each unit once
     clustered = float(np.sum(influence(stat) ** 2))
     deff = max(1.0, clustered / (rate * (1 - rate) / rows))

@@ -32,6 +32,8 @@ def test_one_row_per_unit_is_the_plain_interval_and_clustered_rows_count_less():
     assert PR.effective_size(same) == 4
     # all hits: nothing to measure the clustering from, each image counts once
     assert PR.effective_size(B.unit_stat(np.ones(12), np.repeat(np.arange(4), 3))) == 4
+    # one image of three expressions: it counts once
+    assert PR.effective_size(B.unit_stat(np.array([1.0, 0, 1]), np.zeros(3))) == 1
 
 
 def _coverage(n: int, rate: float, rng, clustered: bool, runs: int) -> float:
