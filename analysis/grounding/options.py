@@ -77,11 +77,10 @@ class GroundingArgs(MethodFlags, ModelDataArgs):
                                         "before --limit-images)", each=int)
     seed: int = arg(0, help="seed for templates, sampling, random selectors and (without --boot-seed) the "
                             "bootstrap")
-    n_boot: int = arg(1000, help="bootstrap replicates (over images under --protocol official, expressions "
-                      "under "
-                                 "per-expression) for the intervals, comparisons.csv and claims.csv, and "
-                      "random "
-                                 "swap patterns of the paired test beyond 16 units")
+    n_boot: int = arg(1000, help="bootstrap replicates (over images, each image's expressions kept together, "
+                                 "under both protocols) for the intervals and comparisons.csv (which "
+                                 "claims.csv reads), and random swap patterns of the paired test beyond 16 "
+                                 "units")
     boot_seed: int | None = arg(None, minimum=0,
                                 help="seed of the bootstrap and of the paired test's patterns (default: "
                                 "--seed); a new "
