@@ -102,7 +102,8 @@ FIGURE_SET = FigureSet(
                 "and `official` protocols side by side, the difference between the protocols, and the "
     "paper's "
                 "claims table (`claims.csv`: LiteLVLM's share of the unpruned score, its margin over each "
-                "existing method with that pair's paired test from comparisons.csv; MET or MISSED on real weights, 'not judged' on random or toy weights) "
+                "existing method with that pair's paired test from comparisons.csv; MET or MISSED on real "
+                "weights, 'not judged' on random or toy weights) "
                 "(`litelvlm eval-grounding`, one --out per protocol under `grounding/per-expression` and "
                 "`grounding/official`).",
     command="litelvlm eval-grounding", requires=("analysis.grounding.compute", "analysis.grounding.plots"),
