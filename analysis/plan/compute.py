@@ -24,20 +24,24 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from analysis.common.grounding_runs import plan
-from analysis.common.grounding_scoring import evaluate_image
+from analysis.common.grounding_runs import method_options, plan
+from analysis.common.grounding_scoring import evaluate_image, image_prompts, output_rows
 from analysis.common.model_setup import study_numerics
 from analysis.common.run_folder import RunFolder
 from analysis.grounding import GroundingArgs
 from analysis.plan.layouts import Split, find_layouts
 from analysis.plan.options import PlanArgs, check_args
+from analysis.plan.timing import monotonic_in_budget, per_image
 from analysis.plan.video import calibrate_video, refused
 from litelvlm.budget import Budget
+from litelvlm.busy import busy_warning
 from litelvlm.data.refer import load_refer
 from litelvlm.families import card_of, exif_transpose, load_pipeline
 from litelvlm.io import atomic_path, write_json
 from litelvlm.methods import is_baseline
+from litelvlm.threads import default_threads, torch_threads
 
 #: the launcher of every printed command (one node; ``--standalone`` picks a free rendezvous port)
 LAUNCH = ["python", "-m", "torch.distributed.run", "--standalone"]
@@ -103,34 +107,56 @@ def calibrate(a: PlanArgs, model: str, methods: list[str], s: Split) -> tuple[di
                                                                               int]:
     """Seconds per image of each (method, budget) of ``model`` on the first ``--calibrate`` images of split
     ``s`` (after one untimed warm-up image running every pair), the per-image work of ``eval-grounding``
-    itself, and the number of images timed. Each pair is timed alone, then all together as a command runs them
-    (the image prepared once); the pairs' times are scaled to sum to the joint time, their shares kept."""
+    itself, and the number of images timed. Each timed image is prepared once, as a command does, and each
+    pair grounded ``--repeats`` times on it; a pair's estimate is the median of its repeats (averaged over
+    the images) plus its share of the preparation, made non-decreasing in the budget
+    (:mod:`analysis.plan.timing`), on the model's thread count (one for a tiny model)."""
     g = GroundingArgs(refer_dir=s.root, out="", model=model, clip=a.clip, image_dir=a.coco_images,
                       dataset=s.dataset, split_by=s.split_by, split=s.split, methods=methods,
                       budgets=a.budgets, seed=a.seed, device=a.device, dtype=a.dtype)
-    pipe = load_pipeline(model, clip=a.clip, device=a.device, numerics=study_numerics(g, g.protocol),
-                         dtype=None if a.dtype == "auto" else getattr(torch, a.dtype))
-    by_image: dict[int, list] = {}
-    for r in load_refer(s.root, a.coco_images, s.dataset, s.split_by, s.split):
-        by_image.setdefault(r.image_id, []).append(r)
-    ids = sorted(by_image)[: a.calibrate + 1]
-    images = {i: by_image[i][0].image(exif_transpose(pipe)) for i in ids}
-    pairs = plan(methods, a.budgets, pipe.num_visual_tokens)
-    evaluate_image(pipe, g, by_image[ids[0]], images[ids[0]], pairs)   # warm-up, untimed
-    timed = ids[1:] or ids
-    alone = {}
-    for pair in pairs:
+    with torch_threads(a.threads if a.threads is not None else default_threads(model)):
+        pipe = load_pipeline(model, clip=a.clip, device=a.device, numerics=study_numerics(g, g.protocol),
+                             dtype=None if a.dtype == "auto" else getattr(torch, a.dtype))
+        by_image: dict[int, list] = {}
+        for r in load_refer(s.root, a.coco_images, s.dataset, s.split_by, s.split):
+            by_image.setdefault(r.image_id, []).append(r)
+        ids = sorted(by_image)[: a.calibrate + 1]
+        images = {i: by_image[i][0].image(exif_transpose(pipe)) for i in ids}
+        pairs = plan(methods, a.budgets, pipe.num_visual_tokens)
+        timed = ids[1:] or ids
+        with tqdm(total=len(pairs) * (1 + len(timed) * a.repeats), desc=f"plan: calibrating {model}",
+                  unit="run") as bar:
+            evaluate_image(pipe, g, by_image[ids[0]], images[ids[0]], pairs)   # warm-up, untimed
+            bar.update(len(pairs))
+            samples, prepare = _time_pairs(pipe, g, [(by_image[i], images[i]) for i in timed], pairs,
+                                           a.repeats, bar)
+    share = prepare / len(pairs)   # a command prepares each image once for all its pairs
+    return monotonic_in_budget({k: per_image(v) + share for k, v in samples.items()}), len(timed)
+
+
+def _time_pairs(pipe, g: GroundingArgs, timed: list, pairs: list, repeats: int,
+                bar: tqdm) -> tuple[dict[tuple[str, str], list[list[float]]], float]:
+    """(each pair's seconds, per timed image a list of ``repeats``; the mean seconds preparing an image)."""
+    samples: dict[tuple[str, str], list[list[float]]] = {}
+    prepare = []
+    for records, image in timed:
         start = time.perf_counter()
-        for i in timed:
-            evaluate_image(pipe, g, by_image[i], images[i], [pair])
-        alone[(pair[0], "all" if is_baseline(pair[0]) else str(pair[1]))] = (time.perf_counter()
-                                                                             - start) / len(timed)
-    start = time.perf_counter()
-    for i in timed:   # a command evaluates every pair of an image in one call, preparing the image once
-        evaluate_image(pipe, g, by_image[i], images[i], pairs)
-    together = (time.perf_counter() - start) / len(timed)
-    share = together / sum(alone.values())
-    return {k: v * share for k, v in alone.items()}, len(timed)
+        todo, prompts = image_prompts(pipe, g, records, image, pairs)
+        prepare.append(time.perf_counter() - start)
+        runs = {pair: [] for pair in todo}
+        for _ in range(repeats):   # the pairs interleaved, so that a slow moment of the machine hits one run
+            for method, budget in todo:
+                start = time.perf_counter()
+                for recs, prep, gts in prompts:
+                    out = pipe.ground(prep, method, budget, positions=g.positions,
+                                      **method_options(g, method, pipe))
+                    output_rows(pipe, g, recs, gts, method, budget, out)
+                runs[(method, budget)].append(time.perf_counter() - start)
+                bar.update()
+        for (method, budget), seconds in runs.items():
+            key = (method, "all" if is_baseline(method) else str(budget))
+            samples.setdefault(key, []).append(seconds)
+    return samples, sum(prepare) / len(prepare)
 
 
 def machine(device: str) -> str:
@@ -153,6 +179,7 @@ def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[
               "gpus": a.gpus, "seconds_per_image": {}, "video_n": 0, "seconds_per_frame": {}}
     if a.calibrate == 0:
         return record
+    record.update(repeats=a.repeats, busy=None)
     estimate_video(a, runs, methods, splits, record)
     first = next((s for s in splits if s.kind == "image"), None)
     for model in dict.fromkeys(r["model"] for r in runs if r["kind"] == "image"):
@@ -166,6 +193,9 @@ def estimate(a: PlanArgs, runs: list[dict], commands: list[dict], methods: list[
                 r["estimate"] = f"EXTRAPOLATED from n={n} image(s) of {first.dataset} {first.split}"
     for c in commands:
         c["seconds"] = sum(r.get("seconds", 0.0) for r in runs if r["out"] == c["out"])
+    models = list(dict.fromkeys(r["model"] for r in runs)) or [None]
+    record["busy"] = busy_warning(a.threads if a.threads is not None else default_threads(models[0]) or
+                                  torch.get_num_threads())
     return record
 
 
@@ -202,7 +232,11 @@ def markdown(runs: list[dict], commands: list[dict], notes: list[str], record: d
             "seconds_per_frame"] else []
         lines += [f"Estimated time: {_hours(total)} in all, EXTRAPOLATED from a calibration of "
                   f"{' and '.join(of)} per model, method and budget on {record['device']} "
-                  f"({record['machine']}); model loading, statistics and writing are not counted.", ""]
+                  f"({record['machine']}), the median of {record.get('repeats', 1)} repeat(s) made "
+                  "non-decreasing in the budget (this project's choice); model loading, statistics and "
+                  "writing are not counted.", ""]
+        if record.get("busy"):
+            lines += [f"**BUSY MACHINE**: {record['busy']}.", ""]
     else:
         lines += ["No calibration (--calibrate 0): no time estimate.", ""]
     lines += ["| model | dataset | split | method | budget | units | expressions | estimate |",
@@ -240,6 +274,8 @@ def run_plan(a: PlanArgs) -> int:
             tmp.write_text(markdown(runs, commands, notes, record))
     for n in notes:
         print(f"plan: note: {n}", file=sys.stderr)
+    if record.get("busy"):
+        print(f"plan: warning: the estimate is labelled BUSY: {record['busy']}", file=sys.stderr)
     print(f"plan: {len(runs)} runs in {len(commands)} commands -> {out}/plan.md")
     for c in commands:
         print(c["command"])

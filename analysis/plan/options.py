@@ -29,8 +29,8 @@ PAPER_METHODS: tuple[str, ...] = ("litelvlm", "fastv", "sparsevlm", "prumerge+",
 class PlanArgs:
     """Options of ``litelvlm plan``."""
 
-    out: str = arg(help="plan folder: plan.json (every run, its estimate, its command) and plan.md",
-                   required=True)
+    out: str = arg("runs/plan", help="plan folder: plan.json (every run, its estimate, its command) and "
+                   "plan.md")
     data_dirs: list[str] = arg(help="folders holding the data, comma or space separated, each searched two "
                                "levels "
                                     "deep for the layouts: REFER (refs(unc).p / refs(umd).p beside "
@@ -44,8 +44,8 @@ class PlanArgs:
     coco_images: str | None = arg(None, help="COCO train2014 image folder of the REFER layouts (default: "
                                   "each "
                                              "layout's own images/ folder)")
-    tree: str = arg("results", help="the results tree the printed commands write into, one folder per run "
-                                       "(<family>/<dataset>_<split>); `litelvlm figures --results TREE` "
+    tree: str = arg("runs/results", help="the results tree the printed commands write into, one folder per "
+                                       "run (<family>/<dataset>_<split>); `litelvlm figures --results TREE` "
                     "draws it")
     methods: list[str] = arg(list(PAPER_METHODS), help="methods of every table (default: the paper's "
                              "comparison, "
@@ -62,6 +62,10 @@ class PlanArgs:
                          "untimed "
                                  "warm-up) to estimate every run's time; 0: the run list and commands only",
                          minimum=0)
+    repeats: int = arg(3, help="times each method and budget is run on each calibration image; the estimate "
+                       "is their median (made non-decreasing in the budget)", minimum=1)
+    threads: int | None = arg(None, help="torch CPU threads of the calibration (default: 1 for tiny/toy "
+                              "models, else the physical cores)", minimum=1)
     device: str = arg("cpu", help="torch device of the calibration and of the printed commands")
     dtype: str = arg("auto", help="model dtype of the calibration and of the printed commands",
                      choices=["auto", "float32", "bfloat16", "float16"])
