@@ -247,8 +247,21 @@ def says_n(fig) -> list[str]:
     return [t.get_text() for t in _texts(fig) if re.search(r"\bn\s*=\s*\d", t.get_text())]
 
 
+#: the width a figure is printed at, at most (a two-column paper figure, inches) and the smallest text size a
+#: reader can read there (points)
+PRINT_WIDTH, SMALLEST_PRINTED_PT = 6.75, 3.5
+
+
+def unreadable_texts(fig, width: float = PRINT_WIDTH, smallest: float = SMALLEST_PRINTED_PT) -> list[str]:
+    """Texts of ``fig`` smaller than ``smallest`` points once the figure is printed ``width`` inches wide
+    (a figure wider than the page shrinks; a narrower one is printed at its size)."""
+    scale = min(1.0, width / fig.get_figwidth())
+    return [t.get_text() for t in _texts(fig) if t.get_fontsize() * scale < smallest]
+
+
 def reviewer_flaws(fig) -> dict[str, list]:
     """Every flaw of ``fig`` the checks above find (empty lists: none)."""
     return {"legend over data": legends_over_data(fig), "text past the canvas": texts_past_canvas(fig),
             "texts over each other": overlapping_texts(fig), "fraction on an integer axis":
-            fractional_integer_ticks(fig), "path of the machine": machine_paths(fig)}
+            fractional_integer_ticks(fig), "path of the machine": machine_paths(fig),
+            "unreadable when printed": unreadable_texts(fig)}

@@ -29,7 +29,8 @@ from litelvlm.methods import BASELINE
 
 def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     """Small results: the tiny random GLaMM on one COCO-128 image (one sentence; a synthetic REFER folder
-    when ../shared/data is absent), and the oracle ablation (eval-grounding's per-image scoring) on it."""
+    when ../shared/data is absent), VisPruner's and FastV's own scores beside CLIP's, and the oracle ablation
+    (eval-grounding's per-image scoring) on it."""
     data = coco128_dir()
     if data is None:
         data = write_tiny_refer(out_dir / "refer")
@@ -38,7 +39,8 @@ def smoke_importance(out_dir: Path, model: str | None = None) -> None:
     run_importance(
         ImportanceArgs(refer_dir=str(data), out=str(out_dir), model=model, limit_images=1, max_sentences=1,
                                   signals=["attention", "saliency", "ablation"], group=12,
-                                  save_scores=1, n_boot=200), pipe=pipe)
+                                  method_signals=["vispruner", "fastv"], save_scores=1, n_boot=200),
+        pipe=pipe)
     records = [r for r in load_refer(data, None, "refcoco", "unc", "val")]
     first = [r for r in records if r.image_id == min(x.image_id for x in records)][:1]
     g = GroundingArgs(refer_dir=str(data), out=str(out_dir / "ablation"), model=model)

@@ -46,7 +46,7 @@ def _n_note(rows: pd.DataFrame) -> str:
     lo, hi = int(rows["n_images"].min()), int(rows["n_images"].max())
     n = f"n = {lo}" if lo == hi else f"n = {lo}-{hi}"
     if hi < MIN_INTERVAL_N:
-        return f"{n} images: no interval drawn (fewer than {MIN_INTERVAL_N})"
+        return f"{n} image{'s' if hi > 1 else ''}: no interval drawn (fewer than {MIN_INTERVAL_N})"
     fewer = f" (none drawn under {MIN_INTERVAL_N})" if lo < MIN_INTERVAL_N else ""
     return f"95% CI over images, {n}{fewer}"
 
@@ -238,7 +238,7 @@ def _mission_attention(ax, s: pd.DataFrame, signals: list[str], metric: str) -> 
         ax.plot(g["layer"], g[f"{metric}_mean"], ms=3, label=label, **style)
         _band(ax, g, "layer", metric, style["color"])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("LLM layer")
+    ax.set_xlabel("LLM layer", fontsize=7)
 
 
 def _mission_gradients(ax, s: pd.DataFrame, signals: list[str], metric: str) -> None:
@@ -257,7 +257,7 @@ def _mission_gradients(ax, s: pd.DataFrame, signals: list[str], metric: str) -> 
                         marker=style["marker"], color=style["color"], capsize=2, lw=1.0, zorder=3)
     ax.set_xticks(range(len(grads)), [g.replace("_", " ") for g in grads], fontsize=6)
     ax.set_xlim(-0.5, len(grads) - 0.5)
-    ax.set_xlabel("captum attribution (no layer)")
+    ax.set_xlabel("captum attribution (no layer)", fontsize=7)
 
 
 def plot_mission_correlation(summary: pd.DataFrame, metric: str = "spearman", query: str = "seg",
@@ -283,8 +283,8 @@ def plot_mission_correlation(summary: pd.DataFrame, metric: str = "spearman", qu
             _mission_gradients(ax, grad, signals, metric)
             ax.set_title("vs captum saliency", fontsize=7)
         ax.axhline(0, color="0.6", lw=0.6, gid="reference")
-    axes[0].set_ylabel(f"{metric} with the LLM's importance")
-    fig.suptitle(f"Do CLIP's reversed ranks and each method's score agree with the LLM's own importance? "
+    axes[0].set_ylabel(f"{metric} with the LLM's importance", fontsize=7)
+    fig.suptitle("Do CLIP's reversed ranks and each method's score agree with the LLM's own importance?\n"
                  f"({_n_note(pd.concat([att, grad]))})", fontsize=7)
     handles = [Line2D([], [], ms=3, label=label, **style) for label, style in map(_mission_style, signals)]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=6)

@@ -119,6 +119,7 @@ def test_at_two_images_no_interval_is_drawn_and_the_figure_says_n(tmp_path, monk
             fig = next(f for n, f in figs.items() if n.endswith(name))
             assert drawn_intervals(fig) == 0, name
             assert any("n = 2" in t for t in says_n(fig)), name
+        assert _flaws(figs) == {}
     finally:
         plt.close("all")
 
