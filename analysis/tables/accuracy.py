@@ -119,10 +119,18 @@ def _interval(lo: float, hi: float, units: int, scale: float = 100.0) -> str:
     return f"[{scale * lo:.1f}, {scale * hi:.1f}]"
 
 
+def budget_text(method: str, budget: int) -> str:
+    """The budget as a table shows it: ``all (576)`` for the unpruned model (``all`` where its N depends on
+    the image and the run stored 0), else K."""
+    if is_baseline(method):
+        return f"all ({budget})" if budget > 0 else "all"
+    return str(budget)
+
+
 def shown_row(numbers: dict, spec: Accuracy, method: str, budget: int, units: int) -> dict:
     """The cells of one row: method, budget (``all (N)`` for ``none``), and per metric the figure ×100 with
     its marks, its interval and its share of ``none``'s."""
-    cells = {"Method": method, spec.budget_title: f"all ({budget})" if is_baseline(method) else str(budget)}
+    cells = {"Method": method, spec.budget_title: budget_text(method, budget)}
     for metric, name in spec.metrics:
         pct = numbers[f"{metric}_pct_none"]
         share = f"{pct:.1f}" if _finite(pct) else "—"
@@ -180,7 +188,8 @@ def _statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: 
     else:
         text += "The run holds no comparisons.csv: no marks. "
     if units < MIN_UNITS:
-        text += f"With n = {units} {spec.unit}s no interval is shown (at least {MIN_UNITS} needed). "
+        text += (f"With {cap.count(units, spec.unit + 's')} no interval is shown (at least {MIN_UNITS} "
+                 "needed). ")
     heavy = sorted({m for v in summary.get("heavy_tails", pd.Series(dtype=str)).dropna() for m in
                     str(v).split(",") if m in dict(spec.metrics)})
     if heavy:

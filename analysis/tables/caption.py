@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from analysis.common.run_tree import Run
-from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card, family_names
 
 #: what a caption says of each kind of weights an identity records (:data:`analysis.common.identity.WEIGHTS`)
@@ -36,6 +35,12 @@ def model_text(run: Run) -> str:
     family = str(run.identity.get("family"))
     name = card(family).display_name if family in family_names() else family
     return f"{name} {run.identity.get('model') or 'default'}"
+
+
+def input_kind(run: Run) -> str:
+    """``image`` or ``video``: what the run's model family reads (``image`` for a family not registered)."""
+    family = str(run.identity.get("family"))
+    return card(family).input if family in family_names() else "image"
 
 
 def dtype_text(config: dict) -> str:
@@ -66,13 +71,5 @@ def count(n: object, unit: str) -> str:
     return f"n = {n} {unit if n != 1 else unit.removesuffix('s')}"
 
 
-def need(config: dict, key: str, folder: Path) -> object:
-    """``config[key]``, or an error naming the folder whose record lacks it."""
-    if key not in config:
-        raise LiteLVLMError(f"{folder}: its config.json records no {key!r} (an older layout); rerun its "
-                            "command")
-    return config[key]
-
-
-__all__ = ["WEIGHTS_TEXT", "count", "dtype_text", "is_random", "model_text", "need", "opening",
+__all__ = ["WEIGHTS_TEXT", "count", "dtype_text", "input_kind", "is_random", "model_text", "opening",
            "weights_text", "where"]

@@ -31,6 +31,7 @@ from analysis.tables.efficiency import efficiency_table
 from analysis.tables.options import TablesArgs
 from analysis.tables.render import Table, to_markdown, write_table
 from litelvlm.errors import LiteLVLMError
+from litelvlm.run_owner import read_run_record
 
 #: what reading a run of an older layout, or a damaged one, raises
 UNREADABLE = (LiteLVLMError, KeyError, ValueError, TypeError, IndexError, OSError)
@@ -121,11 +122,13 @@ def unreadable_reason(e: BaseException) -> str:
 
 
 def earlier_tables(out: Path) -> tuple[str, ...]:
-    """The table files an earlier run of ``tables`` left in ``out`` (removed at the commit unless written
-    again)."""
-    if not out.is_dir():
+    """The tables an earlier run of ``tables`` wrote in ``out``, as its run record lists them (removed at the
+    commit unless written again); nothing else of the folder is ever touched."""
+    record = read_run_record(out) if out.is_dir() else None
+    if record is None or record["command"] != "tables":
         return ()
-    return tuple(sorted(p.name for ext in EXTENSIONS for p in out.glob(f"*_*.{ext}") if p.is_file()))
+    return tuple(sorted(rel for rel in record["files"]
+                        if "/" not in rel and rel.rsplit(".", 1)[-1] in EXTENSIONS))
 
 
 def run_tables(a: TablesArgs) -> int:

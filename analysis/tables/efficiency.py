@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.common.run_tree import Run
 from analysis.tables import caption as cap
-from analysis.tables.accuracy import ordered
+from analysis.tables.accuracy import budget_text, ordered
 from analysis.tables.render import Table
 from litelvlm.methods import is_baseline
 
@@ -32,7 +32,7 @@ COUNTED = ("paper_tflops", "paper_activation_gib")
 QUANTITIES = (("tflops", "TFLOPs", False), ("prefill_ms", "Prefill ms", True),
               ("cuda_ms", "CUDA time ms", True), ("activation_gib", "Activation GiB", False))
 #: the single kernel of a run that records none
-DEFAULT_ATTN = "model's attention"
+DEFAULT_ATTN = "the model's default"
 
 
 def on_cuda(device: object) -> bool:
@@ -47,8 +47,9 @@ def efficiency_rows(run: Run) -> pd.DataFrame:
     missing = [c for c in ("method", "budget", *COUNTED) if c not in df]
     if missing:
         raise KeyError(missing[0])
-    if "arrangement" in df and df["arrangement"].nunique() > 1:
-        df["method"] = df["method"] + " (" + df["arrangement"].astype(str) + ")"
+    if "arrangement" in df and df["arrangement"].nunique() > 1:   # the unpruned model has none
+        pruned = ~df["method"].map(is_baseline)
+        df.loc[pruned, "method"] = df["method"] + " (" + df["arrangement"].astype(str) + ")"
     df = df.assign(attn=df["attn"] if "attn" in df else DEFAULT_ATTN,
                    **{c: math.nan for c in EFFICIENCY_COLUMNS if c not in df})   # --flops-only: no times
     return df[["method", "budget", "attn", *EFFICIENCY_COLUMNS]].rename(columns=EFFICIENCY_COLUMNS)
@@ -73,13 +74,18 @@ def validate_rows(run: Run) -> pd.DataFrame:
     return df.assign(attn=str(run.config.get("attn") or DEFAULT_ATTN))
 
 
+def number(value: float) -> str:
+    """Three significant digits (``6.56e-06``, ``26.2``), a value of 1000 or more without an exponent."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def _cell(value: float, base: float) -> str:
     """``6.56e-06 (42.6×)``: the value and the unpruned model's over it; ``—`` where not measured."""
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return "—"
     if not math.isfinite(base) or value <= 0 or base == value:
-        return f"{value:.3g}"
-    return f"{value:.3g} ({base / value:.1f}×)"
+        return number(value)
+    return f"{number(value)} ({base / value:.1f}×)"
 
 
 def wide(rows: pd.DataFrame, cuda: bool) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
@@ -93,8 +99,7 @@ def wide(rows: pd.DataFrame, cuda: bool) -> tuple[pd.DataFrame, pd.DataFrame, li
     base_key = (base["method"].iloc[0], base["budget"].iloc[0]) if len(base) else None
     data = order[["method", "budget"]].copy()
     shown = pd.DataFrame({"Method": order["method"],
-                          "K": [f"all ({b})" if is_baseline(m) else str(b)
-                                for m, b in zip(order["method"], order["budget"], strict=True)]})
+                          "K": [budget_text(m, b) for m, b in keys]})
     for col, title, timed in QUANTITIES:
         for attn in attns if timed else [attns[0]]:
             g = rows[rows["attn"] == attn].set_index(["method", "budget"])[col]
@@ -129,7 +134,7 @@ def efficiency_caption(run: Run, root: Path, rows: pd.DataFrame, cuda: bool) -> 
         what = f"`efficiency`, architecture {arch.get('name', run.identity.get('model'))}"
         n = f"median of {c.get('repeats')} repeats after {c.get('warmup')} warm-ups" if timed else ""
     else:
-        what = f"`validate`, one image (id {c.get('image_id')})"
+        what = f"`validate`, one {cap.input_kind(run)} ({c.get('image_id')})"
         n = cap.count(c.get("repeats", 1), "repeats") if timed else ""
     device = c.get("gpu") or c.get("device") or "device unrecorded"
     kernels = ", ".join(dict.fromkeys(rows["attn"]))
@@ -145,4 +150,4 @@ def efficiency_caption(run: Run, root: Path, rows: pd.DataFrame, cuda: bool) -> 
             f"{cap.where(run, root)}.")
 
 
-__all__ = ["QUANTITIES", "efficiency_rows", "efficiency_table", "on_cuda", "validate_rows", "wide"]
+__all__ = ["QUANTITIES", "efficiency_rows", "efficiency_table", "number", "on_cuda", "validate_rows", "wide"]

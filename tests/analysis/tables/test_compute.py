@@ -185,10 +185,13 @@ def test_a_tree_without_a_tables_runs_writes_none_and_says_so_in_one_line(tree, 
     assert sorted(p.name for p in (tmp_path / "t").glob("*_*.*")) == [
         f"efficiency_glamm-tiny-random.{ext}" for ext in ("csv", "md", "tex")]
     # a second run on the same --out with another tree: the earlier run's tables are not left beside the new
+    # ones; a file of the user's there is not the earlier run's, and stays
+    (tmp_path / "t" / "my_notes.md").write_text("mine")
     shutil.copytree(root / "videoglamm/video", tmp_path / "runs2" / "video",
                     ignore=shutil.ignore_patterns("parts", ".*"))
     assert main(["tables", "--results", str(tmp_path / "runs2"), "--out", str(tmp_path / "t")]) == 0
-    assert sorted(p.stem for p in (tmp_path / "t").glob("*_*.*")) == ["video_videoglamm-tiny-random"] * 3
+    assert sorted(p.stem for p in (tmp_path / "t").glob("*_*.*")) == ["my_notes"] + [
+        "video_videoglamm-tiny-random"] * 3
 
 
 def test_a_damaged_run_is_skipped_naming_its_folder_and_no_table_at_all_is_exit_2(tree, tmp_path, capsys):
