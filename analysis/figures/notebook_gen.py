@@ -12,8 +12,10 @@ notebooks equal the generated ones, so the notebook and the command cannot diver
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 import os
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +61,36 @@ def plot_imports(figure_set: FigureSet) -> str:
     return "".join(lines) + f"from {study} import plots\n"
 
 
+def module_imports(module_name: str) -> dict[str, str]:
+    """{name: the import line that binds it} of the module-level imports of the module ``module_name``."""
+    bound: dict[str, str] = {}
+    for node in ast.parse(inspect.getsource(sys.modules[module_name])).body:
+        if isinstance(node, ast.ImportFrom) and node.module not in (None, "__future__") and not node.level:
+            for alias in node.names:
+                bound[alias.asname or alias.name] = (f"from {node.module} import {alias.name}"
+                                                     + (f" as {alias.asname}" if alias.asname else ""))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                bound[alias.asname or alias.name.split(".")[0]] = (
+                    f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else ""))
+    return bound
+
+
+def global_imports(figure_set: FigureSet) -> list[str]:
+    """The imports of the module-level names ``figure_set``'s drawing reads besides ``plots``, ``style`` and
+    ``tables`` (its module's import of the name, or the name imported from its module where it is defined
+    there), those of ``extra_imports`` aside: the copied body runs in the notebook as in its module."""
+    nodes = list(ast.walk(ast.parse(draw_body(figure_set.draw))))
+    stored = {n.id for n in nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    read = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    names = sorted(read - stored - {"plots", "style", "tables"} - set(dir(builtins)))
+    module = figure_set.draw.__module__
+    bound = module_imports(module)
+    lines = [bound.get(name, f"from {module} import {name}") for name in names
+             if name in figure_set.draw.__globals__]
+    return [line for line in dict.fromkeys(lines) if line not in figure_set.extra_imports]
+
+
 def _source_file(figure_set: FigureSet) -> str:
     """The module file that defines ``figure_set``'s drawing, relative to the repository."""
     return figure_set.draw.__module__.replace(".", "/") + ".py"
@@ -95,6 +127,7 @@ def loading(figure_set: FigureSet) -> str:
     (:func:`analysis.figures.tree.load_runs`)."""
     return ("from IPython.display import Image, display\n\n"
             + plot_imports(figure_set)
+            + "".join(f"{line}\n" for line in global_imports(figure_set))
             + "from analysis.figures.registry import FIGURE_SETS\n"
             "from analysis.figures.figure_set import MODELS_KEY\n"
             "from analysis.figures.output import save_runs\n"
