@@ -76,29 +76,40 @@ def _budget_order(budget) -> tuple:
 
 
 def methods_headline(summary: pd.DataFrame, metrics: Mapping[str, str], units: str = "images",
-                     n_of: str = "sentences", digits: int = 3) -> list[str]:
-    """The answer of a method x budget table (``summary.csv``, with ``<metric>_lo``/``_hi``, ``n`` and
+                     n_of: str = "sentences", digits: int = 3, n_col: str = "n",
+                     delta: bool = False) -> list[str]:
+    """The answer of a method x budget table (``summary.csv``, with ``<metric>_lo``/``_hi``, ``n_col`` and
     ``units``): the unpruned baseline's line first, then one line per budget, largest first, its methods best
     first (by the first metric), each metric (column -> label in ``metrics``) with its interval over
-    ``units`` (the table's ``unit`` column names them; none printed under :data:`MIN_INTERVAL_N`) and n."""
+    ``units`` (the table's ``unit`` column names them; under :data:`MIN_INTERVAL_N` the header says n and no
+    interval is printed) and, with ``delta``, its change from the baseline."""
     metrics = {m: label for m, label in metrics.items() if m in summary}
     if summary.empty or not metrics:
         return []
     first = summary.iloc[0]
     if isinstance(first.get("unit"), str) and first["unit"]:
         units = first["unit"] if first["unit"].endswith("s") else f"{first['unit']}s"
+    counts = summary["units"] if "units" in summary else pd.Series(dtype=float)
+    few = bool(len(counts.dropna())) and bool((counts.dropna() < MIN_INTERVAL_N).all())
+    base = summary[[is_baseline(m) for m in summary["method"]]]
+    ref = base.iloc[0] if delta and len(base) else None
 
     def cells(r) -> str:
-        k = int(r["units"]) if "units" in r and pd.notna(r["units"]) else None
         heavy = str(r.get("heavy_tails") or "").split(",") if isinstance(r.get("heavy_tails"), str) else []
-        return " / ".join(f"{label} " + estimate(r[m], r.get(f"{m}_lo"), r.get(f"{m}_hi"), k, digits, units)
-                          + (" (heavy tails)" if m in heavy else "") for m, label in metrics.items())
+        k = int(r["units"]) if "units" in r and pd.notna(r["units"]) else None
+        said = []
+        for m, label in metrics.items():
+            v = f"{r[m]:.{digits}f}" if few else estimate(r[m], r.get(f"{m}_lo"), r.get(f"{m}_hi"), k,
+                                                          digits, units)
+            pruned = ref is not None and not is_baseline(r["method"])
+            change = f" ({r[m] - ref[m]:+.{digits}f} vs {ref['method']})" if pruned else ""
+            said.append(f"{label} {v}{change}" + (" (heavy tails)" if m in heavy else ""))
+        return " / ".join(said)
 
     k = f" on {int(first['units'])} {units}" if "units" in summary and pd.notna(first["units"]) else ""
-    n = f"n = {int(first['n'])} {n_of}{k}" if "n" in summary else f"{len(summary)} rows"
-    lines = [f"{' / '.join(metrics.values())} per method and budget (best first; intervals over {units}), "
-             f"{n}:"]
-    base = summary[[is_baseline(m) for m in summary["method"]]]
+    n = f"n = {int(first[n_col])} {n_of}{k}" if n_col in summary else f"{len(summary)} rows"
+    over = f"no interval: fewer than {MIN_INTERVAL_N} {units}" if few else f"intervals over {units}"
+    lines = [f"{' / '.join(metrics.values())} per method and budget (best first; {over}), {n}:"]
     lines += [f"  {r['method']} (every token): {cells(r)}" for _, r in base.iterrows()]
     rest = summary.drop(index=base.index)
     for budget in sorted(rest["budget"].unique(), key=_budget_order):
@@ -107,14 +118,16 @@ def methods_headline(summary: pd.DataFrame, metrics: Mapping[str, str], units: s
     return lines
 
 
-def table_notes(summary: pd.DataFrame, n_of: str = "sentences") -> str:
-    """The lines under a summary table in ``summary.txt`` saying what its columns count: ``n`` the ``n_of``
-    scored, ``units`` the units its intervals resample (a unit's rows go together), and what ``±mc`` is."""
+def table_notes(summary: pd.DataFrame, n_of: str = "sentences", n_col: str = "n") -> str:
+    """The lines under a summary table in ``summary.txt`` saying what its columns count: ``n_col`` the
+    ``n_of`` scored, ``units`` the units its intervals resample (a unit's rows go together), and what ``±mc``
+    is."""
     lines = []
-    if "n" in summary and "units" in summary:
+    if n_col in summary and "units" in summary:
         unit = str(summary["unit"].iloc[0]) if "unit" in summary and len(summary) else "unit"
-        lines.append(f"n: the {n_of} scored; units: the {unit}s the intervals resample (all the {n_of} of "
-                     f"one {unit} drawn together), so an interval rests on `units`, not on n")
+        lines.append(f"{n_col}: the {n_of} scored; units: the {unit}s the intervals resample (all the {n_of} "
+                     f"of one {unit} drawn together), so an interval rests on `units`, not `{n_col}`; none "
+                     f"is given under {MIN_INTERVAL_N} {unit}s")
     if any(f"{c}_mc" in summary for c in summary.columns):
         lines.append(MC_NOTE)
     return "".join(f"{line}\n" for line in lines)
@@ -130,25 +143,29 @@ def show_table(text: str, where: str | os.PathLike, what: str = "table") -> None
 
 def with_intervals(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """``summary`` with each figure that has ``<name>_lo`` / ``<name>_hi`` columns shown as one ``v [lo, hi]``
-    cell (``v [lo, hi ±mc]`` with the interval's Monte Carlo error ``<name>_mc``), the ``weights`` column left
+    cell (``v [lo, hi ±mc]`` with the interval's Monte Carlo error ``<name>_mc``; ``v (n = 2, no interval)``
+    where the table's ``units`` are under :data:`MIN_INTERVAL_N`), the ``weights`` column left
     out (the command prints a banner) and the unpruned baseline's budget shown as ``all`` (its stored 0 or 576
     means every token): at most :data:`MAX_COLUMNS` columns in the usual cases."""
     out = summary.drop(columns=[c for c in ("weights",) if c in summary])
     if "method" in out and "budget" in out:
         out["budget"] = ["all" if is_baseline(m) else b for m, b in zip(out["method"], out["budget"])]
 
-    def cell(v, lo, hi, mc) -> str:
+    def cell(v, lo, hi, mc, k) -> str:
         if not isinstance(v, (int, float)) or math.isnan(v):
             return ""
+        if isinstance(k, (int, float)) and k < MIN_INTERVAL_N:   # an interval over 1 or 2 units says nothing
+            return f"{v:.{digits}f} (n = {int(k)}, no interval)"
         if isinstance(lo, float) and isinstance(hi, float) and not (math.isnan(lo) or math.isnan(hi)):
             err = f" ±{mc:.{digits}f}" if isinstance(mc, float) and math.isfinite(mc) else ""
             return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}{err}]"
         return f"{v:.{digits}f}"
 
+    units = out["units"] if "units" in out else [None] * len(out)
     for col in [c for c in out.columns if f"{c}_lo" in out and f"{c}_hi" in out]:
         mc = out[f"{col}_mc"] if f"{col}_mc" in out else [None] * len(out)
-        out[col] = [cell(v, lo, hi, e) for v, lo, hi,
-                    e in zip(out[col], out[f"{col}_lo"], out[f"{col}_hi"], mc)]
+        out[col] = [cell(v, lo, hi, e, k) for v, lo, hi,
+                    e, k in zip(out[col], out[f"{col}_lo"], out[f"{col}_hi"], mc, units)]
         out = out.drop(columns=[c for c in (f"{col}_lo", f"{col}_hi", f"{col}_mc") if c in out])
     return out
 

@@ -44,7 +44,7 @@ from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore
 from analysis.common.run_record import run_record
-from analysis.common.screen import show_table
+from analysis.common.screen import headline, methods_headline, show_table, table_notes
 from analysis.common.shards import Shards
 from analysis.common.study import portable_paths
 from analysis.video import batches, protocols
@@ -54,7 +54,7 @@ from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import image_resize_record, video_eval
 from litelvlm.io import write_csv, write_json, write_parquet, write_text
-from litelvlm.methods import BASELINE
+from litelvlm.methods import BASELINE, is_baseline
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.video import metrics
 from litelvlm.video.checks import check_videos
@@ -335,7 +335,8 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
             # one line per null result
             nulls = null_results(summary, ("J", "F", "J&F"), [a.model, run.clip_name])
             batching, shown_check = batches.batch_summary(out, a, unbatched, check)   # "" at batch 1
-            write_text(out / "summary.txt", shown + "\n" + "".join(f"{line}\n" for line in nulls) + batching)
+            write_text(out / "summary.txt", shown + "\n" + table_notes(summary, "expressions", "expressions")
+                       + "".join(f"{line}\n" for line in nulls) + batching)
     announce(a, out, (shown, nulls, shown_check), summary, expr, run.clip_name, note)
     return 0
 
@@ -353,6 +354,21 @@ def announce(a: VideoArgs, out: Path, said: tuple[str, list[str], str], summary:
           f"{out / 'expressions.parquet'}")
     warn_if_degenerate(log, "eval-video", len(expr) > 0 and not (expr["J"].any() or expr["F"].any()), a.model,
                        out, "every J and F is 0 (every mask empty, or missing its object)")
-    if banner := weights_banner(a.model, clip):
-        print(banner)
     print(f"Note: {note}.")
+    headline("eval-video", video_headline(summary, a.arrangement), weights_banner(a.model, clip))
+
+
+def video_headline(summary: pd.DataFrame, arrangement: str) -> list[str]:
+    """The answer in a few lines: the visual tokens the LLM reads a prompt per budget (with the arrangement
+    that ran, on a family that pools its frames), then J&F per method and budget with its change from
+    ``none``, intervals over videos (none under 3) and n."""
+    lines = []
+    if "llm_visual_tokens" in summary and summary["llm_visual_tokens"].notna().all():
+        by = summary.drop_duplicates("budget")
+        tokens = "; ".join(f"{'unpruned' if is_baseline(r['method']) else 'K=' + str(r['budget'])} "
+                           f"{int(r['llm_visual_tokens'])}" for _, r in by.iterrows())
+        pooled = "context_tokens" in summary and summary["context_tokens"].notna().all()
+        lines.append(("arrangement " + arrangement + ": " if pooled else "")
+                     + f"visual tokens the LLM reads a prompt: {tokens}")
+    return lines + methods_headline(summary, {"J&F": "J&F"}, units="videos", n_of="expressions",
+                                    digits=4, n_col="expressions", delta=True)
