@@ -18,6 +18,8 @@ It imports torch and the safetensors writer: the command-line layer reaches it o
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,11 +43,40 @@ def random_models_root() -> Path:
     return default_cache_dir() / RANDOM_MODELS
 
 
+class RandomWeightsWarning(UserWarning):
+    """A model with random weights was loaded through the library API (``load_clip("tiny336-random")``,
+    ``GlammPipeline.from_model_string("tiny-random:0")``): its outputs are not findings."""
+
+
+#: the random models this process has warned of (once per process and model)
+_WARNED: set[str] = set()
+
+
+def in_command() -> bool:
+    """Whether a ``litelvlm`` command is running in this process (it prints its own weights banner); read
+    without importing the command line."""
+    cli = sys.modules.get("litelvlm.cli")
+    return bool(getattr(cli, "_DEPTH", 0))
+
+
+def warn_random_weights(name: str) -> None:
+    """Warn once per process and model that ``name`` has random weights, when the library API loads it (a
+    command prints its banner instead)."""
+    if name in _WARNED or in_command():
+        return
+    _WARNED.add(name)
+    warnings.warn(f"{name} has RANDOM WEIGHTS (built by litelvlm, never trained): its outputs exercise the "
+                  "code, they are not findings; load released weights for results", RandomWeightsWarning,
+                  stacklevel=3)
+
+
 def cached_random_folder(name: str, write: Callable[[Path], None], verify: bool = True) -> Path:
     """The folder ``random-models/<name>``, written by ``write(folder)`` the first time it is asked for
     (:func:`litelvlm.cache.write_once`: checked against its checksums when reused; ``verify=False``: its
-    sizes)."""
-    return write_once(random_models_root() / name, write, verify=verify)
+    sizes); the library API warns once that its weights are random (:func:`warn_random_weights`)."""
+    folder = write_once(random_models_root() / name, write, verify=verify)
+    warn_random_weights(name)
+    return folder
 
 
 def random_folder_name(family: str, preset: str, seed: int, fill: str) -> str:
@@ -102,5 +133,6 @@ def write_weights(sd: dict[str, torch.Tensor], path: Path, max_shard_bytes: int 
     return names
 
 
-__all__ = ["RANDOM_MODELS", "cached_random_folder", "random_folder_name", "random_models_root",
-           "random_preset_folder", "random_record", "write_json", "write_weights"]
+__all__ = ["RANDOM_MODELS", "RandomWeightsWarning", "cached_random_folder", "in_command",
+           "random_folder_name", "random_models_root", "random_preset_folder", "random_record",
+           "warn_random_weights", "write_json", "write_weights"]

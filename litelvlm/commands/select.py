@@ -49,7 +49,8 @@ class SelectArgs(MethodFlags):
     image_resize: str = image_resize_arg()
     raster: bool = arg(False, help="re-sort the kept indices into raster order")
     pad: bool = arg(False, help="LLaVA-style pad-to-square preprocessing instead of the centre crop")
-    json: bool = arg(False, help="print {method, budget, grid, indices} as JSON")
+    json: bool = arg(False, help="print {method, budget, grid, indices, weights} as JSON "
+                                   "(weights: random, toy or real)")
     save_overlay: str = arg(None, help="save a PNG of the image with the kept tokens highlighted")
 
 
@@ -133,9 +134,10 @@ def run(ns) -> int:
     if a.raster:  # the same kept set, re-sorted (for every method: no method's own raster option is needed)
         indices = sorted(indices)
     result = {"method": a.method, "budget": k, "grid": list(clip.grid), "indices": indices}
-    from ..provenance import weights_banner
+    from ..provenance import weights_banner, weights_kind
 
     banner = weights_banner(a.model)
+    result["weights"] = weights_kind(a.model)   # "random", "toy" or "real"
     if a.save_overlay:
         _save_overlay(a, k, clip, pixels, indices, texts, banner)
     if a.json:

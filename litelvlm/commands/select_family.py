@@ -71,9 +71,10 @@ def run_family(a) -> int:
     result = {"method": a.method, "budget": k, "grid": grid, "indices": indices, "family": family,
               "num_visual": n, "prune_layer": out.prune_layer,
               "method_variant": pipe.spec(a.method).backbone or None}
-    from ..provenance import weights_banner
+    from ..provenance import weights_banner, weights_kind
 
     banner = weights_banner(a.model)
+    result["weights"] = weights_kind(a.model)   # "random", "toy" or "real"
     if a.save_overlay:
         _save_overlay(a, k, pipe, image, indices, grid, texts, banner)
     if a.json:

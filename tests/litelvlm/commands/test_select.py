@@ -30,7 +30,8 @@ def test_json_output_contract(capsys, tiny_hf_clip_dir, image):
                        "a cup", "--text", "the dog", "--budget", "5", "--json")
     assert code == 0
     res = json.loads(out)
-    assert set(res) == {"method", "budget", "grid", "indices"}
+    assert set(res) == {"method", "budget", "grid", "indices", "weights"}
+    assert res["weights"] in ("random", "toy", "real")
     assert res["method"] == "litelvlm" and res["budget"] == 5 and res["grid"] == [4, 4]
     assert len(res["indices"]) == 5 and all(0 <= i < 16 for i in res["indices"])
 
