@@ -177,7 +177,7 @@ def accuracy_table(run: Run, root: Path, spec: Accuracy, name: str) -> Table:
     return Table(name, text, pd.DataFrame(shown), pd.DataFrame(data), blocks, run.folder, cap.is_random(run))
 
 
-def _statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: bool) -> str:
+def statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: bool) -> str:
     """The caption's sentences on the intervals, the share of ``none`` and the marks."""
     names = ", ".join(n for _, n in spec.metrics)
     text = (f"{names} ×100 with 95% intervals over {spec.unit}s; % of none: the share of the unpruned "
@@ -205,7 +205,7 @@ def grounding_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, t
            f"{c.get('protocol', 'official')} protocol"
     sentences = f", {int(summary['n'].max())} sentences" if "n" in summary else ""
     return (f"{cap.opening(run)}. Referring segmentation on {data}; {cap.count(units, 'images')}{sentences}. "
-            + _statistics_text(GROUNDING, units, summary, tested) + f"Run: {cap.where(run, root)}.")
+            + statistics_text(GROUNDING, units, summary, tested) + f"Run: {cap.where(run, root)}.")
 
 
 def video_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, tested: bool) -> str:
@@ -219,8 +219,8 @@ def video_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, teste
     note = f" Note: {c['note']}." if c.get("note") else ""
     return (f"{cap.opening(run)}. Referring video segmentation on {data}; {cap.count(units, 'videos')}"
             f"{f' ({counts})' if counts else ''}; budgets count each frame's visual tokens. "
-            + _statistics_text(VIDEO, units, summary, tested) + f"Run: {cap.where(run, root)}.{note}")
+            + statistics_text(VIDEO, units, summary, tested) + f"Run: {cap.where(run, root)}.{note}")
 
 
 __all__ = ["ALPHA", "Accuracy", "GROUNDING", "LITELVLM", "MARK_LITELVLM", "MARK_NONE", "MIN_UNITS", "VIDEO",
-           "accuracy_table", "marks", "metric_numbers", "ordered"]
+           "accuracy_table", "budget_text", "marks", "metric_numbers", "ordered", "statistics_text"]

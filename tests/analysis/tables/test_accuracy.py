@@ -8,7 +8,15 @@ import math
 
 import pandas as pd
 
-from analysis.tables.accuracy import ALPHA, budget_text, marks, metric_numbers, ordered
+from analysis.tables.accuracy import (
+    ALPHA,
+    GROUNDING,
+    budget_text,
+    marks,
+    metric_numbers,
+    ordered,
+    statistics_text,
+)
 
 
 def test_rows_are_none_then_budgets_largest_first_with_litelvlm_first():
@@ -41,3 +49,11 @@ def test_share_and_marks_come_from_the_paired_tests():
     untested = metric_numbers(row, "ciou", 0.5, None)   # a run without comparisons.csv: the share, no marks
     assert untested["ciou_pct_none"] == 80.0 and math.isnan(untested["ciou_pct_none_lo"])
     assert marks(untested, "ciou") == ""
+
+
+def test_the_caption_names_few_units_missing_tests_and_heavy_tails():
+    summary = pd.DataFrame({"method": ["none"], "budget": [576], "heavy_tails": ["giou"]})
+    text = statistics_text(GROUNDING, 2, summary, tested=False)
+    assert "no comparisons.csv: no marks" in text and "With n = 2 images no interval is shown" in text
+    assert "Heavy tails in gIoU (this project's label)" in text
+    assert "Heavy tails" not in statistics_text(GROUNDING, 5, summary.drop(columns="heavy_tails"), True)

@@ -83,6 +83,11 @@ def test_markdown_parses_as_a_table_with_a_row_per_csv_row(tree):
         _, header, rows = _markdown(out / f"{stem}.md")
         assert header[:1] == ["Method"] and len(rows) == len(pd.read_csv(out / f"{stem}.csv"))
         assert rows[0][0] == "none" and rows[0][1].startswith("all (")   # the unpruned model first
+    # an interval over 3 images is shown; over 1 video it is not (the caption says n)
+    _, header, rows = _markdown(out / "grounding_glamm-tiny-random.md")
+    assert all(re.fullmatch(r"\[\d+\.\d, \d+\.\d\]", row[header.index("cIoU 95% CI")]) for row in rows)
+    _, header, rows = _markdown(out / "video_videoglamm-tiny-random.md")
+    assert {row[header.index("J&F 95% CI")] for row in rows} == {"—"}
 
 
 def test_latex_is_a_booktabs_table(tree):
