@@ -14,6 +14,7 @@ ask the cards (:func:`cards`, :func:`card`,
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -126,6 +127,8 @@ def family_of(model: str | ModelSpec) -> str:
         if spec.name in entry.presets:
             return name
     config = Path(spec.folder) / "config.json"
+    if not config.is_file() and (hub := hub_family(spec)) is not None:
+        return hub.name   # a released checkpoint's hub id: downloaded when it loads (hub_folder)
     if not config.is_file():
         presets = sorted(n for e in table.values() for n in e.presets)
         raise LiteLVLMError(f"model {model!r}: not a folder with config.json, nor a random preset "
@@ -160,6 +163,37 @@ def hub_family(model: str | ModelSpec) -> FamilyCard | None:
     return next((c for c in cards() if folder in c.hub_ids), None)
 
 
+def offline() -> bool:
+    """Whether the Hugging Face hub is switched off (``HF_HUB_OFFLINE``, as huggingface_hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true")
+
+
+def download_hint(repo_id: str) -> str:
+    """How to get a released checkpoint onto a machine by hand, and how to pass it."""
+    return (f"download it where the network allows with `huggingface-cli download {repo_id} --local-dir DIR` "
+            f"(or python -c \"from huggingface_hub import snapshot_download; "
+            f"snapshot_download('{repo_id}', local_dir='DIR')\") and pass --model DIR")
+
+
+def hub_folder(model: str | ModelSpec) -> str | None:
+    """The local folder of ``model`` when it is the hub id of a family's released checkpoint (its card's
+    ``hub_ids``) and no local folder: downloaded with huggingface_hub's ``snapshot_download`` into the
+    Hugging Face cache (reused from there; offline, ``HF_HUB_OFFLINE=1``, only the cached snapshot); a hub id
+    that cannot be had is one line naming the download command. None for any other model string."""
+    spec = ModelSpec.of(model)
+    family = hub_family(spec)
+    if family is None or os.path.isdir(spec.folder):
+        return None
+    try:
+        # huggingface_hub, named lazily: this module is read by every command's --help
+        return Lazy("huggingface_hub", "snapshot_download").get()(spec.folder, local_files_only=offline())
+    except Exception as e:  # noqa: BLE001 - offline, no network, no such repository: the same advice
+        why = ("the hub is offline (HF_HUB_OFFLINE=1) and no snapshot of it is cached" if offline()
+               else f"it could not be downloaded ({type(e).__name__})")
+        raise LiteLVLMError(f"model {spec.folder!r} is a released {family.display_name} checkpoint on the "
+                            f"Hugging Face hub: {why}; {download_hint(spec.folder)}") from e
+
+
 def family_input(model: str) -> str:
     """What the family of ``model`` prepares: ``image`` or ``video`` (imports nothing)."""
     return card_of(model).input
@@ -191,6 +225,8 @@ def load_pipeline(model: str | ModelSpec, **options: Any):
     """The pipeline of ``model`` (any model string of a registered family, read once here), loaded with the
     family's ``from_model_string(model, **options)``."""
     spec = ModelSpec.of(model)
+    folder = hub_folder(spec)   # a released checkpoint's hub id: its downloaded folder
+    spec = ModelSpec.of(folder) if folder is not None else spec
     return get_family(family_of(spec)).from_model_string(spec, **options)
 
 

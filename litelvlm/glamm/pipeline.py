@@ -33,6 +33,7 @@ from PIL import Image
 from ..clip import DEFAULT_HF_MODEL, load_clip, refuse_non_finite
 from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
+from ..families import hub_folder
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
 from ..lvlm.numerics import Numerics, set_attention
@@ -210,7 +211,7 @@ class GlammPipeline(GroundingPipeline):
             clip = clip or (f"tiny336-random:{seed_i}" if CARD.preset(model) == "tiny"
                             else f"vit-l-14-336-random:{seed_i}")
         else:
-            path = Path(model)
+            path = Path(hub_folder(model) or model)   # a released checkpoint's hub id: downloaded
             clip = clip or DEFAULT_HF_MODEL
         proc = sam_processor(sam) if sam else None  # before the weights: a bad --sam fails at once
         glamm, tok = load_glamm_checkpoint(path, device=load_on, dtype=dtype) if path is not None else \

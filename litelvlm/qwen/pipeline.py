@@ -34,7 +34,7 @@ from PIL import Image
 
 from ..clip import DEFAULT_HF_MODEL, load_clip
 from ..errors import LiteLVLMError
-from ..families import card
+from ..families import card, hub_folder
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
 from ..model_spec import ModelSpec
@@ -105,8 +105,9 @@ class QwenSam2Pipeline(GroundingPipeline):
         """The family's random preset (``<preset>-random[:SEED]``) or checkpoint folder, read once here
         (:meth:`ModelSpec.of`) and loaded by the family's :meth:`load_parts`; ``clip`` (default
         :meth:`default_clip`), ``clip_text``, ``clip_context``, ``clip_similarity`` and the family's
-        :meth:`part_options` from ``options``."""
+        :meth:`part_options` from ``options``; a released checkpoint's hub id is downloaded first."""
         spec = ModelSpec.of(model)
+        spec = ModelSpec.of(folder) if (folder := hub_folder(spec)) is not None else spec
         if quantize != "none" or layer_dtype not in ("model", "auto"):  # auto: the weights' arithmetic here
             raise LiteLVLMError(f"the {cls.family} family does not offer --quantize or --layer-dtype yet")
         for key in ("sam", "tokenizer"):

@@ -1,0 +1,61 @@
+"""A released checkpoint's hub id (the ids the cards list, e.g. ``MBZUAI/GLaMM-RefSeg``, which ``--help``
+names) is read as its family's model and downloaded with huggingface_hub when it loads; offline, one line
+names the download command and how to pass the folder (issue #67, item 8). No network here: the online path is
+mocked."""
+
+from __future__ import annotations
+
+import pytest
+
+from litelvlm import families
+from litelvlm.cli import main
+from litelvlm.errors import LiteLVLMError
+from litelvlm.family_card import Lazy
+
+
+def test_every_hub_id_names_its_family():
+    for card in families.cards():
+        for repo_id in card.hub_ids:
+            assert families.family_of(repo_id) == card.name
+    assert "MBZUAI/GLaMM-RefSeg" in families.card("glamm").hub_ids
+
+
+def test_offline_a_hub_id_is_one_line_naming_the_download_command(monkeypatch, tmp_path, capsys, coco128):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))   # no cached snapshot
+    with pytest.raises(LiteLVLMError) as e:
+        families.hub_folder("MBZUAI/GLaMM-RefSeg")
+    text = str(e.value)
+    assert "huggingface-cli download MBZUAI/GLaMM-RefSeg --local-dir DIR" in text and "--model DIR" in text
+    assert "HF_HUB_OFFLINE=1" in text
+    assert main(["eval-grounding", "--model", "MBZUAI/GLaMM-RefSeg", "--refer-dir", str(coco128), "--out",
+                 str(tmp_path / "out"), "--limit-images", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "huggingface-cli download MBZUAI/GLaMM-RefSeg" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_online_a_hub_id_is_downloaded_and_loaded_from_its_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    asked = []
+
+    def fake_download(repo_id, local_files_only=False):
+        asked.append((repo_id, local_files_only))
+        return str(tmp_path / "snapshot")
+
+    real_get = Lazy.get
+    monkeypatch.setattr(Lazy, "get", lambda self: fake_download if self == Lazy("huggingface_hub",
+                                                                                    "snapshot_download")
+                        else real_get(self))
+    assert families.hub_folder("PolyU-ChenLab/UniPixel-3B") == str(tmp_path / "snapshot")
+    assert asked == [("PolyU-ChenLab/UniPixel-3B", False)]
+    loaded = []
+    monkeypatch.setattr(families, "get_family", lambda name: type("F", (), {
+        "from_model_string": staticmethod(lambda spec, **o: loaded.append((name, str(spec))))}))
+    monkeypatch.setattr(families, "family_of", lambda spec: "unipixel")
+    families.load_pipeline("PolyU-ChenLab/UniPixel-3B")
+    assert loaded == [("unipixel", str(tmp_path / "snapshot"))]
+
+
+def test_a_model_string_that_is_no_hub_id_is_left_alone():
+    assert families.hub_folder("tiny-random:0") is None and families.hub_folder("someone/some-clip") is None
