@@ -32,17 +32,19 @@ def plot_sink_heatmap(summary: pd.DataFrame, value: str = "sos_mean", relative: 
 
 def plot_eos_attention_example(example: pd.DataFrame, text_index: int | None = None, ax=None):
     """One sentence's head-averaged [EOS] attention over its tokens, one row per text layer."""
-    fig, ax = fig_ax(ax)
     text_index = int(example["text_index"].min()) if text_index is None else text_index
     d = example[example["text_index"] == text_index]
     grid = d.pivot(index="layer", columns="position", values="attention")
     tokens = d.drop_duplicates("position").sort_values("position")["token"].tolist()
+    fig, ax = fig_ax(ax, (2, 0.4) if len(tokens) > 8 else (1, 0.75))   # a column of room per token
     im = ax.imshow(grid.to_numpy(), cmap="Blues", aspect="auto", origin="lower", vmin=0, vmax=1)
-    ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right", fontsize="x-small")
+    # upright labels, one per column: never over each other
+    ax.set_xticks(range(len(tokens)), tokens, rotation=90, ha="center", fontsize="x-small")
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set_ylabel("text layer (block)")
     ax.set_title(f"[EOS] attention: {d['sentence'].iloc[0]!r}", fontsize="small")
-    fig.colorbar(im, ax=ax, label="attention (mean over heads)")
+    cbar = fig.colorbar(im, ax=ax)
+    cbar.set_label("attention\n(head mean)", fontsize="small")   # no longer than the bar
     return fig, ax
 
 
@@ -60,7 +62,7 @@ def plot_ablation_bars(summary: pd.DataFrame, ax=None, value: str = "auroc_rever
         err = np.abs(
             np.stack([mean - sub[f"{value}_ci_low"].to_numpy(), sub[f"{value}_ci_high"].to_numpy() - mean]))
         ax.bar(np.arange(len(layers)) + (i - (len(variants) - 1) / 2) * width, mean, width,
-               yerr=np.nan_to_num(err), capsize=2, color=color, label=v)
+               yerr=err, capsize=2, color=color, label=v)   # no interval drawn where it is undefined
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     ax.set_xticks(range(len(layers)), [str(x) for x in layers])
     ax.set_xlabel("vision layer")

@@ -193,3 +193,49 @@ def test_a_run_of_one_precision_is_not_titled_by_precision(tmp_path, monkeypatch
             assert all(ax.get_ylim()[0] == 0 for ax in memory), name   # memory drawn from zero
     finally:
         plt.close("all")
+
+
+def test_the_default_cases_cover_every_registered_family():
+    """Each registered model family (and the CLIP studies' runs) is drawn by some default case."""
+    from litelvlm.families import family_names
+
+    covered = {c.model_family for c in CASES if not c.slow}
+    assert set(family_names()) <= covered
+
+
+# --- the slow variant: real runs of every registered family ------------------------------------------------
+
+@pytest.mark.slow
+def test_real_runs_of_every_family_pass_a_reviewers_checks(tmp_path, shared_data, monkeypatch):
+    """Every registered family's grounding (or video) run, the CLIP studies, the reversal in a merged grid's
+    LLM space (``test_tree``'s tree) and an importance run with saliency and two methods' scores, drawn by
+    ``litelvlm figures`` with every figure checked."""
+    from analysis.common import style
+    from analysis.figures import figure_set as figure_set_module
+    from analysis.figures.tree import draw_tree
+    from litelvlm.cli import main
+    from tests.analysis.figures.test_tree import _build, _clip_runs, _default_pairs, tiny_model
+
+    coco = shared_data / "coco128_refer"
+    root = tmp_path / "runs"
+    assert all(rc == 0 for rc in _build(root, coco, _default_pairs()).values())
+    _clip_runs(root, coco)
+    assert main(["importance", "--model", tiny_model("glamm"), "--refer-dir", str(coco),
+                 "--limit-images", "3", "--max-sentences", "1", "--signals", "attention,saliency",
+                 "--method-signals", "vispruner,fastv", "--threads", "1",
+                 "--out", str(root / "glamm" / "importance")]) == 0
+    drawn: dict = {}
+
+    def capture(fig, out_dir, name, **_):
+        drawn[name] = fig
+        return [Path(out_dir) / f"{name}.png"]
+
+    monkeypatch.setattr(style, "save_figure", capture)
+    monkeypatch.setattr(figure_set_module, "same_png", lambda fig, png: False)
+    every = list(registry.FIGURE_SETS.values())
+    draw_tree(root, tmp_path / "out", every, every)
+    try:
+        assert any(n.endswith("_mission_spearman") for n in drawn), sorted(drawn)
+        assert _flaws(drawn) == {}
+    finally:
+        plt.close("all")
