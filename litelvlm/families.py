@@ -184,12 +184,15 @@ def hub_folder(model: str | ModelSpec) -> str | None:
     family = hub_family(spec)
     if family is None or os.path.isdir(spec.folder):
         return None
+    # no network: the cached snapshot only, at once (the hub client would retry for about 30 s)
+    local = offline() or not Lazy("litelvlm.clip.hf", "hub_reachable").get()()
     try:
         # huggingface_hub, named lazily: this module is read by every command's --help
-        return Lazy("huggingface_hub", "snapshot_download").get()(spec.folder, local_files_only=offline())
+        return Lazy("huggingface_hub", "snapshot_download").get()(spec.folder, local_files_only=local)
     except Exception as e:  # noqa: BLE001 - offline, no network, no such repository: the same advice
         why = ("the hub is offline (HF_HUB_OFFLINE=1) and no snapshot of it is cached" if offline()
-               else f"it could not be downloaded ({type(e).__name__})")
+               else "the hub cannot be reached and no snapshot of it is cached" if local
+               else f"it could not be downloaded ({type(e).__name__}: {e})")
         raise LiteLVLMError(f"model {spec.folder!r} is a released {family.display_name} checkpoint on the "
                             f"Hugging Face hub: {why}; {download_hint(spec.folder)}") from e
 

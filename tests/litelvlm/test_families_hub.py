@@ -44,9 +44,9 @@ def test_online_a_hub_id_is_downloaded_and_loaded_from_its_folder(monkeypatch, t
         return str(tmp_path / "snapshot")
 
     real_get = Lazy.get
-    monkeypatch.setattr(Lazy, "get", lambda self: fake_download if self == Lazy("huggingface_hub",
-                                                                                    "snapshot_download")
-                        else real_get(self))
+    fakes = {Lazy("huggingface_hub", "snapshot_download"): fake_download,
+             Lazy("litelvlm.clip.hf", "hub_reachable"): lambda: True}
+    monkeypatch.setattr(Lazy, "get", lambda self: fakes.get(self) or real_get(self))
     assert families.hub_folder("PolyU-ChenLab/UniPixel-3B") == str(tmp_path / "snapshot")
     assert asked == [("PolyU-ChenLab/UniPixel-3B", False)]
     loaded = []
