@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 import analysis.figures.registry as registry
 from analysis.common.run_folder import RunFolder
 from analysis.common.screen import file_names
@@ -126,7 +128,8 @@ def run_figures(a: FiguresArgs) -> int:
     with RunFolder(a.out, direct=(), command="figures"):
         if a.results is not None:
             drawn, skipped = draw_results(names, a, explicit)
-        for name in names if a.results is None else ():
+        for name in tqdm(names if a.results is None else (), desc="figures", unit="figure set",
+                         disable=a.results is not None):
             fs = registry.FIGURE_SETS[name]
             reason = skip_reason(fs, a, explicit)
             if reason is not None:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from analysis.common.caveats import null_results
 from analysis.common.degenerate import warn_if_degenerate
@@ -145,13 +146,17 @@ def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], st
     done once); Ref-DAVIS-17 by annotator sets, the other datasets expression by expression
     (:mod:`.protocols`), up to ``batch_size`` expressions of a video per LLM forward (:mod:`.batches`)."""
     done = store.done()
+    left = {video: [p for p in runs if part_id(video, *p) not in done] for video in groups}
+    bar = tqdm(total=sum(map(len, left.values())), desc="eval-video", unit="part")   # a part: video x run
     for video, records in groups.items():
-        todo = [p for p in runs if part_id(video, *p) not in done]
         run.new_video()
-        for method, budget in todo:
+        for method, budget in left[video]:
             log.info("%s: %s @ %s", video, method, budget)
+            bar.set_postfix_str(f"{video} {method}@{budget}")
             tables = video_work(run, records, sets, dataset, method, budget, batch_size, check)
             store.write([part_id(video, method, budget)], tables.pop("rows"), tables=tables)
+            bar.update()
+    bar.close()
 
 
 def collect(store: PartStore, groups: dict,

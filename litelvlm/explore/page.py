@@ -98,7 +98,8 @@ def page_html(data: ExploreData, budgets: list[int] | None = None,
               mask_budgets: list[int] | None = None) -> str:
     """The page's text: ``data``'s views with every method's selections at ``budgets`` (None: N..1) and the
     predicted masks at ``mask_budgets`` (None: :func:`default_mask_budgets`; [] or a CLIP model: none)."""
-    kept = {m: method_entry(data, m, budgets) for m in data.methods}
+    kept = {m: method_entry(data, m, budgets) for m in tqdm(data.methods, desc="explore: selections",
+                                                               unit="method")}
     images = [f'<img id="window" alt="" src="{draw.data_uri(data.window)}">']
     for t, ref in enumerate(data.referent):
         if ref is not None:
@@ -107,7 +108,7 @@ def page_html(data: ExploreData, budgets: list[int] | None = None,
     shown_masks: list[int] = []
     if data.predicts_masks:
         wanted = default_mask_budgets(data.n) if mask_budgets is None else mask_budgets
-        for mi, m in enumerate(data.methods):
+        for mi, m in enumerate(tqdm(data.methods, desc="explore: masks", unit="method")):
             for k in wanted:
                 if k not in kept[m]["budgets"]:
                     continue
