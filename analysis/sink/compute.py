@@ -351,8 +351,8 @@ def ablation_headline(abl_sum: pd.DataFrame | None) -> list[str]:
     rows = rows.sort_values("variant", key=lambda v: v != "original", kind="stable")
     parts = []
     for _, r in rows.iterrows():
-        delta = "" if pd.isna(r["delta_vs_original"]) else (
-            f" ({r['delta_vs_original']:+.3f}, p = {r['paired_wilcoxon_p']:.2g})")
+        p = "" if pd.isna(r["paired_wilcoxon_p"]) else f", paired Wilcoxon p = {r['paired_wilcoxon_p']:.2g}"
+        delta = "" if pd.isna(r["delta_vs_original"]) else f" ({r['delta_vs_original']:+.3f}{p})"
         parts.append(f"{r['variant']} " + estimate(r["auroc_reversed_mean"], r["auroc_reversed_ci_low"],
                                                    r["auroc_reversed_ci_high"], int(r["n_images"]),
                                                    unit="images") + delta)

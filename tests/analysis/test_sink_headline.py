@@ -22,7 +22,8 @@ def test_sink_headline_states_the_sos_share_and_the_ablation(coco128, tiny_hf_cl
     ablation = [line for line in out.splitlines() if line.startswith("sink: ablation, AUROC")]
     n = re.search(r"n = (\d+) sentences on (\d+) images", ablation[0])
     assert len(ablation) == 1 and n and int(n.group(2)) >= 3, ablation
-    assert re.search(r"original 0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]; .*\([+-]0\.\d{3}, p = ", out), out
+    assert re.search(r"original 0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]; "
+                     r".*\([+-]0\.\d{3}, paired Wilcoxon p = ", out), out
     assert out.strip().splitlines()[-1].startswith(BANNER)
     assert main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
     quiet = capsys.readouterr().out
