@@ -5,10 +5,14 @@ flops_only=True))``."""
 
 from __future__ import annotations
 
-from analysis.common.command import study_run
-from analysis.efficiency.options import ARGS, EfficiencyArgs, add_arguments, check_args
+from analysis.common.command import study_run, with_quiet
+from analysis.efficiency.options import ARGS, EfficiencyArgs, check_args
+from analysis.efficiency.options import add_arguments as study_arguments
 
 __all__ = ["ARGS", "add_arguments", "run"]
+
+#: the study's options and ``--quiet`` (no headline)
+add_arguments = with_quiet(study_arguments)
 
 run = study_run(EfficiencyArgs, "analysis.efficiency.compute:run_efficiency",
                 check_args)

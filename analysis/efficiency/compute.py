@@ -34,7 +34,7 @@ from analysis.common.identity import run_identity
 from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record
-from analysis.common.screen import show_table
+from analysis.common.screen import headline, show_table
 from analysis.common.style import save_figure
 from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count
@@ -288,7 +288,33 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         print(f"efficiency: {bound}")
     print(f"wrote {out / 'efficiency.csv'} ({len(df)} rows) in {config['seconds']} s; ratios: "
           f"{out / 'comparison.md'}")
+    headline("efficiency", efficiency_headline(df, arch.name, a.repeats))
     return 0
+
+
+def efficiency_headline(df: pd.DataFrame, arch: str, repeats: int) -> list[str]:
+    """LiteLVLM against ``none`` per budget, largest first (the first attention kernel and arrangement): fewer
+    FLOPs, faster prefill (median of ``repeats`` rounds, with the range of the per-round ratios) and lower
+    activation memory, as ratios."""
+    rows = df[df["method"] == "litelvlm"] if "method" in df else df.iloc[:0]
+    kind = [f"{c} {rows[c].dropna().iloc[0]}" for c in ("attn", "arrangement")
+            if c in rows and rows[c].notna().any()]
+    for c in ("attn", "arrangement"):
+        rows = rows[rows[c] == rows[c].dropna().iloc[0]] if c in rows and rows[c].notna().any() else rows
+    rows = rows[rows["budget"] < df["budget"].max()].sort_values("budget", ascending=False)   # not all N
+    if rows.empty:
+        return []
+    lines = [f"LiteLVLM against none on {arch} (random weights{''.join(', ' + k for k in kind)}), ratios:"]
+    for _, r in rows.iterrows():
+        said = [f"FLOPs {r['flops_ideal_speedup']:.2f}x fewer"]
+        if pd.notna(r.get("prefill_speedup")):
+            spread = (f" [{r['prefill_speedup_min']:.2f}, {r['prefill_speedup_max']:.2f}] (min-max over "
+                      f"{repeats} rounds)" if pd.notna(r.get("prefill_speedup_min")) else "")
+            said.append(f"prefill {r['prefill_speedup']:.2f}x faster{spread}")
+        if pd.notna(r.get("act_reduction")):
+            said.append(f"activations {r['act_reduction']:.2f}x lower")
+        lines.append(f"  K={int(r['budget'])}: " + ", ".join(said))
+    return lines
 
 
 def _prefill_record(a: EfficiencyArgs) -> dict:
