@@ -13,9 +13,9 @@ from analysis.common.family_text import merged_grid_names, official_protocol_fam
 from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
-from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import check_budgets_fit, check_image_resize
+from litelvlm.refer_layout import check_refer_folder
 
 PROTOCOLS = ("per-expression", "official")
 

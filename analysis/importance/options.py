@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
-from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
+from litelvlm.refer_layout import check_refer_folder
 
 CLIP_SIGNALS = ("clip_rev_sim", "clip_context", "clip_topsim")
 GRADIENT_SIGNALS = ("saliency", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients")

@@ -17,10 +17,10 @@ from analysis.common.family_text import official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
-from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import check_budgets_fit
 from litelvlm.methods import TABLE, describe
+from litelvlm.refer_layout import check_refer_folder
 
 
 @dataclass

@@ -13,9 +13,9 @@ from pathlib import Path
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
 from analysis.common.family_text import CLIP_GRID, merged_grid_families
 from litelvlm.cli_args import add_dataclass_arguments, arg
-from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card
+from litelvlm.refer_layout import check_refer_folder
 
 #: the grids the reversal is measured on: CLIP's own patches, or a family's merged Qwen2.5-VL tokens (the
 #: families whose card declares a merged grid, :mod:`analysis.common.merged_grid`)

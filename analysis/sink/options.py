@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from analysis.common.clip_args import ClipStudyArgs, check_clip_study
 from litelvlm.cli_args import add_dataclass_arguments, arg
-from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
+from litelvlm.refer_layout import check_refer_folder
 
 
 @dataclass

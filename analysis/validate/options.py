@@ -22,9 +22,9 @@ from analysis.common.prefill_args import (
 )
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
-from litelvlm.data.refer import check_refer_folder
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import card_of, check_budgets_fit, family_input
+from litelvlm.refer_layout import check_refer_folder
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
 BUDGETS = tuple(Budget.parse_list(PAPER_BUDGETS))

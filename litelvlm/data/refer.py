@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 from ..errors import LiteLVLMError
 from ..exclusions import Exclusions
 from ..io import read_json_file
+from ..refer_layout import find_refer_file
 from .resize_cap import SOURCE_KEY
 from .segmentation import check_segmentation, decode_segmentation, polygons_outside
 
@@ -131,19 +132,7 @@ WIDE_MODES = {"I;16": "16-bit", "I;16L": "16-bit", "I;16B": "16-bit", "I;16N": "
 
 
 def _find(folder: Path, name: str, dataset: str) -> Path:
-    for cand in (folder / name, folder / dataset / name):
-        if cand.is_file():
-            return cand
-    raise LiteLVLMError(f"{name!r} not found in --refer-dir {str(folder)!r} (nor in "
-                        f"{str(folder / dataset)!r})")
-
-
-def check_refer_folder(refer_dir: str | Path, dataset: str = "refcoco", split_by: str = "unc",
-                       instances: bool = True) -> None:
-    """Refuse a ``--refer-dir`` without ``refs(<split_by>).p`` (and ``instances.json``, unless ``instances``
-    is False), in it or its ``<dataset>/``, before anything loads, as :func:`load_refer` says it."""
-    for name in (f"refs({split_by}).p", "instances.json")[:2 if instances else 1]:
-        _find(Path(refer_dir), name, dataset)
+    return find_refer_file(folder, name, dataset)
 
 
 def _load_instances(path: Path) -> dict:

@@ -286,7 +286,7 @@ def test_bad_budget_is_refused_at_parsing_before_torch(tmp_path, budgets):
     assert not out.exists()
 
 
-def test_plan_runs_carries_budgets_and_skips_above_the_images_n():
+def test_plan_runs_carries_budgets_and_skips_above_the_images_n(coco128):
     """``plan_runs``: (method, Budget) runs, the baseline at ``Budget.ALL`` where N depends on the image (at N
     on a fixed grid), a budget above this image's N skipped and reported as its column."""
     from types import SimpleNamespace
@@ -302,7 +302,8 @@ def test_plan_runs_carries_budgets_and_skips_above_the_images_n():
     grid = SimpleNamespace(num_visual_tokens=576, abilities=SimpleNamespace(budget_unit="visual"))
     assert plan_runs(["none", "fastv"], [Budget(64)], grid, 576) == (
         [("none", Budget(576)), ("fastv", Budget(64))], [])
-    a = check_inputs(ValidateArgs(refer_dir=".", out="x"))  # the family's default, as Budgets
+    # the family's default, as Budgets (a REFER folder: its layout is checked before anything loads)
+    a = check_inputs(ValidateArgs(refer_dir=str(coco128), out="x"))
     assert a.budgets == list(BUDGETS) == Budget.parse_list("576,192,128,64")
     assert ValidateArgs(refer_dir=".", out="x", budgets=["576,64", 8]).budgets == Budget.parse_list(
         "576,64,8")
