@@ -9,7 +9,8 @@ times its expressions: the calibration times it on the first ``--calibrate`` vid
 (after one untimed warm-up video) and gives seconds per frame of an expression (``expression-frames``), which
 a run's estimate multiplies by its split's expression-frames over ``--gpus`` (EXTRAPOLATED, with the
 calibration's n). Each (method, budget) is timed alone, then all together as a command runs them (each video's
-clips prepared once), the alone times scaled to sum to the joint one, as the image calibration does.
+clips prepared once), the alone times scaled to sum to the joint one (the image calibration instead prepares
+each image once and takes the median of repeats, :func:`analysis.plan.compute.calibrate`).
 """
 
 from __future__ import annotations
