@@ -247,6 +247,33 @@ def says_n(fig) -> list[str]:
     return [t.get_text() for t in _texts(fig) if re.search(r"\bn\s*=\s*\d", t.get_text())]
 
 
+#: an axis label naming the token budget (:func:`analysis.common.style.budget_axis`)
+BUDGET_LABEL = re.compile(r"visual tokens kept|budget", re.IGNORECASE)
+
+
+def unvaried_axes(fig) -> list[str]:
+    """Axes of ``fig`` drawn against the budget (their x label names it) whose lines all stand at one budget:
+    a figure of a quantity the run did not vary (``"<title or label>"``), unless the figure says so (its
+    title or the axes' names "one budget")."""
+    out = []
+    said = any("one budget" in t.get_text() for t in fig.texts + [getattr(fig, "_suptitle", None) or Text()])
+    for ax in fig.axes:
+        if not BUDGET_LABEL.search(ax.get_xlabel()) or said or "one budget" in ax.get_title():
+            continue
+        xs = set()
+        for ln in ax.get_lines():
+            x = np.asarray(ln.get_xdata(), float)
+            if len(x) > 1 or ln.get_gid() != "reference":
+                xs |= set(x[np.isfinite(x)].tolist())
+        for coll in ax.collections:
+            offsets = np.asarray(coll.get_offsets(), float)
+            xs |= set(offsets[np.isfinite(offsets).all(axis=1), 0].tolist()) if len(offsets) else set()
+        # budgets moved apart on the log2 axis (``stat_plots.spread``) are one budget
+        if len({round(float(np.log2(x)) * 2) if x > 0 else x for x in xs}) < 2:
+            out.append(ax.get_title() or ax.get_xlabel())
+    return out
+
+
 #: the width a figure is printed at, at most (a two-column paper figure, inches) and the smallest text size a
 #: reader can read there (points)
 PRINT_WIDTH, SMALLEST_PRINTED_PT = 6.75, 3.5
@@ -264,4 +291,4 @@ def reviewer_flaws(fig) -> dict[str, list]:
     return {"legend over data": legends_over_data(fig), "text past the canvas": texts_past_canvas(fig),
             "texts over each other": overlapping_texts(fig), "fraction on an integer axis":
             fractional_integer_ticks(fig), "path of the machine": machine_paths(fig),
-            "unreadable when printed": unreadable_texts(fig)}
+            "unreadable when printed": unreadable_texts(fig), "budget not varied": unvaried_axes(fig)}

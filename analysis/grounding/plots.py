@@ -25,6 +25,15 @@ def _check(summary: pd.DataFrame, metric: str) -> None:
         raise ValueError(f"summary lacks column(s) {sorted(missing)}")
 
 
+def _against(rows: pd.DataFrame, name: str) -> str:
+    """``<name> against budget``, or, where ``rows`` hold one budget, what a figure of a run that did not vary
+    the budget shows: each method at that budget, beside the unpruned model."""
+    budgets = sorted({int(b) for b in rows["budget"]}) if "budget" in rows else []
+    if len(budgets) == 1:
+        return f"{name} at K = {budgets[0]}, the run's one budget (no trend over budgets)"
+    return f"{name} against budget"
+
+
 def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: str | None = None, ax=None,
                        baseline: str = BASELINE, colors: dict | None = None, legend: bool = True):
     """``metric`` (ciou or giou) against budget, one line per method, ``baseline`` as a dashed line; with
@@ -61,7 +70,8 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
     if not d.empty:
         budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
     ax.set_ylabel(_LABELS[metric])
-    ax.set_title(f"{_LABELS[metric]} against budget" + (f" ({protocol})" if protocol else ""))
+    title = _against(d[d["method"] != baseline], _LABELS[metric])
+    ax.set_title(title + (f" ({protocol})" if protocol else ""))
     if legend and (methods or not base.empty):  # outside the axes: it never covers a line
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                   ncol=1 if len(ax.get_lines()) <= 12 else 2)
@@ -91,7 +101,8 @@ def plot_grounding_protocols(summary: pd.DataFrame, metric: str = "ciou", protoc
             handles.setdefault(label, h)
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="outside right center", fontsize=6)
-    fig.suptitle(f"{_LABELS[metric]} against budget, by protocol", fontsize=8)
+    fig.suptitle(f"{_against(summary[summary['method'] != baseline], _LABELS[metric])}, by protocol",
+                 fontsize=8)
     return fig, axes[0]
 
 
@@ -115,7 +126,8 @@ def plot_protocol_difference(difference: pd.DataFrame, metric: str = "ciou", ax=
     if not difference.empty:
         budget_axis(ax, difference["budget"])
     ax.set_ylabel(f"Δ{_LABELS[metric]} (official − per-expression)")
-    ax.set_title("protocol difference")
+    ax.set_title("protocol difference" + (": the run's one budget" if difference["budget"].nunique() == 1
+                                          else ""))
     if methods:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                   ncol=1 if len(ax.get_lines()) <= 12 else 2)

@@ -20,9 +20,32 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from analysis.common import style  # noqa: E402
+from analysis.common.style import budget_axis  # noqa: E402
+from analysis.figures import figure_set as figure_set_module  # noqa: E402
 from analysis.figures import registry  # noqa: E402
-from tests.analysis.figures.test_registry_labels import CASES, Case, _draw, all_texts  # noqa: E402
-from tests.figure_checks import drawn_intervals, reviewer_flaws, says_n  # noqa: E402
+from analysis.figures.tree import draw_tree  # noqa: E402
+from litelvlm.cli import main  # noqa: E402
+from litelvlm.families import family_names  # noqa: E402
+from tests.analysis.figures.test_registry_labels import (  # noqa: E402
+    CASES,
+    Case,
+    _draw,
+    all_texts,
+    retention_run,
+)
+from tests.analysis.figures.test_tree import _build, _clip_runs, _default_pairs, tiny_model  # noqa: E402
+from tests.figure_checks import (  # noqa: E402
+    drawn_intervals,
+    fractional_integer_ticks,
+    legends_over_data,
+    machine_paths,
+    overlapping_texts,
+    reviewer_flaws,
+    says_n,
+    unreadable_texts,
+    unvaried_axes,
+)
 
 
 def _flaws(figs: dict) -> dict:
@@ -163,8 +186,6 @@ def test_reversal_by_category_at_two_sentences_says_n_and_draws_no_bar(tmp_path,
 
 def retention_tall(folder: Path) -> None:
     """A retention run of eleven methods at four budgets: a tall grid whose last header is K=32."""
-    from tests.analysis.figures.test_registry_labels import retention_run
-
     retention_run("tiny336-random", "clip", (24, 24), (576, 192, 64, 32))(folder)
     table = pd.read_parquet(folder / "retention.parquet")
     more = [table[table["method"] == "random"].assign(method=m) for m in
@@ -197,8 +218,6 @@ def test_a_run_of_one_precision_is_not_titled_by_precision(tmp_path, monkeypatch
 
 def test_the_default_cases_cover_every_registered_family():
     """Each registered model family (and the CLIP studies' runs) is drawn by some default case."""
-    from litelvlm.families import family_names
-
     covered = {c.model_family for c in CASES if not c.slow}
     assert set(family_names()) <= covered
 
@@ -210,12 +229,6 @@ def test_real_runs_of_every_family_pass_a_reviewers_checks(tmp_path, shared_data
     """Every registered family's grounding (or video) run, the CLIP studies, the reversal in a merged grid's
     LLM space (``test_tree``'s tree) and an importance run with saliency and two methods' scores, drawn by
     ``litelvlm figures`` with every figure checked."""
-    from analysis.common import style
-    from analysis.figures import figure_set as figure_set_module
-    from analysis.figures.tree import draw_tree
-    from litelvlm.cli import main
-    from tests.analysis.figures.test_tree import _build, _clip_runs, _default_pairs, tiny_model
-
     coco = shared_data / "coco128_refer"
     root = tmp_path / "runs"
     assert all(rc == 0 for rc in _build(root, coco, _default_pairs()).values())
@@ -237,5 +250,34 @@ def test_real_runs_of_every_family_pass_a_reviewers_checks(tmp_path, shared_data
     try:
         assert any(n.endswith("_mission_spearman") for n in drawn), sorted(drawn)
         assert _flaws(drawn) == {}
+    finally:
+        plt.close("all")
+
+
+def test_each_check_finds_the_flaw_it_names():
+    """The checks on figures made with each flaw (so that a figure passing them is not passing by default)."""
+    try:
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot(range(10), [0.5] * 10, label="flat line")
+        ax.legend(loc="center")
+        assert legends_over_data(fig) == ["flat line"]
+        ax.get_legend().remove()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
+        assert legends_over_data(fig) == []
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1, 2], [0, 1, 0])
+        ax.set_xlabel("LLM layer")
+        ax.set_xticks([0, 0.5, 1, 1.5, 2])
+        assert fractional_integer_ticks(fig) == ["LLM layer: 0.5", "LLM layer: 1.5"]
+        ax.set_title("AUROC, model /tmp/run/weights")
+        assert machine_paths(fig) == ["AUROC, model /tmp/run/weights"]
+        ax.text(0.5, 1.0, "a header", transform=ax.transAxes, ha="center", va="bottom", fontsize=10)
+        assert {"AUROC, model /tmp/run/weights", "a header"} in [set(p) for p in overlapping_texts(fig)]
+        fig.set_size_inches(20, 2)
+        assert "a header" in unreadable_texts(fig)
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([64], [0.3], marker="o")
+        budget_axis(ax, [64])
+        assert unvaried_axes(fig) == ["visual tokens kept (K)"]
     finally:
         plt.close("all")
