@@ -31,6 +31,7 @@ from tests.analysis.figures.test_registry_labels import (  # noqa: E402
     CASES,
     Case,
     _draw,
+    _params,
     all_texts,
     retention_run,
 )
@@ -56,11 +57,6 @@ def _flaws(figs: dict) -> dict:
         if flaws:
             found[name] = flaws
     return found
-
-
-def _params():
-    for c in CASES:
-        yield pytest.param(c, id=f"{c.figure_set}-{c.variant}", marks=[pytest.mark.slow] if c.slow else [])
 
 
 @pytest.mark.parametrize("case", list(_params()))
