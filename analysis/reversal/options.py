@@ -72,8 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_args(a: ReversalArgs) -> None:
     """Raise a :class:`~litelvlm.errors.LiteLVLMError` naming the first invalid option (before any work)."""
     check_clip_study(a)
-    if a.refer_dir:   # its layout, before anything loads (--coco-instances may give the instances)
-        check_refer_folder(a.refer_dir, a.dataset, a.split_by, instances=not a.coco_instances)
     if a.video or a.video_dir:
         if a.refer_dir or a.coco_instances:
             raise LiteLVLMError(
@@ -91,6 +89,8 @@ def check_args(a: ReversalArgs) -> None:
                             f"{card(a.grid).display_name}): add --pad-to-square")
     if a.save_maps < 0:
         raise LiteLVLMError(f"--save-maps must be >= 0, got {a.save_maps}")
+    if a.refer_dir:   # its layout, before anything loads (--coco-instances may give the instances)
+        check_refer_folder(a.refer_dir, a.dataset, a.split_by, instances=not a.coco_instances)
 
 
 #: this study's options (``analysis.common.study.Study``)

@@ -120,7 +120,7 @@ STUDIES = {
 
 
 @pytest.mark.parametrize("study", list(STUDIES))
-def test_a_study_with_budgets_checks_its_options_once(study, tmp_path, monkeypatch):
+def test_a_study_with_budgets_checks_its_options_once(study, tmp_path, monkeypatch, coco128):
     """The command layer checks the options (before torch) and hands the result down; the computation does not
     check them again."""
     package, where, step = STUDIES[study]
@@ -128,7 +128,7 @@ def test_a_study_with_budgets_checks_its_options_once(study, tmp_path, monkeypat
                         **kw: (_ for _ in ()).throw(_Checked()))
     command = importlib.import_module(f"{package}.command")
     args = command.ARGS(out=str(tmp_path / "out"),
-                        **({} if study == "eval-video" else {"refer_dir": str(tmp_path)}))
+                        **({} if study == "eval-video" else {"refer_dir": str(coco128)}))
     with _counting_calls(importlib.import_module(f"{package}.options").check_args) as checks, \
             pytest.raises(_Checked):
         command.run(args)
