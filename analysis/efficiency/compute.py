@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from analysis.common.accuracy_stats import LITELVLM
 from analysis.common.caveats import TIMING_KEY, draw_notes, timing_caveat
 from analysis.common.device import device_name
 from analysis.common.flops import fit_paper_text_tokens
@@ -296,7 +297,7 @@ def efficiency_headline(df: pd.DataFrame, arch: str, repeats: int) -> list[str]:
     """LiteLVLM against ``none`` per budget, largest first (the first attention kernel and arrangement): fewer
     FLOPs, faster prefill (median of ``repeats`` rounds, with the range of the per-round ratios) and lower
     activation memory, as ratios."""
-    rows = df[df["method"] == "litelvlm"] if "method" in df else df.iloc[:0]
+    rows = df[df["method"] == LITELVLM] if "method" in df else df.iloc[:0]   # the paper's subject
     kind = [f"{c} {rows[c].dropna().iloc[0]}" for c in ("attn", "arrangement")
             if c in rows and rows[c].notna().any()]
     for c in ("attn", "arrangement"):
