@@ -175,6 +175,21 @@ def download_hint(repo_id: str) -> str:
             f"snapshot_download('{repo_id}', local_dir='DIR')\") and pass --model DIR")
 
 
+def check_hub_model(model: str | ModelSpec) -> None:
+    """Refuse, before anything loads, a released checkpoint's hub id that cannot be had: offline
+    (``HF_HUB_OFFLINE=1``) with no cached snapshot; the line names the download command (:func:`hub_folder`
+    refuses the same after a failed download)."""
+    spec = ModelSpec.of(model)
+    family = hub_family(spec)
+    if family is None or os.path.isdir(spec.folder) or not offline():
+        return
+    cached = Lazy("huggingface_hub", "try_to_load_from_cache").get()(spec.folder, "config.json")
+    if not isinstance(cached, str):
+        raise LiteLVLMError(f"model {spec.folder!r} is a released {family.display_name} checkpoint on the "
+                            "Hugging Face hub: the hub is offline (HF_HUB_OFFLINE=1) and no snapshot of it "
+                            f"is cached; {download_hint(spec.folder)}")
+
+
 def hub_folder(model: str | ModelSpec) -> str | None:
     """The local folder of ``model`` when it is the hub id of a family's released checkpoint (its card's
     ``hub_ids``) and no local folder: downloaded with huggingface_hub's ``snapshot_download`` into the

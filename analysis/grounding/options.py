@@ -14,7 +14,7 @@ from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import check_budgets_fit, check_image_resize
+from litelvlm.families import check_budgets_fit, check_hub_model, check_image_resize
 from litelvlm.refer_layout import check_refer_folder
 
 PROTOCOLS = ("per-expression", "official")
@@ -135,6 +135,7 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
         raise LiteLVLMError("--batch-size must be >= 1")
     check_image_resize(a.image_resize, a.model)
     check_budgets_fit(a.model, a.budgets)   # against the card's N, before anything loads
+    check_hub_model(a.model)   # a hub id offline with no cached snapshot
     check_refer_folder(a.refer_dir, a.dataset, a.split_by)
     return methods, a.budgets
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
+from litelvlm.families import check_hub_model
 from litelvlm.methods import TABLE, describe, get_method, ranking_methods
 from litelvlm.refer_layout import check_refer_folder
 
@@ -75,6 +76,7 @@ def check_args(a: ImportanceArgs) -> list[str]:
     if a.max_sentences is not None and a.max_sentences < 1:
         raise LiteLVLMError("--max-sentences must be >= 1")
     check_refer_folder(a.refer_dir, a.dataset, a.split_by)   # before anything loads
+    check_hub_model(a.model)   # a hub id offline with no cached snapshot
     return signals
 
 

@@ -18,7 +18,7 @@ from analysis.common.model_args import DTYPES, ModelDataArgs
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import check_budgets_fit
+from litelvlm.families import check_budgets_fit, check_hub_model
 from litelvlm.methods import TABLE, describe
 from litelvlm.refer_layout import check_refer_folder
 
@@ -60,6 +60,7 @@ def check_args(a: PositionsArgs) -> tuple[list[str], list[Budget]]:
     if not a.budgets:
         raise LiteLVLMError("--budgets is empty")
     check_budgets_fit(a.model, a.budgets)   # against the card's N, before anything loads
+    check_hub_model(a.model)   # a hub id offline with no cached snapshot
     check_refer_folder(a.refer_dir, a.dataset, a.split_by)
     return methods, a.budgets
 

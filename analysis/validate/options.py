@@ -23,7 +23,7 @@ from analysis.common.prefill_args import (
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import card_of, check_budgets_fit, family_input
+from litelvlm.families import card_of, check_budgets_fit, check_hub_model, family_input
 from litelvlm.refer_layout import check_refer_folder
 
 #: The paper's budgets (LLaVA's 576 visual tokens, then 192, 128, 64).
@@ -142,6 +142,7 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
     if a.budgets is not None and not a.budgets:  # given, but empty (--budgets ""): not the default
         raise LiteLVLMError("--budgets is empty")
     check_budgets_fit(a.model, a.budgets or [])   # against the card's N, before anything loads
+    check_hub_model(a.model)   # a hub id offline with no cached snapshot
     if a.refer_dir is not None:
         check_refer_folder(a.refer_dir, a.dataset, a.split_by)
     check_prefill(a.prefill, a.compile, a.matmul_tflops, a.capture, a.device)

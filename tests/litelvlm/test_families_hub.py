@@ -11,6 +11,7 @@ from litelvlm import families
 from litelvlm.cli import main
 from litelvlm.errors import LiteLVLMError
 from litelvlm.family_card import Lazy
+from tests.end_to_end.test_startup import _run
 
 
 def test_every_hub_id_names_its_family():
@@ -59,3 +60,14 @@ def test_online_a_hub_id_is_downloaded_and_loaded_from_its_folder(monkeypatch, t
 
 def test_a_model_string_that_is_no_hub_id_is_left_alone():
     assert families.hub_folder("tiny-random:0") is None and families.hub_folder("someone/some-clip") is None
+
+
+def test_offline_the_refusal_comes_before_anything_loads(monkeypatch, tmp_path, coco128):
+    """``HF_HUB_OFFLINE=1`` and no cached snapshot: refused by the study's light checks (no torch)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    result = _run(["eval-grounding", "--model", "MBZUAI/GLaMM-RefSeg", "--refer-dir", str(coco128), "--out",
+                   str(tmp_path / "out")])
+    assert result == {"rc": 2, "heavy": []}
+    with pytest.raises(LiteLVLMError, match="huggingface-cli download MBZUAI/GLaMM-RefSeg"):
+        families.check_hub_model("MBZUAI/GLaMM-RefSeg")
