@@ -54,7 +54,7 @@ def test_batch_size_gives_batch_ones_tables_and_names_what_runs_at_one(coco128, 
 
 
 @pytest.mark.odd_case("arguments", "--batch-size 0", "eval-grounding",
-                      "exit 2, argparse's usage and one line naming the option, before the model loads; "
+                      "exit 2, one line naming the option, before the model loads; "
                       "--out not created")
 def test_batch_size_below_one_refused(coco128, tmp_path, capsys):
     assert _run(coco128, tmp_path / "a", "--batch-size", 0) == 2
