@@ -147,16 +147,16 @@ def compute(run: VideoRunner, groups: dict, runs: list[Run], sets: list[int], st
     (:mod:`.protocols`), up to ``batch_size`` expressions of a video per LLM forward (:mod:`.batches`)."""
     done = store.done()
     left = {video: [p for p in runs if part_id(video, *p) not in done] for video in groups}
-    bar = tqdm(total=sum(map(len, left.values())), desc="eval-video", unit="part")   # a part: video x run
-    for video, records in groups.items():
-        run.new_video()
-        for method, budget in left[video]:
-            log.info("%s: %s @ %s", video, method, budget)
-            bar.set_postfix_str(f"{video} {method}@{budget}")
-            tables = video_work(run, records, sets, dataset, method, budget, batch_size, check)
-            store.write([part_id(video, method, budget)], tables.pop("rows"), tables=tables)
-            bar.update()
-    bar.close()
+    # a part: video x run; closed (its line ended) before an error is printed
+    with tqdm(total=sum(map(len, left.values())), desc="eval-video", unit="part") as bar:
+        for video, records in groups.items():
+            run.new_video()
+            for method, budget in left[video]:
+                log.info("%s: %s @ %s", video, method, budget)
+                bar.set_postfix_str(f"{video} {method}@{budget}")
+                tables = video_work(run, records, sets, dataset, method, budget, batch_size, check)
+                store.write([part_id(video, method, budget)], tables.pop("rows"), tables=tables)
+                bar.update()
 
 
 def collect(store: PartStore, groups: dict,

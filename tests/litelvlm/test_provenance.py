@@ -159,12 +159,12 @@ def test_the_notebook_banner_cell():
     for fam in FIGURE_SETS.values():
         sources = [c["source"] for c in make_notebook(fam).cells]
         i = sources.index(BANNER_CELL)
-        # the figures after it are saved with the weights' footnote of the same models (``FigureSet.save``)
-        assert "figure_set.load" in sources[i - 1] and "figure_set.save(figs, tables, OUT)" in sources[i + 1]
+        # the runs read before it; the figures after it are saved with the weights' footnote of their models
+        assert "load_runs(" in sources[i - 1] and "save_runs(figure_set, drawn, OUT)" in sources[i + 1]
 
     def shown(models):
         out = []
-        namespace = {"tables": {MODELS_KEY: models}, "MODELS_KEY": MODELS_KEY, "display": out.append}
+        namespace = {"runs": [{MODELS_KEY: models}], "MODELS_KEY": MODELS_KEY, "display": out.append}
         exec(BANNER_CELL, namespace)
         return [m.data for m in out]
 

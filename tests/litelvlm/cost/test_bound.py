@@ -107,6 +107,8 @@ def test_bad_prefill_options_are_refused_before_torch(tmp_path):
     from tests.analysis.test_efficiency import parse_refusals
 
     out = tmp_path / "out"
+    for name in ("refs(unc).p", "instances.json"):   # a REFER layout, so that the option is what is refused
+        (tmp_path / name).write_bytes(b"")
     val = ["validate", "--refer-dir", str(tmp_path), "--out", str(out)]
     eff = ["efficiency", "--arch", "tiny", "--out", str(out)]
     got = parse_refusals([[*val, "--matmul-tflops", "fast"], [*val, "--matmul-tflops", "-1"],
