@@ -42,10 +42,34 @@ def metric_slug(metric: str) -> str:
     return metric.lower().replace("&", "")
 
 
-def draw_interval(ax, x, lo, hi, color, lw: float = 0.9, zorder: float = 2.5) -> None:
-    """Vertical 95% interval bars from ``lo`` to ``hi`` at ``x`` (NaN bounds draw nothing)."""
+#: below this many resampled units (images, videos) no interval is drawn and the figure says n instead: an
+#: interval over one or two units says nothing (this project's rule, as on screen)
+MIN_UNITS = 3
+
+
+def enough_units(units, n: int) -> np.ndarray:
+    """Per point, whether its interval rests on at least :data:`MIN_UNITS` units (``units`` None: drawn)."""
+    if units is None:
+        return np.ones(n, dtype=bool)
+    u = np.broadcast_to(np.asarray(units, dtype=float), (n,))
+    return ~(u < MIN_UNITS)
+
+
+def few_units_note(units, unit: str = "unit") -> str:
+    """``"; n = 2 images: no interval (fewer than 3)"`` where some point rests on fewer than :data:`MIN_UNITS`
+    units, else ``""``."""
+    u = np.asarray([] if units is None else units, dtype=float).ravel()
+    u = u[np.isfinite(u)]
+    if not len(u) or u.min() >= MIN_UNITS:
+        return ""
+    return f"; n = {int(u.min())} {unit}{'s' if u.min() != 1 else ''}: no interval (fewer than {MIN_UNITS})"
+
+
+def draw_interval(ax, x, lo, hi, color, lw: float = 0.9, zorder: float = 2.5, units=None) -> None:
+    """Vertical 95% interval bars from ``lo`` to ``hi`` at ``x`` (NaN bounds, or fewer than :data:`MIN_UNITS`
+    ``units``, draw nothing)."""
     x, lo, hi = (np.asarray(v, dtype=float) for v in (x, lo, hi))
-    ok = np.isfinite(lo) & np.isfinite(hi)
+    ok = np.isfinite(lo) & np.isfinite(hi) & enough_units(units, len(x))
     if ok.any():
         ax.vlines(x[ok], lo[ok], hi[ok], colors=[color], lw=lw, zorder=zorder, alpha=0.85)
 
@@ -56,9 +80,10 @@ def spread(x, i: int, n: int, step: float = 0.05) -> np.ndarray:
     return np.asarray(x, dtype=float) * 2 ** (step * (i - (n - 1) / 2))
 
 
-def reference_band(ax, lo: float, hi: float, color="0.45") -> None:
-    """The unpruned model's interval as a horizontal band across the axes (nothing for NaN bounds)."""
-    if np.isfinite(lo) and np.isfinite(hi):
+def reference_band(ax, lo: float, hi: float, color="0.45", units=None) -> None:
+    """The unpruned model's interval as a horizontal band across the axes (nothing for NaN bounds or fewer
+    than :data:`MIN_UNITS` ``units``)."""
+    if np.isfinite(lo) and np.isfinite(hi) and enough_units(units, 1)[0]:
         ax.axhspan(lo, hi, color=color, alpha=0.12, lw=0, zorder=1)
 
 
@@ -147,7 +172,8 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
         x = spread(g["budget"], i, len(methods), 0.06)   # side by side on the log2 axis
         style = method_style(m)
         ax.plot(x, g["difference"], label=method_label(m), ms=3.5, **style)
-        draw_interval(ax, x, g["difference_lo"], g["difference_hi"], style["color"])
+        draw_interval(ax, x, g["difference_lo"], g["difference_hi"], style["color"],
+                      units=g["units"] if "units" in g else None)
         hollow = ~(g["p"].to_numpy(float) < 0.05)
         ax.plot(x[hollow], g["difference"].to_numpy(float)[hollow], ls="none", marker=style["marker"], ms=3.5,
                 mfc="white", mec=style["color"], zorder=style["zorder"] + 0.5)
@@ -159,7 +185,8 @@ def plot_paired_differences(comparisons: pd.DataFrame, metric: str, reference: s
     ax.set_ylabel(f"Δ {name} (method − {reference})")
     ax.set_title(f"{name}: each method minus {reference} on the same {unit}s; 95% intervals of the paired "
                  f"swap test over {unit}s;\nfilled: its p < 0.05, where the bar leaves 0 (unadjusted; Holm's "
-                 "in comparisons.csv)", fontsize=6)
+                 f"in comparisons.csv){few_units_note(d['units'] if 'units' in d else None, unit)}",
+                 fontsize=6)
     if methods:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return fig, ax

@@ -8,7 +8,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band, spread
+from analysis.common.stat_plots import (
+    draw_interval,
+    few_units_note,
+    plot_claims_table,
+    reference_band,
+    spread,
+)
 from analysis.common.style import apply_style, budget_axis, figsize, method_colors, method_label, method_style
 from litelvlm.methods import BASELINE
 
@@ -59,19 +65,22 @@ def plot_iou_vs_budget(summary: pd.DataFrame, metric: str = "ciou", protocol: st
                 **{**method_style(m), "color": colors[m]})
         if f"{metric}_lo" in g:   # each method's bars a little apart from the others'
             draw_interval(ax, spread(g["budget"], i, len(methods)), g[f"{metric}_lo"], g[f"{metric}_hi"],
-                          colors[m])
+                          colors[m], units=g["units"] if "units" in g else None)
     base = d[d["method"] == baseline]
     if not base.empty:
         k = int(base["budget"].iloc[0])  # 0: every image's own N (a family whose N depends on the image)
         if f"{metric}_lo" in base:
-            reference_band(ax, float(base[f"{metric}_lo"].iloc[0]), float(base[f"{metric}_hi"].iloc[0]))
+            reference_band(ax, float(base[f"{metric}_lo"].iloc[0]), float(base[f"{metric}_hi"].iloc[0]),
+                           units=base["units"].iloc[0] if "units" in base else None)
         ax.axhline(float(base[metric].iloc[0]), color="0.45", ls="-.", lw=1,  # methods' lines may be dashed
                    label=f"{baseline} (K={k})" if k else f"{baseline} (all tokens)")
     if not d.empty:
         budget_axis(ax, d.loc[d["method"] != baseline, "budget"] if methods else d["budget"])
     ax.set_ylabel(_LABELS[metric])
     title = _against(d[d["method"] != baseline], _LABELS[metric])
-    ax.set_title(title + (f" ({protocol})" if protocol else ""))
+    unit = str(d["unit"].iloc[0]) if "unit" in d and len(d) else "image"
+    ax.set_title(title + (f" ({protocol})" if protocol else "")
+                 + few_units_note(d["units"] if "units" in d else None, unit))
     if legend and (methods or not base.empty):  # outside the axes: it never covers a line
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                   ncol=1 if len(ax.get_lines()) <= 12 else 2)

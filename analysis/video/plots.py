@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.common.stat_plots import draw_interval, plot_claims_table, reference_band, spread
+from analysis.common.stat_plots import (
+    draw_interval,
+    few_units_note,
+    plot_claims_table,
+    reference_band,
+    spread,
+)
 from analysis.common.style import METHOD_ORDER, baseline, figure, method_label, method_style
 from analysis.video.options import DATASET_NAMES
 from litelvlm.video.datasets import REF_DAVIS
@@ -86,13 +92,15 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
         ax.plot(d["budget"], d[metric], ms=3, label=method_label(method), **method_style(method))
         if f"{metric}_lo" in d:   # each method's bars a little apart from the others'
             draw_interval(ax, spread(d["budget"], i, len(methods), 0.03), d[f"{metric}_lo"],
-                          d[f"{metric}_hi"], method_style(method)["color"])
+                          d[f"{metric}_hi"], method_style(method)["color"],
+                          units=d["units"] if "units" in d else None)
     frame = frame_tokens(summary)
     if not none.empty:
         ax.axhline(float(none[metric].iloc[0]), color="black", ls="--", lw=0.8,
                    label=f"none: all tokens ({frame} a frame)" if frame else "none: all tokens")
         if f"{metric}_lo" in none:
-            reference_band(ax, float(none[f"{metric}_lo"].iloc[0]), float(none[f"{metric}_hi"].iloc[0]))
+            reference_band(ax, float(none[f"{metric}_lo"].iloc[0]), float(none[f"{metric}_hi"].iloc[0]),
+                           units=none["units"].iloc[0] if "units" in none else None)
     budgets = sorted(pruned["budget"].unique())
     if budgets:
         ax.set_xticks(budgets, [str(b) for b in budgets])
@@ -100,6 +108,8 @@ def plot_jf_vs_budget(summary: pd.DataFrame, metric: str = "J&F", ax=None, label
     ax.set_xlabel("\n".join(textwrap.wrap(xlabel, 60)), fontsize=7)
     ax.set_ylabel(metric, fontsize=7)
     note = "\n".join(textwrap.wrap(weights_note, 70))
-    ax.set_title(f"{name}, {labels.protocol}: {metric} vs per-frame budget\n{note}", fontsize=6)
+    few = few_units_note(summary["units"] if "units" in summary else None, "video").lstrip("; ")
+    few = f", {few}" if few else ""
+    ax.set_title(f"{name}, {labels.protocol}: {metric} vs per-frame budget{few}\n{note}", fontsize=6)
     ax.legend(fontsize=5, frameon=False, ncols=2)
     return fig, ax
