@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from ..families import DEFAULT_MODEL, cards, check_image_resize, names_family
+from ..families import DEFAULT_MODEL, cards, check_budgets_fit, check_image_resize, names_family
 from ..image_resize import image_resize_arg
 from ..io import save_plot
 from ..methods import available_methods, describe, get_method, method_names
@@ -93,14 +93,14 @@ def _list_methods() -> int:
 def run(ns) -> int:
     if ns.list_methods:
         return _list_methods()
-    from ..methods.select import visual_features
-    from ..pruning import SelectorInputs
-
     a = from_namespace(SelectArgs, ns)
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:
         raise LiteLVLMError(f"{' and '.join(missing)} required (or --list-methods)")
     check_image_resize(a.image_resize, a.model)   # a family with a resize of its own, before anything loads
+    check_budgets_fit(a.model, [a.budget], "--budget")   # above the family card's N: before anything loads
+    from ..methods.select import visual_features
+    from ..pruning import SelectorInputs
 
     if names_family(a.model):  # a grounding model (GLaMM, UniPixel): its pipeline, every method it runs
 

@@ -81,6 +81,9 @@ def check_args(a: ExploreArgs) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise LiteLVLMError(f"--out {a.page!r}: folder {folder!r} is not writable")
     check_image_resize(a.image_resize, a.model or DEFAULT_MODEL)   # a family with a resize of its own
+    # a budget above the family card's N, before anything loads
+    families.check_budgets_fit(a.model or DEFAULT_MODEL, [*(a.budgets or ()), *(a.mask_budgets or ())],
+                               "--budgets/--mask-budgets")
     if a.model:
         if names_family(a.model) and family_input(a.model) != "image":
             raise LiteLVLMError(f"--model {a.model}: its family reads a video; the explorer reads one image")

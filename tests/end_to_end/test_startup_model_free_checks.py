@@ -46,3 +46,15 @@ def test_the_refusals_name_the_budget_and_the_missing_file(tmp_path, coco128, ca
     (tmp_path / "empty").mkdir()
     assert main(["reversal", "--refer-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "b")]) == 2
     assert "'refs(unc).p' not found in --refer-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["select", "explore"])
+def test_select_and_explore_refuse_a_budget_above_the_cards_n_before_the_heavy_imports(command, tmp_path,
+                                                                                          coco128):
+    image = str(next((coco128 / "images").glob("*.jpg")))
+    argv = {"select": ["select", "--model", "tiny-random:0", "--image", image, "--text", "bowl", "--budget",
+                       "1000"],
+            "explore": ["explore", "--image", image, "--text", "bowl", "--budgets", "64,1000", "--out",
+                        str(tmp_path / "page.html")]}[command]
+    assert _run(argv) == {"rc": 2, "heavy": []}
+    assert not (tmp_path / "page.html").exists()
