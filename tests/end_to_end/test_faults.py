@@ -72,7 +72,7 @@ COMMANDS = ["reversal", "sink", "retention", "eval-grounding", "importance", "ef
 #: the heaviest commands' single-fault case runs with the slow tests (every command's every-write faults are
 #: slow too); the commit machinery they share is the same RunFolder the other nine commands exercise by
 #: default
-SLOW_ONE_FAULT = ("demo", "figures")
+SLOW_ONE_FAULT = ("demo", "figures", "sink", "retention")   # the default keeps reversal beside sink
 #: what a run writes that differs between two identical runs (its provenance and timings)
 VOLATILE = ("run", "seconds", "torch_threads", "busy", "paths", "out", "written_utc")
 #: folders of resumable work and the lock: written in place as a run goes, kept after a fault

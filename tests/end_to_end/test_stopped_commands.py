@@ -89,7 +89,8 @@ def earlier(coco128, tmp_path) -> tuple[Path, dict[str, bytes]]:
                       "exit 128+signal, one line; the earlier run back byte for byte, nothing left; sink "
                       "into "
                       "the folder then refused naming reversal")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow)],
+                         ids=["sigterm", "sighup"])
 def test_a_stopped_overwrite_puts_the_earlier_run_back_itself(coco128, earlier, capsys, sig):
     out, before = earlier
     done = _stop(_reversal(coco128, out, 8, "--overwrite"), out, sig)

@@ -55,6 +55,8 @@ SCENARIOS = {
     "overwrite by the same command": ("eval-grounding", "eval-grounding", True),
     "a re-run committing over its own results": ("eval-grounding", "eval-grounding", False),
 }
+#: the scenario every default run stops with SIGTERM (each step); the other scenarios and SIGHUP: -m slow
+FIRST = "overwrite by another command"
 
 
 def _new_run(out: Path, command: str, overwrite: bool) -> None:
@@ -171,8 +173,10 @@ def test_a_run_killed_at_any_step_leaves_the_earlier_run_or_the_new_one(tmp_path
                       "once it "
                       "is complete): the folder is the earlier run or the new one, byte for byte, nothing "
                       "left")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize(("scenario", "sig"), [
+    pytest.param(s, sig, id=f"{s}-{name}",
+                 marks=() if (s, sig) == (FIRST, signal.SIGTERM) else pytest.mark.slow)
+    for s in SCENARIOS for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGHUP, "sighup"))])
 def test_a_run_stopped_by_sigterm_or_sighup_at_any_step_rolls_back_itself(tmp_path, scenario, sig):
     steps, earlier, new = _steps(tmp_path, scenario)
     for at, name in enumerate(steps):
