@@ -70,4 +70,23 @@ def find_runs(root: str | os.PathLike) -> tuple[list[Run], list[tuple[Path, str]
     return runs, skipped
 
 
-__all__ = ["Run", "find_runs", "hidden"]
+def unrecorded(root: Path, names: list[str] | tuple[str, ...]) -> dict[Path, list[str]]:
+    """Each folder under ``root`` (root included) holding one of the result files ``names`` with no
+    ``config.json`` in it or in a folder above it up to ``root`` -> the names it holds: nothing records its
+    study, family and model, so it is no run."""
+    held: dict[Path, list[str]] = {}
+    for name in names:
+        for path in root.rglob(name):
+            parts = path.parent.relative_to(root).parts
+            if hidden(parts) or not path.is_file():
+                continue
+            if not any((root.joinpath(*parts[:i]) / "config.json").exists() for i in range(len(parts) + 1)):
+                held.setdefault(path.parent, []).append(name)
+    return dict(sorted(held.items()))
+
+
+#: why a folder :func:`unrecorded` found is no run, as every reader of a tree says it
+NO_RUN = ("but no config.json (nothing records its study, family and model: a partial copy, or not a run "
+          "folder of this project)")
+
+__all__ = ["NO_RUN", "Run", "find_runs", "hidden", "unrecorded"]

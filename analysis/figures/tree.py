@@ -22,7 +22,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.common.run_tree import Run, find_runs, hidden
+from analysis.common import run_tree
+from analysis.common.run_tree import NO_RUN, Run, find_runs
 from analysis.common.screen import file_names
 from analysis.figures.figure_set import (
     CAVEATS_KEY,
@@ -44,17 +45,9 @@ def unrecorded(root: Path, figure_sets: list[FigureSet]) -> list[tuple[Path, str
     """(folder, reason) for each folder under ``root`` (root included) holding a table that one of
     ``figure_sets`` draws (a name of its :attr:`~FigureSet.results_files`) with no ``config.json`` in it or in
     a folder above it up to ``root``: nothing records its study, family and model, so it is no run."""
-    held: dict[Path, list[str]] = {}
-    for name in sorted({Path(p).name for fs in figure_sets for p in fs.results_files}):
-        for path in root.rglob(name):
-            parts = path.parent.relative_to(root).parts
-            if hidden(parts) or not path.is_file():
-                continue
-            if not any((root.joinpath(*parts[:i]) / "config.json").exists() for i in range(len(parts) + 1)):
-                held.setdefault(path.parent, []).append(name)
-    return [(folder, f"it holds {', '.join(names)} but no config.json (nothing records its study, family "
-                     "and model: a partial copy, or not a run folder of this project); rerun its command to "
-                     "draw it") for folder, names in sorted(held.items())]
+    names = sorted({Path(p).name for fs in figure_sets for p in fs.results_files})
+    return [(folder, f"it holds {', '.join(found)} {NO_RUN}; rerun its command to draw it")
+            for folder, found in run_tree.unrecorded(root, names).items()]
 
 
 def holding(fs: FigureSet, skipped: list[tuple[Path, str]]) -> list[tuple[Path, str, str]]:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from analysis.common import run_tree
 from analysis.common.identity import identity_tag
 from analysis.common.run_folder import RunFolder
-from analysis.common.run_tree import Run, find_runs, hidden
+from analysis.common.run_tree import NO_RUN, Run, find_runs
 from analysis.common.screen import verbose
 from analysis.tables.accuracy import GROUNDING, VIDEO, accuracy_table
 from analysis.tables.efficiency import efficiency_table
@@ -100,17 +101,8 @@ def read_tables(root: Path) -> tuple[list[Table], list[str]]:
 def unrecorded(root: Path) -> list[str]:
     """One line per folder under ``root`` holding a file a table reads with no ``config.json`` in it or
     above it (up to ``root``): nothing records its study, family and model, so it is no run."""
-    held: dict[Path, list[str]] = {}
-    for name in TABLE_FILES:
-        for path in root.rglob(name):
-            parts = path.parent.relative_to(root).parts
-            if hidden(parts) or not path.is_file():
-                continue
-            if not any((root.joinpath(*parts[:i]) / "config.json").exists() for i in range(len(parts) + 1)):
-                held.setdefault(path.parent, []).append(name)
-    return [f"tables: skipping {folder}: it holds {', '.join(found)} but no config.json (nothing records its "
-            "study, family and model: a partial copy, or not a run folder of this project)"
-            for folder, found in sorted(held.items())]
+    return [f"tables: skipping {folder}: it holds {', '.join(found)} {NO_RUN}"
+            for folder, found in run_tree.unrecorded(root, TABLE_FILES).items()]
 
 
 def unreadable_reason(e: BaseException) -> str:
