@@ -3,22 +3,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from litelvlm.cli_args import arg
 from litelvlm.errors import LiteLVLMError
 
-#: ``--prefill`` (``litelvlm.llm.captured.PREFILLS``, named here: this module imports no torch)
-PREFILLS = ("eager", "captured")
-#: ``--capture``: auto (graph on cuda, compile elsewhere) or one of ``litelvlm.llm.captured.CAPTURES``
-CAPTURE_CHOICES = ("auto", "graph", "compile", "compile-eager")
-PREFILL_HELP = ("the LLM prefill: eager (each decoder layer called from Python; the default until the GPU "
-                "check has passed) or captured (the layers between pruning points as one CUDA graph on cuda, "
-                "one torch.compile'd function elsewhere; equal to the eager path; untimed warm-up calls "
-                "capture each length; this project's option)")
-CAPTURE_HELP = ("--prefill captured: CUDA graphs of the eager layers (graph, cuda only) or torch.compile of "
-                "the whole stack (compile; compile-eager: dynamo's eager backend, traced and replayed "
-                "without generated code, a quick check); auto: graph on cuda, compile elsewhere")
+#: ``--prefill``: auto (captured on CUDA, eager elsewhere) or one of ``litelvlm.llm.captured.PREFILLS`` (named
+#: here: this module imports no torch)
+PREFILLS = ("auto", "eager", "captured")
+#: ``--capture``: auto (fused on cuda, compile elsewhere) or one of ``litelvlm.llm.captured.CAPTURES``
+CAPTURE_CHOICES = ("auto", "fused", "graph", "compile", "fused-eager", "compile-eager")
+PREFILL_HELP = ("the LLM prefill: auto (the default: captured on cuda, eager on a CPU), eager (each decoder "
+                "layer called from Python) or captured (the layers between pruning points as one CUDA graph "
+                "of inductor-compiled layers on cuda, one torch.compile'd function elsewhere; equal to the "
+                "eager path within the kernels' rounding; untimed warm-up calls capture each length; this "
+                "project's option)")
+CAPTURE_HELP = ("--prefill captured: fused (one inductor-compiled layer function, the segment of its calls "
+                "as one CUDA graph; cuda), graph (CUDA graphs of the eager layers, cuda only) or "
+                "torch.compile of the whole stack (compile); fused-eager / compile-eager: dynamo's eager "
+                "backend, traced and replayed without generated code, a quick check; auto: fused on cuda, "
+                "compile elsewhere")
 TFLOPS_HELP = ("the device's matrix-product rate (TFLOP/s) for each prefill's arithmetic limit: auto "
                "(measured by a large GEMM on cuda; none on a CPU), measure, a number (e.g. "
                "benchmarks/gpu_check.sh's), or off")
+
+
+@dataclass
+class PrefillArgs:
+    """``--prefill`` and ``--capture``, for a study that runs a family's LLM prefill (a mixin of its
+    options)."""
+
+    prefill: str = arg("auto", choices=list(PREFILLS), help=PREFILL_HELP)
+    capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
+
+
+def prefill_record(prefill: str, capture: str) -> dict:
+    """config.json's record of the prefill: nothing for the eager prefill at ``--capture auto`` (earlier
+    folders resume as they were), else both."""
+    return {} if prefill == "eager" and capture == "auto" else {"prefill": prefill, "capture": capture}
+
+
+def resolve_prefill(prefill: str, device: str, compile_layers: bool = False) -> str:
+    """``eager`` or ``captured``: ``--prefill auto`` is captured on a CUDA device (eager with ``--compile``,
+    which compiles the layers its own way) and eager elsewhere."""
+    if prefill != "auto":
+        return prefill
+    return "captured" if str(device).startswith("cuda") and not compile_layers else "eager"
 
 
 def check_prefill(prefill: str, compile_layers: bool, tflops: str, capture: str = "auto",
@@ -30,6 +60,8 @@ def check_prefill(prefill: str, compile_layers: bool, tflops: str, capture: str 
                             "stack; give one of them")
     if prefill == "captured" and capture == "graph" and not str(device).startswith("cuda"):
         raise LiteLVLMError(f"--capture graph records CUDA graphs: it needs --device cuda (got {device})")
+    if prefill == "eager" and capture != "auto":
+        raise LiteLVLMError(f"--capture {capture} applies to --prefill captured (the prefill here is eager)")
     if tflops not in ("auto", "measure", "off"):
         try:
             ok = float(tflops) > 0
@@ -40,4 +72,5 @@ def check_prefill(prefill: str, compile_layers: bool, tflops: str, capture: str 
                                 "or off")
 
 
-__all__ = ["CAPTURE_CHOICES", "CAPTURE_HELP", "PREFILLS", "PREFILL_HELP", "TFLOPS_HELP", "check_prefill"]
+__all__ = ["CAPTURE_CHOICES", "CAPTURE_HELP", "PREFILLS", "PREFILL_HELP", "TFLOPS_HELP", "PrefillArgs",
+           "check_prefill", "prefill_record", "resolve_prefill"]

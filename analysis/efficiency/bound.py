@@ -13,7 +13,15 @@ import sys
 
 import pandas as pd
 
-from litelvlm.cost.bound import OVERHEAD_BOUND, decoder_params, limit_ms, matmul_tflops, screen_note
+from litelvlm.cost.bound import (
+    OVERHEAD_BOUND,
+    decoder_params,
+    device_gbps,
+    limit_ms,
+    lm_roofline_ms,
+    matmul_tflops,
+    screen_note,
+)
 from litelvlm.llm.captured import eager_lines, install, merge_eager_runs
 
 
@@ -44,30 +52,39 @@ def resolve_tflops(args, device, dtype) -> float | None:
 
 
 def limit_columns(pipe, plan, paper_prefill_ms: float, tflops: float | None) -> dict:
-    """``arithmetic_limit_ms`` and ``over_limit`` of one row of token plan ``plan`` ({} without a rate)."""
+    """``arithmetic_limit_ms``, ``over_limit``, ``roofline_ms`` and ``over_roofline`` of one row of token plan
+    ``plan`` ({} without a rate; the roofline's bandwidth measured once on the LLM's device)."""
     if tflops is None:
         return {}
-    layers = len(pipe.language_model.layers)
+    lm = pipe.language_model
+    layers = len(lm.layers)
     tokens = sum(count * n for count, n in plan.layers(layers))
-    limit = limit_ms(decoder_params(pipe.language_model), layers, tokens, tflops)
-    return {"arithmetic_limit_ms": limit, "over_limit": paper_prefill_ms / limit}
+    limit = limit_ms(decoder_params(lm), layers, tokens, tflops)
+    gbps = device_gbps(str(next(lm.layers.parameters()).device))
+    roof = lm_roofline_ms(lm, tokens // layers, tflops, gbps, tokens)
+    return {"arithmetic_limit_ms": limit, "over_limit": paper_prefill_ms / limit, "roofline_ms": roof,
+            "over_roofline": paper_prefill_ms / roof}
 
 
 def screen_warning(df: pd.DataFrame, captured: bool) -> str | None:
-    """The terminal's overhead-bound line (None: no row is, or no rate)."""
+    """The terminal's overhead-bound line, against the roofline where known (None: no row is, or no rate)."""
+    if "over_roofline" in df:
+        return screen_note(list(df["over_roofline"]), captured, "roofline")
     return screen_note(list(df["over_limit"]), captured) if "over_limit" in df else None
 
 
 def annotate_figure(fig, df: pd.DataFrame) -> None:
     """Write the overhead-bound note, with the ratios, on the prefill figure (nothing when no row is)."""
-    if "over_limit" not in df:
+    col = "over_roofline" if "over_roofline" in df else "over_limit"
+    if col not in df:
         return
-    ratios = df["over_limit"].dropna()
+    ratios = df[col].dropna()
+    what = "roofline" if col == "over_roofline" else "arithmetic limit"
     bad = ratios[ratios > OVERHEAD_BOUND]
     if bad.empty:
         return
     fig.text(0.01, -0.01, f"overhead-bound: {len(bad)} of {len(ratios)} prefills at {bad.min():.1f}-"
-             f"{bad.max():.1f}x their arithmetic limit (> {OVERHEAD_BOUND:g}x): launch/overhead-bound times, "
+             f"{bad.max():.1f}x their {what} (> {OVERHEAD_BOUND:g}x): launch/overhead-bound times, "
              # below the axis label
              "not what pruning saves", fontsize=7, color="firebrick", ha="left", va="top")
 

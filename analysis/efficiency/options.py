@@ -18,6 +18,7 @@ from analysis.common.prefill_args import (
     PREFILLS,
     TFLOPS_HELP,
     check_prefill,
+    resolve_prefill,
 )
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
@@ -76,7 +77,7 @@ class EfficiencyArgs(MethodFlags):
     threads: int | None = arg(None, help="CPU threads for torch (default: torch's); 1 is steadiest on a busy "
                               "machine")
     figures: bool = arg(True, help="write the FLOPs / prefill / memory figures")
-    prefill: str = arg("eager", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/efficiency.md)")
+    prefill: str = arg("auto", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/efficiency.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     quantize: str = arg("none", choices=["none", "int8", "nf4"],
@@ -118,6 +119,7 @@ def check_args(a: EfficiencyArgs) -> None:
     known = [arch for c in cards() if c.cost for arch in c.cost_archs]
     if a.arch is not None and a.arch not in known:
         raise LiteLVLMError(f"unknown --arch {a.arch!r}; choose one of {', '.join(known)}")
+    a.prefill = resolve_prefill(a.prefill, a.device)   # auto: captured on cuda, eager elsewhere
     check_prefill(a.prefill, False, a.matmul_tflops, a.capture, a.device)
     if a.prefill == "captured" and a.warmup < 1:
         raise LiteLVLMError("--prefill captured needs --warmup >= 1: the warm-up calls capture each length")

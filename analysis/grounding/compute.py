@@ -51,6 +51,7 @@ from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
 from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
+from analysis.common.prefill_args import prefill_record
 from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import headline, methods_headline, show_table, table_notes, with_intervals
 from analysis.common.shards import Shards
@@ -65,6 +66,7 @@ from litelvlm.exclusions import announce_skipped_images
 from litelvlm.families import exif_transpose, family_of, get_family, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
+from litelvlm.llm.captured import install
 from litelvlm.model_spec import ModelSpec
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
@@ -236,8 +238,11 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
               f"protocol embeds up to {a.max_sentences} questions per image")
 
     _check_layers(a, methods, pipe)
+    if a.prefill == "captured":   # the LLM's layers between pruning points captured (litelvlm.llm.captured)
+        install(pipe.language_model, None if a.capture == "auto" else a.capture)
     out = Path(a.out)
-    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk")}
+    config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk", "prefill", "capture")}
+    config.update(prefill_record(a.prefill, a.capture))
     for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
                          ("batch_size", 1)):
         # a default is recorded only when changed: earlier folders resume as they were

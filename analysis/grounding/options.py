@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from analysis.common.family_text import merged_grid_names, official_protocol_families
 from analysis.common.model_args import DTYPES, ModelDataArgs
+from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -26,7 +27,7 @@ _OFFICIAL, _MERGED = official_protocol_families(), merged_grid_names()
 
 
 @dataclass
-class GroundingArgs(MethodFlags, ModelDataArgs):
+class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
     """Options of ``litelvlm eval-grounding`` (each method's own options:
     :data:`litelvlm.cli_args.MethodFlags`)."""
 
@@ -137,6 +138,8 @@ def check_args(a: GroundingArgs) -> tuple[list[str], list[Budget]]:
     check_budgets_fit(a.model, a.budgets)   # against the card's N, before anything loads
     check_hub_model(a.model)   # a hub id offline with no cached snapshot
     check_refer_folder(a.refer_dir, a.dataset, a.split_by)
+    a.prefill = resolve_prefill(a.prefill, a.device)   # auto: captured on cuda, eager elsewhere
+    check_prefill(a.prefill, False, "off", a.capture, a.device)
     return methods, a.budgets
 
 

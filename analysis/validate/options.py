@@ -19,7 +19,9 @@ from analysis.common.prefill_args import (
     PREFILLS,
     TFLOPS_HELP,
     check_prefill,
+    resolve_prefill,
 )
+from analysis.efficiency.options import VIDEO_ARRANGEMENTS
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
@@ -45,6 +47,11 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                                            "expression are validated; default: the project's synthetic set, "
                                 "written "
                                            "to a temporary folder")
+    arrangement: str | None = arg(None, choices=list(VIDEO_ARRANGEMENTS), help="a video model: how a "
+                                  "frame's K kept CLIP tokens meet the square-only pooling: pool (default, "
+                                  "the official pooling: 144 LLM tokens a frame whatever K), pool-min "
+                                  "(min(sqrt K, 12)^2) or direct (K), both this project's readings "
+                                  "(docs/video.md); refused for an image model")
     tokenizer: str | None = arg(None, help="a random full-size model whose checkpoint ships a tokenizer: "
                                 "that slow "
                                            "tokenizer's folder (docs/validate.md)")
@@ -74,7 +81,7 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
                         "(this "
                                     "project's option; equal to the eager path, "
                         "tests/litelvlm/llm/test_compiled_prefill.py)")
-    prefill: str = arg("eager", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/validate.md)")
+    prefill: str = arg("auto", choices=list(PREFILLS), help=PREFILL_HELP + " (docs/validate.md)")
     capture: str = arg("auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     layer_dtype: str = arg("auto", help=LAYER_DTYPE_HELP + "; auto by default here (a timing study)",
@@ -145,6 +152,7 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
     check_hub_model(a.model)   # a hub id offline with no cached snapshot
     if a.refer_dir is not None:
         check_refer_folder(a.refer_dir, a.dataset, a.split_by)
+    a = replace(a, prefill=resolve_prefill(a.prefill, a.device, a.compile))   # auto: captured on cuda
     check_prefill(a.prefill, a.compile, a.matmul_tflops, a.capture, a.device)
     check_no_write(not a.write, a.model)
     return a if a.budgets else replace(a, budgets=list(VIDEO_BUDGETS if video else BUDGETS))

@@ -5,7 +5,9 @@
   eagerly are named on screen once per reason, with the runs they ran in (:func:`say_eager`).
 * ``--matmul-tflops``: the device's matrix-product rate; each row gets ``arithmetic_limit_ms`` (2 x decoder
   parameters x tokens per layer / rate, :mod:`litelvlm.cost.bound`) and ``over_limit`` (``paper_prefill_ms``
-  over it); a run above 3x is called overhead-bound on screen and in report.md.
+  over it), and the roofline (``roofline_ms``, ``over_roofline``, ``roofline_speedup``: compute or weight
+  read, whichever is longer, plus attention; the bandwidth measured on the device); a run above 3x its
+  roofline is called overhead-bound on screen and in report.md.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import pandas as pd
 from litelvlm.cost.bound import (
     OVERHEAD_BOUND,
     decoder_params,
+    device_gbps,
     limit_ms,
+    lm_roofline_ms,
     matmul_tflops,
     screen_note,
     token_layers,
@@ -28,7 +32,7 @@ from litelvlm.llm.captured import eager_lines, install, runner_of
 log = logging.getLogger("analysis.validate.compute")
 
 #: the columns :func:`add_limits` adds (only where the rate is known: other runs' tables are unchanged)
-LIMIT_COLUMNS = ["arithmetic_limit_ms", "over_limit"]
+LIMIT_COLUMNS = ["arithmetic_limit_ms", "over_limit", "roofline_ms", "over_roofline", "roofline_speedup"]
 
 
 def install_prefill(a, pipe) -> dict | None:
@@ -52,42 +56,56 @@ def resolve_tflops(a, pipe) -> float | None:
     return float(value)
 
 
-def add_limits(rows: pd.DataFrame, pipe, tflops: float | None) -> pd.DataFrame:
-    """``rows`` with :data:`LIMIT_COLUMNS` (unchanged when ``tflops`` is None)."""
+def add_limits(rows: pd.DataFrame, pipe, tflops: float | None, gbps: float | None = None) -> pd.DataFrame:
+    """``rows`` with :data:`LIMIT_COLUMNS` (unchanged when ``tflops`` is None); the roofline's bandwidth
+    ``gbps`` is measured on the pipeline's device when not given (:func:`litelvlm.cost.bound.device_gbps`);
+    ``roofline_speedup``: ``none``'s roofline over the row's, the best speed-up pruning can reach."""
     if tflops is None or rows.empty:
         return rows
     lm = pipe.language_model
     params, layers = decoder_params(lm), len(lm.layers)
+    gbps = device_gbps(str(pipe.device)) if gbps is None else gbps
     rows = rows.copy()
-    rows["arithmetic_limit_ms"] = [
-        limit_ms(params, layers,
-                 token_layers(int(r.llm_input_tokens), int(r.seq_len), int(r.prune_layer), layers),
-                 tflops) for r in rows.itertuples()]
+    summed = [token_layers(int(r.llm_input_tokens), int(r.seq_len), int(r.prune_layer), layers)
+              for r in rows.itertuples()]
+    rows["arithmetic_limit_ms"] = [limit_ms(params, layers, n, tflops) for n in summed]
     rows["over_limit"] = rows["paper_prefill_ms"] / rows["arithmetic_limit_ms"]
+    rows["roofline_ms"] = [lm_roofline_ms(lm, n // layers, tflops, gbps, n) for n in summed]
+    rows["over_roofline"] = rows["paper_prefill_ms"] / rows["roofline_ms"]
+    base = rows.loc[rows["method"] == "none", "roofline_ms"]
+    rows["roofline_speedup"] = float(base.iloc[0]) / rows["roofline_ms"] if len(base) else float("nan")
     return rows
 
 
 def limit_lines(rows: pd.DataFrame, tflops: float | None) -> list[str]:
-    """report.md's section on the arithmetic limit, and the screen's warning (both empty without a rate)."""
+    """report.md's section on the arithmetic limit and the roofline (empty without a rate)."""
     if tflops is None or "over_limit" not in rows:
         return []
-    lines = ["", "## Arithmetic limit", "",
+    lines = ["", "## Arithmetic limit and roofline", "",
              f"Matrix-product rate {tflops:.3g} TFLOP/s (``--matmul-tflops``). ``arithmetic_limit_ms`` = 2 x "
-             "the decoder layers' parameters x tokens per layer / that rate (attention's n^2 products left "
-             "out: a lower bound); ``over_limit`` = ``paper_prefill_ms`` / it. Above "
-             f"{OVERHEAD_BOUND:g}x a run is overhead-bound: per-layer Python overhead and kernel launches, "
-             "not arithmetic, set its time, so its speed-up does not show what pruning saves.", ""]
+             f"the decoder layers' parameters x tokens per layer / that rate; ``roofline_ms`` = the "
+             f"larger of that and the decoder's weight bytes / the device's measured copy bandwidth, "
+             f"plus attention's causal products at the rate (litelvlm.cost.bound.roofline_ms); "
+             f"``over_roofline`` = ``paper_prefill_ms`` / it; ``roofline_speedup`` = none's roofline / "
+             f"the row's: the best speed-up pruning can reach. Above {OVERHEAD_BOUND:g}x its roofline a "
+             f"run is overhead-bound: per-layer Python overhead and kernel launches, not arithmetic, "
+             f"set its time, so its speed-up does not show what pruning saves.", ""]
     for r in rows.itertuples():
-        tag = " **overhead-bound**" if r.over_limit > OVERHEAD_BOUND else ""
+        ratio = getattr(r, "over_roofline", r.over_limit)
+        tag = " **overhead-bound**" if ratio > OVERHEAD_BOUND else ""
+        roof = (f", roofline {r.roofline_ms:.2f} ms ({r.over_roofline:.1f}x; best reachable speed-up "
+                f"{r.roofline_speedup:.2f}x)" if "roofline_ms" in rows else "")
         lines.append(f"- {r.method}@{r.budget}: {r.paper_prefill_ms:.2f} ms, limit "
                      f"{r.arithmetic_limit_ms:.2f} ms ({r.arithmetic_limit_ms * tflops / 1e3:.3g} TFLOP at "
-                     f"{tflops:.3g} TFLOP/s; {r.over_limit:.1f}x){tag}")
+                     f"{tflops:.3g} TFLOP/s; {r.over_limit:.1f}x){roof}{tag}")
     return lines
 
 
 def screen_warning(rows: pd.DataFrame, captured: bool = False) -> str | None:
-    """The terminal's overhead-bound line (None: none of the rows is, or no rate); ``captured``: ``--prefill
-    captured``."""
+    """The terminal's overhead-bound line, against the roofline where known (None: none of the rows is, or
+    no rate); ``captured``: ``--prefill captured``."""
+    if "over_roofline" in rows:
+        return screen_note(list(rows["over_roofline"]), captured, "roofline")
     return screen_note(list(rows["over_limit"]), captured) if "over_limit" in rows else None
 
 

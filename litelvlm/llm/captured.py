@@ -11,6 +11,11 @@ no hooks) and is captured in one of two ways (:data:`CAPTURES`):
   warm-up calls on a side stream, with static input buffers (hidden states, mask, RoPE cos/sin, positions) and
   one private memory pool shared by every graph of the run; a call copies its inputs in, replays, and clones
   the output (so a later replay never overwrites what a caller holds).
+* ``fused`` (the default on CUDA): each decoder layer's ``forward`` through ONE ``torch.compile`` (inductor,
+  no CUDA graphs of its own: :func:`one_layer`, shared by every layer of the stack, so a new sequence length
+  compiles one layer, not the stack), and the segment of compiled layers recorded as one CUDA graph as
+  ``graph`` does: inductor's fused kernels, launched by one replay. Off CUDA the compiled layers run without
+  a graph (the CPU equivalence tests).
 * ``compile``: ``torch.compile`` of :func:`run_stack` for the segment (static shapes; on CUDA ``mode=
   "reduce-overhead"``: inductor's kernels replayed as CUDA graph trees, each call a new step, its output
   cloned). On a CPU with ``backend="eager"``/``"aot_eager"`` it replays the same operations bit for bit (the
@@ -40,9 +45,9 @@ log = logging.getLogger(__name__)
 
 #: ``--prefill`` values: ``eager`` (each layer from Python, the default) or ``captured`` (this module)
 PREFILLS = ("eager", "captured")
-#: how a segment is captured: ``graph`` (CUDA graphs of the eager layers) or ``compile`` (torch.compile of the
-#: stack)
-CAPTURES = ("graph", "compile")
+#: how a segment is captured: ``graph`` (CUDA graphs of the eager layers), ``fused`` (CUDA graphs of the
+#: inductor-compiled layers) or ``compile`` (torch.compile of the stack)
+CAPTURES = ("graph", "fused", "compile")
 #: the attribute of the LLM's decoder stack holding its :class:`CapturedPrefill` (``run_layers`` reads it)
 ATTR = "_captured_prefill"
 #: untimed calls of a new sequence length before it is captured (CUDA graphs: warm up on a side stream)
@@ -61,17 +66,25 @@ def call_layers(layers, hidden: torch.Tensor, mask, pe, position_ids: torch.Tens
 
 
 def default_capture(device: str | torch.device) -> str:
-    """How ``--prefill captured`` captures on ``device``: CUDA graphs on CUDA, ``torch.compile`` elsewhere."""
-    return "graph" if torch.device(device).type == "cuda" else "compile"
+    """How ``--prefill captured`` captures on ``device``: the fused capture (CUDA graphs of inductor-compiled
+    layers) on CUDA, ``torch.compile`` of the stack elsewhere."""
+    return "fused" if torch.device(device).type == "cuda" else "compile"
 
 
-def run_stack(layers, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor) -> torch.Tensor:
+def one_layer(layer, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor) -> torch.Tensor:
+    """Hidden states after one decoder ``layer`` (its class's ``forward``: no module hooks)."""
+    out = type(layer).forward(layer, hidden, attention_mask=mask, position_embeddings=pe,
+                              position_ids=position_ids, use_cache=False)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def run_stack(layers, hidden: torch.Tensor, mask, pe, position_ids: torch.Tensor,
+              layer_fn=None) -> torch.Tensor:
     """Hidden states after ``layers`` (each layer's own ``forward``: no module hooks), as ``run_layers`` calls
-    them."""
+    them; ``layer_fn``: what runs one layer (default :func:`one_layer`; the fused capture's compiled one)."""
+    step = layer_fn or one_layer
     for layer in layers:
-        out = type(layer).forward(layer, hidden, attention_mask=mask, position_embeddings=pe,
-                                  position_ids=position_ids, use_cache=False)
-        hidden = out[0] if isinstance(out, tuple) else out
+        hidden = step(layer, hidden, mask, pe, position_ids)
     return hidden
 
 
@@ -97,17 +110,17 @@ def _key(obj) -> tuple:
 class _Graph:
     """One CUDA graph of :func:`run_stack` over fixed layers and input shapes, with static buffers."""
 
-    def __init__(self, layers, args: tuple, pool) -> None:
+    def __init__(self, layers, args: tuple, pool, layer_fn=None) -> None:
         self.static = tuple(_clone(a) for a in args)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(WARMUP_CALLS):
-                run_stack(layers, *self.static)
+                run_stack(layers, *self.static, layer_fn=layer_fn)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, pool=pool):
-            self.out = run_stack(layers, *self.static)
+            self.out = run_stack(layers, *self.static, layer_fn=layer_fn)
 
     def __call__(self, args: tuple) -> torch.Tensor:
         for dst, src in zip(_tensors(self.static), _tensors(args), strict=True):
@@ -135,6 +148,7 @@ class CapturedPrefill:
         self.lm, self.capture, self.backend, self.mode = lm, capture, backend, mode
         self._compiled: dict = {}
         self._graphs: dict = {}
+        self._layer_fn = None
         self._pool = None
         #: layer calls run captured and eagerly since the last :meth:`reset_counts`
         self.counts: Counter = Counter()
@@ -147,7 +161,7 @@ class CapturedPrefill:
     def record(self) -> dict:
         """The run config's record of this prefill."""
         rec = {"prefill": "captured", "capture": self.capture, "segments": "layers between pruning points"}
-        return rec | ({"backend": self.backend, "mode": self.mode or "default"} if self.capture == "compile"
+        return rec | ({"backend": self.backend, "mode": self.mode or "default"} if self.capture != "graph"
                       else {})
 
     def reset_counts(self) -> None:
@@ -236,8 +250,19 @@ class CapturedPrefill:
                 layer, args, out)
         return out
 
+    def layer_fn(self):
+        """The fused capture's compiled :func:`one_layer` (one ``torch.compile`` for every layer), made on
+        first use."""
+        if self._layer_fn is None:
+            _raise_recompile_limits(len(self.lm.layers))
+            self._layer_fn = torch.compile(one_layer, backend=self.backend, mode=self.mode, dynamic=False)
+        return self._layer_fn
+
     def _captured(self, first: int, end: int, args: tuple) -> torch.Tensor:
         layers = tuple(self.lm.layers[first:end])
+        step = self.layer_fn() if self.capture == "fused" else None
+        if self.capture == "fused" and args[0].device.type != "cuda":
+            return run_stack(layers, *args, layer_fn=step)
         if self.capture == "compile":
             fn = self._compiled.get((first, end))
             if fn is None:
@@ -254,7 +279,7 @@ class CapturedPrefill:
             try:
                 if self._pool is None:
                     self._pool = torch.cuda.graph_pool_handle()
-                self._graphs[key] = _Graph(layers, args, self._pool)
+                self._graphs[key] = _Graph(layers, args, self._pool, step)
             # an operation that cannot be captured: this segment runs eagerly, named
             except RuntimeError as err:
                 self._graphs[key] = f"CUDA graph capture failed ({str(err).splitlines()[0][:120]})"
@@ -263,7 +288,7 @@ class CapturedPrefill:
         graph = self._graphs[key]
         if isinstance(graph, str):
             self.eager[graph] += end - first
-            return run_stack(layers, *args)
+            return run_stack(layers, *args, layer_fn=step)
         return graph(args)
 
 
@@ -295,14 +320,14 @@ def _raise_recompile_limits(num_layers: int) -> None:
 def install(lm: nn.Module, capture: str | None = None, backend: str = "inductor",
             mode: str | None = None) -> CapturedPrefill:
     """Capture ``lm``'s prefill from now on (``run_layers`` and the families' LLM forward use it); ``capture``
-    None:
-    :func:`default_capture` of ``lm``'s device, ``compile-eager``: ``compile`` with dynamo's ``eager``
-    backend; ``mode`` None on CUDA with ``compile``: ``"reduce-overhead"``."""
+    None: :func:`default_capture` of ``lm``'s device; ``compile-eager`` / ``fused-eager``: ``compile`` /
+    ``fused`` with dynamo's ``eager`` backend; ``mode`` None on CUDA with ``compile``: ``"reduce-overhead"``
+    (``fused`` records its own graphs: inductor's default mode)."""
     device = next(lm.parameters()).device
     capture = capture or default_capture(device)
     # traced and replayed by dynamo, no code generated (a quick check on a CPU)
-    if capture == "compile-eager":
-        capture, backend = "compile", "eager"
+    if capture in ("compile-eager", "fused-eager"):
+        capture, backend = capture.split("-")[0], "eager"
     if capture == "graph" and device.type != "cuda":
         raise ValueError("capture='graph' records CUDA graphs: it needs the model on a CUDA device")
     if capture == "compile" and mode is None and device.type == "cuda":
@@ -323,4 +348,4 @@ def runner_of(lm: nn.Module) -> CapturedPrefill | None:
 
 
 __all__ = ["ATTR", "CAPTURES", "PREFILLS", "CapturedPrefill", "default_capture", "eager_lines", "install",
-           "merge_eager_runs", "run_stack", "runner_of", "uninstall"]
+           "merge_eager_runs", "one_layer", "run_stack", "runner_of", "uninstall"]

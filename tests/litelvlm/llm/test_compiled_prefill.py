@@ -114,6 +114,35 @@ def test_captured_prefill_equals_the_eager_path(tiny_glamm, tiny_glamm_prep):
     assert all(torch.equal(again[k].mask_logits, eager[k].mask_logits) for k in eager)
 
 
+def test_fused_capture_equals_the_eager_path_with_one_compile_for_every_layer(tiny_glamm, tiny_glamm_prep):
+    """``--capture fused`` (the default on CUDA): every decoder layer through ONE compiled layer function
+    (dynamo's ``eager`` backend here: bit for bit), so each sequence length compiles one layer's graph, not
+    the stack's: ``none`` and FastV's two lengths make 2 graphs, however many layers the LLM has."""
+    from torch._dynamo.utils import counters
+
+    eager = _ground_all(tiny_glamm, tiny_glamm_prep)
+    counters.clear()
+    captured, spans, runner = _captured_outputs(tiny_glamm, tiny_glamm_prep, RUNS, False, capture="fused",
+                                                backend="eager")
+    graphs = counters["stats"]["unique_graphs"]
+    _assert_equal_outputs(captured, eager)
+    layers = len(tiny_glamm.language_model.layers)
+    # FastV's pruned length; none's full length (FastV's first part)
+    assert layers > 1 and graphs == 2, graphs
+    assert runner.counts == {"captured": 2 * layers} and runner.path() == "captured"
+    assert spans == {run: 1 for run in RUNS}
+    assert runner.record() == {"prefill": "captured", "capture": "fused",
+                               "segments": "layers between pruning points", "backend": "eager",
+                               "mode": "default"}
+
+
+def test_fused_is_the_captured_default_on_cuda_and_compile_elsewhere():
+    from litelvlm.llm.captured import CAPTURES, default_capture
+
+    assert default_capture("cuda") == "fused" and default_capture("cpu") == "compile"
+    assert set(CAPTURES) == {"graph", "fused", "compile"}
+
+
 def test_layers_carrying_other_hooks_run_eagerly_and_say_why(tiny_glamm):
     """A hook inside a layer (an attention reader) splits the segment around that layer, which runs eagerly;
     hooks that change a layer's inputs (``--layer-dtype float32``'s upcast) make every such layer eager; a
@@ -231,11 +260,14 @@ def _cuda_pipe():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("capture", ["graph", "compile"])
+@pytest.mark.parametrize("capture", ["graph", "fused", "compile"])
 def test_captured_prefill_on_cuda_matches_the_eager_path(capture, coco128):
-    """On CUDA (bfloat16): CUDA graphs of the eager layers (static buffers, one shared pool) or
-    torch.compile's ``reduce-overhead`` of the whole stack give the eager path's masks, logits within bfloat16
-    rounding; a second call at the same length replays (its output is a copy: the first one's survives)."""
+    """On CUDA (bfloat16): CUDA graphs of the eager layers (static buffers, one shared pool),
+    torch.compile's ``reduce-overhead`` of the whole stack or the fused capture (inductor's layer,
+    graphed) give the eager path's logits within bfloat16 rounding and its masks but for pixels whose
+    logit is within that rounding of 0 (inductor's fused kernels associate bfloat16 sums differently: on
+    the random tiny model 0.3% of the unpruned mask's pixels flipped, each with |logit| under the
+    tolerance); a second call at the same length replays (its output is a copy: the first one's survives)."""
     from litelvlm.data.refer import load_refer
 
     pipe = _cuda_pipe()
@@ -248,7 +280,10 @@ def test_captured_prefill_on_cuda_matches_the_eager_path(capture, coco128):
     assert runner.path() == "captured" and spans == {run: 1 for run in runs}
     for key, out in captured.items():
         torch.testing.assert_close(out.mask_logits, eager[key].mask_logits, rtol=2e-2, atol=2e-2)
-        assert (out.masks != eager[key].masks).float().mean() < 1e-3, key
+        flipped = out.masks != eager[key].masks
+        print(f"{capture} {key}: {int(flipped.sum())} of {flipped.numel()} mask pixels differ")
+        near_zero = eager[key].mask_logits.float().abs() <= 2e-2 + 2e-2 * out.mask_logits.float().abs()
+        assert not (flipped & ~near_zero.reshape(flipped.shape)).any(), key
 
 
 def test_eager_layer_calls_are_named_once_per_reason_with_their_runs(tiny_glamm):
