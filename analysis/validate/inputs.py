@@ -2,7 +2,8 @@
 
 * :func:`check_methods`: the methods to run (default: every registered method the model's family runs), each
   refused with the family's reason (``GroundingPipeline.method_error``) or a layer option out of the model's
-  range, before the image is prepared or anything is written;
+  range, before the image is prepared or anything is written; a video model's ``--arrangement`` given to its
+  pipeline (refused for an image model);
 * :func:`plan_runs`: the (method, :class:`~litelvlm.budget.Budget`) runs planned against this image's N
   (``analysis.common.grounding_runs.plan``; the baseline at all N; a budget above this image's N is skipped);
 * :func:`text_tokens`: the prompt's tokens that are not visual tokens (``layout(prepared, N)``).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from analysis.common.grounding_runs import Run, image_runs, plan
+from analysis.validate.video import use_arrangement
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.errors import LiteLVLMError
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 def check_methods(a, pipe) -> list[str]:
     """The baseline then ``--methods`` (default: every registered method ``pipe``'s family runs); refuses,
     naming each, a method the family cannot run and a layer option (``--fastv-layer``) the model does not
-    have."""
+    have; gives a video model its ``--arrangement`` (:func:`analysis.validate.video.use_arrangement`)."""
 
     given = split_list(a.methods)
     # a video family's default leaves the oracles out: saliency's backward over a video prompt (~3420 tokens)
@@ -41,6 +43,7 @@ def check_methods(a, pipe) -> list[str]:
     errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, layers)]
     if errors:
         raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
+    use_arrangement(a, pipe, methods)  # a video model's --arrangement (refused for an image model)
     return methods
 
 

@@ -30,7 +30,7 @@ from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.markdown_table import to_markdown
 from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
 from analysis.validate.memory import memory_frame
-from analysis.validate.video import llm_tokens
+from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
 from litelvlm.families import card_of
 from litelvlm.io import atomic_path, write_csv
 from litelvlm.methods import BASELINE, get_method, method_names
@@ -293,7 +293,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     if arch != full:  # the paper's figures sit beside rows of the paper's architecture only
         r[list(PAPER_FIGURES)] = float("nan")
     cuda = pipe.device.type == "cuda"
-    write_csv(out / "validate.csv", rows)
+    video = arrangement_lines(a, pipe, rows)  # a video model: its arrangement, a null result
+    write_csv(out / "validate.csv", with_arrangement(rows, a))
     write_csv(out / "ratios.csv", r)
     base = rows[_baseline(rows)].iloc[0]
     mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
@@ -315,6 +316,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              f"Loaded in {setup['load_ms'] / 1e3:.1f} s (peak RSS {setup['load_peak_rss_gib']:.1f} GiB); "
              f"the image's forwards (``prepare_image``: vision tower, mask encoder) "
              f"{setup['prepare_image_ms'] / 1e3:.1f} s.", "", prompt_line(setup, a),
+             *(["", *video] if video else []),
              "", "## Checks", "",
              *[f"- {'PASS' if not v else 'FAIL'}: {k}" + (f" (failing: {' '.join(v)})" if v else "")
                                     for k, v in result.items()],
@@ -349,7 +351,7 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "## Every run", "", to_markdown(short_view(rows, RUN_COLUMNS, cuda)), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
-    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda)
+    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda) + video
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
     return [k for k, v in result.items() if v], screen
