@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The GPU check: first each image model's grounding throughput at batch sizes 1/8/32 (benchmarks/bench_throughput.py:
-# images/s, peak memory, the largest batch within 60 GiB; none against LiteLVLM and FastV at 192/64), then eager
-# against captured LLM prefill (``--prefill eager|captured``) for Sa2VA-3B, GLaMM-7B, UniPixel-3B and VideoGLaMM
-# (random weights, real architectures) at budgets 576/192/64 (VideoGLaMM's per frame 576/196/64: its default pooling
-# arrangement takes squares), none against LiteLVLM and FastV, beside the card's measured bf16 matmul rate and each
-# prefill's arithmetic limit. Built to end inside 10 minutes on a fresh single-GPU machine with no network.
+# The GPU check (random weights of the real architectures, bf16): the card's bf16 matmul rate and copy bandwidth
+# (the roofline's two rates); the gpu-marked tests (their log: what the captured default rests on); per model
+# (GLaMM-7B, Sa2VA-3B, UniPixel-3B, VideoGLaMM) validate's tables with the time by stage (stages.csv) at the
+# official eager attention and at SDPA under the default fused captured prefill (and the official eager prefill
+# for GLaMM-7B), none against LiteLVLM and FastV at 576/192/64 (VideoGLaMM per frame 576/196/64 with
+# --arrangement pool-min, so pruning shortens its prompt), each row beside its roofline; GLaMM-7B's decoder stack
+# alone per attention kernel (eager, sdpa, flash) and prefill path (benchmarks/bench_fused_prefill.py); the
+# grounding throughput at batch sizes 1/8/32 at the default prefill. Every model's lm.config._attn_implementation
+# is recorded in its config.json. Built to end inside 8 minutes on a fresh single-GPU machine with no network.
 # docs/validate.md ("The GPU check") says what it must show; env.txt and summary.md name the card (the CPU on a dry
 # run) it ran on.
 #
@@ -16,9 +19,9 @@
 # Every step writes into the one results folder (--out) and the folder is packed into <out>.tar.gz after each step,
 # so a step that runs out of time loses nothing before it; each step has its own time limit (STEP_LIMIT_S, seconds),
 # cut to what is left of the whole check's (DEADLINE_S, seconds from the start; a step with under 20 s left is
-# skipped and logged); PACK names the archive (default <out>.tar.gz). The throughput steps run first.
-# The last step writes summary.md / summary.csv (benchmarks/gpu_check.py summary): eager and captured times per
-# model, method and budget, the arithmetic limit, the ratio to it, the speed-up over none and the targets.
+# skipped and logged); PACK names the archive (default <out>.tar.gz). The last step writes summary.md / summary.csv
+# (benchmarks/gpu_check.py summary): per model, attention and prefill the times, the roofline, the ratios to it,
+# the speed-ups over none beside the roofline's, the stages' end-to-end ratio, and every target MET or MISSED.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,7 +33,7 @@ DEADLINE_S="${DEADLINE_S:-480}"
 WHEELS="$ROOT/.whl"
 # the packages a fresh GPU image lacked (/work notes: torch, numpy, pandas, ... were there); the project's own wheel
 # is built without the toy model's weights (the full-size random presets do not need them)
-MISSING=("transformers==5.24.0" "open_clip_torch" "captum" "pycocotools" "ftfy" "wcwidth")
+MISSING=("transformers==5.24.0" "open_clip_torch" "captum" "pycocotools" "ftfy" "wcwidth" "bitsandbytes")
 PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 
 usage() { sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
@@ -66,16 +69,22 @@ if [ "$DRY" = 1 ]; then
   DEVICE=cpu
   MODELS=("tiny-random:0" "unipixel-tiny-random:0" "sa2va-tiny-random:0" "videoglamm-tiny-random:0")
   BUDGETS=(64)
+  VIDEO_BUDGETS=(64)
   REPEATS=1
-  CAPTURE=(--capture compile-eager)   # traced and replayed by dynamo: no code generation on a CPU
+  FUSED=(--capture fused-eager)   # traced and replayed by dynamo: no code generation on a CPU
   THROUGHPUT=(--batch-sizes 1 2 --budgets 64 --repeats 1 --memory-limit-gib 1)
+  BENCH=(--dry-run)
+  WORKERS=1
 else
   DEVICE=cuda
-  MODELS=("sa2va-qwen2_5-vl-3b-random" "glamm-7b-random" "unipixel-3b-random" "videoglamm-random")
+  MODELS=("glamm-7b-random" "sa2va-qwen2_5-vl-3b-random" "unipixel-3b-random" "videoglamm-random")
   BUDGETS=(576 192 64)
+  VIDEO_BUDGETS=(576 196 64)   # per frame, counted on a frame's 576 CLIP tokens as the paper does
   REPEATS=3
-  CAPTURE=()
+  FUSED=()
   THROUGHPUT=(--batch-sizes 1 8 32 --budgets 192 64 --repeats 1 --memory-limit-gib 60)
+  BENCH=(--device cuda --repeats 10)
+  WORKERS=3
 fi
 OUT="${OUT:-$ROOT/results/gpu_check/$([ "$DRY" = 1 ] && echo dry-run || echo run)}"
 DATA="${LITELVLM_SHARED_DATA:-$ROOT/../shared/data}"
@@ -86,17 +95,14 @@ STEPS=()
 step() { STEPS+=("$1" "$2"); }
 step env "(nvidia-smi || true; df -h / /tmp /dev/shm \"\${LITELVLM_CACHE:-\$HOME}\" || true; $PY '$ROOT/benchmarks/gpu_check.py' env) > '$OUT/env.txt' 2>&1; rc=\$?; \
 cat '$OUT/env.txt'; exit \$rc"
-step matmul "$PY '$ROOT/benchmarks/gpu_check.py' matmul '$OUT' $DEVICE"
-for model in "${MODELS[@]}"; do
-  name="${model%%:*}"
-  tok=""
-  case "$model" in
-    glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;;
-    videoglamm*) continue ;;   # a video model: bench_throughput times eval-grounding's images, which it does not ground
-  esac
-  step "throughput-$name" "$PY '$ROOT/benchmarks/bench_throughput.py' --models $model $tok --device $DEVICE \
---methods none litelvlm fastv ${THROUGHPUT[*]} --refer-dir '$DATA/coco128_refer' --out '$OUT/throughput/$name'"
-done
+step rates "$PY '$ROOT/benchmarks/gpu_check.py' matmul '$OUT' $DEVICE"
+# the gpu-marked tests (tiny models; on a CPU they skip, named): their log is the record the captured default
+# rests on
+step gpu-tests "cd '$ROOT' && $PY -m pytest -p no:cacheprovider -m gpu -q -rA -n $WORKERS \
+tests/litelvlm/llm/test_compiled_prefill.py tests/analysis/test_validate.py tests/analysis/test_validate_prefill.py \
+tests/litelvlm/test_quantize.py"
+# per model: (attention kernel, prefill) pairs; the official eager/eager beside the default fused capture at
+# the official eager attention and at SDPA
 for model in "${MODELS[@]}"; do
   name="${model%%:*}"
   tok=""
@@ -104,22 +110,36 @@ for model in "${MODELS[@]}"; do
   budgets="${BUDGETS[*]}"
   case "$model" in
     glamm-7b-random) tok="--tokenizer '$DATA/glamm_refseg_tokenizer'" ;;
-    # a video model: validate's synthetic clip (written in a scratch folder); its default arrangement (pool)
-    # takes square per-frame budgets only
-    videoglamm*) input=""; budgets="${budgets//192/196}" ;;
+    # a video model: validate's synthetic clip; pool-min (this project's reading) makes per-frame pruning
+    # shorten the LLM's prompt (the official pool keeps 144 tokens a frame whatever K is)
+    videoglamm*) input="--arrangement pool-min"; budgets="${VIDEO_BUDGETS[*]}" ;;
   esac
-  for prefill in eager captured; do
+  runs=("eager-captured" "sdpa-captured")
+  # the official eager prefill beside them for GLaMM-7B (the other models' eager rows: the earlier check)
+  [ "$model" = "${MODELS[0]}" ] && runs=("eager-eager" "${runs[@]}")
+  for run in "${runs[@]}"; do
+    attn="${run%%-*}"
+    prefill="${run#*-}"
     extra=""
-    [ "$prefill" = captured ] && extra="${CAPTURE[*]:-}"
-    step "validate-$name-$prefill" "$PY -m litelvlm.cli validate --model $model $tok $input \
---device $DEVICE --methods litelvlm fastv --budgets $budgets --repeats $REPEATS --prefill $prefill $extra \
---matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) --out '$OUT/validate/$name-$prefill'"
+    [ "$prefill" = captured ] && extra="${FUSED[*]:-}"
+    step "validate-$name-$run" "$PY -m litelvlm.cli validate --model $model $tok $input \
+--device $DEVICE --attn $attn --methods litelvlm fastv --budgets $budgets --repeats $REPEATS --prefill $prefill \
+$extra --matmul-tflops \$(cat '$OUT/rate.txt' 2>/dev/null || echo measure) --out '$OUT/validate/$name-$run'"
   done
   # a full-size random model's cached checkpoint (7-16 GB) goes once its last step is done: the disk of a fresh
   # GPU machine holds about two of them
   [ "$DRY" = 1 ] || step "drop-$name" "rm -rf \"\${LITELVLM_CACHE:-\$HOME/.cache/litelvlm}/random-models/\
 ${name%%-*}-\"*-fast; df -h \"\${LITELVLM_CACHE:-\$HOME/.cache/litelvlm}\" | tail -1"
 done
+# GLaMM-7B's decoder stack alone: attention kernel x prefill path at 713/329/201 tokens beside its roofline
+step fused-prefill "$PY '$ROOT/benchmarks/bench_fused_prefill.py' ${BENCH[*]} --out '$OUT/fused_prefill'"
+# the grounding throughput per batch size at the default prefill (the first model only: the time is short)
+model="${MODELS[0]}"
+name="${model%%:*}"
+tok=""
+[ "$model" = glamm-7b-random ] && tok="--tokenizer '$DATA/glamm_refseg_tokenizer'"
+step "throughput-$name" "$PY '$ROOT/benchmarks/bench_throughput.py' --models $model $tok --device $DEVICE \
+--methods none litelvlm fastv ${THROUGHPUT[*]} --refer-dir '$DATA/coco128_refer' --out '$OUT/throughput/$name'"
 step summary "$PY '$ROOT/benchmarks/gpu_check.py' summary '$OUT'"
 
 if [ "$PRINT" = 1 ]; then
