@@ -6,7 +6,12 @@ code, ``analysis.common.paper_efficiency`` / ``analysis.common.layer_timer``) wh
 = ``paper_tflops``, prefill = ``paper_prefill_ms`` (the decoder-layer loop), activation =
 ``paper_activation_gib`` (storing activation); the CUDA-time panel is this project's reading
 (``cuda_time_reading_ms``: the whole pipeline). Tables written before those columns existed fall back to this
-project's measured columns."""
+project's measured columns.
+
+A video table (an ``arrangement`` column: how a frame's kept CLIP tokens meet the square-only pooling) is
+drawn one line per method and arrangement, ``method (arrangement)``, and its dashed limits one per
+arrangement, each named (:func:`_label_arrangements`): the official ``pool`` keeps every ratio at 1,
+``pool-min`` and ``direct`` show what pruning saves."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from analysis.common.paper_efficiency import PAPER_BY_METHOD
 from analysis.common.style import budget_axis, figure, method_colors, method_label, method_style
 from analysis.efficiency.arch import paper_archs
 from analysis.efficiency.compare import baseline_rows
+from litelvlm.methods import method_names
 
 _PAPER_STYLE = dict(marker="*", s=90, color="k", zorder=5, label="paper (LiteLVLM)")
 
@@ -32,7 +38,34 @@ def _setup(ax, attn: str | None, df: pd.DataFrame):
     if attn is None and "attn" in df:
         attn = df["attn"].iloc[0]
     d = df[df["attn"] == attn] if attn is not None and "attn" in df else df
-    return fig, ax, d, attn
+    return fig, ax, _label_arrangements(d), attn
+
+
+def _arranged(d: pd.DataFrame) -> bool:
+    return "arrangement" in d and bool(d["arrangement"].notna().any())
+
+
+def _label_arrangements(d: pd.DataFrame) -> pd.DataFrame:
+    """A video table's rows as one line per method and arrangement, ``method (arrangement)`` (the baseline's
+    label alone; rows already so labelled, as the efficiency study passes them, stay); others as they are."""
+    if not _arranged(d):
+        return d
+    raw = d["method"].isin(method_names()) & ~baseline_rows(d["method"]) & d["arrangement"].notna()
+    return d.assign(method=d["method"].where(~raw, d["method"] + " (" + d["arrangement"].astype(str) + ")"))
+
+
+#: the dashed limit lines' styles, one per arrangement of a video table
+LIMIT_DASHES = ("--", "-.", (0, (4, 1, 1, 1, 1, 1)))
+
+
+def _limits(ax, d: pd.DataFrame, col: str, label: str, ratio) -> None:
+    """A dashed limit line (``ratio`` of the first ``col`` per budget of the methods pruning before the LLM),
+    one per arrangement of a video table, its label naming the arrangement."""
+    groups = [(f", {a}", g) for a, g in d.groupby("arrangement", sort=False)] if _arranged(d) else [("", d)]
+    for i, (suffix, g) in enumerate(groups):
+        lim = _before_llm(g).groupby("budget")[col].first()
+        ax.plot(lim.index, ratio(lim.to_numpy(float)), color="k", ls=LIMIT_DASHES[i % len(LIMIT_DASHES)],
+                lw=1, label=label + suffix)
 
 
 def _methods(d: pd.DataFrame):
@@ -164,8 +197,7 @@ def plot_flops_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
 def _ideal(ax, d: pd.DataFrame) -> None:
     """The FLOPs-ideal speedup of pruning before the LLM (baseline FLOPs / pruned FLOPs), dashed."""
     col = _pick(d, "paper_flops_speedup", "flops_ideal_speedup")
-    ideal = _before_llm(d).groupby("budget")[col].first()
-    ax.plot(ideal.index, ideal.values, "k--", lw=1, label="FLOPs-ideal (CLIP-side pruning)")
+    _limits(ax, d, col, "FLOPs-ideal (CLIP-side pruning)", lambda v: v)
 
 
 def _speedup_plot(df, ax, attn, col: str, paper: str, ylabel: str, title: str):
@@ -213,8 +245,7 @@ def plot_memory_vs_budget(df: pd.DataFrame, ax=None, attn: str | None = None):
     base_n = float(d.loc[baseline_rows(d["method"]),
                          "n_tokens"].iloc[0]) if baseline_rows(d["method"]).any() else float(
         d["n_tokens"].max())
-    lim = _before_llm(d).groupby("budget")["n_tokens"].first()
-    ax.plot(lim.index, base_n / lim.values, "k--", lw=1, label="token-count ratio (linear in n)")
+    _limits(ax, d, "n_tokens", "token-count ratio (linear in n)", lambda v: base_n / v)
     moved = _draw_methods(ax, d, lambda g: g[col])
     _paper_stars(ax, d, "activations_gb")
     budget_axis(ax, d["budget"])
