@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from analysis.common.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
 from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
 from analysis.common.prefill_args import (
@@ -21,7 +22,6 @@ from analysis.common.prefill_args import (
     check_prefill,
     resolve_prefill,
 )
-from analysis.efficiency.options import VIDEO_ARRANGEMENTS
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg
 from litelvlm.errors import LiteLVLMError
