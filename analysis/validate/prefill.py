@@ -28,7 +28,7 @@ from litelvlm.cost.bound import (
     token_layers,
 )
 from litelvlm.llm.captured import eager_lines, install, runner_of
-from litelvlm.methods import BASELINE
+from litelvlm.methods import get_method
 
 log = logging.getLogger("analysis.validate.compute")
 
@@ -73,7 +73,7 @@ def add_limits(rows: pd.DataFrame, pipe, tflops: float | None, gbps: float | Non
     rows["over_limit"] = rows["paper_prefill_ms"] / rows["arithmetic_limit_ms"]
     rows["roofline_ms"] = [lm_roofline_ms(lm, n // layers, tflops, gbps, n) for n in summed]
     rows["over_roofline"] = rows["paper_prefill_ms"] / rows["roofline_ms"]
-    base = rows.loc[rows["method"] == BASELINE, "roofline_ms"]
+    base = rows.loc[[get_method(m).baseline for m in rows["method"]], "roofline_ms"]
     rows["roofline_speedup"] = float(base.iloc[0]) / rows["roofline_ms"] if len(base) else float("nan")
     return rows
 
