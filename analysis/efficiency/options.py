@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from analysis.common.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.model_args import DTYPES
 from analysis.common.prefill_args import (
     CAPTURE_CHOICES,
@@ -26,9 +27,6 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.families import cards
 
 DEFAULT_BUDGETS = [576, 192, 128, 64, 32]
-#: the arrangements of a video prompt's per-frame pooling (its family's cost description's ``arrangements``;
-#: named here: this module imports no torch)
-VIDEO_ARRANGEMENTS = ("pool", "pool-min", "direct")
 
 
 

@@ -142,6 +142,9 @@ def check_inputs(a: ValidateArgs) -> ValidateArgs:
     if video and a.refer_dir is not None:
         raise LiteLVLMError(f"--refer-dir: {a.model} is a video model; give a Ref-DAVIS-layout --video-dir "
                             "(or none: the synthetic set)")
+    if not video and a.arrangement is not None:
+        raise LiteLVLMError(f"--arrangement: {a.model} is an image model; the arrangement is a video "
+                            "model's (how a frame's kept CLIP tokens meet its pooling)")
     if not video and a.video_dir is not None:
         raise LiteLVLMError(f"--video-dir: {a.model} is an image model; give --refer-dir")
     if not video and a.refer_dir is None:
