@@ -23,7 +23,10 @@ tracker of live tensors on a CPU, the allocator's peak on CUDA), measured in a s
 largest B within ``--memory-limit-gib`` is extrapolated from the measured B by a line through the smallest and
 largest B (the ``fit`` column says so). Goal (this CPU, tiny GLaMM): ``none`` at B = 8 at least 2x the
 images/s of B = 1, a ratio measured in one run (MET / MISSED). Prints the CPU's flags; wall times on a loaded
-machine are inflated, so the CPU-seconds per image are printed beside them.
+machine are inflated, so the CPU-seconds per image are printed beside them. The batch-1 calls are also timed
+by stage (:mod:`litelvlm.cost.stages`, in a separate pass over the P prompts: each stage's median over them),
+written to ``stages.csv`` beside ``throughput.csv``: ``ground`` alone, so ``vision`` holds only a tower-stage
+method's run and ``mask`` SAM's decoding and upscaling (its image encoder ran in the preparation).
 """
 
 from __future__ import annotations
@@ -131,6 +134,17 @@ def measure(pipe, preps: list, method: str, budget, batches: list[int], repeats:
     return rows
 
 
+def stage_times(pipe, preps: list, method: str, budget) -> dict:
+    """Each stage's median milliseconds (``stage_<stage>_ms``) over one batch-1 ``ground`` call per prompt,
+    each under :class:`litelvlm.cost.stages.StageTimer`."""
+    from analysis.common.stage_plots import median_stages, stage_row
+    from litelvlm.cost.stages import time_stages
+
+    with torch.no_grad():
+        return median_stages([stage_row(time_stages(pipe, lambda p=p: pipe.ground(p, method, budget))[1])
+                              for p in preps])
+
+
 def largest_batch(rows: pd.DataFrame, limit_mib: float) -> int | None:
     """The largest B whose extrapolated peak (a line through the smallest and largest measured B) fits the
     limit; None for a method that cannot batch."""
@@ -142,8 +156,9 @@ def largest_batch(rows: pd.DataFrame, limit_mib: float) -> int | None:
     return max(0, int((limit_mib - fixed) // per))
 
 
-def bench_model(model: str, a) -> pd.DataFrame:
-    """Every (method, budget, B) of one model, with the speed-up over B = 1 and the largest B in the limit."""
+def bench_model(model: str, a) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every (method, budget, B) of one model, with the speed-up over B = 1 and the largest B in the limit;
+    and the batch-1 calls' time by stage per (method, budget)."""
     from litelvlm.families import load_pipeline
     from litelvlm.methods import get_method
 
@@ -155,11 +170,13 @@ def bench_model(model: str, a) -> pd.DataFrame:
 
         set_attention(a.attn, pipe.language_model)
     preps = prompts(pipe, max(a.batch_sizes), a.refer_dir)
-    out = []
+    out, stages = [], []
     for method in a.methods:
         for budget in [None] if get_method(method).baseline else a.budgets:
             rows = measure(pipe, preps, method, budget, a.batch_sizes, a.repeats, a.device, a.sub_batch_bytes,
                            a.warmup)
+            stages.append({"model": model, "method": method, "budget": budget or "all",
+                           **stage_times(pipe, preps, method, budget)})
             for b, row in zip(a.batch_sizes, rows, strict=True):
                 out.append({"model": model, "method": method, "budget": budget or "all", "batch_size": b,
                             **row, "warmup": a.warmup})
@@ -172,7 +189,7 @@ def bench_model(model: str, a) -> pd.DataFrame:
             g in df.groupby(["method", "budget"], sort=False)}
     df["largest_batch_in_limit"] = [fits[(r.method, r.budget)] for r in df.itertuples()]
     df["fit"] = "linear in B (extrapolated)"
-    return df
+    return df, pd.DataFrame(stages)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,7 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"CPU: {cpu_flags()}; threads {torch.get_num_threads()}; device {a.device}; warm-up {a.warmup}")
-    df = pd.concat([bench_model(m, a) for m in a.models], ignore_index=True)
+    from analysis.common.stage_plots import stages_frame
+
+    results = [bench_model(m, a) for m in a.models]
+    df = pd.concat([r[0] for r in results], ignore_index=True)
+    stages = stages_frame(pd.concat([r[1] for r in results], ignore_index=True),
+                          ("model", "method", "budget"))
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(df.drop(columns=["fit", "images"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"largest B within {a.memory_limit_gib:g} GiB of activations: a line through B = "
@@ -221,9 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in none8.itertuples():
         print(f"{r.model}: none at B = 8 over B = 1: {r.speedup_vs_b1:.2f}x images/s "
               f"(goal {GOAL:g}x: {'MET' if r.speedup_vs_b1 >= GOAL else 'MISSED'})")
-    if a.out:
-        Path(a.out).mkdir(parents=True, exist_ok=True)
-        df.to_csv(Path(a.out) / "throughput.csv", index=False)
+    if a.out:  # both tables reach the folder together, when the run's transaction commits
+        from litelvlm.io import write_csv
+        from litelvlm.run_folder import RunFolder
+
+        with RunFolder(a.out):
+            write_csv(Path(a.out) / "throughput.csv", df)
+            write_csv(Path(a.out) / "stages.csv", stages)
     return 0
 
 

@@ -36,6 +36,7 @@ from analysis.common.paper_efficiency import DEFINITIONS as PAPER_DEFINITIONS
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record
 from analysis.common.screen import headline, show_table
+from analysis.common.stage_plots import STAGE_FILES, stages_frame, write_stages
 from analysis.common.style import save_figure
 from analysis.efficiency import bound as _bound
 from analysis.efficiency import count as _count
@@ -188,13 +189,13 @@ def run_efficiency(a: EfficiencyArgs) -> int:
     """``litelvlm efficiency``; ``--threads`` applies to this run only (torch's setting is restored)."""
     prev = torch.get_num_threads()
     try:
-        with RunFolder(a.out, command="efficiency"):
-            return _run(a)
+        with RunFolder(a.out, command="efficiency", owned=STAGE_FILES) as folder:
+            return _run(a, folder)
     finally:
         torch.set_num_threads(prev)
 
 
-def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: count, time, compare, write
+def _run(a: EfficiencyArgs, folder) -> int:  # > 60 lines: the run's steps: count, time, compare, write
 
     a = resolve_arch(a)
     full_size = a.arch in cost_of(get_arch(a.arch)).full_size
@@ -223,10 +224,11 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
     rows = cost.rows(arch, runs, a)
     df = _count.flops_rows(arch, rows, attns, dtype, a)
     log.info("FLOPs counted in %.1f s", time.perf_counter() - t0)
-    busy = None
+    busy, timing = None, {}
     if not a.flops_only:
         tm = _measure.timing_rows(cost, arch, rows, attns, a.device, dtype, a, a.warmup, a.repeats, chain,
                                   quantize=(a.quantize, a.quantize_backend))
+        timing = tm.attrs.get("stage_timing") or {}  # the chain timed by stage (stages.csv)
         if a.device == "cpu":
             if busy := busy_warning():
                 print(f"efficiency: warning: {busy}", file=sys.stderr)
@@ -256,7 +258,7 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
         "flops_only": a.flops_only, "quantize": a.quantize, "quantize_backend": a.quantize_backend,
         **method_options(a), **({"arrangements": split_list(a.arrangements)} if cost.arrangements else {}),
         "warmup": a.warmup, "repeats": a.repeats, **_prefill_record(a),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), **({"stage_timing": timing} if timing else {}),
         "e2e_mode": None if a.flops_only else ("chain" if chain else "sum of parts"),
         "flops_conventions": {
             "llm_tflops_analytic": "2*L*(4nd^2 + 2n^2 d + 3ndm) + 2ndV FLOPs (SwiGLU, LM head on all n; with "
@@ -280,6 +282,9 @@ def _run(a: EfficiencyArgs) -> int:  # > 60 lines: the run's steps in order: cou
                        + comparison_markdown(cmp, paper, on_cuda(df), " / ".join(sorted(paper_archs()))))
     if a.figures:
         _figures(cost.figure_rows(df), out, [timing_caveat(config)])
+    # the chain by stage, where it was timed end to end (an earlier run's stage files dropped otherwise)
+    folder.drop_stale(write_stages(out, stages_frame(df, ("attn", "method", "budget")), config,
+                                   f"{arch.name}-random", a.figures, [timing_caveat(config)]))
     tables = "\n".join(t for t in (paper_summary(df, paper), spread_summary(df)) if t)
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text(tables + "\n")

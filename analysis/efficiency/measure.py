@@ -7,7 +7,9 @@ round-robin; summed CUDA kernel time on GPUs) and their peak activation memory m
 (:func:`litelvlm.memory.peak_activation_bytes`). Beside them, the paper's prefill time (``paper_prefill_ms``:
 the decoder-layer loop only, timed during the same calls,
 :class:`~litelvlm.cost.timing.LayerLoopTimer`) and this project's reading of the paper's "CUDA time"
-(``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``).
+(``cuda_time_reading_ms``: the whole pipeline, i.e. ``e2e_ms``). Where the chain is timed end to end, its
+time by stage too (:mod:`litelvlm.cost.stages`: ``stage_<stage>_ms``, the median of ``repeats`` more calls
+after the timed ones; the table's ``stages.csv``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.common.device import device_name
+from analysis.common.stage_plots import median_stages, stage_row, timing_record
 from analysis.efficiency.bound import install_prefill, limit_columns, resolve_tflops, say_eager
 from litelvlm.cost import CostArch, FamilyCost
 from litelvlm.cost.meta import MB
 from litelvlm.cost.parts import PrefillParts
+from litelvlm.cost.stages import time_stages
 from litelvlm.cost.timing import LayerLoopTimer, cuda_time_ms, interleaved_wall_ms, llm_layers, wall_time_ms
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.llm.captured import runner_of
@@ -57,12 +61,15 @@ def timing_rows(cost: FamilyCost, arch: CostArch, pairs: list[tuple[str, int]], 
             cost.set_attention(pipe, attn)
             install_prefill(pipe, method_args)  # --prefill captured: captured afresh for this attention
             frames.append(_time_pipeline(cost, parts, attn, pairs, warmup, repeats, chain, tflops))
+        record = timing_record(pipe)  # how the stages were timed (config.json's stage_timing)
     finally:
         del parts, pipe
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
     say_eager([f.attrs.pop("prefill_eager", {}) for f in frames])
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["stage_timing"] = record if chain else {}
+    return out
 
 
 def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list[tuple[str, int]],
@@ -127,9 +134,12 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
         sel_ms = wall(selection) if selects_on_clip(arch.spec(method)) else 0.0
         # GLaMM: clip, text (text-guided methods), selector, sam
         own = parts.part_times(method, fixed, sel_ms)
+        stages = {}
         if chain:
             e2e_ms, e2e_cuda = wall(e2e), cuda_time_ms(e2e, device)
             e2e_act = peak_activation_bytes(e2e, device)[0] / MB
+            with torch.no_grad():  # the chain by stage: more calls, each under the stage timer
+                stages = median_stages([stage_row(time_stages(parts.pipe, e2e)[1]) for _ in range(repeats)])
         else:
             e2e_ms, e2e_cuda, e2e_act = sum(own.values()) + prefill_ms, float("nan"), float("nan")
         rows.append({
@@ -138,7 +148,7 @@ def _time_pipeline(cost: FamilyCost, parts: PrefillParts, attn: str, pairs: list
             "llm_cuda_ms": cuda, "llm_act_mb": act / MB, "paper_prefill_ms": paper_ms[plan], **own,
             "e2e_ms": e2e_ms, "e2e_mode": "chain" if chain else "sum of parts", "e2e_cuda_ms": e2e_cuda,
             "e2e_act_mb": e2e_act, "cuda_time_reading_ms": e2e_ms, **spread[plan],
-            **limit_columns(parts.pipe, plan, paper_ms[plan], tflops),
+            **limit_columns(parts.pipe, plan, paper_ms[plan], tflops), **stages,
         })
     df = pd.DataFrame(rows)
     df.attrs["prefill_eager"] = eager_runs(parts.pipe)

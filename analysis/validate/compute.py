@@ -11,7 +11,9 @@ records the visual tokens the LLM received, the [SEG] positions, the mask shape 
 end-to-end time, peak resident memory and stored activation memory. :mod:`analysis.validate.report` checks the
 results (budget N with no pruning equals ``none``; no method changes the text tokens; masks have the image's
 size) and writes ``validate.parquet``, ``validate.csv``, ``ratios.csv`` and ``report.md`` (with the paper's
-figures beside the measured ratios). With ``--device cuda`` the same command is the GPU validation.
+figures beside the measured ratios), and ``stages.csv`` / ``stages.png``: one more call per run, the whole
+grounding call from the image, timed by stage (:mod:`litelvlm.cost.stages`). With ``--device cuda`` the same
+command is the GPU validation.
 Every (method, budget) row is kept under ``OUT/parts`` as it finishes; a re-run resumes, and a re-run
 with other methods or budgets adds their rows to the same table.
 """
@@ -38,6 +40,7 @@ from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
+from analysis.common.stage_plots import STAGE_FILES, STAGE_MS, stage_row, timing_record
 from analysis.common.study import portable_paths
 from analysis.validate import prefill as pf
 from analysis.validate.inputs import check_methods, plan_runs
@@ -58,6 +61,7 @@ from analysis.validate.video import pick_video
 from analysis.validate.weights import weights_mb
 from litelvlm.budget import Budget
 from litelvlm.busy import busy_warning
+from litelvlm.cost.stages import time_stages
 from litelvlm.cost.tokens import selects_on_clip
 from litelvlm.families import family_input, image_resize_record, load_pipeline
 from litelvlm.image_resize import image_resize_kwargs
@@ -83,11 +87,13 @@ def _run_order(col: pd.Series) -> pd.Series:
 
 
 def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, reference: dict | None,
-                 compare: dict | None = None) -> dict:
+                 compare: dict | None = None, fresh=None) -> dict:
     """One row: ``ground`` for (method, budget) under :class:`~analysis.validate.measure.RunProbe`,
     plus the CLIP-side selection timed alone; the row's ``budget`` is K, ``budget`` counted against the
     input's full budget (``pipe.full_budget``); ``reference``: the ``none`` row's ids and masks; ``compare``:
-    another run's (``--compare-to``) reference, whose masks this row's are compared with."""
+    another run's (``--compare-to``) reference, whose masks this row's are compared with; ``fresh()``: the
+    input made again (image forwards and prompt), whose whole grounding call is timed by stage
+    (:mod:`litelvlm.cost.stages`; None: not timed)."""
     k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
         # compile this length, untimed
@@ -106,6 +112,9 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
         elif selects_on_clip(spec):
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options),
                               pipe.device)[1]
+        # the whole call a user waits for, by stage: the input's forwards, the prompt, ground
+        stages = time_stages(pipe, lambda: pipe.ground(fresh(), method, budget, **options))[1] if fresh \
+            else None
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
     row = {"method": method, "budget": k, "kind": spec.kind, "prune_layer": out.prune_layer,
@@ -120,7 +129,7 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
            "paper_prefill_ms": rec.paper_prefill_ms, "cuda_time_reading_ms": rec.cuda_time_reading_ms,
            "selection_ms": sel_ms, "peak_rss_gib": rec.peak_rss / 2**30,
            "activation_mb": rec.activation_bytes / 2**20,
-           "llm_activation_mb": rec.llm_activation_bytes / 2**20, "repeats": 1}
+           "llm_activation_mb": rec.llm_activation_bytes / 2**20, "repeats": 1, **stage_row(stages)}
     first_ids = rec.embedded_ids if rec.embedded_ids is not None else torch.empty(0, dtype=torch.long)
     if reference is None:
         row.update(text_ids_equal=True, masks_equal_none=True, max_logit_diff_none=0.0)
@@ -135,7 +144,8 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
 
 
 #: Columns that are the median over repeated calls (the rest are the same in every call, or the last call's).
-TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms")
+TIMES = ("prefill_ms", "e2e_ms", "selection_ms", "paper_prefill_ms", "cuda_time_reading_ms",
+         *STAGE_MS.values())
 
 
 #: The timed quantities whose per-round values are kept (``<name>_rounds``), for the spread of the paired
@@ -175,8 +185,8 @@ def median_row(rows: list[dict], group: str = "") -> dict:
     ``<time>_rounds``, with ``round_group`` naming the interleaved rounds they belong to), the largest memory
     figures."""
     out = {k: rows[-1][k] for k in ROW_COLUMNS}
-    for k in TIMES:
-        out[k] = float(pd.Series([r[k] for r in rows]).median())
+    for k in TIMES:  # a call kept before a column existed (a resumed run) has none of it
+        out[k] = float(pd.Series([r.get(k, float("nan")) for r in rows], dtype=float).median())
     for k in ROUND_TIMES:
         out[f"{k}_rounds"] = " ".join(repr(float(r[k])) for r in rows)
     if COMPARED[0] in rows[-1]:  # the worst agreement of the calls
@@ -262,7 +272,8 @@ def run_validate(a: ValidateArgs) -> int:
     """``litelvlm validate`` with typed arguments (:func:`analysis.validate.run` is the entry point), in its
     locked ``--out`` folder: the measured calls (``parts/``, ``rounds/``) and the reference are kept as they
     finish."""
-    with RunFolder(a.out, direct=("parts", "rounds", REFERENCE_FILE), command="validate") as folder:
+    with RunFolder(a.out, direct=("parts", "rounds", REFERENCE_FILE), command="validate",
+                   owned=STAGE_FILES) as folder:
         return _run_validate(a, folder)
 
 
@@ -285,6 +296,10 @@ def _run_validate(a: ValidateArgs, folder) -> int:
         # N is known after the image's forwards: checked (and recorded) below where it depends on the image
         folder.resume(config, ignore=("num_visual",), record=pipe.num_visual_tokens is not None)
         prep, prep_ms, picked, turns = _prepare(a, pipe, recs, image, clip_methods)
+
+    def fresh():  # the input made again, for the whole call timed by stage
+        sentences = [r.sentence for r in picked]
+        return pipe.with_sentences(pipe.prepare_image(image, seed=a.seed), sentences, turns)
     n = pipe.num_visual(prep)  # N of this image (the same for every image of a fixed-grid family)
     full = pipe.full_budget(prep)  # the budget keeping everything: N, or a video's per-frame 576
     if pipe.num_visual_tokens is None:  # N depends on the image: part of the run's identity
@@ -316,19 +331,21 @@ def _run_validate(a: ValidateArgs, folder) -> int:
             pipe.ground(prep, BASELINE)
         pf.account_eager(pipe, f"{BASELINE}@{full}")
     check_compare(compare, reference, a.compare_to)
+    config["stage_timing"] = timing_record(pipe)  # how the stages were timed (not compared on resume)
+    setup["config"] = config  # what the time-by-stage figure is titled with
     write_json(out / "config.json", config)  # staged: it reaches the folder with the tables
     compare = reference if itself and todo else compare
     log.info("%d of %d runs to measure (%d done)", len(todo), len(runs), len(runs) - len(todo))
     if a.repeats == 1:  # each run is kept as it finishes
         for method, k in tqdm(todo, desc="validate"):
             row = measure_pair(pipe, prep, method, budget_of[method, k], method_options(a, method, pipe),
-                               reference, compare)
+                               reference, compare, fresh)
             store.write([part_id(method, k)],
                         pd.DataFrame([{c: row[c] for c in ROW_COLUMNS + COMPARED if c in row}]))
     # rounds over every pair (A B C A B C ...), each call kept as it finishes, then the median per pair
     elif todo:
         calls = measure_rounds(out, todo, a.repeats, lambda m, k: measure_pair(
-            pipe, prep, m, budget_of[m, k], method_options(a, m, pipe), reference, compare))
+            pipe, prep, m, budget_of[m, k], method_options(a, m, pipe), reference, compare, fresh))
         group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))
@@ -346,6 +363,7 @@ def _run_validate(a: ValidateArgs, folder) -> int:
     setup["limit_lines"] = pf.limit_lines(rows, tflops)
     write_parquet(out / "validate.parquet", rows)
     failed, lines = write_report(out, rows, setup, a, pipe, n)
+    folder.drop_stale(setup.get("stage_files", []))  # no stage timed (parts of an earlier version): none kept
     # short: the weights, LiteLVLM's ratios per budget (report.md holds the tables), an overhead-bound warning
     print("\n".join(lines + [w for w in [pf.screen_warning(rows, a.prefill == "captured")] if w]))
     pf.say_eager(pipe)  # --prefill captured: each reason for eager layer calls once, with its runs

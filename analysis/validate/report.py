@@ -29,6 +29,7 @@ from analysis.common.device import device_name
 from analysis.common.flops import DecoderSizes, llm_flops_exact, schedule_plan
 from analysis.common.markdown_table import to_markdown
 from analysis.common.paper_efficiency import PAPER_BY_METHOD, paper_arch, paper_ratio, paper_row
+from analysis.common.stage_plots import STAGE_MS, screen_line, stages_frame, write_stages
 from analysis.validate.memory import memory_frame
 from analysis.validate.video import arrangement_lines, llm_tokens, with_arrangement
 from litelvlm.families import card_of
@@ -42,7 +43,7 @@ ROW_COLUMNS = ["method", "budget", "kind", "prune_layer", "llm_input_tokens", "v
                "mask_dtype", "mask_pixels", "prefill_ms", "e2e_ms", "selection_ms", "peak_rss_gib",
                "activation_mb",
                "llm_activation_mb", "text_ids_equal", "masks_equal_none", "max_logit_diff_none", "repeats",
-               "paper_prefill_ms", "cuda_time_reading_ms"]
+               "paper_prefill_ms", "cuda_time_reading_ms", *STAGE_MS.values()]
 
 #: Targets for LiteLVLM at 192 tokens against 576 (prefill speedup, activation reduction, share of the
 #: FLOPs-ideal speedup reached, selection time as a share of prefill).
@@ -277,8 +278,9 @@ def prompt_line(setup: dict, a) -> str:
 
 def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) -> tuple[list[str], list[str]]:
     # > 60 lines: the report's sections, in reading order
-    """Write validate.csv, checks.csv, ratios.csv and report.md for a run of ``n`` visual tokens unpruned;
-    return the failed checks' names and the lines for the terminal (:func:`screen_lines`)."""
+    """Write validate.csv, checks.csv, ratios.csv, stages.csv / stages.png and report.md for a run of ``n``
+    visual tokens unpruned; return the failed checks' names and the lines for the terminal
+    (:func:`screen_lines`, then the time-by-stage line)."""
     result = checks(rows, setup.get("full_budget", n), len(setup["sentences"]),
                     tuple(setup.get("mask_shape", setup["image_size"])))
     sizes = DecoderSizes.of(pipe.language_model.config)
@@ -296,6 +298,9 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
     video = arrangement_lines(a, pipe, rows)  # a video model: its arrangement, a null result
     write_csv(out / "validate.csv", with_arrangement(rows, a))
     write_csv(out / "ratios.csv", r)
+    stages = stages_frame(rows)  # the whole call by stage: stages.csv, stages.png
+    setup["stage_files"] = write_stages(out, stages, setup.get("config", {}), a.model,
+                                        notes=[timing_caveat(setup)])
     base = rows[_baseline(rows)].iloc[0]
     mem = memory_frame(rows, r, setup["weights_mb"]["total"], a.quantize,
                        paper_definitions(sizes, n, int(base["text_tokens"]), BASELINE, n)[1])
@@ -351,7 +356,8 @@ def write_report(out: Path, rows: pd.DataFrame, setup: dict, a, pipe, n: int) ->
              "## Every run", "", to_markdown(short_view(rows, RUN_COLUMNS, cuda)), ""]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines))
-    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda) + video
+    screen = screen_lines(r, arch, weights_banner(a.model, a.clip), cuda) + video + [
+        line for line in [screen_line(stages)] if line]
     if arch != full:
         screen.append(f"targets not judged: they are the paper's {full} figures, this model is `{arch}`")
     return [k for k, v in result.items() if v], screen

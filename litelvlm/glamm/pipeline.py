@@ -23,6 +23,7 @@ the bare sentences instead (this project's option).
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -265,6 +266,16 @@ class GlammPipeline(GroundingPipeline):
                 **({"quantization": self.quantization.to_dict()} if self.quantization else {}),
                 **({"layer_dtype": "float32"} if self.layer_hooks else {}),
                 **({"layer_dtype_auto": self.layer_dtype_auto} if self.layer_dtype_auto else {})}
+
+    def stage_modules(self) -> dict[str, list]:
+        """The time by stage's parts (:mod:`litelvlm.cost.stages`): CLIP with its preprocessing (its text
+        tower embeds the questions); SAM's with its input's resizing; the projector outside the stages."""
+        clip, sam = self.clip.modules(), self.model.sam
+        return {"vision": [clip.vision_model, getattr(clip, "text_model", None),
+                           *((self.clip, n) for n in ("preprocess", "trace_image", "encode_text"))],
+                "mask": [*sam.children(), (sam, "get_image_embeddings"),
+                         (sys.modules[__name__], "sam_inputs")],
+                "other": [self.model.projector]}
 
     # -- per image ----------------------------------------------------------------------------
     @torch.no_grad()

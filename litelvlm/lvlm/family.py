@@ -190,6 +190,11 @@ class GroundingPipeline(abc.ABC):
         ``generate``)."""
         raise LiteLVLMError(f"the {self.family} family's prompts offer no generated answer")
 
+    def stage_modules(self) -> dict[str, list]:
+        """{stage: modules (or (owner, attribute) steps) whose calls are it} for :mod:`litelvlm.cost.stages`:
+        ``vision``, ``mask``, ``other`` (outside the stages); default none (their time is ``other``)."""
+        return {}
+
     def sample_metrics(self, pred, gt, box) -> dict:
         """The family's own per-sample columns (prefixed with the abilities' ``own_metric``) for a boolean (H,
         W) prediction ``pred``, the target ``gt`` and the referent's COCO box (x, y, w, h) or None; {} when it

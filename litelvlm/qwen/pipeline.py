@@ -217,6 +217,20 @@ class QwenSam2Pipeline(GroundingPipeline):
     def num_visual(self, prepared: QwenSam2Input) -> int:
         return int(prepared.visual.shape[0])
 
+    def stage_modules(self) -> dict[str, list]:
+        """The time by stage's parts (:mod:`litelvlm.cost.stages`): the vision tower with the processor's
+        image and video preprocessing, the paired CLIP with its own once loaded (a family adds the steps
+        resizing its tower's input); SAM 2's parts with its preprocessing."""
+        clip, model = getattr(self._clip, "modules", lambda: None)(), self.qwen.model
+        steps = [(getattr(self.processor, p), "preprocess") for p in ("image_processor", "video_processor")
+                 if getattr(self.processor, p, None) is not None]
+        if clip is not None:
+            steps += [*clip.children(), *((self._clip, n) for n in ("preprocess", "trace_image",
+                                                                     "encode_text"))]
+        return {"vision": [model.visual, (model, "get_image_features"), (model, "get_video_features"),
+                           *steps],
+                "mask": [*self.sam2.model.children(), (self.sam2, "preprocess"), (self.sam2, "encode_image")]}
+
     # -- what a family provides ---------------------------------------------------------------------
     def seg_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The rows of ``input_ids`` whose state makes a mask (the family's rule)."""

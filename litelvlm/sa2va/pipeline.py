@@ -34,6 +34,7 @@ from ..model_spec import ModelSpec
 from ..qwen.mapped import frames_mapped_inputs
 from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 from ..qwen_vision.vision import QwenVision
+from . import protocol as _protocol
 from .checkpoint import load_sa2va
 from .generate import RecordingHead, generated_masks, reading_generation
 from .protocol import (
@@ -129,6 +130,12 @@ class Sa2VAPipeline(QwenSam2Pipeline):
                                                      " (this project's option: the slow processor's PIL "
                                                      "bicubic)"))
         return out
+
+    def stage_modules(self) -> dict[str, list]:
+        """:meth:`QwenSam2Pipeline.stage_modules` and the image the vision tower sees (``_image``; the prompt
+        makes it again: ``llm_image``)."""
+        parts = super().stage_modules()
+        return {**parts, "vision": [*parts["vision"], (self, "_image"), (_protocol, "llm_image")]}
 
     # -- per image ----------------------------------------------------------------------------------
     def _image(self, image: Image.Image):

@@ -37,6 +37,7 @@ from ..qwen.pipeline import (
     QwenSam2Pipeline,
 )
 from ..qwen_vision.vision import QwenVision
+from . import protocol as _protocol
 from .checkpoint import load_unipixel
 from .protocol import (
     ANSWERS,
@@ -100,6 +101,12 @@ class UniPixelPipeline(QwenSam2Pipeline):
     @classmethod
     def modules_of(cls, parts) -> tuple:
         return parts.qwen, parts.processor, parts.seg_head, parts.sam2
+
+    def stage_modules(self) -> dict[str, list]:
+        """:meth:`QwenSam2Pipeline.stage_modules` and the frame the vision tower sees (``_video``; the prompt
+        makes it again: ``resize_frame``)."""
+        parts = super().stage_modules()
+        return {**parts, "vision": [*parts["vision"], (self, "_video"), (_protocol, "resize_frame")]}
 
     # -- per image ----------------------------------------------------------------------------------
     @torch.no_grad()

@@ -65,6 +65,7 @@ from .pruning import (
 )
 from .referdavis import CLIP_LENGTH
 from .sam2_video import video_branch_low
+from .stages import stage_parts
 
 #: the answers a prompt offers: this project's teacher-forced one (default) or the official greedy generation
 ANSWERS = ("teacher-forced", "generate")
@@ -118,6 +119,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
 
     family = "videoglamm"
     abilities = ABILITIES
+    #: the time by stage's parts (:mod:`litelvlm.cost.stages`)
+    stage_modules = stage_parts
 
     def __init__(self, model, tokenizer, name: str = "videoglamm", clip=None, clip_text: str = "expression",
                  arrangement: str = "pool", numerics=None, sam2_video_branch: bool = False) -> None:

@@ -1,0 +1,255 @@
+"""Time by stage of one grounding call (this project's measurement): where the time a user waits for goes.
+
+:class:`StageTimer` times ``fn()`` (one call of a family's pipeline) and splits its time into the named
+:data:`STAGES`, in this order:
+
+* ``vision``: the vision tower / CLIP encoders (the family's ``stage_modules()["vision"]``: GLaMM's CLIP,
+  its text tower included, Qwen2.5-VL's vision tower and the paired CLIP, VideoGLaMM's CLIP and InternVideo2);
+  a tower-stage method's run of the tower's blocks, its pruning between them included;
+* ``selection``: a CLIP-side method's own selection (the pipeline's ``run_clip_stage``, as ``validate``'s
+  ``selection_ms`` times it alone); an LLM-side method's selection runs with the LLM and counts there;
+* ``prefill``: the LLM's decoder-layer loop over a sequence longer than 1 token, from the first decoder
+  layer's start to the last one's end (the definition of :class:`~litelvlm.cost.timing.LayerLoopTimer`,
+  the paper's "Prefill Time"; a method pruning inside the LLM stays in the span);
+* ``decode``: the decoder-layer loops of 1-token sequences (the answer's decoding steps of
+  ``answer="generate"``; 0 otherwise);
+* ``mask``: the mask decoder, SAM or SAM 2 with its image encoder (``stage_modules()["mask"]``).
+
+``total`` is the call's measured end-to-end time and ``other`` = ``total`` - the named stages: everything
+outside them (tokenisation, the prompt's embedding, the projector, pre- and post-processing, Python between
+the stages), so the stages add up to ``total`` exactly; a family keeps ``other`` small by declaring its
+modules (the tests hold it under 10% of ``total`` on every tiny family). The stages never overlap: at any
+moment the time goes to the innermost stage running (a stage entered inside another is subtracted from the
+outer one); modules listed under ``other`` (a projector called inside a selection) count as ``other``.
+
+The stages are timed with hooks only (no model code changed): forward pre-hooks and forward hooks on the
+declared modules and on the first and last decoder layers, and, for the pipeline's steps that are no
+module (``run_clip_stage``, ``tower_context``'s ``run``), a timed wrapper on the pipeline object; every hook
+and wrapper is removed in ``finally``, whether the call returns or raises. On a CUDA device each change of
+stage records a CUDA event on the current stream (no synchronisation inside the call; the events are read
+after one synchronisation at its end); on a CPU it reads ``time.perf_counter`` (monotonic). A captured
+prefill (``litelvlm.llm.captured``) calls the layer hooks around its segments (:attr:`observes_only`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+#: the named stages of a grounding call, in reading order
+STAGES = ("vision", "selection", "prefill", "decode", "mask")
+#: everything outside the named stages: ``total`` less their sum
+OTHER = "other"
+#: the measured end-to-end time of the call
+TOTAL = "total"
+#: every column :meth:`StageTimer.time` reports, in order
+COLUMNS = (*STAGES, OTHER, TOTAL)
+#: the stages a family declares modules for (``GroundingPipeline.stage_modules``)
+MODULE_STAGES = ("vision", "mask", OTHER)
+#: the contract's steps (``GroundingPipeline`` methods) that are a stage on every family: a CLIP-side
+#: method's step, the mask head's decoding and its upscaling to the input's size
+PIPELINE_STEPS = {"run_clip_stage": "selection", "decode_masks": "mask", "upscale_masks": "mask"}
+
+
+def _length(args: tuple, kwargs: dict) -> int:
+    hidden = args[0] if args else kwargs["hidden_states"]
+    return int(hidden.shape[1])
+
+
+def _unique(parts) -> list:
+    """``parts`` (modules, (owner, attribute) pairs) without repeats or None (a module two parts share, e.g.
+    GLaMM's CLIP tower, is hooked once)."""
+    seen: dict = {}
+    for p in parts:
+        if p is not None:
+            seen.setdefault((id(p[0]), p[1]) if isinstance(p, tuple) else id(p), p)
+    return list(seen.values())
+
+
+class StageTimer:
+    """Times the :data:`STAGES` of calls of ``pipe`` (a ``GroundingPipeline``); see the module."""
+
+    #: its hooks only read (``litelvlm.llm.captured`` calls them around a captured segment)
+    observes_only = True
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.cuda = pipe.device.type == "cuda"
+        self._active: list[tuple[str, object]] = []
+        self._running = False
+        self._last: Any = None
+        self._ms: dict[str, float] = {}
+        self._spans: list = []
+
+    # -- the transitions ----------------------------------------------------------------------------------
+    def _current(self) -> str:
+        return self._active[-1][0] if self._active else OTHER
+
+    def _mark(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def _switch(self, before: str) -> None:
+        """Close the span of ``before`` when the stage the time goes to has changed."""
+        if not self._running or self._current() == before:
+            return
+        now = self._mark()
+        if self.cuda:
+            self._spans.append((before, self._last, now))
+        else:
+            self._ms[before] += (now - self._last) * 1e3
+        self._last = now
+
+    def _enter(self, stage: str, token: object) -> None:
+        before = self._current()
+        self._active.append((stage, token))
+        self._switch(before)
+
+    def _exit(self, token: object) -> None:
+        for i in range(len(self._active) - 1, -1, -1):
+            if self._active[i][1] is token:
+                before = self._current()
+                del self._active[i]
+                self._switch(before)
+                return
+
+    # -- the hooks ----------------------------------------------------------------------------------------
+    def _on_first_layer(self, module, args, kwargs) -> None:
+        if any(token is _LLM for _, token in self._active):
+            return
+        self._enter("decode" if _length(args, kwargs) == 1 else "prefill", _LLM)
+
+    def _on_last_layer(self, module, args, output) -> None:
+        self._exit(_LLM)
+
+    def _module_hooks(self, stage: str, module: torch.nn.Module) -> list:
+        def pre(mod, args) -> None:
+            self._enter(stage, mod)
+
+        def post(mod, args, output) -> None:
+            self._exit(mod)
+
+        return [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+
+    def _timed(self, fn: Callable, stage: str) -> Callable:
+        """``fn`` whose calls count as ``stage``."""
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            token = object()
+            self._enter(stage, token)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._exit(token)
+
+        return call
+
+    def _tower_context(self, fn: Callable) -> Callable:
+        """``tower_context`` whose context's ``run`` (the tower's blocks and a method's pruning between them)
+        counts as ``vision``."""
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            ctx = fn(*args, **kwargs)
+            ctx.run = self._timed(ctx.run, "vision")
+            return ctx
+
+        return call
+
+    def _wrap(self, patched: list, owner, name: str, wrap: Callable[[Callable], Callable]) -> None:
+        """Replace ``owner.name`` by ``wrap`` of it (an instance's or a module's attribute; put back by
+        :meth:`_remove`)."""
+        owned = vars(owner)
+        patched.append((owner, name, name in owned, owned.get(name)))
+        setattr(owner, name, wrap(getattr(owner, name)))
+
+    def _install(self, handles: list, patched: list) -> None:
+        layers = self.pipe.language_model.layers
+        handles.append(layers[0].register_forward_pre_hook(self._on_first_layer, with_kwargs=True))
+        handles.append(layers[-1].register_forward_hook(self._on_last_layer))
+        declared = self.pipe.stage_modules()
+        for stage in MODULE_STAGES:
+            for part in _unique(declared.get(stage, ())):
+                if isinstance(part, tuple):  # (owner, attribute): a step that is no module's forward
+                    self._wrap(patched, *part, lambda fn, stage=stage: self._timed(fn, stage))
+                else:
+                    handles.extend(self._module_hooks(stage, part))
+        # the contract's steps of every family
+        for name, stage in PIPELINE_STEPS.items():
+            self._wrap(patched, self.pipe, name, lambda fn, stage=stage: self._timed(fn, stage))
+        self._wrap(patched, self.pipe, "tower_context", self._tower_context)
+
+    def _remove(self, handles: list, patched: list) -> None:
+        for h in handles:
+            h.remove()
+        for owner, name, had, old in reversed(patched):
+            if had:
+                setattr(owner, name, old)
+            else:
+                delattr(owner, name)
+        handles.clear()
+        patched.clear()
+
+    # -- a timed call -------------------------------------------------------------------------------------
+    def time(self, fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+        """(``fn()``, {stage: ms} over :data:`COLUMNS`); the hooks are removed afterwards whatever happens."""
+        handles: list = []
+        patched: list = []
+        self._active, self._spans = [], []
+        self._ms = dict.fromkeys((*STAGES, OTHER), 0.0)
+        try:
+            self._install(handles, patched)
+            if self.cuda:
+                torch.cuda.synchronize(self.pipe.device)
+            start = self._last = self._mark()
+            self._running = True
+            out = fn()
+            self._switch_to_end()
+            end = self._last
+        finally:
+            self._running = False
+            self._remove(handles, patched)
+            self._active = []
+        return out, self._result(start, end)
+
+    def _switch_to_end(self) -> None:
+        """Close the last span (whatever is still open counts to its stage up to here)."""
+        before = self._current()
+        self._active = []
+        now = self._mark()
+        if self.cuda:
+            self._spans.append((before, self._last, now))
+        else:
+            self._ms[before] += (now - self._last) * 1e3
+        self._last = now
+
+    def _result(self, start, end) -> dict[str, float]:
+        if self.cuda:
+            torch.cuda.synchronize(self.pipe.device)
+            for stage, a, b in self._spans:
+                self._ms[stage] += a.elapsed_time(b)
+            total = start.elapsed_time(end)
+        else:
+            total = (end - start) * 1e3
+        out = {s: float(self._ms[s]) for s in STAGES}
+        out[OTHER] = total - sum(out.values())
+        out[TOTAL] = float(total)
+        return out
+
+
+#: the token of the LLM's span (prefill or decode)
+_LLM = object()
+
+
+def time_stages(pipe, fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """(``fn()``, {stage: ms} over :data:`COLUMNS`) of one call of ``pipe`` (:class:`StageTimer`)."""
+    return StageTimer(pipe).time(fn)
+
+
+__all__ = ["COLUMNS", "MODULE_STAGES", "OTHER", "STAGES", "TOTAL", "StageTimer", "time_stages"]

@@ -1,0 +1,35 @@
+"""``litelvlm efficiency``'s time by stage: where it times the pipeline end to end (``--e2e chain``, the
+default on CUDA), ``stages.csv`` per attention kernel, method, budget and stage, and ``stages.png``; where it
+sums the parts (the default on a CPU) neither, since no whole call ran."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from litelvlm.cli import main
+from litelvlm.cost.stages import COLUMNS
+
+ARGS = ["efficiency", "--arch", "tiny", "--methods", "none", "litelvlm", "--budgets", "64", "--attn", "sdpa",
+        "--warmup", "0", "--repeats", "1", "--threads", "1"]
+
+
+def test_the_chain_is_timed_by_stage_and_a_run_summing_parts_drops_its_files(tmp_path):
+    assert main([*ARGS, "--e2e", "chain", "--out", str(tmp_path)]) == 0
+    stages = pd.read_csv(tmp_path / "stages.csv")
+    assert list(stages.columns) == ["attn", "method", "budget", "stage", "ms", "share"]
+    assert set(stages["attn"]) == {"sdpa"} and set(stages["method"]) == {"none", "litelvlm"}
+    for _, run in stages.groupby(["method", "budget"]):
+        ms = run.set_index("stage")["ms"]
+        assert list(ms.index) == list(COLUMNS) and ms["total"] > 0
+        assert ms.drop("total").sum() == pytest.approx(ms["total"])
+    assert (tmp_path / "stages.png").exists()
+    timing = json.loads((tmp_path / "config.json").read_text())["stage_timing"]
+    assert timing["prefill"] == "eager" and timing["dtype"] in ("float32", "bfloat16")
+    # the same folder, the parts summed: no whole call ran, and the earlier run's stage files go
+    assert main([*ARGS, "--e2e", "parts", "--no-figures", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "efficiency.csv").exists()
+    assert not (tmp_path / "stages.csv").exists() and not (tmp_path / "stages.png").exists()
+    assert "stage_timing" not in json.loads((tmp_path / "config.json").read_text())

@@ -1,0 +1,95 @@
+"""``litelvlm validate``'s time by stage: ``stages.csv`` (one row per run and stage, ``ms`` and ``share`` of
+the whole call), ``stages.png`` (titled with how it was timed, saying random weights), the line on screen,
+and both files committed with the run's other results only (a run that fails writes neither)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from litelvlm.cli import main
+from litelvlm.cost.stages import COLUMNS
+
+
+@pytest.fixture(scope="module")
+def stage_run(coco128, tmp_path_factory):
+    out = tmp_path_factory.mktemp("validate-stages") / "out"
+    screen = io.StringIO()
+    with contextlib.redirect_stdout(screen):
+        assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
+                     "--budgets", "64", "--threads", "1"]) == 0
+    return out, screen.getvalue()
+
+
+def test_stages_csv_has_one_row_per_run_and_stage_adding_up_to_the_call(stage_run):
+    out, _ = stage_run
+    stages = pd.read_csv(out / "stages.csv")
+    assert list(stages.columns) == ["method", "budget", "stage", "ms", "share"]
+    assert list(dict.fromkeys(zip(stages["method"], stages["budget"]))) == [("none", 576), ("litelvlm", 64)]
+    for _, run in stages.groupby(["method", "budget"], sort=False):
+        assert list(run["stage"]) == list(COLUMNS)
+        ms = run.set_index("stage")["ms"]
+        assert (ms >= 0).all() and ms["total"] > 0 and ms["decode"] == 0  # teacher-forced: nothing decoded
+        assert ms.drop("total").sum() == pytest.approx(ms["total"])   # other = total - the named stages
+        assert run.set_index("stage")["share"]["total"] == 1.0
+        assert (ms[["vision", "prefill", "mask"]] > 0).all()  # the whole call: the image's forwards too
+    lite = stages[stages["method"] == "litelvlm"].set_index("stage")["ms"]
+    assert lite["selection"] > 0  # LiteLVLM's CLIP-side selection; none selects nothing
+    assert stages[stages["method"] == "none"].set_index("stage")["ms"]["selection"] == 0
+    # the table's medians are validate.csv's stage columns
+    rows = pd.read_csv(out / "validate.csv").set_index(["method", "budget"])
+    assert rows.loc[("litelvlm", 64), "stage_total_ms"] == pytest.approx(lite["total"])
+
+
+def test_the_figure_and_the_screen_line_say_how_the_stages_were_timed(stage_run):
+    from analysis.common.stage_plots import plot_stages
+
+    out, screen = stage_run
+    assert (out / "stages.png").stat().st_size > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["stage_timing"] == {"attn": "eager", "prefill": "eager", "dtype": "float32",
+                                      "device": config["stage_timing"]["device"]}
+    fig = plot_stages(pd.read_csv(out / "stages.csv"), config, config["model"])
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+    assert any("RANDOM WEIGHTS" in t for t in texts)
+    assert any("attention eager" in t for t in texts) and any("prefill eager, float32" in t for t in texts)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["none", "litelvlm@64"]
+    line = next(line for line in screen.splitlines() if line.startswith("stages (none): "))
+    assert "(litelvlm@64): " in line and "prefill" in line and "%" in line
+
+
+def test_a_failed_run_leaves_no_stage_files(coco128, tmp_path, monkeypatch):
+    """stages.csv and stages.png go through the run's transaction: written before the run fails, they never
+    reach the folder."""
+    import analysis.validate.report as report
+
+    def fail(frame):
+        raise RuntimeError("a failure after the stage files were written")
+
+    monkeypatch.setattr(report, "screen_line", fail)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="after the stage files"):
+        main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--methods", "litelvlm",
+              "--budgets", "64", "--threads", "1"])
+    assert (out / "parts").is_dir()  # the runs were measured (kept as they finished)
+    assert not (out / "stages.csv").exists() and not (out / "stages.png").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_stages_on_cuda_under_the_default_prefill(coco128, tmp_path):
+    """On CUDA, the default prefill path (captured where it is the default) calls the timer's layer hooks
+    around its segments: the prefill is seen, and config.json says which path ran."""
+    out = tmp_path / "out"
+    assert main(["validate", "--refer-dir", str(coco128), "--out", str(out), "--device", "cuda", "--methods",
+                 "litelvlm", "--budgets", "64"]) == 0
+    stages = pd.read_csv(out / "stages.csv")
+    for _, run in stages.groupby(["method", "budget"]):
+        ms = run.set_index("stage")["ms"]
+        assert ms["prefill"] > 0 and ms.drop("total").sum() == pytest.approx(ms["total"], rel=1e-4)
+    timing = json.loads((out / "config.json").read_text())["stage_timing"]
+    assert timing["prefill"] in ("eager", "captured") and not timing["device"].startswith("CPU")

@@ -1,0 +1,191 @@
+"""litelvlm.cost.stages: the time by stage of one grounding call. The stages never overlap and add up to the
+measured call (an exact account on a clock the test drives); on every tiny family the named stages leave
+under 10% of a whole call to ``other``; every hook and wrapper is gone after the call, even one that
+raises."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from litelvlm.cost import stages as st
+from litelvlm.cost.stages import COLUMNS, OTHER, STAGES, TOTAL, StageTimer, time_stages
+
+
+class _Clock:
+    """A stand-in for ``time.perf_counter`` that only the fake modules advance (seconds)."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def spend(self, ms: float) -> None:
+        self.t += ms / 1e3
+
+
+class _Spend(nn.Module):
+    """A module whose forward spends ``ms`` on the clock, then calls ``inner`` (if any)."""
+
+    def __init__(self, clock: _Clock, ms: float, inner: nn.Module | None = None) -> None:
+        super().__init__()
+        self.clock, self.ms, self.inner = clock, ms, inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clock.spend(self.ms)
+        return x if self.inner is None else self.inner(x)
+
+
+class _FakePipe:
+    """The little of the family contract the timer asks: ``device``, ``language_model.layers``,
+    ``stage_modules`` and the contract's steps it wraps."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+        self.projector = _Spend(clock, 1.0)
+        self.tower = _Spend(clock, 3.0, inner=self.projector)      # vision, with an ``other`` module inside
+        self.sam = _Spend(clock, 4.0)
+        self.language_model = types.SimpleNamespace(layers=nn.ModuleList([_Spend(clock, 5.0),
+                                                                          _Spend(clock, 5.0)]))
+
+    def stage_modules(self) -> dict:
+        return {"vision": [self.tower], "mask": [self.sam], "other": [self.projector]}
+
+    def run_clip_stage(self, x):
+        self.clock.spend(2.0)                                      # the selection's own work
+        return self.tower(x)                                       # a vision forward inside it
+
+    def tower_context(self, prepared):
+        raise AssertionError("not used here")
+
+    def decode_masks(self, x):
+        return self.sam(x)
+
+    def upscale_masks(self, x):
+        self.clock.spend(0.5)
+        return x
+
+    def call(self) -> torch.Tensor:
+        x = torch.zeros(1, 4, 2)
+        self.tower(x)                                              # vision 3 (+ its projector, other 1)
+        self.run_clip_stage(x)                                     # selection 2, vision 3, other 1
+        self.clock.spend(1.5)                                      # glue: other
+        for layer in self.language_model.layers:                   # prefill 10 (a 4-token sequence)
+            layer(x)
+        for layer in self.language_model.layers:                   # decode 10 (one 1-token step)
+            layer(x[:, :1])
+        self.decode_masks(x)                                       # mask 4
+        return self.upscale_masks(x)                               # mask 0.5
+
+
+def test_stages_never_overlap_and_add_up_to_the_call(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(st.time, "perf_counter", clock)
+    pipe = _FakePipe(clock)
+    _, ms = StageTimer(pipe).time(pipe.call)
+    assert list(ms) == list(COLUMNS)
+    want = {"vision": 6.0, "selection": 2.0, "prefill": 10.0, "decode": 10.0, "mask": 4.5, OTHER: 3.5}
+    assert {k: ms[k] for k in want} == pytest.approx(want)
+    assert ms[TOTAL] == pytest.approx(36.0)
+    assert sum(ms[s] for s in (*STAGES, OTHER)) == pytest.approx(ms[TOTAL])
+
+
+def _hook_counts(*roots: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for r in roots for m in r.modules())
+
+
+def test_hooks_and_wrappers_are_removed_even_when_the_call_raises(tiny_glamm, coco128):
+    from litelvlm.data.refer import load_refer
+
+    pipe = tiny_glamm
+    image = load_refer(coco128, None, split="all")[0].image()
+    roots = (pipe.model, pipe.clip.modules())
+    pipe.prepare_image(image)   # transformers installs its own output-capturing hooks on a first forward
+    hooks, module = _hook_counts(*roots), sys.modules[type(pipe).__module__]
+
+    def attributes() -> tuple:
+        return ({k: id(v) for k, v in vars(pipe).items()}, {k: id(v) for k, v in vars(pipe.clip).items()},
+                module.sam_inputs)
+
+    before = attributes()
+
+    def fails():
+        pipe.prepare_image(image)   # vision and mask hooks fire, then the call fails mid-way
+        raise RuntimeError("a call that fails")
+
+    with pytest.raises(RuntimeError, match="a call that fails"):
+        StageTimer(pipe).time(fails)
+    assert _hook_counts(*roots) == hooks
+    assert attributes() == before
+    _, ms = time_stages(pipe, lambda: pipe.prepare_image(image))   # and a later call times afresh
+    assert ms["vision"] > 0 and ms["mask"] > 0 and ms["prefill"] == 0 and _hook_counts(*roots) == hooks
+
+
+#: the tiny random model of each family, the method and budget timed
+FAMILIES = [("tiny-random:0", "litelvlm", 64), ("sa2va-tiny-random:0", "litelvlm", 64),
+            ("unipixel-tiny-random:0", "litelvlm", 64), ("videoglamm-tiny-random:0", "none", None)]
+
+
+@pytest.mark.parametrize("model, method, budget", FAMILIES, ids=[m.split("-")[0] for m, _, _ in FAMILIES])
+def test_the_named_stages_add_up_to_the_whole_call_within_10_percent(model, method, budget, coco128):
+    """The 10% rule: ``other`` (everything outside the named stages) under a tenth of a whole grounding call
+    (the input's forwards, the prompt, ``ground``) on each family's tiny random model, the best of the calls
+    (a busy machine's stall lands anywhere); every stage the call runs is seen."""
+    from litelvlm.data.refer import load_refer
+    from litelvlm.families import load_pipeline
+
+    rec = load_refer(coco128, None, split="all")[0]
+    pipe = load_pipeline(model)
+    video = pipe.abilities.budget_unit == "frame"
+    image = [np.asarray(rec.image().resize((64, 48)))] * 8 if video else rec.image()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            def call():
+                return pipe.ground(pipe.with_sentences(pipe.prepare_image(image), [rec.sentence]), method,
+                                   budget)
+
+            call()  # warm-up (first-call costs)
+            runs = [time_stages(pipe, call)[1] for _ in range(1 if video else 3)]
+    finally:
+        torch.set_num_threads(threads)
+    best = min(runs, key=lambda r: r[OTHER] / r[TOTAL])
+    assert best[OTHER] / best[TOTAL] < 0.10, best
+    assert sum(best[s] for s in STAGES) + best[OTHER] == pytest.approx(best[TOTAL])
+    assert all(best[s] > 0 for s in ("vision", "prefill", "mask")) and best["decode"] == 0
+    assert (best["selection"] > 0) == (method == "litelvlm")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_events_time_the_stages_of_a_call_on_the_gpu(coco128):
+    """On CUDA each change of stage records an event, read after one synchronisation: the stages still add
+    up to the call, and a second timer on the same pipeline finds no hook of the first."""
+    from litelvlm.data.refer import load_refer
+    from litelvlm.families import load_pipeline
+
+    rec = load_refer(coco128, None, split="all")[0]
+    pipe = load_pipeline("tiny-random:0", device="cuda")
+
+    def call():
+        prepared = pipe.with_sentences(pipe.prepare_image(rec.image()), [rec.sentence])
+        return pipe.ground(prepared, "litelvlm", 64)
+
+    with torch.no_grad():
+        call()
+        timer = StageTimer(pipe)
+        assert timer.cuda
+        _, ms = timer.time(call)
+        _, again = time_stages(pipe, call)
+    for got in (ms, again):
+        assert sum(got[s] for s in STAGES) + got[OTHER] == pytest.approx(got[TOTAL], rel=1e-4)
+        assert all(got[s] > 0 for s in ("vision", "selection", "prefill", "mask")) and got["decode"] == 0
