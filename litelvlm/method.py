@@ -177,6 +177,11 @@ POSITION_RULES = ("renumber", "keep")
 LAYER_RANGES = ("1..L", "0..L-1")
 
 
+def no_layers(num_layers: int) -> tuple[int, ...]:
+    """The ``attention_weights`` of a method that reads no LLM layer's attention weights."""
+    return ()
+
+
 @dataclass(frozen=True)
 class Option:
     """A method option fed by a command-line argument: ``select(..., <name>=args.<dest>)``;
@@ -239,7 +244,11 @@ class Method:
     family with multi-axis positions (M-RoPE) needs a rule of its own first. ``scores_only``: a CLIP-side
     method that reads only per-patch scores (:mod:`litelvlm.pruning.scores`' similarity and context) and the
     patch count, so it runs on a family that maps an external CLIP's scores onto its own tokens
-    (:class:`litelvlm.pruning.MappedInputs`). ``backbone``: set by the registry on a backbone's variant
+    (:class:`litelvlm.pruning.MappedInputs`). ``attention_weights(L)``: the 0-based LLM decoder layers whose
+    attention weights (softmax rows of the layer's own queries and keys) it reads, at its default options and
+    a budget that prunes, on an LLM of L layers (:meth:`attention_layers`); ``tower_attention_weights``: it
+    reads attention weights of the vision tower or CLIP (the [CLS] row, a block's softmax), recomputed from
+    their queries and keys. ``backbone``: set by the registry on a backbone's variant
     (:data:`litelvlm.methods.VARIANTS`; "" for the method as its table row describes it)."""
 
     stage: Stage
@@ -259,6 +268,8 @@ class Method:
     reads_clip: bool = False
     one_axis_positions: bool = False
     scores_only: bool = False
+    attention_weights: Callable[[int], tuple[int, ...]] = no_layers
+    tower_attention_weights: bool = False
     name: str = ""
     description: str = ""
     backbone: str = ""
@@ -315,6 +326,18 @@ class Method:
         """``clip`` (runs on CLIP traces before the LLM) or ``llm`` (needs the grounding model): kept for
         readers of earlier tables; ask :attr:`acts_on_clip` instead."""
         return self.stage.kind
+
+    def attention_layers(self, num_layers: int) -> list[int]:
+        """The sorted 0-based LLM decoder layers whose attention weights the method reads on an LLM of
+        ``num_layers`` layers (:attr:`attention_weights`; empty: none)."""
+        return sorted({int(layer) for layer in self.attention_weights(int(num_layers))})
+
+    @property
+    def flash_compatible(self) -> bool:
+        """Whether the method runs with any attention kernel of the LLM (``--attn sdpa`` or ``flash``):
+        always, here, since every attention weight it reads is recomputed from the layer's own modules
+        outside the layer's kernel (:func:`litelvlm.llm.context.attention_rows_at`), never returned by it."""
+        return True
 
     def token_schedule(self, budget: Budget | int | None, num_visual: int, num_layers: int,
                        options: dict | None = None) -> tuple[tuple[int, int], ...]:

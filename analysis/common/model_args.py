@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litelvlm.cli_args import arg
+from litelvlm.errors import LiteLVLMError
 from litelvlm.families import DEFAULT_MODEL, model_help
 from litelvlm.image_resize import image_resize_arg  # the one --image-resize (litelvlm.image_resize)
 from litelvlm.model_spec import ModelSpec
@@ -20,6 +21,29 @@ LAYER_DTYPE_HELP = ("arithmetic of the LLM's decoder layers and SAM's image-enco
                     "results differ at bfloat16 rounding) or auto (float32 where "
                     "a short matmul benchmark at start measures it faster than bfloat16 on this CPU, "
                     "recorded in config.json; bfloat16 on CUDA)")
+#: ``--attn`` names (``litelvlm.lvlm.numerics.ATTN_IMPLEMENTATIONS``, named here: this module imports no
+#: torch)
+ATTN_CHOICES: tuple[str, ...] = ("eager", "sdpa", "flash")
+ATTN_HELP = ("attention kernel of the LLM, CLIP, the vision tower and SAM: eager (the official stack's), "
+             "sdpa (PyTorch's scaled_dot_product_attention, faster) or flash (this project's option: SDPA "
+             "held to its FlashAttention backend in the LLM, CUDA and --dtype bfloat16/float16 only; CLIP, "
+             "SAM and the vision tower then run sdpa); the pruning methods' attention weights are recomputed "
+             "outside the kernel, so every method runs with each (docs/library.md); default: the study's "
+             "numerics (the official stack's eager, or --protocol's where the study has one); recorded in "
+             "config.json")
+
+
+def attn_arg():
+    """The ``--attn`` dataclass field of a study's options (a fresh field per options class; the one
+    declaration of its choices and help)."""
+    return arg(None, help=ATTN_HELP, choices=list(ATTN_CHOICES))
+
+
+def check_attn_device(attn: str | None, device: str | None) -> None:
+    """Refuse ``--attn flash`` off CUDA (one line, exit 2), before any model loads."""
+    if attn == "flash" and str(device or "cpu").split(":")[0] != "cuda":
+        raise LiteLVLMError("--attn flash needs a CUDA device (PyTorch's FlashAttention kernel); --device "
+                            f"is {device or 'cpu'}")
 
 
 @dataclass
@@ -42,10 +66,7 @@ class ModelDataArgs:
     dataset: str = arg("refcoco", help="dataset name", choices=["refcoco", "refcoco+", "refcocog"])
     split_by: str = arg("unc", help="REFER split scheme", choices=["unc", "google", "umd"])
     split: str = arg("val", help="split (val, testA, testB, test, ...)")
-    attn: str | None = arg(None, help="attention kernels of the LLM, CLIP and SAM: eager (the official "
-                           "stack's) or "
-                                      "sdpa (faster); default: the study's numerics (see --protocol)",
-                           choices=["eager", "sdpa"])
+    attn: str | None = attn_arg()
     clip_preprocess: str | None = arg(None, help="CLIP image preprocessing: official (transformers 4.28's "
                                       "PIL path) "
                                                  "or transformers (the installed default); default: the "
@@ -69,4 +90,5 @@ class ModelDataArgs:
         # read once: the command line's is read already, a Python caller's here
         self.model = ModelSpec.of(self.model)
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)
+        check_attn_device(self.attn, getattr(self, "device", None))   # a study's device, where it has one
 

@@ -21,6 +21,7 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.grounding_runs import check_budgets
+from analysis.common.model_args import attn_arg, check_attn_device
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -135,6 +136,7 @@ class VideoArgs:
                           minimum=1)
     dtype: str = arg("auto", help="model dtype (auto: the checkpoint's)",
                      choices=["auto", "float32", "bfloat16", "float16"])
+    attn: str | None = attn_arg()
 
     def __post_init__(self) -> None:
         # the command line's Budgets as they are; a Python caller's read
@@ -142,6 +144,7 @@ class VideoArgs:
         # read once: the command line's already, a Python caller's here
         self.model = ModelSpec.of(self.model)
         self.clip = None if self.clip is None else ModelSpec.of(self.clip)
+        check_attn_device(self.attn, self.device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..budget import Budget
 from ..cli_args import MethodFlags, add_dataclass_arguments, arg, from_namespace
 from ..errors import LiteLVLMError
-from ..families import DEFAULT_MODEL, cards, check_budgets_fit, check_image_resize, names_family
+from ..families import DEFAULT_MODEL, card_of, cards, check_budgets_fit, check_image_resize, names_family
 from ..image_resize import image_resize_arg
 from ..io import save_plot
 from ..methods import available_methods, describe, get_method, method_names
@@ -56,7 +56,11 @@ class SelectArgs(MethodFlags):
 
 def add_arguments(parser) -> None:
     add_dataclass_arguments(parser, SelectArgs)
-    parser.add_argument("--list-methods", action="store_true", help="list the methods and exit")
+    parser.add_argument("--list-methods", action="store_true",
+                        help="list the methods and exit; with --json, each method's attention_weights (the "
+                             "LLM decoder layers whose attention weights it reads, for the depth of "
+                             f"{DEFAULT_MODEL}), tower_attention_weights and flash_compatible "
+                             "(docs/library.md)")
 
 
 #: ``Selection.parts`` entries that are not sets of token indices (a pick order, a merge map, counts)
@@ -81,18 +85,44 @@ def kept_per_part(indices: list[int], parts: dict) -> dict[str, int]:
     return counts
 
 
-def _list_methods() -> int:
+def _list_methods(as_json: bool = False) -> int:
     """``--list-methods``: every name and its line, from the registry's table alone (no method module, no
-    torch)."""
+    torch); ``as_json``: :func:`methods_record` as JSON (imports every method)."""
+    if as_json:
+        print(json.dumps(methods_record()))
+        return 0
     width = max(map(len, method_names()))
     for name in method_names():
         print(f"{name:{width}s}  {describe(name)}")
     return 0
 
 
+def methods_record(model: str = DEFAULT_MODEL) -> dict:
+    """``{model, llm_layers, methods: [{name, description, attention_weights, tower_attention_weights,
+    flash_compatible}]}``: each method (its variant for ``model``'s family) and the LLM decoder layers whose
+    attention weights it reads on ``model``'s LLM depth (read from the family's cost description: no weights
+    load)."""
+    card = card_of(model)
+    cost = card.cost.get() if card.cost is not None else None
+    preset = card.preset(model)
+    arch_name = cost.arch_of_preset(preset) if cost is not None and preset is not None else None
+    if arch_name is None:
+        raise LiteLVLMError(f"--list-methods --json: no LLM depth is known for {model} without loading it")
+    arch = cost.arch(arch_name)
+    layers = int(arch.llm.llm_layers)
+    rows = []
+    for name in method_names():
+        spec = arch.spec(name)
+        rows.append({"name": name, "description": describe(name),
+                     "attention_weights": spec.attention_layers(layers),
+                     "tower_attention_weights": spec.tower_attention_weights,
+                     "flash_compatible": spec.flash_compatible})
+    return {"model": model, "llm_layers": layers, "methods": rows}
+
+
 def run(ns) -> int:
     if ns.list_methods:
-        return _list_methods()
+        return _list_methods(ns.json)
     a = from_namespace(SelectArgs, ns)
     missing = [f"--{n}" for n in ("image", "budget") if getattr(a, n) is None]
     if missing:

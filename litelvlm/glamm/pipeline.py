@@ -165,7 +165,7 @@ class GlammPipeline(GroundingPipeline):
             raise LiteLVLMError(f"CLIP {clip.name!r} has {clip.num_patches} patches; GLaMM expects "
                                 f"{a.num_visual_tokens}")
         model.share_vision_tower(clip.modules())
-        set_attention(self.numerics.attn, model.llava, model.sam, clip.modules())
+        set_attention(self.numerics.attn, model.llava, model.sam, clip.modules(), llm=self.language_model)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -262,7 +262,7 @@ class GlammPipeline(GroundingPipeline):
         """JSON-able description (result configs)."""
         return {"model": self.name, "arch": self.model.arch.to_dict(), "clip": self.clip.describe(),
                 "seg_token_id": self.seg_token_id, "dtype": str(self.dtype).replace("torch.", ""),
-                "clip_text": self.clip_text, "numerics": self.numerics.to_dict(),
+                "clip_text": self.clip_text, **self.numerics.record(self.language_model),
                 **({"quantization": self.quantization.to_dict()} if self.quantization else {}),
                 **({"layer_dtype": "float32"} if self.layer_hooks else {}),
                 **({"layer_dtype_auto": self.layer_dtype_auto} if self.layer_dtype_auto else {})}

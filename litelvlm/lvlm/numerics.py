@@ -18,8 +18,10 @@ from transformers.utils import logging
 
 from ..errors import LiteLVLMError
 
-#: ``--attn``: attention kernels of the LLM, CLIP (vision and text) and SAM.
-ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
+#: ``--attn``: attention kernels of the LLM, CLIP (vision and text), the vision towers and SAM. ``flash`` is
+#: SDPA held to PyTorch's FlashAttention backend in the LLM (:mod:`litelvlm.llm.flash`, CUDA only), ``sdpa``
+#: in the other modules.
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash")
 #: ``--clip-preprocess``: ``official`` = the transformers 4.28 PIL path; ``transformers`` = the installed
 #: transformers' default ``CLIPImageProcessor`` (torchvision-backed in transformers 5).
 CLIP_PREPROCESSING = ("official", "transformers")
@@ -64,23 +66,65 @@ class Numerics:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def record(self, llm) -> dict:
+        """What a pipeline's run record (``describe()``) holds of them: ``numerics`` (:meth:`to_dict`) and
+        ``llm_attn_implementation``, the LLM's effective ``config._attn_implementation``."""
+        return {"numerics": self.to_dict(), "llm_attn_implementation": llm_attn_implementation(llm)}
 
-def set_attention(attn: str, *models) -> None:
-    """Switch every transformers model in ``models`` (GLaMM's LLaVA and SAM, the CLIP backend's model)
-    to attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``)."""
+
+def _checked(attn: str) -> str:
     if attn not in ATTN_IMPLEMENTATIONS:
         raise LiteLVLMError(f"attn must be one of {', '.join(ATTN_IMPLEMENTATIONS)}; got {attn!r}")
+    return attn
 
+
+def llm_implementation(attn: str) -> str:
+    """The ``config._attn_implementation`` the LLM runs for ``--attn attn``: the one mapping of the names
+    (``flash``: the implementation :mod:`litelvlm.llm.flash` registers, registered here on first use)."""
+    if _checked(attn) == "flash":
+        from ..llm.flash import register
+
+        return register()
+    return attn
+
+
+def tower_implementation(attn: str) -> str:
+    """The implementation CLIP, SAM and the vision towers run for ``--attn attn``: ``sdpa`` for ``flash``."""
+    return "sdpa" if _checked(attn) == "flash" else attn
+
+
+def set_attention(attn: str, *models, llm=None) -> None:
+    """Switch every transformers model in ``models`` (GLaMM's LLaVA and SAM, the CLIP backend's model, a
+    Qwen2.5-VL, SAM 2) to :func:`tower_implementation` of ``attn`` (``eager``: the official stack's;
+    ``sdpa``), then ``llm`` (the LLM's decoder, a sub-model of one of them or not) to
+    :func:`llm_implementation`. ``flash`` needs ``llm``, on CUDA in float16 / bfloat16
+    (:func:`litelvlm.llm.flash.check_flash`)."""
+    towers = tower_implementation(attn)
+    if attn == "flash":
+        if llm is None:
+            raise ValueError("attn='flash' applies to an LLM: pass llm=")
+        from ..llm.flash import check_flash
+
+        check_flash(llm)
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # SamModel's sub-configs without a sub-model warn on every switch
     try:
         for model in models:
-            if model is not None and getattr(model.config, "_attn_implementation", None) != attn:
-                model.set_attn_implementation(attn)
+            if model is not None and getattr(model.config, "_attn_implementation", None) != towers:
+                model.set_attn_implementation(towers)
             if model is not None:
-                _sam_vision_attention(model, attn)
+                _sam_vision_attention(model, towers)
+        name = llm_implementation(attn)
+        if llm is not None and llm.config._attn_implementation != name:
+            llm.set_attn_implementation(name)
     finally:
         logging.set_verbosity(verbosity)
+
+
+def llm_attn_implementation(llm) -> str:
+    """What a run records as ``llm_attn_implementation``: the LLM's effective
+    ``config._attn_implementation``."""
+    return str(llm.config._attn_implementation)
 
 
 def _sam_vision_attention(model, attn: str) -> None:

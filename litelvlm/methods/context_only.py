@@ -25,4 +25,4 @@ def context_only(inputs: SelectorInputs, budget: int) -> Selection:
     return Selection(indices=order[:budget].long(), scores=score, parts={"context": order})
 
 
-LITELVLM_CONTEXT = Method("clip", context_only, scores_only=True)
+LITELVLM_CONTEXT = Method("clip", context_only, scores_only=True, tower_attention_weights=True)

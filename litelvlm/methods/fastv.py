@@ -63,10 +63,15 @@ def pruned_at_layer(budget: int, num_visual: int, num_layers: int, *, layer: int
     return ((0, num_visual), (layer, budget))
 
 
+def fastv_attention_weights(num_layers: int) -> tuple[int, ...]:
+    """The layer whose attention weights FastV reads at its default K: K-1 (the last token's row)."""
+    return (DEFAULT_LAYER - 1,)
+
+
 #: its command-line option (``--fastv-layer``; :mod:`litelvlm.methods.options` reads it without importing this
 #: module)
 OPTIONS = (
     Option("layer", "fastv_layer", "1..L", default=DEFAULT_LAYER, help="FastV's K: prune after LLM layer K-1")
     ,)
 FASTV = Method("llm-layer", fastv_select, forward=pruned_forward, ranks=True, schedule=pruned_at_layer,
-               positions="keep", options=OPTIONS)
+               positions="keep", options=OPTIONS, attention_weights=fastv_attention_weights)

@@ -112,4 +112,5 @@ def flowcut(ctx: TowerContext, budget: int) -> Selection:
     return ctx.run(observe).selection()
 
 
-FLOWCUT = Method("vision-tower", flowcut, host_sync=True, reads_vision_blocks=True)
+FLOWCUT = Method("vision-tower", flowcut, host_sync=True, reads_vision_blocks=True,
+                 tower_attention_weights=True)

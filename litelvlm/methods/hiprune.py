@@ -85,4 +85,4 @@ def hiprune(inputs: SelectorInputs, budget: int, *, alpha: float = ALPHA, object
                      parts={"anchors_and_buffers": anchored, "registers": registers})
 
 
-HIPRUNE = Method("clip", hiprune, reads_vision_blocks=True, ranks=True)
+HIPRUNE = Method("clip", hiprune, reads_vision_blocks=True, ranks=True, tower_attention_weights=True)

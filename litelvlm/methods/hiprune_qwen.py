@@ -165,4 +165,4 @@ def select_tokens(shallow: torch.Tensor, deep: torch.Tensor, budget: int, width:
 
 
 HIPRUNE_QWEN = Method("llm-input", hiprune_qwen, host_sync=True, ranks=True, positions="keep",
-                      reads_vision_blocks=True)
+                      reads_vision_blocks=True, tower_attention_weights=True)

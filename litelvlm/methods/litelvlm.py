@@ -65,5 +65,6 @@ def litelvlm_ctx(inputs: SelectorInputs, budget: int, **options) -> Selection:
     options.setdefault("context_ratio", CONTEXT_HEAVY_RATIO)
     return litelvlm_select(inputs, budget, **options)
 
-LITELVLM = Method("clip", litelvlm, needs_text=True, scores_only=True)
-LITELVLM_CTX = Method("clip", litelvlm_ctx, needs_text=True, scores_only=True)
+#: the context score is the [CLS] query's (cosine) attention over the patches of CLIP's last block
+LITELVLM = Method("clip", litelvlm, needs_text=True, scores_only=True, tower_attention_weights=True)
+LITELVLM_CTX = Method("clip", litelvlm_ctx, needs_text=True, scores_only=True, tower_attention_weights=True)

@@ -14,11 +14,16 @@ def llm_attention_select(ctx: LLMContext, budget: int, *, layer: int | None = No
                          queries: str = "seg") -> Selection:
     """Oracle: keep the ``budget`` visual tokens receiving the most attention (from ``queries`` at
     decoder ``layer``, default the middle layer) in the unpruned LLM; they enter the LLM in raster order."""
-    layer = ctx.num_layers // 2 if layer is None else int(layer)
+    layer = middle_layer(ctx.num_layers)[0] if layer is None else int(layer)
     score = ctx.visual_attention(layer, queries)
     top = torch.topk(score, budget, sorted=True).indices
     return Selection(indices=torch.sort(top).values, scores=score,
                      parts={"ranking": torch.argsort(score, descending=True, stable=True)})
+
+
+def middle_layer(num_layers: int) -> tuple[int, ...]:
+    """The layer whose attention the oracle reads by default: the middle one."""
+    return (num_layers // 2,)
 
 
 #: its command-line options (:mod:`litelvlm.methods.options` reads them without importing this module)
@@ -27,4 +32,5 @@ OPTIONS = (
            help="llm-attention: decoder layer (default: the middle one)"),
            Option("queries", "attention_queries", value_type=str, default="seg",
                   choices=("last", "text", "seg"), help="llm-attention: query rows"))
-LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True, options=OPTIONS)
+LLM_ATTENTION = Method("llm-input", llm_attention_select, oracle=True, options=OPTIONS,
+                       attention_weights=middle_layer)

@@ -254,6 +254,7 @@ def prumerge_plus(inputs: SelectorInputs, budget: int | None = None, *, adaptive
     return _run(inputs, budget, True, adaptive, top_share=top_share, attention_block=attention_block,
                 cluster_size=cluster_size, attention=attention)
 
-PRUMERGE = Method("clip", prumerge, extra_tokens=1, ranks=True, original_positions=False)
+PRUMERGE = Method("clip", prumerge, extra_tokens=1, ranks=True, original_positions=False,
+                  tower_attention_weights=True)
 PRUMERGE_PLUS = Method("clip", prumerge_plus, extra_tokens=1, ranks=True,
-                       original_positions=False)
+                       original_positions=False, tower_attention_weights=True)

@@ -82,5 +82,7 @@ def adaptive_budget(ctx, plus: bool = False, *, block: int | None = None) -> int
     return top.numel() + spatial.numel() + 1
 
 
-PRUMERGE = Method("llm-input", prumerge, extra_tokens=1, original_positions=False, **STAND_IN_FLAGS)
-PRUMERGE_PLUS = Method("llm-input", prumerge_plus, extra_tokens=1, original_positions=False, **STAND_IN_FLAGS)
+PRUMERGE = Method("llm-input", prumerge, extra_tokens=1, original_positions=False,
+                  tower_attention_weights=True, **STAND_IN_FLAGS)
+PRUMERGE_PLUS = Method("llm-input", prumerge_plus, extra_tokens=1, original_positions=False,
+                       tower_attention_weights=True, **STAND_IN_FLAGS)

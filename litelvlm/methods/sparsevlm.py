@@ -294,5 +294,7 @@ def stages(budget: int, num_visual: int, num_layers: int) -> tuple[tuple[int, in
     return tuple((i, v) for i, v in enumerate(per_layer) if i == 0 or v != per_layer[i - 1])
 
 
+#: the raters' rows are read at each pruning layer (:func:`stage_layers`)
 SPARSEVLM = Method("llm-stages", sparsevlm_select, forward=staged_forward, schedule=stages,
-                   host_sync=True, original_positions=False, one_axis_positions=True)
+                   host_sync=True, original_positions=False, one_axis_positions=True,
+                   attention_weights=stage_layers)

@@ -66,6 +66,13 @@ def shallow_stages(budget: int, num_layers: int) -> tuple[tuple[int, ...], tuple
     return tuple(layers), tuple(counts)
 
 
+def pruning_layers(num_layers: int) -> tuple[int, ...]:
+    """The layers of :func:`shallow_stages` (the same for every budget): the layers whose rater attention
+    the variant reads."""
+    return tuple(sorted({min(round(loc * num_layers / OFFICIAL_LAYERS), num_layers - 1)
+                         for loc in PRUNING_LOC}))
+
+
 def sparsevlm_qwen_select(ctx: LLMContext, budget: int, *, layers: tuple[int, ...] | None = None,
                           counts: tuple[int, ...] | None = None) -> Selection:
     """SparseVLM's staged pruning with recycling, positions renumbered on every M-RoPE axis (module
@@ -89,4 +96,4 @@ def qwen_stages(budget: int, num_visual: int, num_layers: int) -> tuple[tuple[in
 
 
 SPARSEVLM_QWEN = replace(SPARSEVLM, select=sparsevlm_qwen_select, forward=sparsevlm_qwen_forward,
-                         schedule=qwen_stages, one_axis_positions=False)
+                         schedule=qwen_stages, one_axis_positions=False, attention_weights=pruning_layers)

@@ -12,4 +12,4 @@ def clip_topsim(inputs: SelectorInputs, budget: int, **options) -> Selection:
     options["largest"] = True
     return litelvlm_select(inputs, budget, **options)
 
-CLIP_TOPSIM = Method("clip", clip_topsim, needs_text=True, scores_only=True)
+CLIP_TOPSIM = Method("clip", clip_topsim, needs_text=True, scores_only=True, tower_attention_weights=True)

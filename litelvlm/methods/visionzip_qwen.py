@@ -42,4 +42,5 @@ def visionzip(ctx, budget: int, *, dominant_share: float = DOMINANT_SHARE,
                      parts={"dominant": dominant, "contextual": targets})
 
 
-VISIONZIP = Method("llm-input", visionzip, original_positions=False, **STAND_IN_FLAGS)
+VISIONZIP = Method("llm-input", visionzip, original_positions=False, tower_attention_weights=True,
+                   **STAND_IN_FLAGS)

@@ -35,4 +35,4 @@ def vispruner(ctx, budget: int, *, important_ratio: float = 0.5, step: int = STE
     return Selection(indices=idx, scores=s.score, parts={"important": important, "diverse": diverse})
 
 
-VISPRUNER = Method("llm-input", vispruner, **STAND_IN_FLAGS)
+VISPRUNER = Method("llm-input", vispruner, tower_attention_weights=True, **STAND_IN_FLAGS)

@@ -343,5 +343,11 @@ def vscan_schedule(budget: int, num_visual: int, num_layers: int, *, counts: tup
     return ((0, entering), (default_layer(num_layers) if layer is None else int(layer), kept))
 
 
+def vscan_attention_weights(num_layers: int) -> tuple[int, ...]:
+    """The middle layer whose last-token attention VScan reads (:func:`default_layer`)."""
+    return (default_layer(num_layers),)
+
+
 VSCAN = Method("llm-stages", vscan_select, forward=vscan_output, schedule=vscan_schedule,
-               reads_vision_blocks=True, reads_clip=True)
+               reads_vision_blocks=True, reads_clip=True, attention_weights=vscan_attention_weights,
+               tower_attention_weights=True)

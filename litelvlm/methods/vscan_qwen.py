@@ -310,5 +310,12 @@ def vscan_qwen_schedule(budget: int, num_visual: int, num_layers: int, *,
     return ((0, visual), (default_layer(num_layers) if layer is None else int(layer), keep))
 
 
+def vscan_qwen_attention_weights(num_layers: int) -> tuple[int, ...]:
+    """The middle layer whose last-token attention (no RoPE) :func:`middle_scores` reads
+    (:func:`default_layer`)."""
+    return (default_layer(num_layers),)
+
+
 VSCAN_QWEN = Method("llm-stages", vscan_qwen_select, forward=vscan_qwen_output, schedule=vscan_qwen_schedule,
-                    positions="keep", host_sync=True, reads_vision_blocks=True)
+                    positions="keep", host_sync=True, reads_vision_blocks=True,
+                    attention_weights=vscan_qwen_attention_weights, tower_attention_weights=True)

@@ -37,6 +37,7 @@ from ..errors import LiteLVLMError
 from ..families import card, hub_folder
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingPipeline, SequenceLayout
+from ..lvlm.numerics import set_attention, tower_implementation
 from ..model_spec import ModelSpec
 from ..pruning import MappedInputs, Selection
 from .mapped import CLIP_FEATURE_LAYER, CONTEXTS, SIMILARITIES, mapped_inputs  # noqa: F401 (re-exported)
@@ -178,7 +179,15 @@ class QwenSam2Pipeline(GroundingPipeline):
                                 "CLIP-side method")
         if isinstance(self._clip, str):
             self._clip = load_clip(self._clip, "hf", device=self.device, dtype=self.dtype)
+            set_attention(tower_implementation(self.numerics.attn), self._clip.modules())
         return self._clip
+
+    def apply_attention(self) -> None:
+        """``numerics.attn`` at load, as GLaMM's pipeline does: the LLM's decoder gets its kernel
+        (:func:`~litelvlm.lvlm.numerics.llm_implementation`), the vision tower, SAM 2 and a loaded paired CLIP
+        theirs (``sdpa`` for ``flash``); a paired CLIP loaded later gets it then (:attr:`clip`)."""
+        clip = None if self._clip is None or isinstance(self._clip, str) else self._clip.modules()
+        set_attention(self.numerics.attn, self.qwen, self.sam2.model, clip, llm=self.language_model)
 
     # -- properties ---------------------------------------------------------------------------------
     @property
@@ -206,7 +215,7 @@ class QwenSam2Pipeline(GroundingPipeline):
     def describe(self) -> dict:
         clip = self._clip if self._clip is None or isinstance(self._clip, str) else self._clip.name
         return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
-                "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
+                "seg_token_id": self.seg_token_id, **self.numerics.record(self.language_model),
                 "positions": "keep (this project's adaptation for M-RoPE)",
                 "clip": {"model": clip, "text": self.clip_text, "view": "pad", "context": self.context_source,
                          "map": "area-weighted mean onto the merged grid (this project's adaptation)",

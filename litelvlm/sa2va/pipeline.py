@@ -101,6 +101,7 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         self.seg_token_id = seg_token_id(processor.tokenizer)
         self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
         self.image_resize = image_resize
+        self.apply_attention()
 
     @classmethod
     def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):

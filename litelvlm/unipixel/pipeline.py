@@ -91,6 +91,7 @@ class UniPixelPipeline(QwenSam2Pipeline):
 
         #: ``answer="generate"``: the official limit on new tokens (``infer_seg.py`` L197)
         self.max_new_tokens = int(GENERATE_KWARGS["max_new_tokens"])
+        self.apply_attention()
 
     @classmethod
     def load_parts(cls, spec: ModelSpec, device: str | torch.device, dtype: torch.dtype | None):

@@ -19,6 +19,7 @@ from ..budget import Budget, Count
 from ..errors import LiteLVLMError
 from ..image_resize import IMAGE_RESIZES, image_resize_kwargs
 from ..lvlm.batched import batch_error, ground_batch
+from ..lvlm.numerics import Numerics
 
 
 class PipelineVideoRunner:
@@ -30,7 +31,8 @@ class PipelineVideoRunner:
     def __init__(self, a: Any, pipeline_class: type) -> None:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
         self.pipe = pipeline_class.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
-                                                     clip_text=a.clip_text,
+                                                     clip_text=a.clip_text, numerics=Numerics.for_protocol(
+                                                         "official", attn=getattr(a, "attn", None)),
                                                      **image_resize_kwargs(
                                                          getattr(a, "image_resize", IMAGE_RESIZES[0])))
         self.model = self.pipe

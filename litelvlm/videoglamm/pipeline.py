@@ -44,7 +44,7 @@ from ..clip.traces import TextTrace, VisionTrace
 from ..errors import LiteLVLMError
 from ..lvlm.abilities import Abilities
 from ..lvlm.family import GroundingOutput, GroundingPipeline, SequenceLayout
-from ..lvlm.numerics import Numerics
+from ..lvlm.numerics import Numerics, set_attention, tower_implementation
 from ..lvlm.prune import llm_stage
 from ..model_spec import ModelSpec
 from ..pruning import Selection, SelectorInputs
@@ -73,10 +73,8 @@ ANSWERS = ("teacher-forced", "generate")
 #: image's CLIP trace refused (no map onto a video's pooled and InternVideo2 tokens)
 ABILITIES = Abilities(sentences_per_prompt=1, answers=ANSWERS, budget_unit="frame", refuses={
     "reads_clip": "{method} reads one image's CLIP trace beside the LLM's tokens; VideoGLaMM's visual tokens "
-    "are 16 "
-                  "frames' pooled CLIP and InternVideo2 tokens, onto which no CLIP patch map is defined: use "
-    "a "
-                  "per-frame CLIP-side method or an LLM-side method that reads the LLM alone"})
+                  "are 16 frames' pooled CLIP and InternVideo2 tokens, onto which no CLIP patch map is "
+                  "defined: use a per-frame CLIP-side method or an LLM-side method that reads the LLM alone"})
 
 
 @dataclass
@@ -145,6 +143,8 @@ class VideoGLaMMPipeline(GroundingPipeline):
         self.seg_token_id = int(tokenizer.convert_tokens_to_ids("[SEG]"))
         #: ``answer="generate"``: ``generate(max_new_tokens=512)`` (``inference_framewise`` L616-626)
         self.max_new_tokens = 512
+        paired = getattr(clip, "modules", lambda: None)()   # numerics.attn at load (InternVideo2: its own)
+        set_attention(self.numerics.attn, model.clip, model.sam2.model, paired, llm=self.language_model)
 
     @classmethod
     def from_model_string(cls, model: str, device: str | torch.device = "cpu",
@@ -178,6 +178,7 @@ class VideoGLaMMPipeline(GroundingPipeline):
         if isinstance(self._clip, str):
             self._clip = pair_clip(self.model,
                                    load_clip(self._clip, "hf", device=self.device, dtype=self.dtype))
+            set_attention(tower_implementation(self.numerics.attn), self._clip.modules())
         return self._clip
 
     # -- properties -------------------------------------------------------------------------------------
@@ -235,10 +236,9 @@ class VideoGLaMMPipeline(GroundingPipeline):
     def describe(self) -> dict:
         clip = self._clip if self._clip is None or isinstance(self._clip, str) else self._clip.name
         return {"model": self.name, "family": self.family, "dtype": str(self.dtype).replace("torch.", ""),
-                "seg_token_id": self.seg_token_id, "numerics": self.numerics.to_dict(),
+                "seg_token_id": self.seg_token_id, **self.numerics.record(self.language_model),
                 "budget": "K of each frame's 576 CLIP patches; LLM-side methods keep round(3328 K / 576) of "
-                "the "
-                          "LLM's visual tokens (this project's reading)",
+                          "the LLM's visual tokens (this project's reading)",
                 "clip": {"model": clip, "text": self.clip_text, "arrangement": self.arrangement},
                 **({"sam2_video_branch": True} if self.sam2_video_branch else {})}
 

@@ -22,6 +22,7 @@ from ..budget import Budget
 from ..clip import load_clip
 from ..errors import LiteLVLMError
 from ..lvlm.batched import batch_error, ground_batch
+from ..lvlm.numerics import Numerics
 from ..methods import available_methods
 from . import allocation as va
 from . import pruning as vp
@@ -46,7 +47,9 @@ class VideoGLaMMRunner:
                                  load_clip(self.clip_name, "hf", device=a.device, dtype=self.model.dtype))
         #: the same model on the family contract: the LLM-side methods run through its ``ground``
         self.pipe = VideoGLaMMPipeline(self.model, self.tokenizer, name=a.model, clip=self.clip,
-                                       clip_text=a.clip_text, arrangement=a.arrangement)
+                                       clip_text=a.clip_text, arrangement=a.arrangement,
+                                       numerics=Numerics.for_protocol("official",
+                                                                      attn=getattr(a, "attn", None)))
         self.args = a
         self.prepared: dict = {}
         self.traces: dict[int, object] = {}

@@ -21,7 +21,7 @@ def test_presets_and_overrides():
     assert Numerics.for_protocol("per-expression") == Numerics("sdpa", "transformers", "float32")
     assert Numerics.for_protocol("official", attn="sdpa", score_dtype=None).attn == "sdpa"
     with pytest.raises(LiteLVLMError, match="attn must be one of"):
-        Numerics(attn="flash")
+        Numerics(attn="flex")
     with pytest.raises(LiteLVLMError, match="clip_preprocess must be one of"):
         Numerics(clip_preprocess="torchvision")
 

@@ -27,8 +27,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 @functools.cache
 def _load(dtype: str):
     from litelvlm.families import load_pipeline
+    from litelvlm.lvlm.numerics import Numerics
 
-    return load_pipeline(MODEL, dtype=DTYPES[dtype])
+    # SDPA, as the official code's flash attention: its transcription calls the layers without a mask (causal
+    # under SDPA, none under eager attention, which the pipeline now applies under the official numerics)
+    return load_pipeline(MODEL, dtype=DTYPES[dtype], numerics=Numerics(attn="sdpa"))
 
 
 @pytest.fixture(scope="module", params=list(DTYPES))
