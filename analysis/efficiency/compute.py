@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from analysis.common.accuracy_stats import LITELVLM
+from analysis.common.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.caveats import TIMING_KEY, draw_notes, timing_caveat
 from analysis.common.device import device_name
 from analysis.common.flops import fit_paper_text_tokens
@@ -50,7 +51,7 @@ from analysis.efficiency.compare import (
     paper_summary,
     spread_summary,
 )
-from analysis.efficiency.options import DEFAULT_BUDGETS, VIDEO_ARRANGEMENTS, EfficiencyArgs, check_args
+from analysis.efficiency.options import DEFAULT_BUDGETS, EfficiencyArgs, check_args
 from analysis.efficiency.plots import (
     has_cuda_time,
     plot_cuda_time_vs_budget,
