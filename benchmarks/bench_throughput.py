@@ -45,6 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_layer_dtype import cpu_flags  # noqa: E402
 
+from analysis.common.prefill_args import (  # noqa: E402
+    CAPTURE_CHOICES,
+    CAPTURE_HELP,
+    PREFILL_HELP,
+    PREFILLS,
+    resolve_prefill,
+)
+
 GOAL = 2.0
 SIZES = [(53, 37), (41, 64), (50, 50), (64, 48), (37, 61), (60, 45), (45, 45), (59, 39)]
 
@@ -169,6 +177,11 @@ def bench_model(model: str, a) -> tuple[pd.DataFrame, pd.DataFrame]:
         from litelvlm.lvlm.numerics import set_attention
 
         set_attention(a.attn, pipe.language_model)
+    # --prefill auto: the captured prefill on CUDA (its batch-1 calls; a batch over 1 runs eagerly, named)
+    if resolve_prefill(a.prefill, a.device) == "captured":
+        from litelvlm.llm.captured import install
+
+        install(pipe.language_model, None if a.capture == "auto" else a.capture)
     preps = prompts(pipe, max(a.batch_sizes), a.refer_dir)
     out, stages = [], []
     for method in a.methods:
@@ -216,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", default="auto", choices=["auto", "short", "full"],
                    help="the untimed warm-up per (method, budget, B): full grounds every prompt once (every "
                    "shape of the timed pass; auto: full on CUDA), short one batch of at most 2")
+    p.add_argument("--prefill", default="auto", choices=list(PREFILLS), help=PREFILL_HELP)
+    p.add_argument("--capture", default="auto", choices=list(CAPTURE_CHOICES), help=CAPTURE_HELP)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="folder for throughput.csv")

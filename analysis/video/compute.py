@@ -44,6 +44,7 @@ from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
 from analysis.common.parts import PartStore
+from analysis.common.prefill_args import prefill_record
 from analysis.common.run_record import run_record
 from analysis.common.screen import headline, methods_headline, show_table, table_notes
 from analysis.common.shards import Shards
@@ -55,6 +56,7 @@ from litelvlm.budget import Budget
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import image_resize_record, video_eval
 from litelvlm.io import write_csv, write_json, write_parquet, write_text
+from litelvlm.llm.captured import install
 from litelvlm.methods import BASELINE, is_baseline
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.video import metrics
@@ -209,7 +211,7 @@ def config_skip(a: VideoArgs) -> tuple[str, ...]:
     """The options ``config.json`` does not record (those that change no part, and defaults added later, so
     that folders written before them stay resumable)."""
     skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "image_resize",
-            "batch_size")
+            "batch_size", "prefill", "capture")
     skip += ("allocation",) if a.allocation == "uniform" else ()
     return skip + (("dataset",) if a.dataset == REF_DAVIS else ("anno_sets",))
 
@@ -301,6 +303,10 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
         with shards.loading():   # the main process writes any cached random model first
             run = family.runner(a if shards.device(a.device) == a.device
                                 else replace(a, device=shards.device(a.device)))
+        # the LLM's layers between pruning points captured (litelvlm.llm.captured)
+        if a.prefill == "captured":
+            install(run.pipe.language_model, None if a.capture == "auto" else a.capture)
+        config.update(prefill_record(a.prefill, a.capture))
         methods = run.plan_methods(given, budgets)
         # the baseline once at 576, then methods x budgets
         runs = plan([BASELINE, *methods], budgets, NUM_PATCHES)

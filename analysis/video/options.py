@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from analysis.common.grounding_runs import check_budgets
 from analysis.common.model_args import attn_arg, check_attn_device
+from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
 from litelvlm.errors import LiteLVLMError
@@ -52,7 +53,7 @@ MODEL_HELP = "; ".join(f"{c.display_name} ({', '.join(c.preset_strings)} or a ch
 
 
 @dataclass
-class VideoArgs:
+class VideoArgs(PrefillArgs):
     """Options of ``litelvlm eval-video``."""
 
     out: str = arg(help="output folder (summary.csv, expressions.parquet, config.json; resumable)",
@@ -166,6 +167,8 @@ def check_args(a: VideoArgs) -> tuple[list[str], list[Budget], list[int]]:
     against a frame's
     :data:`NUM_PATCHES`, the family's own options by its light video path,
     :func:`~litelvlm.families.video_eval`)."""
+    a.prefill = resolve_prefill(a.prefill, a.device)   # auto: captured on cuda, eager elsewhere
+    check_prefill(a.prefill, False, "off", a.capture, a.device)
     methods = split_list(a.methods)
     for m in methods:
         if m not in TABLE:

@@ -36,6 +36,9 @@ class VideoRunner(Protocol):
     clip_name: str | None
     #: the loaded model (its ``dtype`` is recorded)
     model: Any
+    #: the family's grounding pipeline the video path runs (``pipe.language_model``: the LLM's decoder stack,
+    #: where ``--prefill captured`` is installed)
+    pipe: Any
     #: columns the expression rows carry beyond the study's (in order)
     extra_columns: list[str]
 
