@@ -215,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--memory-limit-gib", type=float, default=1.0,
                    help="activation memory a batch may take above the loaded model")
-    p.add_argument("--refer-dir", default=None, help="a REFER folder whose first images to use (default: "
-                   "synthetic)")
+    p.add_argument("--refer-dir", default=None, help="a REFER folder's first images (default: synthetic)")
     p.add_argument("--tokenizer", default=None, help="a full-size random GLaMM's tokenizer folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--attn", default="eager", choices=["eager", "sdpa"],

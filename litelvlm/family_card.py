@@ -89,6 +89,10 @@ class FamilyCard:
     input: str = "image"
     #: whether the family's official evaluation turns an image by its EXIF orientation tag when it reads it
     exif_transpose: bool = True
+    #: the attention kernel of its official code under the official protocol (``--attn`` unset): ``eager``
+    #: (LiteLVLM's GLaMM stack, VideoGLaMM's Phi-3) or ``sdpa`` (the kernel available everywhere that computes
+    #: what the official ``flash_attention_2`` of the Qwen2.5-VL families computes)
+    official_attn: str = "eager"
     #: its video path for ``eval-video`` (a :class:`litelvlm.video.runner.VideoEval`); None: none
     video_eval: Lazy[Any] | None = None    # a litelvlm.video.runner.VideoEval
     #: its cost description for the efficiency study; None: the study does not count it

@@ -19,9 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.common.caveats import draw_notes
+from analysis.common.device import device_name
 from analysis.common.style import baseline, figure, label_weights, model_name, palette, save_figure
 from litelvlm.cost.stages import COLUMNS, OTHER, STAGES, TOTAL
 from litelvlm.io import write_csv
+from litelvlm.llm.captured import runner_of
 
 #: the row column of each stage's median milliseconds
 STAGE_MS = {s: f"stage_{s}_ms" for s in COLUMNS}
@@ -38,9 +41,6 @@ def timing_record(pipe) -> dict[str, str]:
     """How ``pipe``'s stages are timed, for a run's ``config.json`` (``stage_timing``): the LLM's attention
     kernel (its config's ``_attn_implementation``), the prefill path (``captured`` where
     :mod:`litelvlm.llm.captured` runs it, else ``eager``), the dtype and the device."""
-    from analysis.common.device import device_name
-    from litelvlm.llm.captured import runner_of
-
     lm = pipe.language_model
     return {"attn": str(getattr(lm.config, "_attn_implementation", None) or pipe.numerics.attn),
             "prefill": "eager" if runner_of(lm) is None else "captured", "dtype": str(pipe.dtype)[6:],
@@ -124,8 +124,6 @@ def run_label(config: dict, attn: str | None = None) -> tuple[str, str]:
 def plot_stages(frame: pd.DataFrame, config: dict, model: str, notes: Iterable[str] = ()):
     """The stacked-bar figure of ``frame`` (:func:`stages_frame`): one panel per attention kernel (an
     ``attn`` column), one bar per run, ``none`` first, one segment per stage; returns the figure."""
-    from analysis.common.caveats import draw_notes
-
     panels = list(frame["attn"].unique()) if "attn" in frame else [None]
     runs = _runs(frame)
     fig, axes = figure(columns=2, aspect=0.42, ncols=len(panels), squeeze=False, sharey=True)

@@ -103,7 +103,7 @@ RECORDED_FACTS: dict[str, str] = {
     "note": "the note on the weights"}
 #: recorded facts that follow from options which are compared themselves, and are not: ``unbatched``, the
 #: methods ``--batch-size`` ran at batch 1 (of ``--methods``, ``--batch-size`` and the ``--model``'s family)
-DERIVED_FACTS = ("unbatched",)
+DERIVED_FACTS = ("unbatched", "llm_attn_implementation")
 #: config keys never compared when a run resumes into a folder: the circumstances of a run (its threads, its
 #: time, whether the machine was busy while it timed, ``analysis.common.caveats.TIMING_KEY``), its identity,
 #: its paths (compared by their absolute paths) and the :data:`DERIVED_FACTS`
@@ -113,6 +113,14 @@ NOT_COMPARED = ("torch_threads", "paths", "run", "layer_dtype_auto", "identity",
 
 def _option(key: str) -> str:
     return "--" + key.replace("_", "-")
+
+
+def llm_attn_record(lm) -> dict:
+    """``{"llm_attn_implementation": ...}``: the attention kernel the LLM's config names, as transformers runs
+    it (``litelvlm.llm.flash``'s registered name for ``--attn flash``); not compared on resume (derived from
+    ``--attn``)."""
+    name = getattr(getattr(lm, "config", None), "_attn_implementation", None)
+    return {} if name is None else {"llm_attn_implementation": str(name)}
 
 
 def portable_paths(options: dict, out: str | Path) -> dict:

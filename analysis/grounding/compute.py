@@ -55,7 +55,7 @@ from analysis.common.prefill_args import prefill_record
 from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.screen import headline, methods_headline, show_table, table_notes, with_intervals
 from analysis.common.shards import Shards
-from analysis.common.study import portable_paths, read_json
+from analysis.common.study import llm_attn_record, portable_paths, read_json
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
 from analysis.grounding.statistics import add_statistics
 from litelvlm.budget import Budget
@@ -251,7 +251,7 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
     config.update(image_resize_record(config.pop("image_resize"), a.model))
     config.update(methods=methods, budgets=[b.column for b in budgets], images=len(image_ids),
                   **clip_record(pipe),
-                  seg_token_id=pipe.seg_token_id,
+                  seg_token_id=pipe.seg_token_id, **llm_attn_record(pipe.language_model),
                   model_dtype=str(pipe.dtype).replace("torch.", ""), paths=portable_paths(asdict(a), out),
                   torch_threads=torch_thread_count(), numerics=pipe.numerics.to_dict(), run=run_record(),
                   **run_identity("grounding", a.model))

@@ -41,7 +41,7 @@ from analysis.common.parts import PartStore
 from analysis.common.run_folder import RunFolder
 from analysis.common.run_record import run_record, torch_thread_count
 from analysis.common.stage_plots import STAGE_FILES, STAGE_MS, stage_row, timing_record
-from analysis.common.study import portable_paths
+from analysis.common.study import llm_attn_record, portable_paths
 from analysis.validate import prefill as pf
 from analysis.validate.inputs import check_methods, plan_runs
 from analysis.validate.inputs import text_tokens as prompt_text_tokens
@@ -231,7 +231,7 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     config.update(paths=portable_paths(asdict(a), out), torch_threads=torch_thread_count(), run=run_record(),
                   **run_identity("validate", a.model))
     config.update(image_id=image_id, model_dtype=str(pipe.dtype)[6:], **clip_record(pipe),
-                  seg_token_id=pipe.seg_token_id)
+                  seg_token_id=pipe.seg_token_id, **llm_attn_record(pipe.language_model))
     if a.layer_dtype == "auto":  # the arithmetic auto chose (compared on resume), and why (not compared)
         auto = getattr(pipe, "layer_dtype_auto", None) or {"asked": "auto", "layer_dtype": "model",
                                                             "reason": f"the {pipe.family} family runs its "

@@ -48,7 +48,7 @@ from analysis.common.prefill_args import prefill_record
 from analysis.common.run_record import run_record
 from analysis.common.screen import headline, methods_headline, show_table, table_notes
 from analysis.common.shards import Shards
-from analysis.common.study import portable_paths
+from analysis.common.study import llm_attn_record, portable_paths
 from analysis.video import batches, protocols
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
@@ -306,7 +306,7 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
         # the LLM's layers between pruning points captured (litelvlm.llm.captured)
         if a.prefill == "captured":
             install(run.pipe.language_model, None if a.capture == "auto" else a.capture)
-        config.update(prefill_record(a.prefill, a.capture))
+        config.update(prefill_record(a.prefill, a.capture), **llm_attn_record(run.pipe.language_model))
         methods = run.plan_methods(given, budgets)
         # the baseline once at 576, then methods x budgets
         runs = plan([BASELINE, *methods], budgets, NUM_PATCHES)

@@ -17,6 +17,7 @@ from transformers.models.sam.modeling_sam import SAM_VISION_ATTENTION_CLASSES
 from transformers.utils import logging
 
 from ..errors import LiteLVLMError
+from ..llm.flash import check_flash, register
 
 #: ``--attn``: attention kernels of the LLM, CLIP (vision and text), the vision towers and SAM. ``flash`` is
 #: SDPA held to PyTorch's FlashAttention backend in the LLM (:mod:`litelvlm.llm.flash`, CUDA only), ``sdpa``
@@ -82,8 +83,6 @@ def llm_implementation(attn: str) -> str:
     """The ``config._attn_implementation`` the LLM runs for ``--attn attn``: the one mapping of the names
     (``flash``: the implementation :mod:`litelvlm.llm.flash` registers, registered here on first use)."""
     if _checked(attn) == "flash":
-        from ..llm.flash import register
-
         return register()
     return attn
 
@@ -103,8 +102,6 @@ def set_attention(attn: str, *models, llm=None) -> None:
     if attn == "flash":
         if llm is None:
             raise ValueError("attn='flash' applies to an LLM: pass llm=")
-        from ..llm.flash import check_flash
-
         check_flash(llm)
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # SamModel's sub-configs without a sub-model warn on every switch

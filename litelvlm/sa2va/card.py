@@ -6,6 +6,9 @@ from __future__ import annotations
 from ..family_card import FamilyCard, Lazy
 
 CARD = FamilyCard(
+    # the official Sa2VA-Qwen2.5-VL model loads with use_flash_attn=True (bytedance/Sa2VA @9832e1a,
+    # projects/sa2va/hf/models_qwen2_5_vl/modeling_sa2va_qwen.py:41): SDPA computes the same attention
+    official_attn="sdpa",
     name="sa2va",
     display_name="Sa2VA",
     description="Sa2VA-Qwen2.5-VL (Qwen2.5-VL 3B/7B + SAM 2 prompted by the [SEG] hidden state); pruning it "

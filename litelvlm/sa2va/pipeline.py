@@ -35,6 +35,7 @@ from ..qwen.mapped import frames_mapped_inputs
 from ..qwen.pipeline import ABILITIES, CLIP_TEXTS, QwenSam2Input, QwenSam2Pipeline
 from ..qwen_vision.vision import QwenVision
 from . import protocol as _protocol
+from .card import CARD
 from .checkpoint import load_sa2va
 from .generate import RecordingHead, generated_masks, reading_generation
 from .protocol import (
@@ -94,7 +95,8 @@ class Sa2VAPipeline(QwenSam2Pipeline):
         self._set_clip(clip, clip_text, context, similarity)
         self.qwen, self.processor, self.sam2, self.name = qwen, processor, sam2, name
         self.fcs = self.seg_head = fcs
-        self.numerics = Numerics.official() if numerics is None else numerics
+        self.numerics = Numerics.for_protocol("official", attn=CARD.official_attn) if numerics is None \
+            else numerics
         self.quantization = None
         self.layer_hooks = []
         self.seg_token = "[SEG]"

@@ -6,6 +6,9 @@ from __future__ import annotations
 from ..family_card import FamilyCard, Lazy
 
 CARD = FamilyCard(
+    # UniPixel's builder loads attn_implementation='flash_attention_2' (unipixel/model/builder.py:18 of
+    # ../shared/official/UniPixel.git): SDPA computes the same attention on every device
+    official_attn="sdpa",
     name="unipixel",
     display_name="UniPixel",
     description="UniPixel (Qwen2.5-VL 3B/7B + SAM 2.1 prompted by the <|seg|> hidden state), the paper's "

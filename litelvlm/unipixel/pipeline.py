@@ -38,6 +38,7 @@ from ..qwen.pipeline import (
 )
 from ..qwen_vision.vision import QwenVision
 from . import protocol as _protocol
+from .card import CARD
 from .checkpoint import load_unipixel
 from .protocol import (
     ANSWERS,
@@ -82,7 +83,8 @@ class UniPixelPipeline(QwenSam2Pipeline):
         self.seg_head = seg_head
         self.sam2 = sam2
         self.name = name
-        self.numerics = Numerics.official() if numerics is None else numerics
+        self.numerics = Numerics.for_protocol("official", attn=CARD.official_attn) if numerics is None \
+            else numerics
         self.quantization = None
         self.layer_hooks = []
 

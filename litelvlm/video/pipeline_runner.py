@@ -17,6 +17,7 @@ import torch
 
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
+from ..families import card_of
 from ..image_resize import IMAGE_RESIZES, image_resize_kwargs
 from ..lvlm.batched import batch_error, ground_batch
 from ..lvlm.numerics import Numerics
@@ -32,7 +33,8 @@ class PipelineVideoRunner:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
         self.pipe = pipeline_class.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
                                                      clip_text=a.clip_text, numerics=Numerics.for_protocol(
-                                                         "official", attn=getattr(a, "attn", None)),
+                                                         "official", attn=getattr(a, "attn", None)
+                                                         or card_of(a.model).official_attn),
                                                      **image_resize_kwargs(
                                                          getattr(a, "image_resize", IMAGE_RESIZES[0])))
         self.model = self.pipe

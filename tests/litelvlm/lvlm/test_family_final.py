@@ -23,7 +23,7 @@ ABSTRACT = {"language_model", "prepare_image", "with_sentences", "visual_tokens"
 OPTIONAL = {"device", "dtype", "hidden_size", "num_visual", "num_visual_tokens", "describe", "full_budget",
             "mask_shape", "keeps_everything", "visual_grid", "visual_window", "clip_selection_tokens",
             "clip_selection_rows", "tower_context", "lm_head", "stop_ids", "sample_metrics",
-            "summarize_metrics", "run_input", "generated", "run_clip_stage", "run_llm_stage"}
+            "summarize_metrics", "run_input", "generated", "run_clip_stage", "run_llm_stage", "stage_modules"}
 #: what a family declares as data: its registry name and its abilities
 DECLARED = {"family", "abilities"}
 #: what each pipeline holds of its own (set by its ``__init__``)
