@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.arrangements import VIDEO_ARRANGEMENTS
+from analysis.common.model_args import ATTN_CHOICES as ATTNS
 from analysis.common.model_args import DTYPES
 from analysis.common.prefill_args import (
     CAPTURE_CHOICES,
@@ -58,7 +59,8 @@ class EfficiencyArgs(MethodFlags):
                                  "a short matmul benchmark of the LLM's layer shape at start (recorded in "
                                  "config.json as dtype_auto; bfloat16 on cuda)")
     attn: list[str] = arg(["eager", "sdpa"], help="LLM attention implementations to run (eager: the official "
-                                                  "stacks' explicit softmax)")
+                                                  "stacks' explicit softmax; sdpa; flash: SDPA's "
+                                                  "FlashAttention backend in the LLM, CUDA only)")
     text_tokens: int | None = arg(None,
                                   help="prompt text tokens around the visual ones (default: the arch's)")
     arrangements: list[str] = arg(list(VIDEO_ARRANGEMENTS),
@@ -102,8 +104,12 @@ def check_args(a: EfficiencyArgs) -> None:
     if not a.budgets:
         raise LiteLVLMError("--budgets is empty")
     for at in split_list(a.attn):
-        if at not in ("eager", "sdpa"):
-            raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose eager and/or sdpa")
+        if at not in ATTNS:
+            raise LiteLVLMError(f"--attn: unknown attention implementation {at!r}; choose among "
+                                f"{', '.join(ATTNS)}")
+        if at == "flash" and a.device != "cuda":
+            raise LiteLVLMError(f"--attn flash: SDPA's FlashAttention backend runs on CUDA only (--device "
+                                f"{a.device})")
     if a.threads is not None and a.threads < 1:
         raise LiteLVLMError("--threads must be >= 1")
     if a.warmup < 0 or a.repeats < 1:

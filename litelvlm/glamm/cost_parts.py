@@ -149,9 +149,9 @@ class PipelineParts(PrefillParts):
 
 
 def set_attention(pipe, attn: str) -> None:
-    """Use attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``) in the LLM, CLIP and
-    SAM (same weights)."""
-    set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model)
+    """Use attention implementation ``attn`` (``eager``: the official stack's; ``sdpa``; ``flash``: the LLM's,
+    the others sdpa) in the LLM, CLIP and SAM (same weights)."""
+    set_attn(attn, pipe.model.llava, pipe.model.sam, pipe.clip.model, llm=pipe.language_model)
     pipe.numerics = replace(pipe.numerics, attn=attn)
 
 

@@ -227,7 +227,7 @@ def count_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: lis
             ("video_projector", parts.run_video_projector),
             ("sam", parts.run_sam_frame), ("text", parts.run_text))}
     plans = {r: video_plan(arch, *r) for r in rows_spec}
-    llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(attn, parts.model.llm))
+    llm = llm_prefills(parts, plans, attns, lambda attn: set_attention(attn, llm=parts.model.llm))
     bench, selections, proj = selector_bench(arch), {}, {}
     embed = parts.preset.llm_hidden
     rows = []

@@ -119,7 +119,7 @@ def timing_rows(arch: CostArch, rows_spec: list[tuple[str, int, str]], attns: li
     labels = {n: [f"{m}@{b}" + ("" if get_method(m).baseline else f" ({a})") for (m, b, a), k in plans.items()
                   if k == n] for n in plans.values()}
     for attn in attns:
-        set_attention(attn, parts.model.llm)
+        set_attention(attn, llm=parts.model.llm)
         runner = _install(parts, capture)  # a capture is specialised to the attention it recorded
         eager.append({} if runner is None else runner.eager_runs)
         loops: dict[int, list[float]] = {n: [] for n in set(plans.values())}

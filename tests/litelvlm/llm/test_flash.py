@@ -101,3 +101,13 @@ def test_flash_runs_the_llm_on_cuda_as_sdpa_does():
     torch.testing.assert_close(outs["flash"][0], outs["sdpa"][0], rtol=2e-2, atol=2e-2)
     torch.testing.assert_close(outs["flash"][2], outs["sdpa"][2], rtol=2e-2, atol=2e-2)
     assert all(torch.equal(a, b) for a, b in zip(outs["flash"][1], outs["sdpa"][1]))
+
+
+def test_efficiency_takes_flash_on_cuda_only(tmp_path, capsys):
+    """``efficiency --attn`` offers the three kernels; flash off CUDA is one line (exit 2), nothing written."""
+    from litelvlm.cli import main
+
+    out = tmp_path / "eff"
+    assert main(["efficiency", "--arch", "glamm-tiny", "--attn", "flash", "--out", str(out)]) == 2
+    assert "--attn flash: SDPA's FlashAttention backend runs on CUDA only" in capsys.readouterr().err
+    assert not out.exists()
