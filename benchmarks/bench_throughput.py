@@ -176,7 +176,7 @@ def bench_model(model: str, a) -> tuple[pd.DataFrame, pd.DataFrame]:
     if a.attn != "eager":
         from litelvlm.lvlm.numerics import set_attention
 
-        set_attention(a.attn, pipe.language_model)
+        set_attention(a.attn, llm=pipe.language_model)
     # --prefill auto: the captured prefill on CUDA (its batch-1 calls; a batch over 1 runs eagerly, named)
     if resolve_prefill(a.prefill, a.device) == "captured":
         from litelvlm.llm.captured import install
@@ -218,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refer-dir", default=None, help="a REFER folder's first images (default: synthetic)")
     p.add_argument("--tokenizer", default=None, help="a full-size random GLaMM's tokenizer folder")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
+    p.add_argument("--attn", default="eager", choices=["eager", "sdpa", "flash"],
                    help="the LLM's attention kernel (eager: the official stack's; sdpa: no S x S matrix in "
-                   "memory)")
+                   "memory; flash: SDPA's FlashAttention backend, CUDA only)")
     p.add_argument("--sub-batch-bytes", default="auto",
                    type=lambda v: v if v == "auto" else None if v == "none"
                    else int(v), help="ground_batch's budget for one padded LLM forward's eager attention "
