@@ -40,6 +40,19 @@ TABLE: dict[str, tuple[str, str]] = {
     "clip_topsim": ("topsim:CLIP_TOPSIM",
                     "highest CLIP similarity to the text [EOS] (not reversed) + context tokens"),
     "random": ("random_sel:RANDOM", "K tokens drawn uniformly without replacement (seeded), raster order"),
+    "random-deep": ("random_deep:RANDOM_DEEP",
+                    "random deep pruning (this project's reading of the information-horizon paper; no "
+                    "official code): K visual tokens drawn uniformly (seeded) remain from LLM layer L (20 of "
+                    "32), the layers before it see all N (kept tokens keep their RoPE positions)"),
+    "divprune+random-deep": ("divprune_random_deep:DIVPRUNE_RANDOM_DEEP",
+                             "DivPrune then random deep pruning (this project's reading of the "
+                             "information-horizon paper; no official code): DivPrune keeps 50% of N at the "
+                             "LLM input, K of them drawn uniformly (seeded) remain from LLM layer L (20 of "
+                             "32)"),
+    "downsample": ("downsample:DOWNSAMPLE",
+                   "downsampling (this project's reading of VTC-Bench, which resizes the image): the grid of "
+                   "visual tokens average-pooled to K at the LLM input, each pooled token at its window's "
+                   "centre position"),
     "vispruner": ("vispruner:VISPRUNER", "VisPruner: [CLS]-attention important tokens + diverse tokens"),
     "visionzip": ("visionzip:VISIONZIP",
                   "VisionZip: dominant [CLS]-attention tokens + merged contextual tokens"),
