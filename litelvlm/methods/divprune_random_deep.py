@@ -4,7 +4,7 @@ official code (its repository, YahongWang1/Information-Horizon, holds only a REA
 
 The abstract: "integrating random pruning consistently enhances existing methods. Using DivPrune with random
 pruning achieves state-of-the-art results, maintaining 96.9% of Qwen-2.5-VL-7B performance while pruning 50%
-of visual tokens". This reading, in two stages:
+of visual tokens". This reading, in two stages (the ``llm-stages`` stage, as VScan's input and layer stages):
 
 1. At the LLM input, DivPrune (:func:`litelvlm.methods.divprune.divprune_select`, on the N visual input
    embeddings) keeps M visual tokens, raster order, numbered as DivPrune's official code numbers them
@@ -104,6 +104,6 @@ OPTIONS = (
            help="divprune+random-deep (this project's reading): the share of the N visual tokens DivPrune "
                 "keeps at the LLM input before the random deep pruning to K (at least K)"),
 )
-DIVPRUNE_RANDOM_DEEP = Method("llm-layer", divprune_random_deep_select, forward=two_stage_forward,
+DIVPRUNE_RANDOM_DEEP = Method("llm-stages", divprune_random_deep_select, forward=two_stage_forward,
                               schedule=two_stage_schedule, host_sync=True, options=OPTIONS,
                               attention_weights=no_layers)
