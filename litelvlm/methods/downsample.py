@@ -94,11 +94,21 @@ def pool_grid(tokens: torch.Tensor, rows: int, cols: int, budget: int) -> tuple[
     return pooled.to(tokens.dtype), cells
 
 
+def squarest(num_tokens: int) -> tuple[int, int]:
+    """(rows, cols) of the most square grid of ``num_tokens`` cells, rows <= cols."""
+    rows = max(d for d in range(1, math.isqrt(num_tokens) + 1) if num_tokens % d == 0)
+    return rows, num_tokens // rows
+
+
 def grid_of(ctx: LLMContext) -> tuple[int, int]:
     """(rows, cols) of the visual tokens (the family's ``visual_grid``); a family whose tokens are no single
-    2-D grid is refused with its reason."""
+    2-D grid is refused with its reason. A stand-in context without a family's grid (the FLOPs count's
+    synthetic inputs, :func:`litelvlm.cost.meta.llm_input_selection_flops`) pools :func:`squarest`."""
+    visual_grid = getattr(ctx.pipeline, "visual_grid", None)
+    if visual_grid is None:
+        return squarest(int(ctx.num_visual))
     try:
-        return ctx.pipeline.visual_grid(ctx.prepared)
+        return visual_grid(ctx.prepared)
     except LiteLVLMError as e:
         raise LiteLVLMError(f"downsample pools one 2-D grid of visual tokens, which this input has not: "
                             f"{e}") from e

@@ -6,7 +6,8 @@ of a linear grid) and their cells the windows' centres; a K that is no h x w pro
 w or w + 1 columns, each band a row of the direct pool; K at every budget 1..N on the tiny GLaMM's 24 x 24
 grid and the tiny Sa2VA's 6 x 7 merged grid; K = N is the tokens as they are; on GLaMM the LLM runs the
 pooled tokens at the centres' positions (``positions="official"``), ``renumber`` afresh, ``keep`` refused; a
-family whose tokens are no grid (VideoGLaMM) is refused with its reason."""
+family whose tokens are no grid (VideoGLaMM) is refused with its reason; the FLOPs count's stand-in inputs
+pool the squarest grid of N."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from PIL import Image
 from litelvlm.errors import LiteLVLMError
 from litelvlm.families import load_pipeline
 from litelvlm.methods import get_method
-from litelvlm.methods.downsample import centre, downsample_select, pool_grid, pooled_shape
+from litelvlm.methods.downsample import centre, downsample_select, pool_grid, pooled_shape, squarest
 
 
 def _prepared(pipe):
@@ -88,6 +89,20 @@ def test_the_aspect_ratio_is_kept():
     assert pooled_shape(20, 6, 7) == (4, 5, 0) and pooled_shape(1, 6, 7) == (1, 1, 0)
     assert pooled_shape(10, 1, 40) == (1, 10, 0) and pooled_shape(10, 40, 1) == (10, 1, 0)
     assert pooled_shape(575, 24, 24) == (24, 23, 23)  # w + 1 never exceeds the grid's 24 columns
+
+
+def test_a_stand_in_context_pools_the_squarest_grid():
+    """The FLOPs count's synthetic inputs (no family's grid): the most square factorisation of N."""
+    from types import SimpleNamespace
+
+    assert squarest(576) == (24, 24) and squarest(391) == (17, 23) and squarest(13) == (1, 13)
+    x = torch.randn(391, 6, generator=torch.Generator().manual_seed(1))
+    ctx = SimpleNamespace(visual_embeds=x, num_visual=391, prepared=None, pipeline=None)
+    sel = downsample_select(ctx, 64)
+    pooled, cells = pool_grid(x, 17, 23, 64)
+    assert torch.equal(sel.features, pooled) and torch.equal(sel.indices, cells)
+    assert sel.parts["grid"].tolist() == [17, 23]
+    assert sel.parts["pooled"].tolist() == list(pooled_shape(64, 17, 23))
 
 
 @pytest.mark.parametrize("family", ["glamm", "sa2va"])
