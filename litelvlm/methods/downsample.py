@@ -12,7 +12,8 @@ instead:
   projector outputs of CLIP's 24 x 24 patches, the Qwen families' merged tokens), in their (rows, cols) raster
   order (``GroundingPipeline.visual_grid``: the M-RoPE height / width ids, or the square of N on 1-D RoPE).
   A family whose tokens are no single 2-D grid (VideoGLaMM's 16 frames, a video of several temporal patches)
-  is refused with the family's reason.
+  is refused with the family's reason. The FLOPs count's stand-in inputs (no family) pool the most square
+  factorisation of N (:func:`squarest`).
 * The pooled grid, for a (H, W) grid and budget K: ``h = floor(sqrt(K H / W))`` rows (the aspect ratio as
   closely as floors allow), within ``ceil(K / W)..min(H, K)``; ``w, r = divmod(K, h)``: every row band has
   w columns and r of them one more (r < h), so ``h w + r = K`` exactly. Band i has the extra column when
