@@ -356,12 +356,12 @@ class GroundingPipeline(abc.ABC):
     def _position_rule(self, prepared, method: str, spec: Method, positions: str) -> tuple[str, str]:
         """``ground``'s (positions, rule): the switch resolved against the family's and the method's rules,
         refusals."""
-        if positions == "official" and self.abilities.position_rule is not None:
-            positions = self.official_rule(method)
-        rule = spec.positions if positions == "official" else positions
         if positions == "keep" and not spec.original_positions:
             raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token "
                                 "([CLS], merged or recycled tokens), which have no original position")
+        if positions == "official" and self.abilities.position_rule is not None:
+            positions = self.official_rule(method)
+        rule = spec.positions if positions == "official" else positions
         if getattr(prepared, "answer", "teacher-forced") == "generate" and spec.forward is not None:
             raise LiteLVLMError(f"{method} prunes inside the LLM; answer='generate' runs the methods that "
                                 "prune at the LLM input (a pruned KV cache while decoding has no official "

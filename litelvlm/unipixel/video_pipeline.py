@@ -49,7 +49,9 @@ PROPAGATIONS = ("sam2", "frame-wise")
 ONE_IMAGE_VARIANTS = {"vscan": "VScan's Qwen2.5-VL window scan runs over one image's merged grid (its "
                       "official code "
                                "prunes images); a video's several temporal patches have no scan of its own "
-                      "yet"}
+                      "yet",
+                      "downsample": "{method} pools one image's merged grid; a video's several temporal "
+                                    "patches have no pooling of their own yet"}
 
 
 @dataclass

@@ -17,7 +17,6 @@ import torch
 
 from ..budget import Budget, Count
 from ..errors import LiteLVLMError
-from ..families import card_of
 from ..image_resize import IMAGE_RESIZES, image_resize_kwargs
 from ..lvlm.batched import batch_error, ground_batch
 from ..lvlm.numerics import Numerics
@@ -32,9 +31,9 @@ class PipelineVideoRunner:
     def __init__(self, a: Any, pipeline_class: type) -> None:
         dtype = None if a.dtype == "auto" else getattr(torch, a.dtype)
         self.pipe = pipeline_class.from_model_string(a.model, device=a.device, dtype=dtype, clip=a.clip,
-                                                     clip_text=a.clip_text, numerics=Numerics.for_protocol(
-                                                         "official", attn=getattr(a, "attn", None)
-                                                         or card_of(a.model).official_attn),
+                                                     clip_text=a.clip_text, numerics=None if (
+                                                         attn := getattr(a, "attn", None)) is None
+                                                     else Numerics.for_protocol("official", attn=attn),
                                                      **image_resize_kwargs(
                                                          getattr(a, "image_resize", IMAGE_RESIZES[0])))
         self.model = self.pipe

@@ -74,7 +74,8 @@ ANSWERS = ("teacher-forced", "generate")
 ABILITIES = Abilities(sentences_per_prompt=1, answers=ANSWERS, budget_unit="frame", refuses={
     "reads_clip": "{method} reads one image's CLIP trace beside the LLM's tokens; VideoGLaMM's visual tokens "
                   "are 16 frames' pooled CLIP and InternVideo2 tokens, onto which no CLIP patch map is "
-                  "defined: use a per-frame CLIP-side method or an LLM-side method that reads the LLM alone"})
+                  "defined: use a per-frame CLIP-side method or an LLM-side method that reads the LLM alone",
+    "downsample": "{method} pools one 2-D grid; VideoGLaMM's are 16 frames' pooled CLIP, InternVideo2's"})
 
 
 @dataclass

@@ -160,11 +160,6 @@ def test_a_family_without_a_grid_is_refused_with_its_reason():
     assert "this project's reading" in spec.description and spec.options == ()
 
 
-@pytest.mark.xfail(strict=True, raises=LiteLVLMError,
-                   reason="GroundingPipeline._position_rule turns a family's position_rule='keep' (the "
-                          "Qwen families) into an explicit 'keep' before refusing merged tokens, so "
-                          "downsample's own rule is refused there; the refusal must test the caller's switch "
-                          "before the substitution (litelvlm/lvlm/family.py)")
 def test_on_a_qwen_family_the_pooled_tokens_take_their_centres_m_rope_ids(sa2va):
     pipe, prep = sa2va
     sel = downsample_select(pipe.context(prep), 20)

@@ -21,7 +21,9 @@ def test_each_method_declares_its_official_rule():
     # pruned inside the LLM, positions gathered
     assert rules["fastv"] == rules["dart"] == rules["ivc-prune"] == "keep"
     assert rules["sparsevlm"] == "renumber"  # position_ids[:, :L'] (its L302)
-    assert all(r == "renumber" for n, r in rules.items() if get_method(n).stage in ("clip", "llm-input"))
+    # downsample: its pooled tokens at their windows' centres (this project's reading)
+    assert all(r == "renumber" for n, r in rules.items()
+               if get_method(n).stage in ("clip", "llm-input") and n != "downsample")
     assert POSITION_SWITCH == ("official", "keep", "renumber")
 
 
@@ -125,7 +127,7 @@ def test_a_two_stage_method_keeps_positions_at_both_stages(tiny_glamm, tiny_glam
 
 def test_tokens_without_an_original_position_are_refused(tiny_glamm, tiny_glamm_prep):
     assert sorted(n for n in method_names() if not get_method(n).original_positions) == [
-        "prumerge", "prumerge+", "sparsevlm", "visionzip"]
+        "downsample", "prumerge", "prumerge+", "sparsevlm", "visionzip"]
     pipe, prep = tiny_glamm, tiny_glamm_prep
     with torch.no_grad():
         for method in ("visionzip", "prumerge"):  # a [CLS] (-1), a merged extra token (-2)
