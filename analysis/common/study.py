@@ -103,7 +103,7 @@ RECORDED_FACTS: dict[str, str] = {
     "note": "the note on the weights"}
 #: recorded facts that follow from options which are compared themselves, and are not: ``unbatched``, the
 #: methods ``--batch-size`` ran at batch 1 (of ``--methods``, ``--batch-size`` and the ``--model``'s family)
-DERIVED_FACTS = ("unbatched", "llm_attn_implementation")
+DERIVED_FACTS = ("unbatched", "llm_attn_implementation", "stage_timing")
 #: config keys never compared when a run resumes into a folder: the circumstances of a run (its threads, its
 #: time, whether the machine was busy while it timed, ``analysis.common.caveats.TIMING_KEY``), its identity,
 #: its paths (compared by their absolute paths) and the :data:`DERIVED_FACTS`

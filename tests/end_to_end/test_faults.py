@@ -78,7 +78,8 @@ VOLATILE = ("run", "seconds", "torch_threads", "busy", "paths", "out", "written_
 #: folders of resumable work and the lock: written in place as a run goes, kept after a fault
 KEPT = ("parts", "rounds", "images", "reference.safetensors", LOCK_NAME)
 #: result files whose content holds measured times (validate's): compared by presence only
-TIMED = ("validate.csv", "validate.parquet", "ratios.csv", "report.md", "checks.csv", "memory.csv")
+TIMED = ("validate.csv", "validate.parquet", "ratios.csv", "report.md", "checks.csv", "memory.csv",
+         "stages.csv", "stages.png")
 
 
 class Killed(BaseException):

@@ -26,7 +26,8 @@ from analysis.commands import COMMANDS
 from analysis.common.caveats import TIMING_KEY
 from analysis.common.grounding_runs import clip_record
 from analysis.common.identity import run_identity
-from analysis.common.study import NOT_COMPARED, RECORDED_FACTS, check_config
+from analysis.common.prefill_args import prefill_record
+from analysis.common.study import NOT_COMPARED, RECORDED_FACTS, check_config, llm_attn_record
 from analysis.video.batches import batch_record
 from litelvlm.cli import build_parser
 from litelvlm.errors import LiteLVLMError
@@ -71,6 +72,9 @@ def _spread_keys(call: ast.AST) -> set[str]:
                "image_resize_record": lambda: image_resize_record("another", "tiny-random"),
                "batch_record": lambda: batch_record(2, {"method": "why"}),
                "config": lambda: dict.fromkeys(_runner_config_keys()),   # run.config(): the family's record
+               "prefill_record": lambda: prefill_record("captured", "fused"),
+               "llm_attn_record": lambda: llm_attn_record(SimpleNamespace(config=SimpleNamespace(
+                   _attn_implementation="sdpa"))),
                }
     assert name in spreads, f"a record {name}(...) spread into config.json: add its keys to this test"
     return set(spreads[name]())

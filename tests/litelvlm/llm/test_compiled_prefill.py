@@ -211,7 +211,7 @@ def test_a_segment_that_cannot_be_captured_runs_eagerly_and_says_why(tiny_glamm,
 def test_cuda_graphs_need_cuda_and_each_device_has_its_capture(tiny_glamm):
     from litelvlm.llm.captured import default_capture, install
 
-    assert default_capture("cuda") == "graph" and default_capture("cpu") == "compile"
+    assert default_capture("cuda") == "fused" and default_capture("cpu") == "compile"
     with pytest.raises(ValueError, match="CUDA device"):
         install(tiny_glamm.language_model, "graph")
     assert "_captured_prefill" not in vars(tiny_glamm.language_model)

@@ -104,10 +104,11 @@ def test_flash_runs_the_llm_on_cuda_as_sdpa_does():
 
 
 def test_efficiency_takes_flash_on_cuda_only(tmp_path, capsys):
-    """``efficiency --attn`` offers the three kernels; flash off CUDA is one line (exit 2), nothing written."""
+    """``efficiency --attn`` offers the three kernels; flash off CUDA: one line (exit 2), nothing written."""
     from litelvlm.cli import main
 
     out = tmp_path / "eff"
     assert main(["efficiency", "--arch", "glamm-tiny", "--attn", "flash", "--out", str(out)]) == 2
-    assert "--attn flash: SDPA's FlashAttention backend runs on CUDA only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--attn flash: SDPA's FlashAttention backend runs on CUDA only" in err
     assert not out.exists()

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import load_pipeline
 from litelvlm.methods import get_method
 from litelvlm.methods.divprune import divprune_select
 from litelvlm.methods.divprune_random_deep import intermediate_count
@@ -27,19 +24,9 @@ from tests.litelvlm.methods.test_random_deep import layer_inputs
 NAME = "divprune+random-deep"
 
 
-def _prepared(pipe):
-    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (160, 200, 3), dtype=np.uint8))
-    return pipe, pipe.prepare(image, ["the dog on the left"])
 
 
-@pytest.fixture(scope="module")
-def sa2va():
-    return _prepared(load_pipeline("sa2va-tiny-random:0"))
 
-
-@pytest.fixture(scope="module")
-def glamm(tiny_glamm):
-    return _prepared(tiny_glamm)
 
 
 def test_the_intermediate_count_and_the_schedule():

@@ -11,31 +11,13 @@ pool the squarest grid of N."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import load_pipeline
 from litelvlm.methods import get_method
 from litelvlm.methods.downsample import centre, downsample_select, pool_grid, pooled_shape, squarest
-
-
-def _prepared(pipe):
-    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (160, 200, 3), dtype=np.uint8))
-    return pipe, pipe.prepare(image, ["the dog on the left"])
-
-
-@pytest.fixture(scope="module")
-def glamm(tiny_glamm):
-    return _prepared(tiny_glamm)
-
-
-@pytest.fixture(scope="module")
-def sa2va():
-    return _prepared(load_pipeline("sa2va-tiny-random:0"))
 
 
 def _linear(rows: int, cols: int) -> torch.Tensor:

@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from litelvlm.errors import LiteLVLMError
-from litelvlm.families import load_pipeline
 from litelvlm.methods import get_method
 from litelvlm.methods.random_deep import default_layer, uniform_draw
 
@@ -28,15 +27,8 @@ def _image() -> Image.Image:
     return Image.fromarray(np.random.default_rng(0).integers(0, 255, (160, 200, 3), dtype=np.uint8))
 
 
-@pytest.fixture(scope="module")
-def glamm(tiny_glamm):
-    return tiny_glamm, tiny_glamm.prepare(_image(), ["the dog on the left"])
 
 
-@pytest.fixture(scope="module")
-def sa2va():
-    pipe = load_pipeline("sa2va-tiny-random:0")
-    return pipe, pipe.prepare(_image(), ["the dog on the left"])
 
 
 @contextlib.contextmanager
