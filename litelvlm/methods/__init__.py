@@ -82,6 +82,10 @@ TABLE: dict[str, tuple[str, str]] = {
     "sparsevlm": ("sparsevlm:SPARSEVLM", "SparseVLM (v1.5): text raters' attention drops visual tokens after "
                   "LLM layers 2/6/15 with the official per-budget counts; 30% of the dropped recycled as "
                   "DPC-KNN cluster means; positions renumbered"),
+    "v2drop": ("v2drop:V2DROP", "V2Drop: before LLM layers 3/17/22 drop the visual tokens whose hidden "
+               "state changed least through the previous layer (L2 norm), keeping the official shares "
+               "(0.5/0.5/0) but at least K, K after the last drop; no attention weights; kept tokens keep "
+               "their RoPE positions"),
     "vscan": ("vscan:VSCAN", "VScan: global ([CLS] attention, feature block) and local (block 5, per 6x6 "
               "window) scans with token merging at the LLM input, then the last token's attention keeps K/2 "
               "after LLM layer 16 (K = the average over layers: 3K/2 tokens enter); positions renumbered"),
@@ -138,6 +142,11 @@ VARIANTS: dict[tuple[str, str], tuple[str, str]] = {
                                 "HiPrune, its official Qwen2.5-VL code: anchors (object-layer 16 of 32 "
                                 "attention of the vision tower) with their 4 neighbours, then registers "
                                 "(last block) among the merged tokens; LLM order, original M-RoPE positions"),
+    ("v2drop", "qwen2.5-vl"): ("v2drop_qwen:V2DROP_QWEN",
+                               "V2Drop, its official Qwen2-VL code's schedule: before LLM layers 3/16/22 of "
+                               "28 (this project's adaptation: the same relative depth elsewhere) drop the "
+                               "least-varying visual tokens, keeping 0.25/0.05/0 of them but at least K; "
+                               "kept tokens keep their M-RoPE ids"),
     ("cdpruner", "qwen2.5-vl"): ("cdpruner_qwen:CDPRUNER_QWEN",
                                  "CDPruner on Qwen2.5-VL (this project's adaptation): CDPruner's conditional "
                                  "DPP over the merged tokens, relevance in the LLM's input space (cosine "
