@@ -19,7 +19,9 @@ resampling unit (images for RefCOCO, videos for the video sets); ``n_boot`` repl
   paired swap test whose p-value stands beside them (:mod:`analysis.common.permutation`: the difference's
   interval excludes 0 exactly when ``p < 0.05``), Holm's correction of ``p`` over every comparison of the
   metric in the table, and the Monte Carlo errors (``p_mc``, ``difference_mc``, ``ratio_mc``; 0 where the test
-  enumerates every pattern).
+  enumerates every pattern). A study may add references (``extra_references``: the leaderboard's ``random``
+  and ``downsample``, :mod:`analysis.common.leaderboard`): their rows come after, each (metric, reference) a
+  Holm family of its own, so the rows against ``none`` and LiteLVLM stay as they were.
 * :func:`claims_table`: the paper's two claims, each READ FROM ``comparisons.csv`` so that a claim and the
   comparison of the same pair can never disagree on significance. "Maintains 90% of the original performance":
   LiteLVLM's share of the unpruned score per budget, the ratio of its comparison with ``none``. "Outperforms
@@ -130,8 +132,34 @@ def _baseline(stats: Stats) -> tuple[str, int] | None:
     return found[0] if found else None
 
 
-def comparisons_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, unit: str) -> pd.DataFrame:
-    """Every method at every budget against ``none`` and against LiteLVLM at that budget (see the module)."""
+def _comparison(stats: Stats, metric: str, key: tuple[str, int], ref: tuple[str, int], n_boot: int, seed: int,
+                unit: str) -> dict | None:
+    """One row of ``comparisons.csv``: ``key`` (method, budget) against ``ref`` in ``metric`` (None where one
+    of them lacks the metric)."""
+    a, b = stats[key].get(metric), stats[ref].get(metric)
+    if a is None or b is None:
+        return None
+    got = permutation.paired_test(a, b, n_boot, seed)
+    return {"metric": metric, "budget": key[1], "method": key[0], "reference": ref[0],
+            "reference_budget": ref[1], "value": got["a"], "reference_value": got["b"],
+            **{k: got[k] for k in ("difference", "difference_lo", "difference_hi", "p", "ratio", "ratio_lo",
+                                   "ratio_hi", "units")}, "unit": unit,
+            **{k: got[k] for k in ("p_mc", "difference_mc", "ratio_mc", "test")}}
+
+
+def _holm(family: list[dict]) -> None:
+    """Holm's adjustment of ``p`` over the rows of one family, in place."""
+    for r, adj in zip(family, bootstrap.holm([r["p"] for r in family])):
+        r.update(p_adjusted=adj, correction=CORRECTION,
+                 family_size=int(sum(np.isfinite(x["p"]) for x in family)))
+
+
+def comparisons_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, unit: str,
+                      extra_references: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Every method at every budget against ``none`` and against LiteLVLM at that budget (see the module);
+    then, after those rows, every method against each of ``extra_references`` at the same budget where the
+    run holds it (the leaderboard's ``random`` and ``downsample``: :mod:`analysis.common.leaderboard`), each
+    (metric, reference) a Holm family of its own, so that the rows before keep their adjusted p."""
     base = _baseline(stats)
     rows = []
     for metric in metrics:
@@ -139,21 +167,16 @@ def comparisons_table(stats: Stats, metrics: list[str], n_boot: int, seed: int, 
         for method, budget in sorted(k for k in stats if not is_baseline(k[0])):
             refs = ([base] if base else []) + [r for r in [(LITELVLM, budget)] if r in stats and r
                                                != (method, budget)]
-            for ref in refs:
-                a, b = stats[(method, budget)].get(metric), stats[ref].get(metric)
-                if a is None or b is None:
-                    continue
-                got = permutation.paired_test(a, b, n_boot, seed)
-                rows.append({"metric": metric, "budget": budget, "method": method, "reference": ref[0],
-                             "reference_budget": ref[1], "value": got["a"], "reference_value": got["b"],
-                             **{k: got[k]
-                                for k in ("difference", "difference_lo", "difference_hi", "p", "ratio",
-                                                    "ratio_lo", "ratio_hi", "units")}, "unit": unit,
-                             **{k: got[k] for k in ("p_mc", "difference_mc", "ratio_mc", "test")}})
-        family = rows[first:]
-        for r, adj in zip(family, bootstrap.holm([r["p"] for r in family])):
-            r.update(p_adjusted=adj, correction=CORRECTION,
-                     family_size=int(sum(np.isfinite(x["p"]) for x in family)))
+            rows += [row for ref in refs
+                     if (row := _comparison(stats, metric, (method, budget), ref, n_boot, seed, unit))]
+        _holm(rows[first:])
+    for reference in extra_references:
+        for metric in metrics:
+            first = len(rows)
+            rows += [row for key in sorted(k for k in stats if not is_baseline(k[0]) and k[0] != reference)
+                     if (reference, key[1]) in stats
+                     and (row := _comparison(stats, metric, key, (reference, key[1]), n_boot, seed, unit))]
+            _holm(rows[first:])
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 

@@ -126,7 +126,8 @@ def evaluate_images(pipe, args: ScoringArgs, items: list[tuple[list, object]], p
                 if check is not None and start == 0:
                     check.compare(pipe, args, (method, budget), [p[2] for _, p, _ in part], outs)
             for (j, p, b), out in zip(part, outs, strict=True):
-                done[(j, method, column)] = output_rows(pipe, args, p[1], p[3], method, b, out)
+                done[(j, method, column)] = output_rows(pipe, args, p[1], p[3], method, b, out,
+                                                        pipe.num_visual(p[2]))
     rows: list[list[dict]] = [[] for _ in items]
     for j, (i, _, _, _, todo) in enumerate(prompts):  # evaluate_image's order: prompt by prompt, run by run
         for method, budget in todo:

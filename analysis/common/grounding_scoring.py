@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.common import leaderboard as lb
 from analysis.common.grounding_runs import Run, image_runs, method_options, official_turns
 from litelvlm.errors import LiteLVLMError
 
@@ -93,10 +94,16 @@ def image_prompts(pipe, args: ScoringArgs, records: list, image, pairs: list[Run
     return todo, prompts
 
 
-def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, budget, out) -> list[dict]:
+def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, budget, out,
+                num_visual: int | None = None, prune_ms: float | None = None) -> list[dict]:
     """One prompt's rows (one per sentence) for ``method`` at ``budget`` from its ``ground`` output
-    ``out``."""
+    ``out``; each row carries its predicted mask as a COCO RLE (``pred_rle``: the leaderboard's loyalty,
+    :mod:`analysis.common.leaderboard`) and, where given, the layer-averaged visual tokens of the method on
+    the input's ``num_visual`` tokens and the call's pruning time ``prune_ms`` (on the prompt's first row)."""
     masks = out.masks.cpu().numpy()
+    board = {} if num_visual is None else {lb.LAYER_AVG: lb.layer_avg_tokens(
+        pipe.spec(method), budget, num_visual, int(pipe.language_model.config.num_hidden_layers),
+        method_options(args, method, pipe))}
     rows = []
     for turn, (r, gt) in enumerate(zip(recs, gts)):
         inter, union, iou = mask_stats(masks[turn], gt)
@@ -108,8 +115,23 @@ def output_rows(pipe, args: ScoringArgs, recs: list, gts: list, method: str, bud
                      "seq_len": out.seq_len, "prune_layer": out.prune_layer, **out.short_kept(),
                      **pipe.sample_metrics(masks[turn], gt, r.bbox),
                      **({} if out.generated is None else {"seg_generated": bool(out.seg_hidden.shape[0]),
-                                                          "generated_tokens": int(out.generated.numel())})})
+                                                          "generated_tokens": int(out.generated.numel())}),
+                     lb.PRED_RLE: lb.encode_masks(masks[turn][None]), **board,
+                     **({} if prune_ms is None else {lb.PRUNE_MS: prune_ms if turn == 0 else float("nan")})})
     return rows
+
+
+def ground_run(pipe, args: ScoringArgs, prep, method: str, budget) -> tuple[object, float | None]:
+    """(``ground``'s output for ``method`` at ``budget``, the call's pruning time in ms under
+    ``--time-pruning``, else None: :func:`analysis.common.leaderboard.timed_call`)."""
+    options = method_options(args, method, pipe)
+
+    def call():
+        return pipe.ground(prep, method, budget, positions=args.positions, **options)
+
+    if not getattr(args, "time_pruning", False):
+        return call(), None
+    return lb.timed_call(pipe, pipe.spec(method), call)
 
 
 @torch.no_grad()
@@ -119,7 +141,6 @@ def evaluate_image(pipe, args: ScoringArgs, records: list, image, pairs: list[Ru
     rows = []
     for recs, prep, gts in prompts:
         for method, budget in todo:
-            out = pipe.ground(prep, method, budget, positions=args.positions,
-                              **method_options(args, method, pipe))
-            rows.extend(output_rows(pipe, args, recs, gts, method, budget, out))
+            out, ms = ground_run(pipe, args, prep, method, budget)
+            rows.extend(output_rows(pipe, args, recs, gts, method, budget, out, pipe.num_visual(prep), ms))
     return rows

@@ -22,7 +22,8 @@ Masks are teacher-forced, as in GLaMM. ``none`` (no pruning) is evaluated once, 
 ``OUT/grounding.parquet`` (one row per sentence x method x budget), ``OUT/summary.csv`` (method, budget, ciou,
 giou, n; on a family with an official metric of its own, its columns beside: UniPixel's ``unipixel_ciou``,
 ``unipixel_giou``, ``unipixel_box_acc``, ``eval_refcoco.py``'s cIoU without epsilon, gIoU and box accuracy;
-each with its 95% bootstrap ``_lo``/``_hi``), ``OUT/comparisons.csv``, ``OUT/claims.csv``
+each with its 95% bootstrap ``_lo``/``_hi``; then the leaderboard's columns where their inputs exist:
+:mod:`analysis.common.leaderboard`), ``OUT/comparisons.csv``, ``OUT/claims.csv``
 (:mod:`analysis.grounding.statistics`), ``OUT/skipped.csv`` (images that could not be read),
 ``OUT/config.json``.
 
@@ -49,6 +50,7 @@ from analysis.common.grounding_batches import BatchCheck, batch_notes, batch_sum
 from analysis.common.grounding_runs import Run, clip_record, plan, run_keys
 from analysis.common.grounding_scoring import evaluate_image, summarize
 from analysis.common.identity import run_identity
+from analysis.common.leaderboard import board_text, reads_attention, split_view
 from analysis.common.model_setup import quantize_kwargs, study_numerics
 from analysis.common.parts import PartStore, read_parquet
 from analysis.common.prefill_args import prefill_record
@@ -57,7 +59,7 @@ from analysis.common.screen import headline, methods_headline, show_table, table
 from analysis.common.shards import Shards
 from analysis.common.study import llm_attn_record, portable_paths, read_json
 from analysis.grounding.options import PROTOCOLS, GroundingArgs, check_args
-from analysis.grounding.statistics import add_statistics
+from analysis.grounding.statistics import add_statistics, with_loyalty
 from litelvlm.budget import Budget
 from litelvlm.cli_args import split_list
 from litelvlm.data.refer import load_refer
@@ -135,10 +137,11 @@ def load_grounding(results_dir: str | Path) -> dict:
 
 
 # -- resumable parts (analysis.common.parts) ---------------------------------------------------------------
-def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple[str, int]] | None = None
-                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple[str, int]] | None = None,
+                num_layers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(rows, summary, skipped) from every finished part, restricted to ``image_ids`` and ``pairs``
-    when given (a run may reuse parts of a larger one); writes grounding.parquet, summary.csv, skipped.csv."""
+    when given (a run may reuse parts of a larger one); writes grounding.parquet, summary.csv, skipped.csv.
+    ``num_layers``: the model's LLM decoder layers (the leaderboard's ``reads_attention``)."""
     store = PartStore(out)
     wanted = None if image_ids is None else set(image_ids)
     skipped = [s for s in store.skipped() if wanted is None or int(s["image_id"]) in wanted]
@@ -156,6 +159,7 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
               "pred_area", "gt_area", "seq_len", "prune_layer"):
         rows[c] = rows[c].astype("int64")
     rows["iou"] = rows["iou"].astype("float64")
+    rows = with_loyalty(rows)   # each mask's IoU with none's (the leaderboard), the masks left in the parts
     if rows.empty and skipped:
         raise LiteLVLMError(f"no image could be read ({len(skipped)} skipped, e.g. {skipped[0]['path']}: "
                             f"{skipped[0]['reason']}); nothing written")
@@ -163,7 +167,9 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
     # read back from the folder, once
     model = None if cfg.get("model") is None else ModelSpec.parse(cfg["model"])
     summary = own_metric_summary(summarize(rows), rows, model)
-    summary = mark_weights(add_statistics(out, summary, rows, {**cfg, "model": model}), model,
+    reads = None if num_layers is None or model is None else reads_attention(
+        sorted(set(rows["method"])), num_layers, get_family(family_of(model)).abilities.backbone)
+    summary = mark_weights(add_statistics(out, summary, rows, {**cfg, "model": model}, reads), model,
                            cfg.get("clip"))
     skipped_df = pd.DataFrame(skipped, columns=["image_id", "path", "reason"])
     write_parquet(out / "grounding.parquet", rows)
@@ -244,7 +250,7 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
     config = {k: v for k, v in asdict(a).items() if k not in ("out", "device", "chunk", "prefill", "capture")}
     config.update(prefill_record(a.prefill, a.capture))
     for key, default in (("clip_context", "clip"), ("clip_similarity", "clip"), ("answer", "teacher-forced"),
-                         ("batch_size", 1)):
+                         ("batch_size", 1), ("time_pruning", False)):
         # a default is recorded only when changed: earlier folders resume as they were
         if config[key] == default:
             config.pop(key)
@@ -279,8 +285,10 @@ def run_grounding(a: GroundingArgs, pipe=None, checked: tuple[list[str], list[Bu
             _evaluate(pipe, a, store, by_image, ids, [by_key[tuple(k)] for k in todo_keys], shards, check)
         shards.wait()
         if shards.is_main:
-            rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs))
-            shown = with_intervals(summary).to_string(index=False)  # every column: summary.csv
+            rows_df, summary, skipped_df = merge_parts(out, image_ids, run_keys(pairs),
+                                                       int(pipe.language_model.config.num_hidden_layers))
+            main_view, board = split_view(summary)   # the leaderboard's columns: a second table
+            shown = with_intervals(main_view).to_string(index=False) + board_text(board)  # all of summary.csv
             nulls = "".join(f"{line}\n"
                             for line in null_results(summary, ("ciou", "giou"), [a.model, a.clip]))
             batching, shown_check = batch_summary(out, a, unbatched, check)

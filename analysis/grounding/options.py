@@ -111,6 +111,12 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
                                "under "
                                           "per-expression", choices=["sum", "union"])
 
+    time_pruning: bool = arg(False, help="time each call's pruning step (this project's addition): "
+                             "summary.csv's prune_ms, the median ms of a CLIP-side method's selection (the "
+                             "stage timer's selection stage; NaN where the selection runs inside the LLM or "
+                             "the vision tower, and for batched calls under --batch-size); off by default, "
+                             "so that a seeded run's tables stay byte-identical")
+
     def __post_init__(self) -> None:
         super().__post_init__()
         # the command line's Budgets as they are; a Python caller's read

@@ -13,16 +13,20 @@ without epsilon, gIoU, box accuracy, a hit rate whose interval is Clopper-Pearso
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis.common import accuracy_stats as acc
+from analysis.common import leaderboard as lb
 from analysis.common.bootstrap import UnitStat, unit_stat
 from analysis.common.study import read_json
 from litelvlm.io import write_csv
 from litelvlm.provenance import mark_weights, run_weights_kind
+
+log = logging.getLogger(__name__)
 
 #: The official metric's epsilon on cIoU's union (``infer_and_evaluate.py`` L433; ``compute.CIOU_EPS``).
 CIOU_EPS = 1e-10
@@ -98,20 +102,42 @@ def boot_seed(config: dict) -> int:
     return int(config.get("seed", 0) if given is None else given)
 
 
-def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """``summary`` with its intervals; writes ``comparisons.csv`` and ``claims.csv`` beside it (``--n-boot``
-    replicates drawn with ``--boot-seed``, by default ``--seed``, from ``config``)."""
+#: what identifies one expression's row across the methods of a run (the loyalty's pairing with ``none``)
+EXPRESSION_KEYS = ["image_id", "ref_id", "sent_id", "turn"]
+
+
+def with_loyalty(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with each row's ``loyalty``, the IoU of its mask with the unpruned model's for the same
+    expression (:func:`analysis.common.leaderboard.loyalty_values`; only where the run holds ``none`` and
+    every row its mask), the masks themselves (``pred_rle``, kept in the parts) left out."""
+    values = lb.loyalty_values(rows, EXPRESSION_KEYS)
+    if values is None and lb.PRED_RLE in rows and rows[lb.PRED_RLE].notna().any():
+        log.warning("eval-grounding: some rows lack their masks (parts of an earlier version): no loyalty "
+                    "column; re-run in a fresh --out to have it")
+    rows = rows.drop(columns=[lb.PRED_RLE], errors="ignore")
+    return rows if values is None else rows.assign(**{lb.LOYALTY: values})
+
+
+def add_statistics(out: Path, summary: pd.DataFrame, rows: pd.DataFrame, config: dict,
+                   reads: dict | None = None) -> pd.DataFrame:
+    """``summary`` with its intervals and the leaderboard's columns (:mod:`analysis.common.leaderboard`;
+    ``reads``: {method: reads LLM attention weights}); writes ``comparisons.csv`` and ``claims.csv`` beside
+    it (``--n-boot`` replicates drawn with ``--boot-seed``, by default ``--seed``, from ``config``)."""
     n_boot, seed = int(config.get("n_boot", 1000)), boot_seed(config)
     models = (config.get("model"), config.get("clip"))
     unit = resample_unit(rows)
     stats = metric_stats(rows, unit) if len(rows) else {}
     metrics = [m for m in metrics_of(summary.columns) if m in summary.columns]
-    comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, unit)
+    comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, unit, extra_references=lb.REFERENCES)
     claims = acc.claims_table(stats, [m for m in CLAIM_METRICS if m in metrics], n_boot, seed,
                               run_weights_kind(models), comparisons)
     write_csv(out / "comparisons.csv", mark_weights(comparisons, *models))
     write_csv(out / "claims.csv", mark_weights(claims, *models))
-    return acc.with_intervals(summary, stats, metrics, n_boot, seed, unit)
+    summary = acc.with_intervals(summary, stats, metrics, n_boot, seed, unit)
+    loyalty = (lb.loyalty_stats(rows, rows[lb.LOYALTY].to_numpy(float), unit_ids(rows, unit))
+               if lb.LOYALTY in rows else None)
+    return lb.add_columns(summary, comparisons, [m for m in CLAIM_METRICS if m in metrics], n_boot, seed,
+                          loyalty=loyalty, rows=rows, reads=reads)
 
 
 def load_statistics(results_dir: str | Path) -> dict:

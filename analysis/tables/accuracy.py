@@ -21,6 +21,7 @@ import pandas as pd
 
 from analysis.common.run_tree import Run
 from analysis.tables import caption as cap
+from analysis.tables import leaderboard as board
 from analysis.tables.render import Table
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import is_baseline
@@ -44,10 +45,17 @@ class Accuracy:
     metrics: tuple[tuple[str, str], ...]
     unit: str
     budget_title: str
+    #: the metric the leaderboard's differences are shown in (:mod:`analysis.tables.leaderboard`)
+    lead: str = ""
+
+    @property
+    def lead_metric(self) -> tuple[str, str]:
+        """(column, shown name) of :attr:`lead`, the first metric where none is named."""
+        return next((m for m in self.metrics if m[0] == self.lead), self.metrics[0])
 
 
 GROUNDING = Accuracy("grounding", (("ciou", "cIoU"), ("giou", "gIoU")), "image", "K")
-VIDEO = Accuracy("video", (("J", "J"), ("F", "F"), ("J&F", "J&F")), "video", "K per frame")
+VIDEO = Accuracy("video", (("J", "J"), ("F", "F"), ("J&F", "J&F")), "video", "K per frame", lead="J&F")
 
 
 def read_run(run: Run) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -163,15 +171,17 @@ def accuracy_table(run: Run, root: Path, spec: Accuracy, name: str) -> Table:
     rows, blocks = ordered(summary)
     base = rows[rows["method"].map(is_baseline)]
     units = units_of(summary, comparisons, run.config, spec)
+    extra = board.present(summary)   # the leaderboard's columns, where the run has them
     data, shown = [], []
     for _, row in rows.iterrows():
         numbers = {"method": row["method"], "budget": int(row["budget"])}
         for metric, _ in spec.metrics:
             none_value = float(base[metric].iloc[0]) if len(base) else math.nan
             numbers.update(metric_numbers(row, metric, none_value, comparisons))
-        numbers.update(units=units, weights=str(run.identity.get("weights")))
+        numbers.update(units=units, weights=str(run.identity.get("weights")), **board.numbers(row, extra))
         data.append(numbers)
-        shown.append(shown_row(numbers, spec, row["method"], int(row["budget"]), units))
+        shown.append({**shown_row(numbers, spec, row["method"], int(row["budget"]), units),
+                      **board.cells(row, extra, *spec.lead_metric, units)})
     text = (grounding_caption if spec is GROUNDING else video_caption)(run, root, summary, units,
                                                                        comparisons is not None)
     return Table(name, text, pd.DataFrame(shown), pd.DataFrame(data), blocks, run.folder, cap.is_random(run))
@@ -195,7 +205,7 @@ def statistics_text(spec: Accuracy, units: int, summary: pd.DataFrame, tested: b
     if heavy:
         text += (f"Heavy tails in {', '.join(dict(spec.metrics)[m] for m in heavy)} (this project's label): "
                  "the interval may cover less than 95%. ")
-    return text
+    return text + board.caption(board.present(summary), *spec.lead_metric, spec.unit)
 
 
 def grounding_caption(run: Run, root: Path, summary: pd.DataFrame, units: int, tested: bool) -> str:

@@ -12,7 +12,8 @@ annotator sets is segmented by the family's runner (``expression``) and scored:
   ``eval_referdavis_metrics.py`` computes them (the objects' masks of a set as label maps, Hungarian matching,
   J-Mean and F-Mean over all objects of all videos), and J, F, J&F averaged over the chosen sets (VideoGLaMM
   prints the four sets apart; the mean is this table's single number), each with its 95% bootstrap interval
-  over videos (``J_lo``, ``J_hi``, ``J_mc``, ...); ``comparisons.csv`` and ``claims.csv``
+  over videos (``J_lo``, ``J_hi``, ``J_mc``, ...), then the leaderboard's columns
+  (:mod:`analysis.common.leaderboard`); ``comparisons.csv`` and ``claims.csv``
   (:mod:`analysis.video.statistics`); ``summary.txt``, the table as printed;
 * ``objects.parquet``: the per-object J and F of each annotator set the statistics resample (one row per
   object, set, method and budget), and ``videos.csv``, the per-unit table: per video, method and budget the
@@ -28,6 +29,7 @@ single run's byte for byte.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import zlib
@@ -43,13 +45,14 @@ from analysis.common.caveats import null_results
 from analysis.common.degenerate import warn_if_degenerate
 from analysis.common.grounding_runs import Run, plan, run_keys
 from analysis.common.identity import run_identity
+from analysis.common.leaderboard import encode_masks
 from analysis.common.parts import PartStore
 from analysis.common.prefill_args import prefill_record
 from analysis.common.run_record import run_record
 from analysis.common.screen import headline, methods_headline, show_table, table_notes
 from analysis.common.shards import Shards
 from analysis.common.study import llm_attn_record, portable_paths
-from analysis.video import batches, protocols
+from analysis.video import batches, protocols, statistics
 from analysis.video.options import NUM_PATCHES, VideoArgs, check_args
 from analysis.video.statistics import add_statistics, summary_text, write_unit_tables
 from litelvlm.budget import Budget
@@ -95,13 +98,14 @@ def expression_row(rec, anno: int, masks: torch.Tensor, method: str, budget: int
 
 @torch.no_grad()
 def video_part(run: VideoRunner, records: list, sets: list[int], method: str, budget: Budget,
-               batch_size: int = 1,
-               check: batches.VideoBatchCheck | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(expression rows, object rows) of one video for (method, per-frame budget): the runner gets the Budget,
-    the rows its column; the sets' expressions grounded in order, up to ``batch_size`` per LLM forward
-    (:mod:`.batches`)."""
+               batch_size: int = 1, check: batches.VideoBatchCheck | None = None
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(expression rows, object rows, mask rows) of one video for (method, per-frame budget): the runner gets
+    the Budget, the rows its column; the sets' expressions grounded in order, up to ``batch_size`` per LLM
+    forward (:mod:`.batches`); the mask rows (:data:`.protocols.MASK_COLUMNS`, COCO RLEs) give the
+    leaderboard's loyalty (:mod:`analysis.common.leaderboard`)."""
     gt, void = metrics.gt_objects(ground_truth(records[0]))
-    rows, objects = [], []
+    rows, objects, mask_rows = [], [], []
     todo = [rec for anno in sets for rec in annotator_expressions(records, anno)]
     results = iter(batches.expression_results(run, todo, method, budget, batch_size, check))
     for anno in sets:
@@ -111,6 +115,9 @@ def video_part(run: VideoRunner, records: list, sets: list[int], method: str, bu
             m, tokens, extra = next(results)
             masks.append(m)
             rows.append({**expression_row(rec, anno, m, method, budget.column, tokens, None), **extra})
+            mask_rows.append({"video": rec.video, "exp_id": rec.exp_id, "method": method,
+                              "budget": budget.column, "frames": json.dumps(list(rec.frames)),
+                              "rles": encode_masks(m.numpy() > 0.5)})
         j, f = metrics.sequence_scores(gt, metrics.pred_objects(label_maps(torch.stack(masks))), void)
         objects += [{"video": records[0].video, "anno_set": anno, "object": f"{records[0].video}_{k + 1}",
                      "method": method, "budget": budget.column, "J": float(np.mean(j[k])),
@@ -118,7 +125,8 @@ def video_part(run: VideoRunner, records: list, sets: list[int], method: str, bu
                     for k in range(len(j))]
     frame = pd.DataFrame(rows, columns=EXPRESSION_COLUMNS + list(run.extra_columns)).astype(
         {"context_tokens": "Int64"})
-    return frame, pd.DataFrame(objects, columns=OBJECT_COLUMNS)
+    return frame, pd.DataFrame(objects, columns=OBJECT_COLUMNS), pd.DataFrame(mask_rows,
+                                                                              columns=protocols.MASK_COLUMNS)
 
 
 def summary_table(expr: pd.DataFrame, objects: pd.DataFrame, pairs: list[tuple[str, int]]) -> pd.DataFrame:
@@ -234,8 +242,8 @@ def video_work(run: VideoRunner, records: list, sets: list[int], dataset: str, m
     tables (``objects``, and ``masks`` where the dataset has prediction zips) and the expression rows
     (``rows``)."""
     if dataset == REF_DAVIS:
-        rows, objects = video_part(run, records, sets, method, budget, batch_size, check)
-        return {"rows": rows, "objects": objects}
+        rows, objects, masks = video_part(run, records, sets, method, budget, batch_size, check)
+        return {"rows": rows, "objects": objects, "masks": masks}
     rows, objects, masks = protocols.expression_part(run, records, method, budget, expression_row, batch_size,
                                                      check)
     return {"rows": rows, "objects": objects, "masks": masks}
@@ -336,8 +344,10 @@ def run_video(a: VideoArgs, checked: tuple | None = None) -> int:
                 return done   # a split scored by its server: its zips and submission.csv, no J&F here
             summary = summary_table(expr, objects, pairs)
             summary = run.summary(summary, expr)   # the family's own score beside the DAVIS table, if any
+            expr = statistics.with_loyalty(expr, store.frames("masks"), pairs)   # the leaderboard's loyalty
             summary = add_statistics(out, summary, expr, objects, a.n_boot,
-                                     a.seed if a.boot_seed is None else a.boot_seed, (a.model, run.clip_name))
+                                     a.seed if a.boot_seed is None else a.boot_seed, (a.model, run.clip_name),
+                                     statistics.method_reads(run.pipe, [m for m, _ in pairs]))
             summary = mark_weights(summary, a.model, run.clip_name)
             write_parquet(out / "expressions.parquet", mark_weights(expr, a.model, run.clip_name))
             write_unit_tables(out, objects, (a.model, run.clip_name))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common import accuracy_stats as acc
+from analysis.common import leaderboard as lb
 from analysis.common.bootstrap import unit_stat
 from analysis.common.screen import with_intervals
 from litelvlm.io import write_csv, write_parquet
@@ -53,16 +54,46 @@ def metric_stats(expr: pd.DataFrame, objects: pd.DataFrame, own: list[str]) -> a
 
 
 def add_statistics(out: Path, summary: pd.DataFrame, expr: pd.DataFrame, objects: pd.DataFrame, n_boot: int,
-                   seed: int, models: tuple) -> pd.DataFrame:
-    """``summary`` with its intervals; writes ``comparisons.csv`` and ``claims.csv`` beside it."""
+                   seed: int, models: tuple, reads: dict | None = None) -> pd.DataFrame:
+    """``summary`` with its intervals and the leaderboard's columns (:mod:`analysis.common.leaderboard`: the
+    loyalty of ``expr``'s ``loyalty`` column, the share of J&F, the comparisons with ``random`` and
+    ``downsample``, ``reads``: {method: reads LLM attention weights}); writes ``comparisons.csv`` and
+    ``claims.csv`` beside it."""
     own = own_metrics(summary)
     stats = metric_stats(expr, objects, own)
     metrics = DAVIS_METRICS + own
-    comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, UNIT)
+    comparisons = acc.comparisons_table(stats, metrics, n_boot, seed, UNIT, extra_references=lb.REFERENCES)
     claims = acc.claims_table(stats, CLAIM_METRICS, n_boot, seed, run_weights_kind(models), comparisons)
     write_csv(out / "comparisons.csv", mark_weights(comparisons, *models))
     write_csv(out / "claims.csv", mark_weights(claims, *models))
-    return acc.with_intervals(summary, stats, metrics, n_boot, seed, UNIT)
+    summary = acc.with_intervals(summary, stats, metrics, n_boot, seed, UNIT)
+    loyalty = (lb.loyalty_stats(expr, expr[lb.LOYALTY].to_numpy(float), expr["video"].to_numpy())
+               if lb.LOYALTY in expr else None)
+    return lb.add_columns(summary, comparisons, CLAIM_METRICS, n_boot, seed, loyalty=loyalty, reads=reads)
+
+
+def with_loyalty(expr: pd.DataFrame, masks: list[pd.DataFrame], pairs: list[tuple[str, int]]) -> pd.DataFrame:
+    """``expr`` with each expression's ``loyalty``: the mean over its frames of its masks' IoU with the
+    unpruned model's (``masks``: the parts' mask tables, COCO RLEs); unchanged where some expression has no
+    masks (parts of an earlier version) or the run holds no ``none``."""
+    if expr.empty or not masks:
+        return expr
+    table = pd.concat(masks, ignore_index=True)
+    keep = {(m, int(b)) for m, b in pairs}
+    table = table[[(m, int(b)) in keep for m, b in zip(table.method, table.budget, strict=True)]]
+    keys = ["video", "exp_id", "method", "budget"]
+    table = table.astype({"budget": "int64"}).drop_duplicates(keys)[keys + ["rles"]]
+    rows = expr[keys].astype({"budget": "int64"}).merge(table, on=keys, how="left")
+    values = lb.loyalty_values(rows, ["video", "exp_id"], "rles")
+    return expr if values is None else expr.assign(**{lb.LOYALTY: values})
+
+
+def method_reads(pipe, methods: list[str]) -> dict | None:
+    """{method: whether it reads LLM attention weights} on ``pipe``'s LLM, as its family runs it (None where
+    the LLM does not say its layers)."""
+    layers = getattr(pipe.language_model.config, "num_hidden_layers", None)
+    return None if layers is None else lb.reads_attention(
+        dict.fromkeys(methods), int(layers), getattr(getattr(pipe, "abilities", None), "backbone", None))
 
 
 def load_statistics(results_dir: str | Path) -> dict:
@@ -96,5 +127,7 @@ def write_unit_tables(out: Path, objects: pd.DataFrame, models: tuple) -> None:
 def summary_text(summary: pd.DataFrame) -> str:
     """The summary as printed and written to ``summary.txt``: each figure with its interval and Monte Carlo
     error in one cell (:func:`analysis.common.screen.with_intervals`)."""
+    main, board = lb.split_view(summary)   # the leaderboard's columns: a second table
     with pd.option_context("display.width", 160, "display.max_rows", 80):
-        return with_intervals(summary).to_string(index=False, float_format=lambda x: f"{x:.4f}")
+        return (with_intervals(main).to_string(index=False, float_format=lambda x: f"{x:.4f}")
+                + lb.board_text(board, float_format=lambda x: f"{x:.4f}"))

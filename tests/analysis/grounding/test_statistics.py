@@ -16,6 +16,10 @@ from litelvlm.cli import main
 pytestmark = pytest.mark.usefixtures("one_glamm_pipeline")
 
 METHODS = ["none", "litelvlm", "random", "fastv"]
+#: the leaderboard's columns of a run of :data:`METHODS` (:mod:`analysis.common.leaderboard`)
+LEADERBOARD = ["loyalty", "loyalty_lo", "loyalty_hi", "loyalty_mc", "layer_avg_tokens",
+               "share_of_unpruned_ciou", "share_of_unpruned_giou", "diff_vs_random_ciou", "p_vs_random_ciou",
+               "diff_vs_random_giou", "p_vs_random_giou", "reads_attention"]
 
 
 def _run(coco, out, protocol, *extra) -> int:
@@ -54,7 +58,7 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns) == ["method", "budget", "ciou", "ciou_lo", "ciou_hi", "ciou_mc", "giou",
                                      "giou_lo", "giou_hi", "giou_mc", "n", "unit", "units", "heavy_tails",
-                                     "weights"]
+                                     *LEADERBOARD, "weights"]
     # every protocol resamples images, each with all its expressions (issue #67, item 9); the table says so
     assert (summary.unit == "image").all() and (summary.units == 2).all()
     for _, s in summary.iterrows():
@@ -63,8 +67,8 @@ def test_intervals_comparisons_and_claims(coco128, tmp_path, protocol, keys, uni
     comparisons = pd.read_csv(out / "comparisons.csv")
     assert set(zip(comparisons.method, comparisons.reference)) == {
         ("litelvlm", "none"), ("random", "none"), ("fastv", "none"), ("random", "litelvlm"),
-        ("fastv", "litelvlm")}
-    assert len(comparisons) == 10 and (comparisons.unit == unit).all() and (comparisons.weights
+        ("fastv", "litelvlm"), ("litelvlm", "random"), ("fastv", "random")}   # the leaderboard's after
+    assert len(comparisons) == 14 and (comparisons.unit == unit).all() and (comparisons.weights
                                                                             == "random").all()
     assert (comparisons.correction == "holm").all() and (comparisons.p_adjusted >= comparisons.p).all()
     assert (comparisons.test.str.startswith("exact swap test")).all()   # 2 images or 6 expressions: exact

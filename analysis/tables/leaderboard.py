@@ -1,0 +1,93 @@
+"""The leaderboard columns of an accuracy table (``litelvlm tables``), where the run's ``summary.csv`` holds
+them (:mod:`analysis.common.leaderboard`; a run without them gives its table as before): loyalty to the
+unpruned model with its interval, the layer-averaged visual tokens, the difference from ``random`` and
+``downsample`` at the same budget in the table's lead metric with the paired test's p, whether the method
+reads LLM attention weights, and the pruning step's median time. The share of the unpruned model's figure is
+the table's own "% of none" column. Each shown column gets a short sentence in the caption.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.common import leaderboard as lb
+
+#: the fewest resampled units an interval is shown over (as the accuracy table)
+MIN_UNITS = 3
+
+
+def present(summary: pd.DataFrame) -> list[str]:
+    """The leaderboard's columns ``summary`` holds, in its order."""
+    return lb.board_columns(summary.columns)
+
+
+def _references(columns: list[str], lead: str) -> list[str]:
+    """The references with a difference column in ``lead``."""
+    return [ref for ref in lb.REFERENCES if f"diff_vs_{ref}_{lead}" in columns]
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def numbers(row: pd.Series, columns: list[str]) -> dict:
+    """The CSV's numbers of one row: every leaderboard column as summary.csv holds it."""
+    return {c: row[c] if c == lb.READS_ATTENTION else _number(row[c]) for c in columns}
+
+
+def _reads(value) -> str:
+    if isinstance(value, str):
+        value = {"true": True, "false": False}.get(value.strip().lower())
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return "yes" if bool(value) else "no"
+
+
+def cells(row: pd.Series, columns: list[str], lead: str, lead_name: str, units: int) -> dict:
+    """The shown cells of one row for the leaderboard's columns present (``—`` where a row has no value)."""
+    out = {}
+    if lb.LOYALTY in columns:
+        v, lo, hi = (_number(row.get(f"{lb.LOYALTY}{s}")) for s in ("", "_lo", "_hi"))
+        ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if units >= MIN_UNITS and math.isfinite(lo + hi) else ""
+        out["Loyalty"] = f"{100 * v:.1f}{ci}" if math.isfinite(v) else "—"
+    if lb.LAYER_AVG in columns:
+        v = _number(row[lb.LAYER_AVG])
+        out["Layer-avg tokens"] = f"{v:.1f}" if math.isfinite(v) else "—"
+    for ref in _references(columns, lead):
+        d, p = _number(row[f"diff_vs_{ref}_{lead}"]), _number(row.get(f"p_vs_{ref}_{lead}"))
+        out[f"{lead_name} vs {ref}"] = (f"{100 * d:+.1f} (p {p:.2g})" if math.isfinite(d) and math.isfinite(p)
+                                        else f"{100 * d:+.1f}" if math.isfinite(d) else "—")
+    if lb.READS_ATTENTION in columns:
+        out["Reads attention"] = _reads(row[lb.READS_ATTENTION])
+    if lb.PRUNE_MS in columns:
+        v = _number(row[lb.PRUNE_MS])
+        out["Prune ms"] = f"{v:.2f}" if math.isfinite(v) else "—"
+    return out
+
+
+def caption(columns: list[str], lead: str, lead_name: str, unit: str) -> str:
+    """The caption's sentences on the leaderboard's columns present ("" with none)."""
+    said = []
+    if lb.LOYALTY in columns:
+        said.append("Loyalty: mean mask IoU ×100 with the unpruned model's prediction for the same "
+                    f"expression, 95% interval over {unit}s")
+    if lb.LAYER_AVG in columns:
+        said.append("Layer-avg tokens: the visual tokens each LLM decoder layer sees, averaged over the "
+                    "layers (the method's token schedule; K for pruning before the LLM)")
+    for ref in _references(columns, lead):
+        said.append(f"{lead_name} vs {ref}: the method minus {ref} at the same budget ×100, with the paired "
+                    "swap test's p (unadjusted)")
+    if lb.READS_ATTENTION in columns:
+        said.append("Reads attention: the method reads an LLM layer's attention weights")
+    if lb.PRUNE_MS in columns:
+        said.append("Prune ms: median time of the pruning step per call (— where it runs inside the LLM or "
+                    "the vision tower)")
+    return (f"Leaderboard columns (this project's): {'; '.join(said)}. ") if said else ""
+
+
+__all__ = ["caption", "cells", "numbers", "present"]
