@@ -169,9 +169,25 @@ def at_input(budget: int, num_visual: int, num_layers: int, **options) -> tuple[
 
 
 #: What a method's official code does with the RoPE positions of the tokens it keeps: ``renumber`` (the pruned
-#: sequence is numbered afresh: every method that prunes before the LLM, SparseVLM) or ``keep`` (kept tokens
-#: keep their original positions: FastV, DART). ``GroundingPipeline.ground(positions=...)`` switches it.
-POSITION_RULES = ("renumber", "keep")
+#: sequence is numbered afresh: every method that prunes before the LLM, SparseVLM), ``keep`` (kept tokens
+#: keep their original positions: FastV, DART) or ``pad`` (FocusUI's PosPad: original positions, and each run
+#: of dropped tokens replaced by one marker token: :mod:`litelvlm.llm.positions_pad`; no registered method's
+#: official rule yet). ``GroundingPipeline.ground(positions=...)`` switches it.
+POSITION_RULES = ("renumber", "keep", "pad")
+
+
+def position_error(method: str, spec: Method, positions: str) -> str | None:
+    """Why ``ground(positions=...)`` cannot apply ``positions`` to ``method`` (its :class:`Method`), None
+    where it can: ``keep`` and ``pad`` need tokens with an original position each, ``pad`` a method whose
+    dropped tokens leave at the LLM input (its markers are LLM inputs: :mod:`litelvlm.llm.positions_pad`)."""
+    if positions in ("keep", "pad") and not spec.original_positions:
+        return (f"positions={positions!r}: {method} passes tokens that are no single visual token ([CLS], "
+                "merged or recycled tokens), which have no original position")
+    if positions == "pad" and spec.prunes_inside_llm:
+        return (f"positions='pad': {method} prunes inside the LLM; PosPad replaces each run of dropped "
+                "tokens by one marker at the LLM input (FocusUI), and a marker's hidden state inside the LLM "
+                "has no definition here")
+    return None
 
 #: the decoder-layer ranges an :class:`Option` may declare (L: the model's decoder layers)
 LAYER_RANGES = ("1..L", "0..L-1")
@@ -278,6 +294,9 @@ class Method:
         object.__setattr__(self, "stage", stage_of(self.stage))  # declared by its name, held as its object
         if self.positions not in POSITION_RULES:
             raise ValueError(f"positions must be one of {', '.join(POSITION_RULES)}; got {self.positions!r}")
+        if self.positions == "pad" and (not self.original_positions or self.stage.prunes_inside_llm):
+            raise ValueError("positions 'pad' needs single visual tokens (original_positions) dropped at "
+                             "the LLM input")
         if (self.forward is None) == self.stage.prunes_inside_llm:
             raise ValueError(f"stage {self.stage!r}: a forward is "
                              f"{'needed' if self.forward is None else 'not used'}")

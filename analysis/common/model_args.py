@@ -33,6 +33,26 @@ ATTN_HELP = ("attention kernel of the LLM, CLIP, the vision tower and SAM: eager
              "config.json")
 
 
+#: ``--positions`` names: ``official`` (each method's own rule) and the rules of
+#: ``litelvlm.lvlm.family.POSITION_SWITCH`` (named here: this module imports no torch)
+POSITION_CHOICES: tuple[str, ...] = ("official", "keep", "renumber", "pad")
+#: the rules a run compares (the ``positions`` study) or sets for every method
+POSITION_RULES: tuple[str, ...] = POSITION_CHOICES[1:]
+POSITIONS_HELP = ("RoPE positions of the kept visual tokens: official (default: each method's official rule; "
+                  "FastV, DART and the Qwen-based families keep them, the others renumber), or for every "
+                  "method: keep (their original positions), renumber (those of the shorter sequence) or pad "
+                  "(PosPad, after FocusUI: original positions, each run of dropped tokens replaced by one "
+                  "marker at its last token's position, whose embedding is the run's mean visual token: "
+                  "this project's reading); keep and pad refuse methods that merge tokens, pad those "
+                  "pruning inside the LLM; recorded in config.json (docs/grounding.md)")
+
+
+def positions_arg():
+    """The ``--positions`` dataclass field of a study's options (a fresh field per options class; the one
+    declaration of its choices and help)."""
+    return arg("official", help=POSITIONS_HELP, choices=list(POSITION_CHOICES))
+
+
 def attn_arg():
     """The ``--attn`` dataclass field of a study's options (a fresh field per options class; the one
     declaration of its choices and help)."""

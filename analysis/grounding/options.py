@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.family_text import merged_grid_names, official_protocol_families
-from analysis.common.model_args import DTYPES, ModelDataArgs
+from analysis.common.model_args import DTYPES, ModelDataArgs, positions_arg
 from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
 from litelvlm.budget import Budget
 from litelvlm.cli_args import MethodFlags, add_dataclass_arguments, arg, split_list
@@ -99,11 +99,7 @@ class GroundingArgs(MethodFlags, PrefillArgs, ModelDataArgs):
                                   "the LLM, an oracle or a generated answer runs at 1 (said once); raise "
                           "--chunk to "
                                   "fill batches", minimum=1)
-    positions: str = arg("official", help="RoPE positions of the kept visual tokens: each method's official "
-                         "rule "
-                                          "(FastV, DART keep theirs; the others renumber), or keep / "
-                         "renumber for "
-                                          "every method", choices=["official", "keep", "renumber"])
+    positions: str = positions_arg()
     gt_parts: str | None = arg(None, help="ground truth of a multi-polygon referent: sum (the official REFER "
                                           "code: overlapping parts count 2 and are scored as the official "
                                "metric "

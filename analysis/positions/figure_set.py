@@ -1,5 +1,5 @@
-"""Figure set 8, positions: the position switch (kept tokens at original RoPE positions or renumbered) per
-method, on the sample image."""
+"""Figure set 8, positions: the position switch (kept tokens at original RoPE positions, renumbered, or
+PosPad) per method, on the sample image."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def read_positions(results_dir: Path) -> dict:
 
 
 def draw_positions(tables: dict) -> dict:
-    """One figure per budget: [SEG]-state distance and mask IoU between keep and renumber, per method."""
+    """One figure per budget: per method, the [SEG]-state distance of renumber and pad from keep, and each
+    rule's mask IoU with the unpruned model."""
     table = tables["positions"]
     figs = {}
     for budget in sorted(table["budget"].unique(), reverse=True):
@@ -47,12 +48,11 @@ def draw_positions(tables: dict) -> dict:
 #: the figure set, registered in :data:`analysis.figures.registry.FIGURE_SETS`
 FIGURE_SET = FigureSet(
     name="positions", notebook="08_positions", title="Position switch",
-    description="What the position switch does (this project's study, after the GAP paper's argument): every "
-                "method's kept tokens at their original RoPE positions (keep) or renumbered (renumber), on "
-    "the "
-                "sample image: the distance between the two runs' [SEG] states, the IoU of their masks, and "
-    "each "
-                "one's mask IoU with the unpruned model's. Each label names the method's official rule.",
+    description="What the position switch does (this project's study, after the GAP paper's argument and "
+                "FocusUI's PosPad): every method's kept tokens at their original RoPE positions (keep), "
+                "renumbered (renumber) or with one marker per run of dropped tokens (pad), on the sample "
+                "image: the distance of renumber's and pad's [SEG] states from keep's, and each rule's mask "
+                "IoU with the unpruned model's. Each label names the method's official rule.",
     command="litelvlm positions", requires=("analysis.positions.compute", "analysis.positions.plots"),
     subdir="positions", make_smoke=smoke_positions, read=read_positions, draw=draw_positions,
     smoke_note=f"`litelvlm positions` on one COCO-128 image with the random-weight `{DEFAULT_MODEL}` "

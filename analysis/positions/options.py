@@ -1,8 +1,10 @@
 """``litelvlm positions``: its options (:class:`PositionsArgs`) and their checks.
 
 The position switch on the sample image (this project's study, after the GAP paper's argument, arXiv
-2506.21873): every method at every budget twice, its kept tokens at their original RoPE positions (``keep``)
-and renumbered (``renumber``), and what that does to the [SEG] states and the masks.
+2506.21873, and FocusUI's PosPad): every method at every budget under each rule of ``--positions``
+(:data:`analysis.common.model_args.POSITION_RULES`) it can run: its kept tokens at their original RoPE
+positions (``keep``), renumbered (``renumber``) and with one marker per run of dropped tokens (``pad``), and
+what that does to the [SEG] states and the masks.
 
 Light (no torch, no pandas): a bad option is refused at once; :func:`analysis.positions.command.run` imports
 :mod:`analysis.positions.compute` after the checks.

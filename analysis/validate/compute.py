@@ -87,19 +87,21 @@ def _run_order(col: pd.Series) -> pd.Series:
 
 
 def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, reference: dict | None,
-                 compare: dict | None = None, fresh=None) -> dict:
+                 compare: dict | None = None, fresh=None, positions: str = "official") -> dict:
     """One row: ``ground`` for (method, budget) under :class:`~analysis.validate.measure.RunProbe`,
     plus the CLIP-side selection timed alone; the row's ``budget`` is K, ``budget`` counted against the
     input's full budget (``pipe.full_budget``); ``reference``: the ``none`` row's ids and masks; ``compare``:
     another run's (``--compare-to``) reference, whose masks this row's are compared with; ``fresh()``: the
     input made again (image forwards and prompt), whose whole grounding call is timed by stage
-    (:mod:`litelvlm.cost.stages`; None: not timed)."""
+    (:mod:`litelvlm.cost.stages`; None: not timed); ``positions``: ``ground``'s position rule
+    (``--positions``)."""
     k = budget.count(pipe.full_budget(prep))  # the row's K (a video: per frame)
     with torch.no_grad():
         # compile this length, untimed
         for _ in range(WARMUP_CALLS if getattr(pipe, "compiled", None) else 0):
-            pipe.ground(prep, method, budget, **options)
-        out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, **options))
+            pipe.ground(prep, method, budget, positions=positions, **options)
+        out, rec = RunProbe(pipe).probe(lambda: pipe.ground(prep, method, budget, positions=positions,
+                                                            **options))
         # --prefill captured: what could not be captured, said once at the end
         pf.account_eager(pipe, f"{method}@{k}")
         spec = pipe.spec(method)
@@ -113,7 +115,8 @@ def measure_pair(pipe, prep, method: str, budget: Budget, options: dict, referen
             sel_ms = timed_ms(lambda: select(method, prep.selector_inputs(), budget, **options),
                               pipe.device)[1]
         # the whole call a user waits for, by stage: the input's forwards, the prompt, ground
-        stages = time_stages(pipe, lambda: pipe.ground(fresh(), method, budget, **options))[1] if fresh \
+        stages = time_stages(pipe, lambda: pipe.ground(fresh(), method, budget, positions=positions,
+                                                       **options))[1] if fresh \
             else None
     text_tokens = prompt_text_tokens(pipe, prep, pipe.num_visual(prep))
     masks = out.masks.cpu()
@@ -224,6 +227,9 @@ def _config(a: ValidateArgs, pipe, image_id: int | str, out: Path) -> dict:
     config = {k: v for k,
               v in asdict(a).items() if k not in ("out", "methods", "budgets", "repeats", "compare_to",
                                                                  "matmul_tflops", "write",
+                                                              # recorded when not official (earlier folders)
+                                                              *(("positions",) if a.positions == "official"
+                                                                else ()),
                                                               *(("prefill", "capture") if a.prefill == "eager"
                                                                 else ()))}
     # recorded for a family that has one
@@ -339,13 +345,14 @@ def _run_validate(a: ValidateArgs, folder) -> int:
     if a.repeats == 1:  # each run is kept as it finishes
         for method, k in tqdm(todo, desc="validate"):
             row = measure_pair(pipe, prep, method, budget_of[method, k], method_options(a, method, pipe),
-                               reference, compare, fresh)
+                               reference, compare, fresh, a.positions)
             store.write([part_id(method, k)],
                         pd.DataFrame([{c: row[c] for c in ROW_COLUMNS + COMPARED if c in row}]))
     # rounds over every pair (A B C A B C ...), each call kept as it finishes, then the median per pair
     elif todo:
         calls = measure_rounds(out, todo, a.repeats, lambda m, k: measure_pair(
-            pipe, prep, m, budget_of[m, k], method_options(a, m, pipe), reference, compare, fresh))
+            pipe, prep, m, budget_of[m, k], method_options(a, m, pipe), reference, compare, fresh,
+            a.positions))
         group = hashlib.sha256(repr(todo).encode()).hexdigest()[:12]  # the pairs timed in these rounds
         for (method, budget), rs in calls.items():
             store.write([part_id(method, budget)], pd.DataFrame([median_row(rs, group)]))

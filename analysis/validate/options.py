@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analysis.common.arrangements import VIDEO_ARRANGEMENTS
 from analysis.common.defaults import PAPER_BUDGETS, PAPER_VIDEO_BUDGETS
-from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs
+from analysis.common.model_args import DTYPES, LAYER_DTYPE_HELP, LAYER_DTYPES, ModelDataArgs, positions_arg
 from analysis.common.prefill_args import (
     CAPTURE_CHOICES,
     CAPTURE_HELP,
@@ -86,6 +86,7 @@ class ValidateArgs(MethodFlags, ModelDataArgs):
     matmul_tflops: str = arg("auto", help=TFLOPS_HELP)
     layer_dtype: str = arg("auto", help=LAYER_DTYPE_HELP + "; auto by default here (a timing study)",
                            choices=list(LAYER_DTYPES))
+    positions: str = positions_arg()
     repeats: int = arg(1, help="calls per (method, budget), interleaved round by round; times are their "
                        "median", minimum=1)
     write: bool = arg(True, help="--no-write: a random preset built in memory, no checkpoint folder written "

@@ -221,6 +221,7 @@ def config_skip(a: VideoArgs) -> tuple[str, ...]:
     skip = ("out", "device", "methods", "budgets", "limit_videos", "sam2_video_branch", "image_resize",
             "batch_size", "prefill", "capture")
     skip += ("allocation",) if a.allocation == "uniform" else ()
+    skip += ("positions",) if a.positions == "official" else ()
     return skip + (("dataset",) if a.dataset == REF_DAVIS else ("anno_sets",))
 
 

@@ -21,7 +21,7 @@ import argparse
 from dataclasses import dataclass
 
 from analysis.common.grounding_runs import check_budgets
-from analysis.common.model_args import attn_arg, check_attn_device
+from analysis.common.model_args import attn_arg, check_attn_device, positions_arg
 from analysis.common.prefill_args import PrefillArgs, check_prefill, resolve_prefill
 from litelvlm.budget import Budget
 from litelvlm.cli_args import add_dataclass_arguments, arg, split_list
@@ -138,6 +138,7 @@ class VideoArgs(PrefillArgs):
     dtype: str = arg("auto", help="model dtype (auto: the checkpoint's)",
                      choices=["auto", "float32", "bfloat16", "float16"])
     attn: str | None = attn_arg()
+    positions: str = positions_arg()
 
     def __post_init__(self) -> None:
         # the command line's Budgets as they are; a Python caller's read

@@ -91,8 +91,9 @@ class LLMContext:
 
     def __init__(self, pipeline, prepared, visual_embeds: torch.Tensor, position_rule: str | None = None):
         self.pipeline = pipeline
-        #: the RoPE positions of the tokens a method keeps inside the LLM: ``keep`` (theirs), ``renumber``, or
-        #: None: the method's official rule (``Method.positions``)
+        #: the RoPE positions of the tokens a method keeps inside the LLM: ``keep`` (theirs), ``renumber``,
+        #: ``pad`` (PosPad, applied at the LLM input only: :mod:`litelvlm.llm.positions_pad`), or None: the
+        #: method's official rule (``Method.positions``)
         self.position_rule = position_rule
         self.prepared = prepared
         self.visual_embeds = visual_embeds
@@ -131,8 +132,14 @@ class LLMContext:
     def pruned_positions(self, keep: torch.Tensor, official: str) -> torch.Tensor:
         """Positions of the pruned sequence made of the rows ``keep`` (sorted), by ``position_rule`` (None:
         the calling method's ``official`` rule): the rows' own (``keep``) or the family's positions of a
-        sequence of that length (``renumber``: 0..S'-1 for 1-D RoPE)."""
-        if (self.position_rule or official) == "keep":
+        sequence of that length (``renumber``: 0..S'-1 for 1-D RoPE). ``pad`` is refused: its markers are
+        tokens the pruned sequence gains, which positions alone cannot give (``ground`` applies it at the LLM
+        input)."""
+        rule = self.position_rule or official
+        if rule == "pad":
+            raise LiteLVLMError("positions='pad' (PosPad) adds one marker per dropped run at the LLM input; "
+                                "a sequence pruned inside the LLM has no markers, so it has no pad positions")
+        if rule == "keep":
             return self.positions(keep)
         kept_visual = int(keep.numel()) - (self.seq_len - self.num_visual)
         return self.pipeline.layout(self.prepared, kept_visual).position_ids.to(keep.device)

@@ -34,6 +34,7 @@ from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..llm.captured import runner_of
 from ..llm.limits import check_attention_memory, check_positions
+from ..llm.positions_pad import stage_inputs
 from ..memory import eager_attention_bytes
 from .sequence import GroundingOutput
 
@@ -114,8 +115,9 @@ def _select(pipe, prepared, method: str, budget, positions: str, options: dict) 
     k = Budget.of(budget).count(whole, spec.extra_tokens)
     prepared = pipe.run_input(prepared, method, prunes=not spec.baseline and int(k) != whole)
     positions, rule = pipe._position_rule(prepared, method, spec, positions)
-    vis, sel, kept, llm_output = spec.stage.run(pipe, prepared, method, k, None, spec=spec, rule=rule,
-                                                positions=positions, given=False, **options)
+    # the stage's step under the rule (``pad``: its markers added), as ``ground`` runs it
+    vis, sel, kept, llm_output = stage_inputs(pipe, prepared, method, spec, k, None, positions, rule,
+                                              **options)
     item = {"prepared": prepared, "budget": k, "sel": sel, "rule": rule, "llm_output": llm_output}
     if llm_output is None:
         layout = pipe.layout(prepared, int(vis.shape[0]))

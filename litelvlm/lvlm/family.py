@@ -29,7 +29,8 @@ import torch
 from ..budget import Budget
 from ..errors import LiteLVLMError
 from ..llm.context import LLMContext
-from ..method import Method
+from ..llm.positions_pad import stage_inputs
+from ..method import Method, position_error
 from ..methods import get_method
 from ..pruning import Selection
 from . import contract_steps as steps
@@ -41,8 +42,9 @@ from .visual_view import visual_grid, visual_window
 
 #: ``ground(positions=...)``: each method's ``official`` rule for its kept tokens' RoPE positions
 #: (``Method.positions``), or every method's kept tokens ``keep`` their original positions, or are
-#: ``renumber``-ed
-POSITION_SWITCH = ("official", "keep", "renumber")
+#: ``renumber``-ed, or ``pad`` (PosPad: original positions, one marker per dropped run;
+#: :mod:`litelvlm.llm.positions_pad`)
+POSITION_SWITCH = ("official", "keep", "renumber", "pad")
 
 
 class GroundingPipeline(abc.ABC):
@@ -305,7 +307,8 @@ class GroundingPipeline(abc.ABC):
         ``visual_embeds`` (N, h) replaces the family's visual tokens (e.g. a leaf tensor for captum);
         the call is differentiable in it (wrap in ``torch.no_grad()`` for evaluation). ``positions``
         (:data:`POSITION_SWITCH`): the kept tokens' RoPE positions as the method's official code sets them,
-        or their original ones (``keep``), or those of the shorter sequence (``renumber``). The family's hooks
+        or their original ones (``keep``), or those of the shorter sequence (``renumber``), or PosPad's
+        (``pad``: original ones, one marker per dropped run). The family's hooks
         run in order: :meth:`run_input`, the method's stage (:meth:`run_clip_stage` / :meth:`run_llm_stage`)
         and, under ``answer="generate"``, :meth:`generated`.
         """
@@ -335,10 +338,8 @@ class GroundingPipeline(abc.ABC):
         generation)."""
         generate = getattr(prepared, "answer", "teacher-forced") == "generate"
         with self.seg_source() as seg_states:
-            vis, sel, kept, llm_output = spec.stage.step_of(self)(prepared, method, budget, full, spec=spec,
-                                                                  rule=rule,
-                                                                  positions=positions, given=full is not None,
-                                                                  **options)
+            vis, sel, kept, llm_output = stage_inputs(self, prepared, method, spec, budget, full, positions,
+                                                      rule, **options)
             if llm_output is None and generate:
                 return generated_output(self, prepared, vis, kept, method, budget, sel, rule)
             if llm_output is None:
@@ -356,9 +357,8 @@ class GroundingPipeline(abc.ABC):
     def _position_rule(self, prepared, method: str, spec: Method, positions: str) -> tuple[str, str]:
         """``ground``'s (positions, rule): the switch resolved against the family's and the method's rules,
         refusals."""
-        if positions == "keep" and not spec.original_positions:
-            raise LiteLVLMError(f"positions='keep': {method} passes tokens that are no single visual token "
-                                "([CLS], merged or recycled tokens), which have no original position")
+        if why := position_error(method, spec, positions):
+            raise LiteLVLMError(why)
         if positions == "official" and self.abilities.position_rule is not None:
             positions = self.official_rule(method)
         rule = spec.positions if positions == "official" else positions

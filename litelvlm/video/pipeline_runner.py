@@ -40,6 +40,8 @@ class PipelineVideoRunner:
         #: the paired CLIP (the CLIP-side methods' scores, mapped onto the family's merged grid)
         self.clip_name = self.pipe.describe()["clip"]["model"]
         self.args = a
+        #: ``ground``'s position rule (``eval-video --positions``; official: each method's own)
+        self.positions = getattr(a, "positions", "official")
         self.prepared = None
         self.video: str | None = None
 
@@ -75,7 +77,8 @@ class PipelineVideoRunner:
         per-frame ``budget``: K of the video's N visual tokens, grounded as a budget of those tokens."""
         prep = self.prompt(rec)
         k = self.count(prep, method, budget)
-        return self.result(rec, prep, k, self.pipe.ground(prep, method, Budget.of(k)))
+        out = self.pipe.ground(prep, method, Budget.of(k), positions=self.positions)
+        return self.result(rec, prep, k, out)
 
     def batch_error(self, method: str) -> str | None:
         """Why ``method`` cannot share one LLM forward across a video's expressions (None: it can)."""
@@ -89,9 +92,10 @@ class PipelineVideoRunner:
         preps = [self.prompt(rec) for rec in recs]
         ks = [self.count(p, method, budget) for p in preps]
         if batched and len({int(k) for k in ks}) == 1:
-            outs = ground_batch(self.pipe, preps, method, Budget.of(ks[0]))
+            outs = ground_batch(self.pipe, preps, method, Budget.of(ks[0]), positions=self.positions)
         else:
-            outs = [self.pipe.ground(p, method, Budget.of(k)) for p, k in zip(preps, ks, strict=True)]
+            outs = [self.pipe.ground(p, method, Budget.of(k), positions=self.positions)
+                    for p, k in zip(preps, ks, strict=True)]
         return list(zip(preps, ks, outs, strict=True))
 
     def frame_masks(self, rec, masks: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from ..clip import load_clip
 from ..errors import LiteLVLMError
 from ..lvlm.batched import batch_error, ground_batch
 from ..lvlm.numerics import Numerics
+from ..method import position_error
 from ..methods import available_methods
 from . import allocation as va
 from . import pruning as vp
@@ -51,6 +52,8 @@ class VideoGLaMMRunner:
                                        numerics=Numerics.for_protocol("official",
                                                                       attn=getattr(a, "attn", None)))
         self.args = a
+        #: ``ground``'s position rule for the LLM-side methods (``eval-video --positions``)
+        self.positions = getattr(a, "positions", "official")
         self.prepared: dict = {}
         self.traces: dict[int, object] = {}
         self.budgets: list[list[int]] = []   # the frames' budgets of each pruned clip, in order
@@ -149,8 +152,8 @@ class VideoGLaMMRunner:
         """Each expression's (T, H, W) logits on ``clip`` of an LLM-side method (the family's ``ground``)."""
         given = VideoGLaMMInput(clip, [], torch.empty(0, dtype=torch.long), seed=self.args.seed)
         preps = [self.pipe.with_sentences(given, [rec.sentence]) for rec in recs]
-        outs = (ground_batch(self.pipe, preps, method, budget) if batched
-                else [self.pipe.ground(p, method, budget) for p in preps])
+        outs = (ground_batch(self.pipe, preps, method, budget, positions=self.positions) if batched
+                else [self.pipe.ground(p, method, budget, positions=self.positions) for p in preps])
         return [out.mask_logits[0] for out in outs]
 
     def _clip_side(self, clip, recs: list, preps: list[dict], method: str, k: int, batched: bool) -> list:
@@ -180,8 +183,8 @@ class VideoGLaMMRunner:
     def plan_methods(self, given: list[str], budgets: list[Budget]) -> list[str]:
         """The methods to run: ``given``, or every per-frame CLIP-side method (VisPruner first) then every
         LLM-side one the family runs (oracles aside); an LLM-side method with no token schedule for this
-        model's decoder (e.g. SparseVLM's three stages in a 2-layer model) is refused when given and left out,
-        with a warning, by default."""
+        model's decoder (e.g. SparseVLM's three stages in a 2-layer model), or one ``--positions`` cannot
+        apply to (:meth:`position_error`), is refused when given and left out, with a warning, by default."""
         pipe = self.pipe
         llm = [m for m in available_methods() if pipe.method_error(m) is None and pipe.spec(m).acts_with_llm
                and not pipe.spec(m).baseline and not pipe.spec(m).oracle]
@@ -190,6 +193,9 @@ class VideoGLaMMRunner:
         bad = {}
         for m in methods:
             spec = pipe.spec(m)
+            if why := self.position_error(m):
+                bad[m] = f"{m}: {why}"
+                continue
             try:
                 if spec.acts_with_llm:
                     [spec.schedule(pipe.llm_budget(b.count(FRAME_PATCHES)), n, layers) for b in budgets]
@@ -200,6 +206,17 @@ class VideoGLaMMRunner:
         for why in bad.values():
             log.warning("left out: %s", why)
         return [m for m in methods if m not in bad]
+
+    def position_error(self, method: str) -> str | None:
+        """Why ``--positions`` cannot apply to ``method`` here (None: it can): a per-frame CLIP-side method
+        passes each frame's kept patches projected and pooled, which have no original position in the LLM's
+        sequence, so it takes ``official`` or ``renumber`` only (:func:`litelvlm.method.position_error`
+        otherwise)."""
+        spec = self.pipe.spec(method)
+        if self.positions in ("keep", "pad") and not spec.acts_with_llm and not spec.baseline:
+            return (f"--positions {self.positions}: {method} passes projected and pooled tokens of each "
+                    "frame's kept CLIP patches, which have no original position in the LLM's sequence")
+        return position_error(method, spec, self.positions)
 
     def config(self) -> dict:
         """Nothing beyond the options (folders written before the contract stay resumable)."""
@@ -220,7 +237,8 @@ def family_masks(run: VideoGLaMMRunner, rec, method: str, budget: Budget) -> tor
         if key not in run.prepared:
             run.prepared[key] = prepare_clip(run.model, [np.asarray(rec.frame(i)) for i in frames])
         clip = VideoGLaMMInput(run.prepared[key], [], torch.empty(0, dtype=torch.long), seed=run.args.seed)
-        masks = run.pipe.ground(run.pipe.with_sentences(clip, [rec.sentence]), method, budget).masks[0]
+        masks = run.pipe.ground(run.pipe.with_sentences(clip, [rec.sentence]), method, budget,
+                                positions=run.positions).masks[0]
         out.append(masks.float().cpu())
     return torch.cat(out, dim=0)
 
