@@ -25,8 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "with checks"),
     "positions":
     ("analysis.positions.command", "the position switch on the sample image: kept tokens at their "
-                                                "original RoPE positions or renumbered, per method and "
-                  "budget"),
+                                   "original RoPE positions, renumbered, or with PosPad's markers, per "
+                                   "method and budget"),
     "eval-video": ("analysis.video.command", "referring video segmentation (J&F) per method and per-frame "
                                              "budget, with each family's video path"),
     "plan":

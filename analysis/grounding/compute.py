@@ -69,6 +69,7 @@ from litelvlm.families import exif_transpose, family_of, get_family, image_resiz
 from litelvlm.image_resize import image_resize_kwargs
 from litelvlm.io import atomic_path, write_csv, write_json, write_parquet
 from litelvlm.llm.captured import install
+from litelvlm.method import position_error
 from litelvlm.model_spec import ModelSpec
 from litelvlm.provenance import mark_weights, weights_banner
 from litelvlm.transaction import current
@@ -180,7 +181,7 @@ def merge_parts(out: Path, image_ids: list[int] | None = None, pairs: list[tuple
 
 def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
     """The methods' layer options (FastV's K, llm-attention's layer) must exist in the model, and
-    ``--positions keep`` applies to every method (checked before anything is written)."""
+    ``--positions keep`` / ``pad`` applies to every method (checked before anything is written)."""
     n = int(pipe.language_model.config.num_hidden_layers)
     errors = [why for m in methods if (why := pipe.method_error(m))]
     errors += [e for m in methods for e in pipe.spec(m).layer_errors(a, n)]
@@ -189,9 +190,9 @@ def _check_layers(a: GroundingArgs, methods: list[str], pipe) -> None:
     elif a.answer == "generate":
         errors += [f"--answer generate: {m} prunes inside the LLM (a pruned KV cache while decoding has no "
                    "official definition)" for m in methods if pipe.spec(m).forward is not None]
-    if a.positions == "keep":
-        errors += [f"--positions keep: {m} passes tokens with no original position ([CLS], merged or "
-                   "recycled tokens)" for m in methods if not pipe.spec(m).original_positions]
+    if a.positions in ("keep", "pad"):
+        errors += [f"--positions {a.positions}: {why}" for m in methods
+                   if (why := position_error(m, pipe.spec(m), a.positions))]
     if errors:
         raise LiteLVLMError("; ".join(dict.fromkeys(errors)))
 

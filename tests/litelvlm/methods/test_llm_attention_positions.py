@@ -197,5 +197,9 @@ def test_eval_grounding_switches_positions(coco128, tmp_path, capsys):
     assert iou["official"]["litelvlm"].equals(iou["renumber"]["litelvlm"])
     assert main([*args[:-4], "--methods", "visionzip", "--budgets", "16", "--positions", "keep",
                  "--out", str(tmp_path / "bad")]) == 2
-    assert "visionzip passes tokens with no original position" in capsys.readouterr().err
+    assert "visionzip passes tokens that are no single visual token" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # pad: refused for a method pruning inside the LLM before anything is written (its markers are LLM inputs)
+    assert main([*args, "--positions", "pad", "--out", str(tmp_path / "pad")]) == 2
+    assert "--positions pad: positions='pad': fastv prunes inside the LLM" in capsys.readouterr().err
+    assert not (tmp_path / "pad").exists()
