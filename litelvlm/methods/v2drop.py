@@ -83,7 +83,7 @@ def parsed(value: str | Sequence | None, kind: type) -> tuple | None:
 
 
 def mapped_layers(num_layers: int, defaults: Defaults = LLAVA) -> tuple[int, ...]:
-    """The official layers at the same relative depth of an ``num_layers``-layer LLM, rounded half up, within
+    """The official layers at the same relative depth of a ``num_layers``-layer LLM, rounded half up, within
     1..L-1 (the official ones where L is the reference depth)."""
     ref, top = defaults.reference_layers, max(1, num_layers - 1)
     return tuple(min(top, max(1, (2 * layer * num_layers + ref) // (2 * ref))) for layer in defaults.layers)
