@@ -225,12 +225,12 @@ def v2drop_schedule(budget: int, num_visual: int, num_layers: int, *, layers=Non
 OPTIONS = (
     Option("layers", "v2drop_layers", value_type=str,
            help="V2Drop: the LLM layers before which it drops visual tokens, comma-separated (default: the "
-                "official 3,17,22 of 32 layers on GLaMM, 3,16,22 of 28 on the Qwen2.5-VL families; other "
-                "depths: the same relative depth, this project's adaptation)"),
+                "official 3,17,22 of 32 layers on a LLaMA LLM, 3,16,22 of 28 on Qwen2.5-VL; other depths: "
+                "the same relative depth, this project's adaptation)"),
     Option("ratios", "v2drop_ratios", value_type=str,
            help="V2Drop: the keep ratio of each drop, of the visual tokens present, comma-separated "
-                "(default: the official 0.5,0.5,0 on GLaMM, 0.25,0.05,0 on the Qwen2.5-VL families); each "
-                "drop keeps at least K, the last one K (this project's mapping of the budget)"),
+                "(default: the official 0.5,0.5,0 on a LLaMA LLM, 0.25,0.05,0 on Qwen2.5-VL); each drop "
+                "keeps at least K, the last one K (this project's mapping of the budget)"),
 )
 V2DROP = Method("llm-stages", v2drop_select, forward=v2drop_forward, schedule=v2drop_schedule,
                 positions="keep", options=OPTIONS, attention_weights=no_layers)

@@ -70,7 +70,7 @@ def test_ground_calls_the_methods_stage_object(tiny_glamm, tiny_glamm_prep, monk
 
 def test_options_are_declared_with_the_method_and_default_as_its_select():
     declared = {name: get_method(name).options for name in TABLE if get_method(name).options}
-    assert sorted(declared) == ["divprune+random-deep", "fastv", "llm-attention", "random-deep"]
+    assert sorted(declared) == ["divprune+random-deep", "fastv", "llm-attention", "random-deep", "v2drop"]
     for name, options in declared.items():
         m = get_method(name)
         params = inspect.signature(m.select).parameters
@@ -78,7 +78,8 @@ def test_options_are_declared_with_the_method_and_default_as_its_select():
             assert params[opt.name].default == opt.default, (name, opt)
             assert opt.flag == "--" + opt.dest.replace("_", "-") and opt.help
     assert [o.dest for o in method_option_list()] == ["random_deep_layer", "random_deep_ratio", "fastv_layer",
-                                                      "attention_layer", "attention_queries"]
+                                                      "v2drop_layers", "v2drop_ratios", "attention_layer",
+                                                      "attention_queries"]
 
 
 def test_the_command_line_builds_every_methods_flags_from_the_registry():

@@ -88,5 +88,5 @@ def test_options_are_declared_in_the_method_module(name):
 def test_the_registry_declares_no_options_of_its_own():
     assert not hasattr(methods, "OPTIONS")
     assert {o.dest for o in methods.method_option_list()} == {"random_deep_layer", "random_deep_ratio",
-                                                              "fastv_layer", "attention_layer",
-                                                              "attention_queries"}
+                                                              "fastv_layer", "v2drop_layers", "v2drop_ratios",
+                                                              "attention_layer", "attention_queries"}

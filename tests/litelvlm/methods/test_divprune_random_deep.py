@@ -19,7 +19,7 @@ from litelvlm.methods import get_method
 from litelvlm.methods.divprune import divprune_select
 from litelvlm.methods.divprune_random_deep import intermediate_count
 from litelvlm.methods.random_deep import default_layer, uniform_draw
-from tests.litelvlm.methods.test_random_deep import layer_inputs
+from tests.fixtures.layers import layer_inputs
 
 NAME = "divprune+random-deep"
 

@@ -9,8 +9,6 @@ is checked; every family that runs FastV runs it."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,6 +19,7 @@ from PIL import Image
 from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method
 from litelvlm.methods.random_deep import default_layer, uniform_draw
+from tests.fixtures.layers import layer_inputs
 
 
 def _image() -> Image.Image:
@@ -31,23 +30,6 @@ def _image() -> Image.Image:
 
 
 
-@contextlib.contextmanager
-def layer_inputs(lm) -> Iterator[list[tuple[int, torch.Tensor]]]:
-    """Within: (sequence length, position ids or None) entering each decoder layer of ``lm``, in call order
-    (a family's standard forward may pass rotary embeddings alone)."""
-    seen: list[tuple[int, torch.Tensor]] = []
-
-    def record(module, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        pos = kwargs.get("position_ids")
-        seen.append((int(hidden.shape[1]), None if pos is None else pos.detach().cpu().clone()))
-
-    handles = [layer.register_forward_pre_hook(record, with_kwargs=True) for layer in lm.layers]
-    try:
-        yield seen
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def test_the_default_layer_is_20_of_32_at_every_depth():

@@ -30,9 +30,6 @@ through the tiny GLaMM and the tiny Sa2VA pipelines (the official layers mapped 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -45,6 +42,7 @@ from litelvlm.errors import LiteLVLMError
 from litelvlm.methods import get_method
 from litelvlm.methods import v2drop as v2
 from litelvlm.methods.v2drop_qwen import QWEN2_VL
+from tests.fixtures.layers import layer_inputs
 
 OFFICIAL_COMMIT = "219e03e"
 LLAVA_TARGETS = {3: 0.5, 17: 0.5, 22: 0}    # V2Drop.py L129, L139-144
@@ -332,22 +330,6 @@ def test_sa2va_pipeline_every_budget_equals_the_official_loop(sa2va):
         _compare_pipeline(pipe, prep, budget, through_ground=budget in (1, 17))
 
 
-@contextlib.contextmanager
-def layer_inputs(lm) -> Iterator[list[tuple[int, torch.Tensor]]]:
-    """Within: (sequence length, position ids) entering each decoder layer of ``lm``, in call order."""
-    seen: list[tuple[int, torch.Tensor]] = []
-
-    def record(module, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        pos = kwargs.get("position_ids")
-        seen.append((int(hidden.shape[1]), None if pos is None else pos.detach().cpu().clone()))
-
-    handles = [layer.register_forward_pre_hook(record, with_kwargs=True) for layer in lm.layers]
-    try:
-        yield seen
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @pytest.mark.parametrize("family,budgets", [("glamm", (1, 7, 150, 576)), ("sa2va", (1, 5, 41, 42))])
