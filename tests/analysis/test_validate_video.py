@@ -53,6 +53,7 @@ def test_pool_min_shortens_the_prompt_and_is_recorded(pool_min):
     assert "null result" not in screen
 
 
+@pytest.mark.slow   # the null-result line itself: test_lines_per_arrangement_and_method (default suite)
 def test_default_pool_says_pruning_changes_no_llm_token(tmp_path):
     """No ``--arrangement``: the official pooling, every frame back to 144 tokens whatever K."""
     out = tmp_path / "run"
