@@ -1,6 +1,7 @@
-"""Figure set 12, paired comparisons: per metric, every method minus the unpruned model and minus LiteLVLM
-against the budget, with the 95% interval of the paired swap test and its significance (``comparisons.csv`` of
-an ``eval-grounding`` or ``eval-video`` folder; each folder drawn on its own)."""
+"""Figure set 12, paired comparisons: per metric, every method minus the unpruned model, minus LiteLVLM and,
+where the run holds them, minus ``random`` and ``downsample`` (the leaderboard's baselines), against the
+budget, with the 95% interval of the paired swap test and its significance (``comparisons.csv`` of an
+``eval-grounding`` or ``eval-video`` folder; each folder drawn on its own)."""
 
 from __future__ import annotations
 
