@@ -100,11 +100,15 @@ class StageTimer:
         """Close the span of ``before`` when the stage the time goes to has changed."""
         if not self._running or self._current() == before:
             return
+        self._close(before)
+
+    def _close(self, stage: str) -> None:
+        """Count the time since the last mark to ``stage`` (a CUDA span, or milliseconds on a CPU)."""
         now = self._mark()
         if self.cuda:
-            self._spans.append((before, self._last, now))
+            self._spans.append((stage, self._last, now))
         else:
-            self._ms[before] += (now - self._last) * 1e3
+            self._ms[stage] += (now - self._last) * 1e3
         self._last = now
 
     def _enter(self, stage: str, token: object) -> None:
@@ -222,12 +226,7 @@ class StageTimer:
         """Close the last span (whatever is still open counts to its stage up to here)."""
         before = self._current()
         self._active = []
-        now = self._mark()
-        if self.cuda:
-            self._spans.append((before, self._last, now))
-        else:
-            self._ms[before] += (now - self._last) * 1e3
-        self._last = now
+        self._close(before)
 
     def _result(self, start, end) -> dict[str, float]:
         if self.cuda:
